@@ -1,0 +1,300 @@
+//! `spandb bench`: closed-loop load against a running cluster (or one it
+//! starts with `--local`), with latency histograms.
+//!
+//! Each of `--clients` workers sends one request, waits for the answer,
+//! and sends the next; the first `--warmup` seconds are not measured. At
+//! the end, one line per run in the form the performance anchors collect:
+//!
+//! ```text
+//! RESULT label=spandb-kv-put-c64-v256 ops_per_s=5120.3 p50_ms=11.9 p99_ms=24.1 p999_ms=40.2 errors=0
+//! ```
+//!
+//! Speed is measured here, never asserted in tests: compare against a peer
+//! (etcd, PostgreSQL) measured in the same session on the same machine.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use client::Client;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    kind: BenchKind,
+}
+
+#[derive(clap::Subcommand)]
+enum BenchKind {
+    /// Single-key puts and linearizable gets.
+    Kv(KvBenchArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum KvOp {
+    Put,
+    Get,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum KeySpace {
+    /// Keys spread over every shard of the demo layout.
+    Spread,
+    /// Keys in one shard (one Raft group, like etcd).
+    OneShard,
+}
+
+#[derive(clap::Args)]
+struct KvBenchArgs {
+    /// Any server of the cluster (host:port).
+    #[arg(long, required_unless_present = "local")]
+    addr: Option<String>,
+    /// Start a local 3-server cluster (in a temporary directory) for the run.
+    #[arg(long)]
+    local: bool,
+    /// Concurrent clients; a list runs each in turn (e.g. 1,64).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    clients: Vec<usize>,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Unmeasured seconds at the start of each run.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Operations; a list runs each in turn (e.g. put,get).
+    #[arg(long, value_delimiter = ',', default_value = "put")]
+    op: Vec<KvOp>,
+    /// Distinct keys, drawn uniformly.
+    #[arg(long, default_value_t = 10_000)]
+    keys: usize,
+    #[arg(long, value_enum, default_value = "spread")]
+    key_space: KeySpace,
+    /// No progress bar (for logs).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Most concurrent clients one run may use.
+const CLIENTS_MAX: usize = 4096;
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    crate::init_logging("error");
+    let BenchKind::Kv(args) = args.kind;
+    if args.clients.iter().any(|&c| c == 0 || c > CLIENTS_MAX) {
+        bail!("--clients must be between 1 and {CLIENTS_MAX}");
+    }
+    if args.duration == 0 {
+        bail!("--duration must be at least 1 second");
+    }
+    if args.keys == 0 {
+        bail!("--keys must be at least 1");
+    }
+    if args.value_size > spanserver::limits::VALUE_BYTES_MAX {
+        bail!(
+            "--value-size exceeds the value limit of {} bytes",
+            spanserver::limits::VALUE_BYTES_MAX
+        );
+    }
+    let local = if args.local {
+        let cluster = crate::cluster::LocalCluster::start(None, None, 3).await?;
+        eprintln!("local cluster ready at {}", cluster.addrs().join(","));
+        Some(cluster)
+    } else {
+        None
+    };
+    let addr = match (&args.addr, &local) {
+        (Some(a), _) => a.clone(),
+        (None, Some(c)) => c.addrs()[0].clone(),
+        (None, None) => bail!("give --addr or --local"),
+    };
+    let result = run_all(&args, &addr).await;
+    if let Some(cluster) = local {
+        cluster.stop().await;
+    }
+    result
+}
+
+async fn run_all(args: &KvBenchArgs, addr: &str) -> anyhow::Result<()> {
+    let client = Client::connect([addr.to_string()])
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    let value = vec![b'v'; args.value_size];
+    if args.op.contains(&KvOp::Get) {
+        preload(&client, args, &value).await?;
+    }
+    for &op in &args.op {
+        for &clients in &args.clients {
+            let report = run_one(&client, args, op, clients, &value).await;
+            let label = format!(
+                "spandb-kv-{}-c{clients}-v{}{}",
+                match op {
+                    KvOp::Put => "put",
+                    KvOp::Get => "get",
+                },
+                args.value_size,
+                if args.key_space == KeySpace::OneShard {
+                    "-1shard"
+                } else {
+                    ""
+                }
+            );
+            report.print(&label);
+        }
+    }
+    Ok(())
+}
+
+fn key(args: &KvBenchArgs, n: usize) -> Vec<u8> {
+    match args.key_space {
+        // 'a'..'z' first letters land in every shard of the demo layout.
+        KeySpace::Spread => format!("{}{n:08}", (b'a' + (n % 26) as u8) as char).into_bytes(),
+        KeySpace::OneShard => format!("a{n:08}").into_bytes(),
+    }
+}
+
+async fn preload(client: &Client, args: &KvBenchArgs, value: &[u8]) -> anyhow::Result<()> {
+    eprintln!("loading {} keys", args.keys);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..64.min(args.keys) {
+        let (client, next, value) = (client.clone(), next.clone(), value.to_vec());
+        let keys: Vec<Vec<u8>> = (0..args.keys).map(|n| key(args, n)).collect();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(k) = keys.get(n) else {
+                    return Ok::<_, client::Error>(());
+                };
+                client.put(k, &value).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.context("loader task")??;
+    }
+    Ok(())
+}
+
+struct Report {
+    histogram: Histogram<u64>,
+    errors: u64,
+    measured: Duration,
+}
+
+impl Report {
+    fn print(&self, label: &str) {
+        let count = self.histogram.len();
+        let ops = count as f64 / self.measured.as_secs_f64();
+        let ms = |q: f64| self.histogram.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "{label}: {count} ops in {:.1}s = {ops:.1} ops/s; latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; {} errors",
+            self.measured.as_secs_f64(),
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            self.histogram.max() as f64 / 1000.0,
+            self.errors
+        );
+        println!(
+            "RESULT label={label} ops_per_s={ops:.1} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3} errors={}",
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            self.errors
+        );
+    }
+}
+
+async fn run_one(
+    client: &Client,
+    args: &KvBenchArgs,
+    op: KvOp,
+    clients: usize,
+    value: &[u8],
+) -> Report {
+    let warmup = Duration::from_secs(args.warmup);
+    let measured = Duration::from_secs(args.duration);
+    let start = Instant::now();
+    let (measure_from, end) = (start + warmup, start + warmup + measured);
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = progress_bar(
+        args.no_progress,
+        warmup + measured,
+        &format!("{op:?} x{clients}"),
+    );
+    let ticker = {
+        let (progress, done) = (progress.clone(), done.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                progress.set_position(start.elapsed().as_millis() as u64);
+                progress.set_message(format!("{} ops", done.load(Ordering::Relaxed)));
+            }
+        })
+    };
+    let mut workers = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (client, done, value) = (client.clone(), done.clone(), value.to_vec());
+        let keys = args.keys;
+        let key_of = |n| key(args, n);
+        let all_keys: Arc<Vec<Vec<u8>>> = Arc::new((0..keys).map(key_of).collect());
+        workers.push(tokio::spawn(async move {
+            let mut histogram =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let mut errors = 0u64;
+            while Instant::now() < end {
+                let k = &all_keys[rand::random_range(0..keys)];
+                let t0 = Instant::now();
+                let result = match op {
+                    KvOp::Put => client.put(k, &value).await.map(|_| ()),
+                    KvOp::Get => client.get(k).await.map(|_| ()),
+                };
+                if t0 >= measure_from && t0 < end {
+                    match result {
+                        Ok(()) => {
+                            let _ = histogram.record(t0.elapsed().as_micros().max(1) as u64);
+                        }
+                        Err(_) => errors += 1,
+                    }
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            (histogram, errors)
+        }));
+    }
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let mut errors = 0;
+    for w in workers {
+        if let Ok((h, e)) = w.await {
+            let _ = histogram.add(h);
+            errors += e;
+        }
+    }
+    ticker.abort();
+    progress.finish_and_clear();
+    Report {
+        histogram,
+        errors,
+        measured,
+    }
+}
+
+fn progress_bar(hidden: bool, total: Duration, prefix: &str) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed}/{duration} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}

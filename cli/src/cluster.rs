@@ -1,0 +1,266 @@
+//! A local cluster of `spandb start` child processes on 127.0.0.1, for
+//! `spandb demo` and `spandb bench --local`.
+//!
+//! Layout of the data directory:
+//!
+//! ```text
+//!   DIR/cluster.toml     the cluster description (kept: rerunning on DIR
+//!                        restarts the same cluster with its data)
+//!   DIR/s1.toml ...      each server's configuration
+//!   DIR/s1/ ...          each server's data directory (RocksDB, spandb.pid)
+//!   DIR/s1.log ...       each server's log
+//! ```
+//!
+//! A server can be restarted by hand with `spandb start --config DIR/sN.toml`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use spanserver::config::{RaftConfig, ServerConfig};
+use spanserver::{ClusterSpec, ServerId, ServerSpec};
+use tokio::process::{Child, Command};
+
+/// How long to wait for every shard to elect a leader.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server gets to stop after SIGTERM before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where the demo's shards split: four shards.
+const DEMO_SPLIT_POINTS: [&str; 3] = ["g", "n", "t"];
+const DEFAULT_PORT_BASE: u16 = 7000;
+
+pub struct LocalCluster {
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    children: Vec<(ServerId, Child)>,
+    addrs: Vec<String>,
+}
+
+impl LocalCluster {
+    /// Starts (or restarts, if `dir` holds one) a cluster of `servers`
+    /// servers and waits until every shard has a leader.
+    pub async fn start(
+        dir: Option<PathBuf>,
+        port_base: Option<u16>,
+        servers: usize,
+    ) -> anyhow::Result<LocalCluster> {
+        let (dir, temp) = match dir {
+            Some(d) => {
+                std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+                (d, None)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("spandb-demo-")
+                    .tempdir()
+                    .context("creating a temporary directory")?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let spec_path = dir.join("cluster.toml");
+        let spec = if spec_path.exists() {
+            let spec = ClusterSpec::load(&spec_path)?;
+            if let Some(p) = port_base {
+                let want = format!("127.0.0.1:{p}");
+                if spec.sorted_servers().first().map(|s| s.addr.as_str()) != Some(want.as_str()) {
+                    bail!(
+                        "{} holds a cluster on other ports; omit --port-base or use a fresh --dir",
+                        dir.display()
+                    );
+                }
+            }
+            spec
+        } else {
+            let base = match port_base {
+                Some(p) => p,
+                None => find_free_ports(servers)?,
+            };
+            let spec = demo_spec(base, servers)?;
+            std::fs::write(&spec_path, spec.to_toml())
+                .with_context(|| format!("writing {}", spec_path.display()))?;
+            spec
+        };
+        let exe = std::env::current_exe().context("finding the spandb binary")?;
+        let mut cluster = LocalCluster {
+            dir: dir.clone(),
+            _temp: temp,
+            children: Vec::new(),
+            addrs: Vec::new(),
+        };
+        for server in spec.sorted_servers() {
+            let config_path = dir.join(format!("s{}.toml", server.id.0));
+            let config = ServerConfig {
+                id: server.id,
+                data_dir: dir.join(format!("s{}", server.id.0)),
+                listen: None,
+                cluster: None,
+                cluster_file: Some(spec_path.clone()),
+                raft: RaftConfig::default(),
+                gc: Default::default(),
+                time: Default::default(),
+            };
+            let text = toml::to_string(&config).context("encoding a server configuration")?;
+            std::fs::write(&config_path, text)
+                .with_context(|| format!("writing {}", config_path.display()))?;
+            let log_path = dir.join(format!("s{}.log", server.id.0));
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .with_context(|| format!("opening {}", log_path.display()))?;
+            let child = Command::new(&exe)
+                .arg("start")
+                .arg("--config")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting server {}", server.id.0))?;
+            cluster.children.push((server.id, child));
+            cluster.addrs.push(server.addr.clone());
+        }
+        if let Err(e) = cluster.wait_ready().await {
+            cluster.stop_children().await;
+            return Err(e);
+        }
+        Ok(cluster)
+    }
+
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let mut last = String::from("no answer yet");
+        while tokio::time::Instant::now() < deadline {
+            for (id, child) in self.children.iter_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    bail!(
+                        "server {} exited ({status}) while starting; see {}",
+                        id.0,
+                        self.dir.join(format!("s{}.log", id.0)).display()
+                    );
+                }
+            }
+            match leaderless_shards(&self.addrs).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => last = format!("{n} shards without a leader"),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the cluster did not become ready within {READY_TIMEOUT:?}: {last}")
+    }
+
+    /// Runs until SIGTERM or Ctrl-C, reporting servers that exit.
+    pub async fn wait_for_signal(&mut self) -> anyhow::Result<()> {
+        let stop = crate::start::wait_for_stop_signal();
+        tokio::pin!(stop);
+        let mut reported = std::collections::BTreeSet::new();
+        loop {
+            tokio::select! {
+                result = &mut stop => return result,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    for (id, child) in self.children.iter_mut() {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            if reported.insert(*id) {
+                                eprintln!("server {} exited ({status})", id.0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.stop_children().await;
+    }
+
+    async fn stop_children(&mut self) {
+        for (_, child) in &self.children {
+            if let Some(pid) = child.id() {
+                crate::process::signal(pid as i32, libc::SIGTERM);
+            }
+        }
+        for (id, child) in self.children.iter_mut() {
+            if tokio::time::timeout(STOP_TIMEOUT, child.wait())
+                .await
+                .is_err()
+            {
+                eprintln!(
+                    "server {} did not stop within {STOP_TIMEOUT:?}; killing it",
+                    id.0
+                );
+                let _ = child.kill().await;
+            }
+        }
+        self.children.clear();
+    }
+}
+
+/// Counts shards without a known leader (an error if no server answers).
+async fn leaderless_shards(addrs: &[String]) -> anyhow::Result<usize> {
+    let config = client::ClientConfig {
+        connect_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let client = client::Client::connect_with(addrs.to_vec(), config).await?;
+    let info = client.cluster_info().await?;
+    Ok(info
+        .shards
+        .iter()
+        .filter(|s| s.leader_server_id == 0)
+        .count())
+}
+
+fn demo_spec(port_base: u16, servers: usize) -> anyhow::Result<ClusterSpec> {
+    let id: u32 = rand::random();
+    let spec = ClusterSpec {
+        cluster_id: format!("demo-{id:08x}"),
+        replication: 3.min(servers),
+        split_points: DEMO_SPLIT_POINTS.iter().map(|s| s.to_string()).collect(),
+        servers: (0..servers)
+            .map(|i| {
+                let port = port_base
+                    .checked_add(i as u16)
+                    .with_context(|| format!("port {port_base} + {i} is out of range"))?;
+                Ok(ServerSpec {
+                    id: ServerId(i as u64 + 1),
+                    addr: format!("127.0.0.1:{port}"),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+fn ports_free(base: u16, n: usize) -> bool {
+    (0..n).all(|i| {
+        base.checked_add(i as u16)
+            .is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+    })
+}
+
+/// 7000.. if free, else a random range of `n` free ports.
+fn find_free_ports(n: usize) -> anyhow::Result<u16> {
+    if ports_free(DEFAULT_PORT_BASE, n) {
+        return Ok(DEFAULT_PORT_BASE);
+    }
+    for _ in 0..100 {
+        let base = rand::random_range(20_000..60_000u16);
+        if ports_free(base, n) {
+            return Ok(base);
+        }
+    }
+    bail!("no {n} consecutive free ports found; pass --port-base")
+}

@@ -1,0 +1,124 @@
+//! `spandb`: the one binary. Runs servers (`start`), a local cluster with a
+//! shell (`demo`), key-value commands (`kv`), cluster status (`status`) and
+//! benchmarks (`bench`).
+//!
+//! Errors are printed as one line (`error: ...`) with a non-zero exit code;
+//! nothing here panics on bad input.
+
+mod bench;
+mod cluster;
+mod display;
+mod kv;
+mod process;
+mod shell;
+mod start;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "spandb",
+    version,
+    about = "SpanDB: a Spanner-style sharded, replicated database"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one spanserver.
+    Start(start::StartArgs),
+    /// Run a local 3-server cluster and open a shell on it.
+    Demo(DemoArgs),
+    /// Key-value commands against a running cluster.
+    Kv(kv::KvArgs),
+    /// Servers, shards, replicas, leaders and progress.
+    Status {
+        /// Any server of the cluster (host:port).
+        #[arg(long)]
+        addr: String,
+    },
+    /// Benchmarks.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Data directory (default: a fresh temporary directory, removed on exit).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Run the cluster in the foreground without a shell (for scripts).
+    #[arg(long)]
+    no_shell: bool,
+    /// Servers listen on this port and the next two (default: 7000 if free,
+    /// else any free ports).
+    #[arg(long)]
+    port_base: Option<u16>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Start(args) => start::run(args).await,
+            Command::Demo(args) => demo(args).await,
+            Command::Kv(args) => kv::run(args).await,
+            Command::Status { addr } => status::run(&addr).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    // Background tasks (peer links, connections) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    init_logging("warn");
+    let mut cluster = cluster::LocalCluster::start(args.dir, args.port_base, 3).await?;
+    println!(
+        "ready {} (servers {}; data in {})",
+        cluster.addrs()[0],
+        cluster.addrs().join(","),
+        cluster.dir().display()
+    );
+    let result = if args.no_shell {
+        cluster.wait_for_signal().await
+    } else {
+        shell::run(&cluster.addrs()[0]).await
+    };
+    cluster.stop().await;
+    result
+}
+
+/// Logs to stderr; `SPANDB_LOG` (tracing's env-filter syntax) overrides
+/// the default level.
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPANDB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

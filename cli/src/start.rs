@@ -1,0 +1,135 @@
+//! `spandb start`: one spanserver in the foreground.
+//!
+//! Writes `spandb.pid` in its data directory (and refuses to start if a
+//! live process already holds it), stops cleanly on SIGTERM or Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use spanserver::config::ServerConfig;
+use spanserver::{Server, ServerId, TransportKind};
+
+#[derive(clap::Args)]
+pub struct StartArgs {
+    /// Server configuration (TOML). Flags given alongside override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This server's id in the cluster description.
+    #[arg(long)]
+    id: Option<u64>,
+    /// The cluster description (TOML), the same file on every server.
+    #[arg(long)]
+    cluster: Option<PathBuf>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Listen address (default: this server's address in the cluster).
+    #[arg(long)]
+    listen: Option<String>,
+    /// TrueTime epsilon in milliseconds.
+    #[arg(long)]
+    epsilon_ms: Option<u64>,
+}
+
+fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            ServerConfig::from_toml(&text).with_context(|| path.display().to_string())?
+        }
+        None => {
+            let (Some(id), Some(data_dir)) = (args.id, args.data_dir.clone()) else {
+                bail!("give --config FILE, or --id, --cluster and --data-dir");
+            };
+            ServerConfig {
+                id: ServerId(id),
+                data_dir,
+                listen: None,
+                cluster: None,
+                cluster_file: None,
+                raft: Default::default(),
+                gc: Default::default(),
+                time: Default::default(),
+            }
+        }
+    };
+    if let Some(id) = args.id {
+        config.id = ServerId(id);
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(cluster) = args.cluster {
+        config.cluster = None;
+        config.cluster_file = Some(cluster);
+    }
+    if let Some(listen) = args.listen {
+        config.listen = Some(listen);
+    }
+    if let Some(eps) = args.epsilon_ms {
+        config.time.epsilon_ms = eps;
+    }
+    Ok(config)
+}
+
+pub async fn run(args: StartArgs) -> anyhow::Result<()> {
+    crate::init_logging("info,raft=warn");
+    let config = server_config(args)?.resolve()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let pid_file = PidFile::claim(&config.data_dir)?;
+    let clock = Arc::new(truetime::SystemClock::new());
+    let server = Server::start(config, clock, TransportKind::Grpc, None).await?;
+    eprintln!(
+        "spanserver {} listening on {}",
+        server.server_id, server.local_addr
+    );
+    wait_for_stop_signal().await?;
+    server.shutdown().await;
+    drop(pid_file);
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// `DATA_DIR/spandb.pid`, removed when dropped.
+struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    fn claim(dir: &Path) -> anyhow::Result<PidFile> {
+        let path = dir.join("spandb.pid");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                if pid != std::process::id() as i32 && crate::process::alive(pid) {
+                    bail!(
+                        "{} is in use by process {pid} (see {})",
+                        dir.display(),
+                        path.display()
+                    );
+                }
+            }
+        }
+        std::fs::write(&path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(PidFile { path })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,88 @@
+//! `spandb status`: the cluster as its servers see it.
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use client::{Client, Timestamp};
+
+use crate::display;
+
+pub async fn run(addr: &str) -> anyhow::Result<()> {
+    crate::init_logging("error");
+    let client = Client::connect([addr.to_string()])
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    print!("{}", render(&client).await?);
+    Ok(())
+}
+
+/// The status report: servers, then one line per replica.
+pub async fn render(client: &Client) -> anyhow::Result<String> {
+    let info = client.cluster_info().await?;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "cluster {}: {} servers, {} shards",
+        info.cluster_id,
+        info.servers.len(),
+        info.shards.len()
+    )?;
+    let mut statuses = Vec::new();
+    writeln!(out, "\n{:<7} {:<22} {}", "SERVER", "ADDRESS", "STATE")?;
+    for s in &info.servers {
+        let status = client.server_status(&s.addr).await;
+        let state = match &status {
+            Ok(st) => format!("up, {} replicas", st.replicas.len()),
+            Err(e) => format!("unreachable ({e})"),
+        };
+        writeln!(out, "s{:<6} {:<22} {}", s.server_id, s.addr, state)?;
+        if let Ok(st) = status {
+            statuses.push(st);
+        }
+    }
+    writeln!(
+        out,
+        "\n{:<6} {:<20} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  {}",
+        "SHARD",
+        "RANGE",
+        "REPLICA",
+        "SERVER",
+        "ROLE",
+        "TERM",
+        "LEADER",
+        "COMMITTED",
+        "APPLIED",
+        "SNAPSHOTS",
+        "SAFE_TS"
+    )?;
+    let mut rows = Vec::new();
+    for st in &statuses {
+        for r in &st.replicas {
+            rows.push((r.shard_id, st.server_id, r.clone()));
+        }
+    }
+    rows.sort_by_key(|(shard, server, _)| (*shard, *server));
+    for (shard, server, r) in rows {
+        let leader = if r.leader_server_id == 0 {
+            "-".to_string()
+        } else {
+            format!("s{}", r.leader_server_id)
+        };
+        writeln!(
+            out,
+            "{:<6} {:<20} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  {}",
+            shard,
+            display::range(&r.start_key, &r.end_key),
+            format!("r{}", r.replica_id),
+            format!("s{server}"),
+            r.role,
+            r.term,
+            leader,
+            r.committed_index,
+            r.applied_index,
+            r.snapshots_installed,
+            Timestamp::from_nanos(r.safe_ts),
+        )?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,597 @@
+//! The SpanDB client: routes requests to shard leaders and retries what is
+//! safe to retry.
+//!
+//! ```text
+//!   client.put("apple", "red")
+//!     │ routes: "apple" -> shard 2 (epoch 1), leader s3 at 127.0.0.1:7002
+//!     v
+//!   Kv.Write ──> s3 ── NotLeader{leader: s1} ──> note hint, resend to s1
+//!                s1 ── ok, commit_ts ─────────> Ok(commit_ts)
+//! ```
+//!
+//! # What is retried
+//!
+//! Every attempt ends in one of: success; a failure that proves nothing was
+//! applied (`NotLeader`, `WrongShard`, `Unavailable`, a refused
+//! connection), which is retried with back-off until the deadline; or a
+//! failure after which a write's fate is unknown (a lost connection, a
+//! timeout, the server's `Ambiguous`). Reads are retried after those too;
+//! writes are not: the caller gets [`Error::Ambiguous`] and decides (a put
+//! of the same value is idempotent; an increment is not).
+//!
+//! # Reads
+//!
+//! [`ReadMode::Latest`] reads are linearizable, served by the leader.
+//! [`ReadMode::At`] reads a snapshot at a timestamp, from any replica that
+//! has applied that far (replicas are tried in rotation; the leader always
+//! catches up). A scan over several shards is paged shard by shard; with
+//! `Latest` each page is linearizable on its own, with `At` the whole scan
+//! is one consistent snapshot.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), client::Error> {
+//! let client = client::Client::connect(["127.0.0.1:7000"]).await?;
+//! let ts = client.put(b"apple", b"red").await?;
+//! assert_eq!(client.get(b"apple").await?, Some(b"red".to_vec()));
+//! let then = client.get_with(b"apple", client::ReadMode::At(ts)).await?;
+//! assert_eq!(then.value.map(|v| v.value), Some(b"red".to_vec()));
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod routing;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+pub use truetime::Timestamp;
+
+use crate::error::{classify, Failure};
+pub use crate::error::{Error, Result};
+use crate::routing::{Routes, Target};
+
+/// Client tunables.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// How long one operation may take, retries included.
+    pub deadline: Duration,
+    /// First and largest pause between retries (jittered).
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            deadline: Duration::from_secs(10),
+            backoff_min: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Most pairs one scan page asks a server for.
+const SCAN_PAGE_PAIRS: usize = 1_000;
+
+/// How a read chooses its timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// The latest value, linearizable (served by the leader).
+    Latest,
+    /// A snapshot at this timestamp (served by any replica that is fresh
+    /// enough).
+    At(Timestamp),
+}
+
+impl ReadMode {
+    fn read_ts(self) -> u64 {
+        match self {
+            ReadMode::Latest => 0,
+            ReadMode::At(ts) => ts.as_nanos(),
+        }
+    }
+}
+
+/// A value and the commit timestamp of the version it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub value: Vec<u8>,
+    pub version_ts: Timestamp,
+}
+
+/// What a read returned, and the timestamp it was served at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetOutput {
+    pub value: Option<Versioned>,
+    pub read_ts: Timestamp,
+}
+
+/// One key-value pair of a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub version_ts: Timestamp,
+}
+
+/// A change in a [`Client::write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+impl Mutation {
+    fn key(&self) -> &[u8] {
+        match self {
+            Mutation::Put(k, _) | Mutation::Delete(k) => k,
+        }
+    }
+
+    fn to_proto(&self) -> proto::Mutation {
+        match self {
+            Mutation::Put(k, v) => proto::Mutation {
+                key: k.clone(),
+                value: v.clone(),
+                delete: false,
+            },
+            Mutation::Delete(k) => proto::Mutation {
+                key: k.clone(),
+                value: Vec::new(),
+                delete: true,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read { prefer_leader: bool },
+    Write,
+}
+
+/// A connection to a SpanDB cluster. Cheap to clone; clones share routes
+/// and connections.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    seeds: Vec<String>,
+    routes: Mutex<Routes>,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Client {
+    /// Connects through any of `seeds` (host:port of servers) and loads the
+    /// shard map.
+    pub async fn connect<I, S>(seeds: I) -> Result<Client>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::connect_with(seeds, ClientConfig::default()).await
+    }
+
+    pub async fn connect_with<I, S>(seeds: I, config: ClientConfig) -> Result<Client>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
+        if seeds.is_empty() {
+            return Err(Error::InvalidArgument("no server address given".into()));
+        }
+        let client = Client {
+            inner: Arc::new(Inner {
+                config,
+                seeds,
+                routes: Mutex::new(Routes::default()),
+                channels: Mutex::new(HashMap::new()),
+            }),
+        };
+        client.refresh_routes().await?;
+        Ok(client)
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+        self.inner.routes.lock().expect("routes lock")
+    }
+
+    async fn channel(&self, addr: &str) -> std::result::Result<Channel, String> {
+        if let Some(c) = self.inner.channels.lock().expect("channels lock").get(addr) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| format!("bad address {addr:?}: {e}"))?
+            .connect_timeout(self.inner.config.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(3));
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        self.inner
+            .channels
+            .lock()
+            .expect("channels lock")
+            .insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    fn forget_channel(&self, addr: &str) {
+        self.inner
+            .channels
+            .lock()
+            .expect("channels lock")
+            .remove(addr);
+    }
+
+    /// Reloads the shard map from any server that answers.
+    pub async fn refresh_routes(&self) -> Result<()> {
+        let mut candidates = self.routes().server_addrs();
+        for s in &self.inner.seeds {
+            if !candidates.contains(s) {
+                candidates.push(s.clone());
+            }
+        }
+        let mut errors = Vec::new();
+        for addr in candidates {
+            match self.cluster_info_from(&addr).await {
+                Ok(info) => {
+                    *self.routes() = Routes::from_cluster_info(&info);
+                    return Ok(());
+                }
+                Err(e) => errors.push(format!("{addr}: {e}")),
+            }
+        }
+        Err(Error::Connect(errors.join("; ")))
+    }
+
+    async fn cluster_info_from(
+        &self,
+        addr: &str,
+    ) -> std::result::Result<proto::ClusterInfoResponse, String> {
+        let channel = self.channel(addr).await?;
+        let mut admin = proto::admin_client::AdminClient::new(channel);
+        match tokio::time::timeout(
+            self.inner.config.connect_timeout,
+            admin.cluster_info(proto::ClusterInfoRequest {}),
+        )
+        .await
+        {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(status)) => {
+                self.forget_channel(addr);
+                Err(status.message().to_string())
+            }
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    /// The cluster's layout and leaders, as one server sees them.
+    pub async fn cluster_info(&self) -> Result<proto::ClusterInfoResponse> {
+        let mut errors = Vec::new();
+        for addr in self
+            .routes()
+            .server_addrs()
+            .into_iter()
+            .chain(self.inner.seeds.iter().cloned())
+        {
+            match self.cluster_info_from(&addr).await {
+                Ok(info) => return Ok(info),
+                Err(e) => errors.push(format!("{addr}: {e}")),
+            }
+        }
+        Err(Error::Connect(errors.join("; ")))
+    }
+
+    /// One server's view of its replicas.
+    pub async fn server_status(&self, addr: &str) -> Result<proto::ServerStatusResponse> {
+        let channel = self.channel(addr).await.map_err(Error::Connect)?;
+        let mut admin = proto::admin_client::AdminClient::new(channel);
+        match tokio::time::timeout(
+            self.inner.config.connect_timeout,
+            admin.server_status(proto::ServerStatusRequest {}),
+        )
+        .await
+        {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(status)) => {
+                self.forget_channel(addr);
+                Err(Error::Connect(format!("{addr}: {}", status.message())))
+            }
+            Err(_) => Err(Error::Connect(format!("{addr}: timed out"))),
+        }
+    }
+
+    /// Runs one operation on the shard holding `key`, retrying what is safe
+    /// to retry (module docs) until the deadline.
+    async fn execute<T, F, Fut>(&self, key: &[u8], op: Op, mut attempt: F) -> Result<T>
+    where
+        F: FnMut(Channel, Target) -> Fut,
+        Fut: Future<Output = std::result::Result<T, tonic::Status>>,
+    {
+        let config = &self.inner.config;
+        let deadline = Instant::now() + config.deadline;
+        let mut backoff = config.backoff_min;
+        let mut last_error = String::from("no attempt made");
+        let mut hints_followed = 0;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Unavailable(format!(
+                    "gave up after {:?}; last error: {last_error}",
+                    config.deadline
+                )));
+            }
+            let prefer_leader = !matches!(
+                op,
+                Op::Read {
+                    prefer_leader: false
+                }
+            );
+            let target = self.routes().target(key, prefer_leader);
+            let Some(target) = target else {
+                last_error = "no route for the key".into();
+                let _ = self.refresh_routes().await;
+                backoff = self.pause(backoff, deadline).await;
+                continue;
+            };
+            let channel = match self.channel(&target.addr).await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Never connected: nothing was sent.
+                    last_error = e;
+                    self.routes()
+                        .note_failure(target.shard_id, target.server_id);
+                    backoff = self.pause(backoff, deadline).await;
+                    continue;
+                }
+            };
+            let failure = match tokio::time::timeout(
+                deadline - now,
+                attempt(channel, target.clone()),
+            )
+            .await
+            {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(status)) => {
+                    let failure = classify(&status);
+                    if status_has_no_detail(&status) {
+                        self.forget_channel(&target.addr);
+                    }
+                    failure
+                }
+                Err(_) => Failure::Ambiguous(format!(
+                    "no answer from {} within the deadline",
+                    target.addr
+                )),
+            };
+            match failure {
+                Failure::NotLeader { leader } => {
+                    last_error = format!(
+                        "{} is not the leader of shard {}",
+                        target.addr, target.shard_id
+                    );
+                    let hinted = leader.is_some();
+                    self.routes().note_leader(target.shard_id, leader);
+                    if hinted && hints_followed < 3 {
+                        hints_followed += 1;
+                        continue;
+                    }
+                    hints_followed = 0;
+                    self.routes()
+                        .note_failure(target.shard_id, target.server_id);
+                    backoff = self.pause(backoff, deadline).await;
+                }
+                Failure::WrongShard(msg) => {
+                    last_error = msg;
+                    let _ = self.refresh_routes().await;
+                    backoff = self.pause(backoff, deadline).await;
+                }
+                Failure::Unavailable(msg) => {
+                    last_error = format!("{}: {msg}", target.addr);
+                    self.routes()
+                        .note_failure(target.shard_id, target.server_id);
+                    backoff = self.pause(backoff, deadline).await;
+                }
+                Failure::Ambiguous(msg) => {
+                    if op == Op::Write {
+                        return Err(Error::Ambiguous(format!("{}: {msg}", target.addr)));
+                    }
+                    last_error = format!("{}: {msg}", target.addr);
+                    self.routes()
+                        .note_failure(target.shard_id, target.server_id);
+                    backoff = self.pause(backoff, deadline).await;
+                }
+                Failure::Permanent(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sleeps a jittered `backoff` (not past the deadline); returns the
+    /// next back-off.
+    async fn pause(&self, backoff: Duration, deadline: Instant) -> Duration {
+        let jitter = rand::random_range(0.5..1.5);
+        let pause = backoff
+            .mul_f64(jitter)
+            .min(deadline.saturating_duration_since(Instant::now()));
+        tokio::time::sleep(pause).await;
+        (backoff * 2).min(self.inner.config.backoff_max)
+    }
+
+    /// The latest value of `key` (linearizable).
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .get_with(key, ReadMode::Latest)
+            .await?
+            .value
+            .map(|v| v.value))
+    }
+
+    /// Reads `key` as `mode` says.
+    pub async fn get_with(&self, key: &[u8], mode: ReadMode) -> Result<GetOutput> {
+        let op = Op::Read {
+            prefer_leader: mode == ReadMode::Latest,
+        };
+        let result = self
+            .execute(key, op, |channel, target| {
+                let request = proto::GetRequest {
+                    shard_id: target.shard_id,
+                    shard_epoch: target.epoch,
+                    key: key.to_vec(),
+                    read_ts: mode.read_ts(),
+                };
+                async move { proto::kv_client::KvClient::new(channel).get(request).await }
+            })
+            .await;
+        let response = with_read_ts(result, mode)?.into_inner();
+        Ok(GetOutput {
+            value: response.found.then(|| Versioned {
+                value: response.value,
+                version_ts: Timestamp::from_nanos(response.version_ts),
+            }),
+            read_ts: Timestamp::from_nanos(response.read_ts),
+        })
+    }
+
+    /// Sets `key` to `value`; returns the commit timestamp.
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<Timestamp> {
+        self.write(&[Mutation::Put(key.to_vec(), value.to_vec())])
+            .await
+    }
+
+    /// Deletes `key` (deleting a missing key succeeds); returns the commit
+    /// timestamp.
+    pub async fn delete(&self, key: &[u8]) -> Result<Timestamp> {
+        self.write(&[Mutation::Delete(key.to_vec())]).await
+    }
+
+    /// Applies mutations atomically at one timestamp. All keys must be in
+    /// one shard (atomic writes across shards need a transaction).
+    pub async fn write(&self, mutations: &[Mutation]) -> Result<Timestamp> {
+        let Some(first) = mutations.first() else {
+            return Err(Error::InvalidArgument(
+                "a write needs at least one mutation".into(),
+            ));
+        };
+        {
+            let mut routes = self.routes();
+            let shard = routes.target(first.key(), true).map(|t| t.shard_id);
+            if mutations
+                .iter()
+                .any(|m| routes.target(m.key(), true).map(|t| t.shard_id) != shard)
+            {
+                return Err(Error::InvalidArgument(
+                    "the keys of one write span several shards; use a transaction".into(),
+                ));
+            }
+        }
+        let proto_mutations: Vec<proto::Mutation> =
+            mutations.iter().map(Mutation::to_proto).collect();
+        let response = self
+            .execute(first.key(), Op::Write, |channel, target| {
+                let request = proto::WriteRequest {
+                    shard_id: target.shard_id,
+                    shard_epoch: target.epoch,
+                    mutations: proto_mutations.clone(),
+                };
+                async move {
+                    proto::kv_client::KvClient::new(channel)
+                        .write(request)
+                        .await
+                }
+            })
+            .await?;
+        Ok(Timestamp::from_nanos(response.into_inner().commit_ts))
+    }
+
+    /// Live pairs with keys in `[start, end)` (an empty `end`: to the end
+    /// of the key space), in key order, at most `limit`.
+    pub async fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        mode: ReadMode,
+    ) -> Result<Vec<KeyValue>> {
+        if !end.is_empty() && end <= start {
+            return Err(Error::InvalidArgument(
+                "scan end must be after start".into(),
+            ));
+        }
+        let op = Op::Read {
+            prefer_leader: mode == ReadMode::Latest,
+        };
+        let mut out = Vec::new();
+        let mut cursor = start.to_vec();
+        while out.len() < limit {
+            let page_limit = (limit - out.len()).min(SCAN_PAGE_PAIRS) as u32;
+            let from = cursor.clone();
+            let mut shard_end = Vec::new();
+            let result = self
+                .execute(&from, op, |channel, target| {
+                    shard_end = target.shard_end.clone();
+                    let request = proto::ScanRequest {
+                        shard_id: target.shard_id,
+                        shard_epoch: target.epoch,
+                        start_key: from.clone(),
+                        end_key: end.to_vec(),
+                        limit: page_limit,
+                        read_ts: mode.read_ts(),
+                    };
+                    async move { proto::kv_client::KvClient::new(channel).scan(request).await }
+                })
+                .await;
+            let page = with_read_ts(result, mode)?.into_inner();
+            out.extend(page.pairs.into_iter().map(|kv| KeyValue {
+                key: kv.key,
+                value: kv.value,
+                version_ts: Timestamp::from_nanos(kv.version_ts),
+            }));
+            if !page.resume_key.is_empty() {
+                cursor = page.resume_key;
+                continue;
+            }
+            // This shard is done: continue in the next one, if the range
+            // goes on.
+            if shard_end.is_empty() || (!end.is_empty() && shard_end.as_slice() >= end) {
+                break;
+            }
+            cursor = shard_end;
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+fn status_has_no_detail(status: &tonic::Status) -> bool {
+    status.details().is_empty()
+}
+
+/// Fills in the read timestamp of a `SnapshotTooOld` (the server reports
+/// only the watermark).
+fn with_read_ts<T>(result: Result<T>, mode: ReadMode) -> Result<T> {
+    match (result, mode) {
+        (Err(Error::SnapshotTooOld { watermark, .. }), ReadMode::At(read_ts)) => {
+            Err(Error::SnapshotTooOld { read_ts, watermark })
+        }
+        (other, _) => other,
+    }
+}

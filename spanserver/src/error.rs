@@ -1,0 +1,144 @@
+//! The spanserver's one error type, and its mapping to gRPC.
+//!
+//! Variants are grouped by what the caller should do. Across gRPC each
+//! becomes a `tonic::Status` whose details carry a `proto::ErrorDetail`
+//! (kind, leader hint, epoch, watermark): clients decide on that structure,
+//! never on message text. [`Error::to_status`] is the one place that maps.
+
+use prost::Message as _;
+use truetime::Timestamp;
+
+use crate::ids::{ServerId, ShardId};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    // --- Go elsewhere: nothing was applied. ---
+    /// This replica is not the leader; `leader` is the one it knows of.
+    #[error("not leader for shard {shard_id}{}", leader_text(.leader))]
+    NotLeader {
+        shard_id: ShardId,
+        leader: Option<(ServerId, String)>,
+    },
+
+    /// The shard is not here, does not hold the key, or the epoch is stale.
+    #[error("wrong shard {shard_id}: {reason}")]
+    WrongShard {
+        shard_id: ShardId,
+        epoch: Option<u64>,
+        reason: String,
+    },
+
+    // --- Retry later: nothing was applied. ---
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+
+    // --- Do not retry blindly: the write may or may not be applied. ---
+    #[error("outcome unknown: {0}")]
+    Ambiguous(String),
+
+    // --- Fix the input. ---
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error(
+        "snapshot too old: read at {read_ts} is below the garbage-collection watermark {watermark}"
+    )]
+    SnapshotTooOld {
+        read_ts: Timestamp,
+        watermark: Timestamp,
+    },
+
+    // --- Operator attention. ---
+    /// The local storage failed a read. (A failed write stops the process:
+    /// replicas must not diverge.)
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+fn leader_text(leader: &Option<(ServerId, String)>) -> String {
+    match leader {
+        Some((id, addr)) => format!("; leader is server {id} at {addr}"),
+        None => "; leader unknown".to_string(),
+    }
+}
+
+impl Error {
+    /// May the same request succeed if sent again (possibly elsewhere)?
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            // Nothing applied; the leader may be elsewhere.
+            Error::NotLeader { .. } => true,
+            // Nothing applied; refresh the shard map first.
+            Error::WrongShard { .. } => true,
+            // Nothing applied; transient.
+            Error::Unavailable(_) => true,
+            // Maybe applied: retrying a write could apply it twice.
+            Error::Ambiguous(_) => false,
+            // The same input fails the same way.
+            Error::InvalidArgument(_) => false,
+            // Older data is gone for good.
+            Error::SnapshotTooOld { .. } => false,
+            // A broken disk does not heal by asking again.
+            Error::Storage(_) => false,
+        }
+    }
+
+    pub fn to_status(&self) -> tonic::Status {
+        use proto::ErrorKind;
+        let mut detail = proto::ErrorDetail {
+            message: self.to_string(),
+            ..Default::default()
+        };
+        let code = match self {
+            Error::NotLeader { leader, .. } => {
+                detail.kind = ErrorKind::NotLeader as i32;
+                if let Some((id, addr)) = leader {
+                    detail.leader_server_id = id.0;
+                    detail.leader_addr = addr.clone();
+                }
+                tonic::Code::FailedPrecondition
+            }
+            Error::WrongShard { epoch, .. } => {
+                detail.kind = ErrorKind::WrongShard as i32;
+                detail.shard_epoch = epoch.unwrap_or(0);
+                tonic::Code::FailedPrecondition
+            }
+            Error::Unavailable(_) => {
+                detail.kind = ErrorKind::Unavailable as i32;
+                tonic::Code::Unavailable
+            }
+            Error::Ambiguous(_) => {
+                detail.kind = ErrorKind::Ambiguous as i32;
+                tonic::Code::Unknown
+            }
+            Error::InvalidArgument(_) => {
+                detail.kind = ErrorKind::InvalidArgument as i32;
+                tonic::Code::InvalidArgument
+            }
+            Error::SnapshotTooOld { watermark, .. } => {
+                detail.kind = ErrorKind::SnapshotTooOld as i32;
+                detail.gc_watermark = watermark.as_nanos();
+                tonic::Code::OutOfRange
+            }
+            Error::Storage(_) => {
+                detail.kind = ErrorKind::Unavailable as i32;
+                tonic::Code::Internal
+            }
+        };
+        tonic::Status::with_details(code, self.to_string(), detail.encode_to_vec().into())
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        e.to_status()
+    }
+}
+
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
+}

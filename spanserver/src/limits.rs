@@ -1,0 +1,109 @@
+//! Every bound the spanserver enforces, in one place.
+//!
+//! A request that exceeds a limit is refused with `InvalidArgument` naming
+//! the limit; nothing is half-applied. Internal queues that fill up shed load
+//! with `Unavailable` (the caller may retry) rather than grow without bound.
+//! Tunables that operators may change (tick length, retention, ...) live in
+//! [`crate::config`]; these are the fixed safety bounds.
+
+use std::time::Duration;
+
+// --- User data -------------------------------------------------------------
+
+/// Longest key, in bytes. Keys are encoded twice their length in the worst
+/// case (escaped zero bytes), so this keeps version keys small.
+pub const KEY_BYTES_MAX: usize = 4 * 1024;
+
+/// Largest value, in bytes.
+pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
+
+/// Most mutations in one `Write` request.
+pub const WRITE_MUTATIONS_MAX: usize = 1_000;
+
+/// Largest total of key and value bytes in one `Write` request; a write is
+/// one Raft entry, so this also bounds entry size.
+pub const WRITE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Most pairs returned by one `Scan` call (the client pages for more).
+pub const SCAN_LIMIT_MAX: u32 = 10_000;
+
+/// Pairs returned by one `Scan` call when the request says `limit = 0`.
+pub const SCAN_LIMIT_DEFAULT: u32 = 1_000;
+
+/// A `Scan` page stops once its keys and values reach this many bytes.
+pub const SCAN_PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+// --- gRPC ------------------------------------------------------------------
+
+/// Largest gRPC message the data and admin services accept or send.
+/// Bigger than `WRITE_BYTES_MAX` plus framing.
+pub const GRPC_MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Largest Raft batch message between servers (several appends at most
+/// `RAFT_MSG_BYTES_MAX` each).
+pub const RAFT_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Snapshots travel in chunks of this size.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Largest snapshot a server builds or accepts. A shard whose data exceeds
+/// this cannot be sent to a lagging follower (it must be split first; the
+/// placement driver's job, DESIGN.md §7).
+pub const SNAPSHOT_BYTES_MAX: usize = 512 * 1024 * 1024;
+
+// --- Raft --------------------------------------------------------------------
+
+/// raft-rs `max_size_per_msg`: bytes of entries in one append message.
+pub const RAFT_MSG_BYTES_MAX: u64 = 1024 * 1024;
+
+/// raft-rs `max_inflight_msgs`: unacknowledged appends per follower.
+pub const RAFT_INFLIGHT_MSGS_MAX: usize = 256;
+
+/// raft-rs `max_uncommitted_size`: bytes proposed but not committed per
+/// shard; beyond it proposals are dropped (`Unavailable`).
+pub const RAFT_UNCOMMITTED_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// raft-rs `max_committed_size_per_ready`: bytes applied per loop iteration
+/// per shard, so one busy shard cannot stall the others.
+pub const RAFT_COMMITTED_BYTES_PER_READY_MAX: u64 = 16 * 1024 * 1024;
+
+// --- The event loop ----------------------------------------------------------
+
+/// Messages waiting for the event loop (requests and Raft traffic). When
+/// full, requests get `Unavailable` and Raft messages are dropped (Raft
+/// retransmits).
+pub const INBOX_MESSAGES_MAX: usize = 64 * 1024;
+
+/// Messages the loop takes from its inbox before it handles Ready states:
+/// large enough to batch, small enough to keep ticks on time.
+pub const INBOX_DRAIN_PER_ITERATION_MAX: usize = 4 * 1024;
+
+/// Proposed but not yet applied writes per shard.
+pub const PENDING_WRITES_PER_SHARD_MAX: usize = 16 * 1024;
+
+/// Writes that wait for a new leader to become ready (it must first apply
+/// every entry of earlier terms, to know the timestamps in its log).
+pub const WAITING_WRITES_PER_SHARD_MAX: usize = 4 * 1024;
+
+/// Linearizable reads waiting on one shard (queued, at ReadIndex, or for
+/// apply).
+pub const PENDING_READS_PER_SHARD_MAX: usize = 16 * 1024;
+
+/// Per-peer queue of outbound Raft batches.
+pub const PEER_QUEUE_BATCHES_MAX: usize = 4 * 1024;
+
+/// Versions the garbage collector examines per shard per loop iteration.
+pub const GC_VERSIONS_PER_STEP_MAX: usize = 1_000;
+
+// --- Waiting ----------------------------------------------------------------
+
+/// How far in the future (beyond `TT.now().latest`) a snapshot read may ask
+/// for; such a read waits for the replica to catch up. Further is refused.
+pub const SNAPSHOT_READ_FUTURE_MAX: Duration = Duration::from_secs(5);
+
+/// Connection attempts to a peer: first and largest back-off.
+pub const PEER_RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+pub const PEER_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How long a peer connection attempt may take.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,0 +1,192 @@
+//! What request handlers may know about the replicas without asking the
+//! event loop: descriptors, roles, leaders, safe time, GC watermarks.
+//!
+//! The event loop owns the replicas and is the only writer here; handlers
+//! read. Reads of this state are hints (a handler may see a leader that has
+//! just stepped down): anything that must be exact (ReadIndex, proposals)
+//! goes through the loop, and the loop re-checks.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::watch;
+use truetime::Timestamp;
+
+use crate::config::ClusterSpec;
+use crate::ids::{ReplicaId, ServerId, ShardId};
+
+/// A replica's Raft role, as raft-rs reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    #[default]
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+impl Role {
+    pub fn from_raft(state: raft::StateRole) -> Role {
+        match state {
+            raft::StateRole::Follower => Role::Follower,
+            raft::StateRole::PreCandidate => Role::PreCandidate,
+            raft::StateRole::Candidate => Role::Candidate,
+            raft::StateRole::Leader => Role::Leader,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        }
+    }
+}
+
+/// A copy of a replica's Raft progress, published by the loop.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaProgress {
+    pub role: Role,
+    pub term: u64,
+    pub leader_replica: Option<ReplicaId>,
+    pub leader_server: Option<ServerId>,
+    pub committed_index: u64,
+    pub applied_index: u64,
+    pub first_index: u64,
+    pub last_index: u64,
+}
+
+/// One replica's shared state.
+#[derive(Debug)]
+pub struct ReplicaShared {
+    pub shard_id: ShardId,
+    pub replica_id: ReplicaId,
+    descriptor: RwLock<proto::ShardDescriptor>,
+    progress: Mutex<ReplicaProgress>,
+    /// Every write at or below this timestamp has been applied here.
+    safe_ts: watch::Sender<Timestamp>,
+    /// Reads below this timestamp fail: versions may be gone.
+    gc_watermark: Arc<AtomicU64>,
+    snapshots_installed: AtomicU64,
+}
+
+impl ReplicaShared {
+    pub fn new(
+        descriptor: proto::ShardDescriptor,
+        replica_id: ReplicaId,
+        safe_ts: Timestamp,
+        gc_watermark: Arc<AtomicU64>,
+    ) -> Self {
+        ReplicaShared {
+            shard_id: ShardId(descriptor.shard_id),
+            replica_id,
+            descriptor: RwLock::new(descriptor),
+            progress: Mutex::new(ReplicaProgress::default()),
+            safe_ts: watch::Sender::new(safe_ts),
+            gc_watermark,
+            snapshots_installed: AtomicU64::new(0),
+        }
+    }
+
+    pub fn descriptor(&self) -> proto::ShardDescriptor {
+        self.descriptor.read().expect("descriptor lock").clone()
+    }
+
+    pub fn set_descriptor(&self, d: proto::ShardDescriptor) {
+        *self.descriptor.write().expect("descriptor lock") = d;
+    }
+
+    pub fn progress(&self) -> ReplicaProgress {
+        self.progress.lock().expect("progress lock").clone()
+    }
+
+    pub fn set_progress(&self, p: ReplicaProgress) {
+        *self.progress.lock().expect("progress lock") = p;
+    }
+
+    pub fn safe_ts(&self) -> Timestamp {
+        *self.safe_ts.borrow()
+    }
+
+    /// Raises the safe time (never lowers it).
+    pub fn raise_safe_ts(&self, ts: Timestamp) {
+        self.safe_ts.send_if_modified(|cur| {
+            if ts > *cur {
+                *cur = ts;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn watch_safe_ts(&self) -> watch::Receiver<Timestamp> {
+        self.safe_ts.subscribe()
+    }
+
+    pub fn gc_watermark(&self) -> Timestamp {
+        Timestamp::from_nanos(self.gc_watermark.load(Ordering::SeqCst))
+    }
+
+    pub fn gc_watermark_cell(&self) -> &Arc<AtomicU64> {
+        &self.gc_watermark
+    }
+
+    pub fn snapshots_installed(&self) -> u64 {
+        self.snapshots_installed.load(Ordering::SeqCst)
+    }
+
+    pub fn count_snapshot_installed(&self) {
+        self.snapshots_installed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// All replicas on this server, by shard.
+#[derive(Debug)]
+pub struct Registry {
+    pub server_id: ServerId,
+    pub cluster: ClusterSpec,
+    replicas: RwLock<BTreeMap<ShardId, Arc<ReplicaShared>>>,
+}
+
+impl Registry {
+    pub fn new(server_id: ServerId, cluster: ClusterSpec) -> Self {
+        Registry {
+            server_id,
+            cluster,
+            replicas: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn insert(&self, r: Arc<ReplicaShared>) {
+        self.replicas
+            .write()
+            .expect("registry lock")
+            .insert(r.shard_id, r);
+    }
+
+    pub fn get(&self, shard: ShardId) -> Option<Arc<ReplicaShared>> {
+        self.replicas
+            .read()
+            .expect("registry lock")
+            .get(&shard)
+            .cloned()
+    }
+
+    /// Replicas in shard order.
+    pub fn all(&self) -> Vec<Arc<ReplicaShared>> {
+        self.replicas
+            .read()
+            .expect("registry lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn server_addr(&self, server: ServerId) -> Option<String> {
+        self.cluster.server(server).map(|s| s.addr.clone())
+    }
+}

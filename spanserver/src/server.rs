@@ -1,0 +1,247 @@
+//! Starting and stopping a spanserver: the one place that wires storage, the
+//! event loop, the transport and the gRPC services together.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tonic::transport::server::TcpIncoming;
+use truetime::{Clock, TrueTime};
+
+use crate::config::ResolvedConfig;
+use crate::ids::ServerId;
+use crate::limits;
+use crate::logger::raft_logger;
+use crate::node::Node;
+use crate::registry::Registry;
+use crate::service::{AdminService, KvService, RaftService};
+use crate::storage::{Engine, Identity, OpenError};
+use crate::store::{self, Store, StoreHandle, StoreMsg};
+use crate::transport::grpc::GrpcTransport;
+use crate::transport::Transport;
+
+/// How long shutdown waits for in-flight requests before cutting them off.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Builds a transport given the handle of the server's own event loop.
+pub type TransportFactory = Box<dyn FnOnce(StoreHandle) -> Arc<dyn Transport> + Send>;
+
+/// Which transport carries Raft messages.
+pub enum TransportKind {
+    /// gRPC streams between the servers' listen addresses.
+    Grpc,
+    /// Something else, e.g. the test harness's fault-injecting network.
+    Custom(TransportFactory),
+}
+
+/// Why a server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {dir}: {source}")]
+    DataDir { dir: String, source: std::io::Error },
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot load replicas: {0}")]
+    Replicas(String),
+}
+
+/// A running spanserver.
+pub struct Server {
+    pub server_id: ServerId,
+    pub local_addr: SocketAddr,
+    pub registry: Arc<Registry>,
+    pub store: StoreHandle,
+    pub truetime: TrueTime,
+    loop_thread: Option<std::thread::JoinHandle<()>>,
+    grpc_shutdown: Option<oneshot::Sender<()>>,
+    grpc_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the data directory, loads (or bootstraps) replicas, starts the
+    /// event loop and serves gRPC. `listener`, if given, is used instead of
+    /// binding `config.listen` (tests pre-bind port 0).
+    pub async fn start(
+        config: ResolvedConfig,
+        clock: Arc<dyn Clock>,
+        transport: TransportKind,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<Server, StartError> {
+        let server_id = config.server_id;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            dir: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let listener = match listener {
+            Some(l) => l,
+            None => {
+                std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?
+            }
+        };
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| StartError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+
+        let identity = Identity {
+            cluster_id: config.cluster.cluster_id.clone(),
+            server_id: server_id.0,
+            layout_fingerprint: config.cluster.layout_fingerprint(),
+        };
+        let data_dir = config.data_dir.clone();
+        let engine = tokio::task::spawn_blocking(move || Engine::open(&data_dir, &identity))
+            .await
+            .map_err(|e| StartError::Replicas(e.to_string()))??;
+        let truetime = TrueTime::try_new(clock, config.time.epsilon())
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let registry = Arc::new(Registry::new(server_id, config.cluster.clone()));
+        let (store_handle, inbox) = store::inbox();
+        let transport = match transport {
+            TransportKind::Grpc => GrpcTransport::start(
+                &config.cluster,
+                server_id,
+                store_handle.clone(),
+                tokio::runtime::Handle::current(),
+            ) as Arc<dyn Transport>,
+            TransportKind::Custom(factory) => factory(store_handle.clone()),
+        };
+        let logger = raft_logger(server_id.0);
+        let store = Store::open(
+            engine.clone(),
+            registry.clone(),
+            truetime.clone(),
+            config.raft.clone(),
+            config.gc.clone(),
+            inbox,
+            transport,
+            &logger,
+        )
+        .map_err(StartError::Replicas)?;
+        let loop_thread = std::thread::Builder::new()
+            .name(format!("spandb-loop-{}", server_id.0))
+            .spawn(move || {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| store.run())).is_err() {
+                    // An invariant broke (the panic message is above). Stop
+                    // the whole process rather than serve from a replica
+                    // whose state is in doubt.
+                    eprintln!("fatal: the event loop of server {} panicked", server_id.0);
+                    std::process::abort();
+                }
+            })
+            .map_err(|e| StartError::Replicas(format!("cannot start the event loop: {e}")))?;
+
+        let node = Arc::new(Node {
+            server_id,
+            registry: registry.clone(),
+            store: store_handle.clone(),
+            engine,
+            tt: truetime.clone(),
+            time: config.time.clone(),
+        });
+        let kv = proto::kv_server::KvServer::new(KvService { node })
+            .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
+        let admin = proto::admin_server::AdminServer::new(AdminService {
+            registry: registry.clone(),
+        });
+        let raft = proto::raft_server::RaftServer::new(RaftService {
+            cluster_id: config.cluster.cluster_id.clone(),
+            server_id,
+            store: store_handle.clone(),
+        })
+        .max_decoding_message_size(limits::RAFT_BATCH_BYTES_MAX);
+        let incoming = TcpIncoming::from(tokio::net::TcpListener::from_std(listener).map_err(
+            |source| StartError::Listen {
+                addr: local_addr,
+                source,
+            },
+        )?)
+        .with_nodelay(Some(true));
+        let (grpc_shutdown, shutdown_rx) = oneshot::channel::<()>();
+        let grpc_task = tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(1)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(3)))
+                .add_service(kv)
+                .add_service(admin)
+                .add_service(raft)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = shutdown_rx.await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!("gRPC server stopped: {e}");
+            }
+        });
+        tracing::info!(server = %server_id, addr = %local_addr, "spanserver started");
+        Ok(Server {
+            server_id,
+            local_addr,
+            registry,
+            store: store_handle,
+            truetime,
+            loop_thread: Some(loop_thread),
+            grpc_shutdown: Some(grpc_shutdown),
+            grpc_task: Some(grpc_task),
+        })
+    }
+
+    /// Stops serving, stops the event loop (answering everything that
+    /// waits), and closes the database.
+    pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.grpc_shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.store.send(StoreMsg::Shutdown);
+        if let Some(thread) = self.loop_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Some(task) = self.grpc_task.take() {
+            // Peer streams never end on their own: give requests a grace
+            // period, then cut them.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+        tracing::info!(server = %self.server_id, "spanserver stopped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Without an async shutdown, at least stop the loop and the listener.
+        if let Some(tx) = self.grpc_shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.grpc_task.take() {
+            task.abort();
+        }
+        let _ = self.store.send(StoreMsg::Shutdown);
+        if let Some(thread) = self.loop_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

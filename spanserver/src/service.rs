@@ -1,0 +1,228 @@
+//! gRPC handlers: proto in, domain call, proto or `Status` out.
+//!
+//! The data logic lives in `node.rs`; errors become a `Status` in exactly one
+//! place (`Error::to_status`). The Raft service is the receiving half of the
+//! gRPC transport: it checks who is talking (cluster id, destination
+//! server), decodes raft-rs messages off the event loop, and hands them in.
+
+use std::sync::Arc;
+
+use prost011::Message as _;
+use raft::eraftpb::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::Error;
+use crate::ids::{ServerId, ShardId};
+use crate::limits;
+use crate::node::Node;
+use crate::registry::Registry;
+use crate::store::{StoreHandle, StoreMsg};
+
+pub struct KvService {
+    pub node: Arc<Node>,
+}
+
+#[tonic::async_trait]
+impl proto::kv_server::Kv for KvService {
+    async fn get(
+        &self,
+        request: Request<proto::GetRequest>,
+    ) -> Result<Response<proto::GetResponse>, Status> {
+        let result = self.node.get(request.into_inner()).await?;
+        let (found, version_ts, value) = match result.value {
+            Some((ts, value)) => (true, ts.as_nanos(), value),
+            None => (false, 0, Vec::new()),
+        };
+        Ok(Response::new(proto::GetResponse {
+            found,
+            value,
+            version_ts,
+            read_ts: result.read_ts.as_nanos(),
+        }))
+    }
+
+    async fn scan(
+        &self,
+        request: Request<proto::ScanRequest>,
+    ) -> Result<Response<proto::ScanResponse>, Status> {
+        Ok(Response::new(self.node.scan(request.into_inner()).await?))
+    }
+
+    async fn write(
+        &self,
+        request: Request<proto::WriteRequest>,
+    ) -> Result<Response<proto::WriteResponse>, Status> {
+        let commit_ts = self.node.write(request.into_inner()).await?;
+        Ok(Response::new(proto::WriteResponse {
+            commit_ts: commit_ts.as_nanos(),
+        }))
+    }
+}
+
+pub struct AdminService {
+    pub registry: Arc<Registry>,
+}
+
+#[tonic::async_trait]
+impl proto::admin_server::Admin for AdminService {
+    async fn cluster_info(
+        &self,
+        _request: Request<proto::ClusterInfoRequest>,
+    ) -> Result<Response<proto::ClusterInfoResponse>, Status> {
+        let cluster = &self.registry.cluster;
+        let shards = cluster
+            .shards()
+            .into_iter()
+            .map(|layout| match self.registry.get(layout.shard_id) {
+                Some(r) => proto::ShardInfo {
+                    descriptor: Some(r.descriptor()),
+                    leader_server_id: r.progress().leader_server.map_or(0, |s| s.0),
+                },
+                None => proto::ShardInfo {
+                    descriptor: Some(layout.descriptor()),
+                    leader_server_id: 0,
+                },
+            })
+            .collect();
+        Ok(Response::new(proto::ClusterInfoResponse {
+            cluster_id: cluster.cluster_id.clone(),
+            servers: cluster
+                .sorted_servers()
+                .into_iter()
+                .map(|s| proto::ServerInfo {
+                    server_id: s.id.0,
+                    addr: s.addr.clone(),
+                })
+                .collect(),
+            shards,
+        }))
+    }
+
+    async fn server_status(
+        &self,
+        _request: Request<proto::ServerStatusRequest>,
+    ) -> Result<Response<proto::ServerStatusResponse>, Status> {
+        let replicas = self
+            .registry
+            .all()
+            .into_iter()
+            .map(|r| {
+                let p = r.progress();
+                let d = r.descriptor();
+                proto::ReplicaStatus {
+                    shard_id: r.shard_id.0,
+                    replica_id: r.replica_id.0,
+                    role: p.role.as_str().to_string(),
+                    term: p.term,
+                    leader_replica_id: p.leader_replica.map_or(0, |l| l.0),
+                    leader_server_id: p.leader_server.map_or(0, |s| s.0),
+                    committed_index: p.committed_index,
+                    applied_index: p.applied_index,
+                    first_index: p.first_index,
+                    last_index: p.last_index,
+                    safe_ts: r.safe_ts().as_nanos(),
+                    gc_watermark: r.gc_watermark().as_nanos(),
+                    snapshots_installed: r.snapshots_installed(),
+                    start_key: d.start_key,
+                    end_key: d.end_key,
+                }
+            })
+            .collect();
+        let server_id = self.registry.server_id;
+        Ok(Response::new(proto::ServerStatusResponse {
+            server_id: server_id.0,
+            addr: self.registry.server_addr(server_id).unwrap_or_default(),
+            replicas,
+        }))
+    }
+}
+
+pub struct RaftService {
+    pub cluster_id: String,
+    pub server_id: ServerId,
+    pub store: StoreHandle,
+}
+
+impl RaftService {
+    fn check_peer(&self, cluster_id: &str, to: u64) -> Result<(), Status> {
+        if cluster_id != self.cluster_id {
+            return Err(Status::permission_denied(format!(
+                "raft traffic from cluster {cluster_id:?}, this server is in {:?}",
+                self.cluster_id
+            )));
+        }
+        if to != self.server_id.0 {
+            return Err(Status::invalid_argument(format!(
+                "raft traffic for server {to} reached server {}",
+                self.server_id.0
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn decode_envelopes(envelopes: Vec<proto::RaftEnvelope>) -> Vec<(ShardId, Message)> {
+    envelopes
+        .into_iter()
+        .filter_map(|e| match Message::decode(e.message.as_slice()) {
+            Ok(m) => Some((ShardId(e.shard_id), m)),
+            Err(err) => {
+                tracing::warn!(
+                    shard = e.shard_id,
+                    "undecodable raft message dropped: {err}"
+                );
+                None
+            }
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl proto::raft_server::Raft for RaftService {
+    async fn send(
+        &self,
+        request: Request<Streaming<proto::RaftBatch>>,
+    ) -> Result<Response<proto::RaftAck>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.message().await? {
+            self.check_peer(&batch.cluster_id, batch.to_server_id)?;
+            let messages = decode_envelopes(batch.envelopes);
+            // A full inbox drops Raft traffic; Raft retransmits.
+            let _ = self.store.send(StoreMsg::Raft {
+                from: ServerId(batch.from_server_id),
+                messages,
+            });
+        }
+        Ok(Response::new(proto::RaftAck {}))
+    }
+
+    async fn send_snapshot(
+        &self,
+        request: Request<Streaming<proto::SnapshotChunk>>,
+    ) -> Result<Response<proto::RaftAck>, Status> {
+        let mut stream = request.into_inner();
+        let Some(first) = stream.message().await? else {
+            return Err(Status::invalid_argument("empty snapshot stream"));
+        };
+        self.check_peer(&first.cluster_id, first.to_server_id)?;
+        let (from, shard) = (ServerId(first.from_server_id), ShardId(first.shard_id));
+        let mut data = first.data;
+        while let Some(chunk) = stream.message().await? {
+            if data.len() + chunk.data.len()
+                > limits::SNAPSHOT_BYTES_MAX + limits::SNAPSHOT_CHUNK_BYTES
+            {
+                return Err(
+                    Error::InvalidArgument("snapshot exceeds the size limit".into()).into(),
+                );
+            }
+            data.extend_from_slice(&chunk.data);
+        }
+        let message = Message::decode(data.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("undecodable snapshot message: {e}")))?;
+        self.store.send(StoreMsg::Raft {
+            from,
+            messages: vec![(shard, message)],
+        })?;
+        Ok(Response::new(proto::RaftAck {}))
+    }
+}

@@ -1,0 +1,238 @@
+//! Storage: one RocksDB per spanserver, shared by all its replicas.
+//!
+//! ```text
+//!   RocksDB (one per server, one directory)
+//!   ├── cf "meta"   cluster id, server id, layout fingerprint, format version
+//!   ├── cf "raft"   per shard: log entries, hard state, conf state,
+//!   │               apply state, truncated state, replica record, GC watermark
+//!   └── cf "data"   MVCC versions of every shard hosted here (disjoint ranges)
+//! ```
+//!
+//! Why one RocksDB for many shards: the event loop writes the Raft state of
+//! every replica that has work in ONE synced write batch per iteration (group
+//! commit), so an fsync is shared by all shards rather than paid per shard.
+//! Because shard ranges on a server are disjoint, all of them share the
+//! `data` column family.
+//!
+//! Invariants:
+//! - A data directory belongs to exactly one cluster id, one server id and
+//!   one shard layout; [`Engine::open`] refuses any other (the check runs
+//!   before anything is written).
+//! - A write that fails is fatal to the process (see `store.rs`): after a
+//!   failed write, memory and disk may disagree, and a replica must never
+//!   continue from a state it cannot reproduce.
+
+pub mod keycode;
+pub mod mvcc;
+pub mod raft_log;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+
+pub const CF_META: &str = "meta";
+pub const CF_RAFT: &str = "raft";
+pub const CF_DATA: &str = "data";
+
+/// Bumped when the on-disk format changes incompatibly.
+const FORMAT_VERSION: &str = "1";
+
+const META_FORMAT_VERSION: &[u8] = b"format_version";
+const META_CLUSTER_ID: &[u8] = b"cluster_id";
+const META_SERVER_ID: &[u8] = b"server_id";
+const META_LAYOUT: &[u8] = b"layout";
+
+/// Who a data directory must belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub cluster_id: String,
+    pub server_id: u64,
+    pub layout_fingerprint: String,
+}
+
+/// Why a data directory cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the database in {dir}: {source}")]
+    RocksDb { dir: String, source: rocksdb::Error },
+    #[error("data directory {dir} belongs to cluster {found:?}, not {expected:?}; refusing to start (use a fresh directory, or the right cluster description)")]
+    OtherCluster {
+        dir: String,
+        found: String,
+        expected: String,
+    },
+    #[error(
+        "data directory {dir} belongs to server {found}, not server {expected}; refusing to start"
+    )]
+    OtherServer {
+        dir: String,
+        found: String,
+        expected: u64,
+    },
+    #[error("data directory {dir} was created for the layout [{found}], but the cluster description now says [{expected}]; a static layout cannot change under existing data")]
+    LayoutChanged {
+        dir: String,
+        found: String,
+        expected: String,
+    },
+    #[error(
+        "data directory {dir} has format version {found:?}, this binary reads {FORMAT_VERSION:?}"
+    )]
+    FormatVersion { dir: String, found: String },
+}
+
+/// The RocksDB instance and its column families.
+#[derive(Clone)]
+pub struct Engine {
+    db: Arc<DB>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("path", &self.db.path())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Opens (creating if needed) the database in `dir`, and checks or
+    /// records that it belongs to `identity`.
+    pub fn open(dir: &Path, identity: &Identity) -> Result<Engine, OpenError> {
+        let dir_text = dir.display().to_string();
+        let rocks = |source| OpenError::RocksDb {
+            dir: dir_text.clone(),
+            source,
+        };
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(4);
+        let cf = |name: &str| {
+            let mut o = Options::default();
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            if name == CF_RAFT {
+                // Log entries are written once, read soon, deleted soon.
+                o.set_write_buffer_size(32 * 1024 * 1024);
+            }
+            ColumnFamilyDescriptor::new(name, o)
+        };
+        let db = DB::open_cf_descriptors(&db_opts, dir, [cf(CF_META), cf(CF_RAFT), cf(CF_DATA)])
+            .map_err(rocks)?;
+        let engine = Engine { db: Arc::new(db) };
+        engine.check_identity(&dir_text, identity)?;
+        Ok(engine)
+    }
+
+    fn check_identity(&self, dir: &str, identity: &Identity) -> Result<(), OpenError> {
+        let rocks = |source| OpenError::RocksDb {
+            dir: dir.to_string(),
+            source,
+        };
+        let meta = self.cf(CF_META);
+        let get = |k: &[u8]| -> Result<Option<String>, OpenError> {
+            Ok(self
+                .db
+                .get_cf(meta, k)
+                .map_err(rocks)?
+                .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        };
+        match get(META_CLUSTER_ID)? {
+            None => {
+                // A fresh directory: claim it, synced, before anything else.
+                let mut batch = WriteBatch::default();
+                batch.put_cf(meta, META_FORMAT_VERSION, FORMAT_VERSION);
+                batch.put_cf(meta, META_CLUSTER_ID, &identity.cluster_id);
+                batch.put_cf(meta, META_SERVER_ID, identity.server_id.to_string());
+                batch.put_cf(meta, META_LAYOUT, &identity.layout_fingerprint);
+                self.write(batch, true).map_err(rocks)?;
+                Ok(())
+            }
+            Some(found) if found != identity.cluster_id => Err(OpenError::OtherCluster {
+                dir: dir.to_string(),
+                found,
+                expected: identity.cluster_id.clone(),
+            }),
+            Some(_) => {
+                let version = get(META_FORMAT_VERSION)?.unwrap_or_default();
+                if version != FORMAT_VERSION {
+                    return Err(OpenError::FormatVersion {
+                        dir: dir.to_string(),
+                        found: version,
+                    });
+                }
+                let server = get(META_SERVER_ID)?.unwrap_or_default();
+                if server != identity.server_id.to_string() {
+                    return Err(OpenError::OtherServer {
+                        dir: dir.to_string(),
+                        found: server,
+                        expected: identity.server_id,
+                    });
+                }
+                let layout = get(META_LAYOUT)?.unwrap_or_default();
+                if layout != identity.layout_fingerprint {
+                    return Err(OpenError::LayoutChanged {
+                        dir: dir.to_string(),
+                        found: layout,
+                        expected: identity.layout_fingerprint.clone(),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub fn cf(&self, name: &str) -> &ColumnFamily {
+        // The three families are created in `open`; their absence is a bug.
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} missing"))
+    }
+
+    pub fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), rocksdb::Error> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(batch, &opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(cluster: &str, server: u64, layout: &str) -> Identity {
+        Identity {
+            cluster_id: cluster.into(),
+            server_id: server,
+            layout_fingerprint: layout.into(),
+        }
+    }
+
+    #[test]
+    fn a_directory_belongs_to_one_cluster_server_and_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Engine::open(dir.path(), &identity("c1", 1, "L")).unwrap());
+        drop(Engine::open(dir.path(), &identity("c1", 1, "L")).unwrap());
+        let err = Engine::open(dir.path(), &identity("c2", 1, "L")).unwrap_err();
+        assert!(matches!(err, OpenError::OtherCluster { .. }), "{err}");
+        assert!(err.to_string().contains("\"c1\""), "{err}");
+        let err = Engine::open(dir.path(), &identity("c1", 2, "L")).unwrap_err();
+        assert!(matches!(err, OpenError::OtherServer { .. }), "{err}");
+        let err = Engine::open(dir.path(), &identity("c1", 1, "M")).unwrap_err();
+        assert!(matches!(err, OpenError::LayoutChanged { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_directory_in_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _open = Engine::open(dir.path(), &identity("c1", 1, "L")).unwrap();
+        let err = Engine::open(dir.path(), &identity("c1", 1, "L")).unwrap_err();
+        assert!(matches!(err, OpenError::RocksDb { .. }), "{err}");
+    }
+}

@@ -1,0 +1,416 @@
+//! The event loop: one thread per server drives every replica it hosts.
+//!
+//! ```text
+//!   inbox (requests, raft messages, transport feedback)
+//!      │  drain up to INBOX_DRAIN_PER_ITERATION_MAX
+//!      v
+//!   step / propose / queue reads ── tick every raft.tick_ms ── start ReadIndex rounds
+//!      │
+//!      v
+//!   ready.rs: for ALL replicas with work:
+//!      1. persist: one synced RocksDB batch (entries, hard states, snapshots)
+//!      2. send, advance, apply: one batch (applied writes + apply states)
+//!      3. answer clients, ready new leaders, publish progress
+//! ```
+//!
+//! Why one thread: raft-rs `RawNode`s are not shared, the Ready contract is
+//! easiest to honour when one place orders it, and group commit (one fsync
+//! for every shard's entries) needs one place that sees all of them. Request
+//! handlers talk to the loop only through [`StoreHandle`] and get answers on
+//! oneshot channels; they never block it.
+//!
+//! The loop thread never blocks except on its inbox (with a timeout until
+//! the next tick) and on RocksDB writes. A failed RocksDB write stops the
+//! process: continuing could let this replica's state diverge from the log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use raft::eraftpb::Message;
+use raft::SnapshotStatus;
+use rocksdb::WriteBatch;
+use truetime::{Timestamp, TrueTime};
+
+use crate::config::{GcConfig, RaftConfig};
+use crate::error::{Error, Result};
+use crate::ids::{ReplicaId, ServerId, ShardId};
+use crate::limits;
+use crate::registry::Registry;
+use crate::shard::reads::ReadReply;
+use crate::shard::{Replica, WriteReply};
+use crate::storage::keycode::{decode_raft_key_shard, raft_key, RaftKey};
+use crate::storage::{Engine, CF_RAFT};
+use crate::transport::Transport;
+
+mod ready;
+
+/// What the event loop is asked to do.
+pub enum StoreMsg {
+    /// Raft messages from a peer server.
+    Raft {
+        from: ServerId,
+        messages: Vec<(ShardId, Message)>,
+    },
+    /// Propose an atomic write on a shard (leader only).
+    Write {
+        shard: ShardId,
+        epoch: u64,
+        mutations: Vec<proto::Mutation>,
+        reply: WriteReply,
+    },
+    /// Confirm leadership for a linearizable read (ReadIndex).
+    ReadIndex { shard: ShardId, reply: ReadReply },
+    /// A snapshot read is waiting for safe time: close a timestamp now.
+    CloseTimestampNow { shard: ShardId },
+    /// The transport finished (or failed) sending a snapshot.
+    SnapshotSent {
+        shard: ShardId,
+        to: ReplicaId,
+        ok: bool,
+    },
+    /// The transport lost its connection to a peer.
+    PeerUnreachable { server: ServerId },
+    /// Stop the loop; everything waiting is answered.
+    Shutdown,
+}
+
+/// The way into the event loop, for handlers and transports.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: SyncSender<StoreMsg>,
+}
+
+impl StoreHandle {
+    /// Hands `msg` to the loop without blocking. A full inbox sheds load.
+    pub fn send(&self, msg: StoreMsg) -> Result<()> {
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Error::Unavailable(
+                "server overloaded: event loop inbox full".into(),
+            )),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(Error::Unavailable("server is shutting down".into()))
+            }
+        }
+    }
+}
+
+/// Creates the inbox: the handle for senders and the receiving end for
+/// [`Store::new`].
+pub fn inbox() -> (StoreHandle, Receiver<StoreMsg>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(limits::INBOX_MESSAGES_MAX);
+    (StoreHandle { tx }, rx)
+}
+
+/// Outgoing Raft messages of one iteration, by destination server.
+#[derive(Default)]
+struct Outbox {
+    messages: BTreeMap<ServerId, Vec<(ShardId, Message)>>,
+    snapshots: Vec<(ServerId, ShardId, Message)>,
+}
+
+impl Outbox {
+    fn push(&mut self, replica: &Replica, messages: Vec<Message>) {
+        for m in messages {
+            let Some(server) = replica.server_of(ReplicaId(m.to)) else {
+                tracing::debug!(shard = %replica.shard_id, to = m.to, "message to unknown replica dropped");
+                continue;
+            };
+            if m.msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                self.snapshots.push((server, replica.shard_id, m));
+            } else {
+                self.messages
+                    .entry(server)
+                    .or_default()
+                    .push((replica.shard_id, m));
+            }
+        }
+    }
+
+    fn flush(&mut self, transport: &dyn Transport) {
+        for (server, messages) in std::mem::take(&mut self.messages) {
+            transport.send(server, messages);
+        }
+        for (server, shard, m) in self.snapshots.drain(..) {
+            transport.send_snapshot(server, shard, m);
+        }
+    }
+}
+
+/// The event loop's state: every replica on this server.
+pub struct Store {
+    engine: Engine,
+    registry: Arc<Registry>,
+    tt: TrueTime,
+    raft_config: RaftConfig,
+    gc_config: GcConfig,
+    replicas: BTreeMap<ShardId, Replica>,
+    inbox: Receiver<StoreMsg>,
+    transport: Arc<dyn Transport>,
+    outbox: Outbox,
+    /// A GC watermark to start rounds at, set by the GC timer.
+    gc_due: Option<Timestamp>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Store {
+    /// Opens every replica on this server, bootstrapping the static layout's
+    /// replicas on first start.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        engine: Engine,
+        registry: Arc<Registry>,
+        tt: TrueTime,
+        raft_config: RaftConfig,
+        gc_config: GcConfig,
+        inbox: Receiver<StoreMsg>,
+        transport: Arc<dyn Transport>,
+        logger: &slog::Logger,
+    ) -> std::result::Result<Store, String> {
+        let mut shards = list_replicas(&engine).map_err(|e| e.to_string())?;
+        if shards.is_empty() {
+            shards = bootstrap_static_layout(&engine, &registry).map_err(|e| e.to_string())?;
+        }
+        let mut replicas = BTreeMap::new();
+        for shard in shards {
+            let replica = Replica::load(&engine, registry.clone(), shard, &raft_config, logger)?;
+            replicas.insert(shard, replica);
+        }
+        Ok(Store {
+            engine,
+            registry,
+            tt,
+            raft_config,
+            gc_config,
+            replicas,
+            inbox,
+            transport,
+            outbox: Outbox::default(),
+            gc_due: None,
+        })
+    }
+
+    /// Runs until `Shutdown` (or every handle is dropped).
+    pub fn run(mut self) {
+        let tick = self.raft_config.tick();
+        let close_interval = self.raft_config.close_timestamp_interval();
+        let mut next_tick = Instant::now() + tick;
+        let mut next_gc = Instant::now() + self.gc_config.interval();
+        let mut busy = false;
+        loop {
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
+            let mut next = match self.inbox.recv_timeout(timeout) {
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut handled = 0;
+            while let Some(msg) = next {
+                if let Flow::Stop = self.handle(msg) {
+                    self.stop();
+                    return;
+                }
+                handled += 1;
+                next = if handled < limits::INBOX_DRAIN_PER_ITERATION_MAX {
+                    self.inbox.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                for r in self.replicas.values_mut() {
+                    r.raw_node.tick();
+                    r.maybe_close_timestamp(&self.tt, now, close_interval, false);
+                }
+                next_tick += tick;
+                if next_tick < now {
+                    // Fell behind (a long fsync, a paused process): do not
+                    // fire a burst of ticks, which would look like a timeout.
+                    next_tick = now + tick;
+                }
+            }
+            if now >= next_gc {
+                self.gc_due = Some(
+                    self.tt
+                        .now()
+                        .earliest
+                        .saturating_sub(self.gc_config.retention()),
+                );
+                next_gc = now + self.gc_config.interval();
+            }
+            for r in self.replicas.values_mut() {
+                r.flush_reads();
+            }
+            self.handle_readies();
+            busy = self.replicas.values().any(|r| r.raw_node.has_ready());
+        }
+        self.stop();
+    }
+
+    fn handle(&mut self, msg: StoreMsg) -> Flow {
+        match msg {
+            StoreMsg::Raft { from, messages } => {
+                for (shard, m) in messages {
+                    let Some(r) = self.replicas.get_mut(&shard) else {
+                        tracing::debug!(%shard, %from, "message for a shard not hosted here dropped");
+                        continue;
+                    };
+                    if let Err(reason) = r.validate_incoming(&m) {
+                        tracing::warn!(%shard, %from, "invalid raft message dropped: {reason}");
+                        continue;
+                    }
+                    if let Err(e) = r.raw_node.step(m) {
+                        tracing::debug!(%shard, %from, "raft refused a message: {e}");
+                    }
+                }
+            }
+            StoreMsg::Write {
+                shard,
+                epoch,
+                mutations,
+                reply,
+            } => match self.replicas.get_mut(&shard) {
+                Some(r) => r.propose_write(&self.tt, epoch, mutations, reply),
+                None => {
+                    let _ = reply.send(Err(not_hosted(shard)));
+                }
+            },
+            StoreMsg::ReadIndex { shard, reply } => match self.replicas.get_mut(&shard) {
+                Some(r) => r.queue_read(reply),
+                None => {
+                    let _ = reply.send(Err(not_hosted(shard)));
+                }
+            },
+            StoreMsg::CloseTimestampNow { shard } => {
+                if let Some(r) = self.replicas.get_mut(&shard) {
+                    r.maybe_close_timestamp(
+                        &self.tt,
+                        Instant::now(),
+                        FORCED_CLOSE_INTERVAL_MIN,
+                        true,
+                    );
+                }
+            }
+            StoreMsg::SnapshotSent { shard, to, ok } => {
+                if let Some(r) = self.replicas.get_mut(&shard) {
+                    let status = if ok {
+                        SnapshotStatus::Finish
+                    } else {
+                        SnapshotStatus::Failure
+                    };
+                    r.raw_node.report_snapshot(to.0, status);
+                }
+            }
+            StoreMsg::PeerUnreachable { server } => {
+                for r in self.replicas.values_mut() {
+                    let peers: Vec<ReplicaId> = r.replicas_on(server).collect();
+                    for peer in peers {
+                        r.raw_node.report_unreachable(peer.0);
+                    }
+                }
+            }
+            StoreMsg::Shutdown => return Flow::Stop,
+        }
+        Flow::Continue
+    }
+
+    /// Writes a batch; a failure stops the process (module docs).
+    fn write(&self, batch: WriteBatch, sync: bool) {
+        if let Err(e) = self.engine.write(batch, sync) {
+            tracing::error!("RocksDB write failed, stopping so that replicas cannot diverge: {e}");
+            eprintln!("fatal: RocksDB write failed: {e}");
+            std::process::abort();
+        }
+    }
+
+    fn stop(&mut self) {
+        let err = Error::Unavailable("server is shutting down".into());
+        for r in self.replicas.values_mut() {
+            r.fail_all(&err);
+        }
+        // Answer whatever is still queued.
+        while let Ok(msg) = self.inbox.try_recv() {
+            match msg {
+                StoreMsg::Write { reply, .. } => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                StoreMsg::ReadIndex { reply, .. } => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                _ => {}
+            }
+        }
+        tracing::debug!(server = %self.registry.server_id, "event loop stopped");
+    }
+}
+
+/// Forced closes (for waiting snapshot reads) are proposed at most this
+/// often per shard.
+const FORCED_CLOSE_INTERVAL_MIN: Duration = Duration::from_millis(2);
+
+fn not_hosted(shard: ShardId) -> Error {
+    Error::WrongShard {
+        shard_id: shard,
+        epoch: None,
+        reason: "no replica of this shard on this server".into(),
+    }
+}
+
+/// The shards with a replica record in this server's RocksDB.
+fn list_replicas(engine: &Engine) -> std::result::Result<BTreeSet<ShardId>, rocksdb::Error> {
+    let db = engine.db();
+    let cf = engine.cf(CF_RAFT);
+    let mut out = BTreeSet::new();
+    let mut it = db.raw_iterator_cf(cf);
+    let mut next_shard = 0u64;
+    loop {
+        it.seek(next_shard.to_be_bytes());
+        let Some(shard) = it.key().and_then(decode_raft_key_shard) else {
+            break;
+        };
+        if db.get_cf(cf, raft_key(shard, RaftKey::Replica))?.is_some() {
+            out.insert(shard);
+        }
+        match shard.0.checked_add(1) {
+            Some(n) => next_shard = n,
+            None => break,
+        }
+    }
+    it.status()?;
+    Ok(out)
+}
+
+/// Writes the initial state of every replica the static layout puts on
+/// this server, in one synced batch.
+fn bootstrap_static_layout(
+    engine: &Engine,
+    registry: &Registry,
+) -> std::result::Result<BTreeSet<ShardId>, rocksdb::Error> {
+    let mut batch = WriteBatch::default();
+    let mut shards = BTreeSet::new();
+    for layout in registry.cluster.shards() {
+        let Some((replica_id, _)) = layout
+            .replicas
+            .iter()
+            .find(|(_, s)| *s == registry.server_id)
+        else {
+            continue;
+        };
+        Replica::bootstrap(engine, &mut batch, &layout.descriptor(), *replica_id);
+        shards.insert(layout.shard_id);
+    }
+    engine.write(batch, true)?;
+    tracing::info!(server = %registry.server_id, shards = shards.len(), "bootstrapped replicas of the static layout");
+    Ok(shards)
+}

@@ -1,0 +1,224 @@
+//! The gRPC transport: one long-lived client stream per peer server.
+//!
+//! ```text
+//!   event loop ──send(to, msgs)──> [peer queue] ──task──> Raft.Send stream ──> peer
+//!                                                  │ on error: report unreachable,
+//!                                                  │ back off, reconnect
+//!   event loop ──send_snapshot──> task: Raft.SendSnapshot (1 MiB chunks) ──> peer
+//!                                  └──> SnapshotSent { ok } back to the loop
+//! ```
+//!
+//! Each loop iteration's messages for one peer travel as one `RaftBatch`.
+//! Queues are bounded; when one is full, messages are dropped (Raft
+//! retransmits) rather than letting a slow peer grow memory. HTTP/2
+//! keep-alives detect a peer that stopped answering (SIGSTOP, a cut
+//! network), so the stream is torn down and rebuilt rather than hanging.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost011::Message as _;
+use raft::eraftpb::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::ClusterSpec;
+use crate::ids::{ReplicaId, ServerId, ShardId};
+use crate::limits;
+use crate::store::{StoreHandle, StoreMsg};
+use crate::transport::Transport;
+
+/// How long a whole snapshot send may take.
+const SNAPSHOT_SEND_TIMEOUT: Duration = Duration::from_secs(120);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+type Outgoing = Vec<(ShardId, Message)>;
+
+pub struct GrpcTransport {
+    cluster_id: String,
+    server_id: ServerId,
+    addrs: HashMap<ServerId, String>,
+    queues: HashMap<ServerId, mpsc::Sender<Outgoing>>,
+    store: StoreHandle,
+    runtime: tokio::runtime::Handle,
+}
+
+impl GrpcTransport {
+    /// Starts one sender task per peer on `runtime`.
+    pub fn start(
+        cluster: &ClusterSpec,
+        server_id: ServerId,
+        store: StoreHandle,
+        runtime: tokio::runtime::Handle,
+    ) -> Arc<Self> {
+        let mut queues = HashMap::new();
+        let mut addrs = HashMap::new();
+        for peer in cluster.servers.iter().filter(|s| s.id != server_id) {
+            let (tx, rx) = mpsc::channel(limits::PEER_QUEUE_BATCHES_MAX);
+            queues.insert(peer.id, tx);
+            addrs.insert(peer.id, peer.addr.clone());
+            let link = PeerLink {
+                cluster_id: cluster.cluster_id.clone(),
+                from: server_id,
+                to: peer.id,
+                addr: peer.addr.clone(),
+                store: store.clone(),
+            };
+            runtime.spawn(link.run(rx));
+        }
+        Arc::new(GrpcTransport {
+            cluster_id: cluster.cluster_id.clone(),
+            server_id,
+            addrs,
+            queues,
+            store,
+            runtime,
+        })
+    }
+}
+
+fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(limits::PEER_CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true))
+}
+
+impl Transport for GrpcTransport {
+    fn send(&self, to: ServerId, messages: Vec<(ShardId, Message)>) {
+        if let Some(queue) = self.queues.get(&to) {
+            // Full or closed: drop; Raft retransmits.
+            let _ = queue.try_send(messages);
+        }
+    }
+
+    fn send_snapshot(&self, to: ServerId, shard: ShardId, message: Message) {
+        let Some(addr) = self.addrs.get(&to).cloned() else {
+            return;
+        };
+        let (cluster_id, from, store) =
+            (self.cluster_id.clone(), self.server_id, self.store.clone());
+        let replica = ReplicaId(message.to);
+        self.runtime.spawn(async move {
+            let bytes = message.encode_to_vec();
+            let size = bytes.len();
+            let result = tokio::time::timeout(
+                SNAPSHOT_SEND_TIMEOUT,
+                send_snapshot_chunks(&addr, cluster_id, from, to, shard, bytes),
+            )
+            .await;
+            let ok = matches!(result, Ok(Ok(())));
+            if ok {
+                tracing::info!(%shard, %to, size, "sent snapshot");
+            } else {
+                tracing::warn!(%shard, %to, "snapshot send failed: {result:?}");
+            }
+            let _ = store.send(StoreMsg::SnapshotSent {
+                shard,
+                to: replica,
+                ok,
+            });
+        });
+    }
+}
+
+async fn send_snapshot_chunks(
+    addr: &str,
+    cluster_id: String,
+    from: ServerId,
+    to: ServerId,
+    shard: ShardId,
+    bytes: Vec<u8>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let chunks: Vec<proto::SnapshotChunk> = bytes
+        .chunks(limits::SNAPSHOT_CHUNK_BYTES)
+        .map(|data| proto::SnapshotChunk {
+            cluster_id: cluster_id.clone(),
+            from_server_id: from.0,
+            to_server_id: to.0,
+            shard_id: shard.0,
+            data: data.to_vec(),
+        })
+        .collect();
+    let channel = endpoint(addr)?.connect().await?;
+    let mut client = proto::raft_client::RaftClient::new(channel)
+        .max_encoding_message_size(limits::SNAPSHOT_CHUNK_BYTES * 2);
+    client.send_snapshot(tokio_stream::iter(chunks)).await?;
+    Ok(())
+}
+
+/// The sending half of one peer connection.
+struct PeerLink {
+    cluster_id: String,
+    from: ServerId,
+    to: ServerId,
+    addr: String,
+    store: StoreHandle,
+}
+
+impl PeerLink {
+    async fn run(self, mut queue: mpsc::Receiver<Outgoing>) {
+        let mut backoff = limits::PEER_RECONNECT_BACKOFF_MIN;
+        loop {
+            match self.connect().await {
+                Ok(channel) => {
+                    backoff = limits::PEER_RECONNECT_BACKOFF_MIN;
+                    if !self.stream(channel, &mut queue).await {
+                        return; // the transport is gone
+                    }
+                }
+                Err(e) => tracing::debug!(to = %self.to, addr = %self.addr, "cannot connect: {e}"),
+            }
+            let _ = self
+                .store
+                .send(StoreMsg::PeerUnreachable { server: self.to });
+            // Messages queued while disconnected are stale: drop them.
+            while queue.try_recv().is_ok() {}
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(limits::PEER_RECONNECT_BACKOFF_MAX);
+        }
+    }
+
+    async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
+        endpoint(&self.addr)?.connect().await
+    }
+
+    /// Streams batches until the connection fails (returns true) or the
+    /// queue closes (returns false).
+    async fn stream(&self, channel: Channel, queue: &mut mpsc::Receiver<Outgoing>) -> bool {
+        let (tx, rx) = mpsc::channel::<proto::RaftBatch>(limits::PEER_QUEUE_BATCHES_MAX);
+        let mut client = proto::raft_client::RaftClient::new(channel)
+            .max_encoding_message_size(limits::RAFT_BATCH_BYTES_MAX);
+        let call = client.send(ReceiverStream::new(rx));
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                result = &mut call => {
+                    tracing::debug!(to = %self.to, "raft stream ended: {result:?}");
+                    return true;
+                }
+                next = queue.recv() => match next {
+                    None => return false,
+                    Some(messages) => {
+                        let batch = proto::RaftBatch {
+                            cluster_id: self.cluster_id.clone(),
+                            from_server_id: self.from.0,
+                            to_server_id: self.to.0,
+                            envelopes: messages
+                                .into_iter()
+                                .map(|(shard, m)| proto::RaftEnvelope { shard_id: shard.0, message: m.encode_to_vec() })
+                                .collect(),
+                        };
+                        // The connection's own queue is full: drop.
+                        let _ = tx.try_send(batch);
+                    }
+                }
+            }
+        }
+    }
+}

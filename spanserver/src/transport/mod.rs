@@ -1,0 +1,28 @@
+//! How Raft messages leave a server.
+//!
+//! The event loop hands each loop iteration's outgoing messages, grouped by
+//! destination server, to a [`Transport`]; it never blocks on the network.
+//! Delivery is best-effort (Raft tolerates loss, duplication and
+//! reordering). What the loop must hear back, it hears through its inbox:
+//! [`crate::store::StoreMsg::PeerUnreachable`] when a peer cannot be
+//! reached, and [`crate::store::StoreMsg::SnapshotSent`] when a snapshot
+//! send finishes or fails (raft-rs's `report_unreachable` and
+//! `report_snapshot`, checklist item 6).
+//!
+//! Two implementations: [`grpc::GrpcTransport`] (one long-lived gRPC stream
+//! per peer, snapshots chunked on a separate stream) for real deployments,
+//! and the test harness's fault-injecting in-process network.
+
+pub mod grpc;
+
+use raft::eraftpb::Message;
+
+use crate::ids::{ServerId, ShardId};
+
+pub trait Transport: Send + Sync + 'static {
+    /// Sends Raft messages (never snapshots) to `to`.
+    fn send(&self, to: ServerId, messages: Vec<(ShardId, Message)>);
+
+    /// Sends one `MsgSnapshot`; the outcome comes back as `SnapshotSent`.
+    fn send_snapshot(&self, to: ServerId, shard: ShardId, message: Message);
+}
