@@ -19,7 +19,7 @@
 //! Bad input is refused here, before it reaches the loop, with
 //! `InvalidArgument` naming the limit (see `limits.rs`).
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -40,7 +40,9 @@ pub struct Node {
     pub server_id: ServerId,
     pub registry: Arc<Registry>,
     pub store: StoreHandle,
-    pub engine: Engine,
+    /// Taken away at shutdown, so the database closes even while
+    /// connections linger (see `Server::stop`).
+    engine: RwLock<Option<Engine>>,
     pub tt: TrueTime,
     pub time: TimeConfig,
 }
@@ -53,6 +55,38 @@ pub struct GetResult {
 }
 
 impl Node {
+    pub fn new(
+        server_id: ServerId,
+        registry: Arc<Registry>,
+        store: StoreHandle,
+        engine: Engine,
+        tt: TrueTime,
+        time: TimeConfig,
+    ) -> Node {
+        Node {
+            server_id,
+            registry,
+            store,
+            engine: RwLock::new(Some(engine)),
+            tt,
+            time,
+        }
+    }
+
+    fn engine(&self) -> Result<Engine> {
+        self.engine
+            .read()
+            .expect("engine lock")
+            .clone()
+            .ok_or_else(|| Error::Unavailable("server is shutting down".into()))
+    }
+
+    /// Stops serving reads from storage; returns the engine so the caller
+    /// can close it.
+    pub fn take_engine(&self) -> Option<Engine> {
+        self.engine.write().expect("engine lock").take()
+    }
+
     fn replica(&self, shard_id: u64) -> Result<Arc<ReplicaShared>> {
         self.registry
             .get(ShardId(shard_id))
@@ -177,7 +211,8 @@ impl Node {
             &mut std::iter::once(req.key.as_slice()),
         )?;
         let read_ts = self.read_ts(&r, req.read_ts).await?;
-        let reader = Reader::new(&self.engine);
+        let engine = self.engine()?;
+        let reader = Reader::new(&engine);
         Self::check_watermark(&r, read_ts)?;
         let value = reader.get(&req.key, read_ts)?;
         Ok(GetResult { value, read_ts })
@@ -220,7 +255,8 @@ impl Node {
             (false, false) => req.end_key.clone().min(d.end_key.clone()),
         };
         let read_ts = self.read_ts(&r, req.read_ts).await?;
-        let reader = Reader::new(&self.engine);
+        let engine = self.engine()?;
+        let reader = Reader::new(&engine);
         Self::check_watermark(&r, read_ts)?;
         let page = reader.scan(
             &req.start_key,

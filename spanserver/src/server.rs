@@ -61,6 +61,7 @@ pub struct Server {
     pub registry: Arc<Registry>,
     pub store: StoreHandle,
     pub truetime: TrueTime,
+    node: Arc<Node>,
     loop_thread: Option<std::thread::JoinHandle<()>>,
     grpc_shutdown: Option<oneshot::Sender<()>>,
     grpc_task: Option<tokio::task::JoinHandle<()>>,
@@ -148,15 +149,15 @@ impl Server {
             })
             .map_err(|e| StartError::Replicas(format!("cannot start the event loop: {e}")))?;
 
-        let node = Arc::new(Node {
+        let node = Arc::new(Node::new(
             server_id,
-            registry: registry.clone(),
-            store: store_handle.clone(),
+            registry.clone(),
+            store_handle.clone(),
             engine,
-            tt: truetime.clone(),
-            time: config.time.clone(),
-        });
-        let kv = proto::kv_server::KvServer::new(KvService { node })
+            truetime.clone(),
+            config.time.clone(),
+        ));
+        let kv = proto::kv_server::KvServer::new(KvService { node: node.clone() })
             .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
         let admin = proto::admin_server::AdminServer::new(AdminService {
@@ -198,25 +199,19 @@ impl Server {
             registry,
             store: store_handle,
             truetime,
+            node,
             loop_thread: Some(loop_thread),
             grpc_shutdown: Some(grpc_shutdown),
             grpc_task: Some(grpc_task),
         })
     }
 
-    /// Stops serving, stops the event loop (answering everything that
-    /// waits), and closes the database.
+    /// Stops serving (letting requests in flight finish for a grace
+    /// period), stops the event loop (answering everything that waits), and
+    /// closes the database.
     pub async fn shutdown(mut self) {
-        self.stop().await;
-    }
-
-    async fn stop(&mut self) {
         if let Some(tx) = self.grpc_shutdown.take() {
             let _ = tx.send(());
-        }
-        let _ = self.store.send(StoreMsg::Shutdown);
-        if let Some(thread) = self.loop_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         if let Some(task) = self.grpc_task.take() {
             // Peer streams never end on their own: give requests a grace
@@ -226,13 +221,18 @@ impl Server {
                 abort.abort();
             }
         }
-        tracing::info!(server = %self.server_id, "spanserver stopped");
+        let _ = tokio::task::spawn_blocking(move || self.stop_blocking()).await;
     }
-}
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Without an async shutdown, at least stop the loop and the listener.
+    /// Stops at once, as a crash would (minus the lost page cache): no
+    /// grace for requests in flight.
+    pub async fn crash(self) {
+        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
+    }
+
+    /// Stops the listener and the loop, and closes the database: when this
+    /// returns, the data directory can be opened again.
+    fn stop_blocking(&mut self) {
         if let Some(tx) = self.grpc_shutdown.take() {
             let _ = tx.send(());
         }
@@ -243,5 +243,27 @@ impl Drop for Server {
         if let Some(thread) = self.loop_thread.take() {
             let _ = thread.join();
         }
+        // Connection tasks may still hold the service (and so the node)
+        // for a moment; the engine is taken from the node, and reads in
+        // progress hold their handle only while they read.
+        if let Some(engine) = self.node.take_engine() {
+            let deadline = std::time::Instant::now() + ENGINE_RELEASE_TIMEOUT;
+            while !engine.is_last_handle() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !engine.is_last_handle() {
+                tracing::warn!(server = %self.server_id, "database still in use at shutdown");
+            }
+        }
+        tracing::info!(server = %self.server_id, "spanserver stopped");
+    }
+}
+
+/// How long shutdown waits for reads in progress to let go of the database.
+const ENGINE_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_blocking();
     }
 }

@@ -184,6 +184,11 @@ impl Engine {
         }
     }
 
+    /// True when this is the last handle: dropping it closes the database.
+    pub fn is_last_handle(&self) -> bool {
+        Arc::strong_count(&self.db) == 1
+    }
+
     pub fn db(&self) -> &DB {
         &self.db
     }

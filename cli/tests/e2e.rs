@@ -1,0 +1,201 @@
+//! End to end: real `spandb` processes on loopback, as a user runs them.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use client::{Client, ReadMode};
+use tests::process::ProcessCluster;
+use tests::wait::wait_for;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_spandb");
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Goal: acknowledged writes survive `kill -9` of the busiest server, and
+/// the cluster heals once it is restarted.
+/// Method: `spandb demo --no-shell`; write 1,000 keys from 16 workers; after
+/// 500 acknowledgements SIGKILL the server leading the most shards; finish
+/// the writes against the survivors; restart the server from its config;
+/// wait until every shard has a leader and the restarted replicas caught
+/// up; then every acknowledged key must hold its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9_of_the_busiest_server() -> anyhow::Result<()> {
+    tests::init_logging();
+    let mut cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let client = Client::connect(cluster.addrs.clone()).await?;
+    let acked: Arc<Mutex<BTreeMap<String, String>>> = Default::default();
+    let keys: Vec<String> = (0..1000)
+        .map(|i| format!("{}{i:04}", (b'a' + (i % 26) as u8) as char))
+        .collect();
+
+    write_all(&client, &keys[..500], &acked).await;
+    assert_eq!(
+        acked.lock().unwrap().len(),
+        500,
+        "writes failed before any fault"
+    );
+
+    let info = client.cluster_info().await?;
+    let mut led: BTreeMap<u64, usize> = BTreeMap::new();
+    for shard in &info.shards {
+        *led.entry(shard.leader_server_id).or_default() += 1;
+    }
+    let (&victim, _) = led
+        .iter()
+        .filter(|(s, _)| **s != 0)
+        .max_by_key(|(_, n)| **n)
+        .expect("some leader");
+    cluster.kill9(victim).await?;
+
+    write_all(&client, &keys[500..], &acked).await;
+    cluster.restart(victim).await?;
+
+    // Every shard led again, and the restarted server's replicas caught up.
+    let victim_addr = cluster.addrs[victim as usize - 1].clone();
+    wait_for(TIMEOUT, || async {
+        let info = client.cluster_info().await.ok()?;
+        if info.shards.iter().any(|s| s.leader_server_id == 0) {
+            return None;
+        }
+        let restarted = client.server_status(&victim_addr).await.ok()?;
+        let mut caught_up = true;
+        for r in &restarted.replicas {
+            let leader = info
+                .shards
+                .iter()
+                .find(|s| s.descriptor.as_ref().map(|d| d.shard_id) == Some(r.shard_id))?;
+            let leader_addr = &cluster.addrs[leader.leader_server_id as usize - 1];
+            let status = client.server_status(leader_addr).await.ok()?;
+            let led = status.replicas.iter().find(|x| x.shard_id == r.shard_id)?;
+            caught_up &= r.applied_index >= led.committed_index;
+        }
+        (caught_up && !restarted.replicas.is_empty()).then_some(())
+    })
+    .await?;
+
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 900,
+        "only {} of 1000 writes acknowledged",
+        acked.len()
+    );
+    let read = Client::connect(cluster.addrs.clone()).await?;
+    for (key, value) in &acked {
+        assert_eq!(
+            read.get(key.as_bytes()).await?.as_deref(),
+            Some(value.as_bytes()),
+            "{key} lost"
+        );
+    }
+    let all = read.scan(b"", b"", 2000, ReadMode::Latest).await?;
+    assert!(all.len() >= acked.len());
+    cluster.stop().await;
+    Ok(())
+}
+
+/// Writes `keys` (value = key) from 16 workers; records what was
+/// acknowledged. A put of the same value is idempotent, so one of unknown
+/// outcome is simply tried again, as a user would.
+async fn write_all(client: &Client, keys: &[String], acked: &Arc<Mutex<BTreeMap<String, String>>>) {
+    let queue = Arc::new(Mutex::new(keys.to_vec()));
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (client, queue, acked) = (client.clone(), queue.clone(), acked.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let Some(key) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                for _attempt in 0..5 {
+                    if client.put(key.as_bytes(), key.as_bytes()).await.is_ok() {
+                        acked.lock().unwrap().insert(key.clone(), key.clone());
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("writer");
+    }
+}
+
+fn spandb(args: &[&str]) -> std::process::Output {
+    Command::new(BINARY)
+        .args(args)
+        .output()
+        .expect("running spandb")
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+/// Goal: `spandb kv` does what its help says, with exit code 0 on success
+/// and a one-line error with a non-zero exit otherwise; `spandb status`
+/// shows every shard led.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_and_status_commands() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.addrs[0].clone();
+    let a = addr.as_str();
+    let put = spandb(&["kv", "--addr", a, "put", "apple", "red"]);
+    assert!(put.status.success(), "{put:?}");
+    let ts1 = stdout(&put)
+        .strip_prefix("OK ")
+        .expect("OK <ts>")
+        .to_string();
+    assert!(spandb(&["kv", "--addr", a, "put", "apple", "green"])
+        .status
+        .success());
+    assert!(spandb(&["kv", "--addr", a, "put", "zebra", "stripes"])
+        .status
+        .success());
+    assert_eq!(
+        stdout(&spandb(&["kv", "--addr", a, "get", "apple"])),
+        "green"
+    );
+    // The printed commit timestamp reads back the state at that write.
+    assert_eq!(
+        stdout(&spandb(&["kv", "--addr", a, "get", "apple", "--at", &ts1])),
+        "red"
+    );
+    assert_eq!(
+        stdout(&spandb(&["kv", "--addr", a, "scan"])),
+        "apple\tgreen\nzebra\tstripes"
+    );
+    assert_eq!(
+        stdout(&spandb(&["kv", "--addr", a, "scan", "b", "zz"])),
+        "zebra\tstripes"
+    );
+    assert!(spandb(&["kv", "--addr", a, "del", "zebra"])
+        .status
+        .success());
+    let missing = spandb(&["kv", "--addr", a, "get", "zebra"]);
+    assert!(
+        missing.status.success() && stdout(&missing).is_empty(),
+        "{missing:?}"
+    );
+
+    for bad in [
+        vec!["kv", "--addr", a, "get", "apple", "--at", "yesterday"],
+        vec!["kv", "--addr", a, "put", "", "v"],
+        vec!["kv", "--addr", "127.0.0.1:1", "get", "apple"],
+        vec!["status", "--addr", "not an address"],
+    ] {
+        let out = spandb(&bad);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad:?} succeeded");
+        assert!(
+            err.starts_with("error: ") && err.trim_end().lines().count() == 1,
+            "{bad:?}: {err}"
+        );
+    }
+
+    let status = stdout(&spandb(&["status", "--addr", a]));
+    assert!(status.contains("3 servers, 4 shards"), "{status}");
+    assert_eq!(status.matches(" leader ").count(), 4, "{status}");
+    cluster.stop().await;
+    Ok(())
+}

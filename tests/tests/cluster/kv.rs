@@ -1,0 +1,323 @@
+//! The key-value service (6.824 lab 3A) and SpanDB's own guarantees:
+//! snapshot reads at timestamps, commit-wait, GC, bad input.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::ErrorKind;
+use spanserver::config::GcConfig;
+use spanserver::registry::Role;
+use spanserver::{Server, TransportKind};
+use tests::wait::wait_until;
+use tests::{ClusterOptions, TestCluster};
+
+use crate::common::{init, kind, raw_get, raw_put, LEADER_TIMEOUT};
+
+/// Goal: a snapshot read at a write's commit timestamp sees exactly the
+/// state then, on every replica; latest reads see the newest value; and
+/// commit-wait holds: when a write is acknowledged, its timestamp has
+/// definitely passed on the leader's TrueTime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_reads_see_the_state_at_their_timestamp() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    let leader = c
+        .wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT)
+        .await?;
+    let client = c.client().await?;
+    let ts1 = client.put(b"k", b"v1").await?;
+    assert!(
+        c.server(leader).truetime.after(ts1),
+        "acknowledged before TT.after(commit_ts)"
+    );
+    let ts2 = client.put(b"k", b"v2").await?;
+    client.put(b"other", b"o").await?;
+    assert!(ts2 > ts1);
+    for id in [1, 2, 3] {
+        let mut kv = c.kv_client(id).await?;
+        assert_eq!(
+            raw_get(&mut kv, 1, "k", ts1.prev().as_nanos()).await?,
+            None,
+            "server {id}"
+        );
+        assert_eq!(
+            raw_get(&mut kv, 1, "k", ts1.as_nanos()).await?.as_deref(),
+            Some("v1"),
+            "server {id}"
+        );
+        assert_eq!(
+            raw_get(&mut kv, 1, "k", ts2.prev().as_nanos())
+                .await?
+                .as_deref(),
+            Some("v1"),
+            "server {id}"
+        );
+        assert_eq!(
+            raw_get(&mut kv, 1, "k", ts2.as_nanos()).await?.as_deref(),
+            Some("v2"),
+            "server {id}"
+        );
+    }
+    assert_eq!(client.get(b"k").await?, Some(b"v2".to_vec()));
+    let at1 = client.scan(b"", b"", 10, client::ReadMode::At(ts1)).await?;
+    assert_eq!(
+        at1.iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect::<Vec<_>>(),
+        vec![(b"k".to_vec(), b"v1".to_vec())]
+    );
+    // A linearizable read reports the timestamp it read at, at or after
+    // the last write.
+    let out = client.get_with(b"k", client::ReadMode::Latest).await?;
+    assert!(out.read_ts >= ts2);
+    c.shutdown().await
+}
+
+/// Goal (6.824 TestOnePartition3A): a write sent to a leader stranded in a
+/// minority does not complete while the partition lasts; the majority
+/// serves meanwhile; once healed, the stranded write gets a definite
+/// failure and the majority's value stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minority_leader_write_does_not_complete_until_the_partition_heals() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(5).replication(5)).await?;
+    let all = [1, 2, 3, 4, 5];
+    let old = c.wait_for_leader_among(1, &all, LEADER_TIMEOUT).await?;
+    let others: Vec<u64> = all.into_iter().filter(|&s| s != old).collect();
+    let minority = [old, others[0]];
+    let majority = &others[1..];
+    c.net.partition(&[&minority, majority]);
+    let mut kv = c.kv_client(old).await?;
+    let stranded = tokio::spawn(async move { raw_put(&mut kv, 1, "p", "minority").await });
+
+    c.wait_for_leader_among(1, majority, LEADER_TIMEOUT).await?;
+    wait_until(LEADER_TIMEOUT, || {
+        c.progress(old, 1).is_some_and(|p| p.role != Role::Leader)
+    })
+    .await?;
+    let client = c.client_of(majority).await?;
+    client.put(b"p", b"majority").await?;
+    assert!(
+        !stranded.is_finished(),
+        "the minority leader answered a write it could not commit"
+    );
+
+    c.net.heal();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), stranded).await??;
+    let status = outcome.expect_err("a write only the minority saw was acknowledged");
+    assert_eq!(
+        kind(&status),
+        ErrorKind::Unavailable,
+        "not a definite failure: {status:?}"
+    );
+    assert_eq!(
+        c.client().await?.get(b"p").await?,
+        Some(b"majority".to_vec())
+    );
+    c.shutdown().await
+}
+
+/// Goal: versions below the GC watermark are deleted and reads there fail
+/// with `SnapshotTooOld`, never with wrong data, on every replica; reads at
+/// or above the watermark are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_below_the_gc_watermark_fail_cleanly() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3);
+    options.gc = GcConfig {
+        retention_s: 1,
+        interval_s: 1,
+    };
+    let c = TestCluster::start(options).await?;
+    c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT)
+        .await?;
+    let client = c.client().await?;
+    let ts1 = client.put(b"k", b"v1").await?;
+    let ts2 = client.put(b"k", b"v2").await?;
+    let v = client
+        .get_with(b"k", client::ReadMode::At(ts1))
+        .await?
+        .value
+        .expect("v1");
+    assert_eq!(v.value, b"v1");
+    wait_until(Duration::from_secs(30), || {
+        [1, 2, 3]
+            .iter()
+            .all(|&id| c.replica(id, 1).is_some_and(|r| r.gc_watermark() > ts2))
+    })
+    .await?;
+    match client.get_with(b"k", client::ReadMode::At(ts1)).await {
+        Err(client::Error::SnapshotTooOld { read_ts, watermark }) => {
+            assert_eq!(read_ts, ts1);
+            assert!(watermark > ts1);
+        }
+        other => panic!("read below the watermark returned {other:?}"),
+    }
+    for id in [1, 2, 3] {
+        let mut kv = c.kv_client(id).await?;
+        let status = raw_get(&mut kv, 1, "k", ts1.as_nanos())
+            .await
+            .expect_err("below the watermark");
+        assert_eq!(kind(&status), ErrorKind::SnapshotTooOld, "server {id}");
+        let watermark = c.replica(id, 1).expect("up").gc_watermark();
+        assert_eq!(
+            raw_get(&mut kv, 1, "k", watermark.as_nanos())
+                .await?
+                .as_deref(),
+            Some("v2"),
+            "server {id}"
+        );
+    }
+    assert_eq!(client.get(b"k").await?, Some(b"v2".to_vec()));
+    c.shutdown().await
+}
+
+/// Goal: malformed and oversized requests get clear, typed errors, change
+/// nothing, and leave the server serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_and_change_nothing() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let limits = (
+        spanserver::limits::KEY_BYTES_MAX,
+        spanserver::limits::VALUE_BYTES_MAX,
+    );
+    let cases: Vec<(&str, client::Result<client::Timestamp>)> = vec![
+        ("empty key", client.put(b"", b"v").await),
+        (
+            "long key",
+            client.put(&vec![b'k'; limits.0 + 1], b"v").await,
+        ),
+        (
+            "long value",
+            client.put(b"k", &vec![b'v'; limits.1 + 1]).await,
+        ),
+    ];
+    for (what, result) in cases {
+        assert!(
+            matches!(result, Err(client::Error::InvalidArgument(_))),
+            "{what}: {result:?}"
+        );
+    }
+    let far_future = client::Timestamp::from_nanos(u64::MAX / 2);
+    let r = client
+        .get_with(b"k", client::ReadMode::At(far_future))
+        .await;
+    assert!(
+        matches!(r, Err(client::Error::InvalidArgument(_))),
+        "future read: {r:?}"
+    );
+    let r = client.scan(b"z", b"a", 10, client::ReadMode::Latest).await;
+    assert!(
+        matches!(r, Err(client::Error::InvalidArgument(_))),
+        "backwards scan: {r:?}"
+    );
+    let r = client
+        .write(&[
+            client::Mutation::Put(b"a".to_vec(), b"1".to_vec()),
+            client::Mutation::Put(b"z".to_vec(), b"1".to_vec()),
+        ])
+        .await;
+    assert!(
+        matches!(r, Err(client::Error::InvalidArgument(_))),
+        "cross-shard write: {r:?}"
+    );
+
+    let leader = leaders[&1];
+    let mut kv = c.kv_client(leader).await?;
+    let status = raw_put(&mut kv, 99, "a", "v")
+        .await
+        .expect_err("unknown shard");
+    assert_eq!(kind(&status), ErrorKind::WrongShard);
+    let status = raw_put(&mut kv, 1, "z", "v")
+        .await
+        .expect_err("key outside the shard");
+    assert_eq!(kind(&status), ErrorKind::WrongShard);
+    let stale = proto::WriteRequest {
+        shard_id: 1,
+        shard_epoch: 7,
+        mutations: vec![proto::Mutation {
+            key: b"a".to_vec(),
+            value: b"v".to_vec(),
+            delete: false,
+        }],
+    };
+    let status = kv.write(stale).await.expect_err("stale epoch");
+    assert_eq!(kind(&status), ErrorKind::WrongShard);
+    let too_many = proto::WriteRequest {
+        shard_id: 1,
+        shard_epoch: 0,
+        mutations: (0..spanserver::limits::WRITE_MUTATIONS_MAX + 1)
+            .map(|i| proto::Mutation {
+                key: format!("a{i}").into_bytes(),
+                value: vec![],
+                delete: false,
+            })
+            .collect(),
+    };
+    let status = kv.write(too_many).await.expect_err("too many mutations");
+    assert_eq!(kind(&status), ErrorKind::InvalidArgument);
+
+    // Raft traffic from another cluster is refused; garbage is dropped.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?
+        .connect()
+        .await?;
+    let mut raft = proto::raft_client::RaftClient::new(channel);
+    let foreign = proto::RaftBatch {
+        cluster_id: "someone-else".into(),
+        from_server_id: 2,
+        to_server_id: leader,
+        envelopes: vec![],
+    };
+    let status = raft
+        .send(tokio_stream::iter(vec![foreign]))
+        .await
+        .expect_err("foreign cluster");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    let garbage = proto::RaftBatch {
+        cluster_id: c.spec.cluster_id.clone(),
+        from_server_id: 2,
+        to_server_id: leader,
+        envelopes: vec![proto::RaftEnvelope {
+            shard_id: 1,
+            message: vec![0xff, 0x01, 0x02],
+        }],
+    };
+    raft.send(tokio_stream::iter(vec![garbage])).await?;
+
+    // Nothing above was written, and the cluster still serves.
+    client.put(b"a", b"ok").await?;
+    let all = client.scan(b"", b"", 100, client::ReadMode::Latest).await?;
+    assert_eq!(
+        all.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>(),
+        vec![b"a".to_vec()]
+    );
+    c.shutdown().await
+}
+
+/// Goal: a server refuses a data directory that belongs to another cluster,
+/// and says why, instead of mixing two clusters' data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_of_another_cluster_is_refused() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(3)).await?;
+    c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT)
+        .await?;
+    c.crash(1).await;
+    let mut config = c.config_of(1);
+    config.cluster.cluster_id = "another-cluster".into();
+    config.listen = "127.0.0.1:0".parse()?;
+    let clock = Arc::new(truetime::SystemClock::new());
+    let err = Server::start(config, clock, TransportKind::Grpc, None)
+        .await
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("belongs to cluster") && text.contains(&c.spec.cluster_id),
+        "{text}"
+    );
+    c.shutdown().await
+}
