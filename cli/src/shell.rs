@@ -9,9 +9,11 @@ use crate::kv::{self, KvCommand};
 
 #[derive(Parser, Debug)]
 #[command(
+    name = "shell",
     no_binary_name = true,
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    disable_help_subcommand = true
 )]
 struct Line {
     #[command(subcommand)]

@@ -492,3 +492,188 @@ mod tests {
         assert!(matches!(err, Error::Unavailable(_)), "{err}");
     }
 }
+
+/// Goldenscript tests: `testscripts/mvcc/*`, in the notation of the module
+/// docs. Regenerate with `UPDATE_GOLDENFILES=1 cargo test -p spanserver`.
+#[cfg(test)]
+mod scripts {
+    use std::error::Error as StdError;
+    use std::fmt::Write as _;
+
+    use super::*;
+    use crate::storage::Identity;
+
+    #[derive(goldenscript::Command)]
+    enum Command {
+        /// put KEY VALUE ts=N
+        Put(String, String, #[arg(key = "ts")] u64),
+        /// del KEY ts=N
+        Del(String, #[arg(key = "ts")] u64),
+        /// get KEY ts=N
+        Get(String, #[arg(key = "ts")] u64),
+        /// scan [FROM [TO]] ts=N [limit=N]
+        Scan {
+            from: Option<String>,
+            to: Option<String>,
+            #[arg(key)]
+            ts: u64,
+            #[arg(key)]
+            limit: Option<usize>,
+        },
+        /// gc watermark=N [step=N]: GC rounds to completion, steps of N versions
+        Gc {
+            #[arg(key)]
+            watermark: u64,
+            #[arg(key)]
+            step: Option<usize>,
+        },
+        /// versions: every stored version, in storage order
+        Versions,
+    }
+
+    struct Runner {
+        _dir: tempfile::TempDir,
+        engine: Engine,
+    }
+
+    impl Runner {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let identity = Identity {
+                cluster_id: "t".into(),
+                server_id: 1,
+                layout_fingerprint: "l".into(),
+            };
+            let engine = Engine::open(dir.path(), &identity).expect("open");
+            Runner { _dir: dir, engine }
+        }
+
+        fn write(&self, key: &str, ts: u64, value: Option<&str>) -> Result<(), Box<dyn StdError>> {
+            let mut batch = WriteBatch::default();
+            put_version(
+                &self.engine,
+                &mut batch,
+                key.as_bytes(),
+                Timestamp::from_nanos(ts),
+                value.map(str::as_bytes),
+            );
+            Ok(self.engine.write(batch, false)?)
+        }
+    }
+
+    fn text(b: &[u8]) -> String {
+        format!("{:?}", String::from_utf8_lossy(b))
+    }
+
+    impl goldenscript::Runner for Runner {
+        type Command = Command;
+
+        fn run(
+            &mut self,
+            command: &Command,
+            _: &goldenscript::Context,
+        ) -> Result<String, Box<dyn StdError>> {
+            let mut out = String::new();
+            match command {
+                Command::Put(key, value, ts) => self.write(key, *ts, Some(value))?,
+                Command::Del(key, ts) => self.write(key, *ts, None)?,
+                Command::Get(key, ts) => {
+                    match Reader::new(&self.engine)
+                        .get(key.as_bytes(), Timestamp::from_nanos(*ts))?
+                    {
+                        Some((at, v)) => writeln!(
+                            out,
+                            "{} @{ts} → {} (written @{})",
+                            text(key.as_bytes()),
+                            text(&v),
+                            at.as_nanos()
+                        )?,
+                        None => writeln!(out, "{} @{ts} → none", text(key.as_bytes()))?,
+                    }
+                }
+                Command::Scan {
+                    from,
+                    to,
+                    ts,
+                    limit,
+                } => {
+                    let from = from.as_deref().unwrap_or("");
+                    let to = to.as_deref().unwrap_or("");
+                    let page = Reader::new(&self.engine).scan(
+                        from.as_bytes(),
+                        to.as_bytes(),
+                        Timestamp::from_nanos(*ts),
+                        limit.unwrap_or(usize::MAX),
+                        usize::MAX,
+                    )?;
+                    let pairs: Vec<String> = page
+                        .pairs
+                        .iter()
+                        .map(|(k, v, at)| format!("{}={}@{}", text(k), text(v), at.as_nanos()))
+                        .collect();
+                    write!(
+                        out,
+                        "scan [{}, {}) @{ts} → [{}]",
+                        text(from.as_bytes()),
+                        text(to.as_bytes()),
+                        pairs.join(" ")
+                    )?;
+                    if let Some(resume) = page.resume_key {
+                        write!(out, " resume at {}", text(&resume))?;
+                    }
+                    writeln!(out)?;
+                }
+                Command::Gc { watermark, step } => {
+                    let mut from = Vec::new();
+                    let (mut deleted, mut steps) = (0, 0);
+                    loop {
+                        let mut batch = WriteBatch::default();
+                        let s = gc_step(
+                            &self.engine,
+                            &mut batch,
+                            &from,
+                            b"",
+                            Timestamp::from_nanos(*watermark),
+                            step.unwrap_or(1000),
+                        )?;
+                        self.engine.write(batch, false)?;
+                        deleted += s.deleted;
+                        steps += 1;
+                        match s.next_key {
+                            Some(k) => from = k,
+                            None => break,
+                        }
+                    }
+                    writeln!(
+                        out,
+                        "gc @{watermark}: deleted {deleted} versions in {steps} steps"
+                    )?;
+                }
+                Command::Versions => {
+                    for v in Reader::new(&self.engine).all_versions(b"", b"", usize::MAX)? {
+                        let value = v
+                            .value
+                            .as_deref()
+                            .map(text)
+                            .unwrap_or_else(|| "tombstone".into());
+                        writeln!(out, "{}@{} = {value}", text(&v.key), v.ts.as_nanos())?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    #[test]
+    fn visibility() -> std::io::Result<()> {
+        goldenscript::run(
+            &mut Runner::new(),
+            "src/storage/testscripts/mvcc/visibility",
+        )
+    }
+
+    #[test]
+    fn gc() -> std::io::Result<()> {
+        goldenscript::run(&mut Runner::new(), "src/storage/testscripts/mvcc/gc")
+    }
+}
