@@ -55,6 +55,9 @@ struct KvBenchArgs {
     /// Start a local 3-server cluster (in a temporary directory) for the run.
     #[arg(long)]
     local: bool,
+    /// With --local: the servers' TrueTime epsilon in milliseconds.
+    #[arg(long, requires = "local", default_value_t = spanserver::config::TimeConfig::default().epsilon_ms)]
+    epsilon_ms: u64,
     /// Concurrent clients; a list runs each in turn (e.g. 1,64).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     clients: Vec<usize>,
@@ -80,6 +83,10 @@ struct KvBenchArgs {
     no_progress: bool,
 }
 
+fn default_epsilon_ms() -> u64 {
+    spanserver::config::TimeConfig::default().epsilon_ms
+}
+
 /// Most concurrent clients one run may use.
 const CLIENTS_MAX: usize = 4096;
 
@@ -102,7 +109,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     let local = if args.local {
-        let cluster = crate::cluster::LocalCluster::start(None, None, 3).await?;
+        let time = spanserver::config::TimeConfig {
+            epsilon_ms: args.epsilon_ms,
+            ..Default::default()
+        };
+        time.validate()?;
+        let cluster = crate::cluster::LocalCluster::start(None, None, 3, time).await?;
         eprintln!("local cluster ready at {}", cluster.addrs().join(","));
         Some(cluster)
     } else {
@@ -138,16 +150,25 @@ async fn run_all(args: &KvBenchArgs, addr: &str) -> anyhow::Result<()> {
                     KvOp::Get => "get",
                 },
                 args.value_size,
-                if args.key_space == KeySpace::OneShard {
-                    "-1shard"
-                } else {
-                    ""
-                }
+                label_suffix(args),
             );
             report.print(&label);
         }
     }
     Ok(())
+}
+
+/// `-1shard` for the one-shard key space, `-eps<N>ms` for a local cluster
+/// with a non-default epsilon.
+fn label_suffix(args: &KvBenchArgs) -> String {
+    let mut suffix = String::new();
+    if args.key_space == KeySpace::OneShard {
+        suffix.push_str("-1shard");
+    }
+    if args.local && args.epsilon_ms != default_epsilon_ms() {
+        suffix.push_str(&format!("-eps{}ms", args.epsilon_ms));
+    }
+    suffix
 }
 
 fn key(args: &KvBenchArgs, n: usize) -> Vec<u8> {

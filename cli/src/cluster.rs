@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use spanserver::config::{RaftConfig, ServerConfig};
+use spanserver::config::{RaftConfig, ServerConfig, TimeConfig};
 use spanserver::{ClusterSpec, ServerId, ServerSpec};
 use tokio::process::{Child, Command};
 
@@ -39,11 +39,13 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     /// Starts (or restarts, if `dir` holds one) a cluster of `servers`
-    /// servers and waits until every shard has a leader.
+    /// servers with the given time settings (TrueTime epsilon, timeouts),
+    /// and waits until every shard has a leader.
     pub async fn start(
         dir: Option<PathBuf>,
         port_base: Option<u16>,
         servers: usize,
+        time: TimeConfig,
     ) -> anyhow::Result<LocalCluster> {
         let (dir, temp) = match dir {
             Some(d) => {
@@ -98,7 +100,7 @@ impl LocalCluster {
                 cluster_file: Some(spec_path.clone()),
                 raft: RaftConfig::default(),
                 gc: Default::default(),
-                time: Default::default(),
+                time: time.clone(),
             };
             let text = toml::to_string(&config).context("encoding a server configuration")?;
             std::fs::write(&config_path, text)

@@ -60,6 +60,10 @@ struct DemoArgs {
     /// else any free ports).
     #[arg(long)]
     port_base: Option<u16>,
+    /// TrueTime epsilon of the servers, in milliseconds (commit-wait costs
+    /// about twice this per write).
+    #[arg(long, default_value_t = spanserver::config::TimeConfig::default().epsilon_ms)]
+    epsilon_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -96,7 +100,12 @@ fn main() -> ExitCode {
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     init_logging("warn");
-    let mut cluster = cluster::LocalCluster::start(args.dir, args.port_base, 3).await?;
+    let time = spanserver::config::TimeConfig {
+        epsilon_ms: args.epsilon_ms,
+        ..Default::default()
+    };
+    time.validate()?;
+    let mut cluster = cluster::LocalCluster::start(args.dir, args.port_base, 3, time).await?;
     println!(
         "ready {} (servers {}; data in {})",
         cluster.addrs()[0],

@@ -49,7 +49,7 @@
 //! - Command timestamps strictly increase in a shard's log
 //!   (`shard/mod.rs::apply_command`).
 //! - No client learns of a write at `s` before `TT.after(s)`
-//!   (`node.rs::commit_wait`).
+//!   (`node.rs`, `commit_wait.rs`).
 //! - A read at `t` below the GC watermark fails; GC raises the watermark
 //!   before deleting (`storage/mvcc.rs`).
 //! - A data directory serves one cluster, one server, one layout
@@ -67,6 +67,7 @@
 //! (bounded by `SNAPSHOT_BYTES_MAX`). Transactions (locks, 2PC, read-only
 //! transactions; Spanner §4.2) come with the `txn` crate.
 
+pub mod commit_wait;
 pub mod config;
 pub mod error;
 pub mod ids;

@@ -13,18 +13,18 @@
 //!   the order), and read at `t`.
 //! - **Write** (leader only): the loop proposes it at a fresh timestamp `s`
 //!   and answers once it is applied; then commit-wait until `TT.after(s)`
-//!   before telling the client. After that, any snapshot read at a
+//!   before telling the client (`commit_wait.rs`). After that, any snapshot read at a
 //!   timestamp taken from `TT.now().latest` anywhere is above `s`.
 //!
 //! Bad input is refused here, before it reaches the loop, with
 //! `InvalidArgument` naming the limit (see `limits.rs`).
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
 
+use crate::commit_wait::CommitWaiter;
 use crate::config::TimeConfig;
 use crate::error::{Error, Result};
 use crate::ids::{ServerId, ShardId};
@@ -45,6 +45,7 @@ pub struct Node {
     engine: RwLock<Option<Engine>>,
     pub tt: TrueTime,
     pub time: TimeConfig,
+    commit_waiter: CommitWaiter,
 }
 
 /// The data of a successful get.
@@ -62,6 +63,7 @@ impl Node {
         engine: Engine,
         tt: TrueTime,
         time: TimeConfig,
+        commit_waiter: CommitWaiter,
     ) -> Node {
         Node {
             server_id,
@@ -70,6 +72,7 @@ impl Node {
             engine: RwLock::new(Some(engine)),
             tt,
             time,
+            commit_waiter,
         }
     }
 
@@ -312,20 +315,8 @@ impl Node {
                 )))
             }
         };
-        commit_wait(&self.tt, commit_ts).await;
+        self.commit_waiter.wait(commit_ts).await;
         Ok(commit_ts)
-    }
-}
-
-/// Waits until `TT.after(ts)`: no client learns of a write at `ts` before
-/// `ts` has definitely passed.
-pub async fn commit_wait(tt: &TrueTime, ts: Timestamp) {
-    loop {
-        let remaining = tt.commit_wait_remaining(ts);
-        if remaining.is_zero() {
-            return;
-        }
-        tokio::time::sleep(remaining.max(Duration::from_micros(100))).await;
     }
 }
 

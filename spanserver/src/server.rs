@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tonic::transport::server::TcpIncoming;
 use truetime::{Clock, TrueTime};
 
+use crate::commit_wait::CommitWaiter;
 use crate::config::ResolvedConfig;
 use crate::ids::ServerId;
 use crate::limits;
@@ -62,6 +63,7 @@ pub struct Server {
     pub store: StoreHandle,
     pub truetime: TrueTime,
     node: Arc<Node>,
+    commit_waiter: CommitWaiter,
     loop_thread: Option<std::thread::JoinHandle<()>>,
     grpc_shutdown: Option<oneshot::Sender<()>>,
     grpc_task: Option<tokio::task::JoinHandle<()>>,
@@ -149,6 +151,9 @@ impl Server {
             })
             .map_err(|e| StartError::Replicas(format!("cannot start the event loop: {e}")))?;
 
+        let commit_waiter = CommitWaiter::start(truetime.clone()).map_err(|e| {
+            StartError::Replicas(format!("cannot start the commit-wait timer: {e}"))
+        })?;
         let node = Arc::new(Node::new(
             server_id,
             registry.clone(),
@@ -156,6 +161,7 @@ impl Server {
             engine,
             truetime.clone(),
             config.time.clone(),
+            commit_waiter.clone(),
         ));
         let kv = proto::kv_server::KvServer::new(KvService { node: node.clone() })
             .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
@@ -200,6 +206,7 @@ impl Server {
             store: store_handle,
             truetime,
             node,
+            commit_waiter,
             loop_thread: Some(loop_thread),
             grpc_shutdown: Some(grpc_shutdown),
             grpc_task: Some(grpc_task),
@@ -243,6 +250,7 @@ impl Server {
         if let Some(thread) = self.loop_thread.take() {
             let _ = thread.join();
         }
+        self.commit_waiter.stop();
         // Connection tasks may still hold the service (and so the node)
         // for a moment; the engine is taken from the node, and reads in
         // progress hold their handle only while they read.
