@@ -21,5 +21,7 @@ COMMON="--local --no-progress --duration $SECS --keys 100000 --value-size 256"
 OWN="for i in \$(seq $REPS); do \
   $SPANDB bench kv $COMMON --clients 1,64 --op put,get; \
   $SPANDB bench kv $COMMON --key-space one-shard --clients 1,64 --op put; \
+  $SPANDB bench kv $COMMON --epsilon-ms 1 --clients 1,64 --op put; \
+  $SPANDB bench kv $COMMON --epsilon-ms 0 --clients 1,64 --op put; \
 done"
 OWN_BENCH_CMD="$OWN" SECS=$SECS REPS=$REPS "$ANCHORS"

@@ -101,6 +101,8 @@ impl LocalCluster {
                 raft: RaftConfig::default(),
                 gc: Default::default(),
                 time: time.clone(),
+                peer_addrs: Default::default(),
+                unsafe_testing: Default::default(),
             };
             let text = toml::to_string(&config).context("encoding a server configuration")?;
             std::fs::write(&config_path, text)

@@ -51,6 +51,8 @@ fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
                 raft: Default::default(),
                 gc: Default::default(),
                 time: Default::default(),
+                peer_addrs: Default::default(),
+                unsafe_testing: Default::default(),
             }
         }
     };

@@ -23,7 +23,7 @@
 //! layout; a server refuses to start on a directory made for another
 //! cluster or another layout (see [`crate::storage::Engine::open`]).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -415,6 +415,25 @@ impl TimeConfig {
     }
 }
 
+/// Switches that make the server WRONG on purpose, so tests can show that
+/// the checkers catch it. Never set them in production; the server logs a
+/// warning at start when any is on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UnsafeTestingConfig {
+    /// Linearizable reads are served this many milliseconds in the past
+    /// (stale reads). 0: off.
+    pub stale_reads_ms: u64,
+    /// Acknowledge writes without commit-wait.
+    pub skip_commit_wait: bool,
+}
+
+impl UnsafeTestingConfig {
+    pub fn any(&self) -> bool {
+        self.stale_reads_ms > 0 || self.skip_commit_wait
+    }
+}
+
 /// One server's settings (`spandb start --config FILE`, or flags).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -436,6 +455,13 @@ pub struct ServerConfig {
     pub gc: GcConfig,
     #[serde(default)]
     pub time: TimeConfig,
+    /// Where to reach peers for Raft traffic, by server id, when it is not
+    /// their address in the cluster description (e.g. a proxy per link, as
+    /// the jepsen harness uses to cut links).
+    #[serde(default)]
+    pub peer_addrs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub unsafe_testing: UnsafeTestingConfig,
 }
 
 /// A [`ServerConfig`] after validation, with the cluster description loaded.
@@ -448,6 +474,9 @@ pub struct ResolvedConfig {
     pub raft: RaftConfig,
     pub gc: GcConfig,
     pub time: TimeConfig,
+    /// Raft dial addresses that differ from the cluster description.
+    pub peer_addrs: BTreeMap<ServerId, String>,
+    pub unsafe_testing: UnsafeTestingConfig,
 }
 
 impl ServerConfig {
@@ -476,6 +505,23 @@ impl ServerConfig {
         })?;
         let listen_text = self.listen.unwrap_or_else(|| me.addr.clone());
         let listen = resolve_addr(&listen_text)?;
+        let mut peer_addrs = BTreeMap::new();
+        for (id, addr) in self.peer_addrs {
+            let id = id
+                .parse::<u64>()
+                .ok()
+                .map(ServerId)
+                .filter(|id| cluster.server(*id).is_some())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "peer_addrs: {id:?} is not a server id of the cluster"
+                    ))
+                })?;
+            if !looks_like_host_port(&addr) {
+                return Err(bad(format!("peer_addrs: {addr:?} is not host:port")));
+            }
+            peer_addrs.insert(id, addr);
+        }
         Ok(ResolvedConfig {
             server_id: self.id,
             data_dir: self.data_dir,
@@ -484,6 +530,8 @@ impl ServerConfig {
             raft: self.raft,
             gc: self.gc,
             time: self.time,
+            peer_addrs,
+            unsafe_testing: self.unsafe_testing,
         })
     }
 }
@@ -582,7 +630,20 @@ mod tests {
             raft: RaftConfig::default(),
             gc: GcConfig::default(),
             time: TimeConfig::default(),
+            peer_addrs: BTreeMap::new(),
+            unsafe_testing: UnsafeTestingConfig::default(),
         };
-        assert!(cfg.resolve().unwrap_err().0.contains("not in the cluster"));
+        assert!(cfg
+            .clone()
+            .resolve()
+            .unwrap_err()
+            .0
+            .contains("not in the cluster"));
+        let mut cfg = ServerConfig {
+            id: ServerId(1),
+            ..cfg
+        };
+        cfg.peer_addrs.insert("7".into(), "127.0.0.1:1".into());
+        assert!(cfg.resolve().unwrap_err().0.contains("peer_addrs"));
     }
 }

@@ -20,12 +20,13 @@
 //! `InvalidArgument` naming the limit (see `limits.rs`).
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
 
 use crate::commit_wait::CommitWaiter;
-use crate::config::TimeConfig;
+use crate::config::{TimeConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
 use crate::ids::{ServerId, ShardId};
 use crate::limits;
@@ -46,6 +47,7 @@ pub struct Node {
     pub tt: TrueTime,
     pub time: TimeConfig,
     commit_waiter: CommitWaiter,
+    unsafe_testing: UnsafeTestingConfig,
 }
 
 /// The data of a successful get.
@@ -64,6 +66,7 @@ impl Node {
         tt: TrueTime,
         time: TimeConfig,
         commit_waiter: CommitWaiter,
+        unsafe_testing: UnsafeTestingConfig,
     ) -> Node {
         Node {
             server_id,
@@ -73,6 +76,7 @@ impl Node {
             tt,
             time,
             commit_waiter,
+            unsafe_testing,
         }
     }
 
@@ -142,7 +146,10 @@ impl Node {
     /// docs). `requested == 0` asks for a linearizable read.
     async fn read_ts(&self, r: &ReplicaShared, requested: u64) -> Result<Timestamp> {
         if requested == 0 {
-            return self.read_index(r).await;
+            let ts = self.read_index(r).await?;
+            // A deliberately broken server (tests only): read the past.
+            let stale = Duration::from_millis(self.unsafe_testing.stale_reads_ms);
+            return Ok(ts.saturating_sub(stale));
         }
         let ts = Timestamp::from_nanos(requested);
         if r.safe_ts() >= ts {
@@ -315,7 +322,9 @@ impl Node {
                 )))
             }
         };
-        self.commit_waiter.wait(commit_ts).await;
+        if !self.unsafe_testing.skip_commit_wait {
+            self.commit_waiter.wait(commit_ts).await;
+        }
         Ok(commit_ts)
     }
 }

@@ -121,6 +121,7 @@ impl Server {
             TransportKind::Grpc => GrpcTransport::start(
                 &config.cluster,
                 server_id,
+                &config.peer_addrs,
                 store_handle.clone(),
                 tokio::runtime::Handle::current(),
             ) as Arc<dyn Transport>,
@@ -162,12 +163,14 @@ impl Server {
             truetime.clone(),
             config.time.clone(),
             commit_waiter.clone(),
+            config.unsafe_testing.clone(),
         ));
         let kv = proto::kv_server::KvServer::new(KvService { node: node.clone() })
             .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
         let admin = proto::admin_server::AdminServer::new(AdminService {
             registry: registry.clone(),
+            truetime: truetime.clone(),
         });
         let raft = proto::raft_server::RaftServer::new(RaftService {
             cluster_id: config.cluster.cluster_id.clone(),

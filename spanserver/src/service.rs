@@ -61,6 +61,21 @@ impl proto::kv_server::Kv for KvService {
 
 pub struct AdminService {
     pub registry: Arc<Registry>,
+    pub truetime: truetime::TrueTime,
+}
+
+impl AdminService {
+    fn clock_status(&self) -> proto::ClockStatus {
+        let now = self.truetime.now();
+        let (offset_ns, drift_ppm) = self.truetime.clock().adjustment();
+        proto::ClockStatus {
+            earliest: now.earliest.as_nanos(),
+            latest: now.latest.as_nanos(),
+            offset_ns,
+            drift_ppm,
+            epsilon_ns: self.truetime.epsilon().as_nanos() as u64,
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -134,6 +149,40 @@ impl proto::admin_server::Admin for AdminService {
             addr: self.registry.server_addr(server_id).unwrap_or_default(),
             replicas,
         }))
+    }
+
+    async fn get_clock(
+        &self,
+        _request: Request<proto::GetClockRequest>,
+    ) -> Result<Response<proto::ClockStatus>, Status> {
+        Ok(Response::new(self.clock_status()))
+    }
+
+    async fn set_clock(
+        &self,
+        request: Request<proto::SetClockRequest>,
+    ) -> Result<Response<proto::ClockStatus>, Status> {
+        let r = request.into_inner();
+        // A year either way, and a drift of at most 10%: beyond that it is a
+        // typo, not a nemesis.
+        const OFFSET_NS_MAX: i64 = 365 * 24 * 3600 * 1_000_000_000;
+        const DRIFT_PPM_MAX: i64 = 100_000;
+        if r.offset_ns.abs() > OFFSET_NS_MAX || r.drift_ppm.abs() > DRIFT_PPM_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "clock offset must be within ±{OFFSET_NS_MAX} ns and drift within ±{DRIFT_PPM_MAX} ppm"
+            ))
+            .into());
+        }
+        self.truetime
+            .clock()
+            .adjust(r.offset_ns, r.drift_ppm)
+            .map_err(|e| Status::from(Error::InvalidArgument(e.to_string())))?;
+        tracing::warn!(
+            offset_ns = r.offset_ns,
+            drift_ppm = r.drift_ppm,
+            "clock adjusted through the admin API"
+        );
+        Ok(Response::new(self.clock_status()))
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use spanserver::config::{GcConfig, RaftConfig, ResolvedConfig, TimeConfig};
+use spanserver::config::{GcConfig, RaftConfig, ResolvedConfig, TimeConfig, UnsafeTestingConfig};
 use spanserver::registry::{Registry, ReplicaProgress, Role};
 use spanserver::{ClusterSpec, ReplicaId, Server, ServerId, ServerSpec, ShardId, TransportKind};
 use tokio::task::JoinHandle;
@@ -35,6 +35,8 @@ pub struct ClusterOptions {
     pub raft: RaftConfig,
     pub gc: GcConfig,
     pub time: TimeConfig,
+    /// Deliberate bugs, to show that checks can fail.
+    pub unsafe_testing: UnsafeTestingConfig,
     pub seed: u64,
 }
 
@@ -56,6 +58,7 @@ impl ClusterOptions {
             },
             gc: GcConfig::default(),
             time: TimeConfig::default(),
+            unsafe_testing: UnsafeTestingConfig::default(),
             seed: 1,
         }
     }
@@ -163,6 +166,8 @@ impl TestCluster {
             raft: self.options.raft.clone(),
             gc: self.options.gc.clone(),
             time: self.options.time.clone(),
+            peer_addrs: Default::default(),
+            unsafe_testing: self.options.unsafe_testing.clone(),
         }
     }
 

@@ -210,6 +210,25 @@ impl TtInterval {
 /// A physical clock: a reading in nanoseconds since the Unix epoch.
 pub trait Clock: Send + Sync + fmt::Debug {
     fn read(&self) -> Timestamp;
+
+    /// Sets an offset (signed nanoseconds) and a drift (parts per million)
+    /// on top of the clock's source, for fault injection. Clocks that cannot
+    /// be adjusted say so.
+    fn adjust(&self, _offset_nanos: i64, _drift_ppm: i64) -> Result<(), ClockError> {
+        Err(ClockError::NotAdjustable)
+    }
+
+    /// The current (offset, drift) adjustment.
+    fn adjustment(&self) -> (i64, i64) {
+        (0, 0)
+    }
+}
+
+/// A clock operation that cannot be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    #[error("this clock cannot be adjusted")]
+    NotAdjustable,
 }
 
 /// The operating system's clock, plus an injectable offset and drift.
@@ -273,6 +292,18 @@ fn os_now_nanos() -> u64 {
 }
 
 impl Clock for SystemClock {
+    fn adjust(&self, offset_nanos: i64, drift_ppm: i64) -> Result<(), ClockError> {
+        self.set_offset(offset_nanos);
+        if drift_ppm != self.drift_ppm() {
+            self.set_drift_ppm(drift_ppm);
+        }
+        Ok(())
+    }
+
+    fn adjustment(&self) -> (i64, i64) {
+        (self.offset_nanos(), self.drift_ppm())
+    }
+
     fn read(&self) -> Timestamp {
         let os = os_now_nanos();
         let origin = self.drift_origin_nanos.load(Ordering::SeqCst);

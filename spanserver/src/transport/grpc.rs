@@ -14,7 +14,7 @@
 //! keep-alives detect a peer that stopped answering (SIGSTOP, a cut
 //! network), so the stream is torn down and rebuilt rather than hanging.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +51,7 @@ impl GrpcTransport {
     pub fn start(
         cluster: &ClusterSpec,
         server_id: ServerId,
+        peer_addrs: &BTreeMap<ServerId, String>,
         store: StoreHandle,
         runtime: tokio::runtime::Handle,
     ) -> Arc<Self> {
@@ -58,13 +59,17 @@ impl GrpcTransport {
         let mut addrs = HashMap::new();
         for peer in cluster.servers.iter().filter(|s| s.id != server_id) {
             let (tx, rx) = mpsc::channel(limits::PEER_QUEUE_BATCHES_MAX);
+            let addr = peer_addrs
+                .get(&peer.id)
+                .cloned()
+                .unwrap_or_else(|| peer.addr.clone());
             queues.insert(peer.id, tx);
-            addrs.insert(peer.id, peer.addr.clone());
+            addrs.insert(peer.id, addr.clone());
             let link = PeerLink {
                 cluster_id: cluster.cluster_id.clone(),
                 from: server_id,
                 to: peer.id,
-                addr: peer.addr.clone(),
+                addr,
                 store: store.clone(),
             };
             runtime.spawn(link.run(rx));
