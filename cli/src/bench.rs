@@ -103,16 +103,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--keys must be at least 1");
     }
     if args.value_size > spanserver::limits::VALUE_BYTES_MAX {
-        bail!(
-            "--value-size exceeds the value limit of {} bytes",
-            spanserver::limits::VALUE_BYTES_MAX
-        );
+        bail!("--value-size exceeds the value limit of {} bytes", spanserver::limits::VALUE_BYTES_MAX);
     }
     let local = if args.local {
-        let time = spanserver::config::TimeConfig {
-            epsilon_ms: args.epsilon_ms,
-            ..Default::default()
-        };
+        let time = spanserver::config::TimeConfig { epsilon_ms: args.epsilon_ms, ..Default::default() };
         time.validate()?;
         let cluster = crate::cluster::LocalCluster::start(None, None, 3, time).await?;
         eprintln!("local cluster ready at {}", cluster.addrs().join(","));
@@ -133,9 +127,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn run_all(args: &KvBenchArgs, addr: &str) -> anyhow::Result<()> {
-    let client = Client::connect([addr.to_string()])
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
+    let client = Client::connect([addr.to_string()]).await.with_context(|| format!("connecting to {addr}"))?;
     let value = vec![b'v'; args.value_size];
     if args.op.contains(&KvOp::Get) {
         preload(&client, args, &value).await?;
@@ -232,23 +224,13 @@ impl Report {
     }
 }
 
-async fn run_one(
-    client: &Client,
-    args: &KvBenchArgs,
-    op: KvOp,
-    clients: usize,
-    value: &[u8],
-) -> Report {
+async fn run_one(client: &Client, args: &KvBenchArgs, op: KvOp, clients: usize, value: &[u8]) -> Report {
     let warmup = Duration::from_secs(args.warmup);
     let measured = Duration::from_secs(args.duration);
     let start = Instant::now();
     let (measure_from, end) = (start + warmup, start + warmup + measured);
     let done = Arc::new(AtomicU64::new(0));
-    let progress = progress_bar(
-        args.no_progress,
-        warmup + measured,
-        &format!("{op:?} x{clients}"),
-    );
+    let progress = progress_bar(args.no_progress, warmup + measured, &format!("{op:?} x{clients}"));
     let ticker = {
         let (progress, done) = (progress.clone(), done.clone());
         tokio::spawn(async move {
@@ -266,8 +248,7 @@ async fn run_one(
         let key_of = |n| key(args, n);
         let all_keys: Arc<Vec<Vec<u8>>> = Arc::new((0..keys).map(key_of).collect());
         workers.push(tokio::spawn(async move {
-            let mut histogram =
-                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
             let mut errors = 0u64;
             while Instant::now() < end {
                 let k = &all_keys[rand::random_range(0..keys)];
@@ -299,11 +280,7 @@ async fn run_one(
     }
     ticker.abort();
     progress.finish_and_clear();
-    Report {
-        histogram,
-        errors,
-        measured,
-    }
+    Report { histogram, errors, measured }
 }
 
 fn progress_bar(hidden: bool, total: Duration, prefix: &str) -> ProgressBar {

@@ -66,10 +66,7 @@ impl LocalCluster {
             if let Some(p) = port_base {
                 let want = format!("127.0.0.1:{p}");
                 if spec.sorted_servers().first().map(|s| s.addr.as_str()) != Some(want.as_str()) {
-                    bail!(
-                        "{} holds a cluster on other ports; omit --port-base or use a fresh --dir",
-                        dir.display()
-                    );
+                    bail!("{} holds a cluster on other ports; omit --port-base or use a fresh --dir", dir.display());
                 }
             }
             spec
@@ -79,17 +76,11 @@ impl LocalCluster {
                 None => find_free_ports(servers)?,
             };
             let spec = demo_spec(base, servers)?;
-            std::fs::write(&spec_path, spec.to_toml())
-                .with_context(|| format!("writing {}", spec_path.display()))?;
+            std::fs::write(&spec_path, spec.to_toml()).with_context(|| format!("writing {}", spec_path.display()))?;
             spec
         };
         let exe = std::env::current_exe().context("finding the spandb binary")?;
-        let mut cluster = LocalCluster {
-            dir: dir.clone(),
-            _temp: temp,
-            children: Vec::new(),
-            addrs: Vec::new(),
-        };
+        let mut cluster = LocalCluster { dir: dir.clone(), _temp: temp, children: Vec::new(), addrs: Vec::new() };
         for server in spec.sorted_servers() {
             let config_path = dir.join(format!("s{}.toml", server.id.0));
             let config = ServerConfig {
@@ -105,8 +96,7 @@ impl LocalCluster {
                 unsafe_testing: Default::default(),
             };
             let text = toml::to_string(&config).context("encoding a server configuration")?;
-            std::fs::write(&config_path, text)
-                .with_context(|| format!("writing {}", config_path.display()))?;
+            std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
             let log_path = dir.join(format!("s{}.log", server.id.0));
             let log = std::fs::OpenOptions::new()
                 .create(true)
@@ -196,14 +186,8 @@ impl LocalCluster {
             }
         }
         for (id, child) in self.children.iter_mut() {
-            if tokio::time::timeout(STOP_TIMEOUT, child.wait())
-                .await
-                .is_err()
-            {
-                eprintln!(
-                    "server {} did not stop within {STOP_TIMEOUT:?}; killing it",
-                    id.0
-                );
+            if tokio::time::timeout(STOP_TIMEOUT, child.wait()).await.is_err() {
+                eprintln!("server {} did not stop within {STOP_TIMEOUT:?}; killing it", id.0);
                 let _ = child.kill().await;
             }
         }
@@ -213,17 +197,10 @@ impl LocalCluster {
 
 /// Counts shards without a known leader (an error if no server answers).
 async fn leaderless_shards(addrs: &[String]) -> anyhow::Result<usize> {
-    let config = client::ClientConfig {
-        connect_timeout: Duration::from_millis(500),
-        ..Default::default()
-    };
+    let config = client::ClientConfig { connect_timeout: Duration::from_millis(500), ..Default::default() };
     let client = client::Client::connect_with(addrs.to_vec(), config).await?;
     let info = client.cluster_info().await?;
-    Ok(info
-        .shards
-        .iter()
-        .filter(|s| s.leader_server_id == 0)
-        .count())
+    Ok(info.shards.iter().filter(|s| s.leader_server_id == 0).count())
 }
 
 fn demo_spec(port_base: u16, servers: usize) -> anyhow::Result<ClusterSpec> {
@@ -237,10 +214,7 @@ fn demo_spec(port_base: u16, servers: usize) -> anyhow::Result<ClusterSpec> {
                 let port = port_base
                     .checked_add(i as u16)
                     .with_context(|| format!("port {port_base} + {i} is out of range"))?;
-                Ok(ServerSpec {
-                    id: ServerId(i as u64 + 1),
-                    addr: format!("127.0.0.1:{port}"),
-                })
+                Ok(ServerSpec { id: ServerId(i as u64 + 1), addr: format!("127.0.0.1:{port}") })
             })
             .collect::<anyhow::Result<_>>()?,
     };
@@ -249,10 +223,7 @@ fn demo_spec(port_base: u16, servers: usize) -> anyhow::Result<ClusterSpec> {
 }
 
 fn ports_free(base: u16, n: usize) -> bool {
-    (0..n).all(|i| {
-        base.checked_add(i as u16)
-            .is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-    })
+    (0..n).all(|i| base.checked_add(i as u16).is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()))
 }
 
 /// 7000.. if free, else a random range of `n` free ports.

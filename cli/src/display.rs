@@ -16,16 +16,8 @@ pub fn bytes(b: &[u8]) -> String {
 
 /// A shard range, `[start, end)`, with `-inf`/`+inf` for open ends.
 pub fn range(start: &[u8], end: &[u8]) -> String {
-    let s = if start.is_empty() {
-        "-inf".to_string()
-    } else {
-        format!("{:?}", bytes(start))
-    };
-    let e = if end.is_empty() {
-        "+inf".to_string()
-    } else {
-        format!("{:?}", bytes(end))
-    };
+    let s = if start.is_empty() { "-inf".to_string() } else { format!("{:?}", bytes(start)) };
+    let e = if end.is_empty() { "+inf".to_string() } else { format!("{:?}", bytes(end)) };
     format!("[{s}, {e})")
 }
 

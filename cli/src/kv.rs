@@ -53,11 +53,7 @@ fn read_mode(at: &Option<String>) -> anyhow::Result<ReadMode> {
 
 /// Runs one command, printing results to `out` (and "(not found)" notes to
 /// stderr).
-pub async fn execute(
-    client: &Client,
-    command: &KvCommand,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+pub async fn execute(client: &Client, command: &KvCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
         KvCommand::Put { key, value } => {
             let ts = client.put(key.as_bytes(), value.as_bytes()).await?;
@@ -74,22 +70,12 @@ pub async fn execute(
                 None => eprintln!("(not found)"),
             }
         }
-        KvCommand::Scan {
-            start,
-            end,
-            at,
-            limit,
-        } => {
+        KvCommand::Scan { start, end, at, limit } => {
             let mode = read_mode(at)?;
             let start = start.as_deref().unwrap_or("").as_bytes();
             let end = end.as_deref().unwrap_or("").as_bytes();
             for kv in client.scan(start, end, *limit, mode).await? {
-                writeln!(
-                    out,
-                    "{}\t{}",
-                    display::bytes(&kv.key),
-                    display::bytes(&kv.value)
-                )?;
+                writeln!(out, "{}\t{}", display::bytes(&kv.key), display::bytes(&kv.value))?;
             }
         }
     }
@@ -98,9 +84,7 @@ pub async fn execute(
 
 pub async fn run(args: KvArgs) -> anyhow::Result<()> {
     crate::init_logging("error");
-    let client = Client::connect([args.addr.clone()])
-        .await
-        .with_context(|| format!("connecting to {}", args.addr))?;
+    let client = Client::connect([args.addr.clone()]).await.with_context(|| format!("connecting to {}", args.addr))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     execute(&client, &args.command, &mut out).await

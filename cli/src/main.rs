@@ -20,11 +20,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "spandb",
-    version,
-    about = "SpanDB: a Spanner-style sharded, replicated database"
-)]
+#[command(name = "spandb", version, about = "SpanDB: a Spanner-style sharded, replicated database")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,10 +64,7 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -100,10 +93,7 @@ fn main() -> ExitCode {
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     init_logging("warn");
-    let time = spanserver::config::TimeConfig {
-        epsilon_ms: args.epsilon_ms,
-        ..Default::default()
-    };
+    let time = spanserver::config::TimeConfig { epsilon_ms: args.epsilon_ms, ..Default::default() };
     time.validate()?;
     let mut cluster = cluster::LocalCluster::start(args.dir, args.port_base, 3, time).await?;
     println!(
@@ -112,11 +102,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         cluster.addrs().join(","),
         cluster.dir().display()
     );
-    let result = if args.no_shell {
-        cluster.wait_for_signal().await
-    } else {
-        shell::run(&cluster.addrs()[0]).await
-    };
+    let result = if args.no_shell { cluster.wait_for_signal().await } else { shell::run(&cluster.addrs()[0]).await };
     cluster.stop().await;
     result
 }
@@ -126,8 +112,5 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPANDB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

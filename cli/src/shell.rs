@@ -45,9 +45,7 @@ commands:
 Quote keys or values with spaces: put \"my key\" \"a value\".";
 
 pub async fn run(addr: &str) -> anyhow::Result<()> {
-    let client = client::Client::connect([addr.to_string()])
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
+    let client = client::Client::connect([addr.to_string()]).await.with_context(|| format!("connecting to {addr}"))?;
     let mut editor = rustyline::DefaultEditor::new().context("starting the line editor")?;
     println!("SpanDB shell. Type 'help' for commands.");
     loop {
@@ -135,10 +133,7 @@ mod tests {
     #[test]
     fn words_split_on_spaces_and_respect_quotes() {
         assert_eq!(split_words("put a b").unwrap(), ["put", "a", "b"]);
-        assert_eq!(
-            split_words("put \"my key\" 'a b' \"\"").unwrap(),
-            ["put", "my key", "a b", ""]
-        );
+        assert_eq!(split_words("put \"my key\" 'a b' \"\"").unwrap(), ["put", "my key", "a b", ""]);
         assert_eq!(split_words(" get  x\\ y ").unwrap(), ["get", "x y"]);
         assert!(split_words("put \"open").is_err());
     }
@@ -146,10 +141,7 @@ mod tests {
     #[test]
     fn lines_parse_to_kv_commands() {
         let line = Line::try_parse_from(["get", "k", "--at", "5"]).unwrap();
-        assert!(matches!(
-            line.command,
-            LineCommand::Kv(KvCommand::Get { .. })
-        ));
+        assert!(matches!(line.command, LineCommand::Kv(KvCommand::Get { .. })));
         assert!(Line::try_parse_from(["frobnicate"]).is_err());
     }
 }

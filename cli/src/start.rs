@@ -34,8 +34,7 @@ pub struct StartArgs {
 fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             ServerConfig::from_toml(&text).with_context(|| path.display().to_string())?
         }
         None => {
@@ -83,10 +82,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let pid_file = PidFile::claim(&config.data_dir)?;
     let clock = Arc::new(truetime::SystemClock::new());
     let server = Server::start(config, clock, TransportKind::Grpc, None).await?;
-    eprintln!(
-        "spanserver {} listening on {}",
-        server.server_id, server.local_addr
-    );
+    eprintln!("spanserver {} listening on {}", server.server_id, server.local_addr);
     wait_for_stop_signal().await?;
     server.shutdown().await;
     drop(pid_file);
@@ -116,11 +112,7 @@ impl PidFile {
         if let Ok(text) = std::fs::read_to_string(&path) {
             if let Ok(pid) = text.trim().parse::<i32>() {
                 if pid != std::process::id() as i32 && crate::process::alive(pid) {
-                    bail!(
-                        "{} is in use by process {pid} (see {})",
-                        dir.display(),
-                        path.display()
-                    );
+                    bail!("{} is in use by process {pid} (see {})", dir.display(), path.display());
                 }
             }
         }

@@ -9,9 +9,7 @@ use crate::display;
 
 pub async fn run(addr: &str) -> anyhow::Result<()> {
     crate::init_logging("error");
-    let client = Client::connect([addr.to_string()])
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
+    let client = Client::connect([addr.to_string()]).await.with_context(|| format!("connecting to {addr}"))?;
     print!("{}", render(&client).await?);
     Ok(())
 }
@@ -20,13 +18,7 @@ pub async fn run(addr: &str) -> anyhow::Result<()> {
 pub async fn render(client: &Client) -> anyhow::Result<String> {
     let info = client.cluster_info().await?;
     let mut out = String::new();
-    writeln!(
-        out,
-        "cluster {}: {} servers, {} shards",
-        info.cluster_id,
-        info.servers.len(),
-        info.shards.len()
-    )?;
+    writeln!(out, "cluster {}: {} servers, {} shards", info.cluster_id, info.servers.len(), info.shards.len())?;
     let mut statuses = Vec::new();
     writeln!(out, "\n{:<7} {:<22} {}", "SERVER", "ADDRESS", "STATE")?;
     for s in &info.servers {
@@ -43,17 +35,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
     writeln!(
         out,
         "\n{:<6} {:<20} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  {}",
-        "SHARD",
-        "RANGE",
-        "REPLICA",
-        "SERVER",
-        "ROLE",
-        "TERM",
-        "LEADER",
-        "COMMITTED",
-        "APPLIED",
-        "SNAPSHOTS",
-        "SAFE_TS"
+        "SHARD", "RANGE", "REPLICA", "SERVER", "ROLE", "TERM", "LEADER", "COMMITTED", "APPLIED", "SNAPSHOTS", "SAFE_TS"
     )?;
     let mut rows = Vec::new();
     for st in &statuses {
@@ -63,11 +45,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
     }
     rows.sort_by_key(|(shard, server, _)| (*shard, *server));
     for (shard, server, r) in rows {
-        let leader = if r.leader_server_id == 0 {
-            "-".to_string()
-        } else {
-            format!("s{}", r.leader_server_id)
-        };
+        let leader = if r.leader_server_id == 0 { "-".to_string() } else { format!("s{}", r.leader_server_id) };
         writeln!(
             out,
             "{:<6} {:<20} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  {}",

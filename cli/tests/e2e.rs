@@ -25,27 +25,17 @@ async fn acknowledged_writes_survive_kill_9_of_the_busiest_server() -> anyhow::R
     let mut cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let client = Client::connect(cluster.addrs.clone()).await?;
     let acked: Arc<Mutex<BTreeMap<String, String>>> = Default::default();
-    let keys: Vec<String> = (0..1000)
-        .map(|i| format!("{}{i:04}", (b'a' + (i % 26) as u8) as char))
-        .collect();
+    let keys: Vec<String> = (0..1000).map(|i| format!("{}{i:04}", (b'a' + (i % 26) as u8) as char)).collect();
 
     write_all(&client, &keys[..500], &acked).await;
-    assert_eq!(
-        acked.lock().unwrap().len(),
-        500,
-        "writes failed before any fault"
-    );
+    assert_eq!(acked.lock().unwrap().len(), 500, "writes failed before any fault");
 
     let info = client.cluster_info().await?;
     let mut led: BTreeMap<u64, usize> = BTreeMap::new();
     for shard in &info.shards {
         *led.entry(shard.leader_server_id).or_default() += 1;
     }
-    let (&victim, _) = led
-        .iter()
-        .filter(|(s, _)| **s != 0)
-        .max_by_key(|(_, n)| **n)
-        .expect("some leader");
+    let (&victim, _) = led.iter().filter(|(s, _)| **s != 0).max_by_key(|(_, n)| **n).expect("some leader");
     cluster.kill9(victim).await?;
 
     write_all(&client, &keys[500..], &acked).await;
@@ -61,10 +51,7 @@ async fn acknowledged_writes_survive_kill_9_of_the_busiest_server() -> anyhow::R
         let restarted = client.server_status(&victim_addr).await.ok()?;
         let mut caught_up = true;
         for r in &restarted.replicas {
-            let leader = info
-                .shards
-                .iter()
-                .find(|s| s.descriptor.as_ref().map(|d| d.shard_id) == Some(r.shard_id))?;
+            let leader = info.shards.iter().find(|s| s.descriptor.as_ref().map(|d| d.shard_id) == Some(r.shard_id))?;
             let leader_addr = &cluster.addrs[leader.leader_server_id as usize - 1];
             let status = client.server_status(leader_addr).await.ok()?;
             let led = status.replicas.iter().find(|x| x.shard_id == r.shard_id)?;
@@ -75,18 +62,10 @@ async fn acknowledged_writes_survive_kill_9_of_the_busiest_server() -> anyhow::R
     .await?;
 
     let acked = acked.lock().unwrap().clone();
-    assert!(
-        acked.len() >= 900,
-        "only {} of 1000 writes acknowledged",
-        acked.len()
-    );
+    assert!(acked.len() >= 900, "only {} of 1000 writes acknowledged", acked.len());
     let read = Client::connect(cluster.addrs.clone()).await?;
     for (key, value) in &acked {
-        assert_eq!(
-            read.get(key.as_bytes()).await?.as_deref(),
-            Some(value.as_bytes()),
-            "{key} lost"
-        );
+        assert_eq!(read.get(key.as_bytes()).await?.as_deref(), Some(value.as_bytes()), "{key} lost");
     }
     let all = read.scan(b"", b"", 2000, ReadMode::Latest).await?;
     assert!(all.len() >= acked.len());
@@ -122,10 +101,7 @@ async fn write_all(client: &Client, keys: &[String], acked: &Arc<Mutex<BTreeMap<
 }
 
 fn spandb(args: &[&str]) -> std::process::Output {
-    Command::new(BINARY)
-        .args(args)
-        .output()
-        .expect("running spandb")
+    Command::new(BINARY).args(args).output().expect("running spandb")
 }
 
 fn stdout(out: &std::process::Output) -> String {
@@ -142,41 +118,17 @@ async fn kv_and_status_commands() -> anyhow::Result<()> {
     let a = addr.as_str();
     let put = spandb(&["kv", "--addr", a, "put", "apple", "red"]);
     assert!(put.status.success(), "{put:?}");
-    let ts1 = stdout(&put)
-        .strip_prefix("OK ")
-        .expect("OK <ts>")
-        .to_string();
-    assert!(spandb(&["kv", "--addr", a, "put", "apple", "green"])
-        .status
-        .success());
-    assert!(spandb(&["kv", "--addr", a, "put", "zebra", "stripes"])
-        .status
-        .success());
-    assert_eq!(
-        stdout(&spandb(&["kv", "--addr", a, "get", "apple"])),
-        "green"
-    );
+    let ts1 = stdout(&put).strip_prefix("OK ").expect("OK <ts>").to_string();
+    assert!(spandb(&["kv", "--addr", a, "put", "apple", "green"]).status.success());
+    assert!(spandb(&["kv", "--addr", a, "put", "zebra", "stripes"]).status.success());
+    assert_eq!(stdout(&spandb(&["kv", "--addr", a, "get", "apple"])), "green");
     // The printed commit timestamp reads back the state at that write.
-    assert_eq!(
-        stdout(&spandb(&["kv", "--addr", a, "get", "apple", "--at", &ts1])),
-        "red"
-    );
-    assert_eq!(
-        stdout(&spandb(&["kv", "--addr", a, "scan"])),
-        "apple\tgreen\nzebra\tstripes"
-    );
-    assert_eq!(
-        stdout(&spandb(&["kv", "--addr", a, "scan", "b", "zz"])),
-        "zebra\tstripes"
-    );
-    assert!(spandb(&["kv", "--addr", a, "del", "zebra"])
-        .status
-        .success());
+    assert_eq!(stdout(&spandb(&["kv", "--addr", a, "get", "apple", "--at", &ts1])), "red");
+    assert_eq!(stdout(&spandb(&["kv", "--addr", a, "scan"])), "apple\tgreen\nzebra\tstripes");
+    assert_eq!(stdout(&spandb(&["kv", "--addr", a, "scan", "b", "zz"])), "zebra\tstripes");
+    assert!(spandb(&["kv", "--addr", a, "del", "zebra"]).status.success());
     let missing = spandb(&["kv", "--addr", a, "get", "zebra"]);
-    assert!(
-        missing.status.success() && stdout(&missing).is_empty(),
-        "{missing:?}"
-    );
+    assert!(missing.status.success() && stdout(&missing).is_empty(), "{missing:?}");
 
     for bad in [
         vec!["kv", "--addr", a, "get", "apple", "--at", "yesterday"],
@@ -187,10 +139,7 @@ async fn kv_and_status_commands() -> anyhow::Result<()> {
         let out = spandb(&bad);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{bad:?} succeeded");
-        assert!(
-            err.starts_with("error: ") && err.trim_end().lines().count() == 1,
-            "{bad:?}: {err}"
-        );
+        assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "{bad:?}: {err}");
     }
 
     let status = stdout(&spandb(&["status", "--addr", a]));

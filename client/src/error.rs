@@ -29,10 +29,7 @@ pub enum Error {
 
     /// The read timestamp is below the garbage-collection watermark.
     #[error("snapshot too old: read at {read_ts} is below the watermark {watermark}")]
-    SnapshotTooOld {
-        read_ts: Timestamp,
-        watermark: Timestamp,
-    },
+    SnapshotTooOld { read_ts: Timestamp, watermark: Timestamp },
 
     /// None of the given addresses answered.
     #[error("cannot reach the cluster: {0}")]
@@ -123,15 +120,8 @@ fn connection_refused(status: &tonic::Status) -> bool {
 mod tests {
     use super::*;
 
-    fn status_with(
-        kind: proto::ErrorKind,
-        f: impl FnOnce(&mut proto::ErrorDetail),
-    ) -> tonic::Status {
-        let mut d = proto::ErrorDetail {
-            kind: kind as i32,
-            message: "m".into(),
-            ..Default::default()
-        };
+    fn status_with(kind: proto::ErrorKind, f: impl FnOnce(&mut proto::ErrorDetail)) -> tonic::Status {
+        let mut d = proto::ErrorDetail { kind: kind as i32, message: "m".into(), ..Default::default() };
         f(&mut d);
         tonic::Status::with_details(tonic::Code::Unavailable, "m", d.encode_to_vec().into())
     }
@@ -144,26 +134,12 @@ mod tests {
                 d.leader_server_id = 2;
                 d.leader_addr = "h:2".into();
             })),
-            Failure::NotLeader {
-                leader: Some((2, "h:2".into()))
-            }
+            Failure::NotLeader { leader: Some((2, "h:2".into())) }
         );
-        assert_eq!(
-            classify(&status_with(NotLeader, |_| {})),
-            Failure::NotLeader { leader: None }
-        );
-        assert!(matches!(
-            classify(&status_with(WrongShard, |_| {})),
-            Failure::WrongShard(_)
-        ));
-        assert!(matches!(
-            classify(&status_with(Unavailable, |_| {})),
-            Failure::Unavailable(_)
-        ));
-        assert!(matches!(
-            classify(&status_with(Ambiguous, |_| {})),
-            Failure::Ambiguous(_)
-        ));
+        assert_eq!(classify(&status_with(NotLeader, |_| {})), Failure::NotLeader { leader: None });
+        assert!(matches!(classify(&status_with(WrongShard, |_| {})), Failure::WrongShard(_)));
+        assert!(matches!(classify(&status_with(Unavailable, |_| {})), Failure::Unavailable(_)));
+        assert!(matches!(classify(&status_with(Ambiguous, |_| {})), Failure::Ambiguous(_)));
         assert!(matches!(
             classify(&status_with(InvalidArgument, |_| {})),
             Failure::Permanent(Error::InvalidArgument(_))
@@ -180,13 +156,7 @@ mod tests {
     fn a_bare_transport_error_is_ambiguous() {
         let s = tonic::Status::unavailable("connection reset");
         assert!(matches!(classify(&s), Failure::Ambiguous(_)));
-        let s = tonic::Status::from_error(Box::new(std::io::Error::from(
-            std::io::ErrorKind::ConnectionRefused,
-        )));
-        assert!(
-            matches!(classify(&s), Failure::Unavailable(_)),
-            "{:?}",
-            classify(&s)
-        );
+        let s = tonic::Status::from_error(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+        assert!(matches!(classify(&s), Failure::Unavailable(_)), "{:?}", classify(&s));
     }
 }

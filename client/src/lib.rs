@@ -138,18 +138,27 @@ impl Mutation {
 
     fn to_proto(&self) -> proto::Mutation {
         match self {
-            Mutation::Put(k, v) => proto::Mutation {
-                key: k.clone(),
-                value: v.clone(),
-                delete: false,
-            },
-            Mutation::Delete(k) => proto::Mutation {
-                key: k.clone(),
-                value: Vec::new(),
-                delete: true,
-            },
+            Mutation::Put(k, v) => proto::Mutation { key: k.clone(), value: v.clone(), delete: false },
+            Mutation::Delete(k) => proto::Mutation { key: k.clone(), value: Vec::new(), delete: true },
         }
     }
+}
+
+/// What a key must hold, when a conditional write is applied, for the
+/// write to happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    Absent,
+    Value(Vec<u8>),
+}
+
+/// The outcome of a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConditionalWrite {
+    /// False if a condition did not hold: nothing was written.
+    pub applied: bool,
+    /// When the conditions were checked (and the mutations applied).
+    pub commit_ts: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,24 +231,13 @@ impl Client {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(1))
             .keep_alive_timeout(Duration::from_secs(3));
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        self.inner
-            .channels
-            .lock()
-            .expect("channels lock")
-            .insert(addr.to_string(), channel.clone());
+        let channel = endpoint.connect().await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        self.inner.channels.lock().expect("channels lock").insert(addr.to_string(), channel.clone());
         Ok(channel)
     }
 
     fn forget_channel(&self, addr: &str) {
-        self.inner
-            .channels
-            .lock()
-            .expect("channels lock")
-            .remove(addr);
+        self.inner.channels.lock().expect("channels lock").remove(addr);
     }
 
     /// Reloads the shard map from any server that answers.
@@ -263,17 +261,11 @@ impl Client {
         Err(Error::Connect(errors.join("; ")))
     }
 
-    async fn cluster_info_from(
-        &self,
-        addr: &str,
-    ) -> std::result::Result<proto::ClusterInfoResponse, String> {
+    async fn cluster_info_from(&self, addr: &str) -> std::result::Result<proto::ClusterInfoResponse, String> {
         let channel = self.channel(addr).await?;
         let mut admin = proto::admin_client::AdminClient::new(channel);
-        match tokio::time::timeout(
-            self.inner.config.connect_timeout,
-            admin.cluster_info(proto::ClusterInfoRequest {}),
-        )
-        .await
+        match tokio::time::timeout(self.inner.config.connect_timeout, admin.cluster_info(proto::ClusterInfoRequest {}))
+            .await
         {
             Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(status)) => {
@@ -287,12 +279,7 @@ impl Client {
     /// The cluster's layout and leaders, as one server sees them.
     pub async fn cluster_info(&self) -> Result<proto::ClusterInfoResponse> {
         let mut errors = Vec::new();
-        for addr in self
-            .routes()
-            .server_addrs()
-            .into_iter()
-            .chain(self.inner.seeds.iter().cloned())
-        {
+        for addr in self.routes().server_addrs().into_iter().chain(self.inner.seeds.iter().cloned()) {
             match self.cluster_info_from(&addr).await {
                 Ok(info) => return Ok(info),
                 Err(e) => errors.push(format!("{addr}: {e}")),
@@ -340,12 +327,7 @@ impl Client {
                     config.deadline
                 )));
             }
-            let prefer_leader = !matches!(
-                op,
-                Op::Read {
-                    prefer_leader: false
-                }
-            );
+            let prefer_leader = !matches!(op, Op::Read { prefer_leader: false });
             let target = self.routes().target(key, prefer_leader);
             let Some(target) = target else {
                 last_error = "no route for the key".into();
@@ -358,18 +340,12 @@ impl Client {
                 Err(e) => {
                     // Never connected: nothing was sent.
                     last_error = e;
-                    self.routes()
-                        .note_failure(target.shard_id, target.server_id);
+                    self.routes().note_failure(target.shard_id, target.server_id);
                     backoff = self.pause(backoff, deadline).await;
                     continue;
                 }
             };
-            let failure = match tokio::time::timeout(
-                deadline - now,
-                attempt(channel, target.clone()),
-            )
-            .await
-            {
+            let failure = match tokio::time::timeout(deadline - now, attempt(channel, target.clone())).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(status)) => {
                     let failure = classify(&status);
@@ -378,17 +354,11 @@ impl Client {
                     }
                     failure
                 }
-                Err(_) => Failure::Ambiguous(format!(
-                    "no answer from {} within the deadline",
-                    target.addr
-                )),
+                Err(_) => Failure::Ambiguous(format!("no answer from {} within the deadline", target.addr)),
             };
             match failure {
                 Failure::NotLeader { leader } => {
-                    last_error = format!(
-                        "{} is not the leader of shard {}",
-                        target.addr, target.shard_id
-                    );
+                    last_error = format!("{} is not the leader of shard {}", target.addr, target.shard_id);
                     let hinted = leader.is_some();
                     self.routes().note_leader(target.shard_id, leader);
                     if hinted && hints_followed < 3 {
@@ -396,8 +366,7 @@ impl Client {
                         continue;
                     }
                     hints_followed = 0;
-                    self.routes()
-                        .note_failure(target.shard_id, target.server_id);
+                    self.routes().note_failure(target.shard_id, target.server_id);
                     backoff = self.pause(backoff, deadline).await;
                 }
                 Failure::WrongShard(msg) => {
@@ -407,8 +376,7 @@ impl Client {
                 }
                 Failure::Unavailable(msg) => {
                     last_error = format!("{}: {msg}", target.addr);
-                    self.routes()
-                        .note_failure(target.shard_id, target.server_id);
+                    self.routes().note_failure(target.shard_id, target.server_id);
                     backoff = self.pause(backoff, deadline).await;
                 }
                 Failure::Ambiguous(msg) => {
@@ -416,8 +384,7 @@ impl Client {
                         return Err(Error::Ambiguous(format!("{}: {msg}", target.addr)));
                     }
                     last_error = format!("{}: {msg}", target.addr);
-                    self.routes()
-                        .note_failure(target.shard_id, target.server_id);
+                    self.routes().note_failure(target.shard_id, target.server_id);
                     backoff = self.pause(backoff, deadline).await;
                 }
                 Failure::Permanent(e) => return Err(e),
@@ -429,27 +396,19 @@ impl Client {
     /// next back-off.
     async fn pause(&self, backoff: Duration, deadline: Instant) -> Duration {
         let jitter = rand::random_range(0.5..1.5);
-        let pause = backoff
-            .mul_f64(jitter)
-            .min(deadline.saturating_duration_since(Instant::now()));
+        let pause = backoff.mul_f64(jitter).min(deadline.saturating_duration_since(Instant::now()));
         tokio::time::sleep(pause).await;
         (backoff * 2).min(self.inner.config.backoff_max)
     }
 
     /// The latest value of `key` (linearizable).
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .get_with(key, ReadMode::Latest)
-            .await?
-            .value
-            .map(|v| v.value))
+        Ok(self.get_with(key, ReadMode::Latest).await?.value.map(|v| v.value))
     }
 
     /// Reads `key` as `mode` says.
     pub async fn get_with(&self, key: &[u8], mode: ReadMode) -> Result<GetOutput> {
-        let op = Op::Read {
-            prefer_leader: mode == ReadMode::Latest,
-        };
+        let op = Op::Read { prefer_leader: mode == ReadMode::Latest };
         let result = self
             .execute(key, op, |channel, target| {
                 let request = proto::GetRequest {
@@ -463,18 +422,16 @@ impl Client {
             .await;
         let response = with_read_ts(result, mode)?.into_inner();
         Ok(GetOutput {
-            value: response.found.then(|| Versioned {
-                value: response.value,
-                version_ts: Timestamp::from_nanos(response.version_ts),
-            }),
+            value: response
+                .found
+                .then(|| Versioned { value: response.value, version_ts: Timestamp::from_nanos(response.version_ts) }),
             read_ts: Timestamp::from_nanos(response.read_ts),
         })
     }
 
     /// Sets `key` to `value`; returns the commit timestamp.
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<Timestamp> {
-        self.write(&[Mutation::Put(key.to_vec(), value.to_vec())])
-            .await
+        self.write(&[Mutation::Put(key.to_vec(), value.to_vec())]).await
     }
 
     /// Deletes `key` (deleting a missing key succeeds); returns the commit
@@ -486,59 +443,75 @@ impl Client {
     /// Applies mutations atomically at one timestamp. All keys must be in
     /// one shard (atomic writes across shards need a transaction).
     pub async fn write(&self, mutations: &[Mutation]) -> Result<Timestamp> {
+        Ok(self.write_if(&[], mutations).await?.commit_ts)
+    }
+
+    /// Applies `mutations` atomically if every condition holds when the
+    /// write is applied (checked in log order on the shard, so concurrent
+    /// writers cannot slip in between). All keys in one shard.
+    pub async fn write_if(&self, conditions: &[(Vec<u8>, Expect)], mutations: &[Mutation]) -> Result<ConditionalWrite> {
         let Some(first) = mutations.first() else {
-            return Err(Error::InvalidArgument(
-                "a write needs at least one mutation".into(),
-            ));
+            return Err(Error::InvalidArgument("a write needs at least one mutation".into()));
         };
         {
             let mut routes = self.routes();
             let shard = routes.target(first.key(), true).map(|t| t.shard_id);
-            if mutations
-                .iter()
-                .any(|m| routes.target(m.key(), true).map(|t| t.shard_id) != shard)
-            {
+            let keys = mutations.iter().map(Mutation::key).chain(conditions.iter().map(|(k, _)| k.as_slice()));
+            if keys.into_iter().any(|k| routes.target(k, true).map(|t| t.shard_id) != shard) {
                 return Err(Error::InvalidArgument(
                     "the keys of one write span several shards; use a transaction".into(),
                 ));
             }
         }
-        let proto_mutations: Vec<proto::Mutation> =
-            mutations.iter().map(Mutation::to_proto).collect();
+        let proto_mutations: Vec<proto::Mutation> = mutations.iter().map(Mutation::to_proto).collect();
+        let proto_conditions: Vec<proto::Condition> = conditions
+            .iter()
+            .map(|(key, expect)| match expect {
+                Expect::Absent => proto::Condition { key: key.clone(), expected: Vec::new(), expect_absent: true },
+                Expect::Value(v) => proto::Condition { key: key.clone(), expected: v.clone(), expect_absent: false },
+            })
+            .collect();
         let response = self
             .execute(first.key(), Op::Write, |channel, target| {
                 let request = proto::WriteRequest {
                     shard_id: target.shard_id,
                     shard_epoch: target.epoch,
                     mutations: proto_mutations.clone(),
+                    conditions: proto_conditions.clone(),
                 };
-                async move {
-                    proto::kv_client::KvClient::new(channel)
-                        .write(request)
-                        .await
-                }
+                async move { proto::kv_client::KvClient::new(channel).write(request).await }
             })
-            .await?;
-        Ok(Timestamp::from_nanos(response.into_inner().commit_ts))
+            .await?
+            .into_inner();
+        Ok(ConditionalWrite { applied: response.applied, commit_ts: Timestamp::from_nanos(response.commit_ts) })
+    }
+
+    /// Sets `key` to `new` (`None`: deletes it) if its value is `expected`
+    /// (`None`: absent). Returns whether it was set.
+    pub async fn compare_and_set(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<ConditionalWrite> {
+        let expect = match expected {
+            None => Expect::Absent,
+            Some(v) => Expect::Value(v.to_vec()),
+        };
+        let mutation = match new {
+            None => Mutation::Delete(key.to_vec()),
+            Some(v) => Mutation::Put(key.to_vec(), v.to_vec()),
+        };
+        self.write_if(&[(key.to_vec(), expect)], &[mutation]).await
     }
 
     /// Live pairs with keys in `[start, end)` (an empty `end`: to the end
     /// of the key space), in key order, at most `limit`.
-    pub async fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-        mode: ReadMode,
-    ) -> Result<Vec<KeyValue>> {
+    pub async fn scan(&self, start: &[u8], end: &[u8], limit: usize, mode: ReadMode) -> Result<Vec<KeyValue>> {
         if !end.is_empty() && end <= start {
-            return Err(Error::InvalidArgument(
-                "scan end must be after start".into(),
-            ));
+            return Err(Error::InvalidArgument("scan end must be after start".into()));
         }
-        let op = Op::Read {
-            prefer_leader: mode == ReadMode::Latest,
-        };
+        let op = Op::Read { prefer_leader: mode == ReadMode::Latest };
         let mut out = Vec::new();
         let mut cursor = start.to_vec();
         while out.len() < limit {

@@ -29,11 +29,7 @@ impl Route {
     }
 
     fn replica_servers(&self) -> Vec<u64> {
-        self.descriptor
-            .replicas
-            .iter()
-            .map(|r| r.server_id)
-            .collect()
+        self.descriptor.replicas.iter().map(|r| r.server_id).collect()
     }
 }
 
@@ -64,14 +60,7 @@ impl Routes {
         for shard in &info.shards {
             if let Some(d) = &shard.descriptor {
                 let leader = (shard.leader_server_id != 0).then_some(shard.leader_server_id);
-                routes.shards.insert(
-                    d.start_key.clone(),
-                    Route {
-                        descriptor: d.clone(),
-                        leader,
-                        next_replica: 0,
-                    },
-                );
+                routes.shards.insert(d.start_key.clone(), Route { descriptor: d.clone(), leader, next_replica: 0 });
             }
         }
         routes
@@ -156,23 +145,13 @@ mod tests {
                 start_key: start.as_bytes().to_vec(),
                 end_key: end.as_bytes().to_vec(),
                 epoch: 1,
-                replicas: (1..=3)
-                    .map(|s| proto::ReplicaDescriptor {
-                        replica_id: id * 10 + s,
-                        server_id: s,
-                    })
-                    .collect(),
+                replicas: (1..=3).map(|s| proto::ReplicaDescriptor { replica_id: id * 10 + s, server_id: s }).collect(),
             }),
             leader_server_id: leader,
         };
         proto::ClusterInfoResponse {
             cluster_id: "c".into(),
-            servers: (1..=3)
-                .map(|s| proto::ServerInfo {
-                    server_id: s,
-                    addr: format!("h:{s}"),
-                })
-                .collect(),
+            servers: (1..=3).map(|s| proto::ServerInfo { server_id: s, addr: format!("h:{s}") }).collect(),
             shards: vec![shard(1, "", "m", 2), shard(2, "m", "", 0)],
         }
     }
@@ -193,9 +172,7 @@ mod tests {
         assert_eq!(routes.target(b"a", true).unwrap().server_id, 3);
         routes.note_failure(1, 3);
         // Unknown leader: rotate through the replicas.
-        let seen: Vec<u64> = (0..3)
-            .map(|_| routes.target(b"a", true).unwrap().server_id)
-            .collect();
+        let seen: Vec<u64> = (0..3).map(|_| routes.target(b"a", true).unwrap().server_id).collect();
         assert_eq!(seen, vec![1, 2, 3]);
     }
 }

@@ -20,11 +20,7 @@ pub enum Error {
     /// completion without an invocation, ...). `line` is set when the
     /// history was read from JSON lines.
     #[error("{}op {index}: {reason}", line_prefix(*.line))]
-    Invalid {
-        index: u64,
-        line: Option<usize>,
-        reason: String,
-    },
+    Invalid { index: u64, line: Option<usize>, reason: String },
 
     // --- The environment. ---
     /// Reading or writing failed at `line` (1-based).

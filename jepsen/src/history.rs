@@ -91,10 +91,7 @@ impl<'de> Deserialize<'de> for Process {
         impl Visitor<'_> for ProcessVisitor {
             type Value = Process;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(
-                    f,
-                    "a non-negative integer, or -1 or \"nemesis\" for the nemesis"
-                )
+                write!(f, "a non-negative integer, or -1 or \"nemesis\" for the nemesis")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Process, E> {
                 Ok(Process::Client(v))
@@ -183,24 +180,8 @@ pub struct Op {
 
 impl Op {
     /// An op with no `commit_ts` and no `error`.
-    pub fn new(
-        index: u64,
-        time_ns: u64,
-        process: Process,
-        op_type: OpType,
-        f: impl Into<String>,
-        value: Value,
-    ) -> Op {
-        Op {
-            index,
-            time_ns,
-            process,
-            op_type,
-            f: f.into(),
-            value,
-            commit_ts: None,
-            error: None,
-        }
+    pub fn new(index: u64, time_ns: u64, process: Process, op_type: OpType, f: impl Into<String>, value: Value) -> Op {
+        Op { index, time_ns, process, op_type, f: f.into(), value, commit_ts: None, error: None }
     }
 }
 
@@ -257,9 +238,7 @@ impl<'a> Pair<'a> {
 
     /// The `commit_ts` of an `ok` completion.
     pub fn commit_ts(&self) -> Option<u64> {
-        self.completion
-            .filter(|c| c.op_type == OpType::Ok)
-            .and_then(|c| c.commit_ts)
+        self.completion.filter(|c| c.op_type == OpType::Ok).and_then(|c| c.commit_ts)
     }
 
     /// The index anomalies name this op by: the completion's when there is
@@ -270,13 +249,7 @@ impl<'a> Pair<'a> {
 
     /// `op 12 (p3 write [1,5] ok)`, for anomaly messages.
     pub fn describe(&self) -> String {
-        let mut s = format!(
-            "op {} (p{} {} {}",
-            self.index(),
-            self.process(),
-            self.f(),
-            self.invoke.value
-        );
+        let mut s = format!("op {} (p{} {} {}", self.index(), self.process(), self.f(), self.invoke.value);
         match self.completion {
             Some(c) if c.op_type == OpType::Ok && c.value != self.invoke.value => {
                 s.push_str(&format!(" -> {} ok", c.value));
@@ -304,11 +277,7 @@ pub struct History {
 impl History {
     /// Validates `ops` and matches invocations with completions.
     pub fn new(ops: Vec<Op>) -> Result<History, Error> {
-        Self::build(ops).map_err(|(position, reason)| Error::Invalid {
-            index: position as u64,
-            line: None,
-            reason,
-        })
+        Self::build(ops).map_err(|(position, reason)| Error::Invalid { index: position as u64, line: None, reason })
     }
 
     fn build(ops: Vec<Op>) -> Result<History, (usize, String)> {
@@ -338,10 +307,7 @@ impl History {
             let process = match op.process {
                 Process::Nemesis => {
                     if op.op_type != OpType::Info {
-                        return err(format!(
-                            "a nemesis event must have type info, not {}",
-                            op.op_type
-                        ));
+                        return err(format!("a nemesis event must have type info, not {}", op.op_type));
                     }
                     continue;
                 }
@@ -350,9 +316,7 @@ impl History {
             match op.op_type {
                 OpType::Invoke => {
                     if let Some(&other) = outstanding.get(&process) {
-                        return err(format!(
-                            "process {process} invokes while its op {other} is outstanding"
-                        ));
+                        return err(format!("process {process} invokes while its op {other} is outstanding"));
                     }
                     if let Some(&info) = retired.get(&process) {
                         return err(format!(
@@ -383,11 +347,7 @@ impl History {
                 }
             }
         }
-        Ok(History {
-            ops,
-            invokes,
-            partner,
-        })
+        Ok(History { ops, invokes, partner })
     }
 
     /// Reads a history written as JSON lines, one op per line. Blank lines
@@ -403,10 +363,8 @@ impl History {
             line += 1;
             buf.clear();
             let limit = HISTORY_LINE_BYTES_MAX as u64 + 1;
-            let n = (&mut reader)
-                .take(limit)
-                .read_until(b'\n', &mut buf)
-                .map_err(|source| Error::Io { line, source })?;
+            let n =
+                (&mut reader).take(limit).read_until(b'\n', &mut buf).map_err(|source| Error::Io { line, source })?;
             if n == 0 {
                 break;
             }
@@ -421,17 +379,12 @@ impl History {
             if buf.last() == Some(&b'\r') {
                 buf.pop();
             }
-            let text = std::str::from_utf8(&buf).map_err(|e| Error::Corrupt {
-                line,
-                reason: format!("invalid UTF-8: {e}"),
-            })?;
+            let text = std::str::from_utf8(&buf)
+                .map_err(|e| Error::Corrupt { line, reason: format!("invalid UTF-8: {e}") })?;
             if text.trim().is_empty() {
                 continue;
             }
-            let op: Op = serde_json::from_str(text).map_err(|e| Error::Corrupt {
-                line,
-                reason: e.to_string(),
-            })?;
+            let op: Op = serde_json::from_str(text).map_err(|e| Error::Corrupt { line, reason: e.to_string() })?;
             ops.push(op);
             lines.push(line);
         }
@@ -451,10 +404,7 @@ impl History {
             serde_json::to_writer(&mut writer, op).map_err(|e| io(e.into()))?;
             writer.write_all(b"\n").map_err(io)?;
         }
-        writer.flush().map_err(|source| Error::Io {
-            line: self.ops.len(),
-            source,
-        })
+        writer.flush().map_err(|source| Error::Io { line: self.ops.len(), source })
     }
 
     /// All ops (events), in index order.
@@ -485,14 +435,8 @@ impl History {
         let op = self.ops.get(position)?;
         match (op.process, op.op_type) {
             (Process::Nemesis, _) => None,
-            (_, OpType::Invoke) => Some(Pair {
-                invoke: op,
-                completion: self.partner[position].map(|c| &self.ops[c]),
-            }),
-            _ => Some(Pair {
-                invoke: &self.ops[self.partner[position]?],
-                completion: Some(op),
-            }),
+            (_, OpType::Invoke) => Some(Pair { invoke: op, completion: self.partner[position].map(|c| &self.ops[c]) }),
+            _ => Some(Pair { invoke: &self.ops[self.partner[position]?], completion: Some(op) }),
         }
     }
 
@@ -536,10 +480,7 @@ mod tests {
         assert_eq!(pairs[1].outcome(), OpType::Info);
         assert_eq!(pairs[1].return_ns(), None, "info returns at infinity");
         assert_eq!(pairs[1].completion_ns(), Some(25));
-        assert_eq!(
-            pairs[1].completion.unwrap().error.as_deref(),
-            Some("timeout")
-        );
+        assert_eq!(pairs[1].completion.unwrap().error.as_deref(), Some("timeout"));
         assert_eq!(pairs[2].completion, None, "pending at the end");
         assert_eq!(pairs[2].outcome(), OpType::Info);
         assert_eq!(h.nemesis_events().count(), 2);
@@ -552,10 +493,7 @@ mod tests {
         let mut out = Vec::new();
         h.write_jsonl(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(
-            text.contains(r#""process":-1"#),
-            "the nemesis is written as -1"
-        );
+        assert!(text.contains(r#""process":-1"#), "the nemesis is written as -1");
         assert!(!text.contains("nemesis\""));
         assert_eq!(read(&text).unwrap(), h);
     }
@@ -577,31 +515,11 @@ mod tests {
     fn corrupt_lines_are_reported_with_line_numbers() {
         let cases: &[(&str, usize, &str)] = &[
             ("{not json\n", 1, "key must be a string"),
-            (
-                "\n{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\"}\n",
-                2,
-                "missing field `f`",
-            ),
-            (
-                r#"{"index":0,"time":1,"process":-2,"type":"invoke","f":"r"}"#,
-                1,
-                "invalid value: integer `-2`",
-            ),
-            (
-                r#"{"index":0,"time":1,"process":"x","type":"invoke","f":"r"}"#,
-                1,
-                "invalid value: string \"x\"",
-            ),
-            (
-                r#"{"index":0,"time":1,"process":0,"type":"done","f":"r"}"#,
-                1,
-                "unknown variant `done`",
-            ),
-            (
-                r#"{"index":-1,"time":1,"process":0,"type":"invoke","f":"r"}"#,
-                1,
-                "invalid value",
-            ),
+            ("\n{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\"}\n", 2, "missing field `f`"),
+            (r#"{"index":0,"time":1,"process":-2,"type":"invoke","f":"r"}"#, 1, "invalid value: integer `-2`"),
+            (r#"{"index":0,"time":1,"process":"x","type":"invoke","f":"r"}"#, 1, "invalid value: string \"x\""),
+            (r#"{"index":0,"time":1,"process":0,"type":"done","f":"r"}"#, 1, "unknown variant `done`"),
+            (r#"{"index":-1,"time":1,"process":0,"type":"invoke","f":"r"}"#, 1, "invalid value"),
         ];
         for (text, line, reason) in cases {
             match read(text) {
@@ -613,10 +531,7 @@ mod tests {
             }
         }
         let bad_utf8: &[u8] = b"\xff\xfe\n";
-        assert!(matches!(
-            History::read_jsonl(bad_utf8),
-            Err(Error::Corrupt { line: 1, .. })
-        ));
+        assert!(matches!(History::read_jsonl(bad_utf8), Err(Error::Corrupt { line: 1, .. })));
         let long = "x".repeat(HISTORY_LINE_BYTES_MAX + 10);
         match read(&long) {
             Err(Error::Corrupt { line: 1, reason }) => assert!(reason.contains("longer")),
@@ -636,60 +551,28 @@ mod tests {
         };
         let cases: Vec<(Vec<String>, u64, &str)> = vec![
             (vec![inv(1, 1, 0, "r")], 0, "no gaps"),
-            (
-                vec![inv(0, 5, 0, "r"), inv(1, 4, 1, "r")],
-                1,
-                "must not decrease",
-            ),
+            (vec![inv(0, 5, 0, "r"), inv(1, 4, 1, "r")], 1, "must not decrease"),
             (vec![inv(0, 1, 0, "r"), inv(1, 2, 0, "r")], 1, "outstanding"),
             (vec![done(0, 1, 0, "ok", "r")], 0, "without an outstanding"),
-            (
-                vec![inv(0, 1, 0, "r"), done(1, 2, 0, "ok", "w")],
-                1,
-                "differs",
-            ),
-            (
-                vec![
-                    inv(0, 1, 0, "r"),
-                    done(1, 2, 0, "info", "r"),
-                    inv(2, 3, 0, "r"),
-                ],
-                2,
-                "new process id",
-            ),
+            (vec![inv(0, 1, 0, "r"), done(1, 2, 0, "ok", "w")], 1, "differs"),
+            (vec![inv(0, 1, 0, "r"), done(1, 2, 0, "info", "r"), inv(2, 3, 0, "r")], 2, "new process id"),
             (vec![inv(0, 1, -1, "start-partition")], 0, "nemesis"),
         ];
         for (lines, index, reason) in cases {
             let text = lines.join("\n\n");
             match read(&text) {
-                Err(Error::Invalid {
-                    index: i,
-                    line,
-                    reason: r,
-                }) => {
+                Err(Error::Invalid { index: i, line, reason: r }) => {
                     assert_eq!(i, index, "{text}");
                     assert_eq!(line, Some(index as usize * 2 + 1), "blank lines count");
                     assert!(r.contains(reason), "{text}: {r}");
-                    let shown = Error::Invalid {
-                        index: i,
-                        line,
-                        reason: r,
-                    }
-                    .to_string();
+                    let shown = Error::Invalid { index: i, line, reason: r }.to_string();
                     assert!(shown.starts_with("line "), "{shown}");
                 }
                 other => panic!("{text}: expected Invalid, got {other:?}"),
             }
         }
         // The same rule through `History::new`: no line.
-        let ops = vec![Op::new(
-            0,
-            1,
-            Process::Client(0),
-            OpType::Ok,
-            "r",
-            json!(null),
-        )];
+        let ops = vec![Op::new(0, 1, Process::Client(0), OpType::Ok, "r", json!(null))];
         match History::new(ops) {
             Err(e @ Error::Invalid { line: None, .. }) => {
                 assert!(!e.is_retryable());

@@ -60,14 +60,10 @@ pub fn overall(verdicts: &[(String, Verdict)]) -> Validity {
         })
         .collect();
     if !unknown.is_empty() {
-        return Validity::Unknown {
-            reason: unknown.join("; "),
-        };
+        return Validity::Unknown { reason: unknown.join("; ") };
     }
     if verdicts.is_empty() {
-        return Validity::Unknown {
-            reason: "no checker ran".into(),
-        };
+        return Validity::Unknown { reason: "no checker ran".into() };
     }
     Validity::Valid
 }
@@ -244,9 +240,7 @@ pub fn html(history: &History, verdicts: &[(String, Verdict)]) -> String {
         for a in &v.anomalies {
             for &index in &a.ops {
                 if let Some(pair) = history.pair_of(index) {
-                    bad.entry(pair.invoke.index)
-                        .or_default()
-                        .insert(a.kind.clone());
+                    bad.entry(pair.invoke.index).or_default().insert(a.kind.clone());
                 }
             }
         }
@@ -259,12 +253,7 @@ pub fn html(history: &History, verdicts: &[(String, Verdict)]) -> String {
          <title>SpanDB jepsen: {}</title><style>{STYLE}</style></head><body>\n",
         escape(validity_class(&overall))
     );
-    let _ = writeln!(
-        out,
-        "<h1 class=\"{}\">{}</h1>",
-        validity_class(&overall),
-        escape(&validity_line(&overall))
-    );
+    let _ = writeln!(out, "<h1 class=\"{}\">{}</h1>", validity_class(&overall), escape(&validity_line(&overall)));
 
     // Checkers.
     out.push_str("<table><tr><th>checker</th><th>verdict</th><th>stats</th></tr>\n");
@@ -342,11 +331,7 @@ pub fn html(history: &History, verdicts: &[(String, Verdict)]) -> String {
     out.push_str("<h2>Operations</h2>\n<table><tr><th>f</th><th>ok</th><th>fail</th><th>info</th><th>pending</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>\n");
     for (f, s) in stats_by_f(history) {
         let l = latency_json(&s.latencies_ns);
-        let cell = |k: &str| {
-            l.get(k)
-                .and_then(|v| v.as_f64())
-                .map_or("-".to_string(), |x| format!("{x:.3}"))
-        };
+        let cell = |k: &str| l.get(k).and_then(|v| v.as_f64()).map_or("-".to_string(), |x| format!("{x:.3}"));
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -389,11 +374,8 @@ fn timeline(history: &History, bad: &BTreeMap<u64, BTreeSet<String>>, out: &mut 
     out.push_str("<h2>Timeline</h2>\n<p class=\"legend\"><span class=\"ok\" style=\"background:#81c784\">ok</span><span style=\"background:#e57373\">fail</span><span style=\"background:#ffb74d\">info</span><span style=\"background:#ffe0b2\">pending</span><span style=\"outline:2.5px solid #6a1b9a\">offending</span><span style=\"background:#cfd8dc\">nemesis</span> (hover a bar for details)</p>\n");
     let pairs: Vec<Pair> = history.pairs().collect();
     // Offending ops first, then the rest in order, up to the cap.
-    let mut drawn: Vec<&Pair> = pairs
-        .iter()
-        .filter(|p| bad.contains_key(&p.invoke.index))
-        .take(HTML_OPS_DRAWN_MAX)
-        .collect();
+    let mut drawn: Vec<&Pair> =
+        pairs.iter().filter(|p| bad.contains_key(&p.invoke.index)).take(HTML_OPS_DRAWN_MAX).collect();
     for p in &pairs {
         if drawn.len() >= HTML_OPS_DRAWN_MAX {
             break;
@@ -461,10 +443,7 @@ fn timeline(history: &History, bad: &BTreeMap<u64, BTreeSet<String>>, out: &mut 
             );
         }
     }
-    windows.extend(
-        open.into_values()
-            .map(|(start, name)| (start, end_ns, name)),
-    );
+    windows.extend(open.into_values().map(|(start, name)| (start, end_ns, name)));
     for (start, stop, name) in windows {
         let _ = writeln!(
             out,
@@ -483,11 +462,8 @@ fn timeline(history: &History, bad: &BTreeMap<u64, BTreeSet<String>>, out: &mut 
     }
     // Process labels.
     for (r, p) in processes.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "<text x=\"4\" y=\"{:.1}\">p{p}</text>",
-            AXIS_HEIGHT + ROW_HEIGHT * r as f64 + BAR_HEIGHT
-        );
+        let _ =
+            writeln!(out, "<text x=\"4\" y=\"{:.1}\">p{p}</text>", AXIS_HEIGHT + ROW_HEIGHT * r as f64 + BAR_HEIGHT);
     }
     // Bars.
     for p in drawn {
@@ -499,18 +475,8 @@ fn timeline(history: &History, bad: &BTreeMap<u64, BTreeSet<String>>, out: &mut 
         let stop = p.completion_ns().unwrap_or(end_ns);
         let class = outcome_class(p);
         let kinds = bad.get(&p.invoke.index);
-        let mut title = format!(
-            "op {} p{} {} {} {}",
-            p.index(),
-            p.process(),
-            p.f(),
-            short(&p.invoke.value),
-            class
-        );
-        if let Some(c) = p
-            .completion
-            .filter(|c| c.op_type == OpType::Ok && c.value != p.invoke.value)
-        {
+        let mut title = format!("op {} p{} {} {} {}", p.index(), p.process(), p.f(), short(&p.invoke.value), class);
+        if let Some(c) = p.completion.filter(|c| c.op_type == OpType::Ok && c.value != p.invoke.value) {
             title.push_str(&format!(" -> {}", short(&c.value)));
         }
         if let Some(e) = p.completion.and_then(|c| c.error.as_deref()) {
@@ -518,10 +484,7 @@ fn timeline(history: &History, bad: &BTreeMap<u64, BTreeSet<String>>, out: &mut 
         }
         title.push_str(&format!(", {} .. {}", human(start), human(stop)));
         if let Some(kinds) = kinds {
-            title.push_str(&format!(
-                ", anomalies: {}",
-                kinds.iter().cloned().collect::<Vec<_>>().join(", ")
-            ));
+            title.push_str(&format!(", anomalies: {}", kinds.iter().cloned().collect::<Vec<_>>().join(", ")));
         }
         let _ = writeln!(
             out,
@@ -593,14 +556,8 @@ mod tests {
     fn percentiles() {
         let l: Vec<u64> = (1..=100).map(|i| i * 1_000_000).collect();
         let j = latency_json(&l);
-        assert_eq!(
-            (j["p50"].as_f64(), j["p90"].as_f64()),
-            (Some(50.0), Some(90.0))
-        );
-        assert_eq!(
-            (j["p99"].as_f64(), j["max"].as_f64()),
-            (Some(99.0), Some(100.0))
-        );
+        assert_eq!((j["p50"].as_f64(), j["p90"].as_f64()), (Some(50.0), Some(90.0)));
+        assert_eq!((j["p99"].as_f64(), j["max"].as_f64()), (Some(99.0), Some(100.0)));
         assert_eq!(latency_json(&[7_000_000])["p50"], 7.0);
     }
 
@@ -608,19 +565,13 @@ mod tests {
     /// checker is unknown.
     #[test]
     fn overall_result() {
-        let valid = Verdict {
-            result: Validity::Valid,
-            anomalies: vec![],
-            anomalies_unlisted: 0,
-            stats: Default::default(),
-        };
+        let valid =
+            Verdict { result: Validity::Valid, anomalies: vec![], anomalies_unlisted: 0, stats: Default::default() };
         let unknown = Verdict::unknown("deadline");
         assert_eq!(overall(&[("a".into(), valid.clone())]), Validity::Valid);
         assert_eq!(
             overall(&[("a".into(), valid.clone()), ("b".into(), unknown.clone())]),
-            Validity::Unknown {
-                reason: "b: deadline".into()
-            }
+            Validity::Unknown { reason: "b: deadline".into() }
         );
         let invalid = set::check(&hist(vec![
             inv(0, "add", json!(1)),
@@ -628,10 +579,7 @@ mod tests {
             inv(0, "read", json!(null)),
             ok(0, "read", json!([])),
         ]));
-        assert_eq!(
-            overall(&[("b".into(), unknown), ("c".into(), invalid)]),
-            Validity::Invalid
-        );
+        assert_eq!(overall(&[("b".into(), unknown), ("c".into(), invalid)]), Validity::Invalid);
         assert!(matches!(overall(&[]), Validity::Unknown { .. }));
     }
 
@@ -647,23 +595,11 @@ mod tests {
         assert!(!page.contains("src="), "no external assets");
         assert!(page.contains("<h1 class=\"invalid\">invalid</h1>"));
         assert!(page.contains("<span class=\"kind\">nonlinearizable</span>"));
-        assert!(
-            page.contains("[1,2]"),
-            "the offending read's value is listed"
-        );
-        assert!(
-            page.contains("class=\"ok bad\""),
-            "the offending read is outlined"
-        );
-        assert!(
-            page.contains("<rect class=\"nemesis\""),
-            "the partition is shaded"
-        );
+        assert!(page.contains("[1,2]"), "the offending read's value is listed");
+        assert!(page.contains("class=\"ok bad\""), "the offending read is outlined");
+        assert!(page.contains("<rect class=\"nemesis\""), "the partition is shaded");
         assert!(page.contains("<title>start-partition 0 ns .. 50 ns</title>"));
-        assert!(
-            page.contains("<line class=\"nemesis\""),
-            "the kill is a line"
-        );
+        assert!(page.contains("<line class=\"nemesis\""), "the kill is a line");
         assert!(page.contains("&lt;b&gt;"), "values are escaped");
         assert!(!page.contains("\"<b>\""));
     }

@@ -45,11 +45,7 @@ impl E {
 
 fn e(process: i64, op_type: OpType, f: &str, value: Value) -> E {
     E {
-        process: if process < 0 {
-            Process::Nemesis
-        } else {
-            Process::Client(process as u64)
-        },
+        process: if process < 0 { Process::Nemesis } else { Process::Client(process as u64) },
         op_type,
         f: f.to_string(),
         value,
@@ -118,13 +114,7 @@ pub(crate) fn slots(rng: &mut StdRng, n: usize, workers: usize, info_per_mille: 
         let effect_ns = invoke_ns + rng.random_range(1..1_000_000);
         let complete_ns = effect_ns + rng.random_range(1..1_000_000);
         let timed_out = rng.random_range(0..1000) < info_per_mille;
-        out.push(Slot {
-            process: process[w],
-            invoke_ns,
-            effect_ns,
-            complete_ns,
-            timed_out,
-        });
+        out.push(Slot { process: process[w], invoke_ns, effect_ns, complete_ns, timed_out });
         if timed_out {
             process[w] += workers as u64;
         }
@@ -171,14 +161,7 @@ pub(crate) fn to_history(ops: &[SimOp]) -> History {
                 (true, OpType::Ok) => (OpType::Ok, op.ok_value.clone(), op.commit_ts),
                 (true, outcome) => (outcome, op.invoke_value.clone(), None),
             };
-            let mut event = Op::new(
-                index as u64,
-                t,
-                Process::Client(op.process),
-                op_type,
-                op.f.clone(),
-                value,
-            );
+            let mut event = Op::new(index as u64, t, Process::Client(op.process), op_type, op.f.clone(), value);
             event.commit_ts = commit_ts;
             if matches!(op_type, OpType::Info | OpType::Fail) {
                 event.error = Some("simulated".into());

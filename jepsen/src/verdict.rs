@@ -117,9 +117,7 @@ impl Verdict {
     /// An `Unknown` verdict with no evidence.
     pub fn unknown(reason: impl Into<String>) -> Verdict {
         Verdict {
-            result: Validity::Unknown {
-                reason: reason.into(),
-            },
+            result: Validity::Unknown { reason: reason.into() },
             anomalies: Vec::new(),
             anomalies_unlisted: 0,
             stats: BTreeMap::new(),
@@ -183,11 +181,7 @@ impl Findings {
         ops.sort_unstable();
         ops.dedup();
         ops.truncate(ANOMALY_OPS_MAX);
-        self.anomalies.push(Anomaly {
-            kind: kind.to_string(),
-            message,
-            ops,
-        });
+        self.anomalies.push(Anomaly { kind: kind.to_string(), message, ops });
     }
 
     pub(crate) fn stat(&mut self, name: &str, value: u64) {
@@ -202,12 +196,8 @@ impl Findings {
             (true, Some(reason)) => Validity::Unknown { reason },
             (true, None) => Validity::Valid,
         };
-        let verdict = Verdict {
-            result,
-            anomalies: self.anomalies,
-            anomalies_unlisted: self.unlisted,
-            stats: self.stats,
-        };
+        let verdict =
+            Verdict { result, anomalies: self.anomalies, anomalies_unlisted: self.unlisted, stats: self.stats };
         assert_eq!(
             verdict.is_invalid(),
             !verdict.anomalies.is_empty(),

@@ -48,15 +48,10 @@ impl CommitWaiter {
     /// Starts the timer thread; it stops when every `CommitWaiter` clone is
     /// dropped or [`CommitWaiter::stop`] is called.
     pub fn start(tt: TrueTime) -> std::io::Result<CommitWaiter> {
-        let waiter = CommitWaiter {
-            tt,
-            shared: Arc::new((Mutex::new(State::default()), Condvar::new())),
-        };
+        let waiter = CommitWaiter { tt, shared: Arc::new((Mutex::new(State::default()), Condvar::new())) };
         let weak = Arc::downgrade(&waiter.shared);
         let tt = waiter.tt.clone();
-        std::thread::Builder::new()
-            .name("spandb-commit-wait".into())
-            .spawn(move || timer(tt, weak))?;
+        std::thread::Builder::new().name("spandb-commit-wait".into()).spawn(move || timer(tt, weak))?;
         Ok(waiter)
     }
 

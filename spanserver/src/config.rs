@@ -92,10 +92,7 @@ impl ShardLayout {
             replicas: self
                 .replicas
                 .iter()
-                .map(|(r, s)| proto::ReplicaDescriptor {
-                    replica_id: r.0,
-                    server_id: s.0,
-                })
+                .map(|(r, s)| proto::ReplicaDescriptor { replica_id: r.0, server_id: s.0 })
                 .collect(),
         }
     }
@@ -103,15 +100,13 @@ impl ShardLayout {
 
 impl ClusterSpec {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let spec: ClusterSpec =
-            toml::from_str(text).map_err(|e| bad(format!("cluster description: {e}")))?;
+        let spec: ClusterSpec = toml::from_str(text).map_err(|e| bad(format!("cluster description: {e}")))?;
         spec.validate()?;
         Ok(spec)
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| bad(format!("reading {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("reading {}: {e}", path.display())))?;
         Self::from_toml(&text).map_err(|e| bad(format!("{}: {}", path.display(), e.0)))
     }
 
@@ -123,11 +118,7 @@ impl ClusterSpec {
         if self.cluster_id.is_empty() || self.cluster_id.len() > 128 {
             return Err(bad("cluster_id must be 1 to 128 characters"));
         }
-        if !self
-            .cluster_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if !self.cluster_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(bad(format!(
                 "cluster_id {:?} may only use letters, digits, '-', '_' and '.'",
                 self.cluster_id
@@ -146,16 +137,10 @@ impl ClusterSpec {
                 return Err(bad(format!("server id {} appears twice", s.id.0)));
             }
             if s.addr.parse::<SocketAddr>().is_err() && !looks_like_host_port(&s.addr) {
-                return Err(bad(format!(
-                    "server {}: address {:?} is not host:port",
-                    s.id.0, s.addr
-                )));
+                return Err(bad(format!("server {}: address {:?} is not host:port", s.id.0, s.addr)));
             }
             if !addrs.insert(s.addr.clone()) {
-                return Err(bad(format!(
-                    "address {} is given to more than one server",
-                    s.addr
-                )));
+                return Err(bad(format!("address {} is given to more than one server", s.addr)));
             }
         }
         if self.replication == 0 {
@@ -170,10 +155,7 @@ impl ClusterSpec {
         }
         for w in self.split_points.windows(2) {
             if w[0] >= w[1] {
-                return Err(bad(format!(
-                    "split points must strictly increase: {:?} is not before {:?}",
-                    w[0], w[1]
-                )));
+                return Err(bad(format!("split points must strictly increase: {:?} is not before {:?}", w[0], w[1])));
             }
         }
         if let Some(first) = self.split_points.first() {
@@ -181,20 +163,11 @@ impl ClusterSpec {
                 return Err(bad("a split point may not be the empty key"));
             }
         }
-        if let Some(long) = self
-            .split_points
-            .iter()
-            .find(|k| k.len() > limits::KEY_BYTES_MAX)
-        {
-            return Err(bad(format!(
-                "split point of {} bytes exceeds the key limit",
-                long.len()
-            )));
+        if let Some(long) = self.split_points.iter().find(|k| k.len() > limits::KEY_BYTES_MAX) {
+            return Err(bad(format!("split point of {} bytes exceeds the key limit", long.len())));
         }
         if self.split_points.len() + 1 > SHARDS_STATIC_MAX {
-            return Err(bad(format!(
-                "at most {SHARDS_STATIC_MAX} shards in a static layout"
-            )));
+            return Err(bad(format!("at most {SHARDS_STATIC_MAX} shards in a static layout")));
         }
         Ok(())
     }
@@ -235,17 +208,8 @@ impl ClusterSpec {
     /// What a data directory must agree with: the layout, not the addresses
     /// (servers may move to new addresses and keep their data).
     pub fn layout_fingerprint(&self) -> String {
-        let ids: Vec<String> = self
-            .sorted_servers()
-            .iter()
-            .map(|s| s.id.0.to_string())
-            .collect();
-        format!(
-            "replication={} servers={} split_points={:?}",
-            self.replication,
-            ids.join(","),
-            self.split_points
-        )
+        let ids: Vec<String> = self.sorted_servers().iter().map(|s| s.id.0.to_string()).collect();
+        format!("replication={} servers={} split_points={:?}", self.replication, ids.join(","), self.split_points)
     }
 }
 
@@ -307,17 +271,13 @@ impl RaftConfig {
             return Err(bad("raft.tick_ms must be between 1 and 10000"));
         }
         if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
-            return Err(bad(
-                "raft.election_ticks must exceed raft.heartbeat_ticks, which must be at least 1",
-            ));
+            return Err(bad("raft.election_ticks must exceed raft.heartbeat_ticks, which must be at least 1"));
         }
         if self.log_compact_entries == 0 {
             return Err(bad("raft.log_compact_entries must be at least 1"));
         }
         if self.log_retain_entries >= self.log_compact_entries {
-            return Err(bad(
-                "raft.log_retain_entries must be below raft.log_compact_entries",
-            ));
+            return Err(bad("raft.log_retain_entries must be below raft.log_compact_entries"));
         }
         if self.close_timestamp_ms == 0 {
             return Err(bad("raft.close_timestamp_ms must be at least 1"));
@@ -338,10 +298,7 @@ pub struct GcConfig {
 
 impl Default for GcConfig {
     fn default() -> Self {
-        GcConfig {
-            retention_s: 3600,
-            interval_s: 60,
-        }
+        GcConfig { retention_s: 3600, interval_s: 60 }
     }
 }
 
@@ -378,11 +335,7 @@ pub struct TimeConfig {
 
 impl Default for TimeConfig {
     fn default() -> Self {
-        TimeConfig {
-            epsilon_ms: 2,
-            write_timeout_ms: 10_000,
-            read_timeout_ms: 2_000,
-        }
+        TimeConfig { epsilon_ms: 2, write_timeout_ms: 10_000, read_timeout_ms: 2_000 }
     }
 }
 
@@ -401,15 +354,10 @@ impl TimeConfig {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if Duration::from_millis(self.epsilon_ms) > truetime::EPSILON_MAX {
-            return Err(bad(format!(
-                "time.epsilon_ms exceeds {:?}",
-                truetime::EPSILON_MAX
-            )));
+            return Err(bad(format!("time.epsilon_ms exceeds {:?}", truetime::EPSILON_MAX)));
         }
         if self.write_timeout_ms == 0 || self.read_timeout_ms == 0 {
-            return Err(bad(
-                "time.write_timeout_ms and time.read_timeout_ms must be at least 1",
-            ));
+            return Err(bad("time.write_timeout_ms and time.read_timeout_ms must be at least 1"));
         }
         Ok(())
     }
@@ -497,12 +445,9 @@ impl ServerConfig {
         self.raft.validate()?;
         self.gc.validate()?;
         self.time.validate()?;
-        let me = cluster.server(self.id).ok_or_else(|| {
-            bad(format!(
-                "server id {} is not in the cluster description",
-                self.id.0
-            ))
-        })?;
+        let me = cluster
+            .server(self.id)
+            .ok_or_else(|| bad(format!("server id {} is not in the cluster description", self.id.0)))?;
         let listen_text = self.listen.unwrap_or_else(|| me.addr.clone());
         let listen = resolve_addr(&listen_text)?;
         let mut peer_addrs = BTreeMap::new();
@@ -512,11 +457,7 @@ impl ServerConfig {
                 .ok()
                 .map(ServerId)
                 .filter(|id| cluster.server(*id).is_some())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "peer_addrs: {id:?} is not a server id of the cluster"
-                    ))
-                })?;
+                .ok_or_else(|| bad(format!("peer_addrs: {id:?} is not a server id of the cluster")))?;
             if !looks_like_host_port(&addr) {
                 return Err(bad(format!("peer_addrs: {addr:?} is not host:port")));
             }
@@ -555,10 +496,7 @@ mod tests {
             split_points: split.iter().map(|s| s.to_string()).collect(),
             servers: servers
                 .iter()
-                .map(|(id, addr)| ServerSpec {
-                    id: ServerId(*id),
-                    addr: addr.to_string(),
-                })
+                .map(|(id, addr)| ServerSpec { id: ServerId(*id), addr: addr.to_string() })
                 .collect(),
         }
     }
@@ -588,10 +526,7 @@ mod tests {
     #[test]
     fn bad_descriptions_are_refused_with_reasons() {
         let cases = [
-            (
-                spec(&[(1, "a:1"), (2, "a:1")], &[], 1),
-                "more than one server",
-            ),
+            (spec(&[(1, "a:1"), (2, "a:1")], &[], 1), "more than one server"),
             (spec(&[(1, "a:1"), (1, "a:2")], &[], 1), "appears twice"),
             (spec(&[(0, "a:1")], &[], 1), "id 0"),
             (spec(&[(1, "a:1")], &[], 3), "replication 3"),
@@ -602,11 +537,7 @@ mod tests {
         ];
         for (spec, want) in cases {
             let err = spec.validate().unwrap_err();
-            assert!(
-                err.0.contains(want),
-                "{:?} does not mention {want:?}",
-                err.0
-            );
+            assert!(err.0.contains(want), "{:?} does not mention {want:?}", err.0);
         }
     }
 
@@ -614,8 +545,7 @@ mod tests {
     fn toml_round_trip_and_unknown_fields() {
         let s = spec(&[(1, "127.0.0.1:7000")], &["m"], 1);
         assert_eq!(ClusterSpec::from_toml(&s.to_toml()).unwrap(), s);
-        let err =
-            ClusterSpec::from_toml("cluster_id = \"x\"\nservers = []\nbogus = 1\n").unwrap_err();
+        let err = ClusterSpec::from_toml("cluster_id = \"x\"\nservers = []\nbogus = 1\n").unwrap_err();
         assert!(err.0.contains("bogus"), "{err}");
     }
 
@@ -633,16 +563,8 @@ mod tests {
             peer_addrs: BTreeMap::new(),
             unsafe_testing: UnsafeTestingConfig::default(),
         };
-        assert!(cfg
-            .clone()
-            .resolve()
-            .unwrap_err()
-            .0
-            .contains("not in the cluster"));
-        let mut cfg = ServerConfig {
-            id: ServerId(1),
-            ..cfg
-        };
+        assert!(cfg.clone().resolve().unwrap_err().0.contains("not in the cluster"));
+        let mut cfg = ServerConfig { id: ServerId(1), ..cfg };
         cfg.peer_addrs.insert("7".into(), "127.0.0.1:1".into());
         assert!(cfg.resolve().unwrap_err().0.contains("peer_addrs"));
     }

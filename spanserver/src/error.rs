@@ -17,18 +17,11 @@ pub enum Error {
     // --- Go elsewhere: nothing was applied. ---
     /// This replica is not the leader; `leader` is the one it knows of.
     #[error("not leader for shard {shard_id}{}", leader_text(.leader))]
-    NotLeader {
-        shard_id: ShardId,
-        leader: Option<(ServerId, String)>,
-    },
+    NotLeader { shard_id: ShardId, leader: Option<(ServerId, String)> },
 
     /// The shard is not here, does not hold the key, or the epoch is stale.
     #[error("wrong shard {shard_id}: {reason}")]
-    WrongShard {
-        shard_id: ShardId,
-        epoch: Option<u64>,
-        reason: String,
-    },
+    WrongShard { shard_id: ShardId, epoch: Option<u64>, reason: String },
 
     // --- Retry later: nothing was applied. ---
     #[error("unavailable: {0}")]
@@ -42,13 +35,8 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
-    #[error(
-        "snapshot too old: read at {read_ts} is below the garbage-collection watermark {watermark}"
-    )]
-    SnapshotTooOld {
-        read_ts: Timestamp,
-        watermark: Timestamp,
-    },
+    #[error("snapshot too old: read at {read_ts} is below the garbage-collection watermark {watermark}")]
+    SnapshotTooOld { read_ts: Timestamp, watermark: Timestamp },
 
     // --- Operator attention. ---
     /// The local storage failed a read. (A failed write stops the process:
@@ -87,10 +75,7 @@ impl Error {
 
     pub fn to_status(&self) -> tonic::Status {
         use proto::ErrorKind;
-        let mut detail = proto::ErrorDetail {
-            message: self.to_string(),
-            ..Default::default()
-        };
+        let mut detail = proto::ErrorDetail { message: self.to_string(), ..Default::default() };
         let code = match self {
             Error::NotLeader { leader, .. } => {
                 detail.kind = ErrorKind::NotLeader as i32;

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ServerId, ShardId};
 use crate::limits;
 use crate::registry::{Registry, ReplicaShared, Role};
-use crate::shard::contains;
+use crate::shard::{contains, WriteBody, WriteOutcome};
 use crate::storage::mvcc::Reader;
 use crate::storage::Engine;
 use crate::store::{StoreHandle, StoreMsg};
@@ -68,16 +68,7 @@ impl Node {
         commit_waiter: CommitWaiter,
         unsafe_testing: UnsafeTestingConfig,
     ) -> Node {
-        Node {
-            server_id,
-            registry,
-            store,
-            engine: RwLock::new(Some(engine)),
-            tt,
-            time,
-            commit_waiter,
-            unsafe_testing,
-        }
+        Node { server_id, registry, store, engine: RwLock::new(Some(engine)), tt, time, commit_waiter, unsafe_testing }
     }
 
     fn engine(&self) -> Result<Engine> {
@@ -95,21 +86,14 @@ impl Node {
     }
 
     fn replica(&self, shard_id: u64) -> Result<Arc<ReplicaShared>> {
-        self.registry
-            .get(ShardId(shard_id))
-            .ok_or_else(|| Error::WrongShard {
-                shard_id: ShardId(shard_id),
-                epoch: None,
-                reason: "no replica of this shard on this server".into(),
-            })
+        self.registry.get(ShardId(shard_id)).ok_or_else(|| Error::WrongShard {
+            shard_id: ShardId(shard_id),
+            epoch: None,
+            reason: "no replica of this shard on this server".into(),
+        })
     }
 
-    fn check_route(
-        &self,
-        r: &ReplicaShared,
-        epoch: u64,
-        keys: &mut dyn Iterator<Item = &[u8]>,
-    ) -> Result<()> {
+    fn check_route(&self, r: &ReplicaShared, epoch: u64, keys: &mut dyn Iterator<Item = &[u8]>) -> Result<()> {
         let d = r.descriptor();
         if epoch != 0 && epoch != d.epoch {
             return Err(Error::WrongShard {
@@ -136,10 +120,7 @@ impl Node {
             .leader_server
             .filter(|s| *s != self.server_id)
             .and_then(|s| self.registry.server_addr(s).map(|a| (s, a)));
-        Error::NotLeader {
-            shard_id: r.shard_id,
-            leader,
-        }
+        Error::NotLeader { shard_id: r.shard_id, leader }
     }
 
     /// Resolves the timestamp a read runs at, waiting as needed (module
@@ -164,15 +145,11 @@ impl Node {
             )));
         }
         if r.progress().role == Role::Leader {
-            let _ = self
-                .store
-                .send(StoreMsg::CloseTimestampNow { shard: r.shard_id });
+            let _ = self.store.send(StoreMsg::CloseTimestampNow { shard: r.shard_id });
         }
         let mut safe = r.watch_safe_ts();
-        let reached = tokio::time::timeout(self.time.read_timeout(), async {
-            safe.wait_for(|s| *s >= ts).await.is_ok()
-        })
-        .await;
+        let reached =
+            tokio::time::timeout(self.time.read_timeout(), async { safe.wait_for(|s| *s >= ts).await.is_ok() }).await;
         match reached {
             Ok(true) => Ok(ts),
             Ok(false) => Err(Error::Unavailable("server is shutting down".into())),
@@ -189,10 +166,7 @@ impl Node {
             return Err(self.not_leader(r));
         }
         let (tx, rx) = oneshot::channel();
-        self.store.send(StoreMsg::ReadIndex {
-            shard: r.shard_id,
-            reply: tx,
-        })?;
+        self.store.send(StoreMsg::ReadIndex { shard: r.shard_id, reply: tx })?;
         match tokio::time::timeout(self.time.read_timeout(), rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Unavailable("server is shutting down".into())),
@@ -215,11 +189,7 @@ impl Node {
     pub async fn get(&self, req: proto::GetRequest) -> Result<GetResult> {
         check_key(&req.key)?;
         let r = self.replica(req.shard_id)?;
-        self.check_route(
-            &r,
-            req.shard_epoch,
-            &mut std::iter::once(req.key.as_slice()),
-        )?;
+        self.check_route(&r, req.shard_epoch, &mut std::iter::once(req.key.as_slice()))?;
         let read_ts = self.read_ts(&r, req.read_ts).await?;
         let engine = self.engine()?;
         let reader = Reader::new(&engine);
@@ -229,34 +199,21 @@ impl Node {
     }
 
     pub async fn scan(&self, req: proto::ScanRequest) -> Result<proto::ScanResponse> {
-        if req.start_key.len() > limits::KEY_BYTES_MAX || req.end_key.len() > limits::KEY_BYTES_MAX
-        {
-            return Err(Error::InvalidArgument(format!(
-                "scan bound longer than {} bytes",
-                limits::KEY_BYTES_MAX
-            )));
+        if req.start_key.len() > limits::KEY_BYTES_MAX || req.end_key.len() > limits::KEY_BYTES_MAX {
+            return Err(Error::InvalidArgument(format!("scan bound longer than {} bytes", limits::KEY_BYTES_MAX)));
         }
         if !req.end_key.is_empty() && req.end_key <= req.start_key {
-            return Err(Error::InvalidArgument(
-                "scan end key must be after the start key".into(),
-            ));
+            return Err(Error::InvalidArgument("scan end key must be after the start key".into()));
         }
         let limit = match req.limit {
             0 => limits::SCAN_LIMIT_DEFAULT,
             n if n > limits::SCAN_LIMIT_MAX => {
-                return Err(Error::InvalidArgument(format!(
-                    "scan limit {n} exceeds {}",
-                    limits::SCAN_LIMIT_MAX
-                )))
+                return Err(Error::InvalidArgument(format!("scan limit {n} exceeds {}", limits::SCAN_LIMIT_MAX)))
             }
             n => n,
         };
         let r = self.replica(req.shard_id)?;
-        self.check_route(
-            &r,
-            req.shard_epoch,
-            &mut std::iter::once(req.start_key.as_slice()),
-        )?;
+        self.check_route(&r, req.shard_epoch, &mut std::iter::once(req.start_key.as_slice()))?;
         // Clip the range to the shard; the client pages across shards.
         let d = r.descriptor();
         let end = match (req.end_key.is_empty(), d.end_key.is_empty()) {
@@ -268,53 +225,32 @@ impl Node {
         let engine = self.engine()?;
         let reader = Reader::new(&engine);
         Self::check_watermark(&r, read_ts)?;
-        let page = reader.scan(
-            &req.start_key,
-            &end,
-            read_ts,
-            limit as usize,
-            limits::SCAN_PAGE_BYTES_MAX,
-        )?;
+        let page = reader.scan(&req.start_key, &end, read_ts, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
         Ok(proto::ScanResponse {
             pairs: page
                 .pairs
                 .into_iter()
-                .map(|(key, value, ts)| proto::KeyValue {
-                    key,
-                    value,
-                    version_ts: ts.as_nanos(),
-                })
+                .map(|(key, value, ts)| proto::KeyValue { key, value, version_ts: ts.as_nanos() })
                 .collect(),
             resume_key: page.resume_key.unwrap_or_default(),
             read_ts: read_ts.as_nanos(),
         })
     }
 
-    pub async fn write(&self, req: proto::WriteRequest) -> Result<Timestamp> {
+    pub async fn write(&self, req: proto::WriteRequest) -> Result<WriteOutcome> {
         check_mutations(&req.mutations)?;
+        check_conditions(&req.conditions)?;
         let r = self.replica(req.shard_id)?;
-        self.check_route(
-            &r,
-            req.shard_epoch,
-            &mut req.mutations.iter().map(|m| m.key.as_slice()),
-        )?;
+        let body = WriteBody { mutations: req.mutations, conditions: req.conditions };
+        self.check_route(&r, req.shard_epoch, &mut body.keys())?;
         if r.progress().role != Role::Leader {
             return Err(self.not_leader(&r));
         }
         let (tx, rx) = oneshot::channel();
-        self.store.send(StoreMsg::Write {
-            shard: r.shard_id,
-            epoch: req.shard_epoch,
-            mutations: req.mutations,
-            reply: tx,
-        })?;
-        let commit_ts = match tokio::time::timeout(self.time.write_timeout(), rx).await {
+        self.store.send(StoreMsg::Write { shard: r.shard_id, epoch: req.shard_epoch, body, reply: tx })?;
+        let outcome = match tokio::time::timeout(self.time.write_timeout(), rx).await {
             Ok(Ok(result)) => result?,
-            Ok(Err(_)) => {
-                return Err(Error::Ambiguous(
-                    "server stopped before the write's outcome was known".into(),
-                ))
-            }
+            Ok(Err(_)) => return Err(Error::Ambiguous("server stopped before the write's outcome was known".into())),
             Err(_) => {
                 return Err(Error::Ambiguous(format!(
                     "the write was proposed but not applied within {:?}",
@@ -323,9 +259,9 @@ impl Node {
             }
         };
         if !self.unsafe_testing.skip_commit_wait {
-            self.commit_waiter.wait(commit_ts).await;
+            self.commit_waiter.wait(outcome.commit_ts).await;
         }
-        Ok(commit_ts)
+        Ok(outcome)
     }
 }
 
@@ -343,11 +279,29 @@ fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+fn check_conditions(conditions: &[proto::Condition]) -> Result<()> {
+    if conditions.len() > limits::WRITE_MUTATIONS_MAX {
+        return Err(Error::InvalidArgument(format!(
+            "{} conditions exceed the limit of {} per write",
+            conditions.len(),
+            limits::WRITE_MUTATIONS_MAX
+        )));
+    }
+    for c in conditions {
+        check_key(&c.key)?;
+        if c.expected.len() > limits::VALUE_BYTES_MAX {
+            return Err(Error::InvalidArgument("expected value exceeds the value limit".into()));
+        }
+        if c.expect_absent && !c.expected.is_empty() {
+            return Err(Error::InvalidArgument("a condition cannot expect both a value and absence".into()));
+        }
+    }
+    Ok(())
+}
+
 fn check_mutations(mutations: &[proto::Mutation]) -> Result<()> {
     if mutations.is_empty() {
-        return Err(Error::InvalidArgument(
-            "a write needs at least one mutation".into(),
-        ));
+        return Err(Error::InvalidArgument("a write needs at least one mutation".into()));
     }
     if mutations.len() > limits::WRITE_MUTATIONS_MAX {
         return Err(Error::InvalidArgument(format!(
@@ -382,11 +336,7 @@ mod tests {
     use super::*;
 
     fn m(key: &[u8], value_len: usize) -> proto::Mutation {
-        proto::Mutation {
-            key: key.to_vec(),
-            value: vec![b'x'; value_len],
-            delete: false,
-        }
+        proto::Mutation { key: key.to_vec(), value: vec![b'x'; value_len], delete: false }
     }
 
     #[test]
@@ -396,16 +346,8 @@ mod tests {
             (vec![m(b"", 1)], "empty"),
             (vec![m(&vec![b'k'; limits::KEY_BYTES_MAX + 1], 1)], "key of"),
             (vec![m(b"k", limits::VALUE_BYTES_MAX + 1)], "value of"),
-            (
-                (0..limits::WRITE_MUTATIONS_MAX + 1)
-                    .map(|_| m(b"k", 0))
-                    .collect(),
-                "mutations exceed",
-            ),
-            (
-                (0..5).map(|_| m(b"k", limits::VALUE_BYTES_MAX)).collect(),
-                "write of",
-            ),
+            ((0..limits::WRITE_MUTATIONS_MAX + 1).map(|_| m(b"k", 0)).collect(), "mutations exceed"),
+            ((0..5).map(|_| m(b"k", limits::VALUE_BYTES_MAX)).collect(), "write of"),
         ];
         for (mutations, want) in cases {
             let err = check_mutations(&mutations).unwrap_err();

@@ -154,36 +154,20 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(server_id: ServerId, cluster: ClusterSpec) -> Self {
-        Registry {
-            server_id,
-            cluster,
-            replicas: RwLock::new(BTreeMap::new()),
-        }
+        Registry { server_id, cluster, replicas: RwLock::new(BTreeMap::new()) }
     }
 
     pub fn insert(&self, r: Arc<ReplicaShared>) {
-        self.replicas
-            .write()
-            .expect("registry lock")
-            .insert(r.shard_id, r);
+        self.replicas.write().expect("registry lock").insert(r.shard_id, r);
     }
 
     pub fn get(&self, shard: ShardId) -> Option<Arc<ReplicaShared>> {
-        self.replicas
-            .read()
-            .expect("registry lock")
-            .get(&shard)
-            .cloned()
+        self.replicas.read().expect("registry lock").get(&shard).cloned()
     }
 
     /// Replicas in shard order.
     pub fn all(&self) -> Vec<Arc<ReplicaShared>> {
-        self.replicas
-            .read()
-            .expect("registry lock")
-            .values()
-            .cloned()
-            .collect()
+        self.replicas.read().expect("registry lock").values().cloned().collect()
     }
 
     pub fn server_addr(&self, server: ServerId) -> Option<String> {

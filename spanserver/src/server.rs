@@ -45,10 +45,7 @@ pub enum StartError {
     #[error(transparent)]
     Open(#[from] OpenError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Config(String),
     #[error("cannot load replicas: {0}")]
@@ -80,29 +77,15 @@ impl Server {
         listener: Option<std::net::TcpListener>,
     ) -> Result<Server, StartError> {
         let server_id = config.server_id;
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-            dir: config.data_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| StartError::DataDir { dir: config.data_dir.display().to_string(), source })?;
         let listener = match listener {
             Some(l) => l,
-            None => {
-                std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Listen {
-                    addr: config.listen,
-                    source,
-                })?
-            }
+            None => std::net::TcpListener::bind(config.listen)
+                .map_err(|source| StartError::Listen { addr: config.listen, source })?,
         };
-        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| StartError::Listen {
-                addr: config.listen,
-                source,
-            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        listener.set_nonblocking(true).map_err(|source| StartError::Listen { addr: config.listen, source })?;
 
         let identity = Identity {
             cluster_id: config.cluster.cluster_id.clone(),
@@ -113,8 +96,8 @@ impl Server {
         let engine = tokio::task::spawn_blocking(move || Engine::open(&data_dir, &identity))
             .await
             .map_err(|e| StartError::Replicas(e.to_string()))??;
-        let truetime = TrueTime::try_new(clock, config.time.epsilon())
-            .map_err(|e| StartError::Config(e.to_string()))?;
+        let truetime =
+            TrueTime::try_new(clock, config.time.epsilon()).map_err(|e| StartError::Config(e.to_string()))?;
         let registry = Arc::new(Registry::new(server_id, config.cluster.clone()));
         let (store_handle, inbox) = store::inbox();
         let transport = match transport {
@@ -152,9 +135,8 @@ impl Server {
             })
             .map_err(|e| StartError::Replicas(format!("cannot start the event loop: {e}")))?;
 
-        let commit_waiter = CommitWaiter::start(truetime.clone()).map_err(|e| {
-            StartError::Replicas(format!("cannot start the commit-wait timer: {e}"))
-        })?;
+        let commit_waiter = CommitWaiter::start(truetime.clone())
+            .map_err(|e| StartError::Replicas(format!("cannot start the commit-wait timer: {e}")))?;
         let node = Arc::new(Node::new(
             server_id,
             registry.clone(),
@@ -178,12 +160,10 @@ impl Server {
             store: store_handle.clone(),
         })
         .max_decoding_message_size(limits::RAFT_BATCH_BYTES_MAX);
-        let incoming = TcpIncoming::from(tokio::net::TcpListener::from_std(listener).map_err(
-            |source| StartError::Listen {
-                addr: local_addr,
-                source,
-            },
-        )?)
+        let incoming = TcpIncoming::from(
+            tokio::net::TcpListener::from_std(listener)
+                .map_err(|source| StartError::Listen { addr: local_addr, source })?,
+        )
         .with_nodelay(Some(true));
         let (grpc_shutdown, shutdown_rx) = oneshot::channel::<()>();
         let grpc_task = tokio::spawn(async move {

@@ -24,38 +24,22 @@ pub struct KvService {
 
 #[tonic::async_trait]
 impl proto::kv_server::Kv for KvService {
-    async fn get(
-        &self,
-        request: Request<proto::GetRequest>,
-    ) -> Result<Response<proto::GetResponse>, Status> {
+    async fn get(&self, request: Request<proto::GetRequest>) -> Result<Response<proto::GetResponse>, Status> {
         let result = self.node.get(request.into_inner()).await?;
         let (found, version_ts, value) = match result.value {
             Some((ts, value)) => (true, ts.as_nanos(), value),
             None => (false, 0, Vec::new()),
         };
-        Ok(Response::new(proto::GetResponse {
-            found,
-            value,
-            version_ts,
-            read_ts: result.read_ts.as_nanos(),
-        }))
+        Ok(Response::new(proto::GetResponse { found, value, version_ts, read_ts: result.read_ts.as_nanos() }))
     }
 
-    async fn scan(
-        &self,
-        request: Request<proto::ScanRequest>,
-    ) -> Result<Response<proto::ScanResponse>, Status> {
+    async fn scan(&self, request: Request<proto::ScanRequest>) -> Result<Response<proto::ScanResponse>, Status> {
         Ok(Response::new(self.node.scan(request.into_inner()).await?))
     }
 
-    async fn write(
-        &self,
-        request: Request<proto::WriteRequest>,
-    ) -> Result<Response<proto::WriteResponse>, Status> {
-        let commit_ts = self.node.write(request.into_inner()).await?;
-        Ok(Response::new(proto::WriteResponse {
-            commit_ts: commit_ts.as_nanos(),
-        }))
+    async fn write(&self, request: Request<proto::WriteRequest>) -> Result<Response<proto::WriteResponse>, Status> {
+        let outcome = self.node.write(request.into_inner()).await?;
+        Ok(Response::new(proto::WriteResponse { commit_ts: outcome.commit_ts.as_nanos(), applied: outcome.applied }))
     }
 }
 
@@ -93,10 +77,7 @@ impl proto::admin_server::Admin for AdminService {
                     descriptor: Some(r.descriptor()),
                     leader_server_id: r.progress().leader_server.map_or(0, |s| s.0),
                 },
-                None => proto::ShardInfo {
-                    descriptor: Some(layout.descriptor()),
-                    leader_server_id: 0,
-                },
+                None => proto::ShardInfo { descriptor: Some(layout.descriptor()), leader_server_id: 0 },
             })
             .collect();
         Ok(Response::new(proto::ClusterInfoResponse {
@@ -104,10 +85,7 @@ impl proto::admin_server::Admin for AdminService {
             servers: cluster
                 .sorted_servers()
                 .into_iter()
-                .map(|s| proto::ServerInfo {
-                    server_id: s.id.0,
-                    addr: s.addr.clone(),
-                })
+                .map(|s| proto::ServerInfo { server_id: s.id.0, addr: s.addr.clone() })
                 .collect(),
             shards,
         }))
@@ -177,11 +155,7 @@ impl proto::admin_server::Admin for AdminService {
             .clock()
             .adjust(r.offset_ns, r.drift_ppm)
             .map_err(|e| Status::from(Error::InvalidArgument(e.to_string())))?;
-        tracing::warn!(
-            offset_ns = r.offset_ns,
-            drift_ppm = r.drift_ppm,
-            "clock adjusted through the admin API"
-        );
+        tracing::warn!(offset_ns = r.offset_ns, drift_ppm = r.drift_ppm, "clock adjusted through the admin API");
         Ok(Response::new(self.clock_status()))
     }
 }
@@ -216,10 +190,7 @@ fn decode_envelopes(envelopes: Vec<proto::RaftEnvelope>) -> Vec<(ShardId, Messag
         .filter_map(|e| match Message::decode(e.message.as_slice()) {
             Ok(m) => Some((ShardId(e.shard_id), m)),
             Err(err) => {
-                tracing::warn!(
-                    shard = e.shard_id,
-                    "undecodable raft message dropped: {err}"
-                );
+                tracing::warn!(shard = e.shard_id, "undecodable raft message dropped: {err}");
                 None
             }
         })
@@ -228,19 +199,13 @@ fn decode_envelopes(envelopes: Vec<proto::RaftEnvelope>) -> Vec<(ShardId, Messag
 
 #[tonic::async_trait]
 impl proto::raft_server::Raft for RaftService {
-    async fn send(
-        &self,
-        request: Request<Streaming<proto::RaftBatch>>,
-    ) -> Result<Response<proto::RaftAck>, Status> {
+    async fn send(&self, request: Request<Streaming<proto::RaftBatch>>) -> Result<Response<proto::RaftAck>, Status> {
         let mut stream = request.into_inner();
         while let Some(batch) = stream.message().await? {
             self.check_peer(&batch.cluster_id, batch.to_server_id)?;
             let messages = decode_envelopes(batch.envelopes);
             // A full inbox drops Raft traffic; Raft retransmits.
-            let _ = self.store.send(StoreMsg::Raft {
-                from: ServerId(batch.from_server_id),
-                messages,
-            });
+            let _ = self.store.send(StoreMsg::Raft { from: ServerId(batch.from_server_id), messages });
         }
         Ok(Response::new(proto::RaftAck {}))
     }
@@ -257,21 +222,14 @@ impl proto::raft_server::Raft for RaftService {
         let (from, shard) = (ServerId(first.from_server_id), ShardId(first.shard_id));
         let mut data = first.data;
         while let Some(chunk) = stream.message().await? {
-            if data.len() + chunk.data.len()
-                > limits::SNAPSHOT_BYTES_MAX + limits::SNAPSHOT_CHUNK_BYTES
-            {
-                return Err(
-                    Error::InvalidArgument("snapshot exceeds the size limit".into()).into(),
-                );
+            if data.len() + chunk.data.len() > limits::SNAPSHOT_BYTES_MAX + limits::SNAPSHOT_CHUNK_BYTES {
+                return Err(Error::InvalidArgument("snapshot exceeds the size limit".into()).into());
             }
             data.extend_from_slice(&chunk.data);
         }
         let message = Message::decode(data.as_slice())
             .map_err(|e| Status::invalid_argument(format!("undecodable snapshot message: {e}")))?;
-        self.store.send(StoreMsg::Raft {
-            from,
-            messages: vec![(shard, message)],
-        })?;
+        self.store.send(StoreMsg::Raft { from, messages: vec![(shard, message)] })?;
         Ok(Response::new(proto::RaftAck {}))
     }
 }

@@ -39,7 +39,7 @@ use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
 use crate::registry::Registry;
 use crate::shard::reads::ReadReply;
-use crate::shard::{Replica, WriteReply};
+use crate::shard::{Replica, WriteBody, WriteReply};
 use crate::storage::keycode::{decode_raft_key_shard, raft_key, RaftKey};
 use crate::storage::{Engine, CF_RAFT};
 use crate::transport::Transport;
@@ -49,27 +49,15 @@ mod ready;
 /// What the event loop is asked to do.
 pub enum StoreMsg {
     /// Raft messages from a peer server.
-    Raft {
-        from: ServerId,
-        messages: Vec<(ShardId, Message)>,
-    },
+    Raft { from: ServerId, messages: Vec<(ShardId, Message)> },
     /// Propose an atomic write on a shard (leader only).
-    Write {
-        shard: ShardId,
-        epoch: u64,
-        mutations: Vec<proto::Mutation>,
-        reply: WriteReply,
-    },
+    Write { shard: ShardId, epoch: u64, body: WriteBody, reply: WriteReply },
     /// Confirm leadership for a linearizable read (ReadIndex).
     ReadIndex { shard: ShardId, reply: ReadReply },
     /// A snapshot read is waiting for safe time: close a timestamp now.
     CloseTimestampNow { shard: ShardId },
     /// The transport finished (or failed) sending a snapshot.
-    SnapshotSent {
-        shard: ShardId,
-        to: ReplicaId,
-        ok: bool,
-    },
+    SnapshotSent { shard: ShardId, to: ReplicaId, ok: bool },
     /// The transport lost its connection to a peer.
     PeerUnreachable { server: ServerId },
     /// Stop the loop; everything waiting is answered.
@@ -87,12 +75,8 @@ impl StoreHandle {
     pub fn send(&self, msg: StoreMsg) -> Result<()> {
         match self.tx.try_send(msg) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Error::Unavailable(
-                "server overloaded: event loop inbox full".into(),
-            )),
-            Err(TrySendError::Disconnected(_)) => {
-                Err(Error::Unavailable("server is shutting down".into()))
-            }
+            Err(TrySendError::Full(_)) => Err(Error::Unavailable("server overloaded: event loop inbox full".into())),
+            Err(TrySendError::Disconnected(_)) => Err(Error::Unavailable("server is shutting down".into())),
         }
     }
 }
@@ -121,10 +105,7 @@ impl Outbox {
             if m.msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
                 self.snapshots.push((server, replica.shard_id, m));
             } else {
-                self.messages
-                    .entry(server)
-                    .or_default()
-                    .push((replica.shard_id, m));
+                self.messages.entry(server).or_default().push((replica.shard_id, m));
             }
         }
     }
@@ -204,11 +185,7 @@ impl Store {
         let mut next_gc = Instant::now() + self.gc_config.interval();
         let mut busy = false;
         loop {
-            let timeout = if busy {
-                Duration::ZERO
-            } else {
-                next_tick.saturating_duration_since(Instant::now())
-            };
+            let timeout = if busy { Duration::ZERO } else { next_tick.saturating_duration_since(Instant::now()) };
             let mut next = match self.inbox.recv_timeout(timeout) {
                 Ok(msg) => Some(msg),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -221,11 +198,7 @@ impl Store {
                     return;
                 }
                 handled += 1;
-                next = if handled < limits::INBOX_DRAIN_PER_ITERATION_MAX {
-                    self.inbox.try_recv().ok()
-                } else {
-                    None
-                };
+                next = if handled < limits::INBOX_DRAIN_PER_ITERATION_MAX { self.inbox.try_recv().ok() } else { None };
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -241,12 +214,7 @@ impl Store {
                 }
             }
             if now >= next_gc {
-                self.gc_due = Some(
-                    self.tt
-                        .now()
-                        .earliest
-                        .saturating_sub(self.gc_config.retention()),
-                );
+                self.gc_due = Some(self.tt.now().earliest.saturating_sub(self.gc_config.retention()));
                 next_gc = now + self.gc_config.interval();
             }
             for r in self.replicas.values_mut() {
@@ -275,13 +243,8 @@ impl Store {
                     }
                 }
             }
-            StoreMsg::Write {
-                shard,
-                epoch,
-                mutations,
-                reply,
-            } => match self.replicas.get_mut(&shard) {
-                Some(r) => r.propose_write(&self.tt, epoch, mutations, reply),
+            StoreMsg::Write { shard, epoch, body, reply } => match self.replicas.get_mut(&shard) {
+                Some(r) => r.propose_write(&self.tt, epoch, body, reply),
                 None => {
                     let _ = reply.send(Err(not_hosted(shard)));
                 }
@@ -294,21 +257,12 @@ impl Store {
             },
             StoreMsg::CloseTimestampNow { shard } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
-                    r.maybe_close_timestamp(
-                        &self.tt,
-                        Instant::now(),
-                        FORCED_CLOSE_INTERVAL_MIN,
-                        true,
-                    );
+                    r.maybe_close_timestamp(&self.tt, Instant::now(), FORCED_CLOSE_INTERVAL_MIN, true);
                 }
             }
             StoreMsg::SnapshotSent { shard, to, ok } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
-                    let status = if ok {
-                        SnapshotStatus::Finish
-                    } else {
-                        SnapshotStatus::Failure
-                    };
+                    let status = if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
                     r.raw_node.report_snapshot(to.0, status);
                 }
             }
@@ -360,11 +314,7 @@ impl Store {
 const FORCED_CLOSE_INTERVAL_MIN: Duration = Duration::from_millis(2);
 
 fn not_hosted(shard: ShardId) -> Error {
-    Error::WrongShard {
-        shard_id: shard,
-        epoch: None,
-        reason: "no replica of this shard on this server".into(),
-    }
+    Error::WrongShard { shard_id: shard, epoch: None, reason: "no replica of this shard on this server".into() }
 }
 
 /// The shards with a replica record in this server's RocksDB.
@@ -400,11 +350,7 @@ fn bootstrap_static_layout(
     let mut batch = WriteBatch::default();
     let mut shards = BTreeSet::new();
     for layout in registry.cluster.shards() {
-        let Some((replica_id, _)) = layout
-            .replicas
-            .iter()
-            .find(|(_, s)| *s == registry.server_id)
-        else {
+        let Some((replica_id, _)) = layout.replicas.iter().find(|(_, s)| *s == registry.server_id) else {
             continue;
         };
         Replica::bootstrap(engine, &mut batch, &layout.descriptor(), *replica_id);

@@ -112,10 +112,7 @@ impl TestCluster {
         let mut servers = Vec::new();
         for i in 0..options.servers {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-            servers.push(ServerSpec {
-                id: ServerId(i as u64 + 1),
-                addr: l.local_addr()?.to_string(),
-            });
+            servers.push(ServerSpec { id: ServerId(i as u64 + 1), addr: l.local_addr()?.to_string() });
             listeners.push(l);
         }
         let spec = ClusterSpec {
@@ -171,32 +168,19 @@ impl TestCluster {
         }
     }
 
-    async fn start_server(
-        &mut self,
-        id: ServerId,
-        listener: Option<std::net::TcpListener>,
-    ) -> anyhow::Result<()> {
+    async fn start_server(&mut self, id: ServerId, listener: Option<std::net::TcpListener>) -> anyhow::Result<()> {
         let config = self.config(id);
         let listener = match listener {
             Some(l) => l,
             None => rebind(config.listen).await?,
         };
         let net = self.net.clone();
-        let factory: spanserver::server::TransportFactory =
-            Box::new(move |inbox| net.transport(id, inbox));
+        let factory: spanserver::server::TransportFactory = Box::new(move |inbox| net.transport(id, inbox));
         let clock = self.members[&id].clock.clone();
-        let server = Server::start(
-            config,
-            clock,
-            TransportKind::Custom(factory),
-            Some(listener),
-        )
-        .await
-        .with_context(|| format!("starting server {id}"))?;
-        self.registries
-            .lock()
-            .expect("registries")
-            .insert(id, server.registry.clone());
+        let server = Server::start(config, clock, TransportKind::Custom(factory), Some(listener))
+            .await
+            .with_context(|| format!("starting server {id}"))?;
+        self.registries.lock().expect("registries").insert(id, server.registry.clone());
         self.members.get_mut(&id).expect("member").server = Some(server);
         Ok(())
     }
@@ -221,9 +205,7 @@ impl TestCluster {
     }
 
     pub fn is_up(&self, id: u64) -> bool {
-        self.members
-            .get(&ServerId(id))
-            .is_some_and(|m| m.server.is_some())
+        self.members.get(&ServerId(id)).is_some_and(|m| m.server.is_some())
     }
 
     pub fn server_ids(&self) -> Vec<u64> {
@@ -235,10 +217,7 @@ impl TestCluster {
     }
 
     pub fn server(&self, id: u64) -> &Server {
-        self.members[&ServerId(id)]
-            .server
-            .as_ref()
-            .expect("server is up")
+        self.members[&ServerId(id)].server.as_ref().expect("server is up")
     }
 
     pub fn clock(&self, id: u64) -> &truetime::SystemClock {
@@ -260,19 +239,14 @@ impl TestCluster {
     /// A raw gRPC data client of one server, for requests the client
     /// library would reroute.
     pub async fn kv_client(&self, id: u64) -> anyhow::Result<proto::kv_client::KvClient<Channel>> {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(id)))?
-            .connect()
-            .await?;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(id)))?.connect().await?;
         Ok(proto::kv_client::KvClient::new(channel))
     }
 
     /// Progress of shard `shard`'s replica on server `id`, if it is up.
     pub fn progress(&self, id: u64, shard: u64) -> Option<ReplicaProgress> {
         let registries = self.registries.lock().expect("registries");
-        registries
-            .get(&ServerId(id))?
-            .get(ShardId(shard))
-            .map(|r| r.progress())
+        registries.get(&ServerId(id))?.get(ShardId(shard)).map(|r| r.progress())
     }
 
     pub fn replica(&self, id: u64, shard: u64) -> Option<Arc<spanserver::registry::ReplicaShared>> {
@@ -286,11 +260,7 @@ impl TestCluster {
 
     /// The servers hosting a shard.
     pub fn shard_servers(&self, shard: u64) -> Vec<u64> {
-        self.spec.shards()[shard as usize - 1]
-            .replicas
-            .iter()
-            .map(|(_, s)| s.0)
-            .collect()
+        self.spec.shards()[shard as usize - 1].replicas.iter().map(|(_, s)| s.0).collect()
     }
 
     /// The server whose replica leads `shard` with the highest term, among
@@ -310,12 +280,7 @@ impl TestCluster {
 
     /// Waits until `shard` has a leader among `among` that a majority of
     /// them acknowledge (same term, same leader); returns it.
-    pub async fn wait_for_leader_among(
-        &self,
-        shard: u64,
-        among: &[u64],
-        timeout: Duration,
-    ) -> anyhow::Result<u64> {
+    pub async fn wait_for_leader_among(&self, shard: u64, among: &[u64], timeout: Duration) -> anyhow::Result<u64> {
         let mut found = None;
         wait_until(timeout, || {
             let Some(leader) = self.leader_among(shard, among) else {
@@ -327,10 +292,7 @@ impl TestCluster {
                 .filter_map(|&id| self.progress(id, shard))
                 .filter(|p| Some(p.term) == term && p.leader_server == Some(ServerId(leader)))
                 .count();
-            let hosts = among
-                .iter()
-                .filter(|&&id| self.shard_servers(shard).contains(&id))
-                .count();
+            let hosts = among.iter().filter(|&&id| self.shard_servers(shard).contains(&id)).count();
             if agreeing * 2 > hosts.max(1) {
                 found = Some(leader);
                 true
@@ -346,34 +308,22 @@ impl TestCluster {
     /// Waits until every shard has a leader; returns them.
     pub async fn wait_for_leaders(&self, timeout: Duration) -> anyhow::Result<BTreeMap<u64, u64>> {
         let mut leaders = BTreeMap::new();
-        let up: Vec<u64> = self
-            .server_ids()
-            .into_iter()
-            .filter(|&id| self.is_up(id))
-            .collect();
+        let up: Vec<u64> = self.server_ids().into_iter().filter(|&id| self.is_up(id)).collect();
         for shard in self.shard_ids() {
-            leaders.insert(
-                shard,
-                self.wait_for_leader_among(shard, &up, timeout).await?,
-            );
+            leaders.insert(shard, self.wait_for_leader_among(shard, &up, timeout).await?);
         }
         Ok(leaders)
     }
 
     /// Waits until every running replica of `shard` has applied at least
     /// `index`.
-    pub async fn wait_for_applied(
-        &self,
-        shard: u64,
-        index: u64,
-        timeout: Duration,
-    ) -> anyhow::Result<()> {
+    pub async fn wait_for_applied(&self, shard: u64, index: u64, timeout: Duration) -> anyhow::Result<()> {
         let servers = self.shard_servers(shard);
         wait_until(timeout, || {
-            servers.iter().filter(|&&id| self.is_up(id)).all(|&id| {
-                self.progress(id, shard)
-                    .is_some_and(|p| p.applied_index >= index)
-            })
+            servers
+                .iter()
+                .filter(|&&id| self.is_up(id))
+                .all(|&id| self.progress(id, shard).is_some_and(|p| p.applied_index >= index))
         })
         .await
         .with_context(|| format!("shard {shard} replicas did not apply index {index}"))
@@ -418,17 +368,9 @@ async fn rebind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
 /// Every few milliseconds, records which replica leads each (shard, term);
 /// two different ones for the same pair is a violation of Raft's Election
 /// Safety.
-async fn sample_leaders(
-    registries: Arc<Mutex<BTreeMap<ServerId, Arc<Registry>>>>,
-    log: Arc<Mutex<LeaderLog>>,
-) {
+async fn sample_leaders(registries: Arc<Mutex<BTreeMap<ServerId, Arc<Registry>>>>, log: Arc<Mutex<LeaderLog>>) {
     loop {
-        let snapshot: Vec<Arc<Registry>> = registries
-            .lock()
-            .expect("registries")
-            .values()
-            .cloned()
-            .collect();
+        let snapshot: Vec<Arc<Registry>> = registries.lock().expect("registries").values().cloned().collect();
         {
             let mut log = log.lock().expect("leader log");
             for registry in snapshot {

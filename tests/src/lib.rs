@@ -23,9 +23,6 @@ pub use cluster::{ClusterOptions, TestCluster};
 /// Logs to the test output when `SPANDB_LOG` is set (e.g. `info`).
 pub fn init_logging() {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("SPANDB_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
 }

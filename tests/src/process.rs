@@ -33,8 +33,7 @@ pub struct ProcessCluster {
 pub fn free_port_base(servers: u16) -> anyhow::Result<u16> {
     for _ in 0..200 {
         let base = rand::random_range(20_000..60_000u16);
-        let free =
-            (0..servers).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        let free = (0..servers).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
         if free {
             return Ok(base);
         }
@@ -48,13 +47,7 @@ impl ProcessCluster {
         let dir = tempfile::Builder::new().prefix("spandb-e2e-").tempdir()?;
         let port_base = free_port_base(3)?;
         let mut demo = Command::new(binary)
-            .args([
-                "demo",
-                "--no-shell",
-                "--port-base",
-                &port_base.to_string(),
-                "--dir",
-            ])
+            .args(["demo", "--no-shell", "--port-base", &port_base.to_string(), "--dir"])
             .arg(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -76,17 +69,9 @@ impl ProcessCluster {
         .context("waiting for the cluster to be ready")??;
         // Keep draining the demo's stdout so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let addrs = (0..3)
-            .map(|i| format!("127.0.0.1:{}", port_base + i))
-            .collect();
+        let addrs = (0..3).map(|i| format!("127.0.0.1:{}", port_base + i)).collect();
         tracing::info!("cluster ready: {ready}");
-        Ok(ProcessCluster {
-            binary: binary.to_path_buf(),
-            dir,
-            demo,
-            restarted: Vec::new(),
-            addrs,
-        })
+        Ok(ProcessCluster { binary: binary.to_path_buf(), dir, demo, restarted: Vec::new(), addrs })
     }
 
     pub fn dir(&self) -> &Path {
@@ -96,8 +81,7 @@ impl ProcessCluster {
     /// The pid of server `id`, from its pid file.
     pub fn pid(&self, id: u64) -> anyhow::Result<i32> {
         let path = self.dir().join(format!("s{id}")).join("spandb.pid");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         Ok(text.trim().parse()?)
     }
 
@@ -112,8 +96,7 @@ impl ProcessCluster {
         crate::wait::wait_until(Duration::from_secs(10), || {
             // Reaped by its parent, or a zombie: either way not serving.
             !Path::new(&format!("/proc/{pid}/status")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/status"))
-                    .is_ok_and(|s| s.contains("State:\tZ"))
+                || std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| s.contains("State:\tZ"))
         })
         .await
     }
@@ -121,10 +104,7 @@ impl ProcessCluster {
     /// Starts server `id` again from its configuration file.
     pub async fn restart(&mut self, id: u64) -> anyhow::Result<()> {
         let config = self.dir().join(format!("s{id}.toml"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir().join(format!("s{id}.log")))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir().join(format!("s{id}.log")))?;
         let child = Command::new(&self.binary)
             .arg("start")
             .arg("--config")
@@ -154,10 +134,7 @@ impl ProcessCluster {
 /// Sends a signal to one process (never a group: `pid` must be positive).
 pub fn send_signal(pid: i32, signal: i32) -> std::io::Result<()> {
     if pid <= 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a process id",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a process id"));
     }
     // SAFETY: kill(2) has no memory-safety preconditions.
     #[allow(unsafe_code)]

@@ -74,11 +74,7 @@ impl SimNetwork {
     /// A transport for server `me`, delivering to servers registered here.
     pub fn transport(&self, me: ServerId, own_inbox: StoreHandle) -> Arc<dyn Transport> {
         self.lock().inboxes.insert(me, own_inbox.clone());
-        Arc::new(SimTransport {
-            me,
-            own_inbox,
-            net: self.clone(),
-        })
+        Arc::new(SimTransport { me, own_inbox, net: self.clone() })
     }
 
     /// The server is gone (crashed): messages to it are dropped.
@@ -89,19 +85,13 @@ impl SimNetwork {
     /// Only servers in the same group can talk; servers in no group are
     /// isolated.
     pub fn partition(&self, groups: &[&[u64]]) {
-        let groups = groups
-            .iter()
-            .map(|g| g.iter().map(|&id| ServerId(id)).collect())
-            .collect();
+        let groups = groups.iter().map(|g| g.iter().map(|&id| ServerId(id)).collect()).collect();
         self.lock().faults.partition = Some(groups);
     }
 
     /// Drops everything from `from` to `to` (one direction).
     pub fn cut(&self, from: u64, to: u64) {
-        self.lock()
-            .faults
-            .cut
-            .insert((ServerId(from), ServerId(to)));
+        self.lock().faults.cut.insert((ServerId(from), ServerId(to)));
     }
 
     /// Random loss and delay on every link.
@@ -144,22 +134,12 @@ impl SimNetwork {
         }
         state.delivered += 1;
         let max = state.faults.delay_max;
-        Some(if max.is_zero() {
-            Duration::ZERO
-        } else {
-            max.mul_f64(state.rng.random::<f64>())
-        })
+        Some(if max.is_zero() { Duration::ZERO } else { max.mul_f64(state.rng.random::<f64>()) })
     }
 
     /// Delivers after `delay`, re-checking the link then (a partition that
     /// began meanwhile also stops messages in flight).
-    fn deliver(
-        &self,
-        from: ServerId,
-        to: ServerId,
-        delay: Duration,
-        messages: Vec<(ShardId, RaftMessage)>,
-    ) {
+    fn deliver(&self, from: ServerId, to: ServerId, delay: Duration, messages: Vec<(ShardId, RaftMessage)>) {
         let deliver_now = move |net: &SimNetwork| {
             let state = net.lock();
             if !Self::connected(&state.faults, from, to) {
@@ -211,10 +191,6 @@ impl Transport for SimTransport {
             }
             None => false,
         };
-        let _ = self.own_inbox.send(StoreMsg::SnapshotSent {
-            shard,
-            to: replica,
-            ok,
-        });
+        let _ = self.own_inbox.send(StoreMsg::SnapshotSent { shard, to: replica, ok });
     }
 }

@@ -6,10 +6,7 @@ use std::time::Duration;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Polls `condition` until it holds or `timeout` passes.
-pub async fn wait_until(
-    timeout: Duration,
-    mut condition: impl FnMut() -> bool,
-) -> anyhow::Result<()> {
+pub async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if condition() {

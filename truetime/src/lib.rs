@@ -156,9 +156,7 @@ impl FromStr for Timestamp {
     type Err = ParseTimestampError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseTimestampError {
-            input: s.to_string(),
-        };
+        let err = || ParseTimestampError { input: s.to_string() };
         let s = s.trim();
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             return s.parse::<u64>().map(Timestamp).map_err(|_| err());
@@ -181,19 +179,13 @@ pub struct TtInterval {
 
 impl TtInterval {
     pub fn new(earliest: Timestamp, latest: Timestamp) -> Self {
-        assert!(
-            earliest <= latest,
-            "TtInterval: earliest {earliest:?} > latest {latest:?}"
-        );
+        assert!(earliest <= latest, "TtInterval: earliest {earliest:?} > latest {latest:?}");
         TtInterval { earliest, latest }
     }
 
     /// The interval around a clock reading with the given uncertainty.
     pub fn around(reading: Timestamp, epsilon: Duration) -> Self {
-        TtInterval::new(
-            reading.saturating_sub(epsilon),
-            reading.saturating_add(epsilon),
-        )
+        TtInterval::new(reading.saturating_sub(epsilon), reading.saturating_add(epsilon))
     }
 
     /// Has `t` definitely passed?
@@ -274,8 +266,7 @@ impl SystemClock {
 
     /// Sets a drift in parts per million, measured from now.
     pub fn set_drift_ppm(&self, ppm: i64) {
-        self.drift_origin_nanos
-            .store(os_now_nanos(), Ordering::SeqCst);
+        self.drift_origin_nanos.store(os_now_nanos(), Ordering::SeqCst);
         self.drift_ppm.store(ppm, Ordering::SeqCst);
     }
 
@@ -285,9 +276,7 @@ impl SystemClock {
 }
 
 fn os_now_nanos() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     duration_nanos(since)
 }
 
@@ -325,9 +314,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
-        ManualClock {
-            nanos: AtomicU64::new(start.0),
-        }
+        ManualClock { nanos: AtomicU64::new(start.0) }
     }
 
     pub fn advance(&self, d: Duration) {
@@ -371,10 +358,7 @@ impl TrueTime {
 
     pub fn try_new(clock: Arc<dyn Clock>, epsilon: Duration) -> Result<Self, TrueTimeError> {
         if epsilon > EPSILON_MAX {
-            return Err(TrueTimeError::EpsilonTooLarge {
-                epsilon,
-                max: EPSILON_MAX,
-            });
+            return Err(TrueTimeError::EpsilonTooLarge { epsilon, max: EPSILON_MAX });
         }
         Ok(TrueTime { clock, epsilon })
     }
@@ -415,9 +399,7 @@ impl TrueTime {
             Duration::ZERO
         } else {
             // earliest must become t + 1.
-            t.next()
-                .duration_since(earliest)
-                .max(Duration::from_nanos(1))
+            t.next().duration_since(earliest).max(Duration::from_nanos(1))
         }
     }
 
@@ -453,10 +435,7 @@ mod tests {
     fn interval_is_two_epsilon_wide() {
         let (_, tt) = manual(10_000_000_000, 3);
         let now = tt.now();
-        assert_eq!(
-            now.latest.duration_since(now.earliest),
-            Duration::from_millis(6)
-        );
+        assert_eq!(now.latest.duration_since(now.earliest), Duration::from_millis(6));
     }
 
     /// Goal: `after` and `before` are strict at their boundaries; the exact
@@ -525,11 +504,7 @@ mod tests {
         let a = clock.read();
         std::thread::sleep(Duration::from_millis(20));
         let b = clock.read();
-        assert!(
-            b.duration_since(a) >= Duration::from_millis(39),
-            "{:?}",
-            b.duration_since(a)
-        );
+        assert!(b.duration_since(a) >= Duration::from_millis(39), "{:?}", b.duration_since(a));
     }
 
     #[test]
@@ -555,23 +530,12 @@ mod tests {
         assert_eq!(text, "2025-11-24T16:00:00.123456789Z");
         assert_eq!(text.parse::<Timestamp>().unwrap(), t);
         assert_eq!("1764000000123456789".parse::<Timestamp>().unwrap(), t);
-        assert_eq!(
-            "2025-11-24T17:00:00.123456789+01:00"
-                .parse::<Timestamp>()
-                .unwrap(),
-            t
-        );
+        assert_eq!("2025-11-24T17:00:00.123456789+01:00".parse::<Timestamp>().unwrap(), t);
     }
 
     #[test]
     fn bad_timestamps_are_errors() {
-        for bad in [
-            "",
-            "yesterday",
-            "-5",
-            "1969-12-31T23:59:59Z",
-            "99999999999999999999",
-        ] {
+        for bad in ["", "yesterday", "-5", "1969-12-31T23:59:59Z", "99999999999999999999"] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad:?} parsed");
         }
     }

@@ -86,8 +86,9 @@ impl LockTarget {
         }
         match (self, other) {
             (LockTarget::Key(a), LockTarget::Key(b)) => a == b,
-            (LockTarget::Key(k), LockTarget::Range(s, e))
-            | (LockTarget::Range(s, e), LockTarget::Key(k)) => in_range(k, s, e),
+            (LockTarget::Key(k), LockTarget::Range(s, e)) | (LockTarget::Range(s, e), LockTarget::Key(k)) => {
+                in_range(k, s, e)
+            }
             (LockTarget::Range(s1, e1), LockTarget::Range(s2, e2)) => {
                 (e2.is_empty() || s1 < e2) && (e1.is_empty() || s2 < e1)
             }
@@ -114,10 +115,7 @@ pub enum Acquire {
     /// The request waits (it is queued in the table) until a release grants
     /// it. `wound` lists younger, unprepared holders in its way: the caller
     /// must abort them (and release their locks).
-    Wait {
-        blockers: Vec<TxnId>,
-        wound: Vec<TxnId>,
-    },
+    Wait { blockers: Vec<TxnId>, wound: Vec<TxnId> },
     /// Refused outright: the transaction holds or awaits too many locks, or
     /// is unknown to the table after being released (aborted).
     Refused(String),
@@ -195,8 +193,7 @@ impl LockTable {
                     && match (&h.target, target) {
                         (a, b) if a == b => true,
                         (LockTarget::Range(s, e), LockTarget::Key(k)) => {
-                            LockTarget::Range(s.clone(), e.clone())
-                                .overlaps(&LockTarget::Key(k.clone()))
+                            LockTarget::Range(s.clone(), e.clone()).overlaps(&LockTarget::Key(k.clone()))
                         }
                         _ => false,
                     }
@@ -215,12 +212,7 @@ impl LockTable {
 
     /// Who, other than `txn`, holds a lock on something overlapping
     /// `target` in a mode incompatible with `mode`.
-    fn conflicting_holders(
-        &self,
-        txn: TxnId,
-        target: &LockTarget,
-        mode: LockMode,
-    ) -> BTreeSet<TxnId> {
+    fn conflicting_holders(&self, txn: TxnId, target: &LockTarget, mode: LockMode) -> BTreeSet<TxnId> {
         let mut out = BTreeSet::new();
         match target {
             LockTarget::Key(k) => {
@@ -271,13 +263,7 @@ impl LockTable {
     }
 
     /// Asks for a lock. See the module docs for the rules.
-    pub fn acquire(
-        &mut self,
-        txn: TxnId,
-        priority: Priority,
-        target: LockTarget,
-        mode: LockMode,
-    ) -> Acquire {
+    pub fn acquire(&mut self, txn: TxnId, priority: Priority, target: LockTarget, mode: LockMode) -> Acquire {
         if matches!(target, LockTarget::Range(..)) && mode == LockMode::Exclusive {
             return Acquire::Refused("exclusive range locks are not supported".into());
         }
@@ -313,8 +299,7 @@ impl LockTable {
         let blockers: Vec<TxnId> = holders.union(&older_waiters).copied().collect();
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.waiting
-            .insert((priority, seq), Waiter { txn, target, mode });
+        self.waiting.insert((priority, seq), Waiter { txn, target, mode });
         Acquire::Wait { blockers, wound }
     }
 
@@ -364,20 +349,12 @@ impl LockTable {
             let Some(w) = self.waiting.get(&key).cloned() else {
                 continue;
             };
-            let blocked = !self
-                .conflicting_holders(w.txn, &w.target, w.mode)
-                .is_empty()
-                || !self
-                    .conflicting_older_waiters(w.txn, key.0, &w.target, w.mode)
-                    .is_empty();
+            let blocked = !self.conflicting_holders(w.txn, &w.target, w.mode).is_empty()
+                || !self.conflicting_older_waiters(w.txn, key.0, &w.target, w.mode).is_empty();
             if !blocked {
                 self.waiting.remove(&key);
                 self.grant(w.txn, w.target.clone(), w.mode);
-                grants.push(Grant {
-                    txn: w.txn,
-                    target: w.target,
-                    mode: w.mode,
-                });
+                grants.push(Grant { txn: w.txn, target: w.target, mode: w.mode });
             }
         }
         grants
@@ -392,24 +369,14 @@ impl LockTable {
     /// violation.
     pub fn check_invariants(&self) -> Result<(), String> {
         for (k, holders) in &self.keys {
-            let exclusive: Vec<_> = holders
-                .iter()
-                .filter(|(_, m)| *m == LockMode::Exclusive)
-                .collect();
+            let exclusive: Vec<_> = holders.iter().filter(|(_, m)| *m == LockMode::Exclusive).collect();
             if !exclusive.is_empty() && holders.len() > 1 {
-                return Err(format!(
-                    "key {k:?} held exclusively with others: {holders:?}"
-                ));
+                return Err(format!("key {k:?} held exclusively with others: {holders:?}"));
             }
             if let Some((t, _)) = exclusive.first() {
                 for (r, s, e) in &self.ranges {
-                    if r != t
-                        && LockTarget::Key(k.clone())
-                            .overlaps(&LockTarget::Range(s.clone(), e.clone()))
-                    {
-                        return Err(format!(
-                            "key {k:?} held exclusively by {t} inside {r}'s range lock"
-                        ));
+                    if r != t && LockTarget::Key(k.clone()).overlaps(&LockTarget::Range(s.clone(), e.clone())) {
+                        return Err(format!("key {k:?} held exclusively by {t} inside {r}'s range lock"));
                     }
                 }
             }
@@ -432,17 +399,10 @@ impl LockTable {
         let mut out = String::new();
         for (k, holders) in &self.keys {
             let hs: Vec<String> = holders.iter().map(|(t, m)| format!("{t}:{m}")).collect();
-            out.push_str(&format!(
-                "lock {} {}\n",
-                LockTarget::Key(k.clone()),
-                hs.join(" ")
-            ));
+            out.push_str(&format!("lock {} {}\n", LockTarget::Key(k.clone()), hs.join(" ")));
         }
         for (t, s, e) in &self.ranges {
-            out.push_str(&format!(
-                "lock {} {t}:S\n",
-                LockTarget::Range(s.clone(), e.clone())
-            ));
+            out.push_str(&format!("lock {} {t}:S\n", LockTarget::Range(s.clone(), e.clone())));
         }
         for w in self.waiting.values() {
             out.push_str(&format!("wait {} {}:{}\n", w.target, w.txn, w.mode));
@@ -478,20 +438,13 @@ mod scripts {
     }
 
     fn txn(name: &str) -> Result<TxnId, Box<dyn Error>> {
-        Ok(TxnId(
-            name.strip_prefix('t')
-                .ok_or("transactions are t<n>")?
-                .parse()?,
-        ))
+        Ok(TxnId(name.strip_prefix('t').ok_or("transactions are t<n>")?.parse()?))
     }
 
     fn target(text: &str) -> Result<LockTarget, Box<dyn Error>> {
         if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(')')) {
             let (s, e) = inner.split_once(',').ok_or("ranges are [start,end)")?;
-            Ok(LockTarget::Range(
-                s.as_bytes().to_vec(),
-                e.as_bytes().to_vec(),
-            ))
+            Ok(LockTarget::Range(s.as_bytes().to_vec(), e.as_bytes().to_vec()))
         } else {
             Ok(LockTarget::Key(text.as_bytes().to_vec()))
         }
@@ -505,11 +458,7 @@ mod scripts {
     impl goldenscript::Runner for Runner {
         type Command = Command;
 
-        fn run(
-            &mut self,
-            command: &Command,
-            _: &goldenscript::Context,
-        ) -> Result<String, Box<dyn Error>> {
+        fn run(&mut self, command: &Command, _: &goldenscript::Context) -> Result<String, Box<dyn Error>> {
             let mut out = String::new();
             match command {
                 Command::Lock(t, prio, mode, what) => {
@@ -525,12 +474,7 @@ mod scripts {
                     match self.table.acquire(t, priority, target, mode) {
                         Acquire::Granted => writeln!(out, "{shown} → granted")?,
                         Acquire::Wait { blockers, wound } => {
-                            let list = |v: &[TxnId]| {
-                                v.iter()
-                                    .map(|t| t.to_string())
-                                    .collect::<Vec<_>>()
-                                    .join(" ")
-                            };
+                            let list = |v: &[TxnId]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ");
                             if !wound.is_empty() {
                                 write!(out, "{shown} → wound {}; ", list(&wound))?;
                             } else {
@@ -548,11 +492,7 @@ mod scripts {
                         writeln!(out, "release {t}")?;
                     }
                     for g in grants {
-                        writeln!(
-                            out,
-                            "release {t} → granted {} {} {}",
-                            g.txn, g.mode, g.target
-                        )?;
+                        writeln!(out, "release {t} → granted {} {} {}", g.txn, g.mode, g.target)?;
                     }
                 }
                 Command::Locks => out.push_str(&self.table.render()),
@@ -605,10 +545,7 @@ mod scripts {
                 let priority = Priority::new(Timestamp::from_nanos(t.0 as u64), t);
                 let key = [b'a' + (next() % 4) as u8];
                 let (target, mode) = match next() % 5 {
-                    0 => (
-                        LockTarget::Range(b"b".to_vec(), b"d".to_vec()),
-                        LockMode::Shared,
-                    ),
+                    0 => (LockTarget::Range(b"b".to_vec(), b"d".to_vec()), LockMode::Shared),
                     1 | 2 => (LockTarget::Key(key.to_vec()), LockMode::Shared),
                     _ => (LockTarget::Key(key.to_vec()), LockMode::Exclusive),
                 };

@@ -50,11 +50,7 @@ pub struct BankOptions {
 impl BankOptions {
     /// Total given, negative balances not allowed, accounts inferred.
     pub fn new(total: i64) -> BankOptions {
-        BankOptions {
-            total,
-            negative_allowed: false,
-            accounts: None,
-        }
+        BankOptions { total, negative_allowed: false, accounts: None }
     }
 }
 
@@ -86,22 +82,14 @@ pub fn check(history: &History, options: &BankOptions) -> Verdict {
                             Some(v) if !v.is_null() => {
                                 accounts.insert(account_name(v));
                             }
-                            _ => {
-                                return Verdict::unknown(format!(
-                                    "{}: transfer without {side:?}",
-                                    pair.describe()
-                                ))
-                            }
+                            _ => return Verdict::unknown(format!("{}: transfer without {side:?}", pair.describe())),
                         }
                     }
                 }
             }
             "read" if pair.outcome() == OpType::Ok => {
                 let Some(balances) = pair.value().as_object() else {
-                    return Verdict::unknown(format!(
-                        "{}: read value is not an object",
-                        pair.describe()
-                    ));
+                    return Verdict::unknown(format!("{}: read value is not an object", pair.describe()));
                 };
                 let mut parsed = Vec::with_capacity(balances.len());
                 for (account, balance) in balances {
@@ -135,45 +123,26 @@ pub fn check(history: &History, options: &BankOptions) -> Verdict {
         if sum != options.total as i128 {
             findings.add(
                 kinds::WRONG_TOTAL,
-                format!(
-                    "{}: balances sum to {sum}, expected {}",
-                    at(),
-                    options.total
-                ),
+                format!("{}: balances sum to {sum}, expected {}", at(), options.total),
                 vec![pair.index()],
             );
         }
         let seen: BTreeSet<&str> = balances.iter().map(|(a, _)| a.as_str()).collect();
-        let missing: Vec<&str> = accounts
-            .iter()
-            .map(|a| a.as_str())
-            .filter(|a| !seen.contains(a))
-            .collect();
+        let missing: Vec<&str> = accounts.iter().map(|a| a.as_str()).filter(|a| !seen.contains(a)).collect();
         if !missing.is_empty() {
             findings.add(
                 kinds::MISSING_ACCOUNT,
-                format!(
-                    "{}: accounts missing: {}",
-                    at(),
-                    quote_items(&missing, ANOMALY_MESSAGE_ITEMS_MAX)
-                ),
+                format!("{}: accounts missing: {}", at(), quote_items(&missing, ANOMALY_MESSAGE_ITEMS_MAX)),
                 vec![pair.index()],
             );
         }
         if !options.negative_allowed {
-            let negative: Vec<String> = balances
-                .iter()
-                .filter(|(_, b)| *b < 0)
-                .map(|(a, b)| format!("{a}={b}"))
-                .collect();
+            let negative: Vec<String> =
+                balances.iter().filter(|(_, b)| *b < 0).map(|(a, b)| format!("{a}={b}")).collect();
             if !negative.is_empty() {
                 findings.add(
                     kinds::NEGATIVE_BALANCE,
-                    format!(
-                        "{}: negative balances: {}",
-                        at(),
-                        quote_items(&negative, ANOMALY_MESSAGE_ITEMS_MAX)
-                    ),
+                    format!("{}: negative balances: {}", at(), quote_items(&negative, ANOMALY_MESSAGE_ITEMS_MAX)),
                     vec![pair.index()],
                 );
             }
@@ -210,11 +179,7 @@ mod tests {
     #[test]
     fn valid_bank() {
         let v = run(
-            vec![
-                read(0, json!({"0": 10, "1": 10})),
-                transfer(1, 0, 1, 3),
-                read(0, json!({"0": 7, "1": 13})),
-            ],
+            vec![read(0, json!({"0": 10, "1": 10})), transfer(1, 0, 1, 3), read(0, json!({"0": 7, "1": 13}))],
             &BankOptions::new(20),
         );
         assert_eq!(v.to_string(), "valid");
@@ -224,10 +189,7 @@ mod tests {
     /// Goal: a read that saw half a transfer is caught.
     #[test]
     fn wrong_total() {
-        let v = run(
-            vec![transfer(1, 0, 1, 3), read(0, json!({"0": 7, "1": 10}))],
-            &BankOptions::new(20),
-        );
+        let v = run(vec![transfer(1, 0, 1, 3), read(0, json!({"0": 7, "1": 10}))], &BankOptions::new(20));
         assert_eq!(v.to_string(), "invalid: wrong-total");
         assert_eq!(v.anomalies[0].ops, vec![3]);
         assert!(v.anomalies[0].message.contains("sum to 17, expected 20"));
@@ -238,16 +200,10 @@ mod tests {
     /// lacks it; then the accounts given explicitly.
     #[test]
     fn missing_account() {
-        let v = run(
-            vec![transfer(1, 0, 2, 0), read(0, json!({"0": 10, "1": 10}))],
-            &BankOptions::new(20),
-        );
+        let v = run(vec![transfer(1, 0, 2, 0), read(0, json!({"0": 10, "1": 10}))], &BankOptions::new(20));
         assert_eq!(v.to_string(), "invalid: missing-account");
         assert!(v.anomalies[0].message.ends_with("accounts missing: 2"));
-        let given = BankOptions {
-            accounts: Some(vec!["0".into(), "1".into(), "9".into()]),
-            ..BankOptions::new(20)
-        };
+        let given = BankOptions { accounts: Some(vec!["0".into(), "1".into(), "9".into()]), ..BankOptions::new(20) };
         let v = run(vec![read(0, json!({"0": 10, "1": 10}))], &given);
         assert_eq!(v.to_string(), "invalid: missing-account");
     }
@@ -258,10 +214,7 @@ mod tests {
         let parts = || vec![read(0, json!({"0": -5, "1": 25}))];
         let v = run(parts(), &BankOptions::new(20));
         assert_eq!(v.to_string(), "invalid: negative-balance");
-        let allowed = BankOptions {
-            negative_allowed: true,
-            ..BankOptions::new(20)
-        };
+        let allowed = BankOptions { negative_allowed: true, ..BankOptions::new(20) };
         assert!(run(parts(), &allowed).is_valid());
     }
 
@@ -289,10 +242,7 @@ mod tests {
                 } else {
                     let from = rng.random_range(0..8);
                     let to = (from + rng.random_range(1..8)) % 8;
-                    (
-                        "transfer",
-                        json!({"from": from, "to": to, "amount": rng.random_range(1..30)}),
-                    )
+                    ("transfer", json!({"from": from, "to": to, "amount": rng.random_range(1..30)}))
                 };
                 SimOp {
                     process: s.process,
@@ -309,11 +259,8 @@ mod tests {
         for i in effect_order(&slots) {
             let op = &mut ops[i];
             if op.f == "read" {
-                let snapshot: serde_json::Map<String, Value> = balances
-                    .iter()
-                    .enumerate()
-                    .map(|(a, b)| (a.to_string(), json!(b)))
-                    .collect();
+                let snapshot: serde_json::Map<String, Value> =
+                    balances.iter().enumerate().map(|(a, b)| (a.to_string(), json!(b))).collect();
                 op.ok_value = Value::Object(snapshot);
             } else {
                 let from = op.invoke_value["from"].as_u64().unwrap() as usize;
@@ -345,10 +292,7 @@ mod tests {
         assert!(v.is_valid(), "{v}");
         assert!(v.stats["reads"] > 4_000);
 
-        let victim = ops
-            .iter()
-            .position(|o| o.f == "read" && o.outcome == OpType::Ok)
-            .unwrap();
+        let victim = ops.iter().position(|o| o.f == "read" && o.outcome == OpType::Ok).unwrap();
         let b = ops[victim].ok_value["3"].as_i64().unwrap();
         ops[victim].ok_value["3"] = json!(b - 7);
         let h = to_history(&ops);

@@ -47,12 +47,9 @@ pub fn check(history: &History) -> Verdict {
     let mut without = 0u64;
     for pair in history.pairs().filter(|p| p.outcome() == OpType::Ok) {
         match (pair.commit_ts(), pair.return_ns()) {
-            (Some(commit_ts), Some(return_ns)) => stamped.push(Stamped {
-                invoke_ns: pair.invoke_ns(),
-                return_ns,
-                commit_ts,
-                index: pair.index(),
-            }),
+            (Some(commit_ts), Some(return_ns)) => {
+                stamped.push(Stamped { invoke_ns: pair.invoke_ns(), return_ns, commit_ts, index: pair.index() })
+            }
             _ => without += 1,
         }
     }
@@ -185,18 +182,9 @@ mod tests {
             .iter()
             .map(|s| SimOp {
                 process: s.process,
-                f: if rng.random_range(0..2) == 0 {
-                    "read"
-                } else {
-                    "write"
-                }
-                .into(),
+                f: if rng.random_range(0..2) == 0 { "read" } else { "write" }.into(),
                 invoke_value: Value::Null,
-                outcome: if s.timed_out {
-                    OpType::Info
-                } else {
-                    OpType::Ok
-                },
+                outcome: if s.timed_out { OpType::Info } else { OpType::Ok },
                 ok_value: Value::Null,
                 invoke_ns: s.invoke_ns,
                 complete_ns: Some(s.complete_ns),
@@ -219,9 +207,7 @@ mod tests {
         let victim = 5_000;
         let earlier = (0..victim)
             .rev()
-            .find(|&i| {
-                ops[i].outcome == OpType::Ok && ops[i].complete_ns.unwrap() < ops[victim].invoke_ns
-            })
+            .find(|&i| ops[i].outcome == OpType::Ok && ops[i].complete_ns.unwrap() < ops[victim].invoke_ns)
             .unwrap();
         assert_eq!(ops[victim].outcome, OpType::Ok);
         ops[victim].commit_ts = Some(ops[earlier].commit_ts.unwrap() - 1);

@@ -113,9 +113,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde_json::Value;
 
 use crate::history::{History, OpType, Pair};
-use crate::limits::{
-    ANOMALY_MESSAGE_ITEMS_MAX, G_SINGLE_EXACT_COMPONENTS_MAX, G_SINGLE_RW_EDGES_TRIED_MAX,
-};
+use crate::limits::{ANOMALY_MESSAGE_ITEMS_MAX, G_SINGLE_EXACT_COMPONENTS_MAX, G_SINGLE_RW_EDGES_TRIED_MAX};
 use crate::verdict::{kinds, quote_items, Findings, Verdict};
 
 /// Which property the history must have.
@@ -145,10 +143,7 @@ fn edge_name(kind: u8) -> &'static str {
 
 /// The kind a path uses an edge as: the strongest data dependency first.
 fn pick_kind(bits: u8) -> u8 {
-    [WW, WR, RW, RT]
-        .into_iter()
-        .find(|k| bits & k != 0)
-        .unwrap_or(RT)
+    [WW, WR, RW, RT].into_iter().find(|k| bits & k != 0).unwrap_or(RT)
 }
 
 /// Names a cycle by the edges it uses (see `pick_kind`): G0 with ww edges
@@ -234,12 +229,7 @@ pub fn check(history: &History, model: ConsistencyModel) -> Verdict {
     let orders = version_orders(&txns, &reads.consistent, &mut findings);
     findings.stat("keys", orders.len() as u64);
 
-    let analysis = Analysis {
-        txns: &txns,
-        writers: &writers,
-        orders: &orders,
-        external: &reads.external,
-    };
+    let analysis = Analysis { txns: &txns, writers: &writers, orders: &orders, external: &reads.external };
     let mut edges = analysis.data_edges();
     if model == ConsistencyModel::StrictSerializable {
         edges.extend(realtime_edges(&txns));
@@ -254,15 +244,10 @@ pub fn check(history: &History, model: ConsistencyModel) -> Verdict {
     for component in components {
         let (local, to_global) = graph.subgraph(&component);
         for (kind, cycle) in local.cycles() {
-            let cycle: Vec<(u32, u8)> = cycle
-                .into_iter()
-                .map(|(node, edge)| (to_global[node as usize], edge))
-                .collect();
+            let cycle: Vec<(u32, u8)> =
+                cycle.into_iter().map(|(node, edge)| (to_global[node as usize], edge)).collect();
             let message = analysis.describe_cycle(&kind, &cycle);
-            let ops = cycle
-                .iter()
-                .map(|&(t, _)| txns[t as usize].index())
-                .collect();
+            let ops = cycle.iter().map(|&(t, _)| txns[t as usize].index()).collect();
             findings.add(&kind, message, ops);
         }
     }
@@ -275,11 +260,7 @@ fn parse(history: &History) -> Result<Vec<Txn<'_>>, String> {
         let outcome = pair.outcome();
         let mops = parse_mops(pair.value(), outcome == OpType::Ok)
             .map_err(|reason| format!("op {}: {reason}", pair.index()))?;
-        txns.push(Txn {
-            pair,
-            outcome,
-            mops,
-        });
+        txns.push(Txn { pair, outcome, mops });
     }
     Ok(txns)
 }
@@ -290,26 +271,15 @@ fn parse_mops(value: &Value, reads_known: bool) -> Result<Vec<Mop>, String> {
     };
     mops.iter()
         .map(|mop| {
-            let bad = || {
-                format!("micro-op {mop} is not [\"append\", key, element] or [\"r\", key, list]")
-            };
+            let bad = || format!("micro-op {mop} is not [\"append\", key, element] or [\"r\", key, list]");
             let [f, key, v] = mop.as_array().map(|a| a.as_slice()).ok_or_else(bad)? else {
                 return Err(bad());
             };
             let key = key.as_i64().ok_or_else(bad)?;
             match f.as_str() {
-                Some("append") => Ok(Mop::Append {
-                    key,
-                    element: v.as_i64().ok_or_else(bad)?,
-                }),
-                Some("r") if !reads_known => Ok(Mop::Read {
-                    key,
-                    elements: None,
-                }),
-                Some("r") if v.is_null() => Ok(Mop::Read {
-                    key,
-                    elements: Some(Vec::new()),
-                }),
+                Some("append") => Ok(Mop::Append { key, element: v.as_i64().ok_or_else(bad)? }),
+                Some("r") if !reads_known => Ok(Mop::Read { key, elements: None }),
+                Some("r") if v.is_null() => Ok(Mop::Read { key, elements: Some(Vec::new()) }),
                 Some("r") => Ok(Mop::Read {
                     key,
                     elements: Some(
@@ -341,10 +311,7 @@ fn writers(txns: &[Txn]) -> Result<HashMap<(i64, i64), Writer>, String> {
             .collect();
         for (i, &(key, element)) in appends.iter().enumerate() {
             let is_final = !appends[i + 1..].iter().any(|&(k, _)| k == key);
-            let writer = Writer {
-                txn: t as u32,
-                is_final,
-            };
+            let writer = Writer { txn: t as u32, is_final };
             if let Some(other) = writers.insert((key, element), writer) {
                 return Err(format!(
                     "element {element} appended to key {key} twice (ops {} and {}); \
@@ -371,11 +338,7 @@ struct Reads<'t> {
 
 /// The non-cyclic anomalies: internal consistency, and per ok read G1a,
 /// G1b, duplicates and garbage.
-fn check_reads<'t>(
-    txns: &'t [Txn],
-    writers: &HashMap<(i64, i64), Writer>,
-    findings: &mut Findings,
-) -> Reads<'t> {
+fn check_reads<'t>(txns: &'t [Txn], writers: &HashMap<(i64, i64), Writer>, findings: &mut Findings) -> Reads<'t> {
     let mut external: Vec<Vec<(i64, Vec<i64>)>> = vec![Vec::new(); txns.len()];
     let mut consistent = Vec::new();
     for (t, txn) in txns.iter().enumerate() {
@@ -394,8 +357,7 @@ fn check_reads<'t>(
                     let mut agrees = true;
                     match last {
                         Some(prev) => {
-                            let expected: Vec<i64> =
-                                prev.iter().chain(appended.iter()).copied().collect();
+                            let expected: Vec<i64> = prev.iter().chain(appended.iter()).copied().collect();
                             if *elements != expected {
                                 agrees = false;
                                 findings.add(
@@ -431,10 +393,7 @@ fn check_reads<'t>(
             }
         }
     }
-    Reads {
-        external,
-        consistent,
-    }
+    Reads { external, consistent }
 }
 
 /// One ok read's G1a, G1b, duplicate and garbage checks.
@@ -449,11 +408,7 @@ fn check_read(
     let at = format!("op {}", txns[reader].index());
     let mut sorted = elements.to_vec();
     sorted.sort_unstable();
-    let mut duplicates: Vec<i64> = sorted
-        .windows(2)
-        .filter(|w| w[0] == w[1])
-        .map(|w| w[0])
-        .collect();
+    let mut duplicates: Vec<i64> = sorted.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
     duplicates.dedup();
     if !duplicates.is_empty() {
         findings.add(
@@ -473,10 +428,7 @@ fn check_read(
                 let writer = &txns[w.txn as usize];
                 findings.add(
                     kinds::G1A,
-                    format!(
-                        "{at} read key {key} including {element}, appended by the failed op {}",
-                        writer.index()
-                    ),
+                    format!("{at} read key {key} including {element}, appended by the failed op {}", writer.index()),
                     vec![txns[reader].index(), writer.index()],
                 );
             }
@@ -525,10 +477,8 @@ fn version_orders(
     }
     let mut orders = HashMap::new();
     for (key, reads) in reads {
-        let &(longest_txn, longest) = reads
-            .iter()
-            .reduce(|a, b| if b.1.len() > a.1.len() { b } else { a })
-            .expect("a key has at least one read");
+        let &(longest_txn, longest) =
+            reads.iter().reduce(|a, b| if b.1.len() > a.1.len() { b } else { a }).expect("a key has at least one read");
         let mut compatible = true;
         for &(t, elements) in &reads {
             if !longest.starts_with(elements) {
@@ -567,10 +517,7 @@ struct Analysis<'a, 'h> {
 impl Analysis<'_, '_> {
     /// The graph node that appended `element` to `key`, if it is a node.
     fn writer_node(&self, key: i64, element: i64) -> Option<u32> {
-        self.writers
-            .get(&(key, element))
-            .filter(|w| self.txns[w.txn as usize].is_node())
-            .map(|w| w.txn)
+        self.writers.get(&(key, element)).filter(|w| self.txns[w.txn as usize].is_node()).map(|w| w.txn)
     }
 
     /// The rw dependency of a read of `key` that saw `elements`: the next
@@ -581,12 +528,10 @@ impl Analysis<'_, '_> {
     fn rw_target(&self, key: i64, elements: &[i64]) -> Option<(i64, u32)> {
         let order = self.orders.get(&key)?;
         let last_writer = elements.last().and_then(|&e| self.writers.get(&(key, e)));
-        let next = order[elements.len().min(order.len())..]
-            .iter()
-            .find(|&&e| {
-                let w = self.writers.get(&(key, e)).map(|w| w.txn);
-                last_writer.is_none_or(|l| Some(l.txn) != w)
-            })?;
+        let next = order[elements.len().min(order.len())..].iter().find(|&&e| {
+            let w = self.writers.get(&(key, e)).map(|w| w.txn);
+            last_writer.is_none_or(|l| Some(l.txn) != w)
+        })?;
         Some((*next, self.writer_node(key, *next)?))
     }
 
@@ -595,10 +540,7 @@ impl Analysis<'_, '_> {
         let mut edges = Vec::new();
         for (&key, order) in self.orders {
             for pair in order.windows(2) {
-                if let (Some(a), Some(b)) = (
-                    self.writer_node(key, pair[0]),
-                    self.writer_node(key, pair[1]),
-                ) {
+                if let (Some(a), Some(b)) = (self.writer_node(key, pair[0]), self.writer_node(key, pair[1])) {
                     if a != b {
                         edges.push((a, b, WW));
                     }
@@ -637,19 +579,14 @@ impl Analysis<'_, '_> {
             why.push(self.explain(a, b, edge));
         }
         path.push_str(&op(cycle[0].0));
-        format!(
-            "{kind} cycle of {} txns: {path}; {}",
-            cycle.len(),
-            why.join("; ")
-        )
+        format!("{kind} cycle of {} txns: {path}; {}", cycle.len(), why.join("; "))
     }
 
     /// Why the edge `a -kind-> b` exists.
     fn explain(&self, a: u32, b: u32, kind: u8) -> String {
         let (ta, tb) = (&self.txns[a as usize], &self.txns[b as usize]);
         let (oa, ob) = (format!("op {}", ta.index()), format!("op {}", tb.index()));
-        let list =
-            |elements: &[i64]| format!("[{}]", quote_items(elements, ANOMALY_MESSAGE_ITEMS_MAX));
+        let list = |elements: &[i64]| format!("[{}]", quote_items(elements, ANOMALY_MESSAGE_ITEMS_MAX));
         match kind {
             WW => {
                 for mop in &ta.mops {
@@ -664,9 +601,7 @@ impl Analysis<'_, '_> {
                     };
                     if let Some(&next) = order.get(pos + 1) {
                         if self.writer_node(key, next) == Some(b) {
-                            return format!(
-                                "{ob} appended {next} to key {key} right after {oa}'s {element}"
-                            );
+                            return format!("{ob} appended {next} to key {key} right after {oa}'s {element}");
                         }
                     }
                 }
@@ -675,9 +610,7 @@ impl Analysis<'_, '_> {
                 for (key, elements) in &self.external[b as usize] {
                     if let Some(&last) = elements.last() {
                         if self.writer_node(*key, last) == Some(a) {
-                            return format!(
-                                "{ob} read key {key} ending at {last}, appended by {oa}"
-                            );
+                            return format!("{ob} read key {key} ending at {last}, appended by {oa}");
                         }
                     }
                 }
@@ -696,9 +629,7 @@ impl Analysis<'_, '_> {
             }
             _ => {
                 if let (Some(done), invoked) = (ta.pair.return_ns(), tb.pair.invoke_ns()) {
-                    return format!(
-                        "{oa} completed at {done} ns, before {ob} was invoked at {invoked} ns"
-                    );
+                    return format!("{oa} completed at {done} ns, before {ob} was invoked at {invoked} ns");
                 }
             }
         }
@@ -849,12 +780,7 @@ impl Graph {
         let local = |g: u32| nodes.binary_search(&g).ok().map(|l| l as u32);
         let adj = nodes
             .iter()
-            .map(|&g| {
-                self.adj[g as usize]
-                    .iter()
-                    .filter_map(|&(to, bits)| local(to).map(|l| (l, bits)))
-                    .collect()
-            })
+            .map(|&g| self.adj[g as usize].iter().filter_map(|&(to, bits)| local(to).map(|l| (l, bits))).collect())
             .collect();
         (Graph { adj }, nodes.to_vec())
     }
@@ -912,9 +838,7 @@ impl Graph {
     fn single_rw_cycle(&self, mask: u8) -> Option<Vec<(u32, u8)>> {
         let rw_edges = || {
             self.adj.iter().enumerate().flat_map(|(a, out)| {
-                out.iter()
-                    .filter(move |(_, bits)| bits & RW != 0 && bits & mask == 0)
-                    .map(move |&(b, _)| (a as u32, b))
+                out.iter().filter(move |(_, bits)| bits & RW != 0 && bits & mask == 0).map(move |&(b, _)| (a as u32, b))
             })
         };
         let close = |(a, b): (u32, u32)| {
@@ -947,10 +871,7 @@ impl Graph {
                     if bits & mask == 0 || d == c {
                         continue;
                     }
-                    assert!(
-                        d < c,
-                        "Tarjan numbers components in reverse topological order"
-                    );
+                    assert!(d < c, "Tarjan numbers components in reverse topological order");
                     for (x, y) in row.iter_mut().zip(&done[d * words..(d + 1) * words]) {
                         *x |= *y;
                     }
@@ -964,10 +885,7 @@ impl Graph {
         };
         let (a, b) = rw_edges().find(|&(a, b)| reaches_from(b, a))?;
         let cycle = close((a, b));
-        assert!(
-            cycle.is_some(),
-            "reachability promised a path from {b} to {a}"
-        );
+        assert!(cycle.is_some(), "reachability promised a path from {b} to {a}");
         cycle
     }
 
@@ -976,21 +894,12 @@ impl Graph {
     fn cycles(&self) -> Vec<(String, Vec<(u32, u8)>)> {
         // The searches, weakest anomaly first: edge kinds allowed, and
         // whether exactly one rw edge closes the cycle.
-        let classes = [
-            (WW, false),
-            (WW | WR, false),
-            (WW | WR, true),
-            (WW | WR | RW, false),
-        ];
+        let classes = [(WW, false), (WW | WR, false), (WW | WR, true), (WW | WR | RW, false)];
         let extras: &[u8] = if self.has_kind(RT) { &[0, RT] } else { &[0] };
         let mut found: Vec<(String, Vec<(u32, u8)>)> = Vec::new();
         for &extra in extras {
             for (mask, one_rw) in classes {
-                let cycle = if one_rw {
-                    self.single_rw_cycle(mask | extra)
-                } else {
-                    self.any_cycle(mask | extra)
-                };
+                let cycle = if one_rw { self.single_rw_cycle(mask | extra) } else { self.any_cycle(mask | extra) };
                 let Some(cycle) = cycle else {
                     continue;
                 };
@@ -1000,10 +909,7 @@ impl Graph {
                 }
             }
         }
-        assert!(
-            !found.is_empty(),
-            "a strongly connected component of two or more nodes has a cycle"
-        );
+        assert!(!found.is_empty(), "a strongly connected component of two or more nodes has a cycle");
         found
     }
 }
@@ -1091,18 +997,8 @@ mod tests {
         assert_eq!(v.to_string(), "invalid: G0");
         let a = &v.anomalies[0];
         assert_eq!(a.ops, vec![2, 3]);
-        assert!(
-            a.message
-                .starts_with("G0 cycle of 2 txns: op 2 -ww-> op 3 -ww-> op 2;"),
-            "{}",
-            a.message
-        );
-        assert!(
-            a.message
-                .contains("op 3 appended 2 to key 1 right after op 2's 1"),
-            "{}",
-            a.message
-        );
+        assert!(a.message.starts_with("G0 cycle of 2 txns: op 2 -ww-> op 3 -ww-> op 2;"), "{}", a.message);
+        assert!(a.message.contains("op 3 appended 2 to key 1 right after op 2's 1"), "{}", a.message);
     }
 
     /// Goal: G1c, a cycle of writes and reads: each txn saw the other's
@@ -1139,10 +1035,7 @@ mod tests {
         );
         assert_eq!(v.to_string(), "invalid: G-single");
         let m = &v.anomalies[0].message;
-        assert!(
-            m.contains("op 3 read key 1 as [], missing 1, which op 2 appended next"),
-            "{m}"
-        );
+        assert!(m.contains("op 3 read key 1 as [], missing 1, which op 2 appended next"), "{m}");
     }
 
     /// Goal: G2, write skew: each txn read what the other then appended to.
@@ -1168,53 +1061,30 @@ mod tests {
     /// fine for serializability, not for strict serializability.
     #[test]
     fn g_single_realtime() {
-        let events = || {
-            vec![
-                t(1, json!([["append", 1, 1]])),
-                t(2, json!([["r", 1, []]])),
-                t(3, json!([["r", 1, [1]]])),
-            ]
-        };
+        let events =
+            || vec![t(1, json!([["append", 1, 1]])), t(2, json!([["r", 1, []]])), t(3, json!([["r", 1, [1]]]))];
         assert!(run(events(), Serializable).is_valid());
         let v = run(events(), StrictSerializable);
         assert_eq!(v.to_string(), "invalid: G-single-realtime");
-        assert!(v.anomalies[0]
-            .message
-            .contains("completed at 10 ns, before op 3 was invoked at 20 ns"));
+        assert!(v.anomalies[0].message.contains("completed at 10 ns, before op 3 was invoked at 20 ns"));
     }
 
     /// Goal: G0-realtime: appends ordered against real time.
     #[test]
     fn g0_realtime() {
-        let events = || {
-            vec![
-                t(1, json!([["append", 1, 1]])),
-                t(2, json!([["append", 1, 2]])),
-                t(3, json!([["r", 1, [2, 1]]])),
-            ]
-        };
+        let events =
+            || vec![t(1, json!([["append", 1, 1]])), t(2, json!([["append", 1, 2]])), t(3, json!([["r", 1, [2, 1]]]))];
         assert!(run(events(), Serializable).is_valid());
-        assert_eq!(
-            run(events(), StrictSerializable).to_string(),
-            "invalid: G0-realtime"
-        );
+        assert_eq!(run(events(), StrictSerializable).to_string(), "invalid: G0-realtime");
     }
 
     /// Goal: G1c-realtime: a txn read an append of a txn that began after
     /// it had completed (a read from the future).
     #[test]
     fn g1c_realtime() {
-        let events = || {
-            vec![
-                t(1, json!([["r", 1, [1]]])),
-                t(2, json!([["append", 1, 1]])),
-            ]
-        };
+        let events = || vec![t(1, json!([["r", 1, [1]]])), t(2, json!([["append", 1, 1]]))];
         assert!(run(events(), Serializable).is_valid());
-        assert_eq!(
-            run(events(), StrictSerializable).to_string(),
-            "invalid: G1c-realtime"
-        );
+        assert_eq!(run(events(), StrictSerializable).to_string(), "invalid: G1c-realtime");
     }
 
     /// Goal: G2-realtime: a cycle that needs two rw edges and a real-time
@@ -1247,13 +1117,8 @@ mod tests {
     #[test]
     fn g1a() {
         let append = json!([["append", 1, 1]]);
-        let v = run(
-            vec![
-                vec![ti(1, append.clone()), fail(1, "txn", append)],
-                t(2, json!([["r", 1, [1]]])),
-            ],
-            Serializable,
-        );
+        let v =
+            run(vec![vec![ti(1, append.clone()), fail(1, "txn", append)], t(2, json!([["r", 1, [1]]]))], Serializable);
         assert_eq!(v.to_string(), "invalid: G1a");
         assert_eq!(v.anomalies[0].ops, vec![1, 3]);
     }
@@ -1276,29 +1141,13 @@ mod tests {
     /// its reads must agree with its own appends (else internal).
     #[test]
     fn internal() {
-        let own = run(
-            vec![t(
-                1,
-                json!([
-                    ["append", 1, 1],
-                    ["r", 1, [1]],
-                    ["append", 1, 2],
-                    ["r", 1, [1, 2]]
-                ]),
-            )],
-            Serializable,
-        );
+        let own =
+            run(vec![t(1, json!([["append", 1, 1], ["r", 1, [1]], ["append", 1, 2], ["r", 1, [1, 2]]]))], Serializable);
         assert!(own.is_valid(), "{own}");
-        let v = run(
-            vec![t(1, json!([["append", 1, 1], ["r", 1, []]]))],
-            Serializable,
-        );
+        let v = run(vec![t(1, json!([["append", 1, 1], ["r", 1, []]]))], Serializable);
         assert_eq!(v.to_string(), "invalid: internal");
         let v = run(
-            vec![
-                t(0, json!([["append", 1, 5]])),
-                t(1, json!([["r", 1, [5]], ["append", 1, 6], ["r", 1, [6]]])),
-            ],
+            vec![t(0, json!([["append", 1, 5]])), t(1, json!([["r", 1, [5]], ["append", 1, 6], ["r", 1, [6]]]))],
             Serializable,
         );
         assert_eq!(v.to_string(), "invalid: internal");
@@ -1308,13 +1157,7 @@ mod tests {
     /// Goal: duplicate and garbage elements are reported.
     #[test]
     fn duplicate_and_garbage_elements() {
-        let v = run(
-            vec![
-                t(1, json!([["append", 1, 1]])),
-                t(2, json!([["r", 1, [1, 1]]])),
-            ],
-            Serializable,
-        );
+        let v = run(vec![t(1, json!([["append", 1, 1]])), t(2, json!([["r", 1, [1, 1]]]))], Serializable);
         assert_eq!(v.to_string(), "invalid: duplicate-elements");
         let v = run(vec![t(2, json!([["r", 1, [42]]]))], Serializable);
         assert_eq!(v.to_string(), "invalid: garbage-element");
@@ -1344,10 +1187,7 @@ mod tests {
     fn info_txns() {
         let append = json!([["append", 1, 1], ["r", 2, null]]);
         let unseen = run(
-            vec![
-                vec![ti(1, append.clone()), info(1, "txn", append.clone())],
-                t(2, json!([["r", 1, []]])),
-            ],
+            vec![vec![ti(1, append.clone()), info(1, "txn", append.clone())], t(2, json!([["r", 1, []]]))],
             StrictSerializable,
         );
         assert!(unseen.is_valid(), "{unseen}");
@@ -1370,13 +1210,7 @@ mod tests {
     /// Goal: histories it cannot judge give unknown.
     #[test]
     fn unknown_inputs() {
-        let dup = run(
-            vec![
-                t(1, json!([["append", 1, 1]])),
-                t(2, json!([["append", 1, 1]])),
-            ],
-            Serializable,
-        );
+        let dup = run(vec![t(1, json!([["append", 1, 1]])), t(2, json!([["append", 1, 1]]))], Serializable);
         assert!(dup.to_string().contains("twice"), "{dup}");
         let bad = run(vec![t(1, json!([["put", 1, 1]]))], Serializable);
         assert!(matches!(bad.result, Validity::Unknown { .. }));
@@ -1398,12 +1232,7 @@ mod tests {
 
     /// `simulate`, broken: `stale_per_mille` of the external reads miss the
     /// last one to three elements of their key (a replica lagging behind).
-    fn simulate_with_stale_reads(
-        seed: u64,
-        n: usize,
-        keys: i64,
-        stale_per_mille: u32,
-    ) -> (Vec<SimOp>, FinalLists) {
+    fn simulate_with_stale_reads(seed: u64, n: usize, keys: i64, stale_per_mille: u32) -> (Vec<SimOp>, FinalLists) {
         let mut rng = StdRng::seed_from_u64(seed);
         let slots = slots(&mut rng, n, 10, 10);
         let mut next_element: HashMap<i64, i64> = HashMap::new();
@@ -1437,11 +1266,7 @@ mod tests {
         let mut state: FinalLists = BTreeMap::new();
         for i in effect_order(&slots) {
             let timed_out = slots[i].timed_out;
-            let applies = if timed_out {
-                chance(&mut rng, 500)
-            } else {
-                !chance(&mut rng, 10)
-            };
+            let applies = if timed_out { chance(&mut rng, 500) } else { !chance(&mut rng, 10) };
             let op = &mut ops[i];
             op.outcome = match (timed_out, applies) {
                 (true, _) => OpType::Info,
@@ -1471,10 +1296,8 @@ mod tests {
             op.ok_value = Value::Array(done);
         }
         let end = end_ns(&slots);
-        let all: Vec<Value> = state
-            .iter()
-            .map(|(k, list)| json!(["r", k, list.iter().map(|&(e, _)| e).collect::<Vec<_>>()]))
-            .collect();
+        let all: Vec<Value> =
+            state.iter().map(|(k, list)| json!(["r", k, list.iter().map(|&(e, _)| e).collect::<Vec<_>>()])).collect();
         ops.push(SimOp {
             process: 1_000_000,
             f: "txn".into(),
@@ -1496,16 +1319,8 @@ mod tests {
         for model in [Serializable, StrictSerializable] {
             let started = Instant::now();
             let v = check(&h, model);
-            eprintln!(
-                "list-append 10k txns, {model:?}: {:?}, {v}, {:?}",
-                started.elapsed(),
-                v.stats
-            );
-            assert!(
-                v.is_valid(),
-                "{v}: {:?}",
-                &v.anomalies[..v.anomalies.len().min(3)]
-            );
+            eprintln!("list-append 10k txns, {model:?}: {:?}, {v}, {:?}", started.elapsed(), v.stats);
+            assert!(v.is_valid(), "{v}: {:?}", &v.anomalies[..v.anomalies.len().min(3)]);
             assert!(v.stats["edges-rw"] > 1000 && v.stats["edges-wr"] > 1000);
         }
     }
@@ -1530,10 +1345,7 @@ mod tests {
             assert!(v.is_invalid());
             assert!(v.anomalies_unlisted > 0);
             if model == StrictSerializable {
-                assert!(v
-                    .kinds()
-                    .iter()
-                    .any(|k| k.ends_with(kinds::REALTIME_SUFFIX)));
+                assert!(v.kinds().iter().any(|k| k.ends_with(kinds::REALTIME_SUFFIX)));
             }
         }
     }
@@ -1556,32 +1368,14 @@ mod tests {
             commit_ts: None,
         };
         let (x, y) = (1000, 1001);
-        ops.push(script(
-            2_000_000,
-            json!([["append", x, 1], ["append", y, 1]]),
-            0,
-            1000,
-        ));
-        ops.push(script(
-            2_000_001,
-            json!([["r", x, []], ["append", y, 2]]),
-            10,
-            2000,
-        ));
-        ops.push(script(
-            2_000_002,
-            json!([["r", x, [1]], ["r", y, [1, 2]]]),
-            3000,
-            4000,
-        ));
+        ops.push(script(2_000_000, json!([["append", x, 1], ["append", y, 1]]), 0, 1000));
+        ops.push(script(2_000_001, json!([["r", x, []], ["append", y, 2]]), 10, 2000));
+        ops.push(script(2_000_002, json!([["r", x, [1]], ["r", y, [1, 2]]]), 3000, 4000));
         let h = to_history(&ops);
         for model in [Serializable, StrictSerializable] {
             let started = Instant::now();
             let v = check(&h, model);
-            eprintln!(
-                "list-append 10k txns + G-single, {model:?}: {:?}, {v}",
-                started.elapsed()
-            );
+            eprintln!("list-append 10k txns + G-single, {model:?}: {:?}, {v}", started.elapsed());
             assert_eq!(v.to_string(), "invalid: G-single");
             let n = ops.len();
             let expected = vec![index_of(&h, &ops[n - 3]), index_of(&h, &ops[n - 2])];
@@ -1635,9 +1429,7 @@ mod tests {
         !cycle.is_empty()
             && cycle.iter().enumerate().all(|(i, &(v, kind))| {
                 let next = cycle[(i + 1) % cycle.len()].0;
-                g.adj[v as usize]
-                    .iter()
-                    .any(|&(w, bits)| w == next && bits & kind != 0)
+                g.adj[v as usize].iter().any(|&(w, bits)| w == next && bits & kind != 0)
             })
     }
 

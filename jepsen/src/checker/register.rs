@@ -227,12 +227,7 @@ pub fn check(history: &History, options: &RegisterOptions) -> Verdict {
     findings.stat("states", budget.states_total);
     findings.stat("keys-undecided", undecided.len() as u64);
     let unknown = (!undecided.is_empty()).then(|| {
-        format!(
-            "{} of {} keys undecided: {}",
-            undecided.len(),
-            keys.len(),
-            crate::verdict::quote_items(&undecided, 3)
-        )
+        format!("{} of {} keys undecided: {}", undecided.len(), keys.len(), crate::verdict::quote_items(&undecided, 3))
     });
     findings.finish(unknown)
 }
@@ -262,21 +257,14 @@ fn parse(pair: &Pair, keys: &mut BTreeMap<String, KeyOps>) -> Result<bool, Strin
         }
         "write" => Action::Write(key_ops.intern(&arg)),
         _ => match arg.as_array().map(|a| a.as_slice()) {
-            Some([old, new]) => Action::Cas {
-                old: key_ops.intern(old),
-                new: key_ops.intern(new),
-            },
+            Some([old, new]) => Action::Cas { old: key_ops.intern(old), new: key_ops.intern(new) },
             _ => return Err(format!("cas argument {arg} is not [old, new]")),
         },
     };
     key_ops.ops.push(RegOp {
         action,
         call_ns: pair.invoke_ns(),
-        return_ns: if outcome == OpType::Ok {
-            pair.return_ns()
-        } else {
-            None
-        },
+        return_ns: if outcome == OpType::Ok { pair.return_ns() } else { None },
         index: pair.index(),
     });
     Ok(true)
@@ -327,12 +315,7 @@ fn prune_unobserved(ops: &[RegOp]) -> (Vec<RegOp>, usize) {
             break;
         }
     }
-    let kept: Vec<RegOp> = ops
-        .iter()
-        .zip(&keep)
-        .filter(|(_, &k)| k)
-        .map(|(op, _)| *op)
-        .collect();
+    let kept: Vec<RegOp> = ops.iter().zip(&keep).filter(|(_, &k)| k).map(|(op, _)| *op).collect();
     let pruned = ops.len() - kept.len();
     (kept, pruned)
 }
@@ -357,8 +340,7 @@ fn bound_observed(ops: &mut [RegOp]) -> usize {
     }
     let mut first_observed: HashMap<u32, u64> = HashMap::new();
     for op in ops.iter() {
-        let (Some(ret), Action::Read(v) | Action::Cas { old: v, .. }) = (op.return_ns, op.action)
-        else {
+        let (Some(ret), Action::Read(v) | Action::Cas { old: v, .. }) = (op.return_ns, op.action) else {
             continue;
         };
         let t = first_observed.entry(v).or_insert(ret);
@@ -409,10 +391,7 @@ struct BitSet {
 
 impl BitSet {
     fn new(n: usize) -> BitSet {
-        BitSet {
-            words: vec![0; n.div_ceil(64)].into_boxed_slice(),
-            hash: 0,
-        }
+        BitSet { words: vec![0; n.div_ceil(64)].into_boxed_slice(), hash: 0 }
     }
 
     fn flip(&mut self, i: usize) {
@@ -447,16 +426,8 @@ struct Event {
 fn events(ops: &[RegOp]) -> Vec<Event> {
     let mut events = Vec::with_capacity(ops.len() * 2);
     for (i, op) in ops.iter().enumerate() {
-        events.push(Event {
-            time_ns: op.call_ns,
-            is_return: false,
-            op: i as u32,
-        });
-        events.push(Event {
-            time_ns: op.return_ns.unwrap_or(u64::MAX),
-            is_return: true,
-            op: i as u32,
-        });
+        events.push(Event { time_ns: op.call_ns, is_return: false, op: i as u32 });
+        events.push(Event { time_ns: op.return_ns.unwrap_or(u64::MAX), is_return: true, op: i as u32 });
     }
     events.sort_unstable();
     events
@@ -481,22 +452,11 @@ fn search(ops: &[RegOp], budget: &mut Budget) -> Search {
     }
     let n = ops.len();
     let words = n.div_ceil(64);
-    let states_max = budget
-        .states_max
-        .min(LINEARIZABILITY_CACHE_BYTES_MAX / (words * 8 + 48));
+    let states_max = budget.states_max.min(LINEARIZABILITY_CACHE_BYTES_MAX / (words * 8 + 48));
 
     // Build the list.
     let tail = 2 * n as u32 + 1;
-    let mut entries = vec![
-        Entry {
-            op: u32::MAX,
-            is_call: false,
-            prev: 0,
-            next: 0,
-            ret: 0,
-        };
-        2 * n + 2
-    ];
+    let mut entries = vec![Entry { op: u32::MAX, is_call: false, prev: 0, next: 0, ret: 0 }; 2 * n + 2];
     let mut call_entry = vec![0u32; n];
     for (i, ev) in events(ops).iter().enumerate() {
         let pos = i as u32 + 1;
@@ -514,9 +474,7 @@ fn search(ops: &[RegOp], budget: &mut Budget) -> Search {
     }
 
     let lift = |entries: &mut [Entry], e: u32| {
-        let Entry {
-            prev, next, ret, ..
-        } = entries[e as usize];
+        let Entry { prev, next, ret, .. } = entries[e as usize];
         entries[prev as usize].next = next;
         entries[next as usize].prev = prev;
         let Entry { prev, next, .. } = entries[ret as usize];
@@ -524,9 +482,7 @@ fn search(ops: &[RegOp], budget: &mut Budget) -> Search {
         entries[next as usize].prev = prev;
     };
     let unlift = |entries: &mut [Entry], e: u32| {
-        let Entry {
-            prev, next, ret, ..
-        } = entries[e as usize];
+        let Entry { prev, next, ret, .. } = entries[e as usize];
         let r = entries[ret as usize];
         entries[r.prev as usize].next = ret;
         entries[r.next as usize].prev = ret;
@@ -596,10 +552,7 @@ fn prefix(ops: &[RegOp], events: &[Event], len: usize) -> Vec<RegOp> {
     ops.iter()
         .enumerate()
         .filter(|&(i, op)| called[i] && (returned[i] || op.writes()))
-        .map(|(i, op)| RegOp {
-            return_ns: if returned[i] { op.return_ns } else { None },
-            ..*op
-        })
+        .map(|(i, op)| RegOp { return_ns: if returned[i] { op.return_ns } else { None }, ..*op })
         .collect()
 }
 
@@ -638,17 +591,13 @@ fn explain(history: &History, key: &str, ops: &[RegOp], budget: &mut Budget) -> 
         }
     }
     // The last writes that completed before it.
-    let mut before: Vec<&RegOp> = ops
-        .iter()
-        .filter(|op| op.writes() && op.return_ns.is_some_and(|r| r < culprit.call_ns))
-        .collect();
+    let mut before: Vec<&RegOp> =
+        ops.iter().filter(|op| op.writes() && op.return_ns.is_some_and(|r| r < culprit.call_ns)).collect();
     before.sort_by_key(|op| std::cmp::Reverse(op.return_ns));
     named.extend(before.iter().take(3).map(|op| op.index));
     named.truncate(ANOMALY_OPS_MAX);
 
-    let culprit_text = history
-        .pair_of(culprit.index)
-        .map_or_else(|| format!("op {}", culprit.index), |p| p.describe());
+    let culprit_text = history.pair_of(culprit.index).map_or_else(|| format!("op {}", culprit.index), |p| p.describe());
     let message = format!(
         "key {key}: the first {ops_in_prefix} ops on this key have no linearization \
          (the register starts absent); {culprit_text} cannot be placed",
@@ -685,11 +634,7 @@ mod tests {
         let v = check_default(&h);
         assert_eq!(v.to_string(), "invalid: nonlinearizable");
         let a = &v.anomalies[0];
-        assert!(
-            a.message.starts_with("key 1: the first 3 ops"),
-            "{}",
-            a.message
-        );
+        assert!(a.message.starts_with("key 1: the first 3 ops"), "{}", a.message);
         assert!(a.message.contains("op 5 (p2 read"), "{}", a.message);
         assert!(a.ops.contains(&5) && a.ops.contains(&2), "{:?}", a.ops);
     }
@@ -825,10 +770,7 @@ mod tests {
         assert!(matches!(v.result, Validity::Unknown { .. }), "{v}");
         assert!(v.to_string().contains("not [key, v]"));
         let empty = hist(vec![nemesis("start-partition")]);
-        assert!(matches!(
-            check_default(&empty).result,
-            Validity::Unknown { .. }
-        ));
+        assert!(matches!(check_default(&empty).result, Validity::Unknown { .. }));
     }
 
     /// Goal: an exhausted budget gives unknown. Method: a tiny state
@@ -841,20 +783,10 @@ mod tests {
             ok(0, "write", json!([1, 1])),
             ok(1, "write", json!([1, 2])),
         ]);
-        let tiny = RegisterOptions {
-            states_per_key_max: 1,
-            ..RegisterOptions::default()
-        };
+        let tiny = RegisterOptions { states_per_key_max: 1, ..RegisterOptions::default() };
         let v = check(&h, &tiny);
-        assert!(
-            v.to_string()
-                .starts_with("unknown: 1 of 1 keys undecided: key 1: search exceeded"),
-            "{v}"
-        );
-        let now = RegisterOptions {
-            deadline: Duration::ZERO,
-            ..RegisterOptions::default()
-        };
+        assert!(v.to_string().starts_with("unknown: 1 of 1 keys undecided: key 1: search exceeded"), "{v}");
+        let now = RegisterOptions { deadline: Duration::ZERO, ..RegisterOptions::default() };
         assert!(check(&h, &now).to_string().contains("deadline"));
     }
 
@@ -862,12 +794,7 @@ mod tests {
     /// effect instant. Writes and cas write unique values.
     /// Returns the ops and, for the stale-read injection, candidate reads:
     /// (op, a value that was definitely overwritten before it began).
-    fn simulate(
-        seed: u64,
-        n: usize,
-        keys: u64,
-        workers: usize,
-    ) -> (Vec<SimOp>, Vec<(usize, Value)>) {
+    fn simulate(seed: u64, n: usize, keys: u64, workers: usize) -> (Vec<SimOp>, Vec<(usize, Value)>) {
         simulate_with_info(seed, n, keys, workers, 10)
     }
 
@@ -927,9 +854,7 @@ mod tests {
             let new_value = match op.f.as_str() {
                 "read" => {
                     op.ok_value = json!([key, cur]);
-                    if let Some([(v1, _, r1), (_, i2, r2)]) =
-                        last_two.get(&key).map(|w| w.as_slice())
-                    {
+                    if let Some([(v1, _, r1), (_, i2, r2)]) = last_two.get(&key).map(|w| w.as_slice()) {
                         if r1 < i2 && *r2 < s.invoke_ns && !s.timed_out {
                             stale.push((i, v1.clone()));
                         }
@@ -981,11 +906,7 @@ mod tests {
         let h = to_history(&ops);
         let started = Instant::now();
         let v = check_default(&h);
-        eprintln!(
-            "register 10k ops / 100 keys: {:?}, {v}, {:?}",
-            started.elapsed(),
-            v.stats
-        );
+        eprintln!("register 10k ops / 100 keys: {:?}, {v}, {:?}", started.elapsed(), v.stats);
         assert!(v.is_valid(), "{v}: {:?}", v.anomalies);
         assert!(v.stats["ops"] > 9_000);
     }
@@ -998,11 +919,7 @@ mod tests {
         let h = to_history(&ops);
         let started = Instant::now();
         let v = check_default(&h);
-        eprintln!(
-            "register 10k ops / 5 keys: {:?}, {v}, {:?}",
-            started.elapsed(),
-            v.stats
-        );
+        eprintln!("register 10k ops / 5 keys: {:?}, {v}, {:?}", started.elapsed(), v.stats);
         assert!(v.is_valid(), "{v}: {:?}", v.anomalies);
     }
 
@@ -1020,18 +937,11 @@ mod tests {
         let h = to_history(&ops);
         let started = Instant::now();
         let v = check_default(&h);
-        eprintln!(
-            "register 10k ops, one stale read: {:?}, {v}",
-            started.elapsed()
-        );
+        eprintln!("register 10k ops, one stale read: {:?}, {v}", started.elapsed());
         assert_eq!(v.to_string(), "invalid: nonlinearizable");
         assert_eq!(v.anomalies.len(), 1);
         let index = index_of(&h, &ops[i]);
-        assert!(
-            v.anomalies[0].message.contains(&format!("op {index} ")),
-            "{}",
-            v.anomalies[0].message
-        );
+        assert!(v.anomalies[0].message.contains(&format!("op {index} ")), "{}", v.anomalies[0].message);
     }
 
     /// Goal: timeouts do not make a contended key undecidable, either way.
@@ -1044,26 +954,16 @@ mod tests {
         let (mut ops, stale) = simulate_with_info(9, 1_000, 1, 10, 100);
         let v = check_default(&to_history(&ops));
         assert!(v.is_valid(), "{v}");
-        assert!(
-            v.stats["ops-pruned"] > 0 && v.stats["ops-bounded"] > 0,
-            "{:?}",
-            v.stats
-        );
+        assert!(v.stats["ops-pruned"] > 0 && v.stats["ops-bounded"] > 0, "{:?}", v.stats);
         let (i, old) = stale[stale.len() / 2].clone();
         let key = ops[i].invoke_value[0].clone();
         ops[i].ok_value = json!([key, old]);
         let h = to_history(&ops);
         let started = Instant::now();
         let v = check_default(&h);
-        eprintln!(
-            "register 1k ops / 1 key / 10% info, one stale read: {:?}, {v}, {:?}",
-            started.elapsed(),
-            v.stats
-        );
+        eprintln!("register 1k ops / 1 key / 10% info, one stale read: {:?}, {v}, {:?}", started.elapsed(), v.stats);
         assert_eq!(v.to_string(), "invalid: nonlinearizable");
-        assert!(v.anomalies[0]
-            .message
-            .contains(&format!("op {} ", index_of(&h, &ops[i]))));
+        assert!(v.anomalies[0].message.contains(&format!("op {} ", index_of(&h, &ops[i]))));
     }
 
     proptest::proptest! {

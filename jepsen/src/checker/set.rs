@@ -50,10 +50,7 @@ struct Adds {
 pub fn check(history: &History) -> Verdict {
     let mut final_read: Option<Pair> = None;
     for pair in history.pairs() {
-        if pair.f() == "read"
-            && pair.outcome() == OpType::Ok
-            && final_read.is_none_or(|r| r.index() < pair.index())
-        {
+        if pair.f() == "read" && pair.outcome() == OpType::Ok && final_read.is_none_or(|r| r.index() < pair.index()) {
             final_read = Some(pair);
         }
     }
@@ -61,10 +58,7 @@ pub fn check(history: &History) -> Verdict {
         return Verdict::unknown("no ok read: the set workload needs a final read");
     };
     let Some(read_elements) = as_elements(read.value()) else {
-        return Verdict::unknown(format!(
-            "{}: value is not a list of integers",
-            read.describe()
-        ));
+        return Verdict::unknown(format!("{}: value is not a list of integers", read.describe()));
     };
 
     let mut adds: BTreeMap<i64, Adds> = BTreeMap::new();
@@ -212,13 +206,7 @@ mod tests {
     /// adds either way. Method: one of each, then a final read.
     #[test]
     fn valid_set() {
-        let v = run(vec![
-            add(0, 1, ok),
-            add(0, 2, fail),
-            add(0, 3, info),
-            add(1, 4, info),
-            read(2, json!([1, 3])),
-        ]);
+        let v = run(vec![add(0, 1, ok), add(0, 2, fail), add(0, 3, info), add(1, 4, info), read(2, json!([1, 3]))]);
         assert_eq!(v.to_string(), "valid");
         assert_eq!(v.stats["indeterminate-present"], 1);
         assert_eq!(v.stats["indeterminate-absent"], 1);
@@ -337,16 +325,10 @@ mod tests {
         assert!(v.is_valid(), "{v}");
         assert!(v.stats["indeterminate-present"] > 0 && v.stats["indeterminate-absent"] > 0);
 
-        let victim = ops
-            .iter()
-            .position(|o| o.outcome == OpType::Ok && o.f == "add")
-            .unwrap();
+        let victim = ops.iter().position(|o| o.outcome == OpType::Ok && o.f == "add").unwrap();
         let element = ops[victim].invoke_value.clone();
         let read = ops.last_mut().unwrap();
-        read.ok_value
-            .as_array_mut()
-            .unwrap()
-            .retain(|e| *e != element);
+        read.ok_value.as_array_mut().unwrap().retain(|e| *e != element);
         let h = to_history(&ops);
         let v = check(&h);
         assert_eq!(v.to_string(), "invalid: lost-add");

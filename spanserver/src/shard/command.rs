@@ -17,11 +17,9 @@ use truetime::Timestamp;
 /// A decoded command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Puts and deletes, applied atomically at `ts`.
-    Write {
-        ts: Timestamp,
-        mutations: Vec<proto::Mutation>,
-    },
+    /// Puts and deletes, applied atomically at `ts` if every condition
+    /// holds then (otherwise nothing is written).
+    Write { ts: Timestamp, mutations: Vec<proto::Mutation>, conditions: Vec<proto::Condition> },
     /// No write in this shard will have a timestamp `<= ts`.
     CloseTimestamp { ts: Timestamp },
 }
@@ -35,21 +33,16 @@ impl Command {
 
     pub fn encode(&self) -> Vec<u8> {
         let (ts, kind) = match self {
-            Command::Write { ts, mutations } => (
+            Command::Write { ts, mutations, conditions } => (
                 *ts,
                 raft_command::Kind::Write(WriteCommand {
                     mutations: mutations.clone(),
+                    conditions: conditions.clone(),
                 }),
             ),
-            Command::CloseTimestamp { ts } => {
-                (*ts, raft_command::Kind::CloseTimestamp(CloseTimestamp {}))
-            }
+            Command::CloseTimestamp { ts } => (*ts, raft_command::Kind::CloseTimestamp(CloseTimestamp {})),
         };
-        RaftCommand {
-            ts: ts.as_nanos(),
-            kind: Some(kind),
-        }
-        .encode_to_vec()
+        RaftCommand { ts: ts.as_nanos(), kind: Some(kind) }.encode_to_vec()
     }
 
     /// Decodes entry data. A failure is deterministic (every replica has
@@ -58,10 +51,9 @@ impl Command {
         let cmd = RaftCommand::decode(data).map_err(|e| format!("undecodable command: {e}"))?;
         let ts = Timestamp::from_nanos(cmd.ts);
         match cmd.kind {
-            Some(raft_command::Kind::Write(w)) => Ok(Command::Write {
-                ts,
-                mutations: w.mutations,
-            }),
+            Some(raft_command::Kind::Write(w)) => {
+                Ok(Command::Write { ts, mutations: w.mutations, conditions: w.conditions })
+            }
             Some(raft_command::Kind::CloseTimestamp(_)) => Ok(Command::CloseTimestamp { ts }),
             None => Err("command without a kind".to_string()),
         }
@@ -78,21 +70,16 @@ mod tests {
             Command::Write {
                 ts: Timestamp::from_nanos(7),
                 mutations: vec![
-                    proto::Mutation {
-                        key: b"k".to_vec(),
-                        value: b"v".to_vec(),
-                        delete: false,
-                    },
-                    proto::Mutation {
-                        key: b"d".to_vec(),
-                        value: vec![],
-                        delete: true,
-                    },
+                    proto::Mutation { key: b"k".to_vec(), value: b"v".to_vec(), delete: false },
+                    proto::Mutation { key: b"d".to_vec(), value: vec![], delete: true },
                 ],
+                conditions: vec![proto::Condition {
+                    key: b"k".to_vec(),
+                    expected: b"old".to_vec(),
+                    expect_absent: false,
+                }],
             },
-            Command::CloseTimestamp {
-                ts: Timestamp::from_nanos(9),
-            },
+            Command::CloseTimestamp { ts: Timestamp::from_nanos(9) },
         ];
         for c in cmds {
             assert_eq!(Command::decode(&c.encode()).unwrap(), c);

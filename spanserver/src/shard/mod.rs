@@ -45,7 +45,7 @@
 pub mod command;
 pub mod reads;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -67,12 +67,35 @@ use crate::storage::keycode::{raft_key, range_bounds, RaftKey};
 use crate::storage::raft_log::{decode_record, RaftLogStore};
 use crate::storage::{mvcc, Engine, CF_DATA, CF_RAFT};
 
-/// Answered with the commit timestamp once the write is applied.
-pub type WriteReply = oneshot::Sender<Result<Timestamp>>;
+/// A write as proposed: mutations, and conditions that must all hold at
+/// apply time for them to be written (compare-and-set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBody {
+    pub mutations: Vec<proto::Mutation>,
+    pub conditions: Vec<proto::Condition>,
+}
+
+impl WriteBody {
+    /// Every key the write touches or checks.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.mutations.iter().map(|m| m.key.as_slice()).chain(self.conditions.iter().map(|c| c.key.as_slice()))
+    }
+}
+
+/// How an applied write turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub commit_ts: Timestamp,
+    /// False if a condition did not hold (nothing was written).
+    pub applied: bool,
+}
+
+/// Answered once the write is applied.
+pub type WriteReply = oneshot::Sender<Result<WriteOutcome>>;
 
 /// A reply to send once the batch that justifies it is on disk.
 pub enum Completion {
-    Write(WriteReply, Result<Timestamp>),
+    Write(WriteReply, Result<WriteOutcome>),
 }
 
 impl Completion {
@@ -91,7 +114,7 @@ struct PendingWrite {
 }
 
 struct WaitingWrite {
-    mutations: Vec<proto::Mutation>,
+    body: WriteBody,
     reply: WriteReply,
 }
 
@@ -126,6 +149,9 @@ pub struct Replica {
     max_applied_ts: Timestamp,
     leader: Option<LeaderState>,
     pending_writes: BTreeMap<u64, PendingWrite>,
+    /// Values written by entries applied in this loop iteration, whose batch
+    /// is not yet in RocksDB: conditions must see them.
+    staged: HashMap<Vec<u8>, Option<Vec<u8>>>,
     reads: ReadQueue,
     gc: GcState,
     last_proposal_at: Instant,
@@ -161,21 +187,10 @@ impl Replica {
         let shard = ShardId(descriptor.shard_id);
         let voters: Vec<u64> = descriptor.replicas.iter().map(|r| r.replica_id).collect();
         RaftLogStore::bootstrap(engine, batch, shard, &voters);
-        let record = proto::storage::ReplicaRecord {
-            descriptor: Some(descriptor.clone()),
-            replica_id: replica_id.0,
-        };
-        batch.put_cf(
-            engine.cf(CF_RAFT),
-            raft_key(shard, RaftKey::Replica),
-            prost::Message::encode_to_vec(&record),
-        );
+        let record = proto::storage::ReplicaRecord { descriptor: Some(descriptor.clone()), replica_id: replica_id.0 };
+        batch.put_cf(engine.cf(CF_RAFT), raft_key(shard, RaftKey::Replica), prost::Message::encode_to_vec(&record));
         let apply = proto::storage::ApplyState::default();
-        batch.put_cf(
-            engine.cf(CF_RAFT),
-            raft_key(shard, RaftKey::ApplyState),
-            prost::Message::encode_to_vec(&apply),
-        );
+        batch.put_cf(engine.cf(CF_RAFT), raft_key(shard, RaftKey::ApplyState), prost::Message::encode_to_vec(&apply));
     }
 
     /// Loads a replica from disk (after `bootstrap`, or a restart).
@@ -188,38 +203,25 @@ impl Replica {
     ) -> std::result::Result<Replica, String> {
         let db = engine.db();
         let cf = engine.cf(CF_RAFT);
-        let get = |kind| {
-            db.get_cf(cf, raft_key(shard, kind))
-                .map_err(|e| e.to_string())
-        };
+        let get = |kind| db.get_cf(cf, raft_key(shard, kind)).map_err(|e| e.to_string());
         let record: proto::storage::ReplicaRecord = get(RaftKey::Replica)?
             .map(|b| decode_record(&b, "replica record"))
             .ok_or_else(|| format!("{shard}: no replica record"))?;
-        let apply: proto::storage::ApplyState = get(RaftKey::ApplyState)?
-            .map(|b| decode_record(&b, "apply state"))
-            .unwrap_or_default();
+        let apply: proto::storage::ApplyState =
+            get(RaftKey::ApplyState)?.map(|b| decode_record(&b, "apply state")).unwrap_or_default();
         let watermark = get(RaftKey::GcWatermark)?
             .map(|b| u64::from_be_bytes(b.as_slice().try_into().unwrap_or([0; 8])))
             .unwrap_or(0);
         let watermark = Arc::new(std::sync::atomic::AtomicU64::new(watermark));
-        let store =
-            RaftLogStore::load(engine, shard, watermark.clone()).map_err(|e| e.to_string())?;
+        let store = RaftLogStore::load(engine, shard, watermark.clone()).map_err(|e| e.to_string())?;
         let replica_id = ReplicaId(record.replica_id);
         let descriptor = record.descriptor.unwrap_or_default();
         let config = raft_config(replica_id, apply.applied_index, rc);
-        config
-            .validate()
-            .map_err(|e| format!("{shard}: raft config: {e}"))?;
+        config.validate().map_err(|e| format!("{shard}: raft config: {e}"))?;
         let logger = logger.new(slog::o!("shard" => shard.0, "replica" => replica_id.0));
-        let raw_node =
-            RawNode::new(&config, store, &logger).map_err(|e| format!("{shard}: {e}"))?;
+        let raw_node = RawNode::new(&config, store, &logger).map_err(|e| format!("{shard}: {e}"))?;
         let max_applied_ts = Timestamp::from_nanos(apply.max_applied_ts);
-        let shared = Arc::new(ReplicaShared::new(
-            descriptor.clone(),
-            replica_id,
-            max_applied_ts,
-            watermark,
-        ));
+        let shared = Arc::new(ReplicaShared::new(descriptor.clone(), replica_id, max_applied_ts, watermark));
         registry.insert(shared.clone());
         let replica = Replica {
             shard_id: shard,
@@ -233,6 +235,7 @@ impl Replica {
             max_applied_ts,
             leader: None,
             pending_writes: BTreeMap::new(),
+            staged: HashMap::new(),
             reads: ReadQueue::default(),
             gc: GcState::default(),
             last_proposal_at: Instant::now(),
@@ -251,20 +254,12 @@ impl Replica {
 
     /// The server hosting replica `r` of this shard.
     pub fn server_of(&self, r: ReplicaId) -> Option<ServerId> {
-        self.descriptor
-            .replicas
-            .iter()
-            .find(|d| d.replica_id == r.0)
-            .map(|d| ServerId(d.server_id))
+        self.descriptor.replicas.iter().find(|d| d.replica_id == r.0).map(|d| ServerId(d.server_id))
     }
 
     /// Replica ids of this shard hosted on `server`.
     pub fn replicas_on(&self, server: ServerId) -> impl Iterator<Item = ReplicaId> + '_ {
-        self.descriptor
-            .replicas
-            .iter()
-            .filter(move |d| d.server_id == server.0)
-            .map(|d| ReplicaId(d.replica_id))
+        self.descriptor.replicas.iter().filter(move |d| d.server_id == server.0).map(|d| ReplicaId(d.replica_id))
     }
 
     fn not_leader(&self) -> Error {
@@ -273,10 +268,7 @@ impl Replica {
             .then(|| self.server_of(ReplicaId(leader)))
             .flatten()
             .and_then(|s| self.registry.server_addr(s).map(|a| (s, a)));
-        Error::NotLeader {
-            shard_id: self.shard_id,
-            leader: hint,
-        }
+        Error::NotLeader { shard_id: self.shard_id, leader: hint }
     }
 
     /// Checks that a request meant for this shard is routed here correctly.
@@ -285,10 +277,7 @@ impl Replica {
             return Err(Error::WrongShard {
                 shard_id: self.shard_id,
                 epoch: Some(self.descriptor.epoch),
-                reason: format!(
-                    "epoch {epoch} is stale, the shard is at {}",
-                    self.descriptor.epoch
-                ),
+                reason: format!("epoch {epoch} is stale, the shard is at {}", self.descriptor.epoch),
             });
         }
         for key in keys {
@@ -306,10 +295,7 @@ impl Replica {
     // --- Proposals ---------------------------------------------------------
 
     fn next_ts(&mut self, tt: &TrueTime) -> Timestamp {
-        let leader = self
-            .leader
-            .as_mut()
-            .expect("only a leader assigns timestamps");
+        let leader = self.leader.as_mut().expect("only a leader assigns timestamps");
         debug_assert!(leader.ready);
         let ts = tt.now().latest.max(leader.last_assigned_ts.next());
         leader.last_assigned_ts = ts;
@@ -317,14 +303,8 @@ impl Replica {
     }
 
     /// Proposes a write, or queues it until this new leader is ready.
-    pub fn propose_write(
-        &mut self,
-        tt: &TrueTime,
-        epoch: u64,
-        mutations: Vec<proto::Mutation>,
-        reply: WriteReply,
-    ) {
-        if let Err(e) = self.check_route(epoch, &mut mutations.iter().map(|m| m.key.as_slice())) {
+    pub fn propose_write(&mut self, tt: &TrueTime, epoch: u64, body: WriteBody, reply: WriteReply) {
+        if let Err(e) = self.check_route(epoch, &mut body.keys()) {
             let _ = reply.send(Err(e));
             return;
         }
@@ -335,32 +315,27 @@ impl Replica {
             }
             Some(leader) if !leader.ready => {
                 if leader.waiting.len() >= limits::WAITING_WRITES_PER_SHARD_MAX {
-                    let _ = reply.send(Err(Error::Unavailable(
-                        "too many writes waiting for a new leader".into(),
-                    )));
+                    let _ = reply.send(Err(Error::Unavailable("too many writes waiting for a new leader".into())));
                 } else {
-                    leader.waiting.push_back(WaitingWrite { mutations, reply });
+                    leader.waiting.push_back(WaitingWrite { body, reply });
                 }
             }
-            Some(_) => self.propose_now(tt, mutations, reply),
+            Some(_) => self.propose_now(tt, body, reply),
         }
     }
 
-    fn propose_now(&mut self, tt: &TrueTime, mutations: Vec<proto::Mutation>, reply: WriteReply) {
+    fn propose_now(&mut self, tt: &TrueTime, body: WriteBody, reply: WriteReply) {
         if self.pending_writes.len() >= limits::PENDING_WRITES_PER_SHARD_MAX {
-            let _ = reply.send(Err(Error::Unavailable(
-                "too many writes in flight on this shard".into(),
-            )));
+            let _ = reply.send(Err(Error::Unavailable("too many writes in flight on this shard".into())));
             return;
         }
         let ts = self.next_ts(tt);
-        let data = Command::Write { ts, mutations }.encode();
+        let data = Command::Write { ts, mutations: body.mutations, conditions: body.conditions }.encode();
         match self.raw_node.propose(vec![], data) {
             Ok(()) => {
                 let index = self.raw_node.raft.raft_log.last_index();
                 let term = self.raw_node.raft.term;
-                self.pending_writes
-                    .insert(index, PendingWrite { term, reply });
+                self.pending_writes.insert(index, PendingWrite { term, reply });
                 self.last_proposal_at = Instant::now();
             }
             Err(e) => {
@@ -371,13 +346,7 @@ impl Replica {
 
     /// Proposes a closed timestamp if this leader has been idle for
     /// `interval` (or at once if `force`), so followers' safe time moves.
-    pub fn maybe_close_timestamp(
-        &mut self,
-        tt: &TrueTime,
-        now: Instant,
-        interval: std::time::Duration,
-        force: bool,
-    ) {
+    pub fn maybe_close_timestamp(&mut self, tt: &TrueTime, now: Instant, interval: std::time::Duration, force: bool) {
         if !self.leader.as_ref().is_some_and(|l| l.ready) {
             return;
         }
@@ -385,11 +354,7 @@ impl Replica {
             return;
         }
         let ts = self.next_ts(tt);
-        if self
-            .raw_node
-            .propose(vec![], Command::CloseTimestamp { ts }.encode())
-            .is_ok()
-        {
+        if self.raw_node.propose(vec![], Command::CloseTimestamp { ts }.encode()).is_ok() {
             self.last_proposal_at = now;
         }
     }
@@ -426,12 +391,7 @@ impl Replica {
     // --- Apply -------------------------------------------------------------
 
     /// Applies committed entries into `batch`, in order, exactly once.
-    pub fn apply_entries(
-        &mut self,
-        entries: Vec<Entry>,
-        batch: &mut WriteBatch,
-        completions: &mut Vec<Completion>,
-    ) {
+    pub fn apply_entries(&mut self, entries: Vec<Entry>, batch: &mut WriteBatch, completions: &mut Vec<Completion>) {
         if entries.is_empty() {
             return;
         }
@@ -450,9 +410,7 @@ impl Replica {
                 let result = if p.term == entry.term {
                     result
                 } else {
-                    Err(Error::Unavailable(
-                        "write dropped: leadership changed before it committed".into(),
-                    ))
+                    Err(Error::Unavailable("write dropped: leadership changed before it committed".into()))
                 };
                 completions.push(Completion::Write(p.reply, result));
             }
@@ -460,9 +418,10 @@ impl Replica {
         self.stage_apply_state(batch);
     }
 
-    fn apply_entry(&mut self, entry: &Entry, batch: &mut WriteBatch) -> Result<Timestamp> {
+    fn apply_entry(&mut self, entry: &Entry, batch: &mut WriteBatch) -> Result<WriteOutcome> {
+        let no_write = WriteOutcome { commit_ts: Timestamp::ZERO, applied: true };
         match entry.entry_type() {
-            EntryType::EntryNormal if entry.data.is_empty() => Ok(Timestamp::ZERO),
+            EntryType::EntryNormal if entry.data.is_empty() => Ok(no_write),
             EntryType::EntryNormal => match Command::decode(&entry.data) {
                 Ok(cmd) => self.apply_command(cmd, batch),
                 Err(msg) => {
@@ -483,22 +442,18 @@ impl Replica {
         }
     }
 
-    fn apply_conf_change(
-        &mut self,
-        cc: &impl raft_proto::ConfChangeI,
-        batch: &mut WriteBatch,
-    ) -> Result<Timestamp> {
+    fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI, batch: &mut WriteBatch) -> Result<WriteOutcome> {
         match self.raw_node.apply_conf_change(cc) {
             Ok(cs) => {
                 self.raw_node.mut_store().stage_conf_state(batch, &cs);
-                Ok(Timestamp::ZERO)
+                Ok(WriteOutcome { commit_ts: Timestamp::ZERO, applied: true })
             }
             // Deterministic: every replica refuses the same change.
             Err(e) => Err(Error::InvalidArgument(format!("conf change refused: {e}"))),
         }
     }
 
-    fn apply_command(&mut self, cmd: Command, batch: &mut WriteBatch) -> Result<Timestamp> {
+    fn apply_command(&mut self, cmd: Command, batch: &mut WriteBatch) -> Result<WriteOutcome> {
         let ts = cmd.ts();
         assert!(
             ts > self.max_applied_ts,
@@ -508,29 +463,44 @@ impl Replica {
         );
         self.max_applied_ts = ts;
         match cmd {
-            Command::Write { mutations, .. } => {
-                if let Some(m) = mutations
-                    .iter()
-                    .find(|m| !contains(&self.descriptor, &m.key))
-                {
+            Command::Write { mutations, conditions, .. } => {
+                let keys = mutations.iter().map(|m| &m.key).chain(conditions.iter().map(|c| &c.key));
+                if let Some(key) = keys.into_iter().find(|k| !contains(&self.descriptor, k)) {
                     // Deterministic refusal: the same on every replica.
                     return Err(Error::WrongShard {
                         shard_id: self.shard_id,
                         epoch: Some(self.descriptor.epoch),
-                        reason: format!(
-                            "key {:?} outside the shard's range",
-                            String::from_utf8_lossy(&m.key)
-                        ),
+                        reason: format!("key {:?} outside the shard's range", String::from_utf8_lossy(key)),
                     });
+                }
+                for c in &conditions {
+                    let current = self.latest_value(&c.key)?;
+                    let holds = match &current {
+                        None => c.expect_absent,
+                        Some(v) => !c.expect_absent && *v == c.expected,
+                    };
+                    if !holds {
+                        return Ok(WriteOutcome { commit_ts: ts, applied: false });
+                    }
                 }
                 for m in &mutations {
                     let value = (!m.delete).then_some(m.value.as_slice());
                     mvcc::put_version(&self.engine, batch, &m.key, ts, value);
+                    self.staged.insert(m.key.clone(), value.map(<[u8]>::to_vec));
                 }
-                Ok(ts)
+                Ok(WriteOutcome { commit_ts: ts, applied: true })
             }
-            Command::CloseTimestamp { .. } => Ok(ts),
+            Command::CloseTimestamp { .. } => Ok(WriteOutcome { commit_ts: ts, applied: true }),
         }
+    }
+
+    /// The key's latest value as of the entries applied so far, including
+    /// those staged in this iteration's batch (not yet in RocksDB).
+    fn latest_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(staged) = self.staged.get(key) {
+            return Ok(staged.clone());
+        }
+        Ok(mvcc::Reader::new(&self.engine).get(key, Timestamp::MAX)?.map(|(_, v)| v))
     }
 
     fn stage_apply_state(&self, batch: &mut WriteBatch) {
@@ -547,27 +517,16 @@ impl Replica {
 
     /// Installs a snapshot from the leader into `batch`: data, log position,
     /// conf state, apply state and GC watermark, atomically.
-    pub fn stage_snapshot(
-        &mut self,
-        snap: &Snapshot,
-        batch: &mut WriteBatch,
-        completions: &mut Vec<Completion>,
-    ) {
+    pub fn stage_snapshot(&mut self, snap: &Snapshot, batch: &mut WriteBatch, completions: &mut Vec<Completion>) {
         let metadata = snap.metadata.clone().unwrap_or_default();
         // Checked when the message arrived (`validate_incoming`).
-        let data: proto::storage::ShardSnapshot = prost::Message::decode(snap.data.as_slice())
-            .expect("snapshot data was validated on receipt");
-        let descriptor = data
-            .descriptor
-            .clone()
-            .unwrap_or_else(|| self.descriptor.clone());
+        let data: proto::storage::ShardSnapshot =
+            prost::Message::decode(snap.data.as_slice()).expect("snapshot data was validated on receipt");
+        let descriptor = data.descriptor.clone().unwrap_or_else(|| self.descriptor.clone());
         self.raw_node.mut_store().stage_snapshot(batch, &metadata);
 
         // Raise the watermark in memory before any version is replaced.
-        let watermark = self
-            .shared
-            .gc_watermark()
-            .max(Timestamp::from_nanos(data.gc_watermark));
+        let watermark = self.shared.gc_watermark().max(Timestamp::from_nanos(data.gc_watermark));
         self.set_gc_watermark(watermark, batch);
 
         let cf = self.engine.cf(CF_DATA);
@@ -575,23 +534,13 @@ impl Replica {
         batch.delete_range_cf(cf, lower, upper);
         for v in &data.versions {
             let value = (!v.tombstone).then_some(v.value.as_slice());
-            mvcc::put_version(
-                &self.engine,
-                batch,
-                &v.key,
-                Timestamp::from_nanos(v.ts),
-                value,
-            );
+            mvcc::put_version(&self.engine, batch, &v.key, Timestamp::from_nanos(v.ts), value);
         }
         self.applied_index = metadata.index;
-        self.max_applied_ts = self
-            .max_applied_ts
-            .max(Timestamp::from_nanos(data.max_applied_ts));
+        self.max_applied_ts = self.max_applied_ts.max(Timestamp::from_nanos(data.max_applied_ts));
         self.stage_apply_state(batch);
-        let record = proto::storage::ReplicaRecord {
-            descriptor: Some(descriptor.clone()),
-            replica_id: self.replica_id.0,
-        };
+        let record =
+            proto::storage::ReplicaRecord { descriptor: Some(descriptor.clone()), replica_id: self.replica_id.0 };
         batch.put_cf(
             self.engine.cf(CF_RAFT),
             raft_key(self.shard_id, RaftKey::Replica),
@@ -605,9 +554,7 @@ impl Replica {
         for (_, p) in std::mem::replace(&mut self.pending_writes, remaining) {
             completions.push(Completion::Write(
                 p.reply,
-                Err(Error::Ambiguous(
-                    "replaced by a snapshot before the outcome was known".into(),
-                )),
+                Err(Error::Ambiguous("replaced by a snapshot before the outcome was known".into())),
             ));
         }
         self.shared.count_snapshot_installed();
@@ -615,9 +562,7 @@ impl Replica {
     }
 
     fn set_gc_watermark(&mut self, watermark: Timestamp, batch: &mut WriteBatch) {
-        self.shared
-            .gc_watermark_cell()
-            .store(watermark.as_nanos(), std::sync::atomic::Ordering::SeqCst);
+        self.shared.gc_watermark_cell().store(watermark.as_nanos(), std::sync::atomic::Ordering::SeqCst);
         batch.put_cf(
             self.engine.cf(CF_RAFT),
             raft_key(self.shard_id, RaftKey::GcWatermark),
@@ -672,6 +617,8 @@ impl Replica {
     /// Notices role changes, readies a new leader, releases reads, and
     /// publishes progress. Runs after the iteration's batches are written.
     pub fn after_iteration(&mut self, tt: &TrueTime) {
+        // The iteration's batches are written: RocksDB has what was staged.
+        self.staged.clear();
         self.observe_role();
         let ready_now = match &self.leader {
             Some(l) => !l.ready && self.applied_index >= l.ready_at_index,
@@ -684,12 +631,11 @@ impl Replica {
             leader.last_assigned_ts = leader.last_assigned_ts.max(max_applied_ts);
             let waiting = std::mem::take(&mut leader.waiting);
             for w in waiting {
-                self.propose_now(tt, w.mutations, w.reply);
+                self.propose_now(tt, w.body, w.reply);
             }
         }
         self.shared.raise_safe_ts(self.max_applied_ts);
-        self.reads
-            .release_applied(self.applied_index, self.shared.safe_ts());
+        self.reads.release_applied(self.applied_index, self.shared.safe_ts());
         self.publish();
     }
 
@@ -742,9 +688,7 @@ impl Replica {
             }
         }
         for (_, p) in std::mem::take(&mut self.pending_writes) {
-            let _ = p.reply.send(Err(Error::Ambiguous(format!(
-                "{err}; the write may still commit"
-            ))));
+            let _ = p.reply.send(Err(Error::Ambiguous(format!("{err}; the write may still commit"))));
         }
     }
 
@@ -752,22 +696,15 @@ impl Replica {
     /// input from a peer is dropped, never a panic.
     pub fn validate_incoming(&self, msg: &Message) -> std::result::Result<(), String> {
         if msg.to != self.replica_id.0 {
-            return Err(format!(
-                "addressed to replica {}, this is {}",
-                msg.to, self.replica_id
-            ));
+            return Err(format!("addressed to replica {}, this is {}", msg.to, self.replica_id));
         }
         if let Some(snap) = &msg.snapshot {
             if !snap.data.is_empty() {
                 let data: proto::storage::ShardSnapshot =
-                    prost::Message::decode(snap.data.as_slice())
-                        .map_err(|e| format!("undecodable snapshot: {e}"))?;
+                    prost::Message::decode(snap.data.as_slice()).map_err(|e| format!("undecodable snapshot: {e}"))?;
                 let d = data.descriptor.unwrap_or_default();
                 if d.shard_id != self.shard_id.0 {
-                    return Err(format!(
-                        "snapshot of shard {} sent to {}",
-                        d.shard_id, self.shard_id
-                    ));
+                    return Err(format!("snapshot of shard {} sent to {}", d.shard_id, self.shard_id));
                 }
             }
         }

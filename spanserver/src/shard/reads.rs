@@ -40,11 +40,7 @@ impl ReadQueue {
     pub fn len(&self) -> usize {
         self.queued.len()
             + self.confirming.values().map(Vec::len).sum::<usize>()
-            + self
-                .awaiting_apply
-                .iter()
-                .map(|(_, v)| v.len())
-                .sum::<usize>()
+            + self.awaiting_apply.iter().map(|(_, v)| v.len()).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -54,9 +50,7 @@ impl ReadQueue {
     /// Queues a read, or refuses it when too many are waiting.
     pub fn push(&mut self, reply: ReadReply) {
         if self.len() >= limits::PENDING_READS_PER_SHARD_MAX {
-            let _ = reply.send(Err(Error::Unavailable(
-                "too many reads waiting on this shard".into(),
-            )));
+            let _ = reply.send(Err(Error::Unavailable("too many reads waiting on this shard".into())));
             return;
         }
         self.queued.push(reply);
@@ -70,8 +64,7 @@ impl ReadQueue {
         }
         let ctx = self.next_ctx;
         self.next_ctx += 1;
-        self.confirming
-            .insert(ctx, std::mem::take(&mut self.queued));
+        self.confirming.insert(ctx, std::mem::take(&mut self.queued));
         Some(ctx.to_be_bytes().to_vec())
     }
 
@@ -87,11 +80,7 @@ impl ReadQueue {
 
     /// Releases every read whose index is applied.
     pub fn release_applied(&mut self, applied_index: u64, safe_ts: Timestamp) {
-        while self
-            .awaiting_apply
-            .front()
-            .is_some_and(|(index, _)| *index <= applied_index)
-        {
+        while self.awaiting_apply.front().is_some_and(|(index, _)| *index <= applied_index) {
             let (_, batch) = self.awaiting_apply.pop_front().expect("checked above");
             for reply in batch {
                 let _ = reply.send(Ok(safe_ts));
@@ -101,11 +90,7 @@ impl ReadQueue {
 
     /// Fails every read not yet confirmed (the replica stopped leading).
     pub fn fail_unconfirmed(&mut self, err: &Error) {
-        for reply in self
-            .queued
-            .drain(..)
-            .chain(std::mem::take(&mut self.confirming).into_values().flatten())
-        {
+        for reply in self.queued.drain(..).chain(std::mem::take(&mut self.confirming).into_values().flatten()) {
             let _ = reply.send(Err(err.clone()));
         }
     }
@@ -159,10 +144,7 @@ mod tests {
         q.push(tx2);
         q.fail_unconfirmed(&Error::Unavailable("stepped down".into()));
         assert!(rx2.try_recv().unwrap().is_err());
-        assert!(
-            rx1.try_recv().is_err(),
-            "confirmed read must wait for apply, not fail"
-        );
+        assert!(rx1.try_recv().is_err(), "confirmed read must wait for apply, not fail");
         q.release_applied(3, Timestamp::from_nanos(1));
         assert!(rx1.try_recv().unwrap().is_ok());
     }

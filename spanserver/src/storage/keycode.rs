@@ -69,11 +69,7 @@ pub fn version_key(user_key: &[u8], ts: Timestamp) -> Vec<u8> {
 /// `[start, end)`; an empty `end` means unbounded.
 pub fn range_bounds(start: &[u8], end: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let lower = key_prefix(start);
-    let upper = if end.is_empty() {
-        vec![VERSION_TAG + 1]
-    } else {
-        key_prefix(end)
-    };
+    let upper = if end.is_empty() { vec![VERSION_TAG + 1] } else { key_prefix(end) };
     (lower, upper)
 }
 
@@ -163,10 +159,7 @@ pub fn decode_raft_key_shard(key: &[u8]) -> Option<ShardId> {
 
 /// Bounds of everything a shard keeps in the `raft` column family.
 pub fn raft_shard_bounds(shard: ShardId) -> (Vec<u8>, Vec<u8>) {
-    (
-        shard.0.to_be_bytes().to_vec(),
-        (shard.0 + 1).to_be_bytes().to_vec(),
-    )
+    (shard.0.to_be_bytes().to_vec(), (shard.0 + 1).to_be_bytes().to_vec())
 }
 
 #[cfg(test)]
@@ -188,10 +181,7 @@ mod tests {
             version_key(b"", ts(1)),
         ];
         keys.sort();
-        let decoded: Vec<_> = keys
-            .iter()
-            .map(|k| decode_version_key(k).unwrap())
-            .collect();
+        let decoded: Vec<_> = keys.iter().map(|k| decode_version_key(k).unwrap()).collect();
         assert_eq!(
             decoded,
             vec![
@@ -219,12 +209,7 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_errors() {
-        for bad in [
-            &b""[..],
-            b"\x01",
-            b"\x02a\0\0\0\0\0\0\0\0\0\0",
-            b"\x01a\0\x05\0\0\0\0\0\0\0\0",
-        ] {
+        for bad in [&b""[..], b"\x01", b"\x02a\0\0\0\0\0\0\0\0\0\0", b"\x01a\0\x05\0\0\0\0\0\0\0\0"] {
             assert!(decode_version_key(bad).is_err(), "{bad:?}");
         }
     }

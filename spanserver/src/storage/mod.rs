@@ -57,28 +57,12 @@ pub enum OpenError {
     #[error("cannot open the database in {dir}: {source}")]
     RocksDb { dir: String, source: rocksdb::Error },
     #[error("data directory {dir} belongs to cluster {found:?}, not {expected:?}; refusing to start (use a fresh directory, or the right cluster description)")]
-    OtherCluster {
-        dir: String,
-        found: String,
-        expected: String,
-    },
-    #[error(
-        "data directory {dir} belongs to server {found}, not server {expected}; refusing to start"
-    )]
-    OtherServer {
-        dir: String,
-        found: String,
-        expected: u64,
-    },
+    OtherCluster { dir: String, found: String, expected: String },
+    #[error("data directory {dir} belongs to server {found}, not server {expected}; refusing to start")]
+    OtherServer { dir: String, found: String, expected: u64 },
     #[error("data directory {dir} was created for the layout [{found}], but the cluster description now says [{expected}]; a static layout cannot change under existing data")]
-    LayoutChanged {
-        dir: String,
-        found: String,
-        expected: String,
-    },
-    #[error(
-        "data directory {dir} has format version {found:?}, this binary reads {FORMAT_VERSION:?}"
-    )]
+    LayoutChanged { dir: String, found: String, expected: String },
+    #[error("data directory {dir} has format version {found:?}, this binary reads {FORMAT_VERSION:?}")]
     FormatVersion { dir: String, found: String },
 }
 
@@ -90,9 +74,7 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("path", &self.db.path())
-            .finish()
+        f.debug_struct("Engine").field("path", &self.db.path()).finish()
     }
 }
 
@@ -101,10 +83,7 @@ impl Engine {
     /// records that it belongs to `identity`.
     pub fn open(dir: &Path, identity: &Identity) -> Result<Engine, OpenError> {
         let dir_text = dir.display().to_string();
-        let rocks = |source| OpenError::RocksDb {
-            dir: dir_text.clone(),
-            source,
-        };
+        let rocks = |source| OpenError::RocksDb { dir: dir_text.clone(), source };
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
@@ -119,25 +98,17 @@ impl Engine {
             }
             ColumnFamilyDescriptor::new(name, o)
         };
-        let db = DB::open_cf_descriptors(&db_opts, dir, [cf(CF_META), cf(CF_RAFT), cf(CF_DATA)])
-            .map_err(rocks)?;
+        let db = DB::open_cf_descriptors(&db_opts, dir, [cf(CF_META), cf(CF_RAFT), cf(CF_DATA)]).map_err(rocks)?;
         let engine = Engine { db: Arc::new(db) };
         engine.check_identity(&dir_text, identity)?;
         Ok(engine)
     }
 
     fn check_identity(&self, dir: &str, identity: &Identity) -> Result<(), OpenError> {
-        let rocks = |source| OpenError::RocksDb {
-            dir: dir.to_string(),
-            source,
-        };
+        let rocks = |source| OpenError::RocksDb { dir: dir.to_string(), source };
         let meta = self.cf(CF_META);
         let get = |k: &[u8]| -> Result<Option<String>, OpenError> {
-            Ok(self
-                .db
-                .get_cf(meta, k)
-                .map_err(rocks)?
-                .map(|v| String::from_utf8_lossy(&v).into_owned()))
+            Ok(self.db.get_cf(meta, k).map_err(rocks)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
         };
         match get(META_CLUSTER_ID)? {
             None => {
@@ -150,18 +121,13 @@ impl Engine {
                 self.write(batch, true).map_err(rocks)?;
                 Ok(())
             }
-            Some(found) if found != identity.cluster_id => Err(OpenError::OtherCluster {
-                dir: dir.to_string(),
-                found,
-                expected: identity.cluster_id.clone(),
-            }),
+            Some(found) if found != identity.cluster_id => {
+                Err(OpenError::OtherCluster { dir: dir.to_string(), found, expected: identity.cluster_id.clone() })
+            }
             Some(_) => {
                 let version = get(META_FORMAT_VERSION)?.unwrap_or_default();
                 if version != FORMAT_VERSION {
-                    return Err(OpenError::FormatVersion {
-                        dir: dir.to_string(),
-                        found: version,
-                    });
+                    return Err(OpenError::FormatVersion { dir: dir.to_string(), found: version });
                 }
                 let server = get(META_SERVER_ID)?.unwrap_or_default();
                 if server != identity.server_id.to_string() {
@@ -195,9 +161,7 @@ impl Engine {
 
     pub fn cf(&self, name: &str) -> &ColumnFamily {
         // The three families are created in `open`; their absence is a bug.
-        self.db
-            .cf_handle(name)
-            .unwrap_or_else(|| panic!("column family {name} missing"))
+        self.db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} missing"))
     }
 
     pub fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), rocksdb::Error> {
@@ -212,11 +176,7 @@ mod tests {
     use super::*;
 
     fn identity(cluster: &str, server: u64, layout: &str) -> Identity {
-        Identity {
-            cluster_id: cluster.into(),
-            server_id: server,
-            layout_fingerprint: layout.into(),
-        }
+        Identity { cluster_id: cluster.into(), server_id: server, layout_fingerprint: layout.into() }
     }
 
     #[test]

@@ -30,9 +30,7 @@
 use rocksdb::{ReadOptions, WriteBatch, DB};
 use truetime::Timestamp;
 
-use super::keycode::{
-    self, after_all_versions, decode_version_key, key_prefix, range_bounds, RaftKey,
-};
+use super::keycode::{self, after_all_versions, decode_version_key, key_prefix, range_bounds, RaftKey};
 use super::{Engine, CF_DATA, CF_RAFT};
 use crate::error::{Error, Result};
 use crate::ids::ShardId;
@@ -50,13 +48,7 @@ pub struct Version {
 }
 
 /// Adds a version of `key` at `ts` to `batch` (`None`: a tombstone).
-pub fn put_version(
-    engine: &Engine,
-    batch: &mut WriteBatch,
-    key: &[u8],
-    ts: Timestamp,
-    value: Option<&[u8]>,
-) {
+pub fn put_version(engine: &Engine, batch: &mut WriteBatch, key: &[u8], ts: Timestamp, value: Option<&[u8]>) {
     let encoded = encode_value(value);
     batch.put_cf(engine.cf(CF_DATA), keycode::version_key(key, ts), encoded);
 }
@@ -77,10 +69,7 @@ fn decode_value(raw: &[u8]) -> Result<Option<Vec<u8>>> {
     match raw.split_first() {
         Some((&TAG_TOMBSTONE, [])) => Ok(None),
         Some((&TAG_VALUE, rest)) => Ok(Some(rest.to_vec())),
-        _ => Err(Error::Storage(format!(
-            "malformed version value {:02x?}",
-            &raw[..raw.len().min(8)]
-        ))),
+        _ => Err(Error::Storage(format!("malformed version value {:02x?}", &raw[..raw.len().min(8)]))),
     }
 }
 
@@ -107,10 +96,7 @@ impl<'a> Reader<'a> {
     /// Takes a RocksDB snapshot: everything read through this reader sees
     /// the database as of now, whatever is written later.
     pub fn new(engine: &'a Engine) -> Self {
-        Reader {
-            engine,
-            snapshot: engine.db().snapshot(),
-        }
+        Reader { engine, snapshot: engine.db().snapshot() }
     }
 
     fn read_opts(&self, upper: Vec<u8>) -> ReadOptions {
@@ -128,31 +114,21 @@ impl<'a> Reader<'a> {
     pub fn raft_record(&self, shard: ShardId, kind: RaftKey) -> Result<Option<Vec<u8>>> {
         let mut opts = ReadOptions::default();
         opts.set_snapshot(&self.snapshot);
-        Ok(self.db().get_cf_opt(
-            self.engine.cf(CF_RAFT),
-            keycode::raft_key(shard, kind),
-            &opts,
-        )?)
+        Ok(self.db().get_cf_opt(self.engine.cf(CF_RAFT), keycode::raft_key(shard, kind), &opts)?)
     }
 
     /// A log entry of `shard`, encoded, as of this view.
     pub fn raft_log_entry(&self, shard: ShardId, index: u64) -> Result<Option<Vec<u8>>> {
         let mut opts = ReadOptions::default();
         opts.set_snapshot(&self.snapshot);
-        Ok(self.db().get_cf_opt(
-            self.engine.cf(CF_RAFT),
-            keycode::log_key(shard, index),
-            &opts,
-        )?)
+        Ok(self.db().get_cf_opt(self.engine.cf(CF_RAFT), keycode::log_key(shard, index), &opts)?)
     }
 
     /// The newest version of `key` at or below `read_ts` that is not a
     /// tombstone: `(commit_ts, value)`.
     pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<(Timestamp, Vec<u8>)>> {
         let cf = self.engine.cf(CF_DATA);
-        let mut it = self
-            .db()
-            .raw_iterator_cf_opt(cf, self.read_opts(after_all_versions(key)));
+        let mut it = self.db().raw_iterator_cf_opt(cf, self.read_opts(after_all_versions(key)));
         it.seek(keycode::version_key(key, read_ts));
         if let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (user_key, ts) = decode_version_key(k).map_err(malformed)?;
@@ -216,15 +192,9 @@ impl<'a> Reader<'a> {
             let (key, ts) = decode_version_key(k).map_err(malformed)?;
             bytes += k.len() + v.len();
             if bytes > bytes_max {
-                return Err(Error::Unavailable(format!(
-                    "shard data exceeds the snapshot limit of {bytes_max} bytes"
-                )));
+                return Err(Error::Unavailable(format!("shard data exceeds the snapshot limit of {bytes_max} bytes")));
             }
-            out.push(Version {
-                key,
-                ts,
-                value: decode_value(v)?,
-            });
+            out.push(Version { key, ts, value: decode_value(v)? });
             it.next();
         }
         it.status()?;
@@ -261,10 +231,7 @@ pub fn gc_step(
     opts.set_iterate_upper_bound(upper);
     let mut it = engine.db().raw_iterator_cf_opt(cf, opts);
     it.seek(key_prefix(from));
-    let mut step = GcStep {
-        deleted: 0,
-        next_key: None,
-    };
+    let mut step = GcStep { deleted: 0, next_key: None };
     let mut examined = 0usize;
     // The key being examined, and whether its newest version <= watermark
     // has been seen (everything after that one is invisible).
@@ -311,11 +278,7 @@ mod tests {
 
     fn db() -> Db {
         let dir = tempfile::tempdir().unwrap();
-        let identity = Identity {
-            cluster_id: "t".into(),
-            server_id: 1,
-            layout_fingerprint: "l".into(),
-        };
+        let identity = Identity { cluster_id: "t".into(), server_id: 1, layout_fingerprint: "l".into() };
         let engine = Engine::open(dir.path(), &identity).unwrap();
         Db { _dir: dir, engine }
     }
@@ -323,22 +286,13 @@ mod tests {
     fn write(engine: &Engine, versions: &[(&str, u64, Option<&str>)]) {
         let mut batch = WriteBatch::default();
         for (k, t, v) in versions {
-            put_version(
-                engine,
-                &mut batch,
-                k.as_bytes(),
-                ts(*t),
-                v.map(str::as_bytes),
-            );
+            put_version(engine, &mut batch, k.as_bytes(), ts(*t), v.map(str::as_bytes));
         }
         engine.write(batch, false).unwrap();
     }
 
     fn get(engine: &Engine, key: &str, at: u64) -> Option<String> {
-        Reader::new(engine)
-            .get(key.as_bytes(), ts(at))
-            .unwrap()
-            .map(|(_, v)| String::from_utf8(v).unwrap())
+        Reader::new(engine).get(key.as_bytes(), ts(at)).unwrap().map(|(_, v)| String::from_utf8(v).unwrap())
     }
 
     fn scan_all(engine: &Engine, at: u64) -> Vec<(String, String)> {
@@ -358,12 +312,7 @@ mod tests {
         let d = db();
         write(
             &d.engine,
-            &[
-                ("apple", 10, Some("v1")),
-                ("pear", 20, Some("v2")),
-                ("apple", 30, None),
-                ("pear", 40, Some("v4")),
-            ],
+            &[("apple", 10, Some("v1")), ("pear", 20, Some("v2")), ("apple", 30, None), ("pear", 40, Some("v4"))],
         );
         assert_eq!(get(&d.engine, "apple", 9), None);
         assert_eq!(get(&d.engine, "apple", 10).as_deref(), Some("v1"));
@@ -372,15 +321,8 @@ mod tests {
         assert_eq!(get(&d.engine, "pear", 45).as_deref(), Some("v4"));
         assert_eq!(get(&d.engine, "pea", 45), None);
         assert_eq!(get(&d.engine, "pearl", 45), None);
-        let pairs = |v: &[(&str, &str)]| {
-            v.iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            scan_all(&d.engine, 25),
-            pairs(&[("apple", "v1"), ("pear", "v2")])
-        );
+        let pairs = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+        assert_eq!(scan_all(&d.engine, 25), pairs(&[("apple", "v1"), ("pear", "v2")]));
         assert_eq!(scan_all(&d.engine, 35), pairs(&[("pear", "v2")]));
         assert_eq!(scan_all(&d.engine, 45), pairs(&[("pear", "v4")]));
         assert_eq!(scan_all(&d.engine, 5), pairs(&[]));
@@ -395,15 +337,7 @@ mod tests {
         let reader = Reader::new(&d.engine);
         let page = reader.scan(b"k2", b"k8", ts(10), 4, usize::MAX).unwrap();
         let got: Vec<_> = page.pairs.iter().map(|(k, _, _)| k.clone()).collect();
-        assert_eq!(
-            got,
-            vec![
-                b"k2".to_vec(),
-                b"k3".to_vec(),
-                b"k4".to_vec(),
-                b"k5".to_vec()
-            ]
-        );
+        assert_eq!(got, vec![b"k2".to_vec(), b"k3".to_vec(), b"k4".to_vec(), b"k5".to_vec()]);
         assert_eq!(page.resume_key.as_deref(), Some(&b"k6"[..]));
         let page = reader.scan(b"k6", b"k8", ts(10), 4, usize::MAX).unwrap();
         assert_eq!(page.pairs.len(), 2);
@@ -421,14 +355,7 @@ mod tests {
         let reader = Reader::new(&d.engine);
         write(&d.engine, &[("a", 2, Some("new")), ("b", 2, Some("new"))]);
         assert_eq!(reader.get(b"a", Timestamp::MAX).unwrap().unwrap().1, b"old");
-        assert_eq!(
-            reader
-                .scan(b"", b"", Timestamp::MAX, 10, 1 << 20)
-                .unwrap()
-                .pairs
-                .len(),
-            1
-        );
+        assert_eq!(reader.scan(b"", b"", Timestamp::MAX, 10, 1 << 20).unwrap().pairs.len(), 1);
     }
 
     /// Goal: after GC at watermark W, every read at or above W returns
@@ -449,10 +376,7 @@ mod tests {
                 ("d", 50, Some("d50")),
             ],
         );
-        let before: Vec<_> = [25, 30, 35, 40, 45, 50, 60]
-            .iter()
-            .map(|&t| scan_all(&d.engine, t))
-            .collect();
+        let before: Vec<_> = [25, 30, 35, 40, 45, 50, 60].iter().map(|&t| scan_all(&d.engine, t)).collect();
         let mut batch = WriteBatch::default();
         let mut from = Vec::new();
         let mut total = 0;
@@ -468,27 +392,17 @@ mod tests {
         // a10 (shadowed by a20), b10 and the b15 tombstone; c10 stays
         // (visible at 25..40), d50 is above the watermark.
         assert_eq!(total, 3);
-        let after: Vec<_> = [25, 30, 35, 40, 45, 50, 60]
-            .iter()
-            .map(|&t| scan_all(&d.engine, t))
-            .collect();
+        let after: Vec<_> = [25, 30, 35, 40, 45, 50, 60].iter().map(|&t| scan_all(&d.engine, t)).collect();
         assert_eq!(before, after);
-        let versions = Reader::new(&d.engine)
-            .all_versions(b"", b"", usize::MAX)
-            .unwrap();
+        let versions = Reader::new(&d.engine).all_versions(b"", b"", usize::MAX).unwrap();
         assert_eq!(versions.len(), 5);
     }
 
     #[test]
     fn snapshot_building_is_bounded() {
         let d = db();
-        write(
-            &d.engine,
-            &[("a", 1, Some("0123456789")), ("b", 1, Some("0123456789"))],
-        );
-        let err = Reader::new(&d.engine)
-            .all_versions(b"", b"", 30)
-            .unwrap_err();
+        write(&d.engine, &[("a", 1, Some("0123456789")), ("b", 1, Some("0123456789"))]);
+        let err = Reader::new(&d.engine).all_versions(b"", b"", 30).unwrap_err();
         assert!(matches!(err, Error::Unavailable(_)), "{err}");
     }
 }
@@ -539,24 +453,14 @@ mod scripts {
     impl Runner {
         fn new() -> Self {
             let dir = tempfile::tempdir().expect("tempdir");
-            let identity = Identity {
-                cluster_id: "t".into(),
-                server_id: 1,
-                layout_fingerprint: "l".into(),
-            };
+            let identity = Identity { cluster_id: "t".into(), server_id: 1, layout_fingerprint: "l".into() };
             let engine = Engine::open(dir.path(), &identity).expect("open");
             Runner { _dir: dir, engine }
         }
 
         fn write(&self, key: &str, ts: u64, value: Option<&str>) -> Result<(), Box<dyn StdError>> {
             let mut batch = WriteBatch::default();
-            put_version(
-                &self.engine,
-                &mut batch,
-                key.as_bytes(),
-                Timestamp::from_nanos(ts),
-                value.map(str::as_bytes),
-            );
+            put_version(&self.engine, &mut batch, key.as_bytes(), Timestamp::from_nanos(ts), value.map(str::as_bytes));
             Ok(self.engine.write(batch, false)?)
         }
     }
@@ -568,35 +472,20 @@ mod scripts {
     impl goldenscript::Runner for Runner {
         type Command = Command;
 
-        fn run(
-            &mut self,
-            command: &Command,
-            _: &goldenscript::Context,
-        ) -> Result<String, Box<dyn StdError>> {
+        fn run(&mut self, command: &Command, _: &goldenscript::Context) -> Result<String, Box<dyn StdError>> {
             let mut out = String::new();
             match command {
                 Command::Put(key, value, ts) => self.write(key, *ts, Some(value))?,
                 Command::Del(key, ts) => self.write(key, *ts, None)?,
                 Command::Get(key, ts) => {
-                    match Reader::new(&self.engine)
-                        .get(key.as_bytes(), Timestamp::from_nanos(*ts))?
-                    {
-                        Some((at, v)) => writeln!(
-                            out,
-                            "{} @{ts} → {} (written @{})",
-                            text(key.as_bytes()),
-                            text(&v),
-                            at.as_nanos()
-                        )?,
+                    match Reader::new(&self.engine).get(key.as_bytes(), Timestamp::from_nanos(*ts))? {
+                        Some((at, v)) => {
+                            writeln!(out, "{} @{ts} → {} (written @{})", text(key.as_bytes()), text(&v), at.as_nanos())?
+                        }
                         None => writeln!(out, "{} @{ts} → none", text(key.as_bytes()))?,
                     }
                 }
-                Command::Scan {
-                    from,
-                    to,
-                    ts,
-                    limit,
-                } => {
+                Command::Scan { from, to, ts, limit } => {
                     let from = from.as_deref().unwrap_or("");
                     let to = to.as_deref().unwrap_or("");
                     let page = Reader::new(&self.engine).scan(
@@ -644,18 +533,11 @@ mod scripts {
                             None => break,
                         }
                     }
-                    writeln!(
-                        out,
-                        "gc @{watermark}: deleted {deleted} versions in {steps} steps"
-                    )?;
+                    writeln!(out, "gc @{watermark}: deleted {deleted} versions in {steps} steps")?;
                 }
                 Command::Versions => {
                     for v in Reader::new(&self.engine).all_versions(b"", b"", usize::MAX)? {
-                        let value = v
-                            .value
-                            .as_deref()
-                            .map(text)
-                            .unwrap_or_else(|| "tombstone".into());
+                        let value = v.value.as_deref().map(text).unwrap_or_else(|| "tombstone".into());
                         writeln!(out, "{}@{} = {value}", text(&v.key), v.ts.as_nanos())?;
                     }
                 }
@@ -666,10 +548,7 @@ mod scripts {
 
     #[test]
     fn visibility() -> std::io::Result<()> {
-        goldenscript::run(
-            &mut Runner::new(),
-            "src/storage/testscripts/mvcc/visibility",
-        )
+        goldenscript::run(&mut Runner::new(), "src/storage/testscripts/mvcc/visibility")
     }
 
     #[test]

@@ -68,30 +68,15 @@ impl RaftLogStore {
     /// starts from exactly this state.
     pub fn bootstrap(engine: &Engine, batch: &mut WriteBatch, shard: ShardId, voters: &[u64]) {
         let cf = engine.cf(CF_RAFT);
-        let cs = ConfState {
-            voters: voters.to_vec(),
-            ..Default::default()
-        };
+        let cs = ConfState { voters: voters.to_vec(), ..Default::default() };
         batch.put_cf(cf, raft_key(shard, RaftKey::ConfState), cs.encode_to_vec());
-        batch.put_cf(
-            cf,
-            raft_key(shard, RaftKey::HardState),
-            HardState::default().encode_to_vec(),
-        );
+        batch.put_cf(cf, raft_key(shard, RaftKey::HardState), HardState::default().encode_to_vec());
         let truncated = proto::storage::TruncatedState { index: 0, term: 0 };
-        batch.put_cf(
-            cf,
-            raft_key(shard, RaftKey::TruncatedState),
-            prost::Message::encode_to_vec(&truncated),
-        );
+        batch.put_cf(cf, raft_key(shard, RaftKey::TruncatedState), prost::Message::encode_to_vec(&truncated));
     }
 
     /// Loads a replica's Raft state after a restart.
-    pub fn load(
-        engine: &Engine,
-        shard: ShardId,
-        gc_watermark: Arc<AtomicU64>,
-    ) -> Result<Self, rocksdb::Error> {
+    pub fn load(engine: &Engine, shard: ShardId, gc_watermark: Arc<AtomicU64>) -> Result<Self, rocksdb::Error> {
         let db = engine.db();
         let cf = engine.cf(CF_RAFT);
         let hard_state: HardState = db
@@ -190,11 +175,7 @@ impl RaftLogStore {
 
     pub fn stage_hard_state(&mut self, batch: &mut WriteBatch, hs: &HardState) {
         self.hard_state = hs.clone();
-        batch.put_cf(
-            self.engine.cf(CF_RAFT),
-            raft_key(self.shard_id, RaftKey::HardState),
-            hs.encode_to_vec(),
-        );
+        batch.put_cf(self.engine.cf(CF_RAFT), raft_key(self.shard_id, RaftKey::HardState), hs.encode_to_vec());
     }
 
     /// Records a new committed index (from a `LightReady`).
@@ -206,11 +187,7 @@ impl RaftLogStore {
 
     pub fn stage_conf_state(&mut self, batch: &mut WriteBatch, cs: &ConfState) {
         self.conf_state = cs.clone();
-        batch.put_cf(
-            self.engine.cf(CF_RAFT),
-            raft_key(self.shard_id, RaftKey::ConfState),
-            cs.encode_to_vec(),
-        );
+        batch.put_cf(self.engine.cf(CF_RAFT), raft_key(self.shard_id, RaftKey::ConfState), cs.encode_to_vec());
     }
 
     /// Replaces the log with a snapshot's position: every entry is dropped,
@@ -218,11 +195,7 @@ impl RaftLogStore {
     /// by the caller, in the same batch.)
     pub fn stage_snapshot(&mut self, batch: &mut WriteBatch, metadata: &SnapshotMetadata) {
         let cf = self.engine.cf(CF_RAFT);
-        batch.delete_range_cf(
-            cf,
-            log_key(self.shard_id, 0),
-            log_key(self.shard_id, u64::MAX),
-        );
+        batch.delete_range_cf(cf, log_key(self.shard_id, 0), log_key(self.shard_id, u64::MAX));
         self.truncated_index = metadata.index;
         self.truncated_term = metadata.term;
         self.last_index = metadata.index;
@@ -243,19 +216,10 @@ impl RaftLogStore {
         if index <= self.truncated_index {
             return Ok(());
         }
-        assert!(
-            index <= self.last_index,
-            "{}: compact to {index} beyond last {}",
-            self.shard_id,
-            self.last_index
-        );
+        assert!(index <= self.last_index, "{}: compact to {index} beyond last {}", self.shard_id, self.last_index);
         let term = raft::Storage::term(self, index)?;
         let cf = self.engine.cf(CF_RAFT);
-        batch.delete_range_cf(
-            cf,
-            log_key(self.shard_id, self.truncated_index + 1),
-            log_key(self.shard_id, index + 1),
-        );
+        batch.delete_range_cf(cf, log_key(self.shard_id, self.truncated_index + 1), log_key(self.shard_id, index + 1));
         self.truncated_index = index;
         self.truncated_term = term;
         self.put_truncated(batch);
@@ -263,10 +227,7 @@ impl RaftLogStore {
     }
 
     fn put_truncated(&self, batch: &mut WriteBatch) {
-        let t = proto::storage::TruncatedState {
-            index: self.truncated_index,
-            term: self.truncated_term,
-        };
+        let t = proto::storage::TruncatedState { index: self.truncated_index, term: self.truncated_term };
         batch.put_cf(
             self.engine.cf(CF_RAFT),
             raft_key(self.shard_id, RaftKey::TruncatedState),
@@ -290,15 +251,11 @@ impl RaftLogStore {
     fn build_snapshot(&self) -> raft::Result<Snapshot> {
         let reader = Reader::new(&self.engine);
         let get = |kind| reader.raft_record(self.shard_id, kind).map_err(storage_err);
-        let apply: proto::storage::ApplyState = get(RaftKey::ApplyState)?
-            .map(|b| decode_record(&b, "apply state"))
-            .unwrap_or_default();
-        let conf_state: ConfState = get(RaftKey::ConfState)?
-            .map(|b| decode_raft(&b, "conf state"))
-            .unwrap_or_default();
-        let truncated: proto::storage::TruncatedState = get(RaftKey::TruncatedState)?
-            .map(|b| decode_record(&b, "truncated state"))
-            .unwrap_or_default();
+        let apply: proto::storage::ApplyState =
+            get(RaftKey::ApplyState)?.map(|b| decode_record(&b, "apply state")).unwrap_or_default();
+        let conf_state: ConfState = get(RaftKey::ConfState)?.map(|b| decode_raft(&b, "conf state")).unwrap_or_default();
+        let truncated: proto::storage::TruncatedState =
+            get(RaftKey::TruncatedState)?.map(|b| decode_record(&b, "truncated state")).unwrap_or_default();
         let record: proto::storage::ReplicaRecord = get(RaftKey::Replica)?
             .map(|b| decode_record(&b, "replica record"))
             .ok_or_else(|| storage_err("replica record missing"))?;
@@ -309,17 +266,11 @@ impl RaftLogStore {
             let bytes = reader
                 .raft_log_entry(self.shard_id, apply.applied_index)
                 .map_err(storage_err)?
-                .ok_or_else(|| {
-                    storage_err(format!("applied entry {} missing", apply.applied_index))
-                })?;
+                .ok_or_else(|| storage_err(format!("applied entry {} missing", apply.applied_index)))?;
             decode_raft::<Entry>(&bytes, "log entry").term
         };
         let versions = reader
-            .all_versions(
-                &descriptor.start_key,
-                &descriptor.end_key,
-                limits::SNAPSHOT_BYTES_MAX,
-            )
+            .all_versions(&descriptor.start_key, &descriptor.end_key, limits::SNAPSHOT_BYTES_MAX)
             .map_err(storage_err)?
             .into_iter()
             .map(|v| proto::storage::VersionRecord {
@@ -337,21 +288,14 @@ impl RaftLogStore {
         };
         let mut snapshot = Snapshot::default();
         snapshot.data = prost::Message::encode_to_vec(&data).into();
-        snapshot.metadata = Some(SnapshotMetadata {
-            conf_state: Some(conf_state),
-            index: apply.applied_index,
-            term,
-        });
+        snapshot.metadata = Some(SnapshotMetadata { conf_state: Some(conf_state), index: apply.applied_index, term });
         Ok(snapshot)
     }
 }
 
 impl raft::Storage for RaftLogStore {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        Ok(RaftState::new(
-            self.hard_state.clone(),
-            self.conf_state.clone(),
-        ))
+        Ok(RaftState::new(self.hard_state.clone(), self.conf_state.clone()))
     }
 
     fn entries(
@@ -365,10 +309,7 @@ impl raft::Storage for RaftLogStore {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
         if high > self.last_index + 1 {
-            return Err(storage_err(format!(
-                "entries [{low}, {high}) beyond the last index {}",
-                self.last_index
-            )));
+            return Err(storage_err(format!("entries [{low}, {high}) beyond the last index {}", self.last_index)));
         }
         let max_size = max_size.into();
         let cf = self.engine.cf(CF_RAFT);
@@ -382,10 +323,7 @@ impl raft::Storage for RaftLogStore {
         while let Some(v) = it.value() {
             let entry: Entry = decode_raft(v, "log entry");
             if entry.index != expected {
-                return Err(storage_err(format!(
-                    "log gap: found {} where {expected} belongs",
-                    entry.index
-                )));
+                return Err(storage_err(format!("log gap: found {} where {expected} belongs", entry.index)));
             }
             size += entry.encoded_len() as u64;
             // Always at least one entry, then stop before exceeding max_size.
@@ -431,9 +369,7 @@ impl raft::Storage for RaftLogStore {
         let snapshot = self.build_snapshot()?;
         let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
         if index < request_index {
-            return Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable,
-            ));
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }
         Ok(snapshot)
     }

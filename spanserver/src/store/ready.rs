@@ -47,9 +47,7 @@ impl Store {
             if !rd.snapshot().is_empty() {
                 r.stage_snapshot(rd.snapshot(), &mut persist, &mut completions);
             }
-            r.raw_node
-                .mut_store()
-                .stage_append(&mut persist, rd.entries());
+            r.raw_node.mut_store().stage_append(&mut persist, rd.entries());
             if let Some(hs) = rd.hs() {
                 r.raw_node.mut_store().stage_hard_state(&mut persist, hs);
             }

@@ -59,10 +59,7 @@ impl GrpcTransport {
         let mut addrs = HashMap::new();
         for peer in cluster.servers.iter().filter(|s| s.id != server_id) {
             let (tx, rx) = mpsc::channel(limits::PEER_QUEUE_BATCHES_MAX);
-            let addr = peer_addrs
-                .get(&peer.id)
-                .cloned()
-                .unwrap_or_else(|| peer.addr.clone());
+            let addr = peer_addrs.get(&peer.id).cloned().unwrap_or_else(|| peer.addr.clone());
             queues.insert(peer.id, tx);
             addrs.insert(peer.id, addr.clone());
             let link = PeerLink {
@@ -74,14 +71,7 @@ impl GrpcTransport {
             };
             runtime.spawn(link.run(rx));
         }
-        Arc::new(GrpcTransport {
-            cluster_id: cluster.cluster_id.clone(),
-            server_id,
-            addrs,
-            queues,
-            store,
-            runtime,
-        })
+        Arc::new(GrpcTransport { cluster_id: cluster.cluster_id.clone(), server_id, addrs, queues, store, runtime })
     }
 }
 
@@ -106,8 +96,7 @@ impl Transport for GrpcTransport {
         let Some(addr) = self.addrs.get(&to).cloned() else {
             return;
         };
-        let (cluster_id, from, store) =
-            (self.cluster_id.clone(), self.server_id, self.store.clone());
+        let (cluster_id, from, store) = (self.cluster_id.clone(), self.server_id, self.store.clone());
         let replica = ReplicaId(message.to);
         self.runtime.spawn(async move {
             let bytes = message.encode_to_vec();
@@ -123,11 +112,7 @@ impl Transport for GrpcTransport {
             } else {
                 tracing::warn!(%shard, %to, "snapshot send failed: {result:?}");
             }
-            let _ = store.send(StoreMsg::SnapshotSent {
-                shard,
-                to: replica,
-                ok,
-            });
+            let _ = store.send(StoreMsg::SnapshotSent { shard, to: replica, ok });
         });
     }
 }
@@ -151,8 +136,8 @@ async fn send_snapshot_chunks(
         })
         .collect();
     let channel = endpoint(addr)?.connect().await?;
-    let mut client = proto::raft_client::RaftClient::new(channel)
-        .max_encoding_message_size(limits::SNAPSHOT_CHUNK_BYTES * 2);
+    let mut client =
+        proto::raft_client::RaftClient::new(channel).max_encoding_message_size(limits::SNAPSHOT_CHUNK_BYTES * 2);
     client.send_snapshot(tokio_stream::iter(chunks)).await?;
     Ok(())
 }
@@ -179,9 +164,7 @@ impl PeerLink {
                 }
                 Err(e) => tracing::debug!(to = %self.to, addr = %self.addr, "cannot connect: {e}"),
             }
-            let _ = self
-                .store
-                .send(StoreMsg::PeerUnreachable { server: self.to });
+            let _ = self.store.send(StoreMsg::PeerUnreachable { server: self.to });
             // Messages queued while disconnected are stale: drop them.
             while queue.try_recv().is_ok() {}
             tokio::time::sleep(backoff).await;
@@ -197,8 +180,8 @@ impl PeerLink {
     /// queue closes (returns false).
     async fn stream(&self, channel: Channel, queue: &mut mpsc::Receiver<Outgoing>) -> bool {
         let (tx, rx) = mpsc::channel::<proto::RaftBatch>(limits::PEER_QUEUE_BATCHES_MAX);
-        let mut client = proto::raft_client::RaftClient::new(channel)
-            .max_encoding_message_size(limits::RAFT_BATCH_BYTES_MAX);
+        let mut client =
+            proto::raft_client::RaftClient::new(channel).max_encoding_message_size(limits::RAFT_BATCH_BYTES_MAX);
         let call = client.send(ReceiverStream::new(rx));
         tokio::pin!(call);
         loop {

@@ -18,20 +18,12 @@ pub fn kind(status: &tonic::Status) -> proto::ErrorKind {
 }
 
 /// One put, straight to one server, no retries.
-pub async fn raw_put(
-    kv: &mut KvClient<Channel>,
-    shard: u64,
-    key: &str,
-    value: &str,
-) -> Result<u64, tonic::Status> {
+pub async fn raw_put(kv: &mut KvClient<Channel>, shard: u64, key: &str, value: &str) -> Result<u64, tonic::Status> {
     let request = proto::WriteRequest {
         shard_id: shard,
         shard_epoch: 0,
-        mutations: vec![proto::Mutation {
-            key: key.into(),
-            value: value.into(),
-            delete: false,
-        }],
+        mutations: vec![proto::Mutation { key: key.into(), value: value.into(), delete: false }],
+        conditions: vec![],
     };
     Ok(kv.write(request).await?.into_inner().commit_ts)
 }
@@ -43,15 +35,9 @@ pub async fn raw_get(
     key: &str,
     read_ts: u64,
 ) -> Result<Option<String>, tonic::Status> {
-    let request = proto::GetRequest {
-        shard_id: shard,
-        shard_epoch: 0,
-        key: key.into(),
-        read_ts,
-    };
+    let request = proto::GetRequest { shard_id: shard, shard_epoch: 0, key: key.into(), read_ts };
     let r = kv.get(request).await?.into_inner();
-    Ok(r.found
-        .then(|| String::from_utf8(r.value).expect("utf-8 value")))
+    Ok(r.found.then(|| String::from_utf8(r.value).expect("utf-8 value")))
 }
 
 pub fn init() {

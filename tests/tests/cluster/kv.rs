@@ -21,55 +21,79 @@ use crate::common::{init, kind, raw_get, raw_put, LEADER_TIMEOUT};
 async fn snapshot_reads_see_the_state_at_their_timestamp() -> anyhow::Result<()> {
     init();
     let c = TestCluster::start(ClusterOptions::new(3)).await?;
-    let leader = c
-        .wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT)
-        .await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
     let client = c.client().await?;
     let ts1 = client.put(b"k", b"v1").await?;
-    assert!(
-        c.server(leader).truetime.after(ts1),
-        "acknowledged before TT.after(commit_ts)"
-    );
+    assert!(c.server(leader).truetime.after(ts1), "acknowledged before TT.after(commit_ts)");
     let ts2 = client.put(b"k", b"v2").await?;
     client.put(b"other", b"o").await?;
     assert!(ts2 > ts1);
     for id in [1, 2, 3] {
         let mut kv = c.kv_client(id).await?;
-        assert_eq!(
-            raw_get(&mut kv, 1, "k", ts1.prev().as_nanos()).await?,
-            None,
-            "server {id}"
-        );
-        assert_eq!(
-            raw_get(&mut kv, 1, "k", ts1.as_nanos()).await?.as_deref(),
-            Some("v1"),
-            "server {id}"
-        );
-        assert_eq!(
-            raw_get(&mut kv, 1, "k", ts2.prev().as_nanos())
-                .await?
-                .as_deref(),
-            Some("v1"),
-            "server {id}"
-        );
-        assert_eq!(
-            raw_get(&mut kv, 1, "k", ts2.as_nanos()).await?.as_deref(),
-            Some("v2"),
-            "server {id}"
-        );
+        assert_eq!(raw_get(&mut kv, 1, "k", ts1.prev().as_nanos()).await?, None, "server {id}");
+        assert_eq!(raw_get(&mut kv, 1, "k", ts1.as_nanos()).await?.as_deref(), Some("v1"), "server {id}");
+        assert_eq!(raw_get(&mut kv, 1, "k", ts2.prev().as_nanos()).await?.as_deref(), Some("v1"), "server {id}");
+        assert_eq!(raw_get(&mut kv, 1, "k", ts2.as_nanos()).await?.as_deref(), Some("v2"), "server {id}");
     }
     assert_eq!(client.get(b"k").await?, Some(b"v2".to_vec()));
     let at1 = client.scan(b"", b"", 10, client::ReadMode::At(ts1)).await?;
     assert_eq!(
-        at1.iter()
-            .map(|kv| (kv.key.clone(), kv.value.clone()))
-            .collect::<Vec<_>>(),
+        at1.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect::<Vec<_>>(),
         vec![(b"k".to_vec(), b"v1".to_vec())]
     );
     // A linearizable read reports the timestamp it read at, at or after
     // the last write.
     let out = client.get_with(b"k", client::ReadMode::Latest).await?;
     assert!(out.read_ts >= ts2);
+    c.shutdown().await
+}
+
+/// Goal: compare-and-set is atomic: of many concurrent CAS from the same
+/// expected value, exactly one wins; a failed CAS writes nothing; the
+/// conditions see writes applied just before them in the same batch.
+/// Method: 20 concurrent increments by CAS from the same starting value,
+/// then a loop of increments until each of 10 workers succeeded 5 times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_and_set_is_atomic() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let first = client.compare_and_set(b"n", None, Some(b"0")).await?;
+    assert!(first.applied);
+    let again = client.compare_and_set(b"n", None, Some(b"0")).await?;
+    assert!(!again.applied, "a key that exists is not absent");
+    let racers: Vec<_> = (0..20)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.compare_and_set(b"n", Some(b"0"), Some(b"1")).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for r in racers {
+        winners += r.await??.applied as usize;
+    }
+    assert_eq!(winners, 1, "CAS from the same value succeeded {winners} times");
+    let workers: Vec<_> = (0..10)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut done = 0;
+                while done < 5 {
+                    let current = client.get(b"n").await?.expect("n exists");
+                    let next = (String::from_utf8_lossy(&current).parse::<u64>()? + 1).to_string();
+                    if client.compare_and_set(b"n", Some(&current), Some(next.as_bytes())).await?.applied {
+                        done += 1;
+                    }
+                }
+                Ok::<_, anyhow::Error>(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await??;
+    }
+    assert_eq!(client.get(b"n").await?, Some(b"51".to_vec()), "lost or doubled increments");
     c.shutdown().await
 }
 
@@ -91,29 +115,16 @@ async fn minority_leader_write_does_not_complete_until_the_partition_heals() -> 
     let stranded = tokio::spawn(async move { raw_put(&mut kv, 1, "p", "minority").await });
 
     c.wait_for_leader_among(1, majority, LEADER_TIMEOUT).await?;
-    wait_until(LEADER_TIMEOUT, || {
-        c.progress(old, 1).is_some_and(|p| p.role != Role::Leader)
-    })
-    .await?;
+    wait_until(LEADER_TIMEOUT, || c.progress(old, 1).is_some_and(|p| p.role != Role::Leader)).await?;
     let client = c.client_of(majority).await?;
     client.put(b"p", b"majority").await?;
-    assert!(
-        !stranded.is_finished(),
-        "the minority leader answered a write it could not commit"
-    );
+    assert!(!stranded.is_finished(), "the minority leader answered a write it could not commit");
 
     c.net.heal();
     let outcome = tokio::time::timeout(Duration::from_secs(30), stranded).await??;
     let status = outcome.expect_err("a write only the minority saw was acknowledged");
-    assert_eq!(
-        kind(&status),
-        ErrorKind::Unavailable,
-        "not a definite failure: {status:?}"
-    );
-    assert_eq!(
-        c.client().await?.get(b"p").await?,
-        Some(b"majority".to_vec())
-    );
+    assert_eq!(kind(&status), ErrorKind::Unavailable, "not a definite failure: {status:?}");
+    assert_eq!(c.client().await?.get(b"p").await?, Some(b"majority".to_vec()));
     c.shutdown().await
 }
 
@@ -124,26 +135,16 @@ async fn minority_leader_write_does_not_complete_until_the_partition_heals() -> 
 async fn reads_below_the_gc_watermark_fail_cleanly() -> anyhow::Result<()> {
     init();
     let mut options = ClusterOptions::new(3);
-    options.gc = GcConfig {
-        retention_s: 1,
-        interval_s: 1,
-    };
+    options.gc = GcConfig { retention_s: 1, interval_s: 1 };
     let c = TestCluster::start(options).await?;
-    c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT)
-        .await?;
+    c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
     let client = c.client().await?;
     let ts1 = client.put(b"k", b"v1").await?;
     let ts2 = client.put(b"k", b"v2").await?;
-    let v = client
-        .get_with(b"k", client::ReadMode::At(ts1))
-        .await?
-        .value
-        .expect("v1");
+    let v = client.get_with(b"k", client::ReadMode::At(ts1)).await?.value.expect("v1");
     assert_eq!(v.value, b"v1");
     wait_until(Duration::from_secs(30), || {
-        [1, 2, 3]
-            .iter()
-            .all(|&id| c.replica(id, 1).is_some_and(|r| r.gc_watermark() > ts2))
+        [1, 2, 3].iter().all(|&id| c.replica(id, 1).is_some_and(|r| r.gc_watermark() > ts2))
     })
     .await?;
     match client.get_with(b"k", client::ReadMode::At(ts1)).await {
@@ -155,18 +156,10 @@ async fn reads_below_the_gc_watermark_fail_cleanly() -> anyhow::Result<()> {
     }
     for id in [1, 2, 3] {
         let mut kv = c.kv_client(id).await?;
-        let status = raw_get(&mut kv, 1, "k", ts1.as_nanos())
-            .await
-            .expect_err("below the watermark");
+        let status = raw_get(&mut kv, 1, "k", ts1.as_nanos()).await.expect_err("below the watermark");
         assert_eq!(kind(&status), ErrorKind::SnapshotTooOld, "server {id}");
         let watermark = c.replica(id, 1).expect("up").gc_watermark();
-        assert_eq!(
-            raw_get(&mut kv, 1, "k", watermark.as_nanos())
-                .await?
-                .as_deref(),
-            Some("v2"),
-            "server {id}"
-        );
+        assert_eq!(raw_get(&mut kv, 1, "k", watermark.as_nanos()).await?.as_deref(), Some("v2"), "server {id}");
     }
     assert_eq!(client.get(b"k").await?, Some(b"v2".to_vec()));
     c.shutdown().await
@@ -180,69 +173,39 @@ async fn bad_requests_are_refused_and_change_nothing() -> anyhow::Result<()> {
     let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
     let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let client = c.client().await?;
-    let limits = (
-        spanserver::limits::KEY_BYTES_MAX,
-        spanserver::limits::VALUE_BYTES_MAX,
-    );
+    let limits = (spanserver::limits::KEY_BYTES_MAX, spanserver::limits::VALUE_BYTES_MAX);
     let cases: Vec<(&str, client::Result<client::Timestamp>)> = vec![
         ("empty key", client.put(b"", b"v").await),
-        (
-            "long key",
-            client.put(&vec![b'k'; limits.0 + 1], b"v").await,
-        ),
-        (
-            "long value",
-            client.put(b"k", &vec![b'v'; limits.1 + 1]).await,
-        ),
+        ("long key", client.put(&vec![b'k'; limits.0 + 1], b"v").await),
+        ("long value", client.put(b"k", &vec![b'v'; limits.1 + 1]).await),
     ];
     for (what, result) in cases {
-        assert!(
-            matches!(result, Err(client::Error::InvalidArgument(_))),
-            "{what}: {result:?}"
-        );
+        assert!(matches!(result, Err(client::Error::InvalidArgument(_))), "{what}: {result:?}");
     }
     let far_future = client::Timestamp::from_nanos(u64::MAX / 2);
-    let r = client
-        .get_with(b"k", client::ReadMode::At(far_future))
-        .await;
-    assert!(
-        matches!(r, Err(client::Error::InvalidArgument(_))),
-        "future read: {r:?}"
-    );
+    let r = client.get_with(b"k", client::ReadMode::At(far_future)).await;
+    assert!(matches!(r, Err(client::Error::InvalidArgument(_))), "future read: {r:?}");
     let r = client.scan(b"z", b"a", 10, client::ReadMode::Latest).await;
-    assert!(
-        matches!(r, Err(client::Error::InvalidArgument(_))),
-        "backwards scan: {r:?}"
-    );
+    assert!(matches!(r, Err(client::Error::InvalidArgument(_))), "backwards scan: {r:?}");
     let r = client
         .write(&[
             client::Mutation::Put(b"a".to_vec(), b"1".to_vec()),
             client::Mutation::Put(b"z".to_vec(), b"1".to_vec()),
         ])
         .await;
-    assert!(
-        matches!(r, Err(client::Error::InvalidArgument(_))),
-        "cross-shard write: {r:?}"
-    );
+    assert!(matches!(r, Err(client::Error::InvalidArgument(_))), "cross-shard write: {r:?}");
 
     let leader = leaders[&1];
     let mut kv = c.kv_client(leader).await?;
-    let status = raw_put(&mut kv, 99, "a", "v")
-        .await
-        .expect_err("unknown shard");
+    let status = raw_put(&mut kv, 99, "a", "v").await.expect_err("unknown shard");
     assert_eq!(kind(&status), ErrorKind::WrongShard);
-    let status = raw_put(&mut kv, 1, "z", "v")
-        .await
-        .expect_err("key outside the shard");
+    let status = raw_put(&mut kv, 1, "z", "v").await.expect_err("key outside the shard");
     assert_eq!(kind(&status), ErrorKind::WrongShard);
     let stale = proto::WriteRequest {
         shard_id: 1,
         shard_epoch: 7,
-        mutations: vec![proto::Mutation {
-            key: b"a".to_vec(),
-            value: b"v".to_vec(),
-            delete: false,
-        }],
+        mutations: vec![proto::Mutation { key: b"a".to_vec(), value: b"v".to_vec(), delete: false }],
+        conditions: vec![],
     };
     let status = kv.write(stale).await.expect_err("stale epoch");
     assert_eq!(kind(&status), ErrorKind::WrongShard);
@@ -250,20 +213,15 @@ async fn bad_requests_are_refused_and_change_nothing() -> anyhow::Result<()> {
         shard_id: 1,
         shard_epoch: 0,
         mutations: (0..spanserver::limits::WRITE_MUTATIONS_MAX + 1)
-            .map(|i| proto::Mutation {
-                key: format!("a{i}").into_bytes(),
-                value: vec![],
-                delete: false,
-            })
+            .map(|i| proto::Mutation { key: format!("a{i}").into_bytes(), value: vec![], delete: false })
             .collect(),
+        conditions: vec![],
     };
     let status = kv.write(too_many).await.expect_err("too many mutations");
     assert_eq!(kind(&status), ErrorKind::InvalidArgument);
 
     // Raft traffic from another cluster is refused; garbage is dropped.
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?
-        .connect()
-        .await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
     let mut raft = proto::raft_client::RaftClient::new(channel);
     let foreign = proto::RaftBatch {
         cluster_id: "someone-else".into(),
@@ -271,29 +229,20 @@ async fn bad_requests_are_refused_and_change_nothing() -> anyhow::Result<()> {
         to_server_id: leader,
         envelopes: vec![],
     };
-    let status = raft
-        .send(tokio_stream::iter(vec![foreign]))
-        .await
-        .expect_err("foreign cluster");
+    let status = raft.send(tokio_stream::iter(vec![foreign])).await.expect_err("foreign cluster");
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     let garbage = proto::RaftBatch {
         cluster_id: c.spec.cluster_id.clone(),
         from_server_id: 2,
         to_server_id: leader,
-        envelopes: vec![proto::RaftEnvelope {
-            shard_id: 1,
-            message: vec![0xff, 0x01, 0x02],
-        }],
+        envelopes: vec![proto::RaftEnvelope { shard_id: 1, message: vec![0xff, 0x01, 0x02] }],
     };
     raft.send(tokio_stream::iter(vec![garbage])).await?;
 
     // Nothing above was written, and the cluster still serves.
     client.put(b"a", b"ok").await?;
     let all = client.scan(b"", b"", 100, client::ReadMode::Latest).await?;
-    assert_eq!(
-        all.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>(),
-        vec![b"a".to_vec()]
-    );
+    assert_eq!(all.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>(), vec![b"a".to_vec()]);
     c.shutdown().await
 }
 
@@ -303,21 +252,14 @@ async fn bad_requests_are_refused_and_change_nothing() -> anyhow::Result<()> {
 async fn a_data_directory_of_another_cluster_is_refused() -> anyhow::Result<()> {
     init();
     let mut c = TestCluster::start(ClusterOptions::new(3)).await?;
-    c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT)
-        .await?;
+    c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
     c.crash(1).await;
     let mut config = c.config_of(1);
     config.cluster.cluster_id = "another-cluster".into();
     config.listen = "127.0.0.1:0".parse()?;
     let clock = Arc::new(truetime::SystemClock::new());
-    let err = Server::start(config, clock, TransportKind::Grpc, None)
-        .await
-        .err()
-        .expect("refused");
+    let err = Server::start(config, clock, TransportKind::Grpc, None).await.err().expect("refused");
     let text = err.to_string();
-    assert!(
-        text.contains("belongs to cluster") && text.contains(&c.spec.cluster_id),
-        "{text}"
-    );
+    assert!(text.contains("belongs to cluster") && text.contains(&c.spec.cluster_id), "{text}");
     c.shutdown().await
 }

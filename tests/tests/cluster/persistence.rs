@@ -24,11 +24,7 @@ async fn writes_survive_a_crash_of_all_servers() -> anyhow::Result<()> {
     let mut last_ts = client::Timestamp::ZERO;
     for i in 0..100 {
         let key = format!("{}{i:03}", if i % 2 == 0 { "a" } else { "z" });
-        last_ts = last_ts.max(
-            client
-                .put(key.as_bytes(), format!("v{i}").as_bytes())
-                .await?,
-        );
+        last_ts = last_ts.max(client.put(key.as_bytes(), format!("v{i}").as_bytes()).await?);
         acked.insert(key, format!("v{i}"));
     }
     for id in [1, 2, 3] {
@@ -40,18 +36,11 @@ async fn writes_survive_a_crash_of_all_servers() -> anyhow::Result<()> {
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let client = c.client().await?;
     for (key, value) in &acked {
-        assert_eq!(
-            client.get(key.as_bytes()).await?,
-            Some(value.as_bytes().to_vec()),
-            "{key} lost in the crash"
-        );
+        assert_eq!(client.get(key.as_bytes()).await?, Some(value.as_bytes().to_vec()), "{key} lost in the crash");
     }
     for key in ["a-after", "z-after"] {
         let ts = client.put(key.as_bytes(), b"x").await?;
-        assert!(
-            ts > last_ts,
-            "timestamp went back after restart: {ts} <= {last_ts}"
-        );
+        assert!(ts > last_ts, "timestamp went back after restart: {ts} <= {last_ts}");
     }
     c.shutdown().await
 }
@@ -82,21 +71,12 @@ async fn figure8_unreliable_random_crashes() -> anyhow::Result<()> {
             while !writer_stop.load(Ordering::SeqCst) {
                 counter += 1;
                 // Ambiguous or unavailable: move on; the counter only grows.
-                if writer
-                    .put(format!("w{k}").as_bytes(), counter.to_string().as_bytes())
-                    .await
-                    .is_ok()
-                {
+                if writer.put(format!("w{k}").as_bytes(), counter.to_string().as_bytes()).await.is_ok() {
                     writer_acked[k].store(counter, Ordering::SeqCst);
                 }
             }
         }));
-        let (reader, acked, stop, violations) = (
-            client.clone(),
-            acked.clone(),
-            stop.clone(),
-            violations.clone(),
-        );
+        let (reader, acked, stop, violations) = (client.clone(), acked.clone(), stop.clone(), violations.clone());
         tasks.push(tokio::spawn(async move {
             let mut last_read = 0u64;
             while !stop.load(Ordering::SeqCst) {
@@ -104,13 +84,12 @@ async fn figure8_unreliable_random_crashes() -> anyhow::Result<()> {
                 let Ok(value) = reader.get(format!("w{k}").as_bytes()).await else {
                     continue;
                 };
-                let v: u64 = value
-                    .map(|v| String::from_utf8_lossy(&v).parse().unwrap_or(0))
-                    .unwrap_or(0);
+                let v: u64 = value.map(|v| String::from_utf8_lossy(&v).parse().unwrap_or(0)).unwrap_or(0);
                 if v < floor || v < last_read {
-                    violations.lock().unwrap().push(format!(
-                        "w{k}: read {v} after reading {last_read}, with {floor} acknowledged"
-                    ));
+                    violations
+                        .lock()
+                        .unwrap()
+                        .push(format!("w{k}: read {v} after reading {last_read}, with {floor} acknowledged"));
                 }
                 last_read = last_read.max(v);
             }
@@ -123,10 +102,7 @@ async fn figure8_unreliable_random_crashes() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(rng.random_range(300..1200))).await;
         if down.len() < 2 && rng.random_bool(0.7) {
             // Prefer the leader: the interesting crashes are leader crashes.
-            let victim = c
-                .leader(1)
-                .filter(|_| rng.random_bool(0.7))
-                .unwrap_or_else(|| rng.random_range(1..=5));
+            let victim = c.leader(1).filter(|_| rng.random_bool(0.7)).unwrap_or_else(|| rng.random_range(1..=5));
             if !down.contains(&victim) {
                 c.crash(victim).await;
                 down.push(victim);
@@ -156,10 +132,7 @@ async fn figure8_unreliable_random_crashes() -> anyhow::Result<()> {
             .await?
             .map(|v| String::from_utf8_lossy(&v).parse().unwrap_or(0))
             .unwrap_or(0);
-        assert!(
-            v >= acked_value,
-            "w{k} = {v}, but {acked_value} was acknowledged"
-        );
+        assert!(v >= acked_value, "w{k} = {v}, but {acked_value} was acknowledged");
     }
     let violations = violations.lock().unwrap();
     assert!(violations.is_empty(), "{violations:#?}");

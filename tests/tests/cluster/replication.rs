@@ -27,45 +27,25 @@ async fn no_commit_without_quorum() -> anyhow::Result<()> {
     client.put(b"before", b"1").await?;
     let others: Vec<u64> = all.into_iter().filter(|&s| s != leader).collect();
     let buddy = others[0];
-    c.net
-        .partition(&[&[leader, buddy], &[others[1]], &[others[2]], &[others[3]]]);
+    c.net.partition(&[&[leader, buddy], &[others[1]], &[others[2]], &[others[3]]]);
     let committed_before = c.progress(leader, 1).expect("up").committed_index;
 
     let mut kv = c.kv_client(leader).await?;
     let write = tokio::spawn(async move { raw_put(&mut kv, 1, "nq", "1").await });
     // Stepping down takes an election timeout (check-quorum); meanwhile
     // and after, nothing may commit.
-    wait_until(LEADER_TIMEOUT, || {
-        c.progress(leader, 1)
-            .is_some_and(|p| p.role != Role::Leader)
-    })
-    .await?;
-    assert!(
-        !write.is_finished(),
-        "a write was answered without a quorum"
-    );
-    assert_eq!(
-        c.progress(leader, 1).expect("up").committed_index,
-        committed_before,
-        "committed without a quorum"
-    );
+    wait_until(LEADER_TIMEOUT, || c.progress(leader, 1).is_some_and(|p| p.role != Role::Leader)).await?;
+    assert!(!write.is_finished(), "a write was answered without a quorum");
+    assert_eq!(c.progress(leader, 1).expect("up").committed_index, committed_before, "committed without a quorum");
 
     c.net.heal();
     let outcome = tokio::time::timeout(Duration::from_secs(30), write).await??;
     c.wait_for_leader_among(1, &all, LEADER_TIMEOUT).await?;
     let value = client.get(b"nq").await?;
     match outcome {
-        Ok(_) => assert_eq!(
-            value,
-            Some(b"1".to_vec()),
-            "an acknowledged write is missing"
-        ),
+        Ok(_) => assert_eq!(value, Some(b"1".to_vec()), "an acknowledged write is missing"),
         Err(status) => {
-            assert_eq!(
-                kind(&status),
-                ErrorKind::Unavailable,
-                "not a definite failure: {status:?}"
-            );
+            assert_eq!(kind(&status), ErrorKind::Unavailable, "not a definite failure: {status:?}");
             assert_eq!(value, None, "a write reported as failed was applied");
         }
     }
@@ -83,23 +63,16 @@ async fn no_commit_without_quorum() -> anyhow::Result<()> {
 async fn partitioned_leader_uncommitted_entries_are_discarded() -> anyhow::Result<()> {
     init();
     let c = TestCluster::start(ClusterOptions::new(3)).await?;
-    let old = c
-        .wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT)
-        .await?;
+    let old = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
     let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|&s| s != old).collect();
     c.net.partition(&[&[old], &rest]);
     let mut stale = Vec::new();
     for i in 0..5 {
         let mut kv = c.kv_client(old).await?;
-        stale.push(tokio::spawn(async move {
-            raw_put(&mut kv, 1, &format!("old{i}"), "x").await
-        }));
+        stale.push(tokio::spawn(async move { raw_put(&mut kv, 1, &format!("old{i}"), "x").await }));
     }
     c.wait_for_leader_among(1, &rest, LEADER_TIMEOUT).await?;
-    wait_until(LEADER_TIMEOUT, || {
-        c.progress(old, 1).is_some_and(|p| p.role != Role::Leader)
-    })
-    .await?;
+    wait_until(LEADER_TIMEOUT, || c.progress(old, 1).is_some_and(|p| p.role != Role::Leader)).await?;
     let client = c.client_of(&rest).await?;
     let mut last_ts = client::Timestamp::ZERO;
     for i in 0..20 {
@@ -109,30 +82,21 @@ async fn partitioned_leader_uncommitted_entries_are_discarded() -> anyhow::Resul
     c.net.heal();
     for write in stale {
         let outcome = tokio::time::timeout(Duration::from_secs(30), write).await??;
-        let status =
-            outcome.expect_err("a write that only the cut-off leader saw was acknowledged");
+        let status = outcome.expect_err("a write that only the cut-off leader saw was acknowledged");
         assert!(
             matches!(kind(&status), ErrorKind::Unavailable | ErrorKind::NotLeader),
             "not a definite failure: {status:?}"
         );
     }
-    let leader = c
-        .wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT)
-        .await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
     let committed = c.progress(leader, 1).expect("up").committed_index;
     c.wait_for_applied(1, committed, LEADER_TIMEOUT).await?;
     let mut views = BTreeMap::new();
     for id in [1, 2, 3] {
         let mut kv = c.kv_client(id).await?;
         let mut view = Vec::new();
-        for key in (0..5)
-            .map(|i| format!("old{i}"))
-            .chain((0..20).map(|i| format!("new{i}")))
-        {
-            view.push((
-                key.clone(),
-                raw_get(&mut kv, 1, &key, last_ts.as_nanos()).await?,
-            ));
+        for key in (0..5).map(|i| format!("old{i}")).chain((0..20).map(|i| format!("new{i}"))) {
+            view.push((key.clone(), raw_get(&mut kv, 1, &key, last_ts.as_nanos()).await?));
         }
         views.insert(id, view);
     }
@@ -154,9 +118,7 @@ async fn concurrent_writes_all_commit() -> anyhow::Result<()> {
     let c = TestCluster::start(ClusterOptions::new(3).split_points(&["g", "n", "t"])).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let client = c.client().await?;
-    let keys: Vec<String> = (0..100)
-        .map(|i| format!("{}{i:03}", (b'a' + (i % 26) as u8) as char))
-        .collect();
+    let keys: Vec<String> = (0..100).map(|i| format!("{}{i:03}", (b'a' + (i % 26) as u8) as char)).collect();
     let writes: Vec<_> = keys
         .iter()
         .map(|k| {
@@ -169,15 +131,9 @@ async fn concurrent_writes_all_commit() -> anyhow::Result<()> {
         timestamps.push(w.await??);
     }
     for k in &keys {
-        assert_eq!(
-            client.get(k.as_bytes()).await?,
-            Some(k.as_bytes().to_vec()),
-            "{k} lost"
-        );
+        assert_eq!(client.get(k.as_bytes()).await?, Some(k.as_bytes().to_vec()), "{k} lost");
     }
-    let all = client
-        .scan(b"", b"", 1000, client::ReadMode::Latest)
-        .await?;
+    let all = client.scan(b"", b"", 1000, client::ReadMode::Latest).await?;
     assert_eq!(all.len(), keys.len());
     // Versions in one shard never share a timestamp.
     let mut seen = std::collections::BTreeSet::new();
@@ -188,11 +144,7 @@ async fn concurrent_writes_all_commit() -> anyhow::Result<()> {
             b'n'..=b's' => 3,
             _ => 4,
         };
-        assert!(
-            seen.insert((shard, kv.version_ts)),
-            "two writes in shard {shard} at {}",
-            kv.version_ts
-        );
+        assert!(seen.insert((shard, kv.version_ts)), "two writes in shard {shard} at {}", kv.version_ts);
     }
     c.shutdown().await
 }
@@ -209,9 +161,7 @@ async fn many_shards_on_the_same_servers_all_make_progress() -> anyhow::Result<(
     let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
     assert_eq!(leaders.len(), 16);
     let client = c.client().await?;
-    let keys: Vec<String> = (b'a'..=b'p')
-        .map(|c| format!("{}-key", c as char))
-        .collect();
+    let keys: Vec<String> = (b'a'..=b'p').map(|c| format!("{}-key", c as char)).collect();
     let writes: Vec<_> = keys
         .iter()
         .map(|k| {

@@ -16,19 +16,10 @@ use crate::common::{init, raw_get, LEADER_TIMEOUT};
 async fn lagging_follower_installs_a_snapshot() -> anyhow::Result<()> {
     init();
     let mut options = ClusterOptions::new(3);
-    options.raft = RaftConfig {
-        log_compact_entries: 40,
-        log_retain_entries: 5,
-        ..options.raft
-    };
+    options.raft = RaftConfig { log_compact_entries: 40, log_retain_entries: 5, ..options.raft };
     let mut c = TestCluster::start(options).await?;
-    let leader = c
-        .wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT)
-        .await?;
-    let lagging = [1, 2, 3]
-        .into_iter()
-        .find(|&s| s != leader)
-        .expect("a follower");
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let lagging = [1, 2, 3].into_iter().find(|&s| s != leader).expect("a follower");
     let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|&s| s != lagging).collect();
     c.net.partition(&[&rest, &[lagging]]);
     let client = c.client_of(&rest).await?;
@@ -37,9 +28,7 @@ async fn lagging_follower_installs_a_snapshot() -> anyhow::Result<()> {
     // Write until the leader has compacted past everything the lagging
     // follower has.
     loop {
-        last_ts = client
-            .put(format!("k{i:04}").as_bytes(), format!("v{i}").as_bytes())
-            .await?;
+        last_ts = client.put(format!("k{i:04}").as_bytes(), format!("v{i}").as_bytes()).await?;
         i += 1;
         let leader_first = c.progress(leader, 1).expect("up").first_index;
         let lagging_last = c.progress(lagging, 1).expect("up").last_index;
@@ -53,30 +42,18 @@ async fn lagging_follower_installs_a_snapshot() -> anyhow::Result<()> {
     c.net.heal();
     let committed = c.progress(leader, 1).expect("up").committed_index;
     c.wait_for_applied(1, committed, LEADER_TIMEOUT).await?;
-    assert!(
-        c.replica(lagging, 1).expect("up").snapshots_installed() >= 1,
-        "caught up without a snapshot"
-    );
+    assert!(c.replica(lagging, 1).expect("up").snapshots_installed() >= 1, "caught up without a snapshot");
     check_all(&c, lagging, i, last_ts).await?;
 
     c.crash(lagging).await;
     c.restart(lagging).await?;
-    wait_until(LEADER_TIMEOUT, || {
-        c.progress(lagging, 1)
-            .is_some_and(|p| p.applied_index >= committed)
-    })
-    .await?;
+    wait_until(LEADER_TIMEOUT, || c.progress(lagging, 1).is_some_and(|p| p.applied_index >= committed)).await?;
     check_all(&c, lagging, i, last_ts).await?;
     c.shutdown().await
 }
 
 /// Reads every written key from server `id`, at `ts`.
-async fn check_all(
-    c: &TestCluster,
-    id: u64,
-    count: usize,
-    ts: client::Timestamp,
-) -> anyhow::Result<()> {
+async fn check_all(c: &TestCluster, id: u64, count: usize, ts: client::Timestamp) -> anyhow::Result<()> {
     let mut kv = c.kv_client(id).await?;
     for j in 0..count {
         let got = raw_get(&mut kv, 1, &format!("k{j:04}"), ts.as_nanos()).await?;
