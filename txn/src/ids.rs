@@ -4,14 +4,39 @@ use std::fmt;
 
 use truetime::Timestamp;
 
-/// A transaction, unique cluster-wide (random 128 bits, chosen by the
-/// client at `begin`). Displayed as `t<n>`.
+/// A transaction, unique cluster-wide: drawn at random by the client at
+/// `begin` ([`TxnId::random`]), below the top 2^64 ids, which a shard
+/// leader uses for the internal transactions of plain writes
+/// ([`TxnId::internal`]). Displayed as `t<n>`, internal ones as `w<n>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct TxnId(pub u128);
 
+/// The first internal id.
+const INTERNAL_BASE: u128 = u128::MAX - u64::MAX as u128;
+
+impl TxnId {
+    /// A client transaction id from 128 random bits.
+    pub fn random(bits: u128) -> TxnId {
+        TxnId(bits % INTERNAL_BASE)
+    }
+
+    /// The internal transaction of a shard's `n`th plain write.
+    pub fn internal(n: u64) -> TxnId {
+        TxnId(INTERNAL_BASE + u128::from(n))
+    }
+
+    pub fn is_internal(self) -> bool {
+        self.0 >= INTERNAL_BASE
+    }
+}
+
 impl fmt::Display for TxnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "t{}", self.0)
+        if self.is_internal() {
+            write!(f, "w{}", self.0 - INTERNAL_BASE)
+        } else {
+            write!(f, "t{}", self.0)
+        }
     }
 }
 
@@ -27,5 +52,15 @@ pub struct Priority {
 impl Priority {
     pub fn new(start_ts: Timestamp, txn: TxnId) -> Self {
         Priority { start_ts, txn }
+    }
+}
+
+/// A shard (a key range and its Raft group). Non-zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ShardId(pub u64);
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "shard{}", self.0)
     }
 }

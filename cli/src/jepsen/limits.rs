@@ -1,0 +1,86 @@
+//! Every bound and tunable of `spandb jepsen`, in one place.
+//!
+//! A harness that can wait forever is not a harness: every wait has a
+//! deadline here, and running into one is reported (an op as `info` or
+//! `fail`, the run as an error), never waited out.
+
+use std::time::Duration;
+
+// --- Command-line bounds. ---
+
+/// Cluster sizes a run may start (odd, so majorities are clear).
+pub const NODES_ALLOWED: [usize; 2] = [3, 5];
+/// Most client workers.
+pub const CONCURRENCY_MAX: usize = 256;
+/// Longest run.
+pub const TIME_LIMIT_S_MAX: u64 = 24 * 3600;
+/// Default and longest time between nemesis steps (a step starts or stops
+/// a fault).
+pub const INTERVAL_S_DEFAULT: f64 = 5.0;
+pub const INTERVAL_S_MAX: f64 = 3600.0;
+/// Shortest time between nemesis steps: a fault needs a moment to bite.
+pub const INTERVAL_S_MIN: f64 = 0.1;
+
+// --- The cluster the harness starts. ---
+
+/// Where the shards of a started cluster split: four shards. Workload keys
+/// begin with a letter spread evenly over `a..=z` (`workload::spread_key`),
+/// so every shard gets its share.
+pub const SPLIT_POINTS: [&str; 3] = ["g", "n", "t"];
+/// How long a fresh cluster may take until every shard has a leader.
+pub const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the cluster may take, once healed, until every shard has one
+/// stable leader again.
+pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server gets to stop after SIGTERM before SIGKILL.
+pub const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a killed server may take to be reaped.
+pub const SERVER_REAP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often cluster state (leaders, a restarted server) is polled.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+// --- Clients and admin calls. ---
+
+/// How long one client operation may take, retries included; then a write
+/// is `info` (if an attempt was in flight) and a read is `fail`.
+pub const OP_DEADLINE: Duration = Duration::from_secs(5);
+/// A guard around every client call, in case the client itself hangs: the
+/// op is then recorded as timed out (`info` for writes, `fail` for reads).
+pub const OP_TIMEOUT: Duration = Duration::from_secs(8);
+pub const CLIENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one admin call (status, clock) may take.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+// --- The history. ---
+
+/// Most events one run records; workers stop invoking beyond it (the run
+/// ends early and says so).
+pub const HISTORY_EVENTS_MAX: usize = 4_000_000;
+/// How long the final reads may keep retrying after recovery.
+pub const FINAL_OPS_TIMEOUT: Duration = Duration::from_secs(60);
+
+// --- Workloads. ---
+
+/// Register: ops one key receives before its workers move to a fresh key
+/// (bounded per-key histories keep the linearizability search small).
+pub const REGISTER_OPS_PER_KEY: u64 = 100;
+/// Register: workers sharing one key at a time.
+pub const REGISTER_WORKERS_PER_KEY: usize = 3;
+/// Set: most elements the final read collects per key prefix.
+pub const SET_READ_ELEMENTS_MAX: usize = 10_000_000;
+
+// --- Nemeses. ---
+
+/// Within epsilon, clock offsets stay below this fraction of epsilon
+/// (numerator / denominator), so TrueTime's assumption holds with margin.
+pub const CLOCK_WITHIN_EPSILON_NUM: i64 = 3;
+pub const CLOCK_WITHIN_EPSILON_DEN: i64 = 4;
+/// Beyond epsilon (`--beyond-epsilon`), offsets are this many epsilons.
+pub const CLOCK_BEYOND_EPSILON_MIN: i64 = 10;
+pub const CLOCK_BEYOND_EPSILON_MAX: i64 = 250;
+/// Beyond epsilon, and epsilon is zero: offsets are taken from this scale.
+pub const CLOCK_BEYOND_FLOOR_NS: i64 = 1_000_000;
+/// A strobe flips a node's clock between +delta and -delta this often.
+pub const CLOCK_STROBE_PERIOD: Duration = Duration::from_millis(50);
+/// How long connecting to a server through a link proxy may take.
+pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

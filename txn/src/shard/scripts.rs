@@ -1,0 +1,327 @@
+//! Goldenscript tests of [`ShardTxns`]: `src/testscripts/shard/*`, each
+//! named after the scenario it shows. Several shards can take part; each has
+//! a queue of proposals that `apply` replicates (in order) and `drop` fails,
+//! standing in for Raft.
+//!
+//! Commands (`shard=N` picks the shard, default 1; time is `[t-1, t+1]`):
+//!
+//! ```text
+//! leader | lost | time T | tick | close | state
+//! read REQ TXN prio=P KEY|"[A,B)"
+//! prepare REQ TXN prio=P coord=C [writes=a:1,b:-] [reads=a,b]
+//! commit REQ TXN prio=P [writes=...] [reads=...] [participants=2@1005,3@1007]
+//! write REQ writes=a:1 [if=a:old|a:-]          (a plain write; "-" is absent)
+//! abort REQ TXN | heartbeat TXN | decide REQ TXN committed@S|aborted | resolve REQ TXN
+//! apply [n=K] [cond=false] | drop
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::error::Error;
+use std::fmt::Write as _;
+
+use goldenscript::Command;
+use truetime::{Timestamp, TtInterval};
+
+use super::*;
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+struct Shard {
+    txns: ShardTxns,
+    proposals: VecDeque<(Option<ReqId>, TxnCommand)>,
+}
+
+struct Runner {
+    shards: BTreeMap<u64, Shard>,
+    now: u64,
+}
+
+impl Default for Runner {
+    fn default() -> Self {
+        Runner { shards: BTreeMap::new(), now: 1000 }
+    }
+}
+
+fn txn(s: &str) -> Res<TxnId> {
+    Ok(TxnId(s.strip_prefix('t').ok_or("transactions are t<n>")?.parse()?))
+}
+
+fn req(s: &str) -> Res<ReqId> {
+    Ok(s.strip_prefix('r').ok_or("requests are r<n>")?.parse()?)
+}
+
+fn target(s: &str) -> LockTarget {
+    match s.strip_prefix('[').and_then(|t| t.strip_suffix(')')).and_then(|t| t.split_once(',')) {
+        Some((a, b)) => LockTarget::Range(a.as_bytes().to_vec(), b.as_bytes().to_vec()),
+        None => LockTarget::Key(s.as_bytes().to_vec()),
+    }
+}
+
+fn writes(s: Option<&str>) -> Res<Vec<Write>> {
+    let Some(s) = s else { return Ok(vec![]) };
+    s.split(',')
+        .map(|kv| {
+            let (k, v) = kv.split_once(':').ok_or("writes are key:value,...")?;
+            let value = (v != "-").then(|| v.as_bytes().to_vec());
+            Ok(Write { key: k.as_bytes().to_vec(), value })
+        })
+        .collect()
+}
+
+fn list(s: Option<&str>) -> Vec<LockTarget> {
+    s.map(|s| s.split(',').map(target).collect()).unwrap_or_default()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn show_writes(w: &[Write]) -> String {
+    w.iter()
+        .map(|w| format!("{}:{}", text(&w.key), w.value.as_deref().map(text).unwrap_or_else(|| "-".into())))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn show_targets(t: &[LockTarget]) -> String {
+    t.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn show_command(c: &TxnCommand) -> String {
+    match c {
+        TxnCommand::Commit { txn, commit_ts, writes, conditions, participants } => {
+            let mut s = format!("Commit {txn} @{} writes=[{}]", commit_ts.as_nanos(), show_writes(writes));
+            if !conditions.is_empty() {
+                let cs: Vec<String> = conditions
+                    .iter()
+                    .map(|c| format!("{}:{}", text(&c.key), c.expected.as_deref().map(text).unwrap_or("-".into())))
+                    .collect();
+                s += &format!(" if=[{}]", cs.join(","));
+            }
+            if !participants.is_empty() {
+                let ps: Vec<String> = participants.iter().map(|p| p.to_string()).collect();
+                s += &format!(" participants=[{}]", ps.join(","));
+            }
+            s
+        }
+        TxnCommand::Prepare(p) => format!(
+            "Prepare {} @{} writes=[{}] reads=[{}] coordinator={}",
+            p.txn,
+            p.prepare_ts.as_nanos(),
+            show_writes(&p.writes),
+            show_targets(&p.reads),
+            p.coordinator
+        ),
+        TxnCommand::Finish { txn, outcome } => format!("Finish {txn} {outcome}"),
+        TxnCommand::AbortDecision { txn } => format!("AbortDecision {txn}"),
+        TxnCommand::Close { ts } => format!("Close @{}", ts.as_nanos()),
+    }
+}
+
+impl Runner {
+    fn now(&self) -> TtInterval {
+        TtInterval::new(Timestamp::from_nanos(self.now - 1), Timestamp::from_nanos(self.now + 1))
+    }
+
+    fn shard(&mut self, id: u64) -> &mut Shard {
+        self.shards.entry(id).or_insert_with(|| Shard {
+            txns: ShardTxns::restore(ShardId(id), Timestamp::ZERO, vec![], vec![]),
+            proposals: VecDeque::new(),
+        })
+    }
+
+    /// Feeds one input and prints its outputs, queueing proposals.
+    fn step(&mut self, id: u64, input: Input, out: &mut String) -> Res<()> {
+        let now = self.now();
+        let outputs = self.shard(id).txns.step(now, input);
+        for o in outputs {
+            match o {
+                Output::Reply { req, result } => {
+                    let shown = match result {
+                        Ok(Answer::Locked) => "locked".to_string(),
+                        Ok(Answer::Prepared { prepare_ts }) => format!("prepared@{}", prepare_ts.as_nanos()),
+                        Ok(Answer::Committed { commit_ts, applied }) => {
+                            let cond = if applied { "" } else { " (a condition failed: nothing written)" };
+                            format!("committed@{}{cond}", commit_ts.as_nanos())
+                        }
+                        Ok(Answer::Done) => "done".into(),
+                        Ok(Answer::Outcome(o)) => format!("outcome {o}"),
+                        Ok(Answer::Pending) => "pending".into(),
+                        Err(e) => format!("error: {e}"),
+                    };
+                    writeln!(out, "r{req} ← {shown}")?;
+                }
+                Output::Propose { req, command } => {
+                    let for_req = req.map(|r| format!(" (for r{r})")).unwrap_or_default();
+                    writeln!(out, "shard{id} propose {}{for_req}", show_command(&command))?;
+                    self.shard(id).proposals.push_back((req, command));
+                }
+                Output::WriteVersions { writes, ts } => {
+                    writeln!(out, "shard{id} write {} @{}", show_writes(&writes), ts.as_nanos())?
+                }
+                Output::StorePrepared(p) => writeln!(out, "shard{id} store prepared {}", p.txn)?,
+                Output::DeletePrepared(t) => writeln!(out, "shard{id} delete prepared {t}")?,
+                Output::StoreDecision { txn, outcome } => writeln!(out, "shard{id} store decision {txn} {outcome}")?,
+                Output::Resolve { txn, coordinator } => writeln!(out, "shard{id} ask {coordinator} about {txn}")?,
+                Output::Notify { txn, participants, outcome } => {
+                    let ps: Vec<String> = participants.iter().map(|p| p.to_string()).collect();
+                    writeln!(out, "shard{id} tell {} that {txn} {outcome}", ps.join(","))?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl goldenscript::Runner for Runner {
+    type Command = Command;
+
+    fn run(&mut self, command: &Command, _: &goldenscript::Context) -> Res<String> {
+        let mut out = String::new();
+        let mut args = command.consume_args();
+        let id: u64 = args.take_key("shard").map(str::parse).transpose()?.unwrap_or(1);
+        let prio = |args: &mut goldenscript::ArgumentConsumer, t: TxnId| -> Res<Priority> {
+            let p: u64 = args.take_key("prio").ok_or("prio=P is required")?.parse()?;
+            Ok(Priority::new(Timestamp::from_nanos(p), t))
+        };
+        match command.name.as_str() {
+            "leader" => self.step(id, Input::LeaderReady, &mut out)?,
+            "lost" => self.step(id, Input::LeaderLost, &mut out)?,
+            "time" => self.now = args.next_pos().ok_or("time T")?.parse()?,
+            "tick" => self.step(id, Input::Tick, &mut out)?,
+            "close" => self.step(id, Input::Close, &mut out)?,
+            "read" => {
+                let r = req(args.next_pos().ok_or("read REQ TXN KEY")?)?;
+                let t = txn(args.next_pos().ok_or("read REQ TXN KEY")?)?;
+                let priority = prio(&mut args, t)?;
+                let target = target(args.next_pos().ok_or("read REQ TXN KEY")?);
+                self.step(id, Input::Read { req: r, txn: t, priority, target }, &mut out)?;
+            }
+            "prepare" => {
+                let r = req(args.next_pos().ok_or("prepare REQ TXN")?)?;
+                let t = txn(args.next_pos().ok_or("prepare REQ TXN")?)?;
+                let priority = prio(&mut args, t)?;
+                let coordinator = ShardId(args.take_key("coord").ok_or("coord=C is required")?.parse()?);
+                let w = writes(args.take_key("writes"))?;
+                let reads = list(args.take_key("reads"));
+                let input = Input::Prepare { req: r, txn: t, priority, writes: w, reads, coordinator };
+                self.step(id, input, &mut out)?;
+            }
+            "commit" => {
+                let r = req(args.next_pos().ok_or("commit REQ TXN")?)?;
+                let t = txn(args.next_pos().ok_or("commit REQ TXN")?)?;
+                let priority = prio(&mut args, t)?;
+                let w = writes(args.take_key("writes"))?;
+                let reads = list(args.take_key("reads"));
+                let participants = match args.take_key("participants") {
+                    None => vec![],
+                    Some(s) => s
+                        .split(',')
+                        .map(|p| {
+                            let (shard, ts) = p.split_once('@').ok_or("participants are shard@prepare_ts")?;
+                            Ok((ShardId(shard.parse()?), Timestamp::from_nanos(ts.parse()?)))
+                        })
+                        .collect::<Res<_>>()?,
+                };
+                let input = Input::Commit { req: r, txn: t, priority, writes: w, reads, participants };
+                self.step(id, input, &mut out)?;
+            }
+            "write" => {
+                let r = req(args.next_pos().ok_or("write REQ writes=...")?)?;
+                let w = writes(args.take_key("writes"))?;
+                let conditions = match args.take_key("if") {
+                    None => vec![],
+                    Some(s) => s
+                        .split(',')
+                        .map(|c| {
+                            let (k, v) = c.split_once(':').ok_or("conditions are key:value or key:-")?;
+                            Ok(Condition { key: k.as_bytes().to_vec(), expected: (v != "-").then(|| v.into()) })
+                        })
+                        .collect::<Res<_>>()?,
+                };
+                self.step(id, Input::Write { req: r, writes: w, conditions }, &mut out)?;
+            }
+            "abort" => {
+                let r = req(args.next_pos().ok_or("abort REQ TXN")?)?;
+                let t = txn(args.next_pos().ok_or("abort REQ TXN")?)?;
+                self.step(id, Input::Abort { req: r, txn: t }, &mut out)?;
+            }
+            "heartbeat" => {
+                let t = txn(args.next_pos().ok_or("heartbeat TXN")?)?;
+                self.step(id, Input::Heartbeat { txn: t }, &mut out)?;
+            }
+            "decide" => {
+                let r = req(args.next_pos().ok_or("decide REQ TXN OUTCOME")?)?;
+                let t = txn(args.next_pos().ok_or("decide REQ TXN OUTCOME")?)?;
+                let o = args.next_pos().ok_or("decide REQ TXN OUTCOME")?;
+                let outcome = match o.strip_prefix("committed@") {
+                    Some(ts) => Outcome::Committed(Timestamp::from_nanos(ts.parse()?)),
+                    None if o == "aborted" => Outcome::Aborted,
+                    None => return Err("outcome: committed@S or aborted".into()),
+                };
+                self.step(id, Input::Decide { req: r, txn: t, outcome }, &mut out)?;
+            }
+            "resolve" => {
+                let r = req(args.next_pos().ok_or("resolve REQ TXN")?)?;
+                let t = txn(args.next_pos().ok_or("resolve REQ TXN")?)?;
+                self.step(id, Input::Resolve { req: r, txn: t }, &mut out)?;
+            }
+            "apply" => {
+                let n: usize = args.take_key("n").map(str::parse).transpose()?.unwrap_or(usize::MAX);
+                let held = args.take_key("cond").map(|c| c != "false").unwrap_or(true);
+                for _ in 0..n {
+                    let Some((r, command)) = self.shard(id).proposals.pop_front() else { break };
+                    writeln!(out, "shard{id} apply {}", show_command(&command))?;
+                    self.step(id, Input::Applied { req: r, command, conditions_held: held }, &mut out)?;
+                }
+            }
+            "drop" => {
+                let (r, command) = self.shard(id).proposals.pop_front().ok_or("no proposal to drop")?;
+                writeln!(out, "shard{id} drop {}", show_command(&command))?;
+                self.step(id, Input::ProposalFailed { req: r, command }, &mut out)?;
+            }
+            "state" => {
+                let s = &self.shard(id).txns;
+                writeln!(out, "shard{id}: leading={} active={}", s.is_leading(), s.active_count())?;
+                for p in s.prepared() {
+                    writeln!(out, "  prepared {} @{}", p.txn, p.prepare_ts.as_nanos())?;
+                }
+                for (t, o) in &s.decisions {
+                    writeln!(out, "  decision {t} {o}")?;
+                }
+                let safe = s.safe_time();
+                writeln!(out, "  max_applied={} safe={}", safe.max_applied().as_nanos(), safe.safe().as_nanos())?;
+                for line in s.locks().render().lines() {
+                    writeln!(out, "  {line}")?;
+                }
+            }
+            other => return Err(format!("unknown command {other}").into()),
+        }
+        args.reject_next()?;
+        Ok(out)
+    }
+}
+
+macro_rules! scripts {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() -> std::io::Result<()> {
+            goldenscript::run(&mut Runner::default(), concat!("src/testscripts/shard/", stringify!($name)))
+        }
+    )*};
+}
+
+scripts!(
+    single_shard_commit,
+    wound_wait_older_wounds_younger,
+    two_phase_commit,
+    coordinator_crash_after_prepare,
+    coordinator_crash_after_decision,
+    abort_decision_beats_a_late_commit,
+    prepared_locks_survive_a_leader_change,
+    read_locks_die_with_the_leader,
+    vanished_client_loses_its_locks,
+    plain_writes_take_locks_and_check_conditions,
+    safe_time_waits_for_prepared_transactions,
+    dropped_proposals_abort,
+);
