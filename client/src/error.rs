@@ -34,6 +34,12 @@ pub enum Error {
     /// None of the given addresses answered.
     #[error("cannot reach the cluster: {0}")]
     Connect(String),
+
+    /// The transaction was aborted (wounded by an older one, its locks
+    /// lost with a shard leader, ...): nothing of it was applied. Run it
+    /// again; [`crate::Client::run`] does, keeping its priority.
+    #[error("transaction aborted: {0}")]
+    Aborted(String),
 }
 
 impl Error {
@@ -51,6 +57,8 @@ impl Error {
             Error::SnapshotTooOld { .. } => false,
             // Addresses may come back.
             Error::Connect(_) => true,
+            // The transaction may succeed when run again.
+            Error::Aborted(_) => true,
         }
     }
 }
@@ -84,6 +92,7 @@ pub(crate) fn classify(status: &tonic::Status) -> Failure {
             ErrorKind::Unavailable => return Failure::Unavailable(msg),
             ErrorKind::Ambiguous => return Failure::Ambiguous(msg),
             ErrorKind::InvalidArgument => return Failure::Permanent(Error::InvalidArgument(msg)),
+            ErrorKind::Aborted => return Failure::Permanent(Error::Aborted(msg)),
             ErrorKind::SnapshotTooOld => {
                 return Failure::Permanent(Error::SnapshotTooOld {
                     read_ts: Timestamp::ZERO,

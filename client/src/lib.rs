@@ -42,6 +42,7 @@
 
 mod error;
 pub mod routing;
+pub mod txn;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,6 +56,7 @@ pub use truetime::Timestamp;
 use crate::error::{classify, Failure};
 pub use crate::error::{Error, Result};
 use crate::routing::{Routes, Target};
+pub use crate::txn::{Priority, ReadOnlyTxn, Txn};
 
 /// Client tunables.
 #[derive(Debug, Clone)]
@@ -89,13 +91,25 @@ pub enum ReadMode {
     /// A snapshot at this timestamp (served by any replica that is fresh
     /// enough).
     At(Timestamp),
+    /// A snapshot at `TT.now().latest` of the serving replica: sees every
+    /// transaction that committed before the read began (external
+    /// consistency). The response says which timestamp it was.
+    Now,
+    /// The freshest snapshot the serving replica has, if no older than
+    /// this (bounded staleness); any replica, no waiting on the leader.
+    MaxStaleness(Duration),
 }
 
 impl ReadMode {
-    fn read_ts(self) -> u64 {
+    fn options(self) -> proto::ReadOptions {
         match self {
-            ReadMode::Latest => 0,
-            ReadMode::At(ts) => ts.as_nanos(),
+            ReadMode::Latest => proto::ReadOptions::default(),
+            ReadMode::At(ts) => proto::ReadOptions { read_ts: ts.as_nanos(), ..Default::default() },
+            ReadMode::Now => proto::ReadOptions { now: true, ..Default::default() },
+            ReadMode::MaxStaleness(d) => proto::ReadOptions {
+                max_staleness_ns: u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1),
+                ..Default::default()
+            },
         }
     }
 }
@@ -165,6 +179,13 @@ pub struct ConditionalWrite {
 enum Op {
     Read { prefer_leader: bool },
     Write,
+}
+
+/// Where an operation goes: the shard holding a key, or a shard by id.
+#[derive(Debug, Clone, Copy)]
+enum Dest<'a> {
+    Key(&'a [u8]),
+    Shard(u64),
 }
 
 /// A connection to a SpanDB cluster. Cheap to clone; clones share routes
@@ -309,7 +330,7 @@ impl Client {
 
     /// Runs one operation on the shard holding `key`, retrying what is safe
     /// to retry (module docs) until the deadline.
-    async fn execute<T, F, Fut>(&self, key: &[u8], op: Op, mut attempt: F) -> Result<T>
+    async fn execute<T, F, Fut>(&self, dest: Dest<'_>, op: Op, mut attempt: F) -> Result<T>
     where
         F: FnMut(Channel, Target) -> Fut,
         Fut: Future<Output = std::result::Result<T, tonic::Status>>,
@@ -328,7 +349,10 @@ impl Client {
                 )));
             }
             let prefer_leader = !matches!(op, Op::Read { prefer_leader: false });
-            let target = self.routes().target(key, prefer_leader);
+            let target = match dest {
+                Dest::Key(key) => self.routes().target(key, prefer_leader),
+                Dest::Shard(shard) => self.routes().target_shard(shard, prefer_leader),
+            };
             let Some(target) = target else {
                 last_error = "no route for the key".into();
                 let _ = self.refresh_routes().await;
@@ -410,12 +434,13 @@ impl Client {
     pub async fn get_with(&self, key: &[u8], mode: ReadMode) -> Result<GetOutput> {
         let op = Op::Read { prefer_leader: mode == ReadMode::Latest };
         let result = self
-            .execute(key, op, |channel, target| {
+            .execute(Dest::Key(key), op, |channel, target| {
                 let request = proto::GetRequest {
                     shard_id: target.shard_id,
                     shard_epoch: target.epoch,
                     key: key.to_vec(),
-                    read_ts: mode.read_ts(),
+                    read_ts: 0,
+                    options: Some(mode.options()),
                 };
                 async move { proto::kv_client::KvClient::new(channel).get(request).await }
             })
@@ -472,7 +497,7 @@ impl Client {
             })
             .collect();
         let response = self
-            .execute(first.key(), Op::Write, |channel, target| {
+            .execute(Dest::Key(first.key()), Op::Write, |channel, target| {
                 let request = proto::WriteRequest {
                     shard_id: target.shard_id,
                     shard_epoch: target.epoch,
@@ -519,7 +544,7 @@ impl Client {
             let from = cursor.clone();
             let mut shard_end = Vec::new();
             let result = self
-                .execute(&from, op, |channel, target| {
+                .execute(Dest::Key(&from), op, |channel, target| {
                     shard_end = target.shard_end.clone();
                     let request = proto::ScanRequest {
                         shard_id: target.shard_id,
@@ -527,7 +552,8 @@ impl Client {
                         start_key: from.clone(),
                         end_key: end.to_vec(),
                         limit: page_limit,
-                        read_ts: mode.read_ts(),
+                        read_ts: 0,
+                        options: Some(mode.options()),
                     };
                     async move { proto::kv_client::KvClient::new(channel).scan(request).await }
                 })

@@ -89,10 +89,26 @@ impl Routes {
     }
 
     /// Where to send a request for `key`: the leader if known (or if
-    /// `leader_only` is false, the next replica in rotation).
+    /// `prefer_leader` is false, the next replica in rotation).
     pub fn target(&mut self, key: &[u8], prefer_leader: bool) -> Option<Target> {
         let servers = self.servers.clone();
         let route = self.route_mut(key)?;
+        Self::pick(route, &servers, prefer_leader)
+    }
+
+    /// Like [`Routes::target`], for a shard named by id.
+    pub fn target_shard(&mut self, shard_id: u64, prefer_leader: bool) -> Option<Target> {
+        let servers = self.servers.clone();
+        let route = self.route_by_id_mut(shard_id)?;
+        Self::pick(route, &servers, prefer_leader)
+    }
+
+    /// The shard holding `key`.
+    pub fn shard_of(&mut self, key: &[u8]) -> Option<(u64, u64)> {
+        self.route_mut(key).map(|r| (r.shard_id(), r.epoch()))
+    }
+
+    fn pick(route: &mut Route, servers: &BTreeMap<u64, String>, prefer_leader: bool) -> Option<Target> {
         let replicas = route.replica_servers();
         if replicas.is_empty() {
             return None;

@@ -27,6 +27,12 @@ pub enum Error {
     #[error("unavailable: {0}")]
     Unavailable(String),
 
+    // --- Run the transaction again (keeping its priority). ---
+    /// The transaction was aborted: wounded by an older one, its locks lost
+    /// with a leader, its client silent, ...
+    #[error("transaction aborted: {0}")]
+    Aborted(String),
+
     // --- Do not retry blindly: the write may or may not be applied. ---
     #[error("outcome unknown: {0}")]
     Ambiguous(String),
@@ -62,6 +68,8 @@ impl Error {
             Error::WrongShard { .. } => true,
             // Nothing applied; transient.
             Error::Unavailable(_) => true,
+            // The transaction's writes were not applied; run it again.
+            Error::Aborted(_) => true,
             // Maybe applied: retrying a write could apply it twice.
             Error::Ambiguous(_) => false,
             // The same input fails the same way.
@@ -97,6 +105,10 @@ impl Error {
             Error::Ambiguous(_) => {
                 detail.kind = ErrorKind::Ambiguous as i32;
                 tonic::Code::Unknown
+            }
+            Error::Aborted(_) => {
+                detail.kind = ErrorKind::Aborted as i32;
+                tonic::Code::Aborted
             }
             Error::InvalidArgument(_) => {
                 detail.kind = ErrorKind::InvalidArgument as i32;

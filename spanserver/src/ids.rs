@@ -23,10 +23,9 @@ id_type!(
     /// A spanserver process, named in the cluster description. Non-zero.
     ServerId, "s"
 );
-id_type!(
-    /// A shard (a key range and its Raft group). Non-zero.
-    ShardId, "shard"
-);
+/// A shard (a key range and its Raft group). Non-zero. Defined by the
+/// transaction layer, which names shards as coordinators and participants.
+pub use txn::ShardId;
 id_type!(
     /// A Raft peer within one shard's group. Non-zero, never reused.
     ReplicaId, "r"

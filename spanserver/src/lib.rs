@@ -74,6 +74,7 @@ pub mod ids;
 pub mod limits;
 mod logger;
 pub mod node;
+pub mod peers;
 pub mod registry;
 pub mod server;
 pub mod service;

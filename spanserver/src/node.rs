@@ -24,14 +24,15 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
+use txn::{Answer, Input, LockTarget, Outcome, Priority, ShardId, TxnError, TxnId};
 
 use crate::commit_wait::CommitWaiter;
 use crate::config::{TimeConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
-use crate::ids::{ServerId, ShardId};
+use crate::ids::ServerId;
 use crate::limits;
-use crate::registry::{Registry, ReplicaShared, Role};
-use crate::shard::{contains, WriteBody, WriteOutcome};
+use crate::registry::{Registry, ReplicaShared, Role, TimeView};
+use crate::shard::{command, contains};
 use crate::storage::mvcc::Reader;
 use crate::storage::Engine;
 use crate::store::{StoreHandle, StoreMsg};
@@ -123,19 +124,28 @@ impl Node {
         Error::NotLeader { shard_id: r.shard_id, leader }
     }
 
-    /// Resolves the timestamp a read runs at, waiting as needed (module
-    /// docs). `requested == 0` asks for a linearizable read.
-    async fn read_ts(&self, r: &ReplicaShared, requested: u64) -> Result<Timestamp> {
-        if requested == 0 {
-            let ts = self.read_index(r).await?;
-            // A deliberately broken server (tests only): read the past.
-            let stale = Duration::from_millis(self.unsafe_testing.stale_reads_ms);
-            return Ok(ts.saturating_sub(stale));
-        }
-        let ts = Timestamp::from_nanos(requested);
-        if r.safe_ts() >= ts {
-            return Ok(ts);
-        }
+    /// Resolves the timestamp a read of `span` runs at, waiting as needed
+    /// (module docs).
+    async fn read_ts(&self, r: &ReplicaShared, at: ReadAt, span: &Span) -> Result<Timestamp> {
+        let ts = match at {
+            ReadAt::Latest => {
+                self.read_index(r).await?;
+                // Everything acknowledged is applied. Read at the largest
+                // applied timestamp, once no prepared transaction that
+                // writes the span is still below it.
+                let ts = self
+                    .wait_time(r, |view| {
+                        view.readable(view.max_applied, &span.0, &span.1, span.2).then_some(view.max_applied)
+                    })
+                    .await?;
+                // A deliberately broken server (tests only): read the past.
+                let stale = Duration::from_millis(self.unsafe_testing.stale_reads_ms);
+                return Ok(ts.saturating_sub(stale));
+            }
+            ReadAt::At(ts) => ts,
+            ReadAt::Now => self.tt.now().latest,
+            ReadAt::Bounded(staleness) => return self.bounded_read_ts(r, staleness, span).await,
+        };
         let now = self.tt.now();
         if ts > now.latest.saturating_add(limits::SNAPSHOT_READ_FUTURE_MAX) {
             return Err(Error::InvalidArgument(format!(
@@ -144,21 +154,80 @@ impl Node {
                 now.latest
             )));
         }
-        if r.progress().role == Role::Leader {
+        if !r.time_view().readable(ts, &span.0, &span.1, span.2) && r.progress().role == Role::Leader {
             let _ = self.store.send(StoreMsg::CloseTimestampNow { shard: r.shard_id });
         }
-        let mut safe = r.watch_safe_ts();
-        let reached =
-            tokio::time::timeout(self.time.read_timeout(), async { safe.wait_for(|s| *s >= ts).await.is_ok() }).await;
-        match reached {
-            Ok(true) => Ok(ts),
-            Ok(false) => Err(Error::Unavailable("server is shutting down".into())),
-            Err(_) => Err(Error::Unavailable(format!(
-                "replica of {} has applied up to {}, not yet {ts}; try the leader",
-                r.shard_id,
-                r.safe_ts()
-            ))),
+        self.wait_time(r, |view| view.readable(ts, &span.0, &span.1, span.2).then_some(ts)).await
+    }
+
+    /// The freshest timestamp this replica can serve `span` at, if it is
+    /// within `staleness` of now (a leader first closes a timestamp).
+    async fn bounded_read_ts(&self, r: &ReplicaShared, staleness: Duration, span: &Span) -> Result<Timestamp> {
+        let oldest = self.tt.now().latest.saturating_sub(staleness);
+        let freshest = |view: &TimeView| {
+            let held_back = view
+                .prepared
+                .iter()
+                .filter(|(_, keys)| {
+                    keys.iter().any(|k| {
+                        if span.2 {
+                            k.as_slice() >= span.0.as_slice() && (span.1.is_empty() || k.as_slice() < span.1.as_slice())
+                        } else {
+                            *k == span.0
+                        }
+                    })
+                })
+                .map(|(p, _)| p.prev())
+                .min()
+                .unwrap_or(Timestamp::MAX);
+            view.max_applied.min(held_back)
+        };
+        let now_fresh = freshest(&r.time_view());
+        if now_fresh >= oldest {
+            return Ok(now_fresh);
         }
+        if r.progress().role != Role::Leader {
+            return Err(Error::Unavailable(format!(
+                "replica of {} is more than {staleness:?} behind; try the leader",
+                r.shard_id
+            )));
+        }
+        let _ = self.store.send(StoreMsg::CloseTimestampNow { shard: r.shard_id });
+        self.wait_time(r, |view| {
+            let t = freshest(view);
+            (t >= oldest).then_some(t)
+        })
+        .await
+    }
+
+    /// Waits (up to the read timeout) until `ready` returns a timestamp for
+    /// the replica's published time.
+    async fn wait_time(
+        &self,
+        r: &ReplicaShared,
+        mut ready: impl FnMut(&TimeView) -> Option<Timestamp>,
+    ) -> Result<Timestamp> {
+        let mut time = r.watch_time();
+        let waited = tokio::time::timeout(self.time.read_timeout(), async {
+            loop {
+                if let Some(ts) = ready(&time.borrow_and_update()) {
+                    return Ok(ts);
+                }
+                if time.changed().await.is_err() {
+                    return Err(Error::Unavailable("server is shutting down".into()));
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            let view = r.time_view();
+            Err(Error::Unavailable(format!(
+                "replica of {} cannot serve the read yet (applied up to {}, {} prepared transactions); try the leader",
+                r.shard_id,
+                view.max_applied,
+                view.prepared.len()
+            )))
+        })
     }
 
     async fn read_index(&self, r: &ReplicaShared) -> Result<Timestamp> {
@@ -190,7 +259,9 @@ impl Node {
         check_key(&req.key)?;
         let r = self.replica(req.shard_id)?;
         self.check_route(&r, req.shard_epoch, &mut std::iter::once(req.key.as_slice()))?;
-        let read_ts = self.read_ts(&r, req.read_ts).await?;
+        let at = read_at(req.read_ts, req.options.as_ref())?;
+        let span = (req.key.clone(), Vec::new(), false);
+        let read_ts = self.read_ts(&r, at, &span).await?;
         let engine = self.engine()?;
         let reader = Reader::new(&engine);
         Self::check_watermark(&r, read_ts)?;
@@ -198,30 +269,45 @@ impl Node {
         Ok(GetResult { value, read_ts })
     }
 
-    pub async fn scan(&self, req: proto::ScanRequest) -> Result<proto::ScanResponse> {
-        if req.start_key.len() > limits::KEY_BYTES_MAX || req.end_key.len() > limits::KEY_BYTES_MAX {
+    /// Checks a scan's bounds and clips them to the shard.
+    fn scan_bounds(
+        &self,
+        r: &ReplicaShared,
+        epoch: u64,
+        start: &[u8],
+        end: &[u8],
+        limit: u32,
+    ) -> Result<(Vec<u8>, u32)> {
+        if start.len() > limits::KEY_BYTES_MAX || end.len() > limits::KEY_BYTES_MAX {
             return Err(Error::InvalidArgument(format!("scan bound longer than {} bytes", limits::KEY_BYTES_MAX)));
         }
-        if !req.end_key.is_empty() && req.end_key <= req.start_key {
+        if !end.is_empty() && end <= start {
             return Err(Error::InvalidArgument("scan end key must be after the start key".into()));
         }
-        let limit = match req.limit {
+        let limit = match limit {
             0 => limits::SCAN_LIMIT_DEFAULT,
             n if n > limits::SCAN_LIMIT_MAX => {
                 return Err(Error::InvalidArgument(format!("scan limit {n} exceeds {}", limits::SCAN_LIMIT_MAX)))
             }
             n => n,
         };
-        let r = self.replica(req.shard_id)?;
-        self.check_route(&r, req.shard_epoch, &mut std::iter::once(req.start_key.as_slice()))?;
+        self.check_route(r, epoch, &mut std::iter::once(start))?;
         // Clip the range to the shard; the client pages across shards.
         let d = r.descriptor();
-        let end = match (req.end_key.is_empty(), d.end_key.is_empty()) {
+        let end = match (end.is_empty(), d.end_key.is_empty()) {
             (true, _) => d.end_key.clone(),
-            (false, true) => req.end_key.clone(),
-            (false, false) => req.end_key.clone().min(d.end_key.clone()),
+            (false, true) => end.to_vec(),
+            (false, false) => end.to_vec().min(d.end_key.clone()),
         };
-        let read_ts = self.read_ts(&r, req.read_ts).await?;
+        Ok((end, limit))
+    }
+
+    pub async fn scan(&self, req: proto::ScanRequest) -> Result<proto::ScanResponse> {
+        let r = self.replica(req.shard_id)?;
+        let (end, limit) = self.scan_bounds(&r, req.shard_epoch, &req.start_key, &req.end_key, req.limit)?;
+        let at = read_at(req.read_ts, req.options.as_ref())?;
+        let span = (req.start_key.clone(), end.clone(), true);
+        let read_ts = self.read_ts(&r, at, &span).await?;
         let engine = self.engine()?;
         let reader = Reader::new(&engine);
         Self::check_watermark(&r, read_ts)?;
@@ -237,32 +323,271 @@ impl Node {
         })
     }
 
+    fn txn_error(&self, r: &ReplicaShared, e: TxnError) -> Error {
+        match e {
+            TxnError::Aborted(reason) => Error::Aborted(reason.to_string()),
+            TxnError::NotLeader => self.not_leader(r),
+            TxnError::Unavailable(m) => Error::Unavailable(m),
+            TxnError::InvalidArgument(m) => Error::InvalidArgument(m),
+            TxnError::Ambiguous(m) => Error::Ambiguous(m),
+        }
+    }
+
+    /// Hands `input` to the shard's transaction state machine and waits for
+    /// its answer. `Ok(None)`: no answer in time (or the server stopped).
+    async fn txn_call(&self, r: &ReplicaShared, input: Input, timeout: Duration) -> Result<Option<Answer>> {
+        let (tx, rx) = oneshot::channel();
+        self.store.send(StoreMsg::Txn { shard: r.shard_id, input, reply: Some(tx) })?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(answer))) => Ok(Some(answer)),
+            Ok(Ok(Err(e))) => Err(self.txn_error(r, e)),
+            Ok(Err(_)) | Err(_) => Ok(None),
+        }
+    }
+
+    /// A plain write: a one-shard transaction of its own (it takes
+    /// exclusive locks, so it never slips between a transaction's read and
+    /// its commit), answered after commit-wait.
     pub async fn write(&self, req: proto::WriteRequest) -> Result<WriteOutcome> {
         check_mutations(&req.mutations)?;
         check_conditions(&req.conditions)?;
         let r = self.replica(req.shard_id)?;
-        let body = WriteBody { mutations: req.mutations, conditions: req.conditions };
-        self.check_route(&r, req.shard_epoch, &mut body.keys())?;
+        let keys =
+            req.mutations.iter().map(|m| m.key.as_slice()).chain(req.conditions.iter().map(|c| c.key.as_slice()));
+        self.check_route(&r, req.shard_epoch, &mut keys.into_iter())?;
         if r.progress().role != Role::Leader {
             return Err(self.not_leader(&r));
         }
-        let (tx, rx) = oneshot::channel();
-        self.store.send(StoreMsg::Write { shard: r.shard_id, epoch: req.shard_epoch, body, reply: tx })?;
-        let outcome = match tokio::time::timeout(self.time.write_timeout(), rx).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(_)) => return Err(Error::Ambiguous("server stopped before the write's outcome was known".into())),
-            Err(_) => {
+        let input = Input::Write {
+            req: 0,
+            writes: req.mutations.into_iter().map(command::write_from_proto).collect(),
+            conditions: req.conditions.into_iter().map(command::condition_from_proto).collect(),
+        };
+        let answer = match self.txn_call(&r, input, self.time.write_timeout()).await {
+            // A plain write that aborted (wounded while it waited for a
+            // lock, its proposal dropped) was never applied.
+            Err(Error::Aborted(reason)) => return Err(Error::Unavailable(format!("write not applied: {reason}"))),
+            Err(e) => return Err(e),
+            Ok(None) => {
                 return Err(Error::Ambiguous(format!(
-                    "the write was proposed but not applied within {:?}",
+                    "the write was not answered within {:?}; it may still be applied",
                     self.time.write_timeout()
                 )))
             }
+            Ok(Some(answer)) => answer,
+        };
+        let Answer::Committed { commit_ts, applied } = answer else {
+            return Err(Error::Storage(format!("unexpected answer to a write: {answer:?}")));
         };
         if !self.unsafe_testing.skip_commit_wait {
-            self.commit_waiter.wait(outcome.commit_ts).await;
+            self.commit_waiter.wait(commit_ts).await;
         }
-        Ok(outcome)
+        Ok(WriteOutcome { commit_ts, applied })
     }
+
+    // --- Read-write transactions --------------------------------------------
+
+    /// A read inside a read-write transaction: a shared lock (key or range)
+    /// held until the transaction ends, then the latest committed value.
+    pub async fn txn_read(&self, req: proto::TxnReadRequest) -> Result<proto::TxnReadResponse> {
+        let (txn, priority) = txn_meta(req.txn.as_ref())?;
+        let span = req.span.ok_or_else(|| Error::InvalidArgument("a transactional read needs a span".into()))?;
+        let r = self.replica(req.shard_id)?;
+        let (target, end, limit) = if span.range {
+            let (end, limit) = self.scan_bounds(&r, req.shard_epoch, &span.start, &span.end, req.limit)?;
+            (LockTarget::Range(span.start.clone(), end.clone()), end, limit)
+        } else {
+            check_key(&span.start)?;
+            self.check_route(&r, req.shard_epoch, &mut std::iter::once(span.start.as_slice()))?;
+            (LockTarget::Key(span.start.clone()), Vec::new(), 1)
+        };
+        match self.txn_call(&r, Input::Read { req: 0, txn, priority, target }, self.time.write_timeout()).await? {
+            Some(Answer::Locked) => {}
+            Some(other) => return Err(Error::Storage(format!("unexpected answer to a read: {other:?}"))),
+            None => return Err(Error::Unavailable("the read's lock was not granted in time".into())),
+        }
+        // The lock is held: nobody can commit a write to it. Confirm
+        // leadership and that everything committed is applied, then read
+        // the latest version.
+        self.read_index(&r).await?;
+        let engine = self.engine()?;
+        let reader = Reader::new(&engine);
+        if span.range {
+            let page = reader.scan(&span.start, &end, Timestamp::MAX, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
+            Ok(proto::TxnReadResponse {
+                pairs: page
+                    .pairs
+                    .into_iter()
+                    .map(|(key, value, ts)| proto::KeyValue { key, value, version_ts: ts.as_nanos() })
+                    .collect(),
+                resume_key: page.resume_key.unwrap_or_default(),
+            })
+        } else {
+            let pairs = reader
+                .get(&span.start, Timestamp::MAX)?
+                .map(|(ts, value)| proto::KeyValue { key: span.start.clone(), value, version_ts: ts.as_nanos() })
+                .into_iter()
+                .collect();
+            Ok(proto::TxnReadResponse { pairs, resume_key: Vec::new() })
+        }
+    }
+
+    fn txn_writes_and_reads(
+        &self,
+        r: &ReplicaShared,
+        epoch: u64,
+        writes: Vec<proto::Mutation>,
+        reads: Vec<proto::Span>,
+    ) -> Result<(Vec<txn::Write>, Vec<LockTarget>)> {
+        if !writes.is_empty() {
+            check_mutations(&writes)?;
+        }
+        if reads.len() > txn::limits::LOCKS_PER_TXN_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "more than {} reads on one shard",
+                txn::limits::LOCKS_PER_TXN_MAX
+            )));
+        }
+        self.check_route(r, epoch, &mut writes.iter().map(|m| m.key.as_slice()))?;
+        let reads = reads.into_iter().map(|s| command::span_to_target(s.start, s.end, s.range)).collect();
+        Ok((writes.into_iter().map(command::write_from_proto).collect(), reads))
+    }
+
+    /// Prepares a transaction on this shard (a participant that is not the
+    /// coordinator).
+    pub async fn txn_prepare(&self, req: proto::TxnPrepareRequest) -> Result<Timestamp> {
+        let (txn, priority) = txn_meta(req.txn.as_ref())?;
+        let r = self.replica(req.shard_id)?;
+        let (writes, reads) = self.txn_writes_and_reads(&r, req.shard_epoch, req.writes, req.reads)?;
+        let coordinator = ShardId(req.coordinator_shard_id);
+        let input = Input::Prepare { req: 0, txn, priority, writes, reads, coordinator };
+        match self.txn_call(&r, input, self.time.write_timeout()).await? {
+            Some(Answer::Prepared { prepare_ts }) => Ok(prepare_ts),
+            Some(other) => Err(Error::Storage(format!("unexpected answer to a prepare: {other:?}"))),
+            None => Err(Error::Ambiguous("the prepare was not answered in time; it may still be prepared".into())),
+        }
+    }
+
+    /// Commits a transaction at this shard (its only participant, or its
+    /// coordinator), answered after commit-wait.
+    pub async fn txn_commit(&self, req: proto::TxnCommitRequest) -> Result<Timestamp> {
+        let (txn, priority) = txn_meta(req.txn.as_ref())?;
+        let r = self.replica(req.shard_id)?;
+        let (writes, reads) = self.txn_writes_and_reads(&r, req.shard_epoch, req.writes, req.reads)?;
+        let participants =
+            req.participants.into_iter().map(|p| (ShardId(p.shard_id), Timestamp::from_nanos(p.prepare_ts))).collect();
+        let input = Input::Commit { req: 0, txn, priority, writes, reads, participants };
+        let commit_ts = match self.txn_call(&r, input, self.time.write_timeout()).await? {
+            Some(Answer::Committed { commit_ts, .. }) => commit_ts,
+            Some(other) => return Err(Error::Storage(format!("unexpected answer to a commit: {other:?}"))),
+            None => return Err(Error::Ambiguous("the commit was not answered in time; it may still commit".into())),
+        };
+        if !self.unsafe_testing.skip_commit_wait {
+            self.commit_waiter.wait(commit_ts).await;
+        }
+        Ok(commit_ts)
+    }
+
+    pub async fn txn_abort(&self, req: proto::TxnAbortRequest) -> Result<()> {
+        let txn = command::txn_id_from(&req.txn_id).map_err(Error::InvalidArgument)?;
+        let r = self.replica(req.shard_id)?;
+        match self.txn_call(&r, Input::Abort { req: 0, txn }, self.time.write_timeout()).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::Unavailable("the abort was not answered in time".into())),
+        }
+    }
+
+    /// Keeps a transaction alive on the named shards hosted here.
+    pub fn txn_heartbeat(&self, req: proto::TxnHeartbeatRequest) -> Result<()> {
+        let txn = command::txn_id_from(&req.txn_id).map_err(Error::InvalidArgument)?;
+        for shard in req.shard_ids.into_iter().map(ShardId) {
+            if self.registry.get(shard).is_some() {
+                let _ = self.store.send(StoreMsg::Txn { shard, input: Input::Heartbeat { txn }, reply: None });
+            }
+        }
+        Ok(())
+    }
+
+    /// A participant asks this coordinator shard how `txn` ended.
+    pub async fn txn_resolve(&self, req: proto::TxnResolveRequest) -> Result<proto::TxnResolveResponse> {
+        let txn = command::txn_id_from(&req.txn_id).map_err(Error::InvalidArgument)?;
+        let r = self.replica(req.shard_id)?;
+        let answer = self.txn_call(&r, Input::Resolve { req: 0, txn }, self.time.write_timeout()).await?;
+        Ok(match answer {
+            Some(Answer::Outcome(Outcome::Committed(ts))) => {
+                proto::TxnResolveResponse { outcome: proto::TxnOutcome::Committed as i32, commit_ts: ts.as_nanos() }
+            }
+            Some(Answer::Outcome(Outcome::Aborted)) => {
+                proto::TxnResolveResponse { outcome: proto::TxnOutcome::Aborted as i32, commit_ts: 0 }
+            }
+            _ => proto::TxnResolveResponse { outcome: proto::TxnOutcome::Pending as i32, commit_ts: 0 },
+        })
+    }
+
+    /// The coordinator tells this participant shard how `txn` ended.
+    pub async fn txn_decide(&self, req: proto::TxnDecideRequest) -> Result<()> {
+        let txn = command::txn_id_from(&req.txn_id).map_err(Error::InvalidArgument)?;
+        let outcome = match proto::TxnOutcome::try_from(req.outcome) {
+            Ok(proto::TxnOutcome::Committed) => Outcome::Committed(Timestamp::from_nanos(req.commit_ts)),
+            Ok(proto::TxnOutcome::Aborted) => Outcome::Aborted,
+            _ => return Err(Error::InvalidArgument("a decision must be committed or aborted".into())),
+        };
+        let r = self.replica(req.shard_id)?;
+        match self.txn_call(&r, Input::Decide { req: 0, txn, outcome }, self.time.write_timeout()).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::Unavailable("the decision was not applied in time".into())),
+        }
+    }
+}
+
+/// A span of a read: (start, end, is a range).
+type Span = (Vec<u8>, Vec<u8>, bool);
+
+/// When a read reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadAt {
+    /// Linearizable, at the leader.
+    Latest,
+    At(Timestamp),
+    /// At `TT.now().latest` of this replica.
+    Now,
+    /// The freshest this replica can serve, at most this far behind.
+    Bounded(Duration),
+}
+
+fn read_at(read_ts: u64, options: Option<&proto::ReadOptions>) -> Result<ReadAt> {
+    let o = options.cloned().unwrap_or_default();
+    let ts = if o.read_ts != 0 { o.read_ts } else { read_ts };
+    match (ts != 0, o.now, o.max_staleness_ns != 0) {
+        (false, false, false) => Ok(ReadAt::Latest),
+        (true, false, false) => Ok(ReadAt::At(Timestamp::from_nanos(ts))),
+        (false, true, false) => Ok(ReadAt::Now),
+        (false, false, true) => Ok(ReadAt::Bounded(Duration::from_nanos(o.max_staleness_ns))),
+        _ => Err(Error::InvalidArgument("give at most one of read_ts, now and max_staleness".into())),
+    }
+}
+
+/// A transaction's id and priority from the wire.
+fn txn_meta(meta: Option<&proto::TxnMeta>) -> Result<(TxnId, Priority)> {
+    let meta = meta.ok_or_else(|| Error::InvalidArgument("a transactional request needs the transaction".into()))?;
+    let txn = command::txn_id_from(&meta.txn_id).map_err(Error::InvalidArgument)?;
+    if txn.is_internal() {
+        return Err(Error::InvalidArgument("transaction ids in the top 2^64 are reserved".into()));
+    }
+    let priority_txn = if meta.priority_txn.is_empty() {
+        txn
+    } else {
+        command::txn_id_from(&meta.priority_txn).map_err(Error::InvalidArgument)?
+    };
+    Ok((txn, Priority::new(Timestamp::from_nanos(meta.priority_ts), priority_txn)))
+}
+
+/// How a plain write turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub commit_ts: Timestamp,
+    /// False when a condition did not hold (nothing was written).
+    pub applied: bool,
 }
 
 fn check_key(key: &[u8]) -> Result<()> {

@@ -59,6 +59,39 @@ pub struct ReplicaProgress {
     pub last_index: u64,
 }
 
+/// What a replica can serve reads at, published after every loop
+/// iteration: the largest applied timestamp, and the transactions prepared
+/// here (prepare timestamp, keys they will write), which hold back reads of
+/// those keys at or above their prepare timestamp (`txn::SafeTime`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimeView {
+    pub max_applied: Timestamp,
+    pub prepared: Arc<Vec<(Timestamp, Vec<Vec<u8>>)>>,
+}
+
+impl TimeView {
+    /// Can `[start, end)` (or the key `start`, if `!range`) be read at `ts`?
+    pub fn readable(&self, ts: Timestamp, start: &[u8], end: &[u8], range: bool) -> bool {
+        if ts > self.max_applied {
+            return false;
+        }
+        let touches = |k: &Vec<u8>| {
+            if range {
+                k.as_slice() >= start && (end.is_empty() || k.as_slice() < end)
+            } else {
+                k.as_slice() == start
+            }
+        };
+        !self.prepared.iter().any(|(prepare_ts, keys)| *prepare_ts <= ts && keys.iter().any(touches))
+    }
+
+    /// `t_safe`: every key can be read at or below it.
+    pub fn safe(&self) -> Timestamp {
+        let tm = self.prepared.iter().map(|(p, _)| p.prev()).min().unwrap_or(Timestamp::MAX);
+        self.max_applied.min(tm)
+    }
+}
+
 /// One replica's shared state.
 #[derive(Debug)]
 pub struct ReplicaShared {
@@ -66,8 +99,8 @@ pub struct ReplicaShared {
     pub replica_id: ReplicaId,
     descriptor: RwLock<proto::ShardDescriptor>,
     progress: Mutex<ReplicaProgress>,
-    /// Every write at or below this timestamp has been applied here.
-    safe_ts: watch::Sender<Timestamp>,
+    /// What reads this replica can serve (see [`TimeView`]).
+    time: watch::Sender<TimeView>,
     /// Reads below this timestamp fail: versions may be gone.
     gc_watermark: Arc<AtomicU64>,
     snapshots_installed: AtomicU64,
@@ -77,7 +110,7 @@ impl ReplicaShared {
     pub fn new(
         descriptor: proto::ShardDescriptor,
         replica_id: ReplicaId,
-        safe_ts: Timestamp,
+        max_applied: Timestamp,
         gc_watermark: Arc<AtomicU64>,
     ) -> Self {
         ReplicaShared {
@@ -85,7 +118,7 @@ impl ReplicaShared {
             replica_id,
             descriptor: RwLock::new(descriptor),
             progress: Mutex::new(ReplicaProgress::default()),
-            safe_ts: watch::Sender::new(safe_ts),
+            time: watch::Sender::new(TimeView { max_applied, prepared: Arc::new(Vec::new()) }),
             gc_watermark,
             snapshots_installed: AtomicU64::new(0),
         }
@@ -107,24 +140,34 @@ impl ReplicaShared {
         *self.progress.lock().expect("progress lock") = p;
     }
 
+    /// `t_safe` of this replica.
     pub fn safe_ts(&self) -> Timestamp {
-        *self.safe_ts.borrow()
+        self.time.borrow().safe()
     }
 
-    /// Raises the safe time (never lowers it).
-    pub fn raise_safe_ts(&self, ts: Timestamp) {
-        self.safe_ts.send_if_modified(|cur| {
-            if ts > *cur {
-                *cur = ts;
-                true
-            } else {
-                false
+    pub fn time_view(&self) -> TimeView {
+        self.time.borrow().clone()
+    }
+
+    /// Publishes a new view if it differs (the loop calls this after every
+    /// iteration that touched the replica).
+    pub fn publish_time(&self, max_applied: Timestamp, prepared: Option<Vec<(Timestamp, Vec<Vec<u8>>)>>) {
+        self.time.send_if_modified(|cur| {
+            let mut changed = false;
+            if max_applied > cur.max_applied {
+                cur.max_applied = max_applied;
+                changed = true;
             }
+            if let Some(p) = prepared {
+                cur.prepared = Arc::new(p);
+                changed = true;
+            }
+            changed
         });
     }
 
-    pub fn watch_safe_ts(&self) -> watch::Receiver<Timestamp> {
-        self.safe_ts.subscribe()
+    pub fn watch_time(&self) -> watch::Receiver<TimeView> {
+        self.time.subscribe()
     }
 
     pub fn gc_watermark(&self) -> Timestamp {

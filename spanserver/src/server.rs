@@ -16,8 +16,9 @@ use crate::ids::ServerId;
 use crate::limits;
 use crate::logger::raft_logger;
 use crate::node::Node;
+use crate::peers::Peers;
 use crate::registry::Registry;
-use crate::service::{AdminService, KvService, RaftService};
+use crate::service::{AdminService, KvService, RaftService, TxnService};
 use crate::storage::{Engine, Identity, OpenError};
 use crate::store::{self, Store, StoreHandle, StoreMsg};
 use crate::transport::grpc::GrpcTransport;
@@ -111,6 +112,16 @@ impl Server {
             TransportKind::Custom(factory) => factory(store_handle.clone()),
         };
         let logger = raft_logger(server_id.0);
+        let commit_waiter = CommitWaiter::start(truetime.clone())
+            .map_err(|e| StartError::Replicas(format!("cannot start the commit-wait timer: {e}")))?;
+        let peers = Peers::new(
+            config.cluster.clone(),
+            &config.peer_addrs,
+            registry.clone(),
+            store_handle.clone(),
+            commit_waiter.clone(),
+            tokio::runtime::Handle::current(),
+        );
         let store = Store::open(
             engine.clone(),
             registry.clone(),
@@ -119,6 +130,7 @@ impl Server {
             config.gc.clone(),
             inbox,
             transport,
+            peers,
             &logger,
         )
         .map_err(StartError::Replicas)?;
@@ -135,8 +147,6 @@ impl Server {
             })
             .map_err(|e| StartError::Replicas(format!("cannot start the event loop: {e}")))?;
 
-        let commit_waiter = CommitWaiter::start(truetime.clone())
-            .map_err(|e| StartError::Replicas(format!("cannot start the commit-wait timer: {e}")))?;
         let node = Arc::new(Node::new(
             server_id,
             registry.clone(),
@@ -148,6 +158,9 @@ impl Server {
             config.unsafe_testing.clone(),
         ));
         let kv = proto::kv_server::KvServer::new(KvService { node: node.clone() })
+            .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
+        let txn_service = proto::txn_server::TxnServer::new(TxnService { node: node.clone() })
             .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
         let admin = proto::admin_server::AdminServer::new(AdminService {
@@ -171,6 +184,7 @@ impl Server {
                 .http2_keepalive_interval(Some(Duration::from_secs(1)))
                 .http2_keepalive_timeout(Some(Duration::from_secs(3)))
                 .add_service(kv)
+                .add_service(txn_service)
                 .add_service(admin)
                 .add_service(raft)
                 .serve_with_incoming_shutdown(incoming, async {

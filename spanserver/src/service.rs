@@ -43,6 +43,64 @@ impl proto::kv_server::Kv for KvService {
     }
 }
 
+pub struct TxnService {
+    pub node: Arc<Node>,
+}
+
+#[tonic::async_trait]
+impl proto::txn_server::Txn for TxnService {
+    async fn read(&self, request: Request<proto::TxnReadRequest>) -> Result<Response<proto::TxnReadResponse>, Status> {
+        Ok(Response::new(self.node.txn_read(request.into_inner()).await?))
+    }
+
+    async fn prepare(
+        &self,
+        request: Request<proto::TxnPrepareRequest>,
+    ) -> Result<Response<proto::TxnPrepareResponse>, Status> {
+        let prepare_ts = self.node.txn_prepare(request.into_inner()).await?;
+        Ok(Response::new(proto::TxnPrepareResponse { prepare_ts: prepare_ts.as_nanos() }))
+    }
+
+    async fn commit(
+        &self,
+        request: Request<proto::TxnCommitRequest>,
+    ) -> Result<Response<proto::TxnCommitResponse>, Status> {
+        let commit_ts = self.node.txn_commit(request.into_inner()).await?;
+        Ok(Response::new(proto::TxnCommitResponse { commit_ts: commit_ts.as_nanos() }))
+    }
+
+    async fn abort(
+        &self,
+        request: Request<proto::TxnAbortRequest>,
+    ) -> Result<Response<proto::TxnAbortResponse>, Status> {
+        self.node.txn_abort(request.into_inner()).await?;
+        Ok(Response::new(proto::TxnAbortResponse {}))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<proto::TxnHeartbeatRequest>,
+    ) -> Result<Response<proto::TxnHeartbeatResponse>, Status> {
+        self.node.txn_heartbeat(request.into_inner())?;
+        Ok(Response::new(proto::TxnHeartbeatResponse {}))
+    }
+
+    async fn resolve(
+        &self,
+        request: Request<proto::TxnResolveRequest>,
+    ) -> Result<Response<proto::TxnResolveResponse>, Status> {
+        Ok(Response::new(self.node.txn_resolve(request.into_inner()).await?))
+    }
+
+    async fn decide(
+        &self,
+        request: Request<proto::TxnDecideRequest>,
+    ) -> Result<Response<proto::TxnDecideResponse>, Status> {
+        self.node.txn_decide(request.into_inner()).await?;
+        Ok(Response::new(proto::TxnDecideResponse {}))
+    }
+}
+
 pub struct AdminService {
     pub registry: Arc<Registry>,
     pub truetime: truetime::TrueTime,

@@ -37,9 +37,10 @@ use crate::config::{GcConfig, RaftConfig};
 use crate::error::{Error, Result};
 use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
+use crate::peers::Peers;
 use crate::registry::Registry;
 use crate::shard::reads::ReadReply;
-use crate::shard::{Replica, WriteBody, WriteReply};
+use crate::shard::{Completion, Replica, TxnReply};
 use crate::storage::keycode::{decode_raft_key_shard, raft_key, RaftKey};
 use crate::storage::{Engine, CF_RAFT};
 use crate::transport::Transport;
@@ -50,8 +51,10 @@ mod ready;
 pub enum StoreMsg {
     /// Raft messages from a peer server.
     Raft { from: ServerId, messages: Vec<(ShardId, Message)> },
-    /// Propose an atomic write on a shard (leader only).
-    Write { shard: ShardId, epoch: u64, body: WriteBody, reply: WriteReply },
+    /// A request for a shard's transaction state machine (reads in
+    /// read-write transactions, prepares, commits, plain writes, ...). The
+    /// input's request id is assigned by the replica.
+    Txn { shard: ShardId, input: txn::Input, reply: Option<TxnReply> },
     /// Confirm leadership for a linearizable read (ReadIndex).
     ReadIndex { shard: ShardId, reply: ReadReply },
     /// A snapshot read is waiting for safe time: close a timestamp now.
@@ -133,6 +136,8 @@ pub struct Store {
     outbox: Outbox,
     /// A GC watermark to start rounds at, set by the GC timer.
     gc_due: Option<Timestamp>,
+    /// Replies to send once this iteration's batches are written.
+    completions: Vec<Completion>,
 }
 
 enum Flow {
@@ -152,6 +157,7 @@ impl Store {
         gc_config: GcConfig,
         inbox: Receiver<StoreMsg>,
         transport: Arc<dyn Transport>,
+        peers: Arc<Peers>,
         logger: &slog::Logger,
     ) -> std::result::Result<Store, String> {
         let mut shards = list_replicas(&engine).map_err(|e| e.to_string())?;
@@ -160,7 +166,7 @@ impl Store {
         }
         let mut replicas = BTreeMap::new();
         for shard in shards {
-            let replica = Replica::load(&engine, registry.clone(), shard, &raft_config, logger)?;
+            let replica = Replica::load(&engine, registry.clone(), peers.clone(), shard, &raft_config, logger)?;
             replicas.insert(shard, replica);
         }
         Ok(Store {
@@ -174,6 +180,7 @@ impl Store {
             transport,
             outbox: Outbox::default(),
             gc_due: None,
+            completions: Vec::new(),
         })
     }
 
@@ -204,7 +211,8 @@ impl Store {
             if now >= next_tick {
                 for r in self.replicas.values_mut() {
                     r.raw_node.tick();
-                    r.maybe_close_timestamp(&self.tt, now, close_interval, false);
+                    r.tick_txns(&self.tt, &mut self.completions);
+                    r.maybe_close_timestamp(&self.tt, now, close_interval, false, &mut self.completions);
                 }
                 next_tick += tick;
                 if next_tick < now {
@@ -243,10 +251,12 @@ impl Store {
                     }
                 }
             }
-            StoreMsg::Write { shard, epoch, body, reply } => match self.replicas.get_mut(&shard) {
-                Some(r) => r.propose_write(&self.tt, epoch, body, reply),
+            StoreMsg::Txn { shard, input, reply } => match self.replicas.get_mut(&shard) {
+                Some(r) => r.submit(&self.tt, input, reply, &mut self.completions),
                 None => {
-                    let _ = reply.send(Err(not_hosted(shard)));
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(txn::TxnError::NotLeader));
+                    }
                 }
             },
             StoreMsg::ReadIndex { shard, reply } => match self.replicas.get_mut(&shard) {
@@ -257,7 +267,13 @@ impl Store {
             },
             StoreMsg::CloseTimestampNow { shard } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
-                    r.maybe_close_timestamp(&self.tt, Instant::now(), FORCED_CLOSE_INTERVAL_MIN, true);
+                    r.maybe_close_timestamp(
+                        &self.tt,
+                        Instant::now(),
+                        FORCED_CLOSE_INTERVAL_MIN,
+                        true,
+                        &mut self.completions,
+                    );
                 }
             }
             StoreMsg::SnapshotSent { shard, to, ok } => {
@@ -290,14 +306,17 @@ impl Store {
 
     fn stop(&mut self) {
         let err = Error::Unavailable("server is shutting down".into());
+        for c in self.completions.drain(..) {
+            c.send();
+        }
         for r in self.replicas.values_mut() {
             r.fail_all(&err);
         }
         // Answer whatever is still queued.
         while let Ok(msg) = self.inbox.try_recv() {
             match msg {
-                StoreMsg::Write { reply, .. } => {
-                    let _ = reply.send(Err(err.clone()));
+                StoreMsg::Txn { reply: Some(reply), .. } => {
+                    let _ = reply.send(Err(txn::TxnError::Unavailable(err.to_string())));
                 }
                 StoreMsg::ReadIndex { reply, .. } => {
                     let _ = reply.send(Err(err.clone()));

@@ -188,6 +188,10 @@ pub enum TxnError {
     Unavailable(String),
     /// The request makes no sense (e.g. a read after commit).
     InvalidArgument(String),
+    /// The request was replicated but its outcome is unknown to this
+    /// replica (the driver reports this, e.g. when a snapshot replaced the
+    /// log around it); a commit may or may not have happened.
+    Ambiguous(String),
 }
 
 impl fmt::Display for TxnError {
@@ -197,6 +201,7 @@ impl fmt::Display for TxnError {
             TxnError::NotLeader => f.write_str("not leader"),
             TxnError::Unavailable(m) => write!(f, "unavailable: {m}"),
             TxnError::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            TxnError::Ambiguous(m) => write!(f, "outcome unknown: {m}"),
         }
     }
 }
@@ -395,6 +400,7 @@ pub struct ShardTxns {
     decisions: BTreeMap<TxnId, Outcome>,
     /// Plain writes get internal transaction ids, numbered from 0.
     next_internal: u64,
+    prepared_generation: u64,
 }
 
 impl ShardTxns {
@@ -444,6 +450,17 @@ impl ShardTxns {
 
     pub fn active_count(&self) -> usize {
         self.active.len()
+    }
+
+    /// Changes whenever the set of prepared transactions changes (so the
+    /// driver republishes what holds reads back only then).
+    pub fn prepared_generation(&self) -> u64 {
+        self.prepared_generation
+    }
+
+    /// Every prepared transaction's prepare timestamp and written keys.
+    pub fn prepared_writes(&self) -> Vec<(Timestamp, Vec<Vec<u8>>)> {
+        self.prepared.values().map(|p| (p.prepare_ts, p.writes.iter().map(|w| w.key.clone()).collect())).collect()
     }
 
     /// Never assign at or below `ts` (a linearizable read was served at it).
@@ -811,6 +828,7 @@ impl ShardTxns {
                 self.oracle.reserve(prepare_ts);
                 out.push(Output::StorePrepared(record.clone()));
                 self.prepared.insert(txn, record);
+                self.prepared_generation += 1;
                 self.active.remove(&txn);
                 if let Some(req) = req {
                     out.push(Output::Reply { req, result: Ok(Answer::Prepared { prepare_ts }) });
@@ -818,6 +836,7 @@ impl ShardTxns {
             }
             TxnCommand::Finish { txn, outcome } => {
                 if let Some(record) = self.prepared.remove(&txn) {
+                    self.prepared_generation += 1;
                     self.last_resolve.remove(&txn);
                     match outcome {
                         Outcome::Committed(s) => {

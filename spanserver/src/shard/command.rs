@@ -1,63 +1,152 @@
 //! The replicated commands: what a shard's Raft log entries say.
 //!
-//! Every normal entry with data is a `proto::storage::RaftCommand`, and every
-//! command carries a timestamp. In one shard's log, command timestamps
-//! strictly increase in log order (the leader assigns them at proposal
-//! time, after applying every entry of earlier terms; see `shard/mod.rs`),
-//! which is what lets a replica say "every write at or below my last applied
-//! timestamp is here" and serve snapshot reads.
+//! Every normal entry with data is one [`txn::TxnCommand`] (a commit, a
+//! prepare, a finish, an abort decision, a closed timestamp), encoded as a
+//! `proto::storage::RaftCommand`. Empty entries are raft-rs's own (a new
+//! leader's first entry); conf change entries are raft-rs `ConfChange` /
+//! `ConfChangeV2`.
 //!
-//! Empty entries are raft-rs's own (a new leader's first entry); conf change
-//! entries are raft-rs `ConfChange`/`ConfChangeV2`.
+//! Decoding is deterministic: a command that does not decode fails the same
+//! way on every replica, so it is an apply result, never a crash.
 
 use prost::Message as _;
-use proto::storage::{raft_command, CloseTimestamp, RaftCommand, WriteCommand};
+use proto::storage::{self as pb, raft_command};
 use truetime::Timestamp;
+use txn::{Condition, LockTarget, Outcome, PreparedTxn, Priority, ShardId, TxnCommand, TxnId, Write};
 
-/// A decoded command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// Puts and deletes, applied atomically at `ts` if every condition
-    /// holds then (otherwise nothing is written).
-    Write { ts: Timestamp, mutations: Vec<proto::Mutation>, conditions: Vec<proto::Condition> },
-    /// No write in this shard will have a timestamp `<= ts`.
-    CloseTimestamp { ts: Timestamp },
+pub fn txn_id_bytes(txn: TxnId) -> Vec<u8> {
+    txn.0.to_be_bytes().to_vec()
 }
 
-impl Command {
-    pub fn ts(&self) -> Timestamp {
-        match self {
-            Command::Write { ts, .. } | Command::CloseTimestamp { ts } => *ts,
-        }
-    }
+pub fn txn_id_from(bytes: &[u8]) -> Result<TxnId, String> {
+    let array: [u8; 16] = bytes.try_into().map_err(|_| format!("a transaction id is 16 bytes, not {}", bytes.len()))?;
+    Ok(TxnId(u128::from_be_bytes(array)))
+}
 
-    pub fn encode(&self) -> Vec<u8> {
-        let (ts, kind) = match self {
-            Command::Write { ts, mutations, conditions } => (
-                *ts,
-                raft_command::Kind::Write(WriteCommand {
-                    mutations: mutations.clone(),
-                    conditions: conditions.clone(),
-                }),
-            ),
-            Command::CloseTimestamp { ts } => (*ts, raft_command::Kind::CloseTimestamp(CloseTimestamp {})),
-        };
-        RaftCommand { ts: ts.as_nanos(), kind: Some(kind) }.encode_to_vec()
+pub fn write_to_proto(w: &Write) -> proto::Mutation {
+    match &w.value {
+        Some(v) => proto::Mutation { key: w.key.clone(), value: v.clone(), delete: false },
+        None => proto::Mutation { key: w.key.clone(), value: Vec::new(), delete: true },
     }
+}
 
-    /// Decodes entry data. A failure is deterministic (every replica has
-    /// the same bytes), so it is an apply result, not a crash.
-    pub fn decode(data: &[u8]) -> Result<Command, String> {
-        let cmd = RaftCommand::decode(data).map_err(|e| format!("undecodable command: {e}"))?;
-        let ts = Timestamp::from_nanos(cmd.ts);
-        match cmd.kind {
-            Some(raft_command::Kind::Write(w)) => {
-                Ok(Command::Write { ts, mutations: w.mutations, conditions: w.conditions })
-            }
-            Some(raft_command::Kind::CloseTimestamp(_)) => Ok(Command::CloseTimestamp { ts }),
-            None => Err("command without a kind".to_string()),
-        }
+pub fn write_from_proto(m: proto::Mutation) -> Write {
+    Write { key: m.key, value: (!m.delete).then_some(m.value) }
+}
+
+pub fn condition_to_proto(c: &Condition) -> proto::Condition {
+    match &c.expected {
+        Some(v) => proto::Condition { key: c.key.clone(), expected: v.clone(), expect_absent: false },
+        None => proto::Condition { key: c.key.clone(), expected: Vec::new(), expect_absent: true },
     }
+}
+
+pub fn condition_from_proto(c: proto::Condition) -> Condition {
+    Condition { key: c.key, expected: (!c.expect_absent).then_some(c.expected) }
+}
+
+pub fn span_to_target(start: Vec<u8>, end: Vec<u8>, range: bool) -> LockTarget {
+    if range {
+        LockTarget::Range(start, end)
+    } else {
+        LockTarget::Key(start)
+    }
+}
+
+fn target_to_lock_span(t: &LockTarget) -> pb::LockSpan {
+    match t {
+        LockTarget::Key(k) => pb::LockSpan { start: k.clone(), end: Vec::new(), range: false },
+        LockTarget::Range(s, e) => pb::LockSpan { start: s.clone(), end: e.clone(), range: true },
+    }
+}
+
+pub fn prepared_to_proto(p: &PreparedTxn) -> pb::PreparedTxn {
+    pb::PreparedTxn {
+        txn_id: txn_id_bytes(p.txn),
+        priority_ts: p.priority.start_ts.as_nanos(),
+        priority_txn: txn_id_bytes(p.priority.txn),
+        prepare_ts: p.prepare_ts.as_nanos(),
+        coordinator: p.coordinator.0,
+        writes: p.writes.iter().map(write_to_proto).collect(),
+        reads: p.reads.iter().map(target_to_lock_span).collect(),
+    }
+}
+
+pub fn prepared_from_proto(p: pb::PreparedTxn) -> Result<PreparedTxn, String> {
+    Ok(PreparedTxn {
+        txn: txn_id_from(&p.txn_id)?,
+        priority: Priority::new(Timestamp::from_nanos(p.priority_ts), txn_id_from(&p.priority_txn)?),
+        prepare_ts: Timestamp::from_nanos(p.prepare_ts),
+        coordinator: ShardId(p.coordinator),
+        writes: p.writes.into_iter().map(write_from_proto).collect(),
+        reads: p.reads.into_iter().map(|s| span_to_target(s.start, s.end, s.range)).collect(),
+    })
+}
+
+pub fn decision_to_proto(outcome: Outcome) -> pb::DecisionRecord {
+    match outcome {
+        Outcome::Committed(ts) => pb::DecisionRecord { committed: true, commit_ts: ts.as_nanos() },
+        Outcome::Aborted => pb::DecisionRecord { committed: false, commit_ts: 0 },
+    }
+}
+
+pub fn decision_from_proto(d: &pb::DecisionRecord) -> Outcome {
+    if d.committed {
+        Outcome::Committed(Timestamp::from_nanos(d.commit_ts))
+    } else {
+        Outcome::Aborted
+    }
+}
+
+pub fn encode(command: &TxnCommand) -> Vec<u8> {
+    let kind = match command {
+        TxnCommand::Commit { txn, commit_ts, writes, conditions, participants } => {
+            raft_command::Kind::Commit(pb::CommitCommand {
+                txn_id: txn_id_bytes(*txn),
+                commit_ts: commit_ts.as_nanos(),
+                writes: writes.iter().map(write_to_proto).collect(),
+                conditions: conditions.iter().map(condition_to_proto).collect(),
+                participants: participants.iter().map(|s| s.0).collect(),
+            })
+        }
+        TxnCommand::Prepare(p) => raft_command::Kind::Prepare(prepared_to_proto(p)),
+        TxnCommand::Finish { txn, outcome } => {
+            let (committed, commit_ts) = match outcome {
+                Outcome::Committed(ts) => (true, ts.as_nanos()),
+                Outcome::Aborted => (false, 0),
+            };
+            raft_command::Kind::Finish(pb::FinishCommand { txn_id: txn_id_bytes(*txn), committed, commit_ts })
+        }
+        TxnCommand::AbortDecision { txn } => {
+            raft_command::Kind::AbortDecision(pb::AbortDecisionCommand { txn_id: txn_id_bytes(*txn) })
+        }
+        TxnCommand::Close { ts } => raft_command::Kind::Close(pb::CloseCommand { ts: ts.as_nanos() }),
+    };
+    pb::RaftCommand { kind: Some(kind) }.encode_to_vec()
+}
+
+pub fn decode(data: &[u8]) -> Result<TxnCommand, String> {
+    let cmd = pb::RaftCommand::decode(data).map_err(|e| format!("undecodable command: {e}"))?;
+    Ok(match cmd.kind.ok_or("command without a kind")? {
+        raft_command::Kind::Commit(c) => TxnCommand::Commit {
+            txn: txn_id_from(&c.txn_id)?,
+            commit_ts: Timestamp::from_nanos(c.commit_ts),
+            writes: c.writes.into_iter().map(write_from_proto).collect(),
+            conditions: c.conditions.into_iter().map(condition_from_proto).collect(),
+            participants: c.participants.into_iter().map(ShardId).collect(),
+        },
+        raft_command::Kind::Prepare(p) => TxnCommand::Prepare(prepared_from_proto(p)?),
+        raft_command::Kind::Finish(f) => TxnCommand::Finish {
+            txn: txn_id_from(&f.txn_id)?,
+            outcome: if f.committed {
+                Outcome::Committed(Timestamp::from_nanos(f.commit_ts))
+            } else {
+                Outcome::Aborted
+            },
+        },
+        raft_command::Kind::AbortDecision(a) => TxnCommand::AbortDecision { txn: txn_id_from(&a.txn_id)? },
+        raft_command::Kind::Close(c) => TxnCommand::Close { ts: Timestamp::from_nanos(c.ts) },
+    })
 }
 
 #[cfg(test)]
@@ -66,25 +155,40 @@ mod tests {
 
     #[test]
     fn commands_round_trip() {
-        let cmds = [
-            Command::Write {
-                ts: Timestamp::from_nanos(7),
-                mutations: vec![
-                    proto::Mutation { key: b"k".to_vec(), value: b"v".to_vec(), delete: false },
-                    proto::Mutation { key: b"d".to_vec(), value: vec![], delete: true },
+        let t = TxnId(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
+        let ts = Timestamp::from_nanos(77);
+        let commands = [
+            TxnCommand::Commit {
+                txn: t,
+                commit_ts: ts,
+                writes: vec![
+                    Write { key: b"k".to_vec(), value: Some(b"v".to_vec()) },
+                    Write { key: b"d".to_vec(), value: None },
                 ],
-                conditions: vec![proto::Condition {
-                    key: b"k".to_vec(),
-                    expected: b"old".to_vec(),
-                    expect_absent: false,
-                }],
+                conditions: vec![Condition { key: b"k".to_vec(), expected: None }],
+                participants: vec![ShardId(2), ShardId(3)],
             },
-            Command::CloseTimestamp { ts: Timestamp::from_nanos(9) },
+            TxnCommand::Prepare(PreparedTxn {
+                txn: t,
+                priority: Priority::new(Timestamp::from_nanos(5), TxnId(9)),
+                prepare_ts: ts,
+                coordinator: ShardId(4),
+                writes: vec![Write { key: b"w".to_vec(), value: Some(vec![]) }],
+                reads: vec![LockTarget::Key(b"r".to_vec()), LockTarget::Range(b"a".to_vec(), b"".to_vec())],
+            }),
+            TxnCommand::Finish { txn: t, outcome: Outcome::Committed(ts) },
+            TxnCommand::Finish { txn: t, outcome: Outcome::Aborted },
+            TxnCommand::AbortDecision { txn: t },
+            TxnCommand::Close { ts },
         ];
-        for c in cmds {
-            assert_eq!(Command::decode(&c.encode()).unwrap(), c);
+        for c in commands {
+            assert_eq!(decode(&encode(&c)).unwrap(), c);
         }
-        assert!(Command::decode(b"\xff\xff").is_err());
-        assert!(Command::decode(&RaftCommand { ts: 1, kind: None }.encode_to_vec()).is_err());
+        assert!(decode(b"\xff\xff").is_err());
+        assert!(decode(&pb::RaftCommand { kind: None }.encode_to_vec()).is_err());
+        let bad_id = pb::RaftCommand {
+            kind: Some(raft_command::Kind::AbortDecision(pb::AbortDecisionCommand { txn_id: vec![1, 2] })),
+        };
+        assert!(decode(&bad_id.encode_to_vec()).unwrap_err().contains("16 bytes"));
     }
 }

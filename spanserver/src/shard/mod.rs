@@ -1,46 +1,49 @@
-//! A replica: this server's copy of one shard, driven through raft-rs.
+//! A replica: this server's copy of one shard, driven through raft-rs, with
+//! the shard's transactions decided by `txn::ShardTxns`.
 //!
 //! ```text
-//!             proposals (leader)          raft messages
-//!                    │                         │
-//!                    v                         v
-//!   Replica ──> RawNode<RaftLogStore> ──> Ready ──> (store/ready.rs orders:
-//!     │                                             persist, send, apply, advance)
-//!     ├── pending_writes: index -> (term, reply)    resolved when that index applies
-//!     ├── reads: ReadIndex batches                  released when applied >= index
-//!     ├── leader: timestamps, readiness             only while leading
-//!     └── apply_state: applied_index, max_applied_ts (the replica's safe time)
+//!        requests (leader)                 raft messages
+//!             │                                  │
+//!             v                                  v
+//!   Replica: ShardTxns::step(now, input) ──> outputs ──> propose / reply /
+//!             │                                          persist / ask peers
+//!             v
+//!   RawNode<RaftLogStore> ──> Ready ──> (store/ready.rs orders persist,
+//!             │                          send, apply, advance)
+//!             v
+//!   apply: decode TxnCommand ──> ShardTxns::step(Applied) ──> write versions,
+//!          records (cf txn) into the batch; answer the request that proposed it
 //! ```
 //!
-//! # Timestamps
+//! The replica is the I/O shell around two pure cores: raft-rs decides
+//! what is committed, `ShardTxns` decides what a command means (locks,
+//! timestamps, prepared transactions, decisions, safe time). The replica
+//! stores and sends what they say, and owns what is about the log: which
+//! proposal an applied entry answers, leadership, snapshots, compaction and
+//! garbage collection.
 //!
-//! The leader stamps each command at proposal time with
-//! `ts = max(TT.now().latest, last_assigned_ts + 1)`. A new leader first
-//! applies every entry up to the log position it had when elected (its own
-//! first entry), then sets `last_assigned_ts` to at least the largest
-//! applied timestamp, and only then proposes. Since it holds every committed
-//! entry, its timestamps exceed every timestamp in the log: **timestamps
-//! strictly increase in log order**, across leader changes. Applying
-//! asserts it.
+//! # Leadership and timestamps
 //!
-//! Consequence: once a replica has applied a command at `t`, no write at or
-//! below `t` can still arrive, so its **safe time** is its largest applied
-//! timestamp, and it can serve snapshot reads at any `ts <= safe time`. An
-//! idle leader proposes `CloseTimestamp` commands to move safe time along.
+//! A new leader must know every timestamp in its log before it assigns
+//! one. So when a replica becomes leader it waits until it has applied its
+//! log up to the position it had when elected (its own first entry), and
+//! only then tells `ShardTxns` `LeaderReady` (which starts assigning above
+//! the largest applied timestamp and re-takes the locks of prepared
+//! transactions). Requests that arrive meanwhile wait (bounded).
 //!
 //! # Proposals are tracked by (index, term)
 //!
-//! After `propose`, the entry's index and term are recorded. When that index
-//! is applied with the same term, the write succeeded; with another term, a
-//! leader change replaced it and it will never apply (the client may retry:
-//! `Unavailable`). A snapshot that jumps over a pending index leaves the
-//! outcome unknown (`Ambiguous`). Never a FIFO: leader changes drop and
-//! reorder proposals (STYLE.md, raft-rs checklist item 8).
+//! After `propose`, the entry's index and term are recorded with the
+//! request it serves. When that index is applied with the same term, the
+//! request is answered by the apply; with another term, a leader change
+//! replaced it: `ProposalFailed`. A snapshot that jumps over a pending
+//! index leaves the outcome unknown: `Ambiguous`. Never a FIFO: leader
+//! changes drop and reorder proposals (STYLE.md, raft-rs checklist item 8).
 //!
 //! # Invariants (asserted)
 //! - Entries apply exactly once, in order: each applied index is the
 //!   previous plus one (or a snapshot's index).
-//! - Applied command timestamps strictly increase.
+//! - The timestamp rules hold (`txn::timestamps`).
 
 pub mod command;
 pub mod reads;
@@ -55,79 +58,38 @@ use raft::RawNode;
 use rocksdb::WriteBatch;
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
+use txn::{Answer, Input, Output, ReqId, ShardTxns, TxnCommand, TxnError};
 
-use self::command::Command;
 use self::reads::{ReadQueue, ReadReply};
 use crate::config::RaftConfig;
 use crate::error::{Error, Result};
 use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
+use crate::peers::Peers;
 use crate::registry::{Registry, ReplicaProgress, ReplicaShared, Role};
-use crate::storage::keycode::{raft_key, range_bounds, RaftKey};
+use crate::storage::keycode::{raft_key, range_bounds, txn_key, txn_kind_bounds, RaftKey, TxnKey};
 use crate::storage::raft_log::{decode_record, RaftLogStore};
-use crate::storage::{mvcc, Engine, CF_DATA, CF_RAFT};
+use crate::storage::{mvcc, Engine, CF_DATA, CF_RAFT, CF_TXN};
 
-/// A write as proposed: mutations, and conditions that must all hold at
-/// apply time for them to be written (compare-and-set).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriteBody {
-    pub mutations: Vec<proto::Mutation>,
-    pub conditions: Vec<proto::Condition>,
-}
+/// Answered with the state machine's answer to a request.
+pub type TxnReply = oneshot::Sender<std::result::Result<Answer, TxnError>>;
 
-impl WriteBody {
-    /// Every key the write touches or checks.
-    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.mutations.iter().map(|m| m.key.as_slice()).chain(self.conditions.iter().map(|c| c.key.as_slice()))
-    }
-}
-
-/// How an applied write turned out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteOutcome {
-    pub commit_ts: Timestamp,
-    /// False if a condition did not hold (nothing was written).
-    pub applied: bool,
-}
-
-/// Answered once the write is applied.
-pub type WriteReply = oneshot::Sender<Result<WriteOutcome>>;
-
-/// A reply to send once the batch that justifies it is on disk.
-pub enum Completion {
-    Write(WriteReply, Result<WriteOutcome>),
+/// A reply to send once the iteration's batches are on disk.
+pub struct Completion {
+    reply: TxnReply,
+    result: std::result::Result<Answer, TxnError>,
 }
 
 impl Completion {
     pub fn send(self) {
-        match self {
-            Completion::Write(reply, result) => {
-                let _ = reply.send(result);
-            }
-        }
+        let _ = self.reply.send(self.result);
     }
 }
 
-struct PendingWrite {
+struct Proposal {
     term: u64,
-    reply: WriteReply,
-}
-
-struct WaitingWrite {
-    body: WriteBody,
-    reply: WriteReply,
-}
-
-/// What only a leader has.
-struct LeaderState {
-    term: u64,
-    /// The leader may assign timestamps once it has applied this index
-    /// (its last log index when it was elected).
-    ready_at_index: u64,
-    ready: bool,
-    last_assigned_ts: Timestamp,
-    /// Writes that arrived before the leader was ready.
-    waiting: VecDeque<WaitingWrite>,
+    req: Option<ReqId>,
+    command: TxnCommand,
 }
 
 /// Garbage collection progress for the current watermark.
@@ -142,19 +104,28 @@ pub struct Replica {
     pub replica_id: ReplicaId,
     engine: Engine,
     registry: Arc<Registry>,
+    peers: Arc<Peers>,
     descriptor: proto::ShardDescriptor,
     pub raw_node: RawNode<RaftLogStore>,
     shared: Arc<ReplicaShared>,
     applied_index: u64,
-    max_applied_ts: Timestamp,
-    leader: Option<LeaderState>,
-    pending_writes: BTreeMap<u64, PendingWrite>,
-    /// Values written by entries applied in this loop iteration, whose batch
-    /// is not yet in RocksDB: conditions must see them.
+    txns: ShardTxns,
+    /// Our proposals by log index.
+    proposals: BTreeMap<u64, Proposal>,
+    /// Where each request's answer goes.
+    replies: HashMap<ReqId, TxnReply>,
+    next_req: ReqId,
+    /// While leading: (term, index to apply before `LeaderReady`, ready?).
+    leadership: Option<(u64, u64, bool)>,
+    /// Requests that arrived before this new leader was ready.
+    waiting: VecDeque<(Input, TxnReply)>,
+    /// Values written by entries applied in this iteration, whose batch is
+    /// not yet in RocksDB: conditions must see them.
     staged: HashMap<Vec<u8>, Option<Vec<u8>>>,
     reads: ReadQueue,
     gc: GcState,
     last_proposal_at: Instant,
+    published_generation: Option<u64>,
 }
 
 /// The raft-rs configuration of every replica (STYLE.md checklist item 9:
@@ -174,6 +145,57 @@ fn raft_config(replica_id: ReplicaId, applied: u64, rc: &RaftConfig) -> raft::Co
         max_committed_size_per_ready: limits::RAFT_COMMITTED_BYTES_PER_READY_MAX,
         ..Default::default()
     }
+}
+
+/// Sets a request id on an input that carries one.
+fn with_req(input: Input, req: ReqId) -> Input {
+    match input {
+        Input::Read { txn, priority, target, .. } => Input::Read { req, txn, priority, target },
+        Input::Prepare { txn, priority, writes, reads, coordinator, .. } => {
+            Input::Prepare { req, txn, priority, writes, reads, coordinator }
+        }
+        Input::Commit { txn, priority, writes, reads, participants, .. } => {
+            Input::Commit { req, txn, priority, writes, reads, participants }
+        }
+        Input::Write { writes, conditions, .. } => Input::Write { req, writes, conditions },
+        Input::Abort { txn, .. } => Input::Abort { req, txn },
+        Input::Decide { txn, outcome, .. } => Input::Decide { req, txn, outcome },
+        Input::Resolve { txn, .. } => Input::Resolve { req, txn },
+        other => other,
+    }
+}
+
+/// Reads a shard's records of one kind from cf txn.
+fn load_txn_records<T>(
+    engine: &Engine,
+    shard: ShardId,
+    kind: TxnKey,
+    decode: impl Fn(&[u8], &[u8]) -> std::result::Result<T, String>,
+) -> std::result::Result<Vec<T>, String> {
+    let (lo, hi) = txn_kind_bounds(shard, kind);
+    let mut opts = rocksdb::ReadOptions::default();
+    opts.set_iterate_upper_bound(hi);
+    let mut it = engine.db().raw_iterator_cf_opt(engine.cf(CF_TXN), opts);
+    it.seek(lo);
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        out.push(decode(&k[9..], v)?);
+        it.next();
+    }
+    it.status().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn decode_prepared(_key: &[u8], v: &[u8]) -> std::result::Result<txn::PreparedTxn, String> {
+    let p: proto::storage::PreparedTxn =
+        prost::Message::decode(v).map_err(|e| format!("corrupt prepared record: {e}"))?;
+    command::prepared_from_proto(p)
+}
+
+fn decode_decision(key: &[u8], v: &[u8]) -> std::result::Result<(txn::TxnId, txn::Outcome), String> {
+    let d: proto::storage::DecisionRecord =
+        prost::Message::decode(v).map_err(|e| format!("corrupt decision record: {e}"))?;
+    Ok((command::txn_id_from(key)?, command::decision_from_proto(&d)))
 }
 
 impl Replica {
@@ -197,6 +219,7 @@ impl Replica {
     pub fn load(
         engine: &Engine,
         registry: Arc<Registry>,
+        peers: Arc<Peers>,
         shard: ShardId,
         rc: &RaftConfig,
         logger: &slog::Logger,
@@ -221,24 +244,32 @@ impl Replica {
         let logger = logger.new(slog::o!("shard" => shard.0, "replica" => replica_id.0));
         let raw_node = RawNode::new(&config, store, &logger).map_err(|e| format!("{shard}: {e}"))?;
         let max_applied_ts = Timestamp::from_nanos(apply.max_applied_ts);
+        let prepared = load_txn_records(engine, shard, TxnKey::Prepared, decode_prepared)?;
+        let decisions = load_txn_records(engine, shard, TxnKey::Decision, decode_decision)?;
+        let txns = ShardTxns::restore(shard, max_applied_ts, prepared, decisions);
         let shared = Arc::new(ReplicaShared::new(descriptor.clone(), replica_id, max_applied_ts, watermark));
         registry.insert(shared.clone());
-        let replica = Replica {
+        let mut replica = Replica {
             shard_id: shard,
             replica_id,
             engine: engine.clone(),
             registry,
+            peers,
             descriptor,
             raw_node,
             shared,
             applied_index: apply.applied_index,
-            max_applied_ts,
-            leader: None,
-            pending_writes: BTreeMap::new(),
+            txns,
+            proposals: BTreeMap::new(),
+            replies: HashMap::new(),
+            next_req: 1,
+            leadership: None,
+            waiting: VecDeque::new(),
             staged: HashMap::new(),
             reads: ReadQueue::default(),
             gc: GcState::default(),
             last_proposal_at: Instant::now(),
+            published_generation: None,
         };
         replica.publish();
         Ok(replica)
@@ -250,6 +281,10 @@ impl Replica {
 
     pub fn is_leader(&self) -> bool {
         self.raw_node.raft.state == raft::StateRole::Leader
+    }
+
+    fn leader_ready(&self) -> bool {
+        self.leadership.is_some_and(|(_, _, ready)| ready)
     }
 
     /// The server hosting replica `r` of this shard.
@@ -271,92 +306,119 @@ impl Replica {
         Error::NotLeader { shard_id: self.shard_id, leader: hint }
     }
 
-    /// Checks that a request meant for this shard is routed here correctly.
-    pub fn check_route(&self, epoch: u64, keys: &mut dyn Iterator<Item = &[u8]>) -> Result<()> {
-        if epoch != 0 && epoch != self.descriptor.epoch {
-            return Err(Error::WrongShard {
-                shard_id: self.shard_id,
-                epoch: Some(self.descriptor.epoch),
-                reason: format!("epoch {epoch} is stale, the shard is at {}", self.descriptor.epoch),
-            });
-        }
-        for key in keys {
-            if !contains(&self.descriptor, key) {
-                return Err(Error::WrongShard {
-                    shard_id: self.shard_id,
-                    epoch: Some(self.descriptor.epoch),
-                    reason: "key outside the shard's range".into(),
-                });
-            }
-        }
-        Ok(())
-    }
+    // --- Transactions --------------------------------------------------------
 
-    // --- Proposals ---------------------------------------------------------
-
-    fn next_ts(&mut self, tt: &TrueTime) -> Timestamp {
-        let leader = self.leader.as_mut().expect("only a leader assigns timestamps");
-        debug_assert!(leader.ready);
-        let ts = tt.now().latest.max(leader.last_assigned_ts.next());
-        leader.last_assigned_ts = ts;
-        ts
-    }
-
-    /// Proposes a write, or queues it until this new leader is ready.
-    pub fn propose_write(&mut self, tt: &TrueTime, epoch: u64, body: WriteBody, reply: WriteReply) {
-        if let Err(e) = self.check_route(epoch, &mut body.keys()) {
-            let _ = reply.send(Err(e));
+    /// A request for the transaction state machine. Answered through
+    /// `reply` (if any) at the end of the loop iteration.
+    pub fn submit(&mut self, tt: &TrueTime, input: Input, reply: Option<TxnReply>, completions: &mut Vec<Completion>) {
+        let reply = reply.unwrap_or_else(|| oneshot::channel().0);
+        if !self.is_leader() {
+            completions.push(Completion { reply, result: Err(TxnError::NotLeader) });
             return;
         }
-        let not_leader = self.not_leader();
-        match &mut self.leader {
-            None => {
-                let _ = reply.send(Err(not_leader));
+        if !self.leader_ready() {
+            if self.waiting.len() >= limits::WAITING_WRITES_PER_SHARD_MAX {
+                let e = TxnError::Unavailable("too many requests waiting for a new leader".into());
+                completions.push(Completion { reply, result: Err(e) });
+            } else {
+                self.waiting.push_back((input, reply));
             }
-            Some(leader) if !leader.ready => {
-                if leader.waiting.len() >= limits::WAITING_WRITES_PER_SHARD_MAX {
-                    let _ = reply.send(Err(Error::Unavailable("too many writes waiting for a new leader".into())));
-                } else {
-                    leader.waiting.push_back(WaitingWrite { body, reply });
+            return;
+        }
+        let req = self.next_req;
+        self.next_req += 1;
+        self.replies.insert(req, reply);
+        let outputs = self.txns.step(tt.now(), with_req(input, req));
+        self.execute(tt, outputs, None, completions);
+    }
+
+    /// Carries out the state machine's outputs. `batch` is the apply batch
+    /// while applying (records and versions go there), `None` otherwise.
+    fn execute(
+        &mut self,
+        tt: &TrueTime,
+        outputs: Vec<Output>,
+        mut batch: Option<&mut WriteBatch>,
+        completions: &mut Vec<Completion>,
+    ) {
+        let mut queue: VecDeque<Output> = outputs.into();
+        while let Some(output) = queue.pop_front() {
+            match output {
+                Output::Reply { req, result } => {
+                    if let Some(reply) = self.replies.remove(&req) {
+                        completions.push(Completion { reply, result });
+                    }
                 }
+                Output::Propose { req, command } => {
+                    let data = command::encode(&command);
+                    match self.raw_node.propose(vec![], data) {
+                        Ok(()) => {
+                            let index = self.raw_node.raft.raft_log.last_index();
+                            let term = self.raw_node.raft.term;
+                            self.proposals.insert(index, Proposal { term, req, command });
+                            self.last_proposal_at = Instant::now();
+                        }
+                        Err(e) => {
+                            tracing::debug!(shard = %self.shard_id, "proposal dropped: {e}");
+                            queue.extend(self.txns.step(tt.now(), Input::ProposalFailed { req, command }));
+                        }
+                    }
+                }
+                Output::WriteVersions { writes, ts } => {
+                    let batch = batch.as_deref_mut().expect("versions are written only while applying");
+                    for w in writes {
+                        mvcc::put_version(&self.engine, batch, &w.key, ts, w.value.as_deref());
+                        self.staged.insert(w.key, w.value);
+                    }
+                }
+                Output::StorePrepared(p) => {
+                    let batch = batch.as_deref_mut().expect("records are written only while applying");
+                    let key = txn_key(self.shard_id, TxnKey::Prepared, p.txn.0);
+                    let value = prost::Message::encode_to_vec(&command::prepared_to_proto(&p));
+                    batch.put_cf(self.engine.cf(CF_TXN), key, value);
+                }
+                Output::DeletePrepared(t) => {
+                    let batch = batch.as_deref_mut().expect("records are written only while applying");
+                    batch.delete_cf(self.engine.cf(CF_TXN), txn_key(self.shard_id, TxnKey::Prepared, t.0));
+                }
+                Output::StoreDecision { txn, outcome } => {
+                    let batch = batch.as_deref_mut().expect("records are written only while applying");
+                    let key = txn_key(self.shard_id, TxnKey::Decision, txn.0);
+                    let value = prost::Message::encode_to_vec(&command::decision_to_proto(outcome));
+                    batch.put_cf(self.engine.cf(CF_TXN), key, value);
+                }
+                Output::Resolve { txn, coordinator } => self.peers.resolve(self.shard_id, txn, coordinator),
+                Output::Notify { txn, participants, outcome } => self.peers.notify(txn, participants, outcome),
             }
-            Some(_) => self.propose_now(tt, body, reply),
         }
     }
 
-    fn propose_now(&mut self, tt: &TrueTime, body: WriteBody, reply: WriteReply) {
-        if self.pending_writes.len() >= limits::PENDING_WRITES_PER_SHARD_MAX {
-            let _ = reply.send(Err(Error::Unavailable("too many writes in flight on this shard".into())));
-            return;
-        }
-        let ts = self.next_ts(tt);
-        let data = Command::Write { ts, mutations: body.mutations, conditions: body.conditions }.encode();
-        match self.raw_node.propose(vec![], data) {
-            Ok(()) => {
-                let index = self.raw_node.raft.raft_log.last_index();
-                let term = self.raw_node.raft.term;
-                self.pending_writes.insert(index, PendingWrite { term, reply });
-                self.last_proposal_at = Instant::now();
-            }
-            Err(e) => {
-                let _ = reply.send(Err(Error::Unavailable(format!("proposal dropped: {e}"))));
-            }
+    /// Lets time pass for transactions (keep-alives, resolution).
+    pub fn tick_txns(&mut self, tt: &TrueTime, completions: &mut Vec<Completion>) {
+        if self.leader_ready() {
+            let outputs = self.txns.step(tt.now(), Input::Tick);
+            self.execute(tt, outputs, None, completions);
         }
     }
 
     /// Proposes a closed timestamp if this leader has been idle for
     /// `interval` (or at once if `force`), so followers' safe time moves.
-    pub fn maybe_close_timestamp(&mut self, tt: &TrueTime, now: Instant, interval: std::time::Duration, force: bool) {
-        if !self.leader.as_ref().is_some_and(|l| l.ready) {
+    pub fn maybe_close_timestamp(
+        &mut self,
+        tt: &TrueTime,
+        now: Instant,
+        interval: std::time::Duration,
+        force: bool,
+        completions: &mut Vec<Completion>,
+    ) {
+        if !self.leader_ready() {
             return;
         }
         if !force && now.duration_since(self.last_proposal_at) < interval {
             return;
         }
-        let ts = self.next_ts(tt);
-        if self.raw_node.propose(vec![], Command::CloseTimestamp { ts }.encode()).is_ok() {
-            self.last_proposal_at = now;
-        }
+        let outputs = self.txns.step(tt.now(), Input::Close);
+        self.execute(tt, outputs, None, completions);
     }
 
     // --- Reads -------------------------------------------------------------
@@ -391,7 +453,13 @@ impl Replica {
     // --- Apply -------------------------------------------------------------
 
     /// Applies committed entries into `batch`, in order, exactly once.
-    pub fn apply_entries(&mut self, entries: Vec<Entry>, batch: &mut WriteBatch, completions: &mut Vec<Completion>) {
+    pub fn apply_entries(
+        &mut self,
+        tt: &TrueTime,
+        entries: Vec<Entry>,
+        batch: &mut WriteBatch,
+        completions: &mut Vec<Completion>,
+    ) {
         if entries.is_empty() {
             return;
         }
@@ -404,94 +472,82 @@ impl Replica {
                 entry.index,
                 self.applied_index
             );
-            let result = self.apply_entry(&entry, batch);
+            self.apply_entry(tt, &entry, batch, completions);
             self.applied_index = entry.index;
-            if let Some(p) = self.pending_writes.remove(&entry.index) {
-                let result = if p.term == entry.term {
-                    result
-                } else {
-                    Err(Error::Unavailable("write dropped: leadership changed before it committed".into()))
-                };
-                completions.push(Completion::Write(p.reply, result));
-            }
         }
         self.stage_apply_state(batch);
     }
 
-    fn apply_entry(&mut self, entry: &Entry, batch: &mut WriteBatch) -> Result<WriteOutcome> {
-        let no_write = WriteOutcome { commit_ts: Timestamp::ZERO, applied: true };
+    fn apply_entry(&mut self, tt: &TrueTime, entry: &Entry, batch: &mut WriteBatch, completions: &mut Vec<Completion>) {
+        // Which of our proposals, if any, this entry answers.
+        let mut req = None;
+        if let Some(p) = self.proposals.remove(&entry.index) {
+            if p.term == entry.term {
+                req = p.req;
+            } else {
+                // Replaced by another leader's entry: never applied.
+                let outputs = self.txns.step(tt.now(), Input::ProposalFailed { req: p.req, command: p.command });
+                self.execute(tt, outputs, Some(batch), completions);
+            }
+        }
         match entry.entry_type() {
-            EntryType::EntryNormal if entry.data.is_empty() => Ok(no_write),
-            EntryType::EntryNormal => match Command::decode(&entry.data) {
-                Ok(cmd) => self.apply_command(cmd, batch),
+            EntryType::EntryNormal if entry.data.is_empty() => {}
+            EntryType::EntryNormal => match command::decode(&entry.data) {
+                Ok(command) => {
+                    let conditions_held = self.conditions_hold(&command);
+                    let input = Input::Applied { req, command, conditions_held };
+                    let outputs = self.txns.step(tt.now(), input);
+                    self.execute(tt, outputs, Some(batch), completions);
+                }
                 Err(msg) => {
+                    // Deterministic: every replica skips the same entry.
                     tracing::error!(shard = %self.shard_id, index = entry.index, "{msg}");
-                    Err(Error::InvalidArgument(msg))
-                }
-            },
-            EntryType::EntryConfChange => {
-                let cc = ConfChange::decode(entry.data.as_slice())
-                    .map_err(|e| Error::InvalidArgument(format!("undecodable conf change: {e}")))?;
-                self.apply_conf_change(&cc, batch)
-            }
-            EntryType::EntryConfChangeV2 => {
-                let cc = ConfChangeV2::decode(entry.data.as_slice())
-                    .map_err(|e| Error::InvalidArgument(format!("undecodable conf change: {e}")))?;
-                self.apply_conf_change(&cc, batch)
-            }
-        }
-    }
-
-    fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI, batch: &mut WriteBatch) -> Result<WriteOutcome> {
-        match self.raw_node.apply_conf_change(cc) {
-            Ok(cs) => {
-                self.raw_node.mut_store().stage_conf_state(batch, &cs);
-                Ok(WriteOutcome { commit_ts: Timestamp::ZERO, applied: true })
-            }
-            // Deterministic: every replica refuses the same change.
-            Err(e) => Err(Error::InvalidArgument(format!("conf change refused: {e}"))),
-        }
-    }
-
-    fn apply_command(&mut self, cmd: Command, batch: &mut WriteBatch) -> Result<WriteOutcome> {
-        let ts = cmd.ts();
-        assert!(
-            ts > self.max_applied_ts,
-            "{}: command timestamp {ts:?} does not exceed the applied {:?}",
-            self.shard_id,
-            self.max_applied_ts
-        );
-        self.max_applied_ts = ts;
-        match cmd {
-            Command::Write { mutations, conditions, .. } => {
-                let keys = mutations.iter().map(|m| &m.key).chain(conditions.iter().map(|c| &c.key));
-                if let Some(key) = keys.into_iter().find(|k| !contains(&self.descriptor, k)) {
-                    // Deterministic refusal: the same on every replica.
-                    return Err(Error::WrongShard {
-                        shard_id: self.shard_id,
-                        epoch: Some(self.descriptor.epoch),
-                        reason: format!("key {:?} outside the shard's range", String::from_utf8_lossy(key)),
-                    });
-                }
-                for c in &conditions {
-                    let current = self.latest_value(&c.key)?;
-                    let holds = match &current {
-                        None => c.expect_absent,
-                        Some(v) => !c.expect_absent && *v == c.expected,
-                    };
-                    if !holds {
-                        return Ok(WriteOutcome { commit_ts: ts, applied: false });
+                    if let Some(reply) = req.and_then(|r| self.replies.remove(&r)) {
+                        completions.push(Completion { reply, result: Err(TxnError::InvalidArgument(msg)) });
                     }
                 }
-                for m in &mutations {
-                    let value = (!m.delete).then_some(m.value.as_slice());
-                    mvcc::put_version(&self.engine, batch, &m.key, ts, value);
-                    self.staged.insert(m.key.clone(), value.map(<[u8]>::to_vec));
-                }
-                Ok(WriteOutcome { commit_ts: ts, applied: true })
-            }
-            Command::CloseTimestamp { .. } => Ok(WriteOutcome { commit_ts: ts, applied: true }),
+            },
+            EntryType::EntryConfChange => match ConfChange::decode(entry.data.as_slice()) {
+                Ok(cc) => self.apply_conf_change(&cc, batch),
+                Err(e) => tracing::error!(shard = %self.shard_id, "undecodable conf change: {e}"),
+            },
+            EntryType::EntryConfChangeV2 => match ConfChangeV2::decode(entry.data.as_slice()) {
+                Ok(cc) => self.apply_conf_change(&cc, batch),
+                Err(e) => tracing::error!(shard = %self.shard_id, "undecodable conf change: {e}"),
+            },
         }
+    }
+
+    fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI, batch: &mut WriteBatch) {
+        match self.raw_node.apply_conf_change(cc) {
+            Ok(cs) => self.raw_node.mut_store().stage_conf_state(batch, &cs),
+            // Deterministic: every replica refuses the same change.
+            Err(e) => tracing::warn!(shard = %self.shard_id, "conf change refused: {e}"),
+        }
+    }
+
+    /// Checks a plain write's conditions against the latest values,
+    /// including those staged earlier in this iteration. Keys outside the
+    /// shard fail the check (deterministically).
+    fn conditions_hold(&self, command: &TxnCommand) -> bool {
+        let TxnCommand::Commit { conditions, writes, .. } = command else { return true };
+        let outside = writes
+            .iter()
+            .map(|w| &w.key)
+            .chain(conditions.iter().map(|c| &c.key))
+            .any(|k| !contains(&self.descriptor, k));
+        if outside {
+            tracing::error!(shard = %self.shard_id, "a write outside the shard's range was refused");
+            return false;
+        }
+        conditions.iter().all(|c| match self.latest_value(&c.key) {
+            Ok(current) => current == c.expected,
+            Err(e) => {
+                // A storage read failing during apply cannot be skipped
+                // consistently across replicas: stop.
+                panic!("{}: storage read failed while applying: {e}", self.shard_id)
+            }
+        })
     }
 
     /// The key's latest value as of the entries applied so far, including
@@ -506,7 +562,7 @@ impl Replica {
     fn stage_apply_state(&self, batch: &mut WriteBatch) {
         let state = proto::storage::ApplyState {
             applied_index: self.applied_index,
-            max_applied_ts: self.max_applied_ts.as_nanos(),
+            max_applied_ts: self.txns.safe_time().max_applied().as_nanos(),
         };
         batch.put_cf(
             self.engine.cf(CF_RAFT),
@@ -515,8 +571,9 @@ impl Replica {
         );
     }
 
-    /// Installs a snapshot from the leader into `batch`: data, log position,
-    /// conf state, apply state and GC watermark, atomically.
+    /// Installs a snapshot from the leader into `batch`: data, transaction
+    /// records, log position, conf state, apply state and GC watermark,
+    /// atomically.
     pub fn stage_snapshot(&mut self, snap: &Snapshot, batch: &mut WriteBatch, completions: &mut Vec<Completion>) {
         let metadata = snap.metadata.clone().unwrap_or_default();
         // Checked when the message arrived (`validate_incoming`).
@@ -536,8 +593,41 @@ impl Replica {
             let value = (!v.tombstone).then_some(v.value.as_slice());
             mvcc::put_version(&self.engine, batch, &v.key, Timestamp::from_nanos(v.ts), value);
         }
+        // The shard's transactions: replace the records and the state.
+        let txn_cf = self.engine.cf(CF_TXN);
+        for kind in [TxnKey::Prepared, TxnKey::Decision] {
+            let (lo, hi) = txn_kind_bounds(self.shard_id, kind);
+            batch.delete_range_cf(txn_cf, lo, hi);
+        }
+        let mut prepared = Vec::new();
+        for p in &data.prepared {
+            match command::prepared_from_proto(p.clone()) {
+                Ok(record) => {
+                    batch.put_cf(
+                        txn_cf,
+                        txn_key(self.shard_id, TxnKey::Prepared, record.txn.0),
+                        prost::Message::encode_to_vec(p),
+                    );
+                    prepared.push(record);
+                }
+                Err(e) => tracing::error!(shard = %self.shard_id, "snapshot with a bad prepared record: {e}"),
+            }
+        }
+        let mut decisions = Vec::new();
+        for d in &data.decisions {
+            let (Ok(txn), Some(record)) = (command::txn_id_from(&d.txn_id), &d.decision) else { continue };
+            batch.put_cf(
+                txn_cf,
+                txn_key(self.shard_id, TxnKey::Decision, txn.0),
+                prost::Message::encode_to_vec(record),
+            );
+            decisions.push((txn, command::decision_from_proto(record)));
+        }
+        let max_applied = self.txns.safe_time().max_applied().max(Timestamp::from_nanos(data.max_applied_ts));
+        self.txns = ShardTxns::restore(self.shard_id, max_applied, prepared, decisions);
+        self.published_generation = None;
+
         self.applied_index = metadata.index;
-        self.max_applied_ts = self.max_applied_ts.max(Timestamp::from_nanos(data.max_applied_ts));
         self.stage_apply_state(batch);
         let record =
             proto::storage::ReplicaRecord { descriptor: Some(descriptor.clone()), replica_id: self.replica_id.0 };
@@ -548,14 +638,14 @@ impl Replica {
         );
         self.shared.set_descriptor(descriptor.clone());
         self.descriptor = descriptor;
-        // Writes whose index the snapshot jumped over: applied or not, this
-        // replica cannot tell.
-        let remaining = self.pending_writes.split_off(&(metadata.index + 1));
-        for (_, p) in std::mem::replace(&mut self.pending_writes, remaining) {
-            completions.push(Completion::Write(
-                p.reply,
-                Err(Error::Ambiguous("replaced by a snapshot before the outcome was known".into())),
-            ));
+        // Proposals whose index the snapshot jumped over: applied or not,
+        // this replica cannot tell.
+        let remaining = self.proposals.split_off(&(metadata.index + 1));
+        for (_, p) in std::mem::replace(&mut self.proposals, remaining) {
+            if let Some(reply) = p.req.and_then(|r| self.replies.remove(&r)) {
+                let e = TxnError::Ambiguous("replaced by a snapshot before the outcome was known".into());
+                completions.push(Completion { reply, result: Err(e) });
+            }
         }
         self.shared.count_snapshot_installed();
         tracing::info!(shard = %self.shard_id, index = metadata.index, versions = data.versions.len(), "installed snapshot");
@@ -596,9 +686,7 @@ impl Replica {
 
     /// Runs one bounded GC step, if a round is in progress.
     pub fn gc_step(&mut self, batch: &mut WriteBatch) {
-        let Some(from) = self.gc.cursor.take() else {
-            return;
-        };
+        let Some(from) = self.gc.cursor.take() else { return };
         match mvcc::gc_step(
             &self.engine,
             batch,
@@ -616,55 +704,55 @@ impl Replica {
 
     /// Notices role changes, readies a new leader, releases reads, and
     /// publishes progress. Runs after the iteration's batches are written.
-    pub fn after_iteration(&mut self, tt: &TrueTime) {
+    pub fn after_iteration(&mut self, tt: &TrueTime, completions: &mut Vec<Completion>) {
         // The iteration's batches are written: RocksDB has what was staged.
         self.staged.clear();
-        self.observe_role();
-        let ready_now = match &self.leader {
-            Some(l) => !l.ready && self.applied_index >= l.ready_at_index,
-            None => false,
-        };
-        if ready_now {
-            let max_applied_ts = self.max_applied_ts;
-            let leader = self.leader.as_mut().expect("checked above");
-            leader.ready = true;
-            leader.last_assigned_ts = leader.last_assigned_ts.max(max_applied_ts);
-            let waiting = std::mem::take(&mut leader.waiting);
-            for w in waiting {
-                self.propose_now(tt, w.body, w.reply);
+        self.observe_role(tt, completions);
+        if let Some((term, ready_at, false)) = self.leadership {
+            if self.applied_index >= ready_at {
+                self.leadership = Some((term, ready_at, true));
+                let outputs = self.txns.step(tt.now(), Input::LeaderReady);
+                self.execute(tt, outputs, None, completions);
+                for (input, reply) in std::mem::take(&mut self.waiting) {
+                    self.submit(tt, input, Some(reply), completions);
+                }
             }
         }
-        self.shared.raise_safe_ts(self.max_applied_ts);
-        self.reads.release_applied(self.applied_index, self.shared.safe_ts());
         self.publish();
+        self.reads.release_applied(self.applied_index, self.txns.safe_time().max_applied());
     }
 
-    fn observe_role(&mut self) {
+    fn observe_role(&mut self, tt: &TrueTime, completions: &mut Vec<Completion>) {
         let raft = &self.raw_node.raft;
         let leading_now = raft.state == raft::StateRole::Leader;
-        let term = raft.term;
-        let same_term = self.leader.as_ref().is_some_and(|l| l.term == term);
+        let (term, last_index) = (raft.term, raft.raft_log.last_index());
+        let same_term = self.leadership.is_some_and(|(t, _, _)| t == term);
         if leading_now && !same_term {
-            self.leader = Some(LeaderState {
-                term,
-                ready_at_index: raft.raft_log.last_index(),
-                ready: false,
-                last_assigned_ts: self.max_applied_ts,
-                waiting: VecDeque::new(),
-            });
-            tracing::debug!(shard = %self.shard_id, term, "became leader");
-        } else if !leading_now {
-            if let Some(old) = self.leader.take() {
-                let err = self.not_leader();
-                for w in old.waiting {
-                    let _ = w.reply.send(Err(err.clone()));
-                }
-                self.reads.fail_unconfirmed(&err);
+            if self.leadership.is_some() {
+                self.lose_leadership(tt, completions);
             }
+            self.leadership = Some((term, last_index, false));
+            tracing::debug!(shard = %self.shard_id, term, "became leader");
+        } else if !leading_now && self.leadership.is_some() {
+            self.lose_leadership(tt, completions);
         }
     }
 
-    fn publish(&self) {
+    fn lose_leadership(&mut self, tt: &TrueTime, completions: &mut Vec<Completion>) {
+        let was_ready = self.leader_ready();
+        self.leadership = None;
+        if was_ready {
+            let outputs = self.txns.step(tt.now(), Input::LeaderLost);
+            self.execute(tt, outputs, None, completions);
+        }
+        for (_, reply) in self.waiting.drain(..) {
+            completions.push(Completion { reply, result: Err(TxnError::NotLeader) });
+        }
+        let err = self.not_leader();
+        self.reads.fail_unconfirmed(&err);
+    }
+
+    fn publish(&mut self) {
         let raft = &self.raw_node.raft;
         let leader_replica = (raft.leader_id != 0).then_some(ReplicaId(raft.leader_id));
         self.shared.set_progress(ReplicaProgress {
@@ -677,18 +765,30 @@ impl Replica {
             first_index: self.raw_node.store().first_log_index(),
             last_index: raft.raft_log.last_index(),
         });
+        let generation = self.txns.prepared_generation();
+        let prepared = (self.published_generation != Some(generation)).then(|| self.txns.prepared_writes());
+        self.published_generation = Some(generation);
+        self.shared.publish_time(self.txns.safe_time().max_applied(), prepared);
+    }
+
+    /// Never assign at or below `ts` (a read was served there).
+    pub fn reserve(&mut self, ts: Timestamp) {
+        self.txns.reserve(ts);
     }
 
     /// Fails everything waiting on this replica (the server is stopping).
     pub fn fail_all(&mut self, err: &Error) {
         self.reads.fail_all(err);
-        if let Some(l) = self.leader.as_mut() {
-            for w in l.waiting.drain(..) {
-                let _ = w.reply.send(Err(err.clone()));
+        for (_, reply) in self.waiting.drain(..) {
+            let _ = reply.send(Err(TxnError::Unavailable(err.to_string())));
+        }
+        for (_, p) in std::mem::take(&mut self.proposals) {
+            if let Some(reply) = p.req.and_then(|r| self.replies.remove(&r)) {
+                let _ = reply.send(Err(TxnError::Ambiguous(format!("{err}; it may still commit"))));
             }
         }
-        for (_, p) in std::mem::take(&mut self.pending_writes) {
-            let _ = p.reply.send(Err(Error::Ambiguous(format!("{err}; the write may still commit"))));
+        for (_, reply) in self.replies.drain() {
+            let _ = reply.send(Err(TxnError::Unavailable(err.to_string())));
         }
     }
 

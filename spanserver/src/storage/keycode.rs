@@ -157,6 +157,34 @@ pub fn decode_raft_key_shard(key: &[u8]) -> Option<ShardId> {
     Some(ShardId(u64::from_be_bytes(key.get(..8)?.try_into().ok()?)))
 }
 
+/// What a key in the `txn` column family holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TxnKey {
+    /// A transaction prepared on the shard (`proto::storage::PreparedTxn`).
+    Prepared = 0x01,
+    /// The shard's decision as coordinator (`proto::storage::DecisionRecord`).
+    Decision = 0x02,
+}
+
+/// `shard_id (8, BE) | kind (1) | txn_id (16, BE)` in the `txn` column family.
+pub fn txn_key(shard: ShardId, kind: TxnKey, txn: u128) -> Vec<u8> {
+    let mut k = Vec::with_capacity(25);
+    k.extend_from_slice(&shard.0.to_be_bytes());
+    k.push(kind as u8);
+    k.extend_from_slice(&txn.to_be_bytes());
+    k
+}
+
+/// Bounds of one kind of a shard's records in the `txn` column family.
+pub fn txn_kind_bounds(shard: ShardId, kind: TxnKey) -> (Vec<u8>, Vec<u8>) {
+    let mut lo = shard.0.to_be_bytes().to_vec();
+    lo.push(kind as u8);
+    let mut hi = shard.0.to_be_bytes().to_vec();
+    hi.push(kind as u8 + 1);
+    (lo, hi)
+}
+
 /// Bounds of everything a shard keeps in the `raft` column family.
 pub fn raft_shard_bounds(shard: ShardId) -> (Vec<u8>, Vec<u8>) {
     (shard.0.to_be_bytes().to_vec(), (shard.0 + 1).to_be_bytes().to_vec())

@@ -34,9 +34,10 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOp
 pub const CF_META: &str = "meta";
 pub const CF_RAFT: &str = "raft";
 pub const CF_DATA: &str = "data";
+pub const CF_TXN: &str = "txn";
 
 /// Bumped when the on-disk format changes incompatibly.
-const FORMAT_VERSION: &str = "1";
+const FORMAT_VERSION: &str = "2";
 
 const META_FORMAT_VERSION: &[u8] = b"format_version";
 const META_CLUSTER_ID: &[u8] = b"cluster_id";
@@ -98,7 +99,8 @@ impl Engine {
             }
             ColumnFamilyDescriptor::new(name, o)
         };
-        let db = DB::open_cf_descriptors(&db_opts, dir, [cf(CF_META), cf(CF_RAFT), cf(CF_DATA)]).map_err(rocks)?;
+        let db = DB::open_cf_descriptors(&db_opts, dir, [cf(CF_META), cf(CF_RAFT), cf(CF_DATA), cf(CF_TXN)])
+            .map_err(rocks)?;
         let engine = Engine { db: Arc::new(db) };
         engine.check_identity(&dir_text, identity)?;
         Ok(engine)

@@ -30,8 +30,8 @@
 use rocksdb::{ReadOptions, WriteBatch, DB};
 use truetime::Timestamp;
 
-use super::keycode::{self, after_all_versions, decode_version_key, key_prefix, range_bounds, RaftKey};
-use super::{Engine, CF_DATA, CF_RAFT};
+use super::keycode::{self, after_all_versions, decode_version_key, key_prefix, range_bounds, RaftKey, TxnKey};
+use super::{Engine, CF_DATA, CF_RAFT, CF_TXN};
 use crate::error::{Error, Result};
 use crate::ids::ShardId;
 
@@ -115,6 +115,24 @@ impl<'a> Reader<'a> {
         let mut opts = ReadOptions::default();
         opts.set_snapshot(&self.snapshot);
         Ok(self.db().get_cf_opt(self.engine.cf(CF_RAFT), keycode::raft_key(shard, kind), &opts)?)
+    }
+
+    /// A shard's records of one kind in the `txn` column family, as of
+    /// this view: (transaction id bytes, record bytes).
+    pub fn txn_records(&self, shard: ShardId, kind: TxnKey) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (lo, hi) = keycode::txn_kind_bounds(shard, kind);
+        let mut opts = ReadOptions::default();
+        opts.set_snapshot(&self.snapshot);
+        opts.set_iterate_upper_bound(hi);
+        let mut it = self.db().raw_iterator_cf_opt(self.engine.cf(CF_TXN), opts);
+        it.seek(lo);
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            out.push((k[9..].to_vec(), v.to_vec()));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
     }
 
     /// A log entry of `shard`, encoded, as of this view.

@@ -28,7 +28,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{ReadOptions, WriteBatch};
 
-use super::keycode::{self, log_key, raft_key, RaftKey};
+use super::keycode::{self, log_key, raft_key, RaftKey, TxnKey};
 use super::mvcc::Reader;
 use super::{Engine, CF_RAFT};
 use crate::ids::ShardId;
@@ -280,11 +280,25 @@ impl RaftLogStore {
                 value: v.value.unwrap_or_default(),
             })
             .collect();
+        let prepared = reader
+            .txn_records(self.shard_id, TxnKey::Prepared)
+            .map_err(storage_err)?
+            .into_iter()
+            .map(|(_, v)| decode_record::<proto::storage::PreparedTxn>(&v, "prepared transaction"))
+            .collect();
+        let decisions = reader
+            .txn_records(self.shard_id, TxnKey::Decision)
+            .map_err(storage_err)?
+            .into_iter()
+            .map(|(txn_id, v)| proto::storage::DecisionEntry { txn_id, decision: Some(decode_record(&v, "decision")) })
+            .collect();
         let data = proto::storage::ShardSnapshot {
             descriptor: Some(descriptor),
             max_applied_ts: apply.max_applied_ts,
             gc_watermark: self.gc_watermark.load(Ordering::SeqCst),
             versions,
+            prepared,
+            decisions,
         };
         let mut snapshot = Snapshot::default();
         snapshot.data = prost::Message::encode_to_vec(&data).into();

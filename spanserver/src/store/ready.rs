@@ -32,7 +32,7 @@ use crate::ids::ShardId;
 
 impl Store {
     pub(super) fn handle_readies(&mut self) {
-        let mut completions = Vec::new();
+        let mut completions = std::mem::take(&mut self.completions);
 
         // Phase 1: persist.
         let mut persist = WriteBatch::default();
@@ -72,8 +72,8 @@ impl Store {
                 r.raw_node.mut_store().stage_commit(&mut apply, commit);
             }
             self.outbox.push(r, light.take_messages());
-            r.apply_entries(committed, &mut apply, &mut completions);
-            r.apply_entries(light.take_committed_entries(), &mut apply, &mut completions);
+            r.apply_entries(&self.tt, committed, &mut apply, &mut completions);
+            r.apply_entries(&self.tt, light.take_committed_entries(), &mut apply, &mut completions);
             r.raw_node.advance_apply();
             r.confirm_reads(read_states);
             r.maybe_compact_log(&mut apply, &self.raft_config);
@@ -90,15 +90,15 @@ impl Store {
             self.write(apply, false);
         }
 
-        // Phase 3: answer, follow up, publish.
-        for c in completions {
-            c.send();
-        }
+        // Phase 3: follow up, answer, publish.
         for shard in touched {
             let r = self.replicas.get_mut(&shard).expect("touched replica");
-            // May propose (a new leader's waiting writes): its Ready is
+            // May propose (a new leader's waiting requests): its Ready is
             // handled in the next iteration, which `run` starts at once.
-            r.after_iteration(&self.tt);
+            r.after_iteration(&self.tt, &mut completions);
+        }
+        for c in completions {
+            c.send();
         }
         self.outbox.flush(&*self.transport);
     }

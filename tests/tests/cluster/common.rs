@@ -35,7 +35,7 @@ pub async fn raw_get(
     key: &str,
     read_ts: u64,
 ) -> Result<Option<String>, tonic::Status> {
-    let request = proto::GetRequest { shard_id: shard, shard_epoch: 0, key: key.into(), read_ts };
+    let request = proto::GetRequest { shard_id: shard, shard_epoch: 0, key: key.into(), read_ts, options: None };
     let r = kv.get(request).await?.into_inner();
     Ok(r.found.then(|| String::from_utf8(r.value).expect("utf-8 value")))
 }

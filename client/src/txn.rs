@@ -1,0 +1,546 @@
+//! Transactions, from the client's side.
+//!
+//! # Read-write: [`Txn`]
+//!
+//! ```text
+//!   let mut txn = client.begin();
+//!   txn.get(b"alice")   ── Txn.Read ──> leader of alice's shard: shared lock, latest value
+//!   txn.put(b"bob", ..)    buffered here (later reads of bob see it)
+//!   txn.commit()
+//!     one shard:   Txn.Commit ──> that shard: exclusive locks, s, replicate, commit-wait
+//!     several:     Txn.Prepare ──> every shard but the coordinator (in parallel)
+//!                  Txn.Commit(prepare timestamps) ──> the coordinator
+//! ```
+//!
+//! While the transaction is open, a background task heartbeats the shards
+//! it holds locks on (a silent transaction loses them after
+//! `KEEPALIVE_TIMEOUT`). A failed prepare aborts the transaction on every
+//! shard; a commit whose answer is lost is [`Error::Ambiguous`], never
+//! retried. Dropping an unfinished transaction rolls it back.
+//!
+//! [`Client::run`] runs a closure as a transaction and retries it when it
+//! is aborted (wounded by an older transaction, locks lost with a leader),
+//! keeping the first attempt's priority: an old transaction eventually wins.
+//!
+//! # Read-only: [`ReadOnlyTxn`]
+//!
+//! Lock-free reads at one timestamp, from any replica that has applied that
+//! far: `read_only()` (the first read picks `TT.now().latest` at its
+//! server: externally consistent), `snapshot(ts)`, or
+//! `bounded_staleness(d)` (the first read picks the freshest timestamp its
+//! replica has, at most `d` old). Every later read uses the same timestamp,
+//! so the transaction sees one consistent snapshot across shards.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{Client, Dest, Error, KeyValue, Op, ReadMode, Result, Timestamp};
+
+/// How often an open transaction heartbeats its shards.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How many times [`Client::run`] tries a transaction.
+pub const RUN_ATTEMPTS_MAX: usize = 100;
+
+/// Most pairs one transactional scan page asks for.
+const TXN_SCAN_PAGE: u32 = 1_000;
+
+/// A transaction's wound-wait priority: its first attempt's start time and
+/// id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Priority {
+    pub start_ns: u64,
+    pub txn: u128,
+}
+
+fn new_txn_id() -> u128 {
+    // The top 2^64 ids are the servers' (plain writes); clear the top bit.
+    rand::random::<u128>() >> 1
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+#[derive(Debug, Default, Clone)]
+struct ShardPart {
+    epoch: u64,
+    writes: Vec<proto::Mutation>,
+    reads: Vec<proto::Span>,
+}
+
+/// A read-write transaction. See the module docs.
+pub struct Txn {
+    client: Client,
+    id: u128,
+    priority: Priority,
+    /// Buffered writes (`None`: delete).
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// What was read, per shard (its locks must hold at commit).
+    reads: BTreeMap<u64, (u64, Vec<proto::Span>)>,
+    /// Shards to heartbeat (shared with the heartbeat task).
+    locked_shards: Arc<Mutex<BTreeSet<u64>>>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    finished: bool,
+}
+
+impl Txn {
+    fn new(client: Client, priority: Option<Priority>) -> Txn {
+        let id = new_txn_id();
+        Txn {
+            client,
+            id,
+            priority: priority.unwrap_or(Priority { start_ns: now_ns(), txn: id }),
+            writes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            locked_shards: Arc::default(),
+            heartbeat: None,
+            finished: false,
+        }
+    }
+
+    pub fn id(&self) -> u128 {
+        self.id
+    }
+
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    fn meta(&self) -> proto::TxnMeta {
+        proto::TxnMeta {
+            txn_id: self.id.to_be_bytes().to_vec(),
+            priority_ts: self.priority.start_ns,
+            priority_txn: self.priority.txn.to_be_bytes().to_vec(),
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match self.finished {
+            true => Err(Error::InvalidArgument("the transaction has already committed or rolled back".into())),
+            false => Ok(()),
+        }
+    }
+
+    /// Starts heartbeats once the transaction holds a lock somewhere.
+    fn note_locked(&mut self, shard: u64, epoch: u64, span: proto::Span) {
+        self.reads.entry(shard).or_insert((epoch, Vec::new())).1.push(span);
+        self.locked_shards.lock().expect("shards lock").insert(shard);
+        if self.heartbeat.is_none() {
+            let (client, shards, id) = (self.client.clone(), self.locked_shards.clone(), self.id);
+            self.heartbeat = Some(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+                    let list: Vec<u64> = shards.lock().expect("shards lock").iter().copied().collect();
+                    client.heartbeat(id, &list).await;
+                }
+            }));
+        }
+    }
+
+    /// Reads `key`: this transaction's own write if it made one, else the
+    /// latest committed value, under a shared lock.
+    pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_open()?;
+        if let Some(w) = self.writes.get(key) {
+            return Ok(w.clone());
+        }
+        let meta = self.meta();
+        let span = proto::Span { start: key.to_vec(), end: Vec::new(), range: false };
+        let mut locked_at = (0, 0);
+        let response = self
+            .client
+            .execute(Dest::Key(key), Op::Read { prefer_leader: true }, |channel, target| {
+                locked_at = (target.shard_id, target.epoch);
+                let request = proto::TxnReadRequest {
+                    txn: Some(meta.clone()),
+                    shard_id: target.shard_id,
+                    shard_epoch: target.epoch,
+                    span: Some(span.clone()),
+                    limit: 1,
+                };
+                async move { proto::txn_client::TxnClient::new(channel).read(request).await }
+            })
+            .await?
+            .into_inner();
+        self.note_locked(locked_at.0, locked_at.1, span);
+        Ok(response.pairs.into_iter().next().map(|kv| kv.value))
+    }
+
+    /// Reads the pairs with keys in `[start, end)` (empty `end`: unbounded),
+    /// at most `limit`, under shared range locks, merged with this
+    /// transaction's own writes.
+    pub async fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
+        self.check_open()?;
+        if !end.is_empty() && end <= start {
+            return Err(Error::InvalidArgument("scan end must be after start".into()));
+        }
+        let meta = self.meta();
+        let mut found: BTreeMap<Vec<u8>, KeyValue> = BTreeMap::new();
+        let mut cursor = start.to_vec();
+        // Read a little more than the limit: own deletes may hide some.
+        let want = limit.saturating_add(self.writes.len());
+        loop {
+            let from = cursor.clone();
+            let mut at = (0, 0, Vec::new());
+            let span = proto::Span { start: from.clone(), end: end.to_vec(), range: true };
+            let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;
+            let page = self
+                .client
+                .execute(Dest::Key(&from), Op::Read { prefer_leader: true }, |channel, target| {
+                    at = (target.shard_id, target.epoch, target.shard_end.clone());
+                    let request = proto::TxnReadRequest {
+                        txn: Some(meta.clone()),
+                        shard_id: target.shard_id,
+                        shard_epoch: target.epoch,
+                        span: Some(span.clone()),
+                        limit: page_limit,
+                    };
+                    async move { proto::txn_client::TxnClient::new(channel).read(request).await }
+                })
+                .await?
+                .into_inner();
+            let (shard, epoch, shard_end) = at;
+            // The server clipped the range to the shard: so is the lock.
+            let locked_end = match (end.is_empty(), shard_end.is_empty()) {
+                (true, _) => shard_end.clone(),
+                (false, true) => end.to_vec(),
+                (false, false) => end.to_vec().min(shard_end.clone()),
+            };
+            self.note_locked(shard, epoch, proto::Span { start: from, end: locked_end, range: true });
+            for kv in page.pairs {
+                found.insert(
+                    kv.key.clone(),
+                    KeyValue { key: kv.key, value: kv.value, version_ts: Timestamp::from_nanos(kv.version_ts) },
+                );
+            }
+            if found.len() >= want {
+                break;
+            }
+            if !page.resume_key.is_empty() {
+                cursor = page.resume_key;
+                continue;
+            }
+            if shard_end.is_empty() || (!end.is_empty() && shard_end.as_slice() >= end) {
+                break;
+            }
+            cursor = shard_end;
+        }
+        // This transaction's writes win over what it read.
+        for (k, w) in self.writes.range(start.to_vec()..) {
+            if !end.is_empty() && k.as_slice() >= end {
+                break;
+            }
+            match w {
+                Some(v) => {
+                    found.insert(k.clone(), KeyValue { key: k.clone(), value: v.clone(), version_ts: Timestamp::ZERO });
+                }
+                None => {
+                    found.remove(k);
+                }
+            }
+        }
+        Ok(found.into_values().take(limit).collect())
+    }
+
+    /// Buffers a write of `key` (applied at commit).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    /// Buffers a deletion of `key` (applied at commit).
+    pub fn delete(&mut self, key: &[u8]) {
+        self.writes.insert(key.to_vec(), None);
+    }
+
+    /// Groups the transaction's reads and writes by shard.
+    fn parts(&self) -> Result<BTreeMap<u64, ShardPart>> {
+        let mut parts: BTreeMap<u64, ShardPart> = BTreeMap::new();
+        for (shard, (epoch, reads)) in &self.reads {
+            let p = parts.entry(*shard).or_default();
+            p.epoch = *epoch;
+            p.reads = reads.clone();
+        }
+        for (key, value) in &self.writes {
+            let (shard, epoch) = self
+                .client
+                .routes()
+                .shard_of(key)
+                .ok_or_else(|| Error::Unavailable("no shard for a written key".into()))?;
+            let p = parts.entry(shard).or_default();
+            if p.epoch == 0 {
+                p.epoch = epoch;
+            }
+            p.writes.push(match value {
+                Some(v) => proto::Mutation { key: key.clone(), value: v.clone(), delete: false },
+                None => proto::Mutation { key: key.clone(), value: Vec::new(), delete: true },
+            });
+        }
+        Ok(parts)
+    }
+
+    /// Commits: atomically applies every write at one timestamp, which it
+    /// returns. `Err(Aborted)`: nothing applied, run it again;
+    /// `Err(Ambiguous)`: the outcome is unknown.
+    pub async fn commit(mut self) -> Result<Timestamp> {
+        self.check_open()?;
+        self.finished = true;
+        self.stop_heartbeat();
+        let parts = self.parts()?;
+        if parts.is_empty() {
+            return Ok(Timestamp::ZERO);
+        }
+        // The coordinator: the first shard written, else the first read.
+        let coordinator = parts
+            .iter()
+            .find(|(_, p)| !p.writes.is_empty())
+            .map(|(s, _)| *s)
+            .unwrap_or_else(|| *parts.keys().next().expect("not empty"));
+        let others: Vec<(u64, ShardPart)> =
+            parts.iter().filter(|(s, _)| **s != coordinator).map(|(s, p)| (*s, p.clone())).collect();
+        let meta = self.meta();
+        let prepares = others.iter().map(|(shard, part)| {
+            let (client, meta, part, shard) = (self.client.clone(), meta.clone(), part.clone(), *shard);
+            async move {
+                let result = client
+                    .execute(Dest::Shard(shard), Op::Write, |channel, target| {
+                        let request = proto::TxnPrepareRequest {
+                            txn: Some(meta.clone()),
+                            shard_id: shard,
+                            shard_epoch: part.epoch.max(target.epoch),
+                            coordinator_shard_id: coordinator,
+                            writes: part.writes.clone(),
+                            reads: part.reads.clone(),
+                        };
+                        async move { proto::txn_client::TxnClient::new(channel).prepare(request).await }
+                    })
+                    .await;
+                (shard, result.map(|r| r.into_inner().prepare_ts))
+            }
+        });
+        let mut participants = Vec::new();
+        let mut failure = None;
+        for (shard, result) in futures_join_all(prepares).await {
+            match result {
+                Ok(prepare_ts) => participants.push(proto::Participant { shard_id: shard, prepare_ts }),
+                Err(e) => failure = Some(e),
+            }
+        }
+        if let Some(e) = failure {
+            self.abort_everywhere(parts.keys().copied()).await;
+            return Err(match e {
+                Error::Aborted(m) => Error::Aborted(m),
+                other => Error::Aborted(format!("a participant did not prepare: {other}")),
+            });
+        }
+        let part = parts[&coordinator].clone();
+        let result = self
+            .client
+            .execute(Dest::Shard(coordinator), Op::Write, |channel, target| {
+                let request = proto::TxnCommitRequest {
+                    txn: Some(meta.clone()),
+                    shard_id: coordinator,
+                    shard_epoch: part.epoch.max(target.epoch),
+                    writes: part.writes.clone(),
+                    reads: part.reads.clone(),
+                    participants: participants.clone(),
+                };
+                async move { proto::txn_client::TxnClient::new(channel).commit(request).await }
+            })
+            .await;
+        match result {
+            Ok(r) => Ok(Timestamp::from_nanos(r.into_inner().commit_ts)),
+            Err(Error::Ambiguous(m)) => Err(Error::Ambiguous(m)),
+            Err(e) => {
+                // Definitely not committed: release the prepared ones now
+                // rather than when they time out and ask.
+                self.abort_everywhere(parts.keys().copied()).await;
+                Err(match e {
+                    Error::Aborted(m) => Error::Aborted(m),
+                    other => Error::Aborted(format!("the commit failed: {other}")),
+                })
+            }
+        }
+    }
+
+    /// Abandons the transaction, releasing its locks.
+    pub async fn rollback(mut self) -> Result<()> {
+        self.check_open()?;
+        self.finished = true;
+        self.stop_heartbeat();
+        let shards: Vec<u64> = self.reads.keys().copied().collect();
+        self.abort_everywhere(shards).await;
+        Ok(())
+    }
+
+    async fn abort_everywhere(&self, shards: impl IntoIterator<Item = u64>) {
+        let aborts = shards.into_iter().map(|shard| abort_on(self.client.clone(), self.id, shard));
+        futures_join_all(aborts).await;
+    }
+
+    fn stop_heartbeat(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+    }
+}
+
+async fn abort_on(client: Client, id: u128, shard: u64) {
+    let request = proto::TxnAbortRequest { txn_id: id.to_be_bytes().to_vec(), shard_id: shard };
+    let _ = client
+        .execute(Dest::Shard(shard), Op::Read { prefer_leader: true }, |channel, _| {
+            let request = request.clone();
+            async move { proto::txn_client::TxnClient::new(channel).abort(request).await }
+        })
+        .await;
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        self.stop_heartbeat();
+        if !self.finished && !self.reads.is_empty() {
+            // Dropped without commit or rollback: release its locks.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let (client, id) = (self.client.clone(), self.id);
+                let shards: Vec<u64> = self.reads.keys().copied().collect();
+                runtime.spawn(async move {
+                    futures_join_all(shards.into_iter().map(|s| abort_on(client.clone(), id, s))).await;
+                });
+            }
+        }
+    }
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("a transaction task panicked"));
+    }
+    out
+}
+
+/// A read-only transaction: lock-free reads at one timestamp. See the
+/// module docs.
+pub struct ReadOnlyTxn {
+    client: Client,
+    first: ReadMode,
+    read_ts: Option<Timestamp>,
+}
+
+impl ReadOnlyTxn {
+    /// The timestamp every read uses (known after the first read, or from
+    /// the start for a snapshot).
+    pub fn read_ts(&self) -> Option<Timestamp> {
+        self.read_ts
+    }
+
+    fn mode(&self) -> ReadMode {
+        match self.read_ts {
+            Some(ts) => ReadMode::At(ts),
+            None => self.first,
+        }
+    }
+
+    pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let out = self.client.get_with(key, self.mode()).await?;
+        self.read_ts.get_or_insert(out.read_ts);
+        Ok(out.value.map(|v| v.value))
+    }
+
+    /// Pairs in `[start, end)`, at most `limit`, all at the transaction's
+    /// timestamp.
+    pub async fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
+        if self.read_ts.is_none() {
+            // Fix the timestamp with a first read, so every shard's page is
+            // read at the same one.
+            let out = self.client.get_with(start, self.first).await?;
+            self.read_ts = Some(out.read_ts);
+        }
+        self.client.scan(start, end, limit, self.mode()).await
+    }
+}
+
+impl Client {
+    /// Starts a read-write transaction.
+    pub fn begin(&self) -> Txn {
+        Txn::new(self.clone(), None)
+    }
+
+    /// Starts a read-write transaction with a given priority (a retry of an
+    /// earlier attempt).
+    pub fn begin_with_priority(&self, priority: Priority) -> Txn {
+        Txn::new(self.clone(), Some(priority))
+    }
+
+    /// A read-only transaction at `TT.now().latest` of its first read's
+    /// server: sees everything committed before it started.
+    pub fn read_only(&self) -> ReadOnlyTxn {
+        ReadOnlyTxn { client: self.clone(), first: ReadMode::Now, read_ts: None }
+    }
+
+    /// A read-only transaction at `ts`.
+    pub fn snapshot(&self, ts: Timestamp) -> ReadOnlyTxn {
+        ReadOnlyTxn { client: self.clone(), first: ReadMode::At(ts), read_ts: Some(ts) }
+    }
+
+    /// A read-only transaction at the freshest timestamp the first read's
+    /// replica can serve, at most `max_staleness` old.
+    pub fn bounded_staleness(&self, max_staleness: Duration) -> ReadOnlyTxn {
+        ReadOnlyTxn { client: self.clone(), first: ReadMode::MaxStaleness(max_staleness), read_ts: None }
+    }
+
+    /// Runs `f` in a transaction and commits it, running it again (with
+    /// the first attempt's priority) while it is aborted. Returns `f`'s
+    /// result and the commit timestamp. An ambiguous commit is returned as
+    /// is, never retried.
+    pub async fn run<T, F>(&self, mut f: F) -> Result<(T, Timestamp)>
+    where
+        F: for<'t> FnMut(&'t mut Txn) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 't>>,
+    {
+        let mut priority = None;
+        let mut backoff = self.config().backoff_min;
+        let mut last = None;
+        for _ in 0..RUN_ATTEMPTS_MAX {
+            let mut txn = Txn::new(self.clone(), priority);
+            priority = Some(txn.priority());
+            let outcome = match f(&mut txn).await {
+                Ok(value) => txn.commit().await.map(|ts| (value, ts)),
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    Err(e)
+                }
+            };
+            match outcome {
+                Err(Error::Aborted(m)) => {
+                    last = Some(m);
+                    let jitter = rand::random_range(0.5..1.5);
+                    tokio::time::sleep(backoff.mul_f64(jitter)).await;
+                    backoff = (backoff * 2).min(self.config().backoff_max);
+                }
+                other => return other,
+            }
+        }
+        Err(Error::Aborted(format!("gave up after {RUN_ATTEMPTS_MAX} attempts; last: {}", last.unwrap_or_default())))
+    }
+
+    /// Keeps a transaction's locks alive on `shards` (best-effort).
+    async fn heartbeat(&self, id: u128, shards: &[u64]) {
+        for &shard in shards {
+            let request = proto::TxnHeartbeatRequest { txn_id: id.to_be_bytes().to_vec(), shard_ids: vec![shard] };
+            let Some(target) = self.routes().target_shard(shard, true) else { continue };
+            if let Ok(channel) = self.channel(&target.addr).await {
+                let mut c = proto::txn_client::TxnClient::new(channel);
+                let _ = tokio::time::timeout(HEARTBEAT_INTERVAL, c.heartbeat(request)).await;
+            }
+        }
+    }
+}

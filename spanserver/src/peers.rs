@@ -1,0 +1,205 @@
+//! Server-to-server requests of the commit protocol.
+//!
+//! ```text
+//!   participant leader ──Txn.Resolve(txn)──> coordinator shard's leader
+//!        (prepared, heard nothing)            answers the recorded outcome,
+//!                                             or decides abort durably
+//!   coordinator leader ──Txn.Decide(txn, outcome)──> each participant's leader
+//!        (after commit-wait)
+//! ```
+//!
+//! Both are best-effort with bounded retries: if a notification is lost, the
+//! participant asks later (its state machine emits `Resolve` again every
+//! `txn::limits::RESOLVE_RETRY`), so nothing depends on one message
+//! arriving. Answers go back into the event loop as `Decide` inputs.
+//!
+//! A shard's leader is found like the client finds it: the leader this
+//! server knows of (if it hosts a replica), else the shard's replicas in
+//! turn, following `NotLeader` hints.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message as _;
+use tonic::transport::{Channel, Endpoint};
+use txn::{Input, Outcome, ShardId, TxnId};
+
+use crate::commit_wait::CommitWaiter;
+use crate::config::ClusterSpec;
+use crate::ids::ServerId;
+use crate::registry::Registry;
+use crate::shard::command::txn_id_bytes;
+use crate::store::{StoreHandle, StoreMsg};
+
+/// How long one Resolve or Decide keeps trying.
+const PEER_REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// How long one attempt may take.
+const PEER_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+const PEER_BACKOFF: Duration = Duration::from_millis(50);
+
+pub struct Peers {
+    cluster: ClusterSpec,
+    addrs: BTreeMap<ServerId, String>,
+    registry: Arc<Registry>,
+    store: StoreHandle,
+    commit_waiter: CommitWaiter,
+    runtime: tokio::runtime::Handle,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Peers {
+    pub fn new(
+        cluster: ClusterSpec,
+        peer_addrs: &BTreeMap<ServerId, String>,
+        registry: Arc<Registry>,
+        store: StoreHandle,
+        commit_waiter: CommitWaiter,
+        runtime: tokio::runtime::Handle,
+    ) -> Arc<Peers> {
+        let addrs = cluster
+            .servers
+            .iter()
+            .map(|s| (s.id, peer_addrs.get(&s.id).cloned().unwrap_or_else(|| s.addr.clone())))
+            .collect();
+        Arc::new(Peers {
+            cluster,
+            addrs,
+            registry,
+            store,
+            commit_waiter,
+            runtime,
+            channels: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Asks `coordinator` how `txn` ended; feeds the answer to `participant`.
+    pub fn resolve(self: &Arc<Self>, participant: ShardId, txn: TxnId, coordinator: ShardId) {
+        let peers = self.clone();
+        self.runtime.spawn(async move {
+            let request = proto::TxnResolveRequest { txn_id: txn_id_bytes(txn), shard_id: coordinator.0 };
+            let answer = peers
+                .call_leader(coordinator, move |mut c| {
+                    let request = request.clone();
+                    async move { c.resolve(request).await }
+                })
+                .await;
+            let outcome = match answer {
+                Ok(r) => match proto::TxnOutcome::try_from(r.outcome) {
+                    Ok(proto::TxnOutcome::Committed) => {
+                        Outcome::Committed(truetime::Timestamp::from_nanos(r.commit_ts))
+                    }
+                    Ok(proto::TxnOutcome::Aborted) => Outcome::Aborted,
+                    _ => return, // pending: the participant asks again later
+                },
+                Err(e) => {
+                    tracing::debug!(%txn, %coordinator, "cannot resolve yet: {e}");
+                    return;
+                }
+            };
+            let input = Input::Decide { req: 0, txn, outcome };
+            let _ = peers.store.send(StoreMsg::Txn { shard: participant, input, reply: None });
+        });
+    }
+
+    /// Tells each participant how `txn` ended, after commit-wait.
+    pub fn notify(self: &Arc<Self>, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome) {
+        let peers = self.clone();
+        self.runtime.spawn(async move {
+            let (wire, commit_ts) = match outcome {
+                Outcome::Committed(ts) => {
+                    peers.commit_waiter.wait(ts).await;
+                    (proto::TxnOutcome::Committed, ts.as_nanos())
+                }
+                Outcome::Aborted => (proto::TxnOutcome::Aborted, 0),
+            };
+            for shard in participants {
+                let request = proto::TxnDecideRequest {
+                    txn_id: txn_id_bytes(txn),
+                    shard_id: shard.0,
+                    outcome: wire as i32,
+                    commit_ts,
+                };
+                let peers = peers.clone();
+                tokio::spawn(async move {
+                    let sent = peers
+                        .call_leader(shard, move |mut c| {
+                            let request = request.clone();
+                            async move { c.decide(request).await }
+                        })
+                        .await;
+                    if let Err(e) = sent {
+                        // The participant will ask on its own.
+                        tracing::debug!(%txn, %shard, "decision not delivered: {e}");
+                    }
+                });
+            }
+        });
+    }
+
+    async fn channel(&self, addr: &str) -> Result<Channel, String> {
+        if let Some(c) = self.channels.lock().expect("channels lock").get(addr) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(PEER_ATTEMPT_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        self.channels.lock().expect("channels lock").insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Calls `f` on the leader of `shard`, retrying until the deadline.
+    async fn call_leader<T, F, Fut>(&self, shard: ShardId, f: F) -> Result<T, String>
+    where
+        F: Fn(proto::txn_client::TxnClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let replicas: Vec<ServerId> = self
+            .cluster
+            .shards()
+            .into_iter()
+            .find(|l| l.shard_id == shard)
+            .map(|l| l.replicas.iter().map(|(_, s)| *s).collect())
+            .ok_or_else(|| format!("no shard {shard} in the layout"))?;
+        let mut next = self.registry.get(shard).and_then(|r| r.progress().leader_server);
+        let deadline = tokio::time::Instant::now() + PEER_REQUEST_DEADLINE;
+        let mut attempt = 0usize;
+        let mut last = String::from("no attempt");
+        while tokio::time::Instant::now() < deadline {
+            let server = next.take().unwrap_or_else(|| replicas[attempt % replicas.len()]);
+            attempt += 1;
+            let Some(addr) = self.addrs.get(&server) else { continue };
+            let channel = match self.channel(addr).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last = e;
+                    tokio::time::sleep(PEER_BACKOFF).await;
+                    continue;
+                }
+            };
+            let client = proto::txn_client::TxnClient::new(channel);
+            match tokio::time::timeout(PEER_ATTEMPT_TIMEOUT, f(client)).await {
+                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Err(status)) => {
+                    if status.details().is_empty() {
+                        self.channels.lock().expect("channels lock").remove(addr);
+                    }
+                    if let Ok(d) = proto::ErrorDetail::decode(status.details()) {
+                        if d.kind == proto::ErrorKind::NotLeader as i32 && d.leader_server_id != 0 {
+                            next = Some(ServerId(d.leader_server_id));
+                        }
+                    }
+                    last = status.message().to_string();
+                }
+                Err(_) => last = format!("{addr}: timed out"),
+            }
+            tokio::time::sleep(PEER_BACKOFF).await;
+        }
+        Err(last)
+    }
+}
