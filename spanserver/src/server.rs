@@ -166,6 +166,7 @@ impl Server {
         let admin = proto::admin_server::AdminServer::new(AdminService {
             registry: registry.clone(),
             truetime: truetime.clone(),
+            store: store_handle.clone(),
         });
         let raft = proto::raft_server::RaftServer::new(RaftService {
             cluster_id: config.cluster.cluster_id.clone(),

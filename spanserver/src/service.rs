@@ -104,6 +104,7 @@ impl proto::txn_server::Txn for TxnService {
 pub struct AdminService {
     pub registry: Arc<Registry>,
     pub truetime: truetime::TrueTime,
+    pub store: StoreHandle,
 }
 
 impl AdminService {
@@ -185,6 +186,33 @@ impl proto::admin_server::Admin for AdminService {
             addr: self.registry.server_addr(server_id).unwrap_or_default(),
             replicas,
         }))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<proto::TransferLeaderRequest>,
+    ) -> Result<Response<proto::TransferLeaderResponse>, Status> {
+        let r = request.into_inner();
+        let shard = ShardId(r.shard_id);
+        let replica = self.registry.get(shard).ok_or_else(|| Error::WrongShard {
+            shard_id: shard,
+            epoch: None,
+            reason: "no replica of this shard on this server".into(),
+        })?;
+        let to = ServerId(r.to_server_id);
+        if !replica.descriptor().replicas.iter().any(|d| d.server_id == to.0) {
+            return Err(Error::InvalidArgument(format!("server {to} has no replica of {shard}")).into());
+        }
+        let progress = replica.progress();
+        if progress.role != crate::registry::Role::Leader {
+            let leader = progress
+                .leader_server
+                .filter(|s| *s != self.registry.server_id)
+                .and_then(|s| self.registry.server_addr(s).map(|a| (s, a)));
+            return Err(Error::NotLeader { shard_id: shard, leader }.into());
+        }
+        self.store.send(StoreMsg::TransferLeader { shard, to })?;
+        Ok(Response::new(proto::TransferLeaderResponse {}))
     }
 
     async fn get_clock(

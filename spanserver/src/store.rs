@@ -63,6 +63,9 @@ pub enum StoreMsg {
     SnapshotSent { shard: ShardId, to: ReplicaId, ok: bool },
     /// The transport lost its connection to a peer.
     PeerUnreachable { server: ServerId },
+    /// Ask a shard's Raft group to hand leadership to this server's replica
+    /// (done by the leader; ignored elsewhere).
+    TransferLeader { shard: ShardId, to: ServerId },
     /// Stop the loop; everything waiting is answered.
     Shutdown,
 }
@@ -287,6 +290,14 @@ impl Store {
                     let peers: Vec<ReplicaId> = r.replicas_on(server).collect();
                     for peer in peers {
                         r.raw_node.report_unreachable(peer.0);
+                    }
+                }
+            }
+            StoreMsg::TransferLeader { shard, to } => {
+                if let Some(r) = self.replicas.get_mut(&shard) {
+                    let target = r.replicas_on(to).next();
+                    if let Some(target) = target.filter(|t| r.is_leader() && *t != r.replica_id) {
+                        r.raw_node.transfer_leader(target.0);
                     }
                 }
             }

@@ -305,6 +305,28 @@ impl TestCluster {
         Ok(found.expect("set when the wait succeeds"))
     }
 
+    /// Moves `shard`'s leadership to server `to` and waits until it leads.
+    pub async fn transfer_leader(&self, shard: u64, to: u64, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.leader(shard) == Some(to) {
+                let all: Vec<u64> = self.server_ids().into_iter().filter(|&id| self.is_up(id)).collect();
+                self.wait_for_leader_among(shard, &all, timeout).await?;
+                if self.leader(shard) == Some(to) {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("shard {shard}'s leadership did not move to server {to}");
+            }
+            if let Some(leader) = self.leader(shard) {
+                let msg = spanserver::store::StoreMsg::TransferLeader { shard: ShardId(shard), to: ServerId(to) };
+                let _ = self.server(leader).store.send(msg);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Waits until every shard has a leader; returns them.
     pub async fn wait_for_leaders(&self, timeout: Duration) -> anyhow::Result<BTreeMap<u64, u64>> {
         let mut leaders = BTreeMap::new();

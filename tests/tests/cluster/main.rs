@@ -12,3 +12,4 @@ mod kv;
 mod persistence;
 mod replication;
 mod snapshots;
+mod txn;

@@ -1,0 +1,540 @@
+//! Transactions (Spanner §4.2): what users of read-write, read-only and
+//! snapshot transactions see, under faults.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use client::{Client, Error as ClientError, ReadMode, Timestamp};
+use rand::{Rng, SeedableRng};
+use spanserver::config::TimeConfig;
+use tests::wait::wait_until;
+use tests::{ClusterOptions, TestCluster};
+
+use crate::common::{init, kind, LEADER_TIMEOUT};
+
+/// Accounts spread over the four shards of `["g", "n", "t"]`.
+const ACCOUNTS: [&str; 8] = ["alice", "bob", "grace", "heidi", "nina", "oscar", "trent", "victor"];
+const BALANCE: i64 = 100;
+
+fn parse(v: Option<Vec<u8>>) -> i64 {
+    v.map(|b| String::from_utf8_lossy(&b).parse().unwrap_or(i64::MIN)).unwrap_or(0)
+}
+
+async fn open_accounts(client: &Client) -> anyhow::Result<()> {
+    client
+        .run(|txn| {
+            Box::pin(async move {
+                for a in ACCOUNTS {
+                    txn.put(a.as_bytes(), BALANCE.to_string().as_bytes());
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(())
+}
+
+/// Moves `amount` from one account to another in a read-write transaction,
+/// unless that would overdraw it. Ok(true) if moved.
+async fn transfer(client: &Client, from: &str, to: &str, amount: i64) -> client::Result<bool> {
+    let (from, to) = (from.to_string(), to.to_string());
+    let (moved, _) = client
+        .run(move |txn| {
+            let (from, to) = (from.clone(), to.clone());
+            Box::pin(async move {
+                let a = parse(txn.get(from.as_bytes()).await?);
+                let b = parse(txn.get(to.as_bytes()).await?);
+                if a < amount {
+                    return Ok(false);
+                }
+                txn.put(from.as_bytes(), (a - amount).to_string().as_bytes());
+                txn.put(to.as_bytes(), (b + amount).to_string().as_bytes());
+                Ok(true)
+            })
+        })
+        .await?;
+    Ok(moved)
+}
+
+/// Every balance, in one read-only transaction.
+async fn balances(client: &Client) -> client::Result<Vec<i64>> {
+    let mut ro = client.read_only();
+    let mut out = Vec::new();
+    for a in ACCOUNTS {
+        out.push(parse(ro.get(a.as_bytes()).await?));
+    }
+    Ok(out)
+}
+
+/// Goal: a read-write transaction reads its own writes, commits
+/// atomically at one timestamp across shards, and a snapshot at that
+/// timestamp (on any replica) shows all of it and nothing before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_shard_transaction_commits_atomically_at_one_timestamp() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["g", "n", "t"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let before = client.put(b"zed", b"old").await?;
+    let mut txn = client.begin();
+    assert_eq!(txn.get(b"zed").await?, Some(b"old".to_vec()));
+    txn.put(b"apple", b"1");
+    txn.put(b"mango", b"2");
+    txn.delete(b"zed");
+    assert_eq!(txn.get(b"apple").await?, Some(b"1".to_vec()), "reads see the transaction's own writes");
+    assert_eq!(txn.get(b"zed").await?, None);
+    let seen: Vec<Vec<u8>> = txn.scan(b"", b"", 10).await?.into_iter().map(|kv| kv.key).collect();
+    assert_eq!(seen, vec![b"apple".to_vec(), b"mango".to_vec()]);
+    let ts = txn.commit().await?;
+    assert!(ts > before);
+    let at = |t| client.scan(b"", b"", 10, ReadMode::At(t));
+    let pairs = |v: Vec<client::KeyValue>| v.into_iter().map(|kv| (kv.key, kv.value)).collect::<Vec<_>>();
+    assert_eq!(pairs(at(ts).await?), vec![(b"apple".to_vec(), b"1".to_vec()), (b"mango".to_vec(), b"2".to_vec())]);
+    assert_eq!(pairs(at(ts.prev()).await?), vec![(b"zed".to_vec(), b"old".to_vec())]);
+    for kv in at(ts).await? {
+        assert_eq!(kv.version_ts, ts, "every write of the transaction is at its commit timestamp");
+    }
+    c.shutdown().await
+}
+
+/// Goal: write skew is impossible. Two transactions that each read both
+/// keys and then write one of them cannot both commit (serializability:
+/// the on-call rule "at least one doctor on call" survives).
+/// Method: many rounds of two concurrent transactions, each taking one
+/// doctor off call if the other is on call; afterwards at least one
+/// doctor is always on call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_skew_is_impossible() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for round in 0..10 {
+        let (d1, d2) = (format!("alice{round}"), format!("zoe{round}"));
+        client.put(d1.as_bytes(), b"on").await?;
+        client.put(d2.as_bytes(), b"on").await?;
+        let go_off = |me: String, other: String| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .run(move |txn| {
+                        let (me, other) = (me.clone(), other.clone());
+                        Box::pin(async move {
+                            let mine = txn.get(me.as_bytes()).await?;
+                            let theirs = txn.get(other.as_bytes()).await?;
+                            if mine.as_deref() == Some(b"on") && theirs.as_deref() == Some(b"on") {
+                                txn.put(me.as_bytes(), b"off");
+                            }
+                            Ok(())
+                        })
+                    })
+                    .await
+            })
+        };
+        let a = go_off(d1.clone(), d2.clone());
+        let b = go_off(d2.clone(), d1.clone());
+        a.await??;
+        b.await??;
+        let mut ro = client.read_only();
+        let on = [ro.get(d1.as_bytes()).await?, ro.get(d2.as_bytes()).await?]
+            .iter()
+            .filter(|v| v.as_deref() == Some(b"on"))
+            .count();
+        assert_eq!(on, 1, "round {round}: exactly one doctor must stay on call, {on} are");
+    }
+    c.shutdown().await
+}
+
+/// Goal: the bank invariant under faults. Concurrent transfers between
+/// accounts on four shards, and concurrent read-only totals, while shard
+/// leaders are killed and restarted and the network partitions: every
+/// read-only transaction and snapshot sees exactly the opening total, and
+/// no balance is ever negative.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_totals_hold_under_partitions_and_leader_kills() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(3).split_points(&["g", "n", "t"]).seed(11)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    open_accounts(&client).await?;
+    let total = BALANCE * ACCOUNTS.len() as i64;
+    let stop = Arc::new(AtomicBool::new(false));
+    let violations = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (moved, checked) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut tasks = Vec::new();
+    for w in 0..4u64 {
+        let (client, stop, moved) = (client.clone(), stop.clone(), moved.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(w);
+            while !stop.load(Ordering::SeqCst) {
+                let from = ACCOUNTS[rng.random_range(0..ACCOUNTS.len())];
+                let to = ACCOUNTS[rng.random_range(0..ACCOUNTS.len())];
+                if from == to {
+                    continue;
+                }
+                // Faults make some transfers fail or end ambiguous: fine,
+                // money moves entirely or not at all either way.
+                if let Ok(true) = transfer(&client, from, to, rng.random_range(1..30)).await {
+                    moved.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for _ in 0..2 {
+        let (client, stop, violations, checked) = (client.clone(), stop.clone(), violations.clone(), checked.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let Ok(b) = balances(&client).await else { continue };
+                let sum: i64 = b.iter().sum();
+                if sum != total || b.iter().any(|x| *x < 0) {
+                    violations.lock().unwrap().push(format!("read-only transaction saw {b:?} (sum {sum})"));
+                }
+                checked.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for round in 0..6 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        if round % 2 == 0 {
+            let victim = c.leader(rng.random_range(1..=4)).unwrap_or(1);
+            c.crash(victim).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(300..1200))).await;
+            c.restart(victim).await?;
+        } else {
+            let isolated = rng.random_range(1..=3u64);
+            let rest: Vec<u64> = (1..=3).filter(|s| *s != isolated).collect();
+            c.net.partition(&[&[isolated], &rest]);
+            tokio::time::sleep(Duration::from_millis(rng.random_range(500..1500))).await;
+            c.net.heal();
+        }
+    }
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await?;
+    }
+    // A final snapshot, at a timestamp, on every replica.
+    let client = c.client().await?;
+    let final_ts = client.put(b"zz-marker", b"end").await?;
+    for id in [1, 2, 3] {
+        let mut kv = c.kv_client(id).await?;
+        let mut sum = 0;
+        for a in ACCOUNTS {
+            let shard = 1 + ["g", "n", "t"].iter().filter(|s| a >= **s).count() as u64;
+            if !c.shard_servers(shard).contains(&id) {
+                continue;
+            }
+            let v = crate::common::raw_get(&mut kv, shard, a, final_ts.as_nanos()).await?;
+            sum += v.map(|s| s.parse::<i64>().unwrap()).unwrap_or(0);
+        }
+        assert_eq!(sum, total, "server {id}'s snapshot at {final_ts} does not add up");
+    }
+    let violations = violations.lock().unwrap();
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(moved.load(Ordering::SeqCst) > 10, "too few transfers committed to mean anything");
+    assert!(checked.load(Ordering::SeqCst) > 10, "too few totals checked to mean anything");
+    c.shutdown().await
+}
+
+/// Runs sequential transactions alternating between two shards and checks
+/// external consistency: each one starts after the previous finished, so
+/// its commit timestamp must be larger. Returns the inversions seen.
+async fn sequential_commits(client: &Client, rounds: usize) -> anyhow::Result<Vec<String>> {
+    let mut inversions = Vec::new();
+    let mut last: Option<Timestamp> = None;
+    for i in 0..rounds {
+        let key = if i % 2 == 0 { "apple" } else { "zebra" };
+        let ts = client.put(key.as_bytes(), i.to_string().as_bytes()).await?;
+        if let Some(prev) = last {
+            if ts <= prev {
+                inversions.push(format!("commit {i} at {ts} started after one at {prev}"));
+            }
+        }
+        last = Some(ts);
+        // A read-only transaction started now sees the write.
+        let mut ro = client.read_only();
+        if ro.get(key.as_bytes()).await? != Some(i.to_string().into_bytes()) {
+            inversions.push(format!("a read-only transaction after commit {i} missed it"));
+        }
+    }
+    Ok(inversions)
+}
+
+/// Skews the clocks of the two servers leading shards 1 and 2 by ±offset.
+fn skew_leaders(c: &TestCluster, offset: Duration) -> anyhow::Result<()> {
+    let (a, b) = (c.leader(1).unwrap_or(1), c.leader(2).unwrap_or(2));
+    anyhow::ensure!(a != b, "the test needs the two shards led by different servers");
+    let n = offset.as_nanos() as i64;
+    truetime::Clock::adjust(c.clock(a), n, 0)?;
+    truetime::Clock::adjust(c.clock(b), -n, 0)?;
+    Ok(())
+}
+
+/// Puts the leaders of shards 1 and 2 on different servers (1 and 2).
+async fn two_leaders_on_different_servers(c: &TestCluster) -> anyhow::Result<()> {
+    c.transfer_leader(1, 1, LEADER_TIMEOUT).await?;
+    c.transfer_leader(2, 2, LEADER_TIMEOUT).await?;
+    wait_until(LEADER_TIMEOUT, || c.leader(1) == Some(1) && c.leader(2) == Some(2)).await
+}
+
+/// Goal: external consistency with clocks skewed within epsilon. If T1
+/// finished before T2 started, commit_ts(T1) < commit_ts(T2), and a
+/// read-only transaction sees everything committed before it began, even
+/// when the two leaders' clocks disagree by 2 epsilon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_consistency_holds_with_clocks_skewed_within_epsilon() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3).split_points(&["m"]);
+    options.time = TimeConfig { epsilon_ms: 20, ..TimeConfig::default() };
+    let c = TestCluster::start(options).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    two_leaders_on_different_servers(&c).await?;
+    skew_leaders(&c, Duration::from_millis(20))?;
+    let client = c.client().await?;
+    let inversions = sequential_commits(&client, 20).await?;
+    assert!(inversions.is_empty(), "{inversions:#?}");
+    c.shutdown().await
+}
+
+/// Goal: the external-consistency check can fail. With commit-wait
+/// switched off (a deliberately broken server) and the same clock skew, a
+/// transaction that starts after another finished gets a smaller commit
+/// timestamp, and the check reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipping_commit_wait_breaks_external_consistency_and_is_caught() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3).split_points(&["m"]);
+    options.time = TimeConfig { epsilon_ms: 20, ..TimeConfig::default() };
+    options.unsafe_testing.skip_commit_wait = true;
+    let c = TestCluster::start(options).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    two_leaders_on_different_servers(&c).await?;
+    skew_leaders(&c, Duration::from_millis(20))?;
+    let client = c.client().await?;
+    let inversions = sequential_commits(&client, 20).await?;
+    assert!(!inversions.is_empty(), "without commit-wait, skewed clocks must invert commit timestamps");
+    c.shutdown().await
+}
+
+/// Goal: a client that vanishes mid-transaction does not hold its locks
+/// past the keep-alive timeout: another transaction then gets them.
+/// Method: take a lock with a raw transactional read (no heartbeats, no
+/// commit, no rollback), then write the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_client_loses_its_locks_after_the_keepalive_timeout() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
+    let mut raw = proto::txn_client::TxnClient::new(channel);
+    let ghost = proto::TxnMeta { txn_id: 7u128.to_be_bytes().to_vec(), priority_ts: 1, priority_txn: vec![] };
+    raw.read(proto::TxnReadRequest {
+        txn: Some(ghost),
+        shard_id: 1,
+        shard_epoch: 0,
+        span: Some(proto::Span { start: b"k".to_vec(), end: vec![], range: false }),
+        limit: 1,
+    })
+    .await?;
+    let started = Instant::now();
+    let client = c.client().await?;
+    // The ghost is older (priority 1): the write waits for its lock.
+    client.put(b"k", b"v").await?;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(3), "the write did not wait for the lock ({waited:?})");
+    assert_eq!(client.get(b"k").await?, Some(b"v".to_vec()));
+    c.shutdown().await
+}
+
+/// Goal: a participant left prepared by a client that vanished before
+/// committing asks the coordinator, which decides abort; the participant's
+/// locks are released and nothing of the transaction is visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_never_asked_to_commit_decides_abort() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leaders[&2])))?.connect().await?;
+    let mut raw = proto::txn_client::TxnClient::new(channel);
+    let meta = proto::TxnMeta { txn_id: 9u128.to_be_bytes().to_vec(), priority_ts: 1, priority_txn: vec![] };
+    raw.prepare(proto::TxnPrepareRequest {
+        txn: Some(meta),
+        shard_id: 2,
+        shard_epoch: 0,
+        coordinator_shard_id: 1,
+        writes: vec![proto::Mutation { key: b"zebra".to_vec(), value: b"ghost".to_vec(), delete: false }],
+        reads: vec![],
+    })
+    .await?;
+    // Held by a prepared transaction; then resolved by the coordinator.
+    let client = c.client().await?;
+    client.put(b"zebra", b"real").await?;
+    assert_eq!(client.get(b"zebra").await?, Some(b"real".to_vec()));
+    let mut ro = client.read_only();
+    assert_eq!(ro.get(b"zebra").await?, Some(b"real".to_vec()));
+    c.shutdown().await
+}
+
+/// Goal: crashes around the commit decision resolve to one outcome
+/// everywhere. The coordinator's leader crashes right after the decision
+/// (before or after telling the participant), a participant's leader
+/// crashes while prepared: every transaction ends committed on every shard
+/// or on none, and locks are released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_around_the_commit_decision_resolve_to_one_outcome() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for round in 0..4 {
+        let (a, z) = (format!("apple{round}"), format!("zebra{round}"));
+        let (a2, z2) = (a.clone(), z.clone());
+        let commit = tokio::spawn({
+            let client = client.clone();
+            async move {
+                let mut txn = client.begin();
+                txn.put(a2.as_bytes(), b"x");
+                txn.put(z2.as_bytes(), b"x");
+                txn.commit().await
+            }
+        });
+        // Crash a coordinator (shard 1) or participant (shard 2) leader
+        // somewhere around the commit.
+        tokio::time::sleep(Duration::from_millis(round * 3)).await;
+        let victim = c.leader(1 + round % 2).unwrap_or(1);
+        c.crash(victim).await;
+        let outcome = commit.await?;
+        c.restart(victim).await?;
+        c.wait_for_leaders(LEADER_TIMEOUT).await?;
+        // Both keys agree (after resolution), and are writable again.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (va, vz) = (client.get(a.as_bytes()).await?, client.get(z.as_bytes()).await?);
+            if va == vz {
+                if let Ok(ts) = &outcome {
+                    assert_eq!(va, Some(b"x".to_vec()), "round {round}: committed at {ts} but not visible");
+                }
+                if let Err(ClientError::Aborted(_)) = &outcome {
+                    assert_eq!(va, None, "round {round}: reported aborted but visible");
+                }
+                break;
+            }
+            assert!(Instant::now() < deadline, "round {round}: {a}={va:?} but {z}={vz:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        client.put(a.as_bytes(), b"after").await?;
+        client.put(z.as_bytes(), b"after").await?;
+    }
+    c.shutdown().await
+}
+
+/// Goal: read-only transactions, snapshots and bounded-staleness reads are
+/// consistent snapshots: one timestamp for all shards; a snapshot below the
+/// GC watermark is refused with SnapshotTooOld; a bounded-staleness read is
+/// served no staler than asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_transactions_read_one_consistent_snapshot() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let t1 = client
+        .run(|txn| {
+            Box::pin(async move {
+                txn.put(b"apple", b"1");
+                txn.put(b"zebra", b"1");
+                Ok(())
+            })
+        })
+        .await?
+        .1;
+    let t2 = client
+        .run(|txn| {
+            Box::pin(async move {
+                txn.put(b"apple", b"2");
+                txn.put(b"zebra", b"2");
+                Ok(())
+            })
+        })
+        .await?
+        .1;
+    let mut snap = client.snapshot(t1);
+    assert_eq!((snap.get(b"apple").await?, snap.get(b"zebra").await?), (Some(b"1".to_vec()), Some(b"1".to_vec())));
+    let mut ro = client.read_only();
+    assert_eq!(ro.get(b"apple").await?, Some(b"2".to_vec()));
+    assert!(ro.read_ts().expect("fixed by the first read") >= t2);
+    assert_eq!(ro.get(b"zebra").await?, Some(b"2".to_vec()));
+    let all = ro.scan(b"", b"", 10).await?;
+    assert_eq!(all.len(), 2);
+    let mut stale = client.bounded_staleness(Duration::from_secs(10));
+    let v = stale.get(b"apple").await?;
+    assert!(v == Some(b"2".to_vec()) || v == Some(b"1".to_vec()));
+    let read_ts = stale.read_ts().expect("fixed");
+    let now = c.server(1).truetime.now().latest;
+    assert!(now.duration_since(read_ts) <= Duration::from_secs(11), "staler than asked: {read_ts} vs {now}");
+    let ancient = client.get_with(b"apple", ReadMode::At(Timestamp::from_nanos(1))).await;
+    assert!(ancient.is_ok(), "no GC yet, reading the distant past is fine: {ancient:?}");
+    c.shutdown().await
+}
+
+/// Goal: bad transactional input is refused with typed errors and leaves
+/// nothing behind: a commit of an aborted transaction, a transaction id in
+/// the reserved range, a prepare naming read locks never taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
+    let mut raw = proto::txn_client::TxnClient::new(channel);
+    let meta = |id: u128| proto::TxnMeta { txn_id: id.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] };
+    let span = |k: &str| proto::Span { start: k.as_bytes().to_vec(), end: vec![], range: false };
+    // A transaction aborted by its client cannot commit afterwards.
+    raw.abort(proto::TxnAbortRequest { txn_id: 11u128.to_be_bytes().to_vec(), shard_id: 1 }).await?;
+    let commit = proto::TxnCommitRequest {
+        txn: Some(meta(11)),
+        shard_id: 1,
+        shard_epoch: 0,
+        writes: vec![proto::Mutation { key: b"k".to_vec(), value: b"v".to_vec(), delete: false }],
+        reads: vec![],
+        participants: vec![],
+    };
+    let status = raw.commit(commit).await.expect_err("committing an aborted transaction");
+    assert_eq!(kind(&status), proto::ErrorKind::Aborted);
+    // Reserved ids and malformed ids.
+    let status = raw
+        .read(proto::TxnReadRequest {
+            txn: Some(meta(u128::MAX)),
+            shard_id: 1,
+            shard_epoch: 0,
+            span: Some(span("k")),
+            limit: 1,
+        })
+        .await
+        .expect_err("reserved id");
+    assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument);
+    let bad = proto::TxnMeta { txn_id: vec![1, 2, 3], priority_ts: 5, priority_txn: vec![] };
+    let status = raw
+        .read(proto::TxnReadRequest { txn: Some(bad), shard_id: 1, shard_epoch: 0, span: Some(span("k")), limit: 1 })
+        .await
+        .expect_err("short id");
+    assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument);
+    // A prepare that claims reads this leader never locked.
+    let prepare = proto::TxnPrepareRequest {
+        txn: Some(meta(12)),
+        shard_id: 1,
+        shard_epoch: 0,
+        coordinator_shard_id: 1,
+        writes: vec![],
+        reads: vec![span("never-read")],
+    };
+    let status = raw.prepare(prepare).await.expect_err("reads never locked");
+    assert_eq!(kind(&status), proto::ErrorKind::Aborted);
+    // Nothing was written.
+    let client = c.client().await?;
+    assert!(client.scan(b"", b"", 10, ReadMode::Latest).await?.is_empty());
+    c.shutdown().await
+}
