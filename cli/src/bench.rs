@@ -31,6 +31,56 @@ pub struct BenchArgs {
 enum BenchKind {
     /// Single-key puts and linearizable gets.
     Kv(KvBenchArgs),
+    /// Transactions: single-shard read-write, read-only, snapshot reads,
+    /// and cross-shard read-write with N participants (Spanner's Table 4).
+    Txn(TxnBenchArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TxnWorkload {
+    /// Read a key and write it back, in one shard (one-phase commit).
+    Rw,
+    /// A read-only transaction reading one key at TT.now().latest.
+    Ro,
+    /// A snapshot read at a fixed past timestamp (any replica, no waiting).
+    Snapshot,
+    /// Write one key in each of N shards (two-phase commit with N
+    /// participants; N = 1 is one-phase), as the Spanner paper's Table 4.
+    Cross,
+}
+
+#[derive(clap::Args)]
+struct TxnBenchArgs {
+    /// Any server of a cluster whose split points are s01, s02, ... (as
+    /// --local makes).
+    #[arg(long, required_unless_present = "local")]
+    addr: Option<String>,
+    /// Start a local 3-server cluster for the run.
+    #[arg(long)]
+    local: bool,
+    /// Shards of the cluster (with --local: how many to make).
+    #[arg(long, default_value_t = 10)]
+    shards: usize,
+    /// With --local: the servers' TrueTime epsilon in milliseconds.
+    #[arg(long, requires = "local", default_value_t = spanserver::config::TimeConfig::default().epsilon_ms)]
+    epsilon_ms: u64,
+    /// Concurrent clients; a list runs each in turn.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    clients: Vec<usize>,
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    #[arg(long, value_delimiter = ',', default_value = "rw,ro,snapshot,cross")]
+    workload: Vec<TxnWorkload>,
+    /// Participant counts for the cross workload.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,5,10")]
+    participants: Vec<usize>,
+    /// Keys per shard, drawn uniformly.
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -92,7 +142,10 @@ const CLIENTS_MAX: usize = 4096;
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     crate::init_logging("error");
-    let BenchKind::Kv(args) = args.kind;
+    let args = match args.kind {
+        BenchKind::Kv(args) => args,
+        BenchKind::Txn(args) => return run_txn(args).await,
+    };
     if args.clients.iter().any(|&c| c == 0 || c > CLIENTS_MAX) {
         bail!("--clients must be between 1 and {CLIENTS_MAX}");
     }
@@ -295,4 +348,198 @@ fn progress_bar(hidden: bool, total: Duration, prefix: &str) -> ProgressBar {
     );
     bar.set_prefix(prefix.to_string());
     bar
+}
+
+/// Most shards a local benchmark cluster may have.
+const TXN_BENCH_SHARDS_MAX: usize = 64;
+
+/// The key `n` of shard `shard` (0-based) in the s01, s02, ... layout.
+fn txn_key(shard: usize, n: usize) -> Vec<u8> {
+    format!("s{shard:02}/k{n:06}").into_bytes()
+}
+
+async fn run_txn(args: TxnBenchArgs) -> anyhow::Result<()> {
+    if args.clients.iter().any(|&c| c == 0 || c > CLIENTS_MAX) {
+        bail!("--clients must be between 1 and {CLIENTS_MAX}");
+    }
+    if args.shards == 0 || args.shards > TXN_BENCH_SHARDS_MAX {
+        bail!("--shards must be between 1 and {TXN_BENCH_SHARDS_MAX}");
+    }
+    if args.participants.iter().any(|&p| p == 0 || p > args.shards) {
+        bail!("--participants must be between 1 and --shards ({})", args.shards);
+    }
+    if args.duration == 0 || args.keys == 0 {
+        bail!("--duration and --keys must be at least 1");
+    }
+    let local = if args.local {
+        let time = spanserver::config::TimeConfig { epsilon_ms: args.epsilon_ms, ..Default::default() };
+        time.validate()?;
+        let split_points = (1..args.shards).map(|i| format!("s{i:02}")).collect();
+        let cluster = crate::cluster::LocalCluster::start_with_layout(None, None, 3, time, split_points).await?;
+        eprintln!("local cluster with {} shards ready at {}", args.shards, cluster.addrs().join(","));
+        Some(cluster)
+    } else {
+        None
+    };
+    let addr = match (&args.addr, &local) {
+        (Some(a), _) => a.clone(),
+        (None, Some(c)) => c.addrs()[0].clone(),
+        (None, None) => bail!("give --addr or --local"),
+    };
+    let result = run_txn_all(&args, &addr).await;
+    if let Some(cluster) = local {
+        cluster.stop().await;
+    }
+    result
+}
+
+async fn run_txn_all(args: &TxnBenchArgs, addr: &str) -> anyhow::Result<()> {
+    let client = Client::connect([addr.to_string()]).await.with_context(|| format!("connecting to {addr}"))?;
+    // Every key exists, so reads read something; the last load's commit
+    // timestamp is where snapshot reads read.
+    eprintln!("loading {} keys in each of {} shards", args.keys, args.shards);
+    let mut snapshot_ts = client::Timestamp::ZERO;
+    for shard in 0..args.shards {
+        for chunk in (0..args.keys).collect::<Vec<_>>().chunks(500) {
+            let mutations: Vec<client::Mutation> =
+                chunk.iter().map(|&n| client::Mutation::Put(txn_key(shard, n), b"0".to_vec())).collect();
+            snapshot_ts = snapshot_ts.max(client.write(&mutations).await?);
+        }
+    }
+    let mut runs = Vec::new();
+    for &w in &args.workload {
+        match w {
+            TxnWorkload::Cross => runs.extend(args.participants.iter().map(|&p| (w, p))),
+            _ => runs.push((w, 1)),
+        }
+    }
+    for (workload, participants) in runs {
+        for &clients in &args.clients {
+            let report = run_txn_one(&client, args, workload, participants, clients, snapshot_ts).await;
+            let name = match workload {
+                TxnWorkload::Rw => "rw-1shard".to_string(),
+                TxnWorkload::Ro => "ro".to_string(),
+                TxnWorkload::Snapshot => "snapshot".to_string(),
+                TxnWorkload::Cross => format!("cross-p{participants}"),
+            };
+            let eps = if args.local && args.epsilon_ms != default_epsilon_ms() {
+                format!("-eps{}ms", args.epsilon_ms)
+            } else {
+                String::new()
+            };
+            report.print(&format!("spandb-txn-{name}-c{clients}{eps}"));
+        }
+    }
+    Ok(())
+}
+
+struct TxnReport {
+    latency: Report,
+    /// Commit-wait per committed transaction, microseconds.
+    commit_wait: Histogram<u64>,
+}
+
+impl TxnReport {
+    fn print(&self, label: &str) {
+        self.latency.print(label);
+        if !self.commit_wait.is_empty() {
+            let wait_ms = self.commit_wait.mean() / 1000.0;
+            let latency_ms = self.latency.histogram.mean() / 1000.0;
+            println!(
+                "RESULT label={label}-commit-wait commit_wait_ms_mean={wait_ms:.3} latency_ms_mean={latency_ms:.3} commit_wait_share={:.2}",
+                if latency_ms > 0.0 { wait_ms / latency_ms } else { 0.0 }
+            );
+        }
+    }
+}
+
+async fn run_txn_one(
+    client: &Client,
+    args: &TxnBenchArgs,
+    workload: TxnWorkload,
+    participants: usize,
+    clients: usize,
+    snapshot_ts: client::Timestamp,
+) -> TxnReport {
+    let warmup = Duration::from_secs(args.warmup);
+    let measured = Duration::from_secs(args.duration);
+    let start = Instant::now();
+    let (measure_from, end) = (start + warmup, start + warmup + measured);
+    let done = Arc::new(AtomicU64::new(0));
+    let progress =
+        progress_bar(args.no_progress, warmup + measured, &format!("{workload:?} p{participants} x{clients}"));
+    let ticker = {
+        let (progress, done) = (progress.clone(), done.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                progress.set_position(start.elapsed().as_millis() as u64);
+                progress.set_message(format!("{} txns", done.load(Ordering::Relaxed)));
+            }
+        })
+    };
+    let (shards, keys) = (args.shards, args.keys);
+    let mut workers = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (client, done) = (client.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let new_histogram = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let (mut latency, mut waits, mut errors) = (new_histogram(), new_histogram(), 0u64);
+            while Instant::now() < end {
+                let shard = rand::random_range(0..shards);
+                let key = txn_key(shard, rand::random_range(0..keys));
+                let t0 = Instant::now();
+                let result: client::Result<Option<Duration>> = match workload {
+                    TxnWorkload::Rw => {
+                        let mut txn = client.begin();
+                        match txn.get(&key).await {
+                            Ok(v) => {
+                                let next = v.map(|v| String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(0) + 1);
+                                txn.put(&key, next.unwrap_or(1).to_string().as_bytes());
+                                txn.commit_detailed().await.map(|c| Some(c.commit_wait))
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    TxnWorkload::Ro => client.read_only().get(&key).await.map(|_| None),
+                    TxnWorkload::Snapshot => client.snapshot(snapshot_ts).get(&key).await.map(|_| None),
+                    TxnWorkload::Cross => {
+                        let mut txn = client.begin();
+                        // One key in each of `participants` distinct shards.
+                        let first = rand::random_range(0..shards);
+                        for i in 0..participants {
+                            let k = txn_key((first + i) % shards, rand::random_range(0..keys));
+                            txn.put(&k, b"x");
+                        }
+                        txn.commit_detailed().await.map(|c| Some(c.commit_wait))
+                    }
+                };
+                if t0 >= measure_from && t0 < end {
+                    match result {
+                        Ok(wait) => {
+                            let _ = latency.record(t0.elapsed().as_micros().max(1) as u64);
+                            if let Some(w) = wait {
+                                let _ = waits.record(w.as_micros().max(1) as u64);
+                            }
+                        }
+                        Err(_) => errors += 1,
+                    }
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            (latency, waits, errors)
+        }));
+    }
+    let new_histogram = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let (mut latency, mut waits, mut errors) = (new_histogram(), new_histogram(), 0);
+    for w in workers {
+        if let Ok((l, c, e)) = w.await {
+            let _ = latency.add(l);
+            let _ = waits.add(c);
+            errors += e;
+        }
+    }
+    ticker.abort();
+    progress.finish_and_clear();
+    TxnReport { latency: Report { histogram: latency, errors, measured }, commit_wait: waits }
 }

@@ -47,6 +47,19 @@ impl LocalCluster {
         servers: usize,
         time: TimeConfig,
     ) -> anyhow::Result<LocalCluster> {
+        let split_points = DEMO_SPLIT_POINTS.iter().map(|s| s.to_string()).collect();
+        Self::start_with_layout(dir, port_base, servers, time, split_points).await
+    }
+
+    /// Like [`LocalCluster::start`], with the given split points (for a new
+    /// cluster; an existing one keeps its layout).
+    pub async fn start_with_layout(
+        dir: Option<PathBuf>,
+        port_base: Option<u16>,
+        servers: usize,
+        time: TimeConfig,
+        split_points: Vec<String>,
+    ) -> anyhow::Result<LocalCluster> {
         let (dir, temp) = match dir {
             Some(d) => {
                 std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
@@ -75,7 +88,7 @@ impl LocalCluster {
                 Some(p) => p,
                 None => find_free_ports(servers)?,
             };
-            let spec = demo_spec(base, servers)?;
+            let spec = demo_spec(base, servers, split_points)?;
             std::fs::write(&spec_path, spec.to_toml()).with_context(|| format!("writing {}", spec_path.display()))?;
             spec
         };
@@ -203,12 +216,12 @@ async fn leaderless_shards(addrs: &[String]) -> anyhow::Result<usize> {
     Ok(info.shards.iter().filter(|s| s.leader_server_id == 0).count())
 }
 
-fn demo_spec(port_base: u16, servers: usize) -> anyhow::Result<ClusterSpec> {
+fn demo_spec(port_base: u16, servers: usize, split_points: Vec<String>) -> anyhow::Result<ClusterSpec> {
     let id: u32 = rand::random();
     let spec = ClusterSpec {
         cluster_id: format!("demo-{id:08x}"),
         replication: 3.min(servers),
-        split_points: DEMO_SPLIT_POINTS.iter().map(|s| s.to_string()).collect(),
+        split_points,
         servers: (0..servers)
             .map(|i| {
                 let port = port_base

@@ -56,7 +56,7 @@ pub use truetime::Timestamp;
 use crate::error::{classify, Failure};
 pub use crate::error::{Error, Result};
 use crate::routing::{Routes, Target};
-pub use crate::txn::{Priority, ReadOnlyTxn, Txn};
+pub use crate::txn::{CommitInfo, Priority, ReadOnlyTxn, Txn};
 
 /// Client tunables.
 #[derive(Debug, Clone)]
@@ -101,6 +101,12 @@ pub enum ReadMode {
 }
 
 impl ReadMode {
+    /// Latest reads need the leader; reads at now are fastest there (it
+    /// can close a timestamp at once, a follower waits for the next one).
+    fn prefers_leader(self) -> bool {
+        matches!(self, ReadMode::Latest | ReadMode::Now)
+    }
+
     fn options(self) -> proto::ReadOptions {
         match self {
             ReadMode::Latest => proto::ReadOptions::default(),
@@ -432,7 +438,7 @@ impl Client {
 
     /// Reads `key` as `mode` says.
     pub async fn get_with(&self, key: &[u8], mode: ReadMode) -> Result<GetOutput> {
-        let op = Op::Read { prefer_leader: mode == ReadMode::Latest };
+        let op = Op::Read { prefer_leader: mode.prefers_leader() };
         let result = self
             .execute(Dest::Key(key), op, |channel, target| {
                 let request = proto::GetRequest {
@@ -536,7 +542,7 @@ impl Client {
         if !end.is_empty() && end <= start {
             return Err(Error::InvalidArgument("scan end must be after start".into()));
         }
-        let op = Op::Read { prefer_leader: mode == ReadMode::Latest };
+        let op = Op::Read { prefer_leader: mode.prefers_leader() };
         let mut out = Vec::new();
         let mut cursor = start.to_vec();
         while out.len() < limit {

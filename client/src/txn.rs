@@ -65,6 +65,16 @@ fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
+/// How a commit went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub commit_ts: Timestamp,
+    /// How long the coordinator held the answer for commit-wait.
+    pub commit_wait: Duration,
+    /// Shards that took part (1: a one-phase commit).
+    pub participants: usize,
+}
+
 #[derive(Debug, Default, Clone)]
 struct ShardPart {
     epoch: u64,
@@ -285,13 +295,18 @@ impl Txn {
     /// Commits: atomically applies every write at one timestamp, which it
     /// returns. `Err(Aborted)`: nothing applied, run it again;
     /// `Err(Ambiguous)`: the outcome is unknown.
-    pub async fn commit(mut self) -> Result<Timestamp> {
+    pub async fn commit(self) -> Result<Timestamp> {
+        Ok(self.commit_detailed().await?.commit_ts)
+    }
+
+    /// Like [`Txn::commit`], also saying how the commit went.
+    pub async fn commit_detailed(mut self) -> Result<CommitInfo> {
         self.check_open()?;
         self.finished = true;
         self.stop_heartbeat();
         let parts = self.parts()?;
         if parts.is_empty() {
-            return Ok(Timestamp::ZERO);
+            return Ok(CommitInfo { commit_ts: Timestamp::ZERO, commit_wait: Duration::ZERO, participants: 0 });
         }
         // The coordinator: the first shard written, else the first read.
         let coordinator = parts
@@ -352,7 +367,14 @@ impl Txn {
             })
             .await;
         match result {
-            Ok(r) => Ok(Timestamp::from_nanos(r.into_inner().commit_ts)),
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok(CommitInfo {
+                    commit_ts: Timestamp::from_nanos(r.commit_ts),
+                    commit_wait: Duration::from_nanos(r.commit_wait_ns),
+                    participants: parts.len(),
+                })
+            }
             Err(Error::Ambiguous(m)) => Err(Error::Ambiguous(m)),
             Err(e) => {
                 // Definitely not committed: release the prepared ones now

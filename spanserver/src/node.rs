@@ -379,10 +379,8 @@ impl Node {
         let Answer::Committed { commit_ts, applied } = answer else {
             return Err(Error::Storage(format!("unexpected answer to a write: {answer:?}")));
         };
-        if !self.unsafe_testing.skip_commit_wait {
-            self.commit_waiter.wait(commit_ts).await;
-        }
-        Ok(WriteOutcome { commit_ts, applied })
+        let commit_wait = self.commit_wait(commit_ts).await;
+        Ok(WriteOutcome { commit_ts, applied, commit_wait })
     }
 
     // --- Read-write transactions --------------------------------------------
@@ -470,7 +468,7 @@ impl Node {
 
     /// Commits a transaction at this shard (its only participant, or its
     /// coordinator), answered after commit-wait.
-    pub async fn txn_commit(&self, req: proto::TxnCommitRequest) -> Result<Timestamp> {
+    pub async fn txn_commit(&self, req: proto::TxnCommitRequest) -> Result<(Timestamp, Duration)> {
         let (txn, priority) = txn_meta(req.txn.as_ref())?;
         let r = self.replica(req.shard_id)?;
         let (writes, reads) = self.txn_writes_and_reads(&r, req.shard_epoch, req.writes, req.reads)?;
@@ -482,10 +480,17 @@ impl Node {
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a commit: {other:?}"))),
             None => return Err(Error::Ambiguous("the commit was not answered in time; it may still commit".into())),
         };
+        let commit_wait = self.commit_wait(commit_ts).await;
+        Ok((commit_ts, commit_wait))
+    }
+
+    /// Holds the answer until `TT.after(commit_ts)`; returns how long.
+    async fn commit_wait(&self, commit_ts: Timestamp) -> Duration {
+        let started = std::time::Instant::now();
         if !self.unsafe_testing.skip_commit_wait {
             self.commit_waiter.wait(commit_ts).await;
         }
-        Ok(commit_ts)
+        started.elapsed()
     }
 
     pub async fn txn_abort(&self, req: proto::TxnAbortRequest) -> Result<()> {
@@ -588,6 +593,8 @@ pub struct WriteOutcome {
     pub commit_ts: Timestamp,
     /// False when a condition did not hold (nothing was written).
     pub applied: bool,
+    /// How long the answer was held for commit-wait.
+    pub commit_wait: Duration,
 }
 
 fn check_key(key: &[u8]) -> Result<()> {

@@ -39,7 +39,11 @@ impl proto::kv_server::Kv for KvService {
 
     async fn write(&self, request: Request<proto::WriteRequest>) -> Result<Response<proto::WriteResponse>, Status> {
         let outcome = self.node.write(request.into_inner()).await?;
-        Ok(Response::new(proto::WriteResponse { commit_ts: outcome.commit_ts.as_nanos(), applied: outcome.applied }))
+        Ok(Response::new(proto::WriteResponse {
+            commit_ts: outcome.commit_ts.as_nanos(),
+            applied: outcome.applied,
+            commit_wait_ns: outcome.commit_wait.as_nanos() as u64,
+        }))
     }
 }
 
@@ -65,8 +69,11 @@ impl proto::txn_server::Txn for TxnService {
         &self,
         request: Request<proto::TxnCommitRequest>,
     ) -> Result<Response<proto::TxnCommitResponse>, Status> {
-        let commit_ts = self.node.txn_commit(request.into_inner()).await?;
-        Ok(Response::new(proto::TxnCommitResponse { commit_ts: commit_ts.as_nanos() }))
+        let (commit_ts, commit_wait) = self.node.txn_commit(request.into_inner()).await?;
+        Ok(Response::new(proto::TxnCommitResponse {
+            commit_ts: commit_ts.as_nanos(),
+            commit_wait_ns: commit_wait.as_nanos() as u64,
+        }))
     }
 
     async fn abort(
