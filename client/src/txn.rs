@@ -347,6 +347,8 @@ impl Txn {
         if let Some(e) = failure {
             self.abort_everywhere(parts.keys().copied()).await;
             return Err(match e {
+                // Running it again cannot help.
+                Error::InvalidArgument(m) => Error::InvalidArgument(m),
                 Error::Aborted(m) => Error::Aborted(m),
                 other => Error::Aborted(format!("a participant did not prepare: {other}")),
             });
@@ -381,6 +383,7 @@ impl Txn {
                 // rather than when they time out and ask.
                 self.abort_everywhere(parts.keys().copied()).await;
                 Err(match e {
+                    Error::InvalidArgument(m) => Error::InvalidArgument(m),
                     Error::Aborted(m) => Error::Aborted(m),
                     other => Error::Aborted(format!("the commit failed: {other}")),
                 })

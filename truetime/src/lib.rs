@@ -547,4 +547,63 @@ mod tests {
             proptest::prop_assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
         }
     }
+
+    /// Goldenscript: `testscripts/commit_wait_boundary`.
+    mod scripts {
+        use std::error::Error;
+        use std::fmt::Write as _;
+
+        use super::*;
+
+        struct Runner {
+            clock: Arc<ManualClock>,
+            tt: TrueTime,
+        }
+
+        impl goldenscript::Runner for Runner {
+            type Command = goldenscript::Command;
+
+            fn run(
+                &mut self,
+                command: &goldenscript::Command,
+                _: &goldenscript::Context,
+            ) -> Result<String, Box<dyn Error>> {
+                let mut out = String::new();
+                let mut args = command.consume_args();
+                let mut number =
+                    || -> Result<u64, Box<dyn Error>> { Ok(args.next_pos().ok_or("a number is required")?.parse()?) };
+                match command.name.as_str() {
+                    "epsilon" => self.tt = TrueTime::new(self.clock.clone(), Duration::from_nanos(number()?)),
+                    "clock" => self.clock.set(Timestamp::from_nanos(number()?)),
+                    "advance" => self.clock.advance(Duration::from_nanos(number()?)),
+                    "now" => {
+                        let now = self.tt.now();
+                        writeln!(out, "now = [{}, {}]", now.earliest.as_nanos(), now.latest.as_nanos())?;
+                    }
+                    "after" => {
+                        let t = number()?;
+                        writeln!(out, "after({t}) = {}", self.tt.after(Timestamp::from_nanos(t)))?;
+                    }
+                    "before" => {
+                        let t = number()?;
+                        writeln!(out, "before({t}) = {}", self.tt.before(Timestamp::from_nanos(t)))?;
+                    }
+                    "wait" => {
+                        let t = number()?;
+                        let d = self.tt.commit_wait_remaining(Timestamp::from_nanos(t));
+                        writeln!(out, "commit-wait for {t}: {} ns more", d.as_nanos())?;
+                    }
+                    other => return Err(format!("unknown command {other}").into()),
+                }
+                Ok(out)
+            }
+        }
+
+        #[test]
+        fn commit_wait_boundary() -> std::io::Result<()> {
+            let clock = Arc::new(ManualClock::new(Timestamp::ZERO));
+            let tt = TrueTime::new(clock.clone(), Duration::ZERO);
+            goldenscript::run(&mut Runner { clock, tt }, "src/testscripts/commit_wait_boundary")
+        }
+    }
 }

@@ -116,9 +116,9 @@ pub enum Acquire {
     /// it. `wound` lists younger, unprepared holders in its way: the caller
     /// must abort them (and release their locks).
     Wait { blockers: Vec<TxnId>, wound: Vec<TxnId> },
-    /// Refused outright: the transaction holds or awaits too many locks, or
-    /// is unknown to the table after being released (aborted).
-    Refused(String),
+    /// Refused outright. `retryable`: the table is busy (too many waiters);
+    /// otherwise the request itself is over a limit or unsupported.
+    Refused { reason: String, retryable: bool },
 }
 
 /// A waiting request the table granted during a release.
@@ -265,7 +265,7 @@ impl LockTable {
     /// Asks for a lock. See the module docs for the rules.
     pub fn acquire(&mut self, txn: TxnId, priority: Priority, target: LockTarget, mode: LockMode) -> Acquire {
         if matches!(target, LockTarget::Range(..)) && mode == LockMode::Exclusive {
-            return Acquire::Refused("exclusive range locks are not supported".into());
+            return Acquire::Refused { reason: "exclusive range locks are not supported".into(), retryable: false };
         }
         if let Some(p) = self.priority(txn) {
             // One transaction, one priority, for its whole life.
@@ -277,10 +277,10 @@ impl LockTable {
         let entry = self.txns.entry(txn).or_default();
         entry.priority = Some(priority);
         if entry.held.len() >= limits::LOCKS_PER_TXN_MAX {
-            return Acquire::Refused(format!(
-                "a transaction may hold at most {} locks per shard",
-                limits::LOCKS_PER_TXN_MAX
-            ));
+            return Acquire::Refused {
+                retryable: false,
+                reason: format!("a transaction may hold at most {} locks per shard", limits::LOCKS_PER_TXN_MAX),
+            };
         }
         let holders = self.conflicting_holders(txn, &target, mode);
         let older_waiters = self.conflicting_older_waiters(txn, priority, &target, mode);
@@ -289,7 +289,7 @@ impl LockTable {
             return Acquire::Granted;
         }
         if self.waiting.len() >= limits::LOCK_WAITERS_MAX {
-            return Acquire::Refused("too many lock requests waiting on this shard".into());
+            return Acquire::Refused { reason: "too many lock requests waiting on this shard".into(), retryable: true };
         }
         let wound: Vec<TxnId> = holders
             .iter()
@@ -482,7 +482,7 @@ mod scripts {
                             }
                             writeln!(out, "wait for {}", list(&blockers))?;
                         }
-                        Acquire::Refused(why) => writeln!(out, "{shown} → refused: {why}")?,
+                        Acquire::Refused { reason, .. } => writeln!(out, "{shown} → refused: {reason}")?,
                     }
                 }
                 Command::Prepare(t) => self.table.mark_prepared(txn(t)?),

@@ -659,9 +659,10 @@ impl ShardTxns {
                     }
                     return;
                 }
-                Acquire::Refused(why) => {
+                Acquire::Refused { reason, retryable } => {
                     self.parked.remove(&req);
-                    out.push(Output::Reply { req, result: Err(TxnError::Unavailable(why)) });
+                    let e = if retryable { TxnError::Unavailable(reason) } else { TxnError::InvalidArgument(reason) };
+                    out.push(Output::Reply { req, result: Err(e) });
                     return;
                 }
             }

@@ -533,8 +533,16 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
     };
     let status = raw.prepare(prepare).await.expect_err("reads never locked");
     assert_eq!(kind(&status), proto::ErrorKind::Aborted);
-    // Nothing was written.
+    // Too many writes for one shard in one transaction: refused as input
+    // (not as a retryable abort), and nothing of it applied.
     let client = c.client().await?;
+    let mut big = client.begin();
+    for i in 0..=spanserver::limits::WRITE_MUTATIONS_MAX {
+        big.put(format!("big{i:05}").as_bytes(), b"v");
+    }
+    let r = big.commit().await;
+    assert!(matches!(r, Err(ClientError::InvalidArgument(_))), "{r:?}");
+    // Nothing was written.
     assert!(client.scan(b"", b"", 10, ReadMode::Latest).await?.is_empty());
     c.shutdown().await
 }
