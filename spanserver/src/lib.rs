@@ -12,34 +12,51 @@
 //!                          v                           v
 //!        ┌──────────── store.rs: ONE event loop thread ─────────────┐
 //!        │   shard 1 replica      shard 2 replica      shard N ...  │
-//!        │   RawNode + pending    RawNode + pending                 │
+//!        │   RawNode + ShardTxns  RawNode + ShardTxns               │
 //!        │   store/ready.rs: persist (1 fsync) → send → apply → advance
 //!        └──────────────────────────┬───────────────────────────────┘
 //!                                   v
 //!        storage/: RocksDB  cf raft (logs, hard/conf/apply state)
 //!                           cf data (key | !ts -> value, all shards)
+//!                           cf txn  (prepared transactions, decisions)
 //!                           cf meta (cluster id, server id, layout)
 //! ```
+//!
+//! Each replica pairs a raft-rs `RawNode` (what is committed) with a
+//! `txn::ShardTxns` (what it means: locks, timestamps, prepared
+//! transactions, coordinator decisions, safe time); the replica is the I/O
+//! shell between them (`shard/mod.rs`). Every data write, plain or
+//! transactional, is a transaction command in the log.
 //!
 //! # How a write flows (numbers from a 3-server cluster, epsilon = 2 ms)
 //!
 //! 1. `Kv.Write` for key `"apple"` reaches the leader of the shard holding
 //!    it; `node.rs` checks sizes and routing, hands it to the loop.
-//! 2. The loop stamps it `s = max(TT.now().latest, last + 1)` and proposes
-//!    it; in the same iteration every other shard's entries join one synced
-//!    RocksDB batch, and the append goes to the followers.
+//! 2. `ShardTxns` takes an exclusive lock on `apple` (a plain write is a
+//!    one-shard transaction), picks `s = max(TT.now().latest, last + 1)`
+//!    and asks to replicate `Commit{s}`; in the same loop iteration every
+//!    other shard's entries join one synced RocksDB batch, and the append
+//!    goes to the followers.
 //! 3. Followers persist and answer; the leader sees a quorum, applies the
-//!    entry (a version `apple@s` in cf data), and answers the handler.
+//!    entry (a version `apple@s` in cf data), releases the lock, and
+//!    answers the handler.
 //! 4. The handler commit-waits until `TT.after(s)` (about 4 ms after `s`
 //!    was picked, mostly overlapped by replication), then replies `s`.
+//!
+//! A read-write transaction across shards adds locks for its reads and a
+//! two-phase commit: `Txn.Prepare` on all participants but one, then
+//! `Txn.Commit` on that one, the coordinator, whose replicated decision is
+//! the outcome (`txn::shard` explains the protocol; `peers.rs` carries the
+//! server-to-server part).
 //!
 //! # Reads
 //!
 //! Linearizable reads go to the leader and use ReadIndex
-//! (`shard/reads.rs`); snapshot reads at a timestamp go to any replica whose
-//! safe time has passed it (`node.rs`). Safe time is the largest applied
-//! command timestamp: timestamps increase in log order (`shard/mod.rs`), and
-//! idle leaders propose `CloseTimestamp` commands so it keeps moving.
+//! (`shard/reads.rs`); snapshot reads at a timestamp go to any replica that
+//! can serve it (`node.rs`): one that has applied a command at or above it
+//! (assigned timestamps increase in log order, and idle leaders propose
+//! `Close` commands so this keeps moving), and on which no transaction that
+//! writes the read's keys is prepared at or below it (`t_TM_safe`, per key).
 //!
 //! # Invariants, and where they are asserted
 //!
@@ -64,8 +81,10 @@
 //! The shard layout is static (from the cluster description) until the
 //! placement driver exists; there are no splits, moves or conf changes yet,
 //! although applying conf changes is wired. Snapshots are built in memory
-//! (bounded by `SNAPSHOT_BYTES_MAX`). Transactions (locks, 2PC, read-only
-//! transactions; Spanner §4.2) come with the `txn` crate.
+//! (bounded by `SNAPSHOT_BYTES_MAX`). Peers are trusted: the cluster id on
+//! Raft traffic guards against misconfiguration, not attacks (raft-rs
+//! assumes correct peers), and there is no TLS yet. Coordinator decisions
+//! are kept until garbage collection of old records exists.
 
 pub mod commit_wait;
 pub mod config;
