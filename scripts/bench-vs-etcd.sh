@@ -23,5 +23,7 @@ OWN="for i in \$(seq $REPS); do \
   $SPANDB bench kv $COMMON --key-space one-shard --clients 1,64 --op put; \
   $SPANDB bench kv $COMMON --epsilon-ms 1 --clients 1,64 --op put; \
   $SPANDB bench kv $COMMON --epsilon-ms 0 --clients 1,64 --op put; \
+  $SPANDB bench txn --local --no-progress --duration $SECS --shards 10 --clients 1,16 --workload rw,ro,snapshot,cross --participants 1,2,5,10; \
+  $SPANDB bench txn --local --no-progress --duration $SECS --shards 10 --clients 1 --workload rw,cross --participants 1,2,5,10 --epsilon-ms 0; \
 done"
 OWN_BENCH_CMD="$OWN" SECS=$SECS REPS=$REPS "$ANCHORS"
