@@ -67,6 +67,11 @@ pub struct ClientConfig {
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     pub connect_timeout: Duration,
+    /// How long one attempt of a plain read may take before the next
+    /// replica is tried (a paused or partitioned server must not hold a
+    /// read for the whole deadline). Writes wait for their answer: giving
+    /// up on one early would make it ambiguous.
+    pub read_attempt_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -76,6 +81,7 @@ impl Default for ClientConfig {
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(2),
+            read_attempt_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -183,7 +189,12 @@ pub struct ConditionalWrite {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
-    Read { prefer_leader: bool },
+    /// A plain read: retried anywhere, each attempt bounded.
+    Read {
+        prefer_leader: bool,
+    },
+    /// A read that takes a lock at the leader: may wait for the lock.
+    LockingRead,
     Write,
 }
 
@@ -306,7 +317,10 @@ impl Client {
     /// The cluster's layout and leaders, as one server sees them.
     pub async fn cluster_info(&self) -> Result<proto::ClusterInfoResponse> {
         let mut errors = Vec::new();
-        for addr in self.routes().server_addrs().into_iter().chain(self.inner.seeds.iter().cloned()) {
+        // Copy the addresses first: the routes lock must not be held across
+        // network calls.
+        let addrs: Vec<String> = self.routes().server_addrs();
+        for addr in addrs.into_iter().chain(self.inner.seeds.iter().cloned()) {
             match self.cluster_info_from(&addr).await {
                 Ok(info) => return Ok(info),
                 Err(e) => errors.push(format!("{addr}: {e}")),
@@ -375,7 +389,11 @@ impl Client {
                     continue;
                 }
             };
-            let failure = match tokio::time::timeout(deadline - now, attempt(channel, target.clone())).await {
+            let attempt_deadline = match op {
+                Op::Read { .. } => (deadline - now).min(config.read_attempt_timeout),
+                Op::LockingRead | Op::Write => deadline - now,
+            };
+            let failure = match tokio::time::timeout(attempt_deadline, attempt(channel, target.clone())).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(status)) => {
                     let failure = classify(&status);

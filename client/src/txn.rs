@@ -163,7 +163,7 @@ impl Txn {
         let mut locked_at = (0, 0);
         let response = self
             .client
-            .execute(Dest::Key(key), Op::Read { prefer_leader: true }, |channel, target| {
+            .execute(Dest::Key(key), Op::LockingRead, |channel, target| {
                 locked_at = (target.shard_id, target.epoch);
                 let request = proto::TxnReadRequest {
                     txn: Some(meta.clone()),
@@ -200,7 +200,7 @@ impl Txn {
             let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;
             let page = self
                 .client
-                .execute(Dest::Key(&from), Op::Read { prefer_leader: true }, |channel, target| {
+                .execute(Dest::Key(&from), Op::LockingRead, |channel, target| {
                     at = (target.shard_id, target.epoch, target.shard_end.clone());
                     let request = proto::TxnReadRequest {
                         txn: Some(meta.clone()),
@@ -416,7 +416,7 @@ impl Txn {
 async fn abort_on(client: Client, id: u128, shard: u64) {
     let request = proto::TxnAbortRequest { txn_id: id.to_be_bytes().to_vec(), shard_id: shard };
     let _ = client
-        .execute(Dest::Shard(shard), Op::Read { prefer_leader: true }, |channel, _| {
+        .execute(Dest::Shard(shard), Op::LockingRead, |channel, _| {
             let request = request.clone();
             async move { proto::txn_client::TxnClient::new(channel).abort(request).await }
         })

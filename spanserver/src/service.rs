@@ -248,7 +248,7 @@ impl proto::admin_server::Admin for AdminService {
             .clock()
             .adjust(r.offset_ns, r.drift_ppm)
             .map_err(|e| Status::from(Error::InvalidArgument(e.to_string())))?;
-        tracing::warn!(offset_ns = r.offset_ns, drift_ppm = r.drift_ppm, "clock adjusted through the admin API");
+        tracing::info!(offset_ns = r.offset_ns, drift_ppm = r.drift_ppm, "clock adjusted through the admin API");
         Ok(Response::new(self.clock_status()))
     }
 }

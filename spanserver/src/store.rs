@@ -214,6 +214,7 @@ impl Store {
             if now >= next_tick {
                 for r in self.replicas.values_mut() {
                     r.raw_node.tick();
+                    r.observe_role(&self.tt, &mut self.completions);
                     r.tick_txns(&self.tt, &mut self.completions);
                     r.maybe_close_timestamp(&self.tt, now, close_interval, false, &mut self.completions);
                 }
@@ -252,6 +253,7 @@ impl Store {
                     if let Err(e) = r.raw_node.step(m) {
                         tracing::debug!(%shard, %from, "raft refused a message: {e}");
                     }
+                    r.observe_role(&self.tt, &mut self.completions);
                 }
             }
             StoreMsg::Txn { shard, input, reply } => match self.replicas.get_mut(&shard) {

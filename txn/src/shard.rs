@@ -413,7 +413,7 @@ impl ShardTxns {
     ) -> Self {
         let mut safe = SafeTime::new(max_applied);
         for p in &prepared {
-            safe.prepare(p.txn, p.prepare_ts, p.writes.iter().map(|w| w.key.clone()).collect());
+            safe.restore_prepared(p.txn, p.prepare_ts, p.writes.iter().map(|w| w.key.clone()).collect());
         }
         ShardTxns {
             shard,
@@ -544,10 +544,7 @@ impl ShardTxns {
             }
             Input::Abort { req, txn } => {
                 if self.prepared.contains_key(&txn) {
-                    out.push(Output::Propose {
-                        req: Some(req),
-                        command: TxnCommand::Finish { txn, outcome: Outcome::Aborted },
-                    });
+                    self.propose_finish(req, txn, Outcome::Aborted, &mut out);
                 } else if self.active.get(&txn).is_some_and(|a| a.phase == Phase::Deciding) {
                     let msg = "the transaction is committing; its outcome decides".to_string();
                     out.push(Output::Reply { req, result: Err(TxnError::InvalidArgument(msg)) });
@@ -563,7 +560,7 @@ impl ShardTxns {
             }
             Input::Decide { req, txn, outcome } => {
                 if self.prepared.contains_key(&txn) {
-                    out.push(Output::Propose { req: Some(req), command: TxnCommand::Finish { txn, outcome } });
+                    self.propose_finish(req, txn, outcome, &mut out);
                 } else {
                     // Finished already (or never prepared here).
                     out.push(Output::Reply { req, result: Ok(Answer::Done) });
@@ -577,6 +574,17 @@ impl ShardTxns {
             Input::Tick => self.tick(now, &mut out),
         }
         out
+    }
+
+    /// Asks to replicate the end of a transaction prepared here. A commit
+    /// timestamp is reserved now, at proposal: every timestamp assigned
+    /// after this entry (so after it in the log) must exceed it, since
+    /// applying it raises the replica's applied time to it.
+    fn propose_finish(&mut self, req: ReqId, txn: TxnId, outcome: Outcome, out: &mut Vec<Output>) {
+        if let Outcome::Committed(s) = outcome {
+            self.oracle.reserve(s);
+        }
+        out.push(Output::Propose { req: Some(req), command: TxnCommand::Finish { txn, outcome } });
     }
 
     /// Registers (or refreshes) an active transaction; refuses aborted or
@@ -799,7 +807,6 @@ impl ShardTxns {
             TxnCommand::Close { ts } => self.safe.applied(ts),
             TxnCommand::Commit { txn, commit_ts, writes, conditions: _, participants } => {
                 self.safe.applied(commit_ts);
-                self.oracle.reserve(commit_ts);
                 let result = if self.decisions.get(&txn) == Some(&Outcome::Aborted) {
                     // The coordinator decided abort first (asked by a
                     // participant): this commit lost.
@@ -826,7 +833,6 @@ impl ShardTxns {
             TxnCommand::Prepare(record) => {
                 let (txn, prepare_ts) = (record.txn, record.prepare_ts);
                 self.safe.prepare(txn, prepare_ts, record.writes.iter().map(|w| w.key.clone()).collect());
-                self.oracle.reserve(prepare_ts);
                 out.push(Output::StorePrepared(record.clone()));
                 self.prepared.insert(txn, record);
                 self.prepared_generation += 1;
@@ -842,7 +848,6 @@ impl ShardTxns {
                     match outcome {
                         Outcome::Committed(s) => {
                             self.safe.finish(txn, Some(s));
-                            self.oracle.reserve(s);
                             if !record.writes.is_empty() {
                                 out.push(Output::WriteVersions { writes: record.writes, ts: s });
                             }

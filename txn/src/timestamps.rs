@@ -115,14 +115,31 @@ impl SafeTime {
         self.max_applied
     }
 
-    /// An assigned timestamp was applied (a write, a prepare, a close, a
-    /// commit this shard coordinated).
+    /// A timestamp this shard's leader assigned was applied (a commit it
+    /// decided, a prepare, a close). Assigned timestamps strictly increase
+    /// in log order: that is what makes `t_paxos_safe` safe.
     pub fn applied(&mut self, ts: Timestamp) {
-        self.max_applied = self.max_applied.max(ts);
+        assert!(
+            ts > self.max_applied,
+            "an assigned timestamp {ts:?} does not exceed the applied {:?}: the log's timestamps are out of order",
+            self.max_applied
+        );
+        self.max_applied = ts;
     }
 
     pub fn prepare(&mut self, txn: TxnId, prepare_ts: Timestamp, written_keys: Vec<Vec<u8>>) {
         self.applied(prepare_ts);
+        self.prepared.insert(txn, (prepare_ts, written_keys));
+    }
+
+    /// Re-registers a transaction prepared before a restart (or in a
+    /// snapshot): its prepare timestamp is already within `max_applied`.
+    pub fn restore_prepared(&mut self, txn: TxnId, prepare_ts: Timestamp, written_keys: Vec<Vec<u8>>) {
+        assert!(
+            prepare_ts <= self.max_applied,
+            "restored {txn} prepared at {prepare_ts:?}, after the applied {:?}",
+            self.max_applied
+        );
         self.prepared.insert(txn, (prepare_ts, written_keys));
     }
 
@@ -133,8 +150,11 @@ impl SafeTime {
         if let (Some((prepare_ts, _)), Some(s)) = (prepared, commit_ts) {
             assert!(s >= prepare_ts, "{txn} commits at {s:?}, below its prepare timestamp {prepare_ts:?}");
         }
+        // The commit timestamp was chosen by the coordinator, not assigned
+        // here, so it may be below what is applied; the leader reserved it
+        // when it proposed the finish, so nothing after it is below it.
         if let Some(s) = commit_ts {
-            self.applied(s);
+            self.max_applied = self.max_applied.max(s);
         }
     }
 
@@ -232,6 +252,13 @@ mod tests {
         s.prepare(TxnId(2), ts(190), vec![b"a".to_vec()]);
         s.finish(TxnId(2), None);
         assert_eq!(s.safe(), ts(190));
+    }
+
+    #[test]
+    #[should_panic(expected = "out of order")]
+    fn assigned_timestamps_out_of_log_order_are_a_bug() {
+        let mut s = SafeTime::new(ts(100));
+        s.applied(ts(100));
     }
 
     #[test]

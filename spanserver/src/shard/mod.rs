@@ -350,6 +350,17 @@ impl Replica {
                     }
                 }
                 Output::Propose { req, command } => {
+                    // raft-rs 0.7 forwards a follower's proposals to the
+                    // leader, and has no switch to stop it. Ours must never
+                    // be forwarded: the command carries a timestamp this
+                    // replica assigned while it led, which the new leader's
+                    // log may already have passed. So propose only while
+                    // Raft itself says this replica leads (checked on the
+                    // loop thread, right before proposing).
+                    if !self.is_leader() {
+                        queue.extend(self.txns.step(tt.now(), Input::ProposalFailed { req, command }));
+                        continue;
+                    }
                     let data = command::encode(&command);
                     match self.raw_node.propose(vec![], data) {
                         Ok(()) => {
@@ -411,7 +422,7 @@ impl Replica {
         force: bool,
         completions: &mut Vec<Completion>,
     ) {
-        if !self.leader_ready() {
+        if !self.leader_ready() || !self.is_leader() {
             return;
         }
         if !force && now.duration_since(self.last_proposal_at) < interval {
@@ -479,10 +490,13 @@ impl Replica {
     }
 
     fn apply_entry(&mut self, tt: &TrueTime, entry: &Entry, batch: &mut WriteBatch, completions: &mut Vec<Completion>) {
-        // Which of our proposals, if any, this entry answers.
+        // Which of our proposals, if any, this entry answers: only a
+        // command entry of the same term (never raft-rs's own empty or
+        // conf change entries).
         let mut req = None;
         if let Some(p) = self.proposals.remove(&entry.index) {
-            if p.term == entry.term {
+            let ours = p.term == entry.term && entry.entry_type() == EntryType::EntryNormal && !entry.data.is_empty();
+            if ours {
                 req = p.req;
             } else {
                 // Replaced by another leader's entry: never applied.
@@ -722,7 +736,10 @@ impl Replica {
         self.reads.release_applied(self.applied_index, self.txns.safe_time().max_applied());
     }
 
-    fn observe_role(&mut self, tt: &TrueTime, completions: &mut Vec<Completion>) {
+    /// Notices a change of Raft role or term at once (the loop calls this
+    /// after every `step` and `tick`, before anything can be proposed), so
+    /// the transaction state machine never acts as a leader it no longer is.
+    pub fn observe_role(&mut self, tt: &TrueTime, completions: &mut Vec<Completion>) {
         let raft = &self.raw_node.raft;
         let leading_now = raft.state == raft::StateRole::Leader;
         let (term, last_index) = (raft.term, raft.raft_log.last_index());
