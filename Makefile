@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := clang libclang-dev protobuf-compiler
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo test bench jepsen clean
 
 all: build
 
@@ -34,6 +34,37 @@ test: deps
 ## bench: the key-value benchmark on a local cluster, release build.
 bench: deps
 	$(CARGO) run --release -p cli --bin spandb -- bench kv --local --clients 1,64 --op put,get --duration 10
+
+## jepsen: the long verification matrix for releases: every workload this
+## build can run x every nemesis, JEPSEN_TIME_LIMIT seconds each, against
+## fresh local clusters. Stops at the first result that is not valid and
+## says where its report is. Installs nothing (run `make deps` first on a
+## fresh machine). Override any variable, e.g.
+##   make jepsen JEPSEN_TIME_LIMIT=60 JEPSEN_NEMESES="kill partition"
+JEPSEN_WORKLOADS ?= register set
+JEPSEN_NEMESES ?= kill pause partition clock all
+JEPSEN_TIME_LIMIT ?= 300
+JEPSEN_CONCURRENCY ?= 10
+JEPSEN_NODES ?= 3
+JEPSEN_INTERVAL ?= 5
+JEPSEN_STAMP := $(shell date +%Y%m%d-%H%M%S)
+JEPSEN_OUT ?= target/jepsen-runs/$(JEPSEN_STAMP)
+JEPSEN_CARGO_FLAGS ?=
+
+jepsen:
+	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found; install a Rust toolchain (https://rustup.rs)"; exit 1; }
+	$(CARGO) build $(JEPSEN_CARGO_FLAGS) -p cli --bin spandb
+	@for w in $(JEPSEN_WORKLOADS); do \
+	  for n in $(JEPSEN_NEMESES); do \
+	    out="$(JEPSEN_OUT)/$$w-$$n"; \
+	    echo "== jepsen: $$w with nemesis $$n, $(JEPSEN_TIME_LIMIT) s, $(JEPSEN_NODES) nodes -> $$out"; \
+	    $(CARGO) run -q $(JEPSEN_CARGO_FLAGS) -p cli --bin spandb -- jepsen --workload $$w --nemesis $$n \
+	      --time-limit $(JEPSEN_TIME_LIMIT) --concurrency $(JEPSEN_CONCURRENCY) --nodes $(JEPSEN_NODES) \
+	      --interval $(JEPSEN_INTERVAL) --out "$$out" \
+	    || { echo "make jepsen: FAILED: $$w with nemesis $$n did not pass (see the lines above); report in $$out/report.html"; exit 1; }; \
+	  done; \
+	done; \
+	echo "make jepsen: every run valid ($(JEPSEN_WORKLOADS) x $(JEPSEN_NEMESES)); reports in $(JEPSEN_OUT)"
 
 clean:
 	$(CARGO) clean

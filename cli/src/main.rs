@@ -8,6 +8,7 @@
 mod bench;
 mod cluster;
 mod display;
+mod jepsen;
 mod kv;
 mod process;
 mod shell;
@@ -42,6 +43,9 @@ enum Command {
     },
     /// Benchmarks.
     Bench(bench::BenchArgs),
+    /// Jepsen-style verification: a workload under faults, then a verdict
+    /// (`spandb jepsen check DIR` re-checks a saved history).
+    Jepsen(jepsen::JepsenArgs),
 }
 
 #[derive(clap::Args)]
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
             Command::Kv(args) => kv::run(args).await,
             Command::Status { addr } => status::run(&addr).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Jepsen(args) => jepsen::run(args).await,
         }
     });
     // Background tasks (peer links, connections) must not hold the exit.

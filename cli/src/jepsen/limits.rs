@@ -84,3 +84,6 @@ pub const CLOCK_BEYOND_FLOOR_NS: i64 = 1_000_000;
 pub const CLOCK_STROBE_PERIOD: Duration = Duration::from_millis(50);
 /// How long connecting to a server through a link proxy may take.
 pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a link proxy pauses after a failed accept (say, out of file
+/// descriptors) before accepting again.
+pub const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(10);

@@ -118,13 +118,22 @@ mod tests {
     fn shapes_match_their_drawings() {
         let five = [1, 2, 3, 4, 5];
         let cut = cut_links(Shape::IsolateOne, &five);
-        assert_eq!(views(&cut, &five), vec![set(&[1]), set(&[2, 3, 4, 5]), set(&[2, 3, 4, 5]), set(&[2, 3, 4, 5]), set(&[2, 3, 4, 5])]);
+        assert_eq!(
+            views(&cut, &five),
+            vec![set(&[1]), set(&[2, 3, 4, 5]), set(&[2, 3, 4, 5]), set(&[2, 3, 4, 5]), set(&[2, 3, 4, 5])]
+        );
 
         let cut = cut_links(Shape::Halves, &five);
-        assert_eq!(views(&cut, &five), vec![set(&[1, 2]), set(&[1, 2]), set(&[3, 4, 5]), set(&[3, 4, 5]), set(&[3, 4, 5])]);
+        assert_eq!(
+            views(&cut, &five),
+            vec![set(&[1, 2]), set(&[1, 2]), set(&[3, 4, 5]), set(&[3, 4, 5]), set(&[3, 4, 5])]
+        );
 
         let cut = cut_links(Shape::Bridge, &five);
-        assert_eq!(views(&cut, &five), vec![set(&[1, 2, 3]), set(&[1, 2, 3]), set(&[1, 2, 3, 4, 5]), set(&[3, 4, 5]), set(&[3, 4, 5])]);
+        assert_eq!(
+            views(&cut, &five),
+            vec![set(&[1, 2, 3]), set(&[1, 2, 3]), set(&[1, 2, 3, 4, 5]), set(&[3, 4, 5]), set(&[3, 4, 5])]
+        );
 
         let cut = cut_links(Shape::Ring, &five);
         assert_eq!(

@@ -1,0 +1,416 @@
+//! The nemesis: which faults, when, and against whom. This module is the
+//! pure part (names, the schedule, fault plans drawn from a seeded RNG);
+//! `driver.rs` applies the plans to the cluster.
+//!
+//! # The schedule
+//!
+//! One fault at a time, one step every `interval`, alternating start and
+//! stop, the kinds taken round-robin in the order given:
+//!
+//! ```text
+//!   --nemesis partition,kill --interval 5 --time-limit 30
+//!
+//!   t=5  start-partition   t=10 stop-partition
+//!   t=15 start-kill        t=20 stop-kill
+//!   t=25 start-partition   (t=30: the run ends; the final heal stops it)
+//! ```
+//!
+//! # Fault plans
+//!
+//! | kind | plan (drawn at start) | start | stop |
+//! |---|---|---|---|
+//! | `kill` | one node, a minority, or the leader of a random shard | SIGKILL | restart from its config |
+//! | `pause` | the same choice of targets | SIGSTOP | SIGCONT |
+//! | `partition` | a [`Shape`] over a shuffled node order | cut its links | restore every link |
+//! | `clock` | a bump (one offset per chosen node) or a strobe | `SetClock` | offsets and drift back to 0 |
+//!
+//! Clock offsets stay within `3/4 * epsilon` (epsilon read from the
+//! servers), where TrueTime promises that nothing breaks; with
+//! `--beyond-epsilon` they are 10 to 250 epsilons, to show what does.
+
+pub mod driver;
+pub mod partition;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::Rng;
+use serde_json::{json, Value};
+
+use crate::jepsen::limits::{
+    CLOCK_BEYOND_EPSILON_MAX, CLOCK_BEYOND_EPSILON_MIN, CLOCK_BEYOND_FLOOR_NS, CLOCK_STROBE_PERIOD,
+    CLOCK_WITHIN_EPSILON_DEN, CLOCK_WITHIN_EPSILON_NUM,
+};
+pub use partition::{Link, Shape};
+
+/// A kind of fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NemesisKind {
+    Kill,
+    Pause,
+    Partition,
+    Clock,
+}
+
+/// Nemeses the design names that this build cannot run yet, and why.
+const NEMESES_NOT_YET: [(&str, &str); 3] = [
+    ("split", "needs the placement driver, which this build does not have yet"),
+    ("move", "needs the placement driver, which this build does not have yet"),
+    ("leader-transfer", "is not part of this build of the harness yet"),
+];
+
+impl NemesisKind {
+    pub const ALL: [NemesisKind; 4] =
+        [NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition, NemesisKind::Clock];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NemesisKind::Kill => "kill",
+            NemesisKind::Pause => "pause",
+            NemesisKind::Partition => "partition",
+            NemesisKind::Clock => "clock",
+        }
+    }
+
+    /// Parses `--nemesis`: a comma-separated list of kinds, `none`, or
+    /// `all`. Duplicates are dropped, order is kept (it is the schedule's).
+    pub fn parse_list(text: &str) -> Result<Vec<NemesisKind>, String> {
+        let mut kinds = Vec::new();
+        for name in text.split(',').map(str::trim) {
+            let found = match name {
+                "none" | "" => continue,
+                "all" => NemesisKind::ALL.to_vec(),
+                _ => match NemesisKind::ALL.into_iter().find(|k| k.as_str() == name) {
+                    Some(k) => vec![k],
+                    None => match NEMESES_NOT_YET.iter().find(|(n, _)| *n == name) {
+                        Some((_, why)) => return Err(format!("nemesis {name} {why}")),
+                        None => {
+                            return Err(format!(
+                                "unknown nemesis {name:?}; known: none, all, {}",
+                                NemesisKind::ALL.map(NemesisKind::as_str).join(", ")
+                            ))
+                        }
+                    },
+                },
+            };
+            for k in found {
+                if !kinds.contains(&k) {
+                    kinds.push(k);
+                }
+            }
+        }
+        Ok(kinds)
+    }
+
+    /// Why this nemesis cannot act on a cluster the harness did not start
+    /// (`--addr`), if it cannot.
+    pub fn needs_own_cluster(self) -> Option<&'static str> {
+        match self {
+            NemesisKind::Kill | NemesisKind::Pause => Some("needs to signal the server processes"),
+            NemesisKind::Partition => Some("needs a proxy on every Raft link"),
+            NemesisKind::Clock => None,
+        }
+    }
+}
+
+/// One nemesis step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Start(NemesisKind),
+    Stop(NemesisKind),
+}
+
+/// The steps of a run, with their offsets from its start (module docs).
+/// Nothing happens at or after `time_limit`: the final heal takes over.
+pub fn schedule(kinds: &[NemesisKind], interval: Duration, time_limit: Duration) -> Vec<(Duration, Step)> {
+    let mut steps = Vec::new();
+    if kinds.is_empty() || interval.is_zero() {
+        return steps;
+    }
+    for k in 0u32.. {
+        let Some(at) = interval.checked_mul(k + 1) else { break };
+        if at >= time_limit {
+            break;
+        }
+        let kind = kinds[(k as usize / 2) % kinds.len()];
+        steps.push((at, if k % 2 == 0 { Step::Start(kind) } else { Step::Stop(kind) }));
+    }
+    steps
+}
+
+/// Whom a kill or pause targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// These nodes (one, or a minority).
+    Nodes { nodes: Vec<u64>, why: &'static str },
+    /// The leader of the shard at this position in the shard list, as the
+    /// cluster reports it when the fault starts.
+    LeaderOfShard { shard_position: usize },
+}
+
+/// A clock fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClockFault {
+    /// Each chosen node's clock jumps by its offset (ns) and stays there.
+    Bump { offsets_ns: BTreeMap<u64, i64> },
+    /// The chosen nodes' clocks flip between `+delta_ns` and `-delta_ns`
+    /// every `period` until the fault stops.
+    Strobe { nodes: Vec<u64>, delta_ns: i64, period: Duration },
+}
+
+/// A fault, planned but not applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Kill(Targets),
+    Pause(Targets),
+    Partition { shape: Shape, cut: BTreeSet<Link> },
+    Clock(ClockFault),
+}
+
+impl Fault {
+    pub fn kind(&self) -> NemesisKind {
+        match self {
+            Fault::Kill(_) => NemesisKind::Kill,
+            Fault::Pause(_) => NemesisKind::Pause,
+            Fault::Partition { .. } => NemesisKind::Partition,
+            Fault::Clock(_) => NemesisKind::Clock,
+        }
+    }
+}
+
+/// Draws a fault of `kind` for `nodes` (sorted ids, at least 3 for a
+/// partition). `epsilon_ns` is the cluster's TrueTime epsilon; `shards`
+/// the number of shards.
+pub fn plan(
+    kind: NemesisKind,
+    nodes: &[u64],
+    shards: usize,
+    epsilon_ns: i64,
+    beyond_epsilon: bool,
+    rng: &mut StdRng,
+) -> Fault {
+    assert!(!nodes.is_empty(), "a fault needs nodes");
+    match kind {
+        NemesisKind::Kill => Fault::Kill(pick_targets(nodes, shards, rng)),
+        NemesisKind::Pause => Fault::Pause(pick_targets(nodes, shards, rng)),
+        NemesisKind::Partition => {
+            let shape = *Shape::ALL.choose(rng).expect("shapes");
+            let mut order = nodes.to_vec();
+            order.shuffle(rng);
+            Fault::Partition { shape, cut: partition::cut_links(shape, &order) }
+        }
+        NemesisKind::Clock => {
+            let bound = clock_bound_ns(epsilon_ns, beyond_epsilon);
+            let chosen = pick_some(nodes, rng);
+            if rng.random_bool(0.5) {
+                let offsets_ns = chosen.into_iter().map(|n| (n, random_offset(bound, beyond_epsilon, rng))).collect();
+                Fault::Clock(ClockFault::Bump { offsets_ns })
+            } else {
+                let delta_ns = random_offset(bound, beyond_epsilon, rng).abs();
+                Fault::Clock(ClockFault::Strobe { nodes: chosen, delta_ns, period: CLOCK_STROBE_PERIOD })
+            }
+        }
+    }
+}
+
+/// The `(lowest, highest)` magnitude of a clock offset, in ns.
+pub fn clock_bound_ns(epsilon_ns: i64, beyond_epsilon: bool) -> (i64, i64) {
+    let epsilon_ns = epsilon_ns.max(0);
+    if beyond_epsilon {
+        let unit = epsilon_ns.max(CLOCK_BEYOND_FLOOR_NS);
+        (unit * CLOCK_BEYOND_EPSILON_MIN, unit * CLOCK_BEYOND_EPSILON_MAX)
+    } else {
+        (0, epsilon_ns * CLOCK_WITHIN_EPSILON_NUM / CLOCK_WITHIN_EPSILON_DEN)
+    }
+}
+
+/// A signed offset whose magnitude lies in `bound`. Within epsilon it may
+/// be anything up to the bound, beyond it at least the lower bound.
+fn random_offset((low, high): (i64, i64), beyond_epsilon: bool, rng: &mut StdRng) -> i64 {
+    let magnitude = if high <= low { high } else { rng.random_range(low..=high) };
+    let magnitude = if beyond_epsilon { magnitude.max(low) } else { magnitude };
+    if rng.random_bool(0.5) {
+        magnitude
+    } else {
+        -magnitude
+    }
+}
+
+/// One node, a minority, or the leader of a shard, with equal odds.
+fn pick_targets(nodes: &[u64], shards: usize, rng: &mut StdRng) -> Targets {
+    match rng.random_range(0..3) {
+        0 => Targets::Nodes { nodes: vec![*nodes.choose(rng).expect("nodes")], why: "one" },
+        1 => Targets::Nodes { nodes: minority(nodes, rng), why: "minority" },
+        _ => Targets::LeaderOfShard { shard_position: rng.random_range(0..shards.max(1)) },
+    }
+}
+
+/// A random minority: `(n - 1) / 2` nodes (at least one), sorted.
+pub fn minority(nodes: &[u64], rng: &mut StdRng) -> Vec<u64> {
+    let size = ((nodes.len() - 1) / 2).max(1);
+    let mut picked: Vec<u64> = nodes.choose_multiple(rng, size).copied().collect();
+    picked.sort_unstable();
+    picked
+}
+
+/// A random non-empty subset of the nodes, sorted.
+fn pick_some(nodes: &[u64], rng: &mut StdRng) -> Vec<u64> {
+    let size = rng.random_range(1..=nodes.len());
+    let mut picked: Vec<u64> = nodes.choose_multiple(rng, size).copied().collect();
+    picked.sort_unstable();
+    picked
+}
+
+/// A fault as the value of its `start-*` history event; `resolved` is
+/// the nodes a kill or pause hits, or every node for a partition.
+pub fn describe(fault: &Fault, resolved: &[u64]) -> Value {
+    match fault {
+        Fault::Kill(t) | Fault::Pause(t) => json!({ "nodes": resolved, "targets": describe_targets(t) }),
+        Fault::Partition { shape, cut } => json!({
+            "shape": shape.as_str(),
+            "cut": partition::describe(cut),
+            "hears": resolved
+                .iter()
+                .map(|&n| (n.to_string(), json!(partition::hears(cut, resolved, n))))
+                .collect::<serde_json::Map<_, _>>(),
+        }),
+        Fault::Clock(ClockFault::Bump { offsets_ns }) => json!({
+            "kind": "bump",
+            "offsets_ns": offsets_ns.iter().map(|(n, o)| (n.to_string(), json!(o))).collect::<serde_json::Map<_, _>>(),
+        }),
+        Fault::Clock(ClockFault::Strobe { nodes, delta_ns, period }) => json!({
+            "kind": "strobe", "nodes": nodes, "delta_ns": delta_ns, "period_ms": period.as_millis() as u64,
+        }),
+    }
+}
+
+fn describe_targets(t: &Targets) -> String {
+    match t {
+        Targets::Nodes { why, .. } => why.to_string(),
+        Targets::LeaderOfShard { shard_position } => format!("leader of shard {}", shard_position + 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    /// Goal: the schedule alternates start and stop, round-robin over the
+    /// kinds, and never acts at or after the time limit.
+    /// Method: the example of the module docs, and the edge cases.
+    #[test]
+    fn schedule_alternates_round_robin_within_the_time_limit() {
+        use NemesisKind::*;
+        let steps = schedule(&[Partition, Kill], secs(5), secs(30));
+        assert_eq!(
+            steps,
+            vec![
+                (secs(5), Step::Start(Partition)),
+                (secs(10), Step::Stop(Partition)),
+                (secs(15), Step::Start(Kill)),
+                (secs(20), Step::Stop(Kill)),
+                (secs(25), Step::Start(Partition)),
+            ]
+        );
+        assert!(schedule(&[], secs(5), secs(30)).is_empty(), "no nemesis, no steps");
+        assert!(schedule(&[Clock], secs(30), secs(30)).is_empty(), "nothing at the time limit");
+        assert_eq!(schedule(&[Clock], secs(29), secs(30)), vec![(secs(29), Step::Start(Clock))]);
+        let long = schedule(&[Clock], Duration::from_millis(100), secs(3600));
+        assert_eq!(long.len(), 35_999);
+        assert!(long
+            .windows(2)
+            .all(|w| matches!((w[0].1, w[1].1), (Step::Start(_), Step::Stop(_)) | (Step::Stop(_), Step::Start(_)))));
+    }
+
+    /// Goal: `--nemesis` accepts lists, `none` and `all`; rejects unknown
+    /// names and names that need missing parts, each with a clear reason.
+    #[test]
+    fn nemesis_lists_parse() {
+        use NemesisKind::*;
+        assert_eq!(NemesisKind::parse_list("partition,kill"), Ok(vec![Partition, Kill]));
+        assert_eq!(NemesisKind::parse_list("none"), Ok(vec![]));
+        assert_eq!(NemesisKind::parse_list("all"), Ok(NemesisKind::ALL.to_vec()));
+        assert_eq!(NemesisKind::parse_list("clock, clock,all"), Ok(vec![Clock, Kill, Pause, Partition]));
+        let err = NemesisKind::parse_list("kill,fire").unwrap_err();
+        assert_eq!(err, "unknown nemesis \"fire\"; known: none, all, kill, pause, partition, clock");
+        let err = NemesisKind::parse_list("split").unwrap_err();
+        assert!(err.contains("placement driver"), "{err}");
+        assert!(NemesisKind::parse_list("leader-transfer").unwrap_err().contains("not part of this build"));
+        assert!(Clock.needs_own_cluster().is_none());
+        assert!(NemesisKind::ALL.iter().filter(|k| k.needs_own_cluster().is_some()).count() == 3);
+    }
+
+    /// Goal: plans respect their bounds: kills and pauses hit one node, a
+    /// minority, or a shard leader; clock offsets stay within 3/4 epsilon,
+    /// or (beyond) between 10 and 250 epsilons; the same seed gives the
+    /// same plans.
+    /// Method: draw many plans of each kind for 3 and 5 nodes.
+    #[test]
+    fn plans_respect_their_bounds_and_the_seed() {
+        let epsilon_ns = 2_000_000;
+        for nodes in [vec![1, 2, 3], vec![1, 2, 3, 4, 5]] {
+            let mut rng = StdRng::seed_from_u64(7);
+            let mut seen_targets = BTreeSet::new();
+            for _ in 0..500 {
+                for kind in NemesisKind::ALL {
+                    let fault = plan(kind, &nodes, 4, epsilon_ns, false, &mut rng);
+                    assert_eq!(fault.kind(), kind);
+                    match &fault {
+                        Fault::Kill(t) | Fault::Pause(t) => match t {
+                            Targets::Nodes { nodes: picked, why } => {
+                                assert!(picked.len() <= (nodes.len() - 1) / 2 && !picked.is_empty(), "{picked:?}");
+                                seen_targets.insert(*why);
+                            }
+                            Targets::LeaderOfShard { shard_position } => {
+                                assert!(*shard_position < 4);
+                                seen_targets.insert("leader");
+                            }
+                        },
+                        Fault::Partition { cut, .. } => assert!(!cut.is_empty()),
+                        Fault::Clock(ClockFault::Bump { offsets_ns }) => {
+                            assert!(!offsets_ns.is_empty());
+                            assert!(offsets_ns.values().all(|o| o.abs() <= epsilon_ns * 3 / 4), "{offsets_ns:?}");
+                        }
+                        Fault::Clock(ClockFault::Strobe { nodes: picked, delta_ns, .. }) => {
+                            assert!(!picked.is_empty() && *delta_ns >= 0 && *delta_ns <= epsilon_ns * 3 / 4);
+                        }
+                    }
+                    let beyond = plan(NemesisKind::Clock, &nodes, 4, epsilon_ns, true, &mut rng);
+                    let magnitudes: Vec<i64> = match beyond {
+                        Fault::Clock(ClockFault::Bump { offsets_ns }) => offsets_ns.values().map(|o| o.abs()).collect(),
+                        Fault::Clock(ClockFault::Strobe { delta_ns, .. }) => vec![delta_ns],
+                        other => panic!("{other:?}"),
+                    };
+                    assert!(
+                        magnitudes.iter().all(|m| (10 * epsilon_ns..=250 * epsilon_ns).contains(m)),
+                        "{magnitudes:?}"
+                    );
+                }
+            }
+            assert_eq!(seen_targets, BTreeSet::from(["one", "minority", "leader"]));
+        }
+        let draw = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..20).map(|_| plan(NemesisKind::Partition, &[1, 2, 3, 4, 5], 4, 0, false, &mut rng)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(42), draw(42));
+        assert_ne!(draw(42), draw(43));
+    }
+
+    /// Goal: a zero epsilon gives no within-epsilon skew, and a usable
+    /// beyond-epsilon scale. Method: the bounds for epsilon 0 and 2 ms.
+    #[test]
+    fn clock_bounds() {
+        assert_eq!(clock_bound_ns(2_000_000, false), (0, 1_500_000));
+        assert_eq!(clock_bound_ns(0, false), (0, 0));
+        assert_eq!(clock_bound_ns(2_000_000, true), (20_000_000, 500_000_000));
+        assert_eq!(clock_bound_ns(0, true), (10_000_000, 250_000_000));
+    }
+}

@@ -1,0 +1,328 @@
+//! Workloads: what the workers do, and which checkers judge it.
+//!
+//! A workload is three things: a generator of [`Invocation`]s (what to do
+//! next; pure, seeded), an executor that runs one against the cluster and
+//! turns the answer into a [`Completion`] (the I/O), and the checkers of
+//! its history (`jepsen/check.rs`). Its ops follow the shapes the `jepsen`
+//! crate's checkers read:
+//!
+//! | workload | ops | checkers |
+//! |---|---|---|
+//! | `register` | `read`, `write`, `cas` on integer keys | linearizable (per key), external (write `commit_ts`) |
+//! | `set` | `add` of unique integers; one final `read` | set, external (add `commit_ts`) |
+//! | `bank` | transfers, snapshot reads (not built yet) | bank, external |
+//! | `list-append` | transactions of appends and reads (not built yet) | strict serializability (Elle), external |
+//! | `timestamps` | transactions with `commit_ts` (not built yet) | external |
+//!
+//! # From answers to completions
+//!
+//! ```text
+//!   client answer            write (write, cas, add)   read
+//!   Ok                       ok (+ commit_ts)          ok (+ value)
+//!   cas not applied          fail                      -
+//!   Error::Ambiguous         info                      fail
+//!   our own timeout          info                      fail
+//!   Error::Unavailable       fail                      fail
+//!   any other error          fail                      fail
+//! ```
+//!
+//! `Unavailable` means the client knows nothing was applied (it retries
+//! only failures that prove that). A read that did not return observed
+//! nothing, so it is `fail` whatever the reason, as in Jepsen.
+//!
+//! # Keys
+//!
+//! Every key a run touches is `L/RUN/WORKLOAD/ID` ([`spread_key`]): `L`, a
+//! letter chosen by the id, spreads keys evenly over the shards (a started
+//! cluster splits at `g`, `n`, `t`); `RUN` is a fresh random id per run, so
+//! runs against the same cluster (`--addr`) never see each other's data,
+//! and every register starts absent, as the checker assumes.
+//!
+//! The transactional workloads are named (so `--workload bank` says why it
+//! cannot run, instead of "unknown") and their checkers exist, so
+//! `spandb jepsen check` can judge such histories; running them is the
+//! next step now that the client has transactions.
+
+pub mod register;
+pub mod set;
+
+use std::time::Duration;
+
+use client::Client;
+use jepsen::OpType;
+use rand::rngs::StdRng;
+use serde_json::Value;
+
+use crate::jepsen::limits::OP_TIMEOUT;
+
+/// Every workload the design names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadName {
+    Register,
+    Set,
+    Bank,
+    ListAppend,
+    Timestamps,
+}
+
+impl WorkloadName {
+    pub const ALL: [WorkloadName; 5] = [
+        WorkloadName::Register,
+        WorkloadName::Set,
+        WorkloadName::Bank,
+        WorkloadName::ListAppend,
+        WorkloadName::Timestamps,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadName::Register => "register",
+            WorkloadName::Set => "set",
+            WorkloadName::Bank => "bank",
+            WorkloadName::ListAppend => "list-append",
+            WorkloadName::Timestamps => "timestamps",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<WorkloadName, String> {
+        WorkloadName::ALL.into_iter().find(|w| w.as_str() == name).ok_or_else(|| {
+            format!("unknown workload {name:?}; known: {}", WorkloadName::ALL.map(WorkloadName::as_str).join(", "))
+        })
+    }
+
+    /// Whether its ops are multi-key transactions.
+    pub fn needs_transactions(self) -> bool {
+        matches!(self, WorkloadName::Bank | WorkloadName::ListAppend | WorkloadName::Timestamps)
+    }
+
+    /// Whether this build can run it; if not, why.
+    pub fn runnable(self) -> Result<(), String> {
+        if self.needs_transactions() {
+            return Err(format!(
+                "workload {} needs the harness's transactional workloads, which this build does not have yet",
+                self.as_str()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An op a worker is about to invoke: its `f` and argument.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invocation {
+    pub f: &'static str,
+    pub value: Value,
+}
+
+/// What became of an op.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    /// `Ok`, `Fail` or `Info`.
+    pub op_type: OpType,
+    pub value: Value,
+    pub commit_ts: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl Completion {
+    pub fn ok(value: Value, commit_ts: Option<u64>) -> Completion {
+        Completion { op_type: OpType::Ok, value, commit_ts, error: None }
+    }
+
+    pub fn fail(value: Value, error: impl Into<String>) -> Completion {
+        Completion { op_type: OpType::Fail, value, commit_ts: None, error: Some(error.into()) }
+    }
+
+    pub fn info(value: Value, error: impl Into<String>) -> Completion {
+        Completion { op_type: OpType::Info, value, commit_ts: None, error: Some(error.into()) }
+    }
+
+    /// A write that returned an error: `info` when its fate is unknown,
+    /// `fail` when the client knows it was not applied (module docs).
+    pub fn write_error(value: Value, error: &client::Error) -> Completion {
+        match error {
+            client::Error::Ambiguous(_) => Completion::info(value, error.to_string()),
+            client::Error::Unavailable(_)
+            | client::Error::InvalidArgument(_)
+            | client::Error::SnapshotTooOld { .. }
+            | client::Error::Aborted(_)
+            | client::Error::Connect(_) => Completion::fail(value, error.to_string()),
+        }
+    }
+}
+
+/// Whether an op changes data (its timeout is `info`) or only reads it
+/// (its timeout is `fail`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Write,
+    Read,
+}
+
+/// Runs one client call under [`OP_TIMEOUT`]; a timeout becomes `info` for
+/// a write and `fail` for a read.
+pub async fn guarded(effect: Effect, value: &Value, call: impl std::future::Future<Output = Completion>) -> Completion {
+    guarded_for(OP_TIMEOUT, effect, value, call).await
+}
+
+async fn guarded_for(
+    timeout: Duration,
+    effect: Effect,
+    value: &Value,
+    call: impl std::future::Future<Output = Completion>,
+) -> Completion {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(c) => c,
+        Err(_) => {
+            let why = format!("no answer within {timeout:?}");
+            match effect {
+                Effect::Write => Completion::info(value.clone(), why),
+                Effect::Read => Completion::fail(value.clone(), why),
+            }
+        }
+    }
+}
+
+/// The key of item `id` of `workload` in run `run` (module docs).
+pub fn spread_key(run: &str, workload: &str, id: u64) -> Vec<u8> {
+    let letter = (b'a' + (id % 26) as u8) as char;
+    format!("{letter}/{run}/{workload}/{id}").into_bytes()
+}
+
+/// The range `[start, end)` holding every key of `workload` in `run` that
+/// begins with `letter`.
+pub fn spread_range(run: &str, workload: &str, letter: char) -> (Vec<u8>, Vec<u8>) {
+    let start = format!("{letter}/{run}/{workload}/");
+    // '/' + 1 == '0': the end is the prefix with its last byte bumped.
+    let end = format!("{letter}/{run}/{workload}0");
+    (start.into_bytes(), end.into_bytes())
+}
+
+/// Decodes a stored integer; anything else comes back as a string, which
+/// no checker accepts as a value that was written.
+pub fn decode_int(bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes).ok().and_then(|s| s.parse::<i64>().ok()) {
+        Some(n) => Value::from(n),
+        None => Value::from(String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+pub fn encode_int(n: i64) -> Vec<u8> {
+    n.to_string().into_bytes()
+}
+
+/// A runnable workload.
+pub enum Workload {
+    Register(register::Register),
+    Set(set::SetWorkload),
+}
+
+impl Workload {
+    /// The workload `name` for a run with `concurrency` workers, its keys
+    /// under run id `run`.
+    pub fn new(name: WorkloadName, run: &str, concurrency: usize) -> Result<Workload, String> {
+        name.runnable()?;
+        match name {
+            WorkloadName::Register => Ok(Workload::Register(register::Register::new(run, concurrency))),
+            WorkloadName::Set => Ok(Workload::Set(set::SetWorkload::new(run))),
+            WorkloadName::Bank | WorkloadName::ListAppend | WorkloadName::Timestamps => {
+                unreachable!("runnable() refuses {}", name.as_str())
+            }
+        }
+    }
+
+    /// The next op for `worker`.
+    pub fn next(&self, worker: usize, rng: &mut StdRng) -> Invocation {
+        match self {
+            Workload::Register(w) => w.next(worker, rng),
+            Workload::Set(w) => w.next(),
+        }
+    }
+
+    /// Runs `op` against the cluster.
+    pub async fn execute(&self, client: &Client, op: &Invocation) -> Completion {
+        match self {
+            Workload::Register(w) => w.execute(client, op).await,
+            Workload::Set(w) => w.execute(client, op).await,
+        }
+    }
+
+    /// The ops to run once the cluster has healed and recovered, each
+    /// retried until it is `ok` (or time runs out).
+    pub fn final_ops(&self) -> Vec<Invocation> {
+        match self {
+            Workload::Register(_) => Vec::new(),
+            Workload::Set(w) => vec![w.final_read()],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Goal: workload names parse; the transactional ones say why they
+    /// cannot run; unknown names list the known ones.
+    #[test]
+    fn workload_names() {
+        assert_eq!(WorkloadName::parse("list-append"), Ok(WorkloadName::ListAppend));
+        assert_eq!(WorkloadName::Register.runnable(), Ok(()));
+        assert_eq!(
+            WorkloadName::Bank.runnable().unwrap_err(),
+            "workload bank needs the harness's transactional workloads, which this build does not have yet"
+        );
+        assert_eq!(
+            WorkloadName::parse("banana").unwrap_err(),
+            "unknown workload \"banana\"; known: register, set, bank, list-append, timestamps"
+        );
+        assert!(Workload::new(WorkloadName::Timestamps, "r", 1).is_err());
+    }
+
+    /// Goal: errors map to completions as the module docs' table says.
+    #[test]
+    fn write_errors_map_to_info_or_fail() {
+        let v = json!([1, 2]);
+        let c = Completion::write_error(v.clone(), &client::Error::Ambiguous("lost".into()));
+        assert_eq!(c.op_type, OpType::Info);
+        assert!(c.error.unwrap().contains("lost"));
+        for e in [
+            client::Error::Unavailable("x".into()),
+            client::Error::Connect("x".into()),
+            client::Error::InvalidArgument("x".into()),
+        ] {
+            assert_eq!(Completion::write_error(v.clone(), &e).op_type, OpType::Fail, "{e}");
+        }
+    }
+
+    /// Goal: a call that outlives the guard is `info` if it writes, `fail`
+    /// if it reads. Method: a call that never finishes, under a 10 ms guard.
+    #[tokio::test]
+    async fn timeouts_are_info_for_writes_and_fail_for_reads() {
+        let v = json!([1, null]);
+        let never = || std::future::pending::<Completion>();
+        let w = guarded_for(Duration::from_millis(10), Effect::Write, &v, never()).await;
+        assert_eq!((w.op_type, w.value), (OpType::Info, v.clone()));
+        let r = guarded_for(Duration::from_millis(10), Effect::Read, &v, never()).await;
+        assert_eq!(r.op_type, OpType::Fail);
+    }
+
+    /// Goal: keys spread over the letters (so over the shards) and each
+    /// letter's range holds exactly that workload's keys of that run.
+    #[test]
+    fn keys_spread_and_ranges_hold_them() {
+        let letters: std::collections::BTreeSet<u8> = (0..26).map(|id| spread_key("r1", "set", id)[0]).collect();
+        assert_eq!(letters.len(), 26);
+        assert_eq!(spread_key("r1", "set", 27), b"b/r1/set/27".to_vec());
+        let (start, end) = spread_range("r1", "set", 'b');
+        for id in [1, 27, 26_001] {
+            let k = spread_key("r1", "set", id);
+            assert!(start <= k && k < end, "{}", String::from_utf8_lossy(&k));
+        }
+        for other in [spread_key("r1", "register", 27), spread_key("r2", "set", 27), b"b/r1/set0".to_vec()] {
+            assert!(!(start <= other && other < end), "{}", String::from_utf8_lossy(&other));
+        }
+        assert_eq!(decode_int(&encode_int(-42)), json!(-42));
+        assert_eq!(decode_int(b"x1"), json!("x1"));
+    }
+}

@@ -1,0 +1,311 @@
+//! `spandb jepsen` end to end: real clusters under real faults, and the
+//! checkers able to say no.
+//!
+//! The runs that start clusters take turns (one lock), so a 2-core machine
+//! runs one cluster at a time; the bad-input cases run alongside. Every run
+//! has a deadline; past it the harness gets SIGINT (it then heals and stops
+//! its servers) and, if that does not end it, SIGKILL.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tests::process::{send_signal, ProcessCluster};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_spandb");
+/// The longest a run with a 30 s time limit may take, start to verdict.
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+/// After SIGINT, how long the harness gets to heal and stop its servers.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(100);
+
+/// One cluster at a time.
+static CLUSTERS: Mutex<()> = Mutex::new(());
+
+fn lock_clusters() -> std::sync::MutexGuard<'static, ()> {
+    CLUSTERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Waits for `child` until `deadline`; true if it exited.
+fn wait_until(child: &mut Child, deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(POLL);
+    }
+    false
+}
+
+/// Runs `spandb ARGS` to completion (or its deadline) and returns its output.
+fn spandb(args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting spandb");
+    if !wait_until(&mut child, Instant::now() + timeout) {
+        let _ = send_signal(child.id() as i32, libc::SIGINT);
+        if !wait_until(&mut child, Instant::now() + INTERRUPT_GRACE) {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().expect("collecting output");
+        panic!(
+            "spandb {args:?} ran past {timeout:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    child.wait_with_output().expect("collecting output")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim_end().to_string()
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&text).expect("summary.json is JSON")
+}
+
+/// The `f`s of the nemesis events of a saved history.
+fn nemesis_events(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("history.jsonl")).expect("history.jsonl");
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .filter(|op| op["process"] == -1)
+        .map(|op| op["f"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Asserts a run was valid, with its files written and its faults logged.
+fn assert_valid_run(out: &Output, dir: &Path, faults: &[&str]) {
+    assert!(out.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", out.status, stdout(out), stderr(out));
+    assert_eq!(stdout(out), "valid", "stderr: {}", stderr(out));
+    let s = summary(dir);
+    assert_eq!(s["result"], "valid", "{s:#}");
+    assert_eq!(s["problems"], serde_json::json!([]), "{s:#}");
+    assert!(dir.join("report.html").exists());
+    let events = nemesis_events(dir);
+    for fault in faults {
+        assert!(events.contains(&format!("start-{fault}")), "no start-{fault} in {events:?}");
+        assert!(events.contains(&format!("stop-{fault}")), "no stop-{fault} in {events:?}");
+    }
+    assert!(!events.iter().any(|f| f == "nemesis-error"), "{events:?}");
+    // The final heal leaves no fault in force.
+    let starts = events.iter().filter(|f| f.starts_with("start-")).count();
+    let stops = events.iter().filter(|f| f.starts_with("stop-")).count();
+    assert_eq!(starts, stops, "every fault stopped: {events:?}");
+}
+
+/// Goal: under network partitions (every shape) and kill -9 of nodes and
+/// shard leaders, single-key registers stay linearizable and write
+/// timestamps respect real time; `check` agrees with the run.
+/// Method: a 30 s register run, a fault step every 3 s, then re-check the
+/// saved history.
+#[test]
+fn register_under_partitions_and_kills_is_valid() {
+    let _turn = lock_clusters();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let d = out_dir.to_str().unwrap();
+    let args = [
+        "jepsen",
+        "--workload",
+        "register",
+        "--nemesis",
+        "partition,kill",
+        "--time-limit",
+        "30",
+        "--interval",
+        "3",
+        "--concurrency",
+        "5",
+        "--seed",
+        "11",
+        "--out",
+        d,
+    ];
+    let out = spandb(&args, RUN_TIMEOUT);
+    assert_valid_run(&out, &out_dir, &["partition", "kill"]);
+    let s = summary(&out_dir);
+    assert!(s["by_f"]["write"]["ok"].as_u64().unwrap() > 100, "{s:#}");
+
+    let again = spandb(&["jepsen", "check", d], RUN_TIMEOUT);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(stdout(&again), "valid");
+    assert_eq!(summary(&out_dir)["run"]["seed"], 11, "check keeps the run's description");
+}
+
+/// Goal: under SIGSTOP/SIGCONT and clock bumps and strobes within
+/// epsilon, every acknowledged add survives and nothing else appears.
+/// Method: a 20 s set run, a fault step every 2.5 s.
+#[test]
+fn set_under_pauses_and_clock_skew_is_valid() {
+    let _turn = lock_clusters();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let args = [
+        "jepsen",
+        "--workload",
+        "set",
+        "--nemesis",
+        "pause,clock",
+        "--time-limit",
+        "20",
+        "--interval",
+        "2.5",
+        "--concurrency",
+        "5",
+        "--seed",
+        "12",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = spandb(&args, RUN_TIMEOUT);
+    assert_valid_run(&out, &out_dir, &["pause", "clock"]);
+    let set = &summary(&out_dir)["checkers"][0];
+    assert_eq!(set["checker"], "set");
+    assert!(set["stats"]["acknowledged"].as_u64().unwrap() > 100, "{set:#}");
+}
+
+/// Goal: the checkers can fail: servers that serve linearizable reads
+/// 500 ms in the past are caught, by the run and by `check`.
+/// Method: a short register run with `--unsafe-stale-reads-ms 500` (each
+/// key is read and written by the same few workers, so a read soon after
+/// a write returns the older value); then re-check the saved history.
+#[test]
+fn stale_reads_are_caught() {
+    let _turn = lock_clusters();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let d = out_dir.to_str().unwrap();
+    let args = ["jepsen", "--workload", "register", "--time-limit", "8", "--unsafe-stale-reads-ms", "500", "--out", d];
+    let out = spandb(&args, RUN_TIMEOUT);
+    assert!(!out.status.success(), "a stale-reading cluster passed: {}", stdout(&out));
+    assert!(stdout(&out).starts_with("invalid: nonlinearizable"), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).ends_with("report.html"), "{}", stderr(&out));
+    assert_eq!(summary(&out_dir)["result"], "invalid");
+    // The broken cluster's data is kept for inspection.
+    assert!(out_dir.join("cluster/s1").exists());
+
+    let again = spandb(&["jepsen", "check", d, "--workload", "register"], RUN_TIMEOUT);
+    assert!(!again.status.success());
+    assert!(stdout(&again).starts_with("invalid: nonlinearizable"), "{}", stdout(&again));
+}
+
+/// Goal: `--addr` runs against a cluster the harness did not start, with
+/// the one nemesis that needs no process control (clock skew through the
+/// admin API), and leaves its clocks reset.
+/// Method: `spandb demo --no-shell`; an 8 s register run against it.
+#[test]
+fn register_against_an_existing_cluster_with_clock_skew_is_valid() -> anyhow::Result<()> {
+    let _turn = lock_clusters();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let cluster = runtime.block_on(ProcessCluster::start(BINARY.as_ref()))?;
+    let dir = tempfile::tempdir()?;
+    let out_dir = dir.path().join("run");
+    let addr = cluster.addrs[0].clone();
+    let args = [
+        "jepsen",
+        "--workload",
+        "register",
+        "--nemesis",
+        "clock",
+        "--time-limit",
+        "8",
+        "--interval",
+        "1.5",
+        "--addr",
+        &addr,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = spandb(&args, RUN_TIMEOUT);
+    assert_valid_run(&out, &out_dir, &["clock"]);
+    assert!(!out_dir.join("cluster").exists(), "nothing started");
+    for server in &cluster.addrs {
+        let clock = runtime.block_on(async {
+            let mut admin = proto::admin_client::AdminClient::connect(format!("http://{server}")).await?;
+            anyhow::Ok(admin.get_clock(proto::GetClockRequest {}).await?.into_inner())
+        })?;
+        assert_eq!((clock.offset_ns, clock.drift_ppm), (0, 0), "{server}: clock left skewed");
+    }
+    runtime.block_on(cluster.stop());
+    Ok(())
+}
+
+/// Goal: bad input is a one-line `error: ...` and a non-zero exit, for
+/// runs and for `check`, and nothing starts.
+/// Method: one invocation per mistake; each must fail fast with the
+/// expected reason on stderr's only line and nothing on stdout.
+#[test]
+fn bad_input_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("something"), "x").unwrap();
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(
+        corrupt.join("history.jsonl"),
+        "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{not json\n",
+    )
+    .unwrap();
+    let unnamed = dir.path().join("unnamed");
+    std::fs::create_dir(&unnamed).unwrap();
+    std::fs::write(unnamed.join("history.jsonl"), "").unwrap();
+    let missing = dir.path().join("missing");
+
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["jepsen", "--workload", "bogus", "--out", o], "unknown workload \"bogus\""),
+        (
+            vec!["jepsen", "--workload", "bank", "--out", o],
+            "workload bank needs the harness's transactional workloads, which this build does not have yet",
+        ),
+        (
+            vec!["jepsen", "--workload", "list-append", "--out", o],
+            "workload list-append needs the harness's transactional workloads",
+        ),
+        (vec!["jepsen", "--workload", "register", "--nemesis", "kill,fire", "--out", o], "unknown nemesis \"fire\""),
+        (
+            vec!["jepsen", "--workload", "register", "--time-limit", "0", "--out", o],
+            "--time-limit must be at least 1 second",
+        ),
+        (vec!["jepsen", "--workload", "register", "--nodes", "4", "--out", o], "--nodes must be 3 or 5"),
+        (vec!["jepsen", "--workload", "register"], "--out DIR is required"),
+        (vec!["jepsen", "--workload", "set", "--out", full.to_str().unwrap()], "is not empty"),
+        (
+            vec!["jepsen", "--workload", "register", "--nemesis", "kill", "--addr", "127.0.0.1:1", "--out", o],
+            "nemesis kill needs to signal the server processes",
+        ),
+        (
+            vec!["jepsen", "--workload", "register", "--addr", "127.0.0.1:1", "--time-limit", "1", "--out", o],
+            "cannot reach a cluster at --addr 127.0.0.1:1",
+        ),
+        (vec!["jepsen", "check", missing.to_str().unwrap()], "cannot open"),
+        (vec!["jepsen", "check", corrupt.to_str().unwrap(), "--workload", "register"], "line 2"),
+        (vec!["jepsen", "check", unnamed.to_str().unwrap()], "pass --workload"),
+        (
+            vec!["jepsen", "check", unnamed.to_str().unwrap(), "--workload", "bank"],
+            "checking bank needs the bank's total",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = spandb(&args, Duration::from_secs(30));
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.starts_with("error: ") && err.lines().count() == 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err:?} lacks {want:?}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
+}
