@@ -49,21 +49,29 @@ enum TxnWorkload {
     Cross,
 }
 
+/// Where a benchmark runs: an existing cluster or a local one.
 #[derive(clap::Args)]
-struct TxnBenchArgs {
-    /// Any server of a cluster whose split points are s01, s02, ... (as
-    /// --local makes).
+struct BenchTarget {
+    /// Any server of the cluster (host:port).
     #[arg(long, required_unless_present = "local")]
     addr: Option<String>,
-    /// Start a local 3-server cluster for the run.
+    /// Start a local 3-server cluster (in a temporary directory) for the run.
     #[arg(long)]
     local: bool,
-    /// Shards of the cluster (with --local: how many to make).
-    #[arg(long, default_value_t = 10)]
-    shards: usize,
     /// With --local: the servers' TrueTime epsilon in milliseconds.
     #[arg(long, requires = "local", default_value_t = spanserver::config::TimeConfig::default().epsilon_ms)]
     epsilon_ms: u64,
+}
+
+#[derive(clap::Args)]
+struct TxnBenchArgs {
+    /// The cluster (with --addr: one whose split points are s01, s02, ...,
+    /// as --local makes).
+    #[command(flatten)]
+    target: BenchTarget,
+    /// Shards of the cluster (with --local: how many to make).
+    #[arg(long, default_value_t = 10)]
+    shards: usize,
     /// Concurrent clients; a list runs each in turn.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     clients: Vec<usize>,
@@ -99,15 +107,8 @@ enum KeySpace {
 
 #[derive(clap::Args)]
 struct KvBenchArgs {
-    /// Any server of the cluster (host:port).
-    #[arg(long, required_unless_present = "local")]
-    addr: Option<String>,
-    /// Start a local 3-server cluster (in a temporary directory) for the run.
-    #[arg(long)]
-    local: bool,
-    /// With --local: the servers' TrueTime epsilon in milliseconds.
-    #[arg(long, requires = "local", default_value_t = spanserver::config::TimeConfig::default().epsilon_ms)]
-    epsilon_ms: u64,
+    #[command(flatten)]
+    target: BenchTarget,
     /// Concurrent clients; a list runs each in turn (e.g. 1,64).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     clients: Vec<usize>,
@@ -158,25 +159,34 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.value_size > spanserver::limits::VALUE_BYTES_MAX {
         bail!("--value-size exceeds the value limit of {} bytes", spanserver::limits::VALUE_BYTES_MAX);
     }
-    let local = if args.local {
-        let time = spanserver::config::TimeConfig { epsilon_ms: args.epsilon_ms, ..Default::default() };
-        time.validate()?;
-        let cluster = crate::cluster::LocalCluster::start(None, None, 3, time).await?;
-        eprintln!("local cluster ready at {}", cluster.addrs().join(","));
-        Some(cluster)
-    } else {
-        None
-    };
-    let addr = match (&args.addr, &local) {
-        (Some(a), _) => a.clone(),
-        (None, Some(c)) => c.addrs()[0].clone(),
-        (None, None) => bail!("give --addr or --local"),
-    };
+    let local = args.target.local.then(|| (args.target.epsilon_ms, None));
+    let (addr, local) = bench_cluster(&args.target.addr, local).await?;
     let result = run_all(&args, &addr).await;
     if let Some(cluster) = local {
         cluster.stop().await;
     }
     result
+}
+
+/// The cluster a benchmark runs against: the one at `addr`, or, with
+/// `local` (epsilon in ms, split points or the demo's), a local one it
+/// starts; the caller stops it.
+async fn bench_cluster(
+    addr: &Option<String>,
+    local: Option<(u64, Option<Vec<String>>)>,
+) -> anyhow::Result<(String, Option<crate::cluster::LocalCluster>)> {
+    let Some((epsilon_ms, split_points)) = local else {
+        return Ok((addr.clone().context("give --addr or --local")?, None));
+    };
+    let time = spanserver::config::TimeConfig { epsilon_ms, ..Default::default() };
+    time.validate()?;
+    let cluster = match split_points {
+        Some(points) => crate::cluster::LocalCluster::start_with_layout(None, None, 3, time, points).await?,
+        None => crate::cluster::LocalCluster::start(None, None, 3, time).await?,
+    };
+    eprintln!("local cluster ready at {}", cluster.addrs().join(","));
+    let addr = addr.clone().unwrap_or_else(|| cluster.addrs()[0].clone());
+    Ok((addr, Some(cluster)))
 }
 
 async fn run_all(args: &KvBenchArgs, addr: &str) -> anyhow::Result<()> {
@@ -210,8 +220,8 @@ fn label_suffix(args: &KvBenchArgs) -> String {
     if args.key_space == KeySpace::OneShard {
         suffix.push_str("-1shard");
     }
-    if args.local && args.epsilon_ms != default_epsilon_ms() {
-        suffix.push_str(&format!("-eps{}ms", args.epsilon_ms));
+    if args.target.local && args.target.epsilon_ms != default_epsilon_ms() {
+        suffix.push_str(&format!("-eps{}ms", args.target.epsilon_ms));
     }
     suffix
 }
@@ -371,21 +381,9 @@ async fn run_txn(args: TxnBenchArgs) -> anyhow::Result<()> {
     if args.duration == 0 || args.keys == 0 {
         bail!("--duration and --keys must be at least 1");
     }
-    let local = if args.local {
-        let time = spanserver::config::TimeConfig { epsilon_ms: args.epsilon_ms, ..Default::default() };
-        time.validate()?;
-        let split_points = (1..args.shards).map(|i| format!("s{i:02}")).collect();
-        let cluster = crate::cluster::LocalCluster::start_with_layout(None, None, 3, time, split_points).await?;
-        eprintln!("local cluster with {} shards ready at {}", args.shards, cluster.addrs().join(","));
-        Some(cluster)
-    } else {
-        None
-    };
-    let addr = match (&args.addr, &local) {
-        (Some(a), _) => a.clone(),
-        (None, Some(c)) => c.addrs()[0].clone(),
-        (None, None) => bail!("give --addr or --local"),
-    };
+    let split_points = (1..args.shards).map(|i| format!("s{i:02}")).collect();
+    let local = args.target.local.then(|| (args.target.epsilon_ms, Some(split_points)));
+    let (addr, local) = bench_cluster(&args.target.addr, local).await?;
     let result = run_txn_all(&args, &addr).await;
     if let Some(cluster) = local {
         cluster.stop().await;
@@ -422,8 +420,8 @@ async fn run_txn_all(args: &TxnBenchArgs, addr: &str) -> anyhow::Result<()> {
                 TxnWorkload::Snapshot => "snapshot".to_string(),
                 TxnWorkload::Cross => format!("cross-p{participants}"),
             };
-            let eps = if args.local && args.epsilon_ms != default_epsilon_ms() {
-                format!("-eps{}ms", args.epsilon_ms)
+            let eps = if args.target.local && args.target.epsilon_ms != default_epsilon_ms() {
+                format!("-eps{}ms", args.target.epsilon_ms)
             } else {
                 String::new()
             };

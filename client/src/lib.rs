@@ -588,20 +588,27 @@ impl Client {
                 value: kv.value,
                 version_ts: Timestamp::from_nanos(kv.version_ts),
             }));
-            if !page.resume_key.is_empty() {
-                cursor = page.resume_key;
-                continue;
+            match next_page(page.resume_key, shard_end, end) {
+                Some(next) => cursor = next,
+                None => break,
             }
-            // This shard is done: continue in the next one, if the range
-            // goes on.
-            if shard_end.is_empty() || (!end.is_empty() && shard_end.as_slice() >= end) {
-                break;
-            }
-            cursor = shard_end;
         }
         out.truncate(limit);
         Ok(out)
     }
+}
+
+/// Where a scan of `[.., end)` continues after a page from the shard that
+/// ends at `shard_end`: the page's resume key, else the next shard's start
+/// if the range goes on, else nowhere.
+fn next_page(resume_key: Vec<u8>, shard_end: Vec<u8>, end: &[u8]) -> Option<Vec<u8>> {
+    if !resume_key.is_empty() {
+        return Some(resume_key);
+    }
+    if shard_end.is_empty() || (!end.is_empty() && shard_end.as_slice() >= end) {
+        return None;
+    }
+    Some(shard_end)
 }
 
 fn status_has_no_detail(status: &tonic::Status) -> bool {

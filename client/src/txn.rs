@@ -37,7 +37,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Client, Dest, Error, KeyValue, Op, ReadMode, Result, Timestamp};
+use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, Result, Timestamp};
 
 /// How often an open transaction heartbeats its shards.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -230,14 +230,10 @@ impl Txn {
             if found.len() >= want {
                 break;
             }
-            if !page.resume_key.is_empty() {
-                cursor = page.resume_key;
-                continue;
+            match next_page(page.resume_key, shard_end, end) {
+                Some(next) => cursor = next,
+                None => break,
             }
-            if shard_end.is_empty() || (!end.is_empty() && shard_end.as_slice() >= end) {
-                break;
-            }
-            cursor = shard_end;
         }
         // This transaction's writes win over what it read.
         for (k, w) in self.writes.range(start.to_vec()..) {

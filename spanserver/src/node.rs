@@ -312,15 +312,8 @@ impl Node {
         let reader = Reader::new(&engine);
         Self::check_watermark(&r, read_ts)?;
         let page = reader.scan(&req.start_key, &end, read_ts, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
-        Ok(proto::ScanResponse {
-            pairs: page
-                .pairs
-                .into_iter()
-                .map(|(key, value, ts)| proto::KeyValue { key, value, version_ts: ts.as_nanos() })
-                .collect(),
-            resume_key: page.resume_key.unwrap_or_default(),
-            read_ts: read_ts.as_nanos(),
-        })
+        let (pairs, resume_key) = page_to_proto(page);
+        Ok(proto::ScanResponse { pairs, resume_key, read_ts: read_ts.as_nanos() })
     }
 
     fn txn_error(&self, r: &ReplicaShared, e: TxnError) -> Error {
@@ -412,14 +405,8 @@ impl Node {
         let reader = Reader::new(&engine);
         if span.range {
             let page = reader.scan(&span.start, &end, Timestamp::MAX, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
-            Ok(proto::TxnReadResponse {
-                pairs: page
-                    .pairs
-                    .into_iter()
-                    .map(|(key, value, ts)| proto::KeyValue { key, value, version_ts: ts.as_nanos() })
-                    .collect(),
-                resume_key: page.resume_key.unwrap_or_default(),
-            })
+            let (pairs, resume_key) = page_to_proto(page);
+            Ok(proto::TxnReadResponse { pairs, resume_key })
         } else {
             let pairs = reader
                 .get(&span.start, Timestamp::MAX)?
@@ -543,6 +530,16 @@ impl Node {
             None => Err(Error::Unavailable("the decision was not applied in time".into())),
         }
     }
+}
+
+/// A scan page as the wire has it: pairs, and where to resume (empty: done).
+fn page_to_proto(page: crate::storage::mvcc::ScanPage) -> (Vec<proto::KeyValue>, Vec<u8>) {
+    let pairs = page
+        .pairs
+        .into_iter()
+        .map(|(key, value, ts)| proto::KeyValue { key, value, version_ts: ts.as_nanos() })
+        .collect();
+    (pairs, page.resume_key.unwrap_or_default())
 }
 
 /// A span of a read: (start, end, is a range).

@@ -500,33 +500,19 @@ impl ShardTxns {
                     out.push(Output::Reply { req, result: Ok(Answer::Prepared { prepare_ts: p.prepare_ts }) });
                     return out;
                 }
-                if !self.check_writes(req, &writes, &mut out) || !self.admit(req, txn, now, &mut out) {
-                    return out;
+                if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, now, &mut out) {
+                    self.park(req, txn, priority, wanted, Then::Prepare { writes, reads, coordinator }, now, &mut out);
                 }
-                if let Err(e) = self.check_reads_held(txn, &reads) {
-                    self.abort_active(txn, AbortReason::ReadLocksLost, now, &mut out);
-                    out.push(Output::Reply { req, result: Err(e) });
-                    return out;
-                }
-                let wanted = writes.iter().map(|w| (LockTarget::Key(w.key.clone()), LockMode::Exclusive)).collect();
-                self.park(req, txn, priority, wanted, Then::Prepare { writes, reads, coordinator }, now, &mut out);
             }
             Input::Commit { req, txn, priority, writes, reads, participants } => {
                 if let Some(outcome) = self.decisions.get(&txn) {
                     out.push(Output::Reply { req, result: outcome_answer(*outcome) });
                     return out;
                 }
-                if !self.check_writes(req, &writes, &mut out) || !self.admit(req, txn, now, &mut out) {
-                    return out;
+                if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, now, &mut out) {
+                    let then = Then::Commit { writes, conditions: vec![], participants, received: now };
+                    self.park(req, txn, priority, wanted, then, now, &mut out);
                 }
-                if let Err(e) = self.check_reads_held(txn, &reads) {
-                    self.abort_active(txn, AbortReason::ReadLocksLost, now, &mut out);
-                    out.push(Output::Reply { req, result: Err(e) });
-                    return out;
-                }
-                let wanted = writes.iter().map(|w| (LockTarget::Key(w.key.clone()), LockMode::Exclusive)).collect();
-                let then = Then::Commit { writes, conditions: vec![], participants, received: now };
-                self.park(req, txn, priority, wanted, then, now, &mut out);
             }
             Input::Write { req, writes, conditions } => {
                 if !self.check_writes(req, &writes, &mut out) {
@@ -613,6 +599,30 @@ impl ShardTxns {
         });
         a.last_heard = a.last_heard.max(now.earliest);
         true
+    }
+
+    /// Admits a prepare or commit: checks its size and that the
+    /// transaction may still decide, and that it still holds every read
+    /// lock it claims (else it aborts: its reads may be stale). Returns the
+    /// exclusive locks to take, or `None` if it was answered already.
+    fn admit_decision(
+        &mut self,
+        req: ReqId,
+        txn: TxnId,
+        writes: &[Write],
+        reads: &[LockTarget],
+        now: TtInterval,
+        out: &mut Vec<Output>,
+    ) -> Option<VecDeque<(LockTarget, LockMode)>> {
+        if !self.check_writes(req, writes, out) || !self.admit(req, txn, now, out) {
+            return None;
+        }
+        if let Err(e) = self.check_reads_held(txn, reads) {
+            self.abort_active(txn, AbortReason::ReadLocksLost, now, out);
+            out.push(Output::Reply { req, result: Err(e) });
+            return None;
+        }
+        Some(writes.iter().map(|w| (LockTarget::Key(w.key.clone()), LockMode::Exclusive)).collect())
     }
 
     fn check_writes(&self, req: ReqId, writes: &[Write], out: &mut Vec<Output>) -> bool {
