@@ -48,6 +48,12 @@ pub async fn set_clock(addr: &str, offset_ns: i64, drift_ppm: i64) -> anyhow::Re
     call!(addr, set_clock, proto::SetClockRequest { offset_ns, drift_ppm })
 }
 
+/// Asks `addr`, which must lead `shard`, to hand the leadership to
+/// server `to`.
+pub async fn transfer_leader(addr: &str, shard: u64, to: u64) -> anyhow::Result<()> {
+    call!(addr, transfer_leader, proto::TransferLeaderRequest { shard_id: shard, to_server_id: to }).map(|_| ())
+}
+
 /// The smallest TrueTime epsilon among the servers that answer, in ns.
 pub async fn epsilon_ns(servers: &BTreeMap<u64, String>) -> anyhow::Result<i64> {
     let mut epsilon: Option<u64> = None;

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{bail, Context};
-use spanserver::config::{ServerConfig, UnsafeTestingConfig};
+use spanserver::config::{ServerConfig, TimeConfig, UnsafeTestingConfig};
 use spanserver::{ClusterSpec, ServerId, ServerSpec};
 use tokio::process::{Child, Command};
 
@@ -45,6 +45,15 @@ struct Node {
     paused: bool,
 }
 
+/// How the harness configures the servers it starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// TrueTime epsilon; `None`: the servers' default.
+    pub epsilon_ms: Option<u64>,
+    /// Deliberate bugs, for showing that the checkers can fail.
+    pub unsafe_testing: UnsafeTestingConfig,
+}
+
 pub struct Cluster {
     exe: PathBuf,
     spec: ClusterSpec,
@@ -57,7 +66,7 @@ impl Cluster {
     /// Writes the configuration under `dir` (which must not exist yet),
     /// starts the proxies and `nodes` servers, and waits until every shard
     /// has a stable leader.
-    pub async fn start(dir: &Path, nodes: usize, stale_reads_ms: u64) -> anyhow::Result<Cluster> {
+    pub async fn start(dir: &Path, nodes: usize, settings: &ServerSettings) -> anyhow::Result<Cluster> {
         std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
         let exe = std::env::current_exe().context("finding the spandb binary")?;
         let ports = free_ports(nodes)?;
@@ -95,9 +104,12 @@ impl Cluster {
                 cluster_file: Some(spec_path.clone()),
                 raft: Default::default(),
                 gc: Default::default(),
-                time: Default::default(),
+                time: TimeConfig {
+                    epsilon_ms: settings.epsilon_ms.unwrap_or(TimeConfig::default().epsilon_ms),
+                    ..Default::default()
+                },
                 peer_addrs,
-                unsafe_testing: UnsafeTestingConfig { stale_reads_ms, skip_commit_wait: false },
+                unsafe_testing: settings.unsafe_testing.clone(),
             };
             let config_path = dir.join(format!("s{id}.toml"));
             let text = toml::to_string(&config).context("encoding a server configuration")?;

@@ -87,3 +87,21 @@ pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a link proxy pauses after a failed accept (say, out of file
 /// descriptors) before accepting again.
 pub const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// Bank: accounts, each opened with the initial balance (the total is
+/// their product), and the largest transfer.
+pub const BANK_ACCOUNTS: usize = 8;
+pub const BANK_INITIAL_BALANCE: i64 = 100;
+pub const BANK_TRANSFER_MAX: i64 = 5;
+/// Bank: how stale a bounded-staleness read of the balances may be.
+pub const BANK_READ_STALENESS: Duration = Duration::from_millis(500);
+/// How long a workload's setup (the bank's opening transaction) may keep
+/// retrying before the run gives up.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// List-append: keys live at a time, appends a key gets before it is
+/// retired, and the longest transaction (micro-ops).
+pub const LIST_APPEND_ACTIVE_KEYS: usize = 8;
+pub const LIST_APPEND_APPENDS_PER_KEY: u64 = 32;
+pub const LIST_APPEND_TXN_OPS_MAX: usize = 4;
+/// Timestamps: the keys written, and the most one transaction writes.
+pub const TIMESTAMPS_KEYS: u64 = 26;
+pub const TIMESTAMPS_TXN_KEYS_MAX: usize = 3;

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure};
 
+use spanserver::config::UnsafeTestingConfig;
+
+use crate::jepsen::cluster::ServerSettings;
 use crate::jepsen::limits::{
     CONCURRENCY_MAX, INTERVAL_S_DEFAULT, INTERVAL_S_MAX, INTERVAL_S_MIN, NODES_ALLOWED, TIME_LIMIT_S_MAX,
 };
@@ -17,12 +20,11 @@ use crate::jepsen::workload::WorkloadName;
 /// `spandb jepsen --workload W ...`.
 #[derive(clap::Args, Debug, Default)]
 pub struct RunArgs {
-    /// register or set (bank, list-append and timestamps are not built
-    /// yet).
+    /// register, set, bank, list-append or timestamps.
     #[arg(long)]
     pub workload: Option<String>,
-    /// Faults, comma-separated: kill, pause, partition, clock; or all, or
-    /// none.
+    /// Faults, comma-separated: kill, pause, partition, clock,
+    /// leader-transfer; or all, or none.
     #[arg(long, default_value = "none")]
     pub nemesis: String,
     /// Seconds the workers run.
@@ -56,13 +58,24 @@ pub struct RunArgs {
     /// milliseconds in the past (a broken database the checker must catch).
     #[arg(long, value_name = "MS")]
     pub unsafe_stale_reads_ms: Option<u64>,
+    /// TESTING ONLY: start servers that acknowledge commits without
+    /// commit-wait (a broken database the external check must catch, given
+    /// clock skew: `--nemesis clock --epsilon-ms 50`).
+    #[arg(long)]
+    pub unsafe_skip_commit_wait: bool,
+    /// TrueTime epsilon of the servers the harness starts, in ms (default:
+    /// the servers' default). Larger values make clock faults larger, and
+    /// commit-wait longer.
+    #[arg(long, value_name = "MS")]
+    pub epsilon_ms: Option<u64>,
 }
 
 /// Which cluster a run uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClusterChoice {
-    /// Start `nodes` servers, optionally deliberately broken.
-    Own { nodes: usize, stale_reads_ms: u64 },
+    /// Start `nodes` servers with these settings (possibly deliberately
+    /// broken).
+    Own { nodes: usize, settings: ServerSettings },
     /// Use the cluster serving at this address.
     Given { addr: String },
 }
@@ -86,10 +99,9 @@ impl RunOptions {
     /// Validates `args`; `random_seed` is the seed when none is given.
     pub fn from_args(args: &RunArgs, random_seed: u64) -> anyhow::Result<RunOptions> {
         let Some(name) = &args.workload else {
-            bail!("--workload is required (register or set)");
+            bail!("--workload is required (register, set, bank, list-append or timestamps)");
         };
         let workload = WorkloadName::parse(name).map_err(anyhow::Error::msg)?;
-        workload.runnable().map_err(anyhow::Error::msg)?;
         let nemeses = NemesisKind::parse_list(&args.nemesis).map_err(anyhow::Error::msg)?;
         ensure!(args.time_limit >= 1, "--time-limit must be at least 1 second");
         ensure!(args.time_limit <= TIME_LIMIT_S_MAX, "--time-limit must be at most {TIME_LIMIT_S_MAX} seconds");
@@ -117,16 +129,33 @@ impl RunOptions {
                     );
                 }
                 ensure!(args.nodes.is_none(), "--nodes applies to a cluster the harness starts, not with --addr");
-                ensure!(
-                    args.unsafe_stale_reads_ms.is_none(),
-                    "--unsafe-stale-reads-ms configures servers the harness starts, not with --addr"
-                );
+                for (set, flag) in [
+                    (args.unsafe_stale_reads_ms.is_some(), "--unsafe-stale-reads-ms"),
+                    (args.unsafe_skip_commit_wait, "--unsafe-skip-commit-wait"),
+                    (args.epsilon_ms.is_some(), "--epsilon-ms"),
+                ] {
+                    ensure!(!set, "{flag} configures servers the harness starts, not with --addr");
+                }
                 ClusterChoice::Given { addr: addr.clone() }
             }
             None => {
                 let nodes = args.nodes.unwrap_or(NODES_ALLOWED[0]);
                 ensure!(NODES_ALLOWED.contains(&nodes), "--nodes must be 3 or 5");
-                ClusterChoice::Own { nodes, stale_reads_ms: args.unsafe_stale_reads_ms.unwrap_or(0) }
+                if let Some(ms) = args.epsilon_ms {
+                    ensure!(
+                        Duration::from_millis(ms) <= truetime::EPSILON_MAX,
+                        "--epsilon-ms must be at most {} ms",
+                        truetime::EPSILON_MAX.as_millis()
+                    );
+                }
+                let settings = ServerSettings {
+                    epsilon_ms: args.epsilon_ms,
+                    unsafe_testing: UnsafeTestingConfig {
+                        stale_reads_ms: args.unsafe_stale_reads_ms.unwrap_or(0),
+                        skip_commit_wait: args.unsafe_skip_commit_wait,
+                    },
+                };
+                ClusterChoice::Own { nodes, settings }
             }
         };
         Ok(RunOptions {
@@ -172,7 +201,12 @@ mod tests {
         assert_eq!(o.workload, WorkloadName::Register);
         assert_eq!(o.nemeses, vec![NemesisKind::Partition, NemesisKind::Kill]);
         assert_eq!(o.seed, 99);
-        assert_eq!(o.cluster, ClusterChoice::Own { nodes: 3, stale_reads_ms: 0 });
+        assert_eq!(o.cluster, ClusterChoice::Own { nodes: 3, settings: ServerSettings::default() });
+        let mut a = args();
+        (a.epsilon_ms, a.unsafe_skip_commit_wait) = (Some(50), true);
+        let o = RunOptions::from_args(&a, 99).unwrap();
+        let ClusterChoice::Own { settings, .. } = o.cluster else { panic!("own cluster") };
+        assert_eq!((settings.epsilon_ms, settings.unsafe_testing.skip_commit_wait), (Some(50), true));
         let mut a = args();
         a.addr = Some("127.0.0.1:7000".into());
         a.nemesis = "clock".into();
@@ -188,10 +222,7 @@ mod tests {
         let cases: Vec<(String, &str)> = vec![
             (error(|a| a.workload = None), "--workload is required"),
             (error(|a| a.workload = Some("bogus".into())), "unknown workload \"bogus\""),
-            (
-                error(|a| a.workload = Some("bank".into())),
-                "workload bank needs the harness's transactional workloads, which this build does not have yet",
-            ),
+            (error(|a| a.epsilon_ms = Some(5_000)), "--epsilon-ms must be at most 1000 ms"),
             (error(|a| a.nemesis = "kill,fire".into()), "unknown nemesis \"fire\""),
             (error(|a| a.time_limit = 0), "--time-limit must be at least 1 second"),
             (error(|a| a.concurrency = 0), "--concurrency must be between 1"),
@@ -215,6 +246,14 @@ mod tests {
                     a.unsafe_stale_reads_ms = Some(5);
                 }),
                 "--unsafe-stale-reads-ms configures servers the harness starts",
+            ),
+            (
+                error(|a| {
+                    a.addr = Some("h:1".into());
+                    a.nemesis = "clock".into();
+                    a.unsafe_skip_commit_wait = true;
+                }),
+                "--unsafe-skip-commit-wait configures servers the harness starts",
             ),
         ];
         for (message, want) in cases {

@@ -28,6 +28,7 @@ use crate::jepsen::check::{self, HISTORY_FILE, REPORT_FILE};
 use crate::jepsen::cluster::Cluster;
 use crate::jepsen::limits::{
     CLIENT_CONNECT_TIMEOUT, FINAL_OPS_TIMEOUT, HISTORY_EVENTS_MAX, OP_DEADLINE, POLL_INTERVAL, RECOVERY_TIMEOUT,
+    SETUP_TIMEOUT,
 };
 use crate::jepsen::nemesis::driver::{Nemesis, Target};
 use crate::jepsen::nemesis::{schedule, NemesisKind, Step};
@@ -57,9 +58,9 @@ struct Shared {
 pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
     prepare_out_dir(&options.out)?;
     let target = match &options.cluster {
-        ClusterChoice::Own { nodes, stale_reads_ms } => {
+        ClusterChoice::Own { nodes, settings } => {
             eprintln!("jepsen: starting {nodes} servers in {}", options.out.join("cluster").display());
-            Target::Own(Cluster::start(&options.out.join("cluster"), *nodes, *stale_reads_ms).await?)
+            Target::Own(Cluster::start(&options.out.join("cluster"), *nodes, settings).await?)
         }
         ClusterChoice::Given { addr } => Target::Given(discover(addr).await?),
     };
@@ -106,7 +107,8 @@ async fn run_on(options: &RunOptions, target: &mut Target) -> anyhow::Result<Run
     let config = ClientConfig { deadline: OP_DEADLINE, connect_timeout: CLIENT_CONNECT_TIMEOUT, ..Default::default() };
     let client = Client::connect_with(servers.values().cloned(), config).await.context("connecting the workers")?;
     let run_id = format!("{:08x}", rand::random::<u32>());
-    let workload = Workload::new(options.workload, &run_id, options.concurrency).map_err(anyhow::Error::msg)?;
+    let workload = Workload::new(options.workload, &run_id, options.concurrency);
+    setup(&workload, &client).await?;
     let shared = Arc::new(Shared {
         workload,
         recorder: Recorder::new(HISTORY_EVENTS_MAX),
@@ -188,7 +190,7 @@ async fn run_on(options: &RunOptions, target: &mut Target) -> anyhow::Result<Run
         shared.recorder.into_history().context("the recorded history breaks the history rules (a harness bug)")?;
     check::write_history(&options.out, &history)?;
     eprintln!("jepsen: checking {} events ({})", history.len(), options.out.join(HISTORY_FILE).display());
-    let verdicts = check::checkers(options.workload, &history).map_err(anyhow::Error::msg)?;
+    let verdicts = check::checkers(options.workload, &history);
     let mut extra = serde_json::Map::new();
     extra.insert("workload".into(), Value::from(options.workload.as_str()));
     extra.insert("run".into(), run_description(options, &run_id, epsilon_ns, &servers));
@@ -200,6 +202,23 @@ async fn run_on(options: &RunOptions, target: &mut Target) -> anyhow::Result<Run
         valid: jepsen::report::overall(&verdicts) == jepsen::Validity::Valid,
         problems,
     })
+}
+
+/// Runs the workload's setup, retrying what may be retried, until
+/// [`SETUP_TIMEOUT`].
+async fn setup(workload: &Workload, client: &Client) -> anyhow::Result<()> {
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    loop {
+        match workload.setup(client).await {
+            Ok(()) => return Ok(()),
+            // Setup runs before any worker: repeating it is harmless.
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("jepsen: setup failed ({e}); retrying");
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+            Err(e) => bail!("the workload's setup did not succeed within {SETUP_TIMEOUT:?}: {e}"),
+        }
+    }
 }
 
 /// Runs the nemesis steps at their times, until the time limit.
@@ -301,8 +320,12 @@ async fn wait_for_recovery(target: &mut Target) -> Result<(), String> {
 /// The `run` field of summary.json: enough to repeat the run.
 fn run_description(options: &RunOptions, run_id: &str, epsilon_ns: i64, servers: &BTreeMap<u64, String>) -> Value {
     let cluster = match &options.cluster {
-        ClusterChoice::Own { nodes, stale_reads_ms } => json!({
-            "started": true, "nodes": nodes, "unsafe_stale_reads_ms": stale_reads_ms,
+        ClusterChoice::Own { nodes, settings } => json!({
+            "started": true,
+            "nodes": nodes,
+            "epsilon_ms": settings.epsilon_ms,
+            "unsafe_stale_reads_ms": settings.unsafe_testing.stale_reads_ms,
+            "unsafe_skip_commit_wait": settings.unsafe_testing.skip_commit_wait,
         }),
         ClusterChoice::Given { addr } => json!({ "started": false, "addr": addr }),
     };

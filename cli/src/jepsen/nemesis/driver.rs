@@ -57,7 +57,17 @@ enum Active {
     Kill(Vec<u64>),
     Pause(Vec<u64>),
     Partition,
-    Clock { nodes: Vec<u64>, strobe: Option<JoinHandle<()>> },
+    Clock {
+        nodes: Vec<u64>,
+        strobe: Option<JoinHandle<()>>,
+    },
+    /// A transfer was asked for (of `shard`, if one had a leader); the
+    /// error, if the leader refused (it may have lost the leadership
+    /// meanwhile: a race, not a harness failure).
+    LeaderTransfer {
+        shard: Option<u64>,
+        refused: Option<String>,
+    },
 }
 
 pub struct Nemesis {
@@ -143,6 +153,26 @@ impl Nemesis {
                 self.active = Some(Active::Partition);
                 cluster.proxies().set_cut(cut);
             }
+            Fault::LeaderTransfer { shard_position, replica_choice } => {
+                let (views, _) = admin::replica_views(&servers).await;
+                let leaders = admin::leaders(&views);
+                let shards: Vec<u64> = leaders.keys().copied().collect();
+                let choice = shards.get(shard_position % shards.len().max(1)).and_then(|&shard| {
+                    let from = leaders[&shard];
+                    let others: Vec<u64> =
+                        views.iter().filter(|v| v.shard == shard && v.server != from).map(|v| v.server).collect();
+                    let to = *others.get(replica_choice % others.len().max(1))?;
+                    Some((shard, from, to))
+                });
+                let Some((shard, from, to)) = choice else {
+                    recorder.nemesis(step, describe(&fault, &[]));
+                    self.active = Some(Active::LeaderTransfer { shard: None, refused: None });
+                    return Ok(());
+                };
+                recorder.nemesis(step, describe(&fault, &[shard, from, to]));
+                let refused = admin::transfer_leader(&servers[&from], shard, to).await.err().map(|e| format!("{e:#}"));
+                self.active = Some(Active::LeaderTransfer { shard: Some(shard), refused });
+            }
             Fault::Clock(clock) => {
                 recorder.nemesis(step, describe(&fault, &[]));
                 match clock {
@@ -208,6 +238,15 @@ impl Nemesis {
             Active::Partition => {
                 let result = target.own(NemesisKind::Partition).map(|c| c.proxies().set_cut(&BTreeSet::new()));
                 (NemesisKind::Partition, json!({ "restored": "all links" }), result)
+            }
+            Active::LeaderTransfer { shard, refused } => {
+                // Nothing to undo; say who leads now.
+                let leader = match shard {
+                    Some(shard) => admin::leaders(&admin::replica_views(&servers).await.0).get(&shard).copied(),
+                    None => None,
+                };
+                let value = json!({ "shard": shard, "leader": leader, "refused": refused });
+                (NemesisKind::LeaderTransfer, value, Ok(()))
             }
             Active::Clock { nodes, strobe } => {
                 if let Some(strobe) = strobe {

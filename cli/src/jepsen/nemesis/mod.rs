@@ -23,6 +23,7 @@
 //! | `pause` | the same choice of targets | SIGSTOP | SIGCONT |
 //! | `partition` | a [`Shape`] over a shuffled node order | cut its links | restore every link |
 //! | `clock` | a bump (one offset per chosen node) or a strobe | `SetClock` | offsets and drift back to 0 |
+//! | `leader-transfer` | a random shard and a random other replica | `TransferLeader` at the shard's leader | nothing to undo (records who leads now) |
 //!
 //! Clock offsets stay within `3/4 * epsilon` (epsilon read from the
 //! servers), where TrueTime promises that nothing breaks; with
@@ -52,18 +53,23 @@ pub enum NemesisKind {
     Pause,
     Partition,
     Clock,
+    LeaderTransfer,
 }
 
 /// Nemeses the design names that this build cannot run yet, and why.
-const NEMESES_NOT_YET: [(&str, &str); 3] = [
+const NEMESES_NOT_YET: [(&str, &str); 2] = [
     ("split", "needs the placement driver, which this build does not have yet"),
     ("move", "needs the placement driver, which this build does not have yet"),
-    ("leader-transfer", "is not part of this build of the harness yet"),
 ];
 
 impl NemesisKind {
-    pub const ALL: [NemesisKind; 4] =
-        [NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition, NemesisKind::Clock];
+    pub const ALL: [NemesisKind; 5] = [
+        NemesisKind::Kill,
+        NemesisKind::Pause,
+        NemesisKind::Partition,
+        NemesisKind::Clock,
+        NemesisKind::LeaderTransfer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +77,7 @@ impl NemesisKind {
             NemesisKind::Pause => "pause",
             NemesisKind::Partition => "partition",
             NemesisKind::Clock => "clock",
+            NemesisKind::LeaderTransfer => "leader-transfer",
         }
     }
 
@@ -110,7 +117,7 @@ impl NemesisKind {
         match self {
             NemesisKind::Kill | NemesisKind::Pause => Some("needs to signal the server processes"),
             NemesisKind::Partition => Some("needs a proxy on every Raft link"),
-            NemesisKind::Clock => None,
+            NemesisKind::Clock | NemesisKind::LeaderTransfer => None,
         }
     }
 }
@@ -165,8 +172,18 @@ pub enum ClockFault {
 pub enum Fault {
     Kill(Targets),
     Pause(Targets),
-    Partition { shape: Shape, cut: BTreeSet<Link> },
+    Partition {
+        shape: Shape,
+        cut: BTreeSet<Link>,
+    },
     Clock(ClockFault),
+    /// Move the leadership of the shard at `shard_position` (in the shard
+    /// list the cluster reports when the fault starts) to its
+    /// `replica_choice`-th other replica (modulo their number).
+    LeaderTransfer {
+        shard_position: usize,
+        replica_choice: usize,
+    },
 }
 
 impl Fault {
@@ -176,6 +193,7 @@ impl Fault {
             Fault::Pause(_) => NemesisKind::Pause,
             Fault::Partition { .. } => NemesisKind::Partition,
             Fault::Clock(_) => NemesisKind::Clock,
+            Fault::LeaderTransfer { .. } => NemesisKind::LeaderTransfer,
         }
     }
 }
@@ -201,6 +219,10 @@ pub fn plan(
             order.shuffle(rng);
             Fault::Partition { shape, cut: partition::cut_links(shape, &order) }
         }
+        NemesisKind::LeaderTransfer => Fault::LeaderTransfer {
+            shard_position: rng.random_range(0..shards.max(1)),
+            replica_choice: rng.random_range(0..nodes.len()),
+        },
         NemesisKind::Clock => {
             let bound = clock_bound_ns(epsilon_ns, beyond_epsilon);
             let chosen = pick_some(nodes, rng);
@@ -283,6 +305,11 @@ pub fn describe(fault: &Fault, resolved: &[u64]) -> Value {
         Fault::Clock(ClockFault::Strobe { nodes, delta_ns, period }) => json!({
             "kind": "strobe", "nodes": nodes, "delta_ns": delta_ns, "period_ms": period.as_millis() as u64,
         }),
+        // `resolved`: the shard, its leader, the new leader.
+        Fault::LeaderTransfer { .. } => match resolved {
+            [shard, from, to] => json!({ "shard": shard, "from": from, "to": to }),
+            _ => json!({ "skipped": "no shard has a leader and another replica" }),
+        },
     }
 }
 
@@ -337,13 +364,16 @@ mod tests {
         assert_eq!(NemesisKind::parse_list("partition,kill"), Ok(vec![Partition, Kill]));
         assert_eq!(NemesisKind::parse_list("none"), Ok(vec![]));
         assert_eq!(NemesisKind::parse_list("all"), Ok(NemesisKind::ALL.to_vec()));
-        assert_eq!(NemesisKind::parse_list("clock, clock,all"), Ok(vec![Clock, Kill, Pause, Partition]));
+        assert_eq!(
+            NemesisKind::parse_list("clock, clock,all"),
+            Ok(vec![Clock, Kill, Pause, Partition, LeaderTransfer])
+        );
+        assert_eq!(NemesisKind::parse_list("leader-transfer"), Ok(vec![LeaderTransfer]));
         let err = NemesisKind::parse_list("kill,fire").unwrap_err();
-        assert_eq!(err, "unknown nemesis \"fire\"; known: none, all, kill, pause, partition, clock");
+        assert_eq!(err, "unknown nemesis \"fire\"; known: none, all, kill, pause, partition, clock, leader-transfer");
         let err = NemesisKind::parse_list("split").unwrap_err();
         assert!(err.contains("placement driver"), "{err}");
-        assert!(NemesisKind::parse_list("leader-transfer").unwrap_err().contains("not part of this build"));
-        assert!(Clock.needs_own_cluster().is_none());
+        assert!(Clock.needs_own_cluster().is_none() && LeaderTransfer.needs_own_cluster().is_none());
         assert!(NemesisKind::ALL.iter().filter(|k| k.needs_own_cluster().is_some()).count() == 3);
     }
 
@@ -374,6 +404,9 @@ mod tests {
                             }
                         },
                         Fault::Partition { cut, .. } => assert!(!cut.is_empty()),
+                        Fault::LeaderTransfer { shard_position, replica_choice } => {
+                            assert!(*shard_position < 4 && *replica_choice < nodes.len());
+                        }
                         Fault::Clock(ClockFault::Bump { offsets_ns }) => {
                             assert!(!offsets_ns.is_empty());
                             assert!(offsets_ns.values().all(|o| o.abs() <= epsilon_ns * 3 / 4), "{offsets_ns:?}");
