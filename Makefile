@@ -41,8 +41,8 @@ bench: deps
 ## says where its report is. Installs nothing (run `make deps` first on a
 ## fresh machine). Override any variable, e.g.
 ##   make jepsen JEPSEN_TIME_LIMIT=60 JEPSEN_NEMESES="kill partition"
-JEPSEN_WORKLOADS ?= register set
-JEPSEN_NEMESES ?= kill pause partition clock all
+JEPSEN_WORKLOADS ?= register set bank list-append timestamps
+JEPSEN_NEMESES ?= kill pause partition clock leader-transfer all
 JEPSEN_TIME_LIMIT ?= 300
 JEPSEN_CONCURRENCY ?= 10
 JEPSEN_NODES ?= 3

@@ -83,7 +83,17 @@ impl Error {
 
     pub fn to_status(&self) -> tonic::Status {
         use proto::ErrorKind;
-        let mut detail = proto::ErrorDetail { message: self.to_string(), ..Default::default() };
+        // The detail carries the bare reason: the client names the kind
+        // itself (no "transaction aborted: transaction aborted: ...").
+        let message = match self {
+            Error::Unavailable(m)
+            | Error::Aborted(m)
+            | Error::Ambiguous(m)
+            | Error::InvalidArgument(m)
+            | Error::Storage(m) => m.clone(),
+            other => other.to_string(),
+        };
+        let mut detail = proto::ErrorDetail { message, ..Default::default() };
         let code = match self {
             Error::NotLeader { leader, .. } => {
                 detail.kind = ErrorKind::NotLeader as i32;

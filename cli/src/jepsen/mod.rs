@@ -56,6 +56,7 @@
 //! | `pause` | SIGSTOP the same choice of targets | SIGCONT | the harness, by child pid |
 //! | `partition` | cut the links of a shape: isolate-one, halves, bridge, ring (overlapping majorities) | restore all links | the link proxies |
 //! | `clock` | `SetClock` bumps or 50 ms strobes, within 3/4 epsilon (`--beyond-epsilon`: 10 to 250 epsilons) | offsets and drift to 0 | the admin gRPC API |
+//! | `leader-transfer` | `TransferLeader` of a random shard to a random other replica | nothing to undo | the admin gRPC API |
 //!
 //! One fault at a time, a step every `--interval` seconds, alternating
 //! start and stop, the kinds round-robin (`nemesis/mod.rs`). Each step is a
@@ -98,7 +99,8 @@
 //!
 //! Every bound is in [`limits`]: 3 or 5 nodes, at most 256 workers and
 //! 24 h, client ops give up after 5 s, recovery after 60 s, at most 4
-//! million history events, 100 ops per register key.
+//! million history events, 100 ops per register key, 8 bank accounts, 8
+//! live list-append keys of at most 32 appends each.
 //!
 //! # Caveats
 //!
@@ -113,15 +115,20 @@
 //!   deadline (5 s; the client has no shorter per-attempt timeout), so a
 //!   pause stalls most workers for its duration.
 //! - The `external` checker runs on every workload: for `register` and
-//!   `set` it checks the single-key writes' `commit_ts` (within epsilon,
-//!   a write acknowledged before another began must have a smaller
-//!   timestamp, on any shard).
-//! - `bank`, `list-append` and `timestamps` run transactions; the harness
-//!   does not have them yet. They are named, refuse to run with one line,
-//!   and `spandb jepsen check` already judges `list-append` and
-//!   `timestamps` histories. `split` and `move` nemeses need the placement
-//!   driver; `leader-transfer` (the admin API's `TransferLeader`) is not
-//!   built yet.
+//!   `set` it checks the single-key writes' `commit_ts`, for the
+//!   transactional workloads the commits' (a commit acknowledged before
+//!   another began must have a smaller timestamp, on any shard).
+//! - Deliberately broken servers, to show the checkers can fail:
+//!   `--unsafe-stale-reads-ms` (reads served in the past) and
+//!   `--unsafe-skip-commit-wait` (answers before `TT.after(commit_ts)`;
+//!   caught by `timestamps` under `--nemesis clock --epsilon-ms 50`,
+//!   where clock offsets dwarf the local commit latency that otherwise
+//!   hides the missing wait).
+//! - `bank`, `list-append` and `timestamps` attempt each transaction once
+//!   (`workload/mod.rs`); a wounded transaction is `fail`, so under
+//!   contention many ops fail: that is wound-wait working, not an outage.
+//! - `split` and `move` nemeses need the placement driver; they are named
+//!   and refused with one line.
 //! - A Ctrl-C (or SIGTERM) during the run ends it early: the harness heals,
 //!   stops the servers and checks what it recorded (and fails the run).
 //!   Later signals are ignored until the check is done. A SIGKILLed
