@@ -105,6 +105,42 @@ fn assert_valid_run(out: &Output, dir: &Path, faults: &[&str]) {
     assert_eq!(starts, stops, "every fault stopped: {events:?}");
 }
 
+/// One run of the harness: `workload` under `nemesis` for `time_limit`
+/// seconds, a fault step every `interval` seconds, 5 workers, a fixed
+/// seed; `extra` arguments appended.
+struct Harness<'a> {
+    workload: &'a str,
+    nemesis: &'a str,
+    time_limit: &'a str,
+    interval: &'a str,
+    seed: &'a str,
+    extra: &'a [&'a str],
+}
+
+impl Harness<'_> {
+    fn run(&self, out_dir: &Path) -> Output {
+        let mut args = vec![
+            "jepsen",
+            "--workload",
+            self.workload,
+            "--nemesis",
+            self.nemesis,
+            "--time-limit",
+            self.time_limit,
+            "--interval",
+            self.interval,
+            "--concurrency",
+            "5",
+            "--seed",
+            self.seed,
+            "--out",
+            out_dir.to_str().expect("utf-8 temp path"),
+        ];
+        args.extend_from_slice(self.extra);
+        spandb(&args, RUN_TIMEOUT)
+    }
+}
+
 /// Goal: under network partitions (every shape) and kill -9 of nodes and
 /// shard leaders, single-key registers stay linearizable and write
 /// timestamps respect real time; `check` agrees with the run.
@@ -116,24 +152,15 @@ fn register_under_partitions_and_kills_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
     let d = out_dir.to_str().unwrap();
-    let args = [
-        "jepsen",
-        "--workload",
-        "register",
-        "--nemesis",
-        "partition,kill",
-        "--time-limit",
-        "30",
-        "--interval",
-        "3",
-        "--concurrency",
-        "5",
-        "--seed",
-        "11",
-        "--out",
-        d,
-    ];
-    let out = spandb(&args, RUN_TIMEOUT);
+    let harness = Harness {
+        workload: "register",
+        nemesis: "partition,kill",
+        time_limit: "30",
+        interval: "3",
+        seed: "11",
+        extra: &[],
+    };
+    let out = harness.run(&out_dir);
     assert_valid_run(&out, &out_dir, &["partition", "kill"]);
     let s = summary(&out_dir);
     assert!(s["by_f"]["write"]["ok"].as_u64().unwrap() > 100, "{s:#}");
@@ -152,24 +179,9 @@ fn set_under_pauses_and_clock_skew_is_valid() {
     let _turn = lock_clusters();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
-    let args = [
-        "jepsen",
-        "--workload",
-        "set",
-        "--nemesis",
-        "pause,clock",
-        "--time-limit",
-        "20",
-        "--interval",
-        "2.5",
-        "--concurrency",
-        "5",
-        "--seed",
-        "12",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ];
-    let out = spandb(&args, RUN_TIMEOUT);
+    let harness =
+        Harness { workload: "set", nemesis: "pause,clock", time_limit: "20", interval: "2.5", seed: "12", extra: &[] };
+    let out = harness.run(&out_dir);
     assert_valid_run(&out, &out_dir, &["pause", "clock"]);
     let set = &summary(&out_dir)["checkers"][0];
     assert_eq!(set["checker"], "set");
@@ -211,24 +223,15 @@ fn bank_under_kills_partitions_and_leader_transfers_is_valid() {
     let _turn = lock_clusters();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
-    let args = [
-        "jepsen",
-        "--workload",
-        "bank",
-        "--nemesis",
-        "kill,partition,leader-transfer",
-        "--time-limit",
-        "20",
-        "--interval",
-        "2",
-        "--concurrency",
-        "5",
-        "--seed",
-        "13",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ];
-    let out = spandb(&args, RUN_TIMEOUT);
+    let harness = Harness {
+        workload: "bank",
+        nemesis: "kill,partition,leader-transfer",
+        time_limit: "20",
+        interval: "2",
+        seed: "13",
+        extra: &[],
+    };
+    let out = harness.run(&out_dir);
     assert_valid_run(&out, &out_dir, &["kill", "partition", "leader-transfer"]);
     let s = summary(&out_dir);
     let by_f = &s["by_f"];
@@ -249,24 +252,15 @@ fn list_append_under_pauses_and_clock_skew_is_valid() {
     let _turn = lock_clusters();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
-    let args = [
-        "jepsen",
-        "--workload",
-        "list-append",
-        "--nemesis",
-        "pause,clock",
-        "--time-limit",
-        "20",
-        "--interval",
-        "2",
-        "--concurrency",
-        "5",
-        "--seed",
-        "14",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ];
-    let out = spandb(&args, RUN_TIMEOUT);
+    let harness = Harness {
+        workload: "list-append",
+        nemesis: "pause,clock",
+        time_limit: "20",
+        interval: "2",
+        seed: "14",
+        extra: &[],
+    };
+    let out = harness.run(&out_dir);
     assert_valid_run(&out, &out_dir, &["pause", "clock"]);
     let elle = &summary(&out_dir)["checkers"][0];
     assert_eq!(elle["checker"], "strict-serializable");
@@ -279,29 +273,11 @@ fn list_append_under_pauses_and_clock_skew_is_valid() {
 /// with a 50 ms epsilon (offsets up to 37.5 ms: far more than a local
 /// commit takes), optionally on servers that skip commit-wait.
 fn timestamps_run(out_dir: &Path, skip_commit_wait: bool) -> Output {
-    let mut args = vec![
-        "jepsen",
-        "--workload",
-        "timestamps",
-        "--nemesis",
-        "clock",
-        "--epsilon-ms",
-        "50",
-        "--time-limit",
-        "10",
-        "--interval",
-        "1",
-        "--concurrency",
-        "5",
-        "--seed",
-        "15",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ];
-    if skip_commit_wait {
-        args.push("--unsafe-skip-commit-wait");
-    }
-    spandb(&args, RUN_TIMEOUT)
+    let epsilon: &[&str] = &["--epsilon-ms", "50"];
+    let broken: &[&str] = &["--epsilon-ms", "50", "--unsafe-skip-commit-wait"];
+    let extra = if skip_commit_wait { broken } else { epsilon };
+    Harness { workload: "timestamps", nemesis: "clock", time_limit: "10", interval: "1", seed: "15", extra }
+        .run(out_dir)
 }
 
 /// Goal: commit-wait is what keeps commit timestamps in real-time order
