@@ -80,6 +80,20 @@ struct ShardPart {
     epoch: u64,
     writes: Vec<proto::Mutation>,
     reads: Vec<proto::Span>,
+    /// The leadership (raft term) the reads were locked under.
+    lock_term: u64,
+}
+
+/// What a transaction read on one shard.
+#[derive(Debug, Clone)]
+struct ShardReads {
+    epoch: u64,
+    /// The leadership holding the locks (from the first read's answer);
+    /// later reads and the prepare or commit send it back, so locks lost
+    /// with a leader change abort the transaction even if a later read
+    /// took them again.
+    lock_term: u64,
+    spans: Vec<proto::Span>,
 }
 
 /// A read-write transaction. See the module docs.
@@ -90,7 +104,7 @@ pub struct Txn {
     /// Buffered writes (`None`: delete).
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// What was read, per shard (its locks must hold at commit).
-    reads: BTreeMap<u64, (u64, Vec<proto::Span>)>,
+    reads: BTreeMap<u64, ShardReads>,
     /// Shards to heartbeat (shared with the heartbeat task).
     locked_shards: Arc<Mutex<BTreeSet<u64>>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
@@ -135,9 +149,14 @@ impl Txn {
         }
     }
 
+    /// The lock term of each shard this transaction holds read locks on.
+    fn lock_terms(&self) -> BTreeMap<u64, u64> {
+        self.reads.iter().map(|(shard, r)| (*shard, r.lock_term)).collect()
+    }
+
     /// Starts heartbeats once the transaction holds a lock somewhere.
-    fn note_locked(&mut self, shard: u64, epoch: u64, span: proto::Span) {
-        self.reads.entry(shard).or_insert((epoch, Vec::new())).1.push(span);
+    fn note_locked(&mut self, shard: u64, epoch: u64, lock_term: u64, span: proto::Span) {
+        self.reads.entry(shard).or_insert(ShardReads { epoch, lock_term, spans: Vec::new() }).spans.push(span);
         self.locked_shards.lock().expect("shards lock").insert(shard);
         if self.heartbeat.is_none() {
             let (client, shards, id) = (self.client.clone(), self.locked_shards.clone(), self.id);
@@ -161,6 +180,7 @@ impl Txn {
         let meta = self.meta();
         let span = proto::Span { start: key.to_vec(), end: Vec::new(), range: false };
         let mut locked_at = (0, 0);
+        let lock_terms = self.lock_terms();
         let response = self
             .client
             .execute(Dest::Key(key), Op::LockingRead, |channel, target| {
@@ -171,12 +191,13 @@ impl Txn {
                     shard_epoch: target.epoch,
                     span: Some(span.clone()),
                     limit: 1,
+                    lock_term: lock_terms.get(&target.shard_id).copied().unwrap_or(0),
                 };
                 async move { proto::txn_client::TxnClient::new(channel).read(request).await }
             })
             .await?
             .into_inner();
-        self.note_locked(locked_at.0, locked_at.1, span);
+        self.note_locked(locked_at.0, locked_at.1, response.lock_term, span);
         Ok(response.pairs.into_iter().next().map(|kv| kv.value))
     }
 
@@ -198,6 +219,7 @@ impl Txn {
             let mut at = (0, 0, Vec::new());
             let span = proto::Span { start: from.clone(), end: end.to_vec(), range: true };
             let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;
+            let lock_terms = self.lock_terms();
             let page = self
                 .client
                 .execute(Dest::Key(&from), Op::LockingRead, |channel, target| {
@@ -208,6 +230,7 @@ impl Txn {
                         shard_epoch: target.epoch,
                         span: Some(span.clone()),
                         limit: page_limit,
+                        lock_term: lock_terms.get(&target.shard_id).copied().unwrap_or(0),
                     };
                     async move { proto::txn_client::TxnClient::new(channel).read(request).await }
                 })
@@ -220,7 +243,7 @@ impl Txn {
                 (false, true) => end.to_vec(),
                 (false, false) => end.to_vec().min(shard_end.clone()),
             };
-            self.note_locked(shard, epoch, proto::Span { start: from, end: locked_end, range: true });
+            self.note_locked(shard, epoch, page.lock_term, proto::Span { start: from, end: locked_end, range: true });
             for kv in page.pairs {
                 found.insert(
                     kv.key.clone(),
@@ -265,10 +288,11 @@ impl Txn {
     /// Groups the transaction's reads and writes by shard.
     fn parts(&self) -> Result<BTreeMap<u64, ShardPart>> {
         let mut parts: BTreeMap<u64, ShardPart> = BTreeMap::new();
-        for (shard, (epoch, reads)) in &self.reads {
+        for (shard, read) in &self.reads {
             let p = parts.entry(*shard).or_default();
-            p.epoch = *epoch;
-            p.reads = reads.clone();
+            p.epoch = read.epoch;
+            p.reads = read.spans.clone();
+            p.lock_term = read.lock_term;
         }
         for (key, value) in &self.writes {
             let (shard, epoch) = self
@@ -325,6 +349,7 @@ impl Txn {
                             coordinator_shard_id: coordinator,
                             writes: part.writes.clone(),
                             reads: part.reads.clone(),
+                            lock_term: part.lock_term,
                         };
                         async move { proto::txn_client::TxnClient::new(channel).prepare(request).await }
                     })
@@ -360,6 +385,7 @@ impl Txn {
                     writes: part.writes.clone(),
                     reads: part.reads.clone(),
                     participants: participants.clone(),
+                    lock_term: part.lock_term,
                 };
                 async move { proto::txn_client::TxnClient::new(channel).commit(request).await }
             })

@@ -392,11 +392,12 @@ impl Node {
             self.check_route(&r, req.shard_epoch, &mut std::iter::once(span.start.as_slice()))?;
             (LockTarget::Key(span.start.clone()), Vec::new(), 1)
         };
-        match self.txn_call(&r, Input::Read { req: 0, txn, priority, target }, self.time.write_timeout()).await? {
-            Some(Answer::Locked) => {}
+        let input = Input::Read { req: 0, txn, priority, target, lock_term: req.lock_term };
+        let lock_term = match self.txn_call(&r, input, self.time.write_timeout()).await? {
+            Some(Answer::Locked { lock_term }) => lock_term,
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a read: {other:?}"))),
             None => return Err(Error::Unavailable("the read's lock was not granted in time".into())),
-        }
+        };
         // The lock is held: nobody can commit a write to it. Confirm
         // leadership and that everything committed is applied, then read
         // the latest version.
@@ -406,14 +407,14 @@ impl Node {
         if span.range {
             let page = reader.scan(&span.start, &end, Timestamp::MAX, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
             let (pairs, resume_key) = page_to_proto(page);
-            Ok(proto::TxnReadResponse { pairs, resume_key })
+            Ok(proto::TxnReadResponse { pairs, resume_key, lock_term })
         } else {
             let pairs = reader
                 .get(&span.start, Timestamp::MAX)?
                 .map(|(ts, value)| proto::KeyValue { key: span.start.clone(), value, version_ts: ts.as_nanos() })
                 .into_iter()
                 .collect();
-            Ok(proto::TxnReadResponse { pairs, resume_key: Vec::new() })
+            Ok(proto::TxnReadResponse { pairs, resume_key: Vec::new(), lock_term })
         }
     }
 
@@ -445,7 +446,7 @@ impl Node {
         let r = self.replica(req.shard_id)?;
         let (writes, reads) = self.txn_writes_and_reads(&r, req.shard_epoch, req.writes, req.reads)?;
         let coordinator = ShardId(req.coordinator_shard_id);
-        let input = Input::Prepare { req: 0, txn, priority, writes, reads, coordinator };
+        let input = Input::Prepare { req: 0, txn, priority, writes, reads, lock_term: req.lock_term, coordinator };
         match self.txn_call(&r, input, self.time.write_timeout()).await? {
             Some(Answer::Prepared { prepare_ts }) => Ok(prepare_ts),
             Some(other) => Err(Error::Storage(format!("unexpected answer to a prepare: {other:?}"))),
@@ -461,7 +462,7 @@ impl Node {
         let (writes, reads) = self.txn_writes_and_reads(&r, req.shard_epoch, req.writes, req.reads)?;
         let participants =
             req.participants.into_iter().map(|p| (ShardId(p.shard_id), Timestamp::from_nanos(p.prepare_ts))).collect();
-        let input = Input::Commit { req: 0, txn, priority, writes, reads, participants };
+        let input = Input::Commit { req: 0, txn, priority, writes, reads, lock_term: req.lock_term, participants };
         let commit_ts = match self.txn_call(&r, input, self.time.write_timeout()).await? {
             Some(Answer::Committed { commit_ts, .. }) => commit_ts,
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a commit: {other:?}"))),

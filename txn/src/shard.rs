@@ -54,6 +54,17 @@
 //! prepare it). Prepared transactions keep their locks: a new leader
 //! re-acquires them from the durable records before serving anything.
 //!
+//! "Still holds the read locks" must mean "has held them since it read",
+//! not "holds them now": a transaction that read `k` under one leader and
+//! reads `k` again under the next would hold a fresh lock on `k` while its
+//! first read may since have been overwritten. So every grant names the
+//! leadership's raft term (`Answer::Locked { lock_term }`), the client
+//! sends it back with the transaction's later reads and its prepare or
+//! commit on that shard, and a term other than the current one aborts the
+//! transaction (`ReadLocksLost`). Found by `spandb jepsen --workload
+//! list-append`, as an `internal` anomaly: two reads of one key in one
+//! transaction disagreeing across a leader kill.
+//!
 //! # Invariants (asserted)
 //! - Assigned timestamps strictly increase; `commit_ts >= prepare_ts` at the
 //!   coordinator and again at each participant (`timestamps.rs`).
@@ -210,7 +221,11 @@ impl fmt::Display for TxnError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// The read's shared lock is held: read the latest committed value.
-    Locked,
+    /// `lock_term` names the leadership holding the transaction's locks
+    /// here; its later reads and its prepare or commit carry it back.
+    Locked {
+        lock_term: u64,
+    },
     Prepared {
         prepare_ts: Timestamp,
     },
@@ -269,11 +284,14 @@ pub enum Output {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// A read-write transaction reads `target`: take a shared lock.
+    /// `lock_term`: the `Answer::Locked` term of its earlier reads here (0
+    /// for its first).
     Read {
         req: ReqId,
         txn: TxnId,
         priority: Priority,
         target: LockTarget,
+        lock_term: u64,
     },
     /// Prepare `txn` here (a participant that is not the coordinator).
     Prepare {
@@ -282,6 +300,8 @@ pub enum Input {
         priority: Priority,
         writes: Vec<Write>,
         reads: Vec<LockTarget>,
+        /// The term its `reads` were locked under (ignored without reads).
+        lock_term: u64,
         coordinator: ShardId,
     },
     /// Commit `txn` here: the one participant, or the coordinator of
@@ -292,6 +312,8 @@ pub enum Input {
         priority: Priority,
         writes: Vec<Write>,
         reads: Vec<LockTarget>,
+        /// The term its `reads` were locked under (ignored without reads).
+        lock_term: u64,
         participants: Vec<(ShardId, Timestamp)>,
     },
     /// A plain write (an internal one-shard transaction).
@@ -335,8 +357,11 @@ pub enum Input {
         req: Option<ReqId>,
         command: TxnCommand,
     },
-    /// This replica leads and has applied every entry of earlier terms.
-    LeaderReady,
+    /// This replica leads, in raft term `term`, and has applied every
+    /// entry of earlier terms.
+    LeaderReady {
+        term: u64,
+    },
     /// This replica no longer leads.
     LeaderLost,
 }
@@ -388,6 +413,9 @@ struct ActiveTxn {
 pub struct ShardTxns {
     shard: ShardId,
     leading: bool,
+    /// The raft term of the current leadership: the in-memory locks live
+    /// and die with it (0 when not leading).
+    leader_term: u64,
     locks: LockTable,
     oracle: TimestampOracle,
     safe: SafeTime,
@@ -474,15 +502,21 @@ impl ShardTxns {
         match input {
             Input::Applied { req, command, conditions_held } => self.applied(req, command, conditions_held, &mut out),
             Input::ProposalFailed { req, command } => self.proposal_failed(req, command, &mut out),
-            Input::LeaderReady => self.leader_ready(),
+            Input::LeaderReady { term } => self.leader_ready(term),
             Input::LeaderLost => self.leader_lost(&mut out),
             _ if !self.leading => {
                 if let Some(req) = request_id(&input) {
                     out.push(Output::Reply { req, result: Err(TxnError::NotLeader) });
                 }
             }
-            Input::Read { req, txn, priority, target } => {
-                if self.admit(req, txn, now, &mut out) {
+            Input::Read { req, txn, priority, target, lock_term } => {
+                if lock_term != 0 && lock_term != self.leader_term {
+                    // Its earlier reads' locks died with an earlier
+                    // leadership: a new lock now would hide that they may
+                    // have been overwritten since.
+                    self.abort_active(txn, AbortReason::ReadLocksLost, now, &mut out);
+                    out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::ReadLocksLost)) });
+                } else if self.admit(req, txn, now, &mut out) {
                     self.park(
                         req,
                         txn,
@@ -494,22 +528,22 @@ impl ShardTxns {
                     );
                 }
             }
-            Input::Prepare { req, txn, priority, writes, reads, coordinator } => {
+            Input::Prepare { req, txn, priority, writes, reads, lock_term, coordinator } => {
                 if let Some(p) = self.prepared.get(&txn) {
                     // A retried prepare: answer as before.
                     out.push(Output::Reply { req, result: Ok(Answer::Prepared { prepare_ts: p.prepare_ts }) });
                     return out;
                 }
-                if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, now, &mut out) {
+                if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, lock_term, now, &mut out) {
                     self.park(req, txn, priority, wanted, Then::Prepare { writes, reads, coordinator }, now, &mut out);
                 }
             }
-            Input::Commit { req, txn, priority, writes, reads, participants } => {
+            Input::Commit { req, txn, priority, writes, reads, lock_term, participants } => {
                 if let Some(outcome) = self.decisions.get(&txn) {
                     out.push(Output::Reply { req, result: outcome_answer(*outcome) });
                     return out;
                 }
-                if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, now, &mut out) {
+                if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, lock_term, now, &mut out) {
                     let then = Then::Commit { writes, conditions: vec![], participants, received: now };
                     self.park(req, txn, priority, wanted, then, now, &mut out);
                 }
@@ -603,21 +637,24 @@ impl ShardTxns {
 
     /// Admits a prepare or commit: checks its size and that the
     /// transaction may still decide, and that it still holds every read
-    /// lock it claims (else it aborts: its reads may be stale). Returns the
-    /// exclusive locks to take, or `None` if it was answered already.
+    /// lock it claims, taken under this leadership (else it aborts: its
+    /// reads may be stale). Returns the exclusive locks to take, or `None`
+    /// if it was answered already.
+    #[allow(clippy::too_many_arguments)]
     fn admit_decision(
         &mut self,
         req: ReqId,
         txn: TxnId,
         writes: &[Write],
         reads: &[LockTarget],
+        lock_term: u64,
         now: TtInterval,
         out: &mut Vec<Output>,
     ) -> Option<VecDeque<(LockTarget, LockMode)>> {
         if !self.check_writes(req, writes, out) || !self.admit(req, txn, now, out) {
             return None;
         }
-        if let Err(e) = self.check_reads_held(txn, reads) {
+        if let Err(e) = self.check_reads_held(txn, reads, lock_term) {
             self.abort_active(txn, AbortReason::ReadLocksLost, now, out);
             out.push(Output::Reply { req, result: Err(e) });
             return None;
@@ -634,8 +671,13 @@ impl ShardTxns {
         true
     }
 
-    fn check_reads_held(&self, txn: TxnId, reads: &[LockTarget]) -> Result<(), TxnError> {
-        match reads.iter().all(|t| self.locks.holds(txn, t, LockMode::Shared)) {
+    /// Whether `txn` still holds a shared lock on each of `reads`, taken
+    /// under this leadership (a lock re-taken under a later one does not
+    /// vouch for what the earlier read saw).
+    fn check_reads_held(&self, txn: TxnId, reads: &[LockTarget], lock_term: u64) -> Result<(), TxnError> {
+        let held = reads.is_empty()
+            || (lock_term == self.leader_term && reads.iter().all(|t| self.locks.holds(txn, t, LockMode::Shared)));
+        match held {
             true => Ok(()),
             false => Err(TxnError::Aborted(AbortReason::ReadLocksLost)),
         }
@@ -707,7 +749,7 @@ impl ShardTxns {
     /// Every lock of a parked request is held: do what it came for.
     fn locks_held(&mut self, req: ReqId, p: Parked, now: TtInterval, out: &mut Vec<Output>) {
         match p.then {
-            Then::Read => out.push(Output::Reply { req, result: Ok(Answer::Locked) }),
+            Then::Read => out.push(Output::Reply { req, result: Ok(Answer::Locked { lock_term: self.leader_term }) }),
             Then::Prepare { writes, reads, coordinator } => {
                 let prepare_ts = self.oracle.assign(now);
                 self.deciding(p.txn);
@@ -902,8 +944,9 @@ impl ShardTxns {
         }
     }
 
-    fn leader_ready(&mut self) {
+    fn leader_ready(&mut self, term: u64) {
         self.leading = true;
+        self.leader_term = term;
         self.oracle = TimestampOracle::starting_above(self.safe.max_applied());
         self.locks.clear();
         // Prepared transactions keep their locks under every leader.
@@ -923,6 +966,7 @@ impl ShardTxns {
 
     fn leader_lost(&mut self, out: &mut Vec<Output>) {
         self.leading = false;
+        self.leader_term = 0;
         for (req, _) in std::mem::take(&mut self.parked) {
             out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::LeaderChanged)) });
         }

@@ -148,21 +148,18 @@ fn raft_config(replica_id: ReplicaId, applied: u64, rc: &RaftConfig) -> raft::Co
 }
 
 /// Sets a request id on an input that carries one.
-fn with_req(input: Input, req: ReqId) -> Input {
-    match input {
-        Input::Read { txn, priority, target, .. } => Input::Read { req, txn, priority, target },
-        Input::Prepare { txn, priority, writes, reads, coordinator, .. } => {
-            Input::Prepare { req, txn, priority, writes, reads, coordinator }
-        }
-        Input::Commit { txn, priority, writes, reads, participants, .. } => {
-            Input::Commit { req, txn, priority, writes, reads, participants }
-        }
-        Input::Write { writes, conditions, .. } => Input::Write { req, writes, conditions },
-        Input::Abort { txn, .. } => Input::Abort { req, txn },
-        Input::Decide { txn, outcome, .. } => Input::Decide { req, txn, outcome },
-        Input::Resolve { txn, .. } => Input::Resolve { req, txn },
-        other => other,
+fn with_req(mut input: Input, id: ReqId) -> Input {
+    match &mut input {
+        Input::Read { req, .. }
+        | Input::Prepare { req, .. }
+        | Input::Commit { req, .. }
+        | Input::Write { req, .. }
+        | Input::Abort { req, .. }
+        | Input::Decide { req, .. }
+        | Input::Resolve { req, .. } => *req = id,
+        _ => {}
     }
+    input
 }
 
 /// Reads a shard's records of one kind from cf txn.
@@ -725,7 +722,7 @@ impl Replica {
         if let Some((term, ready_at, false)) = self.leadership {
             if self.applied_index >= ready_at {
                 self.leadership = Some((term, ready_at, true));
-                let outputs = self.txns.step(tt.now(), Input::LeaderReady);
+                let outputs = self.txns.step(tt.now(), Input::LeaderReady { term });
                 self.execute(tt, outputs, None, completions);
                 for (input, reply) in std::mem::take(&mut self.waiting) {
                     self.submit(tt, input, Some(reply), completions);

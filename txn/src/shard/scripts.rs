@@ -6,10 +6,17 @@
 //! Commands (`shard=N` picks the shard, default 1; time is `[t-1, t+1]`):
 //!
 //! ```text
-//! leader | lost | time T | tick | close | state
-//! read REQ TXN prio=P KEY|"[A,B)"
-//! prepare REQ TXN prio=P coord=C [writes=a:1,b:-] [reads=a,b]
-//! commit REQ TXN prio=P [writes=...] [reads=...] [participants=2@1005,3@1007]
+//! leader [term=T] | lost | time T | tick | close | state
+//! read REQ TXN prio=P KEY|"[A,B)" [lock_term=T]
+//! prepare REQ TXN prio=P coord=C [writes=a:1,b:-] [reads=a,b] [lock_term=T]
+//! commit REQ TXN prio=P [writes=...] [reads=...] [participants=2@1005,3@1007] [lock_term=T]
+//! ```
+//!
+//! `leader` starts the shard's next term (or `term=T`). A read's
+//! `lock_term` is 0 (a first read) unless given; a prepare's or commit's is
+//! the shard's current term unless given (its reads were taken here).
+//!
+//! ```text
 //! write REQ writes=a:1 [if=a:old|a:-]          (a plain write; "-" is absent)
 //! abort REQ TXN | heartbeat TXN | decide REQ TXN committed@S|aborted | resolve REQ TXN
 //! apply [n=K] [cond=false] | drop
@@ -28,6 +35,8 @@ type Res<T> = Result<T, Box<dyn Error>>;
 
 struct Shard {
     txns: ShardTxns,
+    /// The term of the latest `leader`.
+    term: u64,
     proposals: VecDeque<(Option<ReqId>, TxnCommand)>,
 }
 
@@ -126,8 +135,17 @@ impl Runner {
     fn shard(&mut self, id: u64) -> &mut Shard {
         self.shards.entry(id).or_insert_with(|| Shard {
             txns: ShardTxns::restore(ShardId(id), Timestamp::ZERO, vec![], vec![]),
+            term: 0,
             proposals: VecDeque::new(),
         })
+    }
+
+    /// A prepare's or commit's `lock_term=T`, by default the shard's term.
+    fn lock_term(&mut self, id: u64, args: &mut goldenscript::ArgumentConsumer) -> Res<u64> {
+        match args.take_key("lock_term") {
+            Some(t) => Ok(t.parse()?),
+            None => Ok(self.shard(id).term),
+        }
     }
 
     /// Feeds one input and prints its outputs, queueing proposals.
@@ -138,7 +156,7 @@ impl Runner {
             match o {
                 Output::Reply { req, result } => {
                     let shown = match result {
-                        Ok(Answer::Locked) => "locked".to_string(),
+                        Ok(Answer::Locked { lock_term }) => format!("locked, term {lock_term}"),
                         Ok(Answer::Prepared { prepare_ts }) => format!("prepared@{}", prepare_ts.as_nanos()),
                         Ok(Answer::Committed { commit_ts, applied }) => {
                             let cond = if applied { "" } else { " (a condition failed: nothing written)" };
@@ -185,7 +203,14 @@ impl goldenscript::Runner for Runner {
             Ok(Priority::new(Timestamp::from_nanos(p), t))
         };
         match command.name.as_str() {
-            "leader" => self.step(id, Input::LeaderReady, &mut out)?,
+            "leader" => {
+                let term = match args.take_key("term") {
+                    Some(t) => t.parse()?,
+                    None => self.shard(id).term + 1,
+                };
+                self.shard(id).term = term;
+                self.step(id, Input::LeaderReady { term }, &mut out)?
+            }
             "lost" => self.step(id, Input::LeaderLost, &mut out)?,
             "time" => self.now = args.next_pos().ok_or("time T")?.parse()?,
             "tick" => self.step(id, Input::Tick, &mut out)?,
@@ -195,7 +220,8 @@ impl goldenscript::Runner for Runner {
                 let t = txn(args.next_pos().ok_or("read REQ TXN KEY")?)?;
                 let priority = prio(&mut args, t)?;
                 let target = target(args.next_pos().ok_or("read REQ TXN KEY")?);
-                self.step(id, Input::Read { req: r, txn: t, priority, target }, &mut out)?;
+                let lock_term = args.take_key("lock_term").map(str::parse).transpose()?.unwrap_or(0);
+                self.step(id, Input::Read { req: r, txn: t, priority, target, lock_term }, &mut out)?;
             }
             "prepare" => {
                 let r = req(args.next_pos().ok_or("prepare REQ TXN")?)?;
@@ -204,7 +230,8 @@ impl goldenscript::Runner for Runner {
                 let coordinator = ShardId(args.take_key("coord").ok_or("coord=C is required")?.parse()?);
                 let w = writes(args.take_key("writes"))?;
                 let reads = list(args.take_key("reads"));
-                let input = Input::Prepare { req: r, txn: t, priority, writes: w, reads, coordinator };
+                let lock_term = self.lock_term(id, &mut args)?;
+                let input = Input::Prepare { req: r, txn: t, priority, writes: w, reads, lock_term, coordinator };
                 self.step(id, input, &mut out)?;
             }
             "commit" => {
@@ -223,7 +250,8 @@ impl goldenscript::Runner for Runner {
                         })
                         .collect::<Res<_>>()?,
                 };
-                let input = Input::Commit { req: r, txn: t, priority, writes: w, reads, participants };
+                let lock_term = self.lock_term(id, &mut args)?;
+                let input = Input::Commit { req: r, txn: t, priority, writes: w, reads, lock_term, participants };
                 self.step(id, input, &mut out)?;
             }
             "write" => {
@@ -320,6 +348,7 @@ scripts!(
     abort_decision_beats_a_late_commit,
     prepared_locks_survive_a_leader_change,
     read_locks_die_with_the_leader,
+    reread_under_a_new_leader_aborts,
     vanished_client_loses_its_locks,
     plain_writes_take_locks_and_check_conditions,
     safe_time_waits_for_prepared_transactions,
