@@ -28,8 +28,8 @@
 //! a TCP proxy the harness owns (`proxy.rs`), so a partition is a cut at
 //! the TCP level, outside the servers. Clients and admin calls are never
 //! cut. With `--addr` the run uses a cluster it did not start: it cannot
-//! signal those processes or cut their links, so only the clock nemesis is
-//! allowed there.
+//! signal those processes or cut their links, so only the nemeses that act
+//! through the admin API (clock, leader-transfer) are allowed there.
 //!
 //! # A run, with numbers
 //!

@@ -51,7 +51,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub beyond_epsilon: bool,
     /// Run against this existing cluster (host:port of any server) instead
-    /// of starting one; only the clock nemesis works then.
+    /// of starting one; only the clock and leader-transfer nemeses work
+    /// then (they act through the admin API).
     #[arg(long, value_name = "HOST:PORT")]
     pub addr: Option<String>,
     /// TESTING ONLY: start servers that serve linearizable reads this many
@@ -123,7 +124,7 @@ impl RunOptions {
             Some(addr) => {
                 if let Some(kind) = nemeses.iter().find(|k| k.needs_own_cluster().is_some()) {
                     bail!(
-                        "nemesis {} {}, which only a cluster the harness starts has; with --addr only the clock nemesis works",
+                        "nemesis {} {}, which only a cluster the harness starts has; with --addr only clock and leader-transfer work",
                         kind.as_str(),
                         kind.needs_own_cluster().unwrap_or_default()
                     );

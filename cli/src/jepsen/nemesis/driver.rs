@@ -32,7 +32,7 @@ use crate::jepsen::recorder::Recorder;
 pub enum Target {
     /// A cluster the harness started: every nemesis works.
     Own(Cluster),
-    /// A cluster given with `--addr` (id -> address): only the clock.
+    /// A cluster given with `--addr` (id -> address): only the admin-API nemeses (clock, leader-transfer).
     Given(BTreeMap<u64, String>),
 }
 
