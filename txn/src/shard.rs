@@ -497,7 +497,7 @@ impl ShardTxns {
     }
 
     /// Feeds one input; returns what to do, in order.
-    pub fn step(&mut self, now: TtInterval, input: Input) -> Vec<Output> {
+    pub fn step(&mut self, now: TtInterval, mut input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
             Input::Applied { req, command, conditions_held } => self.applied(req, command, conditions_held, &mut out),
@@ -505,7 +505,7 @@ impl ShardTxns {
             Input::LeaderReady { term } => self.leader_ready(term),
             Input::LeaderLost => self.leader_lost(&mut out),
             _ if !self.leading => {
-                if let Some(req) = request_id(&input) {
+                if let Some(&mut req) = input.req_mut() {
                     out.push(Output::Reply { req, result: Err(TxnError::NotLeader) });
                 }
             }
@@ -983,16 +983,20 @@ fn outcome_answer(outcome: Outcome) -> Result<Answer, TxnError> {
     }
 }
 
-fn request_id(input: &Input) -> Option<ReqId> {
-    match input {
-        Input::Read { req, .. }
-        | Input::Prepare { req, .. }
-        | Input::Commit { req, .. }
-        | Input::Write { req, .. }
-        | Input::Abort { req, .. }
-        | Input::Decide { req, .. }
-        | Input::Resolve { req, .. } => Some(*req),
-        _ => None,
+impl Input {
+    /// The id of the request this input carries (`None`: not a request),
+    /// for the driver to set and the state machine to answer.
+    pub fn req_mut(&mut self) -> Option<&mut ReqId> {
+        match self {
+            Input::Read { req, .. }
+            | Input::Prepare { req, .. }
+            | Input::Commit { req, .. }
+            | Input::Write { req, .. }
+            | Input::Abort { req, .. }
+            | Input::Decide { req, .. }
+            | Input::Resolve { req, .. } => Some(req),
+            _ => None,
+        }
     }
 }
 

@@ -149,15 +149,8 @@ fn raft_config(replica_id: ReplicaId, applied: u64, rc: &RaftConfig) -> raft::Co
 
 /// Sets a request id on an input that carries one.
 fn with_req(mut input: Input, id: ReqId) -> Input {
-    match &mut input {
-        Input::Read { req, .. }
-        | Input::Prepare { req, .. }
-        | Input::Commit { req, .. }
-        | Input::Write { req, .. }
-        | Input::Abort { req, .. }
-        | Input::Decide { req, .. }
-        | Input::Resolve { req, .. } => *req = id,
-        _ => {}
+    if let Some(req) = input.req_mut() {
+        *req = id;
     }
     input
 }
