@@ -294,16 +294,7 @@ async fn run_one(client: &Client, args: &KvBenchArgs, op: KvOp, clients: usize, 
     let (measure_from, end) = (start + warmup, start + warmup + measured);
     let done = Arc::new(AtomicU64::new(0));
     let progress = progress_bar(args.no_progress, warmup + measured, &format!("{op:?} x{clients}"));
-    let ticker = {
-        let (progress, done) = (progress.clone(), done.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                progress.set_position(start.elapsed().as_millis() as u64);
-                progress.set_message(format!("{} ops", done.load(Ordering::Relaxed)));
-            }
-        })
-    };
+    let ticker = spawn_ticker(&progress, start, &done, "ops");
     let mut workers = Vec::with_capacity(clients);
     for _ in 0..clients {
         let (client, done, value) = (client.clone(), done.clone(), value.to_vec());
@@ -344,6 +335,24 @@ async fn run_one(client: &Client, args: &KvBenchArgs, op: KvOp, clients: usize, 
     ticker.abort();
     progress.finish_and_clear();
     Report { histogram, errors, measured }
+}
+
+/// Moves `progress` along with the clock from `start` and shows how many
+/// `unit`s are `done`, until aborted.
+fn spawn_ticker(
+    progress: &ProgressBar,
+    start: Instant,
+    done: &Arc<AtomicU64>,
+    unit: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    let (progress, done) = (progress.clone(), done.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            progress.set_position(start.elapsed().as_millis() as u64);
+            progress.set_message(format!("{} {unit}", done.load(Ordering::Relaxed)));
+        }
+    })
 }
 
 fn progress_bar(hidden: bool, total: Duration, prefix: &str) -> ProgressBar {
@@ -466,16 +475,7 @@ async fn run_txn_one(
     let done = Arc::new(AtomicU64::new(0));
     let progress =
         progress_bar(args.no_progress, warmup + measured, &format!("{workload:?} p{participants} x{clients}"));
-    let ticker = {
-        let (progress, done) = (progress.clone(), done.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                progress.set_position(start.elapsed().as_millis() as u64);
-                progress.set_message(format!("{} txns", done.load(Ordering::Relaxed)));
-            }
-        })
-    };
+    let ticker = spawn_ticker(&progress, start, &done, "txns");
     let (shards, keys) = (args.shards, args.keys);
     let mut workers = Vec::with_capacity(clients);
     for _ in 0..clients {

@@ -149,11 +149,6 @@ impl Txn {
         }
     }
 
-    /// The lock term of each shard this transaction holds read locks on.
-    fn lock_terms(&self) -> BTreeMap<u64, u64> {
-        self.reads.iter().map(|(shard, r)| (*shard, r.lock_term)).collect()
-    }
-
     /// Starts heartbeats once the transaction holds a lock somewhere.
     fn note_locked(&mut self, shard: u64, epoch: u64, lock_term: u64, span: proto::Span) {
         self.reads.entry(shard).or_insert(ShardReads { epoch, lock_term, spans: Vec::new() }).spans.push(span);
@@ -180,7 +175,7 @@ impl Txn {
         let meta = self.meta();
         let span = proto::Span { start: key.to_vec(), end: Vec::new(), range: false };
         let mut locked_at = (0, 0);
-        let lock_terms = self.lock_terms();
+        let reads = &self.reads;
         let response = self
             .client
             .execute(Dest::Key(key), Op::LockingRead, |channel, target| {
@@ -191,7 +186,7 @@ impl Txn {
                     shard_epoch: target.epoch,
                     span: Some(span.clone()),
                     limit: 1,
-                    lock_term: lock_terms.get(&target.shard_id).copied().unwrap_or(0),
+                    lock_term: reads.get(&target.shard_id).map_or(0, |r| r.lock_term),
                 };
                 async move { proto::txn_client::TxnClient::new(channel).read(request).await }
             })
@@ -219,7 +214,7 @@ impl Txn {
             let mut at = (0, 0, Vec::new());
             let span = proto::Span { start: from.clone(), end: end.to_vec(), range: true };
             let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;
-            let lock_terms = self.lock_terms();
+            let reads = &self.reads;
             let page = self
                 .client
                 .execute(Dest::Key(&from), Op::LockingRead, |channel, target| {
@@ -230,7 +225,7 @@ impl Txn {
                         shard_epoch: target.epoch,
                         span: Some(span.clone()),
                         limit: page_limit,
-                        lock_term: lock_terms.get(&target.shard_id).copied().unwrap_or(0),
+                        lock_term: reads.get(&target.shard_id).map_or(0, |r| r.lock_term),
                     };
                     async move { proto::txn_client::TxnClient::new(channel).read(request).await }
                 })
