@@ -66,14 +66,17 @@
 //!
 //! The uncertainty is simulated: `epsilon` is configuration, not measured
 //! from GPS and atomic clocks. Clock health (comparing with peers and
-//! refusing to serve when out of bounds, DESIGN.md §3) lives in the server,
-//! which owns the network.
+//! refusing to serve when out of bounds, DESIGN.md §3) is decided by the
+//! pure [`health`] module; the server, which owns the network, samples its
+//! peers and acts on the verdict.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub mod health;
 
 /// Default clock uncertainty: a few milliseconds, as DESIGN.md §3 asks.
 pub const EPSILON_DEFAULT: Duration = Duration::from_millis(2);
