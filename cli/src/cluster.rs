@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use spanserver::config::{RaftConfig, ServerConfig, TimeConfig};
+use spanserver::config::{AdminConfig, RaftConfig, ServerConfig, TimeConfig};
 use spanserver::{ClusterSpec, ServerId, ServerSpec};
 use tokio::process::{Child, Command};
 
@@ -106,6 +106,9 @@ impl LocalCluster {
                 gc: Default::default(),
                 time: time.clone(),
                 peer_addrs: Default::default(),
+                // A playground: the jepsen nemeses (`spandb jepsen --addr`)
+                // need the operator tools.
+                admin: AdminConfig { tools: true },
                 unsafe_testing: Default::default(),
             };
             let text = toml::to_string(&config).context("encoding a server configuration")?;
@@ -230,6 +233,7 @@ fn demo_spec(port_base: u16, servers: usize, split_points: Vec<String>) -> anyho
                 Ok(ServerSpec { id: ServerId(i as u64 + 1), addr: format!("127.0.0.1:{port}") })
             })
             .collect::<anyhow::Result<_>>()?,
+        peer_secret: ClusterSpec::new_peer_secret(),
     };
     spec.validate()?;
     Ok(spec)

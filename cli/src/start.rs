@@ -29,6 +29,10 @@ pub struct StartArgs {
     /// TrueTime epsilon in milliseconds.
     #[arg(long)]
     epsilon_ms: Option<u64>,
+    /// Serve the operator tools of the admin API (clock offsets, leader
+    /// transfers): for tests, nemeses and deliberate operator use.
+    #[arg(long)]
+    admin_tools: bool,
 }
 
 fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
@@ -51,6 +55,7 @@ fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
                 gc: Default::default(),
                 time: Default::default(),
                 peer_addrs: Default::default(),
+                admin: Default::default(),
                 unsafe_testing: Default::default(),
             }
         }
@@ -70,6 +75,9 @@ fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
     }
     if let Some(eps) = args.epsilon_ms {
         config.time.epsilon_ms = eps;
+    }
+    if args.admin_tools {
+        config.admin.tools = true;
     }
     Ok(config)
 }

@@ -24,7 +24,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
     for s in &info.servers {
         let status = client.server_status(&s.addr).await;
         let state = match &status {
-            Ok(st) => format!("up, {} replicas", st.replicas.len()),
+            Ok(st) => format!("up, {} replicas; clock {}", st.replicas.len(), st.clock),
             Err(e) => format!("unreachable ({e})"),
         };
         writeln!(out, "s{:<6} {:<22} {}", s.server_id, s.addr, state)?;

@@ -40,6 +40,11 @@ pub enum Error {
     /// again; [`crate::Client::run`] does, keeping its priority.
     #[error("transaction aborted: {0}")]
     Aborted(String),
+
+    /// The server refuses this caller the request (an operator tool that
+    /// is off, a peer-only request).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
 }
 
 impl Error {
@@ -59,6 +64,8 @@ impl Error {
             Error::Connect(_) => true,
             // The transaction may succeed when run again.
             Error::Aborted(_) => true,
+            // Asking again does not grant permission.
+            Error::PermissionDenied(_) => false,
         }
     }
 }
@@ -93,6 +100,7 @@ pub(crate) fn classify(status: &tonic::Status) -> Failure {
             ErrorKind::Ambiguous => return Failure::Ambiguous(msg),
             ErrorKind::InvalidArgument => return Failure::Permanent(Error::InvalidArgument(msg)),
             ErrorKind::Aborted => return Failure::Permanent(Error::Aborted(msg)),
+            ErrorKind::PermissionDenied => return Failure::Permanent(Error::PermissionDenied(msg)),
             ErrorKind::SnapshotTooOld => {
                 return Failure::Permanent(Error::SnapshotTooOld {
                     read_ts: Timestamp::ZERO,
@@ -152,6 +160,10 @@ mod tests {
         assert!(matches!(
             classify(&status_with(InvalidArgument, |_| {})),
             Failure::Permanent(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            classify(&status_with(PermissionDenied, |_| {})),
+            Failure::Permanent(Error::PermissionDenied(_))
         ));
         assert!(matches!(
             classify(&status_with(SnapshotTooOld, |d| d.gc_watermark = 5)),

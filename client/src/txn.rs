@@ -80,19 +80,19 @@ struct ShardPart {
     epoch: u64,
     writes: Vec<proto::Mutation>,
     reads: Vec<proto::Span>,
-    /// The leadership (raft term) the reads were locked under.
-    lock_term: u64,
+    /// The lease the reads were locked under.
+    lease: Option<proto::LockLease>,
 }
 
 /// What a transaction read on one shard.
 #[derive(Debug, Clone)]
 struct ShardReads {
     epoch: u64,
-    /// The leadership holding the locks (from the first read's answer);
-    /// later reads and the prepare or commit send it back, so locks lost
-    /// with a leader change abort the transaction even if a later read
-    /// took them again.
-    lock_term: u64,
+    /// The lease of the transaction's locks there (from the first read's
+    /// answer); later reads and the prepare or commit present it, so locks
+    /// lost since (a leader change, a wound, an expired keep-alive) abort
+    /// the transaction even if a later read took them again.
+    lease: Option<proto::LockLease>,
     spans: Vec<proto::Span>,
 }
 
@@ -150,8 +150,8 @@ impl Txn {
     }
 
     /// Starts heartbeats once the transaction holds a lock somewhere.
-    fn note_locked(&mut self, shard: u64, epoch: u64, lock_term: u64, span: proto::Span) {
-        self.reads.entry(shard).or_insert(ShardReads { epoch, lock_term, spans: Vec::new() }).spans.push(span);
+    fn note_locked(&mut self, shard: u64, epoch: u64, lease: Option<proto::LockLease>, span: proto::Span) {
+        self.reads.entry(shard).or_insert(ShardReads { epoch, lease, spans: Vec::new() }).spans.push(span);
         self.locked_shards.lock().expect("shards lock").insert(shard);
         if self.heartbeat.is_none() {
             let (client, shards, id) = (self.client.clone(), self.locked_shards.clone(), self.id);
@@ -186,13 +186,13 @@ impl Txn {
                     shard_epoch: target.epoch,
                     span: Some(span.clone()),
                     limit: 1,
-                    lock_term: reads.get(&target.shard_id).map_or(0, |r| r.lock_term),
+                    lease: reads.get(&target.shard_id).and_then(|r| r.lease),
                 };
                 async move { proto::txn_client::TxnClient::new(channel).read(request).await }
             })
             .await?
             .into_inner();
-        self.note_locked(locked_at.0, locked_at.1, response.lock_term, span);
+        self.note_locked(locked_at.0, locked_at.1, response.lease, span);
         Ok(response.pairs.into_iter().next().map(|kv| kv.value))
     }
 
@@ -225,7 +225,7 @@ impl Txn {
                         shard_epoch: target.epoch,
                         span: Some(span.clone()),
                         limit: page_limit,
-                        lock_term: reads.get(&target.shard_id).map_or(0, |r| r.lock_term),
+                        lease: reads.get(&target.shard_id).and_then(|r| r.lease),
                     };
                     async move { proto::txn_client::TxnClient::new(channel).read(request).await }
                 })
@@ -238,7 +238,7 @@ impl Txn {
                 (false, true) => end.to_vec(),
                 (false, false) => end.to_vec().min(shard_end.clone()),
             };
-            self.note_locked(shard, epoch, page.lock_term, proto::Span { start: from, end: locked_end, range: true });
+            self.note_locked(shard, epoch, page.lease, proto::Span { start: from, end: locked_end, range: true });
             for kv in page.pairs {
                 found.insert(
                     kv.key.clone(),
@@ -287,7 +287,7 @@ impl Txn {
             let p = parts.entry(*shard).or_default();
             p.epoch = read.epoch;
             p.reads = read.spans.clone();
-            p.lock_term = read.lock_term;
+            p.lease = read.lease;
         }
         for (key, value) in &self.writes {
             let (shard, epoch) = self
@@ -344,19 +344,21 @@ impl Txn {
                             coordinator_shard_id: coordinator,
                             writes: part.writes.clone(),
                             reads: part.reads.clone(),
-                            lock_term: part.lock_term,
+                            lease: part.lease,
                         };
                         async move { proto::txn_client::TxnClient::new(channel).prepare(request).await }
                     })
                     .await;
-                (shard, result.map(|r| r.into_inner().prepare_ts))
+                (shard, result.map(|r| r.into_inner()))
             }
         });
         let mut participants = Vec::new();
         let mut failure = None;
         for (shard, result) in futures_join_all(prepares).await {
             match result {
-                Ok(prepare_ts) => participants.push(proto::Participant { shard_id: shard, prepare_ts }),
+                Ok(p) => {
+                    participants.push(proto::Participant { shard_id: shard, prepare_ts: p.prepare_ts, seal: p.seal })
+                }
                 Err(e) => failure = Some(e),
             }
         }
@@ -380,7 +382,7 @@ impl Txn {
                     writes: part.writes.clone(),
                     reads: part.reads.clone(),
                     participants: participants.clone(),
-                    lock_term: part.lock_term,
+                    lease: part.lease,
                 };
                 async move { proto::txn_client::TxnClient::new(channel).commit(request).await }
             })
@@ -457,9 +459,9 @@ impl Drop for Txn {
 }
 
 /// Runs futures concurrently and collects their outputs in order.
-async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();

@@ -65,7 +65,18 @@ pub struct ClusterSpec {
     #[serde(default)]
     pub split_points: Vec<String>,
     pub servers: Vec<ServerSpec>,
+    /// Shared by the servers and nobody else: peer calls (Raft traffic,
+    /// the commit protocol's server-to-server requests, clock samples)
+    /// must present it, and it seals the prepare timestamps a client
+    /// relays to a coordinator. Keep this file away from clients. At least
+    /// [`PEER_SECRET_CHARS_MIN`] characters; [`ClusterSpec::new_peer_secret`]
+    /// makes one.
+    #[serde(default)]
+    pub peer_secret: String,
 }
+
+/// Shortest peer secret a cluster description may carry.
+pub const PEER_SECRET_CHARS_MIN: usize = 32;
 
 fn default_replication() -> usize {
     3
@@ -124,6 +135,11 @@ impl ClusterSpec {
                 self.cluster_id
             )));
         }
+        if self.peer_secret.chars().count() < PEER_SECRET_CHARS_MIN {
+            return Err(bad(format!(
+                "peer_secret must be at least {PEER_SECRET_CHARS_MIN} characters (generate one with `openssl rand -hex 32`)"
+            )));
+        }
         if self.servers.is_empty() {
             return Err(bad("the cluster has no servers"));
         }
@@ -170,6 +186,12 @@ impl ClusterSpec {
             return Err(bad(format!("at most {SHARDS_STATIC_MAX} shards in a static layout")));
         }
         Ok(())
+    }
+
+    /// A fresh random peer secret (64 hex characters).
+    pub fn new_peer_secret() -> String {
+        let bytes: [u8; 32] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Servers sorted by id.
@@ -374,12 +396,29 @@ pub struct UnsafeTestingConfig {
     pub stale_reads_ms: u64,
     /// Acknowledge writes without commit-wait.
     pub skip_commit_wait: bool,
+    /// Reads return versions before `TT.after(version timestamp)`: the
+    /// hole that lets a reader see a commit before its commit-wait ends.
+    pub skip_visibility_wait: bool,
+    /// Keep serving timestamps while the clock disagrees with the peers'
+    /// (`clock.rs`): clocks skewed beyond epsilon then give wrong answers.
+    pub ignore_clock_health: bool,
 }
 
 impl UnsafeTestingConfig {
     pub fn any(&self) -> bool {
-        self.stale_reads_ms > 0 || self.skip_commit_wait
+        self.stale_reads_ms > 0 || self.skip_commit_wait || self.skip_visibility_wait || self.ignore_clock_health
     }
+}
+
+/// The admin service's operator tools.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve `Admin.SetClock` (shift this server's clock, within
+    /// [`limits::CLOCK_OFFSET_MAX`]) and `Admin.TransferLeader`. Off by
+    /// default: they are for tests, the jepsen nemeses and operators who
+    /// turn them on on purpose.
+    pub tools: bool,
 }
 
 /// One server's settings (`spandb start --config FILE`, or flags).
@@ -409,6 +448,8 @@ pub struct ServerConfig {
     #[serde(default)]
     pub peer_addrs: BTreeMap<String, String>,
     #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
     pub unsafe_testing: UnsafeTestingConfig,
 }
 
@@ -424,6 +465,7 @@ pub struct ResolvedConfig {
     pub time: TimeConfig,
     /// Raft dial addresses that differ from the cluster description.
     pub peer_addrs: BTreeMap<ServerId, String>,
+    pub admin: AdminConfig,
     pub unsafe_testing: UnsafeTestingConfig,
 }
 
@@ -472,6 +514,7 @@ impl ServerConfig {
             gc: self.gc,
             time: self.time,
             peer_addrs,
+            admin: self.admin,
             unsafe_testing: self.unsafe_testing,
         })
     }
@@ -498,6 +541,7 @@ mod tests {
                 .iter()
                 .map(|(id, addr)| ServerSpec { id: ServerId(*id), addr: addr.to_string() })
                 .collect(),
+            peer_secret: "s".repeat(PEER_SECRET_CHARS_MIN),
         }
     }
 
@@ -534,6 +578,7 @@ mod tests {
             (spec(&[(1, "a:1")], &["", "a"], 1), "empty key"),
             (spec(&[(1, "nowhere")], &[], 1), "host:port"),
             (spec(&[], &[], 1), "no servers"),
+            (ClusterSpec { peer_secret: "short".into(), ..spec(&[(1, "a:1")], &[], 1) }, "peer_secret"),
         ];
         for (spec, want) in cases {
             let err = spec.validate().unwrap_err();
@@ -547,6 +592,8 @@ mod tests {
         assert_eq!(ClusterSpec::from_toml(&s.to_toml()).unwrap(), s);
         let err = ClusterSpec::from_toml("cluster_id = \"x\"\nservers = []\nbogus = 1\n").unwrap_err();
         assert!(err.0.contains("bogus"), "{err}");
+        let err = ClusterSpec::from_toml("cluster_id = \"x\"\n[[servers]]\nid = 1\naddr = \"a:1\"\n").unwrap_err();
+        assert!(err.0.contains("peer_secret"), "a description without a peer secret is refused: {err}");
     }
 
     #[test]
@@ -561,6 +608,7 @@ mod tests {
             gc: GcConfig::default(),
             time: TimeConfig::default(),
             peer_addrs: BTreeMap::new(),
+            admin: AdminConfig::default(),
             unsafe_testing: UnsafeTestingConfig::default(),
         };
         assert!(cfg.clone().resolve().unwrap_err().0.contains("not in the cluster"));

@@ -41,6 +41,11 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// Not for this caller: a peer-only request without the peer secret,
+    /// or an operator tool that is off.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+
     #[error("snapshot too old: read at {read_ts} is below the garbage-collection watermark {watermark}")]
     SnapshotTooOld { read_ts: Timestamp, watermark: Timestamp },
 
@@ -74,6 +79,8 @@ impl Error {
             Error::Ambiguous(_) => false,
             // The same input fails the same way.
             Error::InvalidArgument(_) => false,
+            // Asking again does not grant permission.
+            Error::PermissionDenied(_) => false,
             // Older data is gone for good.
             Error::SnapshotTooOld { .. } => false,
             // A broken disk does not heal by asking again.
@@ -90,6 +97,7 @@ impl Error {
             | Error::Aborted(m)
             | Error::Ambiguous(m)
             | Error::InvalidArgument(m)
+            | Error::PermissionDenied(m)
             | Error::Storage(m) => m.clone(),
             other => other.to_string(),
         };
@@ -123,6 +131,10 @@ impl Error {
             Error::InvalidArgument(_) => {
                 detail.kind = ErrorKind::InvalidArgument as i32;
                 tonic::Code::InvalidArgument
+            }
+            Error::PermissionDenied(_) => {
+                detail.kind = ErrorKind::PermissionDenied as i32;
+                tonic::Code::PermissionDenied
             }
             Error::SnapshotTooOld { watermark, .. } => {
                 detail.kind = ErrorKind::SnapshotTooOld as i32;

@@ -86,6 +86,8 @@
 //! assumes correct peers), and there is no TLS yet. Coordinator decisions
 //! are kept until garbage collection of old records exists.
 
+pub mod auth;
+pub mod clock;
 pub mod commit_wait;
 pub mod config;
 pub mod error;

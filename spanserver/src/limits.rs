@@ -27,6 +27,10 @@ pub const WRITE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Most pairs returned by one `Scan` call (the client pages for more).
 pub const SCAN_LIMIT_MAX: u32 = 10_000;
 
+/// Most participants one commit may name, and most shards one heartbeat
+/// may name.
+pub const PARTICIPANTS_MAX: usize = 1_024;
+
 /// Pairs returned by one `Scan` call when the request says `limit = 0`.
 pub const SCAN_LIMIT_DEFAULT: u32 = 1_000;
 
@@ -92,6 +96,11 @@ pub const PENDING_READS_PER_SHARD_MAX: usize = 16 * 1024;
 /// Per-peer queue of outbound Raft batches.
 pub const PEER_QUEUE_BATCHES_MAX: usize = 4 * 1024;
 
+/// Closed timestamps that waiting reads ask for are proposed at most this
+/// often per shard: a stream of reads at `TT.now().latest` costs at most
+/// one Raft entry per interval, not one per read.
+pub const FORCED_CLOSE_INTERVAL_MIN: Duration = Duration::from_millis(2);
+
 /// Versions the garbage collector examines per shard per loop iteration.
 pub const GC_VERSIONS_PER_STEP_MAX: usize = 1_000;
 
@@ -100,6 +109,17 @@ pub const GC_VERSIONS_PER_STEP_MAX: usize = 1_000;
 /// How far in the future (beyond `TT.now().latest`) a snapshot read may ask
 /// for; such a read waits for the replica to catch up. Further is refused.
 pub const SNAPSHOT_READ_FUTURE_MAX: Duration = Duration::from_secs(5);
+
+// --- Operator tools ----------------------------------------------------------
+
+/// Largest clock offset `Admin.SetClock` accepts, either way: enough for
+/// any clock nemesis (epsilon is at most a second), far from the hour or
+/// year a typo or an attack would ask for.
+pub const CLOCK_OFFSET_MAX: Duration = Duration::from_secs(60);
+
+/// Largest clock drift `Admin.SetClock` accepts, in parts per million
+/// (10%).
+pub const CLOCK_DRIFT_PPM_MAX: i64 = 100_000;
 
 /// Connection attempts to a peer: first and largest back-off.
 pub const PEER_RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);

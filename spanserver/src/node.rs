@@ -16,16 +16,43 @@
 //!   before telling the client (`commit_wait.rs`). After that, any snapshot read at a
 //!   timestamp taken from `TT.now().latest` anywhere is above `s`.
 //!
+//! # No read sees a commit before its commit-wait ends
+//!
+//! Applying a commit makes its versions readable (and releases its locks)
+//! at once; only the writer's answer waits for `TT.after(s)`. So every
+//! answer that reveals a version waits too: a get, scan or transactional
+//! read replies only once `TT.after(newest_ts)`, where `newest_ts` is the
+//! newest commit timestamp it returns *or* of a tombstone that hid a key
+//! (an absence is news of a delete); a participant's question about an
+//! outcome (`Resolve`) is answered `Committed(s)` only after `TT.after(s)`.
+//!
+//! Why it is needed: with clocks skewed within epsilon (a leader `+0.8ε`,
+//! a follower `-0.8ε`), a linearizable read at the leader could return a
+//! commit at `s` right after it was applied, before its writer was
+//! answered; a read-only transaction started later at the follower, at
+//! `TT.now().latest < s` there, would then return the older value: time
+//! going backwards between two readers. Once the first reply waits for
+//! `TT.after(s)` on its server's clock, the true time is past `s` when it
+//! arrives, so any later reader's `TT.now().latest` (on any clock within
+//! epsilon) is above `s` and it sees the commit (Spanner §4.1.2: no
+//! client sees a commit at `s` before `TT.after(s)`). Fresh data costs a
+//! read at most the `2ε` the writer pays; older data costs nothing.
+//!
 //! Bad input is refused here, before it reaches the loop, with
-//! `InvalidArgument` naming the limit (see `limits.rs`).
+//! `InvalidArgument` naming the limit (see `limits.rs`). Timestamps that
+//! come from outside are checked against this server's clock; prepare
+//! timestamps a client relays must carry their participant's seal
+//! (`auth.rs`).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
-use txn::{Answer, Input, LockTarget, Outcome, Priority, ShardId, TxnError, TxnId};
+use txn::{Answer, Input, LockLease, LockTarget, Outcome, Priority, ShardId, TxnError, TxnId};
 
+use crate::auth::PeerSecret;
+use crate::clock::ClockGuard;
 use crate::commit_wait::CommitWaiter;
 use crate::config::{TimeConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
@@ -48,6 +75,9 @@ pub struct Node {
     pub tt: TrueTime,
     pub time: TimeConfig,
     commit_waiter: CommitWaiter,
+    secret: PeerSecret,
+    /// Whether this server's clock may be used (`clock.rs`).
+    clock: Arc<ClockGuard>,
     unsafe_testing: UnsafeTestingConfig,
 }
 
@@ -59,6 +89,7 @@ pub struct GetResult {
 }
 
 impl Node {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         server_id: ServerId,
         registry: Arc<Registry>,
@@ -67,9 +98,22 @@ impl Node {
         tt: TrueTime,
         time: TimeConfig,
         commit_waiter: CommitWaiter,
+        secret: PeerSecret,
+        clock: Arc<ClockGuard>,
         unsafe_testing: UnsafeTestingConfig,
     ) -> Node {
-        Node { server_id, registry, store, engine: RwLock::new(Some(engine)), tt, time, commit_waiter, unsafe_testing }
+        Node {
+            server_id,
+            registry,
+            store,
+            engine: RwLock::new(Some(engine)),
+            tt,
+            time,
+            commit_waiter,
+            secret,
+            clock,
+            unsafe_testing,
+        }
     }
 
     fn engine(&self) -> Result<Engine> {
@@ -257,6 +301,7 @@ impl Node {
 
     pub async fn get(&self, req: proto::GetRequest) -> Result<GetResult> {
         check_key(&req.key)?;
+        self.clock.check()?;
         let r = self.replica(req.shard_id)?;
         self.check_route(&r, req.shard_epoch, &mut std::iter::once(req.key.as_slice()))?;
         let at = read_at(req.read_ts, req.options.as_ref())?;
@@ -265,8 +310,22 @@ impl Node {
         let engine = self.engine()?;
         let reader = Reader::new(&engine);
         Self::check_watermark(&r, read_ts)?;
-        let value = reader.get(&req.key, read_ts)?;
+        let version = reader.get_version(&req.key, read_ts)?;
+        drop(reader);
+        self.wait_visible(version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts)).await?;
+        let value = version.and_then(|(ts, value)| value.map(|v| (ts, v)));
         Ok(GetResult { value, read_ts })
+    }
+
+    /// Holds a reply revealing a version at `ts` until `TT.after(ts)`
+    /// (module docs); refuses it if the clock that decided when was not
+    /// trusted at the end.
+    async fn wait_visible(&self, ts: Timestamp) -> Result<()> {
+        if ts > Timestamp::ZERO && !self.unsafe_testing.skip_visibility_wait {
+            self.commit_waiter.wait(ts).await;
+            self.clock.check()?;
+        }
+        Ok(())
     }
 
     /// Checks a scan's bounds and clips them to the shard.
@@ -303,6 +362,7 @@ impl Node {
     }
 
     pub async fn scan(&self, req: proto::ScanRequest) -> Result<proto::ScanResponse> {
+        self.clock.check()?;
         let r = self.replica(req.shard_id)?;
         let (end, limit) = self.scan_bounds(&r, req.shard_epoch, &req.start_key, &req.end_key, req.limit)?;
         let at = read_at(req.read_ts, req.options.as_ref())?;
@@ -312,6 +372,8 @@ impl Node {
         let reader = Reader::new(&engine);
         Self::check_watermark(&r, read_ts)?;
         let page = reader.scan(&req.start_key, &end, read_ts, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
+        drop(reader);
+        self.wait_visible(page.newest_ts).await?;
         let (pairs, resume_key) = page_to_proto(page);
         Ok(proto::ScanResponse { pairs, resume_key, read_ts: read_ts.as_nanos() })
     }
@@ -344,6 +406,7 @@ impl Node {
     pub async fn write(&self, req: proto::WriteRequest) -> Result<WriteOutcome> {
         check_mutations(&req.mutations)?;
         check_conditions(&req.conditions)?;
+        self.clock.check()?;
         let r = self.replica(req.shard_id)?;
         let keys =
             req.mutations.iter().map(|m| m.key.as_slice()).chain(req.conditions.iter().map(|c| c.key.as_slice()));
@@ -372,7 +435,7 @@ impl Node {
         let Answer::Committed { commit_ts, applied } = answer else {
             return Err(Error::Storage(format!("unexpected answer to a write: {answer:?}")));
         };
-        let commit_wait = self.commit_wait(commit_ts).await;
+        let commit_wait = self.commit_wait(commit_ts).await?;
         Ok(WriteOutcome { commit_ts, applied, commit_wait })
     }
 
@@ -382,6 +445,7 @@ impl Node {
     /// held until the transaction ends, then the latest committed value.
     pub async fn txn_read(&self, req: proto::TxnReadRequest) -> Result<proto::TxnReadResponse> {
         let (txn, priority) = txn_meta(req.txn.as_ref())?;
+        self.clock.check()?;
         let span = req.span.ok_or_else(|| Error::InvalidArgument("a transactional read needs a span".into()))?;
         let r = self.replica(req.shard_id)?;
         let (target, end, limit) = if span.range {
@@ -392,9 +456,9 @@ impl Node {
             self.check_route(&r, req.shard_epoch, &mut std::iter::once(span.start.as_slice()))?;
             (LockTarget::Key(span.start.clone()), Vec::new(), 1)
         };
-        let input = Input::Read { req: 0, txn, priority, target, lock_term: req.lock_term };
-        let lock_term = match self.txn_call(&r, input, self.time.write_timeout()).await? {
-            Some(Answer::Locked { lock_term }) => lock_term,
+        let input = Input::Read { req: 0, txn, priority, target, lease: req.lease.map(lease_from_proto) };
+        let lease = match self.txn_call(&r, input, self.time.write_timeout()).await? {
+            Some(Answer::Locked { lease }) => Some(lease_to_proto(lease)),
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a read: {other:?}"))),
             None => return Err(Error::Unavailable("the read's lock was not granted in time".into())),
         };
@@ -404,18 +468,24 @@ impl Node {
         self.read_index(&r).await?;
         let engine = self.engine()?;
         let reader = Reader::new(&engine);
-        if span.range {
+        let (pairs, resume_key, newest_ts) = if span.range {
             let page = reader.scan(&span.start, &end, Timestamp::MAX, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
+            let newest_ts = page.newest_ts;
             let (pairs, resume_key) = page_to_proto(page);
-            Ok(proto::TxnReadResponse { pairs, resume_key, lock_term })
+            (pairs, resume_key, newest_ts)
         } else {
-            let pairs = reader
-                .get(&span.start, Timestamp::MAX)?
+            let version = reader.get_version(&span.start, Timestamp::MAX)?;
+            let newest_ts = version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts);
+            let pairs = version
+                .and_then(|(ts, value)| value.map(|v| (ts, v)))
                 .map(|(ts, value)| proto::KeyValue { key: span.start.clone(), value, version_ts: ts.as_nanos() })
                 .into_iter()
                 .collect();
-            Ok(proto::TxnReadResponse { pairs, resume_key: Vec::new(), lock_term })
-        }
+            (pairs, Vec::new(), newest_ts)
+        };
+        drop(reader);
+        self.wait_visible(newest_ts).await?;
+        Ok(proto::TxnReadResponse { pairs, resume_key, lease })
     }
 
     fn txn_writes_and_reads(
@@ -440,15 +510,20 @@ impl Node {
     }
 
     /// Prepares a transaction on this shard (a participant that is not the
-    /// coordinator).
-    pub async fn txn_prepare(&self, req: proto::TxnPrepareRequest) -> Result<Timestamp> {
+    /// coordinator); returns the prepare timestamp and its seal.
+    pub async fn txn_prepare(&self, req: proto::TxnPrepareRequest) -> Result<(Timestamp, Vec<u8>)> {
         let (txn, priority) = txn_meta(req.txn.as_ref())?;
+        self.clock.check()?;
         let r = self.replica(req.shard_id)?;
         let (writes, reads) = self.txn_writes_and_reads(&r, req.shard_epoch, req.writes, req.reads)?;
         let coordinator = ShardId(req.coordinator_shard_id);
-        let input = Input::Prepare { req: 0, txn, priority, writes, reads, lock_term: req.lock_term, coordinator };
+        if !self.registry.cluster.shards().iter().any(|l| l.shard_id == coordinator) {
+            return Err(Error::InvalidArgument(format!("coordinator {coordinator} is not a shard of this cluster")));
+        }
+        let lease = req.lease.map(lease_from_proto);
+        let input = Input::Prepare { req: 0, txn, priority, writes, reads, lease, coordinator };
         match self.txn_call(&r, input, self.time.write_timeout()).await? {
-            Some(Answer::Prepared { prepare_ts }) => Ok(prepare_ts),
+            Some(Answer::Prepared { prepare_ts }) => Ok((prepare_ts, self.secret.seal(txn, r.shard_id, prepare_ts))),
             Some(other) => Err(Error::Storage(format!("unexpected answer to a prepare: {other:?}"))),
             None => Err(Error::Ambiguous("the prepare was not answered in time; it may still be prepared".into())),
         }
@@ -458,27 +533,45 @@ impl Node {
     /// coordinator), answered after commit-wait.
     pub async fn txn_commit(&self, req: proto::TxnCommitRequest) -> Result<(Timestamp, Duration)> {
         let (txn, priority) = txn_meta(req.txn.as_ref())?;
+        self.clock.check()?;
         let r = self.replica(req.shard_id)?;
         let (writes, reads) = self.txn_writes_and_reads(&r, req.shard_epoch, req.writes, req.reads)?;
-        let participants =
-            req.participants.into_iter().map(|p| (ShardId(p.shard_id), Timestamp::from_nanos(p.prepare_ts))).collect();
-        let input = Input::Commit { req: 0, txn, priority, writes, reads, lock_term: req.lock_term, participants };
+        if req.participants.len() > limits::PARTICIPANTS_MAX {
+            return Err(Error::InvalidArgument(format!("more than {} participants", limits::PARTICIPANTS_MAX)));
+        }
+        let mut participants = Vec::with_capacity(req.participants.len());
+        for p in req.participants {
+            let (shard, prepare_ts) = (ShardId(p.shard_id), Timestamp::from_nanos(p.prepare_ts));
+            if !self.secret.check_seal(txn, shard, prepare_ts, &p.seal) {
+                return Err(Error::InvalidArgument(format!(
+                    "{shard}'s prepare timestamp {prepare_ts} does not carry that participant's seal"
+                )));
+            }
+            participants.push((shard, prepare_ts));
+        }
+        let lease = req.lease.map(lease_from_proto);
+        let input = Input::Commit { req: 0, txn, priority, writes, reads, lease, participants };
         let commit_ts = match self.txn_call(&r, input, self.time.write_timeout()).await? {
             Some(Answer::Committed { commit_ts, .. }) => commit_ts,
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a commit: {other:?}"))),
             None => return Err(Error::Ambiguous("the commit was not answered in time; it may still commit".into())),
         };
-        let commit_wait = self.commit_wait(commit_ts).await;
+        let commit_wait = self.commit_wait(commit_ts).await?;
         Ok((commit_ts, commit_wait))
     }
 
-    /// Holds the answer until `TT.after(commit_ts)`; returns how long.
-    async fn commit_wait(&self, commit_ts: Timestamp) -> Duration {
+    /// Holds the answer until `TT.after(commit_ts)`; returns how long. If
+    /// the clock that decided when is not trusted at the end, the commit
+    /// stands but its acknowledgement would not: `Ambiguous`.
+    async fn commit_wait(&self, commit_ts: Timestamp) -> Result<Duration> {
         let started = std::time::Instant::now();
         if !self.unsafe_testing.skip_commit_wait {
             self.commit_waiter.wait(commit_ts).await;
+            if let Err(e) = self.clock.check() {
+                return Err(Error::Ambiguous(format!("committed at {commit_ts}, but during its commit-wait {e}")));
+            }
         }
-        started.elapsed()
+        Ok(started.elapsed())
     }
 
     pub async fn txn_abort(&self, req: proto::TxnAbortRequest) -> Result<()> {
@@ -493,6 +586,9 @@ impl Node {
     /// Keeps a transaction alive on the named shards hosted here.
     pub fn txn_heartbeat(&self, req: proto::TxnHeartbeatRequest) -> Result<()> {
         let txn = command::txn_id_from(&req.txn_id).map_err(Error::InvalidArgument)?;
+        if req.shard_ids.len() > limits::PARTICIPANTS_MAX {
+            return Err(Error::InvalidArgument(format!("more than {} shards", limits::PARTICIPANTS_MAX)));
+        }
         for shard in req.shard_ids.into_iter().map(ShardId) {
             if self.registry.get(shard).is_some() {
                 let _ = self.store.send(StoreMsg::Txn { shard, input: Input::Heartbeat { txn }, reply: None });
@@ -501,13 +597,17 @@ impl Node {
         Ok(())
     }
 
-    /// A participant asks this coordinator shard how `txn` ended.
+    /// A participant asks this coordinator shard how `txn` ended (for it).
+    /// A commit is told only after `TT.after(commit_ts)` (module docs).
     pub async fn txn_resolve(&self, req: proto::TxnResolveRequest) -> Result<proto::TxnResolveResponse> {
         let txn = command::txn_id_from(&req.txn_id).map_err(Error::InvalidArgument)?;
+        self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        let answer = self.txn_call(&r, Input::Resolve { req: 0, txn }, self.time.write_timeout()).await?;
+        let input = Input::Resolve { req: 0, txn, participant: ShardId(req.participant_shard_id) };
+        let answer = self.txn_call(&r, input, self.time.write_timeout()).await?;
         Ok(match answer {
             Some(Answer::Outcome(Outcome::Committed(ts))) => {
+                self.wait_visible(ts).await?;
                 proto::TxnResolveResponse { outcome: proto::TxnOutcome::Committed as i32, commit_ts: ts.as_nanos() }
             }
             Some(Answer::Outcome(Outcome::Aborted)) => {
@@ -568,6 +668,14 @@ fn read_at(read_ts: u64, options: Option<&proto::ReadOptions>) -> Result<ReadAt>
         (false, false, true) => Ok(ReadAt::Bounded(Duration::from_nanos(o.max_staleness_ns))),
         _ => Err(Error::InvalidArgument("give at most one of read_ts, now and max_staleness".into())),
     }
+}
+
+fn lease_from_proto(l: proto::LockLease) -> LockLease {
+    LockLease { term: l.term, admission: l.admission }
+}
+
+fn lease_to_proto(l: LockLease) -> proto::LockLease {
+    proto::LockLease { term: l.term, admission: l.admission }
 }
 
 /// A transaction's id and priority from the wire.

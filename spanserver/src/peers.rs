@@ -1,17 +1,21 @@
-//! Server-to-server requests of the commit protocol.
+//! Server-to-server requests of the commit protocol, on the `Peer` service
+//! (every call carries the cluster's peer secret, `auth.rs`).
 //!
 //! ```text
-//!   participant leader ──Txn.Resolve(txn)──> coordinator shard's leader
-//!        (prepared, heard nothing)            answers the recorded outcome,
-//!                                             or decides abort durably
-//!   coordinator leader ──Txn.Decide(txn, outcome)──> each participant's leader
-//!        (after commit-wait)
+//!   participant leader ──Peer.Resolve(txn, me)──> coordinator shard's leader
+//!        (prepared, heard nothing)                 answers what the recorded
+//!                                                  decision means for me, or
+//!                                                  decides abort durably
+//!   coordinator leader ──Peer.Decide(txn, outcome)──> each participant's leader
+//!        (after commit-wait)                          answers once applied: an
+//!                                                     acknowledgement
 //! ```
 //!
-//! Both are best-effort with bounded retries: if a notification is lost, the
-//! participant asks later (its state machine emits `Resolve` again every
-//! `txn::limits::RESOLVE_RETRY`), so nothing depends on one message
-//! arriving. Answers go back into the event loop as `Decide` inputs.
+//! Both are best-effort with bounded retries, and the state machines repeat
+//! them (`txn::limits::RESOLVE_RETRY`): a participant keeps asking while it
+//! is prepared, a coordinator keeps telling participants that have not
+//! acknowledged. Answers go back into the event loop: `Decide` inputs for
+//! the participant, `Acknowledged` for the coordinator.
 //!
 //! A shard's leader is found like the client finds it: the leader this
 //! server knows of (if it hosts a replica), else the shard's replicas in
@@ -23,9 +27,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message as _;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use txn::{Input, Outcome, ShardId, TxnId};
 
+use crate::auth::PeerSecret;
 use crate::commit_wait::CommitWaiter;
 use crate::config::ClusterSpec;
 use crate::ids::ServerId;
@@ -46,8 +52,12 @@ pub struct Peers {
     store: StoreHandle,
     commit_waiter: CommitWaiter,
     runtime: tokio::runtime::Handle,
+    secret: PeerSecret,
     channels: Mutex<HashMap<String, Channel>>,
 }
+
+/// A `Peer` client whose calls carry the peer secret.
+pub type PeerClient = proto::peer_client::PeerClient<InterceptedService<Channel, PeerSecret>>;
 
 impl Peers {
     pub fn new(
@@ -57,6 +67,7 @@ impl Peers {
         store: StoreHandle,
         commit_waiter: CommitWaiter,
         runtime: tokio::runtime::Handle,
+        secret: PeerSecret,
     ) -> Arc<Peers> {
         let addrs = cluster
             .servers
@@ -70,6 +81,7 @@ impl Peers {
             store,
             commit_waiter,
             runtime,
+            secret,
             channels: Mutex::new(HashMap::new()),
         })
     }
@@ -78,7 +90,11 @@ impl Peers {
     pub fn resolve(self: &Arc<Self>, participant: ShardId, txn: TxnId, coordinator: ShardId) {
         let peers = self.clone();
         self.runtime.spawn(async move {
-            let request = proto::TxnResolveRequest { txn_id: txn_id_bytes(txn), shard_id: coordinator.0 };
+            let request = proto::TxnResolveRequest {
+                txn_id: txn_id_bytes(txn),
+                shard_id: coordinator.0,
+                participant_shard_id: participant.0,
+            };
             let answer = peers
                 .call_leader(coordinator, move |mut c| {
                     let request = request.clone();
@@ -103,8 +119,9 @@ impl Peers {
         });
     }
 
-    /// Tells each participant how `txn` ended, after commit-wait.
-    pub fn notify(self: &Arc<Self>, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome) {
+    /// Tells each participant how `txn` ended, after commit-wait; feeds
+    /// `Acknowledged` to the coordinator for each that applied it.
+    pub fn notify(self: &Arc<Self>, coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome) {
         let peers = self.clone();
         self.runtime.spawn(async move {
             let (wire, commit_ts) = match outcome {
@@ -129,9 +146,13 @@ impl Peers {
                             async move { c.decide(request).await }
                         })
                         .await;
-                    if let Err(e) = sent {
-                        // The participant will ask on its own.
-                        tracing::debug!(%txn, %shard, "decision not delivered: {e}");
+                    match sent {
+                        Ok(_) => {
+                            let input = Input::Acknowledged { txn, participant: shard };
+                            let _ = peers.store.send(StoreMsg::Txn { shard: coordinator, input, reply: None });
+                        }
+                        // Told again later; the participant may also ask.
+                        Err(e) => tracing::debug!(%txn, %shard, "decision not delivered: {e}"),
                     }
                 });
             }
@@ -156,7 +177,7 @@ impl Peers {
     /// Calls `f` on the leader of `shard`, retrying until the deadline.
     async fn call_leader<T, F, Fut>(&self, shard: ShardId, f: F) -> Result<T, String>
     where
-        F: Fn(proto::txn_client::TxnClient<Channel>) -> Fut,
+        F: Fn(PeerClient) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let replicas: Vec<ServerId> = self
@@ -182,7 +203,7 @@ impl Peers {
                     continue;
                 }
             };
-            let client = proto::txn_client::TxnClient::new(channel);
+            let client = proto::peer_client::PeerClient::with_interceptor(channel, self.secret.clone());
             match tokio::time::timeout(PEER_ATTEMPT_TIMEOUT, f(client)).await {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Ok(Err(status)) => {

@@ -10,6 +10,8 @@ use tokio::sync::oneshot;
 use tonic::transport::server::TcpIncoming;
 use truetime::{Clock, TrueTime};
 
+use crate::auth::PeerSecret;
+use crate::clock::{start_monitor as start_clock_monitor, ClockGuard};
 use crate::commit_wait::CommitWaiter;
 use crate::config::ResolvedConfig;
 use crate::ids::ServerId;
@@ -18,7 +20,7 @@ use crate::logger::raft_logger;
 use crate::node::Node;
 use crate::peers::Peers;
 use crate::registry::Registry;
-use crate::service::{AdminService, KvService, RaftService, TxnService};
+use crate::service::{AdminService, KvService, PeerService, TxnService};
 use crate::storage::{Engine, Identity, OpenError};
 use crate::store::{self, Store, StoreHandle, StoreMsg};
 use crate::transport::grpc::GrpcTransport;
@@ -100,6 +102,19 @@ impl Server {
         let truetime =
             TrueTime::try_new(clock, config.time.epsilon()).map_err(|e| StartError::Config(e.to_string()))?;
         let registry = Arc::new(Registry::new(server_id, config.cluster.clone()));
+        let secret = PeerSecret::new(&config.cluster.peer_secret);
+        if config.unsafe_testing.any() {
+            tracing::warn!(settings = ?config.unsafe_testing, "UNSAFE testing switches are on: this server is wrong on purpose");
+        }
+        let clock = ClockGuard::new(truetime.clone(), !config.unsafe_testing.ignore_clock_health);
+        let clock_peers = config
+            .cluster
+            .sorted_servers()
+            .into_iter()
+            .filter(|s| s.id != server_id)
+            .map(|s| (s.id, config.peer_addrs.get(&s.id).cloned().unwrap_or_else(|| s.addr.clone())))
+            .collect();
+        start_clock_monitor(clock.clone(), server_id, clock_peers, secret.clone(), &tokio::runtime::Handle::current());
         let (store_handle, inbox) = store::inbox();
         let transport = match transport {
             TransportKind::Grpc => GrpcTransport::start(
@@ -108,6 +123,7 @@ impl Server {
                 &config.peer_addrs,
                 store_handle.clone(),
                 tokio::runtime::Handle::current(),
+                secret.clone(),
             ) as Arc<dyn Transport>,
             TransportKind::Custom(factory) => factory(store_handle.clone()),
         };
@@ -121,11 +137,13 @@ impl Server {
             store_handle.clone(),
             commit_waiter.clone(),
             tokio::runtime::Handle::current(),
+            secret.clone(),
         );
         let store = Store::open(
             engine.clone(),
             registry.clone(),
             truetime.clone(),
+            clock.clone(),
             config.raft.clone(),
             config.gc.clone(),
             inbox,
@@ -155,6 +173,8 @@ impl Server {
             truetime.clone(),
             config.time.clone(),
             commit_waiter.clone(),
+            secret.clone(),
+            clock.clone(),
             config.unsafe_testing.clone(),
         ));
         let kv = proto::kv_server::KvServer::new(KvService { node: node.clone() })
@@ -167,11 +187,15 @@ impl Server {
             registry: registry.clone(),
             truetime: truetime.clone(),
             store: store_handle.clone(),
+            tools: config.admin.tools,
+            clock: clock.clone(),
         });
-        let raft = proto::raft_server::RaftServer::new(RaftService {
+        let peer = proto::peer_server::PeerServer::new(PeerService {
             cluster_id: config.cluster.cluster_id.clone(),
             server_id,
             store: store_handle.clone(),
+            node: node.clone(),
+            secret: secret.clone(),
         })
         .max_decoding_message_size(limits::RAFT_BATCH_BYTES_MAX);
         let incoming = TcpIncoming::from(
@@ -187,7 +211,7 @@ impl Server {
                 .add_service(kv)
                 .add_service(txn_service)
                 .add_service(admin)
-                .add_service(raft)
+                .add_service(peer)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = shutdown_rx.await;
                 })

@@ -1,9 +1,11 @@
 //! gRPC handlers: proto in, domain call, proto or `Status` out.
 //!
 //! The data logic lives in `node.rs`; errors become a `Status` in exactly one
-//! place (`Error::to_status`). The Raft service is the receiving half of the
-//! gRPC transport: it checks who is talking (cluster id, destination
-//! server), decodes raft-rs messages off the event loop, and hands them in.
+//! place (`Error::to_status`). The `Peer` service is for servers only: every
+//! call must carry the cluster's peer secret (`auth.rs`). Its Raft methods
+//! are the receiving half of the gRPC transport: they check who is talking
+//! (cluster id, destination server), decode raft-rs messages off the event
+//! loop, and hand them in.
 
 use std::sync::Arc;
 
@@ -11,6 +13,8 @@ use prost011::Message as _;
 use raft::eraftpb::Message;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::PeerSecret;
+use crate::clock::ClockGuard;
 use crate::error::Error;
 use crate::ids::{ServerId, ShardId};
 use crate::limits;
@@ -61,8 +65,8 @@ impl proto::txn_server::Txn for TxnService {
         &self,
         request: Request<proto::TxnPrepareRequest>,
     ) -> Result<Response<proto::TxnPrepareResponse>, Status> {
-        let prepare_ts = self.node.txn_prepare(request.into_inner()).await?;
-        Ok(Response::new(proto::TxnPrepareResponse { prepare_ts: prepare_ts.as_nanos() }))
+        let (prepare_ts, seal) = self.node.txn_prepare(request.into_inner()).await?;
+        Ok(Response::new(proto::TxnPrepareResponse { prepare_ts: prepare_ts.as_nanos(), seal }))
     }
 
     async fn commit(
@@ -91,30 +95,28 @@ impl proto::txn_server::Txn for TxnService {
         self.node.txn_heartbeat(request.into_inner())?;
         Ok(Response::new(proto::TxnHeartbeatResponse {}))
     }
-
-    async fn resolve(
-        &self,
-        request: Request<proto::TxnResolveRequest>,
-    ) -> Result<Response<proto::TxnResolveResponse>, Status> {
-        Ok(Response::new(self.node.txn_resolve(request.into_inner()).await?))
-    }
-
-    async fn decide(
-        &self,
-        request: Request<proto::TxnDecideRequest>,
-    ) -> Result<Response<proto::TxnDecideResponse>, Status> {
-        self.node.txn_decide(request.into_inner()).await?;
-        Ok(Response::new(proto::TxnDecideResponse {}))
-    }
 }
 
 pub struct AdminService {
     pub registry: Arc<Registry>,
     pub truetime: truetime::TrueTime,
     pub store: StoreHandle,
+    /// Whether `SetClock` and `TransferLeader` are served (`[admin] tools`).
+    pub tools: bool,
+    pub clock: Arc<ClockGuard>,
 }
 
 impl AdminService {
+    fn check_tools(&self, what: &str) -> Result<(), Status> {
+        match self.tools {
+            true => Ok(()),
+            false => Err(Error::PermissionDenied(format!(
+                "{what} is an operator tool, off on this server (start it with `[admin] tools = true` or `spandb start --admin-tools`)"
+            ))
+            .into()),
+        }
+    }
+
     fn clock_status(&self) -> proto::ClockStatus {
         let now = self.truetime.now();
         let (offset_ns, drift_ppm) = self.truetime.clock().adjustment();
@@ -192,6 +194,8 @@ impl proto::admin_server::Admin for AdminService {
             server_id: server_id.0,
             addr: self.registry.server_addr(server_id).unwrap_or_default(),
             replicas,
+            clock_healthy: self.clock.is_healthy(),
+            clock: self.clock.describe(),
         }))
     }
 
@@ -199,6 +203,7 @@ impl proto::admin_server::Admin for AdminService {
         &self,
         request: Request<proto::TransferLeaderRequest>,
     ) -> Result<Response<proto::TransferLeaderResponse>, Status> {
+        self.check_tools("TransferLeader")?;
         let r = request.into_inner();
         let shard = ShardId(r.shard_id);
         let replica = self.registry.get(shard).ok_or_else(|| Error::WrongShard {
@@ -233,17 +238,9 @@ impl proto::admin_server::Admin for AdminService {
         &self,
         request: Request<proto::SetClockRequest>,
     ) -> Result<Response<proto::ClockStatus>, Status> {
+        self.check_tools("SetClock")?;
         let r = request.into_inner();
-        // A year either way, and a drift of at most 10%: beyond that it is a
-        // typo, not a nemesis.
-        const OFFSET_NS_MAX: i64 = 365 * 24 * 3600 * 1_000_000_000;
-        const DRIFT_PPM_MAX: i64 = 100_000;
-        if r.offset_ns.abs() > OFFSET_NS_MAX || r.drift_ppm.abs() > DRIFT_PPM_MAX {
-            return Err(Error::InvalidArgument(format!(
-                "clock offset must be within ±{OFFSET_NS_MAX} ns and drift within ±{DRIFT_PPM_MAX} ppm"
-            ))
-            .into());
-        }
+        check_clock_adjustment(r.offset_ns, r.drift_ppm)?;
         self.truetime
             .clock()
             .adjust(r.offset_ns, r.drift_ppm)
@@ -253,13 +250,30 @@ impl proto::admin_server::Admin for AdminService {
     }
 }
 
-pub struct RaftService {
+/// Refuses clock adjustments beyond the documented bounds (`unsigned_abs`:
+/// `i64::MIN` has no positive `abs`).
+fn check_clock_adjustment(offset_ns: i64, drift_ppm: i64) -> Result<(), Error> {
+    let offset_max = limits::CLOCK_OFFSET_MAX.as_nanos() as u64;
+    if offset_ns.unsigned_abs() > offset_max || drift_ppm.unsigned_abs() > limits::CLOCK_DRIFT_PPM_MAX as u64 {
+        return Err(Error::InvalidArgument(format!(
+            "clock offset must be within ±{:?} and drift within ±{} ppm",
+            limits::CLOCK_OFFSET_MAX,
+            limits::CLOCK_DRIFT_PPM_MAX
+        )));
+    }
+    Ok(())
+}
+
+/// The calls only servers make (proto `Peer`).
+pub struct PeerService {
     pub cluster_id: String,
     pub server_id: ServerId,
     pub store: StoreHandle,
+    pub node: Arc<Node>,
+    pub secret: PeerSecret,
 }
 
-impl RaftService {
+impl PeerService {
     fn check_peer(&self, cluster_id: &str, to: u64) -> Result<(), Status> {
         if cluster_id != self.cluster_id {
             return Err(Status::permission_denied(format!(
@@ -291,8 +305,9 @@ fn decode_envelopes(envelopes: Vec<proto::RaftEnvelope>) -> Vec<(ShardId, Messag
 }
 
 #[tonic::async_trait]
-impl proto::raft_server::Raft for RaftService {
-    async fn send(&self, request: Request<Streaming<proto::RaftBatch>>) -> Result<Response<proto::RaftAck>, Status> {
+impl proto::peer_server::Peer for PeerService {
+    async fn raft(&self, request: Request<Streaming<proto::RaftBatch>>) -> Result<Response<proto::RaftAck>, Status> {
+        self.secret.check(request.metadata())?;
         let mut stream = request.into_inner();
         while let Some(batch) = stream.message().await? {
             self.check_peer(&batch.cluster_id, batch.to_server_id)?;
@@ -303,10 +318,11 @@ impl proto::raft_server::Raft for RaftService {
         Ok(Response::new(proto::RaftAck {}))
     }
 
-    async fn send_snapshot(
+    async fn snapshot(
         &self,
         request: Request<Streaming<proto::SnapshotChunk>>,
     ) -> Result<Response<proto::RaftAck>, Status> {
+        self.secret.check(request.metadata())?;
         let mut stream = request.into_inner();
         let Some(first) = stream.message().await? else {
             return Err(Status::invalid_argument("empty snapshot stream"));
@@ -324,5 +340,53 @@ impl proto::raft_server::Raft for RaftService {
             .map_err(|e| Status::invalid_argument(format!("undecodable snapshot message: {e}")))?;
         self.store.send(StoreMsg::Raft { from, messages: vec![(shard, message)] })?;
         Ok(Response::new(proto::RaftAck {}))
+    }
+
+    async fn resolve(
+        &self,
+        request: Request<proto::TxnResolveRequest>,
+    ) -> Result<Response<proto::TxnResolveResponse>, Status> {
+        self.secret.check(request.metadata())?;
+        Ok(Response::new(self.node.txn_resolve(request.into_inner()).await?))
+    }
+
+    async fn decide(
+        &self,
+        request: Request<proto::TxnDecideRequest>,
+    ) -> Result<Response<proto::TxnDecideResponse>, Status> {
+        self.secret.check(request.metadata())?;
+        self.node.txn_decide(request.into_inner()).await?;
+        Ok(Response::new(proto::TxnDecideResponse {}))
+    }
+
+    async fn read_clock(
+        &self,
+        request: Request<proto::ReadClockRequest>,
+    ) -> Result<Response<proto::ReadClockResponse>, Status> {
+        self.secret.check(request.metadata())?;
+        let reading = self.node.tt.clock().read().as_nanos();
+        Ok(Response::new(proto::ReadClockResponse { reading, server_id: self.server_id.0 }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: clock adjustments beyond the bounds are refused, including the
+    /// extremes whose `abs()` overflows.
+    #[test]
+    fn clock_adjustments_are_bounded() {
+        let max = limits::CLOCK_OFFSET_MAX.as_nanos() as i64;
+        for (offset, drift) in [(max + 1, 0), (-max - 1, 0), (i64::MIN, 0), (i64::MAX, 0), (0, i64::MIN), (0, 100_001)]
+        {
+            assert!(
+                matches!(check_clock_adjustment(offset, drift), Err(Error::InvalidArgument(_))),
+                "offset {offset} drift {drift} accepted"
+            );
+        }
+        for (offset, drift) in [(max, 0), (-max, 0), (0, 100_000), (0, -100_000), (0, 0)] {
+            check_clock_adjustment(offset, drift).unwrap();
+        }
     }
 }

@@ -33,6 +33,7 @@ use raft::SnapshotStatus;
 use rocksdb::WriteBatch;
 use truetime::{Timestamp, TrueTime};
 
+use crate::clock::ClockGuard;
 use crate::config::{GcConfig, RaftConfig};
 use crate::error::{Error, Result};
 use crate::ids::{ReplicaId, ServerId, ShardId};
@@ -131,6 +132,8 @@ pub struct Store {
     engine: Engine,
     registry: Arc<Registry>,
     tt: TrueTime,
+    /// Closed timestamps are proposed only while the clock is trusted.
+    clock: Arc<ClockGuard>,
     raft_config: RaftConfig,
     gc_config: GcConfig,
     replicas: BTreeMap<ShardId, Replica>,
@@ -156,6 +159,7 @@ impl Store {
         engine: Engine,
         registry: Arc<Registry>,
         tt: TrueTime,
+        clock: Arc<ClockGuard>,
         raft_config: RaftConfig,
         gc_config: GcConfig,
         inbox: Receiver<StoreMsg>,
@@ -176,6 +180,7 @@ impl Store {
             engine,
             registry,
             tt,
+            clock,
             raft_config,
             gc_config,
             replicas,
@@ -195,7 +200,8 @@ impl Store {
         let mut next_gc = Instant::now() + self.gc_config.interval();
         let mut busy = false;
         loop {
-            let timeout = if busy { Duration::ZERO } else { next_tick.saturating_duration_since(Instant::now()) };
+            let wake = self.replicas.values().filter_map(|r| r.close_due()).fold(next_tick, Instant::min);
+            let timeout = if busy { Duration::ZERO } else { wake.saturating_duration_since(Instant::now()) };
             let mut next = match self.inbox.recv_timeout(timeout) {
                 Ok(msg) => Some(msg),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -216,7 +222,6 @@ impl Store {
                     r.raw_node.tick();
                     r.observe_role(&self.tt, &mut self.completions);
                     r.tick_txns(&self.tt, &mut self.completions);
-                    r.maybe_close_timestamp(&self.tt, now, close_interval, false, &mut self.completions);
                 }
                 next_tick += tick;
                 if next_tick < now {
@@ -229,7 +234,13 @@ impl Store {
                 self.gc_due = Some(self.tt.now().earliest.saturating_sub(self.gc_config.retention()));
                 next_gc = now + self.gc_config.interval();
             }
+            let clock_trusted = self.clock.is_healthy();
             for r in self.replicas.values_mut() {
+                // Idle leaders close timestamps; reads waiting for safe
+                // time get theirs (rate-limited).
+                if clock_trusted {
+                    r.maybe_close_timestamp(&self.tt, now, close_interval, &mut self.completions);
+                }
                 r.flush_reads();
             }
             self.handle_readies();
@@ -272,13 +283,7 @@ impl Store {
             },
             StoreMsg::CloseTimestampNow { shard } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
-                    r.maybe_close_timestamp(
-                        &self.tt,
-                        Instant::now(),
-                        FORCED_CLOSE_INTERVAL_MIN,
-                        true,
-                        &mut self.completions,
-                    );
+                    r.want_close();
                 }
             }
             StoreMsg::SnapshotSent { shard, to, ok } => {
@@ -340,10 +345,6 @@ impl Store {
         tracing::debug!(server = %self.registry.server_id, "event loop stopped");
     }
 }
-
-/// Forced closes (for waiting snapshot reads) are proposed at most this
-/// often per shard.
-const FORCED_CLOSE_INTERVAL_MIN: Duration = Duration::from_millis(2);
 
 fn not_hosted(shard: ShardId) -> Error {
     Error::WrongShard { shard_id: shard, epoch: None, reason: "no replica of this shard on this server".into() }

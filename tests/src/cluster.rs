@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use spanserver::config::{GcConfig, RaftConfig, ResolvedConfig, TimeConfig, UnsafeTestingConfig};
+use spanserver::config::{AdminConfig, GcConfig, RaftConfig, ResolvedConfig, TimeConfig, UnsafeTestingConfig};
 use spanserver::registry::{Registry, ReplicaProgress, Role};
 use spanserver::{ClusterSpec, ReplicaId, Server, ServerId, ServerSpec, ShardId, TransportKind};
 use tokio::task::JoinHandle;
@@ -120,6 +120,7 @@ impl TestCluster {
             replication: options.replication,
             split_points: options.split_points.clone(),
             servers,
+            peer_secret: ClusterSpec::new_peer_secret(),
         };
         spec.validate()?;
         let registries: Arc<Mutex<BTreeMap<ServerId, Arc<Registry>>>> = Default::default();
@@ -164,6 +165,7 @@ impl TestCluster {
             gc: self.options.gc.clone(),
             time: self.options.time.clone(),
             peer_addrs: Default::default(),
+            admin: AdminConfig { tools: true },
             unsafe_testing: self.options.unsafe_testing.clone(),
         }
     }

@@ -64,3 +64,23 @@ impl fmt::Display for ShardId {
         write!(f, "shard{}", self.0)
     }
 }
+
+/// The locks a transaction holds on one shard belong to one *lease*: the
+/// leadership that granted them (its raft term) and the admission the
+/// leader gave the transaction when it first locked something there (a
+/// number unique within the term). Every later read of the transaction on
+/// that shard, and its prepare or commit, presents the lease; a lease that
+/// is no longer the transaction's current one means its locks were lost in
+/// between (a leader change, a wound, an expired keep-alive), so what it
+/// read may have been overwritten, and it aborts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LockLease {
+    pub term: u64,
+    pub admission: u64,
+}
+
+impl fmt::Display for LockLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.term, self.admission)
+    }
+}

@@ -28,9 +28,10 @@ pub mod lock_table;
 pub mod shard;
 pub mod timestamps;
 
-pub use ids::{Priority, ShardId, TxnId};
+pub use ids::{LockLease, Priority, ShardId, TxnId};
 pub use lock_table::{Acquire, Grant, LockMode, LockTable, LockTarget};
 pub use shard::{
-    AbortReason, Answer, Condition, Input, Outcome, Output, PreparedTxn, ReqId, ShardTxns, TxnCommand, TxnError, Write,
+    AbortReason, Answer, Condition, Decision, Input, Outcome, Output, PreparedTxn, ReqId, ShardTxns, TxnCommand,
+    TxnError, Write,
 };
 pub use timestamps::{SafeTime, TimestampOracle};

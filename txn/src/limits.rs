@@ -35,3 +35,35 @@ pub const ACTIVE_TXNS_MAX: usize = 50_000;
 
 /// Most writes one transaction may make on one shard.
 pub const WRITES_PER_TXN_MAX: usize = 10_000;
+
+/// A request parked on a lock this long is answered `Unavailable` (and a
+/// plain write's internal transaction aborted): wound-wait never
+/// deadlocks, but a liveness bug, or clients that claim equal priorities,
+/// must not hold a request (and its locks) for ever. Shorter than the
+/// server's default write timeout, so the caller hears a definite "not
+/// applied" rather than "outcome unknown".
+pub const LOCK_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// A timestamp that comes from elsewhere (a participant's prepare
+/// timestamp relayed by a client, a coordinator's commit timestamp) may be
+/// at most this far beyond `TT.now().latest + 2 epsilon` here. Honest
+/// clocks within epsilon never come close; a forged or broken one could
+/// otherwise push this shard's timestamps (and every later commit-wait)
+/// into the future.
+pub const TIMESTAMP_AHEAD_SLACK: Duration = Duration::from_secs(1);
+
+/// A coordinator refuses a commit naming a participant prepared longer ago
+/// than this (the participant has asked, been told abort, and released its
+/// locks long since). Bounds how long a coordinator must remember an abort
+/// decision: see [`ABORT_DECISION_TTL`].
+pub const PREPARE_VALID_FOR: Duration = Duration::from_secs(30);
+
+/// An abort decision is forgotten this long after it was made. A commit
+/// that could contradict it names a participant prepared before it, which
+/// [`PREPARE_VALID_FOR`] makes too old by then (with room for clock error).
+pub const ABORT_DECISION_TTL: Duration = Duration::from_secs(60);
+
+/// Most decisions a coordinator shard keeps; beyond it, commits with
+/// participants and abort decisions are refused (`Unavailable`) until
+/// participants acknowledge and decisions are forgotten.
+pub const DECISIONS_MAX: usize = 100_000;

@@ -152,7 +152,7 @@ struct Waiter {
 /// The lock table of one shard leader. Purely in memory: a new leader
 /// starts empty and re-locks prepared transactions from their durable
 /// records (their locks must survive; unprepared ones die with the leader).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LockTable {
     txns: BTreeMap<TxnId, TxnLocks>,
     /// Holders per key (shared and exclusive).
@@ -162,6 +162,21 @@ pub struct LockTable {
     /// Waiting requests, oldest first.
     waiting: BTreeMap<(Priority, u64), Waiter>,
     next_seq: u64,
+    /// [`limits::LOCK_WAITERS_MAX`], lowered by tests that fill it.
+    pub(crate) waiters_max: usize,
+}
+
+impl Default for LockTable {
+    fn default() -> Self {
+        LockTable {
+            txns: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            ranges: Vec::new(),
+            waiting: BTreeMap::new(),
+            next_seq: 0,
+            waiters_max: limits::LOCK_WAITERS_MAX,
+        }
+    }
 }
 
 impl LockTable {
@@ -267,9 +282,10 @@ impl LockTable {
         if matches!(target, LockTarget::Range(..)) && mode == LockMode::Exclusive {
             return Acquire::Refused { reason: "exclusive range locks are not supported".into(), retryable: false };
         }
-        if let Some(p) = self.priority(txn) {
-            // One transaction, one priority, for its whole life.
-            debug_assert_eq!(p, priority, "{txn} changed priority");
+        if self.priority(txn).is_some_and(|p| p != priority) {
+            // One transaction, one priority, for its whole life; requests
+            // come from clients, so a change is refused, not asserted.
+            return Acquire::Refused { reason: format!("{txn} cannot change its priority"), retryable: false };
         }
         if self.holds(txn, &target, mode) {
             return Acquire::Granted;
@@ -288,7 +304,7 @@ impl LockTable {
             self.grant(txn, target, mode);
             return Acquire::Granted;
         }
-        if self.waiting.len() >= limits::LOCK_WAITERS_MAX {
+        if self.waiting.len() >= self.waiters_max {
             return Acquire::Refused { reason: "too many lock requests waiting on this shard".into(), retryable: true };
         }
         let wound: Vec<TxnId> = holders
@@ -342,6 +358,16 @@ impl LockTable {
         self.grant_waiters()
     }
 
+    /// Withdraws every waiting request of `txn` (it gave up waiting; it
+    /// keeps what it holds), then grants what it can, oldest first.
+    pub fn cancel_waits(&mut self, txn: TxnId) -> Vec<Grant> {
+        self.waiting.retain(|_, w| w.txn != txn);
+        if self.txns.get(&txn).is_some_and(|t| t.held.is_empty()) {
+            self.txns.remove(&txn);
+        }
+        self.grant_waiters()
+    }
+
     fn grant_waiters(&mut self) -> Vec<Grant> {
         let mut grants = Vec::new();
         let order: Vec<(Priority, u64)> = self.waiting.keys().copied().collect();
@@ -362,7 +388,7 @@ impl LockTable {
 
     /// Forgets everything (the leader stepped down).
     pub fn clear(&mut self) {
-        *self = LockTable::default();
+        *self = LockTable { waiters_max: self.waiters_max, ..LockTable::default() };
     }
 
     /// Checks the module invariants; returns a description of the first

@@ -3,20 +3,23 @@
 //!
 //! A shard leader receives requests (reads inside read-write transactions,
 //! prepares, commits, aborts, heartbeats, and from other shards: outcome
-//! questions and decisions). It answers some at once, parks some on locks,
-//! and asks for others to be replicated. Every replica, leader or not, then
-//! feeds each applied command back, and all of them arrive at the same
-//! durable state (prepared transactions, coordinator decisions, safe time).
+//! questions, decisions, acknowledgements). It answers some at once, parks
+//! some on locks, and asks for others to be replicated. Every replica,
+//! leader or not, then feeds each applied command back, and all of them
+//! arrive at the same durable state (prepared transactions, coordinator
+//! decisions, safe time).
 //!
 //! ```text
 //!  Input ──> ShardTxns::step(now, input) ──> [Output]
 //!            ├── LockTable (leader only, in memory)
 //!            ├── active: unprepared transactions holding locks here (leader)
+//!            ├── parked: requests waiting for locks (leader, bounded wait)
 //!            ├── prepared: txn -> record           (replicated, durable)
-//!            ├── decisions: txn -> outcome         (replicated, durable; coordinator)
+//!            ├── decisions: txn -> Decision        (replicated, durable; coordinator)
+//!            ├── unacked: who has not confirmed a commit decision (leader)
 //!            ├── TimestampOracle (leader)          SafeTime (every replica)
 //!
-//!  Output: Reply{req, answer} | Propose{req, command} | Persist(...) |
+//!  Output: Reply{req, answer} | Propose{req, command} | Write/Store/Delete(...) |
 //!          Resolve{txn, coordinator} | Notify{txn, participants, outcome}
 //! ```
 //!
@@ -34,40 +37,73 @@
 //!    replicates `Prepare` (with the write set AND the read set, so a new
 //!    leader re-takes every lock of a prepared transaction), and answers.
 //!    Then the client sends `Commit` with every `prepare_ts` to the
-//!    coordinator, which decides as in 2 and also records the decision.
-//!    The coordinator's replicated decision is the outcome; nothing else.
-//! 4. The coordinator's server tells the participants (after commit-wait);
-//!    they replicate `Finish`, which applies the writes at `s` and releases
-//!    the locks. A participant that hears nothing asks the coordinator
-//!    ([`Output::Resolve`]); a coordinator asked about a transaction it never
-//!    saw committed decides abort, durably, so a late commit cannot win.
+//!    coordinator, which decides as in 2 and also records the decision,
+//!    naming the participants. The coordinator's replicated decision is
+//!    the outcome; nothing else.
+//! 4. The coordinator's server tells the named participants (after
+//!    commit-wait, [`Output::Notify`]); they replicate `Finish`, which
+//!    applies the writes at `s` and releases the locks, and acknowledge
+//!    ([`Input::Acknowledged`]). The coordinator repeats the notice to
+//!    whoever has not acknowledged, also after a leader change, and forgets
+//!    the decision once all have. A participant that hears nothing asks
+//!    the coordinator ([`Output::Resolve`]). The answer is per participant:
+//!    committed only to a participant the decision names; a shard the
+//!    client left out of its commit was not part of the transaction, and
+//!    aborts its prepared writes. A coordinator asked about a transaction
+//!    it never committed decides abort, durably, so a late commit cannot
+//!    win; it forgets that decision after [`limits::ABORT_DECISION_TTL`],
+//!    by when a commit naming a participant prepared before it is refused
+//!    as too old ([`limits::PREPARE_VALID_FOR`]).
+//!
+//! A prepared participant never aborts on its own, nor because a client
+//! says so: a client's `Abort` of a prepared transaction makes the
+//! participant ask the coordinator at once, which decides abort unless it
+//! committed. So no client, honest or not, can split a transaction.
 //!
 //! Plain (non-transactional) writes are one-participant commits of an
 //! internal transaction, so they take exclusive locks too and can never
 //! slip between a transaction's read and its commit.
 //!
-//! # Leadership
+//! # Leases: locks held since the read
 //!
-//! Locks of unprepared transactions live only in the leader's memory: when
-//! it loses leadership they are gone, and those transactions abort (a
-//! participant that no longer holds a transaction's read locks refuses to
-//! prepare it). Prepared transactions keep their locks: a new leader
-//! re-acquires them from the durable records before serving anything.
+//! Locks of unprepared transactions live only in the leader's memory, and
+//! die with its leadership, with a wound, or with an expired keep-alive;
+//! those transactions must abort. "Still holds the read locks" at prepare
+//! or commit must mean "has held them since it read", not "holds them
+//! now": a transaction that read `k`, lost its lock, and read `k` again
+//! would hold a fresh lock on `k` while its first read may since have been
+//! overwritten. So a transaction's first lock on a shard starts a
+//! [`LockLease`] (the leader's term and an admission number), every grant
+//! answers with it (`Answer::Locked { lease }`), and the client presents it
+//! with its later reads and its prepare or commit there. A lease that is
+//! not the transaction's current admission aborts it (`ReadLocksLost`).
+//! Found by `spandb jepsen --workload list-append` as an `internal`
+//! anomaly (a reread across a leader kill); a wound followed by a reread
+//! under the same leader was the same hole.
 //!
-//! "Still holds the read locks" must mean "has held them since it read",
-//! not "holds them now": a transaction that read `k` under one leader and
-//! reads `k` again under the next would hold a fresh lock on `k` while its
-//! first read may since have been overwritten. So every grant names the
-//! leadership's raft term (`Answer::Locked { lock_term }`), the client
-//! sends it back with the transaction's later reads and its prepare or
-//! commit on that shard, and a term other than the current one aborts the
-//! transaction (`ReadLocksLost`). Found by `spandb jepsen --workload
-//! list-append`, as an `internal` anomaly: two reads of one key in one
-//! transaction disagreeing across a leader kill.
+//! # Waiting, and deadlock across shards
+//!
+//! On one shard wound-wait has no cycles: a request waits only for older
+//! transactions or prepared ones, and prepared ones wait for nothing
+//! there. Across shards a prepared transaction can wait, at its
+//! coordinator, for an older one: young T prepared at shard B, its commit
+//! parked at coordinator A behind old T0's lock, while T0 waits at B for
+//! T's prepared lock. T0 cannot wound T at B (T may already be committed),
+//! so B *pushes* instead: when an older transaction starts waiting for a
+//! younger prepared one, B asks T's coordinator at once ([`Output::Resolve`]),
+//! and a coordinator that has not started deciding T decides abort. The
+//! cycle breaks in one round trip, and wound-wait's rule (the older one
+//! wins) holds across shards. A request parked longer than
+//! [`limits::LOCK_WAIT_MAX`] is answered `Unavailable` in any case.
 //!
 //! # Invariants (asserted)
 //! - Assigned timestamps strictly increase; `commit_ts >= prepare_ts` at the
-//!   coordinator and again at each participant (`timestamps.rs`).
+//!   coordinator (`timestamps.rs`). Timestamps from outside are checked
+//!   before they are used: a commit timestamp below a participant's
+//!   prepare timestamp, or one too far in the future, is refused before
+//!   anything is proposed; applying such a `Finish` (impossible but for a
+//!   bug) changes nothing, deterministically, rather than crash every
+//!   replica.
 //! - A decision, once applied, never changes: an abort decision applied
 //!   after a commit decision (or the reverse) is ignored, deterministically.
 //! - Every lock a prepared transaction needs is granted on reinstall.
@@ -77,7 +113,7 @@ use std::fmt;
 
 use truetime::{Timestamp, TtInterval};
 
-use crate::ids::{Priority, ShardId, TxnId};
+use crate::ids::{LockLease, Priority, ShardId, TxnId};
 use crate::limits;
 use crate::lock_table::{Acquire, Grant, LockMode, LockTable, LockTarget};
 use crate::timestamps::{SafeTime, TimestampOracle};
@@ -117,6 +153,30 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// A coordinator's durable decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// The participants the commit named (empty for an abort decision,
+    /// whose participants the coordinator never learned).
+    pub participants: Vec<ShardId>,
+    /// When it was decided (the commit timestamp, or the coordinator's
+    /// clock for an abort decision): abort decisions are forgotten
+    /// [`limits::ABORT_DECISION_TTL`] later.
+    pub decided_at: Timestamp,
+}
+
+impl Decision {
+    /// What participant `shard` must do: commit only if the decision names
+    /// it.
+    pub fn outcome_for(&self, shard: ShardId) -> Outcome {
+        match self.outcome {
+            Outcome::Committed(s) if self.participants.contains(&shard) => Outcome::Committed(s),
+            _ => Outcome::Aborted,
+        }
+    }
+}
+
 /// A transaction prepared on this shard: what it will write and what it
 /// read, so its locks can be re-taken by any leader.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,8 +207,11 @@ pub enum TxnCommand {
     /// A transaction prepared here ended.
     Finish { txn: TxnId, outcome: Outcome },
     /// The coordinator decides abort (asked about a transaction it never
-    /// committed).
-    AbortDecision { txn: TxnId },
+    /// committed), at `decided_at` by its clock.
+    AbortDecision { txn: TxnId, decided_at: Timestamp },
+    /// The coordinator no longer needs its decision on `txn` (every
+    /// participant acknowledged a commit, or an abort decision expired).
+    ForgetDecision { txn: TxnId },
     /// No future write here will be at or below `ts`.
     Close { ts: Timestamp },
 }
@@ -161,8 +224,8 @@ pub enum AbortReason {
     Wounded { by: TxnId },
     /// The shard's leader changed, and its in-memory locks with it.
     LeaderChanged,
-    /// Its read locks on this shard are gone (a leader change since the
-    /// reads), so its reads may be stale.
+    /// Its read locks on this shard are gone since it read (a leader
+    /// change, a wound, an expired keep-alive), so its reads may be stale.
     ReadLocksLost,
     /// Its client stopped sending requests and heartbeats.
     KeepAliveExpired,
@@ -172,6 +235,8 @@ pub enum AbortReason {
     ByCoordinator,
     /// The replication of its prepare or commit failed.
     ProposalDropped,
+    /// A participant prepared too long ago ([`limits::PREPARE_VALID_FOR`]).
+    PrepareExpired,
 }
 
 impl fmt::Display for AbortReason {
@@ -179,11 +244,14 @@ impl fmt::Display for AbortReason {
         match self {
             AbortReason::Wounded { by } => write!(f, "wounded by older transaction {by}"),
             AbortReason::LeaderChanged => f.write_str("the shard's leader changed"),
-            AbortReason::ReadLocksLost => f.write_str("read locks lost (the shard's leader changed since the reads)"),
+            AbortReason::ReadLocksLost => {
+                f.write_str("read locks lost since the reads (a leader change, a wound or an expired keep-alive)")
+            }
             AbortReason::KeepAliveExpired => f.write_str("no heartbeat from the client"),
             AbortReason::ByClient => f.write_str("aborted by the client"),
             AbortReason::ByCoordinator => f.write_str("the coordinator decided abort"),
             AbortReason::ProposalDropped => f.write_str("its replication was dropped"),
+            AbortReason::PrepareExpired => f.write_str("a participant prepared too long ago"),
         }
     }
 }
@@ -195,9 +263,10 @@ pub enum TxnError {
     /// This replica cannot serve transactions now (not the leader, or not
     /// ready yet).
     NotLeader,
-    /// Over a limit; retry later.
+    /// Over a limit, or waited too long; retry later.
     Unavailable(String),
-    /// The request makes no sense (e.g. a read after commit).
+    /// The request makes no sense (e.g. a read after commit, a timestamp
+    /// from the far future).
     InvalidArgument(String),
     /// The request was replicated but its outcome is unknown to this
     /// replica (the driver reports this, e.g. when a snapshot replaced the
@@ -221,10 +290,10 @@ impl fmt::Display for TxnError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// The read's shared lock is held: read the latest committed value.
-    /// `lock_term` names the leadership holding the transaction's locks
-    /// here; its later reads and its prepare or commit carry it back.
+    /// `lease` names the transaction's locks here; its later reads and its
+    /// prepare or commit present it.
     Locked {
-        lock_term: u64,
+        lease: LockLease,
     },
     Prepared {
         prepare_ts: Timestamp,
@@ -236,7 +305,8 @@ pub enum Answer {
     },
     /// Done (an abort, a finish, a heartbeat).
     Done,
-    /// The outcome the coordinator recorded.
+    /// What the asking participant must do, from the coordinator's
+    /// decision.
     Outcome(Outcome),
     /// The coordinator is committing right now: ask again.
     Pending,
@@ -265,14 +335,16 @@ pub enum Output {
     DeletePrepared(TxnId),
     StoreDecision {
         txn: TxnId,
-        outcome: Outcome,
+        decision: Decision,
     },
+    DeleteDecision(TxnId),
     /// Ask the coordinator shard how `txn` ended (then feed `Decide`).
     Resolve {
         txn: TxnId,
         coordinator: ShardId,
     },
-    /// Tell the participants how `txn` ended (after commit-wait).
+    /// Tell the participants how `txn` ended (after commit-wait), and feed
+    /// `Acknowledged` for each that confirms.
     Notify {
         txn: TxnId,
         participants: Vec<ShardId>,
@@ -284,14 +356,14 @@ pub enum Output {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// A read-write transaction reads `target`: take a shared lock.
-    /// `lock_term`: the `Answer::Locked` term of its earlier reads here (0
+    /// `lease`: the one its earlier reads here were answered with (`None`
     /// for its first).
     Read {
         req: ReqId,
         txn: TxnId,
         priority: Priority,
         target: LockTarget,
-        lock_term: u64,
+        lease: Option<LockLease>,
     },
     /// Prepare `txn` here (a participant that is not the coordinator).
     Prepare {
@@ -300,20 +372,21 @@ pub enum Input {
         priority: Priority,
         writes: Vec<Write>,
         reads: Vec<LockTarget>,
-        /// The term its `reads` were locked under (ignored without reads).
-        lock_term: u64,
+        /// The lease its `reads` were locked under (needed with reads).
+        lease: Option<LockLease>,
         coordinator: ShardId,
     },
     /// Commit `txn` here: the one participant, or the coordinator of
-    /// `participants` (with their prepare timestamps).
+    /// `participants` (with their prepare timestamps, which the driver has
+    /// checked were issued by them).
     Commit {
         req: ReqId,
         txn: TxnId,
         priority: Priority,
         writes: Vec<Write>,
         reads: Vec<LockTarget>,
-        /// The term its `reads` were locked under (ignored without reads).
-        lock_term: u64,
+        /// The lease its `reads` were locked under (needed with reads).
+        lease: Option<LockLease>,
         participants: Vec<(ShardId, Timestamp)>,
     },
     /// A plain write (an internal one-shard transaction).
@@ -329,20 +402,27 @@ pub enum Input {
     Heartbeat {
         txn: TxnId,
     },
-    /// The outcome of `txn`, from its coordinator.
+    /// The outcome of `txn`, from its coordinator (a peer).
     Decide {
         req: ReqId,
         txn: TxnId,
         outcome: Outcome,
     },
-    /// A participant asks how `txn` ended.
+    /// Participant `participant` asks how `txn` ended (a peer).
     Resolve {
         req: ReqId,
         txn: TxnId,
+        participant: ShardId,
+    },
+    /// `participant` confirmed it applied this shard's decision on `txn`.
+    Acknowledged {
+        txn: TxnId,
+        participant: ShardId,
     },
     /// Close a timestamp (safe time for followers).
     Close,
-    /// Time passes: keep-alives expire, prepared transactions get resolved.
+    /// Time passes: keep-alives expire, parked requests time out, prepared
+    /// transactions get resolved, decisions get repeated and forgotten.
     Tick,
     /// A command was applied (every replica). `conditions_held` is the
     /// driver's check of a `Commit`'s conditions against storage.
@@ -364,6 +444,30 @@ pub enum Input {
     },
     /// This replica no longer leads.
     LeaderLost,
+}
+
+impl Input {
+    /// The id of the request this input carries (`None`: not a request),
+    /// for the driver to set and the state machine to answer.
+    pub fn req_mut(&mut self) -> Option<&mut ReqId> {
+        match self {
+            Input::Read { req, .. }
+            | Input::Prepare { req, .. }
+            | Input::Commit { req, .. }
+            | Input::Write { req, .. }
+            | Input::Abort { req, .. }
+            | Input::Decide { req, .. }
+            | Input::Resolve { req, .. } => Some(req),
+            _ => None,
+        }
+    }
+
+    /// Whether the input, if accepted, asks for something to be
+    /// replicated (so the driver can refuse it when too many proposals are
+    /// pending).
+    pub fn proposes(&self) -> bool {
+        matches!(self, Input::Prepare { .. } | Input::Commit { .. } | Input::Write { .. })
+    }
 }
 
 /// What a parked request does once its locks are held.
@@ -389,6 +493,9 @@ struct Parked {
     priority: Priority,
     wanted: VecDeque<(LockTarget, LockMode)>,
     then: Then,
+    /// When it was parked (`now.earliest`): it waits at most
+    /// [`limits::LOCK_WAIT_MAX`].
+    since: Timestamp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -403,9 +510,20 @@ enum Phase {
 struct ActiveTxn {
     last_heard: Timestamp,
     phase: Phase,
+    /// Its locks here: presented back by its later requests.
+    lease: LockLease,
     /// A plain write's internal transaction: its request is waiting right
     /// here, so it has no keep-alive to miss.
     internal: bool,
+}
+
+/// Participants that have not yet confirmed a commit decision, and when
+/// they were last told.
+#[derive(Clone, Debug)]
+struct Unacked {
+    participants: BTreeSet<ShardId>,
+    outcome: Outcome,
+    notified_at: Timestamp,
 }
 
 /// The transaction state machine of one shard (module docs).
@@ -416,6 +534,8 @@ pub struct ShardTxns {
     /// The raft term of the current leadership: the in-memory locks live
     /// and die with it (0 when not leading).
     leader_term: u64,
+    /// Admissions of this leadership so far (lease numbers).
+    admissions: u64,
     locks: LockTable,
     oracle: TimestampOracle,
     safe: SafeTime,
@@ -425,7 +545,14 @@ pub struct ShardTxns {
     prepared: BTreeMap<TxnId, PreparedTxn>,
     /// When each prepared transaction's coordinator was last asked.
     last_resolve: BTreeMap<TxnId, Timestamp>,
-    decisions: BTreeMap<TxnId, Outcome>,
+    decisions: BTreeMap<TxnId, Decision>,
+    /// Commit decisions not yet confirmed by every participant (leader).
+    unacked: BTreeMap<TxnId, Unacked>,
+    /// Decisions whose `ForgetDecision` is being replicated (leader).
+    forgetting: BTreeSet<TxnId>,
+    /// Which participant asked, for each `AbortDecision` being replicated
+    /// on a participant's question (leader).
+    resolving: BTreeMap<ReqId, ShardId>,
     /// Plain writes get internal transaction ids, numbered from 0.
     next_internal: u64,
     prepared_generation: u64,
@@ -437,7 +564,7 @@ impl ShardTxns {
         shard: ShardId,
         max_applied: Timestamp,
         prepared: Vec<PreparedTxn>,
-        decisions: Vec<(TxnId, Outcome)>,
+        decisions: Vec<(TxnId, Decision)>,
     ) -> Self {
         let mut safe = SafeTime::new(max_applied);
         for p in &prepared {
@@ -468,8 +595,12 @@ impl ShardTxns {
         self.prepared.values()
     }
 
-    pub fn decision(&self, txn: TxnId) -> Option<Outcome> {
-        self.decisions.get(&txn).copied()
+    pub fn decision(&self, txn: TxnId) -> Option<&Decision> {
+        self.decisions.get(&txn)
+    }
+
+    pub fn decisions(&self) -> impl Iterator<Item = (&TxnId, &Decision)> {
+        self.decisions.iter()
     }
 
     pub fn locks(&self) -> &LockTable {
@@ -478,6 +609,10 @@ impl ShardTxns {
 
     pub fn active_count(&self) -> usize {
         self.active.len()
+    }
+
+    pub fn parked_count(&self) -> usize {
+        self.parked.len()
     }
 
     /// Changes whenever the set of prepared transactions changes (so the
@@ -491,17 +626,14 @@ impl ShardTxns {
         self.prepared.values().map(|p| (p.prepare_ts, p.writes.iter().map(|w| w.key.clone()).collect())).collect()
     }
 
-    /// Never assign at or below `ts` (a linearizable read was served at it).
-    pub fn reserve(&mut self, ts: Timestamp) {
-        self.oracle.reserve(ts);
-    }
-
     /// Feeds one input; returns what to do, in order.
     pub fn step(&mut self, now: TtInterval, mut input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Applied { req, command, conditions_held } => self.applied(req, command, conditions_held, &mut out),
-            Input::ProposalFailed { req, command } => self.proposal_failed(req, command, &mut out),
+            Input::Applied { req, command, conditions_held } => {
+                self.applied(req, command, conditions_held, now, &mut out)
+            }
+            Input::ProposalFailed { req, command } => self.proposal_failed(req, command, now, &mut out),
             Input::LeaderReady { term } => self.leader_ready(term),
             Input::LeaderLost => self.leader_lost(&mut out),
             _ if !self.leading => {
@@ -509,41 +641,41 @@ impl ShardTxns {
                     out.push(Output::Reply { req, result: Err(TxnError::NotLeader) });
                 }
             }
-            Input::Read { req, txn, priority, target, lock_term } => {
-                if lock_term != 0 && lock_term != self.leader_term {
-                    // Its earlier reads' locks died with an earlier
-                    // leadership: a new lock now would hide that they may
-                    // have been overwritten since.
-                    self.abort_active(txn, AbortReason::ReadLocksLost, now, &mut out);
-                    out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::ReadLocksLost)) });
-                } else if self.admit(req, txn, now, &mut out) {
-                    self.park(
-                        req,
-                        txn,
-                        priority,
-                        VecDeque::from([(target, LockMode::Shared)]),
-                        Then::Read,
-                        now,
-                        &mut out,
-                    );
+            Input::Read { req, txn, priority, target, lease } => {
+                if self.admit(req, txn, lease, now, &mut out).is_some() {
+                    let wanted = VecDeque::from([(target, LockMode::Shared)]);
+                    self.park(req, txn, priority, wanted, Then::Read, now, &mut out);
                 }
             }
-            Input::Prepare { req, txn, priority, writes, reads, lock_term, coordinator } => {
+            Input::Prepare { req, txn, priority, writes, reads, lease, coordinator } => {
                 if let Some(p) = self.prepared.get(&txn) {
                     // A retried prepare: answer as before.
                     out.push(Output::Reply { req, result: Ok(Answer::Prepared { prepare_ts: p.prepare_ts }) });
                     return out;
                 }
-                if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, lock_term, now, &mut out) {
-                    self.park(req, txn, priority, wanted, Then::Prepare { writes, reads, coordinator }, now, &mut out);
-                }
-            }
-            Input::Commit { req, txn, priority, writes, reads, lock_term, participants } => {
-                if let Some(outcome) = self.decisions.get(&txn) {
-                    out.push(Output::Reply { req, result: outcome_answer(*outcome) });
+                if coordinator == self.shard {
+                    let msg = "a transaction's coordinator commits it; it does not prepare".to_string();
+                    out.push(Output::Reply { req, result: Err(TxnError::InvalidArgument(msg)) });
                     return out;
                 }
-                if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, lock_term, now, &mut out) {
+                if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, lease, now, &mut out) {
+                    let then = Then::Prepare { writes, reads, coordinator };
+                    self.park(req, txn, priority, wanted, then, now, &mut out);
+                }
+            }
+            Input::Commit { req, txn, priority, writes, reads, lease, participants } => {
+                if let Some(d) = self.decisions.get(&txn) {
+                    out.push(Output::Reply { req, result: outcome_answer(d.outcome) });
+                    return out;
+                }
+                if let Err(e) = self.check_participants(&participants, now) {
+                    if matches!(e, TxnError::Aborted(_)) {
+                        self.abort_active(txn, AbortReason::PrepareExpired, now, &mut out);
+                    }
+                    out.push(Output::Reply { req, result: Err(e) });
+                    return out;
+                }
+                if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, lease, now, &mut out) {
                     let then = Then::Commit { writes, conditions: vec![], participants, received: now };
                     self.park(req, txn, priority, wanted, then, now, &mut out);
                 }
@@ -555,7 +687,9 @@ impl ShardTxns {
                 let txn = TxnId::internal(self.next_internal);
                 self.next_internal += 1;
                 let priority = Priority::new(now.latest, txn);
-                self.active.insert(txn, ActiveTxn { last_heard: now.earliest, phase: Phase::Active, internal: true });
+                let lease = self.new_lease();
+                let a = ActiveTxn { last_heard: now.earliest, phase: Phase::Active, lease, internal: true };
+                self.active.insert(txn, a);
                 let keys: BTreeSet<Vec<u8>> =
                     writes.iter().map(|w| w.key.clone()).chain(conditions.iter().map(|c| c.key.clone())).collect();
                 let wanted = keys.into_iter().map(|k| (LockTarget::Key(k), LockMode::Exclusive)).collect();
@@ -563,8 +697,14 @@ impl ShardTxns {
                 self.park(req, txn, priority, wanted, then, now, &mut out);
             }
             Input::Abort { req, txn } => {
-                if self.prepared.contains_key(&txn) {
-                    self.propose_finish(req, txn, Outcome::Aborted, &mut out);
+                if let Some(p) = self.prepared.get(&txn) {
+                    // Not the client's call: only the coordinator decides a
+                    // prepared transaction. Ask it now (it decides abort
+                    // unless it committed).
+                    let coordinator = p.coordinator;
+                    self.last_resolve.insert(txn, now.earliest);
+                    out.push(Output::Resolve { txn, coordinator });
+                    out.push(Output::Reply { req, result: Ok(Answer::Done) });
                 } else if self.active.get(&txn).is_some_and(|a| a.phase == Phase::Deciding) {
                     let msg = "the transaction is committing; its outcome decides".to_string();
                     out.push(Output::Reply { req, result: Err(TxnError::InvalidArgument(msg)) });
@@ -578,15 +718,9 @@ impl ShardTxns {
                     a.last_heard = a.last_heard.max(now.earliest);
                 }
             }
-            Input::Decide { req, txn, outcome } => {
-                if self.prepared.contains_key(&txn) {
-                    self.propose_finish(req, txn, outcome, &mut out);
-                } else {
-                    // Finished already (or never prepared here).
-                    out.push(Output::Reply { req, result: Ok(Answer::Done) });
-                }
-            }
-            Input::Resolve { req, txn } => self.resolve(req, txn, now, &mut out),
+            Input::Decide { req, txn, outcome } => self.decide(req, txn, outcome, now, &mut out),
+            Input::Resolve { req, txn, participant } => self.resolve(req, txn, participant, now, &mut out),
+            Input::Acknowledged { txn, participant } => self.acknowledged(txn, participant, &mut out),
             Input::Close => {
                 let ts = self.oracle.assign(now);
                 out.push(Output::Propose { req: None, command: TxnCommand::Close { ts } });
@@ -596,50 +730,138 @@ impl ShardTxns {
         out
     }
 
-    /// Asks to replicate the end of a transaction prepared here. A commit
-    /// timestamp is reserved now, at proposal: every timestamp assigned
-    /// after this entry (so after it in the log) must exceed it, since
-    /// applying it raises the replica's applied time to it.
-    fn propose_finish(&mut self, req: ReqId, txn: TxnId, outcome: Outcome, out: &mut Vec<Output>) {
+    /// The latest timestamp from elsewhere this shard accepts now: a
+    /// healthy clock elsewhere reads at most 2 epsilon (the interval's
+    /// width) past this one's `latest`.
+    fn ahead_max(now: TtInterval) -> Timestamp {
+        now.latest.saturating_add(now.latest.duration_since(now.earliest)).saturating_add(limits::TIMESTAMP_AHEAD_SLACK)
+    }
+
+    /// Checks the participants' prepare timestamps a commit relays: none
+    /// from the future, none too old to commit.
+    fn check_participants(&self, participants: &[(ShardId, Timestamp)], now: TtInterval) -> Result<(), TxnError> {
+        let ahead_max = Self::ahead_max(now);
+        let oldest = now.earliest.saturating_sub(limits::PREPARE_VALID_FOR);
+        for (shard, prepare_ts) in participants {
+            if *shard == self.shard {
+                return Err(TxnError::InvalidArgument("the coordinator is not its own participant".into()));
+            }
+            if *prepare_ts > ahead_max {
+                return Err(TxnError::InvalidArgument(format!(
+                    "{shard}'s prepare timestamp {} is beyond this server's clock ({})",
+                    prepare_ts.as_nanos(),
+                    now.latest.as_nanos()
+                )));
+            }
+            if *prepare_ts < oldest {
+                return Err(TxnError::Aborted(AbortReason::PrepareExpired));
+            }
+        }
+        if self.decisions.len() >= limits::DECISIONS_MAX && !participants.is_empty() {
+            return Err(TxnError::Unavailable("too many undelivered decisions on this coordinator".into()));
+        }
+        Ok(())
+    }
+
+    /// A coordinator's decision reaches this participant.
+    fn decide(&mut self, req: ReqId, txn: TxnId, outcome: Outcome, now: TtInterval, out: &mut Vec<Output>) {
+        let Some(p) = self.prepared.get(&txn) else {
+            // Finished already (or never prepared here): nothing to do.
+            out.push(Output::Reply { req, result: Ok(Answer::Done) });
+            return;
+        };
         if let Outcome::Committed(s) = outcome {
+            let refused = if s < p.prepare_ts {
+                Some(format!(
+                    "commit timestamp {} is below the prepare timestamp {}",
+                    s.as_nanos(),
+                    p.prepare_ts.as_nanos()
+                ))
+            } else if s > Self::ahead_max(now) {
+                Some(format!(
+                    "commit timestamp {} is beyond this server's clock ({})",
+                    s.as_nanos(),
+                    now.latest.as_nanos()
+                ))
+            } else {
+                None
+            };
+            if let Some(msg) = refused {
+                out.push(Output::Reply { req, result: Err(TxnError::InvalidArgument(msg)) });
+                return;
+            }
+            // Every timestamp assigned after this entry (so after it in
+            // the log) must exceed `s`, since applying it raises the
+            // replica's applied time to it.
             self.oracle.reserve(s);
         }
         out.push(Output::Propose { req: Some(req), command: TxnCommand::Finish { txn, outcome } });
     }
 
-    /// Registers (or refreshes) an active transaction; refuses aborted or
-    /// deciding ones.
-    fn admit(&mut self, req: ReqId, txn: TxnId, now: TtInterval, out: &mut Vec<Output>) -> bool {
+    /// A fresh lease of this leadership.
+    fn new_lease(&mut self) -> LockLease {
+        self.admissions += 1;
+        LockLease { term: self.leader_term, admission: self.admissions }
+    }
+
+    /// Admits a request of `txn`: refuses aborted (tombstoned) or deciding
+    /// transactions, and a lease that is not the transaction's current one
+    /// here (its locks were lost since: it aborts). Without a lease, joins
+    /// the transaction's current admission or starts one. Returns the
+    /// lease, or `None` if the request was answered.
+    fn admit(
+        &mut self,
+        req: ReqId,
+        txn: TxnId,
+        lease: Option<LockLease>,
+        now: TtInterval,
+        out: &mut Vec<Output>,
+    ) -> Option<LockLease> {
         if let Some((reason, _)) = self.tombstones.get(&txn) {
             out.push(Output::Reply { req, result: Err(TxnError::Aborted(reason.clone())) });
-            return false;
+            return None;
         }
         if self.prepared.contains_key(&txn) || self.active.get(&txn).is_some_and(|a| a.phase == Phase::Deciding) {
             let msg = format!("{txn} is already preparing or committing");
             out.push(Output::Reply { req, result: Err(TxnError::InvalidArgument(msg)) });
-            return false;
+            return None;
         }
-        if !self.active.contains_key(&txn) && self.active.len() >= limits::ACTIVE_TXNS_MAX {
-            out.push(Output::Reply {
-                req,
-                result: Err(TxnError::Unavailable("too many active transactions on this shard".into())),
-            });
-            return false;
+        let current = self.active.get(&txn).map(|a| a.lease);
+        if let Some(presented) = lease {
+            if current != Some(presented) {
+                // Its earlier locks died (with a leadership, a wound, a
+                // keep-alive): a new lock now would hide that what it read
+                // may have been overwritten since.
+                self.abort_active(txn, AbortReason::ReadLocksLost, now, out);
+                out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::ReadLocksLost)) });
+                return None;
+            }
         }
-        let a = self.active.entry(txn).or_insert(ActiveTxn {
-            last_heard: now.earliest,
-            phase: Phase::Active,
-            internal: false,
-        });
+        if current.is_none() && self.active.len() >= limits::ACTIVE_TXNS_MAX {
+            let e = TxnError::Unavailable("too many active transactions on this shard".into());
+            out.push(Output::Reply { req, result: Err(e) });
+            return None;
+        }
+        let lease = match current {
+            Some(l) => l,
+            None => {
+                let l = self.new_lease();
+                self.active.insert(
+                    txn,
+                    ActiveTxn { last_heard: now.earliest, phase: Phase::Active, lease: l, internal: false },
+                );
+                l
+            }
+        };
+        let a = self.active.get_mut(&txn).expect("admitted above");
         a.last_heard = a.last_heard.max(now.earliest);
-        true
+        Some(lease)
     }
 
-    /// Admits a prepare or commit: checks its size and that the
-    /// transaction may still decide, and that it still holds every read
-    /// lock it claims, taken under this leadership (else it aborts: its
-    /// reads may be stale). Returns the exclusive locks to take, or `None`
-    /// if it was answered already.
+    /// Admits a prepare or commit: checks its size, that the transaction
+    /// may still decide, and that its reads were locked under its current
+    /// lease and still are (else it aborts: its reads may be stale).
+    /// Returns the exclusive locks to take, or `None` if it was answered.
     #[allow(clippy::too_many_arguments)]
     fn admit_decision(
         &mut self,
@@ -647,16 +869,23 @@ impl ShardTxns {
         txn: TxnId,
         writes: &[Write],
         reads: &[LockTarget],
-        lock_term: u64,
+        lease: Option<LockLease>,
         now: TtInterval,
         out: &mut Vec<Output>,
     ) -> Option<VecDeque<(LockTarget, LockMode)>> {
-        if !self.check_writes(req, writes, out) || !self.admit(req, txn, now, out) {
+        if !self.check_writes(req, writes, out) {
             return None;
         }
-        if let Err(e) = self.check_reads_held(txn, reads, lock_term) {
+        if !reads.is_empty() && lease.is_none() {
+            // Reads it claims were never locked for it.
             self.abort_active(txn, AbortReason::ReadLocksLost, now, out);
-            out.push(Output::Reply { req, result: Err(e) });
+            out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::ReadLocksLost)) });
+            return None;
+        }
+        self.admit(req, txn, if reads.is_empty() { None } else { lease }, now, out)?;
+        if !reads.iter().all(|t| self.locks.holds(txn, t, LockMode::Shared)) {
+            self.abort_active(txn, AbortReason::ReadLocksLost, now, out);
+            out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::ReadLocksLost)) });
             return None;
         }
         Some(writes.iter().map(|w| (LockTarget::Key(w.key.clone()), LockMode::Exclusive)).collect())
@@ -671,18 +900,6 @@ impl ShardTxns {
         true
     }
 
-    /// Whether `txn` still holds a shared lock on each of `reads`, taken
-    /// under this leadership (a lock re-taken under a later one does not
-    /// vouch for what the earlier read saw).
-    fn check_reads_held(&self, txn: TxnId, reads: &[LockTarget], lock_term: u64) -> Result<(), TxnError> {
-        let held = reads.is_empty()
-            || (lock_term == self.leader_term && reads.iter().all(|t| self.locks.holds(txn, t, LockMode::Shared)));
-        match held {
-            true => Ok(()),
-            false => Err(TxnError::Aborted(AbortReason::ReadLocksLost)),
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn park(
         &mut self,
@@ -694,12 +911,13 @@ impl ShardTxns {
         now: TtInterval,
         out: &mut Vec<Output>,
     ) {
-        self.parked.insert(req, Parked { txn, priority, wanted, then });
+        self.parked.insert(req, Parked { txn, priority, wanted, then, since: now.earliest });
         self.advance(req, now, out);
     }
 
     /// Takes the parked request's locks in order until one must wait (then
-    /// wounds whom wound-wait says) or all are held (then carries on).
+    /// wounds, or pushes, whom wound-wait says) or all are held (then
+    /// carries on).
     fn advance(&mut self, req: ReqId, now: TtInterval, out: &mut Vec<Output>) {
         loop {
             let Some(p) = self.parked.get_mut(&req) else { return };
@@ -713,20 +931,57 @@ impl ShardTxns {
                 Acquire::Granted => {
                     p.wanted.pop_front();
                 }
-                Acquire::Wait { wound, .. } => {
+                Acquire::Wait { blockers, wound } => {
                     for victim in wound {
                         self.abort_active(victim, AbortReason::Wounded { by: txn }, now, out);
                     }
+                    self.push(priority, &blockers, now, out);
                     return;
                 }
                 Acquire::Refused { reason, retryable } => {
-                    self.parked.remove(&req);
                     let e = if retryable { TxnError::Unavailable(reason) } else { TxnError::InvalidArgument(reason) };
-                    out.push(Output::Reply { req, result: Err(e) });
+                    self.fail_parked(req, e, now, out);
                     return;
                 }
             }
         }
+    }
+
+    /// An older transaction waits for younger prepared ones here: ask
+    /// their coordinators now, which abort them unless they are deciding
+    /// (module docs: deadlock across shards).
+    fn push(&mut self, priority: Priority, blockers: &[TxnId], now: TtInterval, out: &mut Vec<Output>) {
+        let retry_before = now.earliest.saturating_sub(limits::RESOLVE_RETRY);
+        for b in blockers {
+            let Some(p) = self.prepared.get(b) else { continue };
+            if p.priority <= priority || self.last_resolve.get(b).is_some_and(|at| *at >= retry_before) {
+                continue;
+            }
+            self.last_resolve.insert(*b, now.earliest);
+            out.push(Output::Resolve { txn: *b, coordinator: p.coordinator });
+        }
+    }
+
+    /// Answers a parked request with an error, and any other request of
+    /// its transaction parked here (their queued lock requests go too, and
+    /// others may be granted). The transaction keeps the locks it holds
+    /// (its client decides what next), unless it is a plain write's
+    /// internal one, which nobody else would ever end.
+    fn fail_parked(&mut self, req: ReqId, e: TxnError, now: TtInterval, out: &mut Vec<Output>) {
+        let Some(txn) = self.parked.get(&req).map(|p| p.txn) else { return };
+        if txn.is_internal() {
+            self.parked.remove(&req);
+            out.push(Output::Reply { req, result: Err(e) });
+            self.abort_active(txn, AbortReason::ByClient, now, out);
+            return;
+        }
+        let reqs: Vec<ReqId> = self.parked.iter().filter(|(_, p)| p.txn == txn).map(|(r, _)| *r).collect();
+        for r in reqs {
+            self.parked.remove(&r);
+            out.push(Output::Reply { req: r, result: Err(e.clone()) });
+        }
+        let grants = self.locks.cancel_waits(txn);
+        self.resume(grants, now, out);
     }
 
     /// Resumes parked requests whose lock a release just granted.
@@ -749,7 +1004,15 @@ impl ShardTxns {
     /// Every lock of a parked request is held: do what it came for.
     fn locks_held(&mut self, req: ReqId, p: Parked, now: TtInterval, out: &mut Vec<Output>) {
         match p.then {
-            Then::Read => out.push(Output::Reply { req, result: Ok(Answer::Locked { lock_term: self.leader_term }) }),
+            Then::Read => {
+                let Some(lease) = self.active.get(&p.txn).map(|a| a.lease) else {
+                    // Cannot happen: an aborted transaction's requests are
+                    // failed and its waits cancelled.
+                    out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::ReadLocksLost)) });
+                    return;
+                };
+                out.push(Output::Reply { req, result: Ok(Answer::Locked { lease }) })
+            }
             Then::Prepare { writes, reads, coordinator } => {
                 let prepare_ts = self.oracle.assign(now);
                 self.deciding(p.txn);
@@ -790,12 +1053,14 @@ impl ShardTxns {
             out.push(Output::Reply { req, result: Err(TxnError::Aborted(reason.clone())) });
         }
         self.active.remove(&txn);
-        if self.tombstones.len() >= limits::TOMBSTONES_MAX {
-            if let Some(oldest) = self.tombstones.iter().min_by_key(|(_, (_, at))| *at).map(|(t, _)| *t) {
-                self.tombstones.remove(&oldest);
+        if !txn.is_internal() {
+            if self.tombstones.len() >= limits::TOMBSTONES_MAX {
+                if let Some(oldest) = self.tombstones.iter().min_by_key(|(_, (_, at))| *at).map(|(t, _)| *t) {
+                    self.tombstones.remove(&oldest);
+                }
             }
+            self.tombstones.insert(txn, (reason, now.earliest));
         }
-        self.tombstones.insert(txn, (reason, now.earliest));
         let grants = self.locks.release(txn);
         self.resume(grants, now, out);
     }
@@ -809,19 +1074,41 @@ impl ShardTxns {
         }
     }
 
-    fn resolve(&mut self, req: ReqId, txn: TxnId, now: TtInterval, out: &mut Vec<Output>) {
-        if let Some(outcome) = self.decisions.get(&txn) {
-            out.push(Output::Reply { req, result: Ok(Answer::Outcome(*outcome)) });
+    fn resolve(&mut self, req: ReqId, txn: TxnId, participant: ShardId, now: TtInterval, out: &mut Vec<Output>) {
+        if let Some(d) = self.decisions.get(&txn) {
+            out.push(Output::Reply { req, result: Ok(Answer::Outcome(d.outcome_for(participant))) });
             return;
         }
         if self.active.get(&txn).is_some_and(|a| a.phase == Phase::Deciding) {
             out.push(Output::Reply { req, result: Ok(Answer::Pending) });
             return;
         }
+        if self.decisions.len() >= limits::DECISIONS_MAX {
+            let e = TxnError::Unavailable("too many undelivered decisions on this coordinator".into());
+            out.push(Output::Reply { req, result: Err(e) });
+            return;
+        }
         // Never committed here, and not committing: decide abort, durably,
         // so that a commit arriving later loses.
         self.abort_active(txn, AbortReason::ByCoordinator, now, out);
-        out.push(Output::Propose { req: Some(req), command: TxnCommand::AbortDecision { txn } });
+        let command = TxnCommand::AbortDecision { txn, decided_at: now.earliest };
+        self.resolving.insert(req, participant);
+        out.push(Output::Propose { req: Some(req), command });
+    }
+
+    fn acknowledged(&mut self, txn: TxnId, participant: ShardId, out: &mut Vec<Output>) {
+        let Some(u) = self.unacked.get_mut(&txn) else { return };
+        u.participants.remove(&participant);
+        if u.participants.is_empty() {
+            self.unacked.remove(&txn);
+            self.forget(txn, out);
+        }
+    }
+
+    fn forget(&mut self, txn: TxnId, out: &mut Vec<Output>) {
+        if self.forgetting.insert(txn) {
+            out.push(Output::Propose { req: None, command: TxnCommand::ForgetDecision { txn } });
+        }
     }
 
     fn tick(&mut self, now: TtInterval, out: &mut Vec<Output>) {
@@ -834,6 +1121,12 @@ impl ShardTxns {
             .collect();
         for txn in expired {
             self.abort_active(txn, AbortReason::KeepAliveExpired, now, out);
+        }
+        let parked_since = now.earliest.saturating_sub(limits::LOCK_WAIT_MAX);
+        let overdue: Vec<ReqId> = self.parked.iter().filter(|(_, p)| p.since < parked_since).map(|(r, _)| *r).collect();
+        for req in overdue {
+            let msg = format!("waited more than {:?} for a lock", limits::LOCK_WAIT_MAX);
+            self.fail_parked(req, TxnError::Unavailable(msg), now, out);
         }
         let forget_before = now.earliest.saturating_sub(limits::TOMBSTONE_TTL);
         self.tombstones.retain(|_, (_, at)| *at >= forget_before);
@@ -849,17 +1142,40 @@ impl ShardTxns {
             self.last_resolve.insert(p.txn, now.earliest);
             out.push(Output::Resolve { txn: p.txn, coordinator: p.coordinator });
         }
+        // The coordinator's side: repeat undelivered decisions, forget
+        // expired abort decisions.
+        for (txn, u) in self.unacked.iter_mut() {
+            if u.notified_at < retry_before {
+                u.notified_at = now.earliest;
+                let participants = u.participants.iter().copied().collect();
+                out.push(Output::Notify { txn: *txn, participants, outcome: u.outcome });
+            }
+        }
+        let abort_expired = now.earliest.saturating_sub(limits::ABORT_DECISION_TTL);
+        let expired: Vec<TxnId> = self
+            .decisions
+            .iter()
+            .filter(|(_, d)| d.outcome == Outcome::Aborted && d.decided_at < abort_expired)
+            .map(|(t, _)| *t)
+            .collect();
+        for txn in expired {
+            self.forget(txn, out);
+        }
     }
 
-    fn applied(&mut self, req: Option<ReqId>, command: TxnCommand, conditions_held: bool, out: &mut Vec<Output>) {
-        // Locks are released and waiters resumed at "now" of the apply; the
-        // keep-alive clock is not involved, so the interval does not matter.
-        let now = TtInterval::new(Timestamp::ZERO, Timestamp::ZERO);
+    fn applied(
+        &mut self,
+        req: Option<ReqId>,
+        command: TxnCommand,
+        conditions_held: bool,
+        now: TtInterval,
+        out: &mut Vec<Output>,
+    ) {
         match command {
             TxnCommand::Close { ts } => self.safe.applied(ts),
             TxnCommand::Commit { txn, commit_ts, writes, conditions: _, participants } => {
                 self.safe.applied(commit_ts);
-                let result = if self.decisions.get(&txn) == Some(&Outcome::Aborted) {
+                let result = if self.decisions.get(&txn).is_some_and(|d| d.outcome == Outcome::Aborted) {
                     // The coordinator decided abort first (asked by a
                     // participant): this commit lost.
                     Err(TxnError::Aborted(AbortReason::ByCoordinator))
@@ -869,9 +1185,16 @@ impl ShardTxns {
                     }
                     if !participants.is_empty() {
                         let outcome = Outcome::Committed(commit_ts);
-                        self.decisions.insert(txn, outcome);
-                        out.push(Output::StoreDecision { txn, outcome });
+                        let decision = Decision { outcome, participants: participants.clone(), decided_at: commit_ts };
+                        self.decisions.insert(txn, decision.clone());
+                        out.push(Output::StoreDecision { txn, decision });
                         if self.leading {
+                            let unacked = Unacked {
+                                participants: participants.iter().copied().collect(),
+                                outcome,
+                                notified_at: now.earliest,
+                            };
+                            self.unacked.insert(txn, unacked);
                             out.push(Output::Notify { txn, participants, outcome });
                         }
                     }
@@ -894,6 +1217,20 @@ impl ShardTxns {
                 }
             }
             TxnCommand::Finish { txn, outcome } => {
+                let below = match (self.prepared.get(&txn), outcome) {
+                    (Some(p), Outcome::Committed(s)) => s < p.prepare_ts,
+                    _ => false,
+                };
+                if below {
+                    // Refused before proposing; only a bug gets here. Every
+                    // replica ignores it alike, and the transaction stays
+                    // prepared (its coordinator is asked again).
+                    if let Some(req) = req {
+                        let e = TxnError::InvalidArgument("commit timestamp below the prepare timestamp".into());
+                        out.push(Output::Reply { req, result: Err(e) });
+                    }
+                    return;
+                }
                 if let Some(record) = self.prepared.remove(&txn) {
                     self.prepared_generation += 1;
                     self.last_resolve.remove(&txn);
@@ -913,20 +1250,40 @@ impl ShardTxns {
                     out.push(Output::Reply { req, result: Ok(Answer::Done) });
                 }
             }
-            TxnCommand::AbortDecision { txn } => {
-                let outcome = *self.decisions.entry(txn).or_insert(Outcome::Aborted);
-                if outcome == Outcome::Aborted {
-                    out.push(Output::StoreDecision { txn, outcome });
+            TxnCommand::AbortDecision { txn, decided_at } => {
+                let decision = self
+                    .decisions
+                    .entry(txn)
+                    .or_insert(Decision { outcome: Outcome::Aborted, participants: vec![], decided_at })
+                    .clone();
+                if decision.outcome == Outcome::Aborted {
+                    out.push(Output::StoreDecision { txn, decision: decision.clone() });
                 }
                 if let Some(req) = req {
-                    out.push(Output::Reply { req, result: Ok(Answer::Outcome(outcome)) });
+                    // What the asking participant must do (a commit may
+                    // have won the race); unknown after a leader change:
+                    // it asks again.
+                    let answer = match self.resolving.remove(&req) {
+                        Some(participant) => Answer::Outcome(decision.outcome_for(participant)),
+                        None => Answer::Pending,
+                    };
+                    out.push(Output::Reply { req, result: Ok(answer) });
+                }
+            }
+            TxnCommand::ForgetDecision { txn } => {
+                self.forgetting.remove(&txn);
+                self.unacked.remove(&txn);
+                if self.decisions.remove(&txn).is_some() {
+                    out.push(Output::DeleteDecision(txn));
                 }
             }
         }
     }
 
-    fn proposal_failed(&mut self, req: Option<ReqId>, command: TxnCommand, out: &mut Vec<Output>) {
-        let now = TtInterval::new(Timestamp::ZERO, Timestamp::ZERO);
+    fn proposal_failed(&mut self, req: Option<ReqId>, command: TxnCommand, now: TtInterval, out: &mut Vec<Output>) {
+        if let Some(req) = req {
+            self.resolving.remove(&req);
+        }
         let failed = match &command {
             TxnCommand::Commit { txn, .. } | TxnCommand::Prepare(PreparedTxn { txn, .. }) => {
                 // Not prepared, not committed: it can only abort now.
@@ -934,6 +1291,10 @@ impl ShardTxns {
                     self.abort_active(*txn, AbortReason::ProposalDropped, now, out);
                 }
                 Err(TxnError::Aborted(AbortReason::ProposalDropped))
+            }
+            TxnCommand::ForgetDecision { txn } => {
+                self.forgetting.remove(txn);
+                Err(TxnError::Unavailable("the replication was dropped; retry".into()))
             }
             TxnCommand::Finish { .. } | TxnCommand::AbortDecision { .. } | TxnCommand::Close { .. } => {
                 Err(TxnError::Unavailable("the replication was dropped; retry".into()))
@@ -947,6 +1308,7 @@ impl ShardTxns {
     fn leader_ready(&mut self, term: u64) {
         self.leading = true;
         self.leader_term = term;
+        self.admissions = 0;
         self.oracle = TimestampOracle::starting_above(self.safe.max_applied());
         self.locks.clear();
         // Prepared transactions keep their locks under every leader.
@@ -962,6 +1324,21 @@ impl ShardTxns {
             }
             self.locks.mark_prepared(p.txn);
         }
+        // Commit decisions not yet forgotten may not have reached every
+        // participant: tell them all again (at the next tick).
+        self.unacked = self
+            .decisions
+            .iter()
+            .filter(|(_, d)| matches!(d.outcome, Outcome::Committed(_)) && !d.participants.is_empty())
+            .map(|(t, d)| {
+                let u = Unacked {
+                    participants: d.participants.iter().copied().collect(),
+                    outcome: d.outcome,
+                    notified_at: Timestamp::ZERO,
+                };
+                (*t, u)
+            })
+            .collect();
     }
 
     fn leader_lost(&mut self, out: &mut Vec<Output>) {
@@ -973,6 +1350,9 @@ impl ShardTxns {
         self.active.clear();
         self.locks.clear();
         self.last_resolve.clear();
+        self.unacked.clear();
+        self.forgetting.clear();
+        self.resolving.clear();
     }
 }
 
@@ -983,22 +1363,49 @@ fn outcome_answer(outcome: Outcome) -> Result<Answer, TxnError> {
     }
 }
 
-impl Input {
-    /// The id of the request this input carries (`None`: not a request),
-    /// for the driver to set and the state machine to answer.
-    pub fn req_mut(&mut self) -> Option<&mut ReqId> {
-        match self {
-            Input::Read { req, .. }
-            | Input::Prepare { req, .. }
-            | Input::Commit { req, .. }
-            | Input::Write { req, .. }
-            | Input::Abort { req, .. }
-            | Input::Decide { req, .. }
-            | Input::Resolve { req, .. } => Some(req),
-            _ => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod scripts;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now(t: u64) -> TtInterval {
+        TtInterval::new(Timestamp::from_nanos(t - 1), Timestamp::from_nanos(t + 1))
+    }
+
+    fn write(key: &str) -> Write {
+        Write { key: key.as_bytes().to_vec(), value: Some(b"v".to_vec()) }
+    }
+
+    /// Goal: a plain write the lock table refuses (too many waiters) leaves
+    /// nothing behind: the exclusive lock it already took is released, so
+    /// the next write of that key goes through.
+    /// Method: t1 holds a shared lock on "b"; as many plain writes as the
+    /// lock table lets wait (lowered to 100 here)
+    /// of "b" queue behind it; a write of "a" and "b" takes "a", then is
+    /// refused on "b"; a write of "a" alone must then be proposed at once.
+    #[test]
+    fn a_refused_plain_write_releases_its_locks() {
+        let mut s = ShardTxns::restore(ShardId(1), Timestamp::ZERO, vec![], vec![]);
+        s.step(now(1000), Input::LeaderReady { term: 1 });
+        s.locks.waiters_max = 100;
+        let priority = Priority::new(Timestamp::from_nanos(1), TxnId(1));
+        let read = Input::Read { req: 1, txn: TxnId(1), priority, target: LockTarget::Key(b"b".to_vec()), lease: None };
+        assert!(matches!(s.step(now(1000), read)[..], [Output::Reply { result: Ok(Answer::Locked { .. }), .. }]));
+        for req in 0..100 {
+            let out = s.step(now(1000), Input::Write { req: 10 + req, writes: vec![write("b")], conditions: vec![] });
+            assert!(out.is_empty(), "queued behind t1: {out:?}");
+        }
+        let out = s.step(now(1000), Input::Write { req: 5, writes: vec![write("a"), write("b")], conditions: vec![] });
+        assert!(
+            matches!(&out[..], [Output::Reply { req: 5, result: Err(TxnError::Unavailable(_)) }]),
+            "refused: {out:?}"
+        );
+        let out = s.step(now(1000), Input::Write { req: 6, writes: vec![write("a")], conditions: vec![] });
+        assert!(
+            matches!(&out[..], [Output::Propose { req: Some(6), .. }]),
+            "the refused write's lock on \"a\" must be gone: {out:?}"
+        );
+    }
+}

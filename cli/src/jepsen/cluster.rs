@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{bail, Context};
-use spanserver::config::{ServerConfig, TimeConfig, UnsafeTestingConfig};
+use spanserver::config::{AdminConfig, ServerConfig, TimeConfig, UnsafeTestingConfig};
 use spanserver::{ClusterSpec, ServerId, ServerSpec};
 use tokio::process::{Child, Command};
 
@@ -78,6 +78,7 @@ impl Cluster {
             servers: (0..nodes)
                 .map(|i| ServerSpec { id: ServerId(i as u64 + 1), addr: format!("127.0.0.1:{}", ports[i]) })
                 .collect(),
+            peer_secret: ClusterSpec::new_peer_secret(),
         };
         spec.validate()?;
         let spec_path = dir.join("cluster.toml");
@@ -109,6 +110,8 @@ impl Cluster {
                     ..Default::default()
                 },
                 peer_addrs,
+                // The nemeses move clocks and leaderships.
+                admin: AdminConfig { tools: true },
                 unsafe_testing: settings.unsafe_testing.clone(),
             };
             let config_path = dir.join(format!("s{id}.toml"));

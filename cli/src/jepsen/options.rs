@@ -64,6 +64,16 @@ pub struct RunArgs {
     /// clock skew: `--nemesis clock --epsilon-ms 50`).
     #[arg(long)]
     pub unsafe_skip_commit_wait: bool,
+    /// TESTING ONLY: start servers whose reads return versions before
+    /// their commit-wait ended (a broken database the register check must
+    /// catch, given clock skew: `--nemesis clock --epsilon-ms 100`).
+    #[arg(long)]
+    pub unsafe_skip_visibility_wait: bool,
+    /// TESTING ONLY: start servers that keep serving timestamps while their
+    /// clock disagrees with their peers' (with `--beyond-epsilon`, a broken
+    /// database the checkers must catch).
+    #[arg(long)]
+    pub unsafe_ignore_clock_health: bool,
     /// TrueTime epsilon of the servers the harness starts, in ms (default:
     /// the servers' default). Larger values make clock faults larger, and
     /// commit-wait longer.
@@ -133,6 +143,8 @@ impl RunOptions {
                 for (set, flag) in [
                     (args.unsafe_stale_reads_ms.is_some(), "--unsafe-stale-reads-ms"),
                     (args.unsafe_skip_commit_wait, "--unsafe-skip-commit-wait"),
+                    (args.unsafe_skip_visibility_wait, "--unsafe-skip-visibility-wait"),
+                    (args.unsafe_ignore_clock_health, "--unsafe-ignore-clock-health"),
                     (args.epsilon_ms.is_some(), "--epsilon-ms"),
                 ] {
                     ensure!(!set, "{flag} configures servers the harness starts, not with --addr");
@@ -154,6 +166,8 @@ impl RunOptions {
                     unsafe_testing: UnsafeTestingConfig {
                         stale_reads_ms: args.unsafe_stale_reads_ms.unwrap_or(0),
                         skip_commit_wait: args.unsafe_skip_commit_wait,
+                        skip_visibility_wait: args.unsafe_skip_visibility_wait,
+                        ignore_clock_health: args.unsafe_ignore_clock_health,
                     },
                 };
                 ClusterChoice::Own { nodes, settings }

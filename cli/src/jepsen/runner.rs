@@ -326,6 +326,8 @@ fn run_description(options: &RunOptions, run_id: &str, epsilon_ns: i64, servers:
             "epsilon_ms": settings.epsilon_ms,
             "unsafe_stale_reads_ms": settings.unsafe_testing.stale_reads_ms,
             "unsafe_skip_commit_wait": settings.unsafe_testing.skip_commit_wait,
+            "unsafe_skip_visibility_wait": settings.unsafe_testing.skip_visibility_wait,
+            "unsafe_ignore_clock_health": settings.unsafe_testing.ignore_clock_health,
         }),
         ClusterChoice::Given { addr } => json!({ "started": false, "addr": addr }),
     };

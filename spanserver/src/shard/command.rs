@@ -1,7 +1,8 @@
 //! The replicated commands: what a shard's Raft log entries say.
 //!
 //! Every normal entry with data is one [`txn::TxnCommand`] (a commit, a
-//! prepare, a finish, an abort decision, a closed timestamp), encoded as a
+//! prepare, a finish, an abort decision, a forgotten decision, a closed
+//! timestamp), encoded as a
 //! `proto::storage::RaftCommand`. Empty entries are raft-rs's own (a new
 //! leader's first entry); conf change entries are raft-rs `ConfChange` /
 //! `ConfChangeV2`.
@@ -12,7 +13,7 @@
 use prost::Message as _;
 use proto::storage::{self as pb, raft_command};
 use truetime::Timestamp;
-use txn::{Condition, LockTarget, Outcome, PreparedTxn, Priority, ShardId, TxnCommand, TxnId, Write};
+use txn::{Condition, Decision, LockTarget, Outcome, PreparedTxn, Priority, ShardId, TxnCommand, TxnId, Write};
 
 pub fn txn_id_bytes(txn: TxnId) -> Vec<u8> {
     txn.0.to_be_bytes().to_vec()
@@ -83,18 +84,25 @@ pub fn prepared_from_proto(p: pb::PreparedTxn) -> Result<PreparedTxn, String> {
     })
 }
 
-pub fn decision_to_proto(outcome: Outcome) -> pb::DecisionRecord {
-    match outcome {
-        Outcome::Committed(ts) => pb::DecisionRecord { committed: true, commit_ts: ts.as_nanos() },
-        Outcome::Aborted => pb::DecisionRecord { committed: false, commit_ts: 0 },
+pub fn decision_to_proto(d: &Decision) -> pb::DecisionRecord {
+    let (committed, commit_ts) = match d.outcome {
+        Outcome::Committed(ts) => (true, ts.as_nanos()),
+        Outcome::Aborted => (false, 0),
+    };
+    pb::DecisionRecord {
+        committed,
+        commit_ts,
+        participants: d.participants.iter().map(|s| s.0).collect(),
+        decided_at: d.decided_at.as_nanos(),
     }
 }
 
-pub fn decision_from_proto(d: &pb::DecisionRecord) -> Outcome {
-    if d.committed {
-        Outcome::Committed(Timestamp::from_nanos(d.commit_ts))
-    } else {
-        Outcome::Aborted
+pub fn decision_from_proto(d: &pb::DecisionRecord) -> Decision {
+    let outcome = if d.committed { Outcome::Committed(Timestamp::from_nanos(d.commit_ts)) } else { Outcome::Aborted };
+    Decision {
+        outcome,
+        participants: d.participants.iter().copied().map(ShardId).collect(),
+        decided_at: Timestamp::from_nanos(d.decided_at),
     }
 }
 
@@ -117,8 +125,12 @@ pub fn encode(command: &TxnCommand) -> Vec<u8> {
             };
             raft_command::Kind::Finish(pb::FinishCommand { txn_id: txn_id_bytes(*txn), committed, commit_ts })
         }
-        TxnCommand::AbortDecision { txn } => {
-            raft_command::Kind::AbortDecision(pb::AbortDecisionCommand { txn_id: txn_id_bytes(*txn) })
+        TxnCommand::AbortDecision { txn, decided_at } => raft_command::Kind::AbortDecision(pb::AbortDecisionCommand {
+            txn_id: txn_id_bytes(*txn),
+            decided_at: decided_at.as_nanos(),
+        }),
+        TxnCommand::ForgetDecision { txn } => {
+            raft_command::Kind::ForgetDecision(pb::ForgetDecisionCommand { txn_id: txn_id_bytes(*txn) })
         }
         TxnCommand::Close { ts } => raft_command::Kind::Close(pb::CloseCommand { ts: ts.as_nanos() }),
     };
@@ -144,7 +156,10 @@ pub fn decode(data: &[u8]) -> Result<TxnCommand, String> {
                 Outcome::Aborted
             },
         },
-        raft_command::Kind::AbortDecision(a) => TxnCommand::AbortDecision { txn: txn_id_from(&a.txn_id)? },
+        raft_command::Kind::AbortDecision(a) => {
+            TxnCommand::AbortDecision { txn: txn_id_from(&a.txn_id)?, decided_at: Timestamp::from_nanos(a.decided_at) }
+        }
+        raft_command::Kind::ForgetDecision(f) => TxnCommand::ForgetDecision { txn: txn_id_from(&f.txn_id)? },
         raft_command::Kind::Close(c) => TxnCommand::Close { ts: Timestamp::from_nanos(c.ts) },
     })
 }
@@ -178,16 +193,23 @@ mod tests {
             }),
             TxnCommand::Finish { txn: t, outcome: Outcome::Committed(ts) },
             TxnCommand::Finish { txn: t, outcome: Outcome::Aborted },
-            TxnCommand::AbortDecision { txn: t },
+            TxnCommand::AbortDecision { txn: t, decided_at: ts },
+            TxnCommand::ForgetDecision { txn: t },
             TxnCommand::Close { ts },
         ];
         for c in commands {
             assert_eq!(decode(&encode(&c)).unwrap(), c);
         }
+        let decision =
+            Decision { outcome: Outcome::Committed(ts), participants: vec![ShardId(2), ShardId(5)], decided_at: ts };
+        assert_eq!(decision_from_proto(&decision_to_proto(&decision)), decision);
         assert!(decode(b"\xff\xff").is_err());
         assert!(decode(&pb::RaftCommand { kind: None }.encode_to_vec()).is_err());
         let bad_id = pb::RaftCommand {
-            kind: Some(raft_command::Kind::AbortDecision(pb::AbortDecisionCommand { txn_id: vec![1, 2] })),
+            kind: Some(raft_command::Kind::AbortDecision(pb::AbortDecisionCommand {
+                txn_id: vec![1, 2],
+                decided_at: 0,
+            })),
         };
         assert!(decode(&bad_id.encode_to_vec()).unwrap_err().contains("16 bytes"));
     }

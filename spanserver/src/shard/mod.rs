@@ -118,13 +118,16 @@ pub struct Replica {
     /// While leading: (term, index to apply before `LeaderReady`, ready?).
     leadership: Option<(u64, u64, bool)>,
     /// Requests that arrived before this new leader was ready.
-    waiting: VecDeque<(Input, TxnReply)>,
+    waiting: VecDeque<(Input, Option<TxnReply>)>,
     /// Values written by entries applied in this iteration, whose batch is
     /// not yet in RocksDB: conditions must see them.
     staged: HashMap<Vec<u8>, Option<Vec<u8>>>,
     reads: ReadQueue,
     gc: GcState,
     last_proposal_at: Instant,
+    /// A waiting read asked for a closed timestamp.
+    close_wanted: bool,
+    last_close_at: Instant,
     published_generation: Option<u64>,
 }
 
@@ -182,7 +185,7 @@ fn decode_prepared(_key: &[u8], v: &[u8]) -> std::result::Result<txn::PreparedTx
     command::prepared_from_proto(p)
 }
 
-fn decode_decision(key: &[u8], v: &[u8]) -> std::result::Result<(txn::TxnId, txn::Outcome), String> {
+fn decode_decision(key: &[u8], v: &[u8]) -> std::result::Result<(txn::TxnId, txn::Decision), String> {
     let d: proto::storage::DecisionRecord =
         prost::Message::decode(v).map_err(|e| format!("corrupt decision record: {e}"))?;
     Ok((command::txn_id_from(key)?, command::decision_from_proto(&d)))
@@ -259,6 +262,8 @@ impl Replica {
             reads: ReadQueue::default(),
             gc: GcState::default(),
             last_proposal_at: Instant::now(),
+            close_wanted: false,
+            last_close_at: Instant::now(),
             published_generation: None,
         };
         replica.publish();
@@ -300,25 +305,47 @@ impl Replica {
 
     /// A request for the transaction state machine. Answered through
     /// `reply` (if any) at the end of the loop iteration.
-    pub fn submit(&mut self, tt: &TrueTime, input: Input, reply: Option<TxnReply>, completions: &mut Vec<Completion>) {
-        let reply = reply.unwrap_or_else(|| oneshot::channel().0);
+    /// Inputs that are not requests (a heartbeat, an acknowledgement) get
+    /// no reply slot: nothing would ever answer it.
+    pub fn submit(
+        &mut self,
+        tt: &TrueTime,
+        mut input: Input,
+        reply: Option<TxnReply>,
+        completions: &mut Vec<Completion>,
+    ) {
+        let reply = match (input.req_mut().is_some(), reply) {
+            (true, Some(reply)) => Some(reply),
+            (true, None) => Some(oneshot::channel().0),
+            (false, _) => None,
+        };
+        let refuse = |completions: &mut Vec<Completion>, reply: Option<TxnReply>, e: TxnError| {
+            if let Some(reply) = reply {
+                completions.push(Completion { reply, result: Err(e) });
+            }
+        };
         if !self.is_leader() {
-            completions.push(Completion { reply, result: Err(TxnError::NotLeader) });
-            return;
+            return refuse(completions, reply, TxnError::NotLeader);
         }
         if !self.leader_ready() {
             if self.waiting.len() >= limits::WAITING_WRITES_PER_SHARD_MAX {
                 let e = TxnError::Unavailable("too many requests waiting for a new leader".into());
-                completions.push(Completion { reply, result: Err(e) });
-            } else {
-                self.waiting.push_back((input, reply));
+                return refuse(completions, reply, e);
             }
+            self.waiting.push_back((input, reply));
             return;
         }
-        let req = self.next_req;
-        self.next_req += 1;
-        self.replies.insert(req, reply);
-        let outputs = self.txns.step(tt.now(), with_req(input, req));
+        if input.proposes() && self.proposals.len() >= limits::PENDING_WRITES_PER_SHARD_MAX {
+            let e = TxnError::Unavailable("too many writes in flight on this shard".into());
+            return refuse(completions, reply, e);
+        }
+        if let Some(reply) = reply {
+            let req = self.next_req;
+            self.next_req += 1;
+            self.replies.insert(req, reply);
+            input = with_req(input, req);
+        }
+        let outputs = self.txns.step(tt.now(), input);
         self.execute(tt, outputs, None, completions);
     }
 
@@ -382,14 +409,20 @@ impl Replica {
                     let batch = batch.as_deref_mut().expect("records are written only while applying");
                     batch.delete_cf(self.engine.cf(CF_TXN), txn_key(self.shard_id, TxnKey::Prepared, t.0));
                 }
-                Output::StoreDecision { txn, outcome } => {
+                Output::StoreDecision { txn, decision } => {
                     let batch = batch.as_deref_mut().expect("records are written only while applying");
                     let key = txn_key(self.shard_id, TxnKey::Decision, txn.0);
-                    let value = prost::Message::encode_to_vec(&command::decision_to_proto(outcome));
+                    let value = prost::Message::encode_to_vec(&command::decision_to_proto(&decision));
                     batch.put_cf(self.engine.cf(CF_TXN), key, value);
                 }
+                Output::DeleteDecision(t) => {
+                    let batch = batch.as_deref_mut().expect("records are written only while applying");
+                    batch.delete_cf(self.engine.cf(CF_TXN), txn_key(self.shard_id, TxnKey::Decision, t.0));
+                }
                 Output::Resolve { txn, coordinator } => self.peers.resolve(self.shard_id, txn, coordinator),
-                Output::Notify { txn, participants, outcome } => self.peers.notify(txn, participants, outcome),
+                Output::Notify { txn, participants, outcome } => {
+                    self.peers.notify(self.shard_id, txn, participants, outcome)
+                }
             }
         }
     }
@@ -402,22 +435,38 @@ impl Replica {
         }
     }
 
-    /// Proposes a closed timestamp if this leader has been idle for
-    /// `interval` (or at once if `force`), so followers' safe time moves.
+    /// A read waits for safe time: close a timestamp soon.
+    pub fn want_close(&mut self) {
+        self.close_wanted = true;
+    }
+
+    /// When a wanted close may be proposed (`None`: none is wanted).
+    pub fn close_due(&self) -> Option<Instant> {
+        self.close_wanted.then(|| self.last_close_at + limits::FORCED_CLOSE_INTERVAL_MIN)
+    }
+
+    /// Proposes a closed timestamp, so followers' safe time moves: if this
+    /// leader has been idle for `idle_interval`, or a read wants one and
+    /// the last was at least `FORCED_CLOSE_INTERVAL_MIN` ago (so a stream
+    /// of reads costs a bounded number of entries, not one each).
     pub fn maybe_close_timestamp(
         &mut self,
         tt: &TrueTime,
         now: Instant,
-        interval: std::time::Duration,
-        force: bool,
+        idle_interval: std::time::Duration,
         completions: &mut Vec<Completion>,
     ) {
         if !self.leader_ready() || !self.is_leader() {
+            self.close_wanted = false;
             return;
         }
-        if !force && now.duration_since(self.last_proposal_at) < interval {
+        let idle = now.duration_since(self.last_proposal_at) >= idle_interval;
+        let wanted = self.close_due().is_some_and(|due| now >= due);
+        if !idle && !wanted {
             return;
         }
+        self.close_wanted = false;
+        self.last_close_at = now;
         let outputs = self.txns.step(tt.now(), Input::Close);
         self.execute(tt, outputs, None, completions);
     }
@@ -718,7 +767,7 @@ impl Replica {
                 let outputs = self.txns.step(tt.now(), Input::LeaderReady { term });
                 self.execute(tt, outputs, None, completions);
                 for (input, reply) in std::mem::take(&mut self.waiting) {
-                    self.submit(tt, input, Some(reply), completions);
+                    self.submit(tt, input, reply, completions);
                 }
             }
         }
@@ -753,7 +802,9 @@ impl Replica {
             self.execute(tt, outputs, None, completions);
         }
         for (_, reply) in self.waiting.drain(..) {
-            completions.push(Completion { reply, result: Err(TxnError::NotLeader) });
+            if let Some(reply) = reply {
+                completions.push(Completion { reply, result: Err(TxnError::NotLeader) });
+            }
         }
         let err = self.not_leader();
         self.reads.fail_unconfirmed(&err);
@@ -778,15 +829,10 @@ impl Replica {
         self.shared.publish_time(self.txns.safe_time().max_applied(), prepared);
     }
 
-    /// Never assign at or below `ts` (a read was served there).
-    pub fn reserve(&mut self, ts: Timestamp) {
-        self.txns.reserve(ts);
-    }
-
     /// Fails everything waiting on this replica (the server is stopping).
     pub fn fail_all(&mut self, err: &Error) {
         self.reads.fail_all(err);
-        for (_, reply) in self.waiting.drain(..) {
+        for reply in self.waiting.drain(..).filter_map(|(_, r)| r) {
             let _ = reply.send(Err(TxnError::Unavailable(err.to_string())));
         }
         for (_, p) in std::mem::take(&mut self.proposals) {

@@ -84,6 +84,10 @@ pub struct ScanPage {
     pub pairs: Vec<(Vec<u8>, Vec<u8>, Timestamp)>,
     /// Where the next page starts, if the range is not exhausted.
     pub resume_key: Option<Vec<u8>>,
+    /// The newest commit timestamp the page reveals: of a pair returned, or
+    /// of a tombstone that hid a key (its absence is news too). A reply
+    /// must not leave before `TT.after` of it (DESIGN.md §6).
+    pub newest_ts: Timestamp,
 }
 
 /// A consistent, point-in-time view of the data column family.
@@ -142,20 +146,27 @@ impl<'a> Reader<'a> {
         Ok(self.db().get_cf_opt(self.engine.cf(CF_RAFT), keycode::log_key(shard, index), &opts)?)
     }
 
-    /// The newest version of `key` at or below `read_ts` that is not a
-    /// tombstone: `(commit_ts, value)`.
-    pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<(Timestamp, Vec<u8>)>> {
+    /// The newest version of `key` at or below `read_ts`, tombstone or
+    /// not: `(commit_ts, value)`, `None` for a tombstone.
+    pub fn get_version(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<(Timestamp, Option<Vec<u8>>)>> {
         let cf = self.engine.cf(CF_DATA);
         let mut it = self.db().raw_iterator_cf_opt(cf, self.read_opts(after_all_versions(key)));
         it.seek(keycode::version_key(key, read_ts));
         if let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (user_key, ts) = decode_version_key(k).map_err(malformed)?;
-            debug_assert_eq!(user_key, key);
-            debug_assert!(ts <= read_ts);
-            return Ok(decode_value(v)?.map(|value| (ts, value)));
+            if user_key != key || ts > read_ts {
+                return Err(Error::Storage(format!("version key out of place for {key:02x?}")));
+            }
+            return Ok(Some((ts, decode_value(v)?)));
         }
         it.status()?;
         Ok(None)
+    }
+
+    /// The newest version of `key` at or below `read_ts` that is not a
+    /// tombstone: `(commit_ts, value)`.
+    pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<(Timestamp, Vec<u8>)>> {
+        Ok(self.get_version(key, read_ts)?.and_then(|(ts, value)| value.map(|v| (ts, v))))
     }
 
     /// Live keys in `[start, end)` (empty `end`: unbounded) as of
@@ -190,6 +201,8 @@ impl<'a> Reader<'a> {
                 bytes += user_key.len() + value.len();
                 page.pairs.push((user_key.clone(), value, ts));
             }
+            // A pair returned, or a tombstone that hides the key.
+            page.newest_ts = page.newest_ts.max(ts);
             it.seek(after_all_versions(&user_key));
         }
         it.status()?;

@@ -1,10 +1,10 @@
 //! The gRPC transport: one long-lived client stream per peer server.
 //!
 //! ```text
-//!   event loop ──send(to, msgs)──> [peer queue] ──task──> Raft.Send stream ──> peer
+//!   event loop ──send(to, msgs)──> [peer queue] ──task──> Peer.Raft stream ──> peer
 //!                                                  │ on error: report unreachable,
 //!                                                  │ back off, reconnect
-//!   event loop ──send_snapshot──> task: Raft.SendSnapshot (1 MiB chunks) ──> peer
+//!   event loop ──send_snapshot──> task: Peer.Snapshot (1 MiB chunks) ──> peer
 //!                                  └──> SnapshotSent { ok } back to the loop
 //! ```
 //!
@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::auth::PeerSecret;
 use crate::config::ClusterSpec;
 use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
@@ -44,6 +45,7 @@ pub struct GrpcTransport {
     queues: HashMap<ServerId, mpsc::Sender<Outgoing>>,
     store: StoreHandle,
     runtime: tokio::runtime::Handle,
+    secret: PeerSecret,
 }
 
 impl GrpcTransport {
@@ -54,6 +56,7 @@ impl GrpcTransport {
         peer_addrs: &BTreeMap<ServerId, String>,
         store: StoreHandle,
         runtime: tokio::runtime::Handle,
+        secret: PeerSecret,
     ) -> Arc<Self> {
         let mut queues = HashMap::new();
         let mut addrs = HashMap::new();
@@ -68,10 +71,19 @@ impl GrpcTransport {
                 to: peer.id,
                 addr,
                 store: store.clone(),
+                secret: secret.clone(),
             };
             runtime.spawn(link.run(rx));
         }
-        Arc::new(GrpcTransport { cluster_id: cluster.cluster_id.clone(), server_id, addrs, queues, store, runtime })
+        Arc::new(GrpcTransport {
+            cluster_id: cluster.cluster_id.clone(),
+            server_id,
+            addrs,
+            queues,
+            store,
+            runtime,
+            secret,
+        })
     }
 }
 
@@ -97,13 +109,14 @@ impl Transport for GrpcTransport {
             return;
         };
         let (cluster_id, from, store) = (self.cluster_id.clone(), self.server_id, self.store.clone());
+        let secret = self.secret.clone();
         let replica = ReplicaId(message.to);
         self.runtime.spawn(async move {
             let bytes = message.encode_to_vec();
             let size = bytes.len();
             let result = tokio::time::timeout(
                 SNAPSHOT_SEND_TIMEOUT,
-                send_snapshot_chunks(&addr, cluster_id, from, to, shard, bytes),
+                send_snapshot_chunks(&addr, secret, cluster_id, from, to, shard, bytes),
             )
             .await;
             let ok = matches!(result, Ok(Ok(())));
@@ -119,6 +132,7 @@ impl Transport for GrpcTransport {
 
 async fn send_snapshot_chunks(
     addr: &str,
+    secret: PeerSecret,
     cluster_id: String,
     from: ServerId,
     to: ServerId,
@@ -136,9 +150,9 @@ async fn send_snapshot_chunks(
         })
         .collect();
     let channel = endpoint(addr)?.connect().await?;
-    let mut client =
-        proto::raft_client::RaftClient::new(channel).max_encoding_message_size(limits::SNAPSHOT_CHUNK_BYTES * 2);
-    client.send_snapshot(tokio_stream::iter(chunks)).await?;
+    let mut client = proto::peer_client::PeerClient::with_interceptor(channel, secret)
+        .max_encoding_message_size(limits::SNAPSHOT_CHUNK_BYTES * 2);
+    client.snapshot(tokio_stream::iter(chunks)).await?;
     Ok(())
 }
 
@@ -149,6 +163,7 @@ struct PeerLink {
     to: ServerId,
     addr: String,
     store: StoreHandle,
+    secret: PeerSecret,
 }
 
 impl PeerLink {
@@ -180,9 +195,9 @@ impl PeerLink {
     /// queue closes (returns false).
     async fn stream(&self, channel: Channel, queue: &mut mpsc::Receiver<Outgoing>) -> bool {
         let (tx, rx) = mpsc::channel::<proto::RaftBatch>(limits::PEER_QUEUE_BATCHES_MAX);
-        let mut client =
-            proto::raft_client::RaftClient::new(channel).max_encoding_message_size(limits::RAFT_BATCH_BYTES_MAX);
-        let call = client.send(ReceiverStream::new(rx));
+        let mut client = proto::peer_client::PeerClient::with_interceptor(channel, self.secret.clone())
+            .max_encoding_message_size(limits::RAFT_BATCH_BYTES_MAX);
+        let call = client.raft(ReceiverStream::new(rx));
         tokio::pin!(call);
         loop {
             tokio::select! {

@@ -220,24 +220,25 @@ async fn bad_requests_are_refused_and_change_nothing() -> anyhow::Result<()> {
     let status = kv.write(too_many).await.expect_err("too many mutations");
     assert_eq!(kind(&status), ErrorKind::InvalidArgument);
 
-    // Raft traffic from another cluster is refused; garbage is dropped.
+    // Raft traffic without the peer secret, or from another cluster, is
+    // refused; garbage is dropped.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
-    let mut raft = proto::raft_client::RaftClient::new(channel);
-    let foreign = proto::RaftBatch {
-        cluster_id: "someone-else".into(),
+    let batch = |cluster_id: &str, envelopes| proto::RaftBatch {
+        cluster_id: cluster_id.into(),
         from_server_id: 2,
         to_server_id: leader,
-        envelopes: vec![],
+        envelopes,
     };
-    let status = raft.send(tokio_stream::iter(vec![foreign])).await.expect_err("foreign cluster");
+    let mut stranger = proto::peer_client::PeerClient::new(channel.clone());
+    let status =
+        stranger.raft(tokio_stream::iter(vec![batch(&c.spec.cluster_id, vec![])])).await.expect_err("no peer secret");
+    assert_eq!(kind(&status), ErrorKind::PermissionDenied);
+    let secret = spanserver::auth::PeerSecret::new(&c.spec.peer_secret);
+    let mut raft = proto::peer_client::PeerClient::with_interceptor(channel, secret);
+    let status = raft.raft(tokio_stream::iter(vec![batch("someone-else", vec![])])).await.expect_err("foreign cluster");
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
-    let garbage = proto::RaftBatch {
-        cluster_id: c.spec.cluster_id.clone(),
-        from_server_id: 2,
-        to_server_id: leader,
-        envelopes: vec![proto::RaftEnvelope { shard_id: 1, message: vec![0xff, 0x01, 0x02] }],
-    };
-    raft.send(tokio_stream::iter(vec![garbage])).await?;
+    let garbage = vec![proto::RaftEnvelope { shard_id: 1, message: vec![0xff, 0x01, 0x02] }];
+    raft.raft(tokio_stream::iter(vec![batch(&c.spec.cluster_id, garbage)])).await?;
 
     // Nothing above was written, and the cluster still serves.
     client.put(b"a", b"ok").await?;

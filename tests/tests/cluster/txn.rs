@@ -337,7 +337,7 @@ async fn a_vanished_client_loses_its_locks_after_the_keepalive_timeout() -> anyh
         shard_epoch: 0,
         span: Some(proto::Span { start: b"k".to_vec(), end: vec![], range: false }),
         limit: 1,
-        lock_term: 0,
+        lease: None,
     })
     .await?;
     let started = Instant::now();
@@ -397,7 +397,7 @@ async fn coordinator_never_asked_to_commit_decides_abort() -> anyhow::Result<()>
         coordinator_shard_id: 1,
         writes: vec![proto::Mutation { key: b"zebra".to_vec(), value: b"ghost".to_vec(), delete: false }],
         reads: vec![],
-        lock_term: 0,
+        lease: None,
     })
     .await?;
     // Held by a prepared transaction; then resolved by the coordinator.
@@ -513,7 +513,8 @@ async fn read_only_transactions_read_one_consistent_snapshot() -> anyhow::Result
 
 /// Goal: bad transactional input is refused with typed errors and leaves
 /// nothing behind: a commit of an aborted transaction, a transaction id in
-/// the reserved range, a prepare naming read locks never taken.
+/// the reserved range, a commit naming read locks never taken, a prepare
+/// naming a coordinator that does not exist.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
     init();
@@ -532,7 +533,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
         writes: vec![proto::Mutation { key: b"k".to_vec(), value: b"v".to_vec(), delete: false }],
         reads: vec![],
         participants: vec![],
-        lock_term: 0,
+        lease: None,
     };
     let status = raw.commit(commit).await.expect_err("committing an aborted transaction");
     assert_eq!(kind(&status), proto::ErrorKind::Aborted);
@@ -544,7 +545,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             shard_epoch: 0,
             span: Some(span("k")),
             limit: 1,
-            lock_term: 0,
+            lease: None,
         })
         .await
         .expect_err("reserved id");
@@ -557,23 +558,37 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             shard_epoch: 0,
             span: Some(span("k")),
             limit: 1,
-            lock_term: 0,
+            lease: None,
         })
         .await
         .expect_err("short id");
     assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument);
-    // A prepare that claims reads this leader never locked.
-    let prepare = proto::TxnPrepareRequest {
+    // A commit that claims reads this leader never locked.
+    let commit = proto::TxnCommitRequest {
         txn: Some(meta(12)),
         shard_id: 1,
         shard_epoch: 0,
-        coordinator_shard_id: 1,
         writes: vec![],
         reads: vec![span("never-read")],
-        lock_term: 0,
+        participants: vec![],
+        lease: None,
     };
-    let status = raw.prepare(prepare).await.expect_err("reads never locked");
+    let status = raw.commit(commit).await.expect_err("reads never locked");
     assert_eq!(kind(&status), proto::ErrorKind::Aborted);
+    // A prepare naming a coordinator that does not exist, or itself.
+    for coordinator in [99, 1] {
+        let prepare = proto::TxnPrepareRequest {
+            txn: Some(meta(13)),
+            shard_id: 1,
+            shard_epoch: 0,
+            coordinator_shard_id: coordinator,
+            writes: vec![proto::Mutation { key: b"k".to_vec(), value: b"v".to_vec(), delete: false }],
+            reads: vec![],
+            lease: None,
+        };
+        let status = raw.prepare(prepare).await.expect_err("no such coordinator");
+        assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument, "coordinator {coordinator}");
+    }
     // Too many writes for one shard in one transaction: refused as input
     // (not as a retryable abort), and nothing of it applied.
     let client = c.client().await?;

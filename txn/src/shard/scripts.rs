@@ -7,18 +7,20 @@
 //!
 //! ```text
 //! leader [term=T] | lost | time T | tick | close | state
-//! read REQ TXN prio=P KEY|"[A,B)" [lock_term=T]
-//! prepare REQ TXN prio=P coord=C [writes=a:1,b:-] [reads=a,b] [lock_term=T]
-//! commit REQ TXN prio=P [writes=...] [reads=...] [participants=2@1005,3@1007] [lock_term=T]
+//! read REQ TXN prio=P KEY|"[A,B)" [lease=T.A]
+//! prepare REQ TXN prio=P coord=C [writes=a:1,b:-] [reads=a,b] [lease=T.A]
+//! commit REQ TXN prio=P [writes=...] [reads=...] [participants=2@1005,3@1007] [lease=T.A]
 //! ```
 //!
-//! `leader` starts the shard's next term (or `term=T`). A read's
-//! `lock_term` is 0 (a first read) unless given; a prepare's or commit's is
-//! the shard's current term unless given (its reads were taken here).
+//! `leader` starts the shard's next term (or `term=T`). A read presents
+//! no lease unless given (`lease=` alone: the transaction's last lease
+//! here); a prepare or commit with reads presents the last lease its reads
+//! here were answered with, unless given.
 //!
 //! ```text
 //! write REQ writes=a:1 [if=a:old|a:-]          (a plain write; "-" is absent)
-//! abort REQ TXN | heartbeat TXN | decide REQ TXN committed@S|aborted | resolve REQ TXN
+//! abort REQ TXN | heartbeat TXN | decide REQ TXN committed@S|aborted
+//! resolve REQ TXN from=P | ack TXN from=P        (from: the participant shard)
 //! apply [n=K] [cond=false] | drop
 //! ```
 
@@ -43,12 +45,21 @@ struct Shard {
 struct Runner {
     shards: BTreeMap<u64, Shard>,
     now: u64,
+    /// The last lease each transaction's reads got on each shard.
+    leases: BTreeMap<(u64, TxnId), LockLease>,
+    /// Reads in flight: request -> (shard, transaction).
+    reading: BTreeMap<ReqId, (u64, TxnId)>,
 }
 
 impl Default for Runner {
     fn default() -> Self {
-        Runner { shards: BTreeMap::new(), now: 1000 }
+        Runner { shards: BTreeMap::new(), now: 1000, leases: BTreeMap::new(), reading: BTreeMap::new() }
     }
+}
+
+fn lease(s: &str) -> Res<LockLease> {
+    let (term, admission) = s.split_once('.').ok_or("leases are TERM.ADMISSION")?;
+    Ok(LockLease { term: term.parse()?, admission: admission.parse()? })
 }
 
 fn txn(s: &str) -> Res<TxnId> {
@@ -122,7 +133,8 @@ fn show_command(c: &TxnCommand) -> String {
             p.coordinator
         ),
         TxnCommand::Finish { txn, outcome } => format!("Finish {txn} {outcome}"),
-        TxnCommand::AbortDecision { txn } => format!("AbortDecision {txn}"),
+        TxnCommand::AbortDecision { txn, decided_at } => format!("AbortDecision {txn} @{}", decided_at.as_nanos()),
+        TxnCommand::ForgetDecision { txn } => format!("ForgetDecision {txn}"),
         TxnCommand::Close { ts } => format!("Close @{}", ts.as_nanos()),
     }
 }
@@ -140,11 +152,21 @@ impl Runner {
         })
     }
 
-    /// A prepare's or commit's `lock_term=T`, by default the shard's term.
-    fn lock_term(&mut self, id: u64, args: &mut goldenscript::ArgumentConsumer) -> Res<u64> {
-        match args.take_key("lock_term") {
-            Some(t) => Ok(t.parse()?),
-            None => Ok(self.shard(id).term),
+    /// The lease a request presents: `lease=T.A` if given; `lease=`
+    /// alone, or by default when `remembered`, the transaction's last
+    /// lease on the shard.
+    fn lease(
+        &self,
+        id: u64,
+        t: TxnId,
+        remembered: bool,
+        args: &mut goldenscript::ArgumentConsumer,
+    ) -> Res<Option<LockLease>> {
+        match args.take_key("lease") {
+            Some("") => Ok(self.leases.get(&(id, t)).copied()),
+            Some(l) => Ok(Some(lease(l)?)),
+            None if remembered => Ok(self.leases.get(&(id, t)).copied()),
+            None => Ok(None),
         }
     }
 
@@ -155,8 +177,11 @@ impl Runner {
         for o in outputs {
             match o {
                 Output::Reply { req, result } => {
+                    if let (Some((shard, t)), Ok(Answer::Locked { lease })) = (self.reading.remove(&req), &result) {
+                        self.leases.insert((shard, t), *lease);
+                    }
                     let shown = match result {
-                        Ok(Answer::Locked { lock_term }) => format!("locked, term {lock_term}"),
+                        Ok(Answer::Locked { lease }) => format!("locked, lease {lease}"),
                         Ok(Answer::Prepared { prepare_ts }) => format!("prepared@{}", prepare_ts.as_nanos()),
                         Ok(Answer::Committed { commit_ts, applied }) => {
                             let cond = if applied { "" } else { " (a condition failed: nothing written)" };
@@ -179,7 +204,11 @@ impl Runner {
                 }
                 Output::StorePrepared(p) => writeln!(out, "shard{id} store prepared {}", p.txn)?,
                 Output::DeletePrepared(t) => writeln!(out, "shard{id} delete prepared {t}")?,
-                Output::StoreDecision { txn, outcome } => writeln!(out, "shard{id} store decision {txn} {outcome}")?,
+                Output::StoreDecision { txn, decision } => {
+                    let ps: Vec<String> = decision.participants.iter().map(|p| p.to_string()).collect();
+                    writeln!(out, "shard{id} store decision {txn} {} [{}]", decision.outcome, ps.join(","))?
+                }
+                Output::DeleteDecision(t) => writeln!(out, "shard{id} delete decision {t}")?,
                 Output::Resolve { txn, coordinator } => writeln!(out, "shard{id} ask {coordinator} about {txn}")?,
                 Output::Notify { txn, participants, outcome } => {
                     let ps: Vec<String> = participants.iter().map(|p| p.to_string()).collect();
@@ -220,8 +249,9 @@ impl goldenscript::Runner for Runner {
                 let t = txn(args.next_pos().ok_or("read REQ TXN KEY")?)?;
                 let priority = prio(&mut args, t)?;
                 let target = target(args.next_pos().ok_or("read REQ TXN KEY")?);
-                let lock_term = args.take_key("lock_term").map(str::parse).transpose()?.unwrap_or(0);
-                self.step(id, Input::Read { req: r, txn: t, priority, target, lock_term }, &mut out)?;
+                let lease = self.lease(id, t, false, &mut args)?;
+                self.reading.insert(r, (id, t));
+                self.step(id, Input::Read { req: r, txn: t, priority, target, lease }, &mut out)?;
             }
             "prepare" => {
                 let r = req(args.next_pos().ok_or("prepare REQ TXN")?)?;
@@ -230,8 +260,8 @@ impl goldenscript::Runner for Runner {
                 let coordinator = ShardId(args.take_key("coord").ok_or("coord=C is required")?.parse()?);
                 let w = writes(args.take_key("writes"))?;
                 let reads = list(args.take_key("reads"));
-                let lock_term = self.lock_term(id, &mut args)?;
-                let input = Input::Prepare { req: r, txn: t, priority, writes: w, reads, lock_term, coordinator };
+                let lease = self.lease(id, t, !reads.is_empty(), &mut args)?;
+                let input = Input::Prepare { req: r, txn: t, priority, writes: w, reads, lease, coordinator };
                 self.step(id, input, &mut out)?;
             }
             "commit" => {
@@ -250,8 +280,8 @@ impl goldenscript::Runner for Runner {
                         })
                         .collect::<Res<_>>()?,
                 };
-                let lock_term = self.lock_term(id, &mut args)?;
-                let input = Input::Commit { req: r, txn: t, priority, writes: w, reads, lock_term, participants };
+                let lease = self.lease(id, t, !reads.is_empty(), &mut args)?;
+                let input = Input::Commit { req: r, txn: t, priority, writes: w, reads, lease, participants };
                 self.step(id, input, &mut out)?;
             }
             "write" => {
@@ -290,9 +320,15 @@ impl goldenscript::Runner for Runner {
                 self.step(id, Input::Decide { req: r, txn: t, outcome }, &mut out)?;
             }
             "resolve" => {
-                let r = req(args.next_pos().ok_or("resolve REQ TXN")?)?;
-                let t = txn(args.next_pos().ok_or("resolve REQ TXN")?)?;
-                self.step(id, Input::Resolve { req: r, txn: t }, &mut out)?;
+                let r = req(args.next_pos().ok_or("resolve REQ TXN from=P")?)?;
+                let t = txn(args.next_pos().ok_or("resolve REQ TXN from=P")?)?;
+                let participant = ShardId(args.take_key("from").ok_or("from=P is required")?.parse()?);
+                self.step(id, Input::Resolve { req: r, txn: t, participant }, &mut out)?;
+            }
+            "ack" => {
+                let t = txn(args.next_pos().ok_or("ack TXN from=P")?)?;
+                let participant = ShardId(args.take_key("from").ok_or("from=P is required")?.parse()?);
+                self.step(id, Input::Acknowledged { txn: t, participant }, &mut out)?;
             }
             "apply" => {
                 let n: usize = args.take_key("n").map(str::parse).transpose()?.unwrap_or(usize::MAX);
@@ -314,8 +350,9 @@ impl goldenscript::Runner for Runner {
                 for p in s.prepared() {
                     writeln!(out, "  prepared {} @{}", p.txn, p.prepare_ts.as_nanos())?;
                 }
-                for (t, o) in &s.decisions {
-                    writeln!(out, "  decision {t} {o}")?;
+                for (t, d) in s.decisions() {
+                    let ps: Vec<String> = d.participants.iter().map(|p| p.to_string()).collect();
+                    writeln!(out, "  decision {t} {} [{}]", d.outcome, ps.join(","))?;
                 }
                 let safe = s.safe_time();
                 writeln!(out, "  max_applied={} safe={}", safe.max_applied().as_nanos(), safe.safe().as_nanos())?;
@@ -353,4 +390,13 @@ scripts!(
     plain_writes_take_locks_and_check_conditions,
     safe_time_waits_for_prepared_transactions,
     dropped_proposals_abort,
+    wounded_reader_cannot_reread,
+    decide_is_checked_before_it_is_proposed,
+    a_client_cannot_abort_a_prepared_transaction,
+    only_named_participants_commit,
+    decisions_are_forgotten_once_acknowledged,
+    relayed_prepare_timestamps_are_checked,
+    parked_requests_time_out,
+    cross_shard_deadlock_is_broken_by_a_push,
+    a_transaction_keeps_its_priority,
 );

@@ -137,6 +137,7 @@ impl Completion {
             | client::Error::InvalidArgument(_)
             | client::Error::SnapshotTooOld { .. }
             | client::Error::Aborted(_)
+            | client::Error::PermissionDenied(_)
             | client::Error::Connect(_) => Completion::fail(value, error.to_string()),
         }
     }

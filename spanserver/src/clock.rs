@@ -1,0 +1,333 @@
+//! Clock health at run time: sample the peers, judge, and refuse
+//! timestamped work while this server's clock is not trusted.
+//!
+//! TrueTime promises that true time lies within `±epsilon` of this
+//! server's clock. If the clock leaves that bound, commit timestamps,
+//! commit-wait and read timestamps go wrong silently. So a server keeps
+//! checking its clock against its peers' (`truetime::health` decides from
+//! round-trip samples, Marzullo-style) and, while it disagrees with a
+//! quorum by more than epsilon, stops handing out timestamps and serving
+//! timestamped reads: requests get `Unavailable` with the reason, which
+//! `spandb status` and the log also show. It resumes once it agrees again.
+//!
+//! ```text
+//!   monitor task, every SAMPLE_PERIOD:    Peer.ReadClock ──> each peer
+//!     sent / peer reading / received  ──> ClockHealth::record
+//!     verdict(now) ──> ClockGuard { healthy, reason, baseline }
+//!
+//!   every request, before and after each clock-dependent wait:
+//!     ClockGuard::check(): healthy, and the clock has moved in step with
+//!     the monotonic clock since the baseline (no jump)
+//! ```
+//!
+//! # Jumps between samples
+//!
+//! A verdict is only as new as its samples, and a clock can be stepped at
+//! any moment (an operator, a bad NTP step, the jepsen clock nemesis). So
+//! [`ClockGuard::check`] also compares how far the clock and the monotonic
+//! clock (`Instant`) have moved since the last verdict: if they differ by
+//! more than [`ClockGuard::jump_tolerance`], the clock jumped. The server
+//! then refuses at once, forgets every sample (they were measured against
+//! the old clock), and samples again right away; one round trip later the
+//! fresh verdict decides. A jump that stays within epsilon costs that round
+//! trip of refusals; one that leaves it keeps the server refusing.
+//!
+//! Where the checks sit (`node.rs`): on entry of every request that reads
+//! or assigns a timestamp, and again after every wait whose end the clock
+//! decides (commit-wait, the visibility wait of reads), because the clock
+//! may have jumped during the wait. A write whose commit-wait ended on a
+//! distrusted clock is answered `Ambiguous` (it is committed; its
+//! acknowledgement would not be trustworthy); a read is refused. The event
+//! loop asks before proposing a closed timestamp.
+//!
+//! # Invariants
+//!
+//! - While `check` fails, no request is served a timestamp from this
+//!   server's clock, and no answer that waited on it leaves.
+//! - A verdict is healthy only if a quorum of the cluster's clocks, ours
+//!   among them, agree within epsilon (`truetime::health`), from samples
+//!   taken after the last jump.
+//!
+//! # Limits and caveats
+//!
+//! [`SAMPLE_PERIOD`] bounds how stale a verdict is; `truetime::health`
+//! bounds sample age and round trip. A server cut off from its peers for
+//! longer than `SAMPLE_AGE_MAX` has no fresh samples and refuses
+//! (availability traded for safety; a one-server cluster is its own
+//! quorum). An offset between epsilon and about `3 epsilon + RTT` can go
+//! unnoticed (see `truetime::health`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use truetime::health::{ClockHealth, ClockSample};
+use truetime::{Timestamp, TrueTime};
+
+use crate::auth::PeerSecret;
+use crate::error::Error;
+use crate::ids::ServerId;
+
+/// How often the monitor samples every peer (and at once after a jump).
+pub const SAMPLE_PERIOD: Duration = Duration::from_millis(200);
+
+/// Smallest clock jump that makes the server distrust its samples: NTP's
+/// slewing moves the clock against the monotonic clock by at most 500 ppm,
+/// 0.1 ms per sample period.
+const JUMP_TOLERANCE_MIN: Duration = Duration::from_micros(500);
+
+/// What the monitor last concluded, read by every request.
+pub struct ClockGuard {
+    tt: TrueTime,
+    /// Off: every check fails (`unsafe_testing.ignore_clock_health` on).
+    enforce: bool,
+    healthy: AtomicBool,
+    state: Mutex<GuardState>,
+    /// Wakes the monitor early (a jump was seen).
+    wake: Notify,
+}
+
+struct GuardState {
+    /// The verdict's one-line text, for errors and `spandb status`.
+    reason: String,
+    /// Clock and monotonic readings taken together with the verdict.
+    baseline: (Timestamp, Instant),
+    /// A check saw a jump: the monitor must forget its samples.
+    jumped: bool,
+}
+
+impl ClockGuard {
+    /// A guard that refuses until the monitor's first verdict (a one-server
+    /// cluster gets it at once).
+    pub fn new(tt: TrueTime, enforce: bool) -> Arc<ClockGuard> {
+        let baseline = (tt.clock().read(), Instant::now());
+        Arc::new(ClockGuard {
+            tt,
+            enforce,
+            healthy: AtomicBool::new(false),
+            state: Mutex::new(GuardState {
+                reason: "UNHEALTHY: no clock samples from peers yet; not serving timestamps".into(),
+                baseline,
+                jumped: false,
+            }),
+            wake: Notify::new(),
+        })
+    }
+
+    /// How far the clock may move apart from the monotonic clock between
+    /// two verdicts before it counts as a jump: a quarter of epsilon, at
+    /// least [`JUMP_TOLERANCE_MIN`].
+    pub fn jump_tolerance(&self) -> Duration {
+        (self.tt.epsilon() / 4).max(JUMP_TOLERANCE_MIN)
+    }
+
+    /// `Ok` if this server may hand out timestamps and serve timestamped
+    /// reads now; otherwise `Unavailable` with the reason.
+    pub fn check(&self) -> Result<(), Error> {
+        if !self.enforce {
+            return Ok(());
+        }
+        let mut state = self.state.lock().expect("clock guard lock");
+        if !self.healthy.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable(format!("clock: {}", state.reason)));
+        }
+        if let Some(jump) = self.jump_since(state.baseline) {
+            self.healthy.store(false, Ordering::SeqCst);
+            state.jumped = true;
+            state.reason = format!(
+                "UNHEALTHY: the clock jumped by {} ms since the last check; checking it against peers again",
+                jump_ms(jump)
+            );
+            tracing::warn!("{}", state.reason);
+            self.wake.notify_one();
+            return Err(Error::Unavailable(format!("clock: {}", state.reason)));
+        }
+        Ok(())
+    }
+
+    /// Whether the guard lets timestamped work through now.
+    pub fn is_healthy(&self) -> bool {
+        self.check().is_ok()
+    }
+
+    /// The last verdict, in one line.
+    pub fn describe(&self) -> String {
+        let text = self.state.lock().expect("clock guard lock").reason.clone();
+        if self.enforce {
+            text
+        } else {
+            format!("{text} (ignored: unsafe_testing.ignore_clock_health)")
+        }
+    }
+
+    /// How far (signed ns) the clock moved apart from the monotonic clock
+    /// since `baseline`, if more than the tolerance.
+    fn jump_since(&self, (clock_then, instant_then): (Timestamp, Instant)) -> Option<i128> {
+        let clock_moved = i128::from(self.tt.clock().read().as_nanos()) - i128::from(clock_then.as_nanos());
+        let really_moved = instant_then.elapsed().as_nanos() as i128;
+        let apart = clock_moved - really_moved;
+        (apart.unsigned_abs() > self.jump_tolerance().as_nanos()).then_some(apart)
+    }
+
+    /// Installs a verdict, with a new baseline; returns whether samples
+    /// must be forgotten first (a check saw a jump since the last call).
+    fn take_jumped(&self) -> bool {
+        std::mem::take(&mut self.state.lock().expect("clock guard lock").jumped)
+    }
+
+    fn publish(&self, healthy: bool, reason: String, baseline: (Timestamp, Instant)) {
+        let mut state = self.state.lock().expect("clock guard lock");
+        let was = self.healthy.swap(healthy, Ordering::SeqCst);
+        if was != healthy {
+            if healthy {
+                tracing::info!("clock {reason}");
+            } else {
+                tracing::warn!("clock {reason}");
+            }
+        }
+        state.reason = reason;
+        state.baseline = baseline;
+    }
+}
+
+fn jump_ms(ns: i128) -> String {
+    format!("{:+.1}", ns as f64 / 1e6)
+}
+
+/// Samples every peer every [`SAMPLE_PERIOD`] and publishes the verdict to
+/// `guard`, until the runtime shuts down.
+pub fn start_monitor(
+    guard: Arc<ClockGuard>,
+    me: ServerId,
+    peers: Vec<(ServerId, String)>,
+    secret: PeerSecret,
+    runtime: &tokio::runtime::Handle,
+) {
+    let mut health = ClockHealth::new(peers.len() + 1, guard.tt.epsilon());
+    runtime.spawn(async move {
+        let mut channels: Vec<Option<tonic::transport::Channel>> = vec![None; peers.len()];
+        let mut last = (guard.tt.clock().read(), Instant::now());
+        loop {
+            // A jump seen here or by a request voids every sample.
+            if guard.take_jumped() || guard.jump_since(last).is_some() {
+                for (peer, _) in &peers {
+                    health.forget(peer.0);
+                }
+            }
+            let samples = futures_sample(&guard.tt, &peers, &mut channels, &secret).await;
+            for (peer, sample) in samples {
+                if let Err(e) = health.record(peer.0, sample) {
+                    tracing::debug!(%peer, "clock sample dropped: {e}");
+                }
+            }
+            let baseline = (guard.tt.clock().read(), Instant::now());
+            let verdict = health.verdict(baseline.0);
+            // A jump during the sampling voids this round too.
+            if guard.jump_since(last).is_none() {
+                guard.publish(verdict.is_healthy(), verdict.to_string(), baseline);
+            }
+            last = baseline;
+            tracing::trace!(server = %me, "clock {verdict}");
+            tokio::select! {
+                _ = tokio::time::sleep(SAMPLE_PERIOD) => {}
+                _ = guard.wake.notified() => {}
+            }
+        }
+    });
+}
+
+/// One sample of every peer, concurrently; peers that do not answer in
+/// time give none.
+async fn futures_sample(
+    tt: &TrueTime,
+    peers: &[(ServerId, String)],
+    channels: &mut [Option<tonic::transport::Channel>],
+    secret: &PeerSecret,
+) -> Vec<(ServerId, ClockSample)> {
+    let mut tasks = Vec::with_capacity(peers.len());
+    for (i, (peer, addr)) in peers.iter().enumerate() {
+        let channel = match &channels[i] {
+            Some(c) => c.clone(),
+            None => match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+                Ok(e) => {
+                    let c = e.connect_timeout(crate::limits::PEER_CONNECT_TIMEOUT).tcp_nodelay(true).connect_lazy();
+                    channels[i] = Some(c.clone());
+                    c
+                }
+                Err(_) => continue,
+            },
+        };
+        let (tt, secret, peer) = (tt.clone(), secret.clone(), *peer);
+        tasks.push(tokio::spawn(async move {
+            let mut client = proto::peer_client::PeerClient::with_interceptor(channel, secret);
+            let sent = tt.clock().read();
+            let answer =
+                tokio::time::timeout(truetime::health::SAMPLE_RTT_MAX, client.read_clock(proto::ReadClockRequest {}))
+                    .await;
+            let received = tt.clock().read();
+            match answer {
+                Ok(Ok(r)) => {
+                    let peer_reading = Timestamp::from_nanos(r.into_inner().reading);
+                    Some((peer, ClockSample { sent, peer_reading, received }))
+                }
+                _ => None,
+            }
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        if let Ok(Some(sample)) = t.await {
+            out.push(sample);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use truetime::{Clock, ManualClock};
+
+    fn guard(epsilon_ms: u64) -> (Arc<ManualClock>, Arc<ClockGuard>) {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_nanos(1_000_000_000_000)));
+        let tt = TrueTime::new(clock.clone(), Duration::from_millis(epsilon_ms));
+        (clock, ClockGuard::new(tt, true))
+    }
+
+    /// Goal: a guard refuses until a healthy verdict, then serves; a clock
+    /// jump after the verdict makes it refuse at once (before any new
+    /// sample), and the monitor is told to forget its samples.
+    /// Method: a manual clock (it stands still while real time passes, so
+    /// epsilon is large enough, 200 ms, that the test's own pace stays far
+    /// inside the 50 ms tolerance), stepped 300 ms after a healthy verdict.
+    #[test]
+    fn jumps_after_a_verdict_are_refused_at_once() {
+        let (clock, g) = guard(200);
+        assert!(matches!(g.check(), Err(Error::Unavailable(m)) if m.contains("no clock samples")));
+        let baseline = (clock.read(), Instant::now());
+        g.publish(true, "healthy: 3/3 clocks agree".into(), baseline);
+        g.check().unwrap();
+        clock.advance(Duration::from_millis(300));
+        let refused = g.check();
+        assert!(matches!(&refused, Err(Error::Unavailable(m)) if m.contains("jumped by +300")), "{refused:?}");
+        assert!(g.take_jumped(), "the monitor must forget its samples");
+        assert!(g.check().is_err(), "stays refused until the next verdict");
+        g.publish(true, "healthy again".into(), (clock.read(), Instant::now()));
+        g.check().unwrap();
+        assert!(!g.take_jumped());
+    }
+
+    /// Goal: an unhealthy verdict refuses with its reason; a guard that
+    /// does not enforce (a deliberately broken server) never refuses.
+    #[test]
+    fn unhealthy_verdicts_refuse_unless_ignored() {
+        let (clock, g) = guard(10);
+        g.publish(false, "UNHEALTHY: clock is about 30 ms ahead".into(), (clock.read(), Instant::now()));
+        assert!(matches!(g.check(), Err(Error::Unavailable(m)) if m.contains("30 ms ahead")));
+        let tt = TrueTime::new(clock.clone(), Duration::from_millis(10));
+        let off = ClockGuard::new(tt, false);
+        off.check().unwrap();
+        assert!(off.describe().contains("ignored"));
+    }
+}
