@@ -57,12 +57,13 @@
 //! quorum). An offset between epsilon and about `3 epsilon + RTT` can go
 //! unnoticed (see `truetime::health`).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use truetime::health::{ClockHealth, ClockSample};
+use truetime::health::{ClockHealth, ClockProblem, ClockSample, Verdict};
 use truetime::{Timestamp, TrueTime};
 
 use crate::auth::PeerSecret;
@@ -84,8 +85,13 @@ pub struct ClockGuard {
     enforce: bool,
     healthy: AtomicBool,
     state: Mutex<GuardState>,
-    /// Wakes the monitor early (a jump was seen).
+    /// Wakes the monitor early (a jump was seen, or it must stop).
     wake: Notify,
+    /// The server is stopping: the monitor ends.
+    stopped: AtomicBool,
+    /// Peers whose own verdict was healthy at their last sample: where an
+    /// unhealthy server hands its leaderships.
+    trusted_peers: Mutex<BTreeSet<ServerId>>,
 }
 
 struct GuardState {
@@ -95,6 +101,9 @@ struct GuardState {
     baseline: (Timestamp, Instant),
     /// A check saw a jump: the monitor must forget its samples.
     jumped: bool,
+    /// The last verdict found this clock off from a quorum of the others:
+    /// this server, not the network, is at fault.
+    off_from_quorum: bool,
 }
 
 impl ClockGuard {
@@ -110,9 +119,18 @@ impl ClockGuard {
                 reason: "UNHEALTHY: no clock samples from peers yet; not serving timestamps".into(),
                 baseline,
                 jumped: false,
+                off_from_quorum: false,
             }),
             wake: Notify::new(),
+            stopped: AtomicBool::new(false),
+            trusted_peers: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// Ends the monitor (the server is stopping).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
     }
 
     /// How far the clock may move apart from the monotonic clock between
@@ -151,6 +169,17 @@ impl ClockGuard {
         self.check().is_ok()
     }
 
+    /// Where this server should hand the leaderships it holds: peers that
+    /// trusted their own clocks at their last sample, if a quorum found
+    /// this server's clock off (not while it merely re-checks after a jump,
+    /// which takes one round trip, nor while it cannot reach its peers).
+    pub fn hand_off_to(&self) -> Option<BTreeSet<ServerId>> {
+        if self.healthy.load(Ordering::SeqCst) || !self.state.lock().expect("clock guard lock").off_from_quorum {
+            return None;
+        }
+        Some(self.trusted_peers.lock().expect("clock guard lock").clone())
+    }
+
     /// The last verdict, in one line.
     pub fn describe(&self) -> String {
         let text = self.state.lock().expect("clock guard lock").reason.clone();
@@ -176,8 +205,10 @@ impl ClockGuard {
         std::mem::take(&mut self.state.lock().expect("clock guard lock").jumped)
     }
 
-    fn publish(&self, healthy: bool, reason: String, baseline: (Timestamp, Instant)) {
+    fn publish(&self, verdict: &Verdict, baseline: (Timestamp, Instant)) {
+        let (healthy, reason) = (verdict.is_healthy(), verdict.to_string());
         let mut state = self.state.lock().expect("clock guard lock");
+        state.off_from_quorum = matches!(verdict.problem, Some(ClockProblem::OffFromQuorum { .. }));
         let was = self.healthy.swap(healthy, Ordering::SeqCst);
         if was != healthy {
             if healthy {
@@ -196,7 +227,7 @@ fn jump_ms(ns: i128) -> String {
 }
 
 /// Samples every peer every [`SAMPLE_PERIOD`] and publishes the verdict to
-/// `guard`, until the runtime shuts down.
+/// `guard`, until [`ClockGuard::stop`].
 pub fn start_monitor(
     guard: Arc<ClockGuard>,
     me: ServerId,
@@ -208,7 +239,7 @@ pub fn start_monitor(
     runtime.spawn(async move {
         let mut channels: Vec<Option<tonic::transport::Channel>> = vec![None; peers.len()];
         let mut last = (guard.tt.clock().read(), Instant::now());
-        loop {
+        while !guard.stopped.load(Ordering::SeqCst) {
             // A jump seen here or by a request voids every sample.
             if guard.take_jumped() || guard.jump_since(last).is_some() {
                 for (peer, _) in &peers {
@@ -216,16 +247,22 @@ pub fn start_monitor(
                 }
             }
             let samples = futures_sample(&guard.tt, &peers, &mut channels, &secret).await;
-            for (peer, sample) in samples {
-                if let Err(e) = health.record(peer.0, sample) {
-                    tracing::debug!(%peer, "clock sample dropped: {e}");
+            let mut trusted = BTreeSet::new();
+            for (peer, sample, peer_trusts_itself) in samples {
+                match health.record(peer.0, sample) {
+                    Ok(()) if peer_trusts_itself => {
+                        trusted.insert(peer);
+                    }
+                    Ok(()) => {}
+                    Err(e) => tracing::debug!(%peer, "clock sample dropped: {e}"),
                 }
             }
+            *guard.trusted_peers.lock().expect("clock guard lock") = trusted;
             let baseline = (guard.tt.clock().read(), Instant::now());
             let verdict = health.verdict(baseline.0);
             // A jump during the sampling voids this round too.
             if guard.jump_since(last).is_none() {
-                guard.publish(verdict.is_healthy(), verdict.to_string(), baseline);
+                guard.publish(&verdict, baseline);
             }
             last = baseline;
             tracing::trace!(server = %me, "clock {verdict}");
@@ -237,14 +274,14 @@ pub fn start_monitor(
     });
 }
 
-/// One sample of every peer, concurrently; peers that do not answer in
-/// time give none.
+/// One sample of every peer, concurrently, with whether the peer trusts
+/// its own clock; peers that do not answer in time give none.
 async fn futures_sample(
     tt: &TrueTime,
     peers: &[(ServerId, String)],
     channels: &mut [Option<tonic::transport::Channel>],
     secret: &PeerSecret,
-) -> Vec<(ServerId, ClockSample)> {
+) -> Vec<(ServerId, ClockSample, bool)> {
     let mut tasks = Vec::with_capacity(peers.len());
     for (i, (peer, addr)) in peers.iter().enumerate() {
         let channel = match &channels[i] {
@@ -268,8 +305,9 @@ async fn futures_sample(
             let received = tt.clock().read();
             match answer {
                 Ok(Ok(r)) => {
-                    let peer_reading = Timestamp::from_nanos(r.into_inner().reading);
-                    Some((peer, ClockSample { sent, peer_reading, received }))
+                    let r = r.into_inner();
+                    let peer_reading = Timestamp::from_nanos(r.reading);
+                    Some((peer, ClockSample { sent, peer_reading, received }, r.healthy))
                 }
                 _ => None,
             }
@@ -289,6 +327,15 @@ mod tests {
     use super::*;
     use truetime::{Clock, ManualClock};
 
+    fn healthy() -> Verdict {
+        Verdict { cluster_size: 3, quorum: 2, fresh_peers: 2, agreeing: 3, offset_ns: Some((0, 0)), problem: None }
+    }
+
+    fn thirty_ms_ahead() -> Verdict {
+        let problem = ClockProblem::OffFromQuorum { ahead_ns: 30_000_000, servers: 2, epsilon_ns: 10_000_000 };
+        Verdict { agreeing: 1, offset_ns: None, problem: Some(problem), ..healthy() }
+    }
+
     fn guard(epsilon_ms: u64) -> (Arc<ManualClock>, Arc<ClockGuard>) {
         let clock = Arc::new(ManualClock::new(Timestamp::from_nanos(1_000_000_000_000)));
         let tt = TrueTime::new(clock.clone(), Duration::from_millis(epsilon_ms));
@@ -306,25 +353,28 @@ mod tests {
         let (clock, g) = guard(200);
         assert!(matches!(g.check(), Err(Error::Unavailable(m)) if m.contains("no clock samples")));
         let baseline = (clock.read(), Instant::now());
-        g.publish(true, "healthy: 3/3 clocks agree".into(), baseline);
+        g.publish(&healthy(), baseline);
         g.check().unwrap();
         clock.advance(Duration::from_millis(300));
         let refused = g.check();
         assert!(matches!(&refused, Err(Error::Unavailable(m)) if m.contains("jumped by +300")), "{refused:?}");
         assert!(g.take_jumped(), "the monitor must forget its samples");
         assert!(g.check().is_err(), "stays refused until the next verdict");
-        g.publish(true, "healthy again".into(), (clock.read(), Instant::now()));
+        assert_eq!(g.hand_off_to(), None, "a jump alone hands nothing away");
+        g.publish(&healthy(), (clock.read(), Instant::now()));
         g.check().unwrap();
         assert!(!g.take_jumped());
     }
 
-    /// Goal: an unhealthy verdict refuses with its reason; a guard that
+    /// Goal: an unhealthy verdict refuses with its reason and, when this
+    /// clock is the one off, asks to hand leaderships away; a guard that
     /// does not enforce (a deliberately broken server) never refuses.
     #[test]
     fn unhealthy_verdicts_refuse_unless_ignored() {
         let (clock, g) = guard(10);
-        g.publish(false, "UNHEALTHY: clock is about 30 ms ahead".into(), (clock.read(), Instant::now()));
+        g.publish(&thirty_ms_ahead(), (clock.read(), Instant::now()));
         assert!(matches!(g.check(), Err(Error::Unavailable(m)) if m.contains("30 ms ahead")));
+        assert!(g.hand_off_to().is_some());
         let tt = TrueTime::new(clock.clone(), Duration::from_millis(10));
         let off = ClockGuard::new(tt, false);
         off.check().unwrap();

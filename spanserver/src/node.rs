@@ -116,6 +116,11 @@ impl Node {
         }
     }
 
+    /// Whether this server trusts its clock now.
+    pub fn clock_trusted(&self) -> bool {
+        self.clock.is_healthy()
+    }
+
     fn engine(&self) -> Result<Engine> {
         self.engine
             .read()

@@ -62,6 +62,8 @@ pub struct Server {
     pub registry: Arc<Registry>,
     pub store: StoreHandle,
     pub truetime: TrueTime,
+    /// Whether this server trusts its clock now (`clock.rs`).
+    pub clock: Arc<ClockGuard>,
     node: Arc<Node>,
     commit_waiter: CommitWaiter,
     loop_thread: Option<std::thread::JoinHandle<()>>,
@@ -227,6 +229,7 @@ impl Server {
             registry,
             store: store_handle,
             truetime,
+            clock,
             node,
             commit_waiter,
             loop_thread: Some(loop_thread),
@@ -273,6 +276,7 @@ impl Server {
             let _ = thread.join();
         }
         self.commit_waiter.stop();
+        self.clock.stop();
         // Connection tasks may still hold the service (and so the node)
         // for a moment; the engine is taken from the node, and reads in
         // progress hold their handle only while they read.

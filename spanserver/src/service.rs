@@ -365,7 +365,8 @@ impl proto::peer_server::Peer for PeerService {
     ) -> Result<Response<proto::ReadClockResponse>, Status> {
         self.secret.check(request.metadata())?;
         let reading = self.node.tt.clock().read().as_nanos();
-        Ok(Response::new(proto::ReadClockResponse { reading, server_id: self.server_id.0 }))
+        let healthy = self.node.clock_trusted();
+        Ok(Response::new(proto::ReadClockResponse { reading, server_id: self.server_id.0, healthy }))
     }
 }
 

@@ -218,7 +218,14 @@ impl Store {
             }
             let now = Instant::now();
             if now >= next_tick {
+                // A server that does not trust its clock hands the shards
+                // it leads to servers that trust theirs (clock.rs).
+                let hand_off_to = self.clock.hand_off_to();
+                let election_timeout = tick * self.raft_config.election_ticks as u32;
                 for r in self.replicas.values_mut() {
+                    if let Some(trusted) = &hand_off_to {
+                        r.hand_off_leadership(trusted, now, election_timeout);
+                    }
                     r.raw_node.tick();
                     r.observe_role(&self.tt, &mut self.completions);
                     r.tick_txns(&self.tt, &mut self.completions);

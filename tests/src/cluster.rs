@@ -37,6 +37,9 @@ pub struct ClusterOptions {
     pub time: TimeConfig,
     /// Deliberate bugs, to show that checks can fail.
     pub unsafe_testing: UnsafeTestingConfig,
+    /// Serve the admin API's operator tools (on unless a test checks that
+    /// they can be off).
+    pub admin_tools: bool,
     pub seed: u64,
 }
 
@@ -59,6 +62,7 @@ impl ClusterOptions {
             gc: GcConfig::default(),
             time: TimeConfig::default(),
             unsafe_testing: UnsafeTestingConfig::default(),
+            admin_tools: true,
             seed: 1,
         }
     }
@@ -146,7 +150,21 @@ impl TestCluster {
             cluster.members.insert(s.id, member);
             cluster.start_server(s.id, Some(listener)).await?;
         }
+        cluster.wait_for_trusted_clocks(CLOCK_TRUST_TIMEOUT).await?;
         Ok(cluster)
+    }
+
+    /// Waits until every running server trusts its clock (it serves no
+    /// timestamps before: `spanserver::clock`).
+    pub async fn wait_for_trusted_clocks(&self, timeout: Duration) -> anyhow::Result<()> {
+        wait_until(timeout, || self.members.values().filter_map(|m| m.server.as_ref()).all(|s| s.clock.is_healthy()))
+            .await
+            .context("servers do not trust their clocks")
+    }
+
+    /// Whether server `id` trusts its clock now.
+    pub fn clock_trusted(&self, id: u64) -> bool {
+        self.server(id).clock.is_healthy()
     }
 
     /// The configuration server `id` runs with.
@@ -165,7 +183,7 @@ impl TestCluster {
             gc: self.options.gc.clone(),
             time: self.options.time.clone(),
             peer_addrs: Default::default(),
-            admin: AdminConfig { tools: true },
+            admin: AdminConfig { tools: self.options.admin_tools },
             unsafe_testing: self.options.unsafe_testing.clone(),
         }
     }
@@ -374,6 +392,9 @@ impl Drop for TestCluster {
         self.sampler.abort();
     }
 }
+
+/// How long a starting cluster may take to trust its clocks.
+const CLOCK_TRUST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds the same address again after a crash (the old socket may take a
 /// moment to close).

@@ -125,6 +125,8 @@ pub struct Replica {
     reads: ReadQueue,
     gc: GcState,
     last_proposal_at: Instant,
+    /// When this leader last handed its leadership away (clock distrust).
+    last_hand_off: Option<Instant>,
     /// A waiting read asked for a closed timestamp.
     close_wanted: bool,
     last_close_at: Instant,
@@ -262,6 +264,7 @@ impl Replica {
             reads: ReadQueue::default(),
             gc: GcState::default(),
             last_proposal_at: Instant::now(),
+            last_hand_off: None,
             close_wanted: false,
             last_close_at: Instant::now(),
             published_generation: None,
@@ -432,6 +435,33 @@ impl Replica {
         if self.leader_ready() {
             let outputs = self.txns.step(tt.now(), Input::Tick);
             self.execute(tt, outputs, None, completions);
+        }
+    }
+
+    /// This server does not trust its clock: if this replica leads, ask
+    /// Raft to move the leadership to a replica on a server in `trusted`
+    /// (at most once per `interval`, the election timeout, so a transfer
+    /// that did not happen is tried again, not repeated in a burst).
+    pub fn hand_off_leadership(
+        &mut self,
+        trusted: &std::collections::BTreeSet<ServerId>,
+        now: Instant,
+        interval: std::time::Duration,
+    ) {
+        if !self.is_leader() || self.last_hand_off.is_some_and(|at| now.duration_since(at) < interval) {
+            return;
+        }
+        let target = self
+            .descriptor
+            .replicas
+            .iter()
+            .filter(|d| d.replica_id != self.replica_id.0 && trusted.contains(&ServerId(d.server_id)))
+            .map(|d| d.replica_id)
+            .min();
+        if let Some(target) = target {
+            tracing::info!(shard = %self.shard_id, to = target, "clock not trusted: handing the leadership over");
+            self.last_hand_off = Some(now);
+            self.raw_node.transfer_leader(target);
         }
     }
 

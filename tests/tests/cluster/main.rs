@@ -6,6 +6,7 @@
 //! real server code (see `tests::cluster`); assertions are about what
 //! clients see. One binary, so RocksDB is linked once.
 
+mod clocks;
 mod common;
 mod election;
 mod kv;
@@ -13,3 +14,4 @@ mod persistence;
 mod replication;
 mod snapshots;
 mod txn;
+mod untrusted;

@@ -1,0 +1,173 @@
+//! Clocks: no reader sees a commit before its commit-wait ends, even with
+//! clocks skewed within epsilon; and a server whose clock leaves epsilon
+//! stops serving timestamps (and hands its leaderships away) until it
+//! agrees with its peers again.
+
+use std::time::Duration;
+
+use client::Client;
+use spanserver::config::TimeConfig;
+use tests::wait::{wait_for, wait_until};
+use tests::{ClusterOptions, TestCluster};
+use truetime::Clock as _;
+
+use crate::common::{init, kind, raw_get, LEADER_TIMEOUT};
+
+/// One get at server `id`'s replica of shard 1, at that server's
+/// `TT.now().latest` (a read-only transaction's first read, served there).
+async fn read_now_at(c: &TestCluster, id: u64, key: &str) -> anyhow::Result<Option<String>> {
+    let mut kv = c.kv_client(id).await?;
+    let request = proto::GetRequest {
+        shard_id: 1,
+        shard_epoch: 0,
+        key: key.into(),
+        read_ts: 0,
+        options: Some(proto::ReadOptions { now: true, ..Default::default() }),
+    };
+    let r = kv.get(request).await?.into_inner();
+    Ok(r.found.then(|| String::from_utf8(r.value).expect("utf-8 value")))
+}
+
+/// The reader race of the review: a writer puts `v`; reader A polls the
+/// leader with linearizable gets until it sees `v`; right after A returns,
+/// reader B reads at the follower at its `TT.now().latest`. With the
+/// leader's clock ahead and the follower's behind (both within epsilon), B
+/// must still see `v`: A saw it, and B started after A finished. Returns
+/// the rounds where B saw the older value.
+async fn reader_inversions(c: &TestCluster, client: &Client, rounds: usize) -> anyhow::Result<Vec<String>> {
+    let (leader, follower) = (c.leader(1).expect("a leader"), skewed_follower(c));
+    let mut at_leader = c.kv_client(leader).await?;
+    let mut inversions = Vec::new();
+    for round in 0..rounds {
+        let (key, value) = ("k", format!("v{round}"));
+        let writer = tokio::spawn({
+            let (client, value) = (client.clone(), value.clone());
+            async move { client.put(key.as_bytes(), value.as_bytes()).await }
+        });
+        // Reader A: until the leader shows the new value.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if raw_get(&mut at_leader, 1, key, 0).await?.as_deref() == Some(value.as_str()) {
+                break;
+            }
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the leader never showed {value}");
+        }
+        // Reader B, strictly after A finished.
+        let seen = read_now_at(c, follower, key).await?;
+        if seen.as_deref() != Some(value.as_str()) {
+            inversions.push(format!("round {round}: the leader showed {value}, then the follower {seen:?}"));
+        }
+        writer.await??;
+    }
+    Ok(inversions)
+}
+
+/// A 3-server cluster with a wide epsilon, shard 1's leader's clock
+/// `+0.8 epsilon` and a follower's `-0.8 epsilon` (within epsilon: every
+/// server must keep trusting its clock and serving).
+async fn skewed_cluster(options: ClusterOptions) -> anyhow::Result<TestCluster> {
+    let c = TestCluster::start(options).await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let skew = (c.options.time.epsilon() * 4 / 5).as_nanos() as i64;
+    c.clock(leader).adjust(skew, 0)?;
+    c.clock(skewed_follower(&c)).adjust(-skew, 0)?;
+    // The jumps make each server re-check its clock against its peers; a
+    // re-check does not move leaderships.
+    c.wait_for_trusted_clocks(Duration::from_secs(10)).await?;
+    anyhow::ensure!(c.leader(1) == Some(leader), "the leadership moved");
+    Ok(c)
+}
+
+/// The follower whose clock the race skews backwards: the lowest-numbered
+/// server not leading shard 1.
+fn skewed_follower(c: &TestCluster) -> u64 {
+    let leader = c.leader(1).expect("a leader");
+    c.shard_servers(1).into_iter().filter(|s| *s != leader).min().expect("a follower")
+}
+
+fn wide_epsilon() -> ClusterOptions {
+    let mut options = ClusterOptions::new(3);
+    options.time = TimeConfig { epsilon_ms: 100, ..TimeConfig::default() };
+    options
+}
+
+/// Goal: no read sees a commit before its commit-wait ends (Spanner
+/// §4.1.2), so two readers on clocks skewed within epsilon cannot see time
+/// go backwards: a linearizable read at the leader that returns a new
+/// value, followed by a read at another replica at its `TT.now().latest`,
+/// always shows the new value there too.
+/// Method: epsilon 100 ms, leader +80 ms, follower -80 ms (the review's
+/// reproduction, scaled); 5 rounds of the reader race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_reader_sees_a_commit_before_its_commit_wait_ends() -> anyhow::Result<()> {
+    init();
+    let c = skewed_cluster(wide_epsilon()).await?;
+    let client = c.client().await?;
+    let inversions = reader_inversions(&c, &client, 5).await?;
+    assert!(inversions.is_empty(), "{inversions:#?}");
+    c.shutdown().await
+}
+
+/// Goal: the race above can fail: with the visibility wait switched off
+/// (a deliberately broken server), the leader shows a commit while its
+/// writer still waits, and the follower's reader, later in real time,
+/// misses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipping_the_visibility_wait_lets_readers_see_time_go_backwards() -> anyhow::Result<()> {
+    init();
+    let mut options = wide_epsilon();
+    options.unsafe_testing.skip_visibility_wait = true;
+    let c = skewed_cluster(options).await?;
+    let client = c.client().await?;
+    let inversions = reader_inversions(&c, &client, 5).await?;
+    assert!(!inversions.is_empty(), "without the visibility wait the follower's reader must miss commits");
+    c.shutdown().await
+}
+
+/// Goal: a server whose clock is off beyond epsilon (here 50 epsilons
+/// ahead) notices from its peers, refuses timestamped requests with a
+/// reason (Unavailable, not a wrong answer), says so in its status, hands
+/// the leaderships it holds to servers that trust their clocks (so the
+/// cluster keeps serving), and serves again once its clock is back.
+/// Method: 3 servers, epsilon 10 ms; skew the server leading shard 1 by
+/// +500 ms; write through the client meanwhile; then reset the clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_beyond_epsilon_stops_its_server_serving_timestamps() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3);
+    options.time = TimeConfig { epsilon_ms: 10, ..TimeConfig::default() };
+    let c = TestCluster::start(options).await?;
+    let skewed = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    client.put(b"before", b"1").await?;
+
+    c.clock(skewed).adjust(500_000_000, 0)?;
+    wait_until(Duration::from_secs(10), || !c.clock_trusted(skewed)).await?;
+    let mut kv = c.kv_client(skewed).await?;
+    let refused = raw_get(&mut kv, 1, "before", 0).await.expect_err("an untrusted clock serves no reads");
+    assert_eq!(kind(&refused), proto::ErrorKind::Unavailable);
+    assert!(refused.message().contains("clock"), "the reason says why: {}", refused.message());
+    // First it sees the jump; once it has sampled its peers again, it
+    // says by how much it is off.
+    let status = wait_for(Duration::from_secs(10), || async {
+        client.server_status(&c.addr(skewed)).await.ok().filter(|s| s.clock.contains("ahead"))
+    })
+    .await?;
+    assert!(!status.clock_healthy, "status: {}", status.clock);
+    // Its leadership moves to a server that trusts its clock; writes go on.
+    wait_until(LEADER_TIMEOUT, || c.leader(1).is_some_and(|l| l != skewed)).await?;
+    client.put(b"during", b"2").await?;
+    for id in [1, 2, 3].into_iter().filter(|id| *id != skewed) {
+        assert!(c.clock_trusted(id), "server {id}'s clock is fine");
+    }
+
+    c.clock(skewed).adjust(0, 0)?;
+    wait_until(Duration::from_secs(10), || c.clock_trusted(skewed)).await?;
+    assert_eq!(raw_get(&mut kv, 1, "during", now_ts(&c, skewed)).await?.as_deref(), Some("2"));
+    c.shutdown().await
+}
+
+/// A snapshot timestamp of "now" on server `id`'s clock.
+fn now_ts(c: &TestCluster, id: u64) -> u64 {
+    c.server(id).truetime.now().latest.as_nanos()
+}

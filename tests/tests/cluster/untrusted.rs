@@ -1,0 +1,288 @@
+//! Requests from clients are untrusted: forged peer calls, forged or
+//! absurd timestamps and operator tools that are off are refused with
+//! typed errors, and none of them can crash, wedge or split anything.
+//! (Each scenario is one the review reproduced against a running cluster.)
+
+use std::time::Duration;
+
+use spanserver::auth::PeerSecret;
+use tests::{ClusterOptions, TestCluster};
+use tonic::transport::Channel;
+
+use crate::common::{init, kind, LEADER_TIMEOUT};
+
+type TxnClient = proto::txn_client::TxnClient<Channel>;
+
+async fn txn_client(c: &TestCluster, id: u64) -> anyhow::Result<TxnClient> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(id)))?.connect().await?;
+    Ok(TxnClient::new(channel))
+}
+
+async fn channel(c: &TestCluster, id: u64) -> anyhow::Result<Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(id)))?.connect().await?)
+}
+
+fn meta(id: u128) -> proto::TxnMeta {
+    proto::TxnMeta { txn_id: id.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] }
+}
+
+fn put(key: &str, value: &str) -> proto::Mutation {
+    proto::Mutation { key: key.into(), value: value.into(), delete: false }
+}
+
+/// Prepares transaction `id` writing `key` on shard 2 (coordinator shard
+/// 1), straight at shard 2's leader; returns the answer (prepare
+/// timestamp and seal).
+async fn prepare_on_2(c: &TestCluster, id: u128, key: &str) -> anyhow::Result<proto::TxnPrepareResponse> {
+    let leader = c.wait_for_leader_among(2, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let request = proto::TxnPrepareRequest {
+        txn: Some(meta(id)),
+        shard_id: 2,
+        shard_epoch: 0,
+        coordinator_shard_id: 1,
+        writes: vec![put(key, "x")],
+        reads: vec![],
+        lease: None,
+    };
+    Ok(txn_client(c, leader).await?.prepare(request).await?.into_inner())
+}
+
+/// Commits transaction `id` at shard 1's leader naming `participants`.
+async fn commit_on_1(
+    c: &TestCluster,
+    id: u128,
+    key: &str,
+    participants: Vec<proto::Participant>,
+) -> Result<proto::TxnCommitResponse, tonic::Status> {
+    let leader = c.leader(1).expect("shard 1 has a leader");
+    let request = proto::TxnCommitRequest {
+        txn: Some(meta(id)),
+        shard_id: 1,
+        shard_epoch: 0,
+        writes: vec![put(key, "x")],
+        reads: vec![],
+        participants,
+        lease: None,
+    };
+    let mut client = txn_client(c, leader).await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    Ok(client.commit(request).await?.into_inner())
+}
+
+/// Goal: server-to-server calls are not for clients. `Resolve`, `Decide`,
+/// `ReadClock` and Raft traffic without the cluster's peer secret are
+/// refused (PermissionDenied), and change nothing: a forged
+/// `Decide{Aborted}` cannot drop a prepared transaction's writes, nor a
+/// forged `Decide{Committed}` below its prepare timestamp crash the
+/// replicas (the review saw that one crash-loop a server for good).
+/// Even a peer (with the secret) gets InvalidArgument for the low
+/// timestamp, and the cluster keeps serving, also after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_calls_need_the_peer_secret_and_are_checked() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let prepared = prepare_on_2(&c, 21, "zebra").await?;
+    let leader2 = c.leader(2).expect("shard 2 has a leader");
+
+    let decide = |outcome: proto::TxnOutcome, commit_ts: u64| proto::TxnDecideRequest {
+        txn_id: 21u128.to_be_bytes().to_vec(),
+        shard_id: 2,
+        outcome: outcome as i32,
+        commit_ts,
+    };
+    let mut stranger = proto::peer_client::PeerClient::new(channel(&c, leader2).await?);
+    for status in [
+        stranger.decide(decide(proto::TxnOutcome::Aborted, 0)).await.expect_err("forged abort"),
+        stranger.decide(decide(proto::TxnOutcome::Committed, 1)).await.expect_err("forged low commit"),
+        stranger
+            .resolve(proto::TxnResolveRequest {
+                txn_id: 21u128.to_be_bytes().to_vec(),
+                shard_id: 1,
+                participant_shard_id: 2,
+            })
+            .await
+            .expect_err("forged resolve"),
+        stranger.read_clock(proto::ReadClockRequest {}).await.expect_err("clock sample"),
+    ] {
+        assert_eq!(kind(&status), proto::ErrorKind::PermissionDenied, "{status:?}");
+    }
+
+    // A peer's decision below the prepare timestamp, or from the far
+    // future, is refused before anything is proposed.
+    let secret = PeerSecret::new(&c.spec.peer_secret);
+    let mut peer = proto::peer_client::PeerClient::with_interceptor(channel(&c, leader2).await?, secret);
+    for commit_ts in [prepared.prepare_ts - 1, u64::MAX] {
+        let status = peer.decide(decide(proto::TxnOutcome::Committed, commit_ts)).await.expect_err("refused");
+        assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument, "commit_ts {commit_ts}: {status:?}");
+    }
+
+    // Nothing broke: the coordinator commits with the real prepare
+    // timestamp, every server restarts, and both halves are there.
+    let participant = proto::Participant { shard_id: 2, prepare_ts: prepared.prepare_ts, seal: prepared.seal };
+    let committed = commit_on_1(&c, 21, "apple", vec![participant]).await?;
+    assert!(committed.commit_ts >= prepared.prepare_ts);
+    let client = c.client().await?;
+    for id in [1, 2, 3] {
+        c.crash(id).await;
+        c.restart(id).await?;
+    }
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    assert_eq!(client.get(b"apple").await?, Some(b"x".to_vec()));
+    assert_eq!(client.get(b"zebra").await?, Some(b"x".to_vec()), "the participant applied the commit");
+    c.shutdown().await
+}
+
+/// Goal: a coordinator accepts only prepare timestamps their participant
+/// issued (sealed): a client relaying a lower one (which would commit
+/// below the participant's prepare timestamp), `u64::MAX` (which wedged
+/// the shard's timestamps) or ten years ahead (which made every later
+/// write commit-wait ten years) gets InvalidArgument, and the shard keeps
+/// taking writes at sane timestamps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_prepare_timestamps_need_their_participants_seal() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let prepared = prepare_on_2(&c, 31, "zebra").await?;
+    let ten_years_ns = 10 * 365 * 24 * 3600 * 1_000_000_000u64;
+    let forged = [
+        (prepared.prepare_ts - 1, prepared.seal.clone()),
+        (u64::MAX, prepared.seal.clone()),
+        (prepared.prepare_ts + ten_years_ns, vec![]),
+        (prepared.prepare_ts, b"not a seal".to_vec()),
+    ];
+    for (prepare_ts, seal) in forged {
+        let participant = proto::Participant { shard_id: 2, prepare_ts, seal };
+        let status = commit_on_1(&c, 31, "apple", vec![participant]).await.expect_err("forged prepare timestamp");
+        assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument, "prepare_ts {prepare_ts}: {status:?}");
+    }
+    let client = c.client().await?;
+    let before = c.server(1).truetime.now().latest;
+    let ts = client.put(b"after", b"1").await?;
+    assert!(ts.duration_since(before) < Duration::from_secs(5), "writes commit at sane timestamps: {ts}");
+    c.shutdown().await
+}
+
+/// Goal: only the coordinator decides a prepared transaction. A client's
+/// `Abort` at a prepared participant of a transaction its coordinator
+/// committed (the review's forged `Decide{Aborted}` did this) makes the
+/// participant ask the coordinator, and it applies the commit: both
+/// writes visible, never one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_abort_cannot_split_a_committed_transaction() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let prepared = prepare_on_2(&c, 41, "zebra").await?;
+    let participant = proto::Participant { shard_id: 2, prepare_ts: prepared.prepare_ts, seal: prepared.seal };
+    commit_on_1(&c, 41, "apple", vec![participant]).await?;
+    let leader2 = c.leader(2).expect("shard 2 has a leader");
+    txn_client(&c, leader2)
+        .await?
+        .abort(proto::TxnAbortRequest { txn_id: 41u128.to_be_bytes().to_vec(), shard_id: 2 })
+        .await?;
+    let client = c.client().await?;
+    assert_eq!(client.get(b"apple").await?, Some(b"x".to_vec()));
+    assert_eq!(client.get(b"zebra").await?, Some(b"x".to_vec()), "the committed transaction's other half");
+    c.shutdown().await
+}
+
+/// Goal: the admin API's operator tools (clock offsets, leader transfers)
+/// are off unless the server is started with them; when on, absurd clock
+/// adjustments (an hour, `i64::MIN`, which stopped a clock) are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_tools_are_off_unless_enabled_and_bounded() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(1);
+    options.admin_tools = false;
+    let off = TestCluster::start(options).await?;
+    off.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let mut admin = proto::admin_client::AdminClient::new(channel(&off, 1).await?);
+    let status = admin.set_clock(proto::SetClockRequest { offset_ns: 1, drift_ppm: 0 }).await.expect_err("off");
+    assert_eq!(kind(&status), proto::ErrorKind::PermissionDenied);
+    let status =
+        admin.transfer_leader(proto::TransferLeaderRequest { shard_id: 1, to_server_id: 1 }).await.expect_err("off");
+    assert_eq!(kind(&status), proto::ErrorKind::PermissionDenied);
+    off.shutdown().await?;
+
+    let on = TestCluster::start(ClusterOptions::new(1)).await?;
+    let mut admin = proto::admin_client::AdminClient::new(channel(&on, 1).await?);
+    for offset_ns in [3_600_000_000_000, i64::MIN, i64::MAX] {
+        let status = admin.set_clock(proto::SetClockRequest { offset_ns, drift_ppm: 0 }).await.expect_err("absurd");
+        assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument, "offset {offset_ns}");
+    }
+    let fine = admin.set_clock(proto::SetClockRequest { offset_ns: 1_000_000, drift_ppm: 0 }).await?.into_inner();
+    assert_eq!(fine.offset_ns, 1_000_000);
+    on.shutdown().await
+}
+
+/// Goal: a request body that does not decode is refused with a typed
+/// error (InvalidArgument with the structured detail), not INTERNAL
+/// without one, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_requests_are_typed_errors() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(1)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    // A GetRequest whose key field carries a varint: a wire-type mismatch.
+    let garbage = vec![0x1a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+    let status = raw_call(&c, 1, "/spandb.Kv/Get", garbage).await?;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument, "{status:?}");
+    let client = c.client().await?;
+    client.put(b"still", b"serving").await?;
+    c.shutdown().await
+}
+
+/// Sends `body` as the (already encoded) request message of `path`.
+async fn raw_call(c: &TestCluster, id: u64, path: &'static str, body: Vec<u8>) -> anyhow::Result<tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel(c, id).await?);
+    grpc.ready().await?;
+    let codec = RawCodec;
+    let result: Result<tonic::Response<Vec<u8>>, tonic::Status> =
+        grpc.unary(tonic::Request::new(body), tonic::codegen::http::uri::PathAndQuery::from_static(path), codec).await;
+    match result {
+        Ok(_) => anyhow::bail!("{path} accepted an undecodable body"),
+        Err(status) => Ok(status),
+    }
+}
+
+/// Bytes in, bytes out: for sending what a real client never would.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let mut out = vec![0; bytes::Buf::remaining(src)];
+        bytes::Buf::copy_to_slice(src, &mut out);
+        Ok(Some(out))
+    }
+}
