@@ -557,12 +557,27 @@ impl Client {
     /// Live pairs with keys in `[start, end)` (an empty `end`: to the end
     /// of the key space), in key order, at most `limit`.
     pub async fn scan(&self, start: &[u8], end: &[u8], limit: usize, mode: ReadMode) -> Result<Vec<KeyValue>> {
+        Ok(self.scan_pinned(start, end, limit, mode).await?.0)
+    }
+
+    /// Like [`Client::scan`], also returning the timestamp the pages were
+    /// read at (`None` for `Latest`). A `Now` or bounded-staleness scan
+    /// reads its first page so, and every later page at that page's
+    /// timestamp: one consistent snapshot across shards.
+    pub(crate) async fn scan_pinned(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        mut mode: ReadMode,
+    ) -> Result<(Vec<KeyValue>, Option<Timestamp>)> {
         if !end.is_empty() && end <= start {
             return Err(Error::InvalidArgument("scan end must be after start".into()));
         }
         let op = Op::Read { prefer_leader: mode.prefers_leader() };
         let mut out = Vec::new();
         let mut cursor = start.to_vec();
+        let mut read_ts = None;
         while out.len() < limit {
             let page_limit = (limit - out.len()).min(SCAN_PAGE_PAIRS) as u32;
             let from = cursor.clone();
@@ -583,6 +598,11 @@ impl Client {
                 })
                 .await;
             let page = with_read_ts(result, mode)?.into_inner();
+            if !matches!(mode, ReadMode::Latest) {
+                let ts = Timestamp::from_nanos(page.read_ts);
+                read_ts = Some(ts);
+                mode = ReadMode::At(ts);
+            }
             out.extend(page.pairs.into_iter().map(|kv| KeyValue {
                 key: kv.key,
                 value: kv.value,
@@ -594,7 +614,7 @@ impl Client {
             }
         }
         out.truncate(limit);
-        Ok(out)
+        Ok((out, read_ts))
     }
 }
 

@@ -503,13 +503,13 @@ impl ReadOnlyTxn {
     /// Pairs in `[start, end)`, at most `limit`, all at the transaction's
     /// timestamp.
     pub async fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
-        if self.read_ts.is_none() {
-            // Fix the timestamp with a first read, so every shard's page is
-            // read at the same one.
-            let out = self.client.get_with(start, self.first).await?;
-            self.read_ts = Some(out.read_ts);
+        // The first page fixes the timestamp when none is yet; every other
+        // page, here and later, is read at it.
+        let (pairs, read_ts) = self.client.scan_pinned(start, end, limit, self.mode()).await?;
+        if let Some(ts) = read_ts {
+            self.read_ts.get_or_insert(ts);
         }
-        self.client.scan(start, end, limit, self.mode()).await
+        Ok(pairs)
     }
 }
 

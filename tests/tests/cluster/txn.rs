@@ -463,7 +463,8 @@ async fn crashes_around_the_commit_decision_resolve_to_one_outcome() -> anyhow::
 }
 
 /// Goal: read-only transactions, snapshots and bounded-staleness reads are
-/// consistent snapshots: one timestamp for all shards; a snapshot below the
+/// consistent snapshots: one timestamp for all shards, also when the first
+/// read is a scan of the whole key space; a snapshot below the
 /// GC watermark is refused with SnapshotTooOld; a bounded-staleness read is
 /// served no staler than asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,6 +501,14 @@ async fn read_only_transactions_read_one_consistent_snapshot() -> anyhow::Result
     assert_eq!(ro.get(b"zebra").await?, Some(b"2".to_vec()));
     let all = ro.scan(b"", b"", 10).await?;
     assert_eq!(all.len(), 2);
+    // A read-only transaction whose first read is a scan from the start of
+    // the key space (it used to fix its timestamp with a get of the empty
+    // key, which is not a key): one snapshot across both shards.
+    let mut fresh = client.read_only();
+    let all = fresh.scan(b"", b"", 10).await?;
+    assert_eq!(all.iter().map(|kv| kv.value.as_slice()).collect::<Vec<_>>(), [b"2", b"2"]);
+    let read_ts = fresh.read_ts().expect("fixed by the scan");
+    assert!(read_ts >= t2 && all.iter().all(|kv| kv.version_ts <= read_ts));
     let mut stale = client.bounded_staleness(Duration::from_secs(10));
     let v = stale.get(b"apple").await?;
     assert!(v == Some(b"2".to_vec()) || v == Some(b"1".to_vec()));
