@@ -264,6 +264,10 @@ pub struct RaftConfig {
     /// A leader with no writes proposes a closed timestamp this often, so
     /// followers can serve snapshot reads of recent timestamps.
     pub close_timestamp_ms: u64,
+    /// Largest shard data (bytes of stored versions) a Raft snapshot may
+    /// carry. A bigger shard cannot bring a lagging follower up to date
+    /// by snapshot until it is split; the leader logs it and carries on.
+    pub snapshot_bytes_max: u64,
 }
 
 impl Default for RaftConfig {
@@ -275,6 +279,7 @@ impl Default for RaftConfig {
             log_compact_entries: 10_000,
             log_retain_entries: 1_000,
             close_timestamp_ms: 200,
+            snapshot_bytes_max: limits::SNAPSHOT_BYTES_MAX,
         }
     }
 }
@@ -303,6 +308,9 @@ impl RaftConfig {
         }
         if self.close_timestamp_ms == 0 {
             return Err(bad("raft.close_timestamp_ms must be at least 1"));
+        }
+        if self.snapshot_bytes_max == 0 || self.snapshot_bytes_max > limits::SNAPSHOT_BYTES_MAX {
+            return Err(bad(format!("raft.snapshot_bytes_max must be between 1 and {}", limits::SNAPSHOT_BYTES_MAX)));
         }
         Ok(())
     }

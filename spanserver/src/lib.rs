@@ -100,6 +100,7 @@ pub mod registry;
 pub mod server;
 pub mod service;
 pub mod shard;
+pub mod snapshot;
 pub mod storage;
 pub mod store;
 pub mod transport;

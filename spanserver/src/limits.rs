@@ -47,13 +47,25 @@ pub const GRPC_MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// `RAFT_MSG_BYTES_MAX` each).
 pub const RAFT_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Snapshots travel in chunks of this size.
+/// Snapshot data files travel in chunks of this size.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 
-/// Largest snapshot a server builds or accepts. A shard whose data exceeds
-/// this cannot be sent to a lagging follower (it must be split first; the
-/// placement driver's job, DESIGN.md §7).
-pub const SNAPSHOT_BYTES_MAX: usize = 512 * 1024 * 1024;
+/// Largest snapshot data a server builds or accepts (the default and the
+/// ceiling of `raft.snapshot_bytes_max`). A shard whose data exceeds it
+/// cannot be sent to a lagging follower (it must be split first; the
+/// placement driver's job, DESIGN.md §7). Nothing of it is held in memory:
+/// it is streamed to and from disk (`snapshot.rs`).
+pub const SNAPSHOT_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
+
+/// A leader keeps log entries a recently active follower still needs, but
+/// at most this many behind its applied index (beyond, that follower gets
+/// a snapshot).
+pub const LOG_KEPT_FOR_FOLLOWERS_MAX: u64 = 100_000;
+
+/// Largest Raft snapshot message (the part beside the data file: the
+/// shard's prepared transactions and decisions, bounded by the
+/// transaction limits).
+pub const SNAPSHOT_MESSAGE_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 // --- Raft --------------------------------------------------------------------
 

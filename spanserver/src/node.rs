@@ -312,14 +312,27 @@ impl Node {
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.key.clone(), Vec::new(), false);
         let read_ts = self.read_ts(&r, at, &span).await?;
-        let engine = self.engine()?;
-        let reader = Reader::new(&engine);
-        Self::check_watermark(&r, read_ts)?;
-        let version = reader.get_version(&req.key, read_ts)?;
-        drop(reader);
+        let version = self.read_data(&r, |reader| {
+            Self::check_watermark(&r, read_ts)?;
+            reader.get_version(&req.key, read_ts)
+        })?;
         self.wait_visible(version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts)).await?;
         let value = version.and_then(|(ts, value)| value.map(|v| (ts, v)));
         Ok(GetResult { value, read_ts })
+    }
+
+    /// Reads the replica's data through one RocksDB snapshot, refusing if
+    /// a snapshot install overlaps the read (`snapshot.rs`: the shard's
+    /// range is empty between the install's two steps).
+    fn read_data<T>(&self, r: &ReplicaShared, read: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+        let installing = || Error::Unavailable(format!("{} is installing a snapshot; retry", r.shard_id));
+        let seq = r.install_seq().read_begin().ok_or_else(installing)?;
+        let engine = self.engine()?;
+        let out = read(&Reader::new(&engine))?;
+        match r.install_seq().read_valid(seq) {
+            true => Ok(out),
+            false => Err(installing()),
+        }
     }
 
     /// Holds a reply revealing a version at `ts` until `TT.after(ts)`
@@ -373,11 +386,10 @@ impl Node {
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.start_key.clone(), end.clone(), true);
         let read_ts = self.read_ts(&r, at, &span).await?;
-        let engine = self.engine()?;
-        let reader = Reader::new(&engine);
-        Self::check_watermark(&r, read_ts)?;
-        let page = reader.scan(&req.start_key, &end, read_ts, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
-        drop(reader);
+        let page = self.read_data(&r, |reader| {
+            Self::check_watermark(&r, read_ts)?;
+            reader.scan(&req.start_key, &end, read_ts, limit as usize, limits::SCAN_PAGE_BYTES_MAX)
+        })?;
         self.wait_visible(page.newest_ts).await?;
         let (pairs, resume_key) = page_to_proto(page);
         Ok(proto::ScanResponse { pairs, resume_key, read_ts: read_ts.as_nanos() })
@@ -471,24 +483,24 @@ impl Node {
         // leadership and that everything committed is applied, then read
         // the latest version.
         self.read_index(&r).await?;
-        let engine = self.engine()?;
-        let reader = Reader::new(&engine);
-        let (pairs, resume_key, newest_ts) = if span.range {
-            let page = reader.scan(&span.start, &end, Timestamp::MAX, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
-            let newest_ts = page.newest_ts;
-            let (pairs, resume_key) = page_to_proto(page);
-            (pairs, resume_key, newest_ts)
-        } else {
-            let version = reader.get_version(&span.start, Timestamp::MAX)?;
-            let newest_ts = version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts);
-            let pairs = version
-                .and_then(|(ts, value)| value.map(|v| (ts, v)))
-                .map(|(ts, value)| proto::KeyValue { key: span.start.clone(), value, version_ts: ts.as_nanos() })
-                .into_iter()
-                .collect();
-            (pairs, Vec::new(), newest_ts)
-        };
-        drop(reader);
+        let (pairs, resume_key, newest_ts) = self.read_data(&r, |reader| {
+            Ok(if span.range {
+                let page =
+                    reader.scan(&span.start, &end, Timestamp::MAX, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
+                let newest_ts = page.newest_ts;
+                let (pairs, resume_key) = page_to_proto(page);
+                (pairs, resume_key, newest_ts)
+            } else {
+                let version = reader.get_version(&span.start, Timestamp::MAX)?;
+                let newest_ts = version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts);
+                let pairs = version
+                    .and_then(|(ts, value)| value.map(|v| (ts, v)))
+                    .map(|(ts, value)| proto::KeyValue { key: span.start.clone(), value, version_ts: ts.as_nanos() })
+                    .into_iter()
+                    .collect();
+                (pairs, Vec::new(), newest_ts)
+            })
+        })?;
         self.wait_visible(newest_ts).await?;
         Ok(proto::TxnReadResponse { pairs, resume_key, lease })
     }

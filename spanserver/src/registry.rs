@@ -15,6 +15,7 @@ use truetime::Timestamp;
 
 use crate::config::ClusterSpec;
 use crate::ids::{ReplicaId, ServerId, ShardId};
+use crate::snapshot::InstallSeq;
 
 /// A replica's Raft role, as raft-rs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,6 +105,8 @@ pub struct ReplicaShared {
     /// Reads below this timestamp fail: versions may be gone.
     gc_watermark: Arc<AtomicU64>,
     snapshots_installed: AtomicU64,
+    /// Odd while a snapshot is being installed: reads refuse then.
+    install_seq: InstallSeq,
 }
 
 impl ReplicaShared {
@@ -121,6 +124,7 @@ impl ReplicaShared {
             time: watch::Sender::new(TimeView { max_applied, prepared: Arc::new(Vec::new()) }),
             gc_watermark,
             snapshots_installed: AtomicU64::new(0),
+            install_seq: InstallSeq::default(),
         }
     }
 
@@ -184,6 +188,10 @@ impl ReplicaShared {
 
     pub fn count_snapshot_installed(&self) {
         self.snapshots_installed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn install_seq(&self) -> &InstallSeq {
+        &self.install_seq
     }
 }
 

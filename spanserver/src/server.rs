@@ -21,6 +21,7 @@ use crate::node::Node;
 use crate::peers::Peers;
 use crate::registry::Registry;
 use crate::service::{AdminService, KvService, PeerService, TxnService};
+use crate::snapshot::SnapshotDir;
 use crate::storage::{Engine, Identity, OpenError};
 use crate::store::{self, Store, StoreHandle, StoreMsg};
 use crate::transport::grpc::GrpcTransport;
@@ -117,7 +118,9 @@ impl Server {
             .map(|s| (s.id, config.peer_addrs.get(&s.id).cloned().unwrap_or_else(|| s.addr.clone())))
             .collect();
         start_clock_monitor(clock.clone(), server_id, clock_peers, secret.clone(), &tokio::runtime::Handle::current());
-        let (store_handle, inbox) = store::inbox();
+        let snapshots = SnapshotDir::open(&config.data_dir)
+            .map_err(|source| StartError::DataDir { dir: config.data_dir.display().to_string(), source })?;
+        let (store_handle, inbox) = store::inbox(snapshots.clone());
         let transport = match transport {
             TransportKind::Grpc => GrpcTransport::start(
                 &config.cluster,
@@ -151,9 +154,12 @@ impl Server {
             inbox,
             transport,
             peers,
+            snapshots.clone(),
             &logger,
         )
         .map_err(StartError::Replicas)?;
+        // Interrupted installs are finished: other snapshot files are stale.
+        snapshots.clean(&[]);
         let loop_thread = std::thread::Builder::new()
             .name(format!("spandb-loop-{}", server_id.0))
             .spawn(move || {
@@ -199,7 +205,7 @@ impl Server {
             node: node.clone(),
             secret: secret.clone(),
         })
-        .max_decoding_message_size(limits::RAFT_BATCH_BYTES_MAX);
+        .max_decoding_message_size(limits::RAFT_BATCH_BYTES_MAX.max(limits::SNAPSHOT_MESSAGE_BYTES_MAX));
         let incoming = TcpIncoming::from(
             tokio::net::TcpListener::from_std(listener)
                 .map_err(|source| StartError::Listen { addr: local_addr, source })?,

@@ -274,6 +274,42 @@ pub struct PeerService {
 }
 
 impl PeerService {
+    /// Writes a snapshot's data file of `bytes` bytes from `stream` into
+    /// the snapshot directory, synced; removes it on any error.
+    async fn receive_file(
+        &self,
+        shard: ShardId,
+        bytes: u64,
+        stream: &mut Streaming<proto::SnapshotChunk>,
+    ) -> Result<std::path::PathBuf, Status> {
+        use tokio::io::AsyncWriteExt as _;
+        let path = self.store.snapshot_dir().new_path(shard, "in");
+        let result: Result<(), Status> = async {
+            let io = |e: std::io::Error| Status::from(Error::Unavailable(format!("writing snapshot data: {e}")));
+            let mut f = tokio::fs::File::create(&path).await.map_err(io)?;
+            let mut written = 0u64;
+            while let Some(chunk) = stream.message().await? {
+                written += chunk.file_data.len() as u64;
+                if written > bytes {
+                    return Err(Error::InvalidArgument("more snapshot data than announced".into()).into());
+                }
+                f.write_all(&chunk.file_data).await.map_err(io)?;
+            }
+            if written != bytes {
+                return Err(
+                    Error::InvalidArgument(format!("snapshot data of {written} bytes, {bytes} announced")).into()
+                );
+            }
+            f.sync_all().await.map_err(io)
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e);
+        }
+        Ok(path)
+    }
+
     fn check_peer(&self, cluster_id: &str, to: u64) -> Result<(), Status> {
         if cluster_id != self.cluster_id {
             return Err(Status::permission_denied(format!(
@@ -329,16 +365,28 @@ impl proto::peer_server::Peer for PeerService {
         };
         self.check_peer(&first.cluster_id, first.to_server_id)?;
         let (from, shard) = (ServerId(first.from_server_id), ShardId(first.shard_id));
-        let mut data = first.data;
-        while let Some(chunk) = stream.message().await? {
-            if data.len() + chunk.data.len() > limits::SNAPSHOT_BYTES_MAX + limits::SNAPSHOT_CHUNK_BYTES {
-                return Err(Error::InvalidArgument("snapshot exceeds the size limit".into()).into());
-            }
-            data.extend_from_slice(&chunk.data);
+        let message = Message::decode(first.message.as_slice())
+            .map_err(|e| Error::InvalidArgument(format!("undecodable snapshot message: {e}")))?;
+        let header: proto::storage::ShardSnapshot = message
+            .snapshot
+            .as_ref()
+            .and_then(|s| prost::Message::decode(s.data.as_slice()).ok())
+            .ok_or_else(|| Error::InvalidArgument("a snapshot message without a snapshot header".into()))?;
+        if header.data_bytes > limits::SNAPSHOT_BYTES_MAX {
+            return Err(Error::InvalidArgument("snapshot data exceeds the size limit".into()).into());
         }
-        let message = Message::decode(data.as_slice())
-            .map_err(|e| Status::invalid_argument(format!("undecodable snapshot message: {e}")))?;
-        self.store.send(StoreMsg::Raft { from, messages: vec![(shard, message)] })?;
+        // The data file, to disk as it arrives (snapshot.rs).
+        let file = match header.data_bytes {
+            0 => None,
+            bytes => Some(self.receive_file(shard, bytes, &mut stream).await?),
+        };
+        let arrived = StoreMsg::SnapshotArrived { from, shard, message, file: file.clone() };
+        if let Err(e) = self.store.send(arrived) {
+            if let Some(f) = file {
+                let _ = tokio::fs::remove_file(f).await;
+            }
+            return Err(e.into());
+        }
         Ok(Response::new(proto::RaftAck {}))
     }
 

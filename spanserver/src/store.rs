@@ -24,6 +24,7 @@
 //! process: continuing could let this replica's state diverge from the log.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +43,7 @@ use crate::peers::Peers;
 use crate::registry::Registry;
 use crate::shard::reads::ReadReply;
 use crate::shard::{Completion, Replica, TxnReply};
+use crate::snapshot::{SnapshotDir, SnapshotFile};
 use crate::storage::keycode::{decode_raft_key_shard, raft_key, RaftKey};
 use crate::storage::{Engine, CF_RAFT};
 use crate::transport::Transport;
@@ -50,8 +52,11 @@ mod ready;
 
 /// What the event loop is asked to do.
 pub enum StoreMsg {
-    /// Raft messages from a peer server.
+    /// Raft messages from a peer server (never snapshots).
     Raft { from: ServerId, messages: Vec<(ShardId, Message)> },
+    /// A snapshot message from a peer, and its data file, now in this
+    /// server's snapshot directory (`snapshot.rs`).
+    SnapshotArrived { from: ServerId, shard: ShardId, message: Message, file: Option<PathBuf> },
     /// A request for a shard's transaction state machine (reads in
     /// read-write transactions, prepares, commits, plain writes, ...). The
     /// input's request id is assigned by the replica.
@@ -75,9 +80,16 @@ pub enum StoreMsg {
 #[derive(Clone)]
 pub struct StoreHandle {
     tx: SyncSender<StoreMsg>,
+    snapshots: Arc<SnapshotDir>,
 }
 
 impl StoreHandle {
+    /// Where snapshot data files to this server are put before
+    /// [`StoreMsg::SnapshotArrived`] hands them in.
+    pub fn snapshot_dir(&self) -> &Arc<SnapshotDir> {
+        &self.snapshots
+    }
+
     /// Hands `msg` to the loop without blocking. A full inbox sheds load.
     pub fn send(&self, msg: StoreMsg) -> Result<()> {
         match self.tx.try_send(msg) {
@@ -90,16 +102,19 @@ impl StoreHandle {
 
 /// Creates the inbox: the handle for senders and the receiving end for
 /// [`Store::new`].
-pub fn inbox() -> (StoreHandle, Receiver<StoreMsg>) {
+pub fn inbox(snapshots: Arc<SnapshotDir>) -> (StoreHandle, Receiver<StoreMsg>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(limits::INBOX_MESSAGES_MAX);
-    (StoreHandle { tx }, rx)
+    (StoreHandle { tx, snapshots }, rx)
 }
 
 /// Outgoing Raft messages of one iteration, by destination server.
 #[derive(Default)]
 struct Outbox {
     messages: BTreeMap<ServerId, Vec<(ShardId, Message)>>,
-    snapshots: Vec<(ServerId, ShardId, Message)>,
+    snapshots: Vec<(ServerId, ShardId, Message, Option<SnapshotFile>)>,
+    /// Snapshot messages whose data file is gone (a newer build replaced
+    /// it): raft-rs must hear that they failed.
+    lost_snapshots: Vec<(ShardId, ReplicaId)>,
 }
 
 impl Outbox {
@@ -110,7 +125,10 @@ impl Outbox {
                 continue;
             };
             if m.msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
-                self.snapshots.push((server, replica.shard_id, m));
+                match replica.snapshot_file_for(&m) {
+                    Ok(file) => self.snapshots.push((server, replica.shard_id, m, file)),
+                    Err(()) => self.lost_snapshots.push((replica.shard_id, ReplicaId(m.to))),
+                }
             } else {
                 self.messages.entry(server).or_default().push((replica.shard_id, m));
             }
@@ -121,8 +139,8 @@ impl Outbox {
         for (server, messages) in std::mem::take(&mut self.messages) {
             transport.send(server, messages);
         }
-        for (server, shard, m) in self.snapshots.drain(..) {
-            transport.send_snapshot(server, shard, m);
+        for (server, shard, m, file) in self.snapshots.drain(..) {
+            transport.send_snapshot(server, shard, m, file);
         }
     }
 }
@@ -165,6 +183,7 @@ impl Store {
         inbox: Receiver<StoreMsg>,
         transport: Arc<dyn Transport>,
         peers: Arc<Peers>,
+        snapshots: Arc<SnapshotDir>,
         logger: &slog::Logger,
     ) -> std::result::Result<Store, String> {
         let mut shards = list_replicas(&engine).map_err(|e| e.to_string())?;
@@ -173,7 +192,15 @@ impl Store {
         }
         let mut replicas = BTreeMap::new();
         for shard in shards {
-            let replica = Replica::load(&engine, registry.clone(), peers.clone(), shard, &raft_config, logger)?;
+            let replica = Replica::load(
+                &engine,
+                registry.clone(),
+                peers.clone(),
+                snapshots.clone(),
+                shard,
+                &raft_config,
+                logger,
+            )?;
             replicas.insert(shard, replica);
         }
         Ok(Store {
@@ -293,6 +320,27 @@ impl Store {
                     r.want_close();
                 }
             }
+            StoreMsg::SnapshotArrived { from, shard, message, file } => {
+                let Some(r) = self.replicas.get_mut(&shard) else {
+                    tracing::debug!(%shard, %from, "snapshot for a shard not hosted here dropped");
+                    remove_file(file);
+                    return Flow::Continue;
+                };
+                let file_bytes = file.as_ref().and_then(|f| std::fs::metadata(f).ok()).map(|m| m.len());
+                match r.validate_snapshot(&message, file_bytes) {
+                    Ok(id) => {
+                        r.snapshot_arrived(id, file);
+                        if let Err(e) = r.raw_node.step(message) {
+                            tracing::debug!(%shard, %from, "raft refused a snapshot: {e}");
+                        }
+                        r.observe_role(&self.tt, &mut self.completions);
+                    }
+                    Err(reason) => {
+                        tracing::warn!(%shard, %from, "invalid snapshot dropped: {reason}");
+                        remove_file(file);
+                    }
+                }
+            }
             StoreMsg::SnapshotSent { shard, to, ok } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
                     let status = if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
@@ -350,6 +398,12 @@ impl Store {
             }
         }
         tracing::debug!(server = %self.registry.server_id, "event loop stopped");
+    }
+}
+
+fn remove_file(file: Option<PathBuf>) {
+    if let Some(f) = file {
+        let _ = std::fs::remove_file(f);
     }
 }
 

@@ -58,6 +58,7 @@ impl ClusterOptions {
                 log_compact_entries: 10_000,
                 log_retain_entries: 1_000,
                 close_timestamp_ms: 100,
+                ..RaftConfig::default()
             },
             gc: GcConfig::default(),
             time: TimeConfig::default(),

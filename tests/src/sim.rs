@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use spanserver::snapshot::SnapshotFile;
 use spanserver::store::{StoreHandle, StoreMsg};
 use spanserver::transport::Transport;
 use spanserver::{RaftMessage, ReplicaId, ServerId, ShardId};
@@ -137,16 +138,36 @@ impl SimNetwork {
         Some(if max.is_zero() { Duration::ZERO } else { max.mul_f64(state.rng.random::<f64>()) })
     }
 
+    fn inbox(&self, to: ServerId) -> Option<StoreHandle> {
+        self.lock().inboxes.get(&to).cloned()
+    }
+
     /// Delivers after `delay`, re-checking the link then (a partition that
     /// began meanwhile also stops messages in flight).
     fn deliver(&self, from: ServerId, to: ServerId, delay: Duration, messages: Vec<(ShardId, RaftMessage)>) {
+        self.deliver_msg(from, to, delay, StoreMsg::Raft { from, messages });
+    }
+
+    fn deliver_snapshot(
+        &self,
+        from: ServerId,
+        to: ServerId,
+        delay: Duration,
+        shard: ShardId,
+        message: RaftMessage,
+        file: Option<std::path::PathBuf>,
+    ) {
+        self.deliver_msg(from, to, delay, StoreMsg::SnapshotArrived { from, shard, message, file });
+    }
+
+    fn deliver_msg(&self, from: ServerId, to: ServerId, delay: Duration, msg: StoreMsg) {
         let deliver_now = move |net: &SimNetwork| {
             let state = net.lock();
             if !Self::connected(&state.faults, from, to) {
                 return false;
             }
             match state.inboxes.get(&to) {
-                Some(inbox) => inbox.send(StoreMsg::Raft { from, messages }).is_ok(),
+                Some(inbox) => inbox.send(msg).is_ok(),
                 None => false,
             }
         };
@@ -182,14 +203,22 @@ impl Transport for SimTransport {
         }
     }
 
-    fn send_snapshot(&self, to: ServerId, shard: ShardId, message: RaftMessage) {
+    /// The data file is copied into the receiver's snapshot directory (the
+    /// servers share a file system), then the message is delivered.
+    fn send_snapshot(&self, to: ServerId, shard: ShardId, message: RaftMessage, file: Option<SnapshotFile>) {
         let replica = ReplicaId(message.to);
-        let ok = match self.net.route(self.me, to) {
-            Some(delay) => {
-                self.net.deliver(self.me, to, delay, vec![(shard, message)]);
-                true
+        let ok = match (self.net.route(self.me, to), self.net.inbox(to)) {
+            (Some(delay), Some(inbox)) => {
+                let copied = file.map(|f| inbox.snapshot_dir().receive_copy(shard, &f.path)).transpose();
+                match copied {
+                    Ok(file) => {
+                        self.net.deliver_snapshot(self.me, to, delay, shard, message, file);
+                        true
+                    }
+                    Err(_) => false,
+                }
             }
-            None => false,
+            _ => false,
         };
         let _ = self.own_inbox.send(StoreMsg::SnapshotSent { shard, to: replica, ok });
     }

@@ -49,6 +49,8 @@ pub mod command;
 pub mod reads;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -67,6 +69,7 @@ use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
 use crate::peers::Peers;
 use crate::registry::{Registry, ReplicaProgress, ReplicaShared, Role};
+use crate::snapshot::{ingest, SnapshotDir, SnapshotFile, SnapshotSource};
 use crate::storage::keycode::{raft_key, range_bounds, txn_key, txn_kind_bounds, RaftKey, TxnKey};
 use crate::storage::raft_log::{decode_record, RaftLogStore};
 use crate::storage::{mvcc, Engine, CF_DATA, CF_RAFT, CF_TXN};
@@ -127,6 +130,8 @@ pub struct Replica {
     last_proposal_at: Instant,
     /// When this leader last handed its leadership away (clock distrust).
     last_hand_off: Option<Instant>,
+    /// The last snapshot message that arrived, by id, and its data file.
+    incoming_snapshot: Option<(u64, Option<PathBuf>)>,
     /// A waiting read asked for a closed timestamp.
     close_wanted: bool,
     last_close_at: Instant,
@@ -215,6 +220,7 @@ impl Replica {
         engine: &Engine,
         registry: Arc<Registry>,
         peers: Arc<Peers>,
+        snapshots: Arc<SnapshotDir>,
         shard: ShardId,
         rc: &RaftConfig,
         logger: &slog::Logger,
@@ -231,7 +237,17 @@ impl Replica {
             .map(|b| u64::from_be_bytes(b.as_slice().try_into().unwrap_or([0; 8])))
             .unwrap_or(0);
         let watermark = Arc::new(std::sync::atomic::AtomicU64::new(watermark));
-        let store = RaftLogStore::load(engine, shard, watermark.clone()).map_err(|e| e.to_string())?;
+        // An install interrupted between its batch and its ingest: finish it.
+        if let Some(path) = get(RaftKey::PendingIngest)? {
+            let path = PathBuf::from(std::ffi::OsString::from_vec(path));
+            if path.exists() {
+                ingest_or_stop(engine, shard, &path);
+            }
+            engine.db().delete_cf(cf, raft_key(shard, RaftKey::PendingIngest)).map_err(|e| e.to_string())?;
+            tracing::info!(%shard, "finished a snapshot install interrupted by a restart");
+        }
+        let source = SnapshotSource::new(engine.clone(), shard, snapshots, rc.snapshot_bytes_max, watermark.clone());
+        let store = RaftLogStore::load(engine, shard, source).map_err(|e| e.to_string())?;
         let replica_id = ReplicaId(record.replica_id);
         let descriptor = record.descriptor.unwrap_or_default();
         let config = raft_config(replica_id, apply.applied_index, rc);
@@ -265,6 +281,7 @@ impl Replica {
             gc: GcState::default(),
             last_proposal_at: Instant::now(),
             last_hand_off: None,
+            incoming_snapshot: None,
             close_wanted: false,
             last_close_at: Instant::now(),
             published_generation: None,
@@ -436,6 +453,18 @@ impl Replica {
             let outputs = self.txns.step(tt.now(), Input::Tick);
             self.execute(tt, outputs, None, completions);
         }
+    }
+
+    /// The data file to send with an outgoing snapshot message: `Ok(None)`
+    /// for a shard without data, `Err` if the build it names is gone.
+    #[allow(clippy::result_unit_err)]
+    pub fn snapshot_file_for(&self, m: &Message) -> std::result::Result<Option<SnapshotFile>, ()> {
+        let header: proto::storage::ShardSnapshot =
+            m.snapshot.as_ref().and_then(|s| prost::Message::decode(s.data.as_slice()).ok()).ok_or(())?;
+        if header.data_bytes == 0 {
+            return Ok(None);
+        }
+        self.raw_node.store().snapshot_source().file(header.snapshot_id).map(Some).ok_or(())
     }
 
     /// This server does not trust its clock: if this replica leads, ask
@@ -654,15 +683,42 @@ impl Replica {
         );
     }
 
-    /// Installs a snapshot from the leader into `batch`: data, transaction
-    /// records, log position, conf state, apply state and GC watermark,
-    /// atomically.
-    pub fn stage_snapshot(&mut self, snap: &Snapshot, batch: &mut WriteBatch, completions: &mut Vec<Completion>) {
+    /// A snapshot message arrived with its data file at `file` (none for
+    /// a shard without data); kept until the snapshot is installed or a
+    /// newer one arrives.
+    pub fn snapshot_arrived(&mut self, snapshot_id: u64, file: Option<PathBuf>) {
+        if let Some((_, Some(old))) = self.incoming_snapshot.replace((snapshot_id, file)) {
+            let _ = std::fs::remove_file(old);
+        }
+    }
+
+    /// Installs a snapshot from the leader (`snapshot.rs`): into `batch`
+    /// its transaction records, log position, conf state, apply state, GC
+    /// watermark and the deletion of the shard's old data, with a marker
+    /// naming the data file; the caller ingests the file once the batch is
+    /// written ([`Replica::finish_install`]). Readers of the shard refuse
+    /// until then.
+    pub fn stage_snapshot(
+        &mut self,
+        snap: &Snapshot,
+        batch: &mut WriteBatch,
+        completions: &mut Vec<Completion>,
+    ) -> Option<PathBuf> {
         let metadata = snap.metadata.clone().unwrap_or_default();
         // Checked when the message arrived (`validate_incoming`).
         let data: proto::storage::ShardSnapshot =
             prost::Message::decode(snap.data.as_slice()).expect("snapshot data was validated on receipt");
+        let file = match self.incoming_snapshot.take() {
+            Some((id, file)) if id == data.snapshot_id => file,
+            other => {
+                // raft-rs hands out only snapshots stepped here, and each is
+                // stepped only once its file has arrived.
+                panic!("{}: snapshot {} installed without its data file ({other:?})", self.shard_id, data.snapshot_id)
+            }
+        };
+        assert_eq!(file.is_some(), data.data_bytes > 0, "{}: snapshot data file and size disagree", self.shard_id);
         let descriptor = data.descriptor.clone().unwrap_or_else(|| self.descriptor.clone());
+        self.shared.install_seq().begin();
         self.raw_node.mut_store().stage_snapshot(batch, &metadata);
 
         // Raise the watermark in memory before any version is replaced.
@@ -672,9 +728,9 @@ impl Replica {
         let cf = self.engine.cf(CF_DATA);
         let (lower, upper) = range_bounds(&descriptor.start_key, &descriptor.end_key);
         batch.delete_range_cf(cf, lower, upper);
-        for v in &data.versions {
-            let value = (!v.tombstone).then_some(v.value.as_slice());
-            mvcc::put_version(&self.engine, batch, &v.key, Timestamp::from_nanos(v.ts), value);
+        if let Some(path) = &file {
+            let marker = raft_key(self.shard_id, RaftKey::PendingIngest);
+            batch.put_cf(self.engine.cf(CF_RAFT), marker, path.as_os_str().as_bytes());
         }
         // The shard's transactions: replace the records and the state.
         let txn_cf = self.engine.cf(CF_TXN);
@@ -731,7 +787,18 @@ impl Replica {
             }
         }
         self.shared.count_snapshot_installed();
-        tracing::info!(shard = %self.shard_id, index = metadata.index, versions = data.versions.len(), "installed snapshot");
+        tracing::info!(shard = %self.shard_id, index = metadata.index, bytes = data.data_bytes, "installing snapshot");
+        file
+    }
+
+    /// The batch of [`Replica::stage_snapshot`] is written: ingest its data
+    /// file (if any), drop the marker (into `batch`), let readers in.
+    pub fn finish_install(&mut self, file: Option<&Path>, batch: &mut WriteBatch) {
+        if let Some(path) = file {
+            ingest_or_stop(&self.engine, self.shard_id, path);
+            batch.delete_cf(self.engine.cf(CF_RAFT), raft_key(self.shard_id, RaftKey::PendingIngest));
+        }
+        self.shared.install_seq().end();
     }
 
     fn set_gc_watermark(&mut self, watermark: Timestamp, batch: &mut WriteBatch) {
@@ -744,12 +811,35 @@ impl Replica {
     }
 
     /// Compacts the log once it holds enough applied entries.
+    ///
+    /// A leader keeps what a follower it heard from recently still needs
+    /// (one only briefly behind catches up from the log, not by a
+    /// snapshot), but never more than `LOG_KEPT_FOR_FOLLOWERS_MAX` entries
+    /// behind the applied index: a follower that far behind gets a
+    /// snapshot anyway.
     pub fn maybe_compact_log(&mut self, batch: &mut WriteBatch, rc: &RaftConfig) {
         let truncated = self.raw_node.store().truncated_index();
         if self.applied_index.saturating_sub(truncated) < rc.log_compact_entries {
             return;
         }
-        let to = self.applied_index - rc.log_retain_entries;
+        let mut to = self.applied_index - rc.log_retain_entries;
+        if self.is_leader() {
+            let needed = self
+                .raw_node
+                .raft
+                .prs()
+                .iter()
+                .filter(|(id, p)| **id != self.replica_id.0 && p.recent_active)
+                .map(|(_, p)| p.matched)
+                .min();
+            let floor = self.applied_index.saturating_sub(limits::LOG_KEPT_FOR_FOLLOWERS_MAX);
+            if let Some(needed) = needed {
+                to = to.min(needed.max(floor));
+            }
+        }
+        if to <= truncated {
+            return;
+        }
         if let Err(e) = self.raw_node.mut_store().stage_compact(batch, to) {
             tracing::warn!(shard = %self.shard_id, "log compaction to {to} skipped: {e}");
         }
@@ -876,22 +966,50 @@ impl Replica {
     }
 
     /// Checks a Raft message from the network before raft-rs sees it. Bad
-    /// input from a peer is dropped, never a panic.
+    /// input from a peer is dropped, never a panic. Snapshot messages come
+    /// only with their data file (`file_bytes`: its size, if any), through
+    /// [`Replica::validate_snapshot`].
     pub fn validate_incoming(&self, msg: &Message) -> std::result::Result<(), String> {
         if msg.to != self.replica_id.0 {
             return Err(format!("addressed to replica {}, this is {}", msg.to, self.replica_id));
         }
-        if let Some(snap) = &msg.snapshot {
-            if !snap.data.is_empty() {
-                let data: proto::storage::ShardSnapshot =
-                    prost::Message::decode(snap.data.as_slice()).map_err(|e| format!("undecodable snapshot: {e}"))?;
-                let d = data.descriptor.unwrap_or_default();
-                if d.shard_id != self.shard_id.0 {
-                    return Err(format!("snapshot of shard {} sent to {}", d.shard_id, self.shard_id));
-                }
-            }
+        if msg.msg_type() == raft::eraftpb::MessageType::MsgSnapshot || msg.snapshot.is_some() {
+            return Err("a snapshot without its data file".into());
         }
         Ok(())
+    }
+
+    /// Checks a snapshot message and its data file (`file_bytes`: the
+    /// file's size, `None` without one); returns the snapshot's id.
+    pub fn validate_snapshot(&self, msg: &Message, file_bytes: Option<u64>) -> std::result::Result<u64, String> {
+        if msg.to != self.replica_id.0 {
+            return Err(format!("addressed to replica {}, this is {}", msg.to, self.replica_id));
+        }
+        let snap = match (&msg.snapshot, msg.msg_type()) {
+            (Some(snap), raft::eraftpb::MessageType::MsgSnapshot) => snap,
+            _ => return Err("not a snapshot message".into()),
+        };
+        let data: proto::storage::ShardSnapshot =
+            prost::Message::decode(snap.data.as_slice()).map_err(|e| format!("undecodable snapshot: {e}"))?;
+        let d = data.descriptor.unwrap_or_default();
+        if d.shard_id != self.shard_id.0 {
+            return Err(format!("snapshot of shard {} sent to {}", d.shard_id, self.shard_id));
+        }
+        let expected = (data.data_bytes > 0).then_some(data.data_bytes);
+        if file_bytes != expected {
+            return Err(format!("snapshot data of {file_bytes:?} bytes, its header says {expected:?}"));
+        }
+        Ok(data.snapshot_id)
+    }
+}
+
+/// Ingests a snapshot's data file; a failure stops the process (like a
+/// failed write: the replica's data would not match its Raft state).
+fn ingest_or_stop(engine: &Engine, shard: ShardId, path: &Path) {
+    if let Err(e) = ingest(engine, path) {
+        tracing::error!(%shard, path = %path.display(), "snapshot ingest failed, stopping: {e}");
+        eprintln!("fatal: {shard}: snapshot ingest of {} failed: {e}", path.display());
+        std::process::abort();
     }
 }
 

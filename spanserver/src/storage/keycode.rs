@@ -130,6 +130,9 @@ pub enum RaftKey {
     /// replica exists on this server.
     Replica = 0x06,
     GcWatermark = 0x07,
+    /// A snapshot install whose data file is not yet ingested: the path
+    /// (`snapshot.rs`).
+    PendingIngest = 0x08,
 }
 
 pub fn raft_key(shard: ShardId, kind: RaftKey) -> Vec<u8> {

@@ -18,21 +18,18 @@
 //!   applied (hence committed) entries are ever compacted.
 //! - Entries `first_index..=last_index` are all present and contiguous.
 //! - A snapshot is taken from one RocksDB snapshot, so its data, apply state
-//!   and conf state describe the same applied index.
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+//!   and conf state describe the same applied index (`snapshot.rs` builds
+//!   it, off the event loop).
 
 use prost011::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{ReadOptions, WriteBatch};
 
-use super::keycode::{self, log_key, raft_key, RaftKey, TxnKey};
-use super::mvcc::Reader;
+use super::keycode::{self, log_key, raft_key, RaftKey};
 use super::{Engine, CF_RAFT};
 use crate::ids::ShardId;
-use crate::limits;
+use crate::snapshot::SnapshotSource;
 
 /// Decodes a prost (0.14) record stored by this module's callers.
 pub fn decode_record<M: prost::Message + Default>(bytes: &[u8], what: &str) -> M {
@@ -57,9 +54,8 @@ pub struct RaftLogStore {
     truncated_term: u64,
     last_index: u64,
     last_term: u64,
-    /// The replica's GC watermark, shared with its readers: a snapshot
-    /// carries it so the receiver never serves reads the data cannot answer.
-    gc_watermark: Arc<AtomicU64>,
+    /// Builds the snapshots raft-rs asks for, in the background.
+    snapshots: SnapshotSource,
 }
 
 impl RaftLogStore {
@@ -76,7 +72,7 @@ impl RaftLogStore {
     }
 
     /// Loads a replica's Raft state after a restart.
-    pub fn load(engine: &Engine, shard: ShardId, gc_watermark: Arc<AtomicU64>) -> Result<Self, rocksdb::Error> {
+    pub fn load(engine: &Engine, shard: ShardId, snapshots: SnapshotSource) -> Result<Self, rocksdb::Error> {
         let db = engine.db();
         let cf = engine.cf(CF_RAFT);
         let hard_state: HardState = db
@@ -100,7 +96,7 @@ impl RaftLogStore {
             truncated_term: truncated.term,
             last_index: truncated.index,
             last_term: truncated.term,
-            gc_watermark,
+            snapshots,
         };
         // The last entry: seek backwards from the end of this shard's log.
         let mut it = db.raw_iterator_cf(cf);
@@ -245,65 +241,9 @@ impl RaftLogStore {
         Ok(decode_raft(&bytes, "log entry"))
     }
 
-    /// Builds a snapshot of the replica as of its applied index. Data, apply
-    /// state, conf state and truncated state are all read through one
-    /// RocksDB snapshot, so they describe the same applied index.
-    fn build_snapshot(&self) -> raft::Result<Snapshot> {
-        let reader = Reader::new(&self.engine);
-        let get = |kind| reader.raft_record(self.shard_id, kind).map_err(storage_err);
-        let apply: proto::storage::ApplyState =
-            get(RaftKey::ApplyState)?.map(|b| decode_record(&b, "apply state")).unwrap_or_default();
-        let conf_state: ConfState = get(RaftKey::ConfState)?.map(|b| decode_raft(&b, "conf state")).unwrap_or_default();
-        let truncated: proto::storage::TruncatedState =
-            get(RaftKey::TruncatedState)?.map(|b| decode_record(&b, "truncated state")).unwrap_or_default();
-        let record: proto::storage::ReplicaRecord = get(RaftKey::Replica)?
-            .map(|b| decode_record(&b, "replica record"))
-            .ok_or_else(|| storage_err("replica record missing"))?;
-        let descriptor = record.descriptor.unwrap_or_default();
-        let term = if apply.applied_index == truncated.index {
-            truncated.term
-        } else {
-            let bytes = reader
-                .raft_log_entry(self.shard_id, apply.applied_index)
-                .map_err(storage_err)?
-                .ok_or_else(|| storage_err(format!("applied entry {} missing", apply.applied_index)))?;
-            decode_raft::<Entry>(&bytes, "log entry").term
-        };
-        let versions = reader
-            .all_versions(&descriptor.start_key, &descriptor.end_key, limits::SNAPSHOT_BYTES_MAX)
-            .map_err(storage_err)?
-            .into_iter()
-            .map(|v| proto::storage::VersionRecord {
-                key: v.key,
-                ts: v.ts.as_nanos(),
-                tombstone: v.value.is_none(),
-                value: v.value.unwrap_or_default(),
-            })
-            .collect();
-        let prepared = reader
-            .txn_records(self.shard_id, TxnKey::Prepared)
-            .map_err(storage_err)?
-            .into_iter()
-            .map(|(_, v)| decode_record::<proto::storage::PreparedTxn>(&v, "prepared transaction"))
-            .collect();
-        let decisions = reader
-            .txn_records(self.shard_id, TxnKey::Decision)
-            .map_err(storage_err)?
-            .into_iter()
-            .map(|(txn_id, v)| proto::storage::DecisionEntry { txn_id, decision: Some(decode_record(&v, "decision")) })
-            .collect();
-        let data = proto::storage::ShardSnapshot {
-            descriptor: Some(descriptor),
-            max_applied_ts: apply.max_applied_ts,
-            gc_watermark: self.gc_watermark.load(Ordering::SeqCst),
-            versions,
-            prepared,
-            decisions,
-        };
-        let mut snapshot = Snapshot::default();
-        snapshot.data = prost::Message::encode_to_vec(&data).into();
-        snapshot.metadata = Some(SnapshotMetadata { conf_state: Some(conf_state), index: apply.applied_index, term });
-        Ok(snapshot)
+    /// Where this replica's snapshots come from (`snapshot.rs`).
+    pub fn snapshot_source(&self) -> &SnapshotSource {
+        &self.snapshots
     }
 }
 
@@ -379,12 +319,9 @@ impl raft::Storage for RaftLogStore {
         Ok(self.last_index)
     }
 
+    /// Built off the event loop; `SnapshotTemporarilyUnavailable` until
+    /// then (`snapshot.rs`).
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let snapshot = self.build_snapshot()?;
-        let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
-        if index < request_index {
-            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
-        }
-        Ok(snapshot)
+        self.snapshots.get(request_index)
     }
 }

@@ -8,7 +8,8 @@
 //!              persists: Raft thesis §10.2.1)
 //!            stage snapshot, entries, hard state  ──> batch P
 //!          write P, synced if any Ready must_sync   (group commit: ONE fsync)
-//! phase 2  for each Ready, now persisted:
+//! phase 2  ingest the data file of each snapshot installed in P
+//!          for each Ready, now persisted:
 //!            send persisted messages (votes, append responses)
 //!            advance_append  -> LightReady
 //!            stage the new committed index          ──> batch A
@@ -27,6 +28,8 @@
 use raft::Ready;
 use rocksdb::WriteBatch;
 
+use std::path::PathBuf;
+
 use super::Store;
 use crate::ids::ShardId;
 
@@ -38,6 +41,9 @@ impl Store {
         let mut persist = WriteBatch::default();
         let mut must_sync = false;
         let mut readies: Vec<(ShardId, Ready)> = Vec::new();
+        // Snapshot installs whose data file is ingested once `persist` is
+        // written (snapshot.rs).
+        let mut installs: Vec<(ShardId, Option<PathBuf>)> = Vec::new();
         for (shard, r) in self.replicas.iter_mut() {
             if !r.raw_node.has_ready() {
                 continue;
@@ -45,7 +51,8 @@ impl Store {
             let mut rd = r.raw_node.ready();
             self.outbox.push(r, rd.take_messages());
             if !rd.snapshot().is_empty() {
-                r.stage_snapshot(rd.snapshot(), &mut persist, &mut completions);
+                let file = r.stage_snapshot(rd.snapshot(), &mut persist, &mut completions);
+                installs.push((*shard, file));
             }
             r.raw_node.mut_store().stage_append(&mut persist, rd.entries());
             if let Some(hs) = rd.hs() {
@@ -59,8 +66,12 @@ impl Store {
             self.write(persist, must_sync);
         }
 
-        // Phase 2: send, advance, apply.
+        // Phase 2: finish installs, send, advance, apply.
         let mut apply = WriteBatch::default();
+        for (shard, file) in installs {
+            let r = self.replicas.get_mut(&shard).expect("replica of an install");
+            r.finish_install(file.as_deref(), &mut apply);
+        }
         let mut touched = Vec::with_capacity(readies.len());
         for (shard, mut rd) in readies {
             let r = self.replicas.get_mut(&shard).expect("replica of a Ready");
@@ -101,5 +112,10 @@ impl Store {
             c.send();
         }
         self.outbox.flush(&*self.transport);
+        for (shard, to) in std::mem::take(&mut self.outbox.lost_snapshots) {
+            if let Some(r) = self.replicas.get_mut(&shard) {
+                r.raw_node.report_snapshot(to.0, raft::SnapshotStatus::Failure);
+            }
+        }
     }
 }

@@ -28,11 +28,14 @@ use crate::auth::PeerSecret;
 use crate::config::ClusterSpec;
 use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
+use crate::snapshot::SnapshotFile;
 use crate::store::{StoreHandle, StoreMsg};
 use crate::transport::Transport;
 
 /// How long a whole snapshot send may take.
-const SNAPSHOT_SEND_TIMEOUT: Duration = Duration::from_secs(120);
+const SNAPSHOT_SEND_TIMEOUT: Duration = Duration::from_secs(600);
+/// Chunks read ahead of the network while a snapshot streams.
+const SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 4;
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -104,7 +107,7 @@ impl Transport for GrpcTransport {
         }
     }
 
-    fn send_snapshot(&self, to: ServerId, shard: ShardId, message: Message) {
+    fn send_snapshot(&self, to: ServerId, shard: ShardId, message: Message, file: Option<SnapshotFile>) {
         let Some(addr) = self.addrs.get(&to).cloned() else {
             return;
         };
@@ -112,16 +115,20 @@ impl Transport for GrpcTransport {
         let secret = self.secret.clone();
         let replica = ReplicaId(message.to);
         self.runtime.spawn(async move {
-            let bytes = message.encode_to_vec();
-            let size = bytes.len();
-            let result = tokio::time::timeout(
-                SNAPSHOT_SEND_TIMEOUT,
-                send_snapshot_chunks(&addr, secret, cluster_id, from, to, shard, bytes),
-            )
-            .await;
+            let first = proto::SnapshotChunk {
+                cluster_id,
+                from_server_id: from.0,
+                to_server_id: to.0,
+                shard_id: shard.0,
+                message: message.encode_to_vec(),
+                file_data: Vec::new(),
+            };
+            let bytes = file.as_ref().map_or(0, |f| f.bytes);
+            let result =
+                tokio::time::timeout(SNAPSHOT_SEND_TIMEOUT, send_snapshot_stream(&addr, secret, first, file)).await;
             let ok = matches!(result, Ok(Ok(())));
             if ok {
-                tracing::info!(%shard, %to, size, "sent snapshot");
+                tracing::info!(%shard, %to, bytes, "sent snapshot");
             } else {
                 tracing::warn!(%shard, %to, "snapshot send failed: {result:?}");
             }
@@ -130,29 +137,37 @@ impl Transport for GrpcTransport {
     }
 }
 
-async fn send_snapshot_chunks(
+/// Streams the message, then the data file read from disk a chunk at a
+/// time (never the whole file in memory).
+async fn send_snapshot_stream(
     addr: &str,
     secret: PeerSecret,
-    cluster_id: String,
-    from: ServerId,
-    to: ServerId,
-    shard: ShardId,
-    bytes: Vec<u8>,
+    first: proto::SnapshotChunk,
+    file: Option<SnapshotFile>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let chunks: Vec<proto::SnapshotChunk> = bytes
-        .chunks(limits::SNAPSHOT_CHUNK_BYTES)
-        .map(|data| proto::SnapshotChunk {
-            cluster_id: cluster_id.clone(),
-            from_server_id: from.0,
-            to_server_id: to.0,
-            shard_id: shard.0,
-            data: data.to_vec(),
-        })
-        .collect();
+    let (tx, rx) = mpsc::channel::<proto::SnapshotChunk>(SNAPSHOT_CHUNKS_IN_FLIGHT);
+    tx.send(first).await?;
+    let reader = tokio::spawn(async move {
+        let Some(file) = file else { return Ok(()) };
+        let mut f = tokio::fs::File::open(&file.path).await?;
+        loop {
+            let mut buf = vec![0; limits::SNAPSHOT_CHUNK_BYTES];
+            let n = tokio::io::AsyncReadExt::read(&mut f, &mut buf).await?;
+            if n == 0 {
+                return Ok::<(), std::io::Error>(());
+            }
+            buf.truncate(n);
+            let chunk = proto::SnapshotChunk { file_data: buf, ..Default::default() };
+            if tx.send(chunk).await.is_err() {
+                return Ok(()); // the call ended; its result says why
+            }
+        }
+    });
     let channel = endpoint(addr)?.connect().await?;
     let mut client = proto::peer_client::PeerClient::with_interceptor(channel, secret)
-        .max_encoding_message_size(limits::SNAPSHOT_CHUNK_BYTES * 2);
-    client.snapshot(tokio_stream::iter(chunks)).await?;
+        .max_encoding_message_size(limits::SNAPSHOT_MESSAGE_BYTES_MAX + limits::SNAPSHOT_CHUNK_BYTES);
+    client.snapshot(ReceiverStream::new(rx)).await?;
+    reader.await??;
     Ok(())
 }
 

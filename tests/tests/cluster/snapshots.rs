@@ -61,3 +61,49 @@ async fn check_all(c: &TestCluster, id: u64, count: usize, ts: client::Timestamp
     }
     Ok(())
 }
+
+/// Goal: a shard too big to snapshot costs only the lagging follower's
+/// catching up: its leader, and the next one, stay up and serve (raft-rs
+/// makes any `snapshot()` error but "temporarily unavailable" fatal, which
+/// used to take every leader of a big shard down in turn).
+/// Method: `raft.snapshot_bytes_max` 4 KiB and tiny compaction thresholds;
+/// cut a follower off, write about 20 KiB, heal; writes go on while the
+/// leader keeps failing to build a snapshot; move the leadership to the
+/// other up-to-date server, write again; the lagging follower never
+/// installed a snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_too_big_to_snapshot_does_not_stop_its_leaders() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3);
+    options.raft =
+        RaftConfig { log_compact_entries: 40, log_retain_entries: 5, snapshot_bytes_max: 4096, ..options.raft };
+    let c = TestCluster::start(options).await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let lagging = [1, 2, 3].into_iter().find(|&s| s != leader).expect("a follower");
+    let other = [1, 2, 3].into_iter().find(|&s| s != leader && s != lagging).expect("the third server");
+    let rest = [leader, other];
+    c.net.partition(&[&rest, &[lagging]]);
+    let client = c.client_of(&rest).await?;
+    let value = vec![b'v'; 200];
+    for i in 0..100 {
+        client.put(format!("k{i:04}").as_bytes(), &value).await?;
+    }
+    wait_until(LEADER_TIMEOUT, || {
+        c.progress(leader, 1).expect("up").first_index > c.progress(lagging, 1).expect("up").last_index + 1
+    })
+    .await?;
+    c.net.heal();
+    for i in 100..150 {
+        client.put(format!("k{i:04}").as_bytes(), &value).await?;
+    }
+    c.transfer_leader(1, other, LEADER_TIMEOUT).await?;
+    for i in 150..200 {
+        client.put(format!("k{i:04}").as_bytes(), &value).await?;
+    }
+    assert!(c.is_up(leader) && c.is_up(other));
+    let lagging_replica = c.replica(lagging, 1).expect("up");
+    assert_eq!(lagging_replica.snapshots_installed(), 0, "a snapshot over the limit was installed");
+    let committed = c.progress(other, 1).expect("up").committed_index;
+    assert!(c.progress(lagging, 1).expect("up").applied_index < committed, "the follower caught up somehow");
+    c.shutdown().await
+}

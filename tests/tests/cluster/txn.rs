@@ -263,14 +263,16 @@ async fn sequential_commits(client: &Client, rounds: usize) -> anyhow::Result<Ve
     Ok(inversions)
 }
 
-/// Skews the clocks of the two servers leading shards 1 and 2 by ±offset.
-fn skew_leaders(c: &TestCluster, offset: Duration) -> anyhow::Result<()> {
+/// Skews the clocks of the two servers leading shards 1 and 2 by ±offset,
+/// and waits until every server trusts its clock again (the jumps make
+/// them check with their peers first).
+async fn skew_leaders(c: &TestCluster, offset: Duration) -> anyhow::Result<()> {
     let (a, b) = (c.leader(1).unwrap_or(1), c.leader(2).unwrap_or(2));
     anyhow::ensure!(a != b, "the test needs the two shards led by different servers");
     let n = offset.as_nanos() as i64;
     truetime::Clock::adjust(c.clock(a), n, 0)?;
     truetime::Clock::adjust(c.clock(b), -n, 0)?;
-    Ok(())
+    c.wait_for_trusted_clocks(LEADER_TIMEOUT).await
 }
 
 /// Puts the leaders of shards 1 and 2 on different servers (1 and 2).
@@ -292,7 +294,7 @@ async fn external_consistency_holds_with_clocks_skewed_within_epsilon() -> anyho
     let c = TestCluster::start(options).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     two_leaders_on_different_servers(&c).await?;
-    skew_leaders(&c, Duration::from_millis(20))?;
+    skew_leaders(&c, Duration::from_millis(20)).await?;
     let client = c.client().await?;
     let inversions = sequential_commits(&client, 20).await?;
     assert!(inversions.is_empty(), "{inversions:#?}");
@@ -302,17 +304,20 @@ async fn external_consistency_holds_with_clocks_skewed_within_epsilon() -> anyho
 /// Goal: the external-consistency check can fail. With commit-wait
 /// switched off (a deliberately broken server) and the same clock skew, a
 /// transaction that starts after another finished gets a smaller commit
-/// timestamp, and the check reports it.
+/// timestamp, and the check reports it. (The visibility wait is off too:
+/// the read-only read after each commit would otherwise wait for the
+/// commit's timestamp to pass, which is a commit-wait of its own.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skipping_commit_wait_breaks_external_consistency_and_is_caught() -> anyhow::Result<()> {
     init();
     let mut options = ClusterOptions::new(3).split_points(&["m"]);
     options.time = TimeConfig { epsilon_ms: 20, ..TimeConfig::default() };
     options.unsafe_testing.skip_commit_wait = true;
+    options.unsafe_testing.skip_visibility_wait = true;
     let c = TestCluster::start(options).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     two_leaders_on_different_servers(&c).await?;
-    skew_leaders(&c, Duration::from_millis(20))?;
+    skew_leaders(&c, Duration::from_millis(20)).await?;
     let client = c.client().await?;
     let inversions = sequential_commits(&client, 20).await?;
     assert!(!inversions.is_empty(), "without commit-wait, skewed clocks must invert commit timestamps");
