@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := clang libclang-dev protobuf-compiler
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test bench jepsen clean
+.PHONY: all deps build demo test bench jepsen fuzz clean
 
 all: build
 
@@ -30,6 +30,15 @@ demo: deps
 ## test: every test of the workspace (unit, in-process clusters, multi-process).
 test: deps
 	$(CARGO) test --workspace
+
+## fuzz: the long pass of the request fuzzer (make test runs a short one):
+## FUZZ_CASES generated requests, against an in-process cluster, every
+## public RPC; no server may panic or abort, every error must be typed.
+## Vary FUZZ_SEED to explore further.
+FUZZ_CASES ?= 100000
+FUZZ_SEED ?= 1
+fuzz: deps
+	SPANDB_FUZZ_CASES=$(FUZZ_CASES) SPANDB_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p tests --test cluster -- fuzz:: --nocapture
 
 ## bench: the key-value benchmark on a local cluster, release build.
 bench: deps

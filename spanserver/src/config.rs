@@ -279,7 +279,7 @@ impl Default for RaftConfig {
             log_compact_entries: 10_000,
             log_retain_entries: 1_000,
             close_timestamp_ms: 200,
-            snapshot_bytes_max: limits::SNAPSHOT_BYTES_MAX,
+            snapshot_bytes_max: 512 * 1024 * 1024,
         }
     }
 }

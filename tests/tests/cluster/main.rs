@@ -9,6 +9,7 @@
 mod clocks;
 mod common;
 mod election;
+mod fuzz;
 mod kv;
 mod persistence;
 mod replication;
