@@ -5,11 +5,12 @@
 //! keeps its Raft log and its MVCC data in the server's one RocksDB.
 //!
 //! ```text
-//!                 gRPC: Kv (data), Admin (status), Raft (peer streams)
-//!                          │                           │
-//!                  node.rs │ validate, route,          │ transport/grpc.rs
-//!                          │ wait (ReadIndex, safe time, commit-wait)
-//!                          v                           v
+//!        gRPC: Kv, Txn (data), Admin (status, operator tools)   Peer (servers only:
+//!                          │                                  Raft, Resolve, Decide,
+//!                  node.rs │ validate, route, check the clock, ReadClock; peer secret)
+//!                          │ wait (ReadIndex, safe time,       │ transport/grpc.rs,
+//!                          │   commit-wait, visibility)        │ peers.rs, clock.rs
+//!                          v                                   v
 //!        ┌──────────── store.rs: ONE event loop thread ─────────────┐
 //!        │   shard 1 replica      shard 2 replica      shard N ...  │
 //!        │   RawNode + ShardTxns  RawNode + ShardTxns               │
@@ -58,6 +59,16 @@
 //! `Close` commands so this keeps moving), and on which no transaction that
 //! writes the read's keys is prepared at or below it (`t_TM_safe`, per key).
 //!
+//! # Trust
+//!
+//! Clients are untrusted: everything they send is checked at the edge
+//! (`node.rs`, limits in [`limits`]), timestamps they carry or relay
+//! against this server's clock and the participants' seals (`auth.rs`);
+//! nothing they send reaches an `assert!`. Server-to-server calls live on
+//! the `Peer` service, which refuses callers without the cluster's peer
+//! secret. A server trusts its own clock only while a quorum of its peers'
+//! clocks agree with it (`clock.rs`); otherwise it serves no timestamps.
+//!
 //! # Invariants, and where they are asserted
 //!
 //! - Persist before telling anyone; apply in order, exactly once; commit
@@ -65,8 +76,9 @@
 //!   `shard/mod.rs::apply_entries`).
 //! - Command timestamps strictly increase in a shard's log
 //!   (`shard/mod.rs::apply_command`).
-//! - No client learns of a write at `s` before `TT.after(s)`
-//!   (`node.rs`, `commit_wait.rs`).
+//! - No client learns of a commit at `s` before `TT.after(s)`: not its
+//!   writer (commit-wait), not a reader of the version or of a tombstone,
+//!   not a participant asking the coordinator (`node.rs`, `commit_wait.rs`).
 //! - A read at `t` below the GC watermark fails; GC raises the watermark
 //!   before deleting (`storage/mvcc.rs`).
 //! - A data directory serves one cluster, one server, one layout
@@ -80,11 +92,11 @@
 //!
 //! The shard layout is static (from the cluster description) until the
 //! placement driver exists; there are no splits, moves or conf changes yet,
-//! although applying conf changes is wired. Snapshots are built in memory
-//! (bounded by `SNAPSHOT_BYTES_MAX`). Peers are trusted: the cluster id on
-//! Raft traffic guards against misconfiguration, not attacks (raft-rs
-//! assumes correct peers), and there is no TLS yet. Coordinator decisions
-//! are kept until garbage collection of old records exists.
+//! although applying conf changes is wired. Snapshots stream through disk
+//! (`snapshot.rs`); a shard over `raft.snapshot_bytes_max` cannot catch a
+//! follower up until it is split. Peers holding the secret are trusted
+//! (raft-rs assumes correct peers), and there is no TLS yet: the secret
+//! crosses the network in the clear.
 
 pub mod auth;
 pub mod clock;
