@@ -42,7 +42,7 @@
 //! *learns* it. Unobserved writes of unknown fate are ignored (they may
 //! never have happened); failed writes never happened.
 //!
-//! # The rules, one anomaly kind each
+//! # The rules and their anomaly kinds
 //!
 //! For every `ok` read `R` of key `k`, judged at timestamp `r`, returning
 //! value `v` with version `t`:
@@ -85,6 +85,14 @@
 //! history as `nonlinearizable`: 7, then 6, while the write is still in
 //! flight.) Every other rule holds: 6 was written at 900 and nothing
 //! committed in (900, 1030].
+//!
+//! # Invariants
+//!
+//! - Every anomaly names the read and the op that contradicts it (the
+//!   write, or the op that revealed the commit).
+//! - A read flagged by (a) is not judged by (b): with a wrong version, a
+//!   "missed" write would be noise on top of the same fault.
+//! - Output is deterministic: keys in order, reads in history order.
 //!
 //! # Limits and caveats
 //!
