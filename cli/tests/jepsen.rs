@@ -106,8 +106,8 @@ fn assert_valid_run(out: &Output, dir: &Path, faults: &[&str]) {
 }
 
 /// One run of the harness: `workload` under `nemesis` for `time_limit`
-/// seconds, a fault step every `interval` seconds, 5 workers, a fixed
-/// seed; `extra` arguments appended.
+/// seconds, a fault step every `interval` seconds, `concurrency` workers
+/// (5 by default), a fixed seed; `extra` arguments appended.
 struct Harness<'a> {
     workload: &'a str,
     nemesis: &'a str,
@@ -115,6 +115,21 @@ struct Harness<'a> {
     interval: &'a str,
     seed: &'a str,
     extra: &'a [&'a str],
+    concurrency: &'a str,
+}
+
+impl Default for Harness<'_> {
+    fn default() -> Self {
+        Harness {
+            workload: "register",
+            nemesis: "none",
+            time_limit: "10",
+            interval: "1",
+            seed: "1",
+            extra: &[],
+            concurrency: "5",
+        }
+    }
 }
 
 impl Harness<'_> {
@@ -130,7 +145,7 @@ impl Harness<'_> {
             "--interval",
             self.interval,
             "--concurrency",
-            "5",
+            self.concurrency,
             "--seed",
             self.seed,
             "--out",
@@ -159,6 +174,7 @@ fn register_under_partitions_and_kills_is_valid() {
         interval: "3",
         seed: "11",
         extra: &[],
+        ..Harness::default()
     };
     let out = harness.run(&out_dir);
     assert_valid_run(&out, &out_dir, &["partition", "kill"]);
@@ -179,8 +195,14 @@ fn set_under_pauses_and_clock_skew_is_valid() {
     let _turn = lock_clusters();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
-    let harness =
-        Harness { workload: "set", nemesis: "pause,clock", time_limit: "20", interval: "2.5", seed: "12", extra: &[] };
+    let harness = Harness {
+        workload: "set",
+        nemesis: "pause,clock",
+        time_limit: "20",
+        interval: "2.5",
+        seed: "12",
+        ..Harness::default()
+    };
     let out = harness.run(&out_dir);
     assert_valid_run(&out, &out_dir, &["pause", "clock"]);
     let set = &summary(&out_dir)["checkers"][0];
@@ -230,6 +252,7 @@ fn bank_under_kills_partitions_and_leader_transfers_is_valid() {
         interval: "2",
         seed: "13",
         extra: &[],
+        ..Harness::default()
     };
     let out = harness.run(&out_dir);
     assert_valid_run(&out, &out_dir, &["kill", "partition", "leader-transfer"]);
@@ -259,6 +282,7 @@ fn list_append_under_pauses_and_clock_skew_is_valid() {
         interval: "2",
         seed: "14",
         extra: &[],
+        ..Harness::default()
     };
     let out = harness.run(&out_dir);
     assert_valid_run(&out, &out_dir, &["pause", "clock"]);
@@ -270,14 +294,22 @@ fn list_append_under_pauses_and_clock_skew_is_valid() {
 }
 
 /// Runs the timestamps workload for 10 s under within-epsilon clock skew
-/// with a 50 ms epsilon (offsets up to 37.5 ms: far more than a local
+/// with a 50 ms epsilon (offsets up to 45 ms: far more than a local
 /// commit takes), optionally on servers that skip commit-wait.
 fn timestamps_run(out_dir: &Path, skip_commit_wait: bool) -> Output {
     let epsilon: &[&str] = &["--epsilon-ms", "50"];
     let broken: &[&str] = &["--epsilon-ms", "50", "--unsafe-skip-commit-wait"];
     let extra = if skip_commit_wait { broken } else { epsilon };
-    Harness { workload: "timestamps", nemesis: "clock", time_limit: "10", interval: "1", seed: "15", extra }
-        .run(out_dir)
+    Harness {
+        workload: "timestamps",
+        nemesis: "clock",
+        time_limit: "10",
+        interval: "1",
+        seed: "15",
+        extra,
+        ..Harness::default()
+    }
+    .run(out_dir)
 }
 
 /// Goal: commit-wait is what keeps commit timestamps in real-time order
@@ -302,6 +334,97 @@ fn skipping_commit_wait_under_clock_skew_is_caught() {
     assert!(!out.status.success(), "servers without commit-wait passed: {}", stdout(&out));
     assert_eq!(stdout(&out), "invalid: commit-ts-inversion", "{}", stderr(&out));
     assert_eq!(summary(&broken)["run"]["cluster"]["unsafe_skip_commit_wait"], true);
+}
+
+/// Runs the register workload for 8 s under within-epsilon clock faults
+/// with a 100 ms epsilon, optionally on servers that skip the visibility
+/// wait. The clock faults take turns, a split first (at 1 s and again at
+/// 7 s: one shard's leader 45 to 90 ms ahead, every other server as far
+/// behind); 12 workers keep a key on each of the 4 shards at once, so the
+/// split meets one.
+fn visibility_run(out_dir: &Path, skip_visibility_wait: bool) -> Output {
+    let epsilon: &[&str] = &["--epsilon-ms", "100"];
+    let broken: &[&str] = &["--epsilon-ms", "100", "--unsafe-skip-visibility-wait"];
+    let extra = if skip_visibility_wait { broken } else { epsilon };
+    let harness =
+        Harness { nemesis: "clock", time_limit: "8", seed: "2", concurrency: "12", extra, ..Harness::default() };
+    harness.run(out_dir)
+}
+
+/// Goal: no read reveals a commit before its commit-wait ends, and the
+/// checkers see it when one does. With clocks skewed within epsilon
+/// (a leader ahead, its followers behind), a server that answers a read
+/// with a version at `s` before `TT.after(s)` lets a read-only
+/// transaction begun afterwards at a follower read below `s` and return
+/// the older value: time going backwards between two readers. Correct
+/// servers come out valid, with reads of every kind checked; broken ones
+/// come out invalid, named by both register checkers (`nonlinearizable`
+/// by values, `read-ts-inversion` by timestamps), while commit
+/// timestamps stay in real-time order (commit-wait itself is intact).
+/// Method: the same register run twice, the second with
+/// `--unsafe-skip-visibility-wait`.
+#[test]
+fn visibility_before_commit_wait_is_caught() {
+    let _turn = lock_clusters();
+    let dir = tempfile::tempdir().unwrap();
+    let correct = dir.path().join("correct");
+    let out = visibility_run(&correct, false);
+    assert_valid_run(&out, &correct, &["clock"]);
+    let s = summary(&correct);
+    let timestamped = &s["checkers"][1];
+    assert_eq!(timestamped["checker"], "timestamped", "{s:#}");
+    for reads in ["reads-leader", "reads-read-only", "reads-snapshot", "reads-bounded"] {
+        assert!(timestamped["stats"][reads].as_u64().unwrap() > 20, "{reads}: {timestamped:#}");
+    }
+
+    let broken = dir.path().join("broken");
+    let out = visibility_run(&broken, true);
+    assert!(!out.status.success(), "servers that skip the visibility wait passed: {}", stdout(&out));
+    assert_eq!(stdout(&out), "invalid: nonlinearizable, read-ts-inversion", "{}", stderr(&out));
+    let s = summary(&broken);
+    assert_eq!(s["checkers"][2]["checker"], "external");
+    assert_eq!(s["checkers"][2]["result"], "valid", "commit-wait still orders commits: {s:#}");
+    assert_eq!(s["run"]["cluster"]["unsafe_skip_visibility_wait"], true);
+}
+
+/// Runs the register workload for 6 s with clock faults of 10 to 250
+/// epsilons (2 ms) on one server at a time, 12 workers; optionally on
+/// servers that keep serving while their clock disagrees with their
+/// peers'.
+fn beyond_epsilon_run(out_dir: &Path, ignore_clock_health: bool) -> Output {
+    let beyond: &[&str] = &["--beyond-epsilon"];
+    let broken: &[&str] = &["--beyond-epsilon", "--unsafe-ignore-clock-health"];
+    let extra = if ignore_clock_health { broken } else { beyond };
+    let harness =
+        Harness { nemesis: "clock", time_limit: "6", seed: "3", concurrency: "12", extra, ..Harness::default() };
+    harness.run(out_dir)
+}
+
+/// Goal: a server whose clock leaves epsilon refuses timestamped work
+/// (reads it refuses are `fail`, writes `fail` or, when the clock jumped
+/// during commit-wait, `info`), so registers stay linearizable and every
+/// read agrees with the commit timestamps; servers that ignore their
+/// clock's health serve reads and commits on the wrong time, and are
+/// caught (reads below commits acknowledged before they began).
+/// Method: the same `--beyond-epsilon` register run twice, the second
+/// with `--unsafe-ignore-clock-health`.
+#[test]
+fn clock_skew_beyond_epsilon_is_refused_and_ignoring_it_is_caught() {
+    let _turn = lock_clusters();
+    let dir = tempfile::tempdir().unwrap();
+    let guarded = dir.path().join("guarded");
+    let out = beyond_epsilon_run(&guarded, false);
+    assert_valid_run(&out, &guarded, &["clock"]);
+    let s = summary(&guarded);
+    assert!(s["by_f"]["write"]["ok"].as_u64().unwrap() > 50, "{s:#}");
+    assert_eq!(s["run"]["beyond_epsilon"], true);
+
+    let ignored = dir.path().join("ignored");
+    let out = beyond_epsilon_run(&ignored, true);
+    assert!(!out.status.success(), "servers that ignore clock health passed: {}", stdout(&out));
+    let line = stdout(&out);
+    assert!(line.starts_with("invalid: ") && line.contains("read-ts-inversion"), "{line}\n{}", stderr(&out));
+    assert_eq!(summary(&ignored)["run"]["cluster"]["unsafe_ignore_clock_health"], true);
 }
 
 /// Goal: `--addr` runs against a cluster the harness did not start, with

@@ -28,6 +28,14 @@
 //! `Latest` each page is linearizable on its own, with `At` the whole scan
 //! is one consistent snapshot.
 //!
+//! Which replica serves a lock-free read is the mode's choice (the leader
+//! for `Now`, which it can serve without waiting for a closed timestamp;
+//! any replica for `At` and `MaxStaleness`), unless the caller says
+//! [`ReplicaPreference::Follower`] ([`Client::get_from`],
+//! [`ReadOnlyTxn::prefer`]): then the first attempt goes to a follower,
+//! as Spanner reads from the nearest replica, which is seldom the leader.
+//! Every replica gives the same answers; only the waiting differs.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -113,6 +121,12 @@ impl ReadMode {
         matches!(self, ReadMode::Latest | ReadMode::Now)
     }
 
+    /// How a read in this mode is routed, given the caller's preference.
+    fn op(self, replica: ReplicaPreference) -> Op {
+        let follower_first = replica == ReplicaPreference::Follower && self != ReadMode::Latest;
+        Op::Read { prefer_leader: self.prefers_leader() && !follower_first, follower_first }
+    }
+
     fn options(self) -> proto::ReadOptions {
         match self {
             ReadMode::Latest => proto::ReadOptions::default(),
@@ -124,6 +138,20 @@ impl ReadMode {
             },
         }
     }
+}
+
+/// Where a lock-free read goes first. Retries go on to any replica.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplicaPreference {
+    /// The read mode's choice: the leader for `Latest` and `Now`, the
+    /// replicas in rotation for `At` and `MaxStaleness`.
+    #[default]
+    Auto,
+    /// A follower (the replicas in rotation, skipping the one the client
+    /// believes leads; any replica while the leader is unknown). Takes
+    /// read load off the leaders; a read at `Now` may wait there for the
+    /// next closed timestamp. `Latest` ignores it: only a leader serves it.
+    Follower,
 }
 
 /// A value and the commit timestamp of the version it came from.
@@ -192,6 +220,8 @@ enum Op {
     /// A plain read: retried anywhere, each attempt bounded.
     Read {
         prefer_leader: bool,
+        /// The first attempt goes to a follower.
+        follower_first: bool,
     },
     /// A read that takes a lock at the leader: may wait for the lock.
     LockingRead,
@@ -360,6 +390,7 @@ impl Client {
         let mut backoff = config.backoff_min;
         let mut last_error = String::from("no attempt made");
         let mut hints_followed = 0;
+        let mut attempts = 0u32;
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -368,11 +399,14 @@ impl Client {
                     config.deadline
                 )));
             }
-            let prefer_leader = !matches!(op, Op::Read { prefer_leader: false });
+            let prefer_leader = !matches!(op, Op::Read { prefer_leader: false, .. });
+            let follower_first = matches!(op, Op::Read { follower_first: true, .. });
             let target = match dest {
+                _ if follower_first && attempts == 0 => self.follower_target(dest),
                 Dest::Key(key) => self.routes().target(key, prefer_leader),
                 Dest::Shard(shard) => self.routes().target_shard(shard, prefer_leader),
             };
+            attempts += 1;
             let Some(target) = target else {
                 last_error = "no route for the key".into();
                 let _ = self.refresh_routes().await;
@@ -440,6 +474,32 @@ impl Client {
         }
     }
 
+    /// A follower of the shard of `dest`: the replicas in rotation,
+    /// skipping the believed leader (any replica while it is unknown).
+    fn follower_target(&self, dest: Dest<'_>) -> Option<Target> {
+        let mut routes = self.routes();
+        let route = routes.shards().find(|r| match dest {
+            Dest::Key(key) => {
+                let d = &r.descriptor;
+                d.start_key.as_slice() <= key && (d.end_key.is_empty() || key < d.end_key.as_slice())
+            }
+            Dest::Shard(shard) => r.shard_id() == shard,
+        })?;
+        let (leader, replicas) = (route.leader, route.descriptor.replicas.len());
+        let mut next = || match dest {
+            Dest::Key(key) => routes.target(key, false),
+            Dest::Shard(shard) => routes.target_shard(shard, false),
+        };
+        let mut target = next()?;
+        for _ in 1..replicas {
+            if Some(target.server_id) != leader {
+                break;
+            }
+            target = next()?;
+        }
+        Some(target)
+    }
+
     /// Sleeps a jittered `backoff` (not past the deadline); returns the
     /// next back-off.
     async fn pause(&self, backoff: Duration, deadline: Instant) -> Duration {
@@ -456,7 +516,13 @@ impl Client {
 
     /// Reads `key` as `mode` says.
     pub async fn get_with(&self, key: &[u8], mode: ReadMode) -> Result<GetOutput> {
-        let op = Op::Read { prefer_leader: mode.prefers_leader() };
+        self.get_from(key, mode, ReplicaPreference::Auto).await
+    }
+
+    /// Reads `key` as `mode` says, sending the first attempt where
+    /// `replica` prefers (module docs, "Reads").
+    pub async fn get_from(&self, key: &[u8], mode: ReadMode, replica: ReplicaPreference) -> Result<GetOutput> {
+        let op = mode.op(replica);
         let result = self
             .execute(Dest::Key(key), op, |channel, target| {
                 let request = proto::GetRequest {
@@ -557,24 +623,26 @@ impl Client {
     /// Live pairs with keys in `[start, end)` (an empty `end`: to the end
     /// of the key space), in key order, at most `limit`.
     pub async fn scan(&self, start: &[u8], end: &[u8], limit: usize, mode: ReadMode) -> Result<Vec<KeyValue>> {
-        Ok(self.scan_pinned(start, end, limit, mode).await?.0)
+        Ok(self.scan_pinned(start, end, limit, mode, ReplicaPreference::Auto).await?.0)
     }
 
-    /// Like [`Client::scan`], also returning the timestamp the pages were
-    /// read at (`None` for `Latest`). A `Now` or bounded-staleness scan
-    /// reads its first page so, and every later page at that page's
-    /// timestamp: one consistent snapshot across shards.
+    /// Like [`Client::scan`], each page's first attempt where `replica`
+    /// prefers, also returning the timestamp the pages were read at
+    /// (`None` for `Latest`). A `Now` or bounded-staleness scan reads its
+    /// first page so, and every later page at that page's timestamp: one
+    /// consistent snapshot across shards.
     pub(crate) async fn scan_pinned(
         &self,
         start: &[u8],
         end: &[u8],
         limit: usize,
         mut mode: ReadMode,
+        replica: ReplicaPreference,
     ) -> Result<(Vec<KeyValue>, Option<Timestamp>)> {
         if !end.is_empty() && end <= start {
             return Err(Error::InvalidArgument("scan end must be after start".into()));
         }
-        let op = Op::Read { prefer_leader: mode.prefers_leader() };
+        let op = mode.op(replica);
         let mut out = Vec::new();
         let mut cursor = start.to_vec();
         let mut read_ts = None;
@@ -643,5 +711,69 @@ fn with_read_ts<T>(result: Result<T>, mode: ReadMode) -> Result<T> {
             Err(Error::SnapshotTooOld { read_ts, watermark })
         }
         (other, _) => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client over a made-up cluster: 3 servers, one shard `["", "m")`
+    /// led by server 2, one shard `["m", "")` with no known leader. Nothing
+    /// is connected.
+    fn client() -> Client {
+        let shard = |id: u64, start: &str, end: &str, leader: u64| proto::ShardInfo {
+            descriptor: Some(proto::ShardDescriptor {
+                shard_id: id,
+                start_key: start.as_bytes().to_vec(),
+                end_key: end.as_bytes().to_vec(),
+                epoch: 1,
+                replicas: (1..=3).map(|s| proto::ReplicaDescriptor { replica_id: id * 10 + s, server_id: s }).collect(),
+            }),
+            leader_server_id: leader,
+        };
+        let info = proto::ClusterInfoResponse {
+            cluster_id: "c".into(),
+            servers: (1..=3).map(|s| proto::ServerInfo { server_id: s, addr: format!("h:{s}") }).collect(),
+            shards: vec![shard(1, "", "m", 2), shard(2, "m", "", 0)],
+        };
+        Client {
+            inner: Arc::new(Inner {
+                config: ClientConfig::default(),
+                seeds: vec!["h:1".into()],
+                routes: Mutex::new(Routes::from_cluster_info(&info)),
+                channels: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Goal: a read that prefers a follower never starts at the believed
+    /// leader, spreads over the followers, and uses any replica while the
+    /// leader is unknown.
+    /// Method: pick many first targets for a key of each shard.
+    #[test]
+    fn follower_reads_skip_the_leader() {
+        let c = client();
+        let picks = |dest: Dest<'_>| -> Vec<u64> {
+            (0..6).map(|_| c.follower_target(dest).expect("a route").server_id).collect()
+        };
+        let led = picks(Dest::Key(b"apple"));
+        assert!(!led.contains(&2), "the leader, server 2, was picked: {led:?}");
+        assert!(led.contains(&1) && led.contains(&3), "{led:?}");
+        assert_eq!(picks(Dest::Shard(1)).iter().filter(|&&s| s == 2).count(), 0);
+        let unled = picks(Dest::Key(b"zebra"));
+        assert_eq!(unled.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "{unled:?}");
+    }
+
+    /// Goal: the preference changes the first attempt only where it can:
+    /// a `Latest` read stays at the leader.
+    #[test]
+    fn latest_reads_ignore_the_follower_preference() {
+        let follower = ReplicaPreference::Follower;
+        assert_eq!(ReadMode::Latest.op(follower), Op::Read { prefer_leader: true, follower_first: false });
+        assert_eq!(ReadMode::Now.op(follower), Op::Read { prefer_leader: false, follower_first: true });
+        assert_eq!(ReadMode::Now.op(ReplicaPreference::Auto), Op::Read { prefer_leader: true, follower_first: false });
+        let stale = ReadMode::MaxStaleness(Duration::from_secs(1));
+        assert_eq!(stale.op(ReplicaPreference::Auto), Op::Read { prefer_leader: false, follower_first: false });
     }
 }

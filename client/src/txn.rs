@@ -30,6 +30,9 @@
 //! `bounded_staleness(d)` (the first read picks the freshest timestamp its
 //! replica has, at most `d` old). Every later read uses the same timestamp,
 //! so the transaction sees one consistent snapshot across shards.
+//! `.prefer(ReplicaPreference::Follower)` sends each read to a follower
+//! first (the answers are the same; a read at now may wait there for the
+//! next closed timestamp).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -37,7 +40,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, Result, Timestamp};
+use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, ReplicaPreference, Result, Timestamp};
 
 /// How often an open transaction heartbeats its shards.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -478,9 +481,17 @@ pub struct ReadOnlyTxn {
     client: Client,
     first: ReadMode,
     read_ts: Option<Timestamp>,
+    replica: ReplicaPreference,
 }
 
 impl ReadOnlyTxn {
+    /// Sends every read of the transaction where `replica` prefers first
+    /// (module docs).
+    pub fn prefer(mut self, replica: ReplicaPreference) -> ReadOnlyTxn {
+        self.replica = replica;
+        self
+    }
+
     /// The timestamp every read uses (known after the first read, or from
     /// the start for a snapshot).
     pub fn read_ts(&self) -> Option<Timestamp> {
@@ -495,7 +506,7 @@ impl ReadOnlyTxn {
     }
 
     pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let out = self.client.get_with(key, self.mode()).await?;
+        let out = self.client.get_from(key, self.mode(), self.replica).await?;
         self.read_ts.get_or_insert(out.read_ts);
         Ok(out.value.map(|v| v.value))
     }
@@ -505,7 +516,7 @@ impl ReadOnlyTxn {
     pub async fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
         // The first page fixes the timestamp when none is yet; every other
         // page, here and later, is read at it.
-        let (pairs, read_ts) = self.client.scan_pinned(start, end, limit, self.mode()).await?;
+        let (pairs, read_ts) = self.client.scan_pinned(start, end, limit, self.mode(), self.replica).await?;
         if let Some(ts) = read_ts {
             self.read_ts.get_or_insert(ts);
         }
@@ -528,18 +539,28 @@ impl Client {
     /// A read-only transaction at `TT.now().latest` of its first read's
     /// server: sees everything committed before it started.
     pub fn read_only(&self) -> ReadOnlyTxn {
-        ReadOnlyTxn { client: self.clone(), first: ReadMode::Now, read_ts: None }
+        ReadOnlyTxn { client: self.clone(), first: ReadMode::Now, read_ts: None, replica: ReplicaPreference::Auto }
     }
 
     /// A read-only transaction at `ts`.
     pub fn snapshot(&self, ts: Timestamp) -> ReadOnlyTxn {
-        ReadOnlyTxn { client: self.clone(), first: ReadMode::At(ts), read_ts: Some(ts) }
+        ReadOnlyTxn {
+            client: self.clone(),
+            first: ReadMode::At(ts),
+            read_ts: Some(ts),
+            replica: ReplicaPreference::Auto,
+        }
     }
 
     /// A read-only transaction at the freshest timestamp the first read's
     /// replica can serve, at most `max_staleness` old.
     pub fn bounded_staleness(&self, max_staleness: Duration) -> ReadOnlyTxn {
-        ReadOnlyTxn { client: self.clone(), first: ReadMode::MaxStaleness(max_staleness), read_ts: None }
+        ReadOnlyTxn {
+            client: self.clone(),
+            first: ReadMode::MaxStaleness(max_staleness),
+            read_ts: None,
+            replica: ReplicaPreference::Auto,
+        }
     }
 
     /// Runs `f` in a transaction and commits it, running it again (with

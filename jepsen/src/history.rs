@@ -151,9 +151,15 @@ impl fmt::Display for OpType {
 /// {"index":1,"time":2500,"process":3,"type":"ok","f":"write","value":[7,1],"commit_ts":1764000000000000000}
 /// ```
 ///
+/// A read may also carry the timestamps the database reported:
+///
+/// ```text
+/// {"index":7,"time":3100,"process":1,"type":"ok","f":"read-only","value":[7,1],"read_ts":1764000000000003000,"version_ts":1764000000000002000}
+/// ```
+///
 /// Unknown fields are ignored when reading (so a harness may add its own);
-/// a missing `value` reads as `null`; `commit_ts` and `error` are written
-/// only when set.
+/// a missing `value` reads as `null`; `commit_ts`, `read_ts`,
+/// `version_ts` and `error` are written only when set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Op {
     /// Position in the history, from 0, dense.
@@ -173,15 +179,34 @@ pub struct Op {
     /// learned it (usually on `ok` completions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_ts: Option<u64>,
+    /// The timestamp (nanoseconds) a read was served at, when the database
+    /// said (on `ok` completions of reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_ts: Option<u64>,
+    /// The commit timestamp (nanoseconds) of the version a single-key read
+    /// returned; absent when the key had no version at `read_ts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_ts: Option<u64>,
     /// Why the op failed or is indeterminate (on `fail` and `info`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 impl Op {
-    /// An op with no `commit_ts` and no `error`.
+    /// An op with no timestamps and no `error`.
     pub fn new(index: u64, time_ns: u64, process: Process, op_type: OpType, f: impl Into<String>, value: Value) -> Op {
-        Op { index, time_ns, process, op_type, f: f.into(), value, commit_ts: None, error: None }
+        Op {
+            index,
+            time_ns,
+            process,
+            op_type,
+            f: f.into(),
+            value,
+            commit_ts: None,
+            read_ts: None,
+            version_ts: None,
+            error: None,
+        }
     }
 }
 
@@ -239,6 +264,16 @@ impl<'a> Pair<'a> {
     /// The `commit_ts` of an `ok` completion.
     pub fn commit_ts(&self) -> Option<u64> {
         self.completion.filter(|c| c.op_type == OpType::Ok).and_then(|c| c.commit_ts)
+    }
+
+    /// The `read_ts` of an `ok` completion.
+    pub fn read_ts(&self) -> Option<u64> {
+        self.completion.filter(|c| c.op_type == OpType::Ok).and_then(|c| c.read_ts)
+    }
+
+    /// The `version_ts` of an `ok` completion.
+    pub fn version_ts(&self) -> Option<u64> {
+        self.completion.filter(|c| c.op_type == OpType::Ok).and_then(|c| c.version_ts)
     }
 
     /// The index anomalies name this op by: the completion's when there is
@@ -462,6 +497,8 @@ mod tests {
 {"index":4,"time":25,"process":1,"type":"info","f":"read","value":[1,null],"error":"timeout"}
 {"index":5,"time":26,"process":"nemesis","type":"info","f":"stop-partition"}
 {"index":6,"time":30,"process":0,"type":"invoke","f":"cas","value":[1,[5,6]]}
+{"index":7,"time":31,"process":2,"type":"invoke","f":"read-only","value":[1,null]}
+{"index":8,"time":32,"process":2,"type":"ok","f":"read-only","value":[1,5],"read_ts":1764000000000000009,"version_ts":1764000000000000000}
 "#;
 
     /// Goal: a well-formed history reads, pairs and writes back unchanged.
@@ -470,9 +507,9 @@ mod tests {
     #[test]
     fn read_pair_and_round_trip() {
         let h = read(GOOD).unwrap();
-        assert_eq!(h.len(), 7);
+        assert_eq!(h.len(), 9);
         let pairs: Vec<_> = h.pairs().collect();
-        assert_eq!(pairs.len(), 3);
+        assert_eq!(pairs.len(), 4);
         assert_eq!(pairs[0].outcome(), OpType::Ok);
         assert_eq!(pairs[0].commit_ts(), Some(1764000000000000000));
         assert_eq!(pairs[0].return_ns(), Some(20));
@@ -483,6 +520,9 @@ mod tests {
         assert_eq!(pairs[1].completion.unwrap().error.as_deref(), Some("timeout"));
         assert_eq!(pairs[2].completion, None, "pending at the end");
         assert_eq!(pairs[2].outcome(), OpType::Info);
+        assert_eq!(pairs[3].read_ts(), Some(1764000000000000009));
+        assert_eq!(pairs[3].version_ts(), Some(1764000000000000000));
+        assert_eq!((pairs[0].read_ts(), pairs[0].version_ts()), (None, None));
         assert_eq!(h.nemesis_events().count(), 2);
         assert!(h.ops()[5].value.is_null(), "missing value reads as null");
         assert_eq!(h.pair_of(3).unwrap().invoke.index, 0);

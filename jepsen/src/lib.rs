@@ -40,7 +40,8 @@
 //! One line per workload, as the checkers read them:
 //!
 //! ```text
-//! register  {"index":9,"time":5,"process":2,"type":"ok","f":"cas","value":[7,[1,2]]}
+//! register  {"index":9,"time":5,"process":2,"type":"ok","f":"cas","value":[7,[1,2]],"commit_ts":1764000000000002000}
+//!           {"index":9,"time":5,"process":2,"type":"ok","f":"read-only","value":[7,2],"read_ts":1764000000000003000,"version_ts":1764000000000002000}
 //! set       {"index":9,"time":5,"process":2,"type":"ok","f":"read","value":[1,2,5]}
 //! bank      {"index":9,"time":5,"process":2,"type":"ok","f":"transfer","value":{"from":0,"to":3,"amount":5}}
 //! append    {"index":9,"time":5,"process":2,"type":"ok","f":"txn","value":[["append",3,7],["r",4,[1,2]]]}
@@ -52,6 +53,7 @@
 //! | checker | property | what a violation means |
 //! |---|---|---|
 //! | [`checker::register`] | linearizability, per key | a single-key read saw a value it could not see at any instant inside its interval |
+//! | [`checker::timestamped`] | reads agree with commit timestamps, per key | a read returned a version other than the newest at its timestamp, read below a commit already revealed, or was staler than its bound |
 //! | [`checker::list_append`] with `Serializable` | serializability | no serial order of the transactions explains the reads (G0, G1a/b/c, G-single, G2) |
 //! | [`checker::list_append`] with `StrictSerializable` | strict serializability | a serial order exists only against real time (`*-realtime` cycles) |
 //! | [`checker::external`] | external consistency of `commit_ts` | T1 ended before T2 began but `commit_ts(T1) >= commit_ts(T2)` |
@@ -138,6 +140,7 @@ mod testing;
 pub use checker::bank::BankOptions;
 pub use checker::list_append::ConsistencyModel;
 pub use checker::register::RegisterOptions;
+pub use checker::timestamped::TimestampedOptions;
 pub use error::Error;
 pub use history::{History, Op, OpType, Pair, Process};
 pub use verdict::{kinds, Anomaly, Validity, Verdict};

@@ -24,6 +24,14 @@ pub const LINEARIZABILITY_STATES_PER_KEY_MAX: usize = 2_000_000;
 /// (each state costs about `ops_on_key / 8 + 48` bytes).
 pub const LINEARIZABILITY_CACHE_BYTES_MAX: usize = 1 << 30;
 
+/// How much staler than its bound a bounded-staleness read may be before
+/// the timestamped-register check calls it an anomaly. The harness reads
+/// its wall clock just before it sends the read, the server reads its own
+/// after it arrives; on one machine both are the same system clock, so
+/// this covers only a clock step in between (NTP slews at most 0.5 ms a
+/// second). Across machines, raise it to their clock error.
+pub const STALENESS_SLACK_DEFAULT: Duration = Duration::from_millis(1);
+
 /// How many anomalies of one kind a verdict lists; the rest are counted in
 /// `Verdict::anomalies_unlisted`.
 pub const ANOMALIES_PER_KIND_MAX: usize = 20;

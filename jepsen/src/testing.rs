@@ -34,11 +34,21 @@ pub(crate) struct E {
     f: String,
     value: Value,
     commit_ts: Option<u64>,
+    read_ts: Option<u64>,
+    version_ts: Option<u64>,
 }
 
 impl E {
     pub(crate) fn ts(mut self, commit_ts: u64) -> E {
         self.commit_ts = Some(commit_ts);
+        self
+    }
+
+    /// A read served at `read_ts` that returned the version committed at
+    /// `version_ts` (`None`: the key had no version).
+    pub(crate) fn served(mut self, read_ts: u64, version_ts: Option<u64>) -> E {
+        self.read_ts = Some(read_ts);
+        self.version_ts = version_ts;
         self
     }
 }
@@ -50,6 +60,8 @@ fn e(process: i64, op_type: OpType, f: &str, value: Value) -> E {
         f: f.to_string(),
         value,
         commit_ts: None,
+        read_ts: None,
+        version_ts: None,
     }
 }
 
@@ -82,6 +94,8 @@ pub(crate) fn hist(events: Vec<E>) -> History {
             f: e.f,
             value: e.value,
             commit_ts: e.commit_ts,
+            read_ts: e.read_ts,
+            version_ts: e.version_ts,
             error: None,
         })
         .collect();

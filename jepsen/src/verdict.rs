@@ -74,6 +74,23 @@ pub mod kinds {
     /// External consistency: T1 finished before T2 started, yet
     /// `commit_ts(T1) >= commit_ts(T2)`.
     pub const COMMIT_TS_INVERSION: &str = "commit-ts-inversion";
+
+    /// Timestamped registers: a read returned a value that no write which
+    /// could have happened wrote.
+    pub const UNWRITTEN_VALUE: &str = "unwritten-value";
+    /// Timestamped registers: a read's `version_ts` is not its value's
+    /// commit timestamp, or lies above the read's own timestamp.
+    pub const WRONG_VERSION: &str = "wrong-version";
+    /// Timestamped registers: a write committed between the version a
+    /// read returned and the timestamp it read at.
+    pub const MISSED_WRITE: &str = "missed-write";
+    /// Timestamped registers: a read that promises the present (leader
+    /// read, read-only transaction) began after an op revealed a commit at
+    /// `c`, yet read below `c`.
+    pub const READ_TS_INVERSION: &str = "read-ts-inversion";
+    /// Timestamped registers: a bounded-staleness read read older data
+    /// than its bound allows.
+    pub const STALE_BOUNDED_READ: &str = "stale-bounded-read";
 }
 
 /// Whether the history satisfies the checked property.

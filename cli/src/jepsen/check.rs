@@ -17,8 +17,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use jepsen::checker::{bank, external, list_append, register, set};
-use jepsen::{report, ConsistencyModel, History, RegisterOptions, Validity, Verdict};
+use jepsen::checker::{bank, external, list_append, register, set, timestamped};
+use jepsen::{report, ConsistencyModel, History, RegisterOptions, TimestampedOptions, Validity, Verdict};
 use serde_json::Value;
 
 use crate::jepsen::workload::{self, WorkloadName};
@@ -31,7 +31,10 @@ pub const REPORT_FILE: &str = "report.html";
 pub fn checkers(workload: WorkloadName, history: &History) -> Vec<(String, Verdict)> {
     let named = |name: &str, v: Verdict| (name.to_string(), v);
     let mut verdicts = match workload {
-        WorkloadName::Register => vec![named("linearizable", register::check(history, &RegisterOptions::default()))],
+        WorkloadName::Register => vec![
+            named("linearizable", register::check(history, &RegisterOptions::default())),
+            named("timestamped", timestamped::check(history, &TimestampedOptions::default())),
+        ],
         WorkloadName::Set => vec![named("set", set::check(history))],
         WorkloadName::Bank => vec![named("bank", bank::check(history, &workload::bank::options()))],
         WorkloadName::ListAppend => {
@@ -151,17 +154,20 @@ mod tests {
     /// Goal: the verdict line names every anomaly kind once, or the
     /// unknown reason, and is `valid` only when every checker is.
     /// Method: register histories with and without a stale read (and a
-    /// commit_ts inversion); a set history without its final read.
+    /// commit_ts inversion), checked by three checkers; a set history
+    /// without its final read; bank reads with and without the total.
     #[test]
     fn verdict_lines() {
         let good = history(
             r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"write","value":[7,1]}
 {"index":1,"time":10,"process":0,"type":"ok","f":"write","value":[7,1],"commit_ts":100}
 {"index":2,"time":20,"process":1,"type":"invoke","f":"read","value":[7,null]}
-{"index":3,"time":30,"process":1,"type":"ok","f":"read","value":[7,1]}"#,
+{"index":3,"time":30,"process":1,"type":"ok","f":"read","value":[7,1],"read_ts":120,"version_ts":100}"#,
         );
         let verdicts = checkers(WorkloadName::Register, &good);
         assert_eq!(verdict_line(&verdicts), "valid");
+        let names: Vec<&str> = verdicts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["linearizable", "timestamped", "external"]);
 
         let stale = history(
             r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"write","value":[7,1]}
@@ -169,10 +175,10 @@ mod tests {
 {"index":2,"time":20,"process":1,"type":"invoke","f":"write","value":[8,2]}
 {"index":3,"time":30,"process":1,"type":"ok","f":"write","value":[8,2],"commit_ts":90}
 {"index":4,"time":40,"process":1,"type":"invoke","f":"read","value":[7,null]}
-{"index":5,"time":50,"process":1,"type":"ok","f":"read","value":[7,null]}"#,
+{"index":5,"time":50,"process":1,"type":"ok","f":"read","value":[7,null],"read_ts":120}"#,
         );
         let verdicts = checkers(WorkloadName::Register, &stale);
-        assert_eq!(verdict_line(&verdicts), "invalid: nonlinearizable, commit-ts-inversion");
+        assert_eq!(verdict_line(&verdicts), "invalid: nonlinearizable, missed-write, commit-ts-inversion");
 
         let adds_only = history(
             r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"add","value":3}

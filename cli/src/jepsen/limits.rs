@@ -66,15 +66,25 @@ pub const FINAL_OPS_TIMEOUT: Duration = Duration::from_secs(60);
 pub const REGISTER_OPS_PER_KEY: u64 = 100;
 /// Register: workers sharing one key at a time.
 pub const REGISTER_WORKERS_PER_KEY: usize = 3;
+/// Register: key ids advance by this much (coprime with the 26 letters
+/// keys are spread over, so consecutive keys sit on different shards).
+pub const REGISTER_KEY_STRIDE: u64 = 7;
+/// Register: how stale a bounded-staleness read may be.
+pub const REGISTER_READ_STALENESS: Duration = Duration::from_millis(500);
+/// Register: timestamps remembered per live key for snapshot reads (the
+/// newest ones completed ops reported).
+pub const REGISTER_SNAPSHOT_TIMESTAMPS_KEPT: usize = 8;
 /// Set: most elements the final read collects per key prefix.
 pub const SET_READ_ELEMENTS_MAX: usize = 10_000_000;
 
 // --- Nemeses. ---
 
 /// Within epsilon, clock offsets stay below this fraction of epsilon
-/// (numerator / denominator), so TrueTime's assumption holds with margin.
-pub const CLOCK_WITHIN_EPSILON_NUM: i64 = 3;
-pub const CLOCK_WITHIN_EPSILON_DEN: i64 = 4;
+/// (numerator / denominator): TrueTime's assumption holds, with a margin
+/// for the time a `SetClock` takes to land, and two clocks may disagree by
+/// almost two epsilons (what commit-wait and the visibility wait are for).
+pub const CLOCK_WITHIN_EPSILON_NUM: i64 = 9;
+pub const CLOCK_WITHIN_EPSILON_DEN: i64 = 10;
 /// Beyond epsilon (`--beyond-epsilon`), offsets are this many epsilons.
 pub const CLOCK_BEYOND_EPSILON_MIN: i64 = 10;
 pub const CLOCK_BEYOND_EPSILON_MAX: i64 = 250;

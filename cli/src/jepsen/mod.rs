@@ -55,7 +55,7 @@
 //! | `kill` | SIGKILL one node, a minority, or a shard's leader | restart from its config | the harness, by child pid |
 //! | `pause` | SIGSTOP the same choice of targets | SIGCONT | the harness, by child pid |
 //! | `partition` | cut the links of a shape: isolate-one, halves, bridge, ring (overlapping majorities) | restore all links | the link proxies |
-//! | `clock` | `SetClock` bumps or 50 ms strobes, within 3/4 epsilon (`--beyond-epsilon`: 10 to 250 epsilons) | offsets and drift to 0 | the admin gRPC API |
+//! | `clock` | `SetClock`, in turn: a split (one shard's leader ahead, every other server behind), bumps, 50 ms strobes; within 9/10 epsilon (`--beyond-epsilon`: 10 to 250 epsilons, a minority of the servers) | offsets and drift to 0 | the admin gRPC API |
 //! | `leader-transfer` | `TransferLeader` of a random shard to a random other replica | nothing to undo | the admin gRPC API |
 //!
 //! One fault at a time, a step every `--interval` seconds, alternating
@@ -71,7 +71,9 @@
 //! just after it learns the outcome, so the op took effect (if at all)
 //! inside the recorded interval:
 //!
-//! - `ok`: it happened (writes carry the server's `commit_ts`);
+//! - `ok`: it happened (writes carry the server's `commit_ts`; single-key
+//!   reads the `read_ts` they were served at and the `version_ts` of the
+//!   version they returned);
 //! - `fail`: it certainly did not: a cas whose comparison failed, a write
 //!   refused with `Unavailable` (the client retries only failures that
 //!   prove nothing was applied), and every read that did not return (a read
@@ -118,12 +120,25 @@
 //!   `set` it checks the single-key writes' `commit_ts`, for the
 //!   transactional workloads the commits' (a commit acknowledged before
 //!   another began must have a smaller timestamp, on any shard).
+//! - `register` reads come in every kind a user can issue (leader,
+//!   read-only at a follower first, snapshot at a timestamp, bounded
+//!   staleness; `workload/register.rs`). The `linearizable` checker judges
+//!   leader and read-only reads by real time; `timestamped` judges every
+//!   read by the commit timestamps (`jepsen::checker::timestamped`).
 //! - Deliberately broken servers, to show the checkers can fail:
-//!   `--unsafe-stale-reads-ms` (reads served in the past) and
-//!   `--unsafe-skip-commit-wait` (answers before `TT.after(commit_ts)`;
-//!   caught by `timestamps` under `--nemesis clock --epsilon-ms 50`,
-//!   where clock offsets dwarf the local commit latency that otherwise
-//!   hides the missing wait).
+//!   `--unsafe-stale-reads-ms` (reads served in the past; caught by
+//!   `register`), `--unsafe-skip-commit-wait` (answers before
+//!   `TT.after(commit_ts)`; caught by `timestamps` under `--nemesis clock
+//!   --epsilon-ms 50`, where clock offsets dwarf the local commit latency
+//!   that otherwise hides the missing wait), `--unsafe-skip-visibility-wait`
+//!   (reads reveal a commit before its commit-wait ends; caught by
+//!   `register --nemesis clock --epsilon-ms 100 --concurrency 12`: a
+//!   split puts a leader ahead of its followers, and a read-only read at a
+//!   follower, begun after a leader read returned a new value, returns the
+//!   old one: `nonlinearizable` and `read-ts-inversion`) and
+//!   `--unsafe-ignore-clock-health` (servers keep serving on a clock
+//!   beyond epsilon; caught by `register --nemesis clock
+//!   --beyond-epsilon`, which correct servers pass by refusing).
 //! - `bank`, `list-append` and `timestamps` attempt each transaction once
 //!   (`workload/mod.rs`); a wounded transaction is `fail`, so under
 //!   contention many ops fail: that is wound-wait working, not an outage.

@@ -65,8 +65,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub unsafe_skip_commit_wait: bool,
     /// TESTING ONLY: start servers whose reads return versions before
-    /// their commit-wait ended (a broken database the register check must
-    /// catch, given clock skew: `--nemesis clock --epsilon-ms 100`).
+    /// their commit-wait ended (a broken database the register checks must
+    /// catch, given clock skew: `--nemesis clock --epsilon-ms 100
+    /// --concurrency 12`).
     #[arg(long)]
     pub unsafe_skip_visibility_wait: bool,
     /// TESTING ONLY: start servers that keep serving timestamps while their

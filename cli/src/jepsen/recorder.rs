@@ -49,13 +49,15 @@ impl Recorder {
         Recorder { started: Instant::now(), events_max, ops: Mutex::new(Vec::new()) }
     }
 
-    fn push(&self, process: Process, op_type: OpType, f: &str, value: Value, extra: (Option<u64>, Option<String>)) {
+    /// Appends an event; `fill` adds what the op learned (timestamps, an
+    /// error).
+    fn push(&self, process: Process, op_type: OpType, f: &str, value: Value, fill: impl FnOnce(&mut Op)) {
         let mut ops = self.ops.lock().expect("recorder lock");
         let index = ops.len() as u64;
         // Taken under the lock: times follow indexes.
         let time_ns = self.started.elapsed().as_nanos() as u64;
         let mut op = Op::new(index, time_ns, process, op_type, f, value);
-        (op.commit_ts, op.error) = extra;
+        fill(&mut op);
         ops.push(op);
     }
 
@@ -65,20 +67,22 @@ impl Recorder {
         if self.len() >= self.events_max {
             return false;
         }
-        self.push(Process::Client(process), OpType::Invoke, invocation.f, invocation.value.clone(), (None, None));
+        self.push(Process::Client(process), OpType::Invoke, invocation.f, invocation.value.clone(), |_| {});
         true
     }
 
     /// Records the completion of `process`'s outstanding `invocation`.
     pub fn complete(&self, process: u64, invocation: &Invocation, completion: Completion) {
         assert!(completion.op_type != OpType::Invoke, "a completion cannot be an invocation");
-        let extra = (completion.commit_ts, completion.error);
-        self.push(Process::Client(process), completion.op_type, invocation.f, completion.value, extra);
+        let Completion { op_type, value, commit_ts, read_ts, version_ts, error } = completion;
+        self.push(Process::Client(process), op_type, invocation.f, value, |op| {
+            (op.commit_ts, op.read_ts, op.version_ts, op.error) = (commit_ts, read_ts, version_ts, error);
+        });
     }
 
     /// Records a nemesis event (`start-kill`, `stop-partition`, ...).
     pub fn nemesis(&self, f: &str, value: Value) {
-        self.push(Process::Nemesis, OpType::Info, f, value, (None, None));
+        self.push(Process::Nemesis, OpType::Info, f, value, |_| {});
     }
 
     pub fn len(&self) -> usize {
@@ -125,7 +129,7 @@ mod tests {
     }
 
     /// Goal: recorded events form a valid history: dense indexes, times
-    /// that never decrease, completions carrying commit_ts and errors, a
+    /// that never decrease, completions carrying timestamps and errors, a
     /// fresh process after info, nemesis events as process -1.
     /// Method: record a small run by hand and build the `History`.
     #[test]
@@ -141,8 +145,11 @@ mod tests {
         let read = inv("read", json!([1, null]));
         assert!(r.invoke(p, &read));
         r.complete(p, &read, Completion::fail(json!([1, null]), "unavailable"));
+        assert!(r.invoke(p, &read));
+        r.complete(p, &read, Completion::read(json!([1, 5]), 90, Some(77)));
         let h = r.into_history().expect("a valid history");
-        assert_eq!(h.len(), 7);
+        assert_eq!(h.len(), 9);
+        assert_eq!((h.ops()[8].read_ts, h.ops()[8].version_ts, h.ops()[8].commit_ts), (Some(90), Some(77), None));
         assert!(h.ops().windows(2).all(|w| w[0].time_ns <= w[1].time_ns));
         assert_eq!(h.ops()[1].process, Process::Nemesis);
         assert_eq!(h.ops()[2].commit_ts, Some(77));

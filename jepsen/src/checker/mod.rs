@@ -3,7 +3,8 @@
 //!
 //! | module | workload `f`s | property |
 //! |---|---|---|
-//! | [`register`] | `read`, `write`, `cas` | linearizability, per key |
+//! | [`register`] | `read`, `read-only`, `write`, `cas` | linearizability, per key |
+//! | [`timestamped`] | `read`, `read-only`, `read-at`, `read-bounded`, `write`, `cas` | every read agrees with the writes' commit timestamps, per key |
 //! | [`set`] | `add`, `read` | acknowledged adds survive, nothing invented |
 //! | [`bank`] | `transfer`, `read` | every snapshot conserves the total |
 //! | [`list_append`] | `txn` | serializability or strict serializability |
@@ -19,3 +20,4 @@ pub mod external;
 pub mod list_append;
 pub mod register;
 pub mod set;
+pub mod timestamped;

@@ -3,14 +3,24 @@
 //! # Workload
 //!
 //! ```text
-//! f      invoke value         ok value              fail means
-//! read   [key, null]          [key, v]  (null = absent)
-//! write  [key, v]             [key, v]
-//! cas    [key, [old, new]]    [key, [old, new]]     it found a value != old
+//! f          invoke value         ok value              fail means
+//! read       [key, null]          [key, v]  (null = absent)
+//! read-only  [key, null]          [key, v]
+//! write      [key, v]             [key, v]
+//! cas        [key, [old, new]]    [key, [old, new]]     it found a value != old
 //! ```
 //!
 //! Every key starts absent (`null`). Values are any JSON (compared as
 //! JSON text); a `write` of `null` makes the key absent again.
+//!
+//! `read` and `read-only` are both linearizable reads, and are checked
+//! alike: a leader read, and a read-only transaction at the serving
+//! replica's `TT.now().latest` (Spanner's external consistency makes it
+//! one, on any replica). Snapshot reads at a chosen timestamp
+//! (`read-at`) and bounded-staleness reads (`read-bounded`) promise no
+//! real-time order, so this checker ignores them; the
+//! [`timestamped`](super::timestamped) checker judges them by their
+//! timestamps.
 //!
 //! # Method
 //!
@@ -182,7 +192,7 @@ pub fn check(history: &History, options: &RegisterOptions) -> Verdict {
     let mut keys: BTreeMap<String, KeyOps> = BTreeMap::new();
     let mut dropped = 0u64;
     for pair in history.pairs() {
-        if !matches!(pair.f(), "read" | "write" | "cas") {
+        if !matches!(pair.f(), "read" | "read-only" | "write" | "cas") {
             continue;
         }
         match parse(&pair, &mut keys) {
@@ -243,12 +253,13 @@ fn parse(pair: &Pair, keys: &mut BTreeMap<String, KeyOps>) -> Result<bool, Strin
     };
     let (key, arg) = split(&pair.invoke.value)?;
     let outcome = pair.outcome();
-    if outcome == OpType::Fail || (pair.f() == "read" && outcome == OpType::Info) {
+    let is_read = matches!(pair.f(), "read" | "read-only");
+    if outcome == OpType::Fail || (is_read && outcome == OpType::Info) {
         return Ok(false);
     }
     let key_ops = keys.entry(key.to_string()).or_default();
     let action = match pair.f() {
-        "read" => {
+        "read" | "read-only" => {
             let (ok_key, read) = split(pair.value())?;
             if ok_key != key {
                 return Err(format!("read of key {key} completed with key {ok_key}"));
@@ -668,6 +679,27 @@ mod tests {
         let v = check_default(&h);
         assert!(v.is_invalid());
         assert!(v.anomalies[0].message.starts_with("key \"a\""));
+    }
+
+    /// Goal: a read-only read is held to linearizability like a leader
+    /// read; snapshot and bounded-staleness reads are not (they promise no
+    /// real-time order). Method: the same stale read under each `f`.
+    #[test]
+    fn read_only_reads_are_linearizable_reads() {
+        let stale = |f: &str, arg: Value| {
+            hist(vec![
+                inv(0, "write", json!([1, 1])),
+                ok(0, "write", json!([1, 1])),
+                inv(1, f, arg.clone()),
+                ok(1, f, json!([1, null])),
+            ])
+        };
+        assert_eq!(check_default(&stale("read-only", json!([1, null]))).to_string(), "invalid: nonlinearizable");
+        let snapshot = check_default(&stale("read-at", json!([1, {"read_ts": 5}])));
+        assert!(snapshot.is_valid(), "{snapshot}");
+        assert_eq!(snapshot.stats["ops"], 1, "only the write");
+        let bounded = check_default(&stale("read-bounded", json!([1, {"max_staleness_ns": 5, "invoke_wall_ns": 9}])));
+        assert!(bounded.is_valid(), "{bounded}");
     }
 
     /// Goal: cas semantics: an ok cas needs the old value, a failed cas is

@@ -22,7 +22,7 @@ use rand::seq::IndexedRandom;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use super::{describe, plan, ClockFault, Fault, NemesisKind, Targets};
+use super::{describe, plan, split_offsets, ClockFault, Fault, NemesisKind, Targets};
 use crate::jepsen::admin;
 use crate::jepsen::cluster::Cluster;
 use crate::jepsen::limits::ADMIN_TIMEOUT;
@@ -76,6 +76,8 @@ pub struct Nemesis {
     epsilon_ns: i64,
     beyond_epsilon: bool,
     active: Option<Active>,
+    /// Faults started so far, per kind (clock faults take turns).
+    started: BTreeMap<NemesisKind, usize>,
     /// Servers whose current process has a clock the nemesis set (a killed
     /// or crashed server leaves the set: its next process starts true).
     clocks_touched: BTreeSet<u64>,
@@ -90,6 +92,7 @@ impl Nemesis {
             epsilon_ns,
             beyond_epsilon,
             active: None,
+            started: BTreeMap::new(),
             clocks_touched: BTreeSet::new(),
             errors: Vec::new(),
         }
@@ -114,7 +117,9 @@ impl Nemesis {
         }
         let servers = target.servers();
         let nodes: Vec<u64> = servers.keys().copied().collect();
-        let fault = plan(kind, &nodes, self.shards, self.epsilon_ns, self.beyond_epsilon, &mut self.rng);
+        let turn = self.started.entry(kind).or_default();
+        let fault = plan(kind, &nodes, self.shards, self.epsilon_ns, self.beyond_epsilon, *turn, &mut self.rng);
+        *turn += 1;
         let step = format!("start-{}", kind.as_str());
         if let Err(e) = self.apply(fault, target, recorder, &step).await {
             self.failed(recorder, &step, e);
@@ -173,25 +178,51 @@ impl Nemesis {
                 let refused = admin::transfer_leader(&servers[&from], shard, to).await.err().map(|e| format!("{e:#}"));
                 self.active = Some(Active::LeaderTransfer { shard: Some(shard), refused });
             }
+            Fault::Clock(ClockFault::Split { shard_position, leader_ns, others_ns }) => {
+                let (views, _) = admin::replica_views(&servers).await;
+                let leaders = admin::leaders(&views);
+                let shards: Vec<u64> = leaders.keys().copied().collect();
+                let Some(&shard) = shards.get(shard_position % shards.len().max(1)) else {
+                    recorder.nemesis(step, describe(&fault, &[]));
+                    self.active = Some(Active::Clock { nodes: Vec::new(), strobe: None });
+                    return Ok(());
+                };
+                let nodes: Vec<u64> = servers.keys().copied().collect();
+                let leader = leaders[&shard];
+                let resolved: Vec<u64> = [shard, leader].into_iter().chain(nodes.iter().copied()).collect();
+                recorder.nemesis(step, describe(&fault, &resolved));
+                let offsets_ns = split_offsets(&nodes, leader, *leader_ns, *others_ns);
+                self.set_clocks(&servers, &offsets_ns).await?;
+            }
             Fault::Clock(clock) => {
                 recorder.nemesis(step, describe(&fault, &[]));
                 match clock {
-                    ClockFault::Bump { offsets_ns } => {
-                        let nodes: Vec<u64> = offsets_ns.keys().copied().collect();
-                        self.clocks_touched.extend(&nodes);
-                        self.active = Some(Active::Clock { nodes, strobe: None });
-                        for (n, &offset) in offsets_ns {
-                            admin::set_clock(&servers[n], offset, 0).await?;
-                        }
-                    }
+                    ClockFault::Bump { offsets_ns } => self.set_clocks(&servers, offsets_ns).await?,
                     ClockFault::Strobe { nodes, delta_ns, period } => {
                         self.clocks_touched.extend(nodes);
                         let addrs: Vec<String> = nodes.iter().map(|n| servers[n].clone()).collect();
                         let strobe = tokio::spawn(strobe(addrs, *delta_ns, *period));
                         self.active = Some(Active::Clock { nodes: nodes.clone(), strobe: Some(strobe) });
                     }
+                    ClockFault::Split { .. } => unreachable!("resolved above"),
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Sets each node's clock offset (drift 0); the fault in force is a
+    /// clock fault on those nodes from the first call on.
+    async fn set_clocks(
+        &mut self,
+        servers: &BTreeMap<u64, String>,
+        offsets_ns: &BTreeMap<u64, i64>,
+    ) -> anyhow::Result<()> {
+        let nodes: Vec<u64> = offsets_ns.keys().copied().collect();
+        self.clocks_touched.extend(&nodes);
+        self.active = Some(Active::Clock { nodes, strobe: None });
+        for (n, &offset) in offsets_ns {
+            admin::set_clock(&servers[n], offset, 0).await?;
         }
         Ok(())
     }

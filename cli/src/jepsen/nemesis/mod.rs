@@ -22,12 +22,30 @@
 //! | `kill` | one node, a minority, or the leader of a random shard | SIGKILL | restart from its config |
 //! | `pause` | the same choice of targets | SIGSTOP | SIGCONT |
 //! | `partition` | a [`Shape`] over a shuffled node order | cut its links | restore every link |
-//! | `clock` | a bump (one offset per chosen node) or a strobe | `SetClock` | offsets and drift back to 0 |
+//! | `clock` | a split, a bump or a strobe, in turn (below) | `SetClock` | offsets and drift back to 0 |
 //! | `leader-transfer` | a random shard and a random other replica | `TransferLeader` at the shard's leader | nothing to undo (records who leads now) |
 //!
-//! Clock offsets stay within `3/4 * epsilon` (epsilon read from the
-//! servers), where TrueTime promises that nothing breaks; with
-//! `--beyond-epsilon` they are 10 to 250 epsilons, to show what does.
+//! # Clock faults
+//!
+//! The shapes come in turn, so that every run with three clock faults
+//! has each: a **split** (the leader of a random shard, resolved when the
+//! fault starts, jumps ahead by `delta` and every other node behind by
+//! `delta`: the skew under which a read that reveals a commit before its
+//! commit-wait ends lets two readers see time go backwards), a **bump**
+//! (random nodes, each its own random offset) and a **strobe** (random
+//! nodes flip between `+delta` and `-delta` every 50 ms).
+//!
+//! Within epsilon (epsilon read from the servers) every offset is at most
+//! `9/10 * epsilon`, where TrueTime promises that nothing breaks (two
+//! clocks may then disagree by 1.8 epsilon; a split's `delta` is at least
+//! half of epsilon). With `--beyond-epsilon` offsets are 10 to 250
+//! epsilons, to show what breaks, and only a minority of the nodes is
+//! skewed (a split skews the leader alone): a majority whose clocks agree
+//! on a wrong time looks exactly like the truth to any clock-health check
+//! among the servers (Spanner trusts its time masters' GPS and atomic
+//! clocks for that), while a minority off by that much must refuse to
+//! serve, and the checkers show what happens when it does not
+//! (`--unsafe-ignore-clock-health`).
 
 pub mod driver;
 pub mod partition;
@@ -160,6 +178,10 @@ pub enum Targets {
 /// A clock fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClockFault {
+    /// The leader of the shard at `shard_position` (in the shard list the
+    /// cluster reports when the fault starts) jumps by `leader_ns`, every
+    /// other node by `others_ns` (0: left alone).
+    Split { shard_position: usize, leader_ns: i64, others_ns: i64 },
     /// Each chosen node's clock jumps by its offset (ns) and stays there.
     Bump { offsets_ns: BTreeMap<u64, i64> },
     /// The chosen nodes' clocks flip between `+delta_ns` and `-delta_ns`
@@ -200,13 +222,15 @@ impl Fault {
 
 /// Draws a fault of `kind` for `nodes` (sorted ids, at least 3 for a
 /// partition). `epsilon_ns` is the cluster's TrueTime epsilon; `shards`
-/// the number of shards.
+/// the number of shards; `turn` how many faults of this kind started
+/// before (clock faults take their shapes in turn).
 pub fn plan(
     kind: NemesisKind,
     nodes: &[u64],
     shards: usize,
     epsilon_ns: i64,
     beyond_epsilon: bool,
+    turn: usize,
     rng: &mut StdRng,
 ) -> Fault {
     assert!(!nodes.is_empty(), "a fault needs nodes");
@@ -225,16 +249,43 @@ pub fn plan(
         },
         NemesisKind::Clock => {
             let bound = clock_bound_ns(epsilon_ns, beyond_epsilon);
-            let chosen = pick_some(nodes, rng);
-            if rng.random_bool(0.5) {
-                let offsets_ns = chosen.into_iter().map(|n| (n, random_offset(bound, beyond_epsilon, rng))).collect();
-                Fault::Clock(ClockFault::Bump { offsets_ns })
-            } else {
-                let delta_ns = random_offset(bound, beyond_epsilon, rng).abs();
-                Fault::Clock(ClockFault::Strobe { nodes: chosen, delta_ns, period: CLOCK_STROBE_PERIOD })
+            // Beyond epsilon, a minority (module docs).
+            let chosen = if beyond_epsilon { minority(nodes, rng) } else { pick_some(nodes, rng) };
+            match turn % 3 {
+                0 => {
+                    let shard_position = rng.random_range(0..shards.max(1));
+                    if beyond_epsilon {
+                        let leader_ns = random_offset(bound, true, rng);
+                        Fault::Clock(ClockFault::Split { shard_position, leader_ns, others_ns: 0 })
+                    } else {
+                        let delta_ns = rng.random_range(bound.1 / 2..=bound.1.max(1));
+                        Fault::Clock(ClockFault::Split { shard_position, leader_ns: delta_ns, others_ns: -delta_ns })
+                    }
+                }
+                1 => {
+                    let offsets_ns =
+                        chosen.into_iter().map(|n| (n, random_offset(bound, beyond_epsilon, rng))).collect();
+                    Fault::Clock(ClockFault::Bump { offsets_ns })
+                }
+                _ => {
+                    let delta_ns = random_offset(bound, beyond_epsilon, rng).abs();
+                    Fault::Clock(ClockFault::Strobe { nodes: chosen, delta_ns, period: CLOCK_STROBE_PERIOD })
+                }
             }
         }
     }
+}
+
+/// The offsets a split sets once its shard's leader is known: `leader`
+/// gets `leader_ns`, every other node `others_ns` (unless 0: untouched).
+pub fn split_offsets(nodes: &[u64], leader: u64, leader_ns: i64, others_ns: i64) -> BTreeMap<u64, i64> {
+    nodes
+        .iter()
+        .filter_map(|&n| match n == leader {
+            true => Some((n, leader_ns)),
+            false => (others_ns != 0).then_some((n, others_ns)),
+        })
+        .collect()
 }
 
 /// The `(lowest, highest)` magnitude of a clock offset, in ns.
@@ -302,6 +353,19 @@ pub fn describe(fault: &Fault, resolved: &[u64]) -> Value {
             "kind": "bump",
             "offsets_ns": offsets_ns.iter().map(|(n, o)| (n.to_string(), json!(o))).collect::<serde_json::Map<_, _>>(),
         }),
+        // `resolved`: the shard and its leader, then every node.
+        Fault::Clock(ClockFault::Split { leader_ns, others_ns, .. }) => match resolved {
+            [shard, leader, nodes @ ..] => json!({
+                "kind": "split",
+                "shard": shard,
+                "leader": leader,
+                "offsets_ns": split_offsets(nodes, *leader, *leader_ns, *others_ns)
+                    .iter()
+                    .map(|(n, o)| (n.to_string(), json!(o)))
+                    .collect::<serde_json::Map<_, _>>(),
+            }),
+            _ => json!({ "kind": "split", "skipped": "no shard has a leader" }),
+        },
         Fault::Clock(ClockFault::Strobe { nodes, delta_ns, period }) => json!({
             "kind": "strobe", "nodes": nodes, "delta_ns": delta_ns, "period_ms": period.as_millis() as u64,
         }),
@@ -378,19 +442,24 @@ mod tests {
     }
 
     /// Goal: plans respect their bounds: kills and pauses hit one node, a
-    /// minority, or a shard leader; clock offsets stay within 3/4 epsilon,
-    /// or (beyond) between 10 and 250 epsilons; the same seed gives the
-    /// same plans.
-    /// Method: draw many plans of each kind for 3 and 5 nodes.
+    /// minority, or a shard leader; clock faults take their shapes in turn
+    /// (split, bump, strobe); within epsilon every offset is at most 9/10
+    /// epsilon and a split puts the leader ahead and the rest behind by
+    /// at least half of that; beyond epsilon offsets are 10 to 250
+    /// epsilons on a minority only (a split: the leader alone); the same
+    /// seed gives the same plans.
+    /// Method: draw many plans of each kind, and many turns of clock
+    /// plans both ways, for 3 and 5 nodes.
     #[test]
     fn plans_respect_their_bounds_and_the_seed() {
         let epsilon_ns = 2_000_000;
+        let within = epsilon_ns * 9 / 10;
         for nodes in [vec![1, 2, 3], vec![1, 2, 3, 4, 5]] {
             let mut rng = StdRng::seed_from_u64(7);
             let mut seen_targets = BTreeSet::new();
-            for _ in 0..500 {
+            for turn in 0..600 {
                 for kind in NemesisKind::ALL {
-                    let fault = plan(kind, &nodes, 4, epsilon_ns, false, &mut rng);
+                    let fault = plan(kind, &nodes, 4, epsilon_ns, false, turn, &mut rng);
                     assert_eq!(fault.kind(), kind);
                     match &fault {
                         Fault::Kill(t) | Fault::Pause(t) => match t {
@@ -407,41 +476,63 @@ mod tests {
                         Fault::LeaderTransfer { shard_position, replica_choice } => {
                             assert!(*shard_position < 4 && *replica_choice < nodes.len());
                         }
-                        Fault::Clock(ClockFault::Bump { offsets_ns }) => {
-                            assert!(!offsets_ns.is_empty());
-                            assert!(offsets_ns.values().all(|o| o.abs() <= epsilon_ns * 3 / 4), "{offsets_ns:?}");
-                        }
-                        Fault::Clock(ClockFault::Strobe { nodes: picked, delta_ns, .. }) => {
-                            assert!(!picked.is_empty() && *delta_ns >= 0 && *delta_ns <= epsilon_ns * 3 / 4);
-                        }
+                        Fault::Clock(clock) => match (turn % 3, clock) {
+                            (0, ClockFault::Split { shard_position, leader_ns, others_ns }) => {
+                                assert!(*shard_position < 4);
+                                assert!((within / 2..=within).contains(leader_ns), "{clock:?}");
+                                assert_eq!(*others_ns, -leader_ns);
+                            }
+                            (1, ClockFault::Bump { offsets_ns }) => {
+                                assert!(!offsets_ns.is_empty());
+                                assert!(offsets_ns.values().all(|o| o.abs() <= within), "{offsets_ns:?}");
+                            }
+                            (2, ClockFault::Strobe { nodes: picked, delta_ns, .. }) => {
+                                assert!(!picked.is_empty() && *delta_ns >= 0 && *delta_ns <= within);
+                            }
+                            other => panic!("turn {turn}: {other:?}"),
+                        },
                     }
-                    let beyond = plan(NemesisKind::Clock, &nodes, 4, epsilon_ns, true, &mut rng);
-                    let magnitudes: Vec<i64> = match beyond {
-                        Fault::Clock(ClockFault::Bump { offsets_ns }) => offsets_ns.values().map(|o| o.abs()).collect(),
-                        Fault::Clock(ClockFault::Strobe { delta_ns, .. }) => vec![delta_ns],
-                        other => panic!("{other:?}"),
-                    };
-                    assert!(
-                        magnitudes.iter().all(|m| (10 * epsilon_ns..=250 * epsilon_ns).contains(m)),
-                        "{magnitudes:?}"
-                    );
                 }
+                let beyond = plan(NemesisKind::Clock, &nodes, 4, epsilon_ns, true, turn, &mut rng);
+                let (skewed, magnitudes): (usize, Vec<i64>) = match beyond {
+                    Fault::Clock(ClockFault::Split { leader_ns, others_ns, .. }) => {
+                        assert_eq!(others_ns, 0, "beyond epsilon, a split skews the leader alone");
+                        (1, vec![leader_ns.abs()])
+                    }
+                    Fault::Clock(ClockFault::Bump { offsets_ns }) => {
+                        (offsets_ns.len(), offsets_ns.values().map(|o| o.abs()).collect())
+                    }
+                    Fault::Clock(ClockFault::Strobe { nodes: picked, delta_ns, .. }) => (picked.len(), vec![delta_ns]),
+                    other => panic!("{other:?}"),
+                };
+                assert!((1..=(nodes.len() - 1) / 2).contains(&skewed), "a minority: {skewed} of {}", nodes.len());
+                assert!(magnitudes.iter().all(|m| (10 * epsilon_ns..=250 * epsilon_ns).contains(m)), "{magnitudes:?}");
             }
             assert_eq!(seen_targets, BTreeSet::from(["one", "minority", "leader"]));
         }
         let draw = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
-            (0..20).map(|_| plan(NemesisKind::Partition, &[1, 2, 3, 4, 5], 4, 0, false, &mut rng)).collect::<Vec<_>>()
+            (0..20)
+                .map(|turn| plan(NemesisKind::Partition, &[1, 2, 3, 4, 5], 4, 0, false, turn, &mut rng))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(42), draw(42));
         assert_ne!(draw(42), draw(43));
+    }
+
+    /// Goal: a split's offsets put the leader at its offset and every
+    /// other node at theirs, leaving them alone when that is 0.
+    #[test]
+    fn split_offsets_by_leader() {
+        assert_eq!(split_offsets(&[1, 2, 3], 2, 90, -90), BTreeMap::from([(1, -90), (2, 90), (3, -90)]));
+        assert_eq!(split_offsets(&[1, 2, 3], 3, -500, 0), BTreeMap::from([(3, -500)]));
     }
 
     /// Goal: a zero epsilon gives no within-epsilon skew, and a usable
     /// beyond-epsilon scale. Method: the bounds for epsilon 0 and 2 ms.
     #[test]
     fn clock_bounds() {
-        assert_eq!(clock_bound_ns(2_000_000, false), (0, 1_500_000));
+        assert_eq!(clock_bound_ns(2_000_000, false), (0, 1_800_000));
         assert_eq!(clock_bound_ns(0, false), (0, 0));
         assert_eq!(clock_bound_ns(2_000_000, true), (20_000_000, 500_000_000));
         assert_eq!(clock_bound_ns(0, true), (10_000_000, 250_000_000));

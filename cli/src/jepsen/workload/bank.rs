@@ -5,7 +5,8 @@
 //!   f         invoke                              ok                       client call
 //!   transfer  {"from": 3, "to": 15, "amount": 4}  same + commit_ts         begin; get from; get to;
 //!                                                                          put both; commit
-//!   read      {"mode": "read-only"}               {"0": 97, "3": 104, ...}  read_only(): get every account
+//!   read      {"mode": "read-only",               {"0": 97, "3": 104, ...}  read_only(): get every account
+//!              "replica": "follower"}
 //!   read      {"mode": "bounded-staleness", ...}  same shape               bounded_staleness(d): same
 //! ```
 //!
@@ -24,15 +25,18 @@
 //! Reads of both kinds are lock-free snapshots. `read-only` reads at
 //! `TT.now().latest` (externally consistent); `bounded-staleness` reads at
 //! whatever the first replica it reaches can serve, at most
-//! [`BANK_READ_STALENESS`] old, so they exercise follower reads and
-//! `t_safe`. Neither records a `commit_ts`: a read timestamp obeys a weaker
+//! [`BANK_READ_STALENESS`] old. Half of each kind go to followers first
+//! (`"replica": "follower"`, `ReadOnlyTxn::prefer`), the rest where the
+//! mode prefers (`"auto"`: the leader for read-only, any replica for
+//! bounded staleness), so every total is read on leaders and followers
+//! alike and exercises `t_safe` there. Neither records a `commit_ts`: a read timestamp obeys a weaker
 //! rule than a commit timestamp (see the `external` checker). The setup
 //! waits out [`BANK_READ_STALENESS`] after its commit, so no bounded read
 //! can predate the accounts.
 
 use std::sync::Arc;
 
-use client::Client;
+use client::{Client, ReplicaPreference};
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Map, Value};
@@ -87,10 +91,15 @@ impl Bank {
     /// two) a read of every balance.
     pub fn next(&self, rng: &mut StdRng) -> Invocation {
         if rng.random_bool(0.5) {
+            let replica = if rng.random_bool(0.5) { "follower" } else { "auto" };
             let mode = if rng.random_bool(0.5) {
-                json!({ "mode": "read-only" })
+                json!({ "mode": "read-only", "replica": replica })
             } else {
-                json!({ "mode": "bounded-staleness", "max_staleness_ms": BANK_READ_STALENESS.as_millis() as u64 })
+                json!({
+                    "mode": "bounded-staleness",
+                    "max_staleness_ms": BANK_READ_STALENESS.as_millis() as u64,
+                    "replica": replica,
+                })
             };
             return Invocation { f: "read", value: mode };
         }
@@ -140,9 +149,13 @@ impl Bank {
     }
 
     async fn read(&self, client: &Client, v: &Value) -> Completion {
-        let mut txn = match v["mode"].as_str() {
+        let txn = match v["mode"].as_str() {
             Some("read-only") => client.read_only(),
             _ => client.bounded_staleness(BANK_READ_STALENESS),
+        };
+        let mut txn = match v["replica"].as_str() {
+            Some("follower") => txn.prefer(ReplicaPreference::Follower),
+            _ => txn,
         };
         let mut balances = Map::new();
         for &account in self.accounts.iter() {
@@ -181,7 +194,8 @@ mod tests {
     }
 
     /// Goal: transfers name two distinct accounts of the bank and a
-    /// positive amount within the bound; reads come in both modes.
+    /// positive amount within the bound; reads come in both modes, each
+    /// from followers and where the mode prefers.
     #[test]
     fn generated_ops_are_well_formed() {
         let bank = Bank::new("r");
@@ -197,11 +211,13 @@ mod tests {
                     assert!((1..=BANK_TRANSFER_MAX).contains(&op.value["amount"].as_i64().unwrap()));
                 }
                 "read" => {
-                    modes.insert(op.value["mode"].as_str().unwrap().to_string());
+                    let (mode, replica) = (op.value["mode"].as_str().unwrap(), op.value["replica"].as_str().unwrap());
+                    modes.insert(format!("{mode} {replica}"));
                 }
                 other => panic!("{other}"),
             }
         }
-        assert_eq!(modes.len(), 2);
+        let want = ["bounded-staleness auto", "bounded-staleness follower", "read-only auto", "read-only follower"];
+        assert_eq!(modes, want.iter().map(|m| m.to_string()).collect());
     }
 }

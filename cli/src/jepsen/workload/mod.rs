@@ -8,9 +8,9 @@
 //!
 //! | workload | ops | checkers |
 //! |---|---|---|
-//! | `register` | `read`, `write`, `cas` on integer keys | linearizable (per key), external (write `commit_ts`) |
+//! | `register` | `write`, `cas`, and reads of every kind (`read` at the leader, `read-only` at a follower first, `read-at` a snapshot, `read-bounded`) on integer keys | linearizable (per key), timestamped (every read against the commit timestamps), external (write `commit_ts`) |
 //! | `set` | `add` of unique integers; one final `read` | set, external (add `commit_ts`) |
-//! | `bank` | transfer transactions; read-only and bounded-staleness reads of every balance | bank, external (transfer `commit_ts`) |
+//! | `bank` | transfer transactions; read-only and bounded-staleness reads of every balance, half of them from followers | bank, external (transfer `commit_ts`) |
 //! | `list-append` | transactions of appends and reads | strict serializability (Elle), external |
 //! | `timestamps` | blind-write transactions over one or several shards | external |
 //!
@@ -18,7 +18,8 @@
 //!
 //! ```text
 //!   client answer            write (write, cas, add)   read
-//!   Ok                       ok (+ commit_ts)          ok (+ value)
+//!   Ok                       ok (+ commit_ts)          ok (+ value; single-key reads
+//!                                                          + read_ts, version_ts)
 //!   cas not applied          fail                      -
 //!   Error::Ambiguous         info                      fail
 //!   our own timeout          info                      fail
@@ -112,20 +113,34 @@ pub struct Completion {
     pub op_type: OpType,
     pub value: Value,
     pub commit_ts: Option<u64>,
+    /// A read's timestamp, as the server reported it.
+    pub read_ts: Option<u64>,
+    /// The commit timestamp of the version a single-key read returned.
+    pub version_ts: Option<u64>,
     pub error: Option<String>,
 }
 
 impl Completion {
+    fn new(op_type: OpType, value: Value) -> Completion {
+        Completion { op_type, value, commit_ts: None, read_ts: None, version_ts: None, error: None }
+    }
+
     pub fn ok(value: Value, commit_ts: Option<u64>) -> Completion {
-        Completion { op_type: OpType::Ok, value, commit_ts, error: None }
+        Completion { commit_ts, ..Completion::new(OpType::Ok, value) }
+    }
+
+    /// A single-key read that returned `value`, served at `read_ts`, from
+    /// the version committed at `version_ts` (none: no version).
+    pub fn read(value: Value, read_ts: u64, version_ts: Option<u64>) -> Completion {
+        Completion { read_ts: Some(read_ts), version_ts, ..Completion::new(OpType::Ok, value) }
     }
 
     pub fn fail(value: Value, error: impl Into<String>) -> Completion {
-        Completion { op_type: OpType::Fail, value, commit_ts: None, error: Some(error.into()) }
+        Completion { error: Some(error.into()), ..Completion::new(OpType::Fail, value) }
     }
 
     pub fn info(value: Value, error: impl Into<String>) -> Completion {
-        Completion { op_type: OpType::Info, value, commit_ts: None, error: Some(error.into()) }
+        Completion { error: Some(error.into()), ..Completion::new(OpType::Info, value) }
     }
 
     /// A write that returned an error: `info` when its fate is unknown,

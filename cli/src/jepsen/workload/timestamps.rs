@@ -15,7 +15,7 @@
 //! different servers with (under the clock nemesis) different clocks: the
 //! case where only commit-wait keeps timestamps in real-time order. Skip
 //! it (`--unsafe-skip-commit-wait`) with clock offsets large next to the
-//! commit latency (`--epsilon-ms 50`, offsets up to 3/4 of that) and the
+//! commit latency (`--epsilon-ms 50`, offsets up to 9/10 of that) and the
 //! checker sees a transaction that finished before another began with the
 //! larger timestamp.
 
