@@ -58,6 +58,9 @@ pub struct ReplicaProgress {
     pub applied_index: u64,
     pub first_index: u64,
     pub last_index: u64,
+    /// Requests waiting for an answer from the replica's transaction state
+    /// machine (parked on locks, or being replicated).
+    pub pending_requests: usize,
 }
 
 /// What a replica can serve reads at, published after every loop

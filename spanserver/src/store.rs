@@ -256,6 +256,7 @@ impl Store {
                     r.raw_node.tick();
                     r.observe_role(&self.tt, &mut self.completions);
                     r.tick_txns(&self.tt, &mut self.completions);
+                    r.publish();
                 }
                 next_tick += tick;
                 if next_tick < now {

@@ -930,7 +930,9 @@ impl Replica {
         self.reads.fail_unconfirmed(&err);
     }
 
-    fn publish(&mut self) {
+    /// Publishes progress and safe time for request handlers (after every
+    /// iteration that touched the replica, and every tick).
+    pub fn publish(&mut self) {
         let raft = &self.raw_node.raft;
         let leader_replica = (raft.leader_id != 0).then_some(ReplicaId(raft.leader_id));
         self.shared.set_progress(ReplicaProgress {
@@ -942,6 +944,7 @@ impl Replica {
             applied_index: self.applied_index,
             first_index: self.raw_node.store().first_log_index(),
             last_index: raft.raft_log.last_index(),
+            pending_requests: self.replies.len(),
         });
         let generation = self.txns.prepared_generation();
         let prepared = (self.published_generation != Some(generation)).then(|| self.txns.prepared_writes());

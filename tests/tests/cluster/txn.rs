@@ -616,3 +616,39 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
     assert!(client.scan(b"", b"", 10, ReadMode::Latest).await?.is_empty());
     c.shutdown().await
 }
+
+/// Goal: requests that get no answer leave nothing behind, and reads that
+/// wait for safe time share closed timestamps: heartbeats used to leave a
+/// reply slot each, for ever, and every read-only read at `TT.now().latest`
+/// at the leader proposed a synced Raft entry of its own.
+/// Method: 500 heartbeats, then the leader's count of requests waiting
+/// for an answer must be zero; then 100 concurrent read-only reads at the
+/// leader, and its log may grow by far fewer than 100 entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_and_read_only_reads_leave_nothing_behind() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
+    let mut raw = proto::txn_client::TxnClient::new(channel);
+    for i in 0..500u128 {
+        raw.heartbeat(proto::TxnHeartbeatRequest { txn_id: i.to_be_bytes().to_vec(), shard_ids: vec![1] }).await?;
+    }
+    wait_until(LEADER_TIMEOUT, || c.progress(leader, 1).is_some_and(|p| p.pending_requests == 0)).await?;
+
+    let client = c.client().await?;
+    client.put(b"k", b"v").await?;
+    let before = c.progress(leader, 1).expect("up").last_index;
+    let reads: Vec<_> = (0..100)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get_with(b"k", ReadMode::Now).await })
+        })
+        .collect();
+    for r in reads {
+        assert_eq!(r.await??.value.map(|v| v.value), Some(b"v".to_vec()));
+    }
+    let grown = c.progress(leader, 1).expect("up").last_index - before;
+    assert!(grown < 50, "100 concurrent reads proposed {grown} entries");
+    c.shutdown().await
+}
