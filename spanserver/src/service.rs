@@ -310,15 +310,15 @@ impl PeerService {
         Ok(path)
     }
 
-    fn check_peer(&self, cluster_id: &str, to: u64) -> Result<(), Status> {
+    fn check_peer(&self, cluster_id: &str, to: u64) -> Result<(), Error> {
         if cluster_id != self.cluster_id {
-            return Err(Status::permission_denied(format!(
+            return Err(Error::PermissionDenied(format!(
                 "raft traffic from cluster {cluster_id:?}, this server is in {:?}",
                 self.cluster_id
             )));
         }
         if to != self.server_id.0 {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::InvalidArgument(format!(
                 "raft traffic for server {to} reached server {}",
                 self.server_id.0
             )));
@@ -361,7 +361,7 @@ impl proto::peer_server::Peer for PeerService {
         self.secret.check(request.metadata())?;
         let mut stream = request.into_inner();
         let Some(first) = stream.message().await? else {
-            return Err(Status::invalid_argument("empty snapshot stream"));
+            return Err(Error::InvalidArgument("empty snapshot stream".into()).into());
         };
         self.check_peer(&first.cluster_id, first.to_server_id)?;
         let (from, shard) = (ServerId(first.from_server_id), ShardId(first.shard_id));
