@@ -722,21 +722,7 @@ mod tests {
     /// led by server 2, one shard `["m", "")` with no known leader. Nothing
     /// is connected.
     fn client() -> Client {
-        let shard = |id: u64, start: &str, end: &str, leader: u64| proto::ShardInfo {
-            descriptor: Some(proto::ShardDescriptor {
-                shard_id: id,
-                start_key: start.as_bytes().to_vec(),
-                end_key: end.as_bytes().to_vec(),
-                epoch: 1,
-                replicas: (1..=3).map(|s| proto::ReplicaDescriptor { replica_id: id * 10 + s, server_id: s }).collect(),
-            }),
-            leader_server_id: leader,
-        };
-        let info = proto::ClusterInfoResponse {
-            cluster_id: "c".into(),
-            servers: (1..=3).map(|s| proto::ServerInfo { server_id: s, addr: format!("h:{s}") }).collect(),
-            shards: vec![shard(1, "", "m", 2), shard(2, "m", "", 0)],
-        };
+        let info = crate::routing::tests::info();
         Client {
             inner: Arc::new(Inner {
                 config: ClientConfig::default(),

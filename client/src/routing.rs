@@ -151,10 +151,12 @@ impl Routes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn info() -> proto::ClusterInfoResponse {
+    /// A made-up cluster for tests: 3 servers, shard 1 `["", "m")` led by
+    /// server 2, shard 2 `["m", "")` with no known leader.
+    pub(crate) fn info() -> proto::ClusterInfoResponse {
         let shard = |id: u64, start: &str, end: &str, leader: u64| proto::ShardInfo {
             descriptor: Some(proto::ShardDescriptor {
                 shard_id: id,
