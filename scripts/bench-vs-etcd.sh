@@ -16,7 +16,7 @@ SECS=${SECS:-10}
 REPS=${REPS:-1}
 [ -x "$ANCHORS" ] || { echo "error: $ANCHORS not found (set ANCHORS=)"; exit 1; }
 cargo build --release -q -p cli
-SPANDB=$PWD/target/release/spandb
+SPANDB=${CARGO_TARGET_DIR:-$PWD/target}/release/spandb
 COMMON="--local --no-progress --duration $SECS --keys 100000 --value-size 256"
 OWN="for i in \$(seq $REPS); do \
   $SPANDB bench kv $COMMON --clients 1,64 --op put,get; \
