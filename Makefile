@@ -45,7 +45,8 @@ bench: deps
 	$(CARGO) run --release -p cli --bin spandb -- bench kv --local --clients 1,64 --op put,get --duration 10
 
 ## jepsen: the long verification matrix for releases: every workload this
-## build can run x every nemesis, JEPSEN_TIME_LIMIT seconds each, against
+## build can run x every nemesis, and x clocks skewed beyond epsilon,
+## JEPSEN_TIME_LIMIT seconds each, against
 ## fresh local clusters. Stops at the first result that is not valid and
 ## says where its report is. Installs nothing (run `make deps` first on a
 ## fresh machine). Override any variable, e.g.
@@ -72,8 +73,14 @@ jepsen:
 	      --interval $(JEPSEN_INTERVAL) --out "$$out" \
 	    || { echo "make jepsen: FAILED: $$w with nemesis $$n did not pass (see the lines above); report in $$out/report.html"; exit 1; }; \
 	  done; \
+	  out="$(JEPSEN_OUT)/$$w-clock-beyond-epsilon"; \
+	  echo "== jepsen: $$w with clocks skewed beyond epsilon (servers must refuse, not answer wrongly) -> $$out"; \
+	  $(CARGO) run -q $(JEPSEN_CARGO_FLAGS) -p cli --bin spandb -- jepsen --workload $$w --nemesis clock --beyond-epsilon \
+	    --time-limit $(JEPSEN_TIME_LIMIT) --concurrency $(JEPSEN_CONCURRENCY) --nodes $(JEPSEN_NODES) \
+	    --interval $(JEPSEN_INTERVAL) --out "$$out" \
+	  || { echo "make jepsen: FAILED: $$w with clocks beyond epsilon did not pass; report in $$out/report.html"; exit 1; }; \
 	done; \
-	echo "make jepsen: every run valid ($(JEPSEN_WORKLOADS) x $(JEPSEN_NEMESES)); reports in $(JEPSEN_OUT)"
+	echo "make jepsen: every run valid ($(JEPSEN_WORKLOADS) x $(JEPSEN_NEMESES), and clocks beyond epsilon); reports in $(JEPSEN_OUT)"
 
 clean:
 	$(CARGO) clean
