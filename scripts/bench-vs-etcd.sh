@@ -26,4 +26,5 @@ OWN="for i in \$(seq $REPS); do \
   $SPANDB bench txn --local --no-progress --duration $SECS --shards 10 --clients 1,16 --workload rw,ro,snapshot,cross --participants 1,2,5,10; \
   $SPANDB bench txn --local --no-progress --duration $SECS --shards 10 --clients 1 --workload rw,cross --participants 1,2,5,10 --epsilon-ms 0; \
 done"
-OWN_BENCH_CMD="$OWN" SECS=$SECS REPS=$REPS "$ANCHORS"
+# The anchors build their own load generator in their own target directory.
+env -u CARGO_TARGET_DIR OWN_BENCH_CMD="$OWN" SECS=$SECS REPS=$REPS "$ANCHORS"

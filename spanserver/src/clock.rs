@@ -66,9 +66,9 @@ use tokio::sync::Notify;
 use truetime::health::{ClockHealth, ClockProblem, ClockSample, Verdict};
 use truetime::{Timestamp, TrueTime};
 
-use crate::auth::PeerSecret;
 use crate::error::Error;
 use crate::ids::ServerId;
+use crate::peers::Peers;
 
 /// How often the monitor samples every peer (and at once after a jump).
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(200);
@@ -226,27 +226,21 @@ fn jump_ms(ns: i128) -> String {
     format!("{:+.1}", ns as f64 / 1e6)
 }
 
-/// Samples every peer every [`SAMPLE_PERIOD`] and publishes the verdict to
-/// `guard`, until [`ClockGuard::stop`].
-pub fn start_monitor(
-    guard: Arc<ClockGuard>,
-    me: ServerId,
-    peers: Vec<(ServerId, String)>,
-    secret: PeerSecret,
-    runtime: &tokio::runtime::Handle,
-) {
-    let mut health = ClockHealth::new(peers.len() + 1, guard.tt.epsilon());
+/// Samples every other server every [`SAMPLE_PERIOD`] and publishes the
+/// verdict to `guard`, until [`ClockGuard::stop`].
+pub fn start_monitor(guard: Arc<ClockGuard>, me: ServerId, peers: Arc<Peers>, runtime: &tokio::runtime::Handle) {
+    let others = peers.others(me);
+    let mut health = ClockHealth::new(others.len() + 1, guard.tt.epsilon());
     runtime.spawn(async move {
-        let mut channels: Vec<Option<tonic::transport::Channel>> = vec![None; peers.len()];
         let mut last = (guard.tt.clock().read(), Instant::now());
         while !guard.stopped.load(Ordering::SeqCst) {
             // A jump seen here or by a request voids every sample.
             if guard.take_jumped() || guard.jump_since(last).is_some() {
-                for (peer, _) in &peers {
+                for peer in &others {
                     health.forget(peer.0);
                 }
             }
-            let samples = futures_sample(&guard.tt, &peers, &mut channels, &secret).await;
+            let samples = sample_all(&guard.tt, &peers, &others).await;
             let mut trusted = BTreeSet::new();
             for (peer, sample, peer_trusts_itself) in samples {
                 match health.record(peer.0, sample) {
@@ -274,30 +268,14 @@ pub fn start_monitor(
     });
 }
 
-/// One sample of every peer, concurrently, with whether the peer trusts
-/// its own clock; peers that do not answer in time give none.
-async fn futures_sample(
-    tt: &TrueTime,
-    peers: &[(ServerId, String)],
-    channels: &mut [Option<tonic::transport::Channel>],
-    secret: &PeerSecret,
-) -> Vec<(ServerId, ClockSample, bool)> {
-    let mut tasks = Vec::with_capacity(peers.len());
-    for (i, (peer, addr)) in peers.iter().enumerate() {
-        let channel = match &channels[i] {
-            Some(c) => c.clone(),
-            None => match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
-                Ok(e) => {
-                    let c = e.connect_timeout(crate::limits::PEER_CONNECT_TIMEOUT).tcp_nodelay(true).connect_lazy();
-                    channels[i] = Some(c.clone());
-                    c
-                }
-                Err(_) => continue,
-            },
-        };
-        let (tt, secret, peer) = (tt.clone(), secret.clone(), *peer);
+/// One sample of every other server, concurrently, with whether it trusts
+/// its own clock; servers that do not answer in time give none.
+async fn sample_all(tt: &TrueTime, peers: &Arc<Peers>, others: &[ServerId]) -> Vec<(ServerId, ClockSample, bool)> {
+    let mut tasks = Vec::with_capacity(others.len());
+    for peer in others.iter().copied() {
+        let (tt, peers) = (tt.clone(), peers.clone());
         tasks.push(tokio::spawn(async move {
-            let mut client = proto::peer_client::PeerClient::with_interceptor(channel, secret);
+            let mut client = peers.client(peer).await.ok()?;
             let sent = tt.clock().read();
             let answer =
                 tokio::time::timeout(truetime::health::SAMPLE_RTT_MAX, client.read_clock(proto::ReadClockRequest {}))

@@ -159,6 +159,18 @@ impl Peers {
         });
     }
 
+    /// The other servers of the cluster.
+    pub fn others(&self, me: ServerId) -> Vec<ServerId> {
+        self.addrs.keys().copied().filter(|s| *s != me).collect()
+    }
+
+    /// A `Peer` client of `server` (its connection is cached).
+    pub async fn client(&self, server: ServerId) -> Result<PeerClient, String> {
+        let addr = self.addrs.get(&server).ok_or_else(|| format!("no server {server} in the cluster"))?;
+        let channel = self.channel(addr).await?;
+        Ok(proto::peer_client::PeerClient::with_interceptor(channel, self.secret.clone()))
+    }
+
     async fn channel(&self, addr: &str) -> Result<Channel, String> {
         if let Some(c) = self.channels.lock().expect("channels lock").get(addr) {
             return Ok(c.clone());

@@ -110,14 +110,6 @@ impl Server {
             tracing::warn!(settings = ?config.unsafe_testing, "UNSAFE testing switches are on: this server is wrong on purpose");
         }
         let clock = ClockGuard::new(truetime.clone(), !config.unsafe_testing.ignore_clock_health);
-        let clock_peers = config
-            .cluster
-            .sorted_servers()
-            .into_iter()
-            .filter(|s| s.id != server_id)
-            .map(|s| (s.id, config.peer_addrs.get(&s.id).cloned().unwrap_or_else(|| s.addr.clone())))
-            .collect();
-        start_clock_monitor(clock.clone(), server_id, clock_peers, secret.clone(), &tokio::runtime::Handle::current());
         let snapshots = SnapshotDir::open(&config.data_dir)
             .map_err(|source| StartError::DataDir { dir: config.data_dir.display().to_string(), source })?;
         let (store_handle, inbox) = store::inbox(snapshots.clone());
@@ -144,6 +136,7 @@ impl Server {
             tokio::runtime::Handle::current(),
             secret.clone(),
         );
+        start_clock_monitor(clock.clone(), server_id, peers.clone(), &tokio::runtime::Handle::current());
         let store = Store::open(
             engine.clone(),
             registry.clone(),
