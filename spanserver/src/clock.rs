@@ -98,7 +98,7 @@ struct GuardState {
     /// The verdict's one-line text, for errors and `spandb status`.
     reason: String,
     /// Clock and monotonic readings taken together with the verdict.
-    baseline: (Timestamp, Instant),
+    baseline: Reading,
     /// A check saw a jump: the monitor must forget its samples.
     jumped: bool,
     /// The last verdict found this clock off from a quorum of the others:
@@ -110,7 +110,7 @@ impl ClockGuard {
     /// A guard that refuses until the monitor's first verdict (a one-server
     /// cluster gets it at once).
     pub fn new(tt: TrueTime, enforce: bool) -> Arc<ClockGuard> {
-        let baseline = (tt.clock().read(), Instant::now());
+        let baseline = Reading::take(&tt);
         Arc::new(ClockGuard {
             tt,
             enforce,
@@ -191,12 +191,25 @@ impl ClockGuard {
     }
 
     /// How far (signed ns) the clock moved apart from the monotonic clock
-    /// since `baseline`, if more than the tolerance.
-    fn jump_since(&self, (clock_then, instant_then): (Timestamp, Instant)) -> Option<i128> {
-        let clock_moved = i128::from(self.tt.clock().read().as_nanos()) - i128::from(clock_then.as_nanos());
-        let really_moved = instant_then.elapsed().as_nanos() as i128;
-        let apart = clock_moved - really_moved;
-        (apart.unsigned_abs() > self.jump_tolerance().as_nanos()).then_some(apart)
+    /// since `baseline`, if more than the tolerance. Both readings are
+    /// bracketed by monotonic readings ([`Reading`]), so a thread paused
+    /// between reading the two clocks widens the window instead of looking
+    /// like a jump; the tolerance also allows for NTP slewing
+    /// ([`SLEW_PPM_MAX`]) over the time elapsed.
+    fn jump_since(&self, baseline: Reading) -> Option<i128> {
+        let now = Reading::take(&self.tt);
+        let clock_moved = i128::from(now.clock.as_nanos()) - i128::from(baseline.clock.as_nanos());
+        // Real time elapsed between the two clock readings lies in [lo, hi].
+        let lo = now.before.saturating_duration_since(baseline.after).as_nanos() as i128;
+        let hi = now.after.saturating_duration_since(baseline.before).as_nanos() as i128;
+        let tolerance = self.jump_tolerance().as_nanos() as i128 + hi * SLEW_PPM_MAX / 1_000_000;
+        if clock_moved < lo - tolerance {
+            Some(clock_moved - lo)
+        } else if clock_moved > hi + tolerance {
+            Some(clock_moved - hi)
+        } else {
+            None
+        }
     }
 
     /// Installs a verdict, with a new baseline; returns whether samples
@@ -205,7 +218,7 @@ impl ClockGuard {
         std::mem::take(&mut self.state.lock().expect("clock guard lock").jumped)
     }
 
-    fn publish(&self, verdict: &Verdict, baseline: (Timestamp, Instant)) {
+    fn publish(&self, verdict: &Verdict, baseline: Reading) {
         let (healthy, reason) = (verdict.is_healthy(), verdict.to_string());
         let mut state = self.state.lock().expect("clock guard lock");
         state.off_from_quorum = matches!(verdict.problem, Some(ClockProblem::OffFromQuorum { .. }));
@@ -222,6 +235,33 @@ impl ClockGuard {
     }
 }
 
+/// The most the OS clock moves against the monotonic clock by NTP slewing
+/// (Linux slews at most 500 ppm): never a jump.
+const SLEW_PPM_MAX: i128 = 500;
+
+/// A clock reading, bracketed by monotonic readings taken just before and
+/// just after it.
+#[derive(Clone, Copy, Debug)]
+struct Reading {
+    before: Instant,
+    clock: Timestamp,
+    after: Instant,
+}
+
+impl Reading {
+    fn take(tt: &TrueTime) -> Reading {
+        let before = Instant::now();
+        let clock = tt.clock().read();
+        Reading { before, clock, after: Instant::now() }
+    }
+
+    #[cfg(test)]
+    fn at(clock: Timestamp) -> Reading {
+        let now = Instant::now();
+        Reading { before: now, clock, after: now }
+    }
+}
+
 fn jump_ms(ns: i128) -> String {
     format!("{:+.1}", ns as f64 / 1e6)
 }
@@ -232,7 +272,7 @@ pub fn start_monitor(guard: Arc<ClockGuard>, me: ServerId, peers: Arc<Peers>, ru
     let others = peers.others(me);
     let mut health = ClockHealth::new(others.len() + 1, guard.tt.epsilon());
     runtime.spawn(async move {
-        let mut last = (guard.tt.clock().read(), Instant::now());
+        let mut last = Reading::take(&guard.tt);
         while !guard.stopped.load(Ordering::SeqCst) {
             // A jump seen here or by a request voids every sample.
             if guard.take_jumped() || guard.jump_since(last).is_some() {
@@ -252,8 +292,8 @@ pub fn start_monitor(guard: Arc<ClockGuard>, me: ServerId, peers: Arc<Peers>, ru
                 }
             }
             *guard.trusted_peers.lock().expect("clock guard lock") = trusted;
-            let baseline = (guard.tt.clock().read(), Instant::now());
-            let verdict = health.verdict(baseline.0);
+            let baseline = Reading::take(&guard.tt);
+            let verdict = health.verdict(baseline.clock);
             // A jump during the sampling voids this round too.
             if guard.jump_since(last).is_none() {
                 guard.publish(&verdict, baseline);
@@ -330,8 +370,7 @@ mod tests {
     fn jumps_after_a_verdict_are_refused_at_once() {
         let (clock, g) = guard(200);
         assert!(matches!(g.check(), Err(Error::Unavailable(m)) if m.contains("no clock samples")));
-        let baseline = (clock.read(), Instant::now());
-        g.publish(&healthy(), baseline);
+        g.publish(&healthy(), Reading::at(clock.read()));
         g.check().unwrap();
         clock.advance(Duration::from_millis(300));
         let refused = g.check();
@@ -339,9 +378,30 @@ mod tests {
         assert!(g.take_jumped(), "the monitor must forget its samples");
         assert!(g.check().is_err(), "stays refused until the next verdict");
         assert_eq!(g.hand_off_to(), None, "a jump alone hands nothing away");
-        g.publish(&healthy(), (clock.read(), Instant::now()));
+        g.publish(&healthy(), Reading::at(clock.read()));
         g.check().unwrap();
         assert!(!g.take_jumped());
+    }
+
+    /// Goal: a thread paused between reading the monotonic clock and the
+    /// clock (a loaded machine) is not taken for a clock jump: the bracket
+    /// of the readings widens the window (this misfired under a benchmark
+    /// before the readings were bracketed); a real jump still shows.
+    /// Method: a baseline whose clock reading may have been taken anywhere
+    /// in the last 30 ms, a clock 30 ms on: no jump; 300 ms on: a jump.
+    #[test]
+    fn a_pause_between_readings_is_not_a_jump() {
+        let (clock, g) = guard(10);
+        let now = Instant::now();
+        let paused = Reading {
+            before: now.checked_sub(Duration::from_millis(30)).expect("a monotonic clock 30 ms old"),
+            clock: clock.read(),
+            after: now,
+        };
+        clock.advance(Duration::from_millis(30));
+        assert_eq!(g.jump_since(paused), None);
+        clock.advance(Duration::from_millis(270));
+        assert!(g.jump_since(paused).is_some_and(|ns| ns > 200_000_000));
     }
 
     /// Goal: an unhealthy verdict refuses with its reason and, when this
@@ -350,7 +410,7 @@ mod tests {
     #[test]
     fn unhealthy_verdicts_refuse_unless_ignored() {
         let (clock, g) = guard(10);
-        g.publish(&thirty_ms_ahead(), (clock.read(), Instant::now()));
+        g.publish(&thirty_ms_ahead(), Reading::at(clock.read()));
         assert!(matches!(g.check(), Err(Error::Unavailable(m)) if m.contains("30 ms ahead")));
         assert!(g.hand_off_to().is_some());
         let tt = TrueTime::new(clock.clone(), Duration::from_millis(10));
