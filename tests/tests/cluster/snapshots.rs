@@ -48,6 +48,9 @@ async fn lagging_follower_installs_a_snapshot() -> anyhow::Result<()> {
     c.crash(lagging).await;
     c.restart(lagging).await?;
     wait_until(LEADER_TIMEOUT, || c.progress(lagging, 1).is_some_and(|p| p.applied_index >= committed)).await?;
+    // A restarted server serves no timestamped read until it trusts its
+    // clock again (`spanserver::clock`); it answers Unavailable until then.
+    wait_until(LEADER_TIMEOUT, || c.clock_trusted(lagging)).await?;
     check_all(&c, lagging, i, last_ts).await?;
     c.shutdown().await
 }
