@@ -1,0 +1,215 @@
+//! Errors, each with PostgreSQL's SQLSTATE.
+//!
+//! Every error a statement can end with carries the five-character code a
+//! PostgreSQL client would get for the same mistake (the PostgreSQL
+//! protocol issue sends it as is; drivers and `pgbench --max-tries` decide
+//! on it: 40001 means "run the transaction again"), a message for people,
+//! and, where the mistake is in the statement's text, the position of the
+//! offending token (1-based, in characters, as PostgreSQL reports it).
+
+use std::fmt;
+
+/// The SQLSTATE classes SpanDB raises (PostgreSQL's Appendix A names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SqlState {
+    /// 0A000
+    FeatureNotSupported,
+    /// 21000
+    CardinalityViolation,
+    /// 22001
+    StringDataRightTruncation,
+    /// 22003
+    NumericValueOutOfRange,
+    /// 22007
+    InvalidDatetimeFormat,
+    /// 22008
+    DatetimeFieldOverflow,
+    /// 22012
+    DivisionByZero,
+    /// 22023
+    InvalidParameterValue,
+    /// 2201W
+    InvalidRowCountInLimitClause,
+    /// 22P02
+    InvalidTextRepresentation,
+    /// 22025
+    InvalidEscapeSequence,
+    /// 23502
+    NotNullViolation,
+    /// 23505
+    UniqueViolation,
+    /// 23514
+    CheckViolation,
+    /// 25001
+    ActiveSqlTransaction,
+    /// 25006
+    ReadOnlySqlTransaction,
+    /// 25P01
+    NoActiveSqlTransaction,
+    /// 25P02
+    InFailedSqlTransaction,
+    /// 40001
+    SerializationFailure,
+    /// 40003: the commit's outcome is unknown.
+    StatementCompletionUnknown,
+    /// 40P01
+    DeadlockDetected,
+    /// 42601
+    SyntaxError,
+    /// 42701
+    DuplicateColumn,
+    /// 42702
+    AmbiguousColumn,
+    /// 42703
+    UndefinedColumn,
+    /// 42704
+    UndefinedObject,
+    /// 42710
+    DuplicateObject,
+    /// 42P01
+    UndefinedTable,
+    /// 42P07
+    DuplicateTable,
+    /// 42P10
+    InvalidColumnReference,
+    /// 42803
+    GroupingError,
+    /// 42804
+    DatatypeMismatch,
+    /// 42883
+    UndefinedFunction,
+    /// 42P18
+    IndeterminateDatatype,
+    /// 42846
+    CannotCoerce,
+    /// 42725
+    AmbiguousFunction,
+    /// 42P02
+    UndefinedParameter,
+    /// 42809
+    WrongObjectType,
+    /// 42P16
+    InvalidTableDefinition,
+    /// 54000
+    ProgramLimitExceeded,
+    /// 53200
+    OutOfMemory,
+    /// 57014
+    QueryCanceled,
+    /// 08006
+    ConnectionFailure,
+    /// 58000: the storage below failed (unavailable, timed out).
+    SystemError,
+    /// XX000
+    InternalError,
+}
+
+impl SqlState {
+    /// The five-character code.
+    pub fn code(self) -> &'static str {
+        use SqlState::*;
+        match self {
+            FeatureNotSupported => "0A000",
+            CardinalityViolation => "21000",
+            StringDataRightTruncation => "22001",
+            NumericValueOutOfRange => "22003",
+            InvalidDatetimeFormat => "22007",
+            DatetimeFieldOverflow => "22008",
+            DivisionByZero => "22012",
+            InvalidParameterValue => "22023",
+            InvalidRowCountInLimitClause => "2201W",
+            InvalidTextRepresentation => "22P02",
+            InvalidEscapeSequence => "22025",
+            NotNullViolation => "23502",
+            UniqueViolation => "23505",
+            CheckViolation => "23514",
+            ActiveSqlTransaction => "25001",
+            ReadOnlySqlTransaction => "25006",
+            NoActiveSqlTransaction => "25P01",
+            InFailedSqlTransaction => "25P02",
+            SerializationFailure => "40001",
+            StatementCompletionUnknown => "40003",
+            DeadlockDetected => "40P01",
+            SyntaxError => "42601",
+            DuplicateColumn => "42701",
+            AmbiguousColumn => "42702",
+            UndefinedColumn => "42703",
+            UndefinedObject => "42704",
+            DuplicateObject => "42710",
+            UndefinedTable => "42P01",
+            DuplicateTable => "42P07",
+            InvalidColumnReference => "42P10",
+            GroupingError => "42803",
+            DatatypeMismatch => "42804",
+            UndefinedFunction => "42883",
+            IndeterminateDatatype => "42P18",
+            CannotCoerce => "42846",
+            AmbiguousFunction => "42725",
+            UndefinedParameter => "42P02",
+            WrongObjectType => "42809",
+            InvalidTableDefinition => "42P16",
+            ProgramLimitExceeded => "54000",
+            OutOfMemory => "53200",
+            QueryCanceled => "57014",
+            ConnectionFailure => "08006",
+            SystemError => "58000",
+            InternalError => "XX000",
+        }
+    }
+
+    /// Whether running the whole transaction again may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, SqlState::SerializationFailure | SqlState::DeadlockDetected)
+    }
+}
+
+impl fmt::Display for SqlState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A statement's failure, as a PostgreSQL client would see it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub state: SqlState,
+    pub message: String,
+    /// Extra facts (PostgreSQL's DETAIL), e.g. the conflicting key.
+    pub detail: Option<String>,
+    /// 1-based character position in the statement's text, if the error
+    /// is about a token of it.
+    pub position: Option<usize>,
+}
+
+impl Error {
+    pub fn new(state: SqlState, message: impl Into<String>) -> Error {
+        Error { state, message: message.into(), detail: None, position: None }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Error {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn at(mut self, position: usize) -> Error {
+        if self.position.is_none() {
+            self.position = Some(position);
+        }
+        self
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.state.is_retryable()
+    }
+}
+
+/// `Err(Error::new(SqlState::X, format!(...)))` in one line.
+#[macro_export]
+macro_rules! sql_err {
+    ($state:ident, $($arg:tt)*) => {
+        Err($crate::error::Error::new($crate::error::SqlState::$state, format!($($arg)*)))
+    };
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,143 @@
+//! The key-value transaction interface SQL runs on.
+//!
+//! `sql` owns this trait (the consumer owns the interface): the `cli`
+//! binary implements it over `client` (SpanDB read-write transactions,
+//! read-only transactions, snapshot and bounded-staleness reads), and tests
+//! over [`crate::memory::MemoryEngine`]. Nothing here knows about the
+//! network, threads or time: the implementation does.
+//!
+//! ```text
+//!   Session ──begin(mode)──> Engine ──> Box<dyn Transaction>
+//!                                         get / scan (a page) / put / delete
+//!                                         commit -> commit timestamp | rollback
+//! ```
+//!
+//! Contract, which every implementation keeps:
+//! - A read-write transaction is serializable and sees its own writes;
+//!   `put` and `delete` are buffered and take effect at `commit`, all at
+//!   one timestamp, or not at all.
+//! - A read-only transaction reads one consistent snapshot (at the
+//!   timestamp its mode names, or one it picks) and refuses writes.
+//! - `scan` returns at most `limit` pairs in key order; the caller pages by
+//!   scanning again from just after the last key. No call returns more than
+//!   `limit` pairs, so a query over a million rows holds one page.
+//! - Errors say whether running the whole transaction again may succeed
+//!   ([`KvError::Retryable`], SQLSTATE 40001) or the commit's outcome is
+//!   unknown ([`KvError::Ambiguous`]).
+
+use crate::error::{Error, SqlState};
+
+/// A timestamp: nanoseconds since the Unix epoch (SpanDB's TrueTime
+/// timestamps).
+pub type Timestamp = u64;
+
+/// How a transaction reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Serializable, externally consistent, takes locks.
+    ReadWrite,
+    /// Lock-free, at a timestamp the engine picks (strong: sees every
+    /// commit that finished before it began).
+    ReadOnly,
+    /// Lock-free, at exactly this timestamp.
+    AsOf(Timestamp),
+    /// Lock-free, at a timestamp no older than this many nanoseconds.
+    BoundedStaleness(u64),
+}
+
+impl Mode {
+    pub fn is_read_only(self) -> bool {
+        !matches!(self, Mode::ReadWrite)
+    }
+}
+
+/// A key-value pair.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// What can go wrong below SQL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The transaction was aborted (a conflict, a wound, a lost lock);
+    /// running it again may succeed. The message says which transaction,
+    /// key and timestamps.
+    #[error("{0}")]
+    Retryable(String),
+    /// The commit may or may not have taken effect.
+    #[error("{0}")]
+    Ambiguous(String),
+    /// The cluster could not serve the request (no leader, timeout).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request was refused as malformed (a bug above, or a limit).
+    #[error("{0}")]
+    Invalid(String),
+    /// A write in a read-only transaction.
+    #[error("cannot write in a read-only transaction")]
+    ReadOnly,
+}
+
+impl From<KvError> for Error {
+    fn from(e: KvError) -> Error {
+        let state = match &e {
+            KvError::Retryable(_) => SqlState::SerializationFailure,
+            KvError::Ambiguous(_) => SqlState::StatementCompletionUnknown,
+            KvError::Unavailable(_) => SqlState::SystemError,
+            KvError::Invalid(_) => SqlState::ProgramLimitExceeded,
+            KvError::ReadOnly => SqlState::ReadOnlySqlTransaction,
+        };
+        let message = match &e {
+            KvError::Retryable(m) => format!("restart transaction: {m}"),
+            KvError::Ambiguous(m) => format!("the commit's outcome is unknown: {m}"),
+            other => other.to_string(),
+        };
+        Error::new(state, message)
+    }
+}
+
+/// Where a key range lives, for EXPLAIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSpan {
+    pub shard_id: u64,
+    pub epoch: u64,
+    pub leader_server: u64,
+    pub start: Vec<u8>,
+    /// Empty: unbounded.
+    pub end: Vec<u8>,
+}
+
+/// Starts transactions.
+pub trait Engine: Send + Sync {
+    fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError>;
+
+    /// The shards covering `[start, end)` (empty `end`: unbounded), for
+    /// EXPLAIN. An engine without shards answers one.
+    fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan>;
+
+    /// The current time as the engine's clock sees it (nanoseconds since
+    /// the Unix epoch), for `now()` and `AS OF SYSTEM TIME '-10s'`.
+    fn now(&self) -> Timestamp;
+}
+
+/// One transaction. See the module docs for the contract.
+pub trait Transaction: Send {
+    fn mode(&self) -> Mode;
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+
+    /// At most `limit` (> 0) pairs with keys in `[start, end)`, in order;
+    /// an empty `end` is unbounded.
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError>;
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError>;
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), KvError>;
+
+    /// Commits; returns the commit timestamp (a read-only transaction: its
+    /// read timestamp, or `None` if it read nothing).
+    fn commit(self: Box<Self>) -> Result<Option<Timestamp>, KvError>;
+
+    fn rollback(self: Box<Self>) -> Result<(), KvError>;
+
+    /// The timestamp a read-only transaction reads at, once it is fixed.
+    fn read_ts(&self) -> Option<Timestamp>;
+}

@@ -1,0 +1,261 @@
+//! An in-memory [`Engine`] for tests: multi-version, serializable by
+//! validation at commit, deterministic.
+//!
+//! Every key keeps its versions (timestamp, value or tombstone). A
+//! read-write transaction reads at its start timestamp, overlaid with its
+//! own buffered writes, and remembers what it read (keys, and the key
+//! ranges its scans covered). `commit` checks that nothing it read or
+//! wrote has a version newer than its start (backward validation, as in
+//! optimistic concurrency control); if so the transaction aborts with a
+//! retryable error, else its writes land at a new timestamp. That makes
+//! the history serializable — write skew is caught, like SpanDB's locks
+//! catch it — while letting a single-threaded test interleave two
+//! transactions step by step (locks would block it).
+//!
+//! Time is logical: each commit is 1 µs after the previous one, starting at
+//! 2026-01-01, so scripts print the same timestamps on every run.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::kv::{Engine, KvError, Mode, Pair, ShardSpan, Timestamp, Transaction};
+
+/// 2026-01-01T00:00:00Z in nanoseconds.
+const EPOCH_NS: Timestamp = 1_767_225_600_000_000_000;
+/// How far apart successive commits are.
+const COMMIT_STEP_NS: Timestamp = 1_000;
+
+#[derive(Default)]
+struct State {
+    /// Key -> versions, oldest first; `None` is a tombstone.
+    versions: BTreeMap<Vec<u8>, Vec<(Timestamp, Option<Vec<u8>>)>>,
+    /// The latest commit timestamp.
+    last_ts: Timestamp,
+}
+
+impl State {
+    fn read_at(&self, key: &[u8], ts: Timestamp) -> Option<Vec<u8>> {
+        let versions = self.versions.get(key)?;
+        versions.iter().rev().find(|(t, _)| *t <= ts).and_then(|(_, v)| v.clone())
+    }
+
+    fn newest(&self, key: &[u8]) -> Timestamp {
+        self.versions.get(key).and_then(|v| v.last()).map_or(0, |(t, _)| *t)
+    }
+
+    fn scan_at(&self, start: &[u8], end: &[u8], ts: Timestamp, limit: usize) -> Vec<Pair> {
+        let mut out = Vec::new();
+        for (key, _) in self.versions.range::<[u8], _>((Bound::Included(start), end_bound(end))) {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(v) = self.read_at(key, ts) {
+                out.push((key.clone(), v));
+            }
+        }
+        out
+    }
+}
+
+fn end_bound(end: &[u8]) -> Bound<&[u8]> {
+    if end.is_empty() {
+        Bound::Unbounded
+    } else {
+        Bound::Excluded(end)
+    }
+}
+
+/// The in-memory engine. Cheap to clone; clones share the data.
+#[derive(Clone)]
+pub struct MemoryEngine {
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for MemoryEngine {
+    fn default() -> Self {
+        MemoryEngine::new()
+    }
+}
+
+impl MemoryEngine {
+    pub fn new() -> MemoryEngine {
+        MemoryEngine { state: Arc::new(Mutex::new(State { last_ts: EPOCH_NS, ..State::default() })) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere cannot leave State half-changed (every change
+        // is one insert), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every live key and value at the latest timestamp (for tests).
+    pub fn dump(&self) -> Vec<Pair> {
+        let state = self.lock();
+        state.scan_at(&[], &[], state.last_ts, usize::MAX)
+    }
+}
+
+impl Engine for MemoryEngine {
+    fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
+        let last_ts = self.lock().last_ts;
+        let read_ts = match mode {
+            Mode::ReadWrite | Mode::ReadOnly | Mode::BoundedStaleness(_) => last_ts,
+            Mode::AsOf(ts) => ts,
+        };
+        Ok(Box::new(MemoryTxn {
+            engine: self.clone(),
+            mode,
+            read_ts,
+            writes: BTreeMap::new(),
+            read_keys: Vec::new(),
+            read_ranges: Vec::new(),
+        }))
+    }
+
+    fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan> {
+        vec![ShardSpan { shard_id: 1, epoch: 1, leader_server: 1, start: start.to_vec(), end: end.to_vec() }]
+    }
+
+    fn now(&self) -> Timestamp {
+        self.lock().last_ts
+    }
+}
+
+struct MemoryTxn {
+    engine: MemoryEngine,
+    mode: Mode,
+    read_ts: Timestamp,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    read_keys: Vec<Vec<u8>>,
+    /// `[start, end]` inclusive of what a scan saw; empty end: unbounded.
+    read_ranges: Vec<(Vec<u8>, Vec<u8>, bool)>,
+}
+
+impl MemoryTxn {
+    fn check_writable(&self) -> Result<(), KvError> {
+        match self.mode.is_read_only() {
+            true => Err(KvError::ReadOnly),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Transaction for MemoryTxn {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(w) = self.writes.get(key) {
+            return Ok(w.clone());
+        }
+        if !self.mode.is_read_only() {
+            self.read_keys.push(key.to_vec());
+        }
+        Ok(self.engine.lock().read_at(key, self.read_ts))
+    }
+
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        if limit == 0 {
+            return Err(KvError::Invalid("scan limit must be positive".into()));
+        }
+        if !end.is_empty() && end <= start {
+            return Ok(Vec::new());
+        }
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        // Read enough to survive own deletes hiding some.
+        let want = limit.saturating_add(self.writes.len());
+        for (k, v) in self.engine.lock().scan_at(start, end, self.read_ts, want) {
+            merged.insert(k, v);
+        }
+        let complete = merged.len() < want;
+        let last_stored = merged.keys().next_back().cloned();
+        for (k, w) in self.writes.range::<[u8], _>((Bound::Included(start), end_bound(end))) {
+            // Beyond what was read from storage, own writes would be
+            // interleaved with unread keys: leave them to the next page.
+            if !complete && last_stored.as_ref().is_some_and(|last| k > last) {
+                break;
+            }
+            match w {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        let page: Vec<Pair> = merged.into_iter().take(limit).collect();
+        if !self.mode.is_read_only() {
+            // What this page covers: up to its last key if it is full,
+            // else the whole range.
+            match (page.len() == limit, page.last()) {
+                (true, Some((last, _))) => self.read_ranges.push((start.to_vec(), last.clone(), true)),
+                _ => self.read_ranges.push((start.to_vec(), end.to_vec(), false)),
+            }
+        }
+        Ok(page)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.check_writable()?;
+        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
+        self.check_writable()?;
+        self.writes.insert(key.to_vec(), None);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<Option<Timestamp>, KvError> {
+        if self.mode.is_read_only() {
+            return Ok(Some(self.read_ts));
+        }
+        let mut state = self.engine.lock();
+        let newer = |key: &[u8]| state.newest(key) > self.read_ts;
+        let conflict = self
+            .read_keys
+            .iter()
+            .chain(self.writes.keys())
+            .find(|k| newer(k))
+            .cloned()
+            .or_else(|| {
+                self.read_ranges.iter().find_map(|(start, end, inclusive)| {
+                    let upper = match (end.is_empty(), inclusive) {
+                        (true, _) => Bound::Unbounded,
+                        (false, true) => Bound::Included(end.as_slice()),
+                        (false, false) => Bound::Excluded(end.as_slice()),
+                    };
+                    state
+                        .versions
+                        .range::<[u8], _>((Bound::Included(start.as_slice()), upper))
+                        .find(|(k, _)| newer(k))
+                        .map(|(k, _)| k.clone())
+                })
+            });
+        if let Some(key) = conflict {
+            return Err(KvError::Retryable(format!(
+                "key {} changed after the transaction began reading at {} (changed at {})",
+                crate::encoding::pretty_key(&key),
+                self.read_ts,
+                state.newest(&key)
+            )));
+        }
+        if self.writes.is_empty() {
+            return Ok(Some(self.read_ts));
+        }
+        let ts = state.last_ts + COMMIT_STEP_NS;
+        state.last_ts = ts;
+        for (k, w) in self.writes {
+            state.versions.entry(k).or_default().push((ts, w));
+        }
+        Ok(Some(ts))
+    }
+
+    fn rollback(self: Box<Self>) -> Result<(), KvError> {
+        Ok(())
+    }
+
+    fn read_ts(&self) -> Option<Timestamp> {
+        Some(self.read_ts)
+    }
+}

@@ -1,0 +1,187 @@
+//! SQL types and values.
+//!
+//! Types are PostgreSQL's, with its type OIDs (the PostgreSQL protocol
+//! sends them in every RowDescription), so a column declared `INT` is an
+//! `int4` everywhere: in the catalog, in results, on the wire.
+//!
+//! A [`Value`] is tagged with its runtime type. The binder gives every
+//! expression a static [`DataType`]; the executor's values agree with it
+//! (`Value::Int4` where the binder said `Int4`), and `NULL` is a value of
+//! every type. `TEXT`, `VARCHAR(n)` and `CHAR(n)` values are all
+//! [`Value::Text`]: the declared length is checked (and `CHAR` padded) when
+//! a value is stored in a column, as PostgreSQL does on assignment.
+//!
+//! Timestamps are microseconds since the Unix epoch, without time zone, as
+//! PostgreSQL's `timestamp` (which counts from 2000-01-01 internally; the
+//! protocol layer converts).
+//!
+//! What values do (arithmetic, comparison, casts, text input and output)
+//! lives in [`crate::ops`].
+
+use serde::{Deserialize, Serialize};
+
+/// A column's or an expression's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DataType {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Text,
+    /// `VARCHAR(n)`; `None`: no limit.
+    Varchar(Option<u32>),
+    /// `CHAR(n)`, blank-padded to `n` characters.
+    Char(u32),
+    Bytea,
+    Timestamp,
+}
+
+impl DataType {
+    /// PostgreSQL's type OID (pg_type.oid).
+    pub fn oid(self) -> u32 {
+        match self {
+            DataType::Bool => 16,
+            DataType::Bytea => 17,
+            DataType::Int8 => 20,
+            DataType::Int2 => 21,
+            DataType::Int4 => 23,
+            DataType::Text => 25,
+            DataType::Float4 => 700,
+            DataType::Float8 => 701,
+            DataType::Char(_) => 1042,
+            DataType::Varchar(_) => 1043,
+            DataType::Timestamp => 1114,
+        }
+    }
+
+    /// The type's name as PostgreSQL's `format_type` prints it.
+    pub fn sql_name(self) -> String {
+        match self {
+            DataType::Bool => "boolean".into(),
+            DataType::Int2 => "smallint".into(),
+            DataType::Int4 => "integer".into(),
+            DataType::Int8 => "bigint".into(),
+            DataType::Float4 => "real".into(),
+            DataType::Float8 => "double precision".into(),
+            DataType::Text => "text".into(),
+            DataType::Varchar(None) => "character varying".into(),
+            DataType::Varchar(Some(n)) => format!("character varying({n})"),
+            DataType::Char(n) => format!("character({n})"),
+            DataType::Bytea => "bytea".into(),
+            DataType::Timestamp => "timestamp without time zone".into(),
+        }
+    }
+
+    /// The fixed size PostgreSQL reports (pg_type.typlen); -1: variable.
+    pub fn type_len(self) -> i16 {
+        match self {
+            DataType::Bool => 1,
+            DataType::Int2 => 2,
+            DataType::Int4 | DataType::Float4 => 4,
+            DataType::Int8 | DataType::Float8 | DataType::Timestamp => 8,
+            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea => -1,
+        }
+    }
+
+    pub fn is_integer(self) -> bool {
+        matches!(self, DataType::Int2 | DataType::Int4 | DataType::Int8)
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DataType::Float4 | DataType::Float8)
+    }
+
+    pub fn is_numeric(self) -> bool {
+        self.is_integer() || self.is_float()
+    }
+
+    pub fn is_string(self) -> bool {
+        matches!(self, DataType::Text | DataType::Varchar(_) | DataType::Char(_))
+    }
+
+    /// The type without its length modifier: what values of it are.
+    pub fn base(self) -> DataType {
+        match self {
+            DataType::Varchar(_) | DataType::Char(_) => DataType::Text,
+            t => t,
+        }
+    }
+}
+
+impl std::fmt::Display for DataType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.sql_name())
+    }
+}
+
+/// A value, tagged with its runtime type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int2(i16),
+    Int4(i32),
+    Int8(i64),
+    Float4(f32),
+    Float8(f64),
+    Text(String),
+    Bytea(Vec<u8>),
+    /// Microseconds since 1970-01-01 00:00:00.
+    Timestamp(i64),
+}
+
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// The value's type (`None` for NULL, which has every type).
+    pub fn data_type(&self) -> Option<DataType> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Bool(_) => DataType::Bool,
+            Value::Int2(_) => DataType::Int2,
+            Value::Int4(_) => DataType::Int4,
+            Value::Int8(_) => DataType::Int8,
+            Value::Float4(_) => DataType::Float4,
+            Value::Float8(_) => DataType::Float8,
+            Value::Text(_) => DataType::Text,
+            Value::Bytea(_) => DataType::Bytea,
+            Value::Timestamp(_) => DataType::Timestamp,
+        })
+    }
+
+    /// The value as an i64 if it is an integer.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Value::Int2(v) => Some(v.into()),
+            Value::Int4(v) => Some(v.into()),
+            Value::Int8(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The value as an f64 if it is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Float4(v) => Some(v.into()),
+            Value::Float8(v) => Some(v),
+            _ => self.as_i64().map(|v| v as f64),
+        }
+    }
+
+    /// The value as a boolean: `Some(b)`, or `None` for NULL. Not a bool:
+    /// `Err` (the binder makes that unreachable for well-typed plans).
+    pub fn as_bool(&self) -> Result<Option<bool>, crate::error::Error> {
+        match self {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(*b)),
+            v => crate::sql_err!(DatatypeMismatch, "argument must be type boolean, not {v:?}"),
+        }
+    }
+}
+
+/// A row of values, in column order.
+pub type Row = Vec<Value>;
