@@ -87,8 +87,15 @@ fn nemesis_events(dir: &Path) -> Vec<String> {
 
 /// Asserts a run was valid, with its files written and its faults logged.
 fn assert_valid_run(out: &Output, dir: &Path, faults: &[&str]) {
-    assert!(out.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", out.status, stdout(out), stderr(out));
-    assert_eq!(stdout(out), "valid", "stderr: {}", stderr(out));
+    if !out.status.success() || stdout(out) != "valid" {
+        panic!(
+            "exit {:?}\nstdout: {}\nstderr: {}\n{}",
+            out.status,
+            stdout(out),
+            stderr(out),
+            server_log_tails(dir)
+        );
+    }
     let s = summary(dir);
     assert_eq!(s["result"], "valid", "{s:#}");
     assert_eq!(s["problems"], serde_json::json!([]), "{s:#}");
@@ -103,6 +110,26 @@ fn assert_valid_run(out: &Output, dir: &Path, faults: &[&str]) {
     let starts = events.iter().filter(|f| f.starts_with("start-")).count();
     let stops = events.iter().filter(|f| f.starts_with("stop-")).count();
     assert_eq!(starts, stops, "every fault stopped: {events:?}");
+}
+
+/// The last lines of every server's log in a run's directory: a failed
+/// run's temporary directory is gone after the test, and CI keeps only
+/// what the test printed.
+fn server_log_tails(dir: &Path) -> String {
+    const LINES: usize = 60;
+    let mut logs: Vec<_> = std::fs::read_dir(dir.join("cluster"))
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    logs.retain(|p| p.extension().is_some_and(|x| x == "log"));
+    logs.sort();
+    let mut out = String::new();
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LINES)..];
+        out.push_str(&format!("--- last {} lines of {}\n{}\n", tail.len(), log.display(), tail.join("\n")));
+    }
+    out
 }
 
 /// One run of the harness: `workload` under `nemesis` for `time_limit`
