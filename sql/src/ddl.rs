@@ -1,0 +1,213 @@
+//! Schema changes, each in the statement's transaction (see `catalog`).
+//!
+//! Dropping a table or an index, and TRUNCATE, change only descriptors:
+//! a dropped table's or index's ids are never used again, so its pairs
+//! are unreachable garbage (a background sweep, like CockroachDB's GC
+//! jobs, is future work); TRUNCATE gives the table a new id. CREATE INDEX
+//! writes the new index's entries for every row (a backfill) in the same
+//! transaction; ALTER TABLE ADD PRIMARY KEY and ADD COLUMN with a DEFAULT
+//! rewrite the rows. Those are bounded by the per-statement write limit.
+
+use crate::catalog::{Catalog, IndexDesc, TableDesc};
+use crate::error::{Error, Result, SqlState};
+use crate::exec::Cx;
+use crate::planner;
+use crate::plan::Plan;
+use crate::session::Sink;
+use crate::sql_err;
+use crate::types::Value;
+use crate::write;
+
+/// Runs a DDL plan; returns its command tag.
+pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
+    match plan {
+        Plan::CreateTable { table, if_not_exists } => {
+            if Catalog::table(cx.txn()?, &table.name)?.is_some() {
+                if *if_not_exists {
+                    sink.notice(&format!("relation \"{}\" already exists, skipping", table.name))?;
+                    return Ok("CREATE TABLE".into());
+                }
+                return sql_err!(DuplicateTable, "relation \"{}\" already exists", table.name);
+            }
+            check_index_names_free(cx, table.indexes.iter().map(|i| i.name.as_str()))?;
+            let mut table = table.clone();
+            table.id = Catalog::next_table_id(cx.txn()?)?;
+            Catalog::create_table(cx.txn()?, &table)?;
+            Ok("CREATE TABLE".into())
+        }
+        Plan::DropTable { names, if_exists } => {
+            for name in names {
+                match Catalog::table(cx.txn()?, name)? {
+                    Some(t) => Catalog::drop_table(cx.txn()?, &t)?,
+                    None if *if_exists => sink.notice(&format!("table \"{name}\" does not exist, skipping"))?,
+                    None => return sql_err!(UndefinedTable, "table \"{name}\" does not exist"),
+                }
+            }
+            Ok("DROP TABLE".into())
+        }
+        Plan::CreateIndex { table, index, if_not_exists } => {
+            let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
+            if name_taken(cx, &index.name)? {
+                if *if_not_exists {
+                    sink.notice(&format!("relation \"{}\" already exists, skipping", index.name))?;
+                    return Ok("CREATE INDEX".into());
+                }
+                return sql_err!(DuplicateTable, "relation \"{}\" already exists", index.name);
+            }
+            let index = IndexDesc { id: desc.next_index_id, ..index.clone() };
+            desc.next_index_id += 1;
+            write::backfill_index(&desc, &index, cx)?;
+            desc.indexes.push(index);
+            Catalog::update_table(cx.txn()?, &mut desc)?;
+            Ok("CREATE INDEX".into())
+        }
+        Plan::DropIndex { names, if_exists } => {
+            for name in names {
+                match Catalog::table_of_index(cx.txn()?, name)? {
+                    Some((table, id)) => {
+                        let mut desc = (*table).clone();
+                        desc.indexes.retain(|i| i.id != id);
+                        Catalog::update_table(cx.txn()?, &mut desc)?;
+                    }
+                    None if *if_exists => sink.notice(&format!("index \"{name}\" does not exist, skipping"))?,
+                    None => {
+                        if Catalog::tables(cx.txn()?)?.iter().any(|t| t.primary.name == *name) {
+                            return sql_err!(FeatureNotSupported, "cannot drop the primary key index \"{name}\"");
+                        }
+                        return sql_err!(UndefinedObject, "index \"{name}\" does not exist");
+                    }
+                }
+            }
+            Ok("DROP INDEX".into())
+        }
+        Plan::AddColumn { table, column, unique, if_not_exists } => {
+            let old = Catalog::must_table(cx.txn()?, table)?;
+            if old.column(&column.name).is_some() {
+                if *if_not_exists {
+                    sink.notice(&format!("column \"{}\" of relation \"{table}\" already exists, skipping", column.name))?;
+                    return Ok("ALTER TABLE".into());
+                }
+                return sql_err!(DuplicateColumn, "column \"{}\" of relation \"{table}\" already exists", column.name);
+            }
+            let mut desc = (*old).clone();
+            let column = crate::catalog::ColumnDesc { id: desc.next_column_id, ..column.clone() };
+            desc.next_column_id += 1;
+            // Before the hidden row id, if any (so SELECT * order holds).
+            let at = desc.columns.iter().position(|c| c.hidden).unwrap_or(desc.columns.len());
+            desc.columns.insert(at, column.clone());
+            if column.default.is_some() || !column.nullable {
+                // Existing rows get the default (or fail NOT NULL).
+                let default = match &column.default {
+                    Some(text) => {
+                        let e = crate::parser::parse_expr(text)?;
+                        let bound = planner::bind_constant(cx.txn()?, text, &e, column.data_type)?;
+                        crate::exec::eval(&bound, &[], cx)?
+                    }
+                    None => Value::Null,
+                };
+                let default = if default.is_null() { default } else { crate::ops::assign(&default, column.data_type)? };
+                write::rewrite_table(
+                    &old,
+                    &desc,
+                    &|row| {
+                        let mut r = row.clone();
+                        r.insert(at, default.clone());
+                        Ok(r)
+                    },
+                    cx,
+                )?;
+            }
+            if *unique {
+                let index = IndexDesc {
+                    id: desc.next_index_id,
+                    name: format!("{table}_{}_key", column.name),
+                    unique: true,
+                    columns: vec![(column.id, crate::encoding::Direction::Asc)],
+                };
+                check_index_names_free(cx, std::iter::once(index.name.as_str()))?;
+                desc.next_index_id += 1;
+                write::backfill_index(&desc, &index, cx)?;
+                desc.indexes.push(index);
+            }
+            Catalog::update_table(cx.txn()?, &mut desc)?;
+            Ok("ALTER TABLE".into())
+        }
+        Plan::DropColumn { table, column, if_exists } => {
+            let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
+            let Some((_, col)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
+                if *if_exists {
+                    sink.notice(&format!("column \"{column}\" of relation \"{table}\" does not exist, skipping"))?;
+                    return Ok("ALTER TABLE".into());
+                }
+                return sql_err!(UndefinedColumn, "column \"{column}\" of relation \"{table}\" does not exist");
+            };
+            let id = col.id;
+            if desc.primary.columns.iter().any(|(c, _)| *c == id) {
+                return sql_err!(FeatureNotSupported, "cannot drop column \"{column}\": it is part of the primary key");
+            }
+            // Indexes on the column go with it (PostgreSQL does the same).
+            desc.indexes.retain(|i| !i.columns.iter().any(|(c, _)| *c == id));
+            desc.columns.retain(|c| c.id != id);
+            Catalog::update_table(cx.txn()?, &mut desc)?;
+            Ok("ALTER TABLE".into())
+        }
+        Plan::AddPrimaryKey { table, columns } => {
+            let old = Catalog::must_table(cx.txn()?, table)?;
+            if !old.has_hidden_rowid() {
+                return sql_err!(InvalidTableDefinition, "multiple primary keys for table \"{table}\" are not allowed");
+            }
+            let mut desc: TableDesc = (*old).clone();
+            let hidden = desc.columns.iter().position(|c| c.hidden).expect("has a row id");
+            desc.columns.remove(hidden);
+            desc.primary.columns = planner::resolve_index_columns(&desc, columns)?;
+            for (id, _) in desc.primary.columns.clone() {
+                if let Some(c) = desc.columns.iter_mut().find(|c| c.id == id) {
+                    c.nullable = false;
+                }
+            }
+            write::rewrite_table(
+                &old,
+                &desc,
+                &|row| {
+                    let mut r = row.clone();
+                    r.remove(hidden);
+                    Ok(r)
+                },
+                cx,
+            )?;
+            Catalog::update_table(cx.txn()?, &mut desc)?;
+            Ok("ALTER TABLE".into())
+        }
+        Plan::Truncate { tables } => {
+            for name in tables {
+                let old = Catalog::must_table(cx.txn()?, name)?;
+                let mut desc = (*old).clone();
+                desc.id = Catalog::next_table_id(cx.txn()?)?;
+                desc.version += 1;
+                Catalog::drop_table(cx.txn()?, &old)?;
+                Catalog::create_table(cx.txn()?, &desc)?;
+            }
+            Ok("TRUNCATE TABLE".into())
+        }
+        other => Err(Error::new(SqlState::InternalError, format!("not a schema change: {other:?}"))),
+    }
+}
+
+/// Whether a table or index already has `name` (they share a namespace).
+fn name_taken(cx: &mut Cx, name: &str) -> Result<bool> {
+    if Catalog::table(cx.txn()?, name)?.is_some() {
+        return Ok(true);
+    }
+    Ok(Catalog::tables(cx.txn()?)?
+        .iter()
+        .any(|t| t.primary.name == name || t.indexes.iter().any(|i| i.name == name)))
+}
+
+fn check_index_names_free<'a>(cx: &mut Cx, names: impl Iterator<Item = &'a str>) -> Result<()> {
+    for name in names {
+        if name_taken(cx, name)? {
+            return sql_err!(DuplicateTable, "relation \"{name}\" already exists");
+        }
+    }
+    Ok(())
+}

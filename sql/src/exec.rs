@@ -1,0 +1,1176 @@
+//! The executor: plan nodes become operators that pull rows from their
+//! inputs (the Volcano model), so rows stream from key-value scans to the
+//! client a page at a time. Operators that must see all their input
+//! (sort, hash join's build side, aggregation, DISTINCT, set operations)
+//! hold at most [`limits::MEMORY_ROWS_MAX`] rows and fail with 53200
+//! beyond.
+//!
+//! ```text
+//!   client <- Project <- Filter <- Scan --scan(start, end, 256)--> Transaction
+//! ```
+//!
+//! Expressions are evaluated with three-valued logic (NULL is "unknown":
+//! `NULL AND false` is false, `NULL AND true` is NULL, a WHERE keeps only
+//! true). Subqueries run as nested plans: an uncorrelated one once per
+//! statement (its rows cached), a correlated one per outer row, with that
+//! row pushed on `Cx::outer` for `Expr::Outer` to read.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::rc::Rc;
+
+use crate::catalog::{IndexDesc, TableDesc, PRIMARY_INDEX_ID};
+use crate::encoding::{self, Direction};
+use crate::error::{Error, Result, SqlState};
+use crate::functions;
+use crate::kv::{Pair, Transaction};
+use crate::layout;
+use crate::limits;
+use crate::ops;
+use crate::plan::*;
+use crate::sql_err;
+use crate::types::{DataType, Row, Value};
+
+/// What a statement's execution counted (EXPLAIN ANALYZE).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Key-value calls (gets and scan pages).
+    pub kv_requests: u64,
+    /// Pairs read.
+    pub kv_pairs: u64,
+    /// Bytes of keys and values read.
+    pub kv_bytes: u64,
+}
+
+/// The execution context: the transaction and the statement's inputs.
+pub struct Cx<'t> {
+    txn: Option<&'t mut dyn Transaction>,
+    pub params: Vec<Value>,
+    /// The statement's timestamp, microseconds since the Unix epoch.
+    pub now_us: i64,
+    /// Rows of enclosing queries, innermost last.
+    outer: Vec<Row>,
+    /// Uncorrelated subqueries' rows, by plan node address.
+    cache: HashMap<usize, Rc<Vec<Row>>>,
+    pub stats: Stats,
+}
+
+impl<'t> Cx<'t> {
+    pub fn new(txn: &'t mut dyn Transaction, params: Vec<Value>, now_us: i64) -> Cx<'t> {
+        Cx { txn: Some(txn), params, now_us, outer: Vec::new(), cache: HashMap::new(), stats: Stats::default() }
+    }
+
+    pub fn txn(&mut self) -> Result<&mut dyn Transaction> {
+        match self.txn.as_deref_mut() {
+            Some(t) => Ok(t),
+            None => sql_err!(InternalError, "no transaction to read from"),
+        }
+    }
+
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.stats.kv_requests += 1;
+        let v = self.txn()?.get(key)?;
+        if let Some(v) = &v {
+            self.stats.kv_pairs += 1;
+            self.stats.kv_bytes += (key.len() + v.len()) as u64;
+        }
+        Ok(v)
+    }
+
+    pub fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>> {
+        self.stats.kv_requests += 1;
+        let page = self.txn()?.scan(start, end, limit)?;
+        self.stats.kv_pairs += page.len() as u64;
+        self.stats.kv_bytes += page.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
+        Ok(page)
+    }
+}
+
+/// A running plan node.
+pub trait Operator {
+    /// The next row, or None when done.
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>>;
+}
+
+/// Builds the operator tree of `node`.
+pub fn build(node: &Node) -> Box<dyn Operator + '_> {
+    match node {
+        Node::Scan { table, index, spans } => Box::new(Scan::new(table, index, spans)),
+        Node::Values { rows, .. } => Box::new(Values { rows, next: 0 }),
+        Node::Filter { input, predicate } => Box::new(Filter { input: build(input), predicate }),
+        Node::Project { input, exprs } => Box::new(Project { input: build(input), exprs }),
+        Node::Aggregate { input, group_by, aggregates } => {
+            Box::new(Aggregate { input: build(input), group_by, aggregates, output: None })
+        }
+        Node::Sort { input, keys } => Box::new(Sort { input: build(input), keys, output: None }),
+        Node::Limit { input, limit, offset } => {
+            Box::new(Limit { input: build(input), limit, offset, remaining: None, skipped: false })
+        }
+        Node::Distinct { input } => Box::new(Distinct { input: build(input), seen: BTreeSet::new() }),
+        Node::Join { left, right, kind, left_keys, right_keys, on } => Box::new(Join {
+            left: build(left),
+            right: build(right),
+            right_width: right.width(),
+            left_width: left.width(),
+            kind: *kind,
+            left_keys,
+            right_keys,
+            on: on.as_ref(),
+            state: None,
+        }),
+        Node::SetOp { op, all, left, right } => {
+            Box::new(SetOp { op: *op, all: *all, left: build(left), right: build(right), state: None })
+        }
+        Node::Series { start, stop, step, data_type } => {
+            Box::new(Series { start, stop, step: step.as_ref(), data_type: *data_type, state: None })
+        }
+    }
+}
+
+/// Runs `node` to the end, collecting at most `limit` rows.
+pub fn collect(node: &Node, cx: &mut Cx, limit: usize) -> Result<Vec<Row>> {
+    let mut op = build(node);
+    let mut rows = Vec::new();
+    while rows.len() < limit {
+        match op.next(cx)? {
+            Some(r) => rows.push(r),
+            None => break,
+        }
+        if rows.len() > limits::MEMORY_ROWS_MAX {
+            return too_many_rows("a subquery");
+        }
+    }
+    Ok(rows)
+}
+
+fn too_many_rows<T>(what: &str) -> Result<T> {
+    sql_err!(OutOfMemory, "{what} would hold more than {} rows in memory", limits::MEMORY_ROWS_MAX)
+}
+
+// ---- expressions -------------------------------------------------------------
+
+/// Evaluates an expression with no row, parameters or transaction (the
+/// optimizer's constant folding).
+pub fn eval_constant(e: &Expr) -> Result<Value> {
+    let mut cx = Cx { txn: None, params: Vec::new(), now_us: 0, outer: Vec::new(), cache: HashMap::new(), stats: Stats::default() };
+    eval(e, &[], &mut cx)
+}
+
+/// Evaluates `e` over `row`.
+pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
+    Ok(match e {
+        Expr::Constant(v) => v.clone(),
+        Expr::Column(i) => row.get(*i).cloned().ok_or_else(|| internal(format!("column {i} out of range")))?,
+        Expr::Outer { depth, index } => {
+            let r = cx.outer.len().checked_sub(*depth).and_then(|d| cx.outer.get(d));
+            r.and_then(|r| r.get(*index)).cloned().ok_or_else(|| internal("outer column out of range".into()))?
+        }
+        Expr::Param(i) => cx.params.get(*i).cloned().ok_or_else(|| {
+            Error::new(SqlState::UndefinedParameter, format!("there is no parameter ${}", i + 1))
+        })?,
+        Expr::Binary(op, a, b) => {
+            let a = eval(a, row, cx)?;
+            let b = eval(b, row, cx)?;
+            ops::binary(*op, &a, &b)?
+        }
+        Expr::Unary(op, a) => ops::unary(*op, &eval(a, row, cx)?)?,
+        Expr::And(a, b) => {
+            let a = eval(a, row, cx)?.as_bool()?;
+            if a == Some(false) {
+                return Ok(Value::Bool(false));
+            }
+            let b = eval(b, row, cx)?.as_bool()?;
+            match (a, b) {
+                (_, Some(false)) => Value::Bool(false),
+                (Some(true), Some(true)) => Value::Bool(true),
+                _ => Value::Null,
+            }
+        }
+        Expr::Or(a, b) => {
+            let a = eval(a, row, cx)?.as_bool()?;
+            if a == Some(true) {
+                return Ok(Value::Bool(true));
+            }
+            let b = eval(b, row, cx)?.as_bool()?;
+            match (a, b) {
+                (_, Some(true)) => Value::Bool(true),
+                (Some(false), Some(false)) => Value::Bool(false),
+                _ => Value::Null,
+            }
+        }
+        Expr::Not(a) => match eval(a, row, cx)?.as_bool()? {
+            Some(b) => Value::Bool(!b),
+            None => Value::Null,
+        },
+        Expr::IsNull(a) => Value::Bool(eval(a, row, cx)?.is_null()),
+        Expr::IsBool(a, want) => Value::Bool(eval(a, row, cx)?.as_bool()? == Some(*want)),
+        Expr::IsDistinctFrom(a, b) => {
+            let a = eval(a, row, cx)?;
+            let b = eval(b, row, cx)?;
+            Value::Bool(match (a.is_null(), b.is_null()) {
+                (true, true) => false,
+                (true, false) | (false, true) => true,
+                (false, false) => ops::compare(&a, &b)? != Some(Ordering::Equal),
+            })
+        }
+        Expr::Like { expr, pattern, case_insensitive } => {
+            let x = eval(expr, row, cx)?;
+            let p = eval(pattern, row, cx)?;
+            ops::like(&x, &p, *case_insensitive)?
+        }
+        Expr::Case { operand, whens, otherwise } => {
+            let subject = match operand {
+                Some(o) => Some(eval(o, row, cx)?),
+                None => None,
+            };
+            for (when, then) in whens {
+                let w = eval(when, row, cx)?;
+                let hit = match &subject {
+                    Some(s) => ops::compare(s, &w)? == Some(Ordering::Equal),
+                    None => w.as_bool()? == Some(true),
+                };
+                if hit {
+                    return eval(then, row, cx);
+                }
+            }
+            eval(otherwise, row, cx)?
+        }
+        Expr::Cast(a, t) => ops::cast(&eval(a, row, cx)?, *t)?,
+        Expr::Function(name, args) => {
+            let mut values = Vec::with_capacity(args.len());
+            for a in args {
+                values.push(eval(a, row, cx)?);
+            }
+            functions::call(name, &values)?
+        }
+        Expr::Coalesce(args) => {
+            for a in args {
+                let v = eval(a, row, cx)?;
+                if !v.is_null() {
+                    return Ok(v);
+                }
+            }
+            Value::Null
+        }
+        Expr::NullIf(a, b) => {
+            let a = eval(a, row, cx)?;
+            let b = eval(b, row, cx)?;
+            if ops::compare(&a, &b)? == Some(Ordering::Equal) {
+                Value::Null
+            } else {
+                a
+            }
+        }
+        Expr::InList(x, list) => {
+            let x = eval(x, row, cx)?;
+            let mut items = Vec::with_capacity(list.len());
+            for item in list {
+                items.push(eval(item, row, cx)?);
+            }
+            in_values(&x, items.iter())?
+        }
+        Expr::InSubquery(x, node) => {
+            let x = eval(x, row, cx)?;
+            let rows = subquery_rows(node, row, cx, usize::MAX)?;
+            in_values(&x, rows.iter().map(|r| &r[0]))?
+        }
+        Expr::Exists(node) => Value::Bool(!subquery_rows(node, row, cx, 1)?.is_empty()),
+        Expr::Subquery(node) => {
+            let rows = subquery_rows(node, row, cx, 2)?;
+            match rows.len() {
+                0 => Value::Null,
+                1 => rows[0][0].clone(),
+                _ => return sql_err!(CardinalityViolation, "more than one row returned by a subquery used as an expression"),
+            }
+        }
+        Expr::Now => Value::Timestamp(cx.now_us),
+    })
+}
+
+/// `x IN (items)` with SQL's NULL rules.
+fn in_values<'v>(x: &Value, items: impl Iterator<Item = &'v Value>) -> Result<Value> {
+    if x.is_null() {
+        return Ok(Value::Null);
+    }
+    let mut saw_null = false;
+    for item in items {
+        match ops::compare(x, item)? {
+            Some(Ordering::Equal) => return Ok(Value::Bool(true)),
+            None => saw_null = true,
+            _ => {}
+        }
+    }
+    Ok(if saw_null { Value::Null } else { Value::Bool(false) })
+}
+
+/// Whether `node` reads a row of a query outside it.
+fn is_correlated(node: &Node) -> bool {
+    let mut found = false;
+    visit_node_exprs(node, 0, &mut |e, level| {
+        if let Expr::Outer { depth, .. } = e {
+            if *depth > level {
+                found = true;
+            }
+        }
+    });
+    found
+}
+
+/// Calls `f(expr, level)` on every expression in `node`, descending into
+/// subqueries (level + 1).
+fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) {
+    let on_expr = |e: &Expr, f: &mut dyn FnMut(&Expr, usize)| {
+        e.walk(&mut |x| {
+            f(x, level);
+            match x {
+                Expr::Subquery(n) | Expr::Exists(n) | Expr::InSubquery(_, n) => visit_node_exprs(n, level + 1, f),
+                _ => {}
+            }
+        })
+    };
+    match node {
+        Node::Scan { spans, .. } => {
+            for s in spans {
+                for e in s.equal.iter().chain(s.lower.iter().map(|(e, _)| e)).chain(s.upper.iter().map(|(e, _)| e)) {
+                    on_expr(e, f);
+                }
+            }
+        }
+        Node::Values { rows, .. } => rows.iter().flatten().for_each(|e| on_expr(e, f)),
+        Node::Filter { input, predicate } => {
+            on_expr(predicate, f);
+            visit_node_exprs(input, level, f);
+        }
+        Node::Project { input, exprs } => {
+            exprs.iter().for_each(|e| on_expr(e, f));
+            visit_node_exprs(input, level, f);
+        }
+        Node::Aggregate { input, group_by, aggregates } => {
+            group_by.iter().for_each(|e| on_expr(e, f));
+            aggregates.iter().filter_map(|a| a.arg.as_ref()).for_each(|e| on_expr(e, f));
+            visit_node_exprs(input, level, f);
+        }
+        Node::Sort { input, keys } => {
+            keys.iter().for_each(|k| on_expr(&k.expr, f));
+            visit_node_exprs(input, level, f);
+        }
+        Node::Limit { input, limit, offset } => {
+            limit.iter().chain(offset.iter()).for_each(|e| on_expr(e, f));
+            visit_node_exprs(input, level, f);
+        }
+        Node::Distinct { input } => visit_node_exprs(input, level, f),
+        Node::Join { left, right, left_keys, right_keys, on, .. } => {
+            left_keys.iter().chain(right_keys.iter()).chain(on.iter()).for_each(|e| on_expr(e, f));
+            visit_node_exprs(left, level, f);
+            visit_node_exprs(right, level, f);
+        }
+        Node::SetOp { left, right, .. } => {
+            visit_node_exprs(left, level, f);
+            visit_node_exprs(right, level, f);
+        }
+        Node::Series { start, stop, step, .. } => {
+            on_expr(start, f);
+            on_expr(stop, f);
+            step.iter().for_each(|e| on_expr(e, f));
+        }
+    }
+}
+
+/// The rows of a subquery for the current `row` (at most `limit` when it
+/// is correlated; all of them, once, when it is not).
+fn subquery_rows(node: &Node, row: &[Value], cx: &mut Cx, limit: usize) -> Result<Rc<Vec<Row>>> {
+    let key = node as *const Node as usize;
+    if let Some(rows) = cx.cache.get(&key) {
+        return Ok(rows.clone());
+    }
+    let correlated = is_correlated(node);
+    if cx.outer.len() >= limits::NESTING_DEPTH_MAX {
+        return sql_err!(ProgramLimitExceeded, "subqueries nest too deeply");
+    }
+    cx.outer.push(row.to_vec());
+    let rows = collect(node, cx, if correlated { limit } else { usize::MAX });
+    cx.outer.pop();
+    let rows = Rc::new(rows?);
+    if !correlated {
+        cx.cache.insert(key, rows.clone());
+    }
+    Ok(rows)
+}
+
+fn internal(message: String) -> Error {
+    Error::new(SqlState::InternalError, message)
+}
+
+/// Whether a WHERE-style predicate holds (true, not false or NULL).
+fn holds(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<bool> {
+    Ok(eval(e, row, cx)?.as_bool()? == Some(true))
+}
+
+// ---- scans -----------------------------------------------------------------------
+
+struct Scan<'p> {
+    table: &'p TableDesc,
+    index: &'p IndexDesc,
+    spans: &'p [ScanSpan],
+    /// Key ranges still to read, `[start, end)`.
+    ranges: Option<VecDeque<(Vec<u8>, Vec<u8>)>>,
+    /// The range being read, from its next key.
+    current: Option<(Vec<u8>, Vec<u8>)>,
+    page: VecDeque<Pair>,
+}
+
+impl<'p> Scan<'p> {
+    fn new(table: &'p TableDesc, index: &'p IndexDesc, spans: &'p [ScanSpan]) -> Scan<'p> {
+        Scan { table, index, spans, ranges: None, current: None, page: VecDeque::new() }
+    }
+}
+
+/// Whether a bound value can be encoded against a column of type `ty`
+/// (same family: integers, floats, strings, ...).
+fn same_family(v: &Value, ty: DataType) -> bool {
+    match v.data_type() {
+        None => false,
+        Some(t) => {
+            (t.is_integer() && ty.is_integer()) || (t.is_float() && ty.is_float()) || t.base() == ty.base()
+        }
+    }
+}
+
+/// The key ranges of `spans` over `index`, in key order.
+pub fn span_ranges(
+    table: &TableDesc,
+    index: &IndexDesc,
+    spans: &[ScanSpan],
+    cx: &mut Cx,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let prefix = encoding::index_prefix(table.id, index.id);
+    let mut out = Vec::new();
+    'spans: for span in spans {
+        let mut start = prefix.clone();
+        for (i, e) in span.equal.iter().enumerate() {
+            let (id, dir) = index.columns[i];
+            let ty = table.column_by_id(id).map(|(_, c)| c.data_type).ok_or_else(|| internal("index column".into()))?;
+            let v = eval(e, &[], cx)?;
+            if v.is_null() {
+                continue 'spans; // = NULL matches nothing
+            }
+            if !same_family(&v, ty) {
+                // Leave the rest to the filter.
+                let end = encoding::prefix_end(&start);
+                out.push((start, end));
+                continue 'spans;
+            }
+            encoding::encode_key_value(&mut start, &v, dir);
+        }
+        let base = start;
+        let mut lo = base.clone();
+        let mut hi = encoding::prefix_end(&base);
+        if let Some(&(id, dir)) = index.columns.get(span.equal.len()) {
+            let ty = table.column_by_id(id).map(|(_, c)| c.data_type).ok_or_else(|| internal("index column".into()))?;
+            let bound = |b: &Option<(Expr, bool)>, cx: &mut Cx| -> Result<Option<Option<(Vec<u8>, bool)>>> {
+                // Some(None): no usable bound; None: matches nothing.
+                let Some((e, inclusive)) = b else { return Ok(Some(None)) };
+                let v = eval(e, &[], cx)?;
+                if v.is_null() {
+                    return Ok(None);
+                }
+                if !same_family(&v, ty) {
+                    return Ok(Some(None));
+                }
+                let mut k = base.clone();
+                encoding::encode_key_value(&mut k, &v, dir);
+                Ok(Some(Some((k, *inclusive))))
+            };
+            let (Some(lower), Some(upper)) = (bound(&span.lower, cx)?, bound(&span.upper, cx)?) else {
+                continue 'spans;
+            };
+            // Descending columns store larger values first.
+            let (from, to) = match dir {
+                Direction::Asc => (lower, upper),
+                Direction::Desc => (upper, lower),
+            };
+            if let Some((k, inclusive)) = from {
+                lo = if inclusive { k } else { encoding::prefix_end(&k) };
+            }
+            if let Some((k, inclusive)) = to {
+                hi = if inclusive { encoding::prefix_end(&k) } else { k };
+            }
+        }
+        if hi.is_empty() || lo < hi {
+            out.push((lo, hi));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Operator for Scan<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.ranges.is_none() {
+            self.ranges = Some(span_ranges(self.table, self.index, self.spans, cx)?.into());
+        }
+        loop {
+            if let Some((key, value)) = self.page.pop_front() {
+                if self.index.id == PRIMARY_INDEX_ID {
+                    return layout::decode_row(self.table, &key, &value).map(Some);
+                }
+                let target = layout::index_entry_target(self.table, self.index, &key, &value)?;
+                let row_key = layout::row_key_from_suffix(self.table, &target);
+                let Some(row) = cx.get(&row_key)? else {
+                    return sql_err!(
+                        InternalError,
+                        "index {} entry {} points at a missing row",
+                        self.index.name,
+                        encoding::pretty_key(&key)
+                    );
+                };
+                return layout::decode_row(self.table, &row_key, &row).map(Some);
+            }
+            if let Some((start, end)) = self.current.take() {
+                let page = cx.scan(&start, &end, limits::SCAN_PAGE_ROWS)?;
+                if page.len() == limits::SCAN_PAGE_ROWS {
+                    let mut next = page.last().expect("full page").0.clone();
+                    next.push(0);
+                    self.current = Some((next, end));
+                }
+                self.page = page.into();
+                continue;
+            }
+            match self.ranges.as_mut().and_then(|r| r.pop_front()) {
+                Some(range) => self.current = Some(range),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+// ---- simple operators ---------------------------------------------------------------
+
+struct Values<'p> {
+    rows: &'p [Vec<Expr>],
+    next: usize,
+}
+
+impl Operator for Values<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        let Some(exprs) = self.rows.get(self.next) else { return Ok(None) };
+        self.next += 1;
+        let mut row = Vec::with_capacity(exprs.len());
+        for e in exprs {
+            row.push(eval(e, &[], cx)?);
+        }
+        Ok(Some(row))
+    }
+}
+
+struct Filter<'p> {
+    input: Box<dyn Operator + 'p>,
+    predicate: &'p Expr,
+}
+
+impl Operator for Filter<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        while let Some(row) = self.input.next(cx)? {
+            if holds(self.predicate, &row, cx)? {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+}
+
+struct Project<'p> {
+    input: Box<dyn Operator + 'p>,
+    exprs: &'p [Expr],
+}
+
+impl Operator for Project<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        let Some(row) = self.input.next(cx)? else { return Ok(None) };
+        let mut out = Vec::with_capacity(self.exprs.len());
+        for e in self.exprs {
+            out.push(eval(e, &row, cx)?);
+        }
+        Ok(Some(out))
+    }
+}
+
+struct Limit<'p> {
+    input: Box<dyn Operator + 'p>,
+    limit: &'p Option<Expr>,
+    offset: &'p Option<Expr>,
+    remaining: Option<Option<u64>>,
+    skipped: bool,
+}
+
+fn count_value(e: &Option<Expr>, what: &str, cx: &mut Cx) -> Result<Option<u64>> {
+    let Some(e) = e else { return Ok(None) };
+    match eval(e, &[], cx)? {
+        Value::Null => Ok(None),
+        v => match v.as_i64() {
+            Some(n) if n >= 0 => Ok(Some(n as u64)),
+            Some(_) => Err(Error::new(SqlState::InvalidRowCountInLimitClause, format!("{what} must not be negative"))),
+            None => sql_err!(DatatypeMismatch, "argument of {what} must be type bigint"),
+        },
+    }
+}
+
+impl Operator for Limit<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.remaining.is_none() {
+            self.remaining = Some(count_value(self.limit, "LIMIT", cx)?);
+        }
+        if !self.skipped {
+            self.skipped = true;
+            let offset = count_value(self.offset, "OFFSET", cx)?.unwrap_or(0);
+            for _ in 0..offset {
+                if self.input.next(cx)?.is_none() {
+                    return Ok(None);
+                }
+            }
+        }
+        match self.remaining {
+            Some(Some(0)) => Ok(None),
+            Some(Some(n)) => {
+                self.remaining = Some(Some(n - 1));
+                self.input.next(cx)
+            }
+            _ => self.input.next(cx),
+        }
+    }
+}
+
+/// A row as bytes that are equal exactly when the rows are SQL-equal
+/// (NULLs equal each other), for hashing and deduplication.
+fn row_key(values: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in values {
+        encoding::encode_key_value(&mut out, &normalize(v), Direction::Asc);
+    }
+    out
+}
+
+/// Numbers of every width as one form, so 1 and 1.0 group together.
+fn normalize(v: &Value) -> Value {
+    const EXACT: i64 = 1 << 53;
+    match v {
+        Value::Float4(f) => Value::Float8(f64::from(*f)),
+        v => match v.as_i64() {
+            Some(i) if (-EXACT..=EXACT).contains(&i) => Value::Float8(i as f64),
+            Some(i) => Value::Int8(i),
+            None => v.clone(),
+        },
+    }
+}
+
+struct Distinct<'p> {
+    input: Box<dyn Operator + 'p>,
+    seen: BTreeSet<Vec<u8>>,
+}
+
+impl Operator for Distinct<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        while let Some(row) = self.input.next(cx)? {
+            if self.seen.insert(row_key(&row)) {
+                if self.seen.len() > limits::MEMORY_ROWS_MAX {
+                    return too_many_rows("DISTINCT");
+                }
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+}
+
+// ---- sort -----------------------------------------------------------------------------
+
+struct Sort<'p> {
+    input: Box<dyn Operator + 'p>,
+    keys: &'p [SortKey],
+    output: Option<std::vec::IntoIter<Row>>,
+}
+
+/// Compares by `keys` (values precomputed per row).
+fn compare_keys(keys: &[SortKey], a: &[Value], b: &[Value]) -> Ordering {
+    for (k, (x, y)) in keys.iter().zip(a.iter().zip(b)) {
+        let ord = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => {
+                if k.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if k.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (false, false) => {
+                let o = ops::sort_cmp(x, y);
+                if k.descending {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+impl Operator for Sort<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.output.is_none() {
+            let mut rows: Vec<(Vec<Value>, Row)> = Vec::new();
+            while let Some(row) = self.input.next(cx)? {
+                if rows.len() >= limits::MEMORY_ROWS_MAX {
+                    return too_many_rows("ORDER BY");
+                }
+                let mut key = Vec::with_capacity(self.keys.len());
+                for k in self.keys {
+                    key.push(eval(&k.expr, &row, cx)?);
+                }
+                rows.push((key, row));
+            }
+            // Stable: rows equal by the keys keep their input order.
+            rows.sort_by(|a, b| compare_keys(self.keys, &a.0, &b.0));
+            self.output = Some(rows.into_iter().map(|(_, r)| r).collect::<Vec<_>>().into_iter());
+        }
+        Ok(self.output.as_mut().and_then(|o| o.next()))
+    }
+}
+
+// ---- aggregation ------------------------------------------------------------------------
+
+/// One aggregate's running state.
+#[derive(Debug, Clone)]
+enum Acc {
+    Count(i64),
+    SumInt(Option<i128>),
+    SumFloat(Option<f64>),
+    Avg { sum: f64, count: i64 },
+    MinMax(Option<Value>),
+    Bool(Option<bool>),
+}
+
+impl Acc {
+    fn new(call: &AggCall) -> Acc {
+        match call.func {
+            AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
+            AggFunc::Sum if call.data_type == DataType::Int8 => Acc::SumInt(None),
+            AggFunc::Sum => Acc::SumFloat(None),
+            AggFunc::Avg => Acc::Avg { sum: 0.0, count: 0 },
+            AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
+            AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
+        }
+    }
+
+    fn add(&mut self, call: &AggCall, v: Value) -> Result<()> {
+        if call.func == AggFunc::CountStar {
+            if let Acc::Count(n) = self {
+                *n += 1;
+            }
+            return Ok(());
+        }
+        if v.is_null() {
+            return Ok(());
+        }
+        match self {
+            Acc::Count(n) => *n += 1,
+            Acc::SumInt(s) => {
+                let x = v.as_i64().ok_or_else(|| internal("sum of a non-integer".into()))?;
+                *s = Some(s.unwrap_or(0) + i128::from(x));
+            }
+            Acc::SumFloat(s) => *s = Some(s.unwrap_or(0.0) + v.as_f64().unwrap_or(0.0)),
+            Acc::Avg { sum, count } => {
+                *sum += v.as_f64().ok_or_else(|| internal("avg of a non-number".into()))?;
+                *count += 1;
+            }
+            Acc::MinMax(m) => {
+                let replace = match m {
+                    None => true,
+                    Some(cur) => {
+                        let o = ops::sort_cmp(&v, cur);
+                        if call.func == AggFunc::Min {
+                            o == Ordering::Less
+                        } else {
+                            o == Ordering::Greater
+                        }
+                    }
+                };
+                if replace {
+                    *m = Some(v);
+                }
+            }
+            Acc::Bool(b) => {
+                let x = v.as_bool()?.unwrap_or(false);
+                *b = Some(match (*b, call.func) {
+                    (None, _) => x,
+                    (Some(p), AggFunc::BoolAnd) => p && x,
+                    (Some(p), _) => p || x,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self, call: &AggCall) -> Result<Value> {
+        Ok(match self {
+            Acc::Count(n) => Value::Int8(*n),
+            Acc::SumInt(None) | Acc::SumFloat(None) | Acc::MinMax(None) | Acc::Bool(None) => Value::Null,
+            Acc::SumInt(Some(s)) => match i64::try_from(*s) {
+                Ok(v) => Value::Int8(v),
+                Err(_) => return sql_err!(NumericValueOutOfRange, "bigint out of range"),
+            },
+            Acc::SumFloat(Some(s)) => match call.data_type {
+                DataType::Float4 => Value::Float4(*s as f32),
+                _ => Value::Float8(*s),
+            },
+            Acc::Avg { count: 0, .. } => Value::Null,
+            Acc::Avg { sum, count } => Value::Float8(sum / *count as f64),
+            Acc::MinMax(Some(v)) => v.clone(),
+            Acc::Bool(Some(b)) => Value::Bool(*b),
+        })
+    }
+}
+
+struct Group {
+    values: Row,
+    accs: Vec<Acc>,
+    /// DISTINCT aggregates' seen arguments.
+    seen: Vec<BTreeSet<Vec<u8>>>,
+}
+
+struct Aggregate<'p> {
+    input: Box<dyn Operator + 'p>,
+    group_by: &'p [Expr],
+    aggregates: &'p [AggCall],
+    output: Option<std::vec::IntoIter<Row>>,
+}
+
+impl Operator for Aggregate<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.output.is_none() {
+            let new_group = |values: Row| Group {
+                values,
+                accs: self.aggregates.iter().map(Acc::new).collect(),
+                seen: self.aggregates.iter().map(|_| BTreeSet::new()).collect(),
+            };
+            // Groups in key order: deterministic output.
+            let mut groups: BTreeMap<Vec<u8>, Group> = BTreeMap::new();
+            while let Some(row) = self.input.next(cx)? {
+                let mut values = Vec::with_capacity(self.group_by.len());
+                for g in self.group_by {
+                    values.push(eval(g, &row, cx)?);
+                }
+                let key = row_key(&values);
+                if !groups.contains_key(&key) {
+                    if groups.len() >= limits::MEMORY_ROWS_MAX {
+                        return too_many_rows("GROUP BY");
+                    }
+                    groups.insert(key.clone(), new_group(values));
+                }
+                let group = groups.get_mut(&key).expect("inserted");
+                for (i, call) in self.aggregates.iter().enumerate() {
+                    let v = match &call.arg {
+                        Some(a) => eval(a, &row, cx)?,
+                        None => Value::Null,
+                    };
+                    if call.distinct {
+                        if v.is_null() || !group.seen[i].insert(row_key(std::slice::from_ref(&v))) {
+                            continue;
+                        }
+                    }
+                    group.accs[i].add(call, v)?;
+                }
+            }
+            // No input and no GROUP BY: one row of empty aggregates.
+            if groups.is_empty() && self.group_by.is_empty() {
+                groups.insert(Vec::new(), new_group(Vec::new()));
+            }
+            let mut rows = Vec::with_capacity(groups.len());
+            for group in groups.into_values() {
+                let mut row = group.values;
+                for (acc, call) in group.accs.iter().zip(self.aggregates) {
+                    row.push(acc.finish(call)?);
+                }
+                rows.push(row);
+            }
+            self.output = Some(rows.into_iter());
+        }
+        Ok(self.output.as_mut().and_then(|o| o.next()))
+    }
+}
+
+// ---- joins ----------------------------------------------------------------------------------
+
+struct JoinState {
+    right_rows: Vec<Row>,
+    /// Right rows by join key (hash join).
+    table: Option<HashMap<Vec<u8>, Vec<usize>>>,
+    right_matched: Vec<bool>,
+    /// Rows ready to return.
+    pending: VecDeque<Row>,
+    left_done: bool,
+    unmatched_emitted: bool,
+}
+
+struct Join<'p> {
+    left: Box<dyn Operator + 'p>,
+    right: Box<dyn Operator + 'p>,
+    left_width: usize,
+    right_width: usize,
+    kind: JoinKind,
+    left_keys: &'p [Expr],
+    right_keys: &'p [Expr],
+    on: Option<&'p Expr>,
+    state: Option<JoinState>,
+}
+
+/// A join key, or None if any part is NULL (NULL never joins).
+fn join_key(exprs: &[Expr], row: &[Value], cx: &mut Cx) -> Result<Option<Vec<u8>>> {
+    let mut values = Vec::with_capacity(exprs.len());
+    for e in exprs {
+        let v = eval(e, row, cx)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        values.push(v);
+    }
+    Ok(Some(row_key(&values)))
+}
+
+impl Operator for Join<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.state.is_none() {
+            let mut right_rows = Vec::new();
+            while let Some(r) = self.right.next(cx)? {
+                if right_rows.len() >= limits::MEMORY_ROWS_MAX {
+                    return too_many_rows("a join");
+                }
+                right_rows.push(r);
+            }
+            let table = if self.right_keys.is_empty() {
+                None
+            } else {
+                let mut t: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+                for (i, r) in right_rows.iter().enumerate() {
+                    if let Some(k) = join_key(self.right_keys, r, cx)? {
+                        t.entry(k).or_default().push(i);
+                    }
+                }
+                Some(t)
+            };
+            let n = right_rows.len();
+            self.state = Some(JoinState {
+                right_rows,
+                table,
+                right_matched: vec![false; n],
+                pending: VecDeque::new(),
+                left_done: false,
+                unmatched_emitted: false,
+            });
+        }
+        loop {
+            let state = self.state.as_mut().expect("built");
+            if let Some(row) = state.pending.pop_front() {
+                return Ok(Some(row));
+            }
+            if !state.left_done {
+                let Some(left) = self.left.next(cx)? else {
+                    self.state.as_mut().expect("built").left_done = true;
+                    continue;
+                };
+                let candidates: Vec<usize> = match &state.table {
+                    Some(t) => match join_key(self.left_keys, &left, cx)? {
+                        Some(k) => t.get(&k).cloned().unwrap_or_default(),
+                        None => Vec::new(),
+                    },
+                    None => (0..state.right_rows.len()).collect(),
+                };
+                let mut matched = false;
+                for i in candidates {
+                    let state = self.state.as_mut().expect("built");
+                    let mut joined = left.clone();
+                    joined.extend_from_slice(&state.right_rows[i]);
+                    let ok = match self.on {
+                        Some(on) => holds(on, &joined, cx)?,
+                        None => true,
+                    };
+                    if ok {
+                        let state = self.state.as_mut().expect("built");
+                        matched = true;
+                        state.right_matched[i] = true;
+                        state.pending.push_back(joined);
+                    }
+                }
+                if !matched && matches!(self.kind, JoinKind::Left | JoinKind::Full) {
+                    let mut joined = left;
+                    joined.extend(std::iter::repeat_n(Value::Null, self.right_width));
+                    self.state.as_mut().expect("built").pending.push_back(joined);
+                }
+                continue;
+            }
+            if !state.unmatched_emitted {
+                state.unmatched_emitted = true;
+                if matches!(self.kind, JoinKind::Right | JoinKind::Full) {
+                    for (i, r) in state.right_rows.iter().enumerate() {
+                        if !state.right_matched[i] {
+                            let mut joined = vec![Value::Null; self.left_width];
+                            joined.extend_from_slice(r);
+                            state.pending.push_back(joined);
+                        }
+                    }
+                }
+                continue;
+            }
+            return Ok(None);
+        }
+    }
+}
+
+// ---- set operations ---------------------------------------------------------------------------
+
+struct SetOp<'p> {
+    op: SetOpKind,
+    all: bool,
+    left: Box<dyn Operator + 'p>,
+    right: Box<dyn Operator + 'p>,
+    state: Option<SetState>,
+}
+
+struct SetState {
+    /// UNION: rows seen; INTERSECT/EXCEPT: right rows' counts.
+    counts: HashMap<Vec<u8>, i64>,
+    left_done: bool,
+}
+
+impl Operator for SetOp<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.state.is_none() {
+            let mut counts = HashMap::new();
+            if self.op != SetOpKind::Union {
+                while let Some(r) = self.right.next(cx)? {
+                    *counts.entry(row_key(&r)).or_insert(0) += 1;
+                    if counts.len() > limits::MEMORY_ROWS_MAX {
+                        return too_many_rows(if self.op == SetOpKind::Intersect { "INTERSECT" } else { "EXCEPT" });
+                    }
+                }
+            }
+            self.state = Some(SetState { counts, left_done: false });
+        }
+        let state = self.state.as_mut().expect("built");
+        loop {
+            let row = if !state.left_done {
+                match self.left.next(cx)? {
+                    Some(r) => r,
+                    None => {
+                        state.left_done = true;
+                        continue;
+                    }
+                }
+            } else if self.op == SetOpKind::Union {
+                match self.right.next(cx)? {
+                    Some(r) => r,
+                    None => return Ok(None),
+                }
+            } else {
+                return Ok(None);
+            };
+            let key = row_key(&row);
+            match self.op {
+                SetOpKind::Union => {
+                    if self.all {
+                        return Ok(Some(row));
+                    }
+                    if state.counts.insert(key, 1).is_none() {
+                        if state.counts.len() > limits::MEMORY_ROWS_MAX {
+                            return too_many_rows("UNION");
+                        }
+                        return Ok(Some(row));
+                    }
+                }
+                SetOpKind::Intersect => {
+                    if let Some(n) = state.counts.get_mut(&key) {
+                        if *n > 0 {
+                            *n = if self.all { *n - 1 } else { 0 };
+                            return Ok(Some(row));
+                        }
+                    }
+                }
+                SetOpKind::Except => {
+                    let n = state.counts.entry(key).or_insert(0);
+                    if *n > 0 {
+                        if self.all {
+                            *n -= 1;
+                        }
+                        continue;
+                    }
+                    if !self.all {
+                        *n = 1; // emit each distinct row once
+                    }
+                    return Ok(Some(row));
+                }
+            }
+        }
+    }
+}
+
+// ---- generate_series -----------------------------------------------------------------------------
+
+struct Series<'p> {
+    start: &'p Expr,
+    stop: &'p Expr,
+    step: Option<&'p Expr>,
+    data_type: DataType,
+    /// (next, stop, step, produced).
+    state: Option<Option<(i64, i64, i64, i64)>>,
+}
+
+impl Operator for Series<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.state.is_none() {
+            let start = eval(self.start, &[], cx)?;
+            let stop = eval(self.stop, &[], cx)?;
+            let step = match self.step {
+                Some(s) => eval(s, &[], cx)?,
+                None => Value::Int8(1),
+            };
+            self.state = Some(match (start.as_i64(), stop.as_i64(), step.as_i64()) {
+                (Some(a), Some(b), Some(s)) => {
+                    if s == 0 {
+                        return sql_err!(InvalidParameterValue, "step size cannot equal zero");
+                    }
+                    Some((a, b, s, 0))
+                }
+                _ => None, // a NULL argument: no rows
+            });
+        }
+        let Some(Some((next, stop, step, produced))) = self.state else { return Ok(None) };
+        if (step > 0 && next > stop) || (step < 0 && next < stop) {
+            return Ok(None);
+        }
+        if produced >= limits::SERIES_ROWS_MAX {
+            return sql_err!(ProgramLimitExceeded, "generate_series would produce more than {} rows", limits::SERIES_ROWS_MAX);
+        }
+        let after = next.checked_add(step);
+        self.state = Some(match after {
+            Some(n) => Some((n, stop, step, produced + 1)),
+            // Past i64's range: this was the last value.
+            None => Some((if step > 0 { i64::MAX } else { i64::MIN }, if step > 0 { i64::MIN } else { i64::MAX }, step, produced + 1)),
+        });
+        let v = match self.data_type {
+            DataType::Int2 => Value::Int2(next as i16),
+            DataType::Int4 => Value::Int4(next as i32),
+            _ => Value::Int8(next),
+        };
+        Ok(Some(vec![v]))
+    }
+}

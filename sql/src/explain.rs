@@ -1,0 +1,230 @@
+//! EXPLAIN: a plan as indented text, with each scan's table and index, its
+//! key spans (decoded) and the shards they touch.
+//!
+//! ```text
+//!   Sort [#1 DESC]
+//!     Aggregate group=[#1] aggregates=[count(*)]
+//!       Filter (#0 > 10)
+//!         Scan accounts@accounts_pkey
+//!           span /Table/100/1/10 - /Table/100/2 on shard 1 (leader s1, epoch 3)
+//! ```
+
+use crate::encoding;
+use crate::exec::{self, Cx};
+use crate::kv::Engine;
+use crate::ops;
+use crate::plan::*;
+use crate::types::Value;
+
+/// The lines of `plan`'s explanation. `cx` evaluates span bounds (a
+/// parameter-free plan needs no transaction).
+pub fn explain(plan: &Plan, engine: &dyn Engine, cx: &mut Cx) -> Vec<String> {
+    let mut out = Vec::new();
+    match plan {
+        Plan::Query(q) => node(&q.root, 0, engine, cx, &mut out),
+        Plan::Insert { table, source, .. } => {
+            out.push(format!("Insert {}", table.name));
+            node(source, 1, engine, cx, &mut out);
+        }
+        Plan::Update { table, source, assignments, .. } => {
+            let sets: Vec<String> =
+                assignments.iter().map(|(i, e)| format!("{} = {}", table.columns[*i].name, expr(e))).collect();
+            out.push(format!("Update {} set {}", table.name, sets.join(", ")));
+            node(source, 1, engine, cx, &mut out);
+        }
+        Plan::Delete { table, source, .. } => {
+            out.push(format!("Delete {}", table.name));
+            node(source, 1, engine, cx, &mut out);
+        }
+        Plan::Explain { plan, .. } => return explain(plan, engine, cx),
+        other => out.push(format!("{}", ddl_name(other))),
+    }
+    out
+}
+
+fn ddl_name(plan: &Plan) -> &'static str {
+    match plan {
+        Plan::CreateTable { .. } => "CreateTable",
+        Plan::DropTable { .. } => "DropTable",
+        Plan::CreateIndex { .. } => "CreateIndex",
+        Plan::DropIndex { .. } => "DropIndex",
+        Plan::AddColumn { .. } => "AddColumn",
+        Plan::DropColumn { .. } => "DropColumn",
+        Plan::AddPrimaryKey { .. } => "AddPrimaryKey",
+        Plan::Truncate { .. } => "Truncate",
+        _ => "Statement",
+    }
+}
+
+fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, out: &mut Vec<String>) {
+    let pad = "  ".repeat(depth);
+    match n {
+        Node::Scan { table, index, spans } => {
+            out.push(format!("{pad}Scan {}@{}", table.name, index.name));
+            match exec::span_ranges(table, index, spans, cx) {
+                Ok(ranges) => {
+                    if ranges.is_empty() {
+                        out.push(format!("{pad}  no spans (matches nothing)"));
+                    }
+                    for (start, end) in ranges {
+                        let shards: Vec<String> = engine
+                            .shards(&start, &end)
+                            .iter()
+                            .map(|s| format!("{} (leader s{}, epoch {})", s.shard_id, s.leader_server, s.epoch))
+                            .collect();
+                        out.push(format!(
+                            "{pad}  span {} - {} on shard {}",
+                            encoding::pretty_key(&start),
+                            if end.is_empty() { "end".to_string() } else { encoding::pretty_key(&end) },
+                            shards.join(", ")
+                        ));
+                    }
+                }
+                Err(_) => out.push(format!("{pad}  spans bound by parameters")),
+            }
+        }
+        Node::Values { rows, width } => out.push(format!("{pad}Values {} rows x {width} columns", rows.len())),
+        Node::Filter { input, predicate } => {
+            out.push(format!("{pad}Filter {}", expr(predicate)));
+            node(input, depth + 1, engine, cx, out);
+        }
+        Node::Project { input, exprs } => {
+            out.push(format!("{pad}Project [{}]", list(exprs)));
+            node(input, depth + 1, engine, cx, out);
+        }
+        Node::Aggregate { input, group_by, aggregates } => {
+            let aggs: Vec<String> = aggregates
+                .iter()
+                .map(|a| {
+                    let name = format!("{:?}", a.func).to_lowercase();
+                    match &a.arg {
+                        None => "count(*)".to_string(),
+                        Some(e) => format!("{name}({}{})", if a.distinct { "DISTINCT " } else { "" }, expr(e)),
+                    }
+                })
+                .collect();
+            out.push(format!("{pad}Aggregate group=[{}] aggregates=[{}]", list(group_by), aggs.join(", ")));
+            node(input, depth + 1, engine, cx, out);
+        }
+        Node::Sort { input, keys } => {
+            let keys: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}{}{}",
+                        expr(&k.expr),
+                        if k.descending { " DESC" } else { "" },
+                        match (k.descending, k.nulls_first) {
+                            (false, true) => " NULLS FIRST",
+                            (true, false) => " NULLS LAST",
+                            _ => "",
+                        }
+                    )
+                })
+                .collect();
+            out.push(format!("{pad}Sort [{}]", keys.join(", ")));
+            node(input, depth + 1, engine, cx, out);
+        }
+        Node::Limit { input, limit, offset } => {
+            out.push(format!(
+                "{pad}Limit {}{}",
+                limit.as_ref().map(expr).unwrap_or_else(|| "ALL".into()),
+                offset.as_ref().map(|o| format!(" offset {}", expr(o))).unwrap_or_default()
+            ));
+            node(input, depth + 1, engine, cx, out);
+        }
+        Node::Distinct { input } => {
+            out.push(format!("{pad}Distinct"));
+            node(input, depth + 1, engine, cx, out);
+        }
+        Node::Join { left, right, kind, left_keys, right_keys, on } => {
+            let how = if left_keys.is_empty() { "NestedLoopJoin" } else { "HashJoin" };
+            let keys: Vec<String> =
+                left_keys.iter().zip(right_keys).map(|(l, r)| format!("{} = right {}", expr(l), expr(r))).collect();
+            out.push(format!(
+                "{pad}{how} {:?}{}{}",
+                kind,
+                if keys.is_empty() { String::new() } else { format!(" on [{}]", keys.join(", ")) },
+                on.as_ref().map(|e| format!(" filter {}", expr(e))).unwrap_or_default()
+            ));
+            node(left, depth + 1, engine, cx, out);
+            node(right, depth + 1, engine, cx, out);
+        }
+        Node::SetOp { op, all, left, right } => {
+            out.push(format!("{pad}{:?}{}", op, if *all { " ALL" } else { "" }));
+            node(left, depth + 1, engine, cx, out);
+            node(right, depth + 1, engine, cx, out);
+        }
+        Node::Series { start, stop, step, .. } => out.push(format!(
+            "{pad}GenerateSeries {} to {}{}",
+            expr(start),
+            expr(stop),
+            step.as_ref().map(|s| format!(" step {}", expr(s))).unwrap_or_default()
+        )),
+    }
+}
+
+fn list(exprs: &[Expr]) -> String {
+    exprs.iter().map(expr).collect::<Vec<_>>().join(", ")
+}
+
+/// An expression in SQL-like text, columns as `#i`.
+pub fn expr(e: &Expr) -> String {
+    match e {
+        Expr::Constant(Value::Null) => "NULL".into(),
+        Expr::Constant(v @ Value::Text(_)) => format!("'{}'", ops::to_text(v).unwrap_or_default().replace('\'', "''")),
+        Expr::Constant(v) => ops::to_text(v).unwrap_or_default(),
+        Expr::Column(i) => format!("#{i}"),
+        Expr::Outer { depth, index } => format!("outer{depth}#{index}"),
+        Expr::Param(i) => format!("${}", i + 1),
+        Expr::Binary(op, a, b) => format!("({} {} {})", expr(a), binary_symbol(*op), expr(b)),
+        Expr::Unary(op, a) => format!("{}{}", if *op == ops::UnaryOp::Neg { "-" } else { "+" }, expr(a)),
+        Expr::And(a, b) => format!("({} AND {})", expr(a), expr(b)),
+        Expr::Or(a, b) => format!("({} OR {})", expr(a), expr(b)),
+        Expr::Not(a) => format!("NOT {}", expr(a)),
+        Expr::IsNull(a) => format!("{} IS NULL", expr(a)),
+        Expr::IsBool(a, b) => format!("{} IS {}", expr(a), if *b { "TRUE" } else { "FALSE" }),
+        Expr::IsDistinctFrom(a, b) => format!("{} IS DISTINCT FROM {}", expr(a), expr(b)),
+        Expr::Like { expr: x, pattern, case_insensitive } => {
+            format!("{} {} {}", expr(x), if *case_insensitive { "ILIKE" } else { "LIKE" }, expr(pattern))
+        }
+        Expr::Case { operand, whens, otherwise } => {
+            let mut s = "CASE".to_string();
+            if let Some(o) = operand {
+                s.push_str(&format!(" {}", expr(o)));
+            }
+            for (w, t) in whens {
+                s.push_str(&format!(" WHEN {} THEN {}", expr(w), expr(t)));
+            }
+            s.push_str(&format!(" ELSE {} END", expr(otherwise)));
+            s
+        }
+        Expr::Cast(a, t) => format!("{}::{}", expr(a), t),
+        Expr::Function(n, args) => format!("{n}({})", list(args)),
+        Expr::Coalesce(args) => format!("COALESCE({})", list(args)),
+        Expr::NullIf(a, b) => format!("NULLIF({}, {})", expr(a), expr(b)),
+        Expr::InList(a, items) => format!("{} IN ({})", expr(a), list(items)),
+        Expr::InSubquery(a, _) => format!("{} IN (subquery)", expr(a)),
+        Expr::Exists(_) => "EXISTS (subquery)".into(),
+        Expr::Subquery(_) => "(subquery)".into(),
+        Expr::Now => "now()".into(),
+    }
+}
+
+fn binary_symbol(op: ops::BinaryOp) -> &'static str {
+    use ops::BinaryOp::*;
+    match op {
+        Add => "+",
+        Sub => "-",
+        Mul => "*",
+        Div => "/",
+        Mod => "%",
+        Concat => "||",
+        Eq => "=",
+        NotEq => "<>",
+        Lt => "<",
+        LtEq => "<=",
+        Gt => ">",
+        GtEq => ">=",
+    }
+}

@@ -1,0 +1,44 @@
+//! Every bound the SQL layer puts on a statement, in one place.
+//!
+//! A statement that would cross one gets an error with SQLSTATE 54000
+//! (program limit exceeded) or 53200 (out of memory) and changes nothing.
+
+/// The longest statement text accepted (bytes).
+pub const STATEMENT_BYTES_MAX: usize = 1024 * 1024;
+
+/// The largest encoded row (its value, bytes). Below SpanDB's value limit
+/// (1 MiB) with room for the encoding.
+pub const ROW_BYTES_MAX: usize = 1000 * 1024;
+
+/// The longest key an index entry may have (bytes). Below SpanDB's key
+/// limit (4 KiB).
+pub const KEY_BYTES_MAX: usize = 4000;
+
+/// Rows fetched per key-value scan call: what a streaming query holds.
+pub const SCAN_PAGE_ROWS: usize = 256;
+
+/// Rows an operator may hold in memory (sort, hash join, aggregation,
+/// DISTINCT, set operations, a materialized subquery).
+pub const MEMORY_ROWS_MAX: usize = 1_000_000;
+
+/// Rows one read-write statement may write. SpanDB commits a
+/// transaction's writes in one Raft proposal per shard; a bigger change
+/// belongs in batches.
+pub const WRITES_PER_TRANSACTION_MAX: usize = 10_000;
+
+/// How many times an implicit (single-statement) transaction is retried
+/// after a retryable abort, while nothing has been sent to the client.
+pub const AUTOCOMMIT_RETRIES_MAX: u32 = 10;
+
+/// Rows an implicit transaction's result buffers before streaming them to
+/// the client; past it a retryable abort reaches the client (40001).
+pub const RESULT_BUFFER_ROWS: usize = 1_000;
+
+/// How deeply expressions and subqueries may nest.
+pub const NESTING_DEPTH_MAX: usize = 64;
+
+/// Columns a table may have.
+pub const COLUMNS_MAX: usize = 1_000;
+
+/// Rows `generate_series` may produce.
+pub const SERIES_ROWS_MAX: i64 = 100_000_000;

@@ -1,0 +1,520 @@
+//! The optimizer: rewrites a bound plan into one that reads less.
+//!
+//! Rules, each a plan-to-plan function that keeps the result the same:
+//!
+//! 1. Constant folding: an expression that reads no row, parameter or
+//!    clock is evaluated once, here.
+//! 2. Join ordering: a tree of inner joins under a filter (comma joins,
+//!    `JOIN ... ON`) is flattened into its relations and conjuncts, then
+//!    rebuilt greedily so that each step joins a relation connected to
+//!    those already joined by some predicate (no cross product of ten
+//!    tables when the WHERE connects them). Conjuncts over one relation
+//!    move down onto it; `a.x = b.y` conjuncts become hash-join keys.
+//! 3. Access paths: a filter over a table scan becomes key spans on the
+//!    index that serves it best: equalities on a prefix of the index's
+//!    columns (or IN lists), then a range on the next column. The filter
+//!    stays above the scan (it is cheap and keeps the rule simple to
+//!    trust); only what is read shrinks.
+//!
+//! `optimize(plan)` with every rule turned off gives the same rows as
+//! with them on; the tests check that on random data.
+
+use std::sync::Arc;
+
+use crate::catalog::{IndexDesc, TableDesc};
+use crate::exec;
+use crate::ops::BinaryOp;
+use crate::plan::*;
+use crate::types::Value;
+
+/// Which rules run (all, normally; tests turn them off one at a time).
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub fold_constants: bool,
+    pub order_joins: bool,
+    pub choose_access_paths: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules { fold_constants: true, order_joins: true, choose_access_paths: true }
+    }
+}
+
+/// How many IN-list items may become separate scan spans.
+const IN_LIST_SPANS_MAX: usize = 1_000;
+
+pub fn optimize_plan(plan: Plan, rules: Rules) -> Plan {
+    let o = |n: Node| optimize(n, rules);
+    match plan {
+        Plan::Query(q) => Plan::Query(QueryPlan { root: o(q.root), columns: q.columns }),
+        Plan::Insert { table, source, on_conflict, returning } => {
+            Plan::Insert { table, source: o(source), on_conflict, returning }
+        }
+        Plan::Update { table, source, assignments, returning } => {
+            Plan::Update { table, source: o(source), assignments, returning }
+        }
+        Plan::Delete { table, source, returning } => Plan::Delete { table, source: o(source), returning },
+        Plan::Explain { plan, analyze } => Plan::Explain { plan: Box::new(optimize_plan(*plan, rules)), analyze },
+        other => other,
+    }
+}
+
+/// Optimizes a query tree bottom-up.
+pub fn optimize(node: Node, rules: Rules) -> Node {
+    let ox = |e: Expr| optimize_expr(e, rules);
+    let on = |n: Box<Node>| Box::new(optimize(*n, rules));
+    match node {
+        Node::Filter { input, predicate } => {
+            let input = optimize(*input, rules);
+            let predicate = ox(predicate);
+            if predicate == Expr::Constant(Value::Bool(true)) {
+                return input;
+            }
+            filter(input, predicate.conjuncts(), rules)
+        }
+        Node::Join { left, right, kind: JoinKind::Inner, left_keys, right_keys, on: cond } if rules.order_joins => {
+            debug_assert!(left_keys.is_empty() && right_keys.is_empty());
+            let join = Node::Join { left: on(left), right: on(right), kind: JoinKind::Inner, left_keys, right_keys, on: None };
+            let conjuncts = cond.map(|c| ox(c).conjuncts()).unwrap_or_default();
+            reorder_joins(join, conjuncts, rules)
+        }
+        Node::Join { left, right, kind, left_keys, right_keys, on: cond } => {
+            let left = on(left);
+            let right = on(right);
+            let cond = cond.map(ox);
+            if rules.order_joins && left_keys.is_empty() {
+                let (lk, rk, rest) = equi_keys(cond.map(|c| c.conjuncts()).unwrap_or_default(), left.width());
+                return Node::Join { left, right, kind, left_keys: lk, right_keys: rk, on: Expr::and_all(rest) };
+            }
+            Node::Join { left, right, kind, left_keys, right_keys, on: cond }
+        }
+        Node::Project { input, exprs } => Node::Project { input: on(input), exprs: exprs.into_iter().map(ox).collect() },
+        Node::Aggregate { input, group_by, aggregates } => Node::Aggregate {
+            input: on(input),
+            group_by: group_by.into_iter().map(ox).collect(),
+            aggregates: aggregates.into_iter().map(|a| AggCall { arg: a.arg.map(ox), ..a }).collect(),
+        },
+        Node::Sort { input, keys } => {
+            Node::Sort { input: on(input), keys: keys.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect() }
+        }
+        Node::Limit { input, limit, offset } => Node::Limit { input: on(input), limit: limit.map(ox), offset: offset.map(ox) },
+        Node::Distinct { input } => Node::Distinct { input: on(input) },
+        Node::SetOp { op, all, left, right } => Node::SetOp { op, all, left: on(left), right: on(right) },
+        Node::Values { rows, width } => {
+            Node::Values { rows: rows.into_iter().map(|r| r.into_iter().map(ox).collect()).collect(), width }
+        }
+        n @ (Node::Scan { .. } | Node::Series { .. }) => n,
+    }
+}
+
+/// Folds constants in `e` and optimizes the plans of its subqueries.
+fn optimize_expr(e: Expr, rules: Rules) -> Expr {
+    let e = match e {
+        Expr::Subquery(n) => return Expr::Subquery(Box::new(optimize(*n, rules))),
+        Expr::Exists(n) => return Expr::Exists(Box::new(optimize(*n, rules))),
+        Expr::InSubquery(x, n) => {
+            return Expr::InSubquery(Box::new(optimize_expr(*x, rules)), Box::new(optimize(*n, rules)))
+        }
+        e => e,
+    };
+    if !rules.fold_constants {
+        return e;
+    }
+    fold(e)
+}
+
+/// Evaluates row-free, parameter-free sub-expressions. An expression that
+/// fails (1/0) is left alone: it may never be evaluated (CASE), and if it
+/// is, it fails then.
+fn fold(e: Expr) -> Expr {
+    if matches!(e, Expr::Constant(_) | Expr::Column(_) | Expr::Outer { .. } | Expr::Param(_) | Expr::Now) {
+        return e;
+    }
+    if is_foldable(&e) {
+        if let Ok(v) = exec::eval_constant(&e) {
+            return Expr::Constant(v);
+        }
+        return e;
+    }
+    let f = |b: Box<Expr>| Box::new(fold(*b));
+    match e {
+        Expr::Binary(op, a, b) => Expr::Binary(op, f(a), f(b)),
+        Expr::Unary(op, a) => Expr::Unary(op, f(a)),
+        Expr::And(a, b) => match (fold(*a), fold(*b)) {
+            (Expr::Constant(Value::Bool(true)), x) | (x, Expr::Constant(Value::Bool(true))) => x,
+            (Expr::Constant(Value::Bool(false)), _) | (_, Expr::Constant(Value::Bool(false))) => {
+                Expr::Constant(Value::Bool(false))
+            }
+            (a, b) => Expr::And(Box::new(a), Box::new(b)),
+        },
+        Expr::Or(a, b) => match (fold(*a), fold(*b)) {
+            (Expr::Constant(Value::Bool(false)), x) | (x, Expr::Constant(Value::Bool(false))) => x,
+            (Expr::Constant(Value::Bool(true)), _) | (_, Expr::Constant(Value::Bool(true))) => {
+                Expr::Constant(Value::Bool(true))
+            }
+            (a, b) => Expr::Or(Box::new(a), Box::new(b)),
+        },
+        Expr::Not(a) => Expr::Not(f(a)),
+        Expr::IsNull(a) => Expr::IsNull(f(a)),
+        Expr::IsBool(a, b) => Expr::IsBool(f(a), b),
+        Expr::IsDistinctFrom(a, b) => Expr::IsDistinctFrom(f(a), f(b)),
+        Expr::Like { expr, pattern, case_insensitive } => Expr::Like { expr: f(expr), pattern: f(pattern), case_insensitive },
+        Expr::Case { operand, whens, otherwise } => Expr::Case {
+            operand: operand.map(f),
+            whens: whens.into_iter().map(|(w, t)| (fold(w), fold(t))).collect(),
+            otherwise: f(otherwise),
+        },
+        Expr::Cast(a, t) => Expr::Cast(f(a), t),
+        Expr::Function(n, args) => Expr::Function(n, args.into_iter().map(fold).collect()),
+        Expr::Coalesce(args) => Expr::Coalesce(args.into_iter().map(fold).collect()),
+        Expr::NullIf(a, b) => Expr::NullIf(f(a), f(b)),
+        Expr::InList(a, list) => Expr::InList(f(a), list.into_iter().map(fold).collect()),
+        e => e,
+    }
+}
+
+fn is_foldable(e: &Expr) -> bool {
+    let mut ok = true;
+    e.walk(&mut |x| {
+        if matches!(
+            x,
+            Expr::Column(_)
+                | Expr::Outer { .. }
+                | Expr::Param(_)
+                | Expr::Now
+                | Expr::Subquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(..)
+        ) {
+            ok = false;
+        }
+        if let Expr::Function(name, _) = x {
+            if !is_immutable(name) {
+                ok = false;
+            }
+        }
+    });
+    ok
+}
+
+/// Whether a scalar function always gives the same result for the same
+/// arguments (so it can be evaluated at plan time).
+fn is_immutable(name: &str) -> bool {
+    !matches!(name, "random" | "clock_timestamp" | "timeofday")
+}
+
+/// `input` filtered by `conjuncts`, with access paths chosen.
+fn filter(input: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
+    let conjuncts: Vec<Expr> = conjuncts.into_iter().filter(|c| *c != Expr::Constant(Value::Bool(true))).collect();
+    let input = match input {
+        join @ Node::Join { kind: JoinKind::Inner, .. } if rules.order_joins => {
+            return reorder_joins(join, conjuncts, rules);
+        }
+        Node::Scan { table, index, spans } if rules.choose_access_paths && spans.iter().all(ScanSpan::is_full) => {
+            let (index, spans) = choose_access_path(&table, &conjuncts).unwrap_or((index, spans));
+            Node::Scan { table, index, spans }
+        }
+        other => other,
+    };
+    match Expr::and_all(conjuncts) {
+        Some(p) => Node::Filter { input: Box::new(input), predicate: p },
+        None => input,
+    }
+}
+
+// ---- access paths ----------------------------------------------------------
+
+/// The best index and spans for `conjuncts` over `table`'s rows, if any
+/// index narrows the scan.
+fn choose_access_path(table: &Arc<TableDesc>, conjuncts: &[Expr]) -> Option<(IndexDesc, Vec<ScanSpan>)> {
+    let mut best: Option<(usize, IndexDesc, Vec<ScanSpan>)> = None;
+    for index in std::iter::once(&table.primary).chain(&table.indexes) {
+        let Ok(positions) = table.key_positions(index) else { continue };
+        let (score, spans) = spans_for(&positions, conjuncts);
+        if score == 0 {
+            continue;
+        }
+        // Prefer more equalities; then the primary index (no lookup).
+        if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+            best = Some((score, index.clone(), spans));
+        }
+    }
+    best.map(|(_, i, s)| (i, s))
+}
+
+/// A bound on column `col` from a conjunct: `(op, value expr)` with the
+/// column on the left.
+fn column_bound(c: &Expr, col: usize) -> Option<(BinaryOp, Expr)> {
+    let Expr::Binary(op, a, b) = c else { return None };
+    let flip = |op: BinaryOp| match op {
+        BinaryOp::Lt => BinaryOp::Gt,
+        BinaryOp::LtEq => BinaryOp::GtEq,
+        BinaryOp::Gt => BinaryOp::Lt,
+        BinaryOp::GtEq => BinaryOp::LtEq,
+        o => o,
+    };
+    if !matches!(op, BinaryOp::Eq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq) {
+        return None;
+    }
+    match (a.as_ref(), b.as_ref()) {
+        (Expr::Column(i), v) if *i == col && is_bound_value(v) => Some((*op, v.clone())),
+        (v, Expr::Column(i)) if *i == col && is_bound_value(v) => Some((flip(*op), v.clone())),
+        _ => None,
+    }
+}
+
+/// A value a scan can be bounded by: evaluated once when the scan opens.
+fn is_bound_value(e: &Expr) -> bool {
+    match e {
+        Expr::Constant(v) => !v.is_null(),
+        Expr::Param(_) => true,
+        Expr::Cast(inner, _) => is_bound_value(inner),
+        _ => false,
+    }
+}
+
+/// The spans an index with key columns at `positions` gets from
+/// `conjuncts`, and how good they are (0: no narrowing).
+fn spans_for(positions: &[usize], conjuncts: &[Expr]) -> (usize, Vec<ScanSpan>) {
+    let mut spans = vec![ScanSpan::full()];
+    let mut score = 0;
+    for &col in positions {
+        // An equality?
+        if let Some(v) = conjuncts.iter().find_map(|c| column_bound(c, col).filter(|(op, _)| *op == BinaryOp::Eq)) {
+            for s in &mut spans {
+                s.equal.push(v.1.clone());
+            }
+            score += 10;
+            continue;
+        }
+        // An IN list of values?
+        let in_list = conjuncts.iter().find_map(|c| match c {
+            Expr::InList(x, items)
+                if matches!(x.as_ref(), Expr::Column(i) if *i == col)
+                    && items.iter().all(is_bound_value)
+                    && items.len() * spans.len() <= IN_LIST_SPANS_MAX =>
+            {
+                Some(items.clone())
+            }
+            _ => None,
+        });
+        if let Some(items) = in_list {
+            spans = spans
+                .into_iter()
+                .flat_map(|s| {
+                    items.iter().map(move |v| {
+                        let mut s = s.clone();
+                        s.equal.push(v.clone());
+                        s
+                    })
+                })
+                .collect();
+            score += 9;
+            continue;
+        }
+        // A range ends the prefix.
+        let (mut lower, mut upper) = (None, None);
+        for c in conjuncts {
+            match column_bound(c, col) {
+                Some((BinaryOp::Gt, v)) if lower.is_none() => lower = Some((v, false)),
+                Some((BinaryOp::GtEq, v)) if lower.is_none() => lower = Some((v, true)),
+                Some((BinaryOp::Lt, v)) if upper.is_none() => upper = Some((v, false)),
+                Some((BinaryOp::LtEq, v)) if upper.is_none() => upper = Some((v, true)),
+                _ => {}
+            }
+        }
+        if lower.is_some() || upper.is_some() {
+            score += 1;
+            for s in &mut spans {
+                s.lower = lower.clone();
+                s.upper = upper.clone();
+            }
+        }
+        break;
+    }
+    (score, spans)
+}
+
+// ---- join ordering ---------------------------------------------------------
+
+/// A relation of a flattened inner-join tree and where its columns start
+/// in the original row.
+struct Relation {
+    node: Node,
+    offset: usize,
+    width: usize,
+}
+
+fn flatten(node: Node, offset: usize, relations: &mut Vec<Relation>, conjuncts: &mut Vec<Expr>) {
+    match node {
+        Node::Join { left, right, kind: JoinKind::Inner, left_keys, right_keys, on } if left_keys.is_empty() => {
+            debug_assert!(right_keys.is_empty());
+            let left_width = left.width();
+            flatten(*left, offset, relations, conjuncts);
+            flatten(*right, offset + left_width, relations, conjuncts);
+            if let Some(on) = on {
+                conjuncts.extend(on.conjuncts().into_iter().map(|c| c.map_columns(&|i| i + offset)));
+            }
+        }
+        other => {
+            let width = other.width();
+            relations.push(Relation { node: other, offset, width });
+        }
+    }
+}
+
+/// The relations (indexes into `relations`) a conjunct reads.
+fn relations_of(c: &Expr, relations: &[Relation]) -> Vec<usize> {
+    let mut out = Vec::new();
+    c.walk(&mut |e| {
+        if let Expr::Column(i) = e {
+            if let Some(r) = relations.iter().position(|r| *i >= r.offset && *i < r.offset + r.width) {
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Rebuilds an inner-join tree under `conjuncts` (over its original row)
+/// so each step joins on a predicate, with single-relation conjuncts
+/// pushed down; a final projection restores the original column order.
+fn reorder_joins(join: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
+    let mut relations = Vec::new();
+    let mut all = conjuncts;
+    flatten(join, 0, &mut relations, &mut all);
+    let total_width: usize = relations.iter().map(|r| r.width).sum();
+
+    // Conjuncts by the relations they read; subquery-bearing ones stay on top.
+    let mut pending: Vec<(Expr, Vec<usize>)> = Vec::new();
+    let mut top = Vec::new();
+    let mut local: Vec<Vec<Expr>> = relations.iter().map(|_| Vec::new()).collect();
+    for c in all {
+        let mut has_subquery = false;
+        c.walk(&mut |e| has_subquery |= matches!(e, Expr::Subquery(_) | Expr::Exists(_) | Expr::InSubquery(..)));
+        let rels = relations_of(&c, &relations);
+        match (has_subquery, rels.len()) {
+            (true, _) => top.push(c),
+            (false, 0) => top.push(c),
+            (false, 1) => {
+                let r = &relations[rels[0]];
+                let off = r.offset;
+                local[rels[0]].push(c.map_columns(&|i| i - off));
+            }
+            (false, _) => pending.push((c, rels)),
+        }
+    }
+    // Push single-relation conjuncts down.
+    let mut nodes: Vec<Option<Node>> = Vec::new();
+    for (r, conj) in relations.iter_mut().zip(local) {
+        let node = std::mem::replace(&mut r.node, Node::Values { rows: vec![], width: 0 });
+        nodes.push(Some(if conj.is_empty() { node } else { filter(node, conj, rules) }));
+    }
+
+    // Greedy order: start with relation 0; add a connected one if any.
+    let n = relations.len();
+    let mut order = vec![0usize];
+    let mut joined = vec![false; n];
+    joined[0] = true;
+    while order.len() < n {
+        let connected = (0..n).find(|&r| {
+            !joined[r] && pending.iter().any(|(_, rels)| rels.contains(&r) && rels.iter().all(|x| joined[*x] || *x == r))
+        });
+        let next = connected.unwrap_or_else(|| (0..n).find(|&r| !joined[r]).expect("one left"));
+        joined[next] = true;
+        order.push(next);
+    }
+
+    // New offsets and the map from original to new positions.
+    let mut new_offset = vec![0usize; n];
+    let mut acc = 0;
+    for &r in &order {
+        new_offset[r] = acc;
+        acc += relations[r].width;
+    }
+    let map = |i: usize| -> usize {
+        let r = relations.iter().position(|r| i >= r.offset && i < r.offset + r.width).expect("column in a relation");
+        new_offset[r] + (i - relations[r].offset)
+    };
+
+    // Build left-deep, attaching each multi-relation conjunct at the first
+    // step where all its relations are joined.
+    let mut placed = vec![false; pending.len()];
+    let mut tree = nodes[order[0]].take().expect("node");
+    let mut in_tree = vec![order[0]];
+    for &r in &order[1..] {
+        let left_width = tree.width();
+        let right = nodes[r].take().expect("node");
+        in_tree.push(r);
+        let mut step = Vec::new();
+        for (k, (c, rels)) in pending.iter().enumerate() {
+            if !placed[k] && rels.iter().all(|x| in_tree.contains(x)) {
+                placed[k] = true;
+                step.push(c.clone().map_columns(&map));
+            }
+        }
+        let (left_keys, right_keys, rest) = equi_keys(step, left_width);
+        tree = Node::Join {
+            left: Box::new(tree),
+            right: Box::new(right),
+            kind: JoinKind::Inner,
+            left_keys,
+            right_keys,
+            on: Expr::and_all(rest),
+        };
+    }
+    let top: Vec<Expr> = top.into_iter().map(|c| c.map_columns(&map)).collect();
+    if let Some(p) = Expr::and_all(top) {
+        tree = Node::Filter { input: Box::new(tree), predicate: p };
+    }
+    let identity = order.iter().enumerate().all(|(i, r)| *r == i);
+    if identity {
+        return tree;
+    }
+    Node::Project { input: Box::new(tree), exprs: (0..total_width).map(|i| Expr::Column(map(i))).collect() }
+}
+
+/// Splits join conjuncts into hash keys (`left expr = right expr`, each
+/// side reading one side of the join) and the rest.
+fn equi_keys(conjuncts: Vec<Expr>, left_width: usize) -> (Vec<Expr>, Vec<Expr>, Vec<Expr>) {
+    let side = |e: &Expr| -> Option<bool> {
+        // Some(true): reads only the left; Some(false): only the right.
+        let (mut l, mut r, mut other) = (false, false, false);
+        e.walk(&mut |x| match x {
+            Expr::Column(i) if *i < left_width => l = true,
+            Expr::Column(_) => r = true,
+            Expr::Outer { .. } | Expr::Param(_) | Expr::Now | Expr::Subquery(_) | Expr::Exists(_) | Expr::InSubquery(..) => {
+                other = true
+            }
+            _ => {}
+        });
+        match (l, r, other) {
+            (true, false, false) => Some(true),
+            (false, true, false) => Some(false),
+            _ => None,
+        }
+    };
+    let (mut lk, mut rk, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for c in conjuncts {
+        if let Expr::Binary(BinaryOp::Eq, a, b) = &c {
+            match (side(a), side(b)) {
+                (Some(true), Some(false)) => {
+                    lk.push((**a).clone());
+                    rk.push(b.as_ref().clone().map_columns(&|i| i - left_width));
+                    continue;
+                }
+                (Some(false), Some(true)) => {
+                    lk.push((**b).clone());
+                    rk.push(a.as_ref().clone().map_columns(&|i| i - left_width));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        rest.push(c);
+    }
+    (lk, rk, rest)
+}

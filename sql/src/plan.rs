@@ -1,0 +1,364 @@
+//! Plans: what the planner makes of a statement and the executor runs.
+//!
+//! A query is a tree of [`Node`]s; rows flow up from scans. Every node
+//! produces rows of a fixed width, and expressions ([`Expr`]) refer to the
+//! columns of their input row by position (`Column(i)`), to an enclosing
+//! query's row by depth and position (`Outer`, for correlated
+//! subqueries), or to statement parameters (`Param`, `$1`).
+//!
+//! ```text
+//!   SELECT name, count(*) FROM t WHERE id > 10 GROUP BY name ORDER BY 2 DESC
+//!
+//!   Sort [#1 DESC]
+//!    └─ Project [#0, #1]
+//!        └─ Aggregate group=[#1] aggs=[count(*)]
+//!            └─ Filter (#0 > 10)
+//!                └─ Scan t@primary spans=[/Table/100/1/>10 ..]
+//! ```
+//!
+//! Scans carry key spans as expressions (`ScanSpan`), turned into bytes
+//! when the scan opens, so a prepared statement's `$1` can bound a scan.
+
+use std::sync::Arc;
+
+use crate::catalog::{IndexDesc, TableDesc};
+use crate::encoding::Direction;
+use crate::ops::{BinaryOp, UnaryOp};
+use crate::types::{DataType, Value};
+
+/// A bound scalar expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Constant(Value),
+    /// Column `i` of the input row.
+    Column(usize),
+    /// Column `index` of the row of the query `depth` levels out (1: the
+    /// immediately enclosing one).
+    Outer { depth: usize, index: usize },
+    /// `$n` (0-based here).
+    Param(usize),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    Unary(UnaryOp, Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    IsNull(Box<Expr>),
+    /// `IS TRUE` (`true`) / `IS FALSE` (`false`): never NULL.
+    IsBool(Box<Expr>, bool),
+    /// `IS DISTINCT FROM`: never NULL.
+    IsDistinctFrom(Box<Expr>, Box<Expr>),
+    Like { expr: Box<Expr>, pattern: Box<Expr>, case_insensitive: bool },
+    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, otherwise: Box<Expr> },
+    Cast(Box<Expr>, DataType),
+    Function(String, Vec<Expr>),
+    Coalesce(Vec<Expr>),
+    NullIf(Box<Expr>, Box<Expr>),
+    InList(Box<Expr>, Vec<Expr>),
+    /// `expr IN (subquery)`; the subquery yields one column.
+    InSubquery(Box<Expr>, Box<Node>),
+    Exists(Box<Node>),
+    /// A subquery yielding at most one row of one column.
+    Subquery(Box<Node>),
+    /// The statement's timestamp (`now()`, `CURRENT_TIMESTAMP`).
+    Now,
+}
+
+impl Expr {
+    pub fn constant(&self) -> Option<&Value> {
+        match self {
+            Expr::Constant(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Whether the expression reads no row (constants, parameters, now()).
+    pub fn is_row_free(&self) -> bool {
+        let mut free = true;
+        self.walk(&mut |e| {
+            if matches!(e, Expr::Column(_) | Expr::Outer { .. } | Expr::InSubquery(..) | Expr::Exists(_) | Expr::Subquery(_))
+            {
+                free = false;
+            }
+        });
+        free
+    }
+
+    /// Calls `f` on this expression and every sub-expression (not into
+    /// subquery plans).
+    pub fn walk(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Constant(_) | Expr::Column(_) | Expr::Outer { .. } | Expr::Param(_) | Expr::Now => {}
+            Expr::Exists(_) | Expr::Subquery(_) => {}
+            Expr::Binary(_, a, b)
+            | Expr::And(a, b)
+            | Expr::Or(a, b)
+            | Expr::IsDistinctFrom(a, b)
+            | Expr::NullIf(a, b)
+            | Expr::Like { expr: a, pattern: b, .. } => {
+                a.walk(f);
+                b.walk(f);
+            }
+            Expr::Unary(_, a) | Expr::Not(a) | Expr::IsNull(a) | Expr::IsBool(a, _) | Expr::Cast(a, _) => a.walk(f),
+            Expr::InSubquery(a, _) => a.walk(f),
+            Expr::Case { operand, whens, otherwise } => {
+                if let Some(o) = operand {
+                    o.walk(f);
+                }
+                for (w, t) in whens {
+                    w.walk(f);
+                    t.walk(f);
+                }
+                otherwise.walk(f);
+            }
+            Expr::Function(_, args) | Expr::Coalesce(args) => args.iter().for_each(|a| a.walk(f)),
+            Expr::InList(a, list) => {
+                a.walk(f);
+                list.iter().for_each(|e| e.walk(f));
+            }
+        }
+    }
+
+    /// Rewrites column references: `Column(i)` becomes `map(i)`.
+    pub fn map_columns(self, map: &dyn Fn(usize) -> usize) -> Expr {
+        let m = |e: Box<Expr>| Box::new(e.map_columns(map));
+        match self {
+            Expr::Column(i) => Expr::Column(map(i)),
+            Expr::Binary(op, a, b) => Expr::Binary(op, m(a), m(b)),
+            Expr::Unary(op, a) => Expr::Unary(op, m(a)),
+            Expr::And(a, b) => Expr::And(m(a), m(b)),
+            Expr::Or(a, b) => Expr::Or(m(a), m(b)),
+            Expr::Not(a) => Expr::Not(m(a)),
+            Expr::IsNull(a) => Expr::IsNull(m(a)),
+            Expr::IsBool(a, b) => Expr::IsBool(m(a), b),
+            Expr::IsDistinctFrom(a, b) => Expr::IsDistinctFrom(m(a), m(b)),
+            Expr::Like { expr, pattern, case_insensitive } => {
+                Expr::Like { expr: m(expr), pattern: m(pattern), case_insensitive }
+            }
+            Expr::Case { operand, whens, otherwise } => Expr::Case {
+                operand: operand.map(m),
+                whens: whens.into_iter().map(|(w, t)| (w.map_columns(map), t.map_columns(map))).collect(),
+                otherwise: m(otherwise),
+            },
+            Expr::Cast(a, t) => Expr::Cast(m(a), t),
+            Expr::Function(n, args) => Expr::Function(n, args.into_iter().map(|a| a.map_columns(map)).collect()),
+            Expr::Coalesce(args) => Expr::Coalesce(args.into_iter().map(|a| a.map_columns(map)).collect()),
+            Expr::NullIf(a, b) => Expr::NullIf(m(a), m(b)),
+            Expr::InList(a, list) => Expr::InList(m(a), list.into_iter().map(|e| e.map_columns(map)).collect()),
+            Expr::InSubquery(a, plan) => Expr::InSubquery(m(a), plan),
+            e @ (Expr::Constant(_)
+            | Expr::Outer { .. }
+            | Expr::Param(_)
+            | Expr::Now
+            | Expr::Exists(_)
+            | Expr::Subquery(_)) => e,
+        }
+    }
+
+    /// The conjuncts of an AND tree.
+    pub fn conjuncts(self) -> Vec<Expr> {
+        match self {
+            Expr::And(a, b) => {
+                let mut out = a.conjuncts();
+                out.extend(b.conjuncts());
+                out
+            }
+            e => vec![e],
+        }
+    }
+
+    /// The AND of `exprs` (None if empty).
+    pub fn and_all(exprs: Vec<Expr>) -> Option<Expr> {
+        exprs.into_iter().reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
+    }
+}
+
+/// One key range of a scan, as expressions: the index's leading columns
+/// equal `equal`, then the next column within `lower`/`upper` (value,
+/// inclusive).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanSpan {
+    pub equal: Vec<Expr>,
+    pub lower: Option<(Expr, bool)>,
+    pub upper: Option<(Expr, bool)>,
+}
+
+impl ScanSpan {
+    /// The whole index.
+    pub fn full() -> ScanSpan {
+        ScanSpan { equal: Vec::new(), lower: None, upper: None }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.equal.is_empty() && self.lower.is_none() && self.upper.is_none()
+    }
+}
+
+/// Join kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+/// Aggregate functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    BoolAnd,
+    BoolOr,
+}
+
+/// One aggregate of an Aggregate node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggCall {
+    pub func: AggFunc,
+    /// The argument (None for count(*)).
+    pub arg: Option<Expr>,
+    pub distinct: bool,
+    pub data_type: DataType,
+}
+
+/// Set operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOpKind {
+    Union,
+    Intersect,
+    Except,
+}
+
+/// A sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub expr: Expr,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+/// A plan node. Every node's rows have a fixed width.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// Reads a table through `index` over `spans` (ORed); produces whole
+    /// rows of the table (all its columns, hidden ones included). A
+    /// secondary index scan looks up each row by its primary key.
+    Scan { table: Arc<TableDesc>, index: IndexDesc, spans: Vec<ScanSpan> },
+    /// Literal rows.
+    Values { rows: Vec<Vec<Expr>>, width: usize },
+    Filter { input: Box<Node>, predicate: Expr },
+    Project { input: Box<Node>, exprs: Vec<Expr> },
+    /// Produces the group-by values then the aggregates' values, one row
+    /// per group (one row in all when `group_by` is empty).
+    Aggregate { input: Box<Node>, group_by: Vec<Expr>, aggregates: Vec<AggCall> },
+    Sort { input: Box<Node>, keys: Vec<SortKey> },
+    Limit { input: Box<Node>, limit: Option<Expr>, offset: Option<Expr> },
+    Distinct { input: Box<Node> },
+    /// `left_keys[i] = right_keys[i]` for all i is the equi-part of the
+    /// join condition (a hash join when non-empty); `on` the rest,
+    /// evaluated over the concatenated row.
+    Join {
+        left: Box<Node>,
+        right: Box<Node>,
+        kind: JoinKind,
+        left_keys: Vec<Expr>,
+        right_keys: Vec<Expr>,
+        on: Option<Expr>,
+    },
+    SetOp { op: SetOpKind, all: bool, left: Box<Node>, right: Box<Node> },
+    /// `generate_series(start, stop[, step])`: one column.
+    Series { start: Expr, stop: Expr, step: Option<Expr>, data_type: DataType },
+}
+
+impl Node {
+    /// How many columns the node's rows have.
+    pub fn width(&self) -> usize {
+        match self {
+            Node::Scan { table, .. } => table.columns.len(),
+            Node::Values { width, .. } => *width,
+            Node::Filter { input, .. } | Node::Sort { input, .. } | Node::Limit { input, .. } => input.width(),
+            Node::Distinct { input } => input.width(),
+            Node::Project { exprs, .. } => exprs.len(),
+            Node::Aggregate { group_by, aggregates, .. } => group_by.len() + aggregates.len(),
+            Node::Join { left, right, .. } => left.width() + right.width(),
+            Node::SetOp { left, .. } => left.width(),
+            Node::Series { .. } => 1,
+        }
+    }
+}
+
+/// A result column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputColumn {
+    pub name: String,
+    pub data_type: DataType,
+}
+
+/// A query, ready to run: its plan and its result columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPlan {
+    pub root: Node,
+    pub columns: Vec<OutputColumn>,
+}
+
+/// What an INSERT does when the row's key exists.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OnConflict {
+    /// 23505.
+    Error,
+    DoNothing,
+    /// `SET col = expr`: expressions over the existing row followed by the
+    /// proposed one (`excluded`), then an optional WHERE.
+    DoUpdate { assignments: Vec<(usize, Expr)>, predicate: Option<Expr> },
+}
+
+/// A statement, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    Query(QueryPlan),
+    /// `source` yields rows of the table's full width, in column order,
+    /// with defaults filled in and values cast to the column types.
+    Insert {
+        table: Arc<TableDesc>,
+        source: Node,
+        on_conflict: OnConflict,
+        returning: Option<Vec<(Expr, OutputColumn)>>,
+    },
+    /// `source` yields the table's rows to change (full width).
+    Update {
+        table: Arc<TableDesc>,
+        source: Node,
+        assignments: Vec<(usize, Expr)>,
+        returning: Option<Vec<(Expr, OutputColumn)>>,
+    },
+    Delete { table: Arc<TableDesc>, source: Node, returning: Option<Vec<(Expr, OutputColumn)>> },
+    CreateTable { table: TableDesc, if_not_exists: bool },
+    DropTable { names: Vec<String>, if_exists: bool },
+    CreateIndex { table: String, index: IndexDesc, if_not_exists: bool },
+    DropIndex { names: Vec<String>, if_exists: bool },
+    AddColumn { table: String, column: crate::catalog::ColumnDesc, unique: bool, if_not_exists: bool },
+    DropColumn { table: String, column: String, if_exists: bool },
+    AddPrimaryKey { table: String, columns: Vec<(String, Direction)> },
+    Truncate { tables: Vec<String> },
+    Explain { plan: Box<Plan>, analyze: bool },
+}
+
+impl Plan {
+    /// Whether the statement writes (refused in read-only transactions).
+    pub fn writes(&self) -> bool {
+        !matches!(self, Plan::Query(_) | Plan::Explain { analyze: false, .. })
+    }
+}
+
+/// Directions of an index's columns, for display.
+pub fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Asc => "ASC",
+        Direction::Desc => "DESC",
+    }
+}

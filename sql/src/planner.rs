@@ -1,0 +1,2204 @@
+//! The planner: binds a parsed statement to the catalog (names to
+//! columns, types checked) and builds its [`Plan`], then optimizes it
+//! ([`crate::optimizer`]).
+//!
+//! Binding works against a stack of scopes: the columns the current query
+//! level can see (its FROM clause), and, for correlated subqueries, the
+//! levels around it. A name is looked up innermost first; a name found
+//! `d` levels out becomes `Expr::Outer { depth: d, .. }`.
+//!
+//! Types follow PostgreSQL: a string literal has no type of its own until
+//! context gives it one (`id = '7'` compares integers), NULL has every
+//! type, numbers mix across widths, and everything else must match or is
+//! 42883 / 42804.
+//!
+//! Aggregation: when a SELECT groups or aggregates, its aggregate calls and
+//! GROUP BY expressions are bound over the FROM scope and become the
+//! Aggregate node's columns; the select list, HAVING and ORDER BY are then
+//! bound over those (an expression equal to a GROUP BY expression, or an
+//! aggregate call, is a column; a bare column that is neither is 42803).
+
+use std::sync::Arc;
+
+use sqlparser::ast;
+use sqlparser::ast::Spanned;
+
+use crate::catalog::{Catalog, ColumnDesc, IndexDesc, TableDesc, PRIMARY_INDEX_ID, ROWID_COLUMN};
+use crate::encoding::Direction;
+use crate::error::{Error, Result, SqlState};
+use crate::functions;
+use crate::kv::Transaction;
+use crate::limits;
+use crate::ops::{self, BinaryOp, UnaryOp};
+use crate::plan::*;
+use crate::sql_err;
+use crate::types::{DataType, Value};
+
+/// A column a scope can see.
+#[derive(Debug, Clone)]
+struct ScopeColumn {
+    /// The table (alias) it belongs to, if any.
+    table: Option<String>,
+    name: String,
+    data_type: Option<DataType>,
+    hidden: bool,
+}
+
+/// The columns of one query level's row.
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    columns: Vec<ScopeColumn>,
+}
+
+impl Scope {
+    fn from_table(table: &TableDesc, alias: &str) -> Scope {
+        Scope {
+            columns: table
+                .columns
+                .iter()
+                .map(|c| ScopeColumn {
+                    table: Some(alias.to_string()),
+                    name: c.name.clone(),
+                    data_type: Some(c.data_type),
+                    hidden: c.hidden,
+                })
+                .collect(),
+        }
+    }
+
+    fn join(mut self, other: Scope) -> Scope {
+        self.columns.extend(other.columns);
+        self
+    }
+
+    /// The position of `table.name` (or `name`): Ok(None) if absent,
+    /// 42702 if ambiguous.
+    fn find(&self, table: Option<&str>, name: &str) -> Result<Option<usize>> {
+        let mut found = None;
+        for (i, c) in self.columns.iter().enumerate() {
+            if c.name == name && table.is_none_or(|t| c.table.as_deref() == Some(t)) {
+                if found.is_some() {
+                    return sql_err!(AmbiguousColumn, "column reference \"{name}\" is ambiguous");
+                }
+                found = Some(i);
+            }
+        }
+        Ok(found)
+    }
+
+    fn has_table(&self, table: &str) -> bool {
+        self.columns.iter().any(|c| c.table.as_deref() == Some(table))
+    }
+}
+
+/// A bound expression with its type (`None`: an untyped NULL or string
+/// literal whose type context decides).
+#[derive(Debug, Clone)]
+struct Bound {
+    expr: Expr,
+    ty: Option<DataType>,
+    /// An untyped string literal (its text, for coercion by context).
+    literal: Option<String>,
+}
+
+impl Bound {
+    fn typed(expr: Expr, ty: DataType) -> Bound {
+        Bound { expr, ty: Some(ty), literal: None }
+    }
+}
+
+/// How the current level binds aggregate-aware expressions.
+struct AggContext {
+    /// GROUP BY expressions as SQL text, in Aggregate column order.
+    group_texts: Vec<String>,
+    /// Aggregate calls as SQL text, in order (after the group columns).
+    agg_texts: Vec<String>,
+    /// The types of the Aggregate node's columns.
+    types: Vec<DataType>,
+}
+
+/// Binds statements. Holds the transaction for catalog reads.
+pub struct Planner<'a> {
+    txn: &'a mut dyn Transaction,
+    /// The statement's text (for error positions).
+    sql: &'a str,
+    /// Types of `$n` parameters, as known or inferred.
+    pub param_types: Vec<Option<DataType>>,
+    /// Enclosing levels' scopes, outermost first.
+    outer: Vec<Scope>,
+    /// The current level's aggregate context, if it aggregates.
+    agg: Option<AggContext>,
+    depth: usize,
+}
+
+fn ident(i: &ast::Ident) -> String {
+    match i.quote_style {
+        Some(_) => i.value.clone(),
+        None => i.value.to_lowercase(),
+    }
+}
+
+fn object_name(name: &ast::ObjectName) -> Result<String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => Ok(ident(i)),
+            other => sql_err!(FeatureNotSupported, "unsupported name {other}"),
+        })
+        .collect::<Result<_>>()?;
+    match parts.as_slice() {
+        [name] => Ok(name.clone()),
+        [schema, name] if schema == "public" => Ok(name.clone()),
+        _ => sql_err!(FeatureNotSupported, "schemas other than public are not supported: {name}"),
+    }
+}
+
+/// The 1-based character offset in `sql` of a sqlparser location.
+pub fn position_of(sql: &str, loc: sqlparser::tokenizer::Location) -> Option<usize> {
+    if loc.line == 0 {
+        return None;
+    }
+    let mut offset = 0;
+    for (n, line) in sql.split('\n').enumerate() {
+        if n as u64 + 1 == loc.line {
+            return Some(offset + loc.column as usize);
+        }
+        offset += line.chars().count() + 1;
+    }
+    None
+}
+
+/// PostgreSQL's type for a declared SQL type.
+pub fn data_type(t: &ast::DataType) -> Result<DataType> {
+    use ast::DataType as T;
+    fn length(l: &Option<ast::CharacterLength>) -> Result<Option<u32>> {
+        match l {
+            None | Some(ast::CharacterLength::Max) => Ok(None),
+            Some(ast::CharacterLength::IntegerLength { length, .. }) => match u32::try_from(*length) {
+                Ok(n) if n > 0 && n <= 10_485_760 => Ok(Some(n)),
+                _ => sql_err!(InvalidParameterValue, "length for type varchar must be between 1 and 10485760"),
+            },
+        }
+    }
+    Ok(match t {
+        T::Bool | T::Boolean => DataType::Bool,
+        T::SmallInt(_) | T::Int2(_) => DataType::Int2,
+        T::Int(_) | T::Integer(_) | T::Int4(_) => DataType::Int4,
+        T::BigInt(_) | T::Int8(_) => DataType::Int8,
+        T::Real | T::Float4 => DataType::Float4,
+        T::Float8 | T::DoublePrecision | T::Double(_) => DataType::Float8,
+        T::Float(ast::ExactNumberInfo::Precision(p)) if *p <= 24 => DataType::Float4,
+        T::Float(_) => DataType::Float8,
+        T::Text | T::String(None) => DataType::Text,
+        T::Varchar(l) | T::CharVarying(l) | T::CharacterVarying(l) => DataType::Varchar(length(l)?),
+        T::Char(l) | T::Character(l) => DataType::Char(length(l)?.unwrap_or(1)),
+        T::Bytea => DataType::Bytea,
+        T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
+        T::Custom(name, _) => match object_name(name)?.as_str() {
+            "int2" => DataType::Int2,
+            "int4" | "int" => DataType::Int4,
+            "int8" => DataType::Int8,
+            "float4" => DataType::Float4,
+            "float8" => DataType::Float8,
+            "bpchar" => DataType::Char(1),
+            "serial" | "bigserial" | "smallserial" => {
+                return sql_err!(FeatureNotSupported, "type {t} is not supported (use a primary key of your own or none: tables without one get a row id)")
+            }
+            other => return sql_err!(UndefinedObject, "type \"{other}\" does not exist"),
+        },
+        other => return sql_err!(FeatureNotSupported, "type {other} is not supported"),
+    })
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(txn: &'a mut dyn Transaction, sql: &'a str) -> Planner<'a> {
+        Planner { txn, sql, param_types: Vec::new(), outer: Vec::new(), agg: None, depth: 0 }
+    }
+
+    /// Plans one statement.
+    pub fn plan(&mut self, stmt: &ast::Statement) -> Result<Plan> {
+        use ast::Statement as S;
+        match stmt {
+            S::Query(q) => Ok(Plan::Query(self.plan_query(q)?)),
+            S::Insert(insert) => self.plan_insert(insert),
+            S::Update(update) => self.plan_update(update),
+            S::Delete(delete) => self.plan_delete(delete),
+            S::CreateTable(create) => self.plan_create_table(create),
+            S::CreateIndex(create) => self.plan_create_index(create),
+            S::Drop { object_type, if_exists, names, .. } => {
+                let names = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
+                match object_type {
+                    ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists }),
+                    ast::ObjectType::Index => Ok(Plan::DropIndex { names, if_exists: *if_exists }),
+                    other => sql_err!(FeatureNotSupported, "DROP {other} is not supported"),
+                }
+            }
+            S::AlterTable(alter) => self.plan_alter_table(alter),
+            S::Truncate(t) => {
+                let tables = t
+                    .table_names
+                    .iter()
+                    .map(|t| object_name(&t.name))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Plan::Truncate { tables })
+            }
+            S::Explain { statement, analyze, .. } => {
+                let plan = self.plan(statement)?;
+                Ok(Plan::Explain { plan: Box::new(plan), analyze: *analyze })
+            }
+            other => sql_err!(FeatureNotSupported, "statement not supported: {}", first_words(&other.to_string())),
+        }
+    }
+
+    // ---- queries --------------------------------------------------------
+
+    /// Plans a query at a new nesting level.
+    fn plan_query(&mut self, q: &ast::Query) -> Result<QueryPlan> {
+        self.depth += 1;
+        if self.depth > limits::NESTING_DEPTH_MAX {
+            self.depth -= 1;
+            return sql_err!(ProgramLimitExceeded, "queries nest too deeply (limit {})", limits::NESTING_DEPTH_MAX);
+        }
+        let result = self.plan_query_inner(q);
+        self.depth -= 1;
+        result
+    }
+
+    fn plan_query_inner(&mut self, q: &ast::Query) -> Result<QueryPlan> {
+        if q.with.is_some() {
+            return sql_err!(FeatureNotSupported, "WITH is not supported yet");
+        }
+        if q.fetch.is_some() || !q.locks.is_empty() {
+            return sql_err!(FeatureNotSupported, "FETCH and FOR UPDATE/SHARE are not supported");
+        }
+        let order_by: &[ast::OrderByExpr] = match &q.order_by {
+            None => &[],
+            Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(exprs), .. }) => exprs,
+            Some(_) => return sql_err!(FeatureNotSupported, "ORDER BY ALL is not supported"),
+        };
+        let mut plan = match q.body.as_ref() {
+            ast::SetExpr::Select(select) => self.plan_select(select, order_by)?,
+            body => {
+                let mut plan = self.plan_set_expr(body)?;
+                if !order_by.is_empty() {
+                    plan = self.order_by_output(plan, order_by)?;
+                }
+                plan
+            }
+        };
+        if let Some(limit) = &q.limit_clause {
+            let (limit, offset) = match limit {
+                ast::LimitClause::LimitOffset { limit, offset, limit_by } => {
+                    if !limit_by.is_empty() {
+                        return sql_err!(FeatureNotSupported, "LIMIT BY is not supported");
+                    }
+                    (limit.as_ref(), offset.as_ref().map(|o| &o.value))
+                }
+                ast::LimitClause::OffsetCommaLimit { offset, limit } => (Some(limit), Some(offset)),
+            };
+            let bind_count = |p: &mut Planner, e: Option<&ast::Expr>| -> Result<Option<Expr>> {
+                let Some(e) = e else { return Ok(None) };
+                if matches!(e, ast::Expr::Value(v) if v.value == ast::Value::Null) {
+                    return Ok(None); // LIMIT NULL / LIMIT ALL
+                }
+                let b = p.bind_expr(e, &Scope::default())?;
+                Ok(Some(p.coerce(b, DataType::Int8)?))
+            };
+            let limit = bind_count(self, limit)?;
+            let offset = bind_count(self, offset)?;
+            plan.root = Node::Limit { input: Box::new(plan.root), limit, offset };
+        }
+        Ok(plan)
+    }
+
+    fn plan_set_expr(&mut self, body: &ast::SetExpr) -> Result<QueryPlan> {
+        match body {
+            ast::SetExpr::Select(select) => self.plan_select(select, &[]),
+            ast::SetExpr::Query(q) => self.plan_query(q),
+            ast::SetExpr::Values(values) => self.plan_values(values, None),
+            ast::SetExpr::SetOperation { left, op, set_quantifier, right } => {
+                let left = self.plan_set_expr(left)?;
+                let right = self.plan_set_expr(right)?;
+                if left.columns.len() != right.columns.len() {
+                    return sql_err!(SyntaxError, "each {op} query must have the same number of columns");
+                }
+                let mut columns = Vec::new();
+                let mut left_casts = Vec::new();
+                let mut right_casts = Vec::new();
+                for (i, (l, r)) in left.columns.iter().zip(&right.columns).enumerate() {
+                    let ty = ops::common_type(l.data_type, r.data_type).map_err(|_| {
+                        Error::new(
+                            SqlState::DatatypeMismatch,
+                            format!("{op} types {} and {} cannot be matched", l.data_type, r.data_type),
+                        )
+                    })?;
+                    left_casts.push(cast_if(Expr::Column(i), l.data_type, ty));
+                    right_casts.push(cast_if(Expr::Column(i), r.data_type, ty));
+                    columns.push(OutputColumn { name: l.name.clone(), data_type: ty });
+                }
+                let op = match op {
+                    ast::SetOperator::Union => SetOpKind::Union,
+                    ast::SetOperator::Intersect => SetOpKind::Intersect,
+                    ast::SetOperator::Except => SetOpKind::Except,
+                    other => return sql_err!(FeatureNotSupported, "{other} is not supported"),
+                };
+                let all = match set_quantifier {
+                    ast::SetQuantifier::All => true,
+                    ast::SetQuantifier::Distinct | ast::SetQuantifier::None => false,
+                    other => return sql_err!(FeatureNotSupported, "{other} is not supported"),
+                };
+                let project = |node: Node, exprs: Vec<Expr>| {
+                    if exprs.iter().enumerate().all(|(i, e)| *e == Expr::Column(i)) {
+                        node
+                    } else {
+                        Node::Project { input: Box::new(node), exprs }
+                    }
+                };
+                let root = Node::SetOp {
+                    op,
+                    all,
+                    left: Box::new(project(left.root, left_casts)),
+                    right: Box::new(project(right.root, right_casts)),
+                };
+                Ok(QueryPlan { root, columns })
+            }
+            other => sql_err!(FeatureNotSupported, "not supported: {}", first_words(&other.to_string())),
+        }
+    }
+
+    /// VALUES rows; for INSERT, `target` has the target columns' types
+    /// (untyped literals take them) and DEFAULT expressions.
+    fn plan_values(&mut self, values: &ast::Values, target: Option<(&[DataType], &[Expr])>) -> Result<QueryPlan> {
+        let width = values.rows.first().map_or(0, |r| r.content.len());
+        let mut rows = Vec::new();
+        let mut types: Vec<Option<DataType>> = vec![None; width];
+        let mut bound_rows = Vec::new();
+        for row in &values.rows {
+            if row.content.len() != width {
+                return sql_err!(SyntaxError, "VALUES lists must all be the same length");
+            }
+            let mut bound = Vec::new();
+            for (i, e) in row.content.iter().enumerate() {
+                if matches!(e, ast::Expr::Identifier(i) if ident(i) == "default") {
+                    if target.is_none() {
+                        return sql_err!(SyntaxError, "DEFAULT is not allowed in this context");
+                    }
+                    bound.push(None);
+                    continue;
+                }
+                let b = self.bind_expr(e, &Scope::default())?;
+                if let Some(t) = b.ty {
+                    types[i] = Some(match types[i] {
+                        None => t,
+                        Some(prev) => ops::common_type(prev, t).map_err(|_| {
+                            Error::new(
+                                SqlState::DatatypeMismatch,
+                                format!("VALUES types {prev} and {t} cannot be matched"),
+                            )
+                        })?,
+                    });
+                }
+                bound.push(Some(b));
+            }
+            bound_rows.push(bound);
+        }
+        let final_types: Vec<DataType> = (0..width)
+            .map(|i| target.and_then(|(t, _)| t.get(i).copied()).or(types[i]).unwrap_or(DataType::Text))
+            .collect();
+        for row in bound_rows {
+            let mut exprs = Vec::new();
+            for (i, b) in row.into_iter().enumerate() {
+                exprs.push(match b {
+                    None => match target.and_then(|(_, d)| d.get(i)) {
+                        Some(default) => default.clone(),
+                        None => return sql_err!(SyntaxError, "VALUES has more columns than the INSERT targets"),
+                    },
+                    Some(b) if target.is_some() => self.coerce_literal(b, final_types[i])?.expr,
+                    Some(b) => self.coerce(b, final_types[i])?,
+                });
+            }
+            rows.push(exprs);
+        }
+        let columns = final_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| OutputColumn { name: format!("column{}", i + 1), data_type: *t })
+            .collect();
+        Ok(QueryPlan { root: Node::Values { rows, width }, columns })
+    }
+
+    fn plan_select(&mut self, select: &ast::Select, order_by: &[ast::OrderByExpr]) -> Result<QueryPlan> {
+        if select.top.is_some() || select.into.is_some() || !select.lateral_views.is_empty() {
+            return sql_err!(FeatureNotSupported, "this SELECT form is not supported");
+        }
+        if select.qualify.is_some() || !select.named_window.is_empty() {
+            return sql_err!(FeatureNotSupported, "window functions are not supported");
+        }
+        // FROM.
+        let (mut node, scope, conditions) = self.plan_from(&select.from)?;
+        // WHERE (joined with comma-join predicates for ordering).
+        let mut predicates = conditions;
+        if let Some(selection) = &select.selection {
+            let b = self.bind_expr(selection, &scope)?;
+            self.check_no_aggregates(selection, "WHERE")?;
+            predicates.extend(self.coerce(b, DataType::Bool)?.conjuncts());
+        }
+        if let Some(p) = Expr::and_all(predicates) {
+            node = Node::Filter { input: Box::new(node), predicate: p };
+        }
+
+        // Aggregation?
+        let group_exprs: Vec<&ast::Expr> = match &select.group_by {
+            ast::GroupByExpr::Expressions(exprs, modifiers) => {
+                if !modifiers.is_empty() {
+                    return sql_err!(FeatureNotSupported, "GROUP BY modifiers are not supported");
+                }
+                exprs.iter().collect()
+            }
+            ast::GroupByExpr::All(_) => return sql_err!(FeatureNotSupported, "GROUP BY ALL is not supported"),
+        };
+        let mut agg_calls: Vec<&ast::Function> = Vec::new();
+        for item in &select.projection {
+            if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } = item {
+                collect_aggregates(e, &mut agg_calls);
+            }
+        }
+        if let Some(h) = &select.having {
+            collect_aggregates(h, &mut agg_calls);
+        }
+        for o in order_by {
+            collect_aggregates(&o.expr, &mut agg_calls);
+        }
+        let aggregating = !group_exprs.is_empty() || !agg_calls.is_empty() || select.having.is_some();
+
+        // The scope the select list binds in, and the node it reads.
+        let saved_agg = self.agg.take();
+        let select_scope;
+        if aggregating {
+            let mut group_by = Vec::new();
+            let mut types = Vec::new();
+            let mut group_texts = Vec::new();
+            // Output aliases usable in GROUP BY (PostgreSQL allows it).
+            for g in &group_exprs {
+                let g = self.resolve_group_alias(g, select)?;
+                let b = self.bind_expr(&g, &scope)?;
+                let b = self.default_type(b)?;
+                types.push(b.ty.unwrap_or(DataType::Text));
+                group_texts.push(g.to_string());
+                group_by.push(b.expr);
+            }
+            let mut aggregates = Vec::new();
+            let mut agg_texts = Vec::new();
+            for call in agg_calls {
+                let text = call.to_string();
+                if agg_texts.contains(&text) {
+                    continue;
+                }
+                let agg = self.bind_aggregate(call, &scope)?;
+                types.push(agg.data_type);
+                aggregates.push(agg);
+                agg_texts.push(text);
+            }
+            node = Node::Aggregate { input: Box::new(node), group_by, aggregates };
+            self.agg = Some(AggContext { group_texts, agg_texts, types: types.clone() });
+            select_scope = Scope {
+                columns: types
+                    .iter()
+                    .map(|t| ScopeColumn { table: None, name: String::new(), data_type: Some(*t), hidden: true })
+                    .collect(),
+            };
+            // The FROM scope stays visible for error messages only.
+            if let Some(h) = &select.having {
+                let b = self.bind_expr(h, &scope)?;
+                let p = self.coerce(b, DataType::Bool)?;
+                node = Node::Filter { input: Box::new(node), predicate: p };
+            }
+        } else {
+            select_scope = scope.clone();
+        }
+
+        // The select list.
+        let mut exprs = Vec::new();
+        let mut columns = Vec::new();
+        for item in &select.projection {
+            match item {
+                ast::SelectItem::Wildcard(_) => {
+                    if aggregating {
+                        self.agg = saved_agg;
+                        return sql_err!(GroupingError, "SELECT * is not allowed with GROUP BY or aggregates");
+                    }
+                    if scope.columns.is_empty() {
+                        self.agg = saved_agg;
+                        return sql_err!(SyntaxError, "SELECT * with no tables specified is not valid");
+                    }
+                    for (i, c) in scope.columns.iter().enumerate() {
+                        if !c.hidden {
+                            exprs.push(Expr::Column(i));
+                            columns.push(OutputColumn {
+                                name: c.name.clone(),
+                                data_type: c.data_type.unwrap_or(DataType::Text),
+                            });
+                        }
+                    }
+                }
+                ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
+                    let table = object_name(name)?;
+                    if !scope.has_table(&table) {
+                        self.agg = saved_agg;
+                        return sql_err!(UndefinedTable, "missing FROM-clause entry for table \"{table}\"");
+                    }
+                    for (i, c) in scope.columns.iter().enumerate() {
+                        if !c.hidden && c.table.as_deref() == Some(&table) {
+                            exprs.push(Expr::Column(i));
+                            columns.push(OutputColumn {
+                                name: c.name.clone(),
+                                data_type: c.data_type.unwrap_or(DataType::Text),
+                            });
+                        }
+                    }
+                }
+                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                    let b = match self.bind_expr(e, &scope) {
+                        Ok(b) => b,
+                        Err(err) => {
+                            self.agg = saved_agg;
+                            return Err(err);
+                        }
+                    };
+                    let b = self.default_type(b)?;
+                    let name = match item {
+                        ast::SelectItem::ExprWithAlias { alias, .. } => ident(alias),
+                        _ => column_name(e),
+                    };
+                    columns.push(OutputColumn { name, data_type: b.ty.unwrap_or(DataType::Text) });
+                    exprs.push(b.expr);
+                }
+                other => {
+                    self.agg = saved_agg;
+                    return sql_err!(FeatureNotSupported, "select item not supported: {other}");
+                }
+            }
+        }
+        let _ = select_scope;
+        let visible = exprs.len();
+
+        // ORDER BY: output columns by position or alias, else expressions
+        // over the input, carried as hidden extra columns.
+        let mut keys = Vec::new();
+        for o in order_by {
+            let (descending, nulls_first) = order_options(&o.options);
+            let expr = match self.order_target(&o.expr, &columns)? {
+                Some(i) => Expr::Column(i),
+                None => {
+                    let b = match self.bind_expr(&o.expr, &scope) {
+                        Ok(b) => b,
+                        Err(err) => {
+                            self.agg = saved_agg;
+                            return Err(err);
+                        }
+                    };
+                    let b = self.default_type(b)?;
+                    if let Some(i) = exprs.iter().position(|e| *e == b.expr) {
+                        Expr::Column(i)
+                    } else {
+                        if select.distinct.is_some() {
+                            self.agg = saved_agg;
+                            return sql_err!(
+                                InvalidColumnReference,
+                                "for SELECT DISTINCT, ORDER BY expressions must appear in select list"
+                            );
+                        }
+                        exprs.push(b.expr);
+                        Expr::Column(exprs.len() - 1)
+                    }
+                }
+            };
+            keys.push(SortKey { expr, descending, nulls_first });
+        }
+        self.agg = saved_agg;
+
+        node = Node::Project { input: Box::new(node), exprs };
+        match &select.distinct {
+            None | Some(ast::Distinct::All) => {}
+            Some(ast::Distinct::Distinct) => node = Node::Distinct { input: Box::new(node) },
+            Some(ast::Distinct::On(_)) => return sql_err!(FeatureNotSupported, "DISTINCT ON is not supported"),
+        }
+        if !keys.is_empty() {
+            node = Node::Sort { input: Box::new(node), keys };
+        }
+        if node.width() > visible {
+            node = Node::Project { input: Box::new(node), exprs: (0..visible).map(Expr::Column).collect() };
+        }
+        Ok(QueryPlan { root: node, columns })
+    }
+
+    /// `GROUP BY alias` / `GROUP BY 2`: the select item it names.
+    fn resolve_group_alias(&self, g: &ast::Expr, select: &ast::Select) -> Result<ast::Expr> {
+        if let Some(n) = integer_literal(g) {
+            let item = usize::try_from(n).ok().and_then(|n| n.checked_sub(1)).and_then(|i| select.projection.get(i));
+            return match item {
+                Some(ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. }) => Ok(e.clone()),
+                _ => sql_err!(InvalidColumnReference, "GROUP BY position {n} is not in select list"),
+            };
+        }
+        if let ast::Expr::Identifier(name) = g {
+            for item in &select.projection {
+                if let ast::SelectItem::ExprWithAlias { expr, alias } = item {
+                    if ident(alias) == ident(name) {
+                        return Ok(expr.clone());
+                    }
+                }
+            }
+        }
+        Ok(g.clone())
+    }
+
+    /// An ORDER BY item naming an output column (position or alias).
+    fn order_target(&self, e: &ast::Expr, columns: &[OutputColumn]) -> Result<Option<usize>> {
+        if let Some(n) = integer_literal(e) {
+            return match usize::try_from(n).ok().and_then(|n| n.checked_sub(1)).filter(|i| *i < columns.len()) {
+                Some(i) => Ok(Some(i)),
+                None => sql_err!(InvalidColumnReference, "ORDER BY position {n} is not in select list"),
+            };
+        }
+        if let ast::Expr::Identifier(name) = e {
+            let name = ident(name);
+            let matches: Vec<usize> =
+                columns.iter().enumerate().filter(|(_, c)| c.name == name).map(|(i, _)| i).collect();
+            if matches.len() == 1 {
+                return Ok(Some(matches[0]));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ORDER BY over a set operation's output (names and positions only).
+    fn order_by_output(&mut self, mut plan: QueryPlan, order_by: &[ast::OrderByExpr]) -> Result<QueryPlan> {
+        let mut keys = Vec::new();
+        let scope = Scope {
+            columns: plan
+                .columns
+                .iter()
+                .map(|c| ScopeColumn { table: None, name: c.name.clone(), data_type: Some(c.data_type), hidden: false })
+                .collect(),
+        };
+        for o in order_by {
+            let (descending, nulls_first) = order_options(&o.options);
+            let expr = match self.order_target(&o.expr, &plan.columns)? {
+                Some(i) => Expr::Column(i),
+                None => self.bind_expr(&o.expr, &scope)?.expr,
+            };
+            keys.push(SortKey { expr, descending, nulls_first });
+        }
+        plan.root = Node::Sort { input: Box::new(plan.root), keys };
+        Ok(plan)
+    }
+
+    fn check_no_aggregates(&self, e: &ast::Expr, clause: &str) -> Result<()> {
+        let mut calls = Vec::new();
+        collect_aggregates(e, &mut calls);
+        match calls.is_empty() {
+            true => Ok(()),
+            false => sql_err!(GroupingError, "aggregate functions are not allowed in {clause}"),
+        }
+    }
+
+    fn bind_aggregate(&mut self, call: &ast::Function, scope: &Scope) -> Result<AggCall> {
+        let name = object_name(&call.name)?;
+        let (args, distinct) = match &call.args {
+            ast::FunctionArguments::List(list) => {
+                let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+                (list.args.as_slice(), distinct)
+            }
+            ast::FunctionArguments::None => (&[][..], false),
+            ast::FunctionArguments::Subquery(_) => return sql_err!(FeatureNotSupported, "{name}(subquery)"),
+        };
+        if call.filter.is_some() || call.over.is_some() || !call.within_group.is_empty() {
+            return sql_err!(FeatureNotSupported, "FILTER, OVER and WITHIN GROUP are not supported");
+        }
+        if name == "count" && matches!(args, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]) {
+            return Ok(AggCall { func: AggFunc::CountStar, arg: None, distinct: false, data_type: DataType::Int8 });
+        }
+        let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = args else {
+            return sql_err!(UndefinedFunction, "function {name} takes one argument");
+        };
+        // An aggregate's argument sees the FROM row, never other aggregates.
+        let saved = self.agg.take();
+        let mut nested = Vec::new();
+        collect_aggregates(arg, &mut nested);
+        if !nested.is_empty() {
+            self.agg = saved;
+            return sql_err!(GroupingError, "aggregate function calls cannot be nested");
+        }
+        let bound = self.bind_expr(arg, scope);
+        self.agg = saved;
+        let b = self.default_type(bound?)?;
+        let ty = b.ty.unwrap_or(DataType::Text);
+        let (func, data_type) = match name.as_str() {
+            "count" => (AggFunc::Count, DataType::Int8),
+            "sum" => match ty {
+                DataType::Int2 | DataType::Int4 | DataType::Int8 => (AggFunc::Sum, DataType::Int8),
+                DataType::Float4 => (AggFunc::Sum, DataType::Float4),
+                DataType::Float8 => (AggFunc::Sum, DataType::Float8),
+                t => return sql_err!(UndefinedFunction, "function sum({t}) does not exist"),
+            },
+            "avg" => match ty {
+                t if t.is_numeric() => (AggFunc::Avg, DataType::Float8),
+                t => return sql_err!(UndefinedFunction, "function avg({t}) does not exist"),
+            },
+            "min" | "max" => {
+                let f = if name == "min" { AggFunc::Min } else { AggFunc::Max };
+                (f, ty.base())
+            }
+            "bool_and" | "every" | "bool_or" => {
+                if ty != DataType::Bool {
+                    return sql_err!(UndefinedFunction, "function {name}({ty}) does not exist");
+                }
+                (if name == "bool_or" { AggFunc::BoolOr } else { AggFunc::BoolAnd }, DataType::Bool)
+            }
+            other => return sql_err!(UndefinedFunction, "function {other} does not exist"),
+        };
+        Ok(AggCall { func, arg: Some(b.expr), distinct, data_type })
+    }
+
+    // ---- FROM -------------------------------------------------------------
+
+    /// The FROM clause: its node, its scope, and the predicates that
+    /// connect comma-joined tables (already placed as join conditions).
+    fn plan_from(&mut self, from: &[ast::TableWithJoins]) -> Result<(Node, Scope, Vec<Expr>)> {
+        if from.is_empty() {
+            return Ok((Node::Values { rows: vec![vec![]], width: 0 }, Scope::default(), Vec::new()));
+        }
+        let mut items = Vec::new();
+        for twj in from {
+            items.push(self.plan_table_with_joins(twj)?);
+        }
+        let mut items = items.into_iter();
+        let (mut node, mut scope) = items.next().expect("from is not empty");
+        for (right, right_scope) in items {
+            for c in &right_scope.columns {
+                if let Some(t) = &c.table {
+                    if scope.has_table(t) {
+                        return sql_err!(DuplicateTable, "table name \"{t}\" specified more than once");
+                    }
+                }
+            }
+            node = Node::Join {
+                left: Box::new(node),
+                right: Box::new(right),
+                kind: JoinKind::Inner,
+                left_keys: vec![],
+                right_keys: vec![],
+                on: None,
+            };
+            scope = scope.join(right_scope);
+        }
+        Ok((node, scope, Vec::new()))
+    }
+
+    fn plan_table_with_joins(&mut self, twj: &ast::TableWithJoins) -> Result<(Node, Scope)> {
+        let (mut node, mut scope) = self.plan_table_factor(&twj.relation)?;
+        for join in &twj.joins {
+            let (right, right_scope) = self.plan_table_factor(&join.relation)?;
+            use ast::JoinOperator as J;
+            let (kind, constraint) = match &join.join_operator {
+                J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
+                J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, Some(c)),
+                J::Right(c) | J::RightOuter(c) => (JoinKind::Right, Some(c)),
+                J::FullOuter(c) => (JoinKind::Full, Some(c)),
+                J::CrossJoin(_) => (JoinKind::Inner, None),
+                other => return sql_err!(FeatureNotSupported, "join not supported: {other:?}"),
+            };
+            let left_width = scope.columns.len();
+            let joined = scope.clone().join(right_scope.clone());
+            let on = match constraint {
+                None | Some(ast::JoinConstraint::None) => None,
+                Some(ast::JoinConstraint::On(e)) => {
+                    let b = self.bind_expr(e, &joined)?;
+                    Some(self.coerce(b, DataType::Bool)?)
+                }
+                Some(ast::JoinConstraint::Using(names)) => {
+                    let mut conds = Vec::new();
+                    for n in names {
+                        let name = object_name(n)?;
+                        let l = scope.find(None, &name)?;
+                        let r = right_scope.find(None, &name)?;
+                        let (Some(l), Some(r)) = (l, r) else {
+                            return sql_err!(
+                                UndefinedColumn,
+                                "column \"{name}\" specified in USING clause does not exist in both tables"
+                            );
+                        };
+                        conds.push(Expr::Binary(
+                            BinaryOp::Eq,
+                            Box::new(Expr::Column(l)),
+                            Box::new(Expr::Column(left_width + r)),
+                        ));
+                    }
+                    Expr::and_all(conds)
+                }
+                Some(ast::JoinConstraint::Natural) => {
+                    let mut conds = Vec::new();
+                    for (r, c) in right_scope.columns.iter().enumerate() {
+                        if c.hidden {
+                            continue;
+                        }
+                        if let Some(l) = scope.find(None, &c.name)? {
+                            conds.push(Expr::Binary(
+                                BinaryOp::Eq,
+                                Box::new(Expr::Column(l)),
+                                Box::new(Expr::Column(left_width + r)),
+                            ));
+                        }
+                    }
+                    Expr::and_all(conds)
+                }
+                Some(other) => return sql_err!(FeatureNotSupported, "join constraint not supported: {other:?}"),
+            };
+            node = Node::Join {
+                left: Box::new(node),
+                right: Box::new(right),
+                kind,
+                left_keys: vec![],
+                right_keys: vec![],
+                on,
+            };
+            scope = joined;
+        }
+        Ok((node, scope))
+    }
+
+    fn plan_table_factor(&mut self, factor: &ast::TableFactor) -> Result<(Node, Scope)> {
+        match factor {
+            ast::TableFactor::Table { name, alias, args, .. } => {
+                let table_name = object_name(name)?;
+                if let Some(args) = args {
+                    return self.plan_table_function(&table_name, &args.args, alias.as_ref());
+                }
+                let table = Catalog::must_table(self.txn, &table_name)?;
+                let alias_name = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table_name.clone());
+                let mut scope = Scope::from_table(&table, &alias_name);
+                if let Some(a) = alias {
+                    rename_columns(&mut scope, &a.columns)?;
+                }
+                let primary = table.primary.clone();
+                Ok((Node::Scan { table, index: primary, spans: vec![ScanSpan::full()] }, scope))
+            }
+            ast::TableFactor::Derived { lateral, subquery, alias, .. } => {
+                if *lateral {
+                    return sql_err!(FeatureNotSupported, "LATERAL is not supported");
+                }
+                // A derived table cannot see the enclosing FROM: bind it as
+                // a subquery with no new outer scope.
+                let plan = self.plan_query(subquery)?;
+                let alias_name = alias.as_ref().map(|a| ident(&a.name));
+                let mut scope = Scope {
+                    columns: plan
+                        .columns
+                        .iter()
+                        .map(|c| ScopeColumn {
+                            table: alias_name.clone(),
+                            name: c.name.clone(),
+                            data_type: Some(c.data_type),
+                            hidden: false,
+                        })
+                        .collect(),
+                };
+                if let Some(a) = alias {
+                    rename_columns(&mut scope, &a.columns)?;
+                }
+                Ok((plan.root, scope))
+            }
+            ast::TableFactor::NestedJoin { table_with_joins, alias } => {
+                if alias.is_some() {
+                    return sql_err!(FeatureNotSupported, "an alias on a parenthesized join is not supported");
+                }
+                self.plan_table_with_joins(table_with_joins)
+            }
+            ast::TableFactor::Function { name, args, alias, .. } => {
+                let name = object_name(name)?;
+                self.plan_table_function(&name, args, alias.as_ref())
+            }
+            other => sql_err!(FeatureNotSupported, "FROM item not supported: {other}"),
+        }
+    }
+
+    fn plan_table_function(
+        &mut self,
+        name: &str,
+        args: &[ast::FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> Result<(Node, Scope)> {
+        if name != "generate_series" {
+            return sql_err!(UndefinedFunction, "function {name} does not exist");
+        }
+        let mut bound = Vec::new();
+        for a in args {
+            let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = a else {
+                return sql_err!(SyntaxError, "generate_series takes plain arguments");
+            };
+            bound.push(self.bind_expr(e, &Scope::default())?);
+        }
+        if !(2..=3).contains(&bound.len()) {
+            return sql_err!(UndefinedFunction, "function generate_series with {} arguments does not exist", bound.len());
+        }
+        let ty = match bound.iter().filter_map(|b| b.ty).try_fold(DataType::Int4, |acc, t| {
+            if t.is_integer() {
+                ops::common_type(acc, t)
+            } else {
+                sql_err!(UndefinedFunction, "function generate_series({t}) does not exist")
+            }
+        }) {
+            Ok(t) => t,
+            Err(e) => return Err(e),
+        };
+        let mut exprs = Vec::new();
+        for b in bound {
+            exprs.push(self.coerce(b, ty)?);
+        }
+        let mut it = exprs.into_iter();
+        let (start, stop, step) = (it.next().expect("2..=3"), it.next().expect("2..=3"), it.next());
+        let alias_name = alias.map(|a| ident(&a.name)).unwrap_or_else(|| "generate_series".into());
+        let mut scope = Scope {
+            columns: vec![ScopeColumn {
+                table: Some(alias_name.clone()),
+                name: alias_name,
+                data_type: Some(ty),
+                hidden: false,
+            }],
+        };
+        if let Some(a) = alias {
+            rename_columns(&mut scope, &a.columns)?;
+        }
+        Ok((Node::Series { start, stop, step, data_type: ty }, scope))
+    }
+
+    // ---- expressions -------------------------------------------------------
+
+    /// Coerces an untyped literal to `ty` (parsing its text), else checks
+    /// `b` is of a type that converts implicitly, else 42804.
+    fn coerce(&mut self, b: Bound, ty: DataType) -> Result<Expr> {
+        let b = self.coerce_literal(b, ty)?;
+        match b.ty {
+            None => Ok(b.expr),
+            Some(t) if t.base() == ty.base() => Ok(b.expr),
+            Some(t) if ops::can_coerce_implicitly(t, ty) => Ok(Expr::Cast(Box::new(b.expr), ty)),
+            Some(t) => sql_err!(DatatypeMismatch, "argument must be type {ty}, not type {t}"),
+        }
+    }
+
+    /// Gives an untyped literal or parameter the type `ty`.
+    fn coerce_literal(&mut self, b: Bound, ty: DataType) -> Result<Bound> {
+        if let Some(text) = &b.literal {
+            let v = ops::parse_text(text, ty)?;
+            return Ok(Bound::typed(Expr::Constant(v), ty));
+        }
+        if b.ty.is_none() {
+            if let Expr::Param(i) = b.expr {
+                self.infer_param(i, ty);
+            }
+            return Ok(Bound { ty: Some(ty), ..b });
+        }
+        Ok(b)
+    }
+
+    fn infer_param(&mut self, i: usize, ty: DataType) {
+        if self.param_types.len() <= i {
+            self.param_types.resize(i + 1, None);
+        }
+        if self.param_types[i].is_none() {
+            self.param_types[i] = Some(ty);
+        }
+    }
+
+    /// An untyped literal in a position with no context becomes text.
+    fn default_type(&mut self, b: Bound) -> Result<Bound> {
+        match (&b.ty, &b.literal) {
+            (None, Some(_)) => self.coerce_literal(b, DataType::Text),
+            (None, None) if matches!(b.expr, Expr::Param(_)) => self.coerce_literal(b, DataType::Text),
+            _ => Ok(b),
+        }
+    }
+
+    /// Binds `e` in `scope` (the current level; outer levels in
+    /// `self.outer`).
+    fn bind_expr(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Bound> {
+        let sql = self.sql;
+        self.bind_expr_checked(e, scope, 0).map_err(|err| match position_of(sql, e.span().start) {
+            Some(pos) if err.position.is_none() => Error { position: Some(pos), ..err },
+            _ => err,
+        })
+    }
+
+    fn bind_expr_checked(&mut self, e: &ast::Expr, scope: &Scope, depth: usize) -> Result<Bound> {
+        if depth > limits::NESTING_DEPTH_MAX * 4 {
+            return sql_err!(ProgramLimitExceeded, "expression nests too deeply");
+        }
+        // In an aggregating level, a whole GROUP BY expression or an
+        // aggregate call is a column of the Aggregate node.
+        if let Some(agg) = &self.agg {
+            let text = e.to_string();
+            if let Some(i) = agg.group_texts.iter().position(|t| *t == text) {
+                return Ok(Bound::typed(Expr::Column(i), agg.types[i]));
+            }
+            if let Some(j) = agg.agg_texts.iter().position(|t| *t == text) {
+                let i = agg.group_texts.len() + j;
+                return Ok(Bound::typed(Expr::Column(i), agg.types[i]));
+            }
+        }
+        let rec = |p: &mut Planner, e: &ast::Expr| p.bind_expr_checked(e, scope, depth + 1);
+        use ast::Expr as E;
+        match e {
+            E::Identifier(i) => self.bind_column(None, &ident(i), scope),
+            E::CompoundIdentifier(parts) => match parts.as_slice() {
+                [t, c] => self.bind_column(Some(&ident(t)), &ident(c), scope),
+                [s, t, c] if ident(s) == "public" => self.bind_column(Some(&ident(t)), &ident(c), scope),
+                _ => sql_err!(FeatureNotSupported, "name not supported: {e}"),
+            },
+            E::Value(v) => self.bind_value(&v.value),
+            E::Nested(inner) => rec(self, inner),
+            E::TypedString(ts) => {
+                let ty = data_type(&ts.data_type)?;
+                let text = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => s.clone(),
+                    other => return sql_err!(SyntaxError, "expected a string after {ty}, got {other}"),
+                };
+                Ok(Bound::typed(Expr::Constant(ops::parse_text(&text, ty)?), ty))
+            }
+            E::BinaryOp { left, op, right } => {
+                let l = rec(self, left)?;
+                let r = rec(self, right)?;
+                self.bind_binary(op, l, r)
+            }
+            E::UnaryOp { op, expr } => {
+                let b = rec(self, expr)?;
+                match op {
+                    ast::UnaryOperator::Not => {
+                        let x = self.coerce(b, DataType::Bool)?;
+                        Ok(Bound::typed(Expr::Not(Box::new(x)), DataType::Bool))
+                    }
+                    ast::UnaryOperator::Minus | ast::UnaryOperator::Plus => {
+                        let uop = if *op == ast::UnaryOperator::Minus { UnaryOp::Neg } else { UnaryOp::Plus };
+                        // -<number literal> is one constant (so -32768::int2 works).
+                        let b = match (&b.literal, b.ty) {
+                            (Some(_), _) => self.coerce_literal(b, DataType::Float8)?,
+                            (None, None) => Bound { ty: Some(DataType::Int4), ..b },
+                            _ => b,
+                        };
+                        let ty = b.ty.unwrap_or(DataType::Int4);
+                        let rt = ops::unary_result_type(uop, ty)?;
+                        if let Expr::Constant(v) = &b.expr {
+                            return Ok(Bound::typed(Expr::Constant(ops::unary(uop, v)?), rt));
+                        }
+                        Ok(Bound::typed(Expr::Unary(uop, Box::new(b.expr)), rt))
+                    }
+                    other => sql_err!(FeatureNotSupported, "operator {other} is not supported"),
+                }
+            }
+            E::IsNull(x) | E::IsNotNull(x) => {
+                let b = rec(self, x)?;
+                let test = Expr::IsNull(Box::new(b.expr));
+                let test = if matches!(e, E::IsNotNull(_)) { Expr::Not(Box::new(test)) } else { test };
+                Ok(Bound::typed(test, DataType::Bool))
+            }
+            E::IsTrue(x) | E::IsNotTrue(x) | E::IsFalse(x) | E::IsNotFalse(x) => {
+                let b = rec(self, x)?;
+                let x = self.coerce(b, DataType::Bool)?;
+                let want = matches!(e, E::IsTrue(_) | E::IsNotTrue(_));
+                let test = Expr::IsBool(Box::new(x), want);
+                let test = if matches!(e, E::IsNotTrue(_) | E::IsNotFalse(_)) { Expr::Not(Box::new(test)) } else { test };
+                Ok(Bound::typed(test, DataType::Bool))
+            }
+            E::IsUnknown(x) | E::IsNotUnknown(x) => {
+                let b = rec(self, x)?;
+                let x = self.coerce(b, DataType::Bool)?;
+                let test = Expr::IsNull(Box::new(x));
+                let test = if matches!(e, E::IsNotUnknown(_)) { Expr::Not(Box::new(test)) } else { test };
+                Ok(Bound::typed(test, DataType::Bool))
+            }
+            E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
+                let l = rec(self, a)?;
+                let r = rec(self, b)?;
+                let (l, r, _) = self.unify(l, r, "IS DISTINCT FROM")?;
+                let test = Expr::IsDistinctFrom(Box::new(l), Box::new(r));
+                let test = if matches!(e, E::IsNotDistinctFrom(..)) { Expr::Not(Box::new(test)) } else { test };
+                Ok(Bound::typed(test, DataType::Bool))
+            }
+            E::Between { expr, negated, low, high } => {
+                let x = rec(self, expr)?;
+                let lo = rec(self, low)?;
+                let hi = rec(self, high)?;
+                let ge = self.bind_binary(&ast::BinaryOperator::GtEq, x.clone(), lo)?;
+                let le = self.bind_binary(&ast::BinaryOperator::LtEq, x, hi)?;
+                let both = Expr::And(Box::new(ge.expr), Box::new(le.expr));
+                let both = if *negated { Expr::Not(Box::new(both)) } else { both };
+                Ok(Bound::typed(both, DataType::Bool))
+            }
+            E::In { expr, target: ast::InTarget::List(list), negated, .. } => {
+                let x = rec(self, expr)?;
+                let mut items = Vec::new();
+                for item in list {
+                    items.push(rec(self, item)?);
+                }
+                let mut ty = x.ty;
+                for i in &items {
+                    if let Some(t) = i.ty {
+                        ty = Some(match ty {
+                            None => t,
+                            Some(prev) => ops::common_type(prev, t)?,
+                        });
+                    }
+                }
+                let ty = ty.unwrap_or(DataType::Text);
+                let x = self.coerce_loose(x, ty)?;
+                let items = items.into_iter().map(|i| self.coerce_loose(i, ty)).collect::<Result<Vec<_>>>()?;
+                let test = Expr::InList(Box::new(x), items);
+                let test = if *negated { Expr::Not(Box::new(test)) } else { test };
+                Ok(Bound::typed(test, DataType::Bool))
+            }
+            E::In { expr, target: ast::InTarget::Subquery(subquery), negated, .. } => {
+                let x = rec(self, expr)?;
+                let plan = self.plan_subquery(subquery, scope)?;
+                if plan.columns.len() != 1 {
+                    return sql_err!(SyntaxError, "subquery has too many columns");
+                }
+                let ty = plan.columns[0].data_type;
+                let x = self.coerce_loose(x, ty)?;
+                let test = Expr::InSubquery(Box::new(x), Box::new(plan.root));
+                let test = if *negated { Expr::Not(Box::new(test)) } else { test };
+                Ok(Bound::typed(test, DataType::Bool))
+            }
+            E::Exists { subquery, negated } => {
+                let plan = self.plan_subquery(subquery, scope)?;
+                let test = Expr::Exists(Box::new(plan.root));
+                let test = if *negated { Expr::Not(Box::new(test)) } else { test };
+                Ok(Bound::typed(test, DataType::Bool))
+            }
+            E::Subquery(q) => {
+                let plan = self.plan_subquery(q, scope)?;
+                if plan.columns.len() != 1 {
+                    return sql_err!(SyntaxError, "subquery must return only one column");
+                }
+                Ok(Bound::typed(Expr::Subquery(Box::new(plan.root)), plan.columns[0].data_type))
+            }
+            E::Like { negated, any, expr, pattern, escape_char } | E::ILike { negated, any, expr, pattern, escape_char } => {
+                if *any || escape_char.is_some() {
+                    return sql_err!(FeatureNotSupported, "LIKE ANY and ESCAPE are not supported");
+                }
+                let x = rec(self, expr)?;
+                let p = rec(self, pattern)?;
+                let x = self.coerce_loose(x, DataType::Text)?;
+                let p = self.coerce_loose(p, DataType::Text)?;
+                let test = Expr::Like {
+                    expr: Box::new(x),
+                    pattern: Box::new(p),
+                    case_insensitive: matches!(e, E::ILike { .. }),
+                };
+                let test = if *negated { Expr::Not(Box::new(test)) } else { test };
+                Ok(Bound::typed(test, DataType::Bool))
+            }
+            E::Cast { expr, data_type: t, format, .. } => {
+                if format.is_some() {
+                    return sql_err!(FeatureNotSupported, "CAST ... FORMAT is not supported");
+                }
+                let ty = data_type(t)?;
+                let b = rec(self, expr)?;
+                if b.literal.is_some() || b.ty.is_none() {
+                    // 'x'::type parses the literal as the type; NULL::type.
+                    let b = self.coerce_literal(b, ty)?;
+                    if let Expr::Constant(v) = &b.expr {
+                        return Ok(Bound::typed(Expr::Constant(ops::cast(v, ty)?), ty));
+                    }
+                    return Ok(Bound::typed(Expr::Cast(Box::new(b.expr), ty), ty));
+                }
+                let from = b.ty.expect("typed");
+                if !ops::can_cast(from, ty) {
+                    return sql_err!(CannotCoerce, "cannot cast type {from} to {ty}");
+                }
+                Ok(Bound::typed(Expr::Cast(Box::new(b.expr), ty), ty))
+            }
+            E::Case { operand, conditions, else_result, .. } => {
+                let operand = match operand {
+                    Some(o) => Some(rec(self, o)?),
+                    None => None,
+                };
+                let mut whens = Vec::new();
+                let mut results = Vec::new();
+                for c in conditions {
+                    whens.push(rec(self, &c.condition)?);
+                    results.push(rec(self, &c.result)?);
+                }
+                let otherwise = match else_result {
+                    Some(x) => rec(self, x)?,
+                    None => Bound { expr: Expr::Constant(Value::Null), ty: None, literal: None },
+                };
+                let mut ty = None;
+                for r in results.iter().chain(std::iter::once(&otherwise)) {
+                    if let Some(t) = r.ty {
+                        ty = Some(match ty {
+                            None => t,
+                            Some(prev) => ops::common_type(prev, t).map_err(|_| {
+                                Error::new(SqlState::DatatypeMismatch, format!("CASE types {prev} and {t} cannot be matched"))
+                            })?,
+                        });
+                    }
+                }
+                let ty = ty.unwrap_or(DataType::Text);
+                let mut bound_whens = Vec::new();
+                let operand_expr;
+                match operand {
+                    Some(o) => {
+                        // CASE x WHEN v: compare x = v.
+                        let mut wty = o.ty;
+                        for w in &whens {
+                            if let Some(t) = w.ty {
+                                wty = Some(match wty {
+                                    None => t,
+                                    Some(prev) => ops::common_type(prev, t)?,
+                                });
+                            }
+                        }
+                        let wty = wty.unwrap_or(DataType::Text);
+                        operand_expr = Some(Box::new(self.coerce_loose(o, wty)?));
+                        for (w, r) in whens.into_iter().zip(results) {
+                            bound_whens.push((self.coerce_loose(w, wty)?, self.coerce_loose(r, ty)?));
+                        }
+                    }
+                    None => {
+                        operand_expr = None;
+                        for (w, r) in whens.into_iter().zip(results) {
+                            bound_whens.push((self.coerce(w, DataType::Bool)?, self.coerce_loose(r, ty)?));
+                        }
+                    }
+                }
+                let otherwise = self.coerce_loose(otherwise, ty)?;
+                Ok(Bound::typed(
+                    Expr::Case { operand: operand_expr, whens: bound_whens, otherwise: Box::new(otherwise) },
+                    ty,
+                ))
+            }
+            E::Function(f) => self.bind_function(f, scope, depth),
+            E::Position { expr, r#in } => {
+                let needle = rec(self, expr)?;
+                let hay = rec(self, r#in)?;
+                let needle = self.coerce_loose(needle, DataType::Text)?;
+                let hay = self.coerce_loose(hay, DataType::Text)?;
+                Ok(Bound::typed(Expr::Function("strpos".into(), vec![hay, needle]), DataType::Int4))
+            }
+            E::Substring { expr, substring_from, substring_for, .. } => {
+                let mut args = vec![rec(self, expr)?];
+                args.push(match substring_from {
+                    Some(f) => rec(self, f)?,
+                    None => Bound::typed(Expr::Constant(Value::Int4(1)), DataType::Int4),
+                });
+                if let Some(f) = substring_for {
+                    args.push(rec(self, f)?);
+                }
+                self.bind_call("substr", args)
+            }
+            E::Trim { trim_where, trim_what, expr, trim_characters } => {
+                if trim_characters.is_some() {
+                    return sql_err!(FeatureNotSupported, "TRIM with a character list is not supported");
+                }
+                let name = match trim_where {
+                    None | Some(ast::TrimWhereField::Both) => "btrim",
+                    Some(ast::TrimWhereField::Leading) => "ltrim",
+                    Some(ast::TrimWhereField::Trailing) => "rtrim",
+                };
+                let mut args = vec![rec(self, expr)?];
+                if let Some(w) = trim_what {
+                    args.push(rec(self, w)?);
+                }
+                self.bind_call(name, args)
+            }
+            E::Ceil { expr, field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime) } => {
+                let args = vec![rec(self, expr)?];
+                self.bind_call("ceil", args)
+            }
+            E::Floor { expr, field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime) } => {
+                let args = vec![rec(self, expr)?];
+                self.bind_call("floor", args)
+            }
+            other => sql_err!(FeatureNotSupported, "expression not supported: {}", first_words(&other.to_string())),
+        }
+    }
+
+    /// Like `coerce`, but a typed value of another type is kept as is
+    /// (the operator decides): numbers of different widths, say.
+    fn coerce_loose(&mut self, b: Bound, ty: DataType) -> Result<Expr> {
+        let b = self.coerce_literal(b, ty)?;
+        match b.ty {
+            Some(t) if t.base() != ty.base() && ops::can_coerce_implicitly(t, ty) => {
+                Ok(Expr::Cast(Box::new(b.expr), ty))
+            }
+            Some(t) if t.base() != ty.base() && !(t.is_numeric() && ty.is_numeric()) => {
+                sql_err!(DatatypeMismatch, "types {t} and {ty} cannot be matched")
+            }
+            _ => Ok(b.expr),
+        }
+    }
+
+    /// Gives both sides of a comparison one type family.
+    fn unify(&mut self, l: Bound, r: Bound, what: &str) -> Result<(Expr, Expr, Option<DataType>)> {
+        let (l, r) = match (l.ty, r.ty) {
+            (None, Some(t)) => (self.coerce_literal(l, t)?, r),
+            (Some(t), None) => {
+                let r = self.coerce_literal(r, t)?;
+                (l, r)
+            }
+            (None, None) => {
+                let l = self.default_type(l)?;
+                let r = self.default_type(r)?;
+                (l, r)
+            }
+            _ => (l, r),
+        };
+        match (l.ty, r.ty) {
+            (Some(a), Some(b)) if a.base() == b.base() || (a.is_numeric() && b.is_numeric()) => {
+                Ok((l.expr, r.expr, Some(a)))
+            }
+            (Some(a), Some(b)) if ops::can_coerce_implicitly(a, b) => {
+                Ok((Expr::Cast(Box::new(l.expr), b), r.expr, Some(b)))
+            }
+            (Some(a), Some(b)) if ops::can_coerce_implicitly(b, a) => {
+                Ok((l.expr, Expr::Cast(Box::new(r.expr), a), Some(a)))
+            }
+            (Some(a), Some(b)) => sql_err!(UndefinedFunction, "operator does not exist: {a} {what} {b}"),
+            _ => Ok((l.expr, r.expr, l.ty.or(r.ty))),
+        }
+    }
+
+    fn bind_binary(&mut self, op: &ast::BinaryOperator, l: Bound, r: Bound) -> Result<Bound> {
+        use ast::BinaryOperator as B;
+        match op {
+            B::And | B::Or => {
+                let l = self.coerce(l, DataType::Bool)?;
+                let r = self.coerce(r, DataType::Bool)?;
+                let e = if *op == B::And { Expr::And(Box::new(l), Box::new(r)) } else { Expr::Or(Box::new(l), Box::new(r)) };
+                return Ok(Bound::typed(e, DataType::Bool));
+            }
+            _ => {}
+        }
+        let bop = match op {
+            B::Plus => BinaryOp::Add,
+            B::Minus => BinaryOp::Sub,
+            B::Multiply => BinaryOp::Mul,
+            B::Divide => BinaryOp::Div,
+            B::Modulo => BinaryOp::Mod,
+            B::StringConcat => BinaryOp::Concat,
+            B::Eq => BinaryOp::Eq,
+            B::NotEq => BinaryOp::NotEq,
+            B::Lt => BinaryOp::Lt,
+            B::LtEq => BinaryOp::LtEq,
+            B::Gt => BinaryOp::Gt,
+            B::GtEq => BinaryOp::GtEq,
+            other => return sql_err!(FeatureNotSupported, "operator {other} is not supported"),
+        };
+        if bop == BinaryOp::Concat {
+            // text || anything: the other side as text.
+            let l = self.default_type(l)?;
+            let r = self.default_type(r)?;
+            let (lt, rt) = (l.ty.unwrap_or(DataType::Text), r.ty.unwrap_or(DataType::Text));
+            let ty = ops::binary_result_type(bop, lt, rt)?;
+            return Ok(Bound::typed(Expr::Binary(bop, Box::new(l.expr), Box::new(r.expr)), ty));
+        }
+        let (le, re, _) = self.unify(l.clone(), r.clone(), &op.to_string())?;
+        // The operand types after unification.
+        let lt = type_after(&l, &le, &r);
+        let rt = type_after(&r, &re, &l);
+        let ty = match (lt, rt) {
+            (Some(a), Some(b)) => ops::binary_result_type(bop, a, b)?,
+            _ if matches!(bop, BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq) => {
+                DataType::Bool
+            }
+            (Some(a), None) | (None, Some(a)) => ops::binary_result_type(bop, a, a)?,
+            (None, None) => ops::binary_result_type(bop, DataType::Int4, DataType::Int4)?,
+        };
+        Ok(Bound::typed(Expr::Binary(bop, Box::new(le), Box::new(re)), ty))
+    }
+
+    fn bind_value(&mut self, v: &ast::Value) -> Result<Bound> {
+        Ok(match v {
+            ast::Value::Number(n, _) => {
+                if let Ok(i) = n.parse::<i32>() {
+                    Bound::typed(Expr::Constant(Value::Int4(i)), DataType::Int4)
+                } else if let Ok(i) = n.parse::<i64>() {
+                    Bound::typed(Expr::Constant(Value::Int8(i)), DataType::Int8)
+                } else {
+                    // PostgreSQL makes these numeric; SpanDB has float8.
+                    match n.parse::<f64>() {
+                        Ok(f) if f.is_finite() => Bound::typed(Expr::Constant(Value::Float8(f)), DataType::Float8),
+                        _ => return sql_err!(NumericValueOutOfRange, "number out of range: {n}"),
+                    }
+                }
+            }
+            ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) | ast::Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
+                Bound { expr: Expr::Constant(Value::Text(s.clone())), ty: None, literal: Some(s.clone()) }
+            }
+            ast::Value::Boolean(b) => Bound::typed(Expr::Constant(Value::Bool(*b)), DataType::Bool),
+            ast::Value::Null => Bound { expr: Expr::Constant(Value::Null), ty: None, literal: None },
+            ast::Value::Placeholder(p) => {
+                let n: usize = p
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n >= 1 && *n <= 65_535)
+                    .ok_or_else(|| Error::new(SqlState::SyntaxError, format!("bad parameter {p}")))?;
+                let i = n - 1;
+                if self.param_types.len() <= i {
+                    self.param_types.resize(i + 1, None);
+                }
+                let ty = self.param_types[i];
+                Bound { expr: Expr::Param(i), ty, literal: None }
+            }
+            ast::Value::HexStringLiteral(h) => {
+                let v = ops::parse_text(&format!("\\x{h}"), DataType::Bytea)?;
+                Bound::typed(Expr::Constant(v), DataType::Bytea)
+            }
+            other => return sql_err!(FeatureNotSupported, "literal not supported: {other}"),
+        })
+    }
+
+    fn bind_column(&mut self, table: Option<&str>, name: &str, scope: &Scope) -> Result<Bound> {
+        if let Some(i) = scope.find(table, name)? {
+            if self.agg.is_some() {
+                return sql_err!(
+                    GroupingError,
+                    "column \"{}\" must appear in the GROUP BY clause or be used in an aggregate function",
+                    match table {
+                        Some(t) => format!("{t}.{name}"),
+                        None => name.to_string(),
+                    }
+                );
+            }
+            let ty = scope.columns[i].data_type;
+            return Ok(Bound { expr: Expr::Column(i), ty, literal: None });
+        }
+        for (d, outer) in self.outer.iter().rev().enumerate() {
+            if let Some(i) = outer.find(table, name)? {
+                let ty = outer.columns[i].data_type;
+                return Ok(Bound { expr: Expr::Outer { depth: d + 1, index: i }, ty, literal: None });
+            }
+        }
+        if table.is_none() {
+            match name {
+                "current_timestamp" | "localtimestamp" => return Ok(Bound::typed(Expr::Now, DataType::Timestamp)),
+                _ => {}
+            }
+        }
+        match table {
+            Some(t) if !scope.has_table(t) && !self.outer.iter().any(|s| s.has_table(t)) => {
+                sql_err!(UndefinedTable, "missing FROM-clause entry for table \"{t}\"")
+            }
+            Some(t) => sql_err!(UndefinedColumn, "column {t}.{name} does not exist"),
+            None => sql_err!(UndefinedColumn, "column \"{name}\" does not exist"),
+        }
+    }
+
+    fn plan_subquery(&mut self, q: &ast::Query, scope: &Scope) -> Result<QueryPlan> {
+        // The subquery sees this level's row as its outer scope. Under
+        // aggregation the visible row is the Aggregate's, which has no
+        // names: correlated subqueries there are not supported.
+        let saved_agg = self.agg.take();
+        self.outer.push(if saved_agg.is_some() { Scope::default() } else { scope.clone() });
+        let plan = self.plan_query(q);
+        self.outer.pop();
+        self.agg = saved_agg;
+        plan
+    }
+
+    fn bind_function(&mut self, f: &ast::Function, scope: &Scope, depth: usize) -> Result<Bound> {
+        let name = object_name(&f.name)?;
+        if is_aggregate(&name) {
+            // Reached only outside an aggregating level's select list.
+            return sql_err!(GroupingError, "aggregate functions are not allowed here");
+        }
+        if f.filter.is_some() || f.over.is_some() || !f.within_group.is_empty() {
+            return sql_err!(FeatureNotSupported, "FILTER, OVER and WITHIN GROUP are not supported");
+        }
+        let args: &[ast::FunctionArg] = match &f.args {
+            ast::FunctionArguments::List(list) => {
+                if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+                    return sql_err!(FeatureNotSupported, "{name}(DISTINCT ...) is not supported");
+                }
+                &list.args
+            }
+            ast::FunctionArguments::None => &[],
+            ast::FunctionArguments::Subquery(_) => return sql_err!(FeatureNotSupported, "{name}(subquery)"),
+        };
+        let mut bound = Vec::new();
+        for a in args {
+            let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = a else {
+                return sql_err!(FeatureNotSupported, "named or wildcard arguments to {name} are not supported");
+            };
+            bound.push(self.bind_expr_checked(e, scope, depth + 1)?);
+        }
+        match name.as_str() {
+            "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" | "localtimestamp" => {
+                if !bound.is_empty() {
+                    return sql_err!(UndefinedFunction, "function {name} takes no arguments");
+                }
+                Ok(Bound::typed(Expr::Now, DataType::Timestamp))
+            }
+            "coalesce" => {
+                let ty = self.common_of(&bound, "COALESCE")?;
+                let args = bound.into_iter().map(|b| self.coerce_loose(b, ty)).collect::<Result<Vec<_>>>()?;
+                if args.is_empty() {
+                    return sql_err!(SyntaxError, "COALESCE needs at least one argument");
+                }
+                Ok(Bound::typed(Expr::Coalesce(args), ty))
+            }
+            "nullif" => {
+                let [a, b] = <[Bound; 2]>::try_from(bound)
+                    .map_err(|_| Error::new(SqlState::UndefinedFunction, "NULLIF takes two arguments"))?;
+                let ty = a.ty.or(b.ty).unwrap_or(DataType::Text);
+                let (l, r, _) = self.unify(a, b, "=")?;
+                Ok(Bound::typed(Expr::NullIf(Box::new(l), Box::new(r)), ty))
+            }
+            "greatest" | "least" => {
+                let ty = self.common_of(&bound, &name.to_uppercase())?;
+                let args = bound.into_iter().map(|b| self.coerce_loose(b, ty)).collect::<Result<Vec<_>>>()?;
+                Ok(Bound::typed(Expr::Function(name, args), ty))
+            }
+            _ => self.bind_call(&name, bound),
+        }
+    }
+
+    fn common_of(&mut self, bound: &[Bound], what: &str) -> Result<DataType> {
+        let mut ty = None;
+        for b in bound {
+            if let Some(t) = b.ty {
+                ty = Some(match ty {
+                    None => t,
+                    Some(prev) => ops::common_type(prev, t).map_err(|_| {
+                        Error::new(SqlState::DatatypeMismatch, format!("{what} types {prev} and {t} cannot be matched"))
+                    })?,
+                });
+            }
+        }
+        Ok(ty.unwrap_or(DataType::Text))
+    }
+
+    /// A scalar function from [`functions`]; untyped literals become text.
+    fn bind_call(&mut self, name: &str, args: Vec<Bound>) -> Result<Bound> {
+        let mut exprs = Vec::new();
+        let mut types = Vec::new();
+        for b in args {
+            let b = match (&b.literal, b.ty) {
+                (Some(_), _) => self.coerce_literal(b, DataType::Text)?,
+                _ => b,
+            };
+            types.push(b.ty);
+            exprs.push(b.expr);
+        }
+        let ty = functions::return_type(name, &types)?;
+        Ok(Bound::typed(Expr::Function(name.to_string(), exprs), ty))
+    }
+
+    // ---- DML ---------------------------------------------------------------
+
+    fn plan_insert(&mut self, insert: &ast::Insert) -> Result<Plan> {
+        let ast::TableObject::TableName(name) = &insert.table else {
+            return sql_err!(FeatureNotSupported, "INSERT INTO a table function is not supported");
+        };
+        let table = Catalog::must_table(self.txn, &object_name(name)?)?;
+        // Target columns, in the order the source supplies them.
+        let targets: Vec<usize> = if insert.columns.is_empty() {
+            table.columns.iter().enumerate().filter(|(_, c)| !c.hidden).map(|(i, _)| i).collect()
+        } else {
+            let mut out = Vec::new();
+            for c in &insert.columns {
+                let name = object_name(c)?;
+                let (i, col) = table.column(&name).ok_or_else(|| {
+                    Error::new(SqlState::UndefinedColumn, format!("column \"{name}\" of relation \"{}\" does not exist", table.name))
+                })?;
+                if col.hidden {
+                    return sql_err!(UndefinedColumn, "column \"{name}\" of relation \"{}\" does not exist", table.name);
+                }
+                if out.contains(&i) {
+                    return sql_err!(DuplicateColumn, "column \"{name}\" specified more than once");
+                }
+                out.push(i);
+            }
+            out
+        };
+        let Some(source) = &insert.source else {
+            return sql_err!(FeatureNotSupported, "INSERT without a source is not supported");
+        };
+        let target_types: Vec<DataType> = targets.iter().map(|&i| table.columns[i].data_type).collect();
+        let source_plan = match source.body.as_ref() {
+            ast::SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() => {
+                let defaults = targets
+                    .iter()
+                    .map(|&i| self.default_expr(&table.columns[i]))
+                    .collect::<Result<Vec<_>>>()?;
+                self.plan_values(values, Some((&target_types, &defaults)))?
+            }
+            _ => self.plan_query(source)?,
+        };
+        if source_plan.columns.len() > targets.len() {
+            return sql_err!(SyntaxError, "INSERT has more expressions than target columns");
+        }
+        if source_plan.columns.len() < targets.len() && !insert.columns.is_empty() {
+            return sql_err!(SyntaxError, "INSERT has more target columns than expressions");
+        }
+        for (i, c) in source_plan.columns.iter().enumerate() {
+            let col = &table.columns[targets[i]];
+            if !ops::can_assign(c.data_type, col.data_type) {
+                return sql_err!(
+                    DatatypeMismatch,
+                    "column \"{}\" is of type {} but expression is of type {}",
+                    col.name,
+                    col.data_type,
+                    c.data_type
+                );
+            }
+        }
+        // Full-width rows: supplied columns, defaults, NULL (a hidden row
+        // id is filled in by the executor).
+        let mut exprs = Vec::new();
+        for (ci, col) in table.columns.iter().enumerate() {
+            match targets.iter().position(|&t| t == ci).filter(|&p| p < source_plan.columns.len()) {
+                Some(p) => exprs.push(Expr::Column(p)),
+                None => exprs.push(self.default_expr(col)?),
+            }
+        }
+        let source = Node::Project { input: Box::new(source_plan.root), exprs };
+        let on_conflict = match &insert.on {
+            None => OnConflict::Error,
+            Some(ast::OnInsert::OnConflict(c)) => match &c.action {
+                ast::OnConflictAction::DoNothing => OnConflict::DoNothing,
+                ast::OnConflictAction::DoUpdate(update) => {
+                    // The existing row, then `excluded` (the proposed one).
+                    let scope = Scope::from_table(&table, &table.name).join(Scope::from_table(&table, "excluded"));
+                    let assignments = self.bind_assignments(&table, &update.assignments, &scope)?;
+                    let predicate = match &update.selection {
+                        Some(s) => {
+                            let b = self.bind_expr(s, &scope)?;
+                            Some(self.coerce(b, DataType::Bool)?)
+                        }
+                        None => None,
+                    };
+                    OnConflict::DoUpdate { assignments, predicate }
+                }
+            },
+            Some(_) => return sql_err!(FeatureNotSupported, "ON DUPLICATE KEY is not supported"),
+        };
+        let returning = self.bind_returning(&table, insert.returning.as_deref())?;
+        Ok(Plan::Insert { table, source, on_conflict, returning })
+    }
+
+    /// The DEFAULT of a column as an expression (NULL without one).
+    fn default_expr(&mut self, col: &ColumnDesc) -> Result<Expr> {
+        let Some(text) = &col.default else {
+            return Ok(Expr::Constant(Value::Null));
+        };
+        let e = crate::parser::parse_expr(text)?;
+        let b = self.bind_expr(&e, &Scope::default())?;
+        self.coerce_loose(b, col.data_type)
+    }
+
+    fn bind_assignments(
+        &mut self,
+        table: &TableDesc,
+        assignments: &[ast::Assignment],
+        scope: &Scope,
+    ) -> Result<Vec<(usize, Expr)>> {
+        let mut out: Vec<(usize, Expr)> = Vec::new();
+        for a in assignments {
+            let ast::AssignmentTarget::ColumnName(name) = &a.target else {
+                return sql_err!(FeatureNotSupported, "tuple assignments are not supported");
+            };
+            let name = object_name(name)?;
+            let (i, col) = table
+                .column(&name)
+                .filter(|(_, c)| !c.hidden)
+                .ok_or_else(|| Error::new(SqlState::UndefinedColumn, format!("column \"{name}\" of relation \"{}\" does not exist", table.name)))?;
+            if out.iter().any(|(j, _)| *j == i) {
+                return sql_err!(SyntaxError, "multiple assignments to same column \"{name}\"");
+            }
+            let expr = if matches!(&a.value, ast::Expr::Identifier(d) if ident(d) == "default") {
+                self.default_expr(col)?
+            } else {
+                let b = self.bind_expr(&a.value, scope)?;
+                let b = self.coerce_literal(b, col.data_type)?;
+                if let Some(t) = b.ty {
+                    if !ops::can_assign(t, col.data_type) {
+                        return sql_err!(
+                            DatatypeMismatch,
+                            "column \"{}\" is of type {} but expression is of type {t}",
+                            col.name,
+                            col.data_type
+                        );
+                    }
+                }
+                b.expr
+            };
+            out.push((i, expr));
+        }
+        Ok(out)
+    }
+
+    fn bind_returning(
+        &mut self,
+        table: &TableDesc,
+        items: Option<&[ast::SelectItem]>,
+    ) -> Result<Option<Vec<(Expr, OutputColumn)>>> {
+        let Some(items) = items else { return Ok(None) };
+        let scope = Scope::from_table(table, &table.name);
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                ast::SelectItem::Wildcard(_) => {
+                    for (i, c) in table.columns.iter().enumerate().filter(|(_, c)| !c.hidden) {
+                        out.push((Expr::Column(i), OutputColumn { name: c.name.clone(), data_type: c.data_type }));
+                    }
+                }
+                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                    let b = self.bind_expr(e, &scope)?;
+                    let b = self.default_type(b)?;
+                    let name = match item {
+                        ast::SelectItem::ExprWithAlias { alias, .. } => ident(alias),
+                        _ => column_name(e),
+                    };
+                    out.push((b.expr, OutputColumn { name, data_type: b.ty.unwrap_or(DataType::Text) }));
+                }
+                other => return sql_err!(FeatureNotSupported, "RETURNING item not supported: {other}"),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// A scan of `table` filtered by `selection` (the optimizer narrows
+    /// it to spans and indexes).
+    fn scan_where(&mut self, table: &Arc<TableDesc>, alias: &str, selection: Option<&ast::Expr>) -> Result<(Node, Scope)> {
+        let scope = Scope::from_table(table, alias);
+        let mut node = Node::Scan { table: table.clone(), index: table.primary.clone(), spans: vec![ScanSpan::full()] };
+        if let Some(s) = selection {
+            self.check_no_aggregates(s, "WHERE")?;
+            let b = self.bind_expr(s, &scope)?;
+            node = Node::Filter { input: Box::new(node), predicate: self.coerce(b, DataType::Bool)? };
+        }
+        Ok((node, scope))
+    }
+
+    fn plan_update(&mut self, update: &ast::Update) -> Result<Plan> {
+        if update.from.is_some() || !update.table.joins.is_empty() {
+            return sql_err!(FeatureNotSupported, "UPDATE ... FROM is not supported");
+        }
+        let ast::TableFactor::Table { name, alias, .. } = &update.table.relation else {
+            return sql_err!(FeatureNotSupported, "UPDATE of this target is not supported");
+        };
+        let table = Catalog::must_table(self.txn, &object_name(name)?)?;
+        let alias = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table.name.clone());
+        let (source, scope) = self.scan_where(&table, &alias, update.selection.as_ref())?;
+        let assignments = self.bind_assignments(&table, &update.assignments, &scope)?;
+        let returning = self.bind_returning(&table, update.returning.as_deref())?;
+        Ok(Plan::Update { table, source, assignments, returning })
+    }
+
+    fn plan_delete(&mut self, delete: &ast::Delete) -> Result<Plan> {
+        let from = match &delete.from {
+            ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
+        };
+        if from.len() != 1 || !from[0].joins.is_empty() || delete.using.is_some() || !delete.tables.is_empty() {
+            return sql_err!(FeatureNotSupported, "DELETE from several tables or with USING is not supported");
+        }
+        let ast::TableFactor::Table { name, alias, .. } = &from[0].relation else {
+            return sql_err!(FeatureNotSupported, "DELETE of this target is not supported");
+        };
+        let table = Catalog::must_table(self.txn, &object_name(name)?)?;
+        let alias = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table.name.clone());
+        let (source, _) = self.scan_where(&table, &alias, delete.selection.as_ref())?;
+        let returning = self.bind_returning(&table, delete.returning.as_deref())?;
+        Ok(Plan::Delete { table, source, returning })
+    }
+
+    // ---- DDL ---------------------------------------------------------------
+
+    fn plan_create_table(&mut self, create: &ast::CreateTable) -> Result<Plan> {
+        if create.query.is_some() || create.temporary || create.or_replace {
+            return sql_err!(FeatureNotSupported, "CREATE TABLE AS, TEMPORARY and OR REPLACE are not supported");
+        }
+        let name = object_name(&create.name)?;
+        if create.columns.len() > limits::COLUMNS_MAX {
+            return sql_err!(ProgramLimitExceeded, "tables can have at most {} columns", limits::COLUMNS_MAX);
+        }
+        let mut table = TableDesc {
+            id: 0,
+            name: name.clone(),
+            columns: Vec::new(),
+            primary: IndexDesc { id: PRIMARY_INDEX_ID, name: format!("{name}_pkey"), unique: true, columns: vec![] },
+            indexes: Vec::new(),
+            next_column_id: 1,
+            next_index_id: PRIMARY_INDEX_ID + 1,
+            version: 1,
+        };
+        let mut primary: Option<Vec<(String, Direction)>> = None;
+        let mut uniques: Vec<(Option<String>, Vec<(String, Direction)>)> = Vec::new();
+        for c in &create.columns {
+            let (col, pk, unique) = self.column_def(&mut table, c)?;
+            if pk {
+                if primary.is_some() {
+                    return sql_err!(InvalidTableDefinition, "multiple primary keys for table \"{name}\" are not allowed");
+                }
+                primary = Some(vec![(col.name.clone(), Direction::Asc)]);
+            }
+            if unique {
+                uniques.push((None, vec![(col.name.clone(), Direction::Asc)]));
+            }
+            table.columns.push(col);
+        }
+        for constraint in &create.constraints {
+            match constraint {
+                ast::TableConstraint::PrimaryKey(pk) => {
+                    if primary.is_some() {
+                        return sql_err!(InvalidTableDefinition, "multiple primary keys for table \"{name}\" are not allowed");
+                    }
+                    primary = Some(index_columns(&pk.columns)?);
+                }
+                ast::TableConstraint::Unique(u) => {
+                    uniques.push((u.name.as_ref().map(ident), index_columns(&u.columns)?));
+                }
+                other => return sql_err!(FeatureNotSupported, "constraint not supported: {other}"),
+            }
+        }
+        match primary {
+            Some(cols) => {
+                table.primary.columns = resolve_index_columns(&table, &cols)?;
+                for (id, _) in table.primary.columns.clone() {
+                    if let Some(c) = table.columns.iter_mut().find(|c| c.id == id) {
+                        c.nullable = false;
+                    }
+                }
+            }
+            None => add_hidden_rowid(&mut table),
+        }
+        for (uname, cols) in uniques {
+            let columns = resolve_index_columns(&table, &cols)?;
+            let iname = uname.unwrap_or_else(|| {
+                format!("{name}_{}_key", cols.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join("_"))
+            });
+            let id = table.next_index_id;
+            table.next_index_id += 1;
+            table.indexes.push(IndexDesc { id, name: iname, unique: true, columns });
+        }
+        Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists })
+    }
+
+    /// A column definition: the column, whether it is the PRIMARY KEY,
+    /// whether it is UNIQUE.
+    fn column_def(&mut self, table: &mut TableDesc, c: &ast::ColumnDef) -> Result<(ColumnDesc, bool, bool)> {
+        let name = ident(&c.name);
+        if table.column(&name).is_some() {
+            return sql_err!(DuplicateColumn, "column \"{name}\" specified more than once");
+        }
+        let ty = data_type(&c.data_type)?;
+        let mut col = ColumnDesc {
+            id: table.next_column_id,
+            name,
+            data_type: ty,
+            nullable: true,
+            default: None,
+            hidden: false,
+        };
+        table.next_column_id += 1;
+        let (mut pk, mut unique) = (false, false);
+        for option in &c.options {
+            match &option.option {
+                ast::ColumnOption::Null => col.nullable = true,
+                ast::ColumnOption::NotNull => col.nullable = false,
+                ast::ColumnOption::Default(e) => {
+                    // Check it binds and assigns now; store its text.
+                    let b = self.bind_expr(e, &Scope::default())?;
+                    let b = self.coerce_literal(b, ty)?;
+                    if let Some(t) = b.ty {
+                        if !ops::can_assign(t, ty) {
+                            return sql_err!(
+                                DatatypeMismatch,
+                                "column \"{}\" is of type {ty} but default expression is of type {t}",
+                                col.name
+                            );
+                        }
+                    }
+                    col.default = Some(e.to_string());
+                }
+                ast::ColumnOption::PrimaryKey(_) => {
+                    pk = true;
+                    col.nullable = false;
+                }
+                ast::ColumnOption::Unique(_) => unique = true,
+                other => return sql_err!(FeatureNotSupported, "column option not supported: {other}"),
+            }
+        }
+        Ok((col, pk, unique))
+    }
+
+    fn plan_create_index(&mut self, create: &ast::CreateIndex) -> Result<Plan> {
+        if create.predicate.is_some() || !create.include.is_empty() || create.using.is_some() {
+            return sql_err!(FeatureNotSupported, "partial, covering and USING indexes are not supported");
+        }
+        let table = object_name(&create.table_name)?;
+        let columns = index_columns(&create.columns)?;
+        let name = match &create.name {
+            Some(n) => object_name(n)?,
+            None => format!("{table}_{}_idx", columns.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join("_")),
+        };
+        let desc = Catalog::must_table(self.txn, &table)?;
+        let columns = resolve_index_columns(&desc, &columns)?;
+        let index = IndexDesc { id: 0, name, unique: create.unique, columns };
+        Ok(Plan::CreateIndex { table, index, if_not_exists: create.if_not_exists })
+    }
+
+    fn plan_alter_table(&mut self, alter: &ast::AlterTable) -> Result<Plan> {
+        let table = object_name(&alter.name)?;
+        let [operation] = alter.operations.as_slice() else {
+            return sql_err!(FeatureNotSupported, "ALTER TABLE with several operations is not supported");
+        };
+        match operation {
+            ast::AlterTableOperation::AddColumn { if_not_exists, column_def, .. } => {
+                let mut desc = (*Catalog::must_table(self.txn, &table)?).clone();
+                if *if_not_exists && desc.column(&ident(&column_def.name)).is_some() {
+                    return Ok(Plan::AddColumn {
+                        table,
+                        column: desc.column(&ident(&column_def.name)).expect("exists").1.clone(),
+                        unique: false,
+                        if_not_exists: true,
+                    });
+                }
+                let (column, pk, unique) = self.column_def(&mut desc, column_def)?;
+                if pk {
+                    return sql_err!(FeatureNotSupported, "ADD COLUMN ... PRIMARY KEY is not supported");
+                }
+                Ok(Plan::AddColumn { table, column, unique, if_not_exists: *if_not_exists })
+            }
+            ast::AlterTableOperation::DropColumn { column_names, if_exists, .. } => {
+                let [column] = column_names.as_slice() else {
+                    return sql_err!(FeatureNotSupported, "dropping several columns at once is not supported");
+                };
+                Ok(Plan::DropColumn { table, column: ident(column), if_exists: *if_exists })
+            }
+            ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::PrimaryKey(pk), .. } => {
+                Ok(Plan::AddPrimaryKey { table, columns: index_columns(&pk.columns)? })
+            }
+            other => sql_err!(FeatureNotSupported, "ALTER TABLE {other} is not supported"),
+        }
+    }
+}
+
+/// Binds a row-free expression (a stored DEFAULT) as a value of `ty`.
+pub fn bind_constant(txn: &mut dyn Transaction, sql: &str, e: &ast::Expr, ty: DataType) -> Result<Expr> {
+    let mut planner = Planner::new(txn, sql);
+    let b = planner.bind_expr(e, &Scope::default())?;
+    planner.coerce_loose(b, ty)
+}
+
+/// Adds the hidden `rowid` primary key to a table without one.
+pub fn add_hidden_rowid(table: &mut TableDesc) {
+    let id = table.next_column_id;
+    table.next_column_id += 1;
+    table.columns.push(ColumnDesc {
+        id,
+        name: ROWID_COLUMN.into(),
+        data_type: DataType::Int8,
+        nullable: false,
+        default: None,
+        hidden: true,
+    });
+    table.primary.columns = vec![(id, Direction::Asc)];
+}
+
+/// Column names and directions of an index definition.
+fn index_columns(columns: &[ast::IndexColumn]) -> Result<Vec<(String, Direction)>> {
+    columns
+        .iter()
+        .map(|c| {
+            let ast::Expr::Identifier(name) = &c.column.expr else {
+                return sql_err!(FeatureNotSupported, "indexes on expressions are not supported");
+            };
+            if c.column.options.nulls_first.is_some() {
+                return sql_err!(FeatureNotSupported, "NULLS FIRST/LAST in an index is not supported");
+            }
+            let dir = match c.column.options.sort {
+                Some(ast::OrderBySort::Desc) => Direction::Desc,
+                _ => Direction::Asc,
+            };
+            Ok((ident(name), dir))
+        })
+        .collect()
+}
+
+pub fn resolve_index_columns(table: &TableDesc, cols: &[(String, Direction)]) -> Result<Vec<(u32, Direction)>> {
+    let mut out = Vec::new();
+    for (name, dir) in cols {
+        let (_, col) = table
+            .column(name)
+            .filter(|(_, c)| !c.hidden)
+            .ok_or_else(|| Error::new(SqlState::UndefinedColumn, format!("column \"{name}\" does not exist")))?;
+        if out.iter().any(|(id, _)| *id == col.id) {
+            return sql_err!(DuplicateColumn, "column \"{name}\" appears twice in the key");
+        }
+        out.push((col.id, *dir));
+    }
+    if out.is_empty() {
+        return sql_err!(SyntaxError, "an index needs at least one column");
+    }
+    Ok(out)
+}
+
+fn rename_columns(scope: &mut Scope, columns: &[ast::TableAliasColumnDef]) -> Result<()> {
+    let visible: Vec<usize> = scope.columns.iter().enumerate().filter(|(_, c)| !c.hidden).map(|(i, _)| i).collect();
+    if columns.len() > visible.len() {
+        return sql_err!(InvalidColumnReference, "table has {} columns available but {} columns specified", visible.len(), columns.len());
+    }
+    for (c, i) in columns.iter().zip(visible) {
+        scope.columns[i].name = ident(&c.name);
+    }
+    Ok(())
+}
+
+fn order_options(o: &ast::OrderByOptions) -> (bool, bool) {
+    let descending = o.sort == Some(ast::OrderBySort::Desc);
+    // PostgreSQL: NULLS LAST ascending, NULLS FIRST descending.
+    (descending, o.nulls_first.unwrap_or(descending))
+}
+
+fn integer_literal(e: &ast::Expr) -> Option<i64> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn cast_if(e: Expr, from: DataType, to: DataType) -> Expr {
+    if from.base() == to.base() {
+        e
+    } else {
+        Expr::Cast(Box::new(e), to)
+    }
+}
+
+/// The type an operand has after `unify` (a literal took the other side's
+/// type).
+fn type_after(b: &Bound, e: &Expr, other: &Bound) -> Option<DataType> {
+    match e {
+        Expr::Cast(_, t) => Some(*t),
+        _ => b.ty.or(other.ty),
+    }
+}
+
+/// PostgreSQL's name for an unnamed result column.
+fn column_name(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Identifier(i) => ident(i),
+        ast::Expr::CompoundIdentifier(parts) => parts.last().map(ident).unwrap_or_else(|| "?column?".into()),
+        ast::Expr::Function(f) => f.name.0.last().map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => ident(i),
+            _ => "?column?".into(),
+        }).unwrap_or_else(|| "?column?".into()),
+        ast::Expr::Cast { expr, data_type: t, .. } => match expr.as_ref() {
+            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => column_name(expr),
+            _ => data_type(t).map(|t| pg_short_name(t).to_string()).unwrap_or_else(|_| "?column?".into()),
+        },
+        ast::Expr::Nested(inner) => column_name(inner),
+        ast::Expr::Case { .. } => "case".into(),
+        ast::Expr::Exists { .. } => "exists".into(),
+        ast::Expr::Subquery(_) => "?column?".into(),
+        ast::Expr::Position { .. } => "position".into(),
+        ast::Expr::Substring { .. } => "substring".into(),
+        ast::Expr::Trim { .. } => "btrim".into(),
+        _ => "?column?".into(),
+    }
+}
+
+fn pg_short_name(t: DataType) -> &'static str {
+    match t {
+        DataType::Bool => "bool",
+        DataType::Int2 => "int2",
+        DataType::Int4 => "int4",
+        DataType::Int8 => "int8",
+        DataType::Float4 => "float4",
+        DataType::Float8 => "float8",
+        DataType::Text => "text",
+        DataType::Varchar(_) => "varchar",
+        DataType::Char(_) => "bpchar",
+        DataType::Bytea => "bytea",
+        DataType::Timestamp => "timestamp",
+    }
+}
+
+pub fn is_aggregate(name: &str) -> bool {
+    matches!(name, "count" | "sum" | "avg" | "min" | "max" | "bool_and" | "bool_or" | "every")
+}
+
+/// The aggregate calls in `e` (not inside subqueries).
+fn collect_aggregates<'e>(e: &'e ast::Expr, out: &mut Vec<&'e ast::Function>) {
+    use ast::Expr as E;
+    match e {
+        E::Function(f) => {
+            let name = f.name.to_string().to_lowercase();
+            if is_aggregate(&name) && f.over.is_none() {
+                out.push(f);
+                return;
+            }
+            if let ast::FunctionArguments::List(list) = &f.args {
+                for a in &list.args {
+                    if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) = a {
+                        collect_aggregates(x, out);
+                    }
+                }
+            }
+        }
+        E::BinaryOp { left, right, .. } => {
+            collect_aggregates(left, out);
+            collect_aggregates(right, out);
+        }
+        E::UnaryOp { expr, .. }
+        | E::Nested(expr)
+        | E::IsNull(expr)
+        | E::IsNotNull(expr)
+        | E::IsTrue(expr)
+        | E::IsNotTrue(expr)
+        | E::IsFalse(expr)
+        | E::IsNotFalse(expr)
+        | E::Cast { expr, .. } => collect_aggregates(expr, out),
+        E::Between { expr, low, high, .. } => {
+            collect_aggregates(expr, out);
+            collect_aggregates(low, out);
+            collect_aggregates(high, out);
+        }
+        E::In { expr, target: ast::InTarget::List(list), .. } => {
+            collect_aggregates(expr, out);
+            list.iter().for_each(|x| collect_aggregates(x, out));
+        }
+        E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => {
+            collect_aggregates(expr, out);
+            collect_aggregates(pattern, out);
+        }
+        E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
+            collect_aggregates(a, out);
+            collect_aggregates(b, out);
+        }
+        E::Case { operand, conditions, else_result, .. } => {
+            if let Some(o) = operand {
+                collect_aggregates(o, out);
+            }
+            for c in conditions {
+                collect_aggregates(&c.condition, out);
+                collect_aggregates(&c.result, out);
+            }
+            if let Some(x) = else_result {
+                collect_aggregates(x, out);
+            }
+        }
+        E::In { expr, .. } => collect_aggregates(expr, out),
+        _ => {}
+    }
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,522 @@
+//! A SQL session: one client's connection state and the statement loop.
+//!
+//! ```text
+//!   text ──parse──> statements ──plan (reads the catalog in the txn)──>
+//!        ──optimize──> run ──rows──> Sink (shell, PostgreSQL protocol, tests)
+//! ```
+//!
+//! Transactions: a statement outside BEGIN is its own transaction (a
+//! plain SELECT a read-only one: lock-free and still strong). If it aborts
+//! with a retryable error before any of its rows reached the sink (rows
+//! are held back up to [`limits::RESULT_BUFFER_ROWS`]), it runs again, up
+//! to [`limits::AUTOCOMMIT_RETRIES_MAX`] times. Inside BEGIN, statements
+//! share one SpanDB transaction; an error aborts it, and everything but
+//! COMMIT/ROLLBACK then fails with 25P02 until the client ends it (COMMIT
+//! of an aborted transaction rolls back, as in PostgreSQL). A retryable
+//! abort reaches the client as 40001 with the reason.
+//!
+//! Time: `AS OF SYSTEM TIME` reads at a past timestamp (Spanner's snapshot
+//! reads) or, with `with_max_staleness('10s')`, at a bounded-stale one.
+//! Where PostgreSQL and Spanner differ — `now()` is the statement's start
+//! here too, but a read-write transaction's commit timestamp (shown by
+//! `SHOW COMMIT TIMESTAMP`) is chosen at commit, not at BEGIN — SpanDB
+//! does what Spanner does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sqlparser::ast;
+
+use crate::catalog::{Catalog, TableDesc};
+use crate::error::{Error, Result};
+use crate::exec::{self, Cx};
+use crate::explain;
+use crate::kv::{Engine, Mode, Timestamp, Transaction};
+use crate::limits;
+use crate::optimizer::{self, Rules};
+use crate::parser::{self, Parsed};
+use crate::plan::{OutputColumn, Plan};
+use crate::planner::Planner;
+use crate::sql_err;
+use crate::types::{DataType, Row, Value};
+use crate::write::{self, RowIds};
+
+/// Where a statement's results go.
+pub trait Sink {
+    /// A statement that returns rows is about to: its columns.
+    fn columns(&mut self, columns: &[OutputColumn]) -> Result<()>;
+    fn row(&mut self, row: Row) -> Result<()>;
+    /// The statement is done: PostgreSQL's command tag (`SELECT 3`,
+    /// `INSERT 0 1`, `CREATE TABLE`, ...).
+    fn complete(&mut self, tag: &str) -> Result<()>;
+    /// A notice for the user (`relation "t" already exists, skipping`).
+    fn notice(&mut self, _message: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A sink that keeps everything (tests, small results).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Collected {
+    pub columns: Vec<OutputColumn>,
+    pub rows: Vec<Row>,
+    pub tags: Vec<String>,
+    pub notices: Vec<String>,
+}
+
+impl Sink for Collected {
+    fn columns(&mut self, columns: &[OutputColumn]) -> Result<()> {
+        self.columns = columns.to_vec();
+        self.rows.clear();
+        Ok(())
+    }
+    fn row(&mut self, row: Row) -> Result<()> {
+        self.rows.push(row);
+        Ok(())
+    }
+    fn complete(&mut self, tag: &str) -> Result<()> {
+        self.tags.push(tag.to_string());
+        Ok(())
+    }
+    fn notice(&mut self, message: &str) -> Result<()> {
+        self.notices.push(message.to_string());
+        Ok(())
+    }
+}
+
+/// The transaction state, as PostgreSQL's ReadyForQuery reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// `I`: no transaction block.
+    Idle,
+    /// `T`: in a transaction block.
+    InBlock,
+    /// `E`: in a failed transaction block.
+    Failed,
+}
+
+/// Row ids for tables without a primary key: SplitMix64 over a seed,
+/// sign bit cleared.
+struct RandomRowIds(u64);
+
+impl RowIds for RandomRowIds {
+    fn next_row_id(&mut self) -> i64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 1) as i64
+    }
+}
+
+/// One client's session.
+pub struct Session {
+    engine: Arc<dyn Engine>,
+    txn: Option<Box<dyn Transaction>>,
+    status: TxnStatus,
+    /// The explicit transaction's start time (its `now()`), microseconds.
+    txn_now_us: i64,
+    last_commit_ts: Option<Timestamp>,
+    row_ids: RandomRowIds,
+    settings: BTreeMap<String, String>,
+    /// Optimizer rules (all on; tests turn them off).
+    pub rules: Rules,
+}
+
+/// A statement's rows and tag, held back while it may still be retried.
+struct Held {
+    columns: Option<Vec<OutputColumn>>,
+    rows: Vec<Row>,
+    /// Rows already passed on (no retry after that).
+    flushed: bool,
+}
+
+/// A sink that holds rows back until there are too many to keep.
+struct HoldingSink<'s> {
+    inner: &'s mut dyn Sink,
+    held: Held,
+}
+
+impl HoldingSink<'_> {
+    fn flush(&mut self) -> Result<()> {
+        if let Some(c) = self.held.columns.take() {
+            self.inner.columns(&c)?;
+        }
+        for r in self.held.rows.drain(..) {
+            self.inner.row(r)?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for HoldingSink<'_> {
+    fn columns(&mut self, columns: &[OutputColumn]) -> Result<()> {
+        if self.held.flushed {
+            return self.inner.columns(columns);
+        }
+        self.held.columns = Some(columns.to_vec());
+        Ok(())
+    }
+    fn row(&mut self, row: Row) -> Result<()> {
+        if self.held.flushed {
+            return self.inner.row(row);
+        }
+        self.held.rows.push(row);
+        if self.held.rows.len() > limits::RESULT_BUFFER_ROWS {
+            self.held.flushed = true;
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn complete(&mut self, tag: &str) -> Result<()> {
+        self.flush()?;
+        self.inner.complete(tag)
+    }
+    fn notice(&mut self, message: &str) -> Result<()> {
+        self.inner.notice(message)
+    }
+}
+
+impl Session {
+    pub fn new(engine: Arc<dyn Engine>) -> Session {
+        let seed = engine.now() ^ 0x5EED_0F_5A_AD_B0_00;
+        Session {
+            engine,
+            txn: None,
+            status: TxnStatus::Idle,
+            txn_now_us: 0,
+            last_commit_ts: None,
+            row_ids: RandomRowIds(seed),
+            settings: BTreeMap::new(),
+            rules: Rules::default(),
+        }
+    }
+
+    pub fn status(&self) -> TxnStatus {
+        self.status
+    }
+
+    /// The commit timestamp of the last read-write transaction.
+    pub fn last_commit_ts(&self) -> Option<Timestamp> {
+        self.last_commit_ts
+    }
+
+    /// Runs every statement in `sql`, stopping at the first error.
+    pub fn execute(&mut self, sql: &str, sink: &mut dyn Sink) -> Result<()> {
+        for parsed in parser::parse(sql)? {
+            self.execute_parsed(sql, &parsed, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one parsed statement of `sql`.
+    pub fn execute_parsed(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
+        use ast::Statement as S;
+        match &parsed.statement {
+            S::StartTransaction { modes, .. } => return self.begin(modes, parsed.as_of.as_ref(), sink),
+            S::Commit { .. } => return self.commit(sink),
+            S::Rollback { savepoint: None, .. } => {
+                self.abort();
+                return sink.complete("ROLLBACK");
+            }
+            _ => {}
+        }
+        if self.status == TxnStatus::Failed {
+            return sql_err!(
+                InFailedSqlTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block"
+            );
+        }
+        match &parsed.statement {
+            S::ShowVariable { variable } => return self.show(variable, sink),
+            S::Set(set) => return self.set(set, sink),
+            _ => {}
+        }
+        if parsed.as_of.is_some() && !matches!(parsed.statement, S::Query(_)) {
+            return sql_err!(FeatureNotSupported, "AS OF SYSTEM TIME is only allowed on SELECT and BEGIN");
+        }
+        if self.status == TxnStatus::InBlock {
+            if parsed.as_of.is_some() {
+                return sql_err!(FeatureNotSupported, "AS OF SYSTEM TIME inside a transaction: use BEGIN AS OF SYSTEM TIME");
+            }
+            let mut txn = self.txn.take().expect("a transaction in a block");
+            let now_us = self.txn_now_us;
+            let result = self.run(txn.as_mut(), sql, &parsed.statement, now_us, sink);
+            self.txn = Some(txn);
+            return match result {
+                Ok(tag) => sink.complete(&tag),
+                Err(e) => {
+                    self.status = TxnStatus::Failed;
+                    Err(e)
+                }
+            };
+        }
+        self.autocommit(sql, parsed, sink)
+    }
+
+    fn autocommit(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
+        let mode = match &parsed.as_of {
+            Some(e) => self.as_of_mode(e)?,
+            None if is_read_only_statement(&parsed.statement) => Mode::ReadOnly,
+            None => Mode::ReadWrite,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let now_us = self.now_us();
+            let mut holding = HoldingSink { inner: &mut *sink, held: Held { columns: None, rows: Vec::new(), flushed: false } };
+            let mut txn = self.engine.begin(mode)?;
+            let result = self.run(txn.as_mut(), sql, &parsed.statement, now_us, &mut holding);
+            let result = match result {
+                Ok(tag) => match txn.commit() {
+                    Ok(ts) => {
+                        if mode == Mode::ReadWrite {
+                            self.last_commit_ts = ts;
+                        }
+                        Ok(tag)
+                    }
+                    Err(e) => Err(Error::from(e)),
+                },
+                Err(e) => {
+                    let _ = txn.rollback();
+                    Err(e)
+                }
+            };
+            match result {
+                Ok(tag) => return holding.complete(&tag),
+                Err(e) if e.is_retryable() && !holding.held.flushed && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn now_us(&self) -> i64 {
+        (self.engine.now() / 1_000) as i64
+    }
+
+    fn begin(&mut self, modes: &[ast::TransactionMode], as_of: Option<&ast::Expr>, sink: &mut dyn Sink) -> Result<()> {
+        if self.status != TxnStatus::Idle {
+            sink.notice("there is already a transaction in progress")?;
+            return sink.complete("BEGIN");
+        }
+        let read_only = modes
+            .iter()
+            .any(|m| matches!(m, ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly)));
+        let mode = match as_of {
+            Some(e) => self.as_of_mode(e)?,
+            None if read_only => Mode::ReadOnly,
+            None => Mode::ReadWrite,
+        };
+        self.txn = Some(self.engine.begin(mode)?);
+        self.txn_now_us = self.now_us();
+        self.status = TxnStatus::InBlock;
+        sink.complete("BEGIN")
+    }
+
+    fn commit(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        match self.status {
+            TxnStatus::Idle => {
+                sink.notice("there is no transaction in progress")?;
+                sink.complete("COMMIT")
+            }
+            TxnStatus::Failed => {
+                self.abort();
+                sink.complete("ROLLBACK")
+            }
+            TxnStatus::InBlock => {
+                let txn = self.txn.take().expect("a transaction in a block");
+                self.status = TxnStatus::Idle;
+                let read_write = txn.mode() == Mode::ReadWrite;
+                let ts = txn.commit()?;
+                if read_write {
+                    self.last_commit_ts = ts;
+                }
+                sink.complete("COMMIT")
+            }
+        }
+    }
+
+    /// Ends the transaction block, if any, rolling back.
+    pub fn abort(&mut self) {
+        if let Some(txn) = self.txn.take() {
+            let _ = txn.rollback();
+        }
+        self.status = TxnStatus::Idle;
+    }
+
+    /// The read mode an `AS OF SYSTEM TIME` expression names.
+    fn as_of_mode(&self, e: &ast::Expr) -> Result<Mode> {
+        let now = self.engine.now();
+        crate::timestamp::as_of_mode(e, now)
+    }
+
+    fn show(&mut self, variable: &[ast::Ident], sink: &mut dyn Sink) -> Result<()> {
+        let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+        let (column, value) = match name.as_str() {
+            "commit timestamp" | "commit_timestamp" => {
+                let Some(ts) = self.last_commit_ts else {
+                    return sql_err!(UndefinedObject, "no read-write transaction has committed in this session");
+                };
+                ("commit_timestamp", crate::timestamp::format_nanos(ts))
+            }
+            "transaction_read_only" => (
+                "transaction_read_only",
+                if self.txn.as_ref().is_some_and(|t| t.mode().is_read_only()) { "on" } else { "off" }.to_string(),
+            ),
+            other => match self.settings.get(other) {
+                Some(v) => (other, v.clone()),
+                None => match crate::timestamp::default_setting(other) {
+                    Some(v) => (other, v.to_string()),
+                    None => return sql_err!(UndefinedObject, "unrecognized configuration parameter \"{other}\""),
+                },
+            },
+        };
+        let column = column.to_string();
+        sink.columns(&[OutputColumn { name: column, data_type: DataType::Text }])?;
+        sink.row(vec![Value::Text(value)])?;
+        sink.complete("SHOW")
+    }
+
+    fn set(&mut self, set: &ast::Set, sink: &mut dyn Sink) -> Result<()> {
+        match set {
+            ast::Set::SingleAssignment { variable, values, .. } => {
+                let name = variable.to_string().to_lowercase();
+                let value = values
+                    .iter()
+                    .map(|v| match v {
+                        ast::Expr::Value(v) => v.clone().into_string().unwrap_or_else(|| v.to_string()),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.settings.insert(name, value);
+            }
+            _ => {
+                // SET TIME ZONE, SET NAMES, ...: accepted, no effect yet.
+            }
+        }
+        sink.complete("SET")
+    }
+
+    /// Plans and runs one statement in `txn`; returns its command tag.
+    fn run(
+        &mut self,
+        txn: &mut dyn Transaction,
+        sql: &str,
+        statement: &ast::Statement,
+        now_us: i64,
+        sink: &mut dyn Sink,
+    ) -> Result<String> {
+        let plan = Planner::new(txn, sql).plan(statement)?;
+        let plan = optimizer::optimize_plan(plan, self.rules);
+        if plan.writes() && txn.mode().is_read_only() {
+            return sql_err!(ReadOnlySqlTransaction, "cannot execute {} in a read-only transaction", statement_name(statement));
+        }
+        let engine = self.engine.clone();
+        let mut cx = Cx::new(txn, Vec::new(), now_us);
+        match &plan {
+            Plan::Query(q) => {
+                sink.columns(&q.columns)?;
+                let mut op = exec::build(&q.root);
+                let mut n = 0u64;
+                while let Some(row) = op.next(&mut cx)? {
+                    sink.row(row)?;
+                    n += 1;
+                }
+                Ok(format!("SELECT {n}"))
+            }
+            Plan::Insert { table, source, on_conflict, returning } => {
+                let r = write::insert(table, source, on_conflict, returning, &mut cx, &mut self.row_ids)?;
+                send_returning(returning, r.returned, sink)?;
+                Ok(format!("INSERT 0 {}", r.count))
+            }
+            Plan::Update { table, source, assignments, returning } => {
+                let r = write::update(table, source, assignments, returning, &mut cx, &mut self.row_ids)?;
+                send_returning(returning, r.returned, sink)?;
+                Ok(format!("UPDATE {}", r.count))
+            }
+            Plan::Delete { table, source, returning } => {
+                let r = write::delete(table, source, returning, &mut cx)?;
+                send_returning(returning, r.returned, sink)?;
+                Ok(format!("DELETE {}", r.count))
+            }
+            Plan::Explain { plan: inner, analyze } => {
+                let mut lines = explain::explain(inner, engine.as_ref(), &mut cx);
+                if *analyze {
+                    let started = engine.now();
+                    let rows = match inner.as_ref() {
+                        Plan::Query(q) => {
+                            let mut op = exec::build(&q.root);
+                            let mut n = 0u64;
+                            while op.next(&mut cx)?.is_some() {
+                                n += 1;
+                            }
+                            n
+                        }
+                        _ => return sql_err!(FeatureNotSupported, "EXPLAIN ANALYZE of a write is not supported yet"),
+                    };
+                    let elapsed_ns = engine.now().saturating_sub(started);
+                    let s = &cx.stats;
+                    lines.push(format!(
+                        "rows: {rows}, kv requests: {}, kv pairs read: {}, bytes read: {}, time: {:.3} ms",
+                        s.kv_requests,
+                        s.kv_pairs,
+                        s.kv_bytes,
+                        elapsed_ns as f64 / 1e6
+                    ));
+                }
+                sink.columns(&[OutputColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }])?;
+                for line in lines {
+                    sink.row(vec![Value::Text(line)])?;
+                }
+                Ok("EXPLAIN".into())
+            }
+            ddl => crate::ddl::run(ddl, &mut cx, sink),
+        }
+    }
+}
+
+fn send_returning(
+    returning: &Option<Vec<(crate::plan::Expr, OutputColumn)>>,
+    rows: Vec<Row>,
+    sink: &mut dyn Sink,
+) -> Result<()> {
+    if let Some(items) = returning {
+        let columns: Vec<OutputColumn> = items.iter().map(|(_, c)| c.clone()).collect();
+        sink.columns(&columns)?;
+        for r in rows {
+            sink.row(r)?;
+        }
+    }
+    Ok(())
+}
+
+fn is_read_only_statement(s: &ast::Statement) -> bool {
+    match s {
+        ast::Statement::Query(_) => true,
+        ast::Statement::Explain { statement, analyze, .. } => !*analyze || is_read_only_statement(statement),
+        _ => false,
+    }
+}
+
+fn statement_name(s: &ast::Statement) -> &'static str {
+    match s {
+        ast::Statement::Insert(_) => "INSERT",
+        ast::Statement::Update(_) => "UPDATE",
+        ast::Statement::Delete(_) => "DELETE",
+        ast::Statement::CreateTable(_) => "CREATE TABLE",
+        ast::Statement::CreateIndex(_) => "CREATE INDEX",
+        ast::Statement::Drop { .. } => "DROP",
+        ast::Statement::AlterTable(_) => "ALTER TABLE",
+        ast::Statement::Truncate(_) => "TRUNCATE TABLE",
+        _ => "this statement",
+    }
+}
+
+/// The tables of the database (for `\dt` and tests).
+pub fn list_tables(engine: &dyn Engine) -> Result<Vec<Arc<TableDesc>>> {
+    let mut txn = engine.begin(Mode::ReadOnly)?;
+    let tables = Catalog::tables(txn.as_mut());
+    let _ = txn.commit();
+    tables
+}

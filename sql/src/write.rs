@@ -1,0 +1,336 @@
+//! INSERT, UPDATE and DELETE: rows and their index entries, together.
+//!
+//! Every change to a row changes its secondary index entries in the same
+//! transaction, so the two never disagree (the catalog module says why
+//! concurrent DDL cannot break that either). Uniqueness is checked by
+//! reading the key a row or unique entry would take: in SpanDB that read
+//! locks the key until commit, so two transactions cannot both see it
+//! free.
+//!
+//! The rows a statement changes are read in full before the first write
+//! (bounded by [`limits::WRITES_PER_TRANSACTION_MAX`]), so a statement
+//! never sees its own changes (`UPDATE t SET k = k + 1` visits each row
+//! once, `INSERT INTO t SELECT * FROM t` doubles t once).
+
+use crate::catalog::TableDesc;
+use crate::error::{Error, Result, SqlState};
+use crate::exec::{self, eval, Cx};
+use crate::layout;
+use crate::limits;
+use crate::ops;
+use crate::plan::{Expr, Node, OnConflict, OutputColumn};
+use crate::sql_err;
+use crate::types::{Row, Value};
+
+/// What a write statement produced: the count and RETURNING rows.
+pub struct WriteResult {
+    pub count: u64,
+    pub returned: Vec<Row>,
+}
+
+/// Produces row ids for tables without a primary key: random, so inserts
+/// spread over the key space (no hot shard at the end of the table).
+pub trait RowIds {
+    fn next_row_id(&mut self) -> i64;
+}
+
+fn read_all(source: &Node, cx: &mut Cx) -> Result<Vec<Row>> {
+    let rows = exec::collect(source, cx, limits::WRITES_PER_TRANSACTION_MAX + 1)?;
+    if rows.len() > limits::WRITES_PER_TRANSACTION_MAX {
+        return sql_err!(
+            ProgramLimitExceeded,
+            "a statement may change at most {} rows; change fewer at a time",
+            limits::WRITES_PER_TRANSACTION_MAX
+        );
+    }
+    Ok(rows)
+}
+
+/// Casts a row's values to the column types and checks NOT NULL.
+fn conform(table: &TableDesc, row: &mut Row, ids: &mut dyn RowIds) -> Result<()> {
+    for (v, col) in row.iter_mut().zip(&table.columns) {
+        if col.hidden && v.is_null() {
+            *v = Value::Int8(ids.next_row_id());
+            continue;
+        }
+        if v.is_null() {
+            if !col.nullable {
+                return Err(Error::new(
+                    SqlState::NotNullViolation,
+                    format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", col.name, table.name),
+                ));
+            }
+            continue;
+        }
+        *v = ops::assign(v, col.data_type).map_err(|e| match e.state {
+            SqlState::DatatypeMismatch => Error::new(
+                SqlState::DatatypeMismatch,
+                format!("column \"{}\" is of type {} but expression is of type {}", col.name, col.data_type, v.data_type().map(|t| t.to_string()).unwrap_or_default()),
+            ),
+            _ => e,
+        })?;
+    }
+    Ok(())
+}
+
+fn unique_violation(table: &TableDesc, index_name: &str, columns: &[(u32, crate::encoding::Direction)], row: &[Value]) -> Error {
+    Error::new(SqlState::UniqueViolation, format!("duplicate key value violates unique constraint \"{index_name}\""))
+        .with_detail(format!("{} already exists.", layout::describe_key(table, columns, row)))
+}
+
+/// Writes `row` (new) in place of `old` (None: a new row), keeping every
+/// index in step. Checks unique indexes.
+fn write_row(table: &TableDesc, old: Option<&Row>, row: &Row, cx: &mut Cx) -> Result<()> {
+    let key = layout::row_key(table, row)?;
+    let value = layout::row_value(table, row)?;
+    if let Some(old) = old {
+        let old_key = layout::row_key(table, old)?;
+        if old_key != key {
+            if cx.get(&key)?.is_some() {
+                return Err(unique_violation(table, &table.primary.name, &table.primary.columns, row));
+            }
+            cx.txn()?.delete(&old_key)?;
+        }
+    }
+    for index in &table.indexes {
+        let (entry, entry_value) = layout::index_entry(table, index, row)?;
+        let old_entry = match old {
+            Some(old) => Some(layout::index_entry(table, index, old)?),
+            None => None,
+        };
+        if old_entry.as_ref().is_some_and(|(k, v)| *k == entry && *v == entry_value) {
+            continue;
+        }
+        if index.unique && entry_value.len() > 0 {
+            if let Some(existing) = cx.get(&entry)? {
+                if existing != entry_value {
+                    return Err(unique_violation(table, &index.name, &index.columns, row));
+                }
+            }
+        }
+        if let Some((old_key, _)) = old_entry {
+            cx.txn()?.delete(&old_key)?;
+        }
+        cx.txn()?.put(&entry, &entry_value)?;
+    }
+    cx.txn()?.put(&key, &value)?;
+    Ok(())
+}
+
+fn delete_row(table: &TableDesc, row: &Row, cx: &mut Cx) -> Result<()> {
+    for index in &table.indexes {
+        let (entry, _) = layout::index_entry(table, index, row)?;
+        cx.txn()?.delete(&entry)?;
+    }
+    let key = layout::row_key(table, row)?;
+    cx.txn()?.delete(&key)?;
+    Ok(())
+}
+
+/// The existing row at `row`'s primary key, if any.
+fn existing_row(table: &TableDesc, row: &Row, cx: &mut Cx) -> Result<Option<Row>> {
+    let key = layout::row_key(table, row)?;
+    match cx.get(&key)? {
+        Some(value) => Ok(Some(layout::decode_row(table, &key, &value)?)),
+        None => Ok(None),
+    }
+}
+
+/// The existing row that `row` would collide with on a unique secondary
+/// index, if any.
+fn colliding_row(table: &TableDesc, row: &Row, cx: &mut Cx) -> Result<Option<Row>> {
+    for index in table.indexes.iter().filter(|i| i.unique) {
+        let (entry, target) = layout::index_entry(table, index, row)?;
+        if target.is_empty() {
+            continue; // a NULL in the key: never collides
+        }
+        if let Some(existing) = cx.get(&entry)? {
+            let key = layout::row_key_from_suffix(table, &existing);
+            if let Some(value) = cx.get(&key)? {
+                return Ok(Some(layout::decode_row(table, &key, &value)?));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn returning(items: &Option<Vec<(Expr, OutputColumn)>>, row: &Row, cx: &mut Cx, out: &mut Vec<Row>) -> Result<()> {
+    if let Some(items) = items {
+        let mut r = Vec::with_capacity(items.len());
+        for (e, _) in items {
+            r.push(eval(e, row, cx)?);
+        }
+        out.push(r);
+    }
+    Ok(())
+}
+
+pub fn insert(
+    table: &TableDesc,
+    source: &Node,
+    on_conflict: &OnConflict,
+    returning_items: &Option<Vec<(Expr, OutputColumn)>>,
+    cx: &mut Cx,
+    ids: &mut dyn RowIds,
+) -> Result<WriteResult> {
+    let rows = read_all(source, cx)?;
+    let mut result = WriteResult { count: 0, returned: Vec::new() };
+    let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    for mut row in rows {
+        conform(table, &mut row, ids)?;
+        let existing = match existing_row(table, &row, cx)? {
+            Some(r) => Some(r),
+            None => colliding_row(table, &row, cx)?,
+        };
+        let key = layout::row_key(table, &row)?;
+        if let Some(old) = existing {
+            match on_conflict {
+                OnConflict::Error => {
+                    let (name, columns) = if layout::row_key(table, &old)? == key {
+                        (&table.primary.name, &table.primary.columns)
+                    } else {
+                        let i = table.indexes.iter().find(|i| i.unique).expect("a unique index collided");
+                        (&i.name, &i.columns)
+                    };
+                    return Err(unique_violation(table, name, columns, &row));
+                }
+                OnConflict::DoNothing => continue,
+                OnConflict::DoUpdate { assignments, predicate } => {
+                    let old_key = layout::row_key(table, &old)?;
+                    if !written.insert(old_key) {
+                        return sql_err!(
+                            CardinalityViolation,
+                            "ON CONFLICT DO UPDATE command cannot affect row a second time"
+                        );
+                    }
+                    // Expressions see the existing row, then `excluded`.
+                    let mut both = old.clone();
+                    both.extend(row.iter().cloned());
+                    if let Some(p) = predicate {
+                        if eval(p, &both, cx)?.as_bool()? != Some(true) {
+                            continue;
+                        }
+                    }
+                    let mut new = old.clone();
+                    for (i, e) in assignments {
+                        new[*i] = eval(e, &both, cx)?;
+                    }
+                    conform(table, &mut new, ids)?;
+                    write_row(table, Some(&old), &new, cx)?;
+                    returning(returning_items, &new, cx, &mut result.returned)?;
+                    result.count += 1;
+                    continue;
+                }
+            }
+        }
+        written.insert(key);
+        write_row(table, None, &row, cx)?;
+        returning(returning_items, &row, cx, &mut result.returned)?;
+        result.count += 1;
+    }
+    Ok(result)
+}
+
+pub fn update(
+    table: &TableDesc,
+    source: &Node,
+    assignments: &[(usize, Expr)],
+    returning_items: &Option<Vec<(Expr, OutputColumn)>>,
+    cx: &mut Cx,
+    ids: &mut dyn RowIds,
+) -> Result<WriteResult> {
+    let rows = read_all(source, cx)?;
+    let mut result = WriteResult { count: 0, returned: Vec::new() };
+    // New values first, for every row, then the writes: a key that moves
+    // onto another updated row's old key is not a conflict.
+    let mut changes = Vec::with_capacity(rows.len());
+    for old in rows {
+        let mut new = old.clone();
+        for (i, e) in assignments {
+            new[*i] = eval(e, &old, cx)?;
+        }
+        conform(table, &mut new, ids)?;
+        changes.push((old, new));
+    }
+    for (old, _) in &changes {
+        delete_row(table, old, cx)?;
+    }
+    for (_, new) in &changes {
+        if existing_row(table, new, cx)?.is_some() {
+            return Err(unique_violation(table, &table.primary.name, &table.primary.columns, new));
+        }
+        write_row(table, None, new, cx)?;
+        returning(returning_items, new, cx, &mut result.returned)?;
+        result.count += 1;
+    }
+    Ok(result)
+}
+
+pub fn delete(
+    table: &TableDesc,
+    source: &Node,
+    returning_items: &Option<Vec<(Expr, OutputColumn)>>,
+    cx: &mut Cx,
+) -> Result<WriteResult> {
+    let rows = read_all(source, cx)?;
+    let mut result = WriteResult { count: 0, returned: Vec::new() };
+    for row in rows {
+        delete_row(table, &row, cx)?;
+        returning(returning_items, &row, cx, &mut result.returned)?;
+        result.count += 1;
+    }
+    Ok(result)
+}
+
+/// Writes every row's entry of a new index (CREATE INDEX's backfill),
+/// checking uniqueness. Bounded like any statement's writes.
+pub fn backfill_index(table: &TableDesc, index: &crate::catalog::IndexDesc, cx: &mut Cx) -> Result<u64> {
+    let scan = Node::Scan { table: std::sync::Arc::new(table.clone()), index: table.primary.clone(), spans: vec![crate::plan::ScanSpan::full()] };
+    let rows = read_all(&scan, cx)?;
+    let mut seen = std::collections::HashSet::new();
+    for row in &rows {
+        let (entry, value) = layout::index_entry(table, index, row)?;
+        if index.unique && !value.is_empty() && !seen.insert(entry.clone()) {
+            return Err(Error::new(SqlState::UniqueViolation, format!("could not create unique index \"{}\"", index.name))
+                .with_detail(format!("{} is duplicated.", layout::describe_key(table, &index.columns, row))));
+        }
+        cx.txn()?.put(&entry, &value)?;
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Rewrites every row of `old` under `new`'s layout (a new primary key, a
+/// column added with a default): deletes the old pairs, writes the new.
+pub fn rewrite_table(
+    old: &TableDesc,
+    new: &TableDesc,
+    fill: &dyn Fn(&Row) -> Result<Row>,
+    cx: &mut Cx,
+) -> Result<u64> {
+    let scan = Node::Scan { table: std::sync::Arc::new(old.clone()), index: old.primary.clone(), spans: vec![crate::plan::ScanSpan::full()] };
+    let rows = read_all(&scan, cx)?;
+    let mut new_rows = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut n = fill(row)?;
+        for (v, col) in n.iter_mut().zip(&new.columns) {
+            if v.is_null() && !col.nullable {
+                return Err(Error::new(
+                    SqlState::NotNullViolation,
+                    format!("column \"{}\" of relation \"{}\" contains null values", col.name, new.name),
+                ));
+            }
+        }
+        new_rows.push(n);
+    }
+    for row in &rows {
+        delete_row(old, row, cx)?;
+    }
+    for row in &new_rows {
+        if existing_row(new, row, cx)?.is_some() {
+            return Err(Error::new(SqlState::UniqueViolation, format!("could not create unique index \"{}\"", new.primary.name))
+                .with_detail(format!("{} is duplicated.", layout::describe_key(new, &new.primary.columns, row))));
+        }
+        write_row(new, None, row, cx)?;
+    }
+    Ok(rows.len() as u64)
+}
