@@ -1,19 +1,1007 @@
-//! STUB — being written (scalar functions: string, math, greatest/least).
-//! Signatures here are the contract; the implementation replaces this file.
+//! Scalar functions: strings, math, `greatest`/`least`, as PostgreSQL 15
+//! defines them.
+//!
+//! A function call is resolved once, by the binder, and evaluated once per
+//! row, by the executor:
+//!
+//! ```text
+//!   binder:    resolve("round", [Some(int4), Some(int4)])
+//!                -> Signature { params: [float8, int4], ret: float8 }
+//!              (the binder may coerce each argument to its param type)
+//!   executor:  call("round", [Int4(1234), Int4(-2)]) -> Float8(1200.0)
+//! ```
+//!
+//! [`resolve`] picks the overload the way PostgreSQL's function lookup
+//! does on our types: an argument matches a parameter it converts to
+//! implicitly (`int2 -> int4`, any number -> `float8`, any string type ->
+//! `text`), an untyped NULL (`None`) matches anything, and the first
+//! matching overload in the table wins (text before bytea, int4 before
+//! int8, as PostgreSQL prefers). Nothing matching is 42883
+//! `function foo(integer) does not exist`, whatever the reason: unknown
+//! name, wrong number of arguments, or wrong types.
+//!
+//! [`call`] takes values either coerced to the signature's parameter types
+//! or left as the binder typed them; both give the same answer. Most
+//! functions are strict (NULL in, NULL out); `concat` and `concat_ws` skip
+//! NULL arguments, `greatest` and `least` ignore them and are NULL only
+//! when every argument is.
+//!
+//! # Invariants
+//!
+//! - No argument value panics: every width overflow is an error, every
+//!   argument count and type is checked again by `call` itself.
+//! - No function allocates without bound: a result that would exceed
+//!   [`RESULT_BYTES_MAX`] (`repeat`, `lpad`, `rpad`, `replace`, `concat`)
+//!   is refused with 54000 before anything is allocated.
+//!
+//! # Where we differ from PostgreSQL
+//!
+//! We have no `numeric` type, so what PostgreSQL computes in `numeric` we
+//! compute in `float8`: `ceil`, `floor`, `round`, `trunc`, `sign`, `sqrt`
+//! and friends on integers return `float8` (PostgreSQL's own choice for
+//! integer arguments of these functions, by its preferred-type rule).
+//! `round(x, n)`, `trunc(x, n)` and `log(b, x)` exist in PostgreSQL only
+//! for `numeric`; ours take `float8` and work on the shortest decimal text
+//! of `x`, so `round(2.675, 2)` is 2.68 as in `numeric`, rounding half away
+//! from zero, while one-argument `round` on `float8` rounds half to even
+//! (C's `rint`), as PostgreSQL's does. `lower`, `upper`, `initcap` and
+//! ILIKE use Unicode case mapping (PostgreSQL under the C collation maps
+//! ASCII only). The 2201E/2201F/22011 SQLSTATEs PostgreSQL uses for bad
+//! logarithm/power/substring arguments are not in [`SqlState`]: those
+//! errors carry 22023 (invalid parameter value) with PostgreSQL's message.
 
-use crate::error::Result;
+use std::f64::consts::PI;
+
+use crate::error::{Error, Result, SqlState};
+use crate::ops::{self, BinaryOp};
+use crate::sql_err;
 use crate::types::{DataType, Value};
+
+/// The largest string or bytea a function may produce (PostgreSQL's
+/// MaxAllocSize is 1 GB): a statement must never allocate without bound.
+pub const RESULT_BYTES_MAX: usize = 1 << 30;
+
+/// A resolved function: the type each argument should be coerced to, and
+/// the result type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub params: Vec<DataType>,
+    pub ret: DataType,
+}
+
+/// A parameter kind of a fixed-signature overload.
+#[derive(Debug, Clone, Copy)]
+enum Param {
+    /// text (any string type converts)
+    Text,
+    /// int4 (int2 converts)
+    Int,
+    /// int8 (int2, int4 convert)
+    BigInt,
+    /// float8 (any number converts)
+    Float,
+    Bytea,
+}
+
+impl Param {
+    fn accepts(self, arg: Option<DataType>) -> bool {
+        let Some(t) = arg else { return true };
+        match self {
+            Param::Text => t.is_string(),
+            Param::Int => matches!(t, DataType::Int2 | DataType::Int4),
+            Param::BigInt => t.is_integer(),
+            Param::Float => t.is_numeric(),
+            Param::Bytea => t == DataType::Bytea,
+        }
+    }
+
+    fn data_type(self) -> DataType {
+        match self {
+            Param::Text => DataType::Text,
+            Param::Int => DataType::Int4,
+            Param::BigInt => DataType::Int8,
+            Param::Float => DataType::Float8,
+            Param::Bytea => DataType::Bytea,
+        }
+    }
+}
+
+use DataType as T;
+use Param as P;
+
+/// The fixed-signature overloads, in order of preference.
+const OVERLOADS: &[(&str, &[Param], DataType)] = &[
+    ("lower", &[P::Text], T::Text),
+    ("upper", &[P::Text], T::Text),
+    ("initcap", &[P::Text], T::Text),
+    ("reverse", &[P::Text], T::Text),
+    ("btrim", &[P::Text], T::Text),
+    ("btrim", &[P::Text, P::Text], T::Text),
+    ("trim", &[P::Text], T::Text),
+    ("trim", &[P::Text, P::Text], T::Text),
+    ("ltrim", &[P::Text], T::Text),
+    ("ltrim", &[P::Text, P::Text], T::Text),
+    ("rtrim", &[P::Text], T::Text),
+    ("rtrim", &[P::Text, P::Text], T::Text),
+    ("length", &[P::Text], T::Int4),
+    ("length", &[P::Bytea], T::Int4),
+    ("char_length", &[P::Text], T::Int4),
+    ("character_length", &[P::Text], T::Int4),
+    ("octet_length", &[P::Text], T::Int4),
+    ("octet_length", &[P::Bytea], T::Int4),
+    ("bit_length", &[P::Text], T::Int4),
+    ("bit_length", &[P::Bytea], T::Int4),
+    ("substr", &[P::Text, P::Int], T::Text),
+    ("substr", &[P::Text, P::Int, P::Int], T::Text),
+    ("substr", &[P::Bytea, P::Int], T::Bytea),
+    ("substr", &[P::Bytea, P::Int, P::Int], T::Bytea),
+    ("substring", &[P::Text, P::Int], T::Text),
+    ("substring", &[P::Text, P::Int, P::Int], T::Text),
+    ("substring", &[P::Bytea, P::Int], T::Bytea),
+    ("substring", &[P::Bytea, P::Int, P::Int], T::Bytea),
+    ("replace", &[P::Text, P::Text, P::Text], T::Text),
+    ("left", &[P::Text, P::Int], T::Text),
+    ("right", &[P::Text, P::Int], T::Text),
+    ("repeat", &[P::Text, P::Int], T::Text),
+    ("lpad", &[P::Text, P::Int], T::Text),
+    ("lpad", &[P::Text, P::Int, P::Text], T::Text),
+    ("rpad", &[P::Text, P::Int], T::Text),
+    ("rpad", &[P::Text, P::Int, P::Text], T::Text),
+    ("strpos", &[P::Text, P::Text], T::Int4),
+    ("split_part", &[P::Text, P::Text, P::Int], T::Text),
+    ("starts_with", &[P::Text, P::Text], T::Bool),
+    ("chr", &[P::Int], T::Text),
+    ("ascii", &[P::Text], T::Int4),
+    ("to_hex", &[P::Int], T::Text),
+    ("to_hex", &[P::BigInt], T::Text),
+    ("ceil", &[P::Float], T::Float8),
+    ("ceiling", &[P::Float], T::Float8),
+    ("floor", &[P::Float], T::Float8),
+    ("round", &[P::Float], T::Float8),
+    ("round", &[P::Float, P::Int], T::Float8),
+    ("trunc", &[P::Float], T::Float8),
+    ("trunc", &[P::Float, P::Int], T::Float8),
+    ("sqrt", &[P::Float], T::Float8),
+    ("cbrt", &[P::Float], T::Float8),
+    ("exp", &[P::Float], T::Float8),
+    ("ln", &[P::Float], T::Float8),
+    ("log", &[P::Float], T::Float8),
+    ("log", &[P::Float, P::Float], T::Float8),
+    ("log10", &[P::Float], T::Float8),
+    ("power", &[P::Float, P::Float], T::Float8),
+    ("pow", &[P::Float, P::Float], T::Float8),
+    ("sign", &[P::Float], T::Float8),
+    ("pi", &[], T::Float8),
+    ("degrees", &[P::Float], T::Float8),
+    ("radians", &[P::Float], T::Float8),
+    ("sin", &[P::Float], T::Float8),
+    ("cos", &[P::Float], T::Float8),
+    ("tan", &[P::Float], T::Float8),
+    ("asin", &[P::Float], T::Float8),
+    ("acos", &[P::Float], T::Float8),
+    ("atan", &[P::Float], T::Float8),
+    ("atan2", &[P::Float, P::Float], T::Float8),
+];
+
+fn no_function(name: &str, args: &[Option<DataType>]) -> Error {
+    let types: Vec<String> = args.iter().map(|a| a.map_or_else(|| "unknown".to_string(), ops::type_name)).collect();
+    Error::new(SqlState::UndefinedFunction, format!("function {name}({}) does not exist", types.join(", ")))
+}
+
+/// Resolves scalar function `name` (lower case) on arguments of types
+/// `args` (`None`: an untyped NULL): the parameter types to coerce the
+/// arguments to, and the result type; 42883 if no overload fits.
+pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
+    let is_int = |a: &Option<DataType>| a.is_none_or(DataType::is_integer);
+    match name {
+        "abs" if args.len() == 1 && P::Float.accepts(args[0]) => {
+            // abs keeps its argument's type; an untyped NULL is float8
+            // (the preferred numeric type).
+            let t = args[0].unwrap_or(T::Float8);
+            return Ok(Signature { params: vec![t], ret: t });
+        }
+        "mod" if args.len() == 2 && args.iter().all(is_int) => {
+            let t = match (args[0], args[1]) {
+                (Some(a), Some(b)) => ops::binary_result_type(BinaryOp::Mod, a, b)?,
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => T::Int4,
+            };
+            return Ok(Signature { params: vec![t, t], ret: t });
+        }
+        "greatest" | "least" if !args.is_empty() => {
+            let mut t: Option<DataType> = None;
+            for a in args.iter().flatten() {
+                t = Some(match t {
+                    None => *a,
+                    Some(t) => ops::common_type(t, *a)
+                        .map_err(|e| Error::new(e.state, format!("{} {}", name.to_uppercase(), e.message)))?,
+                });
+            }
+            let t = t.unwrap_or(T::Text);
+            return Ok(Signature { params: vec![t; args.len()], ret: t });
+        }
+        "concat" if !args.is_empty() => {
+            let params = args.iter().map(|a| a.unwrap_or(T::Text)).collect();
+            return Ok(Signature { params, ret: T::Text });
+        }
+        "concat_ws" if !args.is_empty() && P::Text.accepts(args[0]) => {
+            let mut params: Vec<DataType> = args.iter().map(|a| a.unwrap_or(T::Text)).collect();
+            params[0] = T::Text;
+            return Ok(Signature { params, ret: T::Text });
+        }
+        _ => {}
+    }
+    OVERLOADS
+        .iter()
+        .find(|(n, params, _)| {
+            *n == name && params.len() == args.len() && params.iter().zip(args).all(|(p, a)| p.accepts(*a))
+        })
+        .map(|(_, params, ret)| Signature { params: params.iter().map(|p| p.data_type()).collect(), ret: *ret })
+        .ok_or_else(|| no_function(name, args))
+}
 
 /// The result type of scalar function `name` (lower case) on arguments of
 /// types `args` (`None`: an untyped NULL), or 42883.
 pub fn return_type(name: &str, args: &[Option<DataType>]) -> Result<DataType> {
-    let _ = (name, args);
-    unimplemented!("stub")
+    resolve(name, args).map(|s| s.ret)
 }
 
 /// Calls scalar function `name` on `args` (already of the types
 /// `return_type` accepted).
 pub fn call(name: &str, args: &[Value]) -> Result<Value> {
-    let _ = (name, args);
-    unimplemented!("stub")
+    let types: Vec<Option<DataType>> = args.iter().map(Value::data_type).collect();
+    resolve(name, &types)?;
+    match name {
+        "concat" => return concat(args.iter()).map(Value::Text),
+        "concat_ws" => return concat_ws(args),
+        "greatest" => return extreme(args, std::cmp::Ordering::Greater),
+        "least" => return extreme(args, std::cmp::Ordering::Less),
+        _ => {}
+    }
+    if args.iter().any(Value::is_null) {
+        return Ok(Value::Null);
+    }
+    let text = |i: usize| text_arg(args, i);
+    let int = |i: usize| int_arg(args, i);
+    let float = |i: usize| float_arg(args, i);
+    let n = args.len();
+    Ok(match name {
+        // Strings.
+        "lower" => Value::Text(text(0)?.to_lowercase()),
+        "upper" => Value::Text(text(0)?.to_uppercase()),
+        "initcap" => Value::Text(initcap(text(0)?)),
+        "reverse" => Value::Text(text(0)?.chars().rev().collect()),
+        "btrim" | "trim" | "ltrim" | "rtrim" => {
+            let set = if n == 2 { text(1)? } else { " " };
+            let set: Vec<char> = set.chars().collect();
+            let mut s = text(0)?;
+            if name != "rtrim" {
+                s = s.trim_start_matches(set.as_slice());
+            }
+            if name != "ltrim" {
+                s = s.trim_end_matches(set.as_slice());
+            }
+            Value::Text(s.to_string())
+        }
+        "length" | "char_length" | "character_length" => match &args[0] {
+            Value::Bytea(b) => int4(b.len())?,
+            _ => int4(text(0)?.chars().count())?,
+        },
+        "octet_length" | "bit_length" => {
+            let bytes = match &args[0] {
+                Value::Bytea(b) => b.len(),
+                _ => text(0)?.len(),
+            };
+            let factor = if name == "bit_length" { 8 } else { 1 };
+            int4(bytes.saturating_mul(factor))?
+        }
+        "substr" | "substring" => {
+            let count = if n == 3 { Some(int(2)?) } else { None };
+            match &args[0] {
+                Value::Bytea(b) => {
+                    let (from, to) = substring_bounds(b.len(), int(1)?, count)?;
+                    Value::Bytea(b[from..to].to_vec())
+                }
+                _ => {
+                    let s = text(0)?;
+                    let (from, to) = substring_bounds(s.chars().count(), int(1)?, count)?;
+                    Value::Text(s.chars().skip(from).take(to - from).collect())
+                }
+            }
+        }
+        "replace" => Value::Text(replace(text(0)?, text(1)?, text(2)?)?),
+        "left" | "right" => {
+            let s = text(0)?;
+            let len = s.chars().count() as i64;
+            let k = int(1)?;
+            let keep = if k >= 0 { k.min(len) } else { (len + k).max(0) };
+            Value::Text(if name == "left" {
+                s.chars().take(keep as usize).collect()
+            } else {
+                s.chars().skip((len - keep) as usize).collect()
+            })
+        }
+        "repeat" => Value::Text(repeat(text(0)?, int(1)?)?),
+        "lpad" | "rpad" => {
+            let fill = if n == 3 { text(2)? } else { " " };
+            Value::Text(pad(text(0)?, int(1)?, fill, name == "lpad")?)
+        }
+        "strpos" => {
+            let (s, sub) = (text(0)?, text(1)?);
+            match s.find(sub) {
+                Some(at) => int4(s[..at].chars().count() + 1)?,
+                None => Value::Int4(0),
+            }
+        }
+        "split_part" => split_part(text(0)?, text(1)?, int(2)?)?,
+        "starts_with" => Value::Bool(text(0)?.starts_with(text(1)?)),
+        "chr" => Value::Text(chr(int(0)?)?.to_string()),
+        "ascii" => Value::Int4(text(0)?.chars().next().map_or(0, |c| c as i32)),
+        "to_hex" => Value::Text(match args[0] {
+            Value::Int8(i) => format!("{:x}", i as u64),
+            _ => format!("{:x}", int(0)? as i32 as u32),
+        }),
+
+        // Math.
+        "abs" => abs(&args[0])?,
+        "mod" => ops::binary(BinaryOp::Mod, &args[0], &args[1])?,
+        "ceil" | "ceiling" => Value::Float8(float(0)?.ceil()),
+        "floor" => Value::Float8(float(0)?.floor()),
+        "round" if n == 1 => Value::Float8(float(0)?.round_ties_even()),
+        "round" => Value::Float8(round_decimal(float(0)?, int(1)?, false)?),
+        "trunc" if n == 1 => Value::Float8(float(0)?.trunc()),
+        "trunc" => Value::Float8(round_decimal(float(0)?, int(1)?, true)?),
+        "sqrt" => {
+            let x = float(0)?;
+            if x < 0.0 {
+                return sql_err!(InvalidParameterValue, "cannot take square root of a negative number");
+            }
+            Value::Float8(x.sqrt())
+        }
+        "cbrt" => Value::Float8(float(0)?.cbrt()),
+        "exp" => Value::Float8(exp(float(0)?)?),
+        "ln" => Value::Float8(logarithm_domain(float(0)?)?.ln()),
+        "log" if n == 2 => Value::Float8(log_base(float(0)?, float(1)?)?),
+        "log" | "log10" => Value::Float8(logarithm_domain(float(0)?)?.log10()),
+        "power" | "pow" => Value::Float8(power(float(0)?, float(1)?)?),
+        "sign" => {
+            let x = float(0)?;
+            Value::Float8(if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            })
+        }
+        "pi" => Value::Float8(PI),
+        "degrees" => {
+            let x = float(0)?;
+            let r = x / RADIANS_PER_DEGREE;
+            if r.is_infinite() && !x.is_infinite() {
+                return Err(float_overflow());
+            }
+            Value::Float8(r)
+        }
+        "radians" => {
+            let x = float(0)?;
+            let r = x * RADIANS_PER_DEGREE;
+            if r == 0.0 && x != 0.0 {
+                return sql_err!(NumericValueOutOfRange, "value out of range: underflow");
+            }
+            Value::Float8(r)
+        }
+        "sin" | "cos" | "tan" => {
+            let x = float(0)?;
+            if x.is_infinite() {
+                return Err(input_out_of_range());
+            }
+            Value::Float8(match name {
+                "sin" => x.sin(),
+                "cos" => x.cos(),
+                _ => x.tan(),
+            })
+        }
+        "asin" | "acos" => {
+            let x = float(0)?;
+            if !x.is_nan() && !(-1.0..=1.0).contains(&x) {
+                return Err(input_out_of_range());
+            }
+            Value::Float8(if name == "asin" { x.asin() } else { x.acos() })
+        }
+        "atan" => Value::Float8(float(0)?.atan()),
+        "atan2" => Value::Float8(float(0)?.atan2(float(1)?)),
+        _ => return Err(no_function(name, &types)),
+    })
+}
+
+const RADIANS_PER_DEGREE: f64 = PI / 180.0;
+
+fn text_arg(args: &[Value], i: usize) -> Result<&str> {
+    match args.get(i) {
+        Some(Value::Text(s)) => Ok(s),
+        other => sql_err!(InternalError, "function argument {i} is not text: {other:?}"),
+    }
+}
+
+fn int_arg(args: &[Value], i: usize) -> Result<i64> {
+    match args.get(i).and_then(Value::as_i64) {
+        Some(v) => Ok(v),
+        None => sql_err!(InternalError, "function argument {i} is not an integer"),
+    }
+}
+
+fn float_arg(args: &[Value], i: usize) -> Result<f64> {
+    match args.get(i).and_then(Value::as_f64) {
+        Some(v) => Ok(v),
+        None => sql_err!(InternalError, "function argument {i} is not a number"),
+    }
+}
+
+fn int4(n: usize) -> Result<Value> {
+    i32::try_from(n).map(Value::Int4).map_err(|_| Error::new(SqlState::NumericValueOutOfRange, "integer out of range"))
+}
+
+fn too_large() -> Error {
+    Error::new(SqlState::ProgramLimitExceeded, "requested length too large")
+}
+
+fn float_overflow() -> Error {
+    Error::new(SqlState::NumericValueOutOfRange, "value out of range: overflow")
+}
+
+fn input_out_of_range() -> Error {
+    Error::new(SqlState::NumericValueOutOfRange, "input is out of range")
+}
+
+// ---------------------------------------------------------------------------
+// Strings
+// ---------------------------------------------------------------------------
+
+/// The text of the non-NULL values, concatenated (their output functions,
+/// so `concat(true)` is `t`).
+fn concat<'a>(values: impl Iterator<Item = &'a Value>) -> Result<String> {
+    let parts: Vec<String> = values.filter_map(ops::to_text).collect();
+    let total = parts.iter().map(String::len).fold(0usize, usize::saturating_add);
+    if total > RESULT_BYTES_MAX {
+        return Err(too_large());
+    }
+    Ok(parts.concat())
+}
+
+fn concat_ws(args: &[Value]) -> Result<Value> {
+    let Some(Value::Text(sep)) = args.first() else {
+        return Ok(Value::Null);
+    };
+    let parts: Vec<String> = args[1..].iter().filter_map(ops::to_text).collect();
+    let total = parts.iter().map(String::len).fold(sep.len().saturating_mul(parts.len()), usize::saturating_add);
+    if total > RESULT_BYTES_MAX {
+        return Err(too_large());
+    }
+    Ok(Value::Text(parts.join(sep)))
+}
+
+/// Upper-cases the first letter of each run of letters and digits,
+/// lower-cases the rest (PostgreSQL's word boundary: not alphanumeric).
+fn initcap(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_word = false;
+    for c in s.chars() {
+        if in_word {
+            out.extend(c.to_lowercase());
+        } else {
+            out.extend(c.to_uppercase());
+        }
+        in_word = c.is_alphanumeric();
+    }
+    out
+}
+
+/// The 0-based `[from, to)` of PostgreSQL's substring(s, start, count) on
+/// a string of `len` units: positions are 1-based, `start` may be zero or
+/// negative (the count still runs from it), a negative count is an error.
+fn substring_bounds(len: usize, start: i64, count: Option<i64>) -> Result<(usize, usize)> {
+    if count.is_some_and(|c| c < 0) {
+        return sql_err!(InvalidParameterValue, "negative substring length not allowed");
+    }
+    let first = start.max(1);
+    let end = count.map_or(i64::MAX, |c| start.saturating_add(c));
+    if end <= first {
+        return Ok((0, 0));
+    }
+    let clamp = |pos: i64| usize::try_from(pos - 1).map_or(len, |p| p.min(len));
+    Ok((clamp(first), clamp(end)))
+}
+
+fn replace(s: &str, from: &str, to: &str) -> Result<String> {
+    if from.is_empty() {
+        return Ok(s.to_string());
+    }
+    let count = s.matches(from).count();
+    let len = count.checked_mul(to.len()).and_then(|added| (s.len() - count * from.len()).checked_add(added));
+    match len {
+        Some(len) if len <= RESULT_BYTES_MAX => Ok(s.replace(from, to)),
+        _ => Err(too_large()),
+    }
+}
+
+fn repeat(s: &str, count: i64) -> Result<String> {
+    let Ok(count) = usize::try_from(count) else {
+        return Ok(String::new());
+    };
+    match s.len().checked_mul(count) {
+        Some(len) if len <= RESULT_BYTES_MAX => Ok(s.repeat(count)),
+        _ => Err(too_large()),
+    }
+}
+
+/// lpad/rpad: fill `s` to `len` characters with `fill`, repeated, on the
+/// left or right; a longer `s` is cut to its first `len` characters.
+fn pad(s: &str, len: i64, fill: &str, left: bool) -> Result<String> {
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(String::new());
+    };
+    let s_chars = s.chars().count();
+    if s_chars >= len {
+        return Ok(s.chars().take(len).collect());
+    }
+    if fill.is_empty() {
+        return Ok(s.to_string());
+    }
+    let need = len - s_chars;
+    let fill_chars = fill.chars().count();
+    let partial: usize = fill.chars().take(need % fill_chars).map(char::len_utf8).sum();
+    let bytes = (need / fill_chars)
+        .checked_mul(fill.len())
+        .and_then(|b| b.checked_add(partial))
+        .and_then(|b| b.checked_add(s.len()));
+    if bytes.is_none_or(|b| b > RESULT_BYTES_MAX) {
+        return Err(too_large());
+    }
+    let padding: String = fill.chars().cycle().take(need).collect();
+    Ok(if left { padding + s } else { s.to_string() + &padding })
+}
+
+/// split_part(s, delimiter, n): the n-th field (1-based; negative counts
+/// from the end, as in PostgreSQL 14+), '' past the last.
+fn split_part(s: &str, delimiter: &str, n: i64) -> Result<Value> {
+    if n == 0 {
+        return sql_err!(InvalidParameterValue, "field position must not be zero");
+    }
+    if s.is_empty() {
+        return Ok(Value::Text(String::new()));
+    }
+    let fields: Vec<&str> = if delimiter.is_empty() { vec![s] } else { s.split(delimiter).collect() };
+    let index = if n > 0 { usize::try_from(n - 1).ok() } else { usize::try_from(fields.len() as i64 + n).ok() };
+    let field = index.and_then(|i| fields.get(i)).copied().unwrap_or("");
+    Ok(Value::Text(field.to_string()))
+}
+
+fn chr(code: i64) -> Result<char> {
+    if code == 0 {
+        return sql_err!(ProgramLimitExceeded, "null character not permitted");
+    }
+    // PostgreSQL reads the int4 as unsigned: negative codes are huge.
+    let code = code as i32 as u32;
+    if code > 0x10ffff {
+        return sql_err!(ProgramLimitExceeded, "requested character too large for encoding: {code}");
+    }
+    char::from_u32(code).ok_or_else(|| {
+        Error::new(SqlState::ProgramLimitExceeded, format!("requested character not valid for encoding: {code}"))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Math
+// ---------------------------------------------------------------------------
+
+fn abs(v: &Value) -> Result<Value> {
+    let range = |name: &str| Error::new(SqlState::NumericValueOutOfRange, format!("{name} out of range"));
+    match *v {
+        Value::Int2(i) => i.checked_abs().map(Value::Int2).ok_or_else(|| range("smallint")),
+        Value::Int4(i) => i.checked_abs().map(Value::Int4).ok_or_else(|| range("integer")),
+        Value::Int8(i) => i.checked_abs().map(Value::Int8).ok_or_else(|| range("bigint")),
+        Value::Float4(f) => Ok(Value::Float4(f.abs())),
+        Value::Float8(f) => Ok(Value::Float8(f.abs())),
+        _ => sql_err!(InternalError, "abs of a non-number"),
+    }
+}
+
+/// Rounds (or truncates) `x` to `digits` decimal places (negative: to the
+/// left of the point), on the shortest decimal text of `x`, half away from
+/// zero, as `numeric` rounds: round(2.675, 2) = 2.68.
+fn round_decimal(x: f64, digits: i64, truncate: bool) -> Result<f64> {
+    if !x.is_finite() || x == 0.0 {
+        return Ok(x);
+    }
+    let sci = format!("{:e}", x.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let all: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    // Digit k of `all` is worth 10^(exp - k); keep those worth at least
+    // 10^-digits.
+    let keep = exp.saturating_add(digits).saturating_add(1);
+    let Ok(keep) = usize::try_from(keep) else {
+        return Ok(0.0);
+    };
+    if keep >= all.len() {
+        return Ok(x);
+    }
+    let mut kept = all[..keep].to_vec();
+    if !truncate && all[keep] >= b'5' {
+        let mut i = kept.len();
+        loop {
+            if i == 0 {
+                kept.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if kept[i] == b'9' {
+                kept[i] = b'0';
+            } else {
+                kept[i] += 1;
+                break;
+            }
+        }
+    }
+    if kept.is_empty() {
+        return Ok(0.0);
+    }
+    let scale = exp - keep as i64 + 1;
+    let sign = if x < 0.0 { "-" } else { "" };
+    let text = format!("{sign}{}e{scale}", String::from_utf8_lossy(&kept));
+    let r: f64 = text.parse().map_err(|_| Error::new(SqlState::InternalError, format!("bad decimal {text}")))?;
+    if r.is_infinite() {
+        return Err(float_overflow());
+    }
+    Ok(r)
+}
+
+/// PostgreSQL's dexp: infinities and NaN pass through, a finite argument
+/// whose result is not finite or not non-zero is out of range.
+fn exp(x: f64) -> Result<f64> {
+    if x.is_nan() || x.is_infinite() {
+        return Ok(x.exp());
+    }
+    let r = x.exp();
+    if r.is_infinite() {
+        return Err(float_overflow());
+    }
+    if r == 0.0 {
+        return sql_err!(NumericValueOutOfRange, "value out of range: underflow");
+    }
+    Ok(r)
+}
+
+/// `x` if a logarithm of it exists (PostgreSQL: 2201E; here 22023).
+fn logarithm_domain(x: f64) -> Result<f64> {
+    if x == 0.0 {
+        return sql_err!(InvalidParameterValue, "cannot take logarithm of zero");
+    }
+    if x < 0.0 {
+        return sql_err!(InvalidParameterValue, "cannot take logarithm of a negative number");
+    }
+    Ok(x)
+}
+
+/// log(b, x); exact powers of the base come out exact (log(10, 1000) = 3).
+fn log_base(b: f64, x: f64) -> Result<f64> {
+    logarithm_domain(b)?;
+    logarithm_domain(x)?;
+    if b == 1.0 {
+        return sql_err!(DivisionByZero, "division by zero");
+    }
+    let r = if b == 10.0 {
+        x.log10()
+    } else if b == 2.0 {
+        x.log2()
+    } else {
+        x.ln() / b.ln()
+    };
+    let n = r.round();
+    if r.is_finite() && n != r && n.abs() < 1100.0 && b.powf(n) == x {
+        return Ok(n);
+    }
+    Ok(r)
+}
+
+/// PostgreSQL's dpow.
+fn power(x: f64, y: f64) -> Result<f64> {
+    if x.is_nan() {
+        return Ok(if y == 0.0 { 1.0 } else { f64::NAN });
+    }
+    if y.is_nan() {
+        return Ok(if x == 1.0 { 1.0 } else { f64::NAN });
+    }
+    if x == 0.0 && y < 0.0 {
+        return sql_err!(InvalidParameterValue, "zero raised to a negative power is undefined");
+    }
+    if x < 0.0 && y.floor() != y {
+        return sql_err!(
+            InvalidParameterValue,
+            "a negative number raised to a non-integer power yields a complex result"
+        );
+    }
+    let r = x.powf(y);
+    if x.is_infinite() || y.is_infinite() {
+        // POSIX's rules for infinities, which PostgreSQL follows.
+        return Ok(r);
+    }
+    if r.is_infinite() {
+        return Err(float_overflow());
+    }
+    if r == 0.0 && x != 0.0 {
+        return sql_err!(NumericValueOutOfRange, "value out of range: underflow");
+    }
+    Ok(r)
+}
+
+// ---------------------------------------------------------------------------
+// greatest, least
+// ---------------------------------------------------------------------------
+
+/// The greatest (`want = Greater`) or least non-NULL argument, in their
+/// common type; NULL if all are NULL.
+fn extreme(args: &[Value], want: std::cmp::Ordering) -> Result<Value> {
+    let mut ty: Option<DataType> = None;
+    for t in args.iter().filter_map(Value::data_type) {
+        ty = Some(match ty {
+            None => t,
+            Some(u) => ops::common_type(u, t)?,
+        });
+    }
+    let Some(ty) = ty else {
+        return Ok(Value::Null);
+    };
+    let mut best: Option<Value> = None;
+    for v in args.iter().filter(|v| !v.is_null()) {
+        let v = if v.data_type() == Some(ty) { v.clone() } else { ops::cast(v, ty)? };
+        if best.as_ref().is_none_or(|b| ops::sort_cmp(&v, b) == want) {
+            best = Some(v);
+        }
+    }
+    Ok(best.unwrap_or(Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    /// Goal: each function gives PostgreSQL's answer, errors included.
+    /// Method: a table of (name, args, expected value or SQLSTATE); floats
+    /// compared through their text output.
+    #[test]
+    fn calls() {
+        use Value::*;
+        let ok = |v: Value| Ok::<Value, &str>(v);
+        let cases: Vec<(&str, Vec<Value>, std::result::Result<Value, &str>)> = vec![
+            ("lower", vec![text("HeLLo É")], ok(text("hello é"))),
+            ("upper", vec![text("straße")], ok(text("STRASSE"))),
+            ("initcap", vec![text("hi THOMAS o'neil 2nd")], ok(text("Hi Thomas O'Neil 2nd"))),
+            ("reverse", vec![text("abé")], ok(text("éba"))),
+            ("length", vec![text("héllo")], ok(Int4(5))),
+            ("char_length", vec![text("")], ok(Int4(0))),
+            ("character_length", vec![text("ab")], ok(Int4(2))),
+            ("length", vec![Bytea(vec![1, 2, 3])], ok(Int4(3))),
+            ("octet_length", vec![text("héllo")], ok(Int4(6))),
+            ("bit_length", vec![text("é")], ok(Int4(16))),
+            ("substr", vec![text("alphabet"), Int4(3)], ok(text("phabet"))),
+            ("substr", vec![text("alphabet"), Int4(3), Int4(2)], ok(text("ph"))),
+            ("substring", vec![text("alphabet"), Int4(0), Int4(3)], ok(text("al"))),
+            ("substring", vec![text("alphabet"), Int4(-2), Int4(3)], ok(text(""))),
+            ("substring", vec![text("alphabet"), Int4(-2), Int4(5)], ok(text("al"))),
+            ("substring", vec![text("alphabet"), Int4(7), Int4(100)], ok(text("et"))),
+            ("substring", vec![text("alphabet"), Int4(20)], ok(text(""))),
+            ("substring", vec![text("héllo"), Int2(2), Int4(2)], ok(text("él"))),
+            ("substring", vec![text("x"), Int4(i32::MAX), Int4(i32::MAX)], ok(text(""))),
+            ("substring", vec![text("abc"), Int4(1), Int4(-1)], Err("22023")),
+            ("substr", vec![Bytea(vec![1, 2, 3, 4]), Int4(2), Int4(2)], ok(Bytea(vec![2, 3]))),
+            ("btrim", vec![text("  ab  ")], ok(text("ab"))),
+            ("trim", vec![text("xyabyx"), text("xy")], ok(text("ab"))),
+            ("ltrim", vec![text("  ab  ")], ok(text("ab  "))),
+            ("rtrim", vec![text("  ab  ")], ok(text("  ab"))),
+            ("rtrim", vec![text("abxx"), text("x")], ok(text("ab"))),
+            ("replace", vec![text("abcabc"), text("b"), text("XX")], ok(text("aXXcaXXc"))),
+            ("replace", vec![text("abc"), text(""), text("X")], ok(text("abc"))),
+            ("concat", vec![text("a"), Null, Int4(1), Bool(true), Float8(1.5)], ok(text("a1t1.5"))),
+            ("concat", vec![Null, Null], ok(text(""))),
+            ("concat_ws", vec![text(","), text("a"), Null, Int4(2)], ok(text("a,2"))),
+            ("concat_ws", vec![Null, text("a")], ok(Null)),
+            ("left", vec![text("abcde"), Int4(2)], ok(text("ab"))),
+            ("left", vec![text("abcde"), Int4(-2)], ok(text("abc"))),
+            ("left", vec![text("abcde"), Int4(-9)], ok(text(""))),
+            ("right", vec![text("abcde"), Int4(2)], ok(text("de"))),
+            ("right", vec![text("abcde"), Int4(-2)], ok(text("cde"))),
+            ("right", vec![text("abcde"), Int4(9)], ok(text("abcde"))),
+            ("lpad", vec![text("hi"), Int4(5)], ok(text("   hi"))),
+            ("lpad", vec![text("hi"), Int4(5), text("xy")], ok(text("xyxhi"))),
+            ("lpad", vec![text("hello"), Int4(2)], ok(text("he"))),
+            ("rpad", vec![text("hi"), Int4(5), text("xy")], ok(text("hixyx"))),
+            ("rpad", vec![text("hi"), Int4(5), text("")], ok(text("hi"))),
+            ("rpad", vec![text("hi"), Int4(-1)], ok(text(""))),
+            ("repeat", vec![text("ab"), Int4(3)], ok(text("ababab"))),
+            ("repeat", vec![text("ab"), Int4(-3)], ok(text(""))),
+            ("repeat", vec![text("ab"), Int4(i32::MAX)], Err("54000")),
+            ("lpad", vec![text("x"), Int4(i32::MAX)], Err("54000")),
+            ("strpos", vec![text("héllo"), text("llo")], ok(Int4(3))),
+            ("strpos", vec![text("hello"), text("z")], ok(Int4(0))),
+            ("strpos", vec![text("hello"), text("")], ok(Int4(1))),
+            ("split_part", vec![text("a,b,c"), text(","), Int4(2)], ok(text("b"))),
+            ("split_part", vec![text("a,b,c"), text(","), Int4(4)], ok(text(""))),
+            ("split_part", vec![text("a,b,c"), text(","), Int4(-1)], ok(text("c"))),
+            ("split_part", vec![text("a,b,c"), text(","), Int4(-4)], ok(text(""))),
+            ("split_part", vec![text("abc"), text(""), Int4(1)], ok(text("abc"))),
+            ("split_part", vec![text("a,b"), text(","), Int4(0)], Err("22023")),
+            ("starts_with", vec![text("alphabet"), text("alph")], ok(Bool(true))),
+            ("starts_with", vec![text("alphabet"), text("beta")], ok(Bool(false))),
+            ("chr", vec![Int4(65)], ok(text("A"))),
+            ("chr", vec![Int4(0x1F600)], ok(text("😀"))),
+            ("chr", vec![Int4(0)], Err("54000")),
+            ("chr", vec![Int4(-1)], Err("54000")),
+            ("chr", vec![Int4(0xD800)], Err("54000")),
+            ("ascii", vec![text("é!")], ok(Int4(233))),
+            ("ascii", vec![text("")], ok(Int4(0))),
+            ("to_hex", vec![Int4(255)], ok(text("ff"))),
+            ("to_hex", vec![Int4(-1)], ok(text("ffffffff"))),
+            ("to_hex", vec![Int2(-1)], ok(text("ffffffff"))),
+            ("to_hex", vec![Int8(-1)], ok(text("ffffffffffffffff"))),
+            ("abs", vec![Int2(-5)], ok(Int2(5))),
+            ("abs", vec![Int2(i16::MIN)], Err("22003")),
+            ("abs", vec![Int4(i32::MIN)], Err("22003")),
+            ("abs", vec![Int8(i64::MIN)], Err("22003")),
+            ("abs", vec![Float4(-1.5)], ok(Float4(1.5))),
+            ("abs", vec![Float8(-0.0)], ok(Float8(0.0))),
+            ("ceil", vec![Float8(-1.5)], ok(Float8(-1.0))),
+            ("ceiling", vec![Int4(3)], ok(Float8(3.0))),
+            ("floor", vec![Float4(-1.5)], ok(Float8(-2.0))),
+            ("round", vec![Float8(2.5)], ok(Float8(2.0))),
+            ("round", vec![Float8(3.5)], ok(Float8(4.0))),
+            ("round", vec![Float8(-2.5)], ok(Float8(-2.0))),
+            ("round", vec![Float8(2.675), Int4(2)], ok(Float8(2.68))),
+            ("round", vec![Float8(2.5), Int4(0)], ok(Float8(3.0))),
+            ("round", vec![Float8(-2.5), Int4(0)], ok(Float8(-3.0))),
+            ("round", vec![Float8(1234.5678), Int4(-2)], ok(Float8(1200.0))),
+            ("round", vec![Float8(9.99), Int4(1)], ok(Float8(10.0))),
+            ("round", vec![Float8(0.04), Int4(1)], ok(Float8(0.0))),
+            ("round", vec![Float8(0.05), Int4(1)], ok(Float8(0.1))),
+            ("round", vec![Float8(0.5), Int4(-5)], ok(Float8(0.0))),
+            ("round", vec![Float8(1.5), Int4(i32::MAX)], ok(Float8(1.5))),
+            ("round", vec![Float8(1.5), Int4(i32::MIN)], ok(Float8(0.0))),
+            ("round", vec![Float8(f64::MAX), Int4(-308)], Err("22003")),
+            ("round", vec![Float8(f64::NAN), Int4(2)], ok(Float8(f64::NAN))),
+            ("round", vec![Int4(1234), Int4(-2)], ok(Float8(1200.0))),
+            ("trunc", vec![Float8(-2.7)], ok(Float8(-2.0))),
+            ("trunc", vec![Float8(-2.678), Int4(2)], ok(Float8(-2.67))),
+            ("trunc", vec![Float8(1999.0), Int4(-3)], ok(Float8(1000.0))),
+            ("sqrt", vec![Int4(16)], ok(Float8(4.0))),
+            ("sqrt", vec![Float8(-1.0)], Err("22023")),
+            ("cbrt", vec![Float8(-27.0)], ok(Float8(-3.0))),
+            ("power", vec![Int4(2), Int4(10)], ok(Float8(1024.0))),
+            ("pow", vec![Float8(-8.0), Float8(1.0 / 3.0)], Err("22023")),
+            ("power", vec![Float8(0.0), Float8(-1.0)], Err("22023")),
+            ("power", vec![Float8(10.0), Float8(400.0)], Err("22003")),
+            ("power", vec![Float8(10.0), Float8(-400.0)], Err("22003")),
+            ("power", vec![Float8(f64::NAN), Float8(0.0)], ok(Float8(1.0))),
+            ("power", vec![Float8(2.0), Float8(f64::NEG_INFINITY)], ok(Float8(0.0))),
+            ("exp", vec![Float8(0.0)], ok(Float8(1.0))),
+            ("exp", vec![Float8(1000.0)], Err("22003")),
+            ("exp", vec![Float8(-1000.0)], Err("22003")),
+            ("exp", vec![Float8(f64::NEG_INFINITY)], ok(Float8(0.0))),
+            ("ln", vec![Float8(1.0)], ok(Float8(0.0))),
+            ("ln", vec![Float8(0.0)], Err("22023")),
+            ("ln", vec![Float8(-1.0)], Err("22023")),
+            ("log", vec![Int4(1000)], ok(Float8(3.0))),
+            ("log10", vec![Float8(0.001)], ok(Float8(-3.0))),
+            ("log", vec![Int4(10), Int4(1000)], ok(Float8(3.0))),
+            ("log", vec![Int4(2), Int4(8)], ok(Float8(3.0))),
+            ("log", vec![Float8(3.0), Float8(243.0)], ok(Float8(5.0))),
+            ("log", vec![Int4(1), Int4(8)], Err("22012")),
+            ("log", vec![Int4(0), Int4(8)], Err("22023")),
+            ("sign", vec![Int4(-7)], ok(Float8(-1.0))),
+            ("sign", vec![Float8(0.0)], ok(Float8(0.0))),
+            ("pi", vec![], ok(Float8(PI))),
+            ("degrees", vec![Float8(PI)], ok(Float8(180.0))),
+            ("radians", vec![Float8(180.0)], ok(Float8(PI))),
+            ("sin", vec![Float8(0.0)], ok(Float8(0.0))),
+            ("cos", vec![Float8(f64::INFINITY)], Err("22003")),
+            ("asin", vec![Float8(2.0)], Err("22003")),
+            ("acos", vec![Float8(1.0)], ok(Float8(0.0))),
+            ("atan2", vec![Float8(0.0), Float8(1.0)], ok(Float8(0.0))),
+            ("mod", vec![Int4(-7), Int4(3)], ok(Int4(-1))),
+            ("mod", vec![Int2(7), Int8(4)], ok(Int8(3))),
+            ("mod", vec![Int4(1), Int4(0)], Err("22012")),
+            ("mod", vec![Float8(1.0), Float8(1.0)], Err("42883")),
+            ("greatest", vec![Int4(1), Int4(3), Int4(2)], ok(Int4(3))),
+            ("greatest", vec![Int4(1), Float8(2.5), Int2(2)], ok(Float8(2.5))),
+            ("greatest", vec![Int4(1), Null, Int4(-1)], ok(Int4(1))),
+            ("greatest", vec![Null, Null], ok(Null)),
+            ("least", vec![text("b"), text("B"), text("a")], ok(text("B"))),
+            ("least", vec![Float8(f64::NAN), Int4(1)], ok(Float8(1.0))),
+            ("greatest", vec![Float8(f64::NAN), Int4(1)], ok(Float8(f64::NAN))),
+            ("greatest", vec![Int4(1), Bool(true)], Err("42804")),
+            ("lower", vec![Null], ok(Null)),
+            ("substr", vec![text("abc"), Null], ok(Null)),
+            ("round", vec![Null, Int4(2)], ok(Null)),
+            ("lower", vec![Int4(1)], Err("42883")),
+            ("lower", vec![], Err("42883")),
+            ("substr", vec![text("abc"), Int8(1)], Err("42883")),
+            ("nosuch", vec![Int4(1)], Err("42883")),
+        ];
+        for (name, args, want) in cases {
+            let got = call(name, &args);
+            match (&got, &want) {
+                (Ok(g), Ok(w)) => {
+                    assert_eq!(ops::to_text(g), ops::to_text(w), "{name}({args:?})");
+                    assert_eq!(g.data_type(), w.data_type(), "{name}({args:?})");
+                }
+                (Err(e), Err(code)) => assert_eq!(e.state.code(), *code, "{name}({args:?}): {e}"),
+                _ => panic!("{name}({args:?}): got {got:?}, want {want:?}"),
+            }
+            // What call returns has the type return_type promised.
+            if let Ok(v) = &got {
+                let types: Vec<_> = args.iter().map(Value::data_type).collect();
+                if let Some(t) = v.data_type() {
+                    assert_eq!(return_type(name, &types), Ok(t), "{name}({args:?})");
+                }
+            }
+        }
+    }
+
+    /// Goal: resolution gives PostgreSQL's result types and error messages,
+    /// including for untyped NULL arguments. Method: table.
+    #[test]
+    fn resolution() {
+        let rt = |name: &str, args: &[Option<DataType>]| return_type(name, args);
+        assert_eq!(rt("abs", &[Some(T::Int2)]), Ok(T::Int2));
+        assert_eq!(rt("abs", &[None]), Ok(T::Float8));
+        assert_eq!(rt("ceil", &[Some(T::Int4)]), Ok(T::Float8));
+        assert_eq!(rt("length", &[Some(T::Varchar(Some(3)))]), Ok(T::Int4));
+        assert_eq!(rt("length", &[None]), Ok(T::Int4));
+        assert_eq!(rt("substr", &[Some(T::Bytea), Some(T::Int2)]), Ok(T::Bytea));
+        assert_eq!(rt("to_hex", &[Some(T::Int8)]), Ok(T::Text));
+        assert_eq!(rt("mod", &[Some(T::Int2), Some(T::Int2)]), Ok(T::Int2));
+        assert_eq!(rt("mod", &[None, Some(T::Int8)]), Ok(T::Int8));
+        assert_eq!(rt("greatest", &[Some(T::Int4), None, Some(T::Float4)]), Ok(T::Float4));
+        assert_eq!(rt("least", &[None]), Ok(T::Text));
+        assert_eq!(rt("concat", &[Some(T::Int4), None]), Ok(T::Text));
+        assert_eq!(rt("pi", &[]), Ok(T::Float8));
+        assert_eq!(
+            resolve("round", &[Some(T::Int4), Some(T::Int2)]),
+            Ok(Signature { params: vec![T::Float8, T::Int4], ret: T::Float8 })
+        );
+        assert_eq!(
+            resolve("greatest", &[Some(T::Int2), Some(T::Int8)]),
+            Ok(Signature { params: vec![T::Int8, T::Int8], ret: T::Int8 })
+        );
+        let err = |name: &str, args: &[Option<DataType>]| rt(name, args).unwrap_err();
+        assert_eq!(err("foo", &[Some(T::Int4)]).message, "function foo(integer) does not exist");
+        assert_eq!(err("lower", &[Some(T::Int4), None]).message, "function lower(integer, unknown) does not exist");
+        assert_eq!(err("concat", &[]).state, SqlState::UndefinedFunction);
+        assert_eq!(err("pi", &[None]).state, SqlState::UndefinedFunction);
+        let e = err("greatest", &[Some(T::Int4), Some(T::Bool)]);
+        assert_eq!(
+            (e.state, e.message.as_str()),
+            (SqlState::DatatypeMismatch, "GREATEST types integer and boolean cannot be matched")
+        );
+    }
+
+    /// Goal: the size cap refuses before allocating, also for results that
+    /// only a product of two inputs makes large. Method: inputs whose
+    /// result would be just over RESULT_BYTES_MAX (nothing that big is
+    /// ever allocated by the test).
+    #[test]
+    fn result_size_cap() {
+        let big = "x".repeat(1 << 16);
+        let e = call("replace", &[text(&big), text("x"), text(&big)]).unwrap_err();
+        assert_eq!(e.state, SqlState::ProgramLimitExceeded);
+        let e = call("rpad", &[text(""), Value::Int4(i32::MAX), text("é")]).unwrap_err();
+        assert_eq!(e.state, SqlState::ProgramLimitExceeded);
+        let e = call("repeat", &[text("xy"), Value::Int4((1 << 29) + 1)]).unwrap_err();
+        assert_eq!(e.state, SqlState::ProgramLimitExceeded);
+        assert_eq!(repeat("xy", 1 << 10).map(|s| s.len()), Ok(1 << 11));
+    }
 }
