@@ -1204,6 +1204,11 @@ impl<'a> Planner<'a> {
                 }
                 let ty = data_type(t)?;
                 let b = rec(self, expr)?;
+                if let (Some(text), true) = (&b.literal, ty.is_string()) {
+                    // An explicit cast to a string type truncates.
+                    let v = ops::cast(&Value::Text(text.clone()), ty)?;
+                    return Ok(Bound::typed(Expr::Constant(v), ty));
+                }
                 if b.literal.is_some() || b.ty.is_none() {
                     // 'x'::type parses the literal as the type; NULL::type.
                     let b = self.coerce_literal(b, ty)?;
@@ -1397,8 +1402,8 @@ impl<'a> Planner<'a> {
         };
         if bop == BinaryOp::Concat {
             // text || anything: the other side as text.
-            let l = self.default_type(l)?;
-            let r = self.default_type(r)?;
+            let l = char_as_text(self.default_type(l)?);
+            let r = char_as_text(self.default_type(r)?);
             let (lt, rt) = (l.ty.unwrap_or(DataType::Text), r.ty.unwrap_or(DataType::Text));
             let ty = ops::binary_result_type(bop, lt, rt)?;
             return Ok(Bound::typed(Expr::Binary(bop, Box::new(l.expr), Box::new(r.expr)), ty));
@@ -1586,7 +1591,7 @@ impl<'a> Planner<'a> {
         for b in args {
             let b = match (&b.literal, b.ty) {
                 (Some(_), _) => self.coerce_literal(b, DataType::Text)?,
-                _ => b,
+                _ => char_as_text(b),
             };
             types.push(b.ty);
             exprs.push(b.expr);
@@ -1983,6 +1988,15 @@ impl<'a> Planner<'a> {
             }
             other => sql_err!(FeatureNotSupported, "ALTER TABLE {other} is not supported"),
         }
+    }
+}
+
+/// A CHAR(n) value used as text loses its padding (PostgreSQL's bpchar
+/// to text conversion).
+fn char_as_text(b: Bound) -> Bound {
+    match b.ty {
+        Some(DataType::Char(_)) => Bound::typed(Expr::Function("rtrim".into(), vec![b.expr]), DataType::Text),
+        _ => b,
     }
 }
 
