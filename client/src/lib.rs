@@ -344,6 +344,25 @@ impl Client {
         }
     }
 
+    /// The shards (as this client knows them) whose ranges overlap
+    /// `[start, end)` (empty `end`: unbounded), in key order, with the
+    /// server believed to lead each.
+    pub fn shards_covering(&self, start: &[u8], end: &[u8]) -> Vec<(proto::ShardDescriptor, Option<u64>)> {
+        let routes = self.routes();
+        let mut out: Vec<(proto::ShardDescriptor, Option<u64>)> = routes
+            .shards()
+            .filter(|r| {
+                let d = &r.descriptor;
+                let starts_before_end = end.is_empty() || d.start_key.as_slice() < end;
+                let ends_after_start = d.end_key.is_empty() || d.end_key.as_slice() > start;
+                starts_before_end && ends_after_start
+            })
+            .map(|r| (r.descriptor.clone(), r.leader))
+            .collect();
+        out.sort_by(|a, b| a.0.start_key.cmp(&b.0.start_key));
+        out
+    }
+
     /// The cluster's layout and leaders, as one server sees them.
     pub async fn cluster_info(&self) -> Result<proto::ClusterInfoResponse> {
         let mut errors = Vec::new();

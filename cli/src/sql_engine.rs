@@ -1,0 +1,180 @@
+//! SQL's transaction interface (`sql::kv`) over SpanDB's client.
+//!
+//! The SQL layer is synchronous and free of tokio; the client is async.
+//! Each call blocks on the runtime handle, so sessions run on threads
+//! outside the runtime's workers (`spawn_blocking` or plain threads).
+//!
+//! Modes map to the client's transactions: read-write to a locking
+//! transaction (serializable, externally consistent), read-only to a
+//! strong read-only transaction, `AS OF SYSTEM TIME` to a snapshot read
+//! and `with_max_staleness` to a bounded-staleness read.
+
+use std::time::Duration;
+
+use sql::kv::{Engine, KvError, Mode, Pair, ShardSpan, Timestamp, Transaction};
+use tokio::runtime::Handle;
+
+/// An engine over a connected client.
+pub struct ClientEngine {
+    client: client::Client,
+    handle: Handle,
+}
+
+impl ClientEngine {
+    pub fn new(client: client::Client, handle: Handle) -> ClientEngine {
+        ClientEngine { client, handle }
+    }
+}
+
+fn kv_error(e: client::Error) -> KvError {
+    match e {
+        client::Error::Aborted(m) => KvError::Retryable(m),
+        client::Error::Ambiguous(m) => KvError::Ambiguous(m),
+        client::Error::InvalidArgument(m) => KvError::Invalid(m),
+        e @ (client::Error::Unavailable(_)
+        | client::Error::Connect(_)
+        | client::Error::SnapshotTooOld { .. }
+        | client::Error::PermissionDenied(_)) => KvError::Unavailable(e.to_string()),
+    }
+}
+
+impl Engine for ClientEngine {
+    fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
+        let handle = self.handle.clone();
+        Ok(match mode {
+            Mode::ReadWrite => Box::new(ReadWrite { txn: Some(self.client.begin()), handle }),
+            Mode::ReadOnly => Box::new(ReadOnly { txn: self.client.read_only(), mode, handle }),
+            Mode::AsOf(ts) => {
+                Box::new(ReadOnly { txn: self.client.snapshot(truetime::Timestamp::from_nanos(ts)), mode, handle })
+            }
+            Mode::BoundedStaleness(ns) => {
+                Box::new(ReadOnly { txn: self.client.bounded_staleness(Duration::from_nanos(ns)), mode, handle })
+            }
+        })
+    }
+
+    fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan> {
+        self.client
+            .shards_covering(start, end)
+            .into_iter()
+            .map(|(d, leader)| ShardSpan {
+                shard_id: d.shard_id,
+                epoch: d.epoch,
+                leader_server: leader.unwrap_or(0),
+                start: d.start_key,
+                end: d.end_key,
+            })
+            .collect()
+    }
+
+    fn now(&self) -> Timestamp {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    }
+}
+
+struct ReadWrite {
+    /// None once committed or rolled back.
+    txn: Option<client::Txn>,
+    handle: Handle,
+}
+
+impl ReadWrite {
+    fn txn(&mut self) -> Result<&mut client::Txn, KvError> {
+        self.txn.as_mut().ok_or_else(|| KvError::Invalid("the transaction has ended".into()))
+    }
+}
+
+impl Drop for ReadWrite {
+    fn drop(&mut self) {
+        // The client's Txn releases its locks on drop, on the runtime.
+        let _guard = self.handle.enter();
+        self.txn.take();
+    }
+}
+
+impl Transaction for ReadWrite {
+    fn mode(&self) -> Mode {
+        Mode::ReadWrite
+    }
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let handle = self.handle.clone();
+        let txn = self.txn()?;
+        handle.block_on(txn.get(key)).map_err(kv_error)
+    }
+
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        let handle = self.handle.clone();
+        let txn = self.txn()?;
+        let pairs = handle.block_on(txn.scan(start, end, limit)).map_err(kv_error)?;
+        Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.txn()?.put(key, value);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
+        self.txn()?.delete(key);
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<Option<Timestamp>, KvError> {
+        let txn = self.txn.take().ok_or_else(|| KvError::Invalid("the transaction has ended".into()))?;
+        let ts = self.handle.block_on(txn.commit()).map_err(kv_error)?;
+        Ok(Some(ts.as_nanos()))
+    }
+
+    fn rollback(mut self: Box<Self>) -> Result<(), KvError> {
+        match self.txn.take() {
+            Some(txn) => self.handle.block_on(txn.rollback()).map_err(kv_error),
+            None => Ok(()),
+        }
+    }
+
+    fn read_ts(&self) -> Option<Timestamp> {
+        None
+    }
+}
+
+struct ReadOnly {
+    txn: client::ReadOnlyTxn,
+    mode: Mode,
+    handle: Handle,
+}
+
+impl Transaction for ReadOnly {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.handle.clone().block_on(self.txn.get(key)).map_err(kv_error)
+    }
+
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        let pairs = self.handle.clone().block_on(self.txn.scan(start, end, limit)).map_err(kv_error)?;
+        Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
+    }
+
+    fn put(&mut self, _key: &[u8], _value: &[u8]) -> Result<(), KvError> {
+        Err(KvError::ReadOnly)
+    }
+
+    fn delete(&mut self, _key: &[u8]) -> Result<(), KvError> {
+        Err(KvError::ReadOnly)
+    }
+
+    fn commit(self: Box<Self>) -> Result<Option<Timestamp>, KvError> {
+        Ok(self.txn.read_ts().map(|t| t.as_nanos()))
+    }
+
+    fn rollback(self: Box<Self>) -> Result<(), KvError> {
+        Ok(())
+    }
+
+    fn read_ts(&self) -> Option<Timestamp> {
+        self.txn.read_ts().map(|t| t.as_nanos())
+    }
+}
