@@ -1,6 +1,6 @@
 //! `spandb`: the one binary. Runs servers (`start`), a local cluster with a
-//! shell (`demo`), key-value commands (`kv`), cluster status (`status`) and
-//! benchmarks (`bench`).
+//! SQL shell (`demo`), the SQL shell (`sql`), key-value commands (`kv`),
+//! cluster status (`status`) and benchmarks (`bench`).
 //!
 //! Errors are printed as one line (`error: ...`) with a non-zero exit code;
 //! nothing here panics on bad input.
@@ -12,6 +12,8 @@ mod jepsen;
 mod kv;
 mod process;
 mod shell;
+mod sql_engine;
+mod sql_shell;
 mod start;
 mod status;
 
@@ -31,8 +33,10 @@ struct Cli {
 enum Command {
     /// Run one spanserver.
     Start(start::StartArgs),
-    /// Run a local 3-server cluster and open a shell on it.
+    /// Run a local 3-server cluster and open a SQL shell on it.
     Demo(DemoArgs),
+    /// The SQL shell (psql-style) against a running cluster.
+    Sql(sql_shell::SqlArgs),
     /// Key-value commands against a running cluster.
     Kv(kv::KvArgs),
     /// Servers, shards, replicas, leaders and progress.
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Start(args) => start::run(args).await,
             Command::Demo(args) => demo(args).await,
+            Command::Sql(args) => sql_shell::run(args).await,
             Command::Kv(args) => kv::run(args).await,
             Command::Status { addr } => status::run(&addr).await,
             Command::Bench(args) => bench::run(args).await,
@@ -107,7 +112,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         cluster.addrs().join(","),
         cluster.dir().display()
     );
-    let result = if args.no_shell { cluster.wait_for_signal().await } else { shell::run(&cluster.addrs()[0]).await };
+    println!("connect another shell with: spandb sql --addr {}", cluster.addrs()[0]);
+    let result = if args.no_shell {
+        cluster.wait_for_signal().await
+    } else {
+        let sql = sql_shell::SqlArgs {
+            addr: cluster.addrs()[0].clone(),
+            execute: Vec::new(),
+            file: None,
+            format: sql_shell::Format::Table,
+        };
+        sql_shell::run(sql).await
+    };
     cluster.stop().await;
     result
 }

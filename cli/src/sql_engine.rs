@@ -18,11 +18,17 @@ use tokio::runtime::Handle;
 pub struct ClientEngine {
     client: client::Client,
     handle: Handle,
+    /// The address the client was given (for `\kv`).
+    seed: String,
 }
 
 impl ClientEngine {
-    pub fn new(client: client::Client, handle: Handle) -> ClientEngine {
-        ClientEngine { client, handle }
+    pub fn new(client: client::Client, handle: Handle, seed: String) -> ClientEngine {
+        ClientEngine { client, handle, seed }
+    }
+
+    pub fn seed_addr(&self) -> String {
+        self.seed.clone()
     }
 }
 

@@ -18,7 +18,7 @@ pub const KEY_BYTES_MAX: usize = 4 * 1024;
 pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
 
 /// Most mutations in one `Write` request.
-pub const WRITE_MUTATIONS_MAX: usize = 1_000;
+pub const WRITE_MUTATIONS_MAX: usize = 10_000;
 
 /// Largest total of key and value bytes in one `Write` request; a write is
 /// one Raft entry, so this also bounds entry size.

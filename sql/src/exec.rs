@@ -18,6 +18,8 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
 
 use crate::catalog::{IndexDesc, TableDesc, PRIMARY_INDEX_ID};
 use crate::encoding::{self, Direction};
@@ -53,11 +55,37 @@ pub struct Cx<'t> {
     /// Uncorrelated subqueries' rows, by plan node address.
     cache: HashMap<usize, Rc<Vec<Row>>>,
     pub stats: Stats,
+    /// Set by another thread to cancel the statement (57014).
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl<'t> Cx<'t> {
     pub fn new(txn: &'t mut dyn Transaction, params: Vec<Value>, now_us: i64) -> Cx<'t> {
-        Cx { txn: Some(txn), params, now_us, outer: Vec::new(), cache: HashMap::new(), stats: Stats::default() }
+        Cx {
+            txn: Some(txn),
+            params,
+            now_us,
+            outer: Vec::new(),
+            cache: HashMap::new(),
+            stats: Stats::default(),
+            cancel: None,
+        }
+    }
+
+    /// Makes the statement stop with 57014 once `flag` is set.
+    pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// Fails if the statement was cancelled.
+    pub fn check_cancel(&self) -> Result<()> {
+        match &self.cancel {
+            Some(flag) if flag.load(AtomicOrdering::Relaxed) => {
+                sql_err!(QueryCanceled, "canceling statement due to user request")
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn txn(&mut self) -> Result<&mut dyn Transaction> {
@@ -68,6 +96,7 @@ impl<'t> Cx<'t> {
     }
 
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_cancel()?;
         self.stats.kv_requests += 1;
         let v = self.txn()?.get(key)?;
         if let Some(v) = &v {
@@ -78,6 +107,7 @@ impl<'t> Cx<'t> {
     }
 
     pub fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>> {
+        self.check_cancel()?;
         self.stats.kv_requests += 1;
         let page = self.txn()?.scan(start, end, limit)?;
         self.stats.kv_pairs += page.len() as u64;
@@ -152,7 +182,15 @@ fn too_many_rows<T>(what: &str) -> Result<T> {
 /// Evaluates an expression with no row, parameters or transaction (the
 /// optimizer's constant folding).
 pub fn eval_constant(e: &Expr) -> Result<Value> {
-    let mut cx = Cx { txn: None, params: Vec::new(), now_us: 0, outer: Vec::new(), cache: HashMap::new(), stats: Stats::default() };
+    let mut cx = Cx {
+        txn: None,
+        params: Vec::new(),
+        now_us: 0,
+        outer: Vec::new(),
+        cache: HashMap::new(),
+        stats: Stats::default(),
+        cancel: None,
+    };
     eval(e, &[], &mut cx)
 }
 

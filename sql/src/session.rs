@@ -23,6 +23,7 @@
 //! does what Spanner does.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use sqlparser::ast;
@@ -121,6 +122,8 @@ pub struct Session {
     settings: BTreeMap<String, String>,
     /// Optimizer rules (all on; tests turn them off).
     pub rules: Rules,
+    /// Set from another thread to cancel the running statement.
+    cancel: Arc<AtomicBool>,
 }
 
 /// A statement's rows and tag, held back while it may still be retried.
@@ -189,7 +192,14 @@ impl Session {
             row_ids: RandomRowIds(seed),
             settings: BTreeMap::new(),
             rules: Rules::default(),
+            cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A flag that cancels the running statement (57014) when set; each
+    /// statement clears it when it starts.
+    pub fn cancel_handle(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
     }
 
     pub fn status(&self) -> TxnStatus {
@@ -212,6 +222,7 @@ impl Session {
     /// Runs one parsed statement of `sql`.
     pub fn execute_parsed(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         use ast::Statement as S;
+        self.cancel.store(false, AtomicOrdering::Relaxed);
         match &parsed.statement {
             S::StartTransaction { modes, .. } => return self.begin(modes, parsed.as_of.as_ref(), sink),
             S::Commit { .. } => return self.commit(sink),
@@ -413,7 +424,7 @@ impl Session {
             return sql_err!(ReadOnlySqlTransaction, "cannot execute {} in a read-only transaction", statement_name(statement));
         }
         let engine = self.engine.clone();
-        let mut cx = Cx::new(txn, Vec::new(), now_us);
+        let mut cx = Cx::new(txn, Vec::new(), now_us).with_cancel(self.cancel.clone());
         match &plan {
             Plan::Query(q) => {
                 sink.columns(&q.columns)?;
@@ -422,6 +433,9 @@ impl Session {
                 while let Some(row) = op.next(&mut cx)? {
                     sink.row(row)?;
                     n += 1;
+                    if n % 64 == 0 {
+                        cx.check_cancel()?;
+                    }
                 }
                 Ok(format!("SELECT {n}"))
             }
