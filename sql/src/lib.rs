@@ -17,6 +17,8 @@ pub mod parser;
 pub mod plan;
 pub mod planner;
 pub mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timestamp;
 pub mod types;
 pub mod write;
