@@ -34,6 +34,8 @@ enum BenchKind {
     /// Transactions: single-shard read-write, read-only, snapshot reads,
     /// and cross-shard read-write with N participants (Spanner's Table 4).
     Txn(TxnBenchArgs),
+    /// SQL statements beside their raw key-value peers.
+    Sql(crate::bench_sql::SqlBenchArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -51,16 +53,16 @@ enum TxnWorkload {
 
 /// Where a benchmark runs: an existing cluster or a local one.
 #[derive(clap::Args)]
-struct BenchTarget {
+pub struct BenchTarget {
     /// Any server of the cluster (host:port).
     #[arg(long, required_unless_present = "local")]
-    addr: Option<String>,
+    pub addr: Option<String>,
     /// Start a local 3-server cluster (in a temporary directory) for the run.
     #[arg(long)]
-    local: bool,
+    pub local: bool,
     /// With --local: the servers' TrueTime epsilon in milliseconds.
     #[arg(long, requires = "local", default_value_t = spanserver::config::TimeConfig::default().epsilon_ms)]
-    epsilon_ms: u64,
+    pub epsilon_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -146,6 +148,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let args = match args.kind {
         BenchKind::Kv(args) => args,
         BenchKind::Txn(args) => return run_txn(args).await,
+        BenchKind::Sql(args) => return crate::bench_sql::run(args).await,
     };
     if args.clients.iter().any(|&c| c == 0 || c > CLIENTS_MAX) {
         bail!("--clients must be between 1 and {CLIENTS_MAX}");
@@ -171,7 +174,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// The cluster a benchmark runs against: the one at `addr`, or, with
 /// `local` (epsilon in ms, split points or the demo's), a local one it
 /// starts; the caller stops it.
-async fn bench_cluster(
+pub async fn bench_cluster(
     addr: &Option<String>,
     local: Option<(u64, Option<Vec<String>>)>,
 ) -> anyhow::Result<(String, Option<crate::cluster::LocalCluster>)> {
@@ -257,14 +260,14 @@ async fn preload(client: &Client, args: &KvBenchArgs, value: &[u8]) -> anyhow::R
     Ok(())
 }
 
-struct Report {
-    histogram: Histogram<u64>,
-    errors: u64,
-    measured: Duration,
+pub struct Report {
+    pub histogram: Histogram<u64>,
+    pub errors: u64,
+    pub measured: Duration,
 }
 
 impl Report {
-    fn print(&self, label: &str) {
+    pub fn print(&self, label: &str) {
         let count = self.histogram.len();
         let ops = count as f64 / self.measured.as_secs_f64();
         let ms = |q: f64| self.histogram.value_at_quantile(q) as f64 / 1000.0;

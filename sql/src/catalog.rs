@@ -142,6 +142,31 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(SqlState::InternalError, format!("corrupt catalog entry ({what}): {e}"))
 }
 
+/// Table names to ids, remembered by a session so a statement reads one
+/// catalog entry (the descriptor, by id) instead of two. Safe without
+/// invalidation: ids are never reused, and a descriptor read by a
+/// remembered id is used only if it still carries the name (so a dropped,
+/// truncated or recreated table, or a read at a time before it existed,
+/// falls back to the name).
+#[derive(Debug, Default)]
+pub struct NameCache {
+    ids: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl NameCache {
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.lock().unwrap_or_else(|p| p.into_inner()).get(name).copied()
+    }
+
+    fn put(&self, name: &str, id: u32) {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        if ids.len() >= limits::NAME_CACHE_ENTRIES_MAX {
+            ids.clear();
+        }
+        ids.insert(name.to_string(), id);
+    }
+}
+
 /// Reads and writes the catalog through a transaction.
 pub struct Catalog;
 
@@ -159,6 +184,20 @@ impl Catalog {
     pub fn must_table(txn: &mut dyn Transaction, name: &str) -> Result<Arc<TableDesc>> {
         Self::table(txn, name)?
             .ok_or_else(|| Error::new(SqlState::UndefinedTable, format!("relation \"{name}\" does not exist")))
+    }
+
+    /// Like [`Catalog::must_table`], trying the id `names` remembers first.
+    pub fn must_table_cached(txn: &mut dyn Transaction, name: &str, names: &NameCache) -> Result<Arc<TableDesc>> {
+        if let Some(id) = names.get(name) {
+            if let Some(desc) = Self::table_by_id(txn, id)? {
+                if desc.name == name {
+                    return Ok(desc);
+                }
+            }
+        }
+        let desc = Self::must_table(txn, name)?;
+        names.put(name, desc.id);
+        Ok(desc)
     }
 
     pub fn table_by_id(txn: &mut dyn Transaction, id: u32) -> Result<Option<Arc<TableDesc>>> {

@@ -42,3 +42,7 @@ pub const COLUMNS_MAX: usize = 1_000;
 
 /// Rows `generate_series` may produce.
 pub const SERIES_ROWS_MAX: i64 = 100_000_000;
+
+/// Table names a session remembers the ids of (the catalog module says
+/// why that is safe).
+pub const NAME_CACHE_ENTRIES_MAX: usize = 10_000;

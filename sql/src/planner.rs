@@ -129,6 +129,8 @@ pub struct Planner<'a> {
     /// The current level's aggregate context, if it aggregates.
     agg: Option<AggContext>,
     depth: usize,
+    /// Remembered table ids (optional).
+    names: Option<&'a crate::catalog::NameCache>,
 }
 
 fn ident(i: &ast::Ident) -> String {
@@ -213,7 +215,21 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
 
 impl<'a> Planner<'a> {
     pub fn new(txn: &'a mut dyn Transaction, sql: &'a str) -> Planner<'a> {
-        Planner { txn, sql, param_types: Vec::new(), outer: Vec::new(), agg: None, depth: 0 }
+        Planner { txn, sql, param_types: Vec::new(), outer: Vec::new(), agg: None, depth: 0, names: None }
+    }
+
+    /// Uses (and fills) `names` to find tables.
+    pub fn with_names(mut self, names: &'a crate::catalog::NameCache) -> Planner<'a> {
+        self.names = Some(names);
+        self
+    }
+
+    /// The table named `name` (42P01 if none).
+    fn table(&mut self, name: &str) -> Result<Arc<TableDesc>> {
+        match self.names {
+            Some(names) => Catalog::must_table_cached(self.txn, name, names),
+            None => Catalog::must_table(self.txn, name),
+        }
     }
 
     /// Plans one statement.
@@ -876,7 +892,7 @@ impl<'a> Planner<'a> {
                 if let Some(args) = args {
                     return self.plan_table_function(&table_name, &args.args, alias.as_ref());
                 }
-                let table = Catalog::must_table(self.txn, &table_name)?;
+                let table = self.table(&table_name)?;
                 let alias_name = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table_name.clone());
                 let mut scope = Scope::from_table(&table, &alias_name);
                 if let Some(a) = alias {
@@ -1606,7 +1622,7 @@ impl<'a> Planner<'a> {
         let ast::TableObject::TableName(name) = &insert.table else {
             return sql_err!(FeatureNotSupported, "INSERT INTO a table function is not supported");
         };
-        let table = Catalog::must_table(self.txn, &object_name(name)?)?;
+        let table = self.table(&object_name(name)?)?;
         // Target columns, in the order the source supplies them.
         let targets: Vec<usize> = if insert.columns.is_empty() {
             table.columns.iter().enumerate().filter(|(_, c)| !c.hidden).map(|(i, _)| i).collect()
@@ -1794,7 +1810,7 @@ impl<'a> Planner<'a> {
         let ast::TableFactor::Table { name, alias, .. } = &update.table.relation else {
             return sql_err!(FeatureNotSupported, "UPDATE of this target is not supported");
         };
-        let table = Catalog::must_table(self.txn, &object_name(name)?)?;
+        let table = self.table(&object_name(name)?)?;
         let alias = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table.name.clone());
         let (source, scope) = self.scan_where(&table, &alias, update.selection.as_ref())?;
         let assignments = self.bind_assignments(&table, &update.assignments, &scope)?;
@@ -1812,7 +1828,7 @@ impl<'a> Planner<'a> {
         let ast::TableFactor::Table { name, alias, .. } = &from[0].relation else {
             return sql_err!(FeatureNotSupported, "DELETE of this target is not supported");
         };
-        let table = Catalog::must_table(self.txn, &object_name(name)?)?;
+        let table = self.table(&object_name(name)?)?;
         let alias = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table.name.clone());
         let (source, _) = self.scan_where(&table, &alias, delete.selection.as_ref())?;
         let returning = self.bind_returning(&table, delete.returning.as_deref())?;

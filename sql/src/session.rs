@@ -124,6 +124,7 @@ pub struct Session {
     pub rules: Rules,
     /// Set from another thread to cancel the running statement.
     cancel: Arc<AtomicBool>,
+    names: crate::catalog::NameCache,
 }
 
 /// A statement's rows and tag, held back while it may still be retried.
@@ -193,6 +194,7 @@ impl Session {
             settings: BTreeMap::new(),
             rules: Rules::default(),
             cancel: Arc::new(AtomicBool::new(false)),
+            names: crate::catalog::NameCache::default(),
         }
     }
 
@@ -418,7 +420,7 @@ impl Session {
         now_us: i64,
         sink: &mut dyn Sink,
     ) -> Result<String> {
-        let plan = Planner::new(txn, sql).plan(statement)?;
+        let plan = Planner::new(txn, sql).with_names(&self.names).plan(statement)?;
         let plan = optimizer::optimize_plan(plan, self.rules);
         if plan.writes() && txn.mode().is_read_only() {
             return sql_err!(ReadOnlySqlTransaction, "cannot execute {} in a read-only transaction", statement_name(statement));

@@ -1,0 +1,327 @@
+//! `spandb bench sql`: SQL statements beside the key-value operations they
+//! amount to, in one run, so SQL's overhead shows as a ratio.
+//!
+//! ```text
+//!   point-select  SELECT v FROM kv WHERE k = N          vs  kv-get (linearizable get)
+//!   insert        INSERT INTO ins VALUES (N, 'v...')    vs  kv-put
+//!   update        UPDATE kv SET v = v + 1 WHERE k = N   vs  txn-rw (read, write back)
+//!   tpcb          pgbench's TPC-B-like transaction (5 statements, 4 tables)
+//!   join10        a 10-way join chained by equalities
+//! ```
+//!
+//! Each client is a session on its own thread (the SQL layer is
+//! synchronous); statements are sent as text, as over PostgreSQL's simple
+//! query protocol. A transaction aborted as retryable is run again and
+//! counted once, as pgbench does with `--max-tries`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use rand::Rng;
+use sql::{Collected, Session};
+
+use crate::bench::{bench_cluster, BenchTarget, Report};
+use crate::sql_engine::ClientEngine;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlWorkload {
+    PointSelect,
+    Insert,
+    Update,
+    Tpcb,
+    Join10,
+    /// The raw peer of point-select: a linearizable key-value get.
+    KvGet,
+    /// The raw peer of insert: a key-value put.
+    KvPut,
+    /// The raw peer of update: a transaction reading a key and writing it.
+    TxnRw,
+}
+
+#[derive(clap::Args)]
+pub struct SqlBenchArgs {
+    #[command(flatten)]
+    target: BenchTarget,
+    /// Concurrent clients; a list runs each in turn.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    clients: Vec<usize>,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Unmeasured seconds at the start of each run.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "point-select,kv-get,insert,kv-put,update,txn-rw,tpcb,join10"
+    )]
+    workload: Vec<SqlWorkload>,
+    /// Rows of the kv table (and accounts, for tpcb).
+    #[arg(long, default_value_t = 1000)]
+    rows: usize,
+}
+
+/// Most concurrent SQL clients (each is a thread).
+const SQL_CLIENTS_MAX: usize = 256;
+/// Attempts of one benchmark transaction before it counts as an error.
+const TRIES_MAX: u32 = 10;
+/// Tables of the join10 workload, and rows in each.
+const JOIN_TABLES: usize = 10;
+const JOIN_ROWS: usize = 100;
+/// Branches and tellers of the tpcb workload (pgbench scale 1).
+const TPCB_BRANCHES: usize = 1;
+const TPCB_TELLERS: usize = 10;
+/// Rows inserted per statement while loading.
+const LOAD_BATCH_ROWS: usize = 500;
+
+pub async fn run(args: SqlBenchArgs) -> anyhow::Result<()> {
+    if args.clients.iter().any(|&c| c == 0 || c > SQL_CLIENTS_MAX) {
+        bail!("--clients must be between 1 and {SQL_CLIENTS_MAX}");
+    }
+    if args.duration == 0 || args.rows == 0 {
+        bail!("--duration and --rows must be at least 1");
+    }
+    let local = args.target.local.then(|| (args.target.epsilon_ms, None));
+    let (addr, local) = bench_cluster(&args.target.addr, local).await?;
+    let result = run_all(&args, &addr).await;
+    if let Some(cluster) = local {
+        cluster.stop().await;
+    }
+    result
+}
+
+async fn run_all(args: &SqlBenchArgs, addr: &str) -> anyhow::Result<()> {
+    let client = client::Client::connect([addr.to_string()]).await.with_context(|| format!("connecting to {addr}"))?;
+    let engine = Arc::new(ClientEngine::new(client.clone(), tokio::runtime::Handle::current(), addr.to_string()));
+    let rows = args.rows;
+    {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || load(engine, rows)).await.context("loader")??;
+    }
+    for &workload in &args.workload {
+        for &clients in &args.clients {
+            let report = match workload {
+                SqlWorkload::KvGet | SqlWorkload::KvPut | SqlWorkload::TxnRw => {
+                    run_raw(&client, workload, clients, args).await
+                }
+                _ => run_sql(&engine, workload, clients, args).await,
+            };
+            let name = format!("{workload:?}").to_lowercase();
+            let label = match workload {
+                SqlWorkload::KvGet | SqlWorkload::KvPut | SqlWorkload::TxnRw => format!("spandb-raw-{name}-c{clients}"),
+                _ => format!("spandb-sql-{name}-c{clients}"),
+            };
+            report.print(&label);
+        }
+    }
+    Ok(())
+}
+
+fn exec(session: &mut Session, sql: &str) -> anyhow::Result<()> {
+    let mut sink = Collected::default();
+    session.execute(sql, &mut sink).map_err(|e| anyhow::anyhow!("{}: {} ({sql})", e.state.code(), e.message))
+}
+
+/// Creates and fills the tables every workload uses.
+fn load(engine: Arc<ClientEngine>, rows: usize) -> anyhow::Result<()> {
+    let mut s = Session::new(engine);
+    for t in ["kv", "ins", "pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"] {
+        exec(&mut s, &format!("DROP TABLE IF EXISTS {t}"))?;
+    }
+    for i in 0..JOIN_TABLES {
+        exec(&mut s, &format!("DROP TABLE IF EXISTS j{i}"))?;
+    }
+    exec(&mut s, "CREATE TABLE kv (k INT PRIMARY KEY, v INT)")?;
+    exec(&mut s, "CREATE TABLE ins (k BIGINT PRIMARY KEY, v TEXT)")?;
+    exec(&mut s, "CREATE TABLE pgbench_accounts (aid INT PRIMARY KEY, bid INT, abalance INT, filler CHAR(84))")?;
+    exec(&mut s, "CREATE TABLE pgbench_branches (bid INT PRIMARY KEY, bbalance INT, filler CHAR(88))")?;
+    exec(&mut s, "CREATE TABLE pgbench_tellers (tid INT PRIMARY KEY, bid INT, tbalance INT, filler CHAR(84))")?;
+    exec(&mut s, "CREATE TABLE pgbench_history (tid INT, bid INT, aid INT, delta INT, mtime TIMESTAMP, filler CHAR(22))")?;
+    for start in (0..rows).step_by(LOAD_BATCH_ROWS) {
+        let end = (start + LOAD_BATCH_ROWS).min(rows);
+        exec(&mut s, &format!("INSERT INTO kv SELECT g, 0 FROM generate_series({start}, {}) AS g", end - 1))?;
+        exec(
+            &mut s,
+            &format!(
+                "INSERT INTO pgbench_accounts SELECT g, 1, 0, '' FROM generate_series({}, {end}) AS g",
+                start + 1
+            ),
+        )?;
+    }
+    exec(&mut s, &format!("INSERT INTO pgbench_branches SELECT g, 0, '' FROM generate_series(1, {TPCB_BRANCHES}) AS g"))?;
+    exec(&mut s, &format!("INSERT INTO pgbench_tellers SELECT g, 1, 0, '' FROM generate_series(1, {TPCB_TELLERS}) AS g"))?;
+    for i in 0..JOIN_TABLES {
+        exec(&mut s, &format!("CREATE TABLE j{i} (id INT PRIMARY KEY, next INT)"))?;
+        exec(&mut s, &format!("INSERT INTO j{i} SELECT g, g FROM generate_series(1, {JOIN_ROWS}) AS g"))?;
+    }
+    Ok(())
+}
+
+/// The statements of one operation of `workload`.
+fn statements(workload: SqlWorkload, rows: usize, worker: usize, n: u64, rng: &mut impl Rng) -> Vec<String> {
+    match workload {
+        SqlWorkload::PointSelect => vec![format!("SELECT v FROM kv WHERE k = {}", rng.random_range(0..rows))],
+        SqlWorkload::Insert => vec![format!("INSERT INTO ins VALUES ({}, 'value')", (worker as u64) << 40 | n)],
+        SqlWorkload::Update => vec![format!("UPDATE kv SET v = v + 1 WHERE k = {}", rng.random_range(0..rows))],
+        SqlWorkload::Tpcb => {
+            let aid = rng.random_range(1..=rows);
+            let tid = rng.random_range(1..=TPCB_TELLERS);
+            let bid = rng.random_range(1..=TPCB_BRANCHES);
+            let delta = rng.random_range(-5000..=5000);
+            vec![
+                "BEGIN".into(),
+                format!("UPDATE pgbench_accounts SET abalance = abalance + {delta} WHERE aid = {aid}"),
+                format!("SELECT abalance FROM pgbench_accounts WHERE aid = {aid}"),
+                format!("UPDATE pgbench_tellers SET tbalance = tbalance + {delta} WHERE tid = {tid}"),
+                format!("UPDATE pgbench_branches SET bbalance = bbalance + {delta} WHERE bid = {bid}"),
+                format!(
+                    "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ({tid}, {bid}, {aid}, {delta}, CURRENT_TIMESTAMP)"
+                ),
+                "COMMIT".into(),
+            ]
+        }
+        SqlWorkload::Join10 => {
+            let tables: Vec<String> = (0..JOIN_TABLES).map(|i| format!("j{i}")).collect();
+            let chain: Vec<String> = (1..JOIN_TABLES).map(|i| format!("j{}.next = j{i}.id", i - 1)).collect();
+            vec![format!(
+                "SELECT count(*) FROM {} WHERE {} AND j0.id = {}",
+                tables.join(", "),
+                chain.join(" AND "),
+                rng.random_range(1..=JOIN_ROWS)
+            )]
+        }
+        SqlWorkload::KvGet | SqlWorkload::KvPut | SqlWorkload::TxnRw => Vec::new(),
+    }
+}
+
+async fn run_sql(engine: &Arc<ClientEngine>, workload: SqlWorkload, clients: usize, args: &SqlBenchArgs) -> Report {
+    let warmup = Duration::from_secs(args.warmup);
+    let measured = Duration::from_secs(args.duration);
+    let start = Instant::now();
+    let (measure_from, end) = (start + warmup, start + warmup + measured);
+    let rows = args.rows;
+    let mut workers = Vec::new();
+    for worker in 0..clients {
+        let engine = engine.clone();
+        workers.push(tokio::task::spawn_blocking(move || {
+            let mut session = Session::new(engine);
+            let mut rng = rand::rng();
+            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let mut errors = 0u64;
+            let mut n = 0u64;
+            while Instant::now() < end {
+                n += 1;
+                let statements = statements(workload, rows, worker, n, &mut rng);
+                let t0 = Instant::now();
+                let mut ok = false;
+                for _ in 0..TRIES_MAX {
+                    match statements.iter().try_for_each(|s| exec(&mut session, s)) {
+                        Ok(()) => {
+                            ok = true;
+                            break;
+                        }
+                        Err(_) => {
+                            // End a failed explicit transaction; try again.
+                            session.abort();
+                        }
+                    }
+                }
+                if t0 >= measure_from && t0 < end {
+                    if ok {
+                        let _ = histogram.record(t0.elapsed().as_micros().max(1) as u64);
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            (histogram, errors)
+        }));
+    }
+    collect(workers, measured).await
+}
+
+async fn collect(
+    workers: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64)>>,
+    measured: Duration,
+) -> Report {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let mut errors = 0;
+    for w in workers {
+        if let Ok((h, e)) = w.await {
+            let _ = histogram.add(h);
+            errors += e;
+        }
+    }
+    Report { histogram, errors, measured }
+}
+
+/// The raw key-value peers, on the SQL keys' neighbourhood (one shard).
+async fn run_raw(client: &client::Client, workload: SqlWorkload, clients: usize, args: &SqlBenchArgs) -> Report {
+    let warmup = Duration::from_secs(args.warmup);
+    let measured = Duration::from_secs(args.duration);
+    let start = Instant::now();
+    let (measure_from, end) = (start + warmup, start + warmup + measured);
+    let rows = args.rows;
+    // Next to the SQL keys (the same shard), outside their prefix.
+    let key = |n: usize| {
+        let mut k = vec![sql::encoding::SQL_PREFIX + 1];
+        k.extend_from_slice(&(n as u64).to_be_bytes());
+        k
+    };
+    let mut workers = Vec::new();
+    for worker in 0..clients {
+        let client = client.clone();
+        workers.push(tokio::spawn(async move {
+            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let mut errors = 0u64;
+            let mut n = 0usize;
+            while Instant::now() < end {
+                n += 1;
+                let k = match workload {
+                    SqlWorkload::KvPut => key((worker << 40) | n),
+                    _ => key(rand::random_range(0..rows)),
+                };
+                let t0 = Instant::now();
+                let result = match workload {
+                    SqlWorkload::KvGet => client.get(&k).await.map(|_| ()),
+                    SqlWorkload::KvPut => client.put(&k, b"value").await.map(|_| ()),
+                    _ => read_write(&client, &k).await,
+                };
+                if t0 >= measure_from && t0 < end {
+                    match result {
+                        Ok(()) => {
+                            let _ = histogram.record(t0.elapsed().as_micros().max(1) as u64);
+                        }
+                        Err(_) => errors += 1,
+                    }
+                }
+            }
+            (histogram, errors)
+        }));
+    }
+    collect(workers, measured).await
+}
+
+/// Reads `k` and writes it back in one transaction, retried while aborted.
+async fn read_write(client: &client::Client, k: &[u8]) -> Result<(), client::Error> {
+    let mut last = client::Error::Aborted("not run".into());
+    for _ in 0..TRIES_MAX {
+        let mut txn = client.begin();
+        let v = match txn.get(k).await {
+            Ok(v) => v,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        txn.put(k, &v.unwrap_or_default());
+        match txn.commit().await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
