@@ -17,6 +17,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
@@ -57,6 +58,9 @@ pub struct Cx<'t> {
     pub stats: Stats,
     /// Set by another thread to cancel the statement (57014).
     cancel: Option<Arc<AtomicBool>>,
+    /// Nanoseconds from some origin, for EXPLAIN ANALYZE (the caller's
+    /// clock: this crate reads none).
+    clock: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
 }
 
 impl<'t> Cx<'t> {
@@ -69,7 +73,18 @@ impl<'t> Cx<'t> {
             cache: HashMap::new(),
             stats: Stats::default(),
             cancel: None,
+            clock: None,
         }
+    }
+
+    /// Times operators with `clock` (nanoseconds) for EXPLAIN ANALYZE.
+    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> u64 + Send + Sync>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    fn clock_ns(&self) -> u64 {
+        self.clock.as_ref().map_or(0, |c| c())
     }
 
     /// Makes the statement stop with 57014 once `flag` is set.
@@ -124,36 +139,102 @@ pub trait Operator {
 
 /// Builds the operator tree of `node`.
 pub fn build(node: &Node) -> Box<dyn Operator + '_> {
-    match node {
+    build_node(node, None)
+}
+
+/// What EXPLAIN ANALYZE shows per plan node (inclusive of its inputs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    pub rows: u64,
+    pub kv_requests: u64,
+    pub kv_pairs: u64,
+    pub kv_bytes: u64,
+    pub time_ns: u64,
+}
+
+/// Per-node statistics, in the plan's pre-order (a node, then its inputs
+/// left to right), filled in as the operators run.
+pub type Analysis = Rc<RefCell<Vec<NodeStats>>>;
+
+/// Builds the operator tree of `node`, measuring every operator into
+/// `analysis` (EXPLAIN ANALYZE).
+pub fn build_analyzed<'p>(node: &'p Node, analysis: &Analysis) -> Box<dyn Operator + 'p> {
+    build_node(node, Some(analysis))
+}
+
+fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operator + 'p> {
+    let index = analysis.map(|a| {
+        let mut v = a.borrow_mut();
+        v.push(NodeStats::default());
+        v.len() - 1
+    });
+    let b = |n: &'p Node| build_node(n, analysis);
+    let op: Box<dyn Operator + 'p> = match node {
         Node::Scan { table, index, spans } => Box::new(Scan::new(table, index, spans)),
         Node::Values { rows, .. } => Box::new(Values { rows, next: 0 }),
-        Node::Filter { input, predicate } => Box::new(Filter { input: build(input), predicate }),
-        Node::Project { input, exprs } => Box::new(Project { input: build(input), exprs }),
+        Node::Filter { input, predicate } => Box::new(Filter { input: b(input), predicate }),
+        Node::Project { input, exprs } => Box::new(Project { input: b(input), exprs }),
         Node::Aggregate { input, group_by, aggregates } => {
-            Box::new(Aggregate { input: build(input), group_by, aggregates, output: None })
+            Box::new(Aggregate { input: b(input), group_by, aggregates, output: None })
         }
-        Node::Sort { input, keys } => Box::new(Sort { input: build(input), keys, output: None }),
+        Node::Sort { input, keys } => Box::new(Sort { input: b(input), keys, output: None }),
         Node::Limit { input, limit, offset } => {
-            Box::new(Limit { input: build(input), limit, offset, remaining: None, skipped: false })
+            Box::new(Limit { input: b(input), limit, offset, remaining: None, skipped: false })
         }
-        Node::Distinct { input } => Box::new(Distinct { input: build(input), seen: BTreeSet::new() }),
-        Node::Join { left, right, kind, left_keys, right_keys, on } => Box::new(Join {
-            left: build(left),
-            right: build(right),
-            right_width: right.width(),
-            left_width: left.width(),
-            kind: *kind,
-            left_keys,
-            right_keys,
-            on: on.as_ref(),
-            state: None,
-        }),
+        Node::Distinct { input } => Box::new(Distinct { input: b(input), seen: BTreeSet::new() }),
+        Node::Join { left, right, kind, left_keys, right_keys, on } => {
+            let left_op = b(left);
+            let right_op = b(right);
+            Box::new(Join {
+                left: left_op,
+                right: right_op,
+                right_width: right.width(),
+                left_width: left.width(),
+                kind: *kind,
+                left_keys,
+                right_keys,
+                on: on.as_ref(),
+                state: None,
+            })
+        }
         Node::SetOp { op, all, left, right } => {
-            Box::new(SetOp { op: *op, all: *all, left: build(left), right: build(right), state: None })
+            let left_op = b(left);
+            let right_op = b(right);
+            Box::new(SetOp { op: *op, all: *all, left: left_op, right: right_op, state: None })
         }
         Node::Series { start, stop, step, data_type } => {
             Box::new(Series { start, stop, step: step.as_ref(), data_type: *data_type, state: None })
         }
+    };
+    match (analysis, index) {
+        (Some(a), Some(index)) => Box::new(Analyzed { inner: op, index, analysis: a.clone() }),
+        _ => op,
+    }
+}
+
+/// Measures the operator it wraps.
+struct Analyzed<'p> {
+    inner: Box<dyn Operator + 'p>,
+    index: usize,
+    analysis: Analysis,
+}
+
+impl Operator for Analyzed<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        let before = cx.stats.clone();
+        let started = cx.clock_ns();
+        let row = self.inner.next(cx);
+        let elapsed = cx.clock_ns().saturating_sub(started);
+        let mut all = self.analysis.borrow_mut();
+        let s = &mut all[self.index];
+        s.time_ns += elapsed;
+        s.kv_requests += cx.stats.kv_requests - before.kv_requests;
+        s.kv_pairs += cx.stats.kv_pairs - before.kv_pairs;
+        s.kv_bytes += cx.stats.kv_bytes - before.kv_bytes;
+        if matches!(row, Ok(Some(_))) {
+            s.rows += 1;
+        }
+        row
     }
 }
 
@@ -190,6 +271,7 @@ pub fn eval_constant(e: &Expr) -> Result<Value> {
         cache: HashMap::new(),
         stats: Stats::default(),
         cancel: None,
+        clock: None,
     };
     eval(e, &[], &mut cx)
 }

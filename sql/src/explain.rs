@@ -10,33 +10,35 @@
 //! ```
 
 use crate::encoding;
-use crate::exec::{self, Cx};
+use crate::exec::{self, Cx, NodeStats};
 use crate::kv::Engine;
 use crate::ops;
 use crate::plan::*;
 use crate::types::Value;
 
 /// The lines of `plan`'s explanation. `cx` evaluates span bounds (a
-/// parameter-free plan needs no transaction).
-pub fn explain(plan: &Plan, engine: &dyn Engine, cx: &mut Cx) -> Vec<String> {
+/// parameter-free plan needs no transaction). With `analysis` (EXPLAIN
+/// ANALYZE, in the plan's pre-order), each node also shows what it did.
+pub fn explain(plan: &Plan, engine: &dyn Engine, cx: &mut Cx, analysis: Option<&[NodeStats]>) -> Vec<String> {
     let mut out = Vec::new();
+    let mut at = Analyzed { stats: analysis, next: 0 };
     match plan {
-        Plan::Query(q) => node(&q.root, 0, engine, cx, &mut out),
+        Plan::Query(q) => node(&q.root, 0, engine, cx, &mut at, &mut out),
         Plan::Insert { table, source, .. } => {
             out.push(format!("Insert {}", table.name));
-            node(source, 1, engine, cx, &mut out);
+            node(source, 1, engine, cx, &mut at, &mut out);
         }
         Plan::Update { table, source, assignments, .. } => {
             let sets: Vec<String> =
                 assignments.iter().map(|(i, e)| format!("{} = {}", table.columns[*i].name, expr(e))).collect();
             out.push(format!("Update {} set {}", table.name, sets.join(", ")));
-            node(source, 1, engine, cx, &mut out);
+            node(source, 1, engine, cx, &mut at, &mut out);
         }
         Plan::Delete { table, source, .. } => {
             out.push(format!("Delete {}", table.name));
-            node(source, 1, engine, cx, &mut out);
+            node(source, 1, engine, cx, &mut at, &mut out);
         }
-        Plan::Explain { plan, .. } => return explain(plan, engine, cx),
+        Plan::Explain { plan, .. } => return explain(plan, engine, cx, analysis),
         other => out.push(format!("{}", ddl_name(other))),
     }
     out
@@ -56,8 +58,34 @@ fn ddl_name(plan: &Plan) -> &'static str {
     }
 }
 
-fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, out: &mut Vec<String>) {
+/// Walks per-node statistics in step with the plan's pre-order.
+struct Analyzed<'s> {
+    stats: Option<&'s [NodeStats]>,
+    next: usize,
+}
+
+impl Analyzed<'_> {
+    /// The next node's statistics, as a suffix for its line.
+    fn take(&mut self) -> String {
+        let Some(stats) = self.stats else { return String::new() };
+        let s = stats.get(self.next).cloned().unwrap_or_default();
+        self.next += 1;
+        format!(
+            "  (rows {}, kv requests {}, pairs {}, bytes {}, {:.3} ms)",
+            s.rows,
+            s.kv_requests,
+            s.kv_pairs,
+            s.kv_bytes,
+            s.time_ns as f64 / 1e6
+        )
+    }
+}
+
+fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analyzed, out: &mut Vec<String>) {
     let pad = "  ".repeat(depth);
+    let first = out.len();
+    let suffix = at.take();
+    let mut node = |n: &Node, depth: usize, cx: &mut Cx, out: &mut Vec<String>| node(n, depth, engine, cx, at, out);
     match n {
         Node::Scan { table, index, spans } => {
             out.push(format!("{pad}Scan {}@{}", table.name, index.name));
@@ -86,11 +114,11 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, out: &mut Vec<
         Node::Values { rows, width } => out.push(format!("{pad}Values {} rows x {width} columns", rows.len())),
         Node::Filter { input, predicate } => {
             out.push(format!("{pad}Filter {}", expr(predicate)));
-            node(input, depth + 1, engine, cx, out);
+            node(input, depth + 1, cx, out);
         }
         Node::Project { input, exprs } => {
             out.push(format!("{pad}Project [{}]", list(exprs)));
-            node(input, depth + 1, engine, cx, out);
+            node(input, depth + 1, cx, out);
         }
         Node::Aggregate { input, group_by, aggregates } => {
             let aggs: Vec<String> = aggregates
@@ -104,7 +132,7 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, out: &mut Vec<
                 })
                 .collect();
             out.push(format!("{pad}Aggregate group=[{}] aggregates=[{}]", list(group_by), aggs.join(", ")));
-            node(input, depth + 1, engine, cx, out);
+            node(input, depth + 1, cx, out);
         }
         Node::Sort { input, keys } => {
             let keys: Vec<String> = keys
@@ -123,7 +151,7 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, out: &mut Vec<
                 })
                 .collect();
             out.push(format!("{pad}Sort [{}]", keys.join(", ")));
-            node(input, depth + 1, engine, cx, out);
+            node(input, depth + 1, cx, out);
         }
         Node::Limit { input, limit, offset } => {
             out.push(format!(
@@ -131,11 +159,11 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, out: &mut Vec<
                 limit.as_ref().map(expr).unwrap_or_else(|| "ALL".into()),
                 offset.as_ref().map(|o| format!(" offset {}", expr(o))).unwrap_or_default()
             ));
-            node(input, depth + 1, engine, cx, out);
+            node(input, depth + 1, cx, out);
         }
         Node::Distinct { input } => {
             out.push(format!("{pad}Distinct"));
-            node(input, depth + 1, engine, cx, out);
+            node(input, depth + 1, cx, out);
         }
         Node::Join { left, right, kind, left_keys, right_keys, on } => {
             let how = if left_keys.is_empty() { "NestedLoopJoin" } else { "HashJoin" };
@@ -147,13 +175,13 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, out: &mut Vec<
                 if keys.is_empty() { String::new() } else { format!(" on [{}]", keys.join(", ")) },
                 on.as_ref().map(|e| format!(" filter {}", expr(e))).unwrap_or_default()
             ));
-            node(left, depth + 1, engine, cx, out);
-            node(right, depth + 1, engine, cx, out);
+            node(left, depth + 1, cx, out);
+            node(right, depth + 1, cx, out);
         }
         Node::SetOp { op, all, left, right } => {
             out.push(format!("{pad}{:?}{}", op, if *all { " ALL" } else { "" }));
-            node(left, depth + 1, engine, cx, out);
-            node(right, depth + 1, engine, cx, out);
+            node(left, depth + 1, cx, out);
+            node(right, depth + 1, cx, out);
         }
         Node::Series { start, stop, step, .. } => out.push(format!(
             "{pad}GenerateSeries {} to {}{}",
@@ -161,6 +189,9 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, out: &mut Vec<
             expr(stop),
             step.as_ref().map(|s| format!(" step {}", expr(s))).unwrap_or_default()
         )),
+    }
+    if let Some(line) = out.get_mut(first) {
+        line.push_str(&suffix);
     }
 }
 

@@ -351,7 +351,11 @@ pub enum Plan {
 impl Plan {
     /// Whether the statement writes (refused in read-only transactions).
     pub fn writes(&self) -> bool {
-        !matches!(self, Plan::Query(_) | Plan::Explain { analyze: false, .. })
+        match self {
+            Plan::Query(_) => false,
+            Plan::Explain { plan, analyze } => *analyze && plan.writes(),
+            _ => true,
+        }
     }
 }
 

@@ -456,40 +456,47 @@ impl Session {
                 send_returning(returning, r.returned, sink)?;
                 Ok(format!("DELETE {}", r.count))
             }
-            Plan::Explain { plan: inner, analyze } => {
-                let mut lines = explain::explain(inner, engine.as_ref(), &mut cx);
-                if *analyze {
-                    let started = engine.now();
-                    let rows = match inner.as_ref() {
-                        Plan::Query(q) => {
-                            let mut op = exec::build(&q.root);
-                            let mut n = 0u64;
-                            while op.next(&mut cx)?.is_some() {
-                                n += 1;
-                            }
-                            n
-                        }
-                        _ => return sql_err!(FeatureNotSupported, "EXPLAIN ANALYZE of a write is not supported yet"),
-                    };
-                    let elapsed_ns = engine.now().saturating_sub(started);
-                    let s = &cx.stats;
-                    lines.push(format!(
-                        "rows: {rows}, kv requests: {}, kv pairs read: {}, bytes read: {}, time: {:.3} ms",
-                        s.kv_requests,
-                        s.kv_pairs,
-                        s.kv_bytes,
-                        elapsed_ns as f64 / 1e6
-                    ));
-                }
-                sink.columns(&[OutputColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }])?;
-                for line in lines {
-                    sink.row(vec![Value::Text(line)])?;
-                }
+            Plan::Explain { plan: inner, analyze: false } => {
+                let lines = explain::explain(inner, engine.as_ref(), &mut cx, None);
+                send_plan(lines, sink)?;
+                Ok("EXPLAIN".into())
+            }
+            Plan::Explain { plan: inner, analyze: true } => {
+                let Plan::Query(q) = inner.as_ref() else {
+                    return sql_err!(FeatureNotSupported, "EXPLAIN ANALYZE of a write is not supported yet");
+                };
+                let clock_engine = engine.clone();
+                let mut cx = cx.with_clock(Arc::new(move || clock_engine.now()));
+                let analysis = exec::Analysis::default();
+                let started = engine.now();
+                let mut op = exec::build_analyzed(&q.root, &analysis);
+                while op.next(&mut cx)?.is_some() {}
+                drop(op);
+                let elapsed_ns = engine.now().saturating_sub(started);
+                let stats = analysis.borrow().clone();
+                let mut lines = explain::explain(inner, engine.as_ref(), &mut cx, Some(&stats));
+                let s = &cx.stats;
+                lines.push(format!(
+                    "total: kv requests {}, pairs {}, bytes {}, {:.3} ms",
+                    s.kv_requests,
+                    s.kv_pairs,
+                    s.kv_bytes,
+                    elapsed_ns as f64 / 1e6
+                ));
+                send_plan(lines, sink)?;
                 Ok("EXPLAIN".into())
             }
             ddl => crate::ddl::run(ddl, &mut cx, sink),
         }
     }
+}
+
+fn send_plan(lines: Vec<String>, sink: &mut dyn Sink) -> Result<()> {
+    sink.columns(&[OutputColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }])?;
+    for line in lines {
+        sink.row(vec![Value::Text(line)])?;
+    }
+    Ok(())
 }
 
 fn send_returning(
