@@ -1,4 +1,58 @@
-//! SpanDB's SQL layer (being built; see the issue "SQL").
+//! SpanDB's SQL layer: PostgreSQL-flavoured SQL on SpanDB's transactions.
+//!
+//! ```text
+//!   text ─parser─> statements ─planner (binds names and types against
+//!        the catalog, read in the statement's transaction)─> Plan
+//!        ─optimizer─> Plan ─exec/write/ddl─> rows ─> Sink
+//!                                  │
+//!                                  └─ kv::Transaction: get / scan page /
+//!                                     put / delete / commit / rollback
+//! ```
+//!
+//! The crate does no I/O and reads no clock: it runs over the
+//! [`kv::Engine`]/[`kv::Transaction`] interface it defines, which the
+//! `cli` binary implements over SpanDB's client and tests implement in
+//! memory ([`memory::MemoryEngine`]). Time comes in through the engine.
+//!
+//! Data model ([`layout`], [`encoding`]): a table is a set of key-value
+//! pairs. A row lives at `/Table/<table id>/1/<primary key>`, its other
+//! columns in the value, each tagged with its column id (so `ADD COLUMN`
+//! rewrites nothing and a dropped column's values are skipped); a
+//! secondary index entry at `/Table/<table id>/<index id>/<columns>/<primary
+//! key>`. Keys are order-preserving, so a primary-key range is a key range
+//! and, in SpanDB, a set of shards. The [`catalog`] is stored the same
+//! way and read and written in the statement's own transaction.
+//!
+//! Transactions are SpanDB's: a read-write statement takes locks as it
+//! reads (serializable, externally consistent); a query outside BEGIN is a
+//! lock-free read-only transaction; `AS OF SYSTEM TIME` reads a snapshot.
+//! [`session`] has the statement loop, autocommit retries and the
+//! transaction block states PostgreSQL clients expect.
+//!
+//! Invariants:
+//! - A row and its index entries change in the same transaction
+//!   ([`write`]); DDL and DML on one table serialize through its
+//!   descriptor ([`catalog`]).
+//! - Every error carries a SQLSTATE ([`error`]); bad input never panics
+//!   and never changes data; every bound is in [`limits`].
+//! - Operators stream ([`exec`]): a scan holds one page; those that must
+//!   see all their input hold at most [`limits::MEMORY_ROWS_MAX`] rows.
+//! - The optimizer ([`optimizer`]) never changes a result: every rule can
+//!   be turned off and the rows stay the same.
+//!
+//! Example (the goldenscripts in `src/testscripts/` have many more):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use sql::{memory::MemoryEngine, Collected, Session};
+//!
+//! let mut session = Session::new(Arc::new(MemoryEngine::new()));
+//! let mut out = Collected::default();
+//! session.execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)", &mut out).unwrap();
+//! session.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')", &mut out).unwrap();
+//! session.execute("SELECT v FROM t WHERE id = 2", &mut out).unwrap();
+//! assert_eq!(out.rows, vec![vec![sql::Value::Text("two".into())]]);
+//! ```
 
 pub mod catalog;
 pub mod ddl;
