@@ -780,7 +780,7 @@ impl<'a> Planner<'a> {
             for c in &right_scope.columns {
                 if let Some(t) = &c.table {
                     if scope.has_table(t) {
-                        return sql_err!(DuplicateTable, "table name \"{t}\" specified more than once");
+                        return sql_err!(DuplicateAlias, "table name \"{t}\" specified more than once");
                     }
                 }
             }
