@@ -30,6 +30,8 @@ pub enum SqlState {
     InvalidParameterValue,
     /// 2201W
     InvalidRowCountInLimitClause,
+    /// 2201X
+    InvalidRowCountInResultOffsetClause,
     /// 22P02
     InvalidTextRepresentation,
     /// 22025
@@ -66,6 +68,8 @@ pub enum SqlState {
     UndefinedObject,
     /// 42710
     DuplicateObject,
+    /// 42712
+    DuplicateAlias,
     /// 42P01
     UndefinedTable,
     /// 42P07
@@ -118,6 +122,7 @@ impl SqlState {
             DivisionByZero => "22012",
             InvalidParameterValue => "22023",
             InvalidRowCountInLimitClause => "2201W",
+            InvalidRowCountInResultOffsetClause => "2201X",
             InvalidTextRepresentation => "22P02",
             InvalidEscapeSequence => "22025",
             NotNullViolation => "23502",
@@ -136,6 +141,7 @@ impl SqlState {
             UndefinedColumn => "42703",
             UndefinedObject => "42704",
             DuplicateObject => "42710",
+            DuplicateAlias => "42712",
             UndefinedTable => "42P01",
             DuplicateTable => "42P07",
             InvalidColumnReference => "42P10",

@@ -409,6 +409,12 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
 
 /// `x IN (items)` with SQL's NULL rules.
 fn in_values<'v>(x: &Value, items: impl Iterator<Item = &'v Value>) -> Result<Value> {
+    let mut items = items.peekable();
+    // Nothing to compare with: false, even for NULL (so `NULL NOT IN
+    // (empty subquery)` is true).
+    if items.peek().is_none() {
+        return Ok(Value::Bool(false));
+    }
     if x.is_null() {
         return Ok(Value::Null);
     }
@@ -729,7 +735,13 @@ fn count_value(e: &Option<Expr>, what: &str, cx: &mut Cx) -> Result<Option<u64>>
         Value::Null => Ok(None),
         v => match v.as_i64() {
             Some(n) if n >= 0 => Ok(Some(n as u64)),
-            Some(_) => Err(Error::new(SqlState::InvalidRowCountInLimitClause, format!("{what} must not be negative"))),
+            Some(_) => {
+                let state = match what {
+                    "OFFSET" => SqlState::InvalidRowCountInResultOffsetClause,
+                    _ => SqlState::InvalidRowCountInLimitClause,
+                };
+                Err(Error::new(state, format!("{what} must not be negative")))
+            }
             None => sql_err!(DatatypeMismatch, "argument of {what} must be type bigint"),
         },
     }

@@ -1169,13 +1169,12 @@ fn timestamp_fields(t: &str) -> Option<TimestampFields> {
                 while b.get(i).is_some_and(u8::is_ascii_digit) {
                     i += 1;
                 }
-                let frac = &b[start..i];
-                for k in 0..6 {
-                    f.micros = f.micros * 10 + frac.get(k).map_or(0, |d| i64::from(d - b'0'));
-                }
-                if frac.get(6).is_some_and(|d| *d >= b'5') {
-                    f.micros += 1;
-                }
+                // As PostgreSQL: the fraction read as a double, rounded to
+                // microseconds by rint (half to even: .0000005 is 0,
+                // .0000015 is 2; .1234565 is .123456 in binary).
+                let frac = std::str::from_utf8(&b[start..i]).unwrap_or("");
+                let frac: f64 = format!("0.{frac}").parse().unwrap_or(0.0);
+                f.micros = (frac * 1e6).round_ties_even() as i64;
             }
         }
     }
@@ -1815,7 +1814,10 @@ mod tests {
             ("2024-02-29 13:45", T::Timestamp, Ok(ts(2024, 2, 29, 13, 45, 0, 0))),
             ("2024-02-29T13:45:07", T::Timestamp, Ok(ts(2024, 2, 29, 13, 45, 7, 0))),
             (" 2024-2-9 1:02:03.5 ", T::Timestamp, Ok(ts(2024, 2, 9, 1, 2, 3, 500_000))),
-            ("2024-01-01 00:00:00.1234565", T::Timestamp, Ok(ts(2024, 1, 1, 0, 0, 0, 123_457))),
+            // PostgreSQL 15 gives .123456: the fraction is a double (0.12345649...).
+            ("2024-01-01 00:00:00.1234565", T::Timestamp, Ok(ts(2024, 1, 1, 0, 0, 0, 123_456))),
+            ("2024-01-01 00:00:00.0000005", T::Timestamp, Ok(ts(2024, 1, 1, 0, 0, 0, 0))),
+            ("2024-01-01 00:00:59.9999996", T::Timestamp, Ok(ts(2024, 1, 1, 0, 1, 0, 0))),
             ("2024-01-01 00:00:00.9999999", T::Timestamp, Ok(ts(2024, 1, 1, 0, 0, 1, 0))),
             ("2024-01-01 12:00:00+02", T::Timestamp, Ok(ts(2024, 1, 1, 12, 0, 0, 0))),
             ("2024-01-01 12:00:00 -05:30", T::Timestamp, Ok(ts(2024, 1, 1, 12, 0, 0, 0))),

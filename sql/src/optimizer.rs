@@ -348,11 +348,17 @@ struct Relation {
 
 fn flatten(node: Node, offset: usize, relations: &mut Vec<Relation>, conjuncts: &mut Vec<Expr>) {
     match node {
-        Node::Join { left, right, kind: JoinKind::Inner, left_keys, right_keys, on } if left_keys.is_empty() => {
-            debug_assert!(right_keys.is_empty());
+        Node::Join { left, right, kind: JoinKind::Inner, left_keys, right_keys, on } => {
+            // A join already ordered (a filter above a `JOIN ... ON`)
+            // flattens too: its hash keys become equalities again.
+            // (Left as one relation, filter() would reorder it forever.)
             let left_width = left.width();
             flatten(*left, offset, relations, conjuncts);
             flatten(*right, offset + left_width, relations, conjuncts);
+            for (l, r) in left_keys.into_iter().zip(right_keys) {
+                let r = r.map_columns(&|i| i + left_width);
+                conjuncts.push(Expr::Binary(BinaryOp::Eq, Box::new(l), Box::new(r)).map_columns(&|i| i + offset));
+            }
             if let Some(on) = on {
                 conjuncts.extend(on.conjuncts().into_iter().map(|c| c.map_columns(&|i| i + offset)));
             }

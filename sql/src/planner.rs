@@ -497,7 +497,7 @@ impl<'a> Planner<'a> {
             let mut group_texts = Vec::new();
             // Output aliases usable in GROUP BY (PostgreSQL allows it).
             for g in &group_exprs {
-                let g = self.resolve_group_alias(g, select)?;
+                let g = self.resolve_group_alias(g, select, &scope)?;
                 let b = self.bind_expr(&g, &scope)?;
                 let b = self.default_type(b)?;
                 types.push(b.ty.unwrap_or(DataType::Text));
@@ -649,8 +649,10 @@ impl<'a> Planner<'a> {
         Ok(QueryPlan { root: node, columns })
     }
 
-    /// `GROUP BY alias` / `GROUP BY 2`: the select item it names.
-    fn resolve_group_alias(&self, g: &ast::Expr, select: &ast::Select) -> Result<ast::Expr> {
+    /// `GROUP BY alias` / `GROUP BY 2`: the select item it names. A name
+    /// that is also an input column (in `scope`) is the input column, as
+    /// in PostgreSQL.
+    fn resolve_group_alias(&self, g: &ast::Expr, select: &ast::Select, scope: &Scope) -> Result<ast::Expr> {
         if let Some(n) = integer_literal(g) {
             let item = usize::try_from(n).ok().and_then(|n| n.checked_sub(1)).and_then(|i| select.projection.get(i));
             return match item {
@@ -659,6 +661,9 @@ impl<'a> Planner<'a> {
             };
         }
         if let ast::Expr::Identifier(name) = g {
+            if scope.find(None, &ident(name))?.is_some() {
+                return Ok(g.clone());
+            }
             for item in &select.projection {
                 if let ast::SelectItem::ExprWithAlias { expr, alias } = item {
                     if ident(alias) == ident(name) {
@@ -764,6 +769,10 @@ impl<'a> Planner<'a> {
                 t => return sql_err!(UndefinedFunction, "function avg({t}) does not exist"),
             },
             "min" | "max" => {
+                // PostgreSQL has no min/max over boolean or bytea.
+                if matches!(ty, DataType::Bool | DataType::Bytea) {
+                    return sql_err!(UndefinedFunction, "function {name}({ty}) does not exist");
+                }
                 let f = if name == "min" { AggFunc::Min } else { AggFunc::Max };
                 (f, ty.base())
             }
@@ -796,7 +805,7 @@ impl<'a> Planner<'a> {
             for c in &right_scope.columns {
                 if let Some(t) = &c.table {
                     if scope.has_table(t) {
-                        return sql_err!(DuplicateTable, "table name \"{t}\" specified more than once");
+                        return sql_err!(DuplicateAlias, "table name \"{t}\" specified more than once");
                     }
                 }
             }
