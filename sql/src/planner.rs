@@ -42,6 +42,9 @@ struct ScopeColumn {
     name: String,
     data_type: Option<DataType>,
     hidden: bool,
+    /// The right-hand copy of a USING/NATURAL join column: reachable only
+    /// qualified (`c.id`), not as `id` nor in `*`.
+    merged_away: bool,
 }
 
 /// The columns of one query level's row.
@@ -60,7 +63,7 @@ impl Scope {
                     table: Some(alias.to_string()),
                     name: c.name.clone(),
                     data_type: Some(c.data_type),
-                    hidden: c.hidden,
+                    hidden: c.hidden, merged_away: false,
                 })
                 .collect(),
         }
@@ -76,7 +79,8 @@ impl Scope {
     fn find(&self, table: Option<&str>, name: &str) -> Result<Option<usize>> {
         let mut found = None;
         for (i, c) in self.columns.iter().enumerate() {
-            if c.name == name && table.is_none_or(|t| c.table.as_deref() == Some(t)) {
+            let visible = table.is_some() || !c.merged_away;
+            if visible && c.name == name && table.is_none_or(|t| c.table.as_deref() == Some(t)) {
                 if found.is_some() {
                     return sql_err!(AmbiguousColumn, "column reference \"{name}\" is ambiguous");
                 }
@@ -343,14 +347,20 @@ impl<'a> Planner<'a> {
                 let mut left_casts = Vec::new();
                 let mut right_casts = Vec::new();
                 for (i, (l, r)) in left.columns.iter().zip(&right.columns).enumerate() {
-                    let ty = ops::common_type(l.data_type, r.data_type).map_err(|_| {
+                    // An untyped NULL column takes the other side's type.
+                    let (lt, rt) = match (null_column(&left.root, i), null_column(&right.root, i)) {
+                        (true, false) => (r.data_type, r.data_type),
+                        (false, true) => (l.data_type, l.data_type),
+                        _ => (l.data_type, r.data_type),
+                    };
+                    let ty = ops::common_type(lt, rt).map_err(|_| {
                         Error::new(
                             SqlState::DatatypeMismatch,
                             format!("{op} types {} and {} cannot be matched", l.data_type, r.data_type),
                         )
                     })?;
-                    left_casts.push(cast_if(Expr::Column(i), l.data_type, ty));
-                    right_casts.push(cast_if(Expr::Column(i), r.data_type, ty));
+                    left_casts.push(cast_if(Expr::Column(i), lt, ty));
+                    right_casts.push(cast_if(Expr::Column(i), rt, ty));
                     columns.push(OutputColumn { name: l.name.clone(), data_type: ty });
                 }
                 let op = match op {
@@ -521,7 +531,7 @@ impl<'a> Planner<'a> {
             select_scope = Scope {
                 columns: types
                     .iter()
-                    .map(|t| ScopeColumn { table: None, name: String::new(), data_type: Some(*t), hidden: true })
+                    .map(|t| ScopeColumn { table: None, name: String::new(), data_type: Some(*t), hidden: true, merged_away: false })
                     .collect(),
             };
             // The FROM scope stays visible for error messages only.
@@ -549,7 +559,7 @@ impl<'a> Planner<'a> {
                         return sql_err!(SyntaxError, "SELECT * with no tables specified is not valid");
                     }
                     for (i, c) in scope.columns.iter().enumerate() {
-                        if !c.hidden {
+                        if !c.hidden && !c.merged_away {
                             exprs.push(Expr::Column(i));
                             columns.push(OutputColumn {
                                 name: c.name.clone(),
@@ -701,7 +711,7 @@ impl<'a> Planner<'a> {
             columns: plan
                 .columns
                 .iter()
-                .map(|c| ScopeColumn { table: None, name: c.name.clone(), data_type: Some(c.data_type), hidden: false })
+                .map(|c| ScopeColumn { table: None, name: c.name.clone(), data_type: Some(c.data_type), hidden: false, merged_away: false })
                 .collect(),
         };
         for o in order_by {
@@ -836,7 +846,9 @@ impl<'a> Planner<'a> {
                 other => return sql_err!(FeatureNotSupported, "join not supported: {other:?}"),
             };
             let left_width = scope.columns.len();
-            let joined = scope.clone().join(right_scope.clone());
+            let mut joined = scope.clone().join(right_scope.clone());
+            // USING/NATURAL column pairs (left, right position).
+            let mut merged: Vec<(usize, usize)> = Vec::new();
             let on = match constraint {
                 None | Some(ast::JoinConstraint::None) => None,
                 Some(ast::JoinConstraint::On(e)) => {
@@ -855,6 +867,7 @@ impl<'a> Planner<'a> {
                                 "column \"{name}\" specified in USING clause does not exist in both tables"
                             );
                         };
+                        merged.push((l, left_width + r));
                         conds.push(Expr::Binary(
                             BinaryOp::Eq,
                             Box::new(Expr::Column(l)),
@@ -870,6 +883,7 @@ impl<'a> Planner<'a> {
                             continue;
                         }
                         if let Some(l) = scope.find(None, &c.name)? {
+                            merged.push((l, left_width + r));
                             conds.push(Expr::Binary(
                                 BinaryOp::Eq,
                                 Box::new(Expr::Column(l)),
@@ -881,6 +895,16 @@ impl<'a> Planner<'a> {
                 }
                 Some(other) => return sql_err!(FeatureNotSupported, "join constraint not supported: {other:?}"),
             };
+            // The join column appears once: the side whose value survives
+            // the join. (FULL would need coalesce(l, r): it stays
+            // ambiguous for now.)
+            for (l, r) in merged {
+                match kind {
+                    JoinKind::Inner | JoinKind::Left => joined.columns[r].merged_away = true,
+                    JoinKind::Right => joined.columns[l].merged_away = true,
+                    JoinKind::Full => {}
+                }
+            }
             node = Node::Join {
                 left: Box::new(node),
                 right: Box::new(right),
@@ -926,7 +950,7 @@ impl<'a> Planner<'a> {
                             table: alias_name.clone(),
                             name: c.name.clone(),
                             data_type: Some(c.data_type),
-                            hidden: false,
+                            hidden: false, merged_away: false,
                         })
                         .collect(),
                 };
@@ -990,7 +1014,7 @@ impl<'a> Planner<'a> {
                 table: Some(alias_name.clone()),
                 name: alias_name,
                 data_type: Some(ty),
-                hidden: false,
+                hidden: false, merged_away: false,
             }],
         };
         if let Some(a) = alias {
@@ -2109,6 +2133,18 @@ fn integer_literal(e: &ast::Expr) -> Option<i64> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// Whether column `i` of `node` is a bare NULL literal (no type of its
+/// own).
+fn null_column(node: &Node, i: usize) -> bool {
+    match node {
+        Node::Project { exprs, .. } => exprs.get(i) == Some(&Expr::Constant(Value::Null)),
+        Node::Values { rows, .. } => {
+            !rows.is_empty() && rows.iter().all(|r| r.get(i) == Some(&Expr::Constant(Value::Null)))
+        }
+        _ => false,
     }
 }
 
