@@ -9,15 +9,22 @@
 //! key-value pair (keys decoded). Rows print as comma-separated values,
 //! NULL as `NULL`; statements that return no rows print their command
 //! tag.
+//!
+//! Also the sqllogictest driver (`run_slt_file`): the corpus in
+//! `tests/slt/` holds PostgreSQL 15's answers (see `tests/slt.rs`).
 
 use std::collections::HashMap;
 use std::error::Error;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use std::path::Path;
+
+use sqllogictest::{DBOutput, DefaultColumnType, Record, Runner, DB};
+
 use crate::encoding;
 use crate::kv::{Engine, Mode};
-use crate::{Collected, Session, Value};
+use crate::{Collected, DataType, Session, Value};
 
 /// Runs SQL goldenscripts against one database.
 pub struct ScriptRunner {
@@ -109,3 +116,108 @@ impl goldenscript::Runner for ScriptRunner {
         Ok(out)
     }
 }
+
+// ---- sqllogictest --------------------------------------------------------
+
+/// The label `skipif`/`onlyif` conditions name.
+pub const ENGINE_NAME: &str = "spandb";
+
+/// A statement's failure as the runner sees it: SQLSTATE, then message
+/// (inline `error <regex>` expectations match against this text).
+#[derive(Debug)]
+pub struct SltError(crate::Error);
+
+impl std::fmt::Display for SltError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.state.code(), self.0.message)?;
+        if let Some(d) = &self.0.detail {
+            write!(f, " ({d})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SltError {}
+
+/// One connection: a session of a database shared by the file.
+pub struct SpanDb {
+    session: Session,
+}
+
+fn column_type(t: DataType) -> DefaultColumnType {
+    match t {
+        DataType::Int2 | DataType::Int4 | DataType::Int8 => DefaultColumnType::Integer,
+        DataType::Float4 | DataType::Float8 => DefaultColumnType::FloatingPoint,
+        _ => DefaultColumnType::Text,
+    }
+}
+
+fn cell(v: &Value) -> String {
+    match crate::ops::to_text(v) {
+        None => "NULL".into(),
+        Some(s) if s.is_empty() => "(empty)".into(),
+        Some(s) => s,
+    }
+}
+
+/// The row count a command tag reports (`INSERT 0 3`, `UPDATE 2`), 0 for
+/// tags without one (`CREATE TABLE`).
+fn tag_count(tag: &str) -> u64 {
+    tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+impl DB for SpanDb {
+    type Error = SltError;
+    type ColumnType = DefaultColumnType;
+
+    fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
+        let mut sink = Collected::default();
+        self.session.execute(sql, &mut sink).map_err(SltError)?;
+        if sink.columns.is_empty() {
+            return Ok(DBOutput::StatementComplete(sink.tags.last().map_or(0, |t| tag_count(t))));
+        }
+        Ok(DBOutput::Rows {
+            types: sink.columns.iter().map(|c| column_type(c.data_type)).collect(),
+            rows: sink.rows.iter().map(|r| r.iter().map(cell).collect()).collect(),
+        })
+    }
+
+    fn engine_name(&self) -> &str {
+        ENGINE_NAME
+    }
+
+    fn error_sql_state(err: &SltError) -> Option<String> {
+        Some(err.0.state.code().to_string())
+    }
+}
+
+/// Runs every record of the sqllogictest `file` against `engine` (one
+/// session per connection), all of them even after a failure; returns
+/// the failures. `SLT_TRACE=1` prints each record before it runs.
+pub fn run_slt_file(file: &Path, engine: Arc<dyn Engine>) -> Vec<String> {
+    let records = match sqllogictest::parse_file::<DefaultColumnType>(file) {
+        Ok(r) => r,
+        Err(e) => return vec![format!("cannot parse: {e}")],
+    };
+    let mut runner = Runner::new(move || {
+        let engine = engine.clone();
+        async move { Ok::<_, SltError>(SpanDb { session: Session::new(engine) }) }
+    });
+    runner.add_label(ENGINE_NAME);
+    runner.with_column_validator(sqllogictest::strict_column_validator);
+    let trace = std::env::var_os("SLT_TRACE").is_some();
+    let mut failures = Vec::new();
+    for record in records {
+        if trace {
+            eprintln!("{record}");
+        }
+        if let Record::Halt { .. } = record {
+            break;
+        }
+        if let Err(e) = runner.run(record) {
+            failures.push(e.display(false).to_string());
+        }
+    }
+    failures
+}
+
