@@ -120,6 +120,10 @@ async fn run_all(args: &SqlBenchArgs, addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_statement(session: &mut Session, sql: &str) -> sql::Result<()> {
+    session.execute(sql, &mut Collected::default())
+}
+
 fn exec(session: &mut Session, sql: &str) -> anyhow::Result<()> {
     let mut sink = Collected::default();
     session.execute(sql, &mut sink).map_err(|e| anyhow::anyhow!("{}: {} ({sql})", e.state.code(), e.message))
@@ -211,31 +215,41 @@ async fn run_sql(engine: &Arc<ClientEngine>, workload: SqlWorkload, clients: usi
             let mut rng = rand::rng();
             let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
             let mut errors = 0u64;
+            let mut first_error = None;
             let mut n = 0u64;
             while Instant::now() < end {
                 n += 1;
                 let statements = statements(workload, rows, worker, n, &mut rng);
                 let t0 = Instant::now();
-                let mut ok = false;
+                let mut outcome = Ok(());
                 for _ in 0..TRIES_MAX {
-                    match statements.iter().try_for_each(|s| exec(&mut session, s)) {
-                        Ok(()) => {
-                            ok = true;
-                            break;
-                        }
-                        Err(_) => {
-                            // End a failed explicit transaction; try again.
+                    outcome = statements.iter().try_for_each(|s| run_statement(&mut session, s));
+                    match &outcome {
+                        Ok(()) => break,
+                        // End the failed transaction; run it again if that
+                        // may succeed (pgbench's --max-tries).
+                        Err(e) => {
                             session.abort();
+                            if !e.is_retryable() {
+                                break;
+                            }
                         }
                     }
                 }
                 if t0 >= measure_from && t0 < end {
-                    if ok {
-                        let _ = histogram.record(t0.elapsed().as_micros().max(1) as u64);
-                    } else {
-                        errors += 1;
+                    match outcome {
+                        Ok(()) => {
+                            let _ = histogram.record(t0.elapsed().as_micros().max(1) as u64);
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert_with(|| format!("{}: {}", e.state.code(), e.message));
+                        }
                     }
                 }
+            }
+            if let Some(e) = first_error {
+                eprintln!("{workload:?} client {worker}: {errors} errors, the first: {e}");
             }
             (histogram, errors)
         }));

@@ -47,6 +47,36 @@ async fn goldenscripts_pass_on_a_real_cluster() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Goal: the sqllogictest files of queries (whose expected rows are
+/// PostgreSQL 15's) give the same answers on a real cluster as on the
+/// in-memory engine.
+/// Method: one cluster; before each file, drop every table (each file
+/// expects a fresh database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqllogictest_files_pass_on_a_real_cluster() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let client = client::Client::connect(cluster.addrs.clone()).await?;
+    let handle = tokio::runtime::Handle::current();
+    let engine = Arc::new(sql_engine::ClientEngine::new(client, handle, cluster.addrs[0].clone()));
+    let failures = tokio::task::spawn_blocking(move || {
+        let mut failures = Vec::new();
+        for file in ["select", "join", "aggregate", "subquery", "setop", "dml"] {
+            let mut session = sql::Session::new(engine.clone());
+            let mut sink = sql::Collected::default();
+            for table in sql::session::list_tables(engine.as_ref()).expect("tables") {
+                session.execute(&format!("DROP TABLE {}", table.name), &mut sink).expect("drop");
+            }
+            let path = std::path::PathBuf::from(format!("{}/../sql/tests/slt/{file}.slt", env!("CARGO_MANIFEST_DIR")));
+            failures.extend(sql::testing::run_slt_file(&path, engine.clone()).into_iter().map(|f| format!("{file}: {f}")));
+        }
+        failures
+    })
+    .await?;
+    cluster.stop().await;
+    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    Ok(())
+}
+
 /// Goal: the shell does what its help says on a real cluster: statements
 /// from -e and -f, formats, EXPLAIN naming the shards a scan touches, a
 /// transaction's commit timestamp readable AS OF SYSTEM TIME, and a
