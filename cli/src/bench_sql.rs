@@ -53,11 +53,7 @@ pub struct SqlBenchArgs {
     /// Unmeasured seconds at the start of each run.
     #[arg(long, default_value_t = 2)]
     warmup: u64,
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "point-select,kv-get,insert,kv-put,update,txn-rw,tpcb,join10"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "point-select,kv-get,insert,kv-put,update,txn-rw,tpcb,join10")]
     workload: Vec<SqlWorkload>,
     /// Rows of the kv table (and accounts, for tpcb).
     #[arg(long, default_value_t = 1000)]
@@ -143,20 +139,26 @@ fn load(engine: Arc<ClientEngine>, rows: usize) -> anyhow::Result<()> {
     exec(&mut s, "CREATE TABLE pgbench_accounts (aid INT PRIMARY KEY, bid INT, abalance INT, filler CHAR(84))")?;
     exec(&mut s, "CREATE TABLE pgbench_branches (bid INT PRIMARY KEY, bbalance INT, filler CHAR(88))")?;
     exec(&mut s, "CREATE TABLE pgbench_tellers (tid INT PRIMARY KEY, bid INT, tbalance INT, filler CHAR(84))")?;
-    exec(&mut s, "CREATE TABLE pgbench_history (tid INT, bid INT, aid INT, delta INT, mtime TIMESTAMP, filler CHAR(22))")?;
+    exec(
+        &mut s,
+        "CREATE TABLE pgbench_history (tid INT, bid INT, aid INT, delta INT, mtime TIMESTAMP, filler CHAR(22))",
+    )?;
     for start in (0..rows).step_by(LOAD_BATCH_ROWS) {
         let end = (start + LOAD_BATCH_ROWS).min(rows);
         exec(&mut s, &format!("INSERT INTO kv SELECT g, 0 FROM generate_series({start}, {}) AS g", end - 1))?;
         exec(
             &mut s,
-            &format!(
-                "INSERT INTO pgbench_accounts SELECT g, 1, 0, '' FROM generate_series({}, {end}) AS g",
-                start + 1
-            ),
+            &format!("INSERT INTO pgbench_accounts SELECT g, 1, 0, '' FROM generate_series({}, {end}) AS g", start + 1),
         )?;
     }
-    exec(&mut s, &format!("INSERT INTO pgbench_branches SELECT g, 0, '' FROM generate_series(1, {TPCB_BRANCHES}) AS g"))?;
-    exec(&mut s, &format!("INSERT INTO pgbench_tellers SELECT g, 1, 0, '' FROM generate_series(1, {TPCB_TELLERS}) AS g"))?;
+    exec(
+        &mut s,
+        &format!("INSERT INTO pgbench_branches SELECT g, 0, '' FROM generate_series(1, {TPCB_BRANCHES}) AS g"),
+    )?;
+    exec(
+        &mut s,
+        &format!("INSERT INTO pgbench_tellers SELECT g, 1, 0, '' FROM generate_series(1, {TPCB_TELLERS}) AS g"),
+    )?;
     for i in 0..JOIN_TABLES {
         exec(&mut s, &format!("CREATE TABLE j{i} (id INT PRIMARY KEY, next INT)"))?;
         exec(&mut s, &format!("INSERT INTO j{i} SELECT g, g FROM generate_series(1, {JOIN_ROWS}) AS g"))?;
@@ -257,10 +259,7 @@ async fn run_sql(engine: &Arc<ClientEngine>, workload: SqlWorkload, clients: usi
     collect(workers, measured).await
 }
 
-async fn collect(
-    workers: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64)>>,
-    measured: Duration,
-) -> Report {
+async fn collect(workers: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64)>>, measured: Duration) -> Report {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     let mut errors = 0;
     for w in workers {

@@ -456,7 +456,8 @@ impl Printer {
         if self.expanded {
             let width = self.columns.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
             for (i, row) in self.block.iter().enumerate() {
-                let _ = writeln!(out, "-[ RECORD {} ]{}", self.rows as usize - self.block.len() + i + 1, "-".repeat(width));
+                let _ =
+                    writeln!(out, "-[ RECORD {} ]{}", self.rows as usize - self.block.len() + i + 1, "-".repeat(width));
                 for (c, v) in self.columns.iter().zip(row) {
                     let _ = writeln!(out, "{:width$} | {v}", c.name);
                 }
@@ -476,18 +477,18 @@ impl Printer {
         let rule: Vec<String> = widths.iter().map(|w| "-".repeat(w + 2)).collect();
         let _ = writeln!(out, "{}", rule.join("+"));
         for row in &self.block {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .zip(&self.columns)
-                .map(|((v, w), c)| {
-                    if c.data_type.is_numeric() {
-                        format!(" {v:>w$} ", w = *w)
-                    } else {
-                        format!(" {v:<w$} ", w = *w)
-                    }
-                })
-                .collect();
+            let cells: Vec<String> =
+                row.iter()
+                    .zip(&widths)
+                    .zip(&self.columns)
+                    .map(|((v, w), c)| {
+                        if c.data_type.is_numeric() {
+                            format!(" {v:>w$} ", w = *w)
+                        } else {
+                            format!(" {v:<w$} ", w = *w)
+                        }
+                    })
+                    .collect();
             let _ = writeln!(out, "{}", cells.join("|").trim_end());
         }
         self.block.clear();
@@ -545,7 +546,11 @@ impl Sink for Printer {
                             (_, None) => "null".to_string(),
                             (Value::Bool(b), _) => b.to_string(),
                             (Value::Int2(_) | Value::Int4(_) | Value::Int8(_), Some(t)) => t,
-                            (Value::Float4(_) | Value::Float8(_), Some(t)) if v.as_f64().is_some_and(f64::is_finite) => t,
+                            (Value::Float4(_) | Value::Float8(_), Some(t))
+                                if v.as_f64().is_some_and(f64::is_finite) =>
+                            {
+                                t
+                            }
                             (_, Some(t)) => json_string(&t),
                         };
                         format!("{}:{value}", json_string(&c.name))

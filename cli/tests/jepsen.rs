@@ -88,13 +88,7 @@ fn nemesis_events(dir: &Path) -> Vec<String> {
 /// Asserts a run was valid, with its files written and its faults logged.
 fn assert_valid_run(out: &Output, dir: &Path, faults: &[&str]) {
     if !out.status.success() || stdout(out) != "valid" {
-        panic!(
-            "exit {:?}\nstdout: {}\nstderr: {}\n{}",
-            out.status,
-            stdout(out),
-            stderr(out),
-            server_log_tails(dir)
-        );
+        panic!("exit {:?}\nstdout: {}\nstderr: {}\n{}", out.status, stdout(out), stderr(out), server_log_tails(dir));
     }
     let s = summary(dir);
     assert_eq!(s["result"], "valid", "{s:#}");

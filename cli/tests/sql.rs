@@ -67,7 +67,8 @@ async fn sqllogictest_files_pass_on_a_real_cluster() -> anyhow::Result<()> {
                 session.execute(&format!("DROP TABLE {}", table.name), &mut sink).expect("drop");
             }
             let path = std::path::PathBuf::from(format!("{}/../sql/tests/slt/{file}.slt", env!("CARGO_MANIFEST_DIR")));
-            failures.extend(sql::testing::run_slt_file(&path, engine.clone()).into_iter().map(|f| format!("{file}: {f}")));
+            failures
+                .extend(sql::testing::run_slt_file(&path, engine.clone()).into_iter().map(|f| format!("{file}: {f}")));
         }
         failures
     })

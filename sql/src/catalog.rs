@@ -249,7 +249,8 @@ impl Catalog {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| corrupt("counter", e))?,
             None => FIRST_USER_TABLE_ID,
         };
-        let after = next.checked_add(1).ok_or_else(|| Error::new(SqlState::ProgramLimitExceeded, "out of table ids"))?;
+        let after =
+            next.checked_add(1).ok_or_else(|| Error::new(SqlState::ProgramLimitExceeded, "out of table ids"))?;
         txn.put(&key, &serde_json::to_vec(&after).map_err(|e| corrupt("counter", e))?)?;
         Ok(next)
     }

@@ -11,8 +11,8 @@
 use crate::catalog::{Catalog, IndexDesc, TableDesc};
 use crate::error::{Error, Result, SqlState};
 use crate::exec::Cx;
-use crate::planner;
 use crate::plan::Plan;
+use crate::planner;
 use crate::session::Sink;
 use crate::sql_err;
 use crate::types::Value;
@@ -84,7 +84,10 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             let old = Catalog::must_table(cx.txn()?, table)?;
             if old.column(&column.name).is_some() {
                 if *if_not_exists {
-                    sink.notice(&format!("column \"{}\" of relation \"{table}\" already exists, skipping", column.name))?;
+                    sink.notice(&format!(
+                        "column \"{}\" of relation \"{table}\" already exists, skipping",
+                        column.name
+                    ))?;
                     return Ok("ALTER TABLE".into());
                 }
                 return sql_err!(DuplicateColumn, "column \"{}\" of relation \"{table}\" already exists", column.name);
@@ -198,9 +201,7 @@ fn name_taken(cx: &mut Cx, name: &str) -> Result<bool> {
     if Catalog::table(cx.txn()?, name)?.is_some() {
         return Ok(true);
     }
-    Ok(Catalog::tables(cx.txn()?)?
-        .iter()
-        .any(|t| t.primary.name == name || t.indexes.iter().any(|i| i.name == name)))
+    Ok(Catalog::tables(cx.txn()?)?.iter().any(|t| t.primary.name == name || t.indexes.iter().any(|i| i.name == name)))
 }
 
 fn check_index_names_free<'a>(cx: &mut Cx, names: impl Iterator<Item = &'a str>) -> Result<()> {

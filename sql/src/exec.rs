@@ -15,9 +15,9 @@
 //! statement (its rows cached), a correlated one per outer row, with that
 //! row pushed on `Cx::outer` for `Expr::Outer` to read.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
@@ -285,9 +285,11 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
             let r = cx.outer.len().checked_sub(*depth).and_then(|d| cx.outer.get(d));
             r.and_then(|r| r.get(*index)).cloned().ok_or_else(|| internal("outer column out of range".into()))?
         }
-        Expr::Param(i) => cx.params.get(*i).cloned().ok_or_else(|| {
-            Error::new(SqlState::UndefinedParameter, format!("there is no parameter ${}", i + 1))
-        })?,
+        Expr::Param(i) => cx
+            .params
+            .get(*i)
+            .cloned()
+            .ok_or_else(|| Error::new(SqlState::UndefinedParameter, format!("there is no parameter ${}", i + 1)))?,
         Expr::Binary(op, a, b) => {
             let a = eval(a, row, cx)?;
             let b = eval(b, row, cx)?;
@@ -400,7 +402,12 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
             match rows.len() {
                 0 => Value::Null,
                 1 => rows[0][0].clone(),
-                _ => return sql_err!(CardinalityViolation, "more than one row returned by a subquery used as an expression"),
+                _ => {
+                    return sql_err!(
+                        CardinalityViolation,
+                        "more than one row returned by a subquery used as an expression"
+                    )
+                }
             }
         }
         Expr::Now => Value::Timestamp(cx.now_us),
@@ -556,9 +563,7 @@ impl<'p> Scan<'p> {
 fn same_family(v: &Value, ty: DataType) -> bool {
     match v.data_type() {
         None => false,
-        Some(t) => {
-            (t.is_integer() && ty.is_integer()) || (t.is_float() && ty.is_float()) || t.base() == ty.base()
-        }
+        Some(t) => (t.is_integer() && ty.is_integer()) || (t.is_float() && ty.is_float()) || t.base() == ty.base(),
     }
 }
 
@@ -1290,13 +1295,22 @@ impl Operator for Series<'_> {
             return Ok(None);
         }
         if produced >= limits::SERIES_ROWS_MAX {
-            return sql_err!(ProgramLimitExceeded, "generate_series would produce more than {} rows", limits::SERIES_ROWS_MAX);
+            return sql_err!(
+                ProgramLimitExceeded,
+                "generate_series would produce more than {} rows",
+                limits::SERIES_ROWS_MAX
+            );
         }
         let after = next.checked_add(step);
         self.state = Some(match after {
             Some(n) => Some((n, stop, step, produced + 1)),
             // Past i64's range: this was the last value.
-            None => Some((if step > 0 { i64::MAX } else { i64::MIN }, if step > 0 { i64::MIN } else { i64::MAX }, step, produced + 1)),
+            None => Some((
+                if step > 0 { i64::MAX } else { i64::MIN },
+                if step > 0 { i64::MIN } else { i64::MAX },
+                step,
+                produced + 1,
+            )),
         });
         let v = match self.data_type {
             DataType::Int2 => Value::Int2(next as i16),

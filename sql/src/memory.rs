@@ -212,26 +212,20 @@ impl Transaction for MemoryTxn {
         }
         let mut state = self.engine.lock();
         let newer = |key: &[u8]| state.newest(key) > self.read_ts;
-        let conflict = self
-            .read_keys
-            .iter()
-            .chain(self.writes.keys())
-            .find(|k| newer(k))
-            .cloned()
-            .or_else(|| {
-                self.read_ranges.iter().find_map(|(start, end, inclusive)| {
-                    let upper = match (end.is_empty(), inclusive) {
-                        (true, _) => Bound::Unbounded,
-                        (false, true) => Bound::Included(end.as_slice()),
-                        (false, false) => Bound::Excluded(end.as_slice()),
-                    };
-                    state
-                        .versions
-                        .range::<[u8], _>((Bound::Included(start.as_slice()), upper))
-                        .find(|(k, _)| newer(k))
-                        .map(|(k, _)| k.clone())
-                })
-            });
+        let conflict = self.read_keys.iter().chain(self.writes.keys()).find(|k| newer(k)).cloned().or_else(|| {
+            self.read_ranges.iter().find_map(|(start, end, inclusive)| {
+                let upper = match (end.is_empty(), inclusive) {
+                    (true, _) => Bound::Unbounded,
+                    (false, true) => Bound::Included(end.as_slice()),
+                    (false, false) => Bound::Excluded(end.as_slice()),
+                };
+                state
+                    .versions
+                    .range::<[u8], _>((Bound::Included(start.as_slice()), upper))
+                    .find(|(k, _)| newer(k))
+                    .map(|(k, _)| k.clone())
+            })
+        });
         if let Some(key) = conflict {
             return Err(KvError::Retryable(format!(
                 "key {} changed after the transaction began reading at {} (changed at {})",

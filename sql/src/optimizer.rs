@@ -75,7 +75,8 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
         }
         Node::Join { left, right, kind: JoinKind::Inner, left_keys, right_keys, on: cond } if rules.order_joins => {
             debug_assert!(left_keys.is_empty() && right_keys.is_empty());
-            let join = Node::Join { left: on(left), right: on(right), kind: JoinKind::Inner, left_keys, right_keys, on: None };
+            let join =
+                Node::Join { left: on(left), right: on(right), kind: JoinKind::Inner, left_keys, right_keys, on: None };
             let conjuncts = cond.map(|c| ox(c).conjuncts()).unwrap_or_default();
             reorder_joins(join, conjuncts, rules)
         }
@@ -89,7 +90,9 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
             }
             Node::Join { left, right, kind, left_keys, right_keys, on: cond }
         }
-        Node::Project { input, exprs } => Node::Project { input: on(input), exprs: exprs.into_iter().map(ox).collect() },
+        Node::Project { input, exprs } => {
+            Node::Project { input: on(input), exprs: exprs.into_iter().map(ox).collect() }
+        }
         Node::Aggregate { input, group_by, aggregates } => Node::Aggregate {
             input: on(input),
             group_by: group_by.into_iter().map(ox).collect(),
@@ -98,7 +101,9 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
         Node::Sort { input, keys } => {
             Node::Sort { input: on(input), keys: keys.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect() }
         }
-        Node::Limit { input, limit, offset } => Node::Limit { input: on(input), limit: limit.map(ox), offset: offset.map(ox) },
+        Node::Limit { input, limit, offset } => {
+            Node::Limit { input: on(input), limit: limit.map(ox), offset: offset.map(ox) }
+        }
         Node::Distinct { input } => Node::Distinct { input: on(input) },
         Node::SetOp { op, all, left, right } => Node::SetOp { op, all, left: on(left), right: on(right) },
         Node::Values { rows, width } => {
@@ -159,7 +164,9 @@ fn fold(e: Expr) -> Expr {
         Expr::IsNull(a) => Expr::IsNull(f(a)),
         Expr::IsBool(a, b) => Expr::IsBool(f(a), b),
         Expr::IsDistinctFrom(a, b) => Expr::IsDistinctFrom(f(a), f(b)),
-        Expr::Like { expr, pattern, case_insensitive } => Expr::Like { expr: f(expr), pattern: f(pattern), case_insensitive },
+        Expr::Like { expr, pattern, case_insensitive } => {
+            Expr::Like { expr: f(expr), pattern: f(pattern), case_insensitive }
+        }
         Expr::Case { operand, whens, otherwise } => Expr::Case {
             operand: operand.map(f),
             whens: whens.into_iter().map(|(w, t)| (fold(w), fold(t))).collect(),
@@ -427,7 +434,8 @@ fn reorder_joins(join: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
     joined[0] = true;
     while order.len() < n {
         let connected = (0..n).find(|&r| {
-            !joined[r] && pending.iter().any(|(_, rels)| rels.contains(&r) && rels.iter().all(|x| joined[*x] || *x == r))
+            !joined[r]
+                && pending.iter().any(|(_, rels)| rels.contains(&r) && rels.iter().all(|x| joined[*x] || *x == r))
         });
         let next = connected.unwrap_or_else(|| (0..n).find(|&r| !joined[r]).expect("one left"));
         joined[next] = true;
@@ -492,9 +500,12 @@ fn equi_keys(conjuncts: Vec<Expr>, left_width: usize) -> (Vec<Expr>, Vec<Expr>, 
         e.walk(&mut |x| match x {
             Expr::Column(i) if *i < left_width => l = true,
             Expr::Column(_) => r = true,
-            Expr::Outer { .. } | Expr::Param(_) | Expr::Now | Expr::Subquery(_) | Expr::Exists(_) | Expr::InSubquery(..) => {
-                other = true
-            }
+            Expr::Outer { .. }
+            | Expr::Param(_)
+            | Expr::Now
+            | Expr::Subquery(_)
+            | Expr::Exists(_)
+            | Expr::InSubquery(..) => other = true,
             _ => {}
         });
         match (l, r, other) {

@@ -64,7 +64,8 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         }
         let as_of = match as_of {
             Some(tokens) => {
-                let mut p = Parser::new(&dialect).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
+                let mut p =
+                    Parser::new(&dialect).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
                 Some(p.parse_expr().map_err(|e| parser_error(sql, e))?)
             }
             None => None,
@@ -137,7 +138,11 @@ fn cut_as_of(sql: &str, tokens: Vec<TokenWithSpan>) -> Result<(Vec<TokenWithSpan
     let mut found = None;
     for w in solid.windows(4) {
         let [a, o, s, t] = [&tokens[w[0]].token, &tokens[w[1]].token, &tokens[w[2]].token, &tokens[w[3]].token];
-        if is_keyword(a, Keyword::AS) && is_keyword(o, Keyword::OF) && is_keyword(s, Keyword::SYSTEM) && is_word(t, "time") {
+        if is_keyword(a, Keyword::AS)
+            && is_keyword(o, Keyword::OF)
+            && is_keyword(s, Keyword::SYSTEM)
+            && is_word(t, "time")
+        {
             if found.is_some() {
                 return Err(syntax_error(sql, "AS OF SYSTEM TIME given twice".into(), Some(tokens[w[0]].span.start)));
             }

@@ -34,7 +34,10 @@ pub enum Expr {
     Column(usize),
     /// Column `index` of the row of the query `depth` levels out (1: the
     /// immediately enclosing one).
-    Outer { depth: usize, index: usize },
+    Outer {
+        depth: usize,
+        index: usize,
+    },
     /// `$n` (0-based here).
     Param(usize),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
@@ -47,8 +50,16 @@ pub enum Expr {
     IsBool(Box<Expr>, bool),
     /// `IS DISTINCT FROM`: never NULL.
     IsDistinctFrom(Box<Expr>, Box<Expr>),
-    Like { expr: Box<Expr>, pattern: Box<Expr>, case_insensitive: bool },
-    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, otherwise: Box<Expr> },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        case_insensitive: bool,
+    },
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Box<Expr>,
+    },
     Cast(Box<Expr>, DataType),
     Function(String, Vec<Expr>),
     Coalesce(Vec<Expr>),
@@ -75,8 +86,10 @@ impl Expr {
     pub fn is_row_free(&self) -> bool {
         let mut free = true;
         self.walk(&mut |e| {
-            if matches!(e, Expr::Column(_) | Expr::Outer { .. } | Expr::InSubquery(..) | Expr::Exists(_) | Expr::Subquery(_))
-            {
+            if matches!(
+                e,
+                Expr::Column(_) | Expr::Outer { .. } | Expr::InSubquery(..) | Expr::Exists(_) | Expr::Subquery(_)
+            ) {
                 free = false;
             }
         });
@@ -248,17 +261,43 @@ pub enum Node {
     /// Reads a table through `index` over `spans` (ORed); produces whole
     /// rows of the table (all its columns, hidden ones included). A
     /// secondary index scan looks up each row by its primary key.
-    Scan { table: Arc<TableDesc>, index: IndexDesc, spans: Vec<ScanSpan> },
+    Scan {
+        table: Arc<TableDesc>,
+        index: IndexDesc,
+        spans: Vec<ScanSpan>,
+    },
     /// Literal rows.
-    Values { rows: Vec<Vec<Expr>>, width: usize },
-    Filter { input: Box<Node>, predicate: Expr },
-    Project { input: Box<Node>, exprs: Vec<Expr> },
+    Values {
+        rows: Vec<Vec<Expr>>,
+        width: usize,
+    },
+    Filter {
+        input: Box<Node>,
+        predicate: Expr,
+    },
+    Project {
+        input: Box<Node>,
+        exprs: Vec<Expr>,
+    },
     /// Produces the group-by values then the aggregates' values, one row
     /// per group (one row in all when `group_by` is empty).
-    Aggregate { input: Box<Node>, group_by: Vec<Expr>, aggregates: Vec<AggCall> },
-    Sort { input: Box<Node>, keys: Vec<SortKey> },
-    Limit { input: Box<Node>, limit: Option<Expr>, offset: Option<Expr> },
-    Distinct { input: Box<Node> },
+    Aggregate {
+        input: Box<Node>,
+        group_by: Vec<Expr>,
+        aggregates: Vec<AggCall>,
+    },
+    Sort {
+        input: Box<Node>,
+        keys: Vec<SortKey>,
+    },
+    Limit {
+        input: Box<Node>,
+        limit: Option<Expr>,
+        offset: Option<Expr>,
+    },
+    Distinct {
+        input: Box<Node>,
+    },
     /// `left_keys[i] = right_keys[i]` for all i is the equi-part of the
     /// join condition (a hash join when non-empty); `on` the rest,
     /// evaluated over the concatenated row.
@@ -270,9 +309,19 @@ pub enum Node {
         right_keys: Vec<Expr>,
         on: Option<Expr>,
     },
-    SetOp { op: SetOpKind, all: bool, left: Box<Node>, right: Box<Node> },
+    SetOp {
+        op: SetOpKind,
+        all: bool,
+        left: Box<Node>,
+        right: Box<Node>,
+    },
     /// `generate_series(start, stop[, step])`: one column.
-    Series { start: Expr, stop: Expr, step: Option<Expr>, data_type: DataType },
+    Series {
+        start: Expr,
+        stop: Expr,
+        step: Option<Expr>,
+        data_type: DataType,
+    },
 }
 
 impl Node {
@@ -314,7 +363,10 @@ pub enum OnConflict {
     DoNothing,
     /// `SET col = expr`: expressions over the existing row followed by the
     /// proposed one (`excluded`), then an optional WHERE.
-    DoUpdate { assignments: Vec<(usize, Expr)>, predicate: Option<Expr> },
+    DoUpdate {
+        assignments: Vec<(usize, Expr)>,
+        predicate: Option<Expr>,
+    },
 }
 
 /// A statement, ready to run.
@@ -336,16 +388,50 @@ pub enum Plan {
         assignments: Vec<(usize, Expr)>,
         returning: Option<Vec<(Expr, OutputColumn)>>,
     },
-    Delete { table: Arc<TableDesc>, source: Node, returning: Option<Vec<(Expr, OutputColumn)>> },
-    CreateTable { table: TableDesc, if_not_exists: bool },
-    DropTable { names: Vec<String>, if_exists: bool },
-    CreateIndex { table: String, index: IndexDesc, if_not_exists: bool },
-    DropIndex { names: Vec<String>, if_exists: bool },
-    AddColumn { table: String, column: crate::catalog::ColumnDesc, unique: bool, if_not_exists: bool },
-    DropColumn { table: String, column: String, if_exists: bool },
-    AddPrimaryKey { table: String, columns: Vec<(String, Direction)> },
-    Truncate { tables: Vec<String> },
-    Explain { plan: Box<Plan>, analyze: bool },
+    Delete {
+        table: Arc<TableDesc>,
+        source: Node,
+        returning: Option<Vec<(Expr, OutputColumn)>>,
+    },
+    CreateTable {
+        table: TableDesc,
+        if_not_exists: bool,
+    },
+    DropTable {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    CreateIndex {
+        table: String,
+        index: IndexDesc,
+        if_not_exists: bool,
+    },
+    DropIndex {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    AddColumn {
+        table: String,
+        column: crate::catalog::ColumnDesc,
+        unique: bool,
+        if_not_exists: bool,
+    },
+    DropColumn {
+        table: String,
+        column: String,
+        if_exists: bool,
+    },
+    AddPrimaryKey {
+        table: String,
+        columns: Vec<(String, Direction)>,
+    },
+    Truncate {
+        tables: Vec<String>,
+    },
+    Explain {
+        plan: Box<Plan>,
+        analyze: bool,
+    },
 }
 
 impl Plan {

@@ -63,7 +63,8 @@ impl Scope {
                     table: Some(alias.to_string()),
                     name: c.name.clone(),
                     data_type: Some(c.data_type),
-                    hidden: c.hidden, merged_away: false,
+                    hidden: c.hidden,
+                    merged_away: false,
                 })
                 .collect(),
         }
@@ -208,9 +209,10 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             "float4" => DataType::Float4,
             "float8" => DataType::Float8,
             "bpchar" => DataType::Char(1),
-            "serial" | "bigserial" | "smallserial" => {
-                return sql_err!(FeatureNotSupported, "type {t} is not supported (use a primary key of your own or none: tables without one get a row id)")
-            }
+            "serial" | "bigserial" | "smallserial" => return sql_err!(
+                FeatureNotSupported,
+                "type {t} is not supported (use a primary key of your own or none: tables without one get a row id)"
+            ),
             other => return sql_err!(UndefinedObject, "type \"{other}\" does not exist"),
         },
         other => return sql_err!(FeatureNotSupported, "type {other} is not supported"),
@@ -256,11 +258,7 @@ impl<'a> Planner<'a> {
             }
             S::AlterTable(alter) => self.plan_alter_table(alter),
             S::Truncate(t) => {
-                let tables = t
-                    .table_names
-                    .iter()
-                    .map(|t| object_name(&t.name))
-                    .collect::<Result<Vec<_>>>()?;
+                let tables = t.table_names.iter().map(|t| object_name(&t.name)).collect::<Result<Vec<_>>>()?;
                 Ok(Plan::Truncate { tables })
             }
             S::Explain { statement, analyze, .. } => {
@@ -531,7 +529,13 @@ impl<'a> Planner<'a> {
             select_scope = Scope {
                 columns: types
                     .iter()
-                    .map(|t| ScopeColumn { table: None, name: String::new(), data_type: Some(*t), hidden: true, merged_away: false })
+                    .map(|t| ScopeColumn {
+                        table: None,
+                        name: String::new(),
+                        data_type: Some(*t),
+                        hidden: true,
+                        merged_away: false,
+                    })
                     .collect(),
             };
             // The FROM scope stays visible for error messages only.
@@ -711,7 +715,13 @@ impl<'a> Planner<'a> {
             columns: plan
                 .columns
                 .iter()
-                .map(|c| ScopeColumn { table: None, name: c.name.clone(), data_type: Some(c.data_type), hidden: false, merged_away: false })
+                .map(|c| ScopeColumn {
+                    table: None,
+                    name: c.name.clone(),
+                    data_type: Some(c.data_type),
+                    hidden: false,
+                    merged_away: false,
+                })
                 .collect(),
         };
         for o in order_by {
@@ -950,7 +960,8 @@ impl<'a> Planner<'a> {
                             table: alias_name.clone(),
                             name: c.name.clone(),
                             data_type: Some(c.data_type),
-                            hidden: false, merged_away: false,
+                            hidden: false,
+                            merged_away: false,
                         })
                         .collect(),
                 };
@@ -990,7 +1001,11 @@ impl<'a> Planner<'a> {
             bound.push(self.bind_expr(e, &Scope::default())?);
         }
         if !(2..=3).contains(&bound.len()) {
-            return sql_err!(UndefinedFunction, "function generate_series with {} arguments does not exist", bound.len());
+            return sql_err!(
+                UndefinedFunction,
+                "function generate_series with {} arguments does not exist",
+                bound.len()
+            );
         }
         let ty = match bound.iter().filter_map(|b| b.ty).try_fold(DataType::Int4, |acc, t| {
             if t.is_integer() {
@@ -1014,7 +1029,8 @@ impl<'a> Planner<'a> {
                 table: Some(alias_name.clone()),
                 name: alias_name,
                 data_type: Some(ty),
-                hidden: false, merged_away: false,
+                hidden: false,
+                merged_away: false,
             }],
         };
         if let Some(a) = alias {
@@ -1156,7 +1172,8 @@ impl<'a> Planner<'a> {
                 let x = self.coerce(b, DataType::Bool)?;
                 let want = matches!(e, E::IsTrue(_) | E::IsNotTrue(_));
                 let test = Expr::IsBool(Box::new(x), want);
-                let test = if matches!(e, E::IsNotTrue(_) | E::IsNotFalse(_)) { Expr::Not(Box::new(test)) } else { test };
+                let test =
+                    if matches!(e, E::IsNotTrue(_) | E::IsNotFalse(_)) { Expr::Not(Box::new(test)) } else { test };
                 Ok(Bound::typed(test, DataType::Bool))
             }
             E::IsUnknown(x) | E::IsNotUnknown(x) => {
@@ -1231,7 +1248,8 @@ impl<'a> Planner<'a> {
                 }
                 Ok(Bound::typed(Expr::Subquery(Box::new(plan.root)), plan.columns[0].data_type))
             }
-            E::Like { negated, any, expr, pattern, escape_char } | E::ILike { negated, any, expr, pattern, escape_char } => {
+            E::Like { negated, any, expr, pattern, escape_char }
+            | E::ILike { negated, any, expr, pattern, escape_char } => {
                 if *any || escape_char.is_some() {
                     return sql_err!(FeatureNotSupported, "LIKE ANY and ESCAPE are not supported");
                 }
@@ -1293,7 +1311,10 @@ impl<'a> Planner<'a> {
                         ty = Some(match ty {
                             None => t,
                             Some(prev) => ops::common_type(prev, t).map_err(|_| {
-                                Error::new(SqlState::DatatypeMismatch, format!("CASE types {prev} and {t} cannot be matched"))
+                                Error::new(
+                                    SqlState::DatatypeMismatch,
+                                    format!("CASE types {prev} and {t} cannot be matched"),
+                                )
                             })?,
                         });
                     }
@@ -1429,7 +1450,11 @@ impl<'a> Planner<'a> {
             B::And | B::Or => {
                 let l = self.coerce(l, DataType::Bool)?;
                 let r = self.coerce(r, DataType::Bool)?;
-                let e = if *op == B::And { Expr::And(Box::new(l), Box::new(r)) } else { Expr::Or(Box::new(l), Box::new(r)) };
+                let e = if *op == B::And {
+                    Expr::And(Box::new(l), Box::new(r))
+                } else {
+                    Expr::Or(Box::new(l), Box::new(r))
+                };
                 return Ok(Bound::typed(e, DataType::Bool));
             }
             _ => {}
@@ -1463,7 +1488,11 @@ impl<'a> Planner<'a> {
         let rt = type_after(&r, &re, &l);
         let ty = match (lt, rt) {
             (Some(a), Some(b)) => ops::binary_result_type(bop, a, b)?,
-            _ if matches!(bop, BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq) => {
+            _ if matches!(
+                bop,
+                BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq
+            ) =>
+            {
                 DataType::Bool
             }
             (Some(a), None) | (None, Some(a)) => ops::binary_result_type(bop, a, a)?,
@@ -1487,7 +1516,9 @@ impl<'a> Planner<'a> {
                     }
                 }
             }
-            ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) | ast::Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
+            ast::Value::SingleQuotedString(s)
+            | ast::Value::EscapedStringLiteral(s)
+            | ast::Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
                 Bound { expr: Expr::Constant(Value::Text(s.clone())), ty: None, literal: Some(s.clone()) }
             }
             ast::Value::Boolean(b) => Bound::typed(Expr::Constant(Value::Bool(*b)), DataType::Bool),
@@ -1664,10 +1695,17 @@ impl<'a> Planner<'a> {
             for c in &insert.columns {
                 let name = object_name(c)?;
                 let (i, col) = table.column(&name).ok_or_else(|| {
-                    Error::new(SqlState::UndefinedColumn, format!("column \"{name}\" of relation \"{}\" does not exist", table.name))
+                    Error::new(
+                        SqlState::UndefinedColumn,
+                        format!("column \"{name}\" of relation \"{}\" does not exist", table.name),
+                    )
                 })?;
                 if col.hidden {
-                    return sql_err!(UndefinedColumn, "column \"{name}\" of relation \"{}\" does not exist", table.name);
+                    return sql_err!(
+                        UndefinedColumn,
+                        "column \"{name}\" of relation \"{}\" does not exist",
+                        table.name
+                    );
                 }
                 if out.contains(&i) {
                     return sql_err!(DuplicateColumn, "column \"{name}\" specified more than once");
@@ -1682,10 +1720,8 @@ impl<'a> Planner<'a> {
         let target_types: Vec<DataType> = targets.iter().map(|&i| table.columns[i].data_type).collect();
         let source_plan = match source.body.as_ref() {
             ast::SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() => {
-                let defaults = targets
-                    .iter()
-                    .map(|&i| self.default_expr(&table.columns[i]))
-                    .collect::<Result<Vec<_>>>()?;
+                let defaults =
+                    targets.iter().map(|&i| self.default_expr(&table.columns[i])).collect::<Result<Vec<_>>>()?;
                 self.plan_values(values, Some((&target_types, &defaults)))?
             }
             _ => self.plan_query(source)?,
@@ -1764,10 +1800,12 @@ impl<'a> Planner<'a> {
                 return sql_err!(FeatureNotSupported, "tuple assignments are not supported");
             };
             let name = object_name(name)?;
-            let (i, col) = table
-                .column(&name)
-                .filter(|(_, c)| !c.hidden)
-                .ok_or_else(|| Error::new(SqlState::UndefinedColumn, format!("column \"{name}\" of relation \"{}\" does not exist", table.name)))?;
+            let (i, col) = table.column(&name).filter(|(_, c)| !c.hidden).ok_or_else(|| {
+                Error::new(
+                    SqlState::UndefinedColumn,
+                    format!("column \"{name}\" of relation \"{}\" does not exist", table.name),
+                )
+            })?;
             if out.iter().any(|(j, _)| *j == i) {
                 return sql_err!(SyntaxError, "multiple assignments to same column \"{name}\"");
             }
@@ -1825,7 +1863,12 @@ impl<'a> Planner<'a> {
 
     /// A scan of `table` filtered by `selection` (the optimizer narrows
     /// it to spans and indexes).
-    fn scan_where(&mut self, table: &Arc<TableDesc>, alias: &str, selection: Option<&ast::Expr>) -> Result<(Node, Scope)> {
+    fn scan_where(
+        &mut self,
+        table: &Arc<TableDesc>,
+        alias: &str,
+        selection: Option<&ast::Expr>,
+    ) -> Result<(Node, Scope)> {
         let scope = Scope::from_table(table, alias);
         let mut node = Node::Scan { table: table.clone(), index: table.primary.clone(), spans: vec![ScanSpan::full()] };
         if let Some(s) = selection {
@@ -1894,7 +1937,10 @@ impl<'a> Planner<'a> {
             let (col, pk, unique) = self.column_def(&mut table, c)?;
             if pk {
                 if primary.is_some() {
-                    return sql_err!(InvalidTableDefinition, "multiple primary keys for table \"{name}\" are not allowed");
+                    return sql_err!(
+                        InvalidTableDefinition,
+                        "multiple primary keys for table \"{name}\" are not allowed"
+                    );
                 }
                 primary = Some(vec![(col.name.clone(), Direction::Asc)]);
             }
@@ -1907,7 +1953,10 @@ impl<'a> Planner<'a> {
             match constraint {
                 ast::TableConstraint::PrimaryKey(pk) => {
                     if primary.is_some() {
-                        return sql_err!(InvalidTableDefinition, "multiple primary keys for table \"{name}\" are not allowed");
+                        return sql_err!(
+                            InvalidTableDefinition,
+                            "multiple primary keys for table \"{name}\" are not allowed"
+                        );
                     }
                     primary = Some(index_columns(&pk.columns)?);
                 }
@@ -1948,14 +1997,8 @@ impl<'a> Planner<'a> {
             return sql_err!(DuplicateColumn, "column \"{name}\" specified more than once");
         }
         let ty = data_type(&c.data_type)?;
-        let mut col = ColumnDesc {
-            id: table.next_column_id,
-            name,
-            data_type: ty,
-            nullable: true,
-            default: None,
-            hidden: false,
-        };
+        let mut col =
+            ColumnDesc { id: table.next_column_id, name, data_type: ty, nullable: true, default: None, hidden: false };
         table.next_column_id += 1;
         let (mut pk, mut unique) = (false, false);
         for option in &c.options {
@@ -2112,7 +2155,12 @@ pub fn resolve_index_columns(table: &TableDesc, cols: &[(String, Direction)]) ->
 fn rename_columns(scope: &mut Scope, columns: &[ast::TableAliasColumnDef]) -> Result<()> {
     let visible: Vec<usize> = scope.columns.iter().enumerate().filter(|(_, c)| !c.hidden).map(|(i, _)| i).collect();
     if columns.len() > visible.len() {
-        return sql_err!(InvalidColumnReference, "table has {} columns available but {} columns specified", visible.len(), columns.len());
+        return sql_err!(
+            InvalidColumnReference,
+            "table has {} columns available but {} columns specified",
+            visible.len(),
+            columns.len()
+        );
     }
     for (c, i) in columns.iter().zip(visible) {
         scope.columns[i].name = ident(&c.name);
@@ -2170,10 +2218,15 @@ fn column_name(e: &ast::Expr) -> String {
     match e {
         ast::Expr::Identifier(i) => ident(i),
         ast::Expr::CompoundIdentifier(parts) => parts.last().map(ident).unwrap_or_else(|| "?column?".into()),
-        ast::Expr::Function(f) => f.name.0.last().map(|p| match p {
-            ast::ObjectNamePart::Identifier(i) => ident(i),
-            _ => "?column?".into(),
-        }).unwrap_or_else(|| "?column?".into()),
+        ast::Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .map(|p| match p {
+                ast::ObjectNamePart::Identifier(i) => ident(i),
+                _ => "?column?".into(),
+            })
+            .unwrap_or_else(|| "?column?".into()),
         ast::Expr::Cast { expr, data_type: t, .. } => match expr.as_ref() {
             ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => column_name(expr),
             _ => data_type(t).map(|t| pg_short_name(t).to_string()).unwrap_or_else(|_| "?column?".into()),

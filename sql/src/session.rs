@@ -250,7 +250,10 @@ impl Session {
         }
         if self.status == TxnStatus::InBlock {
             if parsed.as_of.is_some() {
-                return sql_err!(FeatureNotSupported, "AS OF SYSTEM TIME inside a transaction: use BEGIN AS OF SYSTEM TIME");
+                return sql_err!(
+                    FeatureNotSupported,
+                    "AS OF SYSTEM TIME inside a transaction: use BEGIN AS OF SYSTEM TIME"
+                );
             }
             let mut txn = self.txn.take().expect("a transaction in a block");
             let now_us = self.txn_now_us;
@@ -277,7 +280,8 @@ impl Session {
         loop {
             attempt += 1;
             let now_us = self.now_us();
-            let mut holding = HoldingSink { inner: &mut *sink, held: Held { columns: None, rows: Vec::new(), flushed: false } };
+            let mut holding =
+                HoldingSink { inner: &mut *sink, held: Held { columns: None, rows: Vec::new(), flushed: false } };
             let mut txn = self.engine.begin(mode)?;
             let result = self.run(txn.as_mut(), sql, &parsed.statement, now_us, &mut holding);
             let result = match result {
@@ -297,7 +301,9 @@ impl Session {
             };
             match result {
                 Ok(tag) => return holding.complete(&tag),
-                Err(e) if e.is_retryable() && !holding.held.flushed && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => continue,
+                Err(e) if e.is_retryable() && !holding.held.flushed && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => {
+                    continue
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -312,9 +318,8 @@ impl Session {
             sink.notice("there is already a transaction in progress")?;
             return sink.complete("BEGIN");
         }
-        let read_only = modes
-            .iter()
-            .any(|m| matches!(m, ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly)));
+        let read_only =
+            modes.iter().any(|m| matches!(m, ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly)));
         let mode = match as_of {
             Some(e) => self.as_of_mode(e)?,
             None if read_only => Mode::ReadOnly,
@@ -423,7 +428,11 @@ impl Session {
         let plan = Planner::new(txn, sql).with_names(&self.names).plan(statement)?;
         let plan = optimizer::optimize_plan(plan, self.rules);
         if plan.writes() && txn.mode().is_read_only() {
-            return sql_err!(ReadOnlySqlTransaction, "cannot execute {} in a read-only transaction", statement_name(statement));
+            return sql_err!(
+                ReadOnlySqlTransaction,
+                "cannot execute {} in a read-only transaction",
+                statement_name(statement)
+            );
         }
         let engine = self.engine.clone();
         let mut cx = Cx::new(txn, Vec::new(), now_us).with_cancel(self.cancel.clone());

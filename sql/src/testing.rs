@@ -77,7 +77,11 @@ pub fn show(v: &Value) -> String {
 impl goldenscript::Runner for ScriptRunner {
     type Command = goldenscript::Command;
 
-    fn run(&mut self, command: &goldenscript::Command, context: &goldenscript::Context) -> Result<String, Box<dyn Error>> {
+    fn run(
+        &mut self,
+        command: &goldenscript::Command,
+        context: &goldenscript::Context,
+    ) -> Result<String, Box<dyn Error>> {
         let mut out = String::new();
         if command.name == "dump" {
             return self.dump();
@@ -220,4 +224,3 @@ pub fn run_slt_file(file: &Path, engine: Arc<dyn Engine>) -> Vec<String> {
     }
     failures
 }
-

@@ -49,7 +49,10 @@ pub fn as_of_mode(e: &ast::Expr, now: Timestamp) -> Result<Mode> {
         ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => match expr.as_ref() {
             ast::Expr::Value(v) => match &v.value {
                 ast::Value::Number(n, _) => {
-                    sql_err!(InvalidParameterValue, "AS OF SYSTEM TIME: -{n} is not a timestamp; use an interval like '-10s'")
+                    sql_err!(
+                        InvalidParameterValue,
+                        "AS OF SYSTEM TIME: -{n} is not a timestamp; use an interval like '-10s'"
+                    )
                 }
                 _ => sql_err!(InvalidParameterValue, "AS OF SYSTEM TIME: unsupported expression"),
             },

@@ -57,7 +57,10 @@ fn conform(table: &TableDesc, row: &mut Row, ids: &mut dyn RowIds) -> Result<()>
             if !col.nullable {
                 return Err(Error::new(
                     SqlState::NotNullViolation,
-                    format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", col.name, table.name),
+                    format!(
+                        "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                        col.name, table.name
+                    ),
                 ));
             }
             continue;
@@ -65,7 +68,12 @@ fn conform(table: &TableDesc, row: &mut Row, ids: &mut dyn RowIds) -> Result<()>
         *v = ops::assign(v, col.data_type).map_err(|e| match e.state {
             SqlState::DatatypeMismatch => Error::new(
                 SqlState::DatatypeMismatch,
-                format!("column \"{}\" is of type {} but expression is of type {}", col.name, col.data_type, v.data_type().map(|t| t.to_string()).unwrap_or_default()),
+                format!(
+                    "column \"{}\" is of type {} but expression is of type {}",
+                    col.name,
+                    col.data_type,
+                    v.data_type().map(|t| t.to_string()).unwrap_or_default()
+                ),
             ),
             _ => e,
         })?;
@@ -73,7 +81,12 @@ fn conform(table: &TableDesc, row: &mut Row, ids: &mut dyn RowIds) -> Result<()>
     Ok(())
 }
 
-fn unique_violation(table: &TableDesc, index_name: &str, columns: &[(u32, crate::encoding::Direction)], row: &[Value]) -> Error {
+fn unique_violation(
+    table: &TableDesc,
+    index_name: &str,
+    columns: &[(u32, crate::encoding::Direction)],
+    row: &[Value],
+) -> Error {
     Error::new(SqlState::UniqueViolation, format!("duplicate key value violates unique constraint \"{index_name}\""))
         .with_detail(format!("{} already exists.", layout::describe_key(table, columns, row)))
 }
@@ -285,14 +298,21 @@ pub fn delete(
 /// Writes every row's entry of a new index (CREATE INDEX's backfill),
 /// checking uniqueness. Bounded like any statement's writes.
 pub fn backfill_index(table: &TableDesc, index: &crate::catalog::IndexDesc, cx: &mut Cx) -> Result<u64> {
-    let scan = Node::Scan { table: std::sync::Arc::new(table.clone()), index: table.primary.clone(), spans: vec![crate::plan::ScanSpan::full()] };
+    let scan = Node::Scan {
+        table: std::sync::Arc::new(table.clone()),
+        index: table.primary.clone(),
+        spans: vec![crate::plan::ScanSpan::full()],
+    };
     let rows = read_all(&scan, cx)?;
     let mut seen = std::collections::HashSet::new();
     for row in &rows {
         let (entry, value) = layout::index_entry(table, index, row)?;
         if index.unique && !value.is_empty() && !seen.insert(entry.clone()) {
-            return Err(Error::new(SqlState::UniqueViolation, format!("could not create unique index \"{}\"", index.name))
-                .with_detail(format!("{} is duplicated.", layout::describe_key(table, &index.columns, row))));
+            return Err(Error::new(
+                SqlState::UniqueViolation,
+                format!("could not create unique index \"{}\"", index.name),
+            )
+            .with_detail(format!("{} is duplicated.", layout::describe_key(table, &index.columns, row))));
         }
         cx.txn()?.put(&entry, &value)?;
     }
@@ -301,13 +321,12 @@ pub fn backfill_index(table: &TableDesc, index: &crate::catalog::IndexDesc, cx: 
 
 /// Rewrites every row of `old` under `new`'s layout (a new primary key, a
 /// column added with a default): deletes the old pairs, writes the new.
-pub fn rewrite_table(
-    old: &TableDesc,
-    new: &TableDesc,
-    fill: &dyn Fn(&Row) -> Result<Row>,
-    cx: &mut Cx,
-) -> Result<u64> {
-    let scan = Node::Scan { table: std::sync::Arc::new(old.clone()), index: old.primary.clone(), spans: vec![crate::plan::ScanSpan::full()] };
+pub fn rewrite_table(old: &TableDesc, new: &TableDesc, fill: &dyn Fn(&Row) -> Result<Row>, cx: &mut Cx) -> Result<u64> {
+    let scan = Node::Scan {
+        table: std::sync::Arc::new(old.clone()),
+        index: old.primary.clone(),
+        spans: vec![crate::plan::ScanSpan::full()],
+    };
     let rows = read_all(&scan, cx)?;
     let mut new_rows = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -327,8 +346,11 @@ pub fn rewrite_table(
     }
     for row in &new_rows {
         if existing_row(new, row, cx)?.is_some() {
-            return Err(Error::new(SqlState::UniqueViolation, format!("could not create unique index \"{}\"", new.primary.name))
-                .with_detail(format!("{} is duplicated.", layout::describe_key(new, &new.primary.columns, row))));
+            return Err(Error::new(
+                SqlState::UniqueViolation,
+                format!("could not create unique index \"{}\"", new.primary.name),
+            )
+            .with_detail(format!("{} is duplicated.", layout::describe_key(new, &new.primary.columns, row))));
         }
         write_row(new, None, row, cx)?;
     }
