@@ -356,7 +356,7 @@ pub struct InstallSeq(AtomicU64);
 impl InstallSeq {
     pub fn begin(&self) {
         let before = self.0.fetch_add(1, Ordering::SeqCst);
-        assert!(before % 2 == 0, "snapshot installs overlap");
+        assert!(before.is_multiple_of(2), "snapshot installs overlap");
     }
 
     pub fn end(&self) {
@@ -367,7 +367,7 @@ impl InstallSeq {
     /// Taken before a read: `None` while an install runs.
     pub fn read_begin(&self) -> Option<u64> {
         let seq = self.0.load(Ordering::SeqCst);
-        (seq % 2 == 0).then_some(seq)
+        seq.is_multiple_of(2).then_some(seq)
     }
 
     /// After a read: did no install overlap it?

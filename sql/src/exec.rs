@@ -567,6 +567,9 @@ fn same_family(v: &Value, ty: DataType) -> bool {
     }
 }
 
+/// A key a range starts or ends at, and whether it is included.
+type KeyBound = (Vec<u8>, bool);
+
 /// The key ranges of `spans` over `index`, in key order.
 pub fn span_ranges(
     table: &TableDesc,
@@ -598,8 +601,8 @@ pub fn span_ranges(
         let mut hi = encoding::prefix_end(&base);
         if let Some(&(id, dir)) = index.columns.get(span.equal.len()) {
             let ty = table.column_by_id(id).map(|(_, c)| c.data_type).ok_or_else(|| internal("index column".into()))?;
-            let bound = |b: &Option<(Expr, bool)>, cx: &mut Cx| -> Result<Option<Option<(Vec<u8>, bool)>>> {
-                // Some(None): no usable bound; None: matches nothing.
+            // Some(None): no usable bound; None: matches nothing.
+            let bound = |b: &Option<(Expr, bool)>, cx: &mut Cx| -> Result<Option<Option<KeyBound>>> {
                 let Some((e, inclusive)) = b else { return Ok(Some(None)) };
                 let v = eval(e, &[], cx)?;
                 if v.is_null() {
@@ -1020,10 +1023,8 @@ impl Operator for Aggregate<'_> {
                         Some(a) => eval(a, &row, cx)?,
                         None => Value::Null,
                     };
-                    if call.distinct {
-                        if v.is_null() || !group.seen[i].insert(row_key(std::slice::from_ref(&v))) {
-                            continue;
-                        }
+                    if call.distinct && (v.is_null() || !group.seen[i].insert(row_key(std::slice::from_ref(&v)))) {
+                        continue;
                     }
                     group.accs[i].add(call, v)?;
                 }

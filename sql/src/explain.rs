@@ -39,7 +39,7 @@ pub fn explain(plan: &Plan, engine: &dyn Engine, cx: &mut Cx, analysis: Option<&
             node(source, 1, engine, cx, &mut at, &mut out);
         }
         Plan::Explain { plan, .. } => return explain(plan, engine, cx, analysis),
-        other => out.push(format!("{}", ddl_name(other))),
+        other => out.push(ddl_name(other).to_string()),
     }
     out
 }

@@ -26,10 +26,13 @@ const EPOCH_NS: Timestamp = 1_767_225_600_000_000_000;
 /// How far apart successive commits are.
 const COMMIT_STEP_NS: Timestamp = 1_000;
 
+/// One version of a key: its timestamp and value (`None`: a tombstone).
+type Version = (Timestamp, Option<Vec<u8>>);
+
 #[derive(Default)]
 struct State {
-    /// Key -> versions, oldest first; `None` is a tombstone.
-    versions: BTreeMap<Vec<u8>, Vec<(Timestamp, Option<Vec<u8>>)>>,
+    /// Key -> versions, oldest first.
+    versions: BTreeMap<Vec<u8>, Vec<Version>>,
     /// The latest commit timestamp.
     last_ts: Timestamp,
 }

@@ -209,10 +209,12 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             "float4" => DataType::Float4,
             "float8" => DataType::Float8,
             "bpchar" => DataType::Char(1),
-            "serial" | "bigserial" | "smallserial" => return sql_err!(
+            "serial" | "bigserial" | "smallserial" => {
+                return sql_err!(
                 FeatureNotSupported,
                 "type {t} is not supported (use a primary key of your own or none: tables without one get a row id)"
-            ),
+            )
+            }
             other => return sql_err!(UndefinedObject, "type \"{other}\" does not exist"),
         },
         other => return sql_err!(FeatureNotSupported, "type {other} is not supported"),
@@ -1007,16 +1009,13 @@ impl<'a> Planner<'a> {
                 bound.len()
             );
         }
-        let ty = match bound.iter().filter_map(|b| b.ty).try_fold(DataType::Int4, |acc, t| {
+        let ty = bound.iter().filter_map(|b| b.ty).try_fold(DataType::Int4, |acc, t| {
             if t.is_integer() {
                 ops::common_type(acc, t)
             } else {
                 sql_err!(UndefinedFunction, "function generate_series({t}) does not exist")
             }
-        }) {
-            Ok(t) => t,
-            Err(e) => return Err(e),
-        };
+        })?;
         let mut exprs = Vec::new();
         for b in bound {
             exprs.push(self.coerce(b, ty)?);
@@ -1932,7 +1931,8 @@ impl<'a> Planner<'a> {
             version: 1,
         };
         let mut primary: Option<Vec<(String, Direction)>> = None;
-        let mut uniques: Vec<(Option<String>, Vec<(String, Direction)>)> = Vec::new();
+        // UNIQUE constraints: an optional name and the columns.
+        let mut uniques: Vec<(Option<String>, IndexColumns)> = Vec::new();
         for c in &create.columns {
             let (col, pk, unique) = self.column_def(&mut table, c)?;
             if pk {
@@ -2113,6 +2113,9 @@ pub fn add_hidden_rowid(table: &mut TableDesc) {
     });
     table.primary.columns = vec![(id, Direction::Asc)];
 }
+
+/// An index's columns by name, each with its direction.
+type IndexColumns = Vec<(String, Direction)>;
 
 /// Column names and directions of an index definition.
 fn index_columns(columns: &[ast::IndexColumn]) -> Result<Vec<(String, Direction)>> {

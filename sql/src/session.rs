@@ -183,7 +183,7 @@ impl Sink for HoldingSink<'_> {
 
 impl Session {
     pub fn new(engine: Arc<dyn Engine>) -> Session {
-        let seed = engine.now() ^ 0x5EED_0F_5A_AD_B0_00;
+        let seed = engine.now() ^ 0x005E_ED0F_5AAD_B000;
         Session {
             engine,
             txn: None,
@@ -444,7 +444,7 @@ impl Session {
                 while let Some(row) = op.next(&mut cx)? {
                     sink.row(row)?;
                     n += 1;
-                    if n % 64 == 0 {
+                    if n.is_multiple_of(64) {
                         cx.check_cancel()?;
                     }
                 }

@@ -66,8 +66,8 @@ pub fn as_of_mode(e: &ast::Expr, now: Timestamp) -> Result<Mode> {
 /// `YYYY-MM-DD HH:MM:SS[.f]` in UTC, or nanoseconds.
 pub fn parse_time(s: &str, now: Timestamp) -> Result<Timestamp> {
     let t = s.trim();
-    if t.starts_with('-') {
-        let ns = parse_duration(&t[1..])?;
+    if let Some(interval) = t.strip_prefix('-') {
+        let ns = parse_duration(interval)?;
         return Ok(now.saturating_sub(ns as u64));
     }
     if let Ok(ns) = t.parse::<u64>() {

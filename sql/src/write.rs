@@ -114,7 +114,7 @@ fn write_row(table: &TableDesc, old: Option<&Row>, row: &Row, cx: &mut Cx) -> Re
         if old_entry.as_ref().is_some_and(|(k, v)| *k == entry && *v == entry_value) {
             continue;
         }
-        if index.unique && entry_value.len() > 0 {
+        if index.unique && !entry_value.is_empty() {
             if let Some(existing) = cx.get(&entry)? {
                 if existing != entry_value {
                     return Err(unique_violation(table, &index.name, &index.columns, row));

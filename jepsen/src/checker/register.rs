@@ -509,7 +509,7 @@ fn search(ops: &[RegOp], budget: &mut Budget) -> Search {
     let mut steps = 0u64;
     while entries[0].next != tail {
         steps += 1;
-        if steps % DEADLINE_CHECK_STEPS == 0 && budget.expired() {
+        if steps.is_multiple_of(DEADLINE_CHECK_STEPS) && budget.expired() {
             budget.states_total += cache.len() as u64;
             return Search::Exhausted("deadline passed".into());
         }
