@@ -146,8 +146,14 @@ async fn run_script(client: &Client, ops: Vec<TxnOp>, out: &mut dyn Write) -> an
                         printed.push(format!("{}\t{}", display::bytes(&kv.key), display::bytes(&kv.value)));
                     }
                 }),
-                TxnOp::Put(k, v) => Ok(txn.put(k.as_bytes(), v.as_bytes())),
-                TxnOp::Del(k) => Ok(txn.delete(k.as_bytes())),
+                TxnOp::Put(k, v) => {
+                    txn.put(k.as_bytes(), v.as_bytes());
+                    Ok(())
+                }
+                TxnOp::Del(k) => {
+                    txn.delete(k.as_bytes());
+                    Ok(())
+                }
                 TxnOp::Commit | TxnOp::Rollback => Ok(()),
             };
             if result.is_err() {
