@@ -61,7 +61,11 @@ pub struct Cx<'t> {
     /// Nanoseconds from some origin, for EXPLAIN ANALYZE (the caller's
     /// clock: this crate reads none).
     clock: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
+    ticks: u64,
 }
+
+/// How many units of work pass between two cancellation checks.
+const CANCEL_CHECK_TICKS: u64 = 1024;
 
 impl<'t> Cx<'t> {
     pub fn new(txn: &'t mut dyn Transaction, params: Vec<Value>, now_us: i64) -> Cx<'t> {
@@ -74,6 +78,7 @@ impl<'t> Cx<'t> {
             stats: Stats::default(),
             cancel: None,
             clock: None,
+            ticks: 0,
         }
     }
 
@@ -91,6 +96,17 @@ impl<'t> Cx<'t> {
     pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Self {
         self.cancel = Some(flag);
         self
+    }
+
+    /// Counts a unit of work; every [`CANCEL_CHECK_TICKS`] of them,
+    /// checks for cancellation (operators that never reach storage, such
+    /// as `generate_series` feeding an aggregate, stay cancellable).
+    pub fn tick(&mut self) -> Result<()> {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(CANCEL_CHECK_TICKS) {
+            self.check_cancel()?;
+        }
+        Ok(())
     }
 
     /// Fails if the statement was cancelled.
@@ -272,6 +288,7 @@ pub fn eval_constant(e: &Expr) -> Result<Value> {
         stats: Stats::default(),
         cancel: None,
         clock: None,
+        ticks: 0,
     };
     eval(e, &[], &mut cx)
 }
@@ -705,6 +722,7 @@ struct Filter<'p> {
 impl Operator for Filter<'_> {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         while let Some(row) = self.input.next(cx)? {
+            cx.tick()?;
             if holds(self.predicate, &row, cx)? {
                 return Ok(Some(row));
             }
@@ -811,6 +829,7 @@ struct Distinct<'p> {
 impl Operator for Distinct<'_> {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         while let Some(row) = self.input.next(cx)? {
+            cx.tick()?;
             if self.seen.insert(row_key(&row)) {
                 if self.seen.len() > limits::MEMORY_ROWS_MAX {
                     return too_many_rows("DISTINCT");
@@ -870,6 +889,7 @@ impl Operator for Sort<'_> {
         if self.output.is_none() {
             let mut rows: Vec<(Vec<Value>, Row)> = Vec::new();
             while let Some(row) = self.input.next(cx)? {
+                cx.tick()?;
                 if rows.len() >= limits::MEMORY_ROWS_MAX {
                     return too_many_rows("ORDER BY");
                 }
@@ -1006,6 +1026,7 @@ impl Operator for Aggregate<'_> {
             // Groups in key order: deterministic output.
             let mut groups: BTreeMap<Vec<u8>, Group> = BTreeMap::new();
             while let Some(row) = self.input.next(cx)? {
+                cx.tick()?;
                 let mut values = Vec::with_capacity(self.group_by.len());
                 for g in self.group_by {
                     values.push(eval(g, &row, cx)?);
@@ -1090,6 +1111,7 @@ impl Operator for Join<'_> {
         if self.state.is_none() {
             let mut right_rows = Vec::new();
             while let Some(r) = self.right.next(cx)? {
+                cx.tick()?;
                 if right_rows.len() >= limits::MEMORY_ROWS_MAX {
                     return too_many_rows("a join");
                 }
@@ -1135,6 +1157,7 @@ impl Operator for Join<'_> {
                 };
                 let mut matched = false;
                 for i in candidates {
+                    cx.tick()?;
                     let state = self.state.as_mut().expect("built");
                     let mut joined = left.clone();
                     joined.extend_from_slice(&state.right_rows[i]);
@@ -1292,6 +1315,7 @@ impl Operator for Series<'_> {
             });
         }
         let Some(Some((next, stop, step, produced))) = self.state else { return Ok(None) };
+        cx.tick()?;
         if (step > 0 && next > stop) || (step < 0 && next < stop) {
             return Ok(None);
         }
