@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use sql::kv::{Engine, KvError, Mode, Pair, ShardSpan, Timestamp, Transaction};
+use sql::kv::{Engine, KvError, Mode, Pair, Priority, ShardSpan, Timestamp, Transaction};
 use tokio::runtime::Handle;
 
 /// An engine over a connected client.
@@ -57,6 +57,17 @@ impl Engine for ClientEngine {
                 Box::new(ReadOnly { txn: self.client.bounded_staleness(Duration::from_nanos(ns)), mode, handle })
             }
         })
+    }
+
+    fn begin_with_priority(&self, mode: Mode, priority: Priority) -> Result<Box<dyn Transaction>, KvError> {
+        match mode {
+            Mode::ReadWrite => {
+                let priority = client::Priority { start_ns: priority.start_ns, txn: priority.id };
+                let txn = self.client.begin_with_priority(priority);
+                Ok(Box::new(ReadWrite { txn: Some(txn), handle: self.handle.clone() }))
+            }
+            other => self.begin(other),
+        }
     }
 
     fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan> {
@@ -141,6 +152,11 @@ impl Transaction for ReadWrite {
 
     fn read_ts(&self) -> Option<Timestamp> {
         None
+    }
+
+    fn priority(&self) -> Option<Priority> {
+        let p = self.txn.as_ref()?.priority();
+        Some(Priority { start_ns: p.start_ns, id: p.txn })
     }
 }
 

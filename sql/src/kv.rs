@@ -105,9 +105,25 @@ pub struct ShardSpan {
     pub end: Vec<u8>,
 }
 
+/// A read-write transaction's wound-wait priority (the older wins): a
+/// retry of an aborted transaction reuses it, so it ages instead of
+/// starting young, and loses to newcomers, every time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Priority {
+    pub start_ns: u64,
+    pub id: u128,
+}
+
 /// Starts transactions.
 pub trait Engine: Send + Sync {
     fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError>;
+
+    /// Like `begin`, a read-write transaction with `priority` (a retry's).
+    /// Engines without priorities ignore it.
+    fn begin_with_priority(&self, mode: Mode, priority: Priority) -> Result<Box<dyn Transaction>, KvError> {
+        let _ = priority;
+        self.begin(mode)
+    }
 
     /// The shards covering `[start, end)` (empty `end`: unbounded), for
     /// EXPLAIN. An engine without shards answers one.
@@ -140,4 +156,9 @@ pub trait Transaction: Send {
 
     /// The timestamp a read-only transaction reads at, once it is fixed.
     fn read_ts(&self) -> Option<Timestamp>;
+
+    /// A read-write transaction's priority, if the engine has them.
+    fn priority(&self) -> Option<Priority> {
+        None
+    }
 }

@@ -277,12 +277,18 @@ impl Session {
             None => Mode::ReadWrite,
         };
         let mut attempt = 0;
+        // A retry keeps the first attempt's priority (wound-wait ages it).
+        let mut priority = None;
         loop {
             attempt += 1;
             let now_us = self.now_us();
             let mut holding =
                 HoldingSink { inner: &mut *sink, held: Held { columns: None, rows: Vec::new(), flushed: false } };
-            let mut txn = self.engine.begin(mode)?;
+            let mut txn = match priority {
+                Some(p) => self.engine.begin_with_priority(mode, p)?,
+                None => self.engine.begin(mode)?,
+            };
+            priority = priority.or(txn.priority());
             let result = self.run(txn.as_mut(), sql, &parsed.statement, now_us, &mut holding);
             let result = match result {
                 Ok(tag) => match txn.commit() {
