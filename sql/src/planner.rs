@@ -120,6 +120,9 @@ struct AggContext {
     agg_texts: Vec<String>,
     /// The types of the Aggregate node's columns.
     types: Vec<DataType>,
+    /// What a subquery sees of the Aggregate's row: the GROUP BY columns
+    /// that are plain columns, by their names (anything else unnamed).
+    outer_scope: Scope,
 }
 
 /// Binds statements. Holds the transaction for catalog reads.
@@ -526,8 +529,25 @@ impl<'a> Planner<'a> {
                 aggregates.push(agg);
                 agg_texts.push(text);
             }
+            let mut outer_scope = Scope {
+                columns: types
+                    .iter()
+                    .map(|t| ScopeColumn {
+                        table: None,
+                        name: String::new(),
+                        data_type: Some(*t),
+                        hidden: true,
+                        merged_away: false,
+                    })
+                    .collect(),
+            };
+            for (i, g) in group_by.iter().enumerate() {
+                if let Expr::Column(c) = g {
+                    outer_scope.columns[i] = ScopeColumn { hidden: false, ..scope.columns[*c].clone() };
+                }
+            }
             node = Node::Aggregate { input: Box::new(node), group_by, aggregates };
-            self.agg = Some(AggContext { group_texts, agg_texts, types: types.clone() });
+            self.agg = Some(AggContext { group_texts, agg_texts, types: types.clone(), outer_scope });
             select_scope = Scope {
                 columns: types
                     .iter()
@@ -1581,10 +1601,12 @@ impl<'a> Planner<'a> {
 
     fn plan_subquery(&mut self, q: &ast::Query, scope: &Scope) -> Result<QueryPlan> {
         // The subquery sees this level's row as its outer scope. Under
-        // aggregation the visible row is the Aggregate's, which has no
-        // names: correlated subqueries there are not supported.
+        // aggregation that row is the Aggregate's: the grouped columns.
         let saved_agg = self.agg.take();
-        self.outer.push(if saved_agg.is_some() { Scope::default() } else { scope.clone() });
+        self.outer.push(match &saved_agg {
+            Some(agg) => agg.outer_scope.clone(),
+            None => scope.clone(),
+        });
         let plan = self.plan_query(q);
         self.outer.pop();
         self.agg = saved_agg;
