@@ -45,6 +45,8 @@ struct ScopeColumn {
     /// The right-hand copy of a USING/NATURAL join column: reachable only
     /// qualified (`c.id`), not as `id` nor in `*`.
     merged_away: bool,
+    /// The merged USING/NATURAL join column: first in `*`.
+    join_key: bool,
 }
 
 /// The columns of one query level's row.
@@ -65,6 +67,7 @@ impl Scope {
                     data_type: Some(c.data_type),
                     hidden: c.hidden,
                     merged_away: false,
+                    join_key: false,
                 })
                 .collect(),
         }
@@ -538,6 +541,7 @@ impl<'a> Planner<'a> {
                         data_type: Some(*t),
                         hidden: true,
                         merged_away: false,
+                        join_key: false,
                     })
                     .collect(),
             };
@@ -557,6 +561,7 @@ impl<'a> Planner<'a> {
                         data_type: Some(*t),
                         hidden: true,
                         merged_away: false,
+                        join_key: false,
                     })
                     .collect(),
             };
@@ -584,14 +589,16 @@ impl<'a> Planner<'a> {
                         self.agg = saved_agg;
                         return sql_err!(SyntaxError, "SELECT * with no tables specified is not valid");
                     }
-                    for (i, c) in scope.columns.iter().enumerate() {
-                        if !c.hidden && !c.merged_away {
-                            exprs.push(Expr::Column(i));
-                            columns.push(OutputColumn {
-                                name: c.name.clone(),
-                                data_type: c.data_type.unwrap_or(DataType::Text),
-                            });
-                        }
+                    // Merged join columns first, as PostgreSQL lists them.
+                    let visible = |c: &&ScopeColumn| !c.hidden && !c.merged_away;
+                    let keys = scope.columns.iter().enumerate().filter(|(_, c)| visible(c) && c.join_key);
+                    let rest = scope.columns.iter().enumerate().filter(|(_, c)| visible(c) && !c.join_key);
+                    for (i, c) in keys.chain(rest) {
+                        exprs.push(Expr::Column(i));
+                        columns.push(OutputColumn {
+                            name: c.name.clone(),
+                            data_type: c.data_type.unwrap_or(DataType::Text),
+                        });
                     }
                 }
                 ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
@@ -743,6 +750,7 @@ impl<'a> Planner<'a> {
                     data_type: Some(c.data_type),
                     hidden: false,
                     merged_away: false,
+                    join_key: false,
                 })
                 .collect(),
         };
@@ -928,13 +936,20 @@ impl<'a> Planner<'a> {
                 Some(other) => return sql_err!(FeatureNotSupported, "join constraint not supported: {other:?}"),
             };
             // The join column appears once: the side whose value survives
-            // the join. (FULL would need coalesce(l, r): it stays
-            // ambiguous for now.)
+            // the join, or for FULL, coalesce(left, right).
+            let mut coalesced = Vec::new();
             for (l, r) in merged {
-                match kind {
-                    JoinKind::Inner | JoinKind::Left => joined.columns[r].merged_away = true,
-                    JoinKind::Right => joined.columns[l].merged_away = true,
-                    JoinKind::Full => {}
+                let (away, key) = match kind {
+                    JoinKind::Inner | JoinKind::Left => (vec![r], Some(l)),
+                    JoinKind::Right => (vec![l], Some(r)),
+                    JoinKind::Full => {
+                        coalesced.push((l, r));
+                        (vec![l, r], None)
+                    }
+                };
+                away.into_iter().for_each(|i| joined.columns[i].merged_away = true);
+                if let Some(k) = key {
+                    joined.columns[k].join_key = true;
                 }
             }
             node = Node::Join {
@@ -945,6 +960,15 @@ impl<'a> Planner<'a> {
                 right_keys: vec![],
                 on,
             };
+            if !coalesced.is_empty() {
+                let mut exprs: Vec<Expr> = (0..joined.columns.len()).map(Expr::Column).collect();
+                for (l, r) in coalesced {
+                    exprs.push(Expr::Coalesce(vec![Expr::Column(l), Expr::Column(r)]));
+                    let left = joined.columns[l].clone();
+                    joined.columns.push(ScopeColumn { table: None, merged_away: false, join_key: true, ..left });
+                }
+                node = Node::Project { input: Box::new(node), exprs };
+            }
             scope = joined;
         }
         Ok((node, scope))
@@ -984,6 +1008,7 @@ impl<'a> Planner<'a> {
                             data_type: Some(c.data_type),
                             hidden: false,
                             merged_away: false,
+                            join_key: false,
                         })
                         .collect(),
                 };
@@ -1050,6 +1075,7 @@ impl<'a> Planner<'a> {
                 data_type: Some(ty),
                 hidden: false,
                 merged_away: false,
+                join_key: false,
             }],
         };
         if let Some(a) = alias {
