@@ -1527,6 +1527,21 @@ impl<'a> Planner<'a> {
             let ty = ops::binary_result_type(bop, lt, rt)?;
             return Ok(Bound::typed(Expr::Binary(bop, Box::new(l.expr), Box::new(r.expr)), ty));
         }
+        // CHAR(n) compares without its padding (PostgreSQL's bpchar): an
+        // untyped literal takes the CHAR type first, then both sides
+        // compare as text with trailing blanks removed.
+        let (l, r) = match (bop.is_comparison(), l.ty, r.ty) {
+            (true, Some(DataType::Char(n)), None) => {
+                let r = self.coerce_literal(r, DataType::Char(n))?;
+                (char_as_text(l), char_as_text(r))
+            }
+            (true, None, Some(DataType::Char(n))) => {
+                let l = self.coerce_literal(l, DataType::Char(n))?;
+                (char_as_text(l), char_as_text(r))
+            }
+            (true, _, _) => (char_as_text(l), char_as_text(r)),
+            (false, _, _) => (l, r),
+        };
         let (le, re, _) = self.unify(l.clone(), r.clone(), &op.to_string())?;
         // The operand types after unification.
         let lt = type_after(&l, &le, &r);
