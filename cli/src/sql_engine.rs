@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use sql::kv::{Engine, KvError, Mode, Pair, Priority, ShardSpan, Timestamp, Transaction};
+use sql::kv::{Committed, Engine, KvError, Mode, Pair, Priority, ShardSpan, Timestamp, Transaction};
 use tokio::runtime::Handle;
 
 /// An engine over a connected client.
@@ -137,10 +137,14 @@ impl Transaction for ReadWrite {
         Ok(())
     }
 
-    fn commit(mut self: Box<Self>) -> Result<Option<Timestamp>, KvError> {
+    fn commit(mut self: Box<Self>) -> Result<Committed, KvError> {
         let txn = self.txn.take().ok_or_else(|| KvError::Invalid("the transaction has ended".into()))?;
-        let ts = self.handle.block_on(txn.commit()).map_err(kv_error)?;
-        Ok(Some(ts.as_nanos()))
+        let info = self.handle.block_on(txn.commit_detailed()).map_err(kv_error)?;
+        Ok(Committed {
+            ts: Some(info.commit_ts.as_nanos()),
+            commit_wait_ns: info.commit_wait.as_nanos() as u64,
+            participants: info.participants,
+        })
     }
 
     fn rollback(mut self: Box<Self>) -> Result<(), KvError> {
@@ -188,8 +192,8 @@ impl Transaction for ReadOnly {
         Err(KvError::ReadOnly)
     }
 
-    fn commit(self: Box<Self>) -> Result<Option<Timestamp>, KvError> {
-        Ok(self.txn.read_ts().map(|t| t.as_nanos()))
+    fn commit(self: Box<Self>) -> Result<Committed, KvError> {
+        Ok(Committed::at(self.txn.read_ts().map(|t| t.as_nanos())))
     }
 
     fn rollback(self: Box<Self>) -> Result<(), KvError> {

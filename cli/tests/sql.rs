@@ -109,6 +109,13 @@ async fn sql_shell_commands() -> anyhow::Result<()> {
     assert!(text.contains("Scan t@t_pkey") && text.contains("span /Table/100/1/2"), "{text}");
     assert!(text.contains("on shard") && text.contains("(leader s"), "{text}");
 
+    // EXPLAIN ANALYZE of a write: work per operator and the commit's
+    // commit-wait, measured on the cluster.
+    let out = run(&["-e", "EXPLAIN ANALYZE UPDATE t SET v = 'b,c' WHERE id = 2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rows updated: 1") && text.contains("kv requests"), "{text}");
+    assert!(text.contains("commit-wait") && text.contains("1 participant shard(s)"), "{text}");
+
     // A committed change, then the state before it, AS OF its timestamp.
     let script = tempfile::NamedTempFile::new()?;
     std::fs::write(script.path(), "BEGIN;\nUPDATE t SET v = 'z' WHERE id = 1;\nCOMMIT;\nSHOW COMMIT TIMESTAMP;\n")?;

@@ -62,6 +62,9 @@ pub struct Cx<'t> {
     /// clock: this crate reads none).
     clock: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
     ticks: u64,
+    /// EXPLAIN ANALYZE: plans built during the statement (a write's
+    /// source) are measured into this.
+    analysis: Option<Analysis>,
 }
 
 /// How many units of work pass between two cancellation checks.
@@ -79,7 +82,14 @@ impl<'t> Cx<'t> {
             cancel: None,
             clock: None,
             ticks: 0,
+            analysis: None,
         }
+    }
+
+    /// Measures the plans this statement runs through [`collect`].
+    pub fn with_analysis(mut self, analysis: Analysis) -> Self {
+        self.analysis = Some(analysis);
+        self
     }
 
     /// Times operators with `clock` (nanoseconds) for EXPLAIN ANALYZE.
@@ -256,7 +266,8 @@ impl Operator for Analyzed<'_> {
 
 /// Runs `node` to the end, collecting at most `limit` rows.
 pub fn collect(node: &Node, cx: &mut Cx, limit: usize) -> Result<Vec<Row>> {
-    let mut op = build(node);
+    let analysis = cx.analysis.take();
+    let mut op = build_node(node, analysis.as_ref());
     let mut rows = Vec::new();
     while rows.len() < limit {
         match op.next(cx)? {
@@ -289,6 +300,7 @@ pub fn eval_constant(e: &Expr) -> Result<Value> {
         cancel: None,
         clock: None,
         ticks: 0,
+        analysis: None,
     };
     eval(e, &[], &mut cx)
 }

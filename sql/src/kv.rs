@@ -114,6 +114,22 @@ pub struct Priority {
     pub id: u128,
 }
 
+/// How a commit went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Committed {
+    pub ts: Option<Timestamp>,
+    /// How long the commit was held for commit-wait (nanoseconds).
+    pub commit_wait_ns: u64,
+    /// Shards that took part (0 for a read-only transaction).
+    pub participants: usize,
+}
+
+impl Committed {
+    pub fn at(ts: Option<Timestamp>) -> Committed {
+        Committed { ts, ..Committed::default() }
+    }
+}
+
 /// Starts transactions.
 pub trait Engine: Send + Sync {
     fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError>;
@@ -148,9 +164,9 @@ pub trait Transaction: Send {
 
     fn delete(&mut self, key: &[u8]) -> Result<(), KvError>;
 
-    /// Commits; returns the commit timestamp (a read-only transaction: its
-    /// read timestamp, or `None` if it read nothing).
-    fn commit(self: Box<Self>) -> Result<Option<Timestamp>, KvError>;
+    /// Commits; says at which timestamp (a read-only transaction: its read
+    /// timestamp, or `None` if it read nothing) and how.
+    fn commit(self: Box<Self>) -> Result<Committed, KvError>;
 
     fn rollback(self: Box<Self>) -> Result<(), KvError>;
 

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::kv::{Engine, KvError, Mode, Pair, ShardSpan, Timestamp, Transaction};
+use crate::kv::{Committed, Engine, KvError, Mode, Pair, ShardSpan, Timestamp, Transaction};
 
 /// 2026-01-01T00:00:00Z in nanoseconds.
 const EPOCH_NS: Timestamp = 1_767_225_600_000_000_000;
@@ -209,9 +209,9 @@ impl Transaction for MemoryTxn {
         Ok(())
     }
 
-    fn commit(self: Box<Self>) -> Result<Option<Timestamp>, KvError> {
+    fn commit(self: Box<Self>) -> Result<Committed, KvError> {
         if self.mode.is_read_only() {
-            return Ok(Some(self.read_ts));
+            return Ok(Committed::at(Some(self.read_ts)));
         }
         let mut state = self.engine.lock();
         let newer = |key: &[u8]| state.newest(key) > self.read_ts;
@@ -238,14 +238,14 @@ impl Transaction for MemoryTxn {
             )));
         }
         if self.writes.is_empty() {
-            return Ok(Some(self.read_ts));
+            return Ok(Committed::at(Some(self.read_ts)));
         }
         let ts = state.last_ts + COMMIT_STEP_NS;
         state.last_ts = ts;
         for (k, w) in self.writes {
             state.versions.entry(k).or_default().push((ts, w));
         }
-        Ok(Some(ts))
+        Ok(Committed { ts: Some(ts), commit_wait_ns: 0, participants: 1 })
     }
 
     fn rollback(self: Box<Self>) -> Result<(), KvError> {

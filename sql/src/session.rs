@@ -125,6 +125,9 @@ pub struct Session {
     /// Set from another thread to cancel the running statement.
     cancel: Arc<AtomicBool>,
     names: crate::catalog::NameCache,
+    /// The running statement is an EXPLAIN ANALYZE whose last line is
+    /// its transaction's commit (added once that is known).
+    explain_commit: bool,
 }
 
 /// A statement's rows and tag, held back while it may still be retried.
@@ -195,6 +198,7 @@ impl Session {
             rules: Rules::default(),
             cancel: Arc::new(AtomicBool::new(false)),
             names: crate::catalog::NameCache::default(),
+            explain_commit: false,
         }
     }
 
@@ -225,6 +229,7 @@ impl Session {
     pub fn execute_parsed(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         use ast::Statement as S;
         self.cancel.store(false, AtomicOrdering::Relaxed);
+        self.explain_commit = false;
         match &parsed.statement {
             S::StartTransaction { modes, .. } => return self.begin(modes, parsed.as_of.as_ref(), sink),
             S::Commit { .. } => return self.commit(sink),
@@ -292,9 +297,12 @@ impl Session {
             let result = self.run(txn.as_mut(), sql, &parsed.statement, now_us, &mut holding);
             let result = match result {
                 Ok(tag) => match txn.commit() {
-                    Ok(ts) => {
+                    Ok(committed) => {
                         if mode == Mode::ReadWrite {
-                            self.last_commit_ts = ts;
+                            self.last_commit_ts = committed.ts;
+                        }
+                        if std::mem::take(&mut self.explain_commit) {
+                            holding.row(vec![Value::Text(describe_commit(&committed))])?;
                         }
                         Ok(tag)
                     }
@@ -351,9 +359,9 @@ impl Session {
                 let txn = self.txn.take().expect("a transaction in a block");
                 self.status = TxnStatus::Idle;
                 let read_write = txn.mode() == Mode::ReadWrite;
-                let ts = txn.commit()?;
+                let committed = txn.commit()?;
                 if read_write {
-                    self.last_commit_ts = ts;
+                    self.last_commit_ts = committed.ts;
                 }
                 sink.complete("COMMIT")
             }
@@ -477,33 +485,69 @@ impl Session {
                 Ok("EXPLAIN".into())
             }
             Plan::Explain { plan: inner, analyze: true } => {
-                let Plan::Query(q) = inner.as_ref() else {
-                    return sql_err!(FeatureNotSupported, "EXPLAIN ANALYZE of a write is not supported yet");
-                };
                 let clock_engine = engine.clone();
-                let mut cx = cx.with_clock(Arc::new(move || clock_engine.now()));
                 let analysis = exec::Analysis::default();
+                let mut cx = cx.with_clock(Arc::new(move || clock_engine.now())).with_analysis(analysis.clone());
                 let started = engine.now();
-                let mut op = exec::build_analyzed(&q.root, &analysis);
-                while op.next(&mut cx)?.is_some() {}
-                drop(op);
+                let outcome = match inner.as_ref() {
+                    Plan::Query(q) => {
+                        let mut op = exec::build_analyzed(&q.root, &analysis);
+                        let mut n = 0u64;
+                        while op.next(&mut cx)?.is_some() {
+                            n += 1;
+                        }
+                        format!("rows returned: {n}")
+                    }
+                    Plan::Insert { table, source, on_conflict, returning } => {
+                        let r = write::insert(table, source, on_conflict, returning, &mut cx, &mut self.row_ids)?;
+                        format!("rows inserted: {}", r.count)
+                    }
+                    Plan::Update { table, source, assignments, returning } => {
+                        let r = write::update(table, source, assignments, returning, &mut cx, &mut self.row_ids)?;
+                        format!("rows updated: {}", r.count)
+                    }
+                    Plan::Delete { table, source, returning } => {
+                        let r = write::delete(table, source, returning, &mut cx)?;
+                        format!("rows deleted: {}", r.count)
+                    }
+                    _ => return sql_err!(FeatureNotSupported, "EXPLAIN ANALYZE of a schema change is not supported"),
+                };
                 let elapsed_ns = engine.now().saturating_sub(started);
                 let stats = analysis.borrow().clone();
                 let mut lines = explain::explain(inner, engine.as_ref(), &mut cx, Some(&stats));
                 let s = &cx.stats;
                 lines.push(format!(
-                    "total: kv requests {}, pairs {}, bytes {}, {:.3} ms",
+                    "{outcome}; kv requests {}, pairs {}, bytes {}, {:.3} ms",
                     s.kv_requests,
                     s.kv_pairs,
                     s.kv_bytes,
                     elapsed_ns as f64 / 1e6
                 ));
+                if self.status == TxnStatus::InBlock {
+                    lines.push("commit: at COMMIT (inside a transaction block)".into());
+                } else {
+                    // The session adds the commit's line once it is known.
+                    self.explain_commit = true;
+                }
                 send_plan(lines, sink)?;
                 Ok("EXPLAIN".into())
             }
             ddl => crate::ddl::run(ddl, &mut cx, sink),
         }
     }
+}
+
+/// The last line of an EXPLAIN ANALYZE: how its transaction committed.
+fn describe_commit(c: &crate::kv::Committed) -> String {
+    let ts = c.ts.map(crate::timestamp::format_nanos).unwrap_or_else(|| "none".into());
+    if c.participants == 0 {
+        return format!("commit: read-only, read at {ts}");
+    }
+    format!(
+        "commit: at {ts}, commit-wait {:.3} ms, {} participant shard(s)",
+        c.commit_wait_ns as f64 / 1e6,
+        c.participants
+    )
 }
 
 fn send_plan(lines: Vec<String>, sink: &mut dyn Sink) -> Result<()> {
