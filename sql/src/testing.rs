@@ -224,3 +224,61 @@ pub fn run_slt_file(file: &Path, engine: Arc<dyn Engine>) -> Vec<String> {
     }
     failures
 }
+
+// ---- consistency of indexes ---------------------------------------------------
+
+/// Checks, in one snapshot, that every secondary index of `table` holds
+/// exactly the entries its rows call for: no row without its entries, no
+/// entry without its row. `Err` lists the differences.
+pub fn check_indexes(engine: &dyn Engine, table: &str) -> Result<(), String> {
+    use std::collections::BTreeMap;
+
+    let mut txn = engine.begin(Mode::ReadOnly).map_err(|e| e.to_string())?;
+    let txn = txn.as_mut();
+    let desc = crate::catalog::Catalog::must_table(txn, table).map_err(|e| e.message)?;
+    let scan_all = |txn: &mut dyn crate::kv::Transaction, prefix: Vec<u8>| -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        let end = encoding::prefix_end(&prefix);
+        let mut from = prefix;
+        let mut out = Vec::new();
+        loop {
+            let page = txn.scan(&from, &end, 256).map_err(|e| e.to_string())?;
+            let full = page.len() == 256;
+            if let Some((last, _)) = page.last() {
+                from = last.clone();
+                from.push(0);
+            }
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    };
+    let rows = scan_all(txn, encoding::index_prefix(desc.id, crate::catalog::PRIMARY_INDEX_ID))?;
+    let mut problems = Vec::new();
+    for index in &desc.indexes {
+        let mut expected = BTreeMap::new();
+        for (k, v) in &rows {
+            let row = crate::layout::decode_row(&desc, k, v).map_err(|e| e.message)?;
+            let (key, value) = crate::layout::index_entry(&desc, index, &row).map_err(|e| e.message)?;
+            expected.insert(key, value);
+        }
+        let actual: BTreeMap<Vec<u8>, Vec<u8>> =
+            scan_all(txn, encoding::index_prefix(desc.id, index.id))?.into_iter().collect();
+        for (k, v) in &expected {
+            match actual.get(k) {
+                None => problems.push(format!("{}: no entry {} for its row", index.name, encoding::pretty_key(k))),
+                Some(a) if a != v => {
+                    problems.push(format!("{}: entry {} points elsewhere", index.name, encoding::pretty_key(k)))
+                }
+                Some(_) => {}
+            }
+        }
+        for k in actual.keys().filter(|k| !expected.contains_key(*k)) {
+            problems.push(format!("{}: entry {} without its row", index.name, encoding::pretty_key(k)));
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(problems.join("\n")),
+    }
+}
