@@ -73,6 +73,23 @@ impl Scope {
         }
     }
 
+    /// Columns of the given types without names (an Aggregate's row).
+    fn unnamed(types: &[DataType]) -> Scope {
+        Scope {
+            columns: types
+                .iter()
+                .map(|t| ScopeColumn {
+                    table: None,
+                    name: String::new(),
+                    data_type: Some(*t),
+                    hidden: true,
+                    merged_away: false,
+                    join_key: false,
+                })
+                .collect(),
+        }
+    }
+
     fn join(mut self, other: Scope) -> Scope {
         self.columns.extend(other.columns);
         self
@@ -506,7 +523,6 @@ impl<'a> Planner<'a> {
 
         // The scope the select list binds in, and the node it reads.
         let saved_agg = self.agg.take();
-        let select_scope;
         if aggregating {
             let mut group_by = Vec::new();
             let mut types = Vec::new();
@@ -532,19 +548,7 @@ impl<'a> Planner<'a> {
                 aggregates.push(agg);
                 agg_texts.push(text);
             }
-            let mut outer_scope = Scope {
-                columns: types
-                    .iter()
-                    .map(|t| ScopeColumn {
-                        table: None,
-                        name: String::new(),
-                        data_type: Some(*t),
-                        hidden: true,
-                        merged_away: false,
-                        join_key: false,
-                    })
-                    .collect(),
-            };
+            let mut outer_scope = Scope::unnamed(&types);
             for (i, g) in group_by.iter().enumerate() {
                 if let Expr::Column(c) = g {
                     outer_scope.columns[i] = ScopeColumn { hidden: false, ..scope.columns[*c].clone() };
@@ -552,27 +556,13 @@ impl<'a> Planner<'a> {
             }
             node = Node::Aggregate { input: Box::new(node), group_by, aggregates };
             self.agg = Some(AggContext { group_texts, agg_texts, types: types.clone(), outer_scope });
-            select_scope = Scope {
-                columns: types
-                    .iter()
-                    .map(|t| ScopeColumn {
-                        table: None,
-                        name: String::new(),
-                        data_type: Some(*t),
-                        hidden: true,
-                        merged_away: false,
-                        join_key: false,
-                    })
-                    .collect(),
-            };
-            // The FROM scope stays visible for error messages only.
+            // HAVING binds like the select list: GROUP BY expressions and
+            // aggregate calls are the Aggregate's columns.
             if let Some(h) = &select.having {
                 let b = self.bind_expr(h, &scope)?;
                 let p = self.coerce(b, DataType::Bool)?;
                 node = Node::Filter { input: Box::new(node), predicate: p };
             }
-        } else {
-            select_scope = scope.clone();
         }
 
         // The select list.
@@ -639,7 +629,6 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let _ = select_scope;
         let visible = exprs.len();
 
         // ORDER BY: output columns by position or alias, else expressions
