@@ -57,9 +57,9 @@ use crate::ops::{self, BinaryOp};
 use crate::sql_err;
 use crate::types::{DataType, Value};
 
-/// The largest string or bytea a function may produce (PostgreSQL's
-/// MaxAllocSize is 1 GB): a statement must never allocate without bound.
-pub const RESULT_BYTES_MAX: usize = 1 << 30;
+/// The largest string or bytea a function may produce: a statement must
+/// never allocate without bound ([`crate::limits::VALUE_BYTES_MAX`]).
+pub const RESULT_BYTES_MAX: usize = crate::limits::VALUE_BYTES_MAX;
 
 /// A resolved function: the type each argument should be coerced to, and
 /// the result type.

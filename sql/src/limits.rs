@@ -14,6 +14,11 @@ pub const ROW_BYTES_MAX: usize = 1000 * 1024;
 /// limit (4 KiB).
 pub const KEY_BYTES_MAX: usize = 4000;
 
+/// The largest string or bytea value an expression may produce (far
+/// above what a row can store; PostgreSQL allows 1 GB, which a few
+/// concurrent statements could turn into an out-of-memory gateway).
+pub const VALUE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
 /// Rows fetched per key-value scan call: what a streaming query holds.
 pub const SCAN_PAGE_ROWS: usize = 256;
 
