@@ -316,6 +316,7 @@ pub fn binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             let (Value::Bytea(a), Value::Bytea(b)) = (l, r) else {
                 return Err(internal("bytea expected"));
             };
+            check_concat_size(a.len() + b.len())?;
             let mut out = Vec::with_capacity(a.len() + b.len());
             out.extend_from_slice(a);
             out.extend_from_slice(b);
@@ -325,11 +326,26 @@ pub fn binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             // PostgreSQL's textanycat/anytextcat: the non-text side goes
             // through its output function (so true || 'x' is 'tx').
             let mut s = text_out(l);
-            s.push_str(&text_out(r));
+            let right = text_out(r);
+            check_concat_size(s.len() + right.len())?;
+            s.push_str(&right);
             Ok(Value::Text(s))
         }
         _ => Err(internal("unexpected result type")),
     }
+}
+
+/// `||` refuses results over [`crate::limits::VALUE_BYTES_MAX`] (before
+/// allocating them).
+fn check_concat_size(bytes: usize) -> Result<()> {
+    if bytes > crate::limits::VALUE_BYTES_MAX {
+        return sql_err!(
+            ProgramLimitExceeded,
+            "result of || would be {bytes} bytes, over the limit of {}",
+            crate::limits::VALUE_BYTES_MAX
+        );
+    }
+    Ok(())
 }
 
 /// Integer arithmetic in i64, narrowed (with PostgreSQL's range error) to
