@@ -65,6 +65,9 @@ pub struct Cx<'t> {
     /// EXPLAIN ANALYZE: plans built during the statement (a write's
     /// source) are measured into this.
     analysis: Option<Analysis>,
+    /// Bytes of rows operators have kept so far (never given back: the
+    /// statement's budget, [`limits::MEMORY_BYTES_MAX`]).
+    held_bytes: usize,
 }
 
 /// How many units of work pass between two cancellation checks.
@@ -83,6 +86,7 @@ impl<'t> Cx<'t> {
             clock: None,
             ticks: 0,
             analysis: None,
+            held_bytes: 0,
         }
     }
 
@@ -115,6 +119,20 @@ impl<'t> Cx<'t> {
         self.ticks = self.ticks.wrapping_add(1);
         if self.ticks.is_multiple_of(CANCEL_CHECK_TICKS) {
             self.check_cancel()?;
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes` an operator keeps in memory for `what` against the
+    /// statement's budget (53200 beyond it).
+    pub fn hold(&mut self, bytes: usize, what: &str) -> Result<()> {
+        self.held_bytes = self.held_bytes.saturating_add(bytes);
+        if self.held_bytes > limits::MEMORY_BYTES_MAX {
+            return sql_err!(
+                OutOfMemory,
+                "{what} would hold more than {} MiB in memory",
+                limits::MEMORY_BYTES_MAX / (1024 * 1024)
+            );
         }
         Ok(())
     }
@@ -271,7 +289,10 @@ pub fn collect(node: &Node, cx: &mut Cx, limit: usize) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     while rows.len() < limit {
         match op.next(cx)? {
-            Some(r) => rows.push(r),
+            Some(r) => {
+                cx.hold(row_bytes(&r), "a subquery or a write's input")?;
+                rows.push(r);
+            }
             None => break,
         }
         if rows.len() > limits::MEMORY_ROWS_MAX {
@@ -279,6 +300,19 @@ pub fn collect(node: &Node, cx: &mut Cx, limit: usize) -> Result<Vec<Row>> {
         }
     }
     Ok(rows)
+}
+
+/// About how many bytes a row takes in memory.
+pub fn row_bytes(row: &[Value]) -> usize {
+    const OVERHEAD: usize = 32;
+    row.iter()
+        .map(|v| match v {
+            Value::Text(s) => s.len() + OVERHEAD,
+            Value::Bytea(b) => b.len() + OVERHEAD,
+            _ => OVERHEAD,
+        })
+        .sum::<usize>()
+        + OVERHEAD
 }
 
 fn too_many_rows<T>(what: &str) -> Result<T> {
@@ -301,6 +335,7 @@ pub fn eval_constant(e: &Expr) -> Result<Value> {
         clock: None,
         ticks: 0,
         analysis: None,
+        held_bytes: 0,
     };
     eval(e, &[], &mut cx)
 }
@@ -842,7 +877,10 @@ impl Operator for Distinct<'_> {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         while let Some(row) = self.input.next(cx)? {
             cx.tick()?;
-            if self.seen.insert(row_key(&row)) {
+            let key = row_key(&row);
+            let bytes = key.len();
+            if self.seen.insert(key) {
+                cx.hold(bytes, "DISTINCT")?;
                 if self.seen.len() > limits::MEMORY_ROWS_MAX {
                     return too_many_rows("DISTINCT");
                 }
@@ -905,6 +943,7 @@ impl Operator for Sort<'_> {
                 if rows.len() >= limits::MEMORY_ROWS_MAX {
                     return too_many_rows("ORDER BY");
                 }
+                cx.hold(row_bytes(&row), "ORDER BY")?;
                 let mut key = Vec::with_capacity(self.keys.len());
                 for k in self.keys {
                     key.push(eval(&k.expr, &row, cx)?);
@@ -1048,6 +1087,7 @@ impl Operator for Aggregate<'_> {
                     if groups.len() >= limits::MEMORY_ROWS_MAX {
                         return too_many_rows("GROUP BY");
                     }
+                    cx.hold(row_bytes(&values) + key.len(), "GROUP BY")?;
                     groups.insert(key.clone(), new_group(values));
                 }
                 let group = groups.get_mut(&key).expect("inserted");
@@ -1127,6 +1167,7 @@ impl Operator for Join<'_> {
                 if right_rows.len() >= limits::MEMORY_ROWS_MAX {
                     return too_many_rows("a join");
                 }
+                cx.hold(row_bytes(&r), "a join")?;
                 right_rows.push(r);
             }
             let table = if self.right_keys.is_empty() {

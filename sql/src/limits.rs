@@ -26,6 +26,11 @@ pub const SCAN_PAGE_ROWS: usize = 256;
 /// DISTINCT, set operations, a materialized subquery).
 pub const MEMORY_ROWS_MAX: usize = 1_000_000;
 
+/// Bytes of rows all of a statement's operators may hold in memory
+/// together (sorts, hash tables, groups, subquery results, a write's
+/// input), counted roughly ([`crate::exec::row_bytes`]).
+pub const MEMORY_BYTES_MAX: usize = 256 * 1024 * 1024;
+
 /// Rows one read-write statement may write. SpanDB commits a
 /// transaction's writes in one Raft proposal per shard; a bigger change
 /// belongs in batches.
