@@ -1,5 +1,5 @@
-//! The interactive prompt of `spandb demo`: key-value commands until SQL
-//! lands. Lines are parsed with the same definitions as `spandb kv`.
+//! The key-value prompt (`\kv` in the SQL shell): the commands of
+//! `spandb kv`, one per line, parsed with the same definitions.
 
 use anyhow::Context;
 use clap::Parser;
