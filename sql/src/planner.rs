@@ -1516,6 +1516,11 @@ impl<'a> Planner<'a> {
             let ty = ops::binary_result_type(bop, lt, rt)?;
             return Ok(Bound::typed(Expr::Binary(bop, Box::new(l.expr), Box::new(r.expr)), ty));
         }
+        // Two untyped literals under arithmetic: PostgreSQL cannot pick
+        // an operator ('1' + '2').
+        if !bop.is_comparison() && l.ty.is_none() && r.ty.is_none() && l.literal.is_some() && r.literal.is_some() {
+            return sql_err!(AmbiguousFunction, "operator is not unique: unknown {op} unknown");
+        }
         // CHAR(n) compares without its padding (PostgreSQL's bpchar): an
         // untyped literal takes the CHAR type first, then both sides
         // compare as text with trailing blanks removed.
@@ -1722,6 +1727,8 @@ impl<'a> Planner<'a> {
         for b in args {
             let b = match (&b.literal, b.ty) {
                 (Some(_), _) => self.coerce_literal(b, DataType::Text)?,
+                // octet_length counts a CHAR(n) value's padding too.
+                _ if name == "octet_length" => b,
                 _ => char_as_text(b),
             };
             types.push(b.ty);
