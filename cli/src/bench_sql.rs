@@ -80,7 +80,7 @@ pub async fn run(args: SqlBenchArgs) -> anyhow::Result<()> {
     if args.duration == 0 || args.rows == 0 {
         bail!("--duration and --rows must be at least 1");
     }
-    let local = args.target.local.then(|| (args.target.epsilon_ms, None));
+    let local = args.target.local.then_some((args.target.epsilon_ms, None));
     let (addr, local) = bench_cluster(&args.target.addr, local).await?;
     let result = run_all(&args, &addr).await;
     if let Some(cluster) = local {
@@ -120,9 +120,9 @@ fn run_statement(session: &mut Session, sql: &str) -> sql::Result<()> {
     session.execute(sql, &mut Collected::default())
 }
 
+/// Like `run_statement`, the error naming the statement (for loading).
 fn exec(session: &mut Session, sql: &str) -> anyhow::Result<()> {
-    let mut sink = Collected::default();
-    session.execute(sql, &mut sink).map_err(|e| anyhow::anyhow!("{}: {} ({sql})", e.state.code(), e.message))
+    run_statement(session, sql).map_err(|e| anyhow::anyhow!("{}: {} ({sql})", e.state.code(), e.message))
 }
 
 /// Creates and fills the tables every workload uses.

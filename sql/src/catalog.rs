@@ -210,22 +210,11 @@ impl Catalog {
 
     /// Every table, by name.
     pub fn tables(txn: &mut dyn Transaction) -> Result<Vec<Arc<TableDesc>>> {
-        let start = encoding::index_prefix(DESCRIPTORS_TABLE, 1);
-        let end = encoding::prefix_end(&start);
+        let prefix = encoding::index_prefix(DESCRIPTORS_TABLE, 1);
         let mut out = Vec::new();
-        let mut from = start;
-        loop {
-            let page = txn.scan(&from, &end, limits::SCAN_PAGE_ROWS)?;
-            let full = page.len() == limits::SCAN_PAGE_ROWS;
-            for (key, bytes) in &page {
-                let desc: TableDesc = serde_json::from_slice(bytes).map_err(|e| corrupt("descriptor", e))?;
-                out.push(Arc::new(desc));
-                from = key.clone();
-                from.push(0);
-            }
-            if !full {
-                break;
-            }
+        for (_, bytes) in crate::kv::scan_prefix(txn, &prefix, limits::SCAN_PAGE_ROWS)? {
+            let desc: TableDesc = serde_json::from_slice(&bytes).map_err(|e| corrupt("descriptor", e))?;
+            out.push(Arc::new(desc));
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)

@@ -53,8 +53,8 @@ pub struct Cx<'t> {
     pub now_us: i64,
     /// Rows of enclosing queries, innermost last.
     outer: Vec<Row>,
-    /// Uncorrelated subqueries' rows, by plan node address.
-    cache: HashMap<usize, Rc<Vec<Row>>>,
+    /// What each subquery is known to be (correlated, or its rows).
+    subqueries: HashMap<usize, Subquery>,
     pub stats: Stats,
     /// Set by another thread to cancel the statement (57014).
     cancel: Option<Arc<AtomicBool>>,
@@ -80,7 +80,7 @@ impl<'t> Cx<'t> {
             params,
             now_us,
             outer: Vec::new(),
-            cache: HashMap::new(),
+            subqueries: HashMap::new(),
             stats: Stats::default(),
             cancel: None,
             clock: None,
@@ -329,7 +329,7 @@ pub fn eval_constant(e: &Expr) -> Result<Value> {
         params: Vec::new(),
         now_us: 0,
         outer: Vec::new(),
-        cache: HashMap::new(),
+        subqueries: HashMap::new(),
         stats: Stats::default(),
         cancel: None,
         clock: None,
@@ -577,10 +577,11 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
 /// is correlated; all of them, once, when it is not).
 fn subquery_rows(node: &Node, row: &[Value], cx: &mut Cx, limit: usize) -> Result<Rc<Vec<Row>>> {
     let key = node as *const Node as usize;
-    if let Some(rows) = cx.cache.get(&key) {
-        return Ok(rows.clone());
-    }
-    let correlated = is_correlated(node);
+    let correlated = match cx.subqueries.get(&key) {
+        Some(Subquery::Rows(rows)) => return Ok(rows.clone()),
+        Some(Subquery::Correlated) => true,
+        None => is_correlated(node),
+    };
     if cx.outer.len() >= limits::NESTING_DEPTH_MAX {
         return sql_err!(ProgramLimitExceeded, "subqueries nest too deeply");
     }
@@ -588,10 +589,18 @@ fn subquery_rows(node: &Node, row: &[Value], cx: &mut Cx, limit: usize) -> Resul
     let rows = collect(node, cx, if correlated { limit } else { usize::MAX });
     cx.outer.pop();
     let rows = Rc::new(rows?);
-    if !correlated {
-        cx.cache.insert(key, rows.clone());
-    }
+    let known = if correlated { Subquery::Correlated } else { Subquery::Rows(rows.clone()) };
+    cx.subqueries.insert(key, known);
     Ok(rows)
+}
+
+/// What a statement has learned about one of its subqueries (by plan
+/// node address).
+enum Subquery {
+    /// It reads the outer row: run it for each.
+    Correlated,
+    /// It does not: its rows, computed once.
+    Rows(Rc<Vec<Row>>),
 }
 
 fn internal(message: String) -> Error {

@@ -130,6 +130,27 @@ impl Committed {
     }
 }
 
+/// Every pair with a key starting with `prefix`, read a page of `page`
+/// pairs at a time. For small ranges only (the catalog, tests): it holds
+/// them all.
+pub fn scan_prefix(txn: &mut dyn Transaction, prefix: &[u8], page: usize) -> Result<Vec<Pair>, KvError> {
+    let end = crate::encoding::prefix_end(prefix);
+    let mut from = prefix.to_vec();
+    let mut out = Vec::new();
+    loop {
+        let pairs = txn.scan(&from, &end, page)?;
+        let full = pairs.len() == page;
+        if let Some((last, _)) = pairs.last() {
+            from = last.clone();
+            from.push(0);
+        }
+        out.extend(pairs);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
 /// Starts transactions.
 pub trait Engine: Send + Sync {
     fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError>;

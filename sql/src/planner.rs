@@ -437,17 +437,7 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 let b = self.bind_expr(e, &Scope::default())?;
-                if let Some(t) = b.ty {
-                    types[i] = Some(match types[i] {
-                        None => t,
-                        Some(prev) => ops::common_type(prev, t).map_err(|_| {
-                            Error::new(
-                                SqlState::DatatypeMismatch,
-                                format!("VALUES types {prev} and {t} cannot be matched"),
-                            )
-                        })?,
-                    });
-                }
+                types[i] = merge_type(types[i], b.ty, Some("VALUES"))?;
                 bound.push(Some(b));
             }
             bound_rows.push(bound);
@@ -1241,15 +1231,7 @@ impl<'a> Planner<'a> {
                 for item in list {
                     items.push(rec(self, item)?);
                 }
-                let mut ty = x.ty;
-                for i in &items {
-                    if let Some(t) = i.ty {
-                        ty = Some(match ty {
-                            None => t,
-                            Some(prev) => ops::common_type(prev, t)?,
-                        });
-                    }
-                }
+                let ty = items.iter().try_fold(x.ty, |acc, i| merge_type(acc, i.ty, None))?;
                 let ty = ty.unwrap_or(DataType::Text);
                 let x = self.coerce_loose(x, ty)?;
                 let items = items.into_iter().map(|i| self.coerce_loose(i, ty)).collect::<Result<Vec<_>>>()?;
@@ -1339,35 +1321,17 @@ impl<'a> Planner<'a> {
                     Some(x) => rec(self, x)?,
                     None => Bound { expr: Expr::Constant(Value::Null), ty: None, literal: None },
                 };
-                let mut ty = None;
-                for r in results.iter().chain(std::iter::once(&otherwise)) {
-                    if let Some(t) = r.ty {
-                        ty = Some(match ty {
-                            None => t,
-                            Some(prev) => ops::common_type(prev, t).map_err(|_| {
-                                Error::new(
-                                    SqlState::DatatypeMismatch,
-                                    format!("CASE types {prev} and {t} cannot be matched"),
-                                )
-                            })?,
-                        });
-                    }
-                }
+                let ty = results
+                    .iter()
+                    .chain(std::iter::once(&otherwise))
+                    .try_fold(None, |acc, r| merge_type(acc, r.ty, Some("CASE")))?;
                 let ty = ty.unwrap_or(DataType::Text);
                 let mut bound_whens = Vec::new();
                 let operand_expr;
                 match operand {
                     Some(o) => {
                         // CASE x WHEN v: compare x = v.
-                        let mut wty = o.ty;
-                        for w in &whens {
-                            if let Some(t) = w.ty {
-                                wty = Some(match wty {
-                                    None => t,
-                                    Some(prev) => ops::common_type(prev, t)?,
-                                });
-                            }
-                        }
+                        let wty = whens.iter().try_fold(o.ty, |acc, w| merge_type(acc, w.ty, None))?;
                         let wty = wty.unwrap_or(DataType::Text);
                         operand_expr = Some(Box::new(self.coerce_loose(o, wty)?));
                         for (w, r) in whens.into_iter().zip(results) {
@@ -1706,17 +1670,7 @@ impl<'a> Planner<'a> {
     }
 
     fn common_of(&mut self, bound: &[Bound], what: &str) -> Result<DataType> {
-        let mut ty = None;
-        for b in bound {
-            if let Some(t) = b.ty {
-                ty = Some(match ty {
-                    None => t,
-                    Some(prev) => ops::common_type(prev, t).map_err(|_| {
-                        Error::new(SqlState::DatatypeMismatch, format!("{what} types {prev} and {t} cannot be matched"))
-                    })?,
-                });
-            }
-        }
+        let ty = bound.iter().try_fold(None, |acc, b| merge_type(acc, b.ty, Some(what)))?;
         Ok(ty.unwrap_or(DataType::Text))
     }
 
@@ -2244,6 +2198,17 @@ fn integer_literal(e: &ast::Expr) -> Option<i64> {
         },
         _ => None,
     }
+}
+
+/// The common type of `acc` and `next` (either may be unknown, `None`).
+/// A mismatch is 42804 `<what> types a and b cannot be matched`, or, with
+/// no `what`, the operator module's own error.
+fn merge_type(acc: Option<DataType>, next: Option<DataType>, what: Option<&str>) -> Result<Option<DataType>> {
+    let (Some(prev), Some(t)) = (acc, next) else { return Ok(acc.or(next)) };
+    ops::common_type(prev, t).map(Some).map_err(|e| match what {
+        Some(what) => Error::new(SqlState::DatatypeMismatch, format!("{what} types {prev} and {t} cannot be matched")),
+        None => e,
+    })
 }
 
 /// Whether column `i` of `node` is a bare NULL literal (no type of its

@@ -23,7 +23,7 @@ use std::path::Path;
 use sqllogictest::{DBOutput, DefaultColumnType, Record, Runner, DB};
 
 use crate::encoding;
-use crate::kv::{Engine, Mode};
+use crate::kv::{scan_prefix, Engine, Mode};
 use crate::{Collected, DataType, Session, Value};
 
 /// Runs SQL goldenscripts against one database.
@@ -41,26 +41,15 @@ impl ScriptRunner {
     fn dump(&self) -> Result<String, Box<dyn Error>> {
         let mut out = String::new();
         let mut txn = self.engine.begin(Mode::ReadOnly)?;
-        let mut from = vec![encoding::SQL_PREFIX];
-        let end = encoding::prefix_end(&from);
-        loop {
-            let page = txn.scan(&from, &end, 256)?;
-            let full = page.len() == 256;
-            for (k, v) in &page {
-                let value = match encoding::decode_row(v) {
-                    Ok(cols) if !v.is_empty() => {
-                        let cols: Vec<String> = cols.iter().map(|(id, v)| format!("{id}:{}", show(v))).collect();
-                        format!("{{{}}}", cols.join(", "))
-                    }
-                    _ => format!("{:?}", String::from_utf8_lossy(v)),
-                };
-                writeln!(out, "{} → {value}", encoding::pretty_key(k))?;
-                from = k.clone();
-                from.push(0);
-            }
-            if !full {
-                break;
-            }
+        for (k, v) in scan_prefix(txn.as_mut(), &[encoding::SQL_PREFIX], crate::limits::SCAN_PAGE_ROWS)? {
+            let value = match encoding::decode_row(&v) {
+                Ok(cols) if !v.is_empty() => {
+                    let cols: Vec<String> = cols.iter().map(|(id, v)| format!("{id}:{}", show(v))).collect();
+                    format!("{{{}}}", cols.join(", "))
+                }
+                _ => format!("{:?}", String::from_utf8_lossy(&v)),
+            };
+            writeln!(out, "{} → {value}", encoding::pretty_key(&k))?;
         }
         Ok(out)
     }
@@ -236,24 +225,11 @@ pub fn check_indexes(engine: &dyn Engine, table: &str) -> Result<(), String> {
     let mut txn = engine.begin(Mode::ReadOnly).map_err(|e| e.to_string())?;
     let txn = txn.as_mut();
     let desc = crate::catalog::Catalog::must_table(txn, table).map_err(|e| e.message)?;
-    let scan_all = |txn: &mut dyn crate::kv::Transaction, prefix: Vec<u8>| -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
-        let end = encoding::prefix_end(&prefix);
-        let mut from = prefix;
-        let mut out = Vec::new();
-        loop {
-            let page = txn.scan(&from, &end, 256).map_err(|e| e.to_string())?;
-            let full = page.len() == 256;
-            if let Some((last, _)) = page.last() {
-                from = last.clone();
-                from.push(0);
-            }
-            out.extend(page);
-            if !full {
-                return Ok(out);
-            }
-        }
+    let page = crate::limits::SCAN_PAGE_ROWS;
+    let scan = |txn: &mut dyn crate::kv::Transaction, prefix: Vec<u8>| {
+        scan_prefix(txn, &prefix, page).map_err(|e| e.to_string())
     };
-    let rows = scan_all(txn, encoding::index_prefix(desc.id, crate::catalog::PRIMARY_INDEX_ID))?;
+    let rows = scan(txn, encoding::index_prefix(desc.id, crate::catalog::PRIMARY_INDEX_ID))?;
     let mut problems = Vec::new();
     for index in &desc.indexes {
         let mut expected = BTreeMap::new();
@@ -263,7 +239,7 @@ pub fn check_indexes(engine: &dyn Engine, table: &str) -> Result<(), String> {
             expected.insert(key, value);
         }
         let actual: BTreeMap<Vec<u8>, Vec<u8>> =
-            scan_all(txn, encoding::index_prefix(desc.id, index.id))?.into_iter().collect();
+            scan(txn, encoding::index_prefix(desc.id, index.id))?.into_iter().collect();
         for (k, v) in &expected {
             match actual.get(k) {
                 None => problems.push(format!("{}: no entry {} for its row", index.name, encoding::pretty_key(k))),

@@ -12,7 +12,7 @@
 //! never sees its own changes (`UPDATE t SET k = k + 1` visits each row
 //! once, `INSERT INTO t SELECT * FROM t` doubles t once).
 
-use crate::catalog::TableDesc;
+use crate::catalog::{IndexDesc, TableDesc};
 use crate::error::{Error, Result, SqlState};
 use crate::exec::{self, eval, Cx};
 use crate::layout;
@@ -91,9 +91,17 @@ fn unique_violation(
         .with_detail(format!("{} already exists.", layout::describe_key(table, columns, row)))
 }
 
+/// Whether `write_row` must read unique index entries before writing
+/// them, or the caller just did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UniqueCheck {
+    Needed,
+    Done,
+}
+
 /// Writes `row` (new) in place of `old` (None: a new row), keeping every
-/// index in step. Checks unique indexes.
-fn write_row(table: &TableDesc, old: Option<&Row>, row: &Row, cx: &mut Cx) -> Result<()> {
+/// index in step. Checks unique indexes unless the caller did.
+fn write_row(table: &TableDesc, old: Option<&Row>, row: &Row, check: UniqueCheck, cx: &mut Cx) -> Result<()> {
     let key = layout::row_key(table, row)?;
     let value = layout::row_value(table, row)?;
     if let Some(old) = old {
@@ -114,7 +122,7 @@ fn write_row(table: &TableDesc, old: Option<&Row>, row: &Row, cx: &mut Cx) -> Re
         if old_entry.as_ref().is_some_and(|(k, v)| *k == entry && *v == entry_value) {
             continue;
         }
-        if index.unique && !entry_value.is_empty() {
+        if index.unique && !entry_value.is_empty() && check == UniqueCheck::Needed {
             if let Some(existing) = cx.get(&entry)? {
                 if existing != entry_value {
                     return Err(unique_violation(table, &index.name, &index.columns, row));
@@ -150,8 +158,8 @@ fn existing_row(table: &TableDesc, row: &Row, cx: &mut Cx) -> Result<Option<Row>
 }
 
 /// The existing row that `row` would collide with on a unique secondary
-/// index, if any.
-fn colliding_row(table: &TableDesc, row: &Row, cx: &mut Cx) -> Result<Option<Row>> {
+/// index, and that index, if any.
+fn colliding_row<'t>(table: &'t TableDesc, row: &Row, cx: &mut Cx) -> Result<Option<(Row, &'t IndexDesc)>> {
     for index in table.indexes.iter().filter(|i| i.unique) {
         let (entry, target) = layout::index_entry(table, index, row)?;
         if target.is_empty() {
@@ -159,9 +167,15 @@ fn colliding_row(table: &TableDesc, row: &Row, cx: &mut Cx) -> Result<Option<Row
         }
         if let Some(existing) = cx.get(&entry)? {
             let key = layout::row_key_from_suffix(table, &existing);
-            if let Some(value) = cx.get(&key)? {
-                return Ok(Some(layout::decode_row(table, &key, &value)?));
-            }
+            let Some(value) = cx.get(&key)? else {
+                return sql_err!(
+                    InternalError,
+                    "index {} entry {} points at a missing row",
+                    index.name,
+                    crate::encoding::pretty_key(&entry)
+                );
+            };
+            return Ok(Some((layout::decode_row(table, &key, &value)?, index)));
         }
     }
     Ok(None)
@@ -191,22 +205,16 @@ pub fn insert(
     let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     for mut row in rows {
         conform(table, &mut row, ids)?;
+        // The row's key and every unique entry it takes are read here,
+        // so writing it needs no second look.
         let existing = match existing_row(table, &row, cx)? {
-            Some(r) => Some(r),
+            Some(r) => Some((r, &table.primary)),
             None => colliding_row(table, &row, cx)?,
         };
         let key = layout::row_key(table, &row)?;
-        if let Some(old) = existing {
+        if let Some((old, index)) = existing {
             match on_conflict {
-                OnConflict::Error => {
-                    let (name, columns) = if layout::row_key(table, &old)? == key {
-                        (&table.primary.name, &table.primary.columns)
-                    } else {
-                        let i = table.indexes.iter().find(|i| i.unique).expect("a unique index collided");
-                        (&i.name, &i.columns)
-                    };
-                    return Err(unique_violation(table, name, columns, &row));
-                }
+                OnConflict::Error => return Err(unique_violation(table, &index.name, &index.columns, &row)),
                 OnConflict::DoNothing => continue,
                 OnConflict::DoUpdate { assignments, predicate } => {
                     let old_key = layout::row_key(table, &old)?;
@@ -229,7 +237,7 @@ pub fn insert(
                         new[*i] = eval(e, &both, cx)?;
                     }
                     conform(table, &mut new, ids)?;
-                    write_row(table, Some(&old), &new, cx)?;
+                    write_row(table, Some(&old), &new, UniqueCheck::Needed, cx)?;
                     returning(returning_items, &new, cx, &mut result.returned)?;
                     result.count += 1;
                     continue;
@@ -237,7 +245,7 @@ pub fn insert(
             }
         }
         written.insert(key);
-        write_row(table, None, &row, cx)?;
+        write_row(table, None, &row, UniqueCheck::Done, cx)?;
         returning(returning_items, &row, cx, &mut result.returned)?;
         result.count += 1;
     }
@@ -272,7 +280,7 @@ pub fn update(
         if existing_row(table, new, cx)?.is_some() {
             return Err(unique_violation(table, &table.primary.name, &table.primary.columns, new));
         }
-        write_row(table, None, new, cx)?;
+        write_row(table, None, new, UniqueCheck::Needed, cx)?;
         returning(returning_items, new, cx, &mut result.returned)?;
         result.count += 1;
     }
@@ -352,7 +360,7 @@ pub fn rewrite_table(old: &TableDesc, new: &TableDesc, fill: &dyn Fn(&Row) -> Re
             )
             .with_detail(format!("{} is duplicated.", layout::describe_key(new, &new.primary.columns, row))));
         }
-        write_row(new, None, row, cx)?;
+        write_row(new, None, row, UniqueCheck::Needed, cx)?;
     }
     Ok(rows.len() as u64)
 }
