@@ -6,7 +6,8 @@
 //!
 //! Modes map to the client's transactions: read-write to a locking
 //! transaction (serializable, externally consistent), read-only to a
-//! strong read-only transaction, `AS OF SYSTEM TIME` to a snapshot read
+//! strong read-only transaction (single-shard: its first read
+//! linearizable at the leader), `AS OF SYSTEM TIME` to a snapshot read
 //! and `with_max_staleness` to a bounded-staleness read.
 
 use std::time::Duration;
@@ -37,6 +38,7 @@ fn kv_error(e: client::Error) -> KvError {
         client::Error::Aborted(m) => KvError::Retryable(m),
         client::Error::Ambiguous(m) => KvError::Ambiguous(m),
         client::Error::InvalidArgument(m) => KvError::Invalid(m),
+        client::Error::ConditionNotMet(m) => KvError::ConditionNotMet(m),
         e @ (client::Error::Unavailable(_)
         | client::Error::Connect(_)
         | client::Error::SnapshotTooOld { .. }
@@ -50,6 +52,7 @@ impl Engine for ClientEngine {
         Ok(match mode {
             Mode::ReadWrite => Box::new(ReadWrite { txn: Some(self.client.begin()), handle }),
             Mode::ReadOnly => Box::new(ReadOnly { txn: self.client.read_only(), mode, handle }),
+            Mode::SingleShard => Box::new(ReadOnly { txn: self.client.read_only_single_shard(), mode, handle }),
             Mode::AsOf(ts) => {
                 Box::new(ReadOnly { txn: self.client.snapshot(truetime::Timestamp::from_nanos(ts)), mode, handle })
             }
@@ -86,6 +89,11 @@ impl Engine for ClientEngine {
 
     fn now(&self) -> Timestamp {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    }
+
+    /// Sessions run on blocking threads (module docs), so this sleeps one.
+    fn wait(&self, nanos: u64) {
+        std::thread::sleep(Duration::from_nanos(nanos));
     }
 }
 
@@ -129,6 +137,11 @@ impl Transaction for ReadWrite {
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
         self.txn()?.put(key, value);
+        Ok(())
+    }
+
+    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.txn()?.put_absent(key, value);
         Ok(())
     }
 
@@ -185,6 +198,10 @@ impl Transaction for ReadOnly {
     }
 
     fn put(&mut self, _key: &[u8], _value: &[u8]) -> Result<(), KvError> {
+        Err(KvError::ReadOnly)
+    }
+
+    fn put_absent(&mut self, _key: &[u8], _value: &[u8]) -> Result<(), KvError> {
         Err(KvError::ReadOnly)
     }
 

@@ -45,6 +45,12 @@ pub enum Error {
     /// is off, a peer-only request).
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+
+    /// A transaction's conditional write ([`crate::Txn::put_absent`]) found
+    /// its key present, or could not be checked at commit (the transaction
+    /// spans several shards): nothing of the transaction was applied.
+    #[error("condition not met: {0}")]
+    ConditionNotMet(String),
 }
 
 impl Error {
@@ -66,6 +72,9 @@ impl Error {
             Error::Aborted(_) => true,
             // Asking again does not grant permission.
             Error::PermissionDenied(_) => false,
+            // The same condition fails the same way (unless the data
+            // changes; the caller decides).
+            Error::ConditionNotMet(_) => false,
         }
     }
 }

@@ -106,6 +106,8 @@ pub struct Txn {
     priority: Priority,
     /// Buffered writes (`None`: delete).
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Written keys that must have no value when the transaction commits.
+    absent: BTreeSet<Vec<u8>>,
     /// What was read, per shard (its locks must hold at commit).
     reads: BTreeMap<u64, ShardReads>,
     /// Shards to heartbeat (shared with the heartbeat task).
@@ -122,6 +124,7 @@ impl Txn {
             id,
             priority: priority.unwrap_or(Priority { start_ns: now_ns(), txn: id }),
             writes: BTreeMap::new(),
+            absent: BTreeSet::new(),
             reads: BTreeMap::new(),
             locked_shards: Arc::default(),
             heartbeat: None,
@@ -278,6 +281,19 @@ impl Txn {
         self.writes.insert(key.to_vec(), Some(value.to_vec()));
     }
 
+    /// Buffers a write of `key` that applies only if `key` has no value
+    /// when the transaction commits; otherwise the whole transaction
+    /// applies nothing and commit fails with [`Error::ConditionNotMet`].
+    /// Checked by the shard when it applies the commit, under the
+    /// commit's exclusive lock, so no read (and no round trip) is needed
+    /// to insert a new key. Only a transaction whose reads and writes are
+    /// all in one shard can carry such writes; commit refuses one that
+    /// spans several (`ConditionNotMet`, nothing applied).
+    pub fn put_absent(&mut self, key: &[u8], value: &[u8]) {
+        self.put(key, value);
+        self.absent.insert(key.to_vec());
+    }
+
     /// Buffers a deletion of `key` (applied at commit).
     pub fn delete(&mut self, key: &[u8]) {
         self.writes.insert(key.to_vec(), None);
@@ -326,6 +342,18 @@ impl Txn {
         if parts.is_empty() {
             return Ok(CommitInfo { commit_ts: Timestamp::ZERO, commit_wait: Duration::ZERO, participants: 0 });
         }
+        if !self.absent.is_empty() && parts.len() > 1 {
+            self.abort_everywhere(parts.keys().copied()).await;
+            return Err(Error::ConditionNotMet(format!(
+                "conditional writes are checked only in a one-shard transaction; this one has {} shards",
+                parts.len()
+            )));
+        }
+        let conditions: Vec<proto::Condition> = self
+            .absent
+            .iter()
+            .map(|key| proto::Condition { key: key.clone(), expected: Vec::new(), expect_absent: true })
+            .collect();
         // The coordinator: the first shard written, else the first read.
         let coordinator = parts
             .iter()
@@ -386,6 +414,7 @@ impl Txn {
                     reads: part.reads.clone(),
                     participants: participants.clone(),
                     lease: part.lease,
+                    conditions: conditions.clone(),
                 };
                 async move { proto::txn_client::TxnClient::new(channel).commit(request).await }
             })
@@ -393,6 +422,9 @@ impl Txn {
         match result {
             Ok(r) => {
                 let r = r.into_inner();
+                if r.conditions_failed {
+                    return Err(Error::ConditionNotMet("a key written with put_absent has a value".into()));
+                }
                 Ok(CommitInfo {
                     commit_ts: Timestamp::from_nanos(r.commit_ts),
                     commit_wait: Duration::from_nanos(r.commit_wait_ns),
@@ -540,6 +572,16 @@ impl Client {
     /// server: sees everything committed before it started.
     pub fn read_only(&self) -> ReadOnlyTxn {
         ReadOnlyTxn { client: self.clone(), first: ReadMode::Now, read_ts: None, replica: ReplicaPreference::Auto }
+    }
+
+    /// A read-only transaction for reads the caller knows lie in one
+    /// shard: the first read is linearizable at the shard's leader (its
+    /// latest applied state, no wait for a timestamp to close) and fixes
+    /// the timestamp of the rest — Spanner's single-site read-only
+    /// transaction. Reads in other shards at that timestamp would not be
+    /// externally consistent.
+    pub fn read_only_single_shard(&self) -> ReadOnlyTxn {
+        ReadOnlyTxn { client: self.clone(), first: ReadMode::Latest, read_ts: None, replica: ReplicaPreference::Auto }
     }
 
     /// A read-only transaction at `ts`.

@@ -548,10 +548,24 @@ impl Node {
 
     /// Commits a transaction at this shard (its only participant, or its
     /// coordinator), answered after commit-wait.
-    pub async fn txn_commit(&self, req: proto::TxnCommitRequest) -> Result<(Timestamp, Duration)> {
+    pub async fn txn_commit(&self, req: proto::TxnCommitRequest) -> Result<WriteOutcome> {
         let (txn, priority) = txn_meta(req.txn.as_ref())?;
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
+        check_conditions(&req.conditions)?;
+        if !req.conditions.is_empty() && !req.participants.is_empty() {
+            // A failed condition at the coordinator after the others
+            // prepared would split the transaction.
+            return Err(Error::InvalidArgument("conditions are for commits with no other participants".into()));
+        }
+        if let Some(c) = req.conditions.iter().find(|c| !req.writes.iter().any(|w| w.key == c.key)) {
+            // Its lock comes from the write.
+            return Err(Error::InvalidArgument(format!(
+                "a commit's condition must be on a key it writes: {}",
+                String::from_utf8_lossy(&c.key)
+            )));
+        }
+        let conditions = req.conditions.into_iter().map(command::condition_from_proto).collect();
         let (writes, reads) = self.txn_writes_and_reads(&r, req.shard_epoch, req.writes, req.reads)?;
         if req.participants.len() > limits::PARTICIPANTS_MAX {
             return Err(Error::InvalidArgument(format!("more than {} participants", limits::PARTICIPANTS_MAX)));
@@ -567,14 +581,14 @@ impl Node {
             participants.push((shard, prepare_ts));
         }
         let lease = req.lease.map(lease_from_proto);
-        let input = Input::Commit { req: 0, txn, priority, writes, reads, lease, participants };
-        let commit_ts = match self.txn_call(&r, input, self.time.write_timeout()).await? {
-            Some(Answer::Committed { commit_ts, .. }) => commit_ts,
+        let input = Input::Commit { req: 0, txn, priority, writes, reads, lease, participants, conditions };
+        let (commit_ts, applied) = match self.txn_call(&r, input, self.time.write_timeout()).await? {
+            Some(Answer::Committed { commit_ts, applied }) => (commit_ts, applied),
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a commit: {other:?}"))),
             None => return Err(Error::Ambiguous("the commit was not answered in time; it may still commit".into())),
         };
         let commit_wait = self.commit_wait(commit_ts).await?;
-        Ok((commit_ts, commit_wait))
+        Ok(WriteOutcome { commit_ts, applied, commit_wait })
     }
 
     /// Holds the answer until `TT.after(commit_ts)`; returns how long. If

@@ -73,10 +73,11 @@ impl proto::txn_server::Txn for TxnService {
         &self,
         request: Request<proto::TxnCommitRequest>,
     ) -> Result<Response<proto::TxnCommitResponse>, Status> {
-        let (commit_ts, commit_wait) = self.node.txn_commit(request.into_inner()).await?;
+        let outcome = self.node.txn_commit(request.into_inner()).await?;
         Ok(Response::new(proto::TxnCommitResponse {
-            commit_ts: commit_ts.as_nanos(),
-            commit_wait_ns: commit_wait.as_nanos() as u64,
+            commit_ts: outcome.commit_ts.as_nanos(),
+            commit_wait_ns: outcome.commit_wait.as_nanos() as u64,
+            conditions_failed: !outcome.applied,
         }))
     }
 

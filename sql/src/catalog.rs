@@ -9,10 +9,11 @@
 //!   /Table/3/1             -> the next table id (user tables start at 100)
 //! ```
 //!
-//! Every statement reads the descriptors it needs in its own transaction,
-//! and DDL writes them in its own, so the catalog changes transactionally
-//! with everything else: a DDL statement inside BEGIN is rolled back with
-//! it, and a read-only transaction at timestamp `t` sees the schema as of
+//! Statements read the descriptors they need in their own transaction
+//! (read-only statements may use a lease instead: below), and DDL writes
+//! them in its own, so the catalog changes transactionally with
+//! everything else: a DDL statement inside BEGIN is rolled back with it,
+//! and a read-only transaction at timestamp `t` sees the schema as of
 //! `t`. That also keeps rows and index entries consistent under concurrent
 //! DDL and DML: a read-write statement reads (and in SpanDB so share-locks)
 //! the descriptor of every table it writes, and DDL writes (so exclusively
@@ -22,6 +23,42 @@
 //!
 //! Column and index ids are per table and never reused, so a row encoded
 //! before `DROP COLUMN c` and `ADD COLUMN c` cannot be misread.
+//!
+//! # Leases: read-only statements without a descriptor read
+//!
+//! Reading a descriptor per statement would double the cost of a point
+//! SELECT (two round trips, the catalog's shard and the row's). So a
+//! gateway keeps the descriptors its read-only statements fetched
+//! ([`Leases`]) and uses one without reading it again for a while — F1's
+//! and CockroachDB's leased schema, made safe by making schema changes
+//! wait instead of readers:
+//!
+//! ```text
+//!   fetch at f (a strong read: f >= the real time the fetch began)
+//!   use for a statement whose first read is at t < f + LEASE
+//!
+//!   DDL on table T:  drain ── commit c1 (T.draining = true; nothing else)
+//!                    wait LEASE (after c1 is acknowledged)
+//!                    change ─ commit c2 (the real change; draining = false)
+//! ```
+//!
+//! A gateway whose copy of T is stale fetched it before the drain, so
+//! `f < c1`, and uses it only for reads at `t < f + LEASE < c1 + LEASE`,
+//! while the change commits at `c2 > c1 + LEASE` (it starts after real
+//! time `c1 + LEASE`, and SpanDB's commit timestamps are not below the
+//! real time they are taken at). Between `c1` and `c2` the schema is the
+//! same as before `c1`, so a stale copy is never used at a timestamp
+//! where the schema differs from it. A draining descriptor is never
+//! cached (statements read it, exactly, in their own transaction), and
+//! the change checks that T is still in the drain it waited out
+//! (`drain_epoch`); if another change cleared it meanwhile it fails with
+//! 40001 and is run again.
+//!
+//! Read-write statements do not use leases: they read (and lock) the
+//! descriptors they use, as above, so writers always use the schema in
+//! force at their commit. Snapshot reads (`AS OF SYSTEM TIME`) read the
+//! schema of their timestamp. The cost moves to DDL: every change to an
+//! existing table waits [`limits::DESCRIPTOR_LEASE_NS`].
 
 use std::sync::Arc;
 
@@ -29,7 +66,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoding::{self, Direction};
 use crate::error::{Error, Result, SqlState};
-use crate::kv::Transaction;
+use crate::kv::{Committed, KvError, Mode, Pair, Timestamp, Transaction};
 use crate::limits;
 use crate::sql_err;
 use crate::types::DataType;
@@ -85,6 +122,14 @@ pub struct TableDesc {
     /// Bumped by every change; a statement planned against one version
     /// must not run against another.
     pub version: u64,
+    /// A schema change is waiting out leases on this table (module docs);
+    /// nobody caches it meanwhile.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
+    /// Counts drains, so a change can tell that the drain it waited for
+    /// is still the one in force.
+    #[serde(default)]
+    pub drain_epoch: u64,
 }
 
 impl TableDesc {
@@ -167,6 +212,127 @@ impl NameCache {
     }
 }
 
+/// Descriptors this gateway fetched for read-only statements, each with
+/// the timestamp it was read at (module docs, "Leases"). Shared by the
+/// sessions of a gateway.
+#[derive(Debug, Default)]
+pub struct Leases {
+    entries: std::sync::Mutex<std::collections::HashMap<String, Lease>>,
+}
+
+#[derive(Debug, Clone)]
+struct Lease {
+    desc: Arc<TableDesc>,
+    /// When the lease ends: the fetch's read timestamp plus the lease.
+    expires: Timestamp,
+}
+
+impl Leases {
+    fn entries(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Lease>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One statement's use of [`Leases`]: the lease entries it used before
+/// its transaction fixed a timestamp bound that timestamp from above.
+pub struct LeaseUse<'a> {
+    pub leases: &'a Leases,
+    /// The engine's clock when the statement started.
+    pub now: Timestamp,
+    /// The earliest end of a lease used before the first read (the first
+    /// read must come back below it: [`LeaseChecked`]).
+    pub deadline: Arc<std::sync::Mutex<Option<Timestamp>>>,
+}
+
+impl LeaseUse<'_> {
+    /// The leased descriptor of `name`, if one may be used by a
+    /// transaction whose timestamp is `read_ts` (None: not fixed yet).
+    fn get(&self, name: &str, read_ts: Option<Timestamp>) -> Option<Arc<TableDesc>> {
+        let lease = self.leases.entries().get(name).cloned()?;
+        match read_ts {
+            Some(t) if t < lease.expires => Some(lease.desc),
+            Some(_) => None,
+            // Not fixed yet: the first read is checked against the
+            // deadline; leave it room to come back in time.
+            None if self.now.saturating_add(limits::DESCRIPTOR_LEASE_NS / 2) < lease.expires => {
+                let mut deadline = self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+                *deadline = Some(deadline.map_or(lease.expires, |d| d.min(lease.expires)));
+                Some(lease.desc)
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers `desc`, read at `read_ts` by a strong read.
+    fn put(&self, name: &str, desc: &Arc<TableDesc>, read_ts: Timestamp) {
+        if desc.draining {
+            return;
+        }
+        let mut entries = self.leases.entries();
+        if entries.len() >= limits::NAME_CACHE_ENTRIES_MAX {
+            entries.clear();
+        }
+        let expires = read_ts.saturating_add(limits::DESCRIPTOR_LEASE_NS);
+        entries.insert(name.to_string(), Lease { desc: desc.clone(), expires });
+    }
+}
+
+/// A read-only transaction that fails its first read (40001, so the
+/// statement runs again and fetches afresh) when the read's timestamp is
+/// not below the deadline of the leases the statement used.
+pub struct LeaseChecked<'t> {
+    pub inner: &'t mut dyn Transaction,
+    pub deadline: Arc<std::sync::Mutex<Option<Timestamp>>>,
+}
+
+impl LeaseChecked<'_> {
+    fn check(&self, first: bool) -> std::result::Result<(), KvError> {
+        let deadline = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        match (first, deadline, self.inner.read_ts()) {
+            (true, Some(deadline), Some(t)) if t >= deadline => Err(KvError::Retryable(format!(
+                "a cached table descriptor's lease ended (at {deadline}) before the statement's first read (at {t})"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Transaction for LeaseChecked<'_> {
+    fn mode(&self) -> Mode {
+        self.inner.mode()
+    }
+    fn get(&mut self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, KvError> {
+        let first = self.inner.read_ts().is_none();
+        let value = self.inner.get(key)?;
+        self.check(first)?;
+        Ok(value)
+    }
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
+        let first = self.inner.read_ts().is_none();
+        let pairs = self.inner.scan(start, end, limit)?;
+        self.check(first)?;
+        Ok(pairs)
+    }
+    fn put(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), KvError> {
+        self.inner.put(key, value)
+    }
+    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), KvError> {
+        self.inner.put_absent(key, value)
+    }
+    fn delete(&mut self, key: &[u8]) -> std::result::Result<(), KvError> {
+        self.inner.delete(key)
+    }
+    fn commit(self: Box<Self>) -> std::result::Result<Committed, KvError> {
+        Err(KvError::Invalid("a lease-checked transaction is committed by its owner".into()))
+    }
+    fn rollback(self: Box<Self>) -> std::result::Result<(), KvError> {
+        Ok(())
+    }
+    fn read_ts(&self) -> Option<Timestamp> {
+        self.inner.read_ts()
+    }
+}
+
 /// Reads and writes the catalog through a transaction.
 pub struct Catalog;
 
@@ -198,6 +364,50 @@ impl Catalog {
         let desc = Self::must_table(txn, name)?;
         names.put(name, desc.id);
         Ok(desc)
+    }
+
+    /// Like [`Catalog::must_table_cached`], using a lease when one may
+    /// be used (module docs) and leasing what it reads.
+    pub fn must_table_leased(
+        txn: &mut dyn Transaction,
+        name: &str,
+        names: &NameCache,
+        leases: &LeaseUse,
+    ) -> Result<Arc<TableDesc>> {
+        if let Some(desc) = leases.get(name, txn.read_ts()) {
+            return Ok(desc);
+        }
+        let desc = Self::must_table_cached(txn, name, names)?;
+        if let Some(read_ts) = txn.read_ts() {
+            leases.put(name, &desc, read_ts);
+        }
+        Ok(desc)
+    }
+
+    /// Marks `desc` draining (module docs, "Leases"); returns the drain's
+    /// epoch. A table already draining stays in the drain it is in.
+    pub fn drain(txn: &mut dyn Transaction, desc: &TableDesc) -> Result<u64> {
+        if desc.draining {
+            return Ok(desc.drain_epoch);
+        }
+        let mut drained = desc.clone();
+        drained.draining = true;
+        drained.drain_epoch += 1;
+        drained.version += 1;
+        Self::write_table(txn, &drained)?;
+        Ok(drained.drain_epoch)
+    }
+
+    /// Ends drain `epoch` of table `id` if nothing else has (a schema
+    /// change that failed, or changed nothing, leaves its drain behind).
+    pub fn end_drain(txn: &mut dyn Transaction, id: u32, epoch: u64) -> Result<()> {
+        match Self::table_by_id(txn, id)? {
+            Some(desc) if desc.draining && desc.drain_epoch == epoch => {
+                let mut desc = (*desc).clone();
+                Self::update_table(txn, &mut desc)
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn table_by_id(txn: &mut dyn Transaction, id: u32) -> Result<Option<Arc<TableDesc>>> {
@@ -253,9 +463,11 @@ impl Catalog {
         Self::write_table(txn, desc)
     }
 
-    /// Writes a changed descriptor (bumping its version).
+    /// Writes a changed descriptor (bumping its version; a change ends
+    /// the drain it ran in).
     pub fn update_table(txn: &mut dyn Transaction, desc: &mut TableDesc) -> Result<()> {
         desc.version += 1;
+        desc.draining = false;
         Self::write_table(txn, desc)
     }
 

@@ -7,6 +7,12 @@
 //! writes the new index's entries for every row (a backfill) in the same
 //! transaction; ALTER TABLE ADD PRIMARY KEY and ADD COLUMN with a DEFAULT
 //! rewrite the rows. Those are bounded by the per-statement write limit.
+//!
+//! Every change to an existing table runs after the session drained the
+//! table (`catalog`, "Leases"): [`Drains`] says which drain each table is
+//! in, and a change first checks that its table is still in it.
+
+use std::collections::{HashMap, HashSet};
 
 use crate::catalog::{Catalog, IndexDesc, TableDesc};
 use crate::error::{Error, Result, SqlState};
@@ -17,6 +23,38 @@ use crate::session::Sink;
 use crate::sql_err;
 use crate::types::Value;
 use crate::write;
+
+/// The drains the session waited out before a schema change, and the
+/// tables its transaction owns: created (nobody else sees them yet, so
+/// they need no drain) or already changed (it holds their descriptors).
+#[derive(Debug, Default, Clone)]
+pub struct Drains {
+    /// Table id -> the drain epoch waited out.
+    pub epochs: HashMap<u32, u64>,
+    pub owned: HashSet<u32>,
+}
+
+impl Drains {
+    /// Refuses to change `desc` unless its leases were waited out and no
+    /// other change ended that drain since (40001, the statement runs
+    /// again with a new drain).
+    fn check(&mut self, desc: &TableDesc) -> Result<()> {
+        if self.owned.contains(&desc.id) {
+            return Ok(());
+        }
+        match self.epochs.get(&desc.id) {
+            Some(&epoch) if desc.draining && desc.drain_epoch == epoch => {
+                self.owned.insert(desc.id);
+                Ok(())
+            }
+            _ => sql_err!(
+                SerializationFailure,
+                "table \"{}\" changed while this schema change waited for its descriptor leases to end",
+                desc.name
+            ),
+        }
+    }
+}
 
 /// Runs a DDL plan; returns its command tag.
 pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
@@ -33,12 +71,16 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             let mut table = table.clone();
             table.id = Catalog::next_table_id(cx.txn()?)?;
             Catalog::create_table(cx.txn()?, &table)?;
+            cx.drains.owned.insert(table.id);
             Ok("CREATE TABLE".into())
         }
         Plan::DropTable { names, if_exists } => {
             for name in names {
                 match Catalog::table(cx.txn()?, name)? {
-                    Some(t) => Catalog::drop_table(cx.txn()?, &t)?,
+                    Some(t) => {
+                        cx.drains.check(&t)?;
+                        Catalog::drop_table(cx.txn()?, &t)?
+                    }
                     None if *if_exists => sink.notice(&format!("table \"{name}\" does not exist, skipping"))?,
                     None => return sql_err!(UndefinedTable, "table \"{name}\" does not exist"),
                 }
@@ -47,6 +89,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         }
         Plan::CreateIndex { table, index, if_not_exists } => {
             let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
+            cx.drains.check(&desc)?;
             if name_taken(cx, &index.name)? {
                 if *if_not_exists {
                     sink.notice(&format!("relation \"{}\" already exists, skipping", index.name))?;
@@ -65,6 +108,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             for name in names {
                 match Catalog::table_of_index(cx.txn()?, name)? {
                     Some((table, id)) => {
+                        cx.drains.check(&table)?;
                         let mut desc = (*table).clone();
                         desc.indexes.retain(|i| i.id != id);
                         Catalog::update_table(cx.txn()?, &mut desc)?;
@@ -82,6 +126,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         }
         Plan::AddColumn { table, column, unique, if_not_exists } => {
             let old = Catalog::must_table(cx.txn()?, table)?;
+            cx.drains.check(&old)?;
             if old.column(&column.name).is_some() {
                 if *if_not_exists {
                     sink.notice(&format!(
@@ -137,6 +182,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         }
         Plan::DropColumn { table, column, if_exists } => {
             let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
+            cx.drains.check(&desc)?;
             let Some((_, col)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
                 if *if_exists {
                     sink.notice(&format!("column \"{column}\" of relation \"{table}\" does not exist, skipping"))?;
@@ -156,6 +202,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         }
         Plan::AddPrimaryKey { table, columns } => {
             let old = Catalog::must_table(cx.txn()?, table)?;
+            cx.drains.check(&old)?;
             if !old.has_hidden_rowid() {
                 return sql_err!(InvalidTableDefinition, "multiple primary keys for table \"{table}\" are not allowed");
             }
@@ -184,9 +231,12 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         Plan::Truncate { tables } => {
             for name in tables {
                 let old = Catalog::must_table(cx.txn()?, name)?;
+                cx.drains.check(&old)?;
                 let mut desc = (*old).clone();
                 desc.id = Catalog::next_table_id(cx.txn()?)?;
                 desc.version += 1;
+                desc.draining = false;
+                cx.drains.owned.insert(desc.id);
                 Catalog::drop_table(cx.txn()?, &old)?;
                 Catalog::create_table(cx.txn()?, &desc)?;
             }

@@ -68,6 +68,13 @@ pub struct Cx<'t> {
     /// Bytes of rows operators have kept so far (never given back: the
     /// statement's budget, [`limits::MEMORY_BYTES_MAX`]).
     held_bytes: usize,
+    /// A schema change's drains (the session's, lent for the statement).
+    pub drains: crate::ddl::Drains,
+    /// INSERT leaves "this key is new" to the commit (`put_absent`)
+    /// instead of reading each key: set by the session for a statement
+    /// that is its own transaction, which reruns it with reads if the
+    /// commit finds a key taken (so the error names it, as PostgreSQL's).
+    pub defer_unique_checks: bool,
 }
 
 /// How many units of work pass between two cancellation checks.
@@ -87,6 +94,8 @@ impl<'t> Cx<'t> {
             ticks: 0,
             analysis: None,
             held_bytes: 0,
+            drains: crate::ddl::Drains::default(),
+            defer_unique_checks: false,
         }
     }
 
@@ -96,10 +105,11 @@ impl<'t> Cx<'t> {
         self
     }
 
-    /// Times operators with `clock` (nanoseconds) for EXPLAIN ANALYZE.
-    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> u64 + Send + Sync>) -> Self {
+    /// Measures into `analysis`, timing operators with `clock`
+    /// (nanoseconds), for EXPLAIN ANALYZE.
+    pub fn measure(&mut self, analysis: Analysis, clock: Arc<dyn Fn() -> u64 + Send + Sync>) {
+        self.analysis = Some(analysis);
         self.clock = Some(clock);
-        self
     }
 
     fn clock_ns(&self) -> u64 {
@@ -336,6 +346,8 @@ pub fn eval_constant(e: &Expr) -> Result<Value> {
         ticks: 0,
         analysis: None,
         held_bytes: 0,
+        drains: crate::ddl::Drains::default(),
+        defer_unique_checks: false,
     };
     eval(e, &[], &mut cx)
 }

@@ -39,6 +39,13 @@ pub enum Mode {
     /// Lock-free, at a timestamp the engine picks (strong: sees every
     /// commit that finished before it began).
     ReadOnly,
+    /// Like `ReadOnly`, for reads the caller knows lie in one shard: the
+    /// first read is linearizable (the shard's latest state, with no wait
+    /// for a timestamp to close) and fixes the timestamp of the rest —
+    /// Spanner's single-site read-only transaction (OSDI 2012, §4.2.2).
+    /// Across shards it would not be externally consistent, hence the
+    /// caller's promise.
+    SingleShard,
     /// Lock-free, at exactly this timestamp.
     AsOf(Timestamp),
     /// Lock-free, at a timestamp no older than this many nanoseconds.
@@ -74,6 +81,10 @@ pub enum KvError {
     /// A write in a read-only transaction.
     #[error("cannot write in a read-only transaction")]
     ReadOnly,
+    /// A [`Transaction::put_absent`] key had a value at commit (or the
+    /// engine could not check it): nothing was written.
+    #[error("{0}")]
+    ConditionNotMet(String),
 }
 
 impl From<KvError> for Error {
@@ -84,6 +95,9 @@ impl From<KvError> for Error {
             KvError::Unavailable(_) => SqlState::SystemError,
             KvError::Invalid(_) => SqlState::ProgramLimitExceeded,
             KvError::ReadOnly => SqlState::ReadOnlySqlTransaction,
+            // The session reruns the statement with reads, which name the
+            // duplicate key; seen here only if that raced.
+            KvError::ConditionNotMet(_) => SqlState::SerializationFailure,
         };
         let message = match &e {
             KvError::Retryable(m) => format!("restart transaction: {m}"),
@@ -169,6 +183,11 @@ pub trait Engine: Send + Sync {
     /// The current time as the engine's clock sees it (nanoseconds since
     /// the Unix epoch), for `now()` and `AS OF SYSTEM TIME '-10s'`.
     fn now(&self) -> Timestamp;
+
+    /// Returns once `nanos` have passed on the engine's clock: a schema
+    /// change waiting out descriptor leases (`catalog`, "Leases"). An
+    /// engine with a logical clock moves it instead of sleeping.
+    fn wait(&self, nanos: u64);
 }
 
 /// One transaction. See the module docs for the contract.
@@ -182,6 +201,13 @@ pub trait Transaction: Send {
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError>;
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError>;
+
+    /// Like `put`, only if `key` has no value when the transaction
+    /// commits; else `commit` fails with [`KvError::ConditionNotMet`] and
+    /// writes nothing. Lets an INSERT skip reading a key it expects to be
+    /// new. An engine may refuse it at commit for a transaction it cannot
+    /// check that way (SpanDB: one over several shards), the same way.
+    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError>;
 
     fn delete(&mut self, key: &[u8]) -> Result<(), KvError>;
 

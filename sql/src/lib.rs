@@ -33,6 +33,10 @@
 //! - A row and its index entries change in the same transaction
 //!   ([`write`]); DDL and DML on one table serialize through its
 //!   descriptor ([`catalog`]).
+//! - A read-only statement that plans from a leased descriptor reads at a
+//!   timestamp where that descriptor is in force: a schema change drains
+//!   the table and waits out every lease before it commits
+//!   ([`catalog`], "Leases").
 //! - Every error carries a SQLSTATE ([`error`]); bad input never panics
 //!   and never changes data; every bound is in [`limits`].
 //! - Operators stream ([`exec`]): a scan holds one page; those that must

@@ -56,3 +56,13 @@ pub const SERIES_ROWS_MAX: i64 = 100_000_000;
 /// Table names a session remembers the ids of (the catalog module says
 /// why that is safe).
 pub const NAME_CACHE_ENTRIES_MAX: usize = 10_000;
+
+/// How long a gateway may use a table descriptor it read without reading
+/// it again (`catalog`, "Leases"), in nanoseconds of timestamp; every
+/// schema change of an existing table waits this long between its drain
+/// and its change.
+pub const DESCRIPTOR_LEASE_NS: u64 = 500_000_000;
+
+/// How many times a schema change drains again when a concurrent change
+/// of the same table ended its drain first (then 40001).
+pub const SCHEMA_CHANGE_DRAINS_MAX: u32 = 3;

@@ -2,11 +2,13 @@
 //! validation at commit, deterministic.
 //!
 //! Every key keeps its versions (timestamp, value or tombstone). A
-//! read-write transaction reads at its start timestamp, overlaid with its
-//! own buffered writes, and remembers what it read (keys, and the key
-//! ranges its scans covered). `commit` checks that nothing it read or
-//! wrote has a version newer than its start (backward validation, as in
-//! optimistic concurrency control); if so the transaction aborts with a
+//! transaction reads at the timestamp its first read takes (as SpanDB's
+//! do: what commits between BEGIN and the first read is seen), overlaid
+//! with its own buffered writes, and a read-write one remembers what it
+//! read (keys, and the key ranges its scans covered). `commit` checks that
+//! nothing it read or wrote has a version newer than that timestamp
+//! (backward validation, as in optimistic concurrency control; a
+//! transaction that read nothing has nothing to validate); if so it aborts with a
 //! retryable error, else its writes land at a new timestamp. That makes
 //! the history serializable — write skew is caught, like SpanDB's locks
 //! catch it — while letting a single-threaded test interleave two
@@ -101,16 +103,16 @@ impl MemoryEngine {
 
 impl Engine for MemoryEngine {
     fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
-        let last_ts = self.lock().last_ts;
         let read_ts = match mode {
-            Mode::ReadWrite | Mode::ReadOnly | Mode::BoundedStaleness(_) => last_ts,
-            Mode::AsOf(ts) => ts,
+            Mode::ReadWrite | Mode::ReadOnly | Mode::SingleShard | Mode::BoundedStaleness(_) => None,
+            Mode::AsOf(ts) => Some(ts),
         };
         Ok(Box::new(MemoryTxn {
             engine: self.clone(),
             mode,
             read_ts,
             writes: BTreeMap::new(),
+            absent: Vec::new(),
             read_keys: Vec::new(),
             read_ranges: Vec::new(),
         }))
@@ -123,19 +125,35 @@ impl Engine for MemoryEngine {
     fn now(&self) -> Timestamp {
         self.lock().last_ts
     }
+
+    /// Moves the logical clock: later commits are `nanos` later.
+    fn wait(&self, nanos: u64) {
+        let mut state = self.lock();
+        state.last_ts = state.last_ts.saturating_add(nanos);
+    }
 }
 
 struct MemoryTxn {
     engine: MemoryEngine,
     mode: Mode,
-    read_ts: Timestamp,
+    /// Fixed by the first read (as SpanDB's transactions fix theirs), so
+    /// what commits between `begin` and the first read is seen.
+    read_ts: Option<Timestamp>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Written keys that must have no value at commit.
+    absent: Vec<Vec<u8>>,
     read_keys: Vec<Vec<u8>>,
     /// `[start, end]` inclusive of what a scan saw; empty end: unbounded.
     read_ranges: Vec<(Vec<u8>, Vec<u8>, bool)>,
 }
 
 impl MemoryTxn {
+    /// The snapshot reads use, fixed now if not yet.
+    fn snapshot(&mut self) -> Timestamp {
+        let engine = &self.engine;
+        *self.read_ts.get_or_insert_with(|| engine.lock().last_ts)
+    }
+
     fn check_writable(&self) -> Result<(), KvError> {
         match self.mode.is_read_only() {
             true => Err(KvError::ReadOnly),
@@ -156,7 +174,8 @@ impl Transaction for MemoryTxn {
         if !self.mode.is_read_only() {
             self.read_keys.push(key.to_vec());
         }
-        Ok(self.engine.lock().read_at(key, self.read_ts))
+        let ts = self.snapshot();
+        Ok(self.engine.lock().read_at(key, ts))
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
@@ -169,7 +188,8 @@ impl Transaction for MemoryTxn {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         // Read enough to survive own deletes hiding some.
         let want = limit.saturating_add(self.writes.len());
-        for (k, v) in self.engine.lock().scan_at(start, end, self.read_ts, want) {
+        let ts = self.snapshot();
+        for (k, v) in self.engine.lock().scan_at(start, end, ts, want) {
             merged.insert(k, v);
         }
         let complete = merged.len() < want;
@@ -203,6 +223,12 @@ impl Transaction for MemoryTxn {
         Ok(())
     }
 
+    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.put(key, value)?;
+        self.absent.push(key.to_vec());
+        Ok(())
+    }
+
     fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
         self.check_writable()?;
         self.writes.insert(key.to_vec(), None);
@@ -211,10 +237,12 @@ impl Transaction for MemoryTxn {
 
     fn commit(self: Box<Self>) -> Result<Committed, KvError> {
         if self.mode.is_read_only() {
-            return Ok(Committed::at(Some(self.read_ts)));
+            return Ok(Committed::at(self.read_ts));
         }
         let mut state = self.engine.lock();
-        let newer = |key: &[u8]| state.newest(key) > self.read_ts;
+        // Nothing read: blind writes, nothing to validate.
+        let read_ts = self.read_ts.unwrap_or(Timestamp::MAX);
+        let newer = |key: &[u8]| state.newest(key) > read_ts;
         let conflict = self.read_keys.iter().chain(self.writes.keys()).find(|k| newer(k)).cloned().or_else(|| {
             self.read_ranges.iter().find_map(|(start, end, inclusive)| {
                 let upper = match (end.is_empty(), inclusive) {
@@ -233,12 +261,15 @@ impl Transaction for MemoryTxn {
             return Err(KvError::Retryable(format!(
                 "key {} changed after the transaction began reading at {} (changed at {})",
                 crate::encoding::pretty_key(&key),
-                self.read_ts,
+                read_ts,
                 state.newest(&key)
             )));
         }
+        if let Some(key) = self.absent.iter().find(|k| state.read_at(k, Timestamp::MAX).is_some()) {
+            return Err(KvError::ConditionNotMet(format!("key {} has a value", crate::encoding::pretty_key(key))));
+        }
         if self.writes.is_empty() {
-            return Ok(Committed::at(Some(self.read_ts)));
+            return Ok(Committed::at(self.read_ts));
         }
         let ts = state.last_ts + COMMIT_STEP_NS;
         state.last_ts = ts;
@@ -253,6 +284,6 @@ impl Transaction for MemoryTxn {
     }
 
     fn read_ts(&self) -> Option<Timestamp> {
-        Some(self.read_ts)
+        self.read_ts
     }
 }

@@ -159,6 +159,10 @@ pub struct Planner<'a> {
     depth: usize,
     /// Remembered table ids (optional).
     names: Option<&'a crate::catalog::NameCache>,
+    /// Leased descriptors a read-only statement may use (optional).
+    leases: Option<&'a crate::catalog::LeaseUse<'a>>,
+    /// The names of the tables looked up so far.
+    used_tables: Vec<String>,
 }
 
 fn ident(i: &ast::Ident) -> String {
@@ -168,7 +172,7 @@ fn ident(i: &ast::Ident) -> String {
     }
 }
 
-fn object_name(name: &ast::ObjectName) -> Result<String> {
+pub(crate) fn object_name(name: &ast::ObjectName) -> Result<String> {
     let parts: Vec<String> = name
         .0
         .iter()
@@ -246,7 +250,17 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
 
 impl<'a> Planner<'a> {
     pub fn new(txn: &'a mut dyn Transaction, sql: &'a str) -> Planner<'a> {
-        Planner { txn, sql, param_types: Vec::new(), outer: Vec::new(), agg: None, depth: 0, names: None }
+        Planner {
+            txn,
+            sql,
+            param_types: Vec::new(),
+            outer: Vec::new(),
+            agg: None,
+            depth: 0,
+            names: None,
+            leases: None,
+            used_tables: Vec::new(),
+        }
     }
 
     /// Uses (and fills) `names` to find tables.
@@ -255,11 +269,25 @@ impl<'a> Planner<'a> {
         self
     }
 
+    /// Uses (and fills) leased descriptors: only for a read-only
+    /// statement reading at a strong timestamp (`catalog`, "Leases").
+    pub fn with_leases(mut self, leases: &'a crate::catalog::LeaseUse<'a>) -> Planner<'a> {
+        self.leases = Some(leases);
+        self
+    }
+
+    /// The names of the tables the statement used (taken).
+    pub fn take_used_tables(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.used_tables)
+    }
+
     /// The table named `name` (42P01 if none).
     fn table(&mut self, name: &str) -> Result<Arc<TableDesc>> {
-        match self.names {
-            Some(names) => Catalog::must_table_cached(self.txn, name, names),
-            None => Catalog::must_table(self.txn, name),
+        self.used_tables.push(name.to_string());
+        match (self.names, self.leases) {
+            (Some(names), Some(leases)) => Catalog::must_table_leased(self.txn, name, names, leases),
+            (Some(names), None) => Catalog::must_table_cached(self.txn, name, names),
+            (None, _) => Catalog::must_table(self.txn, name),
         }
     }
 
@@ -1942,6 +1970,8 @@ impl<'a> Planner<'a> {
             next_column_id: 1,
             next_index_id: PRIMARY_INDEX_ID + 1,
             version: 1,
+            draining: false,
+            drain_epoch: 0,
         };
         let mut primary: Option<Vec<(String, Direction)>> = None;
         // UNIQUE constraints: an optional name and the columns.

@@ -5,7 +5,13 @@
 //! concurrent DDL cannot break that either). Uniqueness is checked by
 //! reading the key a row or unique entry would take: in SpanDB that read
 //! locks the key until commit, so two transactions cannot both see it
-//! free.
+//! free. An INSERT that is its own transaction skips those reads: it
+//! writes the keys with `put_absent`, which SpanDB checks when it applies
+//! the commit, under the commit's exclusive locks (CockroachDB's
+//! conditional put) — one round trip instead of one per key. If a key is
+//! taken nothing is written, and the session runs the statement again
+//! with reads, so the error names the constraint and the key, as
+//! PostgreSQL's does, at the statement.
 //!
 //! The rows a statement changes are read in full before the first write
 //! (bounded by [`limits::WRITES_PER_TRANSACTION_MAX`]), so a statement
@@ -97,6 +103,9 @@ fn unique_violation(
 enum UniqueCheck {
     Needed,
     Done,
+    /// Left to the commit: the row's key and its unique entries are
+    /// written with `put_absent` ([`Cx::defer_unique_checks`]).
+    AtCommit,
 }
 
 /// Writes `row` (new) in place of `old` (None: a new row), keeping every
@@ -132,10 +141,31 @@ fn write_row(table: &TableDesc, old: Option<&Row>, row: &Row, check: UniqueCheck
         if let Some((old_key, _)) = old_entry {
             cx.txn()?.delete(&old_key)?;
         }
-        cx.txn()?.put(&entry, &entry_value)?;
+        if index.unique && !entry_value.is_empty() && check == UniqueCheck::AtCommit {
+            cx.txn()?.put_absent(&entry, &entry_value)?;
+        } else {
+            cx.txn()?.put(&entry, &entry_value)?;
+        }
     }
-    cx.txn()?.put(&key, &value)?;
+    if check == UniqueCheck::AtCommit {
+        cx.txn()?.put_absent(&key, &value)?;
+    } else {
+        cx.txn()?.put(&key, &value)?;
+    }
     Ok(())
+}
+
+/// The keys a new row takes that must be free: its primary key and its
+/// unique entries (those without NULLs).
+fn unique_keys(table: &TableDesc, row: &Row) -> Result<Vec<Vec<u8>>> {
+    let mut keys = vec![layout::row_key(table, row)?];
+    for index in table.indexes.iter().filter(|i| i.unique) {
+        let (entry, entry_value) = layout::index_entry(table, index, row)?;
+        if !entry_value.is_empty() {
+            keys.push(entry);
+        }
+    }
+    Ok(keys)
 }
 
 fn delete_row(table: &TableDesc, row: &Row, cx: &mut Cx) -> Result<()> {
@@ -203,8 +233,23 @@ pub fn insert(
     let rows = read_all(source, cx)?;
     let mut result = WriteResult { count: 0, returned: Vec::new() };
     let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    // Keys this statement left for its commit to check.
+    let mut deferred: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     for mut row in rows {
         conform(table, &mut row, ids)?;
+        if cx.defer_unique_checks && *on_conflict == OnConflict::Error {
+            // No read: the commit checks the keys are free. A key this
+            // statement already took is read as below (the read sees the
+            // statement's own write and names the collision).
+            let keys = unique_keys(table, &row)?;
+            if keys.iter().all(|k| !deferred.contains(k)) {
+                deferred.extend(keys);
+                write_row(table, None, &row, UniqueCheck::AtCommit, cx)?;
+                returning(returning_items, &row, cx, &mut result.returned)?;
+                result.count += 1;
+                continue;
+            }
+        }
         // The row's key and every unique entry it takes are read here,
         // so writing it needs no second look.
         let existing = match existing_row(table, &row, cx)? {

@@ -388,6 +388,10 @@ pub enum Input {
         /// The lease its `reads` were locked under (needed with reads).
         lease: Option<LockLease>,
         participants: Vec<(ShardId, Timestamp)>,
+        /// Preconditions on keys it writes, checked when applied (as a
+        /// plain write's); the driver allows them only without other
+        /// participants. If one fails, the commit writes nothing.
+        conditions: Vec<Condition>,
     },
     /// A plain write (an internal one-shard transaction).
     Write {
@@ -663,7 +667,7 @@ impl ShardTxns {
                     self.park(req, txn, priority, wanted, then, now, &mut out);
                 }
             }
-            Input::Commit { req, txn, priority, writes, reads, lease, participants } => {
+            Input::Commit { req, txn, priority, writes, reads, lease, participants, conditions } => {
                 if let Some(d) = self.decisions.get(&txn) {
                     out.push(Output::Reply { req, result: outcome_answer(d.outcome) });
                     return out;
@@ -676,7 +680,7 @@ impl ShardTxns {
                     return out;
                 }
                 if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, lease, now, &mut out) {
-                    let then = Then::Commit { writes, conditions: vec![], participants, received: now };
+                    let then = Then::Commit { writes, conditions, participants, received: now };
                     self.park(req, txn, priority, wanted, then, now, &mut out);
                 }
             }

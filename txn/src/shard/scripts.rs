@@ -77,6 +77,17 @@ fn target(s: &str) -> LockTarget {
     }
 }
 
+/// `k:v,k2:-`: key k holds v, key k2 is absent.
+fn conditions(arg: Option<&str>) -> Res<Vec<Condition>> {
+    let Some(s) = arg else { return Ok(vec![]) };
+    s.split(',')
+        .map(|c| {
+            let (k, v) = c.split_once(':').ok_or("conditions are key:value or key:-")?;
+            Ok(Condition { key: k.as_bytes().to_vec(), expected: (v != "-").then(|| v.into()) })
+        })
+        .collect()
+}
+
 fn writes(s: Option<&str>) -> Res<Vec<Write>> {
     let Some(s) = s else { return Ok(vec![]) };
     s.split(',')
@@ -280,23 +291,16 @@ impl goldenscript::Runner for Runner {
                         })
                         .collect::<Res<_>>()?,
                 };
+                let conditions = conditions(args.take_key("if"))?;
                 let lease = self.lease(id, t, !reads.is_empty(), &mut args)?;
-                let input = Input::Commit { req: r, txn: t, priority, writes: w, reads, lease, participants };
+                let input =
+                    Input::Commit { req: r, txn: t, priority, writes: w, reads, lease, participants, conditions };
                 self.step(id, input, &mut out)?;
             }
             "write" => {
                 let r = req(args.next_pos().ok_or("write REQ writes=...")?)?;
                 let w = writes(args.take_key("writes"))?;
-                let conditions = match args.take_key("if") {
-                    None => vec![],
-                    Some(s) => s
-                        .split(',')
-                        .map(|c| {
-                            let (k, v) = c.split_once(':').ok_or("conditions are key:value or key:-")?;
-                            Ok(Condition { key: k.as_bytes().to_vec(), expected: (v != "-").then(|| v.into()) })
-                        })
-                        .collect::<Res<_>>()?,
-                };
+                let conditions = conditions(args.take_key("if"))?;
                 self.step(id, Input::Write { req: r, writes: w, conditions }, &mut out)?;
             }
             "abort" => {
@@ -388,6 +392,7 @@ scripts!(
     reread_under_a_new_leader_aborts,
     vanished_client_loses_its_locks,
     plain_writes_take_locks_and_check_conditions,
+    a_commit_checks_its_conditions_when_applied,
     safe_time_waits_for_prepared_transactions,
     dropped_proposals_abort,
     wounded_reader_cannot_reread,

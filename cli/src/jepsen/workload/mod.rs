@@ -153,6 +153,7 @@ impl Completion {
             | client::Error::SnapshotTooOld { .. }
             | client::Error::Aborted(_)
             | client::Error::PermissionDenied(_)
+            | client::Error::ConditionNotMet(_)
             | client::Error::Connect(_) => Completion::fail(value, error.to_string()),
         }
     }
