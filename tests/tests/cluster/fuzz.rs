@@ -211,15 +211,17 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         .prop_map(|((shard_id, start_key), shard_epoch, end_key, limit, options)| {
             Call::Scan(proto::ScanRequest { shard_id, shard_epoch, start_key, end_key, limit, read_ts: 0, options })
         });
-    let conditions = proptest::collection::vec(
-        (key(), value(), any::<bool>()).prop_map(|(key, expected, expect_absent)| proto::Condition {
-            key,
-            expected,
-            expect_absent,
-        }),
-        0..2,
-    );
-    let write = (shard_and_mutations(), epoch(), prop_oneof![3 => Just(Vec::new()), 1 => conditions]).prop_map(
+    let conditions = || {
+        proptest::collection::vec(
+            (key(), value(), any::<bool>()).prop_map(|(key, expected, expect_absent)| proto::Condition {
+                key,
+                expected,
+                expect_absent,
+            }),
+            0..2,
+        )
+    };
+    let write = (shard_and_mutations(), epoch(), prop_oneof![3 => Just(Vec::new()), 1 => conditions()]).prop_map(
         |((shard_id, mutations), shard_epoch, conditions)| {
             Call::Write(proto::WriteRequest { shard_id, shard_epoch, mutations, conditions })
         },
@@ -263,12 +265,28 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
                 lease,
             })
         });
-    let commit = (txn_meta(), shard_and_mutations(), epoch(), proptest::collection::vec(participant(), 0..3), lease())
-        .prop_flat_map(move |(txn, (shard_id, writes), shard_epoch, participants, lease)| {
-            (Just((txn, shard_id, writes, shard_epoch, participants, lease)), reads(shard_id))
+    let commit = (
+        txn_meta(),
+        shard_and_mutations(),
+        epoch(),
+        proptest::collection::vec(participant(), 0..3),
+        lease(),
+        prop_oneof![3 => Just(Vec::new()), 1 => conditions()],
+    )
+        .prop_flat_map(move |(txn, (shard_id, writes), shard_epoch, participants, lease, conditions)| {
+            (Just((txn, shard_id, writes, shard_epoch, participants, lease, conditions)), reads(shard_id))
         })
-        .prop_map(|((txn, shard_id, writes, shard_epoch, participants, lease), reads)| {
-            Call::Commit(proto::TxnCommitRequest { txn, shard_id, shard_epoch, writes, reads, participants, lease })
+        .prop_map(|((txn, shard_id, writes, shard_epoch, participants, lease, conditions), reads)| {
+            Call::Commit(proto::TxnCommitRequest {
+                txn,
+                shard_id,
+                shard_epoch,
+                writes,
+                reads,
+                participants,
+                lease,
+                conditions,
+            })
         });
     let abort = (txn_id_bytes(), shard_id())
         .prop_map(|(txn_id, shard_id)| Call::Abort(proto::TxnAbortRequest { txn_id, shard_id }));

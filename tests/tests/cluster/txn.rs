@@ -548,6 +548,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
         reads: vec![],
         participants: vec![],
         lease: None,
+        conditions: vec![],
     };
     let status = raw.commit(commit).await.expect_err("committing an aborted transaction");
     assert_eq!(kind(&status), proto::ErrorKind::Aborted);
@@ -586,6 +587,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
         reads: vec![span("never-read")],
         participants: vec![],
         lease: None,
+        conditions: vec![],
     };
     let status = raw.commit(commit).await.expect_err("reads never locked");
     assert_eq!(kind(&status), proto::ErrorKind::Aborted);
@@ -650,5 +652,85 @@ async fn heartbeats_and_read_only_reads_leave_nothing_behind() -> anyhow::Result
     }
     let grown = c.progress(leader, 1).expect("up").last_index - before;
     assert!(grown < 50, "100 concurrent reads proposed {grown} entries");
+    c.shutdown().await
+}
+
+/// Goal: a conditional write (`put_absent`, SQL's INSERT without a read)
+/// applies only if its key is free when the commit applies; otherwise the
+/// whole transaction writes nothing. Of clients racing to take one key,
+/// exactly one wins. A transaction over two shards cannot carry one (the
+/// check would come after the others prepared), and the server refuses
+/// forged commits that try: with participants, or on a key not written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_absent_takes_a_free_key_once_and_nothing_else() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    client.put(b"taken", b"old").await?;
+
+    let mut txn = client.begin();
+    txn.put_absent(b"fresh", b"1");
+    txn.put(b"beside", b"1");
+    txn.commit().await?;
+    assert_eq!(client.get(b"fresh").await?, Some(b"1".to_vec()));
+
+    let mut txn = client.begin();
+    txn.put_absent(b"taken", b"new");
+    txn.put(b"also", b"x");
+    let commit = txn.commit().await;
+    assert!(matches!(commit, Err(ClientError::ConditionNotMet(_))), "{commit:?}");
+    assert_eq!(client.get(b"taken").await?, Some(b"old".to_vec()));
+    assert_eq!(client.get(b"also").await?, None, "a failed condition wrote the rest");
+
+    let mut txn = client.begin();
+    txn.put_absent(b"apple", b"1");
+    txn.put(b"zebra", b"1");
+    let commit = txn.commit().await;
+    assert!(matches!(commit, Err(ClientError::ConditionNotMet(_))), "two shards: {commit:?}");
+    assert_eq!(client.get(b"apple").await?, None);
+    assert_eq!(client.get(b"zebra").await?, None);
+
+    let racers = (0..8).map(|i| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut txn = client.begin();
+            txn.put_absent(b"race", format!("{i}").as_bytes());
+            txn.commit().await
+        })
+    });
+    let mut won = 0;
+    for racer in racers {
+        match racer.await? {
+            Ok(_) => won += 1,
+            Err(ClientError::ConditionNotMet(_) | ClientError::Aborted(_)) => {}
+            Err(e) => anyhow::bail!("a racer failed: {e}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one racer takes the key");
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leaders[&1])))?.connect().await?;
+    let mut raw = proto::txn_client::TxnClient::new(channel);
+    let meta = |id: u128| proto::TxnMeta { txn_id: id.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] };
+    let absent = |k: &str| proto::Condition { key: k.as_bytes().to_vec(), expected: vec![], expect_absent: true };
+    let write = |k: &str| proto::Mutation { key: k.as_bytes().to_vec(), value: b"v".to_vec(), delete: false };
+    let forged = [(vec![write("cat")], vec![absent("dog")]), (vec![write("cat")], vec![absent("cat")])];
+    for (i, (writes, conditions)) in forged.into_iter().enumerate() {
+        let participants =
+            if i == 1 { vec![proto::Participant { shard_id: 2, prepare_ts: 1, seal: vec![] }] } else { vec![] };
+        let commit = proto::TxnCommitRequest {
+            txn: Some(meta(20 + i as u128)),
+            shard_id: 1,
+            shard_epoch: 0,
+            writes,
+            reads: vec![],
+            participants,
+            lease: None,
+            conditions,
+        };
+        let status = raw.commit(commit).await.expect_err("a forged conditional commit");
+        assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument, "{status:?}");
+    }
+    assert_eq!(client.get(b"cat").await?, None);
     c.shutdown().await
 }

@@ -63,6 +63,7 @@ async fn commit_on_1(
         reads: vec![],
         participants,
         lease: None,
+        conditions: vec![],
     };
     let mut client = txn_client(c, leader).await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     Ok(client.commit(request).await?.into_inner())
