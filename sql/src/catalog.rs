@@ -105,6 +105,10 @@ pub struct IndexDesc {
     pub unique: bool,
     /// Key columns (column ids), each with its direction.
     pub columns: Vec<(u32, Direction)>,
+    /// Being backfilled (F1's write-only state): writers keep it (and its
+    /// uniqueness), readers do not use it yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub write_only: bool,
 }
 
 /// A table.
@@ -130,6 +134,11 @@ pub struct TableDesc {
     /// is still the one in force.
     #[serde(default)]
     pub drain_epoch: u64,
+    /// The table is being rewritten into this one (ALTER TABLE ADD
+    /// PRIMARY KEY, in batches): readers read this descriptor's rows,
+    /// writers are refused (55006) until the rewrite ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Box<TableDesc>>,
 }
 
 impl TableDesc {
@@ -162,6 +171,18 @@ impl TableDesc {
     }
 
     /// Whether the primary key is the hidden row id.
+    /// Refuses writes while the table is rewritten (55006).
+    pub fn check_writable(&self) -> Result<()> {
+        if self.rewrite.is_some() {
+            return sql_err!(
+                ObjectInUse,
+                "table \"{}\" is being rewritten by ALTER TABLE; it takes writes again when that ends",
+                self.name
+            );
+        }
+        Ok(())
+    }
+
     pub fn has_hidden_rowid(&self) -> bool {
         self.columns.iter().any(|c| c.hidden)
     }

@@ -38,7 +38,7 @@ impl Drains {
     /// Refuses to change `desc` unless its leases were waited out and no
     /// other change ended that drain since (40001, the statement runs
     /// again with a new drain).
-    fn check(&mut self, desc: &TableDesc) -> Result<()> {
+    pub(crate) fn check(&mut self, desc: &TableDesc) -> Result<()> {
         if self.owned.contains(&desc.id) {
             return Ok(());
         }
@@ -54,6 +54,17 @@ impl Drains {
             ),
         }
     }
+}
+
+/// Work a schema change leaves for after its own transaction commits,
+/// done in batches of transactions of their own (`backfill`), so no
+/// single transaction has to hold a whole table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUp {
+    /// Fill write-only index `index` of table `table`, then make it public.
+    Backfill { table: u32, index: u32 },
+    /// Copy table `table`'s rows into its `rewrite`, then switch to it.
+    Rewrite { table: u32 },
 }
 
 /// Runs a DDL plan; returns its command tag.
@@ -97,10 +108,18 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 }
                 return sql_err!(DuplicateTable, "relation \"{}\" already exists", index.name);
             }
+            desc.check_writable()?;
             let index = IndexDesc { id: desc.next_index_id, ..index.clone() };
             desc.next_index_id += 1;
-            write::backfill_index(&desc, &index, cx)?;
-            desc.indexes.push(index);
+            if cx.batch_schema_changes {
+                // Write-only now; filled in batches after this commits,
+                // then public (`backfill`).
+                cx.followup = Some(FollowUp::Backfill { table: desc.id, index: index.id });
+                desc.indexes.push(IndexDesc { write_only: true, ..index });
+            } else {
+                write::backfill_index(&desc, &index, cx)?;
+                desc.indexes.push(index);
+            }
             Catalog::update_table(cx.txn()?, &mut desc)?;
             Ok("CREATE INDEX".into())
         }
@@ -109,6 +128,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 match Catalog::table_of_index(cx.txn()?, name)? {
                     Some((table, id)) => {
                         cx.drains.check(&table)?;
+                        table.check_writable()?;
                         let mut desc = (*table).clone();
                         desc.indexes.retain(|i| i.id != id);
                         Catalog::update_table(cx.txn()?, &mut desc)?;
@@ -127,6 +147,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         Plan::AddColumn { table, column, unique, if_not_exists } => {
             let old = Catalog::must_table(cx.txn()?, table)?;
             cx.drains.check(&old)?;
+            old.check_writable()?;
             if old.column(&column.name).is_some() {
                 if *if_not_exists {
                     sink.notice(&format!(
@@ -171,6 +192,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                     name: format!("{table}_{}_key", column.name),
                     unique: true,
                     columns: vec![(column.id, crate::encoding::Direction::Asc)],
+                    write_only: false,
                 };
                 check_index_names_free(cx, std::iter::once(index.name.as_str()))?;
                 desc.next_index_id += 1;
@@ -183,6 +205,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         Plan::DropColumn { table, column, if_exists } => {
             let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
             cx.drains.check(&desc)?;
+            desc.check_writable()?;
             let Some((_, col)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
                 if *if_exists {
                     sink.notice(&format!("column \"{column}\" of relation \"{table}\" does not exist, skipping"))?;
@@ -203,6 +226,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         Plan::AddPrimaryKey { table, columns } => {
             let old = Catalog::must_table(cx.txn()?, table)?;
             cx.drains.check(&old)?;
+            old.check_writable()?;
             if !old.has_hidden_rowid() {
                 return sql_err!(InvalidTableDefinition, "multiple primary keys for table \"{table}\" are not allowed");
             }
@@ -214,6 +238,18 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 if let Some(c) = desc.columns.iter_mut().find(|c| c.id == id) {
                     c.nullable = false;
                 }
+            }
+            if cx.batch_schema_changes {
+                // Copied in batches after this commits, writers refused
+                // meanwhile, then switched to (`backfill`).
+                desc.id = Catalog::next_table_id(cx.txn()?)?;
+                desc.version = 1;
+                desc.draining = false;
+                let mut old = (*old).clone();
+                old.rewrite = Some(Box::new(desc));
+                cx.followup = Some(FollowUp::Rewrite { table: old.id });
+                Catalog::update_table(cx.txn()?, &mut old)?;
+                return Ok("ALTER TABLE".into());
             }
             write::rewrite_table(
                 &old,
@@ -232,6 +268,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             for name in tables {
                 let old = Catalog::must_table(cx.txn()?, name)?;
                 cx.drains.check(&old)?;
+                old.check_writable()?;
                 let mut desc = (*old).clone();
                 desc.id = Catalog::next_table_id(cx.txn()?)?;
                 desc.version += 1;

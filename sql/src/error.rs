@@ -96,6 +96,8 @@ pub enum SqlState {
     InvalidTableDefinition,
     /// 54000
     ProgramLimitExceeded,
+    /// 55006
+    ObjectInUse,
     /// 53200
     OutOfMemory,
     /// 57014
@@ -155,6 +157,7 @@ impl SqlState {
             WrongObjectType => "42809",
             InvalidTableDefinition => "42P16",
             ProgramLimitExceeded => "54000",
+            ObjectInUse => "55006",
             OutOfMemory => "53200",
             QueryCanceled => "57014",
             ConnectionFailure => "08006",

@@ -75,6 +75,11 @@ pub struct Cx<'t> {
     /// that is its own transaction, which reruns it with reads if the
     /// commit finds a key taken (so the error names it, as PostgreSQL's).
     pub defer_unique_checks: bool,
+    /// Schema changes that fill or copy a table do it in batches after
+    /// the statement commits (a statement outside a transaction block).
+    pub batch_schema_changes: bool,
+    /// What such a change left for after the commit.
+    pub followup: Option<crate::ddl::FollowUp>,
 }
 
 /// How many units of work pass between two cancellation checks.
@@ -96,6 +101,8 @@ impl<'t> Cx<'t> {
             held_bytes: 0,
             drains: crate::ddl::Drains::default(),
             defer_unique_checks: false,
+            batch_schema_changes: false,
+            followup: None,
         }
     }
 
@@ -348,6 +355,8 @@ pub fn eval_constant(e: &Expr) -> Result<Value> {
         held_bytes: 0,
         drains: crate::ddl::Drains::default(),
         defer_unique_checks: false,
+        batch_schema_changes: false,
+        followup: None,
     };
     eval(e, &[], &mut cx)
 }

@@ -36,6 +36,11 @@ pub const MEMORY_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// belongs in batches.
 pub const WRITES_PER_TRANSACTION_MAX: usize = 10_000;
 
+/// Rows one batch of a schema change's backfill or rewrite reads and
+/// writes (`backfill`), each batch a transaction of its own; with its
+/// index entries well below [`WRITES_PER_TRANSACTION_MAX`].
+pub const BACKFILL_BATCH_ROWS: usize = 1_000;
+
 /// How many times an implicit (single-statement) transaction is retried
 /// after a retryable abort, while nothing has been sent to the client.
 pub const AUTOCOMMIT_RETRIES_MAX: u32 = 10;

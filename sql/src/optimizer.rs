@@ -236,7 +236,7 @@ fn filter(input: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
 /// index narrows the scan.
 fn choose_access_path(table: &Arc<TableDesc>, conjuncts: &[Expr]) -> Option<(IndexDesc, Vec<ScanSpan>)> {
     let mut best: Option<(usize, IndexDesc, Vec<ScanSpan>)> = None;
-    for index in std::iter::once(&table.primary).chain(&table.indexes) {
+    for index in std::iter::once(&table.primary).chain(table.indexes.iter().filter(|i| !i.write_only)) {
         let Ok(positions) = table.key_positions(index) else { continue };
         let (score, spans) = spans_for(&positions, conjuncts);
         if score == 0 {

@@ -1965,13 +1965,20 @@ impl<'a> Planner<'a> {
             id: 0,
             name: name.clone(),
             columns: Vec::new(),
-            primary: IndexDesc { id: PRIMARY_INDEX_ID, name: format!("{name}_pkey"), unique: true, columns: vec![] },
+            primary: IndexDesc {
+                id: PRIMARY_INDEX_ID,
+                name: format!("{name}_pkey"),
+                unique: true,
+                columns: vec![],
+                write_only: false,
+            },
             indexes: Vec::new(),
             next_column_id: 1,
             next_index_id: PRIMARY_INDEX_ID + 1,
             version: 1,
             draining: false,
             drain_epoch: 0,
+            rewrite: None,
         };
         let mut primary: Option<Vec<(String, Direction)>> = None;
         // UNIQUE constraints: an optional name and the columns.
@@ -2027,7 +2034,7 @@ impl<'a> Planner<'a> {
             });
             let id = table.next_index_id;
             table.next_index_id += 1;
-            table.indexes.push(IndexDesc { id, name: iname, unique: true, columns });
+            table.indexes.push(IndexDesc { id, name: iname, unique: true, columns, write_only: false });
         }
         Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists })
     }
@@ -2086,7 +2093,7 @@ impl<'a> Planner<'a> {
         };
         let desc = Catalog::must_table(self.txn, &table)?;
         let columns = resolve_index_columns(&desc, &columns)?;
-        let index = IndexDesc { id: 0, name, unique: create.unique, columns };
+        let index = IndexDesc { id: 0, name, unique: create.unique, columns, write_only: false };
         Ok(Plan::CreateIndex { table, index, if_not_exists: create.if_not_exists })
     }
 

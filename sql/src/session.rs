@@ -28,8 +28,9 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
+use crate::backfill;
 use crate::catalog::{Catalog, IndexDesc, LeaseChecked, LeaseUse, Leases, TableDesc};
-use crate::ddl::Drains;
+use crate::ddl::{Drains, FollowUp};
 use crate::error::{Error, Result};
 use crate::exec::{self, Cx};
 use crate::explain;
@@ -136,6 +137,8 @@ pub struct Session {
     /// The running statement's INSERTs leave unique checks to the commit
     /// ([`Cx::defer_unique_checks`]).
     defer_unique_checks: bool,
+    /// What the running schema change left for after its commit.
+    followup: Option<FollowUp>,
     /// The running statement is an EXPLAIN ANALYZE whose last line is
     /// its transaction's commit (added once that is known).
     explain_commit: bool,
@@ -213,6 +216,7 @@ impl Session {
             drains: Drains::default(),
             block_tables: HashSet::new(),
             defer_unique_checks: false,
+            followup: None,
             explain_commit: false,
         }
     }
@@ -326,6 +330,7 @@ impl Session {
             // Each attempt of a schema change drains again (its check
             // failing is what made it retry).
             self.drains.owned.clear();
+            self.followup = None;
             self.drain(&targets)?;
             let now_us = self.now_us();
             let mut holding =
@@ -366,7 +371,12 @@ impl Session {
                 Ok(tag)
             });
             match result {
-                Ok(tag) => return holding.complete(&tag),
+                Ok(tag) => {
+                    if let Some(followup) = self.followup.take() {
+                        self.run_followup(&followup, now_us)?;
+                    }
+                    return holding.complete(&tag);
+                }
                 Err(e) if e.is_retryable() && !holding.held.flushed && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => {
                     continue
                 }
@@ -668,9 +678,34 @@ impl Session {
         let mut cx = Cx::new(txn, Vec::new(), now_us).with_cancel(self.cancel.clone());
         cx.drains = std::mem::take(&mut self.drains);
         cx.defer_unique_checks = self.defer_unique_checks;
+        cx.batch_schema_changes = self.status != TxnStatus::InBlock;
         let result = self.execute_in(plan, &mut cx, statement, sink);
         self.drains = std::mem::take(&mut cx.drains);
+        self.followup = cx.followup.take();
         result
+    }
+
+    /// Finishes a committed schema change that fills or copies a table
+    /// ([`backfill`]); its errors are the statement's.
+    fn run_followup(&mut self, followup: &FollowUp, now_us: i64) -> Result<()> {
+        let engine = self.engine.clone();
+        match *followup {
+            FollowUp::Backfill { table, index } => {
+                backfill::backfill_index(engine.as_ref(), table, index, now_us, &self.cancel)
+            }
+            FollowUp::Rewrite { table } => {
+                let switched = backfill::copy_rows(engine.as_ref(), table, now_us, &self.cancel).and_then(|name| {
+                    // Readers move to the new table: drain the old one.
+                    self.end_drains();
+                    self.drain(&[SchemaTarget::Table(name)])?;
+                    backfill::switch_to_rewrite(engine.as_ref(), table, &self.drains, now_us)
+                });
+                if switched.is_err() {
+                    backfill::abandon_rewrite(engine.as_ref(), table, now_us);
+                }
+                switched
+            }
+        }
     }
 
     fn execute_in(

@@ -230,6 +230,7 @@ pub fn insert(
     cx: &mut Cx,
     ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
+    table.check_writable()?;
     let rows = read_all(source, cx)?;
     let mut result = WriteResult { count: 0, returned: Vec::new() };
     let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
@@ -305,6 +306,7 @@ pub fn update(
     cx: &mut Cx,
     ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
+    table.check_writable()?;
     let rows = read_all(source, cx)?;
     let mut result = WriteResult { count: 0, returned: Vec::new() };
     // New values first, for every row, then the writes: a key that moves
@@ -338,6 +340,7 @@ pub fn delete(
     returning_items: &Option<Vec<(Expr, OutputColumn)>>,
     cx: &mut Cx,
 ) -> Result<WriteResult> {
+    table.check_writable()?;
     let rows = read_all(source, cx)?;
     let mut result = WriteResult { count: 0, returned: Vec::new() };
     for row in rows {
@@ -408,4 +411,92 @@ pub fn rewrite_table(old: &TableDesc, new: &TableDesc, fill: &dyn Fn(&Row) -> Re
         write_row(new, None, row, UniqueCheck::Needed, cx)?;
     }
     Ok(rows.len() as u64)
+}
+
+/// An error for a new unique index (or primary key) whose rows collide.
+fn duplicate_in_new_index(
+    table: &TableDesc,
+    index_name: &str,
+    columns: &[(u32, crate::encoding::Direction)],
+    row: &[Value],
+) -> Error {
+    Error::new(SqlState::UniqueViolation, format!("could not create unique index \"{index_name}\""))
+        .with_detail(format!("{} is duplicated.", layout::describe_key(table, columns, row)))
+}
+
+/// One batch of a backfill of write-only index `index` of `table`: the
+/// entries of at most `rows` rows from primary key `from` on, in the
+/// caller's transaction. Returns where the next batch starts (None: the
+/// table is done). Writers keep write-only indexes, so an entry may
+/// already be there: for this row (fine) or another (a duplicate).
+pub fn backfill_batch(
+    table: &TableDesc,
+    index: &IndexDesc,
+    from: &[u8],
+    rows: usize,
+    cx: &mut Cx,
+) -> Result<Option<Vec<u8>>> {
+    let end = crate::encoding::prefix_end(&crate::encoding::index_prefix(table.id, table.primary.id));
+    let pairs = cx.txn()?.scan(from, &end, rows)?;
+    for (key, value) in &pairs {
+        let row = layout::decode_row(table, key, value)?;
+        let (entry, entry_value) = layout::index_entry(table, index, &row)?;
+        if index.unique && !entry_value.is_empty() {
+            if let Some(existing) = cx.get(&entry)? {
+                if existing != entry_value {
+                    return Err(duplicate_in_new_index(table, &index.name, &index.columns, &row));
+                }
+                continue;
+            }
+        }
+        cx.txn()?.put(&entry, &entry_value)?;
+    }
+    Ok(next_batch(&pairs, rows))
+}
+
+/// One batch of a rewrite of `old`'s rows into `new` (its `rewrite`: a
+/// new primary key, under a new table id), like [`backfill_batch`].
+/// Writers are refused meanwhile, so every key written here is new unless
+/// two rows share a new primary key.
+pub fn rewrite_batch(
+    old: &TableDesc,
+    new: &TableDesc,
+    from: &[u8],
+    rows: usize,
+    cx: &mut Cx,
+) -> Result<Option<Vec<u8>>> {
+    let end = crate::encoding::prefix_end(&crate::encoding::index_prefix(old.id, old.primary.id));
+    let pairs = cx.txn()?.scan(from, &end, rows)?;
+    for (key, value) in &pairs {
+        let row = layout::decode_row(old, key, value)?;
+        let mut moved = Vec::with_capacity(new.columns.len());
+        for col in &new.columns {
+            let v = old.column_by_id(col.id).map_or(Value::Null, |(pos, _)| row[pos].clone());
+            if v.is_null() && !col.nullable {
+                return Err(Error::new(
+                    SqlState::NotNullViolation,
+                    format!("column \"{}\" of relation \"{}\" contains null values", col.name, new.name),
+                ));
+            }
+            moved.push(v);
+        }
+        if existing_row(new, &moved, cx)?.is_some() {
+            return Err(duplicate_in_new_index(new, &new.primary.name, &new.primary.columns, &moved));
+        }
+        write_row(new, None, &moved, UniqueCheck::Needed, cx)?;
+    }
+    Ok(next_batch(&pairs, rows))
+}
+
+/// Where the batch after `pairs` starts: just after its last key, unless
+/// it came back short (the end).
+fn next_batch(pairs: &[crate::kv::Pair], rows: usize) -> Option<Vec<u8>> {
+    if pairs.len() < rows {
+        return None;
+    }
+    pairs.last().map(|(key, _)| {
+        let mut next = key.clone();
+        next.push(0);
+        next
+    })
 }

@@ -3,8 +3,9 @@
 //! until no gateway can still be using an older one.
 //!
 //! ```text
-//!   Watched engine = MemoryEngine + a log of the modes transactions began
-//!                    in + a hook run when a schema change waits
+//!   Watched engine (tests/common) = MemoryEngine + a log of the modes
+//!                    transactions began in + a hook run when a schema
+//!                    change waits
 //!   sessions A, B on it; A reads, B changes, A reads again
 //! ```
 //!
@@ -14,53 +15,13 @@
 use std::sync::{Arc, Mutex};
 
 use sql::catalog::{LeaseChecked, TableDesc};
-use sql::kv::{Engine, KvError, Mode, ShardSpan, Timestamp, Transaction};
+use sql::kv::{Engine, KvError, Mode, Transaction};
 use sql::memory::MemoryEngine;
 use sql::{Collected, Session, Value};
 
-type Hook = Box<dyn FnOnce() + Send>;
+mod common;
 
-/// A memory engine that logs the mode of every transaction begun and runs
-/// a hook (once) when a schema change waits out leases.
-#[derive(Default)]
-struct Watched {
-    inner: MemoryEngine,
-    modes: Mutex<Vec<Mode>>,
-    on_wait: Mutex<Option<Hook>>,
-}
-
-impl Watched {
-    fn modes(&self) -> Vec<Mode> {
-        self.modes.lock().unwrap().clone()
-    }
-
-    fn clear_modes(&self) {
-        self.modes.lock().unwrap().clear();
-    }
-}
-
-impl Engine for Watched {
-    fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
-        self.modes.lock().unwrap().push(mode);
-        self.inner.begin(mode)
-    }
-
-    fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan> {
-        self.inner.shards(start, end)
-    }
-
-    fn now(&self) -> Timestamp {
-        self.inner.now()
-    }
-
-    fn wait(&self, nanos: u64) {
-        let hook = self.on_wait.lock().unwrap().take();
-        if let Some(hook) = hook {
-            hook();
-        }
-        self.inner.wait(nanos);
-    }
-}
+use common::Watched;
 
 fn run(session: &mut Session, sql: &str) -> Result<Collected, sql::Error> {
     let mut out = Collected::default();
@@ -142,7 +103,7 @@ fn a_change_that_lost_its_drain_drains_again() {
     let (engine, mut a, b) = setup();
     let b = Arc::new(Mutex::new(b));
     let hook_b = b.clone();
-    *engine.on_wait.lock().unwrap() = Some(Box::new(move || {
+    engine.on_wait(Box::new(move || {
         must(&mut hook_b.lock().unwrap(), "ALTER TABLE t ADD COLUMN from_b INT");
     }));
     engine.clear_modes();

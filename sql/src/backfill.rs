@@ -1,0 +1,190 @@
+//! Schema changes that fill or copy a whole table, in batches of
+//! transactions of their own — so a table of any size can get an index or
+//! a primary key, while no transaction holds more than a batch.
+//!
+//! A statement outside a transaction block does the catalog part in its
+//! own transaction and leaves the rest ([`FollowUp`]) to be run here after
+//! it commits (F1's online schema change, with SpanDB's locks where F1
+//! has leases for writers):
+//!
+//! ```text
+//!   CREATE INDEX i ON t      commit: i write-only (writers keep it and its
+//!                            uniqueness; readers do not use it)
+//!                            batches: entries of BACKFILL_BATCH_ROWS rows each
+//!                            commit: i public
+//!
+//!   ALTER TABLE t ADD        commit: t.rewrite = t' (a new id, the new
+//!     PRIMARY KEY (c)          primary key); writers of t refused (55006),
+//!                              as PostgreSQL blocks them during this ALTER
+//!                            batches: t's rows copied into t'
+//!                            drain t, wait out leases; commit: t' is t
+//! ```
+//!
+//! Why it is safe: a writer reads (and locks) the descriptor in its own
+//! transaction, so it serializes with each of these commits and always
+//! uses the state in force at its own commit. A batch is a serializable
+//! transaction too: a row a writer changes before the batch reaches it is
+//! read by the batch; after, the writer kept the index itself. So when the
+//! last batch commits every row has its entry, and the index goes public.
+//! Readers use leased descriptors (`catalog`, "Leases"): a write-only index
+//! is invisible to them, and the switch to a rewritten table is drained
+//! first, like any change of what readers read.
+//!
+//! If a batch finds a duplicate (or a NULL in a new primary key column),
+//! the change is undone — the index dropped, the rewrite abandoned — and
+//! the statement fails with PostgreSQL's error; the entries or rows
+//! written so far are unreachable (their ids are never used again).
+//! Cancelling the statement (57014) between batches undoes it the same
+//! way.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, IndexDesc, TableDesc};
+use crate::ddl::Drains;
+use crate::encoding;
+use crate::error::{Error, Result};
+use crate::exec::Cx;
+use crate::kv::{Engine, Mode};
+use crate::limits;
+use crate::sql_err;
+use crate::write;
+
+pub use crate::ddl::FollowUp;
+
+/// Runs `f` in a read-write transaction of its own, again (with the same
+/// priority) after a retryable abort.
+fn in_transaction<T>(
+    engine: &dyn Engine,
+    now_us: i64,
+    cancel: &Arc<AtomicBool>,
+    f: &mut dyn FnMut(&mut Cx) -> Result<T>,
+) -> Result<T> {
+    let mut attempt = 0;
+    let mut priority = None;
+    loop {
+        attempt += 1;
+        let mut txn = match priority {
+            Some(p) => engine.begin_with_priority(Mode::ReadWrite, p)?,
+            None => engine.begin(Mode::ReadWrite)?,
+        };
+        priority = priority.or(txn.priority());
+        let result = {
+            let mut cx = Cx::new(txn.as_mut(), Vec::new(), now_us).with_cancel(cancel.clone());
+            cx.check_cancel().and_then(|()| f(&mut cx))
+        };
+        let result = match result {
+            Ok(v) => txn.commit().map(|_| v).map_err(Error::from),
+            Err(e) => {
+                let _ = txn.rollback();
+                Err(e)
+            }
+        };
+        match result {
+            Err(e) if e.is_retryable() && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Table `id` with write-only index `index` (an error if a concurrent
+/// change removed either).
+fn table_with_write_only_index(cx: &mut Cx, id: u32, index: u32) -> Result<(TableDesc, IndexDesc)> {
+    let Some(desc) = Catalog::table_by_id(cx.txn()?, id)? else {
+        return sql_err!(UndefinedTable, "the table was dropped while its index was being built");
+    };
+    match desc.indexes.iter().find(|i| i.id == index && i.write_only) {
+        Some(i) => Ok(((*desc).clone(), i.clone())),
+        None => sql_err!(UndefinedObject, "the index was dropped while it was being built"),
+    }
+}
+
+/// Fills write-only index `index` of table `table` and makes it public;
+/// on failure drops it and says why.
+pub fn backfill_index(
+    engine: &dyn Engine,
+    table: u32,
+    index: u32,
+    now_us: i64,
+    cancel: &Arc<AtomicBool>,
+) -> Result<()> {
+    let filled = fill_index(engine, table, index, now_us, cancel);
+    if filled.is_err() {
+        let never = Arc::new(AtomicBool::new(false));
+        let _ = in_transaction(engine, now_us, &never, &mut |cx| {
+            let Some(desc) = Catalog::table_by_id(cx.txn()?, table)? else { return Ok(()) };
+            let mut desc = (*desc).clone();
+            desc.indexes.retain(|i| !(i.id == index && i.write_only));
+            Catalog::update_table(cx.txn()?, &mut desc)
+        });
+    }
+    filled
+}
+
+fn fill_index(engine: &dyn Engine, table: u32, index: u32, now_us: i64, cancel: &Arc<AtomicBool>) -> Result<()> {
+    let mut from = Some(encoding::index_prefix(table, crate::catalog::PRIMARY_INDEX_ID));
+    while let Some(start) = from.take() {
+        from = in_transaction(engine, now_us, cancel, &mut |cx| {
+            let (desc, index) = table_with_write_only_index(cx, table, index)?;
+            write::backfill_batch(&desc, &index, &start, limits::BACKFILL_BATCH_ROWS, cx)
+        })?;
+    }
+    in_transaction(engine, now_us, cancel, &mut |cx| {
+        let (mut desc, _) = table_with_write_only_index(cx, table, index)?;
+        for i in desc.indexes.iter_mut().filter(|i| i.id == index) {
+            i.write_only = false;
+        }
+        Catalog::update_table(cx.txn()?, &mut desc)
+    })
+}
+
+/// Copies table `table`'s rows into its `rewrite`; returns the table's
+/// name (to drain before [`switch_to_rewrite`]). On failure abandons the
+/// rewrite ([`abandon_rewrite`] is the caller's).
+pub fn copy_rows(engine: &dyn Engine, table: u32, now_us: i64, cancel: &Arc<AtomicBool>) -> Result<String> {
+    let mut name = String::new();
+    let mut from = Some(encoding::index_prefix(table, crate::catalog::PRIMARY_INDEX_ID));
+    while let Some(start) = from.take() {
+        from = in_transaction(engine, now_us, cancel, &mut |cx| {
+            let (old, new) = table_being_rewritten(cx, table)?;
+            name.clone_from(&old.name);
+            write::rewrite_batch(&old, &new, &start, limits::BACKFILL_BATCH_ROWS, cx)
+        })?;
+    }
+    Ok(name)
+}
+
+fn table_being_rewritten(cx: &mut Cx, id: u32) -> Result<(TableDesc, TableDesc)> {
+    match Catalog::table_by_id(cx.txn()?, id)? {
+        Some(desc) => match &desc.rewrite {
+            Some(new) => Ok(((*desc).clone(), (**new).clone())),
+            None => sql_err!(ObjectInUse, "the rewrite of table \"{}\" was abandoned", desc.name),
+        },
+        None => sql_err!(UndefinedTable, "the table was dropped while it was being rewritten"),
+    }
+}
+
+/// Makes the rewritten table the table (its name now names the new id),
+/// once the caller drained the old one (`drains`).
+pub fn switch_to_rewrite(engine: &dyn Engine, table: u32, drains: &Drains, now_us: i64) -> Result<()> {
+    let never = Arc::new(AtomicBool::new(false));
+    in_transaction(engine, now_us, &never, &mut |cx| {
+        let (old, mut new) = table_being_rewritten(cx, table)?;
+        drains.clone().check(&old)?;
+        Catalog::drop_table(cx.txn()?, &old)?;
+        new.version = old.version + 1;
+        new.drain_epoch = old.drain_epoch;
+        Catalog::create_table(cx.txn()?, &new)
+    })
+}
+
+/// Gives up a rewrite: the table takes writes again, unchanged.
+pub fn abandon_rewrite(engine: &dyn Engine, table: u32, now_us: i64) {
+    let never = Arc::new(AtomicBool::new(false));
+    let _ = in_transaction(engine, now_us, &never, &mut |cx| {
+        let Some(desc) = Catalog::table_by_id(cx.txn()?, table)? else { return Ok(()) };
+        let mut desc = (*desc).clone();
+        desc.rewrite = None;
+        Catalog::update_table(cx.txn()?, &mut desc)
+    });
+}
