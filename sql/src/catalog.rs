@@ -95,6 +95,12 @@ pub struct ColumnDesc {
     pub default: Option<String>,
     /// The hidden row id: not in `SELECT *`, filled in by INSERT.
     pub hidden: bool,
+    /// What rows written before the column was added hold in it: its
+    /// DEFAULT then, as a row value of this column alone (PostgreSQL's
+    /// `attmissingval`: ADD COLUMN with a DEFAULT rewrites nothing). Rows
+    /// written since hold the column, NULLs written out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Vec<u8>>,
 }
 
 /// An index: the primary one (rows) or a secondary one (pointers).

@@ -4,9 +4,12 @@
 //! a dropped table's or index's ids are never used again, so its pairs
 //! are unreachable garbage (a background sweep, like CockroachDB's GC
 //! jobs, is future work); TRUNCATE gives the table a new id. CREATE INDEX
-//! writes the new index's entries for every row (a backfill) in the same
-//! transaction; ALTER TABLE ADD PRIMARY KEY and ADD COLUMN with a DEFAULT
-//! rewrite the rows. Those are bounded by the per-statement write limit.
+//! writes the new index's entries for every row (a backfill) and ALTER
+//! TABLE ADD PRIMARY KEY rewrites the rows: outside a transaction block in
+//! batches after the statement commits (`backfill`), inside one in the
+//! block's transaction (bounded by the per-statement write limit). ADD
+//! COLUMN rewrites nothing: rows written before it read the column's
+//! DEFAULT from the descriptor (`ColumnDesc::missing`).
 //!
 //! Every change to an existing table runs after the session drained the
 //! table (`catalog`, "Leases"): [`Drains`] says which drain each table is
@@ -159,33 +162,33 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 return sql_err!(DuplicateColumn, "column \"{}\" of relation \"{table}\" already exists", column.name);
             }
             let mut desc = (*old).clone();
-            let column = crate::catalog::ColumnDesc { id: desc.next_column_id, ..column.clone() };
+            let mut column = crate::catalog::ColumnDesc { id: desc.next_column_id, ..column.clone() };
             desc.next_column_id += 1;
+            // Existing rows get the default, evaluated once, without a
+            // rewrite (`ColumnDesc::missing`); a NOT NULL column without
+            // one needs the table empty.
+            let default = match &column.default {
+                Some(text) => {
+                    let e = crate::parser::parse_expr(text)?;
+                    let bound = planner::bind_constant(cx.txn()?, text, &e, column.data_type)?;
+                    crate::exec::eval(&bound, &[], cx)?
+                }
+                None => Value::Null,
+            };
+            let default = if default.is_null() { default } else { crate::ops::assign(&default, column.data_type)? };
+            if default.is_null() && !column.nullable && write::has_rows(&old, cx)? {
+                return sql_err!(
+                    NotNullViolation,
+                    "column \"{}\" of relation \"{table}\" contains null values",
+                    column.name
+                );
+            }
+            if !default.is_null() {
+                column.missing = Some(crate::encoding::encode_row(&[(column.id, &default)]));
+            }
             // Before the hidden row id, if any (so SELECT * order holds).
             let at = desc.columns.iter().position(|c| c.hidden).unwrap_or(desc.columns.len());
             desc.columns.insert(at, column.clone());
-            if column.default.is_some() || !column.nullable {
-                // Existing rows get the default (or fail NOT NULL).
-                let default = match &column.default {
-                    Some(text) => {
-                        let e = crate::parser::parse_expr(text)?;
-                        let bound = planner::bind_constant(cx.txn()?, text, &e, column.data_type)?;
-                        crate::exec::eval(&bound, &[], cx)?
-                    }
-                    None => Value::Null,
-                };
-                let default = if default.is_null() { default } else { crate::ops::assign(&default, column.data_type)? };
-                write::rewrite_table(
-                    &old,
-                    &desc,
-                    &|row| {
-                        let mut r = row.clone();
-                        r.insert(at, default.clone());
-                        Ok(r)
-                    },
-                    cx,
-                )?;
-            }
             if *unique {
                 let index = IndexDesc {
                     id: desc.next_index_id,

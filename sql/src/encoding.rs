@@ -581,6 +581,9 @@ mod tag {
     pub const TEXT: u8 = 7;
     pub const BYTEA: u8 = 8;
     pub const TIMESTAMP: u8 = 9;
+    /// A NULL written out (for a column whose absence means something
+    /// else: `ColumnDesc::missing`).
+    pub const NULL: u8 = 10;
 }
 
 /// A row's value: the non-NULL columns, each with its column id.
@@ -588,6 +591,12 @@ mod tag {
 /// NULLs in `columns` are skipped: a column the value doesn't hold is NULL.
 /// Each column id should appear at most once.
 pub fn encode_row(columns: &[(u32, &Value)]) -> Vec<u8> {
+    encode_row_with_nulls(columns, &|_| false)
+}
+
+/// Like [`encode_row`], writing out the NULLs of the columns `explicit`
+/// names (decoded as NULL, where an absent column may decode otherwise).
+pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -> bool) -> Vec<u8> {
     debug_assert!(
         columns.iter().enumerate().all(|(i, (id, _))| columns[..i].iter().all(|(earlier, _)| earlier != id)),
         "encode_row: a column id appears twice"
@@ -595,7 +604,8 @@ pub fn encode_row(columns: &[(u32, &Value)]) -> Vec<u8> {
     let mut out = vec![ROW_FORMAT_VERSION];
     for &(column_id, value) in columns {
         let tag = match value {
-            Value::Null => continue,
+            Value::Null if !explicit(column_id) => continue,
+            Value::Null => tag::NULL,
             Value::Bool(_) => tag::BOOL,
             Value::Int2(_) => tag::INT2,
             Value::Int4(_) => tag::INT4,
@@ -642,6 +652,7 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
         };
         let tag = take_row_bytes(&mut input, 1, "type tag")?[0];
         let value = match tag {
+            tag::NULL => Value::Null,
             tag::BOOL => match take_row_bytes(&mut input, 1, "bool")?[0] {
                 0 => Value::Bool(false),
                 1 => Value::Bool(true),

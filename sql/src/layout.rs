@@ -60,7 +60,9 @@ pub fn row_value(table: &TableDesc, row: &[Value]) -> Result<Vec<u8>> {
         .filter(|(c, _)| !table.primary.columns.iter().any(|(id, _)| *id == c.id))
         .map(|(c, v)| (c.id, v))
         .collect();
-    let value = encoding::encode_row(&columns);
+    let value = encoding::encode_row_with_nulls(&columns, &|id| {
+        table.column_by_id(id).is_some_and(|(_, c)| c.missing.is_some())
+    });
     if value.len() > limits::ROW_BYTES_MAX {
         return Err(Error::new(
             SqlState::ProgramLimitExceeded,
@@ -94,10 +96,25 @@ pub fn decode_row(table: &TableDesc, key: &[u8], value: &[u8]) -> Result<Row> {
         let (pos, col) = table.column_by_id(*id).ok_or_else(|| corrupt("row key", key, "unknown column"))?;
         row[pos] = decode_key_value(&mut rest, col.data_type, *dir).map_err(|e| corrupt("row key", key, e))?;
     }
+    let mut held = vec![false; table.columns.len()];
+    for (id, _) in &table.primary.columns {
+        if let Some((pos, _)) = table.column_by_id(*id) {
+            held[pos] = true;
+        }
+    }
     for (id, v) in encoding::decode_row(value).map_err(|e| corrupt("row", key, e))? {
         // A dropped column's value is skipped.
         if let Some((pos, _)) = table.column_by_id(id) {
             row[pos] = v;
+            held[pos] = true;
+        }
+    }
+    // Columns added (with a DEFAULT) after the row was written.
+    for (pos, col) in table.columns.iter().enumerate() {
+        if let (false, Some(missing)) = (held[pos], &col.missing) {
+            if let Some((_, v)) = encoding::decode_row(missing).map_err(|e| corrupt("descriptor", key, e))?.pop() {
+                row[pos] = v;
+            }
         }
     }
     Ok(row)

@@ -2047,8 +2047,15 @@ impl<'a> Planner<'a> {
             return sql_err!(DuplicateColumn, "column \"{name}\" specified more than once");
         }
         let ty = data_type(&c.data_type)?;
-        let mut col =
-            ColumnDesc { id: table.next_column_id, name, data_type: ty, nullable: true, default: None, hidden: false };
+        let mut col = ColumnDesc {
+            id: table.next_column_id,
+            name,
+            data_type: ty,
+            nullable: true,
+            default: None,
+            hidden: false,
+            missing: None,
+        };
         table.next_column_id += 1;
         let (mut pk, mut unique) = (false, false);
         for option in &c.options {
@@ -2160,6 +2167,7 @@ pub fn add_hidden_rowid(table: &mut TableDesc) {
         nullable: false,
         default: None,
         hidden: true,
+        missing: None,
     });
     table.primary.columns = vec![(id, Direction::Asc)];
 }

@@ -38,7 +38,9 @@ impl ScriptRunner {
     }
 
     /// Every SQL pair, read at the latest timestamp.
-    fn dump(&self) -> Result<String, Box<dyn Error>> {
+    /// Every pair of the database, or those whose printed key starts
+    /// with `prefix`.
+    fn dump(&self, prefix: Option<&str>) -> Result<String, Box<dyn Error>> {
         let mut out = String::new();
         let mut txn = self.engine.begin(Mode::ReadOnly)?;
         for (k, v) in scan_prefix(txn.as_mut(), &[encoding::SQL_PREFIX], crate::limits::SCAN_PAGE_ROWS)? {
@@ -49,7 +51,11 @@ impl ScriptRunner {
                 }
                 _ => format!("{:?}", String::from_utf8_lossy(&v)),
             };
-            writeln!(out, "{} → {value}", encoding::pretty_key(&k))?;
+            let key = encoding::pretty_key(&k);
+            if prefix.is_some_and(|p| !key.starts_with(p)) {
+                continue;
+            }
+            writeln!(out, "{key} → {value}")?;
         }
         Ok(out)
     }
@@ -73,7 +79,10 @@ impl goldenscript::Runner for ScriptRunner {
     ) -> Result<String, Box<dyn Error>> {
         let mut out = String::new();
         if command.name == "dump" {
-            return self.dump();
+            let mut args = command.consume_args();
+            let prefix = args.take_key("prefix");
+            args.reject_next()?;
+            return self.dump(prefix);
         }
         let name = context.prefix.clone().unwrap_or_default();
         let engine = self.engine.clone();

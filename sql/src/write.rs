@@ -488,6 +488,13 @@ pub fn rewrite_batch(
     Ok(next_batch(&pairs, rows))
 }
 
+/// Whether `table` has a row.
+pub fn has_rows(table: &TableDesc, cx: &mut Cx) -> Result<bool> {
+    let prefix = crate::encoding::index_prefix(table.id, table.primary.id);
+    let end = crate::encoding::prefix_end(&prefix);
+    Ok(!cx.txn()?.scan(&prefix, &end, 1)?.is_empty())
+}
+
 /// Where the batch after `pairs` starts: just after its last key, unless
 /// it came back short (the end).
 fn next_batch(pairs: &[crate::kv::Pair], rows: usize) -> Option<Vec<u8>> {
