@@ -167,10 +167,20 @@ fn load(engine: Arc<ClientEngine>, rows: usize) -> anyhow::Result<()> {
 }
 
 /// The statements of one operation of `workload`.
-fn statements(workload: SqlWorkload, rows: usize, worker: usize, n: u64, rng: &mut impl Rng) -> Vec<String> {
+/// The statements of one transaction of `workload`: the `n`-th of client
+/// `worker` of a run with `clients` clients (so inserted keys are new in
+/// every run, on the same table).
+fn statements(
+    workload: SqlWorkload,
+    rows: usize,
+    (clients, worker, n): (usize, usize, u64),
+    rng: &mut impl Rng,
+) -> Vec<String> {
     match workload {
         SqlWorkload::PointSelect => vec![format!("SELECT v FROM kv WHERE k = {}", rng.random_range(0..rows))],
-        SqlWorkload::Insert => vec![format!("INSERT INTO ins VALUES ({}, 'value')", (worker as u64) << 40 | n)],
+        SqlWorkload::Insert => {
+            vec![format!("INSERT INTO ins VALUES ({}, 'value')", (clients as u64) << 48 | (worker as u64) << 32 | n)]
+        }
         SqlWorkload::Update => vec![format!("UPDATE kv SET v = v + 1 WHERE k = {}", rng.random_range(0..rows))],
         SqlWorkload::Tpcb => {
             let aid = rng.random_range(1..=rows);
@@ -210,10 +220,13 @@ async fn run_sql(engine: &Arc<ClientEngine>, workload: SqlWorkload, clients: usi
     let (measure_from, end) = (start + warmup, start + warmup + measured);
     let rows = args.rows;
     let mut workers = Vec::new();
+    // One gateway: its sessions share leased descriptors.
+    let leases = Arc::new(sql::catalog::Leases::default());
     for worker in 0..clients {
         let engine = engine.clone();
+        let leases = leases.clone();
         workers.push(tokio::task::spawn_blocking(move || {
-            let mut session = Session::new(engine);
+            let mut session = Session::new(engine).with_leases(leases);
             let mut rng = rand::rng();
             let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
             let mut errors = 0u64;
@@ -221,7 +234,7 @@ async fn run_sql(engine: &Arc<ClientEngine>, workload: SqlWorkload, clients: usi
             let mut n = 0u64;
             while Instant::now() < end {
                 n += 1;
-                let statements = statements(workload, rows, worker, n, &mut rng);
+                let statements = statements(workload, rows, (clients, worker, n), &mut rng);
                 let t0 = Instant::now();
                 let mut outcome = Ok(());
                 for _ in 0..TRIES_MAX {

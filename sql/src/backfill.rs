@@ -45,7 +45,7 @@ use crate::ddl::Drains;
 use crate::encoding;
 use crate::error::{Error, Result};
 use crate::exec::Cx;
-use crate::kv::{Engine, Mode};
+use crate::kv::{Engine, KvError, Mode};
 use crate::limits;
 use crate::sql_err;
 use crate::write;
@@ -53,7 +53,10 @@ use crate::write;
 pub use crate::ddl::FollowUp;
 
 /// Runs `f` in a read-write transaction of its own, again (with the same
-/// priority) after a retryable abort.
+/// priority) after a retryable abort. `f` is first told it may leave
+/// "this key is new" to the commit (`Cx::defer_unique_checks`); if the
+/// commit finds a key taken, it runs again told to read instead (which
+/// names the duplicate, or finds the key was this row's own).
 fn in_transaction<T>(
     engine: &dyn Engine,
     now_us: i64,
@@ -62,6 +65,7 @@ fn in_transaction<T>(
 ) -> Result<T> {
     let mut attempt = 0;
     let mut priority = None;
+    let mut checks_at_commit = true;
     loop {
         attempt += 1;
         let mut txn = match priority {
@@ -71,10 +75,18 @@ fn in_transaction<T>(
         priority = priority.or(txn.priority());
         let result = {
             let mut cx = Cx::new(txn.as_mut(), Vec::new(), now_us).with_cancel(cancel.clone());
+            cx.defer_unique_checks = checks_at_commit;
             cx.check_cancel().and_then(|()| f(&mut cx))
         };
         let result = match result {
-            Ok(v) => txn.commit().map(|_| v).map_err(Error::from),
+            Ok(v) => match txn.commit() {
+                Ok(_) => Ok(v),
+                Err(KvError::ConditionNotMet(_)) if checks_at_commit => {
+                    checks_at_commit = false;
+                    continue;
+                }
+                Err(e) => Err(Error::from(e)),
+            },
             Err(e) => {
                 let _ = txn.rollback();
                 Err(e)

@@ -139,6 +139,11 @@ pub struct Session {
     defer_unique_checks: bool,
     /// What the running schema change left for after its commit.
     followup: Option<FollowUp>,
+    /// The priority of a transaction block that failed retryably: the
+    /// next BEGIN (the client running it again, as pgbench's --max-tries
+    /// does) keeps it, so wound-wait ages the retry instead of starting it
+    /// young every time.
+    retry_priority: Option<crate::kv::Priority>,
     /// The running statement is an EXPLAIN ANALYZE whose last line is
     /// its transaction's commit (added once that is known).
     explain_commit: bool,
@@ -217,6 +222,7 @@ impl Session {
             block_tables: HashSet::new(),
             defer_unique_checks: false,
             followup: None,
+            retry_priority: None,
             explain_commit: false,
         }
     }
@@ -293,11 +299,15 @@ impl Session {
             let mut txn = self.txn.take().expect("a transaction in a block");
             let now_us = self.txn_now_us;
             let result = self.run(txn.as_mut(), sql, &parsed.statement, now_us, sink);
+            let priority = txn.priority();
             self.txn = Some(txn);
             return match result {
                 Ok(tag) => sink.complete(&tag),
                 Err(e) => {
                     self.status = TxnStatus::Failed;
+                    if e.is_retryable() {
+                        self.retry_priority = priority;
+                    }
                     Err(e)
                 }
             };
@@ -312,6 +322,7 @@ impl Session {
             None => Mode::ReadWrite,
         };
         self.block_tables.clear();
+        self.retry_priority = None;
         let result = self.autocommit_attempts(sql, parsed, mode, sink);
         self.end_drains();
         result
@@ -401,7 +412,11 @@ impl Session {
             None if read_only => Mode::ReadOnly,
             None => Mode::ReadWrite,
         };
-        self.txn = Some(self.engine.begin(mode)?);
+        let txn = match self.retry_priority.take() {
+            Some(priority) if mode == Mode::ReadWrite => self.engine.begin_with_priority(mode, priority)?,
+            _ => self.engine.begin(mode)?,
+        };
+        self.txn = Some(txn);
         self.txn_now_us = self.now_us();
         self.status = TxnStatus::InBlock;
         self.block_tables.clear();
@@ -422,7 +437,11 @@ impl Session {
                 let txn = self.txn.take().expect("a transaction in a block");
                 self.status = TxnStatus::Idle;
                 let read_write = txn.mode() == Mode::ReadWrite;
+                let priority = txn.priority();
                 let committed = txn.commit();
+                if matches!(committed, Err(KvError::Retryable(_))) {
+                    self.retry_priority = priority;
+                }
                 self.end_drains();
                 if read_write {
                     self.last_commit_ts = committed?.ts;

@@ -438,9 +438,19 @@ pub fn backfill_batch(
 ) -> Result<Option<Vec<u8>>> {
     let end = crate::encoding::prefix_end(&crate::encoding::index_prefix(table.id, table.primary.id));
     let pairs = cx.txn()?.scan(from, &end, rows)?;
+    let mut seen = std::collections::HashSet::new();
     for (key, value) in &pairs {
         let row = layout::decode_row(table, key, value)?;
         let (entry, entry_value) = layout::index_entry(table, index, &row)?;
+        if index.unique && !entry_value.is_empty() && cx.defer_unique_checks {
+            // Checked by the commit (a batch reads no entry); two rows of
+            // the batch are compared here.
+            if !seen.insert(entry.clone()) {
+                return Err(duplicate_in_new_index(table, &index.name, &index.columns, &row));
+            }
+            cx.txn()?.put_absent(&entry, &entry_value)?;
+            continue;
+        }
         if index.unique && !entry_value.is_empty() {
             if let Some(existing) = cx.get(&entry)? {
                 if existing != entry_value {
@@ -457,7 +467,8 @@ pub fn backfill_batch(
 /// One batch of a rewrite of `old`'s rows into `new` (its `rewrite`: a
 /// new primary key, under a new table id), like [`backfill_batch`].
 /// Writers are refused meanwhile, so every key written here is new unless
-/// two rows share a new primary key.
+/// two rows share a new primary key. With `cx.defer_unique_checks` the
+/// commit checks that (one round trip per batch, not one per row).
 pub fn rewrite_batch(
     old: &TableDesc,
     new: &TableDesc,
@@ -467,6 +478,7 @@ pub fn rewrite_batch(
 ) -> Result<Option<Vec<u8>>> {
     let end = crate::encoding::prefix_end(&crate::encoding::index_prefix(old.id, old.primary.id));
     let pairs = cx.txn()?.scan(from, &end, rows)?;
+    let mut seen = std::collections::HashSet::new();
     for (key, value) in &pairs {
         let row = layout::decode_row(old, key, value)?;
         let mut moved = Vec::with_capacity(new.columns.len());
@@ -479,6 +491,15 @@ pub fn rewrite_batch(
                 ));
             }
             moved.push(v);
+        }
+        if cx.defer_unique_checks {
+            // Checked by the commit (no read per row); two rows of the
+            // batch are compared here.
+            if !seen.insert(layout::row_key(new, &moved)?) {
+                return Err(duplicate_in_new_index(new, &new.primary.name, &new.primary.columns, &moved));
+            }
+            write_row(new, None, &moved, UniqueCheck::AtCommit, cx)?;
+            continue;
         }
         if existing_row(new, &moved, cx)?.is_some() {
             return Err(duplicate_in_new_index(new, &new.primary.name, &new.primary.columns, &moved));
