@@ -68,7 +68,7 @@ async fn sqllogictest_files_pass_on_a_real_cluster() -> anyhow::Result<()> {
     let engine = Arc::new(sql_engine::ClientEngine::new(client, handle, cluster.addrs[0].clone()));
     let failures = tokio::task::spawn_blocking(move || {
         let mut failures = Vec::new();
-        for file in ["select", "join", "aggregate", "subquery", "setop", "dml"] {
+        for file in ["select", "join", "aggregate", "subquery", "setop", "dml", "cte_view"] {
             drop_every_table(&engine);
             let path = std::path::PathBuf::from(format!("{}/../sql/tests/slt/{file}.slt", env!("CARGO_MANIFEST_DIR")));
             failures

@@ -145,6 +145,11 @@ pub struct TableDesc {
     /// writers are refused (55006) until the rewrite ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Box<TableDesc>>,
+    /// A view: the query that defines it (SQL text, planned where the view
+    /// is used); its `columns` are the query's, named as the view names
+    /// them. A view has no rows and no indexes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
 }
 
 impl TableDesc {
@@ -177,6 +182,14 @@ impl TableDesc {
     }
 
     /// Whether the primary key is the hidden row id.
+    /// Refuses a view where a table is needed (42809).
+    pub fn check_table(&self) -> Result<()> {
+        if self.view.is_some() {
+            return Err(Error::new(SqlState::WrongObjectType, format!("\"{}\" is not a table", self.name)));
+        }
+        Ok(())
+    }
+
     /// Refuses writes while the table is rewritten (55006).
     pub fn check_writable(&self) -> Result<()> {
         if self.rewrite.is_some() {

@@ -92,6 +92,10 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             for name in names {
                 match Catalog::table(cx.txn()?, name)? {
                     Some(t) => {
+                        if t.view.is_some() {
+                            return Err(Error::new(SqlState::WrongObjectType, format!("\"{name}\" is not a table"))
+                                .with_hint("Use DROP VIEW to remove a view."));
+                        }
                         cx.drains.check(&t)?;
                         Catalog::drop_table(cx.txn()?, &t)?
                     }
@@ -100,6 +104,52 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 }
             }
             Ok("DROP TABLE".into())
+        }
+        Plan::CreateView { view, or_replace } => {
+            match Catalog::table(cx.txn()?, &view.name)? {
+                Some(old) if *or_replace && old.view.is_some() => {
+                    cx.drains.check(&old)?;
+                    // PostgreSQL's rule: the new query keeps the old
+                    // columns (names and types) and may add more.
+                    let keeps = old.columns.len() <= view.columns.len()
+                        && old
+                            .columns
+                            .iter()
+                            .zip(&view.columns)
+                            .all(|(a, b)| a.name == b.name && a.data_type == b.data_type);
+                    if !keeps {
+                        return sql_err!(InvalidTableDefinition, "cannot change the columns of view \"{}\"", view.name);
+                    }
+                    let mut desc =
+                        TableDesc { id: old.id, version: old.version, drain_epoch: old.drain_epoch, ..view.clone() };
+                    Catalog::update_table(cx.txn()?, &mut desc)?;
+                }
+                Some(_) => return sql_err!(DuplicateTable, "relation \"{}\" already exists", view.name),
+                None => {
+                    let mut view = view.clone();
+                    view.id = Catalog::next_table_id(cx.txn()?)?;
+                    Catalog::create_table(cx.txn()?, &view)?;
+                    cx.drains.owned.insert(view.id);
+                }
+            }
+            Ok("CREATE VIEW".into())
+        }
+        Plan::DropView { names, if_exists } => {
+            for name in names {
+                match Catalog::table(cx.txn()?, name)? {
+                    Some(v) if v.view.is_some() => {
+                        cx.drains.check(&v)?;
+                        Catalog::drop_table(cx.txn()?, &v)?
+                    }
+                    Some(_) => {
+                        return Err(Error::new(SqlState::WrongObjectType, format!("\"{name}\" is not a view"))
+                            .with_hint("Use DROP TABLE to remove a table."))
+                    }
+                    None if *if_exists => sink.notice(&format!("view \"{name}\" does not exist, skipping"))?,
+                    None => return sql_err!(UndefinedTable, "view \"{name}\" does not exist"),
+                }
+            }
+            Ok("DROP VIEW".into())
         }
         Plan::CreateIndex { table, index, if_not_exists } => {
             let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
@@ -150,6 +200,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         Plan::AddColumn { table, column, unique, if_not_exists } => {
             let old = Catalog::must_table(cx.txn()?, table)?;
             cx.drains.check(&old)?;
+            old.check_table()?;
             old.check_writable()?;
             if old.column(&column.name).is_some() {
                 if *if_not_exists {
@@ -208,6 +259,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         Plan::DropColumn { table, column, if_exists } => {
             let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
             cx.drains.check(&desc)?;
+            desc.check_table()?;
             desc.check_writable()?;
             let Some((_, col)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
                 if *if_exists {
@@ -229,6 +281,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         Plan::AddPrimaryKey { table, columns } => {
             let old = Catalog::must_table(cx.txn()?, table)?;
             cx.drains.check(&old)?;
+            old.check_table()?;
             old.check_writable()?;
             if !old.has_hidden_rowid() {
                 return sql_err!(InvalidTableDefinition, "multiple primary keys for table \"{table}\" are not allowed");
@@ -271,6 +324,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             for name in tables {
                 let old = Catalog::must_table(cx.txn()?, name)?;
                 cx.drains.check(&old)?;
+                old.check_table()?;
                 old.check_writable()?;
                 let mut desc = (*old).clone();
                 desc.id = Catalog::next_table_id(cx.txn()?)?;

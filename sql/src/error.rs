@@ -189,11 +189,18 @@ pub struct Error {
     /// 1-based character position in the statement's text, if the error
     /// is about a token of it.
     pub position: Option<usize>,
+    /// What to do about it (PostgreSQL's HINT).
+    pub hint: Option<String>,
 }
 
 impl Error {
     pub fn new(state: SqlState, message: impl Into<String>) -> Error {
-        Error { state, message: message.into(), detail: None, position: None }
+        Error { state, message: message.into(), detail: None, position: None, hint: None }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
+        self.hint = Some(hint.into());
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Error {

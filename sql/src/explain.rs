@@ -49,6 +49,8 @@ fn ddl_name(plan: &Plan) -> &'static str {
         Plan::CreateTable { .. } => "CreateTable",
         Plan::DropTable { .. } => "DropTable",
         Plan::CreateIndex { .. } => "CreateIndex",
+        Plan::CreateView { .. } => "CreateView",
+        Plan::DropView { .. } => "DropView",
         Plan::DropIndex { .. } => "DropIndex",
         Plan::AddColumn { .. } => "AddColumn",
         Plan::DropColumn { .. } => "DropColumn",

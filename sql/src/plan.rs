@@ -401,6 +401,15 @@ pub enum Plan {
         names: Vec<String>,
         if_exists: bool,
     },
+    /// `view.view` holds the query.
+    CreateView {
+        view: TableDesc,
+        or_replace: bool,
+    },
+    DropView {
+        names: Vec<String>,
+        if_exists: bool,
+    },
     CreateIndex {
         table: String,
         index: IndexDesc,

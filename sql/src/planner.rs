@@ -163,6 +163,17 @@ pub struct Planner<'a> {
     leases: Option<&'a crate::catalog::LeaseUse<'a>>,
     /// The names of the tables looked up so far.
     used_tables: Vec<String>,
+    /// The WITH clauses in scope, outermost first.
+    ctes: Vec<CteFrame>,
+}
+
+/// One WITH clause's queries, by name; the first `visible` of them may be
+/// referenced (a query sees the ones before it, not itself: no
+/// recursion).
+#[derive(Clone)]
+struct CteFrame {
+    ctes: Vec<(String, ast::Cte)>,
+    visible: usize,
 }
 
 fn ident(i: &ast::Ident) -> String {
@@ -260,6 +271,7 @@ impl<'a> Planner<'a> {
             names: None,
             leases: None,
             used_tables: Vec::new(),
+            ctes: Vec::new(),
         }
     }
 
@@ -291,6 +303,101 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The table a write statement changes (not a view: 0A000, as
+    /// PostgreSQL says of a view it cannot update).
+    fn table_to_write(&mut self, name: &str, verb: &str) -> Result<Arc<TableDesc>> {
+        let table = self.table(name)?;
+        if table.view.is_some() {
+            return sql_err!(FeatureNotSupported, "cannot {verb} view \"{name}\"");
+        }
+        Ok(table)
+    }
+
+    /// CREATE [OR REPLACE] VIEW: the query is planned now (to check it and
+    /// learn its columns) and stored as text.
+    fn plan_create_view(&mut self, create: &ast::CreateView) -> Result<Plan> {
+        if create.materialized || create.or_alter || create.options != ast::CreateTableOptions::None {
+            return sql_err!(FeatureNotSupported, "this form of CREATE VIEW is not supported");
+        }
+        let name = object_name(&create.name)?;
+        let plan = self.plan_query(&create.query)?;
+        if create.columns.len() > plan.columns.len() {
+            return sql_err!(SyntaxError, "CREATE VIEW specifies more column names than columns");
+        }
+        let mut view = TableDesc {
+            id: 0,
+            name: name.clone(),
+            columns: Vec::new(),
+            primary: IndexDesc {
+                id: PRIMARY_INDEX_ID,
+                name: format!("{name}_pkey"),
+                unique: true,
+                columns: vec![],
+                write_only: false,
+            },
+            indexes: Vec::new(),
+            next_column_id: 1,
+            next_index_id: PRIMARY_INDEX_ID + 1,
+            version: 1,
+            draining: false,
+            drain_epoch: 0,
+            rewrite: None,
+            view: Some(create.query.to_string()),
+        };
+        for (i, c) in plan.columns.iter().enumerate() {
+            let column_name = create.columns.get(i).map(|c| ident(&c.name)).unwrap_or_else(|| c.name.clone());
+            if view.column(&column_name).is_some() {
+                return sql_err!(DuplicateColumn, "column \"{column_name}\" specified more than once");
+            }
+            view.columns.push(ColumnDesc {
+                id: view.next_column_id,
+                name: column_name,
+                data_type: c.data_type,
+                nullable: true,
+                default: None,
+                hidden: false,
+                missing: None,
+            });
+            view.next_column_id += 1;
+        }
+        if view.columns.len() > limits::COLUMNS_MAX {
+            return sql_err!(ProgramLimitExceeded, "views can have at most {} columns", limits::COLUMNS_MAX);
+        }
+        Ok(Plan::CreateView { view, or_replace: create.or_replace })
+    }
+
+    /// A view used as a table: its query, planned in a scope of its own
+    /// (no outer columns, no WITH queries of the statement using it).
+    fn plan_view(&mut self, view: &TableDesc, alias: Option<&ast::TableAlias>) -> Result<(Node, Scope)> {
+        let text = view.view.as_deref().unwrap_or_default();
+        let query = match crate::parser::parse(text)?.pop().map(|p| p.statement) {
+            Some(ast::Statement::Query(q)) => q,
+            _ => return sql_err!(InternalError, "the definition of view \"{}\" is not a query", view.name),
+        };
+        let outer = std::mem::take(&mut self.outer);
+        let ctes = std::mem::take(&mut self.ctes);
+        let plan = self.plan_query(&query);
+        self.outer = outer;
+        self.ctes = ctes;
+        let plan = plan?;
+        if plan.columns.len() != view.columns.len() {
+            return sql_err!(
+                InvalidTableDefinition,
+                "view \"{}\" no longer matches its definition (a table it reads changed)",
+                view.name
+            );
+        }
+        let alias_name = alias.map(|a| ident(&a.name)).unwrap_or_else(|| view.name.clone());
+        let mut scope = derived_scope(&plan, Some(alias_name));
+        for (column, desc) in scope.columns.iter_mut().zip(&view.columns) {
+            column.name.clone_from(&desc.name);
+        }
+        if let Some(a) = alias {
+            rename_columns(&mut scope, &a.columns)?;
+        }
+        Ok((plan.root, scope))
+    }
+
     /// Plans one statement.
     pub fn plan(&mut self, stmt: &ast::Statement) -> Result<Plan> {
         use ast::Statement as S;
@@ -301,11 +408,13 @@ impl<'a> Planner<'a> {
             S::Delete(delete) => self.plan_delete(delete),
             S::CreateTable(create) => self.plan_create_table(create),
             S::CreateIndex(create) => self.plan_create_index(create),
+            S::CreateView(create) => self.plan_create_view(create),
             S::Drop { object_type, if_exists, names, .. } => {
                 let names = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
                 match object_type {
                     ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists }),
                     ast::ObjectType::Index => Ok(Plan::DropIndex { names, if_exists: *if_exists }),
+                    ast::ObjectType::View => Ok(Plan::DropView { names, if_exists: *if_exists }),
                     other => sql_err!(FeatureNotSupported, "DROP {other} is not supported"),
                 }
             }
@@ -336,10 +445,48 @@ impl<'a> Planner<'a> {
         result
     }
 
+    /// A query, with its WITH clause (if any) in scope while its body is
+    /// planned.
     fn plan_query_inner(&mut self, q: &ast::Query) -> Result<QueryPlan> {
-        if q.with.is_some() {
-            return sql_err!(FeatureNotSupported, "WITH is not supported yet");
+        let Some(with) = &q.with else { return self.plan_query_body(q) };
+        if with.recursive {
+            return sql_err!(FeatureNotSupported, "WITH RECURSIVE is not supported");
         }
+        let mut ctes: Vec<(String, ast::Cte)> = Vec::new();
+        for cte in &with.cte_tables {
+            let name = ident(&cte.alias.name);
+            if ctes.iter().any(|(n, _)| *n == name) {
+                return sql_err!(DuplicateAlias, "WITH query name \"{name}\" specified more than once");
+            }
+            ctes.push((name, cte.clone()));
+        }
+        let visible = ctes.len();
+        self.ctes.push(CteFrame { ctes, visible });
+        let result = self.plan_query_body(q);
+        self.ctes.pop();
+        result
+    }
+
+    /// The WITH query `name` refers to, if one is in scope: its frame,
+    /// position and definition.
+    fn find_cte(&self, name: &str) -> Option<(usize, usize, ast::Cte)> {
+        self.ctes.iter().enumerate().rev().find_map(|(f, frame)| {
+            frame.ctes[..frame.visible].iter().position(|(n, _)| n == name).map(|c| (f, c, frame.ctes[c].1.clone()))
+        })
+    }
+
+    /// Plans a reference to WITH query `c` of frame `f`, in the scope it
+    /// was defined in (the WITH queries before it, no later ones).
+    fn plan_cte(&mut self, f: usize, c: usize, cte: &ast::Cte) -> Result<QueryPlan> {
+        let mut defined = self.ctes[..=f].to_vec();
+        defined[f].visible = c;
+        let saved = std::mem::replace(&mut self.ctes, defined);
+        let plan = self.plan_query(&cte.query);
+        self.ctes = saved;
+        plan
+    }
+
+    fn plan_query_body(&mut self, q: &ast::Query) -> Result<QueryPlan> {
         if q.fetch.is_some() || !q.locks.is_empty() {
             return sql_err!(FeatureNotSupported, "FETCH and FOR UPDATE/SHARE are not supported");
         }
@@ -988,7 +1135,20 @@ impl<'a> Planner<'a> {
                 if let Some(args) = args {
                     return self.plan_table_function(&table_name, &args.args, alias.as_ref());
                 }
+                if let Some((f, c, cte)) = self.find_cte(&table_name) {
+                    let plan = self.plan_cte(f, c, &cte)?;
+                    let alias_name = alias.as_ref().map(|a| ident(&a.name)).unwrap_or(table_name);
+                    let mut scope = derived_scope(&plan, Some(alias_name));
+                    rename_columns(&mut scope, &cte.alias.columns)?;
+                    if let Some(a) = alias {
+                        rename_columns(&mut scope, &a.columns)?;
+                    }
+                    return Ok((plan.root, scope));
+                }
                 let table = self.table(&table_name)?;
+                if table.view.is_some() {
+                    return self.plan_view(&table, alias.as_ref());
+                }
                 let alias_name = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table_name.clone());
                 let mut scope = Scope::from_table(&table, &alias_name);
                 if let Some(a) = alias {
@@ -1004,21 +1164,7 @@ impl<'a> Planner<'a> {
                 // A derived table cannot see the enclosing FROM: bind it as
                 // a subquery with no new outer scope.
                 let plan = self.plan_query(subquery)?;
-                let alias_name = alias.as_ref().map(|a| ident(&a.name));
-                let mut scope = Scope {
-                    columns: plan
-                        .columns
-                        .iter()
-                        .map(|c| ScopeColumn {
-                            table: alias_name.clone(),
-                            name: c.name.clone(),
-                            data_type: Some(c.data_type),
-                            hidden: false,
-                            merged_away: false,
-                            join_key: false,
-                        })
-                        .collect(),
-                };
+                let mut scope = derived_scope(&plan, alias.as_ref().map(|a| ident(&a.name)));
                 if let Some(a) = alias {
                     rename_columns(&mut scope, &a.columns)?;
                 }
@@ -1726,7 +1872,7 @@ impl<'a> Planner<'a> {
         let ast::TableObject::TableName(name) = &insert.table else {
             return sql_err!(FeatureNotSupported, "INSERT INTO a table function is not supported");
         };
-        let table = self.table(&object_name(name)?)?;
+        let table = self.table_to_write(&object_name(name)?, "insert into")?;
         // Target columns, in the order the source supplies them.
         let targets: Vec<usize> = if insert.columns.is_empty() {
             table.columns.iter().enumerate().filter(|(_, c)| !c.hidden).map(|(i, _)| i).collect()
@@ -1926,7 +2072,7 @@ impl<'a> Planner<'a> {
         let ast::TableFactor::Table { name, alias, .. } = &update.table.relation else {
             return sql_err!(FeatureNotSupported, "UPDATE of this target is not supported");
         };
-        let table = self.table(&object_name(name)?)?;
+        let table = self.table_to_write(&object_name(name)?, "update")?;
         let alias = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table.name.clone());
         let (source, scope) = self.scan_where(&table, &alias, update.selection.as_ref())?;
         let assignments = self.bind_assignments(&table, &update.assignments, &scope)?;
@@ -1944,7 +2090,7 @@ impl<'a> Planner<'a> {
         let ast::TableFactor::Table { name, alias, .. } = &from[0].relation else {
             return sql_err!(FeatureNotSupported, "DELETE of this target is not supported");
         };
-        let table = self.table(&object_name(name)?)?;
+        let table = self.table_to_write(&object_name(name)?, "delete from")?;
         let alias = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table.name.clone());
         let (source, _) = self.scan_where(&table, &alias, delete.selection.as_ref())?;
         let returning = self.bind_returning(&table, delete.returning.as_deref())?;
@@ -1979,6 +2125,7 @@ impl<'a> Planner<'a> {
             draining: false,
             drain_epoch: 0,
             rewrite: None,
+            view: None,
         };
         let mut primary: Option<Vec<(String, Direction)>> = None;
         // UNIQUE constraints: an optional name and the columns.
@@ -2211,6 +2358,25 @@ pub fn resolve_index_columns(table: &TableDesc, cols: &[(String, Direction)]) ->
         return sql_err!(SyntaxError, "an index needs at least one column");
     }
     Ok(out)
+}
+
+/// The scope of a query used as a table (a derived table, a WITH query)
+/// named `alias`.
+fn derived_scope(plan: &QueryPlan, alias: Option<String>) -> Scope {
+    Scope {
+        columns: plan
+            .columns
+            .iter()
+            .map(|c| ScopeColumn {
+                table: alias.clone(),
+                name: c.name.clone(),
+                data_type: Some(c.data_type),
+                hidden: false,
+                merged_away: false,
+                join_key: false,
+            })
+            .collect(),
+    }
 }
 
 fn rename_columns(scope: &mut Scope, columns: &[ast::TableAliasColumnDef]) -> Result<()> {

@@ -913,6 +913,10 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
         S::Drop { object_type: ast::ObjectType::Index, names, .. } => {
             names.iter().filter_map(name).map(SchemaTarget::Index).collect()
         }
+        S::Drop { object_type: ast::ObjectType::View, names, .. } => {
+            names.iter().filter_map(name).map(SchemaTarget::Table).collect()
+        }
+        S::CreateView(create) if create.or_replace => name(&create.name).map(SchemaTarget::Table).into_iter().collect(),
         S::AlterTable(alter) => name(&alter.name).map(SchemaTarget::Table).into_iter().collect(),
         S::Truncate(t) => t.table_names.iter().filter_map(|t| name(&t.name)).map(SchemaTarget::Table).collect(),
         S::CreateIndex(create) => name(&create.table_name).map(SchemaTarget::Table).into_iter().collect(),

@@ -72,4 +72,4 @@ macro_rules! slt {
     };
 }
 
-slt!(select, join, aggregate, subquery, setop, dml, types, ddl, index);
+slt!(select, join, aggregate, subquery, setop, dml, types, ddl, index, cte_view);
