@@ -162,7 +162,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.value_size > spanserver::limits::VALUE_BYTES_MAX {
         bail!("--value-size exceeds the value limit of {} bytes", spanserver::limits::VALUE_BYTES_MAX);
     }
-    let local = args.target.local.then(|| (args.target.epsilon_ms, None));
+    let local = args.target.local.then_some((args.target.epsilon_ms, None));
     let (addr, local) = bench_cluster(&args.target.addr, local).await?;
     let result = run_all(&args, &addr).await;
     if let Some(cluster) = local {
@@ -394,7 +394,7 @@ async fn run_txn(args: TxnBenchArgs) -> anyhow::Result<()> {
         bail!("--duration and --keys must be at least 1");
     }
     let split_points = (1..args.shards).map(|i| format!("s{i:02}")).collect();
-    let local = args.target.local.then(|| (args.target.epsilon_ms, Some(split_points)));
+    let local = args.target.local.then_some((args.target.epsilon_ms, Some(split_points)));
     let (addr, local) = bench_cluster(&args.target.addr, local).await?;
     let result = run_txn_all(&args, &addr).await;
     if let Some(cluster) = local {

@@ -231,6 +231,14 @@ pub async fn execute(client: &Client, command: &KvCommand, out: &mut dyn Write) 
     Ok(())
 }
 
+pub async fn run(args: KvArgs) -> anyhow::Result<()> {
+    crate::init_logging("error");
+    let client = Client::connect([args.addr.clone()]).await.with_context(|| format!("connecting to {}", args.addr))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    execute(&client, &args.command, &mut out).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,12 +268,4 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
     }
-}
-
-pub async fn run(args: KvArgs) -> anyhow::Result<()> {
-    crate::init_logging("error");
-    let client = Client::connect([args.addr.clone()]).await.with_context(|| format!("connecting to {}", args.addr))?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    execute(&client, &args.command, &mut out).await
 }

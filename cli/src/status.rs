@@ -20,7 +20,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
     let mut out = String::new();
     writeln!(out, "cluster {}: {} servers, {} shards", info.cluster_id, info.servers.len(), info.shards.len())?;
     let mut statuses = Vec::new();
-    writeln!(out, "\n{:<7} {:<22} {}", "SERVER", "ADDRESS", "STATE")?;
+    writeln!(out, "\n{:<7} {:<22} STATE", "SERVER", "ADDRESS")?;
     for s in &info.servers {
         let status = client.server_status(&s.addr).await;
         let state = match &status {
@@ -34,8 +34,8 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
     }
     writeln!(
         out,
-        "\n{:<6} {:<20} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  {}",
-        "SHARD", "RANGE", "REPLICA", "SERVER", "ROLE", "TERM", "LEADER", "COMMITTED", "APPLIED", "SNAPSHOTS", "SAFE_TS"
+        "\n{:<6} {:<20} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  SAFE_TS",
+        "SHARD", "RANGE", "REPLICA", "SERVER", "ROLE", "TERM", "LEADER", "COMMITTED", "APPLIED", "SNAPSHOTS"
     )?;
     let mut rows = Vec::new();
     for st in &statuses {

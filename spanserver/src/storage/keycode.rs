@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn versions_sort_newest_first_and_keys_in_order() {
-        let mut keys = vec![
+        let mut keys = [
             version_key(b"b", ts(3)),
             version_key(b"a\0", ts(7)),
             version_key(b"a", ts(5)),

@@ -134,7 +134,7 @@ async fn figure8_unreliable_random_crashes() -> anyhow::Result<()> {
             .unwrap_or(0);
         assert!(v >= acked_value, "w{k} = {v}, but {acked_value} was acknowledged");
     }
-    let violations = violations.lock().unwrap();
+    let violations = violations.lock().unwrap().clone();
     assert!(violations.is_empty(), "{violations:#?}");
     c.shutdown().await
 }

@@ -232,7 +232,7 @@ async fn bank_totals_hold_under_partitions_and_leader_kills() -> anyhow::Result<
         }
         assert_eq!(sum, total, "server {id}'s snapshot at {final_ts} does not add up");
     }
-    let violations = violations.lock().unwrap();
+    let violations = violations.lock().unwrap().clone();
     assert!(violations.is_empty(), "{violations:#?}");
     assert!(moved.load(Ordering::SeqCst) > 10, "too few transfers committed to mean anything");
     assert!(checked.load(Ordering::SeqCst) > 10, "too few totals checked to mean anything");
