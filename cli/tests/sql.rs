@@ -315,3 +315,66 @@ async fn concurrent_ddl_and_dml_keep_indexes_consistent() -> anyhow::Result<()> 
     cluster.stop().await;
     Ok(())
 }
+
+/// Goal: on a real cluster, once a schema change returns, no statement
+/// that starts afterwards plans with the schema from before it, even on a
+/// gateway that leased the old descriptor a moment earlier (the change
+/// drained the table and waited out the lease; `sql::catalog`, "Leases").
+/// Method: one session reads `SELECT c FROM t WHERE id = 1` in a loop
+/// (leased, single-shard reads), noting when each statement started and
+/// whether it saw column `c`; another drops `c`. No read that started
+/// after the DROP returned may have seen `c`; reads before it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_statement_after_a_schema_change_uses_the_old_schema() -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let client = client::Client::connect(cluster.addrs.clone()).await?;
+    let engine =
+        Arc::new(sql_engine::ClientEngine::new(client, tokio::runtime::Handle::current(), cluster.addrs[0].clone()));
+    let exec = |s: &mut sql::Session, q: &str| s.execute(q, &mut sql::Collected::default());
+    let setup = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut s = sql::Session::new(setup);
+        exec(&mut s, "CREATE TABLE t (id INT PRIMARY KEY, c INT, d INT)").expect("create");
+        exec(&mut s, "INSERT INTO t VALUES (1, 10, 20)").expect("insert");
+    })
+    .await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (reader_engine, reader_stop) = (engine.clone(), stop.clone());
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut s = sql::Session::new(reader_engine);
+        let mut reads = Vec::new();
+        while !reader_stop.load(Ordering::SeqCst) {
+            let started = Instant::now();
+            let saw_c = match exec(&mut s, "SELECT c FROM t WHERE id = 1") {
+                Ok(()) => true,
+                Err(e) if e.state.code() == "42703" => false,
+                Err(e) => panic!("a read failed: {} {}", e.state.code(), e.message),
+            };
+            reads.push((started, saw_c));
+        }
+        reads
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ddl_engine = engine.clone();
+    let returned = tokio::task::spawn_blocking(move || {
+        let mut s = sql::Session::new(ddl_engine);
+        exec(&mut s, "ALTER TABLE t DROP COLUMN c").expect("drop column");
+        Instant::now()
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::SeqCst);
+    let reads = reader.await?;
+    let before = reads.iter().filter(|(started, saw)| *started < returned && *saw).count();
+    let after: Vec<_> = reads.iter().filter(|(started, _)| *started > returned).collect();
+    assert!(before > 10, "too few reads saw c before the change: {before}");
+    assert!(after.len() > 10, "too few reads after the change: {}", after.len());
+    let stale = after.iter().filter(|(_, saw)| *saw).count();
+    assert_eq!(stale, 0, "{stale} of {} reads begun after DROP COLUMN returned still saw c", after.len());
+    cluster.stop().await;
+    Ok(())
+}
