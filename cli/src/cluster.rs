@@ -35,6 +35,8 @@ pub struct LocalCluster {
     _temp: Option<tempfile::TempDir>,
     children: Vec<(ServerId, Child)>,
     addrs: Vec<String>,
+    /// Where each server takes PostgreSQL clients.
+    sql_addrs: Vec<String>,
 }
 
 impl LocalCluster {
@@ -93,7 +95,21 @@ impl LocalCluster {
             spec
         };
         let exe = std::env::current_exe().context("finding the spandb binary")?;
-        let mut cluster = LocalCluster { dir: dir.clone(), _temp: temp, children: Vec::new(), addrs: Vec::new() };
+        let mut cluster = LocalCluster {
+            dir: dir.clone(),
+            _temp: temp,
+            children: Vec::new(),
+            addrs: Vec::new(),
+            sql_addrs: Vec::new(),
+        };
+        // PostgreSQL ports: 1000 above the gRPC ones when free (the
+        // default of `spandb start`), else any free run.
+        let grpc_base = spec.sorted_servers().first().and_then(|s| s.addr.rsplit(':').next()?.parse::<u16>().ok());
+        let n = spec.sorted_servers().len();
+        let sql_base = match grpc_base.and_then(|p| p.checked_add(1000)) {
+            Some(p) if ports_free(p, n) => p,
+            _ => free_ports_from(rand::random_range(20_000..60_000u16), n)?,
+        };
         for server in spec.sorted_servers() {
             let config_path = dir.join(format!("s{}.toml", server.id.0));
             let config = ServerConfig {
@@ -119,10 +135,13 @@ impl LocalCluster {
                 .append(true)
                 .open(&log_path)
                 .with_context(|| format!("opening {}", log_path.display()))?;
+            let sql_addr = format!("127.0.0.1:{}", sql_base + cluster.sql_addrs.len() as u16);
             let child = Command::new(&exe)
                 .arg("start")
                 .arg("--config")
                 .arg(&config_path)
+                .arg("--sql-addr")
+                .arg(&sql_addr)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -131,6 +150,7 @@ impl LocalCluster {
                 .with_context(|| format!("starting server {}", server.id.0))?;
             cluster.children.push((server.id, child));
             cluster.addrs.push(server.addr.clone());
+            cluster.sql_addrs.push(sql_addr);
         }
         if let Err(e) = cluster.wait_ready().await {
             cluster.stop_children().await;
@@ -141,6 +161,10 @@ impl LocalCluster {
 
     pub fn addrs(&self) -> &[String] {
         &self.addrs
+    }
+
+    pub fn sql_addrs(&self) -> &[String] {
+        &self.sql_addrs
     }
 
     pub fn dir(&self) -> &Path {
@@ -245,8 +269,14 @@ fn ports_free(base: u16, n: usize) -> bool {
 
 /// 7000.. if free, else a random range of `n` free ports.
 fn find_free_ports(n: usize) -> anyhow::Result<u16> {
-    if ports_free(DEFAULT_PORT_BASE, n) {
-        return Ok(DEFAULT_PORT_BASE);
+    free_ports_from(DEFAULT_PORT_BASE, n)
+}
+
+/// `first` if it and the `n - 1` ports after it are free, else a random
+/// such run.
+fn free_ports_from(first: u16, n: usize) -> anyhow::Result<u16> {
+    if ports_free(first, n) {
+        return Ok(first);
     }
     for _ in 0..100 {
         let base = rand::random_range(20_000..60_000u16);

@@ -11,6 +11,7 @@ mod cluster;
 mod display;
 mod jepsen;
 mod kv;
+mod pg_server;
 mod process;
 mod shell;
 mod sql_engine;
@@ -114,6 +115,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         cluster.dir().display()
     );
     println!("connect another shell with: spandb sql --addr {}", cluster.addrs()[0]);
+    if let Some((host, port)) = cluster.sql_addrs()[0].rsplit_once(':') {
+        println!("or with psql:               psql \"postgresql://root@{host}:{port}/spandb\"");
+    }
     let result = if args.no_shell {
         cluster.wait_for_signal().await
     } else {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use spanserver::config::ServerConfig;
 use spanserver::{Server, ServerId, TransportKind};
+use tokio::net::TcpListener;
 
 #[derive(clap::Args)]
 pub struct StartArgs {
@@ -33,7 +34,14 @@ pub struct StartArgs {
     /// transfers): for tests, nemeses and deliberate operator use.
     #[arg(long)]
     admin_tools: bool,
+    /// Where PostgreSQL clients (psql, pgbench, drivers) connect: HOST:PORT,
+    /// or `off`. Default: the gRPC address's port plus 1000, if free.
+    #[arg(long)]
+    sql_addr: Option<String>,
 }
+
+/// How far the default PostgreSQL port is from the gRPC port.
+const SQL_PORT_OFFSET: u16 = 1000;
 
 fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
     let mut config = match &args.config {
@@ -84,6 +92,7 @@ fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
 
 pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     crate::init_logging("info,raft=warn");
+    let sql_addr = args.sql_addr.clone();
     let config = server_config(args)?.resolve()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
@@ -91,10 +100,43 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let clock = Arc::new(truetime::SystemClock::new());
     let server = Server::start(config, clock, TransportKind::Grpc, None).await?;
     eprintln!("spanserver {} listening on {}", server.server_id, server.local_addr);
+    let gateway = match sql_listener(sql_addr.as_deref(), server.local_addr).await? {
+        Some(listener) => {
+            eprintln!("spanserver {} serving PostgreSQL clients on {}", server.server_id, listener.local_addr()?);
+            Some(tokio::spawn(crate::pg_server::serve(listener, server.local_addr.to_string())))
+        }
+        None => None,
+    };
     wait_for_stop_signal().await?;
+    if let Some(gateway) = gateway {
+        gateway.abort();
+    }
     server.shutdown().await;
     drop(pid_file);
     Ok(())
+}
+
+/// The PostgreSQL listener `--sql-addr` asks for; by default the gRPC
+/// port plus [`SQL_PORT_OFFSET`] on the same host, skipped (with a
+/// warning) if that port is taken.
+async fn sql_listener(asked: Option<&str>, grpc: std::net::SocketAddr) -> anyhow::Result<Option<TcpListener>> {
+    match asked {
+        Some("off") => Ok(None),
+        Some(addr) => {
+            Ok(Some(TcpListener::bind(addr).await.with_context(|| format!("listening for PostgreSQL on {addr}"))?))
+        }
+        None => {
+            let Some(port) = grpc.port().checked_add(SQL_PORT_OFFSET) else { return Ok(None) };
+            let addr = std::net::SocketAddr::new(grpc.ip(), port);
+            match TcpListener::bind(addr).await {
+                Ok(listener) => Ok(Some(listener)),
+                Err(e) => {
+                    eprintln!("not serving PostgreSQL clients: cannot listen on {addr} ({e}); give --sql-addr");
+                    Ok(None)
+                }
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

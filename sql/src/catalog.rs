@@ -182,6 +182,31 @@ impl TableDesc {
     }
 
     /// Whether the primary key is the hidden row id.
+    /// A table named `name` with no columns yet, its primary index named
+    /// as PostgreSQL names it (`<name>_pkey`); id 0 until created.
+    pub fn new(name: &str) -> TableDesc {
+        TableDesc {
+            id: 0,
+            name: name.to_string(),
+            columns: Vec::new(),
+            primary: IndexDesc {
+                id: PRIMARY_INDEX_ID,
+                name: format!("{name}_pkey"),
+                unique: true,
+                columns: vec![],
+                write_only: false,
+            },
+            indexes: Vec::new(),
+            next_column_id: 1,
+            next_index_id: PRIMARY_INDEX_ID + 1,
+            version: 1,
+            draining: false,
+            drain_epoch: 0,
+            rewrite: None,
+            view: None,
+        }
+    }
+
     /// Refuses a view where a table is needed (42809).
     pub fn check_table(&self) -> Result<()> {
         if self.view.is_some() {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use sqlparser::ast;
 use sqlparser::ast::Spanned;
 
-use crate::catalog::{Catalog, ColumnDesc, IndexDesc, TableDesc, PRIMARY_INDEX_ID, ROWID_COLUMN};
+use crate::catalog::{Catalog, ColumnDesc, IndexDesc, TableDesc, ROWID_COLUMN};
 use crate::encoding::Direction;
 use crate::error::{Error, Result, SqlState};
 use crate::functions;
@@ -324,26 +324,7 @@ impl<'a> Planner<'a> {
         if create.columns.len() > plan.columns.len() {
             return sql_err!(SyntaxError, "CREATE VIEW specifies more column names than columns");
         }
-        let mut view = TableDesc {
-            id: 0,
-            name: name.clone(),
-            columns: Vec::new(),
-            primary: IndexDesc {
-                id: PRIMARY_INDEX_ID,
-                name: format!("{name}_pkey"),
-                unique: true,
-                columns: vec![],
-                write_only: false,
-            },
-            indexes: Vec::new(),
-            next_column_id: 1,
-            next_index_id: PRIMARY_INDEX_ID + 1,
-            version: 1,
-            draining: false,
-            drain_epoch: 0,
-            rewrite: None,
-            view: Some(create.query.to_string()),
-        };
+        let mut view = TableDesc { view: Some(create.query.to_string()), ..TableDesc::new(&name) };
         for (i, c) in plan.columns.iter().enumerate() {
             let column_name = create.columns.get(i).map(|c| ident(&c.name)).unwrap_or_else(|| c.name.clone());
             if view.column(&column_name).is_some() {
@@ -2107,26 +2088,7 @@ impl<'a> Planner<'a> {
         if create.columns.len() > limits::COLUMNS_MAX {
             return sql_err!(ProgramLimitExceeded, "tables can have at most {} columns", limits::COLUMNS_MAX);
         }
-        let mut table = TableDesc {
-            id: 0,
-            name: name.clone(),
-            columns: Vec::new(),
-            primary: IndexDesc {
-                id: PRIMARY_INDEX_ID,
-                name: format!("{name}_pkey"),
-                unique: true,
-                columns: vec![],
-                write_only: false,
-            },
-            indexes: Vec::new(),
-            next_column_id: 1,
-            next_index_id: PRIMARY_INDEX_ID + 1,
-            version: 1,
-            draining: false,
-            drain_epoch: 0,
-            rewrite: None,
-            view: None,
-        };
+        let mut table = TableDesc::new(&name);
         let mut primary: Option<Vec<(String, Direction)>> = None;
         // UNIQUE constraints: an optional name and the columns.
         let mut uniques: Vec<(Option<String>, IndexColumns)> = Vec::new();

@@ -14,24 +14,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::Watched;
-use sql::catalog::TableDesc;
-use sql::{Collected, Session, Value};
-
-fn run(session: &mut Session, sql: &str) -> Result<Collected, sql::Error> {
-    let mut out = Collected::default();
-    session.execute(sql, &mut out)?;
-    Ok(out)
-}
-
-fn must(session: &mut Session, sql: &str) -> Collected {
-    run(session, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-fn table(engine: &Watched, name: &str) -> TableDesc {
-    let tables = sql::session::list_tables(engine).expect("tables");
-    (*tables.into_iter().find(|t| t.name == name).expect("the table")).clone()
-}
+use common::{must, run, table, Watched};
+use sql::{Session, Value};
 
 fn count(session: &mut Session, sql: &str) -> i64 {
     match must(session, sql).rows.as_slice() {
@@ -68,7 +52,7 @@ fn an_index_is_built_in_batches_while_writers_write() {
         }),
     );
     must(&mut a, "CREATE INDEX t_v ON t (v)");
-    let desc = table(&engine, "t");
+    let desc = table(engine.as_ref(), "t");
     assert!(desc.indexes.iter().all(|i| !i.write_only), "{desc:?}");
     sql::testing::check_indexes(engine.as_ref(), "t").expect("the index matches the rows");
     // 25 rows have v = 7, two moved to 7 (one of which already was: 2400
@@ -91,7 +75,7 @@ fn a_duplicate_undoes_a_unique_index() {
     assert_eq!(e.state.code(), "23505", "{e}");
     assert!(e.message.contains("could not create unique index \"u_v\""), "{e}");
     assert_eq!(e.detail.as_deref(), Some("Key (v)=(5) is duplicated."), "{e:?}");
-    let desc = table(&engine, "u");
+    let desc = table(engine.as_ref(), "u");
     assert!(desc.indexes.is_empty() && !desc.draining, "{desc:?}");
     must(&mut a, "INSERT INTO u VALUES (9999, 5)");
 }
@@ -127,7 +111,7 @@ fn a_primary_key_is_added_to_a_big_table_in_batches() {
     assert_eq!(insert.expect_err("writes are refused during the rewrite").state.code(), "55006");
     assert_eq!(rows, 25_000);
 
-    let desc = table(&engine, "h");
+    let desc = table(engine.as_ref(), "h");
     assert!(desc.rewrite.is_none() && !desc.has_hidden_rowid(), "{desc:?}");
     assert_eq!(desc.primary.name, "h_pkey");
     assert_eq!(count(&mut a, "SELECT count(*) FROM h"), 25_000);
@@ -154,7 +138,7 @@ fn a_rewrite_that_fails_leaves_the_table_as_it_was() {
     {
         let e = run(&mut a, sql).expect_err(sql);
         assert_eq!(e.state.code(), code, "{sql}: {e}");
-        let desc = table(&engine, "d");
+        let desc = table(engine.as_ref(), "d");
         assert!(desc.rewrite.is_none() && desc.has_hidden_rowid() && !desc.draining, "{desc:?}");
         must(&mut a, "INSERT INTO d VALUES (0, 0)");
     }

@@ -14,29 +14,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use sql::catalog::{LeaseChecked, TableDesc};
+use sql::catalog::LeaseChecked;
 use sql::kv::{Engine, KvError, Mode, Transaction};
 use sql::memory::MemoryEngine;
-use sql::{Collected, Session, Value};
+use sql::{Session, Value};
 
 mod common;
 
-use common::Watched;
-
-fn run(session: &mut Session, sql: &str) -> Result<Collected, sql::Error> {
-    let mut out = Collected::default();
-    session.execute(sql, &mut out)?;
-    Ok(out)
-}
-
-fn must(session: &mut Session, sql: &str) -> Collected {
-    run(session, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-fn table(engine: &Watched, name: &str) -> TableDesc {
-    let tables = sql::session::list_tables(engine).expect("tables");
-    (*tables.into_iter().find(|t| t.name == name).expect("the table")).clone()
-}
+use common::{must, run, table, Watched};
 
 fn setup() -> (Arc<Watched>, Session, Session) {
     let engine = Arc::new(Watched::default());
@@ -90,7 +75,7 @@ fn a_schema_change_outlasts_every_lease() {
     assert_eq!(e.state.code(), "42703", "{e}");
     let out = must(&mut a, "SELECT * FROM t WHERE id = 1");
     assert_eq!(out.columns.len(), 1);
-    assert!(!table(&engine, "t").draining);
+    assert!(!table(engine.as_ref(), "t").draining);
 }
 
 /// Goal: a change whose drain another change ended meanwhile does not
@@ -111,7 +96,7 @@ fn a_change_that_lost_its_drain_drains_again() {
     let out = must(&mut a, "SELECT * FROM t WHERE id = 1");
     let names: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["id", "c", "from_b", "from_a"]);
-    let desc = table(&engine, "t");
+    let desc = table(engine.as_ref(), "t");
     assert!(!desc.draining);
     assert!(desc.drain_epoch >= 2, "A drained twice: {desc:?}");
 }
@@ -123,16 +108,16 @@ fn a_change_that_lost_its_drain_drains_again() {
 fn a_failed_or_empty_change_ends_its_drain() {
     let (engine, mut a, _) = setup();
     must(&mut a, "ALTER TABLE t ADD COLUMN IF NOT EXISTS c INT");
-    assert!(!table(&engine, "t").draining);
+    assert!(!table(engine.as_ref(), "t").draining);
     must(&mut a, "INSERT INTO t VALUES (3, 10)");
     let e = run(&mut a, "CREATE UNIQUE INDEX t_c ON t (c)").expect_err("c has duplicates");
     assert_eq!(e.state.code(), "23505", "{e}");
-    assert!(!table(&engine, "t").draining);
+    assert!(!table(engine.as_ref(), "t").draining);
 
     must(&mut a, "BEGIN");
     must(&mut a, "ALTER TABLE t ADD COLUMN d INT");
     must(&mut a, "ROLLBACK");
-    let desc = table(&engine, "t");
+    let desc = table(engine.as_ref(), "t");
     assert!(!desc.draining && desc.column("d").is_none(), "{desc:?}");
 }
 

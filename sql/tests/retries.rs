@@ -10,9 +10,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use sql::kv::{Committed, Engine, KvError, Mode, Pair, Priority, ShardSpan, Timestamp, Transaction};
+mod common;
+
+use common::{run, Wrapped};
+use sql::kv::{Engine, KvError, Mode, Priority, ShardSpan, Timestamp, Transaction};
 use sql::memory::MemoryEngine;
-use sql::{Collected, Session};
+use sql::Session;
 
 #[derive(Default)]
 struct Prioritized {
@@ -21,18 +24,13 @@ struct Prioritized {
     begun: Mutex<Vec<(Priority, bool)>>,
 }
 
-struct WithPriority {
-    inner: Box<dyn Transaction>,
-    priority: Priority,
-}
-
 impl Prioritized {
     fn start(&self, mode: Mode, given: Option<Priority>) -> Result<Box<dyn Transaction>, KvError> {
         let mut begun = self.begun.lock().unwrap();
         let n = begun.len() as u64 + 1;
         let priority = given.unwrap_or(Priority { start_ns: n, id: u128::from(n) });
         begun.push((priority, given.is_some()));
-        Ok(Box::new(WithPriority { inner: self.inner.begin(mode)?, priority }))
+        Ok(Box::new(Wrapped { inner: self.inner.begin(mode)?, gets: None, priority: Some(priority) }))
     }
 }
 
@@ -52,45 +50,6 @@ impl Engine for Prioritized {
     fn wait(&self, nanos: u64) {
         self.inner.wait(nanos)
     }
-}
-
-impl Transaction for WithPriority {
-    fn mode(&self) -> Mode {
-        self.inner.mode()
-    }
-    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.inner.get(key)
-    }
-    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
-        self.inner.scan(start, end, limit)
-    }
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.inner.put(key, value)
-    }
-    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.inner.put_absent(key, value)
-    }
-    fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
-        self.inner.delete(key)
-    }
-    fn commit(self: Box<Self>) -> Result<Committed, KvError> {
-        self.inner.commit()
-    }
-    fn rollback(self: Box<Self>) -> Result<(), KvError> {
-        self.inner.rollback()
-    }
-    fn read_ts(&self) -> Option<Timestamp> {
-        self.inner.read_ts()
-    }
-    fn priority(&self) -> Option<Priority> {
-        Some(self.priority)
-    }
-}
-
-fn run(session: &mut Session, sql: &str) -> Result<Collected, sql::Error> {
-    let mut out = Collected::default();
-    session.execute(sql, &mut out)?;
-    Ok(out)
 }
 
 /// Goal: after a block's COMMIT fails with 40001 (a concurrent write won),

@@ -11,14 +11,17 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use sql::kv::{Committed, Engine, KvError, Mode, Pair, ShardSpan, Timestamp, Transaction};
+mod common;
+
+use common::{run, Wrapped};
+use sql::kv::{Engine, KvError, Mode, ShardSpan, Timestamp, Transaction};
 use sql::memory::MemoryEngine;
-use sql::{Collected, Session, Value};
+use sql::{Session, Value};
 
 #[derive(Default)]
 struct Counts {
     begun: AtomicUsize,
-    gets: AtomicUsize,
+    gets: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -27,15 +30,11 @@ struct Counted {
     counts: Arc<Counts>,
 }
 
-struct CountedTxn {
-    inner: Box<dyn Transaction>,
-    counts: Arc<Counts>,
-}
-
 impl Engine for Counted {
     fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
         self.counts.begun.fetch_add(1, Ordering::SeqCst);
-        Ok(Box::new(CountedTxn { inner: self.inner.begin(mode)?, counts: self.counts.clone() }))
+        let gets = Some(self.counts.gets.clone());
+        Ok(Box::new(Wrapped { inner: self.inner.begin(mode)?, gets, priority: None }))
     }
     fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan> {
         self.inner.shards(start, end)
@@ -46,43 +45,6 @@ impl Engine for Counted {
     fn wait(&self, nanos: u64) {
         self.inner.wait(nanos)
     }
-}
-
-impl Transaction for CountedTxn {
-    fn mode(&self) -> Mode {
-        self.inner.mode()
-    }
-    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.counts.gets.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key)
-    }
-    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
-        self.inner.scan(start, end, limit)
-    }
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.inner.put(key, value)
-    }
-    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.inner.put_absent(key, value)
-    }
-    fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
-        self.inner.delete(key)
-    }
-    fn commit(self: Box<Self>) -> Result<Committed, KvError> {
-        self.inner.commit()
-    }
-    fn rollback(self: Box<Self>) -> Result<(), KvError> {
-        self.inner.rollback()
-    }
-    fn read_ts(&self) -> Option<Timestamp> {
-        self.inner.read_ts()
-    }
-}
-
-fn run(session: &mut Session, sql: &str) -> Result<Collected, sql::Error> {
-    let mut out = Collected::default();
-    session.execute(sql, &mut out)?;
-    Ok(out)
 }
 
 fn setup() -> (Arc<Counts>, Session) {

@@ -27,6 +27,8 @@ pub struct ProcessCluster {
     /// Servers this harness restarted (no longer children of the demo).
     restarted: Vec<(u64, Child)>,
     pub addrs: Vec<String>,
+    /// Where the first server takes PostgreSQL clients (HOST:PORT).
+    pub sql_addr: Option<String>,
 }
 
 /// Finds `servers` consecutive free loopback ports.
@@ -57,13 +59,19 @@ impl ProcessCluster {
             .context("starting spandb demo")?;
         let stdout = demo.stdout.take().context("demo stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(READY_TIMEOUT, async {
+        // `ready ...`, then how to connect: the shell, then psql.
+        let (ready, sql_addr) = tokio::time::timeout(READY_TIMEOUT, async {
+            let mut ready = None;
             while let Some(line) = lines.next_line().await? {
                 if line.starts_with("ready") {
-                    return Ok::<_, anyhow::Error>(line);
+                    ready = Some(line);
+                } else if let (Some(ready), Some(url)) = (&ready, line.split("postgresql://").nth(1)) {
+                    // postgresql://root@HOST:PORT/spandb"
+                    let addr = url.split('@').nth(1).and_then(|a| a.split('/').next()).map(String::from);
+                    return Ok::<_, anyhow::Error>((ready.clone(), addr));
                 }
             }
-            bail!("spandb demo exited without printing ready")
+            bail!("spandb demo exited without printing ready and its psql line")
         })
         .await
         .context("waiting for the cluster to be ready")??;
@@ -71,7 +79,7 @@ impl ProcessCluster {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let addrs = (0..3).map(|i| format!("127.0.0.1:{}", port_base + i)).collect();
         tracing::info!("cluster ready: {ready}");
-        Ok(ProcessCluster { binary: binary.to_path_buf(), dir, demo, restarted: Vec::new(), addrs })
+        Ok(ProcessCluster { binary: binary.to_path_buf(), dir, demo, restarted: Vec::new(), addrs, sql_addr })
     }
 
     pub fn dir(&self) -> &Path {

@@ -81,3 +81,66 @@ impl Engine for Watched {
         self.inner.wait(nanos);
     }
 }
+
+/// A transaction that passes everything to `inner`, counting point reads
+/// in `gets` and reporting `priority` as its own (engines of tests that
+/// watch what the SQL layer asks for).
+pub struct Wrapped {
+    pub inner: Box<dyn Transaction>,
+    pub gets: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    pub priority: Option<sql::kv::Priority>,
+}
+
+impl Transaction for Wrapped {
+    fn mode(&self) -> Mode {
+        self.inner.mode()
+    }
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(gets) = &self.gets {
+            gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get(key)
+    }
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<sql::kv::Pair>, KvError> {
+        self.inner.scan(start, end, limit)
+    }
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.inner.put(key, value)
+    }
+    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.inner.put_absent(key, value)
+    }
+    fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
+        self.inner.delete(key)
+    }
+    fn commit(self: Box<Self>) -> Result<sql::kv::Committed, KvError> {
+        self.inner.commit()
+    }
+    fn rollback(self: Box<Self>) -> Result<(), KvError> {
+        self.inner.rollback()
+    }
+    fn read_ts(&self) -> Option<Timestamp> {
+        self.inner.read_ts()
+    }
+    fn priority(&self) -> Option<sql::kv::Priority> {
+        self.priority.or(self.inner.priority())
+    }
+}
+
+/// Runs `sql` in `session`, collecting what it returns.
+pub fn run(session: &mut sql::Session, sql: &str) -> Result<sql::Collected, sql::Error> {
+    let mut out = sql::Collected::default();
+    session.execute(sql, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`run`], panicking (naming the statement) on an error.
+pub fn must(session: &mut sql::Session, sql: &str) -> sql::Collected {
+    run(session, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Table `name`'s descriptor as committed.
+pub fn table(engine: &dyn Engine, name: &str) -> sql::catalog::TableDesc {
+    let tables = sql::session::list_tables(engine).expect("tables");
+    (*tables.into_iter().find(|t| t.name == name).expect("the table")).clone()
+}
