@@ -142,6 +142,7 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
 fn error_response(e: &sql::Error) -> Response {
     let mut info = ErrorInfo::new("ERROR".into(), e.state.code().into(), e.message.clone());
     info.detail = e.detail.clone();
+    info.hint = e.hint.clone();
     info.position = e.position.map(|p| p.to_string());
     Response::Error(Box::new(info))
 }

@@ -389,6 +389,9 @@ fn print_error(e: &sql::Error, statement: Option<&str>) {
     if let Some(d) = &e.detail {
         let _ = writeln!(err, "DETAIL:  {d}");
     }
+    if let Some(h) = &e.hint {
+        let _ = writeln!(err, "HINT:  {h}");
+    }
     if let (Some(pos), Some(text)) = (e.position, statement) {
         // The line holding the position, and a caret under it.
         let mut offset = 0usize;

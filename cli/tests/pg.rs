@@ -90,6 +90,10 @@ async fn psql_writes_reads_and_sees_sqlstates() -> anyhow::Result<()> {
 
         let out = psql(&addr, &["-c", "SELECT nope FROM t"]);
         assert!(text(&out.stderr).contains("ERROR:  42703:"), "{}", text(&out.stderr));
+        let out = psql(&addr, &["-c", "CREATE VIEW w AS SELECT id FROM t", "-c", "DROP TABLE w"]);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("ERROR:  42809: \"w\" is not a table"), "{stderr}");
+        assert!(stderr.contains("HINT:  Use DROP VIEW to remove a view."), "{stderr}");
 
         let out =
             psql(&addr, &["-c", "BEGIN", "-c", "SELECT 1 / 0", "-c", "SELECT 1", "-c", "ROLLBACK", "-c", "SELECT 2"]);
