@@ -875,20 +875,7 @@ impl<'a> Planner<'a> {
     /// ORDER BY over a set operation's output (names and positions only).
     fn order_by_output(&mut self, mut plan: QueryPlan, order_by: &[ast::OrderByExpr]) -> Result<QueryPlan> {
         let mut keys = Vec::new();
-        let scope = Scope {
-            columns: plan
-                .columns
-                .iter()
-                .map(|c| ScopeColumn {
-                    table: None,
-                    name: c.name.clone(),
-                    data_type: Some(c.data_type),
-                    hidden: false,
-                    merged_away: false,
-                    join_key: false,
-                })
-                .collect(),
-        };
+        let scope = derived_scope(&plan, None);
         for o in order_by {
             let (descending, nulls_first) = order_options(&o.options);
             let expr = match self.order_target(&o.expr, &plan.columns)? {
@@ -2322,8 +2309,9 @@ pub fn resolve_index_columns(table: &TableDesc, cols: &[(String, Direction)]) ->
     Ok(out)
 }
 
-/// The scope of a query used as a table (a derived table, a WITH query)
-/// named `alias`.
+/// The scope of a query's result columns: a query used as a table (a
+/// derived table, a WITH query, a view) named `alias`, or a set
+/// operation's output.
 fn derived_scope(plan: &QueryPlan, alias: Option<String>) -> Scope {
     Scope {
         columns: plan
