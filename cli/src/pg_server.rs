@@ -32,6 +32,9 @@ use tokio::net::TcpListener;
 
 use crate::sql_engine::ClientEngine;
 
+/// How long the gateway waits after a failed accept before the next.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Accepts PostgreSQL clients on `listener` until the task is dropped.
 /// Sessions reach the cluster through a client connected to `seed` (this
 /// server's own gRPC address), connected at the first client, and share
@@ -39,7 +42,14 @@ use crate::sql_engine::ClientEngine;
 pub async fn serve(listener: TcpListener, seed: String) {
     let gateway = Arc::new(Gateway { seed, engine: tokio::sync::OnceCell::new(), leases: Arc::default() });
     loop {
-        let Ok((socket, _)) = listener.accept().await else { continue };
+        let socket = match listener.accept().await {
+            Ok((socket, _)) => socket,
+            Err(_) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
         let gateway = gateway.clone();
         tokio::spawn(async move {
             let _ = socket.set_nodelay(true);
