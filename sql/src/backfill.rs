@@ -3,7 +3,7 @@
 //! a primary key, while no transaction holds more than a batch.
 //!
 //! A statement outside a transaction block does the catalog part in its
-//! own transaction and leaves the rest ([`FollowUp`]) to be run here after
+//! own transaction and leaves the rest ([`crate::ddl::FollowUp`]) to be run here after
 //! it commits (F1's online schema change, with SpanDB's locks where F1
 //! has leases for writers):
 //!
@@ -45,12 +45,10 @@ use crate::ddl::Drains;
 use crate::encoding;
 use crate::error::{Error, Result};
 use crate::exec::Cx;
-use crate::kv::{Engine, KvError, Mode};
+use crate::kv::{self, Attempt, Engine, KvError, Mode};
 use crate::limits;
 use crate::sql_err;
 use crate::write;
-
-pub use crate::ddl::FollowUp;
 
 /// Runs `f` in a read-write transaction of its own, again (with the same
 /// priority) after a retryable abort. `f` is first told it may leave
@@ -68,29 +66,20 @@ fn in_transaction<T>(
     let mut checks_at_commit = true;
     loop {
         attempt += 1;
-        let mut txn = match priority {
-            Some(p) => engine.begin_with_priority(Mode::ReadWrite, p)?,
-            None => engine.begin(Mode::ReadWrite)?,
-        };
-        priority = priority.or(txn.priority());
-        let result = {
+        let mut txn = kv::begin_keeping_priority(engine, Mode::ReadWrite, &mut priority)?;
+        let ran = {
             let mut cx = Cx::new(txn.as_mut(), Vec::new(), now_us).with_cancel(cancel.clone());
             cx.defer_unique_checks = checks_at_commit;
             cx.check_cancel().and_then(|()| f(&mut cx))
         };
-        let result = match result {
-            Ok(v) => match txn.commit() {
-                Ok(_) => Ok(v),
-                Err(KvError::ConditionNotMet(_)) if checks_at_commit => {
-                    checks_at_commit = false;
-                    continue;
-                }
-                Err(e) => Err(Error::from(e)),
-            },
-            Err(e) => {
-                let _ = txn.rollback();
-                Err(e)
+        let result = match kv::finish(txn, ran) {
+            Attempt::Committed(v, _) => Ok(v),
+            Attempt::KeyTaken(_) if checks_at_commit => {
+                checks_at_commit = false;
+                continue;
             }
+            Attempt::KeyTaken(m) => Err(Error::from(KvError::ConditionNotMet(m))),
+            Attempt::Failed(e) => Err(e),
         };
         match result {
             Err(e) if e.is_retryable() && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => continue,

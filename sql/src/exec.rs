@@ -87,8 +87,12 @@ const CANCEL_CHECK_TICKS: u64 = 1024;
 
 impl<'t> Cx<'t> {
     pub fn new(txn: &'t mut dyn Transaction, params: Vec<Value>, now_us: i64) -> Cx<'t> {
+        Cx::with_txn(Some(txn), params, now_us)
+    }
+
+    fn with_txn(txn: Option<&'t mut dyn Transaction>, params: Vec<Value>, now_us: i64) -> Cx<'t> {
         Cx {
-            txn: Some(txn),
+            txn,
             params,
             now_us,
             outer: Vec::new(),
@@ -341,23 +345,7 @@ fn too_many_rows<T>(what: &str) -> Result<T> {
 /// Evaluates an expression with no row, parameters or transaction (the
 /// optimizer's constant folding).
 pub fn eval_constant(e: &Expr) -> Result<Value> {
-    let mut cx = Cx {
-        txn: None,
-        params: Vec::new(),
-        now_us: 0,
-        outer: Vec::new(),
-        subqueries: HashMap::new(),
-        stats: Stats::default(),
-        cancel: None,
-        clock: None,
-        ticks: 0,
-        analysis: None,
-        held_bytes: 0,
-        drains: crate::ddl::Drains::default(),
-        defer_unique_checks: false,
-        batch_schema_changes: false,
-        followup: None,
-    };
+    let mut cx = Cx::with_txn(None, Vec::new(), 0);
     eval(e, &[], &mut cx)
 }
 

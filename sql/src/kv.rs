@@ -108,6 +108,46 @@ impl From<KvError> for Error {
     }
 }
 
+/// Begins a transaction in `mode`, with `priority` if an earlier attempt
+/// of the same work fixed one, and remembers the priority this one got: a
+/// retry keeps the first attempt's, so wound-wait ages it.
+pub fn begin_keeping_priority(
+    engine: &dyn Engine,
+    mode: Mode,
+    priority: &mut Option<Priority>,
+) -> Result<Box<dyn Transaction>, KvError> {
+    let txn = match *priority {
+        Some(p) => engine.begin_with_priority(mode, p)?,
+        None => engine.begin(mode)?,
+    };
+    *priority = priority.or(txn.priority());
+    Ok(txn)
+}
+
+/// How one attempt of a transaction ended ([`finish`]).
+pub enum Attempt<T> {
+    Committed(T, Committed),
+    /// The commit found a [`Transaction::put_absent`] key taken: nothing
+    /// was written (the message says which).
+    KeyTaken(String),
+    Failed(Error),
+}
+
+/// Commits `txn` if the work `ran` in it succeeded, else rolls it back.
+pub fn finish<T>(txn: Box<dyn Transaction>, ran: Result<T, Error>) -> Attempt<T> {
+    match ran {
+        Ok(v) => match txn.commit() {
+            Ok(c) => Attempt::Committed(v, c),
+            Err(KvError::ConditionNotMet(m)) => Attempt::KeyTaken(m),
+            Err(e) => Attempt::Failed(Error::from(e)),
+        },
+        Err(e) => {
+            let _ = txn.rollback();
+            Attempt::Failed(e)
+        }
+    }
+}
+
 /// Where a key range lives, for EXPLAIN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardSpan {

@@ -67,7 +67,3 @@ pub const NAME_CACHE_ENTRIES_MAX: usize = 10_000;
 /// schema change of an existing table waits this long between its drain
 /// and its change.
 pub const DESCRIPTOR_LEASE_NS: u64 = 500_000_000;
-
-/// How many times a schema change drains again when a concurrent change
-/// of the same table ended its drain first (then 40001).
-pub const SCHEMA_CHANGE_DRAINS_MAX: u32 = 3;

@@ -34,7 +34,7 @@ use crate::ddl::{Drains, FollowUp};
 use crate::error::{Error, Result};
 use crate::exec::{self, Cx};
 use crate::explain;
-use crate::kv::{Committed, Engine, KvError, Mode, Pair, Timestamp, Transaction};
+use crate::kv::{Attempt, Committed, Engine, KvError, Mode, Pair, Timestamp, Transaction};
 use crate::limits;
 use crate::optimizer::{self, Rules};
 use crate::parser::{self, Parsed};
@@ -349,27 +349,18 @@ impl Session {
             let result = if mode == Mode::ReadOnly {
                 self.run_read_only(sql, &parsed.statement, now_us, &mut holding)
             } else {
-                let mut txn = match priority {
-                    Some(p) => self.engine.begin_with_priority(mode, p)?,
-                    None => self.engine.begin(mode)?,
-                };
-                priority = priority.or(txn.priority());
+                let mut txn = crate::kv::begin_keeping_priority(self.engine.as_ref(), mode, &mut priority)?;
                 self.defer_unique_checks = checks_at_commit;
                 let ran = self.run(txn.as_mut(), sql, &parsed.statement, now_us, &mut holding);
                 self.defer_unique_checks = false;
-                match ran {
-                    Ok(tag) => match txn.commit() {
-                        Ok(c) => Ok((tag, c)),
-                        Err(KvError::ConditionNotMet(_)) if checks_at_commit && !holding.held.flushed => {
-                            checks_at_commit = false;
-                            continue;
-                        }
-                        Err(e) => Err(Error::from(e)),
-                    },
-                    Err(e) => {
-                        let _ = txn.rollback();
-                        Err(e)
+                match crate::kv::finish(txn, ran) {
+                    Attempt::Committed(tag, c) => Ok((tag, c)),
+                    Attempt::KeyTaken(_) if checks_at_commit && !holding.held.flushed => {
+                        checks_at_commit = false;
+                        continue;
                     }
+                    Attempt::KeyTaken(m) => Err(Error::from(KvError::ConditionNotMet(m))),
+                    Attempt::Failed(e) => Err(e),
                 }
             };
             let result = result.and_then(|(tag, committed)| {

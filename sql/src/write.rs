@@ -351,28 +351,16 @@ pub fn delete(
     Ok(result)
 }
 
-/// Writes every row's entry of a new index (CREATE INDEX's backfill),
-/// checking uniqueness. Bounded like any statement's writes.
-pub fn backfill_index(table: &TableDesc, index: &crate::catalog::IndexDesc, cx: &mut Cx) -> Result<u64> {
-    let scan = Node::Scan {
-        table: std::sync::Arc::new(table.clone()),
-        index: table.primary.clone(),
-        spans: vec![crate::plan::ScanSpan::full()],
-    };
-    let rows = read_all(&scan, cx)?;
-    let mut seen = std::collections::HashSet::new();
-    for row in &rows {
-        let (entry, value) = layout::index_entry(table, index, row)?;
-        if index.unique && !value.is_empty() && !seen.insert(entry.clone()) {
-            return Err(Error::new(
-                SqlState::UniqueViolation,
-                format!("could not create unique index \"{}\"", index.name),
-            )
-            .with_detail(format!("{} is duplicated.", layout::describe_key(table, &index.columns, row))));
-        }
-        cx.txn()?.put(&entry, &value)?;
+/// Writes every row's entry of a new index in the caller's transaction
+/// (CREATE INDEX inside a transaction block): [`backfill_batch`] after
+/// batch, so it holds one batch, and sees its own entries when it checks
+/// uniqueness. SpanDB bounds the transaction's writes.
+pub fn backfill_index(table: &TableDesc, index: &IndexDesc, cx: &mut Cx) -> Result<()> {
+    let mut from = Some(crate::encoding::index_prefix(table.id, table.primary.id));
+    while let Some(start) = from.take() {
+        from = backfill_batch(table, index, &start, limits::BACKFILL_BATCH_ROWS, cx)?;
     }
-    Ok(rows.len() as u64)
+    Ok(())
 }
 
 /// Rewrites every row of `old` under `new`'s layout (a new primary key, a
