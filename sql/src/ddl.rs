@@ -7,7 +7,7 @@
 //! writes the new index's entries for every row (a backfill) and ALTER
 //! TABLE ADD PRIMARY KEY rewrites the rows: outside a transaction block in
 //! batches after the statement commits (`backfill`), inside one in the
-//! block's transaction (bounded by the per-statement write limit). ADD
+//! block's transaction (bounded by what one transaction may write). ADD
 //! COLUMN rewrites nothing: rows written before it read the column's
 //! DEFAULT from the descriptor (`ColumnDesc::missing`).
 //!
