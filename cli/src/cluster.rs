@@ -29,6 +29,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the demo's shards split: four shards.
 const DEMO_SPLIT_POINTS: [&str; 3] = ["g", "n", "t"];
 const DEFAULT_PORT_BASE: u16 = 7000;
+/// Where a random run of free ports is looked for: below Linux's
+/// ephemeral range (32768..61000 by default), from which every outgoing
+/// connection takes its local port. A port picked there can be taken by
+/// any client between the check and the server's bind (or a killed
+/// server's restart); below it only another listener can take it. The
+/// top leaves room for the PostgreSQL ports 1000 above.
+const RANDOM_PORTS: std::ops::Range<u16> = 10_000..31_000;
 
 pub struct LocalCluster {
     dir: PathBuf,
@@ -108,7 +115,7 @@ impl LocalCluster {
         let n = spec.sorted_servers().len();
         let sql_base = match grpc_base.and_then(|p| p.checked_add(1000)) {
             Some(p) if ports_free(p, n) => p,
-            _ => free_ports_from(rand::random_range(20_000..60_000u16), n)?,
+            _ => free_ports_from(rand::random_range(RANDOM_PORTS), n)?,
         };
         for server in spec.sorted_servers() {
             let config_path = dir.join(format!("s{}.toml", server.id.0));
@@ -273,13 +280,19 @@ fn find_free_ports(n: usize) -> anyhow::Result<u16> {
 }
 
 /// `first` if it and the `n - 1` ports after it are free, else a random
-/// such run.
-fn free_ports_from(first: u16, n: usize) -> anyhow::Result<u16> {
+/// such run (in [`RANDOM_PORTS`]).
+pub fn free_ports_from(first: u16, n: usize) -> anyhow::Result<u16> {
     if ports_free(first, n) {
         return Ok(first);
     }
+    free_random_ports(n)
+}
+
+/// A random run of `n` free ports in [`RANDOM_PORTS`]; free now, so a
+/// server that loses one to another listener fails to start and says so.
+pub fn free_random_ports(n: usize) -> anyhow::Result<u16> {
     for _ in 0..100 {
-        let base = rand::random_range(20_000..60_000u16);
+        let base = rand::random_range(RANDOM_PORTS);
         if ports_free(base, n) {
             return Ok(base);
         }

@@ -31,10 +31,13 @@ pub struct ProcessCluster {
     pub sql_addr: Option<String>,
 }
 
-/// Finds `servers` consecutive free loopback ports.
+/// Finds `servers` consecutive free loopback ports, below Linux's
+/// ephemeral range (outgoing connections take their ports from there, so
+/// a port picked in it can be gone by the time the server binds it) and
+/// leaving room for the PostgreSQL ports 1000 above.
 pub fn free_port_base(servers: u16) -> anyhow::Result<u16> {
     for _ in 0..200 {
-        let base = rand::random_range(20_000..60_000u16);
+        let base = rand::random_range(10_000..31_000u16);
         let free = (0..servers).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
         if free {
             return Ok(base);

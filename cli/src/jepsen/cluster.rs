@@ -69,14 +69,17 @@ impl Cluster {
     pub async fn start(dir: &Path, nodes: usize, settings: &ServerSettings) -> anyhow::Result<Cluster> {
         std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
         let exe = std::env::current_exe().context("finding the spandb binary")?;
-        let ports = free_ports(nodes)?;
+        let first_port = crate::cluster::free_random_ports(nodes)?;
         let run: u32 = rand::random();
         let spec = ClusterSpec {
             cluster_id: format!("jepsen-{run:08x}"),
             replication: nodes,
             split_points: SPLIT_POINTS.iter().map(|s| s.to_string()).collect(),
             servers: (0..nodes)
-                .map(|i| ServerSpec { id: ServerId(i as u64 + 1), addr: format!("127.0.0.1:{}", ports[i]) })
+                .map(|i| ServerSpec {
+                    id: ServerId(i as u64 + 1),
+                    addr: format!("127.0.0.1:{}", first_port + i as u16),
+                })
                 .collect(),
             peer_secret: ClusterSpec::new_peer_secret(),
         };
@@ -217,6 +220,9 @@ impl Cluster {
             .arg("start")
             .arg("--config")
             .arg(&node.config_path)
+            // No PostgreSQL gateway: the workloads speak gRPC, and every
+            // port a run holds is one more to collide on.
+            .args(["--sql-addr", "off"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -298,14 +304,4 @@ impl Cluster {
             let _ = std::fs::remove_dir_all(&node.data_dir);
         }
     }
-}
-
-/// `n` distinct free loopback ports (free now; a server that loses one to
-/// another process fails to start, and the run says so).
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()
-        .context("finding free ports")?;
-    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
