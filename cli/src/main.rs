@@ -11,7 +11,7 @@ mod cluster;
 mod display;
 mod jepsen;
 mod kv;
-mod pg_server;
+mod pg;
 mod process;
 mod shell;
 mod sql_engine;

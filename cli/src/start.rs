@@ -103,7 +103,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let gateway = match sql_listener(sql_addr.as_deref(), server.local_addr).await? {
         Some(listener) => {
             eprintln!("spanserver {} serving PostgreSQL clients on {}", server.server_id, listener.local_addr()?);
-            Some(tokio::spawn(crate::pg_server::serve(listener, server.local_addr.to_string())))
+            Some(tokio::spawn(crate::pg::serve(listener, server.local_addr.to_string())))
         }
         None => None,
     };

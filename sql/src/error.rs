@@ -104,6 +104,11 @@ pub enum SqlState {
     QueryCanceled,
     /// 08006
     ConnectionFailure,
+    /// 08P01: a message that breaks the protocol (a Bind with the wrong
+    /// number of parameters, a parameter that does not decode).
+    ProtocolViolation,
+    /// 53300
+    TooManyConnections,
     /// 58000: the storage below failed (unavailable, timed out).
     SystemError,
     /// XX000
@@ -161,6 +166,8 @@ impl SqlState {
             OutOfMemory => "53200",
             QueryCanceled => "57014",
             ConnectionFailure => "08006",
+            ProtocolViolation => "08P01",
+            TooManyConnections => "53300",
             SystemError => "58000",
             InternalError => "XX000",
         }

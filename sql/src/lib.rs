@@ -83,5 +83,5 @@ pub mod types;
 pub mod write;
 
 pub use error::{Error, Result, SqlState};
-pub use session::{Collected, Session, Sink, TxnStatus};
+pub use session::{Collected, Prepared, Session, Sink, TxnStatus};
 pub use types::{DataType, Row, Value};

@@ -75,6 +75,20 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
     Ok(out)
 }
 
+/// Whether `s` begins or ends a transaction (BEGIN, COMMIT, ROLLBACK,
+/// savepoints): a simple query holding one is not made one implicit
+/// transaction.
+pub fn controls_transaction(s: &ast::Statement) -> bool {
+    matches!(
+        s,
+        ast::Statement::StartTransaction { .. }
+            | ast::Statement::Commit { .. }
+            | ast::Statement::Rollback { .. }
+            | ast::Statement::Savepoint { .. }
+            | ast::Statement::ReleaseSavepoint { .. }
+    )
+}
+
 /// Parses one expression (a stored DEFAULT).
 pub fn parse_expr(text: &str) -> Result<ast::Expr> {
     let dialect = PostgreSqlDialect {};

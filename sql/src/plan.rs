@@ -444,6 +444,19 @@ pub enum Plan {
 }
 
 impl Plan {
+    /// The columns of the rows the statement returns (none if it returns
+    /// none).
+    pub fn columns(&self) -> Vec<OutputColumn> {
+        match self {
+            Plan::Query(q) => q.columns.clone(),
+            Plan::Insert { returning: Some(items), .. }
+            | Plan::Update { returning: Some(items), .. }
+            | Plan::Delete { returning: Some(items), .. } => items.iter().map(|(_, c)| c.clone()).collect(),
+            Plan::Explain { .. } => vec![OutputColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }],
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the statement writes (refused in read-only transactions).
     pub fn writes(&self) -> bool {
         match self {

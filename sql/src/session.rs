@@ -147,6 +147,30 @@ pub struct Session {
     /// The running statement is an EXPLAIN ANALYZE whose last line is
     /// its transaction's commit (added once that is known).
     explain_commit: bool,
+    /// The running statement's parameters (`$1`, ...): their types and,
+    /// when it executes, their values.
+    params: Params,
+}
+
+/// A statement's parameters.
+#[derive(Debug, Clone, Default)]
+struct Params {
+    types: Vec<DataType>,
+    values: Vec<Value>,
+}
+
+/// A statement prepared for PostgreSQL's extended protocol (Parse): what
+/// Describe reports of it, and what Execute runs.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub sql: String,
+    pub parsed: Parsed,
+    /// The type of each `$n` parameter: as the client declared it, else
+    /// as the statement's context implies (`abalance + $1`: int4), else
+    /// text.
+    pub params: Vec<DataType>,
+    /// The columns of the rows it returns (empty: it returns none).
+    pub columns: Vec<OutputColumn>,
 }
 
 /// A statement's rows and tag, held back while it may still be retried.
@@ -224,6 +248,7 @@ impl Session {
             followup: None,
             retry_priority: None,
             explain_commit: false,
+            params: Params::default(),
         }
     }
 
@@ -258,6 +283,97 @@ impl Session {
 
     /// Runs one parsed statement of `sql`.
     pub fn execute_parsed(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
+        self.params = Params::default();
+        self.execute_statement(sql, parsed, sink)
+    }
+
+    /// Prepares `sql` (one statement, or none: `Ok(None)`) for the
+    /// extended protocol. `declared` holds the parameter types the client
+    /// gave (`None`: infer). A statement that reads or writes rows is
+    /// planned now, against the catalog as this session sees it, to learn
+    /// its parameters and columns; it is planned again when it runs (a
+    /// schema change in between is seen then).
+    pub fn prepare(&mut self, sql: &str, declared: &[Option<DataType>]) -> Result<Option<Prepared>> {
+        let mut statements = parser::parse(sql)?;
+        if statements.len() > 1 {
+            return sql_err!(SyntaxError, "cannot insert multiple commands into a prepared statement");
+        }
+        let Some(parsed) = statements.pop() else { return Ok(None) };
+        let described = match &parsed.statement {
+            ast::Statement::ShowVariable { variable } => {
+                let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join("_");
+                Some((Vec::new(), vec![OutputColumn { name, data_type: DataType::Text }]))
+            }
+            s if describes_by_planning(s) => Some(self.describe(sql, &parsed, declared)?),
+            _ => None,
+        };
+        let (inferred, columns) = described.unwrap_or_default();
+        let n = declared.len().max(inferred.len());
+        let params = (0..n)
+            .map(|i| match declared.get(i).copied().flatten() {
+                Some(t) => t,
+                None => inferred.get(i).copied().flatten().unwrap_or(DataType::Text),
+            })
+            .collect();
+        Ok(Some(Prepared { sql: sql.to_string(), parsed, params, columns }))
+    }
+
+    /// Runs a prepared statement with its parameters' values (of the
+    /// types [`Prepared::params`] says).
+    pub fn execute_prepared(&mut self, prepared: &Prepared, values: Vec<Value>, sink: &mut dyn Sink) -> Result<()> {
+        if values.len() != prepared.params.len() {
+            return sql_err!(
+                ProtocolViolation,
+                "bind message supplies {} parameters, but prepared statement requires {}",
+                values.len(),
+                prepared.params.len()
+            );
+        }
+        self.params = Params { types: prepared.params.clone(), values };
+        let result = self.execute_statement(&prepared.sql, &prepared.parsed, sink);
+        self.params = Params::default();
+        result
+    }
+
+    /// The parameter types and columns of a statement that reads or
+    /// writes rows, planned in the block's transaction or, outside one,
+    /// in a read-only transaction using leased descriptors.
+    fn describe(
+        &mut self,
+        sql: &str,
+        parsed: &Parsed,
+        declared: &[Option<DataType>],
+    ) -> Result<(Vec<Option<DataType>>, Vec<OutputColumn>)> {
+        if self.status == TxnStatus::Failed {
+            return sql_err!(
+                InFailedSqlTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block"
+            );
+        }
+        self.params = Params::default();
+        let planned = if self.status == TxnStatus::InBlock {
+            let mut txn = self.txn.take().expect("a transaction in a block");
+            let planned = self.plan_with_types(txn.as_mut(), sql, &parsed.statement, None, declared);
+            self.txn = Some(txn);
+            if planned.is_err() {
+                self.status = TxnStatus::Failed;
+            }
+            planned
+        } else {
+            let leases = self.leases.clone();
+            let deadline = Arc::new(std::sync::Mutex::new(None));
+            let lease_use = LeaseUse { leases: &leases, now: self.engine.now(), deadline: deadline.clone() };
+            let mut txn = self.engine.begin(Mode::ReadOnly)?;
+            let mut checked = LeaseChecked { inner: txn.as_mut(), deadline };
+            let planned = self.plan_with_types(&mut checked, sql, &parsed.statement, Some(&lease_use), declared);
+            let _ = txn.rollback();
+            planned
+        };
+        let (plan, types) = planned?;
+        Ok((types, plan.columns()))
+    }
+
+    fn execute_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         use ast::Statement as S;
         self.cancel.store(false, AtomicOrdering::Relaxed);
         self.explain_commit = false;
@@ -599,13 +715,29 @@ impl Session {
         statement: &ast::Statement,
         leases: Option<&LeaseUse>,
     ) -> Result<Plan> {
+        let types: Vec<Option<DataType>> = self.params.types.iter().copied().map(Some).collect();
+        Ok(self.plan_with_types(txn, sql, statement, leases, &types)?.0)
+    }
+
+    /// [`Session::plan`] with the parameters' types known so far; returns
+    /// them as the plan left them (inferred where they were `None`).
+    fn plan_with_types(
+        &mut self,
+        txn: &mut dyn Transaction,
+        sql: &str,
+        statement: &ast::Statement,
+        leases: Option<&LeaseUse>,
+        param_types: &[Option<DataType>],
+    ) -> Result<(Plan, Vec<Option<DataType>>)> {
         let mut planner = Planner::new(txn, sql).with_names(&self.names);
+        planner.param_types = param_types.to_vec();
         if let Some(leases) = leases {
             planner = planner.with_leases(leases);
         }
         let plan = planner.plan(statement);
         self.block_tables.extend(planner.take_used_tables());
-        Ok(optimizer::optimize_plan(plan?, self.rules))
+        let types = std::mem::take(&mut planner.param_types);
+        Ok((optimizer::optimize_plan(plan?, self.rules), types))
     }
 
     /// Runs a read-only statement outside a block (module docs of
@@ -659,7 +791,7 @@ impl Session {
             return false;
         }
         let mut none = NoReads::default();
-        let mut cx = Cx::new(&mut none, Vec::new(), now_us);
+        let mut cx = Cx::new(&mut none, self.params.values.clone(), now_us);
         let mut shard = None;
         for (table, index, spans) in scans {
             if index.id != table.primary.id {
@@ -685,7 +817,7 @@ impl Session {
         now_us: i64,
         sink: &mut dyn Sink,
     ) -> Result<String> {
-        let mut cx = Cx::new(txn, Vec::new(), now_us).with_cancel(self.cancel.clone());
+        let mut cx = Cx::new(txn, self.params.values.clone(), now_us).with_cancel(self.cancel.clone());
         cx.drains = std::mem::take(&mut self.drains);
         cx.defer_unique_checks = self.defer_unique_checks;
         cx.batch_schema_changes = self.status != TxnStatus::InBlock;
@@ -854,6 +986,20 @@ fn send_returning(
         }
     }
     Ok(())
+}
+
+/// Whether preparing `s` plans it: statements that read or write rows
+/// (their parameters and columns come from the plan); the rest (schema
+/// changes, transaction control, SET) are only parsed until they run.
+fn describes_by_planning(s: &ast::Statement) -> bool {
+    matches!(
+        s,
+        ast::Statement::Query(_)
+            | ast::Statement::Insert(_)
+            | ast::Statement::Update(_)
+            | ast::Statement::Delete(_)
+            | ast::Statement::Explain { .. }
+    )
 }
 
 fn is_read_only_statement(s: &ast::Statement) -> bool {

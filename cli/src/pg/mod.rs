@@ -1,0 +1,677 @@
+//! The PostgreSQL gateway: psql, pgbench and drivers speaking PostgreSQL's
+//! protocol 3.0 reach SpanDB's SQL layer through any spanserver.
+//!
+//! ```text
+//!   client ──TCP──> pgwire (framing, startup, portals)
+//!                     │ one Connection per client
+//!                     ▼
+//!                   Session (sql crate; on a blocking thread) ──> ClientEngine ──> cluster
+//! ```
+//!
+//! The model: one SQL [`Session`] per connection, which holds the
+//! connection's transaction. pgwire decodes messages and keeps prepared
+//! statements and portals; everything about SQL, transactions and errors
+//! is the session's, and the gateway only translates.
+//!
+//! - Startup: no password (trust), the ParameterStatus set a PostgreSQL 15
+//!   server sends ([`server_parameters`]), and BackendKeyData whose
+//!   CancelRequest cancels the running statement (57014). A connection
+//!   beyond [`CONNECTIONS_MAX`] gets 53300 and is closed.
+//! - Simple query: a query of several statements runs as one implicit
+//!   transaction, as in PostgreSQL (the first error rolls all of it back),
+//!   unless it has transaction control of its own.
+//! - Extended query: Parse plans the statement to learn its parameters'
+//!   types (inferred from context where the client sent none) and its
+//!   columns ([`Session::prepare`]); Bind decodes parameters in text or
+//!   binary; Execute runs with them, results in the formats Bind asked.
+//! - ReadyForQuery reports the session's own transaction status (I, T,
+//!   E), so what the client sees is what the session holds.
+//!
+//! Invariants: no byte from a client panics the server (bad input is an
+//! ErrorResponse with a SQLSTATE); a client that disconnects, even in the
+//! middle of a statement, has its statement cancelled and its transaction
+//! rolled back (dropping the session rolls it back).
+//!
+//! Not yet (issue "PostgreSQL wire protocol"): COPY, the `pg_catalog`
+//! relations psql's `\d` reads, passwords, results streamed rather than
+//! collected.
+
+mod codec;
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::{stream, Sink, SinkExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, ServerParameterProvider,
+    StartupHandler,
+};
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{
+    send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler, SimpleQueryHandler,
+};
+use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireConnectionState, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, DEFAULT_NAME,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use sql::plan::OutputColumn;
+use sql::{Collected, Prepared, Session, TxnStatus, Value};
+use tokio::net::TcpListener;
+
+use crate::sql_engine::ClientEngine;
+
+/// How long the gateway waits after a failed accept before the next.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+/// The most client connections one gateway serves at once (PostgreSQL's
+/// default `max_connections` is 100); the next gets 53300.
+pub const CONNECTIONS_MAX: usize = 200;
+/// The version reported to clients: the PostgreSQL whose protocol and
+/// catalogs the gateway follows (drivers and psql adapt to it).
+const SERVER_VERSION: &str = "15.0 (SpanDB)";
+
+/// Accepts PostgreSQL clients on `listener` until the task is dropped.
+/// Sessions reach the cluster through a client connected to `seed` (this
+/// server's own gRPC address), connected at the first client, and share
+/// one set of leased descriptors (one gateway).
+pub async fn serve(listener: TcpListener, seed: String) {
+    let gateway = Arc::new(Gateway {
+        seed,
+        engine: tokio::sync::OnceCell::new(),
+        leases: Arc::default(),
+        connections: Arc::new(ConnectionManager::new()),
+        open: Arc::new(AtomicUsize::new(0)),
+        pids: RandomPidSecretKeyGenerator::default(),
+    });
+    loop {
+        let socket = match listener.accept().await {
+            Ok((socket, _)) => socket,
+            Err(_) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let _ = socket.set_nodelay(true);
+            let open = OpenConnection::count(&gateway.open);
+            let session = match gateway.engine().await {
+                Ok(engine) => Session::new(engine).with_leases(gateway.leases.clone()),
+                // No cluster yet: this connection is refused, the next
+                // one tries again.
+                Err(_) => return,
+            };
+            let cancel = session.cancel_handle();
+            let handlers = Arc::new(Connection {
+                session: Arc::new(Mutex::new(session)),
+                status: Arc::new(AtomicU8::new(status_byte(TxnStatus::Idle))),
+                cancel,
+                gateway: gateway.clone(),
+                over_limit: open.over_limit,
+            });
+            // A connection's failure (a client that vanished, a protocol
+            // error) ends that connection only.
+            let _ = pgwire::tokio::process_socket(socket, None, handlers).await;
+            drop(open);
+        });
+    }
+}
+
+/// What the connections of one gateway share.
+struct Gateway {
+    seed: String,
+    engine: tokio::sync::OnceCell<Arc<ClientEngine>>,
+    leases: Arc<sql::catalog::Leases>,
+    /// Running connections by (pid, secret key), for CancelRequest.
+    connections: Arc<ConnectionManager>,
+    /// How many connections are open.
+    open: Arc<AtomicUsize>,
+    pids: RandomPidSecretKeyGenerator,
+}
+
+impl Gateway {
+    async fn engine(&self) -> anyhow::Result<Arc<ClientEngine>> {
+        let engine = self
+            .engine
+            .get_or_try_init(|| async {
+                let client = client::Client::connect([self.seed.clone()]).await?;
+                let handle = tokio::runtime::Handle::current();
+                Ok::<_, anyhow::Error>(Arc::new(ClientEngine::new(client, handle, self.seed.clone())))
+            })
+            .await?;
+        Ok(engine.clone())
+    }
+}
+
+/// One open connection, counted while it lives.
+struct OpenConnection {
+    open: Arc<AtomicUsize>,
+    over_limit: bool,
+}
+
+impl OpenConnection {
+    fn count(open: &Arc<AtomicUsize>) -> OpenConnection {
+        let before = open.fetch_add(1, Ordering::SeqCst);
+        OpenConnection { open: open.clone(), over_limit: before >= CONNECTIONS_MAX }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One client connection and its session.
+struct Connection {
+    session: Arc<Mutex<Session>>,
+    /// The session's transaction status after its last statement (what
+    /// ReadyForQuery reports), readable without the session's lock.
+    status: Arc<AtomicU8>,
+    /// Cancels the session's running statement.
+    cancel: Arc<AtomicBool>,
+    gateway: Arc<Gateway>,
+    /// Refused at startup: the gateway is full.
+    over_limit: bool,
+}
+
+fn status_byte(s: TxnStatus) -> u8 {
+    match s {
+        TxnStatus::Idle => b'I',
+        TxnStatus::InBlock => b'T',
+        TxnStatus::Failed => b'E',
+    }
+}
+
+impl Connection {
+    fn transaction_status(&self) -> TransactionStatus {
+        match self.status.load(Ordering::SeqCst) {
+            b'T' => TransactionStatus::Transaction,
+            b'E' => TransactionStatus::Error,
+            _ => TransactionStatus::Idle,
+        }
+    }
+
+    /// Runs `work` on the session, on a blocking thread. If the client
+    /// cancels (CancelRequest: `cancel` fires) or vanishes (this future is
+    /// dropped) meanwhile, the statement is cancelled; the session
+    /// finishes it before the next one starts.
+    async fn with_session<T>(
+        &self,
+        cancel: Option<futures::channel::oneshot::Receiver<()>>,
+        work: impl FnOnce(&mut Session) -> T + Send + 'static,
+    ) -> T
+    where
+        T: Send + 'static,
+    {
+        let session = self.session.clone();
+        let status = self.status.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
+            let out = work(&mut session);
+            status.store(status_byte(session.status()), Ordering::SeqCst);
+            out
+        });
+        let guard = CancelOnDrop(self.cancel.clone());
+        tokio::pin!(task);
+        let joined = match cancel {
+            Some(cancel) => tokio::select! {
+                joined = &mut task => joined,
+                // Err: replaced by a later statement's receiver, not a cancel.
+                Ok(()) = cancel => {
+                    self.cancel.store(true, Ordering::SeqCst);
+                    task.await
+                }
+            },
+            None => task.await,
+        };
+        std::mem::forget(guard);
+        match joined {
+            Ok(out) => out,
+            // The session's work panicked: a bug; the connection ends.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+/// The receiver a CancelRequest for this connection fires.
+async fn cancel_receiver<C: ClientInfo>(client: &C) -> Option<futures::channel::oneshot::Receiver<()>> {
+    let handle = client.session_extensions().get::<Arc<ConnectionHandle>>()?;
+    Some(handle.start_query().await)
+}
+
+/// Cancels the session's statement if the future running it is dropped
+/// (the client went away mid-statement).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::new(self.clone_handle())
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::new(self.clone_handle())
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(self.clone_handle())
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(DefaultCancelHandler::new(self.gateway.connections.clone()))
+    }
+}
+
+impl Connection {
+    fn clone_handle(&self) -> Connection {
+        Connection {
+            session: self.session.clone(),
+            status: self.status.clone(),
+            cancel: self.cancel.clone(),
+            gateway: self.gateway.clone(),
+            over_limit: self.over_limit,
+        }
+    }
+}
+
+/// The ParameterStatus set of a PostgreSQL 15 server (what psql, libpq
+/// and drivers read at startup), with the client's own
+/// `application_name` and user echoed back.
+struct ServerParameters;
+
+impl ServerParameterProvider for ServerParameters {
+    fn server_parameters<C>(&self, client: &C) -> Option<std::collections::HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        Some(server_parameters(client.metadata()))
+    }
+}
+
+fn server_parameters(
+    startup: &std::collections::HashMap<String, String>,
+) -> std::collections::HashMap<String, String> {
+    let user = startup.get("user").cloned().unwrap_or_else(|| "root".into());
+    let application = startup.get("application_name").cloned().unwrap_or_default();
+    [
+        ("server_version", SERVER_VERSION.to_string()),
+        ("server_encoding", "UTF8".into()),
+        ("client_encoding", "UTF8".into()),
+        ("DateStyle", "ISO, MDY".into()),
+        ("IntervalStyle", "postgres".into()),
+        ("integer_datetimes", "on".into()),
+        ("standard_conforming_strings", "on".into()),
+        ("TimeZone", "UTC".into()),
+        ("application_name", application),
+        ("is_superuser", "on".into()),
+        ("session_authorization", user),
+        ("default_transaction_read_only", "off".into()),
+        ("in_hot_standby", "off".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+#[async_trait]
+impl StartupHandler for Connection {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(ref startup) = message else { return Ok(()) };
+        protocol_negotiation(client, startup).await?;
+        save_startup_parameters_to_metadata(client, startup);
+        if self.over_limit {
+            let info = ErrorInfo::new(
+                "FATAL".into(),
+                sql::SqlState::TooManyConnections.code().into(),
+                format!("sorry, too many clients already (this gateway serves {CONNECTIONS_MAX})"),
+            );
+            return Err(PgWireError::UserError(Box::new(info)));
+        }
+        let (pid, secret_key) = self.gateway.pids.generate(client);
+        client.set_pid_and_secret_key(pid, secret_key.clone());
+        let (handle, guard) = self.gateway.connections.register(pid, secret_key);
+        client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
+        client.session_extensions().insert(guard);
+        finish_authentication(client, &ServerParameters).await
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    /// PostgreSQL's simple query: every statement answered in turn, then
+    /// ReadyForQuery with the session's status.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let responses = SimpleQueryHandler::do_query(self, client, &query.query).await?;
+        for r in responses {
+            match r {
+                Response::EmptyQuery => client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?,
+                Response::Query(results) => send_query_response(client, results, true).await?,
+                Response::Execution(tag) | Response::TransactionStart(tag) | Response::TransactionEnd(tag) => {
+                    send_execution_response(client, tag).await?
+                }
+                Response::Error(e) => client.feed(PgWireBackendMessage::ErrorResponse((*e).into())).await?,
+                _ => {}
+            }
+        }
+        let status = self.transaction_status();
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await
+    }
+
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let text = query.to_string();
+        let cancel = cancel_receiver(client).await;
+        Ok(self.with_session(cancel, move |session| run_query(session, &text)).await)
+    }
+}
+
+/// Parses statements for the extended protocol: prepares them in the
+/// connection's session.
+struct Preparer {
+    session: Arc<Mutex<Session>>,
+}
+
+#[async_trait]
+impl QueryParser for Preparer {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Arc<Prepared>>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let declared = types.iter().map(|t| codec::declared_type(t.as_ref())).collect::<sql::Result<Vec<_>>>();
+        let session = self.session.clone();
+        let sql = sql.to_string();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let declared = declared?;
+            let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
+            session.prepare(&sql, &declared)
+        })
+        .await
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        match prepared {
+            Ok(p) => Ok(p.map(Arc::new)),
+            Err(e) => Err(user_error(&e)),
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.params.iter().map(|t| codec::pg_type(*t)).collect())
+    }
+
+    fn get_result_schema(&self, stmt: &Arc<Prepared>, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        let formats: Vec<FieldFormat> = (0..stmt.columns.len())
+            .map(|i| format.map(|f| f.format_for(i)).unwrap_or(FieldFormat::Text))
+            .collect();
+        Ok(fields(&stmt.columns, &formats).as_ref().clone())
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = Arc<Prepared>;
+    type QueryParser = Preparer;
+
+    fn query_parser(&self) -> Arc<Preparer> {
+        Arc::new(Preparer { session: self.session.clone() })
+    }
+
+    /// Sync: ReadyForQuery with the session's own status (a COMMIT that
+    /// failed ended the transaction: idle, not failed).
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        let status = self.transaction_status();
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await?;
+        client.flush().await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Arc<Prepared>>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = portal.statement.statement.clone();
+        let values = match bind_values(portal) {
+            Ok(v) => v,
+            Err(e) => return Ok(error_response(&e)),
+        };
+        let formats: Vec<FieldFormat> =
+            (0..prepared.columns.len()).map(|i| portal.result_column_format.format_for(i)).collect();
+        // pgwire's Execute listens for CancelRequest itself and drops
+        // this future when one comes.
+        let (ran, out) = self
+            .with_session(None, move |session| {
+                let mut out = Collected::default();
+                let ran = session.execute_prepared(&prepared, values, &mut out);
+                (ran, out)
+            })
+            .await;
+        Ok(match ran {
+            Ok(()) => response(out, &formats),
+            Err(e) => error_response(&e),
+        })
+    }
+}
+
+/// The values of a portal's parameters, decoded by the types its
+/// statement was prepared with.
+fn bind_values(portal: &Portal<Arc<Prepared>>) -> sql::Result<Vec<Value>> {
+    let types = &portal.statement.statement.params;
+    if portal.parameters.len() != types.len() {
+        return Err(sql::Error::new(
+            sql::SqlState::ProtocolViolation,
+            format!(
+                "bind message supplies {} parameters, but prepared statement \"{}\" requires {}",
+                portal.parameters.len(),
+                portal.statement.id,
+                types.len()
+            ),
+        ));
+    }
+    portal
+        .parameters
+        .iter()
+        .zip(types)
+        .enumerate()
+        .map(|(i, (bytes, ty))| codec::decode_param(bytes.as_deref(), *ty, portal.parameter_format.is_binary(i)))
+        .collect()
+}
+
+/// Runs one simple query. Several statements with no transaction control
+/// of their own run as one implicit transaction (PostgreSQL's rule): the
+/// first error rolls all of them back. The responses in order, the first
+/// error last.
+fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
+    let statements = match sql::parser::parse(query) {
+        Ok(s) => s,
+        Err(e) => return vec![error_response(&e)],
+    };
+    if statements.is_empty() {
+        return vec![Response::EmptyQuery];
+    }
+    let implicit = statements.len() > 1
+        && session.status() == TxnStatus::Idle
+        && !statements.iter().any(|p| sql::parser::controls_transaction(&p.statement));
+    if implicit {
+        if let Err(e) = session.execute("BEGIN", &mut Collected::default()) {
+            return vec![error_response(&e)];
+        }
+    }
+    let mut responses = Vec::new();
+    let mut failed = false;
+    for parsed in statements {
+        let mut out = Collected::default();
+        match session.execute_parsed(query, &parsed, &mut out) {
+            Ok(()) => responses.push(response(out, &[])),
+            Err(e) => {
+                responses.push(error_response(&e));
+                failed = true;
+                break;
+            }
+        }
+    }
+    if implicit {
+        let end = if failed { "ROLLBACK" } else { "COMMIT" };
+        if let Err(e) = session.execute(end, &mut Collected::default()) {
+            responses.push(error_response(&e));
+        }
+    }
+    responses
+}
+
+fn error_info(e: &sql::Error) -> ErrorInfo {
+    let mut info = ErrorInfo::new("ERROR".into(), e.state.code().into(), e.message.clone());
+    info.detail = e.detail.clone();
+    info.hint = e.hint.clone();
+    info.position = e.position.map(|p| p.to_string());
+    info
+}
+
+fn error_response(e: &sql::Error) -> Response {
+    Response::Error(Box::new(error_info(e)))
+}
+
+fn user_error(e: &sql::Error) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(e)))
+}
+
+/// RowDescription fields for `columns`, each in its format.
+fn fields(columns: &[OutputColumn], formats: &[FieldFormat]) -> Arc<Vec<FieldInfo>> {
+    Arc::new(
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let format = formats.get(i).copied().unwrap_or(FieldFormat::Text);
+                FieldInfo::new(c.name.clone(), None, None, codec::pg_type(c.data_type), format)
+            })
+            .collect(),
+    )
+}
+
+/// A statement's result as PostgreSQL sends it: rows and a tag, or a tag.
+/// `formats` gives each column's format (text where it says nothing).
+fn response(out: Collected, formats: &[FieldFormat]) -> Response {
+    let tag_text = out.tags.last().cloned().unwrap_or_default();
+    let tag = command_tag(&tag_text);
+    match tag_text.as_str() {
+        "BEGIN" => return Response::TransactionStart(tag),
+        "COMMIT" | "ROLLBACK" => return Response::TransactionEnd(tag),
+        _ => {}
+    }
+    if out.columns.is_empty() {
+        return Response::Execution(tag);
+    }
+    let formats: Vec<FieldFormat> =
+        (0..out.columns.len()).map(|i| formats.get(i).copied().unwrap_or(FieldFormat::Text)).collect();
+    let fields = fields(&out.columns, &formats);
+    let rows: Vec<PgWireResult<DataRow>> = out.rows.iter().map(|row| Ok(codec::encode_row(row, &formats))).collect();
+    let mut query = QueryResponse::new(fields, stream::iter(rows));
+    // pgwire appends the count of rows it sent: give it the words
+    // before ours (`SELECT`, `INSERT 0`, `UPDATE`).
+    query.command_tag = match tag_text.rsplit_once(' ') {
+        Some((words, n)) if n.chars().all(|c| c.is_ascii_digit()) => words.to_string(),
+        _ => tag_text,
+    };
+    Response::Query(query)
+}
+
+/// `INSERT 0 3` -> Tag("INSERT", oid 0, rows 3); `CREATE TABLE` as is.
+fn command_tag(text: &str) -> Tag {
+    let words: Vec<&str> = text.split(' ').collect();
+    match words.as_slice() {
+        ["INSERT", oid, n] => match (oid.parse(), n.parse()) {
+            (Ok(oid), Ok(n)) => Tag::new("INSERT").with_oid(oid).with_rows(n),
+            _ => Tag::new(text),
+        },
+        [command, n] if n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() => match n.parse() {
+            Ok(n) => Tag::new(command).with_rows(n),
+            Err(_) => Tag::new(text),
+        },
+        _ => Tag::new(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: the startup parameters are a PostgreSQL 15 server's (libpq
+    /// and drivers read server_version's major number), and the client's
+    /// user and application name come back.
+    #[test]
+    fn startup_parameters_are_a_postgresql_15_servers() {
+        let startup: std::collections::HashMap<String, String> =
+            [("user".to_string(), "alice".to_string()), ("application_name".to_string(), "psql".to_string())]
+                .into_iter()
+                .collect();
+        let p = server_parameters(&startup);
+        assert!(p["server_version"].starts_with("15."), "{p:?}");
+        assert_eq!(p["session_authorization"], "alice");
+        assert_eq!(p["application_name"], "psql");
+        for key in [
+            "server_encoding",
+            "client_encoding",
+            "DateStyle",
+            "IntervalStyle",
+            "integer_datetimes",
+            "standard_conforming_strings",
+            "TimeZone",
+            "is_superuser",
+            "default_transaction_read_only",
+            "in_hot_standby",
+        ] {
+            assert!(p.contains_key(key), "{key}: {p:?}");
+        }
+    }
+}
