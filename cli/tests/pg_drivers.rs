@@ -1,0 +1,235 @@
+//! The PostgreSQL gateway under the clients programs use: tokio-postgres
+//! (extended protocol, binary parameters and results, cancel) and pgbench
+//! (its three query modes and its retries), against a real local cluster.
+//!
+//! ```text
+//!   tokio-postgres / pgbench ──Parse/Bind/Execute/Sync──> gateway ──> SQL ──> cluster
+//! ```
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use tests::process::ProcessCluster;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, NoTls};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_spandb");
+/// The longest a cancelled statement may keep running.
+const CANCEL_DEADLINE: Duration = Duration::from_secs(30);
+
+async fn connect(addr: &str) -> anyhow::Result<Client> {
+    let (client, connection) = tokio_postgres::connect(&format!("postgresql://root@{addr}/spandb"), NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+fn code(e: &tokio_postgres::Error) -> Option<&SqlState> {
+    e.as_db_error().map(|d| d.code())
+}
+
+/// Goal: a driver's prepared statements work as on PostgreSQL: the
+/// parameter types Parse reports are inferred from context (`v + $1` is
+/// int4 where `v` is), values of every type travel in binary both ways
+/// and come back equal, an unknown table is 42P01 at prepare time, a
+/// duplicate key is 23505, and a transaction whose statement failed
+/// refuses the next with 25P02 until rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let result = async {
+        let mut db = connect(&addr).await?;
+        db.batch_execute(
+            "CREATE TABLE typed (id INT PRIMARY KEY, s SMALLINT, b BIGINT, r REAL, d DOUBLE PRECISION, \
+             t TEXT, vc VARCHAR(8), ok BOOLEAN, raw BYTEA, at TIMESTAMP)",
+        )
+        .await?;
+
+        let insert = db.prepare("INSERT INTO typed VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)").await?;
+        let want_types = [
+            Type::INT4,
+            Type::INT2,
+            Type::INT8,
+            Type::FLOAT4,
+            Type::FLOAT8,
+            Type::TEXT,
+            Type::VARCHAR,
+            Type::BOOL,
+            Type::BYTEA,
+            Type::TIMESTAMP,
+        ];
+        assert_eq!(insert.params(), want_types.as_slice());
+        let at = NaiveDateTime::parse_from_str("2026-12-01 10:11:12.345678", "%Y-%m-%d %H:%M:%S%.f")?;
+        let raw: Vec<u8> = vec![0, 1, 254, 255];
+        let n = db
+            .execute(&insert, &[&1i32, &-7i16, &(1i64 << 40), &1.5f32, &-2.25f64, &"héllo", &"short", &true, &raw, &at])
+            .await?;
+        assert_eq!(n, 1);
+        db.execute("INSERT INTO typed (id, s) VALUES ($1, $2)", &[&2i32, &None::<i16>]).await?;
+
+        let row = db.query_one("SELECT s, b, r, d, t, vc, ok, raw, at FROM typed WHERE id = $1", &[&1i32]).await?;
+        assert_eq!(row.get::<_, i16>(0), -7);
+        assert_eq!(row.get::<_, i64>(1), 1 << 40);
+        assert_eq!(row.get::<_, f32>(2), 1.5);
+        assert_eq!(row.get::<_, f64>(3), -2.25);
+        assert_eq!(row.get::<_, String>(4), "héllo");
+        assert_eq!(row.get::<_, String>(5), "short");
+        assert!(row.get::<_, bool>(6));
+        assert_eq!(row.get::<_, Vec<u8>>(7), raw);
+        assert_eq!(row.get::<_, NaiveDateTime>(8), at);
+        let row = db.query_one("SELECT s, t FROM typed WHERE id = 2", &[]).await?;
+        assert_eq!(row.get::<_, Option<i16>>(0), None);
+        assert_eq!(row.get::<_, Option<String>>(1), None);
+
+        // Types from context; count(*) is int8.
+        let update = db.prepare("UPDATE typed SET s = s + $1 WHERE id = $2").await?;
+        assert_eq!(update.params(), &[Type::INT2, Type::INT4]);
+        assert_eq!(db.execute(&update, &[&3i16, &1i32]).await?, 1);
+        let count = db.prepare("SELECT count(*) FROM typed WHERE s > $1").await?;
+        assert_eq!(count.columns()[0].type_(), &Type::INT8);
+        assert_eq!(db.query_one(&count, &[&-10i16]).await?.get::<_, i64>(0), 1);
+
+        let e = db.prepare("SELECT * FROM missing").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::UNDEFINED_TABLE), "{e:?}");
+        let e = db.execute(&insert, &[&1i32, &0i16, &0i64, &0f32, &0f64, &"", &"", &false, &raw, &at]).await;
+        assert_eq!(code(&e.unwrap_err()), Some(&SqlState::UNIQUE_VIOLATION));
+
+        let txn = db.transaction().await?;
+        txn.execute("UPDATE typed SET t = 'changed' WHERE id = 1", &[]).await?;
+        let e = txn.execute("SELECT 1 / $1", &[&0i32]).await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::DIVISION_BY_ZERO));
+        let e = txn.execute("SELECT 1", &[]).await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+        txn.rollback().await?;
+        let t: String = db.query_one("SELECT t FROM typed WHERE id = 1", &[]).await?.get(0);
+        assert_eq!(t, "héllo", "the failed transaction's update was rolled back");
+
+        let txn = db.transaction().await?;
+        txn.execute("UPDATE typed SET t = 'committed' WHERE id = $1", &[&1i32]).await?;
+        txn.commit().await?;
+        let t: String = db.query_one("SELECT t FROM typed WHERE id = 1", &[]).await?.get(0);
+        assert_eq!(t, "committed");
+        anyhow::Ok(())
+    }
+    .await;
+    cluster.stop().await;
+    result
+}
+
+/// Goal: several statements in one simple query are one transaction (the
+/// first error undoes the ones before it), and a CancelRequest ends a
+/// running statement with 57014, after which the connection works.
+/// Method: a batch whose second INSERT collides; a scan of a hundred
+/// million generated rows, cancelled from another task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simple_query_is_one_transaction_and_a_cancel_stops_a_statement() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let result = async {
+        let db = connect(&addr).await?;
+        db.batch_execute("CREATE TABLE k (id INT PRIMARY KEY)").await?;
+        db.batch_execute("INSERT INTO k VALUES (1)").await?;
+        let e = db.batch_execute("INSERT INTO k VALUES (2); INSERT INTO k VALUES (1)").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::UNIQUE_VIOLATION));
+        let n: i64 = db.query_one("SELECT count(*) FROM k", &[]).await?.get(0);
+        assert_eq!(n, 1, "the batch's first INSERT was rolled back with it");
+
+        let token = db.cancel_token();
+        let started = Instant::now();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            token.cancel_query(NoTls).await
+        });
+        let e = db.batch_execute("SELECT count(*) FROM generate_series(1, 100000000)").await.unwrap_err();
+        canceller.await??;
+        assert_eq!(code(&e), Some(&SqlState::QUERY_CANCELED), "{e:?}");
+        assert!(started.elapsed() < CANCEL_DEADLINE, "the statement ran on for {:?}", started.elapsed());
+        let n: i64 = db.query_one("SELECT count(*) FROM k", &[]).await?.get(0);
+        assert_eq!(n, 1);
+        anyhow::Ok(())
+    }
+    .await;
+    cluster.stop().await;
+    result
+}
+
+/// Runs pgbench with `args` against `addr`; its stdout and stderr.
+fn pgbench(addr: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("pgbench")
+        .args(args)
+        .arg(format!("postgresql://root@{addr}/spandb"))
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("pgbench runs (make test installs postgresql-client)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Goal: pgbench's TPC-B runs in each query mode (simple, extended,
+/// prepared) with 4 clients, its conflicts retried (`--max-tries`, which
+/// needs 40001), no transaction failed, and its own invariant holds
+/// afterwards: the balances of tellers and branches sum to the history's
+/// deltas, and the accounts' to the deltas of the accounts that exist.
+/// Method: pgbench's tables (4 branches, 20,000 accounts) loaded by
+/// statements (COPY is not served yet), 4 s per mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_runs_in_every_query_mode_and_its_balances_agree() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let result = async {
+        let db = connect(&addr).await?;
+        db.batch_execute(
+            "CREATE TABLE pgbench_branches (bid INT PRIMARY KEY, bbalance INT, filler CHAR(88));
+             CREATE TABLE pgbench_tellers (tid INT PRIMARY KEY, bid INT, tbalance INT, filler CHAR(84));
+             CREATE TABLE pgbench_accounts (aid INT PRIMARY KEY, bid INT, abalance INT, filler CHAR(84));
+             CREATE TABLE pgbench_history (tid INT, bid INT, aid INT, delta INT, mtime TIMESTAMP, filler CHAR(22))",
+        )
+        .await?;
+        db.batch_execute("INSERT INTO pgbench_branches SELECT g, 0, '' FROM generate_series(1, 4) AS g").await?;
+        db.batch_execute("INSERT INTO pgbench_tellers SELECT g, (g - 1) / 10 + 1, 0, '' FROM generate_series(1, 40) AS g")
+            .await?;
+        for first in (1..=20_000).step_by(5_000) {
+            let last = first + 4_999;
+            db.batch_execute(&format!(
+                "INSERT INTO pgbench_accounts SELECT g, (g - 1) / 5000 + 1, 0, '' FROM generate_series({first}, {last}) AS g"
+            ))
+            .await?;
+        }
+        for mode in ["simple", "extended", "prepared"] {
+            let addr = addr.clone();
+            let (ok, out) = tokio::task::spawn_blocking(move || {
+                pgbench(&addr, &["-n", "-c", "4", "-T", "4", "-M", mode, "--max-tries", "100"])
+            })
+            .await?;
+            assert!(ok, "pgbench -M {mode}:\n{out}");
+            assert!(out.contains("number of failed transactions: 0 "), "pgbench -M {mode}:\n{out}");
+            let processed = out
+                .lines()
+                .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+                .and_then(|n| n.split('/').next()?.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            assert!(processed > 0, "pgbench -M {mode}:\n{out}");
+        }
+        let sums = db
+            .query_one(
+                "SELECT (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(tbalance) FROM pgbench_tellers), \
+                 (SELECT sum(bbalance) FROM pgbench_branches), (SELECT sum(delta) FROM pgbench_history), \
+                 (SELECT sum(delta) FROM pgbench_history WHERE aid <= 20000), (SELECT count(*) FROM pgbench_history)",
+                &[],
+            )
+            .await?;
+        let (a, t, b, h, h_loaded): (i64, i64, i64, i64, i64) =
+            (sums.get(0), sums.get(1), sums.get(2), sums.get(3), sums.get(4));
+        let transactions: i64 = sums.get(5);
+        assert!(transactions > 0);
+        // pgbench draws accounts from all 400,000 its scale implies; the
+        // ones beyond the 20,000 loaded update nothing.
+        assert_eq!((a, t, b), (h_loaded, h, h), "balances after {transactions} transactions");
+        anyhow::Ok(())
+    }
+    .await;
+    cluster.stop().await;
+    result
+}
