@@ -83,7 +83,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             }
             check_index_names_free(cx, table.indexes.iter().map(|i| i.name.as_str()))?;
             let mut table = table.clone();
-            table.id = Catalog::next_table_id(cx.txn()?)?;
+            table.id = cx.next_table_id()?;
             Catalog::create_table(cx.txn()?, &table)?;
             cx.drains.owned.insert(table.id);
             Ok("CREATE TABLE".into())
@@ -127,7 +127,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 Some(_) => return sql_err!(DuplicateTable, "relation \"{}\" already exists", view.name),
                 None => {
                     let mut view = view.clone();
-                    view.id = Catalog::next_table_id(cx.txn()?)?;
+                    view.id = cx.next_table_id()?;
                     Catalog::create_table(cx.txn()?, &view)?;
                     cx.drains.owned.insert(view.id);
                 }
@@ -298,7 +298,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             if cx.batch_schema_changes {
                 // Copied in batches after this commits, writers refused
                 // meanwhile, then switched to (`backfill`).
-                desc.id = Catalog::next_table_id(cx.txn()?)?;
+                desc.id = cx.next_table_id()?;
                 desc.version = 1;
                 desc.draining = false;
                 let mut old = (*old).clone();
@@ -327,7 +327,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 old.check_table()?;
                 old.check_writable()?;
                 let mut desc = (*old).clone();
-                desc.id = Catalog::next_table_id(cx.txn()?)?;
+                desc.id = cx.next_table_id()?;
                 desc.version += 1;
                 desc.draining = false;
                 cx.drains.owned.insert(desc.id);

@@ -102,6 +102,10 @@ pub enum SqlState {
     OutOfMemory,
     /// 57014
     QueryCanceled,
+    /// 22P04: COPY data of the wrong shape.
+    BadCopyFileFormat,
+    /// 22021: bytes that are not UTF-8.
+    CharacterNotInRepertoire,
     /// 08006
     ConnectionFailure,
     /// 08P01: a message that breaks the protocol (a Bind with the wrong
@@ -165,6 +169,8 @@ impl SqlState {
             ObjectInUse => "55006",
             OutOfMemory => "53200",
             QueryCanceled => "57014",
+            BadCopyFileFormat => "22P04",
+            CharacterNotInRepertoire => "22021",
             ConnectionFailure => "08006",
             ProtocolViolation => "08P01",
             TooManyConnections => "53300",

@@ -80,6 +80,9 @@ pub struct Cx<'t> {
     pub batch_schema_changes: bool,
     /// What such a change left for after the commit.
     pub followup: Option<crate::ddl::FollowUp>,
+    /// Where new table ids come from, outside the statement's
+    /// transaction (see [`Cx::next_table_id`]); none: from it.
+    pub id_source: Option<Arc<dyn crate::kv::Engine>>,
 }
 
 /// How many units of work pass between two cancellation checks.
@@ -107,6 +110,35 @@ impl<'t> Cx<'t> {
             defer_unique_checks: false,
             batch_schema_changes: false,
             followup: None,
+            id_source: None,
+        }
+    }
+
+    /// Allocates a table id. With an [`Cx::id_source`], in a transaction
+    /// of its own, as PostgreSQL's OIDs and CockroachDB's descriptor ids:
+    /// an id a rolled-back statement took is never handed out again (a
+    /// COPY inside that block may have left rows under it, `copy`), and
+    /// concurrent schema changes do not queue on the counter.
+    pub fn next_table_id(&mut self) -> Result<u32> {
+        let Some(engine) = self.id_source.clone() else {
+            return crate::catalog::Catalog::next_table_id(self.txn()?);
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut txn = engine.begin(crate::kv::Mode::ReadWrite)?;
+            let id = crate::catalog::Catalog::next_table_id(txn.as_mut());
+            let committed = match id {
+                Ok(id) => txn.commit().map(|_| id).map_err(Error::from),
+                Err(e) => {
+                    let _ = txn.rollback();
+                    Err(e)
+                }
+            };
+            match committed {
+                Err(e) if e.is_retryable() && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => continue,
+                other => return other,
+            }
         }
     }
 

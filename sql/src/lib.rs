@@ -60,6 +60,7 @@
 
 pub mod backfill;
 pub mod catalog;
+pub mod copy;
 pub mod ddl;
 pub mod encoding;
 pub mod error;

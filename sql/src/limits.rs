@@ -41,6 +41,10 @@ pub const WRITES_PER_TRANSACTION_MAX: usize = 10_000;
 /// index entries well below [`WRITES_PER_TRANSACTION_MAX`].
 pub const BACKFILL_BATCH_ROWS: usize = 1_000;
 
+/// How many rows of a COPY FROM STDIN commit together (`copy`): one
+/// batch is what a COPY holds in memory and what a failure can lose.
+pub const COPY_BATCH_ROWS: usize = 1_000;
+
 /// How many times an implicit (single-statement) transaction is retried
 /// after a retryable abort, while nothing has been sent to the client.
 pub const AUTOCOMMIT_RETRIES_MAX: u32 = 10;

@@ -47,8 +47,15 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         .map_err(|e| syntax_error(sql, e.message, Some(e.location)))?;
     let mut out = Vec::new();
     for group in split_statements(tokens) {
-        let (tokens, as_of) = cut_as_of(sql, group)?;
+        let (mut tokens, as_of) = cut_as_of(sql, group)?;
+        spell_copy_booleans(&mut tokens);
         if tokens.iter().all(|t| is_trivia(&t.token)) {
+            continue;
+        }
+        // VACUUM (any form) is accepted and does nothing: SpanDB's
+        // storage reclaims versions by its own GC (pgbench sends it).
+        if tokens.iter().find(|t| !is_trivia(&t.token)).is_some_and(|t| is_keyword(&t.token, Keyword::VACUUM)) {
+            out.push(Parsed { statement: vacuum(), as_of: None });
             continue;
         }
         let mut parser = Parser::new(&dialect).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
@@ -89,6 +96,25 @@ pub fn controls_transaction(s: &ast::Statement) -> bool {
     )
 }
 
+/// The statement every VACUUM stands for (a no-op).
+fn vacuum() -> ast::Statement {
+    ast::Statement::Vacuum(ast::VacuumStatement {
+        full: false,
+        sort_only: false,
+        delete_only: false,
+        reindex: false,
+        recluster: false,
+        table_name: None,
+        threshold: None,
+        boost: false,
+    })
+}
+
+/// Whether `s` is a COPY (the gateway runs its data phase).
+pub fn is_copy(s: &ast::Statement) -> bool {
+    matches!(s, ast::Statement::Copy { .. })
+}
+
 /// Parses one expression (a stored DEFAULT).
 pub fn parse_expr(text: &str) -> Result<ast::Expr> {
     let dialect = PostgreSqlDialect {};
@@ -97,6 +123,28 @@ pub fn parse_expr(text: &str) -> Result<ast::Expr> {
         .try_with_sql(text)
         .and_then(|mut p| p.parse_expr())
         .map_err(|e| parser_error(text, e))
+}
+
+/// In a COPY statement's options, PostgreSQL takes `FREEZE on` and
+/// `HEADER off` (pgbench sends `with (freeze on)`); sqlparser takes only
+/// true and false: respell them.
+fn spell_copy_booleans(tokens: &mut [TokenWithSpan]) {
+    let solid: Vec<usize> = tokens.iter().enumerate().filter(|(_, t)| !is_trivia(&t.token)).map(|(i, _)| i).collect();
+    if !solid.first().is_some_and(|&i| is_keyword(&tokens[i].token, Keyword::COPY)) {
+        return;
+    }
+    for w in solid.windows(2) {
+        let option = &tokens[w[0]].token;
+        if !(is_keyword(option, Keyword::FREEZE) || is_keyword(option, Keyword::HEADER)) {
+            continue;
+        }
+        let spelled = match &tokens[w[1]].token {
+            t if is_keyword(t, Keyword::ON) => "true",
+            t if is_keyword(t, Keyword::OFF) => "false",
+            _ => continue,
+        };
+        tokens[w[1]].token = Token::make_keyword(spelled);
+    }
 }
 
 fn is_trivia(t: &Token) -> bool {

@@ -98,17 +98,58 @@ pub enum TxnStatus {
     Failed,
 }
 
-/// Row ids for tables without a primary key: SplitMix64 over a seed,
-/// sign bit cleared.
-struct RandomRowIds(u64);
+/// Row ids for tables without a primary key ([`RowIds`]): each session
+/// numbers its rows (32 bits) under a prefix of its own (31 bits, drawn
+/// from its start time and a process-wide count of sessions), and the
+/// pair goes through a bijection of 63-bit numbers, so ids spread over
+/// the key space and one session never repeats one. Two sessions can
+/// only produce the same id if they draw the same prefix (one chance in
+/// 2^31 for a pair) and then the same row number; after 2^32 rows a
+/// session draws a new prefix.
+struct RowIdSequence {
+    prefix: u64,
+    next: u64,
+    seed: u64,
+}
 
-impl RowIds for RandomRowIds {
+/// Sessions begun in this process (part of each one's prefix).
+static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+const ROW_ID_BITS: u32 = 63;
+const ROW_ID_MASK: u64 = (1 << ROW_ID_BITS) - 1;
+
+impl RowIdSequence {
+    fn new(now_ns: u64) -> RowIdSequence {
+        let mut s = RowIdSequence { prefix: 0, next: 0, seed: now_ns };
+        s.draw_prefix();
+        s
+    }
+
+    fn draw_prefix(&mut self) {
+        let session = SESSIONS.fetch_add(1, AtomicOrdering::Relaxed);
+        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.prefix = scramble(self.seed ^ session.rotate_left(32)) >> 32;
+        self.next = 0;
+    }
+}
+
+/// A bijection of `[0, 2^63)`: xorshifts and odd multipliers modulo 2^63
+/// (each step invertible), mixing every input bit into the high ones.
+fn scramble(x: u64) -> u64 {
+    let mut z = x & ROW_ID_MASK;
+    z = ((z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9)) & ROW_ID_MASK;
+    z = ((z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB)) & ROW_ID_MASK;
+    z ^ (z >> 31)
+}
+
+impl RowIds for RowIdSequence {
     fn next_row_id(&mut self) -> i64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 1) as i64
+        if self.next > u64::from(u32::MAX) {
+            self.draw_prefix();
+        }
+        let id = scramble((self.prefix << 32) | self.next);
+        self.next += 1;
+        id as i64
     }
 }
 
@@ -120,7 +161,7 @@ pub struct Session {
     /// The explicit transaction's start time (its `now()`), microseconds.
     txn_now_us: i64,
     last_commit_ts: Option<Timestamp>,
-    row_ids: RandomRowIds,
+    row_ids: RowIdSequence,
     settings: BTreeMap<String, String>,
     /// Optimizer rules (all on; tests turn them off).
     pub rules: Rules,
@@ -150,6 +191,8 @@ pub struct Session {
     /// The running statement's parameters (`$1`, ...): their types and,
     /// when it executes, their values.
     params: Params,
+    /// A COPY FROM STDIN taking data ([`crate::copy`]).
+    copy: Option<crate::copy::CopyIn>,
 }
 
 /// A statement's parameters.
@@ -236,7 +279,7 @@ impl Session {
             status: TxnStatus::Idle,
             txn_now_us: 0,
             last_commit_ts: None,
-            row_ids: RandomRowIds(seed),
+            row_ids: RowIdSequence::new(seed),
             settings: BTreeMap::new(),
             rules: Rules::default(),
             cancel: Arc::new(AtomicBool::new(false)),
@@ -249,6 +292,7 @@ impl Session {
             retry_priority: None,
             explain_commit: false,
             params: Params::default(),
+            copy: None,
         }
     }
 
@@ -373,6 +417,199 @@ impl Session {
         Ok((types, plan.columns()))
     }
 
+    /// Starts `COPY table [(columns)] FROM STDIN` ([`crate::copy`]): the
+    /// session then takes data ([`Session::copy_data`]) until
+    /// [`Session::copy_done`]. Returns how many columns each line has.
+    pub fn copy_start(&mut self, parsed: &Parsed) -> Result<usize> {
+        self.cancel.store(false, AtomicOrdering::Relaxed);
+        self.copy = None;
+        if self.status == TxnStatus::Failed {
+            return sql_err!(
+                InFailedSqlTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block"
+            );
+        }
+        let (table, columns) = copy_from_stdin(&parsed.statement)?;
+        // The descriptor as this session sees it, and as committed.
+        let mut committed_txn = self.engine.begin(Mode::ReadOnly)?;
+        let committed = Catalog::table(committed_txn.as_mut(), &table);
+        let _ = committed_txn.rollback();
+        let committed = committed?;
+        let (desc, private) = if self.status == TxnStatus::InBlock {
+            let mut txn = self.txn.take().expect("a transaction in a block");
+            let seen = Catalog::table(txn.as_mut(), &table);
+            self.txn = Some(txn);
+            let Some(seen) = seen? else { return sql_err!(UndefinedTable, "relation \"{table}\" does not exist") };
+            match committed {
+                Some(c) if c.id == seen.id && c != seen => {
+                    return sql_err!(
+                        FeatureNotSupported,
+                        "cannot COPY into table \"{table}\" after changing it in the same transaction block"
+                    )
+                }
+                Some(c) if c.id == seen.id => (seen, false),
+                _ => (seen, true),
+            }
+        } else {
+            let Some(c) = committed else { return sql_err!(UndefinedTable, "relation \"{table}\" does not exist") };
+            (c, false)
+        };
+        if desc.view.is_some() {
+            return sql_err!(FeatureNotSupported, "cannot copy to view \"{table}\"");
+        }
+        let columns = match columns {
+            Some(names) => names,
+            None => desc.columns.iter().filter(|c| !c.hidden).map(|c| c.name.clone()).collect(),
+        };
+        let mut types = Vec::with_capacity(columns.len());
+        for name in &columns {
+            match desc.column(name) {
+                Some((_, c)) if !c.hidden => types.push(c.data_type),
+                _ => return sql_err!(UndefinedColumn, "column \"{name}\" of relation \"{table}\" does not exist"),
+            }
+        }
+        let copy = crate::copy::CopyIn::new(table, columns, types, private);
+        let width = copy.width();
+        self.copy = Some(copy);
+        Ok(width)
+    }
+
+    /// Takes a chunk of COPY data; full batches are written as they fill.
+    /// An error is kept for [`Session::copy_done`] (the client keeps
+    /// sending until then); the rest of the data is ignored.
+    pub fn copy_data(&mut self, chunk: &[u8]) {
+        let Some(mut copy) = self.copy.take() else { return };
+        if copy.failed.is_none() {
+            let mut taken = copy.take(chunk);
+            while taken.is_ok() && copy.rows.len() >= limits::COPY_BATCH_ROWS {
+                let batch: Vec<Row> = copy.rows.drain(..limits::COPY_BATCH_ROWS).collect();
+                taken = self.copy_batch(&mut copy, batch);
+            }
+            if let Err(e) = taken {
+                copy.rows.clear();
+                copy.failed = Some(e);
+            }
+        }
+        self.copy = Some(copy);
+    }
+
+    /// Ends the COPY: writes what is left; returns its command tag
+    /// (`COPY n`) or its error, which says how many rows were committed.
+    pub fn copy_done(&mut self) -> Result<String> {
+        let Some(mut copy) = self.copy.take() else {
+            return sql_err!(ProtocolViolation, "no COPY in progress");
+        };
+        if copy.failed.is_none() {
+            let mut result = copy.finish();
+            if result.is_ok() && !copy.rows.is_empty() {
+                let batch = std::mem::take(&mut copy.rows);
+                result = self.copy_batch(&mut copy, batch);
+            }
+            if let Err(e) = result {
+                copy.failed = Some(e);
+            }
+        }
+        match copy.failed {
+            None => Ok(format!("COPY {}", copy.committed)),
+            Some(e) => {
+                let e = Error { detail: Some(format!("{} rows were committed before the error.", copy.committed)), ..e };
+                if self.status == TxnStatus::InBlock {
+                    self.status = TxnStatus::Failed;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The client gave up the COPY (CopyFail): the batches committed stay.
+    pub fn copy_fail(&mut self, message: &str) -> Error {
+        let committed = self.copy.take().map(|c| c.committed).unwrap_or(0);
+        if self.status == TxnStatus::InBlock {
+            self.status = TxnStatus::Failed;
+        }
+        Error {
+            detail: Some(format!("{committed} rows were committed before the client ended the COPY.")),
+            ..Error::new(crate::error::SqlState::QueryCanceled, format!("COPY from stdin failed: {message}"))
+        }
+    }
+
+    /// Writes one batch of a COPY as one INSERT in a transaction of its
+    /// own (retried when retryable). Inside a block the statement is
+    /// planned from the block's descriptor; a batch into a table the
+    /// block did not create or truncate also reads the committed
+    /// descriptor and must find the same one (a schema change in between
+    /// fails the COPY with 40001).
+    fn copy_batch(&mut self, copy: &mut crate::copy::CopyIn, batch: Vec<Row>) -> Result<()> {
+        if self.cancel.load(AtomicOrdering::Relaxed) {
+            return sql_err!(QueryCanceled, "canceling statement due to user request");
+        }
+        let width = copy.width();
+        let columns = copy.columns.iter().map(|c| quote_name(c)).collect::<Vec<_>>().join(", ");
+        let rows = (0..batch.len())
+            .map(|r| format!("({})", (1..=width).map(|c| format!("${}", r * width + c)).collect::<Vec<_>>().join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO {} ({columns}) VALUES {rows}", quote_name(&copy.table));
+        let parsed = parser::parse(&sql)?.pop().ok_or_else(|| Error::new(crate::error::SqlState::InternalError, "empty COPY batch"))?;
+        let types: Vec<DataType> = (0..batch.len()).flat_map(|_| copy.types.iter().copied()).collect();
+        let n = batch.len() as u64;
+        self.params = Params { types: types.clone(), values: batch.into_iter().flatten().collect() };
+        let result = self.copy_batch_attempts(copy, &sql, &parsed);
+        self.params = Params::default();
+        result?;
+        copy.committed += n;
+        Ok(())
+    }
+
+    fn copy_batch_attempts(&mut self, copy: &crate::copy::CopyIn, sql: &str, parsed: &Parsed) -> Result<()> {
+        let in_block = self.status == TxnStatus::InBlock;
+        let planned = match in_block {
+            true => {
+                let mut txn = self.txn.take().expect("a transaction in a block");
+                let plan = self.plan(txn.as_mut(), sql, &parsed.statement, None);
+                self.txn = Some(txn);
+                Some(plan?)
+            }
+            false => None,
+        };
+        let seen = match planned.as_ref() {
+            Some(Plan::Insert { table, .. }) => Some(table.clone()),
+            _ => None,
+        };
+        let mut attempt = 0;
+        let mut priority = None;
+        loop {
+            attempt += 1;
+            let now_us = self.now_us();
+            let mut txn = crate::kv::begin_keeping_priority(self.engine.as_ref(), Mode::ReadWrite, &mut priority)?;
+            let ran = (|| {
+                let plan = match &planned {
+                    Some(plan) => {
+                        if !copy.private {
+                            let current = Catalog::table(txn.as_mut(), &copy.table)?;
+                            if current.as_deref() != seen.as_deref() {
+                                return sql_err!(
+                                    SerializationFailure,
+                                    "table \"{}\" changed while COPY was loading it",
+                                    copy.table
+                                );
+                            }
+                        }
+                        plan.clone()
+                    }
+                    None => self.plan(txn.as_mut(), sql, &parsed.statement, None)?,
+                };
+                self.execute_plan(&plan, txn.as_mut(), &parsed.statement, now_us, &mut Collected::default())
+            })();
+            match crate::kv::finish(txn, ran) {
+                Attempt::Committed(..) => return Ok(()),
+                Attempt::KeyTaken(m) => return Err(Error::from(KvError::ConditionNotMet(m))),
+                Attempt::Failed(e) if e.is_retryable() && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => continue,
+                Attempt::Failed(e) => return Err(e),
+            }
+        }
+    }
+
     fn execute_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         use ast::Statement as S;
         self.cancel.store(false, AtomicOrdering::Relaxed);
@@ -393,6 +630,9 @@ impl Session {
             );
         }
         match &parsed.statement {
+            // Storage statistics and space are SpanDB's own business.
+            S::Vacuum(_) => return sink.complete("VACUUM"),
+            S::Analyze(_) => return sink.complete("ANALYZE"),
             S::ShowVariable { variable } => return self.show(variable, sink),
             S::Set(set) => return self.set(set, sink),
             _ => {}
@@ -821,6 +1061,7 @@ impl Session {
         cx.drains = std::mem::take(&mut self.drains);
         cx.defer_unique_checks = self.defer_unique_checks;
         cx.batch_schema_changes = self.status != TxnStatus::InBlock;
+        cx.id_source = Some(self.engine.clone());
         let result = self.execute_in(plan, &mut cx, statement, sink);
         self.drains = std::mem::take(&mut cx.drains);
         self.followup = cx.followup.take();
@@ -988,6 +1229,40 @@ fn send_returning(
     Ok(())
 }
 
+/// The table and columns of `COPY table [(columns)] FROM STDIN` in text
+/// format (0A000 for any other COPY).
+fn copy_from_stdin(s: &ast::Statement) -> Result<(String, Option<Vec<String>>)> {
+    let ast::Statement::Copy { source, to: false, target: ast::CopyTarget::Stdin, options, legacy_options, payload: None } =
+        s
+    else {
+        return sql_err!(FeatureNotSupported, "only COPY ... FROM STDIN is supported");
+    };
+    let ast::CopySource::Table { table_name, columns } = source else {
+        return sql_err!(FeatureNotSupported, "COPY from a query is not supported");
+    };
+    for option in options {
+        match option {
+            ast::CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text") => {}
+            ast::CopyOption::Freeze(_) => {}
+            ast::CopyOption::Delimiter('\t') => {}
+            ast::CopyOption::Null(n) if n == "\\N" => {}
+            ast::CopyOption::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+            other => return sql_err!(FeatureNotSupported, "COPY option {other} is not supported (text format only)"),
+        }
+    }
+    if !legacy_options.is_empty() {
+        return sql_err!(FeatureNotSupported, "COPY's pre-9.0 options are not supported");
+    }
+    let table = crate::planner::object_name(table_name)?;
+    let columns = (!columns.is_empty()).then(|| columns.iter().map(crate::planner::ident).collect());
+    Ok((table, columns))
+}
+
+/// `name` as a quoted identifier.
+fn quote_name(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Whether preparing `s` plans it: statements that read or write rows
 /// (their parameters and columns come from the plan); the rest (schema
 /// changes, transaction control, SET) are only parsed until they run.
@@ -1136,5 +1411,33 @@ impl Transaction for NoReads {
     }
     fn read_ts(&self) -> Option<Timestamp> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: row ids are non-negative, never repeat within a session,
+    /// differ between sessions, and spread (the top bits take every
+    /// value, so consecutive inserts land in different shards).
+    #[test]
+    fn row_ids_are_fresh_and_spread() {
+        let mut a = RowIdSequence::new(1_000);
+        let mut b = RowIdSequence::new(1_000);
+        let mut seen = HashSet::new();
+        let mut high = HashSet::new();
+        for _ in 0..100_000 {
+            for s in [&mut a, &mut b] {
+                let id = s.next_row_id();
+                assert!(id >= 0);
+                assert!(seen.insert(id), "{id} repeated");
+                high.insert(id >> 59);
+            }
+        }
+        assert_eq!(high.len(), 16, "the top bits take every value");
+        // The scramble is a bijection: distinct inputs, distinct outputs.
+        let outs: HashSet<u64> = (0..10_000u64).map(|x| scramble(x << 20)).collect();
+        assert_eq!(outs.len(), 10_000);
     }
 }

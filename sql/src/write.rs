@@ -34,8 +34,11 @@ pub struct WriteResult {
     pub returned: Vec<Row>,
 }
 
-/// Produces row ids for tables without a primary key: random, so inserts
-/// spread over the key space (no hot shard at the end of the table).
+/// Produces row ids for tables without a primary key: spread over the key
+/// space (no hot shard at the end of the table), and fresh: an id it
+/// produces is in no row yet, so a row inserted under it is written
+/// without reading its key first (as CockroachDB writes `unique_rowid()`
+/// rows).
 pub trait RowIds {
     fn next_row_id(&mut self) -> i64;
 }
@@ -52,11 +55,14 @@ fn read_all(source: &Node, cx: &mut Cx) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Casts a row's values to the column types and checks NOT NULL.
-fn conform(table: &TableDesc, row: &mut Row, ids: &mut dyn RowIds) -> Result<()> {
+/// Casts a row's values to the column types and checks NOT NULL; true if
+/// it gave the row a fresh row id.
+fn conform(table: &TableDesc, row: &mut Row, ids: &mut dyn RowIds) -> Result<bool> {
+    let mut fresh = false;
     for (v, col) in row.iter_mut().zip(&table.columns) {
         if col.hidden && v.is_null() {
             *v = Value::Int8(ids.next_row_id());
+            fresh = true;
             continue;
         }
         if v.is_null() {
@@ -84,7 +90,7 @@ fn conform(table: &TableDesc, row: &mut Row, ids: &mut dyn RowIds) -> Result<()>
             _ => e,
         })?;
     }
-    Ok(())
+    Ok(fresh)
 }
 
 fn unique_violation(
@@ -237,7 +243,7 @@ pub fn insert(
     // Keys this statement left for its commit to check.
     let mut deferred: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     for mut row in rows {
-        conform(table, &mut row, ids)?;
+        let fresh_row_id = conform(table, &mut row, ids)?;
         if cx.defer_unique_checks && *on_conflict == OnConflict::Error {
             // No read: the commit checks the keys are free. A key this
             // statement already took is read as below (the read sees the
@@ -253,8 +259,13 @@ pub fn insert(
         }
         // The row's key and every unique entry it takes are read here,
         // so writing it needs no second look.
-        let existing = match existing_row(table, &row, cx)? {
-            Some(r) => Some((r, &table.primary)),
+        // A fresh row id is in no row: only unique indexes need a look.
+        let existing = match fresh_row_id {
+            true => None,
+            false => existing_row(table, &row, cx)?.map(|r| (r, &table.primary)),
+        };
+        let existing = match existing {
+            Some(found) => Some(found),
             None => colliding_row(table, &row, cx)?,
         };
         let key = layout::row_key(table, &row)?;
@@ -282,7 +293,7 @@ pub fn insert(
                     for (i, e) in assignments {
                         new[*i] = eval(e, &both, cx)?;
                     }
-                    conform(table, &mut new, ids)?;
+                    let _ = conform(table, &mut new, ids)?;
                     write_row(table, Some(&old), &new, UniqueCheck::Needed, cx)?;
                     returning(returning_items, &new, cx, &mut result.returned)?;
                     result.count += 1;
@@ -317,7 +328,7 @@ pub fn update(
         for (i, e) in assignments {
             new[*i] = eval(e, &old, cx)?;
         }
-        conform(table, &mut new, ids)?;
+        let _ = conform(table, &mut new, ids)?;
         changes.push((old, new));
     }
     for (old, _) in &changes {

@@ -96,9 +96,10 @@ fn a_primary_key_is_added_to_a_big_table_in_batches() {
     let during = Arc::new(Mutex::new(None));
     let (writer, seen) = (b.clone(), during.clone());
     // Transactions of the ALTER: drain, the statement (which starts the
-    // rewrite), then the first batch (the hook runs as it begins).
+    // rewrite), the new table's id (allocated on its own), then the first
+    // batch (the hook runs as it begins).
     engine.on_begin(
-        3,
+        4,
         Box::new(move || {
             let mut b = writer.lock().unwrap();
             let insert = run(&mut b, "INSERT INTO h VALUES (30000, 'late')").map(|_| ());

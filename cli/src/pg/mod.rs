@@ -32,7 +32,10 @@
 //! middle of a statement, has its statement cancelled and its transaction
 //! rolled back (dropping the session rolls it back).
 //!
-//! Not yet (issue "PostgreSQL wire protocol"): COPY, the `pg_catalog`
+//! - COPY FROM STDIN (text format) loads in batches that commit on their
+//!   own (`sql::copy` says what atomicity that gives).
+//!
+//! Not yet (issue "PostgreSQL wire protocol"): COPY TO, the `pg_catalog`
 //! relations psql's `\d` reads, passwords, results streamed rather than
 //! collected.
 
@@ -49,11 +52,12 @@ use pgwire::api::auth::{
     StartupHandler,
 };
 use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::copy::{send_copy_in_response, CopyHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
     send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler, SimpleQueryHandler,
 };
-use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
@@ -61,6 +65,7 @@ use pgwire::api::{
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, DEFAULT_NAME,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
@@ -275,6 +280,10 @@ impl PgWireServerHandlers for Connection {
         Arc::new(self.clone_handle())
     }
 
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::new(self.clone_handle())
+    }
+
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         Arc::new(DefaultCancelHandler::new(self.gateway.connections.clone()))
     }
@@ -383,6 +392,12 @@ impl SimpleQueryHandler for Connection {
                     send_execution_response(client, tag).await?
                 }
                 Response::Error(e) => client.feed(PgWireBackendMessage::ErrorResponse((*e).into())).await?,
+                Response::CopyIn(copy) => {
+                    // ReadyForQuery comes after CopyDone or CopyFail.
+                    send_copy_in_response(client, copy).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    return Ok(());
+                }
                 _ => {}
             }
         }
@@ -503,6 +518,49 @@ impl ExtendedQueryHandler for Connection {
     }
 }
 
+/// COPY FROM STDIN: the session takes the data and writes it in batches
+/// (`sql::copy`); errors wait for CopyDone, so the client is not cut
+/// off mid-stream.
+#[async_trait]
+impl CopyHandler for Connection {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let chunk = copy_data.data;
+        self.with_session(None, move |session| session.copy_data(&chunk)).await;
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let done = self.with_session(None, |session| session.copy_done()).await;
+        client.set_transaction_status(self.transaction_status());
+        match done {
+            Ok(tag) => send_execution_response(client, command_tag(&tag)).await,
+            Err(e) => Err(user_error(&e)),
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let message = fail.message;
+        let e = self.with_session(None, move |session| session.copy_fail(&message)).await;
+        client.set_transaction_status(self.transaction_status());
+        user_error(&e)
+    }
+}
+
 /// The values of a portal's parameters, decoded by the types its
 /// statement was prepared with.
 fn bind_values(portal: &Portal<Arc<Prepared>>) -> sql::Result<Vec<Value>> {
@@ -541,7 +599,7 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
     }
     let implicit = statements.len() > 1
         && session.status() == TxnStatus::Idle
-        && !statements.iter().any(|p| sql::parser::controls_transaction(&p.statement));
+        && !statements.iter().any(|p| sql::parser::controls_transaction(&p.statement) || sql::parser::is_copy(&p.statement));
     if implicit {
         if let Err(e) = session.execute("BEGIN", &mut Collected::default()) {
             return vec![error_response(&e)];
@@ -550,6 +608,14 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
     let mut responses = Vec::new();
     let mut failed = false;
     for parsed in statements {
+        if sql::parser::is_copy(&parsed.statement) {
+            // The client sends the data next; the query ends here.
+            match session.copy_start(&parsed) {
+                Ok(width) => responses.push(Response::CopyIn(CopyResponse::new(0, width, stream::empty()))),
+                Err(e) => responses.push(error_response(&e)),
+            }
+            break;
+        }
         let mut out = Collected::default();
         match session.execute_parsed(query, &parsed, &mut out) {
             Ok(()) => responses.push(response(out, &[])),
