@@ -91,7 +91,12 @@ impl CopyIn {
             }
         }
         if self.partial.len() + rest.len() > limits::ROW_BYTES_MAX {
-            return sql_err!(ProgramLimitExceeded, "COPY line {} is longer than {} bytes", self.line + 1, limits::ROW_BYTES_MAX);
+            return sql_err!(
+                ProgramLimitExceeded,
+                "COPY line {} is longer than {} bytes",
+                self.line + 1,
+                limits::ROW_BYTES_MAX
+            );
         }
         self.partial.extend_from_slice(rest);
         Ok(())
@@ -116,10 +121,8 @@ impl CopyIn {
             self.ended = true;
             return Ok(());
         }
-        let row = parse_line(line, &self.types).map_err(|e| Error {
-            message: format!("{} (COPY {}, line {})", e.message, self.table, self.line),
-            ..e
-        })?;
+        let row = parse_line(line, &self.types)
+            .map_err(|e| Error { message: format!("{} (COPY {}, line {})", e.message, self.table, self.line), ..e })?;
         self.rows.push(row);
         Ok(())
     }
@@ -129,7 +132,11 @@ impl CopyIn {
 pub fn parse_line(line: &[u8], types: &[DataType]) -> Result<Vec<Value>> {
     let fields: Vec<&[u8]> = line.split(|&b| b == b'\t').collect();
     if fields.len() != types.len() {
-        let what = if fields.len() < types.len() { "missing data for a column" } else { "extra data after the last expected column" };
+        let what = if fields.len() < types.len() {
+            "missing data for a column"
+        } else {
+            "extra data after the last expected column"
+        };
         return Err(Error::new(SqlState::BadCopyFileFormat, what.to_string()));
     }
     fields
@@ -141,7 +148,10 @@ pub fn parse_line(line: &[u8], types: &[DataType]) -> Result<Vec<Value>> {
             }
             let bytes = unescape(field);
             let text = String::from_utf8(bytes).map_err(|_| {
-                Error::new(SqlState::CharacterNotInRepertoire, "invalid byte sequence for encoding \"UTF8\"".to_string())
+                Error::new(
+                    SqlState::CharacterNotInRepertoire,
+                    "invalid byte sequence for encoding \"UTF8\"".to_string(),
+                )
             })?;
             crate::ops::parse_text(&text, *ty)
         })

@@ -31,7 +31,7 @@ use sqlparser::ast;
 use crate::backfill;
 use crate::catalog::{Catalog, IndexDesc, LeaseChecked, LeaseUse, Leases, TableDesc};
 use crate::ddl::{Drains, FollowUp};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SqlState};
 use crate::exec::{self, Cx};
 use crate::explain;
 use crate::kv::{Attempt, Committed, Engine, KvError, Mode, Pair, Timestamp, Transaction};
@@ -395,24 +395,26 @@ impl Session {
             );
         }
         self.params = Params::default();
-        let planned = if self.status == TxnStatus::InBlock {
-            let mut txn = self.txn.take().expect("a transaction in a block");
-            let planned = self.plan_with_types(txn.as_mut(), sql, &parsed.statement, None, declared);
-            self.txn = Some(txn);
-            if planned.is_err() {
-                self.status = TxnStatus::Failed;
+        // From the committed catalog first, even inside a block: a Parse
+        // must not fail on the block's transaction having been wounded
+        // (PostgreSQL's Parse takes no row locks; pgbench counts on it).
+        let committed = self.describe_committed(sql, parsed, declared);
+        let planned = match committed {
+            Err(e)
+                if self.status == TxnStatus::InBlock
+                    && matches!(e.state, SqlState::UndefinedTable | SqlState::UndefinedColumn) =>
+            {
+                // A table or column the block itself created.
+                let mut txn = self.txn.take().expect("a transaction in a block");
+                let planned = self.plan_with_types(txn.as_mut(), sql, &parsed.statement, None, declared);
+                self.txn = Some(txn);
+                planned
             }
-            planned
-        } else {
-            let leases = self.leases.clone();
-            let deadline = Arc::new(std::sync::Mutex::new(None));
-            let lease_use = LeaseUse { leases: &leases, now: self.engine.now(), deadline: deadline.clone() };
-            let mut txn = self.engine.begin(Mode::ReadOnly)?;
-            let mut checked = LeaseChecked { inner: txn.as_mut(), deadline };
-            let planned = self.plan_with_types(&mut checked, sql, &parsed.statement, Some(&lease_use), declared);
-            let _ = txn.rollback();
-            planned
+            other => other,
         };
+        if planned.is_err() && self.status == TxnStatus::InBlock {
+            self.status = TxnStatus::Failed;
+        }
         let (plan, types) = planned?;
         Ok((types, plan.columns()))
     }
@@ -512,7 +514,8 @@ impl Session {
         match copy.failed {
             None => Ok(format!("COPY {}", copy.committed)),
             Some(e) => {
-                let e = Error { detail: Some(format!("{} rows were committed before the error.", copy.committed)), ..e };
+                let e =
+                    Error { detail: Some(format!("{} rows were committed before the error.", copy.committed)), ..e };
                 if self.status == TxnStatus::InBlock {
                     self.status = TxnStatus::Failed;
                 }
@@ -529,7 +532,7 @@ impl Session {
         }
         Error {
             detail: Some(format!("{committed} rows were committed before the client ended the COPY.")),
-            ..Error::new(crate::error::SqlState::QueryCanceled, format!("COPY from stdin failed: {message}"))
+            ..Error::new(SqlState::QueryCanceled, format!("COPY from stdin failed: {message}"))
         }
     }
 
@@ -550,7 +553,8 @@ impl Session {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!("INSERT INTO {} ({columns}) VALUES {rows}", quote_name(&copy.table));
-        let parsed = parser::parse(&sql)?.pop().ok_or_else(|| Error::new(crate::error::SqlState::InternalError, "empty COPY batch"))?;
+        let parsed =
+            parser::parse(&sql)?.pop().ok_or_else(|| Error::new(SqlState::InternalError, "empty COPY batch"))?;
         let types: Vec<DataType> = (0..batch.len()).flat_map(|_| copy.types.iter().copied()).collect();
         let n = batch.len() as u64;
         self.params = Params { types: types.clone(), values: batch.into_iter().flatten().collect() };
@@ -608,6 +612,24 @@ impl Session {
                 Attempt::Failed(e) => return Err(e),
             }
         }
+    }
+
+    /// Plans `parsed` against the committed catalog (leased descriptors,
+    /// else a read-only transaction).
+    fn describe_committed(
+        &mut self,
+        sql: &str,
+        parsed: &Parsed,
+        declared: &[Option<DataType>],
+    ) -> Result<(Plan, Vec<Option<DataType>>)> {
+        let leases = self.leases.clone();
+        let deadline = Arc::new(std::sync::Mutex::new(None));
+        let lease_use = LeaseUse { leases: &leases, now: self.engine.now(), deadline: deadline.clone() };
+        let mut txn = self.engine.begin(Mode::ReadOnly)?;
+        let mut checked = LeaseChecked { inner: txn.as_mut(), deadline };
+        let planned = self.plan_with_types(&mut checked, sql, &parsed.statement, Some(&lease_use), declared);
+        let _ = txn.rollback();
+        planned
     }
 
     fn execute_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
@@ -1232,8 +1254,14 @@ fn send_returning(
 /// The table and columns of `COPY table [(columns)] FROM STDIN` in text
 /// format (0A000 for any other COPY).
 fn copy_from_stdin(s: &ast::Statement) -> Result<(String, Option<Vec<String>>)> {
-    let ast::Statement::Copy { source, to: false, target: ast::CopyTarget::Stdin, options, legacy_options, payload: None } =
-        s
+    let ast::Statement::Copy {
+        source,
+        to: false,
+        target: ast::CopyTarget::Stdin,
+        options,
+        legacy_options,
+        payload: None,
+    } = s
     else {
         return sql_err!(FeatureNotSupported, "only COPY ... FROM STDIN is supported");
     };

@@ -114,9 +114,8 @@ fn encode_binary(v: &Value, buf: &mut BytesMut) -> bool {
 pub fn decode_param(bytes: Option<&[u8]>, ty: DataType, binary: bool) -> sql::Result<Value> {
     let Some(bytes) = bytes else { return Ok(Value::Null) };
     if !binary {
-        let text = std::str::from_utf8(bytes).map_err(|_| {
-            sql::Error::new(sql::SqlState::InvalidTextRepresentation, "parameter is not valid UTF-8")
-        })?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| sql::Error::new(sql::SqlState::InvalidTextRepresentation, "parameter is not valid UTF-8"))?;
         return sql::ops::parse_text(text, ty);
     }
     let wrong_size = || {
@@ -125,7 +124,13 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: DataType, binary: bool) -> sql::Re
             format!("incorrect binary data format in bind parameter of type {}", pg_type(ty).name()),
         )
     };
-    let fixed = |n: usize| -> sql::Result<&[u8]> { if bytes.len() == n { Ok(bytes) } else { Err(wrong_size()) } };
+    let fixed = |n: usize| -> sql::Result<&[u8]> {
+        if bytes.len() == n {
+            Ok(bytes)
+        } else {
+            Err(wrong_size())
+        }
+    };
     Ok(match ty {
         DataType::Bool => Value::Bool(fixed(1)?[0] != 0),
         DataType::Int2 => Value::Int2(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| wrong_size())?)),

@@ -315,9 +315,7 @@ impl ServerParameterProvider for ServerParameters {
     }
 }
 
-fn server_parameters(
-    startup: &std::collections::HashMap<String, String>,
-) -> std::collections::HashMap<String, String> {
+fn server_parameters(startup: &std::collections::HashMap<String, String>) -> std::collections::HashMap<String, String> {
     let user = startup.get("user").cloned().unwrap_or_else(|| "root".into());
     let application = startup.get("application_name").cloned().unwrap_or_default();
     [
@@ -386,7 +384,9 @@ impl SimpleQueryHandler for Connection {
         let responses = SimpleQueryHandler::do_query(self, client, &query.query).await?;
         for r in responses {
             match r {
-                Response::EmptyQuery => client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?,
+                Response::EmptyQuery => {
+                    client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?
+                }
                 Response::Query(results) => send_query_response(client, results, true).await?,
                 Response::Execution(tag) | Response::TransactionStart(tag) | Response::TransactionEnd(tag) => {
                     send_execution_response(client, tag).await?
@@ -455,9 +455,8 @@ impl QueryParser for Preparer {
     }
 
     fn get_result_schema(&self, stmt: &Arc<Prepared>, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
-        let formats: Vec<FieldFormat> = (0..stmt.columns.len())
-            .map(|i| format.map(|f| f.format_for(i)).unwrap_or(FieldFormat::Text))
-            .collect();
+        let formats: Vec<FieldFormat> =
+            (0..stmt.columns.len()).map(|i| format.map(|f| f.format_for(i)).unwrap_or(FieldFormat::Text)).collect();
         Ok(fields(&stmt.columns, &formats).as_ref().clone())
     }
 }
@@ -488,7 +487,12 @@ impl ExtendedQueryHandler for Connection {
         Ok(())
     }
 
-    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Arc<Prepared>>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Arc<Prepared>>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -599,7 +603,9 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
     }
     let implicit = statements.len() > 1
         && session.status() == TxnStatus::Idle
-        && !statements.iter().any(|p| sql::parser::controls_transaction(&p.statement) || sql::parser::is_copy(&p.statement));
+        && !statements
+            .iter()
+            .any(|p| sql::parser::controls_transaction(&p.statement) || sql::parser::is_copy(&p.statement));
     if implicit {
         if let Err(e) = session.execute("BEGIN", &mut Collected::default()) {
             return vec![error_response(&e)];
