@@ -10,13 +10,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build
 
 ## deps: install the system packages the build needs (RocksDB's bindings need
-## clang; gRPC code generation needs protoc) and the tests use (psql, the
-## PostgreSQL client the gateway's tests drive), if any are missing.
+## clang; gRPC code generation needs protoc) and the tests use (psql and
+## pgbench, the PostgreSQL clients the gateway's tests drive; Debian ships
+## pgbench in the server package), if any are missing.
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found; install a Rust toolchain (https://rustup.rs)"; exit 1; }
 	@missing=""; \
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
+	pgbench --version >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing; \

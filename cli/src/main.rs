@@ -117,6 +117,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("connect another shell with: spandb sql --addr {}", cluster.addrs()[0]);
     if let Some((host, port)) = cluster.sql_addrs()[0].rsplit_once(':') {
         println!("or with psql:               psql \"postgresql://root@{host}:{port}/spandb\"");
+        println!(
+            "load and run pgbench:       pgbench -i -s 1 \"postgresql://root@{host}:{port}/spandb\" && \
+             pgbench -c 4 -T 10 -M prepared --max-tries 10 \"postgresql://root@{host}:{port}/spandb\""
+        );
     }
     let result = if args.no_shell {
         cluster.wait_for_signal().await
