@@ -25,6 +25,20 @@ async fn connect(addr: &str) -> anyhow::Result<Client> {
     Ok(client)
 }
 
+/// Stops `cluster`, then gives the test body's outcome (a failed
+/// assertion panics again here, once the servers are gone).
+async fn stop_then(
+    cluster: ProcessCluster,
+    body: Result<anyhow::Result<()>, tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    cluster.stop().await;
+    match body {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn code(e: &tokio_postgres::Error) -> Option<&SqlState> {
     e.as_db_error().map(|d| d.code())
 }
@@ -39,7 +53,9 @@ fn code(e: &tokio_postgres::Error) -> Option<&SqlState> {
 async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
-    let result = async {
+    // The body runs as a task: a failed assertion in it still stops the
+    // servers (a panic here would leave them running).
+    let body = tokio::spawn(async move {
         let mut db = connect(&addr).await?;
         db.batch_execute(
             "CREATE TABLE typed (id INT PRIMARY KEY, s SMALLINT, b BIGINT, r REAL, d DOUBLE PRECISION, \
@@ -112,10 +128,9 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
         let t: String = db.query_one("SELECT t FROM typed WHERE id = 1", &[]).await?.get(0);
         assert_eq!(t, "committed");
         anyhow::Ok(())
-    }
+    })
     .await;
-    cluster.stop().await;
-    result
+    stop_then(cluster, body).await
 }
 
 /// Goal: several statements in one simple query are one transaction (the
@@ -127,7 +142,9 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
 async fn a_simple_query_is_one_transaction_and_a_cancel_stops_a_statement() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
-    let result = async {
+    // The body runs as a task: a failed assertion in it still stops the
+    // servers (a panic here would leave them running).
+    let body = tokio::spawn(async move {
         let db = connect(&addr).await?;
         db.batch_execute("CREATE TABLE k (id INT PRIMARY KEY)").await?;
         db.batch_execute("INSERT INTO k VALUES (1)").await?;
@@ -149,10 +166,9 @@ async fn a_simple_query_is_one_transaction_and_a_cancel_stops_a_statement() -> a
         let n: i64 = db.query_one("SELECT count(*) FROM k", &[]).await?.get(0);
         assert_eq!(n, 1);
         anyhow::Ok(())
-    }
+    })
     .await;
-    cluster.stop().await;
-    result
+    stop_then(cluster, body).await
 }
 
 /// Runs pgbench with `args` against `addr`; its stdout and stderr.
@@ -179,7 +195,9 @@ fn pgbench(addr: &str, args: &[&str]) -> (bool, String) {
 async fn pgbench_loads_and_runs_in_every_query_mode_and_its_balances_agree() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
-    let result = async {
+    // The body runs as a task: a failed assertion in it still stops the
+    // servers (a panic here would leave them running).
+    let body = tokio::spawn(async move {
         let load_addr = addr.clone();
         let (ok, out) = tokio::task::spawn_blocking(move || pgbench(&load_addr, &["-i", "-s", "1"])).await?;
         assert!(ok && out.contains("done in"), "pgbench -i:\n{out}");
@@ -213,10 +231,9 @@ async fn pgbench_loads_and_runs_in_every_query_mode_and_its_balances_agree() -> 
         assert_eq!((a, t, b), (h, h, h), "balances after {transactions} transactions");
         assert_eq!(accounts, 100_000);
         anyhow::Ok(())
-    }
+    })
     .await;
-    cluster.stop().await;
-    result
+    stop_then(cluster, body).await
 }
 
 /// Goal: a client that vanishes in the middle of a transaction leaves
@@ -232,7 +249,9 @@ async fn vanished_clients_and_bad_bytes_leave_no_trace() -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
-    let result = async {
+    // The body runs as a task: a failed assertion in it still stops the
+    // servers (a panic here would leave them running).
+    let body = tokio::spawn(async move {
         let db = connect(&addr).await?;
         db.batch_execute("CREATE TABLE r (id INT PRIMARY KEY, v INT); INSERT INTO r VALUES (1, 0)").await?;
 
@@ -273,8 +292,7 @@ async fn vanished_clients_and_bad_bytes_leave_no_trace() -> anyhow::Result<()> {
         let fresh = connect(&addr).await?;
         assert_eq!(fresh.query_one("SELECT 1 + 1", &[]).await?.get::<_, i32>(0), 2);
         anyhow::Ok(())
-    }
+    })
     .await;
-    cluster.stop().await;
-    result
+    stop_then(cluster, body).await
 }
