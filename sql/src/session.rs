@@ -389,10 +389,7 @@ impl Session {
         declared: &[Option<DataType>],
     ) -> Result<(Vec<Option<DataType>>, Vec<OutputColumn>)> {
         if self.status == TxnStatus::Failed {
-            return sql_err!(
-                InFailedSqlTransaction,
-                "current transaction is aborted, commands ignored until end of transaction block"
-            );
+            return in_failed_block();
         }
         self.params = Params::default();
         // From the committed catalog first, even inside a block: a Parse
@@ -426,10 +423,7 @@ impl Session {
         self.cancel.store(false, AtomicOrdering::Relaxed);
         self.copy = None;
         if self.status == TxnStatus::Failed {
-            return sql_err!(
-                InFailedSqlTransaction,
-                "current transaction is aborted, commands ignored until end of transaction block"
-            );
+            return in_failed_block();
         }
         let (table, columns) = copy_from_stdin(&parsed.statement)?;
         // The descriptor as this session sees it, and as committed.
@@ -646,10 +640,7 @@ impl Session {
             _ => {}
         }
         if self.status == TxnStatus::Failed {
-            return sql_err!(
-                InFailedSqlTransaction,
-                "current transaction is aborted, commands ignored until end of transaction block"
-            );
+            return in_failed_block();
         }
         match &parsed.statement {
             // Storage statistics and space are SpanDB's own business.
@@ -1249,6 +1240,11 @@ fn send_returning(
         }
     }
     Ok(())
+}
+
+/// The error of any statement but COMMIT/ROLLBACK in a failed block.
+fn in_failed_block<T>() -> Result<T> {
+    sql_err!(InFailedSqlTransaction, "current transaction is aborted, commands ignored until end of transaction block")
 }
 
 /// The table and columns of `COPY table [(columns)] FROM STDIN` in text
