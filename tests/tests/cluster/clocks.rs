@@ -69,8 +69,17 @@ async fn skewed_cluster(options: ClusterOptions) -> anyhow::Result<TestCluster> 
     let c = TestCluster::start(options).await?;
     let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
     let skew = (c.options.time.epsilon() * 4 / 5).as_nanos() as i64;
+    let follower = c.clock(skewed_follower(&c));
     c.clock(leader).adjust(skew, 0)?;
-    c.clock(skewed_follower(&c)).adjust(-skew, 0)?;
+    let held_at = follower.read();
+    follower.adjust(-skew, 0)?;
+    // A clock never reads backwards: the follower's holds at `held_at`
+    // until real time catches up. A clock check during the hold sees a jump
+    // only once it exceeds the jump tolerance, and a verdict taken during
+    // it makes a later check see the rest of the hold as a jump; so wait
+    // for the hold to end before waiting for trust, or a read in the race
+    // may meet the re-check (CI saw "the clock jumped by -25.4 ms").
+    wait_until(Duration::from_secs(10), || follower.read() > held_at).await?;
     // The jumps make each server re-check its clock against its peers; a
     // re-check does not move leaderships.
     c.wait_for_trusted_clocks(Duration::from_secs(10)).await?;
