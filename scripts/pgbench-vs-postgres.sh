@@ -33,4 +33,4 @@ run spandb-tpcb-c1 "$S" -c 1 --max-tries 10
 run spandb-tpcb-c16 "$S" -c 16 -j 2 --max-tries 10
 run spandb-select-c16 "$S" -c 16 -j 2 -S
 psql "$S" -Atc "select (select sum(abalance) from pgbench_accounts), (select sum(tbalance) from pgbench_tellers), (select sum(bbalance) from pgbench_branches), (select sum(delta) from pgbench_history)" | tee -a $OUT
-pkill -f "spandb demo --no-shell --dir /tmp/bench-d"
+pkill -f "spandb demo --no-shell --dir /tmp/bench-d"; pkill -f "/tmp/bench-d/"  # the demo and its servers

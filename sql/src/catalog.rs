@@ -157,6 +157,22 @@ impl TableDesc {
         self.columns.iter().enumerate().find(|(_, c)| c.name == name)
     }
 
+    /// A new index id (never one used before), or 54000 once the table
+    /// has used [`crate::limits::INDEX_IDS_MAX`].
+    pub fn allocate_index_id(&mut self) -> Result<u32> {
+        let id = self.next_index_id;
+        if id > crate::limits::INDEX_IDS_MAX {
+            return crate::sql_err!(
+                ProgramLimitExceeded,
+                "table \"{}\" has had {} indexes, the most a table may have over its life",
+                self.name,
+                crate::limits::INDEX_IDS_MAX
+            );
+        }
+        self.next_index_id += 1;
+        Ok(id)
+    }
+
     pub fn column_by_id(&self, id: u32) -> Option<(usize, &ColumnDesc)> {
         self.columns.iter().enumerate().find(|(_, c)| c.id == id)
     }

@@ -162,8 +162,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 return sql_err!(DuplicateTable, "relation \"{}\" already exists", index.name);
             }
             desc.check_writable()?;
-            let index = IndexDesc { id: desc.next_index_id, ..index.clone() };
-            desc.next_index_id += 1;
+            let index = IndexDesc { id: desc.allocate_index_id()?, ..index.clone() };
             if cx.batch_schema_changes {
                 // Write-only now; filled in batches after this commits,
                 // then public (`backfill`).
@@ -242,14 +241,13 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             desc.columns.insert(at, column.clone());
             if *unique {
                 let index = IndexDesc {
-                    id: desc.next_index_id,
+                    id: desc.allocate_index_id()?,
                     name: format!("{table}_{}_key", column.name),
                     unique: true,
                     columns: vec![(column.id, crate::encoding::Direction::Asc)],
                     write_only: false,
                 };
                 check_index_names_free(cx, std::iter::once(index.name.as_str()))?;
-                desc.next_index_id += 1;
                 write::backfill_index(&desc, &index, cx)?;
                 desc.indexes.push(index);
             }

@@ -66,6 +66,10 @@ pub enum SqlState {
     UndefinedColumn,
     /// 42704
     UndefinedObject,
+    /// 3F000
+    InvalidSchemaName,
+    /// 2201B
+    InvalidRegularExpression,
     /// 42710
     DuplicateObject,
     /// 42712
@@ -151,6 +155,8 @@ impl SqlState {
             AmbiguousColumn => "42702",
             UndefinedColumn => "42703",
             UndefinedObject => "42704",
+            InvalidSchemaName => "3F000",
+            InvalidRegularExpression => "2201B",
             DuplicateObject => "42710",
             DuplicateAlias => "42712",
             UndefinedTable => "42P01",

@@ -181,7 +181,49 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("acos", &[P::Float], T::Float8),
     ("atan", &[P::Float], T::Float8),
     ("atan2", &[P::Float, P::Float], T::Float8),
+    // The regular-expression operators' functions.
+    ("textregexeq", &[P::Text, P::Text], T::Bool),
+    ("textregexne", &[P::Text, P::Text], T::Bool),
+    ("texticregexeq", &[P::Text, P::Text], T::Bool),
+    ("texticregexne", &[P::Text, P::Text], T::Bool),
+    // format_type(type oid, typmod): oids are bigint here (`system`).
+    ("format_type", &[P::BigInt, P::BigInt], T::Text),
 ];
+
+/// The most memory one compiled regular expression may take: a pattern is
+/// user input and must not allocate without bound.
+pub const REGEX_BYTES_MAX: usize = 1024 * 1024;
+
+thread_local! {
+    /// The last pattern compiled on this thread: a `WHERE name ~ 'x'` over
+    /// many rows compiles it once.
+    static LAST_REGEX: std::cell::RefCell<Option<(String, bool, regex::Regex)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Whether `pattern` matches somewhere in `s` (`~`; `~*` ignores case).
+/// Patterns are Rust's `regex` syntax, which agrees with PostgreSQL's
+/// advanced regular expressions on the common forms (classes, anchors,
+/// alternation, repetition) but has no back-references or lookaround:
+/// those are 2201B, as is any pattern that does not compile.
+fn regex_matches(s: &str, pattern: &str, case_insensitive: bool) -> Result<bool> {
+    LAST_REGEX.with(|last| {
+        let mut last = last.borrow_mut();
+        if !matches!(&*last, Some((p, ci, _)) if p == pattern && *ci == case_insensitive) {
+            let compiled = regex::RegexBuilder::new(pattern)
+                .case_insensitive(case_insensitive)
+                .size_limit(REGEX_BYTES_MAX)
+                .dfa_size_limit(REGEX_BYTES_MAX)
+                .build()
+                .map_err(|e| {
+                    let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                    Error::new(SqlState::InvalidRegularExpression, format!("invalid regular expression: {first}"))
+                })?;
+            *last = Some((pattern.to_string(), case_insensitive, compiled));
+        }
+        Ok(last.as_ref().expect("just set").2.is_match(s))
+    })
+}
 
 fn no_function(name: &str, args: &[Option<DataType>]) -> Error {
     let types: Vec<String> = args.iter().map(|a| a.map_or_else(|| "unknown".to_string(), ops::type_name)).collect();
@@ -256,6 +298,13 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         "concat_ws" => return concat_ws(args),
         "greatest" => return extreme(args, std::cmp::Ordering::Greater),
         "least" => return extreme(args, std::cmp::Ordering::Less),
+        // Not strict: a NULL typmod means "no modifier".
+        "format_type" => {
+            return Ok(match args[0].as_i64() {
+                None => Value::Null,
+                Some(oid) => Value::Text(crate::system::format_type(oid, args[1].as_i64()).unwrap_or("???".into())),
+            })
+        }
         _ => {}
     }
     if args.iter().any(Value::is_null) {
@@ -335,6 +384,10 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         }
         "split_part" => split_part(text(0)?, text(1)?, int(2)?)?,
         "starts_with" => Value::Bool(text(0)?.starts_with(text(1)?)),
+        "textregexeq" => Value::Bool(regex_matches(text(0)?, text(1)?, false)?),
+        "textregexne" => Value::Bool(!regex_matches(text(0)?, text(1)?, false)?),
+        "texticregexeq" => Value::Bool(regex_matches(text(0)?, text(1)?, true)?),
+        "texticregexne" => Value::Bool(!regex_matches(text(0)?, text(1)?, true)?),
         "chr" => Value::Text(chr(int(0)?)?.to_string()),
         "ascii" => Value::Int4(text(0)?.chars().next().map_or(0, |c| c as i32)),
         "to_hex" => Value::Text(match args[0] {

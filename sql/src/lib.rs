@@ -77,6 +77,7 @@ pub mod parser;
 pub mod plan;
 pub mod planner;
 pub mod session;
+pub mod system;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timestamp;

@@ -30,6 +30,7 @@ use crate::functions;
 use crate::kv::Transaction;
 use crate::limits;
 use crate::ops::{self, BinaryOp, UnaryOp};
+use crate::system;
 use crate::plan::*;
 use crate::sql_err;
 use crate::types::{DataType, Value};
@@ -165,6 +166,9 @@ pub struct Planner<'a> {
     used_tables: Vec<String>,
     /// The WITH clauses in scope, outermost first.
     ctes: Vec<CteFrame>,
+    /// Every descriptor, once the statement reads a system relation or a
+    /// catalog function (`system`).
+    system: Option<Arc<system::Snapshot>>,
 }
 
 /// One WITH clause's queries, by name; the first `visible` of them may be
@@ -184,19 +188,105 @@ pub(crate) fn ident(i: &ast::Ident) -> String {
 }
 
 pub(crate) fn object_name(name: &ast::ObjectName) -> Result<String> {
-    let parts: Vec<String> = name
-        .0
+    match schema_and_name(name)? {
+        (None | Some("public"), n) => Ok(n.to_string()),
+        _ => sql_err!(FeatureNotSupported, "schemas other than public are not supported: {name}"),
+    }
+}
+
+/// A name's parts, case-folded: `[schema.]name`.
+fn name_parts(name: &ast::ObjectName) -> Result<Vec<String>> {
+    name.0
         .iter()
         .map(|p| match p {
             ast::ObjectNamePart::Identifier(i) => Ok(ident(i)),
             other => sql_err!(FeatureNotSupported, "unsupported name {other}"),
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+fn schema_and_name(name: &ast::ObjectName) -> Result<(Option<&'static str>, String)> {
+    let parts = name_parts(name)?;
     match parts.as_slice() {
-        [name] => Ok(name.clone()),
-        [schema, name] if schema == "public" => Ok(name.clone()),
-        _ => sql_err!(FeatureNotSupported, "schemas other than public are not supported: {name}"),
+        [n] => Ok((None, n.clone())),
+        [schema, n] => match schema.as_str() {
+            "public" => Ok((Some("public"), n.clone())),
+            "pg_catalog" => Ok((Some("pg_catalog"), n.clone())),
+            "information_schema" => Ok((Some("information_schema"), n.clone())),
+            _ => sql_err!(InvalidSchemaName, "schema \"{schema}\" does not exist"),
+        },
+        _ => sql_err!(FeatureNotSupported, "cross-database references are not implemented: {name}"),
     }
+}
+
+/// A function's or type's name: built-ins may be qualified with
+/// `pg_catalog`, as psql and drivers write them.
+fn builtin_name(name: &ast::ObjectName) -> Result<String> {
+    match schema_and_name(name)? {
+        (None | Some("pg_catalog"), n) => Ok(n),
+        (Some(schema), n) => sql_err!(UndefinedFunction, "function {schema}.{n} does not exist"),
+    }
+}
+
+/// Functions [`Planner::bind_catalog_function`] binds.
+const CATALOG_FUNCTIONS: &[&str] = &[
+    "version",
+    "current_schema",
+    "current_database",
+    "current_user",
+    "session_user",
+    "user",
+    "current_role",
+    "pg_get_userbyid",
+    "pg_table_is_visible",
+    "pg_relation_is_publishable",
+    "pg_encoding_to_char",
+    "obj_description",
+    "col_description",
+    "shobj_description",
+    "pg_get_expr",
+    "format_type",
+    "pg_get_indexdef",
+    "pg_get_constraintdef",
+];
+
+/// `CASE key WHEN k1 THEN v1 ... ELSE otherwise END`, typed text (a
+/// catalog lookup over the statement's snapshot).
+fn lookup(key: Expr, whens: Vec<(Expr, Expr)>, otherwise: Expr) -> Bound {
+    Bound::typed(Expr::Case { operand: Some(Box::new(key)), whens, otherwise: Box::new(otherwise) }, DataType::Text)
+}
+
+/// The oid alias type a cast names (`regclass`, ...), if any.
+fn reg_type(t: &ast::DataType) -> Option<String> {
+    let name = match t {
+        ast::DataType::Regclass => return Some("regclass".into()),
+        ast::DataType::Custom(name, _) => name,
+        _ => return None,
+    };
+    builtin_name(name).ok().filter(|n| matches!(n.as_str(), "regclass" | "regtype" | "regnamespace" | "regproc"))
+}
+
+/// The function behind a regular-expression operator (`~`, `!~`, `~*`,
+/// `!~*`, also spelled `OPERATOR(pg_catalog.~)`): PostgreSQL's names.
+fn regex_function(op: &ast::BinaryOperator) -> Option<&'static str> {
+    use ast::BinaryOperator as B;
+    let symbol = match op {
+        B::PGRegexMatch => "~",
+        B::PGRegexIMatch => "~*",
+        B::PGRegexNotMatch => "!~",
+        B::PGRegexNotIMatch => "!~*",
+        B::PGCustomBinaryOperator(parts) if parts.len() <= 2 && (parts.len() == 1 || parts[0] == "pg_catalog") => {
+            parts.last()?.as_str()
+        }
+        _ => return None,
+    };
+    Some(match symbol {
+        "~" => "textregexeq",
+        "~*" => "texticregexeq",
+        "!~" => "textregexne",
+        "!~*" => "texticregexne",
+        _ => return None,
+    })
 }
 
 /// The 1-based character offset in `sql` of a sqlparser location.
@@ -240,7 +330,11 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
         T::Char(l) | T::Character(l) => DataType::Char(length(l)?.unwrap_or(1)),
         T::Bytea => DataType::Bytea,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
-        T::Custom(name, _) => match object_name(name)?.as_str() {
+        T::Custom(name, _) => match builtin_name(name)?.as_str() {
+            "text" | "name" | "char" => DataType::Text,
+            "bool" => DataType::Bool,
+            "varchar" => DataType::Varchar(None),
+            "oid" => DataType::Int8,
             "int2" => DataType::Int2,
             "int4" | "int" => DataType::Int4,
             "int8" => DataType::Int8,
@@ -272,6 +366,7 @@ impl<'a> Planner<'a> {
             leases: None,
             used_tables: Vec::new(),
             ctes: Vec::new(),
+            system: None,
         }
     }
 
@@ -1099,11 +1194,23 @@ impl<'a> Planner<'a> {
     fn plan_table_factor(&mut self, factor: &ast::TableFactor) -> Result<(Node, Scope)> {
         match factor {
             ast::TableFactor::Table { name, alias, args, .. } => {
-                let table_name = object_name(name)?;
                 if let Some(args) = args {
-                    return self.plan_table_function(&table_name, &args.args, alias.as_ref());
+                    return self.plan_table_function(&builtin_name(name)?, &args.args, alias.as_ref());
                 }
-                if let Some((f, c, cte)) = self.find_cte(&table_name) {
+                let (schema, table_name) = schema_and_name(name)?;
+                if let Some(schema) = schema.filter(|s| system::is_system_schema(s)) {
+                    let relation = system::find(Some(schema), &table_name).ok_or_else(|| {
+                        Error::new(SqlState::UndefinedTable, format!("relation \"{schema}.{table_name}\" does not exist"))
+                    })?;
+                    return self.plan_system_relation(relation, alias.as_ref());
+                }
+                let cte = if schema.is_none() { self.find_cte(&table_name) } else { None };
+                if cte.is_none() && schema.is_none() {
+                    if let Some(relation) = system::find(None, &table_name) {
+                        return self.plan_system_relation(relation, alias.as_ref());
+                    }
+                }
+                if let Some((f, c, cte)) = cte {
                     let plan = self.plan_cte(f, c, &cte)?;
                     let alias_name = alias.as_ref().map(|a| ident(&a.name)).unwrap_or(table_name);
                     let mut scope = derived_scope(&plan, Some(alias_name));
@@ -1145,11 +1252,51 @@ impl<'a> Planner<'a> {
                 self.plan_table_with_joins(table_with_joins)
             }
             ast::TableFactor::Function { name, args, alias, .. } => {
-                let name = object_name(name)?;
+                let name = builtin_name(name)?;
                 self.plan_table_function(&name, args, alias.as_ref())
             }
             other => sql_err!(FeatureNotSupported, "FROM item not supported: {other}"),
         }
+    }
+
+    /// A `pg_catalog` or `information_schema` relation: its rows, made
+    /// from the descriptors this statement's transaction sees.
+    fn plan_system_relation(
+        &mut self,
+        relation: &'static system::SystemRelation,
+        alias: Option<&ast::TableAlias>,
+    ) -> Result<(Node, Scope)> {
+        let snapshot = self.system_snapshot()?;
+        let rows = relation.rows(&snapshot).into_iter().map(|r| r.into_iter().map(Expr::Constant).collect()).collect();
+        let alias_name = alias.map(|a| ident(&a.name)).unwrap_or_else(|| relation.name.to_string());
+        let mut scope = Scope {
+            columns: relation
+                .columns
+                .iter()
+                .map(|(name, ty)| ScopeColumn {
+                    table: Some(alias_name.clone()),
+                    name: name.to_string(),
+                    data_type: Some(*ty),
+                    hidden: false,
+                    merged_away: false,
+                    join_key: false,
+                })
+                .collect(),
+        };
+        if let Some(a) = alias {
+            rename_columns(&mut scope, &a.columns)?;
+        }
+        Ok((Node::Values { rows, width: relation.columns.len() }, scope))
+    }
+
+    /// Every descriptor, read once per statement in its transaction.
+    fn system_snapshot(&mut self) -> Result<Arc<system::Snapshot>> {
+        if let Some(s) = &self.system {
+            return Ok(s.clone());
+        }
+        let snapshot = Arc::new(system::Snapshot { tables: Catalog::tables(self.txn)? });
+        self.system = Some(snapshot.clone());
+        Ok(snapshot)
     }
 
     fn plan_table_function(
@@ -1289,6 +1436,13 @@ impl<'a> Planner<'a> {
             },
             E::Value(v) => self.bind_value(&v.value),
             E::Nested(inner) => rec(self, inner),
+            E::Collate { expr, collation } => {
+                // Strings compare byte-wise (C collation) whatever is asked.
+                match builtin_name(collation)?.as_str() {
+                    "default" | "c" | "posix" | "ucs_basic" => rec(self, expr),
+                    other => sql_err!(UndefinedObject, "collation \"{other}\" for encoding \"UTF8\" does not exist"),
+                }
+            }
             E::TypedString(ts) => {
                 let ty = data_type(&ts.data_type)?;
                 let text = match &ts.value.value {
@@ -1426,6 +1580,10 @@ impl<'a> Planner<'a> {
             E::Cast { expr, data_type: t, format, .. } => {
                 if format.is_some() {
                     return sql_err!(FeatureNotSupported, "CAST ... FORMAT is not supported");
+                }
+                if let Some(kind) = reg_type(t) {
+                    let b = rec(self, expr)?;
+                    return self.bind_reg_cast(&kind, b);
                 }
                 let ty = data_type(t)?;
                 let b = rec(self, expr)?;
@@ -1599,6 +1757,11 @@ impl<'a> Planner<'a> {
             }
             _ => {}
         }
+        if let Some(f) = regex_function(op) {
+            let l = self.coerce(char_as_text(l), DataType::Text)?;
+            let r = self.coerce(char_as_text(r), DataType::Text)?;
+            return Ok(Bound::typed(Expr::Function(f.into(), vec![l, r]), DataType::Bool));
+        }
         let bop = match op {
             B::Plus => BinaryOp::Add,
             B::Minus => BinaryOp::Sub,
@@ -1755,7 +1918,7 @@ impl<'a> Planner<'a> {
     }
 
     fn bind_function(&mut self, f: &ast::Function, scope: &Scope, depth: usize) -> Result<Bound> {
-        let name = object_name(&f.name)?;
+        let name = builtin_name(&f.name)?;
         if is_aggregate(&name) {
             // Reached only outside an aggregating level's select list.
             return sql_err!(GroupingError, "aggregate functions are not allowed here");
@@ -1807,8 +1970,142 @@ impl<'a> Planner<'a> {
                 let args = bound.into_iter().map(|b| self.coerce_loose(b, ty)).collect::<Result<Vec<_>>>()?;
                 Ok(Bound::typed(Expr::Function(name, args), ty))
             }
+            n if CATALOG_FUNCTIONS.contains(&n) => self.bind_catalog_function(n, bound),
             _ => self.bind_call(&name, bound),
         }
+    }
+
+    /// PostgreSQL's catalog and session functions ([`CATALOG_FUNCTIONS`]):
+    /// those that need the catalog become lookups over the statement's
+    /// snapshot of it (`system`), so the executor needs no catalog.
+    fn bind_catalog_function(&mut self, name: &str, args: Vec<Bound>) -> Result<Bound> {
+        let (min, max) = match name {
+            "version" | "current_schema" | "current_database" | "current_user" | "session_user" | "user"
+            | "current_role" => (0, 0),
+            "pg_get_expr" => (2, 3),
+            "pg_get_indexdef" => (1, 3),
+            "pg_get_constraintdef" | "obj_description" | "shobj_description" => (1, 2),
+            "format_type" | "col_description" => (2, 2),
+            _ => (1, 1),
+        };
+        if args.len() < min || args.len() > max {
+            let types: Vec<String> = args.iter().map(|a| a.ty.map_or("unknown".into(), ops::type_name)).collect();
+            return sql_err!(UndefinedFunction, "function {name}({}) does not exist", types.join(", "));
+        }
+        let text = |s: &str| Bound::typed(Expr::Constant(Value::Text(s.into())), DataType::Text);
+        // Arguments are oids (bigint here) and flags; pg_get_expr's first
+        // is the expression's text.
+        let mut oids = Vec::new();
+        for (n, a) in args.into_iter().enumerate() {
+            oids.push(match (n, a.ty) {
+                (0, _) if name == "pg_get_expr" => a.expr,
+                (_, Some(DataType::Bool)) => a.expr,
+                _ => self.coerce(a, DataType::Int8)?,
+            });
+        }
+        let first = oids.first().cloned().unwrap_or(Expr::Constant(Value::Null));
+        // Strict, as PostgreSQL's: NULL in, NULL out.
+        let unless_null = |then: Expr, ty: DataType| {
+            let when = (Expr::IsNull(Box::new(first.clone())), Expr::Constant(Value::Null));
+            Bound::typed(Expr::Case { operand: None, whens: vec![when], otherwise: Box::new(then) }, ty)
+        };
+        Ok(match name {
+            "version" => text(&system::version()),
+            "current_schema" => text("public"),
+            "current_database" => text(system::DATABASE_NAME),
+            "current_user" | "session_user" | "user" | "current_role" => text(system::ROLE_NAME),
+            "pg_get_userbyid" => unless_null(Expr::Constant(Value::Text(system::ROLE_NAME.into())), DataType::Text),
+            "pg_table_is_visible" => unless_null(Expr::Constant(Value::Bool(true)), DataType::Bool),
+            "pg_relation_is_publishable" => unless_null(Expr::Constant(Value::Bool(false)), DataType::Bool),
+            "pg_encoding_to_char" => {
+                let utf8 = vec![(Expr::Constant(Value::Int8(6)), Expr::Constant(Value::Text("UTF8".into())))];
+                let lookup = Expr::Case {
+                    operand: Some(Box::new(first.clone())),
+                    whens: utf8,
+                    otherwise: Box::new(Expr::Constant(Value::Text(String::new()))),
+                };
+                unless_null(lookup, DataType::Text)
+            }
+            "obj_description" | "col_description" | "shobj_description" => {
+                Bound::typed(Expr::Constant(Value::Null), DataType::Text)
+            }
+            // adbin holds the expression's SQL text (`system`).
+            "pg_get_expr" => Bound::typed(Expr::Cast(Box::new(first), DataType::Text), DataType::Text),
+            "format_type" => Bound::typed(Expr::Function("format_type".into(), oids), DataType::Text),
+            "pg_get_indexdef" | "pg_get_constraintdef" => {
+                let snapshot = self.system_snapshot()?;
+                let mut whens = Vec::new();
+                for t in &snapshot.tables {
+                    for i in std::iter::once(&t.primary).chain(&t.indexes) {
+                        let def = if name == "pg_get_indexdef" {
+                            system::index_definition(t, i.id)
+                        } else {
+                            system::constraint_definition(t, i.id)
+                        };
+                        if let Some(def) = def {
+                            let oid = Expr::Constant(Value::Int8(system::index_oid(t, i.id)));
+                            whens.push((oid, Expr::Constant(Value::Text(def))));
+                        }
+                    }
+                }
+                lookup(first, whens, Expr::Constant(Value::Null))
+            }
+            other => return sql_err!(UndefinedFunction, "function {other} does not exist"),
+        })
+    }
+
+    /// `x::regclass`, `::regtype`, `::regnamespace`: a quoted name
+    /// becomes its oid, an oid its name (unknown oids print as numbers,
+    /// as in PostgreSQL).
+    fn bind_reg_cast(&mut self, kind: &str, b: Bound) -> Result<Bound> {
+        let snapshot = self.system_snapshot()?;
+        if let Some(name) = &b.literal {
+            let bare = name.strip_prefix("public.").unwrap_or(name);
+            let oid = match kind {
+                "regclass" => snapshot.tables.iter().find_map(|t| {
+                    if t.name == bare {
+                        return Some(system::table_oid(t));
+                    }
+                    std::iter::once(&t.primary)
+                        .chain(&t.indexes)
+                        .find(|i| i.name == bare)
+                        .map(|i| system::index_oid(t, i.id))
+                }),
+                "regnamespace" => match bare {
+                    "pg_catalog" => Some(system::PG_CATALOG_OID),
+                    "public" => Some(system::PUBLIC_OID),
+                    "information_schema" => Some(system::INFORMATION_SCHEMA_OID),
+                    _ => None,
+                },
+                _ => return sql_err!(FeatureNotSupported, "'{name}'::{kind} is not supported"),
+            };
+            return match oid {
+                Some(oid) => Ok(Bound::typed(Expr::Constant(Value::Int8(oid)), DataType::Int8)),
+                None if kind == "regclass" => sql_err!(UndefinedTable, "relation \"{name}\" does not exist"),
+                None => sql_err!(UndefinedObject, "schema \"{name}\" does not exist"),
+            };
+        }
+        let oid = self.coerce(b, DataType::Int8)?;
+        let number = Expr::Cast(Box::new(oid.clone()), DataType::Text);
+        let mut whens = Vec::new();
+        match kind {
+            "regclass" => {
+                for row in system::find(None, "pg_class").expect("pg_class").rows(&snapshot) {
+                    whens.push((Expr::Constant(row[0].clone()), Expr::Constant(row[1].clone())));
+                }
+            }
+            "regnamespace" => {
+                for row in system::find(None, "pg_namespace").expect("pg_namespace").rows(&snapshot) {
+                    whens.push((Expr::Constant(row[0].clone()), Expr::Constant(row[1].clone())));
+                }
+            }
+            "regtype" => {
+                let name = Expr::Function("format_type".into(), vec![oid, Expr::Constant(Value::Null)]);
+                return Ok(Bound::typed(name, DataType::Text));
+            }
+            other => return sql_err!(FeatureNotSupported, "casts to {other} are not supported"),
+        }
+        Ok(lookup(oid, whens, number))
     }
 
     fn common_of(&mut self, bound: &[Bound], what: &str) -> Result<DataType> {
@@ -2128,8 +2425,7 @@ impl<'a> Planner<'a> {
             let iname = uname.unwrap_or_else(|| {
                 format!("{name}_{}_key", cols.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join("_"))
             });
-            let id = table.next_index_id;
-            table.next_index_id += 1;
+            let id = table.allocate_index_id()?;
             table.indexes.push(IndexDesc { id, name: iname, unique: true, columns, write_only: false });
         }
         Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists })

@@ -1,0 +1,1073 @@
+//! The system catalogs PostgreSQL clients read: `pg_catalog` and
+//! `information_schema`, generated from SpanDB's own catalog.
+//!
+//! psql's `\d`, drivers' type lookups and ORMs' schema introspection all
+//! ask PostgreSQL's catalog relations (`pg_class`, `pg_attribute`, ...),
+//! not a SpanDB API. SpanDB keeps its schema as table descriptors
+//! ([`crate::catalog`]), so these relations are views of the descriptors,
+//! computed when a statement reads them, from the descriptors that
+//! statement's transaction sees: a `\d` inside BEGIN sees the block's own
+//! CREATE TABLE, and one at `AS OF SYSTEM TIME` the schema then.
+//!
+//! ```text
+//!   FROM pg_catalog.pg_class c          planner: find("pg_catalog", "pg_class")
+//!     -> Snapshot { every TableDesc }    read in the statement's transaction
+//!     -> rows(PG_CLASS, snapshot)        one row per table, view and index
+//!     -> Node::Values                    then filters, joins, ... as usual
+//! ```
+//!
+//! # Object ids
+//!
+//! PostgreSQL clients carry oids from one statement to the next (psql
+//! reads a table's oid, then asks for its columns by it), so an oid must
+//! be a stable function of the object, never a position in a listing:
+//!
+//! - table or view `t`: `USER_OID_MIN + t.id * OIDS_PER_TABLE`;
+//! - its index `i` (the primary key one included): the table's oid plus
+//!   `i.id`; index ids are below [`OIDS_PER_TABLE`] (CREATE INDEX refuses
+//!   more, [`crate::limits::INDEX_IDS_MAX`]); a primary key or unique
+//!   constraint shares its index's oid;
+//! - types, namespaces, access methods, collations, the database and the
+//!   role: PostgreSQL 15's own oids, so clients' built-in tables agree.
+//!
+//! # Where we differ from PostgreSQL
+//!
+//! - Oid columns are `bigint` (SpanDB has no `oid` type); `regclass`,
+//!   `regtype` and `regnamespace` casts are resolved while planning: a
+//!   number becomes the name, a quoted name the oid ([`crate::planner`]).
+//! - Array-typed columns (`relacl`, `conkey`, ...) are left out, and
+//!   `int2vector` columns (`pg_index.indkey`) are text (`"1 2"`, which is
+//!   also their text form in PostgreSQL).
+//! - `pg_class` lists user tables, views and indexes only, not the system
+//!   relations themselves; statistics (`relpages`, `reltuples`) are 0.
+//! - `pg_get_expr` returns its argument: `adbin` holds the DEFAULT's SQL
+//!   text, not a node tree.
+//! - Relations SpanDB has nothing for (policies, publications,
+//!   inheritance, statistics objects, triggers, ...) exist, empty, with
+//!   PostgreSQL's column names.
+//!
+//! # Invariants
+//!
+//! - Every row of a relation has the relation's width, and each value is
+//!   NULL or of its column's type (tested for every relation).
+//! - The same descriptor gives the same oids in every statement.
+
+use std::sync::Arc;
+
+use crate::catalog::{TableDesc, PRIMARY_INDEX_ID};
+use crate::encoding::Direction;
+use crate::types::{DataType, Row, Value};
+
+/// The first oid PostgreSQL gives user objects (`FirstNormalObjectId`).
+pub const USER_OID_MIN: i64 = 16_384;
+/// Oids reserved per table: the table's own and one per index id.
+pub const OIDS_PER_TABLE: i64 = 4_096;
+
+/// The namespaces (schemas): PostgreSQL's oids.
+pub const PG_CATALOG_OID: i64 = 11;
+pub const PUBLIC_OID: i64 = 2_200;
+pub const INFORMATION_SCHEMA_OID: i64 = 13_000;
+/// The one role SpanDB has (trust authentication, no users yet), as
+/// PostgreSQL's bootstrap superuser.
+pub const ROLE_OID: i64 = 10;
+pub const ROLE_NAME: &str = "root";
+/// The one database.
+pub const DATABASE_OID: i64 = 5;
+pub const DATABASE_NAME: &str = "spandb";
+/// Access methods: rows live in a table (heap), indexes are ordered (btree).
+const HEAP_AM_OID: i64 = 2;
+const BTREE_AM_OID: i64 = 403;
+/// The default collation, which string columns carry.
+const DEFAULT_COLLATION_OID: i64 = 100;
+
+/// What `version()` returns.
+pub fn version() -> String {
+    format!("PostgreSQL 15.0 (SpanDB {}) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit", env!("CARGO_PKG_VERSION"))
+}
+
+/// The schema catalog a statement sees: every descriptor, by name.
+pub struct Snapshot {
+    pub tables: Vec<Arc<TableDesc>>,
+}
+
+/// A table's or view's oid.
+pub fn table_oid(table: &TableDesc) -> i64 {
+    USER_OID_MIN + i64::from(table.id) * OIDS_PER_TABLE
+}
+
+/// An index's oid (also its constraint's).
+pub fn index_oid(table: &TableDesc, index_id: u32) -> i64 {
+    table_oid(table) + i64::from(index_id)
+}
+
+/// A system relation: where it lives, its columns, how its rows are made.
+pub struct SystemRelation {
+    pub schema: &'static str,
+    pub name: &'static str,
+    pub columns: &'static [(&'static str, DataType)],
+    rows: fn(&Snapshot) -> Vec<Row>,
+}
+
+impl SystemRelation {
+    /// The relation's rows in `snapshot`.
+    pub fn rows(&self, snapshot: &Snapshot) -> Vec<Row> {
+        (self.rows)(snapshot)
+    }
+}
+
+/// The system relation `schema.name`; an unqualified name is looked up in
+/// `pg_catalog` (PostgreSQL searches it before `public`).
+pub fn find(schema: Option<&str>, name: &str) -> Option<&'static SystemRelation> {
+    RELATIONS.iter().find(|r| r.name == name && schema.map_or(r.schema == "pg_catalog", |s| s == r.schema))
+}
+
+/// Whether `schema` names a schema of system relations.
+pub fn is_system_schema(schema: &str) -> bool {
+    schema == "pg_catalog" || schema == "information_schema"
+}
+
+use DataType::{Bool, Float4, Int2, Int4, Int8, Text, Timestamp};
+
+const RELATIONS: &[SystemRelation] = &[
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_namespace",
+        columns: &[("oid", Int8), ("nspname", Text), ("nspowner", Int8)],
+        rows: namespaces,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_class",
+        columns: &[
+            ("oid", Int8),
+            ("relname", Text),
+            ("relnamespace", Int8),
+            ("reltype", Int8),
+            ("reloftype", Int8),
+            ("relowner", Int8),
+            ("relam", Int8),
+            ("relfilenode", Int8),
+            ("reltablespace", Int8),
+            ("relpages", Int4),
+            ("reltuples", Float4),
+            ("relallvisible", Int4),
+            ("reltoastrelid", Int8),
+            ("relhasindex", Bool),
+            ("relisshared", Bool),
+            ("relpersistence", Text),
+            ("relkind", Text),
+            ("relnatts", Int2),
+            ("relchecks", Int2),
+            ("relhasrules", Bool),
+            ("relhastriggers", Bool),
+            ("relhassubclass", Bool),
+            ("relrowsecurity", Bool),
+            ("relforcerowsecurity", Bool),
+            ("relispopulated", Bool),
+            ("relreplident", Text),
+            ("relispartition", Bool),
+            ("relrewrite", Int8),
+            ("relpartbound", Text),
+        ],
+        rows: classes,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_attribute",
+        columns: &[
+            ("attrelid", Int8),
+            ("attname", Text),
+            ("atttypid", Int8),
+            ("attstattarget", Int4),
+            ("attlen", Int2),
+            ("attnum", Int2),
+            ("attndims", Int4),
+            ("attcacheoff", Int4),
+            ("atttypmod", Int4),
+            ("attbyval", Bool),
+            ("attalign", Text),
+            ("attstorage", Text),
+            ("attcompression", Text),
+            ("attnotnull", Bool),
+            ("atthasdef", Bool),
+            ("atthasmissing", Bool),
+            ("attidentity", Text),
+            ("attgenerated", Text),
+            ("attisdropped", Bool),
+            ("attislocal", Bool),
+            ("attinhcount", Int4),
+            ("attcollation", Int8),
+        ],
+        rows: attributes,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_type",
+        columns: &[
+            ("oid", Int8),
+            ("typname", Text),
+            ("typnamespace", Int8),
+            ("typowner", Int8),
+            ("typlen", Int2),
+            ("typbyval", Bool),
+            ("typtype", Text),
+            ("typcategory", Text),
+            ("typispreferred", Bool),
+            ("typisdefined", Bool),
+            ("typdelim", Text),
+            ("typrelid", Int8),
+            ("typelem", Int8),
+            ("typarray", Int8),
+            ("typnotnull", Bool),
+            ("typbasetype", Int8),
+            ("typtypmod", Int4),
+            ("typndims", Int4),
+            ("typcollation", Int8),
+            ("typdefault", Text),
+        ],
+        rows: types,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_index",
+        columns: &[
+            ("indexrelid", Int8),
+            ("indrelid", Int8),
+            ("indnatts", Int2),
+            ("indnkeyatts", Int2),
+            ("indisunique", Bool),
+            ("indnullsnotdistinct", Bool),
+            ("indisprimary", Bool),
+            ("indisexclusion", Bool),
+            ("indimmediate", Bool),
+            ("indisclustered", Bool),
+            ("indisvalid", Bool),
+            ("indcheckxmin", Bool),
+            ("indisready", Bool),
+            ("indislive", Bool),
+            ("indisreplident", Bool),
+            ("indkey", Text),
+            ("indexprs", Text),
+            ("indpred", Text),
+        ],
+        rows: indexes,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_am",
+        columns: &[("oid", Int8), ("amname", Text), ("amhandler", Text), ("amtype", Text)],
+        rows: access_methods,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_attrdef",
+        columns: &[("oid", Int8), ("adrelid", Int8), ("adnum", Int2), ("adbin", Text)],
+        rows: defaults,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_constraint",
+        columns: &[
+            ("oid", Int8),
+            ("conname", Text),
+            ("connamespace", Int8),
+            ("contype", Text),
+            ("condeferrable", Bool),
+            ("condeferred", Bool),
+            ("convalidated", Bool),
+            ("conrelid", Int8),
+            ("contypid", Int8),
+            ("conindid", Int8),
+            ("conparentid", Int8),
+            ("confrelid", Int8),
+            ("confupdtype", Text),
+            ("confdeltype", Text),
+            ("confmatchtype", Text),
+            ("conislocal", Bool),
+            ("coninhcount", Int4),
+            ("connoinherit", Bool),
+            ("conbin", Text),
+        ],
+        rows: constraints,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_database",
+        columns: &[
+            ("oid", Int8),
+            ("datname", Text),
+            ("datdba", Int8),
+            ("encoding", Int4),
+            ("datlocprovider", Text),
+            ("datistemplate", Bool),
+            ("datallowconn", Bool),
+            ("datconnlimit", Int4),
+            ("datfrozenxid", Int8),
+            ("datminmxid", Int8),
+            ("dattablespace", Int8),
+            ("datcollate", Text),
+            ("datctype", Text),
+            ("daticulocale", Text),
+            ("datcollversion", Text),
+        ],
+        rows: databases,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_roles",
+        columns: &[
+            ("rolname", Text),
+            ("rolsuper", Bool),
+            ("rolinherit", Bool),
+            ("rolcreaterole", Bool),
+            ("rolcreatedb", Bool),
+            ("rolcanlogin", Bool),
+            ("rolreplication", Bool),
+            ("rolconnlimit", Int4),
+            ("rolpassword", Text),
+            ("rolvaliduntil", Timestamp),
+            ("rolbypassrls", Bool),
+            ("oid", Int8),
+        ],
+        rows: roles,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_collation",
+        columns: &[
+            ("oid", Int8),
+            ("collname", Text),
+            ("collnamespace", Int8),
+            ("collowner", Int8),
+            ("collprovider", Text),
+            ("collisdeterministic", Bool),
+            ("collencoding", Int4),
+            ("collcollate", Text),
+            ("collctype", Text),
+        ],
+        rows: collations,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_tablespace",
+        columns: &[("oid", Int8), ("spcname", Text), ("spcowner", Int8)],
+        rows: tablespaces,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_description",
+        columns: &[("objoid", Int8), ("classoid", Int8), ("objsubid", Int4), ("description", Text)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_inherits",
+        columns: &[("inhrelid", Int8), ("inhparent", Int8), ("inhseqno", Int4), ("inhdetachpending", Bool)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_trigger",
+        columns: &[
+            ("oid", Int8),
+            ("tgrelid", Int8),
+            ("tgparentid", Int8),
+            ("tgname", Text),
+            ("tgfoid", Int8),
+            ("tgtype", Int2),
+            ("tgenabled", Text),
+            ("tgisinternal", Bool),
+        ],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_rewrite",
+        columns: &[("oid", Int8), ("rulename", Text), ("ev_class", Int8), ("ev_type", Text), ("ev_enabled", Text)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_auth_members",
+        columns: &[("roleid", Int8), ("member", Int8), ("grantor", Int8), ("admin_option", Bool)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_publication",
+        columns: &[
+            ("oid", Int8),
+            ("pubname", Text),
+            ("pubowner", Int8),
+            ("puballtables", Bool),
+            ("pubinsert", Bool),
+            ("pubupdate", Bool),
+            ("pubdelete", Bool),
+            ("pubtruncate", Bool),
+            ("pubviaroot", Bool),
+        ],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_publication_namespace",
+        columns: &[("oid", Int8), ("pnpubid", Int8), ("pnnspid", Int8)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "information_schema",
+        name: "schemata",
+        columns: &[("catalog_name", Text), ("schema_name", Text), ("schema_owner", Text)],
+        rows: schemata,
+    },
+    SystemRelation {
+        schema: "information_schema",
+        name: "tables",
+        columns: &[
+            ("table_catalog", Text),
+            ("table_schema", Text),
+            ("table_name", Text),
+            ("table_type", Text),
+            ("self_referencing_column_name", Text),
+            ("reference_generation", Text),
+            ("user_defined_type_catalog", Text),
+            ("user_defined_type_schema", Text),
+            ("user_defined_type_name", Text),
+            ("is_insertable_into", Text),
+            ("is_typed", Text),
+            ("commit_action", Text),
+        ],
+        rows: information_tables,
+    },
+    SystemRelation {
+        schema: "information_schema",
+        name: "columns",
+        columns: &[
+            ("table_catalog", Text),
+            ("table_schema", Text),
+            ("table_name", Text),
+            ("column_name", Text),
+            ("ordinal_position", Int4),
+            ("column_default", Text),
+            ("is_nullable", Text),
+            ("data_type", Text),
+            ("character_maximum_length", Int4),
+            ("character_octet_length", Int4),
+            ("numeric_precision", Int4),
+            ("numeric_precision_radix", Int4),
+            ("numeric_scale", Int4),
+            ("datetime_precision", Int4),
+            ("udt_catalog", Text),
+            ("udt_schema", Text),
+            ("udt_name", Text),
+            ("is_identity", Text),
+            ("is_generated", Text),
+            ("is_updatable", Text),
+        ],
+        rows: information_columns,
+    },
+];
+
+// ---- the types PostgreSQL clients may ask about ---------------------------
+
+/// One row of `pg_type`: oid, name, length, category, array type oid, the
+/// element type of an array type.
+struct TypeRow {
+    oid: i64,
+    name: &'static str,
+    len: i16,
+    category: &'static str,
+    array: i64,
+    element: i64,
+}
+
+const fn ty(oid: i64, name: &'static str, len: i16, category: &'static str, array: i64) -> TypeRow {
+    TypeRow { oid, name, len, category, array, element: 0 }
+}
+
+const fn array_ty(oid: i64, name: &'static str, element: i64) -> TypeRow {
+    TypeRow { oid, name, len: -1, category: "A", array: 0, element }
+}
+
+/// PostgreSQL 15's oids for the types SpanDB has, and for those its
+/// catalog relations use (`name`, `"char"`, `oid`, `regclass`).
+const TYPES: &[TypeRow] = &[
+    ty(16, "bool", 1, "B", 1000),
+    ty(17, "bytea", -1, "U", 1001),
+    ty(18, "char", 1, "Z", 1002),
+    ty(19, "name", 64, "S", 1003),
+    ty(20, "int8", 8, "N", 1016),
+    ty(21, "int2", 2, "N", 1005),
+    ty(22, "int2vector", -1, "A", 1006),
+    ty(23, "int4", 4, "N", 1007),
+    ty(25, "text", -1, "S", 1009),
+    ty(26, "oid", 4, "N", 1028),
+    ty(700, "float4", 4, "N", 1021),
+    ty(701, "float8", 8, "N", 1022),
+    ty(1042, "bpchar", -1, "S", 1014),
+    ty(1043, "varchar", -1, "S", 1015),
+    ty(1114, "timestamp", 8, "D", 1115),
+    ty(2205, "regclass", 4, "N", 2210),
+    array_ty(1000, "_bool", 16),
+    array_ty(1001, "_bytea", 17),
+    array_ty(1002, "_char", 18),
+    array_ty(1003, "_name", 19),
+    array_ty(1005, "_int2", 21),
+    array_ty(1007, "_int4", 23),
+    array_ty(1009, "_text", 25),
+    array_ty(1014, "_bpchar", 1042),
+    array_ty(1015, "_varchar", 1043),
+    array_ty(1016, "_int8", 20),
+    array_ty(1021, "_float4", 700),
+    array_ty(1022, "_float8", 701),
+    array_ty(1028, "_oid", 26),
+    array_ty(1115, "_timestamp", 1114),
+];
+
+/// The type modifier PostgreSQL stores for a column type (`atttypmod`):
+/// a length plus the 4-byte header for `varchar(n)` and `char(n)`, else -1.
+pub fn type_modifier(t: DataType) -> i32 {
+    match t {
+        DataType::Varchar(Some(n)) | DataType::Char(n) => i32::try_from(n).unwrap_or(i32::MAX - 4) + 4,
+        _ => -1,
+    }
+}
+
+/// `format_type(type oid, typmod)`: the type's SQL name, as `\d` shows it.
+/// `None` for an oid that names no type (PostgreSQL prints `???`).
+pub fn format_type(oid: i64, typmod: Option<i64>) -> Option<String> {
+    let length = typmod.filter(|m| *m >= 4).map(|m| m - 4);
+    let name = match oid {
+        1043 => return Some(length.map_or("character varying".into(), |n| format!("character varying({n})"))),
+        1042 => return Some(length.map_or("character".into(), |n| format!("character({n})"))),
+        16 => "boolean",
+        20 => "bigint",
+        21 => "smallint",
+        23 => "integer",
+        700 => "real",
+        701 => "double precision",
+        1114 => "timestamp without time zone",
+        18 => "\"char\"",
+        other => {
+            let t = TYPES.iter().find(|t| t.oid == other)?;
+            if t.element != 0 {
+                return format_type(t.element, None).map(|e| format!("{e}[]"));
+            }
+            t.name
+        }
+    };
+    Some(name.to_string())
+}
+
+// ---- what psql prints for indexes and constraints ---------------------------
+
+fn index_column_list(table: &TableDesc, columns: &[(u32, Direction)]) -> String {
+    let names: Vec<String> = columns
+        .iter()
+        .map(|(id, dir)| {
+            let name = table.column_by_id(*id).map_or_else(|| format!("column {id}"), |(_, c)| quote_ident(&c.name));
+            match dir {
+                Direction::Asc => name,
+                Direction::Desc => format!("{name} DESC"),
+            }
+        })
+        .collect();
+    names.join(", ")
+}
+
+/// `pg_get_indexdef`: the CREATE INDEX statement that makes the index.
+pub fn index_definition(table: &TableDesc, index_id: u32) -> Option<String> {
+    let index = table.index(index_id)?;
+    Some(format!(
+        "CREATE {}INDEX {} ON public.{} USING btree ({})",
+        if index.unique { "UNIQUE " } else { "" },
+        quote_ident(&index.name),
+        quote_ident(&table.name),
+        index_column_list(table, &index.columns)
+    ))
+}
+
+/// `pg_get_constraintdef`: a primary key constraint's definition.
+pub fn constraint_definition(table: &TableDesc, index_id: u32) -> Option<String> {
+    let index = table.index(index_id)?;
+    Some(format!("PRIMARY KEY ({})", index_column_list(table, &index.columns)))
+}
+
+/// Quotes an identifier the way PostgreSQL prints names that need it.
+pub fn quote_ident(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+// ---- rows ---------------------------------------------------------------------
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+/// The indexes `\d` lists: the primary key (unless the table has only a
+/// hidden row id) and the secondary ones in force.
+fn visible_indexes(table: &TableDesc) -> impl Iterator<Item = &crate::catalog::IndexDesc> {
+    let primary = (!table.has_hidden_rowid() && table.view.is_none()).then_some(&table.primary);
+    primary.into_iter().chain(table.indexes.iter().filter(|i| !i.write_only))
+}
+
+fn visible_columns(table: &TableDesc) -> impl Iterator<Item = &crate::catalog::ColumnDesc> {
+    table.columns.iter().filter(|c| !c.hidden)
+}
+
+fn nothing(_: &Snapshot) -> Vec<Row> {
+    Vec::new()
+}
+
+fn namespaces(_: &Snapshot) -> Vec<Row> {
+    [(PG_CATALOG_OID, "pg_catalog"), (PUBLIC_OID, "public"), (INFORMATION_SCHEMA_OID, "information_schema")]
+        .into_iter()
+        .map(|(oid, name)| vec![Value::Int8(oid), text(name), Value::Int8(ROLE_OID)])
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn class_row(oid: i64, name: &str, kind: &str, am: i64, natts: usize, has_index: bool) -> Row {
+    vec![
+        Value::Int8(oid),
+        text(name),
+        Value::Int8(PUBLIC_OID),
+        Value::Int8(0),
+        Value::Int8(0),
+        Value::Int8(ROLE_OID),
+        Value::Int8(am),
+        Value::Int8(oid),
+        Value::Int8(0),
+        Value::Int4(0),
+        Value::Float4(0.0),
+        Value::Int4(0),
+        Value::Int8(0),
+        Value::Bool(has_index),
+        Value::Bool(false),
+        text("p"),
+        text(kind),
+        Value::Int2(i16::try_from(natts).unwrap_or(i16::MAX)),
+        Value::Int2(0),
+        Value::Bool(false),
+        Value::Bool(false),
+        Value::Bool(false),
+        Value::Bool(false),
+        Value::Bool(false),
+        Value::Bool(true),
+        text(if kind == "r" { "d" } else { "n" }),
+        Value::Bool(false),
+        Value::Int8(0),
+        Value::Null,
+    ]
+}
+
+fn classes(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for t in &s.tables {
+        let natts = visible_columns(t).count();
+        if t.view.is_some() {
+            rows.push(class_row(table_oid(t), &t.name, "v", 0, natts, false));
+            continue;
+        }
+        let has_index = visible_indexes(t).next().is_some();
+        rows.push(class_row(table_oid(t), &t.name, "r", HEAP_AM_OID, natts, has_index));
+        for i in visible_indexes(t) {
+            rows.push(class_row(index_oid(t, i.id), &i.name, "i", BTREE_AM_OID, i.columns.len(), false));
+        }
+    }
+    rows
+}
+
+fn attributes(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for t in &s.tables {
+        for c in visible_columns(t) {
+            let collation = if c.data_type.is_string() { DEFAULT_COLLATION_OID } else { 0 };
+            rows.push(vec![
+                Value::Int8(table_oid(t)),
+                text(&c.name),
+                Value::Int8(i64::from(c.data_type.oid())),
+                Value::Int4(-1),
+                Value::Int2(c.data_type.type_len()),
+                Value::Int2(i16::try_from(c.id).unwrap_or(i16::MAX)),
+                Value::Int4(0),
+                Value::Int4(-1),
+                Value::Int4(type_modifier(c.data_type)),
+                Value::Bool(c.data_type.type_len() > 0),
+                text(if c.data_type.type_len() == 8 { "d" } else { "i" }),
+                text(if c.data_type.type_len() > 0 { "p" } else { "x" }),
+                text(""),
+                Value::Bool(!c.nullable),
+                Value::Bool(c.default.is_some()),
+                Value::Bool(c.missing.is_some()),
+                text(""),
+                text(""),
+                Value::Bool(false),
+                Value::Bool(true),
+                Value::Int4(0),
+                Value::Int8(collation),
+            ]);
+        }
+    }
+    rows
+}
+
+fn types(_: &Snapshot) -> Vec<Row> {
+    TYPES
+        .iter()
+        .map(|t| {
+            let collation = if t.category == "S" && t.oid != 19 { DEFAULT_COLLATION_OID } else { 0 };
+            vec![
+                Value::Int8(t.oid),
+                text(t.name),
+                Value::Int8(PG_CATALOG_OID),
+                Value::Int8(ROLE_OID),
+                Value::Int2(t.len),
+                Value::Bool(t.len > 0 && t.len <= 8),
+                text("b"),
+                text(t.category),
+                Value::Bool(matches!(t.oid, 16 | 25 | 701)),
+                Value::Bool(true),
+                text(","),
+                Value::Int8(0),
+                Value::Int8(t.element),
+                Value::Int8(t.array),
+                Value::Bool(false),
+                Value::Int8(0),
+                Value::Int4(-1),
+                Value::Int4(0),
+                Value::Int8(collation),
+                Value::Null,
+            ]
+        })
+        .collect()
+}
+
+fn indexes(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for t in s.tables.iter().filter(|t| t.view.is_none()) {
+        for i in visible_indexes(t) {
+            let n = Value::Int2(i16::try_from(i.columns.len()).unwrap_or(i16::MAX));
+            let key: Vec<String> = i.columns.iter().map(|(id, _)| id.to_string()).collect();
+            let primary = i.id == PRIMARY_INDEX_ID;
+            rows.push(vec![
+                Value::Int8(index_oid(t, i.id)),
+                Value::Int8(table_oid(t)),
+                n.clone(),
+                n,
+                Value::Bool(i.unique),
+                Value::Bool(false),
+                Value::Bool(primary),
+                Value::Bool(false),
+                Value::Bool(true),
+                Value::Bool(false),
+                Value::Bool(true),
+                Value::Bool(false),
+                Value::Bool(true),
+                Value::Bool(true),
+                Value::Bool(false),
+                text(&key.join(" ")),
+                Value::Null,
+                Value::Null,
+            ]);
+        }
+    }
+    rows
+}
+
+fn access_methods(_: &Snapshot) -> Vec<Row> {
+    vec![
+        vec![Value::Int8(HEAP_AM_OID), text("heap"), text("heap_tableam_handler"), text("t")],
+        vec![Value::Int8(BTREE_AM_OID), text("btree"), text("bthandler"), text("i")],
+    ]
+}
+
+fn defaults(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for t in &s.tables {
+        for c in visible_columns(t) {
+            if let Some(default) = &c.default {
+                rows.push(vec![
+                    // Oids of pg_attrdef rows are their own space; the
+                    // column id keeps them distinct within the table.
+                    Value::Int8(table_oid(t) * OIDS_PER_TABLE + i64::from(c.id)),
+                    Value::Int8(table_oid(t)),
+                    Value::Int2(i16::try_from(c.id).unwrap_or(i16::MAX)),
+                    text(default),
+                ]);
+            }
+        }
+    }
+    rows
+}
+
+fn constraints(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for t in s.tables.iter().filter(|t| t.view.is_none() && !t.has_hidden_rowid()) {
+        let oid = index_oid(t, PRIMARY_INDEX_ID);
+        rows.push(vec![
+            Value::Int8(oid),
+            text(&t.primary.name),
+            Value::Int8(PUBLIC_OID),
+            text("p"),
+            Value::Bool(false),
+            Value::Bool(false),
+            Value::Bool(true),
+            Value::Int8(table_oid(t)),
+            Value::Int8(0),
+            Value::Int8(oid),
+            Value::Int8(0),
+            Value::Int8(0),
+            text(" "),
+            text(" "),
+            text(" "),
+            Value::Bool(true),
+            Value::Int4(0),
+            Value::Bool(true),
+            Value::Null,
+        ]);
+    }
+    rows
+}
+
+fn databases(_: &Snapshot) -> Vec<Row> {
+    vec![vec![
+        Value::Int8(DATABASE_OID),
+        text(DATABASE_NAME),
+        Value::Int8(ROLE_OID),
+        Value::Int4(6),
+        text("c"),
+        Value::Bool(false),
+        Value::Bool(true),
+        Value::Int4(-1),
+        Value::Int8(0),
+        Value::Int8(0),
+        Value::Int8(1663),
+        text("C.UTF-8"),
+        text("C.UTF-8"),
+        Value::Null,
+        Value::Null,
+    ]]
+}
+
+fn roles(_: &Snapshot) -> Vec<Row> {
+    vec![vec![
+        text(ROLE_NAME),
+        Value::Bool(true),
+        Value::Bool(true),
+        Value::Bool(true),
+        Value::Bool(true),
+        Value::Bool(true),
+        Value::Bool(false),
+        Value::Int4(-1),
+        text("********"),
+        Value::Null,
+        Value::Bool(true),
+        Value::Int8(ROLE_OID),
+    ]]
+}
+
+fn collations(_: &Snapshot) -> Vec<Row> {
+    [(DEFAULT_COLLATION_OID, "default", "d", ""), (950, "C", "c", "C"), (951, "POSIX", "c", "POSIX")]
+        .into_iter()
+        .map(|(oid, name, provider, locale)| {
+            vec![
+                Value::Int8(oid),
+                text(name),
+                Value::Int8(PG_CATALOG_OID),
+                Value::Int8(ROLE_OID),
+                text(provider),
+                Value::Bool(true),
+                Value::Int4(-1),
+                text(locale),
+                text(locale),
+            ]
+        })
+        .collect()
+}
+
+fn tablespaces(_: &Snapshot) -> Vec<Row> {
+    vec![
+        vec![Value::Int8(1663), text("pg_default"), Value::Int8(ROLE_OID)],
+        vec![Value::Int8(1664), text("pg_global"), Value::Int8(ROLE_OID)],
+    ]
+}
+
+fn schemata(_: &Snapshot) -> Vec<Row> {
+    ["pg_catalog", "public", "information_schema"]
+        .into_iter()
+        .map(|s| vec![text(DATABASE_NAME), text(s), text(ROLE_NAME)])
+        .collect()
+}
+
+fn information_tables(s: &Snapshot) -> Vec<Row> {
+    s.tables
+        .iter()
+        .map(|t| {
+            let view = t.view.is_some();
+            vec![
+                text(DATABASE_NAME),
+                text("public"),
+                text(&t.name),
+                text(if view { "VIEW" } else { "BASE TABLE" }),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                text(if view { "NO" } else { "YES" }),
+                text("NO"),
+                Value::Null,
+            ]
+        })
+        .collect()
+}
+
+fn information_columns(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for t in &s.tables {
+        for (position, c) in visible_columns(t).enumerate() {
+            let ty = c.data_type;
+            let length = match ty {
+                DataType::Varchar(Some(n)) | DataType::Char(n) => Value::Int4(i32::try_from(n).unwrap_or(i32::MAX)),
+                _ => Value::Null,
+            };
+            let octets = match ty {
+                DataType::Varchar(Some(n)) | DataType::Char(n) => {
+                    Value::Int4(i32::try_from(u64::from(n) * 4).unwrap_or(i32::MAX))
+                }
+                t if t.is_string() => Value::Int4(1_073_741_824),
+                _ => Value::Null,
+            };
+            let (precision, radix, scale) = match ty {
+                DataType::Int2 => (Value::Int4(16), Value::Int4(2), Value::Int4(0)),
+                DataType::Int4 => (Value::Int4(32), Value::Int4(2), Value::Int4(0)),
+                DataType::Int8 => (Value::Int4(64), Value::Int4(2), Value::Int4(0)),
+                DataType::Float4 => (Value::Int4(24), Value::Int4(2), Value::Null),
+                DataType::Float8 => (Value::Int4(53), Value::Int4(2), Value::Null),
+                _ => (Value::Null, Value::Null, Value::Null),
+            };
+            let type_name = match ty {
+                DataType::Varchar(_) => "character varying".to_string(),
+                DataType::Char(_) => "character".to_string(),
+                t => t.sql_name(),
+            };
+            let udt = TYPES.iter().find(|r| r.oid == i64::from(ty.oid())).map_or("", |r| r.name);
+            rows.push(vec![
+                text(DATABASE_NAME),
+                text("public"),
+                text(&t.name),
+                text(&c.name),
+                Value::Int4(i32::try_from(position + 1).unwrap_or(i32::MAX)),
+                c.default.as_deref().map_or(Value::Null, text),
+                text(if c.nullable { "YES" } else { "NO" }),
+                text(&type_name),
+                length,
+                octets,
+                precision,
+                radix,
+                scale,
+                if ty == DataType::Timestamp { Value::Int4(6) } else { Value::Null },
+                text(DATABASE_NAME),
+                text("pg_catalog"),
+                text(udt),
+                text("NO"),
+                text("NEVER"),
+                text(if t.view.is_some() { "NO" } else { "YES" }),
+            ]);
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ColumnDesc, IndexDesc};
+
+    fn sample() -> Snapshot {
+        let mut t = TableDesc::new("accounts");
+        t.id = 100;
+        t.columns = vec![
+            ColumnDesc {
+                id: 1,
+                name: "aid".into(),
+                data_type: DataType::Int4,
+                nullable: false,
+                default: None,
+                hidden: false,
+                missing: None,
+            },
+            ColumnDesc {
+                id: 2,
+                name: "filler".into(),
+                data_type: DataType::Char(84),
+                nullable: true,
+                default: Some("'x'".into()),
+                hidden: false,
+                missing: None,
+            },
+        ];
+        t.primary.columns = vec![(1, Direction::Asc)];
+        t.indexes = vec![IndexDesc {
+            id: 2,
+            name: "by filler".into(),
+            unique: false,
+            columns: vec![(2, Direction::Desc)],
+            write_only: false,
+        }];
+        Snapshot { tables: vec![Arc::new(t)] }
+    }
+
+    #[test]
+    fn every_row_fits_its_relation() {
+        let s = sample();
+        for r in RELATIONS {
+            for row in r.rows(&s) {
+                assert_eq!(row.len(), r.columns.len(), "{}.{}", r.schema, r.name);
+                for (v, (name, t)) in row.iter().zip(r.columns) {
+                    assert!(
+                        v.data_type().is_none_or(|vt| vt == t.base()),
+                        "{}.{}.{name}: {v:?} is not {t}",
+                        r.schema,
+                        r.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn definitions_read_like_postgresql() {
+        let s = sample();
+        let t = &s.tables[0];
+        assert_eq!(index_definition(t, 1).unwrap(), "CREATE UNIQUE INDEX accounts_pkey ON public.accounts USING btree (aid)");
+        assert_eq!(
+            index_definition(t, 2).unwrap(),
+            "CREATE INDEX \"by filler\" ON public.accounts USING btree (filler DESC)"
+        );
+        assert_eq!(constraint_definition(t, 1).unwrap(), "PRIMARY KEY (aid)");
+        assert_eq!(format_type(1042, Some(88)).unwrap(), "character(84)");
+        assert_eq!(format_type(1043, Some(-1)).unwrap(), "character varying");
+        assert_eq!(format_type(1007, None).unwrap(), "integer[]");
+        assert_eq!(format_type(4242, None), None);
+    }
+
+    #[test]
+    fn oids_are_stable_and_distinct() {
+        let s = sample();
+        let t = &s.tables[0];
+        assert_eq!(table_oid(t), USER_OID_MIN + 100 * OIDS_PER_TABLE);
+        assert_ne!(index_oid(t, 1), index_oid(t, 2));
+        assert_ne!(index_oid(t, 1), table_oid(t));
+        let oids: Vec<Value> = classes(&s).into_iter().map(|r| r[0].clone()).collect();
+        assert_eq!(oids.len(), 3);
+        assert_eq!(classes(&s).into_iter().map(|r| r[0].clone()).collect::<Vec<_>>(), oids);
+    }
+}
