@@ -201,6 +201,11 @@ mod marker {
     pub const TIMESTAMP: u8 = 0x13;
     pub const BYTES: u8 = 0x14;
     pub const TEXT: u8 = 0x15;
+    /// An array (grouping and sorting only; never in a stored key): each
+    /// element after ARRAY_ELEMENT, then ARRAY_END.
+    pub const ARRAY: u8 = 0x16;
+    pub const ARRAY_END: u8 = 0x00;
+    pub const ARRAY_ELEMENT: u8 = 0x01;
     /// A negative int of 8 bytes; `INT_ZERO - n` for one of `n` bytes.
     pub const INT_NEGATIVE_8_BYTES: u8 = 0x20;
     /// The int 0; `INT_ZERO + v` for `0 <= v <= INT_INLINE_MAX`.
@@ -243,6 +248,14 @@ pub fn encode_key_value(out: &mut Vec<u8>, value: &Value, direction: Direction) 
         Value::Timestamp(v) => {
             out.push(marker::TIMESTAMP);
             out.extend_from_slice(&((*v as u64) ^ SIGN_BIT).to_be_bytes());
+        }
+        Value::Array(_, items) => {
+            out.push(marker::ARRAY);
+            for item in items {
+                out.push(marker::ARRAY_ELEMENT);
+                encode_key_value(out, item, Direction::Asc);
+            }
+            out.push(marker::ARRAY_END);
         }
     }
     if direction == Direction::Desc {
@@ -584,6 +597,8 @@ mod tag {
     /// A NULL written out (for a column whose absence means something
     /// else: `ColumnDesc::missing`).
     pub const NULL: u8 = 10;
+    /// An array: its element type's oid, then its text form.
+    pub const ARRAY: u8 = 11;
 }
 
 /// A row's value: the non-NULL columns, each with its column id.
@@ -615,6 +630,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Text(_) => tag::TEXT,
             Value::Bytea(_) => tag::BYTEA,
             Value::Timestamp(_) => tag::TIMESTAMP,
+            Value::Array(..) => tag::ARRAY,
         };
         write_uvarint(&mut out, u64::from(column_id));
         out.push(tag);
@@ -628,6 +644,10 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Float8(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
             Value::Text(s) => write_length_prefixed(&mut out, s.as_bytes()),
             Value::Bytea(b) => write_length_prefixed(&mut out, b),
+            Value::Array(element, items) => {
+                write_uvarint(&mut out, u64::from(element.oid()));
+                write_length_prefixed(&mut out, crate::array::to_text(items).as_bytes());
+            }
         }
     }
     out
@@ -691,6 +711,27 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
                 }
             },
             tag::BYTEA => Value::Bytea(read_length_prefixed(&mut input, "bytea")?.to_vec()),
+            tag::ARRAY => {
+                let oid = read_uvarint(&mut input)?;
+                let text = read_length_prefixed(&mut input, "array")?;
+                let element = [
+                    DataType::Bool,
+                    DataType::Int2,
+                    DataType::Int4,
+                    DataType::Int8,
+                    DataType::Float4,
+                    DataType::Float8,
+                    DataType::Text,
+                    DataType::Bytea,
+                    DataType::Timestamp,
+                ]
+                .into_iter()
+                .find(|e| DataType::array_of(*e).is_some_and(|a| u64::from(a.oid()) == oid));
+                match (element, std::str::from_utf8(text)) {
+                    (Some(e), Ok(text)) => crate::array::parse(text, e)?,
+                    _ => return sql_err!(InternalError, "corrupt row value: bad array in column {column_id}"),
+                }
+            }
             other => {
                 return sql_err!(InternalError, "corrupt row value: unknown type tag {other} for column {column_id}")
             }
@@ -847,6 +888,7 @@ fn pretty_value(value: &Value) -> String {
             Some(t) => format!("TIMESTAMP '{}'", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f")),
             None => format!("TIMESTAMP {micros}"),
         },
+        Value::Array(_, items) => format!("ARRAY[{}]", items.iter().map(pretty_value).collect::<Vec<_>>().join(", ")),
     }
 }
 

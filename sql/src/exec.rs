@@ -302,6 +302,7 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
         Node::Series { start, stop, step, data_type } => {
             Box::new(Series { start, stop, step: step.as_ref(), data_type: *data_type, state: None })
         }
+        Node::Unnest { array } => Box::new(Unnest { array, items: None }),
     };
     match (analysis, index) {
         (Some(a), Some(index)) => Box::new(Analyzed { inner: op, index, analysis: a.clone() }),
@@ -502,6 +503,14 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
             in_values(&x, rows.iter().map(|r| &r[0]))?
         }
         Expr::Exists(node) => Value::Bool(!subquery_rows(node, row, cx, 1)?.is_empty()),
+        Expr::ArraySubquery(node) => {
+            let rows = subquery_rows(node, row, cx, usize::MAX)?;
+            functions::call("array", &rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>())?
+        }
+        Expr::Quantified { op, all, left, array } => {
+            let x = eval(left, row, cx)?;
+            crate::array::quantified(*op, *all, &x, &eval(array, row, cx)?)?
+        }
         Expr::Subquery(node) => {
             let rows = subquery_rows(node, row, cx, 2)?;
             match rows.len() {
@@ -561,7 +570,9 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
         e.walk(&mut |x| {
             f(x, level);
             match x {
-                Expr::Subquery(n) | Expr::Exists(n) | Expr::InSubquery(_, n) => visit_node_exprs(n, level + 1, f),
+                Expr::Subquery(n) | Expr::Exists(n) | Expr::InSubquery(_, n) | Expr::ArraySubquery(n) => {
+                    visit_node_exprs(n, level + 1, f)
+                }
                 _ => {}
             }
         })
@@ -611,6 +622,7 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
             on_expr(stop, f);
             step.iter().for_each(|e| on_expr(e, f));
         }
+        Node::Unnest { array } => on_expr(array, f),
     }
 }
 
@@ -1019,6 +1031,10 @@ enum Acc {
     Avg { sum: f64, count: i64 },
     MinMax(Option<Value>),
     Bool(Option<bool>),
+    /// array_agg's values (None: no row yet).
+    Items(Option<Vec<Value>>),
+    /// string_agg's text so far.
+    Text(Option<String>),
 }
 
 impl Acc {
@@ -1030,6 +1046,8 @@ impl Acc {
             AggFunc::Avg => Acc::Avg { sum: 0.0, count: 0 },
             AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
             AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
+            AggFunc::ArrayAgg => Acc::Items(None),
+            AggFunc::StringAgg => Acc::Text(None),
         }
     }
 
@@ -1038,6 +1056,16 @@ impl Acc {
             if let Acc::Count(n) = self {
                 *n += 1;
             }
+            return Ok(());
+        }
+        if let Acc::Items(items) = self {
+            // array_agg keeps NULLs; its array is bounded like any
+            // operator's memory.
+            let items = items.get_or_insert_with(Vec::new);
+            if items.len() >= limits::MEMORY_ROWS_MAX {
+                return sql_err!(ProgramLimitExceeded, "array_agg would hold more than {} values", limits::MEMORY_ROWS_MAX);
+            }
+            items.push(v);
             return Ok(());
         }
         if v.is_null() {
@@ -1070,6 +1098,21 @@ impl Acc {
                     *m = Some(v);
                 }
             }
+            Acc::Items(_) => {}
+            Acc::Text(t) => {
+                let s = ops::to_text(&v).unwrap_or_default();
+                let sep = call.separator.as_deref().unwrap_or("");
+                match t {
+                    None => *t = Some(s),
+                    Some(t) => {
+                        if t.len() + sep.len() + s.len() > limits::VALUE_BYTES_MAX {
+                            return sql_err!(ProgramLimitExceeded, "string_agg result is over {} bytes", limits::VALUE_BYTES_MAX);
+                        }
+                        t.push_str(sep);
+                        t.push_str(&s);
+                    }
+                }
+            }
             Acc::Bool(b) => {
                 let x = v.as_bool()?.unwrap_or(false);
                 *b = Some(match (*b, call.func) {
@@ -1085,7 +1128,17 @@ impl Acc {
     fn finish(&self, call: &AggCall) -> Result<Value> {
         Ok(match self {
             Acc::Count(n) => Value::Int8(*n),
-            Acc::SumInt(None) | Acc::SumFloat(None) | Acc::MinMax(None) | Acc::Bool(None) => Value::Null,
+            Acc::SumInt(None)
+            | Acc::SumFloat(None)
+            | Acc::MinMax(None)
+            | Acc::Bool(None)
+            | Acc::Items(None)
+            | Acc::Text(None) => Value::Null,
+            Acc::Items(Some(items)) => match call.data_type {
+                DataType::Array(element) => Value::Array(element, items.clone()),
+                _ => functions::call("array", items)?,
+            },
+            Acc::Text(Some(t)) => Value::Text(t.clone()),
             Acc::SumInt(Some(s)) => match i64::try_from(*s) {
                 Ok(v) => Value::Int8(v),
                 Err(_) => return sql_err!(NumericValueOutOfRange, "bigint out of range"),
@@ -1384,6 +1437,29 @@ impl Operator for SetOp<'_> {
                 }
             }
         }
+    }
+}
+
+// ---- unnest ----------------------------------------------------------------------------------------
+
+struct Unnest<'p> {
+    array: &'p Expr,
+    /// The elements not produced yet, last first.
+    items: Option<Vec<Value>>,
+}
+
+impl Operator for Unnest<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.items.is_none() {
+            let mut items = match eval(self.array, &[], cx)? {
+                Value::Array(_, items) => items,
+                _ => Vec::new(), // NULL: no rows
+            };
+            items.reverse();
+            self.items = Some(items);
+        }
+        cx.tick()?;
+        Ok(self.items.as_mut().and_then(Vec::pop).map(|v| vec![v]))
     }
 }
 

@@ -185,6 +185,7 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
             node(left, depth + 1, cx, out);
             node(right, depth + 1, cx, out);
         }
+        Node::Unnest { array } => out.push(format!("{pad}Unnest {}", expr(array))),
         Node::Series { start, stop, step, .. } => out.push(format!(
             "{pad}GenerateSeries {} to {}{}",
             expr(start),
@@ -240,6 +241,10 @@ pub fn expr(e: &Expr) -> String {
         Expr::InSubquery(a, _) => format!("{} IN (subquery)", expr(a)),
         Expr::Exists(_) => "EXISTS (subquery)".into(),
         Expr::Subquery(_) => "(subquery)".into(),
+        Expr::ArraySubquery(_) => "ARRAY(subquery)".into(),
+        Expr::Quantified { op, all, left, array } => {
+            format!("{} {} {}({})", expr(left), op.symbol(), if *all { "ALL" } else { "ANY" }, expr(array))
+        }
         Expr::Now => "now()".into(),
     }
 }

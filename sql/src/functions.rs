@@ -186,9 +186,30 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("textregexne", &[P::Text, P::Text], T::Bool),
     ("texticregexeq", &[P::Text, P::Text], T::Bool),
     ("texticregexne", &[P::Text, P::Text], T::Bool),
+    ("pg_size_pretty", &[P::BigInt], T::Text),
     // format_type(type oid, typmod): oids are bigint here (`system`).
     ("format_type", &[P::BigInt, P::BigInt], T::Text),
 ];
+
+/// PostgreSQL's `pg_size_pretty`: bytes below 10 kB, then kB, MB, GB, TB
+/// and PB, each unit used while below 20479 halves of it, rounded half
+/// away from zero (its shifts, exactly).
+fn size_pretty(bytes: i64) -> String {
+    const LIMIT: u64 = 10 * 1024;
+    const LIMIT2: u64 = LIMIT * 2 - 1;
+    if bytes.unsigned_abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    let rounded = |half: i64| (half + if half < 0 { -1 } else { 1 }) / 2;
+    let mut half = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if half.unsigned_abs() < LIMIT2 {
+            return format!("{} {unit}", rounded(half));
+        }
+        half >>= 10;
+    }
+    format!("{} PB", rounded(half))
+}
 
 /// The most memory one compiled regular expression may take: a pattern is
 /// user input and must not allocate without bound.
@@ -225,6 +246,80 @@ fn regex_matches(s: &str, pattern: &str, case_insensitive: bool) -> Result<bool>
     })
 }
 
+/// The array functions ([`crate::array`]): `None` if `name(args)` is not
+/// one. `array` builds an array of its arguments (the binder casts the
+/// result to the array type it inferred); `array_element` is `a[i]`.
+fn resolve_array_function(name: &str, args: &[Option<DataType>]) -> Option<Signature> {
+    let is_array = |a: Option<DataType>| a.is_none_or(|t| t.element().is_some());
+    let is_int = |a: Option<DataType>| a.is_none_or(DataType::is_integer);
+    let element = args.first().copied().flatten().and_then(DataType::element).unwrap_or(T::Text);
+    let array = DataType::array_of(element)?;
+    let ret = match (name, args) {
+        ("array", _) => {
+            let first = args.iter().flatten().next().copied().unwrap_or(T::Text);
+            let ty = DataType::array_of(first)?;
+            return Some(Signature { params: args.iter().map(|a| a.unwrap_or(first)).collect(), ret: ty });
+        }
+        ("array_element", [a, i]) if is_array(*a) && is_int(*i) => {
+            return Some(Signature { params: vec![array, T::Int8], ret: element });
+        }
+        ("array_to_string", [a, sep]) if is_array(*a) && P::Text.accepts(*sep) => T::Text,
+        ("array_to_string", [a, sep, null]) if is_array(*a) && P::Text.accepts(*sep) && P::Text.accepts(*null) => {
+            T::Text
+        }
+        ("array_upper" | "array_lower" | "array_length", [a, d]) if is_array(*a) && is_int(*d) => {
+            return Some(Signature { params: vec![array, T::Int4], ret: T::Int4 });
+        }
+        ("cardinality", [a]) if is_array(*a) => T::Int4,
+        _ => return None,
+    };
+    let mut params = vec![array];
+    params.extend(args[1..].iter().map(|_| T::Text));
+    Some(Signature { params, ret })
+}
+
+/// Calls an array function; `None` if `name` is not one.
+fn call_array_function(name: &str, args: &[Value]) -> Option<Result<Value>> {
+    let items = match args.first() {
+        Some(Value::Array(_, items)) => Some(items.as_slice()),
+        _ => None,
+    };
+    let text = |i: usize| match args.get(i) {
+        Some(Value::Text(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let int = |i: usize| args.get(i).and_then(Value::as_i64);
+    Some(Ok(match name {
+        "array" => {
+            let element = args.iter().find_map(Value::data_type).unwrap_or(T::Text);
+            match DataType::array_of(element) {
+                Some(DataType::Array(e)) => Value::Array(e, args.to_vec()),
+                _ => return Some(sql_err!(FeatureNotSupported, "arrays of {element} are not supported")),
+            }
+        }
+        "array_element" => match (items, int(1)) {
+            (Some(items), Some(i)) => crate::array::element(items, i),
+            _ => Value::Null,
+        },
+        "array_to_string" => match (items, text(1)) {
+            (Some(items), Some(sep)) => match crate::array::join(items, sep, text(2)) {
+                Ok(s) => Value::Text(s),
+                Err(e) => return Some(Err(e)),
+            },
+            _ => Value::Null,
+        },
+        "array_upper" | "array_lower" | "array_length" => match (items, int(1)) {
+            (Some(items), Some(d)) => crate::array::bound(items, d, name),
+            _ => Value::Null,
+        },
+        "cardinality" => match items {
+            Some(items) => Value::Int4(i32::try_from(items.len()).unwrap_or(i32::MAX)),
+            None => Value::Null,
+        },
+        _ => return None,
+    }))
+}
+
 fn no_function(name: &str, args: &[Option<DataType>]) -> Error {
     let types: Vec<String> = args.iter().map(|a| a.map_or_else(|| "unknown".to_string(), ops::type_name)).collect();
     Error::new(SqlState::UndefinedFunction, format!("function {name}({}) does not exist", types.join(", ")))
@@ -235,6 +330,9 @@ fn no_function(name: &str, args: &[Option<DataType>]) -> Error {
 /// arguments to, and the result type; 42883 if no overload fits.
 pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
     let is_int = |a: &Option<DataType>| a.is_none_or(DataType::is_integer);
+    if let Some(signature) = resolve_array_function(name, args) {
+        return Ok(signature);
+    }
     match name {
         "abs" if args.len() == 1 && P::Float.accepts(args[0]) => {
             // abs keeps its argument's type; an untyped NULL is float8
@@ -293,6 +391,9 @@ pub fn return_type(name: &str, args: &[Option<DataType>]) -> Result<DataType> {
 pub fn call(name: &str, args: &[Value]) -> Result<Value> {
     let types: Vec<Option<DataType>> = args.iter().map(Value::data_type).collect();
     resolve(name, &types)?;
+    if let Some(result) = call_array_function(name, args) {
+        return result;
+    }
     match name {
         "concat" => return concat(args.iter()).map(Value::Text),
         "concat_ws" => return concat_ws(args),
@@ -384,6 +485,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         }
         "split_part" => split_part(text(0)?, text(1)?, int(2)?)?,
         "starts_with" => Value::Bool(text(0)?.starts_with(text(1)?)),
+        "pg_size_pretty" => Value::Text(size_pretty(int(0)?)),
         "textregexeq" => Value::Bool(regex_matches(text(0)?, text(1)?, false)?),
         "textregexne" => Value::Bool(!regex_matches(text(0)?, text(1)?, false)?),
         "texticregexeq" => Value::Bool(regex_matches(text(0)?, text(1)?, true)?),

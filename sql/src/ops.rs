@@ -259,6 +259,8 @@ pub fn binary_result_type(op: BinaryOp, l: DataType, r: DataType) -> Result<Data
         BinaryOp::Concat => {
             if l == DataType::Bytea && r == DataType::Bytea {
                 Some(DataType::Bytea)
+            } else if l.element().is_some() && l.base() == r.base() {
+                Some(l.base())
             } else if l.is_string() || r.is_string() {
                 Some(DataType::Text)
             } else {
@@ -321,6 +323,13 @@ pub fn binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             out.extend_from_slice(a);
             out.extend_from_slice(b);
             Ok(Value::Bytea(out))
+        }
+        DataType::Array(element) => {
+            let (Value::Array(_, a), Value::Array(_, b)) = (l, r) else {
+                return Err(internal("arrays expected"));
+            };
+            check_concat_size(a.len() + b.len())?;
+            Ok(Value::Array(element, a.iter().chain(b).cloned().collect()))
         }
         DataType::Text => {
             // PostgreSQL's textanycat/anytextcat: the non-text side goes
@@ -527,6 +536,7 @@ fn cmp_comparable(l: &Value, r: &Value) -> Option<Ordering> {
         (Value::Text(a), Value::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (Value::Bytea(a), Value::Bytea(b)) => Some(a.cmp(b)),
         (Value::Timestamp(a), Value::Timestamp(b)) => Some(a.cmp(b)),
+        (Value::Array(x, a), Value::Array(y, b)) if x == y => Some(crate::array::compare(a, b)),
         _ => Some(cmp_nums(as_num(l)?, as_num(r)?)),
     }
 }
@@ -555,7 +565,8 @@ fn sort_class(v: &Value) -> u8 {
         Value::Text(_) => 2,
         Value::Bytea(_) => 3,
         Value::Timestamp(_) => 4,
-        Value::Null => 5,
+        Value::Array(..) => 5,
+        Value::Null => 6,
     }
 }
 
@@ -605,6 +616,9 @@ pub fn common_type(a: DataType, b: DataType) -> Result<DataType> {
 
 /// Whether an explicit cast from `from` to `to` exists (42846 otherwise).
 pub fn can_cast(from: DataType, to: DataType) -> bool {
+    if let (Some(a), Some(b)) = (from.element(), to.element()) {
+        return can_cast(a, b);
+    }
     from.base() == to.base()
         || (from.is_numeric() && to.is_numeric())
         || matches!((from, to), (DataType::Int4, DataType::Bool) | (DataType::Bool, DataType::Int4))
@@ -637,6 +651,10 @@ pub fn cast(v: &Value, to: DataType) -> Result<Value> {
     }
     if let Value::Text(s) = v {
         return parse_text(s, to);
+    }
+    if let (Value::Array(_, items), DataType::Array(element)) = (v, to) {
+        let items = items.iter().map(|i| cast(i, *element)).collect::<Result<_>>()?;
+        return Ok(Value::Array(element, items));
     }
     convert(v, to)
 }
@@ -795,6 +813,7 @@ pub fn to_text(v: &Value) -> Option<String> {
             s
         }
         Value::Timestamp(us) => timestamp_text(*us),
+        Value::Array(_, items) => crate::array::to_text(items),
     })
 }
 
@@ -928,6 +947,7 @@ pub fn parse_text(s: &str, ty: DataType) -> Result<Value> {
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => fit_string(s.to_string(), ty).map(Value::Text),
         DataType::Bytea => parse_bytea(s).map(Value::Bytea),
         DataType::Timestamp => parse_timestamp(s).map(Value::Timestamp),
+        DataType::Array(element) => crate::array::parse(s, *element),
     }
 }
 

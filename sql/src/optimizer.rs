@@ -109,7 +109,7 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
         Node::Values { rows, width } => {
             Node::Values { rows: rows.into_iter().map(|r| r.into_iter().map(ox).collect()).collect(), width }
         }
-        n @ (Node::Scan { .. } | Node::Series { .. }) => n,
+        n @ (Node::Scan { .. } | Node::Series { .. } | Node::Unnest { .. }) => n,
     }
 }
 
@@ -117,6 +117,7 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
 fn optimize_expr(e: Expr, rules: Rules) -> Expr {
     let e = match e {
         Expr::Subquery(n) => return Expr::Subquery(Box::new(optimize(*n, rules))),
+        Expr::ArraySubquery(n) => return Expr::ArraySubquery(Box::new(optimize(*n, rules))),
         Expr::Exists(n) => return Expr::Exists(Box::new(optimize(*n, rules))),
         Expr::InSubquery(x, n) => {
             return Expr::InSubquery(Box::new(optimize_expr(*x, rules)), Box::new(optimize(*n, rules)))
@@ -191,6 +192,7 @@ fn is_foldable(e: &Expr) -> bool {
                 | Expr::Param(_)
                 | Expr::Now
                 | Expr::Subquery(_)
+                | Expr::ArraySubquery(_)
                 | Expr::Exists(_)
                 | Expr::InSubquery(..)
         ) {
@@ -407,7 +409,9 @@ fn reorder_joins(join: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
     let mut local: Vec<Vec<Expr>> = relations.iter().map(|_| Vec::new()).collect();
     for c in all {
         let mut has_subquery = false;
-        c.walk(&mut |e| has_subquery |= matches!(e, Expr::Subquery(_) | Expr::Exists(_) | Expr::InSubquery(..)));
+        c.walk(&mut |e| {
+            has_subquery |= matches!(e, Expr::Subquery(_) | Expr::ArraySubquery(_) | Expr::Exists(_) | Expr::InSubquery(..))
+        });
         let rels = relations_of(&c, &relations);
         match (has_subquery, rels.len()) {
             (true, _) => top.push(c),
@@ -504,6 +508,7 @@ fn equi_keys(conjuncts: Vec<Expr>, left_width: usize) -> (Vec<Expr>, Vec<Expr>, 
             | Expr::Param(_)
             | Expr::Now
             | Expr::Subquery(_)
+            | Expr::ArraySubquery(_)
             | Expr::Exists(_)
             | Expr::InSubquery(..) => other = true,
             _ => {}

@@ -70,6 +70,17 @@ pub enum Expr {
     Exists(Box<Node>),
     /// A subquery yielding at most one row of one column.
     Subquery(Box<Node>),
+    /// `ARRAY(subquery)`: the subquery's one column, as an array (of the
+    /// first non-NULL value's type; the binder casts it to the type it
+    /// inferred).
+    ArraySubquery(Box<Node>),
+    /// `left op ANY (array)` (`all`: `ALL`), three-valued.
+    Quantified {
+        op: BinaryOp,
+        all: bool,
+        left: Box<Expr>,
+        array: Box<Expr>,
+    },
     /// The statement's timestamp (`now()`, `CURRENT_TIMESTAMP`).
     Now,
 }
@@ -88,7 +99,12 @@ impl Expr {
         self.walk(&mut |e| {
             if matches!(
                 e,
-                Expr::Column(_) | Expr::Outer { .. } | Expr::InSubquery(..) | Expr::Exists(_) | Expr::Subquery(_)
+                Expr::Column(_)
+                    | Expr::Outer { .. }
+                    | Expr::InSubquery(..)
+                    | Expr::Exists(_)
+                    | Expr::Subquery(_)
+                    | Expr::ArraySubquery(_)
             ) {
                 free = false;
             }
@@ -102,7 +118,8 @@ impl Expr {
         f(self);
         match self {
             Expr::Constant(_) | Expr::Column(_) | Expr::Outer { .. } | Expr::Param(_) | Expr::Now => {}
-            Expr::Exists(_) | Expr::Subquery(_) => {}
+            Expr::Exists(_) | Expr::Subquery(_) | Expr::ArraySubquery(_) => {}
+            Expr::Quantified { left: a, array: b, .. } |
             Expr::Binary(_, a, b)
             | Expr::And(a, b)
             | Expr::Or(a, b)
@@ -159,12 +176,14 @@ impl Expr {
             Expr::NullIf(a, b) => Expr::NullIf(m(a), m(b)),
             Expr::InList(a, list) => Expr::InList(m(a), list.into_iter().map(|e| e.map_columns(map)).collect()),
             Expr::InSubquery(a, plan) => Expr::InSubquery(m(a), plan),
+            Expr::Quantified { op, all, left, array } => Expr::Quantified { op, all, left: m(left), array: m(array) },
             e @ (Expr::Constant(_)
             | Expr::Outer { .. }
             | Expr::Param(_)
             | Expr::Now
             | Expr::Exists(_)
-            | Expr::Subquery(_)) => e,
+            | Expr::Subquery(_)
+            | Expr::ArraySubquery(_)) => e,
         }
     }
 
@@ -227,6 +246,10 @@ pub enum AggFunc {
     Max,
     BoolAnd,
     BoolOr,
+    /// `array_agg(x)`: every value, NULLs included, in input order.
+    ArrayAgg,
+    /// `string_agg(x, separator)`: the non-NULL values joined.
+    StringAgg,
 }
 
 /// One aggregate of an Aggregate node.
@@ -237,6 +260,8 @@ pub struct AggCall {
     pub arg: Option<Expr>,
     pub distinct: bool,
     pub data_type: DataType,
+    /// `string_agg`'s separator (a constant).
+    pub separator: Option<String>,
 }
 
 /// Set operations.
@@ -322,6 +347,10 @@ pub enum Node {
         step: Option<Expr>,
         data_type: DataType,
     },
+    /// `unnest(array)`: one row per element, one column.
+    Unnest {
+        array: Expr,
+    },
 }
 
 impl Node {
@@ -336,7 +365,7 @@ impl Node {
             Node::Aggregate { group_by, aggregates, .. } => group_by.len() + aggregates.len(),
             Node::Join { left, right, .. } => left.width() + right.width(),
             Node::SetOp { left, .. } => left.width(),
-            Node::Series { .. } => 1,
+            Node::Series { .. } | Node::Unnest { .. } => 1,
         }
     }
 }

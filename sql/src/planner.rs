@@ -239,11 +239,25 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "current_role",
     "pg_get_userbyid",
     "pg_table_is_visible",
+    "pg_type_is_visible",
+    "pg_function_is_visible",
+    "has_database_privilege",
+    "has_schema_privilege",
+    "has_table_privilege",
+    "has_column_privilege",
+    "has_function_privilege",
+    "pg_table_size",
+    "pg_relation_size",
+    "pg_total_relation_size",
+    "pg_indexes_size",
+    "pg_database_size",
+    "pg_get_viewdef",
     "pg_relation_is_publishable",
     "pg_encoding_to_char",
     "obj_description",
     "col_description",
     "shobj_description",
+    "pg_get_statisticsobjdef_columns",
     "pg_get_expr",
     "format_type",
     "pg_get_indexdef",
@@ -330,6 +344,13 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
         T::Char(l) | T::Character(l) => DataType::Char(length(l)?.unwrap_or(1)),
         T::Bytea => DataType::Bytea,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
+        T::Array(ast::ArrayElemTypeDef::SquareBracket(element, _)) => {
+            let element = data_type(element)?;
+            match DataType::array_of(element) {
+                Some(t) => t,
+                None => return sql_err!(FeatureNotSupported, "arrays of {element} are not supported"),
+            }
+        }
         T::Custom(name, _) => match builtin_name(name)?.as_str() {
             "text" | "name" | "char" => DataType::Text,
             "bool" => DataType::Bool,
@@ -1006,10 +1027,25 @@ impl<'a> Planner<'a> {
             return sql_err!(FeatureNotSupported, "FILTER, OVER and WITHIN GROUP are not supported");
         }
         if name == "count" && matches!(args, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]) {
-            return Ok(AggCall { func: AggFunc::CountStar, arg: None, distinct: false, data_type: DataType::Int8 });
+            return Ok(AggCall {
+                func: AggFunc::CountStar,
+                arg: None,
+                distinct: false,
+                data_type: DataType::Int8,
+                separator: None,
+            });
         }
-        let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = args else {
-            return sql_err!(UndefinedFunction, "function {name} takes one argument");
+        let (arg, separator) = match (name.as_str(), args) {
+            ("string_agg", [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg)), ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(sep))]) => {
+                let sep = self.bind_expr(sep, &Scope::default())?;
+                match sep.expr {
+                    Expr::Constant(Value::Text(s)) => (arg, Some(s)),
+                    Expr::Constant(Value::Null) => (arg, Some(String::new())),
+                    _ => return sql_err!(FeatureNotSupported, "string_agg's separator must be a constant string"),
+                }
+            }
+            (_, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))]) if name != "string_agg" => (arg, None),
+            _ => return sql_err!(UndefinedFunction, "function {name} with {} arguments does not exist", args.len()),
         };
         // An aggregate's argument sees the FROM row, never other aggregates.
         let saved = self.agg.take();
@@ -1049,9 +1085,15 @@ impl<'a> Planner<'a> {
                 }
                 (if name == "bool_or" { AggFunc::BoolOr } else { AggFunc::BoolAnd }, DataType::Bool)
             }
+            "array_agg" => match DataType::array_of(ty) {
+                Some(array) => (AggFunc::ArrayAgg, array),
+                None => return sql_err!(FeatureNotSupported, "array_agg({ty}) is not supported"),
+            },
+            "string_agg" if ty.is_string() => (AggFunc::StringAgg, DataType::Text),
+            "string_agg" => return sql_err!(UndefinedFunction, "function string_agg({ty}, unknown) does not exist"),
             other => return sql_err!(UndefinedFunction, "function {other} does not exist"),
         };
-        Ok(AggCall { func, arg: Some(b.expr), distinct, data_type })
+        Ok(AggCall { func, arg: Some(b.expr), distinct, data_type, separator })
     }
 
     // ---- FROM -------------------------------------------------------------
@@ -1255,6 +1297,15 @@ impl<'a> Planner<'a> {
                 let name = builtin_name(name)?;
                 self.plan_table_function(&name, args, alias.as_ref())
             }
+            ast::TableFactor::UNNEST { alias, array_exprs, with_offset, with_ordinality, .. } => {
+                if *with_offset || *with_ordinality {
+                    return sql_err!(FeatureNotSupported, "unnest WITH ORDINALITY is not supported");
+                }
+                let [array] = array_exprs.as_slice() else {
+                    return sql_err!(FeatureNotSupported, "unnest of several arrays is not supported");
+                };
+                self.plan_unnest(array, alias.as_ref())
+            }
             other => sql_err!(FeatureNotSupported, "FROM item not supported: {other}"),
         }
     }
@@ -1299,12 +1350,46 @@ impl<'a> Planner<'a> {
         Ok(snapshot)
     }
 
+    /// `unnest(array)`: a row per element.
+    fn plan_unnest(&mut self, e: &ast::Expr, alias: Option<&ast::TableAlias>) -> Result<(Node, Scope)> {
+        let b = self.bind_expr(e, &Scope::default())?;
+        let ty = match b.ty {
+            Some(t) => t,
+            None => DataType::array_of(DataType::Text).expect("text[] exists"),
+        };
+        let Some(element) = ty.element() else {
+            return sql_err!(UndefinedFunction, "function unnest({ty}) does not exist");
+        };
+        let array = self.coerce_loose(b, ty)?;
+        let alias_name = alias.map(|a| ident(&a.name)).unwrap_or_else(|| "unnest".into());
+        let mut scope = Scope {
+            columns: vec![ScopeColumn {
+                table: Some(alias_name.clone()),
+                name: alias_name,
+                data_type: Some(element),
+                hidden: false,
+                merged_away: false,
+                join_key: false,
+            }],
+        };
+        if let Some(a) = alias {
+            rename_columns(&mut scope, &a.columns)?;
+        }
+        Ok((Node::Unnest { array }, scope))
+    }
+
     fn plan_table_function(
         &mut self,
         name: &str,
         args: &[ast::FunctionArg],
         alias: Option<&ast::TableAlias>,
     ) -> Result<(Node, Scope)> {
+        if name == "unnest" {
+            let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] = args else {
+                return sql_err!(UndefinedFunction, "function unnest takes one array argument");
+            };
+            return self.plan_unnest(e, alias);
+        }
         if name != "generate_series" {
             return sql_err!(UndefinedFunction, "function {name} does not exist");
         }
@@ -1559,6 +1644,34 @@ impl<'a> Planner<'a> {
                     return sql_err!(SyntaxError, "subquery must return only one column");
                 }
                 Ok(Bound::typed(Expr::Subquery(Box::new(plan.root)), plan.columns[0].data_type))
+            }
+            E::Array(ast::Array { elem, .. }) => {
+                let items = elem.iter().map(|i| rec(self, i)).collect::<Result<Vec<_>>>()?;
+                let ty = items.iter().try_fold(None, |acc, i| merge_type(acc, i.ty, Some("ARRAY")))?;
+                let ty = ty.unwrap_or(DataType::Text);
+                let Some(array) = DataType::array_of(ty) else {
+                    return sql_err!(FeatureNotSupported, "arrays of {ty} are not supported");
+                };
+                let items = items.into_iter().map(|i| self.coerce_loose(i, ty)).collect::<Result<Vec<_>>>()?;
+                let built = Expr::Function("array".into(), items);
+                Ok(Bound::typed(Expr::Cast(Box::new(built), array), array))
+            }
+            E::AnyOp { left, compare_op, right, .. } | E::AllOp { left, compare_op, right } => {
+                let all = matches!(e, E::AllOp { .. });
+                self.bind_quantified(left, compare_op, right, all, scope, depth)
+            }
+            E::CompoundFieldAccess { root, access_chain } => {
+                let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] = access_chain.as_slice() else {
+                    return sql_err!(FeatureNotSupported, "only one subscript (a[i]) is supported: {e}");
+                };
+                let array = rec(self, root)?;
+                let Some(element) = array.ty.and_then(DataType::element) else {
+                    return sql_err!(DatatypeMismatch, "cannot subscript type {} because it does not support subscripting",
+                        array.ty.map_or("unknown".into(), ops::type_name));
+                };
+                let index = rec(self, index)?;
+                let index = self.coerce(index, DataType::Int8)?;
+                Ok(Bound::typed(Expr::Function("array_element".into(), vec![array.expr, index]), element))
             }
             E::Like { negated, any, expr, pattern, escape_char }
             | E::ILike { negated, any, expr, pattern, escape_char } => {
@@ -1934,6 +2047,17 @@ impl<'a> Planner<'a> {
                 &list.args
             }
             ast::FunctionArguments::None => &[],
+            ast::FunctionArguments::Subquery(q) if name == "array" => {
+                let plan = self.plan_subquery(q, scope)?;
+                let [column] = plan.columns.as_slice() else {
+                    return sql_err!(SyntaxError, "subquery must return only one column");
+                };
+                let Some(array) = DataType::array_of(column.data_type) else {
+                    return sql_err!(FeatureNotSupported, "arrays of {} are not supported", column.data_type);
+                };
+                let built = Expr::ArraySubquery(Box::new(plan.root));
+                return Ok(Bound::typed(Expr::Cast(Box::new(built), array), array));
+            }
             ast::FunctionArguments::Subquery(_) => return sql_err!(FeatureNotSupported, "{name}(subquery)"),
         };
         let mut bound = Vec::new();
@@ -1984,8 +2108,9 @@ impl<'a> Planner<'a> {
             | "current_role" => (0, 0),
             "pg_get_expr" => (2, 3),
             "pg_get_indexdef" => (1, 3),
-            "pg_get_constraintdef" | "obj_description" | "shobj_description" => (1, 2),
+            "pg_get_constraintdef" | "pg_get_viewdef" | "obj_description" | "shobj_description" => (1, 2),
             "format_type" | "col_description" => (2, 2),
+            n if n.starts_with("has_") => (2, 3),
             _ => (1, 1),
         };
         if args.len() < min || args.len() > max {
@@ -1993,15 +2118,19 @@ impl<'a> Planner<'a> {
             return sql_err!(UndefinedFunction, "function {name}({}) does not exist", types.join(", "));
         }
         let text = |s: &str| Bound::typed(Expr::Constant(Value::Text(s.into())), DataType::Text);
-        // Arguments are oids (bigint here) and flags; pg_get_expr's first
-        // is the expression's text.
+        // The first argument is an oid (bigint here), but pg_get_expr's
+        // is the expression's text (its second the oid) and the privilege
+        // checks' are names; format_type's second is a typmod.
+        let oid_positions: &[usize] = match name {
+            "pg_get_expr" => &[1],
+            "format_type" => &[0, 1],
+            // Names or oids.
+            n if n.starts_with("has_") || n == "pg_database_size" => &[],
+            _ => &[0],
+        };
         let mut oids = Vec::new();
         for (n, a) in args.into_iter().enumerate() {
-            oids.push(match (n, a.ty) {
-                (0, _) if name == "pg_get_expr" => a.expr,
-                (_, Some(DataType::Bool)) => a.expr,
-                _ => self.coerce(a, DataType::Int8)?,
-            });
+            oids.push(if oid_positions.contains(&n) { self.coerce(a, DataType::Int8)? } else { self.default_type(a)?.expr });
         }
         let first = oids.first().cloned().unwrap_or(Expr::Constant(Value::Null));
         // Strict, as PostgreSQL's: NULL in, NULL out.
@@ -2015,7 +2144,29 @@ impl<'a> Planner<'a> {
             "current_database" => text(system::DATABASE_NAME),
             "current_user" | "session_user" | "user" | "current_role" => text(system::ROLE_NAME),
             "pg_get_userbyid" => unless_null(Expr::Constant(Value::Text(system::ROLE_NAME.into())), DataType::Text),
-            "pg_table_is_visible" => unless_null(Expr::Constant(Value::Bool(true)), DataType::Bool),
+            // One schema on the search path holds every user object; every
+            // role may do everything (no users yet).
+            "pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible" => {
+                unless_null(Expr::Constant(Value::Bool(true)), DataType::Bool)
+            }
+            n if n.starts_with("has_") => unless_null(Expr::Constant(Value::Bool(true)), DataType::Bool),
+            // Sizes are not tracked per relation (RocksDB holds every
+            // shard's data together): unknown.
+            "pg_table_size" | "pg_relation_size" | "pg_total_relation_size" | "pg_indexes_size" | "pg_database_size" => {
+                Bound::typed(Expr::Constant(Value::Null), DataType::Int8)
+            }
+            "pg_get_viewdef" => {
+                let snapshot = self.system_snapshot()?;
+                let whens = snapshot
+                    .tables
+                    .iter()
+                    .filter_map(|t| {
+                        let sql = t.view.as_ref()?;
+                        Some((Expr::Constant(Value::Int8(system::table_oid(t))), Expr::Constant(Value::Text(format!(" {sql};")))))
+                    })
+                    .collect();
+                lookup(first, whens, Expr::Constant(Value::Null))
+            }
             "pg_relation_is_publishable" => unless_null(Expr::Constant(Value::Bool(false)), DataType::Bool),
             "pg_encoding_to_char" => {
                 let utf8 = vec![(Expr::Constant(Value::Int8(6)), Expr::Constant(Value::Text("UTF8".into())))];
@@ -2026,7 +2177,8 @@ impl<'a> Planner<'a> {
                 };
                 unless_null(lookup, DataType::Text)
             }
-            "obj_description" | "col_description" | "shobj_description" => {
+            // No comments, and no statistics objects to describe.
+            "obj_description" | "col_description" | "shobj_description" | "pg_get_statisticsobjdef_columns" => {
                 Bound::typed(Expr::Constant(Value::Null), DataType::Text)
             }
             // adbin holds the expression's SQL text (`system`).
@@ -2052,6 +2204,62 @@ impl<'a> Planner<'a> {
             }
             other => return sql_err!(UndefinedFunction, "function {other} does not exist"),
         })
+    }
+
+    /// `x op ANY (array)` / `x op ALL (array)`; with a subquery instead of
+    /// an array, `= ANY` is IN and `<> ALL` is NOT IN.
+    fn bind_quantified(
+        &mut self,
+        left: &ast::Expr,
+        op: &ast::BinaryOperator,
+        right: &ast::Expr,
+        all: bool,
+        scope: &Scope,
+        depth: usize,
+    ) -> Result<Bound> {
+        use ast::BinaryOperator as B;
+        let bop = match op {
+            B::Eq => BinaryOp::Eq,
+            B::NotEq => BinaryOp::NotEq,
+            B::Lt => BinaryOp::Lt,
+            B::LtEq => BinaryOp::LtEq,
+            B::Gt => BinaryOp::Gt,
+            B::GtEq => BinaryOp::GtEq,
+            other => return sql_err!(FeatureNotSupported, "operator {other} with ANY/ALL is not supported"),
+        };
+        if let ast::Expr::Subquery(q) = right {
+            let negated = match (bop, all) {
+                (BinaryOp::Eq, false) => false,
+                (BinaryOp::NotEq, true) => true,
+                _ => return sql_err!(FeatureNotSupported, "{op} {} (subquery) is not supported", if all { "ALL" } else { "ANY" }),
+            };
+            let x = self.bind_expr_checked(left, scope, depth + 1)?;
+            let plan = self.plan_subquery(q, scope)?;
+            if plan.columns.len() != 1 {
+                return sql_err!(SyntaxError, "subquery has too many columns");
+            }
+            let x = self.coerce_loose(x, plan.columns[0].data_type)?;
+            let test = Expr::InSubquery(Box::new(x), Box::new(plan.root));
+            let test = if negated { Expr::Not(Box::new(test)) } else { test };
+            return Ok(Bound::typed(test, DataType::Bool));
+        }
+        let x = self.bind_expr_checked(left, scope, depth + 1)?;
+        let array = self.bind_expr_checked(right, scope, depth + 1)?;
+        // An untyped array literal takes the left side's type, as in
+        // PostgreSQL ('d' = ANY('{d,f}') compares text).
+        let array_ty = match (x.ty, array.ty) {
+            (_, Some(t)) => t,
+            (Some(t), None) => DataType::array_of(t)
+                .ok_or_else(|| Error::new(SqlState::FeatureNotSupported, "arrays of arrays are not supported"))?,
+            (None, None) => DataType::array_of(DataType::Text).expect("text[] exists"),
+        };
+        let Some(element) = array_ty.element() else {
+            return sql_err!(DatatypeMismatch, "op ANY/ALL (array) requires array on right side, not {array_ty}");
+        };
+        let array = self.coerce_loose(array, array_ty)?;
+        let x = self.coerce_loose(x, element)?;
+        let test = Expr::Quantified { op: bop, all, left: Box::new(x), array: Box::new(array) };
+        Ok(Bound::typed(test, DataType::Bool))
     }
 
     /// `x::regclass`, `::regtype`, `::regnamespace`: a quoted name
@@ -2439,6 +2647,9 @@ impl<'a> Planner<'a> {
             return sql_err!(DuplicateColumn, "column \"{name}\" specified more than once");
         }
         let ty = data_type(&c.data_type)?;
+        if ty.element().is_some() {
+            return sql_err!(FeatureNotSupported, "array columns are not supported (column \"{}\" is {ty})", c.name);
+        }
         let mut col = ColumnDesc {
             id: table.next_column_id,
             name,
@@ -2739,11 +2950,15 @@ fn pg_short_name(t: DataType) -> &'static str {
         DataType::Char(_) => "bpchar",
         DataType::Bytea => "bytea",
         DataType::Timestamp => "timestamp",
+        DataType::Array(_) => "array",
     }
 }
 
 pub fn is_aggregate(name: &str) -> bool {
-    matches!(name, "count" | "sum" | "avg" | "min" | "max" | "bool_and" | "bool_or" | "every")
+    matches!(
+        name,
+        "count" | "sum" | "avg" | "min" | "max" | "bool_and" | "bool_or" | "every" | "array_agg" | "string_agg"
+    )
 }
 
 /// The aggregate calls in `e` (not inside subqueries).

@@ -1366,7 +1366,9 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
     let plain = |exprs: &mut dyn Iterator<Item = &Expr>| {
         let mut subquery = false;
         for e in exprs {
-            e.walk(&mut |x| subquery |= matches!(x, Expr::Exists(_) | Expr::Subquery(_) | Expr::InSubquery(..)));
+            e.walk(&mut |x| {
+                subquery |= matches!(x, Expr::Exists(_) | Expr::Subquery(_) | Expr::ArraySubquery(_) | Expr::InSubquery(..))
+            });
         }
         !subquery
     };
@@ -1396,6 +1398,7 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
         Node::Series { start, stop, step, .. } => {
             plain(&mut std::iter::once(start).chain(std::iter::once(stop)).chain(step.iter()))
         }
+        Node::Unnest { array } => plain(&mut std::iter::once(array)),
     }
 }
 

@@ -35,7 +35,8 @@
 //! - Oid columns are `bigint` (SpanDB has no `oid` type); `regclass`,
 //!   `regtype` and `regnamespace` casts are resolved while planning: a
 //!   number becomes the name, a quoted name the oid ([`crate::planner`]).
-//! - Array-typed columns (`relacl`, `conkey`, ...) are left out, and
+//! - Access-control lists (`relacl`, `datacl`, ...) are NULL (everyone
+//!   may do everything: there are no users yet) and typed `text[]`;
 //!   `int2vector` columns (`pg_index.indkey`) are text (`"1 2"`, which is
 //!   also their text form in PostgreSQL).
 //! - `pg_class` lists user tables, views and indexes only, not the system
@@ -128,11 +129,16 @@ pub fn is_system_schema(schema: &str) -> bool {
 
 use DataType::{Bool, Float4, Int2, Int4, Int8, Text, Timestamp};
 
+/// Array column types (`DataType::Array` of these elements).
+const TEXT_ARRAY: DataType = DataType::Array(&Text);
+const INT2_ARRAY: DataType = DataType::Array(&Int2);
+const OID_ARRAY: DataType = DataType::Array(&Int8);
+
 const RELATIONS: &[SystemRelation] = &[
     SystemRelation {
         schema: "pg_catalog",
         name: "pg_namespace",
-        columns: &[("oid", Int8), ("nspname", Text), ("nspowner", Int8)],
+        columns: &[("oid", Int8), ("nspname", Text), ("nspowner", Int8), ("nspacl", TEXT_ARRAY)],
         rows: namespaces,
     },
     SystemRelation {
@@ -167,6 +173,8 @@ const RELATIONS: &[SystemRelation] = &[
             ("relreplident", Text),
             ("relispartition", Bool),
             ("relrewrite", Int8),
+            ("relacl", TEXT_ARRAY),
+            ("reloptions", TEXT_ARRAY),
             ("relpartbound", Text),
         ],
         rows: classes,
@@ -197,6 +205,8 @@ const RELATIONS: &[SystemRelation] = &[
             ("attislocal", Bool),
             ("attinhcount", Int4),
             ("attcollation", Int8),
+            ("attacl", TEXT_ARRAY),
+            ("attoptions", TEXT_ARRAY),
         ],
         rows: attributes,
     },
@@ -286,6 +296,8 @@ const RELATIONS: &[SystemRelation] = &[
             ("conislocal", Bool),
             ("coninhcount", Int4),
             ("connoinherit", Bool),
+            ("conkey", INT2_ARRAY),
+            ("confkey", INT2_ARRAY),
             ("conbin", Text),
         ],
         rows: constraints,
@@ -309,6 +321,7 @@ const RELATIONS: &[SystemRelation] = &[
             ("datctype", Text),
             ("daticulocale", Text),
             ("datcollversion", Text),
+            ("datacl", TEXT_ARRAY),
         ],
         rows: databases,
     },
@@ -327,6 +340,7 @@ const RELATIONS: &[SystemRelation] = &[
             ("rolpassword", Text),
             ("rolvaliduntil", Timestamp),
             ("rolbypassrls", Bool),
+            ("rolconfig", TEXT_ARRAY),
             ("oid", Int8),
         ],
         rows: roles,
@@ -405,6 +419,43 @@ const RELATIONS: &[SystemRelation] = &[
             ("pubdelete", Bool),
             ("pubtruncate", Bool),
             ("pubviaroot", Bool),
+        ],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_publication_rel",
+        columns: &[("oid", Int8), ("prpubid", Int8), ("prrelid", Int8), ("prqual", Text), ("prattrs", INT2_ARRAY)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_policy",
+        columns: &[
+            ("oid", Int8),
+            ("polname", Text),
+            ("polrelid", Int8),
+            ("polcmd", Text),
+            ("polpermissive", Bool),
+            ("polroles", OID_ARRAY),
+            ("polqual", Text),
+            ("polwithcheck", Text),
+        ],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_statistic_ext",
+        columns: &[
+            ("oid", Int8),
+            ("stxrelid", Int8),
+            ("stxname", Text),
+            ("stxnamespace", Int8),
+            ("stxowner", Int8),
+            ("stxstattarget", Int4),
+            ("stxkeys", Text),
+            ("stxkind", TEXT_ARRAY),
+            ("stxexprs", Text),
         ],
         rows: nothing,
     },
@@ -628,7 +679,7 @@ fn nothing(_: &Snapshot) -> Vec<Row> {
 fn namespaces(_: &Snapshot) -> Vec<Row> {
     [(PG_CATALOG_OID, "pg_catalog"), (PUBLIC_OID, "public"), (INFORMATION_SCHEMA_OID, "information_schema")]
         .into_iter()
-        .map(|(oid, name)| vec![Value::Int8(oid), text(name), Value::Int8(ROLE_OID)])
+        .map(|(oid, name)| vec![Value::Int8(oid), text(name), Value::Int8(ROLE_OID), Value::Null])
         .collect()
 }
 
@@ -663,6 +714,8 @@ fn class_row(oid: i64, name: &str, kind: &str, am: i64, natts: usize, has_index:
         text(if kind == "r" { "d" } else { "n" }),
         Value::Bool(false),
         Value::Int8(0),
+        Value::Null,
+        Value::Null,
         Value::Null,
     ]
 }
@@ -712,6 +765,8 @@ fn attributes(s: &Snapshot) -> Vec<Row> {
                 Value::Bool(true),
                 Value::Int4(0),
                 Value::Int8(collation),
+                Value::Null,
+                Value::Null,
             ]);
         }
     }
@@ -830,10 +885,16 @@ fn constraints(s: &Snapshot) -> Vec<Row> {
             Value::Bool(true),
             Value::Int4(0),
             Value::Bool(true),
+            int2_array(t.primary.columns.iter().map(|(id, _)| *id)),
+            Value::Null,
             Value::Null,
         ]);
     }
     rows
+}
+
+fn int2_array(ids: impl Iterator<Item = u32>) -> Value {
+    Value::Array(&Int2, ids.map(|id| Value::Int2(i16::try_from(id).unwrap_or(i16::MAX))).collect())
 }
 
 fn databases(_: &Snapshot) -> Vec<Row> {
@@ -853,6 +914,7 @@ fn databases(_: &Snapshot) -> Vec<Row> {
         text("C.UTF-8"),
         Value::Null,
         Value::Null,
+        Value::Null,
     ]]
 }
 
@@ -869,6 +931,7 @@ fn roles(_: &Snapshot) -> Vec<Row> {
         text("********"),
         Value::Null,
         Value::Bool(true),
+        Value::Null,
         Value::Int8(ROLE_OID),
     ]]
 }

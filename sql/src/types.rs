@@ -36,12 +36,57 @@ pub enum DataType {
     Char(u32),
     Bytea,
     Timestamp,
+    /// A one-dimensional array of the element type (never itself an
+    /// array): values of queries and parameters, not of columns (CREATE
+    /// TABLE refuses array columns, so descriptors never hold one).
+    #[serde(skip)]
+    Array(&'static DataType),
 }
 
+/// The element types arrays may have, one static each (so `DataType`
+/// stays `Copy`).
+static ARRAY_ELEMENTS: [DataType; 9] = [
+    DataType::Bool,
+    DataType::Int2,
+    DataType::Int4,
+    DataType::Int8,
+    DataType::Float4,
+    DataType::Float8,
+    DataType::Text,
+    DataType::Bytea,
+    DataType::Timestamp,
+];
+
 impl DataType {
+    /// The array type of `element` (`varchar` and `char` elements are
+    /// `text`); `None` for an array of arrays.
+    pub fn array_of(element: DataType) -> Option<DataType> {
+        let base = element.base();
+        ARRAY_ELEMENTS.iter().find(|t| **t == base).map(DataType::Array)
+    }
+
+    /// The element type, if this is an array type.
+    pub fn element(self) -> Option<DataType> {
+        match self {
+            DataType::Array(e) => Some(*e),
+            _ => None,
+        }
+    }
+
     /// PostgreSQL's type OID (pg_type.oid).
     pub fn oid(self) -> u32 {
         match self {
+            DataType::Array(e) => match e {
+                DataType::Bool => 1000,
+                DataType::Bytea => 1001,
+                DataType::Int2 => 1005,
+                DataType::Int4 => 1007,
+                DataType::Int8 => 1016,
+                DataType::Float4 => 1021,
+                DataType::Float8 => 1022,
+                DataType::Timestamp => 1115,
+                _ => 1009,
+            },
             DataType::Bool => 16,
             DataType::Bytea => 17,
             DataType::Int8 => 20,
@@ -71,6 +116,7 @@ impl DataType {
             DataType::Char(n) => format!("character({n})"),
             DataType::Bytea => "bytea".into(),
             DataType::Timestamp => "timestamp without time zone".into(),
+            DataType::Array(e) => format!("{}[]", e.sql_name()),
         }
     }
 
@@ -81,7 +127,7 @@ impl DataType {
             DataType::Int2 => 2,
             DataType::Int4 | DataType::Float4 => 4,
             DataType::Int8 | DataType::Float8 | DataType::Timestamp => 8,
-            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea => -1,
+            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea | DataType::Array(_) => -1,
         }
     }
 
@@ -105,6 +151,7 @@ impl DataType {
     pub fn base(self) -> DataType {
         match self {
             DataType::Varchar(_) | DataType::Char(_) => DataType::Text,
+            DataType::Array(e) => DataType::array_of(*e).unwrap_or(DataType::Array(e)),
             t => t,
         }
     }
@@ -130,6 +177,10 @@ pub enum Value {
     Bytea(Vec<u8>),
     /// Microseconds since 1970-01-01 00:00:00.
     Timestamp(i64),
+    /// A one-dimensional array: its element type (as [`DataType::Array`]
+    /// holds it) and its elements, each NULL or of that type. Indexes
+    /// start at 1, as in PostgreSQL.
+    Array(&'static DataType, Vec<Value>),
 }
 
 impl Value {
@@ -150,6 +201,7 @@ impl Value {
             Value::Text(_) => DataType::Text,
             Value::Bytea(_) => DataType::Bytea,
             Value::Timestamp(_) => DataType::Timestamp,
+            Value::Array(e, _) => DataType::Array(e),
         })
     }
 

@@ -17,4 +17,4 @@ macro_rules! scripts {
     )*};
 }
 
-scripts!(schema, catalog, writes, queries, joins, aggregates, subqueries, transactions, anomalies, types, indexes, errors, time);
+scripts!(schema, catalog, arrays, writes, queries, joins, aggregates, subqueries, transactions, anomalies, types, indexes, errors, time);

@@ -10,7 +10,10 @@
 //! Text is what the SQL layer parses and prints (`sql::ops`), so a value
 //! reads back the same whichever format carried it. Binary follows
 //! PostgreSQL's send/recv functions: big-endian integers and IEEE floats,
-//! one byte for bool, raw bytes for text and bytea.
+//! one byte for bool, raw bytes for text and bytea, and for a
+//! one-dimensional array a header (dimensions, a has-NULLs flag, the
+//! element type, the length and lower bound 1) then each element with
+//! its length (-1: NULL).
 
 use bytes::{BufMut, BytesMut};
 use pgwire::api::results::FieldFormat;
@@ -36,6 +39,7 @@ pub fn pg_type(t: DataType) -> Type {
         DataType::Char(_) => Type::BPCHAR,
         DataType::Bytea => Type::BYTEA,
         DataType::Timestamp => Type::TIMESTAMP,
+        DataType::Array(_) => Type::from_oid(t.oid()).unwrap_or(Type::TEXT_ARRAY),
     }
 }
 
@@ -44,6 +48,7 @@ pub fn pg_type(t: DataType) -> Type {
 /// does not have.
 pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
     let Some(t) = t else { return Ok(None) };
+    let array = |element| DataType::array_of(element).expect("arrays of scalar types exist");
     Ok(Some(match *t {
         Type::BOOL => DataType::Bool,
         Type::INT2 => DataType::Int2,
@@ -57,6 +62,15 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::BYTEA => DataType::Bytea,
         Type::TIMESTAMP => DataType::Timestamp,
         Type::UNKNOWN => return Ok(None),
+        Type::BOOL_ARRAY => array(DataType::Bool),
+        Type::INT2_ARRAY => array(DataType::Int2),
+        Type::INT4_ARRAY => array(DataType::Int4),
+        Type::INT8_ARRAY | Type::OID_ARRAY => array(DataType::Int8),
+        Type::FLOAT4_ARRAY => array(DataType::Float4),
+        Type::FLOAT8_ARRAY => array(DataType::Float8),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY | Type::NAME_ARRAY => array(DataType::Text),
+        Type::BYTEA_ARRAY => array(DataType::Bytea),
+        Type::TIMESTAMP_ARRAY => array(DataType::Timestamp),
         ref other => {
             return Err(sql::Error::new(
                 sql::SqlState::FeatureNotSupported,
@@ -106,8 +120,75 @@ fn encode_binary(v: &Value, buf: &mut BytesMut) -> bool {
         Value::Text(s) => buf.put_slice(s.as_bytes()),
         Value::Bytea(b) => buf.put_slice(b),
         Value::Timestamp(us) => buf.put_i64(us.saturating_sub(PG_EPOCH_OFFSET_US)),
+        Value::Array(element, items) => {
+            buf.put_i32(i32::from(!items.is_empty()));
+            buf.put_i32(i32::from(items.iter().any(Value::is_null)));
+            buf.put_u32(element.oid());
+            if !items.is_empty() {
+                buf.put_i32(i32::try_from(items.len()).unwrap_or(i32::MAX));
+                buf.put_i32(1);
+            }
+            for item in items {
+                let start = buf.len();
+                buf.put_i32(-1);
+                if encode_binary(item, buf) {
+                    let len = (buf.len() - start - 4) as i32;
+                    buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+                }
+            }
+        }
     }
     true
+}
+
+/// A binary one-dimensional array parameter of `element`s.
+fn decode_array(mut bytes: &[u8], element: DataType) -> sql::Result<Value> {
+    let bad = || {
+        sql::Error::new(sql::SqlState::ProtocolViolation, "incorrect binary data format in array bind parameter")
+    };
+    let int = |bytes: &mut &[u8]| -> sql::Result<i32> {
+        let (head, rest) = bytes.split_first_chunk::<4>().ok_or_else(bad)?;
+        *bytes = rest;
+        Ok(i32::from_be_bytes(*head))
+    };
+    let dimensions = int(&mut bytes)?;
+    let _has_nulls = int(&mut bytes)?;
+    let _element_oid = int(&mut bytes)?;
+    let len = match dimensions {
+        0 => 0,
+        1 => {
+            let len = int(&mut bytes)?;
+            let _lower_bound = int(&mut bytes)?;
+            // Every element takes at least its 4-byte length.
+            usize::try_from(len).ok().filter(|n| *n <= bytes.len() / 4).ok_or_else(bad)?
+        }
+        _ => {
+            return Err(sql::Error::new(
+                sql::SqlState::FeatureNotSupported,
+                "multidimensional arrays are not supported",
+            ))
+        }
+    };
+    let mut items = Vec::with_capacity(len);
+    for _ in 0..len {
+        let n = int(&mut bytes)?;
+        if n < 0 {
+            items.push(Value::Null);
+            continue;
+        }
+        let n = usize::try_from(n).map_err(|_| bad())?;
+        if n > bytes.len() {
+            return Err(bad());
+        }
+        let (item, rest) = bytes.split_at(n);
+        bytes = rest;
+        items.push(decode_param(Some(item), element, true)?);
+    }
+    if !bytes.is_empty() {
+        return Err(bad());
+    }
+    let Some(DataType::Array(element)) = DataType::array_of(element) else { return Err(bad()) };
+    Ok(Value::Array(element, items))
 }
 
 /// A parameter's value from its bytes (`None`: NULL), of type `ty`.
@@ -150,6 +231,7 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: DataType, binary: bool) -> sql::Re
             // Through the text path: length limits and blank-padding.
             sql::ops::parse_text(text, ty)?
         }
+        DataType::Array(element) => decode_array(bytes, *element)?,
     })
 }
 
@@ -190,6 +272,15 @@ mod tests {
             (Value::Bytea(vec![0, 255, 10]), DataType::Bytea),
             (Value::Timestamp(1_796_169_559_683_367), DataType::Timestamp),
             (Value::Null, DataType::Int4),
+            (
+                Value::Array(&DataType::Int8, vec![Value::Int8(1), Value::Null, Value::Int8(-3)]),
+                DataType::array_of(DataType::Int8).unwrap(),
+            ),
+            (
+                Value::Array(&DataType::Text, vec![Value::Text("a b".into()), Value::Text(String::new())]),
+                DataType::array_of(DataType::Text).unwrap(),
+            ),
+            (Value::Array(&DataType::Int4, vec![]), DataType::array_of(DataType::Int4).unwrap()),
         ];
         let values: Vec<Value> = row.iter().map(|(v, _)| v.clone()).collect();
         for format in [FieldFormat::Text, FieldFormat::Binary] {
@@ -220,5 +311,18 @@ mod tests {
         assert_eq!(declared_type(Some(&Type::UNKNOWN)).unwrap(), None);
         let e = decode_param(Some(&i64::MAX.to_be_bytes()), DataType::Timestamp, true).unwrap_err();
         assert_eq!(e.state.code(), "08P01");
+        // Arrays: a huge claimed length, a truncated element, two
+        // dimensions.
+        let int4s = DataType::array_of(DataType::Int4).unwrap();
+        let header = |dims: i32, len: i32| -> Vec<u8> {
+            [dims, 0, 23, len, 1].iter().flat_map(|i| i.to_be_bytes()).collect()
+        };
+        let e = decode_param(Some(&header(1, i32::MAX)), int4s, true).unwrap_err();
+        assert_eq!(e.state.code(), "08P01");
+        let mut truncated = header(1, 1);
+        truncated.extend_from_slice(&[0, 0, 0, 4, 0]);
+        assert_eq!(decode_param(Some(&truncated), int4s, true).unwrap_err().state.code(), "08P01");
+        assert_eq!(decode_param(Some(&header(2, 1)), int4s, true).unwrap_err().state.code(), "0A000");
+        assert_eq!(declared_type(Some(&Type::INT8_ARRAY)).unwrap(), DataType::array_of(DataType::Int8));
     }
 }
