@@ -1,6 +1,7 @@
 //! The PostgreSQL gateway under the clients programs use: tokio-postgres
-//! (extended protocol, binary parameters and results, cancel) and pgbench
-//! (its three query modes and its retries), against a real local cluster.
+//! (extended protocol, binary parameters and results, cancel), psql (its
+//! describe commands) and pgbench (its three query modes and its
+//! retries), against a real local cluster.
 //!
 //! ```text
 //!   tokio-postgres / pgbench ──Parse/Bind/Execute/Sync──> gateway ──> SQL ──> cluster
@@ -165,6 +166,69 @@ async fn a_simple_query_is_one_transaction_and_a_cancel_stops_a_statement() -> a
         assert!(started.elapsed() < CANCEL_DEADLINE, "the statement ran on for {:?}", started.elapsed());
         let n: i64 = db.query_one("SELECT count(*) FROM k", &[]).await?.get(0);
         assert_eq!(n, 1);
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
+/// Runs psql's `command` (SQL or a meta-command) against `addr`: whether
+/// it succeeded without a word on stderr, and its output.
+fn psql(addr: &str, command: &str) -> (bool, String) {
+    let out = Command::new("psql")
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .arg(format!("postgresql://root@{addr}/spandb"))
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("psql runs (make test installs postgresql-client)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.success() && stderr.is_empty(), format!("{}{stderr}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Goal: psql 15's describe commands work as on PostgreSQL: `\dt`, `\d`
+/// of a table (columns, types, NOT NULL, defaults, the primary key and
+/// the other indexes), `\d+`, `\di`, `\dv` and a view's definition,
+/// `\dn`, `\l`, `\du`. They read SpanDB's catalog through the
+/// `pg_catalog` relations and functions psql queries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let body = tokio::task::spawn_blocking(move || {
+        let (ok, out) = psql(
+            &addr,
+            "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner VARCHAR(40) NOT NULL, balance INT DEFAULT 0); \
+             CREATE INDEX by_owner ON accounts (owner DESC, id); \
+             CREATE VIEW rich AS SELECT id FROM accounts WHERE balance > 100",
+        );
+        assert!(ok, "{out}");
+        let expect = |command: &str, wanted: &[&str]| {
+            let (ok, out) = psql(&addr, command);
+            assert!(ok, "{command}:\n{out}");
+            for w in wanted {
+                assert!(out.contains(w), "{command} should show {w:?}:\n{out}");
+            }
+        };
+        expect("\\dt", &["public | accounts | table | root"]);
+        expect(
+            "\\d accounts",
+            &[
+                "Table \"public.accounts\"",
+                " id      | bigint                |           | not null | ",
+                " owner   | character varying(40) |           | not null | ",
+                " balance | integer               |           |          | 0",
+                "\"accounts_pkey\" PRIMARY KEY, btree (id)",
+                "\"by_owner\" btree (owner DESC, id)",
+            ],
+        );
+        expect("\\d+ accounts", &["Storage", "Access method: heap"]);
+        expect("\\di", &["by_owner", "accounts_pkey"]);
+        expect("\\d+ rich", &["View \"public.rich\"", "View definition:", "WHERE balance > 100"]);
+        expect("\\dn", &["public | root"]);
+        expect("\\l", &["spandb | root  | UTF8"]);
+        expect("\\du", &["root", "Superuser"]);
+        let (ok, out) = psql(&addr, "\\d nonesuch");
+        assert!(!ok && out.contains("Did not find any relation named \"nonesuch\""), "{out}");
         anyhow::Ok(())
     })
     .await;
