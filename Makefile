@@ -4,6 +4,10 @@
 CARGO ?= cargo
 APT_PACKAGES := clang libclang-dev protobuf-compiler
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# psycopg 3, the Python driver the gateway's tests run, in its own venv.
+PY_VENV ?= $(HOME)/.cache/spandb/venv
+PSYCOPG := psycopg[binary]==3.3.9
+export SPANDB_PYTHON := $(PY_VENV)/bin/python
 
 .PHONY: all deps build demo test bench jepsen fuzz clean
 
@@ -12,17 +16,21 @@ all: build
 ## deps: install the system packages the build needs (RocksDB's bindings need
 ## clang; gRPC code generation needs protoc) and the tests use (psql and
 ## pgbench, the PostgreSQL clients the gateway's tests drive; Debian ships
-## pgbench in the server package), if any are missing.
+## pgbench in the server package; psycopg 3 in a venv), if any are missing.
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found; install a Rust toolchain (https://rustup.rs)"; exit 1; }
 	@missing=""; \
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
 	pgbench --version >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	python3 -c "import ensurepip" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing; \
 	fi
+	@$(SPANDB_PYTHON) -c "import psycopg" >/dev/null 2>&1 || { \
+		echo "installing: $(PSYCOPG) into $(PY_VENV)"; \
+		python3 -m venv $(PY_VENV) && $(PY_VENV)/bin/pip install -q "$(PSYCOPG)"; }
 
 build: deps
 	$(CARGO) build --workspace

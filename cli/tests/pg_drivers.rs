@@ -1,7 +1,7 @@
 //! The PostgreSQL gateway under the clients programs use: tokio-postgres
-//! (extended protocol, binary parameters and results, cancel), psql (its
-//! describe commands) and pgbench (its three query modes and its
-//! retries), against a real local cluster.
+//! (extended protocol, binary parameters and results, cancel), psycopg 3,
+//! psql (its describe commands) and pgbench (its three query modes and
+//! its retries), against a real local cluster.
 //!
 //! ```text
 //!   tokio-postgres / pgbench ──Parse/Bind/Execute/Sync──> gateway ──> SQL ──> cluster
@@ -48,8 +48,9 @@ fn code(e: &tokio_postgres::Error) -> Option<&SqlState> {
 /// parameter types Parse reports are inferred from context (`v + $1` is
 /// int4 where `v` is), values of every type travel in binary both ways
 /// and come back equal, an unknown table is 42P01 at prepare time, a
-/// duplicate key is 23505, and a transaction whose statement failed
-/// refuses the next with 25P02 until rolled back.
+/// duplicate key is 23505, a transaction whose statement failed refuses
+/// the next with 25P02 until rolled back, and DEALLOCATE frees prepared
+/// statements.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
@@ -128,6 +129,16 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
         txn.commit().await?;
         let t: String = db.query_one("SELECT t FROM typed WHERE id = 1", &[]).await?.get(0);
         assert_eq!(t, "committed");
+
+        // DEALLOCATE frees prepared statements: one by name (26000 for a
+        // name never prepared), or all.
+        let e = db.batch_execute("DEALLOCATE nonesuch").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::INVALID_SQL_STATEMENT_NAME));
+        let stmt = db.prepare("SELECT t FROM typed WHERE id = $1").await?;
+        assert_eq!(db.query(&stmt, &[&1i32]).await?.len(), 1);
+        db.batch_execute("DEALLOCATE ALL").await?;
+        let e = db.query(&stmt, &[&1i32]).await.unwrap_err();
+        assert!(e.to_string().contains("not found") || e.as_db_error().is_some(), "{e}");
         anyhow::Ok(())
     })
     .await;
@@ -229,6 +240,33 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
         expect("\\du", &["root", "Superuser"]);
         let (ok, out) = psql(&addr, "\\d nonesuch");
         assert!(!ok && out.contains("Did not find any relation named \"nonesuch\""), "{out}");
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
+/// Goal: psycopg 3, as an application uses it, works against SpanDB:
+/// binary parameters with declared types, text and binary results of
+/// every type, a Python list as an array parameter (`= ANY(%s)`),
+/// server-side prepared statements, typed errors (UniqueViolation,
+/// DivisionByZero, UndefinedTable) and failed blocks rolled back whole,
+/// pipeline mode, several statements in one query, and its TypeInfo
+/// catalog lookup. The script is `psycopg_check.py` beside this file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_runs_an_application_s_statements() -> anyhow::Result<()> {
+    let python = std::env::var("SPANDB_PYTHON")
+        .unwrap_or_else(|_| format!("{}/.cache/spandb/venv/bin/python", std::env::var("HOME").unwrap_or_default()));
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let body = tokio::task::spawn_blocking(move || {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/psycopg_check.py");
+        let out = Command::new(&python)
+            .args([script, &addr])
+            .output()
+            .unwrap_or_else(|e| panic!("{python} runs ({e}; `make deps` installs psycopg into its venv)"));
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.trim_end().ends_with("OK"), "psycopg_check.py:\n{text}");
         anyhow::Ok(())
     })
     .await;

@@ -214,7 +214,11 @@ pub fn join(items: &[Value], separator: &str, null: Option<&str>) -> Result<Stri
         first = false;
         out.push_str(&text);
         if out.len() > crate::limits::VALUE_BYTES_MAX {
-            return sql_err!(ProgramLimitExceeded, "array_to_string result is over {} bytes", crate::limits::VALUE_BYTES_MAX);
+            return sql_err!(
+                ProgramLimitExceeded,
+                "array_to_string result is over {} bytes",
+                crate::limits::VALUE_BYTES_MAX
+            );
         }
     }
     Ok(out)

@@ -68,6 +68,8 @@ pub enum SqlState {
     UndefinedObject,
     /// 3F000
     InvalidSchemaName,
+    /// 26000
+    InvalidSqlStatementName,
     /// 2201B
     InvalidRegularExpression,
     /// 42710
@@ -156,6 +158,7 @@ impl SqlState {
             UndefinedColumn => "42703",
             UndefinedObject => "42704",
             InvalidSchemaName => "3F000",
+            InvalidSqlStatementName => "26000",
             InvalidRegularExpression => "2201B",
             DuplicateObject => "42710",
             DuplicateAlias => "42712",

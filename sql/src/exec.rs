@@ -1028,7 +1028,10 @@ enum Acc {
     Count(i64),
     SumInt(Option<i128>),
     SumFloat(Option<f64>),
-    Avg { sum: f64, count: i64 },
+    Avg {
+        sum: f64,
+        count: i64,
+    },
     MinMax(Option<Value>),
     Bool(Option<bool>),
     /// array_agg's values (None: no row yet).
@@ -1063,7 +1066,11 @@ impl Acc {
             // operator's memory.
             let items = items.get_or_insert_with(Vec::new);
             if items.len() >= limits::MEMORY_ROWS_MAX {
-                return sql_err!(ProgramLimitExceeded, "array_agg would hold more than {} values", limits::MEMORY_ROWS_MAX);
+                return sql_err!(
+                    ProgramLimitExceeded,
+                    "array_agg would hold more than {} values",
+                    limits::MEMORY_ROWS_MAX
+                );
             }
             items.push(v);
             return Ok(());
@@ -1106,7 +1113,11 @@ impl Acc {
                     None => *t = Some(s),
                     Some(t) => {
                         if t.len() + sep.len() + s.len() > limits::VALUE_BYTES_MAX {
-                            return sql_err!(ProgramLimitExceeded, "string_agg result is over {} bytes", limits::VALUE_BYTES_MAX);
+                            return sql_err!(
+                                ProgramLimitExceeded,
+                                "string_agg result is over {} bytes",
+                                limits::VALUE_BYTES_MAX
+                            );
                         }
                         t.push_str(sep);
                         t.push_str(&s);

@@ -187,6 +187,7 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("texticregexeq", &[P::Text, P::Text], T::Bool),
     ("texticregexne", &[P::Text, P::Text], T::Bool),
     ("pg_size_pretty", &[P::BigInt], T::Text),
+    ("to_regtype", &[P::Text], T::Int8),
     // format_type(type oid, typmod): oids are bigint here (`system`).
     ("format_type", &[P::BigInt, P::BigInt], T::Text),
 ];
@@ -486,6 +487,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         "split_part" => split_part(text(0)?, text(1)?, int(2)?)?,
         "starts_with" => Value::Bool(text(0)?.starts_with(text(1)?)),
         "pg_size_pretty" => Value::Text(size_pretty(int(0)?)),
+        "to_regtype" => crate::system::type_oid_by_name(text(0)?).map_or(Value::Null, Value::Int8),
         "textregexeq" => Value::Bool(regex_matches(text(0)?, text(1)?, false)?),
         "textregexne" => Value::Bool(!regex_matches(text(0)?, text(1)?, false)?),
         "texticregexeq" => Value::Bool(regex_matches(text(0)?, text(1)?, true)?),

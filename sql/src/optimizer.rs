@@ -410,7 +410,8 @@ fn reorder_joins(join: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
     for c in all {
         let mut has_subquery = false;
         c.walk(&mut |e| {
-            has_subquery |= matches!(e, Expr::Subquery(_) | Expr::ArraySubquery(_) | Expr::Exists(_) | Expr::InSubquery(..))
+            has_subquery |=
+                matches!(e, Expr::Subquery(_) | Expr::ArraySubquery(_) | Expr::Exists(_) | Expr::InSubquery(..))
         });
         let rels = relations_of(&c, &relations);
         match (has_subquery, rels.len()) {

@@ -115,6 +115,21 @@ pub fn is_copy(s: &ast::Statement) -> bool {
     matches!(s, ast::Statement::Copy { .. })
 }
 
+/// What a query that is one `DEALLOCATE [PREPARE] name | ALL` frees:
+/// `Some(None)` for ALL, `Some(Some(name))` for one statement; `None` for
+/// any other query. Prepared statements are the protocol's (the gateway
+/// holds them), so the gateway answers these itself.
+pub fn deallocate_target(sql: &str) -> Option<Option<String>> {
+    let parsed = parse(sql).ok()?;
+    let [Parsed { statement: ast::Statement::Deallocate { name, .. }, as_of: None }] = parsed.as_slice() else {
+        return None;
+    };
+    if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
+        return Some(None);
+    }
+    Some(Some(crate::planner::ident(name)))
+}
+
 /// Parses one expression (a stored DEFAULT).
 pub fn parse_expr(text: &str) -> Result<ast::Expr> {
     let dialect = PostgreSqlDialect {};

@@ -119,8 +119,8 @@ impl Expr {
         match self {
             Expr::Constant(_) | Expr::Column(_) | Expr::Outer { .. } | Expr::Param(_) | Expr::Now => {}
             Expr::Exists(_) | Expr::Subquery(_) | Expr::ArraySubquery(_) => {}
-            Expr::Quantified { left: a, array: b, .. } |
-            Expr::Binary(_, a, b)
+            Expr::Quantified { left: a, array: b, .. }
+            | Expr::Binary(_, a, b)
             | Expr::And(a, b)
             | Expr::Or(a, b)
             | Expr::IsDistinctFrom(a, b)

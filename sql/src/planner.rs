@@ -30,9 +30,9 @@ use crate::functions;
 use crate::kv::Transaction;
 use crate::limits;
 use crate::ops::{self, BinaryOp, UnaryOp};
-use crate::system;
 use crate::plan::*;
 use crate::sql_err;
+use crate::system;
 use crate::types::{DataType, Value};
 
 /// A column a scope can see.
@@ -1036,7 +1036,10 @@ impl<'a> Planner<'a> {
             });
         }
         let (arg, separator) = match (name.as_str(), args) {
-            ("string_agg", [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg)), ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(sep))]) => {
+            (
+                "string_agg",
+                [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg)), ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(sep))],
+            ) => {
                 let sep = self.bind_expr(sep, &Scope::default())?;
                 match sep.expr {
                     Expr::Constant(Value::Text(s)) => (arg, Some(s)),
@@ -1242,7 +1245,10 @@ impl<'a> Planner<'a> {
                 let (schema, table_name) = schema_and_name(name)?;
                 if let Some(schema) = schema.filter(|s| system::is_system_schema(s)) {
                     let relation = system::find(Some(schema), &table_name).ok_or_else(|| {
-                        Error::new(SqlState::UndefinedTable, format!("relation \"{schema}.{table_name}\" does not exist"))
+                        Error::new(
+                            SqlState::UndefinedTable,
+                            format!("relation \"{schema}.{table_name}\" does not exist"),
+                        )
                     })?;
                     return self.plan_system_relation(relation, alias.as_ref());
                 }
@@ -1666,8 +1672,11 @@ impl<'a> Planner<'a> {
                 };
                 let array = rec(self, root)?;
                 let Some(element) = array.ty.and_then(DataType::element) else {
-                    return sql_err!(DatatypeMismatch, "cannot subscript type {} because it does not support subscripting",
-                        array.ty.map_or("unknown".into(), ops::type_name));
+                    return sql_err!(
+                        DatatypeMismatch,
+                        "cannot subscript type {} because it does not support subscripting",
+                        array.ty.map_or("unknown".into(), ops::type_name)
+                    );
                 };
                 let index = rec(self, index)?;
                 let index = self.coerce(index, DataType::Int8)?;
@@ -2130,7 +2139,11 @@ impl<'a> Planner<'a> {
         };
         let mut oids = Vec::new();
         for (n, a) in args.into_iter().enumerate() {
-            oids.push(if oid_positions.contains(&n) { self.coerce(a, DataType::Int8)? } else { self.default_type(a)?.expr });
+            oids.push(if oid_positions.contains(&n) {
+                self.coerce(a, DataType::Int8)?
+            } else {
+                self.default_type(a)?.expr
+            });
         }
         let first = oids.first().cloned().unwrap_or(Expr::Constant(Value::Null));
         // Strict, as PostgreSQL's: NULL in, NULL out.
@@ -2152,9 +2165,11 @@ impl<'a> Planner<'a> {
             n if n.starts_with("has_") => unless_null(Expr::Constant(Value::Bool(true)), DataType::Bool),
             // Sizes are not tracked per relation (RocksDB holds every
             // shard's data together): unknown.
-            "pg_table_size" | "pg_relation_size" | "pg_total_relation_size" | "pg_indexes_size" | "pg_database_size" => {
-                Bound::typed(Expr::Constant(Value::Null), DataType::Int8)
-            }
+            "pg_table_size"
+            | "pg_relation_size"
+            | "pg_total_relation_size"
+            | "pg_indexes_size"
+            | "pg_database_size" => Bound::typed(Expr::Constant(Value::Null), DataType::Int8),
             "pg_get_viewdef" => {
                 let snapshot = self.system_snapshot()?;
                 let whens = snapshot
@@ -2162,7 +2177,10 @@ impl<'a> Planner<'a> {
                     .iter()
                     .filter_map(|t| {
                         let sql = t.view.as_ref()?;
-                        Some((Expr::Constant(Value::Int8(system::table_oid(t))), Expr::Constant(Value::Text(format!(" {sql};")))))
+                        Some((
+                            Expr::Constant(Value::Int8(system::table_oid(t))),
+                            Expr::Constant(Value::Text(format!(" {sql};"))),
+                        ))
                     })
                     .collect();
                 lookup(first, whens, Expr::Constant(Value::Null))
@@ -2231,7 +2249,13 @@ impl<'a> Planner<'a> {
             let negated = match (bop, all) {
                 (BinaryOp::Eq, false) => false,
                 (BinaryOp::NotEq, true) => true,
-                _ => return sql_err!(FeatureNotSupported, "{op} {} (subquery) is not supported", if all { "ALL" } else { "ANY" }),
+                _ => {
+                    return sql_err!(
+                        FeatureNotSupported,
+                        "{op} {} (subquery) is not supported",
+                        if all { "ALL" } else { "ANY" }
+                    )
+                }
             };
             let x = self.bind_expr_checked(left, scope, depth + 1)?;
             let plan = self.plan_subquery(q, scope)?;

@@ -1367,7 +1367,8 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
         let mut subquery = false;
         for e in exprs {
             e.walk(&mut |x| {
-                subquery |= matches!(x, Expr::Exists(_) | Expr::Subquery(_) | Expr::ArraySubquery(_) | Expr::InSubquery(..))
+                subquery |=
+                    matches!(x, Expr::Exists(_) | Expr::Subquery(_) | Expr::ArraySubquery(_) | Expr::InSubquery(..))
             });
         }
         !subquery

@@ -610,6 +610,32 @@ pub fn format_type(oid: i64, typmod: Option<i64>) -> Option<String> {
     Some(name.to_string())
 }
 
+/// `to_regtype(name)`: the oid of the type `name` spells (PostgreSQL's
+/// names, SQL's spellings, `pg_catalog.` or not, `[]` for an array type),
+/// or `None`.
+pub fn type_oid_by_name(name: &str) -> Option<i64> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    if let Some(element) = name.strip_suffix("[]") {
+        let element = type_oid_by_name(element)?;
+        return TYPES.iter().find(|t| t.oid == element).map(|t| t.array).filter(|a| *a != 0);
+    }
+    let canonical = match name {
+        "boolean" => "bool",
+        "smallint" => "int2",
+        "integer" | "int" => "int4",
+        "bigint" => "int8",
+        "real" => "float4",
+        "double precision" => "float8",
+        "character varying" => "varchar",
+        "character" => "bpchar",
+        "timestamp without time zone" => "timestamp",
+        "\"char\"" => "char",
+        other => other,
+    };
+    TYPES.iter().find(|t| t.name == canonical).map(|t| t.oid)
+}
+
 // ---- what psql prints for indexes and constraints ---------------------------
 
 fn index_column_list(table: &TableDesc, columns: &[(u32, Direction)]) -> String {
@@ -1110,7 +1136,10 @@ mod tests {
     fn definitions_read_like_postgresql() {
         let s = sample();
         let t = &s.tables[0];
-        assert_eq!(index_definition(t, 1).unwrap(), "CREATE UNIQUE INDEX accounts_pkey ON public.accounts USING btree (aid)");
+        assert_eq!(
+            index_definition(t, 1).unwrap(),
+            "CREATE UNIQUE INDEX accounts_pkey ON public.accounts USING btree (aid)"
+        );
         assert_eq!(
             index_definition(t, 2).unwrap(),
             "CREATE INDEX \"by filler\" ON public.accounts USING btree (filler DESC)"
@@ -1120,6 +1149,12 @@ mod tests {
         assert_eq!(format_type(1043, Some(-1)).unwrap(), "character varying");
         assert_eq!(format_type(1007, None).unwrap(), "integer[]");
         assert_eq!(format_type(4242, None), None);
+        for oid in [16, 20, 21, 23, 25, 700, 701, 1042, 1043, 1114, 1007, 1009] {
+            let name = format_type(oid, None).unwrap();
+            assert_eq!(type_oid_by_name(&name), Some(oid), "{name}");
+        }
+        assert_eq!(type_oid_by_name("pg_catalog.INT8"), Some(20));
+        assert_eq!(type_oid_by_name("nonesuch"), None);
     }
 
     #[test]

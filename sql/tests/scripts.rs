@@ -17,4 +17,19 @@ macro_rules! scripts {
     )*};
 }
 
-scripts!(schema, catalog, arrays, writes, queries, joins, aggregates, subqueries, transactions, anomalies, types, indexes, errors, time);
+scripts!(
+    schema,
+    catalog,
+    arrays,
+    writes,
+    queries,
+    joins,
+    aggregates,
+    subqueries,
+    transactions,
+    anomalies,
+    types,
+    indexes,
+    errors,
+    time
+);

@@ -143,9 +143,8 @@ fn encode_binary(v: &Value, buf: &mut BytesMut) -> bool {
 
 /// A binary one-dimensional array parameter of `element`s.
 fn decode_array(mut bytes: &[u8], element: DataType) -> sql::Result<Value> {
-    let bad = || {
-        sql::Error::new(sql::SqlState::ProtocolViolation, "incorrect binary data format in array bind parameter")
-    };
+    let bad =
+        || sql::Error::new(sql::SqlState::ProtocolViolation, "incorrect binary data format in array bind parameter");
     let int = |bytes: &mut &[u8]| -> sql::Result<i32> {
         let (head, rest) = bytes.split_first_chunk::<4>().ok_or_else(bad)?;
         *bytes = rest;
@@ -314,9 +313,8 @@ mod tests {
         // Arrays: a huge claimed length, a truncated element, two
         // dimensions.
         let int4s = DataType::array_of(DataType::Int4).unwrap();
-        let header = |dims: i32, len: i32| -> Vec<u8> {
-            [dims, 0, 23, len, 1].iter().flat_map(|i| i.to_be_bytes()).collect()
-        };
+        let header =
+            |dims: i32, len: i32| -> Vec<u8> { [dims, 0, 23, len, 1].iter().flat_map(|i| i.to_be_bytes()).collect() };
         let e = decode_param(Some(&header(1, i32::MAX)), int4s, true).unwrap_err();
         assert_eq!(e.state.code(), "08P01");
         let mut truncated = header(1, 1);

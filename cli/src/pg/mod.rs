@@ -41,6 +41,7 @@
 
 mod codec;
 
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,7 +59,7 @@ use pgwire::api::query::{
     send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler, SimpleQueryHandler,
 };
 use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireConnectionState, PgWireServerHandlers,
@@ -67,7 +68,7 @@ use pgwire::api::{
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::DataRow;
-use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::extendedquery::{Close, CloseComplete, Parse, ParseComplete, Sync as PgSync};
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -82,6 +83,10 @@ const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 /// The most client connections one gateway serves at once (PostgreSQL's
 /// default `max_connections` is 100); the next gets 53300.
 pub const CONNECTIONS_MAX: usize = 200;
+/// The most named prepared statements one connection may hold (each holds
+/// a plan); the next Parse gets 54000 until some are closed or
+/// deallocated.
+pub const PREPARED_STATEMENTS_MAX: usize = 10_000;
 /// The version reported to clients: the PostgreSQL whose protocol and
 /// catalogs the gateway follows (drivers and psql adapt to it).
 const SERVER_VERSION: &str = "15.0 (SpanDB)";
@@ -125,6 +130,7 @@ pub async fn serve(listener: TcpListener, seed: String) {
                 cancel,
                 gateway: gateway.clone(),
                 over_limit: open.over_limit,
+                statements: Arc::default(),
             });
             // A connection's failure (a client that vanished, a protocol
             // error) ends that connection only.
@@ -190,6 +196,9 @@ struct Connection {
     gateway: Arc<Gateway>,
     /// Refused at startup: the gateway is full.
     over_limit: bool,
+    /// The names of the connection's named prepared statements (pgwire's
+    /// store cannot list them; DEALLOCATE ALL must).
+    statements: Arc<Mutex<BTreeSet<String>>>,
 }
 
 fn status_byte(s: TxnStatus) -> u8 {
@@ -201,6 +210,31 @@ fn status_byte(s: TxnStatus) -> u8 {
 }
 
 impl Connection {
+    /// DEALLOCATE: frees one named prepared statement (26000 if there is
+    /// none by that name) or all of them.
+    fn deallocate<C: ClientPortalStore>(&self, client: &C, target: Option<String>) -> Response
+    where
+        C::PortalStore: PortalStore,
+    {
+        let mut names = self.statements.lock().unwrap_or_else(|p| p.into_inner());
+        match target {
+            None => {
+                for name in std::mem::take(&mut *names) {
+                    client.portal_store().rm_statement(&name);
+                }
+                Response::Execution(Tag::new("DEALLOCATE ALL"))
+            }
+            Some(name) if names.remove(&name) => {
+                client.portal_store().rm_statement(&name);
+                Response::Execution(Tag::new("DEALLOCATE"))
+            }
+            Some(name) => error_response(&sql::Error::new(
+                sql::SqlState::InvalidSqlStatementName,
+                format!("prepared statement \"{name}\" does not exist"),
+            )),
+        }
+    }
+
     fn transaction_status(&self) -> TransactionStatus {
         match self.status.load(Ordering::SeqCst) {
             b'T' => TransactionStatus::Transaction,
@@ -297,6 +331,7 @@ impl Connection {
             cancel: self.cancel.clone(),
             gateway: self.gateway.clone(),
             over_limit: self.over_limit,
+            statements: self.statements.clone(),
         }
     }
 }
@@ -381,7 +416,10 @@ impl SimpleQueryHandler for Connection {
             return Err(PgWireError::NotReadyForQuery);
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
-        let responses = SimpleQueryHandler::do_query(self, client, &query.query).await?;
+        let responses = match sql::parser::deallocate_target(&query.query) {
+            Some(target) => vec![self.deallocate(client, target)],
+            None => SimpleQueryHandler::do_query(self, client, &query.query).await?,
+        };
         for r in responses {
             match r {
                 Response::EmptyQuery => {
@@ -468,6 +506,58 @@ impl ExtendedQueryHandler for Connection {
 
     fn query_parser(&self) -> Arc<Preparer> {
         Arc::new(Preparer { session: self.session.clone() })
+    }
+
+    /// Parse: pgwire's, plus the count of named statements (bounded by
+    /// [`PREPARED_STATEMENTS_MAX`]) that DEALLOCATE needs.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.clone().unwrap_or_default();
+        if !name.is_empty() {
+            let names = self.statements.lock().unwrap_or_else(|p| p.into_inner());
+            if !names.contains(&name) && names.len() >= PREPARED_STATEMENTS_MAX {
+                return Err(user_error(&sql::Error::new(
+                    sql::SqlState::ProgramLimitExceeded,
+                    format!("a connection may hold at most {PREPARED_STATEMENTS_MAX} prepared statements"),
+                )));
+            }
+        }
+        let parser = self.query_parser();
+        match StoredStatement::parse(client, &message, parser).await? {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client.portal_store().put_empty_statement(&name),
+        }
+        if !name.is_empty() {
+            self.statements.lock().unwrap_or_else(|p| p.into_inner()).insert(name);
+        }
+        client.send(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
+        Ok(())
+    }
+
+    /// Close: pgwire's, keeping the count of named statements.
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or_default();
+        match message.target_type {
+            b'S' => {
+                client.portal_store().rm_statement(name);
+                self.statements.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+            }
+            b'P' => client.portal_store().rm_portal(name),
+            _ => {}
+        }
+        client.send(PgWireBackendMessage::CloseComplete(CloseComplete::new())).await?;
+        Ok(())
     }
 
     /// Sync: ReadyForQuery with the session's own status (a COMMIT that

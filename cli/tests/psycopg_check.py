@@ -1,0 +1,95 @@
+"""psycopg 3 against SpanDB's PostgreSQL gateway: what an application does.
+
+Run by cli/tests/pg_drivers.rs with the gateway's host:port; prints OK, or
+fails with an assertion or a psycopg error (the test shows the output).
+
+psycopg sends binary parameters with declared types (int2/int8/float8/bool,
+text as unknown), pipelines executemany, prepares statements server-side
+after a few executions, and adapts Python lists to arrays.
+"""
+
+import datetime
+import sys
+
+import psycopg
+from psycopg import errors
+
+host, port = sys.argv[1].rsplit(":", 1)
+dsn = f"host={host} port={port} user=root dbname=spandb sslmode=disable connect_timeout=10"
+
+with psycopg.connect(dsn) as conn:
+    assert conn.info.server_version >= 150000, conn.info.server_version
+    assert conn.info.parameter_status("DateStyle") == "ISO, MDY"
+    cur = conn.cursor()
+    cur.execute(
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT, score FLOAT8, ok BOOL, "
+        "small SMALLINT, at TIMESTAMP, raw BYTEA)"
+    )
+    at = datetime.datetime(2026, 12, 2, 3, 4, 5, 678901)
+    cur.execute("INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s)", (1, "a", 1.5, True, 7, at, b"\x00\x01"))
+    cur.execute("INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s)", (2**40, "b", None, False, None, None, None))
+    cur.executemany("INSERT INTO t (id, name, score) VALUES (%s, %s, %s)", [(n, f"n{n}", n / 2) for n in range(3, 23)])
+    conn.commit()
+
+    # Every type comes back as it went in, in text and in binary results.
+    for binary in (False, True):
+        c = conn.cursor(binary=binary)
+        c.execute("SELECT id, name, score, ok, small, at, raw FROM t WHERE id = %s", (1,))
+        assert c.fetchone() == (1, "a", 1.5, True, 7, at, b"\x00\x01"), binary
+        c.execute("SELECT count(*), sum(score) FROM t WHERE id > %s AND id < %s", (2, 100))
+        assert c.fetchone() == (20, sum(n / 2 for n in range(3, 23))), binary
+
+    # A Python list is an array parameter.
+    cur.execute("SELECT id FROM t WHERE id = ANY(%s) ORDER BY id", ([1, 3, 2**40],))
+    assert [r[0] for r in cur.fetchall()] == [1, 3, 2**40]
+    cur.execute("SELECT array_agg(id) FROM t WHERE id < %s", (4,))
+    assert sorted(cur.fetchone()[0]) == [1, 3]
+
+    # Prepared server-side after the threshold; still the same answers.
+    for _ in range(8):
+        cur.execute("SELECT name FROM t WHERE id = %s", (5,), prepare=True)
+        assert cur.fetchone() == ("n5",)
+    conn.commit()
+
+    # Errors are typed by SQLSTATE; a failed block is rolled back whole.
+    try:
+        cur.execute("INSERT INTO t (id) VALUES (%s)", (1,))
+        raise AssertionError("a duplicate key must fail")
+    except errors.UniqueViolation:
+        conn.rollback()
+    try:
+        with conn.transaction():
+            cur.execute("UPDATE t SET name = 'gone' WHERE id = 1")
+            cur.execute("SELECT 1 / 0")
+        raise AssertionError("division by zero must fail")
+    except errors.DivisionByZero:
+        pass
+    cur.execute("SELECT name FROM t WHERE id = 1")
+    assert cur.fetchone() == ("a",)
+    try:
+        cur.execute("SELECT * FROM nonesuch")
+        raise AssertionError("an unknown table must fail")
+    except errors.UndefinedTable:
+        conn.rollback()
+
+    # Pipeline mode: many statements in flight, one sync.
+    with conn.pipeline():
+        for n in range(100, 110):
+            cur.execute("INSERT INTO t (id, name) VALUES (%s, %s)", (n, str(n)))
+    conn.commit()
+    cur.execute("SELECT count(*) FROM t WHERE id >= 100 AND id < 200")
+    assert cur.fetchone() == (10,)
+    conn.commit()
+
+    # Autocommit and several statements in one simple query.
+    conn.autocommit = True
+    cur.execute("UPDATE t SET ok = true WHERE id = 3; SELECT ok FROM t WHERE id = 3")
+    assert cur.statusmessage == "UPDATE 1" and cur.nextset()
+    assert cur.fetchone() == (True,)
+
+    # What psycopg asks the catalog (TypeInfo), answered from pg_type.
+    info = psycopg.types.TypeInfo.fetch(conn, "int8")
+    assert info is not None and info.oid == 20 and info.array_oid == 1016, info
+    cur.execute("DROP TABLE t")
+
+print("OK")
