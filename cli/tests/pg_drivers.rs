@@ -273,6 +273,44 @@ async fn psycopg_runs_an_application_s_statements() -> anyhow::Result<()> {
     stop_then(cluster, body).await
 }
 
+/// Goal: a transaction block left idle longer than the session's
+/// `idle_in_transaction_session_timeout` ends: the connection closes, its
+/// write is rolled back and its lock freed; a connection idle outside a
+/// block stays open. A bad value for the setting is 22023.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_transaction_times_out_and_rolls_back() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let body = tokio::spawn(async move {
+        let other = connect(&addr).await?;
+        other.batch_execute("CREATE TABLE k (id INT PRIMARY KEY, v INT); INSERT INTO k VALUES (1, 0)").await?;
+        let e = other.batch_execute("SET idle_in_transaction_session_timeout = 'soon'").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::INVALID_PARAMETER_VALUE));
+        other.batch_execute("SET idle_in_transaction_session_timeout = 1000").await?;
+
+        let idle = connect(&addr).await?;
+        idle.batch_execute("SET idle_in_transaction_session_timeout = '1s'; BEGIN; UPDATE k SET v = 1 WHERE id = 1")
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !idle.is_closed() {
+            assert!(Instant::now() < deadline, "the idle transaction's connection is still open");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let e = idle.simple_query("SELECT 1").await.unwrap_err();
+        assert!(e.is_closed(), "{e}");
+        // Rolled back, and its lock is free: this write does not wait.
+        let v: i32 = other.query_one("SELECT v FROM k WHERE id = 1", &[]).await?.get(0);
+        assert_eq!(v, 0);
+        tokio::time::timeout(Duration::from_secs(10), other.execute("UPDATE k SET v = 2 WHERE id = 1", &[])).await??;
+        // `other`, with the same timeout, sat idle outside a block all
+        // along: still open.
+        assert_eq!(other.query_one("SELECT v FROM k WHERE id = 1", &[]).await?.get::<_, i32>(0), 2);
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
 /// Runs pgbench with `args` against `addr`; its stdout and stderr.
 fn pgbench(addr: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new("pgbench")

@@ -811,6 +811,16 @@ impl Session {
         }
     }
 
+    /// How long a transaction block may sit idle between statements before
+    /// the gateway ends the connection (`idle_in_transaction_session_timeout`,
+    /// PostgreSQL's setting; `None`: never).
+    pub fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
+        let name = "idle_in_transaction_session_timeout";
+        let text = self.settings.get(name).map(String::as_str);
+        let text = text.or_else(|| crate::timestamp::default_setting(name)).unwrap_or("0");
+        crate::timestamp::parse_setting_duration(text).ok().flatten()
+    }
+
     /// Ends the transaction block, if any, rolling back.
     pub fn abort(&mut self) {
         if let Some(txn) = self.txn.take() {
@@ -937,6 +947,14 @@ impl Session {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
+                if name == "idle_in_transaction_session_timeout" {
+                    crate::timestamp::parse_setting_duration(&value).map_err(|e| {
+                        Error::new(
+                            e.state,
+                            format!("invalid value for parameter \"{name}\": \"{value}\" ({})", e.message),
+                        )
+                    })?;
+                }
                 self.settings.insert(name, value);
             }
             _ => {

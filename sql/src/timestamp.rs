@@ -137,6 +137,18 @@ pub fn parse_duration(s: &str) -> Result<i64> {
     Ok(total)
 }
 
+/// A duration setting as PostgreSQL reads one: a number of milliseconds
+/// or a number with a unit (`10s`, `5min`); 0 means never (`None`).
+pub fn parse_setting_duration(s: &str) -> Result<Option<std::time::Duration>> {
+    let s = s.trim();
+    let nanos = match s.parse::<i64>() {
+        Ok(ms) if ms >= 0 => ms.saturating_mul(1_000_000),
+        Ok(_) => return sql_err!(InvalidParameterValue, "invalid value \"{s}\": must not be negative"),
+        Err(_) => parse_duration(s)?,
+    };
+    Ok((nanos > 0).then(|| std::time::Duration::from_nanos(nanos as u64)))
+}
+
 /// A timestamp as `spandb kv` prints it (RFC 3339, nanoseconds, UTC).
 pub fn format_nanos(ts: Timestamp) -> String {
     let secs = (ts / 1_000_000_000) as i64;
@@ -163,6 +175,10 @@ pub fn default_setting(name: &str) -> Option<&'static str> {
         "application_name" => "",
         "search_path" => "\"$user\", public",
         "max_identifier_length" => "63",
+        // PostgreSQL's default is 0 (never); SpanDB's blocks hold locks
+        // others wait for, so an abandoned one ends (Spanner aborts idle
+        // transactions too).
+        "idle_in_transaction_session_timeout" => "1min",
         _ => return None,
     })
 }

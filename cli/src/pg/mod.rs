@@ -87,6 +87,10 @@ pub const CONNECTIONS_MAX: usize = 200;
 /// a plan); the next Parse gets 54000 until some are closed or
 /// deallocated.
 pub const PREPARED_STATEMENTS_MAX: usize = 10_000;
+/// How often a connection checks whether its transaction block has been
+/// idle too long (`idle_in_transaction_session_timeout`, a session
+/// setting: `sql::Session::idle_in_transaction_timeout`).
+const IDLE_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
 /// The version reported to clients: the PostgreSQL whose protocol and
 /// catalogs the gateway follows (drivers and psql adapt to it).
 const SERVER_VERSION: &str = "15.0 (SpanDB)";
@@ -131,10 +135,20 @@ pub async fn serve(listener: TcpListener, seed: String) {
                 gateway: gateway.clone(),
                 over_limit: open.over_limit,
                 statements: Arc::default(),
+                activity: Arc::new(Activity::new()),
             });
             // A connection's failure (a client that vanished, a protocol
-            // error) ends that connection only.
-            let _ = pgwire::tokio::process_socket(socket, None, handlers).await;
+            // error) ends that connection only. A transaction block left
+            // idle too long ends it too (closing the socket; PostgreSQL
+            // would send FATAL 25P03 first), rolled back.
+            let idle = idle_in_transaction(handlers.status.clone(), handlers.activity.clone());
+            tokio::select! {
+                _ = pgwire::tokio::process_socket(socket, None, handlers.clone()) => {}
+                () = idle => {
+                    tracing::info!("closing a connection whose transaction was idle too long; rolling it back");
+                    handlers.with_session(None, Session::abort).await;
+                }
+            }
             drop(open);
         });
     }
@@ -199,6 +213,57 @@ struct Connection {
     /// The names of the connection's named prepared statements (pgwire's
     /// store cannot list them; DEALLOCATE ALL must).
     statements: Arc<Mutex<BTreeSet<String>>>,
+    activity: Arc<Activity>,
+}
+
+/// When the session last worked, for the idle-in-transaction timeout.
+struct Activity {
+    /// Statements (or Parses) running now.
+    running: AtomicUsize,
+    /// When the last one ended.
+    last: Mutex<std::time::Instant>,
+    /// The session's timeout as of its last statement (0: never), ms.
+    timeout_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            running: AtomicUsize::new(0),
+            last: Mutex::new(std::time::Instant::now()),
+            timeout_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Runs `work` on `session`, noting when it ran and the session's
+    /// timeout afterwards.
+    fn around<T>(&self, session: &mut Session, work: impl FnOnce(&mut Session) -> T) -> T {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let out = work(session);
+        let timeout = session.idle_in_transaction_timeout().map_or(0, |d| d.as_millis().max(1) as u64);
+        self.timeout_ms.store(timeout, Ordering::SeqCst);
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+}
+
+/// Returns once the connection's transaction block has sat idle (no
+/// statement running) for longer than the session's
+/// `idle_in_transaction_session_timeout`; never while idle outside a block.
+async fn idle_in_transaction(status: Arc<AtomicU8>, activity: Arc<Activity>) {
+    loop {
+        tokio::time::sleep(IDLE_CHECK_PERIOD).await;
+        let in_block = matches!(status.load(Ordering::SeqCst), b'T' | b'E');
+        let timeout = activity.timeout_ms.load(Ordering::SeqCst);
+        if !in_block || timeout == 0 || activity.running.load(Ordering::SeqCst) > 0 {
+            continue;
+        }
+        let idle = activity.last.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+        if idle.as_millis() >= u128::from(timeout) {
+            return;
+        }
+    }
 }
 
 fn status_byte(s: TxnStatus) -> u8 {
@@ -257,9 +322,10 @@ impl Connection {
     {
         let session = self.session.clone();
         let status = self.status.clone();
+        let activity = self.activity.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
-            let out = work(&mut session);
+            let out = activity.around(&mut session, work);
             status.store(status_byte(session.status()), Ordering::SeqCst);
             out
         });
@@ -332,6 +398,7 @@ impl Connection {
             gateway: self.gateway.clone(),
             over_limit: self.over_limit,
             statements: self.statements.clone(),
+            activity: self.activity.clone(),
         }
     }
 }
@@ -462,6 +529,7 @@ impl SimpleQueryHandler for Connection {
 /// connection's session.
 struct Preparer {
     session: Arc<Mutex<Session>>,
+    activity: Arc<Activity>,
 }
 
 #[async_trait]
@@ -474,11 +542,12 @@ impl QueryParser for Preparer {
     {
         let declared = types.iter().map(|t| codec::declared_type(t.as_ref())).collect::<sql::Result<Vec<_>>>();
         let session = self.session.clone();
+        let activity = self.activity.clone();
         let sql = sql.to_string();
         let prepared = tokio::task::spawn_blocking(move || {
             let declared = declared?;
             let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
-            session.prepare(&sql, &declared)
+            activity.around(&mut session, |session| session.prepare(&sql, &declared))
         })
         .await
         .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
@@ -505,7 +574,7 @@ impl ExtendedQueryHandler for Connection {
     type QueryParser = Preparer;
 
     fn query_parser(&self) -> Arc<Preparer> {
-        Arc::new(Preparer { session: self.session.clone() })
+        Arc::new(Preparer { session: self.session.clone(), activity: self.activity.clone() })
     }
 
     /// Parse: pgwire's, plus the count of named statements (bounded by
