@@ -196,6 +196,40 @@ fn psql(addr: &str, command: &str) -> (bool, String) {
     (out.status.success() && stderr.is_empty(), format!("{}{stderr}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// Goal: a psql session reads as it would against PostgreSQL: tables
+/// created, rows inserted, `\\copy` in (from the script) and out (a table
+/// and a query), `\\dt`, `\\d TABLE`, `\\di`, an error in a transaction
+/// block then ROLLBACK, a duplicate key. The expected output is
+/// PostgreSQL 15's own for the same script except the owner's name and
+/// the DEFAULT's rendering (`'fresh'`, not `'fresh'::character varying`).
+/// `UPDATE_EXPECTED=1` rewrites `psql/session.expected`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_psql_session_matches_its_expected_output() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let body = tokio::task::spawn_blocking(move || {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/psql");
+        let script = std::fs::File::open(format!("{dir}/session.sql"))?;
+        // stderr into stdout, so errors sit where psql met them.
+        let out = Command::new("sh")
+            .args(["-c", "exec psql -X -a -f - \"$0\" 2>&1"])
+            .arg(format!("postgresql://root@{addr}/spandb"))
+            .stdin(script)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()?;
+        let got = String::from_utf8_lossy(&out.stdout).to_string();
+        let expected_path = format!("{dir}/session.expected");
+        if std::env::var_os("UPDATE_EXPECTED").is_some() {
+            std::fs::write(&expected_path, &got)?;
+        }
+        let expected = std::fs::read_to_string(&expected_path)?;
+        assert!(got == expected, "psql's output differs from {expected_path}:\n{got}");
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
 /// Goal: psql 15's describe commands work as on PostgreSQL: `\dt`, `\d`
 /// of a table (columns, types, NOT NULL, defaults, the primary key and
 /// the other indexes), `\d+`, `\di`, `\dv` and a view's definition,

@@ -24,6 +24,11 @@
 //! Text format only (PostgreSQL's default): fields separated by a tab,
 //! `\N` for NULL, backslash escapes (`\t`, `\n`, `\\`, octal, `\x` hex),
 //! and a line `\.` ending the data.
+//!
+//! `COPY table [(columns)] | (query) TO STDOUT` is a query whose rows the
+//! gateway sends as lines of the same format ([`format_line`]); the
+//! session runs it as `SELECT` (so it reads one snapshot, like any query)
+//! and tags it `COPY n`.
 
 use crate::error::{Error, Result, SqlState};
 use crate::limits;
@@ -158,6 +163,34 @@ pub fn parse_line(line: &[u8], types: &[DataType]) -> Result<Vec<Value>> {
         .collect()
 }
 
+/// One row as a line of COPY's text format, newline included: the
+/// inverse of [`parse_line`] (backslash, tab, newline and carriage return
+/// escaped; NULL as `\N`).
+pub fn format_line(row: &[Value]) -> String {
+    let mut line = String::new();
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            line.push('\t');
+        }
+        match crate::ops::to_text(v) {
+            None => line.push_str("\\N"),
+            Some(text) => {
+                for c in text.chars() {
+                    match c {
+                        '\\' => line.push_str("\\\\"),
+                        '\t' => line.push_str("\\t"),
+                        '\n' => line.push_str("\\n"),
+                        '\r' => line.push_str("\\r"),
+                        c => line.push(c),
+                    }
+                }
+            }
+        }
+    }
+    line.push('\n');
+    line
+}
+
 /// A field with its backslash escapes resolved.
 fn unescape(field: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(field.len());
@@ -229,6 +262,23 @@ mod tests {
     /// (a chunk may end mid-line, mid-field, mid-escape), `\N` is NULL,
     /// escapes resolve, and nothing after `\.` counts.
     /// Method: the same data fed whole and one byte at a time.
+    /// Goal: what COPY TO writes, COPY FROM reads back as the same row,
+    /// whatever characters the values hold.
+    #[test]
+    fn lines_written_read_back() {
+        let types = vec![DataType::Int4, DataType::Text, DataType::Bytea, DataType::Text, DataType::Bool];
+        let row = vec![
+            Value::Int4(-7),
+            Value::Text("tab\there\nnew\\line\r\\N".into()),
+            Value::Bytea(vec![0, 92, 255]),
+            Value::Null,
+            Value::Bool(true),
+        ];
+        let line = format_line(&row);
+        assert_eq!(line.matches('\n').count(), 1, "{line:?}");
+        assert_eq!(parse_line(line.trim_end_matches('\n').as_bytes(), &types).unwrap(), row);
+    }
+
     #[test]
     fn rows_do_not_depend_on_chunk_boundaries() {
         let data = b"1\tone\t\\N\n2\ttab\\there\\\\x\t3\r\n3\t\\101\\x42\t4\n\\.\n9\tignored\t9\n";

@@ -110,9 +110,14 @@ fn vacuum() -> ast::Statement {
     })
 }
 
-/// Whether `s` is a COPY (the gateway runs its data phase).
-pub fn is_copy(s: &ast::Statement) -> bool {
-    matches!(s, ast::Statement::Copy { .. })
+/// Whether `s` is a COPY FROM (the gateway runs its data phase).
+pub fn is_copy_in(s: &ast::Statement) -> bool {
+    matches!(s, ast::Statement::Copy { to: false, .. })
+}
+
+/// Whether `s` is a COPY TO (its rows go out as COPY data).
+pub fn is_copy_out(s: &ast::Statement) -> bool {
+    matches!(s, ast::Statement::Copy { to: true, .. })
 }
 
 /// What a query that is one `DEALLOCATE [PREPARE] name | ALL` frees:

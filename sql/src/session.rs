@@ -328,6 +328,12 @@ impl Session {
     /// Runs one parsed statement of `sql`.
     pub fn execute_parsed(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         self.params = Params::default();
+        if let Some((query_sql, query)) = copy_to_stdout(&parsed.statement)? {
+            // COPY ... TO STDOUT is its query; the gateway writes the rows
+            // as COPY lines (`copy::format_line`).
+            let mut out = CopyOutSink { inner: sink, rows: 0 };
+            return self.execute_statement(&query_sql, &Parsed { statement: query, as_of: None }, &mut out);
+        }
         self.execute_statement(sql, parsed, sink)
     }
 
@@ -1298,6 +1304,75 @@ fn copy_from_stdin(s: &ast::Statement) -> Result<(String, Option<Vec<String>>)> 
     let table = crate::planner::object_name(table_name)?;
     let columns = (!columns.is_empty()).then(|| columns.iter().map(crate::planner::ident).collect());
     Ok((table, columns))
+}
+
+/// `COPY table [(columns)] | (query) TO STDOUT [WITH (FORMAT text)]` as
+/// the query it runs (its text, for error positions, and its statement);
+/// `None` for any other statement.
+fn copy_to_stdout(s: &ast::Statement) -> Result<Option<(String, ast::Statement)>> {
+    let ast::Statement::Copy { source, to: true, target, options, legacy_options, .. } = s else {
+        return Ok(None);
+    };
+    if *target != ast::CopyTarget::Stdout {
+        return sql_err!(
+            FeatureNotSupported,
+            "COPY TO a file or program is not supported (use STDOUT, or psql's \\copy)"
+        );
+    }
+    for option in options {
+        match option {
+            ast::CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text") => {}
+            ast::CopyOption::Delimiter('\t') => {}
+            ast::CopyOption::Null(n) if n == "\\N" => {}
+            ast::CopyOption::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+            other => return sql_err!(FeatureNotSupported, "COPY option {other} is not supported (text format only)"),
+        }
+    }
+    if !legacy_options.is_empty() {
+        return sql_err!(FeatureNotSupported, "COPY's pre-9.0 options are not supported");
+    }
+    let sql = match source {
+        ast::CopySource::Query(q) => return Ok(Some((q.to_string(), ast::Statement::Query(q.clone())))),
+        ast::CopySource::Table { table_name, columns } => {
+            let table = crate::planner::object_name(table_name)?;
+            let columns = if columns.is_empty() {
+                "*".to_string()
+            } else {
+                columns.iter().map(|c| quote_name(&crate::planner::ident(c))).collect::<Vec<_>>().join(", ")
+            };
+            format!("SELECT {columns} FROM {}", quote_name(&table))
+        }
+    };
+    let mut parsed = parser::parse(&sql)?;
+    match parsed.pop() {
+        Some(p) if parsed.is_empty() => Ok(Some((sql, p.statement))),
+        _ => sql_err!(InternalError, "COPY TO's query did not parse as one statement: {sql}"),
+    }
+}
+
+/// Passes a COPY TO's query rows on, and tags it `COPY n`.
+struct CopyOutSink<'a> {
+    inner: &'a mut dyn Sink,
+    rows: u64,
+}
+
+impl Sink for CopyOutSink<'_> {
+    fn columns(&mut self, columns: &[OutputColumn]) -> Result<()> {
+        self.inner.columns(columns)
+    }
+
+    fn row(&mut self, row: Row) -> Result<()> {
+        self.rows += 1;
+        self.inner.row(row)
+    }
+
+    fn complete(&mut self, _tag: &str) -> Result<()> {
+        self.inner.complete(&format!("COPY {}", self.rows))
+    }
+
+    fn notice(&mut self, message: &str) -> Result<()> {
+        self.inner.notice(message)
+    }
 }
 
 /// `name` as a quoted identifier.

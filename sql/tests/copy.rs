@@ -83,3 +83,27 @@ fn copy_after_truncate_in_a_block_commits_with_the_block() {
     assert_eq!(e.state.code(), "25P02");
     must(&mut s, "ROLLBACK");
 }
+
+/// Goal: COPY ... TO STDOUT is its query: the rows of the table's
+/// visible columns (or of the given query), tagged `COPY n`; what it does
+/// not support (a file, CSV) is 0A000.
+#[test]
+fn copy_to_stdout_gives_the_rows_and_their_count() {
+    let mut s = Session::new(Arc::new(Watched::default()));
+    must(&mut s, "CREATE TABLE t (a INT, b TEXT)");
+    must(&mut s, "INSERT INTO t VALUES (1, 'x'), (2, NULL)");
+    let out = must(&mut s, "COPY t TO STDOUT");
+    assert_eq!(out.tags, vec!["COPY 2".to_string()]);
+    let mut lines: Vec<String> = out.rows.iter().map(|r| sql::copy::format_line(r)).collect();
+    lines.sort();
+    assert_eq!(lines, vec!["1\tx\n".to_string(), "2\t\\N\n".to_string()]);
+    let out = must(&mut s, "COPY (SELECT b, a * 10 FROM t WHERE a = 1) TO STDOUT WITH (FORMAT text)");
+    assert_eq!((out.rows.len(), out.tags[0].as_str()), (1, "COPY 1"));
+    assert_eq!(sql::copy::format_line(&out.rows[0]), "x\t10\n");
+    let out = must(&mut s, "COPY t (b) TO STDOUT");
+    assert_eq!(out.columns.len(), 1);
+    for bad in ["COPY t TO '/tmp/x'", "COPY t TO STDOUT WITH (FORMAT csv)"] {
+        let e = run(&mut s, bad).unwrap_err();
+        assert_eq!(e.state, sql::SqlState::FeatureNotSupported, "{bad}: {e:?}");
+    }
+}

@@ -53,7 +53,7 @@ use pgwire::api::auth::{
     StartupHandler,
 };
 use pgwire::api::cancel::DefaultCancelHandler;
-use pgwire::api::copy::{send_copy_in_response, CopyHandler};
+use pgwire::api::copy::{send_copy_in_response, send_copy_out_response, CopyHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
     send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler, SimpleQueryHandler,
@@ -497,6 +497,7 @@ impl SimpleQueryHandler for Connection {
                     send_execution_response(client, tag).await?
                 }
                 Response::Error(e) => client.feed(PgWireBackendMessage::ErrorResponse((*e).into())).await?,
+                Response::CopyOut(copy) => send_copy_out_response(client, copy).await?,
                 Response::CopyIn(copy) => {
                     // ReadyForQuery comes after CopyDone or CopyFail.
                     send_copy_in_response(client, copy).await?;
@@ -764,7 +765,7 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
         && session.status() == TxnStatus::Idle
         && !statements
             .iter()
-            .any(|p| sql::parser::controls_transaction(&p.statement) || sql::parser::is_copy(&p.statement));
+            .any(|p| sql::parser::controls_transaction(&p.statement) || sql::parser::is_copy_in(&p.statement));
     if implicit {
         if let Err(e) = session.execute("BEGIN", &mut Collected::default()) {
             return vec![error_response(&e)];
@@ -773,7 +774,7 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
     let mut responses = Vec::new();
     let mut failed = false;
     for parsed in statements {
-        if sql::parser::is_copy(&parsed.statement) {
+        if sql::parser::is_copy_in(&parsed.statement) {
             // The client sends the data next; the query ends here.
             match session.copy_start(&parsed) {
                 Ok(width) => responses.push(Response::CopyIn(CopyResponse::new(0, width, stream::empty()))),
@@ -783,6 +784,7 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
         }
         let mut out = Collected::default();
         match session.execute_parsed(query, &parsed, &mut out) {
+            Ok(()) if sql::parser::is_copy_out(&parsed.statement) => responses.push(copy_out_response(out)),
             Ok(()) => responses.push(response(out, &[])),
             Err(e) => {
                 responses.push(error_response(&e));
@@ -798,6 +800,14 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
         }
     }
     responses
+}
+
+/// COPY ... TO STDOUT: the query's rows as COPY text lines, one
+/// CopyData each (pgwire adds CopyDone and `COPY n`).
+fn copy_out_response(out: Collected) -> Response {
+    let width = out.columns.len();
+    let lines = out.rows.into_iter().map(|row| Ok(CopyData::new(sql::copy::format_line(&row).into_bytes().into())));
+    Response::CopyOut(CopyResponse::new(0, width, stream::iter(lines)))
 }
 
 fn error_info(e: &sql::Error) -> ErrorInfo {
