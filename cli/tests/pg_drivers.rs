@@ -284,7 +284,8 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
 /// binary parameters with declared types, text and binary results of
 /// every type, a Python list as an array parameter (`= ANY(%s)`),
 /// server-side prepared statements, typed errors (UniqueViolation,
-/// DivisionByZero, UndefinedTable) and failed blocks rolled back whole,
+/// DivisionByZero, UndefinedTable) and failed blocks rolled back whole, a
+/// serialization failure (a wounded transaction) retried by the script,
 /// pipeline mode, several statements in one query, and its TypeInfo
 /// catalog lookup. The script is `psycopg_check.py` beside this file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

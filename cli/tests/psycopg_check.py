@@ -5,7 +5,8 @@ fails with an assertion or a psycopg error (the test shows the output).
 
 psycopg sends binary parameters with declared types (int2/int8/float8/bool,
 text as unknown), pipelines executemany, prepares statements server-side
-after a few executions, and adapts Python lists to arrays.
+after a few executions, and adapts Python lists to arrays. An application
+retries a transaction that failed with 40001 (serialization failure).
 """
 
 import datetime
@@ -13,6 +14,20 @@ import sys
 
 import psycopg
 from psycopg import errors
+
+
+def retried(conn, work):
+    """Runs work(cursor, attempt) in a transaction until it commits,
+    again on a serialization failure; returns the attempts it took."""
+    for attempt in range(1, 11):
+        try:
+            with conn.transaction():
+                work(conn.cursor(), attempt)
+            return attempt
+        except errors.SerializationFailure:
+            continue
+    raise AssertionError("no commit in 10 attempts")
+
 
 host, port = sys.argv[1].rsplit(":", 1)
 dsn = f"host={host} port={port} user=root dbname=spandb sslmode=disable connect_timeout=10"
@@ -87,9 +102,31 @@ with psycopg.connect(dsn) as conn:
     assert cur.statusmessage == "UPDATE 1" and cur.nextset()
     assert cur.fetchone() == (True,)
 
+    # A serialization failure (40001), retried: the younger of two
+    # transactions writing one row is wounded by the older (wound-wait);
+    # the application runs it again and it commits.
+    cur.execute("CREATE TABLE acct (id INT PRIMARY KEY, v INT)")
+    cur.execute("INSERT INTO acct VALUES (1, 0)")
+    older = psycopg.connect(dsn)
+    older.execute("SELECT v FROM acct WHERE id = 2")  # its transaction starts first
+
+    def add_one(c, attempt):
+        c.execute("UPDATE acct SET v = v + 1 WHERE id = 1")
+        if attempt == 1:
+            older.execute("UPDATE acct SET v = v + 10 WHERE id = 1")  # wounds this one
+            older.commit()
+
+    younger = psycopg.connect(dsn)
+    assert retried(younger, add_one) == 2
+    cur.execute("SELECT v FROM acct WHERE id = 1")
+    assert cur.fetchone() == (11,)
+    older.close()
+    younger.close()
+
     # What psycopg asks the catalog (TypeInfo), answered from pg_type.
     info = psycopg.types.TypeInfo.fetch(conn, "int8")
     assert info is not None and info.oid == 20 and info.array_oid == 1016, info
     cur.execute("DROP TABLE t")
+    cur.execute("DROP TABLE acct")
 
 print("OK")
