@@ -43,14 +43,17 @@ demo: deps
 test: deps
 	$(CARGO) test --workspace
 
-## fuzz: the long pass of the request fuzzer (make test runs a short one):
+## fuzz: the long pass of the request fuzzers (make test runs short ones):
 ## FUZZ_CASES generated requests, against an in-process cluster, every
-## public RPC; no server may panic or abort, every error must be typed.
-## Vary FUZZ_SEED to explore further.
+## public RPC; then FUZZ_PG_CASES generated PostgreSQL message sequences
+## against a local cluster's gateway. No server may panic or abort, every
+## error must be typed. Vary FUZZ_SEED to explore further.
 FUZZ_CASES ?= 100000
+FUZZ_PG_CASES ?= 5000
 FUZZ_SEED ?= 1
 fuzz: deps
 	SPANDB_FUZZ_CASES=$(FUZZ_CASES) SPANDB_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p tests --test cluster -- fuzz:: --nocapture
+	SPANDB_PG_FUZZ_CASES=$(FUZZ_PG_CASES) SPANDB_PG_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p cli --test pg_drivers -- generated_protocol_messages
 
 ## bench: the key-value benchmark on a local cluster, release build.
 bench: deps

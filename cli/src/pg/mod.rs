@@ -40,6 +40,7 @@
 //! collected.
 
 mod codec;
+mod frames;
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -143,7 +144,7 @@ pub async fn serve(listener: TcpListener, seed: String) {
             // would send FATAL 25P03 first), rolled back.
             let idle = idle_in_transaction(handlers.status.clone(), handlers.activity.clone());
             tokio::select! {
-                _ = pgwire::tokio::process_socket(socket, None, handlers.clone()) => {}
+                () = frames::serve(socket, handlers.clone()) => {}
                 () = idle => {
                     tracing::info!("closing a connection whose transaction was idle too long; rolling it back");
                     handlers.with_session(None, Session::abort).await;
