@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# pgbench TPC-B (-M prepared) at 1 and 16 clients and select-only at 16,
+# pgbench TPC-B (-M prepared) at 1 and 16 clients and select-only at 16 and 1,
 # against PostgreSQL 15 (fsync on) and SpanDB (3 servers, replication 3,
 # synced writes), same machine, one after the other; RESULT lines in
 # /tmp/pgbench_compare.txt. Needs the release build
 # (cargo build --release -p cli) and Debian's postgresql package.
+# Per-statement latencies (pgbench -r) of every run go to $RAW.
 # usage: SECS=20 SCALE=16 scripts/pgbench-vs-postgres.sh
 set -uo pipefail
 SECS=${SECS:-20} SCALE=${SCALE:-16}
 OUT=/tmp/pgbench_compare.txt; : > $OUT
+RAW=${RAW:-/tmp/pgbench_compare.raw.txt}; : > $RAW   # every run's full output
 export BASE=/tmp/spandb-anchors; mkdir -p $BASE/pids $BASE/logs
 run() { # label url extra...
   local label=$1 url=$2; shift 2
-  local o; o=$(timeout $((SECS + 120)) pgbench -n -T "$SECS" -M prepared "$@" "$url" 2>&1)
+  local o; o=$(timeout $((SECS + 120)) pgbench -n -r -T "$SECS" -M prepared "$@" "$url" 2>&1)
+  printf '=== %s (pgbench -n -r -T %s -M prepared %s)\n%s\n' "$label" "$SECS" "$*" "$o" >> $RAW
   local tps lat fail retried
   tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o" | head -1); lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$o")
   fail=$(grep -oP 'number of failed transactions: \K[0-9]+' <<<"$o"); retried=$(grep -oP 'number of transactions retried: \K[0-9]+' <<<"$o")
@@ -23,6 +26,7 @@ start=$(date +%s.%N); pgbench -i -s $SCALE -q "$PG" >/dev/null 2>&1; echo "RESUL
 run pg-tpcb-c1 "$PG" -c 1
 run pg-tpcb-c16 "$PG" -c 16 -j 2
 run pg-select-c16 "$PG" -c 16 -j 2 -S
+run pg-select-c1 "$PG" -c 1 -S
 bash /work/shared/bench-anchors/bin/pg_cluster.sh stop
 B=${CARGO_TARGET_DIR:-$HOME/.cache/spandb/target}/release/spandb
 rm -rf /tmp/bench-d; (setsid $B demo --no-shell --dir /tmp/bench-d --port-base 27000 > /tmp/bench-d.log 2>&1 &)
@@ -32,5 +36,6 @@ start=$(date +%s.%N); pgbench -i -s $SCALE "$S" > /tmp/spandb-init.log 2>&1; ech
 run spandb-tpcb-c1 "$S" -c 1 --max-tries 10
 run spandb-tpcb-c16 "$S" -c 16 -j 2 --max-tries 10
 run spandb-select-c16 "$S" -c 16 -j 2 -S
+run spandb-select-c1 "$S" -c 1 -S
 psql "$S" -Atc "select (select sum(abalance) from pgbench_accounts), (select sum(tbalance) from pgbench_tellers), (select sum(bbalance) from pgbench_branches), (select sum(delta) from pgbench_history)" | tee -a $OUT
 pkill -f "spandb demo --no-shell --dir /tmp/bench-d"; pkill -f "/tmp/bench-d/"  # the demo and its servers
