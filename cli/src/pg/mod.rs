@@ -2,16 +2,18 @@
 //! protocol 3.0 reach SpanDB's SQL layer through any spanserver.
 //!
 //! ```text
-//!   client ──TCP──> pgwire (framing, startup, portals)
-//!                     │ one Connection per client
-//!                     ▼
+//!   client ──TCP──> frames (checks every frame) ──unix──> pgwire (framing, startup, portals)
+//!                                                           │ one Connection per client
+//!                                                           ▼
 //!                   Session (sql crate; on a blocking thread) ──> ClientEngine ──> cluster
 //! ```
 //!
 //! The model: one SQL [`Session`] per connection, which holds the
 //! connection's transaction. pgwire decodes messages and keeps prepared
 //! statements and portals; everything about SQL, transactions and errors
-//! is the session's, and the gateway only translates.
+//! is the session's, and the gateway only translates. [`frames`] stands
+//! between the socket and pgwire, whose decoders trust lengths inside
+//! messages.
 //!
 //! - Startup: no password (trust), the ParameterStatus set a PostgreSQL 15
 //!   server sends ([`server_parameters`]), and BackendKeyData whose
@@ -24,20 +26,27 @@
 //!   types (inferred from context where the client sent none) and its
 //!   columns ([`Session::prepare`]); Bind decodes parameters in text or
 //!   binary; Execute runs with them, results in the formats Bind asked.
+//!   Named statements are bounded per connection
+//!   ([`PREPARED_STATEMENTS_MAX`]) and freed by Close or DEALLOCATE.
 //! - ReadyForQuery reports the session's own transaction status (I, T,
 //!   E), so what the client sees is what the session holds.
+//! - COPY FROM STDIN (text format) loads in batches that commit on their
+//!   own (`sql::copy` says what atomicity that gives); COPY TO STDOUT
+//!   sends a table's or a query's rows as COPY data.
+//! - A transaction block idle longer than the session's
+//!   `idle_in_transaction_session_timeout` (default 1 minute) ends its
+//!   connection and is rolled back: an abandoned block must not hold its
+//!   locks.
 //!
 //! Invariants: no byte from a client panics the server (bad input is an
-//! ErrorResponse with a SQLSTATE); a client that disconnects, even in the
-//! middle of a statement, has its statement cancelled and its transaction
-//! rolled back (dropping the session rolls it back).
+//! ErrorResponse with a SQLSTATE, or FATAL and a closed connection for
+//! bytes that are not the protocol); a client that disconnects, even in
+//! the middle of a statement, has its statement cancelled and its
+//! transaction rolled back (dropping the session rolls it back). Every
+//! limit is a constant here or in [`frames`].
 //!
-//! - COPY FROM STDIN (text format) loads in batches that commit on their
-//!   own (`sql::copy` says what atomicity that gives).
-//!
-//! Not yet (issue "PostgreSQL wire protocol"): COPY TO, the `pg_catalog`
-//! relations psql's `\d` reads, passwords, results streamed rather than
-//! collected.
+//! Not yet (issue "PostgreSQL wire protocol"): passwords (SCRAM), TLS,
+//! COPY in CSV or binary, results streamed rather than collected.
 
 mod codec;
 mod frames;
