@@ -500,6 +500,11 @@ impl Rng {
         &items[self.below(items.len())]
     }
 
+    /// A statement or portal name the generated messages use.
+    fn name(&mut self) -> &'static [u8] {
+        FUZZ_NAMES[self.below(FUZZ_NAMES.len())]
+    }
+
     fn bytes(&mut self, max: usize) -> Vec<u8> {
         (0..self.below(max + 1)).map(|_| self.next() as u8).collect()
     }
@@ -552,7 +557,7 @@ fn fuzz_message(rng: &mut Rng) -> Vec<u8> {
             frame(b'Q', &body)
         }
         1 => {
-            cstr(&mut body, *rng.pick(FUZZ_NAMES));
+            cstr(&mut body, rng.name());
             cstr(&mut body, &sql);
             let n = *rng.pick(&[0i16, 1, 2, -1, i16::MAX]);
             body.extend_from_slice(&n.to_be_bytes());
@@ -562,8 +567,8 @@ fn fuzz_message(rng: &mut Rng) -> Vec<u8> {
             frame(b'P', &body)
         }
         2 => {
-            cstr(&mut body, *rng.pick(FUZZ_NAMES));
-            cstr(&mut body, *rng.pick(FUZZ_NAMES));
+            cstr(&mut body, rng.name());
+            cstr(&mut body, rng.name());
             let formats = *rng.pick(&[0i16, 1, 2, -3]);
             body.extend_from_slice(&formats.to_be_bytes());
             for _ in 0..formats.max(0) {
@@ -581,18 +586,18 @@ fn fuzz_message(rng: &mut Rng) -> Vec<u8> {
             frame(b'B', &body)
         }
         3 => {
-            body.push(*rng.pick(&[b'S', b'P', b'X']));
-            cstr(&mut body, *rng.pick(FUZZ_NAMES));
+            body.push(*rng.pick(b"SPX"));
+            cstr(&mut body, rng.name());
             frame(b'D', &body)
         }
         4 => {
-            cstr(&mut body, *rng.pick(FUZZ_NAMES));
+            cstr(&mut body, rng.name());
             body.extend_from_slice(&(*rng.pick(&[0i32, 1, -1, i32::MAX])).to_be_bytes());
             frame(b'E', &body)
         }
         5 => {
-            body.push(*rng.pick(&[b'S', b'P', b'?']));
-            cstr(&mut body, *rng.pick(FUZZ_NAMES));
+            body.push(*rng.pick(b"SP?"));
+            cstr(&mut body, rng.name());
             frame(b'C', &body)
         }
         6 => frame(b'S', &[]),
@@ -604,7 +609,7 @@ fn fuzz_message(rng: &mut Rng) -> Vec<u8> {
             frame(b'f', &body)
         }
         // A message whose body ends early, or with no terminator.
-        11 => frame(*rng.pick(&[b'Q', b'P', b'B', b'E', b'D']), &rng.bytes(6)),
+        11 => frame(*rng.pick(b"QPBED"), &rng.bytes(6)),
         // An unknown message type.
         12 => frame(rng.next() as u8, &rng.bytes(12)),
         // Raw bytes.
