@@ -714,19 +714,7 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
             tag::ARRAY => {
                 let oid = read_uvarint(&mut input)?;
                 let text = read_length_prefixed(&mut input, "array")?;
-                let element = [
-                    DataType::Bool,
-                    DataType::Int2,
-                    DataType::Int4,
-                    DataType::Int8,
-                    DataType::Float4,
-                    DataType::Float8,
-                    DataType::Text,
-                    DataType::Bytea,
-                    DataType::Timestamp,
-                ]
-                .into_iter()
-                .find(|e| DataType::array_of(*e).is_some_and(|a| u64::from(a.oid()) == oid));
+                let element = u32::try_from(oid).ok().and_then(DataType::array_by_oid).and_then(DataType::element);
                 match (element, std::str::from_utf8(text)) {
                     (Some(e), Ok(text)) => crate::array::parse(text, e)?,
                     _ => return sql_err!(InternalError, "corrupt row value: bad array in column {column_id}"),

@@ -1367,21 +1367,7 @@ impl<'a> Planner<'a> {
             return sql_err!(UndefinedFunction, "function unnest({ty}) does not exist");
         };
         let array = self.coerce_loose(b, ty)?;
-        let alias_name = alias.map(|a| ident(&a.name)).unwrap_or_else(|| "unnest".into());
-        let mut scope = Scope {
-            columns: vec![ScopeColumn {
-                table: Some(alias_name.clone()),
-                name: alias_name,
-                data_type: Some(element),
-                hidden: false,
-                merged_away: false,
-                join_key: false,
-            }],
-        };
-        if let Some(a) = alias {
-            rename_columns(&mut scope, &a.columns)?;
-        }
-        Ok((Node::Unnest { array }, scope))
+        Ok((Node::Unnest { array }, function_scope("unnest", element, alias)?))
     }
 
     fn plan_table_function(
@@ -1426,21 +1412,7 @@ impl<'a> Planner<'a> {
         }
         let mut it = exprs.into_iter();
         let (start, stop, step) = (it.next().expect("2..=3"), it.next().expect("2..=3"), it.next());
-        let alias_name = alias.map(|a| ident(&a.name)).unwrap_or_else(|| "generate_series".into());
-        let mut scope = Scope {
-            columns: vec![ScopeColumn {
-                table: Some(alias_name.clone()),
-                name: alias_name,
-                data_type: Some(ty),
-                hidden: false,
-                merged_away: false,
-                join_key: false,
-            }],
-        };
-        if let Some(a) = alias {
-            rename_columns(&mut scope, &a.columns)?;
-        }
-        Ok((Node::Series { start, stop, step, data_type: ty }, scope))
+        Ok((Node::Series { start, stop, step, data_type: ty }, function_scope("generate_series", ty, alias)?))
     }
 
     // ---- expressions -------------------------------------------------------
@@ -2843,6 +2815,26 @@ pub fn resolve_index_columns(table: &TableDesc, cols: &[(String, Direction)]) ->
 /// The scope of a query's result columns: a query used as a table (a
 /// derived table, a WITH query, a view) named `alias`, or a set
 /// operation's output.
+/// The one column of a table function in FROM: named by the alias, or
+/// after the function (PostgreSQL's rule), of type `ty`.
+fn function_scope(function: &str, ty: DataType, alias: Option<&ast::TableAlias>) -> Result<Scope> {
+    let name = alias.map(|a| ident(&a.name)).unwrap_or_else(|| function.into());
+    let mut scope = Scope {
+        columns: vec![ScopeColumn {
+            table: Some(name.clone()),
+            name,
+            data_type: Some(ty),
+            hidden: false,
+            merged_away: false,
+            join_key: false,
+        }],
+    };
+    if let Some(a) = alias {
+        rename_columns(&mut scope, &a.columns)?;
+    }
+    Ok(scope)
+}
+
 fn derived_scope(plan: &QueryPlan, alias: Option<String>) -> Scope {
     Scope {
         columns: plan

@@ -1288,6 +1288,15 @@ fn copy_from_stdin(s: &ast::Statement) -> Result<(String, Option<Vec<String>>)> 
     let ast::CopySource::Table { table_name, columns } = source else {
         return sql_err!(FeatureNotSupported, "COPY from a query is not supported");
     };
+    check_copy_options(options, legacy_options)?;
+    let table = crate::planner::object_name(table_name)?;
+    let columns = (!columns.is_empty()).then(|| columns.iter().map(crate::planner::ident).collect());
+    Ok((table, columns))
+}
+
+/// COPY's options: those of the text format at their defaults (FREEZE is
+/// accepted and means nothing here); anything else is 0A000.
+fn check_copy_options(options: &[ast::CopyOption], legacy_options: &[ast::CopyLegacyOption]) -> Result<()> {
     for option in options {
         match option {
             ast::CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text") => {}
@@ -1301,9 +1310,7 @@ fn copy_from_stdin(s: &ast::Statement) -> Result<(String, Option<Vec<String>>)> 
     if !legacy_options.is_empty() {
         return sql_err!(FeatureNotSupported, "COPY's pre-9.0 options are not supported");
     }
-    let table = crate::planner::object_name(table_name)?;
-    let columns = (!columns.is_empty()).then(|| columns.iter().map(crate::planner::ident).collect());
-    Ok((table, columns))
+    Ok(())
 }
 
 /// `COPY table [(columns)] | (query) TO STDOUT [WITH (FORMAT text)]` as
@@ -1319,18 +1326,7 @@ fn copy_to_stdout(s: &ast::Statement) -> Result<Option<(String, ast::Statement)>
             "COPY TO a file or program is not supported (use STDOUT, or psql's \\copy)"
         );
     }
-    for option in options {
-        match option {
-            ast::CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text") => {}
-            ast::CopyOption::Delimiter('\t') => {}
-            ast::CopyOption::Null(n) if n == "\\N" => {}
-            ast::CopyOption::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
-            other => return sql_err!(FeatureNotSupported, "COPY option {other} is not supported (text format only)"),
-        }
-    }
-    if !legacy_options.is_empty() {
-        return sql_err!(FeatureNotSupported, "COPY's pre-9.0 options are not supported");
-    }
+    check_copy_options(options, legacy_options)?;
     let sql = match source {
         ast::CopySource::Query(q) => return Ok(Some((q.to_string(), ast::Statement::Query(q.clone())))),
         ast::CopySource::Table { table_name, columns } => {

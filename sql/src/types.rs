@@ -65,6 +65,11 @@ impl DataType {
         ARRAY_ELEMENTS.iter().find(|t| **t == base).map(DataType::Array)
     }
 
+    /// The array type whose oid is `oid`, if SpanDB has it.
+    pub fn array_by_oid(oid: u32) -> Option<DataType> {
+        ARRAY_ELEMENTS.iter().map(DataType::Array).find(|a| a.oid() == oid)
+    }
+
     /// The element type, if this is an array type.
     pub fn element(self) -> Option<DataType> {
         match self {
