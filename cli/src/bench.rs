@@ -184,7 +184,7 @@ pub async fn bench_cluster(
     let time = spanserver::config::TimeConfig { epsilon_ms, ..Default::default() };
     time.validate()?;
     let cluster = match split_points {
-        Some(points) => crate::cluster::LocalCluster::start_with_layout(None, None, 3, time, points).await?,
+        Some(points) => crate::cluster::LocalCluster::start_with_layout(None, None, 3, time, points, None).await?,
         None => crate::cluster::LocalCluster::start(None, None, 3, time).await?,
     };
     eprintln!("local cluster ready at {}", cluster.addrs().join(","));

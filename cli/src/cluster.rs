@@ -56,8 +56,20 @@ impl LocalCluster {
         servers: usize,
         time: TimeConfig,
     ) -> anyhow::Result<LocalCluster> {
+        Self::start_with_users(dir, port_base, servers, time, None).await
+    }
+
+    /// Like [`LocalCluster::start`], with every gateway asking PostgreSQL
+    /// clients for a password from the `sql_users` file (`pg::auth`).
+    pub async fn start_with_users(
+        dir: Option<PathBuf>,
+        port_base: Option<u16>,
+        servers: usize,
+        time: TimeConfig,
+        sql_users: Option<PathBuf>,
+    ) -> anyhow::Result<LocalCluster> {
         let split_points = DEMO_SPLIT_POINTS.iter().map(|s| s.to_string()).collect();
-        Self::start_with_layout(dir, port_base, servers, time, split_points).await
+        Self::start_with_layout(dir, port_base, servers, time, split_points, sql_users).await
     }
 
     /// Like [`LocalCluster::start`], with the given split points (for a new
@@ -68,6 +80,7 @@ impl LocalCluster {
         servers: usize,
         time: TimeConfig,
         split_points: Vec<String>,
+        sql_users: Option<PathBuf>,
     ) -> anyhow::Result<LocalCluster> {
         let (dir, temp) = match dir {
             Some(d) => {
@@ -143,12 +156,12 @@ impl LocalCluster {
                 .open(&log_path)
                 .with_context(|| format!("opening {}", log_path.display()))?;
             let sql_addr = format!("127.0.0.1:{}", sql_base + cluster.sql_addrs.len() as u16);
-            let child = Command::new(&exe)
-                .arg("start")
-                .arg("--config")
-                .arg(&config_path)
-                .arg("--sql-addr")
-                .arg(&sql_addr)
+            let mut command = Command::new(&exe);
+            command.arg("start").arg("--config").arg(&config_path).arg("--sql-addr").arg(&sql_addr);
+            if let Some(users) = &sql_users {
+                command.arg("--sql-users").arg(users);
+            }
+            let child = command
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)

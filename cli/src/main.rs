@@ -70,6 +70,10 @@ struct DemoArgs {
     /// about twice this per write).
     #[arg(long, default_value_t = spanserver::config::TimeConfig::default().epsilon_ms)]
     epsilon_ms: u64,
+    /// PostgreSQL clients must log in as a user of this file, by
+    /// SCRAM-SHA-256 password (`spandb start --sql-users`); default: trust.
+    #[arg(long)]
+    sql_users: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -107,7 +111,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     init_logging("warn");
     let time = spanserver::config::TimeConfig { epsilon_ms: args.epsilon_ms, ..Default::default() };
     time.validate()?;
-    let mut cluster = cluster::LocalCluster::start(args.dir, args.port_base, 3, time).await?;
+    let sql_users = args.sql_users.map(|p| std::path::absolute(&p).unwrap_or(p));
+    let mut cluster = cluster::LocalCluster::start_with_users(args.dir, args.port_base, 3, time, sql_users).await?;
     println!(
         "ready {} (servers {}; data in {})",
         cluster.addrs()[0],

@@ -38,6 +38,11 @@ pub struct StartArgs {
     /// or `off`. Default: the gRPC address's port plus 1000, if free.
     #[arg(long)]
     sql_addr: Option<String>,
+    /// PostgreSQL clients must log in as a user of this TOML file
+    /// (`[[user]] name, password`: a SCRAM-SHA-256 verifier or a cleartext
+    /// password), by SCRAM-SHA-256. Default: trust (no password).
+    #[arg(long)]
+    sql_users: Option<PathBuf>,
 }
 
 /// How far the default PostgreSQL port is from the gRPC port.
@@ -93,6 +98,10 @@ fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
 pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     crate::init_logging("info,raft=warn");
     let sql_addr = args.sql_addr.clone();
+    let users = match &args.sql_users {
+        Some(path) => Some(Arc::new(crate::pg::auth::Users::load(path)?)),
+        None => None,
+    };
     let config = server_config(args)?.resolve()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
@@ -103,7 +112,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let gateway = match sql_listener(sql_addr.as_deref(), server.local_addr).await? {
         Some(listener) => {
             eprintln!("spanserver {} serving PostgreSQL clients on {}", server.server_id, listener.local_addr()?);
-            Some(tokio::spawn(crate::pg::serve(listener, server.local_addr.to_string())))
+            Some(tokio::spawn(crate::pg::serve(listener, server.local_addr.to_string(), users)))
         }
         None => None,
     };

@@ -346,6 +346,56 @@ async fn an_idle_transaction_times_out_and_rolls_back() -> anyhow::Result<()> {
     stop_then(cluster, body).await
 }
 
+/// Goal: with a users file (`--sql-users`), the gateway asks every client
+/// for a password by SCRAM-SHA-256: the right password logs in (from
+/// tokio-postgres, and from psql with PGPASSWORD), for a user given by
+/// PostgreSQL's verifier format as for one given in cleartext; a wrong
+/// password and an unknown user get FATAL 28P01 alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_are_checked_by_scram() -> anyhow::Result<()> {
+    let users = std::env::temp_dir().join(format!("spandb-users-{}.toml", std::process::id()));
+    // alice's verifier is PostgreSQL's for the password "pencil" (as
+    // `SELECT rolpassword FROM pg_authid` shows it).
+    std::fs::write(
+        &users,
+        "[[user]]\nname = \"alice\"\npassword = \"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=\"\n\
+         [[user]]\nname = \"bob\"\npassword = \"builder\"\n",
+    )?;
+    let cluster = ProcessCluster::start_with(BINARY.as_ref(), &["--sql-users".as_ref(), users.as_os_str()]).await;
+    let _ = std::fs::remove_file(&users);
+    let cluster = cluster?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let body = tokio::spawn(async move {
+        let login = |user: &str, password: &str| {
+            let url = format!("postgresql://{user}:{password}@{addr}/spandb");
+            async move { tokio_postgres::connect(&url, NoTls).await }
+        };
+        for (user, password) in [("alice", "pencil"), ("bob", "builder")] {
+            let (db, connection) = login(user, password).await?;
+            tokio::spawn(connection);
+            assert_eq!(db.query_one("SELECT 1 + 1", &[]).await?.get::<_, i32>(0), 2, "{user}");
+        }
+        for (user, password) in [("alice", "wrong"), ("mallory", "pencil"), ("bob", "")] {
+            let e = login(user, password).await.err().expect("refused");
+            assert_eq!(code(&e), Some(&SqlState::INVALID_PASSWORD), "{user}/{password}: {e}");
+        }
+        let psql = |password: &str| {
+            Command::new("psql")
+                .args(["-X", "-c", "SELECT 1"])
+                .arg(format!("postgresql://alice@{addr}/spandb"))
+                .env("PGPASSWORD", password)
+                .env("PGCONNECT_TIMEOUT", "10")
+                .output()
+        };
+        assert!(psql("pencil")?.status.success());
+        let refused = psql("wrong")?;
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("password authentication failed"));
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
 /// Runs pgbench with `args` against `addr`; its stdout and stderr.
 fn pgbench(addr: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new("pgbench")

@@ -49,10 +49,17 @@ pub fn free_port_base(servers: u16) -> anyhow::Result<u16> {
 impl ProcessCluster {
     /// Starts `spandb demo --no-shell` with `binary` and waits for `ready`.
     pub async fn start(binary: &Path) -> anyhow::Result<ProcessCluster> {
+        Self::start_with(binary, &[]).await
+    }
+
+    /// Like [`ProcessCluster::start`], with more arguments for the demo.
+    pub async fn start_with(binary: &Path, demo_args: &[&std::ffi::OsStr]) -> anyhow::Result<ProcessCluster> {
         let dir = tempfile::Builder::new().prefix("spandb-e2e-").tempdir()?;
         let port_base = free_port_base(3)?;
         let mut demo = Command::new(binary)
-            .args(["demo", "--no-shell", "--port-base", &port_base.to_string(), "--dir"])
+            .args(["demo", "--no-shell", "--port-base", &port_base.to_string()])
+            .args(demo_args)
+            .arg("--dir")
             .arg(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

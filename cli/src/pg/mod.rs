@@ -15,7 +15,8 @@
 //! between the socket and pgwire, whose decoders trust lengths inside
 //! messages.
 //!
-//! - Startup: no password (trust), the ParameterStatus set a PostgreSQL 15
+//! - Startup: trust, or SCRAM-SHA-256 passwords when the server has a
+//!   users file ([`auth`]); the ParameterStatus set a PostgreSQL 15
 //!   server sends ([`server_parameters`]), and BackendKeyData whose
 //!   CancelRequest cancels the running statement (57014). A connection
 //!   beyond [`CONNECTIONS_MAX`] gets 53300 and is closed.
@@ -45,9 +46,10 @@
 //! transaction rolled back (dropping the session rolls it back). Every
 //! limit is a constant here or in [`frames`].
 //!
-//! Not yet (issue "PostgreSQL wire protocol"): passwords (SCRAM), TLS,
-//! COPY in CSV or binary, results streamed rather than collected.
+//! Not yet (issue "PostgreSQL wire protocol"): TLS, COPY in CSV or
+//! binary, results streamed rather than collected.
 
+pub mod auth;
 mod codec;
 mod frames;
 
@@ -81,6 +83,7 @@ use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::{Close, CloseComplete, Parse, ParseComplete, Sync as PgSync};
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use sql::plan::OutputColumn;
 use sql::{Collected, Prepared, Session, TxnStatus, Value};
@@ -109,9 +112,10 @@ const SERVER_VERSION: &str = "15.0 (SpanDB)";
 /// Sessions reach the cluster through a client connected to `seed` (this
 /// server's own gRPC address), connected at the first client, and share
 /// one set of leased descriptors (one gateway).
-pub async fn serve(listener: TcpListener, seed: String) {
+pub async fn serve(listener: TcpListener, seed: String, users: Option<Arc<auth::Users>>) {
     let gateway = Arc::new(Gateway {
         seed,
+        users,
         engine: tokio::sync::OnceCell::new(),
         leases: Arc::default(),
         connections: Arc::new(ConnectionManager::new()),
@@ -146,6 +150,7 @@ pub async fn serve(listener: TcpListener, seed: String) {
                 over_limit: open.over_limit,
                 statements: Arc::default(),
                 activity: Arc::new(Activity::new()),
+                login: Arc::new(Mutex::new(Login::Open)),
             });
             // A connection's failure (a client that vanished, a protocol
             // error) ends that connection only. A transaction block left
@@ -167,6 +172,8 @@ pub async fn serve(listener: TcpListener, seed: String) {
 /// What the connections of one gateway share.
 struct Gateway {
     seed: String,
+    /// Who may connect, by SCRAM-SHA-256 password; `None`: trust.
+    users: Option<Arc<auth::Users>>,
     engine: tokio::sync::OnceCell<Arc<ClientEngine>>,
     leases: Arc<sql::catalog::Leases>,
     /// Running connections by (pid, secret key), for CancelRequest.
@@ -224,6 +231,18 @@ struct Connection {
     /// store cannot list them; DEALLOCATE ALL must).
     statements: Arc<Mutex<BTreeSet<String>>>,
     activity: Arc<Activity>,
+    /// Where the password exchange stands (`auth`).
+    login: Arc<Mutex<Login>>,
+}
+
+/// A connection's authentication, between Startup and AuthenticationOk.
+enum Login {
+    /// Not asked for a password (trust), or not started.
+    Open,
+    /// AuthenticationSASL sent; the client-first message is next.
+    AwaitingFirst { user: String },
+    /// SASLContinue sent; the client-final message (the proof) is next.
+    AwaitingFinal { user: String, scram: Box<pgwire::api::auth::sasl::scram::ScramServerAuthWaitingForClientFinal> },
 }
 
 /// When the session last worked, for the idle-in-transaction timeout.
@@ -409,6 +428,7 @@ impl Connection {
             over_limit: self.over_limit,
             statements: self.statements.clone(),
             activity: self.activity.clone(),
+            login: self.login.clone(),
         }
     }
 }
@@ -458,9 +478,21 @@ impl StartupHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let PgWireFrontendMessage::Startup(ref startup) = message else { return Ok(()) };
-        protocol_negotiation(client, startup).await?;
-        save_startup_parameters_to_metadata(client, startup);
+        let startup = match message {
+            PgWireFrontendMessage::Startup(startup) => startup,
+            PgWireFrontendMessage::PasswordMessageFamily(PasswordMessageFamily::Raw(body)) => {
+                return self.on_password_message(client, &body).await;
+            }
+            _ => {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    sql::SqlState::ProtocolViolation.code().into(),
+                    "expected a startup or password message".into(),
+                ))))
+            }
+        };
+        protocol_negotiation(client, &startup).await?;
+        save_startup_parameters_to_metadata(client, &startup);
         if self.over_limit {
             let info = ErrorInfo::new(
                 "FATAL".into(),
@@ -469,6 +501,71 @@ impl StartupHandler for Connection {
             );
             return Err(PgWireError::UserError(Box::new(info)));
         }
+        if self.gateway.users.is_some() {
+            let user = client.metadata().get("user").cloned().unwrap_or_default();
+            *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Login::AwaitingFirst { user };
+            client.set_state(PgWireConnectionState::AuthenticationInProgress);
+            let mechanisms = vec![pgwire::api::auth::sasl::SCRAM_SHA_256_METHOD.to_string()];
+            client.send(PgWireBackendMessage::Authentication(Authentication::SASL(mechanisms))).await?;
+            return Ok(());
+        }
+        self.logged_in(client).await
+    }
+}
+
+/// FATAL 28P01, as PostgreSQL words it.
+fn auth_failed(user: &str) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        "28P01".into(),
+        format!("password authentication failed for user \"{user}\""),
+    )))
+}
+
+impl Connection {
+    /// A SASL message of the SCRAM exchange (`auth`).
+    async fn on_password_message<C>(&self, client: &mut C, body: &[u8]) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(users) = self.gateway.users.clone() else { return Err(auth_failed("")) };
+        let login = std::mem::replace(&mut *self.login.lock().unwrap_or_else(|p| p.into_inner()), Login::Open);
+        match login {
+            Login::AwaitingFirst { user } => {
+                let (mechanism, first) = auth::sasl_initial_response(body).ok_or_else(|| auth_failed(&user))?;
+                if mechanism != pgwire::api::auth::sasl::SCRAM_SHA_256_METHOD {
+                    return Err(auth_failed(&user));
+                }
+                let scram = pgwire::api::auth::sasl::scram::ScramServerAuth::new();
+                let (server_first, waiting) = scram
+                    .on_client_first_message_with_secret(first, users.secret(&user))
+                    .map_err(|_| auth_failed(&user))?;
+                *self.login.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Login::AwaitingFinal { user, scram: Box::new(waiting) };
+                let continued = Authentication::SASLContinue(server_first.into_bytes().into());
+                client.send(PgWireBackendMessage::Authentication(continued)).await?;
+                Ok(())
+            }
+            Login::AwaitingFinal { user, scram } => {
+                let server_final = scram.on_client_final_message(body).map_err(|_| auth_failed(&user))?;
+                let done = Authentication::SASLFinal(server_final.into_bytes().into());
+                client.feed(PgWireBackendMessage::Authentication(done)).await?;
+                self.logged_in(client).await
+            }
+            Login::Open => Err(auth_failed("")),
+        }
+    }
+
+    /// Authenticated: a pid and secret key for CancelRequest, then
+    /// AuthenticationOk, the ParameterStatus set and ReadyForQuery.
+    async fn logged_in<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let (pid, secret_key) = self.gateway.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret_key.clone());
         let (handle, guard) = self.gateway.connections.register(pid, secret_key);
