@@ -469,7 +469,7 @@ async fn pgbench_loads_and_runs_in_every_query_mode_and_its_balances_agree() -> 
 /// 1 GiB announced and never sent, a Bind shorter than its counts) close
 /// that connection, with FATAL 08P01 (or 54000 for the length over the
 /// message limit) where PostgreSQL sends one, and nothing else: the
-/// gateway keeps serving.
+/// gateway keeps serving. Closing the unnamed statement frees it.
 /// Method: raw TCP for the bad bytes; tokio-postgres dropped mid-block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vanished_clients_and_bad_bytes_leave_no_trace() -> anyhow::Result<()> {
@@ -522,6 +522,28 @@ async fn vanished_clients_and_bad_bytes_leave_no_trace() -> anyhow::Result<()> {
         }
         let v: i32 = db.query_one("SELECT v FROM r WHERE id = 1", &[]).await?.get(0);
         assert_eq!(v, 10);
+
+        // Close of the unnamed statement frees it: a Bind to it after is
+        // an error, not a row.
+        let mut socket = tokio::net::TcpStream::connect(&addr).await?;
+        let parse = frame(b'P', b"\0SELECT 1\0\0\0");
+        let close = frame(b'C', b"S\0");
+        let bind = frame(b'B', b"\0\0\0\0\0\0\0\0");
+        let execute = frame(b'E', b"\0\0\0\0\0");
+        socket.write_all(&[startup.clone(), parse, close, bind, execute, frame(b'S', &[])].concat()).await?;
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Until the ReadyForQuery after the Sync (the second 'Z').
+        while answer.windows(5).filter(|w| w[0] == b'Z' && w[1..] == [0, 0, 0, 5]).count() < 2 {
+            match tokio::time::timeout(Duration::from_secs(10), socket.read(&mut chunk)).await?? {
+                0 => break,
+                n => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let has = |needle: &[u8]| answer.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"3\0\0\0\x04") && !has(b"D\0\0\0\x0b"), "CloseComplete, then no DataRow: {answer:?}");
+        assert!(has(b"SERROR\0"), "the Bind after the Close fails: {answer:?}");
+
         let fresh = connect(&addr).await?;
         assert_eq!(fresh.query_one("SELECT 1 + 1", &[]).await?.get::<_, i32>(0), 2);
         anyhow::Ok(())

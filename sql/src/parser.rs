@@ -125,6 +125,11 @@ pub fn is_copy_out(s: &ast::Statement) -> bool {
 /// any other query. Prepared statements are the protocol's (the gateway
 /// holds them), so the gateway answers these itself.
 pub fn deallocate_target(sql: &str) -> Option<Option<String>> {
+    // Every simple query passes here: parse only what can be one.
+    let first = sql.trim_start().get(..10)?;
+    if !first.eq_ignore_ascii_case("deallocate") {
+        return None;
+    }
     let parsed = parse(sql).ok()?;
     let [Parsed { statement: ast::Statement::Deallocate { name, .. }, as_of: None }] = parsed.as_slice() else {
         return None;
@@ -351,6 +356,16 @@ mod tests {
     }
 
     /// Goal: empty statements and trailing semicolons are fine.
+    #[test]
+    fn deallocate_names_its_target() {
+        assert_eq!(deallocate_target("DEALLOCATE ALL"), Some(None));
+        assert_eq!(deallocate_target("  deallocate prepare S1;"), Some(Some("s1".into())));
+        assert_eq!(deallocate_target("DEALLOCATE \"All\""), Some(Some("All".into())));
+        assert_eq!(deallocate_target("DEALLOCATE a; SELECT 1"), None);
+        assert_eq!(deallocate_target("SELECT 1"), None);
+        assert_eq!(deallocate_target("dealloc"), None);
+    }
+
     #[test]
     fn empty_statements_are_skipped() {
         assert_eq!(parse(" ; ;").unwrap().len(), 0);

@@ -694,10 +694,11 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let name = message.name.clone().unwrap_or_default();
-        if !name.is_empty() {
+        // pgwire reads an empty name as None: the unnamed statement.
+        let named = message.name.clone();
+        if let Some(name) = &named {
             let names = self.statements.lock().unwrap_or_else(|p| p.into_inner());
-            if !names.contains(&name) && names.len() >= PREPARED_STATEMENTS_MAX {
+            if !names.contains(name) && names.len() >= PREPARED_STATEMENTS_MAX {
                 return Err(user_error(&sql::Error::new(
                     sql::SqlState::ProgramLimitExceeded,
                     format!("a connection may hold at most {PREPARED_STATEMENTS_MAX} prepared statements"),
@@ -707,9 +708,9 @@ impl ExtendedQueryHandler for Connection {
         let parser = self.query_parser();
         match StoredStatement::parse(client, &message, parser).await? {
             Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
-            None => client.portal_store().put_empty_statement(&name),
+            None => client.portal_store().put_empty_statement(named.as_deref().unwrap_or(DEFAULT_NAME)),
         }
-        if !name.is_empty() {
+        if let Some(name) = named {
             self.statements.lock().unwrap_or_else(|p| p.into_inner()).insert(name);
         }
         client.send(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
@@ -724,7 +725,7 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let name = message.name.as_deref().unwrap_or_default();
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
         match message.target_type {
             b'S' => {
                 client.portal_store().rm_statement(name);
