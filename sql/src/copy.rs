@@ -19,7 +19,14 @@
 //! table id only that block's descriptor names, so they appear when the
 //! block commits and never if it rolls back. A table the block changed in
 //! place (a column or index added) cannot be copied into until the block
-//! ends (0A000).
+//! ends (0A000). The same rule lets an `INSERT ... SELECT` inside a block
+//! write more rows than one transaction may
+//! ([`limits::WRITES_PER_TRANSACTION_MAX`]) into such a table, in batches
+//! like these (pgbench's server-side load, `-I G`: `BEGIN; TRUNCATE t;
+//! INSERT INTO t SELECT ... FROM generate_series(1, 100000); COMMIT`).
+//! Caveat: the batches are transactions of their own, so a block that
+//! scanned the table after creating or truncating it holds a lock their
+//! writes wait for; they give up after the lock wait limit (40001).
 //!
 //! Text format only (PostgreSQL's default): fields separated by a tab,
 //! `\N` for NULL, backslash escapes (`\t`, `\n`, `\\`, octal, `\x` hex),

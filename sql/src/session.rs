@@ -38,7 +38,7 @@ use crate::kv::{Attempt, Committed, Engine, KvError, Mode, Pair, Timestamp, Tran
 use crate::limits;
 use crate::optimizer::{self, Rules};
 use crate::parser::{self, Parsed};
-use crate::plan::{Expr, Node, OutputColumn, Plan, ScanSpan};
+use crate::plan::{Expr, Node, OnConflict, OutputColumn, Plan, ScanSpan};
 use crate::planner::Planner;
 use crate::sql_err;
 use crate::types::{DataType, Row, Value};
@@ -432,29 +432,23 @@ impl Session {
             return in_failed_block();
         }
         let (table, columns) = copy_from_stdin(&parsed.statement)?;
-        // The descriptor as this session sees it, and as committed.
-        let mut committed_txn = self.engine.begin(Mode::ReadOnly)?;
-        let committed = Catalog::table(committed_txn.as_mut(), &table);
-        let _ = committed_txn.rollback();
-        let committed = committed?;
-        let (desc, private) = if self.status == TxnStatus::InBlock {
-            let mut txn = self.txn.take().expect("a transaction in a block");
-            let seen = Catalog::table(txn.as_mut(), &table);
-            self.txn = Some(txn);
-            let Some(seen) = seen? else { return sql_err!(UndefinedTable, "relation \"{table}\" does not exist") };
-            match committed {
-                Some(c) if c.id == seen.id && c != seen => {
-                    return sql_err!(
-                        FeatureNotSupported,
-                        "cannot COPY into table \"{table}\" after changing it in the same transaction block"
-                    )
-                }
-                Some(c) if c.id == seen.id => (seen, false),
-                _ => (seen, true),
+        let (desc, private) = match self.txn.take() {
+            Some(mut block) => {
+                let seen = Catalog::table(block.as_mut(), &table);
+                self.txn = Some(block);
+                let Some(seen) = seen? else { return sql_err!(UndefinedTable, "relation \"{table}\" does not exist") };
+                let private = self.private_to_block(&seen)?;
+                (seen, private)
             }
-        } else {
-            let Some(c) = committed else { return sql_err!(UndefinedTable, "relation \"{table}\" does not exist") };
-            (c, false)
+            None => {
+                let mut committed_txn = self.engine.begin(Mode::ReadOnly)?;
+                let committed = Catalog::table(committed_txn.as_mut(), &table);
+                let _ = committed_txn.rollback();
+                let Some(c) = committed? else {
+                    return sql_err!(UndefinedTable, "relation \"{table}\" does not exist");
+                };
+                (c, false)
+            }
         };
         if desc.view.is_some() {
             return sql_err!(FeatureNotSupported, "cannot copy to view \"{table}\"");
@@ -476,6 +470,76 @@ impl Session {
         Ok(width)
     }
 
+    /// Whether the block's descriptor `seen` names a table id only this
+    /// block knows (it created or truncated the table), so rows can be
+    /// written under it in transactions of their own ([`crate::copy`]).
+    /// A table the block changed in place is refused (0A000).
+    fn private_to_block(&mut self, seen: &TableDesc) -> Result<bool> {
+        let mut committed_txn = self.engine.begin(Mode::ReadOnly)?;
+        let committed = Catalog::table(committed_txn.as_mut(), &seen.name);
+        let _ = committed_txn.rollback();
+        match committed? {
+            Some(c) if c.id == seen.id && *c != *seen => sql_err!(
+                FeatureNotSupported,
+                "cannot load table \"{}\" in batches after changing it in the same transaction block",
+                seen.name
+            ),
+            Some(c) => Ok(c.id != seen.id),
+            None => Ok(true),
+        }
+    }
+
+    /// An INSERT inside a block: as any statement, unless its source has
+    /// more rows than one transaction may write and the table is private
+    /// to the block (pgbench's `BEGIN; TRUNCATE t; INSERT INTO t SELECT
+    /// ... FROM generate_series(1, 200000); COMMIT`). Then the rows go in
+    /// batches of their own, as COPY's do ([`crate::copy`]), and appear
+    /// when the block commits.
+    fn insert_in_block(&mut self, table: &TableDesc, source: &Node, cx: &mut Cx) -> Result<u64> {
+        table.check_writable()?;
+        let mut op = exec::build(source);
+        let mut rows = Vec::new();
+        while rows.len() <= limits::WRITES_PER_TRANSACTION_MAX {
+            let Some(row) = op.next(cx)? else { break };
+            cx.hold(exec::row_bytes(&row), "an INSERT's input")?;
+            rows.push(row);
+        }
+        if rows.len() <= limits::WRITES_PER_TRANSACTION_MAX {
+            let r = write::insert_rows(table, rows, &OnConflict::Error, &None, cx, &mut self.row_ids)?;
+            return Ok(r.count);
+        }
+        if !self.private_to_block(table)? {
+            return write::too_many_writes();
+        }
+        let visible: Vec<usize> = (0..table.columns.len()).filter(|&i| !table.columns[i].hidden).collect();
+        let names = visible.iter().map(|&i| table.columns[i].name.clone()).collect();
+        let types = visible.iter().map(|&i| table.columns[i].data_type).collect();
+        let mut copy = crate::copy::CopyIn::new(table.name.clone(), names, types, true);
+        let mut next = rows.into_iter();
+        loop {
+            let mut row = match next.next() {
+                Some(row) => row,
+                None => match op.next(cx)? {
+                    Some(row) => row,
+                    None => break,
+                },
+            };
+            // Cast and checked here so errors name the column; a hidden
+            // row id is left to the batch.
+            write::conform(table, &mut row, &mut self.row_ids)?;
+            copy.rows.push(visible.iter().map(|&i| std::mem::replace(&mut row[i], Value::Null)).collect());
+            if copy.rows.len() >= limits::COPY_BATCH_ROWS {
+                let batch = std::mem::take(&mut copy.rows);
+                self.copy_batch(&mut copy, batch, Some(cx.txn()?))?;
+            }
+        }
+        if !copy.rows.is_empty() {
+            let batch = std::mem::take(&mut copy.rows);
+            self.copy_batch(&mut copy, batch, Some(cx.txn()?))?;
+        }
+        Ok(copy.committed)
+    }
+
     /// Takes a chunk of COPY data; full batches are written as they fill.
     /// An error is kept for [`Session::copy_done`] (the client keeps
     /// sending until then); the rest of the data is ignored.
@@ -485,7 +549,9 @@ impl Session {
             let mut taken = copy.take(chunk);
             while taken.is_ok() && copy.rows.len() >= limits::COPY_BATCH_ROWS {
                 let batch: Vec<Row> = copy.rows.drain(..limits::COPY_BATCH_ROWS).collect();
-                taken = self.copy_batch(&mut copy, batch);
+                let mut block = self.txn.take();
+                taken = self.copy_batch(&mut copy, batch, block.as_deref_mut());
+                self.txn = block;
             }
             if let Err(e) = taken {
                 copy.rows.clear();
@@ -505,7 +571,9 @@ impl Session {
             let mut result = copy.finish();
             if result.is_ok() && !copy.rows.is_empty() {
                 let batch = std::mem::take(&mut copy.rows);
-                result = self.copy_batch(&mut copy, batch);
+                let mut block = self.txn.take();
+                result = self.copy_batch(&mut copy, batch, block.as_deref_mut());
+                self.txn = block;
             }
             if let Err(e) = result {
                 copy.failed = Some(e);
@@ -541,8 +609,14 @@ impl Session {
     /// planned from the block's descriptor; a batch into a table the
     /// block did not create or truncate also reads the committed
     /// descriptor and must find the same one (a schema change in between
-    /// fails the COPY with 40001).
-    fn copy_batch(&mut self, copy: &mut crate::copy::CopyIn, batch: Vec<Row>) -> Result<()> {
+    /// fails the COPY with 40001). `block` is the enclosing block's
+    /// transaction, if any.
+    fn copy_batch(
+        &mut self,
+        copy: &mut crate::copy::CopyIn,
+        batch: Vec<Row>,
+        block: Option<&mut (dyn Transaction + '_)>,
+    ) -> Result<()> {
         if self.cancel.load(AtomicOrdering::Relaxed) {
             return sql_err!(QueryCanceled, "canceling statement due to user request");
         }
@@ -558,23 +632,23 @@ impl Session {
         let types: Vec<DataType> = (0..batch.len()).flat_map(|_| copy.types.iter().copied()).collect();
         let n = batch.len() as u64;
         self.params = Params { types: types.clone(), values: batch.into_iter().flatten().collect() };
-        let result = self.copy_batch_attempts(copy, &sql, &parsed);
+        let result = self.copy_batch_attempts(copy, &sql, &parsed, block);
         self.params = Params::default();
         result?;
         copy.committed += n;
         Ok(())
     }
 
-    fn copy_batch_attempts(&mut self, copy: &crate::copy::CopyIn, sql: &str, parsed: &Parsed) -> Result<()> {
-        let in_block = self.status == TxnStatus::InBlock;
-        let planned = match in_block {
-            true => {
-                let mut txn = self.txn.take().expect("a transaction in a block");
-                let plan = self.plan(txn.as_mut(), sql, &parsed.statement, None);
-                self.txn = Some(txn);
-                Some(plan?)
-            }
-            false => None,
+    fn copy_batch_attempts(
+        &mut self,
+        copy: &crate::copy::CopyIn,
+        sql: &str,
+        parsed: &Parsed,
+        block: Option<&mut (dyn Transaction + '_)>,
+    ) -> Result<()> {
+        let planned = match block {
+            Some(txn) => Some(self.plan(txn, sql, &parsed.statement, None)?),
+            None => None,
         };
         let seen = match planned.as_ref() {
             Some(Plan::Insert { table, .. }) => Some(table.clone()),
@@ -1156,6 +1230,12 @@ impl Session {
                     }
                 }
                 Ok(format!("SELECT {n}"))
+            }
+            Plan::Insert { table, source, on_conflict: OnConflict::Error, returning: None }
+                if self.status == TxnStatus::InBlock =>
+            {
+                let count = self.insert_in_block(table, source, cx)?;
+                Ok(format!("INSERT 0 {count}"))
             }
             Plan::Insert { table, source, on_conflict, returning } => {
                 let r = write::insert(table, source, on_conflict, returning, cx, &mut self.row_ids)?;

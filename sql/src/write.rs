@@ -46,18 +46,24 @@ pub trait RowIds {
 fn read_all(source: &Node, cx: &mut Cx) -> Result<Vec<Row>> {
     let rows = exec::collect(source, cx, limits::WRITES_PER_TRANSACTION_MAX + 1)?;
     if rows.len() > limits::WRITES_PER_TRANSACTION_MAX {
-        return sql_err!(
-            ProgramLimitExceeded,
-            "a statement may change at most {} rows; change fewer at a time",
-            limits::WRITES_PER_TRANSACTION_MAX
-        );
+        return too_many_writes();
     }
     Ok(rows)
 }
 
+/// The error of a statement that would change more rows than one
+/// transaction may ([`limits::WRITES_PER_TRANSACTION_MAX`]).
+pub fn too_many_writes<T>() -> Result<T> {
+    sql_err!(
+        ProgramLimitExceeded,
+        "a statement may change at most {} rows; change fewer at a time",
+        limits::WRITES_PER_TRANSACTION_MAX
+    )
+}
+
 /// Casts a row's values to the column types and checks NOT NULL; true if
 /// it gave the row a fresh row id.
-fn conform(table: &TableDesc, row: &mut Row, ids: &mut dyn RowIds) -> Result<bool> {
+pub(crate) fn conform(table: &TableDesc, row: &mut Row, ids: &mut dyn RowIds) -> Result<bool> {
     let mut fresh = false;
     for (v, col) in row.iter_mut().zip(&table.columns) {
         if col.hidden && v.is_null() {
@@ -238,6 +244,20 @@ pub fn insert(
 ) -> Result<WriteResult> {
     table.check_writable()?;
     let rows = read_all(source, cx)?;
+    insert_rows(table, rows, on_conflict, returning_items, cx, ids)
+}
+
+/// [`insert`] of rows already read (at most
+/// [`limits::WRITES_PER_TRANSACTION_MAX`]; the caller checked the table
+/// is writable).
+pub fn insert_rows(
+    table: &TableDesc,
+    rows: Vec<Row>,
+    on_conflict: &OnConflict,
+    returning_items: &Option<Vec<(Expr, OutputColumn)>>,
+    cx: &mut Cx,
+    ids: &mut dyn RowIds,
+) -> Result<WriteResult> {
     let mut result = WriteResult { count: 0, returned: Vec::new() };
     let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     // Keys this statement left for its commit to check.

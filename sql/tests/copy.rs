@@ -107,3 +107,52 @@ fn copy_to_stdout_gives_the_rows_and_their_count() {
         assert_eq!(e.state, sql::SqlState::FeatureNotSupported, "{bad}: {e:?}");
     }
 }
+
+/// Goal: an INSERT ... SELECT inside a block into a table the block
+/// created or truncated may write more rows than one transaction (pgbench
+/// `-I G`: `BEGIN; TRUNCATE; INSERT ... FROM generate_series(1, 100000);
+/// COMMIT`): its rows appear when the block commits and never if it rolls
+/// back; into any other table the per-transaction limit holds (54000);
+/// a duplicate key fails the statement and the block (23505, then 25P02).
+/// Method: 12,000 rows, more than WRITES_PER_TRANSACTION_MAX; a second
+/// session counts.
+#[test]
+fn a_large_insert_select_into_a_table_the_block_truncated_commits_with_the_block() {
+    let engine = Arc::new(Watched::default());
+    let mut s = Session::new(engine.clone());
+    let mut other = Session::new(engine.clone());
+    let big = sql::limits::WRITES_PER_TRANSACTION_MAX as i64 + 2_000;
+    let load = format!("INSERT INTO acc (aid, bid, filler) SELECT g, g % 7, '' FROM generate_series(1, {big}) AS g");
+    must(&mut s, "CREATE TABLE acc (aid INT NOT NULL, bid INT, filler CHAR(8))");
+    must(&mut s, "INSERT INTO acc VALUES (1, 1, 'old')");
+
+    must(&mut s, "BEGIN");
+    must(&mut s, "TRUNCATE acc");
+    assert_eq!(must(&mut s, &load).tags, vec![format!("INSERT 0 {big}")]);
+    assert_eq!(count(&mut other, "acc"), 1, "the block's rows are its own until COMMIT");
+    must(&mut s, "ROLLBACK");
+    assert_eq!(count(&mut other, "acc"), 1);
+
+    must(&mut s, "BEGIN");
+    must(&mut s, "TRUNCATE acc");
+    must(&mut s, &load);
+    must(&mut s, "COMMIT");
+    assert_eq!(count(&mut other, "acc"), big);
+    let out = must(&mut other, "SELECT sum(aid), min(filler) FROM acc");
+    assert_eq!(out.rows[0][0], sql::Value::Int8(big * (big + 1) / 2));
+    assert_eq!(out.rows[0][1], sql::Value::Text("        ".into()), "cast to char(8) as a row is");
+
+    must(&mut s, "BEGIN");
+    let e = run(&mut s, &load).unwrap_err();
+    assert_eq!(e.state.code(), "54000", "{e:?}");
+    must(&mut s, "ROLLBACK");
+
+    must(&mut s, "BEGIN");
+    must(&mut s, "CREATE TABLE uniq (k INT PRIMARY KEY)");
+    let e = run(&mut s, &format!("INSERT INTO uniq SELECT g % {} FROM generate_series(1, {big}) AS g", big - 1))
+        .unwrap_err();
+    assert_eq!(e.state.code(), "23505", "{e:?}");
+    assert_eq!(run(&mut s, "SELECT 1").unwrap_err().state.code(), "25P02");
+    must(&mut s, "ROLLBACK");
+    assert_eq!(run(&mut other, "SELECT * FROM uniq").unwrap_err().state.code(), "42P01");
+}
