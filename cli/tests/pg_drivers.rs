@@ -348,7 +348,8 @@ async fn an_idle_transaction_times_out_and_rolls_back() -> anyhow::Result<()> {
 
 /// Goal: with a users file (`--sql-users`), the gateway asks every client
 /// for a password by SCRAM-SHA-256: the right password logs in (from
-/// tokio-postgres, and from psql with PGPASSWORD), for a user given by
+/// tokio-postgres, and from psql with PGPASSWORD) as that user
+/// (`current_user`), for a user given by
 /// PostgreSQL's verifier format as for one given in cleartext; a wrong
 /// password and an unknown user get FATAL 28P01 alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,6 +375,8 @@ async fn passwords_are_checked_by_scram() -> anyhow::Result<()> {
             let (db, connection) = login(user, password).await?;
             tokio::spawn(connection);
             assert_eq!(db.query_one("SELECT 1 + 1", &[]).await?.get::<_, i32>(0), 2, "{user}");
+            let who = db.query_one("SELECT current_user, session_user", &[]).await?;
+            assert_eq!((who.get::<_, String>(0), who.get::<_, String>(1)), (user.into(), user.into()));
         }
         for (user, password) in [("alice", "wrong"), ("mallory", "pencil"), ("bob", "")] {
             let e = login(user, password).await.err().expect("refused");

@@ -169,6 +169,8 @@ pub struct Planner<'a> {
     /// Every descriptor, once the statement reads a system relation or a
     /// catalog function (`system`).
     system: Option<Arc<system::Snapshot>>,
+    /// The session's user (`current_user`); `system::ROLE_NAME` if unset.
+    user: Option<&'a str>,
 }
 
 /// One WITH clause's queries, by name; the first `visible` of them may be
@@ -232,6 +234,7 @@ fn builtin_name(name: &ast::ObjectName) -> Result<String> {
 const CATALOG_FUNCTIONS: &[&str] = &[
     "version",
     "current_schema",
+    "current_schemas",
     "current_database",
     "current_user",
     "session_user",
@@ -388,12 +391,19 @@ impl<'a> Planner<'a> {
             used_tables: Vec::new(),
             ctes: Vec::new(),
             system: None,
+            user: None,
         }
     }
 
     /// Uses (and fills) `names` to find tables.
     pub fn with_names(mut self, names: &'a crate::catalog::NameCache) -> Planner<'a> {
         self.names = Some(names);
+        self
+    }
+
+    /// The user `current_user` and `session_user` name.
+    pub fn with_user(mut self, user: &'a str) -> Planner<'a> {
+        self.user = Some(user);
         self
     }
 
@@ -2105,13 +2115,15 @@ impl<'a> Planner<'a> {
         let oid_positions: &[usize] = match name {
             "pg_get_expr" => &[1],
             "format_type" => &[0, 1],
-            // Names or oids.
-            n if n.starts_with("has_") || n == "pg_database_size" => &[],
+            // Names or oids; current_schemas' is a bool.
+            n if n.starts_with("has_") || n == "pg_database_size" || n == "current_schemas" => &[],
             _ => &[0],
         };
         let mut oids = Vec::new();
         for (n, a) in args.into_iter().enumerate() {
-            oids.push(if oid_positions.contains(&n) {
+            oids.push(if name == "current_schemas" {
+                self.coerce(a, DataType::Bool)?
+            } else if oid_positions.contains(&n) {
                 self.coerce(a, DataType::Int8)?
             } else {
                 self.default_type(a)?.expr
@@ -2127,7 +2139,19 @@ impl<'a> Planner<'a> {
             "version" => text(&system::version()),
             "current_schema" => text("public"),
             "current_database" => text(system::DATABASE_NAME),
-            "current_user" | "session_user" | "user" | "current_role" => text(system::ROLE_NAME),
+            "current_user" | "session_user" | "user" | "current_role" => text(self.user.unwrap_or(system::ROLE_NAME)),
+            // The search path: `public`, after the implicit `pg_catalog`
+            // when asked for (PostgreSQL's type is name[]; text[] here).
+            "current_schemas" => {
+                let schemas = |names: &[&str]| {
+                    let items = names.iter().map(|n| Value::Text(n.to_string())).collect();
+                    Expr::Constant(Value::Array(&DataType::Text, items))
+                };
+                let whens = vec![(first.clone(), schemas(&["pg_catalog", "public"]))];
+                let otherwise = Box::new(schemas(&["public"]));
+                let ty = DataType::Array(&DataType::Text);
+                unless_null(Expr::Case { operand: None, whens, otherwise }, ty)
+            }
             "pg_get_userbyid" => unless_null(Expr::Constant(Value::Text(system::ROLE_NAME.into())), DataType::Text),
             // One schema on the search path holds every user object; every
             // role may do everything (no users yet).

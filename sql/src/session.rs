@@ -193,6 +193,8 @@ pub struct Session {
     params: Params,
     /// A COPY FROM STDIN taking data ([`crate::copy`]).
     copy: Option<crate::copy::CopyIn>,
+    /// Who logged in: what `current_user` names.
+    user: String,
 }
 
 /// A statement's parameters.
@@ -293,7 +295,15 @@ impl Session {
             explain_commit: false,
             params: Params::default(),
             copy: None,
+            user: crate::system::ROLE_NAME.to_string(),
         }
+    }
+
+    /// The user this session runs as (the login's), which `current_user`
+    /// and `session_user` name. Roles have no privileges yet: every user
+    /// may do everything.
+    pub fn set_user(&mut self, user: &str) {
+        self.user = user.to_string();
     }
 
     /// Shares `leases` with the other sessions of this gateway.
@@ -1080,7 +1090,7 @@ impl Session {
         leases: Option<&LeaseUse>,
         param_types: &[Option<DataType>],
     ) -> Result<(Plan, Vec<Option<DataType>>)> {
-        let mut planner = Planner::new(txn, sql).with_names(&self.names);
+        let mut planner = Planner::new(txn, sql).with_names(&self.names).with_user(&self.user);
         planner.param_types = param_types.to_vec();
         if let Some(leases) = leases {
             planner = planner.with_leases(leases);

@@ -448,7 +448,7 @@ impl ServerParameterProvider for ServerParameters {
 }
 
 fn server_parameters(startup: &std::collections::HashMap<String, String>) -> std::collections::HashMap<String, String> {
-    let user = startup.get("user").cloned().unwrap_or_else(|| "root".into());
+    let user = startup.get("user").cloned().unwrap_or_else(|| sql::system::ROLE_NAME.into());
     let application = startup.get("application_name").cloned().unwrap_or_default();
     [
         ("server_version", SERVER_VERSION.to_string()),
@@ -493,6 +493,8 @@ impl StartupHandler for Connection {
         };
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
+        let user = client.metadata().get("user").cloned().unwrap_or_else(|| sql::system::ROLE_NAME.into());
+        self.session.lock().unwrap_or_else(|p| p.into_inner()).set_user(&user);
         if self.over_limit {
             let info = ErrorInfo::new(
                 "FATAL".into(),
