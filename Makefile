@@ -9,7 +9,7 @@ PY_VENV ?= $(HOME)/.cache/spandb/venv
 PSYCOPG := psycopg[binary]==3.3.9
 export SPANDB_PYTHON := $(PY_VENV)/bin/python
 
-.PHONY: all deps build demo test bench jepsen fuzz clean
+.PHONY: all deps build demo check test bench jepsen fuzz clean
 
 all: build
 
@@ -39,9 +39,27 @@ build: deps
 demo: deps
 	$(CARGO) run -p cli --bin spandb -- demo
 
-## test: every test of the workspace (unit, in-process clusters, multi-process).
-test: deps
-	$(CARGO) test --workspace
+## check: the house rules, before any test runs: formatting, clippy with
+## warnings as errors, docs without broken links, the pure cores free of
+## I/O crates, no unused dependency, no import cycle between modules
+## (scripts/ says why each matters).
+check: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --features sql/testing -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+	scripts/dependency_directions.sh
+	python3 scripts/unused_deps.py
+	python3 scripts/module_cycles.py
+
+## test: the house rules, then every test of the workspace in tiers, cheapest
+## first, so a failure in one stops the rest: the pure cores (truetime, txn,
+## sql, the jepsen checkers), then the server and its in-process clusters,
+## then the multi-process tests of the `spandb` binary (psql, pgbench,
+## psycopg, tokio-postgres, the short jepsen runs).
+test: deps check
+	$(CARGO) test -p truetime -p txn -p sql -p jepsen
+	$(CARGO) test -p proto -p spanserver -p placement -p client -p tests
+	$(CARGO) test -p cli
 
 ## fuzz: the long pass of the request fuzzers (make test runs short ones):
 ## FUZZ_CASES generated requests, against an in-process cluster, every

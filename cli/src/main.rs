@@ -6,7 +6,6 @@
 //! nothing here panics on bad input.
 
 mod bench;
-mod bench_sql;
 mod cluster;
 mod display;
 mod jepsen;

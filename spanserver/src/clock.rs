@@ -135,7 +135,7 @@ impl ClockGuard {
 
     /// How far the clock may move apart from the monotonic clock between
     /// two verdicts before it counts as a jump: a quarter of epsilon, at
-    /// least [`JUMP_TOLERANCE_MIN`].
+    /// least `JUMP_TOLERANCE_MIN`.
     pub fn jump_tolerance(&self) -> Duration {
         (self.tt.epsilon() / 4).max(JUMP_TOLERANCE_MIN)
     }

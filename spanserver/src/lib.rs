@@ -93,7 +93,7 @@
 //! The shard layout is static (from the cluster description) until the
 //! placement driver exists; there are no splits, moves or conf changes yet,
 //! although applying conf changes is wired. Snapshots stream through disk
-//! (`snapshot.rs`); a shard over `raft.snapshot_bytes_max` cannot catch a
+//! (`storage/snapshot.rs`); a shard over `raft.snapshot_bytes_max` cannot catch a
 //! follower up until it is split. Peers holding the secret are trusted
 //! (raft-rs assumes correct peers), and there is no TLS yet: the secret
 //! crosses the network in the clear.
@@ -112,7 +112,6 @@ pub mod registry;
 pub mod server;
 pub mod service;
 pub mod shard;
-pub mod snapshot;
 pub mod storage;
 pub mod store;
 pub mod transport;

@@ -54,7 +54,7 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 /// ceiling of `raft.snapshot_bytes_max`). A shard whose data exceeds it
 /// cannot be sent to a lagging follower (it must be split first; the
 /// placement driver's job, DESIGN.md §7). Nothing of it is held in memory:
-/// it is streamed to and from disk (`snapshot.rs`).
+/// it is streamed to and from disk (`storage/snapshot.rs`).
 pub const SNAPSHOT_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 
 /// A leader keeps log entries a recently active follower still needs, but

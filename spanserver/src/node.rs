@@ -322,7 +322,7 @@ impl Node {
     }
 
     /// Reads the replica's data through one RocksDB snapshot, refusing if
-    /// a snapshot install overlaps the read (`snapshot.rs`: the shard's
+    /// a snapshot install overlaps the read (`storage/snapshot.rs`: the shard's
     /// range is empty between the install's two steps).
     fn read_data<T>(&self, r: &ReplicaShared, read: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
         let installing = || Error::Unavailable(format!("{} is installing a snapshot; retry", r.shard_id));

@@ -15,7 +15,7 @@ use truetime::Timestamp;
 
 use crate::config::ClusterSpec;
 use crate::ids::{ReplicaId, ServerId, ShardId};
-use crate::snapshot::InstallSeq;
+use crate::storage::snapshot::InstallSeq;
 
 /// A replica's Raft role, as raft-rs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

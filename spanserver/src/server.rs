@@ -21,7 +21,7 @@ use crate::node::Node;
 use crate::peers::Peers;
 use crate::registry::Registry;
 use crate::service::{AdminService, KvService, PeerService, TxnService};
-use crate::snapshot::SnapshotDir;
+use crate::storage::snapshot::SnapshotDir;
 use crate::storage::{Engine, Identity, OpenError};
 use crate::store::{self, Store, StoreHandle, StoreMsg};
 use crate::transport::grpc::GrpcTransport;

@@ -376,7 +376,7 @@ impl proto::peer_server::Peer for PeerService {
         if header.data_bytes > limits::SNAPSHOT_BYTES_MAX {
             return Err(Error::InvalidArgument("snapshot data exceeds the size limit".into()).into());
         }
-        // The data file, to disk as it arrives (snapshot.rs).
+        // The data file, to disk as it arrives (storage/snapshot.rs).
         let file = match header.data_bytes {
             0 => None,
             bytes => Some(self.receive_file(shard, bytes, &mut stream).await?),

@@ -43,8 +43,8 @@ use crate::peers::Peers;
 use crate::registry::Registry;
 use crate::shard::reads::ReadReply;
 use crate::shard::{Completion, Replica, TxnReply};
-use crate::snapshot::{SnapshotDir, SnapshotFile};
 use crate::storage::keycode::{decode_raft_key_shard, raft_key, RaftKey};
+use crate::storage::snapshot::{SnapshotDir, SnapshotFile};
 use crate::storage::{Engine, CF_RAFT};
 use crate::transport::Transport;
 
@@ -55,7 +55,7 @@ pub enum StoreMsg {
     /// Raft messages from a peer server (never snapshots).
     Raft { from: ServerId, messages: Vec<(ShardId, Message)> },
     /// A snapshot message from a peer, and its data file, now in this
-    /// server's snapshot directory (`snapshot.rs`).
+    /// server's snapshot directory (`storage/snapshot.rs`).
     SnapshotArrived { from: ServerId, shard: ShardId, message: Message, file: Option<PathBuf> },
     /// A request for a shard's transaction state machine (reads in
     /// read-write transactions, prepares, commits, plain writes, ...). The
@@ -101,7 +101,7 @@ impl StoreHandle {
 }
 
 /// Creates the inbox: the handle for senders and the receiving end for
-/// [`Store::new`].
+/// [`Store::open`].
 pub fn inbox(snapshots: Arc<SnapshotDir>) -> (StoreHandle, Receiver<StoreMsg>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(limits::INBOX_MESSAGES_MAX);
     (StoreHandle { tx, snapshots }, rx)

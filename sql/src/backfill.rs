@@ -3,7 +3,7 @@
 //! a primary key, while no transaction holds more than a batch.
 //!
 //! A statement outside a transaction block does the catalog part in its
-//! own transaction and leaves the rest ([`crate::ddl::FollowUp`]) to be run here after
+//! own transaction and leaves the rest ([`crate::catalog::FollowUp`]) to be run here after
 //! it commits (F1's online schema change, with SpanDB's locks where F1
 //! has leases for writers):
 //!
@@ -40,8 +40,8 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::catalog::Drains;
 use crate::catalog::{Catalog, IndexDesc, TableDesc};
-use crate::ddl::Drains;
 use crate::encoding;
 use crate::error::{Error, Result};
 use crate::exec::Cx;

@@ -12,63 +12,18 @@
 //! DEFAULT from the descriptor (`ColumnDesc::missing`).
 //!
 //! Every change to an existing table runs after the session drained the
-//! table (`catalog`, "Leases"): [`Drains`] says which drain each table is
+//! table (`catalog`, "Leases"): [`crate::catalog::Drains`] says which drain each table is
 //! in, and a change first checks that its table is still in it.
 
-use std::collections::{HashMap, HashSet};
-
-use crate::catalog::{Catalog, IndexDesc, TableDesc};
+use crate::catalog::{Catalog, FollowUp, IndexDesc, TableDesc};
 use crate::error::{Error, Result, SqlState};
 use crate::exec::Cx;
 use crate::plan::Plan;
 use crate::planner;
-use crate::session::Sink;
+use crate::sink::Sink;
 use crate::sql_err;
 use crate::types::Value;
 use crate::write;
-
-/// The drains the session waited out before a schema change, and the
-/// tables its transaction owns: created (nobody else sees them yet, so
-/// they need no drain) or already changed (it holds their descriptors).
-#[derive(Debug, Default, Clone)]
-pub struct Drains {
-    /// Table id -> the drain epoch waited out.
-    pub epochs: HashMap<u32, u64>,
-    pub owned: HashSet<u32>,
-}
-
-impl Drains {
-    /// Refuses to change `desc` unless its leases were waited out and no
-    /// other change ended that drain since (40001, the statement runs
-    /// again with a new drain).
-    pub(crate) fn check(&mut self, desc: &TableDesc) -> Result<()> {
-        if self.owned.contains(&desc.id) {
-            return Ok(());
-        }
-        match self.epochs.get(&desc.id) {
-            Some(&epoch) if desc.draining && desc.drain_epoch == epoch => {
-                self.owned.insert(desc.id);
-                Ok(())
-            }
-            _ => sql_err!(
-                SerializationFailure,
-                "table \"{}\" changed while this schema change waited for its descriptor leases to end",
-                desc.name
-            ),
-        }
-    }
-}
-
-/// Work a schema change leaves for after its own transaction commits,
-/// done in batches of transactions of their own (`backfill`), so no
-/// single transaction has to hold a whole table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FollowUp {
-    /// Fill write-only index `index` of table `table`, then make it public.
-    Backfill { table: u32, index: u32 },
-    /// Copy table `table`'s rows into its `rewrite`, then switch to it.
-    Rewrite { table: u32 },
-}
 
 /// Runs a DDL plan; returns its command tag.
 pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {

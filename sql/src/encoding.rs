@@ -646,7 +646,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Bytea(b) => write_length_prefixed(&mut out, b),
             Value::Array(element, items) => {
                 write_uvarint(&mut out, u64::from(element.oid()));
-                write_length_prefixed(&mut out, crate::array::to_text(items).as_bytes());
+                write_length_prefixed(&mut out, crate::ops::array::to_text(items).as_bytes());
             }
         }
     }
@@ -716,7 +716,7 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
                 let text = read_length_prefixed(&mut input, "array")?;
                 let element = u32::try_from(oid).ok().and_then(DataType::array_by_oid).and_then(DataType::element);
                 match (element, std::str::from_utf8(text)) {
-                    (Some(e), Ok(text)) => crate::array::parse(text, e)?,
+                    (Some(e), Ok(text)) => crate::ops::array::parse(text, e)?,
                     _ => return sql_err!(InternalError, "corrupt row value: bad array in column {column_id}"),
                 }
             }

@@ -69,7 +69,7 @@ pub struct Cx<'t> {
     /// statement's budget, [`limits::MEMORY_BYTES_MAX`]).
     held_bytes: usize,
     /// A schema change's drains (the session's, lent for the statement).
-    pub drains: crate::ddl::Drains,
+    pub drains: crate::catalog::Drains,
     /// INSERT leaves "this key is new" to the commit (`put_absent`)
     /// instead of reading each key: set by the session for a statement
     /// that is its own transaction, which reruns it with reads if the
@@ -79,7 +79,7 @@ pub struct Cx<'t> {
     /// the statement commits (a statement outside a transaction block).
     pub batch_schema_changes: bool,
     /// What such a change left for after the commit.
-    pub followup: Option<crate::ddl::FollowUp>,
+    pub followup: Option<crate::catalog::FollowUp>,
     /// Where new table ids come from, outside the statement's
     /// transaction (see [`Cx::next_table_id`]); none: from it.
     pub id_source: Option<Arc<dyn crate::kv::Engine>>,
@@ -106,7 +106,7 @@ impl<'t> Cx<'t> {
             ticks: 0,
             analysis: None,
             held_bytes: 0,
-            drains: crate::ddl::Drains::default(),
+            drains: crate::catalog::Drains::default(),
             defer_unique_checks: false,
             batch_schema_changes: false,
             followup: None,
@@ -165,7 +165,7 @@ impl<'t> Cx<'t> {
         self
     }
 
-    /// Counts a unit of work; every [`CANCEL_CHECK_TICKS`] of them,
+    /// Counts a unit of work; every `CANCEL_CHECK_TICKS` of them,
     /// checks for cancellation (operators that never reach storage, such
     /// as `generate_series` feeding an aggregate, stay cancellable).
     pub fn tick(&mut self) -> Result<()> {
@@ -509,7 +509,7 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
         }
         Expr::Quantified { op, all, left, array } => {
             let x = eval(left, row, cx)?;
-            crate::array::quantified(*op, *all, &x, &eval(array, row, cx)?)?
+            crate::ops::array::quantified(*op, *all, &x, &eval(array, row, cx)?)?
         }
         Expr::Subquery(node) => {
             let rows = subquery_rows(node, row, cx, 2)?;

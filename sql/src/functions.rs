@@ -247,7 +247,7 @@ fn regex_matches(s: &str, pattern: &str, case_insensitive: bool) -> Result<bool>
     })
 }
 
-/// The array functions ([`crate::array`]): `None` if `name(args)` is not
+/// The array functions ([`crate::ops::array`]): `None` if `name(args)` is not
 /// one. `array` builds an array of its arguments (the binder casts the
 /// result to the array type it inferred); `array_element` is `a[i]`.
 fn resolve_array_function(name: &str, args: &[Option<DataType>]) -> Option<Signature> {
@@ -299,18 +299,18 @@ fn call_array_function(name: &str, args: &[Value]) -> Option<Result<Value>> {
             }
         }
         "array_element" => match (items, int(1)) {
-            (Some(items), Some(i)) => crate::array::element(items, i),
+            (Some(items), Some(i)) => crate::ops::array::element(items, i),
             _ => Value::Null,
         },
         "array_to_string" => match (items, text(1)) {
-            (Some(items), Some(sep)) => match crate::array::join(items, sep, text(2)) {
+            (Some(items), Some(sep)) => match crate::ops::array::join(items, sep, text(2)) {
                 Ok(s) => Value::Text(s),
                 Err(e) => return Some(Err(e)),
             },
             _ => Value::Null,
         },
         "array_upper" | "array_lower" | "array_length" => match (items, int(1)) {
-            (Some(items), Some(d)) => crate::array::bound(items, d, name),
+            (Some(items), Some(d)) => crate::ops::array::bound(items, d, name),
             _ => Value::Null,
         },
         "cardinality" => match items {

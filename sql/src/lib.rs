@@ -31,7 +31,7 @@
 //!
 //! Invariants:
 //! - A row and its index entries change in the same transaction
-//!   ([`write`]); DDL and DML on one table serialize through its
+//!   ([`mod@write`]); DDL and DML on one table serialize through its
 //!   descriptor ([`catalog`]).
 //! - A read-only statement that plans from a leased descriptor reads at a
 //!   timestamp where that descriptor is in force: a schema change drains
@@ -58,7 +58,6 @@
 //! assert_eq!(out.rows, vec![vec![sql::Value::Text("two".into())]]);
 //! ```
 
-pub mod array;
 pub mod backfill;
 pub mod catalog;
 pub mod copy;
@@ -78,6 +77,7 @@ pub mod parser;
 pub mod plan;
 pub mod planner;
 pub mod session;
+pub mod sink;
 pub mod system;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -86,5 +86,6 @@ pub mod types;
 pub mod write;
 
 pub use error::{Error, Result, SqlState};
-pub use session::{Collected, Prepared, Session, Sink, TxnStatus};
+pub use session::{Prepared, Session, TxnStatus};
+pub use sink::{Collected, Sink};
 pub use types::{DataType, Row, Value};

@@ -60,9 +60,9 @@ pub const NESTING_DEPTH_MAX: usize = 64;
 pub const COLUMNS_MAX: usize = 1_000;
 
 /// Index ids a table may use over its life (dropped indexes' ids are not
-/// reused): each index gets an oid in the table's block of
-/// [`crate::system::OIDS_PER_TABLE`].
-pub const INDEX_IDS_MAX: u32 = crate::system::OIDS_PER_TABLE as u32 - 1;
+/// reused): each index gets an oid in the table's block of oids, so this
+/// sets the block's size (`system`, "Oids").
+pub const INDEX_IDS_MAX: u32 = 4_095;
 
 /// Rows `generate_series` may produce.
 pub const SERIES_ROWS_MAX: i64 = 100_000_000;

@@ -73,6 +73,8 @@
 //! - `%`/`mod` exist for integers only (PostgreSQL also has them for
 //!   `numeric`, which we do not have).
 
+pub mod array;
+
 use std::cmp::Ordering;
 
 use crate::error::{Error, Result, SqlState};
@@ -536,7 +538,7 @@ fn cmp_comparable(l: &Value, r: &Value) -> Option<Ordering> {
         (Value::Text(a), Value::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (Value::Bytea(a), Value::Bytea(b)) => Some(a.cmp(b)),
         (Value::Timestamp(a), Value::Timestamp(b)) => Some(a.cmp(b)),
-        (Value::Array(x, a), Value::Array(y, b)) if x == y => Some(crate::array::compare(a, b)),
+        (Value::Array(x, a), Value::Array(y, b)) if x == y => Some(array::compare(a, b)),
         _ => Some(cmp_nums(as_num(l)?, as_num(r)?)),
     }
 }
@@ -813,7 +815,7 @@ pub fn to_text(v: &Value) -> Option<String> {
             s
         }
         Value::Timestamp(us) => timestamp_text(*us),
-        Value::Array(_, items) => crate::array::to_text(items),
+        Value::Array(_, items) => array::to_text(items),
     })
 }
 
@@ -947,7 +949,7 @@ pub fn parse_text(s: &str, ty: DataType) -> Result<Value> {
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => fit_string(s.to_string(), ty).map(Value::Text),
         DataType::Bytea => parse_bytea(s).map(Value::Bytea),
         DataType::Timestamp => parse_timestamp(s).map(Value::Timestamp),
-        DataType::Array(element) => crate::array::parse(s, *element),
+        DataType::Array(element) => array::parse(s, *element),
     }
 }
 

@@ -137,7 +137,7 @@ pub fn deallocate_target(sql: &str) -> Option<Option<String>> {
     if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
         return Some(None);
     }
-    Some(Some(crate::planner::ident(name)))
+    Some(Some(ident(name)))
 }
 
 /// Parses one expression (a stored DEFAULT).
@@ -288,7 +288,7 @@ fn cut_as_of(sql: &str, tokens: Vec<TokenWithSpan>) -> Result<(Vec<TokenWithSpan
 
 fn syntax_error(sql: &str, message: String, at: Option<Location>) -> Error {
     let mut e = Error::new(SqlState::SyntaxError, clean_message(&message));
-    e.position = at.and_then(|l| crate::planner::position_of(sql, l));
+    e.position = at.and_then(|l| position_of(sql, l));
     e
 }
 
@@ -320,6 +320,29 @@ fn clean_message(m: &str) -> String {
         None => m,
     };
     format!("syntax error: {}", m.trim_start_matches("sql parser error: "))
+}
+
+/// An identifier as PostgreSQL folds it: lower case unless quoted.
+pub(crate) fn ident(i: &ast::Ident) -> String {
+    match i.quote_style {
+        Some(_) => i.value.clone(),
+        None => i.value.to_lowercase(),
+    }
+}
+
+/// The 1-based character offset in `sql` of a sqlparser location.
+pub fn position_of(sql: &str, loc: sqlparser::tokenizer::Location) -> Option<usize> {
+    if loc.line == 0 {
+        return None;
+    }
+    let mut offset = 0;
+    for (n, line) in sql.split('\n').enumerate() {
+        if n as u64 + 1 == loc.line {
+            return Some(offset + loc.column as usize);
+        }
+        offset += line.chars().count() + 1;
+    }
+    None
 }
 
 #[cfg(test)]

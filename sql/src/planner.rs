@@ -30,6 +30,7 @@ use crate::functions;
 use crate::kv::Transaction;
 use crate::limits;
 use crate::ops::{self, BinaryOp, UnaryOp};
+use crate::parser::{ident, position_of};
 use crate::plan::*;
 use crate::sql_err;
 use crate::system;
@@ -182,13 +183,6 @@ struct CteFrame {
     visible: usize,
 }
 
-pub(crate) fn ident(i: &ast::Ident) -> String {
-    match i.quote_style {
-        Some(_) => i.value.clone(),
-        None => i.value.to_lowercase(),
-    }
-}
-
 pub(crate) fn object_name(name: &ast::ObjectName) -> Result<String> {
     match schema_and_name(name)? {
         (None | Some("public"), n) => Ok(n.to_string()),
@@ -304,21 +298,6 @@ fn regex_function(op: &ast::BinaryOperator) -> Option<&'static str> {
         "!~*" => "texticregexne",
         _ => return None,
     })
-}
-
-/// The 1-based character offset in `sql` of a sqlparser location.
-pub fn position_of(sql: &str, loc: sqlparser::tokenizer::Location) -> Option<usize> {
-    if loc.line == 0 {
-        return None;
-    }
-    let mut offset = 0;
-    for (n, line) in sql.split('\n').enumerate() {
-        if n as u64 + 1 == loc.line {
-            return Some(offset + loc.column as usize);
-        }
-        offset += line.chars().count() + 1;
-    }
-    None
 }
 
 /// PostgreSQL's type for a declared SQL type.

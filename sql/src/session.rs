@@ -30,7 +30,7 @@ use sqlparser::ast;
 
 use crate::backfill;
 use crate::catalog::{Catalog, IndexDesc, LeaseChecked, LeaseUse, Leases, TableDesc};
-use crate::ddl::{Drains, FollowUp};
+use crate::catalog::{Drains, FollowUp};
 use crate::error::{Error, Result, SqlState};
 use crate::exec::{self, Cx};
 use crate::explain;
@@ -40,52 +40,10 @@ use crate::optimizer::{self, Rules};
 use crate::parser::{self, Parsed};
 use crate::plan::{Expr, Node, OnConflict, OutputColumn, Plan, ScanSpan};
 use crate::planner::Planner;
+pub use crate::sink::{Collected, Sink};
 use crate::sql_err;
 use crate::types::{DataType, Row, Value};
 use crate::write::{self, RowIds};
-
-/// Where a statement's results go.
-pub trait Sink {
-    /// A statement that returns rows is about to: its columns.
-    fn columns(&mut self, columns: &[OutputColumn]) -> Result<()>;
-    fn row(&mut self, row: Row) -> Result<()>;
-    /// The statement is done: PostgreSQL's command tag (`SELECT 3`,
-    /// `INSERT 0 1`, `CREATE TABLE`, ...).
-    fn complete(&mut self, tag: &str) -> Result<()>;
-    /// A notice for the user (`relation "t" already exists, skipping`).
-    fn notice(&mut self, _message: &str) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// A sink that keeps everything (tests, small results).
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Collected {
-    pub columns: Vec<OutputColumn>,
-    pub rows: Vec<Row>,
-    pub tags: Vec<String>,
-    pub notices: Vec<String>,
-}
-
-impl Sink for Collected {
-    fn columns(&mut self, columns: &[OutputColumn]) -> Result<()> {
-        self.columns = columns.to_vec();
-        self.rows.clear();
-        Ok(())
-    }
-    fn row(&mut self, row: Row) -> Result<()> {
-        self.rows.push(row);
-        Ok(())
-    }
-    fn complete(&mut self, tag: &str) -> Result<()> {
-        self.tags.push(tag.to_string());
-        Ok(())
-    }
-    fn notice(&mut self, message: &str) -> Result<()> {
-        self.notices.push(message.to_string());
-        Ok(())
-    }
-}
 
 /// The transaction state, as PostgreSQL's ReadyForQuery reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1380,7 +1338,7 @@ fn copy_from_stdin(s: &ast::Statement) -> Result<(String, Option<Vec<String>>)> 
     };
     check_copy_options(options, legacy_options)?;
     let table = crate::planner::object_name(table_name)?;
-    let columns = (!columns.is_empty()).then(|| columns.iter().map(crate::planner::ident).collect());
+    let columns = (!columns.is_empty()).then(|| columns.iter().map(crate::parser::ident).collect());
     Ok((table, columns))
 }
 
@@ -1424,7 +1382,7 @@ fn copy_to_stdout(s: &ast::Statement) -> Result<Option<(String, ast::Statement)>
             let columns = if columns.is_empty() {
                 "*".to_string()
             } else {
-                columns.iter().map(|c| quote_name(&crate::planner::ident(c))).collect::<Vec<_>>().join(", ")
+                columns.iter().map(|c| quote_name(&crate::parser::ident(c))).collect::<Vec<_>>().join(", ")
             };
             format!("SELECT {columns} FROM {}", quote_name(&table))
         }

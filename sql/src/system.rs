@@ -66,7 +66,7 @@ use crate::types::{DataType, Row, Value};
 /// The first oid PostgreSQL gives user objects (`FirstNormalObjectId`).
 pub const USER_OID_MIN: i64 = 16_384;
 /// Oids reserved per table: the table's own and one per index id.
-pub const OIDS_PER_TABLE: i64 = 4_096;
+pub const OIDS_PER_TABLE: i64 = crate::limits::INDEX_IDS_MAX as i64 + 1;
 
 /// The namespaces (schemas): PostgreSQL's oids.
 pub const PG_CATALOG_OID: i64 = 11;

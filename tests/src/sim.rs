@@ -1,6 +1,6 @@
 //! A fault-injecting network for in-process clusters.
 //!
-//! Each server's Raft traffic goes through a [`SimTransport`] into the
+//! Each server's Raft traffic goes through a `SimTransport` into the
 //! shared [`SimNetwork`], which decides per message: deliver now, deliver
 //! later (random delay, so messages reorder), or drop (random loss, a
 //! partition, a cut link, a crashed destination). Delivery is the real
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use spanserver::snapshot::SnapshotFile;
+use spanserver::storage::snapshot::SnapshotFile;
 use spanserver::store::{StoreHandle, StoreMsg};
 use spanserver::transport::Transport;
 use spanserver::{RaftMessage, ReplicaId, ServerId, ShardId};

@@ -69,9 +69,9 @@ use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
 use crate::peers::Peers;
 use crate::registry::{Registry, ReplicaProgress, ReplicaShared, Role};
-use crate::snapshot::{ingest, SnapshotDir, SnapshotFile, SnapshotSource};
 use crate::storage::keycode::{raft_key, range_bounds, txn_key, txn_kind_bounds, RaftKey, TxnKey};
 use crate::storage::raft_log::{decode_record, RaftLogStore};
+use crate::storage::snapshot::{ingest, SnapshotDir, SnapshotFile, SnapshotSource};
 use crate::storage::{mvcc, Engine, CF_DATA, CF_RAFT, CF_TXN};
 
 /// Answered with the state machine's answer to a request.
@@ -692,7 +692,7 @@ impl Replica {
         }
     }
 
-    /// Installs a snapshot from the leader (`snapshot.rs`): into `batch`
+    /// Installs a snapshot from the leader (`storage/snapshot.rs`): into `batch`
     /// its transaction records, log position, conf state, apply state, GC
     /// watermark and the deletion of the shard's old data, with a marker
     /// naming the data file; the caller ingests the file once the batch is

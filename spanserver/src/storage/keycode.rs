@@ -131,7 +131,7 @@ pub enum RaftKey {
     Replica = 0x06,
     GcWatermark = 0x07,
     /// A snapshot install whose data file is not yet ingested: the path
-    /// (`snapshot.rs`).
+    /// (`storage/snapshot.rs`).
     PendingIngest = 0x08,
 }
 

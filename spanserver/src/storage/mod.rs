@@ -25,6 +25,7 @@
 pub mod keycode;
 pub mod mvcc;
 pub mod raft_log;
+pub mod snapshot;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -18,7 +18,7 @@
 //!   applied (hence committed) entries are ever compacted.
 //! - Entries `first_index..=last_index` are all present and contiguous.
 //! - A snapshot is taken from one RocksDB snapshot, so its data, apply state
-//!   and conf state describe the same applied index (`snapshot.rs` builds
+//!   and conf state describe the same applied index (`storage/snapshot.rs` builds
 //!   it, off the event loop).
 
 use prost011::Message as _;
@@ -29,7 +29,7 @@ use rocksdb::{ReadOptions, WriteBatch};
 use super::keycode::{self, log_key, raft_key, RaftKey};
 use super::{Engine, CF_RAFT};
 use crate::ids::ShardId;
-use crate::snapshot::SnapshotSource;
+use crate::storage::snapshot::SnapshotSource;
 
 /// Decodes a prost (0.14) record stored by this module's callers.
 pub fn decode_record<M: prost::Message + Default>(bytes: &[u8], what: &str) -> M {
@@ -241,7 +241,7 @@ impl RaftLogStore {
         Ok(decode_raft(&bytes, "log entry"))
     }
 
-    /// Where this replica's snapshots come from (`snapshot.rs`).
+    /// Where this replica's snapshots come from (`storage/snapshot.rs`).
     pub fn snapshot_source(&self) -> &SnapshotSource {
         &self.snapshots
     }
@@ -320,7 +320,7 @@ impl raft::Storage for RaftLogStore {
     }
 
     /// Built off the event loop; `SnapshotTemporarilyUnavailable` until
-    /// then (`snapshot.rs`).
+    /// then (`storage/snapshot.rs`).
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         self.snapshots.get(request_index)
     }

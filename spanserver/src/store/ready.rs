@@ -42,7 +42,7 @@ impl Store {
         let mut must_sync = false;
         let mut readies: Vec<(ShardId, Ready)> = Vec::new();
         // Snapshot installs whose data file is ingested once `persist` is
-        // written (snapshot.rs).
+        // written (storage/snapshot.rs).
         let mut installs: Vec<(ShardId, Option<PathBuf>)> = Vec::new();
         for (shard, r) in self.replicas.iter_mut() {
             if !r.raw_node.has_ready() {

@@ -28,7 +28,7 @@ use crate::auth::PeerSecret;
 use crate::config::ClusterSpec;
 use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
-use crate::snapshot::SnapshotFile;
+use crate::storage::snapshot::SnapshotFile;
 use crate::store::{StoreHandle, StoreMsg};
 use crate::transport::Transport;
 

@@ -18,13 +18,13 @@ pub mod grpc;
 use raft::eraftpb::Message;
 
 use crate::ids::{ServerId, ShardId};
-use crate::snapshot::SnapshotFile;
+use crate::storage::snapshot::SnapshotFile;
 
 pub trait Transport: Send + Sync + 'static {
     /// Sends Raft messages (never snapshots) to `to`.
     fn send(&self, to: ServerId, messages: Vec<(ShardId, Message)>);
 
-    /// Sends one `MsgSnapshot` and its data file (`snapshot.rs`), which the
+    /// Sends one `MsgSnapshot` and its data file (`storage/snapshot.rs`), which the
     /// receiver must have on disk before it hands the message to its loop
     /// (`StoreMsg::SnapshotArrived`); the outcome comes back as
     /// `SnapshotSent`.

@@ -22,7 +22,7 @@ use hdrhistogram::Histogram;
 use rand::Rng;
 use sql::{Collected, Session};
 
-use crate::bench::{bench_cluster, BenchTarget, Report};
+use super::{bench_cluster, BenchTarget, Report};
 use crate::sql_engine::ClientEngine;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

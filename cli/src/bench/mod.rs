@@ -12,6 +12,8 @@
 //! Speed is measured here, never asserted in tests: compare against a peer
 //! (etcd, PostgreSQL) measured in the same session on the same machine.
 
+mod statements;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +37,7 @@ enum BenchKind {
     /// and cross-shard read-write with N participants (Spanner's Table 4).
     Txn(TxnBenchArgs),
     /// SQL statements beside their raw key-value peers.
-    Sql(crate::bench_sql::SqlBenchArgs),
+    Sql(statements::SqlBenchArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -148,7 +150,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let args = match args.kind {
         BenchKind::Kv(args) => args,
         BenchKind::Txn(args) => return run_txn(args).await,
-        BenchKind::Sql(args) => return crate::bench_sql::run(args).await,
+        BenchKind::Sql(args) => return statements::run(args).await,
     };
     if args.clients.iter().any(|&c| c == 0 || c > CLIENTS_MAX) {
         bail!("--clients must be between 1 and {CLIENTS_MAX}");

@@ -24,8 +24,8 @@
 
 use std::cmp::Ordering;
 
+use super::{self as ops, BinaryOp};
 use crate::error::{Error, Result, SqlState};
-use crate::ops::{self, BinaryOp};
 use crate::sql_err;
 use crate::types::{DataType, Value};
 

@@ -25,7 +25,7 @@
 //!   describe the same applied index (the apply batch writes data and apply
 //!   state together).
 //! - **Bounded.** The build streams the iterator into an `SstFileWriter`;
-//!   the transport streams the file in [`limits::SNAPSHOT_CHUNK_BYTES`]
+//!   the transport streams the file in [`crate::limits::SNAPSHOT_CHUNK_BYTES`]
 //!   chunks; the receiver writes chunks to disk; RocksDB ingests the file.
 //!   A shard whose data exceeds the configured `raft.snapshot_bytes_max`
 //!   is not sent (the build fails, is logged, and is retried later): the
@@ -73,9 +73,9 @@ pub struct SnapshotDir {
 }
 
 impl SnapshotDir {
-    /// Creates the directory, removing files of earlier runs that no
-    /// install still needs (those are named by a marker, see
-    /// [`SnapshotDir::is_pending`]).
+    /// Creates the directory. Files of earlier runs stay until the
+    /// replicas have loaded and [`SnapshotDir::clean`] removes those no
+    /// pending install's marker names.
     pub fn open(data_dir: &Path) -> std::io::Result<Arc<SnapshotDir>> {
         let dir = data_dir.join("snapshots");
         std::fs::create_dir_all(&dir)?;
