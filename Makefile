@@ -57,7 +57,7 @@ check: deps
 ## then the multi-process tests of the `spandb` binary (psql, pgbench,
 ## psycopg, tokio-postgres, the short jepsen runs).
 test: deps check
-	$(CARGO) test -p truetime -p txn -p sql -p jepsen
+	$(CARGO) test -p truetime -p meta -p txn -p sql -p jepsen
 	$(CARGO) test -p proto -p spanserver -p placement -p client -p tests
 	$(CARGO) test -p cli
 

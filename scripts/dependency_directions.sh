@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The dependency directions of DESIGN.md section 2, checked with cargo tree:
-# - the pure cores, `txn`, `truetime` and `sql`, never depend on tokio,
+# - the pure cores, `txn`, `truetime`, `meta` and `sql`, never depend on tokio,
 #   tonic, prost, RocksDB, raft or a network stack, directly or through
 #   another crate, so they stay deterministic, testable without sockets
 #   or sleeps, and quick to compile;
@@ -12,10 +12,10 @@ cd "$(dirname "$0")/.."
 io='^(tokio|tokio-[a-z-]+|tonic|tonic-[a-z-]+|prost|prost-[a-z-]+|rocksdb|librocksdb-sys|hyper|mio|h2|raft|raft-proto) '
 top='^(spanserver|cli) '
 status=0
-for crate in truetime txn sql jepsen proto placement client spanserver; do
+for crate in truetime meta txn sql jepsen proto placement client spanserver; do
   tree=$(cargo tree -p "$crate" -e normal --prefix none)
   case "$crate" in
-    txn | truetime | sql) forbidden="$io|$top" ;;
+    txn | truetime | meta | sql) forbidden="$io|$top" ;;
     spanserver) forbidden='^cli ' ;;
     *) forbidden="$top" ;;
   esac

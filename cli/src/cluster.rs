@@ -18,8 +18,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use meta::ServerId;
 use spanserver::config::{AdminConfig, RaftConfig, ServerConfig, TimeConfig};
-use spanserver::{ClusterSpec, ServerId, ServerSpec};
+use spanserver::{ClusterSpec, ServerSpec};
 use tokio::process::{Child, Command};
 
 /// How long to wait for every shard to elect a leader.

@@ -65,7 +65,8 @@ impl Engine for ClientEngine {
     fn begin_with_priority(&self, mode: Mode, priority: Priority) -> Result<Box<dyn Transaction>, KvError> {
         match mode {
             Mode::ReadWrite => {
-                let priority = client::Priority { start_ns: priority.start_ns, txn: priority.id };
+                let priority =
+                    meta::Priority::new(truetime::Timestamp::from_nanos(priority.start_ns), meta::TxnId(priority.id));
                 let txn = self.client.begin_with_priority(priority);
                 Ok(Box::new(ReadWrite { txn: Some(txn), handle: self.handle.clone() }))
             }
@@ -173,7 +174,7 @@ impl Transaction for ReadWrite {
 
     fn priority(&self) -> Option<Priority> {
         let p = self.txn.as_ref()?.priority();
-        Some(Priority { start_ns: p.start_ns, id: p.txn })
+        Some(Priority { start_ns: p.start_ts.as_nanos(), id: p.txn.0 })
     }
 }
 

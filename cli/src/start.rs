@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use meta::ServerId;
 use spanserver::config::ServerConfig;
-use spanserver::{Server, ServerId, TransportKind};
+use spanserver::{Server, TransportKind};
 use tokio::net::TcpListener;
 
 #[derive(clap::Args)]

@@ -64,7 +64,7 @@ pub use truetime::Timestamp;
 use crate::error::{classify, Failure};
 pub use crate::error::{Error, Result};
 use crate::routing::{Routes, Target};
-pub use crate::txn::{CommitInfo, Priority, ReadOnlyTxn, Txn};
+pub use crate::txn::{CommitInfo, ReadOnlyTxn, Txn};
 
 /// Client tunables.
 #[derive(Debug, Clone)]

@@ -40,6 +40,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use meta::{Priority, TxnId};
+
 use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, ReplicaPreference, Result, Timestamp};
 
 /// How often an open transaction heartbeats its shards.
@@ -51,21 +53,8 @@ pub const RUN_ATTEMPTS_MAX: usize = 100;
 /// Most pairs one transactional scan page asks for.
 const TXN_SCAN_PAGE: u32 = 1_000;
 
-/// A transaction's wound-wait priority: its first attempt's start time and
-/// id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Priority {
-    pub start_ns: u64,
-    pub txn: u128,
-}
-
-fn new_txn_id() -> u128 {
-    // The top 2^64 ids are the servers' (plain writes); clear the top bit.
-    rand::random::<u128>() >> 1
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+fn now() -> Timestamp {
+    Timestamp::from_nanos(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0))
 }
 
 /// How a commit went.
@@ -102,7 +91,8 @@ struct ShardReads {
 /// A read-write transaction. See the module docs.
 pub struct Txn {
     client: Client,
-    id: u128,
+    id: TxnId,
+    /// Wound-wait: its first attempt's start time and id.
     priority: Priority,
     /// Buffered writes (`None`: delete).
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -118,11 +108,11 @@ pub struct Txn {
 
 impl Txn {
     fn new(client: Client, priority: Option<Priority>) -> Txn {
-        let id = new_txn_id();
+        let id = TxnId::random(rand::random());
         Txn {
             client,
             id,
-            priority: priority.unwrap_or(Priority { start_ns: now_ns(), txn: id }),
+            priority: priority.unwrap_or(Priority::new(now(), id)),
             writes: BTreeMap::new(),
             absent: BTreeSet::new(),
             reads: BTreeMap::new(),
@@ -132,7 +122,7 @@ impl Txn {
         }
     }
 
-    pub fn id(&self) -> u128 {
+    pub fn id(&self) -> TxnId {
         self.id
     }
 
@@ -142,9 +132,9 @@ impl Txn {
 
     fn meta(&self) -> proto::TxnMeta {
         proto::TxnMeta {
-            txn_id: self.id.to_be_bytes().to_vec(),
-            priority_ts: self.priority.start_ns,
-            priority_txn: self.priority.txn.to_be_bytes().to_vec(),
+            txn_id: self.id.0.to_be_bytes().to_vec(),
+            priority_ts: self.priority.start_ts.as_nanos(),
+            priority_txn: self.priority.txn.0.to_be_bytes().to_vec(),
         }
     }
 
@@ -467,8 +457,8 @@ impl Txn {
     }
 }
 
-async fn abort_on(client: Client, id: u128, shard: u64) {
-    let request = proto::TxnAbortRequest { txn_id: id.to_be_bytes().to_vec(), shard_id: shard };
+async fn abort_on(client: Client, id: TxnId, shard: u64) {
+    let request = proto::TxnAbortRequest { txn_id: id.0.to_be_bytes().to_vec(), shard_id: shard };
     let _ = client
         .execute(Dest::Shard(shard), Op::LockingRead, |channel, _| {
             let request = request.clone();
@@ -640,9 +630,9 @@ impl Client {
     }
 
     /// Keeps a transaction's locks alive on `shards` (best-effort).
-    async fn heartbeat(&self, id: u128, shards: &[u64]) {
+    async fn heartbeat(&self, id: TxnId, shards: &[u64]) {
         for &shard in shards {
-            let request = proto::TxnHeartbeatRequest { txn_id: id.to_be_bytes().to_vec(), shard_ids: vec![shard] };
+            let request = proto::TxnHeartbeatRequest { txn_id: id.0.to_be_bytes().to_vec(), shard_ids: vec![shard] };
             let Some(target) = self.routes().target_shard(shard, true) else { continue };
             if let Ok(channel) = self.channel(&target.addr).await {
                 let mut c = proto::txn_client::TxnClient::new(channel);

@@ -36,10 +36,10 @@
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
+use meta::{ShardId, TxnId};
 use sha2::Sha256;
 use tonic::metadata::MetadataValue;
 use truetime::Timestamp;
-use txn::{ShardId, TxnId};
 
 use crate::error::Error;
 

@@ -67,8 +67,8 @@ use truetime::health::{ClockHealth, ClockProblem, ClockSample, Verdict};
 use truetime::{Timestamp, TrueTime};
 
 use crate::error::Error;
-use crate::ids::ServerId;
 use crate::peers::Peers;
+use meta::ServerId;
 
 /// How often the monitor samples every peer (and at once after a jump).
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(200);

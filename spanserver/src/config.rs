@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
+use meta::{ReplicaId, ServerId, ShardId};
 
 /// A configuration that cannot be used, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@
 use prost::Message as _;
 use truetime::Timestamp;
 
-use crate::ids::{ServerId, ShardId};
+use meta::{ServerId, ShardId};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

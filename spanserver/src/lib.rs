@@ -103,7 +103,6 @@ pub mod clock;
 pub mod commit_wait;
 pub mod config;
 pub mod error;
-pub mod ids;
 pub mod limits;
 mod logger;
 pub mod node;
@@ -118,7 +117,6 @@ pub mod transport;
 
 pub use config::{ClusterSpec, ResolvedConfig, ServerConfig, ServerSpec};
 pub use error::Error;
-pub use ids::{ReplicaId, ServerId, ShardId};
 pub use server::{Server, StartError, TransportKind};
 
 /// Re-exported so transports outside this crate name the same types.

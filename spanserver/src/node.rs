@@ -47,22 +47,23 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use meta::{LockLease, Priority, ShardId, TxnId};
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
-use txn::{Answer, Input, LockLease, LockTarget, Outcome, Priority, ShardId, TxnError, TxnId};
+use txn::{Answer, Input, LockTarget, Outcome, TxnError};
 
 use crate::auth::PeerSecret;
 use crate::clock::ClockGuard;
 use crate::commit_wait::CommitWaiter;
 use crate::config::{TimeConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
-use crate::ids::ServerId;
 use crate::limits;
 use crate::registry::{Registry, ReplicaShared, Role, TimeView};
 use crate::shard::{command, contains};
 use crate::storage::mvcc::Reader;
 use crate::storage::Engine;
 use crate::store::{StoreHandle, StoreMsg};
+use meta::ServerId;
 
 /// Everything a request handler needs.
 pub struct Node {

@@ -26,18 +26,19 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use meta::{ShardId, TxnId};
 use prost::Message as _;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
-use txn::{Input, Outcome, ShardId, TxnId};
+use txn::{Input, Outcome};
 
 use crate::auth::PeerSecret;
 use crate::commit_wait::CommitWaiter;
 use crate::config::ClusterSpec;
-use crate::ids::ServerId;
 use crate::registry::Registry;
 use crate::shard::command::txn_id_bytes;
 use crate::store::{StoreHandle, StoreMsg};
+use meta::ServerId;
 
 /// How long one Resolve or Decide keeps trying.
 const PEER_REQUEST_DEADLINE: Duration = Duration::from_secs(5);

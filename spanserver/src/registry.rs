@@ -14,8 +14,8 @@ use tokio::sync::watch;
 use truetime::Timestamp;
 
 use crate::config::ClusterSpec;
-use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::storage::snapshot::InstallSeq;
+use meta::{ReplicaId, ServerId, ShardId};
 
 /// A replica's Raft role, as raft-rs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

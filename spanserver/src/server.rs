@@ -14,7 +14,6 @@ use crate::auth::PeerSecret;
 use crate::clock::{start_monitor as start_clock_monitor, ClockGuard};
 use crate::commit_wait::CommitWaiter;
 use crate::config::ResolvedConfig;
-use crate::ids::ServerId;
 use crate::limits;
 use crate::logger::raft_logger;
 use crate::node::Node;
@@ -26,6 +25,7 @@ use crate::storage::{Engine, Identity, OpenError};
 use crate::store::{self, Store, StoreHandle, StoreMsg};
 use crate::transport::grpc::GrpcTransport;
 use crate::transport::Transport;
+use meta::ServerId;
 
 /// How long shutdown waits for in-flight requests before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);

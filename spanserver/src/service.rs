@@ -16,11 +16,11 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::PeerSecret;
 use crate::clock::ClockGuard;
 use crate::error::Error;
-use crate::ids::{ServerId, ShardId};
 use crate::limits;
 use crate::node::Node;
 use crate::registry::Registry;
 use crate::store::{StoreHandle, StoreMsg};
+use meta::{ServerId, ShardId};
 
 pub struct KvService {
     pub node: Arc<Node>,

@@ -37,7 +37,6 @@ use truetime::{Timestamp, TrueTime};
 use crate::clock::ClockGuard;
 use crate::config::{GcConfig, RaftConfig};
 use crate::error::{Error, Result};
-use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
 use crate::peers::Peers;
 use crate::registry::Registry;
@@ -47,6 +46,7 @@ use crate::storage::keycode::{decode_raft_key_shard, raft_key, RaftKey};
 use crate::storage::snapshot::{SnapshotDir, SnapshotFile};
 use crate::storage::{Engine, CF_RAFT};
 use crate::transport::Transport;
+use meta::{ReplicaId, ServerId, ShardId};
 
 mod ready;
 

@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use meta::{ReplicaId, ServerId, ShardId};
 use spanserver::config::{AdminConfig, GcConfig, RaftConfig, ResolvedConfig, TimeConfig, UnsafeTestingConfig};
 use spanserver::registry::{Registry, ReplicaProgress, Role};
-use spanserver::{ClusterSpec, ReplicaId, Server, ServerId, ServerSpec, ShardId, TransportKind};
+use spanserver::{ClusterSpec, Server, ServerSpec, TransportKind};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 

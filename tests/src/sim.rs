@@ -20,12 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use meta::{ReplicaId, ServerId, ShardId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spanserver::storage::snapshot::SnapshotFile;
 use spanserver::store::{StoreHandle, StoreMsg};
 use spanserver::transport::Transport;
-use spanserver::{RaftMessage, ReplicaId, ServerId, ShardId};
+use spanserver::RaftMessage;
 
 #[derive(Default)]
 struct Faults {

@@ -22,13 +22,11 @@
 //! The goldenscripts in `src/testscripts/` are the specification by
 //! example; each is named after the scenario it shows.
 
-pub mod ids;
 pub mod limits;
 pub mod lock_table;
 pub mod shard;
 pub mod timestamps;
 
-pub use ids::{LockLease, Priority, ShardId, TxnId};
 pub use lock_table::{Acquire, Grant, LockMode, LockTable, LockTarget};
 pub use shard::{
     AbortReason, Answer, Condition, Decision, Input, Outcome, Output, PreparedTxn, ReqId, ShardTxns, TxnCommand,

@@ -43,8 +43,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::ids::{Priority, TxnId};
 use crate::limits;
+use meta::{Priority, TxnId};
 
 /// Lock strength.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

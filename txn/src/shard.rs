@@ -113,10 +113,10 @@ use std::fmt;
 
 use truetime::{Timestamp, TtInterval};
 
-use crate::ids::{LockLease, Priority, ShardId, TxnId};
 use crate::limits;
 use crate::lock_table::{Acquire, Grant, LockMode, LockTable, LockTarget};
 use crate::timestamps::{SafeTime, TimestampOracle};
+use meta::{LockLease, Priority, ShardId, TxnId};
 
 /// Identifies a request so its answer finds its way back; chosen by the
 /// driver.

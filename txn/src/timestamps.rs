@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 
 use truetime::{Timestamp, TtInterval};
 
-use crate::ids::TxnId;
+use meta::TxnId;
 
 /// Hands out a shard leader's timestamps.
 #[derive(Clone, Debug, Default)]

@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{bail, Context};
+use meta::ServerId;
 use spanserver::config::{AdminConfig, ServerConfig, TimeConfig, UnsafeTestingConfig};
-use spanserver::{ClusterSpec, ServerId, ServerSpec};
+use spanserver::{ClusterSpec, ServerSpec};
 use tokio::process::{Child, Command};
 
 use crate::jepsen::admin;

@@ -10,10 +10,11 @@
 //! Decoding is deterministic: a command that does not decode fails the same
 //! way on every replica, so it is an apply result, never a crash.
 
+use meta::{Priority, ShardId, TxnId};
 use prost::Message as _;
 use proto::storage::{self as pb, raft_command};
 use truetime::Timestamp;
-use txn::{Condition, Decision, LockTarget, Outcome, PreparedTxn, Priority, ShardId, TxnCommand, TxnId, Write};
+use txn::{Condition, Decision, LockTarget, Outcome, PreparedTxn, TxnCommand, Write};
 
 pub fn txn_id_bytes(txn: TxnId) -> Vec<u8> {
     txn.0.to_be_bytes().to_vec()

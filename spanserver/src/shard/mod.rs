@@ -65,7 +65,6 @@ use txn::{Answer, Input, Output, ReqId, ShardTxns, TxnCommand, TxnError};
 use self::reads::{ReadQueue, ReadReply};
 use crate::config::RaftConfig;
 use crate::error::{Error, Result};
-use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
 use crate::peers::Peers;
 use crate::registry::{Registry, ReplicaProgress, ReplicaShared, Role};
@@ -73,6 +72,7 @@ use crate::storage::keycode::{raft_key, range_bounds, txn_key, txn_kind_bounds, 
 use crate::storage::raft_log::{decode_record, RaftLogStore};
 use crate::storage::snapshot::{ingest, SnapshotDir, SnapshotFile, SnapshotSource};
 use crate::storage::{mvcc, Engine, CF_DATA, CF_RAFT, CF_TXN};
+use meta::{ReplicaId, ServerId, ShardId};
 
 /// Answered with the state machine's answer to a request.
 pub type TxnReply = oneshot::Sender<std::result::Result<Answer, TxnError>>;
@@ -192,7 +192,7 @@ fn decode_prepared(_key: &[u8], v: &[u8]) -> std::result::Result<txn::PreparedTx
     command::prepared_from_proto(p)
 }
 
-fn decode_decision(key: &[u8], v: &[u8]) -> std::result::Result<(txn::TxnId, txn::Decision), String> {
+fn decode_decision(key: &[u8], v: &[u8]) -> std::result::Result<(meta::TxnId, txn::Decision), String> {
     let d: proto::storage::DecisionRecord =
         prost::Message::decode(v).map_err(|e| format!("corrupt decision record: {e}"))?;
     Ok((command::txn_id_from(key)?, command::decision_from_proto(&d)))

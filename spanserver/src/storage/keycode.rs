@@ -35,7 +35,7 @@
 
 use truetime::Timestamp;
 
-use crate::ids::ShardId;
+use meta::ShardId;
 
 const VERSION_TAG: u8 = 0x01;
 

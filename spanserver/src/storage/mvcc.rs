@@ -33,7 +33,7 @@ use truetime::Timestamp;
 use super::keycode::{self, after_all_versions, decode_version_key, key_prefix, range_bounds, RaftKey, TxnKey};
 use super::{Engine, CF_DATA, CF_RAFT, CF_TXN};
 use crate::error::{Error, Result};
-use crate::ids::ShardId;
+use meta::ShardId;
 
 const TAG_TOMBSTONE: u8 = 0x00;
 const TAG_VALUE: u8 = 0x01;

@@ -28,8 +28,8 @@ use rocksdb::{ReadOptions, WriteBatch};
 
 use super::keycode::{self, log_key, raft_key, RaftKey};
 use super::{Engine, CF_RAFT};
-use crate::ids::ShardId;
 use crate::storage::snapshot::SnapshotSource;
+use meta::ShardId;
 
 /// Decodes a prost (0.14) record stored by this module's callers.
 pub fn decode_record<M: prost::Message + Default>(bytes: &[u8], what: &str) -> M {

@@ -50,11 +50,11 @@ use prost011::Message as _;
 use raft::eraftpb::{ConfState, Entry, Snapshot, SnapshotMetadata};
 use rocksdb::{Options, SstFileWriter};
 
-use crate::ids::ShardId;
 use crate::storage::keycode::{range_bounds, RaftKey, TxnKey};
 use crate::storage::mvcc::Reader;
 use crate::storage::raft_log::decode_record;
 use crate::storage::{Engine, CF_DATA};
+use meta::ShardId;
 
 /// A failed build is retried no sooner than this (the shard may have
 /// shrunk, or the disk recovered).
@@ -410,7 +410,7 @@ mod tests {
             ..Default::default()
         };
         let mut batch = WriteBatch::default();
-        Replica::bootstrap(&s.engine, &mut batch, &descriptor, crate::ids::ReplicaId(1));
+        Replica::bootstrap(&s.engine, &mut batch, &descriptor, meta::ReplicaId(1));
         let apply = proto::storage::ApplyState { applied_index: 7, max_applied_ts: 90 };
         batch.put_cf(
             s.engine.cf(CF_RAFT),

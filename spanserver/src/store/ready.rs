@@ -31,7 +31,7 @@ use rocksdb::WriteBatch;
 use std::path::PathBuf;
 
 use super::Store;
-use crate::ids::ShardId;
+use meta::ShardId;
 
 impl Store {
     pub(super) fn handle_readies(&mut self) {

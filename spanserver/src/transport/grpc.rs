@@ -26,11 +26,11 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::PeerSecret;
 use crate::config::ClusterSpec;
-use crate::ids::{ReplicaId, ServerId, ShardId};
 use crate::limits;
 use crate::storage::snapshot::SnapshotFile;
 use crate::store::{StoreHandle, StoreMsg};
 use crate::transport::Transport;
+use meta::{ReplicaId, ServerId, ShardId};
 
 /// How long a whole snapshot send may take.
 const SNAPSHOT_SEND_TIMEOUT: Duration = Duration::from_secs(600);

@@ -17,8 +17,8 @@ pub mod grpc;
 
 use raft::eraftpb::Message;
 
-use crate::ids::{ServerId, ShardId};
 use crate::storage::snapshot::SnapshotFile;
+use meta::{ServerId, ShardId};
 
 pub trait Transport: Send + Sync + 'static {
     /// Sends Raft messages (never snapshots) to `to`.

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use meta::ServerId;
 use rand::{Rng, SeedableRng};
 use spanserver::registry::Role;
-use spanserver::ServerId;
 use tests::wait::wait_until;
 use tests::{ClusterOptions, TestCluster};
 

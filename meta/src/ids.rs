@@ -1,8 +1,37 @@
-//! Transaction identity and priority.
+//! Identifier newtypes and the transaction's priority.
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use truetime::Timestamp;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A spanserver process, named in the cluster description. Non-zero.
+    ServerId, "s"
+);
+id_type!(
+    /// A shard (a key range and its Raft group). Non-zero.
+    ShardId, "shard"
+);
+id_type!(
+    /// A Raft peer within one shard's group. Non-zero, never reused.
+    ReplicaId, "r"
+);
 
 /// A transaction, unique cluster-wide: drawn at random by the client at
 /// `begin` ([`TxnId::random`]), below the top 2^64 ids, which a shard
@@ -52,16 +81,6 @@ pub struct Priority {
 impl Priority {
     pub fn new(start_ts: Timestamp, txn: TxnId) -> Self {
         Priority { start_ts, txn }
-    }
-}
-
-/// A shard (a key range and its Raft group). Non-zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ShardId(pub u64);
-
-impl fmt::Display for ShardId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shard{}", self.0)
     }
 }
 
