@@ -8,7 +8,8 @@
 //! ```text
 //!   cluster ── ServerId s1 s2 s3 ...          spanserver processes
 //!      └── ShardId shard1 ...                 a key range and its Raft group
-//!             └── ReplicaId r1 r2 r3          its Raft peers, one per server
+//!             ├── ReplicaId r1 r2 r3          its Raft peers, one per server
+//!             └── ShardDescriptor             its range, epoch and replicas
 //!   TxnId t<n> (client) / w<n> (a leader's plain write)
 //!      ├── Priority (start_ts, TxnId)         wound-wait: older wins
 //!      └── LockLease (term, admission)        the leadership its locks belong to
@@ -22,5 +23,7 @@
 //! nothing inside a crate passes a `proto` id around.
 
 pub mod ids;
+pub mod shard;
 
 pub use ids::{LockLease, Priority, ReplicaId, ServerId, ShardId, TxnId};
+pub use shard::{ReplicaDescriptor, ShardDescriptor};

@@ -94,16 +94,16 @@ pub struct ShardLayout {
 
 impl ShardLayout {
     /// The shard's descriptor at its first epoch.
-    pub fn descriptor(&self) -> proto::ShardDescriptor {
-        proto::ShardDescriptor {
-            shard_id: self.shard_id.0,
+    pub fn descriptor(&self) -> meta::ShardDescriptor {
+        meta::ShardDescriptor {
+            shard_id: self.shard_id,
             start_key: self.start_key.clone(),
             end_key: self.end_key.clone(),
             epoch: 1,
             replicas: self
                 .replicas
                 .iter()
-                .map(|(r, s)| proto::ReplicaDescriptor { replica_id: r.0, server_id: s.0 })
+                .map(|&(replica_id, server_id)| meta::ReplicaDescriptor { replica_id, server_id })
                 .collect(),
         }
     }

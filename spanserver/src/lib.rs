@@ -74,8 +74,9 @@
 //! - Persist before telling anyone; apply in order, exactly once; commit
 //!   index persisted with the applied index (`store/ready.rs`,
 //!   `shard/mod.rs::apply_entries`).
-//! - Command timestamps strictly increase in a shard's log
-//!   (`shard/mod.rs::apply_command`).
+//! - Command timestamps strictly increase in a shard's log (asserted as
+//!   each is applied: `txn::SafeTime::applied`, reached from
+//!   `shard/mod.rs::apply_entry` through `ShardTxns::step`).
 //! - No client learns of a commit at `s` before `TT.after(s)`: not its
 //!   writer (commit-wait), not a reader of the version or of a tombstone,
 //!   not a participant asking the coordinator (`node.rs`, `commit_wait.rs`).
@@ -114,6 +115,7 @@ pub mod shard;
 pub mod storage;
 pub mod store;
 pub mod transport;
+pub mod wire;
 
 pub use config::{ClusterSpec, ResolvedConfig, ServerConfig, ServerSpec};
 pub use error::Error;

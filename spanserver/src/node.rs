@@ -59,7 +59,7 @@ use crate::config::{TimeConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::registry::{Registry, ReplicaShared, Role, TimeView};
-use crate::shard::{command, contains};
+use crate::shard::command;
 use crate::storage::mvcc::Reader;
 use crate::storage::Engine;
 use crate::store::{StoreHandle, StoreMsg};
@@ -154,7 +154,7 @@ impl Node {
             });
         }
         for key in keys {
-            if !contains(&d, key) {
+            if !d.contains(key) {
                 return Err(Error::WrongShard {
                     shard_id: r.shard_id,
                     epoch: Some(d.epoch),

@@ -15,7 +15,7 @@ use truetime::Timestamp;
 
 use crate::config::ClusterSpec;
 use crate::storage::snapshot::InstallSeq;
-use meta::{ReplicaId, ServerId, ShardId};
+use meta::{ReplicaId, ServerId, ShardDescriptor, ShardId};
 
 /// A replica's Raft role, as raft-rs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,7 +101,7 @@ impl TimeView {
 pub struct ReplicaShared {
     pub shard_id: ShardId,
     pub replica_id: ReplicaId,
-    descriptor: RwLock<proto::ShardDescriptor>,
+    descriptor: RwLock<ShardDescriptor>,
     progress: Mutex<ReplicaProgress>,
     /// What reads this replica can serve (see [`TimeView`]).
     time: watch::Sender<TimeView>,
@@ -114,13 +114,13 @@ pub struct ReplicaShared {
 
 impl ReplicaShared {
     pub fn new(
-        descriptor: proto::ShardDescriptor,
+        descriptor: ShardDescriptor,
         replica_id: ReplicaId,
         max_applied: Timestamp,
         gc_watermark: Arc<AtomicU64>,
     ) -> Self {
         ReplicaShared {
-            shard_id: ShardId(descriptor.shard_id),
+            shard_id: descriptor.shard_id,
             replica_id,
             descriptor: RwLock::new(descriptor),
             progress: Mutex::new(ReplicaProgress::default()),
@@ -131,11 +131,11 @@ impl ReplicaShared {
         }
     }
 
-    pub fn descriptor(&self) -> proto::ShardDescriptor {
+    pub fn descriptor(&self) -> ShardDescriptor {
         self.descriptor.read().expect("descriptor lock").clone()
     }
 
-    pub fn set_descriptor(&self, d: proto::ShardDescriptor) {
+    pub fn set_descriptor(&self, d: ShardDescriptor) {
         *self.descriptor.write().expect("descriptor lock") = d;
     }
 

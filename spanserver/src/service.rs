@@ -20,6 +20,7 @@ use crate::limits;
 use crate::node::Node;
 use crate::registry::Registry;
 use crate::store::{StoreHandle, StoreMsg};
+use crate::wire;
 use meta::{ServerId, ShardId};
 
 pub struct KvService {
@@ -143,10 +144,13 @@ impl proto::admin_server::Admin for AdminService {
             .into_iter()
             .map(|layout| match self.registry.get(layout.shard_id) {
                 Some(r) => proto::ShardInfo {
-                    descriptor: Some(r.descriptor()),
+                    descriptor: Some(wire::descriptor_to_proto(&r.descriptor())),
                     leader_server_id: r.progress().leader_server.map_or(0, |s| s.0),
                 },
-                None => proto::ShardInfo { descriptor: Some(layout.descriptor()), leader_server_id: 0 },
+                None => proto::ShardInfo {
+                    descriptor: Some(wire::descriptor_to_proto(&layout.descriptor())),
+                    leader_server_id: 0,
+                },
             })
             .collect();
         Ok(Response::new(proto::ClusterInfoResponse {
@@ -213,7 +217,7 @@ impl proto::admin_server::Admin for AdminService {
             reason: "no replica of this shard on this server".into(),
         })?;
         let to = ServerId(r.to_server_id);
-        if !replica.descriptor().replicas.iter().any(|d| d.server_id == to.0) {
+        if !replica.descriptor().replicas.iter().any(|d| d.server_id == to) {
             return Err(Error::InvalidArgument(format!("server {to} has no replica of {shard}")).into());
         }
         let progress = replica.progress();

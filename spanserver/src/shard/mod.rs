@@ -72,7 +72,8 @@ use crate::storage::keycode::{raft_key, range_bounds, txn_key, txn_kind_bounds, 
 use crate::storage::raft_log::{decode_record, RaftLogStore};
 use crate::storage::snapshot::{ingest, SnapshotDir, SnapshotFile, SnapshotSource};
 use crate::storage::{mvcc, Engine, CF_DATA, CF_RAFT, CF_TXN};
-use meta::{ReplicaId, ServerId, ShardId};
+use crate::wire;
+use meta::{ReplicaId, ServerId, ShardDescriptor, ShardId};
 
 /// Answered with the state machine's answer to a request.
 pub type TxnReply = oneshot::Sender<std::result::Result<Answer, TxnError>>;
@@ -108,7 +109,7 @@ pub struct Replica {
     engine: Engine,
     registry: Arc<Registry>,
     peers: Arc<Peers>,
-    descriptor: proto::ShardDescriptor,
+    descriptor: ShardDescriptor,
     pub raw_node: RawNode<RaftLogStore>,
     shared: Arc<ReplicaShared>,
     applied_index: u64,
@@ -200,16 +201,14 @@ fn decode_decision(key: &[u8], v: &[u8]) -> std::result::Result<(meta::TxnId, tx
 
 impl Replica {
     /// Adds a brand-new replica of a static shard to `batch`.
-    pub fn bootstrap(
-        engine: &Engine,
-        batch: &mut WriteBatch,
-        descriptor: &proto::ShardDescriptor,
-        replica_id: ReplicaId,
-    ) {
-        let shard = ShardId(descriptor.shard_id);
-        let voters: Vec<u64> = descriptor.replicas.iter().map(|r| r.replica_id).collect();
+    pub fn bootstrap(engine: &Engine, batch: &mut WriteBatch, descriptor: &ShardDescriptor, replica_id: ReplicaId) {
+        let shard = descriptor.shard_id;
+        let voters: Vec<u64> = descriptor.replicas.iter().map(|r| r.replica_id.0).collect();
         RaftLogStore::bootstrap(engine, batch, shard, &voters);
-        let record = proto::storage::ReplicaRecord { descriptor: Some(descriptor.clone()), replica_id: replica_id.0 };
+        let record = proto::storage::ReplicaRecord {
+            descriptor: Some(wire::descriptor_to_proto(descriptor)),
+            replica_id: replica_id.0,
+        };
         batch.put_cf(engine.cf(CF_RAFT), raft_key(shard, RaftKey::Replica), prost::Message::encode_to_vec(&record));
         let apply = proto::storage::ApplyState::default();
         batch.put_cf(engine.cf(CF_RAFT), raft_key(shard, RaftKey::ApplyState), prost::Message::encode_to_vec(&apply));
@@ -249,7 +248,7 @@ impl Replica {
         let source = SnapshotSource::new(engine.clone(), shard, snapshots, rc.snapshot_bytes_max, watermark.clone());
         let store = RaftLogStore::load(engine, shard, source).map_err(|e| e.to_string())?;
         let replica_id = ReplicaId(record.replica_id);
-        let descriptor = record.descriptor.unwrap_or_default();
+        let descriptor = wire::descriptor_from_proto(record.descriptor.unwrap_or_default());
         let config = raft_config(replica_id, apply.applied_index, rc);
         config.validate().map_err(|e| format!("{shard}: raft config: {e}"))?;
         let logger = logger.new(slog::o!("shard" => shard.0, "replica" => replica_id.0));
@@ -290,7 +289,7 @@ impl Replica {
         Ok(replica)
     }
 
-    pub fn descriptor(&self) -> &proto::ShardDescriptor {
+    pub fn descriptor(&self) -> &ShardDescriptor {
         &self.descriptor
     }
 
@@ -304,12 +303,12 @@ impl Replica {
 
     /// The server hosting replica `r` of this shard.
     pub fn server_of(&self, r: ReplicaId) -> Option<ServerId> {
-        self.descriptor.replicas.iter().find(|d| d.replica_id == r.0).map(|d| ServerId(d.server_id))
+        self.descriptor.server_of(r)
     }
 
     /// Replica ids of this shard hosted on `server`.
     pub fn replicas_on(&self, server: ServerId) -> impl Iterator<Item = ReplicaId> + '_ {
-        self.descriptor.replicas.iter().filter(move |d| d.server_id == server.0).map(|d| ReplicaId(d.replica_id))
+        self.descriptor.replicas_on(server)
     }
 
     fn not_leader(&self) -> Error {
@@ -484,8 +483,8 @@ impl Replica {
             .descriptor
             .replicas
             .iter()
-            .filter(|d| d.replica_id != self.replica_id.0 && trusted.contains(&ServerId(d.server_id)))
-            .map(|d| d.replica_id)
+            .filter(|d| d.replica_id != self.replica_id && trusted.contains(&d.server_id))
+            .map(|d| d.replica_id.0)
             .min();
         if let Some(target) = target {
             tracing::info!(shard = %self.shard_id, to = target, "clock not trusted: handing the leadership over");
@@ -647,7 +646,7 @@ impl Replica {
             .iter()
             .map(|w| &w.key)
             .chain(conditions.iter().map(|c| &c.key))
-            .any(|k| !contains(&self.descriptor, k));
+            .any(|k| !self.descriptor.contains(k));
         if outside {
             tracing::error!(shard = %self.shard_id, "a write outside the shard's range was refused");
             return false;
@@ -717,7 +716,10 @@ impl Replica {
             }
         };
         assert_eq!(file.is_some(), data.data_bytes > 0, "{}: snapshot data file and size disagree", self.shard_id);
-        let descriptor = data.descriptor.clone().unwrap_or_else(|| self.descriptor.clone());
+        let descriptor = match data.descriptor.clone() {
+            Some(d) => wire::descriptor_from_proto(d),
+            None => self.descriptor.clone(),
+        };
         self.shared.install_seq().begin();
         self.raw_node.mut_store().stage_snapshot(batch, &metadata);
 
@@ -768,8 +770,10 @@ impl Replica {
 
         self.applied_index = metadata.index;
         self.stage_apply_state(batch);
-        let record =
-            proto::storage::ReplicaRecord { descriptor: Some(descriptor.clone()), replica_id: self.replica_id.0 };
+        let record = proto::storage::ReplicaRecord {
+            descriptor: Some(wire::descriptor_to_proto(&descriptor)),
+            replica_id: self.replica_id.0,
+        };
         batch.put_cf(
             self.engine.cf(CF_RAFT),
             raft_key(self.shard_id, RaftKey::Replica),
@@ -1014,9 +1018,4 @@ fn ingest_or_stop(engine: &Engine, shard: ShardId, path: &Path) {
         eprintln!("fatal: {shard}: snapshot ingest of {} failed: {e}", path.display());
         std::process::abort();
     }
-}
-
-/// Is `key` in the shard's `[start_key, end_key)`?
-pub fn contains(d: &proto::ShardDescriptor, key: &[u8]) -> bool {
-    key >= d.start_key.as_slice() && (d.end_key.is_empty() || key < d.end_key.as_slice())
 }

@@ -5,7 +5,9 @@
 //!   ├── cf "meta"   cluster id, server id, layout fingerprint, format version
 //!   ├── cf "raft"   per shard: log entries, hard state, conf state,
 //!   │               apply state, truncated state, replica record, GC watermark
-//!   └── cf "data"   MVCC versions of every shard hosted here (disjoint ranges)
+//!   ├── cf "data"   MVCC versions of every shard hosted here (disjoint ranges)
+//!   └── cf "txn"    per shard: prepared transactions and the decisions it
+//!                   recorded as coordinator (`keycode::TxnKey`)
 //! ```
 //!
 //! Why one RocksDB for many shards: the event loop writes the Raft state of

@@ -402,11 +402,11 @@ mod tests {
 
     /// Shard 1, `["", "m")`, bootstrapped, with `versions` applied at index 7.
     fn shard_with(s: &Server, versions: &[(&str, u64, Option<&str>)]) {
-        let descriptor = proto::ShardDescriptor {
-            shard_id: 1,
+        let descriptor = meta::ShardDescriptor {
+            shard_id: ShardId(1),
             end_key: b"m".to_vec(),
             epoch: 1,
-            replicas: vec![proto::ReplicaDescriptor { replica_id: 1, server_id: 1 }],
+            replicas: vec![meta::ReplicaDescriptor { replica_id: meta::ReplicaId(1), server_id: meta::ServerId(1) }],
             ..Default::default()
         };
         let mut batch = WriteBatch::default();
