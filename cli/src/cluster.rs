@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use meta::ServerId;
+use meta::{ClusterSpec, ServerSpec};
 use spanserver::config::{AdminConfig, RaftConfig, ServerConfig, TimeConfig};
-use spanserver::{ClusterSpec, ServerSpec};
 use tokio::process::{Child, Command};
 
 /// How long to wait for every shard to elect a leader.
@@ -278,7 +278,7 @@ fn demo_spec(port_base: u16, servers: usize, split_points: Vec<String>) -> anyho
                 Ok(ServerSpec { id: ServerId(i as u64 + 1), addr: format!("127.0.0.1:{port}") })
             })
             .collect::<anyhow::Result<_>>()?,
-        peer_secret: ClusterSpec::new_peer_secret(),
+        peer_secret: spanserver::auth::new_peer_secret(),
     };
     spec.validate()?;
     Ok(spec)

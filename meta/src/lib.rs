@@ -13,6 +13,8 @@
 //!   TxnId t<n> (client) / w<n> (a leader's plain write)
 //!      ├── Priority (start_ts, TxnId)         wound-wait: older wins
 //!      └── LockLease (term, admission)        the leadership its locks belong to
+//!   ClusterSpec: cluster id, servers, split points, replication
+//!      └── shards() -> ShardLayout            the static layout (until placement)
 //! ```
 //!
 //! Invariants: shard, server and replica ids are non-zero (raft-rs
@@ -22,8 +24,11 @@
 //! Wire types stay in `proto`; each crate's gRPC edge converts, and
 //! nothing inside a crate passes a `proto` id around.
 
+pub mod cluster;
 pub mod ids;
+pub mod limits;
 pub mod shard;
 
+pub use cluster::{ClusterSpec, ClusterSpecError, ServerSpec, ShardLayout};
 pub use ids::{LockLease, Priority, ReplicaId, ServerId, ShardId, TxnId};
 pub use shard::{ReplicaDescriptor, ShardDescriptor};

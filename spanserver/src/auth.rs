@@ -46,6 +46,13 @@ use crate::error::Error;
 /// The gRPC metadata key that carries the peer secret.
 pub const PEER_SECRET_METADATA: &str = "spandb-peer-secret";
 
+/// A fresh random peer secret (64 hex characters) for a new cluster
+/// description (`meta::ClusterSpec::peer_secret`).
+pub fn new_peer_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Domain separation: the seal's key is derived from the secret, so the
 /// value sent in the clear on peer calls is not the seal key itself.
 const SEAL_KEY_LABEL: &[u8] = b"spandb prepare-timestamp seal v1";

@@ -117,7 +117,7 @@ pub mod store;
 pub mod transport;
 pub mod wire;
 
-pub use config::{ClusterSpec, ResolvedConfig, ServerConfig, ServerSpec};
+pub use config::{ResolvedConfig, ServerConfig};
 pub use error::Error;
 pub use server::{Server, StartError, TransportKind};
 

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 // --- User data -------------------------------------------------------------
 
-/// Longest key, in bytes. Keys are encoded twice their length in the worst
-/// case (escaped zero bytes), so this keeps version keys small.
-pub const KEY_BYTES_MAX: usize = 4 * 1024;
+/// Longest key, in bytes (the cluster-wide bound, `meta::limits`). Keys
+/// are encoded twice their length in the worst case (escaped zero bytes),
+/// so this keeps version keys small.
+pub const KEY_BYTES_MAX: usize = meta::limits::KEY_BYTES_MAX;
 
 /// Largest value, in bytes.
 pub const VALUE_BYTES_MAX: usize = 1024 * 1024;

@@ -34,10 +34,10 @@ use txn::{Input, Outcome};
 
 use crate::auth::PeerSecret;
 use crate::commit_wait::CommitWaiter;
-use crate::config::ClusterSpec;
 use crate::registry::Registry;
 use crate::shard::command::txn_id_bytes;
 use crate::store::{StoreHandle, StoreMsg};
+use meta::ClusterSpec;
 use meta::ServerId;
 
 /// How long one Resolve or Decide keeps trying.

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 use truetime::Timestamp;
 
-use crate::config::ClusterSpec;
 use crate::storage::snapshot::InstallSeq;
+use meta::ClusterSpec;
 use meta::{ReplicaId, ServerId, ShardDescriptor, ShardId};
 
 /// A replica's Raft role, as raft-rs reports it.

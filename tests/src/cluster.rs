@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use meta::{ReplicaId, ServerId, ShardId};
+use meta::{ClusterSpec, ReplicaId, ServerId, ServerSpec, ShardId};
 use spanserver::config::{AdminConfig, GcConfig, RaftConfig, ResolvedConfig, TimeConfig, UnsafeTestingConfig};
 use spanserver::registry::{Registry, ReplicaProgress, Role};
-use spanserver::{ClusterSpec, Server, ServerSpec, TransportKind};
+use spanserver::{Server, TransportKind};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -126,7 +126,7 @@ impl TestCluster {
             replication: options.replication,
             split_points: options.split_points.clone(),
             servers,
-            peer_secret: ClusterSpec::new_peer_secret(),
+            peer_secret: spanserver::auth::new_peer_secret(),
         };
         spec.validate()?;
         let registries: Arc<Mutex<BTreeMap<ServerId, Arc<Registry>>>> = Default::default();

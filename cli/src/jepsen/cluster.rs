@@ -27,8 +27,8 @@ use std::process::Stdio;
 
 use anyhow::{bail, Context};
 use meta::ServerId;
+use meta::{ClusterSpec, ServerSpec};
 use spanserver::config::{AdminConfig, ServerConfig, TimeConfig, UnsafeTestingConfig};
-use spanserver::{ClusterSpec, ServerSpec};
 use tokio::process::{Child, Command};
 
 use crate::jepsen::admin;
@@ -82,7 +82,7 @@ impl Cluster {
                     addr: format!("127.0.0.1:{}", first_port + i as u16),
                 })
                 .collect(),
-            peer_secret: ClusterSpec::new_peer_secret(),
+            peer_secret: spanserver::auth::new_peer_secret(),
         };
         spec.validate()?;
         let spec_path = dir.join("cluster.toml");

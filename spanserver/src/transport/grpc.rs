@@ -25,11 +25,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::PeerSecret;
-use crate::config::ClusterSpec;
 use crate::limits;
 use crate::storage::snapshot::SnapshotFile;
 use crate::store::{StoreHandle, StoreMsg};
 use crate::transport::Transport;
+use meta::ClusterSpec;
 use meta::{ReplicaId, ServerId, ShardId};
 
 /// How long a whole snapshot send may take.
