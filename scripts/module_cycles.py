@@ -108,6 +108,7 @@ def allowed():
 
 def main():
     known = allowed()
+    seen = set()
     found = False
     for crate in sys.argv[1:] or list(crates()):
         crate = crate.rstrip("/")
@@ -116,10 +117,15 @@ def main():
             inside = set(component)
             links = [f"{a} -> {b}" for a in component for b in sorted(edges[a]) if b in inside]
             if (crate, tuple(component)) in known:
+                seen.add((crate, tuple(component)))
                 print(f"{crate}: known cycle (module_cycles.allow): {', '.join(component)}")
                 continue
             found = True
             print(f"{crate}: modules in a cycle: {', '.join(component)} ({'; '.join(links)})")
+    if not sys.argv[1:]:
+        for crate, component in sorted(known - seen):
+            found = True
+            print(f"{crate}: module_cycles.allow lists a cycle that is gone: {', '.join(component)}; remove the line")
     sys.exit(1 if found else 0)
 
 

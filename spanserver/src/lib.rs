@@ -48,7 +48,10 @@
 //! two-phase commit: `Txn.Prepare` on all participants but one, then
 //! `Txn.Commit` on that one, the coordinator, whose replicated decision is
 //! the outcome (`txn::shard` explains the protocol; `peers.rs` carries the
-//! server-to-server part).
+//! server-to-server part). A replica never calls out itself: what it wants
+//! asked of another shard (`shard::PeerCall`) waits in its outbox until the
+//! event loop hands it over after the step, and the answer comes back
+//! through the inbox (`inbox.rs`) as an input like any other.
 //!
 //! # Reads
 //!
@@ -104,6 +107,7 @@ pub mod clock;
 pub mod commit_wait;
 pub mod config;
 pub mod error;
+pub mod inbox;
 pub mod limits;
 mod logger;
 pub mod node;

@@ -57,12 +57,12 @@ use crate::clock::ClockGuard;
 use crate::commit_wait::CommitWaiter;
 use crate::config::{TimeConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
+use crate::inbox::{StoreHandle, StoreMsg};
 use crate::limits;
 use crate::registry::{Registry, ReplicaShared, Role, TimeView};
 use crate::shard::command;
 use crate::storage::mvcc::Reader;
 use crate::storage::Engine;
-use crate::store::{StoreHandle, StoreMsg};
 use meta::ServerId;
 
 /// Everything a request handler needs.

@@ -34,9 +34,10 @@ use txn::{Input, Outcome};
 
 use crate::auth::PeerSecret;
 use crate::commit_wait::CommitWaiter;
+use crate::inbox::{StoreHandle, StoreMsg};
 use crate::registry::Registry;
-use crate::shard::command::txn_id_bytes;
-use crate::store::{StoreHandle, StoreMsg};
+use crate::shard::{PeerCall, PeerCalls};
+use crate::wire::txn_id_bytes;
 use meta::ClusterSpec;
 use meta::ServerId;
 
@@ -55,6 +56,20 @@ pub struct Peers {
     runtime: tokio::runtime::Handle,
     secret: PeerSecret,
     channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// The event loop's [`PeerCall`]s, made over gRPC on the runtime.
+pub struct GrpcPeerCalls(pub Arc<Peers>);
+
+impl PeerCalls for GrpcPeerCalls {
+    fn call(&self, call: PeerCall) {
+        match call {
+            PeerCall::Resolve { participant, txn, coordinator } => self.0.resolve(participant, txn, coordinator),
+            PeerCall::Notify { coordinator, txn, participants, outcome } => {
+                self.0.notify(coordinator, txn, participants, outcome)
+            }
+        }
+    }
 }
 
 /// A `Peer` client whose calls carry the peer secret.
@@ -88,7 +103,7 @@ impl Peers {
     }
 
     /// Asks `coordinator` how `txn` ended; feeds the answer to `participant`.
-    pub fn resolve(self: &Arc<Self>, participant: ShardId, txn: TxnId, coordinator: ShardId) {
+    fn resolve(self: &Arc<Self>, participant: ShardId, txn: TxnId, coordinator: ShardId) {
         let peers = self.clone();
         self.runtime.spawn(async move {
             let request = proto::TxnResolveRequest {
@@ -122,7 +137,7 @@ impl Peers {
 
     /// Tells each participant how `txn` ended, after commit-wait; feeds
     /// `Acknowledged` to the coordinator for each that applied it.
-    pub fn notify(self: &Arc<Self>, coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome) {
+    fn notify(self: &Arc<Self>, coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome) {
         let peers = self.clone();
         self.runtime.spawn(async move {
             let (wire, commit_ts) = match outcome {

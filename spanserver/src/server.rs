@@ -14,15 +14,16 @@ use crate::auth::PeerSecret;
 use crate::clock::{start_monitor as start_clock_monitor, ClockGuard};
 use crate::commit_wait::CommitWaiter;
 use crate::config::ResolvedConfig;
+use crate::inbox::{self, StoreHandle, StoreMsg};
 use crate::limits;
 use crate::logger::raft_logger;
 use crate::node::Node;
-use crate::peers::Peers;
+use crate::peers::{GrpcPeerCalls, Peers};
 use crate::registry::Registry;
 use crate::service::{AdminService, KvService, PeerService, TxnService};
 use crate::storage::snapshot::SnapshotDir;
 use crate::storage::{Engine, Identity, OpenError};
-use crate::store::{self, Store, StoreHandle, StoreMsg};
+use crate::store::Store;
 use crate::transport::grpc::GrpcTransport;
 use crate::transport::Transport;
 use meta::ServerId;
@@ -112,7 +113,7 @@ impl Server {
         let clock = ClockGuard::new(truetime.clone(), !config.unsafe_testing.ignore_clock_health);
         let snapshots = SnapshotDir::open(&config.data_dir)
             .map_err(|source| StartError::DataDir { dir: config.data_dir.display().to_string(), source })?;
-        let (store_handle, inbox) = store::inbox(snapshots.clone());
+        let (store_handle, inbox) = inbox::inbox(snapshots.clone());
         let transport = match transport {
             TransportKind::Grpc => GrpcTransport::start(
                 &config.cluster,
@@ -146,7 +147,7 @@ impl Server {
             config.gc.clone(),
             inbox,
             transport,
-            peers,
+            Arc::new(GrpcPeerCalls(peers)),
             snapshots.clone(),
             &logger,
         )

@@ -16,10 +16,10 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::PeerSecret;
 use crate::clock::ClockGuard;
 use crate::error::Error;
+use crate::inbox::{StoreHandle, StoreMsg};
 use crate::limits;
 use crate::node::Node;
 use crate::registry::Registry;
-use crate::store::{StoreHandle, StoreMsg};
 use crate::wire;
 use meta::{ServerId, ShardId};
 

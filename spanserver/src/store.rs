@@ -11,13 +11,14 @@
 //!      1. persist: one synced RocksDB batch (entries, hard states, snapshots)
 //!      2. send, advance, apply: one batch (applied writes + apply states)
 //!      3. answer clients, ready new leaders, publish progress
+//!   hand the replicas' peer calls (commit protocol) to PeerCalls
 //! ```
 //!
 //! Why one thread: raft-rs `RawNode`s are not shared, the Ready contract is
 //! easiest to honour when one place orders it, and group commit (one fsync
 //! for every shard's entries) needs one place that sees all of them. Request
-//! handlers talk to the loop only through [`StoreHandle`] and get answers on
-//! oneshot channels; they never block it.
+//! handlers talk to the loop only through its inbox ([`crate::inbox`]) and
+//! get answers on oneshot channels; they never block it.
 //!
 //! The loop thread never blocks except on its inbox (with a timeout until
 //! the next tick) and on RocksDB writes. A failed RocksDB write stops the
@@ -25,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,12 +37,11 @@ use truetime::{Timestamp, TrueTime};
 
 use crate::clock::ClockGuard;
 use crate::config::{GcConfig, RaftConfig};
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::inbox::StoreMsg;
 use crate::limits;
-use crate::peers::Peers;
 use crate::registry::Registry;
-use crate::shard::reads::ReadReply;
-use crate::shard::{Completion, Replica, TxnReply};
+use crate::shard::{Completion, PeerCalls, Replica};
 use crate::storage::keycode::{decode_raft_key_shard, raft_key, RaftKey};
 use crate::storage::snapshot::{SnapshotDir, SnapshotFile};
 use crate::storage::{Engine, CF_RAFT};
@@ -49,63 +49,6 @@ use crate::transport::Transport;
 use meta::{ReplicaId, ServerId, ShardId};
 
 mod ready;
-
-/// What the event loop is asked to do.
-pub enum StoreMsg {
-    /// Raft messages from a peer server (never snapshots).
-    Raft { from: ServerId, messages: Vec<(ShardId, Message)> },
-    /// A snapshot message from a peer, and its data file, now in this
-    /// server's snapshot directory (`storage/snapshot.rs`).
-    SnapshotArrived { from: ServerId, shard: ShardId, message: Message, file: Option<PathBuf> },
-    /// A request for a shard's transaction state machine (reads in
-    /// read-write transactions, prepares, commits, plain writes, ...). The
-    /// input's request id is assigned by the replica.
-    Txn { shard: ShardId, input: txn::Input, reply: Option<TxnReply> },
-    /// Confirm leadership for a linearizable read (ReadIndex).
-    ReadIndex { shard: ShardId, reply: ReadReply },
-    /// A snapshot read is waiting for safe time: close a timestamp now.
-    CloseTimestampNow { shard: ShardId },
-    /// The transport finished (or failed) sending a snapshot.
-    SnapshotSent { shard: ShardId, to: ReplicaId, ok: bool },
-    /// The transport lost its connection to a peer.
-    PeerUnreachable { server: ServerId },
-    /// Ask a shard's Raft group to hand leadership to this server's replica
-    /// (done by the leader; ignored elsewhere).
-    TransferLeader { shard: ShardId, to: ServerId },
-    /// Stop the loop; everything waiting is answered.
-    Shutdown,
-}
-
-/// The way into the event loop, for handlers and transports.
-#[derive(Clone)]
-pub struct StoreHandle {
-    tx: SyncSender<StoreMsg>,
-    snapshots: Arc<SnapshotDir>,
-}
-
-impl StoreHandle {
-    /// Where snapshot data files to this server are put before
-    /// [`StoreMsg::SnapshotArrived`] hands them in.
-    pub fn snapshot_dir(&self) -> &Arc<SnapshotDir> {
-        &self.snapshots
-    }
-
-    /// Hands `msg` to the loop without blocking. A full inbox sheds load.
-    pub fn send(&self, msg: StoreMsg) -> Result<()> {
-        match self.tx.try_send(msg) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Error::Unavailable("server overloaded: event loop inbox full".into())),
-            Err(TrySendError::Disconnected(_)) => Err(Error::Unavailable("server is shutting down".into())),
-        }
-    }
-}
-
-/// Creates the inbox: the handle for senders and the receiving end for
-/// [`Store::open`].
-pub fn inbox(snapshots: Arc<SnapshotDir>) -> (StoreHandle, Receiver<StoreMsg>) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(limits::INBOX_MESSAGES_MAX);
-    (StoreHandle { tx, snapshots }, rx)
-}
 
 /// Outgoing Raft messages of one iteration, by destination server.
 #[derive(Default)]
@@ -158,6 +101,8 @@ pub struct Store {
     inbox: Receiver<StoreMsg>,
     transport: Arc<dyn Transport>,
     outbox: Outbox,
+    /// Where the replicas' commit-protocol requests go (`peers.rs`).
+    peer_calls: Arc<dyn PeerCalls>,
     /// A GC watermark to start rounds at, set by the GC timer.
     gc_due: Option<Timestamp>,
     /// Replies to send once this iteration's batches are written.
@@ -182,7 +127,7 @@ impl Store {
         gc_config: GcConfig,
         inbox: Receiver<StoreMsg>,
         transport: Arc<dyn Transport>,
-        peers: Arc<Peers>,
+        peer_calls: Arc<dyn PeerCalls>,
         snapshots: Arc<SnapshotDir>,
         logger: &slog::Logger,
     ) -> std::result::Result<Store, String> {
@@ -192,15 +137,7 @@ impl Store {
         }
         let mut replicas = BTreeMap::new();
         for shard in shards {
-            let replica = Replica::load(
-                &engine,
-                registry.clone(),
-                peers.clone(),
-                snapshots.clone(),
-                shard,
-                &raft_config,
-                logger,
-            )?;
+            let replica = Replica::load(&engine, registry.clone(), snapshots.clone(), shard, &raft_config, logger)?;
             replicas.insert(shard, replica);
         }
         Ok(Store {
@@ -214,6 +151,7 @@ impl Store {
             inbox,
             transport,
             outbox: Outbox::default(),
+            peer_calls,
             gc_due: None,
             completions: Vec::new(),
         })
@@ -279,6 +217,13 @@ impl Store {
                 r.flush_reads();
             }
             self.handle_readies();
+            // The replicas' requests of other shards leave after the
+            // step that made them (and after what it wrote is on disk).
+            for r in self.replicas.values_mut() {
+                for call in r.take_peer_calls() {
+                    self.peer_calls.call(call);
+                }
+            }
             busy = self.replicas.values().any(|r| r.raw_node.has_ready());
         }
         self.stop();

@@ -3,7 +3,7 @@
 //! server's code passes `meta` types around and meets `proto` only where
 //! bytes go out or come in.
 
-use meta::{ReplicaDescriptor, ReplicaId, ServerId, ShardDescriptor, ShardId};
+use meta::{ReplicaDescriptor, ReplicaId, ServerId, ShardDescriptor, ShardId, TxnId};
 
 pub fn descriptor_to_proto(d: &ShardDescriptor) -> proto::ShardDescriptor {
     proto::ShardDescriptor {
@@ -31,6 +31,11 @@ pub fn descriptor_from_proto(d: proto::ShardDescriptor) -> ShardDescriptor {
             .map(|r| ReplicaDescriptor { replica_id: ReplicaId(r.replica_id), server_id: ServerId(r.server_id) })
             .collect(),
     }
+}
+
+/// A transaction id as the protocol carries it: 16 bytes, big-endian.
+pub fn txn_id_bytes(txn: TxnId) -> Vec<u8> {
+    txn.0.to_be_bytes().to_vec()
 }
 
 #[cfg(test)]

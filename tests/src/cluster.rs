@@ -342,7 +342,7 @@ impl TestCluster {
                 bail!("shard {shard}'s leadership did not move to server {to}");
             }
             if let Some(leader) = self.leader(shard) {
-                let msg = spanserver::store::StoreMsg::TransferLeader { shard: ShardId(shard), to: ServerId(to) };
+                let msg = spanserver::inbox::StoreMsg::TransferLeader { shard: ShardId(shard), to: ServerId(to) };
                 let _ = self.server(leader).store.send(msg);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -23,8 +23,8 @@ use std::time::Duration;
 use meta::{ReplicaId, ServerId, ShardId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use spanserver::inbox::{StoreHandle, StoreMsg};
 use spanserver::storage::snapshot::SnapshotFile;
-use spanserver::store::{StoreHandle, StoreMsg};
 use spanserver::transport::Transport;
 use spanserver::RaftMessage;
 

@@ -16,9 +16,7 @@ use proto::storage::{self as pb, raft_command};
 use truetime::Timestamp;
 use txn::{Condition, Decision, LockTarget, Outcome, PreparedTxn, TxnCommand, Write};
 
-pub fn txn_id_bytes(txn: TxnId) -> Vec<u8> {
-    txn.0.to_be_bytes().to_vec()
-}
+use crate::wire::txn_id_bytes;
 
 pub fn txn_id_from(bytes: &[u8]) -> Result<TxnId, String> {
     let array: [u8; 16] = bytes.try_into().map_err(|_| format!("a transaction id is 16 bytes, not {}", bytes.len()))?;

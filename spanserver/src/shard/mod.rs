@@ -60,20 +60,39 @@ use raft::RawNode;
 use rocksdb::WriteBatch;
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
-use txn::{Answer, Input, Output, ReqId, ShardTxns, TxnCommand, TxnError};
+use txn::{Answer, Input, Outcome, Output, ReqId, ShardTxns, TxnCommand, TxnError};
 
 use self::reads::{ReadQueue, ReadReply};
 use crate::config::RaftConfig;
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::peers::Peers;
 use crate::registry::{Registry, ReplicaProgress, ReplicaShared, Role};
 use crate::storage::keycode::{raft_key, range_bounds, txn_key, txn_kind_bounds, RaftKey, TxnKey};
 use crate::storage::raft_log::{decode_record, RaftLogStore};
 use crate::storage::snapshot::{ingest, SnapshotDir, SnapshotFile, SnapshotSource};
 use crate::storage::{mvcc, Engine, CF_DATA, CF_RAFT, CF_TXN};
 use crate::wire;
-use meta::{ReplicaId, ServerId, ShardDescriptor, ShardId};
+use meta::{ReplicaId, ServerId, ShardDescriptor, ShardId, TxnId};
+
+/// A commit-protocol request a replica wants made of another shard's
+/// leader. The replica only records it ([`Replica::take_peer_calls`]);
+/// the event loop hands it to [`PeerCalls`] after the step, so no state
+/// change ever waits on, or calls into, the network. Answers come back
+/// through the inbox as inputs (`Decide`, `Acknowledged`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerCall {
+    /// Ask `coordinator` how `txn` ended, on behalf of `participant`.
+    Resolve { participant: ShardId, txn: TxnId, coordinator: ShardId },
+    /// Tell `participants` how `txn` ended (after commit-wait), on behalf
+    /// of `coordinator`.
+    Notify { coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome },
+}
+
+/// Carries out [`PeerCall`]s: `peers.rs` over gRPC; a simulation may
+/// deliver them itself.
+pub trait PeerCalls: Send + Sync + 'static {
+    fn call(&self, call: PeerCall);
+}
 
 /// Answered with the state machine's answer to a request.
 pub type TxnReply = oneshot::Sender<std::result::Result<Answer, TxnError>>;
@@ -108,7 +127,8 @@ pub struct Replica {
     pub replica_id: ReplicaId,
     engine: Engine,
     registry: Arc<Registry>,
-    peers: Arc<Peers>,
+    /// Peer calls made since the event loop last took them.
+    peer_calls: Vec<PeerCall>,
     descriptor: ShardDescriptor,
     pub raw_node: RawNode<RaftLogStore>,
     shared: Arc<ReplicaShared>,
@@ -218,7 +238,6 @@ impl Replica {
     pub fn load(
         engine: &Engine,
         registry: Arc<Registry>,
-        peers: Arc<Peers>,
         snapshots: Arc<SnapshotDir>,
         shard: ShardId,
         rc: &RaftConfig,
@@ -264,7 +283,7 @@ impl Replica {
             replica_id,
             engine: engine.clone(),
             registry,
-            peers,
+            peer_calls: Vec::new(),
             descriptor,
             raw_node,
             shared,
@@ -438,9 +457,11 @@ impl Replica {
                     let batch = batch.as_deref_mut().expect("records are written only while applying");
                     batch.delete_cf(self.engine.cf(CF_TXN), txn_key(self.shard_id, TxnKey::Decision, t.0));
                 }
-                Output::Resolve { txn, coordinator } => self.peers.resolve(self.shard_id, txn, coordinator),
+                Output::Resolve { txn, coordinator } => {
+                    self.peer_calls.push(PeerCall::Resolve { participant: self.shard_id, txn, coordinator })
+                }
                 Output::Notify { txn, participants, outcome } => {
-                    self.peers.notify(self.shard_id, txn, participants, outcome)
+                    self.peer_calls.push(PeerCall::Notify { coordinator: self.shard_id, txn, participants, outcome })
                 }
             }
         }
@@ -936,6 +957,12 @@ impl Replica {
 
     /// Publishes progress and safe time for request handlers (after every
     /// iteration that touched the replica, and every tick).
+    /// The peer calls made since the last time, for the event loop to
+    /// hand to [`PeerCalls`].
+    pub fn take_peer_calls(&mut self) -> Vec<PeerCall> {
+        std::mem::take(&mut self.peer_calls)
+    }
+
     pub fn publish(&mut self) {
         let raft = &self.raw_node.raft;
         let leader_replica = (raft.leader_id != 0).then_some(ReplicaId(raft.leader_id));

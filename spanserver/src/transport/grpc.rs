@@ -25,9 +25,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::PeerSecret;
+use crate::inbox::{StoreHandle, StoreMsg};
 use crate::limits;
 use crate::storage::snapshot::SnapshotFile;
-use crate::store::{StoreHandle, StoreMsg};
 use crate::transport::Transport;
 use meta::ClusterSpec;
 use meta::{ReplicaId, ServerId, ShardId};

@@ -4,8 +4,8 @@
 //! destination server, to a [`Transport`]; it never blocks on the network.
 //! Delivery is best-effort (Raft tolerates loss, duplication and
 //! reordering). What the loop must hear back, it hears through its inbox:
-//! [`crate::store::StoreMsg::PeerUnreachable`] when a peer cannot be
-//! reached, and [`crate::store::StoreMsg::SnapshotSent`] when a snapshot
+//! [`crate::inbox::StoreMsg::PeerUnreachable`] when a peer cannot be
+//! reached, and [`crate::inbox::StoreMsg::SnapshotSent`] when a snapshot
 //! send finishes or fails (raft-rs's `report_unreachable` and
 //! `report_snapshot`, checklist item 6).
 //!

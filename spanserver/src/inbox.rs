@@ -1,0 +1,75 @@
+//! The way into a server's event loop ([`crate::store`]): what it can be
+//! asked ([`StoreMsg`]) and the handle request handlers, the transport
+//! and the peer calls post with ([`StoreHandle`]). A bounded queue: when
+//! it is full, a request is refused (`Unavailable`) rather than queued
+//! without limit.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use meta::{ReplicaId, ServerId, ShardId};
+use raft::eraftpb::Message;
+
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::shard::reads::ReadReply;
+use crate::shard::TxnReply;
+use crate::storage::snapshot::SnapshotDir;
+
+/// What the event loop is asked to do.
+pub enum StoreMsg {
+    /// Raft messages from a peer server (never snapshots).
+    Raft { from: ServerId, messages: Vec<(ShardId, Message)> },
+    /// A snapshot message from a peer, and its data file, now in this
+    /// server's snapshot directory (`storage/snapshot.rs`).
+    SnapshotArrived { from: ServerId, shard: ShardId, message: Message, file: Option<PathBuf> },
+    /// A request for a shard's transaction state machine (reads in
+    /// read-write transactions, prepares, commits, plain writes, ...). The
+    /// input's request id is assigned by the replica.
+    Txn { shard: ShardId, input: txn::Input, reply: Option<TxnReply> },
+    /// Confirm leadership for a linearizable read (ReadIndex).
+    ReadIndex { shard: ShardId, reply: ReadReply },
+    /// A snapshot read is waiting for safe time: close a timestamp now.
+    CloseTimestampNow { shard: ShardId },
+    /// The transport finished (or failed) sending a snapshot.
+    SnapshotSent { shard: ShardId, to: ReplicaId, ok: bool },
+    /// The transport lost its connection to a peer.
+    PeerUnreachable { server: ServerId },
+    /// Ask a shard's Raft group to hand leadership to this server's replica
+    /// (done by the leader; ignored elsewhere).
+    TransferLeader { shard: ShardId, to: ServerId },
+    /// Stop the loop; everything waiting is answered.
+    Shutdown,
+}
+
+/// The way into the event loop, for handlers and transports.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: SyncSender<StoreMsg>,
+    snapshots: Arc<SnapshotDir>,
+}
+
+impl StoreHandle {
+    /// Where snapshot data files to this server are put before
+    /// [`StoreMsg::SnapshotArrived`] hands them in.
+    pub fn snapshot_dir(&self) -> &Arc<SnapshotDir> {
+        &self.snapshots
+    }
+
+    /// Hands `msg` to the loop without blocking. A full inbox sheds load.
+    pub fn send(&self, msg: StoreMsg) -> Result<()> {
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Error::Unavailable("server overloaded: event loop inbox full".into())),
+            Err(TrySendError::Disconnected(_)) => Err(Error::Unavailable("server is shutting down".into())),
+        }
+    }
+}
+
+/// Creates the inbox: the handle for senders and the receiving end for
+/// [`crate::store::Store::open`].
+pub fn inbox(snapshots: Arc<SnapshotDir>) -> (StoreHandle, Receiver<StoreMsg>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(limits::INBOX_MESSAGES_MAX);
+    (StoreHandle { tx, snapshots }, rx)
+}
