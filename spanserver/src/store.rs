@@ -20,6 +20,15 @@
 //! handlers talk to the loop only through its inbox ([`crate::inbox`]) and
 //! get answers on oneshot channels; they never block it.
 //!
+//! The loop is [`Store::step`]`(now, messages) -> Next`: time and input
+//! are arguments, and what it must do next (wake at an instant) is its
+//! answer; [`Store::run`] is the thin driver that reads the clock and the
+//! inbox. Its effects go out through interfaces a test can replace: the
+//! [`Transport`] (Raft messages), [`PeerCalls`] (the commit protocol's
+//! server-to-server requests) and the replies' channels. (Still to do for
+//! a deterministic simulation: snapshot building reads the clock for its
+//! retry pacing, and RocksDB writes happen inside the step.)
+//!
 //! The loop thread never blocks except on its inbox (with a timeout until
 //! the next tick) and on RocksDB writes. A failed RocksDB write stops the
 //! process: continuing could let this replica's state diverge from the log.
@@ -28,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use raft::eraftpb::Message;
 use raft::SnapshotStatus;
@@ -107,11 +116,30 @@ pub struct Store {
     gc_due: Option<Timestamp>,
     /// Replies to send once this iteration's batches are written.
     completions: Vec<Completion>,
+    /// Set at the first step.
+    timers: Option<Timers>,
 }
 
 enum Flow {
     Continue,
     Stop,
+}
+
+/// What the driver does after a [`Store::step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Step again at this instant, or as soon as a message arrives
+    /// (`now` itself: there is more to do right away).
+    WakeAt(Instant),
+    /// The loop stopped (`Shutdown`); everything waiting was answered.
+    Stopped,
+}
+
+/// When the periodic work of the loop is next due.
+#[derive(Debug, Clone, Copy)]
+struct Timers {
+    next_tick: Instant,
+    next_gc: Instant,
 }
 
 impl Store {
@@ -154,79 +182,104 @@ impl Store {
             peer_calls,
             gc_due: None,
             completions: Vec::new(),
+            timers: None,
         })
     }
 
-    /// Runs until `Shutdown` (or every handle is dropped).
+    /// The driver: runs the loop on this thread until `Shutdown` (or every
+    /// handle is dropped), waiting on the inbox until a message arrives or
+    /// the next step is due, reading the clock, and stepping.
     pub fn run(mut self) {
-        let tick = self.raft_config.tick();
-        let close_interval = self.raft_config.close_timestamp_interval();
-        let mut next_tick = Instant::now() + tick;
-        let mut next_gc = Instant::now() + self.gc_config.interval();
-        let mut busy = false;
+        let mut wake = Instant::now();
         loop {
-            let wake = self.replicas.values().filter_map(|r| r.close_due()).fold(next_tick, Instant::min);
-            let timeout = if busy { Duration::ZERO } else { wake.saturating_duration_since(Instant::now()) };
-            let mut next = match self.inbox.recv_timeout(timeout) {
-                Ok(msg) => Some(msg),
-                Err(RecvTimeoutError::Timeout) => None,
+            let timeout = wake.saturating_duration_since(Instant::now());
+            let mut messages = Vec::new();
+            match self.inbox.recv_timeout(timeout) {
+                Ok(msg) => messages.push(msg),
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut handled = 0;
-            while let Some(msg) = next {
-                if let Flow::Stop = self.handle(msg) {
-                    self.stop();
-                    return;
-                }
-                handled += 1;
-                next = if handled < limits::INBOX_DRAIN_PER_ITERATION_MAX { self.inbox.try_recv().ok() } else { None };
             }
-            let now = Instant::now();
-            if now >= next_tick {
-                // A server that does not trust its clock hands the shards
-                // it leads to servers that trust theirs (clock.rs).
-                let hand_off_to = self.clock.hand_off_to();
-                let election_timeout = tick * self.raft_config.election_ticks as u32;
-                for r in self.replicas.values_mut() {
-                    if let Some(trusted) = &hand_off_to {
-                        r.hand_off_leadership(trusted, now, election_timeout);
-                    }
-                    r.raw_node.tick();
-                    r.observe_role(&self.tt, &mut self.completions);
-                    r.tick_txns(&self.tt, &mut self.completions);
-                    r.publish();
-                }
-                next_tick += tick;
-                if next_tick < now {
-                    // Fell behind (a long fsync, a paused process): do not
-                    // fire a burst of ticks, which would look like a timeout.
-                    next_tick = now + tick;
+            while !messages.is_empty() && messages.len() < limits::INBOX_DRAIN_PER_ITERATION_MAX {
+                match self.inbox.try_recv() {
+                    Ok(msg) => messages.push(msg),
+                    Err(_) => break,
                 }
             }
-            if now >= next_gc {
-                self.gc_due = Some(self.tt.now().earliest.saturating_sub(self.gc_config.retention()));
-                next_gc = now + self.gc_config.interval();
+            match self.step(Instant::now(), messages) {
+                Next::Stopped => return,
+                Next::WakeAt(at) => wake = at,
             }
-            let clock_trusted = self.clock.is_healthy();
-            for r in self.replicas.values_mut() {
-                // Idle leaders close timestamps; reads waiting for safe
-                // time get theirs (rate-limited).
-                if clock_trusted {
-                    r.maybe_close_timestamp(&self.tt, now, close_interval, &mut self.completions);
-                }
-                r.flush_reads();
-            }
-            self.handle_readies();
-            // The replicas' requests of other shards leave after the
-            // step that made them (and after what it wrote is on disk).
-            for r in self.replicas.values_mut() {
-                for call in r.take_peer_calls() {
-                    self.peer_calls.call(call);
-                }
-            }
-            busy = self.replicas.values().any(|r| r.raw_node.has_ready());
         }
-        self.stop();
+        self.stop(Vec::new());
+    }
+
+    /// One iteration of the loop at `now`: handle `messages` in order,
+    /// then what is due (Raft ticks, GC, closed timestamps, queued reads),
+    /// then every replica's Ready (`store/ready.rs`: persist, send, apply,
+    /// answer), then hand the replicas' peer calls over. Says when the
+    /// next step is due if no message comes first. Time is an argument:
+    /// the loop itself never reads a clock, so a test can step it.
+    pub fn step(&mut self, now: Instant, messages: Vec<StoreMsg>) -> Next {
+        let tick = self.raft_config.tick();
+        let timers =
+            *self.timers.get_or_insert(Timers { next_tick: now + tick, next_gc: now + self.gc_config.interval() });
+        let mut messages = messages.into_iter();
+        while let Some(msg) = messages.next() {
+            if let Flow::Stop = self.handle(msg) {
+                self.stop(messages.collect());
+                return Next::Stopped;
+            }
+        }
+        let mut next_tick = timers.next_tick;
+        if now >= next_tick {
+            // A server that does not trust its clock hands the shards
+            // it leads to servers that trust theirs (clock.rs).
+            let hand_off_to = self.clock.hand_off_to();
+            let election_timeout = tick * self.raft_config.election_ticks as u32;
+            for r in self.replicas.values_mut() {
+                if let Some(trusted) = &hand_off_to {
+                    r.hand_off_leadership(trusted, now, election_timeout);
+                }
+                r.raw_node.tick();
+                r.observe_role(&self.tt, &mut self.completions);
+                r.tick_txns(&self.tt, &mut self.completions);
+                r.publish();
+            }
+            next_tick += tick;
+            if next_tick < now {
+                // Fell behind (a long fsync, a paused process): do not
+                // fire a burst of ticks, which would look like a timeout.
+                next_tick = now + tick;
+            }
+        }
+        let mut next_gc = timers.next_gc;
+        if now >= next_gc {
+            self.gc_due = Some(self.tt.now().earliest.saturating_sub(self.gc_config.retention()));
+            next_gc = now + self.gc_config.interval();
+        }
+        self.timers = Some(Timers { next_tick, next_gc });
+        let clock_trusted = self.clock.is_healthy();
+        let close_interval = self.raft_config.close_timestamp_interval();
+        for r in self.replicas.values_mut() {
+            // Idle leaders close timestamps; reads waiting for safe
+            // time get theirs (rate-limited).
+            if clock_trusted {
+                r.maybe_close_timestamp(&self.tt, now, close_interval, &mut self.completions);
+            }
+            r.flush_reads();
+        }
+        self.handle_readies();
+        // The replicas' requests of other shards leave after the step
+        // that made them (and after what it wrote is on disk).
+        for r in self.replicas.values_mut() {
+            for call in r.take_peer_calls() {
+                self.peer_calls.call(call);
+            }
+        }
+        if self.replicas.values().any(|r| r.raw_node.has_ready()) {
+            return Next::WakeAt(now);
+        }
+        Next::WakeAt(self.replicas.values().filter_map(|r| r.close_due(now)).fold(next_tick, Instant::min))
     }
 
     fn handle(&mut self, msg: StoreMsg) -> Flow {
@@ -323,7 +376,9 @@ impl Store {
         }
     }
 
-    fn stop(&mut self) {
+    /// Stops: answers everything waiting, in the replicas, in `rest` (the
+    /// messages of the step after `Shutdown`) and in the inbox.
+    fn stop(&mut self, rest: Vec<StoreMsg>) {
         let err = Error::Unavailable("server is shutting down".into());
         for c in self.completions.drain(..) {
             c.send();
@@ -331,8 +386,8 @@ impl Store {
         for r in self.replicas.values_mut() {
             r.fail_all(&err);
         }
-        // Answer whatever is still queued.
-        while let Ok(msg) = self.inbox.try_recv() {
+        let queued = std::iter::from_fn(|| self.inbox.try_recv().ok());
+        for msg in rest.into_iter().chain(queued) {
             match msg {
                 StoreMsg::Txn { reply: Some(reply), .. } => {
                     let _ = reply.send(Err(txn::TxnError::Unavailable(err.to_string())));

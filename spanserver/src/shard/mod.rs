@@ -148,14 +148,18 @@ pub struct Replica {
     staged: HashMap<Vec<u8>, Option<Vec<u8>>>,
     reads: ReadQueue,
     gc: GcState,
-    last_proposal_at: Instant,
+    /// When this replica last proposed (as of the step that noticed), or
+    /// `None` before its first step: idle leaders close timestamps.
+    last_proposal_at: Option<Instant>,
+    /// Proposed since the last step noticed.
+    proposed: bool,
     /// When this leader last handed its leadership away (clock distrust).
     last_hand_off: Option<Instant>,
     /// The last snapshot message that arrived, by id, and its data file.
     incoming_snapshot: Option<(u64, Option<PathBuf>)>,
     /// A waiting read asked for a closed timestamp.
     close_wanted: bool,
-    last_close_at: Instant,
+    last_close_at: Option<Instant>,
     published_generation: Option<u64>,
 }
 
@@ -297,11 +301,12 @@ impl Replica {
             staged: HashMap::new(),
             reads: ReadQueue::default(),
             gc: GcState::default(),
-            last_proposal_at: Instant::now(),
+            last_proposal_at: None,
+            proposed: false,
             last_hand_off: None,
             incoming_snapshot: None,
             close_wanted: false,
-            last_close_at: Instant::now(),
+            last_close_at: None,
             published_generation: None,
         };
         replica.publish();
@@ -422,7 +427,7 @@ impl Replica {
                             let index = self.raw_node.raft.raft_log.last_index();
                             let term = self.raw_node.raft.term;
                             self.proposals.insert(index, Proposal { term, req, command });
-                            self.last_proposal_at = Instant::now();
+                            self.proposed = true;
                         }
                         Err(e) => {
                             tracing::debug!(shard = %self.shard_id, "proposal dropped: {e}");
@@ -520,8 +525,8 @@ impl Replica {
     }
 
     /// When a wanted close may be proposed (`None`: none is wanted).
-    pub fn close_due(&self) -> Option<Instant> {
-        self.close_wanted.then(|| self.last_close_at + limits::FORCED_CLOSE_INTERVAL_MIN)
+    pub fn close_due(&self, now: Instant) -> Option<Instant> {
+        self.close_wanted.then(|| self.last_close_at.map_or(now, |at| at + limits::FORCED_CLOSE_INTERVAL_MIN))
     }
 
     /// Proposes a closed timestamp, so followers' safe time moves: if this
@@ -535,17 +540,21 @@ impl Replica {
         idle_interval: std::time::Duration,
         completions: &mut Vec<Completion>,
     ) {
+        if std::mem::take(&mut self.proposed) {
+            self.last_proposal_at = Some(now);
+        }
+        let last_proposal_at = *self.last_proposal_at.get_or_insert(now);
         if !self.leader_ready() || !self.is_leader() {
             self.close_wanted = false;
             return;
         }
-        let idle = now.duration_since(self.last_proposal_at) >= idle_interval;
-        let wanted = self.close_due().is_some_and(|due| now >= due);
+        let idle = now.duration_since(last_proposal_at) >= idle_interval;
+        let wanted = self.close_due(now).is_some_and(|due| now >= due);
         if !idle && !wanted {
             return;
         }
         self.close_wanted = false;
-        self.last_close_at = now;
+        self.last_close_at = Some(now);
         let outputs = self.txns.step(tt.now(), Input::Close);
         self.execute(tt, outputs, None, completions);
     }
