@@ -9,7 +9,7 @@ PY_VENV ?= $(HOME)/.cache/spandb/venv
 PSYCOPG := psycopg[binary]==3.3.9
 export SPANDB_PYTHON := $(PY_VENV)/bin/python
 
-.PHONY: all deps build demo check test bench jepsen fuzz clean
+.PHONY: all deps build demo check test sim bench jepsen fuzz clean
 
 all: build
 
@@ -72,6 +72,14 @@ FUZZ_SEED ?= 1
 fuzz: deps
 	SPANDB_FUZZ_CASES=$(FUZZ_CASES) SPANDB_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p tests --test cluster -- fuzz:: --nocapture
 	SPANDB_PG_FUZZ_CASES=$(FUZZ_PG_CASES) SPANDB_PG_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p cli --test pg_drivers -- generated_protocol_messages
+
+## sim: the stepped-cluster explorer: SEEDS seeded runs of whole clusters
+## (real servers stepped by one thread, simulated time, message loss and
+## a partitioned leader), Raft's safety checked after every step; a
+## failure names its seed, and the same seed replays it exactly.
+SEEDS ?= 200
+sim: deps
+	SPANDB_STEPPED_SEEDS=$(SEEDS) $(CARGO) test -p tests --test stepped -- --nocapture
 
 ## bench: the key-value benchmark on a local cluster, release build.
 bench: deps

@@ -127,6 +127,16 @@ impl ClockGuard {
         })
     }
 
+    /// A guard that trusts its clock from the start and stays so: for a
+    /// driver that runs no monitor because it controls every clock (the
+    /// deterministic simulation). A server never uses it.
+    pub fn trusted_without_monitor(tt: TrueTime) -> Arc<ClockGuard> {
+        let guard = ClockGuard::new(tt, true);
+        guard.healthy.store(true, Ordering::SeqCst);
+        guard.state.lock().expect("clock guard lock").reason = "trusted: no monitor (simulation)".into();
+        guard
+    }
+
     /// Ends the monitor (the server is stopping).
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);

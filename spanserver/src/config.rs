@@ -38,9 +38,14 @@ impl From<ClusterSpecError> for ConfigError {
 pub struct RaftConfig {
     /// Length of one Raft tick.
     pub tick_ms: u64,
-    /// Ticks without a heartbeat before a follower campaigns (randomized
-    /// up to twice this).
+    /// Ticks without a heartbeat before a follower campaigns (the least;
+    /// randomized up to `election_ticks_max`).
     pub election_ticks: usize,
+    /// Election timeouts are drawn from `[election_ticks,
+    /// election_ticks_max)`; 0 means twice `election_ticks` (raft-rs's
+    /// default). `election_ticks + 1` pins them, as a deterministic
+    /// simulation needs (raft-rs draws them from its own unseeded RNG).
+    pub election_ticks_max: usize,
     /// Ticks between leader heartbeats.
     pub heartbeat_ticks: usize,
     /// Compact a shard's log once it holds this many applied entries.
@@ -62,6 +67,7 @@ impl Default for RaftConfig {
         RaftConfig {
             tick_ms: 100,
             election_ticks: 10,
+            election_ticks_max: 0,
             heartbeat_ticks: 1,
             log_compact_entries: 10_000,
             log_retain_entries: 1_000,
@@ -86,6 +92,9 @@ impl RaftConfig {
         }
         if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
             return Err(bad("raft.election_ticks must exceed raft.heartbeat_ticks, which must be at least 1"));
+        }
+        if self.election_ticks_max != 0 && self.election_ticks_max <= self.election_ticks {
+            return Err(bad("raft.election_ticks_max must be 0 or exceed raft.election_ticks"));
         }
         if self.log_compact_entries == 0 {
             return Err(bad("raft.log_compact_entries must be at least 1"));

@@ -123,6 +123,7 @@ pub mod wire;
 
 pub use config::{ResolvedConfig, ServerConfig};
 pub use error::Error;
+pub use logger::raft_logger;
 pub use server::{Server, StartError, TransportKind};
 
 /// Re-exported so transports outside this crate name the same types.

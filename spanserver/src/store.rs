@@ -135,6 +135,17 @@ pub enum Next {
     Stopped,
 }
 
+/// One replica's Raft state ([`Store::raft_states`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftState {
+    pub shard: ShardId,
+    pub replica: ReplicaId,
+    pub term: u64,
+    pub leader: bool,
+    pub committed_index: u64,
+    pub applied_index: u64,
+}
+
 /// When the periodic work of the loop is next due.
 #[derive(Debug, Clone, Copy)]
 struct Timers {
@@ -365,6 +376,35 @@ impl Store {
             StoreMsg::Shutdown => return Flow::Stop,
         }
         Flow::Continue
+    }
+
+    /// Every replica's Raft state as of now, for observers that check
+    /// invariants between steps (the simulation): shard, replica, term,
+    /// whether it leads, committed and applied index.
+    pub fn raft_states(&self) -> Vec<RaftState> {
+        self.replicas
+            .values()
+            .map(|r| RaftState {
+                shard: r.shard_id,
+                replica: r.replica_id,
+                term: r.raw_node.raft.term,
+                leader: r.is_leader(),
+                committed_index: r.raw_node.raft.raft_log.committed,
+                applied_index: r.raw_node.raft.raft_log.applied,
+            })
+            .collect()
+    }
+
+    /// The entries `[lo, hi)` of this server's log of `shard`, as (term,
+    /// data), for observers that compare replicas' logs (the simulation);
+    /// empty if the shard is not hosted or the range is not in the log.
+    pub fn log_entries(&self, shard: ShardId, lo: u64, hi: u64) -> Vec<(u64, Vec<u8>)> {
+        let Some(r) = self.replicas.get(&shard) else { return Vec::new() };
+        let context = raft::GetEntriesContext::empty(false);
+        match r.raw_node.raft.raft_log.slice(lo, hi, None, context) {
+            Ok(entries) => entries.into_iter().map(|e| (e.term, e.data.to_vec())).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Writes a batch; a failure stops the process (module docs).

@@ -8,6 +8,8 @@
 //!   directory, and a built-in check of Raft's one-leader-per-term rule.
 //! - [`process`]: clusters of real `spandb` processes, for end-to-end tests
 //!   that kill -9 servers.
+//! - [`stepped`]: every server's event loop stepped by one thread over a
+//!   seeded schedule with simulated time: a run is a function of its seed.
 //!
 //! The scenarios (in `tests/`) assert what clients see: every acknowledged
 //! write is readable afterwards, none is lost, and reads never go back in
@@ -16,6 +18,7 @@
 pub mod cluster;
 pub mod process;
 pub mod sim;
+pub mod stepped;
 pub mod wait;
 
 pub use cluster::{ClusterOptions, TestCluster};

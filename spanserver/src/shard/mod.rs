@@ -169,6 +169,11 @@ fn raft_config(replica_id: ReplicaId, applied: u64, rc: &RaftConfig) -> raft::Co
     raft::Config {
         id: replica_id.0,
         election_tick: rc.election_ticks,
+        min_election_tick: rc.election_ticks,
+        max_election_tick: match rc.election_ticks_max {
+            0 => 2 * rc.election_ticks,
+            n => n,
+        },
         heartbeat_tick: rc.heartbeat_ticks,
         applied,
         max_size_per_msg: limits::RAFT_MSG_BYTES_MAX,

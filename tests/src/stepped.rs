@@ -1,0 +1,535 @@
+//! Stepped clusters: every server's event loop (`spanserver::store::Store`)
+//! driven by ONE thread over a seeded schedule, with simulated time, so a
+//! run is a function of its seed.
+//!
+//! ```text
+//!   seed ──> StdRng ──┬─ message fates: delay (reorders), loss, partitions
+//!                     └─ each server's tick phase
+//!   loop: deliver what is due ─> step each server that has input or is
+//!         due (Store::step(now, messages)) ─> check invariants ─> advance
+//!         time to the next event (ManualClock for TrueTime, `start + t`
+//!         for the loop's Instants)
+//! ```
+//!
+//! The servers are the real code: RocksDB in temp directories, raft-rs,
+//! the transaction state machines, the event loop; only the drivers are
+//! replaced: the transport puts Raft messages on the schedule instead of
+//! a socket, peer calls are recorded, and clocks are set by the schedule.
+//! Election timeouts are pinned (`raft.election_ticks_max`), since
+//! raft-rs draws them from its own unseeded generator; servers start at
+//! seeded tick phases instead, which breaks ties the same way every run.
+//!
+//! Checked after every step, not sampled ([`Invariants`]): at most one
+//! leader per shard per term, a committed index never goes backwards on a
+//! replica, and every replica applies the same entry at each index. A
+//! violation stops the run with the seed and the trace so far.
+//!
+//! Not yet (issue 10, item 3): snapshots (a snapshot send is reported
+//! failed, so logs are never compacted in these runs), crashes and
+//! restarts, clock skew, the commit protocol's peer calls (recorded, not
+//! delivered), and the scenario scripts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meta::{ClusterSpec, ServerId, ServerSpec, ShardId};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use spanserver::clock::ClockGuard;
+use spanserver::config::{GcConfig, RaftConfig};
+use spanserver::inbox::StoreMsg;
+use spanserver::registry::Registry;
+use spanserver::shard::{PeerCall, PeerCalls, TxnReply};
+use spanserver::storage::snapshot::{SnapshotDir, SnapshotFile};
+use spanserver::storage::{Engine, Identity};
+use spanserver::store::{Next, RaftState, Store};
+use spanserver::transport::Transport;
+use spanserver::RaftMessage;
+use truetime::{ManualClock, Timestamp, TrueTime};
+
+/// What a stepped run may do to messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    /// Chance that a message is lost, in percent.
+    pub loss_percent: u32,
+    /// Most a message is delayed (uniformly from zero): delays reorder.
+    pub delay_max: Duration,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults { loss_percent: 0, delay_max: Duration::from_millis(5) }
+    }
+}
+
+/// A Raft message on its way.
+struct Envelope {
+    deliver_at: Duration,
+    /// Orders envelopes due at the same instant: the order they were sent.
+    seq: u64,
+    from: ServerId,
+    to: ServerId,
+    shard: ShardId,
+    message: RaftMessage,
+}
+
+/// What the servers' transports hand over, until the schedule takes it.
+#[derive(Default)]
+struct Sent {
+    messages: Vec<(ServerId, ServerId, ShardId, RaftMessage)>,
+    failed_snapshots: Vec<(ServerId, ShardId, u64)>,
+}
+
+struct SteppedTransport {
+    from: ServerId,
+    sent: Arc<Mutex<Sent>>,
+}
+
+impl Transport for SteppedTransport {
+    fn send(&self, to: ServerId, messages: Vec<(ShardId, RaftMessage)>) {
+        let mut sent = self.sent.lock().expect("sent lock");
+        for (shard, m) in messages {
+            sent.messages.push((self.from, to, shard, m));
+        }
+    }
+
+    fn send_snapshot(&self, _to: ServerId, shard: ShardId, message: RaftMessage, _file: Option<SnapshotFile>) {
+        self.sent.lock().expect("sent lock").failed_snapshots.push((self.from, shard, message.to));
+    }
+}
+
+/// Peer calls, recorded.
+#[derive(Default, Clone)]
+struct RecordedPeerCalls(Arc<Mutex<Vec<PeerCall>>>);
+
+impl PeerCalls for RecordedPeerCalls {
+    fn call(&self, call: PeerCall) {
+        self.0.lock().expect("peer calls lock").push(call);
+    }
+}
+
+struct SteppedServer {
+    store: Store,
+    /// Messages delivered and not yet stepped.
+    pending: Vec<StoreMsg>,
+    /// When its loop asked to be stepped next (simulated time).
+    wake_at: Duration,
+    _dir: tempfile::TempDir,
+}
+
+/// A cluster of stepped servers. See the module docs.
+pub struct SteppedCluster {
+    pub seed: u64,
+    rng: StdRng,
+    /// The loop's Instants are `start + now`.
+    start: Instant,
+    /// Simulated time since the start.
+    now: Duration,
+    clock: Arc<ManualClock>,
+    clock_start: Timestamp,
+    servers: BTreeMap<ServerId, SteppedServer>,
+    sent: Arc<Mutex<Sent>>,
+    peer_calls: RecordedPeerCalls,
+    in_flight: Vec<Envelope>,
+    next_seq: u64,
+    pub faults: Faults,
+    /// Servers that cannot reach each other (both directions).
+    partitioned: BTreeSet<(ServerId, ServerId)>,
+    invariants: Invariants,
+    /// What happened, in order (elections, faults).
+    pub trace: Vec<String>,
+    /// Messages delivered, and a hash of each one's route and Raft
+    /// header in delivery order: two runs with equal digests delivered
+    /// the same messages in the same order.
+    delivered: u64,
+    delivery_hash: u64,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// Raft timing for stepped runs: short ticks, pinned election timeouts.
+fn raft_config() -> RaftConfig {
+    RaftConfig {
+        tick_ms: 10,
+        election_ticks: 10,
+        election_ticks_max: 11,
+        heartbeat_ticks: 2,
+        close_timestamp_ms: 50,
+        ..RaftConfig::default()
+    }
+}
+
+impl SteppedCluster {
+    /// `servers` servers, `shards` shards of replication 3 (the static
+    /// layout), all driven by `seed`.
+    pub fn new(seed: u64, servers: u64, shards: usize) -> SteppedCluster {
+        let split_points = (1..shards).map(|i| format!("k{i:04}")).collect();
+        let spec = ClusterSpec {
+            cluster_id: format!("stepped-{seed}"),
+            replication: 3,
+            split_points,
+            servers: (1..=servers)
+                .map(|i| ServerSpec { id: ServerId(i), addr: format!("127.0.0.1:{}", 1000 + i) })
+                .collect(),
+            peer_secret: "s".repeat(meta::cluster::PEER_SECRET_CHARS_MIN),
+        };
+        spec.validate().expect("a valid stepped cluster");
+        let clock_start = Timestamp::from_nanos(1_767_225_600_000_000_000);
+        let clock = Arc::new(ManualClock::new(clock_start));
+        let sent = Arc::new(Mutex::new(Sent::default()));
+        let peer_calls = RecordedPeerCalls::default();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let tick = raft_config().tick();
+        let mut cluster_servers = BTreeMap::new();
+        for s in &spec.servers {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let identity = Identity {
+                cluster_id: spec.cluster_id.clone(),
+                server_id: s.id.0,
+                layout_fingerprint: spec.layout_fingerprint(),
+            };
+            let engine = Engine::open(dir.path(), &identity).expect("RocksDB opens");
+            let tt = TrueTime::new(clock.clone(), Duration::from_millis(2));
+            let registry = Arc::new(Registry::new(s.id, spec.clone()));
+            let snapshots = SnapshotDir::open(dir.path()).expect("a snapshot dir");
+            let (_handle, inbox) = spanserver::inbox::inbox(snapshots.clone());
+            let transport = Arc::new(SteppedTransport { from: s.id, sent: sent.clone() });
+            let store = Store::open(
+                engine,
+                registry,
+                tt.clone(),
+                ClockGuard::trusted_without_monitor(tt),
+                raft_config(),
+                GcConfig::default(),
+                inbox,
+                transport,
+                Arc::new(peer_calls.clone()),
+                snapshots,
+                &spanserver::raft_logger(s.id.0),
+            )
+            .expect("the store opens");
+            // A seeded phase: servers tick at different instants.
+            let phase = Duration::from_micros(rng.random_range(0..tick.as_micros() as u64));
+            cluster_servers.insert(s.id, SteppedServer { store, pending: Vec::new(), wake_at: phase, _dir: dir });
+        }
+        SteppedCluster {
+            seed,
+            rng,
+            start: Instant::now(),
+            now: Duration::ZERO,
+            clock,
+            clock_start,
+            servers: cluster_servers,
+            sent,
+            peer_calls,
+            in_flight: Vec::new(),
+            next_seq: 0,
+            faults: Faults::default(),
+            partitioned: BTreeSet::new(),
+            invariants: Invariants::default(),
+            trace: Vec::new(),
+            delivered: 0,
+            delivery_hash: FNV_OFFSET,
+        }
+    }
+
+    /// Simulated time since the start.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// Cuts `a` and `b` apart (both directions) until [`Self::heal`].
+    pub fn partition(&mut self, a: ServerId, b: ServerId) {
+        self.partitioned.insert((a.min(b), a.max(b)));
+        self.trace.push(format!("{:?} partition {a} {b}", self.now));
+    }
+
+    pub fn heal(&mut self) {
+        self.partitioned.clear();
+        self.trace.push(format!("{:?} heal", self.now));
+    }
+
+    /// Hands `input` to `shard`'s replica on `server` at the next step;
+    /// the answer arrives on the returned channel.
+    pub fn submit(
+        &mut self,
+        server: ServerId,
+        shard: ShardId,
+        input: txn::Input,
+    ) -> tokio::sync::oneshot::Receiver<Result<txn::Answer, txn::TxnError>> {
+        let (reply, answer): (TxnReply, _) = tokio::sync::oneshot::channel();
+        let s = self.servers.get_mut(&server).expect("a server of the cluster");
+        s.pending.push(StoreMsg::Txn { shard, input, reply: Some(reply) });
+        answer
+    }
+
+    /// The server whose replica of `shard` leads in the highest term seen.
+    pub fn leader(&self, shard: ShardId) -> Option<ServerId> {
+        self.invariants.leader(shard)
+    }
+
+    /// Runs until simulated time `until`; panics, naming the seed, on a
+    /// broken invariant.
+    pub fn run_until(&mut self, until: Duration) {
+        while self.now < until {
+            self.run_one(until);
+        }
+    }
+
+    /// Delivers what is due, steps the servers that have input or are
+    /// due, checks the invariants, then moves time to the next event.
+    fn run_one(&mut self, until: Duration) {
+        self.clock.set(Timestamp::from_nanos(self.clock_start.as_nanos() + self.now.as_nanos() as u64));
+        // Deliver, in (due time, send order).
+        self.in_flight.sort_by_key(|e| (e.deliver_at, e.seq));
+        let due = self.in_flight.iter().take_while(|e| e.deliver_at <= self.now).count();
+        for e in self.in_flight.drain(..due) {
+            let m = &e.message;
+            for word in
+                [e.from.0, e.to.0, e.shard.0, m.msg_type as u64, m.term, m.index, m.commit, m.entries.len() as u64]
+            {
+                self.delivery_hash = (self.delivery_hash ^ word).wrapping_mul(FNV_PRIME);
+            }
+            self.delivered += 1;
+            if let Some(s) = self.servers.get_mut(&e.to) {
+                s.pending.push(StoreMsg::Raft { from: e.from, messages: vec![(e.shard, e.message)] });
+            }
+        }
+        let instant = self.start + self.now;
+        let ids: Vec<ServerId> = self.servers.keys().copied().collect();
+        for id in ids {
+            let s = self.servers.get_mut(&id).expect("a server");
+            if s.pending.is_empty() && s.wake_at > self.now {
+                continue;
+            }
+            let messages = std::mem::take(&mut s.pending);
+            match s.store.step(instant, messages) {
+                Next::WakeAt(at) => s.wake_at = at.saturating_duration_since(self.start),
+                Next::Stopped => s.wake_at = Duration::MAX,
+            }
+            self.take_sent();
+            self.check(id);
+        }
+        // Next event: a due server, a message, or the end.
+        let next_wake = self.servers.values().map(|s| s.wake_at).min().unwrap_or(until);
+        let next_delivery = self.in_flight.iter().map(|e| e.deliver_at).min().unwrap_or(until);
+        let pending = self.servers.values().any(|s| !s.pending.is_empty());
+        let next = if pending { self.now } else { next_wake.min(next_delivery).min(until) };
+        // Time always moves, by at least a microsecond.
+        self.now = next.max(self.now + Duration::from_micros(1));
+    }
+
+    /// Puts what the transports handed over on the schedule: each message
+    /// lost, or delayed by a seeded amount.
+    fn take_sent(&mut self) {
+        let sent = std::mem::take(&mut *self.sent.lock().expect("sent lock"));
+        for (from, to, shard, message) in sent.messages {
+            let cut = self.partitioned.contains(&(from.min(to), from.max(to)));
+            let lost = self.rng.random_range(0..100) < self.faults.loss_percent;
+            let delay_us = self.faults.delay_max.as_micros() as u64;
+            let delay = Duration::from_micros(if delay_us == 0 { 0 } else { self.rng.random_range(0..=delay_us) });
+            if cut || lost {
+                continue;
+            }
+            self.next_seq += 1;
+            self.in_flight.push(Envelope {
+                deliver_at: self.now + delay,
+                seq: self.next_seq,
+                from,
+                to,
+                shard,
+                message,
+            });
+        }
+        for (from, shard, to) in sent.failed_snapshots {
+            if let Some(s) = self.servers.get_mut(&from) {
+                s.pending.push(StoreMsg::SnapshotSent { shard, to: meta::ReplicaId(to), ok: false });
+            }
+        }
+    }
+
+    /// The invariants, after `server` stepped; a violation panics with
+    /// the seed and the trace.
+    fn check(&mut self, server: ServerId) {
+        let store = &self.servers[&server].store;
+        let states = store.raft_states();
+        let mut observed = Vec::new();
+        for st in &states {
+            let from = self.invariants.applied_checked(server, st.shard) + 1;
+            let entries = store.log_entries(st.shard, from, st.applied_index + 1);
+            observed.push(Observed { state: *st, first_index: from, entries });
+        }
+        match self.invariants.observe(server, &observed) {
+            Ok(events) => {
+                for e in events {
+                    self.trace.push(format!("{:?} {e}", self.now));
+                }
+            }
+            Err(violation) => {
+                panic!("seed {}: {violation} (at {:?})\n{}", self.seed, self.now, self.trace.join("\n"))
+            }
+        }
+    }
+
+    /// Every replica's (server, shard, committed, applied), for the trace.
+    pub fn progress(&self) -> Vec<(ServerId, ShardId, u64, u64)> {
+        self.servers
+            .iter()
+            .flat_map(|(id, s)| {
+                s.store.raft_states().into_iter().map(move |st| (*id, st.shard, st.committed_index, st.applied_index))
+            })
+            .collect()
+    }
+
+    /// How many applied log entries the invariants compare.
+    pub fn entries_checked(&self) -> usize {
+        self.invariants.entries_checked()
+    }
+
+    /// How many messages were delivered, and the hash of their order.
+    pub fn digest(&self) -> (u64, u64) {
+        (self.delivered, self.delivery_hash)
+    }
+
+    /// Peer calls the replicas made so far.
+    pub fn peer_calls(&self) -> usize {
+        self.peer_calls.0.lock().expect("peer calls lock").len()
+    }
+}
+
+/// What one replica showed after a step: its Raft state and its log
+/// entries `first_index..` up to its applied index, as (term, data).
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub state: RaftState,
+    pub first_index: u64,
+    pub entries: Vec<(u64, Vec<u8>)>,
+}
+
+/// Raft's safety rules, checked on every observation:
+/// - at most one leader per shard per term (Election Safety);
+/// - a replica's committed index never goes back;
+/// - every replica applies the same entry at each index (State Machine
+///   Safety): the first replica to apply an index fixes its (term, data),
+///   every later one must match.
+#[derive(Debug, Default)]
+pub struct Invariants {
+    /// (shard, term) -> the server whose replica led it.
+    leaders: BTreeMap<(ShardId, u64), ServerId>,
+    /// (server, shard) -> the committed index last seen.
+    committed: BTreeMap<(ServerId, ShardId), u64>,
+    /// (server, shard) -> the applied index checked so far.
+    applied: BTreeMap<(ServerId, ShardId), u64>,
+    /// (shard, index) -> the applied entry's term and data.
+    log: BTreeMap<(ShardId, u64), (u64, Vec<u8>)>,
+}
+
+impl Invariants {
+    /// The server that led `shard` in the highest term seen.
+    pub fn leader(&self, shard: ShardId) -> Option<ServerId> {
+        self.leaders.range((shard, 0)..=(shard, u64::MAX)).next_back().map(|(_, s)| *s)
+    }
+
+    /// How many (shard, index) entries have been applied somewhere and
+    /// compared since.
+    pub fn entries_checked(&self) -> usize {
+        self.log.len()
+    }
+
+    /// The applied index of `server`'s replica of `shard` checked so far.
+    pub fn applied_checked(&self, server: ServerId, shard: ShardId) -> u64 {
+        self.applied.get(&(server, shard)).copied().unwrap_or(0)
+    }
+
+    /// Checks what `server` showed; returns what is new (leaders), or the
+    /// rule it broke.
+    pub fn observe(&mut self, server: ServerId, observed: &[Observed]) -> Result<Vec<String>, String> {
+        let mut events = Vec::new();
+        for o in observed {
+            let st = &o.state;
+            if st.leader {
+                match self.leaders.get(&(st.shard, st.term)) {
+                    Some(other) if *other != server => {
+                        return Err(format!("two leaders of {} in term {}: {other} and {server}", st.shard, st.term))
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.leaders.insert((st.shard, st.term), server);
+                        events.push(format!("{} term {} leader {server}", st.shard, st.term));
+                    }
+                }
+            }
+            let seen = self.committed.entry((server, st.shard)).or_insert(0);
+            if st.committed_index < *seen {
+                return Err(format!(
+                    "{server}'s committed index of {} went back from {} to {}",
+                    st.shard, *seen, st.committed_index
+                ));
+            }
+            *seen = st.committed_index;
+            for (offset, entry) in o.entries.iter().enumerate() {
+                let index = o.first_index + offset as u64;
+                match self.log.get(&(st.shard, index)) {
+                    Some(first) if first != entry => {
+                        return Err(format!(
+                            "{server} applied a different entry at {} index {index}: term {} where another replica applied term {}",
+                            st.shard, entry.0, first.0
+                        ))
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.log.insert((st.shard, index), entry.clone());
+                    }
+                }
+            }
+            if !o.entries.is_empty() {
+                self.applied.insert((server, st.shard), o.first_index + o.entries.len() as u64 - 1);
+            }
+        }
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meta::ReplicaId;
+
+    fn state(shard: u64, term: u64, leader: bool, committed: u64) -> RaftState {
+        RaftState {
+            shard: ShardId(shard),
+            replica: ReplicaId(1),
+            term,
+            leader,
+            committed_index: committed,
+            applied_index: committed,
+        }
+    }
+
+    fn seen(st: RaftState, first_index: u64, entries: &[(u64, &str)]) -> Observed {
+        let entries = entries.iter().map(|(t, d)| (*t, d.as_bytes().to_vec())).collect();
+        Observed { state: st, first_index, entries }
+    }
+
+    /// Goal: each rule can fail: a second leader in a term, a committed
+    /// index that goes back, a replica applying another entry at an index
+    /// are violations; a new leader in a later term, and the same entries
+    /// applied elsewhere, are not.
+    #[test]
+    fn each_broken_rule_is_a_violation() {
+        let mut inv = Invariants::default();
+        inv.observe(ServerId(1), &[seen(state(1, 2, true, 3), 1, &[(1, "a"), (2, "b"), (2, "c")])]).unwrap();
+        assert_eq!(inv.leader(ShardId(1)), Some(ServerId(1)));
+        let e = inv.observe(ServerId(2), &[seen(state(1, 2, true, 3), 1, &[])]).unwrap_err();
+        assert!(e.contains("two leaders of shard1 in term 2"), "{e}");
+        inv.observe(ServerId(2), &[seen(state(1, 3, true, 3), 1, &[(1, "a"), (2, "b")])]).unwrap();
+        assert_eq!(inv.leader(ShardId(1)), Some(ServerId(2)));
+        let e = inv.observe(ServerId(1), &[seen(state(1, 3, false, 2), 4, &[])]).unwrap_err();
+        assert!(e.contains("went back from 3 to 2"), "{e}");
+        let e = inv.observe(ServerId(2), &[seen(state(1, 3, false, 3), 3, &[(3, "x")])]).unwrap_err();
+        assert!(e.contains("different entry at shard1 index 3"), "{e}");
+        assert_eq!(inv.applied_checked(ServerId(2), ShardId(1)), 2);
+    }
+}
