@@ -127,11 +127,12 @@ impl ClockGuard {
         })
     }
 
-    /// A guard that trusts its clock from the start and stays so: for a
-    /// driver that runs no monitor because it controls every clock (the
-    /// deterministic simulation). A server never uses it.
+    /// A guard that trusts its clock from the start and stays so, jumps
+    /// included: for a driver that runs no monitor because it controls
+    /// every clock (the stepped clusters, whose simulated time is not the
+    /// monotonic clock's). A server never uses it.
     pub fn trusted_without_monitor(tt: TrueTime) -> Arc<ClockGuard> {
-        let guard = ClockGuard::new(tt, true);
+        let guard = ClockGuard::new(tt, false);
         guard.healthy.store(true, Ordering::SeqCst);
         guard.state.lock().expect("clock guard lock").reason = "trusted: no monitor (simulation)".into();
         guard

@@ -206,11 +206,19 @@ pub struct UnsafeTestingConfig {
     /// Keep serving timestamps while the clock disagrees with the peers'
     /// (`clock.rs`): clocks skewed beyond epsilon then give wrong answers.
     pub ignore_clock_health: bool,
+    /// A new shard leader assigns timestamps from its clock alone,
+    /// forgetting those in its log: with a clock behind, it goes below
+    /// them (`txn::ShardTxns::unsafe_forget_timestamps_on_leader_change`).
+    pub new_leader_forgets_timestamps: bool,
 }
 
 impl UnsafeTestingConfig {
     pub fn any(&self) -> bool {
-        self.stale_reads_ms > 0 || self.skip_commit_wait || self.skip_visibility_wait || self.ignore_clock_health
+        self.stale_reads_ms > 0
+            || self.skip_commit_wait
+            || self.skip_visibility_wait
+            || self.ignore_clock_health
+            || self.new_leader_forgets_timestamps
     }
 }
 

@@ -145,6 +145,7 @@ impl Server {
             clock.clone(),
             config.raft.clone(),
             config.gc.clone(),
+            &config.unsafe_testing,
             inbox,
             transport,
             Arc::new(GrpcPeerCalls(peers)),

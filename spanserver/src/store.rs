@@ -45,7 +45,7 @@ use rocksdb::WriteBatch;
 use truetime::{Timestamp, TrueTime};
 
 use crate::clock::ClockGuard;
-use crate::config::{GcConfig, RaftConfig};
+use crate::config::{GcConfig, RaftConfig, UnsafeTestingConfig};
 use crate::error::Error;
 use crate::inbox::StoreMsg;
 use crate::limits;
@@ -164,6 +164,7 @@ impl Store {
         clock: Arc<ClockGuard>,
         raft_config: RaftConfig,
         gc_config: GcConfig,
+        unsafe_testing: &UnsafeTestingConfig,
         inbox: Receiver<StoreMsg>,
         transport: Arc<dyn Transport>,
         peer_calls: Arc<dyn PeerCalls>,
@@ -176,7 +177,15 @@ impl Store {
         }
         let mut replicas = BTreeMap::new();
         for shard in shards {
-            let replica = Replica::load(&engine, registry.clone(), snapshots.clone(), shard, &raft_config, logger)?;
+            let replica = Replica::load(
+                &engine,
+                registry.clone(),
+                snapshots.clone(),
+                shard,
+                &raft_config,
+                unsafe_testing,
+                logger,
+            )?;
             replicas.insert(shard, replica);
         }
         Ok(Store {

@@ -24,12 +24,17 @@
 //! replica, and every replica applies the same entry at each index. A
 //! violation stops the run with the seed and the trace so far.
 //!
+//! Each server's clock is off by a seeded amount ([`Setup`]); a server's
+//! own assertions (timestamps strictly increasing in a shard's log, ...)
+//! count as checks: a panic in a step is reported with the seed.
+//!
 //! Not yet (issue 10, item 3): snapshots (a snapshot send is reported
 //! failed, so logs are never compacted in these runs), crashes and
-//! restarts, clock skew, the commit protocol's peer calls (recorded, not
-//! delivered), and the scenario scripts.
+//! restarts, the commit protocol's peer calls (recorded, not delivered),
+//! and the scenario scripts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +42,7 @@ use meta::{ClusterSpec, ServerId, ServerSpec, ShardId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spanserver::clock::ClockGuard;
-use spanserver::config::{GcConfig, RaftConfig};
+use spanserver::config::{GcConfig, RaftConfig, UnsafeTestingConfig};
 use spanserver::inbox::StoreMsg;
 use spanserver::registry::Registry;
 use spanserver::shard::{PeerCall, PeerCalls, TxnReply};
@@ -47,6 +52,30 @@ use spanserver::store::{Next, RaftState, Store};
 use spanserver::transport::Transport;
 use spanserver::RaftMessage;
 use truetime::{ManualClock, Timestamp, TrueTime};
+
+/// The cluster a stepped run builds.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub servers: u64,
+    /// Shards of the static layout (replication 3).
+    pub shards: usize,
+    /// Each server's clock is off by a seeded amount within this, either
+    /// way (its TrueTime reads its own clock).
+    pub clock_skew_max: Duration,
+    /// Bugs planted on purpose, to show the checks catch them.
+    pub unsafe_testing: UnsafeTestingConfig,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            servers: 3,
+            shards: 2,
+            clock_skew_max: Duration::from_millis(1),
+            unsafe_testing: UnsafeTestingConfig::default(),
+        }
+    }
+}
 
 /// What a stepped run may do to messages.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +140,9 @@ impl PeerCalls for RecordedPeerCalls {
 
 struct SteppedServer {
     store: Store,
+    /// This server's clock, and how far it is off the simulated time.
+    clock: Arc<ManualClock>,
+    clock_offset_ns: i64,
     /// Messages delivered and not yet stepped.
     pending: Vec<StoreMsg>,
     /// When its loop asked to be stepped next (simulated time).
@@ -126,7 +158,6 @@ pub struct SteppedCluster {
     start: Instant,
     /// Simulated time since the start.
     now: Duration,
-    clock: Arc<ManualClock>,
     clock_start: Timestamp,
     servers: BTreeMap<ServerId, SteppedServer>,
     sent: Arc<Mutex<Sent>>,
@@ -165,6 +196,12 @@ impl SteppedCluster {
     /// `servers` servers, `shards` shards of replication 3 (the static
     /// layout), all driven by `seed`.
     pub fn new(seed: u64, servers: u64, shards: usize) -> SteppedCluster {
+        SteppedCluster::with(seed, Setup { servers, shards, ..Setup::default() })
+    }
+
+    /// The cluster `setup` describes, driven by `seed`.
+    pub fn with(seed: u64, setup: Setup) -> SteppedCluster {
+        let Setup { servers, shards, clock_skew_max, unsafe_testing } = setup;
         let split_points = (1..shards).map(|i| format!("k{i:04}")).collect();
         let spec = ClusterSpec {
             cluster_id: format!("stepped-{seed}"),
@@ -177,7 +214,6 @@ impl SteppedCluster {
         };
         spec.validate().expect("a valid stepped cluster");
         let clock_start = Timestamp::from_nanos(1_767_225_600_000_000_000);
-        let clock = Arc::new(ManualClock::new(clock_start));
         let sent = Arc::new(Mutex::new(Sent::default()));
         let peer_calls = RecordedPeerCalls::default();
         let mut rng = StdRng::seed_from_u64(seed);
@@ -191,6 +227,9 @@ impl SteppedCluster {
                 layout_fingerprint: spec.layout_fingerprint(),
             };
             let engine = Engine::open(dir.path(), &identity).expect("RocksDB opens");
+            let skew_ns = clock_skew_max.as_nanos() as i64;
+            let clock_offset_ns = if skew_ns == 0 { 0 } else { rng.random_range(-skew_ns..=skew_ns) };
+            let clock = Arc::new(ManualClock::new(clock_start));
             let tt = TrueTime::new(clock.clone(), Duration::from_millis(2));
             let registry = Arc::new(Registry::new(s.id, spec.clone()));
             let snapshots = SnapshotDir::open(dir.path()).expect("a snapshot dir");
@@ -203,6 +242,7 @@ impl SteppedCluster {
                 ClockGuard::trusted_without_monitor(tt),
                 raft_config(),
                 GcConfig::default(),
+                &unsafe_testing,
                 inbox,
                 transport,
                 Arc::new(peer_calls.clone()),
@@ -212,14 +252,16 @@ impl SteppedCluster {
             .expect("the store opens");
             // A seeded phase: servers tick at different instants.
             let phase = Duration::from_micros(rng.random_range(0..tick.as_micros() as u64));
-            cluster_servers.insert(s.id, SteppedServer { store, pending: Vec::new(), wake_at: phase, _dir: dir });
+            cluster_servers.insert(
+                s.id,
+                SteppedServer { store, clock, clock_offset_ns, pending: Vec::new(), wake_at: phase, _dir: dir },
+            );
         }
         SteppedCluster {
             seed,
             rng,
             start: Instant::now(),
             now: Duration::ZERO,
-            clock,
             clock_start,
             servers: cluster_servers,
             sent,
@@ -281,7 +323,10 @@ impl SteppedCluster {
     /// Delivers what is due, steps the servers that have input or are
     /// due, checks the invariants, then moves time to the next event.
     fn run_one(&mut self, until: Duration) {
-        self.clock.set(Timestamp::from_nanos(self.clock_start.as_nanos() + self.now.as_nanos() as u64));
+        let now_ns = self.clock_start.as_nanos() as i64 + self.now.as_nanos() as i64;
+        for s in self.servers.values() {
+            s.clock.set(Timestamp::from_nanos((now_ns + s.clock_offset_ns) as u64));
+        }
         // Deliver, in (due time, send order).
         self.in_flight.sort_by_key(|e| (e.deliver_at, e.seq));
         let due = self.in_flight.iter().take_while(|e| e.deliver_at <= self.now).count();
@@ -305,9 +350,24 @@ impl SteppedCluster {
                 continue;
             }
             let messages = std::mem::take(&mut s.pending);
-            match s.store.step(instant, messages) {
-                Next::WakeAt(at) => s.wake_at = at.saturating_duration_since(self.start),
-                Next::Stopped => s.wake_at = Duration::MAX,
+            // A server's own assertions are checks too: report the seed.
+            let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| s.store.step(instant, messages)));
+            match stepped {
+                Ok(Next::WakeAt(at)) => s.wake_at = at.saturating_duration_since(self.start),
+                Ok(Next::Stopped) => s.wake_at = Duration::MAX,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("a panic");
+                    panic!(
+                        "seed {}: {id} failed an assertion in its step: {what} (at {:?})\n{}",
+                        self.seed,
+                        self.now,
+                        self.trace.join("\n")
+                    );
+                }
             }
             self.take_sent();
             self.check(id);
@@ -381,6 +441,11 @@ impl SteppedCluster {
                 s.store.raft_states().into_iter().map(move |st| (*id, st.shard, st.committed_index, st.applied_index))
             })
             .collect()
+    }
+
+    /// Each server's clock offset (nanoseconds).
+    pub fn clock_offsets(&self) -> Vec<(ServerId, i64)> {
+        self.servers.iter().map(|(id, s)| (*id, s.clock_offset_ns)).collect()
     }
 
     /// How many applied log entries the invariants compare.

@@ -560,6 +560,10 @@ pub struct ShardTxns {
     /// Plain writes get internal transaction ids, numbered from 0.
     next_internal: u64,
     prepared_generation: u64,
+    /// UNSAFE, a bug planted on purpose for tests that must catch it: a
+    /// new leader assigns timestamps from its clock alone, forgetting the
+    /// ones in its log.
+    unsafe_new_leader_forgets_timestamps: bool,
 }
 
 impl ShardTxns {
@@ -585,6 +589,19 @@ impl ShardTxns {
 
     pub fn shard(&self) -> ShardId {
         self.shard
+    }
+
+    /// Plants a bug (tests only): from its next leadership on, this shard
+    /// assigns timestamps from the clock alone, so a new leader whose
+    /// clock is behind goes below timestamps its log already holds — what
+    /// a checker of timestamp order must catch.
+    pub fn unsafe_forget_timestamps_on_leader_change(&mut self) {
+        self.unsafe_new_leader_forgets_timestamps = true;
+    }
+
+    /// Whether [`Self::unsafe_forget_timestamps_on_leader_change`] is on.
+    pub fn forgets_timestamps_on_leader_change(&self) -> bool {
+        self.unsafe_new_leader_forgets_timestamps
     }
 
     pub fn is_leading(&self) -> bool {
@@ -1313,7 +1330,10 @@ impl ShardTxns {
         self.leading = true;
         self.leader_term = term;
         self.admissions = 0;
-        self.oracle = TimestampOracle::starting_above(self.safe.max_applied());
+        self.oracle = match self.unsafe_new_leader_forgets_timestamps {
+            false => TimestampOracle::starting_above(self.safe.max_applied()),
+            true => TimestampOracle::starting_above(Timestamp::ZERO),
+        };
         self.locks.clear();
         // Prepared transactions keep their locks under every leader.
         for p in self.prepared.values() {

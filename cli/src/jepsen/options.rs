@@ -169,6 +169,8 @@ impl RunOptions {
                         skip_commit_wait: args.unsafe_skip_commit_wait,
                         skip_visibility_wait: args.unsafe_skip_visibility_wait,
                         ignore_clock_health: args.unsafe_ignore_clock_health,
+                        // Planted for the stepped clusters' explorer.
+                        new_leader_forgets_timestamps: false,
                     },
                 };
                 ClusterChoice::Own { nodes, settings }

@@ -63,7 +63,7 @@ use truetime::{Timestamp, TrueTime};
 use txn::{Answer, Input, Outcome, Output, ReqId, ShardTxns, TxnCommand, TxnError};
 
 use self::reads::{ReadQueue, ReadReply};
-use crate::config::RaftConfig;
+use crate::config::{RaftConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::registry::{Registry, ReplicaProgress, ReplicaShared, Role};
@@ -250,6 +250,7 @@ impl Replica {
         snapshots: Arc<SnapshotDir>,
         shard: ShardId,
         rc: &RaftConfig,
+        unsafe_testing: &UnsafeTestingConfig,
         logger: &slog::Logger,
     ) -> std::result::Result<Replica, String> {
         let db = engine.db();
@@ -284,7 +285,10 @@ impl Replica {
         let max_applied_ts = Timestamp::from_nanos(apply.max_applied_ts);
         let prepared = load_txn_records(engine, shard, TxnKey::Prepared, decode_prepared)?;
         let decisions = load_txn_records(engine, shard, TxnKey::Decision, decode_decision)?;
-        let txns = ShardTxns::restore(shard, max_applied_ts, prepared, decisions);
+        let mut txns = ShardTxns::restore(shard, max_applied_ts, prepared, decisions);
+        if unsafe_testing.new_leader_forgets_timestamps {
+            txns.unsafe_forget_timestamps_on_leader_change();
+        }
         let shared = Arc::new(ReplicaShared::new(descriptor.clone(), replica_id, max_applied_ts, watermark));
         registry.insert(shared.clone());
         let mut replica = Replica {
@@ -800,7 +804,11 @@ impl Replica {
             decisions.push((txn, command::decision_from_proto(record)));
         }
         let max_applied = self.txns.safe_time().max_applied().max(Timestamp::from_nanos(data.max_applied_ts));
+        let forgets = self.txns.forgets_timestamps_on_leader_change();
         self.txns = ShardTxns::restore(self.shard_id, max_applied, prepared, decisions);
+        if forgets {
+            self.txns.unsafe_forget_timestamps_on_leader_change();
+        }
         self.published_generation = None;
 
         self.applied_index = metadata.index;
