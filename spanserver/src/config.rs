@@ -343,20 +343,12 @@ fn resolve_addr(addr: &str) -> Result<SocketAddr, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meta::cluster::PEER_SECRET_CHARS_MIN;
-    use meta::ServerSpec;
 
-    fn spec(servers: &[(u64, &str)], split: &[&str], replication: usize) -> ClusterSpec {
-        ClusterSpec {
-            cluster_id: "test".into(),
-            replication,
-            split_points: split.iter().map(|s| s.to_string()).collect(),
-            servers: servers
-                .iter()
-                .map(|(id, addr)| ServerSpec { id: ServerId(*id), addr: addr.to_string() })
-                .collect(),
-            peer_secret: "s".repeat(PEER_SECRET_CHARS_MIN),
-        }
+    /// A one-server cluster description at `127.0.0.1:7000`.
+    fn one_server() -> ClusterSpec {
+        let secret = "s".repeat(meta::cluster::PEER_SECRET_CHARS_MIN);
+        let text = format!("cluster_id = \"test\"\nreplication = 1\npeer_secret = \"{secret}\"\n[[servers]]\nid = 1\naddr = \"127.0.0.1:7000\"\n");
+        ClusterSpec::from_toml(&text).expect("a valid description")
     }
 
     #[test]
@@ -365,7 +357,7 @@ mod tests {
             id: ServerId(9),
             data_dir: "/tmp/x".into(),
             listen: None,
-            cluster: Some(spec(&[(1, "127.0.0.1:7000")], &[], 1)),
+            cluster: Some(one_server()),
             cluster_file: None,
             raft: RaftConfig::default(),
             gc: GcConfig::default(),
