@@ -28,10 +28,14 @@
 //! own assertions (timestamps strictly increasing in a shard's log, ...)
 //! count as checks: a panic in a step is reported with the seed.
 //!
+//! A server can crash (its store dropped: what it wrote to RocksDB
+//! stays, its memory and the messages to it are lost) and restart from
+//! its directory.
+//!
 //! Not yet (issue 10, item 3): snapshots (a snapshot send is reported
-//! failed, so logs are never compacted in these runs), crashes and
-//! restarts, the commit protocol's peer calls (recorded, not delivered),
-//! and the scenario scripts.
+//! failed, so logs are never compacted in these runs), the commit
+//! protocol's peer calls (recorded, not delivered), and the scenario
+//! scripts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
@@ -139,7 +143,8 @@ impl PeerCalls for RecordedPeerCalls {
 }
 
 struct SteppedServer {
-    store: Store,
+    /// `None` while crashed.
+    store: Option<Store>,
     /// This server's clock, and how far it is off the simulated time.
     clock: Arc<ManualClock>,
     clock_offset_ns: i64,
@@ -147,12 +152,15 @@ struct SteppedServer {
     pending: Vec<StoreMsg>,
     /// When its loop asked to be stepped next (simulated time).
     wake_at: Duration,
-    _dir: tempfile::TempDir,
+    /// Its data directory, which outlives a crash.
+    dir: tempfile::TempDir,
 }
 
 /// A cluster of stepped servers. See the module docs.
 pub struct SteppedCluster {
     pub seed: u64,
+    spec: ClusterSpec,
+    unsafe_testing: UnsafeTestingConfig,
     rng: StdRng,
     /// The loop's Instants are `start + now`.
     start: Instant,
@@ -175,6 +183,44 @@ pub struct SteppedCluster {
     /// the same messages in the same order.
     delivered: u64,
     delivery_hash: u64,
+}
+
+/// Opens (or reopens) `server`'s store from `dir`, wired to the schedule.
+fn open_store(
+    spec: &ClusterSpec,
+    server: ServerId,
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+    unsafe_testing: &UnsafeTestingConfig,
+    sent: &Arc<Mutex<Sent>>,
+    peer_calls: &RecordedPeerCalls,
+) -> Store {
+    let identity = Identity {
+        cluster_id: spec.cluster_id.clone(),
+        server_id: server.0,
+        layout_fingerprint: spec.layout_fingerprint(),
+    };
+    let engine = Engine::open(dir, &identity).expect("RocksDB opens");
+    let tt = TrueTime::new(clock.clone(), Duration::from_millis(2));
+    let registry = Arc::new(Registry::new(server, spec.clone()));
+    let snapshots = SnapshotDir::open(dir).expect("a snapshot dir");
+    let (_handle, inbox) = spanserver::inbox::inbox(snapshots.clone());
+    let transport = Arc::new(SteppedTransport { from: server, sent: sent.clone() });
+    Store::open(
+        engine,
+        registry,
+        tt.clone(),
+        ClockGuard::trusted_without_monitor(tt),
+        raft_config(),
+        GcConfig::default(),
+        unsafe_testing,
+        inbox,
+        transport,
+        Arc::new(peer_calls.clone()),
+        snapshots,
+        &spanserver::raft_logger(server.0),
+    )
+    .expect("the store opens")
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -221,44 +267,21 @@ impl SteppedCluster {
         let mut cluster_servers = BTreeMap::new();
         for s in &spec.servers {
             let dir = tempfile::tempdir().expect("a temp dir");
-            let identity = Identity {
-                cluster_id: spec.cluster_id.clone(),
-                server_id: s.id.0,
-                layout_fingerprint: spec.layout_fingerprint(),
-            };
-            let engine = Engine::open(dir.path(), &identity).expect("RocksDB opens");
             let skew_ns = clock_skew_max.as_nanos() as i64;
             let clock_offset_ns = if skew_ns == 0 { 0 } else { rng.random_range(-skew_ns..=skew_ns) };
             let clock = Arc::new(ManualClock::new(clock_start));
-            let tt = TrueTime::new(clock.clone(), Duration::from_millis(2));
-            let registry = Arc::new(Registry::new(s.id, spec.clone()));
-            let snapshots = SnapshotDir::open(dir.path()).expect("a snapshot dir");
-            let (_handle, inbox) = spanserver::inbox::inbox(snapshots.clone());
-            let transport = Arc::new(SteppedTransport { from: s.id, sent: sent.clone() });
-            let store = Store::open(
-                engine,
-                registry,
-                tt.clone(),
-                ClockGuard::trusted_without_monitor(tt),
-                raft_config(),
-                GcConfig::default(),
-                &unsafe_testing,
-                inbox,
-                transport,
-                Arc::new(peer_calls.clone()),
-                snapshots,
-                &spanserver::raft_logger(s.id.0),
-            )
-            .expect("the store opens");
+            let store = open_store(&spec, s.id, dir.path(), &clock, &unsafe_testing, &sent, &peer_calls);
             // A seeded phase: servers tick at different instants.
             let phase = Duration::from_micros(rng.random_range(0..tick.as_micros() as u64));
             cluster_servers.insert(
                 s.id,
-                SteppedServer { store, clock, clock_offset_ns, pending: Vec::new(), wake_at: phase, _dir: dir },
+                SteppedServer { store: Some(store), clock, clock_offset_ns, pending: Vec::new(), wake_at: phase, dir },
             );
         }
         SteppedCluster {
             seed,
+            spec,
+            unsafe_testing,
             rng,
             start: Instant::now(),
             now: Duration::ZERO,
@@ -282,6 +305,27 @@ impl SteppedCluster {
         self.now
     }
 
+    /// Stops `server` at once, as a killed process: its in-memory state is
+    /// gone (what it wrote to RocksDB stays), messages to it are lost.
+    pub fn crash(&mut self, server: ServerId) {
+        let s = self.servers.get_mut(&server).expect("a server of the cluster");
+        s.store = None;
+        s.pending.clear();
+        self.trace.push(format!("{:?} crash {server}", self.now));
+    }
+
+    /// Starts a crashed `server` again from its data directory.
+    pub fn restart(&mut self, server: ServerId) {
+        let s = self.servers.get_mut(&server).expect("a server of the cluster");
+        assert!(s.store.is_none(), "{server} is running");
+        let store =
+            open_store(&self.spec, server, s.dir.path(), &s.clock, &self.unsafe_testing, &self.sent, &self.peer_calls);
+        s.store = Some(store);
+        s.wake_at = self.now;
+        self.invariants.restarted(server);
+        self.trace.push(format!("{:?} restart {server}", self.now));
+    }
+
     /// Cuts `a` and `b` apart (both directions) until [`Self::heal`].
     pub fn partition(&mut self, a: ServerId, b: ServerId) {
         self.partitioned.insert((a.min(b), a.max(b)));
@@ -303,7 +347,9 @@ impl SteppedCluster {
     ) -> tokio::sync::oneshot::Receiver<Result<txn::Answer, txn::TxnError>> {
         let (reply, answer): (TxnReply, _) = tokio::sync::oneshot::channel();
         let s = self.servers.get_mut(&server).expect("a server of the cluster");
-        s.pending.push(StoreMsg::Txn { shard, input, reply: Some(reply) });
+        if s.store.is_some() {
+            s.pending.push(StoreMsg::Txn { shard, input, reply: Some(reply) });
+        }
         answer
     }
 
@@ -338,7 +384,7 @@ impl SteppedCluster {
                 self.delivery_hash = (self.delivery_hash ^ word).wrapping_mul(FNV_PRIME);
             }
             self.delivered += 1;
-            if let Some(s) = self.servers.get_mut(&e.to) {
+            if let Some(s) = self.servers.get_mut(&e.to).filter(|s| s.store.is_some()) {
                 s.pending.push(StoreMsg::Raft { from: e.from, messages: vec![(e.shard, e.message)] });
             }
         }
@@ -346,12 +392,13 @@ impl SteppedCluster {
         let ids: Vec<ServerId> = self.servers.keys().copied().collect();
         for id in ids {
             let s = self.servers.get_mut(&id).expect("a server");
+            let Some(store) = s.store.as_mut() else { continue };
             if s.pending.is_empty() && s.wake_at > self.now {
                 continue;
             }
             let messages = std::mem::take(&mut s.pending);
             // A server's own assertions are checks too: report the seed.
-            let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| s.store.step(instant, messages)));
+            let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| store.step(instant, messages)));
             match stepped {
                 Ok(Next::WakeAt(at)) => s.wake_at = at.saturating_duration_since(self.start),
                 Ok(Next::Stopped) => s.wake_at = Duration::MAX,
@@ -373,7 +420,7 @@ impl SteppedCluster {
             self.check(id);
         }
         // Next event: a due server, a message, or the end.
-        let next_wake = self.servers.values().map(|s| s.wake_at).min().unwrap_or(until);
+        let next_wake = self.servers.values().filter(|s| s.store.is_some()).map(|s| s.wake_at).min().unwrap_or(until);
         let next_delivery = self.in_flight.iter().map(|e| e.deliver_at).min().unwrap_or(until);
         let pending = self.servers.values().any(|s| !s.pending.is_empty());
         let next = if pending { self.now } else { next_wake.min(next_delivery).min(until) };
@@ -404,7 +451,7 @@ impl SteppedCluster {
             });
         }
         for (from, shard, to) in sent.failed_snapshots {
-            if let Some(s) = self.servers.get_mut(&from) {
+            if let Some(s) = self.servers.get_mut(&from).filter(|s| s.store.is_some()) {
                 s.pending.push(StoreMsg::SnapshotSent { shard, to: meta::ReplicaId(to), ok: false });
             }
         }
@@ -413,7 +460,7 @@ impl SteppedCluster {
     /// The invariants, after `server` stepped; a violation panics with
     /// the seed and the trace.
     fn check(&mut self, server: ServerId) {
-        let store = &self.servers[&server].store;
+        let Some(store) = self.servers[&server].store.as_ref() else { return };
         let states = store.raft_states();
         let mut observed = Vec::new();
         for st in &states {
@@ -438,7 +485,8 @@ impl SteppedCluster {
         self.servers
             .iter()
             .flat_map(|(id, s)| {
-                s.store.raft_states().into_iter().map(move |st| (*id, st.shard, st.committed_index, st.applied_index))
+                let states = s.store.as_ref().map(Store::raft_states).unwrap_or_default();
+                states.into_iter().map(move |st| (*id, st.shard, st.committed_index, st.applied_index))
             })
             .collect()
     }
@@ -495,6 +543,12 @@ impl Invariants {
     /// The server that led `shard` in the highest term seen.
     pub fn leader(&self, shard: ShardId) -> Option<ServerId> {
         self.leaders.range((shard, 0)..=(shard, u64::MAX)).next_back().map(|(_, s)| *s)
+    }
+
+    /// `server` restarted: its committed index may restart lower (it is
+    /// persisted lazily); what it applied is on disk and stays checked.
+    pub fn restarted(&mut self, server: ServerId) {
+        self.committed.retain(|(s, _), _| *s != server);
     }
 
     /// How many (shard, index) entries have been applied somewhere and
