@@ -32,7 +32,7 @@
 //! fresh verdict decides. A jump that stays within epsilon costs that round
 //! trip of refusals; one that leaves it keeps the server refusing.
 //!
-//! Where the checks sit (`node.rs`): on entry of every request that reads
+//! Where the checks sit (`requests.rs`): on entry of every request that reads
 //! or assigns a timestamp, and again after every wait whose end the clock
 //! decides (commit-wait, the visibility wait of reads), because the clock
 //! may have jumped during the wait. A write whose commit-wait ended on a

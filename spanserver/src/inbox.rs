@@ -1,6 +1,6 @@
-//! The way into a server's event loop ([`crate::store`]): what it can be
-//! asked ([`StoreMsg`]) and the handle request handlers, the transport
-//! and the peer calls post with ([`StoreHandle`]). A bounded queue: when
+//! The way into a server's event loop ([`crate::event_loop`]): what it can be
+//! asked ([`LoopMsg`]) and the handle request handlers, the transport
+//! and the peer calls post with ([`LoopHandle`]). A bounded queue: when
 //! it is full, a request is refused (`Unavailable`) rather than queued
 //! without limit.
 
@@ -18,7 +18,7 @@ use crate::shard::TxnReply;
 use crate::storage::snapshot::SnapshotDir;
 
 /// What the event loop is asked to do.
-pub enum StoreMsg {
+pub enum LoopMsg {
     /// Raft messages from a peer server (never snapshots).
     Raft { from: ServerId, messages: Vec<(ShardId, Message)> },
     /// A snapshot message from a peer, and its data file, now in this
@@ -45,20 +45,20 @@ pub enum StoreMsg {
 
 /// The way into the event loop, for handlers and transports.
 #[derive(Clone)]
-pub struct StoreHandle {
-    tx: SyncSender<StoreMsg>,
+pub struct LoopHandle {
+    tx: SyncSender<LoopMsg>,
     snapshots: Arc<SnapshotDir>,
 }
 
-impl StoreHandle {
+impl LoopHandle {
     /// Where snapshot data files to this server are put before
-    /// [`StoreMsg::SnapshotArrived`] hands them in.
+    /// [`LoopMsg::SnapshotArrived`] hands them in.
     pub fn snapshot_dir(&self) -> &Arc<SnapshotDir> {
         &self.snapshots
     }
 
     /// Hands `msg` to the loop without blocking. A full inbox sheds load.
-    pub fn send(&self, msg: StoreMsg) -> Result<()> {
+    pub fn send(&self, msg: LoopMsg) -> Result<()> {
         match self.tx.try_send(msg) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(Error::Unavailable("server overloaded: event loop inbox full".into())),
@@ -68,8 +68,8 @@ impl StoreHandle {
 }
 
 /// Creates the inbox: the handle for senders and the receiving end for
-/// [`crate::store::Store::open`].
-pub fn inbox(snapshots: Arc<SnapshotDir>) -> (StoreHandle, Receiver<StoreMsg>) {
+/// [`crate::event_loop::EventLoop::open`].
+pub fn inbox(snapshots: Arc<SnapshotDir>) -> (LoopHandle, Receiver<LoopMsg>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(limits::INBOX_MESSAGES_MAX);
-    (StoreHandle { tx, snapshots }, rx)
+    (LoopHandle { tx, snapshots }, rx)
 }

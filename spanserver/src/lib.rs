@@ -7,14 +7,14 @@
 //! ```text
 //!        gRPC: Kv, Txn (data), Admin (status, operator tools)   Peer (servers only:
 //!                          │                                  Raft, Resolve, Decide,
-//!                  node.rs │ validate, route, check the clock, ReadClock; peer secret)
+//!              requests.rs │ validate, route, check the clock, ReadClock; peer secret)
 //!                          │ wait (ReadIndex, safe time,       │ transport/grpc.rs,
 //!                          │   commit-wait, visibility)        │ peers.rs, clock.rs
 //!                          v                                   v
-//!        ┌──────────── store.rs: ONE event loop thread ─────────────┐
+//!        ┌─────── event_loop.rs: ONE event loop thread ─────────────┐
 //!        │   shard 1 replica      shard 2 replica      shard N ...  │
 //!        │   RawNode + ShardTxns  RawNode + ShardTxns               │
-//!        │   store/ready.rs: persist (1 fsync) → send → apply → advance
+//!        │   event_loop/ready.rs: persist (1 fsync) → send → apply → advance
 //!        └──────────────────────────┬───────────────────────────────┘
 //!                                   v
 //!        storage/: RocksDB  cf raft (logs, hard/conf/apply state)
@@ -32,7 +32,7 @@
 //! # How a write flows (numbers from a 3-server cluster, epsilon = 2 ms)
 //!
 //! 1. `Kv.Write` for key `"apple"` reaches the leader of the shard holding
-//!    it; `node.rs` checks sizes and routing, hands it to the loop.
+//!    it; `requests.rs` checks sizes and routing, hands it to the loop.
 //! 2. `ShardTxns` takes an exclusive lock on `apple` (a plain write is a
 //!    one-shard transaction), picks `s = max(TT.now().latest, last + 1)`
 //!    and asks to replicate `Commit{s}`; in the same loop iteration every
@@ -57,7 +57,7 @@
 //!
 //! Linearizable reads go to the leader and use ReadIndex
 //! (`shard/reads.rs`); snapshot reads at a timestamp go to any replica that
-//! can serve it (`node.rs`): one that has applied a command at or above it
+//! can serve it (`requests.rs`): one that has applied a command at or above it
 //! (assigned timestamps increase in log order, and idle leaders propose
 //! `Close` commands so this keeps moving), and on which no transaction that
 //! writes the read's keys is prepared at or below it (`t_TM_safe`, per key).
@@ -65,7 +65,7 @@
 //! # Trust
 //!
 //! Clients are untrusted: everything they send is checked at the edge
-//! (`node.rs`, limits in [`limits`]), timestamps they carry or relay
+//! (`requests.rs`, limits in [`limits`]), timestamps they carry or relay
 //! against this server's clock and the participants' seals (`auth.rs`);
 //! nothing they send reaches an `assert!`. Server-to-server calls live on
 //! the `Peer` service, which refuses callers without the cluster's peer
@@ -75,14 +75,14 @@
 //! # Invariants, and where they are asserted
 //!
 //! - Persist before telling anyone; apply in order, exactly once; commit
-//!   index persisted with the applied index (`store/ready.rs`,
+//!   index persisted with the applied index (`event_loop/ready.rs`,
 //!   `shard/mod.rs::apply_entries`).
 //! - Command timestamps strictly increase in a shard's log (asserted as
 //!   each is applied: `txn::SafeTime::applied`, reached from
 //!   `shard/mod.rs::apply_entry` through `ShardTxns::step`).
 //! - No client learns of a commit at `s` before `TT.after(s)`: not its
 //!   writer (commit-wait), not a reader of the version or of a tombstone,
-//!   not a participant asking the coordinator (`node.rs`, `commit_wait.rs`).
+//!   not a participant asking the coordinator (`requests.rs`, `commit_wait.rs`).
 //! - A read at `t` below the GC watermark fails; GC raises the watermark
 //!   before deleting (`storage/mvcc.rs`).
 //! - A data directory serves one cluster, one server, one layout
@@ -107,17 +107,17 @@ pub mod clock;
 pub mod commit_wait;
 pub mod config;
 pub mod error;
+pub mod event_loop;
 pub mod inbox;
 pub mod limits;
 mod logger;
-pub mod node;
 pub mod peers;
 pub mod registry;
+pub mod requests;
 pub mod server;
 pub mod service;
 pub mod shard;
 pub mod storage;
-pub mod store;
 pub mod transport;
 pub mod wire;
 

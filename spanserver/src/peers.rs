@@ -34,7 +34,7 @@ use txn::{Input, Outcome};
 
 use crate::auth::PeerSecret;
 use crate::commit_wait::CommitWaiter;
-use crate::inbox::{StoreHandle, StoreMsg};
+use crate::inbox::{LoopHandle, LoopMsg};
 use crate::registry::Registry;
 use crate::shard::{PeerCall, PeerCalls};
 use crate::wire::txn_id_bytes;
@@ -51,7 +51,7 @@ pub struct Peers {
     cluster: ClusterSpec,
     addrs: BTreeMap<ServerId, String>,
     registry: Arc<Registry>,
-    store: StoreHandle,
+    event_loop: LoopHandle,
     commit_waiter: CommitWaiter,
     runtime: tokio::runtime::Handle,
     secret: PeerSecret,
@@ -80,7 +80,7 @@ impl Peers {
         cluster: ClusterSpec,
         peer_addrs: &BTreeMap<ServerId, String>,
         registry: Arc<Registry>,
-        store: StoreHandle,
+        event_loop: LoopHandle,
         commit_waiter: CommitWaiter,
         runtime: tokio::runtime::Handle,
         secret: PeerSecret,
@@ -94,7 +94,7 @@ impl Peers {
             cluster,
             addrs,
             registry,
-            store,
+            event_loop,
             commit_waiter,
             runtime,
             secret,
@@ -131,7 +131,7 @@ impl Peers {
                 }
             };
             let input = Input::Decide { req: 0, txn, outcome };
-            let _ = peers.store.send(StoreMsg::Txn { shard: participant, input, reply: None });
+            let _ = peers.event_loop.send(LoopMsg::Txn { shard: participant, input, reply: None });
         });
     }
 
@@ -165,7 +165,7 @@ impl Peers {
                     match sent {
                         Ok(_) => {
                             let input = Input::Acknowledged { txn, participant: shard };
-                            let _ = peers.store.send(StoreMsg::Txn { shard: coordinator, input, reply: None });
+                            let _ = peers.event_loop.send(LoopMsg::Txn { shard: coordinator, input, reply: None });
                         }
                         // Told again later; the participant may also ask.
                         Err(e) => tracing::debug!(%txn, %shard, "decision not delivered: {e}"),

@@ -14,16 +14,16 @@ use crate::auth::PeerSecret;
 use crate::clock::{start_monitor as start_clock_monitor, ClockGuard};
 use crate::commit_wait::CommitWaiter;
 use crate::config::ResolvedConfig;
-use crate::inbox::{self, StoreHandle, StoreMsg};
+use crate::event_loop::EventLoop;
+use crate::inbox::{self, LoopHandle, LoopMsg};
 use crate::limits;
 use crate::logger::raft_logger;
-use crate::node::Node;
 use crate::peers::{GrpcPeerCalls, Peers};
 use crate::registry::Registry;
+use crate::requests::DataRequests;
 use crate::service::{AdminService, KvService, PeerService, TxnService};
 use crate::storage::snapshot::SnapshotDir;
 use crate::storage::{Engine, Identity, OpenError};
-use crate::store::Store;
 use crate::transport::grpc::GrpcTransport;
 use crate::transport::Transport;
 use meta::ServerId;
@@ -32,7 +32,7 @@ use meta::ServerId;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Builds a transport given the handle of the server's own event loop.
-pub type TransportFactory = Box<dyn FnOnce(StoreHandle) -> Arc<dyn Transport> + Send>;
+pub type TransportFactory = Box<dyn FnOnce(LoopHandle) -> Arc<dyn Transport> + Send>;
 
 /// Which transport carries Raft messages.
 pub enum TransportKind {
@@ -62,11 +62,11 @@ pub struct Server {
     pub server_id: ServerId,
     pub local_addr: SocketAddr,
     pub registry: Arc<Registry>,
-    pub store: StoreHandle,
+    pub event_loop: LoopHandle,
     pub truetime: TrueTime,
     /// Whether this server trusts its clock now (`clock.rs`).
     pub clock: Arc<ClockGuard>,
-    node: Arc<Node>,
+    requests: Arc<DataRequests>,
     commit_waiter: CommitWaiter,
     loop_thread: Option<std::thread::JoinHandle<()>>,
     grpc_shutdown: Option<oneshot::Sender<()>>,
@@ -113,17 +113,17 @@ impl Server {
         let clock = ClockGuard::new(truetime.clone(), !config.unsafe_testing.ignore_clock_health);
         let snapshots = SnapshotDir::open(&config.data_dir)
             .map_err(|source| StartError::DataDir { dir: config.data_dir.display().to_string(), source })?;
-        let (store_handle, inbox) = inbox::inbox(snapshots.clone());
+        let (loop_handle, inbox) = inbox::inbox(snapshots.clone());
         let transport = match transport {
             TransportKind::Grpc => GrpcTransport::start(
                 &config.cluster,
                 server_id,
                 &config.peer_addrs,
-                store_handle.clone(),
+                loop_handle.clone(),
                 tokio::runtime::Handle::current(),
                 secret.clone(),
             ) as Arc<dyn Transport>,
-            TransportKind::Custom(factory) => factory(store_handle.clone()),
+            TransportKind::Custom(factory) => factory(loop_handle.clone()),
         };
         let logger = raft_logger(server_id.0);
         let commit_waiter = CommitWaiter::start(truetime.clone())
@@ -132,13 +132,13 @@ impl Server {
             config.cluster.clone(),
             &config.peer_addrs,
             registry.clone(),
-            store_handle.clone(),
+            loop_handle.clone(),
             commit_waiter.clone(),
             tokio::runtime::Handle::current(),
             secret.clone(),
         );
         start_clock_monitor(clock.clone(), server_id, peers.clone(), &tokio::runtime::Handle::current());
-        let store = Store::open(
+        let event_loop = EventLoop::open(
             engine.clone(),
             registry.clone(),
             truetime.clone(),
@@ -158,7 +158,7 @@ impl Server {
         let loop_thread = std::thread::Builder::new()
             .name(format!("spandb-loop-{}", server_id.0))
             .spawn(move || {
-                if std::panic::catch_unwind(AssertUnwindSafe(|| store.run())).is_err() {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| event_loop.run())).is_err() {
                     // An invariant broke (the panic message is above). Stop
                     // the whole process rather than serve from a replica
                     // whose state is in doubt.
@@ -168,10 +168,10 @@ impl Server {
             })
             .map_err(|e| StartError::Replicas(format!("cannot start the event loop: {e}")))?;
 
-        let node = Arc::new(Node::new(
+        let requests = Arc::new(DataRequests::new(
             server_id,
             registry.clone(),
-            store_handle.clone(),
+            loop_handle.clone(),
             engine,
             truetime.clone(),
             config.time.clone(),
@@ -180,24 +180,24 @@ impl Server {
             clock.clone(),
             config.unsafe_testing.clone(),
         ));
-        let kv = proto::kv_server::KvServer::new(KvService { node: node.clone() })
+        let kv = proto::kv_server::KvServer::new(KvService { requests: requests.clone() })
             .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
-        let txn_service = proto::txn_server::TxnServer::new(TxnService { node: node.clone() })
+        let txn_service = proto::txn_server::TxnServer::new(TxnService { requests: requests.clone() })
             .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
         let admin = proto::admin_server::AdminServer::new(AdminService {
             registry: registry.clone(),
             truetime: truetime.clone(),
-            store: store_handle.clone(),
+            event_loop: loop_handle.clone(),
             tools: config.admin.tools,
             clock: clock.clone(),
         });
         let peer = proto::peer_server::PeerServer::new(PeerService {
             cluster_id: config.cluster.cluster_id.clone(),
             server_id,
-            store: store_handle.clone(),
-            node: node.clone(),
+            event_loop: loop_handle.clone(),
+            requests: requests.clone(),
             secret: secret.clone(),
         })
         .max_decoding_message_size(limits::RAFT_BATCH_BYTES_MAX.max(limits::SNAPSHOT_MESSAGE_BYTES_MAX));
@@ -228,10 +228,10 @@ impl Server {
             server_id,
             local_addr,
             registry,
-            store: store_handle,
+            event_loop: loop_handle,
             truetime,
             clock,
-            node,
+            requests,
             commit_waiter,
             loop_thread: Some(loop_thread),
             grpc_shutdown: Some(grpc_shutdown),
@@ -272,16 +272,16 @@ impl Server {
         if let Some(task) = self.grpc_task.take() {
             task.abort();
         }
-        let _ = self.store.send(StoreMsg::Shutdown);
+        let _ = self.event_loop.send(LoopMsg::Shutdown);
         if let Some(thread) = self.loop_thread.take() {
             let _ = thread.join();
         }
         self.commit_waiter.stop();
         self.clock.stop();
-        // Connection tasks may still hold the service (and so the node)
-        // for a moment; the engine is taken from the node, and reads in
+        // Connection tasks may still hold the service (and so the request handlers)
+        // for a moment; the engine is taken from the handlers, and reads in
         // progress hold their handle only while they read.
-        if let Some(engine) = self.node.take_engine() {
+        if let Some(engine) = self.requests.take_engine() {
             let deadline = std::time::Instant::now() + ENGINE_RELEASE_TIMEOUT;
             while !engine.is_last_handle() && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));

@@ -1,6 +1,6 @@
 //! gRPC handlers: proto in, domain call, proto or `Status` out.
 //!
-//! The data logic lives in `node.rs`; errors become a `Status` in exactly one
+//! The data logic lives in `requests.rs`; errors become a `Status` in exactly one
 //! place (`Error::to_status`). The `Peer` service is for servers only: every
 //! call must carry the cluster's peer secret (`auth.rs`). Its Raft methods
 //! are the receiving half of the gRPC transport: they check who is talking
@@ -16,21 +16,21 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::PeerSecret;
 use crate::clock::ClockGuard;
 use crate::error::Error;
-use crate::inbox::{StoreHandle, StoreMsg};
+use crate::inbox::{LoopHandle, LoopMsg};
 use crate::limits;
-use crate::node::Node;
 use crate::registry::Registry;
+use crate::requests::DataRequests;
 use crate::wire;
 use meta::{ServerId, ShardId};
 
 pub struct KvService {
-    pub node: Arc<Node>,
+    pub requests: Arc<DataRequests>,
 }
 
 #[tonic::async_trait]
 impl proto::kv_server::Kv for KvService {
     async fn get(&self, request: Request<proto::GetRequest>) -> Result<Response<proto::GetResponse>, Status> {
-        let result = self.node.get(request.into_inner()).await?;
+        let result = self.requests.get(request.into_inner()).await?;
         let (found, version_ts, value) = match result.value {
             Some((ts, value)) => (true, ts.as_nanos(), value),
             None => (false, 0, Vec::new()),
@@ -39,11 +39,11 @@ impl proto::kv_server::Kv for KvService {
     }
 
     async fn scan(&self, request: Request<proto::ScanRequest>) -> Result<Response<proto::ScanResponse>, Status> {
-        Ok(Response::new(self.node.scan(request.into_inner()).await?))
+        Ok(Response::new(self.requests.scan(request.into_inner()).await?))
     }
 
     async fn write(&self, request: Request<proto::WriteRequest>) -> Result<Response<proto::WriteResponse>, Status> {
-        let outcome = self.node.write(request.into_inner()).await?;
+        let outcome = self.requests.write(request.into_inner()).await?;
         Ok(Response::new(proto::WriteResponse {
             commit_ts: outcome.commit_ts.as_nanos(),
             applied: outcome.applied,
@@ -53,20 +53,20 @@ impl proto::kv_server::Kv for KvService {
 }
 
 pub struct TxnService {
-    pub node: Arc<Node>,
+    pub requests: Arc<DataRequests>,
 }
 
 #[tonic::async_trait]
 impl proto::txn_server::Txn for TxnService {
     async fn read(&self, request: Request<proto::TxnReadRequest>) -> Result<Response<proto::TxnReadResponse>, Status> {
-        Ok(Response::new(self.node.txn_read(request.into_inner()).await?))
+        Ok(Response::new(self.requests.txn_read(request.into_inner()).await?))
     }
 
     async fn prepare(
         &self,
         request: Request<proto::TxnPrepareRequest>,
     ) -> Result<Response<proto::TxnPrepareResponse>, Status> {
-        let (prepare_ts, seal) = self.node.txn_prepare(request.into_inner()).await?;
+        let (prepare_ts, seal) = self.requests.txn_prepare(request.into_inner()).await?;
         Ok(Response::new(proto::TxnPrepareResponse { prepare_ts: prepare_ts.as_nanos(), seal }))
     }
 
@@ -74,7 +74,7 @@ impl proto::txn_server::Txn for TxnService {
         &self,
         request: Request<proto::TxnCommitRequest>,
     ) -> Result<Response<proto::TxnCommitResponse>, Status> {
-        let outcome = self.node.txn_commit(request.into_inner()).await?;
+        let outcome = self.requests.txn_commit(request.into_inner()).await?;
         Ok(Response::new(proto::TxnCommitResponse {
             commit_ts: outcome.commit_ts.as_nanos(),
             commit_wait_ns: outcome.commit_wait.as_nanos() as u64,
@@ -86,7 +86,7 @@ impl proto::txn_server::Txn for TxnService {
         &self,
         request: Request<proto::TxnAbortRequest>,
     ) -> Result<Response<proto::TxnAbortResponse>, Status> {
-        self.node.txn_abort(request.into_inner()).await?;
+        self.requests.txn_abort(request.into_inner()).await?;
         Ok(Response::new(proto::TxnAbortResponse {}))
     }
 
@@ -94,7 +94,7 @@ impl proto::txn_server::Txn for TxnService {
         &self,
         request: Request<proto::TxnHeartbeatRequest>,
     ) -> Result<Response<proto::TxnHeartbeatResponse>, Status> {
-        self.node.txn_heartbeat(request.into_inner())?;
+        self.requests.txn_heartbeat(request.into_inner())?;
         Ok(Response::new(proto::TxnHeartbeatResponse {}))
     }
 }
@@ -102,7 +102,7 @@ impl proto::txn_server::Txn for TxnService {
 pub struct AdminService {
     pub registry: Arc<Registry>,
     pub truetime: truetime::TrueTime,
-    pub store: StoreHandle,
+    pub event_loop: LoopHandle,
     /// Whether `SetClock` and `TransferLeader` are served (`[admin] tools`).
     pub tools: bool,
     pub clock: Arc<ClockGuard>,
@@ -228,7 +228,7 @@ impl proto::admin_server::Admin for AdminService {
                 .and_then(|s| self.registry.server_addr(s).map(|a| (s, a)));
             return Err(Error::NotLeader { shard_id: shard, leader }.into());
         }
-        self.store.send(StoreMsg::TransferLeader { shard, to })?;
+        self.event_loop.send(LoopMsg::TransferLeader { shard, to })?;
         Ok(Response::new(proto::TransferLeaderResponse {}))
     }
 
@@ -273,8 +273,8 @@ fn check_clock_adjustment(offset_ns: i64, drift_ppm: i64) -> Result<(), Error> {
 pub struct PeerService {
     pub cluster_id: String,
     pub server_id: ServerId,
-    pub store: StoreHandle,
-    pub node: Arc<Node>,
+    pub event_loop: LoopHandle,
+    pub requests: Arc<DataRequests>,
     pub secret: PeerSecret,
 }
 
@@ -288,7 +288,7 @@ impl PeerService {
         stream: &mut Streaming<proto::SnapshotChunk>,
     ) -> Result<std::path::PathBuf, Status> {
         use tokio::io::AsyncWriteExt as _;
-        let path = self.store.snapshot_dir().new_path(shard, "in");
+        let path = self.event_loop.snapshot_dir().new_path(shard, "in");
         let result: Result<(), Status> = async {
             let io = |e: std::io::Error| Status::from(Error::Unavailable(format!("writing snapshot data: {e}")));
             let mut f = tokio::fs::File::create(&path).await.map_err(io)?;
@@ -354,7 +354,7 @@ impl proto::peer_server::Peer for PeerService {
             self.check_peer(&batch.cluster_id, batch.to_server_id)?;
             let messages = decode_envelopes(batch.envelopes);
             // A full inbox drops Raft traffic; Raft retransmits.
-            let _ = self.store.send(StoreMsg::Raft { from: ServerId(batch.from_server_id), messages });
+            let _ = self.event_loop.send(LoopMsg::Raft { from: ServerId(batch.from_server_id), messages });
         }
         Ok(Response::new(proto::RaftAck {}))
     }
@@ -385,8 +385,8 @@ impl proto::peer_server::Peer for PeerService {
             0 => None,
             bytes => Some(self.receive_file(shard, bytes, &mut stream).await?),
         };
-        let arrived = StoreMsg::SnapshotArrived { from, shard, message, file: file.clone() };
-        if let Err(e) = self.store.send(arrived) {
+        let arrived = LoopMsg::SnapshotArrived { from, shard, message, file: file.clone() };
+        if let Err(e) = self.event_loop.send(arrived) {
             if let Some(f) = file {
                 let _ = tokio::fs::remove_file(f).await;
             }
@@ -400,7 +400,7 @@ impl proto::peer_server::Peer for PeerService {
         request: Request<proto::TxnResolveRequest>,
     ) -> Result<Response<proto::TxnResolveResponse>, Status> {
         self.secret.check(request.metadata())?;
-        Ok(Response::new(self.node.txn_resolve(request.into_inner()).await?))
+        Ok(Response::new(self.requests.txn_resolve(request.into_inner()).await?))
     }
 
     async fn decide(
@@ -408,7 +408,7 @@ impl proto::peer_server::Peer for PeerService {
         request: Request<proto::TxnDecideRequest>,
     ) -> Result<Response<proto::TxnDecideResponse>, Status> {
         self.secret.check(request.metadata())?;
-        self.node.txn_decide(request.into_inner()).await?;
+        self.requests.txn_decide(request.into_inner()).await?;
         Ok(Response::new(proto::TxnDecideResponse {}))
     }
 
@@ -417,8 +417,8 @@ impl proto::peer_server::Peer for PeerService {
         request: Request<proto::ReadClockRequest>,
     ) -> Result<Response<proto::ReadClockResponse>, Status> {
         self.secret.check(request.metadata())?;
-        let reading = self.node.tt.clock().read().as_nanos();
-        let healthy = self.node.clock_trusted();
+        let reading = self.requests.tt.clock().read().as_nanos();
+        let healthy = self.requests.clock_trusted();
         Ok(Response::new(proto::ReadClockResponse { reading, server_id: self.server_id.0, healthy }))
     }
 }

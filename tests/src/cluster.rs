@@ -342,8 +342,8 @@ impl TestCluster {
                 bail!("shard {shard}'s leadership did not move to server {to}");
             }
             if let Some(leader) = self.leader(shard) {
-                let msg = spanserver::inbox::StoreMsg::TransferLeader { shard: ShardId(shard), to: ServerId(to) };
-                let _ = self.server(leader).store.send(msg);
+                let msg = spanserver::inbox::LoopMsg::TransferLeader { shard: ShardId(shard), to: ServerId(to) };
+                let _ = self.server(leader).event_loop.send(msg);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

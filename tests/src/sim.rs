@@ -23,7 +23,7 @@ use std::time::Duration;
 use meta::{ReplicaId, ServerId, ShardId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use spanserver::inbox::{StoreHandle, StoreMsg};
+use spanserver::inbox::{LoopHandle, LoopMsg};
 use spanserver::storage::snapshot::SnapshotFile;
 use spanserver::transport::Transport;
 use spanserver::RaftMessage;
@@ -41,7 +41,7 @@ struct Faults {
 }
 
 struct State {
-    inboxes: BTreeMap<ServerId, StoreHandle>,
+    inboxes: BTreeMap<ServerId, LoopHandle>,
     faults: Faults,
     rng: StdRng,
     delivered: u64,
@@ -74,7 +74,7 @@ impl SimNetwork {
     }
 
     /// A transport for server `me`, delivering to servers registered here.
-    pub fn transport(&self, me: ServerId, own_inbox: StoreHandle) -> Arc<dyn Transport> {
+    pub fn transport(&self, me: ServerId, own_inbox: LoopHandle) -> Arc<dyn Transport> {
         self.lock().inboxes.insert(me, own_inbox.clone());
         Arc::new(SimTransport { me, own_inbox, net: self.clone() })
     }
@@ -139,14 +139,14 @@ impl SimNetwork {
         Some(if max.is_zero() { Duration::ZERO } else { max.mul_f64(state.rng.random::<f64>()) })
     }
 
-    fn inbox(&self, to: ServerId) -> Option<StoreHandle> {
+    fn inbox(&self, to: ServerId) -> Option<LoopHandle> {
         self.lock().inboxes.get(&to).cloned()
     }
 
     /// Delivers after `delay`, re-checking the link then (a partition that
     /// began meanwhile also stops messages in flight).
     fn deliver(&self, from: ServerId, to: ServerId, delay: Duration, messages: Vec<(ShardId, RaftMessage)>) {
-        self.deliver_msg(from, to, delay, StoreMsg::Raft { from, messages });
+        self.deliver_msg(from, to, delay, LoopMsg::Raft { from, messages });
     }
 
     fn deliver_snapshot(
@@ -158,10 +158,10 @@ impl SimNetwork {
         message: RaftMessage,
         file: Option<std::path::PathBuf>,
     ) {
-        self.deliver_msg(from, to, delay, StoreMsg::SnapshotArrived { from, shard, message, file });
+        self.deliver_msg(from, to, delay, LoopMsg::SnapshotArrived { from, shard, message, file });
     }
 
-    fn deliver_msg(&self, from: ServerId, to: ServerId, delay: Duration, msg: StoreMsg) {
+    fn deliver_msg(&self, from: ServerId, to: ServerId, delay: Duration, msg: LoopMsg) {
         let deliver_now = move |net: &SimNetwork| {
             let state = net.lock();
             if !Self::connected(&state.faults, from, to) {
@@ -186,7 +186,7 @@ impl SimNetwork {
 
 struct SimTransport {
     me: ServerId,
-    own_inbox: StoreHandle,
+    own_inbox: LoopHandle,
     net: SimNetwork,
 }
 
@@ -221,6 +221,6 @@ impl Transport for SimTransport {
             }
             _ => false,
         };
-        let _ = self.own_inbox.send(StoreMsg::SnapshotSent { shard, to: replica, ok });
+        let _ = self.own_inbox.send(LoopMsg::SnapshotSent { shard, to: replica, ok });
     }
 }

@@ -1,4 +1,4 @@
-//! Stepped clusters: every server's event loop (`spanserver::store::Store`)
+//! Stepped clusters: every server's event loop (`spanserver::event_loop::EventLoop`)
 //! driven by ONE thread over a seeded schedule, with simulated time, so a
 //! run is a function of its seed.
 //!
@@ -6,7 +6,7 @@
 //!   seed ──> StdRng ──┬─ message fates: delay (reorders), loss, partitions
 //!                     └─ each server's tick phase
 //!   loop: deliver what is due ─> step each server that has input or is
-//!         due (Store::step(now, messages)) ─> check invariants ─> advance
+//!         due (EventLoop::step(now, messages)) ─> check invariants ─> advance
 //!         time to the next event (ManualClock for TrueTime, `start + t`
 //!         for the loop's Instants)
 //! ```
@@ -28,7 +28,7 @@
 //! own assertions (timestamps strictly increasing in a shard's log, ...)
 //! count as checks: a panic in a step is reported with the seed.
 //!
-//! A server can crash (its store dropped: what it wrote to RocksDB
+//! A server can crash (its event loop dropped: what it wrote to RocksDB
 //! stays, its memory and the messages to it are lost) and restart from
 //! its directory.
 //!
@@ -47,12 +47,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spanserver::clock::ClockGuard;
 use spanserver::config::{GcConfig, RaftConfig, UnsafeTestingConfig};
-use spanserver::inbox::StoreMsg;
+use spanserver::event_loop::{EventLoop, Next, RaftState};
+use spanserver::inbox::LoopMsg;
 use spanserver::registry::Registry;
 use spanserver::shard::{PeerCall, PeerCalls, TxnReply};
 use spanserver::storage::snapshot::{SnapshotDir, SnapshotFile};
 use spanserver::storage::{Engine, Identity};
-use spanserver::store::{Next, RaftState, Store};
 use spanserver::transport::Transport;
 use spanserver::RaftMessage;
 use truetime::{ManualClock, Timestamp, TrueTime};
@@ -144,12 +144,12 @@ impl PeerCalls for RecordedPeerCalls {
 
 struct SteppedServer {
     /// `None` while crashed.
-    store: Option<Store>,
+    event_loop: Option<EventLoop>,
     /// This server's clock, and how far it is off the simulated time.
     clock: Arc<ManualClock>,
     clock_offset_ns: i64,
     /// Messages delivered and not yet stepped.
-    pending: Vec<StoreMsg>,
+    pending: Vec<LoopMsg>,
     /// When its loop asked to be stepped next (simulated time).
     wake_at: Duration,
     /// Its data directory, which outlives a crash.
@@ -185,8 +185,8 @@ pub struct SteppedCluster {
     delivery_hash: u64,
 }
 
-/// Opens (or reopens) `server`'s store from `dir`, wired to the schedule.
-fn open_store(
+/// Opens (or reopens) `server`'s event loop from `dir`, wired to the schedule.
+fn open_event_loop(
     spec: &ClusterSpec,
     server: ServerId,
     dir: &std::path::Path,
@@ -194,7 +194,7 @@ fn open_store(
     unsafe_testing: &UnsafeTestingConfig,
     sent: &Arc<Mutex<Sent>>,
     peer_calls: &RecordedPeerCalls,
-) -> Store {
+) -> EventLoop {
     let identity = Identity {
         cluster_id: spec.cluster_id.clone(),
         server_id: server.0,
@@ -206,7 +206,7 @@ fn open_store(
     let snapshots = SnapshotDir::open(dir).expect("a snapshot dir");
     let (_handle, inbox) = spanserver::inbox::inbox(snapshots.clone());
     let transport = Arc::new(SteppedTransport { from: server, sent: sent.clone() });
-    Store::open(
+    EventLoop::open(
         engine,
         registry,
         tt.clone(),
@@ -270,12 +270,19 @@ impl SteppedCluster {
             let skew_ns = clock_skew_max.as_nanos() as i64;
             let clock_offset_ns = if skew_ns == 0 { 0 } else { rng.random_range(-skew_ns..=skew_ns) };
             let clock = Arc::new(ManualClock::new(clock_start));
-            let store = open_store(&spec, s.id, dir.path(), &clock, &unsafe_testing, &sent, &peer_calls);
+            let event_loop = open_event_loop(&spec, s.id, dir.path(), &clock, &unsafe_testing, &sent, &peer_calls);
             // A seeded phase: servers tick at different instants.
             let phase = Duration::from_micros(rng.random_range(0..tick.as_micros() as u64));
             cluster_servers.insert(
                 s.id,
-                SteppedServer { store: Some(store), clock, clock_offset_ns, pending: Vec::new(), wake_at: phase, dir },
+                SteppedServer {
+                    event_loop: Some(event_loop),
+                    clock,
+                    clock_offset_ns,
+                    pending: Vec::new(),
+                    wake_at: phase,
+                    dir,
+                },
             );
         }
         SteppedCluster {
@@ -309,7 +316,7 @@ impl SteppedCluster {
     /// gone (what it wrote to RocksDB stays), messages to it are lost.
     pub fn crash(&mut self, server: ServerId) {
         let s = self.servers.get_mut(&server).expect("a server of the cluster");
-        s.store = None;
+        s.event_loop = None;
         s.pending.clear();
         self.trace.push(format!("{:?} crash {server}", self.now));
     }
@@ -317,10 +324,17 @@ impl SteppedCluster {
     /// Starts a crashed `server` again from its data directory.
     pub fn restart(&mut self, server: ServerId) {
         let s = self.servers.get_mut(&server).expect("a server of the cluster");
-        assert!(s.store.is_none(), "{server} is running");
-        let store =
-            open_store(&self.spec, server, s.dir.path(), &s.clock, &self.unsafe_testing, &self.sent, &self.peer_calls);
-        s.store = Some(store);
+        assert!(s.event_loop.is_none(), "{server} is running");
+        let event_loop = open_event_loop(
+            &self.spec,
+            server,
+            s.dir.path(),
+            &s.clock,
+            &self.unsafe_testing,
+            &self.sent,
+            &self.peer_calls,
+        );
+        s.event_loop = Some(event_loop);
         s.wake_at = self.now;
         self.invariants.restarted(server);
         self.trace.push(format!("{:?} restart {server}", self.now));
@@ -347,8 +361,8 @@ impl SteppedCluster {
     ) -> tokio::sync::oneshot::Receiver<Result<txn::Answer, txn::TxnError>> {
         let (reply, answer): (TxnReply, _) = tokio::sync::oneshot::channel();
         let s = self.servers.get_mut(&server).expect("a server of the cluster");
-        if s.store.is_some() {
-            s.pending.push(StoreMsg::Txn { shard, input, reply: Some(reply) });
+        if s.event_loop.is_some() {
+            s.pending.push(LoopMsg::Txn { shard, input, reply: Some(reply) });
         }
         answer
     }
@@ -384,21 +398,21 @@ impl SteppedCluster {
                 self.delivery_hash = (self.delivery_hash ^ word).wrapping_mul(FNV_PRIME);
             }
             self.delivered += 1;
-            if let Some(s) = self.servers.get_mut(&e.to).filter(|s| s.store.is_some()) {
-                s.pending.push(StoreMsg::Raft { from: e.from, messages: vec![(e.shard, e.message)] });
+            if let Some(s) = self.servers.get_mut(&e.to).filter(|s| s.event_loop.is_some()) {
+                s.pending.push(LoopMsg::Raft { from: e.from, messages: vec![(e.shard, e.message)] });
             }
         }
         let instant = self.start + self.now;
         let ids: Vec<ServerId> = self.servers.keys().copied().collect();
         for id in ids {
             let s = self.servers.get_mut(&id).expect("a server");
-            let Some(store) = s.store.as_mut() else { continue };
+            let Some(event_loop) = s.event_loop.as_mut() else { continue };
             if s.pending.is_empty() && s.wake_at > self.now {
                 continue;
             }
             let messages = std::mem::take(&mut s.pending);
             // A server's own assertions are checks too: report the seed.
-            let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| store.step(instant, messages)));
+            let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| event_loop.step(instant, messages)));
             match stepped {
                 Ok(Next::WakeAt(at)) => s.wake_at = at.saturating_duration_since(self.start),
                 Ok(Next::Stopped) => s.wake_at = Duration::MAX,
@@ -420,7 +434,8 @@ impl SteppedCluster {
             self.check(id);
         }
         // Next event: a due server, a message, or the end.
-        let next_wake = self.servers.values().filter(|s| s.store.is_some()).map(|s| s.wake_at).min().unwrap_or(until);
+        let next_wake =
+            self.servers.values().filter(|s| s.event_loop.is_some()).map(|s| s.wake_at).min().unwrap_or(until);
         let next_delivery = self.in_flight.iter().map(|e| e.deliver_at).min().unwrap_or(until);
         let pending = self.servers.values().any(|s| !s.pending.is_empty());
         let next = if pending { self.now } else { next_wake.min(next_delivery).min(until) };
@@ -451,8 +466,8 @@ impl SteppedCluster {
             });
         }
         for (from, shard, to) in sent.failed_snapshots {
-            if let Some(s) = self.servers.get_mut(&from).filter(|s| s.store.is_some()) {
-                s.pending.push(StoreMsg::SnapshotSent { shard, to: meta::ReplicaId(to), ok: false });
+            if let Some(s) = self.servers.get_mut(&from).filter(|s| s.event_loop.is_some()) {
+                s.pending.push(LoopMsg::SnapshotSent { shard, to: meta::ReplicaId(to), ok: false });
             }
         }
     }
@@ -460,12 +475,12 @@ impl SteppedCluster {
     /// The invariants, after `server` stepped; a violation panics with
     /// the seed and the trace.
     fn check(&mut self, server: ServerId) {
-        let Some(store) = self.servers[&server].store.as_ref() else { return };
-        let states = store.raft_states();
+        let Some(event_loop) = self.servers[&server].event_loop.as_ref() else { return };
+        let states = event_loop.raft_states();
         let mut observed = Vec::new();
         for st in &states {
             let from = self.invariants.applied_checked(server, st.shard) + 1;
-            let entries = store.log_entries(st.shard, from, st.applied_index + 1);
+            let entries = event_loop.log_entries(st.shard, from, st.applied_index + 1);
             observed.push(Observed { state: *st, first_index: from, entries });
         }
         match self.invariants.observe(server, &observed) {
@@ -485,7 +500,7 @@ impl SteppedCluster {
         self.servers
             .iter()
             .flat_map(|(id, s)| {
-                let states = s.store.as_ref().map(Store::raft_states).unwrap_or_default();
+                let states = s.event_loop.as_ref().map(EventLoop::raft_states).unwrap_or_default();
                 states.into_iter().map(move |st| (*id, st.shard, st.committed_index, st.applied_index))
             })
             .collect()

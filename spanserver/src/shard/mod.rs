@@ -8,7 +8,7 @@
 //!   Replica: ShardTxns::step(now, input) ──> outputs ──> propose / reply /
 //!             │                                          persist / ask peers
 //!             v
-//!   RawNode<RaftLogStore> ──> Ready ──> (store/ready.rs orders persist,
+//!   RawNode<RaftLogStore> ──> Ready ──> (event_loop/ready.rs orders persist,
 //!             │                          send, apply, advance)
 //!             v
 //!   apply: decode TxnCommand ──> ShardTxns::step(Applied) ──> write versions,

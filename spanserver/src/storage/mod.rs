@@ -20,7 +20,7 @@
 //! - A data directory belongs to exactly one cluster id, one server id and
 //!   one shard layout; [`Engine::open`] refuses any other (the check runs
 //!   before anything is written).
-//! - A write that fails is fatal to the process (see `store.rs`): after a
+//! - A write that fails is fatal to the process (see `event_loop.rs`): after a
 //!   failed write, memory and disk may disagree, and a replica must never
 //!   continue from a state it cannot reproduce.
 

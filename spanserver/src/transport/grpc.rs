@@ -25,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::PeerSecret;
-use crate::inbox::{StoreHandle, StoreMsg};
+use crate::inbox::{LoopHandle, LoopMsg};
 use crate::limits;
 use crate::storage::snapshot::SnapshotFile;
 use crate::transport::Transport;
@@ -46,7 +46,7 @@ pub struct GrpcTransport {
     server_id: ServerId,
     addrs: HashMap<ServerId, String>,
     queues: HashMap<ServerId, mpsc::Sender<Outgoing>>,
-    store: StoreHandle,
+    event_loop: LoopHandle,
     runtime: tokio::runtime::Handle,
     secret: PeerSecret,
 }
@@ -57,7 +57,7 @@ impl GrpcTransport {
         cluster: &ClusterSpec,
         server_id: ServerId,
         peer_addrs: &BTreeMap<ServerId, String>,
-        store: StoreHandle,
+        event_loop: LoopHandle,
         runtime: tokio::runtime::Handle,
         secret: PeerSecret,
     ) -> Arc<Self> {
@@ -73,7 +73,7 @@ impl GrpcTransport {
                 from: server_id,
                 to: peer.id,
                 addr,
-                store: store.clone(),
+                event_loop: event_loop.clone(),
                 secret: secret.clone(),
             };
             runtime.spawn(link.run(rx));
@@ -83,7 +83,7 @@ impl GrpcTransport {
             server_id,
             addrs,
             queues,
-            store,
+            event_loop,
             runtime,
             secret,
         })
@@ -111,7 +111,7 @@ impl Transport for GrpcTransport {
         let Some(addr) = self.addrs.get(&to).cloned() else {
             return;
         };
-        let (cluster_id, from, store) = (self.cluster_id.clone(), self.server_id, self.store.clone());
+        let (cluster_id, from, event_loop) = (self.cluster_id.clone(), self.server_id, self.event_loop.clone());
         let secret = self.secret.clone();
         let replica = ReplicaId(message.to);
         self.runtime.spawn(async move {
@@ -132,7 +132,7 @@ impl Transport for GrpcTransport {
             } else {
                 tracing::warn!(%shard, %to, "snapshot send failed: {result:?}");
             }
-            let _ = store.send(StoreMsg::SnapshotSent { shard, to: replica, ok });
+            let _ = event_loop.send(LoopMsg::SnapshotSent { shard, to: replica, ok });
         });
     }
 }
@@ -177,7 +177,7 @@ struct PeerLink {
     from: ServerId,
     to: ServerId,
     addr: String,
-    store: StoreHandle,
+    event_loop: LoopHandle,
     secret: PeerSecret,
 }
 
@@ -194,7 +194,7 @@ impl PeerLink {
                 }
                 Err(e) => tracing::debug!(to = %self.to, addr = %self.addr, "cannot connect: {e}"),
             }
-            let _ = self.store.send(StoreMsg::PeerUnreachable { server: self.to });
+            let _ = self.event_loop.send(LoopMsg::PeerUnreachable { server: self.to });
             // Messages queued while disconnected are stale: drop them.
             while queue.try_recv().is_ok() {}
             tokio::time::sleep(backoff).await;

@@ -4,8 +4,8 @@
 //! destination server, to a [`Transport`]; it never blocks on the network.
 //! Delivery is best-effort (Raft tolerates loss, duplication and
 //! reordering). What the loop must hear back, it hears through its inbox:
-//! [`crate::inbox::StoreMsg::PeerUnreachable`] when a peer cannot be
-//! reached, and [`crate::inbox::StoreMsg::SnapshotSent`] when a snapshot
+//! [`crate::inbox::LoopMsg::PeerUnreachable`] when a peer cannot be
+//! reached, and [`crate::inbox::LoopMsg::SnapshotSent`] when a snapshot
 //! send finishes or fails (raft-rs's `report_unreachable` and
 //! `report_snapshot`, checklist item 6).
 //!
@@ -26,7 +26,7 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Sends one `MsgSnapshot` and its data file (`storage/snapshot.rs`), which the
     /// receiver must have on disk before it hands the message to its loop
-    /// (`StoreMsg::SnapshotArrived`); the outcome comes back as
+    /// (`LoopMsg::SnapshotArrived`); the outcome comes back as
     /// `SnapshotSent`.
     fn send_snapshot(&self, to: ServerId, shard: ShardId, message: Message, file: Option<SnapshotFile>);
 }

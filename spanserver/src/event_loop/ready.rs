@@ -30,10 +30,10 @@ use rocksdb::WriteBatch;
 
 use std::path::PathBuf;
 
-use super::Store;
+use super::EventLoop;
 use meta::ShardId;
 
-impl Store {
+impl EventLoop {
     pub(super) fn handle_readies(&mut self) {
         let mut completions = std::mem::take(&mut self.completions);
 

@@ -20,9 +20,9 @@
 //! handlers talk to the loop only through its inbox ([`crate::inbox`]) and
 //! get answers on oneshot channels; they never block it.
 //!
-//! The loop is [`Store::step`]`(now, messages) -> Next`: time and input
+//! The loop is [`EventLoop::step`]`(now, messages) -> Next`: time and input
 //! are arguments, and what it must do next (wake at an instant) is its
-//! answer; [`Store::run`] is the thin driver that reads the clock and the
+//! answer; [`EventLoop::run`] is the thin driver that reads the clock and the
 //! inbox. Its effects go out through interfaces a test can replace: the
 //! [`Transport`] (Raft messages), [`PeerCalls`] (the commit protocol's
 //! server-to-server requests) and the replies' channels. (Still to do for
@@ -47,7 +47,7 @@ use truetime::{Timestamp, TrueTime};
 use crate::clock::ClockGuard;
 use crate::config::{GcConfig, RaftConfig, UnsafeTestingConfig};
 use crate::error::Error;
-use crate::inbox::StoreMsg;
+use crate::inbox::LoopMsg;
 use crate::limits;
 use crate::registry::Registry;
 use crate::shard::{Completion, PeerCalls, Replica};
@@ -98,7 +98,7 @@ impl Outbox {
 }
 
 /// The event loop's state: every replica on this server.
-pub struct Store {
+pub struct EventLoop {
     engine: Engine,
     registry: Arc<Registry>,
     tt: TrueTime,
@@ -107,7 +107,7 @@ pub struct Store {
     raft_config: RaftConfig,
     gc_config: GcConfig,
     replicas: BTreeMap<ShardId, Replica>,
-    inbox: Receiver<StoreMsg>,
+    inbox: Receiver<LoopMsg>,
     transport: Arc<dyn Transport>,
     outbox: Outbox,
     /// Where the replicas' commit-protocol requests go (`peers.rs`).
@@ -125,7 +125,7 @@ enum Flow {
     Stop,
 }
 
-/// What the driver does after a [`Store::step`].
+/// What the driver does after a [`EventLoop::step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     /// Step again at this instant, or as soon as a message arrives
@@ -135,7 +135,7 @@ pub enum Next {
     Stopped,
 }
 
-/// One replica's Raft state ([`Store::raft_states`]).
+/// One replica's Raft state ([`EventLoop::raft_states`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RaftState {
     pub shard: ShardId,
@@ -153,7 +153,7 @@ struct Timers {
     next_gc: Instant,
 }
 
-impl Store {
+impl EventLoop {
     /// Opens every replica on this server, bootstrapping the static layout's
     /// replicas on first start.
     #[allow(clippy::too_many_arguments)]
@@ -165,12 +165,12 @@ impl Store {
         raft_config: RaftConfig,
         gc_config: GcConfig,
         unsafe_testing: &UnsafeTestingConfig,
-        inbox: Receiver<StoreMsg>,
+        inbox: Receiver<LoopMsg>,
         transport: Arc<dyn Transport>,
         peer_calls: Arc<dyn PeerCalls>,
         snapshots: Arc<SnapshotDir>,
         logger: &slog::Logger,
-    ) -> std::result::Result<Store, String> {
+    ) -> std::result::Result<EventLoop, String> {
         let mut shards = list_replicas(&engine).map_err(|e| e.to_string())?;
         if shards.is_empty() {
             shards = bootstrap_static_layout(&engine, &registry).map_err(|e| e.to_string())?;
@@ -188,7 +188,7 @@ impl Store {
             )?;
             replicas.insert(shard, replica);
         }
-        Ok(Store {
+        Ok(EventLoop {
             engine,
             registry,
             tt,
@@ -235,11 +235,11 @@ impl Store {
 
     /// One iteration of the loop at `now`: handle `messages` in order,
     /// then what is due (Raft ticks, GC, closed timestamps, queued reads),
-    /// then every replica's Ready (`store/ready.rs`: persist, send, apply,
+    /// then every replica's Ready (`event_loop/ready.rs`: persist, send, apply,
     /// answer), then hand the replicas' peer calls over. Says when the
     /// next step is due if no message comes first. Time is an argument:
     /// the loop itself never reads a clock, so a test can step it.
-    pub fn step(&mut self, now: Instant, messages: Vec<StoreMsg>) -> Next {
+    pub fn step(&mut self, now: Instant, messages: Vec<LoopMsg>) -> Next {
         let tick = self.raft_config.tick();
         let timers =
             *self.timers.get_or_insert(Timers { next_tick: now + tick, next_gc: now + self.gc_config.interval() });
@@ -302,9 +302,9 @@ impl Store {
         Next::WakeAt(self.replicas.values().filter_map(|r| r.close_due(now)).fold(next_tick, Instant::min))
     }
 
-    fn handle(&mut self, msg: StoreMsg) -> Flow {
+    fn handle(&mut self, msg: LoopMsg) -> Flow {
         match msg {
-            StoreMsg::Raft { from, messages } => {
+            LoopMsg::Raft { from, messages } => {
                 for (shard, m) in messages {
                     let Some(r) = self.replicas.get_mut(&shard) else {
                         tracing::debug!(%shard, %from, "message for a shard not hosted here dropped");
@@ -320,7 +320,7 @@ impl Store {
                     r.observe_role(&self.tt, &mut self.completions);
                 }
             }
-            StoreMsg::Txn { shard, input, reply } => match self.replicas.get_mut(&shard) {
+            LoopMsg::Txn { shard, input, reply } => match self.replicas.get_mut(&shard) {
                 Some(r) => r.submit(&self.tt, input, reply, &mut self.completions),
                 None => {
                     if let Some(reply) = reply {
@@ -328,18 +328,18 @@ impl Store {
                     }
                 }
             },
-            StoreMsg::ReadIndex { shard, reply } => match self.replicas.get_mut(&shard) {
+            LoopMsg::ReadIndex { shard, reply } => match self.replicas.get_mut(&shard) {
                 Some(r) => r.queue_read(reply),
                 None => {
                     let _ = reply.send(Err(not_hosted(shard)));
                 }
             },
-            StoreMsg::CloseTimestampNow { shard } => {
+            LoopMsg::CloseTimestampNow { shard } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
                     r.want_close();
                 }
             }
-            StoreMsg::SnapshotArrived { from, shard, message, file } => {
+            LoopMsg::SnapshotArrived { from, shard, message, file } => {
                 let Some(r) = self.replicas.get_mut(&shard) else {
                     tracing::debug!(%shard, %from, "snapshot for a shard not hosted here dropped");
                     remove_file(file);
@@ -360,13 +360,13 @@ impl Store {
                     }
                 }
             }
-            StoreMsg::SnapshotSent { shard, to, ok } => {
+            LoopMsg::SnapshotSent { shard, to, ok } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
                     let status = if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
                     r.raw_node.report_snapshot(to.0, status);
                 }
             }
-            StoreMsg::PeerUnreachable { server } => {
+            LoopMsg::PeerUnreachable { server } => {
                 for r in self.replicas.values_mut() {
                     let peers: Vec<ReplicaId> = r.replicas_on(server).collect();
                     for peer in peers {
@@ -374,7 +374,7 @@ impl Store {
                     }
                 }
             }
-            StoreMsg::TransferLeader { shard, to } => {
+            LoopMsg::TransferLeader { shard, to } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
                     let target = r.replicas_on(to).next();
                     if let Some(target) = target.filter(|t| r.is_leader() && *t != r.replica_id) {
@@ -382,7 +382,7 @@ impl Store {
                     }
                 }
             }
-            StoreMsg::Shutdown => return Flow::Stop,
+            LoopMsg::Shutdown => return Flow::Stop,
         }
         Flow::Continue
     }
@@ -427,7 +427,7 @@ impl Store {
 
     /// Stops: answers everything waiting, in the replicas, in `rest` (the
     /// messages of the step after `Shutdown`) and in the inbox.
-    fn stop(&mut self, rest: Vec<StoreMsg>) {
+    fn stop(&mut self, rest: Vec<LoopMsg>) {
         let err = Error::Unavailable("server is shutting down".into());
         for c in self.completions.drain(..) {
             c.send();
@@ -438,10 +438,10 @@ impl Store {
         let queued = std::iter::from_fn(|| self.inbox.try_recv().ok());
         for msg in rest.into_iter().chain(queued) {
             match msg {
-                StoreMsg::Txn { reply: Some(reply), .. } => {
+                LoopMsg::Txn { reply: Some(reply), .. } => {
                     let _ = reply.send(Err(txn::TxnError::Unavailable(err.to_string())));
                 }
-                StoreMsg::ReadIndex { reply, .. } => {
+                LoopMsg::ReadIndex { reply, .. } => {
                     let _ = reply.send(Err(err.clone()));
                 }
                 _ => {}

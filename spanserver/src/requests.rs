@@ -57,7 +57,7 @@ use crate::clock::ClockGuard;
 use crate::commit_wait::CommitWaiter;
 use crate::config::{TimeConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
-use crate::inbox::{StoreHandle, StoreMsg};
+use crate::inbox::{LoopHandle, LoopMsg};
 use crate::limits;
 use crate::registry::{Registry, ReplicaShared, Role, TimeView};
 use crate::shard::command;
@@ -65,11 +65,12 @@ use crate::storage::mvcc::Reader;
 use crate::storage::Engine;
 use meta::ServerId;
 
-/// Everything a request handler needs.
-pub struct Node {
+/// The handlers of the data requests (`Kv` and `Txn`), and everything
+/// they need.
+pub struct DataRequests {
     pub server_id: ServerId,
     pub registry: Arc<Registry>,
-    pub store: StoreHandle,
+    pub event_loop: LoopHandle,
     /// Taken away at shutdown, so the database closes even while
     /// connections linger (see `Server::stop`).
     engine: RwLock<Option<Engine>>,
@@ -89,12 +90,12 @@ pub struct GetResult {
     pub read_ts: Timestamp,
 }
 
-impl Node {
+impl DataRequests {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         server_id: ServerId,
         registry: Arc<Registry>,
-        store: StoreHandle,
+        event_loop: LoopHandle,
         engine: Engine,
         tt: TrueTime,
         time: TimeConfig,
@@ -102,11 +103,11 @@ impl Node {
         secret: PeerSecret,
         clock: Arc<ClockGuard>,
         unsafe_testing: UnsafeTestingConfig,
-    ) -> Node {
-        Node {
+    ) -> DataRequests {
+        DataRequests {
             server_id,
             registry,
-            store,
+            event_loop,
             engine: RwLock::new(Some(engine)),
             tt,
             time,
@@ -205,7 +206,7 @@ impl Node {
             )));
         }
         if !r.time_view().readable(ts, &span.0, &span.1, span.2) && r.progress().role == Role::Leader {
-            let _ = self.store.send(StoreMsg::CloseTimestampNow { shard: r.shard_id });
+            let _ = self.event_loop.send(LoopMsg::CloseTimestampNow { shard: r.shard_id });
         }
         self.wait_time(r, |view| view.readable(ts, &span.0, &span.1, span.2).then_some(ts)).await
     }
@@ -242,7 +243,7 @@ impl Node {
                 r.shard_id
             )));
         }
-        let _ = self.store.send(StoreMsg::CloseTimestampNow { shard: r.shard_id });
+        let _ = self.event_loop.send(LoopMsg::CloseTimestampNow { shard: r.shard_id });
         self.wait_time(r, |view| {
             let t = freshest(view);
             (t >= oldest).then_some(t)
@@ -285,7 +286,7 @@ impl Node {
             return Err(self.not_leader(r));
         }
         let (tx, rx) = oneshot::channel();
-        self.store.send(StoreMsg::ReadIndex { shard: r.shard_id, reply: tx })?;
+        self.event_loop.send(LoopMsg::ReadIndex { shard: r.shard_id, reply: tx })?;
         match tokio::time::timeout(self.time.read_timeout(), rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Unavailable("server is shutting down".into())),
@@ -410,7 +411,7 @@ impl Node {
     /// its answer. `Ok(None)`: no answer in time (or the server stopped).
     async fn txn_call(&self, r: &ReplicaShared, input: Input, timeout: Duration) -> Result<Option<Answer>> {
         let (tx, rx) = oneshot::channel();
-        self.store.send(StoreMsg::Txn { shard: r.shard_id, input, reply: Some(tx) })?;
+        self.event_loop.send(LoopMsg::Txn { shard: r.shard_id, input, reply: Some(tx) })?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Ok(answer))) => Ok(Some(answer)),
             Ok(Ok(Err(e))) => Err(self.txn_error(r, e)),
@@ -623,7 +624,7 @@ impl Node {
         }
         for shard in req.shard_ids.into_iter().map(ShardId) {
             if self.registry.get(shard).is_some() {
-                let _ = self.store.send(StoreMsg::Txn { shard, input: Input::Heartbeat { txn }, reply: None });
+                let _ = self.event_loop.send(LoopMsg::Txn { shard, input: Input::Heartbeat { txn }, reply: None });
             }
         }
         Ok(())
