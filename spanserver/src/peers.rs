@@ -65,8 +65,8 @@ impl PeerCalls for GrpcPeerCalls {
     fn call(&self, call: PeerCall) {
         match call {
             PeerCall::Resolve { participant, txn, coordinator } => self.0.resolve(participant, txn, coordinator),
-            PeerCall::Notify { coordinator, txn, participants, outcome } => {
-                self.0.notify(coordinator, txn, participants, outcome)
+            PeerCall::Decide { coordinator, txn, participants, outcome } => {
+                self.0.decide(coordinator, txn, participants, outcome)
             }
         }
     }
@@ -137,7 +137,7 @@ impl Peers {
 
     /// Tells each participant how `txn` ended, after commit-wait; feeds
     /// `Acknowledged` to the coordinator for each that applied it.
-    fn notify(self: &Arc<Self>, coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome) {
+    fn decide(self: &Arc<Self>, coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome) {
         let peers = self.clone();
         self.runtime.spawn(async move {
             let (wire, commit_ts) = match outcome {

@@ -20,7 +20,7 @@
 //!            ├── TimestampOracle (leader)          SafeTime (every replica)
 //!
 //!  Output: Reply{req, answer} | Propose{req, command} | Write/Store/Delete(...) |
-//!          Resolve{txn, coordinator} | Notify{txn, participants, outcome}
+//!          Resolve{txn, coordinator} | Decide{txn, participants, outcome}
 //! ```
 //!
 //! # The protocol (Spanner §4.2.1, client-driven two-phase commit)
@@ -40,10 +40,12 @@
 //!    coordinator, which decides as in 2 and also records the decision,
 //!    naming the participants. The coordinator's replicated decision is
 //!    the outcome; nothing else.
-//! 4. The coordinator's server tells the named participants (after
-//!    commit-wait, [`Output::Notify`]); they replicate `Finish`, which
-//!    applies the writes at `s` and releases the locks, and acknowledge
-//!    ([`Input::Acknowledged`]). The coordinator repeats the notice to
+//! 4. The coordinator's server tells the named participants the decision
+//!    (after commit-wait: [`Output::Decide`], sent as the `Peer.Decide`
+//!    call, arriving as [`Input::Decide`]; one word for one decision);
+//!    they replicate `Finish` (a participant's record that the
+//!    transaction ended there), which applies the writes at `s` and
+//!    releases the locks, and acknowledge ([`Input::Acknowledged`]). The coordinator repeats the notice to
 //!    whoever has not acknowledged, also after a leader change, and forgets
 //!    the decision once all have. A participant that hears nothing asks
 //!    the coordinator ([`Output::Resolve`]). The answer is per participant:
@@ -345,7 +347,7 @@ pub enum Output {
     },
     /// Tell the participants how `txn` ended (after commit-wait), and feed
     /// `Acknowledged` for each that confirms.
-    Notify {
+    Decide {
         txn: TxnId,
         participants: Vec<ShardId>,
         outcome: Outcome,
@@ -1169,7 +1171,7 @@ impl ShardTxns {
             if u.notified_at < retry_before {
                 u.notified_at = now.earliest;
                 let participants = u.participants.iter().copied().collect();
-                out.push(Output::Notify { txn: *txn, participants, outcome: u.outcome });
+                out.push(Output::Decide { txn: *txn, participants, outcome: u.outcome });
             }
         }
         let abort_expired = now.earliest.saturating_sub(limits::ABORT_DECISION_TTL);
@@ -1216,7 +1218,7 @@ impl ShardTxns {
                                 notified_at: now.earliest,
                             };
                             self.unacked.insert(txn, unacked);
-                            out.push(Output::Notify { txn, participants, outcome });
+                            out.push(Output::Decide { txn, participants, outcome });
                         }
                     }
                     Ok(Answer::Committed { commit_ts, applied: conditions_held })

@@ -85,7 +85,7 @@ pub enum PeerCall {
     Resolve { participant: ShardId, txn: TxnId, coordinator: ShardId },
     /// Tell `participants` how `txn` ended (after commit-wait), on behalf
     /// of `coordinator`.
-    Notify { coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome },
+    Decide { coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome },
 }
 
 /// Carries out [`PeerCall`]s: `peers.rs` over gRPC; a simulation may
@@ -474,8 +474,8 @@ impl Replica {
                 Output::Resolve { txn, coordinator } => {
                     self.peer_calls.push(PeerCall::Resolve { participant: self.shard_id, txn, coordinator })
                 }
-                Output::Notify { txn, participants, outcome } => {
-                    self.peer_calls.push(PeerCall::Notify { coordinator: self.shard_id, txn, participants, outcome })
+                Output::Decide { txn, participants, outcome } => {
+                    self.peer_calls.push(PeerCall::Decide { coordinator: self.shard_id, txn, participants, outcome })
                 }
             }
         }

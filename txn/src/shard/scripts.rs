@@ -221,7 +221,7 @@ impl Runner {
                 }
                 Output::DeleteDecision(t) => writeln!(out, "shard{id} delete decision {t}")?,
                 Output::Resolve { txn, coordinator } => writeln!(out, "shard{id} ask {coordinator} about {txn}")?,
-                Output::Notify { txn, participants, outcome } => {
+                Output::Decide { txn, participants, outcome } => {
                     let ps: Vec<String> = participants.iter().map(|p| p.to_string()).collect();
                     writeln!(out, "shard{id} tell {} that {txn} {outcome}", ps.join(","))?
                 }
