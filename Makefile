@@ -74,8 +74,9 @@ fuzz: deps
 	SPANDB_PG_FUZZ_CASES=$(FUZZ_PG_CASES) SPANDB_PG_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p cli --test pg_drivers -- generated_protocol_messages
 
 ## sim: the stepped-cluster explorer: SEEDS seeded runs of whole clusters
-## (real servers stepped by one thread, simulated time, message loss and
-## a partitioned leader), Raft's safety checked after every step; a
+## (real servers stepped by one thread, simulated time, skewed clocks,
+## message loss, a partitioned leader, a server killed and restarted),
+## Raft's safety checked after every step; a
 ## failure names its seed, and the same seed replays it exactly.
 SEEDS ?= 200
 sim: deps

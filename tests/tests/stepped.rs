@@ -17,8 +17,9 @@ fn write(key: &str, value: &str) -> txn::Input {
 }
 
 /// Runs a cluster of 3 servers and 2 shards from `seed` under message
-/// loss and a partition of the first shard's leader, writing through
-/// the leaders; returns the cluster and how many writes were acknowledged.
+/// loss, a partition of the first shard's leader, then a server killed
+/// and restarted, writing through the leaders; returns the cluster and
+/// how many of the first three writes were acknowledged.
 fn scenario(seed: u64) -> (SteppedCluster, usize) {
     scenario_with(seed, Setup::default())
 }
@@ -46,6 +47,22 @@ fn scenario_with(seed: u64, setup: Setup) -> (SteppedCluster, usize) {
     c.run_until(until);
     c.heal();
     let until = c.now() + Duration::from_secs(2);
+    c.run_until(until);
+    // Kill a server the seed picks, write while it is down, restart it.
+    let victim = ServerId(1 + seed % 3);
+    c.crash(victim);
+    for shard in [ShardId(1), ShardId(2)] {
+        let until = c.now() + Duration::from_millis(400);
+        c.run_until(until);
+        if let Some(leader) = c.leader(shard) {
+            let key = if shard == ShardId(1) { "b" } else { "y" };
+            let _ = c.submit(leader, shard, write(key, "v"));
+        }
+    }
+    let until = c.now() + Duration::from_millis(500);
+    c.run_until(until);
+    c.restart(victim);
+    let until = c.now() + Duration::from_secs(1);
     c.run_until(until);
     let acknowledged = answers
         .into_iter()
