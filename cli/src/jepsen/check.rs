@@ -100,8 +100,8 @@ pub struct CheckArgs {
     dir: PathBuf,
     /// The workload the history comes from (default: the one named in
     /// DIR/summary.json).
-    #[arg(long)]
-    workload: Option<String>,
+    #[arg(long, value_enum)]
+    workload: Option<WorkloadName>,
 }
 
 impl CheckArgs {
@@ -121,12 +121,11 @@ pub fn recheck(args: &CheckArgs) -> anyhow::Result<(String, bool)> {
         .with_context(|| format!("{} is not a valid history", history_path.display()))?;
     let previous: Option<Value> =
         std::fs::read_to_string(dir.join(SUMMARY_FILE)).ok().and_then(|text| serde_json::from_str(&text).ok());
-    let name = match (&args.workload, previous.as_ref().and_then(|s| s["workload"].as_str())) {
-        (Some(given), _) => given.clone(),
-        (None, Some(saved)) => saved.to_string(),
+    let workload = match (args.workload, previous.as_ref().and_then(|s| s["workload"].as_str())) {
+        (Some(given), _) => given,
+        (None, Some(saved)) => WorkloadName::parse(saved).map_err(anyhow::Error::msg)?,
         (None, None) => bail!("{} does not name the workload; pass --workload", dir.join(SUMMARY_FILE).display()),
     };
-    let workload = WorkloadName::parse(&name).map_err(anyhow::Error::msg)?;
     let verdicts = checkers(workload, &history);
     let mut extra = serde_json::Map::new();
     extra.insert("workload".into(), Value::from(workload.as_str()));

@@ -63,8 +63,9 @@ use serde_json::Value;
 
 use crate::jepsen::limits::OP_TIMEOUT;
 
-/// Every workload the design names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Every workload the design names (`--workload`: their kebab-case
+/// names, `list-append`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum WorkloadName {
     Register,
     Set,
@@ -92,6 +93,8 @@ impl WorkloadName {
         }
     }
 
+    /// The workload a saved summary names (the command line parses its
+    /// own through clap's `ValueEnum`, with the same names).
     pub fn parse(name: &str) -> Result<WorkloadName, String> {
         WorkloadName::ALL.into_iter().find(|w| w.as_str() == name).ok_or_else(|| {
             format!("unknown workload {name:?}; known: {}", WorkloadName::ALL.map(WorkloadName::as_str).join(", "))
@@ -289,13 +292,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// Goal: workload names parse; unknown names list the known ones.
+    /// Goal: workload names parse, as the command line spells them
+    /// (clap's names and ours agree); unknown names list the known ones.
     #[test]
     fn workload_names() {
+        use clap::ValueEnum;
         assert_eq!(WorkloadName::parse("list-append"), Ok(WorkloadName::ListAppend));
         for w in WorkloadName::ALL {
             assert_eq!(WorkloadName::parse(w.as_str()), Ok(w));
+            assert_eq!(WorkloadName::from_str(w.as_str(), false), Ok(w));
         }
+        assert_eq!(WorkloadName::value_variants().len(), WorkloadName::ALL.len());
         assert_eq!(
             WorkloadName::parse("banana").unwrap_err(),
             "unknown workload \"banana\"; known: register, set, bank, list-append, timestamps"
