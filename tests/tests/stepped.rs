@@ -56,7 +56,7 @@ fn scenario_with(seed: u64, setup: Setup) -> (SteppedCluster, usize) {
         c.run_until(until);
         if let Some(leader) = c.leader(shard) {
             let key = if shard == ShardId(1) { "b" } else { "y" };
-            let _ = c.submit(leader, shard, write(key, "v"));
+            drop(c.submit(leader, shard, write(key, "v")));
         }
     }
     let until = c.now() + Duration::from_millis(500);
