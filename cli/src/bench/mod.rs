@@ -67,6 +67,43 @@ pub struct BenchTarget {
     pub epsilon_ms: u64,
 }
 
+/// How many clients each run has, and how long it lasts: every kind of
+/// benchmark takes these.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Runs {
+    /// Concurrent clients; a list runs each in turn (e.g. 1,64).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    clients: Vec<usize>,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Unmeasured seconds at the start of each run.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+}
+
+impl Runs {
+    /// Refuses client counts outside `1..=clients_max` and a zero
+    /// duration.
+    fn check(&self, clients_max: usize) -> anyhow::Result<()> {
+        if self.clients.iter().any(|&c| c == 0 || c > clients_max) {
+            bail!("--clients must be between 1 and {clients_max}");
+        }
+        if self.duration == 0 {
+            bail!("--duration must be at least 1 second");
+        }
+        Ok(())
+    }
+
+    fn warmup(&self) -> Duration {
+        Duration::from_secs(self.warmup)
+    }
+
+    fn measured(&self) -> Duration {
+        Duration::from_secs(self.duration)
+    }
+}
+
 #[derive(clap::Args)]
 struct TxnBenchArgs {
     /// The cluster (with --addr: one whose split points are s01, s02, ...,
@@ -76,13 +113,8 @@ struct TxnBenchArgs {
     /// Shards of the cluster (with --local: how many to make).
     #[arg(long, default_value_t = 10)]
     shards: usize,
-    /// Concurrent clients; a list runs each in turn.
-    #[arg(long, value_delimiter = ',', default_value = "1")]
-    clients: Vec<usize>,
-    #[arg(long, default_value_t = 10)]
-    duration: u64,
-    #[arg(long, default_value_t = 2)]
-    warmup: u64,
+    #[command(flatten)]
+    runs: Runs,
     #[arg(long, value_delimiter = ',', default_value = "rw,ro,snapshot,cross")]
     workload: Vec<TxnWorkload>,
     /// Participant counts for the cross workload.
@@ -113,15 +145,8 @@ enum KeySpace {
 struct KvBenchArgs {
     #[command(flatten)]
     target: BenchTarget,
-    /// Concurrent clients; a list runs each in turn (e.g. 1,64).
-    #[arg(long, value_delimiter = ',', default_value = "1")]
-    clients: Vec<usize>,
-    /// Measured seconds per run.
-    #[arg(long, default_value_t = 10)]
-    duration: u64,
-    /// Unmeasured seconds at the start of each run.
-    #[arg(long, default_value_t = 2)]
-    warmup: u64,
+    #[command(flatten)]
+    runs: Runs,
     /// Value size in bytes.
     #[arg(long, default_value_t = 256)]
     value_size: usize,
@@ -152,12 +177,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Txn(args) => return run_txn(args).await,
         BenchKind::Sql(args) => return statements::run(args).await,
     };
-    if args.clients.iter().any(|&c| c == 0 || c > CLIENTS_MAX) {
-        bail!("--clients must be between 1 and {CLIENTS_MAX}");
-    }
-    if args.duration == 0 {
-        bail!("--duration must be at least 1 second");
-    }
+    args.runs.check(CLIENTS_MAX)?;
     if args.keys == 0 {
         bail!("--keys must be at least 1");
     }
@@ -201,7 +221,7 @@ async fn run_all(args: &KvBenchArgs, addr: &str) -> anyhow::Result<()> {
         preload(&client, args, &value).await?;
     }
     for &op in &args.op {
-        for &clients in &args.clients {
+        for &clients in &args.runs.clients {
             let report = run_one(&client, args, op, clients, &value).await;
             let label = format!(
                 "spandb-kv-{}-c{clients}-v{}{}",
@@ -293,8 +313,8 @@ impl Report {
 }
 
 async fn run_one(client: &Client, args: &KvBenchArgs, op: KvOp, clients: usize, value: &[u8]) -> Report {
-    let warmup = Duration::from_secs(args.warmup);
-    let measured = Duration::from_secs(args.duration);
+    let warmup = args.runs.warmup();
+    let measured = args.runs.measured();
     let start = Instant::now();
     let (measure_from, end) = (start + warmup, start + warmup + measured);
     let done = Arc::new(AtomicU64::new(0));
@@ -383,17 +403,15 @@ fn txn_key(shard: usize, n: usize) -> Vec<u8> {
 }
 
 async fn run_txn(args: TxnBenchArgs) -> anyhow::Result<()> {
-    if args.clients.iter().any(|&c| c == 0 || c > CLIENTS_MAX) {
-        bail!("--clients must be between 1 and {CLIENTS_MAX}");
-    }
+    args.runs.check(CLIENTS_MAX)?;
     if args.shards == 0 || args.shards > TXN_BENCH_SHARDS_MAX {
         bail!("--shards must be between 1 and {TXN_BENCH_SHARDS_MAX}");
     }
     if args.participants.iter().any(|&p| p == 0 || p > args.shards) {
         bail!("--participants must be between 1 and --shards ({})", args.shards);
     }
-    if args.duration == 0 || args.keys == 0 {
-        bail!("--duration and --keys must be at least 1");
+    if args.keys == 0 {
+        bail!("--keys must be at least 1");
     }
     let split_points = (1..args.shards).map(|i| format!("s{i:02}")).collect();
     let local = args.target.local.then_some((args.target.epsilon_ms, Some(split_points)));
@@ -426,7 +444,7 @@ async fn run_txn_all(args: &TxnBenchArgs, addr: &str) -> anyhow::Result<()> {
         }
     }
     for (workload, participants) in runs {
-        for &clients in &args.clients {
+        for &clients in &args.runs.clients {
             let report = run_txn_one(&client, args, workload, participants, clients, snapshot_ts).await;
             let name = match workload {
                 TxnWorkload::Rw => "rw-1shard".to_string(),
@@ -473,8 +491,8 @@ async fn run_txn_one(
     clients: usize,
     snapshot_ts: client::Timestamp,
 ) -> TxnReport {
-    let warmup = Duration::from_secs(args.warmup);
-    let measured = Duration::from_secs(args.duration);
+    let warmup = args.runs.warmup();
+    let measured = args.runs.measured();
     let start = Instant::now();
     let (measure_from, end) = (start + warmup, start + warmup + measured);
     let done = Arc::new(AtomicU64::new(0));

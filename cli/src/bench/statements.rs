@@ -22,7 +22,7 @@ use hdrhistogram::Histogram;
 use rand::Rng;
 use sql::{Collected, Session};
 
-use super::{bench_cluster, BenchTarget, Report};
+use super::{bench_cluster, BenchTarget, Report, Runs};
 use crate::sql_engine::ClientEngine;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,15 +44,8 @@ pub enum SqlWorkload {
 pub struct SqlBenchArgs {
     #[command(flatten)]
     target: BenchTarget,
-    /// Concurrent clients; a list runs each in turn.
-    #[arg(long, value_delimiter = ',', default_value = "1")]
-    clients: Vec<usize>,
-    /// Measured seconds per run.
-    #[arg(long, default_value_t = 10)]
-    duration: u64,
-    /// Unmeasured seconds at the start of each run.
-    #[arg(long, default_value_t = 2)]
-    warmup: u64,
+    #[command(flatten)]
+    runs: Runs,
     #[arg(long, value_delimiter = ',', default_value = "point-select,kv-get,insert,kv-put,update,txn-rw,tpcb,join10")]
     workload: Vec<SqlWorkload>,
     /// Rows of the kv table (and accounts, for tpcb).
@@ -74,11 +67,9 @@ const TPCB_TELLERS: usize = 10;
 const LOAD_BATCH_ROWS: usize = 500;
 
 pub async fn run(args: SqlBenchArgs) -> anyhow::Result<()> {
-    if args.clients.iter().any(|&c| c == 0 || c > SQL_CLIENTS_MAX) {
-        bail!("--clients must be between 1 and {SQL_CLIENTS_MAX}");
-    }
-    if args.duration == 0 || args.rows == 0 {
-        bail!("--duration and --rows must be at least 1");
+    args.runs.check(SQL_CLIENTS_MAX)?;
+    if args.rows == 0 {
+        bail!("--rows must be at least 1");
     }
     let local = args.target.local.then_some((args.target.epsilon_ms, None));
     let (addr, local) = bench_cluster(&args.target.addr, local).await?;
@@ -98,7 +89,7 @@ async fn run_all(args: &SqlBenchArgs, addr: &str) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || load(engine, rows)).await.context("loader")??;
     }
     for &workload in &args.workload {
-        for &clients in &args.clients {
+        for &clients in &args.runs.clients {
             let report = match workload {
                 SqlWorkload::KvGet | SqlWorkload::KvPut | SqlWorkload::TxnRw => {
                     run_raw(&client, workload, clients, args).await
@@ -214,8 +205,8 @@ fn statements(
 }
 
 async fn run_sql(engine: &Arc<ClientEngine>, workload: SqlWorkload, clients: usize, args: &SqlBenchArgs) -> Report {
-    let warmup = Duration::from_secs(args.warmup);
-    let measured = Duration::from_secs(args.duration);
+    let warmup = args.runs.warmup();
+    let measured = args.runs.measured();
     let start = Instant::now();
     let (measure_from, end) = (start + warmup, start + warmup + measured);
     let rows = args.rows;
@@ -286,8 +277,8 @@ async fn collect(workers: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64)>>, m
 
 /// The raw key-value peers, on the SQL keys' neighbourhood (one shard).
 async fn run_raw(client: &client::Client, workload: SqlWorkload, clients: usize, args: &SqlBenchArgs) -> Report {
-    let warmup = Duration::from_secs(args.warmup);
-    let measured = Duration::from_secs(args.duration);
+    let warmup = args.runs.warmup();
+    let measured = args.runs.measured();
     let start = Instant::now();
     let (measure_from, end) = (start + warmup, start + warmup + measured);
     let rows = args.rows;
