@@ -26,8 +26,10 @@
 //! Each replica pairs a raft-rs `RawNode` (what is committed) with a
 //! `txn::ShardTxns` (what it means: locks, timestamps, prepared
 //! transactions, coordinator decisions, safe time); the replica is the I/O
-//! shell between them (`shard/mod.rs`). Every data write, plain or
-//! transactional, is a transaction command in the log.
+//! shell between them (`shard/`: the replica in `mod.rs`, applying in
+//! `apply.rs`, snapshot installs in `install.rs`, GC and log compaction
+//! in `gc.rs`, reads in `reads.rs`, records in `command.rs`). Every data
+//! write, plain or transactional, is a transaction command in the log.
 //!
 //! # How a write flows (numbers from a 3-server cluster, epsilon = 2 ms)
 //!
@@ -76,10 +78,10 @@
 //!
 //! - Persist before telling anyone; apply in order, exactly once; commit
 //!   index persisted with the applied index (`event_loop/ready.rs`,
-//!   `shard/mod.rs::apply_entries`).
+//!   `shard/apply.rs::apply_entries`).
 //! - Command timestamps strictly increase in a shard's log (asserted as
 //!   each is applied: `txn::SafeTime::applied`, reached from
-//!   `shard/mod.rs::apply_entry` through `ShardTxns::step`).
+//!   `shard/apply.rs::apply_entry` through `ShardTxns::step`).
 //! - No client learns of a commit at `s` before `TT.after(s)`: not its
 //!   writer (commit-wait), not a reader of the version or of a tombstone,
 //!   not a participant asking the coordinator (`requests.rs`, `commit_wait.rs`).

@@ -1,0 +1,132 @@
+//! Applying committed entries, in order, exactly once, into the
+//! replica's write batch: the transaction commands through the shard's
+//! `ShardTxns`, conf changes through raft-rs, and the apply state in the
+//! same batch (STYLE.md's raft-rs checklist, items 2 to 5).
+
+use super::*;
+
+impl Replica {
+    // --- Apply -------------------------------------------------------------
+
+    /// Applies committed entries into `batch`, in order, exactly once.
+    pub fn apply_entries(
+        &mut self,
+        tt: &TrueTime,
+        entries: Vec<Entry>,
+        batch: &mut WriteBatch,
+        completions: &mut Vec<Completion>,
+    ) {
+        if entries.is_empty() {
+            return;
+        }
+        for entry in entries {
+            assert_eq!(
+                entry.index,
+                self.applied_index + 1,
+                "{}: applying entry {} after {}",
+                self.shard_id,
+                entry.index,
+                self.applied_index
+            );
+            self.apply_entry(tt, &entry, batch, completions);
+            self.applied_index = entry.index;
+        }
+        self.stage_apply_state(batch);
+    }
+
+    fn apply_entry(&mut self, tt: &TrueTime, entry: &Entry, batch: &mut WriteBatch, completions: &mut Vec<Completion>) {
+        // Which of our proposals, if any, this entry answers: only a
+        // command entry of the same term (never raft-rs's own empty or
+        // conf change entries).
+        let mut req = None;
+        if let Some(p) = self.proposals.remove(&entry.index) {
+            let ours = p.term == entry.term && entry.entry_type() == EntryType::EntryNormal && !entry.data.is_empty();
+            if ours {
+                req = p.req;
+            } else {
+                // Replaced by another leader's entry: never applied.
+                let outputs = self.txns.step(tt.now(), Input::ProposalFailed { req: p.req, command: p.command });
+                self.execute(tt, outputs, Some(batch), completions);
+            }
+        }
+        match entry.entry_type() {
+            EntryType::EntryNormal if entry.data.is_empty() => {}
+            EntryType::EntryNormal => match command::decode(&entry.data) {
+                Ok(command) => {
+                    let conditions_held = self.conditions_hold(&command);
+                    let input = Input::Applied { req, command, conditions_held };
+                    let outputs = self.txns.step(tt.now(), input);
+                    self.execute(tt, outputs, Some(batch), completions);
+                }
+                Err(msg) => {
+                    // Deterministic: every replica skips the same entry.
+                    tracing::error!(shard = %self.shard_id, index = entry.index, "{msg}");
+                    if let Some(reply) = req.and_then(|r| self.replies.remove(&r)) {
+                        completions.push(Completion { reply, result: Err(TxnError::InvalidArgument(msg)) });
+                    }
+                }
+            },
+            EntryType::EntryConfChange => match ConfChange::decode(entry.data.as_slice()) {
+                Ok(cc) => self.apply_conf_change(&cc, batch),
+                Err(e) => tracing::error!(shard = %self.shard_id, "undecodable conf change: {e}"),
+            },
+            EntryType::EntryConfChangeV2 => match ConfChangeV2::decode(entry.data.as_slice()) {
+                Ok(cc) => self.apply_conf_change(&cc, batch),
+                Err(e) => tracing::error!(shard = %self.shard_id, "undecodable conf change: {e}"),
+            },
+        }
+    }
+
+    fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI, batch: &mut WriteBatch) {
+        match self.raw_node.apply_conf_change(cc) {
+            Ok(cs) => self.raw_node.mut_store().stage_conf_state(batch, &cs),
+            // Deterministic: every replica refuses the same change.
+            Err(e) => tracing::warn!(shard = %self.shard_id, "conf change refused: {e}"),
+        }
+    }
+
+    /// Checks a plain write's conditions against the latest values,
+    /// including those staged earlier in this iteration. Keys outside the
+    /// shard fail the check (deterministically).
+    fn conditions_hold(&self, command: &TxnCommand) -> bool {
+        let TxnCommand::Commit { conditions, writes, .. } = command else { return true };
+        let outside = writes
+            .iter()
+            .map(|w| &w.key)
+            .chain(conditions.iter().map(|c| &c.key))
+            .any(|k| !self.descriptor.contains(k));
+        if outside {
+            tracing::error!(shard = %self.shard_id, "a write outside the shard's range was refused");
+            return false;
+        }
+        conditions.iter().all(|c| match self.latest_value(&c.key) {
+            Ok(current) => current == c.expected,
+            Err(e) => {
+                // A storage read failing during apply cannot be skipped
+                // consistently across replicas: stop.
+                panic!("{}: storage read failed while applying: {e}", self.shard_id)
+            }
+        })
+    }
+
+    /// The key's latest value as of the entries applied so far, including
+    /// those staged in this iteration's batch (not yet in RocksDB).
+    fn latest_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(staged) = self.staged.get(key) {
+            return Ok(staged.clone());
+        }
+        Ok(mvcc::Reader::new(&self.engine).get(key, Timestamp::MAX)?.map(|(_, v)| v))
+    }
+
+    pub(super) fn stage_apply_state(&self, batch: &mut WriteBatch) {
+        let state = proto::storage::ApplyState {
+            applied_index: self.applied_index,
+            max_applied_ts: self.txns.safe_time().max_applied().as_nanos(),
+        };
+        batch.put_cf(
+            self.engine.cf(CF_RAFT),
+            raft_key(self.shard_id, RaftKey::ApplyState),
+            prost::Message::encode_to_vec(&state),
+        );
+    }
+}
