@@ -27,8 +27,10 @@
 //! `txn::ShardTxns` (what it means: locks, timestamps, prepared
 //! transactions, coordinator decisions, safe time); the replica is the I/O
 //! shell between them (`shard/`: the replica in `mod.rs`, applying in
-//! `apply.rs`, snapshot installs in `install.rs`, GC and log compaction
-//! in `gc.rs`, reads in `reads.rs`, records in `command.rs`). Every data
+//! `apply.rs`, leadership and closed timestamps in `leadership.rs`,
+//! snapshot installs in `install.rs`, GC and log compaction in `gc.rs`,
+//! reads in `reads.rs`, the log's commands in `command.rs`, the durable
+//! transaction records in `records.rs`). Every data
 //! write, plain or transactional, is a transaction command in the log.
 //!
 //! # How a write flows (numbers from a 3-server cluster, epsilon = 2 ms)

@@ -179,6 +179,12 @@ pub fn txn_key(shard: ShardId, kind: TxnKey, txn: u128) -> Vec<u8> {
     k
 }
 
+/// The transaction id of a [`txn_key`] (the bytes after the shard and the
+/// kind), or `None` for a key shorter than that layout.
+pub fn txn_key_id_bytes(key: &[u8]) -> Option<&[u8]> {
+    key.get(9..)
+}
+
 /// Bounds of one kind of a shard's records in the `txn` column family.
 pub fn txn_kind_bounds(shard: ShardId, kind: TxnKey) -> (Vec<u8>, Vec<u8>) {
     let mut lo = shard.0.to_be_bytes().to_vec();
@@ -243,6 +249,17 @@ mod tests {
         for bad in [&b""[..], b"\x01", b"\x02a\0\0\0\0\0\0\0\0\0\0", b"\x01a\0\x05\0\0\0\0\0\0\0\0"] {
             assert!(decode_version_key(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Goal: a txn record key gives back its transaction id, within its
+    /// kind's bounds; a key shorter than the layout gives none (no panic).
+    #[test]
+    fn txn_keys_give_back_their_transaction() {
+        let k = txn_key(ShardId(3), TxnKey::Decision, 0xabcd);
+        assert_eq!(txn_key_id_bytes(&k), Some(&0xabcd_u128.to_be_bytes()[..]));
+        let (lo, hi) = txn_kind_bounds(ShardId(3), TxnKey::Decision);
+        assert!(lo <= k && k < hi);
+        assert_eq!(txn_key_id_bytes(&k[..8]), None);
     }
 
     #[test]
