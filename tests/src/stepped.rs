@@ -506,11 +506,6 @@ impl SteppedCluster {
             .collect()
     }
 
-    /// Each server's clock offset (nanoseconds).
-    pub fn clock_offsets(&self) -> Vec<(ServerId, i64)> {
-        self.servers.iter().map(|(id, s)| (*id, s.clock_offset_ns)).collect()
-    }
-
     /// How many applied log entries the invariants compare.
     pub fn entries_checked(&self) -> usize {
         self.invariants.entries_checked()
