@@ -88,7 +88,15 @@ fn nemesis_events(dir: &Path) -> Vec<String> {
 /// Asserts a run was valid, with its files written and its faults logged.
 fn assert_valid_run(out: &Output, dir: &Path, faults: &[&str]) {
     if !out.status.success() || stdout(out) != "valid" {
-        panic!("exit {:?}\nstdout: {}\nstderr: {}\n{}", out.status, stdout(out), stderr(out), server_log_tails(dir));
+        panic!(
+            "exit {:?}\nstdout: {}\nstderr: {}\n{}{}{}",
+            out.status,
+            stdout(out),
+            stderr(out),
+            anomalies(dir),
+            server_log_tails(dir),
+            keep_for_inspection(dir)
+        );
     }
     let s = summary(dir);
     assert_eq!(s["result"], "valid", "{s:#}");
@@ -104,6 +112,39 @@ fn assert_valid_run(out: &Output, dir: &Path, faults: &[&str]) {
     let starts = events.iter().filter(|f| f.starts_with("start-")).count();
     let stops = events.iter().filter(|f| f.starts_with("stop-")).count();
     assert_eq!(starts, stops, "every fault stopped: {events:?}");
+}
+
+/// The anomalies a failed run's checkers listed (from `summary.json`),
+/// so CI's output says what went wrong, not only that it did.
+fn anomalies(dir: &Path) -> String {
+    let Ok(text) = std::fs::read_to_string(dir.join("summary.json")) else {
+        return "no summary.json\n".into();
+    };
+    let Ok(summary) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return "summary.json is not JSON\n".into();
+    };
+    let mut out = String::new();
+    for checker in summary["checkers"].as_array().into_iter().flatten() {
+        for anomaly in checker["anomalies"].as_array().into_iter().flatten() {
+            out.push_str(&format!("--- {} {}: {}\n", checker["checker"], anomaly["kind"], anomaly["message"]));
+        }
+    }
+    out
+}
+
+/// Copies a failed run's directory (history, report, server logs and
+/// data) out of the test's temporary directory, which is deleted when the
+/// test ends, and says where.
+fn keep_for_inspection(dir: &Path) -> String {
+    let kept = std::env::temp_dir().join(format!("spandb-jepsen-failed-{}-{}", std::process::id(), unique_suffix()));
+    match Command::new("cp").arg("-r").arg(dir).arg(&kept).status() {
+        Ok(status) if status.success() => format!("the run's files are kept in {}\n", kept.display()),
+        _ => format!("could not keep the run's files in {}\n", kept.display()),
+    }
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
 /// The last lines of every server's log in a run's directory: a failed

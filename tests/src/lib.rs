@@ -10,6 +10,9 @@
 //!   that kill -9 servers.
 //! - [`stepped`]: every server's event loop stepped by one thread over a
 //!   seeded schedule with simulated time: a run is a function of its seed.
+//! - [`stepped_list_append`]: read-write transactions under faults on a
+//!   stepped cluster, checked for strict serializability by the jepsen
+//!   list-append checker.
 //!
 //! The scenarios (in `tests/`) assert what clients see: every acknowledged
 //! write is readable afterwards, none is lost, and reads never go back in
@@ -19,6 +22,7 @@ pub mod cluster;
 pub mod process;
 pub mod sim;
 pub mod stepped;
+pub mod stepped_list_append;
 pub mod wait;
 
 pub use cluster::{ClusterOptions, TestCluster};

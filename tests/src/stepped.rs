@@ -30,11 +30,21 @@
 //!
 //! A server can crash (its event loop dropped: what it wrote to RocksDB
 //! stays, its memory and the messages to it are lost) and restart from
-//! its directory.
+//! its directory, or pause (SIGSTOP: not stepped, its memory kept, what
+//! arrives for it waiting until it resumes, as in its sockets).
+//!
+//! The commit protocol's peer calls (`PeerCall`: a participant asking
+//! the coordinator, a coordinator telling the participants) travel on the
+//! same schedule, as `peers.rs` makes them: to the shard's leader of the
+//! moment, a told decision only after the caller's commit-wait, a
+//! committed answer only after the answering server's, each hop lost,
+//! delayed or cut by a partition like a Raft message; the answer goes
+//! back into the caller's loop (`Decide` for a participant,
+//! `Acknowledged` for a coordinator). A call that finds no leader or is
+//! lost is dropped: the state machines repeat them.
 //!
 //! Not yet (issue 10, item 3): snapshots (a snapshot send is reported
-//! failed, so logs are never compacted in these runs), the commit
-//! protocol's peer calls (recorded, not delivered), and the scenario
+//! failed, so logs are never compacted in these runs), and the scenario
 //! scripts.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,7 +52,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meta::{ClusterSpec, ServerId, ServerSpec, ShardId};
+use meta::{ClusterSpec, ServerId, ServerSpec, ShardId, TxnId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spanserver::clock::ClockGuard;
@@ -51,11 +61,17 @@ use spanserver::event_loop::{EventLoop, Next, RaftState};
 use spanserver::inbox::LoopMsg;
 use spanserver::registry::Registry;
 use spanserver::shard::{PeerCall, PeerCalls, TxnReply};
+use spanserver::storage::mvcc::Reader;
 use spanserver::storage::snapshot::{SnapshotDir, SnapshotFile};
 use spanserver::storage::{Engine, Identity};
 use spanserver::transport::Transport;
 use spanserver::RaftMessage;
+use tokio::sync::oneshot;
 use truetime::{ManualClock, Timestamp, TrueTime};
+use txn::{Answer, Input, Outcome, TxnError};
+
+/// Every stepped server's TrueTime epsilon.
+pub const EPSILON: Duration = Duration::from_millis(2);
 
 /// The cluster a stepped run builds.
 #[derive(Debug, Clone)]
@@ -132,14 +148,52 @@ impl Transport for SteppedTransport {
     }
 }
 
-/// Peer calls, recorded.
-#[derive(Default, Clone)]
-struct RecordedPeerCalls(Arc<Mutex<Vec<PeerCall>>>);
+/// One server's peer calls, handed to the schedule like its transport's
+/// messages.
+struct SteppedPeerCalls {
+    from: ServerId,
+    calls: Arc<Mutex<Vec<(ServerId, PeerCall)>>>,
+}
 
-impl PeerCalls for RecordedPeerCalls {
+impl PeerCalls for SteppedPeerCalls {
     fn call(&self, call: PeerCall) {
-        self.0.lock().expect("peer calls lock").push(call);
+        self.calls.lock().expect("peer calls lock").push((self.from, call));
     }
+}
+
+/// A hop of the commit protocol between servers, on the schedule.
+struct Mail {
+    deliver_at: Duration,
+    seq: u64,
+    /// The server it leaves (a partition between it and the receiver cuts it).
+    from: ServerId,
+    kind: MailKind,
+}
+
+enum MailKind {
+    /// A peer request for `shard`'s leader of the moment; `then` says
+    /// what its answer is for.
+    Request { shard: ShardId, input: Input, then: Then },
+    /// An answer back into `to`'s own loop.
+    Answer { to: ServerId, shard: ShardId, input: Input },
+}
+
+/// What a peer request's answer is for.
+#[derive(Clone, Copy)]
+enum Then {
+    /// `participant` (on the asking server) asked how `txn` ended: an
+    /// outcome becomes its `Decide`.
+    TellParticipant { asker: ServerId, participant: ShardId, txn: TxnId },
+    /// `coordinator` (on the telling server) told `participant`: done
+    /// becomes its `Acknowledged`.
+    Acknowledge { teller: ServerId, coordinator: ShardId, participant: ShardId, txn: TxnId },
+}
+
+/// A peer request submitted, its answer not yet back.
+struct AwaitedAnswer {
+    answerer: ServerId,
+    then: Then,
+    answer: oneshot::Receiver<Result<Answer, TxnError>>,
 }
 
 struct SteppedServer {
@@ -152,8 +206,12 @@ struct SteppedServer {
     pending: Vec<LoopMsg>,
     /// When its loop asked to be stepped next (simulated time).
     wake_at: Duration,
+    /// Its RocksDB while it runs (for the checks' reads of what it applied).
+    engine: Option<Engine>,
     /// Its data directory, which outlives a crash.
     dir: tempfile::TempDir,
+    /// Stopped (SIGSTOP): not stepped; what arrives waits in `pending`.
+    paused: bool,
 }
 
 /// A cluster of stepped servers. See the module docs.
@@ -169,7 +227,10 @@ pub struct SteppedCluster {
     clock_start: Timestamp,
     servers: BTreeMap<ServerId, SteppedServer>,
     sent: Arc<Mutex<Sent>>,
-    peer_calls: RecordedPeerCalls,
+    peer_calls: Arc<Mutex<Vec<(ServerId, PeerCall)>>>,
+    peer_calls_made: usize,
+    mail: Vec<Mail>,
+    awaited: Vec<AwaitedAnswer>,
     in_flight: Vec<Envelope>,
     next_seq: u64,
     pub faults: Faults,
@@ -193,21 +254,21 @@ fn open_event_loop(
     clock: &Arc<ManualClock>,
     unsafe_testing: &UnsafeTestingConfig,
     sent: &Arc<Mutex<Sent>>,
-    peer_calls: &RecordedPeerCalls,
-) -> EventLoop {
+    peer_calls: &Arc<Mutex<Vec<(ServerId, PeerCall)>>>,
+) -> (EventLoop, Engine) {
     let identity = Identity {
         cluster_id: spec.cluster_id.clone(),
         server_id: server.0,
         layout_fingerprint: spec.layout_fingerprint(),
     };
     let engine = Engine::open(dir, &identity).expect("RocksDB opens");
-    let tt = TrueTime::new(clock.clone(), Duration::from_millis(2));
+    let tt = TrueTime::new(clock.clone(), EPSILON);
     let registry = Arc::new(Registry::new(server, spec.clone()));
     let snapshots = SnapshotDir::open(dir).expect("a snapshot dir");
     let (_handle, inbox) = spanserver::inbox::inbox(snapshots.clone());
     let transport = Arc::new(SteppedTransport { from: server, sent: sent.clone() });
-    EventLoop::open(
-        engine,
+    let event_loop = EventLoop::open(
+        engine.clone(),
         registry,
         tt.clone(),
         ClockGuard::trusted_without_monitor(tt),
@@ -216,11 +277,12 @@ fn open_event_loop(
         unsafe_testing,
         inbox,
         transport,
-        Arc::new(peer_calls.clone()),
+        Arc::new(SteppedPeerCalls { from: server, calls: peer_calls.clone() }),
         snapshots,
         &spanserver::raft_logger(server.0),
     )
-    .expect("the store opens")
+    .expect("the store opens");
+    (event_loop, engine)
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -261,7 +323,7 @@ impl SteppedCluster {
         spec.validate().expect("a valid stepped cluster");
         let clock_start = Timestamp::from_nanos(1_767_225_600_000_000_000);
         let sent = Arc::new(Mutex::new(Sent::default()));
-        let peer_calls = RecordedPeerCalls::default();
+        let peer_calls = Arc::default();
         let mut rng = StdRng::seed_from_u64(seed);
         let tick = raft_config().tick();
         let mut cluster_servers = BTreeMap::new();
@@ -270,7 +332,8 @@ impl SteppedCluster {
             let skew_ns = clock_skew_max.as_nanos() as i64;
             let clock_offset_ns = if skew_ns == 0 { 0 } else { rng.random_range(-skew_ns..=skew_ns) };
             let clock = Arc::new(ManualClock::new(clock_start));
-            let event_loop = open_event_loop(&spec, s.id, dir.path(), &clock, &unsafe_testing, &sent, &peer_calls);
+            let (event_loop, engine) =
+                open_event_loop(&spec, s.id, dir.path(), &clock, &unsafe_testing, &sent, &peer_calls);
             // A seeded phase: servers tick at different instants.
             let phase = Duration::from_micros(rng.random_range(0..tick.as_micros() as u64));
             cluster_servers.insert(
@@ -281,7 +344,9 @@ impl SteppedCluster {
                     clock_offset_ns,
                     pending: Vec::new(),
                     wake_at: phase,
+                    engine: Some(engine),
                     dir,
+                    paused: false,
                 },
             );
         }
@@ -296,6 +361,9 @@ impl SteppedCluster {
             servers: cluster_servers,
             sent,
             peer_calls,
+            peer_calls_made: 0,
+            mail: Vec::new(),
+            awaited: Vec::new(),
             in_flight: Vec::new(),
             next_seq: 0,
             faults: Faults::default(),
@@ -317,7 +385,9 @@ impl SteppedCluster {
     pub fn crash(&mut self, server: ServerId) {
         let s = self.servers.get_mut(&server).expect("a server of the cluster");
         s.event_loop = None;
+        s.engine = None;
         s.pending.clear();
+        s.paused = false;
         self.trace.push(format!("{:?} crash {server}", self.now));
     }
 
@@ -325,7 +395,7 @@ impl SteppedCluster {
     pub fn restart(&mut self, server: ServerId) {
         let s = self.servers.get_mut(&server).expect("a server of the cluster");
         assert!(s.event_loop.is_none(), "{server} is running");
-        let event_loop = open_event_loop(
+        let (event_loop, engine) = open_event_loop(
             &self.spec,
             server,
             s.dir.path(),
@@ -335,9 +405,51 @@ impl SteppedCluster {
             &self.peer_calls,
         );
         s.event_loop = Some(event_loop);
+        s.engine = Some(engine);
         s.wake_at = self.now;
         self.invariants.restarted(server);
         self.trace.push(format!("{:?} restart {server}", self.now));
+    }
+
+    /// Stops stepping `server`, as SIGSTOP does: it keeps its memory, and
+    /// what is sent to it waits (as in its sockets) until [`Self::resume`].
+    pub fn pause(&mut self, server: ServerId) {
+        self.servers.get_mut(&server).expect("a server of the cluster").paused = true;
+        self.trace.push(format!("{:?} pause {server}", self.now));
+    }
+
+    pub fn resume(&mut self, server: ServerId) {
+        let s = self.servers.get_mut(&server).expect("a server of the cluster");
+        s.paused = false;
+        s.wake_at = s.wake_at.min(self.now);
+        self.trace.push(format!("{:?} resume {server}", self.now));
+    }
+
+    /// The cluster's servers.
+    pub fn server_ids(&self) -> Vec<ServerId> {
+        self.servers.keys().copied().collect()
+    }
+
+    /// Whether `server` is running (not crashed; it may be paused).
+    pub fn is_up(&self, server: ServerId) -> bool {
+        self.servers.get(&server).is_some_and(|s| s.event_loop.is_some())
+    }
+
+    /// Asks `server`'s replica of `shard` to confirm its leadership and
+    /// apply what was committed, as a linearizable read does first
+    /// (`requests.rs`): answered with its safe time once the read may
+    /// look at the data.
+    pub fn read_index(
+        &mut self,
+        server: ServerId,
+        shard: ShardId,
+    ) -> oneshot::Receiver<spanserver::error::Result<Timestamp>> {
+        let (reply, answer) = oneshot::channel();
+        let s = self.servers.get_mut(&server).expect("a server of the cluster");
+        if s.event_loop.is_some() {
+            s.pending.push(LoopMsg::ReadIndex { shard, reply });
+        }
+        answer
     }
 
     /// Cuts `a` and `b` apart (both directions) until [`Self::heal`].
@@ -402,12 +514,13 @@ impl SteppedCluster {
                 s.pending.push(LoopMsg::Raft { from: e.from, messages: vec![(e.shard, e.message)] });
             }
         }
+        self.deliver_mail();
         let instant = self.start + self.now;
         let ids: Vec<ServerId> = self.servers.keys().copied().collect();
         for id in ids {
             let s = self.servers.get_mut(&id).expect("a server");
             let Some(event_loop) = s.event_loop.as_mut() else { continue };
-            if s.pending.is_empty() && s.wake_at > self.now {
+            if s.paused || (s.pending.is_empty() && s.wake_at > self.now) {
                 continue;
             }
             let messages = std::mem::take(&mut s.pending);
@@ -433,11 +546,24 @@ impl SteppedCluster {
             self.take_sent();
             self.check(id);
         }
+        self.take_peer_calls();
+        self.take_answers();
         // Next event: a due server, a message, or the end.
-        let next_wake =
-            self.servers.values().filter(|s| s.event_loop.is_some()).map(|s| s.wake_at).min().unwrap_or(until);
-        let next_delivery = self.in_flight.iter().map(|e| e.deliver_at).min().unwrap_or(until);
-        let pending = self.servers.values().any(|s| !s.pending.is_empty());
+        let next_wake = self
+            .servers
+            .values()
+            .filter(|s| s.event_loop.is_some() && !s.paused)
+            .map(|s| s.wake_at)
+            .min()
+            .unwrap_or(until);
+        let next_delivery = self
+            .in_flight
+            .iter()
+            .map(|e| e.deliver_at)
+            .chain(self.mail.iter().map(|m| m.deliver_at))
+            .min()
+            .unwrap_or(until);
+        let pending = self.servers.values().any(|s| !s.pending.is_empty() && !s.paused);
         let next = if pending { self.now } else { next_wake.min(next_delivery).min(until) };
         // Time always moves, by at least a microsecond.
         self.now = next.max(self.now + Duration::from_micros(1));
@@ -518,7 +644,135 @@ impl SteppedCluster {
 
     /// Peer calls the replicas made so far.
     pub fn peer_calls(&self) -> usize {
-        self.peer_calls.0.lock().expect("peer calls lock").len()
+        self.peer_calls_made
+    }
+
+    /// The latest version of `key` that `server` has applied (its
+    /// timestamp and value, `None` for a deletion), or `None` if it has
+    /// none or `server` is down.
+    pub fn latest(&self, server: ServerId, key: &[u8]) -> Option<(Timestamp, Option<Vec<u8>>)> {
+        let engine = self.servers.get(&server)?.engine.as_ref()?;
+        Reader::new(engine).get_version(key, Timestamp::MAX).expect("a stepped server's RocksDB reads")
+    }
+
+    /// When `server`'s TrueTime will say `TT.after(ts)` (its clock minus
+    /// epsilon past `ts`), in simulated time; now if it already does.
+    pub fn when_after(&self, server: ServerId, ts: Timestamp) -> Duration {
+        let offset = self.servers[&server].clock_offset_ns as i128;
+        let due = ts.as_nanos() as i128 - self.clock_start.as_nanos() as i128 - offset + EPSILON.as_nanos() as i128 + 1;
+        Duration::from_nanos(due.clamp(0, u64::MAX as i128) as u64).max(self.now)
+    }
+
+    /// A seeded network delay for one hop.
+    fn delay(&mut self) -> Duration {
+        let delay_us = self.faults.delay_max.as_micros() as u64;
+        Duration::from_micros(if delay_us == 0 { 0 } else { self.rng.random_range(0..=delay_us) })
+    }
+
+    /// Whether a hop from `from` to `to` arrives now: not cut by a
+    /// partition, not lost, and `to` is up.
+    fn arrives(&mut self, from: ServerId, to: ServerId) -> bool {
+        let cut = self.partitioned.contains(&(from.min(to), from.max(to)));
+        let lost = self.rng.random_range(0..100) < self.faults.loss_percent;
+        let up = self.servers.get(&to).is_some_and(|s| s.event_loop.is_some());
+        !cut && !lost && up
+    }
+
+    fn post(&mut self, deliver_at: Duration, from: ServerId, kind: MailKind) {
+        self.next_seq += 1;
+        self.mail.push(Mail { deliver_at, seq: self.next_seq, from, kind });
+    }
+
+    /// Puts the replicas' new peer calls on the schedule, as `peers.rs`
+    /// makes them: a decision leaves after the caller's commit-wait.
+    fn take_peer_calls(&mut self) {
+        let calls = std::mem::take(&mut *self.peer_calls.lock().expect("peer calls lock"));
+        self.peer_calls_made += calls.len();
+        for (from, call) in calls {
+            match call {
+                PeerCall::Resolve { participant, txn, coordinator } => {
+                    let input = Input::Resolve { req: 0, txn, participant };
+                    let then = Then::TellParticipant { asker: from, participant, txn };
+                    let at = self.now + self.delay();
+                    self.post(at, from, MailKind::Request { shard: coordinator, input, then });
+                }
+                PeerCall::Decide { coordinator, txn, participants, outcome } => {
+                    let leaves_at = match outcome {
+                        Outcome::Committed(ts) => self.when_after(from, ts),
+                        Outcome::Aborted => self.now,
+                    };
+                    for participant in participants {
+                        let input = Input::Decide { req: 0, txn, outcome };
+                        let then = Then::Acknowledge { teller: from, coordinator, participant, txn };
+                        let at = leaves_at + self.delay();
+                        self.post(at, from, MailKind::Request { shard: participant, input, then });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delivers the mail that is due: a request to its shard's leader of
+    /// the moment (dropped if there is none, or the hop is lost or cut),
+    /// an answer into its server's loop.
+    fn deliver_mail(&mut self) {
+        self.mail.sort_by_key(|m| (m.deliver_at, m.seq));
+        let due = self.mail.iter().take_while(|m| m.deliver_at <= self.now).count();
+        let due: Vec<Mail> = self.mail.drain(..due).collect();
+        for m in due {
+            match m.kind {
+                MailKind::Request { shard, input, then } => {
+                    let Some(to) = self.leader(shard) else { continue };
+                    if self.arrives(m.from, to) {
+                        let answer = self.submit(to, shard, input);
+                        self.awaited.push(AwaitedAnswer { answerer: to, then, answer });
+                    }
+                }
+                MailKind::Answer { to, shard, input } => {
+                    if self.arrives(m.from, to) {
+                        let s = self.servers.get_mut(&to).expect("a server of the cluster");
+                        s.pending.push(LoopMsg::Txn { shard, input, reply: None });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends back the answers to peer requests that came: an outcome to
+    /// the participant that asked (a commit only after the answering
+    /// server's commit-wait, as `requests.rs` holds it), a participant's
+    /// done to the coordinator that told it. Errors, `Pending`, and
+    /// requests whose server went down are dropped (asked again later).
+    fn take_answers(&mut self) {
+        let mut waiting = Vec::new();
+        for mut a in std::mem::take(&mut self.awaited) {
+            let answer = match a.answer.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    waiting.push(a);
+                    continue;
+                }
+                Err(oneshot::error::TryRecvError::Closed) => continue,
+                Ok(answer) => answer,
+            };
+            match (a.then, answer) {
+                (Then::TellParticipant { asker, participant, txn }, Ok(Answer::Outcome(outcome))) => {
+                    let ready = match outcome {
+                        Outcome::Committed(ts) => self.when_after(a.answerer, ts),
+                        Outcome::Aborted => self.now,
+                    };
+                    let at = ready + self.delay();
+                    let input = Input::Decide { req: 0, txn, outcome };
+                    self.post(at, a.answerer, MailKind::Answer { to: asker, shard: participant, input });
+                }
+                (Then::Acknowledge { teller, coordinator, participant, txn }, Ok(_)) => {
+                    let at = self.now + self.delay();
+                    let input = Input::Acknowledged { txn, participant };
+                    self.post(at, a.answerer, MailKind::Answer { to: teller, shard: coordinator, input });
+                }
+                _ => {}
+            }
+        }
+        self.awaited = waiting;
     }
 }
 

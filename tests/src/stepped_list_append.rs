@@ -1,0 +1,544 @@
+//! Read-write transactions on a stepped cluster, checked for strict
+//! serializability by the jepsen list-append checker
+//! (`jepsen::checker::list_append`), all from one seed.
+//!
+//! ```text
+//!   clients (state machines, one transaction each at a time)
+//!     read k:   Txn Read (shared lock, lease) ─> ReadIndex at that leader
+//!               ─> its RocksDB's latest version ─> held until TT.after(version)
+//!     append k: read k (as above, or this transaction's own write), buffer k ++ [e]
+//!     commit:   Prepare at every shard but the coordinator ─> Commit there
+//!               ─> held until TT.after(commit_ts) (commit-wait)
+//!   faults: each second, one of: pause a server (SIGSTOP), crash and
+//!           restart one, partition a shard leader away; then heal
+//!   history: invoke / ok / fail / info at simulated times ─> the checker
+//! ```
+//!
+//! The client does what the client library and the request handlers do
+//! (`client/src/txn.rs`, `spanserver/src/requests.rs`) without gRPC: it
+//! submits the transaction state machine's inputs to the shard's leader
+//! of the moment and reads that server's RocksDB after its ReadIndex. A
+//! request unanswered within [`REQUEST_TIMEOUT`] fails the transaction
+//! (then aborted everywhere, best effort); a commit unanswered is `info`
+//! (its outcome unknown), as over the network.
+//!
+//! Keys rotate as in the jepsen workload (a key retires after
+//! [`APPENDS_PER_KEY`] appends); even key ids live on shard 1, odd ones
+//! on shard 2, so most transactions span both.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jepsen::{History, Op, OpType, Process};
+use meta::{LockLease, Priority, ServerId, ShardId, TxnId};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use truetime::Timestamp;
+use txn::{Answer, Input, LockTarget, TxnError, Write};
+
+use crate::stepped::{Faults, Setup, SteppedCluster};
+
+/// How long a client waits for any one answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// Appends a key gets before a fresh key replaces it.
+pub const APPENDS_PER_KEY: u64 = 6;
+/// Keys live at a time.
+pub const ACTIVE_KEYS: usize = 4;
+/// Micro-operations per transaction, at most.
+pub const MOPS_MAX: usize = 4;
+/// How often the clients look at their answers (simulated time).
+const CLIENT_STEP: Duration = Duration::from_millis(1);
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub seed: u64,
+    pub setup: Setup,
+    pub faults: Faults,
+    pub clients: usize,
+    /// Simulated time the clients run for (faults included).
+    pub duration: Duration,
+    /// Inject pauses, crashes and partitions, one each second.
+    pub nemesis: bool,
+}
+
+impl Run {
+    pub fn new(seed: u64) -> Run {
+        Run {
+            seed,
+            setup: Setup::default(),
+            faults: Faults { loss_percent: 1, delay_max: Duration::from_millis(2) },
+            clients: 4,
+            duration: Duration::from_secs(8),
+            nemesis: true,
+        }
+    }
+}
+
+/// A micro-operation: read a key, or append an element to it.
+#[derive(Debug, Clone)]
+enum Mop {
+    Read(u64),
+    Append(u64, i64),
+}
+
+impl Mop {
+    fn key(&self) -> u64 {
+        match self {
+            Mop::Read(k) | Mop::Append(k, _) => *k,
+        }
+    }
+}
+
+fn key_name(k: u64) -> Vec<u8> {
+    // Split point "k0001": "a…" is shard 1, "z…" shard 2.
+    format!("{}{k}", if k.is_multiple_of(2) { 'a' } else { 'z' }).into_bytes()
+}
+
+fn shard_of(k: u64) -> ShardId {
+    ShardId(1 + k % 2)
+}
+
+/// The workload's keys and elements.
+struct Generator {
+    active: Vec<(u64, u64)>,
+    next_key: u64,
+    next_element: i64,
+}
+
+impl Generator {
+    fn next(&mut self, rng: &mut StdRng) -> Vec<Mop> {
+        let n = rng.random_range(1..=MOPS_MAX);
+        let mut mops = Vec::with_capacity(n);
+        for _ in 0..n {
+            let slot = rng.random_range(0..self.active.len());
+            let k = self.active[slot].0;
+            if rng.random_bool(0.5) {
+                mops.push(Mop::Read(k));
+                continue;
+            }
+            mops.push(Mop::Append(k, self.next_element));
+            self.next_element += 1;
+            self.active[slot].1 += 1;
+            if self.active[slot].1 >= APPENDS_PER_KEY {
+                self.active[slot] = (self.next_key, 0);
+                self.next_key += 1;
+            }
+        }
+        mops
+    }
+}
+
+type Reply = oneshot::Receiver<Result<Answer, TxnError>>;
+
+/// Where a transaction is.
+enum Step {
+    /// The next micro-operation, or the commit.
+    Next,
+    Locking {
+        server: ServerId,
+        key: u64,
+        reply: Reply,
+        deadline: Duration,
+    },
+    Confirming {
+        server: ServerId,
+        key: u64,
+        reply: oneshot::Receiver<spanserver::error::Result<Timestamp>>,
+        deadline: Duration,
+    },
+    /// A read's value, held until its version is visible.
+    Visible {
+        at: Duration,
+        key: u64,
+        list: Vec<i64>,
+    },
+    Preparing {
+        pending: Vec<(ShardId, Reply)>,
+        prepared: Vec<(ShardId, Timestamp)>,
+        deadline: Duration,
+    },
+    Committing {
+        server: ServerId,
+        reply: Reply,
+        deadline: Duration,
+    },
+    /// Committed; the answer waits for commit-wait.
+    CommitWait {
+        at: Duration,
+        commit_ts: Timestamp,
+    },
+}
+
+struct Txn {
+    invoke: Vec<Value>,
+    mops: Vec<Mop>,
+    next: usize,
+    done: Vec<Value>,
+    id: TxnId,
+    priority: Priority,
+    /// Lists this transaction wrote.
+    writes: BTreeMap<u64, Vec<i64>>,
+    /// Per shard: the lease and the keys read under it.
+    reads: BTreeMap<ShardId, (LockLease, Vec<u64>)>,
+    step: Step,
+}
+
+enum Outcome {
+    Ok(Timestamp),
+    Fail(String),
+    Info(String),
+}
+
+/// Runs `run`; returns the history and the cluster (for more checks).
+pub fn run(run: &Run) -> (History, SteppedCluster) {
+    let mut c = SteppedCluster::with(run.seed, run.setup.clone());
+    c.faults = run.faults;
+    let mut rng = StdRng::seed_from_u64(run.seed ^ 0x5eed);
+    let mut generator = Generator {
+        active: (0..ACTIVE_KEYS as u64).map(|k| (k, 0)).collect(),
+        next_key: ACTIVE_KEYS as u64,
+        next_element: 1,
+    };
+    let mut ops: Vec<Op> = Vec::new();
+    let mut clients: Vec<Option<Txn>> = (0..run.clients).map(|_| None).collect();
+    // A client whose transaction ended unknown takes a new process id
+    // (its old one may still be running, as far as the checker knows).
+    let mut processes: Vec<u64> = (0..run.clients as u64).collect();
+    let mut next_process = run.clients as u64;
+    c.run_until(Duration::from_secs(1));
+    let end = c.now() + run.duration;
+    let mut next_fault = c.now() + Duration::from_secs(1);
+    let mut undo: Option<Heal> = None;
+    let mut txn_seq = 0u128;
+    while c.now() < end {
+        if run.nemesis && c.now() >= next_fault {
+            next_fault = c.now() + Duration::from_secs(1);
+            match undo.take() {
+                Some(heal) => heal(&mut c),
+                None => undo = Some(start_fault(&mut c, &mut rng)),
+            }
+        }
+        for (client, slot) in clients.iter_mut().enumerate() {
+            let process = processes[client];
+            if slot.is_none() {
+                let mops = generator.next(&mut rng);
+                txn_seq += 1;
+                let id = TxnId::random(u128::from(run.seed) << 64 | txn_seq);
+                let invoke: Vec<Value> = mops.iter().map(mop_json).collect();
+                let now_ns = c.now().as_nanos() as u64;
+                ops.push(Op::new(0, now_ns, Process::Client(process), OpType::Invoke, "txn", json!(invoke)));
+                *slot = Some(Txn {
+                    invoke,
+                    mops,
+                    next: 0,
+                    done: Vec::new(),
+                    id,
+                    priority: Priority::new(Timestamp::from_nanos(now_ns.max(1)), id),
+                    writes: BTreeMap::new(),
+                    reads: BTreeMap::new(),
+                    step: Step::Next,
+                });
+            }
+            let t = slot.as_mut().expect("filled above");
+            if let Some(outcome) = advance(&mut c, t) {
+                let t = slot.take().expect("a transaction");
+                let now_ns = c.now().as_nanos() as u64;
+                let p = Process::Client(process);
+                let op = match outcome {
+                    Outcome::Ok(ts) => {
+                        let mut op = Op::new(0, now_ns, p, OpType::Ok, "txn", json!(t.done));
+                        op.commit_ts = Some(ts.as_nanos());
+                        op
+                    }
+                    Outcome::Fail(e) => {
+                        abort_everywhere(&mut c, &t);
+                        let mut op = Op::new(0, now_ns, p, OpType::Fail, "txn", json!(t.invoke));
+                        op.error = Some(e);
+                        op
+                    }
+                    Outcome::Info(e) => {
+                        processes[client] = next_process;
+                        next_process += 1;
+                        let mut op = Op::new(0, now_ns, p, OpType::Info, "txn", json!(t.invoke));
+                        op.error = Some(e);
+                        op
+                    }
+                };
+                ops.push(op);
+            }
+        }
+        let until = c.now() + CLIENT_STEP;
+        c.run_until(until);
+    }
+    if let Some(heal) = undo.take() {
+        heal(&mut c);
+    }
+    // Whatever is still running ends unknown.
+    for (client, slot) in clients.iter_mut().enumerate() {
+        if let Some(t) = slot.take() {
+            let p = Process::Client(processes[client]);
+            let mut op = Op::new(0, c.now().as_nanos() as u64, p, OpType::Info, "txn", json!(t.invoke));
+            op.error = Some("the run ended".into());
+            ops.push(op);
+        }
+    }
+    for (i, op) in ops.iter_mut().enumerate() {
+        op.index = i as u64;
+    }
+    (History::new(ops).expect("a well-formed history"), c)
+}
+
+fn mop_json(m: &Mop) -> Value {
+    match m {
+        Mop::Read(k) => json!(["r", k, null]),
+        Mop::Append(k, e) => json!(["append", k, e]),
+    }
+}
+
+/// Ends a fault.
+type Heal = Box<dyn FnOnce(&mut SteppedCluster)>;
+
+/// Starts a fault the seed picks; returns how to end it.
+fn start_fault(c: &mut SteppedCluster, rng: &mut StdRng) -> Heal {
+    let shard = ShardId(rng.random_range(1..=2));
+    let servers = c.server_ids();
+    let victim = c.leader(shard).unwrap_or(servers[rng.random_range(0..servers.len())]);
+    match rng.random_range(0..3) {
+        0 => {
+            c.pause(victim);
+            Box::new(move |c: &mut SteppedCluster| c.resume(victim))
+        }
+        1 => {
+            c.crash(victim);
+            Box::new(move |c: &mut SteppedCluster| c.restart(victim))
+        }
+        _ => {
+            for other in servers.into_iter().filter(|s| *s != victim) {
+                c.partition(victim, other);
+            }
+            Box::new(|c: &mut SteppedCluster| c.heal())
+        }
+    }
+}
+
+/// Submits `input` to `shard`'s leader of the moment.
+fn send(c: &mut SteppedCluster, shard: ShardId, input: Input) -> Option<(ServerId, Reply)> {
+    let server = c.leader(shard).filter(|s| c.is_up(*s))?;
+    Some((server, c.submit(server, shard, input)))
+}
+
+/// Tells every shard the transaction touched to drop it (best effort:
+/// a prepared participant then asks the coordinator).
+fn abort_everywhere(c: &mut SteppedCluster, t: &Txn) {
+    let shards: BTreeSet<ShardId> = t.reads.keys().copied().chain(t.writes.keys().map(|k| shard_of(*k))).collect();
+    for shard in shards {
+        drop(send(c, shard, Input::Abort { req: 0, txn: t.id }));
+    }
+}
+
+/// Polls a reply: `None` while it has not come.
+fn poll<T>(reply: &mut oneshot::Receiver<T>) -> Option<Result<T, String>> {
+    match reply.try_recv() {
+        Ok(v) => Some(Ok(v)),
+        Err(oneshot::error::TryRecvError::Empty) => None,
+        Err(oneshot::error::TryRecvError::Closed) => Some(Err("the server went away".into())),
+    }
+}
+
+/// Moves `t` on as far as its answers allow; `Some` when it ended.
+fn advance(c: &mut SteppedCluster, t: &mut Txn) -> Option<Outcome> {
+    loop {
+        let now = c.now();
+        match &mut t.step {
+            Step::Next => {
+                let Some(mop) = t.mops.get(t.next).cloned() else {
+                    return commit(c, t).err();
+                };
+                let k = mop.key();
+                if let Some(list) = t.writes.get(&k).cloned() {
+                    finish_mop(t, &mop, list);
+                    continue;
+                }
+                let shard = shard_of(k);
+                let lease = t.reads.get(&shard).map(|(l, _)| *l);
+                let input = Input::Read {
+                    req: 0,
+                    txn: t.id,
+                    priority: t.priority,
+                    target: LockTarget::Key(key_name(k)),
+                    lease,
+                };
+                let Some((server, reply)) = send(c, shard, input) else {
+                    return Some(Outcome::Fail(format!("no leader of {shard}")));
+                };
+                t.step = Step::Locking { server, key: k, reply, deadline: now + REQUEST_TIMEOUT };
+            }
+            Step::Locking { server, key, reply, deadline } => {
+                let (server, key) = (*server, *key);
+                match poll(reply) {
+                    None if now < *deadline => return None,
+                    None => return Some(Outcome::Fail("the read's lock timed out".into())),
+                    Some(Ok(Ok(Answer::Locked { lease }))) => {
+                        let entry = t.reads.entry(shard_of(key)).or_insert((lease, Vec::new()));
+                        entry.1.push(key);
+                        let reply = c.read_index(server, shard_of(key));
+                        t.step = Step::Confirming { server, key, reply, deadline: now + REQUEST_TIMEOUT };
+                    }
+                    Some(other) => return Some(Outcome::Fail(format!("the read's lock: {other:?}"))),
+                }
+            }
+            Step::Confirming { server, key, reply, deadline } => {
+                let (server, key) = (*server, *key);
+                match poll(reply) {
+                    None if now < *deadline => return None,
+                    None => return Some(Outcome::Fail("the read's ReadIndex timed out".into())),
+                    Some(Ok(Ok(_))) => {
+                        let Some(latest) = c.is_up(server).then(|| c.latest(server, &key_name(key))) else {
+                            return Some(Outcome::Fail("the reader went away".into()));
+                        };
+                        let (ts, list) = match latest {
+                            Some((ts, Some(v))) => (ts, decode(&v)),
+                            Some((ts, None)) => (ts, Vec::new()),
+                            None => (Timestamp::ZERO, Vec::new()),
+                        };
+                        let at = if ts == Timestamp::ZERO { now } else { c.when_after(server, ts) };
+                        t.step = Step::Visible { at, key, list };
+                    }
+                    Some(other) => return Some(Outcome::Fail(format!("the read's ReadIndex: {other:?}"))),
+                }
+            }
+            Step::Visible { at, key, list } => {
+                if now < *at {
+                    return None;
+                }
+                let (key, list) = (*key, std::mem::take(list));
+                let mop = t.mops[t.next].clone();
+                debug_assert_eq!(mop.key(), key);
+                finish_mop(t, &mop, list);
+            }
+            Step::Preparing { pending, prepared, deadline } => {
+                let mut still = Vec::new();
+                for (shard, mut reply) in std::mem::take(pending) {
+                    match poll(&mut reply) {
+                        None => still.push((shard, reply)),
+                        Some(Ok(Ok(Answer::Prepared { prepare_ts }))) => prepared.push((shard, prepare_ts)),
+                        Some(other) => return Some(Outcome::Fail(format!("the prepare at {shard}: {other:?}"))),
+                    }
+                }
+                if !still.is_empty() {
+                    if now >= *deadline {
+                        return Some(Outcome::Fail("a prepare timed out".into()));
+                    }
+                    *pending = still;
+                    return None;
+                }
+                let participants = std::mem::take(prepared);
+                match send_commit(c, t, participants) {
+                    Ok(step) => t.step = step,
+                    Err(outcome) => return Some(outcome),
+                }
+            }
+            Step::Committing { server, reply, deadline } => {
+                let server = *server;
+                match poll(reply) {
+                    None if now < *deadline => return None,
+                    None => return Some(Outcome::Info("the commit was not answered in time".into())),
+                    Some(Ok(Ok(Answer::Committed { commit_ts, .. }))) => {
+                        t.step = Step::CommitWait { at: c.when_after(server, commit_ts), commit_ts };
+                    }
+                    Some(Ok(Err(TxnError::Ambiguous(m)))) => return Some(Outcome::Info(m)),
+                    Some(Ok(Err(e))) => return Some(Outcome::Fail(format!("the commit: {e}"))),
+                    Some(Ok(Ok(other))) => return Some(Outcome::Info(format!("the commit answered {other:?}"))),
+                    Some(Err(e)) => return Some(Outcome::Info(e)),
+                }
+            }
+            Step::CommitWait { at, commit_ts } => {
+                return (now >= *at).then_some(Outcome::Ok(*commit_ts));
+            }
+        }
+    }
+}
+
+/// Records a micro-operation that saw `list` (the key's value before it).
+fn finish_mop(t: &mut Txn, mop: &Mop, mut list: Vec<i64>) {
+    match mop {
+        Mop::Read(k) => t.done.push(json!(["r", k, list])),
+        Mop::Append(k, e) => {
+            list.push(*e);
+            t.writes.insert(*k, list);
+            t.done.push(json!(["append", k, e]));
+        }
+    }
+    t.next += 1;
+    t.step = Step::Next;
+}
+
+/// Per shard: (writes, read keys).
+fn parts(t: &Txn) -> BTreeMap<ShardId, (Vec<Write>, Vec<LockTarget>)> {
+    let mut parts: BTreeMap<ShardId, (Vec<Write>, Vec<LockTarget>)> = BTreeMap::new();
+    for (shard, (_, keys)) in &t.reads {
+        parts.entry(*shard).or_default().1 = keys.iter().map(|k| LockTarget::Key(key_name(*k))).collect();
+    }
+    for (k, list) in &t.writes {
+        let value = list.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        parts.entry(shard_of(*k)).or_default().0.push(Write { key: key_name(*k), value: Some(value.into_bytes()) });
+    }
+    parts
+}
+
+/// The coordinator: the first shard written, else the first read.
+fn coordinator(parts: &BTreeMap<ShardId, (Vec<Write>, Vec<LockTarget>)>) -> ShardId {
+    parts.iter().find(|(_, (w, _))| !w.is_empty()).or_else(|| parts.iter().next()).map(|(s, _)| *s).expect("not empty")
+}
+
+/// Starts the commit: prepares at the other shards, or the commit itself.
+fn commit(c: &mut SteppedCluster, t: &mut Txn) -> Result<(), Outcome> {
+    let parts = parts(t);
+    let coord = coordinator(&parts);
+    let mut pending = Vec::new();
+    for (shard, (writes, reads)) in parts.into_iter().filter(|(s, _)| *s != coord) {
+        let lease = (!reads.is_empty()).then(|| t.reads[&shard].0);
+        let input =
+            Input::Prepare { req: 0, txn: t.id, priority: t.priority, writes, reads, lease, coordinator: coord };
+        let Some((_, reply)) = send(c, shard, input) else {
+            return Err(Outcome::Fail(format!("no leader of {shard} to prepare")));
+        };
+        pending.push((shard, reply));
+    }
+    t.step = match pending.is_empty() {
+        true => send_commit(c, t, Vec::new())?,
+        false => Step::Preparing { pending, prepared: Vec::new(), deadline: c.now() + REQUEST_TIMEOUT },
+    };
+    Ok(())
+}
+
+fn send_commit(c: &mut SteppedCluster, t: &Txn, participants: Vec<(ShardId, Timestamp)>) -> Result<Step, Outcome> {
+    let mut parts = parts(t);
+    let coord = coordinator(&parts);
+    let (writes, reads) = parts.remove(&coord).expect("the coordinator takes part");
+    let lease = (!reads.is_empty()).then(|| t.reads[&coord].0);
+    let input = Input::Commit {
+        req: 0,
+        txn: t.id,
+        priority: t.priority,
+        writes,
+        reads,
+        lease,
+        participants,
+        conditions: Vec::new(),
+    };
+    let Some((server, reply)) = send(c, coord, input) else {
+        return Err(Outcome::Fail(format!("no leader of {coord} to commit")));
+    };
+    Ok(Step::Committing { server, reply, deadline: c.now() + REQUEST_TIMEOUT })
+}
+
+fn decode(bytes: &[u8]) -> Vec<i64> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    String::from_utf8_lossy(bytes).split(',').map(|e| e.parse().expect("an element")).collect()
+}
