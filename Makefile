@@ -76,11 +76,15 @@ fuzz: deps
 ## sim: the stepped-cluster explorer: SEEDS seeded runs of whole clusters
 ## (real servers stepped by one thread, simulated time, skewed clocks,
 ## message loss, a partitioned leader, a server killed and restarted),
-## Raft's safety checked after every step; a
-## failure names its seed, and the same seed replays it exactly.
+## Raft's safety checked after every step; then TXN_SEEDS runs of
+## read-write transactions over two shards under pauses, crashes,
+## partitions, clock jumps and leader transfers, checked for strict
+## serializability (about 4 s each). A failure names its seed, and the
+## same seed replays it exactly.
 SEEDS ?= 200
+TXN_SEEDS ?= 50
 sim: deps
-	SPANDB_STEPPED_SEEDS=$(SEEDS) $(CARGO) test -p tests --test stepped -- --nocapture
+	SPANDB_STEPPED_SEEDS=$(SEEDS) SPANDB_STEPPED_TXN_SEEDS=$(TXN_SEEDS) $(CARGO) test -p tests --test stepped -- --nocapture
 
 ## bench: the key-value benchmark on a local cluster, release build.
 bench: deps

@@ -425,6 +425,27 @@ impl SteppedCluster {
         self.trace.push(format!("{:?} resume {server}", self.now));
     }
 
+    /// Steps `server`'s clock to `offset_ns` off the simulated true time
+    /// (the clock nemesis' jump; within epsilon TrueTime still holds).
+    pub fn set_clock_offset(&mut self, server: ServerId, offset_ns: i64) {
+        self.servers.get_mut(&server).expect("a server of the cluster").clock_offset_ns = offset_ns;
+        self.trace.push(format!("{:?} clock {server} {offset_ns:+} ns", self.now));
+    }
+
+    /// How far `server`'s clock is off the simulated true time.
+    pub fn clock_offset(&self, server: ServerId) -> i64 {
+        self.servers[&server].clock_offset_ns
+    }
+
+    /// Asks `shard`'s leader of the moment to hand its leadership to the
+    /// replica on `to` (what a server that distrusts its clock does).
+    pub fn transfer_leader(&mut self, shard: ShardId, to: ServerId) {
+        let Some(leader) = self.leader(shard).filter(|l| self.is_up(*l)) else { return };
+        let s = self.servers.get_mut(&leader).expect("a server of the cluster");
+        s.pending.push(LoopMsg::TransferLeader { shard, to });
+        self.trace.push(format!("{:?} transfer {shard} from {leader} to {to}", self.now));
+    }
+
     /// The cluster's servers.
     pub fn server_ids(&self) -> Vec<ServerId> {
         self.servers.keys().copied().collect()

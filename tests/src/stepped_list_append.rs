@@ -10,7 +10,8 @@
 //!     commit:   Prepare at every shard but the coordinator ─> Commit there
 //!               ─> held until TT.after(commit_ts) (commit-wait)
 //!   faults: each second, one of: pause a server (SIGSTOP), crash and
-//!           restart one, partition a shard leader away; then heal
+//!           restart one, partition a shard leader away, jump every clock
+//!           (within epsilon), move both shards' leaderships; then heal
 //!   history: invoke / ok / fail / info at simulated times ─> the checker
 //! ```
 //!
@@ -38,7 +39,7 @@ use tokio::sync::oneshot;
 use truetime::Timestamp;
 use txn::{Answer, Input, LockTarget, TxnError, Write};
 
-use crate::stepped::{Faults, Setup, SteppedCluster};
+use crate::stepped::{Faults, Setup, SteppedCluster, EPSILON};
 
 /// How long a client waits for any one answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
@@ -306,7 +307,29 @@ fn start_fault(c: &mut SteppedCluster, rng: &mut StdRng) -> Heal {
     let shard = ShardId(rng.random_range(1..=2));
     let servers = c.server_ids();
     let victim = c.leader(shard).unwrap_or(servers[rng.random_range(0..servers.len())]);
-    match rng.random_range(0..3) {
+    match rng.random_range(0..5) {
+        4 => {
+            // Leadership of both shards moves, repeatedly, while the fault
+            // lasts (as when servers distrust their clocks in turn).
+            for shard in [ShardId(1), ShardId(2)] {
+                let to = servers[rng.random_range(0..servers.len())];
+                c.transfer_leader(shard, to);
+            }
+            Box::new(|_: &mut SteppedCluster| {})
+        }
+        3 => {
+            // Every clock jumps to its own offset within 9/10 epsilon.
+            let bound = EPSILON.as_nanos() as i64 * 9 / 10;
+            let before: Vec<(ServerId, i64)> = servers.iter().map(|s| (*s, c.clock_offset(*s))).collect();
+            for s in &servers {
+                c.set_clock_offset(*s, rng.random_range(-bound..=bound));
+            }
+            Box::new(move |c: &mut SteppedCluster| {
+                for (s, offset) in before {
+                    c.set_clock_offset(s, offset);
+                }
+            })
+        }
         0 => {
             c.pause(victim);
             Box::new(move |c: &mut SteppedCluster| c.resume(victim))

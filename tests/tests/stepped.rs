@@ -347,17 +347,23 @@ fn a_participant_whose_transaction_was_never_committed_asks_and_aborts_it() {
 /// Goal: read-write transactions over two shards stay strictly
 /// serializable (the jepsen list-append checker: no G0, G1, G-single or
 /// G2 cycle, with or without real-time edges; no aborted or garbage
-/// reads) while the seed pauses, crashes and restarts shard leaders and
-/// partitions them away, and clocks are skewed within epsilon; enough
-/// transactions commit for that to mean something.
+/// reads) while the seed pauses, crashes and restarts shard leaders,
+/// partitions them away, moves leaderships, and skews and jumps clocks
+/// within epsilon; enough transactions commit for that to mean
+/// something; and a seed replays its run exactly.
 /// Method: SPANDB_STEPPED_TXN_SEEDS seeds (default 3) of
-/// `stepped_list_append::run`; the verdict names the anomaly and the
-/// seed replays it.
+/// `stepped_list_append::run`, the first one twice (the same history,
+/// op for op, at the same simulated instants); the verdict names the
+/// anomaly.
 #[test]
 fn transactions_stay_strictly_serializable_under_faults_across_seeds() {
     let seeds: u64 = std::env::var("SPANDB_STEPPED_TXN_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     for seed in 600..600 + seeds {
         let (history, _) = stepped_list_append::run(&stepped_list_append::Run::new(seed));
+        if seed == 600 {
+            let (again, _) = stepped_list_append::run(&stepped_list_append::Run::new(seed));
+            assert!(history.ops() == again.ops(), "seed {seed} ran differently the second time");
+        }
         let verdict = jepsen::checker::list_append::check(&history, jepsen::ConsistencyModel::StrictSerializable);
         assert!(verdict.is_valid(), "seed {seed}: {verdict}: {:#?}", verdict.anomalies);
         let ok = history.pairs().filter(|p| p.outcome() == jepsen::OpType::Ok).count();
