@@ -61,6 +61,8 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 pub use truetime::Timestamp;
 
+use meta::retry::{Failure as RetryFailure, Next, Retries, RetryPolicy};
+
 use crate::error::{classify, Failure};
 pub use crate::error::{Error, Result};
 use crate::routing::{Routes, Target};
@@ -91,6 +93,35 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(2),
             read_attempt_timeout: Duration::from_secs(2),
         }
+    }
+}
+
+impl ClientConfig {
+    /// The retry policy of every request (`meta::retry`).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            deadline: self.deadline,
+            backoff_min: self.backoff_min,
+            backoff_max: self.backoff_max,
+            hints_max: LEADER_HINTS_FOLLOWED_MAX,
+        }
+    }
+}
+
+/// Leader hints a request follows in a row before it waits.
+const LEADER_HINTS_FOLLOWED_MAX: u32 = 3;
+
+/// Sleeps as the retry policy says after a failed attempt of a request
+/// begun at `started`; true if it said to try again at once (a hint).
+/// Past the deadline it returns at once: the loop gives up.
+async fn pause(retries: &mut Retries, failure: RetryFailure, started: Instant) -> bool {
+    match retries.next(failure, started.elapsed(), rand::random_range(0.5..1.5)) {
+        Next::Now => true,
+        Next::Wait(d) => {
+            tokio::time::sleep(d).await;
+            false
+        }
+        Next::GiveUp => false,
     }
 }
 
@@ -405,10 +436,10 @@ impl Client {
         Fut: Future<Output = std::result::Result<T, tonic::Status>>,
     {
         let config = &self.inner.config;
-        let deadline = Instant::now() + config.deadline;
-        let mut backoff = config.backoff_min;
+        let started = Instant::now();
+        let deadline = started + config.deadline;
+        let mut retries = Retries::new(config.retry_policy());
         let mut last_error = String::from("no attempt made");
-        let mut hints_followed = 0;
         let mut attempts = 0u32;
         loop {
             let now = Instant::now();
@@ -429,7 +460,7 @@ impl Client {
             let Some(target) = target else {
                 last_error = "no route for the key".into();
                 let _ = self.refresh_routes().await;
-                backoff = self.pause(backoff, deadline).await;
+                pause(&mut retries, RetryFailure::Retryable, started).await;
                 continue;
             };
             let channel = match self.channel(&target.addr).await {
@@ -438,7 +469,7 @@ impl Client {
                     // Never connected: nothing was sent.
                     last_error = e;
                     self.routes().note_failure(target.shard_id, target.server_id);
-                    backoff = self.pause(backoff, deadline).await;
+                    pause(&mut retries, RetryFailure::Retryable, started).await;
                     continue;
                 }
             };
@@ -462,23 +493,20 @@ impl Client {
                     last_error = format!("{} is not the leader of shard {}", target.addr, target.shard_id);
                     let hinted = leader.is_some();
                     self.routes().note_leader(target.shard_id, leader);
-                    if hinted && hints_followed < 3 {
-                        hints_followed += 1;
-                        continue;
+                    if !pause(&mut retries, RetryFailure::NotLeader { hinted }, started).await {
+                        // Waiting, not following a hint: try another replica.
+                        self.routes().note_failure(target.shard_id, target.server_id);
                     }
-                    hints_followed = 0;
-                    self.routes().note_failure(target.shard_id, target.server_id);
-                    backoff = self.pause(backoff, deadline).await;
                 }
                 Failure::WrongShard(msg) => {
                     last_error = msg;
                     let _ = self.refresh_routes().await;
-                    backoff = self.pause(backoff, deadline).await;
+                    pause(&mut retries, RetryFailure::Retryable, started).await;
                 }
                 Failure::Unavailable(msg) => {
                     last_error = format!("{}: {msg}", target.addr);
                     self.routes().note_failure(target.shard_id, target.server_id);
-                    backoff = self.pause(backoff, deadline).await;
+                    pause(&mut retries, RetryFailure::Retryable, started).await;
                 }
                 Failure::Ambiguous(msg) => {
                     if op == Op::Write {
@@ -486,7 +514,7 @@ impl Client {
                     }
                     last_error = format!("{}: {msg}", target.addr);
                     self.routes().note_failure(target.shard_id, target.server_id);
-                    backoff = self.pause(backoff, deadline).await;
+                    pause(&mut retries, RetryFailure::Retryable, started).await;
                 }
                 Failure::Permanent(e) => return Err(e),
             }
@@ -517,15 +545,6 @@ impl Client {
             target = next()?;
         }
         Some(target)
-    }
-
-    /// Sleeps a jittered `backoff` (not past the deadline); returns the
-    /// next back-off.
-    async fn pause(&self, backoff: Duration, deadline: Instant) -> Duration {
-        let jitter = rand::random_range(0.5..1.5);
-        let pause = backoff.mul_f64(jitter).min(deadline.saturating_duration_since(Instant::now()));
-        tokio::time::sleep(pause).await;
-        (backoff * 2).min(self.inner.config.backoff_max)
     }
 
     /// The latest value of `key` (linearizable).

@@ -27,6 +27,7 @@
 pub mod cluster;
 pub mod ids;
 pub mod limits;
+pub mod retry;
 pub mod shard;
 
 pub use cluster::{ClusterSpec, ClusterSpecError, ServerSpec, ShardLayout};

@@ -26,6 +26,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use meta::retry::{Failure, Next, Retries, RetryPolicy};
 use meta::{ShardId, TxnId};
 use prost::Message as _;
 use tonic::service::interceptor::InterceptedService;
@@ -41,11 +42,17 @@ use crate::wire::txn_id_bytes;
 use meta::ClusterSpec;
 use meta::ServerId;
 
-/// How long one Resolve or Decide keeps trying.
-const PEER_REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// How one Resolve or Decide retries (`meta::retry`, as the client
+/// does): 5 s in all, waits from 50 ms doubling to 500 ms, leader hints
+/// followed at once.
+const PEER_RETRY: RetryPolicy = RetryPolicy {
+    deadline: Duration::from_secs(5),
+    backoff_min: Duration::from_millis(50),
+    backoff_max: Duration::from_millis(500),
+    hints_max: 3,
+};
 /// How long one attempt may take.
 const PEER_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
-const PEER_BACKOFF: Duration = Duration::from_millis(50);
 
 pub struct Peers {
     cluster: ClusterSpec,
@@ -216,39 +223,53 @@ impl Peers {
             .map(|l| l.replicas.iter().map(|(_, s)| *s).collect())
             .ok_or_else(|| format!("no shard {shard} in the layout"))?;
         let mut next = self.registry.get(shard).and_then(|r| r.progress().leader_server);
-        let deadline = tokio::time::Instant::now() + PEER_REQUEST_DEADLINE;
+        let started = tokio::time::Instant::now();
+        let mut retries = Retries::new(PEER_RETRY);
         let mut attempt = 0usize;
-        let mut last = String::from("no attempt");
-        while tokio::time::Instant::now() < deadline {
+        let mut last: String;
+        loop {
             let server = next.take().unwrap_or_else(|| replicas[attempt % replicas.len()]);
             attempt += 1;
-            let Some(addr) = self.addrs.get(&server) else { continue };
-            let channel = match self.channel(addr).await {
-                Ok(c) => c,
-                Err(e) => {
-                    last = e;
-                    tokio::time::sleep(PEER_BACKOFF).await;
-                    continue;
+            let failure = match self.addrs.get(&server) {
+                None => {
+                    last = format!("no address for {server}");
+                    Failure::Retryable
                 }
-            };
-            let client = proto::peer_client::PeerClient::with_interceptor(channel, self.secret.clone());
-            match tokio::time::timeout(PEER_ATTEMPT_TIMEOUT, f(client)).await {
-                Ok(Ok(response)) => return Ok(response.into_inner()),
-                Ok(Err(status)) => {
-                    if status.details().is_empty() {
-                        self.channels.lock().expect("channels lock").remove(addr);
+                Some(addr) => match self.channel(addr).await {
+                    Err(e) => {
+                        last = e;
+                        Failure::Retryable
                     }
-                    if let Ok(d) = proto::ErrorDetail::decode(status.details()) {
-                        if d.kind == proto::ErrorKind::NotLeader as i32 && d.leader_server_id != 0 {
-                            next = Some(ServerId(d.leader_server_id));
+                    Ok(channel) => {
+                        let client = proto::peer_client::PeerClient::with_interceptor(channel, self.secret.clone());
+                        match tokio::time::timeout(PEER_ATTEMPT_TIMEOUT, f(client)).await {
+                            Ok(Ok(response)) => return Ok(response.into_inner()),
+                            Ok(Err(status)) => {
+                                if status.details().is_empty() {
+                                    self.channels.lock().expect("channels lock").remove(addr);
+                                }
+                                last = status.message().to_string();
+                                match proto::ErrorDetail::decode(status.details()) {
+                                    Ok(d) if d.kind == proto::ErrorKind::NotLeader as i32 => {
+                                        next = (d.leader_server_id != 0).then_some(ServerId(d.leader_server_id));
+                                        Failure::NotLeader { hinted: next.is_some() }
+                                    }
+                                    _ => Failure::Retryable,
+                                }
+                            }
+                            Err(_) => {
+                                last = format!("{addr}: timed out");
+                                Failure::Retryable
+                            }
                         }
                     }
-                    last = status.message().to_string();
-                }
-                Err(_) => last = format!("{addr}: timed out"),
+                },
+            };
+            match retries.next(failure, started.elapsed(), rand::random_range(0.5..1.5)) {
+                Next::Now => {}
+                Next::Wait(d) => tokio::time::sleep(d).await,
+                Next::GiveUp => return Err(last),
             }
-            tokio::time::sleep(PEER_BACKOFF).await;
         }
-        Err(last)
     }
 }
