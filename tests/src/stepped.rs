@@ -43,9 +43,14 @@
 //! `Acknowledged` for a coordinator). A call that finds no leader or is
 //! lost is dropped: the state machines repeat them.
 //!
+//! Transactions run on it in `stepped_list_append` (a client that
+//! drives the transaction state machines as the client library does,
+//! checked by the jepsen list-append checker).
+//!
 //! Not yet (issue 10, item 3): snapshots (a snapshot send is reported
-//! failed, so logs are never compacted in these runs), and the scenario
-//! scripts.
+//! failed, so logs are never compacted in these runs), an in-memory
+//! engine (each server is a RocksDB in a temp directory, about 4 s of
+//! wall time per 9 s transaction run), and the scenario scripts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
