@@ -42,7 +42,8 @@ demo: deps
 ## check: the house rules, before any test runs: formatting, clippy with
 ## warnings as errors, docs without broken links, the pure cores free of
 ## I/O crates, no unused dependency, no import cycle between modules
-## (scripts/ says why each matters).
+## (scripts/ says why each matters), every source file and name the docs
+## point at exists.
 check: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --features sql/testing -- -D warnings
@@ -50,6 +51,7 @@ check: deps
 	scripts/dependency_directions.sh
 	python3 scripts/unused_deps.py
 	python3 scripts/module_cycles.py
+	python3 scripts/doc_references.py
 
 ## test: the house rules, then every test of the workspace in tiers, cheapest
 ## first, so a failure in one stops the rest: the pure cores (truetime, txn,
