@@ -419,9 +419,7 @@ impl EventLoop {
     /// Writes a batch; a failure stops the process (module docs).
     fn write(&self, batch: WriteBatch, sync: bool) {
         if let Err(e) = self.engine.write(batch, sync) {
-            tracing::error!("RocksDB write failed, stopping so that replicas cannot diverge: {e}");
-            eprintln!("fatal: RocksDB write failed: {e}");
-            std::process::abort();
+            crate::storage::stop_on_storage_failure(&format!("RocksDB write failed: {e}"));
         }
     }
 

@@ -101,11 +101,12 @@ impl Replica {
         }
         conditions.iter().all(|c| match self.latest_value(&c.key) {
             Ok(current) => current == c.expected,
-            Err(e) => {
-                // A storage read failing during apply cannot be skipped
-                // consistently across replicas: stop.
-                panic!("{}: storage read failed while applying: {e}", self.shard_id)
-            }
+            // A storage read failing during apply cannot be skipped
+            // consistently across replicas: stop.
+            Err(e) => crate::storage::stop_on_storage_failure(&format!(
+                "{}: a read that applying an entry needs failed: {e}",
+                self.shard_id
+            )),
         })
     }
 

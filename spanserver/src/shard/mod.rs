@@ -611,8 +611,6 @@ impl Replica {
 /// failed write: the replica's data would not match its Raft state).
 fn ingest_or_stop(engine: &Engine, shard: ShardId, path: &Path) {
     if let Err(e) = ingest(engine, path) {
-        tracing::error!(%shard, path = %path.display(), "snapshot ingest failed, stopping: {e}");
-        eprintln!("fatal: {shard}: snapshot ingest of {} failed: {e}", path.display());
-        std::process::abort();
+        crate::storage::stop_on_storage_failure(&format!("{shard}: snapshot ingest of {} failed: {e}", path.display()));
     }
 }

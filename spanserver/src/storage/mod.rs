@@ -20,14 +20,27 @@
 //! - A data directory belongs to exactly one cluster id, one server id and
 //!   one shard layout; [`Engine::open`] refuses any other (the check runs
 //!   before anything is written).
-//! - A write that fails is fatal to the process (see `event_loop.rs`): after a
-//!   failed write, memory and disk may disagree, and a replica must never
-//!   continue from a state it cannot reproduce.
+//! - Storage failing under the event loop is fatal to the process, by one
+//!   path, [`stop_on_storage_failure`]: a write that fails (after it,
+//!   memory and disk may disagree), a snapshot's data that cannot be
+//!   ingested, a read that applying an entry depends on (one replica
+//!   skipping what the others applied would diverge from them). A replica
+//!   must never continue from a state it cannot reproduce; it restarts
+//!   from what is on disk, or an operator looks at the disk.
 
 pub mod keycode;
 pub mod mvcc;
 pub mod raft_log;
 pub mod snapshot;
+
+/// Stops the process because storage failed under the event loop (module
+/// docs): says what failed in the log and on stderr, then aborts, so no
+/// destructor or other thread writes another byte.
+pub fn stop_on_storage_failure(what: &str) -> ! {
+    tracing::error!("storage failed, stopping so that replicas cannot diverge: {what}");
+    eprintln!("fatal: storage failed: {what}");
+    std::process::abort()
+}
 
 use std::path::Path;
 use std::sync::Arc;
