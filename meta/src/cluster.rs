@@ -30,7 +30,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ReplicaId, ServerId, ShardId};
+use crate::ids::{Epoch, ReplicaId, ServerId, ShardId};
 use crate::shard::{ReplicaDescriptor, ShardDescriptor};
 
 /// A cluster description that cannot be used, with the reason.
@@ -106,7 +106,7 @@ impl ShardLayout {
             shard_id: self.shard_id,
             start_key: self.start_key.clone(),
             end_key: self.end_key.clone(),
-            epoch: 1,
+            epoch: Epoch(1),
             replicas: self
                 .replicas
                 .iter()

@@ -32,6 +32,23 @@ id_type!(
     /// A Raft peer within one shard's group. Non-zero, never reused.
     ReplicaId, "r"
 );
+id_type!(
+    /// A request to a shard's transaction state machine, numbered by the
+    /// driver that submits it so the answer finds its way back (0 until
+    /// the driver numbers it).
+    RequestId, "req"
+);
+id_type!(
+    /// The version of a shard's descriptor: bumped by every change to its
+    /// range or its replicas, so a request routed by an old descriptor is
+    /// told it is out of date.
+    Epoch, "e"
+);
+id_type!(
+    /// A Raft term of one shard's group (raft-rs counts them as `u64`;
+    /// this names one where it leaves Raft, as in a lock lease).
+    Term, "term"
+);
 
 /// A transaction, unique cluster-wide: drawn at random by the client at
 /// `begin` ([`TxnId::random`]), below the top 2^64 ids, which a shard
@@ -94,12 +111,12 @@ impl Priority {
 /// read may have been overwritten, and it aborts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct LockLease {
-    pub term: u64,
+    pub term: Term,
     pub admission: u64,
 }
 
 impl fmt::Display for LockLease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.term, self.admission)
+        write!(f, "{}.{}", self.term.0, self.admission)
     }
 }

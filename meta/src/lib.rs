@@ -31,5 +31,5 @@ pub mod retry;
 pub mod shard;
 
 pub use cluster::{ClusterSpec, ClusterSpecError, ServerSpec, ShardLayout};
-pub use ids::{LockLease, Priority, ReplicaId, ServerId, ShardId, TxnId};
+pub use ids::{Epoch, LockLease, Priority, ReplicaId, RequestId, ServerId, ShardId, Term, TxnId};
 pub use shard::{ReplicaDescriptor, ShardDescriptor};

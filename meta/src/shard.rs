@@ -11,7 +11,7 @@
 //! routed by, and a replica refuses it when its own descriptor's differs
 //! (`WrongShard`), so a client never acts on a range that moved.
 
-use crate::ids::{ReplicaId, ServerId, ShardId};
+use crate::ids::{Epoch, ReplicaId, ServerId, ShardId};
 
 /// A shard's range and replicas at one epoch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct ShardDescriptor {
     /// Exclusive; empty: to the end of the key space.
     pub end_key: Vec<u8>,
     /// Bumped by every change to the range or the replicas.
-    pub epoch: u64,
+    pub epoch: Epoch,
     pub replicas: Vec<ReplicaDescriptor>,
 }
 
@@ -59,7 +59,7 @@ mod tests {
             shard_id: ShardId(2),
             start_key: start.into(),
             end_key: end.into(),
-            epoch: 1,
+            epoch: Epoch(1),
             replicas: vec![
                 ReplicaDescriptor { replica_id: ReplicaId(4), server_id: ServerId(2) },
                 ReplicaDescriptor { replica_id: ReplicaId(5), server_id: ServerId(3) },

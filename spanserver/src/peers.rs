@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meta::retry::{Failure, Next, Retries, RetryPolicy};
+use meta::RequestId;
 use meta::{ShardId, TxnId};
 use prost::Message as _;
 use tonic::service::interceptor::InterceptedService;
@@ -137,7 +138,7 @@ impl Peers {
                     return;
                 }
             };
-            let input = Input::Decide { req: 0, txn, outcome };
+            let input = Input::Decide { req: RequestId(0), txn, outcome };
             let _ = peers.event_loop.send(LoopMsg::Txn { shard: participant, input, reply: None });
         });
     }

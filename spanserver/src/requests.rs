@@ -47,7 +47,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use meta::{LockLease, Priority, ShardId, TxnId};
+use meta::{LockLease, Priority, RequestId, ShardId, Term, TxnId};
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
 use txn::{Answer, Input, LockTarget, Outcome, TxnError};
@@ -147,10 +147,10 @@ impl DataRequests {
 
     fn check_route(&self, r: &ReplicaShared, epoch: u64, keys: &mut dyn Iterator<Item = &[u8]>) -> Result<()> {
         let d = r.descriptor();
-        if epoch != 0 && epoch != d.epoch {
+        if epoch != 0 && epoch != d.epoch.0 {
             return Err(Error::WrongShard {
                 shard_id: r.shard_id,
-                epoch: Some(d.epoch),
+                epoch: Some(d.epoch.0),
                 reason: format!("epoch {epoch} is stale, the shard is at {}", d.epoch),
             });
         }
@@ -158,7 +158,7 @@ impl DataRequests {
             if !d.contains(key) {
                 return Err(Error::WrongShard {
                     shard_id: r.shard_id,
-                    epoch: Some(d.epoch),
+                    epoch: Some(d.epoch.0),
                     reason: "key outside the shard's range".into(),
                 });
             }
@@ -434,7 +434,7 @@ impl DataRequests {
             return Err(self.not_leader(&r));
         }
         let input = Input::Write {
-            req: 0,
+            req: RequestId(0),
             writes: req.mutations.into_iter().map(command::write_from_proto).collect(),
             conditions: req.conditions.into_iter().map(command::condition_from_proto).collect(),
         };
@@ -475,7 +475,7 @@ impl DataRequests {
             self.check_route(&r, req.shard_epoch, &mut std::iter::once(span.start.as_slice()))?;
             (LockTarget::Key(span.start.clone()), Vec::new(), 1)
         };
-        let input = Input::Read { req: 0, txn, priority, target, lease: req.lease.map(lease_from_proto) };
+        let input = Input::Read { req: RequestId(0), txn, priority, target, lease: req.lease.map(lease_from_proto) };
         let lease = match self.txn_call(&r, input, self.time.write_timeout()).await? {
             Some(Answer::Locked { lease }) => Some(lease_to_proto(lease)),
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a read: {other:?}"))),
@@ -540,7 +540,7 @@ impl DataRequests {
             return Err(Error::InvalidArgument(format!("coordinator {coordinator} is not a shard of this cluster")));
         }
         let lease = req.lease.map(lease_from_proto);
-        let input = Input::Prepare { req: 0, txn, priority, writes, reads, lease, coordinator };
+        let input = Input::Prepare { req: RequestId(0), txn, priority, writes, reads, lease, coordinator };
         match self.txn_call(&r, input, self.time.write_timeout()).await? {
             Some(Answer::Prepared { prepare_ts }) => Ok((prepare_ts, self.secret.seal(txn, r.shard_id, prepare_ts))),
             Some(other) => Err(Error::Storage(format!("unexpected answer to a prepare: {other:?}"))),
@@ -583,7 +583,7 @@ impl DataRequests {
             participants.push((shard, prepare_ts));
         }
         let lease = req.lease.map(lease_from_proto);
-        let input = Input::Commit { req: 0, txn, priority, writes, reads, lease, participants, conditions };
+        let input = Input::Commit { req: RequestId(0), txn, priority, writes, reads, lease, participants, conditions };
         let (commit_ts, applied) = match self.txn_call(&r, input, self.time.write_timeout()).await? {
             Some(Answer::Committed { commit_ts, applied }) => (commit_ts, applied),
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a commit: {other:?}"))),
@@ -610,7 +610,7 @@ impl DataRequests {
     pub async fn txn_abort(&self, req: proto::TxnAbortRequest) -> Result<()> {
         let txn = command::txn_id_from(&req.txn_id).map_err(Error::InvalidArgument)?;
         let r = self.replica(req.shard_id)?;
-        match self.txn_call(&r, Input::Abort { req: 0, txn }, self.time.write_timeout()).await? {
+        match self.txn_call(&r, Input::Abort { req: RequestId(0), txn }, self.time.write_timeout()).await? {
             Some(_) => Ok(()),
             None => Err(Error::Unavailable("the abort was not answered in time".into())),
         }
@@ -636,7 +636,7 @@ impl DataRequests {
         let txn = command::txn_id_from(&req.txn_id).map_err(Error::InvalidArgument)?;
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        let input = Input::Resolve { req: 0, txn, participant: ShardId(req.participant_shard_id) };
+        let input = Input::Resolve { req: RequestId(0), txn, participant: ShardId(req.participant_shard_id) };
         let answer = self.txn_call(&r, input, self.time.write_timeout()).await?;
         Ok(match answer {
             Some(Answer::Outcome(Outcome::Committed(ts))) => {
@@ -659,7 +659,7 @@ impl DataRequests {
             _ => return Err(Error::InvalidArgument("a decision must be committed or aborted".into())),
         };
         let r = self.replica(req.shard_id)?;
-        match self.txn_call(&r, Input::Decide { req: 0, txn, outcome }, self.time.write_timeout()).await? {
+        match self.txn_call(&r, Input::Decide { req: RequestId(0), txn, outcome }, self.time.write_timeout()).await? {
             Some(_) => Ok(()),
             None => Err(Error::Unavailable("the decision was not applied in time".into())),
         }
@@ -704,11 +704,11 @@ fn read_at(read_ts: u64, options: Option<&proto::ReadOptions>) -> Result<ReadAt>
 }
 
 fn lease_from_proto(l: proto::LockLease) -> LockLease {
-    LockLease { term: l.term, admission: l.admission }
+    LockLease { term: Term(l.term), admission: l.admission }
 }
 
 fn lease_to_proto(l: LockLease) -> proto::LockLease {
-    proto::LockLease { term: l.term, admission: l.admission }
+    proto::LockLease { term: l.term.0, admission: l.admission }
 }
 
 /// A transaction's id and priority from the wire.

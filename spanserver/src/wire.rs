@@ -3,14 +3,14 @@
 //! server's code passes `meta` types around and meets `proto` only where
 //! bytes go out or come in.
 
-use meta::{ReplicaDescriptor, ReplicaId, ServerId, ShardDescriptor, ShardId, TxnId};
+use meta::{Epoch, ReplicaDescriptor, ReplicaId, ServerId, ShardDescriptor, ShardId, TxnId};
 
 pub fn descriptor_to_proto(d: &ShardDescriptor) -> proto::ShardDescriptor {
     proto::ShardDescriptor {
         shard_id: d.shard_id.0,
         start_key: d.start_key.clone(),
         end_key: d.end_key.clone(),
-        epoch: d.epoch,
+        epoch: d.epoch.0,
         replicas: d
             .replicas
             .iter()
@@ -24,7 +24,7 @@ pub fn descriptor_from_proto(d: proto::ShardDescriptor) -> ShardDescriptor {
         shard_id: ShardId(d.shard_id),
         start_key: d.start_key,
         end_key: d.end_key,
-        epoch: d.epoch,
+        epoch: Epoch(d.epoch),
         replicas: d
             .replicas
             .into_iter()
@@ -49,7 +49,7 @@ mod tests {
             shard_id: ShardId(3),
             start_key: b"n".to_vec(),
             end_key: b"t".to_vec(),
-            epoch: 7,
+            epoch: Epoch(7),
             replicas: vec![ReplicaDescriptor { replica_id: ReplicaId(9), server_id: ServerId(2) }],
         };
         assert_eq!(descriptor_from_proto(descriptor_to_proto(&d)), d);

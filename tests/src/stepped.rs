@@ -57,7 +57,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meta::{ClusterSpec, ServerId, ServerSpec, ShardId, TxnId};
+use meta::{ClusterSpec, RequestId, ServerId, ServerSpec, ShardId, TxnId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spanserver::clock::ClockGuard;
@@ -717,7 +717,7 @@ impl SteppedCluster {
         for (from, call) in calls {
             match call {
                 PeerCall::Resolve { participant, txn, coordinator } => {
-                    let input = Input::Resolve { req: 0, txn, participant };
+                    let input = Input::Resolve { req: RequestId(0), txn, participant };
                     let then = Then::TellParticipant { asker: from, participant, txn };
                     let at = self.now + self.delay();
                     self.post(at, from, MailKind::Request { shard: coordinator, input, then });
@@ -728,7 +728,7 @@ impl SteppedCluster {
                         Outcome::Aborted => self.now,
                     };
                     for participant in participants {
-                        let input = Input::Decide { req: 0, txn, outcome };
+                        let input = Input::Decide { req: RequestId(0), txn, outcome };
                         let then = Then::Acknowledge { teller: from, coordinator, participant, txn };
                         let at = leaves_at + self.delay();
                         self.post(at, from, MailKind::Request { shard: participant, input, then });
@@ -787,7 +787,7 @@ impl SteppedCluster {
                         Outcome::Aborted => self.now,
                     };
                     let at = ready + self.delay();
-                    let input = Input::Decide { req: 0, txn, outcome };
+                    let input = Input::Decide { req: RequestId(0), txn, outcome };
                     self.post(at, a.answerer, MailKind::Answer { to: asker, shard: participant, input });
                 }
                 (Then::Acknowledge { teller, coordinator, participant, txn }, Ok(_)) => {

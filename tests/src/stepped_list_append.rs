@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jepsen::{History, Op, OpType, Process};
-use meta::{LockLease, Priority, ServerId, ShardId, TxnId};
+use meta::{LockLease, Priority, RequestId, ServerId, ShardId, TxnId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -358,7 +358,7 @@ fn send(c: &mut SteppedCluster, shard: ShardId, input: Input) -> Option<(ServerI
 fn abort_everywhere(c: &mut SteppedCluster, t: &Txn) {
     let shards: BTreeSet<ShardId> = t.reads.keys().copied().chain(t.writes.keys().map(|k| shard_of(*k))).collect();
     for shard in shards {
-        drop(send(c, shard, Input::Abort { req: 0, txn: t.id }));
+        drop(send(c, shard, Input::Abort { req: RequestId(0), txn: t.id }));
     }
 }
 
@@ -388,7 +388,7 @@ fn advance(c: &mut SteppedCluster, t: &mut Txn) -> Option<Outcome> {
                 let shard = shard_of(k);
                 let lease = t.reads.get(&shard).map(|(l, _)| *l);
                 let input = Input::Read {
-                    req: 0,
+                    req: RequestId(0),
                     txn: t.id,
                     priority: t.priority,
                     target: LockTarget::Key(key_name(k)),
@@ -524,8 +524,15 @@ fn commit(c: &mut SteppedCluster, t: &mut Txn) -> Result<(), Outcome> {
     let mut pending = Vec::new();
     for (shard, (writes, reads)) in parts.into_iter().filter(|(s, _)| *s != coord) {
         let lease = (!reads.is_empty()).then(|| t.reads[&shard].0);
-        let input =
-            Input::Prepare { req: 0, txn: t.id, priority: t.priority, writes, reads, lease, coordinator: coord };
+        let input = Input::Prepare {
+            req: RequestId(0),
+            txn: t.id,
+            priority: t.priority,
+            writes,
+            reads,
+            lease,
+            coordinator: coord,
+        };
         let Some((_, reply)) = send(c, shard, input) else {
             return Err(Outcome::Fail(format!("no leader of {shard} to prepare")));
         };
@@ -544,7 +551,7 @@ fn send_commit(c: &mut SteppedCluster, t: &Txn, participants: Vec<(ShardId, Time
     let (writes, reads) = parts.remove(&coord).expect("the coordinator takes part");
     let lease = (!reads.is_empty()).then(|| t.reads[&coord].0);
     let input = Input::Commit {
-        req: 0,
+        req: RequestId(0),
         txn: t.id,
         priority: t.priority,
         writes,

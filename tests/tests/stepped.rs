@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use meta::{LockLease, Priority, ServerId, ShardId, TxnId};
+use meta::{LockLease, Priority, RequestId, ServerId, ShardId, TxnId};
 use spanserver::config::UnsafeTestingConfig;
 use tests::stepped::{Faults, Setup, SteppedCluster};
 use tests::stepped_list_append;
@@ -13,7 +13,7 @@ use txn::LockTarget;
 
 fn write(key: &str, value: &str) -> txn::Input {
     txn::Input::Write {
-        req: 0,
+        req: RequestId(0),
         writes: vec![txn::Write { key: key.as_bytes().to_vec(), value: Some(value.as_bytes().to_vec()) }],
         conditions: Vec::new(),
     }
@@ -233,13 +233,14 @@ struct Prepared {
 fn read_a_and_prepare_z(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepared {
     let txn = TxnId::random(u128::from(seed) << 64 | 1);
     let priority = Priority::new(Timestamp::from_nanos(1), txn);
-    let read = txn::Input::Read { req: 0, txn, priority, target: LockTarget::Key(b"a".to_vec()), lease: None };
+    let read =
+        txn::Input::Read { req: RequestId(0), txn, priority, target: LockTarget::Key(b"a".to_vec()), lease: None };
     let lease = match call(c, ShardId(1), read, Duration::from_secs(1)) {
         Ok(txn::Answer::Locked { lease }) => lease,
         other => panic!("seed {seed}: the read of a: {other:?}"),
     };
     let prepare = txn::Input::Prepare {
-        req: 0,
+        req: RequestId(0),
         txn,
         priority,
         writes: vec![put("z", value)],
@@ -256,7 +257,7 @@ fn read_a_and_prepare_z(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepa
 
 fn commit_input(p: &Prepared, value: &str) -> txn::Input {
     txn::Input::Commit {
-        req: 0,
+        req: RequestId(0),
         txn: p.txn,
         priority: p.priority,
         writes: vec![put("a", value)],
@@ -324,7 +325,7 @@ fn a_participant_whose_transaction_was_never_committed_asks_and_aborts_it() {
         c.faults = Faults { loss_percent: 2, delay_max: Duration::from_millis(3) };
         c.run_until(Duration::from_secs(1));
         let p = read_a_and_prepare_z(&mut c, seed, "never");
-        let write = txn::Input::Write { req: 0, writes: vec![put("z", "later")], conditions: Vec::new() };
+        let write = txn::Input::Write { req: RequestId(0), writes: vec![put("z", "later")], conditions: Vec::new() };
         let written_at = match call(&mut c, ShardId(2), write, Duration::from_secs(4)) {
             Ok(txn::Answer::Committed { commit_ts, applied: true }) => commit_ts,
             other => panic!("seed {seed}: the write of z after the silent transaction: {other:?}"),

@@ -29,7 +29,7 @@ pub mod timestamps;
 
 pub use lock_table::{Acquire, Grant, LockMode, LockTable, LockTarget};
 pub use shard::{
-    AbortReason, Answer, Condition, Decision, Input, Outcome, Output, PreparedTxn, ReqId, ShardTxns, TxnCommand,
-    TxnError, Write,
+    AbortReason, Answer, Condition, Decision, Input, Outcome, Output, PreparedTxn, ShardTxns, TxnCommand, TxnError,
+    Write,
 };
 pub use timestamps::{SafeTime, TimestampOracle};

@@ -118,11 +118,7 @@ use truetime::{Timestamp, TtInterval};
 use crate::limits;
 use crate::lock_table::{Acquire, Grant, LockMode, LockTable, LockTarget};
 use crate::timestamps::{SafeTime, TimestampOracle};
-use meta::{LockLease, Priority, ShardId, TxnId};
-
-/// Identifies a request so its answer finds its way back; chosen by the
-/// driver.
-pub type ReqId = u64;
+use meta::{LockLease, Priority, RequestId, ShardId, Term, TxnId};
 
 /// A write: a value, or a deletion (`None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -318,13 +314,13 @@ pub enum Answer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     Reply {
-        req: ReqId,
+        req: RequestId,
         result: Result<Answer, TxnError>,
     },
     /// Replicate `command`; tell the state machine `Applied` (or
     /// `ProposalFailed`) with the same `req`.
     Propose {
-        req: Option<ReqId>,
+        req: Option<RequestId>,
         command: TxnCommand,
     },
     /// While applying: write these versions at `ts` (same batch).
@@ -361,7 +357,7 @@ pub enum Input {
     /// `lease`: the one its earlier reads here were answered with (`None`
     /// for its first).
     Read {
-        req: ReqId,
+        req: RequestId,
         txn: TxnId,
         priority: Priority,
         target: LockTarget,
@@ -369,7 +365,7 @@ pub enum Input {
     },
     /// Prepare `txn` here (a participant that is not the coordinator).
     Prepare {
-        req: ReqId,
+        req: RequestId,
         txn: TxnId,
         priority: Priority,
         writes: Vec<Write>,
@@ -382,7 +378,7 @@ pub enum Input {
     /// `participants` (with their prepare timestamps, which the driver has
     /// checked were issued by them).
     Commit {
-        req: ReqId,
+        req: RequestId,
         txn: TxnId,
         priority: Priority,
         writes: Vec<Write>,
@@ -397,12 +393,12 @@ pub enum Input {
     },
     /// A plain write (an internal one-shard transaction).
     Write {
-        req: ReqId,
+        req: RequestId,
         writes: Vec<Write>,
         conditions: Vec<Condition>,
     },
     Abort {
-        req: ReqId,
+        req: RequestId,
         txn: TxnId,
     },
     Heartbeat {
@@ -410,13 +406,13 @@ pub enum Input {
     },
     /// The outcome of `txn`, from its coordinator (a peer).
     Decide {
-        req: ReqId,
+        req: RequestId,
         txn: TxnId,
         outcome: Outcome,
     },
     /// Participant `participant` asks how `txn` ended (a peer).
     Resolve {
-        req: ReqId,
+        req: RequestId,
         txn: TxnId,
         participant: ShardId,
     },
@@ -433,20 +429,20 @@ pub enum Input {
     /// A command was applied (every replica). `conditions_held` is the
     /// driver's check of a `Commit`'s conditions against storage.
     Applied {
-        req: Option<ReqId>,
+        req: Option<RequestId>,
         command: TxnCommand,
         conditions_held: bool,
     },
     /// A proposal is definitely not applied (dropped, or replaced after a
     /// leader change).
     ProposalFailed {
-        req: Option<ReqId>,
+        req: Option<RequestId>,
         command: TxnCommand,
     },
     /// This replica leads, in raft term `term`, and has applied every
     /// entry of earlier terms.
     LeaderReady {
-        term: u64,
+        term: Term,
     },
     /// This replica no longer leads.
     LeaderLost,
@@ -455,7 +451,7 @@ pub enum Input {
 impl Input {
     /// The id of the request this input carries (`None`: not a request),
     /// for the driver to set and the state machine to answer.
-    pub fn req_mut(&mut self) -> Option<&mut ReqId> {
+    pub fn req_mut(&mut self) -> Option<&mut RequestId> {
         match self {
             Input::Read { req, .. }
             | Input::Prepare { req, .. }
@@ -539,14 +535,14 @@ pub struct ShardTxns {
     leading: bool,
     /// The raft term of the current leadership: the in-memory locks live
     /// and die with it (0 when not leading).
-    leader_term: u64,
+    leader_term: Term,
     /// Admissions of this leadership so far (lease numbers).
     admissions: u64,
     locks: LockTable,
     oracle: TimestampOracle,
     safe: SafeTime,
     active: BTreeMap<TxnId, ActiveTxn>,
-    parked: BTreeMap<ReqId, Parked>,
+    parked: BTreeMap<RequestId, Parked>,
     tombstones: BTreeMap<TxnId, (AbortReason, Timestamp)>,
     prepared: BTreeMap<TxnId, PreparedTxn>,
     /// When each prepared transaction's coordinator was last asked.
@@ -558,7 +554,7 @@ pub struct ShardTxns {
     forgetting: BTreeSet<TxnId>,
     /// Which participant asked, for each `AbortDecision` being replicated
     /// on a participant's question (leader).
-    resolving: BTreeMap<ReqId, ShardId>,
+    resolving: BTreeMap<RequestId, ShardId>,
     /// Plain writes get internal transaction ids, numbered from 0.
     next_internal: u64,
     prepared_generation: u64,
@@ -787,7 +783,7 @@ impl ShardTxns {
     }
 
     /// A coordinator's decision reaches this participant.
-    fn decide(&mut self, req: ReqId, txn: TxnId, outcome: Outcome, now: TtInterval, out: &mut Vec<Output>) {
+    fn decide(&mut self, req: RequestId, txn: TxnId, outcome: Outcome, now: TtInterval, out: &mut Vec<Output>) {
         let Some(p) = self.prepared.get(&txn) else {
             // Finished already (or never prepared here): nothing to do.
             out.push(Output::Reply { req, result: Ok(Answer::Done) });
@@ -834,7 +830,7 @@ impl ShardTxns {
     /// lease, or `None` if the request was answered.
     fn admit(
         &mut self,
-        req: ReqId,
+        req: RequestId,
         txn: TxnId,
         lease: Option<LockLease>,
         now: TtInterval,
@@ -888,7 +884,7 @@ impl ShardTxns {
     #[allow(clippy::too_many_arguments)]
     fn admit_decision(
         &mut self,
-        req: ReqId,
+        req: RequestId,
         txn: TxnId,
         writes: &[Write],
         reads: &[LockTarget],
@@ -914,7 +910,7 @@ impl ShardTxns {
         Some(writes.iter().map(|w| (LockTarget::Key(w.key.clone()), LockMode::Exclusive)).collect())
     }
 
-    fn check_writes(&self, req: ReqId, writes: &[Write], out: &mut Vec<Output>) -> bool {
+    fn check_writes(&self, req: RequestId, writes: &[Write], out: &mut Vec<Output>) -> bool {
         if writes.len() > limits::WRITES_PER_TXN_MAX {
             let msg = format!("at most {} writes per transaction per shard", limits::WRITES_PER_TXN_MAX);
             out.push(Output::Reply { req, result: Err(TxnError::InvalidArgument(msg)) });
@@ -926,7 +922,7 @@ impl ShardTxns {
     #[allow(clippy::too_many_arguments)]
     fn park(
         &mut self,
-        req: ReqId,
+        req: RequestId,
         txn: TxnId,
         priority: Priority,
         wanted: VecDeque<(LockTarget, LockMode)>,
@@ -941,7 +937,7 @@ impl ShardTxns {
     /// Takes the parked request's locks in order until one must wait (then
     /// wounds, or pushes, whom wound-wait says) or all are held (then
     /// carries on).
-    fn advance(&mut self, req: ReqId, now: TtInterval, out: &mut Vec<Output>) {
+    fn advance(&mut self, req: RequestId, now: TtInterval, out: &mut Vec<Output>) {
         loop {
             let Some(p) = self.parked.get_mut(&req) else { return };
             let Some((target, mode)) = p.wanted.front().cloned() else {
@@ -990,7 +986,7 @@ impl ShardTxns {
     /// others may be granted). The transaction keeps the locks it holds
     /// (its client decides what next), unless it is a plain write's
     /// internal one, which nobody else would ever end.
-    fn fail_parked(&mut self, req: ReqId, e: TxnError, now: TtInterval, out: &mut Vec<Output>) {
+    fn fail_parked(&mut self, req: RequestId, e: TxnError, now: TtInterval, out: &mut Vec<Output>) {
         let Some(txn) = self.parked.get(&req).map(|p| p.txn) else { return };
         if txn.is_internal() {
             self.parked.remove(&req);
@@ -998,7 +994,7 @@ impl ShardTxns {
             self.abort_active(txn, AbortReason::ByClient, now, out);
             return;
         }
-        let reqs: Vec<ReqId> = self.parked.iter().filter(|(_, p)| p.txn == txn).map(|(r, _)| *r).collect();
+        let reqs: Vec<RequestId> = self.parked.iter().filter(|(_, p)| p.txn == txn).map(|(r, _)| *r).collect();
         for r in reqs {
             self.parked.remove(&r);
             out.push(Output::Reply { req: r, result: Err(e.clone()) });
@@ -1025,7 +1021,7 @@ impl ShardTxns {
     }
 
     /// Every lock of a parked request is held: do what it came for.
-    fn locks_held(&mut self, req: ReqId, p: Parked, now: TtInterval, out: &mut Vec<Output>) {
+    fn locks_held(&mut self, req: RequestId, p: Parked, now: TtInterval, out: &mut Vec<Output>) {
         match p.then {
             Then::Read => {
                 let Some(lease) = self.active.get(&p.txn).map(|a| a.lease) else {
@@ -1070,7 +1066,7 @@ impl ShardTxns {
     /// Aborts an unprepared transaction here: fails its parked requests,
     /// releases its locks, remembers it.
     fn abort_active(&mut self, txn: TxnId, reason: AbortReason, now: TtInterval, out: &mut Vec<Output>) {
-        let reqs: Vec<ReqId> = self.parked.iter().filter(|(_, p)| p.txn == txn).map(|(r, _)| *r).collect();
+        let reqs: Vec<RequestId> = self.parked.iter().filter(|(_, p)| p.txn == txn).map(|(r, _)| *r).collect();
         for req in reqs {
             self.parked.remove(&req);
             out.push(Output::Reply { req, result: Err(TxnError::Aborted(reason.clone())) });
@@ -1097,7 +1093,7 @@ impl ShardTxns {
         }
     }
 
-    fn resolve(&mut self, req: ReqId, txn: TxnId, participant: ShardId, now: TtInterval, out: &mut Vec<Output>) {
+    fn resolve(&mut self, req: RequestId, txn: TxnId, participant: ShardId, now: TtInterval, out: &mut Vec<Output>) {
         if let Some(d) = self.decisions.get(&txn) {
             out.push(Output::Reply { req, result: Ok(Answer::Outcome(d.outcome_for(participant))) });
             return;
@@ -1146,7 +1142,8 @@ impl ShardTxns {
             self.abort_active(txn, AbortReason::KeepAliveExpired, now, out);
         }
         let parked_since = now.earliest.saturating_sub(limits::LOCK_WAIT_MAX);
-        let overdue: Vec<ReqId> = self.parked.iter().filter(|(_, p)| p.since < parked_since).map(|(r, _)| *r).collect();
+        let overdue: Vec<RequestId> =
+            self.parked.iter().filter(|(_, p)| p.since < parked_since).map(|(r, _)| *r).collect();
         for req in overdue {
             let msg = format!("waited more than {:?} for a lock", limits::LOCK_WAIT_MAX);
             self.fail_parked(req, TxnError::Unavailable(msg), now, out);
@@ -1188,7 +1185,7 @@ impl ShardTxns {
 
     fn applied(
         &mut self,
-        req: Option<ReqId>,
+        req: Option<RequestId>,
         command: TxnCommand,
         conditions_held: bool,
         now: TtInterval,
@@ -1303,7 +1300,7 @@ impl ShardTxns {
         }
     }
 
-    fn proposal_failed(&mut self, req: Option<ReqId>, command: TxnCommand, now: TtInterval, out: &mut Vec<Output>) {
+    fn proposal_failed(&mut self, req: Option<RequestId>, command: TxnCommand, now: TtInterval, out: &mut Vec<Output>) {
         if let Some(req) = req {
             self.resolving.remove(&req);
         }
@@ -1328,7 +1325,7 @@ impl ShardTxns {
         }
     }
 
-    fn leader_ready(&mut self, term: u64) {
+    fn leader_ready(&mut self, term: Term) {
         self.leading = true;
         self.leader_term = term;
         self.admissions = 0;
@@ -1369,7 +1366,7 @@ impl ShardTxns {
 
     fn leader_lost(&mut self, out: &mut Vec<Output>) {
         self.leading = false;
-        self.leader_term = 0;
+        self.leader_term = Term(0);
         for (req, _) in std::mem::take(&mut self.parked) {
             out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::LeaderChanged)) });
         }
@@ -1414,23 +1411,35 @@ mod tests {
     #[test]
     fn a_refused_plain_write_releases_its_locks() {
         let mut s = ShardTxns::restore(ShardId(1), Timestamp::ZERO, vec![], vec![]);
-        s.step(now(1000), Input::LeaderReady { term: 1 });
+        s.step(now(1000), Input::LeaderReady { term: Term(1) });
         s.locks.waiters_max = 100;
         let priority = Priority::new(Timestamp::from_nanos(1), TxnId(1));
-        let read = Input::Read { req: 1, txn: TxnId(1), priority, target: LockTarget::Key(b"b".to_vec()), lease: None };
+        let read = Input::Read {
+            req: RequestId(1),
+            txn: TxnId(1),
+            priority,
+            target: LockTarget::Key(b"b".to_vec()),
+            lease: None,
+        };
         assert!(matches!(s.step(now(1000), read)[..], [Output::Reply { result: Ok(Answer::Locked { .. }), .. }]));
         for req in 0..100 {
-            let out = s.step(now(1000), Input::Write { req: 10 + req, writes: vec![write("b")], conditions: vec![] });
+            let out = s.step(
+                now(1000),
+                Input::Write { req: RequestId(10 + req), writes: vec![write("b")], conditions: vec![] },
+            );
             assert!(out.is_empty(), "queued behind t1: {out:?}");
         }
-        let out = s.step(now(1000), Input::Write { req: 5, writes: vec![write("a"), write("b")], conditions: vec![] });
+        let out = s.step(
+            now(1000),
+            Input::Write { req: RequestId(5), writes: vec![write("a"), write("b")], conditions: vec![] },
+        );
         assert!(
-            matches!(&out[..], [Output::Reply { req: 5, result: Err(TxnError::Unavailable(_)) }]),
+            matches!(&out[..], [Output::Reply { req: RequestId(5), result: Err(TxnError::Unavailable(_)) }]),
             "refused: {out:?}"
         );
-        let out = s.step(now(1000), Input::Write { req: 6, writes: vec![write("a")], conditions: vec![] });
+        let out = s.step(now(1000), Input::Write { req: RequestId(6), writes: vec![write("a")], conditions: vec![] });
         assert!(
-            matches!(&out[..], [Output::Propose { req: Some(6), .. }]),
+            matches!(&out[..], [Output::Propose { req: Some(RequestId(6)), .. }]),
             "the refused write's lock on \"a\" must be gone: {out:?}"
         );
     }

@@ -59,13 +59,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use meta::RequestId;
 use prost011::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
 use raft::RawNode;
 use rocksdb::WriteBatch;
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
-use txn::{Answer, Input, Outcome, Output, ReqId, ShardTxns, TxnCommand, TxnError};
+use txn::{Answer, Input, Outcome, Output, ShardTxns, TxnCommand, TxnError};
 
 use self::reads::{ReadQueue, ReadReply};
 use crate::config::{RaftConfig, UnsafeTestingConfig};
@@ -117,7 +118,7 @@ impl Completion {
 
 struct Proposal {
     term: u64,
-    req: Option<ReqId>,
+    req: Option<RequestId>,
     command: TxnCommand,
 }
 
@@ -143,8 +144,8 @@ pub struct Replica {
     /// Our proposals by log index.
     proposals: BTreeMap<u64, Proposal>,
     /// Where each request's answer goes.
-    replies: HashMap<ReqId, TxnReply>,
-    next_req: ReqId,
+    replies: HashMap<RequestId, TxnReply>,
+    next_req: RequestId,
     /// While leading: (term, index to apply before `LeaderReady`, ready?).
     leadership: Option<(u64, u64, bool)>,
     /// Requests that arrived before this new leader was ready.
@@ -194,7 +195,7 @@ fn raft_config(replica_id: ReplicaId, applied: u64, rc: &RaftConfig) -> raft::Co
 }
 
 /// Sets a request id on an input that carries one.
-fn with_req(mut input: Input, id: ReqId) -> Input {
+fn with_req(mut input: Input, id: RequestId) -> Input {
     if let Some(req) = input.req_mut() {
         *req = id;
     }
@@ -277,7 +278,7 @@ impl Replica {
             txns,
             proposals: BTreeMap::new(),
             replies: HashMap::new(),
-            next_req: 1,
+            next_req: RequestId(1),
             leadership: None,
             waiting: VecDeque::new(),
             staged: HashMap::new(),
@@ -366,7 +367,7 @@ impl Replica {
         }
         if let Some(reply) = reply {
             let req = self.next_req;
-            self.next_req += 1;
+            self.next_req.0 += 1;
             self.replies.insert(req, reply);
             input = with_req(input, req);
         }
@@ -514,7 +515,7 @@ impl Replica {
         if let Some((term, ready_at, false)) = self.leadership {
             if self.applied_index >= ready_at {
                 self.leadership = Some((term, ready_at, true));
-                let outputs = self.txns.step(tt.now(), Input::LeaderReady { term });
+                let outputs = self.txns.step(tt.now(), Input::LeaderReady { term: meta::Term(term) });
                 self.execute(tt, outputs, None, completions);
                 for (input, reply) in std::mem::take(&mut self.waiting) {
                     self.submit(tt, input, reply, completions);

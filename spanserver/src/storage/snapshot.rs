@@ -405,7 +405,7 @@ mod tests {
         let descriptor = meta::ShardDescriptor {
             shard_id: ShardId(1),
             end_key: b"m".to_vec(),
-            epoch: 1,
+            epoch: meta::Epoch(1),
             replicas: vec![meta::ReplicaDescriptor { replica_id: meta::ReplicaId(1), server_id: meta::ServerId(1) }],
             ..Default::default()
         };

@@ -39,7 +39,7 @@ struct Shard {
     txns: ShardTxns,
     /// The term of the latest `leader`.
     term: u64,
-    proposals: VecDeque<(Option<ReqId>, TxnCommand)>,
+    proposals: VecDeque<(Option<RequestId>, TxnCommand)>,
 }
 
 struct Runner {
@@ -48,7 +48,7 @@ struct Runner {
     /// The last lease each transaction's reads got on each shard.
     leases: BTreeMap<(u64, TxnId), LockLease>,
     /// Reads in flight: request -> (shard, transaction).
-    reading: BTreeMap<ReqId, (u64, TxnId)>,
+    reading: BTreeMap<RequestId, (u64, TxnId)>,
 }
 
 impl Default for Runner {
@@ -59,15 +59,15 @@ impl Default for Runner {
 
 fn lease(s: &str) -> Res<LockLease> {
     let (term, admission) = s.split_once('.').ok_or("leases are TERM.ADMISSION")?;
-    Ok(LockLease { term: term.parse()?, admission: admission.parse()? })
+    Ok(LockLease { term: Term(term.parse()?), admission: admission.parse()? })
 }
 
 fn txn(s: &str) -> Res<TxnId> {
     Ok(TxnId(s.strip_prefix('t').ok_or("transactions are t<n>")?.parse()?))
 }
 
-fn req(s: &str) -> Res<ReqId> {
-    Ok(s.strip_prefix('r').ok_or("requests are r<n>")?.parse()?)
+fn req(s: &str) -> Res<RequestId> {
+    Ok(RequestId(s.strip_prefix('r').ok_or("requests are r<n>")?.parse()?))
 }
 
 fn target(s: &str) -> LockTarget {
@@ -203,10 +203,10 @@ impl Runner {
                         Ok(Answer::Pending) => "pending".into(),
                         Err(e) => format!("error: {e}"),
                     };
-                    writeln!(out, "r{req} ← {shown}")?;
+                    writeln!(out, "r{} ← {shown}", req.0)?;
                 }
                 Output::Propose { req, command } => {
-                    let for_req = req.map(|r| format!(" (for r{r})")).unwrap_or_default();
+                    let for_req = req.map(|r| format!(" (for r{})", r.0)).unwrap_or_default();
                     writeln!(out, "shard{id} propose {}{for_req}", show_command(&command))?;
                     self.shard(id).proposals.push_back((req, command));
                 }
@@ -249,7 +249,7 @@ impl goldenscript::Runner for Runner {
                     None => self.shard(id).term + 1,
                 };
                 self.shard(id).term = term;
-                self.step(id, Input::LeaderReady { term }, &mut out)?
+                self.step(id, Input::LeaderReady { term: Term(term) }, &mut out)?
             }
             "lost" => self.step(id, Input::LeaderLost, &mut out)?,
             "time" => self.now = args.next_pos().ok_or("time T")?.parse()?,
