@@ -81,7 +81,7 @@ impl Engine for ClientEngine {
             .map(|(d, leader)| ShardSpan {
                 shard_id: d.shard_id,
                 epoch: d.epoch,
-                leader_server: leader.unwrap_or(0),
+                leader_server: leader.map_or(0, |s| s.0),
                 start: d.start_key,
                 end: d.end_key,
             })

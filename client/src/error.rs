@@ -83,7 +83,7 @@ impl Error {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Failure {
     /// Not the leader; maybe a hint where it is. Nothing applied.
-    NotLeader { leader: Option<(u64, String)> },
+    NotLeader { leader: Option<(meta::ServerId, String)> },
     /// The shard map is stale. Nothing applied.
     WrongShard(String),
     /// Try again later or elsewhere. Nothing applied.
@@ -101,7 +101,7 @@ pub(crate) fn classify(status: &tonic::Status) -> Failure {
         match ErrorKind::try_from(detail.kind).unwrap_or(ErrorKind::Unspecified) {
             ErrorKind::NotLeader => {
                 let leader = (detail.leader_server_id != 0 && !detail.leader_addr.is_empty())
-                    .then(|| (detail.leader_server_id, detail.leader_addr.clone()));
+                    .then(|| (meta::ServerId(detail.leader_server_id), detail.leader_addr.clone()));
                 return Failure::NotLeader { leader };
             }
             ErrorKind::WrongShard => return Failure::WrongShard(msg),
@@ -160,7 +160,7 @@ mod tests {
                 d.leader_server_id = 2;
                 d.leader_addr = "h:2".into();
             })),
-            Failure::NotLeader { leader: Some((2, "h:2".into())) }
+            Failure::NotLeader { leader: Some((meta::ServerId(2), "h:2".into())) }
         );
         assert_eq!(classify(&status_with(NotLeader, |_| {})), Failure::NotLeader { leader: None });
         assert!(matches!(classify(&status_with(WrongShard, |_| {})), Failure::WrongShard(_)));

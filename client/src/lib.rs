@@ -62,6 +62,7 @@ use tonic::transport::{Channel, Endpoint};
 pub use truetime::Timestamp;
 
 use meta::retry::{Failure as RetryFailure, Next, Retries, RetryPolicy};
+use meta::{ServerId, ShardId};
 
 use crate::error::{classify, Failure};
 pub use crate::error::{Error, Result};
@@ -263,7 +264,7 @@ enum Op {
 #[derive(Debug, Clone, Copy)]
 enum Dest<'a> {
     Key(&'a [u8]),
-    Shard(u64),
+    Shard(ShardId),
 }
 
 /// A connection to a SpanDB cluster. Cheap to clone; clones share routes
@@ -378,9 +379,9 @@ impl Client {
     /// The shards (as this client knows them) whose ranges overlap
     /// `[start, end)` (empty `end`: unbounded), in key order, with the
     /// server believed to lead each.
-    pub fn shards_covering(&self, start: &[u8], end: &[u8]) -> Vec<(proto::ShardDescriptor, Option<u64>)> {
+    pub fn shards_covering(&self, start: &[u8], end: &[u8]) -> Vec<(proto::ShardDescriptor, Option<ServerId>)> {
         let routes = self.routes();
-        let mut out: Vec<(proto::ShardDescriptor, Option<u64>)> = routes
+        let mut out: Vec<(proto::ShardDescriptor, Option<ServerId>)> = routes
             .shards()
             .filter(|r| {
                 let d = &r.descriptor;
@@ -564,8 +565,8 @@ impl Client {
         let result = self
             .execute(Dest::Key(key), op, |channel, target| {
                 let request = proto::GetRequest {
-                    shard_id: target.shard_id,
-                    shard_epoch: target.epoch,
+                    shard_id: target.shard_id.0,
+                    shard_epoch: target.epoch.0,
                     key: key.to_vec(),
                     read_ts: 0,
                     options: Some(mode.options()),
@@ -627,8 +628,8 @@ impl Client {
         let response = self
             .execute(Dest::Key(first.key()), Op::Write, |channel, target| {
                 let request = proto::WriteRequest {
-                    shard_id: target.shard_id,
-                    shard_epoch: target.epoch,
+                    shard_id: target.shard_id.0,
+                    shard_epoch: target.epoch.0,
                     mutations: proto_mutations.clone(),
                     conditions: proto_conditions.clone(),
                 };
@@ -692,8 +693,8 @@ impl Client {
                 .execute(Dest::Key(&from), op, |channel, target| {
                     shard_end = target.shard_end.clone();
                     let request = proto::ScanRequest {
-                        shard_id: target.shard_id,
-                        shard_epoch: target.epoch,
+                        shard_id: target.shard_id.0,
+                        shard_epoch: target.epoch.0,
                         start_key: from.clone(),
                         end_key: end.to_vec(),
                         limit: page_limit,
@@ -778,13 +779,13 @@ mod tests {
     #[test]
     fn follower_reads_skip_the_leader() {
         let c = client();
-        let picks = |dest: Dest<'_>| -> Vec<u64> {
+        let picks = |dest: Dest<'_>| -> Vec<ServerId> {
             (0..6).map(|_| c.follower_target(dest).expect("a route").server_id).collect()
         };
         let led = picks(Dest::Key(b"apple"));
-        assert!(!led.contains(&2), "the leader, server 2, was picked: {led:?}");
-        assert!(led.contains(&1) && led.contains(&3), "{led:?}");
-        assert_eq!(picks(Dest::Shard(1)).iter().filter(|&&s| s == 2).count(), 0);
+        assert!(!led.contains(&ServerId(2)), "the leader, server 2, was picked: {led:?}");
+        assert!(led.contains(&ServerId(1)) && led.contains(&ServerId(3)), "{led:?}");
+        assert_eq!(picks(Dest::Shard(ShardId(1))).iter().filter(|&&s| s == ServerId(2)).count(), 0);
         let unled = picks(Dest::Key(b"zebra"));
         assert_eq!(unled.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "{unled:?}");
     }

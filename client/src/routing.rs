@@ -8,37 +8,39 @@
 
 use std::collections::BTreeMap;
 
+use meta::{Epoch, ServerId, ShardId};
+
 /// One shard as the client sees it.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub descriptor: proto::ShardDescriptor,
     /// The server believed to lead the shard.
-    pub leader: Option<u64>,
+    pub leader: Option<ServerId>,
     /// Rotates through replicas when the leader is unknown, and spreads
     /// snapshot reads.
     next_replica: usize,
 }
 
 impl Route {
-    pub fn shard_id(&self) -> u64 {
-        self.descriptor.shard_id
+    pub fn shard_id(&self) -> ShardId {
+        ShardId(self.descriptor.shard_id)
     }
 
-    pub fn epoch(&self) -> u64 {
-        self.descriptor.epoch
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.descriptor.epoch)
     }
 
-    fn replica_servers(&self) -> Vec<u64> {
-        self.descriptor.replicas.iter().map(|r| r.server_id).collect()
+    fn replica_servers(&self) -> Vec<ServerId> {
+        self.descriptor.replicas.iter().map(|r| ServerId(r.server_id)).collect()
     }
 }
 
 /// Where to send one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    pub shard_id: u64,
-    pub epoch: u64,
-    pub server_id: u64,
+    pub shard_id: ShardId,
+    pub epoch: Epoch,
+    pub server_id: ServerId,
     pub addr: String,
     /// The shard's end key (empty: end of the key space), for paging.
     pub shard_end: Vec<u8>,
@@ -48,18 +50,18 @@ pub struct Target {
 pub struct Routes {
     /// By start key.
     shards: BTreeMap<Vec<u8>, Route>,
-    servers: BTreeMap<u64, String>,
+    servers: BTreeMap<ServerId, String>,
 }
 
 impl Routes {
     pub fn from_cluster_info(info: &proto::ClusterInfoResponse) -> Routes {
         let mut routes = Routes::default();
         for s in &info.servers {
-            routes.servers.insert(s.server_id, s.addr.clone());
+            routes.servers.insert(ServerId(s.server_id), s.addr.clone());
         }
         for shard in &info.shards {
             if let Some(d) = &shard.descriptor {
-                let leader = (shard.leader_server_id != 0).then_some(shard.leader_server_id);
+                let leader = (shard.leader_server_id != 0).then_some(ServerId(shard.leader_server_id));
                 routes.shards.insert(d.start_key.clone(), Route { descriptor: d.clone(), leader, next_replica: 0 });
             }
         }
@@ -84,7 +86,7 @@ impl Routes {
         (end.is_empty() || key < end.as_slice()).then_some(route)
     }
 
-    fn route_by_id_mut(&mut self, shard_id: u64) -> Option<&mut Route> {
+    fn route_by_id_mut(&mut self, shard_id: ShardId) -> Option<&mut Route> {
         self.shards.values_mut().find(|r| r.shard_id() == shard_id)
     }
 
@@ -97,18 +99,18 @@ impl Routes {
     }
 
     /// Like [`Routes::target`], for a shard named by id.
-    pub fn target_shard(&mut self, shard_id: u64, prefer_leader: bool) -> Option<Target> {
+    pub fn target_shard(&mut self, shard_id: ShardId, prefer_leader: bool) -> Option<Target> {
         let servers = self.servers.clone();
         let route = self.route_by_id_mut(shard_id)?;
         Self::pick(route, &servers, prefer_leader)
     }
 
     /// The shard holding `key`.
-    pub fn shard_of(&mut self, key: &[u8]) -> Option<(u64, u64)> {
+    pub fn shard_of(&mut self, key: &[u8]) -> Option<(ShardId, Epoch)> {
         self.route_mut(key).map(|r| (r.shard_id(), r.epoch()))
     }
 
-    fn pick(route: &mut Route, servers: &BTreeMap<u64, String>, prefer_leader: bool) -> Option<Target> {
+    fn pick(route: &mut Route, servers: &BTreeMap<ServerId, String>, prefer_leader: bool) -> Option<Target> {
         let replicas = route.replica_servers();
         if replicas.is_empty() {
             return None;
@@ -131,7 +133,7 @@ impl Routes {
     }
 
     /// A server said the leader is elsewhere (or unknown).
-    pub fn note_leader(&mut self, shard_id: u64, leader: Option<(u64, String)>) {
+    pub fn note_leader(&mut self, shard_id: ShardId, leader: Option<(ServerId, String)>) {
         if let Some((id, addr)) = &leader {
             self.servers.insert(*id, addr.clone());
         }
@@ -141,7 +143,7 @@ impl Routes {
     }
 
     /// A server could not be reached or could not serve: stop preferring it.
-    pub fn note_failure(&mut self, shard_id: u64, server_id: u64) {
+    pub fn note_failure(&mut self, shard_id: ShardId, server_id: ServerId) {
         if let Some(route) = self.route_by_id_mut(shard_id) {
             if route.leader == Some(server_id) {
                 route.leader = None;
@@ -177,20 +179,20 @@ pub(crate) mod tests {
     #[test]
     fn keys_route_to_the_shard_holding_them() {
         let mut routes = Routes::from_cluster_info(&info());
-        assert_eq!(routes.target(b"", true).unwrap().shard_id, 1);
+        assert_eq!(routes.target(b"", true).unwrap().shard_id, ShardId(1));
         assert_eq!(routes.target(b"apple", true).unwrap().addr, "h:2");
-        assert_eq!(routes.target(b"m", true).unwrap().shard_id, 2);
+        assert_eq!(routes.target(b"m", true).unwrap().shard_id, ShardId(2));
         assert_eq!(routes.target(b"zzz", true).unwrap().shard_end, b"");
     }
 
     #[test]
     fn hints_and_failures_move_the_leader() {
         let mut routes = Routes::from_cluster_info(&info());
-        routes.note_leader(1, Some((3, "h:3".into())));
-        assert_eq!(routes.target(b"a", true).unwrap().server_id, 3);
-        routes.note_failure(1, 3);
+        routes.note_leader(ShardId(1), Some((ServerId(3), "h:3".into())));
+        assert_eq!(routes.target(b"a", true).unwrap().server_id, ServerId(3));
+        routes.note_failure(ShardId(1), ServerId(3));
         // Unknown leader: rotate through the replicas.
-        let seen: Vec<u64> = (0..3).map(|_| routes.target(b"a", true).unwrap().server_id).collect();
-        assert_eq!(seen, vec![1, 2, 3]);
+        let seen: Vec<ServerId> = (0..3).map(|_| routes.target(b"a", true).unwrap().server_id).collect();
+        assert_eq!(seen, vec![ServerId(1), ServerId(2), ServerId(3)]);
     }
 }

@@ -40,7 +40,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use meta::{Priority, TxnId};
+use meta::{Epoch, Priority, ShardId, TxnId};
 
 use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, ReplicaPreference, Result, Timestamp};
 
@@ -69,7 +69,7 @@ pub struct CommitInfo {
 
 #[derive(Debug, Default, Clone)]
 struct ShardPart {
-    epoch: u64,
+    epoch: Epoch,
     writes: Vec<proto::Mutation>,
     reads: Vec<proto::Span>,
     /// The lease the reads were locked under.
@@ -79,7 +79,7 @@ struct ShardPart {
 /// What a transaction read on one shard.
 #[derive(Debug, Clone)]
 struct ShardReads {
-    epoch: u64,
+    epoch: Epoch,
     /// The lease of the transaction's locks there (from the first read's
     /// answer); later reads and the prepare or commit present it, so locks
     /// lost since (a leader change, a wound, an expired keep-alive) abort
@@ -99,9 +99,9 @@ pub struct Txn {
     /// Written keys that must have no value when the transaction commits.
     absent: BTreeSet<Vec<u8>>,
     /// What was read, per shard (its locks must hold at commit).
-    reads: BTreeMap<u64, ShardReads>,
+    reads: BTreeMap<ShardId, ShardReads>,
     /// Shards to heartbeat (shared with the heartbeat task).
-    locked_shards: Arc<Mutex<BTreeSet<u64>>>,
+    locked_shards: Arc<Mutex<BTreeSet<ShardId>>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     finished: bool,
 }
@@ -146,7 +146,7 @@ impl Txn {
     }
 
     /// Starts heartbeats once the transaction holds a lock somewhere.
-    fn note_locked(&mut self, shard: u64, epoch: u64, lease: Option<proto::LockLease>, span: proto::Span) {
+    fn note_locked(&mut self, shard: ShardId, epoch: Epoch, lease: Option<proto::LockLease>, span: proto::Span) {
         self.reads.entry(shard).or_insert(ShardReads { epoch, lease, spans: Vec::new() }).spans.push(span);
         self.locked_shards.lock().expect("shards lock").insert(shard);
         if self.heartbeat.is_none() {
@@ -154,7 +154,7 @@ impl Txn {
             self.heartbeat = Some(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(HEARTBEAT_INTERVAL).await;
-                    let list: Vec<u64> = shards.lock().expect("shards lock").iter().copied().collect();
+                    let list: Vec<ShardId> = shards.lock().expect("shards lock").iter().copied().collect();
                     client.heartbeat(id, &list).await;
                 }
             }));
@@ -170,7 +170,7 @@ impl Txn {
         }
         let meta = self.meta();
         let span = proto::Span { start: key.to_vec(), end: Vec::new(), range: false };
-        let mut locked_at = (0, 0);
+        let mut locked_at = (ShardId(0), Epoch(0));
         let reads = &self.reads;
         let response = self
             .client
@@ -178,8 +178,8 @@ impl Txn {
                 locked_at = (target.shard_id, target.epoch);
                 let request = proto::TxnReadRequest {
                     txn: Some(meta.clone()),
-                    shard_id: target.shard_id,
-                    shard_epoch: target.epoch,
+                    shard_id: target.shard_id.0,
+                    shard_epoch: target.epoch.0,
                     span: Some(span.clone()),
                     limit: 1,
                     lease: reads.get(&target.shard_id).and_then(|r| r.lease),
@@ -207,7 +207,7 @@ impl Txn {
         let want = limit.saturating_add(self.writes.len());
         loop {
             let from = cursor.clone();
-            let mut at = (0, 0, Vec::new());
+            let mut at = (ShardId(0), Epoch(0), Vec::new());
             let span = proto::Span { start: from.clone(), end: end.to_vec(), range: true };
             let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;
             let reads = &self.reads;
@@ -217,8 +217,8 @@ impl Txn {
                     at = (target.shard_id, target.epoch, target.shard_end.clone());
                     let request = proto::TxnReadRequest {
                         txn: Some(meta.clone()),
-                        shard_id: target.shard_id,
-                        shard_epoch: target.epoch,
+                        shard_id: target.shard_id.0,
+                        shard_epoch: target.epoch.0,
                         span: Some(span.clone()),
                         limit: page_limit,
                         lease: reads.get(&target.shard_id).and_then(|r| r.lease),
@@ -290,8 +290,8 @@ impl Txn {
     }
 
     /// Groups the transaction's reads and writes by shard.
-    fn parts(&self) -> Result<BTreeMap<u64, ShardPart>> {
-        let mut parts: BTreeMap<u64, ShardPart> = BTreeMap::new();
+    fn parts(&self) -> Result<BTreeMap<ShardId, ShardPart>> {
+        let mut parts: BTreeMap<ShardId, ShardPart> = BTreeMap::new();
         for (shard, read) in &self.reads {
             let p = parts.entry(*shard).or_default();
             p.epoch = read.epoch;
@@ -305,7 +305,7 @@ impl Txn {
                 .shard_of(key)
                 .ok_or_else(|| Error::Unavailable("no shard for a written key".into()))?;
             let p = parts.entry(shard).or_default();
-            if p.epoch == 0 {
+            if p.epoch == Epoch(0) {
                 p.epoch = epoch;
             }
             p.writes.push(match value {
@@ -350,7 +350,7 @@ impl Txn {
             .find(|(_, p)| !p.writes.is_empty())
             .map(|(s, _)| *s)
             .unwrap_or_else(|| *parts.keys().next().expect("not empty"));
-        let others: Vec<(u64, ShardPart)> =
+        let others: Vec<(ShardId, ShardPart)> =
             parts.iter().filter(|(s, _)| **s != coordinator).map(|(s, p)| (*s, p.clone())).collect();
         let meta = self.meta();
         let prepares = others.iter().map(|(shard, part)| {
@@ -360,9 +360,9 @@ impl Txn {
                     .execute(Dest::Shard(shard), Op::Write, |channel, target| {
                         let request = proto::TxnPrepareRequest {
                             txn: Some(meta.clone()),
-                            shard_id: shard,
-                            shard_epoch: part.epoch.max(target.epoch),
-                            coordinator_shard_id: coordinator,
+                            shard_id: shard.0,
+                            shard_epoch: part.epoch.max(target.epoch).0,
+                            coordinator_shard_id: coordinator.0,
                             writes: part.writes.clone(),
                             reads: part.reads.clone(),
                             lease: part.lease,
@@ -378,7 +378,7 @@ impl Txn {
         for (shard, result) in futures_join_all(prepares).await {
             match result {
                 Ok(p) => {
-                    participants.push(proto::Participant { shard_id: shard, prepare_ts: p.prepare_ts, seal: p.seal })
+                    participants.push(proto::Participant { shard_id: shard.0, prepare_ts: p.prepare_ts, seal: p.seal })
                 }
                 Err(e) => failure = Some(e),
             }
@@ -398,8 +398,8 @@ impl Txn {
             .execute(Dest::Shard(coordinator), Op::Write, |channel, target| {
                 let request = proto::TxnCommitRequest {
                     txn: Some(meta.clone()),
-                    shard_id: coordinator,
-                    shard_epoch: part.epoch.max(target.epoch),
+                    shard_id: coordinator.0,
+                    shard_epoch: part.epoch.max(target.epoch).0,
                     writes: part.writes.clone(),
                     reads: part.reads.clone(),
                     participants: participants.clone(),
@@ -440,12 +440,12 @@ impl Txn {
         self.check_open()?;
         self.finished = true;
         self.stop_heartbeat();
-        let shards: Vec<u64> = self.reads.keys().copied().collect();
+        let shards: Vec<ShardId> = self.reads.keys().copied().collect();
         self.abort_everywhere(shards).await;
         Ok(())
     }
 
-    async fn abort_everywhere(&self, shards: impl IntoIterator<Item = u64>) {
+    async fn abort_everywhere(&self, shards: impl IntoIterator<Item = ShardId>) {
         let aborts = shards.into_iter().map(|shard| abort_on(self.client.clone(), self.id, shard));
         futures_join_all(aborts).await;
     }
@@ -457,8 +457,8 @@ impl Txn {
     }
 }
 
-async fn abort_on(client: Client, id: TxnId, shard: u64) {
-    let request = proto::TxnAbortRequest { txn_id: id.0.to_be_bytes().to_vec(), shard_id: shard };
+async fn abort_on(client: Client, id: TxnId, shard: ShardId) {
+    let request = proto::TxnAbortRequest { txn_id: id.0.to_be_bytes().to_vec(), shard_id: shard.0 };
     let _ = client
         .execute(Dest::Shard(shard), Op::LockingRead, |channel, _| {
             let request = request.clone();
@@ -474,7 +474,7 @@ impl Drop for Txn {
             // Dropped without commit or rollback: release its locks.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 let (client, id) = (self.client.clone(), self.id);
-                let shards: Vec<u64> = self.reads.keys().copied().collect();
+                let shards: Vec<ShardId> = self.reads.keys().copied().collect();
                 runtime.spawn(async move {
                     futures_join_all(shards.into_iter().map(|s| abort_on(client.clone(), id, s))).await;
                 });
@@ -630,9 +630,9 @@ impl Client {
     }
 
     /// Keeps a transaction's locks alive on `shards` (best-effort).
-    async fn heartbeat(&self, id: TxnId, shards: &[u64]) {
+    async fn heartbeat(&self, id: TxnId, shards: &[ShardId]) {
         for &shard in shards {
-            let request = proto::TxnHeartbeatRequest { txn_id: id.0.to_be_bytes().to_vec(), shard_ids: vec![shard] };
+            let request = proto::TxnHeartbeatRequest { txn_id: id.0.to_be_bytes().to_vec(), shard_ids: vec![shard.0] };
             let Some(target) = self.routes().target_shard(shard, true) else { continue };
             if let Ok(channel) = self.channel(&target.addr).await {
                 let mut c = proto::txn_client::TxnClient::new(channel);
