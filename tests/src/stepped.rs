@@ -47,10 +47,13 @@
 //! drives the transaction state machines as the client library does,
 //! checked by the jepsen list-append checker).
 //!
+//! Scenarios read as scripts in `tests/tests/cluster_scripts.rs`
+//! (goldenscripts under `tests/testscripts/cluster/`).
+//!
 //! Not yet (issue 10, item 3): snapshots (a snapshot send is reported
-//! failed, so logs are never compacted in these runs), an in-memory
+//! failed, so logs are never compacted in these runs), and an in-memory
 //! engine (each server is a RocksDB in a temp directory, about 4 s of
-//! wall time per 9 s transaction run), and the scenario scripts.
+//! wall time per 9 s transaction run).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
@@ -244,6 +247,8 @@ pub struct SteppedCluster {
     invariants: Invariants,
     /// What happened, in order (elections, faults).
     pub trace: Vec<String>,
+    /// How much of `trace` [`SteppedCluster::take_events`] has handed out.
+    trace_taken: usize,
     /// Messages delivered, and a hash of each one's route and Raft
     /// header in delivery order: two runs with equal digests delivered
     /// the same messages in the same order.
@@ -375,6 +380,7 @@ impl SteppedCluster {
             partitioned: BTreeSet::new(),
             invariants: Invariants::default(),
             trace: Vec::new(),
+            trace_taken: 0,
             delivered: 0,
             delivery_hash: FNV_OFFSET,
         }
@@ -508,6 +514,36 @@ impl SteppedCluster {
     /// The server whose replica of `shard` leads in the highest term seen.
     pub fn leader(&self, shard: ShardId) -> Option<ServerId> {
         self.invariants.leader(shard)
+    }
+
+    /// Like [`Self::leader`], with the term.
+    pub fn leader_term(&self, shard: ShardId) -> Option<(ServerId, u64)> {
+        self.invariants.leader_term(shard)
+    }
+
+    /// The shards of the static layout, in key order.
+    pub fn shard_ids(&self) -> Vec<ShardId> {
+        self.spec.shards().iter().map(|l| l.shard_id).collect()
+    }
+
+    /// The shard whose range holds `key`.
+    pub fn shard_of(&self, key: &[u8]) -> ShardId {
+        self.spec
+            .shards()
+            .iter()
+            .find(|l| l.start_key.as_slice() <= key && (l.end_key.is_empty() || key < l.end_key.as_slice()))
+            .map(|l| l.shard_id)
+            .expect("the layout covers every key")
+    }
+
+    /// The trace's entries since the last call, without their times.
+    pub fn take_events(&mut self) -> Vec<String> {
+        let new = self.trace[self.trace_taken..]
+            .iter()
+            .map(|e| e.split_once(' ').map_or(e.clone(), |(_, event)| event.to_string()))
+            .collect();
+        self.trace_taken = self.trace.len();
+        new
     }
 
     /// Runs until simulated time `until`; panics, naming the seed, on a
@@ -832,7 +868,12 @@ pub struct Invariants {
 impl Invariants {
     /// The server that led `shard` in the highest term seen.
     pub fn leader(&self, shard: ShardId) -> Option<ServerId> {
-        self.leaders.range((shard, 0)..=(shard, u64::MAX)).next_back().map(|(_, s)| *s)
+        self.leader_term(shard).map(|(s, _)| s)
+    }
+
+    /// ... and that term.
+    pub fn leader_term(&self, shard: ShardId) -> Option<(ServerId, u64)> {
+        self.leaders.range((shard, 0)..=(shard, u64::MAX)).next_back().map(|((_, term), s)| (*s, *term))
     }
 
     /// `server` restarted: its committed index may restart lower (it is
