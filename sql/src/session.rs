@@ -31,6 +31,7 @@ use sqlparser::ast;
 use crate::backfill;
 use crate::catalog::{Catalog, IndexDesc, LeaseChecked, LeaseUse, Leases, TableDesc};
 use crate::catalog::{Drains, FollowUp};
+use crate::copy::CopyFormat;
 use crate::error::{Error, Result, SqlState};
 use crate::exec::{self, Cx};
 use crate::explain;
@@ -298,7 +299,7 @@ impl Session {
         self.params = Params::default();
         if let Some((query_sql, query)) = copy_to_stdout(&parsed.statement)? {
             // COPY ... TO STDOUT is its query; the gateway writes the rows
-            // as COPY lines (`copy::format_line`).
+            // as records of its format (`copy::CopyFormat::format_row`).
             let mut out = CopyOutSink { inner: sink, rows: 0 };
             return self.execute_statement(&query_sql, &Parsed { statement: query, as_of: None }, &mut out);
         }
@@ -399,7 +400,7 @@ impl Session {
         if self.status == TxnStatus::Failed {
             return in_failed_block();
         }
-        let (table, columns) = copy_from_stdin(&parsed.statement)?;
+        let (table, columns, format) = copy_from_stdin(&parsed.statement)?;
         let (desc, private) = match self.txn.take() {
             Some(mut block) => {
                 let seen = Catalog::table(block.as_mut(), &table);
@@ -432,7 +433,7 @@ impl Session {
                 _ => return sql_err!(UndefinedColumn, "column \"{name}\" of relation \"{table}\" does not exist"),
             }
         }
-        let copy = crate::copy::CopyIn::new(table, columns, types, private);
+        let copy = crate::copy::CopyIn::new(table, columns, types, private, format);
         let width = copy.width();
         self.copy = Some(copy);
         Ok(width)
@@ -482,7 +483,7 @@ impl Session {
         let visible: Vec<usize> = (0..table.columns.len()).filter(|&i| !table.columns[i].hidden).collect();
         let names = visible.iter().map(|&i| table.columns[i].name.clone()).collect();
         let types = visible.iter().map(|&i| table.columns[i].data_type).collect();
-        let mut copy = crate::copy::CopyIn::new(table.name.clone(), names, types, true);
+        let mut copy = crate::copy::CopyIn::new(table.name.clone(), names, types, true, CopyFormat::text());
         let mut next = rows.into_iter();
         loop {
             let mut row = match next.next() {
@@ -1319,9 +1320,9 @@ fn in_failed_block<T>() -> Result<T> {
     sql_err!(InFailedSqlTransaction, "current transaction is aborted, commands ignored until end of transaction block")
 }
 
-/// The table and columns of `COPY table [(columns)] FROM STDIN` in text
-/// format (0A000 for any other COPY).
-fn copy_from_stdin(s: &ast::Statement) -> Result<(String, Option<Vec<String>>)> {
+/// The table, columns and format of `COPY table [(columns)] FROM STDIN`
+/// (0A000 for any other COPY).
+fn copy_from_stdin(s: &ast::Statement) -> Result<(String, Option<Vec<String>>, CopyFormat)> {
     let ast::Statement::Copy {
         source,
         to: false,
@@ -1336,29 +1337,10 @@ fn copy_from_stdin(s: &ast::Statement) -> Result<(String, Option<Vec<String>>)> 
     let ast::CopySource::Table { table_name, columns } = source else {
         return sql_err!(FeatureNotSupported, "COPY from a query is not supported");
     };
-    check_copy_options(options, legacy_options)?;
+    let format = CopyFormat::from_options(options, legacy_options)?;
     let table = crate::planner::object_name(table_name)?;
     let columns = (!columns.is_empty()).then(|| columns.iter().map(crate::parser::ident).collect());
-    Ok((table, columns))
-}
-
-/// COPY's options: those of the text format at their defaults (FREEZE is
-/// accepted and means nothing here); anything else is 0A000.
-fn check_copy_options(options: &[ast::CopyOption], legacy_options: &[ast::CopyLegacyOption]) -> Result<()> {
-    for option in options {
-        match option {
-            ast::CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text") => {}
-            ast::CopyOption::Freeze(_) => {}
-            ast::CopyOption::Delimiter('\t') => {}
-            ast::CopyOption::Null(n) if n == "\\N" => {}
-            ast::CopyOption::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
-            other => return sql_err!(FeatureNotSupported, "COPY option {other} is not supported (text format only)"),
-        }
-    }
-    if !legacy_options.is_empty() {
-        return sql_err!(FeatureNotSupported, "COPY's pre-9.0 options are not supported");
-    }
-    Ok(())
+    Ok((table, columns, format))
 }
 
 /// `COPY table [(columns)] | (query) TO STDOUT [WITH (FORMAT text)]` as
@@ -1374,7 +1356,7 @@ fn copy_to_stdout(s: &ast::Statement) -> Result<Option<(String, ast::Statement)>
             "COPY TO a file or program is not supported (use STDOUT, or psql's \\copy)"
         );
     }
-    check_copy_options(options, legacy_options)?;
+    CopyFormat::from_options(options, legacy_options)?;
     let sql = match source {
         ast::CopySource::Query(q) => return Ok(Some((q.to_string(), ast::Statement::Query(q.clone())))),
         ast::CopySource::Table { table_name, columns } => {

@@ -894,7 +894,11 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
         }
         let mut out = Collected::default();
         match session.execute_parsed(query, &parsed, &mut out) {
-            Ok(()) if sql::parser::is_copy_out(&parsed.statement) => responses.push(copy_out_response(out)),
+            Ok(()) if sql::parser::is_copy_out(&parsed.statement) => {
+                // The statement ran, so its options were checked.
+                let format = sql::copy::CopyFormat::of_statement(&parsed.statement).ok().flatten();
+                responses.push(copy_out_response(out, format.unwrap_or_else(sql::copy::CopyFormat::text)))
+            }
             Ok(()) => responses.push(response(out, &[])),
             Err(e) => {
                 responses.push(error_response(&e));
@@ -912,11 +916,14 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
     responses
 }
 
-/// COPY ... TO STDOUT: the query's rows as COPY text lines, one
-/// CopyData each (pgwire adds CopyDone and `COPY n`).
-fn copy_out_response(out: Collected) -> Response {
+/// COPY ... TO STDOUT: the query's rows as records of `format` (after
+/// a header record if it asks for one), one CopyData each (pgwire adds
+/// CopyDone and `COPY n`).
+fn copy_out_response(out: Collected, format: sql::copy::CopyFormat) -> Response {
     let width = out.columns.len();
-    let lines = out.rows.into_iter().map(|row| Ok(CopyData::new(sql::copy::format_line(&row).into_bytes().into())));
+    let header = format.header.then(|| format.header_record(out.columns.iter().map(|c| c.name.as_str())));
+    let records = header.into_iter().chain(out.rows.into_iter().map(move |row| format.format_row(&row)));
+    let lines = records.map(|record| Ok(CopyData::new(record.into_bytes().into())));
     Response::CopyOut(CopyResponse::new(0, width, stream::iter(lines)))
 }
 

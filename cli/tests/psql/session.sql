@@ -1,4 +1,4 @@
--- A psql session: tables, rows, \copy in and out, the describe commands,
+-- A psql session: tables, rows, \copy in and out (text and CSV), the describe commands,
 -- and an error in a transaction block. Run with `psql -X -a -f -`; the
 -- output is compared with session.expected.
 CREATE TABLE fruit (id INT PRIMARY KEY, name TEXT NOT NULL, price FLOAT8, note VARCHAR(20) DEFAULT 'fresh');
@@ -22,3 +22,11 @@ ROLLBACK;
 SELECT id, price FROM fruit WHERE id = 1;
 INSERT INTO fruit VALUES (1, 'again', 1, NULL);
 SELECT count(*) FROM fruit;
+\copy fruit (id, name, price, note) from stdin with (format csv, header)
+id,name,price,note
+5,"elder, berry",2.5,
+6,"fig ""green""",,"two
+lines"
+\.
+\copy (SELECT id, name, price, note FROM fruit WHERE id >= 5 ORDER BY id) to stdout with (format csv, header)
+\copy (SELECT id, note IS NULL AS no_note FROM fruit WHERE id >= 5 ORDER BY id) to stdout csv
