@@ -102,7 +102,7 @@ fn copy_to_stdout_gives_the_rows_and_their_count() {
     assert_eq!(sql::copy::format_line(&out.rows[0]), "x\t10\n");
     let out = must(&mut s, "COPY t (b) TO STDOUT");
     assert_eq!(out.columns.len(), 1);
-    for bad in ["COPY t TO '/tmp/x'", "COPY t TO STDOUT WITH (FORMAT csv)"] {
+    for bad in ["COPY t TO '/tmp/x'", "COPY t TO STDOUT WITH (FORMAT binary)"] {
         let e = run(&mut s, bad).unwrap_err();
         assert_eq!(e.state, sql::SqlState::FeatureNotSupported, "{bad}: {e:?}");
     }
