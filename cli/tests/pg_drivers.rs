@@ -233,7 +233,8 @@ async fn a_psql_session_matches_its_expected_output() -> anyhow::Result<()> {
 /// Goal: psql 15's describe commands work as on PostgreSQL: `\dt`, `\d`
 /// of a table (columns, types, NOT NULL, defaults, the primary key and
 /// the other indexes), `\d+`, `\di`, `\dv` and a view's definition,
-/// `\dn`, `\l`, `\du`. They read SpanDB's catalog through the
+/// `\dn`, `\l`, `\du`, `\df` and `\dx` (none: SpanDB has no stored
+/// functions or extensions), `\sv`. They read SpanDB's catalog through the
 /// `pg_catalog` relations and functions psql queries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> anyhow::Result<()> {
@@ -272,6 +273,9 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
         expect("\\dn", &["public | root"]);
         expect("\\l", &["spandb | root  | UTF8"]);
         expect("\\du", &["root", "Superuser"]);
+        expect("\\df", &["List of functions", "(0 rows)"]);
+        expect("\\dx", &["List of installed extensions", "(0 rows)"]);
+        expect("\\sv rich", &["CREATE OR REPLACE VIEW public.rich AS", "WHERE balance > 100"]);
         let (ok, out) = psql(&addr, "\\d nonesuch");
         assert!(!ok && out.contains("Did not find any relation named \"nonesuch\""), "{out}");
         anyhow::Ok(())

@@ -272,6 +272,13 @@ fn resolve_array_function(name: &str, args: &[Option<DataType>]) -> Option<Signa
             return Some(Signature { params: vec![array, T::Int4], ret: T::Int4 });
         }
         ("cardinality", [a]) if is_array(*a) => T::Int4,
+        // An element compared with IS NOT DISTINCT FROM (NULL finds NULL).
+        ("array_remove", [a, _]) if is_array(*a) => {
+            return Some(Signature { params: vec![array, element], ret: array })
+        }
+        ("array_position", [a, _]) if is_array(*a) => {
+            return Some(Signature { params: vec![array, element], ret: T::Int4 });
+        }
         _ => return None,
     };
     let mut params = vec![array];
@@ -317,6 +324,20 @@ fn call_array_function(name: &str, args: &[Value]) -> Option<Result<Value>> {
             Some(items) => Value::Int4(i32::try_from(items.len()).unwrap_or(i32::MAX)),
             None => Value::Null,
         },
+        "array_remove" => match (&args[0], items) {
+            (Value::Array(element, _), Some(items)) => {
+                let target = args.get(1).unwrap_or(&Value::Null);
+                Value::Array(element, items.iter().filter(|v| *v != target).cloned().collect())
+            }
+            _ => Value::Null,
+        },
+        "array_position" => {
+            let target = args.get(1).unwrap_or(&Value::Null);
+            match items.and_then(|items| items.iter().position(|v| v == target)) {
+                Some(i) => Value::Int4(i32::try_from(i + 1).unwrap_or(i32::MAX)),
+                None => Value::Null,
+            }
+        }
         _ => return None,
     }))
 }

@@ -249,6 +249,8 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "pg_indexes_size",
     "pg_database_size",
     "pg_get_viewdef",
+    "pg_get_function_result",
+    "pg_get_function_arguments",
     "pg_relation_is_publishable",
     "pg_encoding_to_char",
     "obj_description",
@@ -2161,6 +2163,11 @@ impl<'a> Planner<'a> {
                 lookup(first, whens, Expr::Constant(Value::Null))
             }
             "pg_relation_is_publishable" => unless_null(Expr::Constant(Value::Bool(false)), DataType::Bool),
+            // SpanDB has no stored functions (pg_proc is empty): no oid
+            // names one.
+            "pg_get_function_result" | "pg_get_function_arguments" => {
+                Bound::typed(Expr::Constant(Value::Null), DataType::Text)
+            }
             "pg_encoding_to_char" => {
                 let utf8 = vec![(Expr::Constant(Value::Int8(6)), Expr::Constant(Value::Text("UTF8".into())))];
                 let lookup = Expr::Case {
@@ -2269,15 +2276,19 @@ impl<'a> Planner<'a> {
         if let Some(name) = &b.literal {
             let bare = name.strip_prefix("public.").unwrap_or(name);
             let oid = match kind {
-                "regclass" => snapshot.tables.iter().find_map(|t| {
-                    if t.name == bare {
-                        return Some(system::table_oid(t));
-                    }
-                    std::iter::once(&t.primary)
-                        .chain(&t.indexes)
-                        .find(|i| i.name == bare)
-                        .map(|i| system::index_oid(t, i.id))
-                }),
+                "regclass" => snapshot
+                    .tables
+                    .iter()
+                    .find_map(|t| {
+                        if t.name == bare {
+                            return Some(system::table_oid(t));
+                        }
+                        std::iter::once(&t.primary)
+                            .chain(&t.indexes)
+                            .find(|i| i.name == bare)
+                            .map(|i| system::index_oid(t, i.id))
+                    })
+                    .or_else(|| system::relation_oid(name)),
                 "regnamespace" => match bare {
                     "pg_catalog" => Some(system::PG_CATALOG_OID),
                     "public" => Some(system::PUBLIC_OID),

@@ -126,6 +126,24 @@ pub fn find(schema: Option<&str>, name: &str) -> Option<&'static SystemRelation>
     RELATIONS.iter().find(|r| r.name == name && schema.map_or(r.schema == "pg_catalog", |s| s == r.schema))
 }
 
+/// A system relation's oid, for `'pg_catalog.pg_extension'::regclass`
+/// (psql compares catalog rows' `classoid` with one): below the user
+/// range, stable for a build (its place in the list), not PostgreSQL's.
+/// `name` may be qualified with its schema.
+pub fn relation_oid(name: &str) -> Option<i64> {
+    let (schema, bare) = match name.split_once('.') {
+        Some((schema, bare)) => (Some(schema), bare),
+        None => (None, name),
+    };
+    let relation = find(schema, bare)?;
+    let position = RELATIONS.iter().position(|r| std::ptr::eq(r, relation))?;
+    Some(SYSTEM_RELATION_OID_MIN + position as i64)
+}
+
+/// Where system relations' oids start (PostgreSQL's own catalogs sit
+/// between 1,000 and 10,000; these are placeholders in the same range).
+const SYSTEM_RELATION_OID_MIN: i64 = 9_000;
+
 /// Whether `schema` names a schema of system relations.
 pub fn is_system_schema(schema: &str) -> bool {
     schema == "pg_catalog" || schema == "information_schema"
@@ -430,6 +448,36 @@ const RELATIONS: &[SystemRelation] = &[
         schema: "pg_catalog",
         name: "pg_publication_rel",
         columns: &[("oid", Int8), ("prpubid", Int8), ("prrelid", Int8), ("prqual", Text), ("prattrs", INT2_ARRAY)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_proc",
+        columns: &[
+            ("oid", Int8),
+            ("proname", Text),
+            ("pronamespace", Int8),
+            ("proowner", Int8),
+            ("prokind", Text),
+            ("prorettype", Int8),
+            ("proargtypes", Text),
+            ("prosrc", Text),
+        ],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_extension",
+        columns: &[
+            ("oid", Int8),
+            ("extname", Text),
+            ("extowner", Int8),
+            ("extnamespace", Int8),
+            ("extrelocatable", Bool),
+            ("extversion", Text),
+            ("extconfig", OID_ARRAY),
+            ("extcondition", TEXT_ARRAY),
+        ],
         rows: nothing,
     },
     SystemRelation {
