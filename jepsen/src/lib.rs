@@ -129,6 +129,7 @@
 
 pub mod checker;
 pub mod error;
+pub mod generate;
 pub mod history;
 pub mod limits;
 pub mod report;

@@ -511,6 +511,25 @@ impl SteppedCluster {
         answer
     }
 
+    /// Submits `input` to `shard`'s leader of the moment and runs the
+    /// cluster until the answer comes or `within` passes (what a client
+    /// does over gRPC, without the retries).
+    pub fn call(&mut self, shard: ShardId, input: Input, within: Duration) -> Result<Answer, String> {
+        let leader = self.leader(shard).filter(|l| self.is_up(*l)).ok_or_else(|| format!("no leader of {shard}"))?;
+        let mut answer = self.submit(leader, shard, input);
+        let deadline = self.now + within;
+        while self.now < deadline {
+            let until = self.now + Duration::from_millis(1);
+            self.run_until(until);
+            match answer.try_recv() {
+                Ok(result) => return result.map_err(|e| e.to_string()),
+                Err(oneshot::error::TryRecvError::Closed) => return Err("the request was dropped".into()),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+        }
+        Err(format!("no answer within {within:?}"))
+    }
+
     /// The server whose replica of `shard` leads in the highest term seen.
     pub fn leader(&self, shard: ShardId) -> Option<ServerId> {
         self.invariants.leader(shard)

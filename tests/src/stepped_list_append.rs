@@ -30,6 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use jepsen::generate::ListAppendGen;
 use jepsen::{History, Op, OpType, Process};
 use meta::{LockLease, Priority, RequestId, ServerId, ShardId, TxnId};
 use rand::rngs::StdRng;
@@ -102,34 +103,20 @@ fn shard_of(k: u64) -> ShardId {
     ShardId(1 + k % 2)
 }
 
-/// The workload's keys and elements.
-struct Generator {
-    active: Vec<(u64, u64)>,
-    next_key: u64,
-    next_element: i64,
-}
-
-impl Generator {
-    fn next(&mut self, rng: &mut StdRng) -> Vec<Mop> {
-        let n = rng.random_range(1..=MOPS_MAX);
-        let mut mops = Vec::with_capacity(n);
-        for _ in 0..n {
-            let slot = rng.random_range(0..self.active.len());
-            let k = self.active[slot].0;
-            if rng.random_bool(0.5) {
-                mops.push(Mop::Read(k));
-                continue;
+/// A generated transaction's micro-operations (`jepsen::generate`'s
+/// JSON form) as [`Mop`]s.
+fn mops_of(txn: &Value) -> Vec<Mop> {
+    txn.as_array()
+        .expect("generated transactions are arrays")
+        .iter()
+        .map(|m| {
+            let key = m[1].as_u64().expect("integer keys");
+            match m[0].as_str() {
+                Some("append") => Mop::Append(key, m[2].as_i64().expect("integer elements")),
+                _ => Mop::Read(key),
             }
-            mops.push(Mop::Append(k, self.next_element));
-            self.next_element += 1;
-            self.active[slot].1 += 1;
-            if self.active[slot].1 >= APPENDS_PER_KEY {
-                self.active[slot] = (self.next_key, 0);
-                self.next_key += 1;
-            }
-        }
-        mops
-    }
+        })
+        .collect()
 }
 
 type Reply = oneshot::Receiver<Result<Answer, TxnError>>;
@@ -198,11 +185,7 @@ pub fn run(run: &Run) -> (History, SteppedCluster) {
     let mut c = SteppedCluster::with(run.seed, run.setup.clone());
     c.faults = run.faults;
     let mut rng = StdRng::seed_from_u64(run.seed ^ 0x5eed);
-    let mut generator = Generator {
-        active: (0..ACTIVE_KEYS as u64).map(|k| (k, 0)).collect(),
-        next_key: ACTIVE_KEYS as u64,
-        next_element: 1,
-    };
+    let mut generator = ListAppendGen::new(ACTIVE_KEYS, APPENDS_PER_KEY, MOPS_MAX);
     let mut ops: Vec<Op> = Vec::new();
     let mut clients: Vec<Option<Txn>> = (0..run.clients).map(|_| None).collect();
     // A client whose transaction ended unknown takes a new process id
@@ -225,7 +208,7 @@ pub fn run(run: &Run) -> (History, SteppedCluster) {
         for (client, slot) in clients.iter_mut().enumerate() {
             let process = processes[client];
             if slot.is_none() {
-                let mops = generator.next(&mut rng);
+                let mops = mops_of(&generator.next(&mut rng));
                 txn_seq += 1;
                 let id = TxnId::random(u128::from(run.seed) << 64 | txn_seq);
                 let invoke: Vec<Value> = mops.iter().map(mop_json).collect();

@@ -63,23 +63,6 @@ impl Runner {
         events(c, out)
     }
 
-    /// Submits `input` to `shard`'s leader and runs until it is answered.
-    fn call(c: &mut SteppedCluster, shard: ShardId, input: Input) -> Result<Answer, String> {
-        let leader = c.leader(shard).filter(|l| c.is_up(*l)).ok_or_else(|| format!("no leader of {shard}"))?;
-        let mut answer = c.submit(leader, shard, input);
-        let deadline = c.now() + ANSWER_WITHIN;
-        while c.now() < deadline {
-            let until = c.now() + Duration::from_millis(1);
-            c.run_until(until);
-            match answer.try_recv() {
-                Ok(result) => return result.map_err(|e| e.to_string()),
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err("no answer: dropped".into()),
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
-            }
-        }
-        Err(format!("no answer within {ANSWER_WITHIN:?}"))
-    }
-
     fn stabilize(c: &mut SteppedCluster) -> Res<()> {
         let deadline = c.now() + STABILIZE_WITHIN;
         while c.now() < deadline {
@@ -103,7 +86,7 @@ impl Runner {
             let lease = leases.get(&shard).map(|(l, _)| *l);
             let target = LockTarget::Key(key.as_bytes().to_vec());
             let input = Input::Read { req: RequestId(0), txn, priority, target: target.clone(), lease };
-            match Self::call(c, shard, input) {
+            match c.call(shard, input, ANSWER_WITHIN) {
                 Ok(Answer::Locked { lease }) => leases.entry(shard).or_insert((lease, Vec::new())).1.push(target),
                 other => {
                     writeln!(out, "{txn}: read {key} failed: {other:?}")?;
@@ -132,7 +115,7 @@ impl Runner {
             let lease = lease_of(shard, reads);
             let (writes, reads) = (writes.clone(), reads.clone());
             let input = Input::Prepare { req: RequestId(0), txn, priority, writes, reads, lease, coordinator };
-            match Self::call(c, *shard, input) {
+            match c.call(*shard, input, ANSWER_WITHIN) {
                 Ok(Answer::Prepared { prepare_ts }) => participants.push((*shard, prepare_ts)),
                 other => {
                     writeln!(out, "{txn}: prepare at {shard} failed: {other:?}")?;
@@ -144,7 +127,7 @@ impl Runner {
         let lease = lease_of(&coordinator, &reads);
         let conditions = Vec::new();
         let input = Input::Commit { req: RequestId(0), txn, priority, writes, reads, lease, participants, conditions };
-        match Self::call(c, coordinator, input) {
+        match c.call(coordinator, input, ANSWER_WITHIN) {
             Ok(Answer::Committed { .. }) => writeln!(out, "{txn}: committed at {coordinator}")?,
             other => writeln!(out, "{txn}: commit at {coordinator}: {other:?}")?,
         }
@@ -223,7 +206,7 @@ impl goldenscript::Runner for Runner {
                     let shard = c.shard_of(k.as_bytes());
                     let writes = vec![Write { key: k.as_bytes().to_vec(), value: Some(v.as_bytes().to_vec()) }];
                     let input = Input::Write { req: RequestId(0), writes, conditions: Vec::new() };
-                    match Self::call(c, shard, input) {
+                    match c.call(shard, input, ANSWER_WITHIN) {
                         Ok(Answer::Committed { applied: true, .. }) => writeln!(out, "put {k}={v}: committed")?,
                         other => writeln!(out, "put {k}={v}: {other:?}")?,
                     }

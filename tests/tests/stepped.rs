@@ -197,25 +197,6 @@ fn a_killed_server_restarts_from_its_directory_and_catches_up() {
     }
 }
 
-/// Submits `input` to `shard`'s leader of the moment and runs the cluster
-/// until the answer comes or `within` passes (what the client library
-/// does over gRPC, without the retries).
-fn call(c: &mut SteppedCluster, shard: ShardId, input: txn::Input, within: Duration) -> Result<txn::Answer, String> {
-    let leader = c.leader(shard).ok_or_else(|| format!("no leader of {shard}"))?;
-    let mut answer = c.submit(leader, shard, input);
-    let deadline = c.now() + within;
-    while c.now() < deadline {
-        let until = c.now() + Duration::from_millis(1);
-        c.run_until(until);
-        match answer.try_recv() {
-            Ok(result) => return result.map_err(|e| e.to_string()),
-            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err("the request was dropped".into()),
-            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
-        }
-    }
-    Err(format!("no answer within {within:?}"))
-}
-
 fn put(key: &str, value: &str) -> txn::Write {
     txn::Write { key: key.as_bytes().to_vec(), value: Some(value.as_bytes().to_vec()) }
 }
@@ -235,7 +216,7 @@ fn read_a_and_prepare_z(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepa
     let priority = Priority::new(Timestamp::from_nanos(1), txn);
     let read =
         txn::Input::Read { req: RequestId(0), txn, priority, target: LockTarget::Key(b"a".to_vec()), lease: None };
-    let lease = match call(c, ShardId(1), read, Duration::from_secs(1)) {
+    let lease = match c.call(ShardId(1), read, Duration::from_secs(1)) {
         Ok(txn::Answer::Locked { lease }) => lease,
         other => panic!("seed {seed}: the read of a: {other:?}"),
     };
@@ -248,7 +229,7 @@ fn read_a_and_prepare_z(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepa
         lease: None,
         coordinator: ShardId(1),
     };
-    let prepare_ts = match call(c, ShardId(2), prepare, Duration::from_secs(1)) {
+    let prepare_ts = match c.call(ShardId(2), prepare, Duration::from_secs(1)) {
         Ok(txn::Answer::Prepared { prepare_ts }) => prepare_ts,
         other => panic!("seed {seed}: the prepare of z: {other:?}"),
     };
@@ -286,7 +267,7 @@ fn a_cross_shard_commit_reaches_every_replica_when_the_participants_leader_is_ki
         c.faults = Faults { loss_percent: 2, delay_max: Duration::from_millis(3) };
         c.run_until(Duration::from_secs(1));
         let p = read_a_and_prepare_z(&mut c, seed, "t");
-        let commit_ts = match call(&mut c, ShardId(1), commit_input(&p, "t"), Duration::from_secs(1)) {
+        let commit_ts = match c.call(ShardId(1), commit_input(&p, "t"), Duration::from_secs(1)) {
             Ok(txn::Answer::Committed { commit_ts, applied: true }) => commit_ts,
             other => panic!("seed {seed}: the commit: {other:?}"),
         };
@@ -326,11 +307,11 @@ fn a_participant_whose_transaction_was_never_committed_asks_and_aborts_it() {
         c.run_until(Duration::from_secs(1));
         let p = read_a_and_prepare_z(&mut c, seed, "never");
         let write = txn::Input::Write { req: RequestId(0), writes: vec![put("z", "later")], conditions: Vec::new() };
-        let written_at = match call(&mut c, ShardId(2), write, Duration::from_secs(4)) {
+        let written_at = match c.call(ShardId(2), write, Duration::from_secs(4)) {
             Ok(txn::Answer::Committed { commit_ts, applied: true }) => commit_ts,
             other => panic!("seed {seed}: the write of z after the silent transaction: {other:?}"),
         };
-        let late = call(&mut c, ShardId(1), commit_input(&p, "never"), Duration::from_secs(1));
+        let late = c.call(ShardId(1), commit_input(&p, "never"), Duration::from_secs(1));
         assert!(late.as_ref().is_err_and(|e| e.contains("abort")), "seed {seed}: the late commit: {late:?}");
         let until = c.now() + Duration::from_secs(1);
         c.run_until(until);

@@ -28,56 +28,12 @@
 use std::sync::Mutex;
 
 use client::Client;
+use jepsen::generate::ListAppendGen;
 use rand::rngs::StdRng;
-use rand::Rng;
 use serde_json::{json, Value};
 
 use super::{guarded, spread_key, Completion, Effect, Invocation};
 use crate::jepsen::limits::{LIST_APPEND_ACTIVE_KEYS, LIST_APPEND_APPENDS_PER_KEY, LIST_APPEND_TXN_OPS_MAX};
-
-/// The pure part: which keys are live, the next element.
-pub struct ListAppendGen {
-    /// Live key ids and the appends generated for each so far.
-    active: Vec<(u64, u64)>,
-    appends_per_key: u64,
-    next_key: u64,
-    next_element: i64,
-}
-
-impl ListAppendGen {
-    pub fn new(active_keys: usize, appends_per_key: u64) -> ListAppendGen {
-        let active_keys = active_keys.max(1) as u64;
-        ListAppendGen {
-            active: (0..active_keys).map(|k| (k, 0)).collect(),
-            appends_per_key: appends_per_key.max(1),
-            next_key: active_keys,
-            next_element: 1,
-        }
-    }
-
-    /// A transaction of 1 to `LIST_APPEND_TXN_OPS_MAX` micro-ops, each a
-    /// read or an append (equal odds) on a random live key.
-    pub fn next(&mut self, rng: &mut StdRng) -> Invocation {
-        let n = rng.random_range(1..=LIST_APPEND_TXN_OPS_MAX);
-        let mut mops = Vec::with_capacity(n);
-        for _ in 0..n {
-            let slot = rng.random_range(0..self.active.len());
-            let key = self.active[slot].0;
-            if rng.random_bool(0.5) {
-                mops.push(json!(["r", key, null]));
-                continue;
-            }
-            mops.push(json!(["append", key, self.next_element]));
-            self.next_element += 1;
-            self.active[slot].1 += 1;
-            if self.active[slot].1 >= self.appends_per_key {
-                self.active[slot] = (self.next_key, 0);
-                self.next_key += 1;
-            }
-        }
-        Invocation { f: "txn", value: Value::Array(mops) }
-    }
-}
 
 pub struct ListAppend {
     run: String,
@@ -88,12 +44,16 @@ impl ListAppend {
     pub fn new(run: &str) -> ListAppend {
         ListAppend {
             run: run.to_string(),
-            generator: Mutex::new(ListAppendGen::new(LIST_APPEND_ACTIVE_KEYS, LIST_APPEND_APPENDS_PER_KEY)),
+            generator: Mutex::new(ListAppendGen::new(
+                LIST_APPEND_ACTIVE_KEYS,
+                LIST_APPEND_APPENDS_PER_KEY,
+                LIST_APPEND_TXN_OPS_MAX,
+            )),
         }
     }
 
     pub fn next(&self, rng: &mut StdRng) -> Invocation {
-        self.generator.lock().expect("list-append generator").next(rng)
+        Invocation { f: "txn", value: self.generator.lock().expect("list-append generator").next(rng) }
     }
 
     pub async fn execute(&self, client: &Client, op: &Invocation) -> Completion {
@@ -152,39 +112,6 @@ pub fn encode_list(list: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use std::collections::{BTreeMap, BTreeSet};
-
-    /// Goal: elements are unique, no key gets more than its share of
-    /// appends, retired keys never come back, and transactions are 1 to
-    /// the maximum micro-ops long.
-    #[test]
-    fn keys_rotate_and_elements_are_unique() {
-        let mut g = ListAppendGen::new(3, 5);
-        let mut rng = StdRng::seed_from_u64(3);
-        let mut elements = BTreeSet::new();
-        let mut appends: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut retired = BTreeSet::new();
-        for _ in 0..2_000 {
-            let op = g.next(&mut rng);
-            let mops = op.value.as_array().unwrap();
-            assert!((1..=LIST_APPEND_TXN_OPS_MAX).contains(&mops.len()));
-            for mop in mops {
-                let k = mop[1].as_u64().unwrap();
-                assert!(!retired.contains(&k), "retired key {k} used again");
-                if mop[0] == "append" {
-                    assert!(elements.insert(mop[2].as_i64().unwrap()));
-                    let n = appends.entry(k).or_default();
-                    *n += 1;
-                    if *n == 5 {
-                        retired.insert(k);
-                    }
-                }
-            }
-        }
-        assert!(appends.values().all(|&n| n <= 5), "{appends:?}");
-        assert!(retired.len() > 100);
-    }
 
     /// Goal: lists round-trip through their stored form; junk survives as
     /// strings for the checker to see.
