@@ -74,10 +74,6 @@ impl Retries {
         Retries { policy, backoff: policy.backoff_min, hints_followed: 0 }
     }
 
-    pub fn policy(&self) -> &RetryPolicy {
-        &self.policy
-    }
-
     /// After an attempt failed with `failure`, `elapsed` after the first
     /// attempt began: when to try again. `jitter` scales the wait; it is
     /// clamped to [0.5, 1.5) (the caller draws it, so tests can fix it).

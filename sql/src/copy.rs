@@ -286,7 +286,7 @@ impl CopyFormat {
             return sql_err!(FeatureNotSupported, "COPY QUOTE and ESCAPE are available only in CSV mode");
         }
         f.quote = quote.unwrap_or(b'"');
-        f.escape = escape.or(quote).unwrap_or(f.quote);
+        f.escape = escape.unwrap_or(f.quote);
         if f.csv && f.delimiter == f.quote {
             return sql_err!(InvalidParameterValue, "COPY delimiter and quote must be different");
         }
