@@ -216,6 +216,28 @@ impl LockTable {
         })
     }
 
+    /// The oldest waiting request that `holder` blocks, if any: its
+    /// priority.
+    pub fn oldest_blocked_by(&self, holder: TxnId) -> Option<Priority> {
+        self.waiting
+            .iter()
+            .find(|(_, w)| w.txn != holder && self.conflicting_holders(w.txn, &w.target, w.mode).contains(&holder))
+            .map(|((priority, _), _)| *priority)
+    }
+
+    /// Who other than `txn` holds a lock covering key `k` (key or range),
+    /// and how.
+    pub fn holders_other_than(&self, txn: TxnId, k: &[u8]) -> Vec<(TxnId, LockMode)> {
+        let mut out: Vec<(TxnId, LockMode)> =
+            self.keys.get(k).into_iter().flatten().filter(|(t, _)| *t != txn).copied().collect();
+        for (t, s, e) in &self.ranges {
+            if *t != txn && LockTarget::Key(k.to_vec()).overlaps(&LockTarget::Range(s.clone(), e.clone())) {
+                out.push((*t, LockMode::Shared));
+            }
+        }
+        out
+    }
+
     pub fn is_waiting(&self, txn: TxnId) -> bool {
         self.waiting.values().any(|w| w.txn == txn)
     }

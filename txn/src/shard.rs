@@ -109,6 +109,13 @@
 //! - A decision, once applied, never changes: an abort decision applied
 //!   after a commit decision (or the reverse) is ignored, deterministically.
 //! - Every lock a prepared transaction needs is granted on reinstall.
+//! - Nothing aborts a transaction here once its prepare or commit is being
+//!   replicated (`abort_active` refuses): its locks live until its
+//!   outcome. One wound can make another victim start preparing (the
+//!   first victim's release grants the second its last lock); aborting it
+//!   anyway let a write skew through (`spandb jepsen`, 2026-12-02).
+//! - A committing transaction's written keys are locked by it alone
+//!   (asserted in debug builds as the commit or finish is applied).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -1065,7 +1072,18 @@ impl ShardTxns {
 
     /// Aborts an unprepared transaction here: fails its parked requests,
     /// releases its locks, remembers it.
+    ///
+    /// Does nothing to a transaction whose prepare or commit is being
+    /// replicated, or that is prepared here: its locks must outlive its
+    /// proposal, and only its outcome ends it. Callers check this too,
+    /// but one wound can start another victim's prepare (the first
+    /// victim's release grants the second its last lock), so the check
+    /// must sit here, where every abort passes.
     fn abort_active(&mut self, txn: TxnId, reason: AbortReason, now: TtInterval, out: &mut Vec<Output>) {
+        let deciding = self.active.get(&txn).is_some_and(|a| a.phase == Phase::Deciding);
+        if deciding || self.prepared.contains_key(&txn) {
+            return;
+        }
         let reqs: Vec<RequestId> = self.parked.iter().filter(|(_, p)| p.txn == txn).map(|(r, _)| *r).collect();
         for req in reqs {
             self.parked.remove(&req);
@@ -1082,6 +1100,25 @@ impl ShardTxns {
         }
         let grants = self.locks.release(txn);
         self.resume(grants, now, out);
+    }
+
+    /// Asserts (in debug builds) that no other transaction holds a lock on
+    /// a key `txn` is writing as it commits: the invariant two-phase
+    /// locking exists for. Cheap (the written keys only), so every test
+    /// and every debug `spandb jepsen` run checks it; it found the wound
+    /// that aborted a preparing transaction (`abort_active`).
+    fn debug_assert_writes_exclusive(&self, txn: TxnId, writes: &[Write]) {
+        if cfg!(debug_assertions) {
+            for w in writes {
+                let others = self.locks.holders_other_than(txn, &w.key);
+                assert!(
+                    others.is_empty(),
+                    "{}: {txn} writes {:?} while {others:?} hold locks on it",
+                    self.shard,
+                    String::from_utf8_lossy(&w.key)
+                );
+            }
+        }
     }
 
     /// Releases everything a finished transaction holds here.
@@ -1200,6 +1237,9 @@ impl ShardTxns {
                     // participant): this commit lost.
                     Err(TxnError::Aborted(AbortReason::ByCoordinator))
                 } else {
+                    if self.leading {
+                        self.debug_assert_writes_exclusive(txn, &writes);
+                    }
                     if conditions_held && !writes.is_empty() {
                         out.push(Output::WriteVersions { writes, ts: commit_ts });
                     }
@@ -1227,6 +1267,13 @@ impl ShardTxns {
             }
             TxnCommand::Prepare(record) => {
                 let (txn, prepare_ts) = (record.txn, record.prepare_ts);
+                // An older transaction that started waiting for it while
+                // its prepare was replicated was not pushed then (it could
+                // not be wounded, and was not yet prepared): push now.
+                if self.leading && self.locks.oldest_blocked_by(txn).is_some_and(|p| p < record.priority) {
+                    self.last_resolve.insert(txn, now.earliest);
+                    out.push(Output::Resolve { txn, coordinator: record.coordinator });
+                }
                 self.safe.prepare(txn, prepare_ts, record.writes.iter().map(|w| w.key.clone()).collect());
                 out.push(Output::StorePrepared(record.clone()));
                 self.prepared.insert(txn, record);
@@ -1252,6 +1299,9 @@ impl ShardTxns {
                     return;
                 }
                 if let Some(record) = self.prepared.remove(&txn) {
+                    if self.leading && matches!(outcome, Outcome::Committed(_)) {
+                        self.debug_assert_writes_exclusive(txn, &record.writes);
+                    }
                     self.prepared_generation += 1;
                     self.last_resolve.remove(&txn);
                     match outcome {
@@ -1308,6 +1358,9 @@ impl ShardTxns {
             TxnCommand::Commit { txn, .. } | TxnCommand::Prepare(PreparedTxn { txn, .. }) => {
                 // Not prepared, not committed: it can only abort now.
                 if self.leading {
+                    if let Some(a) = self.active.get_mut(txn) {
+                        a.phase = Phase::Active;
+                    }
                     self.abort_active(*txn, AbortReason::ProposalDropped, now, out);
                 }
                 Err(TxnError::Aborted(AbortReason::ProposalDropped))
@@ -1442,5 +1495,86 @@ mod tests {
             matches!(&out[..], [Output::Propose { req: Some(RequestId(6)), .. }]),
             "the refused write's lock on \"a\" must be gone: {out:?}"
         );
+    }
+
+    fn read(req: u64, txn: TxnId, priority: Priority, key: &str, lease: Option<LockLease>) -> Input {
+        let target = LockTarget::Key(key.as_bytes().to_vec());
+        Input::Read { req: RequestId(req), txn, priority, target, lease }
+    }
+
+    fn locked(out: &[Output]) -> LockLease {
+        match out {
+            [Output::Reply { result: Ok(Answer::Locked { lease }), .. }] => *lease,
+            other => panic!("expected a granted lock: {other:?}"),
+        }
+    }
+
+    /// Goal: a wound never hits a transaction whose prepare is already
+    /// being replicated, even when it became so in the middle of the
+    /// wounding. Found by `spandb jepsen` (list-append, pauses) on
+    /// 2026-12-02 as a write skew: one commit wounded two readers; the
+    /// first one's release let the second's parked prepare take its last
+    /// lock and propose, and the wound loop then aborted it anyway. Its
+    /// locks were gone while its prepare went on to be applied and
+    /// committed, so a third transaction read the key it was writing.
+    /// Method: w (older than t1) and t1 read "a"; w also reads "b", so
+    /// t1's prepare of a write to "b" waits for w. The oldest, t0,
+    /// commits a write to "a": it wounds w and t1. Then t2 reads "b".
+    #[test]
+    fn a_wound_spares_a_victim_whose_prepare_started_meanwhile() {
+        let mut s = ShardTxns::restore(ShardId(1), Timestamp::ZERO, vec![], vec![]);
+        s.step(now(1000), Input::LeaderReady { term: Term(1) });
+        let (t0, w, t1, t2) = (TxnId(10), TxnId(20), TxnId(30), TxnId(40));
+        let p = |ts: u64, t: TxnId| Priority::new(Timestamp::from_nanos(ts), t);
+        let (p0, pw, p1, p2) = (p(1, t0), p(2, w), p(3, t1), p(4, t2));
+        let lease_w = locked(&s.step(now(1000), read(1, w, pw, "a", None)));
+        locked(&s.step(now(1000), read(2, w, pw, "b", Some(lease_w))));
+        let lease_1 = locked(&s.step(now(1000), read(3, t1, p1, "a", None)));
+        let lease_0 = locked(&s.step(now(1000), read(4, t0, p0, "c", None)));
+        let prepare = Input::Prepare {
+            req: RequestId(5),
+            txn: t1,
+            priority: p1,
+            writes: vec![write("b")],
+            reads: vec![LockTarget::Key(b"a".to_vec())],
+            lease: Some(lease_1),
+            coordinator: ShardId(2),
+        };
+        assert_eq!(s.step(now(1000), prepare), vec![], "t1's prepare waits for w's lock on b");
+        let commit = Input::Commit {
+            req: RequestId(6),
+            txn: t0,
+            priority: p0,
+            writes: vec![write("a")],
+            reads: vec![LockTarget::Key(b"c".to_vec())],
+            lease: Some(lease_0),
+            participants: vec![],
+            conditions: vec![],
+        };
+        let out = s.step(now(1000), commit);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Propose { req: Some(RequestId(5)), command: TxnCommand::Prepare(_) })),
+            "w's release lets t1's prepare go ahead: {out:?}"
+        );
+        assert!(s.locks().holds(t1, &LockTarget::Key(b"b".to_vec()), LockMode::Exclusive), "t1 keeps its locks");
+        let out = s.step(now(1000), read(7, t2, p2, "b", None));
+        assert_eq!(out, vec![], "t2 must wait for t1's exclusive lock on b");
+        let record = PreparedTxn {
+            txn: t1,
+            priority: p1,
+            prepare_ts: Timestamp::from_nanos(1001),
+            coordinator: ShardId(2),
+            writes: vec![write("b")],
+            reads: vec![LockTarget::Key(b"a".to_vec())],
+        };
+        let applied =
+            Input::Applied { req: Some(RequestId(5)), command: TxnCommand::Prepare(record), conditions_held: true };
+        let out = s.step(now(1001), applied);
+        assert!(
+            out.iter().any(|o| matches!(o, Output::Resolve { txn, coordinator: ShardId(2) } if *txn == t1)),
+            "older t0 waits for t1, now prepared: t1's coordinator is asked at once: {out:?}"
+        );
+        s.locks().check_invariants().unwrap();
     }
 }

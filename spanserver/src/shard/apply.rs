@@ -45,7 +45,7 @@ impl Replica {
                 req = p.req;
             } else {
                 // Replaced by another leader's entry: never applied.
-                let outputs = self.txns.step(tt.now(), Input::ProposalFailed { req: p.req, command: p.command });
+                let outputs = self.step_txns(tt, Input::ProposalFailed { req: p.req, command: p.command });
                 self.execute(tt, outputs, Some(batch), completions);
             }
         }
@@ -55,7 +55,7 @@ impl Replica {
                 Ok(command) => {
                     let conditions_held = self.conditions_hold(&command);
                     let input = Input::Applied { req, command, conditions_held };
-                    let outputs = self.txns.step(tt.now(), input);
+                    let outputs = self.step_txns(tt, input);
                     self.execute(tt, outputs, Some(batch), completions);
                 }
                 Err(msg) => {

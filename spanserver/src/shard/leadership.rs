@@ -69,7 +69,7 @@ impl Replica {
         }
         self.close_wanted = false;
         self.last_close_at = Some(now);
-        let outputs = self.txns.step(tt.now(), Input::Close);
+        let outputs = self.step_txns(tt, Input::Close);
         self.execute(tt, outputs, None, completions);
     }
 
@@ -96,7 +96,7 @@ impl Replica {
         let was_ready = self.leader_ready();
         self.leadership = None;
         if was_ready {
-            let outputs = self.txns.step(tt.now(), Input::LeaderLost);
+            let outputs = self.step_txns(tt, Input::LeaderLost);
             self.execute(tt, outputs, None, completions);
         }
         for (_, reply) in self.waiting.drain(..) {

@@ -371,8 +371,27 @@ impl Replica {
             self.replies.insert(req, reply);
             input = with_req(input, req);
         }
-        let outputs = self.txns.step(tt.now(), input);
+        let outputs = self.step_txns(tt, input);
         self.execute(tt, outputs, None, completions);
+    }
+
+    /// Steps the transaction state machine at the clock's current reading.
+    /// Every input that does something, and what it did, is traced under
+    /// `spandb::txn` (`SPANDB_LOG=info,spandb::txn=trace`): a lock
+    /// conflict, wound or lost decision is then visible in the server logs
+    /// of a failed jepsen run.
+    fn step_txns(&mut self, tt: &TrueTime, input: Input) -> Vec<Output> {
+        let now = tt.now();
+        if !tracing::enabled!(target: "spandb::txn", tracing::Level::TRACE) {
+            return self.txns.step(now, input);
+        }
+        let quiet = matches!(input, Input::Tick | Input::Close);
+        let shown = format!("{input:?}");
+        let outputs = self.txns.step(now, input);
+        if !quiet || !outputs.is_empty() {
+            tracing::trace!(target: "spandb::txn", shard = %self.shard_id, now = ?now, "{shown} -> {outputs:?}");
+        }
+        outputs
     }
 
     /// Carries out the state machine's outputs. `batch` is the apply batch
@@ -401,7 +420,7 @@ impl Replica {
                     // Raft itself says this replica leads (checked on the
                     // loop thread, right before proposing).
                     if !self.is_leader() {
-                        queue.extend(self.txns.step(tt.now(), Input::ProposalFailed { req, command }));
+                        queue.extend(self.step_txns(tt, Input::ProposalFailed { req, command }));
                         continue;
                     }
                     let data = command::encode(&command);
@@ -414,7 +433,7 @@ impl Replica {
                         }
                         Err(e) => {
                             tracing::debug!(shard = %self.shard_id, "proposal dropped: {e}");
-                            queue.extend(self.txns.step(tt.now(), Input::ProposalFailed { req, command }));
+                            queue.extend(self.step_txns(tt, Input::ProposalFailed { req, command }));
                         }
                     }
                 }
@@ -458,7 +477,7 @@ impl Replica {
     /// Lets time pass for transactions (keep-alives, resolution).
     pub fn tick_txns(&mut self, tt: &TrueTime, completions: &mut Vec<Completion>) {
         if self.leader_ready() {
-            let outputs = self.txns.step(tt.now(), Input::Tick);
+            let outputs = self.step_txns(tt, Input::Tick);
             self.execute(tt, outputs, None, completions);
         }
     }
@@ -515,7 +534,7 @@ impl Replica {
         if let Some((term, ready_at, false)) = self.leadership {
             if self.applied_index >= ready_at {
                 self.leadership = Some((term, ready_at, true));
-                let outputs = self.txns.step(tt.now(), Input::LeaderReady { term: meta::Term(term) });
+                let outputs = self.step_txns(tt, Input::LeaderReady { term: meta::Term(term) });
                 self.execute(tt, outputs, None, completions);
                 for (input, reply) in std::mem::take(&mut self.waiting) {
                     self.submit(tt, input, reply, completions);
