@@ -12,16 +12,19 @@
 //! ```
 //!
 //! A server can be restarted by hand with `spandb start --config DIR/sN.toml`.
+//! The processes are started and stopped by `crate::servers`, the one
+//! launcher (`spandb jepsen`'s clusters use it too).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use meta::ServerId;
 use meta::{ClusterSpec, ServerSpec};
 use spanserver::config::{AdminConfig, RaftConfig, ServerConfig, TimeConfig};
-use tokio::process::{Child, Command};
+
+use crate::servers::ServerProcesses;
 
 /// How long to wait for every shard to elect a leader.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,7 +44,7 @@ const RANDOM_PORTS: std::ops::Range<u16> = 10_000..31_000;
 pub struct LocalCluster {
     dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
-    children: Vec<(ServerId, Child)>,
+    servers: ServerProcesses,
     addrs: Vec<String>,
     /// Where each server takes PostgreSQL clients.
     sql_addrs: Vec<String>,
@@ -115,11 +118,10 @@ impl LocalCluster {
             std::fs::write(&spec_path, spec.to_toml()).with_context(|| format!("writing {}", spec_path.display()))?;
             spec
         };
-        let exe = std::env::current_exe().context("finding the spandb binary")?;
         let mut cluster = LocalCluster {
             dir: dir.clone(),
             _temp: temp,
-            children: Vec::new(),
+            servers: ServerProcesses::new(&dir)?,
             addrs: Vec::new(),
             sql_addrs: Vec::new(),
         };
@@ -132,7 +134,6 @@ impl LocalCluster {
             _ => free_ports_from(rand::random_range(RANDOM_PORTS), n)?,
         };
         for server in spec.sorted_servers() {
-            let config_path = dir.join(format!("s{}.toml", server.id.0));
             let config = ServerConfig {
                 id: server.id,
                 data_dir: dir.join(format!("s{}", server.id.0)),
@@ -148,33 +149,18 @@ impl LocalCluster {
                 admin: AdminConfig { tools: true },
                 unsafe_testing: Default::default(),
             };
-            let text = toml::to_string(&config).context("encoding a server configuration")?;
-            std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
-            let log_path = dir.join(format!("s{}.log", server.id.0));
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .with_context(|| format!("opening {}", log_path.display()))?;
             let sql_addr = format!("127.0.0.1:{}", sql_base + cluster.sql_addrs.len() as u16);
-            let mut command = Command::new(&exe);
-            command.arg("start").arg("--config").arg(&config_path).arg("--sql-addr").arg(&sql_addr);
+            let mut args: Vec<OsString> = vec!["--sql-addr".into(), sql_addr.clone().into()];
             if let Some(users) = &sql_users {
-                command.arg("--sql-users").arg(users);
+                args.extend(["--sql-users".into(), users.clone().into_os_string()]);
             }
-            let child = command
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("starting server {}", server.id.0))?;
-            cluster.children.push((server.id, child));
+            cluster.servers.add(&config, &server.addr, args)?;
+            cluster.servers.start(server.id)?;
             cluster.addrs.push(server.addr.clone());
             cluster.sql_addrs.push(sql_addr);
         }
         if let Err(e) = cluster.wait_ready().await {
-            cluster.stop_children().await;
+            cluster.servers.stop_all(STOP_TIMEOUT).await;
             return Err(e);
         }
         Ok(cluster)
@@ -196,14 +182,8 @@ impl LocalCluster {
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         let mut last = String::from("no answer yet");
         while tokio::time::Instant::now() < deadline {
-            for (id, child) in self.children.iter_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    bail!(
-                        "server {} exited ({status}) while starting; see {}",
-                        id.0,
-                        self.dir.join(format!("s{}.log", id.0)).display()
-                    );
-                }
+            if let Some(exited) = self.servers.take_exited().into_iter().next() {
+                bail!("{exited} while starting");
             }
             match leaderless_shards(&self.addrs).await {
                 Ok(0) => return Ok(()),
@@ -219,17 +199,12 @@ impl LocalCluster {
     pub async fn wait_for_signal(&mut self) -> anyhow::Result<()> {
         let stop = crate::start::wait_for_stop_signal();
         tokio::pin!(stop);
-        let mut reported = std::collections::BTreeSet::new();
         loop {
             tokio::select! {
                 result = &mut stop => return result,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                    for (id, child) in self.children.iter_mut() {
-                        if let Ok(Some(status)) = child.try_wait() {
-                            if reported.insert(*id) {
-                                eprintln!("server {} exited ({status})", id.0);
-                            }
-                        }
+                    for exited in self.servers.take_exited() {
+                        eprintln!("{exited}");
                     }
                 }
             }
@@ -237,22 +212,7 @@ impl LocalCluster {
     }
 
     pub async fn stop(mut self) {
-        self.stop_children().await;
-    }
-
-    async fn stop_children(&mut self) {
-        for (_, child) in &self.children {
-            if let Some(pid) = child.id() {
-                crate::process::signal(pid as i32, libc::SIGTERM);
-            }
-        }
-        for (id, child) in self.children.iter_mut() {
-            if tokio::time::timeout(STOP_TIMEOUT, child.wait()).await.is_err() {
-                eprintln!("server {} did not stop within {STOP_TIMEOUT:?}; killing it", id.0);
-                let _ = child.kill().await;
-            }
-        }
-        self.children.clear();
+        self.servers.stop_all(STOP_TIMEOUT).await;
     }
 }
 

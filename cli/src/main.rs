@@ -12,6 +12,7 @@ mod jepsen;
 mod kv;
 mod pg;
 mod process;
+mod servers;
 mod shell;
 mod sql_engine;
 mod sql_shell;

@@ -34,8 +34,6 @@ pub const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a server gets to stop after SIGTERM before SIGKILL.
 pub const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a killed server may take to be reaped.
-pub const SERVER_REAP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often cluster state (leaders, a restarted server) is polled.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 

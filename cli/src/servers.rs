@@ -1,0 +1,226 @@
+//! The one launcher of `spandb start` child processes: `spandb demo` and
+//! `spandb bench --local` (`cluster.rs`) and `spandb jepsen`'s clusters
+//! (`jepsen/cluster.rs`) all start, signal and stop their servers here.
+//!
+//! ```text
+//!   ServerProcesses ── add(id, config)  writes DIR/sN.toml
+//!                   ── start(id)        spandb start --config DIR/sN.toml ARGS
+//!                                       (stdout and stderr appended to DIR/sN.log)
+//!                   ── kill / pause / resume (SIGKILL, SIGSTOP, SIGCONT)
+//!                   ── take_exited()    servers that exited on their own
+//!                   ── stop_all()       SIGCONT + SIGTERM, SIGKILL after a grace period
+//! ```
+//!
+//! Every server runs in its own process group, so a Ctrl-C at the terminal
+//! reaches only the parent, which then stops them in order; every child is
+//! also killed when its handle drops, so a parent that fails leaves nothing
+//! running.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use meta::ServerId;
+use spanserver::config::ServerConfig;
+use tokio::process::{Child, Command};
+
+/// How long a killed server gets to be reaped.
+const REAP_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Node {
+    addr: String,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    data_dir: PathBuf,
+    /// Arguments after `start --config PATH`.
+    args: Vec<OsString>,
+    child: Option<Child>,
+    paused: bool,
+}
+
+/// A server that exited without being asked to.
+#[derive(Debug)]
+pub struct Exited {
+    pub id: ServerId,
+    pub status: ExitStatus,
+    pub log_path: PathBuf,
+}
+
+impl std::fmt::Display for Exited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "server {} exited unexpectedly ({}); see {}", self.id.0, self.status, self.log_path.display())
+    }
+}
+
+/// The `spandb start` processes of one local cluster, all under `dir`.
+pub struct ServerProcesses {
+    exe: PathBuf,
+    dir: PathBuf,
+    nodes: BTreeMap<ServerId, Node>,
+}
+
+impl ServerProcesses {
+    /// No servers yet; they will run this very binary.
+    pub fn new(dir: &Path) -> anyhow::Result<ServerProcesses> {
+        let exe = std::env::current_exe().context("finding the spandb binary")?;
+        Ok(ServerProcesses { exe, dir: dir.to_path_buf(), nodes: BTreeMap::new() })
+    }
+
+    /// Writes server `config.id`'s configuration to `DIR/sN.toml` and
+    /// registers it (not started), at `addr`, with `args` after
+    /// `start --config DIR/sN.toml`.
+    pub fn add(&mut self, config: &ServerConfig, addr: &str, args: Vec<OsString>) -> anyhow::Result<()> {
+        let id = config.id;
+        let config_path = self.dir.join(format!("s{}.toml", id.0));
+        let text = toml::to_string(config).context("encoding a server configuration")?;
+        std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
+        let node = Node {
+            addr: addr.to_string(),
+            config_path,
+            log_path: self.dir.join(format!("s{}.log", id.0)),
+            data_dir: config.data_dir.clone(),
+            args,
+            child: None,
+            paused: false,
+        };
+        self.nodes.insert(id, node);
+        Ok(())
+    }
+
+    /// Server id -> address.
+    pub fn addrs(&self) -> BTreeMap<ServerId, String> {
+        self.nodes.iter().map(|(id, n)| (*id, n.addr.clone())).collect()
+    }
+
+    pub fn ids(&self) -> Vec<ServerId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn node(&mut self, id: ServerId) -> anyhow::Result<&mut Node> {
+        self.nodes.get_mut(&id).with_context(|| format!("no server {}", id.0))
+    }
+
+    fn pid(&mut self, id: ServerId) -> anyhow::Result<i32> {
+        let node = self.node(id)?;
+        let pid =
+            node.child.as_ref().and_then(|c| c.id()).with_context(|| format!("server {} is not running", id.0))?;
+        Ok(pid as i32)
+    }
+
+    pub fn is_running(&self, id: ServerId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.child.is_some())
+    }
+
+    pub fn is_paused(&self, id: ServerId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.paused)
+    }
+
+    /// Starts server `id` from its configuration, if it is not running;
+    /// its output is appended to its log.
+    pub fn start(&mut self, id: ServerId) -> anyhow::Result<()> {
+        let exe = self.exe.clone();
+        let node = self.node(id)?;
+        if node.child.is_some() {
+            return Ok(());
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)
+            .with_context(|| format!("opening {}", node.log_path.display()))?;
+        let child = Command::new(&exe)
+            .arg("start")
+            .arg("--config")
+            .arg(&node.config_path)
+            .args(&node.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting server {}", id.0))?;
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    /// SIGKILLs server `id` and reaps it.
+    pub async fn kill(&mut self, id: ServerId) -> anyhow::Result<()> {
+        let node = self.node(id)?;
+        let Some(mut child) = node.child.take() else { return Ok(()) };
+        node.paused = false;
+        child.start_kill().with_context(|| format!("kill -9 server {}", id.0))?;
+        tokio::time::timeout(REAP_TIMEOUT, child.wait())
+            .await
+            .with_context(|| format!("server {} was not reaped within {REAP_TIMEOUT:?} after SIGKILL", id.0))??;
+        Ok(())
+    }
+
+    /// SIGSTOPs server `id`.
+    pub fn pause(&mut self, id: ServerId) -> anyhow::Result<()> {
+        let pid = self.pid(id)?;
+        if !crate::process::signal(pid, libc::SIGSTOP) {
+            bail!("SIGSTOP to server {} (pid {pid}) failed", id.0);
+        }
+        self.node(id)?.paused = true;
+        Ok(())
+    }
+
+    /// SIGCONTs server `id`.
+    pub fn resume(&mut self, id: ServerId) -> anyhow::Result<()> {
+        let pid = self.pid(id)?;
+        if !crate::process::signal(pid, libc::SIGCONT) {
+            bail!("SIGCONT to server {} (pid {pid}) failed", id.0);
+        }
+        self.node(id)?.paused = false;
+        Ok(())
+    }
+
+    /// Servers that exited since the last call without being killed or
+    /// stopped here; each is forgotten (so `start` starts it again).
+    pub fn take_exited(&mut self) -> Vec<Exited> {
+        let mut found = Vec::new();
+        for (id, node) in self.nodes.iter_mut() {
+            let exited = node.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                node.child = None;
+                node.paused = false;
+                found.push(Exited { id: *id, status, log_path: node.log_path.clone() });
+            }
+        }
+        found
+    }
+
+    /// Stops every server: SIGCONT (a paused server cannot handle
+    /// SIGTERM), SIGTERM, then SIGKILL for any still running after
+    /// `grace`. Says on stderr which had to be killed.
+    pub async fn stop_all(&mut self, grace: Duration) {
+        for node in self.nodes.values_mut() {
+            if let Some(pid) = node.child.as_ref().and_then(|c| c.id()) {
+                crate::process::signal(pid as i32, libc::SIGCONT);
+                crate::process::signal(pid as i32, libc::SIGTERM);
+                node.paused = false;
+            }
+        }
+        for (id, node) in self.nodes.iter_mut() {
+            let Some(mut child) = node.child.take() else { continue };
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                eprintln!("server {} did not stop within {grace:?}; killing it", id.0);
+                let _ = child.kill().await;
+            }
+        }
+    }
+
+    /// Removes the servers' data directories (logs and configurations
+    /// stay). Only for stopped servers.
+    pub fn remove_data(&self) {
+        for node in self.nodes.values() {
+            assert!(node.child.is_none(), "removing the data of a running server");
+            let _ = std::fs::remove_dir_all(&node.data_dir);
+        }
+    }
+}
