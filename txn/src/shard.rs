@@ -1740,11 +1740,9 @@ mod tests {
                             leases.insert(txn, lease);
                             reads.entry(txn).or_default().extend(target.clone());
                         }
-                        Output::Reply { result: Err(TxnError::Aborted(_)), .. } => {
-                            if !committing.contains_key(&txn) {
-                                leases.remove(&txn);
-                                reads.remove(&txn);
-                            }
+                        Output::Reply { result: Err(TxnError::Aborted(_)), .. } if !committing.contains_key(&txn) => {
+                            leases.remove(&txn);
+                            reads.remove(&txn);
                         }
                         Output::Propose { req, command } => {
                             match &command {
