@@ -1514,10 +1514,11 @@ mod tests {
     }
 
     /// Goal: the write skew `spandb jepsen` found on 2026-12-02 stays
-    /// found (list-append, seed 14, while a follower was paused; not yet
-    /// explained, see issue 10's note of that day): two transactions
-    /// that each read the key the other appended, both committed, are a
-    /// G2 cycle of those two.
+    /// found (list-append, seed 14, while a follower was paused): two
+    /// transactions that each read the key the other appended, both
+    /// committed, are a G2 cycle of those two. The cause was a wound that
+    /// aborted a transaction whose prepare had just started, releasing its
+    /// locks (`txn::shard`, `a_wound_spares_a_victim_whose_prepare_started_meanwhile`).
     /// Method: the run's transactions that touch the two keys
     /// (`testdata/write_skew_2026-12-02.jsonl`, cut from the full history,
     /// so elements appended before the cut read as garbage).
