@@ -162,21 +162,20 @@ impl ServerProcesses {
 
     /// SIGSTOPs server `id`.
     pub fn pause(&mut self, id: ServerId) -> anyhow::Result<()> {
-        let pid = self.pid(id)?;
-        if !crate::process::signal(pid, libc::SIGSTOP) {
-            bail!("SIGSTOP to server {} (pid {pid}) failed", id.0);
-        }
-        self.node(id)?.paused = true;
-        Ok(())
+        self.signal(id, libc::SIGSTOP, "SIGSTOP", true)
     }
 
     /// SIGCONTs server `id`.
     pub fn resume(&mut self, id: ServerId) -> anyhow::Result<()> {
+        self.signal(id, libc::SIGCONT, "SIGCONT", false)
+    }
+
+    fn signal(&mut self, id: ServerId, signal: i32, name: &str, paused: bool) -> anyhow::Result<()> {
         let pid = self.pid(id)?;
-        if !crate::process::signal(pid, libc::SIGCONT) {
-            bail!("SIGCONT to server {} (pid {pid}) failed", id.0);
+        if !crate::process::signal(pid, signal) {
+            bail!("{name} to server {} (pid {pid}) failed", id.0);
         }
-        self.node(id)?.paused = false;
+        self.node(id)?.paused = paused;
         Ok(())
     }
 

@@ -1512,6 +1512,36 @@ mod tests {
         Input::Read { req: RequestId(req), txn, priority, target, lease }
     }
 
+    fn keys(keys: &[&str]) -> Vec<LockTarget> {
+        keys.iter().map(|k| LockTarget::Key(k.as_bytes().to_vec())).collect()
+    }
+
+    /// A prepare of a write to `key` (coordinator: shard 2).
+    fn prepare(
+        req: u64,
+        txn: TxnId,
+        priority: Priority,
+        key: &str,
+        reads: Vec<LockTarget>,
+        lease: Option<LockLease>,
+    ) -> Input {
+        let writes = vec![write(key)];
+        Input::Prepare { req: RequestId(req), txn, priority, writes, reads, lease, coordinator: ShardId(2) }
+    }
+
+    /// A one-shard commit of a write to `key`.
+    fn commit(
+        req: u64,
+        txn: TxnId,
+        priority: Priority,
+        key: &str,
+        reads: Vec<LockTarget>,
+        lease: Option<LockLease>,
+    ) -> Input {
+        let (writes, participants, conditions) = (vec![write(key)], vec![], vec![]);
+        Input::Commit { req: RequestId(req), txn, priority, writes, reads, lease, participants, conditions }
+    }
+
     fn locked(out: &[Output]) -> LockLease {
         match out {
             [Output::Reply { result: Ok(Answer::Locked { lease }), .. }] => *lease,
@@ -1541,27 +1571,9 @@ mod tests {
         locked(&s.step(now(1000), read(2, w, pw, "b", Some(lease_w))));
         let lease_1 = locked(&s.step(now(1000), read(3, t1, p1, "a", None)));
         let lease_0 = locked(&s.step(now(1000), read(4, t0, p0, "c", None)));
-        let prepare = Input::Prepare {
-            req: RequestId(5),
-            txn: t1,
-            priority: p1,
-            writes: vec![write("b")],
-            reads: vec![LockTarget::Key(b"a".to_vec())],
-            lease: Some(lease_1),
-            coordinator: ShardId(2),
-        };
-        assert_eq!(s.step(now(1000), prepare), vec![], "t1's prepare waits for w's lock on b");
-        let commit = Input::Commit {
-            req: RequestId(6),
-            txn: t0,
-            priority: p0,
-            writes: vec![write("a")],
-            reads: vec![LockTarget::Key(b"c".to_vec())],
-            lease: Some(lease_0),
-            participants: vec![],
-            conditions: vec![],
-        };
-        let out = s.step(now(1000), commit);
+        let out = s.step(now(1000), prepare(5, t1, p1, "b", keys(&["a"]), Some(lease_1)));
+        assert_eq!(out, vec![], "t1's prepare waits for w's lock on b");
+        let out = s.step(now(1000), commit(6, t0, p0, "a", keys(&["c"]), Some(lease_0)));
         assert!(
             out.iter()
                 .any(|o| matches!(o, Output::Propose { req: Some(RequestId(5)), command: TxnCommand::Prepare(_) })),
@@ -1602,27 +1614,8 @@ mod tests {
         let (old, t2) = (TxnId(1), TxnId(2));
         let p = |t: TxnId| Priority::new(Timestamp::from_nanos(t.0 as u64), t);
         locked(&s.step(now(1000), read(1, old, p(old), "a", None)));
-        let commit = Input::Commit {
-            req: RequestId(2),
-            txn: t2,
-            priority: p(t2),
-            writes: vec![write("a")],
-            reads: vec![],
-            lease: None,
-            participants: vec![],
-            conditions: vec![],
-        };
-        assert_eq!(s.step(now(1000), commit), vec![], "t2's commit waits for old");
-        let prepare = Input::Prepare {
-            req: RequestId(3),
-            txn: t2,
-            priority: p(t2),
-            writes: vec![write("b")],
-            reads: vec![],
-            lease: None,
-            coordinator: ShardId(2),
-        };
-        let out = s.step(now(1000), prepare);
+        assert_eq!(s.step(now(1000), commit(2, t2, p(t2), "a", vec![], None)), vec![], "t2's commit waits for old");
+        let out = s.step(now(1000), prepare(3, t2, p(t2), "b", vec![], None));
         assert!(matches!(&out[..], [Output::Propose { command: TxnCommand::Prepare(_), .. }]), "{out:?}");
         let out = s.step(now(1000), Input::Abort { req: RequestId(4), txn: old });
         assert!(
@@ -1679,35 +1672,12 @@ mod tests {
                 t_now += 1;
                 req += 1;
                 let txn = txns[next(6) as usize];
-                let key = vec![b'a' + next(4) as u8];
+                let key = ((b'a' + next(4) as u8) as char).to_string();
                 let lease = leases.get(&txn).copied();
                 let input = match next(6) {
-                    0 | 1 => Input::Read {
-                        req: RequestId(req),
-                        txn,
-                        priority: priority(txn),
-                        target: LockTarget::Key(key),
-                        lease,
-                    },
-                    2 => Input::Prepare {
-                        req: RequestId(req),
-                        txn,
-                        priority: priority(txn),
-                        writes: vec![Write { key, value: Some(b"v".to_vec()) }],
-                        reads: reads.get(&txn).cloned().unwrap_or_default(),
-                        lease,
-                        coordinator: ShardId(2),
-                    },
-                    3 => Input::Commit {
-                        req: RequestId(req),
-                        txn,
-                        priority: priority(txn),
-                        writes: vec![Write { key, value: Some(b"v".to_vec()) }],
-                        reads: reads.get(&txn).cloned().unwrap_or_default(),
-                        lease,
-                        participants: vec![],
-                        conditions: vec![],
-                    },
+                    0 | 1 => read(req, txn, priority(txn), &key, lease),
+                    2 => prepare(req, txn, priority(txn), &key, reads.get(&txn).cloned().unwrap_or_default(), lease),
+                    3 => commit(req, txn, priority(txn), &key, reads.get(&txn).cloned().unwrap_or_default(), lease),
                     4 if s.prepared.contains_key(&txn) => {
                         let outcome = match next(2) {
                             0 => Outcome::Aborted,
