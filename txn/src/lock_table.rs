@@ -221,21 +221,8 @@ impl LockTable {
     pub fn oldest_blocked_by(&self, holder: TxnId) -> Option<Priority> {
         self.waiting
             .iter()
-            .find(|(_, w)| w.txn != holder && self.conflicting_holders(w.txn, &w.target, w.mode).contains(&holder))
+            .find(|(_, w)| self.conflicting_holders(w.txn, &w.target, w.mode).contains(&holder))
             .map(|((priority, _), _)| *priority)
-    }
-
-    /// Who other than `txn` holds a lock covering key `k` (key or range),
-    /// and how.
-    pub fn holders_other_than(&self, txn: TxnId, k: &[u8]) -> Vec<(TxnId, LockMode)> {
-        let mut out: Vec<(TxnId, LockMode)> =
-            self.keys.get(k).into_iter().flatten().filter(|(t, _)| *t != txn).copied().collect();
-        for (t, s, e) in &self.ranges {
-            if *t != txn && LockTarget::Key(k.to_vec()).overlaps(&LockTarget::Range(s.clone(), e.clone())) {
-                out.push((*t, LockMode::Shared));
-            }
-        }
-        out
     }
 
     pub fn is_waiting(&self, txn: TxnId) -> bool {
@@ -249,7 +236,7 @@ impl LockTable {
 
     /// Who, other than `txn`, holds a lock on something overlapping
     /// `target` in a mode incompatible with `mode`.
-    fn conflicting_holders(&self, txn: TxnId, target: &LockTarget, mode: LockMode) -> BTreeSet<TxnId> {
+    pub fn conflicting_holders(&self, txn: TxnId, target: &LockTarget, mode: LockMode) -> BTreeSet<TxnId> {
         let mut out = BTreeSet::new();
         match target {
             LockTarget::Key(k) => {

@@ -1120,7 +1120,7 @@ impl ShardTxns {
     fn debug_assert_writes_exclusive(&self, txn: TxnId, writes: &[Write]) {
         if cfg!(debug_assertions) {
             for w in writes {
-                let others = self.locks.holders_other_than(txn, &w.key);
+                let others = self.locks.conflicting_holders(txn, &LockTarget::Key(w.key.clone()), LockMode::Exclusive);
                 assert!(
                     others.is_empty(),
                     "{}: {txn} writes {:?} while {others:?} hold locks on it",
