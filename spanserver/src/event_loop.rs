@@ -144,6 +144,9 @@ pub struct RaftState {
     pub leader: bool,
     pub committed_index: u64,
     pub applied_index: u64,
+    /// The first index still in the log (entries before it were
+    /// compacted away or came in a snapshot).
+    pub first_log_index: u64,
 }
 
 /// When the periodic work of the loop is next due.
@@ -400,8 +403,18 @@ impl EventLoop {
                 leader: r.is_leader(),
                 committed_index: r.raw_node.raft.raft_log.committed,
                 applied_index: r.raw_node.raft.raft_log.applied,
+                first_log_index: r.raw_node.store().first_log_index(),
             })
             .collect()
+    }
+
+    /// Returns once no replica is building a snapshot, for drivers that
+    /// step the loop and must see the same run every time (module docs
+    /// of `storage/snapshot.rs`); the server's own driver never waits.
+    pub fn wait_for_snapshot_builds(&self) {
+        for r in self.replicas.values() {
+            r.raw_node.store().snapshot_source().wait_for_build();
+        }
     }
 
     /// The entries `[lo, hi)` of this server's log of `shard`, as (term,

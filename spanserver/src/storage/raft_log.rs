@@ -320,8 +320,8 @@ impl raft::Storage for RaftLogStore {
     }
 
     /// Built off the event loop; `SnapshotTemporarilyUnavailable` until
-    /// then (`storage/snapshot.rs`).
+    /// then (`storage/snapshot.rs`). Never older than the log's start.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        self.snapshots.get(request_index)
+        self.snapshots.get(request_index, self.truncated_index)
     }
 }

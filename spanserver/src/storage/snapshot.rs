@@ -43,7 +43,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use prost011::Message as _;
@@ -146,6 +146,8 @@ pub struct SnapshotSource {
     bytes_max: u64,
     gc_watermark: Arc<AtomicU64>,
     slot: Arc<Mutex<Slot>>,
+    /// Signalled when a build ends ([`SnapshotSource::wait_for_build`]).
+    built: Arc<Condvar>,
 }
 
 /// Why a snapshot cannot be built.
@@ -165,19 +167,29 @@ impl SnapshotSource {
         bytes_max: u64,
         gc_watermark: Arc<AtomicU64>,
     ) -> Self {
-        SnapshotSource { engine, shard, dir, bytes_max, gc_watermark, slot: Arc::default() }
+        SnapshotSource { engine, shard, dir, bytes_max, gc_watermark, slot: Arc::default(), built: Arc::default() }
     }
 
-    /// raft-rs wants a snapshot at or after `request_index`: the built
-    /// one if it will do, else `SnapshotTemporarilyUnavailable` while one
-    /// is built in the background. Never any other error (raft-rs makes
-    /// those fatal).
-    pub fn get(&self, request_index: u64) -> raft::Result<Snapshot> {
+    /// raft-rs wants a snapshot at or after `request_index` for a
+    /// follower whose next entry is no longer in the log (which starts
+    /// after `truncated_index`): the built one if it will do, else
+    /// `SnapshotTemporarilyUnavailable` while one is built in the
+    /// background. Never any other error (raft-rs makes those fatal).
+    ///
+    /// A built snapshot older than `truncated_index` will not do, though
+    /// raft-rs usually asks with `request_index` 0: the follower would
+    /// still miss the entries between it and the log, and one already
+    /// past it ignores it, so the same stale snapshot would be sent over
+    /// and over (the stepped simulation found that loop: a follower
+    /// restarted after the log was compacted again got one snapshot
+    /// every few milliseconds until the built one aged out).
+    pub fn get(&self, request_index: u64, truncated_index: u64) -> raft::Result<Snapshot> {
         let unavailable = || Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable));
+        let wanted = request_index.max(truncated_index);
         let mut slot = self.slot.lock().expect("snapshot slot");
         match &*slot {
             Slot::Built(b)
-                if b.snapshot.metadata.as_ref().is_some_and(|m| m.index >= request_index)
+                if b.snapshot.metadata.as_ref().is_some_and(|m| m.index >= wanted)
                     && b.at.elapsed() < BUILT_REUSE_FOR =>
             {
                 return Ok(b.snapshot.clone());
@@ -215,11 +227,21 @@ impl SnapshotSource {
                     Slot::Failed { at: Instant::now() }
                 }
             };
+            source.built.notify_all();
         });
         if spawned.is_err() {
             *self.slot.lock().expect("snapshot slot") = Slot::Failed { at: Instant::now() };
         }
         unavailable()
+    }
+
+    /// Returns once no build is running. For drivers that must see the
+    /// same thing every run (the stepped simulation waits after each step,
+    /// so whether raft-rs finds a snapshot built does not depend on how
+    /// fast the build thread was); the server itself never waits.
+    pub fn wait_for_build(&self) {
+        let slot = self.slot.lock().expect("snapshot slot");
+        let _idle = self.built.wait_while(slot, |s| matches!(s, Slot::Building)).expect("snapshot slot");
     }
 
     /// The data file of the built snapshot `id`, if it is still the one
@@ -475,7 +497,7 @@ mod tests {
         assert!(matches!(err, BuildError::TooBig { bytes_max: 30 }), "{err}");
         assert_eq!(std::fs::read_dir(&s.snapshots.dir).unwrap().count(), 0, "no file is left behind");
         let source = source(&s, 30);
-        let first = source.get(1);
+        let first = source.get(1, 0);
         assert!(matches!(first, Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable))));
 
         let empty = server();
@@ -485,6 +507,27 @@ mod tests {
                 .build()
                 .unwrap();
         assert!(built.file.is_none());
+    }
+
+    /// Goal: a built snapshot is handed out again while it reaches the
+    /// start of the log, and not once the log was compacted past it (a
+    /// follower would still be behind; the regression of a resend loop).
+    /// Method: build at index 7 (the fixture's applied index); ask with
+    /// the log truncated at 7, then at 9 as after a compaction.
+    #[test]
+    fn a_snapshot_older_than_the_log_start_is_not_reused() {
+        let s = server();
+        shard_with(&s, &[("a", 10, Some("1"))]);
+        let source = source(&s, u64::MAX);
+        let unavailable = |r: raft::Result<Snapshot>| {
+            matches!(r, Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable)))
+        };
+        assert!(unavailable(source.get(0, 7)), "the first ask starts a build");
+        source.wait_for_build();
+        let built = source.get(0, 7).expect("the built snapshot reaches the log start");
+        assert_eq!(built.metadata.unwrap().index, 7);
+        assert!(unavailable(source.get(0, 9)), "compacted past it: build a fresh one");
+        source.wait_for_build();
     }
 
     /// Goal: the install sequence lets a read through only if no install
