@@ -97,8 +97,10 @@ pub const EPSILON: Duration = Duration::from_millis(2);
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub servers: u64,
-    /// Shards of the static layout (replication 3).
+    /// Shards of the static layout.
     pub shards: usize,
+    /// Replicas per shard, on consecutive servers (`meta::cluster`).
+    pub replication: usize,
     /// Each server's clock is off by a seeded amount within this, either
     /// way (its TrueTime reads its own clock).
     pub clock_skew_max: Duration,
@@ -111,6 +113,7 @@ impl Default for Setup {
         Setup {
             servers: 3,
             shards: 2,
+            replication: 3,
             clock_skew_max: Duration::from_millis(1),
             unsafe_testing: UnsafeTestingConfig::default(),
         }
@@ -370,11 +373,11 @@ impl SteppedCluster {
 
     /// The cluster `setup` describes, driven by `seed`.
     pub fn with(seed: u64, setup: Setup) -> SteppedCluster {
-        let Setup { servers, shards, clock_skew_max, unsafe_testing } = setup;
+        let Setup { servers, shards, replication, clock_skew_max, unsafe_testing } = setup;
         let split_points = (1..shards).map(|i| format!("k{i:04}")).collect();
         let spec = ClusterSpec {
             cluster_id: format!("stepped-{seed}"),
-            replication: 3,
+            replication,
             split_points,
             servers: (1..=servers)
                 .map(|i| ServerSpec { id: ServerId(i), addr: format!("127.0.0.1:{}", 1000 + i) })
@@ -849,6 +852,13 @@ impl SteppedCluster {
         }
     }
 
+    /// The Raft state of `server`'s replica of `shard`, if it is up and
+    /// hosts one.
+    pub fn raft_state(&self, server: ServerId, shard: ShardId) -> Option<RaftState> {
+        let event_loop = self.servers.get(&server)?.event_loop.as_ref()?;
+        event_loop.raft_states().into_iter().find(|st| st.shard == shard)
+    }
+
     /// Every replica's (server, shard, committed, applied), for the trace.
     pub fn progress(&self) -> Vec<(ServerId, ShardId, u64, u64)> {
         self.servers
@@ -881,6 +891,23 @@ impl SteppedCluster {
     pub fn latest(&self, server: ServerId, key: &[u8]) -> Option<(Timestamp, Option<Vec<u8>>)> {
         let engine = self.servers.get(&server)?.engine.as_ref()?;
         Reader::new(engine).get_version(key, Timestamp::MAX).expect("a stepped server's RocksDB reads")
+    }
+
+    /// Every version of `key` that `server` has applied, newest first
+    /// (timestamp and value, `None` for a deletion); empty if it is down.
+    pub fn versions(&self, server: ServerId, key: &[u8]) -> Vec<(Timestamp, Option<Vec<u8>>)> {
+        let Some(engine) = self.servers.get(&server).and_then(|s| s.engine.as_ref()) else { return Vec::new() };
+        let reader = Reader::new(engine);
+        let mut versions = Vec::new();
+        let mut at = Timestamp::MAX;
+        while let Some((ts, value)) = reader.get_version(key, at).expect("a stepped server's RocksDB reads") {
+            versions.push((ts, value));
+            if ts == Timestamp::ZERO {
+                break;
+            }
+            at = ts.prev();
+        }
+        versions
     }
 
     /// When `server`'s TrueTime will say `TT.after(ts)` (its clock minus

@@ -1,113 +1,12 @@
-//! Log replication (6.824 lab 2B): commit needs a quorum, a cut-off
-//! leader's uncommitted entries are discarded, concurrent writes all land,
-//! and many shards on the same servers all make progress.
+//! Log replication under real concurrency: concurrent writes all land,
+//! and many shards on the same servers all make progress. The 6.824
+//! lab 2B scenarios (no commit without a quorum, a cut-off leader's
+//! writes discarded) run on stepped clusters, `tests/tests/stepped_raft.rs`,
+//! where every step is checked.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use proto::ErrorKind;
-use spanserver::registry::Role;
-use tests::wait::wait_until;
 use tests::{ClusterOptions, TestCluster};
 
-use crate::common::{init, kind, raw_get, raw_put, LEADER_TIMEOUT};
-
-/// Goal (6.824 TestFailNoAgree2B): with 3 of 5 replicas cut off, a write
-/// does not commit; after healing the cluster agrees again, and the write's
-/// outcome is definite and matches what reads see.
-/// Method: send a write straight to the leader while only one follower can
-/// hear it, check nothing is acknowledged or committed, heal.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_commit_without_quorum() -> anyhow::Result<()> {
-    init();
-    let c = TestCluster::start(ClusterOptions::new(5).replication(5)).await?;
-    let all = [1, 2, 3, 4, 5];
-    let leader = c.wait_for_leader_among(1, &all, LEADER_TIMEOUT).await?;
-    let client = c.client().await?;
-    client.put(b"before", b"1").await?;
-    let others: Vec<u64> = all.into_iter().filter(|&s| s != leader).collect();
-    let buddy = others[0];
-    c.net.partition(&[&[leader, buddy], &[others[1]], &[others[2]], &[others[3]]]);
-    let committed_before = c.progress(leader, 1).expect("up").committed_index;
-
-    let mut kv = c.kv_client(leader).await?;
-    let write = tokio::spawn(async move { raw_put(&mut kv, 1, "nq", "1").await });
-    // Stepping down takes an election timeout (check-quorum); meanwhile
-    // and after, nothing may commit.
-    wait_until(LEADER_TIMEOUT, || c.progress(leader, 1).is_some_and(|p| p.role != Role::Leader)).await?;
-    assert!(!write.is_finished(), "a write was answered without a quorum");
-    assert_eq!(c.progress(leader, 1).expect("up").committed_index, committed_before, "committed without a quorum");
-
-    c.net.heal();
-    let outcome = tokio::time::timeout(Duration::from_secs(30), write).await??;
-    c.wait_for_leader_among(1, &all, LEADER_TIMEOUT).await?;
-    let value = client.get(b"nq").await?;
-    match outcome {
-        Ok(_) => assert_eq!(value, Some(b"1".to_vec()), "an acknowledged write is missing"),
-        Err(status) => {
-            assert_eq!(kind(&status), ErrorKind::Unavailable, "not a definite failure: {status:?}");
-            assert_eq!(value, None, "a write reported as failed was applied");
-        }
-    }
-    client.put(b"after", b"1").await?;
-    c.shutdown().await
-}
-
-/// Goal (6.824 TestRejoin2B, TestBackup2B): a leader cut off from the
-/// majority accepts writes it can never commit; the majority moves on; after
-/// healing those writes are reported failed (never acknowledged), every
-/// majority write survives, and all replicas hold the same data.
-/// Method: raw writes to the isolated leader, client writes to the
-/// majority, heal, compare every replica's snapshot at one timestamp.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitioned_leader_uncommitted_entries_are_discarded() -> anyhow::Result<()> {
-    init();
-    let c = TestCluster::start(ClusterOptions::new(3)).await?;
-    let old = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
-    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|&s| s != old).collect();
-    c.net.partition(&[&[old], &rest]);
-    let mut stale = Vec::new();
-    for i in 0..5 {
-        let mut kv = c.kv_client(old).await?;
-        stale.push(tokio::spawn(async move { raw_put(&mut kv, 1, &format!("old{i}"), "x").await }));
-    }
-    c.wait_for_leader_among(1, &rest, LEADER_TIMEOUT).await?;
-    wait_until(LEADER_TIMEOUT, || c.progress(old, 1).is_some_and(|p| p.role != Role::Leader)).await?;
-    let client = c.client_of(&rest).await?;
-    let mut last_ts = client::Timestamp::ZERO;
-    for i in 0..20 {
-        last_ts = last_ts.max(client.put(format!("new{i}").as_bytes(), b"y").await?);
-    }
-
-    c.net.heal();
-    for write in stale {
-        let outcome = tokio::time::timeout(Duration::from_secs(30), write).await??;
-        let status = outcome.expect_err("a write that only the cut-off leader saw was acknowledged");
-        assert!(
-            matches!(kind(&status), ErrorKind::Unavailable | ErrorKind::NotLeader),
-            "not a definite failure: {status:?}"
-        );
-    }
-    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
-    let committed = c.progress(leader, 1).expect("up").committed_index;
-    c.wait_for_applied(1, committed, LEADER_TIMEOUT).await?;
-    let mut views = BTreeMap::new();
-    for id in [1, 2, 3] {
-        let mut kv = c.kv_client(id).await?;
-        let mut view = Vec::new();
-        for key in (0..5).map(|i| format!("old{i}")).chain((0..20).map(|i| format!("new{i}"))) {
-            view.push((key.clone(), raw_get(&mut kv, 1, &key, last_ts.as_nanos()).await?));
-        }
-        views.insert(id, view);
-    }
-    for (id, view) in &views {
-        for (key, value) in view {
-            let want = key.starts_with("new").then(|| "y".to_string());
-            assert_eq!(value, &want, "server {id} has {key} = {value:?}");
-        }
-    }
-    c.shutdown().await
-}
+use crate::common::{init, LEADER_TIMEOUT};
 
 /// Goal (6.824 TestConcurrentStarts2B): many writes at once, over several
 /// shards, all commit and are all readable; within a shard every write has

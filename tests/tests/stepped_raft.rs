@@ -1,0 +1,388 @@
+//! The 6.824 Raft scenarios (labs 2A to 2C: election, replication,
+//! persistence) on stepped clusters (`tests::stepped`): real servers,
+//! one thread, simulated time, a seed. Each scenario runs several seeds,
+//! and the cluster checks Raft's rules after every step (one leader per
+//! shard per term, committed indexes never going back, the same entry
+//! applied at each index), so a double leader cannot slip between two
+//! samples as it could on real threads.
+//!
+//! What the scenarios look at afterwards is what a user sees: which
+//! writes were acknowledged, and what every replica's RocksDB holds.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use meta::{RequestId, ServerId, ShardId};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tests::stepped::{Faults, Setup, SteppedCluster};
+use tokio::sync::oneshot;
+use truetime::Timestamp;
+use txn::{Answer, TxnError};
+
+const SHARD: ShardId = ShardId(1);
+/// How long a leader may take to appear after a fault heals.
+const ELECTION_WITHIN: Duration = Duration::from_secs(3);
+/// How long a write may take through a working leader.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+const SEEDS: std::ops::Range<u64> = 0..3;
+
+type Reply = oneshot::Receiver<Result<Answer, TxnError>>;
+
+/// `servers` servers and one shard with `replication` replicas.
+fn cluster(seed: u64, servers: u64, replication: usize) -> SteppedCluster {
+    SteppedCluster::with(seed, Setup { servers, shards: 1, replication, ..Setup::default() })
+}
+
+fn write(key: &str, value: &str) -> txn::Input {
+    txn::Input::Write {
+        req: RequestId(0),
+        writes: vec![txn::Write { key: key.as_bytes().to_vec(), value: Some(value.as_bytes().to_vec()) }],
+        conditions: Vec::new(),
+    }
+}
+
+fn run_for(c: &mut SteppedCluster, d: Duration) {
+    let until = c.now() + d;
+    c.run_until(until);
+}
+
+/// Runs until a replica on one of `among` leads the shard (it is up and
+/// its own Raft state says so), at most `within`.
+fn leader_among(c: &mut SteppedCluster, among: &[ServerId], within: Duration) -> Option<ServerId> {
+    let deadline = c.now() + within;
+    loop {
+        let leading = among.iter().copied().find(|s| c.raft_state(*s, SHARD).is_some_and(|st| st.leader));
+        if leading.is_some() || c.now() >= deadline {
+            return leading;
+        }
+        run_for(c, Duration::from_millis(10));
+    }
+}
+
+/// Runs until `server`'s replica no longer leads, at most `within`.
+fn steps_down(c: &mut SteppedCluster, server: ServerId, within: Duration) -> bool {
+    let deadline = c.now() + within;
+    while c.raft_state(server, SHARD).is_some_and(|st| st.leader) {
+        if c.now() >= deadline {
+            return false;
+        }
+        run_for(c, Duration::from_millis(10));
+    }
+    true
+}
+
+/// A write through the shard's leader; its commit timestamp if acknowledged.
+fn put(c: &mut SteppedCluster, key: &str, value: &str) -> Option<Timestamp> {
+    let shard = c.shard_of(key.as_bytes());
+    match c.call(shard, write(key, value), ANSWER_WITHIN) {
+        Ok(Answer::Committed { commit_ts, applied: true }) => Some(commit_ts),
+        _ => None,
+    }
+}
+
+/// Runs until `reply` is answered, at most `within`; `None` if it was not.
+fn answer_within(c: &mut SteppedCluster, reply: &mut Reply, within: Duration) -> Option<Result<Answer, TxnError>> {
+    let deadline = c.now() + within;
+    loop {
+        match reply.try_recv() {
+            Ok(answer) => return Some(answer),
+            Err(oneshot::error::TryRecvError::Closed) => return Some(Err(TxnError::Unavailable("dropped".into()))),
+            Err(oneshot::error::TryRecvError::Empty) if c.now() >= deadline => return None,
+            Err(oneshot::error::TryRecvError::Empty) => run_for(c, Duration::from_millis(10)),
+        }
+    }
+}
+
+fn acknowledged(answer: &Option<Result<Answer, TxnError>>) -> bool {
+    matches!(answer, Some(Ok(Answer::Committed { applied: true, .. })))
+}
+
+/// The value of `key` in `server`'s RocksDB (its latest version).
+fn value_on(c: &SteppedCluster, server: ServerId, key: &str) -> Option<String> {
+    c.latest(server, key.as_bytes()).and_then(|(_, v)| v).map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Isolates `server` from every other server.
+fn isolate(c: &mut SteppedCluster, server: ServerId) {
+    for other in c.server_ids().into_iter().filter(|o| *o != server) {
+        c.partition(server, other);
+    }
+}
+
+/// Goal (6.824 TestInitialElection2A): a fresh cluster elects one leader
+/// that every replica follows, and without faults keeps it: no further
+/// election, no replica in another term.
+/// Method: per seed, elect, then watch three more seconds (many election
+/// timeouts).
+#[test]
+fn a_leader_is_elected_and_kept_without_faults() {
+    for seed in SEEDS {
+        let mut c = cluster(seed, 3, 3);
+        let all = c.server_ids();
+        let leader = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        let term = c.raft_state(leader, SHARD).expect("the leader is up").term;
+        c.take_events();
+        run_for(&mut c, Duration::from_secs(3));
+        assert_eq!(c.take_events(), Vec::<String>::new(), "seed {seed}: elections without faults");
+        for s in &all {
+            let st = c.raft_state(*s, SHARD).expect("up");
+            assert_eq!((st.term, st.leader), (term, *s == leader), "seed {seed}: {s} moved on without a fault");
+        }
+    }
+}
+
+/// Goal (6.824 TestReElection2A): when the leader is cut off, the others
+/// elect a new one and take writes; when the old leader returns it
+/// follows the new one without forcing an election (pre-vote and check
+/// quorum), and every replica ends with the new write.
+#[test]
+fn a_cut_off_leader_is_replaced_and_returns_as_a_follower() {
+    for seed in SEEDS {
+        let mut c = cluster(seed, 3, 3);
+        let all = c.server_ids();
+        let old = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        let rest: Vec<ServerId> = all.iter().copied().filter(|s| *s != old).collect();
+        isolate(&mut c, old);
+        let new = leader_among(&mut c, &rest, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no new leader"));
+        assert!(steps_down(&mut c, old, ELECTION_WITHIN), "seed {seed}: the cut-off {old} still leads");
+        assert!(put(&mut c, "k", "during").is_some(), "seed {seed}: the majority takes writes");
+        let term = c.raft_state(new, SHARD).expect("up").term;
+
+        c.heal();
+        run_for(&mut c, Duration::from_secs(2));
+        let st = c.raft_state(new, SHARD).expect("up");
+        assert_eq!((st.leader, st.term), (true, term), "seed {seed}: the returning {old} disturbed {new}");
+        let st = c.raft_state(old, SHARD).expect("up");
+        assert_eq!((st.leader, st.term), (false, term), "seed {seed}: {old} follows in the new term");
+        assert!(put(&mut c, "k", "after").is_some(), "seed {seed}");
+        run_for(&mut c, Duration::from_millis(300));
+        for s in &all {
+            assert_eq!(value_on(&c, *s, "k").as_deref(), Some("after"), "seed {seed}: {s}");
+        }
+    }
+}
+
+/// Goal (6.824 TestManyElections2A): with 7 replicas and 3 of them cut
+/// off at random, again and again, the other 4 always elect a leader and
+/// take a write; never two leaders in a term (checked at every step);
+/// after the last heal every replica has every round's write.
+#[test]
+fn many_elections_among_seven_replicas_with_three_cut_off() {
+    for seed in SEEDS {
+        let mut c = cluster(seed, 7, 7);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let all = c.server_ids();
+        leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        for round in 0..8 {
+            let mut rest = all.clone();
+            let cut: Vec<ServerId> = (0..3).map(|_| rest.remove(rng.random_range(0..rest.len()))).collect();
+            for s in &cut {
+                isolate(&mut c, *s);
+            }
+            leader_among(&mut c, &rest, ELECTION_WITHIN)
+                .unwrap_or_else(|| panic!("seed {seed} round {round}: no leader among {rest:?}"));
+            for s in &cut {
+                assert!(steps_down(&mut c, *s, ELECTION_WITHIN), "seed {seed} round {round}: cut-off {s} leads");
+            }
+            assert!(put(&mut c, &format!("round{round}"), "done").is_some(), "seed {seed} round {round}");
+            c.heal();
+        }
+        run_for(&mut c, Duration::from_secs(1));
+        for s in &all {
+            for round in 0..8 {
+                assert_eq!(value_on(&c, *s, &format!("round{round}")).as_deref(), Some("done"), "seed {seed}: {s}");
+            }
+        }
+    }
+}
+
+/// Goal (6.824 TestFailNoAgree2B): with 3 of 5 replicas cut off, a
+/// write to the leader does not commit (not answered, the committed index
+/// stays, the leader steps down); after the heal the cluster agrees again
+/// and the write's answer is definite: acknowledged and on every replica,
+/// or failed and on none.
+#[test]
+fn no_write_commits_without_a_quorum() {
+    for seed in SEEDS {
+        let mut c = cluster(seed, 5, 5);
+        let all = c.server_ids();
+        let leader = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        assert!(put(&mut c, "before", "1").is_some(), "seed {seed}");
+        let others: Vec<ServerId> = all.iter().copied().filter(|s| *s != leader).collect();
+        for s in &others[1..] {
+            isolate(&mut c, *s);
+        }
+        let committed = c.raft_state(leader, SHARD).expect("up").committed_index;
+        let mut reply = c.submit(leader, SHARD, write("nq", "1"));
+        assert!(steps_down(&mut c, leader, ELECTION_WITHIN), "seed {seed}: a leader without a quorum stays");
+        assert!(reply.try_recv().is_err(), "seed {seed}: a write was answered without a quorum");
+        assert_eq!(c.raft_state(leader, SHARD).expect("up").committed_index, committed, "seed {seed}");
+
+        c.heal();
+        let answer = answer_within(&mut c, &mut reply, Duration::from_secs(5));
+        leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader after the heal"));
+        assert!(put(&mut c, "after", "1").is_some(), "seed {seed}: the cluster agrees again");
+        run_for(&mut c, Duration::from_millis(300));
+        let want = acknowledged(&answer).then(|| "1".to_string());
+        assert!(acknowledged(&answer) || matches!(answer, Some(Err(_))), "seed {seed}: not definite: {answer:?}");
+        for s in &all {
+            assert_eq!(value_on(&c, *s, "nq"), want, "seed {seed}: {s}, answered {answer:?}");
+            assert_eq!(value_on(&c, *s, "after").as_deref(), Some("1"), "seed {seed}: {s}");
+        }
+    }
+}
+
+/// Goal (6.824 TestRejoin2B and TestBackup2B): a leader cut off from the
+/// majority accepts writes it can never commit; the majority elects
+/// another and moves on; after the heal the cut-off writes are never
+/// acknowledged, the old leader's conflicting log is replaced (many
+/// entries of it), and every replica holds exactly the majority's writes.
+#[test]
+fn a_cut_off_leaders_writes_are_discarded() {
+    for seed in SEEDS {
+        let mut c = cluster(seed, 3, 3);
+        let all = c.server_ids();
+        let old = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        let rest: Vec<ServerId> = all.iter().copied().filter(|s| *s != old).collect();
+        isolate(&mut c, old);
+        let mut stale: Vec<Reply> = (0..30).map(|i| c.submit(old, SHARD, write(&format!("old{i}"), "x"))).collect();
+        leader_among(&mut c, &rest, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no new leader"));
+        for i in 0..30 {
+            assert!(put(&mut c, &format!("new{i}"), "y").is_some(), "seed {seed}: new{i}");
+        }
+
+        c.heal();
+        for (i, reply) in stale.iter_mut().enumerate() {
+            let answer = answer_within(&mut c, reply, Duration::from_secs(5));
+            assert!(matches!(answer, Some(Err(_))), "seed {seed}: old{i} only the cut-off leader saw: {answer:?}");
+        }
+        leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader after the heal"));
+        run_for(&mut c, Duration::from_millis(500));
+        for s in &all {
+            for i in 0..30 {
+                assert_eq!(value_on(&c, *s, &format!("old{i}")), None, "seed {seed}: {s} has old{i}");
+                assert_eq!(value_on(&c, *s, &format!("new{i}")).as_deref(), Some("y"), "seed {seed}: {s} new{i}");
+            }
+        }
+    }
+}
+
+/// Goal (6.824 TestPersist12C): acknowledged writes survive a crash of
+/// every server at once; after the restart leaders are elected again and
+/// new writes get timestamps above every earlier one (timestamps stay
+/// monotonic across restarts).
+#[test]
+fn acknowledged_writes_survive_a_crash_of_every_server() {
+    for seed in SEEDS {
+        let mut c = SteppedCluster::with(seed, Setup { servers: 3, shards: 2, ..Setup::default() });
+        let all = c.server_ids();
+        leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        run_for(&mut c, Duration::from_millis(500));
+        let mut acked = BTreeMap::new();
+        let mut last_ts = Timestamp::ZERO;
+        for i in 0..40 {
+            let key = format!("{}{i:03}", if i % 2 == 0 { "a" } else { "z" });
+            if let Some(ts) = put(&mut c, &key, &format!("v{i}")) {
+                last_ts = last_ts.max(ts);
+                acked.insert(key, format!("v{i}"));
+            }
+        }
+        assert_eq!(acked.len(), 40, "seed {seed}: writes without faults are acknowledged");
+        for s in &all {
+            c.crash(*s);
+        }
+        for s in &all {
+            c.restart(*s);
+        }
+        for shard in c.shard_ids() {
+            let deadline = c.now() + ELECTION_WITHIN;
+            while c.leader(shard).is_none_or(|l| !c.raft_state(l, shard).is_some_and(|st| st.leader)) {
+                assert!(c.now() < deadline, "seed {seed}: no leader of {shard} after the restart");
+                run_for(&mut c, Duration::from_millis(10));
+            }
+        }
+        run_for(&mut c, Duration::from_millis(300));
+        for s in &all {
+            for (key, value) in &acked {
+                assert_eq!(value_on(&c, *s, key).as_ref(), Some(value), "seed {seed}: {s} lost {key}");
+            }
+        }
+        for key in ["a-after", "z-after"] {
+            let ts = put(&mut c, key, "x").unwrap_or_else(|| panic!("seed {seed}: {key} not acknowledged"));
+            assert!(ts > last_ts, "seed {seed}: a timestamp went back across the restart: {ts} <= {last_ts}");
+        }
+    }
+}
+
+/// Goal (6.824 TestFigure8Unreliable2C): on a lossy, reordering network
+/// (10% loss, up to 20 ms delay) with servers crashing and restarting at
+/// random, leaders most often, every acknowledged write survives: once
+/// the cluster is whole again, every replica holds a version of every
+/// acknowledged write (writers count up, so each value is one write).
+#[test]
+fn acknowledged_writes_survive_random_crashes_on_a_bad_network() {
+    const KEYS: usize = 3;
+    for seed in SEEDS {
+        let mut c = cluster(seed, 5, 5);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let all = c.server_ids();
+        leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        c.faults = Faults { loss_percent: 10, delay_max: Duration::from_millis(20) };
+        let mut counter = [0u64; KEYS];
+        let mut acked: Vec<(usize, u64)> = Vec::new();
+        let mut waiting: Vec<(usize, u64, Reply)> = Vec::new();
+        let mut down: Vec<ServerId> = Vec::new();
+        let mut crashes = 0;
+        for _ in 0..12 {
+            if let Some(leader) = c.leader(SHARD).filter(|l| c.is_up(*l)) {
+                for (k, n) in counter.iter_mut().enumerate() {
+                    *n += 1;
+                    waiting.push((k, *n, c.submit(leader, SHARD, write(&format!("w{k}"), &n.to_string()))));
+                }
+            }
+            run_for(&mut c, Duration::from_millis(rng.random_range(100..1000)));
+            waiting.retain_mut(|(k, n, reply)| match reply.try_recv() {
+                Ok(Ok(Answer::Committed { applied: true, .. })) => {
+                    acked.push((*k, *n));
+                    false
+                }
+                Err(oneshot::error::TryRecvError::Empty) => true,
+                _ => false,
+            });
+            if down.len() < 2 && rng.random_bool(0.7) {
+                let leader = c.leader(SHARD).filter(|l| c.is_up(*l));
+                let victim = leader.filter(|_| rng.random_bool(0.7)).unwrap_or(all[rng.random_range(0..all.len())]);
+                if !down.contains(&victim) {
+                    c.crash(victim);
+                    down.push(victim);
+                    crashes += 1;
+                }
+            } else if !down.is_empty() {
+                let s = down.remove(rng.random_range(0..down.len()));
+                c.restart(s);
+            }
+        }
+        for s in down.drain(..) {
+            c.restart(s);
+        }
+        c.faults = Faults::default();
+        let leader =
+            leader_among(&mut c, &all, Duration::from_secs(10)).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        assert!(put(&mut c, "after", "1").is_some(), "seed {seed}: a write after the chaos");
+        let committed = c.raft_state(leader, SHARD).expect("up").committed_index;
+        let deadline = c.now() + Duration::from_secs(5);
+        while !all.iter().all(|s| c.raft_state(*s, SHARD).is_some_and(|st| st.applied_index >= committed)) {
+            assert!(c.now() < deadline, "seed {seed}: replicas did not catch up: {:?}", c.progress());
+            run_for(&mut c, Duration::from_millis(10));
+        }
+        assert!(crashes >= 3 && acked.len() >= 6, "seed {seed}: {crashes} crashes, {} acknowledged", acked.len());
+        for s in &all {
+            for (k, n) in &acked {
+                let versions = c.versions(*s, format!("w{k}").as_bytes());
+                let held = versions.iter().any(|(_, v)| v.as_deref() == Some(n.to_string().as_bytes()));
+                assert!(held, "seed {seed}: {s} lost w{k} = {n}, which was acknowledged");
+            }
+        }
+    }
+}
