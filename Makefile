@@ -55,12 +55,13 @@ check: deps
 
 ## test: the house rules, then every test of the workspace in tiers, cheapest
 ## first, so a failure in one stops the rest: the pure cores (truetime, txn,
-## sql, the jepsen checkers), then the server and its in-process clusters,
+## sql, the jepsen checkers), then the server, its stepped and in-process
+## clusters and the jepsen harness's own tests,
 ## then the multi-process tests of the `spandb` binary (psql, pgbench,
 ## psycopg, tokio-postgres, the short jepsen runs).
 test: deps check
 	$(CARGO) test -p truetime -p meta -p txn -p sql -p jepsen
-	$(CARGO) test -p proto -p spanserver -p placement -p client -p tests
+	$(CARGO) test -p proto -p spanserver -p placement -p client -p harness -p tests
 	$(CARGO) test -p cli
 
 ## fuzz: the long pass of the request fuzzers (make test runs short ones):

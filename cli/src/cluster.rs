@@ -12,7 +12,7 @@
 //! ```
 //!
 //! A server can be restarted by hand with `spandb start --config DIR/sN.toml`.
-//! The processes are started and stopped by `crate::servers`, the one
+//! The processes are started and stopped by `harness::servers`, the one
 //! launcher (`spandb jepsen`'s clusters use it too).
 
 use std::ffi::OsString;
@@ -24,7 +24,7 @@ use meta::ServerId;
 use meta::{ClusterSpec, ServerSpec};
 use spanserver::config::{AdminConfig, RaftConfig, ServerConfig, TimeConfig};
 
-use crate::servers::ServerProcesses;
+use harness::servers::{free_ports_from, ports_free, ServerProcesses, RANDOM_PORTS};
 
 /// How long to wait for every shard to elect a leader.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,13 +33,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the demo's shards split: four shards.
 const DEMO_SPLIT_POINTS: [&str; 3] = ["g", "n", "t"];
 const DEFAULT_PORT_BASE: u16 = 7000;
-/// Where a random run of free ports is looked for: below Linux's
-/// ephemeral range (32768..61000 by default), from which every outgoing
-/// connection takes its local port. A port picked there can be taken by
-/// any client between the check and the server's bind (or a killed
-/// server's restart); below it only another listener can take it. The
-/// top leaves room for the PostgreSQL ports 1000 above.
-const RANDOM_PORTS: std::ops::Range<u16> = 10_000..31_000;
 
 pub struct LocalCluster {
     dir: PathBuf,
@@ -197,7 +190,7 @@ impl LocalCluster {
 
     /// Runs until SIGTERM or Ctrl-C, reporting servers that exit.
     pub async fn wait_for_signal(&mut self) -> anyhow::Result<()> {
-        let stop = crate::start::wait_for_stop_signal();
+        let stop = harness::process::wait_for_stop_signal();
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -244,32 +237,7 @@ fn demo_spec(port_base: u16, servers: usize, split_points: Vec<String>) -> anyho
     Ok(spec)
 }
 
-fn ports_free(base: u16, n: usize) -> bool {
-    (0..n).all(|i| base.checked_add(i as u16).is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()))
-}
-
 /// 7000.. if free, else a random range of `n` free ports.
 fn find_free_ports(n: usize) -> anyhow::Result<u16> {
     free_ports_from(DEFAULT_PORT_BASE, n)
-}
-
-/// `first` if it and the `n - 1` ports after it are free, else a random
-/// such run (in [`RANDOM_PORTS`]).
-pub fn free_ports_from(first: u16, n: usize) -> anyhow::Result<u16> {
-    if ports_free(first, n) {
-        return Ok(first);
-    }
-    free_random_ports(n)
-}
-
-/// A random run of `n` free ports in [`RANDOM_PORTS`]; free now, so a
-/// server that loses one to another listener fails to start and says so.
-pub fn free_random_ports(n: usize) -> anyhow::Result<u16> {
-    for _ in 0..100 {
-        let base = rand::random_range(RANDOM_PORTS);
-        if ports_free(base, n) {
-            return Ok(base);
-        }
-    }
-    bail!("no {n} consecutive free ports found; pass --port-base")
 }

@@ -8,11 +8,8 @@
 mod bench;
 mod cluster;
 mod display;
-mod jepsen;
 mod kv;
 mod pg;
-mod process;
-mod servers;
 mod shell;
 mod sql_engine;
 mod sql_shell;
@@ -51,7 +48,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Jepsen-style verification: a workload under faults, then a verdict
     /// (`spandb jepsen check DIR` re-checks a saved history).
-    Jepsen(jepsen::JepsenArgs),
+    Jepsen(harness::JepsenArgs),
 }
 
 #[derive(clap::Args)]
@@ -93,7 +90,10 @@ fn main() -> ExitCode {
             Command::Kv(args) => kv::run(args).await,
             Command::Status { addr } => status::run(&addr).await,
             Command::Bench(args) => bench::run(args).await,
-            Command::Jepsen(args) => jepsen::run(args).await,
+            Command::Jepsen(args) => {
+                init_logging("error");
+                harness::run(args).await
+            }
         }
     });
     // Background tasks (peer links, connections) must not hold the exit.

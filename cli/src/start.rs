@@ -117,7 +117,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    wait_for_stop_signal().await?;
+    harness::process::wait_for_stop_signal().await?;
     if let Some(gateway) = gateway {
         gateway.abort();
     }
@@ -149,18 +149,6 @@ async fn sql_listener(asked: Option<&str>, grpc: std::net::SocketAddr) -> anyhow
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
-}
-
 /// `DATA_DIR/spandb.pid`, removed when dropped.
 struct PidFile {
     path: PathBuf,
@@ -171,7 +159,7 @@ impl PidFile {
         let path = dir.join("spandb.pid");
         if let Ok(text) = std::fs::read_to_string(&path) {
             if let Ok(pid) = text.trim().parse::<i32>() {
-                if pid != std::process::id() as i32 && crate::process::alive(pid) {
+                if pid != std::process::id() as i32 && harness::process::alive(pid) {
                     bail!("{} is in use by process {pid} (see {})", dir.display(), path.display());
                 }
             }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tests::process::{send_signal, ProcessCluster};
+use tests::process::ProcessCluster;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_spandb");
 /// The longest a run with a 30 s time limit may take, start to verdict.
@@ -48,7 +48,7 @@ fn spandb(args: &[&str], timeout: Duration) -> Output {
         .spawn()
         .expect("starting spandb");
     if !wait_until(&mut child, Instant::now() + timeout) {
-        let _ = send_signal(child.id() as i32, libc::SIGINT);
+        harness::process::signal(child.id() as i32, libc::SIGINT);
         if !wait_until(&mut child, Instant::now() + INTERRUPT_GRACE) {
             let _ = child.kill();
         }

@@ -3,7 +3,7 @@
 //! A workload is three things: a generator of [`Invocation`]s (what to do
 //! next; pure, seeded), an executor that runs one against the cluster and
 //! turns the answer into a [`Completion`] (the I/O), and the checkers of
-//! its history (`jepsen/check.rs`). Its ops follow the shapes the `jepsen`
+//! its history (`harness/src/check.rs`). Its ops follow the shapes the `jepsen`
 //! crate's checkers read:
 //!
 //! | workload | ops | checkers |
@@ -61,7 +61,7 @@ use jepsen::OpType;
 use rand::rngs::StdRng;
 use serde_json::Value;
 
-use crate::jepsen::limits::OP_TIMEOUT;
+use crate::limits::OP_TIMEOUT;
 
 /// Every workload the design names (`--workload`: their kebab-case
 /// names, `list-append`).

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use proto::admin_client::AdminClient;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::jepsen::limits::ADMIN_TIMEOUT;
+use crate::limits::ADMIN_TIMEOUT;
 
 /// A connection to `addr`'s admin service (the clock strobe keeps one).
 pub async fn connect(addr: &str) -> anyhow::Result<AdminClient<Channel>> {

@@ -42,7 +42,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use super::{decode_int, encode_int, guarded, spread_key, Completion, Effect, Invocation};
-use crate::jepsen::limits::{BANK_ACCOUNTS, BANK_INITIAL_BALANCE, BANK_READ_STALENESS, BANK_TRANSFER_MAX};
+use crate::limits::{BANK_ACCOUNTS, BANK_INITIAL_BALANCE, BANK_READ_STALENESS, BANK_TRANSFER_MAX};
 
 /// The account ids of a bank of `accounts` accounts (module docs).
 pub fn account_ids(accounts: usize) -> Vec<u64> {

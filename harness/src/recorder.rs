@@ -28,7 +28,7 @@ use std::time::Instant;
 use jepsen::{History, Op, OpType, Process};
 use serde_json::Value;
 
-use crate::jepsen::workload::{Completion, Invocation};
+use crate::workload::{Completion, Invocation};
 
 /// The process a worker continues as after an `info` completion.
 pub fn next_process(process: u64, concurrency: usize) -> u64 {

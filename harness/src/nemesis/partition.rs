@@ -1,7 +1,7 @@
 //! Partition shapes: which directed Raft links a network partition cuts.
 //!
 //! A [`Link`] `(from, to)` carries `from`'s Raft messages to `to` (one TCP
-//! proxy per link, see `jepsen/proxy.rs`). Cutting it means `to` no longer
+//! proxy per link, see `harness/src/proxy.rs`). Cutting it means `to` no longer
 //! hears `from`. Every shape is a pure function of the node order it is
 //! given (the caller shuffles it with the run's seeded RNG):
 //!
@@ -25,8 +25,7 @@
 
 use std::collections::BTreeSet;
 
-/// A directed Raft link: `from`'s messages to `to`.
-pub type Link = (u64, u64);
+use crate::proxy::Link;
 
 /// How a partition divides the nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

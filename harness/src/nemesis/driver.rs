@@ -23,10 +23,10 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::{describe, plan, split_offsets, ClockFault, Fault, NemesisKind, Targets};
-use crate::jepsen::admin;
-use crate::jepsen::cluster::Cluster;
-use crate::jepsen::limits::ADMIN_TIMEOUT;
-use crate::jepsen::recorder::Recorder;
+use crate::admin;
+use crate::cluster::Cluster;
+use crate::limits::ADMIN_TIMEOUT;
+use crate::recorder::Recorder;
 
 /// What the nemesis acts on.
 pub enum Target {

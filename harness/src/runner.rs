@@ -1,5 +1,5 @@
 //! One run, start to verdict (the shell around the pure parts; the module
-//! essay in `jepsen/mod.rs` draws it).
+//! essay in `harness/src/lib.rs` draws it).
 //!
 //! 1. set up: start the cluster (or connect to `--addr`), read epsilon;
 //! 2. run: C workers and the nemesis schedule until the time limit (or
@@ -24,18 +24,18 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::jepsen::check::{self, HISTORY_FILE, REPORT_FILE};
-use crate::jepsen::cluster::Cluster;
-use crate::jepsen::limits::{
+use crate::check::{self, HISTORY_FILE, REPORT_FILE};
+use crate::cluster::Cluster;
+use crate::limits::{
     CLIENT_CONNECT_TIMEOUT, FINAL_OPS_TIMEOUT, HISTORY_EVENTS_MAX, OP_DEADLINE, POLL_INTERVAL, RECOVERY_TIMEOUT,
     SETUP_TIMEOUT,
 };
-use crate::jepsen::nemesis::driver::{Nemesis, Target};
-use crate::jepsen::nemesis::{schedule, NemesisKind, Step};
-use crate::jepsen::options::{ClusterChoice, RunOptions};
-use crate::jepsen::recorder::{next_process, Recorder};
-use crate::jepsen::workload::Workload;
-use crate::jepsen::{admin, admin::recovered};
+use crate::nemesis::driver::{Nemesis, Target};
+use crate::nemesis::{schedule, NemesisKind, Step};
+use crate::options::{ClusterChoice, RunOptions};
+use crate::recorder::{next_process, Recorder};
+use crate::workload::Workload;
+use crate::{admin, admin::recovered};
 
 /// What a finished run tells the user.
 pub struct RunOutcome {
@@ -141,7 +141,7 @@ async fn run_on(options: &RunOptions, target: &mut Target) -> anyhow::Result<Run
         let steps = schedule(&options.nemeses, options.interval, options.time_limit);
         let run = run_schedule(&steps, started, options.time_limit, &mut nemesis, target, &shared.recorder);
         let signal = async {
-            if crate::start::wait_for_stop_signal().await.is_err() {
+            if crate::process::wait_for_stop_signal().await.is_err() {
                 std::future::pending::<()>().await; // no handler: cannot be interrupted
             }
         };
@@ -273,7 +273,7 @@ async fn worker(
 async fn final_op(
     shared: &Shared,
     mut process: u64,
-    op: &crate::jepsen::workload::Invocation,
+    op: &crate::workload::Invocation,
     timeout: std::time::Duration,
 ) -> u64 {
     let deadline = Instant::now() + timeout;

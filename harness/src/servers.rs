@@ -1,6 +1,6 @@
 //! The one launcher of `spandb start` child processes: `spandb demo` and
-//! `spandb bench --local` (`cluster.rs`) and `spandb jepsen`'s clusters
-//! (`jepsen/cluster.rs`) all start, signal and stop their servers here.
+//! `spandb bench --local` (`cli/src/cluster.rs`) and `spandb jepsen`'s clusters
+//! (`harness/src/cluster.rs`) all start, signal and stop their servers here.
 //!
 //! ```text
 //!   ServerProcesses ── add(id, config)  writes DIR/sN.toml
@@ -66,17 +66,43 @@ impl ServerProcesses {
     /// No servers yet; they will run this very binary.
     pub fn new(dir: &Path) -> anyhow::Result<ServerProcesses> {
         let exe = std::env::current_exe().context("finding the spandb binary")?;
-        Ok(ServerProcesses { exe, dir: dir.to_path_buf(), nodes: BTreeMap::new() })
+        Ok(ServerProcesses::with_binary(dir, exe))
+    }
+
+    /// No servers yet; they will run `exe` (a `spandb` binary: how tests
+    /// start servers, which are not that binary themselves).
+    pub fn with_binary(dir: &Path, exe: PathBuf) -> ServerProcesses {
+        ServerProcesses { exe, dir: dir.to_path_buf(), nodes: BTreeMap::new() }
     }
 
     /// Writes server `config.id`'s configuration to `DIR/sN.toml` and
     /// registers it (not started), at `addr`, with `args` after
     /// `start --config DIR/sN.toml`.
     pub fn add(&mut self, config: &ServerConfig, addr: &str, args: Vec<OsString>) -> anyhow::Result<()> {
-        let id = config.id;
-        let config_path = self.dir.join(format!("s{}.toml", id.0));
+        let config_path = self.dir.join(format!("s{}.toml", config.id.0));
         let text = toml::to_string(config).context("encoding a server configuration")?;
         std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
+        self.register(config, addr, args);
+        Ok(())
+    }
+
+    /// Registers server `id` (not started) from the configuration another
+    /// launcher wrote to `DIR/sN.toml` (a `spandb demo`'s, which a test
+    /// restarts a server of as an operator would).
+    pub fn adopt(&mut self, id: ServerId, addr: &str) -> anyhow::Result<()> {
+        let config_path = self.dir.join(format!("s{}.toml", id.0));
+        let text =
+            std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
+        let config: ServerConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+        anyhow::ensure!(config.id == id, "{} is server {}'s, not {}'s", config_path.display(), config.id.0, id.0);
+        self.register(&config, addr, Vec::new());
+        Ok(())
+    }
+
+    fn register(&mut self, config: &ServerConfig, addr: &str, args: Vec<OsString>) {
+        let id = config.id;
+        let config_path = self.dir.join(format!("s{}.toml", id.0));
         let node = Node {
             addr: addr.to_string(),
             config_path,
@@ -87,7 +113,6 @@ impl ServerProcesses {
             paused: false,
         };
         self.nodes.insert(id, node);
-        Ok(())
     }
 
     /// Server id -> address.
@@ -222,4 +247,38 @@ impl ServerProcesses {
             let _ = std::fs::remove_dir_all(&node.data_dir);
         }
     }
+}
+
+/// Where a random run of free ports is looked for: below Linux's
+/// ephemeral range (32768..61000 by default), from which every outgoing
+/// connection takes its local port. A port picked there can be taken by
+/// any client between the check and the server's bind (or a killed
+/// server's restart); below it only another listener can take it. The
+/// top leaves room for the PostgreSQL ports 1000 above.
+pub const RANDOM_PORTS: std::ops::Range<u16> = 10_000..31_000;
+
+/// Whether `n` ports from `base` are free on 127.0.0.1 now.
+pub fn ports_free(base: u16, n: usize) -> bool {
+    (0..n).all(|i| base.checked_add(i as u16).is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()))
+}
+
+/// `first` if it and the `n - 1` ports after it are free, else a random
+/// such run (in [`RANDOM_PORTS`]).
+pub fn free_ports_from(first: u16, n: usize) -> anyhow::Result<u16> {
+    if ports_free(first, n) {
+        return Ok(first);
+    }
+    free_random_ports(n)
+}
+
+/// A random run of `n` free ports in [`RANDOM_PORTS`]; free now, so a
+/// server that loses one to another listener fails to start and says so.
+pub fn free_random_ports(n: usize) -> anyhow::Result<u16> {
+    for _ in 0..100 {
+        let base = rand::random_range(RANDOM_PORTS);
+        if ports_free(base, n) {
+            return Ok(base);
+        }
+    }
+    bail!("no {n} consecutive free ports found; pass --port-base")
 }

@@ -10,12 +10,12 @@ use anyhow::{bail, ensure};
 
 use spanserver::config::UnsafeTestingConfig;
 
-use crate::jepsen::cluster::ServerSettings;
-use crate::jepsen::limits::{
+use crate::cluster::ServerSettings;
+use crate::limits::{
     CONCURRENCY_MAX, INTERVAL_S_DEFAULT, INTERVAL_S_MAX, INTERVAL_S_MIN, NODES_ALLOWED, TIME_LIMIT_S_MAX,
 };
-use crate::jepsen::nemesis::{NemesisChoice, NemesisKind};
-use crate::jepsen::workload::WorkloadName;
+use crate::nemesis::{NemesisChoice, NemesisKind};
+use crate::workload::WorkloadName;
 
 /// `spandb jepsen --workload W ...`.
 #[derive(clap::Args, Debug, Default)]

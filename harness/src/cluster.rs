@@ -29,9 +29,9 @@ use meta::ServerId;
 use meta::{ClusterSpec, ServerSpec};
 use spanserver::config::{AdminConfig, ServerConfig, TimeConfig, UnsafeTestingConfig};
 
-use crate::jepsen::admin;
-use crate::jepsen::limits::{CLUSTER_READY_TIMEOUT, POLL_INTERVAL, SERVER_STOP_TIMEOUT, SPLIT_POINTS};
-use crate::jepsen::proxy::Proxies;
+use crate::admin;
+use crate::limits::{CLUSTER_READY_TIMEOUT, POLL_INTERVAL, SERVER_STOP_TIMEOUT, SPLIT_POINTS};
+use crate::proxy::Proxies;
 use crate::servers::ServerProcesses;
 
 /// How the harness configures the servers it starts.
@@ -56,7 +56,7 @@ impl Cluster {
     /// has a stable leader.
     pub async fn start(dir: &Path, nodes: usize, settings: &ServerSettings) -> anyhow::Result<Cluster> {
         std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let first_port = crate::cluster::free_random_ports(nodes)?;
+        let first_port = crate::servers::free_random_ports(nodes)?;
         let run: u32 = rand::random();
         let spec = ClusterSpec {
             cluster_id: format!("jepsen-{run:08x}"),

@@ -58,11 +58,13 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::jepsen::limits::{
+use crate::limits::{
     CLOCK_BEYOND_EPSILON_MAX, CLOCK_BEYOND_EPSILON_MIN, CLOCK_BEYOND_FLOOR_NS, CLOCK_STROBE_PERIOD,
     CLOCK_WITHIN_EPSILON_DEN, CLOCK_WITHIN_EPSILON_NUM,
 };
-pub use partition::{Link, Shape};
+pub use partition::Shape;
+
+use crate::proxy::Link;
 
 /// A kind of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -33,7 +33,7 @@ use rand::rngs::StdRng;
 use serde_json::{json, Value};
 
 use super::{guarded, spread_key, Completion, Effect, Invocation};
-use crate::jepsen::limits::{LIST_APPEND_ACTIVE_KEYS, LIST_APPEND_APPENDS_PER_KEY, LIST_APPEND_TXN_OPS_MAX};
+use crate::limits::{LIST_APPEND_ACTIVE_KEYS, LIST_APPEND_APPENDS_PER_KEY, LIST_APPEND_TXN_OPS_MAX};
 
 pub struct ListAppend {
     run: String,

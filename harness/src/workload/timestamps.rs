@@ -28,7 +28,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::{encode_int, guarded, spread_key, Completion, Effect, Invocation};
-use crate::jepsen::limits::{TIMESTAMPS_KEYS, TIMESTAMPS_TXN_KEYS_MAX};
+use crate::limits::{TIMESTAMPS_KEYS, TIMESTAMPS_TXN_KEYS_MAX};
 
 pub struct Timestamps {
     run: String,

@@ -21,7 +21,7 @@ use jepsen::checker::{bank, external, list_append, register, set, timestamped};
 use jepsen::{report, ConsistencyModel, History, RegisterOptions, TimestampedOptions, Validity, Verdict};
 use serde_json::Value;
 
-use crate::jepsen::workload::{self, WorkloadName};
+use crate::workload::{self, WorkloadName};
 
 pub const HISTORY_FILE: &str = "history.jsonl";
 pub const SUMMARY_FILE: &str = "summary.json";
@@ -187,13 +187,11 @@ mod tests {
         assert!(verdict_line(&verdicts).starts_with("unknown: set: no ok read"), "{}", verdict_line(&verdicts));
 
         // The bank's accounts and total are the harness's own (limits.rs).
-        let accounts = workload::bank::account_ids(crate::jepsen::limits::BANK_ACCOUNTS);
+        let accounts = workload::bank::account_ids(crate::limits::BANK_ACCOUNTS);
         let balances = |moved: i64| -> Value {
-            let mut b: serde_json::Map<String, Value> = accounts
-                .iter()
-                .map(|a| (a.to_string(), Value::from(crate::jepsen::limits::BANK_INITIAL_BALANCE)))
-                .collect();
-            b.insert(accounts[0].to_string(), Value::from(crate::jepsen::limits::BANK_INITIAL_BALANCE - moved));
+            let mut b: serde_json::Map<String, Value> =
+                accounts.iter().map(|a| (a.to_string(), Value::from(crate::limits::BANK_INITIAL_BALANCE))).collect();
+            b.insert(accounts[0].to_string(), Value::from(crate::limits::BANK_INITIAL_BALANCE - moved));
             Value::Object(b)
         };
         let bank = |read: Value| {

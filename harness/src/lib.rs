@@ -157,9 +157,11 @@ mod cluster;
 mod limits;
 mod nemesis;
 mod options;
+pub mod process;
 mod proxy;
 mod recorder;
 mod runner;
+pub mod servers;
 mod workload;
 
 pub use check::CheckArgs;
@@ -181,8 +183,8 @@ enum JepsenCommand {
     Check(CheckArgs),
 }
 
+/// Runs `spandb jepsen` with `args` (the caller sets up logging).
 pub async fn run(args: JepsenArgs) -> anyhow::Result<()> {
-    crate::init_logging("error");
     match args.command {
         Some(JepsenCommand::Check(check_args)) => {
             let (line, valid) = check::recheck(&check_args)?;

@@ -18,7 +18,7 @@ use client::{Client, ReadMode};
 use serde_json::Value;
 
 use super::{decode_int, encode_int, guarded, spread_key, spread_range, Completion, Effect, Invocation};
-use crate::jepsen::limits::SET_READ_ELEMENTS_MAX;
+use crate::limits::SET_READ_ELEMENTS_MAX;
 
 pub struct SetWorkload {
     run: String,

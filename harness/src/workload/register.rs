@@ -61,7 +61,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::{decode_int, encode_int, guarded, spread_key, Completion, Effect, Invocation};
-use crate::jepsen::limits::{
+use crate::limits::{
     REGISTER_KEY_STRIDE, REGISTER_OPS_PER_KEY, REGISTER_READ_STALENESS, REGISTER_SNAPSHOT_TIMESTAMPS_KEPT,
     REGISTER_WORKERS_PER_KEY,
 };

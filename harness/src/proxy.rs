@@ -25,8 +25,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::jepsen::limits::{ACCEPT_RETRY_PAUSE, PROXY_CONNECT_TIMEOUT};
-use crate::jepsen::nemesis::Link;
+use crate::limits::{ACCEPT_RETRY_PAUSE, PROXY_CONNECT_TIMEOUT};
+
+/// A directed Raft link: `from`'s messages to `to` (one proxy each).
+pub type Link = (u64, u64);
 
 struct ProxyLink {
     listen: SocketAddr,
