@@ -24,9 +24,12 @@
 //! leader per shard per term, a committed index never goes backwards on a
 //! replica, every replica applies the same entry at each index (entries
 //! a replica got in a snapshot were compared where they were applied),
-//! and no snapshot reaches the same replica more than
-//! `SAME_SNAPSHOT_DELIVERIES_MAX` times (a resend loop). A violation
-//! stops the run with the seed and the trace so far.
+//! no snapshot reaches the same replica more than
+//! `SAME_SNAPSHOT_DELIVERIES_MAX` times (a resend loop), and every
+//! acknowledged write (a plain write or a commit answered `Committed`,
+//! whoever submitted it) is in the RocksDB of every replica that applied
+//! past the index it was acknowledged at, and again after that replica
+//! restarts. A violation stops the run with the seed and the trace so far.
 //!
 //! Each server's clock is off by a seeded amount ([`Setup`]); a server's
 //! own assertions (timestamps strictly increasing in a shard's log, ...)
@@ -232,6 +235,34 @@ enum Then {
     Acknowledge { teller: ServerId, coordinator: ShardId, participant: ShardId, txn: TxnId },
 }
 
+/// A plain write or commit submitted, its answer not yet handed on.
+struct Watched {
+    server: ServerId,
+    shard: ShardId,
+    writes: Vec<txn::Write>,
+    answer: oneshot::Receiver<Result<Answer, TxnError>>,
+    reply: TxnReply,
+}
+
+/// A write a server acknowledged.
+struct AcknowledgedWrite {
+    /// The answering replica's applied index when the answer came.
+    index: u64,
+    commit_ts: Timestamp,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+/// The writes acknowledged so far, and how far each replica was checked.
+#[derive(Default)]
+struct AcknowledgedWrites {
+    /// Shard -> its acknowledged writes, in the order the answers came.
+    by_shard: BTreeMap<ShardId, Vec<AcknowledgedWrite>>,
+    /// (server, shard) -> how many of the shard's writes were found in
+    /// that replica (reset when the server restarts).
+    checked: BTreeMap<(ServerId, ShardId), usize>,
+}
+
 /// A peer request submitted, its answer not yet back.
 struct AwaitedAnswer {
     answerer: ServerId,
@@ -282,6 +313,9 @@ pub struct SteppedCluster {
     /// Servers that cannot reach each other (both directions).
     partitioned: BTreeSet<(ServerId, ServerId)>,
     invariants: Invariants,
+    /// Requests whose answers the cluster looks at before the caller.
+    watched: Vec<Watched>,
+    acknowledged: AcknowledgedWrites,
     /// What happened, in order (elections, faults).
     pub trace: Vec<String>,
     /// How much of `trace` [`SteppedCluster::take_events`] has handed out.
@@ -434,6 +468,8 @@ impl SteppedCluster {
             faults: Faults::default(),
             partitioned: BTreeSet::new(),
             invariants: Invariants::default(),
+            watched: Vec::new(),
+            acknowledged: AcknowledgedWrites::default(),
             trace: Vec::new(),
             trace_taken: 0,
             delivered: 0,
@@ -477,6 +513,8 @@ impl SteppedCluster {
         s.snapshots = snapshots;
         s.wake_at = self.now;
         self.invariants.restarted(server);
+        // Everything acknowledged must be found again after the recovery.
+        self.acknowledged.checked.retain(|(s, _), _| *s != server);
         self.trace.push(format!("{:?} restart {server}", self.now));
     }
 
@@ -555,6 +593,9 @@ impl SteppedCluster {
 
     /// Hands `input` to `shard`'s replica on `server` at the next step;
     /// the answer arrives on the returned channel.
+    ///
+    /// The answers to plain writes and commits pass through the cluster
+    /// first: it notes what was acknowledged, to check it stays.
     pub fn submit(
         &mut self,
         server: ServerId,
@@ -562,11 +603,76 @@ impl SteppedCluster {
         input: txn::Input,
     ) -> tokio::sync::oneshot::Receiver<Result<txn::Answer, txn::TxnError>> {
         let (reply, answer): (TxnReply, _) = tokio::sync::oneshot::channel();
-        let s = self.servers.get_mut(&server).expect("a server of the cluster");
-        if s.event_loop.is_some() {
-            s.pending.push(LoopMsg::Txn { shard, input, reply: Some(reply) });
+        let Some(s) = self.servers.get_mut(&server).filter(|s| s.event_loop.is_some()) else { return answer };
+        let writes = match &input {
+            Input::Write { writes, .. } | Input::Commit { writes, .. } => Some(writes.clone()),
+            _ => None,
+        };
+        match writes {
+            Some(writes) => {
+                let (from_loop, loop_answer) = tokio::sync::oneshot::channel();
+                s.pending.push(LoopMsg::Txn { shard, input, reply: Some(from_loop) });
+                self.watched.push(Watched { server, shard, writes, answer: loop_answer, reply });
+            }
+            None => s.pending.push(LoopMsg::Txn { shard, input, reply: Some(reply) }),
         }
         answer
+    }
+
+    /// Hands the watched answers that came to their callers, noting the
+    /// writes acknowledged (at the answering replica's applied index,
+    /// which is at or past the write's entry).
+    fn take_watched(&mut self) {
+        for mut w in std::mem::take(&mut self.watched) {
+            let answer = match w.answer.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    self.watched.push(w);
+                    continue;
+                }
+                Err(oneshot::error::TryRecvError::Closed) => continue,
+                Ok(answer) => answer,
+            };
+            if let Ok(Answer::Committed { commit_ts, applied: true }) = &answer {
+                let index = self.raft_state(w.server, w.shard).map_or(0, |st| st.applied_index);
+                let acked = self.acknowledged.by_shard.entry(w.shard).or_default();
+                for write in w.writes {
+                    acked.push(AcknowledgedWrite { index, commit_ts: *commit_ts, key: write.key, value: write.value });
+                }
+            }
+            let _ = w.reply.send(answer);
+        }
+    }
+
+    /// How many writes the servers acknowledged so far.
+    pub fn writes_acknowledged(&self) -> usize {
+        self.acknowledged.by_shard.values().map(Vec::len).sum()
+    }
+
+    /// Every acknowledged write is in every replica that applied past it,
+    /// and again after a replica restarts (checked as its applied index
+    /// passes each one, in the order they were acknowledged).
+    fn check_acknowledged(&mut self, server: ServerId, states: &[RaftState]) -> Result<(), String> {
+        let Some(engine) = self.servers[&server].engine.as_ref() else { return Ok(()) };
+        let reader = Reader::new(engine);
+        for st in states {
+            let Some(acked) = self.acknowledged.by_shard.get(&st.shard) else { continue };
+            let checked = self.acknowledged.checked.entry((server, st.shard)).or_default();
+            while let Some(w) = acked.get(*checked).filter(|w| w.index <= st.applied_index) {
+                let found = reader.get_version(&w.key, w.commit_ts).map_err(|e| e.to_string())?;
+                if found.as_ref().map(|(ts, v)| (*ts, v)) != Some((w.commit_ts, &w.value)) {
+                    return Err(format!(
+                        "{server} applied {} to index {} but lacks the write of {:?} at {} acknowledged at index {}: it has {found:?}",
+                        st.shard,
+                        st.applied_index,
+                        String::from_utf8_lossy(&w.key),
+                        w.commit_ts,
+                        w.index
+                    ));
+                }
+                *checked += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Submits `input` to `shard`'s leader of the moment and runs the
@@ -693,6 +799,7 @@ impl SteppedCluster {
             // not depend on the build thread's speed.
             event_loop.wait_for_snapshot_builds();
             self.take_sent();
+            self.take_watched();
             self.check(id);
         }
         self.take_peer_calls();
@@ -840,15 +947,14 @@ impl SteppedCluster {
             let entries = event_loop.log_entries(st.shard, from, st.applied_index + 1);
             observed.push(Observed { state: *st, first_index: from, entries });
         }
-        match self.invariants.observe(server, &observed) {
-            Ok(events) => {
-                for e in events {
-                    self.trace.push(format!("{:?} {e}", self.now));
-                }
+        let checked = self.invariants.observe(server, &observed).and_then(|events| {
+            for e in events {
+                self.trace.push(format!("{:?} {e}", self.now));
             }
-            Err(violation) => {
-                panic!("seed {}: {violation} (at {:?})\n{}", self.seed, self.now, self.trace.join("\n"))
-            }
+            self.check_acknowledged(server, &states)
+        });
+        if let Err(violation) = checked {
+            panic!("seed {}: {violation} (at {:?})\n{}", self.seed, self.now, self.trace.join("\n"))
         }
     }
 

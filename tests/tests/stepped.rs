@@ -420,11 +420,13 @@ fn transactions_stay_strictly_serializable_under_faults_across_seeds() {
         assert!(verdict.is_valid(), "seed {seed}: {verdict}: {:#?}", verdict.anomalies);
         let ok = history.pairs().filter(|p| p.outcome() == jepsen::OpType::Ok).count();
         eprintln!(
-            "seed {seed}: {ok} of {} transactions committed, {} snapshots; {:?}",
+            "seed {seed}: {ok} of {} transactions committed, {} writes acknowledged and checked in every replica, {} snapshots; {:?}",
             history.pairs().len(),
+            cluster.writes_acknowledged(),
             cluster.snapshots_delivered(),
             verdict.stats
         );
+        assert!(cluster.writes_acknowledged() >= 100, "seed {seed}: the commits' writes are watched");
         assert!(ok >= 100, "seed {seed}: only {ok} transactions committed of {}", history.pairs().len());
         for edge in ["edges-ww", "edges-wr", "edges-rw", "edges-rt"] {
             assert!(verdict.stats.get(edge).is_some_and(|n| *n > 10), "seed {seed}: {:?}", verdict.stats);
