@@ -154,7 +154,7 @@
 mod admin;
 mod check;
 mod cluster;
-mod limits;
+pub mod limits;
 mod nemesis;
 mod options;
 pub mod process;
