@@ -208,8 +208,8 @@ async fn a_psql_session_matches_its_expected_output() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
     let body = tokio::task::spawn_blocking(move || {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/psql");
-        let script = std::fs::File::open(format!("{dir}/session.sql"))?;
+        let dir = tests::package_dir().join("tests/psql");
+        let script = std::fs::File::open(dir.join("session.sql"))?;
         // stderr into stdout, so errors sit where psql met them.
         let out = Command::new("sh")
             .args(["-c", "exec psql -X -a -f - \"$0\" 2>&1"])
@@ -218,12 +218,12 @@ async fn a_psql_session_matches_its_expected_output() -> anyhow::Result<()> {
             .env("PGCONNECT_TIMEOUT", "10")
             .output()?;
         let got = String::from_utf8_lossy(&out.stdout).to_string();
-        let expected_path = format!("{dir}/session.expected");
+        let expected_path = dir.join("session.expected");
         if std::env::var_os("UPDATE_EXPECTED").is_some() {
             std::fs::write(&expected_path, &got)?;
         }
         let expected = std::fs::read_to_string(&expected_path)?;
-        assert!(got == expected, "psql's output differs from {expected_path}:\n{got}");
+        assert!(got == expected, "psql's output differs from {}:\n{got}", expected_path.display());
         anyhow::Ok(())
     })
     .await;
@@ -299,9 +299,10 @@ async fn psycopg_runs_an_application_s_statements() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
     let body = tokio::task::spawn_blocking(move || {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/psycopg_check.py");
+        let script = tests::package_dir().join("tests/psycopg_check.py");
         let out = Command::new(&python)
-            .args([script, &addr])
+            .arg(&script)
+            .arg(&addr)
             .output()
             .unwrap_or_else(|e| panic!("{python} runs ({e}; `make deps` installs psycopg into its venv)"));
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -32,7 +32,7 @@ async fn goldenscripts_pass_on_a_real_cluster() -> anyhow::Result<()> {
             // Each script creates its own tables; drop what an earlier
             // one left under the same names first.
             let mut runner = sql::testing::ScriptRunner::new(engine.clone());
-            let path = format!("{}/../sql/src/testscripts/{script}", env!("CARGO_MANIFEST_DIR"));
+            let path = tests::package_dir().join(format!("../sql/src/testscripts/{script}"));
             goldenscript::run(&mut runner, &path)?;
             drop_every_table(&engine);
         }
@@ -70,7 +70,7 @@ async fn sqllogictest_files_pass_on_a_real_cluster() -> anyhow::Result<()> {
         let mut failures = Vec::new();
         for file in ["select", "join", "aggregate", "subquery", "setop", "dml", "cte_view"] {
             drop_every_table(&engine);
-            let path = std::path::PathBuf::from(format!("{}/../sql/tests/slt/{file}.slt", env!("CARGO_MANIFEST_DIR")));
+            let path = tests::package_dir().join(format!("../sql/tests/slt/{file}.slt"));
             failures
                 .extend(sql::testing::run_slt_file(&path, engine.clone()).into_iter().map(|f| format!("{file}: {f}")));
         }

@@ -25,14 +25,21 @@
 //! reports all failures at once. `SLT_TRACE=1` prints each record before
 //! it runs (to find the one that crashes).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sql::memory::MemoryEngine;
 use sql::testing::run_slt_file;
 
+/// The package's directory, as cargo says when it runs the test (a test
+/// binary reused from a shared target directory may have been built in
+/// another checkout, so the compile-time value can point elsewhere).
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 fn slt_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt")
+    package_dir().join("tests/slt")
 }
 
 fn check(name: &str) {

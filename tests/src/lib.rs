@@ -33,3 +33,14 @@ pub fn init_logging() {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
 }
+
+/// The directory of the package whose test is running, as cargo says
+/// when it runs it. Not `env!("CARGO_MANIFEST_DIR")`: a test binary
+/// reused from a shared target directory (`.ci/run` keeps one under
+/// `$HOME/.cache`) may have been built in another checkout, and the
+/// path compiled into it would point there.
+pub fn package_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .expect("cargo sets CARGO_MANIFEST_DIR for tests")
+}

@@ -289,4 +289,4 @@ macro_rules! scripts {
     )*};
 }
 
-scripts!(election, leader_partitioned, crash_and_restart, transactions);
+scripts!(election, leader_partitioned, crash_and_restart, transactions, snapshot);

@@ -10,11 +10,11 @@ use std::process::Command;
 #[test]
 fn pure_crates_have_no_io_dependencies() {
     let cargo = env!("CARGO");
-    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let workspace = tests::package_dir().join("..");
     for krate in ["truetime", "txn", "sql"] {
         let out = Command::new(cargo)
             .args(["tree", "--offline", "-e", "normal", "--prefix", "none", "-p", krate])
-            .current_dir(workspace)
+            .current_dir(&workspace)
             .output()
             .expect("running cargo tree");
         assert!(out.status.success(), "cargo tree -p {krate}: {}", String::from_utf8_lossy(&out.stderr));
