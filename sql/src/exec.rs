@@ -294,6 +294,13 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
                 state: None,
             })
         }
+        Node::Lateral { left, right, kind, on } => Box::new(LateralJoin {
+            left: b(left),
+            right,
+            left_kind: *kind == JoinKind::Left,
+            on: on.as_ref(),
+            current: None,
+        }),
         Node::SetOp { op, all, left, right } => {
             let left_op = b(left);
             let right_op = b(right);
@@ -612,6 +619,12 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
             left_keys.iter().chain(right_keys.iter()).chain(on.iter()).for_each(|e| on_expr(e, f));
             visit_node_exprs(left, level, f);
             visit_node_exprs(right, level, f);
+        }
+        Node::Lateral { left, right, on, .. } => {
+            on.iter().for_each(|e| on_expr(e, f));
+            visit_node_exprs(left, level, f);
+            // The right side reads the left row as its outer row.
+            visit_node_exprs(right, level + 1, f);
         }
         Node::SetOp { left, right, .. } => {
             visit_node_exprs(left, level, f);
@@ -1257,6 +1270,49 @@ struct Join<'p> {
     right_keys: &'p [Expr],
     on: Option<&'p Expr>,
     state: Option<JoinState>,
+}
+
+/// `left JOIN LATERAL right`: `right` runs once per left row, with that
+/// row pushed as its outer row (uncorrelated, it runs once: its rows are
+/// cached like any subquery's).
+struct LateralJoin<'p> {
+    left: Box<dyn Operator + 'p>,
+    right: &'p Node,
+    /// LEFT JOIN LATERAL: a left row that matches nothing is kept once.
+    left_kind: bool,
+    on: Option<&'p Expr>,
+    /// The left row being joined, its right rows, the next to try, and
+    /// whether one matched.
+    current: Option<(Row, Rc<Vec<Row>>, usize, bool)>,
+}
+
+impl Operator for LateralJoin<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        loop {
+            cx.tick()?;
+            let Some((left, rights, next, matched)) = self.current.as_mut() else {
+                let Some(left) = self.left.next(cx)? else { return Ok(None) };
+                let rights = subquery_rows(self.right, &left, cx, limits::MEMORY_ROWS_MAX)?;
+                self.current = Some((left, rights, 0, false));
+                continue;
+            };
+            if let Some(right) = rights.get(*next) {
+                *next += 1;
+                let mut row = left.clone();
+                row.extend(right.iter().cloned());
+                if self.on.map_or(Ok(true), |on| holds(on, &row, cx))? {
+                    *matched = true;
+                    return Ok(Some(row));
+                }
+                continue;
+            }
+            let (mut left, _, _, matched) = self.current.take().expect("a current left row");
+            if self.left_kind && !matched {
+                left.extend(std::iter::repeat_n(Value::Null, self.right.width()));
+                return Ok(Some(left));
+            }
+        }
+    }
 }
 
 /// A join key, or None if any part is NULL (NULL never joins).

@@ -180,6 +180,15 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
             node(left, depth + 1, cx, out);
             node(right, depth + 1, cx, out);
         }
+        Node::Lateral { left, right, kind, on } => {
+            out.push(format!(
+                "{pad}LateralJoin {:?}{}",
+                kind,
+                on.as_ref().map(|e| format!(" filter {}", expr(e))).unwrap_or_default()
+            ));
+            node(left, depth + 1, cx, out);
+            node(right, depth + 1, cx, out);
+        }
         Node::SetOp { op, all, left, right } => {
             out.push(format!("{pad}{:?}{}", op, if *all { " ALL" } else { "" }));
             node(left, depth + 1, cx, out);

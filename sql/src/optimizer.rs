@@ -105,6 +105,11 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
             Node::Limit { input: on(input), limit: limit.map(ox), offset: offset.map(ox) }
         }
         Node::Distinct { input } => Node::Distinct { input: on(input) },
+        // Never reordered or split: the right side reads the left row.
+        Node::Lateral { left, right, kind, on: cond } => {
+            let cond = cond.map(ox).filter(|c| *c != Expr::Constant(Value::Bool(true)));
+            Node::Lateral { left: on(left), right: on(right), kind, on: cond }
+        }
         Node::SetOp { op, all, left, right } => Node::SetOp { op, all, left: on(left), right: on(right) },
         Node::Values { rows, width } => {
             Node::Values { rows: rows.into_iter().map(|r| r.into_iter().map(ox).collect()).collect(), width }

@@ -334,6 +334,17 @@ pub enum Node {
         right_keys: Vec<Expr>,
         on: Option<Expr>,
     },
+    /// `left JOIN LATERAL right`: for each left row, `right` runs with
+    /// that row as its outer row (`Expr::Outer { depth: 1, .. }` reads
+    /// it), and its rows are joined to it; `on` is evaluated over the
+    /// concatenated row. `kind` is `Inner` or `Left` (a left row without
+    /// a match is kept once, with NULLs).
+    Lateral {
+        left: Box<Node>,
+        right: Box<Node>,
+        kind: JoinKind,
+        on: Option<Expr>,
+    },
     SetOp {
         op: SetOpKind,
         all: bool,
@@ -363,7 +374,7 @@ impl Node {
             Node::Distinct { input } => input.width(),
             Node::Project { exprs, .. } => exprs.len(),
             Node::Aggregate { group_by, aggregates, .. } => group_by.len() + aggregates.len(),
-            Node::Join { left, right, .. } => left.width() + right.width(),
+            Node::Join { left, right, .. } | Node::Lateral { left, right, .. } => left.width() + right.width(),
             Node::SetOp { left, .. } => left.width(),
             Node::Series { .. } | Node::Unnest { .. } => 1,
         }

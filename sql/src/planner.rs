@@ -1005,7 +1005,7 @@ impl<'a> Planner<'a> {
     }
 
     fn bind_aggregate(&mut self, call: &ast::Function, scope: &Scope) -> Result<AggCall> {
-        let name = object_name(&call.name)?;
+        let name = builtin_name(&call.name)?;
         let (args, distinct) = match &call.args {
             ast::FunctionArguments::List(list) => {
                 let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
@@ -1098,13 +1098,17 @@ impl<'a> Planner<'a> {
         if from.is_empty() {
             return Ok((Node::Values { rows: vec![vec![]], width: 0 }, Scope::default(), Vec::new()));
         }
-        let mut items = Vec::new();
-        for twj in from {
-            items.push(self.plan_table_with_joins(twj)?);
-        }
-        let mut items = items.into_iter();
-        let (mut node, mut scope) = items.next().expect("from is not empty");
-        for (right, right_scope) in items {
+        let (mut node, mut scope) = self.plan_table_with_joins(&from[0])?;
+        for twj in &from[1..] {
+            // `FROM a, LATERAL (...)` sees the items before it.
+            let lateral = is_lateral(&twj.relation);
+            if lateral && !twj.joins.is_empty() {
+                return sql_err!(FeatureNotSupported, "joins after a comma-joined LATERAL item are not supported");
+            }
+            let (right, right_scope) = match lateral {
+                true => self.plan_lateral(&twj.relation, &scope)?,
+                false => self.plan_table_with_joins(twj)?,
+            };
             for c in &right_scope.columns {
                 if let Some(t) = &c.table {
                     if scope.has_table(t) {
@@ -1112,13 +1116,12 @@ impl<'a> Planner<'a> {
                     }
                 }
             }
-            node = Node::Join {
-                left: Box::new(node),
-                right: Box::new(right),
-                kind: JoinKind::Inner,
-                left_keys: vec![],
-                right_keys: vec![],
-                on: None,
+            let (left, right) = (Box::new(node), Box::new(right));
+            node = match lateral {
+                true => Node::Lateral { left, right, kind: JoinKind::Inner, on: None },
+                false => {
+                    Node::Join { left, right, kind: JoinKind::Inner, left_keys: vec![], right_keys: vec![], on: None }
+                }
             };
             scope = scope.join(right_scope);
         }
@@ -1128,7 +1131,11 @@ impl<'a> Planner<'a> {
     fn plan_table_with_joins(&mut self, twj: &ast::TableWithJoins) -> Result<(Node, Scope)> {
         let (mut node, mut scope) = self.plan_table_factor(&twj.relation)?;
         for join in &twj.joins {
-            let (right, right_scope) = self.plan_table_factor(&join.relation)?;
+            let lateral = is_lateral(&join.relation);
+            let (right, right_scope) = match lateral {
+                true => self.plan_lateral(&join.relation, &scope)?,
+                false => self.plan_table_factor(&join.relation)?,
+            };
             use ast::JoinOperator as J;
             let (kind, constraint) = match &join.join_operator {
                 J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
@@ -1188,6 +1195,12 @@ impl<'a> Planner<'a> {
                 }
                 Some(other) => return sql_err!(FeatureNotSupported, "join constraint not supported: {other:?}"),
             };
+            if lateral && !matches!(kind, JoinKind::Inner | JoinKind::Left) {
+                return sql_err!(
+                    InvalidColumnReference,
+                    "the combining JOIN type must be INNER or LEFT for a LATERAL reference"
+                );
+            }
             // The join column appears once: the side whose value survives
             // the join, or for FULL, coalesce(left, right).
             let mut coalesced = Vec::new();
@@ -1205,13 +1218,10 @@ impl<'a> Planner<'a> {
                     joined.columns[k].join_key = true;
                 }
             }
-            node = Node::Join {
-                left: Box::new(node),
-                right: Box::new(right),
-                kind,
-                left_keys: vec![],
-                right_keys: vec![],
-                on,
+            let (left, right) = (Box::new(node), Box::new(right));
+            node = match lateral {
+                true => Node::Lateral { left, right, kind, on },
+                false => Node::Join { left, right, kind, left_keys: vec![], right_keys: vec![], on },
             };
             if !coalesced.is_empty() {
                 let mut exprs: Vec<Expr> = (0..joined.columns.len()).map(Expr::Column).collect();
@@ -1225,6 +1235,22 @@ impl<'a> Planner<'a> {
             scope = joined;
         }
         Ok((node, scope))
+    }
+
+    /// A `LATERAL (subquery)` to the right of `left`: bound with `left`'s
+    /// columns as its innermost outer scope, so it may name them (they
+    /// become `Expr::Outer { depth: 1, .. }`, read from the row
+    /// `Node::Lateral` runs it for).
+    fn plan_lateral(&mut self, factor: &ast::TableFactor, left: &Scope) -> Result<(Node, Scope)> {
+        let ast::TableFactor::Derived { subquery, alias, .. } = factor else {
+            return sql_err!(InternalError, "plan_lateral on a FROM item that is not a derived table");
+        };
+        let plan = self.plan_subquery(subquery, left)?;
+        let mut scope = derived_scope(&plan, alias.as_ref().map(|a| ident(&a.name)));
+        if let Some(a) = alias {
+            rename_columns(&mut scope, &a.columns)?;
+        }
+        Ok((plan.root, scope))
     }
 
     fn plan_table_factor(&mut self, factor: &ast::TableFactor) -> Result<(Node, Scope)> {
@@ -1271,10 +1297,9 @@ impl<'a> Planner<'a> {
                 let primary = table.primary.clone();
                 Ok((Node::Scan { table, index: primary, spans: vec![ScanSpan::full()] }, scope))
             }
-            ast::TableFactor::Derived { lateral, subquery, alias, .. } => {
-                if *lateral {
-                    return sql_err!(FeatureNotSupported, "LATERAL is not supported");
-                }
+            // LATERAL reaches here only first in its FROM list, with
+            // nothing to its left to see: a plain derived table.
+            ast::TableFactor::Derived { subquery, alias, .. } => {
                 // A derived table cannot see the enclosing FROM: bind it as
                 // a subquery with no new outer scope.
                 let plan = self.plan_query(subquery)?;
@@ -2996,7 +3021,8 @@ fn collect_aggregates<'e>(e: &'e ast::Expr, out: &mut Vec<&'e ast::Function>) {
     use ast::Expr as E;
     match e {
         E::Function(f) => {
-            let name = f.name.to_string().to_lowercase();
+            // `count` or `pg_catalog.count` (pgbench writes the latter).
+            let name = builtin_name(&f.name).unwrap_or_default();
             if is_aggregate(&name) && f.over.is_none() {
                 out.push(f);
                 return;
@@ -3058,4 +3084,9 @@ fn collect_aggregates<'e>(e: &'e ast::Expr, out: &mut Vec<&'e ast::Function>) {
 
 fn first_words(s: &str) -> String {
     s.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
+}
+
+/// `LATERAL (subquery)`.
+fn is_lateral(factor: &ast::TableFactor) -> bool {
+    matches!(factor, ast::TableFactor::Derived { lateral: true, .. })
 }

@@ -1514,6 +1514,8 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
                 && collect_scans(left, out)
                 && collect_scans(right, out)
         }
+        // Its right side runs per left row, reading it: not a plain scan.
+        Node::Lateral { .. } => false,
         Node::SetOp { left, right, .. } => collect_scans(left, out) && collect_scans(right, out),
         Node::Series { start, stop, step, .. } => {
             plain(&mut std::iter::once(start).chain(std::iter::once(stop)).chain(step.iter()))

@@ -403,6 +403,12 @@ const RELATIONS: &[SystemRelation] = &[
     },
     SystemRelation {
         schema: "pg_catalog",
+        name: "pg_partitioned_table",
+        columns: &[("partrelid", Int8), ("partstrat", Text), ("partnatts", Int2), ("partdefid", Int8)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
         name: "pg_trigger",
         columns: &[
             ("oid", Int8),
