@@ -832,15 +832,13 @@ impl SteppedCluster {
         for (from, to, shard, message) in sent.messages {
             let cut = self.partitioned.contains(&(from.min(to), from.max(to)));
             let lost = self.rng.random_range(0..100) < self.faults.loss_percent;
-            let delay_us = self.faults.delay_max.as_micros() as u64;
-            let delay = Duration::from_micros(if delay_us == 0 { 0 } else { self.rng.random_range(0..=delay_us) });
+            let delay = self.delay();
             if cut || lost {
                 continue;
             }
-            self.next_seq += 1;
-            self.in_flight.push(Envelope {
+            self.put_in_flight(Envelope {
                 deliver_at: self.now + delay,
-                seq: self.next_seq,
+                seq: 0,
                 from,
                 to,
                 shard,
@@ -875,16 +873,15 @@ impl SteppedCluster {
             None => None,
         };
         let delay = self.delay();
+        let kind = EnvelopeKind::Snapshot { file: copied };
+        self.put_in_flight(Envelope { deliver_at: self.now + delay, seq: 0, from, to, shard, message, kind });
+    }
+
+    /// Puts `e` on its way, numbered in send order (its `seq`).
+    fn put_in_flight(&mut self, mut e: Envelope) {
         self.next_seq += 1;
-        self.in_flight.push(Envelope {
-            deliver_at: self.now + delay,
-            seq: self.next_seq,
-            from,
-            to,
-            shard,
-            message,
-            kind: EnvelopeKind::Snapshot { file: copied },
-        });
+        e.seq = self.next_seq;
+        self.in_flight.push(e);
     }
 
     /// Hands a snapshot that reached its receiver in (if it is up) and

@@ -110,6 +110,15 @@ fn isolate(c: &mut SteppedCluster, server: ServerId) {
     }
 }
 
+/// Elects a leader among 3 servers and cuts it off from the others;
+/// returns it and the others.
+fn cut_off_the_leader(c: &mut SteppedCluster, seed: u64) -> (ServerId, Vec<ServerId>) {
+    let all = c.server_ids();
+    let old = leader_among(c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+    isolate(c, old);
+    (old, all.into_iter().filter(|s| *s != old).collect())
+}
+
 /// Goal (6.824 TestInitialElection2A): a fresh cluster elects one leader
 /// that every replica follows, and without faults keeps it: no further
 /// election, no replica in another term.
@@ -141,9 +150,7 @@ fn a_cut_off_leader_is_replaced_and_returns_as_a_follower() {
     for seed in SEEDS {
         let mut c = cluster(seed, 3, 3);
         let all = c.server_ids();
-        let old = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
-        let rest: Vec<ServerId> = all.iter().copied().filter(|s| *s != old).collect();
-        isolate(&mut c, old);
+        let (old, rest) = cut_off_the_leader(&mut c, seed);
         let new = leader_among(&mut c, &rest, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no new leader"));
         assert!(steps_down(&mut c, old, ELECTION_WITHIN), "seed {seed}: the cut-off {old} still leads");
         assert!(put(&mut c, "k", "during").is_some(), "seed {seed}: the majority takes writes");
@@ -243,9 +250,7 @@ fn a_cut_off_leaders_writes_are_discarded() {
     for seed in SEEDS {
         let mut c = cluster(seed, 3, 3);
         let all = c.server_ids();
-        let old = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
-        let rest: Vec<ServerId> = all.iter().copied().filter(|s| *s != old).collect();
-        isolate(&mut c, old);
+        let (old, rest) = cut_off_the_leader(&mut c, seed);
         let mut stale: Vec<Reply> = (0..30).map(|i| c.submit(old, SHARD, write(&format!("old{i}"), "x"))).collect();
         leader_among(&mut c, &rest, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no new leader"));
         for i in 0..30 {
