@@ -1013,6 +1013,11 @@ impl SteppedCluster {
         versions
     }
 
+    /// The simulated true time (no server's clock: theirs are off it).
+    pub fn true_time(&self) -> Timestamp {
+        Timestamp::from_nanos(self.clock_start.as_nanos() + self.now.as_nanos() as u64)
+    }
+
     /// When `server`'s TrueTime will say `TT.after(ts)` (its clock minus
     /// epsilon past `ts`), in simulated time; now if it already does.
     pub fn when_after(&self, server: ServerId, ts: Timestamp) -> Duration {

@@ -23,6 +23,12 @@
 //! (then aborted everywhere, best effort); a commit unanswered is `info`
 //! (its outcome unknown), as over the network.
 //!
+//! Every read is checked as it returns: the version it saw must have a
+//! timestamp below the simulated true time (no read returns a version
+//! before its commit-wait could have ended, whatever the servers' skewed
+//! clocks say). Reading as soon as the server's clock passes the version,
+//! without epsilon, is caught by it within the first two seeds.
+//!
 //! Keys rotate as in the jepsen workload (a key retires after
 //! [`APPENDS_PER_KEY`] appends); even key ids live on shard 1, odd ones
 //! on shard 2, so most transactions span both.
@@ -142,9 +148,11 @@ enum Step {
         reply: oneshot::Receiver<spanserver::error::Result<Timestamp>>,
         deadline: Duration,
     },
-    /// A read's value, held until its version is visible.
+    /// A read's value, held until its version (committed at `ts`) is
+    /// visible.
     Visible {
         at: Duration,
+        ts: Timestamp,
         key: u64,
         list: Vec<i64>,
     },
@@ -416,15 +424,24 @@ fn advance(c: &mut SteppedCluster, t: &mut Txn) -> Option<Outcome> {
                             None => (Timestamp::ZERO, Vec::new()),
                         };
                         let at = if ts == Timestamp::ZERO { now } else { c.when_after(server, ts) };
-                        t.step = Step::Visible { at, key, list };
+                        t.step = Step::Visible { at, ts, key, list };
                     }
                     Some(other) => return Some(Outcome::Fail(format!("the read's ReadIndex: {other:?}"))),
                 }
             }
-            Step::Visible { at, key, list } => {
+            Step::Visible { at, ts, key, list } => {
                 if now < *at {
                     return None;
                 }
+                // No read returns a version before its commit-wait could
+                // have ended: true time must be past its timestamp (what
+                // TT.after promises, whatever the server's clock says).
+                let true_now = c.true_time();
+                assert!(
+                    *ts < true_now,
+                    "seed {}: a read returned the version of key {key} committed at {ts} at true time {true_now}, before its commit-wait could end",
+                    c.seed
+                );
                 let (key, list) = (*key, std::mem::take(list));
                 let mop = t.mops[t.next].clone();
                 debug_assert_eq!(mop.key(), key);
