@@ -488,6 +488,47 @@ const TEMPLATES: &[Template] = &[
         },
     },
     Template {
+        name: "LEFT JOIN LATERAL, the first match per row",
+        sql: |db, p| {
+            format!(
+                "SELECT x0.id, l.id FROM {} AS x0 LEFT JOIN LATERAL (SELECT x1.id FROM {} AS x1 WHERE x1.a = x0.b AND x1.id > {} ORDER BY x1.id LIMIT 1) AS l ON true",
+                db.name(0),
+                db.name(1),
+                p.c[0]
+            )
+        },
+        model: |db, p| {
+            db.t(0)
+                .iter()
+                .map(|x| {
+                    let first = db.t(1).iter().filter(|y| eq(y.a, x.b) && y.id > p.c[0]).map(|y| y.id).min();
+                    vec![x.id.to_string(), int(first)]
+                })
+                .collect()
+        },
+    },
+    Template {
+        name: "comma LATERAL under a WHERE over both sides",
+        sql: |db, p| {
+            format!(
+                "SELECT x0.id, l.id FROM {} AS x0, LATERAL (SELECT x1.id, x1.b FROM {} AS x1 WHERE x1.a = x0.a) AS l WHERE l.b > {} AND x0.id <> {}",
+                db.name(0),
+                db.name(1),
+                p.c[0],
+                p.c[1]
+            )
+        },
+        model: |db, p| {
+            let mut out = Vec::new();
+            for x in db.t(0).iter().filter(|x| x.id != p.c[1]) {
+                for y in db.t(1).iter().filter(|y| eq(y.a, x.a) && holds(y.b, |b| b > p.c[0])) {
+                    out.push(vec![x.id.to_string(), y.id.to_string()]);
+                }
+            }
+            out
+        },
+    },
+    Template {
         name: "IN subquery",
         sql: |db, p| {
             format!("SELECT id FROM {} WHERE a IN (SELECT b FROM {} WHERE id > {})", db.name(0), db.name(1), p.c[0] * 3)
