@@ -1,10 +1,11 @@
 //! The 6.824 Raft scenarios (labs 2A to 2C: election, replication,
 //! persistence) on stepped clusters (`tests::stepped`): real servers,
-//! one thread, simulated time, a seed. Each scenario runs several seeds,
-//! and the cluster checks Raft's rules after every step (one leader per
-//! shard per term, committed indexes never going back, the same entry
-//! applied at each index), so a double leader cannot slip between two
-//! samples as it could on real threads.
+//! one thread, simulated time, a seed. Each scenario runs 3 seeds
+//! (`make sim RAFT_SEEDS=N` runs N: 100 pass in about 80 s), and the
+//! cluster checks Raft's rules after every step (one leader per shard per
+//! term, committed indexes never going back, the same entry applied at
+//! each index), so a double leader cannot slip between two samples as it
+//! could on real threads.
 //!
 //! What the scenarios look at afterwards is what a user sees: which
 //! writes were acknowledged, and what every replica's RocksDB holds.
@@ -25,7 +26,12 @@ const SHARD: ShardId = ShardId(1);
 const ELECTION_WITHIN: Duration = Duration::from_secs(3);
 /// How long a write may take through a working leader.
 const ANSWER_WITHIN: Duration = Duration::from_secs(2);
-const SEEDS: std::ops::Range<u64> = 0..3;
+/// The seeds each scenario runs: 3, or `SPANDB_STEPPED_RAFT_SEEDS`
+/// (`make sim RAFT_SEEDS=N`).
+fn seeds() -> std::ops::Range<u64> {
+    let n = std::env::var("SPANDB_STEPPED_RAFT_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    0..n
+}
 
 type Reply = oneshot::Receiver<Result<Answer, TxnError>>;
 
@@ -126,7 +132,7 @@ fn cut_off_the_leader(c: &mut SteppedCluster, seed: u64) -> (ServerId, Vec<Serve
 /// timeouts).
 #[test]
 fn a_leader_is_elected_and_kept_without_faults() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let mut c = cluster(seed, 3, 3);
         let all = c.server_ids();
         let leader = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
@@ -147,7 +153,7 @@ fn a_leader_is_elected_and_kept_without_faults() {
 /// quorum), and every replica ends with the new write.
 #[test]
 fn a_cut_off_leader_is_replaced_and_returns_as_a_follower() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let mut c = cluster(seed, 3, 3);
         let all = c.server_ids();
         let (old, rest) = cut_off_the_leader(&mut c, seed);
@@ -176,7 +182,7 @@ fn a_cut_off_leader_is_replaced_and_returns_as_a_follower() {
 /// after the last heal every replica has every round's write.
 #[test]
 fn many_elections_among_seven_replicas_with_three_cut_off() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let mut c = cluster(seed, 7, 7);
         let mut rng = StdRng::seed_from_u64(seed);
         let all = c.server_ids();
@@ -211,7 +217,7 @@ fn many_elections_among_seven_replicas_with_three_cut_off() {
 /// or failed and on none.
 #[test]
 fn no_write_commits_without_a_quorum() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let mut c = cluster(seed, 5, 5);
         let all = c.server_ids();
         let leader = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
@@ -247,7 +253,7 @@ fn no_write_commits_without_a_quorum() {
 /// entries of it), and every replica holds exactly the majority's writes.
 #[test]
 fn a_cut_off_leaders_writes_are_discarded() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let mut c = cluster(seed, 3, 3);
         let all = c.server_ids();
         let (old, rest) = cut_off_the_leader(&mut c, seed);
@@ -279,7 +285,7 @@ fn a_cut_off_leaders_writes_are_discarded() {
 /// monotonic across restarts).
 #[test]
 fn acknowledged_writes_survive_a_crash_of_every_server() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let mut c = SteppedCluster::with(seed, Setup { servers: 3, shards: 2, ..Setup::default() });
         let all = c.server_ids();
         leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
@@ -328,7 +334,7 @@ fn acknowledged_writes_survive_a_crash_of_every_server() {
 #[test]
 fn acknowledged_writes_survive_random_crashes_on_a_bad_network() {
     const KEYS: usize = 3;
-    for seed in SEEDS {
+    for seed in seeds() {
         let mut c = cluster(seed, 5, 5);
         let mut rng = StdRng::seed_from_u64(seed);
         let all = c.server_ids();
