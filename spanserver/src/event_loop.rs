@@ -25,9 +25,11 @@
 //! answer; [`EventLoop::run`] is the thin driver that reads the clock and the
 //! inbox. Its effects go out through interfaces a test can replace: the
 //! [`Transport`] (Raft messages), [`PeerCalls`] (the commit protocol's
-//! server-to-server requests) and the replies' channels. (Still to do for
-//! a deterministic simulation: snapshot building reads the clock for its
-//! retry pacing, and RocksDB writes happen inside the step.)
+//! server-to-server requests) and the replies' channels. Snapshots are
+//! built on a thread of their own and paced by the step's `now`; a
+//! simulation waits for a build after each step
+//! ([`EventLoop::wait_for_snapshot_builds`]). RocksDB writes happen inside
+//! the step (the Ready contract orders them between sends and applies).
 //!
 //! The loop thread never blocks except on its inbox (with a timeout until
 //! the next tick) and on RocksDB writes. A failed RocksDB write stops the
@@ -246,6 +248,9 @@ impl EventLoop {
         let tick = self.raft_config.tick();
         let timers =
             *self.timers.get_or_insert(Timers { next_tick: now + tick, next_gc: now + self.gc_config.interval() });
+        for r in self.replicas.values_mut() {
+            r.raw_node.mut_store().set_now(now);
+        }
         let mut messages = messages.into_iter();
         while let Some(msg) = messages.next() {
             if let Flow::Stop = self.handle(msg) {

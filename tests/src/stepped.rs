@@ -60,7 +60,8 @@
 //! Logs are compacted every [`LOG_COMPACT_ENTRIES`] entries, so a replica
 //! that was down or cut off catches up by snapshot: the leader builds it
 //! on its build thread (the driver waits for the build after each step,
-//! so the run does not depend on the thread's speed), the data file is
+//! and reuse and retries are paced by the step's time, so the run depends
+//! on neither the thread's speed nor the wall clock), the data file is
 //! copied into the receiver's snapshot directory when sent, and the
 //! message is delivered, lost or cut like any other; the sender hears
 //! how it went (`SnapshotSent`) when it arrives or fails.

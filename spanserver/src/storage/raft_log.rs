@@ -21,6 +21,8 @@
 //!   and conf state describe the same applied index (`storage/snapshot.rs` builds
 //!   it, off the event loop).
 
+use std::time::Instant;
+
 use prost011::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
@@ -56,6 +58,9 @@ pub struct RaftLogStore {
     last_term: u64,
     /// Builds the snapshots raft-rs asks for, in the background.
     snapshots: SnapshotSource,
+    /// The event loop's step time ([`RaftLogStore::set_now`]); none
+    /// before the first step.
+    now: Option<Instant>,
 }
 
 impl RaftLogStore {
@@ -97,6 +102,7 @@ impl RaftLogStore {
             last_index: truncated.index,
             last_term: truncated.term,
             snapshots,
+            now: None,
         };
         // The last entry: seek backwards from the end of this shard's log.
         let mut it = db.raw_iterator_cf(cf);
@@ -241,6 +247,12 @@ impl RaftLogStore {
         Ok(decode_raft(&bytes, "log entry"))
     }
 
+    /// The event loop's time for this step, which snapshot reuse and
+    /// retries are paced by (the store never reads a clock).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = Some(now);
+    }
+
     /// Where this replica's snapshots come from (`storage/snapshot.rs`).
     pub fn snapshot_source(&self) -> &SnapshotSource {
         &self.snapshots
@@ -320,8 +332,12 @@ impl raft::Storage for RaftLogStore {
     }
 
     /// Built off the event loop; `SnapshotTemporarilyUnavailable` until
-    /// then (`storage/snapshot.rs`). Never older than the log's start.
+    /// then (`storage/snapshot.rs`), and before the loop's first step
+    /// gave the store a time. Never older than the log's start.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        self.snapshots.get(request_index, self.truncated_index)
+        let Some(now) = self.now else {
+            return Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable));
+        };
+        self.snapshots.get(request_index, self.truncated_index, now)
     }
 }

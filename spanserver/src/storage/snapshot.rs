@@ -183,19 +183,23 @@ impl SnapshotSource {
     /// and over (the stepped simulation found that loop: a follower
     /// restarted after the log was compacted again got one snapshot
     /// every few milliseconds until the built one aged out).
-    pub fn get(&self, request_index: u64, truncated_index: u64) -> raft::Result<Snapshot> {
+    ///
+    /// `now` is the event loop's step time: a built snapshot's age and a
+    /// failed build's retry pacing are measured in it, never by reading
+    /// a clock, so a stepped run does not depend on wall time.
+    pub fn get(&self, request_index: u64, truncated_index: u64, now: Instant) -> raft::Result<Snapshot> {
         let unavailable = || Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable));
         let wanted = request_index.max(truncated_index);
         let mut slot = self.slot.lock().expect("snapshot slot");
         match &*slot {
             Slot::Built(b)
                 if b.snapshot.metadata.as_ref().is_some_and(|m| m.index >= wanted)
-                    && b.at.elapsed() < BUILT_REUSE_FOR =>
+                    && now.saturating_duration_since(b.at) < BUILT_REUSE_FOR =>
             {
                 return Ok(b.snapshot.clone());
             }
             Slot::Building => return unavailable(),
-            Slot::Failed { at } if at.elapsed() < BUILD_RETRY_AFTER => return unavailable(),
+            Slot::Failed { at } if now.saturating_duration_since(*at) < BUILD_RETRY_AFTER => return unavailable(),
             _ => {}
         }
         let old = std::mem::replace(&mut *slot, Slot::Building);
@@ -209,7 +213,7 @@ impl SnapshotSource {
         let source = self.clone();
         let spawned = std::thread::Builder::new().name(format!("spandb-snapshot-{}", self.shard.0)).spawn(move || {
             let started = Instant::now();
-            let result = source.build();
+            let result = source.build(now);
             let mut slot = source.slot.lock().expect("snapshot slot");
             *slot = match result {
                 Ok(built) => {
@@ -224,13 +228,13 @@ impl SnapshotSource {
                 }
                 Err(e) => {
                     tracing::error!(shard = %source.shard, "cannot build a snapshot: {e}");
-                    Slot::Failed { at: Instant::now() }
+                    Slot::Failed { at: now }
                 }
             };
             source.built.notify_all();
         });
         if spawned.is_err() {
-            *self.slot.lock().expect("snapshot slot") = Slot::Failed { at: Instant::now() };
+            *self.slot.lock().expect("snapshot slot") = Slot::Failed { at: now };
         }
         unavailable()
     }
@@ -254,7 +258,8 @@ impl SnapshotSource {
     }
 
     /// Builds a snapshot from one RocksDB snapshot (module docs).
-    fn build(&self) -> Result<Built, BuildError> {
+    /// Stamped `at`, the step time of the ask that started it.
+    fn build(&self, at: Instant) -> Result<Built, BuildError> {
         let storage = |e: crate::error::Error| BuildError::Storage(e.to_string());
         let reader = Reader::new(&self.engine);
         let get = |kind| reader.raft_record(self.shard, kind).map_err(storage);
@@ -311,7 +316,7 @@ impl SnapshotSource {
             data: prost::Message::encode_to_vec(&header),
             metadata: Some(SnapshotMetadata { conf_state: Some(conf_state), index: apply.applied_index, term }),
         };
-        Ok(Built { snapshot, file, id, at: Instant::now() })
+        Ok(Built { snapshot, file, id, at })
     }
 
     /// Streams the shard's versions into an SST file (none if the shard
@@ -462,7 +467,7 @@ mod tests {
     fn a_snapshot_file_ingested_elsewhere_reproduces_the_shard() {
         let leader = server();
         shard_with(&leader, &[("a", 10, Some("1")), ("a", 20, None), ("b", 30, Some("2")), ("z", 40, Some("other"))]);
-        let built = source(&leader, u64::MAX).build().unwrap();
+        let built = source(&leader, u64::MAX).build(Instant::now()).unwrap();
         let metadata = built.snapshot.metadata.clone().unwrap();
         assert_eq!((metadata.index, metadata.term), (7, 2));
         let header: proto::storage::ShardSnapshot = prost::Message::decode(built.snapshot.data.as_slice()).unwrap();
@@ -493,27 +498,29 @@ mod tests {
     fn builds_are_bounded_and_empty_shards_have_no_file() {
         let s = server();
         shard_with(&s, &[("a", 10, Some("0123456789")), ("b", 10, Some("0123456789"))]);
-        let err = source(&s, 30).build().unwrap_err();
+        let err = source(&s, 30).build(Instant::now()).unwrap_err();
         assert!(matches!(err, BuildError::TooBig { bytes_max: 30 }), "{err}");
         assert_eq!(std::fs::read_dir(&s.snapshots.dir).unwrap().count(), 0, "no file is left behind");
         let source = source(&s, 30);
-        let first = source.get(1, 0);
+        let first = source.get(1, 0, Instant::now());
         assert!(matches!(first, Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable))));
 
         let empty = server();
         shard_with(&empty, &[("z", 10, Some("outside the shard"))]);
         let built =
             super::SnapshotSource::new(empty.engine.clone(), ShardId(1), empty.snapshots.clone(), 30, Arc::default())
-                .build()
+                .build(Instant::now())
                 .unwrap();
         assert!(built.file.is_none());
     }
 
     /// Goal: a built snapshot is handed out again while it reaches the
-    /// start of the log, and not once the log was compacted past it (a
-    /// follower would still be behind; the regression of a resend loop).
+    /// start of the log and is young by the step's clock, and not once the
+    /// log was compacted past it (a follower would still be behind; the
+    /// regression of a resend loop) or it aged out.
     /// Method: build at index 7 (the fixture's applied index); ask with
-    /// the log truncated at 7, then at 9 as after a compaction.
+    /// the log truncated at 7, then at 9 as after a compaction, at step
+    /// times around the reuse limit.
     #[test]
     fn a_snapshot_older_than_the_log_start_is_not_reused() {
         let s = server();
@@ -522,11 +529,17 @@ mod tests {
         let unavailable = |r: raft::Result<Snapshot>| {
             matches!(r, Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable)))
         };
-        assert!(unavailable(source.get(0, 7)), "the first ask starts a build");
+        let t0 = Instant::now();
+        assert!(unavailable(source.get(0, 7, t0)), "the first ask starts a build");
         source.wait_for_build();
-        let built = source.get(0, 7).expect("the built snapshot reaches the log start");
+        let built = source.get(0, 7, t0).expect("the built snapshot reaches the log start");
         assert_eq!(built.metadata.unwrap().index, 7);
-        assert!(unavailable(source.get(0, 9)), "compacted past it: build a fresh one");
+        let later = t0 + BUILT_REUSE_FOR - Duration::from_secs(1);
+        assert!(source.get(0, 7, later).is_ok(), "reused while young, by the step's clock");
+        assert!(unavailable(source.get(0, 9, t0)), "compacted past it: build a fresh one");
+        source.wait_for_build();
+        assert!(source.get(0, 7, t0).is_ok(), "the fresh one");
+        assert!(unavailable(source.get(0, 7, t0 + BUILT_REUSE_FOR)), "aged out by the step's clock: rebuilt");
         source.wait_for_build();
     }
 
