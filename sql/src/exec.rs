@@ -651,9 +651,16 @@ fn subquery_rows(node: &Node, row: &[Value], cx: &mut Cx, limit: usize) -> Resul
     if cx.outer.len() >= limits::NESTING_DEPTH_MAX {
         return sql_err!(ProgramLimitExceeded, "subqueries nest too deeply");
     }
+    let held_before = cx.held_bytes;
     cx.outer.push(row.to_vec());
     let rows = collect(node, cx, if correlated { limit } else { usize::MAX });
     cx.outer.pop();
+    if correlated {
+        // Its rows live only while this outer row is evaluated (the
+        // caller drops them before the next one): they count against the
+        // statement's memory while collected, not for the rest of it.
+        cx.held_bytes = held_before;
+    }
     let rows = Rc::new(rows?);
     let known = if correlated { Subquery::Correlated } else { Subquery::Rows(rows.clone()) };
     cx.subqueries.insert(key, known);
