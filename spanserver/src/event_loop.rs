@@ -1,18 +1,39 @@
 //! The event loop: one thread per server drives every replica it hosts.
 //!
 //! ```text
-//!   inbox (requests, raft messages, transport feedback)
-//!      │  drain up to INBOX_DRAIN_PER_ITERATION_MAX
+//!   inputs (requests, raft messages, transport feedback)
 //!      v
-//!   step / propose / queue reads ── tick every raft.tick_ms ── start ReadIndex rounds
-//!      │
-//!      v
-//!   ready.rs: for ALL replicas with work:
-//!      1. persist: one synced RocksDB batch (entries, hard states, snapshots)
-//!      2. send, advance, apply: one batch (applied writes + apply states)
-//!      3. answer clients, ready new leaders, publish progress
-//!   hand the replicas' peer calls (commit protocol) to PeerCalls
+//!   step(now, inputs):  handle inputs ── tick every raft.tick_ms ── start
+//!                       ReadIndex rounds ── each replica's Ready: stage
+//!                       entries, hard states, snapshots ──> Persist
+//!   driver:             send Persist.send_first; write Persist.batch
+//!                       (ONE fsync for every shard: group commit)
+//!   persisted():        apply, advance, answer, ready new leaders ──> Effects
+//!   driver:             send Effects.send, make Effects.peer_calls, send
+//!                       Effects.replies; wait for input until Effects.next
 //! ```
+//!
+//! The loop is a state machine: time and input are arguments, and what
+//! must happen outside it comes back as values. A step has two halves,
+//! split at the one durable write, as etcd-raft's `Ready`/`Advance`:
+//! [`EventLoop::step`]`(now, inputs) -> `[`Persist`] (what to send at
+//! once and what to write), then, once the driver has written it,
+//! [`EventLoop::persisted`]`() -> `[`Effects`] (Raft messages, the commit
+//! protocol's peer calls, replies and when to step next). The split keeps
+//! raft-rs's overlap: a leader's appends leave before its own fsync
+//! (Raft thesis §10.2.1), so the disk and the network work at once. It
+//! also gives a simulation the protocol's crash points: after the early
+//! sends, and after the write, before anything is applied or answered.
+//!
+//! The server's driver (`driver.rs`) reads the clock and the inbox, writes
+//! to RocksDB and hands the effects to the transport, `peers.rs` and the
+//! reply channels; the stepped simulation (`tests::stepped`) puts them on
+//! its seeded schedule instead. Inside the step the loop still touches
+//! RocksDB, as state: reads, and the applied state's batch, which is not
+//! synced (module docs of `event_loop/ready.rs`).
+//! Snapshots are built on a thread of their own and paced by the step's
+//! `now`; a simulation waits for a build after each step
+//! ([`EventLoop::wait_for_snapshot_builds`]).
 //!
 //! Why one thread: raft-rs `RawNode`s are not shared, the Ready contract is
 //! easiest to honour when one place orders it, and group commit (one fsync
@@ -20,24 +41,11 @@
 //! handlers talk to the loop only through its inbox ([`crate::inbox`]) and
 //! get answers on oneshot channels; they never block it.
 //!
-//! The loop is [`EventLoop::step`]`(now, messages) -> Next`: time and input
-//! are arguments, and what it must do next (wake at an instant) is its
-//! answer; [`EventLoop::run`] is the thin driver that reads the clock and the
-//! inbox. Its effects go out through interfaces a test can replace: the
-//! [`Transport`] (Raft messages), [`PeerCalls`] (the commit protocol's
-//! server-to-server requests) and the replies' channels. Snapshots are
-//! built on a thread of their own and paced by the step's `now`; a
-//! simulation waits for a build after each step
-//! ([`EventLoop::wait_for_snapshot_builds`]). RocksDB writes happen inside
-//! the step (the Ready contract orders them between sends and applies).
-//!
-//! The loop thread never blocks except on its inbox (with a timeout until
-//! the next tick) and on RocksDB writes. A failed RocksDB write stops the
-//! process: continuing could let this replica's state diverge from the log.
+//! A failed RocksDB write stops the process: continuing could let this
+//! replica's state diverge from the log.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -50,22 +58,70 @@ use crate::clock::ClockGuard;
 use crate::config::{GcConfig, RaftConfig, UnsafeTestingConfig};
 use crate::error::Error;
 use crate::inbox::LoopMsg;
-use crate::limits;
 use crate::registry::Registry;
-use crate::shard::{Completion, PeerCalls, Replica};
+use crate::shard::{Completion, PeerCall, Replica};
 use crate::storage::keycode::{decode_raft_key_shard, raft_key, RaftKey};
 use crate::storage::snapshot::{SnapshotDir, SnapshotFile};
 use crate::storage::{Engine, CF_RAFT};
-use crate::transport::Transport;
 use meta::{ReplicaId, ServerId, ShardId};
 
 mod ready;
 
-/// Outgoing Raft messages of one iteration, by destination server.
+/// Raft messages to send, by destination server.
+#[derive(Default)]
+pub struct Outgoing {
+    pub messages: BTreeMap<ServerId, Vec<(ShardId, Message)>>,
+    pub snapshots: Vec<SnapshotSend>,
+}
+
+/// A snapshot message to send with its data file (`storage/snapshot.rs`);
+/// the sender reports how it went (`LoopMsg::SnapshotSent`).
+pub struct SnapshotSend {
+    pub to: ServerId,
+    pub shard: ShardId,
+    pub message: Message,
+    pub file: Option<SnapshotFile>,
+}
+
+impl Outgoing {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.snapshots.is_empty()
+    }
+}
+
+/// The first half of a step's output ([`EventLoop::step`]): the driver
+/// sends `send_first`, writes `batch` (synced if `sync`), and only then
+/// calls [`EventLoop::persisted`].
+#[must_use = "the batch must be written and persisted() called"]
+pub struct Persist {
+    /// Messages that may leave before the write (a leader's appends).
+    pub send_first: Outgoing,
+    /// Every replica's new log entries, hard states and installed
+    /// snapshots' Raft state, in one batch; empty if there are none.
+    pub batch: WriteBatch,
+    /// Whether the write must be synced (raft-rs's `must_sync`).
+    pub sync: bool,
+}
+
+/// The second half of a step's output ([`EventLoop::persisted`]), for the
+/// driver to carry out in any order.
+#[must_use]
+pub struct Effects {
+    /// Raft messages that may leave now that the write is durable (votes,
+    /// append responses, and what the apply produced).
+    pub send: Outgoing,
+    /// The replicas' requests of other shards' leaders (commit protocol).
+    pub peer_calls: Vec<PeerCall>,
+    /// Answers for request handlers: what they wait for is applied.
+    pub replies: Vec<Completion>,
+    /// When to step next.
+    pub next: Next,
+}
+
+/// Outgoing Raft messages as a step collects them.
 #[derive(Default)]
 struct Outbox {
-    messages: BTreeMap<ServerId, Vec<(ShardId, Message)>>,
-    snapshots: Vec<(ServerId, ShardId, Message, Option<SnapshotFile>)>,
+    outgoing: Outgoing,
     /// Snapshot messages whose data file is gone (a newer build replaced
     /// it): raft-rs must hear that they failed.
     lost_snapshots: Vec<(ShardId, ReplicaId)>,
@@ -80,22 +136,22 @@ impl Outbox {
             };
             if m.msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
                 match replica.snapshot_file_for(&m) {
-                    Ok(file) => self.snapshots.push((server, replica.shard_id, m, file)),
+                    Ok(file) => self.outgoing.snapshots.push(SnapshotSend {
+                        to: server,
+                        shard: replica.shard_id,
+                        message: m,
+                        file,
+                    }),
                     Err(()) => self.lost_snapshots.push((replica.shard_id, ReplicaId(m.to))),
                 }
             } else {
-                self.messages.entry(server).or_default().push((replica.shard_id, m));
+                self.outgoing.messages.entry(server).or_default().push((replica.shard_id, m));
             }
         }
     }
 
-    fn flush(&mut self, transport: &dyn Transport) {
-        for (server, messages) in std::mem::take(&mut self.messages) {
-            transport.send(server, messages);
-        }
-        for (server, shard, m, file) in self.snapshots.drain(..) {
-            transport.send_snapshot(server, shard, m, file);
-        }
+    fn take(&mut self) -> Outgoing {
+        std::mem::take(&mut self.outgoing)
     }
 }
 
@@ -109,17 +165,27 @@ pub struct EventLoop {
     raft_config: RaftConfig,
     gc_config: GcConfig,
     replicas: BTreeMap<ShardId, Replica>,
-    inbox: Receiver<LoopMsg>,
-    transport: Arc<dyn Transport>,
     outbox: Outbox,
-    /// Where the replicas' commit-protocol requests go (`peers.rs`).
-    peer_calls: Arc<dyn PeerCalls>,
     /// A GC watermark to start rounds at, set by the GC timer.
     gc_due: Option<Timestamp>,
-    /// Replies to send once this iteration's batches are written.
+    /// Replies collected during the step.
     completions: Vec<Completion>,
     /// Set at the first step.
     timers: Option<Timers>,
+    /// Between [`EventLoop::step`] and [`EventLoop::persisted`]: the
+    /// step's time and its Readies, waiting for their write.
+    persisting: Option<Persisting>,
+    /// A `Shutdown` came: everything waiting was answered.
+    stopped: bool,
+}
+
+/// What a step carries from its first half to its second.
+struct Persisting {
+    now: Instant,
+    readies: Vec<(ShardId, raft::Ready)>,
+    /// Snapshot installs whose data file is ingested once the batch is
+    /// written (storage/snapshot.rs).
+    installs: Vec<(ShardId, Option<PathBuf>)>,
 }
 
 enum Flow {
@@ -127,7 +193,7 @@ enum Flow {
     Stop,
 }
 
-/// What the driver does after a [`EventLoop::step`].
+/// When the driver steps next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     /// Step again at this instant, or as soon as a message arrives
@@ -170,9 +236,6 @@ impl EventLoop {
         raft_config: RaftConfig,
         gc_config: GcConfig,
         unsafe_testing: &UnsafeTestingConfig,
-        inbox: Receiver<LoopMsg>,
-        transport: Arc<dyn Transport>,
-        peer_calls: Arc<dyn PeerCalls>,
         snapshots: Arc<SnapshotDir>,
         logger: &slog::Logger,
     ) -> std::result::Result<EventLoop, String> {
@@ -201,50 +264,26 @@ impl EventLoop {
             raft_config,
             gc_config,
             replicas,
-            inbox,
-            transport,
             outbox: Outbox::default(),
-            peer_calls,
             gc_due: None,
             completions: Vec::new(),
             timers: None,
+            persisting: None,
+            stopped: false,
         })
     }
 
-    /// The driver: runs the loop on this thread until `Shutdown` (or every
-    /// handle is dropped), waiting on the inbox until a message arrives or
-    /// the next step is due, reading the clock, and stepping.
-    pub fn run(mut self) {
-        let mut wake = Instant::now();
-        loop {
-            let timeout = wake.saturating_duration_since(Instant::now());
-            let mut messages = Vec::new();
-            match self.inbox.recv_timeout(timeout) {
-                Ok(msg) => messages.push(msg),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            while !messages.is_empty() && messages.len() < limits::INBOX_DRAIN_PER_ITERATION_MAX {
-                match self.inbox.try_recv() {
-                    Ok(msg) => messages.push(msg),
-                    Err(_) => break,
-                }
-            }
-            match self.step(Instant::now(), messages) {
-                Next::Stopped => return,
-                Next::WakeAt(at) => wake = at,
-            }
-        }
-        self.stop(Vec::new());
-    }
-
-    /// One iteration of the loop at `now`: handle `messages` in order,
-    /// then what is due (Raft ticks, GC, closed timestamps, queued reads),
-    /// then every replica's Ready (`event_loop/ready.rs`: persist, send, apply,
-    /// answer), then hand the replicas' peer calls over. Says when the
-    /// next step is due if no message comes first. Time is an argument:
-    /// the loop itself never reads a clock, so a test can step it.
-    pub fn step(&mut self, now: Instant, messages: Vec<LoopMsg>) -> Next {
+    /// The first half of one iteration at `now`: handle `messages` in
+    /// order, then what is due (Raft ticks, GC, closed timestamps, queued
+    /// reads), then take every replica's Ready and stage what it must
+    /// persist (`event_loop/ready.rs`). The driver sends
+    /// [`Persist::send_first`], writes [`Persist::batch`] and calls
+    /// [`EventLoop::persisted`] before stepping again. Time is an
+    /// argument: the loop itself never reads a clock, so a test can step
+    /// it.
+    pub fn step(&mut self, now: Instant, messages: Vec<LoopMsg>) -> Persist {
+        assert!(self.persisting.is_none(), "step() again before persisted()");
+        assert!(!self.stopped, "step() after the loop stopped");
         let tick = self.raft_config.tick();
         let timers =
             *self.timers.get_or_insert(Timers { next_tick: now + tick, next_gc: now + self.gc_config.interval() });
@@ -254,8 +293,9 @@ impl EventLoop {
         let mut messages = messages.into_iter();
         while let Some(msg) = messages.next() {
             if let Flow::Stop = self.handle(msg) {
-                self.stop(messages.collect());
-                return Next::Stopped;
+                self.stop(messages);
+                self.persisting = Some(Persisting { now, readies: Vec::new(), installs: Vec::new() });
+                return Persist { send_first: Outgoing::default(), batch: WriteBatch::default(), sync: false };
             }
         }
         let mut next_tick = timers.next_tick;
@@ -294,20 +334,34 @@ impl EventLoop {
             if clock_trusted {
                 r.maybe_close_timestamp(&self.tt, now, close_interval, &mut self.completions);
             }
-            r.flush_reads();
+            r.flush_reads(&mut self.completions);
         }
-        self.handle_readies();
+        self.take_readies(now)
+    }
+
+    /// The second half of the iteration [`EventLoop::step`] began, once
+    /// its [`Persist`] is written: install snapshots, apply, advance,
+    /// answer, ready new leaders (`event_loop/ready.rs`), and collect the
+    /// replicas' peer calls. Says when the next step is due if no message
+    /// comes first.
+    pub fn persisted(&mut self) -> Effects {
+        let persisting = self.persisting.take().expect("persisted() without a step() before it");
+        let now = persisting.now;
+        if self.stopped {
+            let replies = std::mem::take(&mut self.completions);
+            return Effects { send: Outgoing::default(), peer_calls: Vec::new(), replies, next: Next::Stopped };
+        }
+        self.advance_readies(persisting);
         // The replicas' requests of other shards leave after the step
         // that made them (and after what it wrote is on disk).
-        for r in self.replicas.values_mut() {
-            for call in r.take_peer_calls() {
-                self.peer_calls.call(call);
-            }
-        }
-        if self.replicas.values().any(|r| r.raw_node.has_ready()) {
-            return Next::WakeAt(now);
-        }
-        Next::WakeAt(self.replicas.values().filter_map(|r| r.close_due(now)).fold(next_tick, Instant::min))
+        let peer_calls = self.replicas.values_mut().flat_map(|r| r.take_peer_calls()).collect();
+        let next_tick = self.timers.expect("set by step()").next_tick;
+        let next = if self.replicas.values().any(|r| r.raw_node.has_ready()) {
+            Next::WakeAt(now)
+        } else {
+            Next::WakeAt(self.replicas.values().filter_map(|r| r.close_due(now)).fold(next_tick, Instant::min))
+        };
+        Effects { send: self.outbox.take(), peer_calls, replies: std::mem::take(&mut self.completions), next }
     }
 
     fn handle(&mut self, msg: LoopMsg) -> Flow {
@@ -332,15 +386,13 @@ impl EventLoop {
                 Some(r) => r.submit(&self.tt, input, reply, &mut self.completions),
                 None => {
                     if let Some(reply) = reply {
-                        let _ = reply.send(Err(txn::TxnError::NotLeader));
+                        self.completions.push(Completion::Txn { reply, result: Err(txn::TxnError::NotLeader) });
                     }
                 }
             },
             LoopMsg::ReadIndex { shard, reply } => match self.replicas.get_mut(&shard) {
-                Some(r) => r.queue_read(reply),
-                None => {
-                    let _ = reply.send(Err(not_hosted(shard)));
-                }
+                Some(r) => r.queue_read(reply, &mut self.completions),
+                None => self.completions.push(Completion::Read { reply, result: Err(not_hosted(shard)) }),
             },
             LoopMsg::CloseTimestampNow { shard } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
@@ -434,37 +486,34 @@ impl EventLoop {
         }
     }
 
-    /// Writes a batch; a failure stops the process (module docs).
-    fn write(&self, batch: WriteBatch, sync: bool) {
-        if let Err(e) = self.engine.write(batch, sync) {
-            crate::storage::stop_on_storage_failure(&format!("RocksDB write failed: {e}"));
-        }
-    }
-
-    /// Stops: answers everything waiting, in the replicas, in `rest` (the
-    /// messages of the step after `Shutdown`) and in the inbox.
-    fn stop(&mut self, rest: Vec<LoopMsg>) {
+    /// Stops: answers everything waiting, in the replicas and in `rest`
+    /// (the messages of the step after `Shutdown`).
+    fn stop(&mut self, rest: impl Iterator<Item = LoopMsg>) {
+        self.stopped = true;
         let err = Error::Unavailable("server is shutting down".into());
-        for c in self.completions.drain(..) {
-            c.send();
-        }
         for r in self.replicas.values_mut() {
-            r.fail_all(&err);
+            r.fail_all(&err, &mut self.completions);
         }
-        let queued = std::iter::from_fn(|| self.inbox.try_recv().ok());
-        for msg in rest.into_iter().chain(queued) {
-            match msg {
-                LoopMsg::Txn { reply: Some(reply), .. } => {
-                    let _ = reply.send(Err(txn::TxnError::Unavailable(err.to_string())));
-                }
-                LoopMsg::ReadIndex { reply, .. } => {
-                    let _ = reply.send(Err(err.clone()));
-                }
-                _ => {}
-            }
-        }
+        self.completions.extend(refuse(rest));
         tracing::debug!(server = %self.registry.server_id, "event loop stopped");
     }
+}
+
+/// Answers the requests among `messages` with `Unavailable`: for a driver
+/// whose loop stopped, with what was still in its inbox.
+pub fn refuse(messages: impl IntoIterator<Item = LoopMsg>) -> Vec<Completion> {
+    let err = Error::Unavailable("server is shutting down".into());
+    let mut out = Vec::new();
+    for msg in messages {
+        match msg {
+            LoopMsg::Txn { reply: Some(reply), .. } => {
+                out.push(Completion::Txn { reply, result: Err(txn::TxnError::Unavailable(err.to_string())) })
+            }
+            LoopMsg::ReadIndex { reply, .. } => out.push(Completion::Read { reply, result: Err(err.clone()) }),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn remove_file(file: Option<PathBuf>) {

@@ -54,8 +54,16 @@
 //! the outcome (`txn::shard` explains the protocol; `peers.rs` carries the
 //! server-to-server part). A replica never calls out itself: what it wants
 //! asked of another shard (`shard::PeerCall`) waits in its outbox until the
-//! event loop hands it over after the step, and the answer comes back
-//! through the inbox (`inbox.rs`) as an input like any other.
+//! event loop returns it with the step's effects, the driver makes the call,
+//! and the answer comes back through the inbox (`inbox.rs`) as an input
+//! like any other.
+//!
+//! The event loop is a state machine: `step(now, inputs)` returns what to
+//! send first and what to persist, `persisted()` returns the effects
+//! (messages, peer calls, replies, the next wake-up). `driver.rs` is the
+//! one place that runs it on a thread with the wall clock, RocksDB's synced
+//! write, the transport and `peers.rs`; the stepped simulation drives the
+//! same loop on its schedule.
 //!
 //! # Reads
 //!
@@ -110,6 +118,7 @@ pub mod auth;
 pub mod clock;
 pub mod commit_wait;
 pub mod config;
+mod driver;
 pub mod error;
 pub mod event_loop;
 pub mod inbox;

@@ -38,7 +38,7 @@ use crate::auth::PeerSecret;
 use crate::commit_wait::CommitWaiter;
 use crate::inbox::{LoopHandle, LoopMsg};
 use crate::registry::Registry;
-use crate::shard::{PeerCall, PeerCalls};
+use crate::shard::PeerCall;
 use crate::wire::txn_id_bytes;
 use meta::ClusterSpec;
 use meta::ServerId;
@@ -64,20 +64,6 @@ pub struct Peers {
     runtime: tokio::runtime::Handle,
     secret: PeerSecret,
     channels: Mutex<HashMap<String, Channel>>,
-}
-
-/// The event loop's [`PeerCall`]s, made over gRPC on the runtime.
-pub struct GrpcPeerCalls(pub Arc<Peers>);
-
-impl PeerCalls for GrpcPeerCalls {
-    fn call(&self, call: PeerCall) {
-        match call {
-            PeerCall::Resolve { participant, txn, coordinator } => self.0.resolve(participant, txn, coordinator),
-            PeerCall::Decide { coordinator, txn, participants, outcome } => {
-                self.0.decide(coordinator, txn, participants, outcome)
-            }
-        }
-    }
 }
 
 /// A `Peer` client whose calls carry the peer secret.
@@ -108,6 +94,17 @@ impl Peers {
             secret,
             channels: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Makes one of the event loop's [`PeerCall`]s over gRPC, on the
+    /// runtime; returns at once.
+    pub fn call(self: &Arc<Self>, call: PeerCall) {
+        match call {
+            PeerCall::Resolve { participant, txn, coordinator } => self.resolve(participant, txn, coordinator),
+            PeerCall::Decide { coordinator, txn, participants, outcome } => {
+                self.decide(coordinator, txn, participants, outcome)
+            }
+        }
     }
 
     /// Asks `coordinator` how `txn` ended; feeds the answer to `participant`.

@@ -14,11 +14,12 @@ use crate::auth::PeerSecret;
 use crate::clock::{start_monitor as start_clock_monitor, ClockGuard};
 use crate::commit_wait::CommitWaiter;
 use crate::config::ResolvedConfig;
+use crate::driver;
 use crate::event_loop::EventLoop;
 use crate::inbox::{self, LoopHandle, LoopMsg};
 use crate::limits;
 use crate::logger::raft_logger;
-use crate::peers::{GrpcPeerCalls, Peers};
+use crate::peers::Peers;
 use crate::registry::Registry;
 use crate::requests::DataRequests;
 use crate::service::{AdminService, KvService, PeerService, TxnService};
@@ -146,19 +147,18 @@ impl Server {
             config.raft.clone(),
             config.gc.clone(),
             &config.unsafe_testing,
-            inbox,
-            transport,
-            Arc::new(GrpcPeerCalls(peers)),
             snapshots.clone(),
             &logger,
         )
         .map_err(StartError::Replicas)?;
         // Interrupted installs are finished: other snapshot files are stale.
         snapshots.clean(&[]);
+        let loop_engine = engine.clone();
         let loop_thread = std::thread::Builder::new()
             .name(format!("spandb-loop-{}", server_id.0))
             .spawn(move || {
-                if std::panic::catch_unwind(AssertUnwindSafe(|| event_loop.run())).is_err() {
+                let run = || driver::run(event_loop, inbox, loop_engine, transport, peers);
+                if std::panic::catch_unwind(AssertUnwindSafe(run)).is_err() {
                     // An invariant broke (the panic message is above). Stop
                     // the whole process rather than serve from a replica
                     // whose state is in doubt.

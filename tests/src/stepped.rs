@@ -13,9 +13,10 @@
 //!
 //! The servers are the real code: RocksDB in temp directories, raft-rs,
 //! the transaction state machines, the event loop, snapshots; only the
-//! drivers are replaced: the transport puts Raft messages on the schedule
-//! instead of a socket, peer calls are recorded, and clocks are set by
-//! the schedule.
+//! driver is replaced. Each step's effects (`spanserver::event_loop`:
+//! what to send first, what to write, then messages, peer calls,
+//! replies) come back as values, which this driver puts on the schedule
+//! instead of a socket; clocks are set by the schedule.
 //! Election timeouts are pinned (`raft.election_ticks_max`), since
 //! raft-rs draws them from its own unseeded generator; servers start at
 //! seeded tick phases instead, which breaks ties the same way every run.
@@ -36,7 +37,10 @@
 //! count as checks: a panic in a step is reported with the seed.
 //!
 //! A server can crash (its event loop dropped: what it wrote to RocksDB
-//! stays, its memory and the messages to it are lost) and restart from
+//! stays, its memory and the messages to it are lost), between steps or
+//! inside one, at the points the step is split at ([`CrashPoint`]: after
+//! a leader's early sends and before its write, or after the write and
+//! before it applies or answers anything), and restart from
 //! its directory, or pause (SIGSTOP: not stepped, its memory kept, what
 //! arrives for it waiting until it resumes, as in its sockets).
 //!
@@ -73,7 +77,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meta::{ClusterSpec, RequestId, ServerId, ServerSpec, ShardId, TxnId};
@@ -81,14 +85,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spanserver::clock::ClockGuard;
 use spanserver::config::{GcConfig, RaftConfig, UnsafeTestingConfig};
-use spanserver::event_loop::{EventLoop, Next, RaftState};
+use spanserver::event_loop::{EventLoop, Next, Outgoing, RaftState, SnapshotSend};
 use spanserver::inbox::LoopMsg;
 use spanserver::registry::Registry;
-use spanserver::shard::{PeerCall, PeerCalls, TxnReply};
+use spanserver::shard::{PeerCall, TxnReply};
 use spanserver::storage::mvcc::Reader;
-use spanserver::storage::snapshot::{SnapshotDir, SnapshotFile};
+use spanserver::storage::snapshot::SnapshotDir;
 use spanserver::storage::{Engine, Identity};
-use spanserver::transport::Transport;
 use spanserver::RaftMessage;
 use tokio::sync::oneshot;
 use truetime::{ManualClock, Timestamp, TrueTime};
@@ -160,51 +163,20 @@ enum EnvelopeKind {
     },
 }
 
-/// A snapshot a transport was asked to send.
-struct SnapshotSend {
-    from: ServerId,
-    to: ServerId,
-    shard: ShardId,
-    message: RaftMessage,
-    file: Option<SnapshotFile>,
-}
-
-/// What the servers' transports hand over, until the schedule takes it.
+/// What a server's step handed over to send, until the schedule takes
+/// it: `(from, to, shard, message)`, and snapshots with their senders.
 #[derive(Default)]
 struct Sent {
     messages: Vec<(ServerId, ServerId, ShardId, RaftMessage)>,
-    snapshots: Vec<SnapshotSend>,
+    snapshots: Vec<(ServerId, SnapshotSend)>,
 }
 
-struct SteppedTransport {
-    from: ServerId,
-    sent: Arc<Mutex<Sent>>,
-}
-
-impl Transport for SteppedTransport {
-    fn send(&self, to: ServerId, messages: Vec<(ShardId, RaftMessage)>) {
-        let mut sent = self.sent.lock().expect("sent lock");
-        for (shard, m) in messages {
-            sent.messages.push((self.from, to, shard, m));
+impl Sent {
+    fn add(&mut self, from: ServerId, outgoing: Outgoing) {
+        for (to, messages) in outgoing.messages {
+            self.messages.extend(messages.into_iter().map(|(shard, m)| (from, to, shard, m)));
         }
-    }
-
-    fn send_snapshot(&self, to: ServerId, shard: ShardId, message: RaftMessage, file: Option<SnapshotFile>) {
-        let send = SnapshotSend { from: self.from, to, shard, message, file };
-        self.sent.lock().expect("sent lock").snapshots.push(send);
-    }
-}
-
-/// One server's peer calls, handed to the schedule like its transport's
-/// messages.
-struct SteppedPeerCalls {
-    from: ServerId,
-    calls: Arc<Mutex<Vec<(ServerId, PeerCall)>>>,
-}
-
-impl PeerCalls for SteppedPeerCalls {
-    fn call(&self, call: PeerCall) {
-        self.calls.lock().expect("peer calls lock").push((self.from, call));
+        self.snapshots.extend(outgoing.snapshots.into_iter().map(|send| (from, send)));
     }
 }
 
@@ -289,6 +261,45 @@ struct SteppedServer {
     snapshots: Arc<SnapshotDir>,
     /// Stopped (SIGSTOP): not stepped; what arrives waits in `pending`.
     paused: bool,
+    /// Crash in the next step that writes, at this point of it.
+    crash_in_step: Option<CrashPoint>,
+}
+
+/// Where in a step a server crashes ([`SteppedCluster::crash_in_step`]):
+/// the protocol's crash points, between the halves of a step
+/// (`spanserver::event_loop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// After the messages that may leave before the write (a leader's
+    /// appends) left, before the write: followers may persist entries
+    /// the crashed leader never did.
+    AfterEarlySends,
+    /// After the write, before anything was applied, answered or sent
+    /// in reply: durable, and nobody heard.
+    AfterWrite,
+}
+
+impl std::fmt::Display for CrashPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CrashPoint::AfterEarlySends => "after its early sends, before its write",
+            CrashPoint::AfterWrite => "after its write, before applying",
+        })
+    }
+}
+
+/// How a server's step ended.
+enum Stepped {
+    Done {
+        sent: Sent,
+        peer_calls: Vec<PeerCall>,
+        next: Next,
+    },
+    /// Crashed at its armed crash point, having sent `sent`.
+    Crashed {
+        sent: Sent,
+        at: CrashPoint,
+    },
 }
 
 /// A cluster of stepped servers. See the module docs.
@@ -303,8 +314,8 @@ pub struct SteppedCluster {
     now: Duration,
     clock_start: Timestamp,
     servers: BTreeMap<ServerId, SteppedServer>,
-    sent: Arc<Mutex<Sent>>,
-    peer_calls: Arc<Mutex<Vec<(ServerId, PeerCall)>>>,
+    /// The servers' peer calls of this round, until the schedule takes them.
+    peer_calls: Vec<(ServerId, PeerCall)>,
     peer_calls_made: usize,
     mail: Vec<Mail>,
     awaited: Vec<AwaitedAnswer>,
@@ -328,6 +339,9 @@ pub struct SteppedCluster {
     delivery_hash: u64,
     /// Snapshots that reached their receiver.
     snapshots_delivered: u64,
+    /// Crashes inside a step ([`SteppedCluster::crash_in_step`]) that
+    /// happened.
+    crashes_in_step: u64,
     /// (shard, snapshot index, receiver) -> how often it was delivered.
     snapshot_deliveries: BTreeMap<(ShardId, u64, ServerId), u32>,
 }
@@ -343,8 +357,6 @@ fn open_event_loop(
     dir: &std::path::Path,
     clock: &Arc<ManualClock>,
     unsafe_testing: &UnsafeTestingConfig,
-    sent: &Arc<Mutex<Sent>>,
-    peer_calls: &Arc<Mutex<Vec<(ServerId, PeerCall)>>>,
 ) -> (EventLoop, Engine, Arc<SnapshotDir>) {
     let identity = Identity {
         cluster_id: spec.cluster_id.clone(),
@@ -355,8 +367,6 @@ fn open_event_loop(
     let tt = TrueTime::new(clock.clone(), EPSILON);
     let registry = Arc::new(Registry::new(server, spec.clone()));
     let snapshots = SnapshotDir::open(dir).expect("a snapshot dir");
-    let (_handle, inbox) = spanserver::inbox::inbox(snapshots.clone());
-    let transport = Arc::new(SteppedTransport { from: server, sent: sent.clone() });
     let event_loop = EventLoop::open(
         engine.clone(),
         registry,
@@ -365,9 +375,6 @@ fn open_event_loop(
         raft_config(),
         GcConfig::default(),
         unsafe_testing,
-        inbox,
-        transport,
-        Arc::new(SteppedPeerCalls { from: server, calls: peer_calls.clone() }),
         snapshots.clone(),
         &spanserver::raft_logger(server.0),
     )
@@ -421,8 +428,6 @@ impl SteppedCluster {
         };
         spec.validate().expect("a valid stepped cluster");
         let clock_start = Timestamp::from_nanos(1_767_225_600_000_000_000);
-        let sent = Arc::new(Mutex::new(Sent::default()));
-        let peer_calls = Arc::default();
         let mut rng = StdRng::seed_from_u64(seed);
         let tick = raft_config().tick();
         let mut cluster_servers = BTreeMap::new();
@@ -431,8 +436,7 @@ impl SteppedCluster {
             let skew_ns = clock_skew_max.as_nanos() as i64;
             let clock_offset_ns = if skew_ns == 0 { 0 } else { rng.random_range(-skew_ns..=skew_ns) };
             let clock = Arc::new(ManualClock::new(clock_start));
-            let (event_loop, engine, snapshots) =
-                open_event_loop(&spec, s.id, dir.path(), &clock, &unsafe_testing, &sent, &peer_calls);
+            let (event_loop, engine, snapshots) = open_event_loop(&spec, s.id, dir.path(), &clock, &unsafe_testing);
             // A seeded phase: servers tick at different instants.
             let phase = Duration::from_micros(rng.random_range(0..tick.as_micros() as u64));
             cluster_servers.insert(
@@ -447,6 +451,7 @@ impl SteppedCluster {
                     dir,
                     snapshots,
                     paused: false,
+                    crash_in_step: None,
                 },
             );
         }
@@ -459,8 +464,7 @@ impl SteppedCluster {
             now: Duration::ZERO,
             clock_start,
             servers: cluster_servers,
-            sent,
-            peer_calls,
+            peer_calls: Vec::new(),
             peer_calls_made: 0,
             mail: Vec::new(),
             awaited: Vec::new(),
@@ -476,6 +480,7 @@ impl SteppedCluster {
             delivered: 0,
             delivery_hash: FNV_OFFSET,
             snapshots_delivered: 0,
+            crashes_in_step: 0,
             snapshot_deliveries: BTreeMap::new(),
         }
     }
@@ -488,27 +493,38 @@ impl SteppedCluster {
     /// Stops `server` at once, as a killed process: its in-memory state is
     /// gone (what it wrote to RocksDB stays), messages to it are lost.
     pub fn crash(&mut self, server: ServerId) {
+        self.crash_now(server, "");
+    }
+
+    /// Arms a crash of `server` in its next step that writes, at `at`
+    /// (what it sent before that point is on its way; nothing after).
+    pub fn crash_in_step(&mut self, server: ServerId, at: CrashPoint) {
+        let s = self.servers.get_mut(&server).expect("a server of the cluster");
+        if s.event_loop.is_some() {
+            s.crash_in_step = Some(at);
+        }
+    }
+
+    fn crash_now(&mut self, server: ServerId, how: &str) {
         let s = self.servers.get_mut(&server).expect("a server of the cluster");
         s.event_loop = None;
         s.engine = None;
         s.pending.clear();
         s.paused = false;
-        self.trace.push(format!("{:?} crash {server}", self.now));
+        s.crash_in_step = None;
+        self.trace.push(format!("{:?} crash {server}{how}", self.now));
     }
 
     /// Starts a crashed `server` again from its data directory.
     pub fn restart(&mut self, server: ServerId) {
+        if self.servers[&server].crash_in_step.is_some() {
+            // Armed, and it has not written since: it crashes now.
+            self.crash(server);
+        }
         let s = self.servers.get_mut(&server).expect("a server of the cluster");
         assert!(s.event_loop.is_none(), "{server} is running");
-        let (event_loop, engine, snapshots) = open_event_loop(
-            &self.spec,
-            server,
-            s.dir.path(),
-            &s.clock,
-            &self.unsafe_testing,
-            &self.sent,
-            &self.peer_calls,
-        );
+        let (event_loop, engine, snapshots) =
+            open_event_loop(&self.spec, server, s.dir.path(), &s.clock, &self.unsafe_testing);
         s.event_loop = Some(event_loop);
         s.engine = Some(engine);
         s.snapshots = snapshots;
@@ -777,11 +793,47 @@ impl SteppedCluster {
                 continue;
             }
             let messages = std::mem::take(&mut s.pending);
-            // A server's own assertions are checks too: report the seed.
-            let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| event_loop.step(instant, messages)));
+            let engine = s.engine.as_ref().expect("a running server's engine");
+            let crash_point = s.crash_in_step;
+            // What the server's driver does (`spanserver::driver`), with
+            // the crash points between; the server's own assertions are
+            // checks too: report the seed.
+            let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let persist = event_loop.step(instant, messages);
+                let mut sent = Sent::default();
+                sent.add(id, persist.send_first);
+                let crashes = crash_point.filter(|_| !persist.batch.is_empty());
+                if let Some(at @ CrashPoint::AfterEarlySends) = crashes {
+                    return Stepped::Crashed { sent, at };
+                }
+                if !persist.batch.is_empty() {
+                    engine.write_or_stop(persist.batch, persist.sync);
+                }
+                if let Some(at @ CrashPoint::AfterWrite) = crashes {
+                    return Stepped::Crashed { sent, at };
+                }
+                let effects = event_loop.persisted();
+                sent.add(id, effects.send);
+                for c in effects.replies {
+                    c.send();
+                }
+                Stepped::Done { sent, peer_calls: effects.peer_calls, next: effects.next }
+            }));
             match stepped {
-                Ok(Next::WakeAt(at)) => s.wake_at = at.saturating_duration_since(self.start),
-                Ok(Next::Stopped) => s.wake_at = Duration::MAX,
+                Ok(Stepped::Done { sent, peer_calls, next }) => {
+                    s.wake_at = match next {
+                        Next::WakeAt(at) => at.saturating_duration_since(self.start),
+                        Next::Stopped => Duration::MAX,
+                    };
+                    self.take_sent(sent);
+                    self.peer_calls.extend(peer_calls.into_iter().map(|call| (id, call)));
+                }
+                Ok(Stepped::Crashed { sent, at }) => {
+                    self.take_sent(sent);
+                    self.crashes_in_step += 1;
+                    self.crash_now(id, &format!(" {at}"));
+                    continue;
+                }
                 Err(panic) => {
                     let what = panic
                         .downcast_ref::<String>()
@@ -798,8 +850,9 @@ impl SteppedCluster {
             }
             // Whether raft-rs finds a snapshot built at its next ask must
             // not depend on the build thread's speed.
-            event_loop.wait_for_snapshot_builds();
-            self.take_sent();
+            if let Some(event_loop) = self.servers[&id].event_loop.as_ref() {
+                event_loop.wait_for_snapshot_builds();
+            }
             self.take_watched();
             self.check(id);
         }
@@ -826,10 +879,9 @@ impl SteppedCluster {
         self.now = next.max(self.now + Duration::from_micros(1));
     }
 
-    /// Puts what the transports handed over on the schedule: each message
-    /// lost, or delayed by a seeded amount.
-    fn take_sent(&mut self) {
-        let sent = std::mem::take(&mut *self.sent.lock().expect("sent lock"));
+    /// Puts what a step handed over on the schedule: each message lost,
+    /// or delayed by a seeded amount.
+    fn take_sent(&mut self, sent: Sent) {
         for (from, to, shard, message) in sent.messages {
             let cut = self.partitioned.contains(&(from.min(to), from.max(to)));
             let lost = self.rng.random_range(0..100) < self.faults.loss_percent;
@@ -847,8 +899,8 @@ impl SteppedCluster {
                 kind: EnvelopeKind::Raft,
             });
         }
-        for send in sent.snapshots {
-            self.schedule_snapshot(send);
+        for (from, send) in sent.snapshots {
+            self.schedule_snapshot(from, send);
         }
     }
 
@@ -856,8 +908,8 @@ impl SteppedCluster {
     /// copied into the receiver's snapshot directory now (the sender may
     /// replace its file before delivery); one that is lost, cut off or
     /// sent to a server that is down fails at once, as a broken stream.
-    fn schedule_snapshot(&mut self, send: SnapshotSend) {
-        let SnapshotSend { from, to, shard, message, file } = send;
+    fn schedule_snapshot(&mut self, from: ServerId, send: SnapshotSend) {
+        let SnapshotSend { to, shard, message, file } = send;
         let failed = |c: &mut SteppedCluster| c.report_snapshot_sent(from, shard, &message, false);
         if !self.arrives(from, to) {
             return failed(self);
@@ -925,6 +977,11 @@ impl SteppedCluster {
         if let Some(s) = self.servers.get_mut(&from).filter(|s| s.event_loop.is_some()) {
             s.pending.push(LoopMsg::SnapshotSent { shard, to: meta::ReplicaId(message.to), ok });
         }
+    }
+
+    /// How many armed crashes happened inside a step.
+    pub fn crashes_in_step(&self) -> u64 {
+        self.crashes_in_step
     }
 
     /// How many snapshots reached their receivers.
@@ -1050,7 +1107,7 @@ impl SteppedCluster {
     /// Puts the replicas' new peer calls on the schedule, as `peers.rs`
     /// makes them: a decision leaves after the caller's commit-wait.
     fn take_peer_calls(&mut self) {
-        let calls = std::mem::take(&mut *self.peer_calls.lock().expect("peer calls lock"));
+        let calls = std::mem::take(&mut self.peer_calls);
         self.peer_calls_made += calls.len();
         for (from, call) in calls {
             match call {

@@ -10,7 +10,8 @@
 //!     commit:   Prepare at every shard but the coordinator ─> Commit there
 //!               ─> held until TT.after(commit_ts) (commit-wait)
 //!   faults: each second, one of: pause a server (SIGSTOP), crash and
-//!           restart one, partition a shard leader away, jump every clock
+//!           restart one (at once, or inside its next step that writes:
+//!           after its early sends or after its write), partition a shard leader away, jump every clock
 //!           (within epsilon), move both shards' leaderships; then heal
 //!   history: invoke / ok / fail / info at simulated times ─> the checker
 //! ```
@@ -46,7 +47,7 @@ use tokio::sync::oneshot;
 use truetime::Timestamp;
 use txn::{Answer, Input, LockTarget, TxnError, Write};
 
-use crate::stepped::{Faults, Setup, SteppedCluster, EPSILON};
+use crate::stepped::{CrashPoint, Faults, Setup, SteppedCluster, EPSILON};
 
 /// How long a client waits for any one answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
@@ -331,7 +332,12 @@ fn start_fault(c: &mut SteppedCluster, rng: &mut StdRng) -> Heal {
             Box::new(move |c: &mut SteppedCluster| c.resume(victim))
         }
         1 => {
-            c.crash(victim);
+            // At once, or inside its next step that writes.
+            match rng.random_range(0..3) {
+                0 => c.crash(victim),
+                1 => c.crash_in_step(victim, CrashPoint::AfterEarlySends),
+                _ => c.crash_in_step(victim, CrashPoint::AfterWrite),
+            }
             Box::new(move |c: &mut SteppedCluster| c.restart(victim))
         }
         _ => {

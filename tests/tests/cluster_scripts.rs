@@ -18,6 +18,11 @@
 //!                            one: locked reads, prepares, commit at the
 //!                            first written shard; prints its outcome
 //! partition S S | isolate S | heal | crash S | restart S | pause S | resume S
+//! crash S at=early-sends|write
+//!                            S crashes in its next step that writes: after
+//!                            the messages that leave before its write (a
+//!                            leader's appends), or after the write, before
+//!                            it applies or answers anything
 //! ```
 //!
 //! Events print without their times: elections (`shard1 term 2 leader
@@ -30,7 +35,7 @@ use std::time::Duration;
 
 use goldenscript::{Command, Context};
 use meta::{LockLease, Priority, RequestId, ServerId, ShardId, TxnId};
-use tests::stepped::{Faults, Setup, SteppedCluster};
+use tests::stepped::{CrashPoint, Faults, Setup, SteppedCluster};
 use truetime::Timestamp;
 use txn::{Answer, Input, LockTarget, Write};
 
@@ -259,6 +264,19 @@ impl goldenscript::Runner for Runner {
                 }
                 events(c, &mut out)?;
             }
+            "crash"
+                if command.args.iter().any(|a| matches!(a, goldenscript::Argument::KeyValue(k, _) if k == "at")) =>
+            {
+                let s = server(args.next_pos().ok_or("crash S at=early-sends|write")?)?;
+                let at = match args.take_key("at") {
+                    Some("early-sends") => CrashPoint::AfterEarlySends,
+                    Some("write") => CrashPoint::AfterWrite,
+                    other => return Err(format!("crash S at=early-sends|write, not {other:?}").into()),
+                };
+                let c = self.cluster()?;
+                c.crash_in_step(s, at);
+                events(c, &mut out)?;
+            }
             "heal" | "crash" | "restart" | "pause" | "resume" => {
                 let name = command.name.as_str();
                 let target = if name == "heal" { None } else { Some(server(args.next_pos().ok_or("which server?")?)?) };
@@ -289,4 +307,4 @@ macro_rules! scripts {
     )*};
 }
 
-scripts!(election, leader_partitioned, crash_and_restart, transactions, snapshot);
+scripts!(election, leader_partitioned, crash_and_restart, crash_mid_step, transactions, snapshot);

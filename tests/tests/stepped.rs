@@ -397,7 +397,8 @@ fn a_participant_whose_transaction_was_never_committed_asks_and_aborts_it() {
 /// Goal: read-write transactions over two shards stay strictly
 /// serializable (the jepsen list-append checker: no G0, G1, G-single or
 /// G2 cycle, with or without real-time edges; no aborted or garbage
-/// reads) while the seed pauses, crashes and restarts shard leaders,
+/// reads) while the seed pauses, crashes (between steps or inside one)
+/// and restarts shard leaders,
 /// partitions them away, moves leaderships, and skews and jumps clocks
 /// within epsilon; enough transactions commit for that to mean
 /// something; and a seed replays its run exactly.
@@ -420,10 +421,11 @@ fn transactions_stay_strictly_serializable_under_faults_across_seeds() {
         assert!(verdict.is_valid(), "seed {seed}: {verdict}: {:#?}", verdict.anomalies);
         let ok = history.pairs().filter(|p| p.outcome() == jepsen::OpType::Ok).count();
         eprintln!(
-            "seed {seed}: {ok} of {} transactions committed, {} writes acknowledged and checked in every replica, {} snapshots; {:?}",
+            "seed {seed}: {ok} of {} transactions committed, {} writes acknowledged and checked in every replica, {} snapshots, {} crashes inside a step; {:?}",
             history.pairs().len(),
             cluster.writes_acknowledged(),
             cluster.snapshots_delivered(),
+            cluster.crashes_in_step(),
             verdict.stats
         );
         assert!(cluster.writes_acknowledged() >= 100, "seed {seed}: the commits' writes are watched");

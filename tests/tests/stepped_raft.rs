@@ -16,7 +16,7 @@ use std::time::Duration;
 use meta::{RequestId, ServerId, ShardId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tests::stepped::{Faults, Setup, SteppedCluster};
+use tests::stepped::{CrashPoint, Faults, Setup, SteppedCluster};
 use tokio::sync::oneshot;
 use truetime::Timestamp;
 use txn::{Answer, TxnError};
@@ -328,12 +328,15 @@ fn acknowledged_writes_survive_a_crash_of_every_server() {
 
 /// Goal (6.824 TestFigure8Unreliable2C): on a lossy, reordering network
 /// (10% loss, up to 20 ms delay) with servers crashing and restarting at
-/// random, leaders most often, every acknowledged write survives: once
+/// random, leaders most often, between steps or inside one (after a
+/// leader's early sends, or after the write), every acknowledged write
+/// survives: once
 /// the cluster is whole again, every replica holds a version of every
 /// acknowledged write (writers count up, so each value is one write).
 #[test]
 fn acknowledged_writes_survive_random_crashes_on_a_bad_network() {
     const KEYS: usize = 3;
+    let mut crashes_in_step = 0;
     for seed in seeds() {
         let mut c = cluster(seed, 5, 5);
         let mut rng = StdRng::seed_from_u64(seed);
@@ -365,7 +368,12 @@ fn acknowledged_writes_survive_random_crashes_on_a_bad_network() {
                 let leader = c.leader(SHARD).filter(|l| c.is_up(*l));
                 let victim = leader.filter(|_| rng.random_bool(0.7)).unwrap_or(all[rng.random_range(0..all.len())]);
                 if !down.contains(&victim) {
-                    c.crash(victim);
+                    // At once, or inside its next step that writes.
+                    match rng.random_range(0..3) {
+                        0 => c.crash(victim),
+                        1 => c.crash_in_step(victim, CrashPoint::AfterEarlySends),
+                        _ => c.crash_in_step(victim, CrashPoint::AfterWrite),
+                    }
                     down.push(victim);
                     crashes += 1;
                 }
@@ -388,6 +396,7 @@ fn acknowledged_writes_survive_random_crashes_on_a_bad_network() {
             run_for(&mut c, Duration::from_millis(10));
         }
         assert!(crashes >= 3 && acked.len() >= 6, "seed {seed}: {crashes} crashes, {} acknowledged", acked.len());
+        crashes_in_step += c.crashes_in_step();
         for s in &all {
             for (k, n) in &acked {
                 let versions = c.versions(*s, format!("w{k}").as_bytes());
@@ -396,4 +405,5 @@ fn acknowledged_writes_survive_random_crashes_on_a_bad_network() {
             }
         }
     }
+    assert!(crashes_in_step > 0, "no crash happened inside a step in {:?} seeds", seeds());
 }

@@ -1,14 +1,17 @@
-//! `handle_readies`: the ONE place that orders persist → send → apply →
-//! advance for every replica of the server (raft-rs 0.7's Ready contract,
-//! STYLE.md checklist items 1–4, 6, 7).
+//! The ONE place that orders persist → send → apply → advance for every
+//! replica of the server (raft-rs 0.7's Ready contract, STYLE.md
+//! checklist items 1–4, 6, 7), in the two halves of a step:
 //!
 //! ```text
-//! phase 1  for each replica with a Ready:
-//!            send its leader messages at once (a leader may send before it
-//!              persists: Raft thesis §10.2.1)
-//!            stage snapshot, entries, hard state  ──> batch P
-//!          write P, synced if any Ready must_sync   (group commit: ONE fsync)
-//! phase 2  ingest the data file of each snapshot installed in P
+//! take_readies (end of step):
+//!          for each replica with a Ready:
+//!            its leader messages go to Persist.send_first (a leader may
+//!              send before it persists: Raft thesis §10.2.1)
+//!            stage snapshot, entries, hard state  ──> Persist.batch
+//!          the driver sends, then writes the batch, synced if any Ready
+//!            must_sync   (group commit: ONE fsync)
+//! advance_readies (persisted):
+//!          ingest the data file of each snapshot installed by the batch
 //!          for each Ready, now persisted:
 //!            send persisted messages (votes, append responses)
 //!            advance_append  -> LightReady
@@ -18,32 +21,27 @@
 //!          GC steps                                  ──> batch A
 //!          write A (not synced: the log is durable, and applied index and
 //!            applied data share the batch, so replay after a crash is exact)
-//! phase 3  answer clients (their writes are applied), ready new leaders,
-//!          release reads, publish progress, send the rest
+//!          then answer clients (their writes are applied), ready new
+//!          leaders, release reads, publish progress: into Effects
 //! ```
 //!
 //! Nothing touches a `RawNode` between its `ready()` and `advance_append()`
-//! except its storage (staging writes).
+//! except its storage (staging writes); [`EventLoop::step`] refuses to run
+//! again before [`EventLoop::persisted`].
 
-use raft::Ready;
 use rocksdb::WriteBatch;
 
-use std::path::PathBuf;
+use std::time::Instant;
 
-use super::EventLoop;
-use meta::ShardId;
+use super::{EventLoop, Persist, Persisting};
 
 impl EventLoop {
-    pub(super) fn handle_readies(&mut self) {
-        let mut completions = std::mem::take(&mut self.completions);
-
-        // Phase 1: persist.
-        let mut persist = WriteBatch::default();
-        let mut must_sync = false;
-        let mut readies: Vec<(ShardId, Ready)> = Vec::new();
-        // Snapshot installs whose data file is ingested once `persist` is
-        // written (storage/snapshot.rs).
-        let mut installs: Vec<(ShardId, Option<PathBuf>)> = Vec::new();
+    /// Takes every replica's Ready and stages what it must persist.
+    pub(super) fn take_readies(&mut self, now: Instant) -> Persist {
+        let mut batch = WriteBatch::default();
+        let mut sync = false;
+        let mut readies = Vec::new();
+        let mut installs = Vec::new();
         for (shard, r) in self.replicas.iter_mut() {
             if !r.raw_node.has_ready() {
                 continue;
@@ -51,22 +49,24 @@ impl EventLoop {
             let mut rd = r.raw_node.ready();
             self.outbox.push(r, rd.take_messages());
             if !rd.snapshot().is_empty() {
-                let file = r.stage_snapshot(rd.snapshot(), &mut persist, &mut completions);
+                let file = r.stage_snapshot(rd.snapshot(), &mut batch, &mut self.completions);
                 installs.push((*shard, file));
             }
-            r.raw_node.mut_store().stage_append(&mut persist, rd.entries());
+            r.raw_node.mut_store().stage_append(&mut batch, rd.entries());
             if let Some(hs) = rd.hs() {
-                r.raw_node.mut_store().stage_hard_state(&mut persist, hs);
+                r.raw_node.mut_store().stage_hard_state(&mut batch, hs);
             }
-            must_sync |= rd.must_sync();
+            sync |= rd.must_sync();
             readies.push((*shard, rd));
         }
-        self.outbox.flush(&*self.transport);
-        if !persist.is_empty() {
-            self.write(persist, must_sync);
-        }
+        self.persisting = Some(Persisting { now, readies, installs });
+        Persist { send_first: self.outbox.take(), batch, sync }
+    }
 
-        // Phase 2: finish installs, send, advance, apply.
+    /// Finishes the Readies of [`EventLoop::take_readies`], now persisted.
+    pub(super) fn advance_readies(&mut self, persisting: Persisting) {
+        let Persisting { readies, installs, .. } = persisting;
+        let mut completions = std::mem::take(&mut self.completions);
         let mut apply = WriteBatch::default();
         for (shard, file) in installs {
             let r = self.replicas.get_mut(&shard).expect("replica of an install");
@@ -98,20 +98,17 @@ impl EventLoop {
             r.gc_step(&mut apply);
         }
         if !apply.is_empty() {
-            self.write(apply, false);
+            self.engine.write_or_stop(apply, false);
         }
 
-        // Phase 3: follow up, answer, publish.
+        // Follow up, answer, publish.
         for shard in touched {
             let r = self.replicas.get_mut(&shard).expect("touched replica");
             // May propose (a new leader's waiting requests): its Ready is
-            // handled in the next iteration, which `run` starts at once.
+            // taken in the next step, which the driver starts at once.
             r.after_iteration(&self.tt, &mut completions);
         }
-        for c in completions {
-            c.send();
-        }
-        self.outbox.flush(&*self.transport);
+        self.completions = completions;
         for (shard, to) in std::mem::take(&mut self.outbox.lost_snapshots) {
             if let Some(r) = self.replicas.get_mut(&shard) {
                 r.raw_node.report_snapshot(to.0, raft::SnapshotStatus::Failure);

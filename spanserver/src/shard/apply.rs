@@ -62,7 +62,7 @@ impl Replica {
                     // Deterministic: every replica skips the same entry.
                     tracing::error!(shard = %self.shard_id, index = entry.index, "{msg}");
                     if let Some(reply) = req.and_then(|r| self.replies.remove(&r)) {
-                        completions.push(Completion { reply, result: Err(TxnError::InvalidArgument(msg)) });
+                        completions.push(Completion::Txn { reply, result: Err(TxnError::InvalidArgument(msg)) });
                     }
                 }
             },

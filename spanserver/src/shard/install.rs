@@ -114,7 +114,7 @@ impl Replica {
         for (_, p) in std::mem::replace(&mut self.proposals, remaining) {
             if let Some(reply) = p.req.and_then(|r| self.replies.remove(&r)) {
                 let e = TxnError::Ambiguous("replaced by a snapshot before the outcome was known".into());
-                completions.push(Completion { reply, result: Err(e) });
+                completions.push(Completion::Txn { reply, result: Err(e) });
             }
         }
         self.shared.count_snapshot_installed();

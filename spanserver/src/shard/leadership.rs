@@ -101,10 +101,10 @@ impl Replica {
         }
         for (_, reply) in self.waiting.drain(..) {
             if let Some(reply) = reply {
-                completions.push(Completion { reply, result: Err(TxnError::NotLeader) });
+                completions.push(Completion::Txn { reply, result: Err(TxnError::NotLeader) });
             }
         }
         let err = self.not_leader();
-        self.reads.fail_unconfirmed(&err);
+        self.reads.fail_unconfirmed(&err, completions);
     }
 }

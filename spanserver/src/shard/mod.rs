@@ -83,9 +83,11 @@ use records::{decode_decision, decode_prepared, load_txn_records};
 
 /// A commit-protocol request a replica wants made of another shard's
 /// leader. The replica only records it ([`Replica::take_peer_calls`]);
-/// the event loop hands it to [`PeerCalls`] after the step, so no state
-/// change ever waits on, or calls into, the network. Answers come back
-/// through the inbox as inputs (`Decide`, `Acknowledged`).
+/// the event loop returns it with the step's effects, and the step's
+/// driver makes the call (`peers.rs` over gRPC; the simulation on its
+/// schedule), so no state change ever waits on, or calls into, the
+/// network. Answers come back through the inbox as inputs (`Decide`,
+/// `Acknowledged`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PeerCall {
     /// Ask `coordinator` how `txn` ended, on behalf of `participant`.
@@ -95,24 +97,41 @@ pub enum PeerCall {
     Decide { coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome },
 }
 
-/// Carries out [`PeerCall`]s: `peers.rs` over gRPC; a simulation may
-/// deliver them itself.
-pub trait PeerCalls: Send + Sync + 'static {
-    fn call(&self, call: PeerCall);
-}
-
 /// Answered with the state machine's answer to a request.
 pub type TxnReply = oneshot::Sender<std::result::Result<Answer, TxnError>>;
 
-/// A reply to send once the iteration's batches are on disk.
-pub struct Completion {
-    reply: TxnReply,
-    result: std::result::Result<Answer, TxnError>,
+/// An answer for a waiting request handler, with the channel it goes
+/// back on. The step only collects them; its driver sends them once the
+/// step's batches are written ([`crate::event_loop::Effects::replies`]),
+/// so no handler hears of a write before it is applied.
+#[derive(Debug)]
+pub enum Completion {
+    /// A transaction state machine's answer (or a refusal).
+    Txn { reply: TxnReply, result: std::result::Result<Answer, TxnError> },
+    /// A linearizable read may proceed at this safe time (or may not).
+    Read { reply: ReadReply, result: Result<Timestamp> },
 }
 
 impl Completion {
+    /// Sends the answer; a handler that stopped waiting is not an error.
     pub fn send(self) {
-        let _ = self.reply.send(self.result);
+        match self {
+            Completion::Txn { reply, result } => {
+                let _ = reply.send(result);
+            }
+            Completion::Read { reply, result } => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// The transaction answer this carries, if it is one (for observers
+    /// of the effects, such as the simulation's checks).
+    pub fn txn_result(&self) -> Option<&std::result::Result<Answer, TxnError>> {
+        match self {
+            Completion::Txn { result, .. } => Some(result),
+            Completion::Read { .. } => None,
+        }
     }
 }
 
@@ -347,7 +366,7 @@ impl Replica {
         };
         let refuse = |completions: &mut Vec<Completion>, reply: Option<TxnReply>, e: TxnError| {
             if let Some(reply) = reply {
-                completions.push(Completion { reply, result: Err(e) });
+                completions.push(Completion::Txn { reply, result: Err(e) });
             }
         };
         if !self.is_leader() {
@@ -408,7 +427,7 @@ impl Replica {
             match output {
                 Output::Reply { req, result } => {
                     if let Some(reply) = self.replies.remove(&req) {
-                        completions.push(Completion { reply, result });
+                        completions.push(Completion::Txn { reply, result });
                     }
                 }
                 Output::Propose { req, command } => {
@@ -496,20 +515,20 @@ impl Replica {
 
     // --- Reads -------------------------------------------------------------
 
-    pub fn queue_read(&mut self, reply: ReadReply) {
+    pub fn queue_read(&mut self, reply: ReadReply, completions: &mut Vec<Completion>) {
         if self.is_leader() {
-            self.reads.push(reply);
+            self.reads.push(reply, completions);
         } else {
-            let _ = reply.send(Err(self.not_leader()));
+            completions.push(Completion::Read { reply, result: Err(self.not_leader()) });
         }
     }
 
     /// Starts a ReadIndex round for the reads queued this iteration. Must
     /// not be called between `ready()` and `advance()`.
-    pub fn flush_reads(&mut self) {
+    pub fn flush_reads(&mut self, completions: &mut Vec<Completion>) {
         if !self.is_leader() {
             let err = self.not_leader();
-            self.reads.fail_unconfirmed(&err);
+            self.reads.fail_unconfirmed(&err, completions);
             return;
         }
         if let Some(ctx) = self.reads.start_batch() {
@@ -542,13 +561,13 @@ impl Replica {
             }
         }
         self.publish();
-        self.reads.release_applied(self.applied_index, self.txns.safe_time().max_applied());
+        self.reads.release_applied(self.applied_index, self.txns.safe_time().max_applied(), completions);
     }
 
     /// Publishes progress and safe time for request handlers (after every
     /// iteration that touched the replica, and every tick).
     /// The peer calls made since the last time, for the event loop to
-    /// hand to [`PeerCalls`].
+    /// return with its effects.
     pub fn take_peer_calls(&mut self) -> Vec<PeerCall> {
         std::mem::take(&mut self.peer_calls)
     }
@@ -574,18 +593,20 @@ impl Replica {
     }
 
     /// Fails everything waiting on this replica (the server is stopping).
-    pub fn fail_all(&mut self, err: &Error) {
-        self.reads.fail_all(err);
+    pub fn fail_all(&mut self, err: &Error, completions: &mut Vec<Completion>) {
+        self.reads.fail_all(err, completions);
+        let unavailable = || Err(TxnError::Unavailable(err.to_string()));
         for reply in self.waiting.drain(..).filter_map(|(_, r)| r) {
-            let _ = reply.send(Err(TxnError::Unavailable(err.to_string())));
+            completions.push(Completion::Txn { reply, result: unavailable() });
         }
         for (_, p) in std::mem::take(&mut self.proposals) {
             if let Some(reply) = p.req.and_then(|r| self.replies.remove(&r)) {
-                let _ = reply.send(Err(TxnError::Ambiguous(format!("{err}; it may still commit"))));
+                let result = Err(TxnError::Ambiguous(format!("{err}; it may still commit")));
+                completions.push(Completion::Txn { reply, result });
             }
         }
         for (_, reply) in self.replies.drain() {
-            let _ = reply.send(Err(TxnError::Unavailable(err.to_string())));
+            completions.push(Completion::Txn { reply, result: unavailable() });
         }
     }
 

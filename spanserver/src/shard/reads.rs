@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, VecDeque};
 use tokio::sync::oneshot;
 use truetime::Timestamp;
 
+use super::Completion;
 use crate::error::{Error, Result};
 use crate::limits;
 
@@ -47,10 +48,11 @@ impl ReadQueue {
         self.len() == 0
     }
 
-    /// Queues a read, or refuses it when too many are waiting.
-    pub fn push(&mut self, reply: ReadReply) {
+    /// Queues a read, or refuses it (into `out`) when too many are waiting.
+    pub fn push(&mut self, reply: ReadReply, out: &mut Vec<Completion>) {
         if self.len() >= limits::PENDING_READS_PER_SHARD_MAX {
-            let _ = reply.send(Err(Error::Unavailable("too many reads waiting on this shard".into())));
+            let result = Err(Error::Unavailable("too many reads waiting on this shard".into()));
+            out.push(Completion::Read { reply, result });
             return;
         }
         self.queued.push(reply);
@@ -79,29 +81,24 @@ impl ReadQueue {
     }
 
     /// Releases every read whose index is applied.
-    pub fn release_applied(&mut self, applied_index: u64, safe_ts: Timestamp) {
+    pub fn release_applied(&mut self, applied_index: u64, safe_ts: Timestamp, out: &mut Vec<Completion>) {
         while self.awaiting_apply.front().is_some_and(|(index, _)| *index <= applied_index) {
             let (_, batch) = self.awaiting_apply.pop_front().expect("checked above");
-            for reply in batch {
-                let _ = reply.send(Ok(safe_ts));
-            }
+            out.extend(batch.into_iter().map(|reply| Completion::Read { reply, result: Ok(safe_ts) }));
         }
     }
 
     /// Fails every read not yet confirmed (the replica stopped leading).
-    pub fn fail_unconfirmed(&mut self, err: &Error) {
-        for reply in self.queued.drain(..).chain(std::mem::take(&mut self.confirming).into_values().flatten()) {
-            let _ = reply.send(Err(err.clone()));
-        }
+    pub fn fail_unconfirmed(&mut self, err: &Error, out: &mut Vec<Completion>) {
+        let unconfirmed = self.queued.drain(..).chain(std::mem::take(&mut self.confirming).into_values().flatten());
+        out.extend(unconfirmed.map(|reply| Completion::Read { reply, result: Err(err.clone()) }));
     }
 
     /// Fails everything (the replica is going away).
-    pub fn fail_all(&mut self, err: &Error) {
-        self.fail_unconfirmed(err);
+    pub fn fail_all(&mut self, err: &Error, out: &mut Vec<Completion>) {
+        self.fail_unconfirmed(err, out);
         for (_, batch) in self.awaiting_apply.drain(..) {
-            for reply in batch {
-                let _ = reply.send(Err(err.clone()));
-            }
+            out.extend(batch.into_iter().map(|reply| Completion::Read { reply, result: Err(err.clone()) }));
         }
     }
 }
@@ -110,25 +107,34 @@ impl ReadQueue {
 mod tests {
     use super::*;
 
+    fn send_all(out: &mut Vec<Completion>) {
+        for c in out.drain(..) {
+            c.send();
+        }
+    }
+
     #[test]
     fn batches_are_confirmed_then_released_in_index_order() {
         let mut q = ReadQueue::default();
+        let mut out = Vec::new();
         let (tx1, mut rx1) = oneshot::channel();
         let (tx2, mut rx2) = oneshot::channel();
-        q.push(tx1);
-        q.push(tx2);
+        q.push(tx1, &mut out);
+        q.push(tx2, &mut out);
         let ctx = q.start_batch().unwrap();
         assert_eq!(q.start_batch(), None);
         let (tx3, mut rx3) = oneshot::channel();
-        q.push(tx3);
+        q.push(tx3, &mut out);
         let ctx3 = q.start_batch().unwrap();
         q.confirmed(&ctx, 10);
         q.confirmed(&ctx3, 12);
-        q.release_applied(11, Timestamp::from_nanos(5));
+        q.release_applied(11, Timestamp::from_nanos(5), &mut out);
+        send_all(&mut out);
         assert_eq!(rx1.try_recv().unwrap().unwrap(), Timestamp::from_nanos(5));
         assert_eq!(rx2.try_recv().unwrap().unwrap(), Timestamp::from_nanos(5));
         assert!(rx3.try_recv().is_err());
-        q.release_applied(12, Timestamp::from_nanos(6));
+        q.release_applied(12, Timestamp::from_nanos(6), &mut out);
+        send_all(&mut out);
         assert_eq!(rx3.try_recv().unwrap().unwrap(), Timestamp::from_nanos(6));
         assert!(q.is_empty());
     }
@@ -136,16 +142,19 @@ mod tests {
     #[test]
     fn stepping_down_fails_only_unconfirmed_reads() {
         let mut q = ReadQueue::default();
+        let mut out = Vec::new();
         let (tx1, mut rx1) = oneshot::channel();
         let (tx2, mut rx2) = oneshot::channel();
-        q.push(tx1);
+        q.push(tx1, &mut out);
         let ctx = q.start_batch().unwrap();
         q.confirmed(&ctx, 3);
-        q.push(tx2);
-        q.fail_unconfirmed(&Error::Unavailable("stepped down".into()));
+        q.push(tx2, &mut out);
+        q.fail_unconfirmed(&Error::Unavailable("stepped down".into()), &mut out);
+        send_all(&mut out);
         assert!(rx2.try_recv().unwrap().is_err());
         assert!(rx1.try_recv().is_err(), "confirmed read must wait for apply, not fail");
-        q.release_applied(3, Timestamp::from_nanos(1));
+        q.release_applied(3, Timestamp::from_nanos(1), &mut out);
+        send_all(&mut out);
         assert!(rx1.try_recv().unwrap().is_ok());
     }
 }

@@ -178,7 +178,7 @@ impl Engine {
     }
 
     pub fn cf(&self, name: &str) -> &ColumnFamily {
-        // The three families are created in `open`; their absence is a bug.
+        // The column families are created in `open`; their absence is a bug.
         self.db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} missing"))
     }
 
@@ -186,6 +186,14 @@ impl Engine {
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
         self.db.write_opt(batch, &opts)
+    }
+
+    /// Writes a batch of the event loop's; a failure stops the process
+    /// ([`stop_on_storage_failure`]).
+    pub fn write_or_stop(&self, batch: WriteBatch, sync: bool) {
+        if let Err(e) = self.write(batch, sync) {
+            stop_on_storage_failure(&format!("RocksDB write failed: {e}"));
+        }
     }
 }
 

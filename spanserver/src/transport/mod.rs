@@ -1,7 +1,8 @@
 //! How Raft messages leave a server.
 //!
-//! The event loop hands each loop iteration's outgoing messages, grouped by
-//! destination server, to a [`Transport`]; it never blocks on the network.
+//! The event loop's driver (`driver.rs`) hands each step's outgoing
+//! messages, grouped by destination server, to a [`Transport`]; it never
+//! blocks on the network.
 //! Delivery is best-effort (Raft tolerates loss, duplication and
 //! reordering). What the loop must hear back, it hears through its inbox:
 //! [`crate::inbox::LoopMsg::PeerUnreachable`] when a peer cannot be
