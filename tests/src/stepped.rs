@@ -324,6 +324,9 @@ pub struct SteppedCluster {
     pub faults: Faults,
     /// Servers that cannot reach each other (both directions).
     partitioned: BTreeSet<(ServerId, ServerId)>,
+    /// Servers whose incoming Raft messages and snapshots are held in
+    /// flight (neither lost nor delivered) until [`SteppedCluster::deliver`].
+    held: BTreeSet<ServerId>,
     invariants: Invariants,
     /// Requests whose answers the cluster looks at before the caller.
     watched: Vec<Watched>,
@@ -472,6 +475,7 @@ impl SteppedCluster {
             next_seq: 0,
             faults: Faults::default(),
             partitioned: BTreeSet::new(),
+            held: BTreeSet::new(),
             invariants: Invariants::default(),
             watched: Vec::new(),
             acknowledged: AcknowledgedWrites::default(),
@@ -606,6 +610,29 @@ impl SteppedCluster {
     pub fn heal(&mut self) {
         self.partitioned.clear();
         self.trace.push(format!("{:?} heal", self.now));
+    }
+
+    /// Holds the Raft messages and snapshots on their way to `server`
+    /// (and those sent to it later): it runs, ticks and sends, but hears
+    /// nothing until [`SteppedCluster::deliver`]. Unlike a partition,
+    /// nothing is lost; unlike a pause, the server keeps running.
+    pub fn hold(&mut self, server: ServerId) {
+        self.held.insert(server);
+        self.trace.push(format!("{:?} hold {server}", self.now));
+    }
+
+    /// Delivers what was held for `server` at the next step, in the order
+    /// it would have arrived, and stops holding; returns how many
+    /// messages.
+    pub fn deliver(&mut self, server: ServerId) -> usize {
+        self.held.remove(&server);
+        let mut n = 0;
+        for e in self.in_flight.iter_mut().filter(|e| e.to == server) {
+            e.deliver_at = e.deliver_at.min(self.now);
+            n += 1;
+        }
+        self.trace.push(format!("{:?} deliver {server}: {n} messages", self.now));
+        n
     }
 
     /// Hands `input` to `shard`'s replica on `server` at the next step;
@@ -761,10 +788,14 @@ impl SteppedCluster {
         for s in self.servers.values() {
             s.clock.set(Timestamp::from_nanos((now_ns + s.clock_offset_ns) as u64));
         }
-        // Deliver, in (due time, send order).
-        self.in_flight.sort_by_key(|e| (e.deliver_at, e.seq));
-        let due = self.in_flight.iter().take_while(|e| e.deliver_at <= self.now).count();
-        let due: Vec<Envelope> = self.in_flight.drain(..due).collect();
+        // Deliver, in (due time, send order), except to held servers.
+        let held = &self.held;
+        let (due, waiting): (Vec<Envelope>, Vec<Envelope>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|e| e.deliver_at <= self.now && !held.contains(&e.to));
+        self.in_flight = waiting;
+        let mut due = due;
+        due.sort_by_key(|e| (e.deliver_at, e.seq));
         for e in due {
             let m = &e.message;
             for word in
@@ -869,6 +900,7 @@ impl SteppedCluster {
         let next_delivery = self
             .in_flight
             .iter()
+            .filter(|e| !self.held.contains(&e.to))
             .map(|e| e.deliver_at)
             .chain(self.mail.iter().map(|m| m.deliver_at))
             .min()

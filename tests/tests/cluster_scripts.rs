@@ -18,6 +18,10 @@
 //!                            one: locked reads, prepares, commit at the
 //!                            first written shard; prints its outcome
 //! partition S S | isolate S | heal | crash S | restart S | pause S | resume S
+//! hold S                     S hears nothing (its messages wait in flight,
+//!                            none lost) while it runs on
+//! deliver S                  what was held for S arrives, in the order it
+//!                            would have, and holding stops
 //! crash S at=early-sends|write
 //!                            S crashes in its next step that writes: after
 //!                            the messages that leave before its write (a
@@ -248,6 +252,18 @@ impl goldenscript::Runner for Runner {
                 self.txn(reads, writes, &mut out)?;
                 events(self.cluster()?, &mut out)?;
             }
+            "hold" => {
+                let s = server(args.next_pos().ok_or("hold S")?)?;
+                let c = self.cluster()?;
+                c.hold(s);
+                events(c, &mut out)?;
+            }
+            "deliver" => {
+                let s = server(args.next_pos().ok_or("deliver S")?)?;
+                let c = self.cluster()?;
+                c.deliver(s);
+                events(c, &mut out)?;
+            }
             "partition" => {
                 let (a, b) = (
                     server(args.next_pos().ok_or("partition S S")?)?,
@@ -307,4 +323,4 @@ macro_rules! scripts {
     )*};
 }
 
-scripts!(election, leader_partitioned, crash_and_restart, crash_mid_step, transactions, snapshot);
+scripts!(election, leader_partitioned, crash_and_restart, crash_mid_step, deliver, transactions, snapshot);
