@@ -80,7 +80,7 @@ impl Engine for ClientEngine {
             .into_iter()
             .map(|(d, leader)| ShardSpan {
                 shard_id: d.shard_id,
-                epoch: d.epoch,
+                range_ver: d.range_ver,
                 leader_server: leader.map_or(0, |s| s.0),
                 start: d.start_key,
                 end: d.end_key,

@@ -80,12 +80,13 @@ impl Error {
 }
 
 /// What one attempt's failure means for the retry loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Failure {
     /// Not the leader; maybe a hint where it is. Nothing applied.
     NotLeader { leader: Option<(meta::ServerId, String)> },
-    /// The shard map is stale. Nothing applied.
-    WrongShard(String),
+    /// The shard map is stale; the server's descriptors of the shard
+    /// and of the shard holding the key, if it has them. Nothing applied.
+    WrongShard { message: String, descriptors: Vec<proto::ShardDescriptor> },
     /// Try again later or elsewhere. Nothing applied.
     Unavailable(String),
     /// The request went out and its fate is unknown.
@@ -104,7 +105,7 @@ pub(crate) fn classify(status: &tonic::Status) -> Failure {
                     .then(|| (meta::ServerId(detail.leader_server_id), detail.leader_addr.clone()));
                 return Failure::NotLeader { leader };
             }
-            ErrorKind::WrongShard => return Failure::WrongShard(msg),
+            ErrorKind::WrongShard => return Failure::WrongShard { message: msg, descriptors: detail.descriptors },
             ErrorKind::Unavailable => return Failure::Unavailable(msg),
             ErrorKind::Ambiguous => return Failure::Ambiguous(msg),
             ErrorKind::InvalidArgument => return Failure::Permanent(Error::InvalidArgument(msg)),
@@ -163,7 +164,7 @@ mod tests {
             Failure::NotLeader { leader: Some((meta::ServerId(2), "h:2".into())) }
         );
         assert_eq!(classify(&status_with(NotLeader, |_| {})), Failure::NotLeader { leader: None });
-        assert!(matches!(classify(&status_with(WrongShard, |_| {})), Failure::WrongShard(_)));
+        assert!(matches!(classify(&status_with(WrongShard, |_| {})), Failure::WrongShard { .. }));
         assert!(matches!(classify(&status_with(Unavailable, |_| {})), Failure::Unavailable(_)));
         assert!(matches!(classify(&status_with(Ambiguous, |_| {})), Failure::Ambiguous(_)));
         assert!(matches!(

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   client.put("apple", "red")
-//!     │ routes: "apple" -> shard 2 (epoch 1), leader s3 at 127.0.0.1:7002
+//!     │ routes: "apple" -> shard 2 (rv1 cv1), leader s3 at 127.0.0.1:7002
 //!     v
 //!   Kv.Write ──> s3 ── NotLeader{leader: s1} ──> note hint, resend to s1
 //!                s1 ── ok, commit_ts ─────────> Ok(commit_ts)
@@ -352,7 +352,7 @@ impl Client {
         for addr in candidates {
             match self.cluster_info_from(&addr).await {
                 Ok(info) => {
-                    *self.routes() = Routes::from_cluster_info(&info);
+                    self.routes().refresh(&info);
                     return Ok(());
                 }
                 Err(e) => errors.push(format!("{addr}: {e}")),
@@ -499,9 +499,13 @@ impl Client {
                         self.routes().note_failure(target.shard_id, target.server_id);
                     }
                 }
-                Failure::WrongShard(msg) => {
-                    last_error = msg;
-                    let _ = self.refresh_routes().await;
+                Failure::WrongShard { message, descriptors } => {
+                    last_error = message;
+                    // The server's descriptors if they move the cache
+                    // forward; else the whole map again.
+                    if self.routes().update(descriptors) == 0 {
+                        let _ = self.refresh_routes().await;
+                    }
                     pause(&mut retries, RetryFailure::Retryable, started).await;
                 }
                 Failure::Unavailable(msg) => {
@@ -566,7 +570,7 @@ impl Client {
             .execute(Dest::Key(key), op, |channel, target| {
                 let request = proto::GetRequest {
                     shard_id: target.shard_id.0,
-                    shard_epoch: target.epoch.0,
+                    range_ver: target.range_ver.0,
                     key: key.to_vec(),
                     read_ts: 0,
                     options: Some(mode.options()),
@@ -629,7 +633,7 @@ impl Client {
             .execute(Dest::Key(first.key()), Op::Write, |channel, target| {
                 let request = proto::WriteRequest {
                     shard_id: target.shard_id.0,
-                    shard_epoch: target.epoch.0,
+                    range_ver: target.range_ver.0,
                     mutations: proto_mutations.clone(),
                     conditions: proto_conditions.clone(),
                 };
@@ -694,7 +698,7 @@ impl Client {
                     shard_end = target.shard_end.clone();
                     let request = proto::ScanRequest {
                         shard_id: target.shard_id.0,
-                        shard_epoch: target.epoch.0,
+                        range_ver: target.range_ver.0,
                         start_key: from.clone(),
                         end_key: end.to_vec(),
                         limit: page_limit,

@@ -3,12 +3,27 @@
 //!
 //! The cache starts from any server's `Admin.ClusterInfo` and is corrected
 //! by what servers say: a `NotLeader` hint moves the leader, a `WrongShard`
-//! triggers a refresh, a server that cannot be reached loses its
-//! leadership in the cache and the next replica is tried.
+//! brings the server's descriptors (or, without them, a refresh), a server
+//! that cannot be reached loses its leadership in the cache and the next
+//! replica is tried.
+//!
+//! The cache only moves forward ([`Routes::update`]): a descriptor
+//! replaces the cached ones its range overlaps only if its epoch is newer
+//! than each of theirs (`meta::ShardEpoch::is_newer_than`), so a late or
+//! stale answer (a server that has not applied a split yet, a refresh
+//! from a lagging server) never brings back a range that moved on.
+//!
+//! ```text
+//!   cached: shard1 ["", "m") rv1    shard2 ["m", "") rv1
+//!   update: shard3 ["g", "m") rv2   -> replaces shard1? no: covers only part
+//!           shard1 ["", "g") rv2    of it; both rv2 > rv1: shard1 ["", "g")
+//!                                   rv2 and shard3 ["g", "m") rv2 replace it
+//!   update: shard1 ["", "m") rv1    -> ignored (older than what it overlaps)
+//! ```
 
 use std::collections::BTreeMap;
 
-use meta::{Epoch, ServerId, ShardId};
+use meta::{ConfVer, RangeVer, ServerId, ShardEpoch, ShardId};
 
 /// One shard as the client sees it.
 #[derive(Debug, Clone)]
@@ -26,8 +41,8 @@ impl Route {
         ShardId(self.descriptor.shard_id)
     }
 
-    pub fn epoch(&self) -> Epoch {
-        Epoch(self.descriptor.epoch)
+    pub fn epoch(&self) -> ShardEpoch {
+        epoch_of(&self.descriptor)
     }
 
     fn replica_servers(&self) -> Vec<ServerId> {
@@ -39,7 +54,8 @@ impl Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub shard_id: ShardId,
-    pub epoch: Epoch,
+    /// The range the request is routed by.
+    pub range_ver: RangeVer,
     pub server_id: ServerId,
     pub addr: String,
     /// The shard's end key (empty: end of the key space), for paging.
@@ -56,16 +72,60 @@ pub struct Routes {
 impl Routes {
     pub fn from_cluster_info(info: &proto::ClusterInfoResponse) -> Routes {
         let mut routes = Routes::default();
+        routes.refresh(info);
+        routes
+    }
+
+    /// Takes in a server's view of the cluster: its servers' addresses,
+    /// and its descriptors and leaders where they are not older than the
+    /// cache's ([`Routes::update`]).
+    pub fn refresh(&mut self, info: &proto::ClusterInfoResponse) {
         for s in &info.servers {
-            routes.servers.insert(ServerId(s.server_id), s.addr.clone());
+            self.servers.insert(ServerId(s.server_id), s.addr.clone());
         }
         for shard in &info.shards {
-            if let Some(d) = &shard.descriptor {
-                let leader = (shard.leader_server_id != 0).then_some(ServerId(shard.leader_server_id));
-                routes.shards.insert(d.start_key.clone(), Route { descriptor: d.clone(), leader, next_replica: 0 });
+            let Some(d) = &shard.descriptor else { continue };
+            self.update([d.clone()]);
+            let leader = (shard.leader_server_id != 0).then_some(ServerId(shard.leader_server_id));
+            if let Some(route) = self.shards.get_mut(&d.start_key).filter(|r| r.descriptor == *d) {
+                if leader.is_some() {
+                    route.leader = leader;
+                }
             }
         }
-        routes
+    }
+
+    /// Takes in descriptors a server sent (with a `WrongShard`, or a
+    /// refresh). Each replaces the cached routes its range overlaps if it
+    /// is newer than every one of them, and is ignored otherwise (module
+    /// docs); a route that stays keeps its leader. Returns how many were
+    /// taken.
+    pub fn update(&mut self, descriptors: impl IntoIterator<Item = proto::ShardDescriptor>) -> usize {
+        let mut taken = 0;
+        for d in descriptors {
+            let epoch = epoch_of(&d);
+            let overlapping: Vec<Vec<u8>> = self
+                .shards
+                .iter()
+                .filter(|(_, r)| overlaps(&r.descriptor, &d))
+                .map(|(start, _)| start.clone())
+                .collect();
+            let newer_than_all = overlapping.iter().all(|start| epoch.is_newer_than(&self.shards[start].epoch()));
+            if !newer_than_all {
+                continue;
+            }
+            // A leader stays if the shard keeps the server's replica.
+            let mut leader = None;
+            for start in overlapping {
+                let old = self.shards.remove(&start).expect("listed above");
+                if old.descriptor.shard_id == d.shard_id {
+                    leader = old.leader.filter(|l| d.replicas.iter().any(|r| r.server_id == l.0));
+                }
+            }
+            self.shards.insert(d.start_key.clone(), Route { descriptor: d, leader, next_replica: 0 });
+            taken += 1;
+        }
+        taken
     }
 
     pub fn is_empty(&self) -> bool {
@@ -106,8 +166,8 @@ impl Routes {
     }
 
     /// The shard holding `key`.
-    pub fn shard_of(&mut self, key: &[u8]) -> Option<(ShardId, Epoch)> {
-        self.route_mut(key).map(|r| (r.shard_id(), r.epoch()))
+    pub fn shard_of(&mut self, key: &[u8]) -> Option<(ShardId, RangeVer)> {
+        self.route_mut(key).map(|r| (r.shard_id(), r.epoch().range_ver))
     }
 
     fn pick(route: &mut Route, servers: &BTreeMap<ServerId, String>, prefer_leader: bool) -> Option<Target> {
@@ -125,7 +185,7 @@ impl Routes {
         };
         Some(Target {
             shard_id: route.shard_id(),
-            epoch: route.epoch(),
+            range_ver: route.epoch().range_ver,
             server_id,
             addr: servers.get(&server_id)?.clone(),
             shard_end: route.descriptor.end_key.clone(),
@@ -152,6 +212,18 @@ impl Routes {
     }
 }
 
+/// A wire descriptor's epoch.
+pub fn epoch_of(d: &proto::ShardDescriptor) -> ShardEpoch {
+    ShardEpoch { range_ver: RangeVer(d.range_ver), conf_ver: ConfVer(d.conf_ver) }
+}
+
+/// Do the two descriptors' ranges share a key?
+fn overlaps(a: &proto::ShardDescriptor, b: &proto::ShardDescriptor) -> bool {
+    let a_before_b_ends = b.end_key.is_empty() || a.start_key < b.end_key;
+    let b_before_a_ends = a.end_key.is_empty() || b.start_key < a.end_key;
+    a_before_b_ends && b_before_a_ends
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -164,8 +236,11 @@ pub(crate) mod tests {
                 shard_id: id,
                 start_key: start.as_bytes().to_vec(),
                 end_key: end.as_bytes().to_vec(),
-                epoch: 1,
-                replicas: (1..=3).map(|s| proto::ReplicaDescriptor { replica_id: id * 10 + s, server_id: s }).collect(),
+                range_ver: 1,
+                conf_ver: 1,
+                replicas: (1..=3)
+                    .map(|s| proto::ReplicaDescriptor { replica_id: id * 10 + s, server_id: s, role: 0 })
+                    .collect(),
             }),
             leader_server_id: leader,
         };
@@ -194,5 +269,114 @@ pub(crate) mod tests {
         // Unknown leader: rotate through the replicas.
         let seen: Vec<ServerId> = (0..3).map(|_| routes.target(b"a", true).unwrap().server_id).collect();
         assert_eq!(seen, vec![ServerId(1), ServerId(2), ServerId(3)]);
+    }
+
+    fn desc(id: u64, start: &str, end: &str, range_ver: u64, conf_ver: u64, servers: &[u64]) -> proto::ShardDescriptor {
+        proto::ShardDescriptor {
+            shard_id: id,
+            start_key: start.as_bytes().to_vec(),
+            end_key: end.as_bytes().to_vec(),
+            range_ver,
+            conf_ver,
+            replicas: servers
+                .iter()
+                .map(|s| proto::ReplicaDescriptor { replica_id: id * 10 + s, server_id: *s, role: 0 })
+                .collect(),
+        }
+    }
+
+    /// The cached map as `(shard, start, end, range_ver, conf_ver, leader)`.
+    fn map(routes: &Routes) -> Vec<(u64, String, String, u64, u64, Option<u64>)> {
+        routes
+            .shards()
+            .map(|r| {
+                let d = &r.descriptor;
+                let key = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+                (d.shard_id, key(&d.start_key), key(&d.end_key), d.range_ver, d.conf_ver, r.leader.map(|l| l.0))
+            })
+            .collect()
+    }
+
+    /// Goal: the cache only moves forward. Each case starts from shard 1
+    /// `["", "m")` (rv1 cv1, led by server 2) and shard 2 `["m", "")`,
+    /// takes in descriptors in order, and must end with the map given:
+    /// newer descriptors replace what they overlap, older or equal ones
+    /// (a server that has not applied a split, a late answer) change
+    /// nothing, and a leader survives a membership change that keeps it.
+    #[test]
+    fn the_route_cache_only_moves_forward() {
+        type Map = Vec<(u64, &'static str, &'static str, u64, u64, Option<u64>)>;
+        let cases: Vec<(&str, Vec<proto::ShardDescriptor>, usize, Map)> = vec![
+            (
+                "a split, both halves",
+                vec![desc(1, "", "g", 2, 1, &[1, 2, 3]), desc(3, "g", "m", 2, 1, &[1, 2, 3])],
+                2,
+                vec![(1, "", "g", 2, 1, Some(2)), (3, "g", "m", 2, 1, None), (2, "m", "", 1, 1, None)],
+            ),
+            (
+                "a split's right half alone replaces the parent it overlaps",
+                vec![desc(3, "g", "m", 2, 1, &[1, 2, 3])],
+                1,
+                vec![(3, "g", "m", 2, 1, None), (2, "m", "", 1, 1, None)],
+            ),
+            (
+                "the parent, late, after the split: ignored",
+                vec![desc(1, "", "g", 2, 1, &[1, 2, 3]), desc(1, "", "m", 1, 1, &[1, 2, 3])],
+                1,
+                vec![(1, "", "g", 2, 1, Some(2)), (2, "m", "", 1, 1, None)],
+            ),
+            (
+                "the same descriptor again: nothing changes",
+                vec![desc(1, "", "m", 1, 1, &[1, 2, 3])],
+                0,
+                vec![(1, "", "m", 1, 1, Some(2)), (2, "m", "", 1, 1, None)],
+            ),
+            (
+                "a move that keeps the leader's replica",
+                vec![desc(1, "", "m", 1, 2, &[2, 3, 4])],
+                1,
+                vec![(1, "", "m", 1, 2, Some(2)), (2, "m", "", 1, 1, None)],
+            ),
+            (
+                "a move that takes the leader's replica away",
+                vec![desc(1, "", "m", 1, 2, &[1, 3, 4])],
+                1,
+                vec![(1, "", "m", 1, 2, None), (2, "m", "", 1, 1, None)],
+            ),
+            (
+                "an older membership after a newer one: ignored",
+                vec![desc(1, "", "m", 1, 3, &[1, 3, 4]), desc(1, "", "m", 1, 2, &[1, 2, 3])],
+                1,
+                vec![(1, "", "m", 1, 3, None), (2, "m", "", 1, 1, None)],
+            ),
+            ("a merge of both shards", vec![desc(1, "", "", 2, 1, &[1, 2, 3])], 1, vec![(1, "", "", 2, 1, Some(2))]),
+        ];
+        for (name, descriptors, taken, expected) in cases {
+            let mut routes = Routes::from_cluster_info(&info());
+            assert_eq!(routes.update(descriptors), taken, "{name}");
+            let expected: Vec<_> = expected
+                .into_iter()
+                .map(|(id, s, e, rv, cv, l)| (id, s.to_string(), e.to_string(), rv, cv, l))
+                .collect();
+            assert_eq!(map(&routes), expected, "{name}");
+        }
+    }
+
+    /// Goal: a refresh from a server that lags (it has not applied a
+    /// split yet) does not undo the split in the cache, but its leaders
+    /// and addresses are taken where its descriptors are current.
+    #[test]
+    fn a_refresh_from_a_lagging_server_does_not_regress() {
+        let mut routes = Routes::from_cluster_info(&info());
+        routes.update([desc(1, "", "g", 2, 1, &[1, 2, 3]), desc(3, "g", "m", 2, 1, &[1, 2, 3])]);
+        let mut stale = info();
+        stale.shards[1].leader_server_id = 3;
+        routes.refresh(&stale);
+        let expected = vec![
+            (1, "".to_string(), "g".to_string(), 2, 1, Some(2)),
+            (3, "g".to_string(), "m".to_string(), 2, 1, None),
+            (2, "m".to_string(), "".to_string(), 1, 1, Some(3)),
+        ];
+        assert_eq!(map(&routes), expected);
     }
 }

@@ -40,7 +40,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use meta::{Epoch, Priority, ShardId, TxnId};
+use meta::{Priority, RangeVer, ShardId, TxnId};
 
 use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, ReplicaPreference, Result, Timestamp};
 
@@ -69,7 +69,8 @@ pub struct CommitInfo {
 
 #[derive(Debug, Default, Clone)]
 struct ShardPart {
-    epoch: Epoch,
+    /// The shard's range as the transaction routed by.
+    range_ver: RangeVer,
     writes: Vec<proto::Mutation>,
     reads: Vec<proto::Span>,
     /// The lease the reads were locked under.
@@ -79,7 +80,7 @@ struct ShardPart {
 /// What a transaction read on one shard.
 #[derive(Debug, Clone)]
 struct ShardReads {
-    epoch: Epoch,
+    range_ver: RangeVer,
     /// The lease of the transaction's locks there (from the first read's
     /// answer); later reads and the prepare or commit present it, so locks
     /// lost since (a leader change, a wound, an expired keep-alive) abort
@@ -146,8 +147,8 @@ impl Txn {
     }
 
     /// Starts heartbeats once the transaction holds a lock somewhere.
-    fn note_locked(&mut self, shard: ShardId, epoch: Epoch, lease: Option<proto::LockLease>, span: proto::Span) {
-        self.reads.entry(shard).or_insert(ShardReads { epoch, lease, spans: Vec::new() }).spans.push(span);
+    fn note_locked(&mut self, shard: ShardId, range_ver: RangeVer, lease: Option<proto::LockLease>, span: proto::Span) {
+        self.reads.entry(shard).or_insert(ShardReads { range_ver, lease, spans: Vec::new() }).spans.push(span);
         self.locked_shards.lock().expect("shards lock").insert(shard);
         if self.heartbeat.is_none() {
             let (client, shards, id) = (self.client.clone(), self.locked_shards.clone(), self.id);
@@ -170,16 +171,16 @@ impl Txn {
         }
         let meta = self.meta();
         let span = proto::Span { start: key.to_vec(), end: Vec::new(), range: false };
-        let mut locked_at = (ShardId(0), Epoch(0));
+        let mut locked_at = (ShardId(0), RangeVer(0));
         let reads = &self.reads;
         let response = self
             .client
             .execute(Dest::Key(key), Op::LockingRead, |channel, target| {
-                locked_at = (target.shard_id, target.epoch);
+                locked_at = (target.shard_id, target.range_ver);
                 let request = proto::TxnReadRequest {
                     txn: Some(meta.clone()),
                     shard_id: target.shard_id.0,
-                    shard_epoch: target.epoch.0,
+                    range_ver: target.range_ver.0,
                     span: Some(span.clone()),
                     limit: 1,
                     lease: reads.get(&target.shard_id).and_then(|r| r.lease),
@@ -207,18 +208,18 @@ impl Txn {
         let want = limit.saturating_add(self.writes.len());
         loop {
             let from = cursor.clone();
-            let mut at = (ShardId(0), Epoch(0), Vec::new());
+            let mut at = (ShardId(0), RangeVer(0), Vec::new());
             let span = proto::Span { start: from.clone(), end: end.to_vec(), range: true };
             let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;
             let reads = &self.reads;
             let page = self
                 .client
                 .execute(Dest::Key(&from), Op::LockingRead, |channel, target| {
-                    at = (target.shard_id, target.epoch, target.shard_end.clone());
+                    at = (target.shard_id, target.range_ver, target.shard_end.clone());
                     let request = proto::TxnReadRequest {
                         txn: Some(meta.clone()),
                         shard_id: target.shard_id.0,
-                        shard_epoch: target.epoch.0,
+                        range_ver: target.range_ver.0,
                         span: Some(span.clone()),
                         limit: page_limit,
                         lease: reads.get(&target.shard_id).and_then(|r| r.lease),
@@ -227,14 +228,14 @@ impl Txn {
                 })
                 .await?
                 .into_inner();
-            let (shard, epoch, shard_end) = at;
+            let (shard, range_ver, shard_end) = at;
             // The server clipped the range to the shard: so is the lock.
             let locked_end = match (end.is_empty(), shard_end.is_empty()) {
                 (true, _) => shard_end.clone(),
                 (false, true) => end.to_vec(),
                 (false, false) => end.to_vec().min(shard_end.clone()),
             };
-            self.note_locked(shard, epoch, page.lease, proto::Span { start: from, end: locked_end, range: true });
+            self.note_locked(shard, range_ver, page.lease, proto::Span { start: from, end: locked_end, range: true });
             for kv in page.pairs {
                 found.insert(
                     kv.key.clone(),
@@ -294,19 +295,19 @@ impl Txn {
         let mut parts: BTreeMap<ShardId, ShardPart> = BTreeMap::new();
         for (shard, read) in &self.reads {
             let p = parts.entry(*shard).or_default();
-            p.epoch = read.epoch;
+            p.range_ver = read.range_ver;
             p.reads = read.spans.clone();
             p.lease = read.lease;
         }
         for (key, value) in &self.writes {
-            let (shard, epoch) = self
+            let (shard, range_ver) = self
                 .client
                 .routes()
                 .shard_of(key)
                 .ok_or_else(|| Error::Unavailable("no shard for a written key".into()))?;
             let p = parts.entry(shard).or_default();
-            if p.epoch == Epoch(0) {
-                p.epoch = epoch;
+            if p.range_ver == RangeVer(0) {
+                p.range_ver = range_ver;
             }
             p.writes.push(match value {
                 Some(v) => proto::Mutation { key: key.clone(), value: v.clone(), delete: false },
@@ -361,7 +362,7 @@ impl Txn {
                         let request = proto::TxnPrepareRequest {
                             txn: Some(meta.clone()),
                             shard_id: shard.0,
-                            shard_epoch: part.epoch.max(target.epoch).0,
+                            range_ver: part.range_ver.max(target.range_ver).0,
                             coordinator_shard_id: coordinator.0,
                             writes: part.writes.clone(),
                             reads: part.reads.clone(),
@@ -399,7 +400,7 @@ impl Txn {
                 let request = proto::TxnCommitRequest {
                     txn: Some(meta.clone()),
                     shard_id: coordinator.0,
-                    shard_epoch: part.epoch.max(target.epoch).0,
+                    range_ver: part.range_ver.max(target.range_ver).0,
                     writes: part.writes.clone(),
                     reads: part.reads.clone(),
                     participants: participants.clone(),

@@ -30,8 +30,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{Epoch, ReplicaId, ServerId, ShardId};
-use crate::shard::{ReplicaDescriptor, ShardDescriptor};
+use crate::ids::{ReplicaId, ServerId, ShardId};
+use crate::shard::{ReplicaDescriptor, ReplicaRole, ShardDescriptor, ShardEpoch};
 
 /// A cluster description that cannot be used, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +106,11 @@ impl ShardLayout {
             shard_id: self.shard_id,
             start_key: self.start_key.clone(),
             end_key: self.end_key.clone(),
-            epoch: Epoch(1),
+            epoch: ShardEpoch::INITIAL,
             replicas: self
                 .replicas
                 .iter()
-                .map(|&(replica_id, server_id)| ReplicaDescriptor { replica_id, server_id })
+                .map(|&(replica_id, server_id)| ReplicaDescriptor { replica_id, server_id, role: ReplicaRole::Voter })
                 .collect(),
         }
     }

@@ -39,10 +39,17 @@ id_type!(
     RequestId, "req"
 );
 id_type!(
-    /// The version of a shard's descriptor: bumped by every change to its
-    /// range or its replicas, so a request routed by an old descriptor is
-    /// told it is out of date.
-    Epoch, "e"
+    /// The version of a shard's key range: +1 on every split and merge.
+    /// A data request names the one it routed by, and a replica whose
+    /// range has moved on refuses it (`WrongShard`), so a client never
+    /// acts on a range that changed; replica moves leave it alone, so
+    /// they never abort a transaction (TiKV's region epoch `version`).
+    RangeVer, "rv"
+);
+id_type!(
+    /// The version of a shard's membership: +1 on every conf change
+    /// (TiKV's region epoch `conf_ver`).
+    ConfVer, "cv"
 );
 id_type!(
     /// A Raft term of one shard's group (raft-rs counts them as `u64`;

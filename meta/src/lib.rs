@@ -9,7 +9,8 @@
 //!   cluster ── ServerId s1 s2 s3 ...          spanserver processes
 //!      └── ShardId shard1 ...                 a key range and its Raft group
 //!             ├── ReplicaId r1 r2 r3          its Raft peers, one per server
-//!             └── ShardDescriptor             its range, epoch and replicas
+//!             └── ShardDescriptor             its range, epoch (RangeVer,
+//!                                             ConfVer) and replicas (roles)
 //!   TxnId t<n> (client) / w<n> (a leader's plain write)
 //!      ├── Priority (start_ts, TxnId)         wound-wait: older wins
 //!      └── LockLease (term, admission)        the leadership its locks belong to
@@ -31,5 +32,5 @@ pub mod retry;
 pub mod shard;
 
 pub use cluster::{ClusterSpec, ClusterSpecError, ServerSpec, ShardLayout};
-pub use ids::{Epoch, LockLease, Priority, ReplicaId, RequestId, ServerId, ShardId, Term, TxnId};
-pub use shard::{ReplicaDescriptor, ShardDescriptor};
+pub use ids::{ConfVer, LockLease, Priority, RangeVer, ReplicaId, RequestId, ServerId, ShardId, Term, TxnId};
+pub use shard::{ReplicaDescriptor, ReplicaRole, ShardDescriptor, ShardEpoch};

@@ -1,17 +1,28 @@
 //! A shard as the server, the client and the placement driver see it:
-//! its key range, the epoch of that range, and where its replicas are.
+//! its key range, the epoch of its descriptor, and where its replicas
+//! are, in which role.
 //!
 //! ```text
-//!   ShardDescriptor { shard2, ["g", "n"), epoch 1, [r4@s2, r5@s3, r6@s1] }
+//!   ShardDescriptor { shard2, ["g", "n"), rv1 cv1, [r4@s2, r5@s3, r6@s1] }
 //!   contains("h") = true     contains("n") = false (the end is exclusive)
 //! ```
 //!
 //! An empty `end_key` means "to the end of the key space"; the start is
-//! inclusive. A request that names a shard also names the epoch it
-//! routed by, and a replica refuses it when its own descriptor's differs
-//! (`WrongShard`), so a client never acts on a range that moved.
+//! inclusive.
+//!
+//! The epoch has two counters, as TiKV's region epoch: `range_ver` (+1 on
+//! every split and merge) and `conf_ver` (+1 on every membership change).
+//! A data request names the `range_ver` it routed by, and a replica
+//! refuses it when its own differs (`WrongShard`, with its descriptor), so
+//! a client never acts on a range that moved; moving a replica changes
+//! only `conf_ver`, and so never aborts a transaction. Of two descriptors
+//! whose ranges overlap, the one with the higher epoch
+//! ([`ShardEpoch::is_newer_than`]) is the truth: a split's halves have a
+//! higher `range_ver` than the shard they came from.
 
-use crate::ids::{Epoch, ReplicaId, ServerId, ShardId};
+use std::fmt;
+
+use crate::ids::{ConfVer, RangeVer, ReplicaId, ServerId, ShardId};
 
 /// A shard's range and replicas at one epoch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,16 +32,69 @@ pub struct ShardDescriptor {
     pub start_key: Vec<u8>,
     /// Exclusive; empty: to the end of the key space.
     pub end_key: Vec<u8>,
-    /// Bumped by every change to the range or the replicas.
-    pub epoch: Epoch,
+    pub epoch: ShardEpoch,
     pub replicas: Vec<ReplicaDescriptor>,
 }
 
-/// One replica of a shard: its Raft peer id and the server holding it.
+/// The version of a shard descriptor (module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ShardEpoch {
+    /// +1 on every split and merge.
+    pub range_ver: RangeVer,
+    /// +1 on every membership change.
+    pub conf_ver: ConfVer,
+}
+
+impl ShardEpoch {
+    /// The epoch of a shard of the static layout, as first created.
+    pub const INITIAL: ShardEpoch = ShardEpoch { range_ver: RangeVer(1), conf_ver: ConfVer(1) };
+
+    /// Did this descriptor come after `other`: a later range (split,
+    /// merge), or the same range with later replicas? Two descriptors that
+    /// overlap are ordered by this; neither is newer if both are equal,
+    /// or if one has the later range and the other the later replicas
+    /// (which cannot both be true of one shard's history: a split keeps
+    /// the `conf_ver`, so the side with the later range also has every
+    /// earlier membership change).
+    pub fn is_newer_than(&self, other: &ShardEpoch) -> bool {
+        (self.range_ver > other.range_ver && self.conf_ver >= other.conf_ver)
+            || (self.range_ver >= other.range_ver && self.conf_ver > other.conf_ver)
+    }
+}
+
+impl fmt::Display for ShardEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.range_ver, self.conf_ver)
+    }
+}
+
+/// One replica of a shard: its Raft peer id, the server holding it, and
+/// what it does in the shard's Raft group.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReplicaDescriptor {
     pub replica_id: ReplicaId,
     pub server_id: ServerId,
+    pub role: ReplicaRole,
+}
+
+/// What a replica does in its shard's Raft group. A move passes through
+/// the joint states (Raft thesis §4.3, raft-rs `ConfChangeV2`): a replica
+/// being added is a learner until caught up, then an incoming voter in
+/// the joint configuration, then a voter; one being removed is demoted
+/// (a voter in the old configuration only, a learner in the new), then
+/// removed as a learner (TiKV's peer roles).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ReplicaRole {
+    /// Votes in the current configuration.
+    #[default]
+    Voter,
+    /// Receives the log, never votes.
+    Learner,
+    /// Votes in the incoming half of a joint configuration only.
+    IncomingVoter,
+    /// Votes in the outgoing half of a joint configuration only; a
+    /// learner once the joint configuration is left.
+    DemotingVoter,
 }
 
 impl ShardDescriptor {
@@ -59,10 +123,10 @@ mod tests {
             shard_id: ShardId(2),
             start_key: start.into(),
             end_key: end.into(),
-            epoch: Epoch(1),
+            epoch: ShardEpoch::INITIAL,
             replicas: vec![
-                ReplicaDescriptor { replica_id: ReplicaId(4), server_id: ServerId(2) },
-                ReplicaDescriptor { replica_id: ReplicaId(5), server_id: ServerId(3) },
+                ReplicaDescriptor { replica_id: ReplicaId(4), server_id: ServerId(2), role: ReplicaRole::Voter },
+                ReplicaDescriptor { replica_id: ReplicaId(5), server_id: ServerId(3), role: ReplicaRole::Learner },
             ],
         }
     }
@@ -81,5 +145,30 @@ mod tests {
         assert_eq!(d.server_of(ReplicaId(5)), Some(ServerId(3)));
         assert_eq!(d.server_of(ReplicaId(6)), None);
         assert_eq!(d.replicas_on(ServerId(2)).collect::<Vec<_>>(), vec![ReplicaId(4)]);
+    }
+
+    fn epoch(range_ver: u64, conf_ver: u64) -> ShardEpoch {
+        ShardEpoch { range_ver: RangeVer(range_ver), conf_ver: ConfVer(conf_ver) }
+    }
+
+    /// Goal: of two descriptors, the later one by range or by membership
+    /// is newer; equal epochs, and a later range with an earlier
+    /// membership (which no shard's history produces), are not.
+    #[test]
+    fn epochs_are_ordered_by_range_then_membership() {
+        let cases = [
+            // (this, other, this is newer)
+            (epoch(1, 1), epoch(1, 1), false),
+            (epoch(2, 1), epoch(1, 1), true),
+            (epoch(1, 2), epoch(1, 1), true),
+            (epoch(2, 3), epoch(1, 1), true),
+            (epoch(1, 1), epoch(2, 1), false),
+            (epoch(1, 1), epoch(1, 2), false),
+            (epoch(2, 1), epoch(1, 2), false),
+            (epoch(1, 2), epoch(2, 1), false),
+        ];
+        for (this, other, newer) in cases {
+            assert_eq!(this.is_newer_than(&other), newer, "{this} newer than {other}?");
+        }
     }
 }

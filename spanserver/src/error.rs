@@ -2,13 +2,13 @@
 //!
 //! Variants are grouped by what the caller should do. Across gRPC each
 //! becomes a `tonic::Status` whose details carry a `proto::ErrorDetail`
-//! (kind, leader hint, epoch, watermark): clients decide on that structure,
+//! (kind, leader hint, range_ver and descriptors, watermark): clients decide on that structure,
 //! never on message text. [`Error::to_status`] is the one place that maps.
 
 use prost::Message as _;
 use truetime::Timestamp;
 
-use meta::{ServerId, ShardId};
+use meta::{ServerId, ShardDescriptor, ShardId};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -19,9 +19,11 @@ pub enum Error {
     #[error("not leader for shard {shard_id}{}", leader_text(.leader))]
     NotLeader { shard_id: ShardId, leader: Option<(ServerId, String)> },
 
-    /// The shard is not here, does not hold the key, or the epoch is stale.
+    /// The shard is not here, does not hold the key, or the request was
+    /// routed by another range (`range_ver`); carries this server's
+    /// descriptors of the shard and of the shard holding the key.
     #[error("wrong shard {shard_id}: {reason}")]
-    WrongShard { shard_id: ShardId, epoch: Option<u64>, reason: String },
+    WrongShard { shard_id: ShardId, descriptors: Vec<ShardDescriptor>, reason: String },
 
     // --- Retry later: nothing was applied. ---
     #[error("unavailable: {0}")]
@@ -111,9 +113,11 @@ impl Error {
                 }
                 tonic::Code::FailedPrecondition
             }
-            Error::WrongShard { epoch, .. } => {
+            Error::WrongShard { shard_id, descriptors, .. } => {
                 detail.kind = ErrorKind::WrongShard as i32;
-                detail.shard_epoch = epoch.unwrap_or(0);
+                let own = descriptors.iter().find(|d| d.shard_id == *shard_id);
+                detail.range_ver = own.map_or(0, |d| d.epoch.range_ver.0);
+                detail.descriptors = descriptors.iter().map(crate::wire::descriptor_to_proto).collect();
                 tonic::Code::FailedPrecondition
             }
             Error::Unavailable(_) => {

@@ -523,7 +523,11 @@ fn remove_file(file: Option<PathBuf>) {
 }
 
 fn not_hosted(shard: ShardId) -> Error {
-    Error::WrongShard { shard_id: shard, epoch: None, reason: "no replica of this shard on this server".into() }
+    Error::WrongShard {
+        shard_id: shard,
+        descriptors: Vec::new(),
+        reason: "no replica of this shard on this server".into(),
+    }
 }
 
 /// The shards with a replica record in this server's RocksDB.

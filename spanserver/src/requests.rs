@@ -140,26 +140,32 @@ impl DataRequests {
     fn replica(&self, shard_id: u64) -> Result<Arc<ReplicaShared>> {
         self.registry.get(ShardId(shard_id)).ok_or_else(|| Error::WrongShard {
             shard_id: ShardId(shard_id),
-            epoch: None,
+            descriptors: Vec::new(),
             reason: "no replica of this shard on this server".into(),
         })
     }
 
-    fn check_route(&self, r: &ReplicaShared, epoch: u64, keys: &mut dyn Iterator<Item = &[u8]>) -> Result<()> {
+    /// Refuses a request routed by another range than the shard's (a
+    /// `range_ver` other than its own; 0: not checked), or naming a key
+    /// outside it. Only the range counts: a request routed before a
+    /// replica moved is still good. The refusal carries this server's
+    /// descriptors of the shard and of the shard holding the stray key.
+    fn check_route(&self, r: &ReplicaShared, range_ver: u64, keys: &mut dyn Iterator<Item = &[u8]>) -> Result<()> {
         let d = r.descriptor();
-        if epoch != 0 && epoch != d.epoch.0 {
+        if range_ver != 0 && range_ver != d.epoch.range_ver.0 {
             return Err(Error::WrongShard {
                 shard_id: r.shard_id,
-                epoch: Some(d.epoch.0),
-                reason: format!("epoch {epoch} is stale, the shard is at {}", d.epoch),
+                reason: format!("range_ver {range_ver} is stale, the shard is at {}", d.epoch.range_ver),
+                descriptors: vec![d],
             });
         }
         for key in keys {
             if !d.contains(key) {
+                let holder = self.registry.all().into_iter().map(|o| o.descriptor()).find(|o| o.contains(key));
                 return Err(Error::WrongShard {
                     shard_id: r.shard_id,
-                    epoch: Some(d.epoch.0),
                     reason: "key outside the shard's range".into(),
+                    descriptors: std::iter::once(d).chain(holder).collect(),
                 });
             }
         }
@@ -310,7 +316,7 @@ impl DataRequests {
         check_key(&req.key)?;
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        self.check_route(&r, req.shard_epoch, &mut std::iter::once(req.key.as_slice()))?;
+        self.check_route(&r, req.range_ver, &mut std::iter::once(req.key.as_slice()))?;
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.key.clone(), Vec::new(), false);
         let read_ts = self.read_ts(&r, at, &span).await?;
@@ -352,7 +358,7 @@ impl DataRequests {
     fn scan_bounds(
         &self,
         r: &ReplicaShared,
-        epoch: u64,
+        range_ver: u64,
         start: &[u8],
         end: &[u8],
         limit: u32,
@@ -370,7 +376,7 @@ impl DataRequests {
             }
             n => n,
         };
-        self.check_route(r, epoch, &mut std::iter::once(start))?;
+        self.check_route(r, range_ver, &mut std::iter::once(start))?;
         // Clip the range to the shard; the client pages across shards.
         let d = r.descriptor();
         let end = match (end.is_empty(), d.end_key.is_empty()) {
@@ -384,7 +390,7 @@ impl DataRequests {
     pub async fn scan(&self, req: proto::ScanRequest) -> Result<proto::ScanResponse> {
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        let (end, limit) = self.scan_bounds(&r, req.shard_epoch, &req.start_key, &req.end_key, req.limit)?;
+        let (end, limit) = self.scan_bounds(&r, req.range_ver, &req.start_key, &req.end_key, req.limit)?;
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.start_key.clone(), end.clone(), true);
         let read_ts = self.read_ts(&r, at, &span).await?;
@@ -429,7 +435,7 @@ impl DataRequests {
         let r = self.replica(req.shard_id)?;
         let keys =
             req.mutations.iter().map(|m| m.key.as_slice()).chain(req.conditions.iter().map(|c| c.key.as_slice()));
-        self.check_route(&r, req.shard_epoch, &mut keys.into_iter())?;
+        self.check_route(&r, req.range_ver, &mut keys.into_iter())?;
         if r.progress().role != Role::Leader {
             return Err(self.not_leader(&r));
         }
@@ -468,11 +474,11 @@ impl DataRequests {
         let span = req.span.ok_or_else(|| Error::InvalidArgument("a transactional read needs a span".into()))?;
         let r = self.replica(req.shard_id)?;
         let (target, end, limit) = if span.range {
-            let (end, limit) = self.scan_bounds(&r, req.shard_epoch, &span.start, &span.end, req.limit)?;
+            let (end, limit) = self.scan_bounds(&r, req.range_ver, &span.start, &span.end, req.limit)?;
             (LockTarget::Range(span.start.clone(), end.clone()), end, limit)
         } else {
             check_key(&span.start)?;
-            self.check_route(&r, req.shard_epoch, &mut std::iter::once(span.start.as_slice()))?;
+            self.check_route(&r, req.range_ver, &mut std::iter::once(span.start.as_slice()))?;
             (LockTarget::Key(span.start.clone()), Vec::new(), 1)
         };
         let input = Input::Read { req: RequestId(0), txn, priority, target, lease: req.lease.map(lease_from_proto) };
@@ -510,7 +516,7 @@ impl DataRequests {
     fn txn_writes_and_reads(
         &self,
         r: &ReplicaShared,
-        epoch: u64,
+        range_ver: u64,
         writes: Vec<proto::Mutation>,
         reads: Vec<proto::Span>,
     ) -> Result<(Vec<txn::Write>, Vec<LockTarget>)> {
@@ -523,7 +529,7 @@ impl DataRequests {
                 txn::limits::LOCKS_PER_TXN_MAX
             )));
         }
-        self.check_route(r, epoch, &mut writes.iter().map(|m| m.key.as_slice()))?;
+        self.check_route(r, range_ver, &mut writes.iter().map(|m| m.key.as_slice()))?;
         let reads = reads.into_iter().map(|s| command::span_to_target(s.start, s.end, s.range)).collect();
         Ok((writes.into_iter().map(command::write_from_proto).collect(), reads))
     }
@@ -534,7 +540,7 @@ impl DataRequests {
         let (txn, priority) = txn_meta(req.txn.as_ref())?;
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        let (writes, reads) = self.txn_writes_and_reads(&r, req.shard_epoch, req.writes, req.reads)?;
+        let (writes, reads) = self.txn_writes_and_reads(&r, req.range_ver, req.writes, req.reads)?;
         let coordinator = ShardId(req.coordinator_shard_id);
         if !self.registry.cluster.shards().iter().any(|l| l.shard_id == coordinator) {
             return Err(Error::InvalidArgument(format!("coordinator {coordinator} is not a shard of this cluster")));
@@ -568,7 +574,7 @@ impl DataRequests {
             )));
         }
         let conditions = req.conditions.into_iter().map(command::condition_from_proto).collect();
-        let (writes, reads) = self.txn_writes_and_reads(&r, req.shard_epoch, req.writes, req.reads)?;
+        let (writes, reads) = self.txn_writes_and_reads(&r, req.range_ver, req.writes, req.reads)?;
         if req.participants.len() > limits::PARTICIPANTS_MAX {
             return Err(Error::InvalidArgument(format!("more than {} participants", limits::PARTICIPANTS_MAX)));
         }

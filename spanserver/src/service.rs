@@ -213,7 +213,7 @@ impl proto::admin_server::Admin for AdminService {
         let shard = ShardId(r.shard_id);
         let replica = self.registry.get(shard).ok_or_else(|| Error::WrongShard {
             shard_id: shard,
-            epoch: None,
+            descriptors: Vec::new(),
             reason: "no replica of this shard on this server".into(),
         })?;
         let to = ServerId(r.to_server_id);

@@ -3,18 +3,25 @@
 //! server's code passes `meta` types around and meets `proto` only where
 //! bytes go out or come in.
 
-use meta::{Epoch, ReplicaDescriptor, ReplicaId, ServerId, ShardDescriptor, ShardId, TxnId};
+use meta::{
+    ConfVer, RangeVer, ReplicaDescriptor, ReplicaId, ReplicaRole, ServerId, ShardDescriptor, ShardEpoch, ShardId, TxnId,
+};
 
 pub fn descriptor_to_proto(d: &ShardDescriptor) -> proto::ShardDescriptor {
     proto::ShardDescriptor {
         shard_id: d.shard_id.0,
         start_key: d.start_key.clone(),
         end_key: d.end_key.clone(),
-        epoch: d.epoch.0,
+        range_ver: d.epoch.range_ver.0,
+        conf_ver: d.epoch.conf_ver.0,
         replicas: d
             .replicas
             .iter()
-            .map(|r| proto::ReplicaDescriptor { replica_id: r.replica_id.0, server_id: r.server_id.0 })
+            .map(|r| proto::ReplicaDescriptor {
+                replica_id: r.replica_id.0,
+                server_id: r.server_id.0,
+                role: role_to_proto(r.role) as i32,
+            })
             .collect(),
     }
 }
@@ -24,12 +31,36 @@ pub fn descriptor_from_proto(d: proto::ShardDescriptor) -> ShardDescriptor {
         shard_id: ShardId(d.shard_id),
         start_key: d.start_key,
         end_key: d.end_key,
-        epoch: Epoch(d.epoch),
+        epoch: ShardEpoch { range_ver: RangeVer(d.range_ver), conf_ver: ConfVer(d.conf_ver) },
         replicas: d
             .replicas
             .into_iter()
-            .map(|r| ReplicaDescriptor { replica_id: ReplicaId(r.replica_id), server_id: ServerId(r.server_id) })
+            .map(|r| ReplicaDescriptor {
+                replica_id: ReplicaId(r.replica_id),
+                server_id: ServerId(r.server_id),
+                role: role_from_proto(r.role),
+            })
             .collect(),
+    }
+}
+
+fn role_to_proto(role: ReplicaRole) -> proto::ReplicaRole {
+    match role {
+        ReplicaRole::Voter => proto::ReplicaRole::Voter,
+        ReplicaRole::Learner => proto::ReplicaRole::Learner,
+        ReplicaRole::IncomingVoter => proto::ReplicaRole::IncomingVoter,
+        ReplicaRole::DemotingVoter => proto::ReplicaRole::DemotingVoter,
+    }
+}
+
+/// An unknown role (from a newer peer) reads as a learner: it never
+/// counts as a vote.
+fn role_from_proto(role: i32) -> ReplicaRole {
+    match proto::ReplicaRole::try_from(role) {
+        Ok(proto::ReplicaRole::Voter) => ReplicaRole::Voter,
+        Ok(proto::ReplicaRole::IncomingVoter) => ReplicaRole::IncomingVoter,
+        Ok(proto::ReplicaRole::DemotingVoter) => ReplicaRole::DemotingVoter,
+        Ok(proto::ReplicaRole::Learner) | Err(_) => ReplicaRole::Learner,
     }
 }
 
@@ -49,8 +80,17 @@ mod tests {
             shard_id: ShardId(3),
             start_key: b"n".to_vec(),
             end_key: b"t".to_vec(),
-            epoch: Epoch(7),
-            replicas: vec![ReplicaDescriptor { replica_id: ReplicaId(9), server_id: ServerId(2) }],
+            epoch: ShardEpoch { range_ver: RangeVer(7), conf_ver: ConfVer(4) },
+            replicas: [
+                ReplicaRole::Voter,
+                ReplicaRole::Learner,
+                ReplicaRole::IncomingVoter,
+                ReplicaRole::DemotingVoter,
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(i, role)| ReplicaDescriptor { replica_id: ReplicaId(9 + i as u64), server_id: ServerId(2), role })
+            .collect(),
         };
         assert_eq!(descriptor_from_proto(descriptor_to_proto(&d)), d);
     }

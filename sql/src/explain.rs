@@ -6,7 +6,7 @@
 //!     Aggregate group=[#1] aggregates=[count(*)]
 //!       Filter (#0 > 10)
 //!         Scan accounts@accounts_pkey
-//!           span /Table/100/1/10 - /Table/100/2 on shard 1 (leader s1, epoch 3)
+//!           span /Table/100/1/10 - /Table/100/2 on shard 1 (leader s1, rv3)
 //! ```
 
 use crate::encoding;
@@ -100,7 +100,7 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
                         let shards: Vec<String> = engine
                             .shards(&start, &end)
                             .iter()
-                            .map(|s| format!("{} (leader s{}, epoch {})", s.shard_id, s.leader_server, s.epoch))
+                            .map(|s| format!("{} (leader s{}, rv{})", s.shard_id, s.leader_server, s.range_ver))
                             .collect();
                         out.push(format!(
                             "{pad}  span {} - {} on shard {}",

@@ -152,7 +152,8 @@ pub fn finish<T>(txn: Box<dyn Transaction>, ran: Result<T, Error>) -> Attempt<T>
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardSpan {
     pub shard_id: u64,
-    pub epoch: u64,
+    /// The version of the shard's range (`meta::RangeVer`).
+    pub range_ver: u64,
     pub leader_server: u64,
     pub start: Vec<u8>,
     /// Empty: unbounded.

@@ -119,7 +119,7 @@ impl Engine for MemoryEngine {
     }
 
     fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan> {
-        vec![ShardSpan { shard_id: 1, epoch: 1, leader_server: 1, start: start.to_vec(), end: end.to_vec() }]
+        vec![ShardSpan { shard_id: 1, range_ver: 1, leader_server: 1, start: start.to_vec(), end: end.to_vec() }]
     }
 
     fn now(&self) -> Timestamp {

@@ -432,8 +432,12 @@ mod tests {
         let descriptor = meta::ShardDescriptor {
             shard_id: ShardId(1),
             end_key: b"m".to_vec(),
-            epoch: meta::Epoch(1),
-            replicas: vec![meta::ReplicaDescriptor { replica_id: meta::ReplicaId(1), server_id: meta::ServerId(1) }],
+            epoch: meta::ShardEpoch::INITIAL,
+            replicas: vec![meta::ReplicaDescriptor {
+                replica_id: meta::ReplicaId(1),
+                server_id: meta::ServerId(1),
+                role: meta::ReplicaRole::Voter,
+            }],
             ..Default::default()
         };
         let mut batch = WriteBatch::default();

@@ -19,7 +19,7 @@ async fn read_now_at(c: &TestCluster, id: u64, key: &str) -> anyhow::Result<Opti
     let mut kv = c.kv_client(id).await?;
     let request = proto::GetRequest {
         shard_id: 1,
-        shard_epoch: 0,
+        range_ver: 0,
         key: key.into(),
         read_ts: 0,
         options: Some(proto::ReadOptions { now: true, ..Default::default() }),

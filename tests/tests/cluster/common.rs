@@ -10,6 +10,11 @@ use tonic::transport::Channel;
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The error kind a server put in a status (Unspecified if none).
+/// The structured detail of an error status (default if it has none).
+pub fn detail(status: &tonic::Status) -> proto::ErrorDetail {
+    proto::ErrorDetail::decode(status.details()).unwrap_or_default()
+}
+
 pub fn kind(status: &tonic::Status) -> proto::ErrorKind {
     proto::ErrorDetail::decode(status.details())
         .ok()
@@ -21,7 +26,7 @@ pub fn kind(status: &tonic::Status) -> proto::ErrorKind {
 pub async fn raw_put(kv: &mut KvClient<Channel>, shard: u64, key: &str, value: &str) -> Result<u64, tonic::Status> {
     let request = proto::WriteRequest {
         shard_id: shard,
-        shard_epoch: 0,
+        range_ver: 0,
         mutations: vec![proto::Mutation { key: key.into(), value: value.into(), delete: false }],
         conditions: vec![],
     };
@@ -35,7 +40,7 @@ pub async fn raw_get(
     key: &str,
     read_ts: u64,
 ) -> Result<Option<String>, tonic::Status> {
-    let request = proto::GetRequest { shard_id: shard, shard_epoch: 0, key: key.into(), read_ts, options: None };
+    let request = proto::GetRequest { shard_id: shard, range_ver: 0, key: key.into(), read_ts, options: None };
     let r = kv.get(request).await?.into_inner();
     Ok(r.found.then(|| String::from_utf8(r.value).expect("utf-8 value")))
 }

@@ -203,13 +203,13 @@ const PATHS: [&str; 10] = [
 
 fn call() -> impl Strategy<Value = (u64, Call)> {
     let get = (shard_and_key(), epoch(), prop_oneof![Just(0u64), timestamp()], read_options()).prop_map(
-        |((shard_id, key), shard_epoch, read_ts, options)| {
-            Call::Get(proto::GetRequest { shard_id, shard_epoch, key, read_ts, options })
+        |((shard_id, key), range_ver, read_ts, options)| {
+            Call::Get(proto::GetRequest { shard_id, range_ver, key, read_ts, options })
         },
     );
     let scan = (shard_and_key(), epoch(), key(), prop_oneof![Just(0u32), 1u32..20, any::<u32>()], read_options())
-        .prop_map(|((shard_id, start_key), shard_epoch, end_key, limit, options)| {
-            Call::Scan(proto::ScanRequest { shard_id, shard_epoch, start_key, end_key, limit, read_ts: 0, options })
+        .prop_map(|((shard_id, start_key), range_ver, end_key, limit, options)| {
+            Call::Scan(proto::ScanRequest { shard_id, range_ver, start_key, end_key, limit, read_ts: 0, options })
         });
     let conditions = || {
         proptest::collection::vec(
@@ -222,8 +222,8 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         )
     };
     let write = (shard_and_mutations(), epoch(), prop_oneof![3 => Just(Vec::new()), 1 => conditions()]).prop_map(
-        |((shard_id, mutations), shard_epoch, conditions)| {
-            Call::Write(proto::WriteRequest { shard_id, shard_epoch, mutations, conditions })
+        |((shard_id, mutations), range_ver, conditions)| {
+            Call::Write(proto::WriteRequest { shard_id, range_ver, mutations, conditions })
         },
     );
     // Mostly a get of a key of the shard, sometimes any span.
@@ -236,9 +236,9 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         any::<u32>(),
         lease(),
     )
-        .prop_map(move |(txn, (shard_id, key), shard_epoch, chaos, limit, lease)| {
+        .prop_map(move |(txn, (shard_id, key), range_ver, chaos, limit, lease)| {
             let span = Some(chaos.unwrap_or_else(|| read_span(key)));
-            Call::TxnRead(proto::TxnReadRequest { txn, shard_id, shard_epoch, span, limit: limit % 50, lease })
+            Call::TxnRead(proto::TxnReadRequest { txn, shard_id, range_ver, span, limit: limit % 50, lease })
         });
     let reads = |shard: u64| {
         let inside = if shard == 1 { "[a-c]{1,2}" } else { "[n-p]{1,2}" };
@@ -251,14 +251,14 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         )
     };
     let prepare = (txn_meta(), shard_and_mutations(), epoch(), shard_id(), lease())
-        .prop_flat_map(move |(txn, (shard_id, writes), shard_epoch, coordinator, lease)| {
-            (Just((txn, shard_id, writes, shard_epoch, coordinator, lease)), reads(shard_id))
+        .prop_flat_map(move |(txn, (shard_id, writes), range_ver, coordinator, lease)| {
+            (Just((txn, shard_id, writes, range_ver, coordinator, lease)), reads(shard_id))
         })
-        .prop_map(|((txn, shard_id, writes, shard_epoch, coordinator_shard_id, lease), reads)| {
+        .prop_map(|((txn, shard_id, writes, range_ver, coordinator_shard_id, lease), reads)| {
             Call::Prepare(proto::TxnPrepareRequest {
                 txn,
                 shard_id,
-                shard_epoch,
+                range_ver,
                 coordinator_shard_id,
                 writes,
                 reads,
@@ -273,14 +273,14 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         lease(),
         prop_oneof![3 => Just(Vec::new()), 1 => conditions()],
     )
-        .prop_flat_map(move |(txn, (shard_id, writes), shard_epoch, participants, lease, conditions)| {
-            (Just((txn, shard_id, writes, shard_epoch, participants, lease, conditions)), reads(shard_id))
+        .prop_flat_map(move |(txn, (shard_id, writes), range_ver, participants, lease, conditions)| {
+            (Just((txn, shard_id, writes, range_ver, participants, lease, conditions)), reads(shard_id))
         })
-        .prop_map(|((txn, shard_id, writes, shard_epoch, participants, lease, conditions), reads)| {
+        .prop_map(|((txn, shard_id, writes, range_ver, participants, lease, conditions), reads)| {
             Call::Commit(proto::TxnCommitRequest {
                 txn,
                 shard_id,
-                shard_epoch,
+                range_ver,
                 writes,
                 reads,
                 participants,

@@ -11,7 +11,7 @@ use spanserver::{Server, TransportKind};
 use tests::wait::wait_until;
 use tests::{ClusterOptions, TestCluster};
 
-use crate::common::{init, kind, raw_get, raw_put, LEADER_TIMEOUT};
+use crate::common::{detail, init, kind, raw_get, raw_put, LEADER_TIMEOUT};
 
 /// Goal: a snapshot read at a write's commit timestamp sees exactly the
 /// state then, on every replica; latest reads see the newest value; and
@@ -201,17 +201,29 @@ async fn bad_requests_are_refused_and_change_nothing() -> anyhow::Result<()> {
     assert_eq!(kind(&status), ErrorKind::WrongShard);
     let status = raw_put(&mut kv, 1, "z", "v").await.expect_err("key outside the shard");
     assert_eq!(kind(&status), ErrorKind::WrongShard);
+    // The refusal says where the key is: this server's descriptors of
+    // the shard named and of the shard holding the key.
+    let refusal = detail(&status);
+    let named: Vec<(u64, u64, u64)> =
+        refusal.descriptors.iter().map(|d| (d.shard_id, d.range_ver, d.conf_ver)).collect();
+    assert_eq!(refusal.range_ver, 1);
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert_eq!(named[0], (1, 1, 1));
+    let holder = &refusal.descriptors[1];
+    assert!(holder.start_key.as_slice() <= b"z".as_slice() && holder.end_key.is_empty(), "{holder:?}");
     let stale = proto::WriteRequest {
         shard_id: 1,
-        shard_epoch: 7,
+        range_ver: 7,
         mutations: vec![proto::Mutation { key: b"a".to_vec(), value: b"v".to_vec(), delete: false }],
         conditions: vec![],
     };
-    let status = kv.write(stale).await.expect_err("stale epoch");
+    let status = kv.write(stale).await.expect_err("stale range_ver");
     assert_eq!(kind(&status), ErrorKind::WrongShard);
+    let refusal = detail(&status);
+    assert_eq!((refusal.range_ver, refusal.descriptors.len()), (1, 1), "{refusal:?}");
     let too_many = proto::WriteRequest {
         shard_id: 1,
-        shard_epoch: 0,
+        range_ver: 0,
         mutations: (0..spanserver::limits::WRITE_MUTATIONS_MAX + 1)
             .map(|i| proto::Mutation { key: format!("a{i}").into_bytes(), value: vec![], delete: false })
             .collect(),

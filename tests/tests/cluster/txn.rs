@@ -339,7 +339,7 @@ async fn a_vanished_client_loses_its_locks_after_the_keepalive_timeout() -> anyh
     raw.read(proto::TxnReadRequest {
         txn: Some(ghost),
         shard_id: 1,
-        shard_epoch: 0,
+        range_ver: 0,
         span: Some(proto::Span { start: b"k".to_vec(), end: vec![], range: false }),
         limit: 1,
         lease: None,
@@ -398,7 +398,7 @@ async fn coordinator_never_asked_to_commit_decides_abort() -> anyhow::Result<()>
     raw.prepare(proto::TxnPrepareRequest {
         txn: Some(meta),
         shard_id: 2,
-        shard_epoch: 0,
+        range_ver: 0,
         coordinator_shard_id: 1,
         writes: vec![proto::Mutation { key: b"zebra".to_vec(), value: b"ghost".to_vec(), delete: false }],
         reads: vec![],
@@ -543,7 +543,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
     let commit = proto::TxnCommitRequest {
         txn: Some(meta(11)),
         shard_id: 1,
-        shard_epoch: 0,
+        range_ver: 0,
         writes: vec![proto::Mutation { key: b"k".to_vec(), value: b"v".to_vec(), delete: false }],
         reads: vec![],
         participants: vec![],
@@ -557,7 +557,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
         .read(proto::TxnReadRequest {
             txn: Some(meta(u128::MAX)),
             shard_id: 1,
-            shard_epoch: 0,
+            range_ver: 0,
             span: Some(span("k")),
             limit: 1,
             lease: None,
@@ -570,7 +570,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
         .read(proto::TxnReadRequest {
             txn: Some(bad),
             shard_id: 1,
-            shard_epoch: 0,
+            range_ver: 0,
             span: Some(span("k")),
             limit: 1,
             lease: None,
@@ -582,7 +582,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
     let commit = proto::TxnCommitRequest {
         txn: Some(meta(12)),
         shard_id: 1,
-        shard_epoch: 0,
+        range_ver: 0,
         writes: vec![],
         reads: vec![span("never-read")],
         participants: vec![],
@@ -596,7 +596,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
         let prepare = proto::TxnPrepareRequest {
             txn: Some(meta(13)),
             shard_id: 1,
-            shard_epoch: 0,
+            range_ver: 0,
             coordinator_shard_id: coordinator,
             writes: vec![proto::Mutation { key: b"k".to_vec(), value: b"v".to_vec(), delete: false }],
             reads: vec![],
@@ -721,7 +721,7 @@ async fn put_absent_takes_a_free_key_once_and_nothing_else() -> anyhow::Result<(
         let commit = proto::TxnCommitRequest {
             txn: Some(meta(20 + i as u128)),
             shard_id: 1,
-            shard_epoch: 0,
+            range_ver: 0,
             writes,
             reads: vec![],
             participants,

@@ -38,7 +38,7 @@ async fn prepare_on_2(c: &TestCluster, id: u128, key: &str) -> anyhow::Result<pr
     let request = proto::TxnPrepareRequest {
         txn: Some(meta(id)),
         shard_id: 2,
-        shard_epoch: 0,
+        range_ver: 0,
         coordinator_shard_id: 1,
         writes: vec![put(key, "x")],
         reads: vec![],
@@ -58,7 +58,7 @@ async fn commit_on_1(
     let request = proto::TxnCommitRequest {
         txn: Some(meta(id)),
         shard_id: 1,
-        shard_epoch: 0,
+        range_ver: 0,
         writes: vec![put(key, "x")],
         reads: vec![],
         participants,
