@@ -257,7 +257,11 @@ enum Op {
     },
     /// A read that takes a lock at the leader: may wait for the lock.
     LockingRead,
+    /// A write: one whose fate is unknown is not retried (it may apply).
     Write,
+    /// An id allocation: a write, but one whose fate is unknown is
+    /// retried (its ids, if taken, are skipped, never handed out twice).
+    Allocate,
 }
 
 /// Where an operation goes: the shard holding a key, or a shard by id.
@@ -476,7 +480,7 @@ impl Client {
             };
             let attempt_deadline = match op {
                 Op::Read { .. } => (deadline - now).min(config.read_attempt_timeout),
-                Op::LockingRead | Op::Write => deadline - now,
+                Op::LockingRead | Op::Write | Op::Allocate => deadline - now,
             };
             let failure = match tokio::time::timeout(attempt_deadline, attempt(channel, target.clone())).await {
                 Ok(Ok(value)) => return Ok(value),
@@ -642,6 +646,28 @@ impl Client {
             .await?
             .into_inner();
         Ok(ConditionalWrite { applied: response.applied, commit_ts: Timestamp::from_nanos(response.commit_ts) })
+    }
+
+    /// Takes `count` consecutive ids (for shards and replicas) that no one
+    /// was given before and no one will be given again
+    /// (`Admin.AllocateIds`). An allocation whose answer is lost leaves
+    /// its ids unused; they are never handed out.
+    pub async fn allocate_ids(&self, count: u64) -> Result<std::ops::RangeInclusive<u64>> {
+        let key = meta::keys::ID_HIGH_WATER;
+        let response = self
+            .execute(Dest::Key(key), Op::Allocate, |channel, target| {
+                let request =
+                    proto::AllocateIdsRequest { shard_id: target.shard_id.0, range_ver: target.range_ver.0, count };
+                async move { proto::admin_client::AdminClient::new(channel).allocate_ids(request).await }
+            })
+            .await?
+            .into_inner();
+        if response.count != count || response.first == 0 {
+            return Err(Error::Unavailable(format!(
+                "a server answered an allocation of {count} ids with {response:?}"
+            )));
+        }
+        Ok(response.first..=response.first + (count - 1))
     }
 
     /// Sets `key` to `new` (`None`: deletes it) if its value is `expected`

@@ -228,6 +228,13 @@ impl ClusterSpec {
             .collect()
     }
 
+    /// The largest shard or replica id the static layout uses: the id
+    /// allocator hands out ids above it (`meta::keys::ID_HIGH_WATER`).
+    pub fn static_ids_max(&self) -> u64 {
+        let shards = self.split_points.len() as u64 + 1;
+        shards.max(shards * self.replication as u64)
+    }
+
     /// What a data directory must agree with: the layout, not the addresses
     /// (servers may move to new addresses and keep their data).
     pub fn layout_fingerprint(&self) -> String {
@@ -281,6 +288,12 @@ mod tests {
             }
         }
         assert_eq!(shards[1].replicas[0], (ReplicaId(4), ServerId(2)));
+        // The id allocator starts above every id the layout took.
+        let taken =
+            shards.iter().flat_map(|l| std::iter::once(l.shard_id.0).chain(l.replicas.iter().map(|(r, _)| r.0)));
+        assert_eq!(taken.max(), Some(s.static_ids_max()));
+        let single = spec(&[(1, "a:1")], &["g", "n"], 1);
+        assert_eq!(single.static_ids_max(), 3);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //!   TxnId t<n> (client) / w<n> (a leader's plain write)
 //!      ├── Priority (start_ts, TxnId)         wound-wait: older wins
 //!      └── LockLease (term, admission)        the leadership its locks belong to
+//!   keys: 0x00... the system's own keys (the id allocator's mark)
 //!   ClusterSpec: cluster id, servers, split points, replication
 //!      └── shards() -> ShardLayout            the static layout (until placement)
 //! ```
@@ -27,6 +28,7 @@
 
 pub mod cluster;
 pub mod ids;
+pub mod keys;
 pub mod limits;
 pub mod retry;
 pub mod shard;

@@ -6,3 +6,6 @@ pub const KEY_BYTES_MAX: usize = 4 * 1024;
 
 /// Most shards a static layout may have.
 pub const SHARDS_STATIC_MAX: usize = 1024;
+
+/// Most ids one allocation may take (`Admin.AllocateIds`).
+pub const IDS_PER_ALLOCATION_MAX: u64 = 1_000_000;

@@ -32,6 +32,14 @@ pub const SCAN_LIMIT_MAX: u32 = 10_000;
 /// may name.
 pub const PARTICIPANTS_MAX: usize = 1_024;
 
+/// How often one `Admin.AllocateIds` tries to raise the id high-water
+/// mark before it answers `Unavailable` (another allocation moved it
+/// each time).
+pub const ID_ALLOCATION_ATTEMPTS_MAX: usize = 8;
+
+/// How long `Admin.AllocateIds` pauses between two tries.
+pub const ID_ALLOCATION_RETRY_PAUSE: Duration = Duration::from_millis(5);
+
 /// Pairs returned by one `Scan` call when the request says `limit = 0`.
 pub const SCAN_LIMIT_DEFAULT: u32 = 1_000;
 

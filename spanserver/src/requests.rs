@@ -464,6 +464,62 @@ impl DataRequests {
         Ok(WriteOutcome { commit_ts, applied, commit_wait })
     }
 
+    // --- The id allocator --------------------------------------------------
+
+    /// Hands out `count` consecutive ids never handed out before (for
+    /// shards and replicas): raises the high-water mark
+    /// (`meta::keys::ID_HIGH_WATER`, starting above the static layout's
+    /// ids) by a conditional plain write through this shard's log, and
+    /// answers only once it is applied, so a new leader, or the cluster
+    /// after a restart, starts above every id ever answered. A write that
+    /// finds the mark moved (another allocation first, or this leader not
+    /// yet applied as far as its log) is tried again.
+    pub async fn allocate_ids(&self, req: proto::AllocateIdsRequest) -> Result<proto::AllocateIdsResponse> {
+        let count = req.count;
+        if count == 0 || count > meta::limits::IDS_PER_ALLOCATION_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "allocate 1 to {} ids at a time, not {count}",
+                meta::limits::IDS_PER_ALLOCATION_MAX
+            )));
+        }
+        self.clock.check()?;
+        let r = self.replica(req.shard_id)?;
+        let key = meta::keys::ID_HIGH_WATER;
+        self.check_route(&r, req.range_ver, &mut std::iter::once(key))?;
+        for _ in 0..limits::ID_ALLOCATION_ATTEMPTS_MAX {
+            if r.progress().role != Role::Leader {
+                return Err(self.not_leader(&r));
+            }
+            let current = self.read_data(&r, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))?;
+            let high = match &current {
+                None => self.registry.cluster.static_ids_max(),
+                Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| Error::Storage(format!("the id high-water mark is {} bytes, not 8", bytes.len())))?,
+            };
+            let next =
+                high.checked_add(count).ok_or_else(|| Error::InvalidArgument("the id space is used up".into()))?;
+            let input = Input::Write {
+                req: RequestId(0),
+                writes: vec![txn::Write { key: key.to_vec(), value: Some(next.to_be_bytes().to_vec()) }],
+                conditions: vec![txn::Condition { key: key.to_vec(), expected: current }],
+            };
+            match self.txn_call(&r, input, self.time.write_timeout()).await {
+                Ok(Some(Answer::Committed { applied: true, .. })) => {
+                    return Ok(proto::AllocateIdsResponse { first: high + 1, count })
+                }
+                // The mark moved, or the write lost a lock race: again.
+                Ok(Some(Answer::Committed { applied: false, .. })) | Err(Error::Aborted(_)) => {}
+                Ok(Some(other)) => return Err(Error::Storage(format!("unexpected answer to a write: {other:?}"))),
+                // Ids that may have been taken are skipped, never reused.
+                Ok(None) => return Err(Error::Unavailable("the allocation was not answered in time; retry".into())),
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(limits::ID_ALLOCATION_RETRY_PAUSE).await;
+        }
+        Err(Error::Unavailable("the id high-water mark kept moving; retry".into()))
+    }
+
     // --- Read-write transactions --------------------------------------------
 
     /// A read inside a read-write transaction: a shared lock (key or range)
@@ -756,6 +812,15 @@ fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a user write to a key the system keeps for itself
+/// (`meta::keys`).
+fn check_not_system(key: &[u8]) -> Result<()> {
+    if meta::keys::is_system(key) {
+        return Err(Error::InvalidArgument("keys that begin with byte 0x00 are reserved for SpanDB itself".into()));
+    }
+    Ok(())
+}
+
 fn check_conditions(conditions: &[proto::Condition]) -> Result<()> {
     if conditions.len() > limits::WRITE_MUTATIONS_MAX {
         return Err(Error::InvalidArgument(format!(
@@ -766,6 +831,7 @@ fn check_conditions(conditions: &[proto::Condition]) -> Result<()> {
     }
     for c in conditions {
         check_key(&c.key)?;
+        check_not_system(&c.key)?;
         if c.expected.len() > limits::VALUE_BYTES_MAX {
             return Err(Error::InvalidArgument("expected value exceeds the value limit".into()));
         }
@@ -790,6 +856,7 @@ fn check_mutations(mutations: &[proto::Mutation]) -> Result<()> {
     let mut bytes = 0usize;
     for m in mutations {
         check_key(&m.key)?;
+        check_not_system(&m.key)?;
         if m.value.len() > limits::VALUE_BYTES_MAX {
             return Err(Error::InvalidArgument(format!(
                 "value of {} bytes exceeds the limit of {} bytes",

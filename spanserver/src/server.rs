@@ -192,6 +192,7 @@ impl Server {
             event_loop: loop_handle.clone(),
             tools: config.admin.tools,
             clock: clock.clone(),
+            requests: requests.clone(),
         });
         let peer = proto::peer_server::PeerServer::new(PeerService {
             cluster_id: config.cluster.cluster_id.clone(),

@@ -106,6 +106,8 @@ pub struct AdminService {
     /// Whether `SetClock` and `TransferLeader` are served (`[admin] tools`).
     pub tools: bool,
     pub clock: Arc<ClockGuard>,
+    /// For `AllocateIds`, which writes through a shard like a data request.
+    pub requests: Arc<DataRequests>,
 }
 
 impl AdminService {
@@ -202,6 +204,13 @@ impl proto::admin_server::Admin for AdminService {
             clock_healthy: self.clock.is_healthy(),
             clock: self.clock.describe(),
         }))
+    }
+
+    async fn allocate_ids(
+        &self,
+        request: Request<proto::AllocateIdsRequest>,
+    ) -> Result<Response<proto::AllocateIdsResponse>, Status> {
+        Ok(Response::new(self.requests.allocate_ids(request.into_inner()).await?))
     }
 
     async fn transfer_leader(

@@ -12,6 +12,7 @@
 mod clocks;
 mod common;
 mod fuzz;
+mod ids;
 mod kv;
 mod persistence;
 mod replication;
