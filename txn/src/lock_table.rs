@@ -80,7 +80,8 @@ pub enum LockTarget {
 }
 
 impl LockTarget {
-    fn overlaps(&self, other: &LockTarget) -> bool {
+    /// Do the two share a key?
+    pub fn overlaps(&self, other: &LockTarget) -> bool {
         fn in_range(k: &[u8], s: &[u8], e: &[u8]) -> bool {
             k >= s && (e.is_empty() || k < e)
         }

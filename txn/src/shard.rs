@@ -242,6 +242,9 @@ pub enum AbortReason {
     ProposalDropped,
     /// A participant prepared too long ago ([`limits::PREPARE_VALID_FOR`]).
     PrepareExpired,
+    /// The shard split, and the keys it locked or waited for moved to the
+    /// new shard ([`Input::RangeSplit`]).
+    ShardSplit,
 }
 
 impl fmt::Display for AbortReason {
@@ -257,6 +260,7 @@ impl fmt::Display for AbortReason {
             AbortReason::ByCoordinator => f.write_str("the coordinator decided abort"),
             AbortReason::ProposalDropped => f.write_str("its replication was dropped"),
             AbortReason::PrepareExpired => f.write_str("a participant prepared too long ago"),
+            AbortReason::ShardSplit => f.write_str("the shard split, and its keys moved"),
         }
     }
 }
@@ -453,6 +457,15 @@ pub enum Input {
     },
     /// This replica no longer leads.
     LeaderLost,
+    /// The shard split (every replica, as the split applies): the keys of
+    /// `moved` now belong to another shard. The leader aborts every
+    /// unprepared transaction holding or waiting for a lock on them
+    /// ([`AbortReason::ShardSplit`]; retryable). A prepared transaction
+    /// never touches them: the driver refuses a split while one does
+    /// ([`ShardTxns::prepared_touching`]).
+    RangeSplit {
+        moved: LockTarget,
+    },
 }
 
 impl Input {
@@ -647,6 +660,16 @@ impl ShardTxns {
         self.prepared_generation
     }
 
+    /// Does a prepared transaction here write or lock a key of `target`?
+    /// (A split must not move such keys: the transaction's outcome is
+    /// told to this shard only.)
+    pub fn prepared_touching(&self, target: &LockTarget) -> bool {
+        self.prepared.values().any(|p| {
+            p.writes.iter().any(|w| LockTarget::Key(w.key.clone()).overlaps(target))
+                || p.reads.iter().any(|r| r.overlaps(target))
+        })
+    }
+
     /// Every prepared transaction's prepare timestamp and written keys.
     pub fn prepared_writes(&self) -> Vec<(Timestamp, Vec<Vec<u8>>)> {
         self.prepared.values().map(|p| (p.prepare_ts, p.writes.iter().map(|w| w.key.clone()).collect())).collect()
@@ -662,6 +685,7 @@ impl ShardTxns {
             Input::ProposalFailed { req, command } => self.proposal_failed(req, command, now, &mut out),
             Input::LeaderReady { term } => self.leader_ready(term),
             Input::LeaderLost => self.leader_lost(&mut out),
+            Input::RangeSplit { moved } => self.range_split(&moved, now, &mut out),
             _ if !self.leading => {
                 if let Some(&mut req) = input.req_mut() {
                     out.push(Output::Reply { req, result: Err(TxnError::NotLeader) });
@@ -1385,6 +1409,24 @@ impl ShardTxns {
         };
         if let Some(req) = req {
             out.push(Output::Reply { req, result: failed });
+        }
+    }
+
+    fn range_split(&mut self, moved: &LockTarget, now: TtInterval, out: &mut Vec<Output>) {
+        assert!(!self.prepared_touching(moved), "{}: split moved the keys of a prepared transaction", self.shard);
+        if !self.leading {
+            return;
+        }
+        // Waiters first: aborting a holder first would grant them the
+        // lock on a key that is no longer here.
+        let waiting: BTreeSet<TxnId> =
+            self.parked.values().filter(|p| p.wanted.iter().any(|(t, _)| t.overlaps(moved))).map(|p| p.txn).collect();
+        for txn in waiting {
+            self.abort_active(txn, AbortReason::ShardSplit, now, out);
+        }
+        let nobody = TxnId(u128::MAX);
+        for txn in self.locks.conflicting_holders(nobody, moved, LockMode::Exclusive) {
+            self.abort_active(txn, AbortReason::ShardSplit, now, out);
         }
     }
 

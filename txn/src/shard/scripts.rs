@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! leader [term=T] | lost | time T | tick | close | state
+//! split KEY          (the keys from KEY on moved to another shard)
 //! read REQ TXN prio=P KEY|"[A,B)" [lease=T.A]
 //! prepare REQ TXN prio=P coord=C [writes=a:1,b:-] [reads=a,b] [lease=T.A]
 //! commit REQ TXN prio=P [writes=...] [reads=...] [participants=2@1005,3@1007] [lease=T.A]
@@ -252,6 +253,10 @@ impl goldenscript::Runner for Runner {
                 self.step(id, Input::LeaderReady { term: Term(term) }, &mut out)?
             }
             "lost" => self.step(id, Input::LeaderLost, &mut out)?,
+            "split" => {
+                let from = args.next_pos().ok_or("split KEY")?.as_bytes().to_vec();
+                self.step(id, Input::RangeSplit { moved: LockTarget::Range(from, Vec::new()) }, &mut out)?
+            }
             "time" => self.now = args.next_pos().ok_or("time T")?.parse()?,
             "tick" => self.step(id, Input::Tick, &mut out)?,
             "close" => self.step(id, Input::Close, &mut out)?,
@@ -404,4 +409,5 @@ scripts!(
     parked_requests_time_out,
     cross_shard_deadlock_is_broken_by_a_push,
     a_transaction_keeps_its_priority,
+    a_split_aborts_the_lock_holders_of_moved_keys,
 );
