@@ -5,6 +5,7 @@
 //! Errors are printed as one line (`error: ...`) with a non-zero exit code;
 //! nothing here panics on bad input.
 
+mod admin;
 mod bench;
 mod cluster;
 mod display;
@@ -38,6 +39,8 @@ enum Command {
     Sql(sql_shell::SqlArgs),
     /// Key-value commands against a running cluster.
     Kv(kv::KvArgs),
+    /// Operator commands against a running cluster (split a shard).
+    Admin(admin::AdminArgs),
     /// Servers, shards, replicas, leaders and progress.
     Status {
         /// Any server of the cluster (host:port).
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo(args).await,
             Command::Sql(args) => sql_shell::run(args).await,
             Command::Kv(args) => kv::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
             Command::Status { addr } => status::run(&addr).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Jepsen(args) => {

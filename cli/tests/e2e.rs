@@ -104,6 +104,22 @@ fn spandb(args: &[&str]) -> std::process::Output {
     Command::new(BINARY).args(args).output().expect("running spandb")
 }
 
+/// `spandb status` once it says `what` and every shard has a leader (a
+/// new shard elects its own), within 10 s.
+async fn wait_for_status(addr: &str, what: &str) -> std::process::Output {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = spandb(&["status", "--addr", addr]);
+        let text = stdout(&out);
+        let shards: usize = what.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        if text.contains(what) && text.matches(" leader ").count() == shards {
+            return out;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "status never said {what:?}: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim_end().to_string()
 }
@@ -145,6 +161,21 @@ async fn kv_and_status_commands() -> anyhow::Result<()> {
     let status = stdout(&spandb(&["status", "--addr", a]));
     assert!(status.contains("3 servers, 4 shards"), "{status}");
     assert_eq!(status.matches(" leader ").count(), 4, "{status}");
+
+    // An operator splits the shard holding "apple" there; both halves
+    // are printed, and the data reads back through the new map.
+    let split = spandb(&["admin", "--addr", a, "split", "apple"]);
+    assert!(split.status.success(), "{split:?}");
+    let halves = stdout(&split);
+    assert_eq!(halves.lines().count(), 2, "{halves}");
+    assert!(halves.lines().nth(1).is_some_and(|l| l.contains("[\"apple\", ") && l.contains(" rv2 ")), "{halves}");
+    assert_eq!(stdout(&spandb(&["kv", "--addr", a, "scan"])), "apple\tgreen", "no system key among the data");
+    assert_eq!(stdout(&spandb(&["kv", "--addr", a, "get", "apple"])), "green");
+    let again = spandb(&["admin", "--addr", a, "split", "apple"]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && err.contains("not strictly inside"), "{again:?}");
+    let status = stdout(&wait_for_status(a, "5 shards").await);
+    assert_eq!(status.matches(" leader ").count(), 5, "{status}");
     cluster.stop().await;
     Ok(())
 }

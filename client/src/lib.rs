@@ -648,6 +648,34 @@ impl Client {
         Ok(ConditionalWrite { applied: response.applied, commit_ts: Timestamp::from_nanos(response.commit_ts) })
     }
 
+    /// Splits the shard holding `key` at `key` (`Admin.SplitShard`): the
+    /// keys from `key` on move to a new shard (ids from the allocator)
+    /// with a replica beside each of the shard's. Returns the two halves,
+    /// which the client's routes take in. Refused, changing nothing, if
+    /// `key` is a shard's first key, or a prepared transaction holds keys
+    /// that would move (try again once it ends).
+    pub async fn split_at(&self, key: &[u8]) -> Result<(proto::ShardDescriptor, proto::ShardDescriptor)> {
+        if key.is_empty() {
+            return Err(Error::InvalidArgument("the empty key begins the first shard; it cannot split there".into()));
+        }
+        let response = self
+            .execute(Dest::Key(key), Op::Write, |channel, target| {
+                let request = proto::SplitShardRequest {
+                    shard_id: target.shard_id.0,
+                    range_ver: target.range_ver.0,
+                    split_key: key.to_vec(),
+                };
+                async move { proto::admin_client::AdminClient::new(channel).split_shard(request).await }
+            })
+            .await?
+            .into_inner();
+        let (Some(left), Some(right)) = (response.left, response.right) else {
+            return Err(Error::Unavailable("a server answered a split without its halves".into()));
+        };
+        self.routes().update([left.clone(), right.clone()]);
+        Ok((left, right))
+    }
+
     /// Takes `count` consecutive ids (for shards and replicas) that no one
     /// was given before and no one will be given again
     /// (`Admin.AllocateIds`). An allocation whose answer is lost leaves

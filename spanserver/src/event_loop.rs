@@ -164,6 +164,10 @@ pub struct EventLoop {
     clock: Arc<ClockGuard>,
     raft_config: RaftConfig,
     gc_config: GcConfig,
+    unsafe_testing: UnsafeTestingConfig,
+    /// Where replicas keep snapshot files (for replicas opened later).
+    snapshots: Arc<SnapshotDir>,
+    logger: slog::Logger,
     replicas: BTreeMap<ShardId, Replica>,
     outbox: Outbox,
     /// A GC watermark to start rounds at, set by the GC timer.
@@ -263,6 +267,9 @@ impl EventLoop {
             clock,
             raft_config,
             gc_config,
+            unsafe_testing: unsafe_testing.clone(),
+            snapshots,
+            logger: logger.clone(),
             replicas,
             outbox: Outbox::default(),
             gc_due: None,
@@ -442,6 +449,10 @@ impl EventLoop {
                     }
                 }
             }
+            LoopMsg::Split { shard, split, reply } => match self.replicas.get_mut(&shard) {
+                Some(r) => r.propose_split(split, reply, &mut self.completions),
+                None => self.completions.push(Completion::Split { reply, result: Err(not_hosted(shard)) }),
+            },
             LoopMsg::Shutdown => return Flow::Stop,
         }
         Flow::Continue
@@ -465,6 +476,12 @@ impl EventLoop {
             .collect()
     }
 
+    /// Every replica's descriptor as of now (for observers: the
+    /// simulation's routing).
+    pub fn descriptors(&self) -> Vec<meta::ShardDescriptor> {
+        self.replicas.values().map(|r| r.descriptor().clone()).collect()
+    }
+
     /// Returns once no replica is building a snapshot, for drivers that
     /// step the loop and must see the same run every time (module docs
     /// of `storage/snapshot.rs`); the server's own driver never waits.
@@ -483,6 +500,41 @@ impl EventLoop {
         match r.raw_node.raft.raft_log.slice(lo, hi, None, context) {
             Ok(entries) => entries.into_iter().map(|e| (e.term, e.data.to_vec())).collect(),
             Err(_) => Vec::new(),
+        }
+    }
+
+    /// Opens the replicas that applied splits created (their batch is
+    /// written); the replica that led the split shard campaigns at once in
+    /// its child's group, as the one most likely to win it.
+    fn open_created(&mut self) {
+        let mut created = Vec::new();
+        for r in self.replicas.values_mut() {
+            let leading = r.is_leader();
+            created.extend(r.take_created().into_iter().map(|child| (child, leading)));
+        }
+        for (child, campaign) in created {
+            let opened = Replica::load(
+                &self.engine,
+                self.registry.clone(),
+                self.snapshots.clone(),
+                child,
+                &self.raft_config,
+                &self.unsafe_testing,
+                &self.logger,
+            );
+            match opened {
+                Ok(mut replica) => {
+                    if campaign {
+                        if let Err(e) = replica.raw_node.campaign() {
+                            tracing::debug!(shard = %child, "the split child's campaign failed: {e}");
+                        }
+                    }
+                    self.replicas.insert(child, replica);
+                }
+                // Its state was written in the batch just written: a
+                // failure to read it back is a storage failure.
+                Err(e) => crate::storage::stop_on_storage_failure(&format!("{child}: cannot open after a split: {e}")),
+            }
         }
     }
 

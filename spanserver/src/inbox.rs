@@ -13,7 +13,9 @@ use raft::eraftpb::Message;
 
 use crate::error::{Error, Result};
 use crate::limits;
+use crate::shard::command::Split;
 use crate::shard::reads::ReadReply;
+use crate::shard::split::SplitReply;
 use crate::shard::TxnReply;
 use crate::storage::snapshot::SnapshotDir;
 
@@ -39,6 +41,9 @@ pub enum LoopMsg {
     /// Ask a shard's Raft group to hand leadership to this server's replica
     /// (done by the leader; ignored elsewhere).
     TransferLeader { shard: ShardId, to: ServerId },
+    /// Split a shard (at its leader): answered once applied
+    /// (`shard/split.rs`).
+    Split { shard: ShardId, split: Split, reply: SplitReply },
     /// Stop the loop; everything waiting is answered.
     Shutdown,
 }

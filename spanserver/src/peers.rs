@@ -69,6 +69,10 @@ pub struct Peers {
 /// A `Peer` client whose calls carry the peer secret.
 pub type PeerClient = proto::peer_client::PeerClient<InterceptedService<Channel, PeerSecret>>;
 
+fn peers_client(channel: Channel, secret: &PeerSecret) -> PeerClient {
+    proto::peer_client::PeerClient::with_interceptor(channel, secret.clone())
+}
+
 impl Peers {
     pub fn new(
         cluster: ClusterSpec,
@@ -116,8 +120,10 @@ impl Peers {
                 shard_id: coordinator.0,
                 participant_shard_id: participant.0,
             };
+            let secret = peers.secret.clone();
             let answer = peers
-                .call_leader(coordinator, move |mut c| {
+                .call_leader(coordinator, move |channel| {
+                    let mut c = peers_client(channel, &secret);
                     let request = request.clone();
                     async move { c.resolve(request).await }
                 })
@@ -161,8 +167,10 @@ impl Peers {
                 };
                 let peers = peers.clone();
                 tokio::spawn(async move {
+                    let secret = peers.secret.clone();
                     let sent = peers
-                        .call_leader(shard, move |mut c| {
+                        .call_leader(shard, move |channel| {
+                            let mut c = peers_client(channel, &secret);
                             let request = request.clone();
                             async move { c.decide(request).await }
                         })
@@ -207,19 +215,49 @@ impl Peers {
         Ok(channel)
     }
 
+    /// Takes `count` ids from the id allocator (`Admin.AllocateIds` at
+    /// the leader of the shard holding its mark); returns the first.
+    pub async fn allocate_ids(&self, count: u64) -> Result<u64, String> {
+        let key = meta::keys::ID_HIGH_WATER;
+        let hosted = self.registry.all().into_iter().map(|r| r.descriptor()).find(|d| d.contains(key));
+        let shard = match hosted {
+            Some(d) => d.shard_id,
+            None => self
+                .cluster
+                .shards()
+                .into_iter()
+                .find(|l| l.start_key.is_empty())
+                .map(|l| l.shard_id)
+                .ok_or("no shard holds the id allocator")?,
+        };
+        let request = proto::AllocateIdsRequest { shard_id: shard.0, range_ver: 0, count };
+        let answer = self
+            .call_leader(shard, move |channel| {
+                let mut admin = proto::admin_client::AdminClient::new(channel);
+                async move { admin.allocate_ids(request).await }
+            })
+            .await?;
+        match answer.first {
+            0 => Err("the allocator answered id 0".into()),
+            first => Ok(first),
+        }
+    }
+
     /// Calls `f` on the leader of `shard`, retrying until the deadline.
     async fn call_leader<T, F, Fut>(&self, shard: ShardId, f: F) -> Result<T, String>
     where
-        F: Fn(PeerClient) -> Fut,
+        F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let replicas: Vec<ServerId> = self
-            .cluster
-            .shards()
-            .into_iter()
-            .find(|l| l.shard_id == shard)
-            .map(|l| l.replicas.iter().map(|(_, s)| *s).collect())
-            .ok_or_else(|| format!("no shard {shard} in the layout"))?;
+        // Where the shard is: as this server hosts it (split or not), else
+        // as the static layout put it.
+        let hosted = self.registry.get(shard).map(|r| r.descriptor().replicas.iter().map(|r| r.server_id).collect());
+        let replicas: Vec<ServerId> = hosted
+            .or_else(|| {
+                let layout = self.cluster.shards().into_iter().find(|l| l.shard_id == shard)?;
+                Some(layout.replicas.iter().map(|(_, s)| *s).collect())
+            })
+            .ok_or_else(|| format!("no shard {shard} known here"))?;
         let mut next = self.registry.get(shard).and_then(|r| r.progress().leader_server);
         let started = tokio::time::Instant::now();
         let mut retries = Retries::new(PEER_RETRY);
@@ -238,29 +276,26 @@ impl Peers {
                         last = e;
                         Failure::Retryable
                     }
-                    Ok(channel) => {
-                        let client = proto::peer_client::PeerClient::with_interceptor(channel, self.secret.clone());
-                        match tokio::time::timeout(PEER_ATTEMPT_TIMEOUT, f(client)).await {
-                            Ok(Ok(response)) => return Ok(response.into_inner()),
-                            Ok(Err(status)) => {
-                                if status.details().is_empty() {
-                                    self.channels.lock().expect("channels lock").remove(addr);
-                                }
-                                last = status.message().to_string();
-                                match proto::ErrorDetail::decode(status.details()) {
-                                    Ok(d) if d.kind == proto::ErrorKind::NotLeader as i32 => {
-                                        next = (d.leader_server_id != 0).then_some(ServerId(d.leader_server_id));
-                                        Failure::NotLeader { hinted: next.is_some() }
-                                    }
-                                    _ => Failure::Retryable,
-                                }
+                    Ok(channel) => match tokio::time::timeout(PEER_ATTEMPT_TIMEOUT, f(channel)).await {
+                        Ok(Ok(response)) => return Ok(response.into_inner()),
+                        Ok(Err(status)) => {
+                            if status.details().is_empty() {
+                                self.channels.lock().expect("channels lock").remove(addr);
                             }
-                            Err(_) => {
-                                last = format!("{addr}: timed out");
-                                Failure::Retryable
+                            last = status.message().to_string();
+                            match proto::ErrorDetail::decode(status.details()) {
+                                Ok(d) if d.kind == proto::ErrorKind::NotLeader as i32 => {
+                                    next = (d.leader_server_id != 0).then_some(ServerId(d.leader_server_id));
+                                    Failure::NotLeader { hinted: next.is_some() }
+                                }
+                                _ => Failure::Retryable,
                             }
                         }
-                    }
+                        Err(_) => {
+                            last = format!("{addr}: timed out");
+                            Failure::Retryable
+                        }
+                    },
                 },
             };
             match retries.next(failure, started.elapsed(), rand::random_range(0.5..1.5)) {

@@ -520,6 +520,49 @@ impl DataRequests {
         Err(Error::Unavailable("the id high-water mark kept moving; retry".into()))
     }
 
+    /// Checks a split request before ids are taken for it: the shard is
+    /// here, led here, at the request's range, and holds the key. Returns
+    /// how many replicas the shard has (the child gets as many ids).
+    pub fn check_split(&self, req: &proto::SplitShardRequest) -> Result<usize> {
+        check_key(&req.split_key)?;
+        let r = self.replica(req.shard_id)?;
+        self.check_route(&r, req.range_ver, &mut std::iter::once(req.split_key.as_slice()))?;
+        if r.progress().role != Role::Leader {
+            return Err(self.not_leader(&r));
+        }
+        Ok(r.descriptor().replicas.len())
+    }
+
+    /// Splits a shard at a key (`shard/split.rs`) with new ids from
+    /// `first_id` on (the child's shard id, then one replica id per
+    /// replica), answered once applied.
+    pub async fn split_shard(&self, req: proto::SplitShardRequest, first_id: u64) -> Result<proto::SplitShardResponse> {
+        let replicas = self.check_split(&req)? as u64;
+        let r = self.replica(req.shard_id)?;
+        let split = command::Split {
+            split_key: req.split_key,
+            range_ver: meta::RangeVer(req.range_ver),
+            child_shard: ShardId(first_id),
+            child_replicas: (1..=replicas).map(|i| meta::ReplicaId(first_id + i)).collect(),
+        };
+        let (tx, rx) = oneshot::channel();
+        self.event_loop.send(LoopMsg::Split { shard: r.shard_id, split, reply: tx })?;
+        let (left, right) = match tokio::time::timeout(self.time.write_timeout(), rx).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(_)) => return Err(Error::Unavailable("server is shutting down".into())),
+            Err(_) => {
+                return Err(Error::Ambiguous(format!(
+                    "the split was not answered within {:?}; it may still apply",
+                    self.time.write_timeout()
+                )))
+            }
+        };
+        Ok(proto::SplitShardResponse {
+            left: Some(crate::wire::descriptor_to_proto(&left)),
+            right: Some(crate::wire::descriptor_to_proto(&right)),
+        })
+    }
+
     // --- Read-write transactions --------------------------------------------
 
     /// A read inside a read-write transaction: a shared lock (key or range)
@@ -598,8 +641,10 @@ impl DataRequests {
         let r = self.replica(req.shard_id)?;
         let (writes, reads) = self.txn_writes_and_reads(&r, req.range_ver, req.writes, req.reads)?;
         let coordinator = ShardId(req.coordinator_shard_id);
-        if !self.registry.cluster.shards().iter().any(|l| l.shard_id == coordinator) {
-            return Err(Error::InvalidArgument(format!("coordinator {coordinator} is not a shard of this cluster")));
+        let known = self.registry.get(coordinator).is_some()
+            || self.registry.cluster.shards().iter().any(|l| l.shard_id == coordinator);
+        if !known {
+            return Err(Error::InvalidArgument(format!("coordinator {coordinator} is not a shard known here")));
         }
         let lease = req.lease.map(lease_from_proto);
         let input = Input::Prepare { req: RequestId(0), txn, priority, writes, reads, lease, coordinator };
@@ -729,10 +774,13 @@ impl DataRequests {
 }
 
 /// A scan page as the wire has it: pairs, and where to resume (empty: done).
+/// A scan's page as the client sees it: the system's own keys
+/// (`meta::keys`) are not data, and scans do not return them.
 fn page_to_proto(page: crate::storage::mvcc::ScanPage) -> (Vec<proto::KeyValue>, Vec<u8>) {
     let pairs = page
         .pairs
         .into_iter()
+        .filter(|(key, _, _)| !meta::keys::is_system(key))
         .map(|(key, value, ts)| proto::KeyValue { key, value, version_ts: ts.as_nanos() })
         .collect();
     (pairs, page.resume_key.unwrap_or_default())

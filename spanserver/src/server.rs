@@ -154,10 +154,11 @@ impl Server {
         // Interrupted installs are finished: other snapshot files are stale.
         snapshots.clean(&[]);
         let loop_engine = engine.clone();
+        let loop_peers = peers.clone();
         let loop_thread = std::thread::Builder::new()
             .name(format!("spandb-loop-{}", server_id.0))
             .spawn(move || {
-                let run = || driver::run(event_loop, inbox, loop_engine, transport, peers);
+                let run = || driver::run(event_loop, inbox, loop_engine, transport, loop_peers);
                 if std::panic::catch_unwind(AssertUnwindSafe(run)).is_err() {
                     // An invariant broke (the panic message is above). Stop
                     // the whole process rather than serve from a replica
@@ -193,6 +194,7 @@ impl Server {
             tools: config.admin.tools,
             clock: clock.clone(),
             requests: requests.clone(),
+            peers: peers.clone(),
         });
         let peer = proto::peer_server::PeerServer::new(PeerService {
             cluster_id: config.cluster.cluster_id.clone(),

@@ -18,6 +18,7 @@ use crate::clock::ClockGuard;
 use crate::error::Error;
 use crate::inbox::{LoopHandle, LoopMsg};
 use crate::limits;
+use crate::peers::Peers;
 use crate::registry::Registry;
 use crate::requests::DataRequests;
 use crate::wire;
@@ -108,6 +109,8 @@ pub struct AdminService {
     pub clock: Arc<ClockGuard>,
     /// For `AllocateIds`, which writes through a shard like a data request.
     pub requests: Arc<DataRequests>,
+    /// For `SplitShard`, which takes ids from the allocator's shard.
+    pub peers: Arc<Peers>,
 }
 
 impl AdminService {
@@ -140,21 +143,24 @@ impl proto::admin_server::Admin for AdminService {
         &self,
         _request: Request<proto::ClusterInfoRequest>,
     ) -> Result<Response<proto::ClusterInfoResponse>, Status> {
+        // The shards this server hosts, as they are now (split or not),
+        // and the static layout's others as first laid out (the client
+        // keeps whichever of two overlapping descriptors is newer).
         let cluster = &self.registry.cluster;
-        let shards = cluster
-            .shards()
-            .into_iter()
-            .map(|layout| match self.registry.get(layout.shard_id) {
-                Some(r) => proto::ShardInfo {
-                    descriptor: Some(wire::descriptor_to_proto(&r.descriptor())),
-                    leader_server_id: r.progress().leader_server.map_or(0, |s| s.0),
-                },
-                None => proto::ShardInfo {
-                    descriptor: Some(wire::descriptor_to_proto(&layout.descriptor())),
-                    leader_server_id: 0,
-                },
+        let hosted = self.registry.all();
+        let mut shards: Vec<proto::ShardInfo> = hosted
+            .iter()
+            .map(|r| proto::ShardInfo {
+                descriptor: Some(wire::descriptor_to_proto(&r.descriptor())),
+                leader_server_id: r.progress().leader_server.map_or(0, |s| s.0),
             })
             .collect();
+        shards.extend(cluster.shards().into_iter().filter(|l| !hosted.iter().any(|r| r.shard_id == l.shard_id)).map(
+            |layout| proto::ShardInfo {
+                descriptor: Some(wire::descriptor_to_proto(&layout.descriptor())),
+                leader_server_id: 0,
+            },
+        ));
         Ok(Response::new(proto::ClusterInfoResponse {
             cluster_id: cluster.cluster_id.clone(),
             servers: cluster
@@ -211,6 +217,22 @@ impl proto::admin_server::Admin for AdminService {
         request: Request<proto::AllocateIdsRequest>,
     ) -> Result<Response<proto::AllocateIdsResponse>, Status> {
         Ok(Response::new(self.requests.allocate_ids(request.into_inner()).await?))
+    }
+
+    async fn split_shard(
+        &self,
+        request: Request<proto::SplitShardRequest>,
+    ) -> Result<Response<proto::SplitShardResponse>, Status> {
+        let request = request.into_inner();
+        let replicas = self.requests.check_split(&request)? as u64;
+        // The child's ids come from the allocator, never from the caller:
+        // a shard id already in use would shrink this shard into nothing.
+        let first = self
+            .peers
+            .allocate_ids(1 + replicas)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot take ids for the new shard: {e}")))?;
+        Ok(Response::new(self.requests.split_shard(request, first).await?))
     }
 
     async fn transfer_leader(

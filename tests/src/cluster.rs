@@ -280,9 +280,20 @@ impl TestCluster {
         self.spec.shards().iter().map(|s| s.shard_id.0).collect()
     }
 
-    /// The servers hosting a shard.
+    /// The servers hosting a shard: as a running server's replica of it
+    /// says (a shard born by a split), else as the static layout put it.
     pub fn shard_servers(&self, shard: u64) -> Vec<u64> {
-        self.spec.shards()[shard as usize - 1].replicas.iter().map(|(_, s)| s.0).collect()
+        let hosted = self.server_ids().into_iter().find_map(|id| self.replica(id, shard));
+        match hosted {
+            Some(r) => r.descriptor().replicas.iter().map(|d| d.server_id.0).collect(),
+            None => self
+                .spec
+                .shards()
+                .iter()
+                .find(|l| l.shard_id.0 == shard)
+                .map(|l| l.replicas.iter().map(|(_, s)| s.0).collect())
+                .unwrap_or_default(),
+        }
     }
 
     /// The server whose replica leads `shard` with the highest term, among

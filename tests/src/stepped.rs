@@ -80,7 +80,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meta::{ClusterSpec, RequestId, ServerId, ServerSpec, ShardId, TxnId};
+use meta::{ClusterSpec, ReplicaId, RequestId, ServerId, ServerSpec, ShardDescriptor, ShardId, TxnId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spanserver::clock::ClockGuard;
@@ -88,6 +88,7 @@ use spanserver::config::{GcConfig, RaftConfig, UnsafeTestingConfig};
 use spanserver::event_loop::{EventLoop, Next, Outgoing, RaftState, SnapshotSend};
 use spanserver::inbox::LoopMsg;
 use spanserver::registry::Registry;
+use spanserver::shard::command::Split;
 use spanserver::shard::{PeerCall, TxnReply};
 use spanserver::storage::mvcc::Reader;
 use spanserver::storage::snapshot::SnapshotDir;
@@ -750,17 +751,60 @@ impl SteppedCluster {
 
     /// The shards of the static layout, in key order.
     pub fn shard_ids(&self) -> Vec<ShardId> {
-        self.spec.shards().iter().map(|l| l.shard_id).collect()
+        self.descriptors().keys().copied().collect()
     }
 
-    /// The shard whose range holds `key`.
+    /// The shard whose range holds `key` (by the newest descriptors).
     pub fn shard_of(&self, key: &[u8]) -> ShardId {
-        self.spec
-            .shards()
-            .iter()
-            .find(|l| l.start_key.as_slice() <= key && (l.end_key.is_empty() || key < l.end_key.as_slice()))
-            .map(|l| l.shard_id)
-            .expect("the layout covers every key")
+        self.descriptors()
+            .into_values()
+            .filter(|d| d.contains(key))
+            .max_by_key(|d| d.epoch.range_ver)
+            .map(|d| d.shard_id)
+            .expect("the shards cover every key")
+    }
+
+    /// Each shard's newest descriptor among the running servers (the
+    /// static layout's for a shard no running server hosts).
+    pub fn descriptors(&self) -> BTreeMap<ShardId, ShardDescriptor> {
+        let mut out: BTreeMap<ShardId, ShardDescriptor> =
+            self.spec.shards().iter().map(|l| (l.shard_id, l.descriptor())).collect();
+        for d in self.servers.values().filter_map(|s| s.event_loop.as_ref()).flat_map(EventLoop::descriptors) {
+            let newer = out.get(&d.shard_id).is_none_or(|old| d.epoch.is_newer_than(&old.epoch));
+            if newer {
+                out.insert(d.shard_id, d);
+            }
+        }
+        out
+    }
+
+    /// Splits `shard` at `key` through its leader, with the child's ids
+    /// given, running until the answer comes (or `within` passes).
+    pub fn split(
+        &mut self,
+        shard: ShardId,
+        key: &[u8],
+        child: ShardId,
+        child_replicas: Vec<ReplicaId>,
+        within: Duration,
+    ) -> Result<(ShardDescriptor, ShardDescriptor), String> {
+        let leader = self.leader(shard).filter(|l| self.is_up(*l)).ok_or_else(|| format!("no leader of {shard}"))?;
+        let range_ver = self.descriptors().get(&shard).map(|d| d.epoch.range_ver).ok_or("no such shard")?;
+        let split = Split { split_key: key.to_vec(), range_ver, child_shard: child, child_replicas };
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        let s = self.servers.get_mut(&leader).expect("a server");
+        s.pending.push(LoopMsg::Split { shard, split, reply });
+        let deadline = self.now + within;
+        while self.now < deadline {
+            let until = self.now + Duration::from_millis(1);
+            self.run_until(until);
+            match answer.try_recv() {
+                Ok(result) => return result.map_err(|e| e.to_string()),
+                Err(oneshot::error::TryRecvError::Closed) => return Err("the split was dropped".into()),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+        }
+        Err(format!("no answer within {within:?}"))
     }
 
     /// The trace's entries since the last call, without their times.

@@ -18,6 +18,8 @@
 //!                            one: locked reads, prepares, commit at the
 //!                            first written shard; prints its outcome
 //! partition S S | isolate S | heal | crash S | restart S | pause S | resume S
+//! split KEY                  splits the shard holding KEY at KEY, with new
+//!                            ids from 100 on; prints both halves
 //! hold S                     S hears nothing (its messages wait in flight,
 //!                            none lost) while it runs on
 //! deliver S                  what was held for S arrives, in the order it
@@ -50,10 +52,12 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 /// The longest `stabilize` runs.
 const STABILIZE_WITHIN: Duration = Duration::from_secs(10);
 
-#[derive(Default)]
 struct Runner {
     cluster: Option<SteppedCluster>,
     next_txn: u128,
+    /// The next id a split takes (shards and replicas), above the static
+    /// layout's.
+    next_id: u64,
 }
 
 fn server(s: &str) -> Res<ServerId> {
@@ -252,6 +256,31 @@ impl goldenscript::Runner for Runner {
                 self.txn(reads, writes, &mut out)?;
                 events(self.cluster()?, &mut out)?;
             }
+            "split" => {
+                let key = args.next_pos().ok_or("split KEY")?.to_string();
+                let c = self.cluster.as_mut().ok_or("no cluster")?;
+                let shard = c.shard_of(key.as_bytes());
+                let replicas = c.descriptors()[&shard].replicas.len() as u64;
+                let child = ShardId(self.next_id);
+                let child_replicas = (1..=replicas).map(|i| meta::ReplicaId(self.next_id + i)).collect();
+                self.next_id += 1 + replicas;
+                match c.split(shard, key.as_bytes(), child, child_replicas, ANSWER_WITHIN) {
+                    Ok((left, right)) => {
+                        for d in [left, right] {
+                            let replicas: Vec<String> =
+                                d.replicas.iter().map(|r| format!("{}@{}", r.replica_id, r.server_id)).collect();
+                            let range = format!(
+                                "[{:?}, {:?})",
+                                String::from_utf8_lossy(&d.start_key),
+                                String::from_utf8_lossy(&d.end_key)
+                            );
+                            writeln!(out, "{} {range} {} {}", d.shard_id, d.epoch, replicas.join(" "))?;
+                        }
+                    }
+                    Err(e) => writeln!(out, "split {key}: refused: {e}")?,
+                }
+                events(c, &mut out)?;
+            }
             "hold" => {
                 let s = server(args.next_pos().ok_or("hold S")?)?;
                 let c = self.cluster()?;
@@ -318,9 +347,10 @@ macro_rules! scripts {
     ($($name:ident),* $(,)?) => {$(
         #[test]
         fn $name() -> std::io::Result<()> {
-            goldenscript::run(&mut Runner::default(), concat!("testscripts/cluster/", stringify!($name)))
+            let mut runner = Runner { cluster: None, next_txn: 0, next_id: 100 };
+            goldenscript::run(&mut runner, concat!("testscripts/cluster/", stringify!($name)))
         }
     )*};
 }
 
-scripts!(election, leader_partitioned, crash_and_restart, crash_mid_step, deliver, transactions, snapshot);
+scripts!(election, leader_partitioned, crash_and_restart, crash_mid_step, deliver, transactions, snapshot, split);

@@ -21,6 +21,7 @@
 //!          GC steps                                  ──> batch A
 //!          write A (not synced: the log is durable, and applied index and
 //!            applied data share the batch, so replay after a crash is exact)
+//!          open the replicas splits in A created
 //!          then answer clients (their writes are applied), ready new
 //!          leaders, release reads, publish progress: into Effects
 //! ```
@@ -100,6 +101,7 @@ impl EventLoop {
         if !apply.is_empty() {
             self.engine.write_or_stop(apply, false);
         }
+        self.open_created();
 
         // Follow up, answer, publish.
         for shard in touched {

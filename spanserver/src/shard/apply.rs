@@ -1,7 +1,11 @@
 //! Applying committed entries, in order, exactly once, into the
 //! replica's write batch: the transaction commands through the shard's
-//! `ShardTxns`, conf changes through raft-rs, and the apply state in the
-//! same batch (STYLE.md's raft-rs checklist, items 2 to 5).
+//! `ShardTxns`, splits (`split.rs`), conf changes through raft-rs, and the
+//! apply state in the same batch (STYLE.md's raft-rs checklist, items 2
+//! to 5). A transaction command that names a key outside the shard's
+//! range (admitted before a split moved it) is refused here, the same way
+//! on every replica, as a dropped proposal: its transaction aborts,
+//! retryably.
 
 use super::*;
 
@@ -39,6 +43,15 @@ impl Replica {
         // command entry of the same term (never raft-rs's own empty or
         // conf change entries).
         let mut req = None;
+        let mut split_reply = None;
+        if let Some((term, reply)) = self.splits.remove(&entry.index) {
+            if term == entry.term {
+                split_reply = Some(reply);
+            } else {
+                let e = Error::Unavailable("the split was replaced by another leader's entry; retry".into());
+                completions.push(Completion::Split { reply, result: Err(e) });
+            }
+        }
         if let Some(p) = self.proposals.remove(&entry.index) {
             let ours = p.term == entry.term && entry.entry_type() == EntryType::EntryNormal && !entry.data.is_empty();
             if ours {
@@ -52,11 +65,20 @@ impl Replica {
         match entry.entry_type() {
             EntryType::EntryNormal if entry.data.is_empty() => {}
             EntryType::EntryNormal => match command::decode(&entry.data) {
-                Ok(command) => {
+                Ok(Command::Txn(command)) if !self.inside_range(&command) => {
+                    tracing::info!(shard = %self.shard_id, index = entry.index, "a command for keys that moved was refused");
+                    let outputs = self.step_txns(tt, Input::ProposalFailed { req, command });
+                    self.execute(tt, outputs, Some(batch), completions);
+                }
+                Ok(Command::Txn(command)) => {
                     let conditions_held = self.conditions_hold(&command);
                     let input = Input::Applied { req, command, conditions_held };
                     let outputs = self.step_txns(tt, input);
                     self.execute(tt, outputs, Some(batch), completions);
+                }
+                Ok(Command::Split(split)) => {
+                    let split_reply = split_reply.take();
+                    self.apply_split(tt, split, split_reply, batch, completions);
                 }
                 Err(msg) => {
                     // Deterministic: every replica skips the same entry.
@@ -85,20 +107,29 @@ impl Replica {
         }
     }
 
-    /// Checks a plain write's conditions against the latest values,
-    /// including those staged earlier in this iteration. Keys outside the
-    /// shard fail the check (deterministically).
-    fn conditions_hold(&self, command: &TxnCommand) -> bool {
-        let TxnCommand::Commit { conditions, writes, .. } = command else { return true };
-        let outside = writes
-            .iter()
-            .map(|w| &w.key)
-            .chain(conditions.iter().map(|c| &c.key))
-            .any(|k| !self.descriptor.contains(k));
-        if outside {
-            tracing::error!(shard = %self.shard_id, "a write outside the shard's range was refused");
-            return false;
+    /// Does every key `command` writes, checks or locks belong to this
+    /// shard (as of this log position)?
+    fn inside_range(&self, command: &TxnCommand) -> bool {
+        let d = &self.descriptor;
+        let target_inside = |t: &LockTarget| match t {
+            LockTarget::Key(k) => d.contains(k),
+            LockTarget::Range(s, e) => {
+                d.contains(s) && (d.end_key.is_empty() || (!e.is_empty() && e.as_slice() <= d.end_key.as_slice()))
+            }
+        };
+        match command {
+            TxnCommand::Commit { writes, conditions, .. } => {
+                writes.iter().all(|w| d.contains(&w.key)) && conditions.iter().all(|c| d.contains(&c.key))
+            }
+            TxnCommand::Prepare(p) => p.writes.iter().all(|w| d.contains(&w.key)) && p.reads.iter().all(target_inside),
+            _ => true,
         }
+    }
+
+    /// Checks a plain write's conditions against the latest values,
+    /// including those staged earlier in this iteration.
+    fn conditions_hold(&self, command: &TxnCommand) -> bool {
+        let TxnCommand::Commit { conditions, .. } = command else { return true };
         conditions.iter().all(|c| match self.latest_value(&c.key) {
             Ok(current) => current == c.expected,
             // A storage read failing during apply cannot be skipped

@@ -1,16 +1,16 @@
 //! The replicated commands: what a shard's Raft log entries say.
 //!
-//! Every normal entry with data is one [`txn::TxnCommand`] (a commit, a
+//! Every normal entry with data is one [`Command`], encoded as a
+//! `proto::storage::RaftCommand`: a [`txn::TxnCommand`] (a commit, a
 //! prepare, a finish, an abort decision, a forgotten decision, a closed
-//! timestamp), encoded as a
-//! `proto::storage::RaftCommand`. Empty entries are raft-rs's own (a new
+//! timestamp), or a change of the shard itself (a [`Split`]). Empty entries are raft-rs's own (a new
 //! leader's first entry); conf change entries are raft-rs `ConfChange` /
 //! `ConfChangeV2`.
 //!
 //! Decoding is deterministic: a command that does not decode fails the same
 //! way on every replica, so it is an apply result, never a crash.
 
-use meta::{Priority, ShardId, TxnId};
+use meta::{Priority, RangeVer, ReplicaId, ShardId, TxnId};
 use prost::Message as _;
 use proto::storage::{self as pb, raft_command};
 use truetime::Timestamp;
@@ -105,6 +105,35 @@ pub fn decision_from_proto(d: &pb::DecisionRecord) -> Decision {
     }
 }
 
+/// What one log entry says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Txn(TxnCommand),
+    Split(Split),
+}
+
+/// Split the shard at `split_key` (`shard/split.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub split_key: Vec<u8>,
+    /// The range the split was proposed for.
+    pub range_ver: RangeVer,
+    pub child_shard: ShardId,
+    /// One per replica of the shard, beside it on the same server, in the
+    /// order of the shard's descriptor.
+    pub child_replicas: Vec<ReplicaId>,
+}
+
+pub fn encode_split(split: &Split) -> Vec<u8> {
+    let kind = raft_command::Kind::Split(pb::SplitCommand {
+        split_key: split.split_key.clone(),
+        range_ver: split.range_ver.0,
+        child_shard_id: split.child_shard.0,
+        child_replica_ids: split.child_replicas.iter().map(|r| r.0).collect(),
+    });
+    pb::RaftCommand { kind: Some(kind) }.encode_to_vec()
+}
+
 pub fn encode(command: &TxnCommand) -> Vec<u8> {
     let kind = match command {
         TxnCommand::Commit { txn, commit_ts, writes, conditions, participants } => {
@@ -136,9 +165,17 @@ pub fn encode(command: &TxnCommand) -> Vec<u8> {
     pb::RaftCommand { kind: Some(kind) }.encode_to_vec()
 }
 
-pub fn decode(data: &[u8]) -> Result<TxnCommand, String> {
+pub fn decode(data: &[u8]) -> Result<Command, String> {
     let cmd = pb::RaftCommand::decode(data).map_err(|e| format!("undecodable command: {e}"))?;
-    Ok(match cmd.kind.ok_or("command without a kind")? {
+    Ok(Command::Txn(match cmd.kind.ok_or("command without a kind")? {
+        raft_command::Kind::Split(s) => {
+            return Ok(Command::Split(Split {
+                split_key: s.split_key,
+                range_ver: RangeVer(s.range_ver),
+                child_shard: ShardId(s.child_shard_id),
+                child_replicas: s.child_replica_ids.into_iter().map(ReplicaId).collect(),
+            }))
+        }
         raft_command::Kind::Commit(c) => TxnCommand::Commit {
             txn: txn_id_from(&c.txn_id)?,
             commit_ts: Timestamp::from_nanos(c.commit_ts),
@@ -160,7 +197,7 @@ pub fn decode(data: &[u8]) -> Result<TxnCommand, String> {
         }
         raft_command::Kind::ForgetDecision(f) => TxnCommand::ForgetDecision { txn: txn_id_from(&f.txn_id)? },
         raft_command::Kind::Close(c) => TxnCommand::Close { ts: Timestamp::from_nanos(c.ts) },
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -197,8 +234,15 @@ mod tests {
             TxnCommand::Close { ts },
         ];
         for c in commands {
-            assert_eq!(decode(&encode(&c)).unwrap(), c);
+            assert_eq!(decode(&encode(&c)).unwrap(), Command::Txn(c));
         }
+        let split = Split {
+            split_key: b"m".to_vec(),
+            range_ver: RangeVer(3),
+            child_shard: ShardId(12),
+            child_replicas: vec![ReplicaId(13), ReplicaId(14), ReplicaId(15)],
+        };
+        assert_eq!(decode(&encode_split(&split)).unwrap(), Command::Split(split));
         let decision =
             Decision { outcome: Outcome::Committed(ts), participants: vec![ShardId(2), ShardId(5)], decided_at: ts };
         assert_eq!(decision_from_proto(&decision_to_proto(&decision)), decision);

@@ -52,6 +52,7 @@ mod install;
 mod leadership;
 pub mod reads;
 mod records;
+pub mod split;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -66,9 +67,11 @@ use raft::RawNode;
 use rocksdb::WriteBatch;
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
-use txn::{Answer, Input, Outcome, Output, ShardTxns, TxnCommand, TxnError};
+use txn::{Answer, Input, LockTarget, Outcome, Output, ShardTxns, TxnCommand, TxnError};
 
+use self::command::Command;
 use self::reads::{ReadQueue, ReadReply};
+use self::split::SplitReply;
 use crate::config::{RaftConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
 use crate::limits;
@@ -110,6 +113,8 @@ pub enum Completion {
     Txn { reply: TxnReply, result: std::result::Result<Answer, TxnError> },
     /// A linearizable read may proceed at this safe time (or may not).
     Read { reply: ReadReply, result: Result<Timestamp> },
+    /// A split applied (the shard and its child), or why not.
+    Split { reply: SplitReply, result: Result<(ShardDescriptor, ShardDescriptor)> },
 }
 
 impl Completion {
@@ -122,6 +127,9 @@ impl Completion {
             Completion::Read { reply, result } => {
                 let _ = reply.send(result);
             }
+            Completion::Split { reply, result } => {
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -130,7 +138,7 @@ impl Completion {
     pub fn txn_result(&self) -> Option<&std::result::Result<Answer, TxnError>> {
         match self {
             Completion::Txn { result, .. } => Some(result),
-            Completion::Read { .. } => None,
+            Completion::Read { .. } | Completion::Split { .. } => None,
         }
     }
 }
@@ -162,6 +170,10 @@ pub struct Replica {
     txns: ShardTxns,
     /// Our proposals by log index.
     proposals: BTreeMap<u64, Proposal>,
+    /// Our split proposals by log index, with their term.
+    splits: BTreeMap<u64, (u64, SplitReply)>,
+    /// Shards this replica's splits created, for the event loop to open.
+    created: Vec<ShardId>,
     /// Where each request's answer goes.
     replies: HashMap<RequestId, TxnReply>,
     next_req: RequestId,
@@ -296,6 +308,8 @@ impl Replica {
             applied_index: apply.applied_index,
             txns,
             proposals: BTreeMap::new(),
+            splits: BTreeMap::new(),
+            created: Vec::new(),
             replies: HashMap::new(),
             next_req: RequestId(1),
             leadership: None,
@@ -607,6 +621,10 @@ impl Replica {
         }
         for (_, reply) in self.replies.drain() {
             completions.push(Completion::Txn { reply, result: unavailable() });
+        }
+        for (_, (_, reply)) in std::mem::take(&mut self.splits) {
+            completions
+                .push(Completion::Split { reply, result: Err(Error::Ambiguous(format!("{err}; it may still split"))) });
         }
     }
 

@@ -76,6 +76,26 @@ impl RaftLogStore {
         batch.put_cf(cf, raft_key(shard, RaftKey::TruncatedState), prost::Message::encode_to_vec(&truncated));
     }
 
+    /// Writes the initial Raft state of a replica whose log starts after
+    /// `index` at `term`, as if it had applied a snapshot there, with
+    /// `voters` (a shard born by a split: `shard/split.rs`).
+    pub fn bootstrap_at(
+        engine: &Engine,
+        batch: &mut WriteBatch,
+        shard: ShardId,
+        voters: &[u64],
+        index: u64,
+        term: u64,
+    ) {
+        let cf = engine.cf(CF_RAFT);
+        let cs = ConfState { voters: voters.to_vec(), ..Default::default() };
+        batch.put_cf(cf, raft_key(shard, RaftKey::ConfState), cs.encode_to_vec());
+        let hs = HardState { term, vote: 0, commit: index };
+        batch.put_cf(cf, raft_key(shard, RaftKey::HardState), hs.encode_to_vec());
+        let truncated = proto::storage::TruncatedState { index, term };
+        batch.put_cf(cf, raft_key(shard, RaftKey::TruncatedState), prost::Message::encode_to_vec(&truncated));
+    }
+
     /// Loads a replica's Raft state after a restart.
     pub fn load(engine: &Engine, shard: ShardId, snapshots: SnapshotSource) -> Result<Self, rocksdb::Error> {
         let db = engine.db();

@@ -58,7 +58,7 @@ fn shard_id() -> impl Strategy<Value = u64> {
     prop_oneof![12 => 1u64..=2, 1 => Just(3u64), 1 => Just(0u64), 1 => Just(u64::MAX), 1 => any::<u64>()]
 }
 
-fn epoch() -> impl Strategy<Value = u64> {
+fn range_ver() -> impl Strategy<Value = u64> {
     prop_oneof![8 => Just(0u64), 2 => Just(1u64), 1 => any::<u64>()]
 }
 
@@ -177,6 +177,8 @@ enum Call {
     GetClock,
     SetClock(proto::SetClockRequest),
     TransferLeader(proto::TransferLeaderRequest),
+    AllocateIds(proto::AllocateIdsRequest),
+    SplitShard(proto::SplitShardRequest),
     /// With the peer secret when `true`.
     Resolve(proto::TxnResolveRequest, bool),
     Decide(proto::TxnDecideRequest, bool),
@@ -202,12 +204,12 @@ const PATHS: [&str; 10] = [
 ];
 
 fn call() -> impl Strategy<Value = (u64, Call)> {
-    let get = (shard_and_key(), epoch(), prop_oneof![Just(0u64), timestamp()], read_options()).prop_map(
+    let get = (shard_and_key(), range_ver(), prop_oneof![Just(0u64), timestamp()], read_options()).prop_map(
         |((shard_id, key), range_ver, read_ts, options)| {
             Call::Get(proto::GetRequest { shard_id, range_ver, key, read_ts, options })
         },
     );
-    let scan = (shard_and_key(), epoch(), key(), prop_oneof![Just(0u32), 1u32..20, any::<u32>()], read_options())
+    let scan = (shard_and_key(), range_ver(), key(), prop_oneof![Just(0u32), 1u32..20, any::<u32>()], read_options())
         .prop_map(|((shard_id, start_key), range_ver, end_key, limit, options)| {
             Call::Scan(proto::ScanRequest { shard_id, range_ver, start_key, end_key, limit, read_ts: 0, options })
         });
@@ -221,7 +223,7 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
             0..2,
         )
     };
-    let write = (shard_and_mutations(), epoch(), prop_oneof![3 => Just(Vec::new()), 1 => conditions()]).prop_map(
+    let write = (shard_and_mutations(), range_ver(), prop_oneof![3 => Just(Vec::new()), 1 => conditions()]).prop_map(
         |((shard_id, mutations), range_ver, conditions)| {
             Call::Write(proto::WriteRequest { shard_id, range_ver, mutations, conditions })
         },
@@ -231,7 +233,7 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
     let txn_read = (
         txn_meta(),
         shard_and_key(),
-        epoch(),
+        range_ver(),
         prop_oneof![6 => Just(None), 1 => span().prop_map(Some)],
         any::<u32>(),
         lease(),
@@ -250,7 +252,7 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
             0..3,
         )
     };
-    let prepare = (txn_meta(), shard_and_mutations(), epoch(), shard_id(), lease())
+    let prepare = (txn_meta(), shard_and_mutations(), range_ver(), shard_id(), lease())
         .prop_flat_map(move |(txn, (shard_id, writes), range_ver, coordinator, lease)| {
             (Just((txn, shard_id, writes, range_ver, coordinator, lease)), reads(shard_id))
         })
@@ -268,7 +270,7 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
     let commit = (
         txn_meta(),
         shard_and_mutations(),
-        epoch(),
+        range_ver(),
         proptest::collection::vec(participant(), 0..3),
         lease(),
         prop_oneof![3 => Just(Vec::new()), 1 => conditions()],
@@ -304,6 +306,16 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         (shard_id(), prop_oneof![1u64..=3, any::<u64>()]).prop_map(|(shard_id, to_server_id)| Call::TransferLeader(
             proto::TransferLeaderRequest { shard_id, to_server_id }
         )),
+        (shard_id(), range_ver(), prop_oneof![1u64..=5, Just(0u64), Just(u64::MAX), any::<u64>()]).prop_map(
+            |(shard_id, range_ver, count)| Call::AllocateIds(proto::AllocateIdsRequest { shard_id, range_ver, count })
+        ),
+        shard_and_key().prop_flat_map(|(shard_id, split_key)| (Just(shard_id), range_ver(), Just(split_key))).prop_map(
+            |(shard_id, range_ver, split_key)| Call::SplitShard(proto::SplitShardRequest {
+                shard_id,
+                range_ver,
+                split_key
+            })
+        ),
     ];
     let peer = prop_oneof![
         (txn_id_bytes(), shard_id(), shard_id(), any::<bool>()).prop_map(|(txn_id, shard_id, participant, secret)| {
@@ -380,6 +392,8 @@ impl Call {
             Call::Abort(r) => Some(r.shard_id),
             Call::Resolve(r, _) => Some(r.shard_id),
             Call::Decide(r, _) => Some(r.shard_id),
+            Call::AllocateIds(r) => Some(r.shard_id),
+            Call::SplitShard(r) => Some(r.shard_id),
             _ => None,
         }
     }
@@ -422,6 +436,8 @@ impl Clients {
             Call::GetClock => admin.get_clock(proto::GetClockRequest {}).await.map(drop),
             Call::SetClock(r) => admin.set_clock(r).await.map(drop),
             Call::TransferLeader(r) => admin.transfer_leader(r).await.map(drop),
+            Call::AllocateIds(r) => admin.allocate_ids(r).await.map(drop),
+            Call::SplitShard(r) => admin.split_shard(r).await.map(drop),
             Call::Resolve(r, secret) => self.peer(server, secret).resolve(r).await.map(drop),
             Call::Decide(r, secret) => self.peer(server, secret).decide(r).await.map(drop),
             Call::ReadClock(secret) => self.peer(server, secret).read_clock(proto::ReadClockRequest {}).await.map(drop),

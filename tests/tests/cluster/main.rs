@@ -17,5 +17,6 @@ mod kv;
 mod persistence;
 mod replication;
 mod snapshots;
+mod split;
 mod txn;
 mod untrusted;

@@ -1,0 +1,126 @@
+//! Splitting a shard by hand (`Admin.SplitShard`, `Client::split_at`)
+//! on a cluster of real servers over gRPC.
+
+use std::time::Duration;
+
+use tests::wait::wait_until;
+use tests::{ClusterOptions, TestCluster};
+
+use crate::common::{init, LEADER_TIMEOUT};
+
+fn key(i: usize) -> Vec<u8> {
+    format!("k{i:02}").into_bytes()
+}
+
+/// Goal: after a split, every acknowledged write is still read, both
+/// halves take writes and a transaction across them commits, a client
+/// whose map predates the split follows it (the refusals carry the new
+/// descriptors), and all of it survives a restart of every server.
+/// Method: one shard, 40 keys written; split at "k20" by one client;
+/// another client, connected before, reads and writes all 40 keys and
+/// commits a transaction over k05 and k25; every server crashes and
+/// restarts; a fresh client reads everything back and sees two shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_split_keeps_every_write_and_serves_both_halves() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let stale = c.client().await?;
+    for i in 0..40 {
+        client.put(&key(i), b"v1").await?;
+    }
+
+    let (left, right) = client.split_at(b"k20").await?;
+    assert_eq!((left.shard_id, left.start_key.as_slice(), left.end_key.as_slice()), (1, &b""[..], &b"k20"[..]));
+    assert_eq!((right.start_key.as_slice(), right.end_key.as_slice()), (&b"k20"[..], &b""[..]));
+    assert_eq!((left.range_ver, right.range_ver), (2, 2), "both halves at the next range version");
+    let floor = c.spec.static_ids_max();
+    assert!(right.shard_id > floor && right.replicas.iter().all(|r| r.replica_id > floor), "new ids: {right:?}");
+    let servers = |d: &proto::ShardDescriptor| d.replicas.iter().map(|r| r.server_id).collect::<Vec<_>>();
+    assert_eq!(servers(&left), servers(&right), "the child sits beside the shard");
+
+    for i in 0..40 {
+        assert_eq!(stale.get(&key(i)).await?.as_deref(), Some(&b"v1"[..]), "k{i:02} after the split");
+    }
+    for i in 0..40 {
+        stale.put(&key(i), b"v2").await?;
+    }
+    let mut txn = stale.begin();
+    txn.put(b"k05", b"t");
+    txn.put(b"k25", b"t");
+    txn.commit().await?;
+
+    for s in c.server_ids() {
+        c.crash(s).await;
+    }
+    for s in c.server_ids() {
+        c.restart(s).await?;
+    }
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let child = right.shard_id;
+    wait_until(LEADER_TIMEOUT, || c.leader(child).is_some()).await?;
+    let fresh = c.client().await?;
+    let info = fresh.cluster_info().await?;
+    let shards: Vec<u64> = info.shards.iter().filter_map(|s| s.descriptor.as_ref()).map(|d| d.shard_id).collect();
+    assert_eq!(shards, vec![1, child], "after the restart");
+    for i in 0..40 {
+        let want: &[u8] = if i == 5 || i == 25 { b"t" } else { b"v2" };
+        assert_eq!(fresh.get(&key(i)).await?.as_deref(), Some(want), "k{i:02} after the restart");
+    }
+    c.shutdown().await
+}
+
+/// Goal: bad splits are refused and change nothing: at the empty key, at
+/// a shard's first key, and while a prepared transaction holds a key
+/// that would move (allowed once it ends).
+/// Method: split at "m"; try "" and "m"; prepare a transaction writing
+/// "q" on the child (its coordinator never commits, so the child asks
+/// and aborts it after a while); a split at "p" is refused at once, and
+/// goes through once the prepared transaction is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_splits_are_refused_and_change_nothing() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let (_, right) = client.split_at(b"m").await?;
+    for at in [&b""[..], &b"m"[..]] {
+        let refused = client.split_at(at).await;
+        assert!(matches!(refused, Err(client::Error::InvalidArgument(_))), "split at {at:?}: {refused:?}");
+    }
+    let child = right.shard_id;
+    let leader = c.wait_for_leader_among(child, &c.server_ids(), LEADER_TIMEOUT).await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
+    let mut raw = proto::txn_client::TxnClient::new(channel);
+    let prepare = proto::TxnPrepareRequest {
+        txn: Some(proto::TxnMeta { txn_id: 77u128.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] }),
+        shard_id: child,
+        range_ver: 0,
+        coordinator_shard_id: 1,
+        writes: vec![proto::Mutation { key: b"q".to_vec(), value: b"v".to_vec(), delete: false }],
+        reads: vec![],
+        lease: None,
+    };
+    raw.prepare(prepare).await?;
+    let refused = client.split_at(b"p").await;
+    match &refused {
+        Err(client::Error::InvalidArgument(m)) if m.contains("prepared") => {}
+        other => panic!("a split moving a prepared write: {other:?}"),
+    }
+    let info = client.cluster_info().await?;
+    assert_eq!(info.shards.len(), 2, "nothing split");
+    // The coordinator never committed t77: asked, it decides abort, and
+    // the child's prepared write goes; then the split goes through.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match client.split_at(b"p").await {
+            Ok(_) => break,
+            Err(client::Error::InvalidArgument(m)) if m.contains("prepared") => {}
+            Err(e) => return Err(e.into()),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the prepared transaction never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.shutdown().await
+}
