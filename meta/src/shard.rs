@@ -97,7 +97,30 @@ pub enum ReplicaRole {
     DemotingVoter,
 }
 
+/// The bounds of an uninitialized replica's range: `[UNINITIALIZED_KEY,
+/// UNINITIALIZED_KEY)` holds no key.
+pub const UNINITIALIZED_KEY: &[u8] = b"\xff\xff";
+
 impl ShardDescriptor {
+    /// The descriptor of a replica created before it knows its shard (a
+    /// message from the shard's group arrived first; a snapshot from its
+    /// leader will bring the real one): an empty range, no replicas, epoch
+    /// zero, so it holds no key and is older than any real descriptor.
+    pub fn uninitialized(shard_id: ShardId) -> ShardDescriptor {
+        ShardDescriptor {
+            shard_id,
+            start_key: UNINITIALIZED_KEY.to_vec(),
+            end_key: UNINITIALIZED_KEY.to_vec(),
+            epoch: ShardEpoch::default(),
+            replicas: Vec::new(),
+        }
+    }
+
+    /// Does this describe a range (not an uninitialized replica)?
+    pub fn is_initialized(&self) -> bool {
+        self.start_key != self.end_key || self.end_key.is_empty()
+    }
+
     /// Is `key` in `[start_key, end_key)`?
     pub fn contains(&self, key: &[u8]) -> bool {
         key >= self.start_key.as_slice() && (self.end_key.is_empty() || key < self.end_key.as_slice())
@@ -145,6 +168,11 @@ mod tests {
         assert_eq!(d.server_of(ReplicaId(5)), Some(ServerId(3)));
         assert_eq!(d.server_of(ReplicaId(6)), None);
         assert_eq!(d.replicas_on(ServerId(2)).collect::<Vec<_>>(), vec![ReplicaId(4)]);
+        let blank = ShardDescriptor::uninitialized(ShardId(9));
+        assert!(!blank.is_initialized() && d.is_initialized() && last.is_initialized());
+        assert!(!blank.contains(b"") && !blank.contains(b"a") && !blank.contains(UNINITIALIZED_KEY));
+        assert!(!blank.contains(&[0xff; 40]));
+        assert!(d.epoch.is_newer_than(&blank.epoch));
     }
 
     fn epoch(range_ver: u64, conf_ver: u64) -> ShardEpoch {

@@ -58,6 +58,7 @@ use crate::clock::ClockGuard;
 use crate::config::{GcConfig, RaftConfig, UnsafeTestingConfig};
 use crate::error::Error;
 use crate::inbox::LoopMsg;
+use crate::limits;
 use crate::registry::Registry;
 use crate::shard::{Completion, PeerCall, Replica};
 use crate::storage::keycode::{decode_raft_key_shard, raft_key, RaftKey};
@@ -375,10 +376,12 @@ impl EventLoop {
         match msg {
             LoopMsg::Raft { from, messages } => {
                 for (shard, m) in messages {
-                    let Some(r) = self.replicas.get_mut(&shard) else {
+                    if !self.replicas.contains_key(&shard) && !self.create_for(shard, from, &m) {
                         tracing::debug!(%shard, %from, "message for a shard not hosted here dropped");
                         continue;
-                    };
+                    }
+                    let r = self.replicas.get_mut(&shard).expect("hosted or just created");
+                    r.heard_from(ReplicaId(m.from), from);
                     if let Err(reason) = r.validate_incoming(&m) {
                         tracing::warn!(%shard, %from, "invalid raft message dropped: {reason}");
                         continue;
@@ -407,11 +410,15 @@ impl EventLoop {
                 }
             }
             LoopMsg::SnapshotArrived { from, shard, message, file } => {
+                if !self.replicas.contains_key(&shard) {
+                    self.create_for(shard, from, &message);
+                }
                 let Some(r) = self.replicas.get_mut(&shard) else {
                     tracing::debug!(%shard, %from, "snapshot for a shard not hosted here dropped");
                     remove_file(file);
                     return Flow::Continue;
                 };
+                r.heard_from(ReplicaId(message.from), from);
                 let file_bytes = file.as_ref().and_then(|f| std::fs::metadata(f).ok()).map(|m| m.len());
                 match r.validate_snapshot(&message, file_bytes) {
                     Ok(id) => {
@@ -500,6 +507,41 @@ impl EventLoop {
         match r.raw_node.raft.raft_log.slice(lo, hi, None, context) {
             Ok(entries) => entries.into_iter().map(|e| (e.term, e.data.to_vec())).collect(),
             Err(_) => Vec::new(),
+        }
+    }
+
+    /// A message of `shard`'s group came, and this server has no replica
+    /// of it: create one, uninitialized (no range, no voters, an empty
+    /// log), if the message is a leader's to a replica (an append, a
+    /// heartbeat or a snapshot), so the leader brings it up to date with
+    /// a snapshot (its log starts after the split's initial index, so it
+    /// always sends one). This is how a replica that skipped the split of
+    /// its shard (a snapshot of the shrunk shard came instead) gets the
+    /// child (TiKV creates peers the same way). Returns whether it did.
+    fn create_for(&mut self, shard: ShardId, from: ServerId, m: &Message) -> bool {
+        use raft::eraftpb::MessageType::{MsgAppend, MsgHeartbeat, MsgSnapshot};
+        let from_a_leader = matches!(m.msg_type(), MsgAppend | MsgHeartbeat | MsgSnapshot);
+        if !from_a_leader || m.to == 0 || m.term == 0 || self.replicas.len() >= limits::REPLICAS_PER_SERVER_MAX {
+            return false;
+        }
+        let mut batch = WriteBatch::default();
+        Replica::bootstrap_uninitialized(&self.engine, &mut batch, shard, ReplicaId(m.to));
+        self.engine.write_or_stop(batch, true);
+        match Replica::load(
+            &self.engine,
+            self.registry.clone(),
+            self.snapshots.clone(),
+            shard,
+            &self.raft_config,
+            &self.unsafe_testing,
+            &self.logger,
+        ) {
+            Ok(replica) => {
+                tracing::info!(%shard, %from, replica = m.to, "created an uninitialized replica for its group's leader to fill");
+                self.replicas.insert(shard, replica);
+                true
+            }
+            Err(e) => crate::storage::stop_on_storage_failure(&format!("{shard}: cannot open a created replica: {e}")),
         }
     }
 

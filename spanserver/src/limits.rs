@@ -94,6 +94,13 @@ pub const RAFT_COMMITTED_BYTES_PER_READY_MAX: u64 = 16 * 1024 * 1024;
 
 // --- The event loop ----------------------------------------------------------
 
+/// Most replicas one server hosts; a message for a shard not hosted here
+/// creates a replica only below it (`event_loop.rs`).
+pub const REPLICAS_PER_SERVER_MAX: usize = 100_000;
+
+/// Most senders an uninitialized replica remembers to answer.
+pub const UNINITIALIZED_PEERS_MAX: usize = 16;
+
 /// Messages waiting for the event loop (requests and Raft traffic). When
 /// full, requests get `Unavailable` and Raft messages are dropped (Raft
 /// retransmits).

@@ -251,12 +251,18 @@ impl Peers {
     {
         // Where the shard is: as this server hosts it (split or not), else
         // as the static layout put it.
-        let hosted = self.registry.get(shard).map(|r| r.descriptor().replicas.iter().map(|r| r.server_id).collect());
+        let hosted = self
+            .registry
+            .get(shard)
+            .map(|r| r.descriptor())
+            .filter(|d| d.is_initialized())
+            .map(|d| d.replicas.iter().map(|r| r.server_id).collect::<Vec<_>>());
         let replicas: Vec<ServerId> = hosted
             .or_else(|| {
                 let layout = self.cluster.shards().into_iter().find(|l| l.shard_id == shard)?;
                 Some(layout.replicas.iter().map(|(_, s)| *s).collect())
             })
+            .filter(|servers: &Vec<ServerId>| !servers.is_empty())
             .ok_or_else(|| format!("no shard {shard} known here"))?;
         let mut next = self.registry.get(shard).and_then(|r| r.progress().leader_server);
         let started = tokio::time::Instant::now();

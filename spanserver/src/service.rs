@@ -150,6 +150,7 @@ impl proto::admin_server::Admin for AdminService {
         let hosted = self.registry.all();
         let mut shards: Vec<proto::ShardInfo> = hosted
             .iter()
+            .filter(|r| r.descriptor().is_initialized())
             .map(|r| proto::ShardInfo {
                 descriptor: Some(wire::descriptor_to_proto(&r.descriptor())),
                 leader_server_id: r.progress().leader_server.map_or(0, |s| s.0),

@@ -71,6 +71,10 @@ pub struct Run {
     pub duration: Duration,
     /// Inject pauses, crashes and partitions, one each second.
     pub nemesis: bool,
+    /// Also split a shard the seed picks, at a key it picks, about every
+    /// other second (from a random stream of its own, so runs without
+    /// splits are what they were).
+    pub splits: bool,
 }
 
 impl Run {
@@ -87,6 +91,7 @@ impl Run {
             clients: 8,
             duration: Duration::from_secs(8),
             nemesis: true,
+            splits: false,
         }
     }
 }
@@ -111,8 +116,10 @@ fn key_name(k: u64) -> Vec<u8> {
     format!("{}{k}", if k.is_multiple_of(2) { 'a' } else { 'z' }).into_bytes()
 }
 
-fn shard_of(k: u64) -> ShardId {
-    ShardId(1 + k % 2)
+/// The shard holding key `k` now (the cluster's newest descriptors: the
+/// client's map, which a split moves on).
+fn shard_of(c: &SteppedCluster, k: u64) -> ShardId {
+    c.shard_of(&key_name(k))
 }
 
 /// A generated transaction's micro-operations (`jepsen::generate`'s
@@ -139,6 +146,8 @@ enum Step {
     Next,
     Locking {
         server: ServerId,
+        /// The shard the read went to (where its lease is).
+        shard: ShardId,
         key: u64,
         reply: Reply,
         deadline: Duration,
@@ -211,9 +220,14 @@ pub fn run(run: &Run) -> (History, SteppedCluster) {
     let mut next_fault = c.now() + Duration::from_secs(1);
     let mut undo: Option<Heal> = None;
     let mut txn_seq = 0u128;
+    let mut split_rng = StdRng::seed_from_u64(run.seed ^ 0x5e11_7000);
+    let mut next_id = 1000;
     while c.now() < end {
         if run.nemesis && c.now() >= next_fault {
             next_fault = c.now() + Duration::from_secs(1);
+            if run.splits && split_rng.random_bool(0.5) {
+                split_somewhere(&mut c, &mut split_rng, &mut next_id, txn_seq);
+            }
             match undo.take() {
                 Some(heal) => heal(&mut c),
                 None => undo = Some(start_fault(&mut c, &mut rng)),
@@ -299,6 +313,26 @@ fn mop_json(m: &Mop) -> Value {
 /// Ends a fault.
 type Heal = Box<dyn FnOnce(&mut SteppedCluster)>;
 
+/// Splits a shard the seed picks at a key it picks among those in use
+/// (refusals are fine: the key may begin a shard, or a prepared
+/// transaction may hold a key that would move). The answer comes within
+/// a second of simulated time, during which the clients wait.
+fn split_somewhere(c: &mut SteppedCluster, rng: &mut StdRng, next_id: &mut u64, txns_so_far: u128) {
+    let k = rng.random_range(0..=(txns_so_far as u64 / 2 + 8));
+    let key = key_name(k);
+    let shard = c.shard_of(&key);
+    let replicas = c.descriptors()[&shard].replicas.len() as u64;
+    let child = ShardId(*next_id);
+    let child_replicas = (1..=replicas).map(|i| meta::ReplicaId(*next_id + i)).collect();
+    *next_id += 1 + replicas;
+    let answer = c.split(shard, &key, child, child_replicas, Duration::from_secs(1));
+    let shown = match answer {
+        Ok((_, right)) => format!("split {shard} at {:?}: {}", String::from_utf8_lossy(&key), right.shard_id),
+        Err(e) => format!("split {shard} at {:?} refused: {e}", String::from_utf8_lossy(&key)),
+    };
+    c.note(shown);
+}
+
 /// Starts a fault the seed picks; returns how to end it.
 fn start_fault(c: &mut SteppedCluster, rng: &mut StdRng) -> Heal {
     let shard = ShardId(rng.random_range(1..=2));
@@ -349,16 +383,33 @@ fn start_fault(c: &mut SteppedCluster, rng: &mut StdRng) -> Heal {
     }
 }
 
-/// Submits `input` to `shard`'s leader of the moment.
-fn send(c: &mut SteppedCluster, shard: ShardId, input: Input) -> Option<(ServerId, Reply)> {
-    let server = c.leader(shard).filter(|s| c.is_up(*s))?;
-    Some((server, c.submit(server, shard, input)))
+/// Submits `input` to `shard`'s leader of the moment, after the check
+/// its request handler makes (`requests.rs`): every key it names is in
+/// that server's range of the shard (a split may have moved it).
+fn send(c: &mut SteppedCluster, shard: ShardId, input: Input) -> Result<(ServerId, Reply), String> {
+    let server = c.leader(shard).filter(|s| c.is_up(*s)).ok_or_else(|| format!("no leader of {shard}"))?;
+    let keys: Vec<Vec<u8>> = match &input {
+        Input::Read { target: LockTarget::Key(k), .. } => vec![k.clone()],
+        Input::Prepare { writes, reads, .. } | Input::Commit { writes, reads, .. } => {
+            let read_keys = reads.iter().filter_map(|r| match r {
+                LockTarget::Key(k) => Some(k.clone()),
+                LockTarget::Range(..) => None,
+            });
+            writes.iter().map(|w| w.key.clone()).chain(read_keys).collect()
+        }
+        _ => Vec::new(),
+    };
+    let range = c.descriptor_on(server, shard).ok_or_else(|| format!("{server} has no replica of {shard}"))?;
+    if let Some(k) = keys.iter().find(|k| !range.contains(k)) {
+        return Err(format!("wrong shard: {shard} no longer holds {:?}", String::from_utf8_lossy(k)));
+    }
+    Ok((server, c.submit(server, shard, input)))
 }
 
 /// Tells every shard the transaction touched to drop it (best effort:
 /// a prepared participant then asks the coordinator).
 fn abort_everywhere(c: &mut SteppedCluster, t: &Txn) {
-    let shards: BTreeSet<ShardId> = t.reads.keys().copied().chain(t.writes.keys().map(|k| shard_of(*k))).collect();
+    let shards: BTreeSet<ShardId> = t.reads.keys().copied().chain(t.writes.keys().map(|k| shard_of(c, *k))).collect();
     for shard in shards {
         drop(send(c, shard, Input::Abort { req: RequestId(0), txn: t.id }));
     }
@@ -387,7 +438,7 @@ fn advance(c: &mut SteppedCluster, t: &mut Txn) -> Option<Outcome> {
                     finish_mop(t, &mop, list);
                     continue;
                 }
-                let shard = shard_of(k);
+                let shard = shard_of(c, k);
                 let lease = t.reads.get(&shard).map(|(l, _)| *l);
                 let input = Input::Read {
                     req: RequestId(0),
@@ -396,20 +447,21 @@ fn advance(c: &mut SteppedCluster, t: &mut Txn) -> Option<Outcome> {
                     target: LockTarget::Key(key_name(k)),
                     lease,
                 };
-                let Some((server, reply)) = send(c, shard, input) else {
-                    return Some(Outcome::Fail(format!("no leader of {shard}")));
+                let (server, reply) = match send(c, shard, input) {
+                    Ok(sent) => sent,
+                    Err(e) => return Some(Outcome::Fail(e)),
                 };
-                t.step = Step::Locking { server, key: k, reply, deadline: now + REQUEST_TIMEOUT };
+                t.step = Step::Locking { server, shard, key: k, reply, deadline: now + REQUEST_TIMEOUT };
             }
-            Step::Locking { server, key, reply, deadline } => {
-                let (server, key) = (*server, *key);
+            Step::Locking { server, shard, key, reply, deadline } => {
+                let (server, shard, key) = (*server, *shard, *key);
                 match poll(reply) {
                     None if now < *deadline => return None,
                     None => return Some(Outcome::Fail("the read's lock timed out".into())),
                     Some(Ok(Ok(Answer::Locked { lease }))) => {
-                        let entry = t.reads.entry(shard_of(key)).or_insert((lease, Vec::new()));
+                        let entry = t.reads.entry(shard).or_insert((lease, Vec::new()));
                         entry.1.push(key);
-                        let reply = c.read_index(server, shard_of(key));
+                        let reply = c.read_index(server, shard);
                         t.step = Step::Confirming { server, key, reply, deadline: now + REQUEST_TIMEOUT };
                     }
                     Some(other) => return Some(Outcome::Fail(format!("the read's lock: {other:?}"))),
@@ -510,15 +562,16 @@ fn finish_mop(t: &mut Txn, mop: &Mop, mut list: Vec<i64>) {
     t.step = Step::Next;
 }
 
-/// Per shard: (writes, read keys).
-fn parts(t: &Txn) -> BTreeMap<ShardId, (Vec<Write>, Vec<LockTarget>)> {
+/// Per shard: (writes, read keys). Reads go where they were locked,
+/// writes where their keys are now (as the client library does).
+fn parts(c: &SteppedCluster, t: &Txn) -> BTreeMap<ShardId, (Vec<Write>, Vec<LockTarget>)> {
     let mut parts: BTreeMap<ShardId, (Vec<Write>, Vec<LockTarget>)> = BTreeMap::new();
     for (shard, (_, keys)) in &t.reads {
         parts.entry(*shard).or_default().1 = keys.iter().map(|k| LockTarget::Key(key_name(*k))).collect();
     }
     for (k, list) in &t.writes {
         let value = list.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        parts.entry(shard_of(*k)).or_default().0.push(Write { key: key_name(*k), value: Some(value.into_bytes()) });
+        parts.entry(shard_of(c, *k)).or_default().0.push(Write { key: key_name(*k), value: Some(value.into_bytes()) });
     }
     parts
 }
@@ -530,7 +583,7 @@ fn coordinator(parts: &BTreeMap<ShardId, (Vec<Write>, Vec<LockTarget>)>) -> Shar
 
 /// Starts the commit: prepares at the other shards, or the commit itself.
 fn commit(c: &mut SteppedCluster, t: &mut Txn) -> Result<(), Outcome> {
-    let parts = parts(t);
+    let parts = parts(c, t);
     let coord = coordinator(&parts);
     let mut pending = Vec::new();
     for (shard, (writes, reads)) in parts.into_iter().filter(|(s, _)| *s != coord) {
@@ -544,9 +597,7 @@ fn commit(c: &mut SteppedCluster, t: &mut Txn) -> Result<(), Outcome> {
             lease,
             coordinator: coord,
         };
-        let Some((_, reply)) = send(c, shard, input) else {
-            return Err(Outcome::Fail(format!("no leader of {shard} to prepare")));
-        };
+        let (_, reply) = send(c, shard, input).map_err(|e| Outcome::Fail(format!("the prepare at {shard}: {e}")))?;
         pending.push((shard, reply));
     }
     t.step = match pending.is_empty() {
@@ -557,7 +608,7 @@ fn commit(c: &mut SteppedCluster, t: &mut Txn) -> Result<(), Outcome> {
 }
 
 fn send_commit(c: &mut SteppedCluster, t: &Txn, participants: Vec<(ShardId, Timestamp)>) -> Result<Step, Outcome> {
-    let mut parts = parts(t);
+    let mut parts = parts(c, t);
     let coord = coordinator(&parts);
     let (writes, reads) = parts.remove(&coord).expect("the coordinator takes part");
     let lease = (!reads.is_empty()).then(|| t.reads[&coord].0);
@@ -571,9 +622,7 @@ fn send_commit(c: &mut SteppedCluster, t: &Txn, participants: Vec<(ShardId, Time
         participants,
         conditions: Vec::new(),
     };
-    let Some((server, reply)) = send(c, coord, input) else {
-        return Err(Outcome::Fail(format!("no leader of {coord} to commit")));
-    };
+    let (server, reply) = send(c, coord, input).map_err(|e| Outcome::Fail(format!("the commit at {coord}: {e}")))?;
     Ok(Step::Committing { server, reply, deadline: c.now() + REQUEST_TIMEOUT })
 }
 

@@ -435,3 +435,38 @@ fn transactions_stay_strictly_serializable_under_faults_across_seeds() {
         }
     }
 }
+
+/// Goal: read-write transactions stay strictly serializable while shards
+/// split under them, among the faults above: a transaction whose locked
+/// key moves aborts (retryably), one routed by the old map is refused, a
+/// commit admitted before a split that names a moved key is refused when
+/// it applies, and writes acknowledged before the split are read from
+/// the child after it. Enough splits take place, and enough commit, for
+/// that to mean something.
+/// Method: SPANDB_STEPPED_SPLIT_SEEDS seeds (default 4) from 700 of
+/// `stepped_list_append::run` with `splits` on (a split of a shard the
+/// seed picks, at a key in use, about every other second), checked by the
+/// list-append checker; the splits that took place are counted.
+#[test]
+fn transactions_stay_strictly_serializable_across_splits() {
+    let seeds: u64 = std::env::var("SPANDB_STEPPED_SPLIT_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let mut splits = 0;
+    for seed in 700..700 + seeds {
+        let run = stepped_list_append::Run { splits: true, ..stepped_list_append::Run::new(seed) };
+        let (history, cluster) = stepped_list_append::run(&run);
+        let verdict = jepsen::checker::list_append::check(&history, jepsen::ConsistencyModel::StrictSerializable);
+        assert!(verdict.is_valid(), "seed {seed}: {verdict}: {:#?}", verdict.anomalies);
+        let ok = history.pairs().filter(|p| p.outcome() == jepsen::OpType::Ok).count();
+        let split_here = cluster.trace.iter().filter(|e| e.contains(" split ") && !e.contains("refused")).count();
+        splits += split_here;
+        eprintln!(
+            "seed {seed}: {ok} of {} transactions committed, {split_here} splits, {} shards at the end, {} writes acknowledged and checked; {:?}",
+            history.pairs().len(),
+            cluster.shard_ids().len(),
+            cluster.writes_acknowledged(),
+            verdict.stats
+        );
+        assert!(ok >= 100, "seed {seed}: only {ok} transactions committed of {}", history.pairs().len());
+    }
+    assert!(splits >= seeds as usize, "only {splits} splits took place in {seeds} seeds");
+}

@@ -78,7 +78,7 @@ impl Replica {
                 }
                 Ok(Command::Split(split)) => {
                     let split_reply = split_reply.take();
-                    self.apply_split(tt, split, split_reply, batch, completions);
+                    self.apply_split(tt, entry.index, split, split_reply, batch, completions);
                 }
                 Err(msg) => {
                     // Deterministic: every replica skips the same entry.
@@ -154,6 +154,7 @@ impl Replica {
         let state = proto::storage::ApplyState {
             applied_index: self.applied_index,
             max_applied_ts: self.txns.safe_time().max_applied().as_nanos(),
+            last_split_index: self.last_split_index,
         };
         batch.put_cf(
             self.engine.cf(CF_RAFT),

@@ -18,22 +18,31 @@ impl Replica {
     ///
     /// A leader keeps what a follower it heard from recently still needs
     /// (one only briefly behind catches up from the log, not by a
-    /// snapshot), but never more than `LOG_KEPT_FOR_FOLLOWERS_MAX` entries
-    /// behind the applied index: a follower that far behind gets a
-    /// snapshot anyway.
+    /// snapshot), and soon after a split what every follower needs; but
+    /// never more than `LOG_KEPT_FOR_FOLLOWERS_MAX` entries behind the
+    /// applied index: a follower that far behind gets a snapshot anyway.
     pub fn maybe_compact_log(&mut self, batch: &mut WriteBatch, rc: &RaftConfig) {
         let truncated = self.raw_node.store().truncated_index();
         if self.applied_index.saturating_sub(truncated) < rc.log_compact_entries {
             return;
         }
         let mut to = self.applied_index - rc.log_retain_entries;
+        // Soon after a split, a replica that has not reached it must get
+        // it from the log, not from a snapshot (`split.rs`): the leader
+        // keeps what every replica needs, active or not, and a follower
+        // (which cannot tell, and may lead next) keeps its log.
+        let split_recent = self.last_split_index != 0
+            && self.applied_index.saturating_sub(self.last_split_index) <= limits::LOG_KEPT_FOR_FOLLOWERS_MAX;
+        if split_recent && !self.is_leader() {
+            return;
+        }
         if self.is_leader() {
             let needed = self
                 .raw_node
                 .raft
                 .prs()
                 .iter()
-                .filter(|(id, p)| **id != self.replica_id.0 && p.recent_active)
+                .filter(|(id, p)| **id != self.replica_id.0 && (p.recent_active || split_recent))
                 .map(|(_, p)| p.matched)
                 .min();
             let floor = self.applied_index.saturating_sub(limits::LOG_KEPT_FOR_FOLLOWERS_MAX);

@@ -174,6 +174,10 @@ pub struct Replica {
     splits: BTreeMap<u64, (u64, SplitReply)>,
     /// Shards this replica's splits created, for the event loop to open.
     created: Vec<ShardId>,
+    /// The log index of the last split applied here (0: none).
+    last_split_index: u64,
+    /// While uninitialized: the servers of the replicas that wrote to it.
+    heard_from: BTreeMap<ReplicaId, ServerId>,
     /// Where each request's answer goes.
     replies: HashMap<RequestId, TxnReply>,
     next_req: RequestId,
@@ -248,6 +252,20 @@ impl Replica {
         batch.put_cf(engine.cf(CF_RAFT), raft_key(shard, RaftKey::ApplyState), prost::Message::encode_to_vec(&apply));
     }
 
+    /// Adds an uninitialized replica (`replica_id` of `shard`) to `batch`:
+    /// no range, no voters, an empty log, for the shard's leader to fill
+    /// with a snapshot (`event_loop.rs`, a message for a shard not here).
+    pub fn bootstrap_uninitialized(engine: &Engine, batch: &mut WriteBatch, shard: ShardId, replica_id: ReplicaId) {
+        RaftLogStore::bootstrap(engine, batch, shard, &[]);
+        let record = proto::storage::ReplicaRecord {
+            descriptor: Some(wire::descriptor_to_proto(&ShardDescriptor::uninitialized(shard))),
+            replica_id: replica_id.0,
+        };
+        batch.put_cf(engine.cf(CF_RAFT), raft_key(shard, RaftKey::Replica), prost::Message::encode_to_vec(&record));
+        let apply = proto::storage::ApplyState::default();
+        batch.put_cf(engine.cf(CF_RAFT), raft_key(shard, RaftKey::ApplyState), prost::Message::encode_to_vec(&apply));
+    }
+
     /// Loads a replica from disk (after `bootstrap`, or a restart).
     pub fn load(
         engine: &Engine,
@@ -310,6 +328,8 @@ impl Replica {
             proposals: BTreeMap::new(),
             splits: BTreeMap::new(),
             created: Vec::new(),
+            last_split_index: apply.last_split_index,
+            heard_from: BTreeMap::new(),
             replies: HashMap::new(),
             next_req: RequestId(1),
             leadership: None,
@@ -343,7 +363,16 @@ impl Replica {
 
     /// The server hosting replica `r` of this shard.
     pub fn server_of(&self, r: ReplicaId) -> Option<ServerId> {
-        self.descriptor.server_of(r)
+        self.descriptor.server_of(r).or_else(|| self.heard_from.get(&r).copied())
+    }
+
+    /// A message from replica `from` came from `server`. An uninitialized
+    /// replica knows no other replica until a snapshot brings the
+    /// descriptor; meanwhile it answers whoever wrote to it.
+    pub fn heard_from(&mut self, from: ReplicaId, server: ServerId) {
+        if !self.descriptor.is_initialized() && self.heard_from.len() < limits::UNINITIALIZED_PEERS_MAX {
+            self.heard_from.insert(from, server);
+        }
     }
 
     /// Replica ids of this shard hosted on `server`.

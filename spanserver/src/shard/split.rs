@@ -33,9 +33,15 @@
 //! batch is written (`Replica::take_created`), and the replica that led
 //! the shard campaigns at once in the child's group.
 //!
-//! Not yet: a follower that misses the split (it receives a snapshot of
-//! the shrunk shard instead) has no replica of the child; the child runs
-//! on the others until placement re-replicates it (issue 11).
+//! A replica that misses the split entry and receives a snapshot of the
+//! shrunk shard instead would have no replica of the child, and the
+//! moved keys' data only as of before. So for a while after a split
+//! (`LOG_KEPT_FOR_FOLLOWERS_MAX` entries) the log is kept for every
+//! replica that has not reached it, not only those heard from recently
+//! (`gc.rs`): one that was down or cut off catches up from the log, and
+//! applies the split itself. Not yet: one that misses more than that has
+//! no replica of the child (creating it when the child's messages
+//! arrive, as TiKV does, is part of issue 11).
 
 use super::*;
 use crate::shard::command::Split;
@@ -44,6 +50,16 @@ use meta::{RangeVer, ReplicaDescriptor, ShardEpoch};
 /// The first log index of a shard born by a split: its Raft state starts
 /// here (index and term), as if it had applied a snapshot.
 pub const SPLIT_CHILD_INITIAL_INDEX: u64 = 5;
+
+/// What a split's child starts from on one server.
+struct ChildState<'a> {
+    descriptor: &'a ShardDescriptor,
+    replica_id: ReplicaId,
+    max_applied: Timestamp,
+    watermark: Timestamp,
+    /// The hard state of an uninitialized replica of it already here.
+    prior: Option<raft::eraftpb::HardState>,
+}
 
 /// Answered with the two halves (the shard, then the child) once a split
 /// is applied, or with why not.
@@ -116,6 +132,7 @@ impl Replica {
     pub(super) fn apply_split(
         &mut self,
         tt: &TrueTime,
+        index: u64,
         split: Split,
         reply: Option<SplitReply>,
         batch: &mut WriteBatch,
@@ -146,29 +163,38 @@ impl Replica {
         self.stage_replica_record(&left, self.replica_id, batch);
         let mine =
             old.replicas.iter().position(|r| r.replica_id == self.replica_id).map(|i| right.replicas[i].replica_id);
-        let exists = self
+        fn stop<T>(e: rocksdb::Error) -> T {
+            crate::storage::stop_on_storage_failure(&format!("reading a replica: {e}"))
+        }
+        let existing: Option<proto::storage::ReplicaRecord> = self
             .engine
             .db()
             .get_cf(self.engine.cf(CF_RAFT), raft_key(split.child_shard, RaftKey::Replica))
-            .unwrap_or_else(|e| crate::storage::stop_on_storage_failure(&format!("reading a replica record: {e}")))
-            .is_some();
-        match mine {
-            Some(child_replica) if !exists => {
+            .unwrap_or_else(stop)
+            .map(|b| decode_record(&b, "replica record"));
+        let initialized =
+            existing.map(|r| wire::descriptor_from_proto(r.descriptor.unwrap_or_default()).is_initialized());
+        match (mine, initialized) {
+            // Not here yet, or here uninitialized (the child's leader
+            // reached this server first): the split makes it.
+            (Some(child_replica), None | Some(false)) => {
+                let prior = RaftLogStore::stored_hard_state(&self.engine, split.child_shard).unwrap_or_else(stop);
                 let max_applied = self.txns.safe_time().max_applied();
                 let watermark = self.shared.gc_watermark();
-                Replica::bootstrap_split_child(&self.engine, batch, &right, child_replica, max_applied, watermark);
+                let child = ChildState { descriptor: &right, replica_id: child_replica, max_applied, watermark, prior };
+                Replica::bootstrap_split_child(&self.engine, batch, child);
                 self.created.push(split.child_shard);
             }
-            // Ids are never reused, so only a forged split gets here:
-            // the shard shrinks the same way everywhere, but this server
-            // keeps what it has.
-            _ => tracing::error!(shard = %self.shard_id, child = %split.child_shard, "split child not created here"),
+            // Already filled by a snapshot from the child's leader: newer.
+            (Some(_), Some(true)) => {}
+            (None, _) => tracing::error!(shard = %self.shard_id, "split applied by a replica not in the descriptor"),
         }
         let moved = LockTarget::Range(split.split_key, old.end_key);
         let outputs = self.step_txns(tt, Input::RangeSplit { moved });
         self.execute(tt, outputs, Some(batch), completions);
         self.shared.set_descriptor(left.clone());
         self.descriptor = left.clone();
+        self.last_split_index = index;
         tracing::info!(shard = %self.shard_id, child = %right.shard_id, "split at {:?}", String::from_utf8_lossy(&right.start_key));
         if let Some(reply) = reply {
             completions.push(Completion::Split { reply, result: Ok((left, right)) });
@@ -187,18 +213,14 @@ impl Replica {
     }
 
     /// Adds the replica of a split's child on this server to `batch`: its
-    /// record, and Raft and apply state at [`SPLIT_CHILD_INITIAL_INDEX`].
-    fn bootstrap_split_child(
-        engine: &Engine,
-        batch: &mut WriteBatch,
-        descriptor: &ShardDescriptor,
-        replica_id: ReplicaId,
-        max_applied: Timestamp,
-        gc_watermark: Timestamp,
-    ) {
+    /// record, and Raft and apply state at [`SPLIT_CHILD_INITIAL_INDEX`]
+    /// (keeping the term and vote of an uninitialized replica it replaces).
+    fn bootstrap_split_child(engine: &Engine, batch: &mut WriteBatch, child: ChildState<'_>) {
+        let ChildState { descriptor, replica_id, max_applied, watermark: gc_watermark, prior } = child;
         let shard = descriptor.shard_id;
         let voters: Vec<u64> = descriptor.replicas.iter().map(|r| r.replica_id.0).collect();
-        RaftLogStore::bootstrap_at(engine, batch, shard, &voters, SPLIT_CHILD_INITIAL_INDEX, SPLIT_CHILD_INITIAL_INDEX);
+        let index = SPLIT_CHILD_INITIAL_INDEX;
+        RaftLogStore::bootstrap_at(engine, batch, shard, &voters, index, index, prior);
         let record = proto::storage::ReplicaRecord {
             descriptor: Some(wire::descriptor_to_proto(descriptor)),
             replica_id: replica_id.0,
@@ -208,6 +230,7 @@ impl Replica {
         let apply = proto::storage::ApplyState {
             applied_index: SPLIT_CHILD_INITIAL_INDEX,
             max_applied_ts: max_applied.as_nanos(),
+            last_split_index: 0,
         };
         batch.put_cf(cf, raft_key(shard, RaftKey::ApplyState), prost::Message::encode_to_vec(&apply));
         batch.put_cf(cf, raft_key(shard, RaftKey::GcWatermark), gc_watermark.as_nanos().to_be_bytes());

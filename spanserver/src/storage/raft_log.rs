@@ -78,7 +78,10 @@ impl RaftLogStore {
 
     /// Writes the initial Raft state of a replica whose log starts after
     /// `index` at `term`, as if it had applied a snapshot there, with
-    /// `voters` (a shard born by a split: `shard/split.rs`).
+    /// `voters` (a shard born by a split: `shard/split.rs`). A replica that
+    /// already heard of a term at or above `term` (it existed,
+    /// uninitialized, before) keeps that term and vote: `prior`, its hard
+    /// state so far.
     pub fn bootstrap_at(
         engine: &Engine,
         batch: &mut WriteBatch,
@@ -86,14 +89,24 @@ impl RaftLogStore {
         voters: &[u64],
         index: u64,
         term: u64,
+        prior: Option<HardState>,
     ) {
         let cf = engine.cf(CF_RAFT);
         let cs = ConfState { voters: voters.to_vec(), ..Default::default() };
         batch.put_cf(cf, raft_key(shard, RaftKey::ConfState), cs.encode_to_vec());
-        let hs = HardState { term, vote: 0, commit: index };
+        let hs = match prior.filter(|p| p.term >= term) {
+            Some(p) => HardState { term: p.term, vote: p.vote, commit: index },
+            None => HardState { term, vote: 0, commit: index },
+        };
         batch.put_cf(cf, raft_key(shard, RaftKey::HardState), hs.encode_to_vec());
         let truncated = proto::storage::TruncatedState { index, term };
         batch.put_cf(cf, raft_key(shard, RaftKey::TruncatedState), prost::Message::encode_to_vec(&truncated));
+    }
+
+    /// The hard state stored for `shard`, if any.
+    pub fn stored_hard_state(engine: &Engine, shard: ShardId) -> Result<Option<HardState>, rocksdb::Error> {
+        let stored = engine.db().get_cf(engine.cf(CF_RAFT), raft_key(shard, RaftKey::HardState))?;
+        Ok(stored.map(|b| decode_raft(&b, "hard state")))
     }
 
     /// Loads a replica's Raft state after a restart.

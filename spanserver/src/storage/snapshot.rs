@@ -442,7 +442,7 @@ mod tests {
         };
         let mut batch = WriteBatch::default();
         Replica::bootstrap(&s.engine, &mut batch, &descriptor, meta::ReplicaId(1));
-        let apply = proto::storage::ApplyState { applied_index: 7, max_applied_ts: 90 };
+        let apply = proto::storage::ApplyState { applied_index: 7, max_applied_ts: 90, last_split_index: 0 };
         batch.put_cf(
             s.engine.cf(CF_RAFT),
             raft_key(ShardId(1), RaftKey::ApplyState),
