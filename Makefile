@@ -83,13 +83,15 @@ fuzz: deps
 ## read-write transactions over two shards under pauses, crashes,
 ## partitions, clock jumps and leader transfers, checked for strict
 ## serializability (about 4 s each); then the 6.824 Raft scenarios
-## (tests/tests/stepped_raft.rs) with RAFT_SEEDS seeds each. A failure
-## names its seed, and the same seed replays it exactly.
+## (tests/tests/stepped_raft.rs) with RAFT_SEEDS seeds each; SPLIT_SEEDS
+## runs of the transaction workload with shards splitting under it. A
+## failure names its seed, and the same seed replays it exactly.
 SEEDS ?= 200
 TXN_SEEDS ?= 50
 RAFT_SEEDS ?= 100
+SPLIT_SEEDS ?= 30
 sim: deps
-	SPANDB_STEPPED_SEEDS=$(SEEDS) SPANDB_STEPPED_TXN_SEEDS=$(TXN_SEEDS) $(CARGO) test -p tests --test stepped -- --nocapture
+	SPANDB_STEPPED_SEEDS=$(SEEDS) SPANDB_STEPPED_TXN_SEEDS=$(TXN_SEEDS) SPANDB_STEPPED_SPLIT_SEEDS=$(SPLIT_SEEDS) $(CARGO) test -p tests --test stepped -- --nocapture
 	SPANDB_STEPPED_RAFT_SEEDS=$(RAFT_SEEDS) $(CARGO) test -p tests --test stepped_raft
 
 ## bench: the key-value benchmark on a local cluster, release build.
