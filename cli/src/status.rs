@@ -34,8 +34,8 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
     }
     writeln!(
         out,
-        "\n{:<6} {:<20} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  SAFE_TS",
-        "SHARD", "RANGE", "REPLICA", "SERVER", "ROLE", "TERM", "LEADER", "COMMITTED", "APPLIED", "SNAPSHOTS"
+        "\n{:<6} {:<20} {:<7} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  SAFE_TS",
+        "SHARD", "RANGE", "EPOCH", "REPLICA", "SERVER", "ROLE", "TERM", "LEADER", "COMMITTED", "APPLIED", "SNAPSHOTS"
     )?;
     let mut rows = Vec::new();
     for st in &statuses {
@@ -48,9 +48,10 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
         let leader = if r.leader_server_id == 0 { "-".to_string() } else { format!("s{}", r.leader_server_id) };
         writeln!(
             out,
-            "{:<6} {:<20} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  {}",
+            "{:<6} {:<20} {:<7} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  {}",
             shard,
             display::range(&r.start_key, &r.end_key),
+            format!("rv{} cv{}", r.range_ver, r.conf_ver),
             format!("r{}", r.replica_id),
             format!("s{server}"),
             r.role,

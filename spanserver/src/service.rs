@@ -198,6 +198,8 @@ impl proto::admin_server::Admin for AdminService {
                     safe_ts: r.safe_ts().as_nanos(),
                     gc_watermark: r.gc_watermark().as_nanos(),
                     snapshots_installed: r.snapshots_installed(),
+                    range_ver: d.epoch.range_ver.0,
+                    conf_ver: d.epoch.conf_ver.0,
                     start_key: d.start_key,
                     end_key: d.end_key,
                 }
