@@ -135,6 +135,7 @@ impl LocalCluster {
                 cluster_file: Some(spec_path.clone()),
                 raft: RaftConfig::default(),
                 gc: Default::default(),
+                split: Default::default(),
                 time: time.clone(),
                 peer_addrs: Default::default(),
                 // A playground: the jepsen nemeses (`spandb jepsen --addr`)

@@ -67,6 +67,7 @@ fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
                 cluster_file: None,
                 raft: Default::default(),
                 gc: Default::default(),
+                split: Default::default(),
                 time: Default::default(),
                 peer_addrs: Default::default(),
                 admin: Default::default(),

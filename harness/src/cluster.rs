@@ -94,6 +94,7 @@ impl Cluster {
                 cluster_file: Some(spec_path.clone()),
                 raft: Default::default(),
                 gc: Default::default(),
+                split: Default::default(),
                 time: TimeConfig {
                     epsilon_ms: settings.epsilon_ms.unwrap_or(TimeConfig::default().epsilon_ms),
                     ..Default::default()

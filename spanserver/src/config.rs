@@ -145,6 +145,36 @@ impl GcConfig {
     }
 }
 
+/// Splits by size (`split_queue.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SplitConfig {
+    /// A shard holding more than this many bytes of versions splits in
+    /// two at the key that halves them (0: never by size).
+    pub size_bytes: u64,
+    /// How often each server looks at the shards it leads.
+    pub check_interval_ms: u64,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        SplitConfig { size_bytes: 64 * 1024 * 1024, check_interval_ms: 10_000 }
+    }
+}
+
+impl SplitConfig {
+    pub fn check_interval(&self) -> Duration {
+        Duration::from_millis(self.check_interval_ms)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.check_interval_ms == 0 {
+            return Err(bad("split.check_interval_ms must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// Time: the TrueTime uncertainty and request deadlines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -253,6 +283,8 @@ pub struct ServerConfig {
     #[serde(default)]
     pub gc: GcConfig,
     #[serde(default)]
+    pub split: SplitConfig,
+    #[serde(default)]
     pub time: TimeConfig,
     /// Where to reach peers for Raft traffic, by server id, when it is not
     /// their address in the cluster description (e.g. a proxy per link, as
@@ -274,6 +306,7 @@ pub struct ResolvedConfig {
     pub cluster: ClusterSpec,
     pub raft: RaftConfig,
     pub gc: GcConfig,
+    pub split: SplitConfig,
     pub time: TimeConfig,
     /// Raft dial addresses that differ from the cluster description.
     pub peer_addrs: BTreeMap<ServerId, String>,
@@ -298,6 +331,7 @@ impl ServerConfig {
         };
         self.raft.validate()?;
         self.gc.validate()?;
+        self.split.validate()?;
         self.time.validate()?;
         let me = cluster
             .server(self.id)
@@ -324,6 +358,7 @@ impl ServerConfig {
             cluster,
             raft: self.raft,
             gc: self.gc,
+            split: self.split,
             time: self.time,
             peer_addrs,
             admin: self.admin,
@@ -361,6 +396,7 @@ mod tests {
             cluster_file: None,
             raft: RaftConfig::default(),
             gc: GcConfig::default(),
+            split: Default::default(),
             time: TimeConfig::default(),
             peer_addrs: BTreeMap::new(),
             admin: AdminConfig::default(),

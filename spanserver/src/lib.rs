@@ -130,6 +130,7 @@ pub mod requests;
 pub mod server;
 pub mod service;
 pub mod shard;
+mod split_queue;
 pub mod storage;
 pub mod transport;
 pub mod wire;

@@ -110,6 +110,8 @@ pub struct ReplicaShared {
     snapshots_installed: AtomicU64,
     /// Odd while a snapshot is being installed: reads refuse then.
     install_seq: InstallSeq,
+    /// See [`ReplicaShared::written_bytes`].
+    written_bytes: AtomicU64,
 }
 
 impl ReplicaShared {
@@ -128,7 +130,23 @@ impl ReplicaShared {
             gc_watermark,
             snapshots_installed: AtomicU64::new(0),
             install_seq: InstallSeq::default(),
+            written_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// Bytes of versions this replica applied since the server started
+    /// (or since its shard last split): with RocksDB's estimate of what is
+    /// on disk, it tells the split queue when to look closer.
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn add_written_bytes(&self, n: u64) {
+        self.written_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn reset_written_bytes(&self) {
+        self.written_bytes.store(0, Ordering::Relaxed);
     }
 
     pub fn descriptor(&self) -> ShardDescriptor {

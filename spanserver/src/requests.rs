@@ -123,7 +123,7 @@ impl DataRequests {
         self.clock.is_healthy()
     }
 
-    fn engine(&self) -> Result<Engine> {
+    pub(crate) fn engine(&self) -> Result<Engine> {
         self.engine
             .read()
             .expect("engine lock")

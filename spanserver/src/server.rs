@@ -23,6 +23,7 @@ use crate::peers::Peers;
 use crate::registry::Registry;
 use crate::requests::DataRequests;
 use crate::service::{AdminService, KvService, PeerService, TxnService};
+use crate::split_queue;
 use crate::storage::snapshot::SnapshotDir;
 use crate::storage::{Engine, Identity, OpenError};
 use crate::transport::grpc::GrpcTransport;
@@ -72,6 +73,8 @@ pub struct Server {
     loop_thread: Option<std::thread::JoinHandle<()>>,
     grpc_shutdown: Option<oneshot::Sender<()>>,
     grpc_task: Option<tokio::task::JoinHandle<()>>,
+    /// Set at shutdown: the split queue stops.
+    split_queue_stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Server {
@@ -181,6 +184,16 @@ impl Server {
             clock.clone(),
             config.unsafe_testing.clone(),
         ));
+        let split_queue_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        split_queue::start(
+            config.split.clone(),
+            registry.clone(),
+            requests.clone(),
+            peers.clone(),
+            loop_handle.clone(),
+            split_queue_stopped.clone(),
+            &tokio::runtime::Handle::current(),
+        );
         let kv = proto::kv_server::KvServer::new(KvService { requests: requests.clone() })
             .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
@@ -239,6 +252,7 @@ impl Server {
             loop_thread: Some(loop_thread),
             grpc_shutdown: Some(grpc_shutdown),
             grpc_task: Some(grpc_task),
+            split_queue_stopped,
         })
     }
 
@@ -281,6 +295,7 @@ impl Server {
         }
         self.commit_waiter.stop();
         self.clock.stop();
+        self.split_queue_stopped.store(true, std::sync::atomic::Ordering::SeqCst);
         // Connection tasks may still hold the service (and so the request handlers)
         // for a moment; the engine is taken from the handlers, and reads in
         // progress hold their handle only while they read.

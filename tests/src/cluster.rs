@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use meta::{ClusterSpec, ReplicaId, ServerId, ServerSpec, ShardId};
-use spanserver::config::{AdminConfig, GcConfig, RaftConfig, ResolvedConfig, TimeConfig, UnsafeTestingConfig};
+use spanserver::config::{
+    AdminConfig, GcConfig, RaftConfig, ResolvedConfig, SplitConfig, TimeConfig, UnsafeTestingConfig,
+};
 use spanserver::registry::{Registry, ReplicaProgress, Role};
 use spanserver::{Server, TransportKind};
 use tokio::task::JoinHandle;
@@ -35,6 +37,7 @@ pub struct ClusterOptions {
     pub split_points: Vec<String>,
     pub raft: RaftConfig,
     pub gc: GcConfig,
+    pub split: SplitConfig,
     pub time: TimeConfig,
     /// Deliberate bugs, to show that checks can fail.
     pub unsafe_testing: UnsafeTestingConfig,
@@ -62,6 +65,7 @@ impl ClusterOptions {
                 ..RaftConfig::default()
             },
             gc: GcConfig::default(),
+            split: SplitConfig::default(),
             time: TimeConfig::default(),
             unsafe_testing: UnsafeTestingConfig::default(),
             admin_tools: true,
@@ -183,6 +187,7 @@ impl TestCluster {
             cluster: self.spec.clone(),
             raft: self.options.raft.clone(),
             gc: self.options.gc.clone(),
+            split: self.options.split.clone(),
             time: self.options.time.clone(),
             peer_addrs: Default::default(),
             admin: AdminConfig { tools: self.options.admin_tools },

@@ -501,6 +501,9 @@ impl Replica {
                 }
                 Output::WriteVersions { writes, ts } => {
                     let batch = batch.as_deref_mut().expect("versions are written only while applying");
+                    let bytes =
+                        writes.iter().map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len)).sum::<usize>();
+                    self.shared.add_written_bytes(bytes as u64);
                     for w in writes {
                         mvcc::put_version(&self.engine, batch, &w.key, ts, w.value.as_deref());
                         self.staged.insert(w.key, w.value);

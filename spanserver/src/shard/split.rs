@@ -193,6 +193,7 @@ impl Replica {
         let outputs = self.step_txns(tt, Input::RangeSplit { moved });
         self.execute(tt, outputs, Some(batch), completions);
         self.shared.set_descriptor(left.clone());
+        self.shared.reset_written_bytes();
         self.descriptor = left.clone();
         self.last_split_index = index;
         tracing::info!(shard = %self.shard_id, child = %right.shard_id, "split at {:?}", String::from_utf8_lossy(&right.start_key));

@@ -223,6 +223,37 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Where to split `[start, end)` in two halves of about equal size, if
+    /// its versions (keys and values) hold more than `size_bytes`: the
+    /// first key at which at least half of `size_bytes` lies before it.
+    /// Reads at most about `size_bytes` (never the whole of a big shard).
+    /// `None` if the range holds less, or the halfway key is `start`.
+    pub fn split_key(&self, start: &[u8], end: &[u8], size_bytes: u64) -> Result<Option<Vec<u8>>> {
+        let (lower, upper) = range_bounds(start, end);
+        let mut it = self.db().raw_iterator_cf_opt(self.engine.cf(CF_DATA), self.read_opts(upper));
+        it.seek(&lower);
+        let (mut seen, mut current, mut halfway) = (0u64, Vec::new(), None);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (user_key, _) = decode_version_key(k).map_err(|e| Error::Storage(e.to_string()))?;
+            if user_key != current {
+                if halfway.is_none() && seen >= size_bytes / 2 && !current.is_empty() {
+                    halfway = Some(user_key.clone());
+                }
+                current = user_key;
+            }
+            seen += (k.len() + v.len()) as u64;
+            if seen > size_bytes {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        if seen <= size_bytes {
+            return Ok(None);
+        }
+        Ok(halfway.filter(|k| k.as_slice() > start))
+    }
+
     /// Calls `f` with every stored key and value of column family `cf` in
     /// `[lower, upper)`, in order, as of this view, stopping at the first
     /// error (building snapshots streams a shard's versions this way).
@@ -345,6 +376,35 @@ mod tests {
             .into_iter()
             .map(|(k, v, _)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
             .collect()
+    }
+
+    /// Goal: a range splits at the first key with half the size limit
+    /// before it, counting every version; never at its first key, never
+    /// when it holds no more than the limit, and never between two
+    /// versions of one key.
+    #[test]
+    fn split_keys_halve_what_is_over_the_size() {
+        let d = db();
+        let value = "x".repeat(90);
+        // Ten keys of about 110 bytes a version (key, timestamp, value);
+        // "k3" has three versions.
+        let mut versions: Vec<(String, u64)> = (0..10).map(|i| (format!("k{i}"), 10)).collect();
+        versions.extend([("k3".to_string(), 20), ("k3".to_string(), 30)]);
+        let rows: Vec<(&str, u64, Option<&str>)> =
+            versions.iter().map(|(k, t)| (k.as_str(), *t, Some(value.as_str()))).collect();
+        write(&d.engine, &rows);
+        let reader = Reader::new(&d.engine);
+        let at = |start: &str, end: &str, size: u64| {
+            reader.split_key(start.as_bytes(), end.as_bytes(), size).unwrap().map(|k| String::from_utf8(k).unwrap())
+        };
+        // 12 versions, about 1,300 bytes: a limit of 600 splits after
+        // about 300 bytes (k0 k1 k2), k3's three versions staying together.
+        assert_eq!(at("", "", 600).as_deref(), Some("k3"));
+        assert_eq!(at("", "", 1000).as_deref(), Some("k4"));
+        assert_eq!(at("", "", 100_000), None, "under the limit");
+        assert_eq!(at("k5", "", 200).as_deref(), Some("k6"));
+        assert_eq!(at("k5", "k6", 50), None, "one key cannot split");
+        assert_eq!(at("k9", "", 10), None, "the halfway key is the range's first");
     }
 
     /// Goal: the grid in the module docs, read at every interesting

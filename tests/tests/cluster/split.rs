@@ -124,3 +124,50 @@ async fn bad_splits_are_refused_and_change_nothing() -> anyhow::Result<()> {
     }
     c.shutdown().await
 }
+
+/// Goal: a shard that grows past `split.size_bytes` splits by itself, at
+/// a key that halves it, again and again as it grows; every write stays
+/// readable, and every shard keeps three replicas on distinct servers.
+/// Method: one shard, the size at 64 KiB, checked every 200 ms; 300 keys
+/// of 1 KiB written in order; the map must reach at least 3 shards that
+/// cover the key space without a gap or overlap; then everything is
+/// read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shard_over_the_size_splits_by_itself() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3);
+    options.split = spanserver::config::SplitConfig { size_bytes: 64 * 1024, check_interval_ms: 200 };
+    let c = TestCluster::start(options).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let value = vec![b'v'; 1024];
+    for i in 0..300 {
+        client.put(format!("key{i:04}").as_bytes(), &value).await?;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let shards = loop {
+        let info = client.cluster_info().await?;
+        let mut shards: Vec<proto::ShardDescriptor> = info.shards.into_iter().filter_map(|s| s.descriptor).collect();
+        shards.sort_by(|a, b| a.start_key.cmp(&b.start_key));
+        if shards.len() >= 3 {
+            break shards;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "only {} shards after 30 s", shards.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(shards[0].start_key.is_empty() && shards.last().is_some_and(|d| d.end_key.is_empty()), "{shards:?}");
+    for pair in shards.windows(2) {
+        assert_eq!(pair[0].end_key, pair[1].start_key, "a gap or an overlap: {shards:?}");
+    }
+    for d in &shards {
+        let mut servers: Vec<u64> = d.replicas.iter().map(|r| r.server_id).collect();
+        servers.sort_unstable();
+        servers.dedup();
+        assert_eq!(servers.len(), 3, "{d:?}");
+    }
+    for i in 0..300 {
+        let key = format!("key{i:04}");
+        assert_eq!(client.get(key.as_bytes()).await?.as_deref(), Some(value.as_slice()), "{key}");
+    }
+    c.shutdown().await
+}
