@@ -1,4 +1,5 @@
-//! Splits by size: every server looks, every `split.check_interval_ms`,
+//! Splits by size (off unless `split.size_bytes` is set): every server
+//! looks, every `split.check_interval_ms`,
 //! at the shards it leads, and splits one that holds more than
 //! `split.size_bytes` at the key that halves it. The shard's leader does
 //! this, not the placement driver: only it sees the shard's data, and it
@@ -14,8 +15,10 @@
 //!     ids from the allocator (peers.rs) -> LoopMsg::Split -> applied
 //! ```
 //!
-//! A split the shard refuses (a prepared transaction holds a key that
-//! would move; the shard changed meanwhile) is tried again next round.
+//! A scan that finds the shard under the size resets the applied-bytes
+//! count, so a shard is not scanned again until it has grown. A split
+//! the shard refuses (a prepared transaction holds a key that would
+//! move; the shard changed meanwhile) is tried again next round.
 //! Only the event loop changes shards: this task only reads and asks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,7 +64,7 @@ pub fn start(
                     continue;
                 }
                 if let Err(e) = check(&config, &r, &requests, &peers, &event_loop).await {
-                    tracing::debug!(shard = %r.shard_id, "split check: {e}");
+                    tracing::info!(shard = %r.shard_id, "split check failed: {e}");
                 }
             }
         }
@@ -89,7 +92,13 @@ async fn check(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let Some(key) = key else { return Ok(()) };
+    let Some(key) = key else {
+        // Measured: under the size. What was written so far is in the
+        // scan's count now, so the estimate starts again from what is
+        // on disk (which alone, compressed, stays below the raw size).
+        r.reset_written_bytes();
+        return Ok(());
+    };
     let first = peers.allocate_ids(1 + d.replicas.len() as u64).await?;
     let split = Split {
         split_key: key.clone(),
