@@ -32,6 +32,9 @@ pub const SCAN_LIMIT_MAX: u32 = 10_000;
 /// may name.
 pub const PARTICIPANTS_MAX: usize = 1_024;
 
+/// Promotions and demotions in one membership change (`ChangeReplicas`).
+pub const REPLICA_CHANGES_MAX: usize = 16;
+
 /// How often one `Admin.AllocateIds` tries to raise the id high-water
 /// mark before it answers `Unavailable` (another allocation moved it
 /// each time).
@@ -157,3 +160,21 @@ pub const PEER_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// How long a peer connection attempt may take.
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Split by load: one request in this many has its key sampled, and the
+/// newest this many samples are kept per replica (the split key is their
+/// median: half the sampled load on each side).
+pub const LOAD_SAMPLE_EVERY: u64 = 8;
+pub const LOAD_SAMPLE_KEYS: usize = 512;
+
+/// How often a replica that knows no leader asks the other servers
+/// whether it still belongs to its shard (`replica_gc.rs`).
+pub const REPLICA_GC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A Raft stream to a peer whose request body has not been pulled for
+/// this long while batches wait in it is torn down and dialled again.
+/// HTTP/2 keep-alives only catch a peer that stopped answering; this
+/// catches a call that stopped moving on our side (seen after a
+/// connection reset just after the handshake: the call never resolved,
+/// and the peer never heard from this server again).
+pub const PEER_STREAM_STALL: Duration = Duration::from_secs(2);

@@ -13,10 +13,15 @@
 //! retransmits) rather than letting a slow peer grow memory. HTTP/2
 //! keep-alives detect a peer that stopped answering (SIGSTOP, a cut
 //! network), so the stream is torn down and rebuilt rather than hanging.
+//! A stall watchdog catches the other way a stream can hang: a call that
+//! stops pulling its request body on this side while batches wait (see
+//! `limits::PEER_STREAM_STALL`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use prost011::Message as _;
 use raft::eraftpb::Message;
@@ -202,23 +207,37 @@ impl PeerLink {
         }
     }
 
-    async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
-        endpoint(&self.addr)?.connect().await
+    async fn connect(&self) -> Result<Channel, Box<dyn std::error::Error + Send + Sync>> {
+        // The endpoint's own timeout covers the TCP connect only; this one
+        // covers the HTTP/2 handshake too.
+        let endpoint = endpoint(&self.addr)?;
+        Ok(tokio::time::timeout(2 * limits::PEER_CONNECT_TIMEOUT, endpoint.connect()).await??)
     }
 
     /// Streams batches until the connection fails (returns true) or the
     /// queue closes (returns false).
     async fn stream(&self, channel: Channel, queue: &mut mpsc::Receiver<Outgoing>) -> bool {
         let (tx, rx) = mpsc::channel::<proto::RaftBatch>(limits::PEER_QUEUE_BATCHES_MAX);
+        let body = WatchedBody::new(rx);
+        let last_pull = body.last_pull.clone();
         let mut client = proto::peer_client::PeerClient::with_interceptor(channel, self.secret.clone())
             .max_encoding_message_size(limits::RAFT_BATCH_BYTES_MAX);
-        let call = client.raft(ReceiverStream::new(rx));
+        let call = client.raft(body);
         tokio::pin!(call);
+        let mut watchdog = tokio::time::interval(limits::PEER_STREAM_STALL / 2);
         loop {
             tokio::select! {
                 result = &mut call => {
                     tracing::debug!(to = %self.to, "raft stream ended: {result:?}");
                     return true;
+                }
+                _ = watchdog.tick() => {
+                    let waiting = tx.max_capacity() - tx.capacity();
+                    let idle = last_pull.lock().unwrap_or_else(PoisonError::into_inner).elapsed();
+                    if waiting > 0 && idle > limits::PEER_STREAM_STALL {
+                        tracing::warn!(to = %self.to, waiting, ?idle, "raft stream stalled; dialling again");
+                        return true;
+                    }
                 }
                 next = queue.recv() => match next {
                     None => return false,
@@ -238,5 +257,27 @@ impl PeerLink {
                 }
             }
         }
+    }
+}
+
+/// The Raft stream's request body: the connection's queue of batches,
+/// noting when HTTP/2 last pulled from it (the stall watchdog's clock).
+struct WatchedBody {
+    batches: ReceiverStream<proto::RaftBatch>,
+    last_pull: Arc<Mutex<Instant>>,
+}
+
+impl WatchedBody {
+    fn new(batches: mpsc::Receiver<proto::RaftBatch>) -> Self {
+        WatchedBody { batches: ReceiverStream::new(batches), last_pull: Arc::new(Mutex::new(Instant::now())) }
+    }
+}
+
+impl tokio_stream::Stream for WatchedBody {
+    type Item = proto::RaftBatch;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<proto::RaftBatch>> {
+        *self.last_pull.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        Pin::new(&mut self.batches).poll_next(cx)
     }
 }
