@@ -99,14 +99,15 @@ bench: deps
 	$(CARGO) run --release -p cli --bin spandb -- bench kv --local --clients 1,64 --op put,get --duration 10
 
 ## jepsen: the long verification matrix for releases: every workload this
-## build can run x every nemesis, and x clocks skewed beyond epsilon,
+## build can run x every nemesis, x clocks skewed beyond epsilon, and x
+## replicas moving (with kills and partitions, on 5 nodes),
 ## JEPSEN_TIME_LIMIT seconds each, against
 ## fresh local clusters. Stops at the first result that is not valid and
 ## says where its report is. Installs nothing (run `make deps` first on a
 ## fresh machine). Override any variable, e.g.
 ##   make jepsen JEPSEN_TIME_LIMIT=60 JEPSEN_NEMESES="kill partition"
 JEPSEN_WORKLOADS ?= register set bank list-append timestamps
-JEPSEN_NEMESES ?= kill pause partition clock leader-transfer all
+JEPSEN_NEMESES ?= kill pause partition clock leader-transfer split all
 JEPSEN_TIME_LIMIT ?= 300
 JEPSEN_CONCURRENCY ?= 10
 JEPSEN_NODES ?= 3
@@ -133,6 +134,19 @@ jepsen:
 	    --time-limit $(JEPSEN_TIME_LIMIT) --concurrency $(JEPSEN_CONCURRENCY) --nodes $(JEPSEN_NODES) \
 	    --interval $(JEPSEN_INTERVAL) --out "$$out" \
 	  || { echo "make jepsen: FAILED: $$w with clocks beyond epsilon did not pass; report in $$out/report.html"; exit 1; }; \
+	  out="$(JEPSEN_OUT)/$$w-move"; \
+	  echo "== jepsen: $$w with replicas moving (5 nodes, 3 replicas a shard) -> $$out"; \
+	  $(CARGO) run -q $(JEPSEN_CARGO_FLAGS) -p cli --bin spandb -- jepsen --workload $$w --nemesis move,kill,partition \
+	    --time-limit $(JEPSEN_TIME_LIMIT) --concurrency $(JEPSEN_CONCURRENCY) --nodes 5 \
+	    --interval $(JEPSEN_INTERVAL) --out "$$out" \
+	  || { echo "make jepsen: FAILED: $$w with moves did not pass; report in $$out/report.html"; exit 1; }; \
+	  out="$(JEPSEN_OUT)/$$w-placement"; \
+	  echo "== jepsen: $$w with the placement driver's faults and re-replication (5 nodes, dead after 2 s) -> $$out"; \
+	  $(CARGO) run -q $(JEPSEN_CARGO_FLAGS) -p cli --bin spandb -- jepsen --workload $$w \
+	    --nemesis kill,decommission,placement-partition,placement-kill,move --dead-after-s 2 \
+	    --time-limit $(JEPSEN_TIME_LIMIT) --concurrency $(JEPSEN_CONCURRENCY) --nodes 5 \
+	    --interval $(JEPSEN_INTERVAL) --out "$$out" \
+	  || { echo "make jepsen: FAILED: $$w with placement faults did not pass; report in $$out/report.html"; exit 1; }; \
 	done; \
 	echo "make jepsen: every run valid ($(JEPSEN_WORKLOADS) x $(JEPSEN_NEMESES), and clocks beyond epsilon); reports in $(JEPSEN_OUT)"
 

@@ -24,6 +24,60 @@ pub enum AdminCommand {
         /// The first key of the new shard.
         key: String,
     },
+    /// Moves SHARD's replica on server FROM to server TO: a learner on TO
+    /// caught up by snapshot, then one joint configuration that promotes
+    /// it and demotes FROM's, then FROM's removed (its data deleted).
+    /// Transactions go on throughout; run it again to finish a move that
+    /// was cut short.
+    Move {
+        /// The shard id (`spandb status` lists them).
+        shard: u64,
+        /// The server whose replica leaves.
+        from: u64,
+        /// The server that gets one (it must have none of this shard).
+        to: u64,
+    },
+    /// Decommissions SERVER: marks it draining, so the placement driver
+    /// moves every replica it holds to other servers and places none
+    /// there; then waits until it holds none (unless --no-wait). Refused,
+    /// changing nothing, if too few other servers answer to hold every
+    /// shard's replicas. `recommission` undoes it.
+    Decommission {
+        server: u64,
+        /// Return once marked, without waiting for the replicas to leave.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the replicas to leave, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+    },
+    /// Marks a decommissioned SERVER active again: replicas may be placed
+    /// on it (the driver balances them back over time).
+    Recommission { server: u64 },
+}
+
+fn show(d: &proto::ShardDescriptor) -> String {
+    let replicas: Vec<String> = d
+        .replicas
+        .iter()
+        .map(|r| {
+            let role = match r.role() {
+                proto::ReplicaRole::Voter => "",
+                proto::ReplicaRole::Learner => " (learner)",
+                proto::ReplicaRole::IncomingVoter => " (incoming voter)",
+                proto::ReplicaRole::DemotingVoter => " (demoting voter)",
+            };
+            format!("r{}@s{}{role}", r.replica_id, r.server_id)
+        })
+        .collect();
+    format!(
+        "shard {} {} rv{} cv{} replicas {}",
+        d.shard_id,
+        display::range(&d.start_key, &d.end_key),
+        d.range_ver,
+        d.conf_ver,
+        replicas.join(" ")
+    )
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
@@ -33,20 +87,58 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Split { key } => {
             let (left, right) = client.split_at(key.as_bytes()).await?;
             for d in [left, right] {
-                println!(
-                    "shard {} {} rv{} cv{} replicas {}",
-                    d.shard_id,
-                    display::range(&d.start_key, &d.end_key),
-                    d.range_ver,
-                    d.conf_ver,
-                    d.replicas
-                        .iter()
-                        .map(|r| format!("r{}@s{}", r.replica_id, r.server_id))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                );
+                println!("{}", show(&d));
             }
             Ok(())
         }
+        AdminCommand::Decommission { server, no_wait, timeout_s } => {
+            let draining = client.set_draining(meta::ServerId(server), true).await?;
+            println!("draining servers: {}", servers(&draining));
+            if !no_wait {
+                wait_until_drained(&client, server, std::time::Duration::from_secs(timeout_s)).await?;
+            }
+            Ok(())
+        }
+        AdminCommand::Recommission { server } => {
+            let draining = client.set_draining(meta::ServerId(server), false).await?;
+            println!("draining servers: {}", servers(&draining));
+            Ok(())
+        }
+        AdminCommand::Move { shard, from, to } => {
+            let d = client.move_replica(meta::ShardId(shard), meta::ServerId(from), meta::ServerId(to)).await?;
+            println!("{}", show(&d));
+            Ok(())
+        }
+    }
+}
+
+fn servers(ids: &[meta::ServerId]) -> String {
+    if ids.is_empty() {
+        return "none".into();
+    }
+    ids.iter().map(|s| format!("s{}", s.0)).collect::<Vec<_>>().join(" ")
+}
+
+/// Waits until no shard names `server`, saying how many replicas it
+/// still holds whenever that changes.
+async fn wait_until_drained(client: &Client, server: u64, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        let map = client.shard_map().await?;
+        let held = map.values().filter(|d| d.replicas.iter().any(|r| r.server_id == server)).count();
+        if last != Some(held) {
+            println!("server {server} holds {held} replicas");
+            last = Some(held);
+        }
+        if held == 0 {
+            println!("server {server} is drained: it can be stopped");
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "server {server} still holds {held} replicas after {timeout:?} (the placement driver moves them; is it running?)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use meta::ServerId;
 use meta::{ClusterSpec, ServerSpec};
-use spanserver::config::{AdminConfig, RaftConfig, ServerConfig, TimeConfig};
+use spanserver::config::{AdminConfig, PlacementConfig, RaftConfig, ServerConfig, SplitConfig, TimeConfig};
 
 use harness::servers::{free_ports_from, ports_free, ServerProcesses, RANDOM_PORTS};
 
@@ -33,6 +33,22 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the demo's shards split: four shards.
 const DEMO_SPLIT_POINTS: [&str; 3] = ["g", "n", "t"];
 const DEFAULT_PORT_BASE: u16 = 7000;
+
+/// The servers' placement driver and split settings.
+#[derive(Clone, Debug, Default)]
+pub struct Tuning {
+    pub placement: PlacementConfig,
+    pub split: SplitConfig,
+}
+
+/// How the servers' PostgreSQL gateways behave.
+#[derive(Default)]
+struct Gateway {
+    /// Clients log in by password from this file (`pg::auth`).
+    sql_users: Option<PathBuf>,
+    /// New tables get shards of their own.
+    split_tables: bool,
+}
 
 pub struct LocalCluster {
     dir: PathBuf,
@@ -53,20 +69,31 @@ impl LocalCluster {
         servers: usize,
         time: TimeConfig,
     ) -> anyhow::Result<LocalCluster> {
-        Self::start_with_users(dir, port_base, servers, time, None).await
+        Self::start_with_users(dir, port_base, servers, time, None, false).await
     }
 
     /// Like [`LocalCluster::start`], with every gateway asking PostgreSQL
-    /// clients for a password from the `sql_users` file (`pg::auth`).
+    /// clients for a password from the `sql_users` file (`pg::auth`), and
+    /// giving each new table shards of its own with `split_tables`.
     pub async fn start_with_users(
         dir: Option<PathBuf>,
         port_base: Option<u16>,
         servers: usize,
         time: TimeConfig,
         sql_users: Option<PathBuf>,
+        split_tables: bool,
     ) -> anyhow::Result<LocalCluster> {
         let split_points = DEMO_SPLIT_POINTS.iter().map(|s| s.to_string()).collect();
-        Self::start_with_layout(dir, port_base, servers, time, split_points, sql_users).await
+        let gateway = Gateway { sql_users, split_tables };
+        Self::start_full(dir, port_base, servers, time, split_points, gateway, Tuning::default()).await
+    }
+
+    /// Like [`LocalCluster::start`] in a temporary directory, with the
+    /// servers' placement driver and split settings given (benchmarks
+    /// that must not be disturbed by them, or want them sooner).
+    pub async fn start_tuned(servers: usize, time: TimeConfig, tuning: Tuning) -> anyhow::Result<LocalCluster> {
+        let split_points = DEMO_SPLIT_POINTS.iter().map(|s| s.to_string()).collect();
+        Self::start_full(None, None, servers, time, split_points, Gateway::default(), tuning).await
     }
 
     /// Like [`LocalCluster::start`], with the given split points (for a new
@@ -79,6 +106,20 @@ impl LocalCluster {
         split_points: Vec<String>,
         sql_users: Option<PathBuf>,
     ) -> anyhow::Result<LocalCluster> {
+        let gateway = Gateway { sql_users, split_tables: false };
+        Self::start_full(dir, port_base, servers, time, split_points, gateway, Tuning::default()).await
+    }
+
+    async fn start_full(
+        dir: Option<PathBuf>,
+        port_base: Option<u16>,
+        servers: usize,
+        time: TimeConfig,
+        split_points: Vec<String>,
+        gateway: Gateway,
+        tuning: Tuning,
+    ) -> anyhow::Result<LocalCluster> {
+        let Gateway { sql_users, split_tables } = gateway;
         let (dir, temp) = match dir {
             Some(d) => {
                 std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
@@ -135,7 +176,8 @@ impl LocalCluster {
                 cluster_file: Some(spec_path.clone()),
                 raft: RaftConfig::default(),
                 gc: Default::default(),
-                split: Default::default(),
+                split: tuning.split.clone(),
+                placement: tuning.placement.clone(),
                 time: time.clone(),
                 peer_addrs: Default::default(),
                 // A playground: the jepsen nemeses (`spandb jepsen --addr`)
@@ -147,6 +189,9 @@ impl LocalCluster {
             let mut args: Vec<OsString> = vec!["--sql-addr".into(), sql_addr.clone().into()];
             if let Some(users) = &sql_users {
                 args.extend(["--sql-users".into(), users.clone().into_os_string()]);
+            }
+            if split_tables {
+                args.push("--sql-split-tables".into());
             }
             cluster.servers.add(&config, &server.addr, args)?;
             cluster.servers.start(server.id)?;
@@ -205,17 +250,30 @@ impl LocalCluster {
         }
     }
 
+    /// Kills server `id` (SIGKILL).
+    pub async fn kill(&mut self, id: ServerId) -> anyhow::Result<()> {
+        self.servers.kill(id).await
+    }
+
     pub async fn stop(mut self) {
         self.servers.stop_all(STOP_TIMEOUT).await;
     }
 }
 
 /// Counts shards without a known leader (an error if no server answers).
+/// Shards of which no server's replica knows a leader (every server is
+/// asked: with more servers than replicas, none hosts every shard).
 async fn leaderless_shards(addrs: &[String]) -> anyhow::Result<usize> {
     let config = client::ClientConfig { connect_timeout: Duration::from_millis(500), ..Default::default() };
     let client = client::Client::connect_with(addrs.to_vec(), config).await?;
-    let info = client.cluster_info().await?;
-    Ok(info.shards.iter().filter(|s| s.leader_server_id == 0).count())
+    let mut led: std::collections::BTreeMap<u64, bool> = std::collections::BTreeMap::new();
+    for addr in addrs {
+        for r in client.server_status(addr).await?.replicas {
+            *led.entry(r.shard_id).or_default() |= r.leader_server_id != 0;
+        }
+    }
+    let layout = client.cluster_info().await?.shards.len();
+    Ok(led.values().filter(|l| !**l).count() + layout.saturating_sub(led.len()))
 }
 
 fn demo_spec(port_base: u16, servers: usize, split_points: Vec<String>) -> anyhow::Result<ClusterSpec> {

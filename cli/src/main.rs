@@ -116,7 +116,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let time = spanserver::config::TimeConfig { epsilon_ms: args.epsilon_ms, ..Default::default() };
     time.validate()?;
     let sql_users = args.sql_users.map(|p| std::path::absolute(&p).unwrap_or(p));
-    let mut cluster = cluster::LocalCluster::start_with_users(args.dir, args.port_base, 3, time, sql_users).await?;
+    // The demo gives each table shards of its own, so loading data shows
+    // shards splitting and spreading (`spandb status`).
+    let mut cluster =
+        cluster::LocalCluster::start_with_users(args.dir, args.port_base, 3, time, sql_users, true).await?;
     println!(
         "ready {} (servers {}; data in {})",
         cluster.addrs()[0],
@@ -139,6 +142,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             execute: Vec::new(),
             file: None,
             format: sql_shell::Format::Table,
+            split_tables: true,
         };
         sql_shell::run(sql).await
     };

@@ -21,11 +21,22 @@ pub struct ClientEngine {
     handle: Handle,
     /// The address the client was given (for `\kv`).
     seed: String,
+    /// Split at each new table's boundaries ([`Engine::split_at`]).
+    split_tables: bool,
 }
 
 impl ClientEngine {
     pub fn new(client: client::Client, handle: Handle, seed: String) -> ClientEngine {
-        ClientEngine { client, handle, seed }
+        ClientEngine { client, handle, seed, split_tables: false }
+    }
+
+    /// Gives each table created through this engine shards of its own
+    /// (`--split-tables`): isolation and spread for big tables, at the
+    /// price of two-phase commits for every transaction that touches a
+    /// table and the catalog, or two tables (BENCHMARKS.md).
+    pub fn with_table_splits(mut self, on: bool) -> ClientEngine {
+        self.split_tables = on;
+        self
     }
 
     pub fn seed_addr(&self) -> String {
@@ -86,6 +97,18 @@ impl Engine for ClientEngine {
                 end: d.end_key,
             })
             .collect()
+    }
+
+    /// Splits there (`Admin.SplitShard`); a refusal (the key begins a
+    /// shard already, a prepared transaction holds a key that would move)
+    /// leaves the shards as they are.
+    fn split_at(&self, key: &[u8]) {
+        if !self.split_tables {
+            return;
+        }
+        if let Err(e) = self.handle.block_on(self.client.split_at(key)) {
+            tracing::debug!("no split at a new table's boundary: {e}");
+        }
     }
 
     fn now(&self) -> Timestamp {

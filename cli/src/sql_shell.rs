@@ -43,6 +43,10 @@ pub struct SqlArgs {
     /// How results print.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Each table this shell creates starts in shards of its own (on in
+    /// `spandb demo`; see `spandb start --sql-split-tables`).
+    #[arg(long)]
+    pub split_tables: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +77,8 @@ meta-commands:
 pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
     let client =
         client::Client::connect([args.addr.clone()]).await.with_context(|| format!("connecting to {}", args.addr))?;
-    let engine = Arc::new(ClientEngine::new(client, tokio::runtime::Handle::current(), args.addr.clone()));
+    let engine = ClientEngine::new(client, tokio::runtime::Handle::current(), args.addr.clone());
+    let engine = Arc::new(engine.with_table_splits(args.split_tables));
     let session = Session::new(engine.clone());
     let cancel = session.cancel_handle();
     let running = Arc::new(AtomicBool::new(false));

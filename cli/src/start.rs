@@ -31,8 +31,8 @@ pub struct StartArgs {
     /// TrueTime epsilon in milliseconds.
     #[arg(long)]
     epsilon_ms: Option<u64>,
-    /// Serve the operator tools of the admin API (clock offsets, leader
-    /// transfers): for tests, nemeses and deliberate operator use.
+    /// Serve the operator tools of the admin API (clock offsets): for
+    /// tests, nemeses and deliberate operator use.
     #[arg(long)]
     admin_tools: bool,
     /// Where PostgreSQL clients (psql, pgbench, drivers) connect: HOST:PORT,
@@ -44,6 +44,12 @@ pub struct StartArgs {
     /// password), by SCRAM-SHA-256. Default: trust (no password).
     #[arg(long)]
     sql_users: Option<PathBuf>,
+    /// Each table PostgreSQL clients create starts in shards of its own
+    /// (`spandb demo` turns it on). Off by default: it makes every
+    /// transaction that writes a table two-phase (its shard and the
+    /// catalog's), which TPC-B pays for (BENCHMARKS.md).
+    #[arg(long)]
+    sql_split_tables: bool,
 }
 
 /// How far the default PostgreSQL port is from the gRPC port.
@@ -68,6 +74,7 @@ fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
                 raft: Default::default(),
                 gc: Default::default(),
                 split: Default::default(),
+                placement: Default::default(),
                 time: Default::default(),
                 peer_addrs: Default::default(),
                 admin: Default::default(),
@@ -100,6 +107,7 @@ fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
 pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     crate::init_logging("info,raft=warn");
     let sql_addr = args.sql_addr.clone();
+    let split_tables = args.sql_split_tables;
     let users = match &args.sql_users {
         Some(path) => Some(Arc::new(crate::pg::auth::Users::load(path)?)),
         None => None,
@@ -109,16 +117,25 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let pid_file = PidFile::claim(&config.data_dir)?;
     let clock = Arc::new(truetime::SystemClock::new());
+    let placement = config.placement.clone();
     let server = Server::start(config, clock, TransportKind::Grpc, None).await?;
     eprintln!("spanserver {} listening on {}", server.server_id, server.local_addr);
+    let driver = placement.enabled.then(|| {
+        let settings =
+            placement::Settings { dead_after: placement.dead_after(), operations_max: placement.operations_max };
+        placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings)
+    });
     let gateway = match sql_listener(sql_addr.as_deref(), server.local_addr).await? {
         Some(listener) => {
             eprintln!("spanserver {} serving PostgreSQL clients on {}", server.server_id, listener.local_addr()?);
-            Some(tokio::spawn(crate::pg::serve(listener, server.local_addr.to_string(), users)))
+            Some(tokio::spawn(crate::pg::serve(listener, server.local_addr.to_string(), users, split_tables)))
         }
         None => None,
     };
     harness::process::wait_for_stop_signal().await?;
+    if let Some(driver) = driver {
+        driver.abort();
+    }
     if let Some(gateway) = gateway {
         gateway.abort();
     }

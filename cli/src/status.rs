@@ -17,15 +17,20 @@ pub async fn run(addr: &str) -> anyhow::Result<()> {
 /// The status report: servers, then one line per replica.
 pub async fn render(client: &Client) -> anyhow::Result<String> {
     let info = client.cluster_info().await?;
+    // Every server's shards, not only the ones the answering server holds.
+    let shards = client.shard_map().await.map_or(info.shards.len(), |m| m.len());
+    // Unknown (the system shard unreachable): none shown as draining.
+    let draining = client.draining_servers().await.unwrap_or_default();
     let mut out = String::new();
-    writeln!(out, "cluster {}: {} servers, {} shards", info.cluster_id, info.servers.len(), info.shards.len())?;
+    writeln!(out, "cluster {}: {} servers, {shards} shards", info.cluster_id, info.servers.len())?;
     let mut statuses = Vec::new();
     writeln!(out, "\n{:<7} {:<22} STATE", "SERVER", "ADDRESS")?;
     for s in &info.servers {
         let status = client.server_status(&s.addr).await;
+        let drain = if draining.contains(&meta::ServerId(s.server_id)) { "draining, " } else { "" };
         let state = match &status {
-            Ok(st) => format!("up, {} replicas; clock {}", st.replicas.len(), st.clock),
-            Err(e) => format!("unreachable ({e})"),
+            Ok(st) => format!("up, {drain}{} replicas; clock {}", st.replicas.len(), st.clock),
+            Err(e) => format!("unreachable, {drain}({e})"),
         };
         writeln!(out, "s{:<6} {:<22} {}", s.server_id, s.addr, state)?;
         if let Ok(st) = status {
@@ -34,7 +39,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
     }
     writeln!(
         out,
-        "\n{:<6} {:<20} {:<7} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  SAFE_TS",
+        "\n{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9}  SAFE_TS",
         "SHARD", "RANGE", "EPOCH", "REPLICA", "SERVER", "ROLE", "TERM", "LEADER", "COMMITTED", "APPLIED", "SNAPSHOTS"
     )?;
     let mut rows = Vec::new();
@@ -48,13 +53,17 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
         let leader = if r.leader_server_id == 0 { "-".to_string() } else { format!("s{}", r.leader_server_id) };
         writeln!(
             out,
-            "{:<6} {:<20} {:<7} {:<8} {:<7} {:<13} {:>5} {:<7} {:>9} {:>9} {:>9}  {}",
+            "{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9}  {}",
             shard,
             display::range(&r.start_key, &r.end_key),
             format!("rv{} cv{}", r.range_ver, r.conf_ver),
             format!("r{}", r.replica_id),
             format!("s{server}"),
-            r.role,
+            // The Raft role, and the membership role unless a voter's.
+            match r.membership.as_str() {
+                "voter" | "" => r.role.clone(),
+                m => format!("{} {m}", r.role),
+            },
             r.term,
             leader,
             r.committed_index,

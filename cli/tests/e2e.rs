@@ -176,6 +176,16 @@ async fn kv_and_status_commands() -> anyhow::Result<()> {
     assert!(!again.status.success() && err.contains("not strictly inside"), "{again:?}");
     let status = stdout(&wait_for_status(a, "5 shards").await);
     assert_eq!(status.matches(" leader ").count(), 5, "{status}");
+
+    // Decommissioning a server of three (3 replicas a shard) would leave
+    // its replicas nowhere to go; an unknown server is no server: both
+    // refused with the reason, nothing marked draining.
+    for (server, why) in [("2", "would leave 2 servers"), ("9", "no server s9")] {
+        let out = spandb(&["admin", "--addr", a, "decommission", server]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "decommission {server}: {out:?}");
+    }
+    assert!(!stdout(&spandb(&["status", "--addr", a])).contains("draining"));
     cluster.stop().await;
     Ok(())
 }

@@ -378,3 +378,46 @@ async fn no_statement_after_a_schema_change_uses_the_old_schema() -> anyhow::Res
     cluster.stop().await;
     Ok(())
 }
+
+/// Goal: every table created gets shards of its own: the first key of a
+/// new table and the first key after it begin shards, so `spandb status`
+/// shows a shard `[/Table/N, /Table/N+1)` per table (CockroachDB splits at
+/// table boundaries the same way), and the tables' rows read back.
+/// Method: a demo cluster; two tables created, a row in each; status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_new_table_gets_shards_of_its_own() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let a = cluster.addrs[0].clone();
+    let out = spandb(&[
+        "sql",
+        "--addr",
+        &a,
+        "--split-tables",
+        "-e",
+        "CREATE TABLE fruit (id INT PRIMARY KEY, name TEXT)",
+        "-e",
+        "CREATE TABLE veg (id INT PRIMARY KEY, name TEXT)",
+        "-e",
+        "INSERT INTO fruit VALUES (1, 'apple')",
+        "-e",
+        "INSERT INTO veg VALUES (2, 'leek')",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let status = String::from_utf8_lossy(&spandb(&["status", "--addr", &a]).stdout).to_string();
+    let own: Vec<(u64, u64)> = status
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("[/Table/").nth(1)?;
+            let (start, rest) = rest.split_once(", /Table/")?;
+            let end = rest.split(')').next()?;
+            Some((start.parse().ok()?, end.parse().ok()?))
+        })
+        .collect();
+    let tables: std::collections::BTreeSet<u64> = own.iter().filter(|(s, e)| *e == s + 1).map(|(s, _)| *s).collect();
+    assert!(tables.len() >= 2, "no shard of its own for each table: {status}");
+    let rows = spandb(&["sql", "--addr", &a, "-e", "SELECT name FROM fruit", "-e", "SELECT name FROM veg"]);
+    let text = String::from_utf8_lossy(&rows.stdout);
+    assert!(text.contains("apple") && text.contains("leek"), "{text}");
+    cluster.stop().await;
+    Ok(())
+}

@@ -47,8 +47,7 @@ pub enum Error {
     PermissionDenied(String),
 
     /// A transaction's conditional write ([`crate::Txn::put_absent`]) found
-    /// its key present, or could not be checked at commit (the transaction
-    /// spans several shards): nothing of the transaction was applied.
+    /// its key present: nothing of the transaction was applied.
     #[error("condition not met: {0}")]
     ConditionNotMet(String),
 }

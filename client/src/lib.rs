@@ -49,6 +49,7 @@
 //! ```
 
 mod error;
+pub mod membership;
 pub mod routing;
 pub mod txn;
 
@@ -259,8 +260,10 @@ enum Op {
     LockingRead,
     /// A write: one whose fate is unknown is not retried (it may apply).
     Write,
-    /// An id allocation: a write, but one whose fate is unknown is
-    /// retried (its ids, if taken, are skipped, never handed out twice).
+    /// An id allocation, or another system write that may be repeated: a
+    /// write, but one whose fate is unknown is retried (an allocation's
+    /// ids, if taken, are skipped, never handed out twice; marking a
+    /// server draining twice is marking it once).
     Allocate,
 }
 
@@ -344,8 +347,17 @@ impl Client {
         self.inner.channels.lock().expect("channels lock").remove(addr);
     }
 
-    /// Reloads the shard map from any server that answers.
+    /// Reloads the shard map from the servers that answer, asking one
+    /// after another until the routes cover the whole key space: a server
+    /// reports only the shards it holds, and with more servers than
+    /// replicas (or after moves) none may hold them all.
     pub async fn refresh_routes(&self) -> Result<()> {
+        self.refresh_routes_from(false).await
+    }
+
+    /// Like [`Client::refresh_routes`], asking every server (`all`), or
+    /// stopping once the routes cover the key space.
+    async fn refresh_routes_from(&self, all: bool) -> Result<()> {
         let mut candidates = self.routes().server_addrs();
         for s in &self.inner.seeds {
             if !candidates.contains(s) {
@@ -353,19 +365,38 @@ impl Client {
             }
         }
         let mut errors = Vec::new();
-        for addr in candidates {
+        let mut answered = false;
+        let mut next = 0;
+        while let Some(addr) = candidates.get(next).cloned() {
+            next += 1;
             match self.cluster_info_from(&addr).await {
                 Ok(info) => {
-                    self.routes().refresh(&info);
-                    return Ok(());
+                    let mut routes = self.routes();
+                    routes.refresh(&info);
+                    answered = true;
+                    if !all && routes.covers_everything() {
+                        break;
+                    }
+                    // Servers it told of: asked next, if not yet.
+                    for s in routes.server_addrs() {
+                        if !candidates.contains(&s) {
+                            candidates.push(s);
+                        }
+                    }
                 }
                 Err(e) => errors.push(format!("{addr}: {e}")),
             }
         }
-        Err(Error::Connect(errors.join("; ")))
+        if answered {
+            Ok(())
+        } else {
+            Err(Error::Connect(errors.join("; ")))
+        }
     }
 
-    async fn cluster_info_from(&self, addr: &str) -> std::result::Result<proto::ClusterInfoResponse, String> {
+    /// What the server at `addr` knows: the servers, and its own shards
+    /// with their leaders as it knows them.
+    pub async fn cluster_info_from(&self, addr: &str) -> std::result::Result<proto::ClusterInfoResponse, String> {
         let channel = self.channel(addr).await?;
         let mut admin = proto::admin_client::AdminClient::new(channel);
         match tokio::time::timeout(self.inner.config.connect_timeout, admin.cluster_info(proto::ClusterInfoRequest {}))
@@ -506,9 +537,12 @@ impl Client {
                 Failure::WrongShard { message, descriptors } => {
                     last_error = message;
                     // The server's descriptors if they move the cache
-                    // forward; else the whole map again.
+                    // forward; else the whole map again, from every server
+                    // (the route names a server the shard left: others
+                    // know where it went), and not that server first.
                     if self.routes().update(descriptors) == 0 {
-                        let _ = self.refresh_routes().await;
+                        self.routes().note_failure(target.shard_id, target.server_id);
+                        let _ = self.refresh_routes_from(true).await;
                     }
                     pause(&mut retries, RetryFailure::Retryable, started).await;
                 }

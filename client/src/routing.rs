@@ -132,6 +132,21 @@ impl Routes {
         self.shards.is_empty()
     }
 
+    /// Do the routes cover the whole key space, with no gap?
+    pub fn covers_everything(&self) -> bool {
+        let mut next: &[u8] = b"";
+        for (start, route) in &self.shards {
+            if start.as_slice() != next {
+                return false;
+            }
+            next = &route.descriptor.end_key;
+            if next.is_empty() {
+                return true;
+            }
+        }
+        false
+    }
+
     pub fn server_addrs(&self) -> Vec<String> {
         self.servers.values().cloned().collect()
     }
@@ -365,6 +380,18 @@ pub(crate) mod tests {
     /// Goal: a refresh from a server that lags (it has not applied a
     /// split yet) does not undo the split in the cache, but its leaders
     /// and addresses are taken where its descriptors are current.
+    #[test]
+    fn routes_cover_everything_only_without_gaps() {
+        let mut routes = Routes::default();
+        assert!(!routes.covers_everything());
+        routes.update([desc(1, "", "m", 1, 1, &[1])]);
+        assert!(!routes.covers_everything(), "nothing from m on");
+        routes.update([desc(2, "t", "", 1, 1, &[1])]);
+        assert!(!routes.covers_everything(), "a gap from m to t");
+        routes.update([desc(3, "m", "t", 1, 1, &[1])]);
+        assert!(routes.covers_everything());
+    }
+
     #[test]
     fn a_refresh_from_a_lagging_server_does_not_regress() {
         let mut routes = Routes::from_cluster_info(&info());

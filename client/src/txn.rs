@@ -75,6 +75,8 @@ struct ShardPart {
     reads: Vec<proto::Span>,
     /// The lease the reads were locked under.
     lease: Option<proto::LockLease>,
+    /// "Absent" conditions on keys it writes ([`Txn::put_absent`]).
+    conditions: Vec<proto::Condition>,
 }
 
 /// What a transaction read on one shard.
@@ -275,11 +277,10 @@ impl Txn {
     /// Buffers a write of `key` that applies only if `key` has no value
     /// when the transaction commits; otherwise the whole transaction
     /// applies nothing and commit fails with [`Error::ConditionNotMet`].
-    /// Checked by the shard when it applies the commit, under the
-    /// commit's exclusive lock, so no read (and no round trip) is needed
-    /// to insert a new key. Only a transaction whose reads and writes are
-    /// all in one shard can carry such writes; commit refuses one that
-    /// spans several (`ConditionNotMet`, nothing applied).
+    /// Checked by the key's shard when it applies the commit (or, in a
+    /// transaction across shards, the prepare), under the exclusive lock
+    /// the write takes, so no read (and no round trip) is needed to insert
+    /// a new key.
     pub fn put_absent(&mut self, key: &[u8], value: &[u8]) {
         self.put(key, value);
         self.absent.insert(key.to_vec());
@@ -313,6 +314,9 @@ impl Txn {
                 Some(v) => proto::Mutation { key: key.clone(), value: v.clone(), delete: false },
                 None => proto::Mutation { key: key.clone(), value: Vec::new(), delete: true },
             });
+            if self.absent.contains(key) {
+                p.conditions.push(proto::Condition { key: key.clone(), expected: Vec::new(), expect_absent: true });
+            }
         }
         Ok(parts)
     }
@@ -333,18 +337,6 @@ impl Txn {
         if parts.is_empty() {
             return Ok(CommitInfo { commit_ts: Timestamp::ZERO, commit_wait: Duration::ZERO, participants: 0 });
         }
-        if !self.absent.is_empty() && parts.len() > 1 {
-            self.abort_everywhere(parts.keys().copied()).await;
-            return Err(Error::ConditionNotMet(format!(
-                "conditional writes are checked only in a one-shard transaction; this one has {} shards",
-                parts.len()
-            )));
-        }
-        let conditions: Vec<proto::Condition> = self
-            .absent
-            .iter()
-            .map(|key| proto::Condition { key: key.clone(), expected: Vec::new(), expect_absent: true })
-            .collect();
         // The coordinator: the first shard written, else the first read.
         let coordinator = parts
             .iter()
@@ -367,6 +359,7 @@ impl Txn {
                             writes: part.writes.clone(),
                             reads: part.reads.clone(),
                             lease: part.lease,
+                            conditions: part.conditions.clone(),
                         };
                         async move { proto::txn_client::TxnClient::new(channel).prepare(request).await }
                     })
@@ -378,6 +371,9 @@ impl Txn {
         let mut failure = None;
         for (shard, result) in futures_join_all(prepares).await {
             match result {
+                Ok(p) if p.conditions_failed => {
+                    failure = Some(Error::ConditionNotMet(format!("a key {shard} writes with put_absent has a value")))
+                }
                 Ok(p) => {
                     participants.push(proto::Participant { shard_id: shard.0, prepare_ts: p.prepare_ts, seal: p.seal })
                 }
@@ -390,6 +386,7 @@ impl Txn {
                 // Running it again cannot help.
                 Error::InvalidArgument(m) => Error::InvalidArgument(m),
                 Error::Aborted(m) => Error::Aborted(m),
+                Error::ConditionNotMet(m) => Error::ConditionNotMet(m),
                 other => Error::Aborted(format!("a participant did not prepare: {other}")),
             });
         }
@@ -405,7 +402,7 @@ impl Txn {
                     reads: part.reads.clone(),
                     participants: participants.clone(),
                     lease: part.lease,
-                    conditions: conditions.clone(),
+                    conditions: part.conditions.clone(),
                 };
                 async move { proto::txn_client::TxnClient::new(channel).commit(request).await }
             })

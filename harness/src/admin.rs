@@ -51,7 +51,12 @@ pub async fn set_clock(addr: &str, offset_ns: i64, drift_ppm: i64) -> anyhow::Re
 /// Asks `addr`, which must lead `shard`, to hand the leadership to
 /// server `to`.
 pub async fn transfer_leader(addr: &str, shard: u64, to: u64) -> anyhow::Result<()> {
-    call!(addr, transfer_leader, proto::TransferLeaderRequest { shard_id: shard, to_server_id: to }).map(|_| ())
+    call!(
+        addr,
+        transfer_leader,
+        proto::TransferLeaderRequest { shard_id: shard, to_server_id: to, only_if_idle: false }
+    )
+    .map(|_| ())
 }
 
 /// The smallest TrueTime epsilon among the servers that answer, in ns.
@@ -78,6 +83,13 @@ pub struct ReplicaView {
     pub is_leader: bool,
     pub term: u64,
     pub leader_server: u64,
+    /// The replica's range `[start, end)` (empty end: unbounded) and its
+    /// range version.
+    pub start: Vec<u8>,
+    pub end: Vec<u8>,
+    pub range_ver: u64,
+    /// "voter", "learner", "incoming-voter" or "demoting-voter".
+    pub membership: String,
 }
 
 /// Every replica of every server that answers; the servers that do not.
@@ -92,6 +104,10 @@ pub async fn replica_views(servers: &BTreeMap<u64, String>) -> (Vec<ReplicaView>
                 is_leader: r.role == "leader",
                 term: r.term,
                 leader_server: r.leader_server_id,
+                start: r.start_key.clone(),
+                end: r.end_key.clone(),
+                range_ver: r.range_ver,
+                membership: r.membership.clone(),
             })),
             Err(_) => silent.push(server),
         }
@@ -149,12 +165,113 @@ pub fn recovered(views: &[ReplicaView], silent: &[u64]) -> Result<(), String> {
     }
 }
 
+/// What is wrong with the shard map the servers report, once every shard
+/// has a followed leader ([`recovered`]): the leaders' ranges must cover
+/// the key space with no gap and no overlap, and every shard must have
+/// `voters` voters (if given), no joint configuration, each replica on
+/// its own server and at its leader's range (a replica still behind a
+/// split is not there yet). Learners may remain (a move cut short).
+pub fn placement_problems(views: &[ReplicaView], voters: Option<usize>) -> Vec<String> {
+    let leaders = leaders(views);
+    let mut problems = Vec::new();
+    let mut ranges: Vec<&ReplicaView> =
+        views.iter().filter(|v| leaders.get(&v.shard) == Some(&v.server) && v.is_leader).collect();
+    ranges.sort_by(|a, b| a.start.cmp(&b.start));
+    let show = |k: &[u8]| format!("{:?}", String::from_utf8_lossy(k));
+    let mut expected_start: Option<&[u8]> = Some(b"");
+    for r in &ranges {
+        match expected_start {
+            Some(s) if s == r.start.as_slice() => {}
+            Some(s) if s < r.start.as_slice() => {
+                problems.push(format!("no shard holds [{}, {})", show(s), show(&r.start)))
+            }
+            Some(_) => problems.push(format!("shard {} at {} overlaps the shard before it", r.shard, show(&r.start))),
+            None => problems.push(format!("shard {} begins after a shard that reaches the end", r.shard)),
+        }
+        expected_start = (!r.end.is_empty()).then_some(r.end.as_slice());
+    }
+    if let Some(s) = expected_start {
+        problems.push(format!("no shard holds the keys from {} on", show(s)));
+    }
+    for r in &ranges {
+        let copies: Vec<&ReplicaView> = views.iter().filter(|v| v.shard == r.shard).collect();
+        let servers: std::collections::BTreeSet<u64> = copies.iter().map(|v| v.server).collect();
+        if servers.len() != copies.len() {
+            problems.push(format!("shard {} has two replicas on one server", r.shard));
+        }
+        let voting = copies.iter().filter(|v| v.membership == "voter").count();
+        if let Some(n) = voters.filter(|&n| n != voting) {
+            problems.push(format!("shard {} has {voting} voters, not {n}", r.shard));
+        }
+        if copies.iter().any(|v| v.membership.ends_with("-voter")) {
+            problems.push(format!("shard {} is still in a joint configuration", r.shard));
+        }
+        let behind: Vec<u64> = copies.iter().filter(|v| v.range_ver != r.range_ver).map(|v| v.server).collect();
+        if !behind.is_empty() {
+            problems
+                .push(format!("shard {}: servers {behind:?} are not at its range version {}", r.shard, r.range_ver));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn v(server: u64, shard: u64, is_leader: bool, term: u64, leader_server: u64) -> ReplicaView {
-        ReplicaView { server, shard, is_leader, term, leader_server }
+        let membership = "voter".to_string();
+        ReplicaView {
+            server,
+            shard,
+            is_leader,
+            term,
+            leader_server,
+            start: vec![],
+            end: vec![],
+            range_ver: 1,
+            membership,
+        }
+    }
+
+    /// Replicas of `shard` on `servers` (the first leads), holding `[start, end)`.
+    fn shard(shard: u64, servers: &[u64], start: &str, end: &str) -> Vec<ReplicaView> {
+        servers
+            .iter()
+            .map(|&s| ReplicaView {
+                start: start.into(),
+                end: end.into(),
+                ..v(s, shard, s == servers[0], 1, servers[0])
+            })
+            .collect()
+    }
+
+    /// Goal: the placement check passes a map that tiles the key space
+    /// with full shards, and names each way one can be wrong: a gap, an
+    /// overlap, an open end, a missing replica, a replica behind a split.
+    #[test]
+    fn placement_needs_a_tiling_of_full_shards() {
+        let healthy = [shard(1, &[1, 2, 3], "", "g"), shard(2, &[2, 3, 1], "g", "")].concat();
+        assert_eq!(placement_problems(&healthy, Some(3)), Vec::<String>::new());
+        let gap = [shard(1, &[1, 2, 3], "", "g"), shard(2, &[2, 3, 1], "h", "")].concat();
+        assert_eq!(placement_problems(&gap, Some(3)), vec!["no shard holds [\"g\", \"h\")"]);
+        let overlap = [shard(1, &[1, 2, 3], "", "g"), shard(2, &[2, 3, 1], "f", "")].concat();
+        assert!(placement_problems(&overlap, Some(3))[0].contains("overlaps"));
+        let open = shard(1, &[1, 2, 3], "", "g");
+        assert_eq!(placement_problems(&open, Some(3)), vec!["no shard holds the keys from \"g\" on"]);
+        let short = [shard(1, &[1, 2], "", "g"), shard(2, &[2, 3, 1], "g", "")].concat();
+        assert_eq!(placement_problems(&short, Some(3)), vec!["shard 1 has 2 voters, not 3"]);
+        assert_eq!(placement_problems(&short, None), Vec::<String>::new());
+        let mut learner = healthy.clone();
+        learner.push(ReplicaView { membership: "learner".into(), ..healthy[4].clone() });
+        learner[6].server = 4;
+        assert_eq!(placement_problems(&learner, Some(3)), Vec::<String>::new(), "a learner left by a move");
+        let mut joint = healthy.clone();
+        joint[1].membership = "demoting-voter".into();
+        assert!(placement_problems(&joint, Some(3)).iter().any(|p| p.contains("joint")), "{joint:?}");
+        let mut behind = healthy.clone();
+        behind[0].range_ver = 2;
+        assert!(placement_problems(&behind, Some(3))[0].contains("servers [2, 3] are not at its range version 2"));
     }
 
     /// Goal: recovery means every shard has one leader at its top term

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //!   OUT/cluster/cluster.toml   the cluster description (split at g, n, t;
-//!                              replication = the number of nodes)
+//!                              replication = the number of nodes, or 3
+//!                              on 5 nodes for the move and decommission
+//!                              nemeses and with --dead-after-s)
 //!   OUT/cluster/sN.toml        server N's configuration: peer_addrs point at
 //!                              N's outgoing link proxies
 //!   OUT/cluster/sN/            server N's data directory (RocksDB, spandb.pid)
@@ -12,7 +14,10 @@
 //!
 //! Every shard has a replica on every node (replication = nodes), so node
 //! majorities are Raft majorities: killing a minority of nodes never makes
-//! a shard unavailable, a majority partition always can elect.
+//! a shard unavailable, a majority partition always can elect. The move
+//! and decommission nemeses, and re-replication (`--dead-after-s`), need
+//! servers without a replica to place one on: with them, a shard has 3
+//! replicas (`--nodes 5`), and those guarantees hold per shard only.
 //!
 //! The processes themselves are `crate::servers::ServerProcesses`'s, the
 //! one launcher (its own process group each, so a Ctrl-C at the terminal
@@ -27,7 +32,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use meta::ServerId;
 use meta::{ClusterSpec, ServerSpec};
-use spanserver::config::{AdminConfig, ServerConfig, TimeConfig, UnsafeTestingConfig};
+use spanserver::config::{AdminConfig, PlacementConfig, ServerConfig, TimeConfig, UnsafeTestingConfig};
 
 use crate::admin;
 use crate::limits::{CLUSTER_READY_TIMEOUT, POLL_INTERVAL, SERVER_STOP_TIMEOUT, SPLIT_POINTS};
@@ -41,6 +46,10 @@ pub struct ServerSettings {
     pub epsilon_ms: Option<u64>,
     /// Deliberate bugs, for showing that the checkers can fail.
     pub unsafe_testing: UnsafeTestingConfig,
+    /// Replicas per shard; `None`: one on every node.
+    pub replication: Option<usize>,
+    /// The placement driver's dead threshold; `None`: the servers' default.
+    pub dead_after_s: Option<u64>,
 }
 
 pub struct Cluster {
@@ -60,7 +69,7 @@ impl Cluster {
         let run: u32 = rand::random();
         let spec = ClusterSpec {
             cluster_id: format!("jepsen-{run:08x}"),
-            replication: nodes,
+            replication: settings.replication.unwrap_or(nodes).min(nodes),
             split_points: SPLIT_POINTS.iter().map(|s| s.to_string()).collect(),
             servers: (0..nodes)
                 .map(|i| ServerSpec {
@@ -95,6 +104,10 @@ impl Cluster {
                 raft: Default::default(),
                 gc: Default::default(),
                 split: Default::default(),
+                placement: PlacementConfig {
+                    dead_after_s: settings.dead_after_s.unwrap_or(PlacementConfig::default().dead_after_s),
+                    ..Default::default()
+                },
                 time: TimeConfig {
                     epsilon_ms: settings.epsilon_ms.unwrap_or(TimeConfig::default().epsilon_ms),
                     ..Default::default()
@@ -147,6 +160,11 @@ impl Cluster {
 
     pub fn shards(&self) -> usize {
         self.spec.shards().len()
+    }
+
+    /// Replicas per shard.
+    pub fn replication(&self) -> usize {
+        self.spec.replication
     }
 
     pub fn proxies(&self) -> &Proxies {

@@ -55,8 +55,10 @@
 //! | `kill` | SIGKILL one node, a minority, or a shard's leader | restart from its config | the harness, by child pid |
 //! | `pause` | SIGSTOP the same choice of targets | SIGCONT | the harness, by child pid |
 //! | `partition` | cut the links of a shape: isolate-one, halves, bridge, ring (overlapping majorities) | restore all links | the link proxies |
-//! | `clock` | `SetClock`, in turn: a split (one shard's leader ahead, every other server behind), bumps, 50 ms strobes; within 9/10 epsilon (`--beyond-epsilon`: 10 to 250 epsilons, a minority of the servers) | offsets and drift to 0 | the admin gRPC API |
+//! | `clock` | `SetClock`, in turn: a leader-ahead (one shard's leader ahead, every other server behind), bumps, 50 ms strobes; within 9/10 epsilon (`--beyond-epsilon`: 10 to 250 epsilons, a minority of the servers) | offsets and drift to 0 | the admin gRPC API |
 //! | `leader-transfer` | `TransferLeader` of a random shard to a random other replica | nothing to undo | the admin gRPC API |
+//! | `split` | `SplitShard` just below the most recently written workload key of a random letter | nothing to undo | the admin gRPC API |
+//! | `move` | move a random shard's voter to a server without a replica (`--nodes 5`: 3 replicas a shard) | nothing to undo | the admin gRPC API (`Client::move_replica`) |
 //!
 //! One fault at a time, a step every `--interval` seconds, alternating
 //! start and stop, the kinds round-robin (`nemesis/mod.rs`). Each step is a
@@ -142,8 +144,10 @@
 //! - `bank`, `list-append` and `timestamps` attempt each transaction once
 //!   (`workload/mod.rs`); a wounded transaction is `fail`, so under
 //!   contention many ops fail: that is wound-wait working, not an outage.
-//! - `split` and `move` nemeses need the placement driver; they are named
-//!   and refused with one line.
+//! - `move` needs servers without a replica of a shard: `--nodes 5`
+//!   (shards of 3 replicas); it is refused with one line on 3 nodes, and
+//!   left out of `all`. The placement driver's nemeses (`merge`,
+//!   `decommission`, `placement-kill`) wait for the driver.
 //! - A Ctrl-C (or SIGTERM) during the run ends it early: the harness heals,
 //!   stops the servers and checks what it recorded (and fails the run).
 //!   Later signals are ignored until the check is done. A SIGKILLed

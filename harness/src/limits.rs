@@ -10,6 +10,15 @@ use std::time::Duration;
 
 /// Cluster sizes a run may start (odd, so majorities are clear).
 pub const NODES_ALLOWED: [usize; 2] = [3, 5];
+/// With the move nemesis: this many nodes, shards of this many replicas
+/// (so two servers of each shard's are free to move to).
+pub const MOVE_NODES: usize = 5;
+pub const MOVE_REPLICATION: usize = 3;
+
+/// Longest `--dead-after-s` (an hour).
+pub const DEAD_AFTER_S_MAX: u64 = 3_600;
+/// How long one move (add, catch up, joint, leave, remove) may take.
+pub const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most client workers.
 pub const CONCURRENCY_MAX: usize = 256;
 /// Longest run.
@@ -48,6 +57,13 @@ pub const OP_TIMEOUT: Duration = Duration::from_secs(8);
 pub const CLIENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one admin call (status, clock) may take.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many of a letter's workload keys the split nemesis reads to find
+/// the most recently written one.
+pub const SPLIT_SCAN_KEYS: usize = 1000;
+/// A split the shard refuses (a prepared transaction holds a key that
+/// would move) is tried this many times in all, this far apart.
+pub const SPLIT_ATTEMPTS: u32 = 10;
+pub const SPLIT_RETRY_AFTER: Duration = Duration::from_millis(100);
 
 // --- The history. ---
 

@@ -12,7 +12,8 @@ use spanserver::config::UnsafeTestingConfig;
 
 use crate::cluster::ServerSettings;
 use crate::limits::{
-    CONCURRENCY_MAX, INTERVAL_S_DEFAULT, INTERVAL_S_MAX, INTERVAL_S_MIN, NODES_ALLOWED, TIME_LIMIT_S_MAX,
+    CONCURRENCY_MAX, DEAD_AFTER_S_MAX, INTERVAL_S_DEFAULT, INTERVAL_S_MAX, INTERVAL_S_MIN, MOVE_NODES,
+    MOVE_REPLICATION, NODES_ALLOWED, TIME_LIMIT_S_MAX,
 };
 use crate::nemesis::{NemesisChoice, NemesisKind};
 use crate::workload::WorkloadName;
@@ -79,6 +80,13 @@ pub struct RunArgs {
     /// commit-wait longer.
     #[arg(long, value_name = "MS")]
     pub epsilon_ms: Option<u64>,
+    /// How long a server the harness starts may be silent before the
+    /// placement driver declares it dead and re-replicates its replicas,
+    /// in seconds (default: the servers' default, 60). Shorter than
+    /// `--interval`, a kill on 5 nodes is healed by re-replication while
+    /// it lasts, and the returning server's stale replicas are collected.
+    #[arg(long, value_name = "S")]
+    pub dead_after_s: Option<u64>,
 }
 
 /// Which cluster a run uses.
@@ -145,14 +153,22 @@ impl RunOptions {
                     (args.unsafe_skip_visibility_wait, "--unsafe-skip-visibility-wait"),
                     (args.unsafe_ignore_clock_health, "--unsafe-ignore-clock-health"),
                     (args.epsilon_ms.is_some(), "--epsilon-ms"),
+                    (args.dead_after_s.is_some(), "--dead-after-s"),
                 ] {
                     ensure!(!set, "{flag} configures servers the harness starts, not with --addr");
                 }
                 ClusterChoice::Given { addr: addr.clone() }
             }
             None => {
-                let nodes = args.nodes.unwrap_or(NODES_ALLOWED[0]);
+                let moves = nemeses.contains(&NemesisKind::Move);
+                // Decommissions need servers to drain to, as moves do.
+                let spare = moves || nemeses.contains(&NemesisKind::Decommission);
+                let nodes = args.nodes.unwrap_or(if spare { MOVE_NODES } else { NODES_ALLOWED[0] });
                 ensure!(NODES_ALLOWED.contains(&nodes), "--nodes must be 3 or 5");
+                ensure!(
+                    !moves || nodes == MOVE_NODES,
+                    "nemesis move needs --nodes {MOVE_NODES} (3 replicas a shard, 2 servers to move to)"
+                );
                 if let Some(ms) = args.epsilon_ms {
                     ensure!(
                         Duration::from_millis(ms) <= truetime::EPSILON_MAX,
@@ -160,8 +176,15 @@ impl RunOptions {
                         truetime::EPSILON_MAX.as_millis()
                     );
                 }
+                if let Some(s) = args.dead_after_s {
+                    ensure!(
+                        (1..=DEAD_AFTER_S_MAX).contains(&s),
+                        "--dead-after-s must be between 1 and {DEAD_AFTER_S_MAX}"
+                    );
+                }
                 let settings = ServerSettings {
                     epsilon_ms: args.epsilon_ms,
+                    dead_after_s: args.dead_after_s,
                     unsafe_testing: UnsafeTestingConfig {
                         stale_reads_ms: args.unsafe_stale_reads_ms.unwrap_or(0),
                         skip_commit_wait: args.unsafe_skip_commit_wait,
@@ -170,6 +193,10 @@ impl RunOptions {
                         // Planted for the stepped clusters' explorer.
                         new_leader_forgets_timestamps: false,
                     },
+                    // 3 replicas on 5 nodes leave servers to move to, to
+                    // drain to and to re-replicate onto.
+                    replication: (nodes == MOVE_NODES && (spare || args.dead_after_s.is_some()))
+                        .then_some(MOVE_REPLICATION),
                 };
                 ClusterChoice::Own { nodes, settings }
             }
@@ -229,6 +256,12 @@ mod tests {
         a.seed = Some(5);
         let o = RunOptions::from_args(&a, 99).unwrap();
         assert_eq!((o.seed, o.cluster), (5, ClusterChoice::Given { addr: "127.0.0.1:7000".into() }));
+        let mut a = args();
+        a.nemesis = vec![NemesisChoice::Move];
+        let ClusterChoice::Own { nodes, settings } = RunOptions::from_args(&a, 99).unwrap().cluster else {
+            panic!("own cluster")
+        };
+        assert_eq!((nodes, settings.replication), (5, Some(3)), "moves need servers without a replica");
     }
 
     /// Goal: every bad input is refused with a one-line reason.
@@ -239,8 +272,11 @@ mod tests {
             (error(|a| a.workload = None), "--workload is required"),
             (error(|a| a.epsilon_ms = Some(5_000)), "--epsilon-ms must be at most 1000 ms"),
             (
-                error(|a| a.nemesis = vec![NemesisChoice::Kill, NemesisChoice::Move]),
-                "nemesis move needs the placement driver",
+                error(|a| {
+                    a.nemesis = vec![NemesisChoice::Kill, NemesisChoice::Move];
+                    a.nodes = Some(3);
+                }),
+                "nemesis move needs --nodes 5",
             ),
             (error(|a| a.time_limit = 0), "--time-limit must be at least 1 second"),
             (error(|a| a.concurrency = 0), "--concurrency must be between 1"),

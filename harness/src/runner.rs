@@ -30,7 +30,7 @@ use crate::limits::{
     CLIENT_CONNECT_TIMEOUT, FINAL_OPS_TIMEOUT, HISTORY_EVENTS_MAX, OP_DEADLINE, POLL_INTERVAL, RECOVERY_TIMEOUT,
     SETUP_TIMEOUT,
 };
-use crate::nemesis::driver::{Nemesis, Target};
+use crate::nemesis::driver::{Nemesis, RunAccess, Target};
 use crate::nemesis::{schedule, NemesisKind, Step};
 use crate::options::{ClusterChoice, RunOptions};
 use crate::recorder::{next_process, Recorder};
@@ -135,7 +135,9 @@ async fn run_on(options: &RunOptions, target: &mut Target) -> anyhow::Result<Run
             tokio::spawn(worker(shared.clone(), w, rng, started + options.time_limit, stop_rx.clone()))
         })
         .collect();
-    let mut nemesis = Nemesis::new(StdRng::seed_from_u64(options.seed), shards, epsilon_ns, options.beyond_epsilon);
+    let access = RunAccess { client: client.clone(), run_id: run_id.clone(), workload: options.workload.as_str() };
+    let mut nemesis = Nemesis::new(StdRng::seed_from_u64(options.seed), shards, epsilon_ns, options.beyond_epsilon)
+        .with_access(access);
     let mut problems = Vec::new();
     let interrupted = {
         let steps = schedule(&options.nemeses, options.interval, options.time_limit);
@@ -292,11 +294,15 @@ async fn final_op(
     }
 }
 
-/// Polls until every shard has a stable leader and every server answers;
-/// gives up after [`RECOVERY_TIMEOUT`], or at once when a server of the
+/// Polls until every shard has a stable leader, every server answers and
+/// the shard map is whole (`admin::placement_problems`); gives up after [`RECOVERY_TIMEOUT`], or at once when a server of the
 /// harness's own cluster crashes meanwhile.
 async fn wait_for_recovery(target: &mut Target) -> Result<(), String> {
     let servers = target.servers();
+    let voters = match target {
+        Target::Own(c) => Some(c.replication()),
+        Target::Given(_) => None,
+    };
     let deadline = Instant::now() + RECOVERY_TIMEOUT;
     loop {
         if let Target::Own(cluster) = target {
@@ -307,7 +313,13 @@ async fn wait_for_recovery(target: &mut Target) -> Result<(), String> {
         }
         let (views, silent) = admin::replica_views(&servers).await;
         let why = match recovered(&views, &silent) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                let problems = admin::placement_problems(&views, voters);
+                if problems.is_empty() {
+                    return Ok(());
+                }
+                format!("the shard map: {}", problems.join("; "))
+            }
             Err(why) => why,
         };
         if Instant::now() >= deadline {

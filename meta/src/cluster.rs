@@ -1,9 +1,9 @@
 //! The cluster description every server shares ([`ClusterSpec`], a TOML
 //! file), and the static shard layout derived from it.
 //!
-//! Until the placement driver exists (its own issue), the shard layout is
-//! static and derived from the [`ClusterSpec`] alone, identically on every
-//! server: shard `i` (from 1) covers `[split[i-2], split[i-1])`, and its
+//! A new cluster's shard layout is derived from the [`ClusterSpec`]
+//! alone, identically on every server (splits and moves change it later,
+//! through each shard's own log): shard `i` (from 1) covers `[split[i-2], split[i-1])`, and its
 //! replicas sit on `replication` consecutive servers (by id order) starting
 //! at server `i-1` modulo the server count, so they are always distinct.
 //!

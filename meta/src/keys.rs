@@ -6,6 +6,8 @@
 //! ```text
 //!   0x00 "sys/ids"   the id allocator's high-water mark (u64, big-endian):
 //!                    every shard and replica id at or below it is taken
+//!   0x00 "sys/drain" the draining (decommissioned) servers: their ids,
+//!                    ascending, each a big-endian u64
 //!   0x01 ...         user keys (SQL's start at 0xF0)
 //! ```
 
@@ -14,6 +16,22 @@ pub const SYSTEM_PREFIX: u8 = 0x00;
 
 /// Where the id allocator keeps its high-water mark.
 pub const ID_HIGH_WATER: &[u8] = b"\x00sys/ids";
+
+/// Where the set of draining servers is kept ([`encode_servers`]).
+pub const DRAINING_SERVERS: &[u8] = b"\x00sys/drain";
+
+/// A set of server ids as a system value: each a big-endian u64.
+pub fn encode_servers(servers: &std::collections::BTreeSet<u64>) -> Vec<u8> {
+    servers.iter().flat_map(|s| s.to_be_bytes()).collect()
+}
+
+/// The set [`encode_servers`] wrote (None: not such a value).
+pub fn decode_servers(bytes: &[u8]) -> Option<std::collections::BTreeSet<u64>> {
+    if !bytes.len().is_multiple_of(8) {
+        return None;
+    }
+    Some(bytes.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect())
+}
 
 /// Is `key` one of the system's own?
 pub fn is_system(key: &[u8]) -> bool {
@@ -25,8 +43,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn server_sets_round_trip_and_bad_lengths_are_refused() {
+        let set: std::collections::BTreeSet<u64> = [3, 1, u64::MAX].into();
+        assert_eq!(decode_servers(&encode_servers(&set)), Some(set));
+        assert_eq!(decode_servers(&[]), Some(Default::default()));
+        assert_eq!(decode_servers(&[0; 7]), None);
+    }
+
+    #[test]
     fn system_keys_are_those_below_0x01() {
-        assert!(is_system(ID_HIGH_WATER));
+        assert!(is_system(ID_HIGH_WATER) && is_system(DRAINING_SERVERS));
         assert!(is_system(b"\x00"));
         assert!(!is_system(b"") && !is_system(b"\x01") && !is_system(b"a") && !is_system(&[0xF0, 0]));
     }

@@ -92,6 +92,9 @@ pub struct ClockGuard {
     /// Peers whose own verdict was healthy at their last sample: where an
     /// unhealthy server hands its leaderships.
     trusted_peers: Mutex<BTreeSet<ServerId>>,
+    /// Peers that answered the last sampling round (None before the
+    /// first): which servers are up, as far as this one can tell.
+    answering_peers: Mutex<Option<BTreeSet<ServerId>>>,
 }
 
 struct GuardState {
@@ -124,6 +127,7 @@ impl ClockGuard {
             wake: Notify::new(),
             stopped: AtomicBool::new(false),
             trusted_peers: Mutex::new(BTreeSet::new()),
+            answering_peers: Mutex::new(None),
         })
     }
 
@@ -189,6 +193,18 @@ impl ClockGuard {
             return None;
         }
         Some(self.trusted_peers.lock().expect("clock guard lock").clone())
+    }
+
+    /// Did `peer` answer the last clock sample (true before the first
+    /// round, and without a monitor: nothing is known against it)? A
+    /// membership change refuses to place a replica on a server that did
+    /// not.
+    pub fn peer_answers(&self, peer: ServerId) -> bool {
+        self.answering_peers
+            .lock()
+            .expect("clock guard lock")
+            .as_ref()
+            .is_none_or(|answering| answering.contains(&peer))
     }
 
     /// The last verdict, in one line.
@@ -293,6 +309,8 @@ pub fn start_monitor(guard: Arc<ClockGuard>, me: ServerId, peers: Arc<Peers>, ru
             }
             let samples = sample_all(&guard.tt, &peers, &others).await;
             let mut trusted = BTreeSet::new();
+            let answering: BTreeSet<ServerId> = samples.iter().map(|(peer, _, _)| *peer).collect();
+            *guard.answering_peers.lock().expect("clock guard lock") = Some(answering);
             for (peer, sample, peer_trusts_itself) in samples {
                 match health.record(peer.0, sample) {
                     Ok(()) if peer_trusts_itself => {

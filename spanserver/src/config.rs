@@ -150,17 +150,19 @@ impl GcConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct SplitConfig {
     /// A shard holding more than this many bytes of versions splits in
-    /// two at the key that halves them (0, the default for now: never by
-    /// size; 64 MiB is the intended default once a split in the middle
-    /// of a SQL bulk load no longer slows it down, issue 11).
+    /// two at the key that halves them (0: never by size).
     pub size_bytes: u64,
     /// How often each server looks at the shards it leads.
     pub check_interval_ms: u64,
+    /// A shard that served more than this many requests a second over
+    /// the last check interval splits at the median of its sampled keys,
+    /// half the load on each side (0: never by load).
+    pub load_qps: u64,
 }
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        SplitConfig { size_bytes: 0, check_interval_ms: 10_000 }
+        SplitConfig { size_bytes: 64 * 1024 * 1024, check_interval_ms: 10_000, load_qps: 2_500 }
     }
 }
 
@@ -172,6 +174,46 @@ impl SplitConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.check_interval_ms == 0 {
             return Err(bad("split.check_interval_ms must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// The placement driver that runs beside the server (the `placement`
+/// crate; `spandb start` runs it, and it acts only while this server
+/// leads the system shard).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// Whether the driver runs at all.
+    pub enabled: bool,
+    /// A server not heard from for this long is dead: its replicas are
+    /// placed on other servers.
+    pub dead_after_s: u64,
+    /// How often the driver looks at the cluster.
+    pub interval_ms: u64,
+    /// Replica moves in flight at once.
+    pub operations_max: usize,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 1_000, operations_max: 4 }
+    }
+}
+
+impl PlacementConfig {
+    pub fn dead_after(&self) -> Duration {
+        Duration::from_secs(self.dead_after_s)
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.dead_after_s == 0 || self.interval_ms == 0 || self.operations_max == 0 {
+            return Err(bad("placement.dead_after_s, interval_ms and operations_max must be at least 1"));
         }
         Ok(())
     }
@@ -259,9 +301,10 @@ impl UnsafeTestingConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Serve `Admin.SetClock` (shift this server's clock, within
-    /// [`limits::CLOCK_OFFSET_MAX`]) and `Admin.TransferLeader`. Off by
-    /// default: they are for tests, the jepsen nemeses and operators who
-    /// turn them on on purpose.
+    /// [`limits::CLOCK_OFFSET_MAX`]). Off by default: it is for tests,
+    /// the jepsen nemeses and operators who turn it on on purpose.
+    /// (`Admin.TransferLeader` is always served: the placement driver
+    /// balances leaderships with it.)
     pub tools: bool,
 }
 
@@ -287,6 +330,8 @@ pub struct ServerConfig {
     #[serde(default)]
     pub split: SplitConfig,
     #[serde(default)]
+    pub placement: PlacementConfig,
+    #[serde(default)]
     pub time: TimeConfig,
     /// Where to reach peers for Raft traffic, by server id, when it is not
     /// their address in the cluster description (e.g. a proxy per link, as
@@ -309,6 +354,7 @@ pub struct ResolvedConfig {
     pub raft: RaftConfig,
     pub gc: GcConfig,
     pub split: SplitConfig,
+    pub placement: PlacementConfig,
     pub time: TimeConfig,
     /// Raft dial addresses that differ from the cluster description.
     pub peer_addrs: BTreeMap<ServerId, String>,
@@ -334,6 +380,7 @@ impl ServerConfig {
         self.raft.validate()?;
         self.gc.validate()?;
         self.split.validate()?;
+        self.placement.validate()?;
         self.time.validate()?;
         let me = cluster
             .server(self.id)
@@ -361,6 +408,7 @@ impl ServerConfig {
             raft: self.raft,
             gc: self.gc,
             split: self.split,
+            placement: self.placement,
             time: self.time,
             peer_addrs,
             admin: self.admin,
@@ -399,6 +447,7 @@ mod tests {
             raft: RaftConfig::default(),
             gc: GcConfig::default(),
             split: Default::default(),
+            placement: Default::default(),
             time: TimeConfig::default(),
             peer_addrs: BTreeMap::new(),
             admin: AdminConfig::default(),

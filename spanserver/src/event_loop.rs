@@ -67,6 +67,7 @@ use crate::storage::{Engine, CF_RAFT};
 use meta::{ReplicaId, ServerId, ShardId};
 
 mod ready;
+mod removal;
 
 /// Raft messages to send, by destination server.
 #[derive(Default)]
@@ -261,7 +262,7 @@ impl EventLoop {
             )?;
             replicas.insert(shard, replica);
         }
-        Ok(EventLoop {
+        let mut event_loop = EventLoop {
             engine,
             registry,
             tt,
@@ -278,7 +279,11 @@ impl EventLoop {
             timers: None,
             persisting: None,
             stopped: false,
-        })
+        };
+        // A destroy cut short by a crash is finished now.
+        let all: Vec<ShardId> = event_loop.replicas.keys().copied().collect();
+        event_loop.destroy_removed(all);
+        Ok(event_loop)
     }
 
     /// The first half of one iteration at `now`: handle `messages` in
@@ -318,6 +323,7 @@ impl EventLoop {
                 }
                 r.raw_node.tick();
                 r.observe_role(&self.tt, &mut self.completions);
+                r.maybe_leave_joint();
                 r.tick_txns(&self.tt, &mut self.completions);
                 r.publish();
             }
@@ -376,6 +382,10 @@ impl EventLoop {
         match msg {
             LoopMsg::Raft { from, messages } => {
                 for (shard, m) in messages {
+                    if !self.admit_for(shard, ReplicaId(m.to), from_a_leader(&m)) {
+                        tracing::debug!(%shard, %from, to = m.to, "message for a replica not here (or destroyed) dropped");
+                        continue;
+                    }
                     if !self.replicas.contains_key(&shard) && !self.create_for(shard, from, &m) {
                         tracing::debug!(%shard, %from, "message for a shard not hosted here dropped");
                         continue;
@@ -410,6 +420,11 @@ impl EventLoop {
                 }
             }
             LoopMsg::SnapshotArrived { from, shard, message, file } => {
+                if !self.admit_for(shard, ReplicaId(message.to), true) {
+                    tracing::debug!(%shard, %from, "snapshot for a replica not here (or destroyed) dropped");
+                    remove_file(file);
+                    return Flow::Continue;
+                }
                 if !self.replicas.contains_key(&shard) {
                     self.create_for(shard, from, &message);
                 }
@@ -448,17 +463,31 @@ impl EventLoop {
                     }
                 }
             }
-            LoopMsg::TransferLeader { shard, to } => {
+            LoopMsg::TransferLeader { shard, to, only_if_idle } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
                     let target = r.replicas_on(to).next();
-                    if let Some(target) = target.filter(|t| r.is_leader() && *t != r.replica_id) {
+                    let busy = only_if_idle && r.has_open_transactions();
+                    if let Some(target) = target.filter(|t| r.is_leader() && *t != r.replica_id && !busy) {
                         r.raw_node.transfer_leader(target.0);
                     }
+                }
+            }
+            LoopMsg::DestroyStale { shard, replica, newer } => {
+                let stale = self
+                    .replicas
+                    .get(&shard)
+                    .is_some_and(|r| r.replica_id == replica && newer.is_newer_than(&r.descriptor().epoch));
+                if stale {
+                    self.destroy(shard, "a newer descriptor of the shard does not name it");
                 }
             }
             LoopMsg::Split { shard, split, reply } => match self.replicas.get_mut(&shard) {
                 Some(r) => r.propose_split(split, reply, &mut self.completions),
                 None => self.completions.push(Completion::Split { reply, result: Err(not_hosted(shard)) }),
+            },
+            LoopMsg::ChangeReplicas { shard, conf_ver, change, reply } => match self.replicas.get_mut(&shard) {
+                Some(r) => r.propose_membership(conf_ver, change, reply, &mut self.completions),
+                None => self.completions.push(Completion::Membership { reply, result: Err(not_hosted(shard)) }),
             },
             LoopMsg::Shutdown => return Flow::Stop,
         }
@@ -519,9 +548,7 @@ impl EventLoop {
     /// its shard (a snapshot of the shrunk shard came instead) gets the
     /// child (TiKV creates peers the same way). Returns whether it did.
     fn create_for(&mut self, shard: ShardId, from: ServerId, m: &Message) -> bool {
-        use raft::eraftpb::MessageType::{MsgAppend, MsgHeartbeat, MsgSnapshot};
-        let from_a_leader = matches!(m.msg_type(), MsgAppend | MsgHeartbeat | MsgSnapshot);
-        if !from_a_leader || m.to == 0 || m.term == 0 || self.replicas.len() >= limits::REPLICAS_PER_SERVER_MAX {
+        if !from_a_leader(m) || m.to == 0 || m.term == 0 || self.replicas.len() >= limits::REPLICAS_PER_SERVER_MAX {
             return false;
         }
         let mut batch = WriteBatch::default();
@@ -650,6 +677,13 @@ fn list_replicas(engine: &Engine) -> std::result::Result<BTreeSet<ShardId>, rock
 
 /// Writes the initial state of every replica the static layout puts on
 /// this server, in one synced batch.
+/// Whether `m` is one only a leader sends to a replica: an append, a
+/// heartbeat or a snapshot.
+fn from_a_leader(m: &Message) -> bool {
+    use raft::eraftpb::MessageType::{MsgAppend, MsgHeartbeat, MsgSnapshot};
+    matches!(m.msg_type(), MsgAppend | MsgHeartbeat | MsgSnapshot)
+}
+
 fn bootstrap_static_layout(
     engine: &Engine,
     registry: &Registry,

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use meta::{ReplicaId, ServerId, ShardId};
+use meta::{ReplicaId, ServerId, ShardEpoch, ShardId};
 use raft::eraftpb::Message;
 
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::shard::command::Split;
+use crate::shard::membership::{MembershipChange, MembershipReply};
 use crate::shard::reads::ReadReply;
 use crate::shard::split::SplitReply;
 use crate::shard::TxnReply;
@@ -40,10 +41,18 @@ pub enum LoopMsg {
     PeerUnreachable { server: ServerId },
     /// Ask a shard's Raft group to hand leadership to this server's replica
     /// (done by the leader; ignored elsewhere).
-    TransferLeader { shard: ShardId, to: ServerId },
+    /// With `only_if_idle`, only while no transaction is open there.
+    TransferLeader { shard: ShardId, to: ServerId, only_if_idle: bool },
+    /// Destroy this server's replica `replica` of `shard`: the replica GC
+    /// saw a descriptor at epoch `newer` without it (`replica_gc.rs`).
+    /// Done only if the replica here is still that one, at an older epoch.
+    DestroyStale { shard: ShardId, replica: ReplicaId, newer: ShardEpoch },
     /// Split a shard (at its leader): answered once applied
     /// (`shard/split.rs`).
     Split { shard: ShardId, split: Split, reply: SplitReply },
+    /// Change a shard's membership (at its leader) if it is at
+    /// `conf_ver`: answered once applied (`shard/membership.rs`).
+    ChangeReplicas { shard: ShardId, conf_ver: meta::ConfVer, change: MembershipChange, reply: MembershipReply },
     /// Stop the loop; everything waiting is answered.
     Shutdown,
 }

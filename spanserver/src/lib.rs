@@ -30,7 +30,9 @@
 //! `apply.rs`, leadership and closed timestamps in `leadership.rs`,
 //! snapshot installs in `install.rs`, GC and log compaction in `gc.rs`,
 //! reads in `reads.rs`, the log's commands in `command.rs`, the durable
-//! transaction records in `records.rs`). Every data
+//! transaction records in `records.rs`, splits in `split.rs`, membership
+//! changes in `membership.rs`; a replica that leaves its shard is
+//! destroyed by `event_loop/removal.rs`). Every data
 //! write, plain or transactional, is a transaction command in the log.
 //!
 //! # How a write flows (numbers from a 3-server cluster, epsilon = 2 ms)
@@ -106,9 +108,10 @@
 //!
 //! # Caveats
 //!
-//! The shard layout is static (from the cluster description) until the
-//! placement driver exists; there are no splits, moves or conf changes yet,
-//! although applying conf changes is wired. Snapshots stream through disk
+//! The shard layout starts from the cluster description; shards split by
+//! size or by hand (`shard/split.rs`) and replicas move by hand
+//! (`shard/membership.rs`), but nothing moves or balances them by itself
+//! until the placement driver exists. Snapshots stream through disk
 //! (`storage/snapshot.rs`); a shard over `raft.snapshot_bytes_max` cannot catch a
 //! follower up until it is split. Peers holding the secret are trusted
 //! (raft-rs assumes correct peers), and there is no TLS yet: the secret
@@ -126,6 +129,7 @@ pub mod limits;
 mod logger;
 pub mod peers;
 pub mod registry;
+mod replica_gc;
 pub mod requests;
 pub mod server;
 pub mod service;

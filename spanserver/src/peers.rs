@@ -200,6 +200,18 @@ impl Peers {
         Ok(proto::peer_client::PeerClient::with_interceptor(channel, self.secret.clone()))
     }
 
+    /// What `server` knows of the cluster and its own shards
+    /// (`Admin.ClusterInfo`).
+    pub async fn cluster_info(&self, server: ServerId) -> Result<proto::ClusterInfoResponse, String> {
+        let addr = self.addrs.get(&server).ok_or_else(|| format!("no server {server} in the cluster"))?;
+        let mut admin = proto::admin_client::AdminClient::new(self.channel(addr).await?);
+        match tokio::time::timeout(PEER_ATTEMPT_TIMEOUT, admin.cluster_info(proto::ClusterInfoRequest {})).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(status)) => Err(format!("{addr}: {}", status.message())),
+            Err(_) => Err(format!("{addr}: no answer within {PEER_ATTEMPT_TIMEOUT:?}")),
+        }
+    }
+
     async fn channel(&self, addr: &str) -> Result<Channel, String> {
         if let Some(c) = self.channels.lock().expect("channels lock").get(addr) {
             return Ok(c.clone());

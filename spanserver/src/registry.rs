@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 use truetime::Timestamp;
 
+use crate::limits;
 use crate::storage::snapshot::InstallSeq;
 use meta::ClusterSpec;
 use meta::{ReplicaId, ServerId, ShardDescriptor, ShardId};
@@ -112,6 +113,12 @@ pub struct ReplicaShared {
     install_seq: InstallSeq,
     /// See [`ReplicaShared::written_bytes`].
     written_bytes: AtomicU64,
+    /// Requests routed to this replica since the split queue last looked
+    /// ([`ReplicaShared::record_load`]).
+    requests: AtomicU64,
+    /// Every [`limits::LOAD_SAMPLE_EVERY`]-th request's key, the newest
+    /// [`limits::LOAD_SAMPLE_KEYS`].
+    sampled_keys: Mutex<std::collections::VecDeque<Vec<u8>>>,
 }
 
 impl ReplicaShared {
@@ -131,7 +138,31 @@ impl ReplicaShared {
             snapshots_installed: AtomicU64::new(0),
             install_seq: InstallSeq::default(),
             written_bytes: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            sampled_keys: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// One request for `key` (its first key) reached this replica: load
+    /// for the split queue's split by load. Cheap: a counter, and a lock
+    /// for one request in [`limits::LOAD_SAMPLE_EVERY`].
+    pub fn record_load(&self, key: &[u8]) {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        if n.is_multiple_of(limits::LOAD_SAMPLE_EVERY) {
+            let mut keys = self.sampled_keys.lock().expect("sampled keys lock");
+            if keys.len() >= limits::LOAD_SAMPLE_KEYS {
+                keys.pop_front();
+            }
+            keys.push_back(key.to_vec());
+        }
+    }
+
+    /// The requests counted and the keys sampled since the last call
+    /// (both start again from nothing).
+    pub fn take_load(&self) -> (u64, Vec<Vec<u8>>) {
+        let n = self.requests.swap(0, Ordering::Relaxed);
+        let keys = std::mem::take(&mut *self.sampled_keys.lock().expect("sampled keys lock"));
+        (n, keys.into())
     }
 
     /// Bytes of versions this replica applied since the server started
@@ -231,6 +262,10 @@ impl Registry {
 
     pub fn insert(&self, r: Arc<ReplicaShared>) {
         self.replicas.write().expect("registry lock").insert(r.shard_id, r);
+    }
+
+    pub fn remove(&self, shard: ShardId) {
+        self.replicas.write().expect("registry lock").remove(&shard);
     }
 
     pub fn get(&self, shard: ShardId) -> Option<Arc<ReplicaShared>> {

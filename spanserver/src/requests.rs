@@ -61,6 +61,7 @@ use crate::inbox::{LoopHandle, LoopMsg};
 use crate::limits;
 use crate::registry::{Registry, ReplicaShared, Role, TimeView};
 use crate::shard::command;
+use crate::shard::membership::MembershipChange;
 use crate::storage::mvcc::Reader;
 use crate::storage::Engine;
 use meta::ServerId;
@@ -159,7 +160,12 @@ impl DataRequests {
                 descriptors: vec![d],
             });
         }
+        let mut first = true;
         for key in keys {
+            if first {
+                r.record_load(key);
+                first = false;
+            }
             if !d.contains(key) {
                 let holder = self.registry.all().into_iter().map(|o| o.descriptor()).find(|o| o.contains(key));
                 return Err(Error::WrongShard {
@@ -482,42 +488,102 @@ impl DataRequests {
                 meta::limits::IDS_PER_ALLOCATION_MAX
             )));
         }
-        self.clock.check()?;
+        let static_max = self.registry.cluster.static_ids_max();
+        let (current, _) = self
+            .update_system_value(req.shard_id, req.range_ver, meta::keys::ID_HIGH_WATER, |current| {
+                let high = high_water(current, static_max)?;
+                let next =
+                    high.checked_add(count).ok_or_else(|| Error::InvalidArgument("the id space is used up".into()))?;
+                Ok(next.to_be_bytes().to_vec())
+            })
+            .await?;
+        Ok(proto::AllocateIdsResponse { first: high_water(current.as_deref(), static_max)? + 1, count })
+    }
+
+    /// Marks a server as draining or active (`Admin.SetServerDraining`);
+    /// the draining servers after the change.
+    pub async fn set_server_draining(
+        &self,
+        req: proto::SetServerDrainingRequest,
+        answering: impl Fn(ServerId) -> bool,
+    ) -> Result<proto::DrainingServersResponse> {
+        let cluster = &self.registry.cluster;
+        let server = ServerId(req.server_id);
+        if cluster.server(server).is_none() {
+            return Err(Error::InvalidArgument(format!("the cluster has no server {server}")));
+        }
+        let (_, next) = self
+            .update_system_value(req.shard_id, req.range_ver, meta::keys::DRAINING_SERVERS, |current| {
+                let mut draining = draining_servers(current)?;
+                if !req.draining {
+                    draining.remove(&server.0);
+                    return Ok(meta::keys::encode_servers(&draining));
+                }
+                draining.insert(server.0);
+                let left = cluster.servers.iter().filter(|s| !draining.contains(&s.id.0) && answering(s.id)).count();
+                if left < cluster.replication {
+                    return Err(Error::InvalidArgument(format!(
+                        "decommissioning server {server} would leave {left} servers that answer and are not \
+                         draining, for shards of {} replicas",
+                        cluster.replication
+                    )));
+                }
+                Ok(meta::keys::encode_servers(&draining))
+            })
+            .await?;
+        Ok(proto::DrainingServersResponse { server_ids: draining_servers(Some(&next))?.into_iter().collect() })
+    }
+
+    /// The draining servers (`Admin.DrainingServers`), as the leader of
+    /// the shard holding them has applied.
+    pub async fn draining_servers(&self, req: proto::DrainingServersRequest) -> Result<proto::DrainingServersResponse> {
         let r = self.replica(req.shard_id)?;
-        let key = meta::keys::ID_HIGH_WATER;
+        let key = meta::keys::DRAINING_SERVERS;
         self.check_route(&r, req.range_ver, &mut std::iter::once(key))?;
+        if r.progress().role != Role::Leader {
+            return Err(self.not_leader(&r));
+        }
+        let current = self.read_data(&r, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))?;
+        Ok(proto::DrainingServersResponse { server_ids: draining_servers(current.as_deref())?.into_iter().collect() })
+    }
+
+    /// Replaces the system value at `key` with `next(current)` by a
+    /// replicated conditional write at the leader of `shard` (again if the
+    /// value moved meanwhile); the value before and after.
+    async fn update_system_value(
+        &self,
+        shard: u64,
+        range_ver: u64,
+        key: &[u8],
+        next: impl Fn(Option<&[u8]>) -> Result<Vec<u8>>,
+    ) -> Result<(Option<Vec<u8>>, Vec<u8>)> {
+        self.clock.check()?;
+        let r = self.replica(shard)?;
+        self.check_route(&r, range_ver, &mut std::iter::once(key))?;
         for _ in 0..limits::ID_ALLOCATION_ATTEMPTS_MAX {
             if r.progress().role != Role::Leader {
                 return Err(self.not_leader(&r));
             }
             let current = self.read_data(&r, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))?;
-            let high = match &current {
-                None => self.registry.cluster.static_ids_max(),
-                Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| Error::Storage(format!("the id high-water mark is {} bytes, not 8", bytes.len())))?,
-            };
-            let next =
-                high.checked_add(count).ok_or_else(|| Error::InvalidArgument("the id space is used up".into()))?;
+            let value = next(current.as_deref())?;
             let input = Input::Write {
                 req: RequestId(0),
-                writes: vec![txn::Write { key: key.to_vec(), value: Some(next.to_be_bytes().to_vec()) }],
-                conditions: vec![txn::Condition { key: key.to_vec(), expected: current }],
+                writes: vec![txn::Write { key: key.to_vec(), value: Some(value.clone()) }],
+                conditions: vec![txn::Condition { key: key.to_vec(), expected: current.clone() }],
             };
             match self.txn_call(&r, input, self.time.write_timeout()).await {
-                Ok(Some(Answer::Committed { applied: true, .. })) => {
-                    return Ok(proto::AllocateIdsResponse { first: high + 1, count })
-                }
-                // The mark moved, or the write lost a lock race: again.
+                Ok(Some(Answer::Committed { applied: true, .. })) => return Ok((current, value)),
+                // The value moved, or the write lost a lock race: again.
                 Ok(Some(Answer::Committed { applied: false, .. })) | Err(Error::Aborted(_)) => {}
                 Ok(Some(other)) => return Err(Error::Storage(format!("unexpected answer to a write: {other:?}"))),
-                // Ids that may have been taken are skipped, never reused.
-                Ok(None) => return Err(Error::Unavailable("the allocation was not answered in time; retry".into())),
+                // (An allocation's ids that may have been taken are
+                // skipped, never reused.)
+                Ok(None) => return Err(Error::Unavailable("the write was not answered in time; retry".into())),
                 Err(e) => return Err(e),
             }
             tokio::time::sleep(limits::ID_ALLOCATION_RETRY_PAUSE).await;
         }
-        Err(Error::Unavailable("the id high-water mark kept moving; retry".into()))
+        Err(Error::Unavailable("the system value kept moving; retry".into()))
     }
 
     /// Checks a split request before ids are taken for it: the shard is
@@ -547,20 +613,73 @@ impl DataRequests {
         };
         let (tx, rx) = oneshot::channel();
         self.event_loop.send(LoopMsg::Split { shard: r.shard_id, split, reply: tx })?;
-        let (left, right) = match tokio::time::timeout(self.time.write_timeout(), rx).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(_)) => return Err(Error::Unavailable("server is shutting down".into())),
-            Err(_) => {
-                return Err(Error::Ambiguous(format!(
-                    "the split was not answered within {:?}; it may still apply",
-                    self.time.write_timeout()
-                )))
-            }
-        };
+        let (left, right) = self.applied_answer(rx, "the split").await?;
         Ok(proto::SplitShardResponse {
             left: Some(crate::wire::descriptor_to_proto(&left)),
             right: Some(crate::wire::descriptor_to_proto(&right)),
         })
+    }
+
+    /// The answer to a command the event loop proposed (`what`, for the
+    /// errors), once applied; `Ambiguous` if none comes within the write
+    /// timeout (it may still apply).
+    async fn applied_answer<T>(&self, rx: oneshot::Receiver<Result<T>>, what: &str) -> Result<T> {
+        match tokio::time::timeout(self.time.write_timeout(), rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Unavailable("server is shutting down".into())),
+            Err(_) => Err(Error::Ambiguous(format!(
+                "{what} was not answered within {:?}; it may still apply",
+                self.time.write_timeout()
+            ))),
+        }
+    }
+
+    /// Checks a membership change at this shard's leader; says how many
+    /// new replica ids it needs (one to add a learner, else none).
+    pub fn check_change_replicas(&self, req: &proto::ChangeReplicasRequest) -> Result<u64> {
+        let r = self.replica(req.shard_id)?;
+        if r.progress().role != Role::Leader {
+            return Err(self.not_leader(&r));
+        }
+        let adds = req.changes.iter().filter(|c| c.kind() == proto::replica_change::Kind::AddLearner).count();
+        Ok(adds.min(1) as u64)
+    }
+
+    /// Changes a shard's membership (`shard/membership.rs`); `new_replica`
+    /// is the id of a learner it adds. Answered once applied.
+    pub async fn change_replicas(
+        &self,
+        req: proto::ChangeReplicasRequest,
+        new_replica: Option<meta::ReplicaId>,
+    ) -> Result<proto::ChangeReplicasResponse> {
+        use proto::replica_change::Kind;
+        let r = self.replica(req.shard_id)?;
+        if req.changes.len() > limits::REPLICA_CHANGES_MAX {
+            return Err(Error::InvalidArgument(format!("more than {} changes at once", limits::REPLICA_CHANGES_MAX)));
+        }
+        let server = |c: &proto::ReplicaChange| ServerId(c.server_id);
+        let of = |kind: Kind| req.changes.iter().filter(move |c| c.kind() == kind).map(server).collect::<Vec<_>>();
+        let (adds, removes, promote, demote) =
+            (of(Kind::AddLearner), of(Kind::Remove), of(Kind::Promote), of(Kind::Demote));
+        let change = match (adds.as_slice(), removes.as_slice(), new_replica) {
+            ([server], [], Some(replica)) if promote.is_empty() && demote.is_empty() => {
+                MembershipChange::AddLearner { server: *server, replica }
+            }
+            ([], [server], _) if promote.is_empty() && demote.is_empty() => {
+                MembershipChange::RemoveLearner { server: *server }
+            }
+            ([], [], _) if !promote.is_empty() || !demote.is_empty() => MembershipChange::Joint { promote, demote },
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "a membership change is one ADD_LEARNER, one REMOVE, or PROMOTEs and DEMOTEs".into(),
+                ))
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        let conf_ver = meta::ConfVer(req.conf_ver);
+        self.event_loop.send(LoopMsg::ChangeReplicas { shard: r.shard_id, conf_ver, change, reply: tx })?;
+        let descriptor = self.applied_answer(rx, "the membership change").await?;
+        Ok(proto::ChangeReplicasResponse { descriptor: Some(crate::wire::descriptor_to_proto(&descriptor)) })
     }
 
     // --- Read-write transactions --------------------------------------------
@@ -634,11 +753,13 @@ impl DataRequests {
     }
 
     /// Prepares a transaction on this shard (a participant that is not the
-    /// coordinator); returns the prepare timestamp and its seal.
-    pub async fn txn_prepare(&self, req: proto::TxnPrepareRequest) -> Result<(Timestamp, Vec<u8>)> {
+    /// coordinator); returns the prepare timestamp and its seal, or `None`
+    /// if a condition failed (nothing prepared; the transaction aborted here).
+    pub async fn txn_prepare(&self, req: proto::TxnPrepareRequest) -> Result<Option<(Timestamp, Vec<u8>)>> {
         let (txn, priority) = txn_meta(req.txn.as_ref())?;
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
+        let conditions = txn_conditions(req.conditions, &req.writes)?;
         let (writes, reads) = self.txn_writes_and_reads(&r, req.range_ver, req.writes, req.reads)?;
         let coordinator = ShardId(req.coordinator_shard_id);
         let known = self.registry.get(coordinator).is_some()
@@ -647,9 +768,12 @@ impl DataRequests {
             return Err(Error::InvalidArgument(format!("coordinator {coordinator} is not a shard known here")));
         }
         let lease = req.lease.map(lease_from_proto);
-        let input = Input::Prepare { req: RequestId(0), txn, priority, writes, reads, lease, coordinator };
+        let input = Input::Prepare { req: RequestId(0), txn, priority, writes, reads, lease, coordinator, conditions };
         match self.txn_call(&r, input, self.time.write_timeout()).await? {
-            Some(Answer::Prepared { prepare_ts }) => Ok((prepare_ts, self.secret.seal(txn, r.shard_id, prepare_ts))),
+            Some(Answer::Prepared { prepare_ts }) => {
+                Ok(Some((prepare_ts, self.secret.seal(txn, r.shard_id, prepare_ts))))
+            }
+            Some(Answer::ConditionsFailed) => Ok(None),
             Some(other) => Err(Error::Storage(format!("unexpected answer to a prepare: {other:?}"))),
             None => Err(Error::Ambiguous("the prepare was not answered in time; it may still be prepared".into())),
         }
@@ -661,20 +785,7 @@ impl DataRequests {
         let (txn, priority) = txn_meta(req.txn.as_ref())?;
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        check_conditions(&req.conditions)?;
-        if !req.conditions.is_empty() && !req.participants.is_empty() {
-            // A failed condition at the coordinator after the others
-            // prepared would split the transaction.
-            return Err(Error::InvalidArgument("conditions are for commits with no other participants".into()));
-        }
-        if let Some(c) = req.conditions.iter().find(|c| !req.writes.iter().any(|w| w.key == c.key)) {
-            // Its lock comes from the write.
-            return Err(Error::InvalidArgument(format!(
-                "a commit's condition must be on a key it writes: {}",
-                String::from_utf8_lossy(&c.key)
-            )));
-        }
-        let conditions = req.conditions.into_iter().map(command::condition_from_proto).collect();
+        let conditions = txn_conditions(req.conditions, &req.writes)?;
         let (writes, reads) = self.txn_writes_and_reads(&r, req.range_ver, req.writes, req.reads)?;
         if req.participants.len() > limits::PARTICIPANTS_MAX {
             return Err(Error::InvalidArgument(format!("more than {} participants", limits::PARTICIPANTS_MAX)));
@@ -860,6 +971,26 @@ fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The id high-water mark a system value holds (none yet: the static
+/// layout's ids are taken).
+fn high_water(value: Option<&[u8]>, static_max: u64) -> Result<u64> {
+    match value {
+        None => Ok(static_max),
+        Some(bytes) => <[u8; 8]>::try_from(bytes)
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::Storage(format!("the id high-water mark is {} bytes, not 8", bytes.len()))),
+    }
+}
+
+/// The draining servers a system value holds (none yet: none).
+fn draining_servers(value: Option<&[u8]>) -> Result<std::collections::BTreeSet<u64>> {
+    match value {
+        None => Ok(Default::default()),
+        Some(bytes) => meta::keys::decode_servers(bytes)
+            .ok_or_else(|| Error::Storage(format!("the draining servers' value is {} bytes", bytes.len()))),
+    }
+}
+
 /// Refuses a user write to a key the system keeps for itself
 /// (`meta::keys`).
 fn check_not_system(key: &[u8]) -> Result<()> {
@@ -867,6 +998,19 @@ fn check_not_system(key: &[u8]) -> Result<()> {
         return Err(Error::InvalidArgument("keys that begin with byte 0x00 are reserved for SpanDB itself".into()));
     }
     Ok(())
+}
+
+/// A prepare's or commit's conditions, checked: within the limits, and
+/// each on a key the request writes (its lock comes from the write).
+fn txn_conditions(conditions: Vec<proto::Condition>, writes: &[proto::Mutation]) -> Result<Vec<txn::Condition>> {
+    check_conditions(&conditions)?;
+    if let Some(c) = conditions.iter().find(|c| !writes.iter().any(|w| w.key == c.key)) {
+        return Err(Error::InvalidArgument(format!(
+            "a condition must be on a key the request writes: {}",
+            String::from_utf8_lossy(&c.key)
+        )));
+    }
+    Ok(conditions.into_iter().map(command::condition_from_proto).collect())
 }
 
 fn check_conditions(conditions: &[proto::Condition]) -> Result<()> {

@@ -23,11 +23,11 @@ use crate::peers::Peers;
 use crate::registry::Registry;
 use crate::requests::DataRequests;
 use crate::service::{AdminService, KvService, PeerService, TxnService};
-use crate::split_queue;
 use crate::storage::snapshot::SnapshotDir;
 use crate::storage::{Engine, Identity, OpenError};
 use crate::transport::grpc::GrpcTransport;
 use crate::transport::Transport;
+use crate::{replica_gc, split_queue};
 use meta::ServerId;
 
 /// How long shutdown waits for in-flight requests before cutting them off.
@@ -73,7 +73,7 @@ pub struct Server {
     loop_thread: Option<std::thread::JoinHandle<()>>,
     grpc_shutdown: Option<oneshot::Sender<()>>,
     grpc_task: Option<tokio::task::JoinHandle<()>>,
-    /// Set at shutdown: the split queue stops.
+    /// Set at shutdown: the split queue and the replica GC stop.
     split_queue_stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -189,6 +189,13 @@ impl Server {
             config.split.clone(),
             registry.clone(),
             requests.clone(),
+            peers.clone(),
+            loop_handle.clone(),
+            split_queue_stopped.clone(),
+            &tokio::runtime::Handle::current(),
+        );
+        replica_gc::start(
+            registry.clone(),
             peers.clone(),
             loop_handle.clone(),
             split_queue_stopped.clone(),

@@ -67,8 +67,13 @@ impl proto::txn_server::Txn for TxnService {
         &self,
         request: Request<proto::TxnPrepareRequest>,
     ) -> Result<Response<proto::TxnPrepareResponse>, Status> {
-        let (prepare_ts, seal) = self.requests.txn_prepare(request.into_inner()).await?;
-        Ok(Response::new(proto::TxnPrepareResponse { prepare_ts: prepare_ts.as_nanos(), seal }))
+        let response = match self.requests.txn_prepare(request.into_inner()).await? {
+            Some((prepare_ts, seal)) => {
+                proto::TxnPrepareResponse { prepare_ts: prepare_ts.as_nanos(), seal, conditions_failed: false }
+            }
+            None => proto::TxnPrepareResponse { prepare_ts: 0, seal: Vec::new(), conditions_failed: true },
+        };
+        Ok(Response::new(response))
     }
 
     async fn commit(
@@ -104,7 +109,7 @@ pub struct AdminService {
     pub registry: Arc<Registry>,
     pub truetime: truetime::TrueTime,
     pub event_loop: LoopHandle,
-    /// Whether `SetClock` and `TransferLeader` are served (`[admin] tools`).
+    /// Whether `SetClock` is served (`[admin] tools`).
     pub tools: bool,
     pub clock: Arc<ClockGuard>,
     /// For `AllocateIds`, which writes through a shard like a data request.
@@ -114,6 +119,12 @@ pub struct AdminService {
 }
 
 impl AdminService {
+    /// Is `server` up, as far as this one can tell: itself, or a peer
+    /// that answered the last clock sample.
+    fn answers(&self, server: ServerId) -> bool {
+        server == self.registry.server_id || self.clock.peer_answers(server)
+    }
+
     fn check_tools(&self, what: &str) -> Result<(), Status> {
         match self.tools {
             true => Ok(()),
@@ -200,6 +211,17 @@ impl proto::admin_server::Admin for AdminService {
                     snapshots_installed: r.snapshots_installed(),
                     range_ver: d.epoch.range_ver.0,
                     conf_ver: d.epoch.conf_ver.0,
+                    membership: d
+                        .replicas
+                        .iter()
+                        .find(|x| x.replica_id == r.replica_id)
+                        .map_or("", |x| match x.role {
+                            meta::ReplicaRole::Voter => "voter",
+                            meta::ReplicaRole::Learner => "learner",
+                            meta::ReplicaRole::IncomingVoter => "incoming-voter",
+                            meta::ReplicaRole::DemotingVoter => "demoting-voter",
+                        })
+                        .to_string(),
                     start_key: d.start_key,
                     end_key: d.end_key,
                 }
@@ -222,6 +244,20 @@ impl proto::admin_server::Admin for AdminService {
         Ok(Response::new(self.requests.allocate_ids(request.into_inner()).await?))
     }
 
+    async fn set_server_draining(
+        &self,
+        request: Request<proto::SetServerDrainingRequest>,
+    ) -> Result<Response<proto::DrainingServersResponse>, Status> {
+        Ok(Response::new(self.requests.set_server_draining(request.into_inner(), |s| self.answers(s)).await?))
+    }
+
+    async fn draining_servers(
+        &self,
+        request: Request<proto::DrainingServersRequest>,
+    ) -> Result<Response<proto::DrainingServersResponse>, Status> {
+        Ok(Response::new(self.requests.draining_servers(request.into_inner()).await?))
+    }
+
     async fn split_shard(
         &self,
         request: Request<proto::SplitShardRequest>,
@@ -238,11 +274,36 @@ impl proto::admin_server::Admin for AdminService {
         Ok(Response::new(self.requests.split_shard(request, first).await?))
     }
 
+    async fn change_replicas(
+        &self,
+        request: Request<proto::ChangeReplicasRequest>,
+    ) -> Result<Response<proto::ChangeReplicasResponse>, Status> {
+        let request = request.into_inner();
+        let adds = request.changes.iter().filter(|c| c.kind() == proto::replica_change::Kind::AddLearner);
+        if let Some(down) = adds.map(|c| ServerId(c.server_id)).find(|s| !self.answers(*s)) {
+            return Err(Error::InvalidArgument(format!(
+                "server {down} does not answer (down or cut off): a replica there could not catch up"
+            ))
+            .into());
+        }
+        // A new learner's id comes from the allocator, never the caller:
+        // an id in use (or used before) would confuse the group.
+        let new_replica = match self.requests.check_change_replicas(&request)? {
+            0 => None,
+            n => Some(meta::ReplicaId(
+                self.peers
+                    .allocate_ids(n)
+                    .await
+                    .map_err(|e| Error::Unavailable(format!("cannot take an id for the new replica: {e}")))?,
+            )),
+        };
+        Ok(Response::new(self.requests.change_replicas(request, new_replica).await?))
+    }
+
     async fn transfer_leader(
         &self,
         request: Request<proto::TransferLeaderRequest>,
     ) -> Result<Response<proto::TransferLeaderResponse>, Status> {
-        self.check_tools("TransferLeader")?;
         let r = request.into_inner();
         let shard = ShardId(r.shard_id);
         let replica = self.registry.get(shard).ok_or_else(|| Error::WrongShard {
@@ -262,7 +323,7 @@ impl proto::admin_server::Admin for AdminService {
                 .and_then(|s| self.registry.server_addr(s).map(|a| (s, a)));
             return Err(Error::NotLeader { shard_id: shard, leader }.into());
         }
-        self.event_loop.send(LoopMsg::TransferLeader { shard, to })?;
+        self.event_loop.send(LoopMsg::TransferLeader { shard, to, only_if_idle: r.only_if_idle })?;
         Ok(Response::new(proto::TransferLeaderResponse {}))
     }
 

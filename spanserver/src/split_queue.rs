@@ -1,10 +1,13 @@
-//! Splits by size (off unless `split.size_bytes` is set): every server
-//! looks, every `split.check_interval_ms`,
-//! at the shards it leads, and splits one that holds more than
-//! `split.size_bytes` at the key that halves it. The shard's leader does
-//! this, not the placement driver: only it sees the shard's data, and it
-//! proposes the split to its own log (TiKV's split checker, CockroachDB's
-//! split queue).
+//! Splits by size and by load: every server looks, every
+//! `split.check_interval_ms`, at the shards it leads, and splits one that
+//! holds more than `split.size_bytes` (64 MiB; 0: never) at the key that
+//! halves it, or one that served more than `split.load_qps` requests a
+//! second (2,500; 0: never) at the median of its sampled request keys,
+//! half the load on each side (CockroachDB's load-based splitter, which
+//! the placement driver's balancing then spreads). The shard's leader
+//! does this, not the placement driver: only it sees the shard's data and
+//! requests, and it proposes the split to its own log (TiKV's split
+//! checker, CockroachDB's split queue).
 //!
 //! ```text
 //!   every interval, for each shard led here:
@@ -35,7 +38,7 @@ use crate::shard::command::Split;
 use crate::storage::keycode::range_bounds;
 use crate::storage::mvcc::Reader;
 use crate::storage::CF_DATA;
-use meta::{ReplicaId, ShardId};
+use meta::{ReplicaId, ShardDescriptor, ShardId};
 
 /// Starts the split queue on `runtime`; it ends when `stopped` is set.
 pub fn start(
@@ -47,7 +50,7 @@ pub fn start(
     stopped: Arc<AtomicBool>,
     runtime: &tokio::runtime::Handle,
 ) {
-    if config.size_bytes == 0 {
+    if config.size_bytes == 0 && config.load_qps == 0 {
         return;
     }
     runtime.spawn(async move {
@@ -60,10 +63,13 @@ pub fn start(
                 if stopped.load(Ordering::SeqCst) {
                     return;
                 }
+                // Every replica's load starts again each round (a follower
+                // that becomes leader must not bring its old count).
+                let load = r.take_load();
                 if r.progress().role != Role::Leader || !r.descriptor().is_initialized() {
                     continue;
                 }
-                if let Err(e) = check(&config, &r, &requests, &peers, &event_loop).await {
+                if let Err(e) = check(&config, &r, load, &requests, &peers, &event_loop).await {
                     tracing::info!(shard = %r.shard_id, "split check failed: {e}");
                 }
             }
@@ -71,16 +77,26 @@ pub fn start(
     });
 }
 
-/// Splits `r`'s shard if it holds more than the configured size.
+/// Splits `r`'s shard if it served more than the configured load (`load`:
+/// its requests and sampled keys over the last interval) or holds more
+/// than the configured size.
 async fn check(
     config: &SplitConfig,
     r: &ReplicaShared,
+    (served, sampled): (u64, Vec<Vec<u8>>),
     requests: &DataRequests,
     peers: &Peers,
     event_loop: &LoopHandle,
 ) -> Result<(), String> {
     let d = r.descriptor();
+    let qps = served as f64 / config.check_interval().as_secs_f64();
+    if let Some(key) = load_split_key(&d, qps, sampled, config.load_qps) {
+        return split(&d, key, &format!("by load ({qps:.0} requests/s)"), peers, event_loop).await;
+    }
     let size = config.size_bytes;
+    if size == 0 {
+        return Ok(());
+    }
     let engine = requests.engine().map_err(|e| e.to_string())?;
     let (lower, upper) = range_bounds(&d.start_key, &d.end_key);
     let on_disk = engine.db().get_approximate_sizes_cf(&engine.cf(CF_DATA), &[rocksdb::Range::new(&lower, &upper)]);
@@ -99,6 +115,37 @@ async fn check(
         r.reset_written_bytes();
         return Ok(());
     };
+    split(&d, key, &format!("by size (over {size} bytes)"), peers, event_loop).await
+}
+
+/// The key that halves the sampled load of shard `d`, if it served more
+/// than `qps_max` requests a second (`qps`) and enough keys were sampled:
+/// their median, strictly inside the shard (a split at its first key is
+/// no split).
+fn load_split_key(d: &ShardDescriptor, qps: f64, mut keys: Vec<Vec<u8>>, qps_max: u64) -> Option<Vec<u8>> {
+    if qps_max == 0 || qps <= qps_max as f64 {
+        return None;
+    }
+    keys.retain(|k| d.contains(k) && k.as_slice() > d.start_key.as_slice());
+    if keys.len() < LOAD_SAMPLES_MIN {
+        return None;
+    }
+    keys.sort_unstable();
+    Some(keys.swap_remove(keys.len() / 2))
+}
+
+/// Fewer sampled keys than this say too little about where the load is.
+const LOAD_SAMPLES_MIN: usize = 16;
+
+/// Splits shard `d` at `key` (ids from the allocator, then the `Split`
+/// command at the shard's leader); `why` is for the log.
+async fn split(
+    d: &ShardDescriptor,
+    key: Vec<u8>,
+    why: &str,
+    peers: &Peers,
+    event_loop: &LoopHandle,
+) -> Result<(), String> {
     let first = peers.allocate_ids(1 + d.replicas.len() as u64).await?;
     let split = Split {
         split_key: key.clone(),
@@ -110,11 +157,46 @@ async fn check(
     event_loop.send(LoopMsg::Split { shard: d.shard_id, split, reply }).map_err(|e| e.to_string())?;
     let (left, right) =
         answer.await.map_err(|_| "the split was not answered".to_string())?.map_err(|e| e.to_string())?;
-    tracing::info!(
-        shard = %left.shard_id,
-        child = %right.shard_id,
-        "split by size (over {size} bytes) at {:?}",
-        String::from_utf8_lossy(&key)
-    );
+    tracing::info!(shard = %left.shard_id, child = %right.shard_id, "split {why} at {:?}", String::from_utf8_lossy(&key));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meta::ShardEpoch;
+
+    fn shard(start: &str, end: &str) -> ShardDescriptor {
+        ShardDescriptor {
+            shard_id: ShardId(1),
+            start_key: start.into(),
+            end_key: end.into(),
+            epoch: ShardEpoch::INITIAL,
+            replicas: vec![],
+        }
+    }
+
+    fn keys(ks: &[&str]) -> Vec<Vec<u8>> {
+        ks.iter().map(|k| k.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn a_load_split_halves_the_sampled_keys_inside_the_shard() {
+        let d = shard("b", "x");
+        let sampled: Vec<&str> = ["c", "d", "e", "f", "g", "h", "i", "j"].repeat(2);
+        // Over the threshold: the median.
+        assert_eq!(load_split_key(&d, 3000.0, keys(&sampled), 2500), Some(b"g".to_vec()));
+        // Under it, or off: none.
+        assert_eq!(load_split_key(&d, 2000.0, keys(&sampled), 2500), None);
+        assert_eq!(load_split_key(&d, 3000.0, keys(&sampled), 0), None);
+        // Too few samples: none.
+        assert_eq!(load_split_key(&d, 3000.0, keys(&sampled[..8]), 2500), None);
+        // Keys at the shard's first key or outside it do not count; one hot
+        // key inside is split at (it gets a shard of its own from there).
+        let mut hot = vec!["b"; 20];
+        hot.extend(["y"; 20]);
+        hot.extend(["m"; 16]);
+        assert_eq!(load_split_key(&d, 3000.0, keys(&hot), 2500), Some(b"m".to_vec()));
+        assert_eq!(load_split_key(&d, 3000.0, keys(&["b"; 40]), 2500), None);
+    }
 }

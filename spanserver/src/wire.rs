@@ -14,15 +14,23 @@ pub fn descriptor_to_proto(d: &ShardDescriptor) -> proto::ShardDescriptor {
         end_key: d.end_key.clone(),
         range_ver: d.epoch.range_ver.0,
         conf_ver: d.epoch.conf_ver.0,
-        replicas: d
-            .replicas
-            .iter()
-            .map(|r| proto::ReplicaDescriptor {
-                replica_id: r.replica_id.0,
-                server_id: r.server_id.0,
-                role: role_to_proto(r.role) as i32,
-            })
-            .collect(),
+        replicas: d.replicas.iter().map(replica_to_proto).collect(),
+    }
+}
+
+pub fn replica_to_proto(r: &ReplicaDescriptor) -> proto::ReplicaDescriptor {
+    proto::ReplicaDescriptor {
+        replica_id: r.replica_id.0,
+        server_id: r.server_id.0,
+        role: role_to_proto(r.role) as i32,
+    }
+}
+
+pub fn replica_from_proto(r: proto::ReplicaDescriptor) -> ReplicaDescriptor {
+    ReplicaDescriptor {
+        replica_id: ReplicaId(r.replica_id),
+        server_id: ServerId(r.server_id),
+        role: role_from_proto(r.role),
     }
 }
 
@@ -32,15 +40,7 @@ pub fn descriptor_from_proto(d: proto::ShardDescriptor) -> ShardDescriptor {
         start_key: d.start_key,
         end_key: d.end_key,
         epoch: ShardEpoch { range_ver: RangeVer(d.range_ver), conf_ver: ConfVer(d.conf_ver) },
-        replicas: d
-            .replicas
-            .into_iter()
-            .map(|r| ReplicaDescriptor {
-                replica_id: ReplicaId(r.replica_id),
-                server_id: ServerId(r.server_id),
-                role: role_from_proto(r.role),
-            })
-            .collect(),
+        replicas: d.replicas.into_iter().map(replica_from_proto).collect(),
     }
 }
 

@@ -229,6 +229,14 @@ pub trait Engine: Send + Sync {
     /// change waiting out descriptor leases (`catalog`, "Leases"). An
     /// engine with a logical clock moves it instead of sleeping.
     fn wait(&self, nanos: u64);
+
+    /// A hint that a shard should begin at `key` (a new table's first
+    /// key, and the first key after it), so each table starts in shards of
+    /// its own (CockroachDB splits at table boundaries the same way). Best
+    /// effort: nothing waits on it, and an engine without shards ignores it.
+    fn split_at(&self, key: &[u8]) {
+        let _ = key;
+    }
 }
 
 /// One transaction. See the module docs for the contract.
@@ -246,8 +254,7 @@ pub trait Transaction: Send {
     /// Like `put`, only if `key` has no value when the transaction
     /// commits; else `commit` fails with [`KvError::ConditionNotMet`] and
     /// writes nothing. Lets an INSERT skip reading a key it expects to be
-    /// new. An engine may refuse it at commit for a transaction it cannot
-    /// check that way (SpanDB: one over several shards), the same way.
+    /// new.
     fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError>;
 
     fn delete(&mut self, key: &[u8]) -> Result<(), KvError>;

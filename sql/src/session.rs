@@ -742,6 +742,9 @@ impl Session {
         self.block_tables.clear();
         self.retry_priority = None;
         let result = self.autocommit_attempts(sql, parsed, mode, sink);
+        if result.is_ok() {
+            self.split_at_created_tables();
+        }
         self.end_drains();
         result
     }
@@ -851,6 +854,9 @@ impl Session {
                 if matches!(committed, Err(KvError::Retryable(_))) {
                     self.retry_priority = priority;
                 }
+                if committed.is_ok() {
+                    self.split_at_created_tables();
+                }
                 self.end_drains();
                 if read_write {
                     self.last_commit_ts = committed?.ts;
@@ -933,6 +939,17 @@ impl Session {
             }
         }
         Ok(epochs)
+    }
+
+    /// Asks the engine for shard boundaries around every table the
+    /// statement or block just created ([`Engine::split_at`]).
+    fn split_at_created_tables(&self) {
+        for &id in &self.drains.owned {
+            self.engine.split_at(&crate::encoding::table_prefix(id));
+            if let Some(next) = id.checked_add(1) {
+                self.engine.split_at(&crate::encoding::table_prefix(next));
+            }
+        }
     }
 
     /// Ends the drains a statement or block left behind (a change that

@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use meta::{ClusterSpec, ReplicaId, ServerId, ServerSpec, ShardId};
 use spanserver::config::{
-    AdminConfig, GcConfig, RaftConfig, ResolvedConfig, SplitConfig, TimeConfig, UnsafeTestingConfig,
+    AdminConfig, GcConfig, PlacementConfig, RaftConfig, ResolvedConfig, SplitConfig, TimeConfig, UnsafeTestingConfig,
 };
 use spanserver::registry::{Registry, ReplicaProgress, Role};
 use spanserver::{Server, TransportKind};
@@ -38,6 +38,9 @@ pub struct ClusterOptions {
     pub raft: RaftConfig,
     pub gc: GcConfig,
     pub split: SplitConfig,
+    /// The placement driver beside each server (off unless a test turns
+    /// it on: most tests place replicas themselves).
+    pub placement: PlacementConfig,
     pub time: TimeConfig,
     /// Deliberate bugs, to show that checks can fail.
     pub unsafe_testing: UnsafeTestingConfig,
@@ -66,6 +69,7 @@ impl ClusterOptions {
             },
             gc: GcConfig::default(),
             split: SplitConfig::default(),
+            placement: PlacementConfig { enabled: false, ..PlacementConfig::default() },
             time: TimeConfig::default(),
             unsafe_testing: UnsafeTestingConfig::default(),
             admin_tools: true,
@@ -93,6 +97,8 @@ struct Member {
     spec: ServerSpec,
     dir: std::path::PathBuf,
     server: Option<Server>,
+    /// The placement driver beside the server, while it runs.
+    driver: Option<JoinHandle<()>>,
     clock: Arc<truetime::SystemClock>,
 }
 
@@ -151,6 +157,7 @@ impl TestCluster {
                 spec: s.clone(),
                 dir: cluster._dir.path().join(format!("s{}", s.id.0)),
                 server: None,
+                driver: None,
                 clock: Arc::new(truetime::SystemClock::new()),
             };
             cluster.members.insert(s.id, member);
@@ -188,6 +195,7 @@ impl TestCluster {
             raft: self.options.raft.clone(),
             gc: self.options.gc.clone(),
             split: self.options.split.clone(),
+            placement: self.options.placement.clone(),
             time: self.options.time.clone(),
             peer_addrs: Default::default(),
             admin: AdminConfig { tools: self.options.admin_tools },
@@ -208,7 +216,15 @@ impl TestCluster {
             .await
             .with_context(|| format!("starting server {id}"))?;
         self.registries.lock().expect("registries").insert(id, server.registry.clone());
-        self.members.get_mut(&id).expect("member").server = Some(server);
+        let placement = &self.options.placement;
+        let driver = placement.enabled.then(|| {
+            let settings =
+                placement::Settings { dead_after: placement.dead_after(), operations_max: placement.operations_max };
+            placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings)
+        });
+        let member = self.members.get_mut(&id).expect("member");
+        member.server = Some(server);
+        member.driver = driver;
         Ok(())
     }
 
@@ -217,6 +233,9 @@ impl TestCluster {
         let id = ServerId(id);
         self.net.unregister(id);
         self.registries.lock().expect("registries").remove(&id);
+        if let Some(driver) = self.members.get_mut(&id).and_then(|m| m.driver.take()) {
+            driver.abort();
+        }
         if let Some(server) = self.members.get_mut(&id).and_then(|m| m.server.take()) {
             server.crash().await;
         }
@@ -358,7 +377,11 @@ impl TestCluster {
                 bail!("shard {shard}'s leadership did not move to server {to}");
             }
             if let Some(leader) = self.leader(shard) {
-                let msg = spanserver::inbox::LoopMsg::TransferLeader { shard: ShardId(shard), to: ServerId(to) };
+                let msg = spanserver::inbox::LoopMsg::TransferLeader {
+                    shard: ShardId(shard),
+                    to: ServerId(to),
+                    only_if_idle: false,
+                };
                 let _ = self.server(leader).event_loop.send(msg);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -126,3 +126,20 @@ impl ProcessCluster {
         self.restarted.stop_all(Duration::from_secs(10)).await;
     }
 }
+
+impl Drop for ProcessCluster {
+    /// A test that fails before `stop` drops the cluster: the demo dies
+    /// with its handle (`kill_on_drop`), but its servers run in process
+    /// groups of their own, so each still running is killed here by its
+    /// pid file (if that pid is still a `spandb`: pids are reused).
+    fn drop(&mut self) {
+        for id in 1..=self.addrs.len() as u64 {
+            let Ok(pid) = self.pid(id) else { continue };
+            let is_spandb = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("spandb"));
+            if is_spandb {
+                harness::process::signal(pid, libc::SIGKILL);
+            }
+        }
+    }
+}

@@ -596,6 +596,7 @@ fn commit(c: &mut SteppedCluster, t: &mut Txn) -> Result<(), Outcome> {
             reads,
             lease,
             coordinator: coord,
+            conditions: Vec::new(),
         };
         let (_, reply) = send(c, shard, input).map_err(|e| Outcome::Fail(format!("the prepare at {shard}: {e}")))?;
         pending.push((shard, reply));

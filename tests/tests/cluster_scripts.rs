@@ -127,7 +127,9 @@ impl Runner {
         for (shard, (writes, reads)) in parts.iter().filter(|(s, _)| **s != coordinator) {
             let lease = lease_of(shard, reads);
             let (writes, reads) = (writes.clone(), reads.clone());
-            let input = Input::Prepare { req: RequestId(0), txn, priority, writes, reads, lease, coordinator };
+            let conditions = Vec::new();
+            let input =
+                Input::Prepare { req: RequestId(0), txn, priority, writes, reads, lease, coordinator, conditions };
             match c.call(*shard, input, ANSWER_WITHIN) {
                 Ok(Answer::Prepared { prepare_ts }) => participants.push((*shard, prepare_ts)),
                 other => {

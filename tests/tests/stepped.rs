@@ -296,6 +296,7 @@ fn read_a_and_prepare_z(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepa
         reads: Vec::new(),
         lease: None,
         coordinator: ShardId(1),
+        conditions: Vec::new(),
     };
     let prepare_ts = match c.call(ShardId(2), prepare, Duration::from_secs(1)) {
         Ok(txn::Answer::Prepared { prepare_ts }) => prepare_ts,

@@ -192,6 +192,9 @@ pub struct PreparedTxn {
     pub coordinator: ShardId,
     pub writes: Vec<Write>,
     pub reads: Vec<LockTarget>,
+    /// Preconditions on written keys, checked when the prepare applies (if
+    /// one fails, nothing is prepared); empty once prepared.
+    pub conditions: Vec<Condition>,
 }
 
 /// What this shard asks Raft to replicate.
@@ -245,6 +248,8 @@ pub enum AbortReason {
     /// The shard split, and the keys it locked or waited for moved to the
     /// new shard ([`Input::RangeSplit`]).
     ShardSplit,
+    /// A condition of its prepare did not hold ([`Answer::ConditionsFailed`]).
+    ConditionsFailed,
 }
 
 impl fmt::Display for AbortReason {
@@ -261,6 +266,7 @@ impl fmt::Display for AbortReason {
             AbortReason::ProposalDropped => f.write_str("its replication was dropped"),
             AbortReason::PrepareExpired => f.write_str("a participant prepared too long ago"),
             AbortReason::ShardSplit => f.write_str("the shard split, and its keys moved"),
+            AbortReason::ConditionsFailed => f.write_str("a key written with a condition did not meet it"),
         }
     }
 }
@@ -307,6 +313,9 @@ pub enum Answer {
     Prepared {
         prepare_ts: Timestamp,
     },
+    /// A prepare's condition did not hold: nothing was prepared, and the
+    /// transaction is aborted on this shard.
+    ConditionsFailed,
     /// `applied` is false when a condition of a plain write failed.
     Committed {
         commit_ts: Timestamp,
@@ -384,6 +393,10 @@ pub enum Input {
         /// The lease its `reads` were locked under (needed with reads).
         lease: Option<LockLease>,
         coordinator: ShardId,
+        /// Preconditions on keys it writes, checked when the prepare is
+        /// applied. If one fails, nothing is prepared and the transaction
+        /// aborts here ([`Answer::ConditionsFailed`]).
+        conditions: Vec<Condition>,
     },
     /// Commit `txn` here: the one participant, or the coordinator of
     /// `participants` (with their prepare timestamps, which the driver has
@@ -398,8 +411,8 @@ pub enum Input {
         lease: Option<LockLease>,
         participants: Vec<(ShardId, Timestamp)>,
         /// Preconditions on keys it writes, checked when applied (as a
-        /// plain write's); the driver allows them only without other
-        /// participants. If one fails, the commit writes nothing.
+        /// plain write's). If one fails, the commit writes nothing and a
+        /// coordinator decides abort for its participants.
         conditions: Vec<Condition>,
     },
     /// A plain write (an internal one-shard transaction).
@@ -500,6 +513,7 @@ enum Then {
         writes: Vec<Write>,
         reads: Vec<LockTarget>,
         coordinator: ShardId,
+        conditions: Vec<Condition>,
     },
     Commit {
         writes: Vec<Write>,
@@ -697,7 +711,7 @@ impl ShardTxns {
                     self.park(req, txn, priority, wanted, Then::Read, now, &mut out);
                 }
             }
-            Input::Prepare { req, txn, priority, writes, reads, lease, coordinator } => {
+            Input::Prepare { req, txn, priority, writes, reads, lease, coordinator, conditions } => {
                 if let Some(p) = self.prepared.get(&txn) {
                     // A retried prepare: answer as before.
                     out.push(Output::Reply { req, result: Ok(Answer::Prepared { prepare_ts: p.prepare_ts }) });
@@ -709,7 +723,7 @@ impl ShardTxns {
                     return out;
                 }
                 if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, lease, now, &mut out) {
-                    let then = Then::Prepare { writes, reads, coordinator };
+                    let then = Then::Prepare { writes, reads, coordinator, conditions };
                     self.park(req, txn, priority, wanted, then, now, &mut out);
                 }
             }
@@ -1073,10 +1087,11 @@ impl ShardTxns {
                 };
                 out.push(Output::Reply { req, result: Ok(Answer::Locked { lease }) })
             }
-            Then::Prepare { writes, reads, coordinator } => {
+            Then::Prepare { writes, reads, coordinator, conditions } => {
                 let prepare_ts = self.oracle.assign(now);
                 self.deciding(p.txn);
-                let record = PreparedTxn { txn: p.txn, priority: p.priority, prepare_ts, coordinator, writes, reads };
+                let (txn, priority) = (p.txn, p.priority);
+                let record = PreparedTxn { txn, priority, prepare_ts, coordinator, writes, reads, conditions };
                 out.push(Output::Propose { req: Some(req), command: TxnCommand::Prepare(record) });
             }
             Then::Commit { writes, conditions, participants, received } => {
@@ -1278,7 +1293,9 @@ impl ShardTxns {
                         out.push(Output::WriteVersions { writes, ts: commit_ts });
                     }
                     if !participants.is_empty() {
-                        let outcome = Outcome::Committed(commit_ts);
+                        // A failed condition here fails the whole
+                        // transaction: the prepared participants abort.
+                        let outcome = if conditions_held { Outcome::Committed(commit_ts) } else { Outcome::Aborted };
                         let decision = Decision { outcome, participants: participants.clone(), decided_at: commit_ts };
                         self.decisions.insert(txn, decision.clone());
                         out.push(Output::StoreDecision { txn, decision });
@@ -1299,7 +1316,21 @@ impl ShardTxns {
                     out.push(Output::Reply { req, result });
                 }
             }
-            TxnCommand::Prepare(record) => {
+            TxnCommand::Prepare(record) if !conditions_held => {
+                // Nothing prepared: the transaction ends here, as a failed
+                // proposal's does; its coordinator is never asked to commit.
+                let txn = record.txn;
+                self.safe.applied(record.prepare_ts);
+                if let Some(a) = self.active.get_mut(&txn) {
+                    a.phase = Phase::Active;
+                }
+                self.abort_active(txn, AbortReason::ConditionsFailed, now, out);
+                if let Some(req) = req {
+                    out.push(Output::Reply { req, result: Ok(Answer::ConditionsFailed) });
+                }
+            }
+            TxnCommand::Prepare(mut record) => {
+                record.conditions.clear();
                 let (txn, prepare_ts) = (record.txn, record.prepare_ts);
                 // An older transaction that started waiting for it while
                 // its prepare was replicated was not pushed then (it could
@@ -1568,7 +1599,8 @@ mod tests {
         lease: Option<LockLease>,
     ) -> Input {
         let writes = vec![write(key)];
-        Input::Prepare { req: RequestId(req), txn, priority, writes, reads, lease, coordinator: ShardId(2) }
+        let (coordinator, conditions) = (ShardId(2), vec![]);
+        Input::Prepare { req: RequestId(req), txn, priority, writes, reads, lease, coordinator, conditions }
     }
 
     /// A one-shard commit of a write to `key`.
@@ -1631,6 +1663,7 @@ mod tests {
             coordinator: ShardId(2),
             writes: vec![write("b")],
             reads: vec![LockTarget::Key(b"a".to_vec())],
+            conditions: vec![],
         };
         let applied =
             Input::Applied { req: Some(RequestId(5)), command: TxnCommand::Prepare(record), conditions_held: true };

@@ -12,6 +12,8 @@
 //! Speed is measured here, never asserted in tests: compare against a peer
 //! (etcd, PostgreSQL) measured in the same session on the same machine.
 
+mod blip;
+mod rereplicate;
 mod statements;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +40,12 @@ enum BenchKind {
     Txn(TxnBenchArgs),
     /// SQL statements beside their raw key-value peers.
     Sql(statements::SqlBenchArgs),
+    /// The latency a split or a move of a shard adds to the writes
+    /// running against it (before vs during).
+    Blip(blip::BlipArgs),
+    /// How long the placement driver takes to re-replicate a dead
+    /// server's replicas (seconds per GiB copied).
+    Rereplicate(rereplicate::RereplicateArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -53,15 +61,22 @@ enum TxnWorkload {
     Cross,
 }
 
+/// Most servers a local benchmark cluster may have.
+const SERVERS_MAX: usize = 16;
+
 /// Where a benchmark runs: an existing cluster or a local one.
 #[derive(clap::Args)]
 pub struct BenchTarget {
     /// Any server of the cluster (host:port).
     #[arg(long, required_unless_present = "local")]
     pub addr: Option<String>,
-    /// Start a local 3-server cluster (in a temporary directory) for the run.
+    /// Start a local cluster (in a temporary directory) for the run.
     #[arg(long)]
     pub local: bool,
+    /// With --local: how many servers (3 replicas a shard; the placement
+    /// driver spreads replicas and leaderships over them).
+    #[arg(long, requires = "local", default_value_t = 3)]
+    pub servers: usize,
     /// With --local: the servers' TrueTime epsilon in milliseconds.
     #[arg(long, requires = "local", default_value_t = spanserver::config::TimeConfig::default().epsilon_ms)]
     pub epsilon_ms: u64,
@@ -176,6 +191,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Kv(args) => args,
         BenchKind::Txn(args) => return run_txn(args).await,
         BenchKind::Sql(args) => return statements::run(args).await,
+        BenchKind::Blip(args) => return blip::run(args).await,
+        BenchKind::Rereplicate(args) => return rereplicate::run(args).await,
     };
     args.runs.check(CLIENTS_MAX)?;
     if args.keys == 0 {
@@ -184,8 +201,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.value_size > spanserver::limits::VALUE_BYTES_MAX {
         bail!("--value-size exceeds the value limit of {} bytes", spanserver::limits::VALUE_BYTES_MAX);
     }
-    let local = args.target.local.then_some((args.target.epsilon_ms, None));
-    let (addr, local) = bench_cluster(&args.target.addr, local).await?;
+    let (addr, local) = bench_cluster(&args.target, None).await?;
     let result = run_all(&args, &addr).await;
     if let Some(cluster) = local {
         cluster.stop().await;
@@ -193,21 +209,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     result
 }
 
-/// The cluster a benchmark runs against: the one at `addr`, or, with
-/// `local` (epsilon in ms, split points or the demo's), a local one it
-/// starts; the caller stops it.
+/// The cluster a benchmark runs against: the one at `--addr`, or, with
+/// `--local`, a local one it starts (with `split_points`, or the demo's);
+/// the caller stops it.
 pub async fn bench_cluster(
-    addr: &Option<String>,
-    local: Option<(u64, Option<Vec<String>>)>,
+    target: &BenchTarget,
+    split_points: Option<Vec<String>>,
 ) -> anyhow::Result<(String, Option<crate::cluster::LocalCluster>)> {
-    let Some((epsilon_ms, split_points)) = local else {
+    let addr = &target.addr;
+    if !target.local {
         return Ok((addr.clone().context("give --addr or --local")?, None));
-    };
-    let time = spanserver::config::TimeConfig { epsilon_ms, ..Default::default() };
+    }
+    anyhow::ensure!((3..=SERVERS_MAX).contains(&target.servers), "--servers must be between 3 and {SERVERS_MAX}");
+    let time = spanserver::config::TimeConfig { epsilon_ms: target.epsilon_ms, ..Default::default() };
     time.validate()?;
+    let n = target.servers;
     let cluster = match split_points {
-        Some(points) => crate::cluster::LocalCluster::start_with_layout(None, None, 3, time, points, None).await?,
-        None => crate::cluster::LocalCluster::start(None, None, 3, time).await?,
+        Some(points) => crate::cluster::LocalCluster::start_with_layout(None, None, n, time, points, None).await?,
+        None => crate::cluster::LocalCluster::start(None, None, n, time).await?,
     };
     eprintln!("local cluster ready at {}", cluster.addrs().join(","));
     let addr = addr.clone().unwrap_or_else(|| cluster.addrs()[0].clone());
@@ -414,8 +433,7 @@ async fn run_txn(args: TxnBenchArgs) -> anyhow::Result<()> {
         bail!("--keys must be at least 1");
     }
     let split_points = (1..args.shards).map(|i| format!("s{i:02}")).collect();
-    let local = args.target.local.then_some((args.target.epsilon_ms, Some(split_points)));
-    let (addr, local) = bench_cluster(&args.target.addr, local).await?;
+    let (addr, local) = bench_cluster(&args.target, Some(split_points)).await?;
     let result = run_txn_all(&args, &addr).await;
     if let Some(cluster) = local {
         cluster.stop().await;

@@ -71,8 +71,7 @@ pub async fn run(args: SqlBenchArgs) -> anyhow::Result<()> {
     if args.rows == 0 {
         bail!("--rows must be at least 1");
     }
-    let local = args.target.local.then_some((args.target.epsilon_ms, None));
-    let (addr, local) = bench_cluster(&args.target.addr, local).await?;
+    let (addr, local) = bench_cluster(&args.target, None).await?;
     let result = run_all(&args, &addr).await;
     if let Some(cluster) = local {
         cluster.stop().await;

@@ -112,10 +112,11 @@ const SERVER_VERSION: &str = "15.0 (SpanDB)";
 /// Sessions reach the cluster through a client connected to `seed` (this
 /// server's own gRPC address), connected at the first client, and share
 /// one set of leased descriptors (one gateway).
-pub async fn serve(listener: TcpListener, seed: String, users: Option<Arc<auth::Users>>) {
+pub async fn serve(listener: TcpListener, seed: String, users: Option<Arc<auth::Users>>, split_tables: bool) {
     let gateway = Arc::new(Gateway {
         seed,
         users,
+        split_tables,
         engine: tokio::sync::OnceCell::new(),
         leases: Arc::default(),
         connections: Arc::new(ConnectionManager::new()),
@@ -174,6 +175,8 @@ struct Gateway {
     seed: String,
     /// Who may connect, by SCRAM-SHA-256 password; `None`: trust.
     users: Option<Arc<auth::Users>>,
+    /// New tables get shards of their own (`--sql-split-tables`).
+    split_tables: bool,
     engine: tokio::sync::OnceCell<Arc<ClientEngine>>,
     leases: Arc<sql::catalog::Leases>,
     /// Running connections by (pid, secret key), for CancelRequest.
@@ -190,7 +193,8 @@ impl Gateway {
             .get_or_try_init(|| async {
                 let client = client::Client::connect([self.seed.clone()]).await?;
                 let handle = tokio::runtime::Handle::current();
-                Ok::<_, anyhow::Error>(Arc::new(ClientEngine::new(client, handle, self.seed.clone())))
+                let engine = ClientEngine::new(client, handle, self.seed.clone()).with_table_splits(self.split_tables);
+                Ok::<_, anyhow::Error>(Arc::new(engine))
             })
             .await?;
         Ok(engine.clone())

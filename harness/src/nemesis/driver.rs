@@ -17,15 +17,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use anyhow::Context as _;
+use client::Client;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-use super::{describe, plan, split_offsets, ClockFault, Fault, NemesisKind, Targets};
+use super::{describe, leader_ahead_offsets, plan, ClockFault, Fault, NemesisKind, Targets};
 use crate::admin;
 use crate::cluster::Cluster;
-use crate::limits::ADMIN_TIMEOUT;
+use crate::limits::{ADMIN_TIMEOUT, MOVE_TIMEOUT, SPLIT_ATTEMPTS, SPLIT_RETRY_AFTER, SPLIT_SCAN_KEYS};
 use crate::recorder::Recorder;
 
 /// What the nemesis acts on.
@@ -54,9 +56,14 @@ impl Target {
 
 /// The fault in force.
 enum Active {
-    Kill(Vec<u64>),
+    /// `kill` or `placement-kill`: these servers are down.
+    Kill(NemesisKind, Vec<u64>),
     Pause(Vec<u64>),
-    Partition,
+    /// `partition` or `placement-partition`: links are cut.
+    Partition(NemesisKind),
+    /// A server marked draining (None: the cluster refused), made active
+    /// again at the stop.
+    Decommission(Option<u64>),
     Clock {
         nodes: Vec<u64>,
         strobe: Option<JoinHandle<()>>,
@@ -68,6 +75,22 @@ enum Active {
         shard: Option<u64>,
         refused: Option<String>,
     },
+    /// A split or a move was made (or skipped): nothing to undo (shards
+    /// do not merge back); its stop records how it went. A refusal or a
+    /// failure is the cluster's answer, not a harness failure: the final
+    /// placement check judges what is left.
+    Done {
+        kind: NemesisKind,
+        outcome: Value,
+    },
+}
+
+/// What the split and move nemeses act through: the run's client, and
+/// the names in the workload's keys (`workload::spread_range`).
+pub struct RunAccess {
+    pub client: Client,
+    pub run_id: String,
+    pub workload: &'static str,
 }
 
 pub struct Nemesis {
@@ -82,6 +105,8 @@ pub struct Nemesis {
     /// or crashed server leaves the set: its next process starts true).
     clocks_touched: BTreeSet<u64>,
     errors: Vec<String>,
+    /// For splits and moves (`None`: those nemeses skip, saying why).
+    access: Option<RunAccess>,
 }
 
 impl Nemesis {
@@ -95,7 +120,14 @@ impl Nemesis {
             started: BTreeMap::new(),
             clocks_touched: BTreeSet::new(),
             errors: Vec::new(),
+            access: None,
         }
+    }
+
+    /// Lets the split and move nemeses act on the cluster.
+    pub fn with_access(mut self, access: RunAccess) -> Nemesis {
+        self.access = Some(access);
+        self
     }
 
     /// Every step that failed, as messages.
@@ -140,7 +172,11 @@ impl Nemesis {
                 recorder.nemesis(step, describe(&fault, &nodes));
                 let cluster = target.own(fault.kind())?;
                 let is_kill = matches!(fault, Fault::Kill(_));
-                self.active = Some(if is_kill { Active::Kill(nodes.clone()) } else { Active::Pause(nodes.clone()) });
+                self.active = Some(if is_kill {
+                    Active::Kill(fault.kind(), nodes.clone())
+                } else {
+                    Active::Pause(nodes.clone())
+                });
                 for &n in &nodes {
                     if is_kill {
                         cluster.kill(n).await?;
@@ -151,11 +187,42 @@ impl Nemesis {
                     }
                 }
             }
+            Fault::IsolateSystemShardLeader => {
+                let Some(leader) = system_shard_leader(&servers).await else {
+                    recorder.nemesis(step, describe(&fault, &[]));
+                    self.active = Some(Active::Partition(fault.kind()));
+                    return Ok(());
+                };
+                let mut order: Vec<u64> = servers.keys().copied().filter(|&n| n != leader).collect();
+                order.insert(0, leader);
+                let cut = super::partition::cut_links(super::Shape::IsolateOne, &order);
+                recorder.nemesis(step, describe(&fault, &order));
+                let cluster = target.own(fault.kind())?;
+                self.active = Some(Active::Partition(fault.kind()));
+                cluster.proxies().set_cut(&cut);
+            }
+            Fault::Decommission { node_choice } => {
+                let nodes: Vec<u64> = servers.keys().copied().collect();
+                let node = nodes[node_choice % nodes.len()];
+                recorder.nemesis(step, describe(&fault, &[node]));
+                let Some(access) = &self.access else {
+                    self.active = Some(Active::Decommission(None));
+                    return Ok(());
+                };
+                let outcome = access.client.set_draining(meta::ServerId(node), true).await;
+                let accepted = outcome.is_ok();
+                let outcome = match outcome {
+                    Ok(draining) => json!({ "draining": draining.iter().map(|s| s.0).collect::<Vec<_>>() }),
+                    Err(e) => json!({ "refused": e.to_string() }),
+                };
+                recorder.nemesis("decommission-outcome", json!({ "node": node, "outcome": outcome }));
+                self.active = Some(Active::Decommission(accepted.then_some(node)));
+            }
             Fault::Partition { cut, .. } => {
                 let nodes: Vec<u64> = servers.keys().copied().collect();
                 recorder.nemesis(step, describe(&fault, &nodes));
                 let cluster = target.own(fault.kind())?;
-                self.active = Some(Active::Partition);
+                self.active = Some(Active::Partition(fault.kind()));
                 cluster.proxies().set_cut(cut);
             }
             Fault::LeaderTransfer { shard_position, replica_choice } => {
@@ -178,7 +245,62 @@ impl Nemesis {
                 let refused = admin::transfer_leader(&servers[&from], shard, to).await.err().map(|e| format!("{e:#}"));
                 self.active = Some(Active::LeaderTransfer { shard: Some(shard), refused });
             }
-            Fault::Clock(ClockFault::Split { shard_position, leader_ns, others_ns }) => {
+            Fault::Split { letter } => {
+                let Some(access) = &self.access else {
+                    recorder.nemesis(step, json!({ "skipped": "no workload keys to split among" }));
+                    self.active = Some(Active::Done { kind: NemesisKind::Split, outcome: Value::Null });
+                    return Ok(());
+                };
+                let key = newest_key(access, *letter).await?;
+                let shown = String::from_utf8_lossy(&key).into_owned();
+                recorder.nemesis(step, json!({ "letter": letter.to_string(), "key": shown }));
+                let mut attempts = 0;
+                let outcome = loop {
+                    attempts += 1;
+                    match access.client.split_at(&key).await {
+                        Ok((left, right)) => {
+                            break json!({ "left": describe_shard(&left), "right": describe_shard(&right), "attempts": attempts })
+                        }
+                        // The shard's own refusals (a prepared transaction
+                        // holds a moving key: it ends soon, so try again;
+                        // the key begins a shard already).
+                        Err(client::Error::InvalidArgument(m) | client::Error::Unavailable(m)) => {
+                            if attempts >= SPLIT_ATTEMPTS {
+                                break json!({ "refused": m, "attempts": attempts });
+                            }
+                            tokio::time::sleep(SPLIT_RETRY_AFTER).await;
+                        }
+                        Err(e) => return Err(e).context("splitting"),
+                    }
+                };
+                let outcome = json!({ "key": shown, "outcome": outcome });
+                self.active = Some(Active::Done { kind: NemesisKind::Split, outcome });
+            }
+            Fault::Move { shard_position, from_choice, to_choice } => {
+                let Some(access) = &self.access else {
+                    recorder.nemesis(step, json!({ "skipped": "no client to move with" }));
+                    self.active = Some(Active::Done { kind: NemesisKind::Move, outcome: Value::Null });
+                    return Ok(());
+                };
+                let nodes: Vec<u64> = servers.keys().copied().collect();
+                let Some((shard, from, to)) =
+                    pick_move(&access.client, &nodes, *shard_position, *from_choice, *to_choice).await?
+                else {
+                    recorder.nemesis(step, describe(&fault, &[]));
+                    self.active = Some(Active::Done { kind: NemesisKind::Move, outcome: Value::Null });
+                    return Ok(());
+                };
+                recorder.nemesis(step, describe(&fault, &[shard, from, to]));
+                let moved = access.client.move_replica(meta::ShardId(shard), meta::ServerId(from), meta::ServerId(to));
+                let outcome = match tokio::time::timeout(MOVE_TIMEOUT, moved).await {
+                    Ok(Ok(d)) => json!({ "moved": describe_shard(&d) }),
+                    Ok(Err(e)) => json!({ "failed": e.to_string() }),
+                    Err(_) => json!({ "failed": format!("not done within {MOVE_TIMEOUT:?}") }),
+                };
+                let outcome = json!({ "shard": shard, "outcome": outcome });
+                self.active = Some(Active::Done { kind: NemesisKind::Move, outcome });
+            }
+            Fault::Clock(ClockFault::LeaderAhead { shard_position, leader_ns, others_ns }) => {
                 let (views, _) = admin::replica_views(&servers).await;
                 let leaders = admin::leaders(&views);
                 let shards: Vec<u64> = leaders.keys().copied().collect();
@@ -191,7 +313,7 @@ impl Nemesis {
                 let leader = leaders[&shard];
                 let resolved: Vec<u64> = [shard, leader].into_iter().chain(nodes.iter().copied()).collect();
                 recorder.nemesis(step, describe(&fault, &resolved));
-                let offsets_ns = split_offsets(&nodes, leader, *leader_ns, *others_ns);
+                let offsets_ns = leader_ahead_offsets(&nodes, leader, *leader_ns, *others_ns);
                 self.set_clocks(&servers, &offsets_ns).await?;
             }
             Fault::Clock(clock) => {
@@ -204,7 +326,7 @@ impl Nemesis {
                         let strobe = tokio::spawn(strobe(addrs, *delta_ns, *period));
                         self.active = Some(Active::Clock { nodes: nodes.clone(), strobe: Some(strobe) });
                     }
-                    ClockFault::Split { .. } => unreachable!("resolved above"),
+                    ClockFault::LeaderAhead { .. } => unreachable!("resolved above"),
                 }
             }
         }
@@ -232,6 +354,13 @@ impl Nemesis {
     async fn resolve(&mut self, targets: &Targets, servers: &BTreeMap<u64, String>) -> Vec<u64> {
         match targets {
             Targets::Nodes { nodes, .. } => nodes.clone(),
+            Targets::SystemShardLeader => match system_shard_leader(servers).await {
+                Some(leader) => vec![leader],
+                None => {
+                    let nodes: Vec<u64> = servers.keys().copied().collect();
+                    vec![*nodes.choose(&mut self.rng).expect("servers")]
+                }
+            },
             Targets::LeaderOfShard { shard_position } => {
                 let (views, _) = admin::replica_views(servers).await;
                 let leaders = admin::leaders(&views);
@@ -252,12 +381,12 @@ impl Nemesis {
         let Some(active) = self.active.take() else { return };
         let servers = target.servers();
         let (kind, value, result) = match active {
-            Active::Kill(nodes) => {
-                let result = match target.own(NemesisKind::Kill) {
+            Active::Kill(kind, nodes) => {
+                let result = match target.own(kind) {
                     Ok(cluster) => restart_all(cluster, &nodes).await,
                     Err(e) => Err(e),
                 };
-                (NemesisKind::Kill, json!({ "restarted": nodes }), result)
+                (kind, json!({ "restarted": nodes }), result)
             }
             Active::Pause(nodes) => {
                 let result = match target.own(NemesisKind::Pause) {
@@ -266,9 +395,9 @@ impl Nemesis {
                 };
                 (NemesisKind::Pause, json!({ "resumed": nodes }), result)
             }
-            Active::Partition => {
-                let result = target.own(NemesisKind::Partition).map(|c| c.proxies().set_cut(&BTreeSet::new()));
-                (NemesisKind::Partition, json!({ "restored": "all links" }), result)
+            Active::Partition(kind) => {
+                let result = target.own(kind).map(|c| c.proxies().set_cut(&BTreeSet::new()));
+                (kind, json!({ "restored": "all links" }), result)
             }
             Active::LeaderTransfer { shard, refused } => {
                 // Nothing to undo; say who leads now.
@@ -278,6 +407,16 @@ impl Nemesis {
                 };
                 let value = json!({ "shard": shard, "leader": leader, "refused": refused });
                 (NemesisKind::LeaderTransfer, value, Ok(()))
+            }
+            Active::Done { kind, outcome } => (kind, outcome, Ok(())),
+            Active::Decommission(node) => {
+                let result = match (node, &self.access) {
+                    (Some(node), Some(access)) => {
+                        access.client.set_draining(meta::ServerId(node), false).await.map(drop).map_err(Into::into)
+                    }
+                    _ => Ok(()),
+                };
+                (NemesisKind::Decommission, json!({ "recommissioned": node }), result)
             }
             Active::Clock { nodes, strobe } => {
                 if let Some(strobe) = strobe {
@@ -324,6 +463,19 @@ impl Nemesis {
                 cluster.proxies().set_cut(&BTreeSet::new());
             }
         }
+        if let Some(access) = &self.access {
+            // A decommission whose stop did not run (or failed): undone.
+            match access.client.draining_servers().await {
+                Ok(draining) => {
+                    for server in draining {
+                        fixed.push(format!("recommissioned {}", server.0));
+                        let undone = access.client.set_draining(server, false).await;
+                        result = result.and(undone.map(drop).map_err(Into::into));
+                    }
+                }
+                Err(e) => result = result.and(Err(anyhow::Error::from(e).context("reading the draining servers"))),
+            }
+        }
         let touched: Vec<u64> = self.clocks_touched.iter().copied().collect();
         if !touched.is_empty() {
             // Unconditional: cheap, and a clock is the one fault the
@@ -337,6 +489,58 @@ impl Nemesis {
             self.failed(recorder, "heal", e);
         }
     }
+}
+
+/// The most recently written of the workload's keys that begin with
+/// `letter` (the largest version timestamp among the first
+/// [`SPLIT_SCAN_KEYS`] of them), or the first key of that letter's range
+/// if none is written yet.
+async fn newest_key(access: &RunAccess, letter: char) -> anyhow::Result<Vec<u8>> {
+    let (start, end) = crate::workload::spread_range(&access.run_id, access.workload, letter);
+    let pairs = access
+        .client
+        .scan(&start, &end, SPLIT_SCAN_KEYS, client::ReadMode::Latest)
+        .await
+        .context("reading the workload's keys to split among")?;
+    Ok(pairs.into_iter().max_by_key(|kv| kv.version_ts).map_or(start, |kv| kv.key))
+}
+
+/// The shard, voter and server of a move: the `shard_position`-th shard
+/// (by id) that has a server without a replica, its `from_choice`-th
+/// voter, its `to_choice`-th such server; `None` if no shard has one.
+async fn pick_move(
+    client: &Client,
+    nodes: &[u64],
+    shard_position: usize,
+    from_choice: usize,
+    to_choice: usize,
+) -> anyhow::Result<Option<(u64, u64, u64)>> {
+    let info = client.cluster_info().await.context("listing the shards to move")?;
+    let mut shards: Vec<u64> = info.shards.iter().filter_map(|s| s.descriptor.as_ref()).map(|d| d.shard_id).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    for i in 0..shards.len() {
+        let shard = shards[(shard_position + i) % shards.len()];
+        let (d, _) = client.shard_descriptor(meta::ShardId(shard)).await.context("reading a shard to move")?;
+        let voters: Vec<u64> =
+            d.replicas.iter().filter(|r| r.role() == proto::ReplicaRole::Voter).map(|r| r.server_id).collect();
+        let free: Vec<u64> = nodes.iter().copied().filter(|n| !d.replicas.iter().any(|r| r.server_id == *n)).collect();
+        if !voters.is_empty() && !free.is_empty() {
+            return Ok(Some((shard, voters[from_choice % voters.len()], free[to_choice % free.len()])));
+        }
+    }
+    Ok(None)
+}
+
+fn describe_shard(d: &proto::ShardDescriptor) -> Value {
+    json!({
+        "shard": d.shard_id,
+        "start": String::from_utf8_lossy(&d.start_key),
+        "end": String::from_utf8_lossy(&d.end_key),
+        "range_ver": d.range_ver,
+        "conf_ver": d.conf_ver,
+        "servers": d.replicas.iter().map(|r| r.server_id).collect::<Vec<_>>(),
+    })
 }
 
 /// The nodes among `nodes` that run now (all of them on a given cluster,
@@ -397,4 +601,13 @@ async fn strobe(addrs: Vec<String>, delta_ns: i64, period: std::time::Duration) 
         }
         sign = -sign;
     }
+}
+
+/// The server leading the system shard (the one whose range starts at the
+/// first key), if one does.
+async fn system_shard_leader(servers: &BTreeMap<u64, String>) -> Option<u64> {
+    let (views, _) = admin::replica_views(servers).await;
+    let leaders = admin::leaders(&views);
+    let system = views.iter().find(|v| v.start.is_empty())?.shard;
+    leaders.get(&system).copied()
 }

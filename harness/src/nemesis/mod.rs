@@ -22,13 +22,18 @@
 //! | `kill` | one node, a minority, or the leader of a random shard | SIGKILL | restart from its config |
 //! | `pause` | the same choice of targets | SIGSTOP | SIGCONT |
 //! | `partition` | a [`Shape`] over a shuffled node order | cut its links | restore every link |
-//! | `clock` | a split, a bump or a strobe, in turn (below) | `SetClock` | offsets and drift back to 0 |
+//! | `clock` | a leader-ahead, a bump or a strobe, in turn (below) | `SetClock` | offsets and drift back to 0 |
 //! | `leader-transfer` | a random shard and a random other replica | `TransferLeader` at the shard's leader | nothing to undo (records who leads now) |
+//! | `split` | a random letter of the workload's keys | split the shard holding the most recently written key of that letter, just below it (`Admin.SplitShard`) | nothing to undo (shards do not merge back) |
+//! | `move` | a random shard, one of its voters, a server without a replica of it (`--nodes 5`, 3 replicas a shard) | move the replica (`Client::move_replica`: learner, joint configuration, removal) | nothing to undo (records how the move went) |
+//! | `placement-kill` | the server leading the system shard (where the placement driver acts) | SIGKILL | restart from its config |
+//! | `placement-partition` | the same server | cut every link to and from it | restore every link |
+//! | `decommission` | a random server | mark it draining (`Client::set_draining`; refused on 3 nodes: its replicas would have nowhere to go) | mark it active again |
 //!
 //! # Clock faults
 //!
 //! The shapes come in turn, so that every run with three clock faults
-//! has each: a **split** (the leader of a random shard, resolved when the
+//! has each: a **leader-ahead** (the leader of a random shard, resolved when the
 //! fault starts, jumps ahead by `delta` and every other node behind by
 //! `delta`: the skew under which a read that reveals a commit before its
 //! commit-wait ends lets two readers see time go backwards), a **bump**
@@ -37,10 +42,10 @@
 //!
 //! Within epsilon (epsilon read from the servers) every offset is at most
 //! `9/10 * epsilon`, where TrueTime promises that nothing breaks (two
-//! clocks may then disagree by 1.8 epsilon; a split's `delta` is at least
+//! clocks may then disagree by 1.8 epsilon; a leader-ahead's `delta` is at least
 //! half of epsilon). With `--beyond-epsilon` offsets are 10 to 250
 //! epsilons, to show what breaks, and only a minority of the nodes is
-//! skewed (a split skews the leader alone): a majority whose clocks agree
+//! skewed (a leader-ahead skews the leader alone): a majority whose clocks agree
 //! on a wrong time looks exactly like the truth to any clock-health check
 //! among the servers (Spanner trusts its time masters' GPS and atomic
 //! clocks for that), while a minority off by that much must refuse to
@@ -74,6 +79,11 @@ pub enum NemesisKind {
     Partition,
     Clock,
     LeaderTransfer,
+    Split,
+    Move,
+    PlacementKill,
+    PlacementPartition,
+    Decommission,
 }
 
 /// What `--nemesis` takes (comma-separated): a kind, `all`, `none`, or
@@ -88,22 +98,23 @@ pub enum NemesisChoice {
     Partition,
     Clock,
     LeaderTransfer,
-    #[value(hide = true)]
     Split,
-    #[value(hide = true)]
     Move,
+    PlacementKill,
+    PlacementPartition,
+    Decommission,
 }
 
-/// Why a nemesis the design names cannot run in this build.
-const NOT_YET: &str = "needs the placement driver, which this build does not have yet";
-
 impl NemesisKind {
-    pub const ALL: [NemesisKind; 5] = [
+    /// What `--nemesis all` runs: every kind that works on 3 nodes (not
+    /// `move`, which needs `--nodes 5`).
+    pub const ALL: [NemesisKind; 6] = [
         NemesisKind::Kill,
         NemesisKind::Pause,
         NemesisKind::Partition,
         NemesisKind::Clock,
         NemesisKind::LeaderTransfer,
+        NemesisKind::Split,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +124,11 @@ impl NemesisKind {
             NemesisKind::Partition => "partition",
             NemesisKind::Clock => "clock",
             NemesisKind::LeaderTransfer => "leader-transfer",
+            NemesisKind::Split => "split",
+            NemesisKind::Move => "move",
+            NemesisKind::PlacementKill => "placement-kill",
+            NemesisKind::PlacementPartition => "placement-partition",
+            NemesisKind::Decommission => "decommission",
         }
     }
 
@@ -129,8 +145,11 @@ impl NemesisKind {
                 NemesisChoice::Partition => vec![NemesisKind::Partition],
                 NemesisChoice::Clock => vec![NemesisKind::Clock],
                 NemesisChoice::LeaderTransfer => vec![NemesisKind::LeaderTransfer],
-                NemesisChoice::Split => return Err(format!("nemesis split {NOT_YET}")),
-                NemesisChoice::Move => return Err(format!("nemesis move {NOT_YET}")),
+                NemesisChoice::Split => vec![NemesisKind::Split],
+                NemesisChoice::Move => vec![NemesisKind::Move],
+                NemesisChoice::PlacementKill => vec![NemesisKind::PlacementKill],
+                NemesisChoice::PlacementPartition => vec![NemesisKind::PlacementPartition],
+                NemesisChoice::Decommission => vec![NemesisKind::Decommission],
             };
             for k in found {
                 if !kinds.contains(&k) {
@@ -145,9 +164,15 @@ impl NemesisKind {
     /// (`--addr`), if it cannot.
     pub fn needs_own_cluster(self) -> Option<&'static str> {
         match self {
-            NemesisKind::Kill | NemesisKind::Pause => Some("needs to signal the server processes"),
-            NemesisKind::Partition => Some("needs a proxy on every Raft link"),
-            NemesisKind::Clock | NemesisKind::LeaderTransfer => None,
+            NemesisKind::Kill | NemesisKind::Pause | NemesisKind::PlacementKill => {
+                Some("needs to signal the server processes")
+            }
+            NemesisKind::Partition | NemesisKind::PlacementPartition => Some("needs a proxy on every Raft link"),
+            NemesisKind::Clock
+            | NemesisKind::LeaderTransfer
+            | NemesisKind::Split
+            | NemesisKind::Move
+            | NemesisKind::Decommission => None,
         }
     }
 }
@@ -185,6 +210,9 @@ pub enum Targets {
     /// The leader of the shard at this position in the shard list, as the
     /// cluster reports it when the fault starts.
     LeaderOfShard { shard_position: usize },
+    /// The leader of the system shard (the one holding the first key),
+    /// where the placement driver acts, when the fault starts.
+    SystemShardLeader,
 }
 
 /// A clock fault.
@@ -193,7 +221,7 @@ pub enum ClockFault {
     /// The leader of the shard at `shard_position` (in the shard list the
     /// cluster reports when the fault starts) jumps by `leader_ns`, every
     /// other node by `others_ns` (0: left alone).
-    Split { shard_position: usize, leader_ns: i64, others_ns: i64 },
+    LeaderAhead { shard_position: usize, leader_ns: i64, others_ns: i64 },
     /// Each chosen node's clock jumps by its offset (ns) and stays there.
     Bump { offsets_ns: BTreeMap<u64, i64> },
     /// The chosen nodes' clocks flip between `+delta_ns` and `-delta_ns`
@@ -218,16 +246,42 @@ pub enum Fault {
         shard_position: usize,
         replica_choice: usize,
     },
+    /// Split, just below the most recently written of the workload's keys
+    /// that begin with `letter` (the workload's first key of that letter
+    /// if none is written yet).
+    Split {
+        letter: char,
+    },
+    /// Move a replica of the shard at `shard_position` (in the shard
+    /// list the cluster reports when the fault starts): its
+    /// `from_choice`-th voter to its `to_choice`-th server without a
+    /// replica (each modulo their number).
+    Move {
+        shard_position: usize,
+        from_choice: usize,
+        to_choice: usize,
+    },
+    /// Cut every link to and from the system shard's leader.
+    IsolateSystemShardLeader,
+    /// Mark the `node_choice`-th server (modulo their number) draining.
+    Decommission {
+        node_choice: usize,
+    },
 }
 
 impl Fault {
     pub fn kind(&self) -> NemesisKind {
         match self {
+            Fault::Kill(Targets::SystemShardLeader) => NemesisKind::PlacementKill,
             Fault::Kill(_) => NemesisKind::Kill,
             Fault::Pause(_) => NemesisKind::Pause,
             Fault::Partition { .. } => NemesisKind::Partition,
             Fault::Clock(_) => NemesisKind::Clock,
             Fault::LeaderTransfer { .. } => NemesisKind::LeaderTransfer,
+            Fault::Split { .. } => NemesisKind::Split,
+            Fault::Move { .. } => NemesisKind::Move,
+            Fault::IsolateSystemShardLeader => NemesisKind::PlacementPartition,
+            Fault::Decommission { .. } => NemesisKind::Decommission,
         }
     }
 }
@@ -255,6 +309,15 @@ pub fn plan(
             order.shuffle(rng);
             Fault::Partition { shape, cut: partition::cut_links(shape, &order) }
         }
+        NemesisKind::Split => Fault::Split { letter: (b'a' + rng.random_range(0..26u8)) as char },
+        NemesisKind::PlacementKill => Fault::Kill(Targets::SystemShardLeader),
+        NemesisKind::PlacementPartition => Fault::IsolateSystemShardLeader,
+        NemesisKind::Decommission => Fault::Decommission { node_choice: rng.random_range(0..nodes.len()) },
+        NemesisKind::Move => Fault::Move {
+            shard_position: rng.random_range(0..usize::MAX),
+            from_choice: rng.random_range(0..nodes.len()),
+            to_choice: rng.random_range(0..nodes.len()),
+        },
         NemesisKind::LeaderTransfer => Fault::LeaderTransfer {
             shard_position: rng.random_range(0..shards.max(1)),
             replica_choice: rng.random_range(0..nodes.len()),
@@ -268,10 +331,14 @@ pub fn plan(
                     let shard_position = rng.random_range(0..shards.max(1));
                     if beyond_epsilon {
                         let leader_ns = random_offset(bound, true, rng);
-                        Fault::Clock(ClockFault::Split { shard_position, leader_ns, others_ns: 0 })
+                        Fault::Clock(ClockFault::LeaderAhead { shard_position, leader_ns, others_ns: 0 })
                     } else {
                         let delta_ns = rng.random_range(bound.1 / 2..=bound.1.max(1));
-                        Fault::Clock(ClockFault::Split { shard_position, leader_ns: delta_ns, others_ns: -delta_ns })
+                        Fault::Clock(ClockFault::LeaderAhead {
+                            shard_position,
+                            leader_ns: delta_ns,
+                            others_ns: -delta_ns,
+                        })
                     }
                 }
                 1 => {
@@ -288,9 +355,9 @@ pub fn plan(
     }
 }
 
-/// The offsets a split sets once its shard's leader is known: `leader`
+/// The offsets a leader-ahead sets once its shard's leader is known: `leader`
 /// gets `leader_ns`, every other node `others_ns` (unless 0: untouched).
-pub fn split_offsets(nodes: &[u64], leader: u64, leader_ns: i64, others_ns: i64) -> BTreeMap<u64, i64> {
+pub fn leader_ahead_offsets(nodes: &[u64], leader: u64, leader_ns: i64, others_ns: i64) -> BTreeMap<u64, i64> {
     nodes
         .iter()
         .filter_map(|&n| match n == leader {
@@ -366,17 +433,17 @@ pub fn describe(fault: &Fault, resolved: &[u64]) -> Value {
             "offsets_ns": offsets_ns.iter().map(|(n, o)| (n.to_string(), json!(o))).collect::<serde_json::Map<_, _>>(),
         }),
         // `resolved`: the shard and its leader, then every node.
-        Fault::Clock(ClockFault::Split { leader_ns, others_ns, .. }) => match resolved {
+        Fault::Clock(ClockFault::LeaderAhead { leader_ns, others_ns, .. }) => match resolved {
             [shard, leader, nodes @ ..] => json!({
-                "kind": "split",
+                "kind": "leader-ahead",
                 "shard": shard,
                 "leader": leader,
-                "offsets_ns": split_offsets(nodes, *leader, *leader_ns, *others_ns)
+                "offsets_ns": leader_ahead_offsets(nodes, *leader, *leader_ns, *others_ns)
                     .iter()
                     .map(|(n, o)| (n.to_string(), json!(o)))
                     .collect::<serde_json::Map<_, _>>(),
             }),
-            _ => json!({ "kind": "split", "skipped": "no shard has a leader" }),
+            _ => json!({ "kind": "leader-ahead", "skipped": "no shard has a leader" }),
         },
         Fault::Clock(ClockFault::Strobe { nodes, delta_ns, period }) => json!({
             "kind": "strobe", "nodes": nodes, "delta_ns": delta_ns, "period_ms": period.as_millis() as u64,
@@ -386,6 +453,20 @@ pub fn describe(fault: &Fault, resolved: &[u64]) -> Value {
             [shard, from, to] => json!({ "shard": shard, "from": from, "to": to }),
             _ => json!({ "skipped": "no shard has a leader and another replica" }),
         },
+        // The driver records the key and the halves itself.
+        Fault::Split { letter } => json!({ "letter": letter.to_string() }),
+        // `resolved`: the shard, from, to.
+        Fault::Move { .. } => match resolved {
+            [shard, from, to] => json!({ "shard": shard, "from": from, "to": to }),
+            _ => json!({ "skipped": "no shard has a server without a replica of it" }),
+        },
+        // `resolved`: the isolated server, then every node.
+        Fault::IsolateSystemShardLeader => match resolved {
+            [leader, nodes @ ..] => json!({ "isolated": leader, "nodes": nodes }),
+            _ => json!({ "skipped": "the system shard has no leader" }),
+        },
+        // `resolved`: the server.
+        Fault::Decommission { .. } => json!({ "node": resolved.first() }),
     }
 }
 
@@ -393,6 +474,7 @@ fn describe_targets(t: &Targets) -> String {
     match t {
         Targets::Nodes { why, .. } => why.to_string(),
         Targets::LeaderOfShard { shard_position } => format!("leader of shard {}", shard_position + 1),
+        Targets::SystemShardLeader => "leader of the system shard".into(),
     }
 }
 
@@ -444,22 +526,23 @@ mod tests {
         assert_eq!(kinds(&[C::Partition, C::Kill]), Ok(vec![Partition, Kill]));
         assert_eq!(kinds(&[C::None]), Ok(vec![]));
         assert_eq!(kinds(&[C::All]), Ok(NemesisKind::ALL.to_vec()));
-        assert_eq!(kinds(&[C::Clock, C::Clock, C::All]), Ok(vec![Clock, Kill, Pause, Partition, LeaderTransfer]));
+        assert_eq!(
+            kinds(&[C::Clock, C::Clock, C::All]),
+            Ok(vec![Clock, Kill, Pause, Partition, LeaderTransfer, Split])
+        );
         for k in NemesisKind::ALL {
             assert_eq!(kinds(&[C::from_str(k.as_str(), false).unwrap()]), Ok(vec![k]));
         }
-        let err = kinds(&[C::Kill, C::Split]).unwrap_err();
-        assert!(err.contains("split needs the placement driver"), "{err}");
         assert!(Clock.needs_own_cluster().is_none() && LeaderTransfer.needs_own_cluster().is_none());
         assert!(NemesisKind::ALL.iter().filter(|k| k.needs_own_cluster().is_some()).count() == 3);
     }
 
     /// Goal: plans respect their bounds: kills and pauses hit one node, a
     /// minority, or a shard leader; clock faults take their shapes in turn
-    /// (split, bump, strobe); within epsilon every offset is at most 9/10
-    /// epsilon and a split puts the leader ahead and the rest behind by
+    /// (leader-ahead, bump, strobe); within epsilon every offset is at most 9/10
+    /// epsilon and a leader-ahead puts the leader ahead and the rest behind by
     /// at least half of that; beyond epsilon offsets are 10 to 250
-    /// epsilons on a minority only (a split: the leader alone); the same
+    /// epsilons on a minority only (a leader-ahead: the leader alone); the same
     /// seed gives the same plans.
     /// Method: draw many plans of each kind, and many turns of clock
     /// plans both ways, for 3 and 5 nodes.
@@ -470,8 +553,14 @@ mod tests {
         for nodes in [vec![1, 2, 3], vec![1, 2, 3, 4, 5]] {
             let mut rng = StdRng::seed_from_u64(7);
             let mut seen_targets = BTreeSet::new();
+            let placement = [
+                NemesisKind::Move,
+                NemesisKind::PlacementKill,
+                NemesisKind::PlacementPartition,
+                NemesisKind::Decommission,
+            ];
             for turn in 0..600 {
-                for kind in NemesisKind::ALL {
+                for kind in NemesisKind::ALL.into_iter().chain(placement) {
                     let fault = plan(kind, &nodes, 4, epsilon_ns, false, turn, &mut rng);
                     assert_eq!(fault.kind(), kind);
                     match &fault {
@@ -484,13 +573,20 @@ mod tests {
                                 assert!(*shard_position < 4);
                                 seen_targets.insert("leader");
                             }
+                            Targets::SystemShardLeader => assert_eq!(kind, NemesisKind::PlacementKill),
                         },
+                        Fault::IsolateSystemShardLeader => assert_eq!(kind, NemesisKind::PlacementPartition),
+                        Fault::Decommission { node_choice } => assert!(*node_choice < nodes.len()),
                         Fault::Partition { cut, .. } => assert!(!cut.is_empty()),
                         Fault::LeaderTransfer { shard_position, replica_choice } => {
                             assert!(*shard_position < 4 && *replica_choice < nodes.len());
                         }
+                        Fault::Split { letter } => assert!(letter.is_ascii_lowercase()),
+                        Fault::Move { from_choice, to_choice, .. } => {
+                            assert!(*from_choice < nodes.len() && *to_choice < nodes.len());
+                        }
                         Fault::Clock(clock) => match (turn % 3, clock) {
-                            (0, ClockFault::Split { shard_position, leader_ns, others_ns }) => {
+                            (0, ClockFault::LeaderAhead { shard_position, leader_ns, others_ns }) => {
                                 assert!(*shard_position < 4);
                                 assert!((within / 2..=within).contains(leader_ns), "{clock:?}");
                                 assert_eq!(*others_ns, -leader_ns);
@@ -508,8 +604,8 @@ mod tests {
                 }
                 let beyond = plan(NemesisKind::Clock, &nodes, 4, epsilon_ns, true, turn, &mut rng);
                 let (skewed, magnitudes): (usize, Vec<i64>) = match beyond {
-                    Fault::Clock(ClockFault::Split { leader_ns, others_ns, .. }) => {
-                        assert_eq!(others_ns, 0, "beyond epsilon, a split skews the leader alone");
+                    Fault::Clock(ClockFault::LeaderAhead { leader_ns, others_ns, .. }) => {
+                        assert_eq!(others_ns, 0, "beyond epsilon, a leader-ahead skews the leader alone");
                         (1, vec![leader_ns.abs()])
                     }
                     Fault::Clock(ClockFault::Bump { offsets_ns }) => {
@@ -533,12 +629,12 @@ mod tests {
         assert_ne!(draw(42), draw(43));
     }
 
-    /// Goal: a split's offsets put the leader at its offset and every
+    /// Goal: a leader-ahead's offsets put the leader at its offset and every
     /// other node at theirs, leaving them alone when that is 0.
     #[test]
-    fn split_offsets_by_leader() {
-        assert_eq!(split_offsets(&[1, 2, 3], 2, 90, -90), BTreeMap::from([(1, -90), (2, 90), (3, -90)]));
-        assert_eq!(split_offsets(&[1, 2, 3], 3, -500, 0), BTreeMap::from([(3, -500)]));
+    fn leader_ahead_offsets_by_leader() {
+        assert_eq!(leader_ahead_offsets(&[1, 2, 3], 2, 90, -90), BTreeMap::from([(1, -90), (2, 90), (3, -90)]));
+        assert_eq!(leader_ahead_offsets(&[1, 2, 3], 3, -500, 0), BTreeMap::from([(3, -500)]));
     }
 
     /// Goal: a zero epsilon gives no within-epsilon skew, and a usable

@@ -104,7 +104,7 @@ impl EventLoop {
         self.open_created();
 
         // Follow up, answer, publish.
-        for shard in touched {
+        for &shard in &touched {
             let r = self.replicas.get_mut(&shard).expect("touched replica");
             // May propose (a new leader's waiting requests): its Ready is
             // taken in the next step, which the driver starts at once.
@@ -116,5 +116,7 @@ impl EventLoop {
                 r.raw_node.report_snapshot(to.0, raft::SnapshotStatus::Failure);
             }
         }
+        // Only a replica that applied entries can have applied its removal.
+        self.destroy_removed(touched);
     }
 }

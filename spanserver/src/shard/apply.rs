@@ -52,6 +52,19 @@ impl Replica {
                 completions.push(Completion::Split { reply, result: Err(e) });
             }
         }
+        let mut membership_reply = None;
+        if let Some((term, reply)) = self.membership.remove(&entry.index) {
+            let is_conf_change =
+                matches!(entry.entry_type(), EntryType::EntryConfChange | EntryType::EntryConfChangeV2);
+            if term == entry.term && is_conf_change {
+                membership_reply = Some(reply);
+            } else {
+                // Replaced by another leader's entry, or dropped by raft-rs
+                // (a change was pending): never applied.
+                let e = Error::Unavailable("the membership change was not applied; retry".into());
+                completions.push(Completion::Membership { reply, result: Err(e) });
+            }
+        }
         if let Some(p) = self.proposals.remove(&entry.index) {
             let ours = p.term == entry.term && entry.entry_type() == EntryType::EntryNormal && !entry.data.is_empty();
             if ours {
@@ -89,21 +102,18 @@ impl Replica {
                 }
             },
             EntryType::EntryConfChange => match ConfChange::decode(entry.data.as_slice()) {
-                Ok(cc) => self.apply_conf_change(&cc, batch),
+                Ok(cc) => {
+                    let cc = raft_proto::ConfChangeI::into_v2(cc);
+                    self.apply_membership(entry.index, cc, &entry.context, membership_reply, batch, completions);
+                }
                 Err(e) => tracing::error!(shard = %self.shard_id, "undecodable conf change: {e}"),
             },
             EntryType::EntryConfChangeV2 => match ConfChangeV2::decode(entry.data.as_slice()) {
-                Ok(cc) => self.apply_conf_change(&cc, batch),
+                Ok(cc) => {
+                    self.apply_membership(entry.index, cc, &entry.context, membership_reply, batch, completions);
+                }
                 Err(e) => tracing::error!(shard = %self.shard_id, "undecodable conf change: {e}"),
             },
-        }
-    }
-
-    fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI, batch: &mut WriteBatch) {
-        match self.raw_node.apply_conf_change(cc) {
-            Ok(cs) => self.raw_node.mut_store().stage_conf_state(batch, &cs),
-            // Deterministic: every replica refuses the same change.
-            Err(e) => tracing::warn!(shard = %self.shard_id, "conf change refused: {e}"),
         }
     }
 
@@ -121,15 +131,23 @@ impl Replica {
             TxnCommand::Commit { writes, conditions, .. } => {
                 writes.iter().all(|w| d.contains(&w.key)) && conditions.iter().all(|c| d.contains(&c.key))
             }
-            TxnCommand::Prepare(p) => p.writes.iter().all(|w| d.contains(&w.key)) && p.reads.iter().all(target_inside),
+            TxnCommand::Prepare(p) => {
+                p.writes.iter().all(|w| d.contains(&w.key))
+                    && p.reads.iter().all(target_inside)
+                    && p.conditions.iter().all(|c| d.contains(&c.key))
+            }
             _ => true,
         }
     }
 
-    /// Checks a plain write's conditions against the latest values,
-    /// including those staged earlier in this iteration.
+    /// Checks a commit's or a prepare's conditions against the latest
+    /// values, including those staged earlier in this iteration.
     fn conditions_hold(&self, command: &TxnCommand) -> bool {
-        let TxnCommand::Commit { conditions, .. } = command else { return true };
+        let conditions = match command {
+            TxnCommand::Commit { conditions, .. } => conditions,
+            TxnCommand::Prepare(p) => &p.conditions,
+            _ => return true,
+        };
         conditions.iter().all(|c| match self.latest_value(&c.key) {
             Ok(current) => current == c.expected,
             // A storage read failing during apply cannot be skipped

@@ -69,6 +69,7 @@ pub fn prepared_to_proto(p: &PreparedTxn) -> pb::PreparedTxn {
         coordinator: p.coordinator.0,
         writes: p.writes.iter().map(write_to_proto).collect(),
         reads: p.reads.iter().map(target_to_lock_span).collect(),
+        conditions: p.conditions.iter().map(condition_to_proto).collect(),
     }
 }
 
@@ -80,6 +81,7 @@ pub fn prepared_from_proto(p: pb::PreparedTxn) -> Result<PreparedTxn, String> {
         coordinator: ShardId(p.coordinator),
         writes: p.writes.into_iter().map(write_from_proto).collect(),
         reads: p.reads.into_iter().map(|s| span_to_target(s.start, s.end, s.range)).collect(),
+        conditions: p.conditions.into_iter().map(condition_from_proto).collect(),
     })
 }
 
@@ -226,6 +228,7 @@ mod tests {
                 coordinator: ShardId(4),
                 writes: vec![Write { key: b"w".to_vec(), value: Some(vec![]) }],
                 reads: vec![LockTarget::Key(b"r".to_vec()), LockTarget::Range(b"a".to_vec(), b"".to_vec())],
+                conditions: vec![Condition { key: b"w".to_vec(), expected: None }],
             }),
             TxnCommand::Finish { txn: t, outcome: Outcome::Committed(ts) },
             TxnCommand::Finish { txn: t, outcome: Outcome::Aborted },

@@ -50,6 +50,7 @@ pub mod command;
 mod gc;
 mod install;
 mod leadership;
+pub mod membership;
 pub mod reads;
 mod records;
 pub mod split;
@@ -70,6 +71,7 @@ use truetime::{Timestamp, TrueTime};
 use txn::{Answer, Input, LockTarget, Outcome, Output, ShardTxns, TxnCommand, TxnError};
 
 use self::command::Command;
+use self::membership::MembershipReply;
 use self::reads::{ReadQueue, ReadReply};
 use self::split::SplitReply;
 use crate::config::{RaftConfig, UnsafeTestingConfig};
@@ -115,6 +117,8 @@ pub enum Completion {
     Read { reply: ReadReply, result: Result<Timestamp> },
     /// A split applied (the shard and its child), or why not.
     Split { reply: SplitReply, result: Result<(ShardDescriptor, ShardDescriptor)> },
+    /// A membership change applied (the new descriptor), or why not.
+    Membership { reply: MembershipReply, result: Result<ShardDescriptor> },
 }
 
 impl Completion {
@@ -130,6 +134,9 @@ impl Completion {
             Completion::Split { reply, result } => {
                 let _ = reply.send(result);
             }
+            Completion::Membership { reply, result } => {
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -138,10 +145,17 @@ impl Completion {
     pub fn txn_result(&self) -> Option<&std::result::Result<Answer, TxnError>> {
         match self {
             Completion::Txn { result, .. } => Some(result),
-            Completion::Read { .. } | Completion::Split { .. } => None,
+            Completion::Read { .. } | Completion::Split { .. } | Completion::Membership { .. } => None,
         }
     }
 }
+
+/// The first log index of every initialized shard (of the static layout,
+/// or born by a split): its Raft state starts here (index and term), as if
+/// it had applied a snapshot, so a replica added to it later (empty, from
+/// index 0) always starts from a snapshot, never from the log (TiKV's
+/// `RAFT_INIT_LOG_INDEX`).
+pub const INITIAL_INDEX: u64 = 5;
 
 struct Proposal {
     term: u64,
@@ -172,6 +186,8 @@ pub struct Replica {
     proposals: BTreeMap<u64, Proposal>,
     /// Our split proposals by log index, with their term.
     splits: BTreeMap<u64, (u64, SplitReply)>,
+    /// Our membership change proposals by log index, with their term.
+    membership: BTreeMap<u64, (u64, MembershipReply)>,
     /// Shards this replica's splits created, for the event loop to open.
     created: Vec<ShardId>,
     /// The log index of the last split applied here (0: none).
@@ -242,13 +258,13 @@ impl Replica {
     pub fn bootstrap(engine: &Engine, batch: &mut WriteBatch, descriptor: &ShardDescriptor, replica_id: ReplicaId) {
         let shard = descriptor.shard_id;
         let voters: Vec<u64> = descriptor.replicas.iter().map(|r| r.replica_id.0).collect();
-        RaftLogStore::bootstrap(engine, batch, shard, &voters);
+        RaftLogStore::bootstrap_at(engine, batch, shard, (&voters, &[]), INITIAL_INDEX, INITIAL_INDEX, None);
         let record = proto::storage::ReplicaRecord {
             descriptor: Some(wire::descriptor_to_proto(descriptor)),
             replica_id: replica_id.0,
         };
         batch.put_cf(engine.cf(CF_RAFT), raft_key(shard, RaftKey::Replica), prost::Message::encode_to_vec(&record));
-        let apply = proto::storage::ApplyState::default();
+        let apply = proto::storage::ApplyState { applied_index: INITIAL_INDEX, ..Default::default() };
         batch.put_cf(engine.cf(CF_RAFT), raft_key(shard, RaftKey::ApplyState), prost::Message::encode_to_vec(&apply));
     }
 
@@ -327,6 +343,7 @@ impl Replica {
             txns,
             proposals: BTreeMap::new(),
             splits: BTreeMap::new(),
+            membership: BTreeMap::new(),
             created: Vec::new(),
             last_split_index: apply.last_split_index,
             heard_from: BTreeMap::new(),
@@ -353,6 +370,12 @@ impl Replica {
         &self.descriptor
     }
 
+    /// Whether this replica's shard no longer names it (it applied its
+    /// own removal): the event loop destroys it.
+    pub fn is_removed(&self) -> bool {
+        self.descriptor.is_initialized() && self.descriptor.server_of(self.replica_id).is_none()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raw_node.raft.state == raft::StateRole::Leader
     }
@@ -373,6 +396,13 @@ impl Replica {
         if !self.descriptor.is_initialized() && self.heard_from.len() < limits::UNINITIALIZED_PEERS_MAX {
             self.heard_from.insert(from, server);
         }
+    }
+
+    /// Is a transaction open here: active (holding locks), waiting for a
+    /// lock, or prepared? A leader change would abort the first two (their
+    /// read locks live only at the leader).
+    pub fn has_open_transactions(&self) -> bool {
+        self.txns.active_count() > 0 || self.txns.parked_count() > 0 || self.txns.prepared().next().is_some()
     }
 
     /// Replica ids of this shard hosted on `server`.
@@ -657,6 +687,10 @@ impl Replica {
         for (_, (_, reply)) in std::mem::take(&mut self.splits) {
             completions
                 .push(Completion::Split { reply, result: Err(Error::Ambiguous(format!("{err}; it may still split"))) });
+        }
+        for (_, (_, reply)) in std::mem::take(&mut self.membership) {
+            let result = Err(Error::Ambiguous(format!("{err}; it may still apply")));
+            completions.push(Completion::Membership { reply, result });
         }
     }
 

@@ -39,17 +39,15 @@
 //! (`LOG_KEPT_FOR_FOLLOWERS_MAX` entries) the log is kept for every
 //! replica that has not reached it, not only those heard from recently
 //! (`gc.rs`): one that was down or cut off catches up from the log, and
-//! applies the split itself. Not yet: one that misses more than that has
-//! no replica of the child (creating it when the child's messages
-//! arrive, as TiKV does, is part of issue 11).
+//! applies the split itself. One that misses more than that gets the
+//! child from the child's leader: its messages create an uninitialized
+//! replica here, which a snapshot fills (`event_loop.rs::create_for`, as
+//! TiKV does). A split waits while the shard's configuration is joint
+//! (`membership.rs`); the child gets the shard's voters and learners.
 
 use super::*;
 use crate::shard::command::Split;
-use meta::{RangeVer, ReplicaDescriptor, ShardEpoch};
-
-/// The first log index of a shard born by a split: its Raft state starts
-/// here (index and term), as if it had applied a snapshot.
-pub const SPLIT_CHILD_INITIAL_INDEX: u64 = 5;
+use meta::{RangeVer, ReplicaDescriptor, ReplicaRole, ShardEpoch};
 
 /// What a split's child starts from on one server.
 struct ChildState<'a> {
@@ -107,6 +105,9 @@ impl Replica {
                 String::from_utf8_lossy(&split.split_key),
                 self.shard_id
             ));
+        }
+        if super::membership::is_joint(d) {
+            return Some(format!("{} is changing its membership; split once that ends", self.shard_id));
         }
         if split.child_replicas.len() != d.replicas.len() {
             return Some(format!("{} child replica ids for {} replicas", split.child_replicas.len(), d.replicas.len()));
@@ -214,14 +215,18 @@ impl Replica {
     }
 
     /// Adds the replica of a split's child on this server to `batch`: its
-    /// record, and Raft and apply state at [`SPLIT_CHILD_INITIAL_INDEX`]
+    /// record, and Raft and apply state at [`INITIAL_INDEX`]
     /// (keeping the term and vote of an uninitialized replica it replaces).
     fn bootstrap_split_child(engine: &Engine, batch: &mut WriteBatch, child: ChildState<'_>) {
         let ChildState { descriptor, replica_id, max_applied, watermark: gc_watermark, prior } = child;
         let shard = descriptor.shard_id;
-        let voters: Vec<u64> = descriptor.replicas.iter().map(|r| r.replica_id.0).collect();
-        let index = SPLIT_CHILD_INITIAL_INDEX;
-        RaftLogStore::bootstrap_at(engine, batch, shard, &voters, index, index, prior);
+        // Never joint (a split waits for the joint configuration to end).
+        let with_role = |role: ReplicaRole| -> Vec<u64> {
+            descriptor.replicas.iter().filter(|r| r.role == role).map(|r| r.replica_id.0).collect()
+        };
+        let (voters, learners) = (with_role(ReplicaRole::Voter), with_role(ReplicaRole::Learner));
+        let index = INITIAL_INDEX;
+        RaftLogStore::bootstrap_at(engine, batch, shard, (&voters, &learners), index, index, prior);
         let record = proto::storage::ReplicaRecord {
             descriptor: Some(wire::descriptor_to_proto(descriptor)),
             replica_id: replica_id.0,
@@ -229,7 +234,7 @@ impl Replica {
         let cf = engine.cf(CF_RAFT);
         batch.put_cf(cf, raft_key(shard, RaftKey::Replica), prost::Message::encode_to_vec(&record));
         let apply = proto::storage::ApplyState {
-            applied_index: SPLIT_CHILD_INITIAL_INDEX,
+            applied_index: INITIAL_INDEX,
             max_applied_ts: max_applied.as_nanos(),
             last_split_index: 0,
         };

@@ -133,6 +133,9 @@ pub enum RaftKey {
     /// A snapshot install whose data file is not yet ingested: the path
     /// (`storage/snapshot.rs`).
     PendingIngest = 0x08,
+    /// The id of a replica of the shard destroyed on this server (its
+    /// data deleted): messages for it, or older ones, are dropped.
+    Tombstone = 0x09,
 }
 
 pub fn raft_key(shard: ShardId, kind: RaftKey) -> Vec<u8> {

@@ -65,8 +65,8 @@ pub struct RaftLogStore {
 
 impl RaftLogStore {
     /// Adds the initial Raft state of a new replica to `batch`: an empty log
-    /// at index 0 with the given voters. Every replica of a static shard
-    /// starts from exactly this state.
+    /// at index 0 with the given voters (none: an uninitialized replica,
+    /// which a snapshot fills).
     pub fn bootstrap(engine: &Engine, batch: &mut WriteBatch, shard: ShardId, voters: &[u64]) {
         let cf = engine.cf(CF_RAFT);
         let cs = ConfState { voters: voters.to_vec(), ..Default::default() };
@@ -86,13 +86,13 @@ impl RaftLogStore {
         engine: &Engine,
         batch: &mut WriteBatch,
         shard: ShardId,
-        voters: &[u64],
+        (voters, learners): (&[u64], &[u64]),
         index: u64,
         term: u64,
         prior: Option<HardState>,
     ) {
         let cf = engine.cf(CF_RAFT);
-        let cs = ConfState { voters: voters.to_vec(), ..Default::default() };
+        let cs = ConfState { voters: voters.to_vec(), learners: learners.to_vec(), ..Default::default() };
         batch.put_cf(cf, raft_key(shard, RaftKey::ConfState), cs.encode_to_vec());
         let hs = match prior.filter(|p| p.term >= term) {
             Some(p) => HardState { term: p.term, vote: p.vote, commit: index },
@@ -367,10 +367,10 @@ impl raft::Storage for RaftLogStore {
     /// Built off the event loop; `SnapshotTemporarilyUnavailable` until
     /// then (`storage/snapshot.rs`), and before the loop's first step
     /// gave the store a time. Never older than the log's start.
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let Some(now) = self.now else {
             return Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable));
         };
-        self.snapshots.get(request_index, self.truncated_index, now)
+        self.snapshots.get(request_index, self.truncated_index, to, now)
     }
 }

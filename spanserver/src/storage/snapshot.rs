@@ -184,16 +184,26 @@ impl SnapshotSource {
     /// restarted after the log was compacted again got one snapshot
     /// every few milliseconds until the built one aged out).
     ///
+    /// Nor will one whose configuration lacks the replica it is for
+    /// (`to`): a replica added since it was built ignores it (raft-rs
+    /// restores only a snapshot that names it), so a new learner would
+    /// wait until the built one aged out.
+    ///
     /// `now` is the event loop's step time: a built snapshot's age and a
     /// failed build's retry pacing are measured in it, never by reading
     /// a clock, so a stepped run does not depend on wall time.
-    pub fn get(&self, request_index: u64, truncated_index: u64, now: Instant) -> raft::Result<Snapshot> {
+    pub fn get(&self, request_index: u64, truncated_index: u64, to: u64, now: Instant) -> raft::Result<Snapshot> {
         let unavailable = || Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable));
         let wanted = request_index.max(truncated_index);
+        let names_to = |m: &raft::eraftpb::SnapshotMetadata| {
+            m.conf_state.as_ref().is_some_and(|cs| {
+                [&cs.voters, &cs.learners, &cs.voters_outgoing, &cs.learners_next].iter().any(|ids| ids.contains(&to))
+            })
+        };
         let mut slot = self.slot.lock().expect("snapshot slot");
         match &*slot {
             Slot::Built(b)
-                if b.snapshot.metadata.as_ref().is_some_and(|m| m.index >= wanted)
+                if b.snapshot.metadata.as_ref().is_some_and(|m| m.index >= wanted && names_to(m))
                     && now.saturating_duration_since(b.at) < BUILT_REUSE_FOR =>
             {
                 return Ok(b.snapshot.clone());
@@ -506,7 +516,7 @@ mod tests {
         assert!(matches!(err, BuildError::TooBig { bytes_max: 30 }), "{err}");
         assert_eq!(std::fs::read_dir(&s.snapshots.dir).unwrap().count(), 0, "no file is left behind");
         let source = source(&s, 30);
-        let first = source.get(1, 0, Instant::now());
+        let first = source.get(1, 0, 1, Instant::now());
         assert!(matches!(first, Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable))));
 
         let empty = server();
@@ -521,7 +531,8 @@ mod tests {
     /// Goal: a built snapshot is handed out again while it reaches the
     /// start of the log and is young by the step's clock, and not once the
     /// log was compacted past it (a follower would still be behind; the
-    /// regression of a resend loop) or it aged out.
+    /// regression of a resend loop), it aged out, or it is asked for a
+    /// replica its configuration does not name (one added since).
     /// Method: build at index 7 (the fixture's applied index); ask with
     /// the log truncated at 7, then at 9 as after a compaction, at step
     /// times around the reuse limit.
@@ -534,16 +545,18 @@ mod tests {
             matches!(r, Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable)))
         };
         let t0 = Instant::now();
-        assert!(unavailable(source.get(0, 7, t0)), "the first ask starts a build");
+        assert!(unavailable(source.get(0, 7, 1, t0)), "the first ask starts a build");
         source.wait_for_build();
-        let built = source.get(0, 7, t0).expect("the built snapshot reaches the log start");
+        let built = source.get(0, 7, 1, t0).expect("the built snapshot reaches the log start");
         assert_eq!(built.metadata.unwrap().index, 7);
         let later = t0 + BUILT_REUSE_FOR - Duration::from_secs(1);
-        assert!(source.get(0, 7, later).is_ok(), "reused while young, by the step's clock");
-        assert!(unavailable(source.get(0, 9, t0)), "compacted past it: build a fresh one");
+        assert!(source.get(0, 7, 1, later).is_ok(), "reused while young, by the step's clock");
+        assert!(unavailable(source.get(0, 9, 1, t0)), "compacted past it: build a fresh one");
         source.wait_for_build();
-        assert!(source.get(0, 7, t0).is_ok(), "the fresh one");
-        assert!(unavailable(source.get(0, 7, t0 + BUILT_REUSE_FOR)), "aged out by the step's clock: rebuilt");
+        assert!(source.get(0, 7, 1, t0).is_ok(), "the fresh one");
+        assert!(unavailable(source.get(0, 7, 1, t0 + BUILT_REUSE_FOR)), "aged out by the step's clock: rebuilt");
+        source.wait_for_build();
+        assert!(unavailable(source.get(0, 7, 9, t0)), "for a replica its configuration lacks: rebuilt");
         source.wait_for_build();
     }
 

@@ -179,6 +179,9 @@ enum Call {
     TransferLeader(proto::TransferLeaderRequest),
     AllocateIds(proto::AllocateIdsRequest),
     SplitShard(proto::SplitShardRequest),
+    ChangeReplicas(proto::ChangeReplicasRequest),
+    SetServerDraining(proto::SetServerDrainingRequest),
+    DrainingServers(proto::DrainingServersRequest),
     /// With the peer secret when `true`.
     Resolve(proto::TxnResolveRequest, bool),
     Decide(proto::TxnDecideRequest, bool),
@@ -252,11 +255,18 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
             0..3,
         )
     };
-    let prepare = (txn_meta(), shard_and_mutations(), range_ver(), shard_id(), lease())
-        .prop_flat_map(move |(txn, (shard_id, writes), range_ver, coordinator, lease)| {
-            (Just((txn, shard_id, writes, range_ver, coordinator, lease)), reads(shard_id))
+    let prepare = (
+        txn_meta(),
+        shard_and_mutations(),
+        range_ver(),
+        shard_id(),
+        lease(),
+        prop_oneof![3 => Just(Vec::new()), 1 => conditions()],
+    )
+        .prop_flat_map(move |(txn, (shard_id, writes), range_ver, coordinator, lease, conditions)| {
+            (Just((txn, shard_id, writes, range_ver, coordinator, lease, conditions)), reads(shard_id))
         })
-        .prop_map(|((txn, shard_id, writes, range_ver, coordinator_shard_id, lease), reads)| {
+        .prop_map(|((txn, shard_id, writes, range_ver, coordinator_shard_id, lease, conditions), reads)| {
             Call::Prepare(proto::TxnPrepareRequest {
                 txn,
                 shard_id,
@@ -265,6 +275,7 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
                 writes,
                 reads,
                 lease,
+                conditions,
             })
         });
     let commit = (
@@ -303,9 +314,13 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
             prop_oneof![Just(0i64), any::<i64>()]
         )
             .prop_map(|(offset_ns, drift_ppm)| Call::SetClock(proto::SetClockRequest { offset_ns, drift_ppm })),
-        (shard_id(), prop_oneof![1u64..=3, any::<u64>()]).prop_map(|(shard_id, to_server_id)| Call::TransferLeader(
-            proto::TransferLeaderRequest { shard_id, to_server_id }
-        )),
+        (shard_id(), prop_oneof![1u64..=3, any::<u64>()], any::<bool>()).prop_map(
+            |(shard_id, to_server_id, only_if_idle)| Call::TransferLeader(proto::TransferLeaderRequest {
+                shard_id,
+                to_server_id,
+                only_if_idle
+            })
+        ),
         (shard_id(), range_ver(), prop_oneof![1u64..=5, Just(0u64), Just(u64::MAX), any::<u64>()]).prop_map(
             |(shard_id, range_ver, count)| Call::AllocateIds(proto::AllocateIdsRequest { shard_id, range_ver, count })
         ),
@@ -316,6 +331,30 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
                 split_key
             })
         ),
+        (
+            shard_id(),
+            prop_oneof![0u64..4, any::<u64>()],
+            proptest::collection::vec((0i32..6, prop_oneof![0u64..6, any::<u64>()]), 0..4)
+        )
+            .prop_map(|(shard_id, conf_ver, changes)| Call::ChangeReplicas(proto::ChangeReplicasRequest {
+                shard_id,
+                conf_ver,
+                changes: changes
+                    .into_iter()
+                    .map(|(kind, server_id)| proto::ReplicaChange { kind, server_id })
+                    .collect(),
+            })),
+        (shard_id(), range_ver(), prop_oneof![0u64..5, any::<u64>()], any::<bool>()).prop_map(
+            |(shard_id, range_ver, server_id, draining)| Call::SetServerDraining(proto::SetServerDrainingRequest {
+                shard_id,
+                range_ver,
+                server_id,
+                draining
+            })
+        ),
+        (shard_id(), range_ver()).prop_map(|(shard_id, range_ver)| Call::DrainingServers(
+            proto::DrainingServersRequest { shard_id, range_ver }
+        )),
     ];
     let peer = prop_oneof![
         (txn_id_bytes(), shard_id(), shard_id(), any::<bool>()).prop_map(|(txn_id, shard_id, participant, secret)| {
@@ -394,6 +433,9 @@ impl Call {
             Call::Decide(r, _) => Some(r.shard_id),
             Call::AllocateIds(r) => Some(r.shard_id),
             Call::SplitShard(r) => Some(r.shard_id),
+            Call::ChangeReplicas(r) => Some(r.shard_id),
+            Call::SetServerDraining(r) => Some(r.shard_id),
+            Call::DrainingServers(r) => Some(r.shard_id),
             _ => None,
         }
     }
@@ -438,6 +480,9 @@ impl Clients {
             Call::TransferLeader(r) => admin.transfer_leader(r).await.map(drop),
             Call::AllocateIds(r) => admin.allocate_ids(r).await.map(drop),
             Call::SplitShard(r) => admin.split_shard(r).await.map(drop),
+            Call::ChangeReplicas(r) => admin.change_replicas(r).await.map(drop),
+            Call::SetServerDraining(r) => admin.set_server_draining(r).await.map(drop),
+            Call::DrainingServers(r) => admin.draining_servers(r).await.map(drop),
             Call::Resolve(r, secret) => self.peer(server, secret).resolve(r).await.map(drop),
             Call::Decide(r, secret) => self.peer(server, secret).decide(r).await.map(drop),
             Call::ReadClock(secret) => self.peer(server, secret).read_clock(proto::ReadClockRequest {}).await.map(drop),

@@ -101,6 +101,7 @@ async fn bad_splits_are_refused_and_change_nothing() -> anyhow::Result<()> {
         writes: vec![proto::Mutation { key: b"q".to_vec(), value: b"v".to_vec(), delete: false }],
         reads: vec![],
         lease: None,
+        conditions: Vec::new(),
     };
     raw.prepare(prepare).await?;
     let refused = client.split_at(b"p").await;
@@ -136,7 +137,7 @@ async fn bad_splits_are_refused_and_change_nothing() -> anyhow::Result<()> {
 async fn a_shard_over_the_size_splits_by_itself() -> anyhow::Result<()> {
     init();
     let mut options = ClusterOptions::new(3);
-    options.split = spanserver::config::SplitConfig { size_bytes: 64 * 1024, check_interval_ms: 200 };
+    options.split = spanserver::config::SplitConfig { size_bytes: 64 * 1024, check_interval_ms: 200, load_qps: 0 };
     let c = TestCluster::start(options).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let client = c.client().await?;
@@ -168,6 +169,44 @@ async fn a_shard_over_the_size_splits_by_itself() -> anyhow::Result<()> {
     for i in 0..300 {
         let key = format!("key{i:04}");
         assert_eq!(client.get(key.as_bytes()).await?.as_deref(), Some(value.as_slice()), "{key}");
+    }
+    c.shutdown().await
+}
+
+/// Goal: a shard that serves more requests a second than `split.load_qps`
+/// splits by itself at the median of its sampled request keys, so each
+/// half takes about half the load; every write stays readable.
+/// Method: one shard, split by size off, by load above 50 requests a
+/// second, checked every 2 s (enough requests for a sample of their
+/// keys, one in 8 kept); one client puts keys load000..load099
+/// round and round until the shard has split (or 30 s pass); the split
+/// key must be among the written keys, not at their ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_shard_splits_by_load_at_its_median_key() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3);
+    options.split = spanserver::config::SplitConfig { size_bytes: 0, check_interval_ms: 2000, load_qps: 50 };
+    let c = TestCluster::start(options).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut i = 0usize;
+    let split_at = loop {
+        client.put(format!("load{:03}", i % 100).as_bytes(), b"v").await?;
+        i += 1;
+        if i.is_multiple_of(50) {
+            let map = client.shard_map().await?;
+            if let Some(d) = map.values().find(|d| d.start_key.starts_with(b"load")) {
+                break d.start_key.clone();
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no split by load after {i} puts");
+    };
+    let at = String::from_utf8_lossy(&split_at).to_string();
+    assert!(("load010".."load090").contains(&at.as_str()), "split at {at}, not near the middle");
+    for n in 0..100.min(i) {
+        let key = format!("load{n:03}");
+        assert_eq!(client.get(key.as_bytes()).await?.as_deref(), Some(&b"v"[..]), "{key}");
     }
     c.shutdown().await
 }

@@ -403,6 +403,7 @@ async fn coordinator_never_asked_to_commit_decides_abort() -> anyhow::Result<()>
         writes: vec![proto::Mutation { key: b"zebra".to_vec(), value: b"ghost".to_vec(), delete: false }],
         reads: vec![],
         lease: None,
+        conditions: Vec::new(),
     })
     .await?;
     // Held by a prepared transaction; then resolved by the coordinator.
@@ -601,6 +602,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             writes: vec![proto::Mutation { key: b"k".to_vec(), value: b"v".to_vec(), delete: false }],
             reads: vec![],
             lease: None,
+            conditions: Vec::new(),
         };
         let status = raw.prepare(prepare).await.expect_err("no such coordinator");
         assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument, "coordinator {coordinator}");
@@ -657,10 +659,12 @@ async fn heartbeats_and_read_only_reads_leave_nothing_behind() -> anyhow::Result
 
 /// Goal: a conditional write (`put_absent`, SQL's INSERT without a read)
 /// applies only if its key is free when the commit applies; otherwise the
-/// whole transaction writes nothing. Of clients racing to take one key,
-/// exactly one wins. A transaction over two shards cannot carry one (the
-/// check would come after the others prepared), and the server refuses
-/// forged commits that try: with participants, or on a key not written.
+/// whole transaction writes nothing, on every shard it spans (a
+/// participant checks its conditions when its prepare applies, the
+/// coordinator when its commit does), and releases its locks at once. Of
+/// clients racing to take one key, exactly one wins. The server refuses
+/// forged conditional commits: on a key not written, or naming a
+/// participant without its seal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_absent_takes_a_free_key_once_and_nothing_else() -> anyhow::Result<()> {
     init();
@@ -683,13 +687,29 @@ async fn put_absent_takes_a_free_key_once_and_nothing_else() -> anyhow::Result<(
     assert_eq!(client.get(b"taken").await?, Some(b"old".to_vec()));
     assert_eq!(client.get(b"also").await?, None, "a failed condition wrote the rest");
 
+    // Across the two shards: shard 1 (keys below "m") coordinates, shard
+    // 2 prepares. A condition holds or fails on either side, and a failed
+    // one leaves nothing written on both.
     let mut txn = client.begin();
     txn.put_absent(b"apple", b"1");
-    txn.put(b"zebra", b"1");
-    let commit = txn.commit().await;
-    assert!(matches!(commit, Err(ClientError::ConditionNotMet(_))), "two shards: {commit:?}");
-    assert_eq!(client.get(b"apple").await?, None);
-    assert_eq!(client.get(b"zebra").await?, None);
+    txn.put_absent(b"zebra", b"1");
+    txn.commit().await?;
+    assert_eq!(client.get(b"apple").await?, Some(b"1".to_vec()));
+    assert_eq!(client.get(b"zebra").await?, Some(b"1".to_vec()));
+    for (taken, other) in [("zebra", "banana"), ("apple", "yak")] {
+        let mut txn = client.begin();
+        txn.put_absent(taken.as_bytes(), b"2");
+        txn.put_absent(other.as_bytes(), b"2");
+        let commit = txn.commit().await;
+        assert!(matches!(commit, Err(ClientError::ConditionNotMet(_))), "{taken} taken: {commit:?}");
+        assert_eq!(client.get(taken.as_bytes()).await?, Some(b"1".to_vec()));
+        assert_eq!(client.get(other.as_bytes()).await?, None, "{taken} taken: a failed condition wrote {other}");
+        // Its locks are gone at once (not after a timeout): the other
+        // shard was told the outcome, or never prepared.
+        let mut txn = client.begin();
+        txn.put(other.as_bytes(), b"3");
+        tokio::time::timeout(Duration::from_secs(3), txn.commit()).await??;
+    }
 
     let racers = (0..8).map(|i| {
         let client = client.clone();

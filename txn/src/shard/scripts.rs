@@ -119,17 +119,23 @@ fn show_targets(t: &[LockTarget]) -> String {
     t.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
 }
 
+/// ` if=[k:v,k:-]`, or nothing without conditions.
+fn show_conditions(conditions: &[Condition]) -> String {
+    if conditions.is_empty() {
+        return String::new();
+    }
+    let cs: Vec<String> = conditions
+        .iter()
+        .map(|c| format!("{}:{}", text(&c.key), c.expected.as_deref().map(text).unwrap_or("-".into())))
+        .collect();
+    format!(" if=[{}]", cs.join(","))
+}
+
 fn show_command(c: &TxnCommand) -> String {
     match c {
         TxnCommand::Commit { txn, commit_ts, writes, conditions, participants } => {
             let mut s = format!("Commit {txn} @{} writes=[{}]", commit_ts.as_nanos(), show_writes(writes));
-            if !conditions.is_empty() {
-                let cs: Vec<String> = conditions
-                    .iter()
-                    .map(|c| format!("{}:{}", text(&c.key), c.expected.as_deref().map(text).unwrap_or("-".into())))
-                    .collect();
-                s += &format!(" if=[{}]", cs.join(","));
-            }
+            s += &show_conditions(conditions);
             if !participants.is_empty() {
                 let ps: Vec<String> = participants.iter().map(|p| p.to_string()).collect();
                 s += &format!(" participants=[{}]", ps.join(","));
@@ -137,12 +143,13 @@ fn show_command(c: &TxnCommand) -> String {
             s
         }
         TxnCommand::Prepare(p) => format!(
-            "Prepare {} @{} writes=[{}] reads=[{}] coordinator={}",
+            "Prepare {} @{} writes=[{}] reads=[{}] coordinator={}{}",
             p.txn,
             p.prepare_ts.as_nanos(),
             show_writes(&p.writes),
             show_targets(&p.reads),
-            p.coordinator
+            p.coordinator,
+            show_conditions(&p.conditions)
         ),
         TxnCommand::Finish { txn, outcome } => format!("Finish {txn} {outcome}"),
         TxnCommand::AbortDecision { txn, decided_at } => format!("AbortDecision {txn} @{}", decided_at.as_nanos()),
@@ -195,6 +202,7 @@ impl Runner {
                     let shown = match result {
                         Ok(Answer::Locked { lease }) => format!("locked, lease {lease}"),
                         Ok(Answer::Prepared { prepare_ts }) => format!("prepared@{}", prepare_ts.as_nanos()),
+                        Ok(Answer::ConditionsFailed) => "a condition failed: nothing prepared".into(),
                         Ok(Answer::Committed { commit_ts, applied }) => {
                             let cond = if applied { "" } else { " (a condition failed: nothing written)" };
                             format!("committed@{}{cond}", commit_ts.as_nanos())
@@ -276,8 +284,10 @@ impl goldenscript::Runner for Runner {
                 let coordinator = ShardId(args.take_key("coord").ok_or("coord=C is required")?.parse()?);
                 let w = writes(args.take_key("writes"))?;
                 let reads = list(args.take_key("reads"));
+                let conditions = conditions(args.take_key("if"))?;
                 let lease = self.lease(id, t, !reads.is_empty(), &mut args)?;
-                let input = Input::Prepare { req: r, txn: t, priority, writes: w, reads, lease, coordinator };
+                let input =
+                    Input::Prepare { req: r, txn: t, priority, writes: w, reads, lease, coordinator, conditions };
                 self.step(id, input, &mut out)?;
             }
             "commit" => {
@@ -398,6 +408,7 @@ scripts!(
     vanished_client_loses_its_locks,
     plain_writes_take_locks_and_check_conditions,
     a_commit_checks_its_conditions_when_applied,
+    conditions_fail_a_two_phase_commit,
     safe_time_waits_for_prepared_transactions,
     dropped_proposals_abort,
     wounded_reader_cannot_reread,

@@ -1,0 +1,177 @@
+//! The placement driver's loop: the I/O around [`Scheduler`].
+//!
+//! ```text
+//!   every interval:
+//!     does my server lead the system shard? ── no ──> forget everything
+//!       │ yes
+//!     read the draining servers (Admin.DrainingServers) ──> set_draining
+//!     ask every server for its shards and its clock's health
+//!       (Admin.ClusterInfo, Admin.ServerStatus) ──> heard / report
+//!     plan ──> each operation on its own task (Client::move_replica,
+//!              Client::transfer_leader)
+//!     operations that ended ──> finished
+//! ```
+//!
+//! An operation is started only if the shard's descriptor is still at the
+//! epoch the scheduler planned it at; each membership change it makes is
+//! then checked by the shard against the version it read
+//! (`Admin.ChangeReplicas`' `conf_ver`). The driver is stopped by dropping
+//! (aborting) its task; moves in flight then stop between two changes,
+//! and the next driver's `move_replica` resumes or the shard is left
+//! without a joint configuration by its leader.
+
+use std::time::{Duration, Instant};
+
+use meta::{
+    ConfVer, RangeVer, ReplicaDescriptor, ReplicaId, ReplicaRole, ServerId, ShardDescriptor, ShardEpoch, ShardId,
+};
+use tokio::sync::mpsc;
+
+use crate::scheduler::{Operation, Scheduler, Settings, ShardReport};
+
+/// How the driver runs.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// The gRPC address of the server this driver runs beside.
+    pub local_addr: String,
+    /// How often it looks at the cluster.
+    pub interval: Duration,
+    /// The scheduler's aims.
+    pub settings: Settings,
+}
+
+/// The placement driver beside one server.
+pub struct Driver {
+    config: DriverConfig,
+}
+
+impl Driver {
+    pub fn new(config: DriverConfig) -> Driver {
+        Driver { config }
+    }
+
+    /// Runs a driver beside the server at `local_addr` on a task of its
+    /// own (aborting the task stops it).
+    pub fn spawn(local_addr: String, interval: Duration, settings: Settings) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(Driver::new(DriverConfig { local_addr, interval, settings }).run())
+    }
+
+    /// Runs until the task is aborted.
+    pub async fn run(self) {
+        let client = loop {
+            match client::Client::connect([self.config.local_addr.clone()]).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::debug!("placement driver cannot reach its server yet: {e}");
+                    tokio::time::sleep(self.config.interval).await;
+                }
+            }
+        };
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ShardId>();
+        let mut scheduler: Option<Scheduler> = None;
+        let mut ticker = tokio::time::interval(self.config.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let local = client.server_status(&self.config.local_addr).await.ok();
+            if !local.as_ref().is_some_and(leads_system_shard) {
+                if scheduler.take().is_some() {
+                    tracing::info!("placement driver stands down: this server no longer leads the system shard");
+                }
+                continue;
+            }
+            let Ok(info) = client.cluster_info().await else { continue };
+            let now = Instant::now();
+            let s = scheduler.get_or_insert_with(|| {
+                tracing::info!("placement driver takes over: this server leads the system shard");
+                Scheduler::new(self.config.settings.clone(), info.servers.iter().map(|s| ServerId(s.server_id)), now)
+            });
+            while let Ok(shard) = done_rx.try_recv() {
+                s.finished(shard);
+            }
+            match client.draining_servers().await {
+                Ok(draining) => s.set_draining(draining),
+                Err(e) => tracing::debug!("placement driver cannot read the draining servers: {e}"),
+            }
+            for server in &info.servers {
+                let Ok(theirs) = client.cluster_info_from(&server.addr).await else { continue };
+                let clock_trusted = match local.as_ref().filter(|l| l.server_id == server.server_id) {
+                    Some(l) => l.clock_healthy,
+                    None => client.server_status(&server.addr).await.is_ok_and(|s| s.clock_healthy),
+                };
+                s.heard(ServerId(server.server_id), Instant::now(), clock_trusted);
+                for shard in theirs.shards {
+                    let Some(d) = shard.descriptor else { continue };
+                    let leader = (shard.leader_server_id != 0).then_some(ServerId(shard.leader_server_id));
+                    s.report(ShardReport { descriptor: descriptor_of(&d), leader });
+                }
+            }
+            for op in s.plan(Instant::now()) {
+                tracing::info!(?op, "placement driver starts an operation");
+                let (client, done) = (client.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    run_operation(&client, &op).await;
+                    let _ = done.send(op.shard());
+                });
+            }
+        }
+    }
+}
+
+/// Does the server whose status this is lead the system shard (the one
+/// whose range starts at the first key)?
+fn leads_system_shard(status: &proto::ServerStatusResponse) -> bool {
+    status.replicas.iter().any(|r| r.start_key.is_empty() && r.role == "leader")
+}
+
+async fn run_operation(client: &client::Client, op: &Operation) {
+    let shard = op.shard();
+    match client.shard_descriptor(shard).await {
+        Ok((d, _)) if descriptor_of(&d).epoch == op.epoch() => {}
+        Ok(_) => {
+            tracing::info!(%shard, "placement: the shard changed since the operation was planned; skipped");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(%shard, "placement: cannot read the shard's descriptor: {e}");
+            return;
+        }
+    }
+    match *op {
+        Operation::MoveReplica { from, to, reason, .. } => match client.move_replica(shard, from, to).await {
+            Ok(_) => tracing::info!(%shard, %from, %to, ?reason, "placement: replica moved"),
+            Err(e) => tracing::warn!(%shard, %from, %to, ?reason, "placement: move failed: {e}"),
+        },
+        // Only while the shard is idle: a leader change aborts the
+        // transactions open there (their read locks live at the leader).
+        // A busy shard is asked again in a later round.
+        Operation::TransferLeader { to, .. } => match client.transfer_leader(shard, to, true).await {
+            Ok(()) => tracing::info!(%shard, %to, "placement: leadership transfer asked"),
+            Err(e) => tracing::warn!(%shard, %to, "placement: leadership transfer refused: {e}"),
+        },
+    }
+}
+
+/// The domain descriptor of a reported one (the driver's gRPC edge).
+pub fn descriptor_of(d: &proto::ShardDescriptor) -> ShardDescriptor {
+    ShardDescriptor {
+        shard_id: ShardId(d.shard_id),
+        start_key: d.start_key.clone(),
+        end_key: d.end_key.clone(),
+        epoch: ShardEpoch { range_ver: RangeVer(d.range_ver), conf_ver: ConfVer(d.conf_ver) },
+        replicas: d
+            .replicas
+            .iter()
+            .map(|r| ReplicaDescriptor {
+                replica_id: ReplicaId(r.replica_id),
+                server_id: ServerId(r.server_id),
+                role: match r.role() {
+                    proto::ReplicaRole::Voter => ReplicaRole::Voter,
+                    proto::ReplicaRole::Learner => ReplicaRole::Learner,
+                    proto::ReplicaRole::IncomingVoter => ReplicaRole::IncomingVoter,
+                    proto::ReplicaRole::DemotingVoter => ReplicaRole::DemotingVoter,
+                },
+            })
+            .collect(),
+    }
+}

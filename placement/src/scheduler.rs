@@ -1,0 +1,582 @@
+//! The placement scheduler: from what the servers report, the next
+//! replica moves and leadership transfers to make. It is a state machine
+//! without I/O (the driver, `driver.rs`, polls the servers, feeds it, and
+//! runs what it plans), so every rule is tested here with plain values
+//! and a hand-moved clock.
+//!
+//! ```text
+//!   heard(server, now, clock trusted) ─┐
+//!   set_draining(servers)              ─┤
+//!   report(shard, leader)              ─┼─> Scheduler ──plan(now)──> [MoveReplica | TransferLeader]
+//!   finished(shard)                    ─┘       (one operation per shard at a time)
+//! ```
+//!
+//! Rules, in order (TiKV's PD and CockroachDB's replicate queue have the
+//! same first two):
+//!
+//! 1. **Re-replicate a dead server, drain a decommissioned one.** A
+//!    server not heard from for `dead_after` is dead; a server marked
+//!    draining (`spandb admin decommission`) is leaving. Each shard with a
+//!    voter on either gets that voter moved to a live, non-draining server
+//!    that holds no replica of the shard, the one with the fewest
+//!    replicas. Only while the shard's live voters are a majority: without
+//!    one, it cannot change its membership at all.
+//! 2. **Balance replica counts.** When the fullest live server holds at
+//!    least two replicas more than the emptiest, move one replica from the
+//!    first to the second (a new server fills up this way).
+//! 3. **Balance leaderships.** When a live server leads at least two
+//!    shards more than another server holding a voter of one of them,
+//!    that shard's leadership goes there (leaders do the work of writes
+//!    and linearizable reads; a restarted server leads nothing at first).
+//!    Never to a server whose clock its peers do not trust: it would hand
+//!    the leadership straight back.
+//!
+//! Rules 2 and 3 make one change at a time, and only while nothing else
+//! is in flight: the next round sees its effect before planning another.
+//!
+//! Invariants:
+//! - At most one operation per shard is in flight, and each names the
+//!   epoch it was planned at (the membership change it starts checks it,
+//!   so two drivers that both believe they lead cannot both move a shard).
+//! - A report older than the descriptor held is ignored: the map never
+//!   goes back.
+//! - A shard in a joint configuration or with a learner (a move under way,
+//!   here or by an operator) is left alone.
+//! - No move targets a dead or draining server, or one that already holds
+//!   the shard; no leadership goes to a dead or draining server.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use meta::{ReplicaRole, ServerId, ShardDescriptor, ShardEpoch, ShardId};
+
+/// What the scheduler is told to aim for.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// A server not heard from for this long is dead, and its replicas are
+    /// placed elsewhere.
+    pub dead_after: Duration,
+    /// Operations in flight at once, over all shards (each is a snapshot
+    /// sent and a shard's worth of data copied).
+    pub operations_max: usize,
+}
+
+/// Why a move was planned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The replica's server is dead.
+    DeadServer,
+    /// The replica's server holds more replicas than another.
+    Balance,
+    /// The replica's server is draining (decommissioned).
+    Draining,
+}
+
+/// One thing for the driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Move `shard`'s replica on `from` to `to` (learner, catch up, joint
+    /// configuration, remove), starting from the descriptor at `epoch`.
+    MoveReplica { shard: ShardId, epoch: ShardEpoch, from: ServerId, to: ServerId, reason: Reason },
+    /// Hand `shard`'s leadership to its voter on `to`.
+    TransferLeader { shard: ShardId, epoch: ShardEpoch, to: ServerId },
+}
+
+impl Operation {
+    pub fn shard(&self) -> ShardId {
+        match self {
+            Operation::MoveReplica { shard, .. } | Operation::TransferLeader { shard, .. } => *shard,
+        }
+    }
+
+    /// The epoch the shard was at when this was planned.
+    pub fn epoch(&self) -> ShardEpoch {
+        match self {
+            Operation::MoveReplica { epoch, .. } | Operation::TransferLeader { epoch, .. } => *epoch,
+        }
+    }
+}
+
+/// The newest descriptor of one shard and the server that leads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardReport {
+    pub descriptor: ShardDescriptor,
+    pub leader: Option<ServerId>,
+}
+
+/// The scheduler's state: the server registry, the shard map, the
+/// operations in flight.
+#[derive(Debug)]
+pub struct Scheduler {
+    settings: Settings,
+    /// When this scheduler started: a server never heard from counts as
+    /// heard then (a driver that just took over does not declare every
+    /// server dead at once).
+    started: Instant,
+    last_heard: BTreeMap<ServerId, Instant>,
+    /// Servers whose clocks their peers do not trust: they hand their
+    /// leaderships away (`spanserver::clock`), so none is handed to them.
+    untrusted_clocks: BTreeSet<ServerId>,
+    /// Servers being decommissioned: replicas leave them, none go there.
+    draining: BTreeSet<ServerId>,
+    shards: BTreeMap<ShardId, ShardReport>,
+    in_flight: BTreeMap<ShardId, Operation>,
+}
+
+impl Scheduler {
+    /// A scheduler for the servers `servers` (the registry), started at `now`.
+    pub fn new(settings: Settings, servers: impl IntoIterator<Item = ServerId>, now: Instant) -> Scheduler {
+        let last_heard = servers.into_iter().map(|s| (s, now)).collect();
+        Scheduler {
+            settings,
+            started: now,
+            last_heard,
+            untrusted_clocks: BTreeSet::new(),
+            draining: BTreeSet::new(),
+            shards: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+        }
+    }
+
+    /// `server` answered at `now`, trusting its clock or not.
+    pub fn heard(&mut self, server: ServerId, now: Instant, clock_trusted: bool) {
+        let last = self.last_heard.entry(server).or_insert(now);
+        *last = (*last).max(now);
+        if clock_trusted {
+            self.untrusted_clocks.remove(&server);
+        } else {
+            self.untrusted_clocks.insert(server);
+        }
+    }
+
+    /// The draining servers now (as the system shard holds them).
+    pub fn set_draining(&mut self, draining: impl IntoIterator<Item = ServerId>) {
+        self.draining = draining.into_iter().collect();
+    }
+
+    /// A server's view of one shard. Kept if its descriptor is newer than
+    /// the one held (or as new, to learn the leader); older ones are
+    /// ignored.
+    pub fn report(&mut self, report: ShardReport) {
+        let id = report.descriptor.shard_id;
+        match self.shards.get(&id) {
+            Some(held) if held.descriptor.epoch.is_newer_than(&report.descriptor.epoch) => {}
+            Some(held) if held.descriptor.epoch == report.descriptor.epoch && report.leader.is_none() => {}
+            _ => {
+                self.shards.insert(id, report);
+            }
+        }
+    }
+
+    /// The operation on `shard` ended (done or failed): the shard may be
+    /// planned for again, from the next report.
+    pub fn finished(&mut self, shard: ShardId) {
+        self.in_flight.remove(&shard);
+    }
+
+    /// Is `server` dead at `now`?
+    pub fn is_dead(&self, server: ServerId, now: Instant) -> bool {
+        let last = self.last_heard.get(&server).copied().unwrap_or(self.started);
+        now.saturating_duration_since(last) > self.settings.dead_after
+    }
+
+    /// The operations in flight.
+    pub fn in_flight(&self) -> impl Iterator<Item = &Operation> {
+        self.in_flight.values()
+    }
+
+    /// The shard map as held now.
+    pub fn shards(&self) -> impl Iterator<Item = &ShardReport> {
+        self.shards.values()
+    }
+
+    /// New operations to start now (each is in flight until
+    /// [`Scheduler::finished`]).
+    pub fn plan(&mut self, now: Instant) -> Vec<Operation> {
+        let live: BTreeSet<ServerId> = self.last_heard.keys().copied().filter(|s| !self.is_dead(*s, now)).collect();
+        // Where replicas may be: live, and not draining.
+        let placeable: BTreeSet<ServerId> = live.difference(&self.draining).copied().collect();
+        let mut counts = self.replica_counts(&placeable);
+        let mut planned = Vec::new();
+
+        // 1. Replicas on dead or draining servers.
+        for report in self.shards.values() {
+            if self.in_flight.len() + planned.len() >= self.settings.operations_max {
+                break;
+            }
+            let d = &report.descriptor;
+            if self.in_flight.contains_key(&d.shard_id) || !is_settled(d) {
+                continue;
+            }
+            let voters: Vec<ServerId> = d.replicas.iter().map(|r| r.server_id).collect();
+            let live_voters = voters.iter().filter(|s| live.contains(s)).count();
+            if live_voters * 2 <= voters.len() {
+                continue; // no quorum: it cannot change its membership
+            }
+            let Some(from) = voters.iter().copied().find(|s| !placeable.contains(s)) else { continue };
+            let Some(to) = emptiest(&counts, |s| !voters.contains(&s)) else { continue };
+            *counts.entry(to).or_default() += 1;
+            let reason = if live.contains(&from) { Reason::Draining } else { Reason::DeadServer };
+            planned.push(Operation::MoveReplica { shard: d.shard_id, epoch: d.epoch, from, to, reason });
+        }
+
+        // 2. and 3. Replica, then leader balance: one change a round, when
+        // nothing else is due.
+        // (`operations_max` is at least 1.)
+        if planned.is_empty() && self.in_flight.is_empty() {
+            if let Some(op) = self.balance_move(&placeable, &counts).or_else(|| self.leader_transfer(&placeable)) {
+                planned.push(op);
+            }
+        }
+        for op in &planned {
+            self.in_flight.insert(op.shard(), op.clone());
+        }
+        planned
+    }
+
+    /// Replicas per live server (every live server listed, even with none).
+    fn replica_counts(&self, live: &BTreeSet<ServerId>) -> BTreeMap<ServerId, usize> {
+        let mut counts: BTreeMap<ServerId, usize> = live.iter().map(|s| (*s, 0)).collect();
+        for report in self.shards.values() {
+            for r in &report.descriptor.replicas {
+                if let Some(n) = counts.get_mut(&r.server_id) {
+                    *n += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// A move from the fullest live server to the emptiest, if they differ
+    /// by two or more replicas.
+    fn balance_move(&self, live: &BTreeSet<ServerId>, counts: &BTreeMap<ServerId, usize>) -> Option<Operation> {
+        let (&to, &fewest) = counts.iter().min_by_key(|(s, n)| (**n, **s))?;
+        let (&from, &most) = counts.iter().max_by_key(|(s, n)| (**n, std::cmp::Reverse(**s)))?;
+        if most < fewest + 2 {
+            return None;
+        }
+        let movable = |r: &&ShardReport| {
+            let d = &r.descriptor;
+            let servers: Vec<ServerId> = d.replicas.iter().map(|r| r.server_id).collect();
+            is_settled(d)
+                && servers.contains(&from)
+                && !servers.contains(&to)
+                && servers.iter().all(|s| live.contains(s))
+        };
+        // A follower's replica first: moving the leader's hands its
+        // leadership over, which aborts the transactions open there.
+        let report = self
+            .shards
+            .values()
+            .filter(movable)
+            .find(|r| r.leader != Some(from))
+            .or_else(|| self.shards.values().find(movable))?;
+        let d = &report.descriptor;
+        Some(Operation::MoveReplica { shard: d.shard_id, epoch: d.epoch, from, to, reason: Reason::Balance })
+    }
+}
+
+impl Scheduler {
+    /// A leadership handed from the live server leading the most shards
+    /// to a voter's server leading at least two fewer.
+    fn leader_transfer(&self, live: &BTreeSet<ServerId>) -> Option<Operation> {
+        let mut leading: BTreeMap<ServerId, usize> = live.iter().map(|s| (*s, 0)).collect();
+        for report in self.shards.values() {
+            if let Some(n) = report.leader.and_then(|l| leading.get_mut(&l)) {
+                *n += 1;
+            }
+        }
+        let (&from, &most) = leading.iter().max_by_key(|(s, n)| (**n, std::cmp::Reverse(**s)))?;
+        let mut best: Option<(usize, ServerId, &ShardDescriptor)> = None;
+        for report in self.shards.values().filter(|r| r.leader == Some(from)) {
+            let d = &report.descriptor;
+            if !is_settled(d) || !d.replicas.iter().all(|r| live.contains(&r.server_id)) {
+                continue;
+            }
+            for r in d.replicas.iter().filter(|r| r.server_id != from && !self.untrusted_clocks.contains(&r.server_id))
+            {
+                let n = leading[&r.server_id];
+                if n + 2 <= most && best.is_none_or(|(b, s, _)| (n, r.server_id) < (b, s)) {
+                    best = Some((n, r.server_id, d));
+                }
+            }
+        }
+        let (_, to, d) = best?;
+        Some(Operation::TransferLeader { shard: d.shard_id, epoch: d.epoch, to })
+    }
+}
+
+/// Only voters, and initialized: no move is under way.
+fn is_settled(d: &ShardDescriptor) -> bool {
+    d.is_initialized() && !d.replicas.is_empty() && d.replicas.iter().all(|r| r.role == ReplicaRole::Voter)
+}
+
+/// The server with the fewest replicas among those `allowed` (ties: the
+/// lowest id).
+fn emptiest(counts: &BTreeMap<ServerId, usize>, allowed: impl Fn(ServerId) -> bool) -> Option<ServerId> {
+    counts.iter().filter(|(s, _)| allowed(**s)).min_by_key(|(s, n)| (**n, **s)).map(|(s, _)| *s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meta::{ConfVer, RangeVer, ReplicaDescriptor, ReplicaId};
+
+    const DEAD_AFTER: Duration = Duration::from_secs(10);
+
+    fn settings() -> Settings {
+        Settings { dead_after: DEAD_AFTER, operations_max: 4 }
+    }
+
+    /// Shard `id` with voters on `servers`, at conf_ver `cv`, its leader
+    /// unknown ([`led_by`] names one).
+    fn shard(id: u64, servers: &[u64], cv: u64) -> ShardReport {
+        ShardReport {
+            descriptor: ShardDescriptor {
+                shard_id: ShardId(id),
+                start_key: format!("k{id}").into_bytes(),
+                end_key: format!("k{}", id + 1).into_bytes(),
+                epoch: ShardEpoch { range_ver: RangeVer(1), conf_ver: ConfVer(cv) },
+                replicas: servers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| ReplicaDescriptor {
+                        replica_id: ReplicaId(id * 10 + i as u64),
+                        server_id: ServerId(*s),
+                        role: ReplicaRole::Voter,
+                    })
+                    .collect(),
+            },
+            leader: None,
+        }
+    }
+
+    fn scheduler(servers: &[u64], shards: &[ShardReport], now: Instant) -> Scheduler {
+        let mut s = Scheduler::new(settings(), servers.iter().map(|s| ServerId(*s)), now);
+        for r in shards {
+            s.report(r.clone());
+        }
+        s
+    }
+
+    fn moves(ops: &[Operation]) -> Vec<(u64, u64, u64, Reason)> {
+        ops.iter()
+            .map(|op| match op {
+                Operation::MoveReplica { shard, from, to, reason, .. } => (shard.0, from.0, to.0, *reason),
+                other => panic!("not a move: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// The leadership transfers among `ops`: (shard, to).
+    fn transfers(ops: &[Operation]) -> Vec<(u64, u64)> {
+        ops.iter()
+            .map(|op| match op {
+                Operation::TransferLeader { shard, to, .. } => (shard.0, to.0),
+                other => panic!("not a transfer: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// `report` led by `leader`.
+    fn led_by(mut report: ShardReport, leader: u64) -> ShardReport {
+        report.leader = Some(ServerId(leader));
+        report
+    }
+
+    #[test]
+    fn leaderships_spread_from_a_server_leading_everything() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3];
+        let shards: Vec<ShardReport> = (1..=4).map(|i| led_by(shard(i, &[1, 2, 3], 1), 1)).collect();
+        let mut s = scheduler(&servers, &shards, t0);
+        assert_eq!(transfers(&s.plan(t0)), vec![(1, 2)]);
+        assert_eq!(s.plan(t0), vec![], "one change at a time");
+        s.report(led_by(shard(1, &[1, 2, 3], 1), 2));
+        s.finished(ShardId(1));
+        // 3, 1, 0: to server 3.
+        assert_eq!(transfers(&s.plan(t0)), vec![(2, 3)]);
+        s.report(led_by(shard(2, &[1, 2, 3], 1), 3));
+        s.finished(ShardId(2));
+        // 2, 1, 1: balanced enough.
+        assert_eq!(s.plan(t0), vec![]);
+    }
+
+    #[test]
+    fn no_leadership_goes_to_a_server_whose_clock_is_not_trusted() {
+        let t0 = Instant::now();
+        let shards: Vec<ShardReport> = (1..=4).map(|i| led_by(shard(i, &[1, 2, 3], 1), 1)).collect();
+        let mut s = scheduler(&[1, 2, 3], &shards, t0);
+        s.heard(ServerId(1), t0, true);
+        s.heard(ServerId(2), t0, false);
+        s.heard(ServerId(3), t0, true);
+        assert_eq!(transfers(&s.plan(t0)), vec![(1, 3)]);
+        s.finished(ShardId(1));
+        s.heard(ServerId(3), t0, false);
+        assert_eq!(s.plan(t0), vec![], "no trusted server to hand a leadership to");
+    }
+
+    #[test]
+    fn a_leadership_goes_only_where_the_shard_has_a_voter() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3, 4];
+        // Server 1 leads three shards whose other voters are on 2 and 3;
+        // server 4 leads nothing but holds none of them.
+        let mut shards: Vec<ShardReport> = (1..=3).map(|i| led_by(shard(i, &[1, 2, 3], 1), 1)).collect();
+        shards.push(led_by(shard(4, &[4, 2, 3], 1), 2));
+        shards.push(led_by(shard(5, &[4, 2, 3], 1), 3));
+        shards.push(led_by(shard(6, &[4, 2, 3], 1), 2));
+        let s = scheduler(&servers, &shards, t0);
+        // Leading: 1:3, 2:2, 3:1, 4:0: from 1 to 3, not to 4 (no voter of
+        // server 1's shards there), nor to 2 (only one fewer).
+        // (The replica counts are uneven here, so `plan` would move a
+        // replica first: ask the leadership rule itself.)
+        let live = servers.iter().map(|s| ServerId(*s)).collect();
+        let op = s.leader_transfer(&live).expect("a transfer");
+        assert_eq!(transfers(&[op]), vec![(1, 3)]);
+    }
+
+    /// Every server except `down` answers at `now`.
+    fn heard_all_but(s: &mut Scheduler, servers: &[u64], down: u64, now: Instant) {
+        for &id in servers.iter().filter(|id| **id != down) {
+            s.heard(ServerId(id), now, true);
+        }
+    }
+
+    #[test]
+    fn a_balanced_healthy_cluster_needs_nothing() {
+        let t0 = Instant::now();
+        let mut s = scheduler(&[1, 2, 3], &[shard(1, &[1, 2, 3], 1), shard(2, &[1, 2, 3], 1)], t0);
+        let later = t0 + DEAD_AFTER * 3;
+        heard_all_but(&mut s, &[1, 2, 3], 0, later);
+        assert_eq!(s.plan(later), vec![]);
+    }
+
+    #[test]
+    fn a_dead_servers_replicas_move_to_the_emptiest_live_servers() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3, 4, 5];
+        let shards = [shard(1, &[1, 2, 3], 1), shard(2, &[2, 3, 4], 1), shard(3, &[1, 4, 5], 1)];
+        let mut s = scheduler(&servers, &shards, t0);
+        // Down, but not yet for long: nothing.
+        heard_all_but(&mut s, &servers, 1, t0 + DEAD_AFTER / 2);
+        assert_eq!(s.plan(t0 + DEAD_AFTER / 2), vec![]);
+        let later = t0 + DEAD_AFTER * 2;
+        heard_all_but(&mut s, &servers, 1, later);
+        assert!(s.is_dead(ServerId(1), later));
+        // Live servers hold 2, 2, 2, 1 replicas (2..5). Shard 1's replica
+        // on 1 goes to 5, the emptiest; shard 3's to the emptiest server
+        // not holding it: 2 or 3 (two each), the lowest id.
+        assert_eq!(moves(&s.plan(later)), vec![(1, 1, 5, Reason::DeadServer), (3, 1, 2, Reason::DeadServer)]);
+        // In flight: not planned again.
+        assert_eq!(s.plan(later), vec![]);
+    }
+
+    #[test]
+    fn a_draining_servers_replicas_leave_it_and_none_arrive() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3, 4, 5];
+        let shards = [shard(1, &[1, 2, 3], 1), shard(2, &[2, 3, 4], 1), shard(3, &[3, 4, 5], 1)];
+        let mut s = scheduler(&servers, &shards, t0);
+        s.set_draining([ServerId(3), ServerId(5)]);
+        // Placeable: 1, 2, 4 (holding 1, 2, 2). Shard 1 (on 3) goes to 4?
+        // No: the emptiest server without shard 1 is 4 (the only one).
+        // Shard 2 (on 3): only 1 lacks it. Shard 3 (on 3 and 5): the
+        // first leaving voter, 3, to the emptiest without it: 1 (now 2)
+        // vs 2 (2): 1, the lowest id.
+        assert_eq!(
+            moves(&s.plan(t0)),
+            vec![(1, 3, 4, Reason::Draining), (2, 3, 1, Reason::Draining), (3, 3, 1, Reason::Draining)]
+        );
+    }
+
+    #[test]
+    fn a_shard_without_a_live_majority_is_left_alone() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3, 4];
+        let mut s = scheduler(&servers, &[shard(1, &[1, 2, 3], 1)], t0);
+        let later = t0 + DEAD_AFTER * 2;
+        s.heard(ServerId(3), later, true);
+        s.heard(ServerId(4), later, true);
+        assert_eq!(s.plan(later), vec![]);
+    }
+
+    #[test]
+    fn a_finished_operation_frees_its_shard_and_the_new_descriptor_is_used() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3, 4];
+        let mut s = scheduler(&servers, &[shard(1, &[1, 2, 3], 1)], t0);
+        let later = t0 + DEAD_AFTER * 2;
+        heard_all_but(&mut s, &servers, 1, later);
+        assert_eq!(moves(&s.plan(later)), vec![(1, 1, 4, Reason::DeadServer)]);
+        // The move is done: conf_ver went up by four changes.
+        s.report(shard(1, &[4, 2, 3], 5));
+        s.finished(ShardId(1));
+        // A stale report from a replica that missed the move changes nothing.
+        s.report(shard(1, &[1, 2, 3], 1));
+        assert_eq!(s.plan(later), vec![]);
+    }
+
+    #[test]
+    fn a_shard_mid_move_is_not_planned_for() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3, 4];
+        let mut joint = shard(1, &[1, 2, 3, 4], 3);
+        joint.descriptor.replicas[0].role = ReplicaRole::DemotingVoter;
+        joint.descriptor.replicas[3].role = ReplicaRole::IncomingVoter;
+        let mut s = scheduler(&servers, &[joint], t0);
+        let later = t0 + DEAD_AFTER * 2;
+        heard_all_but(&mut s, &servers, 1, later);
+        assert_eq!(s.plan(later), vec![]);
+    }
+
+    #[test]
+    fn a_new_empty_server_receives_replicas_one_move_at_a_time() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3, 4];
+        let shards: Vec<ShardReport> = (1..=4).map(|i| shard(i, &[1, 2, 3], 1)).collect();
+        let mut s = scheduler(&servers, &shards, t0);
+        // Server 1..3 hold 4 each, server 4 none: move one (from the
+        // fullest, lowest id) to 4.
+        assert_eq!(moves(&s.plan(t0)), vec![(1, 1, 4, Reason::Balance)]);
+        assert_eq!(s.plan(t0), vec![], "one balance move at a time");
+        s.report(shard(1, &[4, 2, 3], 5));
+        s.finished(ShardId(1));
+        // Now 3, 4, 4, 1: from 2 (the fullest, lowest id) to 4.
+        assert_eq!(moves(&s.plan(t0)), vec![(2, 2, 4, Reason::Balance)]);
+        s.report(shard(2, &[1, 4, 3], 5));
+        s.finished(ShardId(2));
+        // 3, 3, 4, 2: from 3 to 4.
+        assert_eq!(moves(&s.plan(t0)), vec![(3, 3, 4, Reason::Balance)]);
+        s.report(shard(3, &[1, 2, 4], 5));
+        s.finished(ShardId(3));
+        // 3 each: balanced.
+        assert_eq!(moves(&s.plan(t0)), vec![]);
+    }
+
+    #[test]
+    fn a_balance_move_takes_a_followers_replica_when_it_can() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3, 4];
+        let shards: Vec<ShardReport> =
+            vec![led_by(shard(1, &[1, 2, 3], 1), 1), led_by(shard(2, &[1, 2, 3], 1), 2), shard(3, &[1, 2, 3], 1)];
+        let mut s = scheduler(&servers, &shards, t0);
+        // Server 1 (fullest, lowest id) gives up a replica to 4: not shard
+        // 1's, which it leads.
+        assert_eq!(moves(&s.plan(t0)), vec![(2, 1, 4, Reason::Balance)]);
+    }
+
+    #[test]
+    fn operations_in_flight_are_capped() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3, 4, 5, 6];
+        let shards: Vec<ShardReport> = (1..=6).map(|i| shard(i, &[1, 2, 3], 1)).collect();
+        let mut s = scheduler(&servers, &shards, t0);
+        let later = t0 + DEAD_AFTER * 2;
+        heard_all_but(&mut s, &servers, 1, later);
+        assert_eq!(s.plan(later).len(), settings().operations_max);
+        assert_eq!(s.plan(later), vec![]);
+        s.finished(ShardId(1));
+        assert_eq!(s.plan(later).len(), 1);
+    }
+}

@@ -1,0 +1,200 @@
+//! Moving replicas between servers (`Admin.ChangeReplicas`,
+//! `Client::move_replica`): a learner added, caught up by snapshot,
+//! promoted in a joint configuration while the old voter is demoted, the
+//! joint configuration left, the old replica removed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use client::Error as ClientError;
+use meta::{ServerId, ShardId};
+use proto::replica_change::Kind;
+use tests::wait::wait_until;
+use tests::{ClusterOptions, TestCluster};
+
+use crate::common::{init, LEADER_TIMEOUT};
+
+fn key(i: u64) -> Vec<u8> {
+    format!("k{i:04}").into_bytes()
+}
+
+fn change(kind: Kind, server: u64) -> proto::ReplicaChange {
+    proto::ReplicaChange { kind: kind as i32, server_id: server }
+}
+
+fn voters(d: &proto::ShardDescriptor) -> Vec<u64> {
+    let mut servers: Vec<u64> =
+        d.replicas.iter().filter(|r| r.role() == proto::ReplicaRole::Voter).map(|r| r.server_id).collect();
+    servers.sort_unstable();
+    servers
+}
+
+/// Goal: moving a shard's replicas keeps every acknowledged write and
+/// lets writes go on during the moves; moving a follower's replica does
+/// not abort a transaction open across it (data requests do not look at
+/// the membership version); moving the leader's replica hands the
+/// leadership over first. Afterwards the moved-to servers are voters:
+/// with the one old voter that stayed down, the shard still takes writes
+/// (which needs both new replicas' votes) and reads everything back; the
+/// leader's old server holds no replica of it.
+/// Method: 4 servers, one shard on servers 1-3; 200 keys; a writer
+/// putting more keys throughout; a transaction that read and wrote k0007
+/// opened before the first move and committed after it; move a
+/// follower's replica to server 4, then the leader's replica to the
+/// server the first move emptied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moved_replicas_keep_every_write_and_the_shard_serves_throughout() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(4).replication(3)).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for i in 0..200 {
+        client.put(&key(i), b"before").await?;
+    }
+    let mut open = client.begin();
+    assert_eq!(open.get(&key(7)).await?.as_deref(), Some(&b"before"[..]));
+    open.put(&key(7), b"open across the move");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(1000));
+    let writer = {
+        let (client, stop, written) = (client.clone(), stop.clone(), written.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let i = written.load(Ordering::Relaxed);
+                client.put(&key(i), b"during").await?;
+                written.store(i + 1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        })
+    };
+    let leader = leaders[&1];
+    let follower = (1..=3).find(|s| *s != leader).expect("two followers");
+    let d = client.move_replica(ShardId(1), ServerId(follower), ServerId(4)).await?;
+    assert_eq!(d.replicas.len(), 3, "the old replica is gone: {d:?}");
+    assert_eq!(d.conf_ver, 5, "four changes: add, enter joint, leave joint, remove");
+    open.commit().await?;
+    let d = client.move_replica(ShardId(1), ServerId(leader), ServerId(follower)).await?;
+    stop.store(true, Ordering::Relaxed);
+    writer.await??;
+    let expected: Vec<u64> = (1..=4).filter(|s| *s != leader).collect();
+    assert_eq!(voters(&d), expected, "{d:?}");
+    assert_eq!((d.replicas.len(), d.conf_ver), (3, 9), "{d:?}");
+    let during = written.load(Ordering::Relaxed) - 1000;
+    assert!(during > 0, "no write went through during the moves");
+
+    // The old voter that stayed goes down: a write then needs both moved
+    // replicas' votes. (The leader's old server stays up, out of the
+    // shard: clock health needs 3 of the 4 servers.)
+    let old_voter = expected.iter().copied().find(|s| *s != follower && *s != 4).expect("one old voter stayed");
+    c.crash(old_voter).await;
+    client.put(b"after", b"two of three voters, both new").await?;
+    for i in 0..200 {
+        let want: &[u8] = if i == 7 { b"open across the move" } else { b"before" };
+        assert_eq!(client.get(&key(i)).await?.as_deref(), Some(want), "k{i:04}");
+    }
+    for i in 1000..1000 + during {
+        assert_eq!(client.get(&key(i)).await?.as_deref(), Some(&b"during"[..]), "k{i:04}");
+    }
+    assert!(c.replica(leader, 1).is_none(), "server {leader} still hosts the shard it left");
+    c.shutdown().await
+}
+
+/// Goal: membership changes that make no sense are refused with
+/// InvalidArgument and change nothing: a learner where a replica is, on
+/// a server the cluster does not have; removing a voter (it must be
+/// demoted first); promoting where there is no learner; demoting every
+/// voter; an empty change and a mixed one; a stale membership version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_membership_changes_are_refused_and_change_nothing() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(4).replication(3)).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let (before, _) = client.shard_descriptor(ShardId(1)).await?;
+    let bad = [
+        vec![change(Kind::AddLearner, 2)],
+        vec![change(Kind::AddLearner, 9)],
+        vec![change(Kind::Remove, 2)],
+        vec![change(Kind::Promote, 4)],
+        vec![change(Kind::Demote, 1), change(Kind::Demote, 2), change(Kind::Demote, 3)],
+        vec![],
+        vec![change(Kind::AddLearner, 4), change(Kind::Remove, 4)],
+    ];
+    for changes in bad {
+        let result = client.change_replicas(ShardId(1), changes.clone()).await;
+        assert!(matches!(result, Err(ClientError::InvalidArgument(_))), "{changes:?}: {result:?}");
+    }
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leaders[&1])))?.connect().await?;
+    let mut admin = proto::admin_client::AdminClient::new(channel);
+    let stale = proto::ChangeReplicasRequest {
+        shard_id: 1,
+        conf_ver: before.conf_ver + 1,
+        changes: vec![change(Kind::AddLearner, 4)],
+    };
+    let status = admin.change_replicas(stale).await.expect_err("a stale conf_ver");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let (after, _) = client.shard_descriptor(ShardId(1)).await?;
+    assert_eq!(after, before);
+    c.shutdown().await
+}
+
+/// Goal: a learner is not placed on a server that does not answer (it
+/// could never catch up, and a move would hang on it): the change is
+/// refused and changes nothing; once the server answers again, it is
+/// taken.
+/// Method: 4 servers, one shard on 1-3; crash server 4 and wait until
+/// servers 1-3 saw their clock samples to it go unanswered; ask for a
+/// learner there; restart 4, wait until they hear it, ask again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_on_a_server_that_does_not_answer_is_refused() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(4).replication(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client_of(&[1, 2, 3]).await?;
+    let (before, _) = client.shard_descriptor(ShardId(1)).await?;
+    let answers = |c: &TestCluster| (1..=3).map(|s| c.server(s).clock.peer_answers(ServerId(4))).collect::<Vec<_>>();
+    c.crash(4).await;
+    wait_until(LEADER_TIMEOUT, || answers(&c) == [false; 3]).await?;
+    let refused = client.change_replicas(ShardId(1), vec![change(Kind::AddLearner, 4)]).await;
+    assert!(matches!(&refused, Err(ClientError::InvalidArgument(m)) if m.contains("does not answer")), "{refused:?}");
+    let (after, _) = client.shard_descriptor(ShardId(1)).await?;
+    assert_eq!(after, before);
+
+    c.restart(4).await?;
+    wait_until(LEADER_TIMEOUT, || answers(&c) == [true; 3]).await?;
+    let d = client.change_replicas(ShardId(1), vec![change(Kind::AddLearner, 4)]).await?;
+    assert!(d.replicas.iter().any(|r| r.server_id == 4 && r.role() == proto::ReplicaRole::Learner), "{d:?}");
+    c.shutdown().await
+}
+
+/// Goal: a replica removed while its server was down is destroyed once
+/// the server is back: it never hears from the shard again (leaders do
+/// not write to non-members), so it asks the other servers, sees a newer
+/// descriptor without itself, and deletes its data; it never disrupts
+/// the shard meanwhile.
+/// Method: 4 servers, one shard on 1-3; 50 keys; crash 3; move its
+/// replica to 4 (3 is removed while down); restart 3; poll until server
+/// 3 hosts no replica of the shard (the replica GC looks every 10 s);
+/// every key still reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_removed_while_its_server_was_down_is_destroyed_when_it_returns() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(4).replication(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for i in 0..50 {
+        client.put(&key(i), b"v").await?;
+    }
+    c.crash(3).await;
+    let d = client.move_replica(ShardId(1), ServerId(3), ServerId(4)).await?;
+    assert_eq!(voters(&d), vec![1, 2, 4]);
+    c.restart(3).await?;
+    assert!(c.replica(3, 1).is_some(), "the stale replica is loaded at first");
+    wait_until(std::time::Duration::from_secs(60), || c.replica(3, 1).is_none()).await?;
+    for i in 0..50 {
+        assert_eq!(client.get(&key(i)).await?.as_deref(), Some(&b"v"[..]), "k{i:04}");
+    }
+    client.put(b"after", b"v").await?;
+    c.shutdown().await
+}

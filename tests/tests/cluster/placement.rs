@@ -1,0 +1,158 @@
+//! The placement driver on a running cluster (`placement::Driver` beside
+//! every server, acting at the system shard's leader).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use meta::{ServerId, ShardId};
+use spanserver::config::PlacementConfig;
+use tests::{ClusterOptions, TestCluster};
+
+use crate::common::{init, LEADER_TIMEOUT};
+
+/// How long re-replicating every shard of a dead server may take here.
+const HEAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn key(i: u64) -> Vec<u8> {
+    format!("{}{i:03}", ["a", "h", "p"][(i % 3) as usize]).into_bytes()
+}
+
+/// The shards' voters by the newest descriptors, if no shard is mid-move.
+async fn settled_voters(client: &client::Client, shards: &[u64]) -> Option<Vec<BTreeSet<u64>>> {
+    let mut all = Vec::new();
+    for &shard in shards {
+        let (d, _) = client.shard_descriptor(ShardId(shard)).await.ok()?;
+        if d.replicas.iter().any(|r| r.role() != proto::ReplicaRole::Voter) {
+            return None;
+        }
+        all.push(d.replicas.iter().map(|r| r.server_id).collect());
+    }
+    Some(all)
+}
+
+/// Goal: a server that dies is re-replicated by the placement driver:
+/// every shard it held gets a voter on another live server, through the
+/// usual move (learner, joint configuration, removal), so each shard has
+/// three voters on distinct live servers again; every acknowledged write
+/// is still there and writes go on. The dead server is the system
+/// shard's leader, where the driver was running: the driver beside the
+/// next leader takes over.
+/// Method: 5 servers, 3 shards of 3 replicas, the driver on with a 2 s
+/// dead threshold; 150 keys over the shards; crash the server leading
+/// the system shard (shard 1), poll until no shard names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_servers_replicas_are_placed_on_live_servers() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(5).replication(3).split_points(&["g", "n"]);
+    options.placement = PlacementConfig { enabled: true, dead_after_s: 2, interval_ms: 200, operations_max: 4 };
+    let mut c = TestCluster::start(options).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for i in 0..150 {
+        client.put(&key(i), b"before").await?;
+    }
+    let shards: Vec<u64> = c.shard_ids();
+    let before = settled_voters(&client, &shards).await.expect("no move before the crash");
+    let dead = leaders[&1];
+    assert!(before.iter().any(|voters| voters.contains(&dead)));
+    c.crash(dead).await;
+
+    let deadline = tokio::time::Instant::now() + HEAL_TIMEOUT;
+    let after = loop {
+        match settled_voters(&client, &shards).await {
+            Some(v) if v.iter().all(|voters| voters.len() == 3 && !voters.contains(&dead)) => break v,
+            _ if tokio::time::Instant::now() > deadline => {
+                anyhow::bail!("server {dead}'s replicas were not placed elsewhere within {HEAL_TIMEOUT:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    for (shard, (was, is)) in shards.iter().zip(before.iter().zip(&after)) {
+        let kept: BTreeSet<u64> = was.iter().copied().filter(|s| *s != dead).collect();
+        assert!(kept.is_subset(is), "shard {shard}: the live voters stay ({was:?} -> {is:?})");
+    }
+    for i in 0..150 {
+        assert_eq!(client.get(&key(i)).await?.as_deref(), Some(&b"before"[..]), "{:?}", key(i));
+    }
+    client.put(b"after", b"three live voters").await?;
+    c.shutdown().await
+}
+
+/// Goal: the placement driver spreads leaderships: a server that comes
+/// back after a crash leads nothing (its shards elected leaders
+/// elsewhere), and the driver hands it leaderships until no server leads
+/// two more shards than another.
+/// Method: 3 servers, 3 shards, the driver on; crash the server leading
+/// the most shards, restart it, poll until every server leads one shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leaderships_spread_back_to_a_restarted_server() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3).split_points(&["g", "n"]);
+    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 };
+    let mut c = TestCluster::start(options).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let busiest = (1..=3).max_by_key(|s| leaders.values().filter(|l| *l == s).count()).expect("three servers");
+    c.crash(busiest).await;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    c.restart(busiest).await?;
+    let shards = c.shard_ids();
+    let deadline = tokio::time::Instant::now() + HEAL_TIMEOUT;
+    loop {
+        let leading: Vec<usize> =
+            (1..=3).map(|s| shards.iter().filter(|shard| c.leader(**shard) == Some(s)).count()).collect();
+        if leading == [1, 1, 1] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "leaderships per server stayed {leading:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = c.client().await?;
+    client.put(b"balanced", b"yes").await?;
+    c.shutdown().await
+}
+
+/// Goal: a decommissioned server is drained: the driver moves every
+/// replica it holds to the other servers (its leadership first), every
+/// write is kept and the shard serves throughout. Decommissions that
+/// would leave too few servers for the replicas, or name an unknown
+/// server, are refused and change nothing; recommissioning undoes it.
+/// Method: 4 servers, one shard on 1-3, the driver on; 100 keys;
+/// decommission server 1; poll until the shard does not name it; ask to
+/// decommission server 2 too (2 servers would be left for 3 replicas)
+/// and server 9; recommission server 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decommissioned_server_is_drained_and_bad_decommissions_are_refused() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(4).replication(3);
+    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 };
+    let c = TestCluster::start(options).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for i in 0..100 {
+        client.put(&key(i), b"before").await?;
+    }
+    assert_eq!(client.set_draining(ServerId(1), true).await?, vec![ServerId(1)]);
+    let deadline = tokio::time::Instant::now() + HEAL_TIMEOUT;
+    let after = loop {
+        match settled_voters(&client, &[1]).await {
+            Some(v) if !v[0].contains(&1) && v[0].len() == 3 => break v,
+            _ => {
+                assert!(tokio::time::Instant::now() < deadline, "server 1 was not drained");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(after[0], BTreeSet::from([2, 3, 4]));
+    for i in 0..100 {
+        assert_eq!(client.get(&key(i)).await?.as_deref(), Some(&b"before"[..]), "{:?}", key(i));
+    }
+    client.put(b"after", b"drained").await?;
+
+    for (server, why) in [(2, "would leave 2 servers"), (9, "no server s9")] {
+        let refused = client.set_draining(ServerId(server), true).await;
+        assert!(matches!(&refused, Err(client::Error::InvalidArgument(m)) if m.contains(why)), "{refused:?}");
+    }
+    assert_eq!(client.draining_servers().await?, vec![ServerId(1)]);
+    assert_eq!(client.set_draining(ServerId(1), false).await?, vec![]);
+    c.shutdown().await
+}
