@@ -123,7 +123,9 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let driver = placement.enabled.then(|| {
         let settings =
             placement::Settings { dead_after: placement.dead_after(), operations_max: placement.operations_max };
-        placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings)
+        let registry = server.registry.clone();
+        let publish = Box::new(move |operations| registry.set_placement_operations(operations));
+        placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)
     });
     let gateway = match sql_listener(sql_addr.as_deref(), server.local_addr).await? {
         Some(listener) => {

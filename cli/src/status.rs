@@ -14,7 +14,9 @@ pub async fn run(addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The status report: servers, then one line per replica.
+/// The status report: servers, then one line per replica (sizes and
+/// loads are the leader's alone that count: followers serve only the
+/// reads sent to them), then what the placement driver is doing.
 pub async fn render(client: &Client) -> anyhow::Result<String> {
     let info = client.cluster_info().await?;
     // Every server's shards, not only the ones the answering server holds.
@@ -39,8 +41,20 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
     }
     writeln!(
         out,
-        "\n{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9}  SAFE_TS",
-        "SHARD", "RANGE", "EPOCH", "REPLICA", "SERVER", "ROLE", "TERM", "LEADER", "COMMITTED", "APPLIED", "SNAPSHOTS"
+        "\n{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9} {:>10} {:>7}  SAFE_TS",
+        "SHARD",
+        "RANGE",
+        "EPOCH",
+        "REPLICA",
+        "SERVER",
+        "ROLE",
+        "TERM",
+        "LEADER",
+        "COMMITTED",
+        "APPLIED",
+        "SNAPSHOTS",
+        "SIZE",
+        "REQ/S"
     )?;
     let mut rows = Vec::new();
     for st in &statuses {
@@ -53,7 +67,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
         let leader = if r.leader_server_id == 0 { "-".to_string() } else { format!("s{}", r.leader_server_id) };
         writeln!(
             out,
-            "{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9}  {}",
+            "{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9} {:>10} {:>7.0}  {}",
             shard,
             display::range(&r.start_key, &r.end_key),
             format!("rv{} cv{}", r.range_ver, r.conf_ver),
@@ -69,8 +83,20 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
             r.committed_index,
             r.applied_index,
             r.snapshots_installed,
+            display::size(r.estimated_bytes),
+            r.requests_per_s,
             Timestamp::from_nanos(r.safe_ts),
         )?;
+    }
+    let operations: Vec<(u64, &String)> =
+        statuses.iter().flat_map(|st| st.placement_operations.iter().map(move |op| (st.server_id, op))).collect();
+    if operations.is_empty() {
+        writeln!(out, "\nplacement: no operation running")?;
+    } else {
+        writeln!(out, "\nplacement: {} operation(s) running", operations.len())?;
+        for (server, op) in operations {
+            writeln!(out, "  {op} (driver on s{server})")?;
+        }
     }
     Ok(out)
 }

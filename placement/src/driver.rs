@@ -10,6 +10,7 @@
 //!     plan ──> each operation on its own task (Client::move_replica,
 //!              Client::transfer_leader)
 //!     operations that ended ──> finished
+//!     the operations in flight ──> published (spandb status shows them)
 //! ```
 //!
 //! An operation is started only if the shard's descriptor is still at the
@@ -40,20 +41,30 @@ pub struct DriverConfig {
     pub settings: Settings,
 }
 
+/// Where the driver shows what it is doing: called each round with the
+/// operations in flight, in words (empty once it stands down).
+pub type Publish = Box<dyn Fn(Vec<String>) + Send + Sync>;
+
 /// The placement driver beside one server.
 pub struct Driver {
     config: DriverConfig,
+    publish: Publish,
 }
 
 impl Driver {
-    pub fn new(config: DriverConfig) -> Driver {
-        Driver { config }
+    pub fn new(config: DriverConfig, publish: Publish) -> Driver {
+        Driver { config, publish }
     }
 
     /// Runs a driver beside the server at `local_addr` on a task of its
     /// own (aborting the task stops it).
-    pub fn spawn(local_addr: String, interval: Duration, settings: Settings) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(Driver::new(DriverConfig { local_addr, interval, settings }).run())
+    pub fn spawn(
+        local_addr: String,
+        interval: Duration,
+        settings: Settings,
+        publish: Publish,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(Driver::new(DriverConfig { local_addr, interval, settings }, publish).run())
     }
 
     /// Runs until the task is aborted.
@@ -77,6 +88,7 @@ impl Driver {
             if !local.as_ref().is_some_and(leads_system_shard) {
                 if scheduler.take().is_some() {
                     tracing::info!("placement driver stands down: this server no longer leads the system shard");
+                    (self.publish)(Vec::new());
                 }
                 continue;
             }
@@ -114,6 +126,7 @@ impl Driver {
                     let _ = done.send(op.shard());
                 });
             }
+            (self.publish)(s.in_flight().map(|op| op.to_string()).collect());
         }
     }
 }

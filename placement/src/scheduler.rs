@@ -97,6 +97,25 @@ impl Operation {
     }
 }
 
+/// How `spandb status` shows an operation in flight.
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Operation::MoveReplica { shard, epoch, from, to, reason } => {
+                let why = match reason {
+                    Reason::DeadServer => "its server is dead",
+                    Reason::Balance => "balancing replicas",
+                    Reason::Draining => "its server is draining",
+                };
+                write!(f, "move {shard}'s replica from {from} to {to} ({why}; planned at {epoch})")
+            }
+            Operation::TransferLeader { shard, epoch, to } => {
+                write!(f, "hand {shard}'s leadership to {to} (balancing leaders; planned at {epoch})")
+            }
+        }
+    }
+}
+
 /// The newest descriptor of one shard and the server that leads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardReport {

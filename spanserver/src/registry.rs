@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::watch;
 use truetime::Timestamp;
@@ -119,6 +119,9 @@ pub struct ReplicaShared {
     /// Every [`limits::LOAD_SAMPLE_EVERY`]-th request's key, the newest
     /// [`limits::LOAD_SAMPLE_KEYS`].
     sampled_keys: Mutex<std::collections::VecDeque<Vec<u8>>>,
+    /// Requests a second over the split queue's last round (the bits of
+    /// an f64; see [`ReplicaShared::requests_per_s`]).
+    requests_per_s: AtomicU64,
 }
 
 impl ReplicaShared {
@@ -140,7 +143,18 @@ impl ReplicaShared {
             written_bytes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             sampled_keys: Mutex::new(std::collections::VecDeque::new()),
+            requests_per_s: AtomicU64::new(0f64.to_bits()),
         }
+    }
+
+    /// The requests a second this replica served over the split queue's
+    /// last round, as it measured them (`spandb status` shows it).
+    pub fn requests_per_s(&self) -> f64 {
+        f64::from_bits(self.requests_per_s.load(Ordering::Relaxed))
+    }
+
+    pub fn set_requests_per_s(&self, rate: f64) {
+        self.requests_per_s.store(rate.to_bits(), Ordering::Relaxed);
     }
 
     /// One request for `key` (its first key) reached this replica: load
@@ -247,17 +261,34 @@ impl ReplicaShared {
     }
 }
 
-/// All replicas on this server, by shard.
+/// All replicas on this server, by shard, and what the server shows of
+/// itself beside them (`Admin.ServerStatus`).
 #[derive(Debug)]
 pub struct Registry {
     pub server_id: ServerId,
     pub cluster: ClusterSpec,
     replicas: RwLock<BTreeMap<ShardId, Arc<ReplicaShared>>>,
+    /// What the placement driver beside this server is doing, in words
+    /// (empty unless it runs and this server leads the system shard).
+    placement_operations: Mutex<Vec<String>>,
 }
 
 impl Registry {
     pub fn new(server_id: ServerId, cluster: ClusterSpec) -> Self {
-        Registry { server_id, cluster, replicas: RwLock::new(BTreeMap::new()) }
+        Registry {
+            server_id,
+            cluster,
+            replicas: RwLock::new(BTreeMap::new()),
+            placement_operations: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn set_placement_operations(&self, operations: Vec<String>) {
+        *self.placement_operations.lock().unwrap_or_else(PoisonError::into_inner) = operations;
+    }
+
+    pub fn placement_operations(&self) -> Vec<String> {
+        self.placement_operations.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     pub fn insert(&self, r: Arc<ReplicaShared>) {

@@ -188,6 +188,8 @@ impl proto::admin_server::Admin for AdminService {
         &self,
         _request: Request<proto::ServerStatusRequest>,
     ) -> Result<Response<proto::ServerStatusResponse>, Status> {
+        // Sizes are estimates only; a server shutting down shows none.
+        let engine = self.requests.engine().ok();
         let replicas = self
             .registry
             .all()
@@ -224,6 +226,8 @@ impl proto::admin_server::Admin for AdminService {
                         .to_string(),
                     start_key: d.start_key,
                     end_key: d.end_key,
+                    estimated_bytes: engine.as_ref().map_or(0, |e| crate::split_queue::estimated_bytes(e, &r)),
+                    requests_per_s: r.requests_per_s(),
                 }
             })
             .collect();
@@ -234,6 +238,7 @@ impl proto::admin_server::Admin for AdminService {
             replicas,
             clock_healthy: self.clock.is_healthy(),
             clock: self.clock.describe(),
+            placement_operations: self.registry.placement_operations(),
         }))
     }
 

@@ -23,6 +23,8 @@
 //! the shard refuses (a prepared transaction holds a key that would
 //! move; the shard changed meanwhile) is tried again next round.
 //! Only the event loop changes shards: this task only reads and asks.
+//! Each round it also notes every replica's request rate, which
+//! `spandb status` shows (so it runs even with both splits off).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use crate::requests::DataRequests;
 use crate::shard::command::Split;
 use crate::storage::keycode::range_bounds;
 use crate::storage::mvcc::Reader;
-use crate::storage::CF_DATA;
+use crate::storage::{Engine, CF_DATA};
 use meta::{ReplicaId, ShardDescriptor, ShardId};
 
 /// Starts the split queue on `runtime`; it ends when `stopped` is set.
@@ -50,9 +52,9 @@ pub fn start(
     stopped: Arc<AtomicBool>,
     runtime: &tokio::runtime::Handle,
 ) {
-    if config.size_bytes == 0 && config.load_qps == 0 {
-        return;
-    }
+    // It runs even when it never splits: it measures every replica's
+    // load, which `spandb status` shows.
+    let splits = config.size_bytes != 0 || config.load_qps != 0;
     runtime.spawn(async move {
         let mut every = tokio::time::interval(config.check_interval());
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -66,7 +68,8 @@ pub fn start(
                 // Every replica's load starts again each round (a follower
                 // that becomes leader must not bring its old count).
                 let load = r.take_load();
-                if r.progress().role != Role::Leader || !r.descriptor().is_initialized() {
+                r.set_requests_per_s(load.0 as f64 / config.check_interval().as_secs_f64());
+                if !splits || r.progress().role != Role::Leader || !r.descriptor().is_initialized() {
                     continue;
                 }
                 if let Err(e) = check(&config, &r, load, &requests, &peers, &event_loop).await {
@@ -98,9 +101,7 @@ async fn check(
         return Ok(());
     }
     let engine = requests.engine().map_err(|e| e.to_string())?;
-    let (lower, upper) = range_bounds(&d.start_key, &d.end_key);
-    let on_disk = engine.db().get_approximate_sizes_cf(&engine.cf(CF_DATA), &[rocksdb::Range::new(&lower, &upper)]);
-    if on_disk.first().copied().unwrap_or(0).saturating_add(r.written_bytes()) <= size {
+    if estimated_bytes(&engine, r) <= size {
         return Ok(());
     }
     let (start, end) = (d.start_key.clone(), d.end_key.clone());
@@ -116,6 +117,17 @@ async fn check(
         return Ok(());
     };
     split(&d, key, &format!("by size (over {size} bytes)"), peers, event_loop).await
+}
+
+/// An upper estimate of the bytes of `r`'s versions: RocksDB's estimate
+/// of them on disk (compressed, and without the memtable) plus what `r`
+/// applied since that estimate was last found too high (a scan that found
+/// the shard under the size resets the count).
+pub fn estimated_bytes(engine: &Engine, r: &ReplicaShared) -> u64 {
+    let d = r.descriptor();
+    let (lower, upper) = range_bounds(&d.start_key, &d.end_key);
+    let on_disk = engine.db().get_approximate_sizes_cf(&engine.cf(CF_DATA), &[rocksdb::Range::new(&lower, &upper)]);
+    on_disk.first().copied().unwrap_or(0).saturating_add(r.written_bytes())
 }
 
 /// The key that halves the sampled load of shard `d`, if it served more

@@ -220,7 +220,9 @@ impl TestCluster {
         let driver = placement.enabled.then(|| {
             let settings =
                 placement::Settings { dead_after: placement.dead_after(), operations_max: placement.operations_max };
-            placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings)
+            let registry = server.registry.clone();
+            let publish = Box::new(move |operations| registry.set_placement_operations(operations));
+            placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)
         });
         let member = self.members.get_mut(&id).expect("member");
         member.server = Some(server);

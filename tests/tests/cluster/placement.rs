@@ -36,10 +36,12 @@ async fn settled_voters(client: &client::Client, shards: &[u64]) -> Option<Vec<B
 /// three voters on distinct live servers again; every acknowledged write
 /// is still there and writes go on. The dead server is the system
 /// shard's leader, where the driver was running: the driver beside the
-/// next leader takes over.
+/// next leader takes over. While it works, its server's status names the
+/// moves it runs (what `spandb status` prints).
 /// Method: 5 servers, 3 shards of 3 replicas, the driver on with a 2 s
 /// dead threshold; 150 keys over the shards; crash the server leading
-/// the system shard (shard 1), poll until no shard names it.
+/// the system shard (shard 1), poll until no shard names it, and the
+/// live servers' statuses for a move away from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_servers_replicas_are_placed_on_live_servers() -> anyhow::Result<()> {
     init();
@@ -56,9 +58,17 @@ async fn a_dead_servers_replicas_are_placed_on_live_servers() -> anyhow::Result<
     let dead = leaders[&1];
     assert!(before.iter().any(|voters| voters.contains(&dead)));
     c.crash(dead).await;
+    let live: Vec<String> =
+        client.cluster_info().await?.servers.into_iter().filter(|s| s.server_id != dead).map(|s| s.addr).collect();
+    let mut moves_shown = BTreeSet::new();
 
     let deadline = tokio::time::Instant::now() + HEAL_TIMEOUT;
     let after = loop {
+        for addr in &live {
+            if let Ok(status) = client.server_status(addr).await {
+                moves_shown.extend(status.placement_operations.into_iter().filter(|op| op.starts_with("move ")));
+            }
+        }
         match settled_voters(&client, &shards).await {
             Some(v) if v.iter().all(|voters| voters.len() == 3 && !voters.contains(&dead)) => break v,
             _ if tokio::time::Instant::now() > deadline => {
@@ -71,6 +81,11 @@ async fn a_dead_servers_replicas_are_placed_on_live_servers() -> anyhow::Result<
         let kept: BTreeSet<u64> = was.iter().copied().filter(|s| *s != dead).collect();
         assert!(kept.is_subset(is), "shard {shard}: the live voters stay ({was:?} -> {is:?})");
     }
+    let away = format!("replica from s{dead} to ");
+    assert!(
+        moves_shown.iter().any(|op| op.contains(&away) && op.contains("its server is dead")),
+        "the moves were shown: {moves_shown:?}"
+    );
     for i in 0..150 {
         assert_eq!(client.get(&key(i)).await?.as_deref(), Some(&b"before"[..]), "{:?}", key(i));
     }

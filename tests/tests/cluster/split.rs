@@ -210,3 +210,44 @@ async fn a_busy_shard_splits_by_load_at_its_median_key() -> anyhow::Result<()> {
     }
     c.shutdown().await
 }
+
+/// Goal: a shard's leader shows its size and its request rate in its
+/// server's status (what `spandb status` prints), measured even when
+/// both kinds of split are off.
+/// Method: one shard, splits off, the split queue's round at 200 ms; one
+/// client writes 200 keys of 1 KiB, then keeps writing while the test
+/// polls the leader's status until it shows a rate above zero and at
+/// least the bytes written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_shows_its_size_and_load() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3);
+    options.split = spanserver::config::SplitConfig { size_bytes: 0, check_interval_ms: 200, load_qps: 0 };
+    let c = TestCluster::start(options).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let value = vec![b'v'; 1024];
+    for i in 0..200 {
+        client.put(&key(i), &value).await?;
+    }
+    let leader = leaders[&1];
+    let addr = client.cluster_info().await?.servers.into_iter().find(|s| s.server_id == leader).expect("leader").addr;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    loop {
+        client.put(&key(i % 200), &value).await?;
+        i += 1;
+        let status = client.server_status(&addr).await?;
+        let shard = status.replicas.iter().find(|r| r.shard_id == 1).expect("the shard's replica");
+        if shard.requests_per_s > 0.0 && shard.estimated_bytes >= 200 * 1024 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "status shows {:.1} requests/s and {} bytes after 30 s",
+            shard.requests_per_s,
+            shard.estimated_bytes
+        );
+    }
+    c.shutdown().await
+}
