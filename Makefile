@@ -53,16 +53,18 @@ check: deps
 	python3 scripts/module_cycles.py
 	python3 scripts/doc_references.py
 
-## test: the house rules, then every test of the workspace in tiers, cheapest
-## first, so a failure in one stops the rest: the pure cores (truetime, txn,
-## sql, the jepsen checkers), then the server, its stepped and in-process
-## clusters and the jepsen harness's own tests,
-## then the multi-process tests of the `spandb` binary (psql, pgbench,
-## psycopg, tokio-postgres, the short jepsen runs).
+## test: the house rules, then every test of the workspace in two tiers, so
+## a failure in the first stops the rest: the pure cores (truetime, txn, sql,
+## the jepsen checkers), then everything built on RocksDB: the server, its
+## stepped and in-process clusters, the jepsen harness's own tests and the
+## multi-process tests of the `spandb` binary (psql, pgbench, psycopg,
+## tokio-postgres, the short jepsen runs). The second tier is one cargo
+## command on purpose: any other split of those packages unifies their
+## dependencies' features differently from `check`'s workspace build, and
+## each different set is another 20-minute debug build of RocksDB.
 test: deps check
 	$(CARGO) test -p truetime -p meta -p txn -p sql -p jepsen
-	$(CARGO) test -p proto -p spanserver -p placement -p client -p harness -p tests
-	$(CARGO) test -p cli
+	$(CARGO) test -p proto -p spanserver -p placement -p client -p harness -p tests -p cli
 
 ## fuzz: the long pass of the request fuzzers (make test runs short ones):
 ## FUZZ_CASES generated requests, against an in-process cluster, every
@@ -73,8 +75,8 @@ FUZZ_CASES ?= 100000
 FUZZ_PG_CASES ?= 5000
 FUZZ_SEED ?= 1
 fuzz: deps
-	SPANDB_FUZZ_CASES=$(FUZZ_CASES) SPANDB_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p tests --test cluster -- fuzz:: --nocapture
-	SPANDB_PG_FUZZ_CASES=$(FUZZ_PG_CASES) SPANDB_PG_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p cli --test pg_drivers -- generated_protocol_messages
+	SPANDB_FUZZ_CASES=$(FUZZ_CASES) SPANDB_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p tests -p cli --test cluster -- fuzz:: --nocapture
+	SPANDB_PG_FUZZ_CASES=$(FUZZ_PG_CASES) SPANDB_PG_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p tests -p cli --test pg_drivers -- generated_protocol_messages
 
 ## sim: the stepped-cluster explorer: SEEDS seeded runs of whole clusters
 ## (real servers stepped by one thread, simulated time, skewed clocks,
@@ -91,8 +93,8 @@ TXN_SEEDS ?= 50
 RAFT_SEEDS ?= 100
 SPLIT_SEEDS ?= 30
 sim: deps
-	SPANDB_STEPPED_SEEDS=$(SEEDS) SPANDB_STEPPED_TXN_SEEDS=$(TXN_SEEDS) SPANDB_STEPPED_SPLIT_SEEDS=$(SPLIT_SEEDS) $(CARGO) test -p tests --test stepped -- --nocapture
-	SPANDB_STEPPED_RAFT_SEEDS=$(RAFT_SEEDS) $(CARGO) test -p tests --test stepped_raft
+	SPANDB_STEPPED_SEEDS=$(SEEDS) SPANDB_STEPPED_TXN_SEEDS=$(TXN_SEEDS) SPANDB_STEPPED_SPLIT_SEEDS=$(SPLIT_SEEDS) $(CARGO) test -p tests -p cli --test stepped -- --nocapture
+	SPANDB_STEPPED_RAFT_SEEDS=$(RAFT_SEEDS) $(CARGO) test -p tests -p cli --test stepped_raft
 
 ## bench: the key-value benchmark on a local cluster, release build.
 bench: deps
