@@ -118,11 +118,13 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let pid_file = PidFile::claim(&config.data_dir)?;
     let clock = Arc::new(truetime::SystemClock::new());
     let placement = config.placement.clone();
+    // The servers measure load over this interval: let two pass after a
+    // transfer for load.
+    let load_settle = 2 * config.split.check_interval();
     let server = Server::start(config, clock, TransportKind::Grpc, None).await?;
     eprintln!("spanserver {} listening on {}", server.server_id, server.local_addr);
     let driver = placement.enabled.then(|| {
-        let settings =
-            placement::Settings { dead_after: placement.dead_after(), operations_max: placement.operations_max };
+        let settings = placement::Settings::new(placement.dead_after(), placement.operations_max, load_settle);
         let registry = server.registry.clone();
         let publish = Box::new(move |operations| registry.set_placement_operations(operations));
         placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)

@@ -167,13 +167,22 @@ impl Client {
     }
 
     /// Asks `shard`'s leader to hand its leadership to the replica on
-    /// `to` (`Admin.TransferLeader`); with `only_if_idle`, only if no
-    /// transaction is open there at that moment (a leader change aborts
-    /// the open ones). Answered once asked, not once done: Raft transfers
-    /// the leadership when that replica has caught up, and gives up after
-    /// an election timeout.
-    pub async fn transfer_leader(&self, shard: ShardId, to: ServerId, only_if_idle: bool) -> Result<()> {
-        let request = proto::TransferLeaderRequest { shard_id: shard.0, to_server_id: to.0, only_if_idle };
+    /// `to` (`Admin.TransferLeader`). A leader change aborts the
+    /// transactions open there, so with a `drain` the leader first holds
+    /// new work back for up to that long while the open ones end; with
+    /// `only_if_idle`, it never hands over while one is open (then gives
+    /// up). Answered once asked, not once done: Raft transfers the
+    /// leadership when that replica has caught up, and gives up after an
+    /// election timeout.
+    pub async fn transfer_leader(
+        &self,
+        shard: ShardId,
+        to: ServerId,
+        only_if_idle: bool,
+        drain: Duration,
+    ) -> Result<()> {
+        let drain_ms = u32::try_from(drain.as_millis()).unwrap_or(u32::MAX);
+        let request = proto::TransferLeaderRequest { shard_id: shard.0, to_server_id: to.0, only_if_idle, drain_ms };
         self.execute(Dest::Shard(shard), Op::Write, |channel, _| async move {
             proto::admin_client::AdminClient::new(channel).transfer_leader(request).await
         })

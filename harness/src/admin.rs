@@ -54,7 +54,7 @@ pub async fn transfer_leader(addr: &str, shard: u64, to: u64) -> anyhow::Result<
     call!(
         addr,
         transfer_leader,
-        proto::TransferLeaderRequest { shard_id: shard, to_server_id: to, only_if_idle: false }
+        proto::TransferLeaderRequest { shard_id: shard, to_server_id: to, only_if_idle: false, drain_ms: 0 }
     )
     .map(|_| ())
 }

@@ -5,8 +5,9 @@
 //!     does my server lead the system shard? ── no ──> forget everything
 //!       │ yes
 //!     read the draining servers (Admin.DrainingServers) ──> set_draining
-//!     ask every server for its shards and its clock's health
-//!       (Admin.ClusterInfo, Admin.ServerStatus) ──> heard / report
+//!     ask every server for its shards, its clock's health and its
+//!       replicas' loads (Admin.ClusterInfo, Admin.ServerStatus)
+//!                                           ──> heard / report / set_loads
 //!     plan ──> each operation on its own task (Client::move_replica,
 //!              Client::transfer_leader)
 //!     operations that ended ──> finished
@@ -21,6 +22,7 @@
 //! and the next driver's `move_replica` resumes or the shard is left
 //! without a joint configuration by its leader.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use meta::{
@@ -28,7 +30,8 @@ use meta::{
 };
 use tokio::sync::mpsc;
 
-use crate::scheduler::{Operation, Scheduler, Settings, ShardReport};
+use crate::limits;
+use crate::scheduler::{Operation, Reason, Scheduler, Settings, ShardReport};
 
 /// How the driver runs.
 #[derive(Clone, Debug)]
@@ -105,12 +108,20 @@ impl Driver {
                 Ok(draining) => s.set_draining(draining),
                 Err(e) => tracing::debug!("placement driver cannot read the draining servers: {e}"),
             }
+            // A shard's load is the most any of its replicas measured: the
+            // replica that led it over the last interval.
+            let mut loads: BTreeMap<ShardId, f64> = BTreeMap::new();
             for server in &info.servers {
                 let Ok(theirs) = client.cluster_info_from(&server.addr).await else { continue };
-                let clock_trusted = match local.as_ref().filter(|l| l.server_id == server.server_id) {
-                    Some(l) => l.clock_healthy,
-                    None => client.server_status(&server.addr).await.is_ok_and(|s| s.clock_healthy),
+                let status = match local.as_ref().filter(|l| l.server_id == server.server_id) {
+                    Some(l) => Some(l.clone()),
+                    None => client.server_status(&server.addr).await.ok(),
                 };
+                let clock_trusted = status.as_ref().is_some_and(|s| s.clock_healthy);
+                for r in status.iter().flat_map(|s| &s.replicas) {
+                    let load = loads.entry(ShardId(r.shard_id)).or_default();
+                    *load = load.max(r.requests_per_s);
+                }
                 s.heard(ServerId(server.server_id), Instant::now(), clock_trusted);
                 for shard in theirs.shards {
                     let Some(d) = shard.descriptor else { continue };
@@ -118,6 +129,7 @@ impl Driver {
                     s.report(ShardReport { descriptor: descriptor_of(&d), leader });
                 }
             }
+            s.set_loads(loads);
             for op in s.plan(Instant::now()) {
                 tracing::info!(?op, "placement driver starts an operation");
                 let (client, done) = (client.clone(), done_tx.clone());
@@ -155,13 +167,17 @@ async fn run_operation(client: &client::Client, op: &Operation) {
             Ok(_) => tracing::info!(%shard, %from, %to, ?reason, "placement: replica moved"),
             Err(e) => tracing::warn!(%shard, %from, %to, ?reason, "placement: move failed: {e}"),
         },
-        // Only while the shard is idle: a leader change aborts the
-        // transactions open there (their read locks live at the leader).
-        // A busy shard is asked again in a later round.
-        Operation::TransferLeader { to, .. } => match client.transfer_leader(shard, to, true).await {
-            Ok(()) => tracing::info!(%shard, %to, "placement: leadership transfer asked"),
-            Err(e) => tracing::warn!(%shard, %to, "placement: leadership transfer refused: {e}"),
-        },
+        // A leader change aborts the transactions open there (their read
+        // locks live at the leader): the leader first drains the shard.
+        // One for load hands over what is still open at the end of it; one
+        // for counts does not, and is asked again in a later round.
+        Operation::TransferLeader { to, reason, .. } => {
+            let only_if_idle = reason != Reason::Load;
+            match client.transfer_leader(shard, to, only_if_idle, limits::TRANSFER_DRAIN).await {
+                Ok(()) => tracing::info!(%shard, %to, ?reason, "placement: leadership transfer asked"),
+                Err(e) => tracing::warn!(%shard, %to, ?reason, "placement: leadership transfer refused: {e}"),
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 //! the epoch it was planned at, so at most one of them changes a shard.
 
 pub mod driver;
+pub mod limits;
 pub mod scheduler;
 
 pub use driver::{Driver, DriverConfig};

@@ -7,7 +7,8 @@
 //! ```text
 //!   heard(server, now, clock trusted) ─┐
 //!   set_draining(servers)              ─┤
-//!   report(shard, leader)              ─┼─> Scheduler ──plan(now)──> [MoveReplica | TransferLeader]
+//!   report(shard, leader)              ─┤
+//!   set_loads(shard -> requests/s)     ─┼─> Scheduler ──plan(now)──> [MoveReplica | TransferLeader]
 //!   finished(shard)                    ─┘       (one operation per shard at a time)
 //! ```
 //!
@@ -24,15 +25,34 @@
 //! 2. **Balance replica counts.** When the fullest live server holds at
 //!    least two replicas more than the emptiest, move one replica from the
 //!    first to the second (a new server fills up this way).
-//! 3. **Balance leaderships.** When a live server leads at least two
-//!    shards more than another server holding a voter of one of them,
-//!    that shard's leadership goes there (leaders do the work of writes
-//!    and linearizable reads; a restarted server leads nothing at first).
+//! 3. **Balance leaderships**, by load while the cluster is busy, by
+//!    count while it is idle. Leaders do the work of writes and
+//!    linearizable reads, so where they are decides which server is hot.
+//!    - *Load* (the shards' leaders served `load_floor` requests/s or more
+//!      in all; CockroachDB's store rebalancer and TiKV's hot-region
+//!      scheduler do the same): when the server whose leaders serve the
+//!      most is more than `load_tolerance` above the mean, one of its
+//!      shards' leadership goes to another voter's server, the transfer
+//!      that lowers the higher of the two servers' loads the most, and
+//!      only if that lowers it by at least `LOAD_GAIN_MIN` (one shard
+//!      hotter than all the others together stays where it is: moving it
+//!      would only move the hot spot). Then no load transfer for
+//!      `load_settle`, so the servers measure the new placement first.
+//!    - *Count*: when a live server leads at least two shards more than
+//!      another server holding a voter of one of them, that shard's
+//!      leadership goes there (a restarted server leads nothing at first).
+//!
 //!    Never to a server whose clock its peers do not trust: it would hand
 //!    the leadership straight back.
 //!
 //! Rules 2 and 3 make one change at a time, and only while nothing else
 //! is in flight: the next round sees its effect before planning another.
+//!
+//! Example (load): servers 1, 2, 3 with shards a (900 req/s), b (600),
+//! c (300), d (0), all led by 1: loads 1800/0/0, mean 600. Moving a to 2
+//! leaves 900/900/0; once `load_settle` has passed, b goes from 1 to 3
+//! (300/900/600); then the highest, 900 (a alone on 2), cannot go lower:
+//! done.
 //!
 //! Invariants:
 //! - At most one operation per shard is in flight, and each names the
@@ -59,7 +79,28 @@ pub struct Settings {
     /// Operations in flight at once, over all shards (each is a snapshot
     /// sent and a shard's worth of data copied).
     pub operations_max: usize,
+    /// Below this many requests a second over all shards' leaders, loads
+    /// are noise and leaderships are balanced by count.
+    pub load_floor: f64,
+    /// A server whose leaders serve more than the mean by this fraction
+    /// is hot.
+    pub load_tolerance: f64,
+    /// After a transfer for load, how long before the next: the servers
+    /// measure load over intervals (`split.check_interval_ms`), so two of
+    /// them.
+    pub load_settle: Duration,
 }
+
+impl Settings {
+    /// The defaults of everything but what the operator configures.
+    pub fn new(dead_after: Duration, operations_max: usize, load_settle: Duration) -> Settings {
+        Settings { dead_after, operations_max, load_floor: 100.0, load_tolerance: 0.25, load_settle }
+    }
+}
+
+/// A transfer for load must lower the hotter server's load by at least
+/// this fraction, or it is not worth the transactions it disturbs.
+const LOAD_GAIN_MIN: f64 = 0.1;
 
 /// Why a move was planned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +111,9 @@ pub enum Reason {
     Balance,
     /// The replica's server is draining (decommissioned).
     Draining,
+    /// Its server's leaders serve more load than others' (leaderships
+    /// only).
+    Load,
 }
 
 /// One thing for the driver to do.
@@ -78,8 +122,9 @@ pub enum Operation {
     /// Move `shard`'s replica on `from` to `to` (learner, catch up, joint
     /// configuration, remove), starting from the descriptor at `epoch`.
     MoveReplica { shard: ShardId, epoch: ShardEpoch, from: ServerId, to: ServerId, reason: Reason },
-    /// Hand `shard`'s leadership to its voter on `to`.
-    TransferLeader { shard: ShardId, epoch: ShardEpoch, to: ServerId },
+    /// Hand `shard`'s leadership to its voter on `to` (`reason`: `Balance`
+    /// for counts, `Load`).
+    TransferLeader { shard: ShardId, epoch: ShardEpoch, to: ServerId, reason: Reason },
 }
 
 impl Operation {
@@ -106,11 +151,13 @@ impl std::fmt::Display for Operation {
                     Reason::DeadServer => "its server is dead",
                     Reason::Balance => "balancing replicas",
                     Reason::Draining => "its server is draining",
+                    Reason::Load => "balancing load",
                 };
                 write!(f, "move {shard}'s replica from {from} to {to} ({why}; planned at {epoch})")
             }
-            Operation::TransferLeader { shard, epoch, to } => {
-                write!(f, "hand {shard}'s leadership to {to} (balancing leaders; planned at {epoch})")
+            Operation::TransferLeader { shard, epoch, to, reason } => {
+                let why = if *reason == Reason::Load { "balancing load" } else { "balancing leaders" };
+                write!(f, "hand {shard}'s leadership to {to} ({why}; planned at {epoch})")
             }
         }
     }
@@ -139,6 +186,10 @@ pub struct Scheduler {
     /// Servers being decommissioned: replicas leave them, none go there.
     draining: BTreeSet<ServerId>,
     shards: BTreeMap<ShardId, ShardReport>,
+    /// Requests a second each shard served, as last measured.
+    loads: BTreeMap<ShardId, f64>,
+    /// When the last transfer for load was planned.
+    last_load_transfer: Option<Instant>,
     in_flight: BTreeMap<ShardId, Operation>,
 }
 
@@ -153,6 +204,8 @@ impl Scheduler {
             untrusted_clocks: BTreeSet::new(),
             draining: BTreeSet::new(),
             shards: BTreeMap::new(),
+            loads: BTreeMap::new(),
+            last_load_transfer: None,
             in_flight: BTreeMap::new(),
         }
     }
@@ -185,6 +238,12 @@ impl Scheduler {
                 self.shards.insert(id, report);
             }
         }
+    }
+
+    /// The shards' loads as last measured, in requests a second (shards
+    /// not named count as idle).
+    pub fn set_loads(&mut self, loads: BTreeMap<ShardId, f64>) {
+        self.loads = loads;
     }
 
     /// The operation on `shard` ended (done or failed): the shard may be
@@ -243,7 +302,10 @@ impl Scheduler {
         // nothing else is due.
         // (`operations_max` is at least 1.)
         if planned.is_empty() && self.in_flight.is_empty() {
-            if let Some(op) = self.balance_move(&placeable, &counts).or_else(|| self.leader_transfer(&placeable)) {
+            if let Some(op) = self.balance_move(&placeable, &counts).or_else(|| self.leader_transfer(&placeable, now)) {
+                if matches!(op, Operation::TransferLeader { reason: Reason::Load, .. }) {
+                    self.last_load_transfer = Some(now);
+                }
                 planned.push(op);
             }
         }
@@ -296,9 +358,62 @@ impl Scheduler {
 }
 
 impl Scheduler {
+    /// A leadership handed over for load while the cluster is busy, for
+    /// count while it is idle (module docs, rule 3).
+    fn leader_transfer(&self, live: &BTreeSet<ServerId>, now: Instant) -> Option<Operation> {
+        let load_of = |r: &ShardReport| self.loads.get(&r.descriptor.shard_id).copied().unwrap_or(0.0);
+        let total: f64 = self.shards.values().filter(|r| r.leader.is_some()).map(load_of).sum();
+        if total < self.settings.load_floor {
+            return self.count_transfer(live);
+        }
+        let settled =
+            self.last_load_transfer.is_none_or(|at| now.saturating_duration_since(at) >= self.settings.load_settle);
+        if !settled {
+            return None;
+        }
+        self.load_transfer(live)
+    }
+
+    /// The transfer that lowers the hottest server's load the most, if it
+    /// is hot and the gain is worth it.
+    fn load_transfer(&self, live: &BTreeSet<ServerId>) -> Option<Operation> {
+        let load_of = |r: &ShardReport| self.loads.get(&r.descriptor.shard_id).copied().unwrap_or(0.0);
+        let mut loads: BTreeMap<ServerId, f64> = live.iter().map(|s| (*s, 0.0)).collect();
+        for report in self.shards.values() {
+            if let Some(l) = report.leader.and_then(|s| loads.get_mut(&s)) {
+                *l += load_of(report);
+            }
+        }
+        let mean = loads.values().sum::<f64>() / loads.len().max(1) as f64;
+        let (&from, &hottest) = loads.iter().max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))?;
+        if hottest <= mean * (1.0 + self.settings.load_tolerance) {
+            return None;
+        }
+        // (the higher of the two servers' loads after it, shard, to)
+        let mut best: Option<(f64, ShardId, ServerId, ShardEpoch)> = None;
+        for report in self.shards.values().filter(|r| r.leader == Some(from)) {
+            let d = &report.descriptor;
+            let load = load_of(report);
+            if load <= 0.0 || !is_settled(d) || !d.replicas.iter().all(|r| live.contains(&r.server_id)) {
+                continue;
+            }
+            for to in
+                d.replicas.iter().map(|r| r.server_id).filter(|s| *s != from && !self.untrusted_clocks.contains(s))
+            {
+                let after = (hottest - load).max(loads[&to] + load);
+                let better = best.is_none_or(|(b, shard, s, _)| (after, d.shard_id, to) < (b, shard, s));
+                if after <= hottest * (1.0 - LOAD_GAIN_MIN) && better {
+                    best = Some((after, d.shard_id, to, d.epoch));
+                }
+            }
+        }
+        let (_, shard, to, epoch) = best?;
+        Some(Operation::TransferLeader { shard, epoch, to, reason: Reason::Load })
+    }
+
     /// A leadership handed from the live server leading the most shards
     /// to a voter's server leading at least two fewer.
-    fn leader_transfer(&self, live: &BTreeSet<ServerId>) -> Option<Operation> {
+    fn count_transfer(&self, live: &BTreeSet<ServerId>) -> Option<Operation> {
         let mut leading: BTreeMap<ServerId, usize> = live.iter().map(|s| (*s, 0)).collect();
         for report in self.shards.values() {
             if let Some(n) = report.leader.and_then(|l| leading.get_mut(&l)) {
@@ -321,7 +436,7 @@ impl Scheduler {
             }
         }
         let (_, to, d) = best?;
-        Some(Operation::TransferLeader { shard: d.shard_id, epoch: d.epoch, to })
+        Some(Operation::TransferLeader { shard: d.shard_id, epoch: d.epoch, to, reason: Reason::Balance })
     }
 }
 
@@ -343,8 +458,10 @@ mod tests {
 
     const DEAD_AFTER: Duration = Duration::from_secs(10);
 
+    const LOAD_SETTLE: Duration = Duration::from_secs(20);
+
     fn settings() -> Settings {
-        Settings { dead_after: DEAD_AFTER, operations_max: 4 }
+        Settings::new(DEAD_AFTER, 4, LOAD_SETTLE)
     }
 
     /// Shard `id` with voters on `servers`, at conf_ver `cv`, its leader
@@ -421,6 +538,68 @@ mod tests {
         assert_eq!(s.plan(t0), vec![]);
     }
 
+    /// Sets the shards' loads: (shard, requests a second).
+    fn loads(s: &mut Scheduler, loads: &[(u64, f64)]) {
+        s.set_loads(loads.iter().map(|(shard, l)| (ShardId(*shard), *l)).collect());
+    }
+
+    /// The module docs' example: leaderships follow load, one transfer
+    /// per settle time, and stop when the hottest server holds one shard
+    /// hotter than the rest.
+    #[test]
+    fn leaderships_follow_load_to_the_coolest_servers() {
+        let t0 = Instant::now();
+        let shards: Vec<ShardReport> = (1..=4).map(|i| led_by(shard(i, &[1, 2, 3], 1), 1)).collect();
+        let mut s = scheduler(&[1, 2, 3], &shards, t0);
+        loads(&mut s, &[(1, 900.0), (2, 600.0), (3, 300.0), (4, 0.0)]);
+        // 1800/0/0: shard 1 to 2 leaves 900/900/0, the best.
+        let ops = s.plan(t0);
+        assert_eq!(transfers(&ops), vec![(1, 2)]);
+        assert!(matches!(ops[0], Operation::TransferLeader { reason: Reason::Load, .. }));
+        s.report(led_by(shard(1, &[1, 2, 3], 1), 2));
+        s.finished(ShardId(1));
+        let (t1, t2) = (t0 + LOAD_SETTLE / 2, t0 + LOAD_SETTLE);
+        heard_all_but(&mut s, &[1, 2, 3], 0, t1);
+        assert_eq!(s.plan(t1), vec![], "the new placement is measured first");
+        // 900/900/0 (server 1: shards 2 and 3): shard 2 to 3 leaves
+        // 300/900/600.
+        heard_all_but(&mut s, &[1, 2, 3], 0, t2);
+        assert_eq!(transfers(&s.plan(t2)), vec![(2, 3)]);
+        s.report(led_by(shard(2, &[1, 2, 3], 1), 3));
+        s.finished(ShardId(2));
+        // Server 2 leads shard 1 alone: moving it only moves the hot spot.
+        let t3 = t0 + LOAD_SETTLE * 3;
+        heard_all_but(&mut s, &[1, 2, 3], 0, t3);
+        assert_eq!(s.plan(t3), vec![]);
+    }
+
+    #[test]
+    fn one_shard_hotter_than_the_rest_together_stays_where_it_is() {
+        let t0 = Instant::now();
+        let shards = vec![led_by(shard(1, &[1, 2, 3], 1), 1), led_by(shard(2, &[1, 2, 3], 1), 2)];
+        let mut s = scheduler(&[1, 2, 3], &shards, t0);
+        loads(&mut s, &[(1, 5000.0), (2, 100.0)]);
+        assert_eq!(s.plan(t0), vec![]);
+    }
+
+    /// While busy, counts do not matter: server 1 leads four cold shards
+    /// and servers 2 and 3 one hot shard each; nothing moves. Idle again,
+    /// counts rule.
+    #[test]
+    fn a_busy_cluster_balances_load_not_counts() {
+        let t0 = Instant::now();
+        let mut shards: Vec<ShardReport> = (1..=4).map(|i| led_by(shard(i, &[1, 2, 3], 1), 1)).collect();
+        shards.push(led_by(shard(5, &[1, 2, 3], 1), 2));
+        shards.push(led_by(shard(6, &[1, 2, 3], 1), 3));
+        let mut s = scheduler(&[1, 2, 3], &shards, t0);
+        loads(&mut s, &[(1, 50.0), (2, 50.0), (3, 50.0), (4, 50.0), (5, 200.0), (6, 200.0)]);
+        assert_eq!(s.plan(t0), vec![]);
+        loads(&mut s, &[]);
+        let ops = s.plan(t0);
+        assert_eq!(transfers(&ops), vec![(1, 2)]);
+        assert!(matches!(ops[0], Operation::TransferLeader { reason: Reason::Balance, .. }));
+    }
+
     #[test]
     fn no_leadership_goes_to_a_server_whose_clock_is_not_trusted() {
         let t0 = Instant::now();
@@ -451,7 +630,7 @@ mod tests {
         // (The replica counts are uneven here, so `plan` would move a
         // replica first: ask the leadership rule itself.)
         let live = servers.iter().map(|s| ServerId(*s)).collect();
-        let op = s.leader_transfer(&live).expect("a transfer");
+        let op = s.leader_transfer(&live, t0).expect("a transfer");
         assert_eq!(transfers(&[op]), vec![(1, 3)]);
     }
 

@@ -305,7 +305,7 @@ impl EventLoop {
         }
         let mut messages = messages.into_iter();
         while let Some(msg) = messages.next() {
-            if let Flow::Stop = self.handle(msg) {
+            if let Flow::Stop = self.handle(msg, now) {
                 self.stop(messages);
                 self.persisting = Some(Persisting { now, readies: Vec::new(), installs: Vec::new() });
                 return Persist { send_first: Outgoing::default(), batch: WriteBatch::default(), sync: false };
@@ -325,6 +325,7 @@ impl EventLoop {
                 r.observe_role(&self.tt, &mut self.completions);
                 r.maybe_leave_joint();
                 r.tick_txns(&self.tt, &mut self.completions);
+                r.advance_handover(Some(now), &self.tt, &mut self.completions);
                 r.publish();
             }
             next_tick += tick;
@@ -378,7 +379,7 @@ impl EventLoop {
         Effects { send: self.outbox.take(), peer_calls, replies: std::mem::take(&mut self.completions), next }
     }
 
-    fn handle(&mut self, msg: LoopMsg) -> Flow {
+    fn handle(&mut self, msg: LoopMsg, now: Instant) -> Flow {
         match msg {
             LoopMsg::Raft { from, messages } => {
                 for (shard, m) in messages {
@@ -463,13 +464,9 @@ impl EventLoop {
                     }
                 }
             }
-            LoopMsg::TransferLeader { shard, to, only_if_idle } => {
+            LoopMsg::TransferLeader { shard, to, only_if_idle, drain } => {
                 if let Some(r) = self.replicas.get_mut(&shard) {
-                    let target = r.replicas_on(to).next();
-                    let busy = only_if_idle && r.has_open_transactions();
-                    if let Some(target) = target.filter(|t| r.is_leader() && *t != r.replica_id && !busy) {
-                        r.raw_node.transfer_leader(target.0);
-                    }
+                    r.transfer_leadership(to, only_if_idle, drain, now, &self.tt, &mut self.completions);
                 }
             }
             LoopMsg::DestroyStale { shard, replica, newer } => {

@@ -41,8 +41,10 @@ pub enum LoopMsg {
     PeerUnreachable { server: ServerId },
     /// Ask a shard's Raft group to hand leadership to this server's replica
     /// (done by the leader; ignored elsewhere).
-    /// With `only_if_idle`, only while no transaction is open there.
-    TransferLeader { shard: ShardId, to: ServerId, only_if_idle: bool },
+    /// With `drain` (not zero), new work waits while the open transactions
+    /// end, for that long at most; with `only_if_idle`, it never hands
+    /// over while a transaction is open (`shard/handover.rs`).
+    TransferLeader { shard: ShardId, to: ServerId, only_if_idle: bool, drain: std::time::Duration },
     /// Destroy this server's replica `replica` of `shard`: the replica GC
     /// saw a descriptor at epoch `newer` without it (`replica_gc.rs`).
     /// Done only if the replica here is still that one, at an older epoch.

@@ -28,6 +28,11 @@ pub const WRITE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Most pairs returned by one `Scan` call (the client pages for more).
 pub const SCAN_LIMIT_MAX: u32 = 10_000;
 
+/// Longest drain a leadership transfer may ask for
+/// (`Admin.TransferLeader`'s `drain_ms`): new work on the shard waits that
+/// long at most.
+pub const TRANSFER_DRAIN_MAX: Duration = Duration::from_secs(10);
+
 /// Most participants one commit may name, and most shards one heartbeat
 /// may name.
 pub const PARTICIPANTS_MAX: usize = 1_024;

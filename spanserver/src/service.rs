@@ -328,7 +328,15 @@ impl proto::admin_server::Admin for AdminService {
                 .and_then(|s| self.registry.server_addr(s).map(|a| (s, a)));
             return Err(Error::NotLeader { shard_id: shard, leader }.into());
         }
-        self.event_loop.send(LoopMsg::TransferLeader { shard, to, only_if_idle: r.only_if_idle })?;
+        let drain = std::time::Duration::from_millis(r.drain_ms.into());
+        if drain > limits::TRANSFER_DRAIN_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "a drain of {drain:?} is longer than the limit, {:?} (limits::TRANSFER_DRAIN_MAX)",
+                limits::TRANSFER_DRAIN_MAX
+            ))
+            .into());
+        }
+        self.event_loop.send(LoopMsg::TransferLeader { shard, to, only_if_idle: r.only_if_idle, drain })?;
         Ok(Response::new(proto::TransferLeaderResponse {}))
     }
 

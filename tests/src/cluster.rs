@@ -217,9 +217,9 @@ impl TestCluster {
             .with_context(|| format!("starting server {id}"))?;
         self.registries.lock().expect("registries").insert(id, server.registry.clone());
         let placement = &self.options.placement;
+        let load_settle = 2 * self.options.split.check_interval();
         let driver = placement.enabled.then(|| {
-            let settings =
-                placement::Settings { dead_after: placement.dead_after(), operations_max: placement.operations_max };
+            let settings = placement::Settings::new(placement.dead_after(), placement.operations_max, load_settle);
             let registry = server.registry.clone();
             let publish = Box::new(move |operations| registry.set_placement_operations(operations));
             placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)
@@ -383,6 +383,7 @@ impl TestCluster {
                     shard: ShardId(shard),
                     to: ServerId(to),
                     only_if_idle: false,
+                    drain: Duration::ZERO,
                 };
                 let _ = self.server(leader).event_loop.send(msg);
             }

@@ -571,7 +571,7 @@ impl SteppedCluster {
     pub fn transfer_leader(&mut self, shard: ShardId, to: ServerId) {
         let Some(leader) = self.leader(shard).filter(|l| self.is_up(*l)) else { return };
         let s = self.servers.get_mut(&leader).expect("a server of the cluster");
-        s.pending.push(LoopMsg::TransferLeader { shard, to, only_if_idle: false });
+        s.pending.push(LoopMsg::TransferLeader { shard, to, only_if_idle: false, drain: Duration::ZERO });
         self.trace.push(format!("{:?} transfer {shard} from {leader} to {to}", self.now));
     }
 

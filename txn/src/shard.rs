@@ -648,6 +648,12 @@ impl ShardTxns {
         self.prepared.values()
     }
 
+    /// Is `txn` open here: active (holding locks), waiting for one, or
+    /// prepared?
+    pub fn is_open(&self, txn: TxnId) -> bool {
+        self.active.contains_key(&txn) || self.prepared.contains_key(&txn) || self.parked.values().any(|p| p.txn == txn)
+    }
+
     pub fn decision(&self, txn: TxnId) -> Option<&Decision> {
         self.decisions.get(&txn)
     }

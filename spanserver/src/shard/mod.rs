@@ -48,6 +48,7 @@
 mod apply;
 pub mod command;
 mod gc;
+mod handover;
 mod install;
 mod leadership;
 pub mod membership;
@@ -199,8 +200,11 @@ pub struct Replica {
     next_req: RequestId,
     /// While leading: (term, index to apply before `LeaderReady`, ready?).
     leadership: Option<(u64, u64, bool)>,
-    /// Requests that arrived before this new leader was ready.
+    /// Requests that arrived before this new leader was ready, or that
+    /// would open new work while a handover drains the shard.
     waiting: VecDeque<(Input, Option<TxnReply>)>,
+    /// A leadership transfer draining the shard first (`handover.rs`).
+    handover: Option<handover::Handover>,
     /// Values written by entries applied in this iteration, whose batch is
     /// not yet in RocksDB: conditions must see them.
     staged: HashMap<Vec<u8>, Option<Vec<u8>>>,
@@ -351,6 +355,7 @@ impl Replica {
             next_req: RequestId(1),
             leadership: None,
             waiting: VecDeque::new(),
+            handover: None,
             staged: HashMap::new(),
             reads: ReadQueue::default(),
             gc: GcState::default(),
@@ -445,7 +450,7 @@ impl Replica {
         if !self.is_leader() {
             return refuse(completions, reply, TxnError::NotLeader);
         }
-        if !self.leader_ready() {
+        if !self.leader_ready() || self.held_by_handover(&input) {
             if self.waiting.len() >= limits::WAITING_WRITES_PER_SHARD_MAX {
                 let e = TxnError::Unavailable("too many requests waiting for a new leader".into());
                 return refuse(completions, reply, e);
@@ -636,6 +641,7 @@ impl Replica {
                 }
             }
         }
+        self.advance_handover(None, tt, completions);
         self.publish();
         self.reads.release_applied(self.applied_index, self.txns.safe_time().max_applied(), completions);
     }

@@ -314,13 +314,15 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
             prop_oneof![Just(0i64), any::<i64>()]
         )
             .prop_map(|(offset_ns, drift_ppm)| Call::SetClock(proto::SetClockRequest { offset_ns, drift_ppm })),
-        (shard_id(), prop_oneof![1u64..=3, any::<u64>()], any::<bool>()).prop_map(
-            |(shard_id, to_server_id, only_if_idle)| Call::TransferLeader(proto::TransferLeaderRequest {
-                shard_id,
-                to_server_id,
-                only_if_idle
-            })
-        ),
+        (
+            shard_id(),
+            prop_oneof![1u64..=3, any::<u64>()],
+            any::<bool>(),
+            prop_oneof![Just(0u32), 1u32..=200, any::<u32>()]
+        )
+            .prop_map(|(shard_id, to_server_id, only_if_idle, drain_ms)| {
+                Call::TransferLeader(proto::TransferLeaderRequest { shard_id, to_server_id, only_if_idle, drain_ms })
+            }),
         (shard_id(), range_ver(), prop_oneof![1u64..=5, Just(0u64), Just(u64::MAX), any::<u64>()]).prop_map(
             |(shard_id, range_ver, count)| Call::AllocateIds(proto::AllocateIdsRequest { shard_id, range_ver, count })
         ),

@@ -12,6 +12,7 @@
 mod clocks;
 mod common;
 mod fuzz;
+mod handover;
 mod ids;
 mod kv;
 mod moves;

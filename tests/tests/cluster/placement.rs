@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use meta::{ServerId, ShardId};
-use spanserver::config::PlacementConfig;
+use spanserver::config::{PlacementConfig, SplitConfig};
 use tests::{ClusterOptions, TestCluster};
 
 use crate::common::{init, LEADER_TIMEOUT};
@@ -169,5 +169,109 @@ async fn a_decommissioned_server_is_drained_and_bad_decommissions_are_refused() 
     }
     assert_eq!(client.draining_servers().await?, vec![ServerId(1)]);
     assert_eq!(client.set_draining(ServerId(1), false).await?, vec![]);
+    c.shutdown().await
+}
+
+/// Goal: under constant load, the placement driver moves hot shards'
+/// leaderships apart, and the transfers it makes lose nothing: every
+/// acknowledged transaction is there, each whole. (A driver that moved
+/// leaderships only while a shard was idle never moved these.)
+/// Method: 3 servers, 4 shards (split at "b", "c", "d"), loads measured
+/// every 500 ms; the leaderships arranged 2/1/1 with both shards the
+/// load goes to ("b…" and "c…") on server 1, which counts alone call
+/// balanced; then 4 clients increment a key in each of the two shards in
+/// one transaction, without pause, until the two are led by different
+/// servers (within 60 s), then 2 s more. Each client's two keys hold its
+/// number of acknowledged commits (one more if its last commit was
+/// ambiguous).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_shards_leaderships_move_apart_under_constant_load() -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    init();
+    let mut options = ClusterOptions::new(3).split_points(&["b", "c", "d"]);
+    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 };
+    options.split = SplitConfig { size_bytes: 0, check_interval_ms: 500, load_qps: 0 };
+    let c = TestCluster::start(options).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let shard_of = |key: &[u8]| {
+        let routes = c.shard_ids().into_iter().map(|s| (s, c.server(1).registry.get(ShardId(s))));
+        routes
+            .filter_map(|(s, r)| r.map(|r| (s, r.descriptor())))
+            .find(|(_, d)| d.contains(key))
+            .map(|(s, _)| s)
+            .expect("a shard holds every key")
+    };
+    let (hot_b, hot_c) = (shard_of(b"b"), shard_of(b"c"));
+    let (cold_a, cold_d) = (shard_of(b"a"), shard_of(b"d"));
+    for (shard, server) in [(hot_b, 1), (hot_c, 1), (cold_a, 2), (cold_d, 3)] {
+        c.transfer_leader(shard, server, LEADER_TIMEOUT).await?;
+    }
+    assert_eq!([c.leader(hot_b), c.leader(hot_c)], [Some(1), Some(1)], "the layout did not hold");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (client, stop) = (client.clone(), stop.clone());
+            tokio::spawn(async move {
+                let keys = [format!("b{w}").into_bytes(), format!("c{w}").into_bytes()];
+                let (mut acked, mut ambiguous) = (0u64, 0u64);
+                while !stop.load(Ordering::SeqCst) {
+                    let keys = keys.clone();
+                    let result = client
+                        .run(|txn| {
+                            let keys = keys.clone();
+                            Box::pin(async move {
+                                for key in &keys {
+                                    let n: u64 = match txn.get(key).await? {
+                                        Some(v) => String::from_utf8_lossy(&v).parse().unwrap_or(0),
+                                        None => 0,
+                                    };
+                                    txn.put(key, (n + 1).to_string().as_bytes());
+                                }
+                                Ok(())
+                            })
+                        })
+                        .await;
+                    match result {
+                        Ok(_) => acked += 1,
+                        Err(client::Error::Ambiguous(_)) => {
+                            ambiguous += 1;
+                            break;
+                        }
+                        Err(e) => return Err(anyhow::anyhow!("client {w}: {e}")),
+                    }
+                }
+                Ok((w, acked, ambiguous))
+            })
+        })
+        .collect();
+    let apart = tests::wait::wait_until(
+        HEAL_TIMEOUT,
+        || matches!((c.leader(hot_b), c.leader(hot_c)), (Some(b), Some(hc)) if b != hc),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // more load after the move
+    stop.store(true, Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    for w in workers {
+        outcomes.push(w.await??);
+    }
+    apart.map_err(|e| anyhow::anyhow!("the hot shards stayed on one leader: {e}"))?;
+    for (w, acked, ambiguous) in outcomes {
+        anyhow::ensure!(acked > 0, "client {w} committed nothing");
+        for key in [format!("b{w}"), format!("c{w}")] {
+            let value: u64 = client
+                .get(key.as_bytes())
+                .await?
+                .map(|v| String::from_utf8_lossy(&v).parse().unwrap_or(u64::MAX))
+                .unwrap_or(0);
+            anyhow::ensure!(
+                (acked..=acked + ambiguous).contains(&value),
+                "{key} is {value}, but client {w} had {acked} commits acknowledged and {ambiguous} ambiguous"
+            );
+        }
+    }
     c.shutdown().await
 }
