@@ -184,6 +184,7 @@ impl LocalCluster {
                 // need the operator tools.
                 admin: AdminConfig { tools: true },
                 unsafe_testing: Default::default(),
+                joined: false,
             };
             let sql_addr = format!("127.0.0.1:{}", sql_base + cluster.sql_addrs.len() as u16);
             let mut args: Vec<OsString> = vec!["--sql-addr".into(), sql_addr.clone().into()];

@@ -2,6 +2,21 @@
 //!
 //! Writes `spandb.pid` in its data directory (and refuses to start if a
 //! live process already holds it), stops cleanly on SIGTERM or Ctrl-C.
+//!
+//! A new server joins a running cluster with `--join ADDR` (any server of
+//! it) instead of `--id`: with the cluster description (for its id and
+//! peer secret), its own `--listen` address (where the others will reach
+//! it) and an empty data directory, it asks ADDR for an id (`Peer.Join`),
+//! writes that id to [`JOINED_ID_FILE`] in the data directory, and starts.
+//! Every server learns of it within `limits::JOINED_SERVERS_REFRESH`; the
+//! placement driver then moves replicas to it. Started again with the
+//! same flags, it finds its id in the file and does not join twice.
+//!
+//! ```text
+//!   spandb start --join 127.0.0.1:7000 --cluster cluster.toml \
+//!                --listen 127.0.0.1:7003 --data-dir data/s4
+//!   joined cluster "demo" as server 13
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,8 +33,12 @@ pub struct StartArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// This server's id in the cluster description.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "join")]
     id: Option<u64>,
+    /// Join the running cluster that the server at this address belongs
+    /// to, as a new server (needs --cluster, --listen and --data-dir).
+    #[arg(long)]
+    join: Option<String>,
     /// The cluster description (TOML), the same file on every server.
     #[arg(long)]
     cluster: Option<PathBuf>,
@@ -52,6 +71,43 @@ pub struct StartArgs {
     sql_split_tables: bool,
 }
 
+/// Where a server that joined keeps the id it was given, in its data
+/// directory.
+pub const JOINED_ID_FILE: &str = "joined-server-id";
+
+/// The id of this server, which joins the cluster of the server at
+/// `join`: from [`JOINED_ID_FILE`] if it joined before, else asked of
+/// `join` (`Peer.Join`) and written there.
+async fn join_cluster(config: &ServerConfig, join: &str) -> anyhow::Result<ServerId> {
+    let listen = config
+        .listen
+        .clone()
+        .context("--join needs --listen HOST:PORT: the address the other servers and clients will reach this one at")?;
+    let file = config.data_dir.join(JOINED_ID_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let id =
+                text.trim().parse::<u64>().with_context(|| format!("{} does not hold a server id", file.display()))?;
+            return Ok(ServerId(id));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    }
+    let cluster = match (&config.cluster, &config.cluster_file) {
+        (Some(c), _) => c.clone(),
+        (None, Some(path)) => meta::ClusterSpec::load(path)?,
+        (None, None) => bail!("--join needs the cluster description (--cluster FILE)"),
+    };
+    let id = spanserver::directory::ask_to_join(&cluster, join, &listen).await.map_err(anyhow::Error::msg)?.0;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, format!("{id}\n")).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+    eprintln!("joined cluster {:?} as server {id}", cluster.cluster_id);
+    Ok(ServerId(id))
+}
+
 /// How far the default PostgreSQL port is from the gRPC port.
 const SQL_PORT_OFFSET: u16 = 1000;
 
@@ -62,8 +118,8 @@ fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
             ServerConfig::from_toml(&text).with_context(|| path.display().to_string())?
         }
         None => {
-            let (Some(id), Some(data_dir)) = (args.id, args.data_dir.clone()) else {
-                bail!("give --config FILE, or --id, --cluster and --data-dir");
+            let (Some(id), Some(data_dir)) = (args.id.or(args.join.as_ref().map(|_| 0)), args.data_dir.clone()) else {
+                bail!("give --config FILE, or --id (or --join ADDR), --cluster and --data-dir");
             };
             ServerConfig {
                 id: ServerId(id),
@@ -79,6 +135,7 @@ fn server_config(args: StartArgs) -> anyhow::Result<ServerConfig> {
                 peer_addrs: Default::default(),
                 admin: Default::default(),
                 unsafe_testing: Default::default(),
+                joined: false,
             }
         }
     };
@@ -112,7 +169,13 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
         Some(path) => Some(Arc::new(crate::pg::auth::Users::load(path)?)),
         None => None,
     };
-    let config = server_config(args)?.resolve()?;
+    let join = args.join.clone();
+    let mut config = server_config(args)?;
+    if let Some(join) = join {
+        config.id = join_cluster(&config, &join).await?;
+        config.joined = true;
+    }
+    let config = config.resolve()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let pid_file = PidFile::claim(&config.data_dir)?;

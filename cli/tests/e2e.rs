@@ -189,3 +189,111 @@ async fn kv_and_status_commands() -> anyhow::Result<()> {
     cluster.stop().await;
     Ok(())
 }
+
+/// Goal: a new server joins a running cluster with `spandb start --join`:
+/// it is given an id above the cluster description's, every server
+/// learns of it, the placement driver moves replicas to it, and a client
+/// that knows only the new server reads what was written before it came.
+/// Started again with the same flags, it keeps its id (from its data
+/// directory). Joins that cannot be right are refused with the reason:
+/// another server's address, a cluster description with another secret.
+/// Method: `spandb demo` (3 servers, placement on); 50 keys; start a 4th
+/// server with `--join` (the second server's address) on a free port;
+/// poll `Admin.ServerStatus` of the first server's view until the new
+/// server holds a replica; read every key through a client of the new
+/// server only; kill and restart it; check its id; then the bad joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_server_joins_a_running_cluster_and_receives_replicas() -> anyhow::Result<()> {
+    tests::init_logging();
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let client = Client::connect(cluster.addrs.clone()).await?;
+    let keys: Vec<String> = (0..50).map(|i| format!("{}{i:02}", (b'a' + (i % 26) as u8) as char)).collect();
+    for key in &keys {
+        client.put(key.as_bytes(), key.as_bytes()).await?;
+    }
+    let port = harness::servers::free_random_ports(1)?;
+    let addr = format!("127.0.0.1:{port}");
+    let spec = cluster.dir().join("cluster.toml");
+    let data_dir = cluster.dir().join("joined");
+    let start = |data_dir: &std::path::Path, listen: &str| {
+        let log = std::fs::File::create(cluster.dir().join(format!("joined-{listen}.log"))).expect("a log file");
+        tokio::process::Command::new(BINARY)
+            .args(["start", "--join", &cluster.addrs[1], "--listen", listen, "--sql-addr", "off", "--cluster"])
+            .arg(&spec)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+    };
+    let mut joined = start(&data_dir, &addr)?;
+    let id_file = data_dir.join("joined-server-id");
+    let id: u64 = wait_for(TIMEOUT, || async { std::fs::read_to_string(&id_file).ok()?.trim().parse().ok() }).await?;
+    assert!(id > 3, "a joined server's id {id} is one of the description's");
+
+    // Every server learns of it; the driver moves replicas there.
+    wait_for(TIMEOUT, || async {
+        for server in &cluster.addrs {
+            let info = client.cluster_info_from(server).await.ok()?;
+            info.servers.iter().find(|s| s.server_id == id && s.addr == addr)?;
+        }
+        let status = client.server_status(&addr).await.ok()?;
+        (status.server_id == id && !status.replicas.is_empty()).then_some(())
+    })
+    .await?;
+    let through_new = Client::connect([addr.clone()]).await?;
+    for key in &keys {
+        assert_eq!(through_new.get(key.as_bytes()).await?.as_deref(), Some(key.as_bytes()), "{key} through s{id}");
+    }
+
+    // Restarted with the same flags: the same server, not a second join.
+    joined.kill().await?;
+    let mut joined = start(&data_dir, &addr)?;
+    let status = wait_for(TIMEOUT, || async { client.server_status(&addr).await.ok() }).await?;
+    assert_eq!(status.server_id, id);
+    assert_eq!(std::fs::read_to_string(&id_file)?.trim(), id.to_string());
+
+    // Another server's address: refused, nothing joins.
+    let refused = spandb(&[
+        "start",
+        "--join",
+        &cluster.addrs[0],
+        "--listen",
+        &cluster.addrs[2],
+        "--sql-addr",
+        "off",
+        "--cluster",
+        &spec.display().to_string(),
+        "--data-dir",
+        &cluster.dir().join("refused").display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("is the address of server"), "{refused:?}");
+    // A description with another peer secret: not a server of this cluster.
+    let text = std::fs::read_to_string(&spec)?;
+    let forged = cluster.dir().join("forged.toml");
+    let secret = text.lines().find(|l| l.starts_with("peer_secret")).expect("a peer secret");
+    std::fs::write(&forged, text.replace(secret, &format!("peer_secret = \"{}\"", "f".repeat(64))))?;
+    let refused = spandb(&[
+        "start",
+        "--join",
+        &cluster.addrs[0],
+        "--listen",
+        "127.0.0.1:1",
+        "--sql-addr",
+        "off",
+        "--cluster",
+        &forged.display().to_string(),
+        "--data-dir",
+        &cluster.dir().join("forged").display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("refused the join"), "{refused:?}");
+    let info = client.cluster_info().await?;
+    assert_eq!(info.servers.len(), 4, "only the one join took: {:?}", info.servers);
+
+    joined.kill().await?;
+    cluster.stop().await;
+    Ok(())
+}

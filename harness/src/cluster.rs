@@ -116,6 +116,7 @@ impl Cluster {
                 // The nemeses move clocks and leaderships.
                 admin: AdminConfig { tools: true },
                 unsafe_testing: settings.unsafe_testing.clone(),
+                joined: false,
             };
             // No PostgreSQL gateway: the workloads speak gRPC, and every
             // port a run holds is one more to collide on.

@@ -296,11 +296,14 @@ fn jump_ms(ns: i128) -> String {
 /// Samples every other server every [`SAMPLE_PERIOD`] and publishes the
 /// verdict to `guard`, until [`ClockGuard::stop`].
 pub fn start_monitor(guard: Arc<ClockGuard>, me: ServerId, peers: Arc<Peers>, runtime: &tokio::runtime::Handle) {
-    let others = peers.others(me);
-    let mut health = ClockHealth::new(others.len() + 1, guard.tt.epsilon());
+    let mut health = ClockHealth::new(peers.others(me).len() + 1, guard.tt.epsilon());
     runtime.spawn(async move {
         let mut last = Reading::take(&guard.tt);
         while !guard.stopped.load(Ordering::SeqCst) {
+            // Servers that joined since are sampled too, and count in the
+            // quorum (`directory.rs`).
+            let others = peers.others(me);
+            health.set_cluster_size(others.len() + 1);
             // A jump seen here or by a request voids every sample.
             if guard.take_jumped() || guard.jump_since(last).is_some() {
                 for peer in &others {

@@ -342,12 +342,20 @@ pub struct ServerConfig {
     pub admin: AdminConfig,
     #[serde(default)]
     pub unsafe_testing: UnsafeTestingConfig,
+    /// This server joined the cluster at run time (`spandb start --join`):
+    /// its id is not in the cluster description but was given by
+    /// `Peer.Join`, and `listen` is the address it was recorded at.
+    #[serde(default)]
+    pub joined: bool,
 }
 
 /// A [`ServerConfig`] after validation, with the cluster description loaded.
 #[derive(Debug, Clone)]
 pub struct ResolvedConfig {
     pub server_id: ServerId,
+    /// The address a server that joined at run time was recorded at
+    /// (`None`: a server of the cluster description).
+    pub joined_addr: Option<String>,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub cluster: ClusterSpec,
@@ -382,10 +390,22 @@ impl ServerConfig {
         self.split.validate()?;
         self.placement.validate()?;
         self.time.validate()?;
-        let me = cluster
-            .server(self.id)
-            .ok_or_else(|| bad(format!("server id {} is not in the cluster description", self.id.0)))?;
-        let listen_text = self.listen.unwrap_or_else(|| me.addr.clone());
+        let (listen_text, joined_addr) = match (cluster.server(self.id), self.joined) {
+            (Some(me), false) => (self.listen.unwrap_or_else(|| me.addr.clone()), None),
+            (None, true) => {
+                let addr = self.listen.ok_or_else(|| bad("a server that joined needs its listen address"))?;
+                (addr.clone(), Some(addr))
+            }
+            (Some(_), true) => {
+                return Err(bad(format!("server id {} is in the cluster description: it did not join", self.id.0)))
+            }
+            (None, false) => {
+                return Err(bad(format!(
+                    "server id {} is not in the cluster description (a new server joins with `spandb start --join`)",
+                    self.id.0
+                )))
+            }
+        };
         let listen = resolve_addr(&listen_text)?;
         let mut peer_addrs = BTreeMap::new();
         for (id, addr) in self.peer_addrs {
@@ -402,6 +422,7 @@ impl ServerConfig {
         }
         Ok(ResolvedConfig {
             server_id: self.id,
+            joined_addr,
             data_dir: self.data_dir,
             listen,
             cluster,
@@ -452,6 +473,7 @@ mod tests {
             peer_addrs: BTreeMap::new(),
             admin: AdminConfig::default(),
             unsafe_testing: UnsafeTestingConfig::default(),
+            joined: false,
         };
         assert!(cfg.clone().resolve().unwrap_err().0.contains("not in the cluster"));
         let mut cfg = ServerConfig { id: ServerId(1), ..cfg };

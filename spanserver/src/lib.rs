@@ -121,6 +121,7 @@ pub mod auth;
 pub mod clock;
 pub mod commit_wait;
 pub mod config;
+pub mod directory;
 mod driver;
 pub mod error;
 pub mod event_loop;

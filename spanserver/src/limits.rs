@@ -33,6 +33,17 @@ pub const SCAN_LIMIT_MAX: u32 = 10_000;
 /// long at most.
 pub const TRANSFER_DRAIN_MAX: Duration = Duration::from_secs(10);
 
+/// Most servers that may join a cluster at run time (`Peer.Join`; the
+/// record of them is one system value).
+pub const JOINED_SERVERS_MAX: usize = 1_024;
+
+/// Longest address a joining server may give, in bytes.
+pub const SERVER_ADDR_BYTES_MAX: usize = 256;
+
+/// How often every server reads the record of joined servers
+/// (`directory.rs`): a new server is reachable from all within this.
+pub const JOINED_SERVERS_REFRESH: Duration = Duration::from_secs(2);
+
 /// Most participants one commit may name, and most shards one heartbeat
 /// may name.
 pub const PARTICIPANTS_MAX: usize = 1_024;

@@ -21,7 +21,7 @@
 //! server knows of (if it hosts a replica), else the shard's replicas in
 //! turn, following `NotLeader` hints.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,7 +57,6 @@ const PEER_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Peers {
     cluster: ClusterSpec,
-    addrs: BTreeMap<ServerId, String>,
     registry: Arc<Registry>,
     event_loop: LoopHandle,
     commit_waiter: CommitWaiter,
@@ -76,21 +75,14 @@ fn peers_client(channel: Channel, secret: &PeerSecret) -> PeerClient {
 impl Peers {
     pub fn new(
         cluster: ClusterSpec,
-        peer_addrs: &BTreeMap<ServerId, String>,
         registry: Arc<Registry>,
         event_loop: LoopHandle,
         commit_waiter: CommitWaiter,
         runtime: tokio::runtime::Handle,
         secret: PeerSecret,
     ) -> Arc<Peers> {
-        let addrs = cluster
-            .servers
-            .iter()
-            .map(|s| (s.id, peer_addrs.get(&s.id).cloned().unwrap_or_else(|| s.addr.clone())))
-            .collect();
         Arc::new(Peers {
             cluster,
-            addrs,
             registry,
             event_loop,
             commit_waiter,
@@ -188,23 +180,28 @@ impl Peers {
         });
     }
 
-    /// The other servers of the cluster.
+    /// The other servers of the cluster, as known now.
     pub fn others(&self, me: ServerId) -> Vec<ServerId> {
-        self.addrs.keys().copied().filter(|s| *s != me).collect()
+        self.registry.directory.others(me)
+    }
+
+    /// Where to dial `server` (`Directory::peer_addr`).
+    fn addr(&self, server: ServerId) -> Result<String, String> {
+        self.registry.directory.peer_addr(server).ok_or_else(|| format!("no server {server} in the cluster"))
     }
 
     /// A `Peer` client of `server` (its connection is cached).
     pub async fn client(&self, server: ServerId) -> Result<PeerClient, String> {
-        let addr = self.addrs.get(&server).ok_or_else(|| format!("no server {server} in the cluster"))?;
-        let channel = self.channel(addr).await?;
+        let addr = self.addr(server)?;
+        let channel = self.channel(&addr).await?;
         Ok(proto::peer_client::PeerClient::with_interceptor(channel, self.secret.clone()))
     }
 
     /// What `server` knows of the cluster and its own shards
     /// (`Admin.ClusterInfo`).
     pub async fn cluster_info(&self, server: ServerId) -> Result<proto::ClusterInfoResponse, String> {
-        let addr = self.addrs.get(&server).ok_or_else(|| format!("no server {server} in the cluster"))?;
-        let mut admin = proto::admin_client::AdminClient::new(self.channel(addr).await?);
+        let addr = self.addr(server)?;
+        let mut admin = proto::admin_client::AdminClient::new(self.channel(&addr).await?);
         match tokio::time::timeout(PEER_ATTEMPT_TIMEOUT, admin.cluster_info(proto::ClusterInfoRequest {})).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(status)) => Err(format!("{addr}: {}", status.message())),
@@ -230,18 +227,7 @@ impl Peers {
     /// Takes `count` ids from the id allocator (`Admin.AllocateIds` at
     /// the leader of the shard holding its mark); returns the first.
     pub async fn allocate_ids(&self, count: u64) -> Result<u64, String> {
-        let key = meta::keys::ID_HIGH_WATER;
-        let hosted = self.registry.all().into_iter().map(|r| r.descriptor()).find(|d| d.contains(key));
-        let shard = match hosted {
-            Some(d) => d.shard_id,
-            None => self
-                .cluster
-                .shards()
-                .into_iter()
-                .find(|l| l.start_key.is_empty())
-                .map(|l| l.shard_id)
-                .ok_or("no shard holds the id allocator")?,
-        };
+        let shard = self.system_shard(meta::keys::ID_HIGH_WATER)?;
         let request = proto::AllocateIdsRequest { shard_id: shard.0, range_ver: 0, count };
         let answer = self
             .call_leader(shard, move |channel| {
@@ -253,6 +239,81 @@ impl Peers {
             0 => Err("the allocator answered id 0".into()),
             first => Ok(first),
         }
+    }
+
+    /// The shard holding the system key `key`: as this server hosts it,
+    /// else the static layout's first shard.
+    fn system_shard(&self, key: &[u8]) -> Result<ShardId, String> {
+        let hosted = self.registry.all().into_iter().map(|r| r.descriptor()).find(|d| d.contains(key));
+        match hosted {
+            Some(d) => Ok(d.shard_id),
+            None => self
+                .cluster
+                .shards()
+                .into_iter()
+                .find(|l| l.start_key.is_empty())
+                .map(|l| l.shard_id)
+                .ok_or_else(|| "no shard holds the system keys".to_string()),
+        }
+    }
+
+    /// Joins the server at `addr` to the cluster (`Peer.Join`, asked of
+    /// this server): an id never given before (from the id allocator),
+    /// recorded at the leader of the shard holding
+    /// `meta::keys::JOINED_SERVERS`. Every join gets a new id, even at an
+    /// address that joined before: a server that lost its data directory
+    /// must not come back as the replicas (and Raft votes) it lost.
+    pub async fn join(&self, addr: &str) -> Result<proto::JoinResponse, String> {
+        let first = self.allocate_ids(1).await?;
+        let server_id = self.registry.directory.joined_id(first).ok_or("the server id space is used up")?.0;
+        let shard = self.system_shard(meta::keys::JOINED_SERVERS)?;
+        let request = proto::RecordJoinedRequest { shard_id: shard.0, server_id, addr: addr.to_string() };
+        let secret = self.secret.clone();
+        let answer = self
+            .call_leader(shard, move |channel| {
+                let (mut peer, request) = (peers_client(channel, &secret), request.clone());
+                async move { peer.record_joined(request).await }
+            })
+            .await?;
+        let joined: std::collections::BTreeMap<u64, String> =
+            answer.servers.iter().map(|s| (s.server_id, s.addr.clone())).collect();
+        self.registry.directory.learn(&joined);
+        Ok(answer)
+    }
+
+    /// The servers that joined at run time, as the leader of the shard
+    /// holding their record has applied (`Peer.JoinedServers`).
+    pub async fn joined_servers(&self) -> Result<std::collections::BTreeMap<u64, String>, String> {
+        let shard = self.system_shard(meta::keys::JOINED_SERVERS)?;
+        let secret = self.secret.clone();
+        let answer = self
+            .call_leader(shard, move |channel| {
+                let mut peer = peers_client(channel, &secret);
+                async move { peer.joined_servers(proto::JoinedServersRequest { shard_id: shard.0 }).await }
+            })
+            .await?;
+        Ok(answer.servers.into_iter().map(|s| (s.server_id, s.addr)).collect())
+    }
+
+    /// Reads the record of joined servers every
+    /// `limits::JOINED_SERVERS_REFRESH` and adds what is new to the
+    /// directory (`directory.rs`), until `stopped` is set.
+    pub fn follow_joins(self: Arc<Self>, stopped: Arc<std::sync::atomic::AtomicBool>) {
+        let runtime = self.runtime.clone();
+        runtime.spawn(async move {
+            let directory = &self.registry.directory;
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                match self.joined_servers().await {
+                    Ok(joined) => {
+                        for id in directory.learn(&joined) {
+                            tracing::info!(server = %id, addr = ?directory.addr(id), "learned of a server that joined");
+                        }
+                    }
+                    Err(e) => tracing::debug!("cannot read the joined servers: {e}"),
+                }
+                tokio::time::sleep(crate::limits::JOINED_SERVERS_REFRESH).await;
+            }
+        });
     }
 
     /// Calls `f` on the leader of `shard`, retrying until the deadline.
@@ -284,12 +345,12 @@ impl Peers {
         loop {
             let server = next.take().unwrap_or_else(|| replicas[attempt % replicas.len()]);
             attempt += 1;
-            let failure = match self.addrs.get(&server) {
+            let failure = match self.registry.directory.peer_addr(server) {
                 None => {
                     last = format!("no address for {server}");
                     Failure::Retryable
                 }
-                Some(addr) => match self.channel(addr).await {
+                Some(addr) => match self.channel(&addr).await {
                     Err(e) => {
                         last = e;
                         Failure::Retryable
@@ -298,7 +359,7 @@ impl Peers {
                         Ok(Ok(response)) => return Ok(response.into_inner()),
                         Ok(Err(status)) => {
                             if status.details().is_empty() {
-                                self.channels.lock().expect("channels lock").remove(addr);
+                                self.channels.lock().expect("channels lock").remove(&addr);
                             }
                             last = status.message().to_string();
                             match proto::ErrorDetail::decode(status.details()) {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tokio::sync::watch;
 use truetime::Timestamp;
 
+use crate::directory::Directory;
 use crate::limits;
 use crate::storage::snapshot::InstallSeq;
 use meta::ClusterSpec;
@@ -267,6 +268,8 @@ impl ReplicaShared {
 pub struct Registry {
     pub server_id: ServerId,
     pub cluster: ClusterSpec,
+    /// Where every server is, joined ones included.
+    pub directory: Arc<Directory>,
     replicas: RwLock<BTreeMap<ShardId, Arc<ReplicaShared>>>,
     /// What the placement driver beside this server is doing, in words
     /// (empty unless it runs and this server leads the system shard).
@@ -274,10 +277,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(server_id: ServerId, cluster: ClusterSpec) -> Self {
+    pub fn new(server_id: ServerId, cluster: ClusterSpec, directory: Arc<Directory>) -> Self {
         Registry {
             server_id,
             cluster,
+            directory,
             replicas: RwLock::new(BTreeMap::new()),
             placement_operations: Mutex::new(Vec::new()),
         }
@@ -309,6 +313,6 @@ impl Registry {
     }
 
     pub fn server_addr(&self, server: ServerId) -> Option<String> {
-        self.cluster.server(server).map(|s| s.addr.clone())
+        self.directory.addr(server)
     }
 }

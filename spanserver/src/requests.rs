@@ -507,9 +507,9 @@ impl DataRequests {
         req: proto::SetServerDrainingRequest,
         answering: impl Fn(ServerId) -> bool,
     ) -> Result<proto::DrainingServersResponse> {
-        let cluster = &self.registry.cluster;
+        let (cluster, directory) = (&self.registry.cluster, &self.registry.directory);
         let server = ServerId(req.server_id);
-        if cluster.server(server).is_none() {
+        if !directory.contains(server) {
             return Err(Error::InvalidArgument(format!("the cluster has no server {server}")));
         }
         let (_, next) = self
@@ -520,7 +520,11 @@ impl DataRequests {
                     return Ok(meta::keys::encode_servers(&draining));
                 }
                 draining.insert(server.0);
-                let left = cluster.servers.iter().filter(|s| !draining.contains(&s.id.0) && answering(s.id)).count();
+                let left = directory
+                    .servers()
+                    .into_iter()
+                    .filter(|(id, _)| !draining.contains(&id.0) && answering(*id))
+                    .count();
                 if left < cluster.replication {
                     return Err(Error::InvalidArgument(format!(
                         "decommissioning server {server} would leave {left} servers that answer and are not \
@@ -534,16 +538,63 @@ impl DataRequests {
         Ok(proto::DrainingServersResponse { server_ids: draining_servers(Some(&next))?.into_iter().collect() })
     }
 
-    /// The draining servers (`Admin.DrainingServers`), as the leader of
-    /// the shard holding them has applied.
-    pub async fn draining_servers(&self, req: proto::DrainingServersRequest) -> Result<proto::DrainingServersResponse> {
-        let r = self.replica(req.shard_id)?;
-        let key = meta::keys::DRAINING_SERVERS;
-        self.check_route(&r, req.range_ver, &mut std::iter::once(key))?;
+    /// Records a joined server at this leader of the shard holding
+    /// `meta::keys::JOINED_SERVERS` (`Peer.RecordJoined`): `server_id` at
+    /// `addr`. Answers with every server.
+    pub async fn record_joined(&self, req: proto::RecordJoinedRequest) -> Result<proto::JoinResponse> {
+        let directory = &self.registry.directory;
+        let server = ServerId(req.server_id);
+        if server.0 == 0 || directory.servers().iter().any(|(id, a)| *id == server && *a != req.addr) {
+            return Err(Error::InvalidArgument(format!("server id {server} is taken")));
+        }
+        let (_, next) = self
+            .update_system_value(req.shard_id, 0, meta::keys::JOINED_SERVERS, |current| {
+                let mut joined = joined_servers(current)?;
+                if joined.contains_key(&server.0) {
+                    return Err(Error::InvalidArgument(format!("server id {server} is taken")));
+                }
+                if joined.len() >= limits::JOINED_SERVERS_MAX {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} servers have joined already (limits::JOINED_SERVERS_MAX)",
+                        limits::JOINED_SERVERS_MAX
+                    )));
+                }
+                joined.insert(server.0, req.addr.clone());
+                Ok(meta::keys::encode_server_addrs(&joined))
+            })
+            .await?;
+        let joined = joined_servers(Some(&next))?;
+        directory.learn(&joined);
+        let servers =
+            directory.servers().into_iter().map(|(id, addr)| proto::ServerInfo { server_id: id.0, addr }).collect();
+        Ok(proto::JoinResponse { server_id: server.0, servers })
+    }
+
+    /// The joined servers (`Peer.JoinedServers`), as this leader of the
+    /// shard holding them has applied.
+    pub async fn joined_servers(&self, req: proto::JoinedServersRequest) -> Result<proto::JoinedServersResponse> {
+        let current = self.read_system_value(req.shard_id, 0, meta::keys::JOINED_SERVERS)?;
+        let servers = joined_servers(current.as_deref())?
+            .into_iter()
+            .map(|(server_id, addr)| proto::ServerInfo { server_id, addr })
+            .collect();
+        Ok(proto::JoinedServersResponse { servers })
+    }
+
+    /// The system value at `key`, as this leader of `shard` has applied.
+    fn read_system_value(&self, shard: u64, range_ver: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let r = self.replica(shard)?;
+        self.check_route(&r, range_ver, &mut std::iter::once(key))?;
         if r.progress().role != Role::Leader {
             return Err(self.not_leader(&r));
         }
-        let current = self.read_data(&r, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))?;
+        self.read_data(&r, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))
+    }
+
+    /// The draining servers (`Admin.DrainingServers`), as the leader of
+    /// the shard holding them has applied.
+    pub async fn draining_servers(&self, req: proto::DrainingServersRequest) -> Result<proto::DrainingServersResponse> {
+        let current = self.read_system_value(req.shard_id, req.range_ver, meta::keys::DRAINING_SERVERS)?;
         Ok(proto::DrainingServersResponse { server_ids: draining_servers(current.as_deref())?.into_iter().collect() })
     }
 
@@ -979,6 +1030,16 @@ fn high_water(value: Option<&[u8]>, static_max: u64) -> Result<u64> {
         Some(bytes) => <[u8; 8]>::try_from(bytes)
             .map(u64::from_be_bytes)
             .map_err(|_| Error::Storage(format!("the id high-water mark is {} bytes, not 8", bytes.len()))),
+    }
+}
+
+/// The joined servers a system value holds (none yet: none).
+fn joined_servers(value: Option<&[u8]>) -> Result<std::collections::BTreeMap<u64, String>> {
+    match value {
+        None => Ok(Default::default()),
+        Some(bytes) => meta::keys::decode_server_addrs(bytes).ok_or_else(|| {
+            Error::Storage(format!("the joined servers' value ({} bytes) does not decode", bytes.len()))
+        }),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::auth::PeerSecret;
 use crate::clock::{start_monitor as start_clock_monitor, ClockGuard};
 use crate::commit_wait::CommitWaiter;
 use crate::config::ResolvedConfig;
+use crate::directory::Directory;
 use crate::driver;
 use crate::event_loop::EventLoop;
 use crate::inbox::{self, LoopHandle, LoopMsg};
@@ -109,7 +110,11 @@ impl Server {
             .map_err(|e| StartError::Replicas(e.to_string()))??;
         let truetime =
             TrueTime::try_new(clock, config.time.epsilon()).map_err(|e| StartError::Config(e.to_string()))?;
-        let registry = Arc::new(Registry::new(server_id, config.cluster.clone()));
+        let directory = Arc::new(Directory::new(&config.cluster, &config.peer_addrs));
+        if let Some(addr) = &config.joined_addr {
+            directory.learn(&[(server_id.0, addr.clone())].into());
+        }
+        let registry = Arc::new(Registry::new(server_id, config.cluster.clone(), directory.clone()));
         let secret = PeerSecret::new(&config.cluster.peer_secret);
         if config.unsafe_testing.any() {
             tracing::warn!(settings = ?config.unsafe_testing, "UNSAFE testing switches are on: this server is wrong on purpose");
@@ -120,9 +125,9 @@ impl Server {
         let (loop_handle, inbox) = inbox::inbox(snapshots.clone());
         let transport = match transport {
             TransportKind::Grpc => GrpcTransport::start(
-                &config.cluster,
+                config.cluster.cluster_id.clone(),
                 server_id,
-                &config.peer_addrs,
+                directory.clone(),
                 loop_handle.clone(),
                 tokio::runtime::Handle::current(),
                 secret.clone(),
@@ -134,7 +139,6 @@ impl Server {
             .map_err(|e| StartError::Replicas(format!("cannot start the commit-wait timer: {e}")))?;
         let peers = Peers::new(
             config.cluster.clone(),
-            &config.peer_addrs,
             registry.clone(),
             loop_handle.clone(),
             commit_waiter.clone(),
@@ -194,6 +198,7 @@ impl Server {
             split_queue_stopped.clone(),
             &tokio::runtime::Handle::current(),
         );
+        peers.clone().follow_joins(split_queue_stopped.clone());
         replica_gc::start(
             registry.clone(),
             peers.clone(),
@@ -221,6 +226,7 @@ impl Server {
             server_id,
             event_loop: loop_handle.clone(),
             requests: requests.clone(),
+            peers: peers.clone(),
             secret: secret.clone(),
         })
         .max_decoding_message_size(limits::RAFT_BATCH_BYTES_MAX.max(limits::SNAPSHOT_MESSAGE_BYTES_MAX));

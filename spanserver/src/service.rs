@@ -175,10 +175,12 @@ impl proto::admin_server::Admin for AdminService {
         ));
         Ok(Response::new(proto::ClusterInfoResponse {
             cluster_id: cluster.cluster_id.clone(),
-            servers: cluster
-                .sorted_servers()
+            servers: self
+                .registry
+                .directory
+                .servers()
                 .into_iter()
-                .map(|s| proto::ServerInfo { server_id: s.id.0, addr: s.addr.clone() })
+                .map(|(id, addr)| proto::ServerInfo { server_id: id.0, addr })
                 .collect(),
             shards,
         }))
@@ -383,6 +385,8 @@ pub struct PeerService {
     pub server_id: ServerId,
     pub event_loop: LoopHandle,
     pub requests: Arc<DataRequests>,
+    /// For `Join`, which takes an id and writes at the system shard.
+    pub peers: Arc<Peers>,
     pub secret: PeerSecret,
 }
 
@@ -528,6 +532,59 @@ impl proto::peer_server::Peer for PeerService {
         let reading = self.requests.tt.clock().read().as_nanos();
         let healthy = self.requests.clock_trusted();
         Ok(Response::new(proto::ReadClockResponse { reading, server_id: self.server_id.0, healthy }))
+    }
+
+    async fn join(&self, request: Request<proto::JoinRequest>) -> Result<Response<proto::JoinResponse>, Status> {
+        self.secret.check(request.metadata())?;
+        let r = request.into_inner();
+        if r.cluster_id != self.cluster_id {
+            return Err(Error::PermissionDenied(format!(
+                "a server of cluster {:?} asked to join cluster {:?}",
+                r.cluster_id, self.cluster_id
+            ))
+            .into());
+        }
+        if r.addr.len() > limits::SERVER_ADDR_BYTES_MAX || !meta::cluster::looks_like_host_port(&r.addr) {
+            return Err(Error::InvalidArgument(format!(
+                "a joining server's address must be host:port of at most {} bytes",
+                limits::SERVER_ADDR_BYTES_MAX
+            ))
+            .into());
+        }
+        let directory = &self.requests.registry.directory;
+        if let Some((id, _)) =
+            directory.servers().into_iter().find(|(id, a)| *a == r.addr && id.0 <= directory.static_max().0)
+        {
+            return Err(Error::InvalidArgument(format!("{} is the address of server {id}", r.addr)).into());
+        }
+        let answer = self.peers.join(&r.addr).await.map_err(Error::Unavailable)?;
+        tracing::info!(server = answer.server_id, addr = %r.addr, "a server joined the cluster");
+        Ok(Response::new(answer))
+    }
+
+    async fn record_joined(
+        &self,
+        request: Request<proto::RecordJoinedRequest>,
+    ) -> Result<Response<proto::JoinResponse>, Status> {
+        self.secret.check(request.metadata())?;
+        let r = request.into_inner();
+        if r.addr.len() > limits::SERVER_ADDR_BYTES_MAX || !meta::cluster::looks_like_host_port(&r.addr) {
+            return Err(Error::InvalidArgument("a joined server's address must be a short host:port".into()).into());
+        }
+        if r.server_id <= self.requests.registry.directory.static_max().0 {
+            return Err(
+                Error::InvalidArgument(format!("server id {} is the cluster description's", r.server_id)).into()
+            );
+        }
+        Ok(Response::new(self.requests.record_joined(r).await?))
+    }
+
+    async fn joined_servers(
+        &self,
+        request: Request<proto::JoinedServersRequest>,
+    ) -> Result<Response<proto::JoinedServersResponse>, Status> {
+        self.secret.check(request.metadata())?;
+        Ok(Response::new(self.requests.joined_servers(request.into_inner()).await?))
     }
 }
 

@@ -200,6 +200,7 @@ impl TestCluster {
             peer_addrs: Default::default(),
             admin: AdminConfig { tools: self.options.admin_tools },
             unsafe_testing: self.options.unsafe_testing.clone(),
+            joined_addr: None,
         }
     }
 
@@ -216,18 +217,37 @@ impl TestCluster {
             .await
             .with_context(|| format!("starting server {id}"))?;
         self.registries.lock().expect("registries").insert(id, server.registry.clone());
-        let placement = &self.options.placement;
-        let load_settle = 2 * self.options.split.check_interval();
-        let driver = placement.enabled.then(|| {
-            let settings = placement::Settings::new(placement.dead_after(), placement.operations_max, load_settle);
-            let registry = server.registry.clone();
-            let publish = Box::new(move |operations| registry.set_placement_operations(operations));
-            placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)
-        });
+        let driver = self.options.placement.enabled.then(|| self.spawn_driver(&server));
         let member = self.members.get_mut(&id).expect("member");
         member.server = Some(server);
         member.driver = driver;
         Ok(())
+    }
+
+    /// The placement driver beside `server`, as the options say.
+    fn spawn_driver(&self, server: &Server) -> JoinHandle<()> {
+        let placement = &self.options.placement;
+        let load_settle = 2 * self.options.split.check_interval();
+        let settings = placement::Settings::new(placement.dead_after(), placement.operations_max, load_settle);
+        let registry = server.registry.clone();
+        let publish = Box::new(move |operations| registry.set_placement_operations(operations));
+        placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)
+    }
+
+    /// Turns the placement driver on with `config` beside every server
+    /// running (a test that arranges the cluster by hand first).
+    pub fn start_placement(&mut self, config: PlacementConfig) {
+        self.options.placement = PlacementConfig { enabled: true, ..config };
+        let ids: Vec<ServerId> = self.members.keys().copied().collect();
+        for id in ids {
+            let member = &self.members[&id];
+            if member.driver.is_none() {
+                if let Some(server) = &member.server {
+                    let driver = self.spawn_driver(server);
+                    self.members.get_mut(&id).expect("member").driver = Some(driver);
+                }
+            }
+        }
     }
 
     /// Stops a server abruptly; its data directory stays.

@@ -369,7 +369,11 @@ fn open_event_loop(
     };
     let engine = Engine::open(dir, &identity).expect("RocksDB opens");
     let tt = TrueTime::new(clock.clone(), EPSILON);
-    let registry = Arc::new(Registry::new(server, spec.clone()));
+    let registry = Arc::new(Registry::new(
+        server,
+        spec.clone(),
+        Arc::new(spanserver::directory::Directory::new(spec, &Default::default())),
+    ));
     let snapshots = SnapshotDir::open(dir).expect("a snapshot dir");
     let event_loop = EventLoop::open(
         engine.clone(),

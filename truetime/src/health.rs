@@ -269,6 +269,13 @@ impl ClockHealth {
         self.cluster_size
     }
 
+    /// The cluster grew (a server joined): the quorum is of the new size
+    /// from the next verdict on; the samples held are kept. Sizes outside
+    /// `1..=PEERS_MAX + 1` are clamped into it.
+    pub fn set_cluster_size(&mut self, cluster_size: usize) {
+        self.cluster_size = cluster_size.clamp(1, PEERS_MAX + 1);
+    }
+
     pub fn epsilon(&self) -> Duration {
         Duration::from_nanos(self.epsilon_ns.unsigned_abs())
     }

@@ -15,9 +15,10 @@
 //! network), so the stream is torn down and rebuilt rather than hanging.
 //! A stall watchdog catches the other way a stream can hang: a call that
 //! stops pulling its request body on this side while batches wait (see
-//! `limits::PEER_STREAM_STALL`).
+//! `limits::PEER_STREAM_STALL`). A server first named after start (one that
+//! joined, `directory.rs`) gets its queue and task at the first send to it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -30,11 +31,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::PeerSecret;
+use crate::directory::Directory;
 use crate::inbox::{LoopHandle, LoopMsg};
 use crate::limits;
 use crate::storage::snapshot::SnapshotFile;
 use crate::transport::Transport;
-use meta::ClusterSpec;
 use meta::{ReplicaId, ServerId, ShardId};
 
 /// How long a whole snapshot send may take.
@@ -49,49 +50,59 @@ type Outgoing = Vec<(ShardId, Message)>;
 pub struct GrpcTransport {
     cluster_id: String,
     server_id: ServerId,
-    addrs: HashMap<ServerId, String>,
-    queues: HashMap<ServerId, mpsc::Sender<Outgoing>>,
+    directory: Arc<Directory>,
+    queues: Mutex<HashMap<ServerId, mpsc::Sender<Outgoing>>>,
     event_loop: LoopHandle,
     runtime: tokio::runtime::Handle,
     secret: PeerSecret,
 }
 
 impl GrpcTransport {
-    /// Starts one sender task per peer on `runtime`.
+    /// Starts one sender task per peer known now on `runtime` (others at
+    /// their first send).
     pub fn start(
-        cluster: &ClusterSpec,
+        cluster_id: String,
         server_id: ServerId,
-        peer_addrs: &BTreeMap<ServerId, String>,
+        directory: Arc<Directory>,
         event_loop: LoopHandle,
         runtime: tokio::runtime::Handle,
         secret: PeerSecret,
     ) -> Arc<Self> {
-        let mut queues = HashMap::new();
-        let mut addrs = HashMap::new();
-        for peer in cluster.servers.iter().filter(|s| s.id != server_id) {
-            let (tx, rx) = mpsc::channel(limits::PEER_QUEUE_BATCHES_MAX);
-            let addr = peer_addrs.get(&peer.id).cloned().unwrap_or_else(|| peer.addr.clone());
-            queues.insert(peer.id, tx);
-            addrs.insert(peer.id, addr.clone());
-            let link = PeerLink {
-                cluster_id: cluster.cluster_id.clone(),
-                from: server_id,
-                to: peer.id,
-                addr,
-                event_loop: event_loop.clone(),
-                secret: secret.clone(),
-            };
-            runtime.spawn(link.run(rx));
-        }
-        Arc::new(GrpcTransport {
-            cluster_id: cluster.cluster_id.clone(),
+        let transport = GrpcTransport {
+            cluster_id,
             server_id,
-            addrs,
-            queues,
+            directory,
+            queues: Mutex::new(HashMap::new()),
             event_loop,
             runtime,
             secret,
-        })
+        };
+        for peer in transport.directory.others(server_id) {
+            transport.queue(peer);
+        }
+        Arc::new(transport)
+    }
+
+    /// The queue of the link to `to`, started if it was not yet; `None`
+    /// for a server the directory does not name.
+    fn queue(&self, to: ServerId) -> Option<mpsc::Sender<Outgoing>> {
+        let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(queue) = queues.get(&to) {
+            return Some(queue.clone());
+        }
+        let addr = self.directory.peer_addr(to).filter(|_| to != self.server_id)?;
+        let (tx, rx) = mpsc::channel(limits::PEER_QUEUE_BATCHES_MAX);
+        queues.insert(to, tx.clone());
+        let link = PeerLink {
+            cluster_id: self.cluster_id.clone(),
+            from: self.server_id,
+            to,
+            addr,
+            event_loop: self.event_loop.clone(),
+            secret: self.secret.clone(),
+        };
+        self.runtime.spawn(link.run(rx));
+        Some(tx)
     }
 }
 
@@ -106,14 +117,14 @@ fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
 
 impl Transport for GrpcTransport {
     fn send(&self, to: ServerId, messages: Vec<(ShardId, Message)>) {
-        if let Some(queue) = self.queues.get(&to) {
+        if let Some(queue) = self.queue(to) {
             // Full or closed: drop; Raft retransmits.
             let _ = queue.try_send(messages);
         }
     }
 
     fn send_snapshot(&self, to: ServerId, shard: ShardId, message: Message, file: Option<SnapshotFile>) {
-        let Some(addr) = self.addrs.get(&to).cloned() else {
+        let Some(addr) = self.directory.peer_addr(to) else {
             return;
         };
         let (cluster_id, from, event_loop) = (self.cluster_id.clone(), self.server_id, self.event_loop.clone());

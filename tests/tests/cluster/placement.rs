@@ -179,7 +179,7 @@ async fn a_decommissioned_server_is_drained_and_bad_decommissions_are_refused() 
 /// Method: 3 servers, 4 shards (split at "b", "c", "d"), loads measured
 /// every 500 ms; the leaderships arranged 2/1/1 with both shards the
 /// load goes to ("b…" and "c…") on server 1, which counts alone call
-/// balanced; then 4 clients increment a key in each of the two shards in
+/// balanced; the driver started; then 4 clients increment a key in each of the two shards in
 /// one transaction, without pause, until the two are led by different
 /// servers (within 60 s), then 2 s more. Each client's two keys hold its
 /// number of acknowledged commits (one more if its last commit was
@@ -190,9 +190,8 @@ async fn hot_shards_leaderships_move_apart_under_constant_load() -> anyhow::Resu
     use std::sync::Arc;
     init();
     let mut options = ClusterOptions::new(3).split_points(&["b", "c", "d"]);
-    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 };
     options.split = SplitConfig { size_bytes: 0, check_interval_ms: 500, load_qps: 0 };
-    let c = TestCluster::start(options).await?;
+    let mut c = TestCluster::start(options).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let client = c.client().await?;
     let shard_of = |key: &[u8]| {
@@ -209,6 +208,7 @@ async fn hot_shards_leaderships_move_apart_under_constant_load() -> anyhow::Resu
         c.transfer_leader(shard, server, LEADER_TIMEOUT).await?;
     }
     assert_eq!([c.leader(hot_b), c.leader(hot_c)], [Some(1), Some(1)], "the layout did not hold");
+    c.start_placement(PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 });
 
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..4)
