@@ -299,11 +299,15 @@ pub fn start_monitor(guard: Arc<ClockGuard>, me: ServerId, peers: Arc<Peers>, ru
     let mut health = ClockHealth::new(peers.others(me).len() + 1, guard.tt.epsilon());
     runtime.spawn(async move {
         let mut last = Reading::take(&guard.tt);
+        // Joined servers that have answered once: they count in the
+        // quorum from then on, as the description's servers always do.
+        // One whose join never completed (its answer was lost, it never
+        // started) is sampled but never counted, so it cannot take the
+        // quorum out of reach.
+        let mut joined_answered: BTreeSet<ServerId> = BTreeSet::new();
         while !guard.stopped.load(Ordering::SeqCst) {
-            // Servers that joined since are sampled too, and count in the
-            // quorum (`directory.rs`).
+            // Servers that joined since are sampled too (`directory.rs`).
             let others = peers.others(me);
-            health.set_cluster_size(others.len() + 1);
             // A jump seen here or by a request voids every sample.
             if guard.take_jumped() || guard.jump_since(last).is_some() {
                 for peer in &others {
@@ -313,6 +317,9 @@ pub fn start_monitor(guard: Arc<ClockGuard>, me: ServerId, peers: Arc<Peers>, ru
             let samples = sample_all(&guard.tt, &peers, &others).await;
             let mut trusted = BTreeSet::new();
             let answering: BTreeSet<ServerId> = samples.iter().map(|(peer, _, _)| *peer).collect();
+            joined_answered.extend(answering.iter().filter(|s| peers.is_joined(**s)));
+            let counted = others.iter().filter(|s| !peers.is_joined(**s) || joined_answered.contains(s)).count();
+            health.set_cluster_size(counted + 1);
             *guard.answering_peers.lock().expect("clock guard lock") = Some(answering);
             for (peer, sample, peer_trusts_itself) in samples {
                 match health.record(peer.0, sample) {
@@ -354,7 +361,9 @@ async fn sample_all(tt: &TrueTime, peers: &Arc<Peers>, others: &[ServerId]) -> V
                     .await;
             let received = tt.clock().read();
             match answer {
-                Ok(Ok(r)) => {
+                // An answer from another server than the one asked (two
+                // ids at one address) is no sample of this one.
+                Ok(Ok(r)) if r.get_ref().server_id == peer.0 => {
                     let r = r.into_inner();
                     let peer_reading = Timestamp::from_nanos(r.reading);
                     Some((peer, ClockSample { sent, peer_reading, received }, r.healthy))

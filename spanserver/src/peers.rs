@@ -185,6 +185,12 @@ impl Peers {
         self.registry.directory.others(me)
     }
 
+    /// Did `server` join at run time (rather than being in the cluster
+    /// description)?
+    pub fn is_joined(&self, server: ServerId) -> bool {
+        server > self.registry.directory.static_max()
+    }
+
     /// Where to dial `server` (`Directory::peer_addr`).
     fn addr(&self, server: ServerId) -> Result<String, String> {
         self.registry.directory.peer_addr(server).ok_or_else(|| format!("no server {server} in the cluster"))

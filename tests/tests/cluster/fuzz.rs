@@ -7,7 +7,8 @@
 //! the real ones, keys inside and outside shards, timestamps at zero, now,
 //! the far future and `u64::MAX`, empty and oversized fields), plus raw
 //! bytes that do not decode. Peer calls are sent without the peer secret
-//! (all must be refused), and `Resolve`/`Decide`/`ReadClock` also with it
+//! (all must be refused), and `Resolve`/`Decide`/`ReadClock` and the join
+//! calls (`Join`/`RecordJoined`/`JoinedServers`) also with it
 //! (peers are trusted not to lie about outcomes, but their input must
 //! still never crash a server). Raft traffic itself is not fuzzed with the
 //! secret: raft-rs assumes correct peers.
@@ -56,6 +57,12 @@ fn timestamp() -> impl Strategy<Value = u64> {
 
 fn shard_id() -> impl Strategy<Value = u64> {
     prop_oneof![12 => 1u64..=2, 1 => Just(3u64), 1 => Just(0u64), 1 => Just(u64::MAX), 1 => any::<u64>()]
+}
+
+/// A joining server's address: well formed (a port nothing listens on),
+/// another server's, empty, or anything.
+fn join_addr() -> impl Strategy<Value = String> {
+    prop_oneof![Just("127.0.0.1:1".to_string()), Just(String::new()), "[a-z.]{0,8}:[0-9]{1,6}", any::<String>()]
 }
 
 fn range_ver() -> impl Strategy<Value = u64> {
@@ -186,6 +193,9 @@ enum Call {
     Resolve(proto::TxnResolveRequest, bool),
     Decide(proto::TxnDecideRequest, bool),
     ReadClock(bool),
+    Join(proto::JoinRequest, bool),
+    RecordJoined(proto::RecordJoinedRequest, bool),
+    JoinedServers(proto::JoinedServersRequest, bool),
     /// Without the secret: must be refused.
     RaftStranger(proto::RaftBatch),
     SnapshotStranger(proto::SnapshotChunk),
@@ -368,6 +378,15 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
             }
         ),
         any::<bool>().prop_map(Call::ReadClock),
+        (prop_oneof![Just(String::new()), any::<String>()], join_addr(), any::<bool>())
+            .prop_map(|(cluster_id, addr, secret)| Call::Join(proto::JoinRequest { cluster_id, addr }, secret)),
+        (shard_id(), prop_oneof![Just(0u64), 1u64..=5, any::<u64>()], join_addr(), any::<bool>()).prop_map(
+            |(shard_id, server_id, addr, secret)| {
+                Call::RecordJoined(proto::RecordJoinedRequest { shard_id, server_id, addr }, secret)
+            }
+        ),
+        (shard_id(), any::<bool>())
+            .prop_map(|(shard_id, secret)| Call::JoinedServers(proto::JoinedServersRequest { shard_id }, secret)),
         (any::<String>(), proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(cluster_id, message)| {
             Call::RaftStranger(proto::RaftBatch {
                 cluster_id,
@@ -438,6 +457,8 @@ impl Call {
             Call::ChangeReplicas(r) => Some(r.shard_id),
             Call::SetServerDraining(r) => Some(r.shard_id),
             Call::DrainingServers(r) => Some(r.shard_id),
+            Call::RecordJoined(r, _) => Some(r.shard_id),
+            Call::JoinedServers(r, _) => Some(r.shard_id),
             _ => None,
         }
     }
@@ -465,7 +486,8 @@ impl Clients {
         let mut txn = proto::txn_client::TxnClient::new(channel.clone()).max_encoding_message_size(usize::MAX);
         let mut admin = proto::admin_client::AdminClient::new(channel.clone());
         let stranger_call = matches!(call, Call::RaftStranger(_) | Call::SnapshotStranger(_))
-            || matches!(call, Call::Resolve(_, false) | Call::Decide(_, false) | Call::ReadClock(false));
+            || matches!(call, Call::Resolve(_, false) | Call::Decide(_, false) | Call::ReadClock(false))
+            || matches!(call, Call::Join(_, false) | Call::RecordJoined(_, false) | Call::JoinedServers(_, false));
         let result: Result<(), tonic::Status> = match call {
             Call::Get(r) => kv.get(r).await.map(drop),
             Call::Scan(r) => kv.scan(r).await.map(drop),
@@ -488,6 +510,9 @@ impl Clients {
             Call::Resolve(r, secret) => self.peer(server, secret).resolve(r).await.map(drop),
             Call::Decide(r, secret) => self.peer(server, secret).decide(r).await.map(drop),
             Call::ReadClock(secret) => self.peer(server, secret).read_clock(proto::ReadClockRequest {}).await.map(drop),
+            Call::Join(r, secret) => self.peer(server, secret).join(r).await.map(drop),
+            Call::RecordJoined(r, secret) => self.peer(server, secret).record_joined(r).await.map(drop),
+            Call::JoinedServers(r, secret) => self.peer(server, secret).joined_servers(r).await.map(drop),
             Call::RaftStranger(b) => self.peer(server, false).raft(tokio_stream::iter(vec![b])).await.map(drop),
             Call::SnapshotStranger(c) => self.peer(server, false).snapshot(tokio_stream::iter(vec![c])).await.map(drop),
             Call::Raw(path, bytes) => crate::untrusted::raw_call(&channel, path, bytes).await,
