@@ -333,6 +333,12 @@ impl Txn {
         self.check_open()?;
         self.finished = true;
         self.stop_heartbeat();
+        if self.writes.keys().any(|k| self.client.routes().shard_of(k).is_none()) {
+            // A split taught this client one half and not yet the other
+            // (the cache moves forward shard by shard): learn the map
+            // again, from every server, before grouping the writes.
+            let _ = self.client.refresh_routes_from(true).await;
+        }
         let parts = self.parts()?;
         if parts.is_empty() {
             return Ok(CommitInfo { commit_ts: Timestamp::ZERO, commit_wait: Duration::ZERO, participants: 0 });

@@ -275,3 +275,78 @@ async fn hot_shards_leaderships_move_apart_under_constant_load() -> anyhow::Resu
     }
     c.shutdown().await
 }
+
+/// Goal: a shard split by load does not keep both halves on one leader:
+/// under the same constant load, the placement driver hands one half's
+/// leadership to another server (the halves are born led by the same
+/// server, and a driver that waited for an idle shard never moved them).
+/// Every acknowledged write is there.
+/// Method: 3 servers, one shard; split by load above 50 requests a
+/// second, loads measured every 2 s (enough requests for a sample of
+/// their keys); the driver on; 4 clients read and write random keys of
+/// load000..load199 in transactions, without pause, until two shards holding those
+/// keys are led by different servers (within 60 s); then read every key
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_load_split_spreads_its_halves_leaderships_under_constant_load() -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    init();
+    let mut options = ClusterOptions::new(3);
+    options.split = SplitConfig { size_bytes: 0, check_interval_ms: 2000, load_qps: 50 };
+    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 };
+    let c = TestCluster::start(options).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, stop) = (client.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut written = std::collections::BTreeSet::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let key = format!("load{:03}", rand::random_range(0..200));
+                    client
+                        .run(|txn| {
+                            let key = key.clone();
+                            Box::pin(async move {
+                                txn.get(key.as_bytes()).await?;
+                                txn.put(key.as_bytes(), key.as_bytes());
+                                Ok(())
+                            })
+                        })
+                        .await?;
+                    written.insert(key);
+                }
+                Ok::<_, client::Error>(written)
+            })
+        })
+        .collect();
+    let load_range = |d: &meta::ShardDescriptor| d.contains(b"load100") || d.start_key.starts_with(b"load");
+    let spread =
+        tests::wait::wait_until(HEAL_TIMEOUT, || {
+            // The servers whose replicas lead a shard of the load's keys.
+            let leaders: BTreeSet<u64> =
+                c.server_ids()
+                    .into_iter()
+                    .filter(|id| {
+                        c.server(*id).registry.all().iter().any(|r| {
+                            r.progress().role == spanserver::registry::Role::Leader && load_range(&r.descriptor())
+                        })
+                    })
+                    .collect();
+            leaders.len() >= 2
+        })
+        .await;
+    stop.store(true, Ordering::SeqCst);
+    let mut written = BTreeSet::new();
+    for w in workers {
+        written.extend(w.await??);
+    }
+    spread
+        .map_err(|e| anyhow::anyhow!("the load's shards stayed on one leader ({} shards): {e}", c.shard_ids().len()))?;
+    for key in &written {
+        assert_eq!(client.get(key.as_bytes()).await?.as_deref(), Some(key.as_bytes()), "{key}");
+    }
+    c.shutdown().await
+}
