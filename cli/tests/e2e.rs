@@ -254,42 +254,36 @@ async fn a_new_server_joins_a_running_cluster_and_receives_replicas() -> anyhow:
     assert_eq!(status.server_id, id);
     assert_eq!(std::fs::read_to_string(&id_file)?.trim(), id.to_string());
 
+    // `spandb start --join` at the first server, listening at `listen`,
+    // with the description `spec`: its error, if it fails at once.
+    let join_error = |listen: &str, spec: &std::path::Path, dir: &str| {
+        let spec = spec.display().to_string();
+        let dir = cluster.dir().join(dir).display().to_string();
+        let out = spandb(&[
+            "start",
+            "--join",
+            &cluster.addrs[0],
+            "--listen",
+            listen,
+            "--sql-addr",
+            "off",
+            "--cluster",
+            &spec,
+            "--data-dir",
+            &dir,
+        ]);
+        (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).to_string())
+    };
     // Another server's address: refused, nothing joins.
-    let refused = spandb(&[
-        "start",
-        "--join",
-        &cluster.addrs[0],
-        "--listen",
-        &cluster.addrs[2],
-        "--sql-addr",
-        "off",
-        "--cluster",
-        &spec.display().to_string(),
-        "--data-dir",
-        &cluster.dir().join("refused").display().to_string(),
-    ]);
-    let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success() && err.contains("is the address of server"), "{refused:?}");
+    let err = join_error(&cluster.addrs[2], &spec, "refused");
+    assert!(err.as_ref().is_some_and(|e| e.contains("is the address of server")), "{err:?}");
     // A description with another peer secret: not a server of this cluster.
     let text = std::fs::read_to_string(&spec)?;
     let forged = cluster.dir().join("forged.toml");
     let secret = text.lines().find(|l| l.starts_with("peer_secret")).expect("a peer secret");
     std::fs::write(&forged, text.replace(secret, &format!("peer_secret = \"{}\"", "f".repeat(64))))?;
-    let refused = spandb(&[
-        "start",
-        "--join",
-        &cluster.addrs[0],
-        "--listen",
-        "127.0.0.1:1",
-        "--sql-addr",
-        "off",
-        "--cluster",
-        &forged.display().to_string(),
-        "--data-dir",
-        &cluster.dir().join("forged").display().to_string(),
-    ]);
-    let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success() && err.contains("refused the join"), "{refused:?}");
+    let err = join_error("127.0.0.1:1", &forged, "forged");
+    assert!(err.as_ref().is_some_and(|e| e.contains("refused the join")), "{err:?}");
     let info = client.cluster_info().await?;
     assert_eq!(info.servers.len(), 4, "only the one join took: {:?}", info.servers);
 

@@ -11,6 +11,18 @@ use tests::{ClusterOptions, TestCluster};
 
 use crate::common::{init, LEADER_TIMEOUT};
 
+/// A cluster of 3 servers, one shard, "k" = "1"; a client; the shard's
+/// leader and another server.
+async fn three_servers_with_k() -> anyhow::Result<(TestCluster, client::Client, u64, u64)> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let next = if leader == 1 { 2 } else { 1 };
+    let client = c.client().await?;
+    client.put(b"k", b"1").await?;
+    Ok((c, client, leader, next))
+}
+
 /// Goal: a transfer with a drain does not abort the transaction open at
 /// the leader. It holds new work back, lets the open transaction commit,
 /// then hands over at once (long before the drain's deadline), and the
@@ -22,12 +34,7 @@ use crate::common::{init, LEADER_TIMEOUT};
 /// on the other server, and the plain write has succeeded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_transfer_lets_the_open_transaction_commit_then_hands_over() -> anyhow::Result<()> {
-    init();
-    let c = TestCluster::start(ClusterOptions::new(3)).await?;
-    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
-    let next = if leader == 1 { 2 } else { 1 };
-    let client = c.client().await?;
-    client.put(b"k", b"1").await?;
+    let (c, client, leader, next) = three_servers_with_k().await?;
     let mut txn = client.begin();
     assert_eq!(txn.get(b"k").await?, Some(b"1".to_vec()));
 
@@ -56,13 +63,7 @@ async fn a_drained_transfer_lets_the_open_transaction_commit_then_hands_over() -
 /// and succeeds; the leader is unchanged; the transaction commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_that_outlasts_an_open_transaction_gives_up_when_asked_only_if_idle() -> anyhow::Result<()> {
-    init();
-    let c = TestCluster::start(ClusterOptions::new(3)).await?;
-    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
-    let next = if leader == 1 { 2 } else { 1 };
-    let client = c.client().await?;
-    client.put(b"k", b"1").await?;
-
+    let (c, client, leader, next) = three_servers_with_k().await?;
     let too_long = client.transfer_leader(ShardId(1), ServerId(next), false, Duration::from_secs(11)).await;
     assert!(matches!(too_long, Err(ClientError::InvalidArgument(_))), "a drain over the limit gave {too_long:?}");
 
