@@ -134,6 +134,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
              pgbench -c 4 -T 10 -M prepared --max-tries 10 \"postgresql://root@{host}:{port}/spandb\""
         );
     }
+    let last = cluster.addrs().last().cloned().unwrap_or_default();
+    if let Some((host, port)) = last.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
+        println!(
+            "add a fourth server:        spandb start --join {last} --cluster {} --listen {host}:{} --data-dir {} \
+             --sql-addr off",
+            cluster.dir().join("cluster.toml").display(),
+            port.saturating_add(1),
+            cluster.dir().join("joined").display()
+        );
+    }
     let result = if args.no_shell {
         cluster.wait_for_signal().await
     } else {
