@@ -361,8 +361,7 @@ impl Scheduler {
     /// A leadership handed over for load while the cluster is busy, for
     /// count while it is idle (module docs, rule 3).
     fn leader_transfer(&self, live: &BTreeSet<ServerId>, now: Instant) -> Option<Operation> {
-        let load_of = |r: &ShardReport| self.loads.get(&r.descriptor.shard_id).copied().unwrap_or(0.0);
-        let total: f64 = self.shards.values().filter(|r| r.leader.is_some()).map(load_of).sum();
+        let total: f64 = self.shards.values().filter(|r| r.leader.is_some()).map(|r| self.load_of(r)).sum();
         if total < self.settings.load_floor {
             return self.count_transfer(live);
         }
@@ -377,11 +376,10 @@ impl Scheduler {
     /// The transfer that lowers the hottest server's load the most, if it
     /// is hot and the gain is worth it.
     fn load_transfer(&self, live: &BTreeSet<ServerId>) -> Option<Operation> {
-        let load_of = |r: &ShardReport| self.loads.get(&r.descriptor.shard_id).copied().unwrap_or(0.0);
         let mut loads: BTreeMap<ServerId, f64> = live.iter().map(|s| (*s, 0.0)).collect();
         for report in self.shards.values() {
             if let Some(l) = report.leader.and_then(|s| loads.get_mut(&s)) {
-                *l += load_of(report);
+                *l += self.load_of(report);
             }
         }
         let mean = loads.values().sum::<f64>() / loads.len().max(1) as f64;
@@ -393,7 +391,7 @@ impl Scheduler {
         let mut best: Option<(f64, ShardId, ServerId, ShardEpoch)> = None;
         for report in self.shards.values().filter(|r| r.leader == Some(from)) {
             let d = &report.descriptor;
-            let load = load_of(report);
+            let load = self.load_of(report);
             if load <= 0.0 || !is_settled(d) || !d.replicas.iter().all(|r| live.contains(&r.server_id)) {
                 continue;
             }
@@ -409,6 +407,11 @@ impl Scheduler {
         }
         let (_, shard, to, epoch) = best?;
         Some(Operation::TransferLeader { shard, epoch, to, reason: Reason::Load })
+    }
+
+    /// The requests a second `report`'s shard served, as last measured.
+    fn load_of(&self, report: &ShardReport) -> f64 {
+        self.loads.get(&report.descriptor.shard_id).copied().unwrap_or(0.0)
     }
 
     /// A leadership handed from the live server leading the most shards

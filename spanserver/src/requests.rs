@@ -540,7 +540,8 @@ impl DataRequests {
 
     /// Records a joined server at this leader of the shard holding
     /// `meta::keys::JOINED_SERVERS` (`Peer.RecordJoined`): `server_id` at
-    /// `addr`. Answers with every server.
+    /// `addr`. Recording the same pair again changes nothing (a retry of
+    /// one whose answer was lost). Answers with every server.
     pub async fn record_joined(&self, req: proto::RecordJoinedRequest) -> Result<proto::JoinResponse> {
         let directory = &self.registry.directory;
         let server = ServerId(req.server_id);
@@ -550,8 +551,10 @@ impl DataRequests {
         let (_, next) = self
             .update_system_value(req.shard_id, 0, meta::keys::JOINED_SERVERS, |current| {
                 let mut joined = joined_servers(current)?;
-                if joined.contains_key(&server.0) {
-                    return Err(Error::InvalidArgument(format!("server id {server} is taken")));
+                match joined.get(&server.0) {
+                    Some(addr) if *addr == req.addr => return Ok(meta::keys::encode_server_addrs(&joined)),
+                    Some(_) => return Err(Error::InvalidArgument(format!("server id {server} is taken"))),
+                    None => {}
                 }
                 if joined.len() >= limits::JOINED_SERVERS_MAX {
                     return Err(Error::InvalidArgument(format!(
