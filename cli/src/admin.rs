@@ -18,8 +18,7 @@ pub struct AdminArgs {
 pub enum AdminCommand {
     /// Splits the shard holding KEY at KEY: the keys from KEY on move to a
     /// new shard, with a replica beside each of the shard's. Refused,
-    /// changing nothing, at a shard's first key, or while a prepared
-    /// transaction holds keys that would move.
+    /// changing nothing, at a shard's first key.
     Split {
         /// The first key of the new shard.
         key: String,

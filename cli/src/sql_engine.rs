@@ -100,8 +100,7 @@ impl Engine for ClientEngine {
     }
 
     /// Splits there (`Admin.SplitShard`); a refusal (the key begins a
-    /// shard already, a prepared transaction holds a key that would move)
-    /// leaves the shards as they are.
+    /// shard already) leaves the shards as they are.
     fn split_at(&self, key: &[u8]) {
         if !self.split_tables {
             return;

@@ -60,8 +60,8 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How many of a letter's workload keys the split nemesis reads to find
 /// the most recently written one.
 pub const SPLIT_SCAN_KEYS: usize = 1000;
-/// A split the shard refuses (a prepared transaction holds a key that
-/// would move) is tried this many times in all, this far apart.
+/// A split the shard refuses (its membership is changing, its leader is
+/// not ready) is tried this many times in all, this far apart.
 pub const SPLIT_ATTEMPTS: u32 = 10;
 pub const SPLIT_RETRY_AFTER: Duration = Duration::from_millis(100);
 

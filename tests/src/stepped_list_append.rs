@@ -314,8 +314,8 @@ fn mop_json(m: &Mop) -> Value {
 type Heal = Box<dyn FnOnce(&mut SteppedCluster)>;
 
 /// Splits a shard the seed picks at a key it picks among those in use
-/// (refusals are fine: the key may begin a shard, or a prepared
-/// transaction may hold a key that would move). The answer comes within
+/// (refusals are fine: the key may begin a shard; a transaction prepared
+/// on both sides stays prepared on both halves). The answer comes within
 /// a second of simulated time, during which the clients wait.
 fn split_somewhere(c: &mut SteppedCluster, rng: &mut StdRng, next_id: &mut u64, txns_so_far: u128) {
     let k = rng.random_range(0..=(txns_so_far as u64 / 2 + 8));

@@ -2,6 +2,7 @@
 //! driven by one thread from a seed, with the invariants checked after
 //! every step.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use meta::{LockLease, Priority, RequestId, ServerId, ShardId, TxnId};
@@ -390,6 +391,124 @@ fn a_participant_whose_transaction_was_never_committed_asks_and_aborts_it() {
                 Some((written_at, Some(b"later".to_vec()))),
                 "seed {seed}: {server}'s z"
             );
+            assert_eq!(c.latest(server, b"a"), None, "seed {seed}: {server}'s a");
+        }
+    }
+}
+
+/// Prepares a write of `x` and `z` on shard 2 for a transaction that
+/// read `a` on shard 1 (its coordinator), then splits shard 2 at `y`: the
+/// two keys end up on different halves, shard 2 and shard 10.
+fn prepare_x_and_z_then_split_at_y(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepared {
+    let txn = TxnId::random(u128::from(seed) << 64 | 2);
+    let priority = Priority::new(Timestamp::from_nanos(1), txn);
+    let read =
+        txn::Input::Read { req: RequestId(0), txn, priority, target: LockTarget::Key(b"a".to_vec()), lease: None };
+    let lease = match c.call(ShardId(1), read, Duration::from_secs(1)) {
+        Ok(txn::Answer::Locked { lease }) => lease,
+        other => panic!("seed {seed}: the read of a: {other:?}"),
+    };
+    let prepare = txn::Input::Prepare {
+        req: RequestId(0),
+        txn,
+        priority,
+        writes: vec![put("x", value), put("z", value)],
+        reads: Vec::new(),
+        lease: None,
+        coordinator: ShardId(1),
+        conditions: Vec::new(),
+    };
+    let prepare_ts = match c.call(ShardId(2), prepare, Duration::from_secs(1)) {
+        Ok(txn::Answer::Prepared { prepare_ts }) => prepare_ts,
+        other => panic!("seed {seed}: the prepare of x and z: {other:?}"),
+    };
+    let child_replicas = (101..=103).map(meta::ReplicaId).collect();
+    let split = c.split(ShardId(2), b"y", ShardId(10), child_replicas, Duration::from_secs(2));
+    assert!(split.is_ok(), "seed {seed}: a split between prepare and commit is refused: {split:?}");
+    assert_eq!(c.shard_of(b"z"), ShardId(10), "seed {seed}: z moved to the new shard");
+    let deadline = c.now() + Duration::from_secs(2);
+    while c.leader(ShardId(10)).is_none() && c.now() < deadline {
+        let until = c.now() + Duration::from_millis(10);
+        c.run_until(until);
+    }
+    Prepared { txn, priority, lease, prepare_ts }
+}
+
+/// Goal: a participant that splits between prepare and commit commits
+/// on both halves: the coordinator's decision names only the shard it
+/// knows, which relays it to the half split off it, so both written keys
+/// end up at the commit timestamp on every replica, even with the new
+/// half's leader killed meanwhile.
+/// Method: per seed, read `a` on shard 1, prepare `x` and `z` on shard 2,
+/// split shard 2 between them, commit at shard 1 naming shard 2 only,
+/// crash the new shard's leader, run, restart it, run; read each
+/// server's RocksDB.
+#[test]
+fn a_participant_split_between_prepare_and_commit_commits_on_both_halves() {
+    for seed in 450..453 {
+        let mut c = SteppedCluster::new(seed, 3, 2);
+        c.faults = Faults { loss_percent: 2, delay_max: Duration::from_millis(3) };
+        c.run_until(Duration::from_secs(1));
+        let p = prepare_x_and_z_then_split_at_y(&mut c, seed, "t");
+        let commit_ts = match c.call(ShardId(1), commit_input(&p, "t"), Duration::from_secs(1)) {
+            Ok(txn::Answer::Committed { commit_ts, applied: true }) => commit_ts,
+            other => panic!("seed {seed}: the commit: {other:?}"),
+        };
+        let victim = c.leader(ShardId(10)).expect("shard 10 has a leader");
+        c.crash(victim);
+        let until = c.now() + Duration::from_secs(3);
+        c.run_until(until);
+        c.restart(victim);
+        let until = c.now() + Duration::from_secs(3);
+        c.run_until(until);
+        for server in SERVERS {
+            for key in ["a", "x", "z"] {
+                assert_eq!(
+                    c.latest(server, key.as_bytes()),
+                    Some((commit_ts, Some(b"t".to_vec()))),
+                    "seed {seed}: {server}'s {key} (the killed server was {victim})"
+                );
+            }
+        }
+    }
+}
+
+/// Goal: a participant that splits between prepare and a commit that
+/// never comes aborts on both halves: the half split off it asks it, it
+/// asks the coordinator, which decides abort; both prepared locks go, so
+/// later writes of both keys commit, a late commit is refused, and the
+/// aborted value is on no replica.
+/// Method: per seed, read `a` on shard 1, prepare `x` and `z` on shard 2,
+/// split shard 2 between them, go silent; write `z` plainly (it waits for
+/// the inherited lock), then `x`, then the late commit.
+#[test]
+fn a_participant_split_between_prepare_and_a_lost_commit_aborts_on_both_halves() {
+    for seed in 460..463 {
+        let mut c = SteppedCluster::new(seed, 3, 2);
+        c.faults = Faults { loss_percent: 2, delay_max: Duration::from_millis(3) };
+        c.run_until(Duration::from_secs(1));
+        let p = prepare_x_and_z_then_split_at_y(&mut c, seed, "never");
+        let mut written_at = BTreeMap::new();
+        for (key, shard) in [("z", ShardId(10)), ("x", ShardId(2))] {
+            let write =
+                txn::Input::Write { req: RequestId(0), writes: vec![put(key, "later")], conditions: Vec::new() };
+            match c.call(shard, write, Duration::from_secs(5)) {
+                Ok(txn::Answer::Committed { commit_ts, applied: true }) => written_at.insert(key, commit_ts),
+                other => panic!("seed {seed}: the write of {key} after the silent transaction: {other:?}"),
+            };
+        }
+        let late = c.call(ShardId(1), commit_input(&p, "never"), Duration::from_secs(1));
+        assert!(late.as_ref().is_err_and(|e| e.contains("abort")), "seed {seed}: the late commit: {late:?}");
+        let until = c.now() + Duration::from_secs(1);
+        c.run_until(until);
+        for server in SERVERS {
+            for (key, at) in &written_at {
+                assert_eq!(
+                    c.latest(server, key.as_bytes()),
+                    Some((*at, Some(b"later".to_vec()))),
+                    "seed {seed}: {server}'s {key}"
+                );
+            }
             assert_eq!(c.latest(server, b"a"), None, "seed {seed}: {server}'s a");
         }
     }

@@ -95,6 +95,27 @@ impl LockTarget {
             }
         }
     }
+
+    /// The parts of this target below `key` and from `key` on (a split
+    /// at `key`): a key falls on one side, a range may fall on both.
+    pub fn split_at(&self, key: &[u8]) -> (Option<LockTarget>, Option<LockTarget>) {
+        match self {
+            LockTarget::Key(k) if k.as_slice() < key => (Some(self.clone()), None),
+            LockTarget::Key(_) => (None, Some(self.clone())),
+            LockTarget::Range(s, e) => {
+                let below_end = !e.is_empty() && e.as_slice() <= key;
+                let below = (s.as_slice() < key).then(|| {
+                    if below_end {
+                        self.clone()
+                    } else {
+                        LockTarget::Range(s.clone(), key.to_vec())
+                    }
+                });
+                let above = (!below_end).then(|| LockTarget::Range(s.as_slice().max(key).to_vec(), e.clone()));
+                (below, above)
+            }
+        }
+    }
 }
 
 impl fmt::Display for LockTarget {
@@ -602,5 +623,20 @@ mod scripts {
             }
             assert!(table.txns().is_empty() && !table.is_waiting(TxnId(0)));
         }
+    }
+
+    /// Goal: a split hands each part of a lock target to the side that
+    /// holds its keys, and nothing to a side without keys of it.
+    #[test]
+    fn split_at_divides_keys_and_ranges_at_the_split_key() {
+        let key = |k: &str| LockTarget::Key(k.into());
+        let range = |s: &str, e: &str| LockTarget::Range(s.into(), e.into());
+        assert_eq!(key("a").split_at(b"m"), (Some(key("a")), None));
+        assert_eq!(key("m").split_at(b"m"), (None, Some(key("m"))));
+        assert_eq!(range("a", "z").split_at(b"m"), (Some(range("a", "m")), Some(range("m", "z"))));
+        assert_eq!(range("a", "").split_at(b"m"), (Some(range("a", "m")), Some(range("m", ""))));
+        assert_eq!(range("a", "m").split_at(b"m"), (Some(range("a", "m")), None));
+        assert_eq!(range("m", "z").split_at(b"m"), (None, Some(range("m", "z"))));
+        assert_eq!(range("n", "").split_at(b"m"), (None, Some(range("n", ""))));
     }
 }

@@ -98,6 +98,32 @@
 //! wins) holds across shards. A request parked longer than
 //! [`limits::LOCK_WAIT_MAX`] is answered `Unavailable` in any case.
 //!
+//! # Splits: a prepared transaction's heirs
+//!
+//! A shard may split while a transaction is prepared on it, with keys on
+//! both sides. The coordinator's decision names the shard as it was
+//! (`shard1`), and nobody tells the coordinator about the split. So the
+//! split ([`Input::RangeSplit`]) divides the record instead: the part on
+//! moved keys becomes the new shard's prepared record, with this shard as
+//! its `coordinator`, and this shard's record lists the new one among its
+//! `heirs`:
+//!
+//! ```text
+//!   shard1 ["a", "z"): t1 prepared @5, writes b, q     coordinator shard7
+//!   split at "m", child shard9:
+//!   shard1 ["a", "m"): t1 @5 writes b, heirs [shard9]  coordinator shard7
+//!   shard9 ["m", "z"): t1 @5 writes q                  coordinator shard1
+//! ```
+//!
+//! When shard1 learns the outcome (from shard7, by `Decide` or by asking),
+//! its `Finish` also records a decision naming its heirs, so shard1 is
+//! now their coordinator: it tells them, repeats until they acknowledge,
+//! and answers their questions (`relay`). Shard1 acknowledges
+//! shard7 as before, so shard7 may forget its decision while shard9 still
+//! needs one: shard1's durable decision is the one shard9 relies on. An
+//! heir that asks before shard1 knows is told `Pending`, and shard1 asks
+//! shard7 at once. Heirs split again the same way.
+//!
 //! # Invariants (asserted)
 //! - Assigned timestamps strictly increase; `commit_ts >= prepare_ts` at the
 //!   coordinator (`timestamps.rs`). Timestamps from outside are checked
@@ -189,12 +215,20 @@ pub struct PreparedTxn {
     pub txn: TxnId,
     pub priority: Priority,
     pub prepare_ts: Timestamp,
+    /// Whom this shard asks for the outcome: the transaction's
+    /// coordinator, or, for a record a split handed to this shard, the
+    /// shard it split from (which learns the outcome from the coordinator
+    /// and relays it: module docs, "Splits").
     pub coordinator: ShardId,
     pub writes: Vec<Write>,
     pub reads: Vec<LockTarget>,
     /// Preconditions on written keys, checked when the prepare applies (if
     /// one fails, nothing is prepared); empty once prepared.
     pub conditions: Vec<Condition>,
+    /// The shards split off this one while the transaction was prepared
+    /// here, which took the part of it on their keys: this shard relays
+    /// the outcome to them.
+    pub heirs: Vec<ShardId>,
 }
 
 /// What this shard asks Raft to replicate.
@@ -350,6 +384,13 @@ pub enum Output {
     },
     /// While applying: persist or delete durable records (same batch).
     StorePrepared(PreparedTxn),
+    /// While applying a split: the new shard `shard` starts with `record`,
+    /// the part of a transaction prepared here that is on its keys (same
+    /// batch as the split).
+    Inherit {
+        shard: ShardId,
+        record: PreparedTxn,
+    },
     DeletePrepared(TxnId),
     StoreDecision {
         txn: TxnId,
@@ -470,14 +511,17 @@ pub enum Input {
     },
     /// This replica no longer leads.
     LeaderLost,
-    /// The shard split (every replica, as the split applies): the keys of
-    /// `moved` now belong to another shard. The leader aborts every
-    /// unprepared transaction holding or waiting for a lock on them
-    /// ([`AbortReason::ShardSplit`]; retryable). A prepared transaction
-    /// never touches them: the driver refuses a split while one does
-    /// ([`ShardTxns::prepared_touching`]).
+    /// The shard split (every replica, as the split applies): the keys
+    /// from `split_key` to `end_key` (empty: the end of the key space) now
+    /// belong to the new shard `child`. Prepared transactions hand the
+    /// part of them on those keys to it ([`Output::Inherit`]; module docs,
+    /// "Splits"). The leader aborts every unprepared transaction holding
+    /// or waiting for a lock on them ([`AbortReason::ShardSplit`];
+    /// retryable).
     RangeSplit {
-        moved: LockTarget,
+        split_key: Vec<u8>,
+        end_key: Vec<u8>,
+        child: ShardId,
     },
 }
 
@@ -680,11 +724,9 @@ impl ShardTxns {
         self.prepared_generation
     }
 
-    /// Does a prepared transaction here write or lock a key of `target`?
-    /// (A split must not move such keys: the transaction's outcome is
-    /// told to this shard only.)
-    pub fn prepared_touching(&self, target: &LockTarget) -> bool {
-        self.prepared.values().any(|p| {
+    /// Does prepared transaction `txn` write or lock a key of `target`?
+    fn prepared_touches(&self, txn: TxnId, target: &LockTarget) -> bool {
+        self.prepared.get(&txn).is_some_and(|p| {
             p.writes.iter().any(|w| LockTarget::Key(w.key.clone()).overlaps(target))
                 || p.reads.iter().any(|r| r.overlaps(target))
         })
@@ -705,7 +747,9 @@ impl ShardTxns {
             Input::ProposalFailed { req, command } => self.proposal_failed(req, command, now, &mut out),
             Input::LeaderReady { term } => self.leader_ready(term),
             Input::LeaderLost => self.leader_lost(&mut out),
-            Input::RangeSplit { moved } => self.range_split(&moved, now, &mut out),
+            Input::RangeSplit { split_key, end_key, child } => {
+                self.range_split(split_key, end_key, child, now, &mut out)
+            }
             _ if !self.leading => {
                 if let Some(&mut req) = input.req_mut() {
                     out.push(Output::Reply { req, result: Err(TxnError::NotLeader) });
@@ -1097,7 +1141,8 @@ impl ShardTxns {
                 let prepare_ts = self.oracle.assign(now);
                 self.deciding(p.txn);
                 let (txn, priority) = (p.txn, p.priority);
-                let record = PreparedTxn { txn, priority, prepare_ts, coordinator, writes, reads, conditions };
+                let record =
+                    PreparedTxn { txn, priority, prepare_ts, coordinator, writes, reads, conditions, heirs: vec![] };
                 out.push(Output::Propose { req: Some(req), command: TxnCommand::Prepare(record) });
             }
             Then::Commit { writes, conditions, participants, received } => {
@@ -1191,6 +1236,18 @@ impl ShardTxns {
             return;
         }
         if self.active.get(&txn).is_some_and(|a| a.phase == Phase::Deciding) {
+            out.push(Output::Reply { req, result: Ok(Answer::Pending) });
+            return;
+        }
+        if let Some(p) = self.prepared.get(&txn) {
+            // Asked by an heir (a shard split off this one): prepared here
+            // too, so not this shard's to decide. Ask the coordinator now.
+            let coordinator = p.coordinator;
+            let retry_before = now.earliest.saturating_sub(limits::RESOLVE_RETRY);
+            if self.last_resolve.get(&txn).is_none_or(|at| *at < retry_before) {
+                self.last_resolve.insert(txn, now.earliest);
+                out.push(Output::Resolve { txn, coordinator });
+            }
             out.push(Output::Reply { req, result: Ok(Answer::Pending) });
             return;
         }
@@ -1370,6 +1427,7 @@ impl ShardTxns {
                     return;
                 }
                 if let Some(record) = self.prepared.remove(&txn) {
+                    let (heirs, prepare_ts) = (record.heirs.clone(), record.prepare_ts);
                     if self.leading && matches!(outcome, Outcome::Committed(_)) {
                         self.debug_assert_writes_exclusive(txn, &record.writes);
                     }
@@ -1386,6 +1444,9 @@ impl ShardTxns {
                     }
                     out.push(Output::DeletePrepared(txn));
                     self.release(txn, now, out);
+                    if !heirs.is_empty() {
+                        self.relay(txn, outcome, heirs, prepare_ts, now, out);
+                    }
                 }
                 if let Some(req) = req {
                     out.push(Output::Reply { req, result: Ok(Answer::Done) });
@@ -1421,6 +1482,37 @@ impl ShardTxns {
         }
     }
 
+    /// A transaction prepared here ended, and shards split off this one
+    /// hold part of it: this shard becomes their coordinator for it, with
+    /// a durable decision naming them, told to them as a coordinator's is
+    /// and forgotten once they all acknowledge (module docs, "Splits").
+    fn relay(
+        &mut self,
+        txn: TxnId,
+        outcome: Outcome,
+        heirs: Vec<ShardId>,
+        prepare_ts: Timestamp,
+        now: TtInterval,
+        out: &mut Vec<Output>,
+    ) {
+        // Applied by every replica alike, so no clock: an abort decision
+        // expires from its prepare timestamp (a forgotten abort is
+        // rediscovered: an heir asking about a transaction neither prepared
+        // nor decided here is told abort).
+        let decided_at = match outcome {
+            Outcome::Committed(s) => s,
+            Outcome::Aborted => prepare_ts,
+        };
+        let decision = Decision { outcome, participants: heirs.clone(), decided_at };
+        self.decisions.insert(txn, decision.clone());
+        out.push(Output::StoreDecision { txn, decision });
+        if self.leading {
+            let unacked = Unacked { participants: heirs.iter().copied().collect(), outcome, notified_at: now.earliest };
+            self.unacked.insert(txn, unacked);
+            out.push(Output::Decide { txn, participants: heirs, outcome });
+        }
+    }
+
     fn proposal_failed(&mut self, req: Option<RequestId>, command: TxnCommand, now: TtInterval, out: &mut Vec<Output>) {
         if let Some(req) = req {
             self.resolving.remove(&req);
@@ -1449,12 +1541,53 @@ impl ShardTxns {
         }
     }
 
-    fn range_split(&mut self, moved: &LockTarget, now: TtInterval, out: &mut Vec<Output>) {
-        assert!(!self.prepared_touching(moved), "{}: split moved the keys of a prepared transaction", self.shard);
+    fn range_split(
+        &mut self,
+        split_key: Vec<u8>,
+        end_key: Vec<u8>,
+        child: ShardId,
+        now: TtInterval,
+        out: &mut Vec<Output>,
+    ) {
+        let moved = &LockTarget::Range(split_key.clone(), end_key);
+        // Every replica: prepared transactions hand the part on moved keys
+        // to the child, which asks this shard for their outcome.
+        let touching: Vec<TxnId> = self.prepared.keys().copied().filter(|t| self.prepared_touches(*t, moved)).collect();
+        for txn in touching {
+            let p = self.prepared.get_mut(&txn).expect("listed above");
+            let (kept, handed): (Vec<Write>, Vec<Write>) =
+                std::mem::take(&mut p.writes).into_iter().partition(|w| w.key < split_key);
+            let (mut kept_reads, mut handed_reads) = (vec![], vec![]);
+            for target in std::mem::take(&mut p.reads) {
+                let (below, above) = target.split_at(&split_key);
+                kept_reads.extend(below);
+                handed_reads.extend(above);
+            }
+            p.writes = kept;
+            p.reads = kept_reads;
+            p.heirs.push(child);
+            let record = PreparedTxn {
+                txn,
+                priority: p.priority,
+                prepare_ts: p.prepare_ts,
+                coordinator: self.shard,
+                writes: handed,
+                reads: handed_reads,
+                conditions: vec![],
+                heirs: vec![],
+            };
+            self.safe.restore_prepared(txn, p.prepare_ts, p.writes.iter().map(|w| w.key.clone()).collect());
+            out.push(Output::StorePrepared(p.clone()));
+            out.push(Output::Inherit { shard: child, record });
+            self.prepared_generation += 1;
+        }
         if !self.leading {
             return;
         }
-        // Waiters first: aborting a holder first would grant them the
+        // The locks prepared transactions hold on moved keys stay in this
+        // table until they end: no request for those keys reaches this
+        // shard any more, and a new leader takes only what the records
+        // kept. Waiters first: aborting a holder first would grant them the
         // lock on a key that is no longer here.
         let waiting: BTreeSet<TxnId> =
             self.parked.values().filter(|p| p.wanted.iter().any(|(t, _)| t.overlaps(moved))).map(|p| p.txn).collect();
@@ -1670,6 +1803,7 @@ mod tests {
             writes: vec![write("b")],
             reads: vec![LockTarget::Key(b"a".to_vec())],
             conditions: vec![],
+            heirs: vec![],
         };
         let applied =
             Input::Applied { req: Some(RequestId(5)), command: TxnCommand::Prepare(record), conditions_held: true };

@@ -261,9 +261,9 @@ impl Nemesis {
                         Ok((left, right)) => {
                             break json!({ "left": describe_shard(&left), "right": describe_shard(&right), "attempts": attempts })
                         }
-                        // The shard's own refusals (a prepared transaction
-                        // holds a moving key: it ends soon, so try again;
-                        // the key begins a shard already).
+                        // The shard's own refusals (its membership is
+                        // changing, or its leader is new: try again; the
+                        // key begins a shard already).
                         Err(client::Error::InvalidArgument(m) | client::Error::Unavailable(m)) => {
                             if attempts >= SPLIT_ATTEMPTS {
                                 break json!({ "refused": m, "attempts": attempts });

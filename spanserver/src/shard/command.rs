@@ -70,6 +70,7 @@ pub fn prepared_to_proto(p: &PreparedTxn) -> pb::PreparedTxn {
         writes: p.writes.iter().map(write_to_proto).collect(),
         reads: p.reads.iter().map(target_to_lock_span).collect(),
         conditions: p.conditions.iter().map(condition_to_proto).collect(),
+        heirs: p.heirs.iter().map(|s| s.0).collect(),
     }
 }
 
@@ -82,6 +83,7 @@ pub fn prepared_from_proto(p: pb::PreparedTxn) -> Result<PreparedTxn, String> {
         writes: p.writes.into_iter().map(write_from_proto).collect(),
         reads: p.reads.into_iter().map(|s| span_to_target(s.start, s.end, s.range)).collect(),
         conditions: p.conditions.into_iter().map(condition_from_proto).collect(),
+        heirs: p.heirs.into_iter().map(ShardId).collect(),
     })
 }
 
@@ -229,6 +231,7 @@ mod tests {
                 writes: vec![Write { key: b"w".to_vec(), value: Some(vec![]) }],
                 reads: vec![LockTarget::Key(b"r".to_vec()), LockTarget::Range(b"a".to_vec(), b"".to_vec())],
                 conditions: vec![Condition { key: b"w".to_vec(), expected: None }],
+                heirs: vec![ShardId(8)],
             }),
             TxnCommand::Finish { txn: t, outcome: Outcome::Committed(ts) },
             TxnCommand::Finish { txn: t, outcome: Outcome::Aborted },

@@ -550,6 +550,10 @@ impl Replica {
                     let value = prost::Message::encode_to_vec(&command::prepared_to_proto(&p));
                     batch.put_cf(self.engine.cf(CF_TXN), key, value);
                 }
+                // Written by `apply_split`, with the child it makes.
+                Output::Inherit { shard, .. } => {
+                    tracing::error!(shard = %self.shard_id, child = %shard, "a prepared record handed over outside a split")
+                }
                 Output::DeletePrepared(t) => {
                     let batch = batch.as_deref_mut().expect("records are written only while applying");
                     batch.delete_cf(self.engine.cf(CF_TXN), txn_key(self.shard_id, TxnKey::Prepared, t.0));

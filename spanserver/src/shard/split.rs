@@ -14,10 +14,9 @@
 //! The ids come from the id allocator (`Admin.AllocateIds`), so they were
 //! never used. Every replica checks the command against its own state at
 //! that log position, which is the same everywhere: the shard still at
-//! the proposed `range_ver`, the key strictly inside its range, one child
-//! id per replica, and no prepared transaction writing or locking a moved
-//! key (its outcome would be told to this shard only); a split that
-//! fails a check is refused on every replica, and changes nothing.
+//! the proposed `range_ver`, the key strictly inside its range, and one
+//! child id per replica; a split that fails a check is refused on every
+//! replica, and changes nothing.
 //!
 //! Applying it: the shard's descriptor shrinks (range_ver + 1) and the
 //! child's is written beside it at the same range_ver, with the shard's
@@ -25,11 +24,13 @@
 //! (so a replica added to it later always starts from a snapshot, never
 //! an empty log), its applied timestamp at the shard's (so it never
 //! assigns below a timestamp the shard assigned or closed), its GC
-//! watermark at the shard's. The leader aborts the unprepared
-//! transactions holding or waiting for locks on moved keys
-//! (`txn::Input::RangeSplit`); commands admitted before the split that
-//! name a moved key are refused when they apply (`apply.rs`), and the
-//! transaction aborts, retryably. The event loop opens the child once the
+//! watermark at the shard's. Transactions prepared here keep their part
+//! on the shard's keys and hand the rest to the child, which learns their
+//! outcome from this shard (`txn::Input::RangeSplit`, and the txn
+//! crate's "Splits"). The leader aborts the unprepared transactions
+//! holding or waiting for locks on moved keys; commands admitted before
+//! the split that name a moved key are refused when they apply
+//! (`apply.rs`), and the transaction aborts, retryably. The event loop opens the child once the
 //! batch is written (`Replica::take_created`), and the replica that led
 //! the shard campaigns at once in the child's group.
 //!
@@ -55,6 +56,8 @@ struct ChildState<'a> {
     replica_id: ReplicaId,
     max_applied: Timestamp,
     watermark: Timestamp,
+    /// The parts of transactions prepared on the shard that are on its keys.
+    prepared: Vec<txn::PreparedTxn>,
     /// The hard state of an uninitialized replica of it already here.
     prior: Option<raft::eraftpb::HardState>,
 }
@@ -122,10 +125,6 @@ impl Replica {
         if !fresh {
             return Some("the child's ids must be new, distinct and non-zero".into());
         }
-        let moved = LockTarget::Range(split.split_key.clone(), d.end_key.clone());
-        if self.txns.prepared_touching(&moved) {
-            return Some("a prepared transaction writes or locks keys that would move; split once it ends".into());
-        }
         None
     }
 
@@ -175,6 +174,22 @@ impl Replica {
             .map(|b| decode_record(&b, "replica record"));
         let initialized =
             existing.map(|r| wire::descriptor_from_proto(r.descriptor.unwrap_or_default()).is_initialized());
+        // Every replica divides its prepared transactions alike; the
+        // child's parts go into its records below.
+        let input = Input::RangeSplit {
+            split_key: split.split_key.clone(),
+            end_key: old.end_key.clone(),
+            child: split.child_shard,
+        };
+        let (inherited, outputs): (Vec<Output>, Vec<Output>) =
+            self.step_txns(tt, input).into_iter().partition(|o| matches!(o, Output::Inherit { .. }));
+        let prepared = inherited
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Inherit { record, .. } => Some(record),
+                _ => None,
+            })
+            .collect();
         match (mine, initialized) {
             // Not here yet, or here uninitialized (the child's leader
             // reached this server first): the split makes it.
@@ -182,7 +197,14 @@ impl Replica {
                 let prior = RaftLogStore::stored_hard_state(&self.engine, split.child_shard).unwrap_or_else(stop);
                 let max_applied = self.txns.safe_time().max_applied();
                 let watermark = self.shared.gc_watermark();
-                let child = ChildState { descriptor: &right, replica_id: child_replica, max_applied, watermark, prior };
+                let child = ChildState {
+                    descriptor: &right,
+                    replica_id: child_replica,
+                    max_applied,
+                    watermark,
+                    prepared,
+                    prior,
+                };
                 Replica::bootstrap_split_child(&self.engine, batch, child);
                 self.created.push(split.child_shard);
             }
@@ -190,8 +212,6 @@ impl Replica {
             (Some(_), Some(true)) => {}
             (None, _) => tracing::error!(shard = %self.shard_id, "split applied by a replica not in the descriptor"),
         }
-        let moved = LockTarget::Range(split.split_key, old.end_key);
-        let outputs = self.step_txns(tt, Input::RangeSplit { moved });
         self.execute(tt, outputs, Some(batch), completions);
         self.shared.set_descriptor(left.clone());
         self.shared.reset_written_bytes();
@@ -218,7 +238,7 @@ impl Replica {
     /// record, and Raft and apply state at [`INITIAL_INDEX`]
     /// (keeping the term and vote of an uninitialized replica it replaces).
     fn bootstrap_split_child(engine: &Engine, batch: &mut WriteBatch, child: ChildState<'_>) {
-        let ChildState { descriptor, replica_id, max_applied, watermark: gc_watermark, prior } = child;
+        let ChildState { descriptor, replica_id, max_applied, watermark: gc_watermark, prepared, prior } = child;
         let shard = descriptor.shard_id;
         // Never joint (a split waits for the joint configuration to end).
         let with_role = |role: ReplicaRole| -> Vec<u64> {
@@ -240,6 +260,10 @@ impl Replica {
         };
         batch.put_cf(cf, raft_key(shard, RaftKey::ApplyState), prost::Message::encode_to_vec(&apply));
         batch.put_cf(cf, raft_key(shard, RaftKey::GcWatermark), gc_watermark.as_nanos().to_be_bytes());
+        for p in prepared {
+            let value = prost::Message::encode_to_vec(&command::prepared_to_proto(&p));
+            batch.put_cf(engine.cf(CF_TXN), txn_key(shard, TxnKey::Prepared, p.txn.0), value);
+        }
     }
 
     /// The shards this replica's splits created since the last call, for

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! leader [term=T] | lost | time T | tick | close | state
-//! split KEY          (the keys from KEY on moved to another shard)
+//! split KEY child=C  (the keys from KEY on moved to the new shard C)
 //! read REQ TXN prio=P KEY|"[A,B)" [lease=T.A]
 //! prepare REQ TXN prio=P coord=C [writes=a:1,b:-] [reads=a,b] [lease=T.A]
 //! commit REQ TXN prio=P [writes=...] [reads=...] [participants=2@1005,3@1007] [lease=T.A]
@@ -50,11 +50,19 @@ struct Runner {
     leases: BTreeMap<(u64, TxnId), LockLease>,
     /// Reads in flight: request -> (shard, transaction).
     reading: BTreeMap<RequestId, (u64, TxnId)>,
+    /// Prepared records a split handed to a new shard, by shard.
+    inherited: BTreeMap<u64, Vec<PreparedTxn>>,
 }
 
 impl Default for Runner {
     fn default() -> Self {
-        Runner { shards: BTreeMap::new(), now: 1000, leases: BTreeMap::new(), reading: BTreeMap::new() }
+        Runner {
+            shards: BTreeMap::new(),
+            now: 1000,
+            leases: BTreeMap::new(),
+            reading: BTreeMap::new(),
+            inherited: BTreeMap::new(),
+        }
     }
 }
 
@@ -100,8 +108,23 @@ fn writes(s: Option<&str>) -> Res<Vec<Write>> {
         .collect()
 }
 
+/// `a,b,[k,s)`: keys and ranges (a range's comma does not separate).
 fn list(s: Option<&str>) -> Vec<LockTarget> {
-    s.map(|s| s.split(',').map(target).collect()).unwrap_or_default()
+    let Some(s) = s else { return vec![] };
+    let (mut items, mut start, mut in_range) = (vec![], 0, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => in_range = true,
+            ')' => in_range = false,
+            ',' if !in_range => {
+                items.push(target(&s[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(target(&s[start..]));
+    items
 }
 
 fn text(b: &[u8]) -> String {
@@ -129,6 +152,23 @@ fn show_conditions(conditions: &[Condition]) -> String {
         .map(|c| format!("{}:{}", text(&c.key), c.expected.as_deref().map(text).unwrap_or("-".into())))
         .collect();
     format!(" if=[{}]", cs.join(","))
+}
+
+/// A prepared record: what it holds, and whom it asks and tells.
+fn show_record(p: &PreparedTxn) -> String {
+    let mut s = format!(
+        "{} @{} writes=[{}] reads=[{}] coordinator={}",
+        p.txn,
+        p.prepare_ts.as_nanos(),
+        show_writes(&p.writes),
+        show_targets(&p.reads),
+        p.coordinator
+    );
+    if !p.heirs.is_empty() {
+        let hs: Vec<String> = p.heirs.iter().map(|h| h.to_string()).collect();
+        s += &format!(" heirs=[{}]", hs.join(","));
+    }
+    s
 }
 
 fn show_command(c: &TxnCommand) -> String {
@@ -222,7 +262,11 @@ impl Runner {
                 Output::WriteVersions { writes, ts } => {
                     writeln!(out, "shard{id} write {} @{}", show_writes(&writes), ts.as_nanos())?
                 }
-                Output::StorePrepared(p) => writeln!(out, "shard{id} store prepared {}", p.txn)?,
+                Output::StorePrepared(p) => writeln!(out, "shard{id} store prepared {}", show_record(&p))?,
+                Output::Inherit { shard, record } => {
+                    writeln!(out, "shard{id} hand to {shard}: prepared {}", show_record(&record))?;
+                    self.inherited.entry(shard.0).or_default().push(record);
+                }
                 Output::DeletePrepared(t) => writeln!(out, "shard{id} delete prepared {t}")?,
                 Output::StoreDecision { txn, decision } => {
                     let ps: Vec<String> = decision.participants.iter().map(|p| p.to_string()).collect();
@@ -262,8 +306,17 @@ impl goldenscript::Runner for Runner {
             }
             "lost" => self.step(id, Input::LeaderLost, &mut out)?,
             "split" => {
-                let from = args.next_pos().ok_or("split KEY")?.as_bytes().to_vec();
-                self.step(id, Input::RangeSplit { moved: LockTarget::Range(from, Vec::new()) }, &mut out)?
+                let split_key = args.next_pos().ok_or("split KEY child=C")?.as_bytes().to_vec();
+                let child = ShardId(args.take_key("child").ok_or("child=C is required")?.parse()?);
+                if self.shards.contains_key(&child.0) {
+                    return Err(format!("{child} exists already").into());
+                }
+                self.step(id, Input::RangeSplit { split_key, end_key: vec![], child }, &mut out)?;
+                // The child starts from what the split handed it.
+                let max_applied = self.shard(id).txns.safe_time().max_applied();
+                let records = self.inherited.remove(&child.0).unwrap_or_default();
+                let txns = ShardTxns::restore(child, max_applied, records, vec![]);
+                self.shards.insert(child.0, Shard { txns, term: 0, proposals: VecDeque::new() });
             }
             "time" => self.now = args.next_pos().ok_or("time T")?.parse()?,
             "tick" => self.step(id, Input::Tick, &mut out)?,
@@ -421,4 +474,6 @@ scripts!(
     cross_shard_deadlock_is_broken_by_a_push,
     a_transaction_keeps_its_priority,
     a_split_aborts_the_lock_holders_of_moved_keys,
+    a_split_hands_prepared_transactions_to_both_halves,
+    an_heir_of_an_aborted_transaction_aborts,
 );
