@@ -183,13 +183,14 @@ impl Replica {
         };
         let (inherited, outputs): (Vec<Output>, Vec<Output>) =
             self.step_txns(tt, input).into_iter().partition(|o| matches!(o, Output::Inherit { .. }));
-        let prepared = inherited
+        let prepared: Vec<txn::PreparedTxn> = inherited
             .into_iter()
             .filter_map(|o| match o {
                 Output::Inherit { record, .. } => Some(record),
                 _ => None,
             })
             .collect();
+        let handed = prepared.len();
         match (mine, initialized) {
             // Not here yet, or here uninitialized (the child's leader
             // reached this server first): the split makes it.
@@ -217,7 +218,12 @@ impl Replica {
         self.shared.reset_written_bytes();
         self.descriptor = left.clone();
         self.last_split_index = index;
-        tracing::info!(shard = %self.shard_id, child = %right.shard_id, "split at {:?}", String::from_utf8_lossy(&right.start_key));
+        tracing::info!(
+            shard = %self.shard_id,
+            child = %right.shard_id,
+            "split at {:?}, handing {handed} prepared transactions to the child",
+            String::from_utf8_lossy(&right.start_key)
+        );
         if let Some(reply) = reply {
             completions.push(Completion::Split { reply, result: Ok((left, right)) });
         }

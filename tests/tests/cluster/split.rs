@@ -71,58 +71,75 @@ async fn a_split_keeps_every_write_and_serves_both_halves() -> anyhow::Result<()
     c.shutdown().await
 }
 
-/// Goal: bad splits are refused and change nothing: at the empty key, at
-/// a shard's first key, and while a prepared transaction holds a key
-/// that would move (allowed once it ends).
-/// Method: split at "m"; try "" and "m"; prepare a transaction writing
-/// "q" on the child (its coordinator never commits, so the child asks
-/// and aborts it after a while); a split at "p" is refused at once, and
-/// goes through once the prepared transaction is gone.
+/// Goal: bad splits are refused and change nothing: at the empty key and
+/// at a shard's first key.
+/// Method: split at "m"; try "" and "m"; the map still has two shards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_splits_are_refused_and_change_nothing() -> anyhow::Result<()> {
     init();
     let c = TestCluster::start(ClusterOptions::new(3)).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let client = c.client().await?;
-    let (_, right) = client.split_at(b"m").await?;
+    client.split_at(b"m").await?;
     for at in [&b""[..], &b"m"[..]] {
         let refused = client.split_at(at).await;
         assert!(matches!(refused, Err(client::Error::InvalidArgument(_))), "split at {at:?}: {refused:?}");
     }
+    let info = client.cluster_info().await?;
+    assert_eq!(info.shards.len(), 2, "nothing split");
+    c.shutdown().await
+}
+
+/// Goal: a shard splits while a transaction is prepared on keys on both
+/// sides (no longer refused), and the transaction stays prepared on both
+/// halves until its coordinator decides: once it ends (abort: the
+/// coordinator never got a commit) both keys take new writes, on both
+/// halves, and its own writes never show.
+/// Method: split at "m"; prepare t77 on the child, writing "n" and "q",
+/// with shard 1 as its coordinator, which is never asked to commit; split
+/// the child at "p" at once (it goes through); write "n" and "q" (each
+/// waits until the prepared write is gone: the half holding "q" asks the
+/// child, which asks shard 1, which decides abort) and read them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_over_a_prepared_transaction_leaves_it_prepared_on_both_halves() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let (_, right) = client.split_at(b"m").await?;
     let child = right.shard_id;
     let leader = c.wait_for_leader_among(child, &c.server_ids(), LEADER_TIMEOUT).await?;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
     let mut raw = proto::txn_client::TxnClient::new(channel);
+    let write = |key: &[u8]| proto::Mutation { key: key.to_vec(), value: b"never".to_vec(), delete: false };
     let prepare = proto::TxnPrepareRequest {
         txn: Some(proto::TxnMeta { txn_id: 77u128.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] }),
         shard_id: child,
         range_ver: 0,
         coordinator_shard_id: 1,
-        writes: vec![proto::Mutation { key: b"q".to_vec(), value: b"v".to_vec(), delete: false }],
+        writes: vec![write(b"n"), write(b"q")],
         reads: vec![],
         lease: None,
         conditions: Vec::new(),
     };
     raw.prepare(prepare).await?;
-    let refused = client.split_at(b"p").await;
-    match &refused {
-        Err(client::Error::InvalidArgument(m)) if m.contains("prepared") => {}
-        other => panic!("a split moving a prepared write: {other:?}"),
-    }
-    let info = client.cluster_info().await?;
-    assert_eq!(info.shards.len(), 2, "nothing split");
-    // The coordinator never committed t77: asked, it decides abort, and
-    // the child's prepared write goes; then the split goes through.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match client.split_at(b"p").await {
-            Ok(_) => break,
-            Err(client::Error::InvalidArgument(m)) if m.contains("prepared") => {}
-            Err(e) => return Err(e.into()),
+    let (_, grandchild) = client.split_at(b"p").await?;
+    assert_eq!(client.cluster_info().await?.shards.len(), 3, "the split went through");
+    for key in [&b"q"[..], &b"n"[..]] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match client.put(key, b"later").await {
+                Ok(_) => break,
+                Err(e) if e.is_retryable() => {}
+                Err(e) => return Err(e.into()),
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the prepared write of {key:?} never ended");
         }
-        assert!(tokio::time::Instant::now() < deadline, "the prepared transaction never ended");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(client.get(key).await?, Some(b"later".to_vec()), "{key:?}");
     }
+    client.refresh_routes().await?;
+    let holding_q = client.shards_covering(b"q", b"q\0");
+    assert_eq!(holding_q.first().map(|(d, _)| d.shard_id), Some(grandchild.shard_id), "q is on the new half");
     c.shutdown().await
 }
 
