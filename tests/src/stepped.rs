@@ -814,12 +814,7 @@ impl SteppedCluster {
         child_replicas: Vec<ReplicaId>,
         within: Duration,
     ) -> Result<(ShardDescriptor, ShardDescriptor), String> {
-        let leader = self.leader(shard).filter(|l| self.is_up(*l)).ok_or_else(|| format!("no leader of {shard}"))?;
-        let range_ver = self.descriptors().get(&shard).map(|d| d.epoch.range_ver).ok_or("no such shard")?;
-        let split = Split { split_key: key.to_vec(), range_ver, child_shard: child, child_replicas };
-        let (reply, mut answer) = tokio::sync::oneshot::channel();
-        let s = self.servers.get_mut(&leader).expect("a server");
-        s.pending.push(LoopMsg::Split { shard, split, reply });
+        let mut answer = self.submit_split(shard, key, child, child_replicas)?;
         let deadline = self.now + within;
         while self.now < deadline {
             let until = self.now + Duration::from_millis(1);
@@ -831,6 +826,25 @@ impl SteppedCluster {
             }
         }
         Err(format!("no answer within {within:?}"))
+    }
+
+    /// Hands a split of `shard` at `key` to its leader at the next step,
+    /// as [`Self::split`] does, without running: what is submitted next
+    /// reaches the leader after it (and is admitted before it applies).
+    pub fn submit_split(
+        &mut self,
+        shard: ShardId,
+        key: &[u8],
+        child: ShardId,
+        child_replicas: Vec<ReplicaId>,
+    ) -> Result<oneshot::Receiver<spanserver::error::Result<(ShardDescriptor, ShardDescriptor)>>, String> {
+        let leader = self.leader(shard).filter(|l| self.is_up(*l)).ok_or_else(|| format!("no leader of {shard}"))?;
+        let range_ver = self.descriptors().get(&shard).map(|d| d.epoch.range_ver).ok_or("no such shard")?;
+        let split = Split { split_key: key.to_vec(), range_ver, child_shard: child, child_replicas };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let s = self.servers.get_mut(&leader).expect("a server");
+        s.pending.push(LoopMsg::Split { shard, split, reply });
+        Ok(answer)
     }
 
     /// The trace's entries since the last call, without their times.

@@ -514,6 +514,168 @@ fn a_participant_split_between_prepare_and_a_lost_commit_aborts_on_both_halves()
     }
 }
 
+/// Runs `c` until `answer` comes (or `within` passes).
+fn answer_within<T>(
+    c: &mut SteppedCluster,
+    answer: &mut tokio::sync::oneshot::Receiver<T>,
+    within: Duration,
+) -> Option<T> {
+    let deadline = c.now() + within;
+    while c.now() < deadline {
+        let until = c.now() + Duration::from_millis(1);
+        c.run_until(until);
+        if let Ok(a) = answer.try_recv() {
+            return Some(a);
+        }
+    }
+    None
+}
+
+fn child_replicas() -> Vec<meta::ReplicaId> {
+    (101..=103).map(meta::ReplicaId).collect()
+}
+
+/// Goal: a coordinator that splits mid-commit, its own written key moving
+/// to the new half right after its decision is replicated and before its
+/// participant hears of it, still answers for the transaction: the
+/// participant (its leader killed meanwhile) learns the commit, and every
+/// replica ends with both writes at the commit timestamp.
+/// Method: per seed, read `a` on shard 1, prepare `z` on shard 2, move
+/// shard 2's leadership off shard 1's leader; hand shard 1's leader the
+/// commit and, right behind it, a split at `a`; kill shard 2's leader,
+/// run, restart it, run; read each server's RocksDB.
+#[test]
+fn a_coordinator_split_mid_commit_still_answers_for_the_transaction() {
+    for seed in 470..473 {
+        let mut c = SteppedCluster::new(seed, 3, 2);
+        c.faults = Faults { loss_percent: 2, delay_max: Duration::from_millis(3) };
+        c.run_until(Duration::from_secs(1));
+        let p = read_a_and_prepare_z(&mut c, seed, "t");
+        let leader = c.leader(ShardId(1)).expect("shard 1 has a leader");
+        // The participant's leader, to be killed, must be elsewhere.
+        let elsewhere = SERVERS.into_iter().find(|s| *s != leader).expect("three servers");
+        let deadline = c.now() + Duration::from_secs(2);
+        while c.leader(ShardId(2)) == Some(leader) && c.now() < deadline {
+            c.transfer_leader(ShardId(2), elsewhere);
+            let until = c.now() + Duration::from_millis(100);
+            c.run_until(until);
+        }
+        let mut commit = c.submit(leader, ShardId(1), commit_input(&p, "t"));
+        let mut split = c.submit_split(ShardId(1), b"a", ShardId(10), child_replicas()).expect("a split");
+        let victim = c.leader(ShardId(2)).filter(|l| *l != leader).expect("shard 2 has a leader of its own");
+        c.crash(victim);
+        let commit_ts = match answer_within(&mut c, &mut commit, Duration::from_secs(2)) {
+            Some(Ok(txn::Answer::Committed { commit_ts, applied: true })) => commit_ts,
+            other => panic!("seed {seed}: the commit: {other:?}\n{}", c.take_events().join("\n")),
+        };
+        let split = answer_within(&mut c, &mut split, Duration::from_secs(2));
+        assert!(matches!(split, Some(Ok(_))), "seed {seed}: the split: {split:?}");
+        assert_eq!(c.shard_of(b"a"), ShardId(10), "seed {seed}: a moved to the new shard");
+        let until = c.now() + Duration::from_secs(3);
+        c.run_until(until);
+        c.restart(victim);
+        let until = c.now() + Duration::from_secs(3);
+        c.run_until(until);
+        for server in SERVERS {
+            for key in ["a", "z"] {
+                assert_eq!(
+                    c.latest(server, key.as_bytes()),
+                    Some((commit_ts, Some(b"t".to_vec()))),
+                    "seed {seed}: {server}'s {key} (the killed server was {victim})"
+                );
+            }
+        }
+    }
+}
+
+/// Goal: a prepare admitted while a split that moves its key is already
+/// in the log (proposed, not yet applied) is refused as it applies, on
+/// every replica alike: the participant answers an abort, nothing is
+/// prepared (a plain write of the key on the new half commits at once),
+/// and the prepared value is on no replica.
+/// Method: per seed, hand shard 2's leader a split at `y` and, right
+/// behind it, a prepare writing `z`; then write `z` on the new half.
+#[test]
+fn a_prepare_admitted_before_a_split_is_refused_when_it_applies() {
+    for seed in 480..483 {
+        let mut c = SteppedCluster::new(seed, 3, 2);
+        c.faults = Faults { loss_percent: 2, delay_max: Duration::from_millis(3) };
+        c.run_until(Duration::from_secs(1));
+        let txn = TxnId::random(u128::from(seed) << 64 | 3);
+        let priority = Priority::new(Timestamp::from_nanos(1), txn);
+        let leader = c.leader(ShardId(2)).expect("shard 2 has a leader");
+        let mut split = c.submit_split(ShardId(2), b"y", ShardId(10), child_replicas()).expect("a split");
+        let prepare = txn::Input::Prepare {
+            req: RequestId(0),
+            txn,
+            priority,
+            writes: vec![put("z", "never")],
+            reads: Vec::new(),
+            lease: None,
+            coordinator: ShardId(1),
+            conditions: Vec::new(),
+        };
+        let mut prepared = c.submit(leader, ShardId(2), prepare);
+        let answer = answer_within(&mut c, &mut prepared, Duration::from_secs(2));
+        assert!(
+            matches!(answer, Some(Err(txn::TxnError::Aborted(txn::AbortReason::ProposalDropped)))),
+            "seed {seed}: the prepare behind the split: {answer:?}"
+        );
+        let split = answer_within(&mut c, &mut split, Duration::from_secs(2));
+        assert!(matches!(split, Some(Ok(_))), "seed {seed}: the split: {split:?}");
+        let deadline = c.now() + Duration::from_secs(2);
+        while c.leader(ShardId(10)).is_none() && c.now() < deadline {
+            let until = c.now() + Duration::from_millis(10);
+            c.run_until(until);
+        }
+        let write = txn::Input::Write { req: RequestId(0), writes: vec![put("z", "later")], conditions: Vec::new() };
+        let written = c.call(ShardId(10), write, Duration::from_millis(500));
+        assert!(matches!(written, Ok(txn::Answer::Committed { applied: true, .. })), "seed {seed}: {written:?}");
+        let until = c.now() + Duration::from_secs(1);
+        c.run_until(until);
+        for server in SERVERS {
+            let values: Vec<_> = c.versions(server, b"z").into_iter().map(|(_, v)| v).collect();
+            assert_eq!(values, vec![Some(b"later".to_vec())], "seed {seed}: {server}'s versions of z");
+        }
+    }
+}
+
+/// Goal: the half a split makes never assigns a timestamp at or below
+/// one its shard assigned before the split, even from a leader whose
+/// clock has gone back: it starts above everything the shard applied.
+/// Method: per seed, write `x` on shard 2; split shard 2 at `y`; set the
+/// new half's leader's clock back by a second (stepped servers do not
+/// watch their clocks); write `z` there: its commit timestamp must exceed
+/// x's (starting from its clock alone, it would be a second below).
+#[test]
+fn a_new_half_never_assigns_below_its_shards_timestamps() {
+    for seed in 490..493 {
+        let mut c = SteppedCluster::new(seed, 3, 2);
+        c.run_until(Duration::from_secs(1));
+        let write =
+            |key: &str| txn::Input::Write { req: RequestId(0), writes: vec![put(key, "v")], conditions: vec![] };
+        let x_ts = match c.call(ShardId(2), write("x"), Duration::from_secs(1)) {
+            Ok(txn::Answer::Committed { commit_ts, applied: true }) => commit_ts,
+            other => panic!("seed {seed}: the write of x: {other:?}"),
+        };
+        let split = c.split(ShardId(2), b"y", ShardId(10), child_replicas(), Duration::from_secs(2));
+        assert!(split.is_ok(), "seed {seed}: the split: {split:?}");
+        let deadline = c.now() + Duration::from_secs(2);
+        while c.leader(ShardId(10)).is_none() && c.now() < deadline {
+            let until = c.now() + Duration::from_millis(10);
+            c.run_until(until);
+        }
+        let leader = c.leader(ShardId(10)).expect("the new half has a leader");
+        let back = c.clock_offset(leader) - 1_000_000_000;
+        c.set_clock_offset(leader, back);
+        let z_ts = match c.call(ShardId(10), write("z"), Duration::from_secs(3)) {
+            Ok(txn::Answer::Committed { commit_ts, applied: true }) => commit_ts,
+            other => panic!("seed {seed}: the write of z: {other:?}"),
+        };
+        assert!(z_ts > x_ts, "seed {seed}: the new half wrote z at {z_ts:?}, not above x's {x_ts:?}");
+    }
+}
+
 /// Goal: read-write transactions over two shards stay strictly
 /// serializable (the jepsen list-append checker: no G0, G1, G-single or
 /// G2 cycle, with or without real-time edges; no aborted or garbage
