@@ -71,6 +71,48 @@ async fn a_split_keeps_every_write_and_serves_both_halves() -> anyhow::Result<()
     c.shutdown().await
 }
 
+/// Goal: snapshot reads at a timestamp from before a split see the values
+/// of then on both halves, from leaders and followers alike, and a scan
+/// at it crosses the split: the halves keep their shard's old versions
+/// and serve them at old timestamps.
+/// Method: write "c" and "q" (v1), then again (v2); split at "m"; write
+/// them a third time (v3); read both at v1's and v2's timestamps from the
+/// leaders and from followers, and scan ["a", "z") at v1's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_reads_at_a_timestamp_before_a_split_see_its_values_on_both_halves() -> anyhow::Result<()> {
+    use client::{ReadMode, ReplicaPreference};
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let keys = [&b"c"[..], &b"q"[..]];
+    let mut at = Vec::new();
+    for value in [&b"v1"[..], &b"v2"[..]] {
+        let mut ts = truetime::Timestamp::ZERO;
+        for key in keys {
+            ts = ts.max(client.put(key, value).await?);
+        }
+        at.push((ts, value));
+    }
+    client.split_at(b"m").await?;
+    for key in keys {
+        client.put(key, b"v3").await?;
+    }
+    for (ts, value) in &at {
+        for key in keys {
+            for replica in [ReplicaPreference::Auto, ReplicaPreference::Follower] {
+                let read = client.get_from(key, ReadMode::At(*ts), replica).await?;
+                assert_eq!(read.value.map(|v| v.value), Some(value.to_vec()), "{key:?} at {ts:?} ({replica:?})");
+            }
+        }
+    }
+    let scanned = client.scan(b"a", b"z", 10, ReadMode::At(at[0].0)).await?;
+    let pairs: Vec<(&[u8], &[u8])> = scanned.iter().map(|kv| (kv.key.as_slice(), kv.value.as_slice())).collect();
+    assert_eq!(pairs, vec![(&b"c"[..], &b"v1"[..]), (&b"q"[..], &b"v1"[..])], "the scan at v1's timestamp");
+    assert_eq!(client.cluster_info().await?.shards.len(), 2, "the reads crossed a split");
+    c.shutdown().await
+}
+
 /// Goal: bad splits are refused and change nothing: at the empty key and
 /// at a shard's first key.
 /// Method: split at "m"; try "" and "m"; the map still has two shards.
