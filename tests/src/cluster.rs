@@ -263,6 +263,25 @@ impl TestCluster {
         }
     }
 
+    /// The live keys (with their latest values) in the data directory of
+    /// server `id`, which must be down: what a server keeps of the data of
+    /// replicas it no longer hosts.
+    pub fn stored_keys(&self, id: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+        use spanserver::storage::{mvcc::Reader, Engine, Identity};
+        if self.is_up(id) {
+            bail!("server {id} is running: crash it first");
+        }
+        let config = self.config_of(id);
+        let identity = Identity {
+            cluster_id: config.cluster.cluster_id.clone(),
+            server_id: id,
+            layout_fingerprint: config.cluster.layout_fingerprint(),
+        };
+        let engine = Engine::open(&config.data_dir, &identity)?;
+        let page = Reader::new(&engine).scan(b"", b"", truetime::Timestamp::MAX, usize::MAX, usize::MAX)?;
+        Ok(page.pairs.into_iter().map(|(key, _, _)| key).collect())
+    }
+
     /// Starts a crashed server again on its data directory and port.
     pub async fn restart(&mut self, id: u64) -> anyhow::Result<()> {
         let id = ServerId(id);

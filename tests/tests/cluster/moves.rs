@@ -36,7 +36,7 @@ fn voters(d: &proto::ShardDescriptor) -> Vec<u64> {
 /// leadership over first. Afterwards the moved-to servers are voters:
 /// with the one old voter that stayed down, the shard still takes writes
 /// (which needs both new replicas' votes) and reads everything back; the
-/// leader's old server holds no replica of it.
+/// leader's old server holds no replica of it, and none of its data.
 /// Method: 4 servers, one shard on servers 1-3; 200 keys; a writer
 /// putting more keys throughout; a transaction that read and wrote k0007
 /// opened before the first move and committed after it; move a
@@ -97,6 +97,12 @@ async fn moved_replicas_keep_every_write_and_the_shard_serves_throughout() -> an
         assert_eq!(client.get(&key(i)).await?.as_deref(), Some(&b"during"[..]), "k{i:04}");
     }
     assert!(c.replica(leader, 1).is_none(), "server {leader} still hosts the shard it left");
+    // Nor does it keep the shard's data: storage is bounded by what a
+    // server hosts.
+    c.crash(leader).await;
+    let kept = c.stored_keys(leader)?;
+    assert!(kept.is_empty(), "server {leader} keeps {} keys of the shard it left", kept.len());
+    assert!(c.stored_keys(old_voter)?.len() >= 200, "a server still hosting the shard keeps its keys");
     c.shutdown().await
 }
 
