@@ -106,6 +106,51 @@ async fn moved_replicas_keep_every_write_and_the_shard_serves_throughout() -> an
     c.shutdown().await
 }
 
+/// Goal: a shard unaffected by a move keeps serving while another shard's
+/// replicas move beside it: its writes go on without an error, and its
+/// leadership (leader and term) does not change.
+/// Method: 4 servers, shards ["", "m") and ["m", "") on servers 1-3; a
+/// writer puts keys "n..." (shard 2) throughout while shard 1's replicas
+/// on a follower's server and then on its leader's server move away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shard_unaffected_by_a_move_keeps_serving_throughout() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(4).replication(3).split_points(&["m"])).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let before = c.progress(leaders[&2], 2).map(|p| p.term);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (client, stop, written) = (client.clone(), stop.clone(), written.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let i = written.load(Ordering::Relaxed);
+                client.put(format!("n{i:04}").as_bytes(), b"beside the move").await?;
+                written.store(i + 1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        })
+    };
+    let leader = leaders[&1];
+    let follower = (1..=3).find(|s| *s != leader).expect("two followers");
+    client.move_replica(ShardId(1), ServerId(follower), ServerId(4)).await?;
+    let during_first = written.load(Ordering::Relaxed);
+    client.move_replica(ShardId(1), ServerId(leader), ServerId(follower)).await?;
+    stop.store(true, Ordering::Relaxed);
+    writer.await??;
+    let during = written.load(Ordering::Relaxed);
+    assert!(during_first > 0 && during > during_first, "shard 2 took {during_first} then {during} writes");
+    assert_eq!(c.leader(2), Some(leaders[&2]), "shard 2's leader changed");
+    assert_eq!(c.progress(leaders[&2], 2).map(|p| p.term), before, "shard 2's term changed");
+    for i in 0..during {
+        let key = format!("n{i:04}");
+        assert_eq!(client.get(key.as_bytes()).await?.as_deref(), Some(&b"beside the move"[..]), "{key}");
+    }
+    c.shutdown().await
+}
+
 /// Goal: membership changes that make no sense are refused with
 /// InvalidArgument and change nothing: a learner where a replica is, on
 /// a server the cluster does not have; removing a voter (it must be
