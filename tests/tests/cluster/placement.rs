@@ -30,6 +30,16 @@ async fn settled_voters(client: &client::Client, shards: &[u64]) -> Option<Vec<B
     Some(all)
 }
 
+/// Every replica id in the shards' descriptors.
+async fn replica_ids(client: &client::Client, shards: &[u64]) -> anyhow::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for shard in shards {
+        let (d, _) = client.shard_descriptor(ShardId(*shard)).await?;
+        ids.extend(d.replicas.iter().map(|r| r.replica_id));
+    }
+    Ok(ids)
+}
+
 /// Goal: a server that dies is re-replicated by the placement driver:
 /// every shard it held gets a voter on another live server, through the
 /// usual move (learner, joint configuration, removal), so each shard has
@@ -37,7 +47,9 @@ async fn settled_voters(client: &client::Client, shards: &[u64]) -> Option<Vec<B
 /// is still there and writes go on. The dead server is the system
 /// shard's leader, where the driver was running: the driver beside the
 /// next leader takes over. While it works, its server's status names the
-/// moves it runs (what `spandb status` prints).
+/// moves it runs (what `spandb status` prints). The replicas it adds get
+/// ids never used before, across the driver's failover: each above every
+/// id the map held before the crash.
 /// Method: 5 servers, 3 shards of 3 replicas, the driver on with a 2 s
 /// dead threshold; 150 keys over the shards; crash the server leading
 /// the system shard (shard 1), poll until no shard names it, and the
@@ -55,6 +67,7 @@ async fn a_dead_servers_replicas_are_placed_on_live_servers() -> anyhow::Result<
     }
     let shards: Vec<u64> = c.shard_ids();
     let before = settled_voters(&client, &shards).await.expect("no move before the crash");
+    let ids_before = replica_ids(&client, &shards).await?;
     let dead = leaders[&1];
     assert!(before.iter().any(|voters| voters.contains(&dead)));
     c.crash(dead).await;
@@ -81,6 +94,12 @@ async fn a_dead_servers_replicas_are_placed_on_live_servers() -> anyhow::Result<
         let kept: BTreeSet<u64> = was.iter().copied().filter(|s| *s != dead).collect();
         assert!(kept.is_subset(is), "shard {shard}: the live voters stay ({was:?} -> {is:?})");
     }
+    let ids_after = replica_ids(&client, &shards).await?;
+    let max_before = ids_before.iter().copied().max().unwrap_or(0);
+    let new_ids: Vec<u64> = ids_after.iter().copied().filter(|id| !ids_before.contains(id)).collect();
+    assert!(!new_ids.is_empty() && new_ids.iter().all(|id| *id > max_before), "{ids_before:?} -> {ids_after:?}");
+    let distinct: BTreeSet<u64> = ids_after.iter().copied().collect();
+    assert_eq!(distinct.len(), ids_after.len(), "a replica id is used twice: {ids_after:?}");
     let away = format!("replica from s{dead} to ");
     assert!(
         moves_shown.iter().any(|op| op.contains(&away) && op.contains("its server is dead")),
