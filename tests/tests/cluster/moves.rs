@@ -151,6 +151,46 @@ async fn a_shard_unaffected_by_a_move_keeps_serving_throughout() -> anyhow::Resu
     c.shutdown().await
 }
 
+/// Goal: a replica removed while it was cut off from its shard cannot
+/// disrupt the shard when the partition heals: pre-vote keeps it from
+/// raising terms while alone, and the members ignore it, so the shard
+/// keeps its leader and term and takes writes throughout; the removed
+/// replica is then destroyed.
+/// Method: 4 servers, one shard on 1-3; cut a follower off (Raft
+/// messages); move its replica to server 4; poll until the cut-off
+/// replica has tried to get elected; heal; write 50 keys; the leader
+/// and its term are the same; poll until the follower hosts no replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removed_replica_back_from_a_partition_cannot_disrupt_its_shard() -> anyhow::Result<()> {
+    use spanserver::registry::Role;
+    init();
+    let c = TestCluster::start(ClusterOptions::new(4).replication(3)).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let leader = leaders[&1];
+    let cut_off = (1..=3).find(|s| *s != leader).expect("two followers");
+    let others: Vec<u64> = (1..=4).filter(|s| *s != cut_off).collect();
+    c.net.partition(&[&[cut_off], &others]);
+    let d = client.move_replica(ShardId(1), ServerId(cut_off), ServerId(4)).await?;
+    assert!(!d.replicas.iter().any(|r| r.server_id == cut_off), "{d:?}");
+    let term = c.progress(leader, 1).map(|p| p.term);
+    wait_until(std::time::Duration::from_secs(20), || {
+        c.progress(cut_off, 1).is_some_and(|p| matches!(p.role, Role::PreCandidate | Role::Candidate))
+    })
+    .await?;
+    let alone = c.progress(cut_off, 1).map(|p| p.term);
+    assert!(alone <= term, "the cut-off replica raised its term to {alone:?} (the shard's: {term:?})");
+    c.net.heal();
+    for i in 0..50 {
+        client.put(&key(i), b"after the heal").await?;
+    }
+    assert_eq!(c.leader(1), Some(leader), "the shard's leader changed");
+    assert_eq!(c.progress(leader, 1).map(|p| p.term), term, "the shard's term changed");
+    wait_until(std::time::Duration::from_secs(60), || c.replica(cut_off, 1).is_none()).await?;
+    assert_eq!(c.progress(leader, 1).map(|p| p.term), term, "the shard's term changed");
+    c.shutdown().await
+}
+
 /// Goal: membership changes that make no sense are refused with
 /// InvalidArgument and change nothing: a learner where a replica is, on
 /// a server the cluster does not have; removing a voter (it must be
