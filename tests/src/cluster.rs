@@ -345,10 +345,15 @@ impl TestCluster {
         self.spec.shards().iter().map(|s| s.shard_id.0).collect()
     }
 
-    /// The servers hosting a shard: as a running server's replica of it
-    /// says (a shard born by a split), else as the static layout put it.
+    /// The servers hosting a shard: as the newest descriptor among the
+    /// running servers' replicas of it says (a shard born by a split, or
+    /// whose replicas moved), else as the static layout put it.
     pub fn shard_servers(&self, shard: u64) -> Vec<u64> {
-        let hosted = self.server_ids().into_iter().find_map(|id| self.replica(id, shard));
+        let hosted = self
+            .server_ids()
+            .into_iter()
+            .filter_map(|id| self.replica(id, shard))
+            .max_by_key(|r| r.descriptor().epoch.conf_ver);
         match hosted {
             Some(r) => r.descriptor().replicas.iter().map(|d| d.server_id.0).collect(),
             None => self
@@ -443,9 +448,8 @@ impl TestCluster {
     /// Waits until every running replica of `shard` has applied at least
     /// `index`.
     pub async fn wait_for_applied(&self, shard: u64, index: u64, timeout: Duration) -> anyhow::Result<()> {
-        let servers = self.shard_servers(shard);
         wait_until(timeout, || {
-            servers
+            self.shard_servers(shard)
                 .iter()
                 .filter(|&&id| self.is_up(id))
                 .all(|&id| self.progress(id, shard).is_some_and(|p| p.applied_index >= index))

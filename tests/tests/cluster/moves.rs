@@ -191,6 +191,55 @@ async fn a_removed_replica_back_from_a_partition_cannot_disrupt_its_shard() -> a
     c.shutdown().await
 }
 
+/// Goal: a member that is down while another replica of its shard moves
+/// catches up when it returns: it learns the new membership and every
+/// write made meanwhile, so it keeps all the shard's data.
+/// Method: 4 servers, one shard on 1-3; 50 keys; crash a follower; move
+/// the other follower's replica to 4 while writing 50 more keys; restart
+/// the crashed one; wait until it has applied what the leader has; it
+/// names server 4's replica as a voter; crash it and read its RocksDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_down_across_a_move_catches_up_when_it_returns() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(4).replication(3)).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for i in 0..50 {
+        client.put(&key(i), b"before").await?;
+    }
+    let leader = leaders[&1];
+    let mut followers = (1..=3).filter(|s| *s != leader);
+    let (down, moving) = (followers.next().expect("a follower"), followers.next().expect("another"));
+    c.crash(down).await;
+    let mover = {
+        let client = client.clone();
+        tokio::spawn(async move { client.move_replica(ShardId(1), ServerId(moving), ServerId(4)).await })
+    };
+    for i in 50..100 {
+        client.put(&key(i), b"during").await?;
+    }
+    let d = mover.await??;
+    assert_eq!(voters(&d), {
+        let mut v = vec![leader, down, 4];
+        v.sort_unstable();
+        v
+    });
+    c.restart(down).await?;
+    let applied = c.progress(leader, 1).map(|p| p.applied_index).unwrap_or(0);
+    c.wait_for_applied(1, applied, std::time::Duration::from_secs(30)).await?;
+    let knows = c.replica(down, 1).map(|r| r.descriptor());
+    assert!(
+        knows.as_ref().is_some_and(|d| d.replicas.iter().any(|r| r.server_id == ServerId(4))),
+        "server {down} does not know the new membership: {knows:?}"
+    );
+    c.crash(down).await;
+    let kept = c.stored_keys(down)?;
+    for i in 0..100 {
+        assert!(kept.contains(&key(i)), "server {down} lacks k{i:04}");
+    }
+    c.shutdown().await
+}
+
 /// Goal: membership changes that make no sense are refused with
 /// InvalidArgument and change nothing: a learner where a replica is, on
 /// a server the cluster does not have; removing a voter (it must be
