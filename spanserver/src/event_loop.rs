@@ -529,6 +529,9 @@ impl EventLoop {
     /// empty if the shard is not hosted or the range is not in the log.
     pub fn log_entries(&self, shard: ShardId, lo: u64, hi: u64) -> Vec<(u64, Vec<u8>)> {
         let Some(r) = self.replicas.get(&shard) else { return Vec::new() };
+        if lo >= hi {
+            return Vec::new(); // (raft-rs panics on a reversed range)
+        }
         let context = raft::GetEntriesContext::empty(false);
         match r.raw_node.raft.raft_log.slice(lo, hi, None, context) {
             Ok(entries) => entries.into_iter().map(|e| (e.term, e.data.to_vec())).collect(),

@@ -89,6 +89,7 @@ use spanserver::event_loop::{EventLoop, Next, Outgoing, RaftState, SnapshotSend}
 use spanserver::inbox::LoopMsg;
 use spanserver::registry::Registry;
 use spanserver::shard::command::Split;
+use spanserver::shard::membership::MembershipChange;
 use spanserver::shard::{PeerCall, TxnReply};
 use spanserver::storage::mvcc::Reader;
 use spanserver::storage::snapshot::SnapshotDir;
@@ -847,6 +848,24 @@ impl SteppedCluster {
         Ok(answer)
     }
 
+    /// Hands `change` of `shard`'s membership, if the shard is still at
+    /// the membership version `from` (its descriptor then), to its leader
+    /// at the next step; the answer (the new descriptor) arrives on the
+    /// returned channel.
+    pub fn submit_membership(
+        &mut self,
+        from: &ShardDescriptor,
+        change: MembershipChange,
+    ) -> Result<oneshot::Receiver<spanserver::error::Result<ShardDescriptor>>, String> {
+        let shard = from.shard_id;
+        let leader = self.leader(shard).filter(|l| self.is_up(*l)).ok_or_else(|| format!("no leader of {shard}"))?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let s = self.servers.get_mut(&leader).expect("a server");
+        s.pending.push(LoopMsg::ChangeReplicas { shard, conf_ver: from.epoch.conf_ver, change, reply });
+        self.trace.push(format!("{:?} change {shard} at {}", self.now, from.epoch));
+        Ok(answer)
+    }
+
     /// The trace's entries since the last call, without their times.
     pub fn take_events(&mut self) -> Vec<String> {
         let new = self.trace[self.trace_taken..]
@@ -1114,7 +1133,7 @@ impl SteppedCluster {
         for st in &states {
             // Entries before the log's first were compacted away or came
             // in a snapshot: they were compared when applied elsewhere.
-            let from = (self.invariants.applied_checked(server, st.shard) + 1).max(st.first_log_index);
+            let from = (self.invariants.applied_checked(server, st.shard, st.replica) + 1).max(st.first_log_index);
             let entries = event_loop.log_entries(st.shard, from, st.applied_index + 1);
             observed.push(Observed { state: *st, first_index: from, entries });
         }
@@ -1332,10 +1351,12 @@ pub struct Observed {
 pub struct Invariants {
     /// (shard, term) -> the server whose replica led it.
     leaders: BTreeMap<(ShardId, u64), ServerId>,
-    /// (server, shard) -> the committed index last seen.
-    committed: BTreeMap<(ServerId, ShardId), u64>,
-    /// (server, shard) -> the applied index checked so far.
-    applied: BTreeMap<(ServerId, ShardId), u64>,
+    /// (server, shard, replica) -> the committed index last seen. (A
+    /// server may host a shard again after its replica there was removed:
+    /// a new replica, with a new id, starting over.)
+    committed: BTreeMap<(ServerId, ShardId, ReplicaId), u64>,
+    /// (server, shard, replica) -> the applied index checked so far.
+    applied: BTreeMap<(ServerId, ShardId, ReplicaId), u64>,
     /// (shard, index) -> the applied entry's term and data.
     log: BTreeMap<(ShardId, u64), (u64, Vec<u8>)>,
 }
@@ -1354,7 +1375,7 @@ impl Invariants {
     /// `server` restarted: its committed index may restart lower (it is
     /// persisted lazily); what it applied is on disk and stays checked.
     pub fn restarted(&mut self, server: ServerId) {
-        self.committed.retain(|(s, _), _| *s != server);
+        self.committed.retain(|(s, _, _), _| *s != server);
     }
 
     /// How many (shard, index) entries have been applied somewhere and
@@ -1363,9 +1384,10 @@ impl Invariants {
         self.log.len()
     }
 
-    /// The applied index of `server`'s replica of `shard` checked so far.
-    pub fn applied_checked(&self, server: ServerId, shard: ShardId) -> u64 {
-        self.applied.get(&(server, shard)).copied().unwrap_or(0)
+    /// The applied index of `server`'s replica `replica` of `shard`
+    /// checked so far.
+    pub fn applied_checked(&self, server: ServerId, shard: ShardId, replica: ReplicaId) -> u64 {
+        self.applied.get(&(server, shard, replica)).copied().unwrap_or(0)
     }
 
     /// Checks what `server` showed; returns what is new (leaders), or the
@@ -1386,7 +1408,7 @@ impl Invariants {
                     }
                 }
             }
-            let seen = self.committed.entry((server, st.shard)).or_insert(0);
+            let seen = self.committed.entry((server, st.shard, st.replica)).or_insert(0);
             if st.committed_index < *seen {
                 return Err(format!(
                     "{server}'s committed index of {} went back from {} to {}",
@@ -1410,7 +1432,7 @@ impl Invariants {
                 }
             }
             if !o.entries.is_empty() {
-                self.applied.insert((server, st.shard), o.first_index + o.entries.len() as u64 - 1);
+                self.applied.insert((server, st.shard, st.replica), o.first_index + o.entries.len() as u64 - 1);
             }
         }
         Ok(events)
@@ -1441,8 +1463,8 @@ mod tests {
 
     /// Goal: each rule can fail: a second leader in a term, a committed
     /// index that goes back, a replica applying another entry at an index
-    /// are violations; a new leader in a later term, and the same entries
-    /// applied elsewhere, are not.
+    /// are violations; a new leader in a later term, the same entries
+    /// applied elsewhere, and a new replica starting over, are not.
     #[test]
     fn each_broken_rule_is_a_violation() {
         let mut inv = Invariants::default();
@@ -1456,6 +1478,11 @@ mod tests {
         assert!(e.contains("went back from 3 to 2"), "{e}");
         let e = inv.observe(ServerId(2), &[seen(state(1, 3, false, 3), 3, &[(3, "x")])]).unwrap_err();
         assert!(e.contains("different entry at shard1 index 3"), "{e}");
-        assert_eq!(inv.applied_checked(ServerId(2), ShardId(1)), 2);
+        assert_eq!(inv.applied_checked(ServerId(2), ShardId(1), ReplicaId(1)), 2);
+        // A new replica of the shard on server 1 (its old one removed)
+        // starts over: not a committed index going back.
+        let anew = RaftState { replica: ReplicaId(9), ..state(1, 3, false, 0) };
+        inv.observe(ServerId(1), &[seen(anew, 1, &[])]).unwrap();
+        assert_eq!(inv.applied_checked(ServerId(1), ShardId(1), ReplicaId(9)), 0);
     }
 }

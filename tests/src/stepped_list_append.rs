@@ -39,10 +39,11 @@ use std::time::Duration;
 
 use jepsen::generate::ListAppendGen;
 use jepsen::{History, Op, OpType, Process};
-use meta::{LockLease, Priority, RequestId, ServerId, ShardId, TxnId};
+use meta::{LockLease, Priority, ReplicaId, ReplicaRole, RequestId, ServerId, ShardDescriptor, ShardId, TxnId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use spanserver::shard::membership::MembershipChange;
 use tokio::sync::oneshot;
 use truetime::Timestamp;
 use txn::{Answer, Input, LockTarget, TxnError, Write};
@@ -75,6 +76,10 @@ pub struct Run {
     /// other second (from a random stream of its own, so runs without
     /// splits are what they were).
     pub splits: bool,
+    /// Also move a replica of a shard the seed picks to a server without
+    /// one, step by step beside the clients and the faults (its own
+    /// random stream too). Wants a fourth server.
+    pub moves: bool,
 }
 
 impl Run {
@@ -92,6 +97,7 @@ impl Run {
             duration: Duration::from_secs(8),
             nemesis: true,
             splits: false,
+            moves: false,
         }
     }
 }
@@ -221,12 +227,23 @@ pub fn run(run: &Run) -> (History, SteppedCluster) {
     let mut undo: Option<Heal> = None;
     let mut txn_seq = 0u128;
     let mut split_rng = StdRng::seed_from_u64(run.seed ^ 0x5e11_7000);
+    let mut move_rng = StdRng::seed_from_u64(run.seed ^ 0x0303_7e00);
+    let mut moving: Option<Move> = None;
     let mut next_id = 1000;
     while c.now() < end {
+        if let Some(m) = moving.as_mut() {
+            if let Some(outcome) = m.advance(&mut c, &mut next_id) {
+                c.note(format!("move {} from {} to {}: {outcome}", m.shard, m.from, m.to));
+                moving = None;
+            }
+        }
         if run.nemesis && c.now() >= next_fault {
             next_fault = c.now() + Duration::from_secs(1);
             if run.splits && split_rng.random_bool(0.5) {
                 split_somewhere(&mut c, &mut split_rng, &mut next_id, txn_seq);
+            }
+            if run.moves && moving.is_none() {
+                moving = Move::pick(&c, &mut move_rng);
             }
             match undo.take() {
                 Some(heal) => heal(&mut c),
@@ -331,6 +348,126 @@ fn split_somewhere(c: &mut SteppedCluster, rng: &mut StdRng, next_id: &mut u64, 
         Err(e) => format!("split {shard} at {:?} refused: {e}", String::from_utf8_lossy(&key)),
     };
     c.note(shown);
+}
+
+/// A replica move driven one step at a time beside the clients, as
+/// `Client::move_replica` does over gRPC: a learner on `to`, caught up,
+/// the leadership handed away from `from` if it leads, the joint
+/// configuration (promote `to`, demote `from`), left by the leader on
+/// its own, then the learner on `from` removed. A step that takes more
+/// than [`MOVE_STEP_TIMEOUT`] abandons the move; the next move of the
+/// shard first removes a learner one left behind.
+pub struct Move {
+    shard: ShardId,
+    from: ServerId,
+    to: ServerId,
+    phase: MovePhase,
+    /// A change submitted, and the phase once it is applied.
+    waiting: Option<(oneshot::Receiver<spanserver::error::Result<ShardDescriptor>>, MovePhase)>,
+    deadline: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MovePhase {
+    AddLearner,
+    CatchUp,
+    HandOver,
+    Joint,
+    LeaveJoint,
+    Remove,
+    Done,
+}
+
+/// How long one step of a [`Move`] may take, in simulated time.
+const MOVE_STEP_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Move {
+    /// A move of a settled shard's replica the seed picks to a server
+    /// without one; or, for a shard a move left a learner in, its removal.
+    fn pick(c: &SteppedCluster, rng: &mut StdRng) -> Option<Move> {
+        let descriptors: Vec<ShardDescriptor> = c.descriptors().into_values().collect();
+        let d = &descriptors[rng.random_range(0..descriptors.len())];
+        let deadline = c.now() + MOVE_STEP_TIMEOUT;
+        if d.replicas.iter().any(|r| r.role == ReplicaRole::IncomingVoter || r.role == ReplicaRole::DemotingVoter) {
+            return None; // its leader leaves the joint configuration on its own
+        }
+        if let Some(left) = d.replicas.iter().find(|r| r.role == ReplicaRole::Learner) {
+            let (from, to) = (left.server_id, left.server_id);
+            return Some(Move { shard: d.shard_id, from, to, phase: MovePhase::Remove, waiting: None, deadline });
+        }
+        let holders: Vec<ServerId> = d.replicas.iter().map(|r| r.server_id).collect();
+        let free: Vec<ServerId> = c.server_ids().into_iter().filter(|s| !holders.contains(s)).collect();
+        if free.is_empty() {
+            return None;
+        }
+        let from = holders[rng.random_range(0..holders.len())];
+        let to = free[rng.random_range(0..free.len())];
+        Some(Move { shard: d.shard_id, from, to, phase: MovePhase::AddLearner, waiting: None, deadline })
+    }
+
+    /// Takes the next step if it can; `Some(outcome)` once the move ends.
+    fn advance(&mut self, c: &mut SteppedCluster, next_id: &mut u64) -> Option<String> {
+        if c.now() > self.deadline {
+            return Some(format!("abandoned at {:?}", self.phase));
+        }
+        if let Some((reply, then)) = self.waiting.as_mut() {
+            match reply.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => return None,
+                Err(oneshot::error::TryRecvError::Closed) => self.waiting = None, // dropped: submit again
+                Ok(Err(e)) => return Some(format!("refused at {:?}: {e}", self.phase)),
+                Ok(Ok(_)) => {
+                    self.phase = *then;
+                    self.waiting = None;
+                    self.deadline = c.now() + MOVE_STEP_TIMEOUT;
+                }
+            }
+        }
+        let d = c.descriptors().remove(&self.shard)?;
+        let submit = |c: &mut SteppedCluster, change| c.submit_membership(&d, change).ok();
+        let (change, then) = match self.phase {
+            MovePhase::AddLearner => {
+                *next_id += 1;
+                (MembershipChange::AddLearner { server: self.to, replica: ReplicaId(*next_id) }, MovePhase::CatchUp)
+            }
+            MovePhase::CatchUp => {
+                let leader = c.leader(self.shard)?;
+                let committed = c.raft_state(leader, self.shard)?.committed_index;
+                if c.raft_state(self.to, self.shard).is_some_and(|st| st.applied_index >= committed) {
+                    self.phase = MovePhase::HandOver;
+                }
+                return None;
+            }
+            MovePhase::HandOver => {
+                match c.leader(self.shard) {
+                    Some(l) if l == self.from => {
+                        let other = d.replicas.iter().map(|r| r.server_id).find(|s| *s != self.from && *s != self.to);
+                        if let Some(to) = other {
+                            c.transfer_leader(self.shard, to);
+                        }
+                    }
+                    Some(_) => self.phase = MovePhase::Joint,
+                    None => {}
+                }
+                return None;
+            }
+            MovePhase::Joint => {
+                let change = MembershipChange::Joint { promote: vec![self.to], demote: vec![self.from] };
+                (change, MovePhase::LeaveJoint)
+            }
+            MovePhase::LeaveJoint => {
+                if d.replicas.iter().all(|r| matches!(r.role, ReplicaRole::Voter | ReplicaRole::Learner)) {
+                    self.phase = MovePhase::Remove;
+                }
+                return None;
+            }
+            MovePhase::Remove => (MembershipChange::RemoveLearner { server: self.from }, MovePhase::Done),
+            MovePhase::Done => return Some("done".into()),
+        };
+        if let Some(reply) = submit(c, change) {
+            self.waiting = Some((reply, then));
+        }
+        None
+    }
 }
 
 /// Starts a fault the seed picks; returns how to end it.
