@@ -85,6 +85,13 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 /// it is streamed to and from disk (`storage/snapshot.rs`).
 pub const SNAPSHOT_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 
+/// Snapshots one server builds at once (each reads a shard's range into a
+/// file, off the event loop). Beyond it, a leader answers raft-rs "not
+/// yet", and raft-rs asks again: a server that returns after long with
+/// many shards behind is caught up a few shards at a time, without every
+/// leader of its shards reading its whole range at once.
+pub const SNAPSHOT_BUILDS_MAX: usize = 2;
+
 /// A leader keeps log entries a recently active follower still needs, but
 /// at most this many behind its applied index (beyond, that follower gets
 /// a snapshot).

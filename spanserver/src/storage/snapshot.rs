@@ -27,6 +27,9 @@
 //! - **Bounded.** The build streams the iterator into an `SstFileWriter`;
 //!   the transport streams the file in [`crate::limits::SNAPSHOT_CHUNK_BYTES`]
 //!   chunks; the receiver writes chunks to disk; RocksDB ingests the file.
+//!   A server runs at most [`crate::limits::SNAPSHOT_BUILDS_MAX`] builds
+//!   at once; a leader finding none free answers "not yet" as for a build
+//!   under way.
 //!   A shard whose data exceeds the configured `raft.snapshot_bytes_max`
 //!   is not sent (the build fails, is logged, and is retried later): the
 //!   follower stays behind until the shard is split, and no leader ever
@@ -42,7 +45,7 @@
 //!   is still there (RocksDB moved it in otherwise) before serving.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,6 +73,8 @@ const BUILT_REUSE_FOR: Duration = Duration::from_secs(60);
 pub struct SnapshotDir {
     dir: PathBuf,
     next: AtomicU64,
+    /// Builds running on this server ([`crate::limits::SNAPSHOT_BUILDS_MAX`]).
+    builds: AtomicUsize,
 }
 
 impl SnapshotDir {
@@ -79,7 +84,24 @@ impl SnapshotDir {
     pub fn open(data_dir: &Path) -> std::io::Result<Arc<SnapshotDir>> {
         let dir = data_dir.join("snapshots");
         std::fs::create_dir_all(&dir)?;
-        Ok(Arc::new(SnapshotDir { dir, next: AtomicU64::new(rand::random::<u32>() as u64) }))
+        Ok(Arc::new(SnapshotDir {
+            dir,
+            next: AtomicU64::new(rand::random::<u32>() as u64),
+            builds: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Takes one of the server's build slots, if one is free.
+    fn start_build(&self) -> bool {
+        self.builds
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < crate::limits::SNAPSHOT_BUILDS_MAX).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn end_build(&self) {
+        self.builds.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Removes every file but `keep` (the ones pending installs name).
@@ -212,6 +234,9 @@ impl SnapshotSource {
             Slot::Failed { at } if now.saturating_duration_since(*at) < BUILD_RETRY_AFTER => return unavailable(),
             _ => {}
         }
+        if !self.dir.start_build() {
+            return unavailable(); // the server builds enough already
+        }
         let old = std::mem::replace(&mut *slot, Slot::Building);
         drop(slot);
         if let Slot::Built(b) = old {
@@ -241,9 +266,11 @@ impl SnapshotSource {
                     Slot::Failed { at: now }
                 }
             };
+            source.dir.end_build();
             source.built.notify_all();
         });
         if spawned.is_err() {
+            self.dir.end_build();
             *self.slot.lock().expect("snapshot slot") = Slot::Failed { at: now };
         }
         unavailable()
@@ -526,6 +553,36 @@ mod tests {
                 .build(Instant::now())
                 .unwrap();
         assert!(built.file.is_none());
+    }
+
+    /// Goal: a server builds at most `SNAPSHOT_BUILDS_MAX` snapshots at
+    /// once: a leader that finds every build slot taken answers "not yet"
+    /// without starting one, and builds once a slot is free.
+    /// Method: take every slot by hand; ask twice (no build starts); free
+    /// one; ask, wait for the build, ask again: the snapshot.
+    #[test]
+    fn a_server_builds_a_bounded_number_of_snapshots_at_once() {
+        let s = server();
+        shard_with(&s, &[("a", 10, Some("1"))]);
+        for _ in 0..crate::limits::SNAPSHOT_BUILDS_MAX {
+            assert!(s.snapshots.start_build());
+        }
+        assert!(!s.snapshots.start_build(), "no slot beyond the limit");
+        let source = source(&s, u64::MAX);
+        let now = Instant::now();
+        for _ in 0..2 {
+            source.wait_for_build();
+            let r = source.get(1, 0, 1, now);
+            assert!(matches!(r, Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable))));
+        }
+        assert!(matches!(*source.slot.lock().unwrap(), Slot::Idle), "no build started while the slots were taken");
+        s.snapshots.end_build();
+        let _ = source.get(1, 0, 1, now);
+        source.wait_for_build();
+        let built = source.get(1, 0, 1, now).expect("built once a slot was free");
+        assert_eq!(built.metadata.map(|m| m.index), Some(7));
+        assert!(s.snapshots.start_build(), "the finished build gave its slot back");
+        assert!(!s.snapshots.start_build());
     }
 
     /// Goal: a built snapshot is handed out again while it reaches the
