@@ -47,6 +47,8 @@
 //!
 //! Rules 2 and 3 make one change at a time, and only while nothing else
 //! is in flight: the next round sees its effect before planning another.
+//! Rule 1 runs up to `operations_max` moves at once, but at most
+//! [`limits::MOVES_INTO_SERVER_MAX`] into any one server.
 //!
 //! Example (load): servers 1, 2, 3 with shards a (900 req/s), b (600),
 //! c (300), d (0), all led by 1: loads 1800/0/0, mean 600. Moving a to 2
@@ -68,6 +70,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::limits;
 use meta::{ReplicaRole, ServerId, ShardDescriptor, ShardEpoch, ShardId};
 
 /// What the scheduler is told to aim for.
@@ -276,6 +279,13 @@ impl Scheduler {
         let placeable: BTreeSet<ServerId> = live.difference(&self.draining).copied().collect();
         let mut counts = self.replica_counts(&placeable);
         let mut planned = Vec::new();
+        // Moves under way into each server (`limits::MOVES_INTO_SERVER_MAX`).
+        let mut incoming: BTreeMap<ServerId, usize> = BTreeMap::new();
+        for op in self.in_flight.values() {
+            if let Operation::MoveReplica { to, .. } = op {
+                *incoming.entry(*to).or_default() += 1;
+            }
+        }
 
         // 1. Replicas on dead or draining servers.
         for report in self.shards.values() {
@@ -292,8 +302,10 @@ impl Scheduler {
                 continue; // no quorum: it cannot change its membership
             }
             let Some(from) = voters.iter().copied().find(|s| !placeable.contains(s)) else { continue };
-            let Some(to) = emptiest(&counts, |s| !voters.contains(&s)) else { continue };
+            let room = |s: ServerId| incoming.get(&s).copied().unwrap_or(0) < limits::MOVES_INTO_SERVER_MAX;
+            let Some(to) = emptiest(&counts, |s| !voters.contains(&s) && room(s)) else { continue };
             *counts.entry(to).or_default() += 1;
+            *incoming.entry(to).or_default() += 1;
             let reason = if live.contains(&from) { Reason::Draining } else { Reason::DeadServer };
             planned.push(Operation::MoveReplica { shard: d.shard_id, epoch: d.epoch, from, to, reason });
         }
@@ -883,5 +895,32 @@ mod tests {
         assert_eq!(counts(&s, &[2]), (vec![0], vec![0]), "server 2 drained");
         assert!(spread(&replicas) <= 1 && spread(&leaders) <= 1, "after 2 left: {replicas:?} {leaders:?}");
         assert_eq!(moved, on_2, "only server 2's replicas moved");
+    }
+
+    /// Goal: a server receives at most `MOVES_INTO_SERVER_MAX` replicas at
+    /// once, however many the driver may run: a dead server's replicas go
+    /// to the emptiest servers with room, and the rest wait for a move
+    /// into a full one to end.
+    /// Method: 8 shards on servers 1-3, server 4 new and 1 dead, room for
+    /// 8 operations: only server 4 can take the dead server's replicas
+    /// (2 and 3 hold them all already), so 2 moves are planned, then one
+    /// more each time one ends.
+    #[test]
+    fn a_server_receives_a_bounded_number_of_replicas_at_once() {
+        let t0 = Instant::now();
+        let servers = [1, 2, 3, 4];
+        let shards: Vec<ShardReport> = (1..=8).map(|i| shard(i, &[1, 2, 3], 1)).collect();
+        let mut s = Scheduler::new(Settings::new(DEAD_AFTER, 8, LOAD_SETTLE), servers.map(ServerId), t0);
+        for r in &shards {
+            s.report(r.clone());
+        }
+        let later = t0 + DEAD_AFTER * 2;
+        heard_all_but(&mut s, &servers, 1, later);
+        let first = moves(&s.plan(later));
+        assert_eq!(first, vec![(1, 1, 4, Reason::DeadServer), (2, 1, 4, Reason::DeadServer)]);
+        assert_eq!(s.plan(later), vec![], "server 4 has no room");
+        s.report(shard(1, &[4, 2, 3], 5));
+        s.finished(ShardId(1));
+        assert_eq!(moves(&s.plan(later)), vec![(3, 1, 4, Reason::DeadServer)]);
     }
 }
