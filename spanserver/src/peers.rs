@@ -63,6 +63,9 @@ pub struct Peers {
     runtime: tokio::runtime::Handle,
     secret: PeerSecret,
     channels: Mutex<HashMap<String, Channel>>,
+    /// Shards some server was found to host ([`Peers::check_shard_exists`]):
+    /// shard ids are never reused, so an entry stays true.
+    found_shards: Mutex<std::collections::BTreeSet<ShardId>>,
 }
 
 /// A `Peer` client whose calls carry the peer secret.
@@ -89,6 +92,7 @@ impl Peers {
             runtime,
             secret,
             channels: Mutex::new(HashMap::new()),
+            found_shards: Mutex::default(),
         })
     }
 
@@ -215,6 +219,43 @@ impl Peers {
         }
     }
 
+    /// Whether some server hosts `shard`: known here (a replica, the
+    /// static layout, an earlier answer), else asked of every other server
+    /// at once. `InvalidArgument` if every server answered without it;
+    /// `Unavailable` if none that answered has it and some did not answer.
+    ///
+    /// A participant checks its coordinator so: a prepared transaction
+    /// naming a shard nobody hosts would ask it forever, holding its
+    /// locks; one born by a split on servers this one shares nothing with
+    /// is found by asking.
+    pub async fn check_shard_exists(&self, shard: ShardId) -> Result<(), crate::error::Error> {
+        use crate::error::Error;
+        let known = self.registry.get(shard).is_some()
+            || self.cluster.shards().iter().any(|l| l.shard_id == shard)
+            || self.found_shards.lock().expect("found shards lock").contains(&shard);
+        if known {
+            return Ok(());
+        }
+        let others = self.registry.directory.others(self.registry.server_id);
+        let answers = futures::future::join_all(others.iter().map(|s| self.cluster_info(*s))).await;
+        let mut silent = Vec::new();
+        for answer in answers {
+            match answer {
+                Ok(info) => {
+                    if info.shards.iter().any(|s| s.descriptor.as_ref().is_some_and(|d| d.shard_id == shard.0)) {
+                        self.found_shards.lock().expect("found shards lock").insert(shard);
+                        return Ok(());
+                    }
+                }
+                Err(e) => silent.push(e),
+            }
+        }
+        match silent.is_empty() {
+            true => Err(Error::InvalidArgument(format!("no server hosts {shard}"))),
+            false => Err(Error::Unavailable(format!("no server that answered hosts {shard}; {}", silent.join("; ")))),
+        }
+    }
+
     async fn channel(&self, addr: &str) -> Result<Channel, String> {
         if let Some(c) = self.channels.lock().expect("channels lock").get(addr) {
             return Ok(c.clone());
@@ -329,20 +370,30 @@ impl Peers {
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         // Where the shard is: as this server hosts it (split or not), else
-        // as the static layout put it.
+        // as the static layout put it; then every other server, since
+        // splits and moves put shards where this server may not know (a
+        // server with a replica answers NotLeader with the leader, one
+        // without answers that it has none).
         let hosted = self
             .registry
             .get(shard)
             .map(|r| r.descriptor())
             .filter(|d| d.is_initialized())
             .map(|d| d.replicas.iter().map(|r| r.server_id).collect::<Vec<_>>());
-        let replicas: Vec<ServerId> = hosted
+        let mut replicas: Vec<ServerId> = hosted
             .or_else(|| {
                 let layout = self.cluster.shards().into_iter().find(|l| l.shard_id == shard)?;
                 Some(layout.replicas.iter().map(|(_, s)| *s).collect())
             })
-            .filter(|servers: &Vec<ServerId>| !servers.is_empty())
-            .ok_or_else(|| format!("no shard {shard} known here"))?;
+            .unwrap_or_default();
+        for (server, _) in self.registry.directory.servers() {
+            if !replicas.contains(&server) {
+                replicas.push(server);
+            }
+        }
+        if replicas.is_empty() {
+            return Err(format!("no server to ask for {shard}"));
+        }
         let mut next = self.registry.get(shard).and_then(|r| r.progress().leader_server);
         let started = tokio::time::Instant::now();
         let mut retries = Retries::new(PEER_RETRY);

@@ -815,12 +815,8 @@ impl DataRequests {
         let r = self.replica(req.shard_id)?;
         let conditions = txn_conditions(req.conditions, &req.writes)?;
         let (writes, reads) = self.txn_writes_and_reads(&r, req.range_ver, req.writes, req.reads)?;
+        // (The service checked that some server hosts the coordinator.)
         let coordinator = ShardId(req.coordinator_shard_id);
-        let known = self.registry.get(coordinator).is_some()
-            || self.registry.cluster.shards().iter().any(|l| l.shard_id == coordinator);
-        if !known {
-            return Err(Error::InvalidArgument(format!("coordinator {coordinator} is not a shard known here")));
-        }
         let lease = req.lease.map(lease_from_proto);
         let input = Input::Prepare { req: RequestId(0), txn, priority, writes, reads, lease, coordinator, conditions };
         match self.txn_call(&r, input, self.time.write_timeout()).await? {

@@ -209,9 +209,10 @@ impl Server {
         let kv = proto::kv_server::KvServer::new(KvService { requests: requests.clone() })
             .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
-        let txn_service = proto::txn_server::TxnServer::new(TxnService { requests: requests.clone() })
-            .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
+        let txn_service =
+            proto::txn_server::TxnServer::new(TxnService { requests: requests.clone(), peers: peers.clone() })
+                .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
         let admin = proto::admin_server::AdminServer::new(AdminService {
             registry: registry.clone(),
             truetime: truetime.clone(),

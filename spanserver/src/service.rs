@@ -55,6 +55,8 @@ impl proto::kv_server::Kv for KvService {
 
 pub struct TxnService {
     pub requests: Arc<DataRequests>,
+    /// To find a prepare's coordinator when no replica here knows it.
+    pub peers: Arc<Peers>,
 }
 
 #[tonic::async_trait]
@@ -67,7 +69,9 @@ impl proto::txn_server::Txn for TxnService {
         &self,
         request: Request<proto::TxnPrepareRequest>,
     ) -> Result<Response<proto::TxnPrepareResponse>, Status> {
-        let response = match self.requests.txn_prepare(request.into_inner()).await? {
+        let request = request.into_inner();
+        self.peers.check_shard_exists(ShardId(request.coordinator_shard_id)).await?;
+        let response = match self.requests.txn_prepare(request).await? {
             Some((prepare_ts, seal)) => {
                 proto::TxnPrepareResponse { prepare_ts: prepare_ts.as_nanos(), seal, conditions_failed: false }
             }

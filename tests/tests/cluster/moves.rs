@@ -240,6 +240,58 @@ async fn a_member_down_across_a_move_catches_up_when_it_returns() -> anyhow::Res
     c.shutdown().await
 }
 
+/// Goal: a prepared participant reaches its coordinator even when the
+/// coordinator is a shard born by a split whose replicas all moved to
+/// servers the participant shares nothing with (no local replica, not in
+/// the static layout): asked, the coordinator decides abort (it never got
+/// the commit), the participant drops the prepared write, and the key
+/// takes new writes.
+/// Method: 6 servers, one shard on 1-3; split at "m"; move the new
+/// shard's three replicas to 4, 5 and 6; prepare a write of "a" on shard
+/// 1 naming the new shard as coordinator, and never commit; write "a"
+/// until it goes through (a deadline), and read it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_participant_reaches_a_coordinator_on_servers_it_shares_nothing_with() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(6).replication(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let (_, right) = client.split_at(b"m").await?;
+    let child = ShardId(right.shard_id);
+    for (from, to) in [(1, 4), (2, 5), (3, 6)] {
+        client.move_replica(child, ServerId(from), ServerId(to)).await?;
+    }
+    let (d, _) = client.shard_descriptor(child).await?;
+    assert_eq!(voters(&d), vec![4, 5, 6]);
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
+    let prepare = proto::TxnPrepareRequest {
+        txn: Some(proto::TxnMeta { txn_id: 78u128.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] }),
+        shard_id: 1,
+        range_ver: 0,
+        coordinator_shard_id: child.0,
+        writes: vec![proto::Mutation { key: b"a".to_vec(), value: b"never".to_vec(), delete: false }],
+        reads: vec![],
+        lease: None,
+        conditions: Vec::new(),
+    };
+    proto::txn_client::TxnClient::new(channel).prepare(prepare).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match client.put(b"a", b"later").await {
+            Ok(_) => break,
+            // (A write that waited its whole attempt for the lock may be
+            // answered as unknown: it is written again.)
+            Err(e)
+                if (e.is_retryable() || matches!(e, client::Error::Ambiguous(_)))
+                    && tokio::time::Instant::now() < deadline => {}
+            Err(e) => anyhow::bail!("the prepared write of a never ended: {e}"),
+        }
+    }
+    assert_eq!(client.get(b"a").await?.as_deref(), Some(&b"later"[..]));
+    c.shutdown().await
+}
+
 /// Goal: membership changes that make no sense are refused with
 /// InvalidArgument and change nothing: a learner where a replica is, on
 /// a server the cluster does not have; removing a voter (it must be

@@ -165,6 +165,38 @@ async fn relayed_prepare_timestamps_need_their_participants_seal() -> anyhow::Re
     c.shutdown().await
 }
 
+/// Goal: a prepare naming a coordinator shard no server hosts is refused
+/// (InvalidArgument), and nothing is prepared: its transaction would ask
+/// that shard forever, holding its locks. (A coordinator this server does
+/// not host is looked up on the others: `moves`'s
+/// `a_participant_reaches_a_coordinator_on_servers_it_shares_nothing_with`.)
+/// Method: prepare on shard 2 naming shard 999; then a plain write of the
+/// key goes through at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepare_naming_a_coordinator_no_server_hosts_is_refused() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let leader = c.wait_for_leader_among(2, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let request = proto::TxnPrepareRequest {
+        txn: Some(meta(51)),
+        shard_id: 2,
+        range_ver: 0,
+        coordinator_shard_id: 999,
+        writes: vec![put("zebra", "x")],
+        reads: vec![],
+        lease: None,
+        conditions: Vec::new(),
+    };
+    let status = txn_client(&c, leader).await?.prepare(request).await.expect_err("no shard 999");
+    assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("no server hosts shard999"), "{status:?}");
+    let client = c.client().await?;
+    client.put(b"zebra", b"free").await?;
+    assert_eq!(client.get(b"zebra").await?, Some(b"free".to_vec()));
+    c.shutdown().await
+}
+
 /// Goal: only the coordinator decides a prepared transaction. A client's
 /// `Abort` at a prepared participant of a transaction its coordinator
 /// committed (the review's forged `Decide{Aborted}` did this) makes the
