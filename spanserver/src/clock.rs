@@ -318,7 +318,13 @@ pub fn start_monitor(guard: Arc<ClockGuard>, me: ServerId, peers: Arc<Peers>, ru
             let mut trusted = BTreeSet::new();
             let answering: BTreeSet<ServerId> = samples.iter().map(|(peer, _, _)| *peer).collect();
             joined_answered.extend(answering.iter().filter(|s| peers.is_joined(**s)));
-            let counted = others.iter().filter(|s| !peers.is_joined(**s) || joined_answered.contains(s)).count();
+            // A decommissioned server counts while it answers: once shut
+            // down, it is gone from the quorum (`directory.rs`).
+            let counted = others
+                .iter()
+                .filter(|s| !peers.is_joined(**s) || joined_answered.contains(s))
+                .filter(|s| !peers.is_draining(**s) || answering.contains(s))
+                .count();
             health.set_cluster_size(counted + 1);
             *guard.answering_peers.lock().expect("clock guard lock") = Some(answering);
             for (peer, sample, peer_trusts_itself) in samples {

@@ -4,7 +4,7 @@
 //! A server that joins is given an id and recorded, with its address, in
 //! the system key `meta::keys::JOINED_SERVERS` (`Admin.JoinServer`, at the
 //! leader of the shard holding it). Every server reads that record every
-//! `limits::JOINED_SERVERS_REFRESH` (`Peers::follow_joins`) and adds what
+//! `limits::JOINED_SERVERS_REFRESH` (`Peers::follow_servers`) and adds what
 //! is new here; the Raft transport and the peer calls dial whatever this
 //! directory names, so a joined server is reachable once its record has
 //! been read, without a restart anywhere.
@@ -15,12 +15,18 @@
 //!   directory:           s1 s2 s3 s7
 //! ```
 //!
+//! It also holds the draining (decommissioned) servers, read from
+//! `meta::keys::DRAINING_SERVERS` in the same round: the clock monitor
+//! stops counting one in its quorum once it no longer answers
+//! (`clock.rs`), so a decommissioned server that was shut down does not
+//! take the quorum of clocks out of reach for those left.
+//!
 //! Invariants: a server's entry never changes once known (a joined
 //! server keeps its id and address; a server that moves address joins
 //! again, under a new id), and none is ever removed (a decommissioned
 //! server holds no replica, so nothing dials it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 
 use meta::{ClusterSpec, ServerId};
@@ -35,6 +41,8 @@ pub struct Directory {
     /// Where to dial a server for peer traffic when it is not its address
     /// (the jepsen harness's proxies; `ServerConfig::peer_addrs`).
     peer_addrs: BTreeMap<ServerId, String>,
+    /// The servers being decommissioned, as last read.
+    draining: RwLock<BTreeSet<ServerId>>,
     /// The largest id of the cluster description: joined servers' ids are
     /// above it.
     static_max: ServerId,
@@ -45,6 +53,7 @@ impl Directory {
         Directory {
             addrs: RwLock::new(cluster.servers.iter().map(|s| (s.id, s.addr.clone())).collect()),
             peer_addrs: peer_addrs.clone(),
+            draining: RwLock::default(),
             static_max: cluster.servers.iter().map(|s| s.id).max().unwrap_or(ServerId(0)),
         }
     }
@@ -66,6 +75,15 @@ impl Directory {
     /// Every server known, ascending by id, with its clients' address.
     pub fn servers(&self) -> Vec<(ServerId, String)> {
         self.addrs.read().expect("directory lock").iter().map(|(id, a)| (*id, a.clone())).collect()
+    }
+
+    /// The servers being decommissioned, as last read.
+    pub fn set_draining(&self, draining: BTreeSet<ServerId>) {
+        *self.draining.write().expect("directory lock") = draining;
+    }
+
+    pub fn is_draining(&self, server: ServerId) -> bool {
+        self.draining.read().expect("directory lock").contains(&server)
     }
 
     /// The largest id of the cluster description.

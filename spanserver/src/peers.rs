@@ -195,6 +195,11 @@ impl Peers {
         server > self.registry.directory.static_max()
     }
 
+    /// Is `server` being decommissioned, as last read?
+    pub fn is_draining(&self, server: ServerId) -> bool {
+        self.registry.directory.is_draining(server)
+    }
+
     /// Where to dial `server` (`Directory::peer_addr`).
     fn addr(&self, server: ServerId) -> Result<String, String> {
         self.registry.directory.peer_addr(server).ok_or_else(|| format!("no server {server} in the cluster"))
@@ -342,10 +347,25 @@ impl Peers {
         Ok(answer.servers.into_iter().map(|s| (s.server_id, s.addr)).collect())
     }
 
-    /// Reads the record of joined servers every
-    /// `limits::JOINED_SERVERS_REFRESH` and adds what is new to the
-    /// directory (`directory.rs`), until `stopped` is set.
-    pub fn follow_joins(self: Arc<Self>, stopped: Arc<std::sync::atomic::AtomicBool>) {
+    /// The servers being decommissioned (`Admin.DrainingServers` at the
+    /// leader of the shard holding `meta::keys::DRAINING_SERVERS`).
+    pub async fn draining_servers(&self) -> Result<std::collections::BTreeSet<ServerId>, String> {
+        let shard = self.system_shard(meta::keys::DRAINING_SERVERS)?;
+        let answer = self
+            .call_leader(shard, move |channel| {
+                let mut admin = proto::admin_client::AdminClient::new(channel);
+                async move {
+                    admin.draining_servers(proto::DrainingServersRequest { shard_id: shard.0, range_ver: 0 }).await
+                }
+            })
+            .await?;
+        Ok(answer.server_ids.into_iter().map(ServerId).collect())
+    }
+
+    /// Reads the records of joined and of draining servers every
+    /// `limits::JOINED_SERVERS_REFRESH` into the directory
+    /// (`directory.rs`), until `stopped` is set.
+    pub fn follow_servers(self: Arc<Self>, stopped: Arc<std::sync::atomic::AtomicBool>) {
         let runtime = self.runtime.clone();
         runtime.spawn(async move {
             let directory = &self.registry.directory;
@@ -357,6 +377,10 @@ impl Peers {
                         }
                     }
                     Err(e) => tracing::debug!("cannot read the joined servers: {e}"),
+                }
+                match self.draining_servers().await {
+                    Ok(draining) => directory.set_draining(draining),
+                    Err(e) => tracing::debug!("cannot read the draining servers: {e}"),
                 }
                 tokio::time::sleep(crate::limits::JOINED_SERVERS_REFRESH).await;
             }

@@ -198,7 +198,7 @@ impl Server {
             split_queue_stopped.clone(),
             &tokio::runtime::Handle::current(),
         );
-        peers.clone().follow_joins(split_queue_stopped.clone());
+        peers.clone().follow_servers(split_queue_stopped.clone());
         replica_gc::start(
             registry.clone(),
             peers.clone(),

@@ -191,6 +191,53 @@ async fn a_decommissioned_server_is_drained_and_bad_decommissions_are_refused() 
     c.shutdown().await
 }
 
+/// Goal: a decommissioned server that is shut down once drained leaves
+/// the quorum of clocks: the servers left keep trusting their clocks,
+/// and serving, with one more of them down. (Counting it, 2 of 4 clocks
+/// would answer: no quorum, and every server would refuse timestamps.)
+/// Method: 4 servers, one shard on 1-3, the driver on; decommission 3;
+/// poll until no shard has a replica on it; crash it, then crash
+/// another server; the two left trust their clocks throughout, until the
+/// crashed servers' last clock samples are too old to count and after,
+/// and a write and a read go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decommissioned_server_shut_down_leaves_the_quorum_of_clocks() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(4).replication(3);
+    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 };
+    let mut c = TestCluster::start(options).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    c.wait_for_trusted_clocks(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    client.put(b"before", b"v").await?;
+    client.set_draining(ServerId(3), true).await?;
+    let deadline = tokio::time::Instant::now() + HEAL_TIMEOUT;
+    loop {
+        match settled_voters(&client, &[1]).await {
+            Some(v) if !v[0].contains(&3) && v[0].len() == 3 => break,
+            _ => {
+                assert!(tokio::time::Instant::now() < deadline, "server 3 was not drained");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    c.crash(3).await;
+    let other = [1, 2, 4].into_iter().find(|s| c.leader(1) != Some(*s)).expect("a follower of shard 1");
+    c.crash(other).await;
+    let left: Vec<u64> = [1, 2, 4].into_iter().filter(|s| *s != other).collect();
+    // The crashed servers' last samples count until they are too old:
+    // the verdict that matters comes after that, and must stay healthy.
+    let aged = tokio::time::Instant::now() + truetime::health::SAMPLE_AGE_MAX + Duration::from_secs(2);
+    while tokio::time::Instant::now() < aged {
+        assert!(left.iter().all(|s| c.clock_trusted(*s)), "a server left distrusts its clock");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client = c.client_of(&left).await?;
+    client.put(b"after", b"two of three").await?;
+    assert_eq!(client.get(b"before").await?.as_deref(), Some(&b"v"[..]));
+    c.shutdown().await
+}
+
 /// Goal: a shard that has moved is served by its new server as soon as
 /// its own move ends, while the driver is still moving other shards: a
 /// migration goes shard by shard, not all or nothing.
