@@ -242,9 +242,10 @@ impl Peers {
             return Ok(());
         }
         let others = self.registry.directory.others(self.registry.server_id);
-        let answers = futures::future::join_all(others.iter().map(|s| self.cluster_info(*s))).await;
+        let mut answers: futures::stream::FuturesUnordered<_> = others.iter().map(|s| self.cluster_info(*s)).collect();
         let mut silent = Vec::new();
-        for answer in answers {
+        // The first server that has it ends the search.
+        while let Some(answer) = futures::StreamExt::next(&mut answers).await {
             match answer {
                 Ok(info) => {
                     if info.shards.iter().any(|s| s.descriptor.as_ref().is_some_and(|d| d.shard_id == shard.0)) {
@@ -410,11 +411,18 @@ impl Peers {
                 Some(layout.replicas.iter().map(|(_, s)| *s).collect())
             })
             .unwrap_or_default();
-        for (server, _) in self.registry.directory.servers() {
-            if !replicas.contains(&server) {
-                replicas.push(server);
-            }
-        }
+        // (The others in a random order: a few servers that do not answer
+        // must not eat every call's time before the rest are tried.)
+        let mut others: Vec<ServerId> = self
+            .registry
+            .directory
+            .servers()
+            .into_iter()
+            .map(|(server, _)| server)
+            .filter(|server| !replicas.contains(server))
+            .collect();
+        rand::seq::SliceRandom::shuffle(others.as_mut_slice(), &mut rand::rng());
+        replicas.extend(others);
         if replicas.is_empty() {
             return Err(format!("no server to ask for {shard}"));
         }

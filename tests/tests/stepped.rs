@@ -640,6 +640,56 @@ fn a_prepare_admitted_before_a_split_is_refused_when_it_applies() {
     }
 }
 
+/// Goal: a commit admitted while a split that moves a key it read (not
+/// one it writes) is already in the log is refused as it applies: the new
+/// shard never knew of that read's lock, so a write there could slip
+/// under it. The transaction aborts, retryably; its write is on no
+/// replica.
+/// Method: per seed, read `z` on shard 2; hand shard 2's leader a split
+/// at `y` and, right behind it, the commit of that transaction writing
+/// `x` (which stays) with `z` among its reads.
+#[test]
+fn a_commit_whose_read_moved_before_it_applied_is_refused() {
+    for seed in 485..488 {
+        let mut c = SteppedCluster::new(seed, 3, 2);
+        c.faults = Faults { loss_percent: 2, delay_max: Duration::from_millis(3) };
+        c.run_until(Duration::from_secs(1));
+        let txn = TxnId::random(u128::from(seed) << 64 | 4);
+        let priority = Priority::new(Timestamp::from_nanos(1), txn);
+        let read =
+            txn::Input::Read { req: RequestId(0), txn, priority, target: LockTarget::Key(b"z".to_vec()), lease: None };
+        let lease = match c.call(ShardId(2), read, Duration::from_secs(1)) {
+            Ok(txn::Answer::Locked { lease }) => lease,
+            other => panic!("seed {seed}: the read of z: {other:?}"),
+        };
+        let leader = c.leader(ShardId(2)).expect("shard 2 has a leader");
+        let mut split = c.submit_split(ShardId(2), b"y", ShardId(10), child_replicas()).expect("a split");
+        let commit = txn::Input::Commit {
+            req: RequestId(0),
+            txn,
+            priority,
+            writes: vec![put("x", "never")],
+            reads: vec![LockTarget::Key(b"z".to_vec())],
+            lease: Some(lease),
+            participants: Vec::new(),
+            conditions: Vec::new(),
+        };
+        let mut committed = c.submit(leader, ShardId(2), commit);
+        let answer = answer_within(&mut c, &mut committed, Duration::from_secs(2));
+        assert!(
+            matches!(answer, Some(Err(txn::TxnError::Aborted(txn::AbortReason::ProposalDropped)))),
+            "seed {seed}: the commit behind the split: {answer:?}"
+        );
+        let split = answer_within(&mut c, &mut split, Duration::from_secs(2));
+        assert!(matches!(split, Some(Ok(_))), "seed {seed}: the split: {split:?}");
+        let until = c.now() + Duration::from_secs(1);
+        c.run_until(until);
+        for server in SERVERS {
+            assert_eq!(c.versions(server, b"x"), vec![], "seed {seed}: {server}'s versions of x");
+        }
+    }
+}
+
 /// Goal: the half a split makes never assigns a timestamp at or below
 /// one its shard assigned before the split, even from a leader whose
 /// clock has gone back: it starts above everything the shard applied.

@@ -243,6 +243,10 @@ pub enum TxnCommand {
         writes: Vec<Write>,
         conditions: Vec<Condition>,
         participants: Vec<ShardId>,
+        /// What the transaction read here under its locks: a split that
+        /// moved one of them before this applies makes it refused (the
+        /// new shard never knew of the lock).
+        reads: Vec<LockTarget>,
     },
     /// This shard is prepared to commit `txn`.
     Prepare(PreparedTxn),
@@ -563,6 +567,7 @@ enum Then {
         writes: Vec<Write>,
         conditions: Vec<Condition>,
         participants: Vec<(ShardId, Timestamp)>,
+        reads: Vec<LockTarget>,
         received: TtInterval,
     },
 }
@@ -763,8 +768,19 @@ impl ShardTxns {
             }
             Input::Prepare { req, txn, priority, writes, reads, lease, coordinator, conditions } => {
                 if let Some(p) = self.prepared.get(&txn) {
-                    // A retried prepare: answer as before.
-                    out.push(Output::Reply { req, result: Ok(Answer::Prepared { prepare_ts: p.prepare_ts }) });
+                    // A retried prepare: answer as before, if it names the
+                    // same coordinator. (A record a split handed here names
+                    // the shard it split from: a prepare naming another
+                    // would get a seal for a participant its coordinator
+                    // does not know.)
+                    let result = match p.coordinator == coordinator {
+                        true => Ok(Answer::Prepared { prepare_ts: p.prepare_ts }),
+                        false => Err(TxnError::InvalidArgument(format!(
+                            "{txn} is prepared here with coordinator {}, not {coordinator}",
+                            p.coordinator
+                        ))),
+                    };
+                    out.push(Output::Reply { req, result });
                     return out;
                 }
                 if coordinator == self.shard {
@@ -790,7 +806,7 @@ impl ShardTxns {
                     return out;
                 }
                 if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, lease, now, &mut out) {
-                    let then = Then::Commit { writes, conditions, participants, received: now };
+                    let then = Then::Commit { writes, conditions, participants, reads, received: now };
                     self.park(req, txn, priority, wanted, then, now, &mut out);
                 }
             }
@@ -807,7 +823,7 @@ impl ShardTxns {
                 let keys: BTreeSet<Vec<u8>> =
                     writes.iter().map(|w| w.key.clone()).chain(conditions.iter().map(|c| c.key.clone())).collect();
                 let wanted = keys.into_iter().map(|k| (LockTarget::Key(k), LockMode::Exclusive)).collect();
-                let then = Then::Commit { writes, conditions, participants: vec![], received: now };
+                let then = Then::Commit { writes, conditions, participants: vec![], reads: vec![], received: now };
                 self.park(req, txn, priority, wanted, then, now, &mut out);
             }
             Input::Abort { req, txn } => {
@@ -1145,7 +1161,7 @@ impl ShardTxns {
                     PreparedTxn { txn, priority, prepare_ts, coordinator, writes, reads, conditions, heirs: vec![] };
                 out.push(Output::Propose { req: Some(req), command: TxnCommand::Prepare(record) });
             }
-            Then::Commit { writes, conditions, participants, received } => {
+            Then::Commit { writes, conditions, participants, reads, received } => {
                 let prepare_timestamps: Vec<Timestamp> = participants.iter().map(|(_, ts)| *ts).collect();
                 let commit_ts = self.oracle.assign_commit(received, &prepare_timestamps);
                 self.deciding(p.txn);
@@ -1155,6 +1171,7 @@ impl ShardTxns {
                     writes,
                     conditions,
                     participants: participants.into_iter().map(|(s, _)| s).collect(),
+                    reads,
                 };
                 out.push(Output::Propose { req: Some(req), command });
             }
@@ -1342,7 +1359,7 @@ impl ShardTxns {
     ) {
         match command {
             TxnCommand::Close { ts } => self.safe.applied(ts),
-            TxnCommand::Commit { txn, commit_ts, writes, conditions: _, participants } => {
+            TxnCommand::Commit { txn, commit_ts, writes, conditions: _, participants, reads: _ } => {
                 self.safe.applied(commit_ts);
                 let result = if self.decisions.get(&txn).is_some_and(|d| d.outcome == Outcome::Aborted) {
                     // The coordinator decided abort first (asked by a
@@ -1503,6 +1520,11 @@ impl ShardTxns {
             Outcome::Committed(s) => s,
             Outcome::Aborted => prepare_ts,
         };
+        // A decision already here (impossible but for forged requests: a
+        // coordinator does not prepare) never changes.
+        if self.decisions.contains_key(&txn) {
+            return;
+        }
         let decision = Decision { outcome, participants: heirs.clone(), decided_at };
         self.decisions.insert(txn, decision.clone());
         out.push(Output::StoreDecision { txn, decision });

@@ -128,8 +128,10 @@ impl Replica {
             }
         };
         match command {
-            TxnCommand::Commit { writes, conditions, .. } => {
-                writes.iter().all(|w| d.contains(&w.key)) && conditions.iter().all(|c| d.contains(&c.key))
+            TxnCommand::Commit { writes, conditions, reads, .. } => {
+                writes.iter().all(|w| d.contains(&w.key))
+                    && conditions.iter().all(|c| d.contains(&c.key))
+                    && reads.iter().all(target_inside)
             }
             TxnCommand::Prepare(p) => {
                 p.writes.iter().all(|w| d.contains(&w.key))

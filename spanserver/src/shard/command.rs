@@ -140,13 +140,14 @@ pub fn encode_split(split: &Split) -> Vec<u8> {
 
 pub fn encode(command: &TxnCommand) -> Vec<u8> {
     let kind = match command {
-        TxnCommand::Commit { txn, commit_ts, writes, conditions, participants } => {
+        TxnCommand::Commit { txn, commit_ts, writes, conditions, participants, reads } => {
             raft_command::Kind::Commit(pb::CommitCommand {
                 txn_id: txn_id_bytes(*txn),
                 commit_ts: commit_ts.as_nanos(),
                 writes: writes.iter().map(write_to_proto).collect(),
                 conditions: conditions.iter().map(condition_to_proto).collect(),
                 participants: participants.iter().map(|s| s.0).collect(),
+                reads: reads.iter().map(target_to_lock_span).collect(),
             })
         }
         TxnCommand::Prepare(p) => raft_command::Kind::Prepare(prepared_to_proto(p)),
@@ -186,6 +187,7 @@ pub fn decode(data: &[u8]) -> Result<Command, String> {
             writes: c.writes.into_iter().map(write_from_proto).collect(),
             conditions: c.conditions.into_iter().map(condition_from_proto).collect(),
             participants: c.participants.into_iter().map(ShardId).collect(),
+            reads: c.reads.into_iter().map(|s| span_to_target(s.start, s.end, s.range)).collect(),
         },
         raft_command::Kind::Prepare(p) => TxnCommand::Prepare(prepared_from_proto(p)?),
         raft_command::Kind::Finish(f) => TxnCommand::Finish {
@@ -222,6 +224,7 @@ mod tests {
                 ],
                 conditions: vec![Condition { key: b"k".to_vec(), expected: None }],
                 participants: vec![ShardId(2), ShardId(3)],
+                reads: vec![LockTarget::Key(b"r".to_vec()), LockTarget::Range(b"a".to_vec(), b"c".to_vec())],
             },
             TxnCommand::Prepare(PreparedTxn {
                 txn: t,

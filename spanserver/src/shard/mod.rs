@@ -333,7 +333,6 @@ impl Replica {
             txns.unsafe_forget_timestamps_on_leader_change();
         }
         let shared = Arc::new(ReplicaShared::new(descriptor.clone(), replica_id, max_applied_ts, watermark));
-        registry.insert(shared.clone());
         let mut replica = Replica {
             shard_id: shard,
             replica_id,
@@ -367,7 +366,11 @@ impl Replica {
             last_close_at: None,
             published_generation: None,
         };
+        // Published before requests can find it: a read must never see
+        // the replica without its prepared transactions' writes (a child
+        // of a split starts with some).
         replica.publish();
+        replica.registry.insert(replica.shared.clone());
         Ok(replica)
     }
 

@@ -173,7 +173,7 @@ fn show_record(p: &PreparedTxn) -> String {
 
 fn show_command(c: &TxnCommand) -> String {
     match c {
-        TxnCommand::Commit { txn, commit_ts, writes, conditions, participants } => {
+        TxnCommand::Commit { txn, commit_ts, writes, conditions, participants, reads: _ } => {
             let mut s = format!("Commit {txn} @{} writes=[{}]", commit_ts.as_nanos(), show_writes(writes));
             s += &show_conditions(conditions);
             if !participants.is_empty() {
