@@ -357,7 +357,7 @@ fn split_somewhere(c: &mut SteppedCluster, rng: &mut StdRng, next_id: &mut u64, 
 /// its own, then the learner on `from` removed. A step that takes more
 /// than [`MOVE_STEP_TIMEOUT`] abandons the move; the next move of the
 /// shard first removes a learner one left behind.
-pub struct Move {
+struct Move {
     shard: ShardId,
     from: ServerId,
     to: ServerId,
