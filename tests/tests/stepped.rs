@@ -321,6 +321,40 @@ fn commit_input(p: &Prepared, value: &str) -> txn::Input {
 
 const SERVERS: [ServerId; 3] = [ServerId(1), ServerId(2), ServerId(3)];
 
+/// Crashes `victim`, runs 3 s, restarts it, runs 3 s more.
+fn kill_and_restart(c: &mut SteppedCluster, victim: ServerId) {
+    c.crash(victim);
+    let until = c.now() + Duration::from_secs(3);
+    c.run_until(until);
+    c.restart(victim);
+    let until = c.now() + Duration::from_secs(3);
+    c.run_until(until);
+}
+
+/// Every server's RocksDB holds `value` at `commit_ts` as the latest
+/// version of each of `keys`.
+fn assert_everywhere(c: &SteppedCluster, seed: u64, keys: &[&str], commit_ts: Timestamp, value: &[u8]) {
+    for server in SERVERS {
+        for key in keys {
+            assert_eq!(
+                c.latest(server, key.as_bytes()),
+                Some((commit_ts, Some(value.to_vec()))),
+                "seed {seed}: {server}'s {key}"
+            );
+        }
+    }
+}
+
+/// Runs until `shard` has a leader (at most 2 s: a split's child elects
+/// one at once).
+fn run_until_led(c: &mut SteppedCluster, shard: ShardId) {
+    let deadline = c.now() + Duration::from_secs(2);
+    while c.leader(shard).is_none() && c.now() < deadline {
+        let until = c.now() + Duration::from_millis(10);
+        c.run_until(until);
+    }
+}
+
 /// Goal: a two-shard commit reaches every replica of both shards even
 /// when the participant's leader is killed right after the coordinator
 /// committed (before it was told: it is told only after commit-wait),
@@ -342,21 +376,8 @@ fn a_cross_shard_commit_reaches_every_replica_when_the_participants_leader_is_ki
             other => panic!("seed {seed}: the commit: {other:?}"),
         };
         let victim = c.leader(ShardId(2)).expect("shard 2 has a leader");
-        c.crash(victim);
-        let until = c.now() + Duration::from_secs(3);
-        c.run_until(until);
-        c.restart(victim);
-        let until = c.now() + Duration::from_secs(3);
-        c.run_until(until);
-        for server in SERVERS {
-            for key in ["a", "z"] {
-                assert_eq!(
-                    c.latest(server, key.as_bytes()),
-                    Some((commit_ts, Some(b"t".to_vec()))),
-                    "seed {seed}: {server}'s {key} (the killed server was {victim})"
-                );
-            }
-        }
+        kill_and_restart(&mut c, victim);
+        assert_everywhere(&c, seed, &["a", "z"], commit_ts, b"t");
         assert!(c.peer_calls() > 0, "seed {seed}: the decision travelled as peer calls");
     }
 }
@@ -426,11 +447,7 @@ fn prepare_x_and_z_then_split_at_y(c: &mut SteppedCluster, seed: u64, value: &st
     let split = c.split(ShardId(2), b"y", ShardId(10), child_replicas, Duration::from_secs(2));
     assert!(split.is_ok(), "seed {seed}: a split between prepare and commit is refused: {split:?}");
     assert_eq!(c.shard_of(b"z"), ShardId(10), "seed {seed}: z moved to the new shard");
-    let deadline = c.now() + Duration::from_secs(2);
-    while c.leader(ShardId(10)).is_none() && c.now() < deadline {
-        let until = c.now() + Duration::from_millis(10);
-        c.run_until(until);
-    }
+    run_until_led(c, ShardId(10));
     Prepared { txn, priority, lease, prepare_ts }
 }
 
@@ -455,21 +472,8 @@ fn a_participant_split_between_prepare_and_commit_commits_on_both_halves() {
             other => panic!("seed {seed}: the commit: {other:?}"),
         };
         let victim = c.leader(ShardId(10)).expect("shard 10 has a leader");
-        c.crash(victim);
-        let until = c.now() + Duration::from_secs(3);
-        c.run_until(until);
-        c.restart(victim);
-        let until = c.now() + Duration::from_secs(3);
-        c.run_until(until);
-        for server in SERVERS {
-            for key in ["a", "x", "z"] {
-                assert_eq!(
-                    c.latest(server, key.as_bytes()),
-                    Some((commit_ts, Some(b"t".to_vec()))),
-                    "seed {seed}: {server}'s {key} (the killed server was {victim})"
-                );
-            }
-        }
+        kill_and_restart(&mut c, victim);
+        assert_everywhere(&c, seed, &["a", "x", "z"], commit_ts, b"t");
     }
 }
 
@@ -623,11 +627,7 @@ fn a_prepare_admitted_before_a_split_is_refused_when_it_applies() {
         );
         let split = answer_within(&mut c, &mut split, Duration::from_secs(2));
         assert!(matches!(split, Some(Ok(_))), "seed {seed}: the split: {split:?}");
-        let deadline = c.now() + Duration::from_secs(2);
-        while c.leader(ShardId(10)).is_none() && c.now() < deadline {
-            let until = c.now() + Duration::from_millis(10);
-            c.run_until(until);
-        }
+        run_until_led(&mut c, ShardId(10));
         let write = txn::Input::Write { req: RequestId(0), writes: vec![put("z", "later")], conditions: Vec::new() };
         let written = c.call(ShardId(10), write, Duration::from_millis(500));
         assert!(matches!(written, Ok(txn::Answer::Committed { applied: true, .. })), "seed {seed}: {written:?}");
@@ -710,11 +710,7 @@ fn a_new_half_never_assigns_below_its_shards_timestamps() {
         };
         let split = c.split(ShardId(2), b"y", ShardId(10), child_replicas(), Duration::from_secs(2));
         assert!(split.is_ok(), "seed {seed}: the split: {split:?}");
-        let deadline = c.now() + Duration::from_secs(2);
-        while c.leader(ShardId(10)).is_none() && c.now() < deadline {
-            let until = c.now() + Duration::from_millis(10);
-            c.run_until(until);
-        }
+        run_until_led(&mut c, ShardId(10));
         let leader = c.leader(ShardId(10)).expect("the new half has a leader");
         let back = c.clock_offset(leader) - 1_000_000_000;
         c.set_clock_offset(leader, back);
