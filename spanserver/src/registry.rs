@@ -7,13 +7,14 @@
 //! goes through the loop, and the loop re-checks.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::watch;
 use truetime::Timestamp;
 
 use crate::directory::Directory;
+use crate::error::{Error, Result};
 use crate::limits;
 use crate::storage::snapshot::InstallSeq;
 use meta::ClusterSpec;
@@ -112,6 +113,9 @@ pub struct ReplicaShared {
     snapshots_installed: AtomicU64,
     /// Odd while a snapshot is being installed: reads refuse then.
     install_seq: InstallSeq,
+    /// Set once the replica is leaving this server, before its data is
+    /// deleted: reads refuse from then on ([`ReplicaShared::read_consistent`]).
+    retired: AtomicBool,
     /// See [`ReplicaShared::written_bytes`].
     written_bytes: AtomicU64,
     /// Requests routed to this replica since the split queue last looked
@@ -141,6 +145,7 @@ impl ReplicaShared {
             gc_watermark,
             snapshots_installed: AtomicU64::new(0),
             install_seq: InstallSeq::default(),
+            retired: AtomicBool::new(false),
             written_bytes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             sampled_keys: Mutex::new(std::collections::VecDeque::new()),
@@ -259,6 +264,48 @@ impl ReplicaShared {
 
     pub fn install_seq(&self) -> &InstallSeq {
         &self.install_seq
+    }
+
+    /// The replica is leaving this server: called before its data is
+    /// deleted, so that a read holding this state (it found the replica
+    /// before the registry forgot it) refuses instead of reading the
+    /// deleted range as empty.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+    }
+
+    /// Runs `read`, a read of this replica's data through one RocksDB
+    /// snapshot, and returns its result only if nothing replaced or
+    /// deleted that data under it:
+    ///
+    /// - a snapshot install empties the shard's range between its two
+    ///   steps (`storage/snapshot.rs`): refused `Unavailable`, retry here;
+    /// - a replica leaving the server has its range deleted: refused
+    ///   `WrongShard`, the client looks for the shard elsewhere.
+    ///
+    /// Why the checks after the read are enough: the install begins, and
+    /// the retirement is marked, before the deletion is written; a RocksDB
+    /// snapshot that misses data saw that write, so the check after it
+    /// sees the mark.
+    pub fn read_consistent<T>(&self, read: impl FnOnce() -> Result<T>) -> Result<T> {
+        let installing = || Error::Unavailable(format!("{} is installing a snapshot; retry", self.shard_id));
+        let gone = || Error::WrongShard {
+            shard_id: self.shard_id,
+            descriptors: Vec::new(),
+            reason: "the replica of this shard left this server".into(),
+        };
+        let seq = self.install_seq.read_begin().ok_or_else(installing)?;
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(gone());
+        }
+        let out = read()?;
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(gone());
+        }
+        match self.install_seq.read_valid(seq) {
+            true => Ok(out),
+            false => Err(installing()),
+        }
     }
 }
 

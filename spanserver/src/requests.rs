@@ -336,17 +336,11 @@ impl DataRequests {
     }
 
     /// Reads the replica's data through one RocksDB snapshot, refusing if
-    /// a snapshot install overlaps the read (`storage/snapshot.rs`: the shard's
-    /// range is empty between the install's two steps).
+    /// a snapshot install or the replica's removal overlaps the read
+    /// ([`ReplicaShared::read_consistent`]).
     fn read_data<T>(&self, r: &ReplicaShared, read: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
-        let installing = || Error::Unavailable(format!("{} is installing a snapshot; retry", r.shard_id));
-        let seq = r.install_seq().read_begin().ok_or_else(installing)?;
         let engine = self.engine()?;
-        let out = read(&Reader::new(&engine))?;
-        match r.install_seq().read_valid(seq) {
-            true => Ok(out),
-            false => Err(installing()),
-        }
+        r.read_consistent(|| read(&Reader::new(&engine)))
     }
 
     /// Holds a reply revealing a version at `ts` until `TT.after(ts)`

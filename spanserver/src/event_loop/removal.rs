@@ -41,6 +41,11 @@ impl EventLoop {
     /// Destroys this server's replica of `shard` (module docs).
     pub(super) fn destroy(&mut self, shard: ShardId, why: &str) {
         let Some(mut replica) = self.replicas.remove(&shard) else { return };
+        // Before any data goes: a read that already found the replica
+        // must not see its range empty (`ReplicaShared::read_consistent`).
+        if let Some(shared) = self.registry.get(shard) {
+            shared.retire();
+        }
         let err = Error::WrongShard {
             shard_id: shard,
             descriptors: Vec::new(),

@@ -390,3 +390,37 @@ async fn a_replica_removed_while_its_server_was_down_is_destroyed_when_it_return
     client.put(b"after", b"v").await?;
     c.shutdown().await
 }
+
+/// Goal: a read that found a replica just before the replica left its
+/// server (and its data was deleted) is refused `WrongShard`, so the
+/// client looks elsewhere; it never reads the deleted range as empty.
+/// (Jepsen's bank under moves once read an account as missing this way:
+/// a follower read waited for safe time, the replica applied its removal
+/// meanwhile, and the read went on over the deleted range.)
+/// Method: 4 servers, one shard on 1-3; 20 keys; hold a follower's
+/// replica state as a request handler holds it; move that replica to 4;
+/// once the server has forgotten it, read its data through the held
+/// state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_holding_a_replica_that_left_its_server_is_refused() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(4).replication(3)).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for i in 0..20 {
+        client.put(&key(i), b"v").await?;
+    }
+    let follower = (1..=3).find(|s| *s != leaders[&1]).expect("two followers");
+    let held = c.replica(follower, 1).expect("the follower's replica");
+    assert!(held.read_consistent(|| Ok(())).is_ok(), "a member's replica serves reads");
+    client.move_replica(ShardId(1), ServerId(follower), ServerId(4)).await?;
+    wait_until(std::time::Duration::from_secs(30), || c.replica(follower, 1).is_none()).await?;
+    match held.read_consistent(|| Ok(())) {
+        Err(spanserver::error::Error::WrongShard { .. }) => {}
+        other => panic!("a read through the left replica was not refused WrongShard: {other:?}"),
+    }
+    for i in 0..20 {
+        assert_eq!(client.get(&key(i)).await?.as_deref(), Some(&b"v"[..]), "k{i:04}");
+    }
+    c.shutdown().await
+}
