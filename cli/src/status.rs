@@ -98,5 +98,10 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
             writeln!(out, "  {op} (driver on s{server})")?;
         }
     }
+    // A replica's data leaves with it; anything else is a bug to see.
+    for st in statuses.iter().filter(|st| !st.stray_keys.is_empty()) {
+        let keys: Vec<String> = st.stray_keys.iter().map(|k| display::bytes(k)).collect();
+        writeln!(out, "s{}: stores data outside its replicas, from keys {}", st.server_id, keys.join(", "))?;
+    }
     Ok(out)
 }

@@ -115,6 +115,24 @@ pub async fn replica_views(servers: &BTreeMap<u64, String>) -> (Vec<ReplicaView>
     (views, silent)
 }
 
+/// The keys each server that answers stores outside its replicas
+/// (`ServerStatusResponse.stray_keys`), as problems in words: none once
+/// every replica that left a server took its data with it.
+pub async fn stray_data(servers: &BTreeMap<u64, String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (&server, addr) in servers {
+        if let Ok(status) = server_status(addr).await {
+            let keys: Vec<String> =
+                status.stray_keys.iter().map(|k| format!("{:?}", String::from_utf8_lossy(k))).collect();
+            if !keys.is_empty() {
+                problems
+                    .push(format!("server {server} stores data outside its replicas, from keys {}", keys.join(", ")));
+            }
+        }
+    }
+    problems
+}
+
 /// The leader of each shard: the server whose replica says it leads, at
 /// the highest term any replica of the shard reports.
 pub fn leaders(views: &[ReplicaView]) -> BTreeMap<u64, u64> {

@@ -294,8 +294,9 @@ async fn final_op(
     }
 }
 
-/// Polls until every shard has a stable leader, every server answers and
-/// the shard map is whole (`admin::placement_problems`); gives up after [`RECOVERY_TIMEOUT`], or at once when a server of the
+/// Polls until every shard has a stable leader, every server answers,
+/// the shard map is whole (`admin::placement_problems`) and no server
+/// stores data outside its replicas (`admin::stray_data`); gives up after [`RECOVERY_TIMEOUT`], or at once when a server of the
 /// harness's own cluster crashes meanwhile.
 async fn wait_for_recovery(target: &mut Target) -> Result<(), String> {
     let servers = target.servers();
@@ -314,7 +315,10 @@ async fn wait_for_recovery(target: &mut Target) -> Result<(), String> {
         let (views, silent) = admin::replica_views(&servers).await;
         let why = match recovered(&views, &silent) {
             Ok(()) => {
-                let problems = admin::placement_problems(&views, voters);
+                let mut problems = admin::placement_problems(&views, voters);
+                if problems.is_empty() {
+                    problems = admin::stray_data(&servers).await;
+                }
                 if problems.is_empty() {
                     return Ok(());
                 }

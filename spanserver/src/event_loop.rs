@@ -69,6 +69,8 @@ use meta::{ReplicaId, ServerId, ShardId};
 mod ready;
 mod removal;
 
+pub use removal::stray_keys;
+
 /// Raft messages to send, by destination server.
 #[derive(Default)]
 pub struct Outgoing {

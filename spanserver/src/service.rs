@@ -237,6 +237,18 @@ impl proto::admin_server::Admin for AdminService {
                 }
             })
             .collect();
+        let held: Vec<(Vec<u8>, Vec<u8>)> = self
+            .registry
+            .all()
+            .iter()
+            .map(|r| r.descriptor())
+            .filter(|d| d.is_initialized())
+            .map(|d| (d.start_key, d.end_key))
+            .collect();
+        let stray_keys = match &engine {
+            Some(e) => crate::event_loop::stray_keys(&crate::storage::mvcc::Reader::new(e), &held)?,
+            None => Vec::new(),
+        };
         let server_id = self.registry.server_id;
         Ok(Response::new(proto::ServerStatusResponse {
             server_id: server_id.0,
@@ -245,6 +257,7 @@ impl proto::admin_server::Admin for AdminService {
             clock_healthy: self.clock.is_healthy(),
             clock: self.clock.describe(),
             placement_operations: self.registry.placement_operations(),
+            stray_keys,
         }))
     }
 

@@ -23,6 +23,7 @@ use rocksdb::WriteBatch;
 use super::EventLoop;
 use crate::error::Error;
 use crate::storage::keycode::{raft_key, raft_shard_bounds, range_bounds, RaftKey};
+use crate::storage::mvcc::Reader;
 use crate::storage::{CF_DATA, CF_RAFT, CF_TXN};
 use meta::{ReplicaId, ShardId};
 
@@ -103,6 +104,19 @@ impl EventLoop {
     }
 }
 
+/// Keys stored through `reader` that none of `held` (the ranges of the
+/// server's initialized replicas) holds: the first key of each stretch
+/// outside them that has any version. None on a healthy server: a
+/// replica's data leaves with it ([`EventLoop::destroy`]); `spandb
+/// status` and jepsen's placement check show what is left.
+pub fn stray_keys(reader: &Reader, held: &[(Vec<u8>, Vec<u8>)]) -> crate::error::Result<Vec<Vec<u8>>> {
+    let mut strays = Vec::new();
+    for (start, end) in uncovered(b"", b"", held) {
+        strays.extend(reader.first_key(&start, &end)?);
+    }
+    Ok(strays)
+}
+
 /// The parts of `[start, end)` (empty end: unbounded) that none of
 /// `others` covers, in order.
 pub fn uncovered(start: &[u8], end: &[u8], others: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -148,5 +162,25 @@ mod tests {
         assert_eq!(uncovered(b"a", b"", &[r("", "")]), Vec::<(Vec<u8>, Vec<u8>)>::new());
         assert_eq!(uncovered(b"a", b"m", &[r("m", "z"), r("", "a")]), vec![r("a", "m")]);
         assert_eq!(uncovered(b"", b"", &[r("b", "c")]), vec![r("", "b"), r("c", "")]);
+    }
+
+    /// Goal: stray keys are the first stored key of each stretch no
+    /// replica holds, and none when the replicas hold everything stored.
+    #[test]
+    fn stray_keys_are_the_first_stored_key_outside_every_replica() {
+        use crate::storage::{mvcc, Engine, Identity};
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity { cluster_id: "t".into(), server_id: 1, layout_fingerprint: "l".into() };
+        let engine = Engine::open(dir.path(), &identity).unwrap();
+        let mut batch = WriteBatch::default();
+        for key in ["a", "g", "h", "q", "z"] {
+            mvcc::put_version(&engine, &mut batch, key.as_bytes(), truetime::Timestamp::from_nanos(5), Some(b"v"));
+        }
+        engine.write(batch, false).unwrap();
+        let strays = |held: &[(Vec<u8>, Vec<u8>)]| stray_keys(&Reader::new(&engine), held).unwrap();
+        assert_eq!(strays(&[r("", "")]), Vec::<Vec<u8>>::new());
+        assert_eq!(strays(&[r("", "g"), r("p", "")]), vec![b"g".to_vec()]);
+        assert_eq!(strays(&[r("b", "p")]), vec![b"a".to_vec(), b"q".to_vec()]);
+        assert_eq!(strays(&[]), vec![b"a".to_vec()]);
     }
 }

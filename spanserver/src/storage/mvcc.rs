@@ -209,6 +209,21 @@ impl<'a> Reader<'a> {
         Ok(page)
     }
 
+    /// The first key in `[start, end)` with any version stored,
+    /// tombstones and versions below the GC watermark included.
+    pub fn first_key(&self, start: &[u8], end: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (lower, upper) = range_bounds(start, end);
+        let mut it = self.db().raw_iterator_cf_opt(self.engine.cf(CF_DATA), self.read_opts(upper));
+        it.seek(&lower);
+        match it.key() {
+            Some(k) => Ok(Some(decode_version_key(k).map_err(malformed)?.0)),
+            None => {
+                it.status()?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Every version (tombstones included) of every key in `[start, end)`,
     /// in storage order (for tests: it holds them all in memory).
     #[cfg(test)]
@@ -376,6 +391,25 @@ mod tests {
             .into_iter()
             .map(|(k, v, _)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
             .collect()
+    }
+
+    /// Goal: the first stored key of a range counts tombstones too, and
+    /// honours both bounds (an empty end: unbounded).
+    #[test]
+    fn first_key_of_a_range_counts_every_version() {
+        let d = db();
+        write(&d.engine, &[("b", 5, Some("1")), ("d", 7, None), ("f", 3, Some("2"))]);
+        let first = |start: &str, end: &str| {
+            Reader::new(&d.engine)
+                .first_key(start.as_bytes(), end.as_bytes())
+                .unwrap()
+                .map(|k| String::from_utf8(k).unwrap())
+        };
+        assert_eq!(first("", ""), Some("b".into()));
+        assert_eq!(first("c", "e"), Some("d".into()), "a tombstone is stored data");
+        assert_eq!(first("c", "d"), None, "the end is exclusive");
+        assert_eq!(first("e", ""), Some("f".into()));
+        assert_eq!(first("g", ""), None);
     }
 
     /// Goal: a range splits at the first key with half the size limit

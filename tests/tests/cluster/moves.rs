@@ -400,7 +400,7 @@ async fn a_replica_removed_while_its_server_was_down_is_destroyed_when_it_return
 /// Method: 4 servers, one shard on 1-3; 20 keys; hold a follower's
 /// replica state as a request handler holds it; move that replica to 4;
 /// once the server has forgotten it, read its data through the held
-/// state.
+/// state. Every server then stores nothing outside its replicas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_read_holding_a_replica_that_left_its_server_is_refused() -> anyhow::Result<()> {
     init();
@@ -421,6 +421,10 @@ async fn a_read_holding_a_replica_that_left_its_server_is_refused() -> anyhow::R
     }
     for i in 0..20 {
         assert_eq!(client.get(&key(i)).await?.as_deref(), Some(&b"v"[..]), "k{i:04}");
+    }
+    for server in 1..=4 {
+        let status = client.server_status(&c.addr(server)).await?;
+        assert_eq!(status.stray_keys, Vec::<Vec<u8>>::new(), "s{server} stores data outside its replicas");
     }
     c.shutdown().await
 }
