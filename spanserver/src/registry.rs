@@ -275,19 +275,23 @@ impl ReplicaShared {
     }
 
     /// Runs `read`, a read of this replica's data through one RocksDB
-    /// snapshot, and returns its result only if nothing replaced or
-    /// deleted that data under it:
+    /// snapshot, of keys the replica held at range version `range_ver`
+    /// (when the request's route was checked), and returns its result
+    /// only if that data was this replica's, whole, throughout:
     ///
     /// - a snapshot install empties the shard's range between its two
     ///   steps (`storage/snapshot.rs`): refused `Unavailable`, retry here;
+    /// - a split moved keys to the child, whose replica here may not yet
+    ///   have applied writes its leader acknowledged, while this replica's
+    ///   safe time goes on rising: refused `WrongShard`, with the new
+    ///   descriptor;
     /// - a replica leaving the server has its range deleted: refused
     ///   `WrongShard`, the client looks for the shard elsewhere.
     ///
-    /// Why the checks after the read are enough: the install begins, and
-    /// the retirement is marked, before the deletion is written; a RocksDB
-    /// snapshot that misses data saw that write, so the check after it
-    /// sees the mark.
-    pub fn read_consistent<T>(&self, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// Why checks after the read are enough: the install begins, the split
+    /// is published and the retirement is marked before what they change
+    /// is written or served; a read that saw the change saw the mark.
+    pub fn read_consistent<T>(&self, range_ver: u64, read: impl FnOnce() -> Result<T>) -> Result<T> {
         let installing = || Error::Unavailable(format!("{} is installing a snapshot; retry", self.shard_id));
         let gone = || Error::WrongShard {
             shard_id: self.shard_id,
@@ -301,6 +305,14 @@ impl ReplicaShared {
         let out = read()?;
         if self.retired.load(Ordering::SeqCst) {
             return Err(gone());
+        }
+        let d = self.descriptor();
+        if d.epoch.range_ver.0 != range_ver {
+            return Err(Error::WrongShard {
+                shard_id: self.shard_id,
+                reason: format!("the shard split during the read (range_ver {range_ver} -> {})", d.epoch.range_ver),
+                descriptors: vec![d],
+            });
         }
         match self.install_seq.read_valid(seq) {
             true => Ok(out),

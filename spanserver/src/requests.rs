@@ -151,7 +151,10 @@ impl DataRequests {
     /// outside it. Only the range counts: a request routed before a
     /// replica moved is still good. The refusal carries this server's
     /// descriptors of the shard and of the shard holding the stray key.
-    fn check_route(&self, r: &ReplicaShared, range_ver: u64, keys: &mut dyn Iterator<Item = &[u8]>) -> Result<()> {
+    /// Checks that the replica holds `keys` (at `range_ver`, unless 0);
+    /// returns the range version it checked, for a read to confirm after
+    /// it read (`ReplicaShared::read_consistent`).
+    fn check_route(&self, r: &ReplicaShared, range_ver: u64, keys: &mut dyn Iterator<Item = &[u8]>) -> Result<u64> {
         let d = r.descriptor();
         if range_ver != 0 && range_ver != d.epoch.range_ver.0 {
             return Err(Error::WrongShard {
@@ -175,7 +178,7 @@ impl DataRequests {
                 });
             }
         }
-        Ok(())
+        Ok(d.epoch.range_ver.0)
     }
 
     fn not_leader(&self, r: &ReplicaShared) -> Error {
@@ -322,11 +325,11 @@ impl DataRequests {
         check_key(&req.key)?;
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        self.check_route(&r, req.range_ver, &mut std::iter::once(req.key.as_slice()))?;
+        let checked = self.check_route(&r, req.range_ver, &mut std::iter::once(req.key.as_slice()))?;
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.key.clone(), Vec::new(), false);
         let read_ts = self.read_ts(&r, at, &span).await?;
-        let version = self.read_data(&r, |reader| {
+        let version = self.read_data(&r, checked, |reader| {
             Self::check_watermark(&r, read_ts)?;
             reader.get_version(&req.key, read_ts)
         })?;
@@ -336,11 +339,12 @@ impl DataRequests {
     }
 
     /// Reads the replica's data through one RocksDB snapshot, refusing if
-    /// a snapshot install or the replica's removal overlaps the read
+    /// a snapshot install, a split (the replica was at `range_ver` when
+    /// the route was checked) or the replica's removal overlaps the read
     /// ([`ReplicaShared::read_consistent`]).
-    fn read_data<T>(&self, r: &ReplicaShared, read: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+    fn read_data<T>(&self, r: &ReplicaShared, range_ver: u64, read: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
         let engine = self.engine()?;
-        r.read_consistent(|| read(&Reader::new(&engine)))
+        r.read_consistent(range_ver, || read(&Reader::new(&engine)))
     }
 
     /// Holds a reply revealing a version at `ts` until `TT.after(ts)`
@@ -362,7 +366,7 @@ impl DataRequests {
         start: &[u8],
         end: &[u8],
         limit: u32,
-    ) -> Result<(Vec<u8>, u32)> {
+    ) -> Result<(Vec<u8>, u32, u64)> {
         if start.len() > limits::KEY_BYTES_MAX || end.len() > limits::KEY_BYTES_MAX {
             return Err(Error::InvalidArgument(format!("scan bound longer than {} bytes", limits::KEY_BYTES_MAX)));
         }
@@ -376,25 +380,33 @@ impl DataRequests {
             }
             n => n,
         };
-        self.check_route(r, range_ver, &mut std::iter::once(start))?;
-        // Clip the range to the shard; the client pages across shards.
+        let checked = self.check_route(r, range_ver, &mut std::iter::once(start))?;
+        // Clip the range to the shard (as of the check); the client pages
+        // across shards.
         let d = r.descriptor();
+        if d.epoch.range_ver.0 != checked {
+            return Err(Error::WrongShard {
+                shard_id: r.shard_id,
+                reason: "the shard split as the scan began".into(),
+                descriptors: vec![d],
+            });
+        }
         let end = match (end.is_empty(), d.end_key.is_empty()) {
             (true, _) => d.end_key.clone(),
             (false, true) => end.to_vec(),
             (false, false) => end.to_vec().min(d.end_key.clone()),
         };
-        Ok((end, limit))
+        Ok((end, limit, checked))
     }
 
     pub async fn scan(&self, req: proto::ScanRequest) -> Result<proto::ScanResponse> {
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        let (end, limit) = self.scan_bounds(&r, req.range_ver, &req.start_key, &req.end_key, req.limit)?;
+        let (end, limit, checked) = self.scan_bounds(&r, req.range_ver, &req.start_key, &req.end_key, req.limit)?;
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.start_key.clone(), end.clone(), true);
         let read_ts = self.read_ts(&r, at, &span).await?;
-        let page = self.read_data(&r, |reader| {
+        let page = self.read_data(&r, checked, |reader| {
             Self::check_watermark(&r, read_ts)?;
             reader.scan(&req.start_key, &end, read_ts, limit as usize, limits::SCAN_PAGE_BYTES_MAX)
         })?;
@@ -581,11 +593,11 @@ impl DataRequests {
     /// The system value at `key`, as this leader of `shard` has applied.
     fn read_system_value(&self, shard: u64, range_ver: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let r = self.replica(shard)?;
-        self.check_route(&r, range_ver, &mut std::iter::once(key))?;
+        let checked = self.check_route(&r, range_ver, &mut std::iter::once(key))?;
         if r.progress().role != Role::Leader {
             return Err(self.not_leader(&r));
         }
-        self.read_data(&r, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))
+        self.read_data(&r, checked, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))
     }
 
     /// The draining servers (`Admin.DrainingServers`), as the leader of
@@ -607,12 +619,12 @@ impl DataRequests {
     ) -> Result<(Option<Vec<u8>>, Vec<u8>)> {
         self.clock.check()?;
         let r = self.replica(shard)?;
-        self.check_route(&r, range_ver, &mut std::iter::once(key))?;
+        let checked = self.check_route(&r, range_ver, &mut std::iter::once(key))?;
         for _ in 0..limits::ID_ALLOCATION_ATTEMPTS_MAX {
             if r.progress().role != Role::Leader {
                 return Err(self.not_leader(&r));
             }
-            let current = self.read_data(&r, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))?;
+            let current = self.read_data(&r, checked, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))?;
             let value = next(current.as_deref())?;
             let input = Input::Write {
                 req: RequestId(0),
@@ -739,13 +751,13 @@ impl DataRequests {
         self.clock.check()?;
         let span = req.span.ok_or_else(|| Error::InvalidArgument("a transactional read needs a span".into()))?;
         let r = self.replica(req.shard_id)?;
-        let (target, end, limit) = if span.range {
-            let (end, limit) = self.scan_bounds(&r, req.range_ver, &span.start, &span.end, req.limit)?;
-            (LockTarget::Range(span.start.clone(), end.clone()), end, limit)
+        let (target, end, limit, checked) = if span.range {
+            let (end, limit, checked) = self.scan_bounds(&r, req.range_ver, &span.start, &span.end, req.limit)?;
+            (LockTarget::Range(span.start.clone(), end.clone()), end, limit, checked)
         } else {
             check_key(&span.start)?;
-            self.check_route(&r, req.range_ver, &mut std::iter::once(span.start.as_slice()))?;
-            (LockTarget::Key(span.start.clone()), Vec::new(), 1)
+            let checked = self.check_route(&r, req.range_ver, &mut std::iter::once(span.start.as_slice()))?;
+            (LockTarget::Key(span.start.clone()), Vec::new(), 1, checked)
         };
         let input = Input::Read { req: RequestId(0), txn, priority, target, lease: req.lease.map(lease_from_proto) };
         let lease = match self.txn_call(&r, input, self.time.write_timeout()).await? {
@@ -757,7 +769,7 @@ impl DataRequests {
         // leadership and that everything committed is applied, then read
         // the latest version.
         self.read_index(&r).await?;
-        let (pairs, resume_key, newest_ts) = self.read_data(&r, |reader| {
+        let (pairs, resume_key, newest_ts) = self.read_data(&r, checked, |reader| {
             Ok(if span.range {
                 let page =
                     reader.scan(&span.start, &end, Timestamp::MAX, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;

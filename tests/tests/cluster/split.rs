@@ -311,3 +311,55 @@ async fn a_leader_shows_its_size_and_load() -> anyhow::Result<()> {
     }
     c.shutdown().await
 }
+
+/// Goal: a snapshot read waiting at a follower of a shard that splits
+/// meanwhile never misses a write the child acknowledged below its read
+/// timestamp. The moved key's versions on that server come from the
+/// child's replica there, which may lag its leader while the parent's
+/// safe time goes on rising: the read is refused `WrongShard` (the
+/// client then reads the child) or sees the write, never the value
+/// before it.
+/// Method: 3 servers, one shard led by L; q = v1; a read of q at a
+/// timestamp 4 s ahead, straight to follower F, waits there; split at
+/// "m"; the child's leadership moves to the other follower G, and G's
+/// messages to F are cut, so F's replica of the child stops applying;
+/// q = v2 (acknowledged below the read's timestamp); the read finishes
+/// once the parent's replica on F has applied past its timestamp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_read_across_a_split_never_misses_a_write_the_child_acknowledged() -> anyhow::Result<()> {
+    use crate::common::{kind, raw_get};
+    init();
+    let mut options = ClusterOptions::new(3);
+    options.time.read_timeout_ms = 20_000;
+    let c = TestCluster::start(options).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let (f, g) = match (1..=3).filter(|s| *s != leaders[&1]).collect::<Vec<u64>>()[..] {
+        [f, g] => (f, g),
+        _ => unreachable!("three servers, one leader"),
+    };
+    let v1 = client.put(b"q", b"v1").await?;
+    let read_ts = v1.saturating_add(Duration::from_secs(4));
+    let parent_at_f = c.replica(f, 1).expect("F's replica of the shard");
+    parent_at_f.take_load();
+    let mut kv = c.kv_client(f).await?;
+    let read = tokio::spawn(async move { raw_get(&mut kv, 1, "q", read_ts.as_nanos()).await });
+    // The read has checked its route at F once F counted it.
+    wait_until(Duration::from_secs(5), || parent_at_f.take_load().0 > 0).await?;
+
+    let (_, right) = client.split_at(b"m").await?;
+    let child = right.shard_id;
+    c.wait_for_leader_among(child, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    c.transfer_leader(child, g, LEADER_TIMEOUT).await?;
+    c.net.cut(g, f);
+    let v2 = client.put(b"q", b"v2").await?;
+    assert!(v2 < read_ts, "the write at {v2:?} came after the read's timestamp {read_ts:?}: nothing to miss");
+    match read.await? {
+        Ok(Some(v)) => assert_eq!(v, "v2", "the read at {read_ts:?} missed v2, acknowledged at {v2:?}"),
+        Ok(None) => panic!("the read found no q"),
+        Err(status) => assert_eq!(kind(&status), proto::ErrorKind::WrongShard, "{status:?}"),
+    }
+    c.net.heal();
+    assert_eq!(client.get(b"q").await?.as_deref(), Some(&b"v2"[..]));
+    c.shutdown().await
+}
