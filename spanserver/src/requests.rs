@@ -38,6 +38,28 @@
 //! client sees a commit at `s` before `TT.after(s)`). Fresh data costs a
 //! read at most the `2ε` the writer pays; older data costs nothing.
 //!
+//! # A read and the replica changing under it
+//!
+//! A read checks its route, waits (for safe time, for a ReadIndex round)
+//! and only then reads RocksDB; the replica may change meanwhile. Three
+//! changes would make the read wrong without any error, so each is
+//! published before it takes effect and checked after the read
+//! (`ReplicaShared::read_consistent`):
+//!
+//! ```text
+//!   change while the read waits       what the read would see     refusal
+//!   snapshot install                  the range empty, half-made  Unavailable (retry here)
+//!   split moving the read's keys      the child's replica here,   WrongShard + new descriptor
+//!                                     which may lag its leader
+//!   the replica leaves the server     the range deleted           WrongShard
+//! ```
+//!
+//! The split case is the subtle one: the parent's safe time keeps rising
+//! after the split, but writes to the moved keys now go through the
+//! child, whose replica on this server may not have applied a write its
+//! leader already acknowledged below the read's timestamp (test
+//! `split::a_follower_read_across_a_split_never_misses_a_write_the_child_acknowledged`).
+//!
 //! Bad input is refused here, before it reaches the loop, with
 //! `InvalidArgument` naming the limit (see `limits.rs`). Timestamps that
 //! come from outside are checked against this server's clock; prepare
