@@ -53,6 +53,11 @@ pub struct RaftConfig {
     /// Entries kept behind the applied index when compacting, so briefly
     /// lagging followers catch up from the log rather than a snapshot.
     pub log_retain_entries: u64,
+    /// A leader keeps the log entries a recently active follower still
+    /// needs (and, soon after a split, every follower), but at most this
+    /// many behind its applied index: a follower further behind gets a
+    /// snapshot (and one that missed a split meanwhile skips it).
+    pub log_kept_for_followers_max: u64,
     /// A leader with no writes proposes a closed timestamp this often, so
     /// followers can serve snapshot reads of recent timestamps.
     pub close_timestamp_ms: u64,
@@ -71,6 +76,7 @@ impl Default for RaftConfig {
             heartbeat_ticks: 1,
             log_compact_entries: 10_000,
             log_retain_entries: 1_000,
+            log_kept_for_followers_max: 100_000,
             close_timestamp_ms: 200,
             snapshot_bytes_max: 512 * 1024 * 1024,
         }

@@ -192,8 +192,9 @@ struct Persisting {
     now: Instant,
     readies: Vec<(ShardId, raft::Ready)>,
     /// Snapshot installs whose data file is ingested once the batch is
-    /// written (storage/snapshot.rs).
-    installs: Vec<(ShardId, Option<PathBuf>)>,
+    /// written (storage/snapshot.rs), each with the other replicas here
+    /// whose reads it holds off until then (their ranges overlap it).
+    installs: Vec<(ShardId, Option<PathBuf>, Vec<Arc<crate::registry::ReplicaShared>>)>,
 }
 
 enum Flow {

@@ -92,11 +92,6 @@ pub const SNAPSHOT_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// leader of its shards reading its whole range at once.
 pub const SNAPSHOT_BUILDS_MAX: usize = 2;
 
-/// A leader keeps log entries a recently active follower still needs, but
-/// at most this many behind its applied index (beyond, that follower gets
-/// a snapshot).
-pub const LOG_KEPT_FOR_FOLLOWERS_MAX: u64 = 100_000;
-
 /// Largest Raft snapshot message (the part beside the data file: the
 /// shard's prepared transactions and decisions, bounded by the
 /// transaction limits).

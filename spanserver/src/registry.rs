@@ -281,7 +281,8 @@ impl ReplicaShared {
     ///
     /// - a snapshot install empties the shard's range between its two
     ///   steps (`storage/snapshot.rs`): refused `Unavailable`, retry here;
-    /// - a split moved keys to the child, whose replica here may not yet
+    /// - a split moved keys the read covers (`still_held` of the new
+    ///   descriptor says no) to the child, whose replica here may not yet
     ///   have applied writes its leader acknowledged, while this replica's
     ///   safe time goes on rising: refused `WrongShard`, with the new
     ///   descriptor;
@@ -290,8 +291,16 @@ impl ReplicaShared {
     ///
     /// Why checks after the read are enough: the install begins, the split
     /// is published and the retirement is marked before what they change
-    /// is written or served; a read that saw the change saw the mark.
-    pub fn read_consistent<T>(&self, range_ver: u64, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// is written or served; a read that saw the change saw the mark. A
+    /// read woken by a safe time published after a split's apply sees the
+    /// new descriptor too: the loop sets it while applying, and publishes
+    /// the time after.
+    pub fn read_consistent<T>(
+        &self,
+        range_ver: u64,
+        still_held: impl FnOnce(&ShardDescriptor) -> bool,
+        read: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         let installing = || Error::Unavailable(format!("{} is installing a snapshot; retry", self.shard_id));
         let gone = || Error::WrongShard {
             shard_id: self.shard_id,
@@ -307,7 +316,7 @@ impl ReplicaShared {
             return Err(gone());
         }
         let d = self.descriptor();
-        if d.epoch.range_ver.0 != range_ver {
+        if d.epoch.range_ver.0 != range_ver && !still_held(&d) {
             return Err(Error::WrongShard {
                 shard_id: self.shard_id,
                 reason: format!("the shard split during the read (range_ver {range_ver} -> {})", d.epoch.range_ver),

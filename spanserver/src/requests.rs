@@ -351,7 +351,7 @@ impl DataRequests {
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.key.clone(), Vec::new(), false);
         let read_ts = self.read_ts(&r, at, &span).await?;
-        let version = self.read_data(&r, checked, |reader| {
+        let version = self.read_data(&r, checked, (&req.key, &[], false), |reader| {
             Self::check_watermark(&r, read_ts)?;
             reader.get_version(&req.key, read_ts)
         })?;
@@ -360,13 +360,24 @@ impl DataRequests {
         Ok(GetResult { value, read_ts })
     }
 
-    /// Reads the replica's data through one RocksDB snapshot, refusing if
-    /// a snapshot install, a split (the replica was at `range_ver` when
-    /// the route was checked) or the replica's removal overlaps the read
-    /// ([`ReplicaShared::read_consistent`]).
-    fn read_data<T>(&self, r: &ReplicaShared, range_ver: u64, read: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+    /// Reads `span` of the replica's data (`(start, end, is_range)`, as
+    /// [`Span`]) through one RocksDB snapshot, refusing if a snapshot
+    /// install, a split that moved part of the span (the replica was at
+    /// `range_ver` when the route was checked) or the replica's removal
+    /// overlaps the read ([`ReplicaShared::read_consistent`]).
+    fn read_data<T>(
+        &self,
+        r: &ReplicaShared,
+        range_ver: u64,
+        span: (&[u8], &[u8], bool),
+        read: impl FnOnce(&Reader) -> Result<T>,
+    ) -> Result<T> {
         let engine = self.engine()?;
-        r.read_consistent(range_ver, || read(&Reader::new(&engine)))
+        let (start, end, range) = span;
+        let still_held = |d: &meta::ShardDescriptor| {
+            d.contains(start) && (!range || d.end_key.is_empty() || (!end.is_empty() && end <= d.end_key.as_slice()))
+        };
+        r.read_consistent(range_ver, still_held, || read(&Reader::new(&engine)))
     }
 
     /// Holds a reply revealing a version at `ts` until `TT.after(ts)`
@@ -428,7 +439,7 @@ impl DataRequests {
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.start_key.clone(), end.clone(), true);
         let read_ts = self.read_ts(&r, at, &span).await?;
-        let page = self.read_data(&r, checked, |reader| {
+        let page = self.read_data(&r, checked, (&req.start_key, &end, true), |reader| {
             Self::check_watermark(&r, read_ts)?;
             reader.scan(&req.start_key, &end, read_ts, limit as usize, limits::SCAN_PAGE_BYTES_MAX)
         })?;
@@ -619,7 +630,7 @@ impl DataRequests {
         if r.progress().role != Role::Leader {
             return Err(self.not_leader(&r));
         }
-        self.read_data(&r, checked, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))
+        self.read_data(&r, checked, (key, &[], false), |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))
     }
 
     /// The draining servers (`Admin.DrainingServers`), as the leader of
@@ -646,7 +657,9 @@ impl DataRequests {
             if r.progress().role != Role::Leader {
                 return Err(self.not_leader(&r));
             }
-            let current = self.read_data(&r, checked, |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))?;
+            let current = self.read_data(&r, checked, (key, &[], false), |reader| {
+                Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v))
+            })?;
             let value = next(current.as_deref())?;
             let input = Input::Write {
                 req: RequestId(0),
@@ -791,24 +804,29 @@ impl DataRequests {
         // leadership and that everything committed is applied, then read
         // the latest version.
         self.read_index(&r).await?;
-        let (pairs, resume_key, newest_ts) = self.read_data(&r, checked, |reader| {
-            Ok(if span.range {
-                let page =
-                    reader.scan(&span.start, &end, Timestamp::MAX, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
-                let newest_ts = page.newest_ts;
-                let (pairs, resume_key) = page_to_proto(page);
-                (pairs, resume_key, newest_ts)
-            } else {
-                let version = reader.get_version(&span.start, Timestamp::MAX)?;
-                let newest_ts = version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts);
-                let pairs = version
-                    .and_then(|(ts, value)| value.map(|v| (ts, v)))
-                    .map(|(ts, value)| proto::KeyValue { key: span.start.clone(), value, version_ts: ts.as_nanos() })
-                    .into_iter()
-                    .collect();
-                (pairs, Vec::new(), newest_ts)
-            })
-        })?;
+        let (pairs, resume_key, newest_ts) =
+            self.read_data(&r, checked, (&span.start, &end, span.range), |reader| {
+                Ok(if span.range {
+                    let page =
+                        reader.scan(&span.start, &end, Timestamp::MAX, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
+                    let newest_ts = page.newest_ts;
+                    let (pairs, resume_key) = page_to_proto(page);
+                    (pairs, resume_key, newest_ts)
+                } else {
+                    let version = reader.get_version(&span.start, Timestamp::MAX)?;
+                    let newest_ts = version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts);
+                    let pairs = version
+                        .and_then(|(ts, value)| value.map(|v| (ts, v)))
+                        .map(|(ts, value)| proto::KeyValue {
+                            key: span.start.clone(),
+                            value,
+                            version_ts: ts.as_nanos(),
+                        })
+                        .into_iter()
+                        .collect();
+                    (pairs, Vec::new(), newest_ts)
+                })
+            })?;
         self.wait_visible(newest_ts).await?;
         Ok(proto::TxnReadResponse { pairs, resume_key, lease })
     }

@@ -30,11 +30,23 @@
 //! except its storage (staging writes); [`EventLoop::step`] refuses to run
 //! again before [`EventLoop::persisted`].
 
-use rocksdb::WriteBatch;
-
+use std::sync::Arc;
 use std::time::Instant;
 
+use meta::ShardId;
+use rocksdb::WriteBatch;
+
+use super::removal::uncovered;
 use super::{EventLoop, Persist, Persisting};
+use crate::registry::ReplicaShared;
+use crate::storage::keycode::range_bounds;
+use crate::storage::CF_DATA;
+
+/// Do `[a_start, a_end)` and `[b_start, b_end)` share a key (empty end:
+/// unbounded)?
+fn overlap(a_start: &[u8], a_end: &[u8], b_start: &[u8], b_end: &[u8]) -> bool {
+    (b_end.is_empty() || a_start < b_end) && (a_end.is_empty() || b_start < a_end)
+}
 
 impl EventLoop {
     /// Takes every replica's Ready and stages what it must persist.
@@ -43,6 +55,13 @@ impl EventLoop {
         let mut sync = false;
         let mut readies = Vec::new();
         let mut installs = Vec::new();
+        let ranges: Vec<(ShardId, Vec<u8>, Vec<u8>)> = self
+            .replicas
+            .iter()
+            .map(|(shard, r)| (*shard, r.descriptor()))
+            .filter(|(_, d)| d.is_initialized())
+            .map(|(shard, d)| (shard, d.start_key.clone(), d.end_key.clone()))
+            .collect();
         for (shard, r) in self.replicas.iter_mut() {
             if !r.raw_node.has_ready() {
                 continue;
@@ -50,8 +69,33 @@ impl EventLoop {
             let mut rd = r.raw_node.ready();
             self.outbox.push(r, rd.take_messages());
             if !rd.snapshot().is_empty() {
+                let before = r.descriptor().clone();
                 let file = r.stage_snapshot(rd.snapshot(), &mut batch, &mut self.completions);
-                installs.push((*shard, file));
+                let others: Vec<&(ShardId, Vec<u8>, Vec<u8>)> = ranges.iter().filter(|(s, ..)| s != shard).collect();
+                let after = r.descriptor();
+                // The old range's keys the snapshot no longer holds and no
+                // other replica here does go with the old data (a parent
+                // that skipped its split; the child may never come here).
+                if before.is_initialized() {
+                    let mut kept: Vec<(Vec<u8>, Vec<u8>)> =
+                        others.iter().map(|(_, s, e)| (s.clone(), e.clone())).collect();
+                    kept.push((after.start_key.clone(), after.end_key.clone()));
+                    for (start, end) in uncovered(&before.start_key, &before.end_key, &kept) {
+                        let (lower, upper) = range_bounds(&start, &end);
+                        batch.delete_range_cf(self.engine.cf(CF_DATA), lower, upper);
+                    }
+                }
+                // Replicas here whose range the install empties for a
+                // while: their reads wait for it too.
+                let overlapped: Vec<Arc<ReplicaShared>> = others
+                    .iter()
+                    .filter(|(_, s, e)| overlap(s, e, &after.start_key, &after.end_key))
+                    .filter_map(|(s, ..)| self.registry.get(*s))
+                    .collect();
+                for o in &overlapped {
+                    o.install_seq().begin();
+                }
+                installs.push((*shard, file, overlapped));
             }
             r.raw_node.mut_store().stage_append(&mut batch, rd.entries());
             if let Some(hs) = rd.hs() {
@@ -69,9 +113,12 @@ impl EventLoop {
         let Persisting { readies, installs, .. } = persisting;
         let mut completions = std::mem::take(&mut self.completions);
         let mut apply = WriteBatch::default();
-        for (shard, file) in installs {
+        for (shard, file, overlapped) in installs {
             let r = self.replicas.get_mut(&shard).expect("replica of an install");
             r.finish_install(file.as_deref(), &mut apply);
+            for o in overlapped {
+                o.install_seq().end();
+            }
         }
         let mut touched = Vec::with_capacity(readies.len());
         for (shard, mut rd) in readies {

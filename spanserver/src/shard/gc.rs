@@ -19,7 +19,7 @@ impl Replica {
     /// A leader keeps what a follower it heard from recently still needs
     /// (one only briefly behind catches up from the log, not by a
     /// snapshot), and soon after a split what every follower needs; but
-    /// never more than `LOG_KEPT_FOR_FOLLOWERS_MAX` entries behind the
+    /// never more than `raft.log_kept_for_followers_max` entries behind the
     /// applied index: a follower that far behind gets a snapshot anyway.
     pub fn maybe_compact_log(&mut self, batch: &mut WriteBatch, rc: &RaftConfig) {
         let truncated = self.raw_node.store().truncated_index();
@@ -32,7 +32,7 @@ impl Replica {
         // keeps what every replica needs, active or not, and a follower
         // (which cannot tell, and may lead next) keeps its log.
         let split_recent = self.last_split_index != 0
-            && self.applied_index.saturating_sub(self.last_split_index) <= limits::LOG_KEPT_FOR_FOLLOWERS_MAX;
+            && self.applied_index.saturating_sub(self.last_split_index) <= rc.log_kept_for_followers_max;
         if split_recent && !self.is_leader() {
             return;
         }
@@ -45,7 +45,7 @@ impl Replica {
                 .filter(|(id, p)| **id != self.replica_id.0 && (p.recent_active || split_recent))
                 .map(|(_, p)| p.matched)
                 .min();
-            let floor = self.applied_index.saturating_sub(limits::LOG_KEPT_FOR_FOLLOWERS_MAX);
+            let floor = self.applied_index.saturating_sub(rc.log_kept_for_followers_max);
             if let Some(needed) = needed {
                 to = to.min(needed.max(floor));
             }

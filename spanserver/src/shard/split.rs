@@ -37,7 +37,7 @@
 //! A replica that misses the split entry and receives a snapshot of the
 //! shrunk shard instead would have no replica of the child, and the
 //! moved keys' data only as of before. So for a while after a split
-//! (`LOG_KEPT_FOR_FOLLOWERS_MAX` entries) the log is kept for every
+//! (`raft.log_kept_for_followers_max` entries) the log is kept for every
 //! replica that has not reached it, not only those heard from recently
 //! (`gc.rs`): one that was down or cut off catches up from the log, and
 //! applies the split itself. One that misses more than that gets the

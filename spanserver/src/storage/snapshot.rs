@@ -37,9 +37,13 @@
 //!   a fatal one).
 //! - **Readers during an install.** Between the batch that deletes the old
 //!   data and the ingest of the new, the range is empty. Each replica keeps
-//!   an install sequence number (odd while installing); a read notes it
-//!   before taking its RocksDB snapshot and checks it after reading, and
-//!   answers `Unavailable` if an install overlapped (a seqlock).
+//!   an install sequence ([`InstallSeq`]: installs running, and a
+//!   generation); a read notes it before taking its RocksDB snapshot and
+//!   checks it after reading, and answers `Unavailable` if an install
+//!   overlapped (a seqlock). An install also holds off the reads of every
+//!   other replica here whose range it overlaps: a parent that has not
+//!   applied its split yet still serves the child's keys while the
+//!   child's first snapshot arrives.
 //! - **Crashes.** The marker written with the batch names the file; a
 //!   replica loading with the marker present ingests the file again if it
 //!   is still there (RocksDB moved it in otherwise) before serving.
@@ -412,31 +416,41 @@ pub fn ingest(engine: &Engine, path: &Path) -> Result<(), rocksdb::Error> {
     engine.db().ingest_external_file_cf_opts(engine.cf(CF_DATA), &opts, vec![path])
 }
 
-/// The install sequence number of a replica: odd while a snapshot is
-/// being installed (module docs: readers during an install).
+/// A replica's guard against reads overlapping a snapshot install into
+/// its range (module docs: readers during an install): its own install,
+/// or one of another replica here whose range overlaps it (a stale
+/// parent and its split child's first snapshot), so installs may
+/// overlap. A seqlock with a count: `active` installs, and a
+/// `generation` every begin and end moves.
 #[derive(Debug, Default)]
-pub struct InstallSeq(AtomicU64);
+pub struct InstallSeq {
+    active: AtomicU64,
+    generation: AtomicU64,
+}
 
 impl InstallSeq {
+    /// Before the install's deletion is written.
     pub fn begin(&self) {
-        let before = self.0.fetch_add(1, Ordering::SeqCst);
-        assert!(before.is_multiple_of(2), "snapshot installs overlap");
+        self.active.fetch_add(1, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Once the install's data is ingested.
     pub fn end(&self) {
-        let before = self.0.fetch_add(1, Ordering::SeqCst);
-        assert!(before % 2 == 1, "a snapshot install ended that did not begin");
+        let before = self.active.fetch_sub(1, Ordering::SeqCst);
+        assert!(before > 0, "a snapshot install ended that did not begin");
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Taken before a read: `None` while an install runs.
     pub fn read_begin(&self) -> Option<u64> {
-        let seq = self.0.load(Ordering::SeqCst);
-        seq.is_multiple_of(2).then_some(seq)
+        let generation = self.generation.load(Ordering::SeqCst);
+        (self.active.load(Ordering::SeqCst) == 0).then_some(generation)
     }
 
     /// After a read: did no install overlap it?
     pub fn read_valid(&self, begun: u64) -> bool {
-        self.0.load(Ordering::SeqCst) == begun
+        self.generation.load(Ordering::SeqCst) == begun
     }
 }
 
@@ -629,6 +643,14 @@ mod tests {
         assert!(!seq.read_valid(clean), "a read that overlapped the start is refused");
         seq.end();
         assert!(!seq.read_valid(clean), "and one that spanned the whole install");
+        assert!(seq.read_valid(seq.read_begin().unwrap()));
+        // Two installs overlapping (its own, and a neighbour's over its
+        // range): reads wait for both to end.
+        seq.begin();
+        seq.begin();
+        seq.end();
+        assert_eq!(seq.read_begin(), None, "one install still runs");
+        seq.end();
         assert!(seq.read_valid(seq.read_begin().unwrap()));
     }
 }

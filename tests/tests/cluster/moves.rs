@@ -413,12 +413,12 @@ async fn a_read_holding_a_replica_that_left_its_server_is_refused() -> anyhow::R
     let follower = (1..=3).find(|s| *s != leaders[&1]).expect("two followers");
     let held = c.replica(follower, 1).expect("the follower's replica");
     assert!(
-        held.read_consistent(held.descriptor().epoch.range_ver.0, || Ok(())).is_ok(),
+        held.read_consistent(held.descriptor().epoch.range_ver.0, |_| true, || Ok(())).is_ok(),
         "a member's replica serves reads"
     );
     client.move_replica(ShardId(1), ServerId(follower), ServerId(4)).await?;
     wait_until(std::time::Duration::from_secs(30), || c.replica(follower, 1).is_none()).await?;
-    match held.read_consistent(held.descriptor().epoch.range_ver.0, || Ok(())) {
+    match held.read_consistent(held.descriptor().epoch.range_ver.0, |_| true, || Ok(())) {
         Err(spanserver::error::Error::WrongShard { .. }) => {}
         other => panic!("a read through the left replica was not refused WrongShard: {other:?}"),
     }

@@ -110,3 +110,58 @@ async fn a_shard_too_big_to_snapshot_does_not_stop_its_leaders() -> anyhow::Resu
     assert!(c.progress(lagging, 1).expect("up").applied_index < committed, "the follower caught up somehow");
     c.shutdown().await
 }
+
+/// Goal: a follower that skips a split through a snapshot of the
+/// narrowed parent keeps none of the moved half's data when the child's
+/// replica never comes to it (it moved away meanwhile): its server stores
+/// nothing outside its replicas, and every key still reads back.
+/// Method: 4 servers, one shard on 1-3, tiny compaction thresholds (a
+/// leader keeps at most 40 entries for a follower, even after a split); keys
+/// on both sides of "m"; cut a follower F off; split at "m"; move the
+/// child's replica from F to server 4; write to the parent until its log
+/// starts after F's; heal; once F's replica is narrowed to `["", "m")`,
+/// ask F's server for stray keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_skips_a_split_by_snapshot_keeps_no_data_of_the_moved_half() -> anyhow::Result<()> {
+    use meta::{ServerId, ShardId};
+    init();
+    let mut options = ClusterOptions::new(4).replication(3);
+    options.raft =
+        RaftConfig { log_compact_entries: 40, log_retain_entries: 5, log_kept_for_followers_max: 40, ..options.raft };
+    let c = TestCluster::start(options).await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for i in 0..10 {
+        client.put(format!("a{i}").as_bytes(), b"v").await?;
+        client.put(format!("q{i}").as_bytes(), b"v").await?;
+    }
+    let lagging = [1, 2, 3].into_iter().find(|&s| s != leader).expect("a follower");
+    let rest: Vec<u64> = [1, 2, 3, 4].into_iter().filter(|&s| s != lagging).collect();
+    c.net.partition(&[&rest, &[lagging]]);
+    let client = c.client_of(&rest).await?;
+    let (_, right) = client.split_at(b"m").await?;
+    let child = ShardId(right.shard_id);
+    client.move_replica(child, ServerId(lagging), ServerId(4)).await?;
+    let mut i = 0;
+    loop {
+        client.put(format!("b{i:04}").as_bytes(), b"v").await?;
+        i += 1;
+        let leader_first = c.progress(leader, 1).expect("up").first_index;
+        let lagging_last = c.progress(lagging, 1).expect("up").last_index;
+        if leader_first > lagging_last + 1 {
+            break;
+        }
+        assert!(i < 5_000, "the leader never compacted its log");
+    }
+    c.net.heal();
+    wait_until(LEADER_TIMEOUT, || c.replica(lagging, 1).is_some_and(|r| r.descriptor().end_key == b"m")).await?;
+    assert!(c.replica(lagging, 1).expect("up").snapshots_installed() >= 1, "skipped the split without a snapshot");
+    assert!(c.replica(lagging, child.0).is_none(), "the child's replica came to F after all");
+    let status = client.server_status(&c.addr(lagging)).await?;
+    let strays: Vec<String> = status.stray_keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+    assert!(strays.is_empty(), "F stores data outside its replicas, from keys {strays:?}");
+    for i in 0..10 {
+        assert_eq!(client.get(format!("q{i}").as_bytes()).await?.as_deref(), Some(&b"v"[..]), "q{i}");
+    }
+    c.shutdown().await
+}
