@@ -107,7 +107,7 @@ impl EventLoop {
 /// Keys stored through `reader` that none of `held` (the ranges of the
 /// server's initialized replicas) holds: the first key of each stretch
 /// outside them that has any version. None on a healthy server: a
-/// replica's data leaves with it ([`EventLoop::destroy`]); `spandb
+/// replica's data leaves with it (`EventLoop::destroy`); `spandb
 /// status` and jepsen's placement check show what is left.
 pub fn stray_keys(reader: &Reader, held: &[(Vec<u8>, Vec<u8>)]) -> crate::error::Result<Vec<Vec<u8>>> {
     let mut strays = Vec::new();
