@@ -111,7 +111,8 @@ pub struct ReplicaShared {
     /// Reads below this timestamp fail: versions may be gone.
     gc_watermark: Arc<AtomicU64>,
     snapshots_installed: AtomicU64,
-    /// Odd while a snapshot is being installed: reads refuse then.
+    /// Busy while a snapshot install overlaps the replica's range: reads
+    /// refuse then.
     install_seq: InstallSeq,
     /// Set once the replica is leaving this server, before its data is
     /// deleted: reads refuse from then on ([`ReplicaShared::read_consistent`]).
@@ -302,11 +303,7 @@ impl ReplicaShared {
         read: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         let installing = || Error::Unavailable(format!("{} is installing a snapshot; retry", self.shard_id));
-        let gone = || Error::WrongShard {
-            shard_id: self.shard_id,
-            descriptors: Vec::new(),
-            reason: "the replica of this shard left this server".into(),
-        };
+        let gone = || replica_left(self.shard_id);
         let seq = self.install_seq.read_begin().ok_or_else(installing)?;
         if self.retired.load(Ordering::SeqCst) {
             return Err(gone());
@@ -328,6 +325,12 @@ impl ReplicaShared {
             false => Err(installing()),
         }
     }
+}
+
+/// The refusal of a request for a replica that left this server: the
+/// client looks for the shard elsewhere.
+pub fn replica_left(shard_id: ShardId) -> Error {
+    Error::WrongShard { shard_id, descriptors: Vec::new(), reason: "the replica of this shard left this server".into() }
 }
 
 /// All replicas on this server, by shard, and what the server shows of

@@ -21,7 +21,6 @@
 use rocksdb::WriteBatch;
 
 use super::EventLoop;
-use crate::error::Error;
 use crate::storage::keycode::{raft_key, raft_shard_bounds, range_bounds, RaftKey};
 use crate::storage::mvcc::Reader;
 use crate::storage::{CF_DATA, CF_RAFT, CF_TXN};
@@ -47,12 +46,7 @@ impl EventLoop {
         if let Some(shared) = self.registry.get(shard) {
             shared.retire();
         }
-        let err = Error::WrongShard {
-            shard_id: shard,
-            descriptors: Vec::new(),
-            reason: "the replica of this shard left this server".into(),
-        };
-        replica.fail_all(&err, &mut self.completions);
+        replica.fail_all(&crate::registry::replica_left(shard), &mut self.completions);
         let d = replica.descriptor().clone();
         let mut batch = WriteBatch::default();
         if d.is_initialized() {
