@@ -263,6 +263,23 @@ impl ReplicaShared {
         self.snapshots_installed.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Does the replica's range hold a key of `[start, end)` (`range`;
+    /// empty `end`: unbounded), or the key `start` (`!range`)? An
+    /// uninitialized replica holds none.
+    pub fn holds_any(&self, start: &[u8], end: &[u8], range: bool) -> bool {
+        let d = self.descriptor.read().expect("descriptor lock");
+        if !d.is_initialized() {
+            return false;
+        }
+        match range {
+            false => d.contains(start),
+            true => {
+                (end.is_empty() || d.start_key.as_slice() < end)
+                    && (d.end_key.is_empty() || start < d.end_key.as_slice())
+            }
+        }
+    }
+
     pub fn install_seq(&self) -> &InstallSeq {
         &self.install_seq
     }
@@ -383,7 +400,84 @@ impl Registry {
         self.replicas.read().expect("registry lock").values().cloned().collect()
     }
 
+    /// The highest GC watermark above `read_ts` among the replicas here
+    /// other than `shard`'s that hold a key of `span` (`(start, end,
+    /// is_range)`, as [`ReplicaShared::holds_any`]), if any: they share
+    /// that data with `shard`'s replica, so versions below it may be gone
+    /// from it too. Only a replica behind a split overlaps another (the
+    /// child's replica came by snapshot first); checking ranges only for
+    /// watermarks above `read_ts` keeps this a few atomic loads for reads
+    /// at recent timestamps.
+    pub fn watermark_over(&self, shard: ShardId, read_ts: Timestamp, span: (&[u8], &[u8], bool)) -> Option<Timestamp> {
+        let (start, end, range) = span;
+        let replicas = self.replicas.read().expect("registry lock");
+        replicas
+            .values()
+            .filter(|o| o.shard_id != shard)
+            .map(|o| (o, o.gc_watermark()))
+            .filter(|(o, w)| *w > read_ts && o.holds_any(start, end, range))
+            .map(|(_, w)| w)
+            .max()
+    }
+
     pub fn server_addr(&self, server: ServerId) -> Option<String> {
         self.directory.addr(server)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(shard: u64, start: &str, end: &str, watermark: u64) -> Arc<ReplicaShared> {
+        let descriptor = ShardDescriptor {
+            start_key: start.as_bytes().to_vec(),
+            end_key: end.as_bytes().to_vec(),
+            ..ShardDescriptor::uninitialized(ShardId(shard))
+        };
+        Arc::new(ReplicaShared::new(descriptor, ReplicaId(shard), Timestamp::ZERO, Arc::new(AtomicU64::new(watermark))))
+    }
+
+    fn registry(replicas: &[Arc<ReplicaShared>]) -> Registry {
+        let cluster = ClusterSpec {
+            cluster_id: "c".into(),
+            replication: 3,
+            split_points: Vec::new(),
+            servers: Vec::new(),
+            peer_secret: String::new(),
+        };
+        let directory = Arc::new(Directory::new(&cluster, &BTreeMap::new()));
+        let registry = Registry::new(ServerId(1), cluster, directory);
+        for r in replicas {
+            registry.insert(r.clone());
+        }
+        registry
+    }
+
+    /// A replica behind a split ([a, end)) beside the child's replica
+    /// that came by snapshot ([m, end), collected up to 50, and split
+    /// again at x, collected to 5): reads of the moved keys below 50 are
+    /// refused, other reads are not.
+    #[test]
+    fn a_replica_behind_a_split_reads_moved_keys_only_above_the_childs_watermark() {
+        let ts = Timestamp::from_nanos;
+        let registry = registry(&[replica(1, "a", "", 10), replica(2, "m", "", 50), replica(3, "x", "", 5)]);
+        let stale = ShardId(1);
+        assert_eq!(registry.watermark_over(stale, ts(20), (b"n", b"", false)), Some(ts(50)));
+        assert_eq!(registry.watermark_over(stale, ts(20), (b"b", b"", false)), None);
+        assert_eq!(registry.watermark_over(stale, ts(20), (b"b", b"n", true)), Some(ts(50)));
+        assert_eq!(registry.watermark_over(stale, ts(20), (b"b", b"m", true)), None);
+        assert_eq!(registry.watermark_over(stale, ts(60), (b"n", b"", false)), None);
+        // The child's own watermark is its own business, not an overlap.
+        assert_eq!(registry.watermark_over(ShardId(2), ts(20), (b"n", b"", false)), None);
+        // An uninitialized replica holds no key.
+        let blank = Arc::new(ReplicaShared::new(
+            ShardDescriptor::uninitialized(ShardId(4)),
+            ReplicaId(4),
+            Timestamp::ZERO,
+            Arc::new(AtomicU64::new(90)),
+        ));
+        registry.insert(blank);
+        assert_eq!(registry.watermark_over(stale, ts(20), (b"b", b"", true)), Some(ts(50)));
     }
 }

@@ -37,6 +37,8 @@ pub struct ClusterOptions {
     pub split_points: Vec<String>,
     pub raft: RaftConfig,
     pub gc: GcConfig,
+    /// The GC settings of particular servers, by id (the rest use `gc`).
+    pub gc_by_server: BTreeMap<u64, GcConfig>,
     pub split: SplitConfig,
     /// The placement driver beside each server (off unless a test turns
     /// it on: most tests place replicas themselves).
@@ -68,6 +70,7 @@ impl ClusterOptions {
                 ..RaftConfig::default()
             },
             gc: GcConfig::default(),
+            gc_by_server: BTreeMap::new(),
             split: SplitConfig::default(),
             placement: PlacementConfig { enabled: false, ..PlacementConfig::default() },
             time: TimeConfig::default(),
@@ -193,7 +196,7 @@ impl TestCluster {
             listen: member.spec.addr.parse().expect("bound address"),
             cluster: self.spec.clone(),
             raft: self.options.raft.clone(),
-            gc: self.options.gc.clone(),
+            gc: self.options.gc_by_server.get(&id.0).unwrap_or(&self.options.gc).clone(),
             split: self.options.split.clone(),
             placement: self.options.placement.clone(),
             time: self.options.time.clone(),

@@ -3,9 +3,9 @@
 //! Each server's Raft traffic goes through a `SimTransport` into the
 //! shared [`SimNetwork`], which decides per message: deliver now, deliver
 //! later (random delay, so messages reorder), or drop (random loss, a
-//! partition, a cut link, a crashed destination). Delivery is the real
-//! thing: into the destination server's event loop inbox, as the gRPC
-//! transport would.
+//! partition, a cut link, a shard cut off from one server, a crashed
+//! destination). Delivery is the real thing: into the destination
+//! server's event loop inbox, as the gRPC transport would.
 //!
 //! ```text
 //!   s1 loop ──SimTransport──┐        ┌──> s2 inbox
@@ -34,6 +34,9 @@ struct Faults {
     partition: Option<Vec<BTreeSet<ServerId>>>,
     /// Directed links that drop everything.
     cut: BTreeSet<(ServerId, ServerId)>,
+    /// One shard's messages to one server are dropped (its replica there
+    /// hears nothing from its group; the server's other replicas do).
+    shard_cut: BTreeSet<(ShardId, ServerId)>,
     /// Probability of dropping each message.
     loss: f64,
     /// Each message is delayed uniformly in [0, delay_max].
@@ -96,6 +99,16 @@ impl SimNetwork {
         self.lock().faults.cut.insert((ServerId(from), ServerId(to)));
     }
 
+    /// Drops every message of `shard`'s group to server `to`.
+    pub fn cut_shard(&self, shard: u64, to: u64) {
+        self.lock().faults.shard_cut.insert((ShardId(shard), ServerId(to)));
+    }
+
+    /// Ends the partition, keeping the other faults.
+    pub fn end_partition(&self) {
+        self.lock().faults.partition = None;
+    }
+
     /// Random loss and delay on every link.
     pub fn set_unreliable(&self, loss: f64, delay_max: Duration) {
         let mut state = self.lock();
@@ -124,10 +137,13 @@ impl SimNetwork {
         }
     }
 
-    /// Decides one message's fate: `None` to drop, or the delay.
-    fn route(&self, from: ServerId, to: ServerId) -> Option<Duration> {
+    /// Decides the fate of one message of `shard`'s group: `None` to
+    /// drop, or the delay.
+    fn route(&self, from: ServerId, to: ServerId, shard: ShardId) -> Option<Duration> {
         let mut state = self.lock();
-        let ok = state.inboxes.contains_key(&to) && Self::connected(&state.faults, from, to);
+        let ok = state.inboxes.contains_key(&to)
+            && Self::connected(&state.faults, from, to)
+            && !state.faults.shard_cut.contains(&(shard, to));
         let loss = state.faults.loss.clamp(0.0, 1.0);
         let lost = loss > 0.0 && state.rng.random_bool(loss);
         if !ok || lost {
@@ -195,7 +211,7 @@ impl Transport for SimTransport {
         // Each message meets its own fate, so a batch can arrive in part.
         let mut by_delay: BTreeMap<Duration, Vec<(ShardId, RaftMessage)>> = BTreeMap::new();
         for m in messages {
-            if let Some(delay) = self.net.route(self.me, to) {
+            if let Some(delay) = self.net.route(self.me, to, m.0) {
                 by_delay.entry(delay).or_default().push(m);
             }
         }
@@ -208,7 +224,7 @@ impl Transport for SimTransport {
     /// servers share a file system), then the message is delivered.
     fn send_snapshot(&self, to: ServerId, shard: ShardId, message: RaftMessage, file: Option<SnapshotFile>) {
         let replica = ReplicaId(message.to);
-        let ok = match (self.net.route(self.me, to), self.net.inbox(to)) {
+        let ok = match (self.net.route(self.me, to, shard), self.net.inbox(to)) {
             (Some(delay), Some(inbox)) => {
                 let copied = file.map(|f| inbox.snapshot_dir().receive_copy(shard, &f.path)).transpose();
                 match copied {

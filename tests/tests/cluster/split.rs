@@ -365,3 +365,75 @@ async fn a_follower_read_across_a_split_never_misses_a_write_the_child_acknowled
     assert_eq!(client.get(b"q").await?.as_deref(), Some(&b"v2"[..]));
     c.shutdown().await
 }
+
+/// Goal: a replica that has not applied a split yet never answers an
+/// old-timestamp read of the moved keys from history the child's replica
+/// beside it no longer has: below the child's GC watermark such a read
+/// is refused `SnapshotTooOld`, as at the child.
+/// Method: three servers; F (server 3) keeps an hour of history, the
+/// others 5 s, so F's own watermarks stay low and only a snapshot from
+/// another server brings a high one. "q" is written twice (v1, v2), then
+/// F's replica of the shard hears nothing more from its group. The shard
+/// splits at "m" without F, and the child collects history past v2 (v1
+/// is gone). Then the child's leader reaches F, whose child replica it
+/// fills by a snapshot. F's parent replica, still covering "q", is asked
+/// for "q" at v1's timestamp, and for "a" (not moved) too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_behind_a_split_never_reads_history_its_child_collected() -> anyhow::Result<()> {
+    use crate::common::{kind, raw_get};
+    use spanserver::config::GcConfig;
+    init();
+    let f = 3;
+    let rest = [1, 2];
+    let mut options = ClusterOptions::new(3);
+    options.gc = GcConfig { retention_s: 5, interval_s: 1 };
+    options.gc_by_server.insert(f, GcConfig { retention_s: 3600, interval_s: 1 });
+    options.split.check_interval_ms = 3_600_000;
+    let c = TestCluster::start(options).await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    if leader == f {
+        c.transfer_leader(1, rest[0], LEADER_TIMEOUT).await?;
+    }
+    let client = c.client().await?;
+    let v1 = client.put(b"q", b"v1").await?;
+    let v2 = client.put(b"q", b"v2").await?;
+    client.put(b"a", b"later").await?;
+    let leader = c.wait_for_leader_among(1, &rest, LEADER_TIMEOUT).await?;
+    let leader_applied = c.progress(leader, 1).expect("up").applied_index;
+    wait_until(LEADER_TIMEOUT, || c.progress(f, 1).is_some_and(|p| p.applied_index >= leader_applied)).await?;
+    c.net.cut_shard(1, f);
+    c.net.partition(&[&rest, &[f]]);
+    let parent_at_f = c.replica(f, 1).expect("F's replica of the shard");
+
+    let client = c.client_of(&rest).await?;
+    let (_, right) = client.split_at(b"m").await?;
+    let child = right.shard_id;
+    let child_leader = c.wait_for_leader_among(child, &rest, LEADER_TIMEOUT).await?;
+    let collected = || c.replica(child_leader, child).is_some_and(|r| r.gc_watermark() > v2);
+    wait_until(Duration::from_secs(30), collected).await?;
+    c.net.end_partition();
+    let filled = || c.replica(f, child).is_some_and(|r| r.descriptor().is_initialized());
+    wait_until(LEADER_TIMEOUT, filled).await?;
+    assert!(parent_at_f.descriptor().end_key.is_empty(), "F's replica applied the split after all");
+    assert!(parent_at_f.gc_watermark() < v1, "F's replica collected v1 itself");
+
+    let mut kv = c.kv_client(f).await?;
+    // The install's end may still be under way ("installing"; retry).
+    let deadline = tokio::time::Instant::now() + LEADER_TIMEOUT;
+    let read = loop {
+        match raw_get(&mut kv, 1, "q", v1.as_nanos()).await {
+            Err(s) if kind(&s) == proto::ErrorKind::Unavailable && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            read => break read,
+        }
+    };
+    match read {
+        Err(status) => assert_eq!(kind(&status), proto::ErrorKind::SnapshotTooOld, "{status:?}"),
+        Ok(value) => panic!("F's stale replica read {value:?} at v1's timestamp, below the child's watermark"),
+    }
+    assert_eq!(raw_get(&mut kv, 1, "a", v1.as_nanos()).await?, None, "a was written after v1");
+    c.net.heal();
+    assert_eq!(client.get(b"q").await?.as_deref(), Some(&b"v2"[..]));
+    c.shutdown().await
+}
