@@ -187,7 +187,8 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let server = Server::start(config, clock, TransportKind::Grpc, None).await?;
     eprintln!("spanserver {} listening on {}", server.server_id, server.local_addr);
     let driver = placement.enabled.then(|| {
-        let settings = placement::Settings::new(placement.dead_after(), placement.operations_max, load_settle);
+        let mut settings = placement::Settings::new(placement.dead_after(), placement.operations_max, load_settle);
+        settings.stray_learner_after = placement.stray_learner_after();
         let registry = server.registry.clone();
         let publish = Box::new(move |operations| registry.set_placement_operations(operations));
         placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)

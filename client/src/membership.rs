@@ -86,7 +86,19 @@ impl Client {
         changes: Vec<proto::ReplicaChange>,
     ) -> Result<proto::ShardDescriptor> {
         let (current, _) = self.shard_descriptor(shard).await?;
-        let request = proto::ChangeReplicasRequest { shard_id: shard.0, conf_ver: current.conf_ver, changes };
+        self.change_replicas_at(shard, current.conf_ver, changes).await
+    }
+
+    /// One membership change of `shard`, refused by its leader unless the
+    /// shard is still at membership version `conf_ver` (what the caller
+    /// planned the change at); the new descriptor once applied.
+    pub async fn change_replicas_at(
+        &self,
+        shard: ShardId,
+        conf_ver: u64,
+        changes: Vec<proto::ReplicaChange>,
+    ) -> Result<proto::ShardDescriptor> {
+        let request = proto::ChangeReplicasRequest { shard_id: shard.0, conf_ver, changes };
         let response = self
             .execute(Dest::Shard(shard), Op::Write, |channel, _| {
                 let request = request.clone();
@@ -104,14 +116,35 @@ impl Client {
     /// Moves `shard`'s voter on `from` to `to` (module docs); the final
     /// descriptor.
     pub async fn move_replica(&self, shard: ShardId, from: ServerId, to: ServerId) -> Result<proto::ShardDescriptor> {
+        self.move_replica_planned(shard, from, to, None).await
+    }
+
+    /// [`Client::move_replica`], begun only if the shard is at membership
+    /// version `planned` (if given): the version a placement driver
+    /// planned the move at. The first change (the learner) is made at that
+    /// version, so of two drivers that both believe they lead and plan a
+    /// move of one shard at one version, only one adds a learner.
+    pub async fn move_replica_planned(
+        &self,
+        shard: ShardId,
+        from: ServerId,
+        to: ServerId,
+        planned: Option<u64>,
+    ) -> Result<proto::ShardDescriptor> {
         let change = |kind: Kind, server: ServerId| proto::ReplicaChange { kind: kind as i32, server_id: server.0 };
         let (mut d, _) = self.shard_descriptor(shard).await?;
+        if let Some(planned) = planned.filter(|p| *p != d.conf_ver) {
+            return Err(Error::InvalidArgument(format!(
+                "shard {} is at membership version {}, not {planned} as planned",
+                shard.0, d.conf_ver
+            )));
+        }
         if is_joint(&d) {
             d = self.wait_until_not_joint(shard).await?;
         }
         match (role_of(&d, from), role_of(&d, to)) {
             (Some(proto::ReplicaRole::Voter), None) => {
-                d = self.change_replicas(shard, vec![change(Kind::AddLearner, to)]).await?;
+                d = self.change_replicas_at(shard, d.conf_ver, vec![change(Kind::AddLearner, to)]).await?;
             }
             (Some(proto::ReplicaRole::Voter), Some(proto::ReplicaRole::Learner)) => {}
             (Some(proto::ReplicaRole::Learner) | None, Some(proto::ReplicaRole::Voter)) => {}

@@ -188,7 +188,9 @@ pub fn recovered(views: &[ReplicaView], silent: &[u64]) -> Result<(), String> {
 /// the key space with no gap and no overlap, and every shard must have
 /// `voters` voters (if given), no joint configuration, each replica on
 /// its own server and at its leader's range (a replica still behind a
-/// split is not there yet). Learners may remain (a move cut short).
+/// split is not there yet). Learners may remain (a move cut short: the
+/// placement driver removes them after `placement.stray_learner_after_s`,
+/// which a run may not wait out).
 pub fn placement_problems(views: &[ReplicaView], voters: Option<usize>) -> Vec<String> {
     let leaders = leaders(views);
     let mut problems = Vec::new();

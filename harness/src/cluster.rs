@@ -106,6 +106,7 @@ impl Cluster {
                 split: Default::default(),
                 placement: PlacementConfig {
                     dead_after_s: settings.dead_after_s.unwrap_or(PlacementConfig::default().dead_after_s),
+                    stray_learner_after_s: crate::limits::STRAY_LEARNER_AFTER_S,
                     ..Default::default()
                 },
                 time: TimeConfig {

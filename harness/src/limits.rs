@@ -19,6 +19,11 @@ pub const MOVE_REPLICATION: usize = 3;
 pub const DEAD_AFTER_S_MAX: u64 = 3_600;
 /// How long one move (add, catch up, joint, leave, remove) may take.
 pub const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The placement driver of a cluster a run starts removes a learner a
+/// cut-short move left (`move` nemesis timed out, a server killed mid-move)
+/// after this many seconds (`placement.stray_learner_after_s`; 75 by
+/// default): short, so a run sees it happen.
+pub const STRAY_LEARNER_AFTER_S: u64 = 10;
 /// Most client workers.
 pub const CONCURRENCY_MAX: usize = 256;
 /// Longest run.

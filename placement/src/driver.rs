@@ -163,10 +163,19 @@ async fn run_operation(client: &client::Client, op: &Operation) {
         }
     }
     match *op {
-        Operation::MoveReplica { from, to, reason, .. } => match client.move_replica(shard, from, to).await {
-            Ok(_) => tracing::info!(%shard, %from, %to, ?reason, "placement: replica moved"),
-            Err(e) => tracing::warn!(%shard, %from, %to, ?reason, "placement: move failed: {e}"),
-        },
+        Operation::MoveReplica { epoch, from, to, reason, .. } => {
+            match client.move_replica_planned(shard, from, to, Some(epoch.conf_ver.0)).await {
+                Ok(_) => tracing::info!(%shard, %from, %to, ?reason, "placement: replica moved"),
+                Err(e) => tracing::warn!(%shard, %from, %to, ?reason, "placement: move failed: {e}"),
+            }
+        }
+        Operation::RemoveLearner { epoch, server, .. } => {
+            let remove = proto::ReplicaChange { kind: proto::replica_change::Kind::Remove as i32, server_id: server.0 };
+            match client.change_replicas_at(shard, epoch.conf_ver.0, vec![remove]).await {
+                Ok(_) => tracing::info!(%shard, %server, "placement: removed a learner a cut-short move left"),
+                Err(e) => tracing::warn!(%shard, %server, "placement: removing a left learner failed: {e}"),
+            }
+        }
         // A leader change aborts the transactions open there (their read
         // locks live at the leader): the leader first drains the shard.
         // One for load hands over what is still open at the end of it; one

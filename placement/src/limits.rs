@@ -16,3 +16,13 @@ pub const TRANSFER_DRAIN: Duration = Duration::from_millis(500);
 /// into a server while this many are under way, and places the rest
 /// elsewhere or later.
 pub const MOVES_INTO_SERVER_MAX: usize = 2;
+
+/// How long a learner no operation of this driver owns may stay at one
+/// shard epoch before the driver removes it as a cut-short move's
+/// leftover (scheduler rule 0), unless `placement.stray_learner_after_s`
+/// says otherwise: longer than any step of a move waits
+/// ([`client::membership::MOVE_STEP_TIMEOUT`]), so a move another driver
+/// (one that lost the system shard's leadership) still runs has given up
+/// or moved on by then.
+pub const STRAY_LEARNER_AFTER_DEFAULT: Duration =
+    Duration::from_secs(client::membership::MOVE_STEP_TIMEOUT.as_secs() + 15);

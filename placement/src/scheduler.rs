@@ -15,6 +15,16 @@
 //! Rules, in order (TiKV's PD and CockroachDB's replicate queue have the
 //! same first two):
 //!
+//! 0. **Remove what a cut-short move left.** A move adds a learner first
+//!    (`client/src/membership.rs`); if it is cut short (its driver lost the
+//!    system shard's leadership, the learner's server died, a step timed
+//!    out, an operator's `admin move` was interrupted), the learner stays,
+//!    and a shard with a learner is never planned for again (below). So a
+//!    learner that no operation of this scheduler owns and that stays at
+//!    the same shard epoch for `stray_learner_after` (longer than any
+//!    move step waits, so a move another driver still runs has given up
+//!    or moved on) is removed. Joint configurations are not touched here:
+//!    the shard's leader leaves those itself.
 //! 1. **Re-replicate a dead server, drain a decommissioned one.** A
 //!    server not heard from for `dead_after` is dead; a server marked
 //!    draining (`spandb admin decommission`) is leaving. Each shard with a
@@ -63,7 +73,7 @@
 //! - A report older than the descriptor held is ignored: the map never
 //!   goes back.
 //! - A shard in a joint configuration or with a learner (a move under way,
-//!   here or by an operator) is left alone.
+//!   here or by an operator) is left alone, but for rule 0.
 //! - No move targets a dead or draining server, or one that already holds
 //!   the shard; no leadership goes to a dead or draining server.
 
@@ -92,12 +102,22 @@ pub struct Settings {
     /// measure load over intervals (`split.check_interval_ms`), so two of
     /// them.
     pub load_settle: Duration,
+    /// A learner no operation here owns, at the same shard epoch this
+    /// long, was left by a cut-short move and is removed (rule 0).
+    pub stray_learner_after: Duration,
 }
 
 impl Settings {
     /// The defaults of everything but what the operator configures.
     pub fn new(dead_after: Duration, operations_max: usize, load_settle: Duration) -> Settings {
-        Settings { dead_after, operations_max, load_floor: 100.0, load_tolerance: 0.25, load_settle }
+        Settings {
+            dead_after,
+            operations_max,
+            load_floor: 100.0,
+            load_tolerance: 0.25,
+            load_settle,
+            stray_learner_after: limits::STRAY_LEARNER_AFTER_DEFAULT,
+        }
     }
 }
 
@@ -117,6 +137,8 @@ pub enum Reason {
     /// Its server's leaders serve more load than others' (leaderships
     /// only).
     Load,
+    /// A learner left by a move cut short (rule 0).
+    StrayLearner,
 }
 
 /// One thing for the driver to do.
@@ -128,19 +150,26 @@ pub enum Operation {
     /// Hand `shard`'s leadership to its voter on `to` (`reason`: `Balance`
     /// for counts, `Load`).
     TransferLeader { shard: ShardId, epoch: ShardEpoch, to: ServerId, reason: Reason },
+    /// Remove `shard`'s learner on `server`, a move's leftover (rule 0),
+    /// if the shard is still at `epoch`.
+    RemoveLearner { shard: ShardId, epoch: ShardEpoch, server: ServerId },
 }
 
 impl Operation {
     pub fn shard(&self) -> ShardId {
         match self {
-            Operation::MoveReplica { shard, .. } | Operation::TransferLeader { shard, .. } => *shard,
+            Operation::MoveReplica { shard, .. }
+            | Operation::TransferLeader { shard, .. }
+            | Operation::RemoveLearner { shard, .. } => *shard,
         }
     }
 
     /// The epoch the shard was at when this was planned.
     pub fn epoch(&self) -> ShardEpoch {
         match self {
-            Operation::MoveReplica { epoch, .. } | Operation::TransferLeader { epoch, .. } => *epoch,
+            Operation::MoveReplica { epoch, .. }
+            | Operation::TransferLeader { epoch, .. }
+            | Operation::RemoveLearner { epoch, .. } => *epoch,
         }
     }
 }
@@ -155,12 +184,16 @@ impl std::fmt::Display for Operation {
                     Reason::Balance => "balancing replicas",
                     Reason::Draining => "its server is draining",
                     Reason::Load => "balancing load",
+                    Reason::StrayLearner => "a learner left behind",
                 };
                 write!(f, "move {shard}'s replica from {from} to {to} ({why}; planned at {epoch})")
             }
             Operation::TransferLeader { shard, epoch, to, reason } => {
                 let why = if *reason == Reason::Load { "balancing load" } else { "balancing leaders" };
                 write!(f, "hand {shard}'s leadership to {to} ({why}; planned at {epoch})")
+            }
+            Operation::RemoveLearner { shard, epoch, server } => {
+                write!(f, "remove {shard}'s learner on {server}, left by a move cut short (planned at {epoch})")
             }
         }
     }
@@ -194,6 +227,9 @@ pub struct Scheduler {
     /// When the last transfer for load was planned.
     last_load_transfer: Option<Instant>,
     in_flight: BTreeMap<ShardId, Operation>,
+    /// Shards with a learner and no operation here: the epoch they were
+    /// first seen at with one, and when (rule 0).
+    learners_seen: BTreeMap<ShardId, (ShardEpoch, Instant)>,
 }
 
 impl Scheduler {
@@ -210,6 +246,7 @@ impl Scheduler {
             loads: BTreeMap::new(),
             last_load_transfer: None,
             in_flight: BTreeMap::new(),
+            learners_seen: BTreeMap::new(),
         }
     }
 
@@ -278,7 +315,7 @@ impl Scheduler {
         // Where replicas may be: live, and not draining.
         let placeable: BTreeSet<ServerId> = live.difference(&self.draining).copied().collect();
         let mut counts = self.replica_counts(&placeable);
-        let mut planned = Vec::new();
+        let mut planned = self.stray_learners(now);
         // Moves under way into each server (`limits::MOVES_INTO_SERVER_MAX`).
         let mut incoming: BTreeMap<ServerId, usize> = BTreeMap::new();
         for op in self.in_flight.values() {
@@ -324,6 +361,34 @@ impl Scheduler {
         for op in &planned {
             self.in_flight.insert(op.shard(), op.clone());
         }
+        planned
+    }
+
+    /// Rule 0: removals of learners left by moves cut short, for shards
+    /// with no operation here, not joint, that kept a learner at one epoch
+    /// for `stray_learner_after`.
+    fn stray_learners(&mut self, now: Instant) -> Vec<Operation> {
+        let mut planned = Vec::new();
+        let mut seen = BTreeMap::new();
+        for report in self.shards.values() {
+            let d = &report.descriptor;
+            let learner = d.replicas.iter().find(|r| r.role == ReplicaRole::Learner);
+            let joint =
+                d.replicas.iter().any(|r| matches!(r.role, ReplicaRole::IncomingVoter | ReplicaRole::DemotingVoter));
+            let Some(learner) = learner.filter(|_| !joint && !self.in_flight.contains_key(&d.shard_id)) else {
+                continue;
+            };
+            let since = match self.learners_seen.get(&d.shard_id) {
+                Some(&(epoch, since)) if epoch == d.epoch => since,
+                _ => now,
+            };
+            seen.insert(d.shard_id, (d.epoch, since));
+            let room = self.in_flight.len() + planned.len() < self.settings.operations_max;
+            if room && now.saturating_duration_since(since) >= self.settings.stray_learner_after {
+                planned.push(Operation::RemoveLearner { shard: d.shard_id, epoch: d.epoch, server: learner.server_id });
+            }
+        }
+        self.learners_seen = seen;
         planned
     }
 
@@ -827,6 +892,7 @@ mod tests {
                         report.leader = Some(to);
                         transferred += 1;
                     }
+                    Operation::RemoveLearner { .. } => panic!("no learner here: {op:?}"),
                 }
                 s.report(report);
                 s.finished(op.shard());
@@ -922,5 +988,71 @@ mod tests {
         s.report(shard(1, &[4, 2, 3], 5));
         s.finished(ShardId(1));
         assert_eq!(moves(&s.plan(later)), vec![(3, 1, 4, Reason::DeadServer)]);
+    }
+
+    /// Shard `id` on voters `servers` with a learner on `learner`.
+    fn with_learner(id: u64, servers: &[u64], learner: u64, cv: u64) -> ShardReport {
+        let mut r = shard(id, servers, cv);
+        r.descriptor.replicas.push(ReplicaDescriptor {
+            replica_id: ReplicaId(id * 10 + 9),
+            server_id: ServerId(learner),
+            role: ReplicaRole::Learner,
+        });
+        r
+    }
+
+    /// Goal: a learner a cut-short move left (no operation here owns it)
+    /// is removed once its shard has stayed at one epoch for
+    /// `stray_learner_after`, and not before; a shard whose epoch moves
+    /// (a move still running somewhere) starts the wait again; a learner
+    /// of this scheduler's own move, or of a joint configuration, is left
+    /// alone.
+    /// Method: four shards on servers 1-3 reported with a learner on 4,
+    /// one of them in a move planned here, one joint; plans at t0, just
+    /// before the wait ends and after it, one shard's epoch changing
+    /// between.
+    #[test]
+    fn a_learner_left_by_a_cut_short_move_is_removed_after_the_wait() {
+        let t0 = Instant::now();
+        let wait = settings().stray_learner_after;
+        let servers = [1, 2, 3, 4];
+        let mut s = scheduler(&servers, &[shard(1, &[1, 2, 3], 1)], t0);
+        heard_all_but(&mut s, &servers, 0, t0);
+        // Shard 1's move, planned here: the scheduler owns its learner.
+        s.in_flight.insert(
+            ShardId(1),
+            Operation::MoveReplica {
+                shard: ShardId(1),
+                epoch: s.shards[&ShardId(1)].descriptor.epoch,
+                from: ServerId(1),
+                to: ServerId(4),
+                reason: Reason::Balance,
+            },
+        );
+        s.report(with_learner(1, &[1, 2, 3], 4, 2));
+        s.report(with_learner(2, &[1, 2, 3], 4, 2));
+        s.report(with_learner(3, &[1, 2, 3], 4, 2));
+        let mut joint = with_learner(4, &[1, 2, 3], 4, 2);
+        joint.descriptor.replicas[0].role = ReplicaRole::DemotingVoter;
+        s.report(joint);
+        assert_eq!(s.plan(t0), vec![]);
+        let before = t0 + wait - Duration::from_millis(1);
+        heard_all_but(&mut s, &servers, 0, before);
+        assert_eq!(s.plan(before), vec![]);
+        // Shard 3 changed meanwhile (a move elsewhere went on): its wait
+        // starts again.
+        s.report(with_learner(3, &[1, 2, 3], 4, 3));
+        assert_eq!(s.plan(before), vec![]);
+        let after = t0 + wait;
+        heard_all_but(&mut s, &servers, 0, after);
+        let epoch = s.shards[&ShardId(2)].descriptor.epoch;
+        assert_eq!(s.plan(after), vec![Operation::RemoveLearner { shard: ShardId(2), epoch, server: ServerId(4) }]);
+        assert_eq!(s.plan(after), vec![], "one operation per shard");
+        s.report(shard(2, &[1, 2, 3], 3));
+        s.finished(ShardId(2));
+        let later = before + wait;
+        heard_all_but(&mut s, &servers, 0, later);
+        let epoch = s.shards[&ShardId(3)].descriptor.epoch;
+        assert_eq!(s.plan(later), vec![Operation::RemoveLearner { shard: ShardId(3), epoch, server: ServerId(4) }]);
     }
 }

@@ -200,11 +200,22 @@ pub struct PlacementConfig {
     pub interval_ms: u64,
     /// Replica moves in flight at once.
     pub operations_max: usize,
+    /// A learner left by a move cut short (no operation of the driver owns
+    /// it, and its shard stays at one epoch) is removed after this long:
+    /// longer than a move's steps wait (60 s), so a move still running
+    /// elsewhere has given up by then.
+    pub stray_learner_after_s: u64,
 }
 
 impl Default for PlacementConfig {
     fn default() -> Self {
-        PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 1_000, operations_max: 4 }
+        PlacementConfig {
+            enabled: true,
+            dead_after_s: 60,
+            interval_ms: 1_000,
+            operations_max: 4,
+            stray_learner_after_s: 75,
+        }
     }
 }
 
@@ -213,13 +224,23 @@ impl PlacementConfig {
         Duration::from_secs(self.dead_after_s)
     }
 
+    pub fn stray_learner_after(&self) -> Duration {
+        Duration::from_secs(self.stray_learner_after_s)
+    }
+
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.interval_ms)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.dead_after_s == 0 || self.interval_ms == 0 || self.operations_max == 0 {
-            return Err(bad("placement.dead_after_s, interval_ms and operations_max must be at least 1"));
+        if self.dead_after_s == 0
+            || self.interval_ms == 0
+            || self.operations_max == 0
+            || self.stray_learner_after_s == 0
+        {
+            return Err(bad(
+                "placement.dead_after_s, interval_ms, operations_max and stray_learner_after_s must be at least 1",
+            ));
         }
         Ok(())
     }

@@ -231,7 +231,8 @@ impl TestCluster {
     fn spawn_driver(&self, server: &Server) -> JoinHandle<()> {
         let placement = &self.options.placement;
         let load_settle = 2 * self.options.split.check_interval();
-        let settings = placement::Settings::new(placement.dead_after(), placement.operations_max, load_settle);
+        let mut settings = placement::Settings::new(placement.dead_after(), placement.operations_max, load_settle);
+        settings.stray_learner_after = placement.stray_learner_after();
         let registry = server.registry.clone();
         let publish = Box::new(move |operations| registry.set_placement_operations(operations));
         placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)

@@ -58,7 +58,8 @@ async fn replica_ids(client: &client::Client, shards: &[u64]) -> anyhow::Result<
 async fn a_dead_servers_replicas_are_placed_on_live_servers() -> anyhow::Result<()> {
     init();
     let mut options = ClusterOptions::new(5).replication(3).split_points(&["g", "n"]);
-    options.placement = PlacementConfig { enabled: true, dead_after_s: 2, interval_ms: 200, operations_max: 4 };
+    options.placement =
+        PlacementConfig { enabled: true, dead_after_s: 2, interval_ms: 200, operations_max: 4, ..Default::default() };
     let mut c = TestCluster::start(options).await?;
     let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let client = c.client().await?;
@@ -122,7 +123,8 @@ async fn a_dead_servers_replicas_are_placed_on_live_servers() -> anyhow::Result<
 async fn leaderships_spread_back_to_a_restarted_server() -> anyhow::Result<()> {
     init();
     let mut options = ClusterOptions::new(3).split_points(&["g", "n"]);
-    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 };
+    options.placement =
+        PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4, ..Default::default() };
     let mut c = TestCluster::start(options).await?;
     let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let busiest = (1..=3).max_by_key(|s| leaders.values().filter(|l| *l == s).count()).expect("three servers");
@@ -158,7 +160,8 @@ async fn leaderships_spread_back_to_a_restarted_server() -> anyhow::Result<()> {
 async fn a_decommissioned_server_is_drained_and_bad_decommissions_are_refused() -> anyhow::Result<()> {
     init();
     let mut options = ClusterOptions::new(4).replication(3);
-    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 };
+    options.placement =
+        PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4, ..Default::default() };
     let c = TestCluster::start(options).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let client = c.client().await?;
@@ -191,6 +194,60 @@ async fn a_decommissioned_server_is_drained_and_bad_decommissions_are_refused() 
     c.shutdown().await
 }
 
+/// Goal: a learner that a cut-short move left (here an operator's move
+/// stopped after its first step) is removed by the driver once the shard
+/// has stayed at one epoch for `placement.stray_learner_after_s`, and
+/// its data leaves that server; the shard keeps every write. A move
+/// planned at a membership version the shard has left is refused and
+/// changes nothing (two drivers that both believe they lead cannot both
+/// add a learner).
+/// Method: 4 servers, one shard on 1-3, the driver on with a 2 s wait;
+/// 20 keys; a learner added on server 4 by hand; poll until the shard
+/// has voters 1-3 and nothing else, and server 4 no replica. Then a move
+/// planned at the version before the learner came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_left_by_a_cut_short_move_is_removed_and_a_stale_plan_is_refused() -> anyhow::Result<()> {
+    use proto::replica_change::Kind;
+    init();
+    let mut options = ClusterOptions::new(4).replication(3);
+    options.placement = PlacementConfig {
+        enabled: true,
+        dead_after_s: 60,
+        interval_ms: 200,
+        operations_max: 4,
+        stray_learner_after_s: 2,
+    };
+    let c = TestCluster::start(options).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for i in 0..20 {
+        client.put(&key(i), b"kept").await?;
+    }
+    let (before, _) = client.shard_descriptor(ShardId(1)).await?;
+    let learner = proto::ReplicaChange { kind: Kind::AddLearner as i32, server_id: 4 };
+    let with_learner = client.change_replicas(ShardId(1), vec![learner]).await?;
+    assert!(with_learner.replicas.iter().any(|r| r.server_id == 4 && r.role() == proto::ReplicaRole::Learner));
+
+    let deadline = tokio::time::Instant::now() + HEAL_TIMEOUT;
+    loop {
+        let settled = settled_voters(&client, &[1]).await;
+        if settled == Some(vec![BTreeSet::from([1, 2, 3])]) && c.replica(4, 1).is_none() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the learner stayed: {settled:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 0..20 {
+        assert_eq!(client.get(&key(i)).await?.as_deref(), Some(&b"kept"[..]), "{:?}", key(i));
+    }
+
+    let (now, _) = client.shard_descriptor(ShardId(1)).await?;
+    let stale = client.move_replica_planned(ShardId(1), ServerId(1), ServerId(4), Some(before.conf_ver)).await;
+    assert!(matches!(&stale, Err(client::Error::InvalidArgument(m)) if m.contains("as planned")), "{stale:?}");
+    assert_eq!(client.shard_descriptor(ShardId(1)).await?.0, now, "a refused move changed the shard");
+    c.shutdown().await
+}
+
 /// Goal: a decommissioned server that is shut down once drained leaves
 /// the quorum of clocks: the servers left keep trusting their clocks,
 /// and serving, with one more of them down. (Counting it, 2 of 4 clocks
@@ -204,7 +261,8 @@ async fn a_decommissioned_server_is_drained_and_bad_decommissions_are_refused() 
 async fn a_decommissioned_server_shut_down_leaves_the_quorum_of_clocks() -> anyhow::Result<()> {
     init();
     let mut options = ClusterOptions::new(4).replication(3);
-    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 };
+    options.placement =
+        PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4, ..Default::default() };
     let mut c = TestCluster::start(options).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     c.wait_for_trusted_clocks(LEADER_TIMEOUT).await?;
@@ -250,7 +308,8 @@ async fn a_decommissioned_server_shut_down_leaves_the_quorum_of_clocks() -> anyh
 async fn a_moved_shard_is_served_before_the_whole_migration_ends() -> anyhow::Result<()> {
     init();
     let mut options = ClusterOptions::new(4).replication(3).split_points(&["g", "n", "t"]);
-    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 1 };
+    options.placement =
+        PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 1, ..Default::default() };
     let c = TestCluster::start(options).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let client = c.client().await?;
@@ -342,7 +401,13 @@ async fn hot_shards_leaderships_move_apart_under_constant_load() -> anyhow::Resu
         c.transfer_leader(shard, server, LEADER_TIMEOUT).await?;
     }
     assert_eq!([c.leader(hot_b), c.leader(hot_c)], [Some(1), Some(1)], "the layout did not hold");
-    c.start_placement(PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 });
+    c.start_placement(PlacementConfig {
+        enabled: true,
+        dead_after_s: 60,
+        interval_ms: 200,
+        operations_max: 4,
+        ..Default::default()
+    });
 
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..4)
@@ -428,7 +493,8 @@ async fn a_load_split_spreads_its_halves_leaderships_under_constant_load() -> an
     init();
     let mut options = ClusterOptions::new(3);
     options.split = SplitConfig { size_bytes: 0, check_interval_ms: 2000, load_qps: 50 };
-    options.placement = PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4 };
+    options.placement =
+        PlacementConfig { enabled: true, dead_after_s: 60, interval_ms: 200, operations_max: 4, ..Default::default() };
     let c = TestCluster::start(options).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let client = c.client().await?;
