@@ -21,6 +21,30 @@ use proto::replica_change::Kind;
 use crate::error::{Error, Result};
 use crate::{Client, Dest, Op};
 
+/// How far [`Client::move_replica_until`] goes: a whole move, or only its
+/// first steps (what a move cut short leaves: a fault injector's partial
+/// moves; the placement driver removes the learner left).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoveStep {
+    /// Stop once the learner on the new server is added.
+    Learner,
+    /// Stop once the joint configuration is left: the new server's
+    /// replica votes, the old server's is a learner.
+    Joint,
+    /// The whole move: the old server's replica removed.
+    Whole,
+}
+
+impl MoveStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoveStep::Learner => "learner",
+            MoveStep::Joint => "joint",
+            MoveStep::Whole => "whole",
+        }
+    }
+}
+
 /// How long a move waits for a learner to catch up, or for the leader to
 /// leave a joint configuration.
 pub const MOVE_STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -131,6 +155,18 @@ impl Client {
         to: ServerId,
         planned: Option<u64>,
     ) -> Result<proto::ShardDescriptor> {
+        self.move_replica_until(shard, from, to, planned, MoveStep::Whole).await
+    }
+
+    /// [`Client::move_replica_planned`], stopping after step `until`.
+    pub async fn move_replica_until(
+        &self,
+        shard: ShardId,
+        from: ServerId,
+        to: ServerId,
+        planned: Option<u64>,
+        until: MoveStep,
+    ) -> Result<proto::ShardDescriptor> {
         let change = |kind: Kind, server: ServerId| proto::ReplicaChange { kind: kind as i32, server_id: server.0 };
         let (mut d, _) = self.shard_descriptor(shard).await?;
         if let Some(planned) = planned.filter(|p| *p != d.conf_ver) {
@@ -155,10 +191,16 @@ impl Client {
                 )))
             }
         }
+        if until == MoveStep::Learner {
+            return Ok(d);
+        }
         if role_of(&d, to) == Some(proto::ReplicaRole::Learner) {
             self.wait_until_caught_up(shard, to).await?;
             self.change_replicas(shard, vec![change(Kind::Promote, to), change(Kind::Demote, from)]).await?;
             d = self.wait_until_not_joint(shard).await?;
+        }
+        if until == MoveStep::Joint {
+            return Ok(d);
         }
         if role_of(&d, from) == Some(proto::ReplicaRole::Learner) {
             d = self.change_replicas(shard, vec![change(Kind::Remove, from)]).await?;

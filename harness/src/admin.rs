@@ -188,9 +188,11 @@ pub fn recovered(views: &[ReplicaView], silent: &[u64]) -> Result<(), String> {
 /// the key space with no gap and no overlap, and every shard must have
 /// `voters` voters (if given), no joint configuration, each replica on
 /// its own server and at its leader's range (a replica still behind a
-/// split is not there yet). Learners may remain (a move cut short: the
-/// placement driver removes them after `placement.stray_learner_after_s`,
-/// which a run may not wait out).
+/// split is not there yet). With `voters` given (a cluster the run
+/// started, its placement driver on), no learner either: one a move cut
+/// short left is removed by the driver after
+/// `placement.stray_learner_after_s` ([`crate::limits::STRAY_LEARNER_AFTER_S`]
+/// there), which the recovery wait outlasts.
 pub fn placement_problems(views: &[ReplicaView], voters: Option<usize>) -> Vec<String> {
     let leaders = leaders(views);
     let mut problems = Vec::new();
@@ -225,6 +227,10 @@ pub fn placement_problems(views: &[ReplicaView], voters: Option<usize>) -> Vec<S
         }
         if copies.iter().any(|v| v.membership.ends_with("-voter")) {
             problems.push(format!("shard {} is still in a joint configuration", r.shard));
+        }
+        let learners: Vec<u64> = copies.iter().filter(|v| v.membership == "learner").map(|v| v.server).collect();
+        if voters.is_some() && !learners.is_empty() {
+            problems.push(format!("shard {} has learners on servers {learners:?} (a move cut short)", r.shard));
         }
         let behind: Vec<u64> = copies.iter().filter(|v| v.range_ver != r.range_ver).map(|v| v.server).collect();
         if !behind.is_empty() {
@@ -268,7 +274,8 @@ mod tests {
 
     /// Goal: the placement check passes a map that tiles the key space
     /// with full shards, and names each way one can be wrong: a gap, an
-    /// overlap, an open end, a missing replica, a replica behind a split.
+    /// overlap, an open end, a missing replica, a learner left behind, a
+    /// replica behind a split.
     #[test]
     fn placement_needs_a_tiling_of_full_shards() {
         let healthy = [shard(1, &[1, 2, 3], "", "g"), shard(2, &[2, 3, 1], "g", "")].concat();
@@ -285,7 +292,12 @@ mod tests {
         let mut learner = healthy.clone();
         learner.push(ReplicaView { membership: "learner".into(), ..healthy[4].clone() });
         learner[6].server = 4;
-        assert_eq!(placement_problems(&learner, Some(3)), Vec::<String>::new(), "a learner left by a move");
+        assert_eq!(
+            placement_problems(&learner, Some(3)),
+            vec!["shard 2 has learners on servers [4] (a move cut short)"],
+            "a learner left by a move"
+        );
+        assert_eq!(placement_problems(&learner, None), Vec::<String>::new(), "a cluster the run did not start");
         let mut joint = healthy.clone();
         joint[1].membership = "demoting-voter".into();
         assert!(placement_problems(&joint, Some(3)).iter().any(|p| p.contains("joint")), "{joint:?}");

@@ -276,7 +276,7 @@ impl Nemesis {
                 let outcome = json!({ "key": shown, "outcome": outcome });
                 self.active = Some(Active::Done { kind: NemesisKind::Split, outcome });
             }
-            Fault::Move { shard_position, from_choice, to_choice } => {
+            Fault::Move { shard_position, from_choice, to_choice, until } => {
                 let Some(access) = &self.access else {
                     recorder.nemesis(step, json!({ "skipped": "no client to move with" }));
                     self.active = Some(Active::Done { kind: NemesisKind::Move, outcome: Value::Null });
@@ -291,7 +291,8 @@ impl Nemesis {
                     return Ok(());
                 };
                 recorder.nemesis(step, describe(&fault, &[shard, from, to]));
-                let moved = access.client.move_replica(meta::ShardId(shard), meta::ServerId(from), meta::ServerId(to));
+                let (shard_id, from_id, to_id) = (meta::ShardId(shard), meta::ServerId(from), meta::ServerId(to));
+                let moved = access.client.move_replica_until(shard_id, from_id, to_id, None, *until);
                 let outcome = match tokio::time::timeout(MOVE_TIMEOUT, moved).await {
                     Ok(Ok(d)) => json!({ "moved": describe_shard(&d) }),
                     Ok(Err(e)) => json!({ "failed": e.to_string() }),

@@ -266,11 +266,15 @@ pub enum Fault {
     /// Move a replica of the shard at `shard_position` (in the shard
     /// list the cluster reports when the fault starts): its
     /// `from_choice`-th voter to its `to_choice`-th server without a
-    /// replica (each modulo their number).
+    /// replica (each modulo their number), as far as `until`: half the
+    /// moves stop after the learner is added or after the joint
+    /// configuration, as a move cut short does, and leave a learner for
+    /// the placement driver to remove.
     Move {
         shard_position: usize,
         from_choice: usize,
         to_choice: usize,
+        until: client::membership::MoveStep,
     },
     /// Cut every link to and from the system shard's leader.
     IsolateSystemShardLeader,
@@ -328,6 +332,11 @@ pub fn plan(
             shard_position: rng.random_range(0..usize::MAX),
             from_choice: rng.random_range(0..nodes.len()),
             to_choice: rng.random_range(0..nodes.len()),
+            until: match rng.random_range(0..4) {
+                0 => client::membership::MoveStep::Learner,
+                1 => client::membership::MoveStep::Joint,
+                _ => client::membership::MoveStep::Whole,
+            },
         },
         NemesisKind::LeaderTransfer => Fault::LeaderTransfer {
             shard_position: rng.random_range(0..shards.max(1)),
@@ -467,8 +476,8 @@ pub fn describe(fault: &Fault, resolved: &[u64]) -> Value {
         // The driver records the key and the halves itself.
         Fault::Split { letter } => json!({ "letter": letter.to_string() }),
         // `resolved`: the shard, from, to.
-        Fault::Move { .. } => match resolved {
-            [shard, from, to] => json!({ "shard": shard, "from": from, "to": to }),
+        Fault::Move { until, .. } => match resolved {
+            [shard, from, to] => json!({ "shard": shard, "from": from, "to": to, "until": until.as_str() }),
             _ => json!({ "skipped": "no shard has a server without a replica of it" }),
         },
         // `resolved`: the isolated server, then every node.
