@@ -113,11 +113,14 @@ async fn snapshot_reads_at_a_timestamp_before_a_split_see_its_values_on_both_hal
     c.shutdown().await
 }
 
-/// Goal: bad splits are refused and change nothing: at the empty key and
-/// at a shard's first key.
-/// Method: split at "m"; try "" and "m"; the map still has two shards.
+/// Goal: bad splits are refused and change nothing: at the empty key, at
+/// a shard's first key, and at a key outside the shard named (asked of
+/// its leader directly, as a client with a wrong map would).
+/// Method: split at "m"; try "" and "m"; ask shard 1 ([-inf, "m")) to
+/// split at "q"; the map still has two shards, shard 1 its range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_splits_are_refused_and_change_nothing() -> anyhow::Result<()> {
+    use crate::common::kind;
     init();
     let c = TestCluster::start(ClusterOptions::new(3)).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
@@ -127,8 +130,17 @@ async fn bad_splits_are_refused_and_change_nothing() -> anyhow::Result<()> {
         let refused = client.split_at(at).await;
         assert!(matches!(refused, Err(client::Error::InvalidArgument(_))), "split at {at:?}: {refused:?}");
     }
+    let leader = c.wait_for_leader_among(1, &c.server_ids(), LEADER_TIMEOUT).await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
+    let mut admin = proto::admin_client::AdminClient::new(channel);
+    let outside = proto::SplitShardRequest { shard_id: 1, range_ver: 0, split_key: b"q".to_vec() };
+    match admin.split_shard(outside).await {
+        Ok(split) => panic!("shard 1 split at a key it does not hold: {split:?}"),
+        Err(status) => assert_eq!(kind(&status), proto::ErrorKind::WrongShard, "{status:?}"),
+    }
     let info = client.cluster_info().await?;
     assert_eq!(info.shards.len(), 2, "nothing split");
+    assert_eq!(c.replica(leader, 1).expect("shard 1").descriptor().end_key, b"m", "shard 1 changed");
     c.shutdown().await
 }
 
