@@ -69,12 +69,13 @@ impl LocalCluster {
         servers: usize,
         time: TimeConfig,
     ) -> anyhow::Result<LocalCluster> {
-        Self::start_with_users(dir, port_base, servers, time, None, false).await
+        Self::start_with_users(dir, port_base, servers, time, None, false, Tuning::default()).await
     }
 
     /// Like [`LocalCluster::start`], with every gateway asking PostgreSQL
     /// clients for a password from the `sql_users` file (`pg::auth`), and
-    /// giving each new table shards of its own with `split_tables`.
+    /// giving each new table shards of its own with `split_tables`, and
+    /// the servers' placement and split settings given.
     pub async fn start_with_users(
         dir: Option<PathBuf>,
         port_base: Option<u16>,
@@ -82,10 +83,11 @@ impl LocalCluster {
         time: TimeConfig,
         sql_users: Option<PathBuf>,
         split_tables: bool,
+        tuning: Tuning,
     ) -> anyhow::Result<LocalCluster> {
         let split_points = DEMO_SPLIT_POINTS.iter().map(|s| s.to_string()).collect();
         let gateway = Gateway { sql_users, split_tables };
-        Self::start_full(dir, port_base, servers, time, split_points, gateway, Tuning::default()).await
+        Self::start_full(dir, port_base, servers, time, split_points, gateway, tuning).await
     }
 
     /// Like [`LocalCluster::start`] in a temporary directory, with the

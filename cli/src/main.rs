@@ -111,15 +111,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// Where the demo's shards split by size (the servers' default is 64 MiB).
+const DEMO_SPLIT_BYTES: u64 = 8 * 1024 * 1024;
+
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     init_logging("warn");
     let time = spanserver::config::TimeConfig { epsilon_ms: args.epsilon_ms, ..Default::default() };
     time.validate()?;
     let sql_users = args.sql_users.map(|p| std::path::absolute(&p).unwrap_or(p));
-    // The demo gives each table shards of its own, so loading data shows
-    // shards splitting and spreading (`spandb status`).
+    // The demo gives each table shards of its own, which split at a size a
+    // demo's data reaches (`pgbench -i -s 1`'s accounts split), so loading
+    // data shows shards splitting and their leaderships spreading
+    // (`spandb status`; README, "Watching the demo split and spread").
+    let split = spanserver::config::SplitConfig { size_bytes: DEMO_SPLIT_BYTES, ..Default::default() };
+    let tuning = cluster::Tuning { split, ..Default::default() };
     let mut cluster =
-        cluster::LocalCluster::start_with_users(args.dir, args.port_base, 3, time, sql_users, true).await?;
+        cluster::LocalCluster::start_with_users(args.dir, args.port_base, 3, time, sql_users, true, tuning).await?;
     println!(
         "ready {} (servers {}; data in {})",
         cluster.addrs()[0],

@@ -14,9 +14,10 @@ pub async fn run(addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The status report: servers, then one line per replica (sizes and
-/// loads are the leader's alone that count: followers serve only the
-/// reads sent to them), then what the placement driver is doing.
+/// The status report: servers (with their disks), then one line per
+/// replica (sizes and loads are the leader's alone that count: followers
+/// serve only the reads sent to them), the replicas leaders find down or
+/// waiting for a snapshot, then what the placement driver is doing.
 pub async fn render(client: &Client) -> anyhow::Result<String> {
     let info = client.cluster_info().await?;
     // Every server's shards, not only the ones the answering server holds.
@@ -31,7 +32,13 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
         let status = client.server_status(&s.addr).await;
         let drain = if draining.contains(&meta::ServerId(s.server_id)) { "draining, " } else { "" };
         let state = match &status {
-            Ok(st) => format!("up, {drain}{} replicas; clock {}", st.replicas.len(), st.clock),
+            Ok(st) => {
+                let disk = match st.capacity_bytes {
+                    0 => String::new(),
+                    n => format!(", disk {} free of {}", display::size(st.available_bytes), display::size(n)),
+                };
+                format!("up, {drain}{} replicas{disk}; clock {}", st.replicas.len(), st.clock)
+            }
             Err(e) => format!("unreachable, {drain}({e})"),
         };
         writeln!(out, "s{:<6} {:<22} {}", s.server_id, s.addr, state)?;
@@ -41,7 +48,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
     }
     writeln!(
         out,
-        "\n{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9} {:>10} {:>7}  SAFE_TS",
+        "\n{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9} {:>10} {:>7} {:>8}  SAFE_TS",
         "SHARD",
         "RANGE",
         "EPOCH",
@@ -54,7 +61,8 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
         "APPLIED",
         "SNAPSHOTS",
         "SIZE",
-        "REQ/S"
+        "READS/S",
+        "WRITES/S"
     )?;
     let mut rows = Vec::new();
     for st in &statuses {
@@ -67,7 +75,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
         let leader = if r.leader_server_id == 0 { "-".to_string() } else { format!("s{}", r.leader_server_id) };
         writeln!(
             out,
-            "{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9} {:>10} {:>7.0}  {}",
+            "{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9} {:>10} {:>7.0} {:>8.0}  {}",
             shard,
             display::range(&r.start_key, &r.end_key),
             format!("rv{} cv{}", r.range_ver, r.conf_ver),
@@ -84,9 +92,23 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
             r.applied_index,
             r.snapshots_installed,
             display::size(r.estimated_bytes),
-            r.requests_per_s,
+            r.reads_per_s,
+            r.writes_per_s,
             Timestamp::from_nanos(r.safe_ts),
         )?;
+    }
+    for st in &statuses {
+        for r in st.replicas.iter().filter(|r| !r.down_replica_ids.is_empty() || !r.pending_replica_ids.is_empty()) {
+            let ids = |ids: &[u64]| ids.iter().map(|id| format!("r{id}")).collect::<Vec<_>>().join(", ");
+            let mut seen = Vec::new();
+            if !r.down_replica_ids.is_empty() {
+                seen.push(format!("{} down", ids(&r.down_replica_ids)));
+            }
+            if !r.pending_replica_ids.is_empty() {
+                seen.push(format!("{} waiting for a snapshot", ids(&r.pending_replica_ids)));
+            }
+            writeln!(out, "shard {}: its leader on s{} finds {}", r.shard_id, st.server_id, seen.join("; "))?;
+        }
     }
     let operations: Vec<(u64, &String)> =
         statuses.iter().flat_map(|st| st.placement_operations.iter().map(move |op| (st.server_id, op))).collect();

@@ -64,6 +64,11 @@ pub struct ReplicaProgress {
     /// Requests waiting for an answer from the replica's transaction state
     /// machine (parked on locks, or being replicated).
     pub pending_requests: usize,
+    /// At a leader: replicas that have not answered within an election
+    /// timeout (raft-rs's `recent_active`), in id order.
+    pub down_replicas: Vec<ReplicaId>,
+    /// At a leader: replicas waiting for a snapshot, in id order.
+    pub pending_replicas: Vec<ReplicaId>,
 }
 
 /// What a replica can serve reads at, published after every loop
@@ -122,12 +127,24 @@ pub struct ReplicaShared {
     /// Requests routed to this replica since the split queue last looked
     /// ([`ReplicaShared::record_load`]).
     requests: AtomicU64,
+    /// Of those, the writes.
+    writes: AtomicU64,
     /// Every [`limits::LOAD_SAMPLE_EVERY`]-th request's key, the newest
     /// [`limits::LOAD_SAMPLE_KEYS`].
     sampled_keys: Mutex<std::collections::VecDeque<Vec<u8>>>,
     /// Requests a second over the split queue's last round (the bits of
     /// an f64; see [`ReplicaShared::requests_per_s`]).
     requests_per_s: AtomicU64,
+    /// Of those, writes (the bits of an f64).
+    writes_per_s: AtomicU64,
+}
+
+/// What a request does with the keys it names, for the load a replica
+/// reports (reads and writes a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
 }
 
 impl ReplicaShared {
@@ -149,8 +166,10 @@ impl ReplicaShared {
             retired: AtomicBool::new(false),
             written_bytes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             sampled_keys: Mutex::new(std::collections::VecDeque::new()),
             requests_per_s: AtomicU64::new(0f64.to_bits()),
+            writes_per_s: AtomicU64::new(0f64.to_bits()),
         }
     }
 
@@ -160,14 +179,25 @@ impl ReplicaShared {
         f64::from_bits(self.requests_per_s.load(Ordering::Relaxed))
     }
 
-    pub fn set_requests_per_s(&self, rate: f64) {
-        self.requests_per_s.store(rate.to_bits(), Ordering::Relaxed);
+    /// Of [`ReplicaShared::requests_per_s`], the writes a second.
+    pub fn writes_per_s(&self) -> f64 {
+        f64::from_bits(self.writes_per_s.load(Ordering::Relaxed))
+    }
+
+    /// The rates the split queue measured over its last round: requests
+    /// and, of those, writes a second.
+    pub fn set_load_rates(&self, requests_per_s: f64, writes_per_s: f64) {
+        self.requests_per_s.store(requests_per_s.to_bits(), Ordering::Relaxed);
+        self.writes_per_s.store(writes_per_s.to_bits(), Ordering::Relaxed);
     }
 
     /// One request for `key` (its first key) reached this replica: load
-    /// for the split queue's split by load. Cheap: a counter, and a lock
-    /// for one request in [`limits::LOAD_SAMPLE_EVERY`].
-    pub fn record_load(&self, key: &[u8]) {
+    /// for the split queue's split by load. Cheap: a counter or two, and a
+    /// lock for one request in [`limits::LOAD_SAMPLE_EVERY`].
+    pub fn record_load(&self, key: &[u8], access: Access) {
+        if access == Access::Write {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         if n.is_multiple_of(limits::LOAD_SAMPLE_EVERY) {
             let mut keys = self.sampled_keys.lock().expect("sampled keys lock");
@@ -176,6 +206,12 @@ impl ReplicaShared {
             }
             keys.push_back(key.to_vec());
         }
+    }
+
+    /// The writes counted since the last call (starting again from
+    /// nothing); [`ReplicaShared::take_load`] counts them among requests.
+    pub fn take_writes(&self) -> u64 {
+        self.writes.swap(0, Ordering::Relaxed)
     }
 
     /// The requests counted and the keys sampled since the last call

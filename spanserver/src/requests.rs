@@ -92,7 +92,7 @@ use crate::config::{TimeConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
 use crate::inbox::{LoopHandle, LoopMsg};
 use crate::limits;
-use crate::registry::{Registry, ReplicaShared, Role, TimeView};
+use crate::registry::{Access, Registry, ReplicaShared, Role, TimeView};
 use crate::shard::command;
 use crate::shard::membership::MembershipChange;
 use crate::storage::mvcc::Reader;
@@ -187,7 +187,13 @@ impl DataRequests {
     /// Checks that the replica holds `keys` (at `range_ver`, unless 0);
     /// returns the range version it checked, for a read to confirm after
     /// it read (`ReplicaShared::read_consistent`).
-    fn check_route(&self, r: &ReplicaShared, range_ver: u64, keys: &mut dyn Iterator<Item = &[u8]>) -> Result<u64> {
+    fn check_route(
+        &self,
+        r: &ReplicaShared,
+        range_ver: u64,
+        access: Access,
+        keys: &mut dyn Iterator<Item = &[u8]>,
+    ) -> Result<u64> {
         let d = r.descriptor();
         if range_ver != 0 && range_ver != d.epoch.range_ver.0 {
             return Err(Error::WrongShard {
@@ -199,7 +205,7 @@ impl DataRequests {
         let mut first = true;
         for key in keys {
             if first {
-                r.record_load(key);
+                r.record_load(key, access);
                 first = false;
             }
             if !d.contains(key) {
@@ -366,7 +372,7 @@ impl DataRequests {
         check_key(&req.key)?;
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        let checked = self.check_route(&r, req.range_ver, &mut std::iter::once(req.key.as_slice()))?;
+        let checked = self.check_route(&r, req.range_ver, Access::Read, &mut std::iter::once(req.key.as_slice()))?;
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.key.clone(), Vec::new(), false);
         let read_ts = self.read_ts(&r, at, &span).await?;
@@ -432,7 +438,7 @@ impl DataRequests {
             }
             n => n,
         };
-        let checked = self.check_route(r, range_ver, &mut std::iter::once(start))?;
+        let checked = self.check_route(r, range_ver, Access::Read, &mut std::iter::once(start))?;
         // Clip the range to the shard (as of the check); the client pages
         // across shards.
         let d = r.descriptor();
@@ -499,7 +505,7 @@ impl DataRequests {
         let r = self.replica(req.shard_id)?;
         let keys =
             req.mutations.iter().map(|m| m.key.as_slice()).chain(req.conditions.iter().map(|c| c.key.as_slice()));
-        self.check_route(&r, req.range_ver, &mut keys.into_iter())?;
+        self.check_route(&r, req.range_ver, Access::Write, &mut keys.into_iter())?;
         if r.progress().role != Role::Leader {
             return Err(self.not_leader(&r));
         }
@@ -645,7 +651,7 @@ impl DataRequests {
     /// The system value at `key`, as this leader of `shard` has applied.
     fn read_system_value(&self, shard: u64, range_ver: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let r = self.replica(shard)?;
-        let checked = self.check_route(&r, range_ver, &mut std::iter::once(key))?;
+        let checked = self.check_route(&r, range_ver, Access::Read, &mut std::iter::once(key))?;
         if r.progress().role != Role::Leader {
             return Err(self.not_leader(&r));
         }
@@ -671,7 +677,7 @@ impl DataRequests {
     ) -> Result<(Option<Vec<u8>>, Vec<u8>)> {
         self.clock.check()?;
         let r = self.replica(shard)?;
-        let checked = self.check_route(&r, range_ver, &mut std::iter::once(key))?;
+        let checked = self.check_route(&r, range_ver, Access::Write, &mut std::iter::once(key))?;
         for _ in 0..limits::ID_ALLOCATION_ATTEMPTS_MAX {
             if r.progress().role != Role::Leader {
                 return Err(self.not_leader(&r));
@@ -706,7 +712,7 @@ impl DataRequests {
     pub fn check_split(&self, req: &proto::SplitShardRequest) -> Result<usize> {
         check_key(&req.split_key)?;
         let r = self.replica(req.shard_id)?;
-        self.check_route(&r, req.range_ver, &mut std::iter::once(req.split_key.as_slice()))?;
+        self.check_route(&r, req.range_ver, Access::Read, &mut std::iter::once(req.split_key.as_slice()))?;
         if r.progress().role != Role::Leader {
             return Err(self.not_leader(&r));
         }
@@ -810,7 +816,8 @@ impl DataRequests {
             (LockTarget::Range(span.start.clone(), end.clone()), end, limit, checked)
         } else {
             check_key(&span.start)?;
-            let checked = self.check_route(&r, req.range_ver, &mut std::iter::once(span.start.as_slice()))?;
+            let checked =
+                self.check_route(&r, req.range_ver, Access::Read, &mut std::iter::once(span.start.as_slice()))?;
             (LockTarget::Key(span.start.clone()), Vec::new(), 1, checked)
         };
         let input = Input::Read { req: RequestId(0), txn, priority, target, lease: req.lease.map(lease_from_proto) };
@@ -866,7 +873,7 @@ impl DataRequests {
                 txn::limits::LOCKS_PER_TXN_MAX
             )));
         }
-        self.check_route(r, range_ver, &mut writes.iter().map(|m| m.key.as_slice()))?;
+        self.check_route(r, range_ver, Access::Write, &mut writes.iter().map(|m| m.key.as_slice()))?;
         let reads = reads.into_iter().map(|s| command::span_to_target(s.start, s.end, s.range)).collect();
         Ok((writes.into_iter().map(command::write_from_proto).collect(), reads))
     }

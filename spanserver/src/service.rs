@@ -234,6 +234,10 @@ impl proto::admin_server::Admin for AdminService {
                     end_key: d.end_key,
                     estimated_bytes: engine.as_ref().map_or(0, |e| crate::split_queue::estimated_bytes(e, &r)),
                     requests_per_s: r.requests_per_s(),
+                    reads_per_s: (r.requests_per_s() - r.writes_per_s()).max(0.0),
+                    writes_per_s: r.writes_per_s(),
+                    down_replica_ids: p.down_replicas.iter().map(|r| r.0).collect(),
+                    pending_replica_ids: p.pending_replicas.iter().map(|r| r.0).collect(),
                 }
             })
             .collect();
@@ -250,6 +254,7 @@ impl proto::admin_server::Admin for AdminService {
             None => Vec::new(),
         };
         let server_id = self.registry.server_id;
+        let (capacity_bytes, available_bytes) = engine.as_ref().and_then(|e| e.disk_space()).unwrap_or((0, 0));
         Ok(Response::new(proto::ServerStatusResponse {
             server_id: server_id.0,
             addr: self.registry.server_addr(server_id).unwrap_or_default(),
@@ -258,6 +263,8 @@ impl proto::admin_server::Admin for AdminService {
             clock: self.clock.describe(),
             placement_operations: self.registry.placement_operations(),
             stray_keys,
+            capacity_bytes,
+            available_bytes,
         }))
     }
 

@@ -68,7 +68,8 @@ pub fn start(
                 // Every replica's load starts again each round (a follower
                 // that becomes leader must not bring its old count).
                 let load = r.take_load();
-                r.set_requests_per_s(load.0 as f64 / config.check_interval().as_secs_f64());
+                let seconds = config.check_interval().as_secs_f64();
+                r.set_load_rates(load.0 as f64 / seconds, r.take_writes() as f64 / seconds);
                 if !splits || r.progress().role != Role::Leader || !r.descriptor().is_initialized() {
                     continue;
                 }

@@ -653,17 +653,31 @@ impl Replica {
         self.reads.release_applied(self.applied_index, self.txns.safe_time().max_applied(), completions);
     }
 
-    /// Publishes progress and safe time for request handlers (after every
-    /// iteration that touched the replica, and every tick).
     /// The peer calls made since the last time, for the event loop to
     /// return with its effects.
     pub fn take_peer_calls(&mut self) -> Vec<PeerCall> {
         std::mem::take(&mut self.peer_calls)
     }
 
+    /// Publishes progress and safe time for request handlers (after every
+    /// iteration that touched the replica, and every tick).
     pub fn publish(&mut self) {
         let raft = &self.raw_node.raft;
         let leader_replica = (raft.leader_id != 0).then_some(ReplicaId(raft.leader_id));
+        // What a leader knows of its followers, for `spandb status` and the
+        // placement driver: silent ones, and ones waiting for a snapshot.
+        let (mut down_replicas, mut pending_replicas) = (Vec::new(), Vec::new());
+        if raft.state == raft::StateRole::Leader {
+            for (&id, p) in raft.prs().iter().filter(|(&id, _)| id != self.replica_id.0) {
+                if !p.recent_active {
+                    down_replicas.push(ReplicaId(id));
+                } else if p.state == raft::ProgressState::Snapshot {
+                    pending_replicas.push(ReplicaId(id));
+                }
+            }
+            down_replicas.sort();
+            pending_replicas.sort();
+        }
         self.shared.set_progress(ReplicaProgress {
             role: Role::from_raft(raft.state),
             term: raft.term,
@@ -674,6 +688,8 @@ impl Replica {
             first_index: self.raw_node.store().first_log_index(),
             last_index: raft.raft_log.last_index(),
             pending_requests: self.replies.len(),
+            down_replicas,
+            pending_replicas,
         });
         let generation = self.txns.prepared_generation();
         let prepared = (self.published_generation != Some(generation)).then(|| self.txns.prepared_writes());

@@ -195,6 +195,33 @@ impl Engine {
             stop_on_storage_failure(&format!("RocksDB write failed: {e}"));
         }
     }
+
+    /// The file system holding the data: (its size, the bytes free to an
+    /// unprivileged writer), as `df` shows them; `None` if it cannot say.
+    pub fn disk_space(&self) -> Option<(u64, u64)> {
+        disk_space(self.db.path())
+    }
+}
+
+/// `statvfs(2)` of `path`: (size, bytes available), or `None`. The one
+/// `unsafe` of this crate: the C call, and reading what it filled.
+#[allow(unsafe_code)]
+fn disk_space(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a NUL-terminated string that outlives the call,
+    // and `stat` points to memory statvfs fills on success (checked
+    // before it is read).
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it wrote the whole struct.
+    let stat = unsafe { stat.assume_init() };
+    // (u64 fields on 64-bit Linux; widened where they are narrower.)
+    let [block, blocks, free] = [stat.f_frsize, stat.f_blocks, stat.f_bavail].map(u64::from);
+    Some((blocks.saturating_mul(block), free.saturating_mul(block)))
 }
 
 #[cfg(test)]
@@ -217,6 +244,15 @@ mod tests {
         assert!(matches!(err, OpenError::OtherServer { .. }), "{err}");
         let err = Engine::open(dir.path(), &identity("c1", 1, "M")).unwrap_err();
         assert!(matches!(err, OpenError::LayoutChanged { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_disk_holding_the_data_reports_its_size_and_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path(), &identity("c1", 1, "L")).unwrap();
+        let (size, free) = engine.disk_space().expect("statvfs of a temporary directory");
+        assert!(size > 0 && free <= size, "size {size}, free {free}");
+        assert_eq!(disk_space(&dir.path().join("no such directory")), None);
     }
 
     #[test]

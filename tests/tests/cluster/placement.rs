@@ -550,3 +550,51 @@ async fn a_load_split_spreads_its_halves_leaderships_under_constant_load() -> an
     }
     c.shutdown().await
 }
+
+/// Goal: what a server reports for the placement driver and `spandb
+/// status` (`Admin.ServerStatus`): its disk's size and free space; at a
+/// shard's leader, the reads and writes a second it served, and the
+/// replica of a server that went silent, as down.
+/// Method: 3 servers, one shard, the split queue measuring every 500 ms;
+/// 40 writes and 40 reads; poll the leader's report until it counts both;
+/// crash a follower's server; poll until the leader reports that replica
+/// down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_reports_its_load_and_a_silent_replica_and_a_server_its_disk() -> anyhow::Result<()> {
+    use tests::wait::wait_until;
+    init();
+    let mut options = ClusterOptions::new(3);
+    options.split = SplitConfig { size_bytes: 0, check_interval_ms: 500, load_qps: 0 };
+    let mut c = TestCluster::start(options).await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let report = |status: &proto::ServerStatusResponse| status.replicas.iter().find(|r| r.shard_id == 1).cloned();
+    let deadline = tokio::time::Instant::now() + HEAL_TIMEOUT;
+    loop {
+        for i in 0..40 {
+            client.put(&key(i), b"v").await?;
+            client.get(&key(i)).await?;
+        }
+        let status = client.server_status(&c.addr(leader)).await?;
+        assert!(status.capacity_bytes > 0 && status.available_bytes <= status.capacity_bytes, "{status:?}");
+        let r = report(&status).expect("the leader's replica");
+        if r.reads_per_s > 0.0 && r.writes_per_s > 0.0 {
+            assert!((r.reads_per_s + r.writes_per_s - r.requests_per_s).abs() < 1e-6, "{r:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no load reported: {r:?}");
+    }
+    let follower = (1..=3).find(|s| *s != leader).expect("a follower");
+    let silent = c.replica(follower, 1).expect("the follower's replica").replica_id.0;
+    c.crash(follower).await;
+    let addr = c.addr(leader);
+    let mut down = Vec::new();
+    wait_until(HEAL_TIMEOUT, || {
+        down = c.progress(leader, 1).map(|p| p.down_replicas.iter().map(|r| r.0).collect()).unwrap_or_default();
+        down == vec![silent]
+    })
+    .await?;
+    let status = client.server_status(&addr).await?;
+    assert_eq!(report(&status).expect("the leader's replica").down_replica_ids, vec![silent]);
+    c.shutdown().await
+}
