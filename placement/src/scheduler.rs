@@ -315,7 +315,7 @@ impl Scheduler {
         // Where replicas may be: live, and not draining.
         let placeable: BTreeSet<ServerId> = live.difference(&self.draining).copied().collect();
         let mut counts = self.replica_counts(&placeable);
-        let mut planned = self.stray_learners(now);
+        let mut planned = self.stray_learners(&live, now);
         // Moves under way into each server (`limits::MOVES_INTO_SERVER_MAX`).
         let mut incoming: BTreeMap<ServerId, usize> = BTreeMap::new();
         for op in self.in_flight.values() {
@@ -365,9 +365,10 @@ impl Scheduler {
     }
 
     /// Rule 0: removals of learners left by moves cut short, for shards
-    /// with no operation here, not joint, that kept a learner at one epoch
-    /// for `stray_learner_after`.
-    fn stray_learners(&mut self, now: Instant) -> Vec<Operation> {
+    /// with no operation here, not joint, whose live voters are a
+    /// majority (without one no membership change can commit), that kept
+    /// a learner at one epoch for `stray_learner_after`.
+    fn stray_learners(&mut self, live: &BTreeSet<ServerId>, now: Instant) -> Vec<Operation> {
         let mut planned = Vec::new();
         let mut seen = BTreeMap::new();
         for report in self.shards.values() {
@@ -383,8 +384,11 @@ impl Scheduler {
                 _ => now,
             };
             seen.insert(d.shard_id, (d.epoch, since));
+            let voters: Vec<ServerId> =
+                d.replicas.iter().filter(|r| r.role == ReplicaRole::Voter).map(|r| r.server_id).collect();
+            let quorum = voters.iter().filter(|s| live.contains(s)).count() * 2 > voters.len();
             let room = self.in_flight.len() + planned.len() < self.settings.operations_max;
-            if room && now.saturating_duration_since(since) >= self.settings.stray_learner_after {
+            if quorum && room && now.saturating_duration_since(since) >= self.settings.stray_learner_after {
                 planned.push(Operation::RemoveLearner { shard: d.shard_id, epoch: d.epoch, server: learner.server_id });
             }
         }

@@ -64,11 +64,12 @@ pub struct ReplicaProgress {
     /// Requests waiting for an answer from the replica's transaction state
     /// machine (parked on locks, or being replicated).
     pub pending_requests: usize,
-    /// At a leader: replicas that have not answered within an election
-    /// timeout (raft-rs's `recent_active`), in id order.
-    pub down_replicas: Vec<ReplicaId>,
+    /// At a leader: replicas that have not answered since its last quorum
+    /// check (raft-rs's `recent_active`) and are behind its commit index,
+    /// in id order.
+    pub down_replicas: Arc<[ReplicaId]>,
     /// At a leader: replicas waiting for a snapshot, in id order.
-    pub pending_replicas: Vec<ReplicaId>,
+    pub pending_replicas: Arc<[ReplicaId]>,
 }
 
 /// What a replica can serve reads at, published after every loop
@@ -127,16 +128,15 @@ pub struct ReplicaShared {
     /// Requests routed to this replica since the split queue last looked
     /// ([`ReplicaShared::record_load`]).
     requests: AtomicU64,
-    /// Of those, the writes.
+    /// Of those, the writes (a request on a round's edge may count its
+    /// request in one round and its write in the next).
     writes: AtomicU64,
     /// Every [`limits::LOAD_SAMPLE_EVERY`]-th request's key, the newest
     /// [`limits::LOAD_SAMPLE_KEYS`].
     sampled_keys: Mutex<std::collections::VecDeque<Vec<u8>>>,
-    /// Requests a second over the split queue's last round (the bits of
-    /// an f64; see [`ReplicaShared::requests_per_s`]).
-    requests_per_s: AtomicU64,
-    /// Of those, writes (the bits of an f64).
-    writes_per_s: AtomicU64,
+    /// Requests and, of those, writes a second over the split queue's
+    /// last round (see [`ReplicaShared::load_rates`]), set together.
+    load_rates: Mutex<(f64, f64)>,
 }
 
 /// What a request does with the keys it names, for the load a replica
@@ -168,37 +168,34 @@ impl ReplicaShared {
             requests: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             sampled_keys: Mutex::new(std::collections::VecDeque::new()),
-            requests_per_s: AtomicU64::new(0f64.to_bits()),
-            writes_per_s: AtomicU64::new(0f64.to_bits()),
+            load_rates: Mutex::new((0.0, 0.0)),
         }
     }
 
     /// The requests a second this replica served over the split queue's
     /// last round, as it measured them (`spandb status` shows it).
     pub fn requests_per_s(&self) -> f64 {
-        f64::from_bits(self.requests_per_s.load(Ordering::Relaxed))
+        self.load_rates().0
     }
 
-    /// Of [`ReplicaShared::requests_per_s`], the writes a second.
-    pub fn writes_per_s(&self) -> f64 {
-        f64::from_bits(self.writes_per_s.load(Ordering::Relaxed))
+    /// The requests and, of those, the writes a second this replica
+    /// served over the split queue's last round, one pair.
+    pub fn load_rates(&self) -> (f64, f64) {
+        *self.load_rates.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The rates the split queue measured over its last round: requests
-    /// and, of those, writes a second.
     pub fn set_load_rates(&self, requests_per_s: f64, writes_per_s: f64) {
-        self.requests_per_s.store(requests_per_s.to_bits(), Ordering::Relaxed);
-        self.writes_per_s.store(writes_per_s.to_bits(), Ordering::Relaxed);
+        *self.load_rates.lock().unwrap_or_else(PoisonError::into_inner) = (requests_per_s, writes_per_s);
     }
 
     /// One request for `key` (its first key) reached this replica: load
     /// for the split queue's split by load. Cheap: a counter or two, and a
     /// lock for one request in [`limits::LOAD_SAMPLE_EVERY`].
     pub fn record_load(&self, key: &[u8], access: Access) {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
         if access == Access::Write {
             self.writes.fetch_add(1, Ordering::Relaxed);
         }
-        let n = self.requests.fetch_add(1, Ordering::Relaxed);
         if n.is_multiple_of(limits::LOAD_SAMPLE_EVERY) {
             let mut keys = self.sampled_keys.lock().expect("sampled keys lock");
             if keys.len() >= limits::LOAD_SAMPLE_KEYS {
@@ -436,24 +433,23 @@ impl Registry {
         self.replicas.read().expect("registry lock").values().cloned().collect()
     }
 
-    /// The highest GC watermark above `read_ts` among the replicas here
-    /// other than `shard`'s that hold a key of `span` (`(start, end,
-    /// is_range)`, as [`ReplicaShared::holds_any`]), if any: they share
-    /// that data with `shard`'s replica, so versions below it may be gone
-    /// from it too. Only a replica behind a split overlaps another (the
-    /// child's replica came by snapshot first); checking ranges only for
-    /// watermarks above `read_ts` keeps this a few atomic loads for reads
-    /// at recent timestamps.
-    pub fn watermark_over(&self, shard: ShardId, read_ts: Timestamp, span: (&[u8], &[u8], bool)) -> Option<Timestamp> {
+    /// The descriptor of another initialized replica here that holds a
+    /// key of `span` (`(start, end, is_range)`, as
+    /// [`ReplicaShared::holds_any`]) at a higher range version than
+    /// `range_ver`, if any. Only a replica behind a split overlaps another
+    /// here (the child's replica came by snapshot first), and its data for
+    /// those keys is the child's: newer writes it has not applied, history
+    /// the child's GC took, and for a moment while the child's snapshot
+    /// goes in, nothing. O(replicas here), a lock-free compare each but
+    /// for the few that overlap.
+    pub fn newer_holder(&self, shard: ShardId, range_ver: u64, span: (&[u8], &[u8], bool)) -> Option<ShardDescriptor> {
         let (start, end, range) = span;
         let replicas = self.replicas.read().expect("registry lock");
         replicas
             .values()
-            .filter(|o| o.shard_id != shard)
-            .map(|o| (o, o.gc_watermark()))
-            .filter(|(o, w)| *w > read_ts && o.holds_any(start, end, range))
-            .map(|(_, w)| w)
-            .max()
+            .filter(|o| o.shard_id != shard && o.holds_any(start, end, range))
+            .map(|o| o.descriptor())
+            .find(|d| d.epoch.range_ver.0 > range_ver)
     }
 
     pub fn server_addr(&self, server: ServerId) -> Option<String> {
@@ -465,13 +461,14 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn replica(shard: u64, start: &str, end: &str, watermark: u64) -> Arc<ReplicaShared> {
+    fn replica(shard: u64, start: &str, end: &str, range_ver: u64) -> Arc<ReplicaShared> {
         let descriptor = ShardDescriptor {
             start_key: start.as_bytes().to_vec(),
             end_key: end.as_bytes().to_vec(),
+            epoch: meta::ShardEpoch { range_ver: meta::RangeVer(range_ver), ..Default::default() },
             ..ShardDescriptor::uninitialized(ShardId(shard))
         };
-        Arc::new(ReplicaShared::new(descriptor, ReplicaId(shard), Timestamp::ZERO, Arc::new(AtomicU64::new(watermark))))
+        Arc::new(ReplicaShared::new(descriptor, ReplicaId(shard), Timestamp::ZERO, Arc::new(AtomicU64::new(0))))
     }
 
     fn registry(replicas: &[Arc<ReplicaShared>]) -> Registry {
@@ -490,30 +487,35 @@ mod tests {
         registry
     }
 
-    /// A replica behind a split ([a, end)) beside the child's replica
-    /// that came by snapshot ([m, end), collected up to 50, and split
-    /// again at x, collected to 5): reads of the moved keys below 50 are
-    /// refused, other reads are not.
+    /// A replica behind a split ([a, end), range version 1) beside the
+    /// child's replica that came by snapshot ([m, end), range version 2,
+    /// which split again at x: version 3): reads of the moved keys at the
+    /// stale replica find the newer holder; other reads, and reads at the
+    /// newer replicas, do not.
     #[test]
-    fn a_replica_behind_a_split_reads_moved_keys_only_above_the_childs_watermark() {
-        let ts = Timestamp::from_nanos;
-        let registry = registry(&[replica(1, "a", "", 10), replica(2, "m", "", 50), replica(3, "x", "", 5)]);
-        let stale = ShardId(1);
-        assert_eq!(registry.watermark_over(stale, ts(20), (b"n", b"", false)), Some(ts(50)));
-        assert_eq!(registry.watermark_over(stale, ts(20), (b"b", b"", false)), None);
-        assert_eq!(registry.watermark_over(stale, ts(20), (b"b", b"n", true)), Some(ts(50)));
-        assert_eq!(registry.watermark_over(stale, ts(20), (b"b", b"m", true)), None);
-        assert_eq!(registry.watermark_over(stale, ts(60), (b"n", b"", false)), None);
-        // The child's own watermark is its own business, not an overlap.
-        assert_eq!(registry.watermark_over(ShardId(2), ts(20), (b"n", b"", false)), None);
+    fn a_replica_behind_a_split_finds_the_newer_holder_of_moved_keys() {
+        let registry = registry(&[replica(1, "a", "", 1), replica(2, "m", "x", 2), replica(3, "x", "", 3)]);
+        let holder = |shard: u64, range_ver: u64, span: (&[u8], &[u8], bool)| {
+            registry.newer_holder(ShardId(shard), range_ver, span).map(|d| d.shard_id.0)
+        };
+        assert_eq!(holder(1, 1, (b"n", b"", false)), Some(2));
+        assert_eq!(holder(1, 1, (b"y", b"", false)), Some(3));
+        assert_eq!(holder(1, 1, (b"b", b"", false)), None);
+        assert_eq!(holder(1, 1, (b"b", b"n", true)), Some(2));
+        assert_eq!(holder(1, 1, (b"b", b"m", true)), None);
+        assert_eq!(holder(2, 2, (b"n", b"", false)), None, "the stale replica is older");
+        assert_eq!(holder(3, 3, (b"y", b"", false)), None);
         // An uninitialized replica holds no key.
-        let blank = Arc::new(ReplicaShared::new(
-            ShardDescriptor::uninitialized(ShardId(4)),
+        let blank = ShardDescriptor {
+            epoch: meta::ShardEpoch { range_ver: meta::RangeVer(9), ..Default::default() },
+            ..ShardDescriptor::uninitialized(ShardId(4))
+        };
+        registry.insert(Arc::new(ReplicaShared::new(
+            blank,
             ReplicaId(4),
             Timestamp::ZERO,
-            Arc::new(AtomicU64::new(90)),
-        ));
-        registry.insert(blank);
-        assert_eq!(registry.watermark_over(stale, ts(20), (b"b", b"", true)), Some(ts(50)));
+            Arc::new(AtomicU64::new(0)),
+        )));
+        assert_eq!(holder(1, 1, (b"b", b"m", true)), None);
     }
 }

@@ -62,13 +62,15 @@
 //!
 //! One change is not a race but a lasting state: a replica that has not
 //! applied a split yet (it was cut off) shares the moved keys' data with
-//! the child's replica here when that one arrived first, by a snapshot
-//! carrying the GC watermark of the server that sent it. GC is local to
-//! each server, by its clock and timer, so that watermark can be above
-//! the stale replica's, and versions between the two may be gone: an
-//! old-timestamp read at the stale replica is refused below the highest
-//! watermark of any replica here holding a key it reads
-//! (`Registry::watermark_over`), not its own alone (test
+//! the child's replica here when that one arrived first, by a snapshot.
+//! That data is the child's: writes the stale replica has not applied,
+//! history the child's GC took (GC is local to each server, by its clock,
+//! so the snapshot's watermark can be above the stale replica's), and,
+//! while the snapshot goes in, nothing at all. So a read is refused
+//! `WrongShard`, with the child's descriptor, if a replica here with a
+//! higher range version holds a key it read (`Registry::newer_holder`,
+//! checked after the read: the child's descriptor is published before
+//! its install deletes anything; test
 //! `split::a_replica_behind_a_split_never_reads_history_its_child_collected`).
 //!
 //! Bad input is refused here, before it reaches the loop, with
@@ -352,16 +354,10 @@ impl DataRequests {
         }
     }
 
-    /// Refuses a read at `read_ts` of `span` (as [`Span`]) if versions
-    /// it needs may have been collected: below the replica's GC watermark,
-    /// or below that of another replica here sharing a key of the span
-    /// (module docs: a replica that has not applied a split yet).
-    fn check_watermark(&self, r: &ReplicaShared, read_ts: Timestamp, span: (&[u8], &[u8], bool)) -> Result<()> {
-        let own = r.gc_watermark();
-        let watermark = match read_ts < own {
-            true => own,
-            false => self.registry.watermark_over(r.shard_id, read_ts, span).unwrap_or(own),
-        };
+    /// Refuses a read at `read_ts` below the replica's GC watermark:
+    /// versions it needs may be gone.
+    fn check_watermark(r: &ReplicaShared, read_ts: Timestamp) -> Result<()> {
+        let watermark = r.gc_watermark();
         if read_ts < watermark {
             return Err(Error::SnapshotTooOld { read_ts, watermark });
         }
@@ -377,7 +373,7 @@ impl DataRequests {
         let span = (req.key.clone(), Vec::new(), false);
         let read_ts = self.read_ts(&r, at, &span).await?;
         let version = self.read_data(&r, checked, (&req.key, &[], false), |reader| {
-            self.check_watermark(&r, read_ts, (&req.key, &[], false))?;
+            Self::check_watermark(&r, read_ts)?;
             reader.get_version(&req.key, read_ts)
         })?;
         self.wait_visible(version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts)).await?;
@@ -389,7 +385,9 @@ impl DataRequests {
     /// [`Span`]) through one RocksDB snapshot, refusing if a snapshot
     /// install, a split that moved part of the span (the replica was at
     /// `range_ver` when the route was checked) or the replica's removal
-    /// overlaps the read ([`ReplicaShared::read_consistent`]).
+    /// overlaps the read ([`ReplicaShared::read_consistent`]), or if the
+    /// replica is behind a split whose child's replica here holds part of
+    /// the span (module docs).
     fn read_data<T>(
         &self,
         r: &ReplicaShared,
@@ -402,7 +400,15 @@ impl DataRequests {
         let still_held = |d: &meta::ShardDescriptor| {
             d.contains(start) && (!range || d.end_key.is_empty() || (!end.is_empty() && end <= d.end_key.as_slice()))
         };
-        r.read_consistent(range_ver, still_held, || read(&Reader::new(&engine)))
+        let out = r.read_consistent(range_ver, still_held, || read(&Reader::new(&engine)))?;
+        if let Some(newer) = self.registry.newer_holder(r.shard_id, range_ver, span) {
+            return Err(Error::WrongShard {
+                shard_id: r.shard_id,
+                reason: format!("this replica is behind a split: {} holds these keys here", newer.shard_id),
+                descriptors: vec![newer],
+            });
+        }
+        Ok(out)
     }
 
     /// Holds a reply revealing a version at `ts` until `TT.after(ts)`
@@ -465,7 +471,7 @@ impl DataRequests {
         let span = (req.start_key.clone(), end.clone(), true);
         let read_ts = self.read_ts(&r, at, &span).await?;
         let page = self.read_data(&r, checked, (&req.start_key, &end, true), |reader| {
-            self.check_watermark(&r, read_ts, (&req.start_key, &end, true))?;
+            Self::check_watermark(&r, read_ts)?;
             reader.scan(&req.start_key, &end, read_ts, limit as usize, limits::SCAN_PAGE_BYTES_MAX)
         })?;
         self.wait_visible(page.newest_ts).await?;

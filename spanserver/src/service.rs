@@ -203,6 +203,7 @@ impl proto::admin_server::Admin for AdminService {
             .map(|r| {
                 let p = r.progress();
                 let d = r.descriptor();
+                let (requests, writes) = r.load_rates();
                 proto::ReplicaStatus {
                     shard_id: r.shard_id.0,
                     replica_id: r.replica_id.0,
@@ -233,9 +234,9 @@ impl proto::admin_server::Admin for AdminService {
                     start_key: d.start_key,
                     end_key: d.end_key,
                     estimated_bytes: engine.as_ref().map_or(0, |e| crate::split_queue::estimated_bytes(e, &r)),
-                    requests_per_s: r.requests_per_s(),
-                    reads_per_s: (r.requests_per_s() - r.writes_per_s()).max(0.0),
-                    writes_per_s: r.writes_per_s(),
+                    requests_per_s: requests,
+                    reads_per_s: (requests - writes).max(0.0),
+                    writes_per_s: writes,
                     down_replica_ids: p.down_replicas.iter().map(|r| r.0).collect(),
                     pending_replica_ids: p.pending_replicas.iter().map(|r| r.0).collect(),
                 }

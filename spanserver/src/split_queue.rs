@@ -67,9 +67,10 @@ pub fn start(
                 }
                 // Every replica's load starts again each round (a follower
                 // that becomes leader must not bring its old count).
+                let writes = r.take_writes();
                 let load = r.take_load();
                 let seconds = config.check_interval().as_secs_f64();
-                r.set_load_rates(load.0 as f64 / seconds, r.take_writes() as f64 / seconds);
+                r.set_load_rates(load.0 as f64 / seconds, writes as f64 / seconds);
                 if !splits || r.progress().role != Role::Leader || !r.descriptor().is_initialized() {
                     continue;
                 }

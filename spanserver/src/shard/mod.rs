@@ -666,13 +666,18 @@ impl Replica {
         let leader_replica = (raft.leader_id != 0).then_some(ReplicaId(raft.leader_id));
         // What a leader knows of its followers, for `spandb status` and the
         // placement driver: silent ones, and ones waiting for a snapshot.
+        // raft-rs clears `recent_active` of every follower at each quorum
+        // check, and sets it again at its next answer: one that is also
+        // behind the commit index (which closed timestamps keep moving) has
+        // not answered for a while.
         let (mut down_replicas, mut pending_replicas) = (Vec::new(), Vec::new());
         if raft.state == raft::StateRole::Leader {
+            let committed = raft.raft_log.committed;
             for (&id, p) in raft.prs().iter().filter(|(&id, _)| id != self.replica_id.0) {
-                if !p.recent_active {
-                    down_replicas.push(ReplicaId(id));
-                } else if p.state == raft::ProgressState::Snapshot {
+                if p.state == raft::ProgressState::Snapshot {
                     pending_replicas.push(ReplicaId(id));
+                } else if !p.recent_active && p.matched < committed {
+                    down_replicas.push(ReplicaId(id));
                 }
             }
             down_replicas.sort();
@@ -688,8 +693,8 @@ impl Replica {
             first_index: self.raw_node.store().first_log_index(),
             last_index: raft.raft_log.last_index(),
             pending_requests: self.replies.len(),
-            down_replicas,
-            pending_replicas,
+            down_replicas: down_replicas.into(),
+            pending_replicas: pending_replicas.into(),
         });
         let generation = self.txns.prepared_generation();
         let prepared = (self.published_generation != Some(generation)).then(|| self.txns.prepared_writes());

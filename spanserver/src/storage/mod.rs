@@ -219,8 +219,8 @@ fn disk_space(path: &Path) -> Option<(u64, u64)> {
     }
     // SAFETY: statvfs returned 0, so it wrote the whole struct.
     let stat = unsafe { stat.assume_init() };
-    // (u64 fields on 64-bit Linux; widened where they are narrower.)
-    let [block, blocks, free] = [stat.f_frsize, stat.f_blocks, stat.f_bavail].map(u64::from);
+    // (u64 fields on 64-bit Linux, the platform SpanDB runs on.)
+    let (block, blocks, free) = (stat.f_frsize, stat.f_blocks, stat.f_bavail);
     Some((blocks.saturating_mul(block), free.saturating_mul(block)))
 }
 

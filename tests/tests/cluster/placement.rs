@@ -244,6 +244,11 @@ async fn a_learner_left_by_a_cut_short_move_is_removed_and_a_stale_plan_is_refus
     let (now, _) = client.shard_descriptor(ShardId(1)).await?;
     let stale = client.move_replica_planned(ShardId(1), ServerId(1), ServerId(4), Some(before.conf_ver)).await;
     assert!(matches!(&stale, Err(client::Error::InvalidArgument(m)) if m.contains("as planned")), "{stale:?}");
+    // What arbitrates two drivers: the shard's leader refuses a change at
+    // a version it has left.
+    let learner = proto::ReplicaChange { kind: Kind::AddLearner as i32, server_id: 4 };
+    let stale = client.change_replicas_at(ShardId(1), before.conf_ver, vec![learner]).await;
+    assert!(stale.is_err(), "a change at membership version {} went through: {stale:?}", before.conf_ver);
     assert_eq!(client.shard_descriptor(ShardId(1)).await?.0, now, "a refused move changed the shard");
     c.shutdown().await
 }
@@ -579,7 +584,8 @@ async fn a_leader_reports_its_load_and_a_silent_replica_and_a_server_its_disk() 
         assert!(status.capacity_bytes > 0 && status.available_bytes <= status.capacity_bytes, "{status:?}");
         let r = report(&status).expect("the leader's replica");
         if r.reads_per_s > 0.0 && r.writes_per_s > 0.0 {
-            assert!((r.reads_per_s + r.writes_per_s - r.requests_per_s).abs() < 1e-6, "{r:?}");
+            // (A request on a round's edge may count in two rounds: 2/s.)
+            assert!((r.reads_per_s + r.writes_per_s - r.requests_per_s).abs() <= 4.0, "{r:?}");
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "no load reported: {r:?}");

@@ -378,10 +378,11 @@ async fn a_follower_read_across_a_split_never_misses_a_write_the_child_acknowled
     c.shutdown().await
 }
 
-/// Goal: a replica that has not applied a split yet never answers an
-/// old-timestamp read of the moved keys from history the child's replica
-/// beside it no longer has: below the child's GC watermark such a read
-/// is refused `SnapshotTooOld`, as at the child.
+/// Goal: a replica that has not applied a split yet never answers a read
+/// of the moved keys from the data the child's replica beside it put
+/// there (here: history the child collected, so the read found nothing):
+/// it is refused `WrongShard`, naming the child; a read of keys that did
+/// not move is served.
 /// Method: three servers; F (server 3) keeps an hour of history, the
 /// others 5 s, so F's own watermarks stay low and only a snapshot from
 /// another server brings a high one. "q" is written twice (v1, v2), then
@@ -393,6 +394,7 @@ async fn a_follower_read_across_a_split_never_misses_a_write_the_child_acknowled
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_behind_a_split_never_reads_history_its_child_collected() -> anyhow::Result<()> {
     use crate::common::{kind, raw_get};
+    use prost::Message as _;
     use spanserver::config::GcConfig;
     init();
     let f = 3;
@@ -441,7 +443,11 @@ async fn a_replica_behind_a_split_never_reads_history_its_child_collected() -> a
         }
     };
     match read {
-        Err(status) => assert_eq!(kind(&status), proto::ErrorKind::SnapshotTooOld, "{status:?}"),
+        Err(status) => {
+            assert_eq!(kind(&status), proto::ErrorKind::WrongShard, "{status:?}");
+            let detail = proto::ErrorDetail::decode(status.details())?;
+            assert!(detail.descriptors.iter().any(|d| d.shard_id == child), "{detail:?}");
+        }
         Ok(value) => panic!("F's stale replica read {value:?} at v1's timestamp, below the child's watermark"),
     }
     assert_eq!(raw_get(&mut kv, 1, "a", v1.as_nanos()).await?, None, "a was written after v1");
