@@ -81,8 +81,12 @@ impl Driver {
                 }
             }
         };
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ShardId>();
+        // Operations end with (the scheduler that planned them, shard): one
+        // planned before this server last stood down must not end an
+        // operation the scheduler of its next term planned for that shard.
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, ShardId)>();
         let mut scheduler: Option<Scheduler> = None;
+        let mut term = 0u64;
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -99,10 +103,13 @@ impl Driver {
             let now = Instant::now();
             let s = scheduler.get_or_insert_with(|| {
                 tracing::info!("placement driver takes over: this server leads the system shard");
+                term += 1;
                 Scheduler::new(self.config.settings.clone(), info.servers.iter().map(|s| ServerId(s.server_id)), now)
             });
-            while let Ok(shard) = done_rx.try_recv() {
-                s.finished(shard);
+            while let Ok((planned_in, shard)) = done_rx.try_recv() {
+                if planned_in == term {
+                    s.finished(shard);
+                }
             }
             match client.draining_servers().await {
                 Ok(draining) => s.set_draining(draining),
@@ -135,7 +142,7 @@ impl Driver {
                 let (client, done) = (client.clone(), done_tx.clone());
                 tokio::spawn(async move {
                     run_operation(&client, &op).await;
-                    let _ = done.send(op.shard());
+                    let _ = done.send((term, op.shard()));
                 });
             }
             (self.publish)(s.in_flight().map(|op| op.to_string()).collect());

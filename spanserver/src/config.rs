@@ -201,9 +201,10 @@ pub struct PlacementConfig {
     /// Replica moves in flight at once.
     pub operations_max: usize,
     /// A learner left by a move cut short (no operation of the driver owns
-    /// it, and its shard stays at one epoch) is removed after this long:
-    /// longer than a move's steps wait (60 s), so a move still running
-    /// elsewhere has given up by then.
+    /// it, and its shard stays at one epoch) is removed after this long.
+    /// Keep it longer than a move's steps wait (60 s), so a move still
+    /// running elsewhere has given up by then; shorter (tests, jepsen),
+    /// such a move may lose its learner and fail, which loses nothing.
     pub stray_learner_after_s: u64,
 }
 
