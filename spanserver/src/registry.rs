@@ -440,8 +440,8 @@ impl Registry {
     /// here (the child's replica came by snapshot first), and its data for
     /// those keys is the child's: newer writes it has not applied, history
     /// the child's GC took, and for a moment while the child's snapshot
-    /// goes in, nothing. O(replicas here), a lock-free compare each but
-    /// for the few that overlap.
+    /// goes in, nothing. O(replicas here): a range compare under each
+    /// one's descriptor lock (a read lock, not contended but by splits).
     pub fn newer_holder(&self, shard: ShardId, range_ver: u64, span: (&[u8], &[u8], bool)) -> Option<ShardDescriptor> {
         let (start, end, range) = span;
         let replicas = self.replicas.read().expect("registry lock");
