@@ -137,8 +137,6 @@ pub enum Reason {
     /// Its server's leaders serve more load than others' (leaderships
     /// only).
     Load,
-    /// A learner left by a move cut short (rule 0).
-    StrayLearner,
 }
 
 /// One thing for the driver to do.
@@ -184,7 +182,6 @@ impl std::fmt::Display for Operation {
                     Reason::Balance => "balancing replicas",
                     Reason::Draining => "its server is draining",
                     Reason::Load => "balancing load",
-                    Reason::StrayLearner => "a learner left behind",
                 };
                 write!(f, "move {shard}'s replica from {from} to {to} ({why}; planned at {epoch})")
             }
