@@ -45,8 +45,9 @@ pub const SPLIT_POINTS: [&str; 3] = ["g", "n", "t"];
 pub const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the cluster may take, once healed, until every shard has one
 /// stable leader again and a clean map: longer than a move the driver
-/// still runs may wait on a step (60 s) plus [`STRAY_LEARNER_AFTER_S`],
-/// so a learner a move left is gone by then.
+/// still runs waits on its slowest step (60 s) plus
+/// [`STRAY_LEARNER_AFTER_S`], so a learner a move left is usually gone by
+/// then (a move stuck on two steps in a row can outlast it).
 pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a server gets to stop after SIGTERM before SIGKILL.
 pub const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(10);

@@ -97,8 +97,8 @@ pub enum NemesisChoice {
     Pause,
     Partition,
     Clock,
-    /// Leadership moved to a random replica (`shuffle-leader`, as the
-    /// issue and TiKV's scheduler name it, is the same).
+    /// Leadership moved to a random replica (`shuffle-leader`, TiKV's
+    /// scheduler's name for it, is the same).
     #[value(alias = "shuffle-leader")]
     LeaderTransfer,
     Split,
