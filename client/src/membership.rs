@@ -175,6 +175,15 @@ impl Client {
                 shard.0, d.conf_ver
             )));
         }
+        // A planned move starts from a settled shard, so its first change
+        // is the learner, at the planned version (not a wait, then a later
+        // version, nor a promotion of someone else's learner).
+        if planned.is_some() && (is_joint(&d) || role_of(&d, to).is_some()) {
+            return Err(Error::InvalidArgument(format!(
+                "shard {} is in the middle of a membership change; a planned move starts from voters only",
+                shard.0
+            )));
+        }
         if is_joint(&d) {
             d = self.wait_until_not_joint(shard).await?;
         }
