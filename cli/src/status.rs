@@ -48,7 +48,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
     }
     writeln!(
         out,
-        "\n{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9} {:>10} {:>7} {:>8}  SAFE_TS",
+        "\n{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9} {:>10} {:>8} {:>7} {:>8}  SAFE_TS",
         "SHARD",
         "RANGE",
         "EPOCH",
@@ -61,6 +61,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
         "APPLIED",
         "SNAPSHOTS",
         "SIZE",
+        "KEYS",
         "READS/S",
         "WRITES/S"
     )?;
@@ -75,7 +76,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
         let leader = if r.leader_server_id == 0 { "-".to_string() } else { format!("s{}", r.leader_server_id) };
         writeln!(
             out,
-            "{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9} {:>10} {:>7.0} {:>8.0}  {}",
+            "{:<6} {:<20} {:<7} {:<8} {:<7} {:<17} {:>5} {:<7} {:>9} {:>9} {:>9} {:>10} {:>8} {:>7.0} {:>8.0}  {}",
             shard,
             display::range(&r.start_key, &r.end_key),
             format!("rv{} cv{}", r.range_ver, r.conf_ver),
@@ -92,6 +93,7 @@ pub async fn render(client: &Client) -> anyhow::Result<String> {
             r.applied_index,
             r.snapshots_installed,
             display::size(r.estimated_bytes),
+            r.keys.map_or("-".to_string(), |k| k.to_string()),
             r.reads_per_s,
             r.writes_per_s,
             Timestamp::from_nanos(r.safe_ts),

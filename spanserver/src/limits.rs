@@ -185,6 +185,12 @@ pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const LOAD_SAMPLE_EVERY: u64 = 8;
 pub const LOAD_SAMPLE_KEYS: usize = 512;
 
+/// The key count a shard's leader reports (`spandb status`) reads at most
+/// this many bytes of the shard's versions each time the shard was written
+/// since the last count (the split queue's round): exact up to it, beyond
+/// extrapolated from the bytes per key read so far.
+pub const KEY_COUNT_SCAN_BYTES_MAX: u64 = 1024 * 1024;
+
 /// How often a replica that knows no leader asks the other servers
 /// whether it still belongs to its shard (`replica_gc.rs`).
 pub const REPLICA_GC_INTERVAL: Duration = Duration::from_secs(10);

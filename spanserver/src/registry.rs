@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::limits;
 use crate::storage::snapshot::InstallSeq;
 use meta::ClusterSpec;
-use meta::{ReplicaId, ServerId, ShardDescriptor, ShardId};
+use meta::{RangeVer, ReplicaId, ServerId, ShardDescriptor, ShardId};
 
 /// A replica's Raft role, as raft-rs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -137,6 +137,9 @@ pub struct ReplicaShared {
     /// Requests and, of those, writes a second over the split queue's
     /// last round (see [`ReplicaShared::load_rates`]), set together.
     load_rates: Mutex<(f64, f64)>,
+    /// The keys the split queue last counted at this leader, and the
+    /// range version it counted them under (see [`ReplicaShared::keys`]).
+    key_count: Mutex<Option<(RangeVer, u64)>>,
 }
 
 /// What a request does with the keys it names, for the load a replica
@@ -169,6 +172,7 @@ impl ReplicaShared {
             writes: AtomicU64::new(0),
             sampled_keys: Mutex::new(std::collections::VecDeque::new()),
             load_rates: Mutex::new((0.0, 0.0)),
+            key_count: Mutex::new(None),
         }
     }
 
@@ -186,6 +190,18 @@ impl ReplicaShared {
 
     pub fn set_load_rates(&self, requests_per_s: f64, writes_per_s: f64) {
         *self.load_rates.lock().unwrap_or_else(PoisonError::into_inner) = (requests_per_s, writes_per_s);
+    }
+
+    /// The keys this replica's shard holds, as the split queue last
+    /// counted them at this replica while it led under range version
+    /// `range_ver` (`None`: not counted under it). Exact for a shard of up
+    /// to [`limits::KEY_COUNT_SCAN_BYTES_MAX`]; beyond, extrapolated.
+    pub fn keys(&self, range_ver: RangeVer) -> Option<u64> {
+        self.key_count.lock().unwrap_or_else(PoisonError::into_inner).filter(|(v, _)| *v == range_ver).map(|(_, n)| n)
+    }
+
+    pub fn set_keys(&self, range_ver: RangeVer, keys: u64) {
+        *self.key_count.lock().unwrap_or_else(PoisonError::into_inner) = Some((range_ver, keys));
     }
 
     /// One request for `key` (its first key) reached this replica: load

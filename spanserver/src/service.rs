@@ -239,6 +239,7 @@ impl proto::admin_server::Admin for AdminService {
                     writes_per_s: writes,
                     down_replica_ids: p.down_replicas.iter().map(|r| r.0).collect(),
                     pending_replica_ids: p.pending_replicas.iter().map(|r| r.0).collect(),
+                    keys: (p.role == crate::registry::Role::Leader).then(|| r.keys(d.epoch.range_ver)).flatten(),
                 }
             })
             .collect();

@@ -23,8 +23,9 @@
 //! the shard refuses (a prepared transaction holds a key that would
 //! move; the shard changed meanwhile) is tried again next round.
 //! Only the event loop changes shards: this task only reads and asks.
-//! Each round it also notes every replica's request rate, which
-//! `spandb status` shows (so it runs even with both splits off).
+//! Each round it also notes every replica's request rate, and counts the
+//! keys of each shard led here that was written since its last count,
+//! which `spandb status` shows (so it runs even with both splits off).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use tokio::sync::oneshot;
 
 use crate::config::SplitConfig;
 use crate::inbox::{LoopHandle, LoopMsg};
+use crate::limits;
 use crate::peers::Peers;
 use crate::registry::{Registry, ReplicaShared, Role};
 use crate::requests::DataRequests;
@@ -71,7 +73,13 @@ pub fn start(
                 let load = r.take_load();
                 let seconds = config.check_interval().as_secs_f64();
                 r.set_load_rates(load.0 as f64 / seconds, writes as f64 / seconds);
-                if !splits || r.progress().role != Role::Leader || !r.descriptor().is_initialized() {
+                if r.progress().role != Role::Leader || !r.descriptor().is_initialized() {
+                    continue;
+                }
+                if let Err(e) = count_keys(&r, writes, &requests).await {
+                    tracing::info!(shard = %r.shard_id, "key count failed: {e}");
+                }
+                if !splits {
                     continue;
                 }
                 if let Err(e) = check(&config, &r, load, &requests, &peers, &event_loop).await {
@@ -130,6 +138,34 @@ pub fn estimated_bytes(engine: &Engine, r: &ReplicaShared) -> u64 {
     let (lower, upper) = range_bounds(&d.start_key, &d.end_key);
     let on_disk = engine.db().get_approximate_sizes_cf(&engine.cf(CF_DATA), &[rocksdb::Range::new(&lower, &upper)]);
     on_disk.first().copied().unwrap_or(0).saturating_add(r.written_bytes())
+}
+
+/// Counts the keys of `r`'s shard again if it was written (`writes`) or
+/// not counted under its range yet: exact up to
+/// [`limits::KEY_COUNT_SCAN_BYTES_MAX`] of versions, beyond extrapolated
+/// to [`estimated_bytes`] at the bytes per key of what was read.
+async fn count_keys(r: &ReplicaShared, writes: u64, requests: &DataRequests) -> Result<(), String> {
+    let d = r.descriptor();
+    if writes == 0 && r.keys(d.epoch.range_ver).is_some() {
+        return Ok(());
+    }
+    let engine = requests.engine().map_err(|e| e.to_string())?;
+    let (start, end) = (d.start_key.clone(), d.end_key.clone());
+    let reading = engine.clone();
+    let count = tokio::task::spawn_blocking(move || {
+        Reader::new(&reading).count_keys(&start, &end, limits::KEY_COUNT_SCAN_BYTES_MAX)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let keys = if count.complete || count.bytes == 0 {
+        count.keys
+    } else {
+        let per_key = count.bytes as f64 / count.keys.max(1) as f64;
+        count.keys.max((estimated_bytes(&engine, r) as f64 / per_key) as u64)
+    };
+    r.set_keys(d.epoch.range_ver, keys);
+    Ok(())
 }
 
 /// The key that halves the sampled load of shard `d`, if it served more

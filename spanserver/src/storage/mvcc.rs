@@ -90,6 +90,15 @@ pub struct ScanPage {
     pub newest_ts: Timestamp,
 }
 
+/// What [`Reader::count_keys`] found: `keys` keys in `bytes` bytes of
+/// versions, the whole range if `complete`, else only its beginning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyCount {
+    pub keys: u64,
+    pub bytes: u64,
+    pub complete: bool,
+}
+
 /// A consistent, point-in-time view of the data column family.
 pub struct Reader<'a> {
     engine: &'a Engine,
@@ -269,6 +278,33 @@ impl<'a> Reader<'a> {
         Ok(halfway.filter(|k| k.as_slice() > start))
     }
 
+    /// Counts the keys stored in `[start, end)` (a key with versions
+    /// counts once, deleted or not until GC removes it), reading at most
+    /// about `bytes_max` bytes of versions: beyond, the count is of the
+    /// range's beginning only and says so ([`KeyCount::complete`]).
+    pub fn count_keys(&self, start: &[u8], end: &[u8], bytes_max: u64) -> Result<KeyCount> {
+        let (lower, upper) = range_bounds(start, end);
+        let mut it = self.db().raw_iterator_cf_opt(self.engine.cf(CF_DATA), self.read_opts(upper));
+        it.seek(&lower);
+        let mut count = KeyCount { keys: 0, bytes: 0, complete: true };
+        let mut current = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if count.bytes >= bytes_max {
+                count.complete = false;
+                break;
+            }
+            let (user_key, _) = decode_version_key(k).map_err(malformed)?;
+            if count.keys == 0 || user_key != current {
+                count.keys += 1;
+                current = user_key;
+            }
+            count.bytes += (k.len() + v.len()) as u64;
+            it.next();
+        }
+        it.status()?;
+        Ok(count)
+    }
+
     /// Calls `f` with every stored key and value of column family `cf` in
     /// `[lower, upper)`, in order, as of this view, stopping at the first
     /// error (building snapshots streams a shard's versions this way).
@@ -439,6 +475,25 @@ mod tests {
         assert_eq!(at("k5", "", 200).as_deref(), Some("k6"));
         assert_eq!(at("k5", "k6", 50), None, "one key cannot split");
         assert_eq!(at("k9", "", 10), None, "the halfway key is the range's first");
+    }
+
+    /// Goal: a key counts once however many versions it has, a deleted
+    /// key still counts, both bounds hold, and a count that reaches its
+    /// byte limit stops there and says it is partial.
+    #[test]
+    fn key_counts_count_keys_not_versions_and_stop_at_the_limit() {
+        let d = db();
+        write(&d.engine, &[("a", 5, Some("1")), ("a", 9, Some("2")), ("b", 7, None), ("c", 3, Some("3"))]);
+        let reader = Reader::new(&d.engine);
+        let count =
+            |start: &str, end: &str, max: u64| reader.count_keys(start.as_bytes(), end.as_bytes(), max).unwrap();
+        let all = count("", "", 1 << 20);
+        assert_eq!((all.keys, all.complete), (3, true));
+        assert_eq!(count("b", "c", 1 << 20).keys, 1, "the end is exclusive, a tombstone counts");
+        assert_eq!(count("d", "", 1 << 20), KeyCount { keys: 0, bytes: 0, complete: true });
+        let partial = count("", "", 1);
+        assert_eq!((partial.keys, partial.complete), (1, false));
+        assert!(partial.bytes > 0 && partial.bytes < all.bytes);
     }
 
     /// Goal: the grid in the module docs, read at every interesting

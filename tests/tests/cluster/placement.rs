@@ -565,7 +565,7 @@ async fn a_load_split_spreads_its_halves_leaderships_under_constant_load() -> an
 /// crash a follower's server; poll until the leader reports that replica
 /// down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_leader_reports_its_load_and_a_silent_replica_and_a_server_its_disk() -> anyhow::Result<()> {
+async fn a_leader_reports_its_load_and_keys_and_a_silent_replica_and_a_server_its_disk() -> anyhow::Result<()> {
     use tests::wait::wait_until;
     init();
     let mut options = ClusterOptions::new(3);
@@ -589,6 +589,27 @@ async fn a_leader_reports_its_load_and_a_silent_replica_and_a_server_its_disk() 
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "no load reported: {r:?}");
+    }
+    // The leader counts its shard's keys: once each, however often
+    // written, and the new ones once written.
+    let mut counted = None;
+    wait_until(HEAL_TIMEOUT, || {
+        counted = c.replica(leader, 1).and_then(|r| r.keys(r.descriptor().epoch.range_ver));
+        counted.is_some()
+    })
+    .await?;
+    let before = counted.expect("counted");
+    assert!(before >= 40, "40 keys written, {before} counted");
+    for i in 100..110 {
+        client.put(&key(i), b"v").await?;
+        client.put(&key(i), b"w").await?;
+    }
+    let mut keys = None;
+    let deadline = tokio::time::Instant::now() + HEAL_TIMEOUT;
+    while keys != Some(before + 10) {
+        assert!(tokio::time::Instant::now() < deadline, "{before} keys, then 10 more: {keys:?} reported");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        keys = report(&client.server_status(&c.addr(leader)).await?).expect("the leader's replica").keys;
     }
     let follower = (1..=3).find(|s| *s != leader).expect("a follower");
     let silent = c.replica(follower, 1).expect("the follower's replica").replica_id.0;
