@@ -53,7 +53,12 @@
 //!      leadership goes there (a restarted server leads nothing at first).
 //!
 //!    Never to a server whose clock its peers do not trust: it would hand
-//!    the leadership straight back.
+//!    the leadership straight back. And never the system shard's (the
+//!    one whose range starts at the first key): the driver runs where it
+//!    leads, so handing it over restarts the driver elsewhere, with its
+//!    servers' silence clocks started again. Drivers handing it to each
+//!    other faster than `dead_after` would never find a dead server dead.
+//!    Its leader leaves a draining or untrusted server by itself.
 //!
 //! Rules 2 and 3 make one change at a time, and only while nothing else
 //! is in flight: the next round sees its effect before planning another.
@@ -470,7 +475,7 @@ impl Scheduler {
         for report in self.shards.values().filter(|r| r.leader == Some(from)) {
             let d = &report.descriptor;
             let load = self.load_of(report);
-            if load <= 0.0 || !is_settled(d) || !d.replicas.iter().all(|r| live.contains(&r.server_id)) {
+            if load <= 0.0 || !is_balanceable(d, live) {
                 continue;
             }
             for to in
@@ -510,7 +515,7 @@ impl Scheduler {
                 continue;
             }
             let d = &report.descriptor;
-            if !is_settled(d) || !d.replicas.iter().all(|r| live.contains(&r.server_id)) {
+            if !is_balanceable(d, live) {
                 continue;
             }
             for r in d.replicas.iter().filter(|r| r.server_id != from && !self.untrusted_clocks.contains(&r.server_id))
@@ -529,6 +534,12 @@ impl Scheduler {
 /// Only voters, and initialized: no move is under way.
 fn is_settled(d: &ShardDescriptor) -> bool {
     d.is_initialized() && !d.replicas.is_empty() && d.replicas.iter().all(|r| r.role == ReplicaRole::Voter)
+}
+
+/// May rule 3 hand shard `d`'s leadership over? Settled, every voter
+/// `live`, and not the system shard (module docs, rule 3).
+fn is_balanceable(d: &ShardDescriptor, live: &BTreeSet<ServerId>) -> bool {
+    is_settled(d) && d.replicas.iter().all(|r| live.contains(&r.server_id)) && !d.start_key.is_empty()
 }
 
 /// The server with the fewest replicas among those `allowed` (ties: the
@@ -622,6 +633,26 @@ mod tests {
         s.finished(ShardId(2));
         // 2, 1, 1: balanced enough.
         assert_eq!(s.plan(t0), vec![]);
+    }
+
+    /// The system shard's leadership stays where the driver runs: server
+    /// 1 leads it and shard 2, servers 2 and 3 nothing; shard 2's
+    /// leadership goes, by count and by load, and the system shard's
+    /// never, even when it is the only one to hand over.
+    #[test]
+    fn the_system_shards_leadership_is_never_handed_over_for_balance() {
+        let t0 = Instant::now();
+        let mut system = led_by(shard(1, &[1, 2, 3], 1), 1);
+        system.descriptor.start_key = Vec::new();
+        let shards = vec![system.clone(), led_by(shard(2, &[1, 2, 3], 1), 1)];
+        let mut s = scheduler(&[1, 2, 3], &shards, t0);
+        assert_eq!(transfers(&s.plan(t0)), vec![(2, 2)], "by count");
+        let mut s = scheduler(&[1, 2, 3], &shards, t0);
+        loads(&mut s, &[(1, 900.0), (2, 300.0)]);
+        assert_eq!(transfers(&s.plan(t0)), vec![(2, 2)], "by load");
+        let mut alone = scheduler(&[1, 2, 3], &[system], t0);
+        loads(&mut alone, &[(1, 900.0)]);
+        assert_eq!(alone.plan(t0), vec![]);
     }
 
     /// Sets the shards' loads: (shard, requests a second).
