@@ -210,13 +210,35 @@ pub fn descriptor_of(d: &proto::ShardDescriptor) -> ShardDescriptor {
             .map(|r| ReplicaDescriptor {
                 replica_id: ReplicaId(r.replica_id),
                 server_id: ServerId(r.server_id),
-                role: match r.role() {
-                    proto::ReplicaRole::Voter => ReplicaRole::Voter,
-                    proto::ReplicaRole::Learner => ReplicaRole::Learner,
-                    proto::ReplicaRole::IncomingVoter => ReplicaRole::IncomingVoter,
-                    proto::ReplicaRole::DemotingVoter => ReplicaRole::DemotingVoter,
+                // An unknown role (from a newer server) reads as a
+                // learner, as the servers read it: never a voter to count
+                // on (prost's `role()` would read it as a voter).
+                role: match proto::ReplicaRole::try_from(r.role) {
+                    Ok(proto::ReplicaRole::Voter) => ReplicaRole::Voter,
+                    Ok(proto::ReplicaRole::IncomingVoter) => ReplicaRole::IncomingVoter,
+                    Ok(proto::ReplicaRole::DemotingVoter) => ReplicaRole::DemotingVoter,
+                    Ok(proto::ReplicaRole::Learner) | Err(_) => ReplicaRole::Learner,
                 },
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: the driver reads roles as the servers do; one it does not
+    /// know (a newer server's) is never counted as a voter.
+    #[test]
+    fn an_unknown_role_reads_as_a_learner() {
+        let replica = |role: i32| proto::ReplicaDescriptor { replica_id: 1, server_id: 1, role };
+        let d = proto::ShardDescriptor {
+            shard_id: 1,
+            replicas: vec![replica(0), replica(2), replica(99)],
+            ..Default::default()
+        };
+        let roles: Vec<ReplicaRole> = descriptor_of(&d).replicas.iter().map(|r| r.role).collect();
+        assert_eq!(roles, vec![ReplicaRole::Voter, ReplicaRole::IncomingVoter, ReplicaRole::Learner]);
     }
 }
