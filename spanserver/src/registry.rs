@@ -204,6 +204,10 @@ impl ReplicaShared {
         *self.key_count.lock().unwrap_or_else(PoisonError::into_inner) = Some((range_ver, keys));
     }
 
+    pub fn forget_keys(&self) {
+        *self.key_count.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// One request for `key` (its first key) reached this replica: load
     /// for the split queue's split by load. Cheap: a counter or two, and a
     /// lock for one request in [`limits::LOAD_SAMPLE_EVERY`].

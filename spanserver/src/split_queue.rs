@@ -74,6 +74,9 @@ pub fn start(
                 let seconds = config.check_interval().as_secs_f64();
                 r.set_load_rates(load.0 as f64 / seconds, writes as f64 / seconds);
                 if r.progress().role != Role::Leader || !r.descriptor().is_initialized() {
+                    // Writes a later leader takes are not counted here:
+                    // leading again, this replica counts afresh.
+                    r.forget_keys();
                     continue;
                 }
                 if let Err(e) = count_keys(&r, writes, &requests).await {
