@@ -558,12 +558,13 @@ async fn a_load_split_spreads_its_halves_leaderships_under_constant_load() -> an
 
 /// Goal: what a server reports for the placement driver and `spandb
 /// status` (`Admin.ServerStatus`): its disk's size and free space; at a
-/// shard's leader, the reads and writes a second it served, and the
-/// replica of a server that went silent, as down.
+/// shard's leader, the reads and writes a second it served, its shard's
+/// keys, and the replica of a server that went silent, as down.
 /// Method: 3 servers, one shard, the split queue measuring every 500 ms;
 /// 40 writes and 40 reads; poll the leader's report until it counts both;
-/// crash a follower's server; poll until the leader reports that replica
-/// down.
+/// write 10 new keys twice each and poll until the key count grew by
+/// exactly 10; crash a follower's server; poll until the leader reports
+/// that replica down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_reports_its_load_and_keys_and_a_silent_replica_and_a_server_its_disk() -> anyhow::Result<()> {
     use tests::wait::wait_until;
