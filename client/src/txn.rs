@@ -107,6 +107,8 @@ pub struct Txn {
     locked_shards: Arc<Mutex<BTreeSet<ShardId>>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     finished: bool,
+    /// The transaction must happen before it ([`Txn::set_deadline`]).
+    deadline: Option<Timestamp>,
 }
 
 impl Txn {
@@ -122,6 +124,7 @@ impl Txn {
             locked_shards: Arc::default(),
             heartbeat: None,
             finished: false,
+            deadline: None,
         }
     }
 
@@ -133,11 +136,23 @@ impl Txn {
         self.priority
     }
 
+    /// From now on, the transaction must happen before `deadline`: the
+    /// servers grant its reads only while their clocks' `latest` is below
+    /// it, and commit it only at a timestamp below it; else it aborts
+    /// ([`Error::Aborted`], retryable). A SQL gateway sets it to the end
+    /// of the table descriptor leases the transaction's statements used
+    /// (F1's rule), and lifts it (`None`) once it has read those
+    /// descriptors under locks instead.
+    pub fn set_deadline(&mut self, deadline: Option<Timestamp>) {
+        self.deadline = deadline;
+    }
+
     fn meta(&self) -> proto::TxnMeta {
         proto::TxnMeta {
             txn_id: self.id.0.to_be_bytes().to_vec(),
             priority_ts: self.priority.start_ts.as_nanos(),
             priority_txn: self.priority.txn.0.to_be_bytes().to_vec(),
+            deadline: self.deadline.map(Timestamp::as_nanos),
         }
     }
 

@@ -826,7 +826,8 @@ impl DataRequests {
                 self.check_route(&r, req.range_ver, Access::Read, &mut std::iter::once(span.start.as_slice()))?;
             (LockTarget::Key(span.start.clone()), Vec::new(), 1, checked)
         };
-        let input = Input::Read { req: RequestId(0), txn, priority, target, lease: req.lease.map(lease_from_proto) };
+        let (lease, deadline) = (req.lease.map(lease_from_proto), txn_deadline(req.txn.as_ref()));
+        let input = Input::Read { req: RequestId(0), txn, priority, target, lease, deadline };
         let lease = match self.txn_call(&r, input, self.time.write_timeout()).await? {
             Some(Answer::Locked { lease }) => Some(lease_to_proto(lease)),
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a read: {other:?}"))),
@@ -928,8 +929,18 @@ impl DataRequests {
             }
             participants.push((shard, prepare_ts));
         }
-        let lease = req.lease.map(lease_from_proto);
-        let input = Input::Commit { req: RequestId(0), txn, priority, writes, reads, lease, participants, conditions };
+        let (lease, deadline) = (req.lease.map(lease_from_proto), txn_deadline(req.txn.as_ref()));
+        let input = Input::Commit {
+            req: RequestId(0),
+            txn,
+            priority,
+            writes,
+            reads,
+            lease,
+            participants,
+            conditions,
+            deadline,
+        };
         let (commit_ts, applied) = match self.txn_call(&r, input, self.time.write_timeout()).await? {
             Some(Answer::Committed { commit_ts, applied }) => (commit_ts, applied),
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a commit: {other:?}"))),
@@ -1073,6 +1084,12 @@ fn txn_meta(meta: Option<&proto::TxnMeta>) -> Result<(TxnId, Priority)> {
         command::txn_id_from(&meta.priority_txn).map_err(Error::InvalidArgument)?
     };
     Ok((txn, Priority::new(Timestamp::from_nanos(meta.priority_ts), priority_txn)))
+}
+
+/// The time a transaction must happen before, if it has one
+/// ([`Input::Read`]).
+fn txn_deadline(meta: Option<&proto::TxnMeta>) -> Option<Timestamp> {
+    meta.and_then(|m| m.deadline).map(Timestamp::from_nanos)
 }
 
 /// How a plain write turned out.

@@ -583,6 +583,7 @@ fn advance(c: &mut SteppedCluster, t: &mut Txn) -> Option<Outcome> {
                     priority: t.priority,
                     target: LockTarget::Key(key_name(k)),
                     lease,
+                    deadline: None,
                 };
                 let (server, reply) = match send(c, shard, input) {
                     Ok(sent) => sent,
@@ -759,6 +760,7 @@ fn send_commit(c: &mut SteppedCluster, t: &Txn, participants: Vec<(ShardId, Time
         lease,
         participants,
         conditions: Vec::new(),
+        deadline: None,
     };
     let (server, reply) = send(c, coord, input).map_err(|e| Outcome::Fail(format!("the commit at {coord}: {e}")))?;
     Ok(Step::Committing { server, reply, deadline: c.now() + REQUEST_TIMEOUT })

@@ -98,7 +98,7 @@ impl Runner {
             let shard = c.shard_of(key.as_bytes());
             let lease = leases.get(&shard).map(|(l, _)| *l);
             let target = LockTarget::Key(key.as_bytes().to_vec());
-            let input = Input::Read { req: RequestId(0), txn, priority, target: target.clone(), lease };
+            let input = Input::Read { req: RequestId(0), txn, priority, target: target.clone(), lease, deadline: None };
             match c.call(shard, input, ANSWER_WITHIN) {
                 Ok(Answer::Locked { lease }) => leases.entry(shard).or_insert((lease, Vec::new())).1.push(target),
                 other => {
@@ -140,8 +140,18 @@ impl Runner {
         }
         let (writes, reads) = parts[&coordinator].clone();
         let lease = lease_of(&coordinator, &reads);
-        let conditions = Vec::new();
-        let input = Input::Commit { req: RequestId(0), txn, priority, writes, reads, lease, participants, conditions };
+        let (conditions, deadline) = (Vec::new(), None);
+        let input = Input::Commit {
+            req: RequestId(0),
+            txn,
+            priority,
+            writes,
+            reads,
+            lease,
+            participants,
+            conditions,
+            deadline,
+        };
         match c.call(coordinator, input, ANSWER_WITHIN) {
             Ok(Answer::Committed { .. }) => writeln!(out, "{txn}: committed at {coordinator}")?,
             other => writeln!(out, "{txn}: commit at {coordinator}: {other:?}")?,

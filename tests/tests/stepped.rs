@@ -283,8 +283,14 @@ struct Prepared {
 fn read_a_and_prepare_z(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepared {
     let txn = TxnId::random(u128::from(seed) << 64 | 1);
     let priority = Priority::new(Timestamp::from_nanos(1), txn);
-    let read =
-        txn::Input::Read { req: RequestId(0), txn, priority, target: LockTarget::Key(b"a".to_vec()), lease: None };
+    let read = txn::Input::Read {
+        req: RequestId(0),
+        txn,
+        priority,
+        target: LockTarget::Key(b"a".to_vec()),
+        lease: None,
+        deadline: None,
+    };
     let lease = match c.call(ShardId(1), read, Duration::from_secs(1)) {
         Ok(txn::Answer::Locked { lease }) => lease,
         other => panic!("seed {seed}: the read of a: {other:?}"),
@@ -316,6 +322,7 @@ fn commit_input(p: &Prepared, value: &str) -> txn::Input {
         lease: Some(p.lease),
         participants: vec![(ShardId(2), p.prepare_ts)],
         conditions: Vec::new(),
+        deadline: None,
     }
 }
 
@@ -423,8 +430,14 @@ fn a_participant_whose_transaction_was_never_committed_asks_and_aborts_it() {
 fn prepare_x_and_z_then_split_at_y(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepared {
     let txn = TxnId::random(u128::from(seed) << 64 | 2);
     let priority = Priority::new(Timestamp::from_nanos(1), txn);
-    let read =
-        txn::Input::Read { req: RequestId(0), txn, priority, target: LockTarget::Key(b"a".to_vec()), lease: None };
+    let read = txn::Input::Read {
+        req: RequestId(0),
+        txn,
+        priority,
+        target: LockTarget::Key(b"a".to_vec()),
+        lease: None,
+        deadline: None,
+    };
     let lease = match c.call(ShardId(1), read, Duration::from_secs(1)) {
         Ok(txn::Answer::Locked { lease }) => lease,
         other => panic!("seed {seed}: the read of a: {other:?}"),
@@ -656,8 +669,14 @@ fn a_commit_whose_read_moved_before_it_applied_is_refused() {
         c.run_until(Duration::from_secs(1));
         let txn = TxnId::random(u128::from(seed) << 64 | 4);
         let priority = Priority::new(Timestamp::from_nanos(1), txn);
-        let read =
-            txn::Input::Read { req: RequestId(0), txn, priority, target: LockTarget::Key(b"z".to_vec()), lease: None };
+        let read = txn::Input::Read {
+            req: RequestId(0),
+            txn,
+            priority,
+            target: LockTarget::Key(b"z".to_vec()),
+            lease: None,
+            deadline: None,
+        };
         let lease = match c.call(ShardId(2), read, Duration::from_secs(1)) {
             Ok(txn::Answer::Locked { lease }) => lease,
             other => panic!("seed {seed}: the read of z: {other:?}"),
@@ -673,6 +692,7 @@ fn a_commit_whose_read_moved_before_it_applied_is_refused() {
             lease: Some(lease),
             participants: Vec::new(),
             conditions: Vec::new(),
+            deadline: None,
         };
         let mut committed = c.submit(leader, ShardId(2), commit);
         let answer = answer_within(&mut c, &mut committed, Duration::from_secs(2));

@@ -288,6 +288,9 @@ pub enum AbortReason {
     ShardSplit,
     /// A condition of its prepare did not hold ([`Answer::ConditionsFailed`]).
     ConditionsFailed,
+    /// A read would have been granted, or its commit timestamp fallen, at
+    /// or after the transaction's deadline ([`Input::Read`]).
+    DeadlinePassed,
 }
 
 impl fmt::Display for AbortReason {
@@ -305,6 +308,9 @@ impl fmt::Display for AbortReason {
             AbortReason::PrepareExpired => f.write_str("a participant prepared too long ago"),
             AbortReason::ShardSplit => f.write_str("the shard split, and its keys moved"),
             AbortReason::ConditionsFailed => f.write_str("a key written with a condition did not meet it"),
+            AbortReason::DeadlinePassed => {
+                f.write_str("it ran past its deadline (the end of a table descriptor's lease it used)")
+            }
         }
     }
 }
@@ -421,12 +427,20 @@ pub enum Input {
     /// A read-write transaction reads `target`: take a shared lock.
     /// `lease`: the one its earlier reads here were answered with (`None`
     /// for its first).
+    ///
+    /// `deadline`: the transaction must happen before it (the client's
+    /// promise to a schema it cached, F1's rule: the earliest end of the
+    /// table descriptor leases its statements used). A read is granted
+    /// only while `now.latest` is below it, and a commit only at a
+    /// timestamp below it; else the transaction aborts
+    /// ([`AbortReason::DeadlinePassed`], retryable).
     Read {
         req: RequestId,
         txn: TxnId,
         priority: Priority,
         target: LockTarget,
         lease: Option<LockLease>,
+        deadline: Option<Timestamp>,
     },
     /// Prepare `txn` here (a participant that is not the coordinator).
     Prepare {
@@ -459,6 +473,8 @@ pub enum Input {
         /// plain write's). If one fails, the commit writes nothing and a
         /// coordinator decides abort for its participants.
         conditions: Vec<Condition>,
+        /// The commit timestamp must be below it ([`Input::Read`]).
+        deadline: Option<Timestamp>,
     },
     /// A plain write (an internal one-shard transaction).
     Write {
@@ -556,7 +572,9 @@ impl Input {
 /// What a parked request does once its locks are held.
 #[derive(Clone, Debug)]
 enum Then {
-    Read,
+    Read {
+        deadline: Option<Timestamp>,
+    },
     Prepare {
         writes: Vec<Write>,
         reads: Vec<LockTarget>,
@@ -569,6 +587,7 @@ enum Then {
         participants: Vec<(ShardId, Timestamp)>,
         reads: Vec<LockTarget>,
         received: TtInterval,
+        deadline: Option<Timestamp>,
     },
 }
 
@@ -760,10 +779,10 @@ impl ShardTxns {
                     out.push(Output::Reply { req, result: Err(TxnError::NotLeader) });
                 }
             }
-            Input::Read { req, txn, priority, target, lease } => {
+            Input::Read { req, txn, priority, target, lease, deadline } => {
                 if self.admit(req, txn, lease, now, &mut out).is_some() {
                     let wanted = VecDeque::from([(target, LockMode::Shared)]);
-                    self.park(req, txn, priority, wanted, Then::Read, now, &mut out);
+                    self.park(req, txn, priority, wanted, Then::Read { deadline }, now, &mut out);
                 }
             }
             Input::Prepare { req, txn, priority, writes, reads, lease, coordinator, conditions } => {
@@ -793,7 +812,7 @@ impl ShardTxns {
                     self.park(req, txn, priority, wanted, then, now, &mut out);
                 }
             }
-            Input::Commit { req, txn, priority, writes, reads, lease, participants, conditions } => {
+            Input::Commit { req, txn, priority, writes, reads, lease, participants, conditions, deadline } => {
                 if let Some(d) = self.decisions.get(&txn) {
                     out.push(Output::Reply { req, result: outcome_answer(d.outcome) });
                     return out;
@@ -806,7 +825,7 @@ impl ShardTxns {
                     return out;
                 }
                 if let Some(wanted) = self.admit_decision(req, txn, &writes, &reads, lease, now, &mut out) {
-                    let then = Then::Commit { writes, conditions, participants, reads, received: now };
+                    let then = Then::Commit { writes, conditions, participants, reads, received: now, deadline };
                     self.park(req, txn, priority, wanted, then, now, &mut out);
                 }
             }
@@ -823,7 +842,14 @@ impl ShardTxns {
                 let keys: BTreeSet<Vec<u8>> =
                     writes.iter().map(|w| w.key.clone()).chain(conditions.iter().map(|c| c.key.clone())).collect();
                 let wanted = keys.into_iter().map(|k| (LockTarget::Key(k), LockMode::Exclusive)).collect();
-                let then = Then::Commit { writes, conditions, participants: vec![], reads: vec![], received: now };
+                let then = Then::Commit {
+                    writes,
+                    conditions,
+                    participants: vec![],
+                    reads: vec![],
+                    received: now,
+                    deadline: None,
+                };
                 self.park(req, txn, priority, wanted, then, now, &mut out);
             }
             Input::Abort { req, txn } => {
@@ -1134,7 +1160,7 @@ impl ShardTxns {
     /// Every lock of a parked request is held: do what it came for.
     fn locks_held(&mut self, req: RequestId, p: Parked, now: TtInterval, out: &mut Vec<Output>) {
         let deciding = self.active.get(&p.txn).is_some_and(|a| a.phase == Phase::Deciding);
-        if (deciding || self.prepared.contains_key(&p.txn)) && !matches!(p.then, Then::Read) {
+        if (deciding || self.prepared.contains_key(&p.txn)) && !matches!(p.then, Then::Read { .. }) {
             // A second prepare or commit of it, parked before the first
             // went ahead (no honest client sends both): one decision per
             // transaction per shard. Going on would let this one's apply
@@ -1144,7 +1170,12 @@ impl ShardTxns {
             return;
         }
         match p.then {
-            Then::Read => {
+            Then::Read { deadline } => {
+                if deadline.is_some_and(|d| now.latest >= d) {
+                    self.abort_active(p.txn, AbortReason::DeadlinePassed, now, out);
+                    out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::DeadlinePassed)) });
+                    return;
+                }
                 let Some(lease) = self.active.get(&p.txn).map(|a| a.lease) else {
                     // Cannot happen: an aborted transaction's requests are
                     // failed and its waits cancelled.
@@ -1161,9 +1192,15 @@ impl ShardTxns {
                     PreparedTxn { txn, priority, prepare_ts, coordinator, writes, reads, conditions, heirs: vec![] };
                 out.push(Output::Propose { req: Some(req), command: TxnCommand::Prepare(record) });
             }
-            Then::Commit { writes, conditions, participants, reads, received } => {
+            Then::Commit { writes, conditions, participants, reads, received, deadline } => {
                 let prepare_timestamps: Vec<Timestamp> = participants.iter().map(|(_, ts)| *ts).collect();
                 let commit_ts = self.oracle.assign_commit(received, &prepare_timestamps);
+                if deadline.is_some_and(|d| commit_ts >= d) {
+                    // Nothing decided: participants that ask learn abort.
+                    self.abort_active(p.txn, AbortReason::DeadlinePassed, now, out);
+                    out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::DeadlinePassed)) });
+                    return;
+                }
                 self.deciding(p.txn);
                 let command = TxnCommand::Commit {
                     txn: p.txn,
@@ -1717,6 +1754,7 @@ mod tests {
             priority,
             target: LockTarget::Key(b"b".to_vec()),
             lease: None,
+            deadline: None,
         };
         assert!(matches!(s.step(now(1000), read)[..], [Output::Reply { result: Ok(Answer::Locked { .. }), .. }]));
         for req in 0..100 {
@@ -1743,7 +1781,7 @@ mod tests {
 
     fn read(req: u64, txn: TxnId, priority: Priority, key: &str, lease: Option<LockLease>) -> Input {
         let target = LockTarget::Key(key.as_bytes().to_vec());
-        Input::Read { req: RequestId(req), txn, priority, target, lease }
+        Input::Read { req: RequestId(req), txn, priority, target, lease, deadline: None }
     }
 
     fn keys(keys: &[&str]) -> Vec<LockTarget> {
@@ -1774,7 +1812,73 @@ mod tests {
         lease: Option<LockLease>,
     ) -> Input {
         let (writes, participants, conditions) = (vec![write(key)], vec![], vec![]);
-        Input::Commit { req: RequestId(req), txn, priority, writes, reads, lease, participants, conditions }
+        Input::Commit {
+            req: RequestId(req),
+            txn,
+            priority,
+            writes,
+            reads,
+            lease,
+            participants,
+            conditions,
+            deadline: None,
+        }
+    }
+
+    /// Goal: a transaction with a deadline (the end of a schema lease its
+    /// client used) gets no read granted and no commit timestamp at or
+    /// after it: it aborts, retryably, and its locks go; before the
+    /// deadline it reads and commits as any other.
+    /// Method: t1 reads "a" with deadline 2000 at 1000, then commits at
+    /// 1500 (its timestamp, 1501, below 2000). t2, deadline 2000, reads
+    /// "b" at 1000 and commits at 2500. t3, deadline 1800, asks to read
+    /// "c" at 1900. t4 then writes "b" and "c" at once: nothing of t2's
+    /// or t3's is left to wait for.
+    #[test]
+    fn a_transaction_past_its_deadline_neither_reads_nor_commits() {
+        let mut s = ShardTxns::restore(ShardId(1), Timestamp::ZERO, vec![], vec![]);
+        s.step(now(1000), Input::LeaderReady { term: Term(1) });
+        let deadline = |t| Some(Timestamp::from_nanos(t));
+        let with_deadline = |input: Input, d: Option<Timestamp>| match input {
+            Input::Read { req, txn, priority, target, lease, .. } => {
+                Input::Read { req, txn, priority, target, lease, deadline: d }
+            }
+            Input::Commit { req, txn, priority, writes, reads, lease, participants, conditions, .. } => {
+                Input::Commit { req, txn, priority, writes, reads, lease, participants, conditions, deadline: d }
+            }
+            other => other,
+        };
+        let (t1, t2, t3) = (TxnId(1), TxnId(2), TxnId(3));
+        let p = |t: TxnId| Priority::new(Timestamp::from_nanos(t.0 as u64), t);
+
+        let lease = locked(&s.step(now(1000), with_deadline(read(1, t1, p(t1), "a", None), deadline(2000))));
+        let out =
+            s.step(now(1500), with_deadline(commit(2, t1, p(t1), "a", keys(&["a"]), Some(lease)), deadline(2000)));
+        assert!(
+            matches!(&out[..], [Output::Propose { command: TxnCommand::Commit { commit_ts, .. }, .. }] if commit_ts.as_nanos() < 2000),
+            "before its deadline t1 commits: {out:?}"
+        );
+
+        let lease = locked(&s.step(now(1000), with_deadline(read(3, t2, p(t2), "b", None), deadline(2000))));
+        let out =
+            s.step(now(2500), with_deadline(commit(4, t2, p(t2), "b", keys(&["b"]), Some(lease)), deadline(2000)));
+        let aborted = Err(TxnError::Aborted(AbortReason::DeadlinePassed));
+        assert!(
+            matches!(&out[..], [Output::Reply { req: RequestId(4), result }] if *result == aborted),
+            "past its deadline t2's commit is refused: {out:?}"
+        );
+
+        let out = s.step(now(1900), with_deadline(read(5, t3, p(t3), "c", None), deadline(1800)));
+        assert!(
+            matches!(&out[..], [Output::Reply { req: RequestId(5), result }] if *result == aborted),
+            "past its deadline t3's read is refused: {out:?}"
+        );
+
+        let out = s.step(
+            now(2600),
+            Input::Write { req: RequestId(6), writes: vec![write("b"), write("c")], conditions: vec![] },
+        );
+        assert!(matches!(&out[..], [Output::Propose { req: Some(RequestId(6)), .. }]), "no lock left behind: {out:?}");
     }
 
     fn locked(out: &[Output]) -> LockLease {

@@ -121,8 +121,9 @@ fn txn_id_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn txn_meta() -> impl Strategy<Value = Option<proto::TxnMeta>> {
-    let meta = (txn_id_bytes(), timestamp(), prop_oneof![Just(Vec::new()), txn_id_bytes()])
-        .prop_map(|(txn_id, priority_ts, priority_txn)| proto::TxnMeta { txn_id, priority_ts, priority_txn });
+    let meta = (txn_id_bytes(), timestamp(), prop_oneof![Just(Vec::new()), txn_id_bytes()]).prop_map(
+        |(txn_id, priority_ts, priority_txn)| proto::TxnMeta { txn_id, priority_ts, priority_txn, deadline: None },
+    );
     prop_oneof![8 => meta.prop_map(Some), 1 => Just(None)]
 }
 

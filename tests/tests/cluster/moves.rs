@@ -266,7 +266,12 @@ async fn a_participant_reaches_a_coordinator_on_servers_it_shares_nothing_with()
     let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
     let prepare = proto::TxnPrepareRequest {
-        txn: Some(proto::TxnMeta { txn_id: 78u128.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] }),
+        txn: Some(proto::TxnMeta {
+            txn_id: 78u128.to_be_bytes().to_vec(),
+            priority_ts: 5,
+            priority_txn: vec![],
+            deadline: None,
+        }),
         shard_id: 1,
         range_ver: 0,
         coordinator_shard_id: child.0,

@@ -167,7 +167,12 @@ async fn a_split_over_a_prepared_transaction_leaves_it_prepared_on_both_halves()
     let mut raw = proto::txn_client::TxnClient::new(channel);
     let write = |key: &[u8]| proto::Mutation { key: key.to_vec(), value: b"never".to_vec(), delete: false };
     let prepare = proto::TxnPrepareRequest {
-        txn: Some(proto::TxnMeta { txn_id: 77u128.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] }),
+        txn: Some(proto::TxnMeta {
+            txn_id: 77u128.to_be_bytes().to_vec(),
+            priority_ts: 5,
+            priority_txn: vec![],
+            deadline: None,
+        }),
         shard_id: child,
         range_ver: 0,
         coordinator_shard_id: 1,

@@ -335,7 +335,8 @@ async fn a_vanished_client_loses_its_locks_after_the_keepalive_timeout() -> anyh
     let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
     let mut raw = proto::txn_client::TxnClient::new(channel);
-    let ghost = proto::TxnMeta { txn_id: 7u128.to_be_bytes().to_vec(), priority_ts: 1, priority_txn: vec![] };
+    let ghost =
+        proto::TxnMeta { txn_id: 7u128.to_be_bytes().to_vec(), priority_ts: 1, priority_txn: vec![], deadline: None };
     raw.read(proto::TxnReadRequest {
         txn: Some(ghost),
         shard_id: 1,
@@ -384,6 +385,50 @@ async fn a_reread_after_a_leader_change_aborts() -> anyhow::Result<()> {
     c.shutdown().await
 }
 
+/// Goal: the servers hold a transaction to its deadline (what a SQL
+/// gateway promises for the schema leases it used): before it, reads and
+/// a two-shard commit go through; a commit or a read after it is refused
+/// as an abort (retryable), writes nothing, and leaves no lock behind.
+/// Method: two shards (split at "m"); t1 has a deadline a minute away,
+/// t2 reads "a", writes "a" and "z", then gets a deadline already past
+/// before committing; t3 gets a past deadline before its first read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_past_its_deadline_is_refused() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let now = || {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+        Timestamp::from_nanos(since_epoch.as_nanos() as u64)
+    };
+    let mut t1 = client.begin();
+    t1.set_deadline(Some(now().saturating_add(Duration::from_secs(60))));
+    assert_eq!(t1.get(b"a").await?, None);
+    t1.put(b"a", b"1");
+    t1.put(b"z", b"1");
+    t1.commit().await?;
+
+    let mut t2 = client.begin();
+    assert_eq!(t2.get(b"a").await?, Some(b"1".to_vec()));
+    t2.put(b"a", b"2");
+    t2.put(b"z", b"2");
+    t2.set_deadline(Some(now()));
+    let commit = t2.commit().await;
+    assert!(matches!(commit, Err(ClientError::Aborted(_))), "past its deadline t2 gave {commit:?}");
+
+    let mut t3 = client.begin();
+    t3.set_deadline(Some(now()));
+    let read = t3.get(b"z").await;
+    assert!(matches!(read, Err(ClientError::Aborted(_))), "past its deadline t3 read {read:?}");
+    drop(t3);
+
+    client.put(b"a", b"3").await?;
+    assert_eq!(client.get(b"a").await?, Some(b"3".to_vec()));
+    assert_eq!(client.get(b"z").await?, Some(b"1".to_vec()), "t2 wrote nothing");
+    c.shutdown().await
+}
+
 /// Goal: a participant left prepared by a client that vanished before
 /// committing asks the coordinator, which decides abort; the participant's
 /// locks are released and nothing of the transaction is visible.
@@ -394,7 +439,8 @@ async fn coordinator_never_asked_to_commit_decides_abort() -> anyhow::Result<()>
     let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leaders[&2])))?.connect().await?;
     let mut raw = proto::txn_client::TxnClient::new(channel);
-    let meta = proto::TxnMeta { txn_id: 9u128.to_be_bytes().to_vec(), priority_ts: 1, priority_txn: vec![] };
+    let meta =
+        proto::TxnMeta { txn_id: 9u128.to_be_bytes().to_vec(), priority_ts: 1, priority_txn: vec![], deadline: None };
     raw.prepare(proto::TxnPrepareRequest {
         txn: Some(meta),
         shard_id: 2,
@@ -537,7 +583,12 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
     let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
     let mut raw = proto::txn_client::TxnClient::new(channel);
-    let meta = |id: u128| proto::TxnMeta { txn_id: id.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] };
+    let meta = |id: u128| proto::TxnMeta {
+        txn_id: id.to_be_bytes().to_vec(),
+        priority_ts: 5,
+        priority_txn: vec![],
+        deadline: None,
+    };
     let span = |k: &str| proto::Span { start: k.as_bytes().to_vec(), end: vec![], range: false };
     // A transaction aborted by its client cannot commit afterwards.
     raw.abort(proto::TxnAbortRequest { txn_id: 11u128.to_be_bytes().to_vec(), shard_id: 1 }).await?;
@@ -566,7 +617,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
         .await
         .expect_err("reserved id");
     assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument);
-    let bad = proto::TxnMeta { txn_id: vec![1, 2, 3], priority_ts: 5, priority_txn: vec![] };
+    let bad = proto::TxnMeta { txn_id: vec![1, 2, 3], priority_ts: 5, priority_txn: vec![], deadline: None };
     let status = raw
         .read(proto::TxnReadRequest {
             txn: Some(bad),
@@ -731,7 +782,12 @@ async fn put_absent_takes_a_free_key_once_and_nothing_else() -> anyhow::Result<(
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leaders[&1])))?.connect().await?;
     let mut raw = proto::txn_client::TxnClient::new(channel);
-    let meta = |id: u128| proto::TxnMeta { txn_id: id.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] };
+    let meta = |id: u128| proto::TxnMeta {
+        txn_id: id.to_be_bytes().to_vec(),
+        priority_ts: 5,
+        priority_txn: vec![],
+        deadline: None,
+    };
     let absent = |k: &str| proto::Condition { key: k.as_bytes().to_vec(), expected: vec![], expect_absent: true };
     let write = |k: &str| proto::Mutation { key: k.as_bytes().to_vec(), value: b"v".to_vec(), delete: false };
     let forged = [(vec![write("cat")], vec![absent("dog")]), (vec![write("cat")], vec![absent("cat")])];

@@ -23,7 +23,7 @@ async fn channel(c: &TestCluster, id: u64) -> anyhow::Result<Channel> {
 }
 
 fn meta(id: u128) -> proto::TxnMeta {
-    proto::TxnMeta { txn_id: id.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![] }
+    proto::TxnMeta { txn_id: id.to_be_bytes().to_vec(), priority_ts: 5, priority_txn: vec![], deadline: None }
 }
 
 fn put(key: &str, value: &str) -> proto::Mutation {

@@ -328,7 +328,7 @@ impl goldenscript::Runner for Runner {
                 let target = target(args.next_pos().ok_or("read REQ TXN KEY")?);
                 let lease = self.lease(id, t, false, &mut args)?;
                 self.reading.insert(r, (id, t));
-                self.step(id, Input::Read { req: r, txn: t, priority, target, lease }, &mut out)?;
+                self.step(id, Input::Read { req: r, txn: t, priority, target, lease, deadline: None }, &mut out)?;
             }
             "prepare" => {
                 let r = req(args.next_pos().ok_or("prepare REQ TXN")?)?;
@@ -361,8 +361,17 @@ impl goldenscript::Runner for Runner {
                 };
                 let conditions = conditions(args.take_key("if"))?;
                 let lease = self.lease(id, t, !reads.is_empty(), &mut args)?;
-                let input =
-                    Input::Commit { req: r, txn: t, priority, writes: w, reads, lease, participants, conditions };
+                let input = Input::Commit {
+                    req: r,
+                    txn: t,
+                    priority,
+                    writes: w,
+                    reads,
+                    lease,
+                    participants,
+                    conditions,
+                    deadline: None,
+                };
                 self.step(id, input, &mut out)?;
             }
             "write" => {
