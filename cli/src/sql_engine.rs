@@ -194,6 +194,11 @@ impl Transaction for ReadWrite {
         None
     }
 
+    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> Result<(), KvError> {
+        self.txn()?.set_deadline(deadline.map(truetime::Timestamp::from_nanos));
+        Ok(())
+    }
+
     fn priority(&self) -> Option<Priority> {
         let p = self.txn.as_ref()?.priority();
         Some(Priority { start_ns: p.start_ts.as_nanos(), id: p.txn.0 })
@@ -242,5 +247,9 @@ impl Transaction for ReadOnly {
 
     fn read_ts(&self) -> Option<Timestamp> {
         self.txn.read_ts().map(|t| t.as_nanos())
+    }
+
+    fn set_deadline(&mut self, _: Option<Timestamp>) -> Result<(), KvError> {
+        Err(KvError::Invalid("a read-only transaction has no deadline".into()))
     }
 }

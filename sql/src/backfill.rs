@@ -100,29 +100,22 @@ fn table_with_write_only_index(cx: &mut Cx, id: u32, index: u32) -> Result<(Tabl
     }
 }
 
-/// Fills write-only index `index` of table `table` and makes it public;
-/// on failure drops it and says why.
-pub fn backfill_index(
-    engine: &dyn Engine,
-    table: u32,
-    index: u32,
-    now_us: i64,
-    cancel: &Arc<AtomicBool>,
-) -> Result<()> {
-    let filled = fill_index(engine, table, index, now_us, cancel);
-    if filled.is_err() {
-        let never = Arc::new(AtomicBool::new(false));
-        let _ = in_transaction(engine, now_us, &never, &mut |cx| {
-            let Some(desc) = Catalog::table_by_id(cx.txn()?, table)? else { return Ok(()) };
-            let mut desc = (*desc).clone();
-            desc.indexes.retain(|i| !(i.id == index && i.write_only));
-            Catalog::update_table(cx.txn()?, &mut desc)
-        });
-    }
-    filled
+/// Drops write-only index `index` of table `table` (its backfill failed;
+/// the caller drained the table first, so no writer still maintains it).
+/// Best effort: if this fails, the index stays write-only.
+pub fn drop_write_only_index(engine: &dyn Engine, table: u32, index: u32, now_us: i64) {
+    let never = Arc::new(AtomicBool::new(false));
+    let _ = in_transaction(engine, now_us, &never, &mut |cx| {
+        let Some(desc) = Catalog::table_by_id(cx.txn()?, table)? else { return Ok(()) };
+        let mut desc = (*desc).clone();
+        desc.indexes.retain(|i| !(i.id == index && i.write_only));
+        Catalog::update_table(cx.txn()?, &mut desc)
+    });
 }
 
-fn fill_index(engine: &dyn Engine, table: u32, index: u32, now_us: i64, cancel: &Arc<AtomicBool>) -> Result<()> {
+/// Fills write-only index `index` of table `table` and makes it public.
+/// On failure the caller drops it ([`drop_write_only_index`]).
+pub fn fill_index(engine: &dyn Engine, table: u32, index: u32, now_us: i64, cancel: &Arc<AtomicBool>) -> Result<()> {
     let mut from = Some(encoding::index_prefix(table, crate::catalog::PRIMARY_INDEX_ID));
     while let Some(start) = from.take() {
         from = in_transaction(engine, now_us, cancel, &mut |cx| {

@@ -10,16 +10,16 @@
 //! ```
 //!
 //! Statements read the descriptors they need in their own transaction
-//! (read-only statements may use a lease instead: below), and DDL writes
-//! them in its own, so the catalog changes transactionally with
-//! everything else: a DDL statement inside BEGIN is rolled back with it,
-//! and a read-only transaction at timestamp `t` sees the schema as of
-//! `t`. That also keeps rows and index entries consistent under concurrent
-//! DDL and DML: a read-write statement reads (and in SpanDB so share-locks)
-//! the descriptor of every table it writes, and DDL writes (so exclusively
-//! locks) it; the two serialize, and a write never uses an index set that
-//! is not the one in force at its commit. (F1's online schema change would
-//! let DDL proceed without waiting for writers; that can come later.)
+//! (or use a lease instead: below), and DDL writes them in its own, so
+//! the catalog changes transactionally with everything else: a DDL
+//! statement inside BEGIN is rolled back with it, and a read-only
+//! transaction at timestamp `t` sees the schema as of `t`. That also
+//! keeps rows and index entries consistent under concurrent DDL and DML:
+//! a read-write statement either reads (and in SpanDB so share-locks) the
+//! descriptor of every table it writes, while DDL writes (so exclusively
+//! locks) it, and the two serialize; or it uses a lease and commits before
+//! the lease ends ("Writers", below). Either way a write never uses an
+//! index set that is not the one in force at its commit.
 //!
 //! Column and index ids are per table and never reused, so a row encoded
 //! before `DROP COLUMN c` and `ADD COLUMN c` cannot be misread.
@@ -54,11 +54,47 @@
 //! (`drain_epoch`); if another change cleared it meanwhile it fails with
 //! 40001 and is run again.
 //!
-//! Read-write statements do not use leases: they read (and lock) the
-//! descriptors they use, as above, so writers always use the schema in
-//! force at their commit. Snapshot reads (`AS OF SYSTEM TIME`) read the
-//! schema of their timestamp. The cost moves to DDL: every change to an
-//! existing table waits [`limits::DESCRIPTOR_LEASE_NS`].
+//! Snapshot reads (`AS OF SYSTEM TIME`) read the schema of their
+//! timestamp. The cost moves to DDL: every change to an existing table
+//! waits [`limits::DESCRIPTOR_LEASE_NS`].
+//!
+//! # Writers: leases with a deadline
+//!
+//! Reading (and locking) the descriptor per statement costs a read-write
+//! statement a round trip to the catalog's shard before its row reads,
+//! and makes that shard a participant of every commit. So writers use
+//! leases too, under F1's rule: a transaction that planned a statement
+//! from a descriptor leased until `e` must happen before `e` — its locking
+//! reads granted while the server's `TT.now().latest < e`, its commit
+//! timestamp below `e` ([`Transaction::set_deadline`]; the server aborts
+//! it otherwise, retryably). With the drain above, `e = f + LEASE < c1 +
+//! LEASE < c2`: the writer commits while the schema is still the one it
+//! planned from.
+//!
+//! ```text
+//!   BEGIN
+//!   UPDATE t ...     t leased until e: deadline e (no catalog read)
+//!   SELECT ... t     same lease
+//!   COMMIT           commit timestamp < e, checked by the coordinator
+//! ```
+//!
+//! - A writer fills leases without extra reads: a descriptor it read
+//!   under a lock is current at its commit timestamp `c` (a change would
+//!   have waited for the lock, and commits above `c`), so it is leased
+//!   from `c` once the transaction commits.
+//! - A block close to its deadline (a statement or COMMIT starting less
+//!   than [`limits::WRITER_DEADLINE_MARGIN_NS`] before it) reads the
+//!   leased descriptors under locks instead and lifts the deadline; a
+//!   version that changed meanwhile fails it with 40001. Slow blocks pay
+//!   a round trip, not an abort.
+//! - A transaction that ran anything but SELECT, INSERT, UPDATE or DELETE
+//!   plans from no lease after it (it may have changed a schema its
+//!   leases predate) and leases nothing.
+//! - The changes that do not drain keep this safe: a backfilled index
+//!   turning public changes nothing writers do (they maintain write-only
+//!   indexes too); a failed backfill drains before dropping its index;
+//!   an abandoned rewrite only makes writes possible again, so a writer
+//!   with the older descriptor refuses them (55006) until its lease ends.
 
 use std::sync::Arc;
 
@@ -314,47 +350,103 @@ impl Leases {
     }
 }
 
+impl Leases {
+    /// Remembers `desc`, current at `ts`: read there by a strong read, or
+    /// read under a lock by a transaction that committed at `ts`.
+    pub fn put(&self, name: &str, desc: &Arc<TableDesc>, ts: Timestamp) {
+        if desc.draining {
+            return;
+        }
+        let mut entries = self.entries();
+        if entries.len() >= limits::NAME_CACHE_ENTRIES_MAX {
+            entries.clear();
+        }
+        let expires = ts.saturating_add(limits::DESCRIPTOR_LEASE_NS);
+        entries.insert(name.to_string(), Lease { desc: desc.clone(), expires });
+    }
+}
+
 /// One statement's use of [`Leases`]: the lease entries it used before
-/// its transaction fixed a timestamp bound that timestamp from above.
+/// its transaction fixed a timestamp (or, in a read-write transaction,
+/// at all) bound that timestamp from above.
 pub struct LeaseUse<'a> {
     pub leases: &'a Leases,
     /// The engine's clock when the statement started.
     pub now: Timestamp,
     /// The earliest end of a lease used before the first read (the first
-    /// read must come back below it: [`LeaseChecked`]).
+    /// read must come back below it: [`LeaseChecked`]), or by a writer
+    /// (its transaction must happen before it: [`Transaction::set_deadline`]).
     pub deadline: Arc<std::sync::Mutex<Option<Timestamp>>>,
+    /// A writer's use: the leased descriptors it planned from, and the
+    /// ones it read under locks ([`WriterLeases`]).
+    writer: std::sync::Mutex<WriterLeases>,
 }
 
-impl LeaseUse<'_> {
+/// What a read-write transaction's statements did with [`Leases`] (module
+/// docs, "Writers"), kept by the session for the transaction.
+#[derive(Debug, Default)]
+pub struct WriterLeases {
+    /// The transaction must happen before it (the earliest end of a lease
+    /// it used), unless it reads those descriptors under locks first.
+    pub deadline: Option<Timestamp>,
+    /// `(table id, version)` of every leased descriptor it used.
+    pub used: Vec<(u32, u64)>,
+    /// Descriptors it read under locks, by name: current at its commit
+    /// timestamp, so leased from there.
+    pub locked: Vec<(String, Arc<TableDesc>)>,
+}
+
+impl WriterLeases {
+    /// Adds one statement's use.
+    pub fn absorb(&mut self, statement: LeaseUse) {
+        let deadline = *statement.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let used = statement.writer.into_inner().unwrap_or_else(|p| p.into_inner());
+        self.deadline = match (self.deadline, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.used.extend(used.used);
+        self.locked.extend(used.locked);
+    }
+}
+
+impl<'a> LeaseUse<'a> {
+    pub fn new(leases: &'a Leases, now: Timestamp) -> LeaseUse<'a> {
+        LeaseUse { leases, now, deadline: Arc::default(), writer: Default::default() }
+    }
+
     /// The leased descriptor of `name`, if one may be used by a
-    /// transaction whose timestamp is `read_ts` (None: not fixed yet).
-    fn get(&self, name: &str, read_ts: Option<Timestamp>) -> Option<Arc<TableDesc>> {
+    /// transaction whose timestamp is `read_ts` (None: not fixed yet), or
+    /// by a `writer`.
+    fn get(&self, name: &str, read_ts: Option<Timestamp>, writer: bool) -> Option<Arc<TableDesc>> {
         let lease = self.leases.entries().get(name).cloned()?;
         match read_ts {
-            Some(t) if t < lease.expires => Some(lease.desc),
-            Some(_) => None,
-            // Not fixed yet: the first read is checked against the
-            // deadline; leave it room to come back in time.
-            None if self.now.saturating_add(limits::DESCRIPTOR_LEASE_NS / 2) < lease.expires => {
+            Some(t) if !writer => (t < lease.expires).then_some(lease.desc),
+            // Not fixed yet, or a writer (whose commit comes later): the
+            // first read, or the whole transaction, must happen before the
+            // deadline; leave it room to.
+            _ if self.now.saturating_add(limits::DESCRIPTOR_LEASE_NS / 2) < lease.expires => {
                 let mut deadline = self.deadline.lock().unwrap_or_else(|p| p.into_inner());
                 *deadline = Some(deadline.map_or(lease.expires, |d| d.min(lease.expires)));
+                if writer {
+                    let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+                    writer.used.push((lease.desc.id, lease.desc.version));
+                }
                 Some(lease.desc)
             }
-            None => None,
+            _ => None,
         }
     }
 
     /// Remembers `desc`, read at `read_ts` by a strong read.
     fn put(&self, name: &str, desc: &Arc<TableDesc>, read_ts: Timestamp) {
-        if desc.draining {
-            return;
-        }
-        let mut entries = self.leases.entries();
-        if entries.len() >= limits::NAME_CACHE_ENTRIES_MAX {
-            entries.clear();
-        }
-        let expires = read_ts.saturating_add(limits::DESCRIPTOR_LEASE_NS);
-        entries.insert(name.to_string(), Lease { desc: desc.clone(), expires });
+        self.leases.put(name, desc, read_ts);
+    }
+
+    /// Remembers `desc`, read under a lock by a writer, for its commit.
+    fn read_under_lock(&self, name: &str, desc: &Arc<TableDesc>) {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer.locked.push((name.to_string(), desc.clone()));
     }
 }
 
@@ -412,6 +504,9 @@ impl Transaction for LeaseChecked<'_> {
     fn read_ts(&self) -> Option<Timestamp> {
         self.inner.read_ts()
     }
+    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> std::result::Result<(), KvError> {
+        self.inner.set_deadline(deadline)
+    }
 }
 
 /// Reads and writes the catalog through a transaction.
@@ -455,12 +550,16 @@ impl Catalog {
         names: &NameCache,
         leases: &LeaseUse,
     ) -> Result<Arc<TableDesc>> {
-        if let Some(desc) = leases.get(name, txn.read_ts()) {
+        let writer = txn.mode() == Mode::ReadWrite;
+        if let Some(desc) = leases.get(name, txn.read_ts(), writer) {
             return Ok(desc);
         }
         let desc = Self::must_table_cached(txn, name, names)?;
-        if let Some(read_ts) = txn.read_ts() {
-            leases.put(name, &desc, read_ts);
+        match (writer, txn.read_ts()) {
+            // Read under a lock: leased once the transaction commits.
+            (true, _) => leases.read_under_lock(name, &desc),
+            (false, Some(read_ts)) => leases.put(name, &desc, read_ts),
+            (false, None) => {}
         }
         Ok(desc)
     }

@@ -268,6 +268,14 @@ pub trait Transaction: Send {
     /// The timestamp a read-only transaction reads at, once it is fixed.
     fn read_ts(&self) -> Option<Timestamp>;
 
+    /// From now on a read-write transaction must happen before `deadline`
+    /// (`None`: no longer): its reads fail and its commit fails
+    /// ([`KvError::Retryable`] both) at or after it, by the engine's
+    /// clock and commit timestamps. What writers promise for the leased
+    /// descriptors they use (`catalog`, "Writers"). Read-only
+    /// transactions refuse it ([`KvError::Invalid`]).
+    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> Result<(), KvError>;
+
     /// A read-write transaction's priority, if the engine has them.
     fn priority(&self) -> Option<Priority> {
         None

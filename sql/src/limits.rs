@@ -76,3 +76,9 @@ pub const NAME_CACHE_ENTRIES_MAX: usize = 10_000;
 /// schema change of an existing table waits this long between its drain
 /// and its change.
 pub const DESCRIPTOR_LEASE_NS: u64 = 500_000_000;
+
+/// A read-write transaction that planned from leased descriptors reads
+/// them under locks instead (lifting its deadline) when a statement of
+/// its block, or its COMMIT, starts less than this before the deadline
+/// (`catalog`, "Writers"), in nanoseconds.
+pub const WRITER_DEADLINE_MARGIN_NS: u64 = 100_000_000;

@@ -115,6 +115,7 @@ impl Engine for MemoryEngine {
             absent: Vec::new(),
             read_keys: Vec::new(),
             read_ranges: Vec::new(),
+            deadline: None,
         }))
     }
 
@@ -145,6 +146,9 @@ struct MemoryTxn {
     read_keys: Vec<Vec<u8>>,
     /// `[start, end]` inclusive of what a scan saw; empty end: unbounded.
     read_ranges: Vec<(Vec<u8>, Vec<u8>, bool)>,
+    /// Reads at or after it (by the logical clock) and commits at or
+    /// after it fail ([`Transaction::set_deadline`]).
+    deadline: Option<Timestamp>,
 }
 
 impl MemoryTxn {
@@ -152,6 +156,16 @@ impl MemoryTxn {
     fn snapshot(&mut self) -> Timestamp {
         let engine = &self.engine;
         *self.read_ts.get_or_insert_with(|| engine.lock().last_ts)
+    }
+
+    /// A read-write transaction's reads come after its deadline: retry.
+    fn check_deadline(&self, at: Timestamp) -> Result<(), KvError> {
+        match self.deadline {
+            Some(d) if !self.mode.is_read_only() && at >= d => {
+                Err(KvError::Retryable(format!("the transaction ran past its deadline {d} (at {at})")))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn check_writable(&self) -> Result<(), KvError> {
@@ -168,6 +182,7 @@ impl Transaction for MemoryTxn {
     }
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.check_deadline(self.engine.now())?;
         if let Some(w) = self.writes.get(key) {
             return Ok(w.clone());
         }
@@ -182,6 +197,7 @@ impl Transaction for MemoryTxn {
         if limit == 0 {
             return Err(KvError::Invalid("scan limit must be positive".into()));
         }
+        self.check_deadline(self.engine.now())?;
         if !end.is_empty() && end <= start {
             return Ok(Vec::new());
         }
@@ -272,6 +288,7 @@ impl Transaction for MemoryTxn {
             return Ok(Committed::at(self.read_ts));
         }
         let ts = state.last_ts + COMMIT_STEP_NS;
+        self.check_deadline(ts)?;
         state.last_ts = ts;
         for (k, w) in self.writes {
             state.versions.entry(k).or_default().push((ts, w));
@@ -285,5 +302,11 @@ impl Transaction for MemoryTxn {
 
     fn read_ts(&self) -> Option<Timestamp> {
         self.read_ts
+    }
+
+    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> Result<(), KvError> {
+        self.check_writable()?;
+        self.deadline = deadline;
+        Ok(())
     }
 }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use sqlparser::ast;
 
 use crate::backfill;
-use crate::catalog::{Catalog, IndexDesc, LeaseChecked, LeaseUse, Leases, TableDesc};
+use crate::catalog::{Catalog, IndexDesc, LeaseChecked, LeaseUse, Leases, TableDesc, WriterLeases};
 use crate::catalog::{Drains, FollowUp};
 use crate::copy::CopyFormat;
 use crate::error::{Error, Result, SqlState};
@@ -134,6 +134,13 @@ pub struct Session {
     /// Tables the transaction block has used (a schema change of one of
     /// them cannot drain: the block holds its descriptor).
     block_tables: HashSet<String>,
+    /// The read-write transaction's use of leased descriptors
+    /// (`catalog`, "Writers").
+    writer_leases: WriterLeases,
+    /// The read-write transaction ran a statement other than SELECT,
+    /// INSERT, UPDATE and DELETE (it may have changed a schema): it plans
+    /// from no lease any more, and leases nothing when it commits.
+    txn_changed_schema: bool,
     /// The running statement's INSERTs leave unique checks to the commit
     /// ([`Cx::defer_unique_checks`]).
     defer_unique_checks: bool,
@@ -248,6 +255,8 @@ impl Session {
             leases: Arc::new(Leases::default()),
             drains: Drains::default(),
             block_tables: HashSet::new(),
+            writer_leases: WriterLeases::default(),
+            txn_changed_schema: false,
             defer_unique_checks: false,
             followup: None,
             retry_priority: None,
@@ -666,8 +675,8 @@ impl Session {
         declared: &[Option<DataType>],
     ) -> Result<(Plan, Vec<Option<DataType>>)> {
         let leases = self.leases.clone();
-        let deadline = Arc::new(std::sync::Mutex::new(None));
-        let lease_use = LeaseUse { leases: &leases, now: self.engine.now(), deadline: deadline.clone() };
+        let lease_use = LeaseUse::new(&leases, self.engine.now());
+        let deadline = lease_use.deadline.clone();
         let mut txn = self.engine.begin(Mode::ReadOnly)?;
         let mut checked = LeaseChecked { inner: txn.as_mut(), deadline };
         let planned = self.plan_with_types(&mut checked, sql, &parsed.statement, Some(&lease_use), declared);
@@ -716,7 +725,9 @@ impl Session {
             }
             let mut txn = self.txn.take().expect("a transaction in a block");
             let now_us = self.txn_now_us;
-            let result = self.run(txn.as_mut(), sql, &parsed.statement, now_us, sink);
+            let result = self
+                .lift_deadline_if_near(txn.as_mut())
+                .and_then(|()| self.run(txn.as_mut(), sql, &parsed.statement, now_us, sink));
             let priority = txn.priority();
             self.txn = Some(txn);
             return match result {
@@ -771,10 +782,16 @@ impl Session {
                 self.run_read_only(sql, &parsed.statement, now_us, &mut holding)
             } else {
                 let mut txn = crate::kv::begin_keeping_priority(self.engine.as_ref(), mode, &mut priority)?;
+                self.end_writer_leases(None);
                 self.defer_unique_checks = checks_at_commit;
                 let ran = self.run(txn.as_mut(), sql, &parsed.statement, now_us, &mut holding);
                 self.defer_unique_checks = false;
-                match crate::kv::finish(txn, ran) {
+                let finished = crate::kv::finish(txn, ran);
+                self.end_writer_leases(match &finished {
+                    Attempt::Committed(_, committed) => committed.ts,
+                    _ => None,
+                });
+                match finished {
                     Attempt::Committed(tag, c) => Ok((tag, c)),
                     Attempt::KeyTaken(_) if checks_at_commit && !holding.held.flushed => {
                         checks_at_commit = false;
@@ -832,6 +849,7 @@ impl Session {
         self.txn_now_us = self.now_us();
         self.status = TxnStatus::InBlock;
         self.block_tables.clear();
+        self.end_writer_leases(None);
         sink.complete("BEGIN")
     }
 
@@ -846,11 +864,20 @@ impl Session {
                 sink.complete("ROLLBACK")
             }
             TxnStatus::InBlock => {
-                let txn = self.txn.take().expect("a transaction in a block");
+                let mut txn = self.txn.take().expect("a transaction in a block");
                 self.status = TxnStatus::Idle;
                 let read_write = txn.mode() == Mode::ReadWrite;
                 let priority = txn.priority();
-                let committed = txn.commit();
+                let committed = match self.lift_deadline_if_near(txn.as_mut()) {
+                    Ok(()) => txn.commit(),
+                    Err(e) => {
+                        let _ = txn.rollback();
+                        self.end_writer_leases(None);
+                        self.end_drains();
+                        return Err(e);
+                    }
+                };
+                self.end_writer_leases(committed.as_ref().ok().and_then(|c| c.ts));
                 if matches!(committed, Err(KvError::Retryable(_))) {
                     self.retry_priority = priority;
                 }
@@ -882,6 +909,7 @@ impl Session {
             let _ = txn.rollback();
         }
         self.status = TxnStatus::Idle;
+        self.end_writer_leases(None);
         self.end_drains();
     }
 
@@ -917,6 +945,7 @@ impl Session {
             let desc = match target {
                 SchemaTarget::Table(name) => Catalog::table(txn, name)?,
                 SchemaTarget::Index(name) => Catalog::table_of_index(txn, name)?.map(|(desc, _)| desc),
+                SchemaTarget::Id(id) => Catalog::table_by_id(txn, *id)?,
             };
             // Missing ones are the statement's to report (or skip).
             let Some(desc) = desc else { continue };
@@ -1039,8 +1068,70 @@ impl Session {
         now_us: i64,
         sink: &mut dyn Sink,
     ) -> Result<String> {
-        let plan = self.plan(txn, sql, statement, None)?;
+        let read_write = txn.mode() == Mode::ReadWrite;
+        if read_write && !is_dml(statement) {
+            self.txn_changed_schema = true;
+        }
+        let plan = if read_write && !self.txn_changed_schema && self.drains.owned.is_empty() {
+            self.plan_writer(txn, sql, statement)?
+        } else {
+            self.plan(txn, sql, statement, None)?
+        };
         self.execute_plan(&plan, txn, statement, now_us, sink)
+    }
+
+    /// Plans a statement of a read-write transaction from leased
+    /// descriptors where it can (`catalog`, "Writers"), binding the
+    /// transaction to the leases' deadline.
+    fn plan_writer(&mut self, txn: &mut dyn Transaction, sql: &str, statement: &ast::Statement) -> Result<Plan> {
+        let leases = self.leases.clone();
+        let lease_use = LeaseUse::new(&leases, self.engine.now());
+        let planned = self.plan(txn, sql, statement, Some(&lease_use));
+        let before = self.writer_leases.deadline;
+        self.writer_leases.absorb(lease_use);
+        if self.writer_leases.deadline != before {
+            txn.set_deadline(self.writer_leases.deadline)?;
+        }
+        planned
+    }
+
+    /// A read-write transaction about to run a statement of its block, or
+    /// to commit, close to the deadline its leased descriptors set: reads
+    /// them under locks instead and lifts the deadline, so a slow block
+    /// does not fail for being slow. A descriptor that changed since fails
+    /// it (40001).
+    fn lift_deadline_if_near(&mut self, txn: &mut dyn Transaction) -> Result<()> {
+        let Some(deadline) = self.writer_leases.deadline else { return Ok(()) };
+        if self.engine.now().saturating_add(limits::WRITER_DEADLINE_MARGIN_NS) < deadline {
+            return Ok(());
+        }
+        txn.set_deadline(None)?;
+        self.writer_leases.deadline = None;
+        for (id, version) in std::mem::take(&mut self.writer_leases.used) {
+            match Catalog::table_by_id(txn, id)? {
+                Some(desc) if desc.version == version => self.writer_leases.locked.push((desc.name.clone(), desc)),
+                _ => {
+                    return sql_err!(
+                        SerializationFailure,
+                        "a table's schema changed while this transaction used the schema it had cached; run the \
+                         transaction again"
+                    )
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A read-write transaction ended (committed at `ts`, or not: None):
+    /// leases the descriptors it read under locks, current at its commit.
+    fn end_writer_leases(&mut self, ts: Option<Timestamp>) {
+        let writer = std::mem::take(&mut self.writer_leases);
+        let changed_schema = std::mem::take(&mut self.txn_changed_schema);
+        if let (Some(ts), false) = (ts, changed_schema) {
+            for (name, desc) in writer.locked {
+                self.leases.put(&name, &desc, ts);
+            }
+        }
     }
 
     /// Binds and optimizes one statement, reading descriptors in `txn`
@@ -1090,8 +1181,8 @@ impl Session {
         sink: &mut dyn Sink,
     ) -> Result<(String, Committed)> {
         let leases = self.leases.clone();
-        let deadline = Arc::new(std::sync::Mutex::new(None));
-        let lease_use = LeaseUse { leases: &leases, now: self.engine.now(), deadline: deadline.clone() };
+        let lease_use = LeaseUse::new(&leases, self.engine.now());
+        let deadline = lease_use.deadline.clone();
         let mut probe = NoReads::default();
         let (plan, mode) = match self.plan(&mut probe, sql, statement, Some(&lease_use)) {
             Ok(plan) => {
@@ -1171,7 +1262,17 @@ impl Session {
         let engine = self.engine.clone();
         match *followup {
             FollowUp::Backfill { table, index } => {
-                backfill::backfill_index(engine.as_ref(), table, index, now_us, &self.cancel)
+                let filled = backfill::fill_index(engine.as_ref(), table, index, now_us, &self.cancel);
+                if filled.is_err() {
+                    // Writers may plan from leases that have the index:
+                    // drain before dropping it (`catalog`, "Writers"). If
+                    // the drain fails, drop it anyway: a writer that
+                    // still has it writes entries nobody reads.
+                    self.end_drains();
+                    let _ = self.drain(&[SchemaTarget::Id(table)]);
+                    backfill::drop_write_only_index(engine.as_ref(), table, index, now_us);
+                }
+                filled
             }
             FollowUp::Rewrite { table } => {
                 let switched = backfill::copy_rows(engine.as_ref(), table, now_us, &self.cancel).and_then(|name| {
@@ -1445,6 +1546,16 @@ fn is_read_only_statement(s: &ast::Statement) -> bool {
     }
 }
 
+/// Whether `s` reads or writes rows only (it changes no schema).
+fn is_dml(s: &ast::Statement) -> bool {
+    use ast::Statement as S;
+    match s {
+        S::Query(_) | S::Insert(_) | S::Update { .. } | S::Delete(_) => true,
+        S::Explain { statement, .. } => is_dml(statement),
+        _ => false,
+    }
+}
+
 fn statement_name(s: &ast::Statement) -> &'static str {
     match s {
         ast::Statement::Insert(_) => "INSERT",
@@ -1471,6 +1582,8 @@ pub fn list_tables(engine: &dyn Engine) -> Result<Vec<Arc<TableDesc>>> {
 enum SchemaTarget {
     Table(String),
     Index(String),
+    /// A table the change already knows by id (a follow-up's).
+    Id(u32),
 }
 
 /// The existing tables (or indexes, whose tables) a statement changes the
@@ -1577,6 +1690,9 @@ impl Transaction for NoReads {
     }
     fn read_ts(&self) -> Option<Timestamp> {
         None
+    }
+    fn set_deadline(&mut self, _: Option<Timestamp>) -> std::result::Result<(), KvError> {
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
-//! Leased descriptors (`catalog`, "Leases"): read-only statements plan
-//! from descriptors their gateway read earlier, and schema changes wait
-//! until no gateway can still be using an older one.
+//! Leased descriptors (`catalog`, "Leases" and "Writers"): statements
+//! plan from descriptors their gateway read earlier, writers commit before
+//! those leases end, and schema changes wait until no gateway can still
+//! be using an older one.
 //!
 //! ```text
 //!   Watched engine (tests/common) = MemoryEngine + a log of the modes
@@ -35,19 +36,26 @@ fn setup() -> (Arc<Watched>, Session, Session) {
 /// Goal: a point SELECT whose descriptor is leased reads nothing but its
 /// row, in one shard's latest state (`Mode::SingleShard`); one with a
 /// subquery, or without a lease yet, runs in a strong read-only
-/// transaction (which reads the descriptor and leases it).
+/// transaction (which reads the descriptor and leases it). A write that
+/// read the descriptor under a lock leases it too, from its commit.
+/// Method: B (leases of its own) has none yet; A's INSERT leased `t`.
 #[test]
 fn a_leased_point_select_reads_one_shard() {
-    let (engine, mut a, _) = setup();
+    let (engine, mut a, mut b) = setup();
     engine.clear_modes();
-    let out = must(&mut a, "SELECT c FROM t WHERE id = 2");
+    let out = must(&mut b, "SELECT c FROM t WHERE id = 2");
     assert_eq!(out.rows, vec![vec![Value::Int4(20)]]);
     assert_eq!(engine.modes(), vec![Mode::ReadOnly], "no lease yet: the descriptor is read");
 
     engine.clear_modes();
-    let out = must(&mut a, "SELECT c FROM t WHERE id = 2");
+    let out = must(&mut b, "SELECT c FROM t WHERE id = 2");
     assert_eq!(out.rows, vec![vec![Value::Int4(20)]]);
     assert_eq!(engine.modes(), vec![Mode::SingleShard]);
+
+    engine.clear_modes();
+    let out = must(&mut a, "SELECT c FROM t WHERE id = 2");
+    assert_eq!(out.rows, vec![vec![Value::Int4(20)]]);
+    assert_eq!(engine.modes(), vec![Mode::SingleShard], "A's INSERT leased t");
 
     engine.clear_modes();
     must(&mut a, "SELECT c FROM t WHERE id IN (SELECT id FROM t WHERE c > 15)");
@@ -55,7 +63,7 @@ fn a_leased_point_select_reads_one_shard() {
 
     engine.clear_modes();
     must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 1");
-    assert_eq!(engine.modes(), vec![Mode::ReadWrite], "writers read descriptors, not leases");
+    assert_eq!(engine.modes(), vec![Mode::ReadWrite]);
 }
 
 /// Goal: after a schema change returns, no session anywhere plans with
@@ -158,4 +166,74 @@ fn the_first_read_is_checked_against_the_lease() {
         assert_eq!(matches!(first, Err(KvError::Retryable(_))), expired, "{first:?}");
         assert!(checked.get(b"k").is_ok(), "only the first read is checked");
     }
+}
+
+/// Goal: a writer that planned from a leased descriptor never commits
+/// after a schema change it did not see (`catalog`, "Writers"): here an
+/// index created meanwhile would lack the writer's row. Its block fails
+/// with 40001 at COMMIT, and the table and the index agree.
+/// Method: A's earlier write leased `t`; A begins a block and inserts
+/// from the lease; B creates an index on `c` (its drain waits the lease
+/// out, moving the memory engine's clock); A commits. (A writer with no
+/// deadline would commit row 3 without its index entry: OCC alone does
+/// not see it, as A never read the descriptor.)
+#[test]
+fn a_writer_on_a_lease_does_not_commit_past_a_schema_change() {
+    let (engine, mut a, mut b) = setup();
+    must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 1");
+    must(&mut a, "BEGIN");
+    must(&mut a, "INSERT INTO t VALUES (3, 30)");
+    must(&mut b, "CREATE INDEX t_c ON t (c)");
+    let e = run(&mut a, "COMMIT").expect_err("t changed under A's lease");
+    assert_eq!(e.state.code(), "40001", "{e}");
+
+    let by_index = must(&mut b, "SELECT id FROM t WHERE c = 30");
+    let out = must(&mut b, "EXPLAIN SELECT id FROM t WHERE c = 30");
+    assert!(format!("{:?}", out.rows).contains("t_c"), "read through the index: {:?}", out.rows);
+    let all = must(&mut b, "SELECT id FROM t WHERE c + 0 = 30");
+    assert_eq!(by_index.rows, all.rows);
+    assert!(all.rows.is_empty(), "A's row did not commit: {:?}", all.rows);
+
+    must(&mut a, "INSERT INTO t VALUES (3, 30)");
+    assert_eq!(must(&mut b, "SELECT id FROM t WHERE c = 30").rows, vec![vec![Value::Int4(3)]]);
+    assert!(!table(engine.as_ref(), "t").draining);
+}
+
+/// Goal: a block that outlives its leases is not failed for being slow:
+/// it reads the leased descriptors under locks instead, finds them
+/// unchanged, and commits.
+/// Method: A inserts from a lease in a block, then the clock moves past
+/// the lease (no schema change), then A inserts again and commits.
+#[test]
+fn a_slow_block_locks_its_leased_descriptors_and_commits() {
+    let (engine, mut a, _) = setup();
+    must(&mut a, "BEGIN");
+    must(&mut a, "INSERT INTO t VALUES (3, 30)");
+    engine.inner.wait(sql::limits::DESCRIPTOR_LEASE_NS);
+    must(&mut a, "INSERT INTO t VALUES (4, 40)");
+    engine.inner.wait(sql::limits::DESCRIPTOR_LEASE_NS);
+    must(&mut a, "COMMIT");
+    let out = must(&mut a, "SELECT id FROM t WHERE id > 2 ORDER BY id");
+    assert_eq!(out.rows, vec![vec![Value::Int4(3)], vec![Value::Int4(4)]]);
+}
+
+/// Goal: a read-write transaction with a deadline fails retryably (40001)
+/// when it reads, or would commit, at or after it; before it, it works;
+/// a lifted deadline binds nothing.
+#[test]
+fn a_writer_past_its_deadline_fails_retryably() {
+    let engine = MemoryEngine::new();
+    let mut txn = engine.begin(Mode::ReadWrite).unwrap();
+    txn.set_deadline(Some(engine.now() + 1)).unwrap();
+    assert!(txn.get(b"k").is_ok());
+    txn.put(b"k", b"v").unwrap();
+    assert!(matches!(txn.commit(), Err(KvError::Retryable(_))), "its commit comes after the deadline");
+
+    let mut txn = engine.begin(Mode::ReadWrite).unwrap();
+    txn.set_deadline(Some(engine.now())).unwrap();
+    assert!(matches!(txn.get(b"k"), Err(KvError::Retryable(_))), "a read at the deadline");
+    txn.set_deadline(None).unwrap();
+    txn.put(b"k", b"v").unwrap();
+    assert!(txn.commit().is_ok());
+    assert!(engine.begin(Mode::ReadOnly).unwrap().set_deadline(None).is_err(), "read-only: no deadline");
 }

@@ -122,6 +122,9 @@ impl Transaction for Wrapped {
     fn read_ts(&self) -> Option<Timestamp> {
         self.inner.read_ts()
     }
+    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> Result<(), KvError> {
+        self.inner.set_deadline(deadline)
+    }
     fn priority(&self) -> Option<sql::kv::Priority> {
         self.priority.or(self.inner.priority())
     }
