@@ -145,3 +145,35 @@ fn a_rewrite_that_fails_leaves_the_table_as_it_was() {
     }
     assert_eq!(count(&mut a, "SELECT count(*) FROM d"), 2504);
 }
+
+/// Goal: a batch whose commit's outcome is unknown (the cluster did not
+/// answer in time) is run again, and the change completes with every row
+/// once — whether that batch had committed or not. A rewrite batch that
+/// committed must not be copied again (its rows would be found taken: a
+/// duplicate that is not one); an index batch that committed finds its
+/// entries already there, the rows' own.
+/// Method: for each of the two cases, ADD PRIMARY KEY to a 2,500-row
+/// table without one (three batches), the second batch's commit reporting
+/// an unknown outcome; then CREATE UNIQUE INDEX the same way.
+#[test]
+fn a_batch_whose_outcome_is_unknown_runs_again_from_where_the_change_got() {
+    for commits in [true, false] {
+        let engine = Arc::new(Watched::default());
+        let mut a = Session::new(engine.clone());
+        must(&mut a, "CREATE TABLE p (a INT NOT NULL, b INT)");
+        must(&mut a, "INSERT INTO p SELECT g, g FROM generate_series(1, 2500) g");
+        // Drain, the statement, the new table's id, batch 1, batch 2.
+        engine.commit_outcome_unknown(5, commits);
+        must(&mut a, "ALTER TABLE p ADD PRIMARY KEY (a)");
+        assert_eq!(count(&mut a, "SELECT count(*) FROM p"), 2500, "commits: {commits}");
+        assert!(!table(engine.as_ref(), "p").has_hidden_rowid());
+        sql::testing::check_indexes(engine.as_ref(), "p").expect("consistent");
+
+        // Drain, the statement, batch 1, batch 2.
+        engine.commit_outcome_unknown(4, commits);
+        must(&mut a, "CREATE UNIQUE INDEX p_b ON p (b)");
+        let desc = table(engine.as_ref(), "p");
+        assert!(desc.indexes.iter().all(|i| !i.write_only), "{desc:?}");
+        sql::testing::check_indexes(engine.as_ref(), "p").expect("the index matches the rows");
+    }
+}

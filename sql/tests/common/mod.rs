@@ -1,7 +1,9 @@
 //! A memory engine that lets a test watch and interleave: it logs the mode
 //! of every transaction begun, and runs a hook once when a schema change
 //! waits out leases, or when the n-th transaction begins (so a test can
-//! act between two batches of a backfill).
+//! act between two batches of a backfill); and it can make the n-th
+//! transaction's commit report an unknown outcome, having committed or
+//! not (what a client sees when the cluster does not answer in time).
 
 #![allow(dead_code)] // each test file uses some of it
 
@@ -19,6 +21,8 @@ pub struct Watched {
     on_wait: Mutex<Option<Hook>>,
     /// (transactions begun so far, the hook's turn, the hook)
     on_begin: Mutex<(usize, Option<(usize, Hook)>)>,
+    /// (the turn whose commit's outcome is unknown, whether it commits)
+    unknown_outcome: Mutex<Option<(usize, bool)>>,
 }
 
 impl Watched {
@@ -35,6 +39,13 @@ impl Watched {
         *self.on_wait.lock().unwrap() = Some(hook);
     }
 
+    /// Makes the commit of the `n`-th transaction from now fail with
+    /// [`KvError::Ambiguous`], after committing if `commits`.
+    pub fn commit_outcome_unknown(&self, n: usize, commits: bool) {
+        let turn = self.on_begin.lock().unwrap().0 + n;
+        *self.unknown_outcome.lock().unwrap() = Some((turn, commits));
+    }
+
     /// Runs `hook` when the `n`-th transaction from now begins (before it
     /// does).
     pub fn on_begin(&self, n: usize, hook: Hook) {
@@ -46,23 +57,28 @@ impl Watched {
 
 impl Engine for Watched {
     fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
-        let hook = {
+        let (hook, count) = {
             let mut on_begin = self.on_begin.lock().unwrap();
             on_begin.0 += 1;
             let count = on_begin.0;
-            match on_begin.1.take() {
+            let hook = match on_begin.1.take() {
                 Some((turn, hook)) if turn == count => Some(hook),
                 other => {
                     on_begin.1 = other;
                     None
                 }
-            }
+            };
+            (hook, count)
         };
         if let Some(hook) = hook {
             hook();
         }
         self.modes.lock().unwrap().push(mode);
-        self.inner.begin(mode)
+        let txn = self.inner.begin(mode)?;
+        match *self.unknown_outcome.lock().unwrap() {
+            Some((turn, commits)) if turn == count => Ok(Box::new(UnknownOutcome { inner: txn, commits })),
+            _ => Ok(txn),
+        }
     }
 
     fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan> {
@@ -146,4 +162,45 @@ pub fn must(session: &mut sql::Session, sql: &str) -> sql::Collected {
 pub fn table(engine: &dyn Engine, name: &str) -> sql::catalog::TableDesc {
     let tables = sql::session::list_tables(engine).expect("tables");
     (*tables.into_iter().find(|t| t.name == name).expect("the table")).clone()
+}
+
+/// A transaction whose commit reports an unknown outcome, having
+/// committed if `commits` ([`Watched::commit_outcome_unknown`]).
+struct UnknownOutcome {
+    inner: Box<dyn Transaction>,
+    commits: bool,
+}
+
+impl Transaction for UnknownOutcome {
+    fn mode(&self) -> Mode {
+        self.inner.mode()
+    }
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.inner.get(key)
+    }
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<sql::kv::Pair>, KvError> {
+        self.inner.scan(start, end, limit)
+    }
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.inner.put(key, value)
+    }
+    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.inner.put_absent(key, value)
+    }
+    fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
+        self.inner.delete(key)
+    }
+    fn commit(self: Box<Self>) -> Result<sql::kv::Committed, KvError> {
+        let committed = if self.commits { self.inner.commit().map(|_| "committed") } else { Ok("did not commit") };
+        Err(KvError::Ambiguous(format!("injected: no answer in time (it {})", committed?)))
+    }
+    fn rollback(self: Box<Self>) -> Result<(), KvError> {
+        self.inner.rollback()
+    }
+    fn read_ts(&self) -> Option<Timestamp> {
+        self.inner.read_ts()
+    }
+    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> Result<(), KvError> {
+        self.inner.set_deadline(deadline)
+    }
 }
