@@ -405,7 +405,11 @@ impl WriterLeases {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        self.used.extend(used.used);
+        for table in used.used {
+            if !self.used.contains(&table) {
+                self.used.push(table);
+            }
+        }
         self.locked.extend(used.locked);
     }
 }
