@@ -121,8 +121,9 @@ fn txn_id_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn txn_meta() -> impl Strategy<Value = Option<proto::TxnMeta>> {
-    let meta = (txn_id_bytes(), timestamp(), prop_oneof![Just(Vec::new()), txn_id_bytes()]).prop_map(
-        |(txn_id, priority_ts, priority_txn)| proto::TxnMeta { txn_id, priority_ts, priority_txn, deadline: None },
+    let deadline = prop_oneof![4 => Just(None), 1 => timestamp().prop_map(Some)];
+    let meta = (txn_id_bytes(), timestamp(), prop_oneof![Just(Vec::new()), txn_id_bytes()], deadline).prop_map(
+        |(txn_id, priority_ts, priority_txn, deadline)| proto::TxnMeta { txn_id, priority_ts, priority_txn, deadline },
     );
     prop_oneof![8 => meta.prop_map(Some), 1 => Just(None)]
 }
