@@ -76,7 +76,9 @@ impl Engine for Watched {
         self.modes.lock().unwrap().push(mode);
         let txn = self.inner.begin(mode)?;
         match *self.unknown_outcome.lock().unwrap() {
-            Some((turn, commits)) if turn == count => Ok(Box::new(UnknownOutcome { inner: txn, commits })),
+            Some((turn, commits)) if turn == count => {
+                Ok(Box::new(Wrapped { inner: txn, gets: None, priority: None, unknown_outcome: Some(commits) }))
+            }
             _ => Ok(txn),
         }
     }
@@ -100,11 +102,14 @@ impl Engine for Watched {
 
 /// A transaction that passes everything to `inner`, counting point reads
 /// in `gets` and reporting `priority` as its own (engines of tests that
-/// watch what the SQL layer asks for).
+/// watch what the SQL layer asks for); with `unknown_outcome`, its commit
+/// fails with [`KvError::Ambiguous`], having committed if it is true
+/// ([`Watched::commit_outcome_unknown`]).
 pub struct Wrapped {
     pub inner: Box<dyn Transaction>,
     pub gets: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
     pub priority: Option<sql::kv::Priority>,
+    pub unknown_outcome: Option<bool>,
 }
 
 impl Transaction for Wrapped {
@@ -130,7 +135,12 @@ impl Transaction for Wrapped {
         self.inner.delete(key)
     }
     fn commit(self: Box<Self>) -> Result<sql::kv::Committed, KvError> {
-        self.inner.commit()
+        let committed = match self.unknown_outcome {
+            None => return self.inner.commit(),
+            Some(true) => self.inner.commit().map(|_| "committed")?,
+            Some(false) => "did not commit",
+        };
+        Err(KvError::Ambiguous(format!("injected: no answer in time (it {committed})")))
     }
     fn rollback(self: Box<Self>) -> Result<(), KvError> {
         self.inner.rollback()
@@ -162,45 +172,4 @@ pub fn must(session: &mut sql::Session, sql: &str) -> sql::Collected {
 pub fn table(engine: &dyn Engine, name: &str) -> sql::catalog::TableDesc {
     let tables = sql::session::list_tables(engine).expect("tables");
     (*tables.into_iter().find(|t| t.name == name).expect("the table")).clone()
-}
-
-/// A transaction whose commit reports an unknown outcome, having
-/// committed if `commits` ([`Watched::commit_outcome_unknown`]).
-struct UnknownOutcome {
-    inner: Box<dyn Transaction>,
-    commits: bool,
-}
-
-impl Transaction for UnknownOutcome {
-    fn mode(&self) -> Mode {
-        self.inner.mode()
-    }
-    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.inner.get(key)
-    }
-    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<sql::kv::Pair>, KvError> {
-        self.inner.scan(start, end, limit)
-    }
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.inner.put(key, value)
-    }
-    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.inner.put_absent(key, value)
-    }
-    fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
-        self.inner.delete(key)
-    }
-    fn commit(self: Box<Self>) -> Result<sql::kv::Committed, KvError> {
-        let committed = if self.commits { self.inner.commit().map(|_| "committed") } else { Ok("did not commit") };
-        Err(KvError::Ambiguous(format!("injected: no answer in time (it {})", committed?)))
-    }
-    fn rollback(self: Box<Self>) -> Result<(), KvError> {
-        self.inner.rollback()
-    }
-    fn read_ts(&self) -> Option<Timestamp> {
-        self.inner.read_ts()
-    }
-    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> Result<(), KvError> {
-        self.inner.set_deadline(deadline)
-    }
 }
