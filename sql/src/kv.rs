@@ -21,6 +21,8 @@
 //! - `scan` returns at most `limit` pairs in key order; the caller pages by
 //!   scanning again from just after the last key. No call returns more than
 //!   `limit` pairs, so a query over a million rows holds one page.
+//! - A read-write transaction given a deadline (`set_deadline`) neither
+//!   reads nor commits at or after it (`catalog`, "Writers").
 //! - Errors say whether running the whole transaction again may succeed
 //!   ([`KvError::Retryable`], SQLSTATE 40001) or the commit's outcome is
 //!   unknown ([`KvError::Ambiguous`]).
