@@ -592,10 +592,15 @@ async fn a_leader_reports_its_load_and_keys_and_a_silent_replica_and_a_server_it
         assert!(tokio::time::Instant::now() < deadline, "no load reported: {r:?}");
     }
     // The leader counts its shard's keys: once each, however often
-    // written, and the new ones once written.
+    // written, and the new ones once written. A round that saw no writes
+    // comes after the one that counted all of them (a count taken while
+    // the loop above still wrote misses some).
     let mut counted = None;
     wait_until(HEAL_TIMEOUT, || {
-        counted = c.replica(leader, 1).and_then(|r| r.keys(r.descriptor().epoch.range_ver));
+        counted = c
+            .replica(leader, 1)
+            .filter(|r| r.load_rates().1 == 0.0)
+            .and_then(|r| r.keys(r.descriptor().epoch.range_ver));
         counted.is_some()
     })
     .await?;
