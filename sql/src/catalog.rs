@@ -90,7 +90,7 @@
 //! - A transaction that ran anything but SELECT, INSERT, UPDATE or DELETE
 //!   plans from no lease after it (it may have changed a schema its
 //!   leases predate) and leases nothing.
-//! - The changes that do not drain keep this safe: a backfilled index
+//! - The other descriptor changes keep this safe: a backfilled index
 //!   turning public changes nothing writers do (they maintain write-only
 //!   indexes too); a failed backfill drains before dropping its index;
 //!   an abandoned rewrite only makes writes possible again, so a writer
