@@ -390,7 +390,7 @@ pub struct WriterLeases {
     /// it used), unless it reads those descriptors under locks first.
     pub deadline: Option<Timestamp>,
     /// `(table id, version)` of every leased descriptor it used.
-    pub used: Vec<(u32, u64)>,
+    pub used: std::collections::BTreeSet<(u32, u64)>,
     /// Descriptors it read under locks, by name: current at its commit
     /// timestamp, so leased from there.
     pub locked: Vec<(String, Arc<TableDesc>)>,
@@ -405,11 +405,7 @@ impl WriterLeases {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        for table in used.used {
-            if !self.used.contains(&table) {
-                self.used.push(table);
-            }
-        }
+        self.used.extend(used.used);
         self.locked.extend(used.locked);
     }
 }
@@ -434,17 +430,12 @@ impl<'a> LeaseUse<'a> {
                 *deadline = Some(deadline.map_or(lease.expires, |d| d.min(lease.expires)));
                 if writer {
                     let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-                    writer.used.push((lease.desc.id, lease.desc.version));
+                    writer.used.insert((lease.desc.id, lease.desc.version));
                 }
                 Some(lease.desc)
             }
             _ => None,
         }
-    }
-
-    /// Remembers `desc`, read at `read_ts` by a strong read.
-    fn put(&self, name: &str, desc: &Arc<TableDesc>, read_ts: Timestamp) {
-        self.leases.put(name, desc, read_ts);
     }
 
     /// Remembers `desc`, read under a lock by a writer, for its commit.
@@ -562,7 +553,7 @@ impl Catalog {
         match (writer, txn.read_ts()) {
             // Read under a lock: leased once the transaction commits.
             (true, _) => leases.read_under_lock(name, &desc),
-            (false, Some(read_ts)) => leases.put(name, &desc, read_ts),
+            (false, Some(read_ts)) => leases.leases.put(name, &desc, read_ts),
             (false, None) => {}
         }
         Ok(desc)

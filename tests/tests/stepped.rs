@@ -280,17 +280,16 @@ struct Prepared {
     prepare_ts: Timestamp,
 }
 
+/// A transaction's first read of `key` (no lease yet, no deadline).
+fn first_read(txn: TxnId, priority: Priority, key: &str) -> txn::Input {
+    let target = LockTarget::Key(key.as_bytes().to_vec());
+    txn::Input::Read { req: RequestId(0), txn, priority, target, lease: None, deadline: None }
+}
+
 fn read_a_and_prepare_z(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepared {
     let txn = TxnId::random(u128::from(seed) << 64 | 1);
     let priority = Priority::new(Timestamp::from_nanos(1), txn);
-    let read = txn::Input::Read {
-        req: RequestId(0),
-        txn,
-        priority,
-        target: LockTarget::Key(b"a".to_vec()),
-        lease: None,
-        deadline: None,
-    };
+    let read = first_read(txn, priority, "a");
     let lease = match c.call(ShardId(1), read, Duration::from_secs(1)) {
         Ok(txn::Answer::Locked { lease }) => lease,
         other => panic!("seed {seed}: the read of a: {other:?}"),
@@ -430,14 +429,7 @@ fn a_participant_whose_transaction_was_never_committed_asks_and_aborts_it() {
 fn prepare_x_and_z_then_split_at_y(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepared {
     let txn = TxnId::random(u128::from(seed) << 64 | 2);
     let priority = Priority::new(Timestamp::from_nanos(1), txn);
-    let read = txn::Input::Read {
-        req: RequestId(0),
-        txn,
-        priority,
-        target: LockTarget::Key(b"a".to_vec()),
-        lease: None,
-        deadline: None,
-    };
+    let read = first_read(txn, priority, "a");
     let lease = match c.call(ShardId(1), read, Duration::from_secs(1)) {
         Ok(txn::Answer::Locked { lease }) => lease,
         other => panic!("seed {seed}: the read of a: {other:?}"),
@@ -669,14 +661,7 @@ fn a_commit_whose_read_moved_before_it_applied_is_refused() {
         c.run_until(Duration::from_secs(1));
         let txn = TxnId::random(u128::from(seed) << 64 | 4);
         let priority = Priority::new(Timestamp::from_nanos(1), txn);
-        let read = txn::Input::Read {
-            req: RequestId(0),
-            txn,
-            priority,
-            target: LockTarget::Key(b"z".to_vec()),
-            lease: None,
-            deadline: None,
-        };
+        let read = first_read(txn, priority, "z");
         let lease = match c.call(ShardId(2), read, Duration::from_secs(1)) {
             Ok(txn::Answer::Locked { lease }) => lease,
             other => panic!("seed {seed}: the read of z: {other:?}"),
