@@ -65,6 +65,10 @@ pub struct RaftConfig {
     /// carry. A bigger shard cannot bring a lagging follower up to date
     /// by snapshot until it is split; the leader logs it and carries on.
     pub snapshot_bytes_max: u64,
+    /// Leaders serve linearizable reads from a lease after a confirmed
+    /// ReadIndex round, without a round each (`shard/lease.rs`). Off:
+    /// every read takes a round (for comparison and for suspicion).
+    pub lease_reads: bool,
 }
 
 impl Default for RaftConfig {
@@ -79,6 +83,7 @@ impl Default for RaftConfig {
             log_kept_for_followers_max: 100_000,
             close_timestamp_ms: 200,
             snapshot_bytes_max: 512 * 1024 * 1024,
+            lease_reads: true,
         }
     }
 }

@@ -185,6 +185,10 @@ pub struct EventLoop {
     persisting: Option<Persisting>,
     /// A `Shutdown` came: everything waiting was answered.
     stopped: bool,
+    /// The replicas opened from disk at start, and until when they do
+    /// not vote ([`EventLoop::quiet_after_restart`]).
+    restarted: BTreeSet<ShardId>,
+    quiet_until: Option<Instant>,
 }
 
 /// What a step carries from its first half to its second.
@@ -249,6 +253,8 @@ impl EventLoop {
         logger: &slog::Logger,
     ) -> std::result::Result<EventLoop, String> {
         let mut shards = list_replicas(&engine).map_err(|e| e.to_string())?;
+        // Replicas found on disk may have answered heartbeats before.
+        let restarted = shards.iter().copied().collect();
         if shards.is_empty() {
             shards = bootstrap_static_layout(&engine, &registry).map_err(|e| e.to_string())?;
         }
@@ -282,6 +288,8 @@ impl EventLoop {
             timers: None,
             persisting: None,
             stopped: false,
+            restarted,
+            quiet_until: None,
         };
         // A destroy cut short by a crash is finished now.
         let all: Vec<ShardId> = event_loop.replicas.keys().copied().collect();
@@ -303,6 +311,7 @@ impl EventLoop {
         let tick = self.raft_config.tick();
         let timers =
             *self.timers.get_or_insert(Timers { next_tick: now + tick, next_gc: now + self.gc_config.interval() });
+        self.quiet_until.get_or_insert(now + tick * self.raft_config.election_ticks as u32);
         for r in self.replicas.values_mut() {
             r.raw_node.mut_store().set_now(now);
         }
@@ -352,7 +361,7 @@ impl EventLoop {
             if clock_trusted {
                 r.maybe_close_timestamp(&self.tt, now, close_interval, &mut self.completions);
             }
-            r.flush_reads(&mut self.completions);
+            r.flush_reads(now, &mut self.completions);
         }
         self.take_readies(now)
     }
@@ -392,6 +401,10 @@ impl EventLoop {
                     }
                     if !self.replicas.contains_key(&shard) && !self.create_for(shard, from, &m) {
                         tracing::debug!(%shard, %from, "message for a shard not hosted here dropped");
+                        continue;
+                    }
+                    if self.quiet_after_restart(shard, &m, now) {
+                        tracing::debug!(%shard, %from, "vote request dropped: restarted within an election timeout");
                         continue;
                     }
                     let r = self.replicas.get_mut(&shard).expect("hosted or just created");
@@ -608,6 +621,24 @@ impl EventLoop {
                 Err(e) => crate::storage::stop_on_storage_failure(&format!("{child}: cannot open after a split: {e}")),
             }
         }
+    }
+
+    /// Whether `m` is a vote request a replica opened at start must not
+    /// answer yet. Before the restart it may have answered a heartbeat
+    /// that gave its leader a lease (`shard/lease.rs`), and raft-rs,
+    /// which forgot that leader, would vote at once and let another
+    /// leader be elected while the lease holds. So for one election
+    /// timeout from the first step it behaves as a follower that has just
+    /// heard from a leader: only a leadership transfer's campaign gets a
+    /// vote. Replicas created while running (splits, new members) never
+    /// answered a heartbeat before and vote at once.
+    fn quiet_after_restart(&self, shard: ShardId, m: &Message, now: Instant) -> bool {
+        use raft::eraftpb::MessageType::{MsgRequestPreVote, MsgRequestVote};
+        matches!(m.msg_type(), MsgRequestVote | MsgRequestPreVote)
+            && m.context != raft::CAMPAIGN_TRANSFER
+            && self.raft_config.lease_reads
+            && self.restarted.contains(&shard)
+            && self.quiet_until.is_some_and(|until| now < until)
     }
 
     /// Stops: answers everything waiting, in the replicas and in `rest`

@@ -407,3 +407,123 @@ fn acknowledged_writes_survive_random_crashes_on_a_bad_network() {
     }
     assert!(crashes_in_step > 0, "no crash happened inside a step in {:?} seeds", seeds());
 }
+
+/// Reads issued at `leader` every millisecond for `watch`, while the
+/// other servers may elect another leader; returns when each read that
+/// was answered `Ok` was issued, and when a replica on `others` first
+/// led (if one did).
+fn reads_at_a_cut_off_leader(
+    c: &mut SteppedCluster,
+    leader: ServerId,
+    others: &[ServerId],
+    watch: Duration,
+) -> (Vec<Duration>, Option<Duration>) {
+    let deadline = c.now() + watch;
+    let mut served = Vec::new();
+    let mut elected = None;
+    let mut reading: Option<(Duration, oneshot::Receiver<spanserver::error::Result<Timestamp>>)> = None;
+    while c.now() < deadline {
+        if elected.is_none() && others.iter().any(|s| c.raft_state(*s, SHARD).is_some_and(|st| st.leader)) {
+            elected = Some(c.now());
+        }
+        match reading.as_mut().map(|(at, rx)| (*at, rx.try_recv())) {
+            Some((_, Err(oneshot::error::TryRecvError::Empty))) => {}
+            Some((at, Ok(Ok(_)))) => {
+                served.push(at);
+                reading = None;
+            }
+            _ => reading = None,
+        }
+        if reading.is_none() {
+            reading = Some((c.now(), c.read_index(leader, SHARD)));
+        }
+        run_for(c, Duration::from_millis(1));
+    }
+    (served, elected)
+}
+
+/// Waits for `server`'s answer to a read it was just asked.
+fn read_confirmed(c: &mut SteppedCluster, server: ServerId) -> bool {
+    let mut rx = c.read_index(server, SHARD);
+    let deadline = c.now() + ANSWER_WITHIN;
+    while c.now() < deadline {
+        match rx.try_recv() {
+            Ok(answer) => return answer.is_ok(),
+            Err(oneshot::error::TryRecvError::Closed) => return false,
+            Err(oneshot::error::TryRecvError::Empty) => run_for(c, Duration::from_millis(1)),
+        }
+    }
+    false
+}
+
+/// Goal: a leader's lease (`spanserver::shard::lease`) lets it answer
+/// linearizable reads without a heartbeat round, and ends before any
+/// other leader can be elected, so a leader cut off from everyone serves
+/// reads for a while and then none: never one issued after another
+/// replica led (which could have committed writes it would miss).
+/// Method: per seed, a read confirms the lease; the leader is cut off;
+/// a read every millisecond until the others have elected a leader.
+#[test]
+fn a_cut_off_leader_serves_reads_from_its_lease_only_until_another_could_lead() {
+    for seed in seeds() {
+        let mut c = cluster(seed, 3, 3);
+        let all = c.server_ids();
+        let leader = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        assert!(put(&mut c, "k", "v").is_some(), "seed {seed}");
+        assert!(read_confirmed(&mut c, leader), "seed {seed}: a read at the leader");
+        let others: Vec<ServerId> = all.iter().copied().filter(|s| *s != leader).collect();
+        isolate(&mut c, leader);
+        let cut_at = c.now();
+        let (served, elected) = reads_at_a_cut_off_leader(&mut c, leader, &others, Duration::from_millis(600));
+        let elected = elected.unwrap_or_else(|| panic!("seed {seed}: the others elected no leader"));
+        assert!(
+            served.first().is_some_and(|t| *t <= cut_at + Duration::from_millis(5)),
+            "seed {seed}: no read served from the lease: {served:?}"
+        );
+        let last = *served.last().expect("checked");
+        assert!(last < elected, "seed {seed}: a read issued at {last:?}, after another leader at {elected:?}");
+    }
+}
+
+/// Goal: a follower that answered the heartbeat behind a lease and then
+/// restarted does not let another leader in while the lease holds.
+/// raft-rs forgets the leader it heard from and would vote at once; the
+/// event loop keeps a restarted replica from voting for one election
+/// timeout. (Here raft-rs protects too: F2 misses the leader's closed
+/// timestamp entries while it is cut off, so F1 refuses it for its
+/// shorter log, and F1's own election clock starts at its restart. The
+/// quiet matters when the candidate's log is current: an idle leader
+/// whose clock is distrusted proposes nothing.)
+/// Method: the leader L is cut off from F2 first, so F2 keeps
+/// campaigning and only F1 answers L's heartbeats; a read gives L its
+/// lease (confirmed by F1 alone); then L is cut off from F1 too and F1
+/// crashes and restarts at once, at a different point of F2's campaigns
+/// in each run; no read may be served at L after F2 (or F1) leads.
+#[test]
+fn a_follower_restarted_under_a_lease_does_not_elect_another_leader_while_it_holds() {
+    for seed in seeds() {
+        for offset_ms in [0, 25, 50, 75] {
+            let mut c = cluster(seed, 3, 3);
+            let all = c.server_ids();
+            let leader =
+                leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+            assert!(put(&mut c, "k", "v").is_some(), "seed {seed}");
+            let others: Vec<ServerId> = all.iter().copied().filter(|s| *s != leader).collect();
+            let (f1, f2) = (others[0], others[1]);
+            c.partition(leader, f2);
+            run_for(&mut c, Duration::from_millis(200 + offset_ms));
+            assert!(read_confirmed(&mut c, leader), "seed {seed}: a read at the leader, confirmed by {f1}");
+            c.partition(leader, f1);
+            c.crash(f1);
+            c.restart(f1);
+            let (served, elected) = reads_at_a_cut_off_leader(&mut c, leader, &others, Duration::from_millis(600));
+            let elected = elected.unwrap_or_else(|| panic!("seed {seed}+{offset_ms}: the others elected no leader"));
+            assert!(!served.is_empty(), "seed {seed}+{offset_ms}: no read served from the lease");
+            let last = *served.last().expect("checked");
+            assert!(
+                last < elected,
+                "seed {seed}+{offset_ms}: a read issued at {last:?}, after another leader at {elected:?}"
+            );
+        }
+    }
+}

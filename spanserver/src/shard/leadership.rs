@@ -106,5 +106,6 @@ impl Replica {
         }
         let err = self.not_leader();
         self.reads.fail_unconfirmed(&err, completions);
+        self.lease.end();
     }
 }

@@ -255,6 +255,8 @@ impl Replica {
                 return answer(completions, Err(Error::InvalidArgument(format!("conf change refused: {e}"))));
             }
         };
+        // The quorum that gave the lease was the old configuration's.
+        self.lease.end();
         let added: Vec<ReplicaDescriptor> = context.added.into_iter().map(wire::replica_from_proto).collect();
         let new = descriptor_after(&old, &cs, &added);
         self.raw_node.mut_store().stage_conf_state(batch, &cs);

@@ -51,6 +51,7 @@ mod gc;
 mod handover;
 mod install;
 mod leadership;
+pub mod lease;
 pub mod membership;
 pub mod reads;
 mod records;
@@ -72,6 +73,7 @@ use truetime::{Timestamp, TrueTime};
 use txn::{Answer, Input, LockTarget, Outcome, Output, ShardTxns, TxnCommand, TxnError};
 
 use self::command::Command;
+use self::lease::LeaderLease;
 use self::membership::MembershipReply;
 use self::reads::{ReadQueue, ReadReply};
 use self::split::SplitReply;
@@ -209,6 +211,8 @@ pub struct Replica {
     /// not yet in RocksDB: conditions must see them.
     staged: HashMap<Vec<u8>, Option<Vec<u8>>>,
     reads: ReadQueue,
+    /// While leading: reads may skip the ReadIndex round (`lease.rs`).
+    lease: LeaderLease,
     gc: GcState,
     /// When this replica last proposed (as of the step that noticed), or
     /// `None` before its first step: idle leaders close timestamps.
@@ -357,6 +361,7 @@ impl Replica {
             handover: None,
             staged: HashMap::new(),
             reads: ReadQueue::default(),
+            lease: LeaderLease::new(rc),
             gc: GcState::default(),
             last_proposal_at: None,
             proposed: false,
@@ -611,22 +616,45 @@ impl Replica {
         }
     }
 
-    /// Starts a ReadIndex round for the reads queued this iteration. Must
-    /// not be called between `ready()` and `advance()`.
-    pub fn flush_reads(&mut self, completions: &mut Vec<Completion>) {
+    /// Serves the reads queued this iteration: from the lease if it
+    /// holds (renewing it when half gone), else by a ReadIndex round
+    /// begun at `now`. Must not be called between `ready()` and
+    /// `advance()`.
+    pub fn flush_reads(&mut self, now: Instant, completions: &mut Vec<Completion>) {
         if !self.is_leader() {
             let err = self.not_leader();
             self.reads.fail_unconfirmed(&err, completions);
             return;
         }
-        if let Some(ctx) = self.reads.start_batch() {
+        if !self.reads.has_queued() {
+            return;
+        }
+        let raft = &self.raw_node.raft;
+        let term = raft.term;
+        if raft.lead_transferee.is_some() {
+            self.lease.void(term);
+        }
+        let conf_change_pending = raft.pending_conf_index > raft.raft_log.applied;
+        if !conf_change_pending && self.lease.covers(term, now) {
+            self.reads.serve_queued(raft.raft_log.committed);
+            if self.lease.expiring(term, now) {
+                if let Some(ctx) = self.reads.start_renewal(now, term) {
+                    self.raw_node.read_index(ctx);
+                }
+            }
+        } else if let Some(ctx) = self.reads.start_batch(now, term) {
             self.raw_node.read_index(ctx);
         }
     }
 
     pub fn confirm_reads(&mut self, states: Vec<raft::ReadState>) {
         for rs in states {
-            self.reads.confirmed(&rs.request_ctx, rs.index);
+            if let Some((started, term)) = self.reads.confirmed(&rs.request_ctx, rs.index) {
+                let raft = &self.raw_node.raft;
+                if raft.state == raft::StateRole::Leader && raft.term == term {
+                    self.lease.extend(term, started);
+                }
+            }
         }
     }
 
@@ -638,6 +666,11 @@ impl Replica {
         // The iteration's batches are written: RocksDB has what was staged.
         self.staged.clear();
         self.observe_role(tt, completions);
+        if self.raw_node.raft.lead_transferee.is_some() {
+            // A transfer began (here, or asked by a follower): its
+            // TimeoutNow may elect the target at any time (`lease.rs`).
+            self.lease.void(self.raw_node.raft.term);
+        }
         if let Some((term, ready_at, false)) = self.leadership {
             if self.applied_index >= ready_at {
                 self.leadership = Some((term, ready_at, true));
