@@ -70,7 +70,8 @@
 //! # Reads
 //!
 //! Linearizable reads go to the leader and use ReadIndex
-//! (`shard/reads.rs`); snapshot reads at a timestamp go to any replica that
+//! (`shard/reads.rs`), or, within the lease a confirmed round gives the
+//! leader, its committed index without a round (`shard/lease.rs`); snapshot reads at a timestamp go to any replica that
 //! can serve it (`requests.rs`): one that has applied a command at or above it
 //! (assigned timestamps increase in log order, and idle leaders propose
 //! `Close` commands so this keeps moving), and on which no transaction that

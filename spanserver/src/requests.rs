@@ -3,7 +3,7 @@
 //! Three kinds of request, three ways to wait:
 //!
 //! - **Linearizable read** (`read_ts = 0`, leader only): ask the loop for a
-//!   ReadIndex round; once it answers, every write acknowledged before the
+//!   ReadIndex round (or its lease, `shard/lease.rs`); once it answers, every write acknowledged before the
 //!   read began is applied here. Read at the replica's safe time, which the
 //!   loop publishes before it answers (so the read sees at least that
 //!   state) and which is exactly the state read (so `read_ts` is honest).

@@ -637,6 +637,9 @@ impl Replica {
         let conf_change_pending = raft.pending_conf_index > raft.raft_log.applied;
         if !conf_change_pending && self.lease.covers(term, now) {
             self.reads.serve_queued(raft.raft_log.committed);
+            // What is applied is in RocksDB (the last iteration wrote
+            // it); reads waiting for more are released when it applies.
+            self.reads.release_applied(self.applied_index, self.txns.safe_time().max_applied(), completions);
             if self.lease.expiring(term, now) {
                 if let Some(ctx) = self.reads.start_renewal(now, term) {
                     self.raw_node.read_index(ctx);
