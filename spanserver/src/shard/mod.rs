@@ -629,11 +629,9 @@ impl Replica {
         if !self.reads.has_queued() {
             return;
         }
+        self.void_lease_if_transferring();
         let raft = &self.raw_node.raft;
         let term = raft.term;
-        if raft.lead_transferee.is_some() {
-            self.lease.void(term);
-        }
         let conf_change_pending = raft.pending_conf_index > raft.raft_log.applied;
         if !conf_change_pending && self.lease.covers(term, now) {
             self.reads.serve_queued(raft.raft_log.committed);
@@ -647,6 +645,16 @@ impl Replica {
             }
         } else if let Some(ctx) = self.reads.start_batch(now, term) {
             self.raw_node.read_index(ctx);
+        }
+    }
+
+    /// A transfer began (here, or asked by a follower): its TimeoutNow
+    /// may elect the target at any time, so the term leases no more
+    /// (`lease.rs`). Checked where reads are served and after every
+    /// iteration that touched the replica (a transfer's start sends).
+    fn void_lease_if_transferring(&mut self) {
+        if self.raw_node.raft.lead_transferee.is_some() {
+            self.lease.void(self.raw_node.raft.term);
         }
     }
 
@@ -669,11 +677,7 @@ impl Replica {
         // The iteration's batches are written: RocksDB has what was staged.
         self.staged.clear();
         self.observe_role(tt, completions);
-        if self.raw_node.raft.lead_transferee.is_some() {
-            // A transfer began (here, or asked by a follower): its
-            // TimeoutNow may elect the target at any time (`lease.rs`).
-            self.lease.void(self.raw_node.raft.term);
-        }
+        self.void_lease_if_transferring();
         if let Some((term, ready_at, false)) = self.leadership {
             if self.applied_index >= ready_at {
                 self.leadership = Some((term, ready_at, true));
