@@ -2,18 +2,18 @@
 //! protocol 3.0 reach SpanDB's SQL layer through any spanserver.
 //!
 //! ```text
-//!   client ──TCP──> frames (checks every frame) ──unix──> pgwire (framing, startup, portals)
-//!                                                           │ one Connection per client
-//!                                                           ▼
+//!   client ──TCP──> frames (checks every frame) ──> pgwire (framing, startup, portals)
+//!                                                     │ one Connection per client
+//!                                                     ▼
 //!                   Session (sql crate; on a blocking thread) ──> ClientEngine ──> cluster
 //! ```
 //!
 //! The model: one SQL [`Session`] per connection, which holds the
 //! connection's transaction. pgwire decodes messages and keeps prepared
 //! statements and portals; everything about SQL, transactions and errors
-//! is the session's, and the gateway only translates. [`frames`] stands
-//! between the socket and pgwire, whose decoders trust lengths inside
-//! messages.
+//! is the session's, and the gateway only translates. [`frames`] runs
+//! pgwire's connection loop on a stream that hands pgwire whole, checked
+//! frames only: pgwire's decoders trust lengths inside messages.
 //!
 //! - Startup: trust, or SCRAM-SHA-256 passwords when the server has a
 //!   users file ([`auth`]); the ParameterStatus set a PostgreSQL 15
