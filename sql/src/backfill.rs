@@ -167,6 +167,20 @@ pub fn fill_index(engine: &dyn Engine, table: u32, index: u32, now_us: i64, canc
 /// name (to drain before [`switch_to_rewrite`]). On failure abandons the
 /// rewrite ([`abandon_rewrite`] is the caller's).
 pub fn copy_rows(engine: &dyn Engine, table: u32, now_us: i64, cancel: &Arc<AtomicBool>) -> Result<String> {
+    match copy_all_rows(engine, table, now_us, cancel) {
+        // PostgreSQL checks a new primary key's NOT NULL before its
+        // uniqueness (ADD PRIMARY KEY sets the columns NOT NULL first).
+        // Rows are copied in row-id order, which is random, so a
+        // duplicate may come before a NULL: look for one.
+        Err(e) if e.state == SqlState::UniqueViolation => {
+            check_not_null(engine, table, now_us, cancel)?;
+            Err(e)
+        }
+        copied => copied,
+    }
+}
+
+fn copy_all_rows(engine: &dyn Engine, table: u32, now_us: i64, cancel: &Arc<AtomicBool>) -> Result<String> {
     let mut name = String::new();
     let mut more = true;
     while more {
@@ -185,6 +199,19 @@ pub fn copy_rows(engine: &dyn Engine, table: u32, now_us: i64, cancel: &Arc<Atom
         })?;
     }
     Ok(name)
+}
+
+/// Fails with 23502 if a row of table `table` has a NULL where its
+/// rewrite wants none, reading it in batches.
+fn check_not_null(engine: &dyn Engine, table: u32, now_us: i64, cancel: &Arc<AtomicBool>) -> Result<()> {
+    let mut from = Some(encoding::index_prefix(table, crate::catalog::PRIMARY_INDEX_ID));
+    while let Some(start) = from.take() {
+        from = in_transaction(engine, now_us, cancel, Rerun::Safe, &mut |cx| {
+            let (old, new) = table_being_rewritten(cx, table)?;
+            write::check_not_null_batch(&old, &new, &start, limits::BACKFILL_BATCH_ROWS, cx)
+        })?;
+    }
+    Ok(())
 }
 
 /// Where the rewrite into table `new_table` has got to: the key its next

@@ -499,18 +499,7 @@ pub fn rewrite_batch(
     let pairs = cx.txn()?.scan(from, &end, rows)?;
     let mut seen = std::collections::HashSet::new();
     for (key, value) in &pairs {
-        let row = layout::decode_row(old, key, value)?;
-        let mut moved = Vec::with_capacity(new.columns.len());
-        for col in &new.columns {
-            let v = old.column_by_id(col.id).map_or(Value::Null, |(pos, _)| row[pos].clone());
-            if v.is_null() && !col.nullable {
-                return Err(Error::new(
-                    SqlState::NotNullViolation,
-                    format!("column \"{}\" of relation \"{}\" contains null values", col.name, new.name),
-                ));
-            }
-            moved.push(v);
-        }
+        let moved = moved_row(old, new, &layout::decode_row(old, key, value)?)?;
         if cx.defer_unique_checks {
             // Checked by the commit (no read per row); two rows of the
             // batch are compared here.
@@ -524,6 +513,41 @@ pub fn rewrite_batch(
             return Err(duplicate_in_new_index(new, &new.primary.name, &new.primary.columns, &moved));
         }
         write_row(new, None, &moved, UniqueCheck::Needed, cx)?;
+    }
+    Ok(next_batch(&pairs, rows))
+}
+
+/// `row` of `old` as a row of its rewrite `new`; 23502 if a column `new`
+/// makes NOT NULL (a new primary key's) is NULL in it.
+fn moved_row(old: &TableDesc, new: &TableDesc, row: &Row) -> Result<Row> {
+    let mut moved = Vec::with_capacity(new.columns.len());
+    for col in &new.columns {
+        let v = old.column_by_id(col.id).map_or(Value::Null, |(pos, _)| row[pos].clone());
+        if v.is_null() && !col.nullable {
+            return Err(Error::new(
+                SqlState::NotNullViolation,
+                format!("column \"{}\" of relation \"{}\" contains null values", col.name, new.name),
+            ));
+        }
+        moved.push(v);
+    }
+    Ok(moved)
+}
+
+/// Checks one batch of `old`'s rows, from key `from`, for a NULL where its
+/// rewrite `new` wants none (a new primary key's); returns where the next batch
+/// starts, as [`rewrite_batch`].
+pub fn check_not_null_batch(
+    old: &TableDesc,
+    new: &TableDesc,
+    from: &[u8],
+    rows: usize,
+    cx: &mut Cx,
+) -> Result<Option<Vec<u8>>> {
+    let end = crate::encoding::prefix_end(&crate::encoding::index_prefix(old.id, old.primary.id));
+    let pairs = cx.txn()?.scan(from, &end, rows)?;
+    for (key, value) in &pairs {
+        moved_row(old, new, &layout::decode_row(old, key, value)?)?;
     }
     Ok(next_batch(&pairs, rows))
 }
