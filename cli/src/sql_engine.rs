@@ -10,7 +10,8 @@
 //! linearizable at the leader), `AS OF SYSTEM TIME` to a snapshot read
 //! and `with_max_staleness` to a bounded-staleness read.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sql::kv::{Committed, Engine, KvError, Mode, Pair, Priority, ShardSpan, Timestamp, Transaction};
 use tokio::runtime::Handle;
@@ -23,11 +24,68 @@ pub struct ClientEngine {
     seed: String,
     /// Split at each new table's boundaries ([`Engine::split_at`]).
     split_tables: bool,
+    /// Where its transactions' time goes, if asked ([`ClientEngine::with_time_spent`]).
+    spent: Option<Arc<TimeSpent>>,
+}
+
+/// Where the transactions of an engine's sessions spent their time,
+/// summed over all of them (`spandb bench sql`'s latency breakdown).
+/// Read-write transactions add their [`client::TxnTimings`] when they end
+/// (committed or rolled back; a commit that fails adds its reads only);
+/// read-only ones their reads.
+#[derive(Default)]
+pub struct TimeSpent(Mutex<Spent>);
+
+/// A sum of [`TimeSpent`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Spent {
+    /// Read-write transactions (attempts) that ended.
+    pub txns: u64,
+    pub rw: client::TxnTimings,
+    /// Reads of read-only transactions and statements: count and time.
+    pub lock_free_reads: u64,
+    pub lock_free_read: Duration,
+}
+
+impl Spent {
+    /// What was spent since `before` (an earlier total).
+    pub fn since(&self, before: &Spent) -> Spent {
+        Spent {
+            txns: self.txns.saturating_sub(before.txns),
+            rw: self.rw.since(&before.rw),
+            lock_free_reads: self.lock_free_reads.saturating_sub(before.lock_free_reads),
+            lock_free_read: self.lock_free_read.saturating_sub(before.lock_free_read),
+        }
+    }
+}
+
+impl TimeSpent {
+    pub fn total(&self) -> Spent {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add_rw(&self, t: client::TxnTimings) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.txns += 1;
+        s.rw += t;
+    }
+
+    fn add_lock_free_read(&self, took: Duration) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.lock_free_reads += 1;
+        s.lock_free_read += took;
+    }
 }
 
 impl ClientEngine {
     pub fn new(client: client::Client, handle: Handle, seed: String) -> ClientEngine {
-        ClientEngine { client, handle, seed, split_tables: false }
+        ClientEngine { client, handle, seed, split_tables: false, spent: None }
+    }
+
+    /// Sums where its transactions' time goes into `spent`.
+    pub fn with_time_spent(mut self, spent: Arc<TimeSpent>) -> ClientEngine {
+        self.spent = Some(spent);
+        self
     }
 
     /// Gives each table created through this engine shards of its own
@@ -59,17 +117,14 @@ fn kv_error(e: client::Error) -> KvError {
 
 impl Engine for ClientEngine {
     fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
-        let handle = self.handle.clone();
+        let (handle, spent) = (self.handle.clone(), self.spent.clone());
+        let read_only = |txn| Box::new(ReadOnly { txn, mode, handle: handle.clone(), spent: spent.clone() });
         Ok(match mode {
-            Mode::ReadWrite => Box::new(ReadWrite { txn: Some(self.client.begin()), handle }),
-            Mode::ReadOnly => Box::new(ReadOnly { txn: self.client.read_only(), mode, handle }),
-            Mode::SingleShard => Box::new(ReadOnly { txn: self.client.read_only_single_shard(), mode, handle }),
-            Mode::AsOf(ts) => {
-                Box::new(ReadOnly { txn: self.client.snapshot(truetime::Timestamp::from_nanos(ts)), mode, handle })
-            }
-            Mode::BoundedStaleness(ns) => {
-                Box::new(ReadOnly { txn: self.client.bounded_staleness(Duration::from_nanos(ns)), mode, handle })
-            }
+            Mode::ReadWrite => Box::new(ReadWrite { txn: Some(self.client.begin()), handle, spent }),
+            Mode::ReadOnly => read_only(self.client.read_only()),
+            Mode::SingleShard => read_only(self.client.read_only_single_shard()),
+            Mode::AsOf(ts) => read_only(self.client.snapshot(truetime::Timestamp::from_nanos(ts))),
+            Mode::BoundedStaleness(ns) => read_only(self.client.bounded_staleness(Duration::from_nanos(ns))),
         })
     }
 
@@ -79,7 +134,7 @@ impl Engine for ClientEngine {
                 let priority =
                     meta::Priority::new(truetime::Timestamp::from_nanos(priority.start_ns), meta::TxnId(priority.id));
                 let txn = self.client.begin_with_priority(priority);
-                Ok(Box::new(ReadWrite { txn: Some(txn), handle: self.handle.clone() }))
+                Ok(Box::new(ReadWrite { txn: Some(txn), handle: self.handle.clone(), spent: self.spent.clone() }))
             }
             other => self.begin(other),
         }
@@ -124,6 +179,7 @@ struct ReadWrite {
     /// None once committed or rolled back.
     txn: Option<client::Txn>,
     handle: Handle,
+    spent: Option<Arc<TimeSpent>>,
 }
 
 impl ReadWrite {
@@ -151,6 +207,12 @@ impl Transaction for ReadWrite {
         handle.block_on(txn.get(key)).map_err(kv_error)
     }
 
+    fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let handle = self.handle.clone();
+        let txn = self.txn()?;
+        handle.block_on(txn.get_for_update(key)).map_err(kv_error)
+    }
+
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
         let handle = self.handle.clone();
         let txn = self.txn()?;
@@ -175,7 +237,12 @@ impl Transaction for ReadWrite {
 
     fn commit(mut self: Box<Self>) -> Result<Committed, KvError> {
         let txn = self.txn.take().ok_or_else(|| KvError::Invalid("the transaction has ended".into()))?;
-        let info = self.handle.block_on(txn.commit_detailed()).map_err(kv_error)?;
+        let before = txn.timings();
+        let committed = self.handle.block_on(txn.commit_detailed());
+        if let Some(spent) = &self.spent {
+            spent.add_rw(committed.as_ref().map_or(before, |info| info.timings));
+        }
+        let info = committed.map_err(kv_error)?;
         Ok(Committed {
             ts: Some(info.commit_ts.as_nanos()),
             commit_wait_ns: info.commit_wait.as_nanos() as u64,
@@ -185,7 +252,12 @@ impl Transaction for ReadWrite {
 
     fn rollback(mut self: Box<Self>) -> Result<(), KvError> {
         match self.txn.take() {
-            Some(txn) => self.handle.block_on(txn.rollback()).map_err(kv_error),
+            Some(txn) => {
+                if let Some(spent) = &self.spent {
+                    spent.add_rw(txn.timings());
+                }
+                self.handle.block_on(txn.rollback()).map_err(kv_error)
+            }
             None => Ok(()),
         }
     }
@@ -209,6 +281,16 @@ struct ReadOnly {
     txn: client::ReadOnlyTxn,
     mode: Mode,
     handle: Handle,
+    spent: Option<Arc<TimeSpent>>,
+}
+
+impl ReadOnly {
+    /// Notes a read that began at `asked` (when the engine sums time).
+    fn note_read(&self, asked: Instant) {
+        if let Some(spent) = &self.spent {
+            spent.add_lock_free_read(asked.elapsed());
+        }
+    }
 }
 
 impl Transaction for ReadOnly {
@@ -217,12 +299,17 @@ impl Transaction for ReadOnly {
     }
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.handle.clone().block_on(self.txn.get(key)).map_err(kv_error)
+        let asked = Instant::now();
+        let value = self.handle.clone().block_on(self.txn.get(key)).map_err(kv_error);
+        self.note_read(asked);
+        value
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
-        let pairs = self.handle.clone().block_on(self.txn.scan(start, end, limit)).map_err(kv_error)?;
-        Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
+        let asked = Instant::now();
+        let pairs = self.handle.clone().block_on(self.txn.scan(start, end, limit)).map_err(kv_error);
+        self.note_read(asked);
+        Ok(pairs?.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }
 
     fn put(&mut self, _key: &[u8], _value: &[u8]) -> Result<(), KvError> {

@@ -68,7 +68,7 @@ use meta::{ServerId, ShardId};
 use crate::error::{classify, Failure};
 pub use crate::error::{Error, Result};
 use crate::routing::{Routes, Target};
-pub use crate::txn::{CommitInfo, ReadOnlyTxn, Txn};
+pub use crate::txn::{CommitInfo, ReadOnlyTxn, Txn, TxnTimings};
 
 /// Client tunables.
 #[derive(Debug, Clone)]

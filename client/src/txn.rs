@@ -5,6 +5,7 @@
 //! ```text
 //!   let mut txn = client.begin();
 //!   txn.get(b"alice")   ── Txn.Read ──> leader of alice's shard: shared lock, latest value
+//!   txn.get_for_update(b"carol")  the same, under an exclusive lock (it will write carol)
 //!   txn.put(b"bob", ..)    buffered here (later reads of bob see it)
 //!   txn.commit()
 //!     one shard:   Txn.Commit ──> that shard: exclusive locks, s, replicate, commit-wait
@@ -38,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use meta::{Priority, RangeVer, ShardId, TxnId};
 
@@ -65,6 +66,72 @@ pub struct CommitInfo {
     pub commit_wait: Duration,
     /// Shards that took part (1: a one-phase commit).
     pub participants: usize,
+    /// Where the transaction's time went.
+    pub timings: TxnTimings,
+}
+
+/// Where a read-write transaction's time went: its requests as this
+/// client waited for them, and as their servers reported them. The
+/// difference is the network and both ends' gRPC. For latency
+/// breakdowns (`spandb bench sql`); routing retries count in the
+/// client's times.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TxnTimings {
+    /// Locking reads (a get, or one page of a scan).
+    pub reads: u32,
+    pub read: Duration,
+    pub read_server: Duration,
+    /// Of the servers' time on reads, until the locks were granted (the
+    /// wait behind other transactions' locks, and the event loop's queue).
+    pub read_lock: Duration,
+    /// The prepares (sent together: until the last answered), and the
+    /// slowest one's server time; zero for a one-shard commit.
+    pub prepare: Duration,
+    pub prepare_server: Duration,
+    /// The commit at the coordinator (or the only shard), commit-wait
+    /// included, and its server time.
+    pub commit: Duration,
+    pub commit_server: Duration,
+    /// Of the commit, how long the coordinator held it for commit-wait.
+    pub commit_wait: Duration,
+}
+
+impl std::ops::AddAssign for TxnTimings {
+    fn add_assign(&mut self, t: TxnTimings) {
+        self.reads += t.reads;
+        self.read += t.read;
+        self.read_server += t.read_server;
+        self.read_lock += t.read_lock;
+        self.prepare += t.prepare;
+        self.prepare_server += t.prepare_server;
+        self.commit += t.commit;
+        self.commit_server += t.commit_server;
+        self.commit_wait += t.commit_wait;
+    }
+}
+
+impl TxnTimings {
+    /// What a sum of timings grew by since `before`, an earlier sum.
+    pub fn since(&self, before: &TxnTimings) -> TxnTimings {
+        TxnTimings {
+            reads: self.reads.saturating_sub(before.reads),
+            read: self.read.saturating_sub(before.read),
+            read_server: self.read_server.saturating_sub(before.read_server),
+            read_lock: self.read_lock.saturating_sub(before.read_lock),
+            prepare: self.prepare.saturating_sub(before.prepare),
+            prepare_server: self.prepare_server.saturating_sub(before.prepare_server),
+            commit: self.commit.saturating_sub(before.commit),
+            commit_server: self.commit_server.saturating_sub(before.commit_server),
+            commit_wait: self.commit_wait.saturating_sub(before.commit_wait),
+        }
+    }
+
+    fn note_read(&mut self, asked: Instant, response: &proto::TxnReadResponse) {
+        self.reads += 1;
+        self.read += asked.elapsed();
+        self.read_server += Duration::from_nanos(response.server_ns);
+        self.read_lock += Duration::from_nanos(response.lock_ns);
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -109,6 +176,7 @@ pub struct Txn {
     finished: bool,
     /// The transaction must happen before it ([`Txn::set_deadline`]).
     deadline: Option<Timestamp>,
+    timings: TxnTimings,
 }
 
 impl Txn {
@@ -125,7 +193,13 @@ impl Txn {
             heartbeat: None,
             finished: false,
             deadline: None,
+            timings: TxnTimings::default(),
         }
+    }
+
+    /// Where the transaction's time has gone so far.
+    pub fn timings(&self) -> TxnTimings {
+        self.timings
     }
 
     pub fn id(&self) -> TxnId {
@@ -182,6 +256,19 @@ impl Txn {
     /// Reads `key`: this transaction's own write if it made one, else the
     /// latest committed value, under a shared lock.
     pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_locked(key, false).await
+    }
+
+    /// Like [`Txn::get`], under an exclusive lock: for a key the
+    /// transaction means to write (SQL's UPDATE). Two transactions that
+    /// both read a key shared and then write it each wait for the other at
+    /// commit, and wound-wait aborts one; an exclusive read makes the
+    /// second wait (or wound) at its read instead.
+    pub async fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_locked(key, true).await
+    }
+
+    async fn get_locked(&mut self, key: &[u8], for_update: bool) -> Result<Option<Vec<u8>>> {
         self.check_open()?;
         if let Some(w) = self.writes.get(key) {
             return Ok(w.clone());
@@ -190,6 +277,7 @@ impl Txn {
         let span = proto::Span { start: key.to_vec(), end: Vec::new(), range: false };
         let mut locked_at = (ShardId(0), RangeVer(0));
         let reads = &self.reads;
+        let asked = Instant::now();
         let response = self
             .client
             .execute(Dest::Key(key), Op::LockingRead, |channel, target| {
@@ -201,11 +289,13 @@ impl Txn {
                     span: Some(span.clone()),
                     limit: 1,
                     lease: reads.get(&target.shard_id).and_then(|r| r.lease),
+                    for_update,
                 };
                 async move { proto::txn_client::TxnClient::new(channel).read(request).await }
             })
             .await?
             .into_inner();
+        self.timings.note_read(asked, &response);
         self.note_locked(locked_at.0, locked_at.1, response.lease, span);
         Ok(response.pairs.into_iter().next().map(|kv| kv.value))
     }
@@ -229,6 +319,7 @@ impl Txn {
             let span = proto::Span { start: from.clone(), end: end.to_vec(), range: true };
             let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;
             let reads = &self.reads;
+            let asked = Instant::now();
             let page = self
                 .client
                 .execute(Dest::Key(&from), Op::LockingRead, |channel, target| {
@@ -240,11 +331,13 @@ impl Txn {
                         span: Some(span.clone()),
                         limit: page_limit,
                         lease: reads.get(&target.shard_id).and_then(|r| r.lease),
+                        for_update: false,
                     };
                     async move { proto::txn_client::TxnClient::new(channel).read(request).await }
                 })
                 .await?
                 .into_inner();
+            self.timings.note_read(asked, &page);
             let (shard, range_ver, shard_end) = at;
             // The server clipped the range to the shard: so is the lock.
             let locked_end = match (end.is_empty(), shard_end.is_empty()) {
@@ -356,7 +449,12 @@ impl Txn {
         }
         let parts = self.parts()?;
         if parts.is_empty() {
-            return Ok(CommitInfo { commit_ts: Timestamp::ZERO, commit_wait: Duration::ZERO, participants: 0 });
+            return Ok(CommitInfo {
+                commit_ts: Timestamp::ZERO,
+                commit_wait: Duration::ZERO,
+                participants: 0,
+                timings: self.timings,
+            });
         }
         // The coordinator: the first shard written, else the first read.
         let coordinator = parts
@@ -390,7 +488,15 @@ impl Txn {
         });
         let mut participants = Vec::new();
         let mut failure = None;
-        for (shard, result) in futures_join_all(prepares).await {
+        let asked = Instant::now();
+        let prepared = futures_join_all(prepares).await;
+        if !others.is_empty() {
+            self.timings.prepare = asked.elapsed();
+        }
+        for (shard, result) in prepared {
+            if let Ok(p) = &result {
+                self.timings.prepare_server = self.timings.prepare_server.max(Duration::from_nanos(p.server_ns));
+            }
             match result {
                 Ok(p) if p.conditions_failed => {
                     failure = Some(Error::ConditionNotMet(format!("a key {shard} writes with put_absent has a value")))
@@ -412,6 +518,7 @@ impl Txn {
             });
         }
         let part = parts[&coordinator].clone();
+        let asked = Instant::now();
         let result = self
             .client
             .execute(Dest::Shard(coordinator), Op::Write, |channel, target| {
@@ -434,10 +541,15 @@ impl Txn {
                 if r.conditions_failed {
                     return Err(Error::ConditionNotMet("a key written with put_absent has a value".into()));
                 }
+                let commit_wait = Duration::from_nanos(r.commit_wait_ns);
+                self.timings.commit = asked.elapsed();
+                self.timings.commit_server = Duration::from_nanos(r.server_ns);
+                self.timings.commit_wait = commit_wait;
                 Ok(CommitInfo {
                     commit_ts: Timestamp::from_nanos(r.commit_ts),
-                    commit_wait: Duration::from_nanos(r.commit_wait_ns),
+                    commit_wait,
                     participants: parts.len(),
+                    timings: self.timings,
                 })
             }
             Err(Error::Ambiguous(m)) => Err(Error::Ambiguous(m)),

@@ -80,12 +80,12 @@
 //! (`auth.rs`).
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use meta::{LockLease, Priority, RequestId, ShardId, Term, TxnId};
 use tokio::sync::oneshot;
 use truetime::{Timestamp, TrueTime};
-use txn::{Answer, Input, LockTarget, Outcome, TxnError};
+use txn::{Answer, Input, LockMode, LockTarget, Outcome, TxnError};
 
 use crate::auth::PeerSecret;
 use crate::clock::ClockGuard;
@@ -817,7 +817,11 @@ impl DataRequests {
         self.clock.check()?;
         let span = req.span.ok_or_else(|| Error::InvalidArgument("a transactional read needs a span".into()))?;
         let r = self.replica(req.shard_id)?;
+        let mode = if req.for_update { LockMode::Exclusive } else { LockMode::Shared };
         let (target, end, limit, checked) = if span.range {
+            if req.for_update {
+                return Err(Error::InvalidArgument("a scan cannot read for update (range locks are shared)".into()));
+            }
             let (end, limit, checked) = self.scan_bounds(&r, req.range_ver, &span.start, &span.end, req.limit)?;
             (LockTarget::Range(span.start.clone(), end.clone()), end, limit, checked)
         } else {
@@ -827,12 +831,14 @@ impl DataRequests {
             (LockTarget::Key(span.start.clone()), Vec::new(), 1, checked)
         };
         let (lease, deadline) = (req.lease.map(lease_from_proto), txn_deadline(req.txn.as_ref()));
-        let input = Input::Read { req: RequestId(0), txn, priority, target, lease, deadline };
+        let input = Input::Read { req: RequestId(0), txn, priority, target, mode, lease, deadline };
+        let asked = Instant::now();
         let lease = match self.txn_call(&r, input, self.time.write_timeout()).await? {
             Some(Answer::Locked { lease }) => Some(lease_to_proto(lease)),
             Some(other) => return Err(Error::Storage(format!("unexpected answer to a read: {other:?}"))),
             None => return Err(Error::Unavailable("the read's lock was not granted in time".into())),
         };
+        let lock_ns = u64::try_from(asked.elapsed().as_nanos()).unwrap_or(u64::MAX);
         // The lock is held: nobody can commit a write to it. Confirm
         // leadership and that everything committed is applied, then read
         // the latest version.
@@ -861,7 +867,7 @@ impl DataRequests {
                 })
             })?;
         self.wait_visible(newest_ts).await?;
-        Ok(proto::TxnReadResponse { pairs, resume_key, lease })
+        Ok(proto::TxnReadResponse { pairs, resume_key, lease, lock_ns, server_ns: 0 })
     }
 
     fn txn_writes_and_reads(
@@ -954,7 +960,7 @@ impl DataRequests {
     /// the clock that decided when is not trusted at the end, the commit
     /// stands but its acknowledgement would not: `Ambiguous`.
     async fn commit_wait(&self, commit_ts: Timestamp) -> Result<Duration> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         if !self.unsafe_testing.skip_commit_wait {
             self.commit_waiter.wait(commit_ts).await;
             if let Err(e) = self.clock.check() {

@@ -8,6 +8,7 @@
 //! loop, and hand them in.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use prost011::Message as _;
 use raft::eraftpb::Message;
@@ -62,33 +63,38 @@ pub struct TxnService {
 #[tonic::async_trait]
 impl proto::txn_server::Txn for TxnService {
     async fn read(&self, request: Request<proto::TxnReadRequest>) -> Result<Response<proto::TxnReadResponse>, Status> {
-        Ok(Response::new(self.requests.txn_read(request.into_inner()).await?))
+        let started = Instant::now();
+        let mut response = self.requests.txn_read(request.into_inner()).await?;
+        response.server_ns = nanos_since(started);
+        Ok(Response::new(response))
     }
 
     async fn prepare(
         &self,
         request: Request<proto::TxnPrepareRequest>,
     ) -> Result<Response<proto::TxnPrepareResponse>, Status> {
+        let started = Instant::now();
         let request = request.into_inner();
         self.peers.check_shard_exists(ShardId(request.coordinator_shard_id)).await?;
-        let response = match self.requests.txn_prepare(request).await? {
-            Some((prepare_ts, seal)) => {
-                proto::TxnPrepareResponse { prepare_ts: prepare_ts.as_nanos(), seal, conditions_failed: false }
-            }
-            None => proto::TxnPrepareResponse { prepare_ts: 0, seal: Vec::new(), conditions_failed: true },
+        let (prepare_ts, seal, conditions_failed) = match self.requests.txn_prepare(request).await? {
+            Some((prepare_ts, seal)) => (prepare_ts.as_nanos(), seal, false),
+            None => (0, Vec::new(), true),
         };
-        Ok(Response::new(response))
+        let server_ns = nanos_since(started);
+        Ok(Response::new(proto::TxnPrepareResponse { prepare_ts, seal, conditions_failed, server_ns }))
     }
 
     async fn commit(
         &self,
         request: Request<proto::TxnCommitRequest>,
     ) -> Result<Response<proto::TxnCommitResponse>, Status> {
+        let started = Instant::now();
         let outcome = self.requests.txn_commit(request.into_inner()).await?;
         Ok(Response::new(proto::TxnCommitResponse {
             commit_ts: outcome.commit_ts.as_nanos(),
             commit_wait_ns: outcome.commit_wait.as_nanos() as u64,
             conditions_failed: !outcome.applied,
+            server_ns: nanos_since(started),
         }))
     }
 
@@ -612,6 +618,11 @@ impl proto::peer_server::Peer for PeerService {
         self.secret.check(request.metadata())?;
         Ok(Response::new(self.requests.joined_servers(request.into_inner()).await?))
     }
+}
+
+/// Nanoseconds since `started`, for the breakdown fields of responses.
+fn nanos_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

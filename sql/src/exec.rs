@@ -83,6 +83,9 @@ pub struct Cx<'t> {
     /// Where new table ids come from, outside the statement's
     /// transaction (see [`Cx::next_table_id`]); none: from it.
     pub id_source: Option<Arc<dyn crate::kv::Engine>>,
+    /// The table whose rows an UPDATE or DELETE is reading: its rows
+    /// looked up by key are read for update ([`Cx::get_row`]).
+    pub for_update: Option<u32>,
 }
 
 /// How many units of work pass between two cancellation checks.
@@ -111,6 +114,7 @@ impl<'t> Cx<'t> {
             batch_schema_changes: false,
             followup: None,
             id_source: None,
+            for_update: None,
         }
     }
 
@@ -208,9 +212,20 @@ impl<'t> Cx<'t> {
     }
 
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.read_key(key, false)
+    }
+
+    /// Reads a row of `table` by its key: for update if the statement is
+    /// an UPDATE or DELETE of that table ([`Cx::for_update`]).
+    pub fn get_row(&mut self, table: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.read_key(key, self.for_update == Some(table))
+    }
+
+    fn read_key(&mut self, key: &[u8], for_update: bool) -> Result<Option<Vec<u8>>> {
         self.check_cancel()?;
         self.stats.kv_requests += 1;
-        let v = self.txn()?.get(key)?;
+        let txn = self.txn()?;
+        let v = if for_update { txn.get_for_update(key)? } else { txn.get(key)? };
         if let Some(v) = &v {
             self.stats.kv_pairs += 1;
             self.stats.kv_bytes += (key.len() + v.len()) as u64;
@@ -691,8 +706,8 @@ struct Scan<'p> {
     table: &'p TableDesc,
     index: &'p IndexDesc,
     spans: &'p [ScanSpan],
-    /// Key ranges still to read, `[start, end)`.
-    ranges: Option<VecDeque<(Vec<u8>, Vec<u8>)>>,
+    /// Key ranges still to read.
+    ranges: Option<VecDeque<KeyRange>>,
     /// The range being read, from its next key.
     current: Option<(Vec<u8>, Vec<u8>)>,
     page: VecDeque<Pair>,
@@ -716,13 +731,30 @@ fn same_family(v: &Value, ty: DataType) -> bool {
 /// A key a range starts or ends at, and whether it is included.
 type KeyBound = (Vec<u8>, bool);
 
-/// The key ranges of `spans` over `index`, in key order.
+/// The key ranges of `spans` over `index`, `[start, end)`, in key order.
 pub fn span_ranges(
     table: &TableDesc,
     index: &IndexDesc,
     spans: &[ScanSpan],
     cx: &mut Cx,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    Ok(key_ranges(table, index, spans, cx)?.into_iter().map(|r| (r.start, r.end)).collect())
+}
+
+/// A key range a scan reads, `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct KeyRange {
+    start: Vec<u8>,
+    end: Vec<u8>,
+    /// The range is one row's key, `start` (a primary-key lookup with
+    /// every key column given): read with a get, which locks that key
+    /// rather than a range, and which a transaction answers from its own
+    /// writes without a round trip.
+    row: bool,
+}
+
+/// [`span_ranges`], saying which ranges are one row's key.
+fn key_ranges(table: &TableDesc, index: &IndexDesc, spans: &[ScanSpan], cx: &mut Cx) -> Result<Vec<KeyRange>> {
     let prefix = encoding::index_prefix(table.id, index.id);
     let mut out = Vec::new();
     'spans: for span in spans {
@@ -737,11 +769,16 @@ pub fn span_ranges(
             if !same_family(&v, ty) {
                 // Leave the rest to the filter.
                 let end = encoding::prefix_end(&start);
-                out.push((start, end));
+                out.push(KeyRange { start, end, row: false });
                 continue 'spans;
             }
             encoding::encode_key_value(&mut start, &v, dir);
         }
+        // Every key column equal: one row's key at most (over the limit:
+        // no row, which the range read finds without a refused get).
+        let row = index.id == PRIMARY_INDEX_ID
+            && span.equal.len() == index.columns.len()
+            && start.len() <= limits::KEY_BYTES_MAX;
         let base = start;
         let mut lo = base.clone();
         let mut hi = encoding::prefix_end(&base);
@@ -777,7 +814,7 @@ pub fn span_ranges(
             }
         }
         if hi.is_empty() || lo < hi {
-            out.push((lo, hi));
+            out.push(KeyRange { start: lo, end: hi, row });
         }
     }
     out.sort();
@@ -787,7 +824,7 @@ pub fn span_ranges(
 impl Operator for Scan<'_> {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         if self.ranges.is_none() {
-            self.ranges = Some(span_ranges(self.table, self.index, self.spans, cx)?.into());
+            self.ranges = Some(key_ranges(self.table, self.index, self.spans, cx)?.into());
         }
         loop {
             if let Some((key, value)) = self.page.pop_front() {
@@ -796,7 +833,7 @@ impl Operator for Scan<'_> {
                 }
                 let target = layout::index_entry_target(self.table, self.index, &key, &value)?;
                 let row_key = layout::row_key_from_suffix(self.table, &target);
-                let Some(row) = cx.get(&row_key)? else {
+                let Some(row) = cx.get_row(self.table.id, &row_key)? else {
                     return sql_err!(
                         InternalError,
                         "index {} entry {} points at a missing row",
@@ -817,7 +854,12 @@ impl Operator for Scan<'_> {
                 continue;
             }
             match self.ranges.as_mut().and_then(|r| r.pop_front()) {
-                Some(range) => self.current = Some(range),
+                Some(KeyRange { start, row: true, .. }) => {
+                    if let Some(value) = cx.get_row(self.table.id, &start)? {
+                        self.page.push_back((start, value));
+                    }
+                }
+                Some(KeyRange { start, end, row: false }) => self.current = Some((start, end)),
                 None => return Ok(None),
             }
         }

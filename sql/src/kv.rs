@@ -247,6 +247,14 @@ pub trait Transaction: Send {
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
 
+    /// Like `get`, for a key the transaction means to write: a read-write
+    /// transaction locks it exclusively (UPDATE and DELETE read their rows
+    /// so, or two of them that read a row and write it would both wait at
+    /// commit, and one abort). Engines without such locks read as `get`.
+    fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.get(key)
+    }
+
     /// At most `limit` (> 0) pairs with keys in `[start, end)`, in order;
     /// an empty `end` is unbounded.
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError>;

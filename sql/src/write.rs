@@ -51,6 +51,17 @@ fn read_all(source: &Node, cx: &mut Cx) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// [`read_all`] for an UPDATE or DELETE of `table`: the rows of `table`
+/// it looks up by key are read for update ([`Cx::for_update`]), so that
+/// two statements changing one row queue at their reads instead of both
+/// reading it and then each waiting for the other's lock at commit.
+fn read_for_update(table: &TableDesc, source: &Node, cx: &mut Cx) -> Result<Vec<Row>> {
+    let outer = cx.for_update.replace(table.id);
+    let rows = read_all(source, cx);
+    cx.for_update = outer;
+    rows
+}
+
 /// The error of a statement that would change more rows than one
 /// transaction may ([`limits::WRITES_PER_TRANSACTION_MAX`]).
 pub fn too_many_writes<T>() -> Result<T> {
@@ -338,7 +349,7 @@ pub fn update(
     ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
     table.check_writable()?;
-    let rows = read_all(source, cx)?;
+    let rows = read_for_update(table, source, cx)?;
     let mut result = WriteResult { count: 0, returned: Vec::new() };
     // New values first, for every row, then the writes: a key that moves
     // onto another updated row's old key is not a conflict.
@@ -372,7 +383,7 @@ pub fn delete(
     cx: &mut Cx,
 ) -> Result<WriteResult> {
     table.check_writable()?;
-    let rows = read_all(source, cx)?;
+    let rows = read_for_update(table, source, cx)?;
     let mut result = WriteResult { count: 0, returned: Vec::new() };
     for row in rows {
         delete_row(table, &row, cx)?;

@@ -46,7 +46,7 @@ use serde_json::{json, Value};
 use spanserver::shard::membership::MembershipChange;
 use tokio::sync::oneshot;
 use truetime::Timestamp;
-use txn::{Answer, Input, LockTarget, TxnError, Write};
+use txn::{Answer, Input, LockMode, LockTarget, TxnError, Write};
 
 use crate::stepped::{CrashPoint, Faults, Setup, SteppedCluster, EPSILON};
 
@@ -582,6 +582,11 @@ fn advance(c: &mut SteppedCluster, t: &mut Txn) -> Option<Outcome> {
                     txn: t.id,
                     priority: t.priority,
                     target: LockTarget::Key(key_name(k)),
+                    // An append reads its list for update, as SQL's UPDATE does.
+                    mode: match mop {
+                        Mop::Append(..) => LockMode::Exclusive,
+                        Mop::Read(_) => LockMode::Shared,
+                    },
                     lease,
                     deadline: None,
                 };

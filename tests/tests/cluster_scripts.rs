@@ -43,7 +43,7 @@ use goldenscript::{Command, Context};
 use meta::{LockLease, Priority, RequestId, ServerId, ShardId, TxnId};
 use tests::stepped::{CrashPoint, Faults, Setup, SteppedCluster};
 use truetime::Timestamp;
-use txn::{Answer, Input, LockTarget, Write};
+use txn::{Answer, Input, LockMode, LockTarget, Write};
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -98,7 +98,8 @@ impl Runner {
             let shard = c.shard_of(key.as_bytes());
             let lease = leases.get(&shard).map(|(l, _)| *l);
             let target = LockTarget::Key(key.as_bytes().to_vec());
-            let input = Input::Read { req: RequestId(0), txn, priority, target: target.clone(), lease, deadline: None };
+            let (mode, deadline) = (LockMode::Shared, None);
+            let input = Input::Read { req: RequestId(0), txn, priority, target: target.clone(), mode, lease, deadline };
             match c.call(shard, input, ANSWER_WITHIN) {
                 Ok(Answer::Locked { lease }) => leases.entry(shard).or_insert((lease, Vec::new())).1.push(target),
                 other => {

@@ -424,9 +424,12 @@ pub enum Output {
 /// What happens to this shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
-    /// A read-write transaction reads `target`: take a shared lock.
-    /// `lease`: the one its earlier reads here were answered with (`None`
-    /// for its first).
+    /// A read-write transaction reads `target`: take a lock of `mode`,
+    /// shared, or exclusive for a key it means to write (a read for
+    /// update, as `UPDATE` does: two transactions that read a key shared
+    /// and then both write it would each wait for the other's lock, and
+    /// wound-wait would abort one). `lease`: the one its earlier reads
+    /// here were answered with (`None` for its first).
     ///
     /// `deadline`: the transaction must happen before it (the client's
     /// promise to a schema it cached, F1's rule: the earliest end of the
@@ -439,6 +442,7 @@ pub enum Input {
         txn: TxnId,
         priority: Priority,
         target: LockTarget,
+        mode: LockMode,
         lease: Option<LockLease>,
         deadline: Option<Timestamp>,
     },
@@ -779,9 +783,9 @@ impl ShardTxns {
                     out.push(Output::Reply { req, result: Err(TxnError::NotLeader) });
                 }
             }
-            Input::Read { req, txn, priority, target, lease, deadline } => {
+            Input::Read { req, txn, priority, target, mode, lease, deadline } => {
                 if self.admit(req, txn, lease, now, &mut out).is_some() {
-                    let wanted = VecDeque::from([(target, LockMode::Shared)]);
+                    let wanted = VecDeque::from([(target, mode)]);
                     self.park(req, txn, priority, wanted, Then::Read { deadline }, now, &mut out);
                 }
             }
@@ -1753,6 +1757,7 @@ mod tests {
             txn: TxnId(1),
             priority,
             target: LockTarget::Key(b"b".to_vec()),
+            mode: LockMode::Shared,
             lease: None,
             deadline: None,
         };
@@ -1781,7 +1786,7 @@ mod tests {
 
     fn read(req: u64, txn: TxnId, priority: Priority, key: &str, lease: Option<LockLease>) -> Input {
         let target = LockTarget::Key(key.as_bytes().to_vec());
-        Input::Read { req: RequestId(req), txn, priority, target, lease, deadline: None }
+        Input::Read { req: RequestId(req), txn, priority, target, mode: LockMode::Shared, lease, deadline: None }
     }
 
     fn keys(keys: &[&str]) -> Vec<LockTarget> {
@@ -1840,8 +1845,8 @@ mod tests {
         s.step(now(1000), Input::LeaderReady { term: Term(1) });
         let deadline = |t| Some(Timestamp::from_nanos(t));
         let with_deadline = |input: Input, d: Option<Timestamp>| match input {
-            Input::Read { req, txn, priority, target, lease, .. } => {
-                Input::Read { req, txn, priority, target, lease, deadline: d }
+            Input::Read { req, txn, priority, target, mode, lease, .. } => {
+                Input::Read { req, txn, priority, target, mode, lease, deadline: d }
             }
             Input::Commit { req, txn, priority, writes, reads, lease, participants, conditions, .. } => {
                 Input::Commit { req, txn, priority, writes, reads, lease, participants, conditions, deadline: d }

@@ -13,6 +13,23 @@
 //! synchronous); statements are sent as text, as over PostgreSQL's simple
 //! query protocol. A transaction aborted as retryable is run again and
 //! counted once, as pgbench does with `--max-tries`.
+//!
+//! Each SQL run also prints where a transaction's time went, on average
+//! per transaction completed (retried attempts' time included), as a
+//! `BREAKDOWN` line:
+//!
+//! ```text
+//!   txn_ms            the transaction as its client saw it (the mean)
+//!   session_ms        the rest: parsing, planning, executing, retries' waits
+//!   read_ms           locking reads (reads= of them), of which at the servers
+//!     read_server_ms    (lock: read_lock_ms, until their locks were granted)
+//!   lock_free_read_ms reads outside read-write transactions
+//!   prepare_ms        two-phase commit's prepares (server: prepare_server_ms)
+//!   commit_ms         the commit at the coordinator or only shard (server:
+//!                     commit_server_ms, of which commit_wait_ms)
+//!   network_ms        client time minus server time over all of these:
+//!                     loopback TCP, gRPC at both ends, routing retries
+//! ```
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +40,7 @@ use rand::Rng;
 use sql::{Collected, Session};
 
 use super::{bench_cluster, BenchTarget, Report, Runs};
-use crate::sql_engine::ClientEngine;
+use crate::sql_engine::{ClientEngine, Spent, TimeSpent};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SqlWorkload {
@@ -81,7 +98,11 @@ pub async fn run(args: SqlBenchArgs) -> anyhow::Result<()> {
 
 async fn run_all(args: &SqlBenchArgs, addr: &str) -> anyhow::Result<()> {
     let client = client::Client::connect([addr.to_string()]).await.with_context(|| format!("connecting to {addr}"))?;
-    let engine = Arc::new(ClientEngine::new(client.clone(), tokio::runtime::Handle::current(), addr.to_string()));
+    let spent = Arc::new(TimeSpent::default());
+    let engine = Arc::new(
+        ClientEngine::new(client.clone(), tokio::runtime::Handle::current(), addr.to_string())
+            .with_time_spent(spent.clone()),
+    );
     let rows = args.rows;
     {
         let engine = engine.clone();
@@ -89,18 +110,18 @@ async fn run_all(args: &SqlBenchArgs, addr: &str) -> anyhow::Result<()> {
     }
     for &workload in &args.workload {
         for &clients in &args.runs.clients {
-            let report = match workload {
-                SqlWorkload::KvGet | SqlWorkload::KvPut | SqlWorkload::TxnRw => {
-                    run_raw(&client, workload, clients, args).await
-                }
-                _ => run_sql(&engine, workload, clients, args).await,
-            };
             let name = format!("{workload:?}").to_lowercase();
-            let label = match workload {
-                SqlWorkload::KvGet | SqlWorkload::KvPut | SqlWorkload::TxnRw => format!("spandb-raw-{name}-c{clients}"),
-                _ => format!("spandb-sql-{name}-c{clients}"),
-            };
-            report.print(&label);
+            match workload {
+                SqlWorkload::KvGet | SqlWorkload::KvPut | SqlWorkload::TxnRw => {
+                    run_raw(&client, workload, clients, args).await.print(&format!("spandb-raw-{name}-c{clients}"));
+                }
+                _ => {
+                    let (report, spent) = run_sql(&engine, &spent, workload, clients, args).await;
+                    let label = format!("spandb-sql-{name}-c{clients}");
+                    report.print(&label);
+                    print_breakdown(&label, &report, &spent);
+                }
+            }
         }
     }
     Ok(())
@@ -203,7 +224,16 @@ fn statements(
     }
 }
 
-async fn run_sql(engine: &Arc<ClientEngine>, workload: SqlWorkload, clients: usize, args: &SqlBenchArgs) -> Report {
+/// Runs `workload`; returns its report and the time its transactions
+/// spent (`engine` sums it into `spent`) from the measured period's start
+/// until the last client stopped.
+async fn run_sql(
+    engine: &Arc<ClientEngine>,
+    spent: &TimeSpent,
+    workload: SqlWorkload,
+    clients: usize,
+    args: &SqlBenchArgs,
+) -> (Report, Spent) {
     let warmup = args.runs.warmup();
     let measured = args.runs.measured();
     let start = Instant::now();
@@ -259,7 +289,41 @@ async fn run_sql(engine: &Arc<ClientEngine>, workload: SqlWorkload, clients: usi
             (histogram, errors)
         }));
     }
-    collect(workers, measured).await
+    tokio::time::sleep_until(measure_from.into()).await;
+    let before = spent.total();
+    let report = collect(workers, measured).await;
+    (report, spent.total().since(&before))
+}
+
+/// The `BREAKDOWN` line (module docs): `spent` per transaction completed.
+fn print_breakdown(label: &str, report: &Report, spent: &Spent) {
+    let done = report.histogram.len() + report.errors;
+    if done == 0 {
+        return;
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / done as f64;
+    let rw = &spent.rw;
+    let txn = report.histogram.mean() / 1000.0;
+    let (read, prepare, commit) = (per(rw.read), per(rw.prepare), per(rw.commit));
+    let lock_free_read = per(spent.lock_free_read);
+    let network = per(rw.read.saturating_sub(rw.read_server))
+        + per(rw.prepare.saturating_sub(rw.prepare_server))
+        + per(rw.commit.saturating_sub(rw.commit_server));
+    println!(
+        "BREAKDOWN label={label} txn_ms={txn:.3} session_ms={:.3} reads={:.2} read_ms={read:.3} \
+         read_server_ms={:.3} read_lock_ms={:.3} lock_free_reads={:.2} lock_free_read_ms={lock_free_read:.3} \
+         prepare_ms={prepare:.3} prepare_server_ms={:.3} commit_ms={commit:.3} commit_server_ms={:.3} \
+         commit_wait_ms={:.3} network_ms={network:.3} attempts={:.2}",
+        (txn - read - lock_free_read - prepare - commit).max(0.0),
+        f64::from(rw.reads) / done as f64,
+        per(rw.read_server),
+        per(rw.read_lock),
+        spent.lock_free_reads as f64 / done as f64,
+        per(rw.prepare_server),
+        per(rw.commit_server),
+        per(rw.commit_wait),
+        spent.txns as f64 / done as f64,
+    );
 }
 
 async fn collect(workers: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64)>>, measured: Duration) -> Report {

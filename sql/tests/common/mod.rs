@@ -122,6 +122,12 @@ impl Transaction for Wrapped {
         }
         self.inner.get(key)
     }
+    fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(gets) = &self.gets {
+            gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get_for_update(key)
+    }
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<sql::kv::Pair>, KvError> {
         self.inner.scan(start, end, limit)
     }

@@ -252,10 +252,12 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         prop_oneof![6 => Just(None), 1 => span().prop_map(Some)],
         any::<u32>(),
         lease(),
+        any::<bool>(),
     )
-        .prop_map(move |(txn, (shard_id, key), range_ver, chaos, limit, lease)| {
+        .prop_map(move |(txn, (shard_id, key), range_ver, chaos, limit, lease, for_update)| {
             let span = Some(chaos.unwrap_or_else(|| read_span(key)));
-            Call::TxnRead(proto::TxnReadRequest { txn, shard_id, range_ver, span, limit: limit % 50, lease })
+            let limit = limit % 50;
+            Call::TxnRead(proto::TxnReadRequest { txn, shard_id, range_ver, span, limit, lease, for_update })
         });
     let reads = |shard: u64| {
         let inside = if shard == 1 { "[a-c]{1,2}" } else { "[n-p]{1,2}" };

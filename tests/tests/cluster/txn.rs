@@ -344,6 +344,7 @@ async fn a_vanished_client_loses_its_locks_after_the_keepalive_timeout() -> anyh
         span: Some(proto::Span { start: b"k".to_vec(), end: vec![], range: false }),
         limit: 1,
         lease: None,
+        for_update: false,
     })
     .await?;
     let started = Instant::now();
@@ -613,6 +614,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             span: Some(span("k")),
             limit: 1,
             lease: None,
+            for_update: false,
         })
         .await
         .expect_err("reserved id");
@@ -626,9 +628,24 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             span: Some(span("k")),
             limit: 1,
             lease: None,
+            for_update: false,
         })
         .await
         .expect_err("short id");
+    assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument);
+    // A scan for update: range locks are shared only.
+    let status = raw
+        .read(proto::TxnReadRequest {
+            txn: Some(meta(13)),
+            shard_id: 1,
+            range_ver: 0,
+            span: Some(proto::Span { start: b"k".to_vec(), end: b"l".to_vec(), range: true }),
+            limit: 10,
+            lease: None,
+            for_update: true,
+        })
+        .await
+        .expect_err("a scan for update");
     assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument);
     // A commit that claims reads this leader never locked.
     let commit = proto::TxnCommitRequest {
@@ -808,5 +825,38 @@ async fn put_absent_takes_a_free_key_once_and_nothing_else() -> anyhow::Result<(
         assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument, "{status:?}");
     }
     assert_eq!(client.get(b"cat").await?, None);
+    c.shutdown().await
+}
+
+/// Goal: a read for update (what SQL's UPDATE does) queues behind an
+/// older transaction's lock and sees its commit: two increments of one
+/// counter both commit, the second reading the first's value, and nobody
+/// is aborted. Read shared, the younger would read the old value at once
+/// and be wounded when the older commits.
+/// Method: the older reads the counter for update; the younger's read
+/// for update is still unanswered a while later; the older commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_for_update_waits_for_the_holder_and_sees_its_commit() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    client.put(b"counter", b"0").await?;
+    let mut older = client.begin();
+    let mut younger = client.begin();
+    assert_eq!(parse(older.get_for_update(b"counter").await?), 0);
+    let second = tokio::spawn(async move {
+        let seen = parse(younger.get_for_update(b"counter").await?);
+        younger.put(b"counter", (seen + 1).to_string().as_bytes());
+        younger.commit().await?;
+        Ok::<i64, ClientError>(seen)
+    });
+    // Blocking shows only as an absence: nothing answers meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the younger's read for update did not wait: {:?}", second.await);
+    older.put(b"counter", b"1");
+    older.commit().await?;
+    assert_eq!(second.await??, 1, "the younger read before the older's commit");
+    assert_eq!(parse(client.get(b"counter").await?), 2);
     c.shutdown().await
 }

@@ -8,7 +8,7 @@
 //! ```text
 //! leader [term=T] | lost | time T | tick | close | state
 //! split KEY child=C  (the keys from KEY on moved to the new shard C)
-//! read REQ TXN prio=P KEY|"[A,B)" [lease=T.A]
+//! read REQ TXN prio=P KEY|"[A,B)" [mode=S|X] [lease=T.A]
 //! prepare REQ TXN prio=P coord=C [writes=a:1,b:-] [reads=a,b] [lease=T.A]
 //! commit REQ TXN prio=P [writes=...] [reads=...] [participants=2@1005,3@1007] [lease=T.A]
 //! ```
@@ -326,9 +326,15 @@ impl goldenscript::Runner for Runner {
                 let t = txn(args.next_pos().ok_or("read REQ TXN KEY")?)?;
                 let priority = prio(&mut args, t)?;
                 let target = target(args.next_pos().ok_or("read REQ TXN KEY")?);
+                let mode = match args.take_key("mode") {
+                    None | Some("S") => LockMode::Shared,
+                    Some("X") => LockMode::Exclusive,
+                    Some(other) => return Err(format!("mode={other}: S or X").into()),
+                };
                 let lease = self.lease(id, t, false, &mut args)?;
                 self.reading.insert(r, (id, t));
-                self.step(id, Input::Read { req: r, txn: t, priority, target, lease, deadline: None }, &mut out)?;
+                let input = Input::Read { req: r, txn: t, priority, target, mode, lease, deadline: None };
+                self.step(id, input, &mut out)?;
             }
             "prepare" => {
                 let r = req(args.next_pos().ok_or("prepare REQ TXN")?)?;
@@ -460,6 +466,7 @@ macro_rules! scripts {
 scripts!(
     single_shard_commit,
     wound_wait_older_wounds_younger,
+    reads_for_update_queue_instead_of_wounding,
     two_phase_commit,
     coordinator_crash_after_prepare,
     coordinator_crash_after_decision,

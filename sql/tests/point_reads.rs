@@ -1,0 +1,191 @@
+//! A lookup by the whole primary key reads one key (a get), not a range,
+//! and an UPDATE or DELETE reads the rows it changes by key for update
+//! (an exclusive lock), so that two transactions changing one row queue
+//! at their reads instead of both holding it shared and aborting one at
+//! commit.
+//!
+//! ```text
+//!   Recorded engine = MemoryEngine + a log of every read a transaction asks for
+//! ```
+
+use std::sync::{Arc, Mutex};
+
+mod common;
+
+use common::run;
+use sql::kv::{Committed, Engine, KvError, Mode, Pair, ShardSpan, Timestamp, Transaction};
+use sql::memory::MemoryEngine;
+use sql::{Session, Value};
+
+/// A read a transaction asked its engine for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Get,
+    GetForUpdate,
+    Scan,
+}
+
+#[derive(Default)]
+struct Recorded {
+    inner: MemoryEngine,
+    reads: Arc<Mutex<Vec<Read>>>,
+}
+
+struct RecordedTxn {
+    inner: Box<dyn Transaction>,
+    reads: Arc<Mutex<Vec<Read>>>,
+}
+
+impl Engine for Recorded {
+    fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
+        Ok(Box::new(RecordedTxn { inner: self.inner.begin(mode)?, reads: self.reads.clone() }))
+    }
+    fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan> {
+        self.inner.shards(start, end)
+    }
+    fn now(&self) -> Timestamp {
+        self.inner.now()
+    }
+    fn wait(&self, nanos: u64) {
+        self.inner.wait(nanos)
+    }
+}
+
+impl Transaction for RecordedTxn {
+    fn mode(&self) -> Mode {
+        self.inner.mode()
+    }
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.reads.lock().unwrap().push(Read::Get);
+        self.inner.get(key)
+    }
+    fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.reads.lock().unwrap().push(Read::GetForUpdate);
+        self.inner.get_for_update(key)
+    }
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        self.reads.lock().unwrap().push(Read::Scan);
+        self.inner.scan(start, end, limit)
+    }
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.inner.put(key, value)
+    }
+    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.inner.put_absent(key, value)
+    }
+    fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
+        self.inner.delete(key)
+    }
+    fn commit(self: Box<Self>) -> Result<Committed, KvError> {
+        self.inner.commit()
+    }
+    fn rollback(self: Box<Self>) -> Result<(), KvError> {
+        self.inner.rollback()
+    }
+    fn read_ts(&self) -> Option<Timestamp> {
+        self.inner.read_ts()
+    }
+    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> Result<(), KvError> {
+        self.inner.set_deadline(deadline)
+    }
+}
+
+/// Two tables, `t` (a primary key and a unique column) and `k2` (a
+/// primary key of two columns), with a few rows; then the log cleared.
+fn setup() -> (Arc<Mutex<Vec<Read>>>, Session) {
+    let engine = Recorded::default();
+    let reads = engine.reads.clone();
+    let mut s = Session::new(Arc::new(engine));
+    for sql in [
+        "CREATE TABLE t (id INT PRIMARY KEY, email TEXT UNIQUE, n INT)",
+        "INSERT INTO t VALUES (1, 'a@x', 10), (2, 'b@x', 20), (3, 'c@x', 30)",
+        "CREATE TABLE k2 (a INT, b TEXT, v INT, PRIMARY KEY (a, b))",
+        "INSERT INTO k2 VALUES (1, 'x', 1), (1, 'y', 2)",
+    ] {
+        run(&mut s, sql).unwrap();
+    }
+    // Warm the session's leased descriptors: later statements read rows only.
+    for sql in ["SELECT * FROM t WHERE id > 100", "SELECT * FROM k2 WHERE a > 100"] {
+        run(&mut s, sql).unwrap();
+    }
+    reads.lock().unwrap().clear();
+    (reads, s)
+}
+
+/// Runs `sql`, returning the reads it made and its rows.
+fn reads_of(reads: &Mutex<Vec<Read>>, s: &mut Session, sql: &str) -> (Vec<Read>, Vec<Vec<Value>>) {
+    reads.lock().unwrap().clear();
+    let out = run(s, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let made = std::mem::take(&mut *reads.lock().unwrap());
+    (made, out.rows)
+}
+
+/// Goal: SELECT by the whole primary key is one get (found or not); by
+/// part of it, or by a range, a scan.
+#[test]
+fn a_whole_primary_key_is_read_with_a_get() {
+    let (reads, mut s) = setup();
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE id = 2");
+    assert_eq!((made, rows), (vec![Read::Get], vec![vec![Value::Int4(20)]]));
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE id = 9");
+    assert_eq!((made, rows), (vec![Read::Get], vec![]));
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT v FROM k2 WHERE a = 1 AND b = 'y'");
+    assert_eq!((made, rows), (vec![Read::Get], vec![vec![Value::Int4(2)]]));
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT v FROM k2 WHERE a = 1 ORDER BY b");
+    assert_eq!((made, rows), (vec![Read::Scan], vec![vec![Value::Int4(1)], vec![Value::Int4(2)]]));
+    let (made, _) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE id >= 2");
+    assert_eq!(made, vec![Read::Scan]);
+}
+
+/// How many of `made` were of `kind`.
+fn count(made: &[Read], kind: Read) -> usize {
+    made.iter().filter(|r| **r == kind).count()
+}
+
+/// Goal: UPDATE and DELETE read the rows they change for update (by
+/// primary key, or through a secondary index's entry to the row), first
+/// and once each; what they only look at, here another table's row in a
+/// subquery, is read shared. (Their later gets are of keys the statement
+/// itself deleted, the row's old key and unique entry: a transaction
+/// answers those from its own writes.) A plain SELECT never reads for
+/// update.
+#[test]
+fn update_and_delete_read_their_rows_for_update() {
+    let (reads, mut s) = setup();
+    let (made, _) = reads_of(&reads, &mut s, "UPDATE t SET n = n + 1 WHERE id = 1");
+    assert_eq!((made[0], count(&made, Read::GetForUpdate), count(&made, Read::Scan)), (Read::GetForUpdate, 1, 0));
+    let (made, _) = reads_of(&reads, &mut s, "UPDATE t SET n = n + 1 WHERE email = 'b@x'");
+    assert_eq!(made[..2], [Read::Scan, Read::GetForUpdate], "the index entry is scanned, the row read for update");
+    assert_eq!((count(&made, Read::GetForUpdate), count(&made, Read::Scan)), (1, 1));
+    let (made, _) =
+        reads_of(&reads, &mut s, "UPDATE t SET n = (SELECT v FROM k2 WHERE a = 1 AND b = 'x') WHERE id = 3");
+    assert_eq!((made[0], count(&made, Read::GetForUpdate)), (Read::GetForUpdate, 1), "k2 is read shared: {made:?}");
+    let (made, _) = reads_of(&reads, &mut s, "DELETE FROM k2 WHERE a = 1 AND b = 'y'");
+    assert_eq!(made, vec![Read::GetForUpdate]);
+    let (made, _) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE id = 1");
+    assert_eq!(made, vec![Read::Get]);
+    let (_, rows) = reads_of(&reads, &mut s, "SELECT id, n FROM t ORDER BY id");
+    assert_eq!(
+        rows,
+        vec![
+            vec![Value::Int4(1), Value::Int4(11)],
+            vec![Value::Int4(2), Value::Int4(21)],
+            vec![Value::Int4(3), Value::Int4(1)],
+        ]
+    );
+    let (_, rows) = reads_of(&reads, &mut s, "SELECT count(*) FROM k2");
+    assert_eq!(rows, vec![vec![Value::Int8(1)]]);
+}
+
+/// Goal: inside a transaction, a row the transaction changed is read
+/// back by a get (which the engine answers from the transaction's own
+/// writes), with the new value.
+#[test]
+fn a_row_changed_earlier_in_the_transaction_is_read_back_by_key() {
+    let (reads, mut s) = setup();
+    run(&mut s, "BEGIN").unwrap();
+    run(&mut s, "UPDATE t SET n = n + 5 WHERE id = 2").unwrap();
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE id = 2");
+    assert_eq!((made, rows), (vec![Read::Get], vec![vec![Value::Int4(25)]]));
+    run(&mut s, "COMMIT").unwrap();
+}
