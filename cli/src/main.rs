@@ -74,6 +74,11 @@ struct DemoArgs {
     /// SCRAM-SHA-256 password (`spandb start --sql-users`); default: trust.
     #[arg(long)]
     sql_users: Option<PathBuf>,
+    /// Give each table created shards of its own (`spandb start
+    /// --sql-split-tables`). Off: tables share shards until they split by
+    /// size, so a transaction over small tables commits in one phase.
+    #[arg(long)]
+    sql_split_tables: bool,
 }
 
 fn main() -> ExitCode {
@@ -119,14 +124,22 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let time = spanserver::config::TimeConfig { epsilon_ms: args.epsilon_ms, ..Default::default() };
     time.validate()?;
     let sql_users = args.sql_users.map(|p| std::path::absolute(&p).unwrap_or(p));
-    // The demo gives each table shards of its own, which split at a size a
-    // demo's data reaches (`pgbench -i -s 1`'s accounts split), so loading
-    // data shows shards splitting and their leaderships spreading
-    // (`spandb status`; README, "Watching the demo split and spread").
+    // The demo's shards split at a size a demo's data reaches (`pgbench -i
+    // -s 1`'s accounts split), so loading data shows shards splitting and
+    // their leaderships spreading (`spandb status`; README, "Watching the
+    // demo split and spread").
     let split = spanserver::config::SplitConfig { size_bytes: DEMO_SPLIT_BYTES, ..Default::default() };
     let tuning = cluster::Tuning { split, ..Default::default() };
-    let mut cluster =
-        cluster::LocalCluster::start_with_users(args.dir, args.port_base, 3, time, sql_users, true, tuning).await?;
+    let mut cluster = cluster::LocalCluster::start_with_users(
+        args.dir,
+        args.port_base,
+        3,
+        time,
+        sql_users,
+        args.sql_split_tables,
+        tuning,
+    )
+    .await?;
     println!(
         "ready {} (servers {}; data in {})",
         cluster.addrs()[0],
@@ -159,7 +172,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             execute: Vec::new(),
             file: None,
             format: sql_shell::Format::Table,
-            split_tables: true,
+            split_tables: args.sql_split_tables,
         };
         sql_shell::run(sql).await
     };
