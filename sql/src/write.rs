@@ -466,8 +466,7 @@ pub fn backfill_batch(
     rows: usize,
     cx: &mut Cx,
 ) -> Result<Option<Vec<u8>>> {
-    let end = crate::encoding::prefix_end(&crate::encoding::index_prefix(table.id, table.primary.id));
-    let pairs = cx.txn()?.scan(from, &end, rows)?;
+    let pairs = batch_of_rows(table, from, rows, cx)?;
     let mut seen = std::collections::HashSet::new();
     for (key, value) in &pairs {
         let row = layout::decode_row(table, key, value)?;
@@ -506,8 +505,7 @@ pub fn rewrite_batch(
     rows: usize,
     cx: &mut Cx,
 ) -> Result<Option<Vec<u8>>> {
-    let end = crate::encoding::prefix_end(&crate::encoding::index_prefix(old.id, old.primary.id));
-    let pairs = cx.txn()?.scan(from, &end, rows)?;
+    let pairs = batch_of_rows(old, from, rows, cx)?;
     let mut seen = std::collections::HashSet::new();
     for (key, value) in &pairs {
         let moved = moved_row(old, new, &layout::decode_row(old, key, value)?)?;
@@ -555,8 +553,7 @@ pub fn check_not_null_batch(
     rows: usize,
     cx: &mut Cx,
 ) -> Result<Option<Vec<u8>>> {
-    let end = crate::encoding::prefix_end(&crate::encoding::index_prefix(old.id, old.primary.id));
-    let pairs = cx.txn()?.scan(from, &end, rows)?;
+    let pairs = batch_of_rows(old, from, rows, cx)?;
     for (key, value) in &pairs {
         moved_row(old, new, &layout::decode_row(old, key, value)?)?;
     }
@@ -568,6 +565,13 @@ pub fn has_rows(table: &TableDesc, cx: &mut Cx) -> Result<bool> {
     let prefix = crate::encoding::index_prefix(table.id, table.primary.id);
     let end = crate::encoding::prefix_end(&prefix);
     Ok(!cx.txn()?.scan(&prefix, &end, 1)?.is_empty())
+}
+
+/// At most `rows` rows of `table` (its primary index's pairs) from key
+/// `from` on: one batch of a backfill, rewrite or check.
+fn batch_of_rows(table: &TableDesc, from: &[u8], rows: usize, cx: &mut Cx) -> Result<Vec<crate::kv::Pair>> {
+    let end = crate::encoding::prefix_end(&crate::encoding::index_prefix(table.id, table.primary.id));
+    Ok(cx.txn()?.scan(from, &end, rows)?)
 }
 
 /// Where the batch after `pairs` starts: just after its last key, unless

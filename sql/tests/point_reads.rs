@@ -5,25 +5,17 @@
 //! commit.
 //!
 //! ```text
-//!   Recorded engine = MemoryEngine + a log of every read a transaction asks for
+//!   Recorded engine = MemoryEngine + a log of every read its transactions ask for
 //! ```
 
 use std::sync::{Arc, Mutex};
 
 mod common;
 
-use common::run;
-use sql::kv::{Committed, Engine, KvError, Mode, Pair, ShardSpan, Timestamp, Transaction};
+use common::{run, Read, Wrapped};
+use sql::kv::{Engine, KvError, Mode, ShardSpan, Timestamp, Transaction};
 use sql::memory::MemoryEngine;
 use sql::{Session, Value};
-
-/// A read a transaction asked its engine for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Read {
-    Get,
-    GetForUpdate,
-    Scan,
-}
 
 #[derive(Default)]
 struct Recorded {
@@ -31,14 +23,9 @@ struct Recorded {
     reads: Arc<Mutex<Vec<Read>>>,
 }
 
-struct RecordedTxn {
-    inner: Box<dyn Transaction>,
-    reads: Arc<Mutex<Vec<Read>>>,
-}
-
 impl Engine for Recorded {
     fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
-        Ok(Box::new(RecordedTxn { inner: self.inner.begin(mode)?, reads: self.reads.clone() }))
+        Ok(Box::new(Wrapped { reads: Some(self.reads.clone()), ..Wrapped::around(self.inner.begin(mode)?) }))
     }
     fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan> {
         self.inner.shards(start, end)
@@ -48,45 +35,6 @@ impl Engine for Recorded {
     }
     fn wait(&self, nanos: u64) {
         self.inner.wait(nanos)
-    }
-}
-
-impl Transaction for RecordedTxn {
-    fn mode(&self) -> Mode {
-        self.inner.mode()
-    }
-    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.reads.lock().unwrap().push(Read::Get);
-        self.inner.get(key)
-    }
-    fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.reads.lock().unwrap().push(Read::GetForUpdate);
-        self.inner.get_for_update(key)
-    }
-    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
-        self.reads.lock().unwrap().push(Read::Scan);
-        self.inner.scan(start, end, limit)
-    }
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.inner.put(key, value)
-    }
-    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.inner.put_absent(key, value)
-    }
-    fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
-        self.inner.delete(key)
-    }
-    fn commit(self: Box<Self>) -> Result<Committed, KvError> {
-        self.inner.commit()
-    }
-    fn rollback(self: Box<Self>) -> Result<(), KvError> {
-        self.inner.rollback()
-    }
-    fn read_ts(&self) -> Option<Timestamp> {
-        self.inner.read_ts()
-    }
-    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> Result<(), KvError> {
-        self.inner.set_deadline(deadline)
     }
 }
 

@@ -30,12 +30,7 @@ impl Prioritized {
         let n = begun.len() as u64 + 1;
         let priority = given.unwrap_or(Priority { start_ns: n, id: u128::from(n) });
         begun.push((priority, given.is_some()));
-        Ok(Box::new(Wrapped {
-            inner: self.inner.begin(mode)?,
-            gets: None,
-            priority: Some(priority),
-            unknown_outcome: None,
-        }))
+        Ok(Box::new(Wrapped { priority: Some(priority), ..Wrapped::around(self.inner.begin(mode)?) }))
     }
 }
 

@@ -34,7 +34,7 @@ impl Engine for Counted {
     fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
         self.counts.begun.fetch_add(1, Ordering::SeqCst);
         let gets = Some(self.counts.gets.clone());
-        Ok(Box::new(Wrapped { inner: self.inner.begin(mode)?, gets, priority: None, unknown_outcome: None }))
+        Ok(Box::new(Wrapped { gets, ..Wrapped::around(self.inner.begin(mode)?) }))
     }
     fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan> {
         self.inner.shards(start, end)

@@ -77,7 +77,7 @@ impl Engine for Watched {
         let txn = self.inner.begin(mode)?;
         match *self.unknown_outcome.lock().unwrap() {
             Some((turn, commits)) if turn == count => {
-                Ok(Box::new(Wrapped { inner: txn, gets: None, priority: None, unknown_outcome: Some(commits) }))
+                Ok(Box::new(Wrapped { unknown_outcome: Some(commits), ..Wrapped::around(txn) }))
             }
             _ => Ok(txn),
         }
@@ -101,15 +101,40 @@ impl Engine for Watched {
 }
 
 /// A transaction that passes everything to `inner`, counting point reads
-/// in `gets` and reporting `priority` as its own (engines of tests that
-/// watch what the SQL layer asks for); with `unknown_outcome`, its commit
-/// fails with [`KvError::Ambiguous`], having committed if it is true
-/// ([`Watched::commit_outcome_unknown`]).
+/// in `gets`, logging every read in `reads`, and reporting `priority` as
+/// its own (engines of tests that watch what the SQL layer asks for);
+/// with `unknown_outcome`, its commit fails with [`KvError::Ambiguous`],
+/// having committed if it is true ([`Watched::commit_outcome_unknown`]).
 pub struct Wrapped {
     pub inner: Box<dyn Transaction>,
     pub gets: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    pub reads: Option<std::sync::Arc<Mutex<Vec<Read>>>>,
     pub priority: Option<sql::kv::Priority>,
     pub unknown_outcome: Option<bool>,
+}
+
+/// A read a [`Wrapped`] transaction was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    Get,
+    GetForUpdate,
+    Scan,
+}
+
+impl Wrapped {
+    /// Passes everything to `inner`.
+    pub fn around(inner: Box<dyn Transaction>) -> Wrapped {
+        Wrapped { inner, gets: None, reads: None, priority: None, unknown_outcome: None }
+    }
+
+    fn note(&self, read: Read) {
+        if let Some(gets) = self.gets.as_ref().filter(|_| read != Read::Scan) {
+            gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        if let Some(reads) = &self.reads {
+            reads.lock().unwrap().push(read);
+        }
+    }
 }
 
 impl Transaction for Wrapped {
@@ -117,18 +142,15 @@ impl Transaction for Wrapped {
         self.inner.mode()
     }
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        if let Some(gets) = &self.gets {
-            gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
+        self.note(Read::Get);
         self.inner.get(key)
     }
     fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        if let Some(gets) = &self.gets {
-            gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
+        self.note(Read::GetForUpdate);
         self.inner.get_for_update(key)
     }
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<sql::kv::Pair>, KvError> {
+        self.note(Read::Scan);
         self.inner.scan(start, end, limit)
     }
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
