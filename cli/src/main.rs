@@ -75,9 +75,11 @@ struct DemoArgs {
     #[arg(long)]
     sql_users: Option<PathBuf>,
     /// Give each table created shards of its own (`spandb start
-    /// --sql-split-tables`). Off: tables share shards until they split by
-    /// size, so a transaction over small tables commits in one phase.
-    #[arg(long)]
+    /// --sql-split-tables`). `false`: tables share shards until they split
+    /// by size, so a transaction over small tables commits in one phase
+    /// (but a long transaction block is likelier to lose its locks to a
+    /// split's leadership moves: README, "Shards per table").
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     sql_split_tables: bool,
 }
 
