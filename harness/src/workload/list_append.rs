@@ -67,7 +67,13 @@ impl ListAppend {
         for mop in mops {
             let (f, k) = (mop[0].as_str().unwrap_or_default(), mop[1].as_u64().expect("integer keys"));
             let key = spread_key(&self.run, "list-append", k);
-            let mut list = match txn.get(&key).await {
+            // An append reads its list for update (SQL's UPDATE does):
+            // elle's check covers exclusive reads too.
+            let read = match f {
+                "r" => txn.get(&key).await,
+                _ => txn.get_for_update(&key).await,
+            };
+            let mut list = match read {
                 Ok(found) => decode_list(found.as_deref().unwrap_or_default()),
                 // Nothing was written: dropping the transaction releases it.
                 Err(e) => return Completion::fail(v.clone(), e.to_string()),
