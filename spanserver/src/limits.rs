@@ -113,6 +113,11 @@ pub const RAFT_UNCOMMITTED_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// per shard, so one busy shard cannot stall the others.
 pub const RAFT_COMMITTED_BYTES_PER_READY_MAX: u64 = 16 * 1024 * 1024;
 
+/// Bytes of a replica's newest log entries kept in memory
+/// (`storage/raft_log.rs`), so that applying and replicating them does
+/// not read RocksDB; the newest entry is kept whatever its size.
+pub const RAFT_ENTRY_CACHE_BYTES_MAX: usize = 256 * 1024;
+
 // --- The event loop ----------------------------------------------------------
 
 /// Most replicas one server hosts; a message for a shard not hosted here

@@ -136,6 +136,7 @@ impl EventLoop {
             r.raw_node.advance_apply();
             r.confirm_reads(read_states);
             r.maybe_compact_log(&mut apply, &self.raft_config);
+            r.release_cached_entries();
             touched.push(shard);
         }
         let gc_due = self.gc_due.take();

@@ -14,6 +14,19 @@ impl Replica {
         );
     }
 
+    /// Lets the log's in-memory tail (`storage/raft_log.rs`) forget what
+    /// is applied here and, at a leader, held by every follower: nothing
+    /// reads those entries again but a follower fallen behind, which reads
+    /// them from RocksDB. An idle shard so holds no cached entries.
+    pub fn release_cached_entries(&mut self) {
+        let mut upto = self.applied_index;
+        if self.is_leader() {
+            let matched = self.raw_node.raft.prs().iter().filter(|(id, _)| **id != self.replica_id.0).map(|(_, p)| p.matched);
+            upto = matched.fold(upto, u64::min);
+        }
+        self.raw_node.mut_store().release_cached(upto);
+    }
+
     /// Compacts the log once it holds enough applied entries.
     ///
     /// A leader keeps what a follower it heard from recently still needs

@@ -13,14 +13,24 @@
 //!               first_index = t+1           last_index
 //! ```
 //!
+//! raft-rs reads back what it just appended: the entries it applies, the
+//! ones it sends followers, and terms to match logs. Those are the newest
+//! entries, so an [`EntryCache`] keeps the log's tail in memory
+//! ([`crate::limits::RAFT_ENTRY_CACHE_BYTES_MAX`] per replica) and RocksDB is
+//! read only for older ones (a follower far behind). Every read of the
+//! event loop's hottest path used to open a RocksDB iterator.
+//!
 //! Invariants:
 //! - `truncated.index <= hard_state.commit` once anything is compacted: only
 //!   applied (hence committed) entries are ever compacted.
 //! - Entries `first_index..=last_index` are all present and contiguous.
+//! - The cache holds a suffix of them: contiguous entries ending at
+//!   `last_index` (or nothing), equal to what is staged for RocksDB.
 //! - A snapshot is taken from one RocksDB snapshot, so its data, apply state
 //!   and conf state describe the same applied index (`storage/snapshot.rs` builds
 //!   it, off the event loop).
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use prost011::Message as _;
@@ -61,6 +71,82 @@ pub struct RaftLogStore {
     /// The event loop's step time ([`RaftLogStore::set_now`]); none
     /// before the first step.
     now: Option<Instant>,
+    /// The newest entries (module docs).
+    cache: EntryCache,
+}
+
+/// The tail of a replica's log, in memory: contiguous entries that end at
+/// the log's last index, at most `bytes_max` bytes of them (the newest
+/// entry is kept whatever its size). Empty after a load; filled by appends.
+#[derive(Debug)]
+struct EntryCache {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    bytes_max: usize,
+}
+
+impl EntryCache {
+    fn new(bytes_max: usize) -> EntryCache {
+        EntryCache { entries: VecDeque::new(), bytes: 0, bytes_max }
+    }
+
+    /// The index of the first cached entry (None: empty).
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.index)
+    }
+
+    fn get(&self, index: u64) -> Option<&Entry> {
+        let first = self.first_index()?;
+        self.entries.get(usize::try_from(index.checked_sub(first)?).ok()?)
+    }
+
+    /// Adds `entries` (contiguous), which replace any cached from their
+    /// first index on, then drops the oldest beyond the byte budget.
+    fn append(&mut self, entries: &[Entry]) {
+        let Some(new_first) = entries.first().map(|e| e.index) else {
+            return;
+        };
+        let contiguous = self.entries.back().is_some_and(|last| last.index + 1 >= new_first)
+            && self.first_index().is_some_and(|first| first < new_first);
+        if contiguous {
+            while self.entries.back().is_some_and(|last| last.index >= new_first) {
+                self.pop_back();
+            }
+        } else {
+            self.clear();
+        }
+        for e in entries {
+            self.bytes += e.encoded_len();
+            self.entries.push_back(e.clone());
+        }
+        while self.bytes > self.bytes_max && self.entries.len() > 1 {
+            self.pop_front();
+        }
+    }
+
+    /// Drops the entries up to and including `index`.
+    fn compact(&mut self, index: u64) {
+        while self.first_index().is_some_and(|first| first <= index) {
+            self.pop_front();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(e) = self.entries.pop_front() {
+            self.bytes -= e.encoded_len();
+        }
+    }
+
+    fn pop_back(&mut self) {
+        if let Some(e) = self.entries.pop_back() {
+            self.bytes -= e.encoded_len();
+        }
+    }
 }
 
 impl RaftLogStore {
@@ -136,6 +222,7 @@ impl RaftLogStore {
             last_term: truncated.term,
             snapshots,
             now: None,
+            cache: EntryCache::new(crate::limits::RAFT_ENTRY_CACHE_BYTES_MAX),
         };
         // The last entry: seek backwards from the end of this shard's log.
         let mut it = db.raw_iterator_cf(cf);
@@ -206,6 +293,7 @@ impl RaftLogStore {
         }
         self.last_index = last.index;
         self.last_term = last.term;
+        self.cache.append(entries);
     }
 
     pub fn stage_hard_state(&mut self, batch: &mut WriteBatch, hs: &HardState) {
@@ -235,6 +323,7 @@ impl RaftLogStore {
         self.truncated_term = metadata.term;
         self.last_index = metadata.index;
         self.last_term = metadata.term;
+        self.cache.clear();
         self.put_truncated(batch);
         let cs = metadata.conf_state.clone().unwrap_or_default();
         self.stage_conf_state(batch, &cs);
@@ -257,8 +346,15 @@ impl RaftLogStore {
         batch.delete_range_cf(cf, log_key(self.shard_id, self.truncated_index + 1), log_key(self.shard_id, index + 1));
         self.truncated_index = index;
         self.truncated_term = term;
+        self.cache.compact(index);
         self.put_truncated(batch);
         Ok(())
+    }
+
+    /// Drops the cached entries up to and including `index`: nothing
+    /// should need them soon (they are read from RocksDB if asked for).
+    pub fn release_cached(&mut self, index: u64) {
+        self.cache.compact(index);
     }
 
     fn put_truncated(&self, batch: &mut WriteBatch) {
@@ -270,7 +366,45 @@ impl RaftLogStore {
         );
     }
 
+    /// Adds the stored entries `[low, high)` to `entries` (adding their
+    /// sizes to `size`), stopping before `max_size` is exceeded (after one
+    /// entry at least); whether it added them all.
+    fn read_stored(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: Option<u64>,
+        entries: &mut Vec<Entry>,
+        size: &mut u64,
+    ) -> raft::Result<bool> {
+        let cf = self.engine.cf(CF_RAFT);
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(log_key(self.shard_id, high));
+        let mut it = self.engine.db().raw_iterator_cf_opt(cf, opts);
+        it.seek(log_key(self.shard_id, low));
+        let mut expected = low;
+        while let Some(v) = it.value() {
+            let entry: Entry = decode_raft(v, "log entry");
+            if entry.index != expected {
+                return Err(storage_err(format!("log gap: found {} where {expected} belongs", entry.index)));
+            }
+            *size += entry.encoded_len() as u64;
+            // Always at least one entry, then stop before exceeding max_size.
+            if !entries.is_empty() && max_size.is_some_and(|m| *size > m) {
+                return Ok(false);
+            }
+            entries.push(entry);
+            expected += 1;
+            it.next();
+        }
+        it.status().map_err(storage_err)?;
+        Ok(expected == high)
+    }
+
     fn read_entry(&self, index: u64) -> raft::Result<Entry> {
+        if let Some(e) = self.cache.get(index) {
+            return Ok(e.clone());
+        }
         let bytes = self
             .engine
             .db()
@@ -311,29 +445,21 @@ impl raft::Storage for RaftLogStore {
             return Err(storage_err(format!("entries [{low}, {high}) beyond the last index {}", self.last_index)));
         }
         let max_size = max_size.into();
-        let cf = self.engine.cf(CF_RAFT);
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(log_key(self.shard_id, high));
-        let mut it = self.engine.db().raw_iterator_cf_opt(cf, opts);
-        it.seek(log_key(self.shard_id, low));
-        let mut entries = Vec::with_capacity((high - low) as usize);
+        // Older entries from RocksDB, the newest from the cache.
+        let cached_from = self.cache.first_index().map_or(high, |first| first.clamp(low, high));
+        let mut entries = Vec::with_capacity((high - low).min(256) as usize);
         let mut size = 0u64;
-        let mut expected = low;
-        while let Some(v) = it.value() {
-            let entry: Entry = decode_raft(v, "log entry");
-            if entry.index != expected {
-                return Err(storage_err(format!("log gap: found {} where {expected} belongs", entry.index)));
+        let stored_all = low == cached_from || self.read_stored(low, cached_from, max_size, &mut entries, &mut size)?;
+        if stored_all {
+            for entry in (cached_from..high).map_while(|index| self.cache.get(index)) {
+                size += entry.encoded_len() as u64;
+                // Always at least one entry, then stop before exceeding max_size.
+                if !entries.is_empty() && max_size.is_some_and(|m| size > m) {
+                    break;
+                }
+                entries.push(entry.clone());
             }
-            size += entry.encoded_len() as u64;
-            // Always at least one entry, then stop before exceeding max_size.
-            if !entries.is_empty() && max_size.is_some_and(|m| size > m) {
-                break;
-            }
-            entries.push(entry);
-            expected += 1;
-            it.next();
         }
-        it.status().map_err(storage_err)?;
         if entries.is_empty() && low < high {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
@@ -372,5 +498,165 @@ impl raft::Storage for RaftLogStore {
             return Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable));
         };
         self.snapshots.get(request_index, self.truncated_index, to, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use raft::Storage as _;
+
+    use super::*;
+    use crate::storage::snapshot::SnapshotDir;
+    use crate::storage::Identity;
+
+    const SHARD: ShardId = ShardId(7);
+
+    struct Log {
+        _dir: tempfile::TempDir,
+        engine: Engine,
+        snapshots: Arc<SnapshotDir>,
+        /// The store under test: appends go through it, so it caches.
+        store: RaftLogStore,
+    }
+
+    impl Log {
+        fn new(cache_bytes: usize) -> Log {
+            let dir = tempfile::tempdir().unwrap();
+            let identity = Identity { cluster_id: "t".into(), server_id: 1, layout_fingerprint: "l".into() };
+            let engine = Engine::open(dir.path(), &identity).unwrap();
+            let snapshots = SnapshotDir::open(dir.path()).unwrap();
+            let mut batch = WriteBatch::default();
+            RaftLogStore::bootstrap(&engine, &mut batch, SHARD, &[1]);
+            engine.write(batch, false).unwrap();
+            let mut store = Self::load(&engine, &snapshots);
+            store.cache = EntryCache::new(cache_bytes);
+            Log { _dir: dir, engine, snapshots, store }
+        }
+
+        /// A store loaded from RocksDB: its cache is empty, so it reads
+        /// what is stored.
+        fn load(engine: &Engine, snapshots: &Arc<SnapshotDir>) -> RaftLogStore {
+            let source = SnapshotSource::new(engine.clone(), SHARD, snapshots.clone(), u64::MAX, Arc::default());
+            RaftLogStore::load(engine, SHARD, source).unwrap()
+        }
+
+        fn stage(&mut self, stage: impl FnOnce(&mut RaftLogStore, &mut WriteBatch)) {
+            let mut batch = WriteBatch::default();
+            stage(&mut self.store, &mut batch);
+            self.engine.write(batch, false).unwrap();
+        }
+
+        /// Every read the cached store answers, the stored log answers the
+        /// same.
+        fn check(&self) {
+            let stored = Self::load(&self.engine, &self.snapshots);
+            let (first, last) = (self.store.first_log_index(), self.store.last_log_index());
+            assert_eq!((stored.first_log_index(), stored.last_log_index()), (first, last));
+            for index in first.saturating_sub(1)..=last + 1 {
+                assert_eq!(fmt(self.store.term(index)), fmt(stored.term(index)), "term({index})");
+            }
+            for low in first.saturating_sub(1)..=last + 1 {
+                for high in low..=last + 2 {
+                    for max_size in [None, Some(0), Some(150), Some(1_000)] {
+                        let (cached, read) = (entries(&self.store, low, high, max_size), entries(&stored, low, high, max_size));
+                        assert_eq!(cached, read, "entries({low}, {high}, {max_size:?})");
+                    }
+                }
+            }
+        }
+    }
+
+    fn entries(store: &RaftLogStore, low: u64, high: u64, max_size: Option<u64>) -> String {
+        fmt(store.entries(low, high, max_size, GetEntriesContext::empty(false)).map(|es| {
+            es.iter().map(|e| (e.index, e.term, e.data.len())).collect::<Vec<_>>()
+        }))
+    }
+
+    fn fmt<T: std::fmt::Debug>(r: raft::Result<T>) -> String {
+        format!("{r:?}")
+    }
+
+    fn entry(index: u64, term: u64, bytes: usize) -> Entry {
+        Entry { index, term, data: vec![index as u8; bytes].into(), ..Default::default() }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Entries from `back` before the log's end (overwriting that many).
+        Append { back: u64, sizes: Vec<usize> },
+        Compact { back: u64 },
+        Release { back: u64 },
+        Snapshot { ahead: u64 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..4u64, prop::collection::vec(0..120usize, 1..6)).prop_map(|(back, sizes)| Op::Append { back, sizes }),
+            1 => (0..8u64).prop_map(|back| Op::Compact { back }),
+            2 => (0..8u64).prop_map(|back| Op::Release { back }),
+            1 => (0..3u64).prop_map(|ahead| Op::Snapshot { ahead }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Goal: the cache changes no answer. Whatever appends (some
+        /// replacing a tail), compactions, releases and snapshots a log
+        /// goes through, the store that caches reads the same entries and
+        /// terms as one that reads RocksDB, for every range and size bound.
+        #[test]
+        fn the_cached_tail_reads_as_the_stored_log(ops in prop::collection::vec(op(), 1..24), cache_bytes in 0..600usize) {
+            let mut log = Log::new(cache_bytes);
+            let mut term = 1;
+            for op in ops {
+                let (first, last) = (log.store.first_log_index(), log.store.last_log_index());
+                match op {
+                    Op::Append { back, sizes } => {
+                        let start = (last + 1).saturating_sub(back).max(first);
+                        if start <= last {
+                            term += 1; // a new leader replaces the tail
+                        }
+                        let new: Vec<Entry> =
+                            sizes.iter().enumerate().map(|(i, &b)| entry(start + i as u64, term, b)).collect();
+                        log.stage(|s, b| s.stage_append(b, &new));
+                    }
+                    Op::Compact { back } => {
+                        let to = last.saturating_sub(back);
+                        log.stage(|s, b| s.stage_compact(b, to).unwrap());
+                    }
+                    Op::Release { back } => log.store.release_cached(last.saturating_sub(back)),
+                    Op::Snapshot { ahead } => {
+                        term += 1;
+                        let metadata = SnapshotMetadata { index: last + ahead, term, ..Default::default() };
+                        log.stage(|s, b| s.stage_snapshot(b, &metadata));
+                    }
+                }
+                log.check();
+            }
+        }
+    }
+
+    /// Goal: the cache keeps within its budget (the newest entry always),
+    /// and reads past it come from RocksDB.
+    #[test]
+    fn the_cache_keeps_the_newest_entries_within_its_budget() {
+        let mut log = Log::new(300);
+        let batch: Vec<Entry> = (1..=10).map(|i| entry(i, 1, 100)).collect();
+        log.stage(|s, b| s.stage_append(b, &batch));
+        let cached: Vec<u64> = log.store.cache.entries.iter().map(|e| e.index).collect();
+        assert!(log.store.cache.bytes <= 300, "{} bytes cached", log.store.cache.bytes);
+        assert_eq!(cached.last(), Some(&10));
+        assert!(cached.len() < 10, "everything cached: {cached:?}");
+        assert_eq!(entries(&log.store, 1, 11, None), entries(&Log::load(&log.engine, &log.snapshots), 1, 11, None));
+        let big = [entry(11, 1, 1_000)];
+        log.stage(|s, b| s.stage_append(b, &big));
+        assert_eq!(log.store.cache.entries.iter().map(|e| e.index).collect::<Vec<_>>(), [11]);
+        log.store.release_cached(11);
+        assert!(log.store.cache.entries.is_empty());
+        log.check();
     }
 }
