@@ -21,7 +21,8 @@ impl Replica {
     pub fn release_cached_entries(&mut self) {
         let mut upto = self.applied_index;
         if self.is_leader() {
-            let matched = self.raw_node.raft.prs().iter().filter(|(id, _)| **id != self.replica_id.0).map(|(_, p)| p.matched);
+            let matched =
+                self.raw_node.raft.prs().iter().filter(|(id, _)| **id != self.replica_id.0).map(|(_, p)| p.matched);
             upto = matched.fold(upto, u64::min);
         }
         self.raw_node.mut_store().release_cached(upto);

@@ -15,7 +15,7 @@
 //!
 //! raft-rs reads back what it just appended: the entries it applies, the
 //! ones it sends followers, and terms to match logs. Those are the newest
-//! entries, so an [`EntryCache`] keeps the log's tail in memory
+//! entries, so an `EntryCache` keeps the log's tail in memory
 //! ([`crate::limits::RAFT_ENTRY_CACHE_BYTES_MAX`] per replica) and RocksDB is
 //! read only for older ones (a follower far behind). Every read of the
 //! event loop's hottest path used to open a RocksDB iterator.
@@ -561,7 +561,8 @@ mod tests {
             for low in first.saturating_sub(1)..=last + 1 {
                 for high in low..=last + 2 {
                     for max_size in [None, Some(0), Some(150), Some(1_000)] {
-                        let (cached, read) = (entries(&self.store, low, high, max_size), entries(&stored, low, high, max_size));
+                        let (cached, read) =
+                            (entries(&self.store, low, high, max_size), entries(&stored, low, high, max_size));
                         assert_eq!(cached, read, "entries({low}, {high}, {max_size:?})");
                     }
                 }
@@ -570,9 +571,9 @@ mod tests {
     }
 
     fn entries(store: &RaftLogStore, low: u64, high: u64, max_size: Option<u64>) -> String {
-        fmt(store.entries(low, high, max_size, GetEntriesContext::empty(false)).map(|es| {
-            es.iter().map(|e| (e.index, e.term, e.data.len())).collect::<Vec<_>>()
-        }))
+        fmt(store
+            .entries(low, high, max_size, GetEntriesContext::empty(false))
+            .map(|es| es.iter().map(|e| (e.index, e.term, e.data.len())).collect::<Vec<_>>()))
     }
 
     fn fmt<T: std::fmt::Debug>(r: raft::Result<T>) -> String {
@@ -580,16 +581,25 @@ mod tests {
     }
 
     fn entry(index: u64, term: u64, bytes: usize) -> Entry {
-        Entry { index, term, data: vec![index as u8; bytes].into(), ..Default::default() }
+        Entry { index, term, data: vec![index as u8; bytes], ..Default::default() }
     }
 
     #[derive(Debug, Clone)]
     enum Op {
         /// Entries from `back` before the log's end (overwriting that many).
-        Append { back: u64, sizes: Vec<usize> },
-        Compact { back: u64 },
-        Release { back: u64 },
-        Snapshot { ahead: u64 },
+        Append {
+            back: u64,
+            sizes: Vec<usize>,
+        },
+        Compact {
+            back: u64,
+        },
+        Release {
+            back: u64,
+        },
+        Snapshot {
+            ahead: u64,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
