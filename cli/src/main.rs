@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
 /// mimalloc rather than glibc's malloc: a server allocates and frees small
 /// buffers on many threads at once (gRPC frames, decoded requests, Raft
 /// entries), where glibc spent about a tenth of the cluster's CPU under
-/// pgbench (BENCHMARKS.md, 2026-12-04 late).
+/// pgbench (BENCHMARKS.md, 2026-12-04 (night)).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# pgbench through the PostgreSQL gateway with two builds of spandb,
+# alternated (A, B, A, B), each on a fresh `spandb demo` loaded with
+# `pgbench -i -s SCALE`: TPC-B at 1 and 4 clients, select-only at 16.
+# Besides tps, prints the servers' CPU per transaction: their user +
+# system time (/proc) over the run, divided by its transactions.
+#
+#   ROUNDS=2 SCALE=4 scripts/pgbench-cpu-old-vs-new.sh BUILD_A BUILD_B
+set -uo pipefail
+[ $# -ge 1 ] || { echo "usage: $0 SPANDB..." >&2; exit 2; }
+S="postgresql://root@127.0.0.1:28000/spandb"
+DIR=/tmp/pgbench-cpu-old-vs-new
+TICK=$(getconf CLK_TCK)
+
+servers() { pgrep -f "^$BIN start" | tr '\n' ' '; }
+cpu() { for p in $(servers); do awk '{print $14+$15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
+
+one() { # pgbench arguments
+  local before after o n
+  before=$(cpu); o=$(pgbench -n -T "${SECS:-15}" -M prepared "$@" "$S" 2>&1); after=$(cpu)
+  n=$(grep -oP 'actually processed: \K[0-9]+' <<<"$o")
+  echo "RESULT bin=$(basename "$BIN") args='$*' tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o")" \
+    "retried=$(grep -oP 'retried: \K[0-9]+' <<<"$o" || echo 0)" \
+    "server_cpu_ms_per_txn=$(echo "scale=3; ($after - $before) * 1000 / $TICK / ${n:-1}" | bc)"
+}
+
+for round in $(seq "${ROUNDS:-2}"); do
+  for BIN in "$@"; do
+    rm -rf "$DIR"; (setsid "$BIN" demo --no-shell --dir "$DIR" --port-base 27000 > "$DIR.log" 2>&1 &)
+    for _ in $(seq 120); do grep -q psql "$DIR.log" 2>/dev/null && break; sleep 1; done
+    pgbench -i -s "${SCALE:-4}" "$S" > /dev/null 2>&1
+    one -c 1 --max-tries 10
+    one -c 4 -j 2 --max-tries 10
+    one -c 16 -j 2 -S
+    pkill -f "^$BIN (start|demo)"
+    for _ in $(seq 30); do pgrep -f "^$BIN (start|demo)" > /dev/null || break; sleep 1; done
+    pkill -9 -f "^$BIN (start|demo)"
+  done
+done
