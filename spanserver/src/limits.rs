@@ -118,6 +118,11 @@ pub const RAFT_COMMITTED_BYTES_PER_READY_MAX: u64 = 16 * 1024 * 1024;
 /// not read RocksDB; the newest entry is kept whatever its size.
 pub const RAFT_ENTRY_CACHE_BYTES_MAX: usize = 256 * 1024;
 
+/// A split by size reads at most this many times `split.size_bytes` of
+/// the shard to find its middle (`split_queue.rs`): a shard bigger than
+/// that splits at the middle of what was read, and again next round.
+pub const SPLIT_SCAN_SIZES_MAX: u64 = 4;
+
 // --- The event loop ----------------------------------------------------------
 
 /// Most replicas one server hosts; a message for a shard not hosted here

@@ -1,7 +1,9 @@
 //! Splits by size and by load: every server looks, every
 //! `split.check_interval_ms`, at the shards it leads, and splits one that
 //! holds more than `split.size_bytes` (64 MiB; 0: never) at the key that
-//! halves it, or one that served more than `split.load_qps` requests a
+//! halves it (reading at most [`limits::SPLIT_SCAN_SIZES_MAX`] times the
+//! size: a bigger shard loses that much's half, and splits again next
+//! round), or one that served more than `split.load_qps` requests a
 //! second (2,500; 0: never) at the median of its sampled request keys,
 //! half the load on each side (CockroachDB's load-based splitter, which
 //! the placement driver's balancing then spreads). The shard's leader
@@ -13,8 +15,9 @@
 //!   every interval, for each shard led here:
 //!     RocksDB's estimate of its data on disk + what it applied since the
 //!       server started (the memtable is not in the estimate) < size? skip
-//!     scan its versions on a blocking thread, reading at most `size`
-//!       bytes: the first key with half of them before it splits it
+//!     scan its versions on a blocking thread, reading at most
+//!       SPLIT_SCAN_SIZES_MAX x `size` bytes: the first key with half of
+//!       what was read before it splits it
 //!     ids from the allocator (peers.rs) -> LoopMsg::Split -> applied
 //! ```
 //!
@@ -118,7 +121,8 @@ async fn check(
         return Ok(());
     }
     let (start, end) = (d.start_key.clone(), d.end_key.clone());
-    let key = tokio::task::spawn_blocking(move || Reader::new(&engine).split_key(&start, &end, size))
+    let read_max = size.saturating_mul(limits::SPLIT_SCAN_SIZES_MAX);
+    let key = tokio::task::spawn_blocking(move || Reader::new(&engine).split_key(&start, &end, size, read_max))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;

@@ -249,24 +249,38 @@ impl<'a> Reader<'a> {
 
     /// Where to split `[start, end)` in two halves of about equal size, if
     /// its versions (keys and values) hold more than `size_bytes`: the
-    /// first key at which at least half of `size_bytes` lies before it.
-    /// Reads at most about `size_bytes` (never the whole of a big shard).
-    /// `None` if the range holds less, or the halfway key is `start`.
-    pub fn split_key(&self, start: &[u8], end: &[u8], size_bytes: u64) -> Result<Option<Vec<u8>>> {
+    /// first key with at least half of the range's bytes before it, never
+    /// between two versions of one key. Reads at most about `read_max`
+    /// bytes (at least `size_bytes`): a range holding more splits at the
+    /// middle of what was read, and is left bigger than half. `None` if
+    /// the range holds no more than `size_bytes`, or the halfway key is
+    /// `start`.
+    ///
+    /// Halving the range, not cutting `size_bytes / 2` off its front,
+    /// matters after a bulk load: a shard of 30 MiB with a limit of 8 MiB
+    /// is small enough after two rounds of splits, not seven.
+    pub fn split_key(&self, start: &[u8], end: &[u8], size_bytes: u64, read_max: u64) -> Result<Option<Vec<u8>>> {
+        let read_max = read_max.max(size_bytes);
+        // Keys where a new key begins, with the bytes before each, about
+        // every 64th of the size: a range that splits has at least 64 of
+        // them, and at most 64 per size read.
+        let step = (size_bytes / 64).max(1);
         let (lower, upper) = range_bounds(start, end);
         let mut it = self.db().raw_iterator_cf_opt(self.engine.cf(CF_DATA), self.read_opts(upper));
         it.seek(&lower);
-        let (mut seen, mut current, mut halfway) = (0u64, Vec::new(), None);
+        let (mut seen, mut current, mut next_mark) = (0u64, Vec::new(), 0u64);
+        let mut candidates: Vec<(u64, Vec<u8>)> = Vec::new();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (user_key, _) = decode_version_key(k).map_err(|e| Error::Storage(e.to_string()))?;
             if user_key != current {
-                if halfway.is_none() && seen >= size_bytes / 2 && !current.is_empty() {
-                    halfway = Some(user_key.clone());
+                if seen >= next_mark && !current.is_empty() {
+                    candidates.push((seen, user_key.clone()));
+                    next_mark = seen + step;
                 }
                 current = user_key;
             }
             seen += (k.len() + v.len()) as u64;
-            if seen > size_bytes {
+            if seen > read_max {
                 break;
             }
             it.next();
@@ -275,7 +289,10 @@ impl<'a> Reader<'a> {
         if seen <= size_bytes {
             return Ok(None);
         }
-        Ok(halfway.filter(|k| k.as_slice() > start))
+        let half = seen / 2;
+        let at_half = candidates.iter().position(|(before, _)| *before >= half);
+        let key = at_half.or(candidates.len().checked_sub(1)).map(|i| candidates.swap_remove(i).1);
+        Ok(key.filter(|k| k.as_slice() > start))
     }
 
     /// Counts the keys stored in `[start, end)` (a key with versions
@@ -448,10 +465,11 @@ mod tests {
         assert_eq!(first("g", ""), None);
     }
 
-    /// Goal: a range splits at the first key with half the size limit
-    /// before it, counting every version; never at its first key, never
-    /// when it holds no more than the limit, and never between two
-    /// versions of one key.
+    /// Goal: a range over the size limit splits at the first key with
+    /// half of its bytes before it (of what the read limit let it read),
+    /// counting every version; never at its first key, never when it
+    /// holds no more than the limit, and never between two versions of
+    /// one key.
     #[test]
     fn split_keys_halve_what_is_over_the_size() {
         let d = db();
@@ -464,17 +482,28 @@ mod tests {
             versions.iter().map(|(k, t)| (k.as_str(), *t, Some(value.as_str()))).collect();
         write(&d.engine, &rows);
         let reader = Reader::new(&d.engine);
-        let at = |start: &str, end: &str, size: u64| {
-            reader.split_key(start.as_bytes(), end.as_bytes(), size).unwrap().map(|k| String::from_utf8(k).unwrap())
+        let at = |start: &str, end: &str, size: u64, read_max: u64| {
+            let key = reader.split_key(start.as_bytes(), end.as_bytes(), size, read_max).unwrap();
+            key.map(|k| String::from_utf8(k).unwrap())
         };
-        // 12 versions, about 1,300 bytes: a limit of 600 splits after
-        // about 300 bytes (k0 k1 k2), k3's three versions staying together.
-        assert_eq!(at("", "", 600).as_deref(), Some("k3"));
-        assert_eq!(at("", "", 1000).as_deref(), Some("k4"));
-        assert_eq!(at("", "", 100_000), None, "under the limit");
-        assert_eq!(at("k5", "", 200).as_deref(), Some("k6"));
-        assert_eq!(at("k5", "k6", 50), None, "one key cannot split");
-        assert_eq!(at("k9", "", 10), None, "the halfway key is the range's first");
+        // 12 versions of about 110 bytes, about 1,300 in all; k3's three
+        // versions stay together. Read whole, any limit below that splits
+        // at the middle: k0 to k3 (660 bytes) before k4.
+        assert_eq!(at("", "", 600, 100_000).as_deref(), Some("k4"));
+        assert_eq!(at("", "", 200, 100_000).as_deref(), Some("k4"), "halves, not cut at the limit");
+        assert_eq!(at("", "", 1_000, 100_000).as_deref(), Some("k4"));
+        // Read only in part (about 600 bytes: k0 to k3 and one version
+        // more), it splits at the middle of what it read: k3.
+        assert_eq!(at("", "", 200, 600).as_deref(), Some("k3"));
+        assert_eq!(at("", "", 100_000, 100_000), None, "under the limit");
+        assert_eq!(at("", "", 100_000, 10), None, "the read limit never goes below the size");
+        assert_eq!(
+            at("k5", "", 200, 100_000).as_deref(),
+            Some("k8"),
+            "k5 to k7 before k8: the first with half of k5 to k9"
+        );
+        assert_eq!(at("k5", "k6", 50, 100_000), None, "one key cannot split");
+        assert_eq!(at("k9", "", 10, 100_000), None, "the halfway key is the range's first");
     }
 
     /// Goal: a key counts once however many versions it has, a deleted
