@@ -106,14 +106,13 @@ impl EntryCache {
         let Some(new_first) = entries.first().map(|e| e.index) else {
             return;
         };
-        let contiguous = self.entries.back().is_some_and(|last| last.index + 1 >= new_first)
-            && self.first_index().is_some_and(|first| first < new_first);
-        if contiguous {
-            while self.entries.back().is_some_and(|last| last.index >= new_first) {
-                self.pop_back();
-            }
-        } else {
+        // The cache ends at the log's last index, and an append leaves no
+        // gap after it: only a replaced tail goes, or everything.
+        if !self.first_index().is_some_and(|first| first < new_first) {
             self.clear();
+        }
+        while self.entries.back().is_some_and(|last| last.index >= new_first) {
+            self.pop_back();
         }
         for e in entries {
             self.bytes += e.encoded_len();
@@ -388,12 +387,9 @@ impl RaftLogStore {
             if entry.index != expected {
                 return Err(storage_err(format!("log gap: found {} where {expected} belongs", entry.index)));
             }
-            *size += entry.encoded_len() as u64;
-            // Always at least one entry, then stop before exceeding max_size.
-            if !entries.is_empty() && max_size.is_some_and(|m| *size > m) {
+            if !take_within(entries, size, max_size, entry) {
                 return Ok(false);
             }
-            entries.push(entry);
             expected += 1;
             it.next();
         }
@@ -452,12 +448,9 @@ impl raft::Storage for RaftLogStore {
         let stored_all = low == cached_from || self.read_stored(low, cached_from, max_size, &mut entries, &mut size)?;
         if stored_all {
             for entry in (cached_from..high).map_while(|index| self.cache.get(index)) {
-                size += entry.encoded_len() as u64;
-                // Always at least one entry, then stop before exceeding max_size.
-                if !entries.is_empty() && max_size.is_some_and(|m| size > m) {
+                if !take_within(&mut entries, &mut size, max_size, entry.clone()) {
                     break;
                 }
-                entries.push(entry.clone());
             }
         }
         if entries.is_empty() && low < high {
@@ -499,6 +492,18 @@ impl raft::Storage for RaftLogStore {
         };
         self.snapshots.get(request_index, self.truncated_index, to, now)
     }
+}
+
+/// Adds `entry` to `entries` (its size to `size`) unless that exceeds
+/// `max_size`; the first entry always goes in, as raft-rs requires.
+/// Whether it went in.
+fn take_within(entries: &mut Vec<Entry>, size: &mut u64, max_size: Option<u64>, entry: Entry) -> bool {
+    *size += entry.encoded_len() as u64;
+    if !entries.is_empty() && max_size.is_some_and(|m| *size > m) {
+        return false;
+    }
+    entries.push(entry);
+    true
 }
 
 #[cfg(test)]
