@@ -108,7 +108,7 @@ impl EntryCache {
         };
         // The cache ends at the log's last index, and an append leaves no
         // gap after it: only a replaced tail goes, or everything.
-        if !self.first_index().is_some_and(|first| first < new_first) {
+        if self.first_index().is_none_or(|first| first >= new_first) {
             self.clear();
         }
         while self.entries.back().is_some_and(|last| last.index >= new_first) {
