@@ -228,6 +228,9 @@ pub struct RaftState {
     /// The first index still in the log (entries before it were
     /// compacted away or came in a snapshot).
     pub first_log_index: u64,
+    /// Until when handlers may read without the loop, as last published
+    /// (`ReplicaProgress::lease_covers`).
+    pub lease_reads_until: Option<Instant>,
 }
 
 /// When the periodic work of the loop is next due.
@@ -362,6 +365,9 @@ impl EventLoop {
                 r.maybe_close_timestamp(&self.tt, now, close_interval, &mut self.completions);
             }
             r.flush_reads(now, &mut self.completions);
+            // Before this step's messages leave: a transfer begun in it
+            // ends handlers' lease reads before its TimeoutNow is sent.
+            r.void_lease_if_transferring();
         }
         self.take_readies(now)
     }
@@ -521,6 +527,7 @@ impl EventLoop {
                 committed_index: r.raw_node.raft.raft_log.committed,
                 applied_index: r.raw_node.raft.raft_log.applied,
                 first_log_index: r.raw_node.store().first_log_index(),
+                lease_reads_until: r.published_progress().lease_reads_until,
             })
             .collect()
     }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use truetime::Timestamp;
@@ -70,6 +71,22 @@ pub struct ReplicaProgress {
     pub down_replicas: Arc<[ReplicaId]>,
     /// At a leader: replicas waiting for a snapshot, in id order.
     pub pending_replicas: Arc<[ReplicaId]>,
+    /// At a ready leader whose lease holds: when the lease ends
+    /// ([`ReplicaProgress::lease_covers`]).
+    pub lease_reads_until: Option<Instant>,
+}
+
+impl ReplicaProgress {
+    /// Whether a linearizable read arriving at `now` may skip the event
+    /// loop: this replica leads, has applied every entry of earlier terms,
+    /// and holds a lease (`shard/lease.rs`) that no transfer or membership
+    /// change has ended. Every write acknowledged before `now` is then
+    /// applied here and published in the replica's [`TimeView`]: replies
+    /// leave the loop after it publishes, and no other replica can have
+    /// led since the lease began.
+    pub fn lease_covers(&self, now: Instant) -> bool {
+        self.role == Role::Leader && self.lease_reads_until.is_some_and(|until| now < until)
+    }
 }
 
 /// What a replica can serve reads at, published after every loop
@@ -268,6 +285,12 @@ impl ReplicaShared {
 
     pub fn set_progress(&self, p: ReplicaProgress) {
         *self.progress.lock().expect("progress lock") = p;
+    }
+
+    /// Ends reads from the lease at once (a transfer began: its
+    /// TimeoutNow must not leave while handlers still trust the lease).
+    pub fn revoke_lease_reads(&self) {
+        self.progress.lock().expect("progress lock").lease_reads_until = None;
     }
 
     /// `t_safe` of this replica.

@@ -337,14 +337,22 @@ impl DataRequests {
         })
     }
 
-    async fn read_index(&self, r: &ReplicaShared) -> Result<Timestamp> {
-        if r.progress().role != Role::Leader {
+    /// Returns once this replica has confirmed it leads and has applied
+    /// every write acknowledged before the call: at once while its lease
+    /// covers now ([`crate::registry::ReplicaProgress::lease_covers`]), else by a round
+    /// through the event loop (`shard/reads.rs`).
+    async fn read_index(&self, r: &ReplicaShared) -> Result<()> {
+        let progress = r.progress();
+        if progress.role != Role::Leader {
             return Err(self.not_leader(r));
+        }
+        if progress.lease_covers(Instant::now()) {
+            return Ok(());
         }
         let (tx, rx) = oneshot::channel();
         self.event_loop.send(LoopMsg::ReadIndex { shard: r.shard_id, reply: tx })?;
         match tokio::time::timeout(self.time.read_timeout(), rx).await {
-            Ok(Ok(result)) => result,
+            Ok(Ok(result)) => result.map(|_| ()),
             Ok(Err(_)) => Err(Error::Unavailable("server is shutting down".into())),
             Err(_) => Err(Error::Unavailable(format!(
                 "{}: leadership not confirmed within {:?}",

@@ -1155,6 +1155,14 @@ impl SteppedCluster {
         event_loop.raft_states().into_iter().find(|st| st.shard == shard)
     }
 
+    /// Whether a request handler on `server` would now serve a
+    /// linearizable read of `shard` from the lease, without the loop
+    /// (`spanserver::registry::ReplicaProgress::lease_covers`).
+    pub fn lease_reads_cover(&self, server: ServerId, shard: ShardId) -> bool {
+        let now = self.start + self.now;
+        self.raft_state(server, shard).is_some_and(|st| st.leader && st.lease_reads_until.is_some_and(|u| now < u))
+    }
+
     /// Every replica's (server, shard, committed, applied), for the trace.
     pub fn progress(&self) -> Vec<(ServerId, ShardId, u64, u64)> {
         self.servers
@@ -1453,6 +1461,7 @@ mod tests {
             committed_index: committed,
             applied_index: committed,
             first_log_index: 1,
+            lease_reads_until: None,
         }
     }
 

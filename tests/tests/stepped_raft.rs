@@ -408,18 +408,28 @@ fn acknowledged_writes_survive_random_crashes_on_a_bad_network() {
     assert!(crashes_in_step > 0, "no crash happened inside a step in {:?} seeds", seeds());
 }
 
+/// What [`reads_at_a_cut_off_leader`] saw.
+struct CutOffReads {
+    /// When each read answered `Ok` was issued, and when it was answered.
+    served: Vec<(Duration, Duration)>,
+    /// When a request handler would have served a read from the lease
+    /// without asking the loop (checked every millisecond).
+    handler_served: Vec<Duration>,
+    /// When a replica on `others` first led, if one did.
+    elected: Option<Duration>,
+}
+
 /// Reads issued at `leader` every millisecond for `watch`, while the
-/// other servers may elect another leader; returns when each read that
-/// was answered `Ok` was issued and answered, and when a replica on
-/// `others` first led (if one did).
+/// other servers may elect another leader.
 fn reads_at_a_cut_off_leader(
     c: &mut SteppedCluster,
     leader: ServerId,
     others: &[ServerId],
     watch: Duration,
-) -> (Vec<(Duration, Duration)>, Option<Duration>) {
+) -> CutOffReads {
     let deadline = c.now() + watch;
     let mut served = Vec::new();
+    let mut handler_served = Vec::new();
     let mut elected = None;
     let mut reading: Option<(Duration, oneshot::Receiver<spanserver::error::Result<Timestamp>>)> = None;
     while c.now() < deadline {
@@ -437,9 +447,24 @@ fn reads_at_a_cut_off_leader(
         if reading.is_none() {
             reading = Some((c.now(), c.read_index(leader, SHARD)));
         }
+        if c.lease_reads_cover(leader, SHARD) {
+            handler_served.push(c.now());
+        }
         run_for(c, Duration::from_millis(1));
     }
-    (served, elected)
+    CutOffReads { served, handler_served, elected }
+}
+
+/// Checks that no read, through the loop or straight from a handler,
+/// was served at the cut-off leader once another replica led.
+fn assert_no_read_after_another_led(seed: &str, reads: &CutOffReads) -> Duration {
+    let elected = reads.elected.unwrap_or_else(|| panic!("seed {seed}: the others elected no leader"));
+    let (last, _) = *reads.served.last().unwrap_or_else(|| panic!("seed {seed}: no read served from the lease"));
+    assert!(last < elected, "seed {seed}: a read issued at {last:?}, after another leader at {elected:?}");
+    if let Some(last) = reads.handler_served.last() {
+        assert!(*last < elected, "seed {seed}: a handler read at {last:?}, after another leader at {elected:?}");
+    }
+    elected
 }
 
 /// Waits for `server`'s answer to a read it was just asked.
@@ -474,16 +499,17 @@ fn a_cut_off_leader_serves_reads_from_its_lease_only_until_another_could_lead() 
         let others: Vec<ServerId> = all.iter().copied().filter(|s| *s != leader).collect();
         isolate(&mut c, leader);
         let cut_at = c.now();
-        let (served, elected) = reads_at_a_cut_off_leader(&mut c, leader, &others, Duration::from_millis(600));
-        let elected = elected.unwrap_or_else(|| panic!("seed {seed}: the others elected no leader"));
+        let reads = reads_at_a_cut_off_leader(&mut c, leader, &others, Duration::from_millis(600));
         // The first read after the cut is answered from the lease, in
-        // the step that takes it: no round, no waiting for another Ready.
+        // the step that takes it: no round, no waiting for another Ready;
+        // and a handler needs no step at all.
+        let served = &reads.served;
         assert!(
             served.first().is_some_and(|(at, answered)| *at == cut_at && *answered <= *at + Duration::from_millis(1)),
             "seed {seed}: the first read after the cut was not answered at once from the lease: {served:?}"
         );
-        let (last, _) = *served.last().expect("checked");
-        assert!(last < elected, "seed {seed}: a read issued at {last:?}, after another leader at {elected:?}");
+        assert_eq!(reads.handler_served.first(), Some(&cut_at), "seed {seed}: no handler read from the lease");
+        assert_no_read_after_another_led(&seed.to_string(), &reads);
     }
 }
 
@@ -518,14 +544,54 @@ fn a_follower_restarted_under_a_lease_does_not_elect_another_leader_while_it_hol
             c.partition(leader, f1);
             c.crash(f1);
             c.restart(f1);
-            let (served, elected) = reads_at_a_cut_off_leader(&mut c, leader, &others, Duration::from_millis(600));
-            let elected = elected.unwrap_or_else(|| panic!("seed {seed}+{offset_ms}: the others elected no leader"));
-            assert!(!served.is_empty(), "seed {seed}+{offset_ms}: no read served from the lease");
-            let (last, _) = *served.last().expect("checked");
-            assert!(
-                last < elected,
-                "seed {seed}+{offset_ms}: a read issued at {last:?}, after another leader at {elected:?}"
-            );
+            let reads = reads_at_a_cut_off_leader(&mut c, leader, &others, Duration::from_millis(600));
+            assert_no_read_after_another_led(&format!("{seed}+{offset_ms}"), &reads);
         }
+    }
+}
+
+/// Goal: a leadership transfer ends reads from the old leader's lease,
+/// also the ones request handlers serve without the loop, before its
+/// TimeoutNow can elect the target: the target's vote needs no expired
+/// election clock, so the lease's time bound does not protect here.
+/// Method: per seed, a read gives the leader its lease; the target's
+/// messages are held (the TimeoutNow stays in flight) while a transfer
+/// is asked; every millisecond, is a handler at the old leader still
+/// allowed to read? Never from the step after the ask: not while the
+/// transfer waits (the TimeoutNow may be in flight), nor after the
+/// target hears again (the term never leases again, even if raft-rs
+/// gave the transfer up).
+#[test]
+fn a_transfer_ends_handler_reads_from_the_lease_before_the_target_can_lead() {
+    for seed in seeds() {
+        let mut c = cluster(seed, 3, 3);
+        let all = c.server_ids();
+        let leader = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        assert!(put(&mut c, "k", "v").is_some(), "seed {seed}");
+        assert!(read_confirmed(&mut c, leader), "seed {seed}: a read at the leader");
+        assert!(c.lease_reads_cover(leader, SHARD), "seed {seed}: a confirmed lease, and handlers may use it");
+        let target = all.iter().copied().find(|s| *s != leader).expect("three servers");
+        c.hold(target);
+        c.transfer_leader(SHARD, target);
+        let mut covered = Vec::new();
+        let in_flight_until = c.now() + Duration::from_millis(100);
+        while c.now() < in_flight_until {
+            run_for(&mut c, Duration::from_millis(1));
+            if c.lease_reads_cover(leader, SHARD) {
+                covered.push(c.now());
+            }
+        }
+        c.deliver(target);
+        let watch_until = c.now() + Duration::from_millis(500);
+        while c.now() < watch_until {
+            run_for(&mut c, Duration::from_millis(1));
+            if c.lease_reads_cover(leader, SHARD) {
+                covered.push(c.now());
+            }
+        }
+        assert!(
+            covered.is_empty(),
+            "seed {seed}: handler reads from the lease after the transfer was asked: {covered:?}"
+        );
     }
 }

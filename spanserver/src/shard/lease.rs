@@ -19,6 +19,19 @@
 //!        ──> read index = committed, no messages
 //! ```
 //!
+//! # Reads that skip the loop
+//!
+//! A request handler need not ask the loop at all: after each iteration
+//! the loop publishes when the lease ends (`ReplicaProgress::
+//! lease_reads_until`), only for a ready leader (it has applied every
+//! entry of earlier terms) with no transfer or membership change under
+//! way. A handler that finds the lease covering its own `Instant::now()`
+//! reads the applied state at once. That state holds every write
+//! acknowledged before the read: writes are acknowledged after they are
+//! applied and published, and no other replica could have led since the
+//! lease began. A transfer revokes the published lease in the step that
+//! begins it, before its TimeoutNow leaves (`EventLoop::step`).
+//!
 //! # The duration
 //!
 //! A follower's ticks come at least one tick apart in scheduled time and
@@ -86,6 +99,11 @@ impl LeaderLease {
     /// Whether a read in `term` at `now` may skip the round.
     pub fn covers(&self, term: u64, now: Instant) -> bool {
         self.held.is_some_and(|(t, until)| t == term && now < until) && self.void_term != Some(term)
+    }
+
+    /// When the lease held in `term` ends, if one is held.
+    pub fn held_until(&self, term: u64) -> Option<Instant> {
+        self.held.filter(|(t, _)| *t == term && self.void_term != Some(term)).map(|(_, until)| until)
     }
 
     /// Whether the lease held in `term` ends within half its duration of

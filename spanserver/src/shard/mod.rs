@@ -393,6 +393,11 @@ impl Replica {
         self.raw_node.raft.state == raft::StateRole::Leader
     }
 
+    /// What the replica last published for request handlers.
+    pub fn published_progress(&self) -> ReplicaProgress {
+        self.shared.progress()
+    }
+
     fn leader_ready(&self) -> bool {
         self.leadership.is_some_and(|(_, _, ready)| ready)
     }
@@ -652,10 +657,24 @@ impl Replica {
     /// may elect the target at any time, so the term leases no more
     /// (`lease.rs`). Checked where reads are served and after every
     /// iteration that touched the replica (a transfer's start sends).
-    fn void_lease_if_transferring(&mut self) {
+    pub fn void_lease_if_transferring(&mut self) {
         if self.raw_node.raft.lead_transferee.is_some() {
             self.lease.void(self.raw_node.raft.term);
+            self.shared.revoke_lease_reads();
         }
+    }
+
+    /// Until when handlers may serve linearizable reads without the loop
+    /// ([`ReplicaProgress::lease_covers`]): the conditions under which
+    /// [`Replica::flush_reads`] serves from the lease, and a ready leader
+    /// (it has applied everything earlier terms committed, which the
+    /// loop's path gets by waiting for the committed index).
+    fn lease_reads_until(&self) -> Option<Instant> {
+        let raft = &self.raw_node.raft;
+        let conf_change_pending = raft.pending_conf_index > raft.raft_log.applied;
+        let eligible =
+            self.is_leader() && self.leader_ready() && raft.lead_transferee.is_none() && !conf_change_pending;
+        eligible.then(|| self.lease.held_until(raft.term)).flatten()
     }
 
     pub fn confirm_reads(&mut self, states: Vec<raft::ReadState>) {
@@ -735,6 +754,7 @@ impl Replica {
             pending_requests: self.replies.len(),
             down_replicas: down_replicas.into(),
             pending_replicas: pending_replicas.into(),
+            lease_reads_until: self.lease_reads_until(),
         });
         let generation = self.txns.prepared_generation();
         let prepared = (self.published_generation != Some(generation)).then(|| self.txns.prepared_writes());
