@@ -6,6 +6,9 @@
 # system time (/proc) over the run, divided by its transactions.
 #
 #   ROUNDS=2 SCALE=4 scripts/pgbench-cpu-old-vs-new.sh BUILD_A BUILD_B
+#
+# A build may carry arguments for its `spandb demo` after an @:
+#   scripts/pgbench-cpu-old-vs-new.sh ./spandb './spandb@--preferred-leader 1'
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 SPANDB..." >&2; exit 2; }
 S="postgresql://root@127.0.0.1:28000/spandb"
@@ -19,14 +22,16 @@ one() { # pgbench arguments
   local before after o n
   before=$(cpu); o=$(pgbench -n -T "${SECS:-15}" -M prepared "$@" "$S" 2>&1); after=$(cpu)
   n=$(grep -oP 'actually processed: \K[0-9]+' <<<"$o")
-  echo "RESULT bin=$(basename "$BIN") args='$*' tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o")" \
+  echo "RESULT bin=$(basename "$BIN")${EXTRA:+@${EXTRA// /_}} args='$*' tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o")" \
     "retried=$(grep -oP 'retried: \K[0-9]+' <<<"$o" || echo 0)" \
     "server_cpu_ms_per_txn=$(echo "scale=3; ($after - $before) * 1000 / $TICK / ${n:-1}" | bc)"
 }
 
 for round in $(seq "${ROUNDS:-2}"); do
-  for BIN in "$@"; do
-    rm -rf "$DIR"; (setsid "$BIN" demo --no-shell --dir "$DIR" --port-base 27000 > "$DIR.log" 2>&1 &)
+  for SPEC in "$@"; do
+    BIN="${SPEC%%@*}"; EXTRA=""; [[ $SPEC == *@* ]] && EXTRA="${SPEC#*@}"
+    # shellcheck disable=SC2086 # EXTRA is words of arguments
+    rm -rf "$DIR"; (setsid "$BIN" demo --no-shell --dir "$DIR" --port-base 27000 $EXTRA > "$DIR.log" 2>&1 &)
     for _ in $(seq 120); do grep -q psql "$DIR.log" 2>/dev/null && break; sleep 1; done
     pgbench -i -s "${SCALE:-4}" "$S" > /dev/null 2>&1
     one -c 1 --max-tries 10

@@ -5,7 +5,9 @@
 # /tmp/pgbench_compare.txt. Needs the release build
 # (cargo build --release -p cli) and Debian's postgresql package.
 # Per-statement latencies (pgbench -r) of every run go to $RAW.
-# usage: SECS=20 SCALE=16 scripts/pgbench-vs-postgres.sh
+# DEMO_ARGS go to `spandb demo` (e.g. "--preferred-leader 1": every shard
+# led by the server whose gateway pgbench uses).
+# usage: SECS=20 SCALE=16 [DEMO_ARGS=...] scripts/pgbench-vs-postgres.sh
 set -uo pipefail
 SECS=${SECS:-20} SCALE=${SCALE:-16}
 OUT=/tmp/pgbench_compare.txt; : > $OUT
@@ -29,7 +31,8 @@ run pg-select-c16 "$PG" -c 16 -j 2 -S
 run pg-select-c1 "$PG" -c 1 -S
 bash /work/shared/bench-anchors/bin/pg_cluster.sh stop
 B=${CARGO_TARGET_DIR:-$HOME/.cache/spandb/target}/release/spandb
-rm -rf /tmp/bench-d; (setsid $B demo --no-shell --dir /tmp/bench-d --port-base 27000 > /tmp/bench-d.log 2>&1 &)
+# shellcheck disable=SC2086 # DEMO_ARGS is words of arguments
+rm -rf /tmp/bench-d; (setsid $B demo --no-shell --dir /tmp/bench-d --port-base 27000 ${DEMO_ARGS:-} > /tmp/bench-d.log 2>&1 &)
 for i in $(seq 120); do grep -q "psql" /tmp/bench-d.log 2>/dev/null && break; sleep 1; done
 S="postgresql://root@127.0.0.1:28000/spandb"
 start=$(date +%s.%N); pgbench -i -s $SCALE "$S" > /tmp/spandb-init.log 2>&1; echo "RESULT label=spandb-init-s$SCALE secs=$(echo "$(date +%s.%N) - $start" | bc) $(tail -1 /tmp/spandb-init.log)" | tee -a $OUT

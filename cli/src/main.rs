@@ -88,6 +88,12 @@ struct DemoArgs {
     /// split's leadership moves: README, "Shards per table").
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     sql_split_tables: bool,
+    /// Server 1, 2 or 3 leads every shard (the placement driver's
+    /// `preferred_leader`, Spanner's default leader). Server 1's gateway
+    /// is the one the demo prints: with `--preferred-leader 1` its reads
+    /// and commits need no network hop to a leader.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3))]
+    preferred_leader: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -138,7 +144,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // their leaderships spreading (`spandb status`; README, "Watching the
     // demo split and spread").
     let split = spanserver::config::SplitConfig { size_bytes: DEMO_SPLIT_BYTES, ..Default::default() };
-    let tuning = cluster::Tuning { split, ..Default::default() };
+    let placement =
+        spanserver::config::PlacementConfig { preferred_leader: args.preferred_leader, ..Default::default() };
+    let tuning = cluster::Tuning { split, placement };
     let mut cluster = cluster::LocalCluster::start_with_users(
         args.dir,
         args.port_base,

@@ -189,6 +189,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let driver = placement.enabled.then(|| {
         let mut settings = placement::Settings::new(placement.dead_after(), placement.operations_max, load_settle);
         settings.stray_learner_after = placement.stray_learner_after();
+        settings.preferred_leader = placement.preferred_leader.map(ServerId);
         let registry = server.registry.clone();
         let publish = Box::new(move |operations| registry.set_placement_operations(operations));
         placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)
@@ -196,7 +197,8 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let gateway = match sql_listener(sql_addr.as_deref(), server.local_addr).await? {
         Some(listener) => {
             eprintln!("spanserver {} serving PostgreSQL clients on {}", server.server_id, listener.local_addr()?);
-            Some(tokio::spawn(crate::pg::serve(listener, server.local_addr.to_string(), users, split_tables)))
+            let cluster = crate::pg::Cluster { seed: server.local_addr.to_string(), local: server.local.clone() };
+            Some(tokio::spawn(crate::pg::serve(listener, cluster, users, split_tables)))
         }
         None => None,
     };

@@ -52,6 +52,13 @@
 //!      another server holding a voter of one of them, that shard's
 //!      leadership goes there (a restarted server leads nothing at first).
 //!
+//!    - *Preference* (`Settings::preferred_leader`, Spanner's default
+//!      leader): while the preferred server is live, trusted and not
+//!      draining, it replaces both: each shard with a voter there is
+//!      handed to it, one at a time, the system shard included (it moves
+//!      once and stays). Leaders next to the clients' gateway answer
+//!      its reads and commits without a network hop.
+//!
 //!    Never to a server whose clock its peers do not trust: it would hand
 //!    the leadership straight back. And never the system shard's (the
 //!    one whose range starts at the first key): the driver runs where it
@@ -110,6 +117,10 @@ pub struct Settings {
     /// A learner no operation here owns, at the same shard epoch this
     /// long, was left by a cut-short move and is removed (rule 0).
     pub stray_learner_after: Duration,
+    /// The server that should lead every shard it holds a voter of
+    /// (Spanner's default leader; rule 3): leaders near the clients,
+    /// typically where the SQL gateway they use runs. `None`: balance.
+    pub preferred_leader: Option<ServerId>,
 }
 
 impl Settings {
@@ -122,6 +133,7 @@ impl Settings {
             load_tolerance: 0.25,
             load_settle,
             stray_learner_after: limits::STRAY_LEARNER_AFTER_DEFAULT,
+            preferred_leader: None,
         }
     }
 }
@@ -142,6 +154,9 @@ pub enum Reason {
     /// Its server's leaders serve more load than others' (leaderships
     /// only).
     Load,
+    /// The operator prefers another server as leader
+    /// (`Settings::preferred_leader`; leaderships only).
+    Preference,
 }
 
 /// One thing for the driver to do.
@@ -187,11 +202,16 @@ impl std::fmt::Display for Operation {
                     Reason::Balance => "balancing replicas",
                     Reason::Draining => "its server is draining",
                     Reason::Load => "balancing load",
+                    Reason::Preference => "the preferred leader",
                 };
                 write!(f, "move {shard}'s replica from {from} to {to} ({why}; planned at {epoch})")
             }
             Operation::TransferLeader { shard, epoch, to, reason } => {
-                let why = if *reason == Reason::Load { "balancing load" } else { "balancing leaders" };
+                let why = match reason {
+                    Reason::Load => "balancing load",
+                    Reason::Preference => "the preferred leader",
+                    _ => "balancing leaders",
+                };
                 write!(f, "hand {shard}'s leadership to {to} ({why}; planned at {epoch})")
             }
             Operation::RemoveLearner { shard, epoch, server } => {
@@ -444,6 +464,11 @@ impl Scheduler {
     /// A leadership handed over for load while the cluster is busy, for
     /// count while it is idle (module docs, rule 3).
     fn leader_transfer(&self, live: &BTreeSet<ServerId>, now: Instant) -> Option<Operation> {
+        let preferred =
+            self.settings.preferred_leader.filter(|p| live.contains(p) && !self.untrusted_clocks.contains(p));
+        if let Some(preferred) = preferred {
+            return self.preferred_transfer(preferred, live);
+        }
         let total: f64 = self.shards.values().filter(|r| r.leader.is_some()).map(|r| self.load_of(r)).sum();
         if total < self.settings.load_floor {
             return self.count_transfer(live);
@@ -454,6 +479,21 @@ impl Scheduler {
             return None;
         }
         self.load_transfer(live)
+    }
+
+    /// The first shard (by id) with a voter on `preferred` led elsewhere
+    /// goes to it. The system shard too: with a fixed preference it moves
+    /// once (its driver with it) and stays.
+    fn preferred_transfer(&self, preferred: ServerId, live: &BTreeSet<ServerId>) -> Option<Operation> {
+        let report = self.shards.values().find(|r| {
+            let d = &r.descriptor;
+            r.leader.is_some_and(|l| l != preferred)
+                && is_settled(d)
+                && d.replicas.iter().all(|r| live.contains(&r.server_id))
+                && d.replicas.iter().any(|r| r.server_id == preferred)
+        })?;
+        let d = &report.descriptor;
+        Some(Operation::TransferLeader { shard: d.shard_id, epoch: d.epoch, to: preferred, reason: Reason::Preference })
     }
 
     /// The transfer that lowers the hottest server's load the most, if it
@@ -749,6 +789,60 @@ mod tests {
         let live = servers.iter().map(|s| ServerId(*s)).collect();
         let op = s.leader_transfer(&live, t0).expect("a transfer");
         assert_eq!(transfers(&[op]), vec![(1, 3)]);
+    }
+
+    /// Goal: with a preferred leader, every shard with a voter there is
+    /// led there, one transfer at a time, the system shard included;
+    /// nothing is balanced away from it, even under load; and while the
+    /// preferred server is dead or its clock untrusted, the usual rules
+    /// apply. Method: four servers, server 2 preferred; shards 1
+    /// (system) and 2 led by 1, shard 3 by 3, shard 4 without a voter on
+    /// 2.
+    #[test]
+    fn a_preferred_leader_gets_every_shard_it_holds_a_voter_of() {
+        let t0 = Instant::now();
+        let mut system = led_by(shard(1, &[1, 2, 3], 1), 1);
+        system.descriptor.start_key = Vec::new();
+        // Three replicas on each server: no replica moves.
+        let shards = vec![
+            system,
+            led_by(shard(2, &[1, 2, 4], 1), 1),
+            led_by(shard(3, &[2, 3, 4], 1), 3),
+            led_by(shard(4, &[1, 3, 4], 1), 1),
+        ];
+        let mut s = scheduler(&[1, 2, 3, 4], &shards, t0);
+        s.settings.preferred_leader = Some(ServerId(2));
+        loads(&mut s, &[(1, 50.0), (2, 900.0), (3, 900.0), (4, 50.0)]);
+        let mut led_by_2 = Vec::new();
+        for _ in 0..3 {
+            let ops = s.plan(t0);
+            assert!(
+                matches!(ops.as_slice(), [Operation::TransferLeader { reason: Reason::Preference, .. }]),
+                "one transfer at a time, for the preference: {ops:?}"
+            );
+            let (shard_id, to) = transfers(&ops)[0];
+            assert_eq!(to, 2);
+            s.report(led_by(s.shards[&ShardId(shard_id)].clone(), 2));
+            s.finished(ShardId(shard_id));
+            led_by_2.push(shard_id);
+        }
+        assert_eq!(led_by_2, vec![1, 2, 3]);
+        assert_eq!(s.plan(t0), vec![], "server 2 leads all it can, and stays the leader despite its load");
+        // Server 2 stops answering: the usual rules take over.
+        let later = t0 + DEAD_AFTER * 2;
+        heard_all_but(&mut s, &[1, 2, 3, 4], 2, later);
+        let live: BTreeSet<ServerId> = [1, 3, 4].into_iter().map(ServerId).collect();
+        assert!(
+            s.preferred_transfer(ServerId(2), &live).is_none(),
+            "no shard with a voter on 2 has all its voters live"
+        );
+        assert!(
+            !matches!(
+                s.leader_transfer(&live, later),
+                Some(Operation::TransferLeader { reason: Reason::Preference, .. })
+            ),
+            "no transfer to a dead preferred server"
+        );
     }
 
     /// Every server except `down` answers at `now`.

@@ -211,6 +211,11 @@ pub struct PlacementConfig {
     /// running elsewhere has given up by then; shorter (tests, jepsen),
     /// such a move may lose its learner and fail, which loses nothing.
     pub stray_learner_after_s: u64,
+    /// The server that should lead every shard it holds a voter of
+    /// (Spanner's default leader): put the leaders next to the clients,
+    /// typically the server whose SQL gateway they use. Give every server
+    /// the same value. Unset: leaderships are balanced by load and count.
+    pub preferred_leader: Option<u64>,
 }
 
 impl Default for PlacementConfig {
@@ -221,6 +226,7 @@ impl Default for PlacementConfig {
             interval_ms: 1_000,
             operations_max: 4,
             stray_learner_after_s: 75,
+            preferred_leader: None,
         }
     }
 }

@@ -128,6 +128,7 @@ pub mod error;
 pub mod event_loop;
 pub mod inbox;
 pub mod limits;
+pub mod local;
 mod logger;
 pub mod peers;
 pub mod registry;

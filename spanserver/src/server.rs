@@ -19,6 +19,7 @@ use crate::driver;
 use crate::event_loop::EventLoop;
 use crate::inbox::{self, LoopHandle, LoopMsg};
 use crate::limits;
+use crate::local::{self, local_connections, LocalConnections};
 use crate::logger::raft_logger;
 use crate::peers::Peers;
 use crate::registry::Registry;
@@ -64,6 +65,9 @@ pub enum StartError {
 pub struct Server {
     pub server_id: ServerId,
     pub local_addr: SocketAddr,
+    /// In-process connections to this server's gRPC services, for a
+    /// gateway in the same process (`local.rs`).
+    pub local: LocalConnections,
     pub registry: Arc<Registry>,
     pub event_loop: LoopHandle,
     pub truetime: TrueTime,
@@ -137,6 +141,8 @@ impl Server {
         let logger = raft_logger(server_id.0);
         let commit_waiter = CommitWaiter::start(truetime.clone())
             .map_err(|e| StartError::Replicas(format!("cannot start the commit-wait timer: {e}")))?;
+        let (local, local_accepts) = local_connections();
+        let own_addrs = [Some(local_addr.to_string()), directory.addr(server_id)].into_iter().flatten().collect();
         let peers = Peers::new(
             config.cluster.clone(),
             registry.clone(),
@@ -144,6 +150,7 @@ impl Server {
             commit_waiter.clone(),
             tokio::runtime::Handle::current(),
             secret.clone(),
+            (own_addrs, local.channel()),
         );
         start_clock_monitor(clock.clone(), server_id, peers.clone(), &tokio::runtime::Handle::current());
         let event_loop = EventLoop::open(
@@ -236,6 +243,7 @@ impl Server {
                 .map_err(|source| StartError::Listen { addr: local_addr, source })?,
         )
         .with_nodelay(Some(true));
+        let incoming = local::incoming(incoming, local_accepts);
         let (grpc_shutdown, shutdown_rx) = oneshot::channel::<()>();
         let grpc_task = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
@@ -257,6 +265,7 @@ impl Server {
         Ok(Server {
             server_id,
             local_addr,
+            local,
             registry,
             event_loop: loop_handle,
             truetime,

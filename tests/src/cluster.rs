@@ -233,6 +233,7 @@ impl TestCluster {
         let load_settle = 2 * self.options.split.check_interval();
         let mut settings = placement::Settings::new(placement.dead_after(), placement.operations_max, load_settle);
         settings.stray_learner_after = placement.stray_learner_after();
+        settings.preferred_leader = placement.preferred_leader.map(ServerId);
         let registry = server.registry.clone();
         let publish = Box::new(move |operations| registry.set_placement_operations(operations));
         placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)

@@ -85,6 +85,7 @@ use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use spanserver::local::LocalConnections;
 use sql::plan::OutputColumn;
 use sql::{Collected, Prepared, Session, TxnStatus, Value};
 use tokio::net::TcpListener;
@@ -108,13 +109,23 @@ const IDLE_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(
 /// catalogs the gateway follows (drivers and psql adapt to it).
 const SERVER_VERSION: &str = "15.0 (SpanDB)";
 
+/// Where a gateway's sessions reach the cluster: through a client seeded
+/// with `seed` (this server's own gRPC address), whose calls to this
+/// server stay in the process (`local`).
+pub struct Cluster {
+    pub seed: String,
+    pub local: LocalConnections,
+}
+
 /// Accepts PostgreSQL clients on `listener` until the task is dropped.
-/// Sessions reach the cluster through a client connected to `seed` (this
-/// server's own gRPC address), connected at the first client, and share
-/// one set of leased descriptors (one gateway).
-pub async fn serve(listener: TcpListener, seed: String, users: Option<Arc<auth::Users>>, split_tables: bool) {
+/// Sessions reach the cluster through one client, connected at the first
+/// PostgreSQL client, and share one set of leased descriptors (one
+/// gateway).
+pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<auth::Users>>, split_tables: bool) {
+    let Cluster { seed, local } = cluster;
     let gateway = Arc::new(Gateway {
         seed,
+        local,
         users,
         split_tables,
         engine: tokio::sync::OnceCell::new(),
@@ -173,6 +184,7 @@ pub async fn serve(listener: TcpListener, seed: String, users: Option<Arc<auth::
 /// What the connections of one gateway share.
 struct Gateway {
     seed: String,
+    local: LocalConnections,
     /// Who may connect, by SCRAM-SHA-256 password; `None`: trust.
     users: Option<Arc<auth::Users>>,
     /// New tables get shards of their own (`--sql-split-tables`).
@@ -191,7 +203,10 @@ impl Gateway {
         let engine = self
             .engine
             .get_or_try_init(|| async {
-                let client = client::Client::connect([self.seed.clone()]).await?;
+                let local = Some((self.seed.clone(), self.local.channel()));
+                let client =
+                    client::Client::connect_in_process([self.seed.clone()], client::ClientConfig::default(), local)
+                        .await?;
                 let handle = tokio::runtime::Handle::current();
                 let engine = ClientEngine::new(client, handle, self.seed.clone()).with_table_splits(self.split_tables);
                 Ok::<_, anyhow::Error>(Arc::new(engine))

@@ -276,3 +276,39 @@ async fn a_data_directory_of_another_cluster_is_refused() -> anyhow::Result<()> 
     assert!(text.contains("belongs to cluster") && text.contains(&c.spec.cluster_id), "{text}");
     c.shutdown().await
 }
+
+/// Goal: a client in a server's process (the SQL gateway's) reaches that
+/// server over in-memory connections (`spanserver::local`), with the
+/// results a TCP client gets, and goes on through the other servers
+/// when that server stops. Method: two shards, one led by server 1 (the
+/// client's own) and one by server 2; a transaction over both and reads
+/// of what it wrote; the in-memory connections opened are counted; then
+/// server 1 crashes and the client writes and reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_in_a_servers_process_reaches_it_without_tcp() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    c.transfer_leader(1, 1, LEADER_TIMEOUT).await?;
+    c.transfer_leader(2, 2, LEADER_TIMEOUT).await?;
+    let local = c.server(1).local.clone();
+    let in_process = Some((c.addr(1), local.channel()));
+    let client = client::Client::connect_in_process([c.addr(1)], client::ClientConfig::default(), in_process).await?;
+    let mut txn = client.begin();
+    assert_eq!(txn.get(b"a").await?, None);
+    txn.put(b"a", b"1");
+    txn.put(b"z", b"26");
+    let commit_ts = txn.commit().await?;
+    let out = client.get_with(b"a", client::ReadMode::Latest).await?;
+    assert_eq!(out.value.map(|v| v.value).as_deref(), Some(&b"1"[..]));
+    assert!(out.read_ts >= commit_ts, "a linearizable read at {} missed the commit at {commit_ts}", out.read_ts);
+    assert_eq!(client.get(b"z").await?.as_deref(), Some(&b"26"[..]));
+    assert!(local.opened() >= 1, "the client never used its in-process connection");
+
+    c.crash(1).await;
+    c.wait_for_leader_among(1, &[2, 3], LEADER_TIMEOUT).await?;
+    client.put(b"a", b"2").await?;
+    assert_eq!(client.get(b"a").await?.as_deref(), Some(&b"2"[..]));
+    assert_eq!(client.get(b"z").await?.as_deref(), Some(&b"26"[..]));
+    c.shutdown().await
+}

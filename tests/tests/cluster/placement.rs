@@ -147,6 +147,42 @@ async fn leaderships_spread_back_to_a_restarted_server() -> anyhow::Result<()> {
     c.shutdown().await
 }
 
+/// Goal: with a preferred leader (Spanner's default leader), the driver
+/// hands it every shard, and the cluster keeps serving when it dies.
+/// Method: 3 servers, 3 shards, server 3 preferred; poll until it leads
+/// all three; crash it; a write and a read through the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_leadership_goes_to_the_preferred_leader() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3).split_points(&["g", "n"]);
+    options.placement = PlacementConfig {
+        enabled: true,
+        dead_after_s: 60,
+        interval_ms: 200,
+        operations_max: 4,
+        preferred_leader: Some(3),
+        ..Default::default()
+    };
+    let mut c = TestCluster::start(options).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let shards = c.shard_ids();
+    let deadline = tokio::time::Instant::now() + HEAL_TIMEOUT;
+    loop {
+        let leaders: Vec<Option<u64>> = shards.iter().map(|s| c.leader(*s)).collect();
+        if leaders.iter().all(|l| *l == Some(3)) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "leaders stayed {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.crash(3).await;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client_of(&[1, 2]).await?;
+    client.put(b"after", b"3 died").await?;
+    assert_eq!(client.get(b"after").await?.as_deref(), Some(&b"3 died"[..]));
+    c.shutdown().await
+}
+
 /// Goal: a decommissioned server is drained: the driver moves every
 /// replica it holds to the other servers (its leadership first), every
 /// write is kept and the shard serves throughout. Decommissions that
@@ -216,6 +252,7 @@ async fn a_learner_left_by_a_cut_short_move_is_removed_and_a_stale_plan_is_refus
         interval_ms: 200,
         operations_max: 4,
         stray_learner_after_s: 2,
+        preferred_leader: None,
     };
     let c = TestCluster::start(options).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
