@@ -197,7 +197,10 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let gateway = match sql_listener(sql_addr.as_deref(), server.local_addr).await? {
         Some(listener) => {
             eprintln!("spanserver {} serving PostgreSQL clients on {}", server.server_id, listener.local_addr()?);
-            let cluster = crate::pg::Cluster { seed: server.local_addr.to_string(), local: server.local.clone() };
+            let cluster = crate::pg::Cluster {
+                seed: server.local_addr.to_string(),
+                local: client::Transport::in_process(server.routes.clone()),
+            };
             Some(tokio::spawn(crate::pg::serve(listener, cluster, users, split_tables)))
         }
         None => None,

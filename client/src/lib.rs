@@ -59,7 +59,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::transport::Endpoint;
+use tower::ServiceExt as _;
 pub use truetime::Timestamp;
 
 use meta::retry::{Failure as RetryFailure, Next, Retries, RetryPolicy};
@@ -281,14 +284,56 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+/// How the client reaches one server: a gRPC channel over TCP, or a
+/// server in the same process called directly ([`Transport::in_process`]).
+#[derive(Clone)]
+pub struct Transport(BoxedService);
+
+type BoxedService =
+    tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, tonic::codegen::StdError>;
+
+impl Transport {
+    /// Calls go straight to `service` (a server's `tonic::service::Routes`
+    /// in this process): each call runs the server's handler in the
+    /// caller's task, with no connection, no HTTP/2 framing and no task
+    /// switch. Requests and answers are still encoded as on the wire, so
+    /// the server checks them as it checks any client's.
+    pub fn in_process<S>(service: S) -> Transport
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<tonic::codegen::StdError>,
+    {
+        Transport(BoxedService::new(service.map_err(Into::into)))
+    }
+
+    fn tcp(channel: tonic::transport::Channel) -> Transport {
+        Transport(BoxedService::new(channel.map_err(Into::into)))
+    }
+}
+
+impl tower::Service<http::Request<Body>> for Transport {
+    type Response = http::Response<Body>;
+    type Error = tonic::codegen::StdError;
+    type Future = <BoxedService as tower::Service<http::Request<Body>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        self.0.call(request)
+    }
+}
+
 struct Inner {
     config: ClientConfig,
     seeds: Vec<String>,
     routes: Mutex<Routes>,
-    channels: Mutex<HashMap<String, Channel>>,
-    /// A server in this process: its address, and a channel to it that
-    /// stays in the process ([`Client::connect_in_process`]).
-    local: Option<(String, Channel)>,
+    channels: Mutex<HashMap<String, Transport>>,
+    /// A server in this process: its address, and the way to call it
+    /// directly ([`Client::connect_in_process`]).
+    local: Option<(String, Transport)>,
 }
 
 impl Client {
@@ -311,14 +356,14 @@ impl Client {
     }
 
     /// Like [`Client::connect_with`], for a client in the same process as
-    /// a server: calls to that server (`local.0`, its address as the
-    /// cluster knows it) go over `local.1`, a channel that does not leave
-    /// the process (`spanserver::local`). Everything else is as for any
-    /// client: the same requests, checks and errors.
+    /// a server (the SQL gateway): calls to that server (`local.0`, its
+    /// address as the cluster knows it) go through `local.1`
+    /// ([`Transport::in_process`]). Everything else is as for any client:
+    /// the same requests, checks and errors.
     pub async fn connect_in_process<I, S>(
         seeds: I,
         config: ClientConfig,
-        local: Option<(String, Channel)>,
+        local: Option<(String, Transport)>,
     ) -> Result<Client>
     where
         I: IntoIterator<Item = S>,
@@ -349,10 +394,10 @@ impl Client {
         self.inner.routes.lock().expect("routes lock")
     }
 
-    async fn channel(&self, addr: &str) -> std::result::Result<Channel, String> {
-        if let Some((_, channel)) = self.inner.local.as_ref().filter(|(local, _)| local == addr) {
-            // It reconnects by itself; never forgotten.
-            return Ok(channel.clone());
+    async fn channel(&self, addr: &str) -> std::result::Result<Transport, String> {
+        if let Some((_, local)) = self.inner.local.as_ref().filter(|(local, _)| local == addr) {
+            // No connection to lose: never forgotten.
+            return Ok(local.clone());
         }
         if let Some(c) = self.inner.channels.lock().expect("channels lock").get(addr) {
             return Ok(c.clone());
@@ -364,8 +409,9 @@ impl Client {
             .http2_keep_alive_interval(Duration::from_secs(1))
             .keep_alive_timeout(Duration::from_secs(3));
         let channel = endpoint.connect().await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        self.inner.channels.lock().expect("channels lock").insert(addr.to_string(), channel.clone());
-        Ok(channel)
+        let transport = Transport::tcp(channel);
+        self.inner.channels.lock().expect("channels lock").insert(addr.to_string(), transport.clone());
+        Ok(transport)
     }
 
     fn forget_channel(&self, addr: &str) {
@@ -493,7 +539,7 @@ impl Client {
     /// to retry (module docs) until the deadline.
     async fn execute<T, F, Fut>(&self, dest: Dest<'_>, op: Op, mut attempt: F) -> Result<T>
     where
-        F: FnMut(Channel, Target) -> Fut,
+        F: FnMut(Transport, Target) -> Fut,
         Fut: Future<Output = std::result::Result<T, tonic::Status>>,
     {
         let config = &self.inner.config;

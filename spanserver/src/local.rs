@@ -1,22 +1,26 @@
-//! In-process connections to this server's gRPC services.
+//! In-process connections to this server's gRPC services, for its own
+//! peer calls.
 //!
-//! Every spanserver is also a SQL gateway (`spandb start --sql-addr`), and
-//! the gateway's requests go to shard leaders, this server's own among
-//! them. Over loopback TCP each such request costs socket writes, the
-//! kernel's TCP path and a wake-up of a thread on each side, for a call
-//! that never leaves the process. A local connection is an in-memory byte
-//! pipe instead (`tokio::io::duplex`), accepted by the same tonic server as
-//! the TCP listener:
+//! A coordinator that also leads a participant shard tells it the
+//! outcome through the `Peer` service, like any other participant
+//! (`peers.rs`): a call to itself. Over loopback TCP that costs socket
+//! writes, the kernel's TCP path and a thread wake-up on each side. A
+//! local connection is an in-memory byte pipe instead
+//! (`tokio::io::duplex`), accepted by the same tonic server as the TCP
+//! listener:
 //!
 //! ```text
-//!   gateway's client ── Channel ──connector──> duplex ──> LocalConnections queue
-//!                                                            │ merged with TCP accepts
-//!   tcp peers ──────────────────────────────────> TcpIncoming ┴──> tonic server (same services)
+//!   Peers ── Channel ──connector──> duplex ──> LocalConnections queue
+//!                                                 │ merged with TCP accepts
+//!   other servers ─────────────────> TcpIncoming ─┴──> tonic server (same services)
 //! ```
 //!
 //! So a local call goes through exactly the checks, limits and error
 //! mapping a remote one does (HTTP/2 framing and protobuf included); only
-//! the kernel is left out.
+//! the kernel is left out. (The SQL gateway in this process goes further
+//! and calls the services' `Routes` directly, in its own task:
+//! `Server::routes`. The peer client cannot: it exists before the
+//! services it would call.)
 //!
 //! Invariants: a local connection is served until either end drops it,
 //! like a TCP one; the server's shutdown ends both kinds together (one
@@ -26,8 +30,6 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -46,8 +48,6 @@ use crate::limits;
 #[derive(Clone, Debug)]
 pub struct LocalConnections {
     accept: mpsc::Sender<DuplexStream>,
-    /// Connections handed to the server so far.
-    opened: Arc<AtomicU64>,
 }
 
 /// What the server accepts: the far ends of [`LocalConnections`].
@@ -57,7 +57,7 @@ pub(crate) struct LocalAccepts(mpsc::Receiver<DuplexStream>);
 /// accepts them from.
 pub(crate) fn local_connections() -> (LocalConnections, LocalAccepts) {
     let (accept, queue) = mpsc::channel(limits::LOCAL_CONNECTIONS_WAITING_MAX);
-    (LocalConnections { accept, opened: Arc::default() }, LocalAccepts(queue))
+    (LocalConnections { accept }, LocalAccepts(queue))
 }
 
 impl LocalConnections {
@@ -68,13 +68,7 @@ impl LocalConnections {
             .send(far)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::ConnectionRefused, "the server has stopped"))?;
-        self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(near)
-    }
-
-    /// How many connections were handed to the server so far.
-    pub fn opened(&self) -> u64 {
-        self.opened.load(Ordering::Relaxed)
     }
 
     /// A gRPC channel to the server over local connections. It connects

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use truetime::{Clock, TrueTime};
 
@@ -19,7 +20,7 @@ use crate::driver;
 use crate::event_loop::EventLoop;
 use crate::inbox::{self, LoopHandle, LoopMsg};
 use crate::limits;
-use crate::local::{self, local_connections, LocalConnections};
+use crate::local::{self, local_connections};
 use crate::logger::raft_logger;
 use crate::peers::Peers;
 use crate::registry::Registry;
@@ -65,9 +66,9 @@ pub enum StartError {
 pub struct Server {
     pub server_id: ServerId,
     pub local_addr: SocketAddr,
-    /// In-process connections to this server's gRPC services, for a
-    /// gateway in the same process (`local.rs`).
-    pub local: LocalConnections,
+    /// The server's gRPC services, to call directly from this process
+    /// (the SQL gateway's client: `client::Transport::in_process`).
+    pub routes: Routes,
     pub registry: Arc<Registry>,
     pub event_loop: LoopHandle,
     pub truetime: TrueTime,
@@ -244,15 +245,14 @@ impl Server {
         )
         .with_nodelay(Some(true));
         let incoming = local::incoming(incoming, local_accepts);
+        let routes = Routes::new(kv).add_service(txn_service).add_service(admin).add_service(peer).prepare();
+        let served = routes.clone();
         let (grpc_shutdown, shutdown_rx) = oneshot::channel::<()>();
         let grpc_task = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(1)))
                 .http2_keepalive_timeout(Some(Duration::from_secs(3)))
-                .add_service(kv)
-                .add_service(txn_service)
-                .add_service(admin)
-                .add_service(peer)
+                .add_routes(served)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = shutdown_rx.await;
                 })
@@ -265,7 +265,7 @@ impl Server {
         Ok(Server {
             server_id,
             local_addr,
-            local,
+            routes,
             registry,
             event_loop: loop_handle,
             truetime,

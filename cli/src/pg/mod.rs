@@ -85,7 +85,6 @@ use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use spanserver::local::LocalConnections;
 use sql::plan::OutputColumn;
 use sql::{Collected, Prepared, Session, TxnStatus, Value};
 use tokio::net::TcpListener;
@@ -111,10 +110,10 @@ const SERVER_VERSION: &str = "15.0 (SpanDB)";
 
 /// Where a gateway's sessions reach the cluster: through a client seeded
 /// with `seed` (this server's own gRPC address), whose calls to this
-/// server stay in the process (`local`).
+/// server go straight to its services (`local`).
 pub struct Cluster {
     pub seed: String,
-    pub local: LocalConnections,
+    pub local: client::Transport,
 }
 
 /// Accepts PostgreSQL clients on `listener` until the task is dropped.
@@ -184,7 +183,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
 /// What the connections of one gateway share.
 struct Gateway {
     seed: String,
-    local: LocalConnections,
+    local: client::Transport,
     /// Who may connect, by SCRAM-SHA-256 password; `None`: trust.
     users: Option<Arc<auth::Users>>,
     /// New tables get shards of their own (`--sql-split-tables`).
@@ -203,7 +202,7 @@ impl Gateway {
         let engine = self
             .engine
             .get_or_try_init(|| async {
-                let local = Some((self.seed.clone(), self.local.channel()));
+                let local = Some((self.seed.clone(), self.local.clone()));
                 let client =
                     client::Client::connect_in_process([self.seed.clone()], client::ClientConfig::default(), local)
                         .await?;

@@ -277,13 +277,13 @@ async fn a_data_directory_of_another_cluster_is_refused() -> anyhow::Result<()> 
     c.shutdown().await
 }
 
-/// Goal: a client in a server's process (the SQL gateway's) reaches that
-/// server over in-memory connections (`spanserver::local`), with the
-/// results a TCP client gets, and goes on through the other servers
+/// Goal: a client in a server's process (the SQL gateway's) calls that
+/// server's services directly (`client::Transport::in_process`), with
+/// the results a TCP client gets, and goes on through the other servers
 /// when that server stops. Method: two shards, one led by server 1 (the
 /// client's own) and one by server 2; a transaction over both and reads
-/// of what it wrote; the in-memory connections opened are counted; then
-/// server 1 crashes and the client writes and reads again.
+/// of what it wrote; the direct calls are counted; then server 1
+/// crashes and the client writes and reads again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_in_a_servers_process_reaches_it_without_tcp() -> anyhow::Result<()> {
     init();
@@ -291,8 +291,16 @@ async fn a_client_in_a_servers_process_reaches_it_without_tcp() -> anyhow::Resul
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     c.transfer_leader(1, 1, LEADER_TIMEOUT).await?;
     c.transfer_leader(2, 2, LEADER_TIMEOUT).await?;
-    let local = c.server(1).local.clone();
-    let in_process = Some((c.addr(1), local.channel()));
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = calls.clone();
+    let routes = c.server(1).routes.clone();
+    let counting = tower::ServiceBuilder::new()
+        .map_request(move |request| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            request
+        })
+        .service(routes);
+    let in_process = Some((c.addr(1), client::Transport::in_process(counting)));
     let client = client::Client::connect_in_process([c.addr(1)], client::ClientConfig::default(), in_process).await?;
     let mut txn = client.begin();
     assert_eq!(txn.get(b"a").await?, None);
@@ -303,7 +311,7 @@ async fn a_client_in_a_servers_process_reaches_it_without_tcp() -> anyhow::Resul
     assert_eq!(out.value.map(|v| v.value).as_deref(), Some(&b"1"[..]));
     assert!(out.read_ts >= commit_ts, "a linearizable read at {} missed the commit at {commit_ts}", out.read_ts);
     assert_eq!(client.get(b"z").await?.as_deref(), Some(&b"26"[..]));
-    assert!(local.opened() >= 1, "the client never used its in-process connection");
+    assert!(calls.load(std::sync::atomic::Ordering::Relaxed) >= 3, "the client hardly called its own server directly");
 
     c.crash(1).await;
     c.wait_for_leader_among(1, &[2, 3], LEADER_TIMEOUT).await?;
