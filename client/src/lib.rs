@@ -9,6 +9,11 @@
 //!                s1 ── ok, commit_ts ─────────> Ok(commit_ts)
 //! ```
 //!
+//! Each server is reached over one gRPC channel ([`Transport`]), except a
+//! server in the client's own process (the SQL gateway's): its services
+//! are called directly, in the caller's task
+//! ([`Client::connect_in_process`]).
+//!
 //! # What is retried
 //!
 //! Every attempt ends in one of: success; a failure that proves nothing was

@@ -467,6 +467,31 @@ fn assert_no_read_after_another_led(seed: &str, reads: &CutOffReads) -> Duration
     elected
 }
 
+/// Three servers, one shard, a write, and a read that gave the leader
+/// its lease: the cluster, its servers and the leader.
+fn cluster_with_a_leased_leader(seed: u64) -> (SteppedCluster, Vec<ServerId>, ServerId) {
+    let mut c = cluster(seed, 3, 3);
+    let all = c.server_ids();
+    let leader = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+    assert!(put(&mut c, "k", "v").is_some(), "seed {seed}");
+    assert!(read_confirmed(&mut c, leader), "seed {seed}: a read at the leader");
+    (c, all, leader)
+}
+
+/// Runs the cluster for `watch`, a millisecond at a time; returns when a
+/// request handler at `leader` would have served a read from the lease.
+fn handler_lease_reads_during(c: &mut SteppedCluster, leader: ServerId, watch: Duration) -> Vec<Duration> {
+    let until = c.now() + watch;
+    let mut covered = Vec::new();
+    while c.now() < until {
+        run_for(c, Duration::from_millis(1));
+        if c.lease_reads_cover(leader, SHARD) {
+            covered.push(c.now());
+        }
+    }
+    covered
+}
+
 /// Waits for `server`'s answer to a read it was just asked.
 fn read_confirmed(c: &mut SteppedCluster, server: ServerId) -> bool {
     let mut rx = c.read_index(server, SHARD);
@@ -491,11 +516,7 @@ fn read_confirmed(c: &mut SteppedCluster, server: ServerId) -> bool {
 #[test]
 fn a_cut_off_leader_serves_reads_from_its_lease_only_until_another_could_lead() {
     for seed in seeds() {
-        let mut c = cluster(seed, 3, 3);
-        let all = c.server_ids();
-        let leader = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
-        assert!(put(&mut c, "k", "v").is_some(), "seed {seed}");
-        assert!(read_confirmed(&mut c, leader), "seed {seed}: a read at the leader");
+        let (mut c, all, leader) = cluster_with_a_leased_leader(seed);
         let others: Vec<ServerId> = all.iter().copied().filter(|s| *s != leader).collect();
         isolate(&mut c, leader);
         let cut_at = c.now();
@@ -564,31 +585,14 @@ fn a_follower_restarted_under_a_lease_does_not_elect_another_leader_while_it_hol
 #[test]
 fn a_transfer_ends_handler_reads_from_the_lease_before_the_target_can_lead() {
     for seed in seeds() {
-        let mut c = cluster(seed, 3, 3);
-        let all = c.server_ids();
-        let leader = leader_among(&mut c, &all, ELECTION_WITHIN).unwrap_or_else(|| panic!("seed {seed}: no leader"));
-        assert!(put(&mut c, "k", "v").is_some(), "seed {seed}");
-        assert!(read_confirmed(&mut c, leader), "seed {seed}: a read at the leader");
+        let (mut c, all, leader) = cluster_with_a_leased_leader(seed);
         assert!(c.lease_reads_cover(leader, SHARD), "seed {seed}: a confirmed lease, and handlers may use it");
         let target = all.iter().copied().find(|s| *s != leader).expect("three servers");
         c.hold(target);
         c.transfer_leader(SHARD, target);
-        let mut covered = Vec::new();
-        let in_flight_until = c.now() + Duration::from_millis(100);
-        while c.now() < in_flight_until {
-            run_for(&mut c, Duration::from_millis(1));
-            if c.lease_reads_cover(leader, SHARD) {
-                covered.push(c.now());
-            }
-        }
+        let mut covered = handler_lease_reads_during(&mut c, leader, Duration::from_millis(100));
         c.deliver(target);
-        let watch_until = c.now() + Duration::from_millis(500);
-        while c.now() < watch_until {
-            run_for(&mut c, Duration::from_millis(1));
-            if c.lease_reads_cover(leader, SHARD) {
-                covered.push(c.now());
-            }
-        }
+        covered.extend(handler_lease_reads_during(&mut c, leader, Duration::from_millis(500)));
         assert!(
             covered.is_empty(),
             "seed {seed}: handler reads from the lease after the transfer was asked: {covered:?}"

@@ -8,6 +8,11 @@
 //!                   Session (sql crate; on a blocking thread) ──> ClientEngine ──> cluster
 //! ```
 //!
+//! The engine's client calls this server's own services directly
+//! (`client::Transport::in_process`), other servers over gRPC: with
+//! every leader here (`[placement] preferred_leader`), a statement
+//! reaches no other process but through Raft.
+//!
 //! The model: one SQL [`Session`] per connection, which holds the
 //! connection's transaction. pgwire decodes messages and keeps prepared
 //! statements and portals; everything about SQL, transactions and errors
