@@ -488,8 +488,7 @@ impl Scheduler {
         let report = self.shards.values().find(|r| {
             let d = &r.descriptor;
             r.leader.is_some_and(|l| l != preferred)
-                && is_settled(d)
-                && d.replicas.iter().all(|r| live.contains(&r.server_id))
+                && is_settled_and_live(d, live)
                 && d.replicas.iter().any(|r| r.server_id == preferred)
         })?;
         let d = &report.descriptor;
@@ -579,7 +578,12 @@ fn is_settled(d: &ShardDescriptor) -> bool {
 /// May rule 3 hand shard `d`'s leadership over? Settled, every voter
 /// `live`, and not the system shard (module docs, rule 3).
 fn is_balanceable(d: &ShardDescriptor, live: &BTreeSet<ServerId>) -> bool {
-    is_settled(d) && d.replicas.iter().all(|r| live.contains(&r.server_id)) && !d.start_key.is_empty()
+    is_settled_and_live(d, live) && !d.start_key.is_empty()
+}
+
+/// Settled, and every voter `live`: its leadership can move.
+fn is_settled_and_live(d: &ShardDescriptor, live: &BTreeSet<ServerId>) -> bool {
+    is_settled(d) && d.replicas.iter().all(|r| live.contains(&r.server_id))
 }
 
 /// The server with the fewest replicas among those `allowed` (ties: the

@@ -128,7 +128,6 @@ pub mod error;
 pub mod event_loop;
 pub mod inbox;
 pub mod limits;
-pub mod local;
 mod logger;
 pub mod peers;
 pub mod registry;

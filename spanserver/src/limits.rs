@@ -71,14 +71,6 @@ pub const SCAN_PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Bigger than `WRITE_BYTES_MAX` plus framing.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
-/// Bytes an in-process connection (`local.rs`) buffers in each direction
-/// before its writer waits: HTTP/2's own flow control bounds the rest.
-pub const LOCAL_CONNECTION_BUFFER_BYTES: usize = 256 * 1024;
-
-/// In-process connections opened but not yet accepted by the server;
-/// the next one waits.
-pub const LOCAL_CONNECTIONS_WAITING_MAX: usize = 16;
-
 /// Largest Raft batch message between servers (several appends at most
 /// `RAFT_MSG_BYTES_MAX` each).
 pub const RAFT_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;

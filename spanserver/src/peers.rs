@@ -63,10 +63,6 @@ pub struct Peers {
     runtime: tokio::runtime::Handle,
     secret: PeerSecret,
     channels: Mutex<HashMap<String, Channel>>,
-    /// This server's own addresses, and a channel to it that stays in the
-    /// process (`local.rs`): a coordinator deciding at a participant it
-    /// also leads calls itself.
-    local: (Vec<String>, Channel),
     /// Shards some server was found to host ([`Peers::check_shard_exists`]):
     /// shard ids are never reused, so an entry stays true.
     found_shards: Mutex<std::collections::BTreeSet<ShardId>>,
@@ -87,7 +83,6 @@ impl Peers {
         commit_waiter: CommitWaiter,
         runtime: tokio::runtime::Handle,
         secret: PeerSecret,
-        local: (Vec<String>, Channel),
     ) -> Arc<Peers> {
         Arc::new(Peers {
             cluster,
@@ -97,7 +92,6 @@ impl Peers {
             runtime,
             secret,
             channels: Mutex::new(HashMap::new()),
-            local,
             found_shards: Mutex::default(),
         })
     }
@@ -269,9 +263,6 @@ impl Peers {
     }
 
     async fn channel(&self, addr: &str) -> Result<Channel, String> {
-        if self.local.0.iter().any(|own| own == addr) {
-            return Ok(self.local.1.clone());
-        }
         if let Some(c) = self.channels.lock().expect("channels lock").get(addr) {
             return Ok(c.clone());
         }

@@ -20,7 +20,6 @@ use crate::driver;
 use crate::event_loop::EventLoop;
 use crate::inbox::{self, LoopHandle, LoopMsg};
 use crate::limits;
-use crate::local::{self, local_connections};
 use crate::logger::raft_logger;
 use crate::peers::Peers;
 use crate::registry::Registry;
@@ -142,8 +141,6 @@ impl Server {
         let logger = raft_logger(server_id.0);
         let commit_waiter = CommitWaiter::start(truetime.clone())
             .map_err(|e| StartError::Replicas(format!("cannot start the commit-wait timer: {e}")))?;
-        let (local, local_accepts) = local_connections();
-        let own_addrs = [Some(local_addr.to_string()), directory.addr(server_id)].into_iter().flatten().collect();
         let peers = Peers::new(
             config.cluster.clone(),
             registry.clone(),
@@ -151,7 +148,6 @@ impl Server {
             commit_waiter.clone(),
             tokio::runtime::Handle::current(),
             secret.clone(),
-            (own_addrs, local.channel()),
         );
         start_clock_monitor(clock.clone(), server_id, peers.clone(), &tokio::runtime::Handle::current());
         let event_loop = EventLoop::open(
@@ -244,7 +240,6 @@ impl Server {
                 .map_err(|source| StartError::Listen { addr: local_addr, source })?,
         )
         .with_nodelay(Some(true));
-        let incoming = local::incoming(incoming, local_accepts);
         let routes = Routes::new(kv).add_service(txn_service).add_service(admin).add_service(peer).prepare();
         let served = routes.clone();
         let (grpc_shutdown, shutdown_rx) = oneshot::channel::<()>();

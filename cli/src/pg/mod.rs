@@ -126,10 +126,8 @@ pub struct Cluster {
 /// PostgreSQL client, and share one set of leased descriptors (one
 /// gateway).
 pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<auth::Users>>, split_tables: bool) {
-    let Cluster { seed, local } = cluster;
     let gateway = Arc::new(Gateway {
-        seed,
-        local,
+        cluster,
         users,
         split_tables,
         engine: tokio::sync::OnceCell::new(),
@@ -187,8 +185,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
 
 /// What the connections of one gateway share.
 struct Gateway {
-    seed: String,
-    local: client::Transport,
+    cluster: Cluster,
     /// Who may connect, by SCRAM-SHA-256 password; `None`: trust.
     users: Option<Arc<auth::Users>>,
     /// New tables get shards of their own (`--sql-split-tables`).
@@ -207,12 +204,13 @@ impl Gateway {
         let engine = self
             .engine
             .get_or_try_init(|| async {
-                let local = Some((self.seed.clone(), self.local.clone()));
+                let Cluster { seed, local } = &self.cluster;
+                let in_process = Some((seed.clone(), local.clone()));
                 let client =
-                    client::Client::connect_in_process([self.seed.clone()], client::ClientConfig::default(), local)
+                    client::Client::connect_in_process([seed.clone()], client::ClientConfig::default(), in_process)
                         .await?;
                 let handle = tokio::runtime::Handle::current();
-                let engine = ClientEngine::new(client, handle, self.seed.clone()).with_table_splits(self.split_tables);
+                let engine = ClientEngine::new(client, handle, seed.clone()).with_table_splits(self.split_tables);
                 Ok::<_, anyhow::Error>(Arc::new(engine))
             })
             .await?;
