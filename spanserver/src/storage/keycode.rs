@@ -65,6 +65,19 @@ pub fn version_key(user_key: &[u8], ts: Timestamp) -> Vec<u8> {
     out
 }
 
+/// Whether `encoded` is a version key (long enough for a tag, an empty
+/// user key's end and a timestamp): the domain of [`versions_prefix`].
+pub fn is_version_key(encoded: &[u8]) -> bool {
+    encoded.len() >= 1 + 2 + 8 && encoded[0] == VERSION_TAG
+}
+
+/// A version key without its timestamp: [`key_prefix`] of its user key,
+/// shared by all its versions (RocksDB's prefix extractor for the data
+/// column family's bloom filters). Only for keys [`is_version_key`] accepts.
+pub fn versions_prefix(encoded: &[u8]) -> &[u8] {
+    &encoded[..encoded.len().saturating_sub(8)]
+}
+
 /// Lower and upper bounds in the data column family for user keys in
 /// `[start, end)`; an empty `end` means unbounded.
 pub fn range_bounds(start: &[u8], end: &[u8]) -> (Vec<u8>, Vec<u8>) {

@@ -47,6 +47,8 @@ use std::sync::Arc;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
+use crate::limits;
+
 pub const CF_META: &str = "meta";
 pub const CF_RAFT: &str = "raft";
 pub const CF_DATA: &str = "data";
@@ -83,6 +85,24 @@ pub enum OpenError {
     FormatVersion { dir: String, found: String },
 }
 
+/// Bloom filters over the data column family's keys without their
+/// timestamps (`keycode`: every version of a user key shares the prefix
+/// `0x01 | escape(key) | 0x00 0x00`), so a point read at a timestamp
+/// skips every file that holds no version of its key instead of searching
+/// each one's index and reading a block. Only `mvcc::Reader::get_version`
+/// seeks by prefix; every other iterator over the column family must read
+/// in total order (`set_total_order_seek`), or RocksDB may skip keys.
+/// Also for the SST files a snapshot writes, so ingested files have them.
+pub(crate) fn version_filters(o: &mut Options, table: &mut rocksdb::BlockBasedOptions) {
+    table.set_bloom_filter(10.0, false);
+    table.set_whole_key_filtering(false);
+    o.set_prefix_extractor(rocksdb::SliceTransform::create(
+        "spandb.version_prefix",
+        keycode::versions_prefix,
+        Some(keycode::is_version_key),
+    ));
+}
+
 /// The RocksDB instance and its column families.
 #[derive(Clone)]
 pub struct Engine {
@@ -106,13 +126,21 @@ impl Engine {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(4);
+        let cache = rocksdb::Cache::new_lru_cache(limits::BLOCK_CACHE_BYTES);
         let cf = |name: &str| {
             let mut o = Options::default();
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&cache);
             if name == CF_RAFT {
                 // Log entries are written once, read soon, deleted soon.
                 o.set_write_buffer_size(32 * 1024 * 1024);
             }
+            if name == CF_DATA {
+                version_filters(&mut o, &mut table);
+                o.set_memtable_prefix_bloom_ratio(0.1);
+            }
+            o.set_block_based_table_factory(&table);
             ColumnFamilyDescriptor::new(name, o)
         };
         let db = DB::open_cf_descriptors(&db_opts, dir, [cf(CF_META), cf(CF_RAFT), cf(CF_DATA), cf(CF_TXN)])

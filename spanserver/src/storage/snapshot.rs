@@ -402,10 +402,13 @@ impl SnapshotSource {
 }
 
 /// The options SST files are written with (the data column family's
-/// compression).
+/// compression and filters).
 fn sst_options() -> Options {
     let mut o = Options::default();
     o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    crate::storage::version_filters(&mut o, &mut table);
+    o.set_block_based_table_factory(&table);
     o
 }
 
