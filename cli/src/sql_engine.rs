@@ -1,8 +1,9 @@
 //! SQL's transaction interface (`sql::kv`) over SpanDB's client.
 //!
 //! The SQL layer is synchronous and free of tokio; the client is async.
-//! Each call blocks on the runtime handle, so sessions run on threads
-//! outside the runtime's workers (`spawn_blocking` or plain threads).
+//! Each call blocks its thread until the client answers ([`wait_on`]), so
+//! sessions run on threads of their own, never on the runtime's workers
+//! (`spawn_blocking`, a gateway connection's thread, or plain threads).
 //!
 //! Modes map to the client's transactions: read-write to a locking
 //! transaction (serializable, externally consistent), read-only to a
@@ -102,6 +103,47 @@ impl ClientEngine {
     }
 }
 
+/// Runs `fut` to completion on this thread, with `handle`'s runtime as
+/// the current one (its timers and its spawned tasks). Unlike
+/// `Handle::block_on`, this works on a thread that is itself running a
+/// runtime: a gateway connection's thread (`pg::serve`) runs its session
+/// inline, and a call that needs no round trip (a read under the leader's
+/// lease, through the in-process transport) finishes without waking any
+/// other thread.
+///
+/// `unconstrained`: on such a thread, a tokio resource that ran out of its
+/// task's budget would hand its wake-up to that thread's scheduler, which
+/// cannot run until this call returns, and the call would never return.
+///
+/// (Not `futures::executor::block_on`: that refuses to run inside another
+/// executor, and sqllogictest's runner is one.)
+fn wait_on<F: std::future::Future>(handle: &Handle, fut: F) -> F::Output {
+    let _entered = handle.enter();
+    let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
+    let waker = std::task::Waker::from(Arc::new(Unparker(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(out) = std::future::Future::poll(fut.as_mut(), &mut cx) {
+            return out;
+        }
+        // A wake-up before this park makes it return at once.
+        std::thread::park();
+    }
+}
+
+/// Wakes a thread parked in [`wait_on`].
+struct Unparker(std::thread::Thread);
+
+impl std::task::Wake for Unparker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
 fn kv_error(e: client::Error) -> KvError {
     match e {
         client::Error::Aborted(m) => KvError::Retryable(m),
@@ -117,6 +159,8 @@ fn kv_error(e: client::Error) -> KvError {
 
 impl Engine for ClientEngine {
     fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>, KvError> {
+        // Whatever the client starts, it starts on its own runtime.
+        let _entered = self.handle.enter();
         let (handle, spent) = (self.handle.clone(), self.spent.clone());
         let read_only = |txn| Box::new(ReadOnly { txn, mode, handle: handle.clone(), spent: spent.clone() });
         Ok(match mode {
@@ -129,6 +173,7 @@ impl Engine for ClientEngine {
     }
 
     fn begin_with_priority(&self, mode: Mode, priority: Priority) -> Result<Box<dyn Transaction>, KvError> {
+        let _entered = self.handle.enter();
         match mode {
             Mode::ReadWrite => {
                 let priority =
@@ -160,7 +205,7 @@ impl Engine for ClientEngine {
         if !self.split_tables {
             return;
         }
-        if let Err(e) = self.handle.block_on(self.client.split_at(key)) {
+        if let Err(e) = wait_on(&self.handle, self.client.split_at(key)) {
             tracing::debug!("no split at a new table's boundary: {e}");
         }
     }
@@ -169,7 +214,7 @@ impl Engine for ClientEngine {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     }
 
-    /// Sessions run on blocking threads (module docs), so this sleeps one.
+    /// Sessions run on threads of their own (module docs), so this sleeps one.
     fn wait(&self, nanos: u64) {
         std::thread::sleep(Duration::from_nanos(nanos));
     }
@@ -204,19 +249,19 @@ impl Transaction for ReadWrite {
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         let handle = self.handle.clone();
         let txn = self.txn()?;
-        handle.block_on(txn.get(key)).map_err(kv_error)
+        wait_on(&handle, txn.get(key)).map_err(kv_error)
     }
 
     fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         let handle = self.handle.clone();
         let txn = self.txn()?;
-        handle.block_on(txn.get_for_update(key)).map_err(kv_error)
+        wait_on(&handle, txn.get_for_update(key)).map_err(kv_error)
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
         let handle = self.handle.clone();
         let txn = self.txn()?;
-        let pairs = handle.block_on(txn.scan(start, end, limit)).map_err(kv_error)?;
+        let pairs = wait_on(&handle, txn.scan(start, end, limit)).map_err(kv_error)?;
         Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }
 
@@ -238,7 +283,7 @@ impl Transaction for ReadWrite {
     fn commit(mut self: Box<Self>) -> Result<Committed, KvError> {
         let txn = self.txn.take().ok_or_else(|| KvError::Invalid("the transaction has ended".into()))?;
         let before = txn.timings();
-        let committed = self.handle.block_on(txn.commit_detailed());
+        let committed = wait_on(&self.handle, txn.commit_detailed());
         if let Some(spent) = &self.spent {
             spent.add_rw(committed.as_ref().map_or(before, |info| info.timings));
         }
@@ -256,7 +301,7 @@ impl Transaction for ReadWrite {
                 if let Some(spent) = &self.spent {
                     spent.add_rw(txn.timings());
                 }
-                self.handle.block_on(txn.rollback()).map_err(kv_error)
+                wait_on(&self.handle, txn.rollback()).map_err(kv_error)
             }
             None => Ok(()),
         }
@@ -300,14 +345,14 @@ impl Transaction for ReadOnly {
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         let asked = Instant::now();
-        let value = self.handle.clone().block_on(self.txn.get(key)).map_err(kv_error);
+        let value = wait_on(&self.handle, self.txn.get(key)).map_err(kv_error);
         self.note_read(asked);
         value
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
         let asked = Instant::now();
-        let pairs = self.handle.clone().block_on(self.txn.scan(start, end, limit)).map_err(kv_error);
+        let pairs = wait_on(&self.handle, self.txn.scan(start, end, limit)).map_err(kv_error);
         self.note_read(asked);
         Ok(pairs?.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }

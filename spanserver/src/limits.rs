@@ -124,6 +124,12 @@ pub const RAFT_ENTRY_CACHE_BYTES_MAX: usize = 256 * 1024;
 /// server, and with RocksDB's default (32 MiB) most reads missed.
 pub const BLOCK_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
+/// Bytes of RocksDB write-ahead log a server keeps before it flushes the
+/// column families that hold the oldest log file back. RocksDB's default
+/// (four times every memtable's size) kept about 1 GiB per server after a
+/// pgbench load, all of it replayed at the next start.
+pub const WAL_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
 /// A split by size reads at most this many times `split.size_bytes` of
 /// the shard to find its middle (`split_queue.rs`): a shard bigger than
 /// that splits at the middle of what was read, and again next round.

@@ -5,13 +5,20 @@
 //!   client ──TCP──> frames (checks every frame) ──> pgwire (framing, startup, portals)
 //!                                                     │ one Connection per client
 //!                                                     ▼
-//!                   Session (sql crate; on a blocking thread) ──> ClientEngine ──> cluster
+//!                   Session (sql crate; on the connection's thread) ──> ClientEngine ──> cluster
 //! ```
 //!
 //! The engine's client calls this server's own services directly
 //! (`client::Transport::in_process`), other servers over gRPC: with
 //! every leader here (`[placement] preferred_leader`), a statement
 //! reaches no other process but through Raft.
+//!
+//! Each connection has a thread of its own, which reads its socket and
+//! runs its session's statements inline (PostgreSQL's process per
+//! connection). A statement whose reads the leader's lease answers here
+//! wakes no other thread from the client's message to the reply; through
+//! a shared runtime, every statement cost two thread hand-offs (to a
+//! blocking thread and back).
 //!
 //! The model: one SQL [`Session`] per connection, which holds the
 //! connection's transaction. pgwire decodes messages and keeps prepared
@@ -46,10 +53,10 @@
 //!
 //! Invariants: no byte from a client panics the server (bad input is an
 //! ErrorResponse with a SQLSTATE, or FATAL and a closed connection for
-//! bytes that are not the protocol); a client that disconnects, even in
-//! the middle of a statement, has its statement cancelled and its
-//! transaction rolled back (dropping the session rolls it back). Every
-//! limit is a constant here or in [`frames`].
+//! bytes that are not the protocol); a client that disconnects has its
+//! transaction rolled back (dropping the session rolls it back) as soon
+//! as its running statement, if any, ends. Every limit is a constant here
+//! or in [`frames`].
 //!
 //! Not yet (issue "PostgreSQL wire protocol"): TLS, COPY in CSV or
 //! binary, results streamed rather than collected.
@@ -58,7 +65,7 @@ pub mod auth;
 mod codec;
 mod frames;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,7 +76,6 @@ use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, ServerParameterProvider,
     StartupHandler,
 };
-use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::copy::{send_copy_in_response, send_copy_out_response, CopyHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
@@ -79,8 +85,8 @@ use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, 
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireConnectionState, PgWireServerHandlers,
-    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, DEFAULT_NAME,
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, Type, DEFAULT_NAME,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
@@ -132,7 +138,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
         split_tables,
         engine: tokio::sync::OnceCell::new(),
         leases: Arc::default(),
-        connections: Arc::new(ConnectionManager::new()),
+        cancels: Arc::default(),
         open: Arc::new(AtomicUsize::new(0)),
         pids: RandomPidSecretKeyGenerator::default(),
     });
@@ -149,38 +155,64 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
         tokio::spawn(async move {
             let _ = socket.set_nodelay(true);
             let open = OpenConnection::count(&gateway.open);
-            let session = match gateway.engine().await {
-                Ok(engine) => Session::new(engine).with_leases(gateway.leases.clone()),
+            // The engine's client lives on this runtime: its connections
+            // and tasks must outlive any one PostgreSQL connection.
+            let Ok(engine) = gateway.engine().await else {
                 // No cluster yet: this connection is refused, the next
                 // one tries again.
-                Err(_) => return,
+                return;
             };
-            let cancel = session.cancel_handle();
-            let handlers = Arc::new(Connection {
-                session: Arc::new(Mutex::new(session)),
-                status: Arc::new(AtomicU8::new(status_byte(TxnStatus::Idle))),
-                cancel,
-                gateway: gateway.clone(),
-                over_limit: open.over_limit,
-                statements: Arc::default(),
-                activity: Arc::new(Activity::new()),
-                login: Arc::new(Mutex::new(Login::Open)),
+            let Ok(socket) = socket.into_std() else { return };
+            let thread = std::thread::Builder::new().name("spandb-pg-conn".into()).spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                runtime.block_on(async move {
+                    let Ok(socket) = tokio::net::TcpStream::from_std(socket) else { return };
+                    connection(socket, gateway, engine, open).await
+                })
             });
-            // A connection's failure (a client that vanished, a protocol
-            // error) ends that connection only. A transaction block left
-            // idle too long ends it too (closing the socket; PostgreSQL
-            // would send FATAL 25P03 first), rolled back.
-            let idle = idle_in_transaction(handlers.status.clone(), handlers.activity.clone());
-            tokio::select! {
-                () = frames::serve(socket, handlers.clone()) => {}
-                () = idle => {
-                    tracing::info!("closing a connection whose transaction was idle too long; rolling it back");
-                    handlers.with_session(None, Session::abort).await;
-                }
+            if thread.is_err() {
+                tracing::warn!("no thread for a PostgreSQL connection; closed it");
             }
-            drop(open);
         });
     }
+}
+
+/// Serves one client connection, on its own thread's runtime.
+async fn connection(
+    socket: tokio::net::TcpStream,
+    gateway: Arc<Gateway>,
+    engine: Arc<ClientEngine>,
+    open: OpenConnection,
+) {
+    let session = Session::new(engine).with_leases(gateway.leases.clone());
+    let cancel = session.cancel_handle();
+    let handlers = Arc::new(Connection {
+        session: Arc::new(Mutex::new(session)),
+        status: Arc::new(AtomicU8::new(status_byte(TxnStatus::Idle))),
+        cancel,
+        gateway: gateway.clone(),
+        over_limit: open.over_limit,
+        statements: Arc::default(),
+        activity: Arc::new(Activity::new()),
+        login: Arc::new(Mutex::new(Login::Open)),
+        cancel_key: Arc::default(),
+    });
+    // A connection's failure (a client that vanished, a protocol error)
+    // ends that connection only. A transaction block left idle too long
+    // ends it too (closing the socket; PostgreSQL would send FATAL 25P03
+    // first), rolled back.
+    let idle = idle_in_transaction(handlers.status.clone(), handlers.activity.clone());
+    tokio::select! {
+        () = frames::serve(socket, handlers.clone()) => {}
+        () = idle => {
+            tracing::info!("closing a connection whose transaction was idle too long; rolling it back");
+            handlers.with_session(Session::abort);
+        }
+    }
+    if let Some(key) = handlers.cancel_key.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        gateway.cancels.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+    }
+    drop(open);
 }
 
 /// What the connections of one gateway share.
@@ -192,8 +224,9 @@ struct Gateway {
     split_tables: bool,
     engine: tokio::sync::OnceCell<Arc<ClientEngine>>,
     leases: Arc<sql::catalog::Leases>,
-    /// Running connections by (pid, secret key), for CancelRequest.
-    connections: Arc<ConnectionManager>,
+    /// The running statement's cancel flag of every logged-in connection,
+    /// by its (pid, secret key), for CancelRequest.
+    cancels: Arc<Mutex<HashMap<CancelKey, Arc<AtomicBool>>>>,
     /// How many connections are open.
     open: Arc<AtomicUsize>,
     pids: RandomPidSecretKeyGenerator,
@@ -254,6 +287,27 @@ struct Connection {
     activity: Arc<Activity>,
     /// Where the password exchange stands (`auth`).
     login: Arc<Mutex<Login>>,
+    /// The (pid, secret key) it gave the client, once logged in.
+    cancel_key: Arc<Mutex<Option<CancelKey>>>,
+}
+
+/// A connection's (pid, secret key): what a CancelRequest names.
+type CancelKey = (i32, Vec<u8>);
+
+/// Answers a CancelRequest by raising the named connection's cancel flag,
+/// which its session checks as the statement runs (57014). The flag is
+/// cleared when a statement starts, so a request that arrives between
+/// statements cancels nothing, as in PostgreSQL.
+struct Canceller(Arc<Mutex<HashMap<CancelKey, Arc<AtomicBool>>>>);
+
+#[async_trait]
+impl pgwire::api::cancel::CancelHandler for Canceller {
+    async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        let key = (request.pid, request.secret_key.to_bytes().to_vec());
+        if let Some(flag) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// A connection's authentication, between Startup and AuthenticationOk.
@@ -358,62 +412,14 @@ impl Connection {
         }
     }
 
-    /// Runs `work` on the session, on a blocking thread. If the client
-    /// cancels (CancelRequest: `cancel` fires) or vanishes (this future is
-    /// dropped) meanwhile, the statement is cancelled; the session
-    /// finishes it before the next one starts.
-    async fn with_session<T>(
-        &self,
-        cancel: Option<futures::channel::oneshot::Receiver<()>>,
-        work: impl FnOnce(&mut Session) -> T + Send + 'static,
-    ) -> T
-    where
-        T: Send + 'static,
-    {
-        let session = self.session.clone();
-        let status = self.status.clone();
-        let activity = self.activity.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
-            let out = activity.around(&mut session, work);
-            status.store(status_byte(session.status()), Ordering::SeqCst);
-            out
-        });
-        let guard = CancelOnDrop(self.cancel.clone());
-        tokio::pin!(task);
-        let joined = match cancel {
-            Some(cancel) => tokio::select! {
-                joined = &mut task => joined,
-                // Err: replaced by a later statement's receiver, not a cancel.
-                Ok(()) = cancel => {
-                    self.cancel.store(true, Ordering::SeqCst);
-                    task.await
-                }
-            },
-            None => task.await,
-        };
-        std::mem::forget(guard);
-        match joined {
-            Ok(out) => out,
-            // The session's work panicked: a bug; the connection ends.
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    }
-}
-
-/// The receiver a CancelRequest for this connection fires.
-async fn cancel_receiver<C: ClientInfo>(client: &C) -> Option<futures::channel::oneshot::Receiver<()>> {
-    let handle = client.session_extensions().get::<Arc<ConnectionHandle>>()?;
-    Some(handle.start_query().await)
-}
-
-/// Cancels the session's statement if the future running it is dropped
-/// (the client went away mid-statement).
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
+    /// Runs `work` on the session, on this connection's thread (a
+    /// CancelRequest meanwhile raises the session's cancel flag:
+    /// [`Canceller`]).
+    fn with_session<T>(&self, work: impl FnOnce(&mut Session) -> T) -> T {
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let out = self.activity.around(&mut session, work);
+        self.status.store(status_byte(session.status()), Ordering::SeqCst);
+        out
     }
 }
 
@@ -435,7 +441,7 @@ impl PgWireServerHandlers for Connection {
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        Arc::new(DefaultCancelHandler::new(self.gateway.connections.clone()))
+        Arc::new(Canceller(self.gateway.cancels.clone()))
     }
 }
 
@@ -450,6 +456,7 @@ impl Connection {
             statements: self.statements.clone(),
             activity: self.activity.clone(),
             login: self.login.clone(),
+            cancel_key: self.cancel_key.clone(),
         }
     }
 }
@@ -591,9 +598,9 @@ impl Connection {
     {
         let (pid, secret_key) = self.gateway.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret_key.clone());
-        let (handle, guard) = self.gateway.connections.register(pid, secret_key);
-        client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
-        client.session_extensions().insert(guard);
+        let key = (pid, secret_key.to_bytes().to_vec());
+        self.gateway.cancels.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), self.cancel.clone());
+        *self.cancel_key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
         finish_authentication(client, &ServerParameters).await
     }
 }
@@ -643,7 +650,7 @@ impl SimpleQueryHandler for Connection {
         send_ready_for_query(client, status).await
     }
 
-    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -651,8 +658,7 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let text = query.to_string();
-        let cancel = cancel_receiver(client).await;
-        Ok(self.with_session(cancel, move |session| run_query(session, &text)).await)
+        Ok(self.with_session(move |session| run_query(session, &text)))
     }
 }
 
@@ -672,16 +678,10 @@ impl QueryParser for Preparer {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let declared = types.iter().map(|t| codec::declared_type(t.as_ref())).collect::<sql::Result<Vec<_>>>();
-        let session = self.session.clone();
-        let activity = self.activity.clone();
-        let sql = sql.to_string();
-        let prepared = tokio::task::spawn_blocking(move || {
-            let declared = declared?;
-            let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
-            activity.around(&mut session, |session| session.prepare(&sql, &declared))
-        })
-        .await
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let prepared = declared.and_then(|declared| {
+            let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+            self.activity.around(&mut session, |session| session.prepare(sql, &declared))
+        });
         match prepared {
             Ok(p) => Ok(p.map(Arc::new)),
             Err(e) => Err(user_error(&e)),
@@ -797,15 +797,11 @@ impl ExtendedQueryHandler for Connection {
         };
         let formats: Vec<FieldFormat> =
             (0..prepared.columns.len()).map(|i| portal.result_column_format.format_for(i)).collect();
-        // pgwire's Execute listens for CancelRequest itself and drops
-        // this future when one comes.
-        let (ran, out) = self
-            .with_session(None, move |session| {
-                let mut out = Collected::default();
-                let ran = session.execute_prepared(&prepared, values, &mut out);
-                (ran, out)
-            })
-            .await;
+        let (ran, out) = self.with_session(move |session| {
+            let mut out = Collected::default();
+            let ran = session.execute_prepared(&prepared, values, &mut out);
+            (ran, out)
+        });
         Ok(match ran {
             Ok(()) => response(out, &formats),
             Err(e) => error_response(&e),
@@ -825,7 +821,7 @@ impl CopyHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let chunk = copy_data.data;
-        self.with_session(None, move |session| session.copy_data(&chunk)).await;
+        self.with_session(move |session| session.copy_data(&chunk));
         Ok(())
     }
 
@@ -835,7 +831,7 @@ impl CopyHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let done = self.with_session(None, |session| session.copy_done()).await;
+        let done = self.with_session(|session| session.copy_done());
         client.set_transaction_status(self.transaction_status());
         match done {
             Ok(tag) => send_execution_response(client, command_tag(&tag)).await,
@@ -850,7 +846,7 @@ impl CopyHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let message = fail.message;
-        let e = self.with_session(None, move |session| session.copy_fail(&message)).await;
+        let e = self.with_session(move |session| session.copy_fail(&message));
         client.set_transaction_status(self.transaction_status());
         user_error(&e)
     }

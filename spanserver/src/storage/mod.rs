@@ -126,6 +126,7 @@ impl Engine {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(4);
+        db_opts.set_max_total_wal_size(limits::WAL_BYTES_MAX);
         let cache = rocksdb::Cache::new_lru_cache(limits::BLOCK_CACHE_BYTES);
         let cf = |name: &str| {
             let mut o = Options::default();
