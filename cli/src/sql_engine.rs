@@ -385,3 +385,41 @@ impl Transaction for ReadOnly {
         Err(KvError::Invalid("a read-only transaction has no deadline".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: a call waited on from a thread that runs a runtime of its own
+    /// (a gateway connection's) finishes, even when it uses up a tokio
+    /// task's budget: unconstrained, the resources it polls never hand
+    /// their wake-up to that thread's blocked scheduler. Found by
+    /// `pgbench -i` hanging in the middle of its COPY.
+    #[test]
+    fn a_long_call_from_a_connection_thread_finishes() {
+        let client_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        let handle = client_runtime.handle().clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let own = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            own.block_on(async move {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                for i in 0..10_000u32 {
+                    tx.send(i).unwrap();
+                }
+                drop(tx);
+                // Each receive takes from the budget (128 per task poll).
+                let sum = wait_on(&handle, async move {
+                    let mut sum = 0u64;
+                    while let Some(i) = rx.recv().await {
+                        sum += u64::from(i);
+                    }
+                    sum
+                });
+                done_tx.send(sum).unwrap();
+            });
+        });
+        let sum = done_rx.recv_timeout(Duration::from_secs(60)).expect("the call never finished");
+        assert_eq!(sum, (0..10_000u64).sum::<u64>());
+    }
+}
