@@ -351,6 +351,45 @@ async fn an_idle_transaction_times_out_and_rolls_back() -> anyhow::Result<()> {
     stop_then(cluster, body).await
 }
 
+/// The most connections one gateway serves (`pg::CONNECTIONS_MAX`).
+const CONNECTIONS_MAX: usize = 200;
+
+/// Goal: a gateway serves its connection limit of clients at once, each
+/// on a thread of its own, all answering statements; the next client is
+/// refused with 53300; and once a client leaves, a new one gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_refuses_with_53300_until_a_client_leaves() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let body = tokio::spawn(async move {
+        let mut clients = Vec::with_capacity(CONNECTIONS_MAX);
+        for _ in 0..CONNECTIONS_MAX {
+            clients.push(connect(&addr).await?);
+        }
+        let answers = futures::future::join_all(clients.iter().map(|c| c.query_one("SELECT 1 + 1", &[]))).await;
+        for answer in answers {
+            assert_eq!(answer?.get::<_, i32>(0), 2);
+        }
+        let e = connect(&addr).await.expect_err("one client over the limit got in");
+        let e = e.downcast_ref::<tokio_postgres::Error>().expect("a PostgreSQL error");
+        assert_eq!(code(e), Some(&SqlState::TOO_MANY_CONNECTIONS), "{e}");
+        drop(clients.pop());
+        // The gateway counts the client gone once its thread has ended.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let newcomer = loop {
+            match connect(&addr).await {
+                Ok(c) => break c,
+                Err(e) => assert!(Instant::now() < deadline, "no room after a client left: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(newcomer.query_one("SELECT 2 + 2", &[]).await?.get::<_, i32>(0), 4);
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
 /// Goal: with a users file (`--sql-users`), the gateway asks every client
 /// for a password by SCRAM-SHA-256: the right password logs in (from
 /// tokio-postgres, and from psql with PGPASSWORD) as that user

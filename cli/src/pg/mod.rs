@@ -162,6 +162,11 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
                 // one tries again.
                 return;
             };
+            if open.over_limit {
+                // Refused at startup (53300): no thread for it, so a flood
+                // of connections costs tasks, not threads.
+                return connection(socket, gateway, engine, open).await;
+            }
             let Ok(socket) = socket.into_std() else { return };
             let thread = std::thread::Builder::new().name("spandb-pg-conn".into()).spawn(move || {
                 let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Old build against new on ONE pgbench load: loads scale SCALE once (with the
+# first build, into $GOLDEN, unless it is there), then for each round and
+# build starts `spandb demo --preferred-leader 1` on a fresh copy of it and
+# runs TPC-B at 16 clients and select-only at 16 and 1 (-M prepared). A load
+# at scale 16 takes minutes; a copy takes seconds. Prints RESULT lines with
+# the three servers' user + system CPU per transaction (/proc).
+#
+#   ROUNDS=2 SCALE=16 scripts/pgbench-old-vs-new-loaded.sh OLD_SPANDB NEW_SPANDB
+#
+# Files written by the loading build stay as it wrote them (a build that
+# changes how RocksDB files are written shows its effect only on new files).
+set -uo pipefail
+[ $# -ge 1 ] || { echo "usage: $0 SPANDB..." >&2; exit 2; }
+S="postgresql://root@127.0.0.1:28000/spandb"
+GOLDEN=${GOLDEN:-/tmp/spandb-loaded-s${SCALE:-16}}; RUN=/tmp/spandb-loaded-run
+TICK=$(getconf CLK_TCK)
+servers() { pgrep -f "^$BIN start" | tr '\n' ' '; }
+cpu() { for p in $(servers); do awk '{print $14+$15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
+up() { # dir
+  (setsid "$BIN" demo --no-shell --dir "$1" --port-base 27000 --preferred-leader 1 > "$1.log" 2>&1 &)
+  for _ in $(seq 120); do grep -q psql "$1.log" 2>/dev/null && break; sleep 1; done
+}
+down() {
+  pkill -f "^$BIN (start|demo)"
+  for _ in $(seq 30); do pgrep -f "^$BIN (start|demo)" > /dev/null || break; sleep 1; done
+  pkill -9 -f "^$BIN (start|demo)"
+}
+settle() { # until the placement driver (moving leaders to server 1) ran nothing for 5 checks, 2 s apart (3 min at most)
+  local quiet=0 start; start=$(date +%s)
+  while [ $quiet -lt 5 ] && [ $(($(date +%s) - start)) -lt 180 ]; do
+    if "$BIN" status --addr 127.0.0.1:27000 2>/dev/null | grep -q 'placement: no operation running'; then quiet=$((quiet + 1)); else quiet=0; fi
+    sleep 2
+  done
+}
+one() {
+  local before after o n
+  before=$(cpu); o=$(pgbench -n -T "${SECS:-15}" -M prepared "$@" "$S" 2>&1); after=$(cpu)
+  n=$(grep -oP 'actually processed: \K[0-9]+' <<<"$o")
+  echo "RESULT bin=$(basename "$BIN") args='$*' tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o")" \
+    "retried=$(grep -oP 'retried: \K[0-9]+' <<<"$o" || echo 0)" \
+    "server_cpu_ms_per_txn=$(echo "scale=3; ($after - $before) * 1000 / $TICK / ${n:-1}" | bc)"
+}
+if [ ! -d "$GOLDEN" ]; then
+  BIN=$1; up "$GOLDEN"; pgbench -i -s "${SCALE:-16}" "$S" > /dev/null 2>&1 || { echo "load failed" >&2; down; exit 1; }
+  down
+fi
+for round in $(seq "${ROUNDS:-2}"); do
+  for BIN in "$@"; do
+    rm -rf "$RUN"; cp -a "$GOLDEN" "$RUN"; up "$RUN"
+    settle
+    pgbench -n -T 5 -M prepared -S -c 4 "$S" > /dev/null 2>&1   # warm-up
+    one -c 16 -j 2 --max-tries 10
+    one -c 16 -j 2 -S
+    one -c 1 -S
+    down
+  done
+done
