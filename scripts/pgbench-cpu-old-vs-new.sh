@@ -12,20 +12,9 @@
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 SPANDB..." >&2; exit 2; }
 S="postgresql://root@127.0.0.1:28000/spandb"
+# shellcheck source=scripts/pgbench-cpu.sh
+. "$(dirname "$0")/pgbench-cpu.sh"
 DIR=/tmp/pgbench-cpu-old-vs-new
-TICK=$(getconf CLK_TCK)
-
-servers() { pgrep -f "^$BIN start" | tr '\n' ' '; }
-cpu() { for p in $(servers); do awk '{print $14+$15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
-
-one() { # pgbench arguments
-  local before after o n
-  before=$(cpu); o=$(pgbench -n -T "${SECS:-15}" -M prepared "$@" "$S" 2>&1); after=$(cpu)
-  n=$(grep -oP 'actually processed: \K[0-9]+' <<<"$o")
-  echo "RESULT bin=$(basename "$BIN")${EXTRA:+@${EXTRA// /_}} args='$*' tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o")" \
-    "retried=$(grep -oP 'retried: \K[0-9]+' <<<"$o" || echo 0)" \
-    "server_cpu_ms_per_txn=$(echo "scale=3; ($after - $before) * 1000 / $TICK / ${n:-1}" | bc)"
-}
 
 for round in $(seq "${ROUNDS:-2}"); do
   for SPEC in "$@"; do

@@ -13,10 +13,9 @@
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 SPANDB..." >&2; exit 2; }
 S="postgresql://root@127.0.0.1:28000/spandb"
+# shellcheck source=scripts/pgbench-cpu.sh
+. "$(dirname "$0")/pgbench-cpu.sh"
 GOLDEN=${GOLDEN:-/tmp/spandb-loaded-s${SCALE:-16}}; RUN=/tmp/spandb-loaded-run
-TICK=$(getconf CLK_TCK)
-servers() { pgrep -f "^$BIN start" | tr '\n' ' '; }
-cpu() { for p in $(servers); do awk '{print $14+$15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
 up() { # dir
   (setsid "$BIN" demo --no-shell --dir "$1" --port-base 27000 --preferred-leader 1 > "$1.log" 2>&1 &)
   for _ in $(seq 120); do grep -q psql "$1.log" 2>/dev/null && break; sleep 1; done
@@ -32,14 +31,6 @@ settle() { # until the placement driver (moving leaders to server 1) ran nothing
     if "$BIN" status --addr 127.0.0.1:27000 2>/dev/null | grep -q 'placement: no operation running'; then quiet=$((quiet + 1)); else quiet=0; fi
     sleep 2
   done
-}
-one() {
-  local before after o n
-  before=$(cpu); o=$(pgbench -n -T "${SECS:-15}" -M prepared "$@" "$S" 2>&1); after=$(cpu)
-  n=$(grep -oP 'actually processed: \K[0-9]+' <<<"$o")
-  echo "RESULT bin=$(basename "$BIN") args='$*' tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o")" \
-    "retried=$(grep -oP 'retried: \K[0-9]+' <<<"$o" || echo 0)" \
-    "server_cpu_ms_per_txn=$(echo "scale=3; ($after - $before) * 1000 / $TICK / ${n:-1}" | bc)"
 }
 if [ ! -d "$GOLDEN" ]; then
   BIN=$1; up "$GOLDEN"; pgbench -i -s "${SCALE:-16}" "$S" > /dev/null 2>&1 || { echo "load failed" >&2; down; exit 1; }

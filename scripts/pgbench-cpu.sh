@@ -1,0 +1,18 @@
+# Sourced by the pgbench old-vs-new scripts: one pgbench run against the
+# gateway at $S, with the CPU the `$BIN start` processes (the servers)
+# spent on it per transaction (user + system time from /proc).
+#   one -c 16 -j 2 -S   ->   RESULT bin=... args='...' tps=... retried=... server_cpu_ms_per_txn=...
+# $EXTRA (the demo's arguments, if any) is appended to the build's name.
+TICK=$(getconf CLK_TCK)
+
+servers() { pgrep -f "^$BIN start" | tr '\n' ' '; }
+cpu() { for p in $(servers); do awk '{print $14+$15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
+
+one() { # pgbench arguments
+  local before after o n extra=${EXTRA:-}
+  before=$(cpu); o=$(pgbench -n -T "${SECS:-15}" -M prepared "$@" "$S" 2>&1); after=$(cpu)
+  n=$(grep -oP 'actually processed: \K[0-9]+' <<<"$o")
+  echo "RESULT bin=$(basename "$BIN")${extra:+@${extra// /_}} args='$*' tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o")" \
+    "retried=$(grep -oP 'retried: \K[0-9]+' <<<"$o" || echo 0)" \
+    "server_cpu_ms_per_txn=$(echo "scale=3; ($after - $before) * 1000 / $TICK / ${n:-1}" | bc)"
+}
