@@ -12,8 +12,8 @@
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 SPANDB..." >&2; exit 2; }
 S="postgresql://root@127.0.0.1:28000/spandb"
-# shellcheck source=scripts/pgbench-cpu.sh
-. "$(dirname "$0")/pgbench-cpu.sh"
+# shellcheck source=scripts/pgbench-lib.sh
+. "$(dirname "$0")/pgbench-lib.sh"
 DIR=/tmp/pgbench-cpu-old-vs-new
 
 for round in $(seq "${ROUNDS:-2}"); do

@@ -13,8 +13,8 @@
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 SPANDB..." >&2; exit 2; }
 S="postgresql://root@127.0.0.1:28000/spandb"
-# shellcheck source=scripts/pgbench-cpu.sh
-. "$(dirname "$0")/pgbench-cpu.sh"
+# shellcheck source=scripts/pgbench-lib.sh
+. "$(dirname "$0")/pgbench-lib.sh"
 GOLDEN=${GOLDEN:-/tmp/spandb-loaded-s${SCALE:-16}}; RUN=/tmp/spandb-loaded-run
 up() { # dir
   (setsid "$BIN" demo --no-shell --dir "$1" --port-base 27000 --preferred-leader 1 > "$1.log" 2>&1 &)
@@ -25,13 +25,6 @@ down() {
   for _ in $(seq 30); do pgrep -f "^$BIN (start|demo)" > /dev/null || break; sleep 1; done
   pkill -9 -f "^$BIN (start|demo)"
 }
-settle() { # until the placement driver (moving leaders to server 1) ran nothing for 5 checks, 2 s apart (3 min at most)
-  local quiet=0 start; start=$(date +%s)
-  while [ $quiet -lt 5 ] && [ $(($(date +%s) - start)) -lt 180 ]; do
-    if "$BIN" status --addr 127.0.0.1:27000 2>/dev/null | grep -q 'placement: no operation running'; then quiet=$((quiet + 1)); else quiet=0; fi
-    sleep 2
-  done
-}
 if [ ! -d "$GOLDEN" ]; then
   BIN=$1; up "$GOLDEN"; pgbench -i -s "${SCALE:-16}" "$S" > /dev/null 2>&1 || { echo "load failed" >&2; down; exit 1; }
   down
@@ -39,7 +32,7 @@ fi
 for round in $(seq "${ROUNDS:-2}"); do
   for BIN in "$@"; do
     rm -rf "$RUN"; cp -a "$GOLDEN" "$RUN"; up "$RUN"
-    settle
+    settle "$BIN" > /dev/null
     pgbench -n -T 5 -M prepared -S -c 4 "$S" > /dev/null 2>&1   # warm-up
     one -c 16 -j 2 --max-tries 10
     one -c 16 -j 2 -S

@@ -36,15 +36,10 @@ rm -rf /tmp/bench-d; (setsid $B demo --no-shell --dir /tmp/bench-d --port-base 2
 for i in $(seq 120); do grep -q "psql" /tmp/bench-d.log 2>/dev/null && break; sleep 1; done
 S="postgresql://root@127.0.0.1:28000/spandb"
 start=$(date +%s.%N); pgbench -i -s $SCALE "$S" > /tmp/spandb-init.log 2>&1; echo "RESULT label=spandb-init-s$SCALE secs=$(echo "$(date +%s.%N) - $start" | bc) $(tail -1 /tmp/spandb-init.log)" | tee -a $OUT
-# The load's splits and the leader moves after them settle first: until
-# the placement driver has run no operation for 5 checks in a row (2 s
-# apart; at most 3 minutes), as a cluster would be before its workload.
-quiet=0; start=$(date +%s)
-while [ $quiet -lt 5 ] && [ $(($(date +%s) - start)) -lt 180 ]; do
-  if $B status --addr 127.0.0.1:27000 2>/dev/null | grep -q 'placement: no operation running'; then quiet=$((quiet + 1)); else quiet=0; fi
-  sleep 2
-done
-echo "RESULT label=spandb-settle secs=$(($(date +%s) - start))" | tee -a $OUT
+# The load's splits and the leader moves after them settle first.
+# shellcheck source=scripts/pgbench-lib.sh
+. "$(dirname "$0")/pgbench-lib.sh"
+echo "RESULT label=spandb-settle secs=$(settle "$B")" | tee -a $OUT
 run spandb-tpcb-c1 "$S" -c 1 --max-tries 10
 run spandb-tpcb-c16 "$S" -c 16 -j 2 --max-tries 10
 run spandb-select-c16 "$S" -c 16 -j 2 -S

@@ -195,12 +195,11 @@ async fn connection(
         session: Arc::new(Mutex::new(session)),
         status: Arc::new(AtomicU8::new(status_byte(TxnStatus::Idle))),
         cancel,
-        gateway: gateway.clone(),
+        gateway,
         over_limit: open.over_limit,
         statements: Arc::default(),
         activity: Arc::new(Activity::new()),
         login: Arc::new(Mutex::new(Login::Open)),
-        cancel_key: Arc::default(),
     });
     // A connection's failure (a client that vanished, a protocol error)
     // ends that connection only. A transaction block left idle too long
@@ -213,9 +212,6 @@ async fn connection(
             tracing::info!("closing a connection whose transaction was idle too long; rolling it back");
             handlers.with_session(Session::abort);
         }
-    }
-    if let Some(key) = handlers.cancel_key.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        gateway.cancels.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
     }
     drop(open);
 }
@@ -292,12 +288,24 @@ struct Connection {
     activity: Arc<Activity>,
     /// Where the password exchange stands (`auth`).
     login: Arc<Mutex<Login>>,
-    /// The (pid, secret key) it gave the client, once logged in.
-    cancel_key: Arc<Mutex<Option<CancelKey>>>,
 }
 
 /// A connection's (pid, secret key): what a CancelRequest names.
 type CancelKey = (i32, Vec<u8>);
+
+/// A logged-in connection's entry in the gateway's cancel flags, removed
+/// when the connection ends (it lives in the connection's session
+/// extensions, which die with it, even by a panic).
+struct CancelRegistration {
+    key: CancelKey,
+    cancels: Arc<Mutex<HashMap<CancelKey, Arc<AtomicBool>>>>,
+}
+
+impl Drop for CancelRegistration {
+    fn drop(&mut self) {
+        self.cancels.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+    }
+}
 
 /// Answers a CancelRequest by raising the named connection's cancel flag,
 /// which its session checks as the statement runs (57014). The flag is
@@ -461,7 +469,6 @@ impl Connection {
             statements: self.statements.clone(),
             activity: self.activity.clone(),
             login: self.login.clone(),
-            cancel_key: self.cancel_key.clone(),
         }
     }
 }
@@ -604,8 +611,9 @@ impl Connection {
         let (pid, secret_key) = self.gateway.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret_key.clone());
         let key = (pid, secret_key.to_bytes().to_vec());
-        self.gateway.cancels.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), self.cancel.clone());
-        *self.cancel_key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        let cancels = self.gateway.cancels.clone();
+        cancels.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), self.cancel.clone());
+        client.session_extensions().insert(CancelRegistration { key, cancels });
         finish_authentication(client, &ServerParameters).await
     }
 }

@@ -1,0 +1,34 @@
+# Sourced by the pgbench scripts.
+#
+# one: a pgbench run against the gateway at $S, with the CPU the
+# `$BIN start` processes (the servers) spent on it per transaction (user +
+# system time from /proc). $EXTRA (the demo's arguments, if any) is
+# appended to the build's name.
+#   one -c 16 -j 2 -S   ->   RESULT bin=... args='...' tps=... retried=... server_cpu_ms_per_txn=...
+#
+# settle SPANDB: waits until the demo's placement driver has run no
+# operation for 5 checks in a row, 2 s apart (a load's splits and the
+# leader moves after them; 3 minutes at most), as a cluster would be
+# before its workload; prints the seconds waited.
+TICK=$(getconf CLK_TCK)
+
+servers() { pgrep -f "^$BIN start" | tr '\n' ' '; }
+cpu() { for p in $(servers); do awk '{print $14+$15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
+
+one() { # pgbench arguments
+  local before after o n extra=${EXTRA:-}
+  before=$(cpu); o=$(pgbench -n -T "${SECS:-15}" -M prepared "$@" "$S" 2>&1); after=$(cpu)
+  n=$(grep -oP 'actually processed: \K[0-9]+' <<<"$o")
+  echo "RESULT bin=$(basename "$BIN")${extra:+@${extra// /_}} args='$*' tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o")" \
+    "retried=$(grep -oP 'retried: \K[0-9]+' <<<"$o" || echo 0)" \
+    "server_cpu_ms_per_txn=$(echo "scale=3; ($after - $before) * 1000 / $TICK / ${n:-1}" | bc)"
+}
+
+settle() { # spandb binary
+  local quiet=0 start; start=$(date +%s)
+  while [ $quiet -lt 5 ] && [ $(($(date +%s) - start)) -lt 180 ]; do
+    if "$1" status --addr 127.0.0.1:27000 2>/dev/null | grep -q 'placement: no operation running'; then quiet=$((quiet + 1)); else quiet=0; fi
+    sleep 2
+  done
+  echo $(($(date +%s) - start))
+}
