@@ -68,6 +68,9 @@ pub struct Server {
     /// The server's gRPC services, to call directly from this process
     /// (the SQL gateway's client: `client::Transport::in_process`).
     pub routes: Routes,
+    /// The key-value service of `routes`, to call with typed requests
+    /// (the SQL gateway's reads: `client::Transport::with_kv`).
+    pub kv: Arc<dyn proto::kv_server::Kv>,
     pub registry: Arc<Registry>,
     pub event_loop: LoopHandle,
     pub truetime: TrueTime,
@@ -210,7 +213,8 @@ impl Server {
             split_queue_stopped.clone(),
             &tokio::runtime::Handle::current(),
         );
-        let kv = proto::kv_server::KvServer::new(KvService { requests: requests.clone() })
+        let kv_service = Arc::new(KvService { requests: requests.clone() });
+        let kv = proto::kv_server::KvServer::from_arc(kv_service.clone())
             .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
         let txn_service =
@@ -261,6 +265,7 @@ impl Server {
             server_id,
             local_addr,
             routes,
+            kv: kv_service,
             registry,
             event_loop: loop_handle,
             truetime,

@@ -277,6 +277,54 @@ async fn a_data_directory_of_another_cluster_is_refused() -> anyhow::Result<()> 
     c.shutdown().await
 }
 
+/// Goal: with the server's key-value service given too
+/// (`Transport::with_kv`, as the SQL gateway does), reads of the client's
+/// own server skip the encoded path and return what a TCP client reads,
+/// writes still go through the server's routes, and a read the service
+/// refuses is refused alike (a stale shard version is retried, not
+/// served). Method: calls through the routes are counted while the client
+/// reads and scans, and a TCP client reads the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_reads_of_the_clients_own_server_skip_the_encoded_path() -> anyhow::Result<()> {
+    init();
+    let mut c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    c.transfer_leader(1, 1, LEADER_TIMEOUT).await?;
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = calls.clone();
+    let counting = tower::ServiceBuilder::new()
+        .map_request(move |request| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            request
+        })
+        .service(c.server(1).routes.clone());
+    let local = client::Transport::in_process(counting).with_kv(c.server(1).kv.clone());
+    let client =
+        client::Client::connect_in_process([c.addr(1)], client::ClientConfig::default(), Some((c.addr(1), local)))
+            .await?;
+    let tcp = client::Client::connect([c.addr(2)]).await?;
+    for (k, v) in [(&b"a"[..], &b"1"[..]), (b"b", b"2"), (b"c", b"3")] {
+        client.put(k, v).await?;
+    }
+    let writes = calls.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(writes >= 3, "writes did not go through the routes: {writes} calls");
+    for key in [&b"a"[..], b"b", b"c", b"d"] {
+        assert_eq!(client.get(key).await?, tcp.get(key).await?, "{key:?}");
+    }
+    let scanned = client.scan(b"a", b"m", 10, client::ReadMode::Latest).await?;
+    let keys: Vec<_> = scanned.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
+    assert_eq!(
+        keys,
+        vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec()), (b"c".to_vec(), b"3".to_vec())]
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), writes, "a read went through the encoded path");
+    // The shard splits: the client's cached version is stale, the typed
+    // read is refused and retried with the new one, as over TCP.
+    tcp.split_at(b"b").await?;
+    assert_eq!(client.get(b"c").await?.as_deref(), Some(&b"3"[..]));
+    c.shutdown().await
+}
+
 /// Goal: a client in a server's process (the SQL gateway's) calls that
 /// server's services directly (`client::Transport::in_process`), with
 /// the results a TCP client gets, and goes on through the other servers
