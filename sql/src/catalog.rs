@@ -380,6 +380,8 @@ pub struct LeaseUse<'a> {
     /// A writer's use: the leased descriptors it planned from, and the
     /// ones it read under locks ([`WriterLeases`]).
     writer: std::sync::Mutex<WriterLeases>,
+    /// `(name, table id, version)` of every leased descriptor handed out.
+    handed_out: std::sync::Mutex<Vec<(String, u32, u64)>>,
 }
 
 /// What a read-write transaction's statements did with [`Leases`] (module
@@ -412,7 +414,20 @@ impl WriterLeases {
 
 impl<'a> LeaseUse<'a> {
     pub fn new(leases: &'a Leases, now: Timestamp) -> LeaseUse<'a> {
-        LeaseUse { leases, now, deadline: Arc::default(), writer: Default::default() }
+        LeaseUse { leases, now, deadline: Arc::default(), writer: Default::default(), handed_out: Default::default() }
+    }
+
+    /// `(name, table id, version)` of every leased descriptor this use
+    /// handed out so far.
+    pub fn handed_out(&self) -> Vec<(String, u32, u64)> {
+        self.handed_out.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the lease of `name` may be used by a read-only statement
+    /// whose timestamp is not fixed yet and holds version `version` of
+    /// table `id` (and if so, uses it: the deadline takes it in).
+    pub fn holds(&self, name: &str, id: u32, version: u64) -> bool {
+        self.get(name, None, false).is_some_and(|d| d.id == id && d.version == version)
     }
 
     /// The leased descriptor of `name`, if one may be used by a
@@ -421,7 +436,12 @@ impl<'a> LeaseUse<'a> {
     fn get(&self, name: &str, read_ts: Option<Timestamp>, writer: bool) -> Option<Arc<TableDesc>> {
         let lease = self.leases.entries().get(name).cloned()?;
         match read_ts {
-            Some(t) if !writer => (t < lease.expires).then_some(lease.desc),
+            Some(t) if !writer => {
+                let desc = (t < lease.expires).then_some(lease.desc)?;
+                let mut handed_out = self.handed_out.lock().unwrap_or_else(|p| p.into_inner());
+                handed_out.push((name.to_string(), desc.id, desc.version));
+                Some(desc)
+            }
             // Not fixed yet, or a writer (whose commit comes later): the
             // first read, or the whole transaction, must happen before the
             // deadline; leave it room to.
@@ -432,6 +452,8 @@ impl<'a> LeaseUse<'a> {
                     let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
                     writer.used.insert((lease.desc.id, lease.desc.version));
                 }
+                let mut handed_out = self.handed_out.lock().unwrap_or_else(|p| p.into_inner());
+                handed_out.push((name.to_string(), lease.desc.id, lease.desc.version));
                 Some(lease.desc)
             }
             _ => None,

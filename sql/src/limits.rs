@@ -71,6 +71,10 @@ pub const SERIES_ROWS_MAX: i64 = 100_000_000;
 /// why that is safe).
 pub const NAME_CACHE_ENTRIES_MAX: usize = 10_000;
 
+/// Plans of prepared read-only statements a session keeps (the session
+/// module's "Kept plans"); past it, all are dropped and planned again.
+pub const KEPT_PLANS_MAX: usize = 256;
+
 /// How long a gateway may use a table descriptor it read without reading
 /// it again (`catalog`, "Leases"), in nanoseconds of timestamp; every
 /// schema change of an existing table waits this long between its drain

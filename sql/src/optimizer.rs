@@ -28,7 +28,7 @@ use crate::plan::*;
 use crate::types::Value;
 
 /// Which rules run (all, normally; tests turn them off one at a time).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
     pub fold_constants: bool,
     pub order_joins: bool,

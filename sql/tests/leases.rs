@@ -237,3 +237,31 @@ fn a_writer_past_its_deadline_fails_retryably() {
     assert!(txn.commit().is_ok());
     assert!(engine.begin(Mode::ReadOnly).unwrap().set_deadline(None).is_err(), "read-only: no deadline");
 }
+
+/// Goal: a prepared SELECT keeps its plan across executions while its
+/// table's lease holds the version it was planned from, and is planned
+/// again once a schema change made that version old, even if the session
+/// has leased the new version meanwhile (session "Kept plans").
+/// Method: A prepares and runs a point SELECT of `c` twice (the second run
+/// reuses the plan); B drops `c`; A leases the new descriptor with another
+/// statement; A's prepared SELECT must now fail with 42703. A kept plan
+/// checked only for a lease, not its version, would still read `c`.
+#[test]
+fn a_prepared_select_keeps_its_plan_until_its_descriptor_changes() {
+    let (_engine, mut a, mut b) = setup();
+    let p = a.prepare("SELECT c FROM t WHERE id = $1", &[]).expect("prepare").expect("a statement");
+    let mut exec = |s: &mut Session, id: i32| {
+        let mut out = sql::Collected::default();
+        s.execute_prepared(&p, vec![Value::Int4(id)], &mut out).map(|()| out.rows)
+    };
+    assert_eq!(exec(&mut a, 1).expect("first run"), vec![vec![Value::Int4(10)]]);
+    assert_eq!(exec(&mut a, 2).expect("second run"), vec![vec![Value::Int4(20)]]);
+    assert_eq!(a.plans_reused(), 1, "the second run reuses the first run's plan");
+
+    must(&mut b, "ALTER TABLE t DROP COLUMN c");
+    must(&mut a, "SELECT id FROM t WHERE id = 1");
+    must(&mut a, "SELECT id FROM t WHERE id = 1");
+    let e = exec(&mut a, 1).expect_err("column c is gone");
+    assert_eq!(e.state.code(), "42703", "{e}");
+    assert_eq!(a.plans_reused(), 1);
+}
