@@ -277,6 +277,19 @@ async fn a_data_directory_of_another_cluster_is_refused() -> anyhow::Result<()> 
     c.shutdown().await
 }
 
+/// An in-process transport to server `n`'s routes that counts the calls
+/// made through them in `calls`.
+fn counting_routes(c: &TestCluster, n: u64, calls: &Arc<std::sync::atomic::AtomicU64>) -> client::Transport {
+    let counted = calls.clone();
+    let counting = tower::ServiceBuilder::new()
+        .map_request(move |request| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            request
+        })
+        .service(c.server(n).routes.clone());
+    client::Transport::in_process(counting)
+}
+
 /// Goal: with the server's key-value service given too
 /// (`Transport::with_kv`, as the SQL gateway does), reads of the client's
 /// own server skip the encoded path and return what a TCP client reads,
@@ -291,14 +304,7 @@ async fn typed_reads_of_the_clients_own_server_skip_the_encoded_path() -> anyhow
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     c.transfer_leader(1, 1, LEADER_TIMEOUT).await?;
     let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = calls.clone();
-    let counting = tower::ServiceBuilder::new()
-        .map_request(move |request| {
-            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            request
-        })
-        .service(c.server(1).routes.clone());
-    let local = client::Transport::in_process(counting).with_kv(c.server(1).kv.clone());
+    let local = counting_routes(&c, 1, &calls).with_kv(c.server(1).kv.clone());
     let client =
         client::Client::connect_in_process([c.addr(1)], client::ClientConfig::default(), Some((c.addr(1), local)))
             .await?;
@@ -340,15 +346,7 @@ async fn a_client_in_a_servers_process_reaches_it_without_tcp() -> anyhow::Resul
     c.transfer_leader(1, 1, LEADER_TIMEOUT).await?;
     c.transfer_leader(2, 2, LEADER_TIMEOUT).await?;
     let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = calls.clone();
-    let routes = c.server(1).routes.clone();
-    let counting = tower::ServiceBuilder::new()
-        .map_request(move |request| {
-            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            request
-        })
-        .service(routes);
-    let in_process = Some((c.addr(1), client::Transport::in_process(counting)));
+    let in_process = Some((c.addr(1), counting_routes(&c, 1, &calls)));
     let client = client::Client::connect_in_process([c.addr(1)], client::ClientConfig::default(), in_process).await?;
     let mut txn = client.begin();
     assert_eq!(txn.get(b"a").await?, None);
