@@ -300,7 +300,7 @@ fn counting_routes(c: &TestCluster, n: u64, calls: &Arc<std::sync::atomic::Atomi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_reads_of_the_clients_own_server_skip_the_encoded_path() -> anyhow::Result<()> {
     init();
-    let mut c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     c.transfer_leader(1, 1, LEADER_TIMEOUT).await?;
     let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
