@@ -250,7 +250,7 @@ fn a_writer_past_its_deadline_fails_retryably() {
 fn a_prepared_select_keeps_its_plan_until_its_descriptor_changes() {
     let (_engine, mut a, mut b) = setup();
     let p = a.prepare("SELECT c FROM t WHERE id = $1", &[]).expect("prepare").expect("a statement");
-    let mut exec = |s: &mut Session, id: i32| {
+    let exec = |s: &mut Session, id: i32| {
         let mut out = sql::Collected::default();
         s.execute_prepared(&p, vec![Value::Int4(id)], &mut out).map(|()| out.rows)
     };
