@@ -227,6 +227,34 @@ pub struct Prepared {
     pub columns: Vec<OutputColumn>,
 }
 
+/// The sink of a prepared query: refuses rows of other columns than those
+/// Describe announced for it (a schema change since Parse: `SELECT *`
+/// over a table that gained a column), with PostgreSQL's error, before
+/// any row reaches the client. The query reads only, so the error
+/// changes nothing.
+struct SameShape<'s> {
+    inner: &'s mut dyn Sink,
+    described: &'s [OutputColumn],
+}
+
+impl Sink for SameShape<'_> {
+    fn columns(&mut self, columns: &[OutputColumn]) -> Result<()> {
+        if columns != self.described {
+            return sql_err!(FeatureNotSupported, "cached plan must not change result type");
+        }
+        self.inner.columns(columns)
+    }
+    fn row(&mut self, row: Row) -> Result<()> {
+        self.inner.row(row)
+    }
+    fn complete(&mut self, tag: &str) -> Result<()> {
+        self.inner.complete(tag)
+    }
+    fn notice(&mut self, message: &str) -> Result<()> {
+        self.inner.notice(message)
+    }
+}
+
 /// A statement's rows and tag, held back while it may still be retried.
 struct Held {
     columns: Option<Vec<OutputColumn>>,
@@ -410,7 +438,13 @@ impl Session {
             );
         }
         self.params = Params { types: prepared.params.clone(), values, prepared: true };
-        let result = self.execute_statement(&prepared.sql, &prepared.parsed, sink);
+        let result = if matches!(prepared.parsed.statement, ast::Statement::Query(_)) {
+            // Its rows must have the columns Describe announced.
+            let mut shaped = SameShape { inner: sink, described: &prepared.columns };
+            self.execute_statement(&prepared.sql, &prepared.parsed, &mut shaped)
+        } else {
+            self.execute_statement(&prepared.sql, &prepared.parsed, sink)
+        };
         self.params = Params::default();
         result
     }

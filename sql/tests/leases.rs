@@ -265,3 +265,28 @@ fn a_prepared_select_keeps_its_plan_until_its_descriptor_changes() {
     assert_eq!(e.state.code(), "42703", "{e}");
     assert_eq!(a.plans_reused(), 1);
 }
+
+/// Goal: a prepared query whose table changed shape since Parse fails
+/// with PostgreSQL's 0A000 "cached plan must not change result type"
+/// instead of sending rows that do not match the columns Describe
+/// announced (a driver reading them fails on the field count); a new
+/// Parse sees the new shape. Method: prepare `SELECT *`, add a column
+/// from another session, execute.
+#[test]
+fn a_prepared_query_whose_columns_changed_fails_with_0a000() {
+    let (_engine, mut a, mut b) = setup();
+    let p = a.prepare("SELECT * FROM t WHERE id = $1", &[]).expect("prepare").expect("a statement");
+    let exec = |s: &mut Session, p: &sql::Prepared| {
+        let mut out = sql::Collected::default();
+        s.execute_prepared(p, vec![Value::Int4(1)], &mut out).map(|()| out.rows)
+    };
+    assert_eq!(exec(&mut a, &p).expect("before"), vec![vec![Value::Int4(1), Value::Int4(10)]]);
+    must(&mut b, "ALTER TABLE t ADD COLUMN d INT");
+    let e = exec(&mut a, &p).expect_err("the result type changed");
+    assert_eq!(e.state.code(), "0A000", "{e}");
+    let again = a.prepare("SELECT * FROM t WHERE id = $1", &[]).expect("prepare").expect("a statement");
+    assert_eq!(
+        exec(&mut a, &again).expect("after a new Parse"),
+        vec![vec![Value::Int4(1), Value::Int4(10), Value::Null]]
+    );
+}
