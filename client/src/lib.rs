@@ -320,7 +320,8 @@ impl Transport {
     /// Reads (Get and Scan) go to `kv`, the same server's key-value
     /// service, as typed requests: a point read is the SQL gateway's most
     /// frequent call, and encoding it, routing it by path and decoding it
-    /// again cost as much as the read (select-only pgbench). The service
+    /// again cost about half as much as the read itself (select-only
+    /// pgbench). The service
     /// checks the request as it checks any client's; only what bytes on
     /// a wire need is skipped.
     pub fn with_kv(mut self, kv: Arc<dyn proto::kv_server::Kv>) -> Transport {
