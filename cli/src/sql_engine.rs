@@ -199,6 +199,10 @@ impl Engine for ClientEngine {
             .collect()
     }
 
+    fn shard_spanning(&self, start: &[u8], end: &[u8]) -> Option<u64> {
+        self.client.shard_spanning(start, end).map(|id| id.0)
+    }
+
     /// Splits there (`Admin.SplitShard`); a refusal (the key begins a
     /// shard already) leaves the shards as they are.
     fn split_at(&self, key: &[u8]) {

@@ -199,7 +199,9 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
             eprintln!("spanserver {} serving PostgreSQL clients on {}", server.server_id, listener.local_addr()?);
             let cluster = crate::pg::Cluster {
                 seed: server.local_addr.to_string(),
-                local: client::Transport::in_process(server.routes.clone()).with_kv(server.kv.clone()),
+                local: client::Transport::in_process(server.routes.clone())
+                    .with_kv(server.kv.clone())
+                    .with_txn(server.txn.clone()),
             };
             Some(tokio::spawn(crate::pg::serve(listener, cluster, users, split_tables)))
         }

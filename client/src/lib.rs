@@ -291,13 +291,19 @@ pub struct Client {
 
 /// How the client reaches one server: a gRPC channel over TCP, or a
 /// server in the same process called directly ([`Transport::in_process`]),
-/// its reads typed ([`Transport::with_kv`]).
+/// its reads and transaction calls typed ([`Transport::with_kv`],
+/// [`Transport::with_txn`]).
 #[derive(Clone)]
 pub struct Transport {
     service: BoxedService,
     /// The server's key-value service, for reads without encoding.
     kv: Option<Arc<dyn proto::kv_server::Kv>>,
+    /// The server's transaction service, for its calls without encoding.
+    txn: Option<Arc<dyn proto::txn_server::Txn>>,
 }
+
+/// What a call through a [`Transport`] answers.
+type TypedResult<T> = std::result::Result<tonic::Response<T>, tonic::Status>;
 
 type BoxedService =
     tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, tonic::codegen::StdError>;
@@ -314,7 +320,7 @@ impl Transport {
         S::Future: Send + 'static,
         S::Error: Into<tonic::codegen::StdError>,
     {
-        Transport { service: BoxedService::new(service.map_err(Into::into)), kv: None }
+        Transport { service: BoxedService::new(service.map_err(Into::into)), kv: None, txn: None }
     }
 
     /// Reads (Get and Scan) go to `kv`, the same server's key-value
@@ -329,8 +335,55 @@ impl Transport {
         self
     }
 
+    /// Transaction calls (Read, Prepare, Commit, Abort, Heartbeat) go to `txn`, the
+    /// same server's transaction service, as typed requests, as
+    /// [`Transport::with_kv`] does for reads: a TPC-B transaction makes
+    /// seven of them.
+    pub fn with_txn(mut self, txn: Arc<dyn proto::txn_server::Txn>) -> Transport {
+        self.txn = Some(txn);
+        self
+    }
+
     fn tcp(channel: tonic::transport::Channel) -> Transport {
-        Transport { service: BoxedService::new(channel.map_err(Into::into)), kv: None }
+        Transport { service: BoxedService::new(channel.map_err(Into::into)), kv: None, txn: None }
+    }
+
+    pub(crate) async fn txn_read(self, request: proto::TxnReadRequest) -> TypedResult<proto::TxnReadResponse> {
+        match self.txn.clone() {
+            Some(txn) => txn.read(tonic::Request::new(request)).await,
+            None => proto::txn_client::TxnClient::new(self).read(request).await,
+        }
+    }
+
+    pub(crate) async fn txn_prepare(self, request: proto::TxnPrepareRequest) -> TypedResult<proto::TxnPrepareResponse> {
+        match self.txn.clone() {
+            Some(txn) => txn.prepare(tonic::Request::new(request)).await,
+            None => proto::txn_client::TxnClient::new(self).prepare(request).await,
+        }
+    }
+
+    pub(crate) async fn txn_commit(self, request: proto::TxnCommitRequest) -> TypedResult<proto::TxnCommitResponse> {
+        match self.txn.clone() {
+            Some(txn) => txn.commit(tonic::Request::new(request)).await,
+            None => proto::txn_client::TxnClient::new(self).commit(request).await,
+        }
+    }
+
+    pub(crate) async fn txn_heartbeat(
+        self,
+        request: proto::TxnHeartbeatRequest,
+    ) -> TypedResult<proto::TxnHeartbeatResponse> {
+        match self.txn.clone() {
+            Some(txn) => txn.heartbeat(tonic::Request::new(request)).await,
+            None => proto::txn_client::TxnClient::new(self).heartbeat(request).await,
+        }
+    }
+
+    pub(crate) async fn txn_abort(self, request: proto::TxnAbortRequest) -> TypedResult<proto::TxnAbortResponse> {
+        match self.txn.clone() {
+            Some(txn) => txn.abort(tonic::Request::new(request)).await,
+            None => proto::txn_client::TxnClient::new(self).abort(request).await,
+        }
     }
 }
 
@@ -502,6 +555,13 @@ impl Client {
             }
             Err(_) => Err("timed out".into()),
         }
+    }
+
+    /// The one shard holding all of `[start, end)` (empty `end`: to the
+    /// end of the key space) by the cached routes, if one does: a lookup,
+    /// where [`Client::shards_covering`] lists every shard.
+    pub fn shard_spanning(&self, start: &[u8], end: &[u8]) -> Option<ShardId> {
+        self.routes().shard_spanning(start, end)
     }
 
     /// The shards (as this client knows them) whose ranges overlap

@@ -25,6 +25,14 @@ use std::collections::BTreeMap;
 
 use meta::{ConfVer, RangeVer, ServerId, ShardEpoch, ShardId};
 
+/// The route of the shard holding `key`, found without copying the key.
+fn route_of<'a>(shards: &'a mut BTreeMap<Vec<u8>, Route>, key: &[u8]) -> Option<&'a mut Route> {
+    use std::ops::Bound;
+    let (_, route) = shards.range_mut::<[u8], _>((Bound::Unbounded, Bound::Included(key))).next_back()?;
+    let end = &route.descriptor.end_key;
+    (end.is_empty() || key < end.as_slice()).then_some(route)
+}
+
 /// One shard as the client sees it.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -156,9 +164,7 @@ impl Routes {
     }
 
     fn route_mut(&mut self, key: &[u8]) -> Option<&mut Route> {
-        let (_, route) = self.shards.range_mut(..=key.to_vec()).next_back()?;
-        let end = &route.descriptor.end_key;
-        (end.is_empty() || key < end.as_slice()).then_some(route)
+        route_of(&mut self.shards, key)
     }
 
     fn route_by_id_mut(&mut self, shard_id: ShardId) -> Option<&mut Route> {
@@ -168,21 +174,28 @@ impl Routes {
     /// Where to send a request for `key`: the leader if known (or if
     /// `prefer_leader` is false, the next replica in rotation).
     pub fn target(&mut self, key: &[u8], prefer_leader: bool) -> Option<Target> {
-        let servers = self.servers.clone();
-        let route = self.route_mut(key)?;
-        Self::pick(route, &servers, prefer_leader)
+        let route = route_of(&mut self.shards, key)?;
+        Self::pick(route, &self.servers, prefer_leader)
     }
 
     /// Like [`Routes::target`], for a shard named by id.
     pub fn target_shard(&mut self, shard_id: ShardId, prefer_leader: bool) -> Option<Target> {
-        let servers = self.servers.clone();
-        let route = self.route_by_id_mut(shard_id)?;
-        Self::pick(route, &servers, prefer_leader)
+        let route = self.shards.values_mut().find(|r| r.shard_id() == shard_id)?;
+        Self::pick(route, &self.servers, prefer_leader)
     }
 
     /// The shard holding `key`.
     pub fn shard_of(&mut self, key: &[u8]) -> Option<(ShardId, RangeVer)> {
         self.route_mut(key).map(|r| (r.shard_id(), r.epoch().range_ver))
+    }
+
+    /// The one shard holding all of `[start, end)` (empty `end`: to the
+    /// end of the key space), if one does.
+    pub fn shard_spanning(&mut self, start: &[u8], end: &[u8]) -> Option<ShardId> {
+        let route = self.route_mut(start)?;
+        let shard_end = route.descriptor.end_key.as_slice();
+        let inside = shard_end.is_empty() || (!end.is_empty() && end <= shard_end);
+        inside.then(|| route.shard_id())
     }
 
     fn pick(route: &mut Route, servers: &BTreeMap<ServerId, String>, prefer_leader: bool) -> Option<Target> {
@@ -273,6 +286,27 @@ pub(crate) mod tests {
         assert_eq!(routes.target(b"apple", true).unwrap().addr, "h:2");
         assert_eq!(routes.target(b"m", true).unwrap().shard_id, ShardId(2));
         assert_eq!(routes.target(b"zzz", true).unwrap().shard_end, b"");
+    }
+
+    /// Goal: a span is held by one shard only if it starts and ends
+    /// inside it; an unbounded end only by the last shard.
+    #[test]
+    fn a_span_is_held_by_one_shard_only_if_it_ends_inside_it() {
+        let mut routes = Routes::from_cluster_info(&info());
+        let cases: [(&str, &str, Option<u64>); 7] = [
+            ("a", "b", Some(1)),
+            ("", "m", Some(1)),
+            ("a", "n", None),
+            ("a", "", None),
+            ("m", "", Some(2)),
+            ("q", "z", Some(2)),
+            ("l", "m\0", None),
+        ];
+        for (start, end, expected) in cases {
+            let got = routes.shard_spanning(start.as_bytes(), end.as_bytes()).map(|s| s.0);
+            assert_eq!(got, expected, "[{start:?}, {end:?})");
+        }
+        assert_eq!(Routes::default().shard_spanning(b"a", b"b"), None, "no routes known");
     }
 
     #[test]

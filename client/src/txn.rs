@@ -291,7 +291,7 @@ impl Txn {
                     lease: reads.get(&target.shard_id).and_then(|r| r.lease),
                     for_update,
                 };
-                async move { proto::txn_client::TxnClient::new(channel).read(request).await }
+                channel.txn_read(request)
             })
             .await?
             .into_inner();
@@ -333,7 +333,7 @@ impl Txn {
                         lease: reads.get(&target.shard_id).and_then(|r| r.lease),
                         for_update: false,
                     };
-                    async move { proto::txn_client::TxnClient::new(channel).read(request).await }
+                    channel.txn_read(request)
                 })
                 .await?
                 .into_inner();
@@ -480,7 +480,7 @@ impl Txn {
                             lease: part.lease,
                             conditions: part.conditions.clone(),
                         };
-                        async move { proto::txn_client::TxnClient::new(channel).prepare(request).await }
+                        channel.txn_prepare(request)
                     })
                     .await;
                 (shard, result.map(|r| r.into_inner()))
@@ -532,7 +532,7 @@ impl Txn {
                     lease: part.lease,
                     conditions: part.conditions.clone(),
                 };
-                async move { proto::txn_client::TxnClient::new(channel).commit(request).await }
+                channel.txn_commit(request)
             })
             .await;
         match result {
@@ -593,7 +593,7 @@ async fn abort_on(client: Client, id: TxnId, shard: ShardId) {
     let _ = client
         .execute(Dest::Shard(shard), Op::LockingRead, |channel, _| {
             let request = request.clone();
-            async move { proto::txn_client::TxnClient::new(channel).abort(request).await }
+            channel.txn_abort(request)
         })
         .await;
 }
@@ -766,8 +766,7 @@ impl Client {
             let request = proto::TxnHeartbeatRequest { txn_id: id.0.to_be_bytes().to_vec(), shard_ids: vec![shard.0] };
             let Some(target) = self.routes().target_shard(shard, true) else { continue };
             if let Ok(channel) = self.channel(&target.addr).await {
-                let mut c = proto::txn_client::TxnClient::new(channel);
-                let _ = tokio::time::timeout(HEARTBEAT_INTERVAL, c.heartbeat(request)).await;
+                let _ = tokio::time::timeout(HEARTBEAT_INTERVAL, channel.txn_heartbeat(request)).await;
             }
         }
     }

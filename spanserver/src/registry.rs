@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -128,6 +128,9 @@ pub struct ReplicaShared {
     pub shard_id: ShardId,
     pub replica_id: ReplicaId,
     descriptor: RwLock<ShardDescriptor>,
+    /// The registry's count of layout changes, once the replica is in it:
+    /// every descriptor set is one.
+    layout: OnceLock<Arc<LayoutChanges>>,
     progress: Mutex<ReplicaProgress>,
     /// What reads this replica can serve (see [`TimeView`]).
     time: watch::Sender<TimeView>,
@@ -178,6 +181,7 @@ impl ReplicaShared {
             shard_id: descriptor.shard_id,
             replica_id,
             descriptor: RwLock::new(descriptor),
+            layout: OnceLock::new(),
             progress: Mutex::new(ReplicaProgress::default()),
             time: watch::Sender::new(TimeView { max_applied, prepared: Arc::new(Vec::new()) }),
             gc_watermark,
@@ -276,7 +280,11 @@ impl ReplicaShared {
     }
 
     pub fn set_descriptor(&self, d: ShardDescriptor) {
-        *self.descriptor.write().expect("descriptor lock") = d;
+        let set = || *self.descriptor.write().expect("descriptor lock") = d;
+        match self.layout.get() {
+            Some(layout) => layout.change(set),
+            None => set(),
+        }
     }
 
     pub fn progress(&self) -> ReplicaProgress {
@@ -426,6 +434,40 @@ pub fn replica_left(shard_id: ShardId) -> Error {
     Error::WrongShard { shard_id, descriptors: Vec::new(), reason: "the replica of this shard left this server".into() }
 }
 
+/// Changes to which keys the replicas here hold (a replica added or
+/// removed, a descriptor set), counted seqlock style: the count is odd
+/// while a change is under way, and changes take turns. What
+/// [`Registry::newer_holder`] found of the whole layout stays true while
+/// the count stays where it was when it looked.
+#[derive(Debug, Default)]
+pub struct LayoutChanges {
+    count: AtomicU64,
+    one_at_a_time: Mutex<()>,
+    /// The even count at which no two replicas' ranges overlapped
+    /// (`u64::MAX`, odd: not known).
+    disjoint_at: AtomicU64,
+}
+
+impl LayoutChanges {
+    fn new() -> Self {
+        LayoutChanges { disjoint_at: AtomicU64::new(u64::MAX), ..Default::default() }
+    }
+
+    fn change<T>(&self, change: impl FnOnce() -> T) -> T {
+        let _turn = self.one_at_a_time.lock().unwrap_or_else(PoisonError::into_inner);
+        self.count.fetch_add(1, Ordering::SeqCst);
+        let out = change();
+        self.count.fetch_add(1, Ordering::SeqCst);
+        out
+    }
+
+    /// The count, if no change is under way.
+    fn settled(&self) -> Option<u64> {
+        let n = self.count.load(Ordering::SeqCst);
+        n.is_multiple_of(2).then_some(n)
+    }
+}
+
 /// All replicas on this server, by shard, and what the server shows of
 /// itself beside them (`Admin.ServerStatus`).
 #[derive(Debug)]
@@ -435,6 +477,7 @@ pub struct Registry {
     /// Where every server is, joined ones included.
     pub directory: Arc<Directory>,
     replicas: RwLock<BTreeMap<ShardId, Arc<ReplicaShared>>>,
+    layout: Arc<LayoutChanges>,
     /// What the placement driver beside this server is doing, in words
     /// (empty unless it runs and this server leads the system shard).
     placement_operations: Mutex<Vec<String>>,
@@ -447,6 +490,7 @@ impl Registry {
             cluster,
             directory,
             replicas: RwLock::new(BTreeMap::new()),
+            layout: Arc::new(LayoutChanges::new()),
             placement_operations: Mutex::new(Vec::new()),
         }
     }
@@ -460,11 +504,12 @@ impl Registry {
     }
 
     pub fn insert(&self, r: Arc<ReplicaShared>) {
-        self.replicas.write().expect("registry lock").insert(r.shard_id, r);
+        let _ = r.layout.set(self.layout.clone());
+        self.layout.change(|| self.replicas.write().expect("registry lock").insert(r.shard_id, r));
     }
 
     pub fn remove(&self, shard: ShardId) {
-        self.replicas.write().expect("registry lock").remove(&shard);
+        self.layout.change(|| self.replicas.write().expect("registry lock").remove(&shard));
     }
 
     pub fn get(&self, shard: ShardId) -> Option<Arc<ReplicaShared>> {
@@ -483,21 +528,44 @@ impl Registry {
     /// here (the child's replica came by snapshot first), and its data for
     /// those keys is the child's: newer writes it has not applied, history
     /// the child's GC took, and for a moment while the child's snapshot
-    /// goes in, nothing. O(replicas here): a range compare under each
-    /// one's descriptor lock (a read lock, not contended but by splits).
+    /// goes in, nothing. Called on every read, so it is O(1) while no two
+    /// replicas here overlap (nearly always: only between a child's
+    /// snapshot and its parent's split) and the layout has not changed
+    /// since it last found so ([`LayoutChanges`]); else O(replicas here),
+    /// a range compare under each one's descriptor lock.
     pub fn newer_holder(&self, shard: ShardId, range_ver: u64, span: (&[u8], &[u8], bool)) -> Option<ShardDescriptor> {
+        let settled = self.layout.settled();
+        if settled.is_some_and(|n| self.layout.disjoint_at.load(Ordering::SeqCst) == n) {
+            // No replica overlaps another, so none holds this one's keys.
+            return None;
+        }
         let (start, end, range) = span;
         let replicas = self.replicas.read().expect("registry lock");
-        replicas
+        let newer = replicas
             .values()
             .filter(|o| o.shard_id != shard && o.holds_any(start, end, range))
             .map(|o| o.descriptor())
-            .find(|d| d.epoch.range_ver.0 > range_ver)
+            .find(|d| d.epoch.range_ver.0 > range_ver);
+        if let Some(n) = settled.filter(|_| newer.is_none()) {
+            let disjoint = ranges_disjoint(replicas.values().map(|r| r.descriptor()));
+            if disjoint && self.layout.settled() == Some(n) {
+                self.layout.disjoint_at.store(n, Ordering::SeqCst);
+            }
+        }
+        newer
     }
 
     pub fn server_addr(&self, server: ServerId) -> Option<String> {
         self.directory.addr(server)
     }
+}
+
+/// Whether no two of these shards' ranges overlap (uninitialized ones
+/// hold nothing).
+fn ranges_disjoint(descriptors: impl Iterator<Item = ShardDescriptor>) -> bool {
+    let mut held: Vec<ShardDescriptor> = descriptors.filter(|d| d.is_initialized()).collect();
+    held.sort_by(|a, b| a.start_key.cmp(&b.start_key));
+    held.windows(2).all(|w| !w[0].end_key.is_empty() && w[0].end_key <= w[1].start_key)
 }
 
 #[cfg(test)]
@@ -560,5 +628,41 @@ mod tests {
             Arc::new(AtomicU64::new(0)),
         )));
         assert_eq!(holder(1, 1, (b"b", b"m", true)), None);
+    }
+
+    /// Goal: the finding that no replicas overlap is forgotten at the
+    /// next change. Replicas [a, m) and [m, ""), disjoint, found so; then
+    /// a child's replica [p, "") at a newer range version comes in (its
+    /// snapshot before the parent's split), and then the parent applies
+    /// the split; then its child's range is set to overlap it again.
+    #[test]
+    fn a_layout_change_is_seen_after_the_replicas_were_found_disjoint() {
+        let parent = replica(2, "m", "", 1);
+        let registry = registry(&[replica(1, "a", "m", 1), parent.clone()]);
+        let holder = |range_ver: u64, key: &[u8]| {
+            registry.newer_holder(ShardId(2), range_ver, (key, b"", false)).map(|d| d.shard_id.0)
+        };
+        assert_eq!(holder(1, b"q"), None);
+        assert_eq!(holder(1, b"q"), None, "found disjoint, and remembered");
+        let child = replica(3, "p", "", 2);
+        registry.insert(child.clone());
+        assert_eq!(holder(1, b"q"), Some(3), "a new replica overlaps");
+        let split = |start: &str, end: &str, range_ver: u64| ShardDescriptor {
+            start_key: start.as_bytes().to_vec(),
+            end_key: end.as_bytes().to_vec(),
+            epoch: meta::ShardEpoch { range_ver: meta::RangeVer(range_ver), ..Default::default() },
+            ..ShardDescriptor::uninitialized(parent.shard_id)
+        };
+        parent.set_descriptor(split("m", "p", 2));
+        assert_eq!(holder(2, b"n"), None);
+        assert_eq!(holder(2, b"n"), None, "found disjoint again");
+        child.set_descriptor(ShardDescriptor {
+            start_key: b"n".to_vec(),
+            epoch: split("", "", 3).epoch,
+            ..child.descriptor()
+        });
+        assert_eq!(holder(2, b"n"), Some(3), "a descriptor set overlaps");
+        registry.remove(ShardId(3));
+        assert_eq!(holder(2, b"n"), None);
     }
 }

@@ -97,7 +97,7 @@ use crate::limits;
 use crate::registry::{Access, Registry, ReplicaShared, Role, TimeView};
 use crate::shard::command;
 use crate::shard::membership::MembershipChange;
-use crate::storage::mvcc::Reader;
+use crate::storage::mvcc::{KeyVersions, Reader};
 use crate::storage::Engine;
 use meta::ServerId;
 
@@ -380,9 +380,10 @@ impl DataRequests {
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.key.clone(), Vec::new(), false);
         let read_ts = self.read_ts(&r, at, &span).await?;
-        let version = self.read_data(&r, checked, (&req.key, &[], false), |reader| {
+        let version = self.read_data(&r, checked, (&req.key, &[], false), |engine| {
+            let versions = KeyVersions::new(engine, &req.key);
             Self::check_watermark(&r, read_ts)?;
-            reader.get_version(&req.key, read_ts)
+            versions.newest_at(read_ts)
         })?;
         self.wait_visible(version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts)).await?;
         let value = version.and_then(|(ts, value)| value.map(|v| (ts, v)));
@@ -390,7 +391,8 @@ impl DataRequests {
     }
 
     /// Reads `span` of the replica's data (`(start, end, is_range)`, as
-    /// [`Span`]) through one RocksDB snapshot, refusing if a snapshot
+    /// [`Span`]) through one RocksDB snapshot ([`Reader`], or for one key
+    /// [`KeyVersions`], which `read` makes of the engine), refusing if a snapshot
     /// install, a split that moved part of the span (the replica was at
     /// `range_ver` when the route was checked) or the replica's removal
     /// overlaps the read ([`ReplicaShared::read_consistent`]), or if the
@@ -401,14 +403,14 @@ impl DataRequests {
         r: &ReplicaShared,
         range_ver: u64,
         span: (&[u8], &[u8], bool),
-        read: impl FnOnce(&Reader) -> Result<T>,
+        read: impl FnOnce(&Engine) -> Result<T>,
     ) -> Result<T> {
         let engine = self.engine()?;
         let (start, end, range) = span;
         let still_held = |d: &meta::ShardDescriptor| {
             d.contains(start) && (!range || d.end_key.is_empty() || (!end.is_empty() && end <= d.end_key.as_slice()))
         };
-        let out = r.read_consistent(range_ver, still_held, || read(&Reader::new(&engine)))?;
+        let out = r.read_consistent(range_ver, still_held, || read(&engine))?;
         if let Some(newer) = self.registry.newer_holder(r.shard_id, range_ver, span) {
             return Err(Error::WrongShard {
                 shard_id: r.shard_id,
@@ -478,7 +480,8 @@ impl DataRequests {
         let at = read_at(req.read_ts, req.options.as_ref())?;
         let span = (req.start_key.clone(), end.clone(), true);
         let read_ts = self.read_ts(&r, at, &span).await?;
-        let page = self.read_data(&r, checked, (&req.start_key, &end, true), |reader| {
+        let page = self.read_data(&r, checked, (&req.start_key, &end, true), |engine| {
+            let reader = Reader::new(engine);
             Self::check_watermark(&r, read_ts)?;
             reader.scan(&req.start_key, &end, read_ts, limit as usize, limits::SCAN_PAGE_BYTES_MAX)
         })?;
@@ -669,7 +672,7 @@ impl DataRequests {
         if r.progress().role != Role::Leader {
             return Err(self.not_leader(&r));
         }
-        self.read_data(&r, checked, (key, &[], false), |reader| Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v)))
+        self.read_data(&r, checked, (key, &[], false), |engine| latest_value(engine, key))
     }
 
     /// The draining servers (`Admin.DrainingServers`), as the leader of
@@ -696,9 +699,7 @@ impl DataRequests {
             if r.progress().role != Role::Leader {
                 return Err(self.not_leader(&r));
             }
-            let current = self.read_data(&r, checked, (key, &[], false), |reader| {
-                Ok(reader.get(key, Timestamp::MAX)?.map(|(_, v)| v))
-            })?;
+            let current = self.read_data(&r, checked, (key, &[], false), |engine| latest_value(engine, key))?;
             let value = next(current.as_deref())?;
             let input = Input::Write {
                 req: RequestId(0),
@@ -852,15 +853,20 @@ impl DataRequests {
         // the latest version.
         self.read_index(&r).await?;
         let (pairs, resume_key, newest_ts) =
-            self.read_data(&r, checked, (&span.start, &end, span.range), |reader| {
+            self.read_data(&r, checked, (&span.start, &end, span.range), |engine| {
                 Ok(if span.range {
-                    let page =
-                        reader.scan(&span.start, &end, Timestamp::MAX, limit as usize, limits::SCAN_PAGE_BYTES_MAX)?;
+                    let page = Reader::new(engine).scan(
+                        &span.start,
+                        &end,
+                        Timestamp::MAX,
+                        limit as usize,
+                        limits::SCAN_PAGE_BYTES_MAX,
+                    )?;
                     let newest_ts = page.newest_ts;
                     let (pairs, resume_key) = page_to_proto(page);
                     (pairs, resume_key, newest_ts)
                 } else {
-                    let version = reader.get_version(&span.start, Timestamp::MAX)?;
+                    let version = KeyVersions::new(engine, &span.start).newest_at(Timestamp::MAX)?;
                     let newest_ts = version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts);
                     let pairs = version
                         .and_then(|(ts, value)| value.map(|v| (ts, v)))
@@ -1063,6 +1069,11 @@ enum ReadAt {
     Now,
     /// The freshest this replica can serve, at most this far behind.
     Bounded(Duration),
+}
+
+/// The latest value of `key` (a tombstone: `None`).
+fn latest_value(engine: &Engine, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    Ok(KeyVersions::new(engine, key).newest_at(Timestamp::MAX)?.and_then(|(_, value)| value))
 }
 
 fn read_at(read_ts: u64, options: Option<&proto::ReadOptions>) -> Result<ReadAt> {

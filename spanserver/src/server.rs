@@ -71,6 +71,8 @@ pub struct Server {
     /// The key-value service of `routes`, to call with typed requests
     /// (the SQL gateway's reads: `client::Transport::with_kv`).
     pub kv: Arc<dyn proto::kv_server::Kv>,
+    /// Its transaction service, likewise (`client::Transport::with_txn`).
+    pub txn: Arc<dyn proto::txn_server::Txn>,
     pub registry: Arc<Registry>,
     pub event_loop: LoopHandle,
     pub truetime: TrueTime,
@@ -217,10 +219,10 @@ impl Server {
         let kv = proto::kv_server::KvServer::from_arc(kv_service.clone())
             .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
-        let txn_service =
-            proto::txn_server::TxnServer::new(TxnService { requests: requests.clone(), peers: peers.clone() })
-                .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
+        let txn = Arc::new(TxnService { requests: requests.clone(), peers: peers.clone() });
+        let txn_service = proto::txn_server::TxnServer::from_arc(txn.clone())
+            .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX);
         let admin = proto::admin_server::AdminServer::new(AdminService {
             registry: registry.clone(),
             truetime: truetime.clone(),
@@ -266,6 +268,7 @@ impl Server {
             local_addr,
             routes,
             kv: kv_service,
+            txn,
             registry,
             event_loop: loop_handle,
             truetime,

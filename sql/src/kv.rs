@@ -223,6 +223,17 @@ pub trait Engine: Send + Sync {
     /// EXPLAIN. An engine without shards answers one.
     fn shards(&self, start: &[u8], end: &[u8]) -> Vec<ShardSpan>;
 
+    /// The id of the one shard holding all of `[start, end)`, if one
+    /// does: asked once per span of every read-only statement (one shard:
+    /// a read at one replica's timestamp, without asking the others), so
+    /// an engine with many shards answers it by a lookup.
+    fn shard_spanning(&self, start: &[u8], end: &[u8]) -> Option<u64> {
+        match self.shards(start, end).as_slice() {
+            [s] => Some(s.shard_id),
+            _ => None,
+        }
+    }
+
     /// The current time as the engine's clock sees it (nanoseconds since
     /// the Unix epoch), for `now()` and `AS OF SYSTEM TIME '-10s'`.
     fn now(&self) -> Timestamp;

@@ -1356,8 +1356,8 @@ impl Session {
             }
             let Ok(ranges) = exec::span_ranges(table, index, spans, &mut cx) else { return false };
             for (start, end) in ranges {
-                match self.engine.shards(&start, &end).as_slice() {
-                    [s] if shard.is_none_or(|id| id == s.shard_id) => shard = Some(s.shard_id),
+                match self.engine.shard_spanning(&start, &end) {
+                    Some(id) if shard.is_none_or(|s| s == id) => shard = Some(id),
                     _ => return false,
                 }
             }

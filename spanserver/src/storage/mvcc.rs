@@ -22,7 +22,8 @@
 //! that makes this safe:
 //!
 //! 1. The GC raises the in-memory watermark, then deletes.
-//! 2. A read takes its RocksDB snapshot, then checks the watermark.
+//! 2. A read takes its RocksDB snapshot (a point read: creates its
+//!    iterator, [`KeyVersions`]), then checks the watermark.
 //!
 //! So a read that passes the check took its snapshot before any deletion
 //! the raised watermark allowed.
@@ -99,6 +100,58 @@ pub struct KeyCount {
     pub complete: bool,
 }
 
+/// Options for an iterator over the versions of `key` only, so the bloom
+/// filters apply (`storage::version_filters`).
+fn versions_of(key: &[u8]) -> ReadOptions {
+    let mut opts = ReadOptions::default();
+    opts.set_iterate_upper_bound(after_all_versions(key));
+    opts.set_prefix_same_as_start(true);
+    opts
+}
+
+/// The newest version of `key` at or below `read_ts` that `it` (over
+/// the versions of `key`: [`versions_of`]) sees.
+fn newest_version(
+    mut it: rocksdb::DBRawIterator<'_>,
+    key: &[u8],
+    read_ts: Timestamp,
+) -> Result<Option<(Timestamp, Option<Vec<u8>>)>> {
+    it.seek(keycode::version_key(key, read_ts));
+    if let (Some(k), Some(v)) = (it.key(), it.value()) {
+        let (user_key, ts) = decode_version_key(k).map_err(malformed)?;
+        if user_key != key || ts > read_ts {
+            return Err(Error::Storage(format!("version key out of place for {key:02x?}")));
+        }
+        return Ok(Some((ts, decode_value(v)?)));
+    }
+    it.status()?;
+    Ok(None)
+}
+
+/// The versions of one key as they were when this was made: for a
+/// point read, which needs no [`Reader`]. An iterator reads the database
+/// as of its creation, as one through a snapshot would, and a RocksDB
+/// snapshot costs the database's lock twice (to take and to give back),
+/// on every read of every handler.
+pub struct KeyVersions<'a> {
+    key: &'a [u8],
+    it: rocksdb::DBRawIterator<'a>,
+}
+
+impl<'a> KeyVersions<'a> {
+    /// Pins the versions of `key` as of now (the GC ordering in the
+    /// module docs: make this before checking the watermark).
+    pub fn new(engine: &'a Engine, key: &'a [u8]) -> Self {
+        KeyVersions { key, it: engine.db().raw_iterator_cf_opt(engine.cf(CF_DATA), versions_of(key)) }
+    }
+
+    /// The newest version at or below `read_ts`, tombstone or not:
+    /// `(commit_ts, value)`, `None` for a tombstone.
+    pub fn newest_at(self, read_ts: Timestamp) -> Result<Option<(Timestamp, Option<Vec<u8>>)>> {
+        newest_version(self.it, self.key, read_ts)
+    }
+}
+
 /// A consistent, point-in-time view of the data column family.
 pub struct Reader<'a> {
     engine: &'a Engine,
@@ -161,23 +214,9 @@ impl<'a> Reader<'a> {
     /// The newest version of `key` at or below `read_ts`, tombstone or
     /// not: `(commit_ts, value)`, `None` for a tombstone.
     pub fn get_version(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<(Timestamp, Option<Vec<u8>>)>> {
-        let cf = self.engine.cf(CF_DATA);
-        // Within the versions of `key` only, so the bloom filters apply.
-        let mut opts = ReadOptions::default();
+        let mut opts = versions_of(key);
         opts.set_snapshot(&self.snapshot);
-        opts.set_iterate_upper_bound(after_all_versions(key));
-        opts.set_prefix_same_as_start(true);
-        let mut it = self.db().raw_iterator_cf_opt(cf, opts);
-        it.seek(keycode::version_key(key, read_ts));
-        if let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let (user_key, ts) = decode_version_key(k).map_err(malformed)?;
-            if user_key != key || ts > read_ts {
-                return Err(Error::Storage(format!("version key out of place for {key:02x?}")));
-            }
-            return Ok(Some((ts, decode_value(v)?)));
-        }
-        it.status()?;
-        Ok(None)
+        newest_version(self.db().raw_iterator_cf_opt(self.engine.cf(CF_DATA), opts), key, read_ts)
     }
 
     /// The newest version of `key` at or below `read_ts` that is not a

@@ -290,21 +290,24 @@ fn counting_routes(c: &TestCluster, n: u64, calls: &Arc<std::sync::atomic::Atomi
     client::Transport::in_process(counting)
 }
 
-/// Goal: with the server's key-value service given too
-/// (`Transport::with_kv`, as the SQL gateway does), reads of the client's
-/// own server skip the encoded path and return what a TCP client reads,
-/// writes still go through the server's routes, and a read the service
-/// refuses is refused alike (a stale shard version is retried, not
-/// served). Method: calls through the routes are counted while the client
-/// reads and scans, and a TCP client reads the same.
+/// Goal: with the server's key-value and transaction services given too
+/// (`Transport::with_kv`, `with_txn`, as the SQL gateway does), reads and
+/// transaction calls of the client's own server skip the encoded path
+/// and return what a TCP client gets, plain writes still go through the
+/// server's routes, and a read the service refuses is refused alike (a
+/// stale shard version is retried, not served). Method: calls through
+/// the routes are counted while the client reads, scans and commits a
+/// transaction over two shards, and a TCP client reads the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn typed_reads_of_the_clients_own_server_skip_the_encoded_path() -> anyhow::Result<()> {
+async fn typed_calls_of_the_clients_own_server_skip_the_encoded_path() -> anyhow::Result<()> {
     init();
     let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
     c.wait_for_leaders(LEADER_TIMEOUT).await?;
     c.transfer_leader(1, 1, LEADER_TIMEOUT).await?;
+    c.transfer_leader(2, 1, LEADER_TIMEOUT).await?;
     let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let local = counting_routes(&c, 1, &calls).with_kv(c.server(1).kv.clone());
+    let server = c.server(1);
+    let local = counting_routes(&c, 1, &calls).with_kv(server.kv.clone()).with_txn(server.txn.clone());
     let client =
         client::Client::connect_in_process([c.addr(1)], client::ClientConfig::default(), Some((c.addr(1), local)))
             .await?;
@@ -324,6 +327,21 @@ async fn typed_reads_of_the_clients_own_server_skip_the_encoded_path() -> anyhow
         vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec()), (b"c".to_vec(), b"3".to_vec())]
     );
     assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), writes, "a read went through the encoded path");
+    // A transaction over both shards: locking reads, a prepare and a commit.
+    let mut txn = client.begin();
+    let a = txn.get(b"a").await?.unwrap_or_default();
+    txn.put(b"a", &[a, b"+".to_vec()].concat());
+    txn.put(b"z", b"26");
+    let commit_ts = txn.commit().await?;
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::Relaxed),
+        writes,
+        "a transaction call went through the encoded path"
+    );
+    let read = tcp.get_with(b"a", client::ReadMode::Latest).await?;
+    assert_eq!(read.value.map(|v| v.value).as_deref(), Some(&b"1+"[..]));
+    assert!(read.read_ts >= commit_ts);
+    assert_eq!(tcp.get(b"z").await?.as_deref(), Some(&b"26"[..]));
     // The shard splits: the client's cached version is stale, the typed
     // read is refused and retried with the new one, as over TCP.
     tcp.split_at(b"b").await?;
