@@ -150,7 +150,6 @@ impl Server {
             config.cluster.clone(),
             registry.clone(),
             loop_handle.clone(),
-            commit_waiter.clone(),
             tokio::runtime::Handle::current(),
             secret.clone(),
         );

@@ -1261,10 +1261,8 @@ impl SteppedCluster {
                     self.post(at, from, MailKind::Request { shard: coordinator, input, then });
                 }
                 PeerCall::Decide { coordinator, txn, participants, outcome } => {
-                    let leaves_at = match outcome {
-                        Outcome::Committed(ts) => self.when_after(from, ts),
-                        Outcome::Aborted => self.now,
-                    };
+                    // At once, as `spanserver::peers` sends it.
+                    let leaves_at = self.now;
                     for participant in participants {
                         let input = Input::Decide { req: RequestId(0), txn, outcome };
                         let then = Then::Acknowledge { teller: from, coordinator, participant, txn };

@@ -41,7 +41,8 @@
 //!    naming the participants. The coordinator's replicated decision is
 //!    the outcome; nothing else.
 //! 4. The coordinator's server tells the named participants the decision
-//!    (after commit-wait: [`Output::Decide`], sent as the `Peer.Decide`
+//!    (at once, not after commit-wait: `spanserver::peers` says why;
+//!    [`Output::Decide`], sent as the `Peer.Decide`
 //!    call, arriving as [`Input::Decide`]; one word for one decision);
 //!    they replicate `Finish` (a participant's record that the
 //!    transaction ended there), which applies the writes at `s` and
@@ -412,7 +413,7 @@ pub enum Output {
         txn: TxnId,
         coordinator: ShardId,
     },
-    /// Tell the participants how `txn` ended (after commit-wait), and feed
+    /// Tell the participants how `txn` ended, and feed
     /// `Acknowledged` for each that confirms.
     Decide {
         txn: TxnId,

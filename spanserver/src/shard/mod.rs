@@ -100,7 +100,7 @@ use records::{decode_decision, decode_prepared, load_txn_records};
 pub enum PeerCall {
     /// Ask `coordinator` how `txn` ended, on behalf of `participant`.
     Resolve { participant: ShardId, txn: TxnId, coordinator: ShardId },
-    /// Tell `participants` how `txn` ended (after commit-wait), on behalf
+    /// Tell `participants` how `txn` ended, on behalf
     /// of `coordinator`.
     Decide { coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome },
 }

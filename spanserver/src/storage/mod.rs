@@ -127,7 +127,10 @@ impl Engine {
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(4);
         db_opts.set_max_total_wal_size(limits::WAL_BYTES_MAX);
-        let cache = rocksdb::Cache::new_lru_cache(limits::BLOCK_CACHE_BYTES);
+        // HyperClockCache: a lookup takes no lock (an LRU cache locks a
+        // shard of itself on every lookup, and every point read of every
+        // handler looks up two blocks). 0: it sizes its table itself.
+        let cache = rocksdb::Cache::new_hyper_clock_cache(limits::BLOCK_CACHE_BYTES, 0);
         let cf = |name: &str| {
             let mut o = Options::default();
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
