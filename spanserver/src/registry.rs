@@ -443,14 +443,16 @@ pub fn replica_left(shard_id: ShardId) -> Error {
 pub struct LayoutChanges {
     count: AtomicU64,
     one_at_a_time: Mutex<()>,
-    /// The even count at which no two replicas' ranges overlapped
-    /// (`u64::MAX`, odd: not known).
-    disjoint_at: AtomicU64,
+    /// What was last found of the layout: `n` (even) if no two replicas'
+    /// ranges overlapped at count `n`, `n + 1` if some did (so a server
+    /// with a replica stuck behind a split does not look again on every
+    /// read); `u64::MAX` before anything was found.
+    found: AtomicU64,
 }
 
 impl LayoutChanges {
     fn new() -> Self {
-        LayoutChanges { disjoint_at: AtomicU64::new(u64::MAX), ..Default::default() }
+        LayoutChanges { found: AtomicU64::new(u64::MAX), ..Default::default() }
     }
 
     fn change<T>(&self, change: impl FnOnce() -> T) -> T {
@@ -535,7 +537,8 @@ impl Registry {
     /// a range compare under each one's descriptor lock.
     pub fn newer_holder(&self, shard: ShardId, range_ver: u64, span: (&[u8], &[u8], bool)) -> Option<ShardDescriptor> {
         let settled = self.layout.settled();
-        if settled.is_some_and(|n| self.layout.disjoint_at.load(Ordering::SeqCst) == n) {
+        let found = self.layout.found.load(Ordering::SeqCst);
+        if settled == Some(found) {
             // No replica overlaps another, so none holds this one's keys.
             return None;
         }
@@ -546,10 +549,10 @@ impl Registry {
             .filter(|o| o.shard_id != shard && o.holds_any(start, end, range))
             .map(|o| o.descriptor())
             .find(|d| d.epoch.range_ver.0 > range_ver);
-        if let Some(n) = settled.filter(|_| newer.is_none()) {
+        if let Some(n) = settled.filter(|n| newer.is_none() && found != n + 1) {
             let disjoint = ranges_disjoint(replicas.values().map(|r| r.descriptor()));
-            if disjoint && self.layout.settled() == Some(n) {
-                self.layout.disjoint_at.store(n, Ordering::SeqCst);
+            if self.layout.settled() == Some(n) {
+                self.layout.found.store(if disjoint { n } else { n + 1 }, Ordering::SeqCst);
             }
         }
         newer
@@ -647,6 +650,8 @@ mod tests {
         let child = replica(3, "p", "", 2);
         registry.insert(child.clone());
         assert_eq!(holder(1, b"q"), Some(3), "a new replica overlaps");
+        assert_eq!(holder(1, b"q"), Some(3), "and again, the overlap known");
+        assert_eq!(holder(1, b"n"), None, "keys the new replica does not hold");
         let split = |start: &str, end: &str, range_ver: u64| ShardDescriptor {
             start_key: start.as_bytes().to_vec(),
             end_key: end.as_bytes().to_vec(),
