@@ -305,6 +305,24 @@ pub struct Transport {
 /// What a call through a [`Transport`] answers.
 type TypedResult<T> = std::result::Result<tonic::Response<T>, tonic::Status>;
 
+/// Calls of a server's service, each typed when the transport holds that
+/// service ([`Transport::with_kv`], [`Transport::with_txn`]), else encoded
+/// through the transport's gRPC client: `name: field.method(Request) ->
+/// Response, or Client;` (types from `proto`, the client from its
+/// service's module).
+macro_rules! typed_calls {
+    ($($name:ident: $field:ident.$method:ident($req:ident) -> $resp:ident, or $client:ident;)*) => {$(
+        pub(crate) async fn $name(self, request: proto::$req) -> TypedResult<proto::$resp> {
+            match self.$field.clone() {
+                Some(service) => service.$method(tonic::Request::new(request)).await,
+                None => typed_calls!(@client $client, self).$method(request).await,
+            }
+        }
+    )*};
+    (@client KvClient, $channel:expr) => { proto::kv_client::KvClient::new($channel) };
+    (@client TxnClient, $channel:expr) => { proto::txn_client::TxnClient::new($channel) };
+}
+
 type BoxedService =
     tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, tonic::codegen::StdError>;
 
@@ -348,42 +366,14 @@ impl Transport {
         Transport { service: BoxedService::new(channel.map_err(Into::into)), kv: None, txn: None }
     }
 
-    pub(crate) async fn txn_read(self, request: proto::TxnReadRequest) -> TypedResult<proto::TxnReadResponse> {
-        match self.txn.clone() {
-            Some(txn) => txn.read(tonic::Request::new(request)).await,
-            None => proto::txn_client::TxnClient::new(self).read(request).await,
-        }
-    }
-
-    pub(crate) async fn txn_prepare(self, request: proto::TxnPrepareRequest) -> TypedResult<proto::TxnPrepareResponse> {
-        match self.txn.clone() {
-            Some(txn) => txn.prepare(tonic::Request::new(request)).await,
-            None => proto::txn_client::TxnClient::new(self).prepare(request).await,
-        }
-    }
-
-    pub(crate) async fn txn_commit(self, request: proto::TxnCommitRequest) -> TypedResult<proto::TxnCommitResponse> {
-        match self.txn.clone() {
-            Some(txn) => txn.commit(tonic::Request::new(request)).await,
-            None => proto::txn_client::TxnClient::new(self).commit(request).await,
-        }
-    }
-
-    pub(crate) async fn txn_heartbeat(
-        self,
-        request: proto::TxnHeartbeatRequest,
-    ) -> TypedResult<proto::TxnHeartbeatResponse> {
-        match self.txn.clone() {
-            Some(txn) => txn.heartbeat(tonic::Request::new(request)).await,
-            None => proto::txn_client::TxnClient::new(self).heartbeat(request).await,
-        }
-    }
-
-    pub(crate) async fn txn_abort(self, request: proto::TxnAbortRequest) -> TypedResult<proto::TxnAbortResponse> {
-        match self.txn.clone() {
-            Some(txn) => txn.abort(tonic::Request::new(request)).await,
-            None => proto::txn_client::TxnClient::new(self).abort(request).await,
-        }
+    typed_calls! {
+        kv_get: kv.get(GetRequest) -> GetResponse, or KvClient;
+        kv_scan: kv.scan(ScanRequest) -> ScanResponse, or KvClient;
+        txn_read: txn.read(TxnReadRequest) -> TxnReadResponse, or TxnClient;
+        txn_prepare: txn.prepare(TxnPrepareRequest) -> TxnPrepareResponse, or TxnClient;
+        txn_commit: txn.commit(TxnCommitRequest) -> TxnCommitResponse, or TxnClient;
+        txn_heartbeat: txn.heartbeat(TxnHeartbeatRequest) -> TxnHeartbeatResponse, or TxnClient;
+        txn_abort: txn.abort(TxnAbortRequest) -> TxnAbortResponse, or TxnClient;
     }
 }
 
@@ -766,12 +756,7 @@ impl Client {
                     read_ts: 0,
                     options: Some(mode.options()),
                 };
-                async move {
-                    match channel.kv.clone() {
-                        Some(kv) => kv.get(tonic::Request::new(request)).await,
-                        None => proto::kv_client::KvClient::new(channel).get(request).await,
-                    }
-                }
+                channel.kv_get(request)
             })
             .await;
         let response = with_read_ts(result, mode)?.into_inner();
@@ -951,12 +936,7 @@ impl Client {
                         read_ts: 0,
                         options: Some(mode.options()),
                     };
-                    async move {
-                        match channel.kv.clone() {
-                            Some(kv) => kv.scan(tonic::Request::new(request)).await,
-                            None => proto::kv_client::KvClient::new(channel).scan(request).await,
-                        }
-                    }
+                    channel.kv_scan(request)
                 })
                 .await;
             let page = with_read_ts(result, mode)?.into_inner();

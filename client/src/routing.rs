@@ -33,6 +33,10 @@ fn route_of<'a>(shards: &'a mut BTreeMap<Vec<u8>, Route>, key: &[u8]) -> Option<
     (end.is_empty() || key < end.as_slice()).then_some(route)
 }
 
+fn route_by_id(shards: &mut BTreeMap<Vec<u8>, Route>, shard_id: ShardId) -> Option<&mut Route> {
+    shards.values_mut().find(|r| r.shard_id() == shard_id)
+}
+
 /// One shard as the client sees it.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -168,7 +172,7 @@ impl Routes {
     }
 
     fn route_by_id_mut(&mut self, shard_id: ShardId) -> Option<&mut Route> {
-        self.shards.values_mut().find(|r| r.shard_id() == shard_id)
+        route_by_id(&mut self.shards, shard_id)
     }
 
     /// Where to send a request for `key`: the leader if known (or if
@@ -180,7 +184,7 @@ impl Routes {
 
     /// Like [`Routes::target`], for a shard named by id.
     pub fn target_shard(&mut self, shard_id: ShardId, prefer_leader: bool) -> Option<Target> {
-        let route = self.shards.values_mut().find(|r| r.shard_id() == shard_id)?;
+        let route = route_by_id(&mut self.shards, shard_id)?;
         Self::pick(route, &self.servers, prefer_leader)
     }
 
