@@ -249,16 +249,8 @@ impl proto::admin_server::Admin for AdminService {
                 }
             })
             .collect();
-        let held: Vec<(Vec<u8>, Vec<u8>)> = self
-            .registry
-            .all()
-            .iter()
-            .map(|r| r.descriptor())
-            .filter(|d| d.is_initialized())
-            .map(|d| (d.start_key, d.end_key))
-            .collect();
         let stray_keys = match &engine {
-            Some(e) => crate::event_loop::stray_keys(&crate::storage::mvcc::Reader::new(e), &held)?,
+            Some(e) => crate::event_loop::stray_keys(&crate::storage::mvcc::Reader::new(e))?,
             None => Vec::new(),
         };
         let server_id = self.registry.server_id;

@@ -186,6 +186,29 @@ impl<'a> Reader<'a> {
         Ok(self.db().get_cf_opt(self.engine.cf(CF_RAFT), keycode::raft_key(shard, kind), &opts)?)
     }
 
+    /// The shards with a replica record (`RaftKey::Replica`) in the
+    /// `raft` column family, as of this view, with the record's bytes:
+    /// one per replica on this server, written in the same batch as the
+    /// data its range change moves (a split, a snapshot install, a
+    /// removal).
+    pub fn replica_records(&self) -> Result<Vec<(ShardId, Vec<u8>)>> {
+        let mut opts = ReadOptions::default();
+        opts.set_snapshot(&self.snapshot);
+        let mut it = self.db().raw_iterator_cf_opt(self.engine.cf(CF_RAFT), opts);
+        let mut out = Vec::new();
+        let mut next_shard = Some(0u64);
+        while let Some(n) = next_shard {
+            it.seek(n.to_be_bytes());
+            let Some(shard) = it.key().and_then(keycode::decode_raft_key_shard) else { break };
+            if let Some(record) = self.raft_record(shard, RaftKey::Replica)? {
+                out.push((shard, record));
+            }
+            next_shard = shard.0.checked_add(1);
+        }
+        it.status()?;
+        Ok(out)
+    }
+
     /// A shard's records of one kind in the `txn` column family, as of
     /// this view: (transaction id bytes, record bytes).
     pub fn txn_records(&self, shard: ShardId, kind: TxnKey) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
