@@ -58,6 +58,21 @@
 //! timestamp. The cost moves to DDL: every change to an existing table
 //! waits [`limits::DESCRIPTOR_LEASE_NS`].
 //!
+//! # Renewal: leases stay young
+//!
+//! A lease is handed out only in the first half of its life (a statement
+//! needs room to finish before it ends). Left to age, every statement
+//! after the half would read the descriptor in its own transaction — a
+//! writer under a lock, making the catalog's shard a participant of its
+//! commit — until one of them committed and leased it again: a burst of
+//! catalog reads and two-phase commits on every table every half lease.
+//! So the first statement of a gateway to find a lease older than
+//! [`limits::LEASE_RENEWAL_AGE_NS`] first fetches its descriptor again, by
+//! itself: a linearizable read at the catalog's leader, lock-free, its
+//! timestamp the new lease's start ([`Leases::claim_renewals`]; one
+//! session per lease does, the others go on with the current lease). A
+//! draining descriptor is not leased, so a drain is waited out as before.
+//!
 //! # Writers: leases with a deadline
 //!
 //! Reading (and locking) the descriptor per statement costs a read-write
@@ -342,6 +357,9 @@ struct Lease {
     desc: Arc<TableDesc>,
     /// When the lease ends: the fetch's read timestamp plus the lease.
     expires: Timestamp,
+    /// When a session took on renewing it ([`Leases::claim_renewals`]),
+    /// if one did.
+    renewal_claimed: Option<Timestamp>,
 }
 
 impl Leases {
@@ -362,7 +380,25 @@ impl Leases {
             entries.clear();
         }
         let expires = ts.saturating_add(limits::DESCRIPTOR_LEASE_NS);
-        entries.insert(name.to_string(), Lease { desc: desc.clone(), expires });
+        entries.insert(name.to_string(), Lease { desc: desc.clone(), expires, renewal_claimed: None });
+    }
+
+    /// The leases at `now` old enough to renew (module docs, "Renewal"),
+    /// as `(name, table id)`, each claimed for the caller: another caller
+    /// gets it again only once this claim is as old as the renewal age
+    /// (a renewal that failed).
+    pub fn claim_renewals(&self, now: Timestamp) -> Vec<(String, u32)> {
+        let mut due = Vec::new();
+        for (name, lease) in self.entries().iter_mut() {
+            let renew_from = lease.expires.saturating_sub(limits::DESCRIPTOR_LEASE_NS - limits::LEASE_RENEWAL_AGE_NS);
+            let claim_lapsed =
+                lease.renewal_claimed.is_none_or(|claimed| claimed.saturating_add(limits::LEASE_RENEWAL_AGE_NS) <= now);
+            if now >= renew_from && claim_lapsed {
+                lease.renewal_claimed = Some(now);
+                due.push((name.clone(), lease.desc.id));
+            }
+        }
+        due
     }
 }
 

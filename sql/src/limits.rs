@@ -81,6 +81,12 @@ pub const KEPT_PLANS_MAX: usize = 256;
 /// and its change.
 pub const DESCRIPTOR_LEASE_NS: u64 = 500_000_000;
 
+/// A gateway fetches a leased descriptor again, outside any user
+/// transaction, once its lease is this old (`catalog`, "Renewal"), in
+/// nanoseconds of timestamp: well before half the lease, past which no
+/// statement may use it.
+pub const LEASE_RENEWAL_AGE_NS: u64 = DESCRIPTOR_LEASE_NS / 4;
+
 /// A read-write transaction that planned from leased descriptors reads
 /// them under locks instead (lifting its deadline) when a statement of
 /// its block, or its COMMIT, starts less than this before the deadline

@@ -797,6 +797,7 @@ impl Session {
         if parsed.as_of.is_some() && !matches!(parsed.statement, S::Query(_)) {
             return sql_err!(FeatureNotSupported, "AS OF SYSTEM TIME is only allowed on SELECT and BEGIN");
         }
+        self.renew_leases();
         if self.status == TxnStatus::InBlock {
             if parsed.as_of.is_some() {
                 return sql_err!(
@@ -1164,6 +1165,25 @@ impl Session {
             self.plan(txn, sql, statement, None)?
         };
         self.execute_plan(&plan, txn, statement, now_us, sink)
+    }
+
+    /// Fetches again the descriptors whose leases this session claimed
+    /// for renewal (`catalog`, "Renewal"), each by a linearizable read of
+    /// its own at the catalog's leader, lock-free. A renewal that fails
+    /// changes nothing: the lease ages on, and statements read the
+    /// descriptor themselves once it is too old to use.
+    fn renew_leases(&mut self) {
+        for (name, id) in self.leases.claim_renewals(self.engine.now()) {
+            let Ok(mut txn) = self.engine.begin(Mode::SingleShard) else { return };
+            let read = Catalog::table_by_id(txn.as_mut(), id);
+            let read_ts = txn.read_ts();
+            let _ = txn.rollback();
+            if let (Ok(Some(desc)), Some(ts)) = (read, read_ts) {
+                if desc.name == name {
+                    self.leases.put(&name, &desc, ts);
+                }
+            }
+        }
     }
 
     /// Plans a statement of a read-write transaction from leased

@@ -86,6 +86,64 @@ fn a_schema_change_outlasts_every_lease() {
     assert!(!table(engine.as_ref(), "t").draining);
 }
 
+/// Goal: a lease past the renewal age is fetched again before the next
+/// statement, by a lock-free read of its own (`Mode::SingleShard`), not
+/// inside the statement's transaction; so statements keep planning from
+/// a lease as time goes on (a read-only one stays `SingleShard`, where an
+/// aged lease would make it read the descriptor in a strong read-only
+/// transaction), and one session renews while the others use the lease.
+/// Method: sessions A and B of one gateway (one set of leases); A's
+/// INSERT leased `t`; the clock moves a renewal age at a time, three
+/// times; A or B selects after each move.
+#[test]
+fn leases_are_renewed_outside_the_statements_that_use_them() {
+    use sql::limits::LEASE_RENEWAL_AGE_NS;
+    let engine = Arc::new(Watched::default());
+    let leases = Arc::new(sql::catalog::Leases::default());
+    let mut a = Session::new(engine.clone()).with_leases(leases.clone());
+    let mut b = Session::new(engine.clone()).with_leases(leases);
+    must(&mut a, "CREATE TABLE t (id INT PRIMARY KEY, c INT)");
+    must(&mut a, "INSERT INTO t VALUES (1, 10), (2, 20)");
+    let select = |s: &mut Session| {
+        engine.clear_modes();
+        assert_eq!(must(s, "SELECT c FROM t WHERE id = 2").rows, vec![vec![Value::Int4(20)]]);
+        engine.modes()
+    };
+    assert_eq!(select(&mut a), vec![Mode::SingleShard], "leased by A's INSERT, young");
+    engine.inner.wait(LEASE_RENEWAL_AGE_NS);
+    assert_eq!(select(&mut a), vec![Mode::SingleShard, Mode::SingleShard], "renewed, then used");
+    assert_eq!(select(&mut b), vec![Mode::SingleShard], "the renewed lease is the gateway's");
+    for _ in 0..2 {
+        engine.inner.wait(LEASE_RENEWAL_AGE_NS);
+        assert_eq!(select(&mut b), vec![Mode::SingleShard, Mode::SingleShard]);
+    }
+    engine.clear_modes();
+    must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 1");
+    assert_eq!(engine.modes(), vec![Mode::ReadWrite], "a writer on the renewed lease");
+}
+
+/// Goal: a renewal during a schema change's drain leases nothing: the
+/// change, once it returns, is seen by the renewing session.
+/// Method: A leases `t`; while B's DROP COLUMN waits out leases, the clock
+/// moves past the renewal age and A selects (renewing, and finding `t`
+/// draining); after B returns, A's SELECT of `c` fails with 42703.
+#[test]
+fn a_renewal_during_a_drain_leases_nothing() {
+    let (engine, a, mut b) = setup();
+    let a = Arc::new(Mutex::new(a));
+    must(&mut a.lock().unwrap(), "SELECT c FROM t WHERE id = 1");
+    let (hook_a, hook_engine) = (a.clone(), engine.clone());
+    engine.on_wait(Box::new(move || {
+        hook_engine.inner.wait(sql::limits::LEASE_RENEWAL_AGE_NS);
+        hook_engine.clear_modes();
+        must(&mut hook_a.lock().unwrap(), "SELECT c FROM t WHERE id = 1");
+        assert_eq!(hook_engine.modes().first(), Some(&Mode::SingleShard), "a renewal was tried");
+    }));
+    must(&mut b, "ALTER TABLE t DROP COLUMN c");
+    let e = run(&mut a.lock().unwrap(), "SELECT c FROM t WHERE id = 1").expect_err("column c is gone");
+    assert_eq!(e.state.code(), "42703", "{e}");
+}
+
 /// Goal: a change whose drain another change ended meanwhile does not
 /// commit on it (a lease could have been taken in between); it drains
 /// again and then succeeds, and both changes are in force.
