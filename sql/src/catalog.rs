@@ -68,10 +68,14 @@
 //! catalog reads and two-phase commits on every table every half lease.
 //! So the first statement of a gateway to find a lease older than
 //! [`limits::LEASE_RENEWAL_AGE_NS`] first fetches its descriptor again, by
-//! itself: a linearizable read at the catalog's leader, lock-free, its
-//! timestamp the new lease's start ([`Leases::claim_renewals`]; one
-//! session per lease does, the others go on with the current lease). A
-//! draining descriptor is not leased, so a drain is waited out as before.
+//! itself: a strong read-only transaction, lock-free, whose timestamp
+//! (the new lease's start) is no earlier than the fetch, as a lease's
+//! must be (a linearizable read at the leader would do but for its
+//! timestamp, the shard's last applied one, which lags on an idle shard
+//! and would start the lease in the past). One session per lease renews
+//! ([`Leases::claim_renewals`]), the others go on with the current lease.
+//! A draining descriptor is not leased, so a drain is waited out as
+//! before.
 //!
 //! # Writers: leases with a deadline
 //!

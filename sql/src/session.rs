@@ -1168,13 +1168,14 @@ impl Session {
     }
 
     /// Fetches again the descriptors whose leases this session claimed
-    /// for renewal (`catalog`, "Renewal"), each by a linearizable read of
-    /// its own at the catalog's leader, lock-free. A renewal that fails
+    /// for renewal (`catalog`, "Renewal"), each by a strong read-only
+    /// transaction of its own (lock-free; its timestamp, the new lease's
+    /// start, is no earlier than the fetch). A renewal that fails
     /// changes nothing: the lease ages on, and statements read the
     /// descriptor themselves once it is too old to use.
     fn renew_leases(&mut self) {
         for (name, id) in self.leases.claim_renewals(self.engine.now()) {
-            let Ok(mut txn) = self.engine.begin(Mode::SingleShard) else { return };
+            let Ok(mut txn) = self.engine.begin(Mode::ReadOnly) else { return };
             let read = Catalog::table_by_id(txn.as_mut(), id);
             let read_ts = txn.read_ts();
             let _ = txn.rollback();

@@ -87,8 +87,8 @@ fn a_schema_change_outlasts_every_lease() {
 }
 
 /// Goal: a lease past the renewal age is fetched again before the next
-/// statement, by a lock-free read of its own (`Mode::SingleShard`), not
-/// inside the statement's transaction; so statements keep planning from
+/// statement, by a strong read-only transaction of its own
+/// (`Mode::ReadOnly`), not inside the statement's transaction; so statements keep planning from
 /// a lease as time goes on (a read-only one stays `SingleShard`, where an
 /// aged lease would make it read the descriptor in a strong read-only
 /// transaction), and one session renews while the others use the lease.
@@ -111,11 +111,11 @@ fn leases_are_renewed_outside_the_statements_that_use_them() {
     };
     assert_eq!(select(&mut a), vec![Mode::SingleShard], "leased by A's INSERT, young");
     engine.inner.wait(LEASE_RENEWAL_AGE_NS);
-    assert_eq!(select(&mut a), vec![Mode::SingleShard, Mode::SingleShard], "renewed, then used");
+    assert_eq!(select(&mut a), vec![Mode::ReadOnly, Mode::SingleShard], "renewed, then used");
     assert_eq!(select(&mut b), vec![Mode::SingleShard], "the renewed lease is the gateway's");
     for _ in 0..2 {
         engine.inner.wait(LEASE_RENEWAL_AGE_NS);
-        assert_eq!(select(&mut b), vec![Mode::SingleShard, Mode::SingleShard]);
+        assert_eq!(select(&mut b), vec![Mode::ReadOnly, Mode::SingleShard]);
     }
     engine.clear_modes();
     must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 1");
@@ -137,7 +137,7 @@ fn a_renewal_during_a_drain_leases_nothing() {
         hook_engine.inner.wait(sql::limits::LEASE_RENEWAL_AGE_NS);
         hook_engine.clear_modes();
         must(&mut hook_a.lock().unwrap(), "SELECT c FROM t WHERE id = 1");
-        assert_eq!(hook_engine.modes().first(), Some(&Mode::SingleShard), "a renewal was tried");
+        assert_eq!(hook_engine.modes().first(), Some(&Mode::ReadOnly), "a renewal was tried");
     }));
     must(&mut b, "ALTER TABLE t DROP COLUMN c");
     let e = run(&mut a.lock().unwrap(), "SELECT c FROM t WHERE id = 1").expect_err("column c is gone");
