@@ -59,7 +59,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -84,6 +84,10 @@ pub struct ClockGuard {
     /// Off: every check fails (`unsafe_testing.ignore_clock_health` on).
     enforce: bool,
     healthy: AtomicBool,
+    /// Clock and monotonic readings taken together with the verdict: what
+    /// every check measures a jump from. Apart from `state`, so checks
+    /// (every request) share it without taking turns.
+    baseline: RwLock<Reading>,
     state: Mutex<GuardState>,
     /// Wakes the monitor early (a jump was seen, or it must stop).
     wake: Notify,
@@ -100,8 +104,6 @@ pub struct ClockGuard {
 struct GuardState {
     /// The verdict's one-line text, for errors and `spandb status`.
     reason: String,
-    /// Clock and monotonic readings taken together with the verdict.
-    baseline: Reading,
     /// A check saw a jump: the monitor must forget its samples.
     jumped: bool,
     /// The last verdict found this clock off from a quorum of the others:
@@ -118,9 +120,9 @@ impl ClockGuard {
             tt,
             enforce,
             healthy: AtomicBool::new(false),
+            baseline: RwLock::new(baseline),
             state: Mutex::new(GuardState {
                 reason: "UNHEALTHY: no clock samples from peers yet; not serving timestamps".into(),
-                baseline,
                 jumped: false,
                 off_from_quorum: false,
             }),
@@ -161,11 +163,17 @@ impl ClockGuard {
         if !self.enforce {
             return Ok(());
         }
+        // The common case, without the lock: healthy, and no jump since a
+        // baseline (perhaps one a verdict is replacing just now: a jump
+        // seen from it is checked again below, from the current one).
+        if self.healthy.load(Ordering::SeqCst) && self.jump_since(self.baseline()).is_none() {
+            return Ok(());
+        }
         let mut state = self.state.lock().expect("clock guard lock");
         if !self.healthy.load(Ordering::SeqCst) {
             return Err(Error::Unavailable(format!("clock: {}", state.reason)));
         }
-        if let Some(jump) = self.jump_since(state.baseline) {
+        if let Some(jump) = self.jump_since(self.baseline()) {
             self.healthy.store(false, Ordering::SeqCst);
             state.jumped = true;
             state.reason = format!(
@@ -223,6 +231,10 @@ impl ClockGuard {
     /// between reading the two clocks widens the window instead of looking
     /// like a jump; the tolerance also allows for NTP slewing
     /// ([`SLEW_PPM_MAX`]) over the time elapsed.
+    fn baseline(&self) -> Reading {
+        *self.baseline.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn jump_since(&self, baseline: Reading) -> Option<i128> {
         let now = Reading::take(&self.tt);
         let clock_moved = i128::from(now.clock.as_nanos()) - i128::from(baseline.clock.as_nanos());
@@ -249,6 +261,7 @@ impl ClockGuard {
         let (healthy, reason) = (verdict.is_healthy(), verdict.to_string());
         let mut state = self.state.lock().expect("clock guard lock");
         state.off_from_quorum = matches!(verdict.problem, Some(ClockProblem::OffFromQuorum { .. }));
+        *self.baseline.write().unwrap_or_else(PoisonError::into_inner) = baseline;
         let was = self.healthy.swap(healthy, Ordering::SeqCst);
         if was != healthy {
             if healthy {
@@ -258,7 +271,6 @@ impl ClockGuard {
             }
         }
         state.reason = reason;
-        state.baseline = baseline;
     }
 }
 

@@ -279,6 +279,12 @@ impl ReplicaShared {
         self.descriptor.read().expect("descriptor lock").clone()
     }
 
+    /// `f` of the descriptor, without copying it (every read checks it
+    /// twice).
+    pub fn with_descriptor<T>(&self, f: impl FnOnce(&ShardDescriptor) -> T) -> T {
+        f(&self.descriptor.read().expect("descriptor lock"))
+    }
+
     pub fn set_descriptor(&self, d: ShardDescriptor) {
         let set = || *self.descriptor.write().expect("descriptor lock") = d;
         match self.layout.get() {
@@ -289,6 +295,11 @@ impl ReplicaShared {
 
     pub fn progress(&self) -> ReplicaProgress {
         self.progress.lock().expect("progress lock").clone()
+    }
+
+    /// [`ReplicaProgress::lease_covers`], without copying the progress.
+    pub fn lease_covers(&self, now: Instant) -> bool {
+        self.progress.lock().expect("progress lock").lease_covers(now)
     }
 
     pub fn set_progress(&self, p: ReplicaProgress) {
@@ -308,6 +319,11 @@ impl ReplicaShared {
 
     pub fn time_view(&self) -> TimeView {
         self.time.borrow().clone()
+    }
+
+    /// `f` of the published time view, without copying it.
+    pub fn with_time_view<T>(&self, f: impl FnOnce(&TimeView) -> T) -> T {
+        f(&self.time.borrow())
     }
 
     /// Publishes a new view if it differs (the loop calls this after every
@@ -413,8 +429,9 @@ impl ReplicaShared {
         if self.retired.load(Ordering::SeqCst) {
             return Err(gone());
         }
-        let d = self.descriptor();
-        if d.epoch.range_ver.0 != range_ver && !still_held(&d) {
+        let split = self.with_descriptor(|d| d.epoch.range_ver.0 != range_ver && !still_held(d));
+        if split {
+            let d = self.descriptor();
             return Err(Error::WrongShard {
                 shard_id: self.shard_id,
                 reason: format!("the shard split during the read (range_ver {range_ver} -> {})", d.epoch.range_ver),

@@ -196,30 +196,46 @@ impl DataRequests {
         access: Access,
         keys: &mut dyn Iterator<Item = &[u8]>,
     ) -> Result<u64> {
+        enum Refused {
+            Stale,
+            Outside(Vec<u8>),
+        }
+        let mut first_key = None;
+        let checked = r.with_descriptor(|d| {
+            if range_ver != 0 && range_ver != d.epoch.range_ver.0 {
+                return Err(Refused::Stale);
+            }
+            for key in keys {
+                first_key.get_or_insert(key);
+                if !d.contains(key) {
+                    return Err(Refused::Outside(key.to_vec()));
+                }
+            }
+            Ok(d.epoch.range_ver.0)
+        });
+        if let Some(key) = first_key {
+            r.record_load(key, access);
+        }
+        let refused = match checked {
+            Ok(range_ver) => return Ok(range_ver),
+            Err(refused) => refused,
+        };
         let d = r.descriptor();
-        if range_ver != 0 && range_ver != d.epoch.range_ver.0 {
-            return Err(Error::WrongShard {
+        Err(match refused {
+            Refused::Stale => Error::WrongShard {
                 shard_id: r.shard_id,
                 reason: format!("range_ver {range_ver} is stale, the shard is at {}", d.epoch.range_ver),
                 descriptors: vec![d],
-            });
-        }
-        let mut first = true;
-        for key in keys {
-            if first {
-                r.record_load(key, access);
-                first = false;
-            }
-            if !d.contains(key) {
-                let holder = self.registry.all().into_iter().map(|o| o.descriptor()).find(|o| o.contains(key));
-                return Err(Error::WrongShard {
+            },
+            Refused::Outside(key) => {
+                let holder = self.registry.all().into_iter().map(|o| o.descriptor()).find(|o| o.contains(&key));
+                Error::WrongShard {
                     shard_id: r.shard_id,
                     reason: "key outside the shard's range".into(),
                     descriptors: std::iter::once(d).chain(holder).collect(),
-                });
+                }
             }
-        }
-        Ok(d.epoch.range_ver.0)
+        })
     }
 
     fn not_leader(&self, r: &ReplicaShared) -> Error {
@@ -261,7 +277,7 @@ impl DataRequests {
                 now.latest
             )));
         }
-        if !r.time_view().readable(ts, &span.0, &span.1, span.2) && r.progress().role == Role::Leader {
+        if !r.with_time_view(|view| view.readable(ts, &span.0, &span.1, span.2)) && r.progress().role == Role::Leader {
             let _ = self.event_loop.send(LoopMsg::CloseTimestampNow { shard: r.shard_id });
         }
         self.wait_time(r, |view| view.readable(ts, &span.0, &span.1, span.2).then_some(ts)).await
@@ -314,6 +330,9 @@ impl DataRequests {
         r: &ReplicaShared,
         mut ready: impl FnMut(&TimeView) -> Option<Timestamp>,
     ) -> Result<Timestamp> {
+        if let Some(ts) = r.with_time_view(&mut ready) {
+            return Ok(ts);
+        }
         let mut time = r.watch_time();
         let waited = tokio::time::timeout(self.time.read_timeout(), async {
             loop {
@@ -342,12 +361,11 @@ impl DataRequests {
     /// covers now ([`crate::registry::ReplicaProgress::lease_covers`]), else by a round
     /// through the event loop (`shard/reads.rs`).
     async fn read_index(&self, r: &ReplicaShared) -> Result<()> {
-        let progress = r.progress();
-        if progress.role != Role::Leader {
-            return Err(self.not_leader(r));
-        }
-        if progress.lease_covers(Instant::now()) {
+        if r.lease_covers(Instant::now()) {
             return Ok(());
+        }
+        if r.progress().role != Role::Leader {
+            return Err(self.not_leader(r));
         }
         let (tx, rx) = oneshot::channel();
         self.event_loop.send(LoopMsg::ReadIndex { shard: r.shard_id, reply: tx })?;
