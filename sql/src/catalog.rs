@@ -74,6 +74,8 @@
 //! timestamp, the shard's last applied one, which lags on an idle shard
 //! and would start the lease in the past). One session per lease renews
 //! ([`Leases::claim_renewals`]), the others go on with the current lease.
+//! Only a lease some statement asked for since it was taken is renewed:
+//! one of a table no longer used ages out.
 //! A draining descriptor is not leased, so a drain is waited out as
 //! before.
 //!
@@ -364,6 +366,9 @@ struct Lease {
     /// When a session took on renewing it ([`Leases::claim_renewals`]),
     /// if one did.
     renewal_claimed: Option<Timestamp>,
+    /// A statement asked for it since it was leased: only such a lease is
+    /// renewed (the others age out).
+    wanted: bool,
 }
 
 impl Leases {
@@ -384,20 +389,21 @@ impl Leases {
             entries.clear();
         }
         let expires = ts.saturating_add(limits::DESCRIPTOR_LEASE_NS);
-        entries.insert(name.to_string(), Lease { desc: desc.clone(), expires, renewal_claimed: None });
+        entries.insert(name.to_string(), Lease { desc: desc.clone(), expires, renewal_claimed: None, wanted: false });
     }
 
-    /// The leases at `now` old enough to renew (module docs, "Renewal"),
-    /// as `(name, table id)`, each claimed for the caller: another caller
-    /// gets it again only once this claim is as old as the renewal age
-    /// (a renewal that failed).
+    /// The leases at `now` old enough to renew (module docs, "Renewal")
+    /// that a statement asked for since they were leased, as `(name,
+    /// table id)`, each claimed for the caller: another caller gets it
+    /// again only once this claim is as old as the renewal age (a renewal
+    /// that failed).
     pub fn claim_renewals(&self, now: Timestamp) -> Vec<(String, u32)> {
         let mut due = Vec::new();
         for (name, lease) in self.entries().iter_mut() {
             let renew_from = lease.expires.saturating_sub(limits::DESCRIPTOR_LEASE_NS - limits::LEASE_RENEWAL_AGE_NS);
             let claim_lapsed =
                 lease.renewal_claimed.is_none_or(|claimed| claimed.saturating_add(limits::LEASE_RENEWAL_AGE_NS) <= now);
-            if now >= renew_from && claim_lapsed {
+            if lease.wanted && now >= renew_from && claim_lapsed {
                 lease.renewal_claimed = Some(now);
                 due.push((name.clone(), lease.desc.id));
             }
@@ -474,7 +480,12 @@ impl<'a> LeaseUse<'a> {
     /// transaction whose timestamp is `read_ts` (None: not fixed yet), or
     /// by a `writer`.
     fn get(&self, name: &str, read_ts: Option<Timestamp>, writer: bool) -> Option<Arc<TableDesc>> {
-        let lease = self.leases.entries().get(name).cloned()?;
+        let lease = {
+            let mut entries = self.leases.entries();
+            let lease = entries.get_mut(name)?;
+            lease.wanted = true;
+            lease.clone()
+        };
         match read_ts {
             Some(t) if !writer => {
                 let desc = (t < lease.expires).then_some(lease.desc)?;

@@ -120,6 +120,18 @@ fn leases_are_renewed_outside_the_statements_that_use_them() {
     engine.clear_modes();
     must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 1");
     assert_eq!(engine.modes(), vec![Mode::ReadWrite], "a writer on the renewed lease");
+
+    // A lease no statement asked for since it was taken is not renewed.
+    must(&mut a, "CREATE TABLE u (id INT PRIMARY KEY)");
+    let select_u = |s: &mut Session| {
+        engine.clear_modes();
+        must(s, "SELECT id FROM u WHERE id = 1");
+        engine.modes()
+    };
+    engine.inner.wait(LEASE_RENEWAL_AGE_NS);
+    assert_eq!(select_u(&mut a), vec![Mode::ReadOnly, Mode::ReadOnly], "t renewed (it was used); u fetched");
+    engine.inner.wait(LEASE_RENEWAL_AGE_NS);
+    assert_eq!(select_u(&mut a), vec![Mode::SingleShard], "t unused since its renewal: not renewed again");
 }
 
 /// Goal: a renewal during a schema change's drain leases nothing: the
