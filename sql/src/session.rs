@@ -1172,7 +1172,10 @@ impl Session {
     /// transaction of its own (lock-free; its timestamp, the new lease's
     /// start, is no earlier than the fetch). A renewal that fails
     /// changes nothing: the lease ages on, and statements read the
-    /// descriptor themselves once it is too old to use.
+    /// descriptor themselves once it is too old to use. A renewal waits
+    /// as any read does, so while the catalog's shard cannot answer, the
+    /// statement that renews waits (up to the engine's deadline) before
+    /// it goes on with the lease it has.
     fn renew_leases(&mut self) {
         for (name, id) in self.leases.claim_renewals(self.engine.now()) {
             let Ok(mut txn) = self.engine.begin(Mode::ReadOnly) else { return };
