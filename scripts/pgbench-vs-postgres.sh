@@ -40,6 +40,8 @@ start=$(date +%s.%N); pgbench -i -s $SCALE "$S" > /tmp/spandb-init.log 2>&1; ech
 # shellcheck source=scripts/pgbench-lib.sh
 . "$(dirname "$0")/pgbench-lib.sh"
 echo "RESULT label=spandb-settle secs=$(settle "$B")" | tee -a $OUT
+# Where the shards' leaders are (a read led elsewhere crosses servers).
+echo "RESULT label=spandb-leaders $("$B" status --addr 127.0.0.1:27000 | grep -oP '\bs\d+(?=\s+leader\b)' | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')" | tee -a $OUT
 run spandb-tpcb-c1 "$S" -c 1 --max-tries 10
 run spandb-tpcb-c16 "$S" -c 16 -j 2 --max-tries 10
 run spandb-select-c16 "$S" -c 16 -j 2 -S
