@@ -35,7 +35,9 @@
 //!
 //! Which replica serves a lock-free read is the mode's choice (the leader
 //! for `Now`, which it can serve without waiting for a closed timestamp;
-//! any replica for `At` and `MaxStaleness`), unless the caller says
+//! any replica for `At` and `MaxStaleness`; the leader for a strong
+//! read-only transaction's reads after its first, at its fresh
+//! timestamp: [`ReplicaPreference::Leader`]), unless the caller says
 //! [`ReplicaPreference::Follower`] ([`Client::get_from`],
 //! [`ReadOnlyTxn::prefer`]): then the first attempt goes to a follower,
 //! as Spanner reads from the nearest replica, which is seldom the leader.
@@ -165,7 +167,8 @@ impl ReadMode {
     /// How a read in this mode is routed, given the caller's preference.
     fn op(self, replica: ReplicaPreference) -> Op {
         let follower_first = replica == ReplicaPreference::Follower && self != ReadMode::Latest;
-        Op::Read { prefer_leader: self.prefers_leader() && !follower_first, follower_first }
+        let prefer_leader = (self.prefers_leader() || replica == ReplicaPreference::Leader) && !follower_first;
+        Op::Read { prefer_leader, follower_first }
     }
 
     fn options(self) -> proto::ReadOptions {
@@ -193,6 +196,11 @@ pub enum ReplicaPreference {
     /// read load off the leaders; a read at `Now` may wait there for the
     /// next closed timestamp. `Latest` ignores it: only a leader serves it.
     Follower,
+    /// The leader, whatever the mode: for a read at a timestamp the
+    /// caller knows is fresh (a strong read-only transaction's reads after
+    /// its first), which a follower could serve only after the leader's
+    /// next closed timestamp reached it, up to the closing interval later.
+    Leader,
 }
 
 /// A value and the commit timestamp of the version it came from.
@@ -1034,6 +1042,9 @@ mod tests {
         assert_eq!(ReadMode::Latest.op(follower), Op::Read { prefer_leader: true, follower_first: false });
         assert_eq!(ReadMode::Now.op(follower), Op::Read { prefer_leader: false, follower_first: true });
         assert_eq!(ReadMode::Now.op(ReplicaPreference::Auto), Op::Read { prefer_leader: true, follower_first: false });
+        let at = ReadMode::At(Timestamp::from_nanos(1));
+        assert_eq!(at.op(ReplicaPreference::Auto), Op::Read { prefer_leader: false, follower_first: false });
+        assert_eq!(at.op(ReplicaPreference::Leader), Op::Read { prefer_leader: true, follower_first: false });
         let stale = ReadMode::MaxStaleness(Duration::from_secs(1));
         assert_eq!(stale.op(ReplicaPreference::Auto), Op::Read { prefer_leader: false, follower_first: false });
     }

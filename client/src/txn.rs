@@ -30,7 +30,11 @@
 //! server: externally consistent), `snapshot(ts)`, or
 //! `bounded_staleness(d)` (the first read picks the freshest timestamp its
 //! replica has, at most `d` old). Every later read uses the same timestamp,
-//! so the transaction sees one consistent snapshot across shards.
+//! so the transaction sees one consistent snapshot across shards. After a
+//! strong first read (`read_only()`, `read_only_single_shard()`) that
+//! timestamp is fresh, so the later reads go to leaders first: a leader
+//! closes a timestamp on demand, a follower waits for the leader's next
+//! one (up to the closing interval, 200 ms by default).
 //! `.prefer(ReplicaPreference::Follower)` sends each read to a follower
 //! first (the answers are the same; a read at now may wait there for the
 //! next closed timestamp).
@@ -658,8 +662,20 @@ impl ReadOnlyTxn {
         }
     }
 
+    /// Where the next read goes first. After a strong first read (`Now`,
+    /// `Latest`) the transaction's timestamp is fresh: only a leader
+    /// serves it at once (it closes a timestamp on demand); a follower
+    /// waits for the leader's next closed timestamp, up to the closing
+    /// interval (200 ms by default).
+    fn preference(&self) -> ReplicaPreference {
+        match (self.replica, self.first, self.read_ts) {
+            (ReplicaPreference::Auto, ReadMode::Now | ReadMode::Latest, Some(_)) => ReplicaPreference::Leader,
+            _ => self.replica,
+        }
+    }
+
     pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let out = self.client.get_from(key, self.mode(), self.replica).await?;
+        let out = self.client.get_from(key, self.mode(), self.preference()).await?;
         self.read_ts.get_or_insert(out.read_ts);
         Ok(out.value.map(|v| v.value))
     }
@@ -669,7 +685,7 @@ impl ReadOnlyTxn {
     pub async fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
         // The first page fixes the timestamp when none is yet; every other
         // page, here and later, is read at it.
-        let (pairs, read_ts) = self.client.scan_pinned(start, end, limit, self.mode(), self.replica).await?;
+        let (pairs, read_ts) = self.client.scan_pinned(start, end, limit, self.mode(), self.preference()).await?;
         if let Some(ts) = read_ts {
             self.read_ts.get_or_insert(ts);
         }

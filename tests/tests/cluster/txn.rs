@@ -860,3 +860,50 @@ async fn a_read_for_update_waits_for_the_holder_and_sees_its_commit() -> anyhow:
     assert_eq!(parse(client.get(b"counter").await?), 2);
     c.shutdown().await
 }
+
+/// Goal: a strong read-only transaction's reads after its first go to the
+/// shards' leaders: its timestamp is fresh, which a leader serves at once
+/// (it closes a timestamp on demand) and a follower only after the
+/// leader's next closed timestamp, up to the closing interval (200 ms by
+/// default) later.
+/// Method: 3 servers, split at "m", the split queue's checks (which take
+/// the replicas' request counts) off; every replica's request count is
+/// taken before and after a `read_only()` transaction that reads "apple"
+/// (its first read) and then "zebra" three times (replicas are tried in
+/// rotation for a read at a timestamp, so sent anywhere, two of the three
+/// would reach followers); no follower may have served one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strong_read_only_transaction_reads_at_leaders() -> anyhow::Result<()> {
+    init();
+    let mut options = ClusterOptions::new(3).split_points(&["m"]);
+    options.split.check_interval_ms = 3_600_000;
+    let c = TestCluster::start(options).await?;
+    let leaders = c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    client.put(b"apple", b"red").await?;
+    client.put(b"zebra", b"striped").await?;
+    let take_counts = || {
+        let mut counts = Vec::new();
+        for server in 1..=3u64 {
+            for shard in [1u64, 2] {
+                let taken = c.replica(server, shard).map_or(0, |r| r.take_load().0);
+                counts.push((server, shard, taken));
+            }
+        }
+        counts
+    };
+    take_counts();
+    let mut ro = client.read_only();
+    assert_eq!(ro.get(b"apple").await?, Some(b"red".to_vec()));
+    for _ in 0..3 {
+        assert_eq!(ro.get(b"zebra").await?, Some(b"striped".to_vec()));
+    }
+    let counts = take_counts();
+    for (server, shard, n) in &counts {
+        let leader = leaders.get(shard).copied();
+        assert!(n == &0 || leader == Some(*server), "follower s{server} of shard {shard} served {n} reads: {counts:?}");
+    }
+    let at_leaders: u64 = counts.iter().map(|(_, _, n)| n).sum();
+    assert_eq!(at_leaders, 4, "every read was counted once: {counts:?}");
+    c.shutdown().await
+}
