@@ -225,16 +225,17 @@ impl ClockGuard {
         }
     }
 
+    /// The current verdict's baseline.
+    fn baseline(&self) -> Reading {
+        *self.baseline.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// How far (signed ns) the clock moved apart from the monotonic clock
     /// since `baseline`, if more than the tolerance. Both readings are
     /// bracketed by monotonic readings ([`Reading`]), so a thread paused
     /// between reading the two clocks widens the window instead of looking
     /// like a jump; the tolerance also allows for NTP slewing
     /// ([`SLEW_PPM_MAX`]) over the time elapsed.
-    fn baseline(&self) -> Reading {
-        *self.baseline.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn jump_since(&self, baseline: Reading) -> Option<i128> {
         let now = Reading::take(&self.tt);
         let clock_moved = i128::from(now.clock.as_nanos()) - i128::from(baseline.clock.as_nanos());

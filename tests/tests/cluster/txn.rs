@@ -899,9 +899,12 @@ async fn a_strong_read_only_transaction_reads_at_leaders() -> anyhow::Result<()>
         assert_eq!(ro.get(b"zebra").await?, Some(b"striped".to_vec()));
     }
     let counts = take_counts();
+    // A leader that changed meanwhile (an election on a slow machine) was
+    // a fine place for the reads too.
+    let leaders_after = c.wait_for_leaders(LEADER_TIMEOUT).await?;
     for (server, shard, n) in &counts {
-        let leader = leaders.get(shard).copied();
-        assert!(n == &0 || leader == Some(*server), "follower s{server} of shard {shard} served {n} reads: {counts:?}");
+        let led = [&leaders, &leaders_after].iter().any(|l| l.get(shard) == Some(server));
+        assert!(*n == 0 || led, "follower s{server} of shard {shard} served {n} reads: {counts:?}");
     }
     let at_leaders: u64 = counts.iter().map(|(_, _, n)| n).sum();
     assert_eq!(at_leaders, 4, "every read was counted once: {counts:?}");
