@@ -61,9 +61,8 @@ use crate::inbox::LoopMsg;
 use crate::limits;
 use crate::registry::Registry;
 use crate::shard::{Completion, PeerCall, Replica};
-use crate::storage::keycode::{decode_raft_key_shard, raft_key, RaftKey};
 use crate::storage::snapshot::{SnapshotDir, SnapshotFile};
-use crate::storage::{Engine, CF_RAFT};
+use crate::storage::Engine;
 use meta::{ReplicaId, ServerId, ShardId};
 
 mod ready;
@@ -255,7 +254,8 @@ impl EventLoop {
         snapshots: Arc<SnapshotDir>,
         logger: &slog::Logger,
     ) -> std::result::Result<EventLoop, String> {
-        let mut shards = list_replicas(&engine).map_err(|e| e.to_string())?;
+        let records = crate::storage::mvcc::Reader::new(&engine).replica_records().map_err(|e| e.to_string())?;
+        let mut shards: BTreeSet<ShardId> = records.into_iter().map(|(shard, _)| shard).collect();
         // Replicas found on disk may have answered heartbeats before.
         let restarted = shards.iter().copied().collect();
         if shards.is_empty() {
@@ -692,32 +692,6 @@ fn not_hosted(shard: ShardId) -> Error {
     }
 }
 
-/// The shards with a replica record in this server's RocksDB.
-fn list_replicas(engine: &Engine) -> std::result::Result<BTreeSet<ShardId>, rocksdb::Error> {
-    let db = engine.db();
-    let cf = engine.cf(CF_RAFT);
-    let mut out = BTreeSet::new();
-    let mut it = db.raw_iterator_cf(cf);
-    let mut next_shard = 0u64;
-    loop {
-        it.seek(next_shard.to_be_bytes());
-        let Some(shard) = it.key().and_then(decode_raft_key_shard) else {
-            break;
-        };
-        if db.get_cf(cf, raft_key(shard, RaftKey::Replica))?.is_some() {
-            out.insert(shard);
-        }
-        match shard.0.checked_add(1) {
-            Some(n) => next_shard = n,
-            None => break,
-        }
-    }
-    it.status()?;
-    Ok(out)
-}
-
-/// Writes the initial state of every replica the static layout puts on
-/// this server, in one synced batch.
 /// Whether `m` is one only a leader sends to a replica: an append, a
 /// heartbeat or a snapshot.
 fn from_a_leader(m: &Message) -> bool {
@@ -725,6 +699,8 @@ fn from_a_leader(m: &Message) -> bool {
     matches!(m.msg_type(), MsgAppend | MsgHeartbeat | MsgSnapshot)
 }
 
+/// Writes the initial state of every replica the static layout puts on
+/// this server, in one synced batch.
 fn bootstrap_static_layout(
     engine: &Engine,
     registry: &Registry,
