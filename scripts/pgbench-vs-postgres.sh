@@ -7,10 +7,25 @@
 # Per-statement latencies (pgbench -r) of every run go to $RAW.
 # DEMO_ARGS go to `spandb demo` (e.g. "--preferred-leader 1": every shard
 # led by the server whose gateway pgbench uses).
-# usage: SECS=20 SCALE=16 [DEMO_ARGS=...] scripts/pgbench-vs-postgres.sh
+# AUTOGROUP (default 0) is what kernel.sched_autogroup_enabled is set to
+# for the run, and restored after it, where the kernel lets us. With
+# autogroups, the kernel shares the CPU out per session first: each
+# PostgreSQL backend calls setsid() and is a session (a group) of its
+# own, while SpanDB's servers and all their connection threads are one
+# session, as is pgbench. On two cores that gives pgbench as much CPU as
+# all of SpanDB and lets its wake-ups preempt SpanDB's threads, but not
+# PostgreSQL's backends (BENCHMARKS.md, "2026-12-05 (night)"). With 0
+# every thread is scheduled as a peer, as a server whose tasks are not
+# split into sessions would. AUTOGROUP=keep leaves the machine's setting.
+# usage: SECS=20 SCALE=16 [DEMO_ARGS=...] [AUTOGROUP=0|1|keep] scripts/pgbench-vs-postgres.sh
 set -uo pipefail
 SECS=${SECS:-20} SCALE=${SCALE:-16}
 OUT=/tmp/pgbench_compare.txt; : > $OUT
+AG=/proc/sys/kernel/sched_autogroup_enabled; AUTOGROUP=${AUTOGROUP:-0}
+if [ -w $AG ] && [ "$AUTOGROUP" != keep ]; then
+  ag_was=$(cat $AG); trap 'echo "$ag_was" > $AG' EXIT; echo "$AUTOGROUP" > $AG
+fi
+echo "RESULT label=sched-autogroup value=$(cat $AG 2>/dev/null || echo none)" | tee -a $OUT
 RAW=${RAW:-/tmp/pgbench_compare.raw.txt}; : > $RAW   # every run's full output
 export BASE=/tmp/spandb-anchors; mkdir -p $BASE/pids $BASE/logs
 run() { # label url extra...
