@@ -343,6 +343,7 @@ impl EventLoop {
                 r.advance_handover(Some(now), &self.tt, &mut self.completions);
                 r.publish();
             }
+            self.engine.release_idle_iterators();
             next_tick += tick;
             if next_tick < now {
                 // Fell behind (a long fsync, a paused process): do not

@@ -172,6 +172,11 @@ pub const PEER_QUEUE_BATCHES_MAX: usize = 4 * 1024;
 /// one Raft entry per interval, not one per read.
 pub const FORCED_CLOSE_INTERVAL_MIN: Duration = Duration::from_millis(2);
 
+/// Iterators a server keeps for point reads (`storage::Engine::point_iterator`):
+/// about the number of reads it runs at once; more are made when needed and
+/// dropped after use.
+pub const POINT_ITERATORS_KEPT_MAX: usize = 64;
+
 /// Versions the garbage collector examines per shard per loop iteration.
 pub const GC_VERSIONS_PER_STEP_MAX: usize = 1_000;
 

@@ -43,7 +43,7 @@ pub fn stop_on_storage_failure(what: &str) -> ! {
 }
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
@@ -106,12 +106,69 @@ pub(crate) fn version_filters(o: &mut Options, table: &mut rocksdb::BlockBasedOp
 /// The RocksDB instance and its column families.
 #[derive(Clone)]
 pub struct Engine {
-    db: Arc<DB>,
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    /// Declared before `db`, so dropped before it: they read it.
+    point_iterators: Mutex<PointIterators>,
+    db: DB,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("path", &self.db.path()).finish()
+        f.debug_struct("Engine").field("path", &self.inner.db.path()).finish()
+    }
+}
+
+/// Iterators over the data column family kept for point reads
+/// ([`Engine::point_iterator`]).
+///
+/// Why: a point read at a timestamp is a seek (`mvcc::KeyVersions`), and
+/// making a RocksDB iterator for it (building its tree of memtable and
+/// file iterators in an arena, then tearing it down) cost as much as a
+/// third of the seek itself. A kept iterator is refreshed instead: while
+/// the column family's files and memtables are the ones it was built
+/// over, a refresh only moves it to the newest sequence number.
+///
+/// Invariants: an iterator is used by one reader at a time (taken out of
+/// the pool while in use); it reads the database as of its refresh, so a
+/// reader refreshes it before anything it must read after (the GC order in
+/// `mvcc`); one not used between two [`Engine::release_idle_iterators`]
+/// is dropped, so idle iterators do not keep deleted files on disk.
+#[derive(Default)]
+struct PointIterators {
+    free: Vec<(PointIterator, u64)>,
+    /// Counts [`Engine::release_idle_iterators`] calls.
+    epoch: u64,
+}
+
+/// A data-column-family iterator that the engine owns. `'static` stands
+/// for "as long as the engine's `db`" (see [`Engine::new_point_iterator`]).
+type PointIterator = rocksdb::DBRawIterator<'static>;
+
+/// An iterator taken from the engine's pool for one point read; it goes
+/// back when dropped.
+pub struct PooledIterator<'a> {
+    engine: &'a Engine,
+    it: Option<PointIterator>,
+}
+
+impl PooledIterator<'_> {
+    pub(crate) fn iterator(&mut self) -> &mut PointIterator {
+        self.it.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for PooledIterator<'_> {
+    fn drop(&mut self) {
+        if let Some(it) = self.it.take() {
+            let mut pool = self.engine.inner.point_iterators.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.free.len() < limits::POINT_ITERATORS_KEPT_MAX {
+                let epoch = pool.epoch;
+                pool.free.push((it, epoch));
+            }
+        }
     }
 }
 
@@ -149,7 +206,7 @@ impl Engine {
         };
         let db = DB::open_cf_descriptors(&db_opts, dir, [cf(CF_META), cf(CF_RAFT), cf(CF_DATA), cf(CF_TXN)])
             .map_err(rocks)?;
-        let engine = Engine { db: Arc::new(db) };
+        let engine = Engine { inner: Arc::new(EngineInner { point_iterators: Mutex::default(), db }) };
         engine.check_identity(&dir_text, identity)?;
         Ok(engine)
     }
@@ -158,7 +215,7 @@ impl Engine {
         let rocks = |source| OpenError::RocksDb { dir: dir.to_string(), source };
         let meta = self.cf(CF_META);
         let get = |k: &[u8]| -> Result<Option<String>, OpenError> {
-            Ok(self.db.get_cf(meta, k).map_err(rocks)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+            Ok(self.inner.db.get_cf(meta, k).map_err(rocks)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
         };
         match get(META_CLUSTER_ID)? {
             None => {
@@ -202,22 +259,58 @@ impl Engine {
 
     /// True when this is the last handle: dropping it closes the database.
     pub fn is_last_handle(&self) -> bool {
-        Arc::strong_count(&self.db) == 1
+        Arc::strong_count(&self.inner) == 1
     }
 
     pub fn db(&self) -> &DB {
-        &self.db
+        &self.inner.db
     }
 
     pub fn cf(&self, name: &str) -> &ColumnFamily {
         // The column families are created in `open`; their absence is a bug.
-        self.db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} missing"))
+        self.inner.db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} missing"))
+    }
+
+    /// An iterator over the data column family as of now, for seeks within
+    /// one key's versions only: it is bounded by the seek key's prefix
+    /// (`set_prefix_same_as_start`), so the bloom filters apply
+    /// ([`version_filters`]). Taken from the engine's pool and refreshed
+    /// ([`PointIterators`]), or made if none is free.
+    pub fn point_iterator(&self) -> PooledIterator<'_> {
+        let kept = self.inner.point_iterators.lock().unwrap_or_else(|e| e.into_inner()).free.pop();
+        let refreshed = kept.and_then(|(mut it, _)| it.refresh().is_ok().then_some(it));
+        let it = refreshed.unwrap_or_else(|| self.new_point_iterator());
+        PooledIterator { engine: self, it: Some(it) }
+    }
+
+    /// Drops the pooled iterators not used since the last call (the event
+    /// loop calls this every tick), so that none keeps a superseded
+    /// memtable or a compacted file alive for long.
+    pub fn release_idle_iterators(&self) {
+        let mut pool = self.inner.point_iterators.lock().unwrap_or_else(|e| e.into_inner());
+        let epoch = pool.epoch;
+        pool.free.retain(|(_, used)| *used == epoch);
+        pool.epoch += 1;
+    }
+
+    /// The second `unsafe` of this crate: an iterator that borrows the
+    /// engine's `db` is stored beside it, in [`EngineInner`].
+    #[allow(unsafe_code)]
+    fn new_point_iterator(&self) -> PointIterator {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_prefix_same_as_start(true);
+        let it = self.inner.db.raw_iterator_cf_opt(self.cf(CF_DATA), opts);
+        // SAFETY: the iterator only ever lives in `self.inner`'s pool or
+        // in a `PooledIterator`, which borrows an `Engine` handle and so
+        // keeps `self.inner` alive; `EngineInner` drops its pool before
+        // its `db`. So no such iterator outlives the database it reads.
+        unsafe { std::mem::transmute::<rocksdb::DBRawIterator<'_>, PointIterator>(it) }
     }
 
     pub fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), rocksdb::Error> {
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
-        self.db.write_opt(batch, &opts)
+        self.inner.db.write_opt(batch, &opts)
     }
 
     /// Writes a batch of the event loop's; a failure stops the process
@@ -231,12 +324,12 @@ impl Engine {
     /// The file system holding the data: (its size, the bytes free to an
     /// unprivileged writer), as `df` shows them; `None` if it cannot say.
     pub fn disk_space(&self) -> Option<(u64, u64)> {
-        disk_space(self.db.path())
+        disk_space(self.inner.db.path())
     }
 }
 
-/// `statvfs(2)` of `path`: (size, bytes available), or `None`. The one
-/// `unsafe` of this crate: the C call, and reading what it filled.
+/// `statvfs(2)` of `path`: (size, bytes available), or `None`. One of the
+/// two `unsafe`s of this crate: the C call, and reading what it filled.
 #[allow(unsafe_code)]
 fn disk_space(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
