@@ -10,7 +10,13 @@
 #
 # Files written by the loading build stay as it wrote them (a build that
 # changes how RocksDB files are written shows its effect only on new files).
+# AUTOGROUP (default 0): kernel.sched_autogroup_enabled for the run, as in
+# pgbench-vs-postgres.sh (which says why).
 set -uo pipefail
+AG=/proc/sys/kernel/sched_autogroup_enabled; AUTOGROUP=${AUTOGROUP:-0}
+if [ -w $AG ] && [ "$AUTOGROUP" != keep ]; then
+  ag_was=$(cat $AG); trap 'echo "$ag_was" > $AG' EXIT; echo "$AUTOGROUP" > $AG
+fi
 [ $# -ge 1 ] || { echo "usage: $0 SPANDB..." >&2; exit 2; }
 S="postgresql://root@127.0.0.1:28000/spandb"
 # shellcheck source=scripts/pgbench-lib.sh
