@@ -274,8 +274,8 @@ impl Engine {
     /// An iterator over the data column family as of now, for seeks within
     /// one key's versions only: it is bounded by the seek key's prefix
     /// (`set_prefix_same_as_start`), so the bloom filters apply
-    /// ([`version_filters`]). Taken from the engine's pool and refreshed
-    /// ([`PointIterators`]), or made if none is free.
+    /// (`version_filters`). Taken from the engine's pool and refreshed
+    /// (`PointIterators`), or made if none is free.
     pub fn point_iterator(&self) -> PooledIterator<'_> {
         let kept = self.inner.point_iterators.lock().unwrap_or_else(|e| e.into_inner()).free.pop();
         let refreshed = kept.and_then(|(mut it, _)| it.refresh().is_ok().then_some(it));
