@@ -174,7 +174,8 @@ pub struct EventLoop {
     replicas: BTreeMap<ShardId, Replica>,
     outbox: Outbox,
     /// A GC watermark to start rounds at, set by the GC timer.
-    gc_due: Option<Timestamp>,
+    /// A GC round is due: (its watermark, `TT.now().latest`).
+    gc_due: Option<(Timestamp, Timestamp)>,
     /// Replies collected during the step.
     completions: Vec<Completion>,
     /// Set at the first step.
@@ -257,13 +258,13 @@ impl EventLoop {
         let records = crate::storage::mvcc::Reader::new(&engine).replica_records().map_err(|e| e.to_string())?;
         let mut shards: BTreeSet<ShardId> = records.into_iter().map(|(shard, _)| shard).collect();
         // Replicas found on disk may have answered heartbeats before.
-        let restarted = shards.iter().copied().collect();
+        let restarted: BTreeSet<ShardId> = shards.iter().copied().collect();
         if shards.is_empty() {
             shards = bootstrap_static_layout(&engine, &registry).map_err(|e| e.to_string())?;
         }
         let mut replicas = BTreeMap::new();
         for shard in shards {
-            let replica = Replica::load(
+            let mut replica = Replica::load(
                 &engine,
                 registry.clone(),
                 snapshots.clone(),
@@ -272,6 +273,10 @@ impl EventLoop {
                 unsafe_testing,
                 logger,
             )?;
+            if !restarted.contains(&shard) {
+                // Bootstrapped just now: it holds no version.
+                replica.set_gc_state(crate::shard::GcState::empty());
+            }
             replicas.insert(shard, replica);
         }
         let mut event_loop = EventLoop {
@@ -353,7 +358,8 @@ impl EventLoop {
         }
         let mut next_gc = timers.next_gc;
         if now >= next_gc {
-            self.gc_due = Some(self.tt.now().earliest.saturating_sub(self.gc_config.retention()));
+            let clock = self.tt.now();
+            self.gc_due = Some((clock.earliest.saturating_sub(self.gc_config.retention()), clock.latest));
             next_gc = now + self.gc_config.interval();
         }
         self.timers = Some(Timers { next_tick, next_gc });
@@ -603,9 +609,10 @@ impl EventLoop {
         let mut created = Vec::new();
         for r in self.replicas.values_mut() {
             let leading = r.is_leader();
-            created.extend(r.take_created().into_iter().map(|child| (child, leading)));
+            let gc = r.gc_state_for_child();
+            created.extend(r.take_created().into_iter().map(|child| (child, leading, gc.clone())));
         }
-        for (child, campaign) in created {
+        for (child, campaign, gc) in created {
             let opened = Replica::load(
                 &self.engine,
                 self.registry.clone(),
@@ -617,6 +624,7 @@ impl EventLoop {
             );
             match opened {
                 Ok(mut replica) => {
+                    replica.set_gc_state(gc);
                     if campaign {
                         if let Err(e) = replica.raw_node.campaign() {
                             tracing::debug!(shard = %child, "the split child's campaign failed: {e}");

@@ -177,6 +177,13 @@ pub const FORCED_CLOSE_INTERVAL_MIN: Duration = Duration::from_millis(2);
 /// dropped after use.
 pub const POINT_ITERATORS_KEPT_MAX: usize = 64;
 
+/// How far past `TT.now().latest` the versions a replica did not see
+/// written (found at a restart, brought by a snapshot) are assumed to
+/// reach, for skipping GC rounds that can find nothing (`shard/gc.rs`): a
+/// commit timestamp is ahead of the clock by at most the reads that
+/// pushed it (`SNAPSHOT_READ_FUTURE_MAX`) and the clocks' uncertainty.
+pub const GC_UNTRACKED_MARGIN: Duration = Duration::from_secs(60);
+
 /// Versions the garbage collector examines per shard per loop iteration.
 pub const GC_VERSIONS_PER_STEP_MAX: usize = 1_000;
 

@@ -91,6 +91,7 @@ use spanserver::registry::Registry;
 use spanserver::shard::command::Split;
 use spanserver::shard::membership::MembershipChange;
 use spanserver::shard::{PeerCall, TxnReply};
+use spanserver::storage::keycode::RaftKey;
 use spanserver::storage::mvcc::Reader;
 use spanserver::storage::snapshot::SnapshotDir;
 use spanserver::storage::{Engine, Identity};
@@ -115,6 +116,8 @@ pub struct Setup {
     pub clock_skew_max: Duration,
     /// Bugs planted on purpose, to show the checks catch them.
     pub unsafe_testing: UnsafeTestingConfig,
+    /// MVCC garbage collection (the servers' default unless set).
+    pub gc: GcConfig,
 }
 
 impl Default for Setup {
@@ -125,6 +128,7 @@ impl Default for Setup {
             replication: 3,
             clock_skew_max: Duration::from_millis(1),
             unsafe_testing: UnsafeTestingConfig::default(),
+            gc: GcConfig::default(),
         }
     }
 }
@@ -309,6 +313,7 @@ pub struct SteppedCluster {
     pub seed: u64,
     spec: ClusterSpec,
     unsafe_testing: UnsafeTestingConfig,
+    gc: GcConfig,
     rng: StdRng,
     /// The loop's Instants are `start + now`.
     start: Instant,
@@ -362,6 +367,7 @@ fn open_event_loop(
     dir: &std::path::Path,
     clock: &Arc<ManualClock>,
     unsafe_testing: &UnsafeTestingConfig,
+    gc: &GcConfig,
 ) -> (EventLoop, Engine, Arc<SnapshotDir>) {
     let identity = Identity {
         cluster_id: spec.cluster_id.clone(),
@@ -382,7 +388,7 @@ fn open_event_loop(
         tt.clone(),
         ClockGuard::trusted_without_monitor(tt),
         raft_config(),
-        GcConfig::default(),
+        gc.clone(),
         unsafe_testing,
         snapshots.clone(),
         &spanserver::raft_logger(server.0),
@@ -424,7 +430,7 @@ impl SteppedCluster {
 
     /// The cluster `setup` describes, driven by `seed`.
     pub fn with(seed: u64, setup: Setup) -> SteppedCluster {
-        let Setup { servers, shards, replication, clock_skew_max, unsafe_testing } = setup;
+        let Setup { servers, shards, replication, clock_skew_max, unsafe_testing, gc } = setup;
         let split_points = (1..shards).map(|i| format!("k{i:04}")).collect();
         let spec = ClusterSpec {
             cluster_id: format!("stepped-{seed}"),
@@ -445,7 +451,8 @@ impl SteppedCluster {
             let skew_ns = clock_skew_max.as_nanos() as i64;
             let clock_offset_ns = if skew_ns == 0 { 0 } else { rng.random_range(-skew_ns..=skew_ns) };
             let clock = Arc::new(ManualClock::new(clock_start));
-            let (event_loop, engine, snapshots) = open_event_loop(&spec, s.id, dir.path(), &clock, &unsafe_testing);
+            let (event_loop, engine, snapshots) =
+                open_event_loop(&spec, s.id, dir.path(), &clock, &unsafe_testing, &gc);
             // A seeded phase: servers tick at different instants.
             let phase = Duration::from_micros(rng.random_range(0..tick.as_micros() as u64));
             cluster_servers.insert(
@@ -468,6 +475,7 @@ impl SteppedCluster {
             seed,
             spec,
             unsafe_testing,
+            gc,
             rng,
             start: Instant::now(),
             now: Duration::ZERO,
@@ -534,7 +542,7 @@ impl SteppedCluster {
         let s = self.servers.get_mut(&server).expect("a server of the cluster");
         assert!(s.event_loop.is_none(), "{server} is running");
         let (event_loop, engine, snapshots) =
-            open_event_loop(&self.spec, server, s.dir.path(), &s.clock, &self.unsafe_testing);
+            open_event_loop(&self.spec, server, s.dir.path(), &s.clock, &self.unsafe_testing, &self.gc);
         s.event_loop = Some(event_loop);
         s.engine = Some(engine);
         s.snapshots = snapshots;
@@ -719,7 +727,19 @@ impl SteppedCluster {
                     break;
                 }
                 let found = reader.get_version(&w.key, w.commit_ts).map_err(|e| e.to_string())?;
-                if found.as_ref().map(|(ts, v)| (*ts, v)) != Some((w.commit_ts, &w.value)) {
+                let collected = || -> Result<bool, String> {
+                    // Garbage collection may remove it, once a newer
+                    // version of the key is at or below the watermark of
+                    // the replica holding it here.
+                    let Some(holder) = descriptors.iter().find(|d| d.contains(&w.key)) else { return Ok(false) };
+                    let record =
+                        reader.raft_record(holder.shard_id, RaftKey::GcWatermark).map_err(|e| e.to_string())?;
+                    let watermark = record.and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+                    let newer =
+                        reader.get_version(&w.key, Timestamp::from_nanos(watermark)).map_err(|e| e.to_string())?;
+                    Ok(newer.is_some_and(|(ts, _)| ts > w.commit_ts))
+                };
+                if found.as_ref().map(|(ts, v)| (*ts, v)) != Some((w.commit_ts, &w.value)) && !collected()? {
                     return Err(format!(
                         "{server} applied {} to index {} but lacks the write of {:?} at {} acknowledged at index {}: it has {found:?}",
                         st.shard,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use meta::{LockLease, Priority, RequestId, ServerId, ShardId, TxnId};
-use spanserver::config::UnsafeTestingConfig;
+use spanserver::config::{GcConfig, UnsafeTestingConfig};
 use tests::stepped::{Faults, Setup, SteppedCluster};
 use tests::stepped_list_append;
 use truetime::Timestamp;
@@ -849,4 +849,55 @@ fn transactions_stay_strictly_serializable_while_replicas_move() {
         }
     }
     assert!(moved >= seeds as usize, "only {moved} moves finished in {seeds} seeds");
+}
+
+/// Goal: garbage collection removes what it may on every replica, though
+/// it skips the rounds that can find nothing (`spanserver::shard::gc`):
+/// in a cluster bootstrapped empty, in a split's new half (which knows
+/// what its parent knew), and after a restart (which forgets what was
+/// written).
+/// Method: per seed, GC every second, keeping one second of versions;
+/// write `k` twice and split its shard at `k` (the new half holds it),
+/// write `m` twice on the other half; run 4 s: every server holds only
+/// the newer version of each. Then restart a server, write `k` once
+/// more, run 4 s: only that version is left.
+#[test]
+fn garbage_is_collected_on_every_replica() {
+    for seed in 800..802 {
+        let setup = Setup { gc: GcConfig { retention_s: 1, interval_s: 1 }, ..Setup::default() };
+        let mut c = SteppedCluster::with(seed, setup);
+        c.run_until(Duration::from_secs(1));
+        let put_twice = |c: &mut SteppedCluster, key: &str, values: [&str; 2]| {
+            for value in values {
+                let shard = c.shard_of(key.as_bytes());
+                match c.call(shard, write(key, value), Duration::from_secs(2)) {
+                    Ok(txn::Answer::Committed { .. }) => {}
+                    other => panic!("seed {seed}: the write of {key}={value}: {other:?}"),
+                }
+            }
+        };
+        put_twice(&mut c, "k", ["k1", "k2"]);
+        let shard = c.shard_of(b"k");
+        let split = c.split(shard, b"k", ShardId(10), child_replicas(), Duration::from_secs(2));
+        assert!(split.is_ok(), "seed {seed}: the split: {split:?}");
+        assert_eq!(c.shard_of(b"k"), ShardId(10), "seed {seed}: the new half holds k");
+        run_until_led(&mut c, ShardId(10));
+        put_twice(&mut c, "a", ["a1", "a2"]);
+        let only = |c: &SteppedCluster, key: &str, value: &str| {
+            for s in c.server_ids() {
+                let versions = c.versions(s, key.as_bytes());
+                let values: Vec<_> = versions.iter().map(|(_, v)| v.clone()).collect();
+                assert_eq!(values, vec![Some(value.as_bytes().to_vec())], "seed {seed}: {s}'s versions of {key}");
+            }
+        };
+        let later = c.now() + Duration::from_secs(4);
+        c.run_until(later);
+        only(&c, "k", "k2");
+        only(&c, "a", "a2");
+        kill_and_restart(&mut c, ServerId(1));
+        put_twice(&mut c, "k", ["k3", "k4"]);
+        let later = c.now() + Duration::from_secs(4);
+        c.run_until(later);
+        only(&c, "k", "k4");
+    }
 }

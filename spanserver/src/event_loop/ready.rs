@@ -141,8 +141,8 @@ impl EventLoop {
         }
         let gc_due = self.gc_due.take();
         for r in self.replicas.values_mut() {
-            if let Some(watermark) = gc_due {
-                r.start_gc(watermark, &mut apply);
+            if let Some((watermark, now_latest)) = gc_due {
+                r.start_gc(watermark, now_latest, &mut apply);
             }
             r.gc_step(&mut apply);
         }

@@ -1,8 +1,107 @@
 //! The replica's garbage: MVCC versions below the GC watermark, removed
 //! in bounded rounds, and the Raft log behind the applied index,
 //! compacted once it is long enough.
+//!
+//! # Rounds that can find nothing are skipped
+//!
+//! A round scans every version of the shard. Most rounds of a shard that
+//! is read more than written find nothing: a version is garbage at a
+//! watermark `W` only once a newer version of its key is at or below `W`
+//! (or it is a tombstone at or below `W`). So the replica remembers, by
+//! the second, the commit timestamps of the versions it writes
+//! ([`GcState`]), and after a round that ran to its end at `W₀` it knows:
+//! nothing at or below `W₀` is garbage but what was written since, and
+//! every version above `W₀` is one it remembers. A round at a new `W` can
+//! then find something only if it remembers a version at or below `W`;
+//! if not, the watermark is raised without a scan.
+//!
+//! ```text
+//!   round at W₀ ran to its end        remembered writes (seconds)
+//!   ──────────────┤W₀          W├──────────·····──·──·─────────> ts
+//!                   nothing here: skip the round at W
+//! ```
+//!
+//! What the replica has not seen written (the versions a restart finds
+//! on disk, or a snapshot brings) it cannot remember: those are assumed
+//! to reach up to a margin past the time it learned of them
+//! ([`limits::GC_UNTRACKED_MARGIN`]), and rounds run until a finished one
+//! is past that. A replica bootstrapped with the cluster starts empty,
+//! and a split's child knows what its parent knew.
+
+use std::collections::BTreeSet;
 
 use super::*;
+
+/// Garbage collection progress, and what this replica knows of the
+/// timestamps of its stored versions (module docs).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GcState {
+    /// The next key to examine, while a round is running.
+    cursor: Option<Vec<u8>>,
+    /// The watermark of the last round that ran to its end (or was
+    /// skipped), while no round runs since; `None` if none did.
+    swept: Option<Timestamp>,
+    /// Versions this replica did not see written may be stored at or
+    /// below this timestamp; `None` while it is not known yet (fixed at
+    /// the next round's start).
+    untracked_until: Option<Timestamp>,
+    /// The seconds of the commit timestamps of the versions written here
+    /// that may be above `swept` (older ones are forgotten when a round
+    /// starts).
+    written: BTreeSet<u64>,
+}
+
+impl GcState {
+    /// The state of a replica that holds no version (bootstrapped with the
+    /// cluster).
+    pub(crate) fn empty() -> GcState {
+        GcState {
+            cursor: None,
+            swept: Some(Timestamp::ZERO),
+            untracked_until: Some(Timestamp::ZERO),
+            written: BTreeSet::new(),
+        }
+    }
+
+    /// What a split's child knows: what its parent knew of the versions
+    /// it inherits (no round runs in it yet).
+    pub(crate) fn for_child(&self) -> GcState {
+        GcState { cursor: None, ..self.clone() }
+    }
+
+    /// Versions were written at `ts`.
+    pub(crate) fn note_written(&mut self, ts: Timestamp) {
+        self.written.insert(second_of(ts));
+    }
+
+    /// The stored versions were replaced by ones this replica did not see
+    /// written (a snapshot).
+    pub(crate) fn forget_versions(&mut self) {
+        self.swept = None;
+        self.untracked_until = None;
+    }
+
+    /// Whether a round at `watermark` (above the last one) can find
+    /// garbage; `now_latest` is `TT.now().latest`.
+    fn round_needed(&mut self, watermark: Timestamp, now_latest: Timestamp) -> bool {
+        let untracked_until =
+            *self.untracked_until.get_or_insert_with(|| now_latest.saturating_add(limits::GC_UNTRACKED_MARGIN));
+        let Some(swept) = self.swept else { return true };
+        untracked_until > swept || self.written.range(..=second_of(watermark)).next().is_some()
+    }
+
+    /// A round at `watermark` starts at `start`: versions written in a
+    /// second wholly at or below it are its to look at.
+    fn begin_round(&mut self, watermark: Timestamp, start: Vec<u8>) {
+        self.written = self.written.split_off(&second_of(watermark));
+        self.swept = None;
+        self.cursor = Some(start);
+    }
+}
+
+fn second_of(ts: Timestamp) -> u64 {
+    ts.as_nanos() / 1_000_000_000
+}
 
 impl Replica {
     pub(super) fn set_gc_watermark(&mut self, watermark: Timestamp, batch: &mut WriteBatch) {
@@ -74,14 +173,31 @@ impl Replica {
 
     // --- Garbage collection ------------------------------------------------
 
-    /// Starts a GC round at `watermark` if it is above the current one.
-    pub fn start_gc(&mut self, watermark: Timestamp, batch: &mut WriteBatch) {
+    /// Raises the GC watermark to `watermark` if it is above the current
+    /// one, and starts a round there unless it can find nothing (module
+    /// docs); `now_latest` is `TT.now().latest`.
+    pub fn start_gc(&mut self, watermark: Timestamp, now_latest: Timestamp, batch: &mut WriteBatch) {
         if watermark <= self.shared.gc_watermark() {
             return;
         }
         // Raise first, delete after (mvcc.rs explains why).
         self.set_gc_watermark(watermark, batch);
-        self.gc.cursor = Some(self.descriptor.start_key.clone());
+        if self.gc.round_needed(watermark, now_latest) {
+            self.gc.begin_round(watermark, self.descriptor.start_key.clone());
+        } else {
+            self.gc.swept = Some(watermark);
+        }
+    }
+
+    /// This replica's split made `child`: what it knows of the versions
+    /// the child inherits.
+    pub(crate) fn gc_state_for_child(&self) -> gc::GcState {
+        self.gc.for_child()
+    }
+
+    /// Sets what this replica knows of its versions (`GcState`).
+    pub(crate) fn set_gc_state(&mut self, state: gc::GcState) {
+        self.gc = state;
     }
 
     /// Runs one bounded GC step, if a round is in progress.
@@ -95,8 +211,97 @@ impl Replica {
             self.shared.gc_watermark(),
             limits::GC_VERSIONS_PER_STEP_MAX,
         ) {
-            Ok(step) => self.gc.cursor = step.next_key,
+            Ok(step) => {
+                self.gc.cursor = step.next_key;
+                if self.gc.cursor.is_none() {
+                    self.gc.swept = Some(self.shared.gc_watermark());
+                }
+            }
+            // The round is abandoned: the next one runs in full.
             Err(e) => tracing::warn!(shard = %self.shard_id, "garbage collection step failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn at(seconds: u64) -> Timestamp {
+        Timestamp::from_nanos(seconds * SECOND)
+    }
+
+    /// Runs a round at `watermark` to its end, if one is needed; says
+    /// whether it ran.
+    fn round(gc: &mut GcState, watermark: Timestamp, now: Timestamp) -> bool {
+        let needed = gc.round_needed(watermark, now);
+        if needed {
+            gc.begin_round(watermark, Vec::new());
+            gc.cursor = None;
+        }
+        gc.swept = Some(watermark);
+        needed
+    }
+
+    /// Goal: a replica that started empty scans only once a version it
+    /// wrote is at or below the watermark, and again after a round only
+    /// for what was written since.
+    #[test]
+    fn an_empty_replica_scans_only_what_it_wrote_below_the_watermark() {
+        let mut gc = GcState::empty();
+        assert!(!round(&mut gc, at(10), at(3610)), "nothing written");
+        gc.note_written(at(100));
+        gc.note_written(at(200));
+        assert!(!round(&mut gc, at(50), at(3650)), "writes above the watermark only");
+        assert!(round(&mut gc, at(100), at(3700)), "a write at the watermark");
+        assert!(round(&mut gc, at(150), at(3750)), "the write at 100 s shares its second with the watermark's");
+        assert!(!round(&mut gc, at(199), at(3799)), "the next write is above");
+        assert!(round(&mut gc, at(250), at(3850)));
+        assert!(!round(&mut gc, at(300), at(3900)), "the round at 250 s saw everything below it");
+    }
+
+    /// Goal: a write at or below the watermark of a round already running
+    /// (the round may have passed its key) makes the next round run.
+    #[test]
+    fn a_write_during_a_round_below_its_watermark_is_not_forgotten() {
+        let mut gc = GcState::empty();
+        gc.note_written(at(5));
+        assert!(gc.round_needed(at(20), at(3620)));
+        gc.begin_round(at(20), Vec::new());
+        gc.note_written(at(7));
+        gc.cursor = None;
+        gc.swept = Some(at(20));
+        assert!(round(&mut gc, at(30), at(3630)));
+        assert!(!round(&mut gc, at(40), at(3640)));
+    }
+
+    /// Goal: versions the replica did not see written (a restart, a
+    /// snapshot) are scanned for until a finished round is past the time
+    /// it learned of them, plus the margin.
+    #[test]
+    fn unseen_versions_are_scanned_for_until_a_round_is_past_them() {
+        let margin = limits::GC_UNTRACKED_MARGIN.as_secs();
+        let mut gc = GcState::default();
+        assert!(round(&mut gc, at(10), at(1000)), "restarted: unknown versions");
+        assert!(round(&mut gc, at(999 + margin), at(2000)), "still below what it learned at 1000 s");
+        assert!(round(&mut gc, at(1000 + margin), at(2100)), "the last round to reach what it learned");
+        assert!(!round(&mut gc, at(1001 + margin), at(3000)));
+        gc.forget_versions();
+        assert!(round(&mut gc, at(1100 + margin), at(4000)), "a snapshot replaced the versions");
+        assert!(round(&mut gc, at(4000 + margin), at(5000)));
+        assert!(!round(&mut gc, at(4001 + margin), at(6000)));
+    }
+
+    /// Goal: a split's child scans when its parent would have.
+    #[test]
+    fn a_child_knows_what_its_parent_knew() {
+        let mut parent = GcState::empty();
+        parent.note_written(at(100));
+        let mut child = parent.for_child();
+        assert!(round(&mut child, at(150), at(3750)));
+        assert!(!round(&mut child, at(200), at(3800)));
+        assert!(!round(&mut GcState::empty().for_child(), at(100), at(3700)));
     }
 }

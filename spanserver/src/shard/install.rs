@@ -49,6 +49,7 @@ impl Replica {
         // Raise the watermark in memory before any version is replaced.
         let watermark = self.shared.gc_watermark().max(Timestamp::from_nanos(data.gc_watermark));
         self.set_gc_watermark(watermark, batch);
+        self.gc.forget_versions();
 
         let cf = self.engine.cf(CF_DATA);
         let (lower, upper) = range_bounds(&descriptor.start_key, &descriptor.end_key);

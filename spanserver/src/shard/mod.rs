@@ -73,6 +73,7 @@ use truetime::{Timestamp, TrueTime};
 use txn::{Answer, Input, LockTarget, Outcome, Output, ShardTxns, TxnCommand, TxnError};
 
 use self::command::Command;
+pub(crate) use self::gc::GcState;
 use self::lease::LeaderLease;
 use self::membership::MembershipReply;
 use self::reads::{ReadQueue, ReadReply};
@@ -166,13 +167,6 @@ struct Proposal {
     command: TxnCommand,
 }
 
-/// Garbage collection progress for the current watermark.
-#[derive(Default)]
-struct GcState {
-    /// The next key to examine, while a round is running.
-    cursor: Option<Vec<u8>>,
-}
-
 pub struct Replica {
     pub shard_id: ShardId,
     pub replica_id: ReplicaId,
@@ -213,7 +207,7 @@ pub struct Replica {
     reads: ReadQueue,
     /// While leading: reads may skip the ReadIndex round (`lease.rs`).
     lease: LeaderLease,
-    gc: GcState,
+    gc: gc::GcState,
     /// When this replica last proposed (as of the step that noticed), or
     /// `None` before its first step: idle leaders close timestamps.
     last_proposal_at: Option<Instant>,
@@ -362,7 +356,7 @@ impl Replica {
             staged: HashMap::new(),
             reads: ReadQueue::default(),
             lease: LeaderLease::new(rc),
-            gc: GcState::default(),
+            gc: gc::GcState::default(),
             last_proposal_at: None,
             proposed: false,
             last_hand_off: None,
@@ -552,6 +546,7 @@ impl Replica {
                     let bytes =
                         writes.iter().map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len)).sum::<usize>();
                     self.shared.add_written_bytes(bytes as u64);
+                    self.gc.note_written(ts);
                     for w in writes {
                         mvcc::put_version(&self.engine, batch, &w.key, ts, w.value.as_deref());
                         self.staged.insert(w.key, w.value);
