@@ -155,7 +155,10 @@ pub struct PooledIterator<'a> {
 }
 
 impl PooledIterator<'_> {
-    pub(crate) fn iterator(&mut self) -> &mut PointIterator {
+    /// Private to `storage` and its modules, which only seek and read
+    /// through it: moving a kept iterator out (say, swapping those of two
+    /// engines) would break [`Engine::new_point_iterator`]'s promise.
+    fn iterator(&mut self) -> &mut PointIterator {
         self.it.as_mut().expect("present until dropped")
     }
 }
@@ -301,9 +304,12 @@ impl Engine {
         opts.set_prefix_same_as_start(true);
         let it = self.inner.db.raw_iterator_cf_opt(self.cf(CF_DATA), opts);
         // SAFETY: the iterator only ever lives in `self.inner`'s pool or
-        // in a `PooledIterator`, which borrows an `Engine` handle and so
-        // keeps `self.inner` alive; `EngineInner` drops its pool before
-        // its `db`. So no such iterator outlives the database it reads.
+        // in a `PooledIterator` of this engine, which borrows an `Engine`
+        // handle and so keeps `self.inner` alive (nothing outside this
+        // module and its own modules can reach it, and they never move
+        // it: `PooledIterator::iterator`); `EngineInner` drops its pool
+        // before its `db`. So no such iterator outlives the database it
+        // reads.
         unsafe { std::mem::transmute::<rocksdb::DBRawIterator<'_>, PointIterator>(it) }
     }
 
