@@ -606,6 +606,77 @@ async fn vanished_clients_and_bad_bytes_leave_no_trace() -> anyhow::Result<()> {
     stop_then(cluster, body).await
 }
 
+/// Goal: a client that hangs up while its statement runs has the
+/// statement stopped and its transaction rolled back then, not when the
+/// statement would have ended: the locks it held go with it.
+/// Method: a client (raw protocol, so the bytes are surely sent) locks a
+/// row in a transaction, sends a statement that would run for hours (a
+/// count over a trillion-row series) and closes its socket without
+/// waiting; another client updates the row, retrying while it is locked,
+/// until a deadline far shorter than the statement. Without the hang-up
+/// watcher the update never goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_statement_releases_its_locks() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    // The body runs as a task: a failed assertion in it still stops the
+    // servers (a panic here would leave them running).
+    let body = tokio::spawn(async move {
+        let db = connect(&addr).await?;
+        db.batch_execute("CREATE TABLE h (id INT PRIMARY KEY, v INT); INSERT INTO h VALUES (1, 0)").await?;
+
+        let mut socket = tokio::net::TcpStream::connect(&addr).await?;
+        let mut startup = Vec::new();
+        let params = b"\0\x03\0\0user\0root\0database\0spandb\0\0";
+        startup.extend_from_slice(&((params.len() + 4) as i32).to_be_bytes());
+        startup.extend_from_slice(params);
+        // Reads until a ReadyForQuery; returns its status byte.
+        async fn ready(socket: &mut tokio::net::TcpStream) -> anyhow::Result<u8> {
+            let mut seen = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                if let Some(at) = seen.windows(5).position(|w| w == b"Z\0\0\0\x05") {
+                    if let Some(status) = seen.get(at + 5) {
+                        return Ok(*status);
+                    }
+                }
+                match tokio::time::timeout(Duration::from_secs(30), socket.read(&mut chunk)).await?? {
+                    0 => anyhow::bail!("the gateway closed the connection: {seen:?}"),
+                    n => seen.extend_from_slice(&chunk[..n]),
+                }
+            }
+        }
+        socket.write_all(&startup).await?;
+        assert_eq!(ready(&mut socket).await?, b'I');
+        socket.write_all(&frame(b'Q', b"BEGIN; UPDATE h SET v = 1 WHERE id = 1\0")).await?;
+        assert_eq!(ready(&mut socket).await?, b'T', "the row is locked in an open transaction");
+        socket.write_all(&frame(b'Q', b"SELECT count(*) FROM generate_series(1, 1000000000000)\0")).await?;
+        drop(socket);
+
+        // An attempt that times out may still write later, so a timeout
+        // ends the test; a refused attempt wrote nothing and is retried.
+        let deadline = Instant::now() + CANCEL_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let update = db.execute("UPDATE h SET v = v + 10 WHERE id = 1", &[]);
+            match tokio::time::timeout(left, update).await {
+                Ok(Ok(n)) => {
+                    assert_eq!(n, 1);
+                    break;
+                }
+                Ok(Err(e)) => assert!(Instant::now() < deadline, "the row is still locked: {e:?}"),
+                Err(_) => panic!("the row is still locked after {CANCEL_DEADLINE:?}"),
+            }
+        }
+        let v: i32 = db.query_one("SELECT v FROM h WHERE id = 1", &[]).await?.get(0);
+        assert_eq!(v, 10, "the vanished transaction's write is gone");
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
 /// A small deterministic generator (xorshift64*): the fuzz cases are a
 /// function of the seed, so a failure replays.
 struct Rng(u64);

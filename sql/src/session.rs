@@ -151,6 +151,9 @@ pub struct Session {
     pub rules: Rules,
     /// Set from another thread to cancel the running statement.
     cancel: Arc<AtomicBool>,
+    /// Set from another thread when the client is gone: every statement
+    /// from then on is cancelled (`cancel` is not cleared).
+    hung_up: Arc<AtomicBool>,
     names: crate::catalog::NameCache,
     /// Descriptors read-only statements may use without reading them.
     leases: Arc<Leases>,
@@ -322,6 +325,7 @@ impl Session {
             settings: BTreeMap::new(),
             rules: Rules::default(),
             cancel: Arc::new(AtomicBool::new(false)),
+            hung_up: Arc::new(AtomicBool::new(false)),
             names: crate::catalog::NameCache::default(),
             leases: Arc::new(Leases::default()),
             drains: Drains::default(),
@@ -364,6 +368,27 @@ impl Session {
     /// statement clears it when it starts.
     pub fn cancel_handle(&self) -> Arc<AtomicBool> {
         self.cancel.clone()
+    }
+
+    /// A flag to set (and then the cancel flag, [`Session::cancel_handle`])
+    /// when the client has gone: the running statement stops at its next
+    /// check, as a cancelled one does, and so does every later one, which
+    /// no longer clears the cancel flag. (Set only the cancel flag, and a
+    /// statement starting just after would clear it and run to its end.)
+    pub fn hang_up_handle(&self) -> Arc<AtomicBool> {
+        self.hung_up.clone()
+    }
+
+    /// A statement starts: a cancel before it does not apply to it,
+    /// unless the client has gone.
+    fn clear_cancel(&self) {
+        // The order matters against a hang-up marked meanwhile (it sets
+        // `hung_up`, then `cancel`): either that `cancel` store comes
+        // after this one, or this load sees `hung_up`.
+        self.cancel.store(false, AtomicOrdering::SeqCst);
+        if self.hung_up.load(AtomicOrdering::SeqCst) {
+            self.cancel.store(true, AtomicOrdering::SeqCst);
+        }
     }
 
     pub fn status(&self) -> TxnStatus {
@@ -490,7 +515,7 @@ impl Session {
     /// session then takes data ([`Session::copy_data`]) until
     /// [`Session::copy_done`]. Returns how many columns each line has.
     pub fn copy_start(&mut self, parsed: &Parsed) -> Result<usize> {
-        self.cancel.store(false, AtomicOrdering::Relaxed);
+        self.clear_cancel();
         self.copy = None;
         if self.status == TxnStatus::Failed {
             return in_failed_block();
@@ -772,7 +797,7 @@ impl Session {
 
     fn execute_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         use ast::Statement as S;
-        self.cancel.store(false, AtomicOrdering::Relaxed);
+        self.clear_cancel();
         self.explain_commit = false;
         match &parsed.statement {
             S::StartTransaction { modes, .. } => return self.begin(modes, parsed.as_of.as_ref(), sink),

@@ -55,8 +55,9 @@
 //! ErrorResponse with a SQLSTATE, or FATAL and a closed connection for
 //! bytes that are not the protocol); a client that disconnects has its
 //! transaction rolled back (dropping the session rolls it back) as soon
-//! as its running statement, if any, ends. Every limit is a constant here
-//! or in [`frames`].
+//! as its running statement, if any, ends, and a running statement is
+//! cancelled when its client hangs up ([`hangup`]). Every limit is a
+//! constant here or in [`frames`] or [`hangup`].
 //!
 //! Not yet (issue "PostgreSQL wire protocol"): TLS, COPY in CSV or
 //! binary, results streamed rather than collected.
@@ -64,6 +65,7 @@
 pub mod auth;
 mod codec;
 mod frames;
+mod hangup;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
@@ -141,6 +143,9 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
         cancels: Arc::default(),
         open: Arc::new(AtomicUsize::new(0)),
         pids: RandomPidSecretKeyGenerator::default(),
+        hang_ups: hangup::HangUps::start()
+            .inspect_err(|e| tracing::warn!("no hang-up watcher ({e}): statements of vanished clients run on"))
+            .ok(),
     });
     loop {
         let socket = match listener.accept().await {
@@ -191,6 +196,10 @@ async fn connection(
 ) {
     let session = Session::new(engine).with_leases(gateway.leases.clone());
     let cancel = session.cancel_handle();
+    let _watch = gateway.hang_ups.as_ref().and_then(|h| {
+        use std::os::fd::AsRawFd;
+        h.watch(socket.as_raw_fd(), session.hang_up_handle(), cancel.clone())
+    });
     let handlers = Arc::new(Connection {
         session: Arc::new(Mutex::new(session)),
         status: Arc::new(AtomicU8::new(status_byte(TxnStatus::Idle))),
@@ -231,6 +240,8 @@ struct Gateway {
     /// How many connections are open.
     open: Arc<AtomicUsize>,
     pids: RandomPidSecretKeyGenerator,
+    /// Cancels the statements of clients that hung up ([`hangup`]).
+    hang_ups: Option<Arc<hangup::HangUps>>,
 }
 
 impl Gateway {
