@@ -12,6 +12,16 @@
 # before its workload; prints the seconds waited.
 TICK=$(getconf CLK_TCK)
 
+# set_autogroup: sets kernel.sched_autogroup_enabled to $AUTOGROUP
+# (default 0) until the script exits, where the kernel lets us;
+# AUTOGROUP=keep leaves it (pgbench-vs-postgres.sh says why).
+AG=/proc/sys/kernel/sched_autogroup_enabled
+set_autogroup() {
+  if [ -w $AG ] && [ "${AUTOGROUP:-0}" != keep ]; then
+    ag_was=$(cat $AG); trap 'echo "$ag_was" > $AG' EXIT; echo "${AUTOGROUP:-0}" > $AG
+  fi
+}
+
 servers() { pgrep -f "^$BIN start" | tr '\n' ' '; }
 cpu() { for p in $(servers); do awk '{print $14+$15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
 

@@ -13,14 +13,11 @@
 # AUTOGROUP (default 0): kernel.sched_autogroup_enabled for the run, as in
 # pgbench-vs-postgres.sh (which says why).
 set -uo pipefail
-AG=/proc/sys/kernel/sched_autogroup_enabled; AUTOGROUP=${AUTOGROUP:-0}
-if [ -w $AG ] && [ "$AUTOGROUP" != keep ]; then
-  ag_was=$(cat $AG); trap 'echo "$ag_was" > $AG' EXIT; echo "$AUTOGROUP" > $AG
-fi
 [ $# -ge 1 ] || { echo "usage: $0 SPANDB..." >&2; exit 2; }
 S="postgresql://root@127.0.0.1:28000/spandb"
 # shellcheck source=scripts/pgbench-lib.sh
 . "$(dirname "$0")/pgbench-lib.sh"
+set_autogroup
 GOLDEN=${GOLDEN:-/tmp/spandb-loaded-s${SCALE:-16}}; RUN=/tmp/spandb-loaded-run
 up() { # dir
   (setsid "$BIN" demo --no-shell --dir "$1" --port-base 27000 --preferred-leader 1 > "$1.log" 2>&1 &)

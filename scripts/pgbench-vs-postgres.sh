@@ -21,10 +21,9 @@
 set -uo pipefail
 SECS=${SECS:-20} SCALE=${SCALE:-16}
 OUT=/tmp/pgbench_compare.txt; : > $OUT
-AG=/proc/sys/kernel/sched_autogroup_enabled; AUTOGROUP=${AUTOGROUP:-0}
-if [ -w $AG ] && [ "$AUTOGROUP" != keep ]; then
-  ag_was=$(cat $AG); trap 'echo "$ag_was" > $AG' EXIT; echo "$AUTOGROUP" > $AG
-fi
+# shellcheck source=scripts/pgbench-lib.sh
+. "$(dirname "$0")/pgbench-lib.sh"
+set_autogroup
 echo "RESULT label=sched-autogroup value=$(cat $AG 2>/dev/null || echo none)" | tee -a $OUT
 RAW=${RAW:-/tmp/pgbench_compare.raw.txt}; : > $RAW   # every run's full output
 export BASE=/tmp/spandb-anchors; mkdir -p $BASE/pids $BASE/logs
@@ -52,8 +51,6 @@ for i in $(seq 120); do grep -q "psql" /tmp/bench-d.log 2>/dev/null && break; sl
 S="postgresql://root@127.0.0.1:28000/spandb"
 start=$(date +%s.%N); pgbench -i -s $SCALE "$S" > /tmp/spandb-init.log 2>&1; echo "RESULT label=spandb-init-s$SCALE secs=$(echo "$(date +%s.%N) - $start" | bc) $(tail -1 /tmp/spandb-init.log)" | tee -a $OUT
 # The load's splits and the leader moves after them settle first.
-# shellcheck source=scripts/pgbench-lib.sh
-. "$(dirname "$0")/pgbench-lib.sh"
 echo "RESULT label=spandb-settle secs=$(settle "$B")" | tee -a $OUT
 # Where the shards' leaders are (a read led elsewhere crosses servers).
 echo "RESULT label=spandb-leaders $("$B" status --addr 127.0.0.1:27000 | grep -oP '\bs\d+(?=\s+leader\b)' | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')" | tee -a $OUT

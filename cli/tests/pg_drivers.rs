@@ -547,13 +547,7 @@ async fn vanished_clients_and_bad_bytes_leave_no_trace() -> anyhow::Result<()> {
         let v: i32 = db.query_one("SELECT v FROM r WHERE id = 1", &[]).await?.get(0);
         assert_eq!(v, 10, "the vanished transaction's write is gone (took {:?})", started.elapsed());
 
-        let startup = {
-            let mut m = Vec::new();
-            let body = b"\0\x03\0\0user\0root\0database\0spandb\0\0";
-            m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-            m.extend_from_slice(body);
-            m
-        };
+        let startup = startup_message();
         // Each with the SQLSTATE of the FATAL error it must get, if any.
         let bad: Vec<(Vec<u8>, Option<&str>)> = vec![
             (b"GET / HTTP/1.1\r\n\r\n".to_vec(), Some("08P01")),
@@ -627,10 +621,6 @@ async fn a_client_that_hangs_up_mid_statement_releases_its_locks() -> anyhow::Re
         db.batch_execute("CREATE TABLE h (id INT PRIMARY KEY, v INT); INSERT INTO h VALUES (1, 0)").await?;
 
         let mut socket = tokio::net::TcpStream::connect(&addr).await?;
-        let mut startup = Vec::new();
-        let params = b"\0\x03\0\0user\0root\0database\0spandb\0\0";
-        startup.extend_from_slice(&((params.len() + 4) as i32).to_be_bytes());
-        startup.extend_from_slice(params);
         // Reads until a ReadyForQuery; returns its status byte.
         async fn ready(socket: &mut tokio::net::TcpStream) -> anyhow::Result<u8> {
             let mut seen = Vec::new();
@@ -647,7 +637,7 @@ async fn a_client_that_hangs_up_mid_statement_releases_its_locks() -> anyhow::Re
                 }
             }
         }
-        socket.write_all(&startup).await?;
+        socket.write_all(&startup_message()).await?;
         assert_eq!(ready(&mut socket).await?, b'I');
         socket.write_all(&frame(b'Q', b"BEGIN; UPDATE h SET v = 1 WHERE id = 1\0")).await?;
         assert_eq!(ready(&mut socket).await?, b'T', "the row is locked in an open transaction");
@@ -729,6 +719,19 @@ const FUZZ_SQL: &[&str] = &[
 
 /// Statement and portal names the generated messages use.
 const FUZZ_NAMES: &[&[u8]] = &[b"", b"s1", b"s2", b"nonesuch"];
+
+/// A StartupMessage (protocol 3.0) for user root, database spandb.
+fn startup_message() -> Vec<u8> {
+    let mut body = vec![0, 3, 0, 0];
+    cstr(&mut body, b"user");
+    cstr(&mut body, b"root");
+    cstr(&mut body, b"database");
+    cstr(&mut body, b"spandb");
+    body.push(0);
+    let mut m = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    m.extend_from_slice(&body);
+    m
+}
 
 fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![tag];
@@ -835,17 +838,7 @@ async fn generated_protocol_messages_never_crash_wedge_or_leak() -> anyhow::Resu
         let healthy = connect(&addr).await?;
         healthy.batch_execute("CREATE TABLE z (id INT PRIMARY KEY, v INT); INSERT INTO z VALUES (1, 0)").await?;
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-        let startup = {
-            let mut body = vec![0, 3, 0, 0];
-            cstr(&mut body, b"user");
-            cstr(&mut body, b"root");
-            cstr(&mut body, b"database");
-            cstr(&mut body, b"spandb");
-            body.push(0);
-            let mut m = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-            m.extend_from_slice(&body);
-            m
-        };
+        let startup = startup_message();
         for case in 0..cases {
             let mut bytes = if rng.below(10) == 0 { rng.bytes(16) } else { startup.clone() };
             for _ in 0..1 + rng.below(12) {

@@ -173,8 +173,8 @@ pub struct EventLoop {
     logger: slog::Logger,
     replicas: BTreeMap<ShardId, Replica>,
     outbox: Outbox,
-    /// A GC watermark to start rounds at, set by the GC timer.
-    /// A GC round is due: (its watermark, `TT.now().latest`).
+    /// A GC round to start, set by the GC timer: (its watermark,
+    /// `TT.now().latest`).
     gc_due: Option<(Timestamp, Timestamp)>,
     /// Replies collected during the step.
     completions: Vec<Completion>,
@@ -258,7 +258,7 @@ impl EventLoop {
         let records = crate::storage::mvcc::Reader::new(&engine).replica_records().map_err(|e| e.to_string())?;
         let mut shards: BTreeSet<ShardId> = records.into_iter().map(|(shard, _)| shard).collect();
         // Replicas found on disk may have answered heartbeats before.
-        let restarted: BTreeSet<ShardId> = shards.iter().copied().collect();
+        let restarted = shards.clone();
         if shards.is_empty() {
             shards = bootstrap_static_layout(&engine, &registry).map_err(|e| e.to_string())?;
         }
@@ -608,9 +608,12 @@ impl EventLoop {
     fn open_created(&mut self) {
         let mut created = Vec::new();
         for r in self.replicas.values_mut() {
-            let leading = r.is_leader();
-            let gc = r.gc_state_for_child();
-            created.extend(r.take_created().into_iter().map(|child| (child, leading, gc.clone())));
+            let children = r.take_created();
+            if children.is_empty() {
+                continue;
+            }
+            let (leading, gc) = (r.is_leader(), r.gc_state_for_child());
+            created.extend(children.into_iter().map(|child| (child, leading, gc.clone())));
         }
         for (child, campaign, gc) in created {
             let opened = Replica::load(

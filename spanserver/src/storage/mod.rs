@@ -214,8 +214,9 @@ impl Engine {
                 // insert starts where the shard's last one ended, not at
                 // the skip list's head. (Not in RocksDB's C API but as an
                 // options string; the copy keeps every setting above.)
-                if let Ok(hinted) = o.get_options_from_string(RAFT_INSERT_HINTS) {
-                    o = hinted;
+                match o.get_options_from_string(RAFT_INSERT_HINTS) {
+                    Ok(hinted) => o = hinted,
+                    Err(e) => tracing::warn!("raft column family without insert hints: {e}"),
                 }
             }
             ColumnFamilyDescriptor::new(name, o)
