@@ -50,7 +50,7 @@ use txn::{Input, Outcome};
 
 use crate::auth::PeerSecret;
 use crate::inbox::{LoopHandle, LoopMsg};
-use crate::registry::Registry;
+use crate::registry::{Registry, Role};
 use crate::shard::PeerCall;
 use crate::wire::txn_id_bytes;
 use meta::ClusterSpec;
@@ -170,16 +170,20 @@ impl Peers {
                 };
                 let peers = peers.clone();
                 tokio::spawn(async move {
-                    let secret = peers.secret.clone();
-                    let sent = peers
-                        .call_leader(shard, move |channel| {
-                            let mut c = peers_client(channel, &secret);
-                            let request = request.clone();
-                            async move { c.decide(request).await }
-                        })
-                        .await;
+                    let sent = match peers.decide_here(shard, txn, outcome).await {
+                        true => Ok(()),
+                        false => {
+                            let secret = peers.secret.clone();
+                            let call = move |channel| {
+                                let mut c = peers_client(channel, &secret);
+                                let request = request.clone();
+                                async move { c.decide(request).await }
+                            };
+                            peers.call_leader(shard, call).await.map(drop)
+                        }
+                    };
                     match sent {
-                        Ok(_) => {
+                        Ok(()) => {
                             let input = Input::Acknowledged { txn, participant: shard };
                             let _ = peers.event_loop.send(LoopMsg::Txn { shard: coordinator, input, reply: None });
                         }
@@ -189,6 +193,26 @@ impl Peers {
                 });
             }
         });
+    }
+
+    /// Tells `shard`'s leader how `txn` ended without leaving the process,
+    /// when that leader is a replica here (with a preferred leader, every
+    /// participant's is): the same `Decide` input a `Peer.Decide` call
+    /// would feed the event loop, minus the HTTP/2 round trip to itself.
+    /// True once the decision is applied there; false when it could not
+    /// say so (no replica here, not the leader, no answer in time), and
+    /// the caller goes through gRPC, which finds the leader wherever it is.
+    async fn decide_here(&self, shard: ShardId, txn: TxnId, outcome: Outcome) -> bool {
+        let leads_here = self.registry.get(shard).is_some_and(|r| r.progress().role == Role::Leader);
+        if !leads_here {
+            return false;
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let input = Input::Decide { req: RequestId(0), txn, outcome };
+        if self.event_loop.send(LoopMsg::Txn { shard, input, reply: Some(reply) }).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(PEER_ATTEMPT_TIMEOUT, answer).await, Ok(Ok(Ok(_))))
     }
 
     /// The other servers of the cluster, as known now.
