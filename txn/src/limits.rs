@@ -67,3 +67,7 @@ pub const ABORT_DECISION_TTL: Duration = Duration::from_secs(60);
 /// participants and abort decisions are refused (`Unavailable`) until
 /// participants acknowledge and decisions are forgotten.
 pub const DECISIONS_MAX: usize = 100_000;
+
+/// Most decisions one `ForgetDecisions` entry forgets; more acknowledged
+/// between two ticks are forgotten in several entries.
+pub const FORGET_BATCH_MAX: usize = 1_000;

@@ -48,7 +48,9 @@
 //!    transaction ended there), which applies the writes at `s` and
 //!    releases the locks, and acknowledge ([`Input::Acknowledged`]). The coordinator repeats the notice to
 //!    whoever has not acknowledged, also after a leader change, and forgets
-//!    the decision once all have. A participant that hears nothing asks
+//!    the decision once all have (at its next tick, in one
+//!    `ForgetDecisions` entry for every decision acknowledged since the
+//!    last). A participant that hears nothing asks
 //!    the coordinator ([`Output::Resolve`]). The answer is per participant:
 //!    committed only to a participant the decision names; a shard the
 //!    client left out of its commit was not part of the transaction, and
@@ -256,9 +258,12 @@ pub enum TxnCommand {
     /// The coordinator decides abort (asked about a transaction it never
     /// committed), at `decided_at` by its clock.
     AbortDecision { txn: TxnId, decided_at: Timestamp },
-    /// The coordinator no longer needs its decision on `txn` (every
-    /// participant acknowledged a commit, or an abort decision expired).
-    ForgetDecision { txn: TxnId },
+    /// The coordinator no longer needs its decisions on `txns` (every
+    /// participant acknowledged each commit, or an abort decision
+    /// expired). One entry per tick carries all of them: forgetting is
+    /// not urgent, and a Raft entry per transaction cost each replica a
+    /// log write and an apply.
+    ForgetDecisions { txns: Vec<TxnId> },
     /// No future write here will be at or below `ts`.
     Close { ts: Timestamp },
 }
@@ -657,7 +662,9 @@ pub struct ShardTxns {
     decisions: BTreeMap<TxnId, Decision>,
     /// Commit decisions not yet confirmed by every participant (leader).
     unacked: BTreeMap<TxnId, Unacked>,
-    /// Decisions whose `ForgetDecision` is being replicated (leader).
+    /// Decisions to forget with the next tick's `ForgetDecisions` (leader).
+    forgettable: BTreeSet<TxnId>,
+    /// Decisions whose `ForgetDecisions` is being replicated (leader).
     forgetting: BTreeSet<TxnId>,
     /// Which participant asked, for each `AbortDecision` being replicated
     /// on a participant's question (leader).
@@ -1332,10 +1339,24 @@ impl ShardTxns {
         }
     }
 
+    /// Queues `txn`'s decision to be forgotten at the next tick, or at
+    /// once when [`limits::FORGET_BATCH_MAX`] are queued.
     fn forget(&mut self, txn: TxnId, out: &mut Vec<Output>) {
-        if self.forgetting.insert(txn) {
-            out.push(Output::Propose { req: None, command: TxnCommand::ForgetDecision { txn } });
+        if !self.forgetting.contains(&txn)
+            && self.forgettable.insert(txn)
+            && self.forgettable.len() >= limits::FORGET_BATCH_MAX
+        {
+            self.propose_forgets(out);
         }
+    }
+
+    fn propose_forgets(&mut self, out: &mut Vec<Output>) {
+        if self.forgettable.is_empty() {
+            return;
+        }
+        let txns: Vec<TxnId> = std::mem::take(&mut self.forgettable).into_iter().collect();
+        self.forgetting.extend(txns.iter().copied());
+        out.push(Output::Propose { req: None, command: TxnCommand::ForgetDecisions { txns } });
     }
 
     fn tick(&mut self, now: TtInterval, out: &mut Vec<Output>) {
@@ -1389,6 +1410,7 @@ impl ShardTxns {
         for txn in expired {
             self.forget(txn, out);
         }
+        self.propose_forgets(out);
     }
 
     fn applied(
@@ -1531,11 +1553,13 @@ impl ShardTxns {
                     out.push(Output::Reply { req, result: Ok(answer) });
                 }
             }
-            TxnCommand::ForgetDecision { txn } => {
-                self.forgetting.remove(&txn);
-                self.unacked.remove(&txn);
-                if self.decisions.remove(&txn).is_some() {
-                    out.push(Output::DeleteDecision(txn));
+            TxnCommand::ForgetDecisions { txns } => {
+                for txn in txns {
+                    self.forgetting.remove(&txn);
+                    self.unacked.remove(&txn);
+                    if self.decisions.remove(&txn).is_some() {
+                        out.push(Output::DeleteDecision(txn));
+                    }
                 }
             }
         }
@@ -1592,8 +1616,10 @@ impl ShardTxns {
                 }
                 Err(TxnError::Aborted(AbortReason::ProposalDropped))
             }
-            TxnCommand::ForgetDecision { txn } => {
-                self.forgetting.remove(txn);
+            TxnCommand::ForgetDecisions { txns } => {
+                for txn in txns {
+                    self.forgetting.remove(txn);
+                }
                 Err(TxnError::Unavailable("the replication was dropped; retry".into()))
             }
             TxnCommand::Finish { .. } | TxnCommand::AbortDecision { .. } | TxnCommand::Close { .. } => {
@@ -1713,6 +1739,7 @@ impl ShardTxns {
         self.locks.clear();
         self.last_resolve.clear();
         self.unacked.clear();
+        self.forgettable.clear();
         self.forgetting.clear();
         self.resolving.clear();
     }

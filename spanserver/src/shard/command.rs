@@ -162,9 +162,10 @@ pub fn encode(command: &TxnCommand) -> Vec<u8> {
             txn_id: txn_id_bytes(*txn),
             decided_at: decided_at.as_nanos(),
         }),
-        TxnCommand::ForgetDecision { txn } => {
-            raft_command::Kind::ForgetDecision(pb::ForgetDecisionCommand { txn_id: txn_id_bytes(*txn) })
-        }
+        TxnCommand::ForgetDecisions { txns } => raft_command::Kind::ForgetDecision(pb::ForgetDecisionCommand {
+            txn_id: Vec::new(),
+            txn_ids: txns.iter().map(|t| txn_id_bytes(*t)).collect(),
+        }),
         TxnCommand::Close { ts } => raft_command::Kind::Close(pb::CloseCommand { ts: ts.as_nanos() }),
     };
     pb::RaftCommand { kind: Some(kind) }.encode_to_vec()
@@ -201,7 +202,11 @@ pub fn decode(data: &[u8]) -> Result<Command, String> {
         raft_command::Kind::AbortDecision(a) => {
             TxnCommand::AbortDecision { txn: txn_id_from(&a.txn_id)?, decided_at: Timestamp::from_nanos(a.decided_at) }
         }
-        raft_command::Kind::ForgetDecision(f) => TxnCommand::ForgetDecision { txn: txn_id_from(&f.txn_id)? },
+        raft_command::Kind::ForgetDecision(f) => {
+            let old_single = (!f.txn_id.is_empty()).then_some(f.txn_id);
+            let txns = old_single.into_iter().chain(f.txn_ids).map(|t| txn_id_from(&t)).collect::<Result<_, _>>()?;
+            TxnCommand::ForgetDecisions { txns }
+        }
         raft_command::Kind::Close(c) => TxnCommand::Close { ts: Timestamp::from_nanos(c.ts) },
     }))
 }
@@ -239,7 +244,7 @@ mod tests {
             TxnCommand::Finish { txn: t, outcome: Outcome::Committed(ts) },
             TxnCommand::Finish { txn: t, outcome: Outcome::Aborted },
             TxnCommand::AbortDecision { txn: t, decided_at: ts },
-            TxnCommand::ForgetDecision { txn: t },
+            TxnCommand::ForgetDecisions { txns: vec![t, TxnId(7)] },
             TxnCommand::Close { ts },
         ];
         for c in commands {

@@ -193,7 +193,9 @@ fn show_command(c: &TxnCommand) -> String {
         ),
         TxnCommand::Finish { txn, outcome } => format!("Finish {txn} {outcome}"),
         TxnCommand::AbortDecision { txn, decided_at } => format!("AbortDecision {txn} @{}", decided_at.as_nanos()),
-        TxnCommand::ForgetDecision { txn } => format!("ForgetDecision {txn}"),
+        TxnCommand::ForgetDecisions { txns } => {
+            format!("ForgetDecisions {}", txns.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+        }
         TxnCommand::Close { ts } => format!("Close @{}", ts.as_nanos()),
     }
 }
