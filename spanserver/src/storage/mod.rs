@@ -204,6 +204,12 @@ impl Engine {
                 // Log entries are written once, read soon, deleted soon.
                 o.set_write_buffer_size(32 * 1024 * 1024);
             }
+            if name == CF_TXN {
+                // Prepared records and decisions live for milliseconds: a
+                // small memtable keeps each insert's skip-list search short,
+                // and its flush drops the puts their deletes cancel.
+                o.set_write_buffer_size(4 * 1024 * 1024);
+            }
             if name == CF_DATA {
                 version_filters(&mut o, &mut table);
                 o.set_memtable_prefix_bloom_ratio(0.1);
