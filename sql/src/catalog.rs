@@ -469,11 +469,12 @@ impl<'a> LeaseUse<'a> {
         self.handed_out.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Whether the lease of `name` may be used by a read-only statement
-    /// whose timestamp is not fixed yet and holds version `version` of
-    /// table `id` (and if so, uses it: the deadline takes it in).
-    pub fn holds(&self, name: &str, id: u32, version: u64) -> bool {
-        self.get(name, None, false).is_some_and(|d| d.id == id && d.version == version)
+    /// Whether the lease of `name` may be used by a statement whose
+    /// timestamp is not fixed yet (a read-only one), or by a `writer`,
+    /// and holds version `version` of table `id` (and if so, uses it: the
+    /// deadline takes it in, and a writer's use is recorded).
+    pub fn holds(&self, name: &str, id: u32, version: u64, writer: bool) -> bool {
+        self.get(name, None, writer).is_some_and(|d| d.id == id && d.version == version)
     }
 
     /// The leased descriptor of `name`, if one may be used by a

@@ -71,7 +71,7 @@ pub const SERIES_ROWS_MAX: i64 = 100_000_000;
 /// why that is safe).
 pub const NAME_CACHE_ENTRIES_MAX: usize = 10_000;
 
-/// Plans of prepared read-only statements a session keeps (the session
+/// Plans of prepared statements a session keeps (the session
 /// module's "Kept plans"); past it, all are dropped and planned again.
 pub const KEPT_PLANS_MAX: usize = 256;
 

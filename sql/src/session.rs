@@ -24,9 +24,16 @@
 //!
 //! # Kept plans
 //!
-//! A prepared statement run outside a block as a read-only statement
-//! keeps its plan for its next Execute, as PostgreSQL keeps a generic
-//! plan: planning was about 7% of a gateway's CPU in pgbench select-only.
+//! A prepared statement keeps its plan for its next Execute, as
+//! PostgreSQL keeps a generic plan: planning was about 7% of a gateway's
+//! CPU in pgbench select-only, and 2% of the servers' CPU in TPC-B. That
+//! holds for read-only statements outside a block and for the statements
+//! of read-write transactions that plan from leases (the `catalog`
+//! module's "Writers"), not for those of a transaction that changed a
+//! schema or owns a drain. A plan does not depend on the transaction's
+//! mode, so one kept plan serves both. A writer that runs a kept plan
+//! uses its leases as planning would: they bind its deadline, and are
+//! read under locks if the block nears it.
 //! A plan is kept only if it was made from leased descriptors and nothing
 //! read (the `catalog` module's "Leases"; a statement over system
 //! relations reads the catalog, so its plan is never kept). It is used
@@ -189,7 +196,7 @@ pub struct Session {
     copy: Option<crate::copy::CopyIn>,
     /// Who logged in: what `current_user` names.
     user: String,
-    /// Plans of prepared read-only statements ("Kept plans").
+    /// Plans of prepared statements ("Kept plans").
     kept_plans: HashMap<String, KeptPlan>,
     /// How many executions used a kept plan.
     plans_reused: u64,
@@ -204,7 +211,7 @@ struct Params {
     prepared: bool,
 }
 
-/// The plan of a prepared read-only statement, kept by its session for
+/// The plan of a prepared statement, kept by its session for
 /// the statement's next executions (module docs, "Kept plans").
 struct KeptPlan {
     param_types: Vec<DataType>,
@@ -1187,7 +1194,7 @@ impl Session {
         let plan = if read_write && !self.txn_changed_schema && self.drains.owned.is_empty() {
             self.plan_writer(txn, sql, statement)?
         } else {
-            self.plan(txn, sql, statement, None)?
+            Arc::new(self.plan(txn, sql, statement, None)?)
         };
         self.execute_plan(&plan, txn, statement, now_us, sink)
     }
@@ -1217,11 +1224,35 @@ impl Session {
 
     /// Plans a statement of a read-write transaction from leased
     /// descriptors where it can (`catalog`, "Writers"), binding the
-    /// transaction to the leases' deadline.
-    fn plan_writer(&mut self, txn: &mut dyn Transaction, sql: &str, statement: &ast::Statement) -> Result<Plan> {
+    /// transaction to the leases' deadline. A prepared statement's plan
+    /// made from leases alone is kept, and used again while they hold
+    /// ("Kept plans"); the kept plan binds the transaction to them as a
+    /// fresh one would.
+    fn plan_writer(&mut self, txn: &mut dyn Transaction, sql: &str, statement: &ast::Statement) -> Result<Arc<Plan>> {
         let leases = self.leases.clone();
-        let lease_use = LeaseUse::new(&leases, self.engine.now());
-        let planned = self.plan(txn, sql, statement, Some(&lease_use));
+        let mut lease_use = LeaseUse::new(&leases, self.engine.now());
+        let kept = self.params.prepared.then(|| self.kept_plan(sql, &lease_use, true)).flatten();
+        let planned = match kept {
+            Some(plan) => Ok(plan),
+            None if self.params.prepared => {
+                // A kept plan that failed its check may have used leases.
+                lease_use = LeaseUse::new(&leases, self.engine.now());
+                let mut probe = NoReads { wanted: false, mode: Mode::ReadWrite };
+                match self.plan(&mut probe, sql, statement, Some(&lease_use)).map(Arc::new) {
+                    Ok(plan) if !probe.wanted => {
+                        self.keep_plan(sql, &plan, lease_use.handed_out());
+                        Ok(plan)
+                    }
+                    Err(e) if !probe.wanted => Err(e),
+                    // It needs a descriptor no lease holds: read it here.
+                    _ => {
+                        lease_use = LeaseUse::new(&leases, self.engine.now());
+                        self.plan(txn, sql, statement, Some(&lease_use)).map(Arc::new)
+                    }
+                }
+            }
+            None => self.plan(txn, sql, statement, Some(&lease_use)).map(Arc::new),
+        };
         let before = self.writer_leases.deadline;
         self.writer_leases.absorb(lease_use);
         if self.writer_leases.deadline != before {
@@ -1317,8 +1348,8 @@ impl Session {
     ) -> Result<(String, Committed)> {
         let leases = self.leases.clone();
         let mut lease_use = LeaseUse::new(&leases, self.engine.now());
-        let mut probe = NoReads::default();
-        let kept = self.params.prepared.then(|| self.kept_plan(sql, &lease_use)).flatten();
+        let mut probe = NoReads { wanted: false, mode: Mode::ReadOnly };
+        let kept = self.params.prepared.then(|| self.kept_plan(sql, &lease_use, false)).flatten();
         let planned = match kept {
             Some(plan) => Ok(plan),
             None => {
@@ -1362,13 +1393,14 @@ impl Session {
     /// The plan kept for prepared statement `sql` ("Kept plans"), if it
     /// was made for these parameter types and rules and every descriptor
     /// it was planned from is still leased at the same version (the
-    /// leases then count for `lease_use`'s deadline, as in planning).
-    fn kept_plan(&mut self, sql: &str, lease_use: &LeaseUse) -> Option<Arc<Plan>> {
+    /// leases then count for `lease_use`'s deadline, and a `writer`'s
+    /// use of them is recorded, as in planning).
+    fn kept_plan(&mut self, sql: &str, lease_use: &LeaseUse, writer: bool) -> Option<Arc<Plan>> {
         let kept = self.kept_plans.get(sql)?;
         if kept.param_types != self.params.types || kept.rules != self.rules {
             return None;
         }
-        if !kept.tables.iter().all(|(name, id, version)| lease_use.holds(name, *id, *version)) {
+        if !kept.tables.iter().all(|(name, id, version)| lease_use.holds(name, *id, *version, writer)) {
             return None;
         }
         let plan = kept.plan.clone();
@@ -1396,7 +1428,7 @@ impl Session {
         if !collect_scans(&q.root, &mut scans) {
             return false;
         }
-        let mut none = NoReads::default();
+        let mut none = NoReads { wanted: false, mode: Mode::ReadOnly };
         let mut cx = Cx::new(&mut none, self.params.values.clone(), now_us);
         let mut shard = None;
         for (table, index, spans) in scans {
@@ -1834,14 +1866,16 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
 
 /// A transaction that reads nothing: planning from leases alone notes
 /// that it wanted a read (a descriptor no lease covers) and stops.
-#[derive(Default)]
 struct NoReads {
     wanted: bool,
+    /// The mode planning sees: a writer's statements use leases as
+    /// writers do (`catalog`, "Writers").
+    mode: Mode,
 }
 
 impl Transaction for NoReads {
     fn mode(&self) -> Mode {
-        Mode::ReadOnly
+        self.mode
     }
     fn get(&mut self, _key: &[u8]) -> std::result::Result<Option<Vec<u8>>, KvError> {
         self.wanted = true;

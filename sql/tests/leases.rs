@@ -269,6 +269,83 @@ fn a_writer_on_a_lease_does_not_commit_past_a_schema_change() {
     assert!(!table(engine.as_ref(), "t").draining);
 }
 
+/// Goal: a prepared write keeps its plan across transactions (session
+/// "Kept plans"), and a transaction that runs the kept plan is bound to
+/// the lease it came from as one that planned afresh: it does not commit
+/// after a schema change it did not see.
+/// Method: A prepares an INSERT and runs it in two blocks (the second
+/// reuses the plan); in a third block it runs it again, B creates an
+/// index on `c` meanwhile, and A's COMMIT must fail with 40001, leaving
+/// no row without its index entry. (A kept plan that skipped the lease's
+/// deadline would commit row 5 unindexed.)
+#[test]
+fn a_prepared_write_keeps_its_plan_and_its_lease_deadline() {
+    let (engine, mut a, mut b) = setup();
+    must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 1");
+    let p = a.prepare("INSERT INTO t VALUES ($1, $2)", &[]).expect("prepare").expect("a statement");
+    let exec = |s: &mut Session, id: i32| {
+        let mut out = sql::Collected::default();
+        s.execute_prepared(&p, vec![Value::Int4(id), Value::Int4(id * 10)], &mut out)
+    };
+    for id in [3, 4] {
+        must(&mut a, "BEGIN");
+        exec(&mut a, id).expect("insert");
+        must(&mut a, "COMMIT");
+    }
+    assert_eq!(a.plans_reused(), 1, "the second block reuses the first one's plan");
+
+    must(&mut a, "BEGIN");
+    exec(&mut a, 5).expect("insert");
+    assert_eq!(a.plans_reused(), 2);
+    must(&mut b, "CREATE INDEX t_c ON t (c)");
+    let e = run(&mut a, "COMMIT").expect_err("t changed under A's lease");
+    assert_eq!(e.state.code(), "40001", "{e}");
+    let by_index = must(&mut b, "SELECT id FROM t WHERE c = 50");
+    let all = must(&mut b, "SELECT id FROM t WHERE c + 0 = 50");
+    assert_eq!(by_index.rows, all.rows);
+    assert!(all.rows.is_empty(), "A's row did not commit: {:?}", all.rows);
+
+    exec(&mut a, 5).expect("planned again from the new descriptor, and committed");
+    assert_eq!(must(&mut b, "SELECT id FROM t WHERE c = 50").rows, vec![vec![Value::Int4(5)]]);
+    assert!(!table(engine.as_ref(), "t").draining);
+}
+
+/// Goal: a block that ran a kept plan and then nears its lease's end
+/// reads that plan's descriptor under a lock, as one that planned afresh
+/// would, so a schema change after that cannot slip under it.
+/// Method: A's prepared INSERT keeps its plan; in a block A runs it, the
+/// clock moves past the lease, A runs it again (planned again now, and
+/// lifting the deadline), B creates an index on `c`, A commits. Either
+/// A's COMMIT fails with 40001 or every row is indexed. (A kept plan
+/// that did not record its use of the lease would lift the deadline
+/// without the read, and commit row 5 unindexed.)
+#[test]
+fn a_slow_block_with_a_kept_plan_locks_its_descriptor() {
+    let (engine, mut a, mut b) = setup();
+    must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 1");
+    let p = a.prepare("INSERT INTO t VALUES ($1, $2)", &[]).expect("prepare").expect("a statement");
+    let exec = |s: &mut Session, id: i32| {
+        let mut out = sql::Collected::default();
+        s.execute_prepared(&p, vec![Value::Int4(id), Value::Int4(id * 10)], &mut out)
+    };
+    exec(&mut a, 3).expect("insert");
+    must(&mut a, "BEGIN");
+    exec(&mut a, 5).expect("insert");
+    assert_eq!(a.plans_reused(), 1, "the block runs the kept plan");
+    engine.inner.wait(sql::limits::DESCRIPTOR_LEASE_NS);
+    exec(&mut a, 6).expect("insert near the deadline");
+    must(&mut b, "CREATE INDEX t_c ON t (c)");
+    let committed = run(&mut a, "COMMIT");
+    if let Err(e) = &committed {
+        assert_eq!(e.state.code(), "40001", "{e}");
+    }
+    for c in [50, 60] {
+        let by_index = must(&mut b, &format!("SELECT id FROM t WHERE c = {c}"));
+        let all = must(&mut b, &format!("SELECT id FROM t WHERE c + 0 = {c}"));
+        assert_eq!(by_index.rows, all.rows, "c = {c}: the index agrees with the table");
+    }
+}
+
 /// Goal: a block that outlives its leases is not failed for being slow:
 /// it reads the leased descriptors under locks instead, finds them
 /// unchanged, and commits.
