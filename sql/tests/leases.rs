@@ -269,6 +269,18 @@ fn a_writer_on_a_lease_does_not_commit_past_a_schema_change() {
     assert!(!table(engine.as_ref(), "t").draining);
 }
 
+/// Leases `t` in `s` (a write that read its descriptor under a lock) and
+/// prepares `INSERT INTO t VALUES ($1, $2)` there; returns a runner of it
+/// that inserts `(id, id * 10)`.
+fn prepared_insert(s: &mut Session) -> impl Fn(&mut Session, i32) -> sql::Result<()> {
+    must(s, "UPDATE t SET c = c + 1 WHERE id = 1");
+    let p = s.prepare("INSERT INTO t VALUES ($1, $2)", &[]).expect("prepare").expect("a statement");
+    move |s: &mut Session, id: i32| {
+        let mut out = sql::Collected::default();
+        s.execute_prepared(&p, vec![Value::Int4(id), Value::Int4(id * 10)], &mut out)
+    }
+}
+
 /// Goal: a prepared write keeps its plan across transactions (session
 /// "Kept plans"), and a transaction that runs the kept plan is bound to
 /// the lease it came from as one that planned afresh: it does not commit
@@ -281,12 +293,7 @@ fn a_writer_on_a_lease_does_not_commit_past_a_schema_change() {
 #[test]
 fn a_prepared_write_keeps_its_plan_and_its_lease_deadline() {
     let (engine, mut a, mut b) = setup();
-    must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 1");
-    let p = a.prepare("INSERT INTO t VALUES ($1, $2)", &[]).expect("prepare").expect("a statement");
-    let exec = |s: &mut Session, id: i32| {
-        let mut out = sql::Collected::default();
-        s.execute_prepared(&p, vec![Value::Int4(id), Value::Int4(id * 10)], &mut out)
-    };
+    let exec = prepared_insert(&mut a);
     for id in [3, 4] {
         must(&mut a, "BEGIN");
         exec(&mut a, id).expect("insert");
@@ -322,12 +329,7 @@ fn a_prepared_write_keeps_its_plan_and_its_lease_deadline() {
 #[test]
 fn a_slow_block_with_a_kept_plan_locks_its_descriptor() {
     let (engine, mut a, mut b) = setup();
-    must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 1");
-    let p = a.prepare("INSERT INTO t VALUES ($1, $2)", &[]).expect("prepare").expect("a statement");
-    let exec = |s: &mut Session, id: i32| {
-        let mut out = sql::Collected::default();
-        s.execute_prepared(&p, vec![Value::Int4(id), Value::Int4(id * 10)], &mut out)
-    };
+    let exec = prepared_insert(&mut a);
     exec(&mut a, 3).expect("insert");
     must(&mut a, "BEGIN");
     exec(&mut a, 5).expect("insert");
