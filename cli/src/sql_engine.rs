@@ -10,14 +10,32 @@
 //! strong read-only transaction (single-shard: its first read
 //! linearizable at the leader), `AS OF SYSTEM TIME` to a snapshot read
 //! and `with_max_staleness` to a bounded-staleness read.
+//!
+//! # Cancelling a wait
+//!
+//! A read in a read-write transaction may wait at a shard leader for a
+//! lock (up to `txn::limits::LOCK_WAIT_MAX`). A session's cancel flag
+//! ([`ClientEngine::with_cancel`]: a CancelRequest, Ctrl-C, a client that
+//! hung up) ends such a wait within [`CANCEL_CHECK_PERIOD`]: the engine
+//! drops the read and answers [`KvError::Cancelled`]; the session then
+//! rolls the transaction back, which releases what the read may still
+//! be granted (the client remembers where it was sent). Commits are not
+//! cancelled: a commit given up on would have an unknown outcome.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sql::kv::{Committed, Engine, KvError, Mode, Pair, Priority, ShardSpan, Timestamp, Transaction};
 use tokio::runtime::Handle;
 
-/// An engine over a connected client.
+/// How often a read waiting for its answer checks its session's cancel
+/// flag (module docs, "Cancelling a wait").
+pub const CANCEL_CHECK_PERIOD: Duration = Duration::from_millis(20);
+
+/// An engine over a connected client. Clones share the client; each
+/// session of a gateway has one, with its own cancel flag.
+#[derive(Clone)]
 pub struct ClientEngine {
     client: client::Client,
     handle: Handle,
@@ -27,6 +45,8 @@ pub struct ClientEngine {
     split_tables: bool,
     /// Where its transactions' time goes, if asked ([`ClientEngine::with_time_spent`]).
     spent: Option<Arc<TimeSpent>>,
+    /// Ends its transactions' waits for reads when set ([`ClientEngine::with_cancel`]).
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 /// Where the transactions of an engine's sessions spent their time,
@@ -80,7 +100,16 @@ impl TimeSpent {
 
 impl ClientEngine {
     pub fn new(client: client::Client, handle: Handle, seed: String) -> ClientEngine {
-        ClientEngine { client, handle, seed, split_tables: false, spent: None }
+        ClientEngine { client, handle, seed, split_tables: false, spent: None, cancel: None }
+    }
+
+    /// Reads of this engine's transactions stop waiting, answering
+    /// [`KvError::Cancelled`], once `cancel` is set: a session's cancel
+    /// flag (`sql::Session::with_cancel`), so that a cancelled statement
+    /// waiting for a lock ends at once (module docs).
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> ClientEngine {
+        self.cancel = Some(cancel);
+        self
     }
 
     /// Sums where its transactions' time goes into `spent`.
@@ -131,6 +160,31 @@ fn wait_on<F: std::future::Future>(handle: &Handle, fut: F) -> F::Output {
     }
 }
 
+/// Like [`wait_on`], but gives up (dropping `fut`) once `cancel` is set,
+/// checked every [`CANCEL_CHECK_PERIOD`] while waiting: for reads only,
+/// whose abandoning changes nothing the transaction's rollback does not
+/// undo.
+fn wait_on_or_cancel<F: std::future::Future>(
+    handle: &Handle,
+    cancel: Option<&AtomicBool>,
+    fut: F,
+) -> Result<F::Output, KvError> {
+    let Some(cancel) = cancel else { return Ok(wait_on(handle, fut)) };
+    let _entered = handle.enter();
+    let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
+    let waker = std::task::Waker::from(Arc::new(Unparker(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(out) = std::future::Future::poll(fut.as_mut(), &mut cx) {
+            return Ok(out);
+        }
+        if cancel.load(Ordering::SeqCst) {
+            return Err(KvError::Cancelled);
+        }
+        std::thread::park_timeout(CANCEL_CHECK_PERIOD);
+    }
+}
+
 /// Wakes a thread parked in [`wait_on`].
 struct Unparker(std::thread::Thread);
 
@@ -162,9 +216,12 @@ impl Engine for ClientEngine {
         // Whatever the client starts, it starts on its own runtime.
         let _entered = self.handle.enter();
         let (handle, spent) = (self.handle.clone(), self.spent.clone());
-        let read_only = |txn| Box::new(ReadOnly { txn, mode, handle: handle.clone(), spent: spent.clone() });
+        let cancel = self.cancel.clone();
+        let read_only = |txn| {
+            Box::new(ReadOnly { txn, mode, handle: handle.clone(), spent: spent.clone(), cancel: cancel.clone() })
+        };
         Ok(match mode {
-            Mode::ReadWrite => Box::new(ReadWrite { txn: Some(self.client.begin()), handle, spent }),
+            Mode::ReadWrite => Box::new(ReadWrite { txn: Some(self.client.begin()), handle, spent, cancel }),
             Mode::ReadOnly => read_only(self.client.read_only()),
             Mode::SingleShard => read_only(self.client.read_only_single_shard()),
             Mode::AsOf(ts) => read_only(self.client.snapshot(truetime::Timestamp::from_nanos(ts))),
@@ -179,7 +236,8 @@ impl Engine for ClientEngine {
                 let priority =
                     meta::Priority::new(truetime::Timestamp::from_nanos(priority.start_ns), meta::TxnId(priority.id));
                 let txn = self.client.begin_with_priority(priority);
-                Ok(Box::new(ReadWrite { txn: Some(txn), handle: self.handle.clone(), spent: self.spent.clone() }))
+                let (handle, spent, cancel) = (self.handle.clone(), self.spent.clone(), self.cancel.clone());
+                Ok(Box::new(ReadWrite { txn: Some(txn), handle, spent, cancel }))
             }
             other => self.begin(other),
         }
@@ -229,6 +287,7 @@ struct ReadWrite {
     txn: Option<client::Txn>,
     handle: Handle,
     spent: Option<Arc<TimeSpent>>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl ReadWrite {
@@ -251,21 +310,21 @@ impl Transaction for ReadWrite {
     }
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let handle = self.handle.clone();
+        let (handle, cancel) = (self.handle.clone(), self.cancel.clone());
         let txn = self.txn()?;
-        wait_on(&handle, txn.get(key)).map_err(kv_error)
+        wait_on_or_cancel(&handle, cancel.as_deref(), txn.get(key))?.map_err(kv_error)
     }
 
     fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let handle = self.handle.clone();
+        let (handle, cancel) = (self.handle.clone(), self.cancel.clone());
         let txn = self.txn()?;
-        wait_on(&handle, txn.get_for_update(key)).map_err(kv_error)
+        wait_on_or_cancel(&handle, cancel.as_deref(), txn.get_for_update(key))?.map_err(kv_error)
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
-        let handle = self.handle.clone();
+        let (handle, cancel) = (self.handle.clone(), self.cancel.clone());
         let txn = self.txn()?;
-        let pairs = wait_on(&handle, txn.scan(start, end, limit)).map_err(kv_error)?;
+        let pairs = wait_on_or_cancel(&handle, cancel.as_deref(), txn.scan(start, end, limit))?.map_err(kv_error)?;
         Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }
 
@@ -331,6 +390,7 @@ struct ReadOnly {
     mode: Mode,
     handle: Handle,
     spent: Option<Arc<TimeSpent>>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl ReadOnly {
@@ -349,14 +409,15 @@ impl Transaction for ReadOnly {
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         let asked = Instant::now();
-        let value = wait_on(&self.handle, self.txn.get(key)).map_err(kv_error);
+        let value = wait_on_or_cancel(&self.handle, self.cancel.as_deref(), self.txn.get(key))?.map_err(kv_error);
         self.note_read(asked);
         value
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
         let asked = Instant::now();
-        let pairs = wait_on(&self.handle, self.txn.scan(start, end, limit)).map_err(kv_error);
+        let scan = self.txn.scan(start, end, limit);
+        let pairs = wait_on_or_cancel(&self.handle, self.cancel.as_deref(), scan)?.map_err(kv_error);
         self.note_read(asked);
         Ok(pairs?.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }

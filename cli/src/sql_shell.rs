@@ -78,9 +78,9 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
     let client =
         client::Client::connect([args.addr.clone()]).await.with_context(|| format!("connecting to {}", args.addr))?;
     let engine = ClientEngine::new(client, tokio::runtime::Handle::current(), args.addr.clone());
-    let engine = Arc::new(engine.with_table_splits(args.split_tables));
-    let session = Session::new(engine.clone());
-    let cancel = session.cancel_handle();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let engine = Arc::new(engine.with_table_splits(args.split_tables).with_cancel(cancel.clone()));
+    let session = Session::new(engine.clone()).with_cancel(cancel.clone());
     let running = Arc::new(AtomicBool::new(false));
     // Ctrl-C cancels the running statement; at the prompt the line editor
     // sees it as a key and clears the line.

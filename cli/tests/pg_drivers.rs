@@ -147,9 +147,12 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
 
 /// Goal: several statements in one simple query are one transaction (the
 /// first error undoes the ones before it), and a CancelRequest ends a
-/// running statement with 57014, after which the connection works.
+/// running statement with 57014, after which the connection works; a
+/// statement waiting for a lock too, at once rather than when its wait
+/// runs out, and the lock it waited for does not stay taken.
 /// Method: a batch whose second INSERT collides; a scan of a hundred
-/// million generated rows, cancelled from another task.
+/// million generated rows, cancelled from another task; an UPDATE of a
+/// row another transaction holds, cancelled until it ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simple_query_is_one_transaction_and_a_cancel_stops_a_statement() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
@@ -177,6 +180,39 @@ async fn a_simple_query_is_one_transaction_and_a_cancel_stops_a_statement() -> a
         assert!(started.elapsed() < CANCEL_DEADLINE, "the statement ran on for {:?}", started.elapsed());
         let n: i64 = db.query_one("SELECT count(*) FROM k", &[]).await?.get(0);
         assert_eq!(n, 1);
+
+        // Waiting for a lock: a wait that ran out instead of being
+        // cancelled would take LOCK_WAIT_MAX; half of it is the bound.
+        let bound = txn::limits::LOCK_WAIT_MAX / 2;
+        db.batch_execute("CREATE TABLE w (id INT PRIMARY KEY, v INT)").await?;
+        db.batch_execute("INSERT INTO w VALUES (1, 0)").await?;
+        let holder = connect(&addr).await?;
+        holder.batch_execute("BEGIN; UPDATE w SET v = 1 WHERE id = 1").await?;
+        let (ended_tx, mut ended) = tokio::sync::watch::channel(false);
+        let token = db.cancel_token();
+        let canceller = tokio::spawn(async move {
+            // Again and again until the statement ends: a cancel that
+            // arrives before it starts does not apply to it.
+            let mut first = None;
+            while tokio::time::timeout(Duration::from_millis(200), ended.changed()).await.is_err() {
+                token.cancel_query(NoTls).await?;
+                first.get_or_insert_with(Instant::now);
+            }
+            anyhow::Ok(first)
+        });
+        let e = db.execute("UPDATE w SET v = 2 WHERE id = 1", &[]).await.unwrap_err();
+        let ended_at = Instant::now();
+        ended_tx.send(true)?;
+        let first_cancel = canceller.await??.expect("the UPDATE waited for the lock, so it was cancelled");
+        assert_eq!(code(&e), Some(&SqlState::QUERY_CANCELED), "{e:?}");
+        let took = ended_at.saturating_duration_since(first_cancel);
+        assert!(took < bound, "the cancelled UPDATE waited on for {took:?}");
+        holder.batch_execute("COMMIT").await?;
+        let update = db.execute("UPDATE w SET v = v + 10 WHERE id = 1", &[]);
+        let n = tokio::time::timeout(bound, update).await.expect("the cancelled UPDATE's lock outlived it")?;
+        assert_eq!(n, 1);
+        let v: i32 = db.query_one("SELECT v FROM w WHERE id = 1", &[]).await?.get(0);
+        assert_eq!(v, 11, "the holder's write and the last UPDATE, not the cancelled one");
         anyhow::Ok(())
     })
     .await;

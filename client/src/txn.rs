@@ -19,6 +19,13 @@
 //! shard; a commit whose answer is lost is [`Error::Ambiguous`], never
 //! retried. Dropping an unfinished transaction rolls it back.
 //!
+//! A locking read may be abandoned before its answer (its future dropped:
+//! a SQL statement cancelled while it waits for a lock). The shard may
+//! still grant that lock later, so the transaction remembers the shard
+//! ([`Txn`]'s `unanswered`): rolling back releases the lock there at once,
+//! and a commit refuses (aborting everywhere), since the transaction
+//! cannot know what it holds.
+//!
 //! [`Client::run`] runs a closure as a transaction and retries it when it
 //! is aborted (wounded by an older transaction, locks lost with a leader),
 //! keeping the first attempt's priority: an old transaction eventually wins.
@@ -174,6 +181,9 @@ pub struct Txn {
     absent: BTreeSet<Vec<u8>>,
     /// What was read, per shard (its locks must hold at commit).
     reads: BTreeMap<ShardId, ShardReads>,
+    /// Shards a locking read was sent to that never answered it (the
+    /// read's future was dropped): the read may yet take its lock there.
+    unanswered: BTreeSet<ShardId>,
     /// Shards to heartbeat (shared with the heartbeat task).
     locked_shards: Arc<Mutex<BTreeSet<ShardId>>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
@@ -193,6 +203,7 @@ impl Txn {
             writes: BTreeMap::new(),
             absent: BTreeSet::new(),
             reads: BTreeMap::new(),
+            unanswered: BTreeSet::new(),
             locked_shards: Arc::default(),
             heartbeat: None,
             finished: false,
@@ -257,6 +268,20 @@ impl Txn {
         }
     }
 
+    /// A locking read came back (answered or failed) from `sent_to`, the
+    /// shards it was sent to that were not already `unanswered`.
+    fn answered(&mut self, sent_to: Vec<ShardId>) {
+        for shard in sent_to {
+            self.unanswered.remove(&shard);
+        }
+    }
+
+    /// Every shard where the transaction may hold locks: those it read
+    /// on, and those an abandoned read was sent to.
+    fn maybe_locked(&self) -> Vec<ShardId> {
+        self.reads.keys().chain(&self.unanswered).copied().collect::<BTreeSet<_>>().into_iter().collect()
+    }
+
     /// Reads `key`: this transaction's own write if it made one, else the
     /// latest committed value, under a shared lock.
     pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -280,12 +305,15 @@ impl Txn {
         let meta = self.meta();
         let span = proto::Span { start: key.to_vec(), end: Vec::new(), range: false };
         let mut locked_at = (ShardId(0), RangeVer(0));
-        let reads = &self.reads;
+        let (reads, unanswered, mut sent_to) = (&self.reads, &mut self.unanswered, Vec::new());
         let asked = Instant::now();
         let response = self
             .client
             .execute(Dest::Key(key), Op::LockingRead, |channel, target| {
                 locked_at = (target.shard_id, target.range_ver);
+                if unanswered.insert(target.shard_id) {
+                    sent_to.push(target.shard_id);
+                }
                 let request = proto::TxnReadRequest {
                     txn: Some(meta.clone()),
                     shard_id: target.shard_id.0,
@@ -297,8 +325,9 @@ impl Txn {
                 };
                 channel.txn_read(request)
             })
-            .await?
-            .into_inner();
+            .await;
+        self.answered(sent_to);
+        let response = response?.into_inner();
         self.timings.note_read(asked, &response);
         self.note_locked(locked_at.0, locked_at.1, response.lease, span);
         Ok(response.pairs.into_iter().next().map(|kv| kv.value))
@@ -322,12 +351,15 @@ impl Txn {
             let mut at = (ShardId(0), RangeVer(0), Vec::new());
             let span = proto::Span { start: from.clone(), end: end.to_vec(), range: true };
             let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;
-            let reads = &self.reads;
+            let (reads, unanswered, mut sent_to) = (&self.reads, &mut self.unanswered, Vec::new());
             let asked = Instant::now();
             let page = self
                 .client
                 .execute(Dest::Key(&from), Op::LockingRead, |channel, target| {
                     at = (target.shard_id, target.range_ver, target.shard_end.clone());
+                    if unanswered.insert(target.shard_id) {
+                        sent_to.push(target.shard_id);
+                    }
                     let request = proto::TxnReadRequest {
                         txn: Some(meta.clone()),
                         shard_id: target.shard_id.0,
@@ -339,8 +371,9 @@ impl Txn {
                     };
                     channel.txn_read(request)
                 })
-                .await?
-                .into_inner();
+                .await;
+            self.answered(sent_to);
+            let page = page?.into_inner();
             self.timings.note_read(asked, &page);
             let (shard, range_ver, shard_end) = at;
             // The server clipped the range to the shard: so is the lock.
@@ -445,6 +478,10 @@ impl Txn {
         self.check_open()?;
         self.finished = true;
         self.stop_heartbeat();
+        if !self.unanswered.is_empty() {
+            self.abort_everywhere(self.maybe_locked()).await;
+            return Err(Error::Aborted("a locking read was abandoned before its answer".into()));
+        }
         if self.writes.keys().any(|k| self.client.routes().shard_of(k).is_none()) {
             // A split taught this client one half and not yet the other
             // (the cache moves forward shard by shard): learn the map
@@ -575,8 +612,7 @@ impl Txn {
         self.check_open()?;
         self.finished = true;
         self.stop_heartbeat();
-        let shards: Vec<ShardId> = self.reads.keys().copied().collect();
-        self.abort_everywhere(shards).await;
+        self.abort_everywhere(self.maybe_locked()).await;
         Ok(())
     }
 
@@ -605,11 +641,11 @@ async fn abort_on(client: Client, id: TxnId, shard: ShardId) {
 impl Drop for Txn {
     fn drop(&mut self) {
         self.stop_heartbeat();
-        if !self.finished && !self.reads.is_empty() {
+        let shards = self.maybe_locked();
+        if !self.finished && !shards.is_empty() {
             // Dropped without commit or rollback: release its locks.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 let (client, id) = (self.client.clone(), self.id);
-                let shards: Vec<ShardId> = self.reads.keys().copied().collect();
                 runtime.spawn(async move {
                     futures_join_all(shards.into_iter().map(|s| abort_on(client.clone(), id, s))).await;
                 });

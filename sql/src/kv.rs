@@ -87,6 +87,12 @@ pub enum KvError {
     /// engine could not check it): nothing was written.
     #[error("{0}")]
     ConditionNotMet(String),
+    /// The statement was cancelled while the engine waited for an answer
+    /// (a read waiting for a lock): the engine gave up waiting, and the
+    /// transaction must be rolled back (it may hold a lock the read
+    /// took after).
+    #[error("canceling statement due to user request")]
+    Cancelled,
 }
 
 impl From<KvError> for Error {
@@ -100,6 +106,7 @@ impl From<KvError> for Error {
             // The session reruns the statement with reads, which name the
             // duplicate key; seen here only if that raced.
             KvError::ConditionNotMet(_) => SqlState::SerializationFailure,
+            KvError::Cancelled => SqlState::QueryCanceled,
         };
         let message = match &e {
             KvError::Retryable(m) => format!("restart transaction: {m}"),

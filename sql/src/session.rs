@@ -371,6 +371,15 @@ impl Session {
         self
     }
 
+    /// Makes `cancel` the session's cancel flag ([`Session::cancel_handle`]):
+    /// the flag its engine also watches, so that a statement waiting in a
+    /// KV call (for a lock) ends as soon as it is set, not when the wait
+    /// does ([`crate::kv::KvError::Cancelled`]).
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Session {
+        self.cancel = cancel;
+        self
+    }
+
     /// A flag that cancels the running statement (57014) when set; each
     /// statement clears it when it starts.
     pub fn cancel_handle(&self) -> Arc<AtomicBool> {
@@ -434,6 +443,9 @@ impl Session {
     /// its parameters and columns; it is planned again when it runs (a
     /// schema change in between is seen then).
     pub fn prepare(&mut self, sql: &str, declared: &[Option<DataType>]) -> Result<Option<Prepared>> {
+        // Describing reads the catalog, which a cancel stops too: one
+        // raised during an earlier statement is not for this Parse.
+        self.clear_cancel();
         let mut statements = parser::parse(sql)?;
         if statements.len() > 1 {
             return sql_err!(SyntaxError, "cannot insert multiple commands into a prepared statement");

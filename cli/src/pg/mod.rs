@@ -194,8 +194,11 @@ async fn connection(
     engine: Arc<ClientEngine>,
     open: OpenConnection,
 ) {
-    let session = Session::new(engine).with_leases(gateway.leases.clone());
-    let cancel = session.cancel_handle();
+    // The session's cancel flag is its engine's too: a cancelled
+    // statement waiting for a lock stops waiting (`sql_engine`).
+    let cancel = Arc::new(AtomicBool::new(false));
+    let engine = Arc::new(ClientEngine::clone(&engine).with_cancel(cancel.clone()));
+    let session = Session::new(engine).with_leases(gateway.leases.clone()).with_cancel(cancel.clone());
     let _watch = gateway.hang_ups.as_ref().and_then(|h| {
         use std::os::fd::AsRawFd;
         h.watch(socket.as_raw_fd(), session.hang_up_handle(), cancel.clone())

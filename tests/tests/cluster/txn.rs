@@ -861,6 +861,45 @@ async fn a_read_for_update_waits_for_the_holder_and_sees_its_commit() -> anyhow:
     c.shutdown().await
 }
 
+/// Goal: a read for update abandoned while it waits for a lock (its
+/// future dropped, as a cancelled SQL statement drops it) leaves no lock
+/// behind: rolling the transaction back releases what the read might yet
+/// be granted, and committing it is refused (`Aborted`) and releases it
+/// too, rather than waiting for the keep-alive timeout.
+/// Method: the older holds "counter"; two younger transactions each wait
+/// for it and give up; one commits, one rolls back; the older commits; a
+/// new transaction's read for update is then answered well within the
+/// lock wait limit (an abandoned read granted the lock would hold it
+/// until the keep-alive timeout) and sees the older's write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_read_for_update_leaves_no_lock_behind() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    client.put(b"counter", b"0").await?;
+    let mut older = client.begin();
+    assert_eq!(parse(older.get_for_update(b"counter").await?), 0);
+    let mut committing = client.begin();
+    let mut rolling_back = client.begin();
+    for younger in [&mut committing, &mut rolling_back] {
+        let read = tokio::time::timeout(Duration::from_millis(300), younger.get_for_update(b"counter")).await;
+        assert!(read.is_err(), "the younger's read for update did not wait: {read:?}");
+    }
+    let refused = committing.commit().await;
+    assert!(matches!(refused, Err(ClientError::Aborted(_))), "{refused:?}");
+    rolling_back.rollback().await?;
+    older.put(b"counter", b"1");
+    older.commit().await?;
+    let bound = txn::limits::LOCK_WAIT_MAX / 2;
+    let mut next = client.begin();
+    let read = tokio::time::timeout(bound, next.get_for_update(b"counter")).await;
+    let seen = read.expect("an abandoned read's lock outlived its transaction")?;
+    assert_eq!(parse(seen), 1);
+    next.rollback().await?;
+    c.shutdown().await
+}
+
 /// Goal: a strong read-only transaction's reads after its first go to the
 /// shards' leaders: its timestamp is fresh, which a leader serves at once
 /// (it closes a timestamp on demand) and a follower only after the
