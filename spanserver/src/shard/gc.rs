@@ -43,6 +43,16 @@
 //! Rounds that versions it wrote call for run as before. A replica
 //! bootstrapped with the cluster starts empty, and a split's child knows
 //! what its parent knew.
+//!
+//! # Rounds longer than the interval
+//!
+//! A round examines a shard's versions a step at a time
+//! ([`limits::GC_VERSIONS_PER_STEP_MAX`] per loop iteration), so a round
+//! over a big shard on an idle server (few iterations) can take longer
+//! than the GC interval. A round still running when the watermark moves
+//! up goes on (its steps delete below the new watermark), and counts as
+//! swept only up to the watermark it began at; were it started over
+//! instead, it would never reach the shard's end.
 
 use std::collections::BTreeSet;
 
@@ -52,8 +62,9 @@ use super::*;
 /// timestamps of its stored versions (module docs).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct GcState {
-    /// The next key to examine, while a round is running.
-    cursor: Option<Vec<u8>>,
+    /// While a round is running: the watermark it started at, and the
+    /// next key to examine.
+    cursor: Option<(Timestamp, Vec<u8>)>,
     /// The watermark of the last round that ran to its end (or was
     /// skipped), while no round runs since; `None` if none did.
     swept: Option<Timestamp>,
@@ -93,6 +104,8 @@ impl GcState {
     /// The stored versions were replaced by ones this replica did not see
     /// written (a snapshot).
     pub(crate) fn forget_versions(&mut self) {
+        // A running round would count the new versions as swept.
+        self.cursor = None;
         self.swept = None;
         self.untracked_until = None;
     }
@@ -113,7 +126,31 @@ impl GcState {
     fn begin_round(&mut self, watermark: Timestamp, start: Vec<u8>) {
         self.written = self.written.split_off(&second_of(watermark));
         self.swept = None;
-        self.cursor = Some(start);
+        self.cursor = Some((watermark, start));
+    }
+
+    /// The watermark rose to `watermark`: starts a round there (from
+    /// `start`) unless one is running (it goes on: module docs)
+    /// or it can find nothing.
+    fn watermark_raised(&mut self, watermark: Timestamp, now_latest: Timestamp, start: Vec<u8>) {
+        if self.cursor.is_some() {
+            return;
+        }
+        if self.round_needed(watermark, now_latest) {
+            self.begin_round(watermark, start);
+        } else {
+            self.swept = Some(watermark);
+        }
+    }
+
+    /// The running round's step ended; `next` is where the next starts
+    /// (`None`: the round is done, swept to the watermark it began at).
+    fn stepped(&mut self, next: Option<Vec<u8>>) {
+        let Some((round, _)) = self.cursor.take() else { return };
+        match next {
+            Some(next) => self.cursor = Some((round, next)),
+            None => self.swept = Some(round),
+        }
     }
 }
 
@@ -200,11 +237,7 @@ impl Replica {
         }
         // Raise first, delete after (mvcc.rs explains why).
         self.set_gc_watermark(watermark, batch);
-        if self.gc.round_needed(watermark, now_latest) {
-            self.gc.begin_round(watermark, self.descriptor.start_key.clone());
-        } else {
-            self.gc.swept = Some(watermark);
-        }
+        self.gc.watermark_raised(watermark, now_latest, self.descriptor.start_key.clone());
     }
 
     /// This replica's split made `child`: what it knows of the versions
@@ -220,7 +253,7 @@ impl Replica {
 
     /// Runs one bounded GC step, if a round is in progress.
     pub fn gc_step(&mut self, batch: &mut WriteBatch) {
-        let Some(from) = self.gc.cursor.take() else { return };
+        let Some((_, from)) = self.gc.cursor.clone() else { return };
         match mvcc::gc_step(
             &self.engine,
             batch,
@@ -229,14 +262,12 @@ impl Replica {
             self.shared.gc_watermark(),
             limits::GC_VERSIONS_PER_STEP_MAX,
         ) {
-            Ok(step) => {
-                self.gc.cursor = step.next_key;
-                if self.gc.cursor.is_none() {
-                    self.gc.swept = Some(self.shared.gc_watermark());
-                }
-            }
+            Ok(step) => self.gc.stepped(step.next_key),
             // The round is abandoned: the next one runs in full.
-            Err(e) => tracing::warn!(shard = %self.shard_id, "garbage collection step failed: {e}"),
+            Err(e) => {
+                self.gc.cursor = None;
+                tracing::warn!(shard = %self.shard_id, "garbage collection step failed: {e}");
+            }
         }
     }
 }
@@ -315,6 +346,29 @@ mod tests {
         assert!(!round(&mut gc, at(3999 + margin), at(4900)));
         assert!(round(&mut gc, at(4000 + margin), at(5000)));
         assert!(!round(&mut gc, at(4001 + margin), at(6000)));
+    }
+
+    /// Goal: a round still running when the watermark rises again goes
+    /// on to its end, rather than starting over (a round longer than the
+    /// GC interval would never end), and counts as swept only up to the
+    /// watermark it began at: what was written between the two calls for
+    /// another round.
+    #[test]
+    fn a_long_round_ends_and_counts_to_its_own_watermark() {
+        let mut gc = GcState::empty();
+        gc.note_written(at(5));
+        gc.watermark_raised(at(20), at(3620), b"a".to_vec());
+        gc.stepped(Some(b"m".to_vec()));
+        gc.note_written(at(25));
+        gc.watermark_raised(at(30), at(3630), b"a".to_vec());
+        assert_eq!(gc.cursor, Some((at(20), b"m".to_vec())), "the round goes on from where it was");
+        gc.stepped(None);
+        assert_eq!(gc.swept, Some(at(20)));
+        gc.watermark_raised(at(40), at(3640), b"a".to_vec());
+        assert_eq!(gc.cursor, Some((at(40), b"a".to_vec())), "the write at 25 s calls for a round");
+        gc.stepped(None);
+        gc.watermark_raised(at(50), at(3650), b"a".to_vec());
+        assert_eq!((gc.cursor.clone(), gc.swept), (None, Some(at(50))), "nothing left to find");
     }
 
     /// Goal: a split's child scans when its parent would have.

@@ -443,6 +443,9 @@ pub fn gc_step(
     let mut opts = ReadOptions::default();
     opts.set_iterate_upper_bound(upper);
     opts.set_total_order_seek(true);
+    // A round reads the whole shard once: its blocks must not push the
+    // ones reads keep using out of the block cache.
+    opts.fill_cache(false);
     let mut it = engine.db().raw_iterator_cf_opt(cf, opts);
     it.seek(key_prefix(from));
     let mut step = GcStep { deleted: 0, next_key: None };
