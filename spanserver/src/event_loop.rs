@@ -60,7 +60,7 @@ use crate::error::Error;
 use crate::inbox::LoopMsg;
 use crate::limits;
 use crate::registry::Registry;
-use crate::shard::{Completion, PeerCall, Replica};
+use crate::shard::{Completion, GcBudget, PeerCall, Replica};
 use crate::storage::snapshot::{SnapshotDir, SnapshotFile};
 use crate::storage::Engine;
 use meta::{ReplicaId, ServerId, ShardId};
@@ -176,6 +176,8 @@ pub struct EventLoop {
     /// A GC round to start, set by the GC timer: (its watermark,
     /// `TT.now().latest`).
     gc_due: Option<(Timestamp, Timestamp)>,
+    /// What GC steps may examine (`shard/gc.rs`, "Pacing").
+    gc_budget: GcBudget,
     /// Replies collected during the step.
     completions: Vec<Completion>,
     /// Set at the first step.
@@ -292,6 +294,7 @@ impl EventLoop {
             replicas,
             outbox: Outbox::default(),
             gc_due: None,
+            gc_budget: GcBudget::default(),
             completions: Vec::new(),
             timers: None,
             persisting: None,

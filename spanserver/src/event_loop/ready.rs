@@ -18,7 +18,7 @@
 //!            stage the new committed index          ──> batch A
 //!            apply committed entries (Ready's, then LightReady's) ──> batch A
 //!            advance_apply; note ReadIndex confirmations; maybe compact the log
-//!          GC steps                                  ──> batch A
+//!          GC steps, paced (shard/gc.rs)             ──> batch A
 //!          write A (not synced: the log is durable, and applied index and
 //!            applied data share the batch, so replay after a crash is exact)
 //!          open the replicas splits in A created
@@ -38,6 +38,7 @@ use rocksdb::WriteBatch;
 
 use super::removal::uncovered;
 use super::{EventLoop, Persist, Persisting};
+use crate::limits;
 use crate::registry::ReplicaShared;
 use crate::storage::keycode::range_bounds;
 use crate::storage::CF_DATA;
@@ -110,7 +111,7 @@ impl EventLoop {
 
     /// Finishes the Readies of [`EventLoop::take_readies`], now persisted.
     pub(super) fn advance_readies(&mut self, persisting: Persisting) {
-        let Persisting { readies, installs, .. } = persisting;
+        let Persisting { now, readies, installs } = persisting;
         let mut completions = std::mem::take(&mut self.completions);
         let mut apply = WriteBatch::default();
         for (shard, file, overlapped) in installs {
@@ -140,11 +141,13 @@ impl EventLoop {
             touched.push(shard);
         }
         let gc_due = self.gc_due.take();
+        self.gc_budget.earn(now);
         for r in self.replicas.values_mut() {
             if let Some((watermark, now_latest)) = gc_due {
                 r.start_gc(watermark, now_latest, &mut apply);
             }
-            r.gc_step(&mut apply);
+            let versions_max = self.gc_budget.available().min(limits::GC_VERSIONS_PER_STEP_MAX);
+            self.gc_budget.spend(r.gc_step(&mut apply, versions_max));
         }
         if !apply.is_empty() {
             self.engine.write_or_stop(apply, false);

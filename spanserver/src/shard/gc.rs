@@ -44,17 +44,24 @@
 //! bootstrapped with the cluster starts empty, and a split's child knows
 //! what its parent knew.
 //!
-//! # Rounds longer than the interval
+//! # Pacing
 //!
-//! A round examines a shard's versions a step at a time
-//! ([`limits::GC_VERSIONS_PER_STEP_MAX`] per loop iteration), so a round
-//! over a big shard on an idle server (few iterations) can take longer
-//! than the GC interval. A round still running when the watermark moves
-//! up goes on (its steps delete below the new watermark), and counts as
-//! swept only up to the watermark it began at; were it started over
-//! instead, it would never reach the shard's end.
+//! A round examines a shard's versions a step at a time, in the event
+//! loop, and the server's [`GcBudget`] lets its replicas examine at most
+//! [`limits::GC_VERSIONS_PER_SECOND_MAX`] versions a second between them
+//! (each at most [`limits::GC_VERSIONS_PER_STEP_MAX`] per loop
+//! iteration). Unpaced, the first round after a restart over a TPC-B load
+//! of 1.6 million accounts took over a second of every server's loop at
+//! once, and TPC-B stalled for two (BENCHMARKS.md); paced, a round takes
+//! seconds of a little work per iteration.
+//!
+//! So a round can take longer than the GC interval. A round still running
+//! when the watermark moves up goes on (its steps delete below the new
+//! watermark), and counts as swept only up to the watermark it began at;
+//! were it started over instead, it would never reach the shard's end.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use super::*;
 
@@ -151,6 +158,38 @@ impl GcState {
             Some(next) => self.cursor = Some((round, next)),
             None => self.swept = Some(round),
         }
+    }
+}
+
+/// How many versions a server's garbage collector may examine now
+/// (module docs, "Pacing"): earned with time at
+/// [`limits::GC_VERSIONS_PER_SECOND_MAX`], up to
+/// [`limits::GC_VERSIONS_BURST_MAX`]; a step that examined more (a key's
+/// versions are examined together) leaves a debt.
+#[derive(Debug, Default)]
+pub(crate) struct GcBudget {
+    versions: i64,
+    earned_at: Option<Instant>,
+}
+
+impl GcBudget {
+    /// Earns what the time since the last call is worth.
+    pub(crate) fn earn(&mut self, now: Instant) {
+        let since = self.earned_at.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        self.earned_at = Some(now);
+        let burst = limits::GC_VERSIONS_BURST_MAX;
+        let rate = u128::from(limits::GC_VERSIONS_PER_SECOND_MAX);
+        let earned = (since.as_nanos() * rate / 1_000_000_000).min(burst.into()) as i64;
+        self.versions = self.versions.saturating_add(earned).min(burst as i64);
+    }
+
+    /// What may be examined now.
+    pub(crate) fn available(&self) -> usize {
+        self.versions.max(0) as usize
+    }
+
+    pub(crate) fn spend(&mut self, examined: usize) {
+        self.versions = self.versions.saturating_sub(examined as i64);
     }
 }
 
@@ -251,22 +290,30 @@ impl Replica {
         self.gc = state;
     }
 
-    /// Runs one bounded GC step, if a round is in progress.
-    pub fn gc_step(&mut self, batch: &mut WriteBatch) {
-        let Some((_, from)) = self.gc.cursor.clone() else { return };
+    /// Runs one GC step of at most `versions_max` versions (at least one
+    /// key's), if a round is in progress; returns how many it examined.
+    pub fn gc_step(&mut self, batch: &mut WriteBatch, versions_max: usize) -> usize {
+        if versions_max == 0 {
+            return 0;
+        }
+        let Some((_, from)) = self.gc.cursor.clone() else { return 0 };
         match mvcc::gc_step(
             &self.engine,
             batch,
             &from,
             &self.descriptor.end_key,
             self.shared.gc_watermark(),
-            limits::GC_VERSIONS_PER_STEP_MAX,
+            versions_max,
         ) {
-            Ok(step) => self.gc.stepped(step.next_key),
+            Ok(step) => {
+                self.gc.stepped(step.next_key);
+                step.examined
+            }
             // The round is abandoned: the next one runs in full.
             Err(e) => {
                 self.gc.cursor = None;
                 tracing::warn!(shard = %self.shard_id, "garbage collection step failed: {e}");
+                0
             }
         }
     }
@@ -369,6 +416,26 @@ mod tests {
         gc.stepped(None);
         gc.watermark_raised(at(50), at(3650), b"a".to_vec());
         assert_eq!((gc.cursor.clone(), gc.swept), (None, Some(at(50))), "nothing left to find");
+    }
+
+    /// Goal: the collector's budget grows with time at its rate, stops
+    /// growing at the burst, and what a step overspent (a key's versions
+    /// are examined together) is paid back first.
+    #[test]
+    fn the_budget_is_earned_with_time_up_to_a_burst() {
+        let t0 = Instant::now();
+        let rate = limits::GC_VERSIONS_PER_SECOND_MAX as usize;
+        let mut budget = GcBudget::default();
+        budget.earn(t0);
+        assert_eq!(budget.available(), 0, "nothing before time passes");
+        budget.earn(t0 + Duration::from_millis(10));
+        assert_eq!(budget.available(), rate / 100);
+        budget.spend(rate / 100 + 500);
+        assert_eq!(budget.available(), 0, "overspent");
+        budget.earn(t0 + Duration::from_millis(20));
+        assert_eq!(budget.available(), rate / 100 - 500);
+        budget.earn(t0 + Duration::from_secs(3600));
+        assert_eq!(budget.available(), limits::GC_VERSIONS_BURST_MAX as usize);
     }
 
     /// Goal: a split's child scans when its parent would have.

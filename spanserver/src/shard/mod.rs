@@ -48,6 +48,7 @@
 mod apply;
 pub mod command;
 mod gc;
+pub(crate) use gc::GcBudget;
 mod handover;
 mod install;
 mod leadership;

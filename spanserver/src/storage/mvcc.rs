@@ -418,6 +418,8 @@ impl<'a> Reader<'a> {
 /// Progress of one garbage-collection step over a shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcStep {
+    /// Versions examined.
+    pub examined: usize,
     /// Versions deleted (added to the batch).
     pub deleted: usize,
     /// Where the next step starts; `None` when the range is done.
@@ -448,8 +450,7 @@ pub fn gc_step(
     opts.fill_cache(false);
     let mut it = engine.db().raw_iterator_cf_opt(cf, opts);
     it.seek(key_prefix(from));
-    let mut step = GcStep { deleted: 0, next_key: None };
-    let mut examined = 0usize;
+    let mut step = GcStep { examined: 0, deleted: 0, next_key: None };
     // The key being examined, and whether its newest version <= watermark
     // has been seen (everything after that one is invisible).
     let mut current: Option<(Vec<u8>, bool)> = None;
@@ -457,13 +458,13 @@ pub fn gc_step(
         let (key, ts) = decode_version_key(k).map_err(malformed)?;
         let same_key = current.as_ref().is_some_and(|(c, _)| *c == key);
         if !same_key {
-            if examined >= versions_max {
+            if step.examined >= versions_max {
                 step.next_key = Some(key);
                 return Ok(step);
             }
             current = Some((key, false));
         }
-        examined += 1;
+        step.examined += 1;
         let (_, shadowed) = current.as_mut().expect("set above");
         if ts <= watermark {
             let is_tombstone = decode_value(v)?.is_none();
