@@ -147,16 +147,9 @@ impl ClientEngine {
 /// (Not `futures::executor::block_on`: that refuses to run inside another
 /// executor, and sqllogictest's runner is one.)
 fn wait_on<F: std::future::Future>(handle: &Handle, fut: F) -> F::Output {
-    let _entered = handle.enter();
-    let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
-    let waker = std::task::Waker::from(Arc::new(Unparker(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    loop {
-        if let std::task::Poll::Ready(out) = std::future::Future::poll(fut.as_mut(), &mut cx) {
-            return out;
-        }
-        // A wake-up before this park makes it return at once.
-        std::thread::park();
+    match drive(handle, fut, None, || None::<std::convert::Infallible>) {
+        Ok(out) => out,
+        Err(never) => match never {},
     }
 }
 
@@ -170,6 +163,20 @@ fn wait_on_or_cancel<F: std::future::Future>(
     fut: F,
 ) -> Result<F::Output, KvError> {
     let Some(cancel) = cancel else { return Ok(wait_on(handle, fut)) };
+    let cancelled = || cancel.load(Ordering::SeqCst).then_some(KvError::Cancelled);
+    drive(handle, fut, Some(CANCEL_CHECK_PERIOD), cancelled)
+}
+
+/// Polls `fut` on this thread ([`wait_on`] says why so) until it is
+/// ready, or until `give_up` says why not, asked after each poll; while
+/// the future waits, the thread parks until woken, or for at most
+/// `check` when given.
+fn drive<F: std::future::Future, E>(
+    handle: &Handle,
+    fut: F,
+    check: Option<Duration>,
+    mut give_up: impl FnMut() -> Option<E>,
+) -> Result<F::Output, E> {
     let _entered = handle.enter();
     let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
     let waker = std::task::Waker::from(Arc::new(Unparker(std::thread::current())));
@@ -178,14 +185,18 @@ fn wait_on_or_cancel<F: std::future::Future>(
         if let std::task::Poll::Ready(out) = std::future::Future::poll(fut.as_mut(), &mut cx) {
             return Ok(out);
         }
-        if cancel.load(Ordering::SeqCst) {
-            return Err(KvError::Cancelled);
+        if let Some(why) = give_up() {
+            return Err(why);
         }
-        std::thread::park_timeout(CANCEL_CHECK_PERIOD);
+        // A wake-up before this park makes it return at once.
+        match check {
+            Some(period) => std::thread::park_timeout(period),
+            None => std::thread::park(),
+        }
     }
 }
 
-/// Wakes a thread parked in [`wait_on`].
+/// Wakes a thread parked in [`drive`].
 struct Unparker(std::thread::Thread);
 
 impl std::task::Wake for Unparker {
