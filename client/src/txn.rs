@@ -641,8 +641,8 @@ async fn abort_on(client: Client, id: TxnId, shard: ShardId) {
 impl Drop for Txn {
     fn drop(&mut self) {
         self.stop_heartbeat();
-        let shards = self.maybe_locked();
-        if !self.finished && !shards.is_empty() {
+        let shards = if self.finished { Vec::new() } else { self.maybe_locked() };
+        if !shards.is_empty() {
             // Dropped without commit or rollback: release its locks.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 let (client, id) = (self.client.clone(), self.id);

@@ -1242,28 +1242,16 @@ impl Session {
     /// fresh one would.
     fn plan_writer(&mut self, txn: &mut dyn Transaction, sql: &str, statement: &ast::Statement) -> Result<Arc<Plan>> {
         let leases = self.leases.clone();
-        let mut lease_use = LeaseUse::new(&leases, self.engine.now());
-        let kept = self.params.prepared.then(|| self.kept_plan(sql, &lease_use, true)).flatten();
-        let planned = match kept {
-            Some(plan) => Ok(plan),
-            None if self.params.prepared => {
-                // A kept plan that failed its check may have used leases.
-                lease_use = LeaseUse::new(&leases, self.engine.now());
-                let mut probe = NoReads { wanted: false, mode: Mode::ReadWrite };
-                match self.plan(&mut probe, sql, statement, Some(&lease_use)).map(Arc::new) {
-                    Ok(plan) if !probe.wanted => {
-                        self.keep_plan(sql, &plan, lease_use.handed_out());
-                        Ok(plan)
-                    }
-                    Err(e) if !probe.wanted => Err(e),
-                    // It needs a descriptor no lease holds: read it here.
-                    _ => {
-                        lease_use = LeaseUse::new(&leases, self.engine.now());
-                        self.plan(txn, sql, statement, Some(&lease_use)).map(Arc::new)
-                    }
-                }
+        let from_leases = self.params.prepared.then(|| self.plan_from_leases(&leases, sql, statement, Mode::ReadWrite));
+        let (lease_use, planned) = match from_leases {
+            Some((lease_use, planned, false)) => (lease_use, planned),
+            // Not prepared, or it needs a descriptor no lease holds: the
+            // transaction reads it.
+            _ => {
+                let lease_use = LeaseUse::new(&leases, self.engine.now());
+                let planned = self.plan(txn, sql, statement, Some(&lease_use)).map(Arc::new);
+                (lease_use, planned)
             }
-            None => self.plan(txn, sql, statement, Some(&lease_use)).map(Arc::new),
         };
         let before = self.writer_leases.deadline;
         self.writer_leases.absorb(lease_use);
@@ -1359,30 +1347,14 @@ impl Session {
         sink: &mut dyn Sink,
     ) -> Result<(String, Committed)> {
         let leases = self.leases.clone();
-        let mut lease_use = LeaseUse::new(&leases, self.engine.now());
-        let mut probe = NoReads { wanted: false, mode: Mode::ReadOnly };
-        let kept = self.params.prepared.then(|| self.kept_plan(sql, &lease_use, false)).flatten();
-        let planned = match kept {
-            Some(plan) => Ok(plan),
-            None => {
-                // A kept plan that failed its check may have used leases.
-                lease_use = LeaseUse::new(&leases, self.engine.now());
-                let planned = self.plan(&mut probe, sql, statement, Some(&lease_use)).map(Arc::new);
-                if let Ok(plan) = &planned {
-                    if self.params.prepared && !probe.wanted {
-                        self.keep_plan(sql, plan, lease_use.handed_out());
-                    }
-                }
-                planned
-            }
-        };
+        let (lease_use, planned, wanted) = self.plan_from_leases(&leases, sql, statement, Mode::ReadOnly);
         let deadline = lease_use.deadline.clone();
         let (plan, mode) = match planned {
             Ok(plan) => {
                 let mode = if self.single_shard(&plan, now_us) { Mode::SingleShard } else { Mode::ReadOnly };
                 (Some(plan), mode)
             }
-            Err(_) if probe.wanted => (None, Mode::ReadOnly),
+            Err(_) if wanted => (None, Mode::ReadOnly),
             Err(e) => return Err(e),
         };
         let mut txn = self.engine.begin(mode)?;
@@ -1400,6 +1372,38 @@ impl Session {
                 Err(e)
             }
         }
+    }
+
+    /// Plans `statement` for a transaction in `mode` from leased
+    /// descriptors alone, reading nothing: a prepared statement's kept
+    /// plan while it holds, else a new plan, kept if the statement is
+    /// prepared ("Kept plans"). Returns the leases used, the plan, and
+    /// whether planning wanted a descriptor no lease holds (then the plan
+    /// is an error, and the caller plans again in a transaction that
+    /// reads).
+    fn plan_from_leases<'l>(
+        &mut self,
+        leases: &'l Leases,
+        sql: &str,
+        statement: &ast::Statement,
+        mode: Mode,
+    ) -> (LeaseUse<'l>, Result<Arc<Plan>>, bool) {
+        if self.params.prepared {
+            let lease_use = LeaseUse::new(leases, self.engine.now());
+            if let Some(plan) = self.kept_plan(sql, &lease_use, mode == Mode::ReadWrite) {
+                return (lease_use, Ok(plan), false);
+            }
+        }
+        // A kept plan that failed its check may have used leases.
+        let lease_use = LeaseUse::new(leases, self.engine.now());
+        let mut probe = NoReads { wanted: false, mode };
+        let planned = self.plan(&mut probe, sql, statement, Some(&lease_use)).map(Arc::new);
+        if let Ok(plan) = &planned {
+            if self.params.prepared && !probe.wanted {
+                self.keep_plan(sql, plan, lease_use.handed_out());
+            }
+        }
+        (lease_use, planned, probe.wanted)
     }
 
     /// The plan kept for prepared statement `sql` ("Kept plans"), if it

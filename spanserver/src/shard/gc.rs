@@ -296,11 +296,11 @@ impl Replica {
         if versions_max == 0 {
             return 0;
         }
-        let Some((_, from)) = self.gc.cursor.clone() else { return 0 };
+        let Some((_, from)) = &self.gc.cursor else { return 0 };
         match mvcc::gc_step(
             &self.engine,
             batch,
-            &from,
+            from,
             &self.descriptor.end_key,
             self.shared.gc_watermark(),
             versions_max,
