@@ -8,8 +8,11 @@
 #
 # settle SPANDB: waits until the demo's placement driver has run no
 # operation for 5 checks in a row, 2 s apart (a load's splits and the
-# leader moves after them; 3 minutes at most), as a cluster would be
-# before its workload; prints the seconds waited.
+# leader moves after them; 3 minutes at most), and then, with $S set,
+# until no sweep job is left (`SHOW JOBS`: the rows `pgbench -i`'s ADD
+# PRIMARY KEY and TRUNCATE abandoned, deleted in the background; 15
+# minutes at most), as a cluster would be before its workload; prints the
+# seconds waited.
 TICK=$(getconf CLK_TCK)
 
 # set_autogroup: sets kernel.sched_autogroup_enabled to $AUTOGROUP
@@ -40,5 +43,7 @@ settle() { # spandb binary
     if "$1" status --addr 127.0.0.1:27000 2>/dev/null | grep -q 'placement: no operation running'; then quiet=$((quiet + 1)); else quiet=0; fi
     sleep 2
   done
+  while [ -n "${S:-}" ] && [ "$(psql "$S" -Atc 'SHOW JOBS' 2>/dev/null | wc -l)" -gt 0 ] \
+    && [ $(($(date +%s) - start)) -lt 1080 ]; do sleep 2; done
   echo $(($(date +%s) - start))
 }

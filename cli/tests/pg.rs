@@ -107,3 +107,55 @@ async fn psql_writes_reads_and_sees_sqlstates() -> anyhow::Result<()> {
     result?;
     Ok(())
 }
+
+/// Goal: a dropped table's rows are swept by the gateways on their own
+/// (`sql::sweep`): `SHOW JOBS` lists the sweep the DROP TABLE recorded,
+/// and empties within a deadline while the cluster runs; a table beside
+/// it keeps its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_tables_rows_are_swept_in_the_background() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let checks = tokio::task::spawn_blocking(move || {
+        let out = psql(
+            &addr,
+            &[
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                "CREATE TABLE gone (id INT PRIMARY KEY, v TEXT)",
+                "-c",
+                "INSERT INTO gone SELECT g, 'x' FROM generate_series(1, 9000) g",
+                "-c",
+                "CREATE TABLE kept (id INT PRIMARY KEY)",
+                "-c",
+                "INSERT INTO kept VALUES (1), (2)",
+                "-c",
+                "DROP TABLE gone",
+                "-c",
+                "SHOW JOBS",
+            ],
+        );
+        // Nine batches of 1,000 keys, 100 ms apart: the job is still
+        // there when the next command asks.
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.lines().any(|l| l.starts_with("SWEEP|")), "{stdout}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let out = psql(&addr, &["-c", "SHOW JOBS"]);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            if text(&out.stdout).trim().is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "still to sweep: {}", text(&out.stdout));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let out = psql(&addr, &["-c", "SELECT count(*) FROM kept"]);
+        assert_eq!(text(&out.stdout).trim(), "2", "{}", text(&out.stderr));
+    });
+    let result = checks.await;
+    cluster.stop().await;
+    result?;
+    Ok(())
+}

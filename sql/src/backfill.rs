@@ -35,7 +35,8 @@
 //! If a batch finds a duplicate (or a NULL in a new primary key column),
 //! the change is undone — the index dropped, the rewrite abandoned — and
 //! the statement fails with PostgreSQL's error; the entries or rows
-//! written so far are unreachable (their ids are never used again).
+//! written so far are unreachable (their ids are never used again) and
+//! swept (`sweep`).
 //! Cancelling the statement (57014) between batches undoes it the same
 //! way.
 //!
@@ -134,7 +135,11 @@ pub fn drop_write_only_index(engine: &dyn Engine, table: u32, index: u32, now_us
     let _ = in_transaction(engine, now_us, &never, Rerun::Unsafe, &mut |cx| {
         let Some(desc) = Catalog::table_by_id(cx.txn()?, table)? else { return Ok(()) };
         let mut desc = (*desc).clone();
+        let before = desc.indexes.len();
         desc.indexes.retain(|i| !(i.id == index && i.write_only));
+        if desc.indexes.len() < before {
+            crate::sweep::schedule_index(cx.txn()?, table, index)?;
+        }
         Catalog::update_table(cx.txn()?, &mut desc)
     });
 }
@@ -259,7 +264,10 @@ pub fn abandon_rewrite(engine: &dyn Engine, table: u32, now_us: i64) {
     let _ = in_transaction(engine, now_us, &never, Rerun::Unsafe, &mut |cx| {
         let Some(desc) = Catalog::table_by_id(cx.txn()?, table)? else { return Ok(()) };
         let mut desc = (*desc).clone();
-        desc.rewrite = None;
+        if let Some(rewrite) = desc.rewrite.take() {
+            // The rows copied so far, and the copy's progress key.
+            crate::sweep::schedule_table(cx.txn()?, rewrite.id)?;
+        }
         Catalog::update_table(cx.txn()?, &mut desc)
     });
 }

@@ -726,10 +726,15 @@ impl Catalog {
         Ok(())
     }
 
-    /// Removes a table's descriptor and name (its data is the caller's).
+    /// Removes a table's descriptor and name; its rows are left to the
+    /// sweeper ([`crate::sweep`], a job recorded in `txn`). A rewrite
+    /// under way is the caller's: it becomes the table, or is dropped too.
     pub fn drop_table(txn: &mut dyn Transaction, desc: &TableDesc) -> Result<()> {
         txn.delete(&name_key(&desc.name))?;
         txn.delete(&descriptor_key(desc.id))?;
+        if desc.view.is_none() {
+            crate::sweep::schedule_table(txn, desc.id)?;
+        }
         Ok(())
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Dropping a table or an index, and TRUNCATE, change only descriptors:
 //! a dropped table's or index's ids are never used again, so its pairs
-//! are unreachable garbage (a background sweep, like CockroachDB's GC
-//! jobs, is future work); TRUNCATE gives the table a new id. CREATE INDEX
+//! are unreachable garbage, which the sweeper deletes later (`sweep`: the
+//! statement records a job for the span); TRUNCATE gives the table a new
+//! id. CREATE INDEX
 //! writes the new index's entries for every row (a backfill) and ALTER
 //! TABLE ADD PRIMARY KEY rewrites the rows: outside a transaction block in
 //! batches after the statement commits (`backfill`), inside one in the
@@ -22,6 +23,7 @@ use crate::plan::Plan;
 use crate::planner;
 use crate::sink::Sink;
 use crate::sql_err;
+use crate::sweep;
 use crate::types::Value;
 use crate::write;
 
@@ -52,7 +54,11 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                                 .with_hint("Use DROP VIEW to remove a view."));
                         }
                         cx.drains.check(&t)?;
-                        Catalog::drop_table(cx.txn()?, &t)?
+                        Catalog::drop_table(cx.txn()?, &t)?;
+                        if let Some(rewrite) = &t.rewrite {
+                            // The rows its ADD PRIMARY KEY copied so far.
+                            sweep::schedule_table(cx.txn()?, rewrite.id)?;
+                        }
                     }
                     None if *if_exists => sink.notice(&format!("table \"{name}\" does not exist, skipping"))?,
                     None => return sql_err!(UndefinedTable, "table \"{name}\" does not exist"),
@@ -139,6 +145,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                         let mut desc = (*table).clone();
                         desc.indexes.retain(|i| i.id != id);
                         Catalog::update_table(cx.txn()?, &mut desc)?;
+                        sweep::schedule_index(cx.txn()?, desc.id, id)?;
                     }
                     None if *if_exists => sink.notice(&format!("index \"{name}\" does not exist, skipping"))?,
                     None => {
@@ -226,9 +233,13 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 return sql_err!(FeatureNotSupported, "cannot drop column \"{column}\": it is part of the primary key");
             }
             // Indexes on the column go with it (PostgreSQL does the same).
-            desc.indexes.retain(|i| !i.columns.iter().any(|(c, _)| *c == id));
+            let (gone, kept) = desc.indexes.into_iter().partition(|i| i.columns.iter().any(|(c, _)| *c == id));
+            desc.indexes = kept;
             desc.columns.retain(|c| c.id != id);
             Catalog::update_table(cx.txn()?, &mut desc)?;
+            for index in gone {
+                sweep::schedule_index(cx.txn()?, desc.id, index.id)?;
+            }
             Ok("ALTER TABLE".into())
         }
         Plan::AddPrimaryKey { table, columns } => {

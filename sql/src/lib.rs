@@ -78,6 +78,7 @@ pub mod plan;
 pub mod planner;
 pub mod session;
 pub mod sink;
+pub mod sweep;
 pub mod system;
 #[cfg(feature = "testing")]
 pub mod testing;

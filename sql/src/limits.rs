@@ -41,6 +41,20 @@ pub const WRITES_PER_TRANSACTION_MAX: usize = 10_000;
 /// index entries well below [`WRITES_PER_TRANSACTION_MAX`].
 pub const BACKFILL_BATCH_ROWS: usize = 1_000;
 
+/// Keys one batch of the sweeper deletes (`sweep`), each batch a
+/// transaction of its own, below [`WRITES_PER_TRANSACTION_MAX`].
+pub const SWEEP_BATCH_ROWS: usize = 1_000;
+
+/// Sweep jobs one batch reads to find one it may take (the others are
+/// claimed by other sweepers, a few at most).
+pub const SWEEP_JOBS_SCANNED_MAX: usize = 64;
+
+/// How long a sweeper's batch keeps its job from other sweepers (it
+/// renews the claim with each batch): long past a batch's pause, so one
+/// sweeper works a job alone while it runs, and another takes it over
+/// this long after it stopped.
+pub const SWEEP_CLAIM_NS: u64 = 30_000_000_000;
+
 /// How many rows of a COPY FROM STDIN commit together (`copy`): one
 /// batch is what a COPY holds in memory and what a failure can lose.
 pub const COPY_BATCH_ROWS: usize = 1_000;

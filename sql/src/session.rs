@@ -454,7 +454,12 @@ impl Session {
         let described = match &parsed.statement {
             ast::Statement::ShowVariable { variable } => {
                 let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join("_");
-                Some((Vec::new(), vec![OutputColumn { name, data_type: DataType::Text }]))
+                let columns = if name == "jobs" {
+                    show_jobs_columns()
+                } else {
+                    vec![OutputColumn { name, data_type: DataType::Text }]
+                };
+                Some((Vec::new(), columns))
             }
             s if describes_by_planning(s) => Some(self.describe(sql, &parsed, declared)?),
             _ => None,
@@ -1136,6 +1141,14 @@ impl Session {
 
     fn show(&mut self, variable: &[ast::Ident], sink: &mut dyn Sink) -> Result<()> {
         let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+        if name == "jobs" {
+            let rows = crate::sweep::show_jobs(self.engine.as_ref())?;
+            sink.columns(&show_jobs_columns())?;
+            for row in rows {
+                sink.row(row.into_iter().map(Value::Text).collect())?;
+            }
+            return sink.complete("SHOW");
+        }
         let (column, value) = match name.as_str() {
             "commit timestamp" | "commit_timestamp" => {
                 let Some(ts) = self.last_commit_ts else {
@@ -1753,6 +1766,13 @@ fn quote_name(name: &str) -> String {
 /// Whether preparing `s` plans it: statements that read or write rows
 /// (their parameters and columns come from the plan); the rest (schema
 /// changes, transaction control, SET) are only parsed until they run.
+fn show_jobs_columns() -> Vec<OutputColumn> {
+    crate::sweep::SHOW_JOBS_COLUMNS
+        .iter()
+        .map(|name| OutputColumn { name: name.to_string(), data_type: DataType::Text })
+        .collect()
+}
+
 fn describes_by_planning(s: &ast::Statement) -> bool {
     matches!(
         s,

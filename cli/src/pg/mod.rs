@@ -117,6 +117,13 @@ pub const PREPARED_STATEMENTS_MAX: usize = 10_000;
 /// idle too long (`idle_in_transaction_session_timeout`, a session
 /// setting: `sql::Session::idle_in_transaction_timeout`).
 const IDLE_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long the gateway's sweeper (`sql::sweep`) pauses after a batch:
+/// at most about `SWEEP_BATCH_ROWS` (1,000) deletes per pause, so
+/// sweeping a dropped table is background work, not a second workload.
+const SWEEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long the sweeper waits when it found nothing to sweep (or the
+/// cluster did not answer) before it looks again.
+const SWEEP_IDLE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 /// The version reported to clients: the PostgreSQL whose protocol and
 /// catalogs the gateway follows (drivers and psql adapt to it).
 const SERVER_VERSION: &str = "15.0 (SpanDB)";
@@ -147,6 +154,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
             .inspect_err(|e| tracing::warn!("no hang-up watcher ({e}): statements of vanished clients run on"))
             .ok(),
     });
+    let _sweeper = Sweeper::start(gateway.clone());
     loop {
         let socket = match listener.accept().await {
             Ok((socket, _)) => socket,
@@ -263,6 +271,72 @@ impl Gateway {
             })
             .await?;
         Ok(engine.clone())
+    }
+}
+
+/// The gateway's sweeper: a thread deleting the rows of dropped tables
+/// and indexes (`sql::sweep`), one batch per [`SWEEP_PAUSE`]; every
+/// gateway runs one, and their claims keep them off each other's jobs.
+/// It stops when this is dropped (with the gateway's task).
+struct Sweeper {
+    stop: Arc<AtomicBool>,
+}
+
+impl Sweeper {
+    fn start(gateway: Arc<Gateway>) -> Sweeper {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            // The cluster may not answer yet (the gateway starts with its
+            // server): the engine is made when it does.
+            let engine = loop {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                match gateway.engine().await {
+                    Ok(engine) => break engine,
+                    Err(_) => tokio::time::sleep(SWEEP_IDLE_POLL).await,
+                }
+            };
+            if let Err(e) = Sweeper::spawn_thread(engine, stopped) {
+                tracing::warn!("no sweeper thread ({e}): dropped tables keep their rows");
+            }
+        });
+        Sweeper { stop }
+    }
+
+    /// The sweeper's thread (the engine's calls block), until `stop`.
+    fn spawn_thread(
+        engine: Arc<dyn sql::kv::Engine>,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new().name("spandb-sweep".into()).spawn(move || {
+            let sweeper: u64 = rand::random();
+            while !stop.load(Ordering::Relaxed) {
+                let pause = match sql::sweep::sweep_batch(engine.as_ref(), sweeper, sql::limits::SWEEP_BATCH_ROWS) {
+                    Ok(sql::sweep::Swept::Keys(n)) => {
+                        tracing::debug!(keys = n, "swept");
+                        SWEEP_PAUSE
+                    }
+                    Ok(sql::sweep::Swept::Finished(n)) => {
+                        tracing::info!(keys = n, "swept the last keys of a dropped table or index");
+                        SWEEP_PAUSE
+                    }
+                    Ok(sql::sweep::Swept::Idle) => SWEEP_IDLE_POLL,
+                    Err(e) => {
+                        tracing::debug!("sweep batch failed (tried again later): {e}");
+                        SWEEP_IDLE_POLL
+                    }
+                };
+                std::thread::sleep(pause);
+            }
+        })
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -1047,6 +1121,35 @@ fn command_tag(text: &str) -> Tag {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Goal: the gateway's sweeper thread deletes a dropped table's rows
+    /// on its own, batch after batch, and ends when told to stop.
+    #[test]
+    fn the_sweeper_thread_sweeps_a_dropped_table_and_stops() {
+        let engine = Arc::new(sql::memory::MemoryEngine::new());
+        let mut session = Session::new(engine.clone());
+        for statement in [
+            "CREATE TABLE t (id INT PRIMARY KEY)",
+            "INSERT INTO t SELECT g FROM generate_series(1, 2500) g",
+            "DROP TABLE t",
+        ] {
+            session.execute(statement, &mut Collected::default()).unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+        assert_eq!(sql::sweep::jobs_left(engine.as_ref()).unwrap(), 1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = Sweeper::spawn_thread(engine.clone(), stop.clone()).expect("a thread");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while sql::sweep::jobs_left(engine.as_ref()).unwrap() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the sweeper did not finish");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let live_user_keys = engine.dump().into_iter().filter(|(k, _)| {
+            sql::encoding::decode_index_prefix(k).is_ok_and(|(t, _, _)| t >= sql::catalog::FIRST_USER_TABLE_ID)
+        });
+        assert_eq!(live_user_keys.count(), 0);
+        drop(Sweeper { stop });
+        thread.join().expect("the sweeper ends");
+    }
 
     /// Goal: the startup parameters are a PostgreSQL 15 server's (libpq
     /// and drivers read server_version's major number), and the client's
