@@ -94,6 +94,16 @@ struct DemoArgs {
     /// and commits need no network hop to a leader.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3))]
     preferred_leader: Option<u64>,
+    /// A shard holding more than this many MiB of versions splits in two
+    /// (the servers' `split.size_bytes`; 0: never by size). The demo's
+    /// default is small, so loading a little data shows shards splitting.
+    #[arg(long, default_value_t = DEMO_SPLIT_BYTES >> 20)]
+    split_mib: u64,
+    /// A shard serving more than this many requests a second splits at
+    /// the median of its sampled keys (the servers' `split.load_qps`; 0:
+    /// never by load).
+    #[arg(long, default_value_t = spanserver::config::SplitConfig::default().load_qps)]
+    split_load_qps: u64,
 }
 
 fn main() -> ExitCode {
@@ -143,7 +153,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // -s 1`'s accounts split), so loading data shows shards splitting and
     // their leaderships spreading (`spandb status`; README, "Watching the
     // demo split and spread").
-    let split = spanserver::config::SplitConfig { size_bytes: DEMO_SPLIT_BYTES, ..Default::default() };
+    let split = spanserver::config::SplitConfig {
+        size_bytes: args.split_mib.saturating_mul(1024 * 1024),
+        load_qps: args.split_load_qps,
+        ..Default::default()
+    };
     let placement =
         spanserver::config::PlacementConfig { preferred_leader: args.preferred_leader, ..Default::default() };
     let tuning = cluster::Tuning { split, placement };

@@ -167,7 +167,8 @@ pub struct SplitConfig {
     pub check_interval_ms: u64,
     /// A shard that served more than this many requests a second over
     /// the last check interval splits at the median of its sampled keys,
-    /// half the load on each side (0: never by load).
+    /// half the load on each side (0: never by load). Not with a
+    /// `placement.preferred_leader` ([`SplitConfig::with_placement`]).
     pub load_qps: u64,
 }
 
@@ -178,6 +179,18 @@ impl Default for SplitConfig {
 }
 
 impl SplitConfig {
+    /// The splits a server makes under `placement`. A load split exists
+    /// to spread a hot shard's load: it gives the placement driver two
+    /// leaderships to put on different servers. A preferred leader keeps
+    /// every leadership on one server, so there a load split spreads
+    /// nothing and only makes transactions span more shards (pgbench's
+    /// TPC-B at 16 clients on shared shards: 664 and 789 tps with them,
+    /// 972 and 934 without; BENCHMARKS.md, "2026-12-05 (last)"): off.
+    pub fn with_placement(&self, placement: &PlacementConfig) -> SplitConfig {
+        let load_qps = if placement.preferred_leader.is_some() { 0 } else { self.load_qps };
+        SplitConfig { load_qps, ..self.clone() }
+    }
+
     pub fn check_interval(&self) -> Duration {
         Duration::from_millis(self.check_interval_ms)
     }
@@ -494,6 +507,16 @@ mod tests {
         let secret = "s".repeat(meta::cluster::PEER_SECRET_CHARS_MIN);
         let text = format!("cluster_id = \"test\"\nreplication = 1\npeer_secret = \"{secret}\"\n[[servers]]\nid = 1\naddr = \"127.0.0.1:7000\"\n");
         ClusterSpec::from_toml(&text).expect("a valid description")
+    }
+
+    /// Goal: a preferred leader turns load splits off (they could not
+    /// spread load) and leaves size splits as they are.
+    #[test]
+    fn a_preferred_leader_turns_load_splits_off() {
+        let split = SplitConfig::default();
+        assert_eq!(split.with_placement(&PlacementConfig::default()), split);
+        let pinned = PlacementConfig { preferred_leader: Some(1), ..Default::default() };
+        assert_eq!(split.with_placement(&pinned), SplitConfig { load_qps: 0, ..split.clone() });
     }
 
     #[test]

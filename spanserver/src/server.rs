@@ -198,7 +198,7 @@ impl Server {
         ));
         let split_queue_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         split_queue::start(
-            config.split.clone(),
+            config.split.with_placement(&config.placement),
             registry.clone(),
             requests.clone(),
             peers.clone(),
