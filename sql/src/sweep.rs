@@ -197,7 +197,7 @@ pub const SHOW_JOBS_COLUMNS: [&str; 3] = ["job_type", "status", "description"];
 
 /// One row of `SHOW JOBS` per sweep job left, read lock-free at `now_ns`:
 /// `SWEEP`, `running` (claimed by a sweeper) or `pending`, and the span
-/// with where the sweep has got to.
+/// with the last key deleted so far.
 pub fn show_jobs(engine: &dyn Engine) -> Result<Vec<[String; 3]>> {
     let now_ns = engine.now();
     let mut txn = engine.begin(Mode::ReadOnly)?;
@@ -210,12 +210,15 @@ pub fn show_jobs(engine: &dyn Engine) -> Result<Vec<[String; 3]>> {
             let job: Job = serde_json::from_slice(&value).map_err(corrupt)?;
             let start = key.get(prefix_len..).unwrap_or_default();
             let status = if job.claim.is_some_and(|c| c.until_ns > now_ns) { "running" } else { "pending" };
-            let description = format!(
-                "sweep [{}, {}), next {}",
-                encoding::pretty_key(start),
-                encoding::pretty_key(&job.end),
-                encoding::pretty_key(&job.next)
-            );
+            // `next` is the last key deleted and a 0 byte after it.
+            let progress = match job.next.split_last() {
+                Some((0, last)) if job.next.as_slice() != start => {
+                    format!("deleted up to {}", encoding::pretty_key(last))
+                }
+                _ => "nothing deleted yet".to_string(),
+            };
+            let description =
+                format!("sweep [{}, {}), {progress}", encoding::pretty_key(start), encoding::pretty_key(&job.end));
             Ok(["SWEEP".to_string(), status.to_string(), description])
         })
         .collect()

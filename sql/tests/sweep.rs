@@ -82,7 +82,7 @@ fn a_dropped_table_is_swept_in_batches_and_nothing_else() {
         vec![vec![
             Value::Text("SWEEP".into()),
             Value::Text("pending".into()),
-            Value::Text(format!("sweep [/Table/{t}, /Table/{}), next /Table/{t}", t + 1)),
+            Value::Text(format!("sweep [/Table/{t}, /Table/{}), nothing deleted yet", t + 1)),
         ]]
     );
     // 3,000 keys at 1,000 a batch: the third batch empties the span but
@@ -154,6 +154,12 @@ fn a_claimed_job_is_left_to_its_sweeper_until_the_claim_ends() {
     assert_eq!(sweep::sweep_batch(engine.as_ref(), 1, batch).unwrap(), Swept::Keys(batch));
     let running = must(&mut s, "SHOW JOBS");
     assert_eq!(running.rows[0][1], Value::Text("running".into()), "{:?}", running.rows);
+    let t = sql::catalog::FIRST_USER_TABLE_ID;
+    assert_eq!(
+        running.rows[0][2],
+        Value::Text(format!("sweep [/Table/{t}, /Table/{}), deleted up to /Table/{t}/1/1000", t + 1)),
+        "the 1,000th row's key"
+    );
     assert_eq!(sweep::sweep_batch(engine.as_ref(), 2, batch).unwrap(), Swept::Idle);
     engine.wait(sql::limits::SWEEP_CLAIM_NS);
     assert_eq!(sweep::sweep_batch(engine.as_ref(), 2, batch).unwrap(), Swept::Keys(batch));
