@@ -14,18 +14,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{must, run, table, Watched};
+use common::{count, must, run, table, Watched};
 use sql::{Session, Value};
-
-fn count(session: &mut Session, sql: &str) -> i64 {
-    match must(session, sql).rows.as_slice() {
-        [row] => match row.as_slice() {
-            [Value::Int8(n)] => *n,
-            other => panic!("{sql}: {other:?}"),
-        },
-        other => panic!("{sql}: {other:?}"),
-    }
-}
 
 /// Goal: CREATE INDEX over several batches, with another session
 /// inserting, updating and deleting rows before and after the batch that

@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::must;
+use common::{count, must};
 use sql::kv::Engine;
 use sql::memory::MemoryEngine;
 use sql::sweep::{self, Swept};
@@ -48,16 +48,6 @@ fn orphans(engine: &MemoryEngine) -> Vec<Vec<u8>> {
             Err(_) => false,
         })
         .collect()
-}
-
-fn count(session: &mut Session, sql: &str) -> i64 {
-    match must(session, sql).rows.as_slice() {
-        [row] => match row.as_slice() {
-            [Value::Int8(n)] => *n,
-            other => panic!("{sql}: {other:?}"),
-        },
-        other => panic!("{sql}: {other:?}"),
-    }
 }
 
 /// Goal: a dropped table bigger than a batch is deleted over several

@@ -196,6 +196,17 @@ pub fn must(session: &mut sql::Session, sql: &str) -> sql::Collected {
     run(session, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// The one integer a query like `SELECT count(*) ...` returns.
+pub fn count(session: &mut sql::Session, sql: &str) -> i64 {
+    match must(session, sql).rows.as_slice() {
+        [row] => match row.as_slice() {
+            [sql::Value::Int8(n)] => *n,
+            other => panic!("{sql}: {other:?}"),
+        },
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
 /// Table `name`'s descriptor as committed.
 pub fn table(engine: &dyn Engine, name: &str) -> sql::catalog::TableDesc {
     let tables = sql::session::list_tables(engine).expect("tables");
