@@ -1,6 +1,6 @@
 //! Sweeping the rows of dropped tables and indexes: the space a DROP
-//! TABLE, TRUNCATE, DROP INDEX or ALTER TABLE ADD PRIMARY KEY leaves
-//! behind comes back.
+//! TABLE, TRUNCATE, DROP INDEX, DROP COLUMN (its indexes) or ALTER TABLE
+//! ADD PRIMARY KEY leaves behind comes back.
 //!
 //! Those statements change only descriptors (`ddl`): a dropped table's or
 //! index's ids are never used again, so its pairs are unreachable by any
