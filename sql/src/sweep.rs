@@ -81,16 +81,14 @@ pub enum Swept {
     Finished(usize),
 }
 
-fn job_key(start: &[u8]) -> Vec<u8> {
-    let mut key = encoding::index_prefix(SWEEPS_TABLE, 1);
-    key.extend_from_slice(start);
-    key
+fn jobs_prefix() -> Vec<u8> {
+    encoding::index_prefix(SWEEPS_TABLE, 1)
 }
 
-fn jobs_span() -> (Vec<u8>, Vec<u8>) {
-    let prefix = encoding::index_prefix(SWEEPS_TABLE, 1);
-    let end = encoding::prefix_end(&prefix);
-    (prefix, end)
+fn job_key(start: &[u8]) -> Vec<u8> {
+    let mut key = jobs_prefix();
+    key.extend_from_slice(start);
+    key
 }
 
 fn corrupt(e: impl std::fmt::Display) -> Error {
@@ -152,8 +150,8 @@ fn may_take(job: &Job, sweeper: u64, now_ns: u64) -> bool {
 /// The key of the first job `sweeper` may take, read lock-free.
 fn free_job(engine: &dyn Engine, sweeper: u64, now_ns: u64) -> Result<Option<Vec<u8>>> {
     let mut txn = engine.begin(Mode::ReadOnly)?;
-    let (start, end) = jobs_span();
-    let jobs = txn.scan(&start, &end, limits::SWEEP_JOBS_SCANNED_MAX);
+    let prefix = jobs_prefix();
+    let jobs = txn.scan(&prefix, &encoding::prefix_end(&prefix), limits::SWEEP_JOBS_SCANNED_MAX);
     let _ = txn.rollback();
     for (key, value) in jobs? {
         let job: Job = serde_json::from_slice(&value).map_err(corrupt)?;
@@ -200,34 +198,31 @@ pub const SHOW_JOBS_COLUMNS: [&str; 3] = ["job_type", "status", "description"];
 /// with the last key deleted so far.
 pub fn show_jobs(engine: &dyn Engine) -> Result<Vec<[String; 3]>> {
     let now_ns = engine.now();
-    let mut txn = engine.begin(Mode::ReadOnly)?;
-    let jobs = kv::scan_prefix(txn.as_mut(), &encoding::index_prefix(SWEEPS_TABLE, 1), limits::SCAN_PAGE_ROWS);
-    let _ = txn.rollback();
-    let prefix_len = encoding::index_prefix(SWEEPS_TABLE, 1).len();
-    jobs?
-        .into_iter()
-        .map(|(key, value)| {
-            let job: Job = serde_json::from_slice(&value).map_err(corrupt)?;
-            let start = key.get(prefix_len..).unwrap_or_default();
-            let status = if job.claim.is_some_and(|c| c.until_ns > now_ns) { "running" } else { "pending" };
-            // `next` is the last key deleted and a 0 byte after it.
-            let progress = match job.next.split_last() {
-                Some((0, last)) if job.next.as_slice() != start => {
-                    format!("deleted up to {}", encoding::pretty_key(last))
-                }
-                _ => "nothing deleted yet".to_string(),
-            };
-            let description =
-                format!("sweep [{}, {}), {progress}", encoding::pretty_key(start), encoding::pretty_key(&job.end));
-            Ok(["SWEEP".to_string(), status.to_string(), description])
-        })
-        .collect()
+    let prefix_len = jobs_prefix().len();
+    let rows = all_jobs(engine)?.into_iter().map(|(key, job)| {
+        let start = key.get(prefix_len..).unwrap_or_default();
+        let status = if job.claim.is_some_and(|c| c.until_ns > now_ns) { "running" } else { "pending" };
+        // `next` is the last key deleted and a 0 byte after it.
+        let progress = match job.next.split_last() {
+            Some((0, last)) if job.next.as_slice() != start => format!("deleted up to {}", encoding::pretty_key(last)),
+            _ => "nothing deleted yet".to_string(),
+        };
+        let description =
+            format!("sweep [{}, {}), {progress}", encoding::pretty_key(start), encoding::pretty_key(&job.end));
+        ["SWEEP".to_string(), status.to_string(), description]
+    });
+    Ok(rows.collect())
 }
 
-/// How many sweep jobs are left (for tests and `spandb` status lines).
+/// How many sweep jobs are left (for tests).
 pub fn jobs_left(engine: &dyn Engine) -> Result<usize> {
+    Ok(all_jobs(engine)?.len())
+}
+
+/// Every job left, with its key, read lock-free.
+fn all_jobs(engine: &dyn Engine) -> Result<Vec<(Vec<u8>, Job)>> {
     let mut txn = engine.begin(Mode::ReadOnly)?;
-    let n = kv::scan_prefix(txn.as_mut(), &encoding::index_prefix(SWEEPS_TABLE, 1), limits::SCAN_PAGE_ROWS)?.len();
+    let pairs = kv::scan_prefix(txn.as_mut(), &jobs_prefix(), limits::SCAN_PAGE_ROWS);
     let _ = txn.rollback();
-    Ok(n)
+    pairs?.into_iter().map(|(key, value)| Ok((key, serde_json::from_slice(&value).map_err(corrupt)?))).collect()
 }
