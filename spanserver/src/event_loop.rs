@@ -233,6 +233,9 @@ pub struct RaftState {
     /// Until when handlers may read without the loop, as last published
     /// (`ReplicaProgress::lease_covers`).
     pub lease_reads_until: Option<Instant>,
+    /// The largest applied timestamp as last published: where a handler
+    /// reads a linearizable read from the lease.
+    pub published_max_applied: Timestamp,
 }
 
 /// When the periodic work of the loop is next due.
@@ -376,8 +379,10 @@ impl EventLoop {
             }
             r.flush_reads(now, &mut self.completions);
             // Before this step's messages leave: a transfer begun in it
-            // ends handlers' lease reads before its TimeoutNow is sent.
-            r.void_lease_if_transferring();
+            // ends handlers' lease reads before its TimeoutNow is sent,
+            // and a commit index the appends carry before this replica
+            // applies it ends them until it does.
+            r.guard_lease_reads();
         }
         self.take_readies(now)
     }
@@ -538,6 +543,7 @@ impl EventLoop {
                 applied_index: r.raw_node.raft.raft_log.applied,
                 first_log_index: r.raw_node.store().first_log_index(),
                 lease_reads_until: r.published_progress().lease_reads_until,
+                published_max_applied: r.published_time().max_applied,
             })
             .collect()
     }

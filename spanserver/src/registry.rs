@@ -78,12 +78,15 @@ pub struct ReplicaProgress {
 
 impl ReplicaProgress {
     /// Whether a linearizable read arriving at `now` may skip the event
-    /// loop: this replica leads, has applied every entry of earlier terms,
-    /// and holds a lease (`shard/lease.rs`) that no transfer or membership
-    /// change has ended. Every write acknowledged before `now` is then
-    /// applied here and published in the replica's [`TimeView`]: replies
-    /// leave the loop after it publishes, and no other replica can have
-    /// led since the lease began.
+    /// loop: this replica leads, has applied every entry committed (of
+    /// earlier terms and of its own), and holds a lease (`shard/lease.rs`)
+    /// that no transfer or membership change has ended. Every write
+    /// acknowledged before `now`, and every entry a follower may have
+    /// served, is then applied here and published in the replica's
+    /// [`TimeView`]: replies leave the loop after it publishes, appends
+    /// that carry a commit index not yet applied here revoke the lease
+    /// before they leave, and no other replica can have led since the
+    /// lease began.
     pub fn lease_covers(&self, now: Instant) -> bool {
         self.role == Role::Leader && self.lease_reads_until.is_some_and(|until| now < until)
     }

@@ -30,7 +30,16 @@
 //! acknowledged write (a plain write or a commit answered `Committed`,
 //! whoever submitted it) is in the RocksDB of every replica that applied
 //! past the index it was acknowledged at, and again after that replica
-//! restarts. A violation stops the run with the seed and the trace so far.
+//! restarts; and a request handler that would read from a leader's lease
+//! now (`ReplicaProgress::lease_covers`) reads at a time no replica of the
+//! shard has published a newer one than (it misses nothing a follower
+//! could serve, nor anything a newer leader applied). A violation stops
+//! the run with the seed and the trace so far.
+//!
+//! A server's writes take no simulated time unless a test gives it a
+//! write latency ([`SteppedCluster::set_write_latency`], a slow disk):
+//! then its early sends leave and its followers may apply entries before
+//! it does.
 //!
 //! Each server's clock is off by a seeded amount ([`Setup`]); a server's
 //! own assertions (timestamps strictly increasing in a shard's log, ...)
@@ -85,7 +94,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spanserver::clock::ClockGuard;
 use spanserver::config::{GcConfig, RaftConfig, UnsafeTestingConfig};
-use spanserver::event_loop::{EventLoop, Next, Outgoing, RaftState, SnapshotSend};
+use spanserver::event_loop::{EventLoop, Next, Outgoing, Persist, RaftState, SnapshotSend};
 use spanserver::inbox::LoopMsg;
 use spanserver::registry::Registry;
 use spanserver::shard::command::Split;
@@ -269,6 +278,18 @@ struct SteppedServer {
     paused: bool,
     /// Crash in the next step that writes, at this point of it.
     crash_in_step: Option<CrashPoint>,
+    /// How long its writes take ([`SteppedCluster::set_write_latency`]).
+    write_latency: Duration,
+    /// A step's write under way (the step's first half is done, its early
+    /// sends have left); the second half runs when it is done.
+    writing: Option<Writing>,
+}
+
+/// A write a step handed its driver, taking simulated time.
+struct Writing {
+    /// The step's output, its early sends taken.
+    persist: Persist,
+    done_at: Duration,
 }
 
 /// Where in a step a server crashes ([`SteppedCluster::crash_in_step`]):
@@ -300,6 +321,11 @@ enum Stepped {
         sent: Sent,
         peer_calls: Vec<PeerCall>,
         next: Next,
+    },
+    /// Its write takes time: the second half runs when it is done.
+    Writing {
+        sent: Sent,
+        writing: Writing,
     },
     /// Crashed at its armed crash point, having sent `sent`.
     Crashed {
@@ -468,6 +494,8 @@ impl SteppedCluster {
                     snapshots,
                     paused: false,
                     crash_in_step: None,
+                    write_latency: Duration::ZERO,
+                    writing: None,
                 },
             );
         }
@@ -530,6 +558,7 @@ impl SteppedCluster {
         s.pending.clear();
         s.paused = false;
         s.crash_in_step = None;
+        s.writing = None;
         self.trace.push(format!("{:?} crash {server}{how}", self.now));
     }
 
@@ -565,6 +594,16 @@ impl SteppedCluster {
         s.paused = false;
         s.wake_at = s.wake_at.min(self.now);
         self.trace.push(format!("{:?} resume {server}", self.now));
+    }
+
+    /// Makes each of `server`'s writes take `latency` of simulated time (a
+    /// slow disk): the first half of a step runs and its early sends leave
+    /// (a leader's appends), then the server waits for its write, taking
+    /// no input, and the second half (apply, answer, publish) runs when
+    /// the write is done. Zero (the default): a step is instantaneous.
+    pub fn set_write_latency(&mut self, server: ServerId, latency: Duration) {
+        self.servers.get_mut(&server).expect("a server of the cluster").write_latency = latency;
+        self.trace.push(format!("{:?} write latency {server} {latency:?}", self.now));
     }
 
     /// Steps `server`'s clock to `offset_ns` off the simulated true time
@@ -943,25 +982,40 @@ impl SteppedCluster {
         for id in ids {
             let s = self.servers.get_mut(&id).expect("a server");
             let Some(event_loop) = s.event_loop.as_mut() else { continue };
-            if s.paused || (s.pending.is_empty() && s.wake_at > self.now) {
+            let write_done = s.writing.as_ref().map(|w| w.done_at <= self.now);
+            if s.paused || write_done == Some(false) || (write_done.is_none() && s.pending.is_empty() && s.wake_at > self.now)
+            {
                 continue;
             }
-            let messages = std::mem::take(&mut s.pending);
+            let resumed = s.writing.take();
+            let messages = if resumed.is_some() { Vec::new() } else { std::mem::take(&mut s.pending) };
             let engine = s.engine.as_ref().expect("a running server's engine");
             let crash_point = s.crash_in_step;
+            let done_at = (!s.write_latency.is_zero()).then_some(self.now + s.write_latency);
             // What the server's driver does (`spanserver::driver`), with
             // the crash points between; the server's own assertions are
             // checks too: report the seed.
             let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                let persist = event_loop.step(instant, messages);
                 let mut sent = Sent::default();
-                sent.add(id, persist.send_first);
-                let crashes = crash_point.filter(|_| !persist.batch.is_empty());
+                let Persist { batch, sync, .. } = match resumed {
+                    Some(w) => w.persist,
+                    None => {
+                        let mut persist = event_loop.step(instant, messages);
+                        sent.add(id, std::mem::take(&mut persist.send_first));
+                        match done_at {
+                            Some(done_at) if !persist.batch.is_empty() => {
+                                return Stepped::Writing { sent, writing: Writing { persist, done_at } };
+                            }
+                            _ => persist,
+                        }
+                    }
+                };
+                let crashes = crash_point.filter(|_| !batch.is_empty());
                 if let Some(at @ CrashPoint::AfterEarlySends) = crashes {
                     return Stepped::Crashed { sent, at };
                 }
-                if !persist.batch.is_empty() {
-                    engine.write_or_stop(persist.batch, persist.sync);
+                if !batch.is_empty() {
+                    engine.write_or_stop(batch, sync);
                 }
                 if let Some(at @ CrashPoint::AfterWrite) = crashes {
                     return Stepped::Crashed { sent, at };
@@ -981,6 +1035,10 @@ impl SteppedCluster {
                     };
                     self.take_sent(sent);
                     self.peer_calls.extend(peer_calls.into_iter().map(|call| (id, call)));
+                }
+                Ok(Stepped::Writing { sent, writing }) => {
+                    s.writing = Some(writing);
+                    self.take_sent(sent);
                 }
                 Ok(Stepped::Crashed { sent, at }) => {
                     self.take_sent(sent);
@@ -1010,6 +1068,9 @@ impl SteppedCluster {
             self.take_watched();
             self.check(id);
         }
+        if let Err(violation) = self.check_lease_reads() {
+            panic!("seed {}: {violation} (at {:?})\n{}", self.seed, self.now, self.trace.join("\n"))
+        }
         self.take_peer_calls();
         self.take_answers();
         // Next event: a due server, a message, or the end.
@@ -1017,7 +1078,7 @@ impl SteppedCluster {
             .servers
             .values()
             .filter(|s| s.event_loop.is_some() && !s.paused)
-            .map(|s| s.wake_at)
+            .map(|s| s.writing.as_ref().map_or(s.wake_at, |w| w.done_at))
             .min()
             .unwrap_or(until);
         let next_delivery = self
@@ -1028,7 +1089,7 @@ impl SteppedCluster {
             .chain(self.mail.iter().map(|m| m.deliver_at))
             .min()
             .unwrap_or(until);
-        let pending = self.servers.values().any(|s| !s.pending.is_empty() && !s.paused);
+        let pending = self.servers.values().any(|s| !s.pending.is_empty() && !s.paused && s.writing.is_none());
         let next = if pending { self.now } else { next_wake.min(next_delivery).min(until) };
         // Time always moves, by at least a microsecond.
         self.now = next.max(self.now + Duration::from_micros(1));
@@ -1166,6 +1227,39 @@ impl SteppedCluster {
         if let Err(violation) = checked {
             panic!("seed {}: {violation} (at {:?})\n{}", self.seed, self.now, self.trace.join("\n"))
         }
+    }
+
+    /// A handler reading from a lease now reads at the leader's published
+    /// time: no replica of the shard may have published a newer one (it
+    /// could serve what the lease read would miss). Paused servers run no
+    /// handlers, but what they published counts.
+    fn check_lease_reads(&self) -> Result<(), String> {
+        let now = self.start + self.now;
+        let states: Vec<(ServerId, bool, RaftState)> = self
+            .servers
+            .iter()
+            .filter_map(|(id, s)| Some((*id, s.paused, s.event_loop.as_ref()?)))
+            .flat_map(|(id, paused, l)| l.raft_states().into_iter().map(move |st| (id, paused, st)))
+            .collect();
+        for (leader, _, lease) in states.iter().filter(|(_, paused, st)| {
+            !paused && st.leader && st.lease_reads_until.is_some_and(|until| now < until)
+        }) {
+            let ahead = states.iter().find(|(_, _, st)| {
+                st.shard == lease.shard && st.published_max_applied > lease.published_max_applied
+            });
+            if let Some((server, _, st)) = ahead {
+                return Err(format!(
+                    "a lease read of {} at {leader} would read at {}, but {server} published {} \
+                     (applied index {} there, {} at the leader)",
+                    lease.shard,
+                    lease.published_max_applied,
+                    st.published_max_applied,
+                    st.applied_index,
+                    lease.applied_index
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The Raft state of `server`'s replica of `shard`, if it is up and
@@ -1480,6 +1574,7 @@ mod tests {
             applied_index: committed,
             first_log_index: 1,
             lease_reads_until: None,
+            published_max_applied: Timestamp::ZERO,
         }
     }
 

@@ -24,13 +24,27 @@
 //! A request handler need not ask the loop at all: after each iteration
 //! the loop publishes when the lease ends (`ReplicaProgress::
 //! lease_reads_until`), only for a ready leader (it has applied every
-//! entry of earlier terms) with no transfer or membership change under
-//! way. A handler that finds the lease covering its own `Instant::now()`
-//! reads the applied state at once. That state holds every write
-//! acknowledged before the read: writes are acknowledged after they are
-//! applied and published, and no other replica could have led since the
-//! lease began. A transfer revokes the published lease in the step that
-//! begins it, before its TimeoutNow leaves (`EventLoop::step`).
+//! entry of earlier terms) that has applied everything committed, with
+//! no transfer or membership change under way. A handler that finds the
+//! lease covering its own `Instant::now()` reads the applied state at
+//! once. That state holds every write acknowledged before the read:
+//! writes are acknowledged after they are applied and published, and no
+//! other replica could have led since the lease began.
+//!
+//! Acknowledged is not enough: a read must also see whatever another
+//! reader has already been shown. A follower applies an entry once it
+//! hears the commit index, which the leader's appends carry before the
+//! leader's own write is done (they leave first, `event_loop.rs`), so a
+//! follower can serve a commit in a bounded-staleness read while its
+//! leader has not applied it yet. So the step that lets such appends go
+//! revokes the published lease whenever the commit index is past what is
+//! applied (`Replica::guard_lease_reads`), and the publish after the
+//! apply restores it; the time is published before the lease, so a
+//! handler that finds the lease reads a time that holds everything
+//! applied. (Found by `spandb jepsen`: a linearizable read 1.7 ms below a
+//! commit a bounded-staleness read had returned before it began.) For
+//! the same reason a transfer revokes the published lease in the step
+//! that begins it, before its TimeoutNow leaves (`EventLoop::step`).
 //!
 //! # The duration
 //!

@@ -82,7 +82,7 @@ use self::split::SplitReply;
 use crate::config::{RaftConfig, UnsafeTestingConfig};
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::registry::{Registry, ReplicaProgress, ReplicaShared, Role};
+use crate::registry::{Registry, ReplicaProgress, ReplicaShared, Role, TimeView};
 use crate::storage::keycode::{raft_key, range_bounds, txn_key, txn_kind_bounds, RaftKey, TxnKey};
 use crate::storage::raft_log::{decode_record, RaftLogStore};
 use crate::storage::snapshot::{ingest, SnapshotDir, SnapshotFile, SnapshotSource};
@@ -393,6 +393,11 @@ impl Replica {
         self.shared.progress()
     }
 
+    /// The time the replica last published for request handlers.
+    pub fn published_time(&self) -> TimeView {
+        self.shared.time_view()
+    }
+
     fn leader_ready(&self) -> bool {
         self.leadership.is_some_and(|(_, _, ready)| ready)
     }
@@ -660,16 +665,33 @@ impl Replica {
         }
     }
 
+    /// Before a step's early sends leave (`lease.rs`, "Reads that skip the
+    /// loop"): a transfer begun in the step ends the lease, and a commit
+    /// index past what is applied stops handlers' lease reads until the
+    /// next publish, since the appends about to leave tell the followers,
+    /// which may apply those entries and serve them (a bounded-staleness
+    /// read) while this leader is still writing its batch.
+    pub fn guard_lease_reads(&mut self) {
+        self.void_lease_if_transferring();
+        if self.raw_node.raft.raft_log.committed > self.applied_index {
+            self.shared.revoke_lease_reads();
+        }
+    }
+
     /// Until when handlers may serve linearizable reads without the loop
     /// ([`ReplicaProgress::lease_covers`]): the conditions under which
-    /// [`Replica::flush_reads`] serves from the lease, and a ready leader
-    /// (it has applied everything earlier terms committed, which the
-    /// loop's path gets by waiting for the committed index).
+    /// [`Replica::flush_reads`] serves from the lease, and everything
+    /// committed applied (the loop's path gets both by waiting for the
+    /// committed index; a ready leader has applied what earlier terms
+    /// committed, and a follower may already serve what this term did).
     fn lease_reads_until(&self) -> Option<Instant> {
         let raft = &self.raw_node.raft;
         let conf_change_pending = raft.pending_conf_index > raft.raft_log.applied;
-        let eligible =
-            self.is_leader() && self.leader_ready() && raft.lead_transferee.is_none() && !conf_change_pending;
+        let eligible = self.is_leader()
+            && self.leader_ready()
+            && raft.raft_log.committed <= self.applied_index
+            && raft.lead_transferee.is_none()
+            && !conf_change_pending;
         eligible.then(|| self.lease.held_until(raft.term)).flatten()
     }
 
@@ -717,6 +739,13 @@ impl Replica {
     /// Publishes progress and safe time for request handlers (after every
     /// iteration that touched the replica, and every tick).
     pub fn publish(&mut self) {
+        // The time first: a handler that finds the lease covering (in the
+        // progress) then reads at the published time, which must hold
+        // everything applied by then.
+        let generation = self.txns.prepared_generation();
+        let prepared = (self.published_generation != Some(generation)).then(|| self.txns.prepared_writes());
+        self.published_generation = Some(generation);
+        self.shared.publish_time(self.txns.safe_time().max_applied(), prepared);
         let raft = &self.raw_node.raft;
         let leader_replica = (raft.leader_id != 0).then_some(ReplicaId(raft.leader_id));
         // What a leader knows of its followers, for `spandb status` and the
@@ -752,10 +781,6 @@ impl Replica {
             pending_replicas: pending_replicas.into(),
             lease_reads_until: self.lease_reads_until(),
         });
-        let generation = self.txns.prepared_generation();
-        let prepared = (self.published_generation != Some(generation)).then(|| self.txns.prepared_writes());
-        self.published_generation = Some(generation);
-        self.shared.publish_time(self.txns.safe_time().max_applied(), prepared);
     }
 
     /// Fails everything waiting on this replica (the server is stopping).
