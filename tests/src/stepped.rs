@@ -983,7 +983,9 @@ impl SteppedCluster {
             let s = self.servers.get_mut(&id).expect("a server");
             let Some(event_loop) = s.event_loop.as_mut() else { continue };
             let write_done = s.writing.as_ref().map(|w| w.done_at <= self.now);
-            if s.paused || write_done == Some(false) || (write_done.is_none() && s.pending.is_empty() && s.wake_at > self.now)
+            if s.paused
+                || write_done == Some(false)
+                || (write_done.is_none() && s.pending.is_empty() && s.wake_at > self.now)
             {
                 continue;
             }
@@ -1241,12 +1243,13 @@ impl SteppedCluster {
             .filter_map(|(id, s)| Some((*id, s.paused, s.event_loop.as_ref()?)))
             .flat_map(|(id, paused, l)| l.raft_states().into_iter().map(move |st| (id, paused, st)))
             .collect();
-        for (leader, _, lease) in states.iter().filter(|(_, paused, st)| {
-            !paused && st.leader && st.lease_reads_until.is_some_and(|until| now < until)
-        }) {
-            let ahead = states.iter().find(|(_, _, st)| {
-                st.shard == lease.shard && st.published_max_applied > lease.published_max_applied
-            });
+        for (leader, _, lease) in states
+            .iter()
+            .filter(|(_, paused, st)| !paused && st.leader && st.lease_reads_until.is_some_and(|until| now < until))
+        {
+            let ahead = states
+                .iter()
+                .find(|(_, _, st)| st.shard == lease.shard && st.published_max_applied > lease.published_max_applied);
             if let Some((server, _, st)) = ahead {
                 return Err(format!(
                     "a lease read of {} at {leader} would read at {}, but {server} published {} \
