@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use tests::wait::wait_until;
+use anyhow::Context;
+use tests::wait::{wait_for, wait_until};
 use tests::{ClusterOptions, TestCluster};
 
 use crate::common::{init, LEADER_TIMEOUT};
@@ -183,7 +184,11 @@ async fn a_split_over_a_prepared_transaction_leaves_it_prepared_on_both_halves()
     };
     raw.prepare(prepare).await?;
     let (_, grandchild) = client.split_at(b"p").await?;
-    assert_eq!(client.cluster_info().await?.shards.len(), 3, "the split went through");
+    // Each server answers with its own replicas' view, and a follower of
+    // the child learns of the split when it applies it, after the leader.
+    let client_ref = &client;
+    let three = || async move { client_ref.cluster_info().await.ok().filter(|info| info.shards.len() == 3) };
+    wait_for(LEADER_TIMEOUT, three).await.context("the split went through")?;
     for key in [&b"q"[..], &b"n"[..]] {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
