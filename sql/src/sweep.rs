@@ -193,9 +193,10 @@ fn batch(txn: &mut dyn Transaction, key: &[u8], sweeper: u64, now_ns: u64, keys_
 /// lists its schema-change GC jobs among others).
 pub const SHOW_JOBS_COLUMNS: [&str; 3] = ["job_type", "status", "description"];
 
-/// One row of `SHOW JOBS` per sweep job left, read lock-free at `now_ns`:
-/// `SWEEP`, `running` (claimed by a sweeper) or `pending`, and the span
-/// with the last key deleted so far.
+/// One row of `SHOW JOBS` per sweep job left, read lock-free: `SWEEP`,
+/// `running` (claimed by a sweeper, until the claim expires by the
+/// engine's clock) or `pending`, and the span with the last key deleted
+/// so far.
 pub fn show_jobs(engine: &dyn Engine) -> Result<Vec<[String; 3]>> {
     let now_ns = engine.now();
     let prefix_len = jobs_prefix().len();
