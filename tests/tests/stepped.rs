@@ -901,3 +901,61 @@ fn garbage_is_collected_on_every_replica() {
         only(&c, "k", "k4");
     }
 }
+
+/// Reads `a` in a new transaction on shard 1, then commits it with no
+/// writes; returns the answer and by how much shard 1's committed index
+/// at `leader` moved over the commit.
+fn read_a_and_commit_nothing(c: &mut SteppedCluster, seed: u64, n: u64, leader: ServerId) -> (txn::Answer, u64) {
+    let shard = ShardId(1);
+    // A write first: the shard is not idle, so no closed timestamp is
+    // proposed during the commit (`raft.close_timestamp_ms` is 200).
+    c.call(shard, write("b", "v"), Duration::from_secs(1)).unwrap_or_else(|e| panic!("seed {seed}: a write: {e}"));
+    let txn = TxnId::random(u128::from(seed) << 64 | u128::from(n));
+    let priority = Priority::new(Timestamp::from_nanos(n), txn);
+    let lease = match c.call(shard, first_read(txn, priority, "a"), Duration::from_secs(1)) {
+        Ok(txn::Answer::Locked { lease }) => lease,
+        other => panic!("seed {seed}: the read of a: {other:?}"),
+    };
+    let committed = |c: &SteppedCluster| c.raft_state(leader, shard).expect("the leader's replica").committed_index;
+    let before = committed(c);
+    let commit = txn::Input::Commit {
+        req: RequestId(0),
+        txn,
+        priority,
+        writes: Vec::new(),
+        reads: vec![LockTarget::Key(b"a".to_vec())],
+        lease: Some(lease),
+        participants: Vec::new(),
+        conditions: Vec::new(),
+        deadline: None,
+    };
+    let answer = c.call(shard, commit, Duration::from_secs(1)).unwrap_or_else(|e| panic!("seed {seed}: commit: {e}"));
+    (answer, committed(c) - before)
+}
+
+/// Goal: a transaction that only read commits without a Raft entry once
+/// its leader holds a lease (`txn::shard`, "A commit that wrote
+/// nothing"), and such a commit asks for the lease when it is missing.
+/// Method: per seed, a fresh cluster (no read has given its leader a
+/// lease yet): a transaction reads `a` and commits nothing, which is
+/// replicated; 50 ms later another does the same and the leader's
+/// committed index does not move; a writer then takes `a` at once.
+#[test]
+fn a_commit_that_only_read_needs_no_raft_entry_once_the_leader_holds_a_lease() {
+    for seed in 0..4 {
+        let mut c = SteppedCluster::new(seed, 3, 2);
+        c.run_until(Duration::from_secs(2));
+        let leader = c.leader(ShardId(1)).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        let (answer, entries) = read_a_and_commit_nothing(&mut c, seed, 1, leader);
+        assert!(matches!(answer, txn::Answer::Committed { applied: true, .. }), "seed {seed}: {answer:?}");
+        assert!(entries >= 1, "seed {seed}: without a lease the commit is replicated");
+        let until = c.now() + Duration::from_millis(50);
+        c.run_until(until);
+        let (answer, entries) = read_a_and_commit_nothing(&mut c, seed, 2, leader);
+        assert!(matches!(answer, txn::Answer::Committed { applied: true, .. }), "seed {seed}: {answer:?}");
+        assert_eq!(entries, 0, "seed {seed}: under the lease the commit needs no entry");
+        // Its lock is gone: a write of `a` commits.
+        let wrote = c.call(ShardId(1), write("a", "x"), Duration::from_secs(1));
+        assert!(matches!(wrote, Ok(txn::Answer::Committed { applied: true, .. })), "seed {seed}: {wrote:?}");
+    }
+}

@@ -86,6 +86,27 @@
 //! anomaly (a reread across a leader kill); a wound followed by a reread
 //! under the same leader was the same hole.
 //!
+//! # A commit that wrote nothing
+//!
+//! A transaction that only read here (drivers such as psycopg wrap every
+//! SELECT in BEGIN ... COMMIT) commits in one phase with no writes. Its
+//! Commit entry would change no state; replicating it only proves that
+//! this replica still leads, so that locks it granted in this term still
+//! stand. A leader lease proves the same without a round: while it holds,
+//! no other replica can lead or have led since the term began (the
+//! server says so before each step, [`ShardTxns::set_leased`]). Then the
+//! commit is answered at once: its reads held their locks from the reads
+//! until now, so now is a point at which all of them hold, and nothing
+//! becomes visible. It still gets a fresh commit timestamp, and its
+//! commit-wait, as any commit. Without a lease it is replicated as before,
+//! and asks for one ([`Output::WantLease`]) for the next.
+//!
+//! ```text
+//!   read a (shared lock)  ...  commit, no writes:
+//!     leased   -> release the locks, answer committed@s   (no entry)
+//!     unleased -> propose Commit{s, no writes} as any commit; WantLease
+//! ```
+//!
 //! # Waiting, and deadlock across shards
 //!
 //! On one shard wound-wait has no cycles: a request waits only for older
@@ -425,6 +446,9 @@ pub enum Output {
         participants: Vec<ShardId>,
         outcome: Outcome,
     },
+    /// A commit that wrote nothing came: keep a lease ([`ShardTxns::set_leased`]),
+    /// so that such commits need no Raft round.
+    WantLease,
 }
 
 /// What happens to this shard.
@@ -676,6 +700,8 @@ pub struct ShardTxns {
     /// new leader assigns timestamps from its clock alone, forgetting the
     /// ones in its log.
     unsafe_new_leader_forgets_timestamps: bool,
+    /// Whether this leader holds a lease at this step ([`ShardTxns::set_leased`]).
+    leased: bool,
 }
 
 impl ShardTxns {
@@ -722,6 +748,15 @@ impl ShardTxns {
 
     pub fn safe_time(&self) -> &SafeTime {
         &self.safe
+    }
+
+    /// Tells the state machine, before a step, whether this leader holds
+    /// a lease then: no other replica can have led the shard since this
+    /// term began, nor can until the step's answers are out (the server's
+    /// leader lease, `spanserver::shard::lease`). A commit that wrote
+    /// nothing here is then answered without a Raft round (module docs).
+    pub fn set_leased(&mut self, leased: bool) {
+        self.leased = leased;
     }
 
     pub fn prepared(&self) -> impl Iterator<Item = &PreparedTxn> {
@@ -1212,6 +1247,17 @@ impl ShardTxns {
                     self.abort_active(p.txn, AbortReason::DeadlinePassed, now, out);
                     out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::DeadlinePassed)) });
                     return;
+                }
+                if writes.is_empty() && participants.is_empty() && conditions.is_empty() {
+                    out.push(Output::WantLease);
+                    if self.leased {
+                        // Nothing to replicate: the locks held since the
+                        // reads, under a leader no other can have replaced
+                        // since, make now a point where every read holds.
+                        self.release(p.txn, now, out);
+                        out.push(Output::Reply { req, result: Ok(Answer::Committed { commit_ts, applied: true }) });
+                        return;
+                    }
                 }
                 self.deciding(p.txn);
                 let command = TxnCommand::Commit {

@@ -220,6 +220,9 @@ pub struct Replica {
     incoming_snapshot: Option<(u64, Option<PathBuf>)>,
     /// A waiting read asked for a closed timestamp.
     close_wanted: bool,
+    /// A commit that wrote nothing asked for a lease (`txn`'s
+    /// `Output::WantLease`); [`Replica::flush_reads`] renews it.
+    lease_wanted: bool,
     last_close_at: Option<Instant>,
     published_generation: Option<u64>,
 }
@@ -363,6 +366,7 @@ impl Replica {
             last_hand_off: None,
             incoming_snapshot: None,
             close_wanted: false,
+            lease_wanted: false,
             last_close_at: None,
             published_generation: None,
         };
@@ -492,6 +496,8 @@ impl Replica {
     /// of a failed jepsen run.
     fn step_txns(&mut self, tt: &TrueTime, input: Input) -> Vec<Output> {
         let now = tt.now();
+        let leased = self.holds_lease(Instant::now());
+        self.txns.set_leased(leased);
         if !tracing::enabled!(target: "spandb::txn", tracing::Level::TRACE) {
             return self.txns.step(now, input);
         }
@@ -588,6 +594,7 @@ impl Replica {
                 Output::Decide { txn, participants, outcome } => {
                     self.peer_calls.push(PeerCall::Decide { coordinator: self.shard_id, txn, participants, outcome })
                 }
+                Output::WantLease => self.lease_wanted = true,
             }
         }
     }
@@ -632,10 +639,18 @@ impl Replica {
             self.reads.fail_unconfirmed(&err, completions);
             return;
         }
+        self.void_lease_if_transferring();
+        if std::mem::take(&mut self.lease_wanted) {
+            let term = self.raw_node.raft.term;
+            if self.lease.expiring(term, now) {
+                if let Some(ctx) = self.reads.start_renewal(now, term) {
+                    self.raw_node.read_index(ctx);
+                }
+            }
+        }
         if !self.reads.has_queued() {
             return;
         }
-        self.void_lease_if_transferring();
         let raft = &self.raw_node.raft;
         let term = raft.term;
         let conf_change_pending = raft.pending_conf_index > raft.raft_log.applied;
@@ -676,6 +691,20 @@ impl Replica {
         if self.raw_node.raft.raft_log.committed > self.applied_index {
             self.shared.revoke_lease_reads();
         }
+    }
+
+    /// Whether no other replica can lead the shard at `now`, nor have led
+    /// it since this term began: the lease holds as it does for reads
+    /// served from it ([`Replica::flush_reads`]), and this leader is ready.
+    /// What `txn` needs to answer a commit that wrote nothing without a
+    /// Raft round (`ShardTxns::set_leased`).
+    fn holds_lease(&self, now: Instant) -> bool {
+        let raft = &self.raw_node.raft;
+        self.is_leader()
+            && self.leader_ready()
+            && raft.lead_transferee.is_none()
+            && raft.pending_conf_index <= raft.raft_log.applied
+            && self.lease.covers(raft.term, now)
     }
 
     /// Until when handlers may serve linearizable reads without the loop

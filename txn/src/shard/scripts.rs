@@ -6,14 +6,15 @@
 //! Commands (`shard=N` picks the shard, default 1; time is `[t-1, t+1]`):
 //!
 //! ```text
-//! leader [term=T] | lost | time T | tick | close | state
+//! leader [term=T] | lost | lease on|off | time T | tick | close | state
 //! split KEY child=C  (the keys from KEY on moved to the new shard C)
 //! read REQ TXN prio=P KEY|"[A,B)" [mode=S|X] [lease=T.A]
 //! prepare REQ TXN prio=P coord=C [writes=a:1,b:-] [reads=a,b] [lease=T.A]
 //! commit REQ TXN prio=P [writes=...] [reads=...] [participants=2@1005,3@1007] [lease=T.A]
 //! ```
 //!
-//! `leader` starts the shard's next term (or `term=T`). A read presents
+//! `leader` starts the shard's next term (or `term=T`). `lease on` says
+//! the leader holds a lease at every later step, until `lease off`. A read presents
 //! no lease unless given (`lease=` alone: the transaction's last lease
 //! here); a prepare or commit with reads presents the last lease its reads
 //! here were answered with, unless given.
@@ -280,6 +281,7 @@ impl Runner {
                     let ps: Vec<String> = participants.iter().map(|p| p.to_string()).collect();
                     writeln!(out, "shard{id} tell {} that {txn} {outcome}", ps.join(","))?
                 }
+                Output::WantLease => writeln!(out, "shard{id} wants a lease")?,
             }
         }
         Ok(())
@@ -321,6 +323,11 @@ impl goldenscript::Runner for Runner {
                 self.shards.insert(child.0, Shard { txns, term: 0, proposals: VecDeque::new() });
             }
             "time" => self.now = args.next_pos().ok_or("time T")?.parse()?,
+            "lease" => match args.next_pos().ok_or("lease on|off")? {
+                "on" => self.shard(id).txns.set_leased(true),
+                "off" => self.shard(id).txns.set_leased(false),
+                other => return Err(format!("lease on|off, not {other}").into()),
+            },
             "tick" => self.step(id, Input::Tick, &mut out)?,
             "close" => self.step(id, Input::Close, &mut out)?,
             "read" => {
@@ -494,4 +501,5 @@ scripts!(
     a_split_aborts_the_lock_holders_of_moved_keys,
     a_split_hands_prepared_transactions_to_both_halves,
     an_heir_of_an_aborted_transaction_aborts,
+    a_commit_that_wrote_nothing_needs_no_round_under_a_lease,
 );
