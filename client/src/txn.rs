@@ -11,7 +11,16 @@
 //!     one shard:   Txn.Commit ──> that shard: exclusive locks, s, replicate, commit-wait
 //!     several:     Txn.Prepare ──> every shard but the coordinator (in parallel)
 //!                  Txn.Commit(prepare timestamps) ──> the coordinator
+//!     several, nothing written:  Txn.Commit ──> every shard read (in parallel)
 //! ```
+//!
+//! A transaction that wrote nothing needs no two-phase commit: each shard
+//! it read checks that it has held the read locks since the reads and
+//! releases them, in one phase of its own (a leader with a lease does so
+//! without a Raft round: `txn::shard`, "A commit that wrote nothing").
+//! Every read came before every check, so at any moment between the last
+//! read and the first check all the reads held at once: the transaction
+//! is serializable there, and nothing it did becomes visible.
 //!
 //! While the transaction is open, a background task heartbeats the shards
 //! it holds locks on (a silent transaction loses them after
@@ -96,7 +105,8 @@ pub struct TxnTimings {
     /// wait behind other transactions' locks, and the event loop's queue).
     pub read_lock: Duration,
     /// The prepares (sent together: until the last answered), and the
-    /// slowest one's server time; zero for a one-shard commit.
+    /// slowest one's server time; zero for a one-shard commit, or one
+    /// that wrote nothing.
     pub prepare: Duration,
     pub prepare_server: Duration,
     /// The commit at the coordinator (or the only shard), commit-wait
@@ -497,6 +507,9 @@ impl Txn {
                 timings: self.timings,
             });
         }
+        if parts.len() > 1 && parts.values().all(|p| p.writes.is_empty()) {
+            return self.commit_reads(parts).await;
+        }
         // The coordinator: the first shard written, else the first read.
         let coordinator = parts
             .iter()
@@ -560,25 +573,9 @@ impl Txn {
         }
         let part = parts[&coordinator].clone();
         let asked = Instant::now();
-        let result = self
-            .client
-            .execute(Dest::Shard(coordinator), Op::Write, |channel, target| {
-                let request = proto::TxnCommitRequest {
-                    txn: Some(meta.clone()),
-                    shard_id: coordinator.0,
-                    range_ver: part.range_ver.max(target.range_ver).0,
-                    writes: part.writes.clone(),
-                    reads: part.reads.clone(),
-                    participants: participants.clone(),
-                    lease: part.lease,
-                    conditions: part.conditions.clone(),
-                };
-                channel.txn_commit(request)
-            })
-            .await;
+        let result = commit_on(&self.client, coordinator, &meta, &part, participants).await;
         match result {
             Ok(r) => {
-                let r = r.into_inner();
                 if r.conditions_failed {
                     return Err(Error::ConditionNotMet("a key written with put_absent has a value".into()));
                 }
@@ -607,6 +604,42 @@ impl Txn {
         }
     }
 
+    /// Commits a transaction that wrote nothing, at every shard it read at
+    /// once, each in one phase (module docs).
+    async fn commit_reads(mut self, parts: BTreeMap<ShardId, ShardPart>) -> Result<CommitInfo> {
+        let meta = self.meta();
+        let asked = Instant::now();
+        let commits = parts.iter().map(|(shard, part)| {
+            let (client, meta, part, shard) = (self.client.clone(), meta.clone(), part.clone(), *shard);
+            async move { commit_on(&client, shard, &meta, &part, Vec::new()).await }
+        });
+        let mut commit_ts = Timestamp::ZERO;
+        let (mut commit_wait, mut failure) = (Duration::ZERO, None);
+        for result in futures_join_all(commits).await {
+            match result {
+                Ok(r) => {
+                    commit_ts = commit_ts.max(Timestamp::from_nanos(r.commit_ts));
+                    commit_wait = commit_wait.max(Duration::from_nanos(r.commit_wait_ns));
+                    self.timings.commit_server = self.timings.commit_server.max(Duration::from_nanos(r.server_ns));
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if let Some(e) = failure {
+            // Nothing was written anywhere: whatever the others answered,
+            // the transaction did nothing, and may run again.
+            self.abort_everywhere(parts.keys().copied()).await;
+            return Err(match e {
+                Error::InvalidArgument(m) => Error::InvalidArgument(m),
+                Error::Aborted(m) => Error::Aborted(m),
+                other => Error::Aborted(format!("a shard it read did not commit: {other}")),
+            });
+        }
+        self.timings.commit = asked.elapsed();
+        self.timings.commit_wait = commit_wait;
+        Ok(CommitInfo { commit_ts, commit_wait, participants: parts.len(), timings: self.timings })
+    }
+
     /// Abandons the transaction, releasing its locks.
     pub async fn rollback(mut self) -> Result<()> {
         self.check_open()?;
@@ -626,6 +659,33 @@ impl Txn {
             h.abort();
         }
     }
+}
+
+/// Sends `shard` the commit of `part` (its only participant, or the
+/// coordinator of `participants`).
+async fn commit_on(
+    client: &Client,
+    shard: ShardId,
+    meta: &proto::TxnMeta,
+    part: &ShardPart,
+    participants: Vec<proto::Participant>,
+) -> Result<proto::TxnCommitResponse> {
+    let result = client
+        .execute(Dest::Shard(shard), Op::Write, |channel, target| {
+            let request = proto::TxnCommitRequest {
+                txn: Some(meta.clone()),
+                shard_id: shard.0,
+                range_ver: part.range_ver.max(target.range_ver).0,
+                writes: part.writes.clone(),
+                reads: part.reads.clone(),
+                participants: participants.clone(),
+                lease: part.lease,
+                conditions: part.conditions.clone(),
+            };
+            channel.txn_commit(request)
+        })
+        .await;
+    result.map(|r| r.into_inner())
 }
 
 async fn abort_on(client: Client, id: TxnId, shard: ShardId) {

@@ -949,3 +949,45 @@ async fn a_strong_read_only_transaction_reads_at_leaders() -> anyhow::Result<()>
     assert_eq!(at_leaders, 4, "every read was counted once: {counts:?}");
     c.shutdown().await
 }
+
+/// Goal: a transaction that read two shards and wrote nothing commits,
+/// with no two-phase commit (each shard checks its read locks and
+/// releases them), and leaves no lock behind; one whose read locks on
+/// one shard died with a leader change since its reads is aborted there,
+/// so the whole transaction is.
+/// Method: two shards (split at "m"). t1 reads "a" and "z" and commits;
+/// writes of both keys then go through at once. t2 reads both, shard 1's
+/// leadership moves, "a" is overwritten: t2's commit is `Aborted`, and a
+/// write of "z" goes through at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_wrote_nothing_commits_at_every_shard_it_read() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    client.put(b"a", b"1").await?;
+    client.put(b"z", b"1").await?;
+    // A lock left behind would hold these writes until the keep-alive
+    // timeout.
+    let soon = Duration::from_secs(5);
+
+    let mut t1 = client.begin();
+    assert_eq!(t1.get(b"a").await?, Some(b"1".to_vec()));
+    assert_eq!(t1.get(b"z").await?, Some(b"1".to_vec()));
+    let info = t1.commit_detailed().await?;
+    assert_eq!(info.participants, 2);
+    assert_eq!(info.timings.prepare, Duration::ZERO, "nothing written: no prepares");
+    tokio::time::timeout(soon, client.put(b"a", b"2")).await??;
+    tokio::time::timeout(soon, client.put(b"z", b"2")).await??;
+
+    let mut t2 = client.begin();
+    assert_eq!(t2.get(b"a").await?, Some(b"2".to_vec()));
+    assert_eq!(t2.get(b"z").await?, Some(b"2".to_vec()));
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    c.transfer_leader(1, if leader == 1 { 2 } else { 1 }, LEADER_TIMEOUT).await?;
+    client.put(b"a", b"3").await?;
+    let commit = t2.commit().await;
+    assert!(matches!(commit, Err(ClientError::Aborted(_))), "t2 read a stale a and committed: {commit:?}");
+    tokio::time::timeout(soon, client.put(b"z", b"3")).await??;
+    c.shutdown().await
+}
