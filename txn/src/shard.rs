@@ -751,10 +751,10 @@ impl ShardTxns {
     }
 
     /// Tells the state machine, before a step, whether this leader holds
-    /// a lease then: no other replica can have led the shard since this
-    /// term began, nor can until the step's answers are out (the server's
-    /// leader lease, `spanserver::shard::lease`). A commit that wrote
-    /// nothing here is then answered without a Raft round (module docs).
+    /// a lease then: no other replica can lead the shard at that moment,
+    /// nor can have led it since this term began (the server's leader
+    /// lease, `spanserver::shard::lease`). A commit that wrote nothing
+    /// here is then answered without a Raft round (module docs).
     pub fn set_leased(&mut self, leased: bool) {
         self.leased = leased;
     }
