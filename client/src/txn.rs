@@ -11,16 +11,17 @@
 //!     one shard:   Txn.Commit ──> that shard: exclusive locks, s, replicate, commit-wait
 //!     several:     Txn.Prepare ──> every shard but the coordinator (in parallel)
 //!                  Txn.Commit(prepare timestamps) ──> the coordinator
-//!     several, nothing written:  Txn.Commit ──> every shard read (in parallel)
 //! ```
 //!
-//! A transaction that wrote nothing needs no two-phase commit: each shard
-//! it read checks that it has held the read locks since the reads and
-//! releases them, in one phase of its own (a leader with a lease does so
-//! without a Raft round: `txn::shard`, "A commit that wrote nothing").
-//! Every read came before every check, so at any moment between the last
-//! read and the first check all the reads held at once: the transaction
-//! is serializable there, and nothing it did becomes visible.
+//! A transaction that wrote nothing still commits as above. At one shard
+//! a leader holding its lease answers without a Raft round (`txn::shard`,
+//! "A commit that wrote nothing"). Over several shards it takes the two
+//! phases, writing nothing: committing at each shard at once, in one
+//! phase each, would be serializable, but no timestamp would name it
+//! (each shard's commit timestamp is past its own reads and below its
+//! next writes; the largest may be past another shard's next write, the
+//! smallest below a version another shard returned), and callers use it
+//! (a SQL gateway leases the descriptors it read from it).
 //!
 //! While the transaction is open, a background task heartbeats the shards
 //! it holds locks on (a silent transaction loses them after
@@ -105,8 +106,7 @@ pub struct TxnTimings {
     /// wait behind other transactions' locks, and the event loop's queue).
     pub read_lock: Duration,
     /// The prepares (sent together: until the last answered), and the
-    /// slowest one's server time; zero for a one-shard commit, or one
-    /// that wrote nothing.
+    /// slowest one's server time; zero for a one-shard commit.
     pub prepare: Duration,
     pub prepare_server: Duration,
     /// The commit at the coordinator (or the only shard), commit-wait
@@ -507,9 +507,6 @@ impl Txn {
                 timings: self.timings,
             });
         }
-        if parts.len() > 1 && parts.values().all(|p| p.writes.is_empty()) {
-            return self.commit_reads(parts).await;
-        }
         // The coordinator: the first shard written, else the first read.
         let coordinator = parts
             .iter()
@@ -563,13 +560,7 @@ impl Txn {
         }
         if let Some(e) = failure {
             self.abort_everywhere(parts.keys().copied()).await;
-            return Err(match e {
-                // Running it again cannot help.
-                Error::InvalidArgument(m) => Error::InvalidArgument(m),
-                Error::Aborted(m) => Error::Aborted(m),
-                Error::ConditionNotMet(m) => Error::ConditionNotMet(m),
-                other => Error::Aborted(format!("a participant did not prepare: {other}")),
-            });
+            return Err(not_committed(e, "a participant did not prepare"));
         }
         let part = parts[&coordinator].clone();
         let asked = Instant::now();
@@ -595,49 +586,9 @@ impl Txn {
                 // Definitely not committed: release the prepared ones now
                 // rather than when they time out and ask.
                 self.abort_everywhere(parts.keys().copied()).await;
-                Err(match e {
-                    Error::InvalidArgument(m) => Error::InvalidArgument(m),
-                    Error::Aborted(m) => Error::Aborted(m),
-                    other => Error::Aborted(format!("the commit failed: {other}")),
-                })
+                Err(not_committed(e, "the commit failed"))
             }
         }
-    }
-
-    /// Commits a transaction that wrote nothing, at every shard it read at
-    /// once, each in one phase (module docs).
-    async fn commit_reads(mut self, parts: BTreeMap<ShardId, ShardPart>) -> Result<CommitInfo> {
-        let meta = self.meta();
-        let asked = Instant::now();
-        let commits = parts.iter().map(|(shard, part)| {
-            let (client, meta, part, shard) = (self.client.clone(), meta.clone(), part.clone(), *shard);
-            async move { commit_on(&client, shard, &meta, &part, Vec::new()).await }
-        });
-        let mut commit_ts = Timestamp::ZERO;
-        let (mut commit_wait, mut failure) = (Duration::ZERO, None);
-        for result in futures_join_all(commits).await {
-            match result {
-                Ok(r) => {
-                    commit_ts = commit_ts.max(Timestamp::from_nanos(r.commit_ts));
-                    commit_wait = commit_wait.max(Duration::from_nanos(r.commit_wait_ns));
-                    self.timings.commit_server = self.timings.commit_server.max(Duration::from_nanos(r.server_ns));
-                }
-                Err(e) => failure = Some(e),
-            }
-        }
-        if let Some(e) = failure {
-            // Nothing was written anywhere: whatever the others answered,
-            // the transaction did nothing, and may run again.
-            self.abort_everywhere(parts.keys().copied()).await;
-            return Err(match e {
-                Error::InvalidArgument(m) => Error::InvalidArgument(m),
-                Error::Aborted(m) => Error::Aborted(m),
-                other => Error::Aborted(format!("a shard it read did not commit: {other}")),
-            });
-        }
-        self.timings.commit = asked.elapsed();
-        self.timings.commit_wait = commit_wait;
-        Ok(CommitInfo { commit_ts, commit_wait, participants: parts.len(), timings: self.timings })
     }
 
     /// Abandons the transaction, releasing its locks.
@@ -658,6 +609,19 @@ impl Txn {
         if let Some(h) = self.heartbeat.take() {
             h.abort();
         }
+    }
+}
+
+/// What a client hears of a transaction that definitely did not commit
+/// because of `e`: as it was if running it again cannot help (a bad
+/// request, a failed condition) or if it was an abort; otherwise an abort
+/// saying `what` failed.
+fn not_committed(e: Error, what: &str) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(m),
+        Error::Aborted(m) => Error::Aborted(m),
+        Error::ConditionNotMet(m) => Error::ConditionNotMet(m),
+        other => Error::Aborted(format!("{what}: {other}")),
     }
 }
 
