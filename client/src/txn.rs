@@ -16,12 +16,14 @@
 //! A transaction that wrote nothing still commits as above. At one shard
 //! a leader holding its lease answers without a Raft round (`txn::shard`,
 //! "A commit that wrote nothing"). Over several shards it takes the two
-//! phases, writing nothing: committing at each shard at once, in one
-//! phase each, would be serializable, but no timestamp would name it
-//! (each shard's commit timestamp is past its own reads and below its
-//! next writes; the largest may be past another shard's next write, the
-//! smallest below a version another shard returned), and callers use it
-//! (a SQL gateway leases the descriptors it read from it).
+//! phases, writing nothing. Committing at each shard at once, one phase
+//! each, would be serializable, but callers need the timestamp returned
+//! to be a point where every read holds (a SQL gateway leases the
+//! descriptors it read from it): the largest of the shards' may be past
+//! another shard's next write; the smallest is below every shard's next
+//! write, and above every version read only because a read's answer waits
+//! until its version's timestamp has passed. Not done until a test shows
+//! that argument (BENCHMARKS.md, "2026-12-06 (later)").
 //!
 //! While the transaction is open, a background task heartbeats the shards
 //! it holds locks on (a silent transaction loses them after
