@@ -46,6 +46,15 @@
 //! the same reason a transfer revokes the published lease in the step
 //! that begins it, before its TimeoutNow leaves (`EventLoop::step`).
 //!
+//! # Commits that wrote nothing
+//!
+//! The same proof lets a read-write transaction that only read this
+//! shard commit without a Raft round: no other replica can lead now nor
+//! can have led since the term began, so the locks granted in this term
+//! still stand (`txn::shard`, "A commit that wrote nothing";
+//! `Replica::holds_lease`). Such a commit without a lease asks for one,
+//! and the next loop iteration starts a round to get it.
+//!
 //! # The duration
 //!
 //! A follower's ticks come at least one tick apart in scheduled time and
