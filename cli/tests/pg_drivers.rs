@@ -27,11 +27,16 @@ async fn connect(addr: &str) -> anyhow::Result<Client> {
 }
 
 /// Stops `cluster`, then gives the test body's outcome (a failed
-/// assertion panics again here, once the servers are gone).
+/// assertion panics again here, once the servers are gone). A failure
+/// first prints the warnings in the servers' logs, which go with the
+/// cluster's directory.
 async fn stop_then(
     cluster: ProcessCluster,
     body: Result<anyhow::Result<()>, tokio::task::JoinError>,
 ) -> anyhow::Result<()> {
+    if !matches!(body, Ok(Ok(()))) {
+        eprintln!("{}", cluster.log_warnings());
+    }
     cluster.stop().await;
     match body {
         Ok(outcome) => outcome,

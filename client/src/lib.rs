@@ -704,7 +704,17 @@ impl Client {
                 }
                 Failure::Ambiguous(msg) => {
                     if op == Op::Write {
-                        return Err(Error::Ambiguous(format!("{}: {msg}", target.addr)));
+                        // Say how the deadline was spent: one request
+                        // that went unanswered, or retries that left the
+                        // last one little time.
+                        let history = match attempts {
+                            1 => String::new(),
+                            n => format!(
+                                " (attempt {n}, {:.1?} after the first; before it: {last_error})",
+                                started.elapsed()
+                            ),
+                        };
+                        return Err(Error::Ambiguous(format!("{}: {msg}{history}", target.addr)));
                     }
                     last_error = format!("{}: {msg}", target.addr);
                     self.routes().note_failure(target.shard_id, target.server_id);

@@ -352,6 +352,7 @@ impl EventLoop {
                 r.maybe_leave_joint();
                 r.tick_txns(&self.tt, &mut self.completions);
                 r.advance_handover(Some(now), &self.tt, &mut self.completions);
+                r.log_slow_requests(now);
                 r.publish();
             }
             self.engine.release_idle_iterators();

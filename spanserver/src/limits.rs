@@ -160,6 +160,11 @@ pub const PENDING_WRITES_PER_SHARD_MAX: usize = 16 * 1024;
 /// every entry of earlier terms, to know the timestamps in its log).
 pub const WAITING_WRITES_PER_SHARD_MAX: usize = 4 * 1024;
 
+/// A transactional request still unanswered after this long is logged,
+/// once, with what it waits for (`shard/slow.rs`): well past a lock wait
+/// or a leader change that goes well, and before a client's deadline.
+pub const SLOW_REQUEST_LOG_AFTER: Duration = Duration::from_secs(3);
+
 /// Linearizable reads waiting on one shard (queued, at ReadIndex, or for
 /// apply).
 pub const PENDING_READS_PER_SHARD_MAX: usize = 16 * 1024;

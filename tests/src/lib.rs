@@ -27,12 +27,19 @@ pub mod wait;
 
 pub use cluster::{ClusterOptions, TestCluster};
 
-/// Logs to the test output when `SPANDB_LOG` is set (e.g. `info`).
+/// Logs to the test output: `SPANDB_LOG`'s filter (e.g. `info`), else
+/// [`DEFAULT_TEST_LOG`].
 pub fn init_logging() {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("SPANDB_LOG") {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPANDB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_TEST_LOG));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_test_writer().try_init();
 }
+
+/// What tests log without `SPANDB_LOG`: requests a server left unanswered
+/// for seconds, with what held them (`spanserver/src/shard/slow.rs`). The
+/// test harness shows a test's output only when it fails, which is when
+/// that line explains a deadline that passed.
+pub const DEFAULT_TEST_LOG: &str = "spandb::slow=warn";
 
 /// The directory of the package whose test is running, as cargo says
 /// when it runs it. Not `env!("CARGO_MANIFEST_DIR")`: a test binary

@@ -24,6 +24,10 @@ use tokio::process::{Child, Command};
 /// How long the cluster may take to print `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Lines of each server's log a failed test prints
+/// ([`ProcessCluster::log_warnings`]).
+pub const LOG_LINES_SHOWN: usize = 40;
+
 pub struct ProcessCluster {
     dir: tempfile::TempDir,
     demo: Child,
@@ -83,6 +87,24 @@ impl ProcessCluster {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The warnings and errors in the servers' logs (`DIR/sN.log`), the
+    /// last [`LOG_LINES_SHOWN`] of each: what a failed test prints, since
+    /// the logs go with the cluster's directory.
+    pub fn log_warnings(&self) -> String {
+        let mut out = String::new();
+        for id in 1..=self.addrs.len() {
+            let path = self.dir().join(format!("s{id}.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+            out.push_str(&format!("--- s{id}.log: {} warnings and errors, the last ones:\n", lines.len()));
+            for line in &lines[lines.len().saturating_sub(LOG_LINES_SHOWN)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// The pid of server `id`, from its pid file.

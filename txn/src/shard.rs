@@ -769,6 +769,25 @@ impl ShardTxns {
         self.active.contains_key(&txn) || self.prepared.contains_key(&txn) || self.parked.values().any(|p| p.txn == txn)
     }
 
+    /// What request `req` is waiting for here, in words, for the driver's
+    /// log of requests left unanswered for long: the locks it still wants
+    /// and who holds them, or its transaction's phase (`None`: the state
+    /// machine has no trace of it, so it is not waiting here for a lock).
+    pub fn explain(&self, req: RequestId) -> Option<String> {
+        let p = self.parked.get(&req)?;
+        let phase = self.active.get(&p.txn).map_or("not active".to_string(), |a| format!("{:?}", a.phase));
+        let wanted: Vec<String> = p
+            .wanted
+            .iter()
+            .map(|(target, mode)| {
+                let holders: Vec<String> =
+                    self.locks.conflicting_holders(p.txn, target, *mode).iter().map(|t| t.to_string()).collect();
+                format!("{target}:{mode} held by [{}]", holders.join(" "))
+            })
+            .collect();
+        Some(format!("{} ({phase}) parked since {}, wants {}", p.txn, p.since, wanted.join(", ")))
+    }
+
     pub fn decision(&self, txn: TxnId) -> Option<&Decision> {
         self.decisions.get(&txn)
     }

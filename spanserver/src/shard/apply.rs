@@ -96,7 +96,7 @@ impl Replica {
                 Err(msg) => {
                     // Deterministic: every replica skips the same entry.
                     tracing::error!(shard = %self.shard_id, index = entry.index, "{msg}");
-                    if let Some(reply) = req.and_then(|r| self.replies.remove(&r)) {
+                    if let Some(reply) = req.and_then(|r| self.replies.remove(&r)).map(|p| p.reply) {
                         completions.push(Completion::Txn { reply, result: Err(TxnError::InvalidArgument(msg)) });
                     }
                 }

@@ -113,7 +113,7 @@ impl Replica {
         // this replica cannot tell.
         let remaining = self.proposals.split_off(&(metadata.index + 1));
         for (_, p) in std::mem::replace(&mut self.proposals, remaining) {
-            if let Some(reply) = p.req.and_then(|r| self.replies.remove(&r)) {
+            if let Some(reply) = p.req.and_then(|r| self.replies.remove(&r)).map(|p| p.reply) {
                 let e = TxnError::Ambiguous("replaced by a snapshot before the outcome was known".into());
                 completions.push(Completion::Txn { reply, result: Err(e) });
             }

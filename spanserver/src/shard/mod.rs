@@ -56,6 +56,7 @@ pub mod lease;
 pub mod membership;
 pub mod reads;
 mod records;
+mod slow;
 pub mod split;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -192,14 +193,16 @@ pub struct Replica {
     last_split_index: u64,
     /// While uninitialized: the servers of the replicas that wrote to it.
     heard_from: BTreeMap<ReplicaId, ServerId>,
-    /// Where each request's answer goes.
-    replies: HashMap<RequestId, TxnReply>,
+    /// Where each request's answer goes, and since when it waits.
+    replies: HashMap<RequestId, slow::Pending>,
     next_req: RequestId,
     /// While leading: (term, index to apply before `LeaderReady`, ready?).
     leadership: Option<(u64, u64, bool)>,
     /// Requests that arrived before this new leader was ready, or that
     /// would open new work while a handover drains the shard.
     waiting: VecDeque<(Input, Option<TxnReply>)>,
+    /// When `waiting` last became non-empty (`slow.rs`).
+    waiting_since: Option<Instant>,
     /// A leadership transfer draining the shard first (`handover.rs`).
     handover: Option<handover::Handover>,
     /// Values written by entries applied in this iteration, whose batch is
@@ -356,6 +359,7 @@ impl Replica {
             next_req: RequestId(1),
             leadership: None,
             waiting: VecDeque::new(),
+            waiting_since: None,
             handover: None,
             staged: HashMap::new(),
             reads: ReadQueue::default(),
@@ -472,6 +476,9 @@ impl Replica {
                 let e = TxnError::Unavailable("too many requests waiting for a new leader".into());
                 return refuse(completions, reply, e);
             }
+            if self.waiting.is_empty() {
+                self.waiting_since = Some(Instant::now());
+            }
             self.waiting.push_back((input, reply));
             return;
         }
@@ -482,7 +489,7 @@ impl Replica {
         if let Some(reply) = reply {
             let req = self.next_req;
             self.next_req.0 += 1;
-            self.replies.insert(req, reply);
+            self.replies.insert(req, slow::Pending::new(reply, &input));
             input = with_req(input, req);
         }
         let outputs = self.step_txns(tt, input);
@@ -523,8 +530,8 @@ impl Replica {
         while let Some(output) = queue.pop_front() {
             match output {
                 Output::Reply { req, result } => {
-                    if let Some(reply) = self.replies.remove(&req) {
-                        completions.push(Completion::Txn { reply, result });
+                    if let Some(pending) = self.replies.remove(&req) {
+                        completions.push(Completion::Txn { reply: pending.reply, result });
                     }
                 }
                 Output::Propose { req, command } => {
@@ -820,13 +827,13 @@ impl Replica {
             completions.push(Completion::Txn { reply, result: unavailable() });
         }
         for (_, p) in std::mem::take(&mut self.proposals) {
-            if let Some(reply) = p.req.and_then(|r| self.replies.remove(&r)) {
+            if let Some(pending) = p.req.and_then(|r| self.replies.remove(&r)) {
                 let result = Err(TxnError::Ambiguous(format!("{err}; it may still commit")));
-                completions.push(Completion::Txn { reply, result });
+                completions.push(Completion::Txn { reply: pending.reply, result });
             }
         }
-        for (_, reply) in self.replies.drain() {
-            completions.push(Completion::Txn { reply, result: unavailable() });
+        for (_, pending) in self.replies.drain() {
+            completions.push(Completion::Txn { reply: pending.reply, result: unavailable() });
         }
         for (_, (_, reply)) in std::mem::take(&mut self.splits) {
             completions

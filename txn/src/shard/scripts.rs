@@ -440,6 +440,11 @@ impl goldenscript::Runner for Runner {
                 writeln!(out, "shard{id} drop {}", show_command(&command))?;
                 self.step(id, Input::ProposalFailed { req: r, command }, &mut out)?;
             }
+            "explain" => {
+                let r = req(args.next_pos().ok_or("explain REQ")?)?;
+                let why = self.shard(id).txns.explain(r).unwrap_or_else(|| "(not parked)".into());
+                writeln!(out, "{why}")?;
+            }
             "state" => {
                 let s = &self.shard(id).txns;
                 writeln!(out, "shard{id}: leading={} active={}", s.is_leading(), s.active_count())?;
