@@ -333,12 +333,16 @@ pub fn start_monitor(guard: Arc<ClockGuard>, me: ServerId, peers: Arc<Peers>, ru
             joined_answered.extend(answering.iter().filter(|s| peers.is_joined(**s)));
             // A decommissioned server counts while it answers: once shut
             // down, it is gone from the quorum (`directory.rs`).
-            let counted = others
+            // Its last sample goes with it, so a smaller quorum is made
+            // of the servers still counted.
+            let (counted, left): (Vec<ServerId>, Vec<ServerId>) = others
                 .iter()
                 .filter(|s| !peers.is_joined(**s) || joined_answered.contains(s))
-                .filter(|s| !peers.is_draining(**s) || answering.contains(s))
-                .count();
-            health.set_cluster_size(counted + 1);
+                .partition(|s| !peers.is_draining(**s) || answering.contains(s));
+            for server in left {
+                health.forget(server.0);
+            }
+            health.set_cluster_size(counted.len() + 1);
             *guard.answering_peers.lock().expect("clock guard lock") = Some(answering);
             for (peer, sample, peer_trusts_itself) in samples {
                 match health.record(peer.0, sample) {

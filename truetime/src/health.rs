@@ -269,11 +269,18 @@ impl ClockHealth {
         self.cluster_size
     }
 
-    /// The cluster grew (a server joined): the quorum is of the new size
-    /// from the next verdict on; the samples held are kept. Sizes outside
+    /// The cluster grew (a server joined) or shrank (a decommissioned one
+    /// shut down): the quorum is of the new size from the next verdict on.
+    /// The samples held are kept, except that a smaller cluster keeps
+    /// fewer peers: the oldest go first (the caller forgets the ones of
+    /// servers that left, [`ClockHealth::forget`]). Sizes outside
     /// `1..=PEERS_MAX + 1` are clamped into it.
     pub fn set_cluster_size(&mut self, cluster_size: usize) {
         self.cluster_size = cluster_size.clamp(1, PEERS_MAX + 1);
+        while self.samples.len() > self.peers_max() {
+            let oldest = self.samples.iter().min_by_key(|(_, s)| s.received).map(|(peer, _)| *peer);
+            self.samples.remove(&oldest.expect("more samples than peers: not empty"));
+        }
     }
 
     pub fn epsilon(&self) -> Duration {
@@ -854,6 +861,29 @@ mod tests {
 
         let mut alone = ClockHealth::new(1, Duration::from_millis(10));
         assert_eq!(alone.record(2, fresh), Err(SampleRejected::TooManyPeers { peers_max: 0 }));
+    }
+
+    /// Goal: a cluster that shrinks under a full table of samples (a
+    /// decommissioned server shut down) keeps at most its new number of
+    /// peers, dropping the oldest, and a sample of a peer still kept is
+    /// recorded as before (it once tripped the table's size assertion, in
+    /// the server's clock monitor).
+    #[test]
+    fn a_shrinking_cluster_drops_its_oldest_samples() {
+        let mut health = ClockHealth::new(4, Duration::from_millis(10));
+        let at = |received_ns: u64| simulate(TRUE_START_NS + received_ns, 0, 0, 0, 0);
+        for (peer, received_ns) in [(2, 3_000), (3, 1_000), (4, 2_000)] {
+            assert_eq!(health.record(peer, at(received_ns)), Ok(()));
+        }
+        health.set_cluster_size(3);
+        assert_eq!(health.sample(3), None, "the oldest went");
+        assert!(health.sample(2).is_some() && health.sample(4).is_some());
+        assert_eq!(health.record(2, at(4_000)), Ok(()));
+        assert_eq!(health.record(3, at(4_000)), Err(SampleRejected::TooManyPeers { peers_max: 2 }));
+        health.set_cluster_size(1);
+        assert_eq!((health.sample(2), health.sample(4)), (None, None));
+        // A verdict checks the table's bound too.
+        let _ = health.verdict(reading(TRUE_START_NS + 5_000, 0));
     }
 
     /// Goal: readings off the network cannot panic or overflow anything.
