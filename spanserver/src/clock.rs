@@ -57,7 +57,7 @@
 //! quorum). An offset between epsilon and about `3 epsilon + RTT` can go
 //! unnoticed (see `truetime::health`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -72,6 +72,12 @@ use meta::ServerId;
 
 /// How often the monitor samples every peer (and at once after a jump).
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(200);
+
+/// A peer whose last answer to a clock sample is older than this counts
+/// as down for membership changes ([`ClockGuard::peer_answers`]): ten
+/// rounds, so one sample slower than `SAMPLE_RTT_MAX` on a loaded machine
+/// does not make a live server look down.
+pub const PEER_ANSWER_WINDOW: Duration = Duration::from_secs(2);
 
 /// Smallest clock jump that makes the server distrust its samples: NTP's
 /// slewing moves the clock against the monotonic clock by at most 500 ppm,
@@ -96,9 +102,9 @@ pub struct ClockGuard {
     /// Peers whose own verdict was healthy at their last sample: where an
     /// unhealthy server hands its leaderships.
     trusted_peers: Mutex<BTreeSet<ServerId>>,
-    /// Peers that answered the last sampling round (None before the
-    /// first): which servers are up, as far as this one can tell.
-    answering_peers: Mutex<Option<BTreeSet<ServerId>>>,
+    /// When each peer last answered a sample (None before the first
+    /// round): which servers are up, as far as this one can tell.
+    answered_at: Mutex<Option<BTreeMap<ServerId, Instant>>>,
 }
 
 struct GuardState {
@@ -129,7 +135,7 @@ impl ClockGuard {
             wake: Notify::new(),
             stopped: AtomicBool::new(false),
             trusted_peers: Mutex::new(BTreeSet::new()),
-            answering_peers: Mutex::new(None),
+            answered_at: Mutex::new(None),
         })
     }
 
@@ -203,16 +209,16 @@ impl ClockGuard {
         Some(self.trusted_peers.lock().expect("clock guard lock").clone())
     }
 
-    /// Did `peer` answer the last clock sample (true before the first
-    /// round, and without a monitor: nothing is known against it)? A
-    /// membership change refuses to place a replica on a server that did
-    /// not.
+    /// Did `peer` answer a clock sample within the last
+    /// [`PEER_ANSWER_WINDOW`] (true before the first round, and without a
+    /// monitor: nothing is known against it)? A membership change refuses
+    /// to place a replica on a server that did not.
     pub fn peer_answers(&self, peer: ServerId) -> bool {
-        self.answering_peers
+        self.answered_at
             .lock()
             .expect("clock guard lock")
             .as_ref()
-            .is_none_or(|answering| answering.contains(&peer))
+            .is_none_or(|answered| answered.get(&peer).is_some_and(|at| at.elapsed() <= PEER_ANSWER_WINDOW))
     }
 
     /// The last verdict, in one line.
@@ -343,7 +349,13 @@ pub fn start_monitor(guard: Arc<ClockGuard>, me: ServerId, peers: Arc<Peers>, ru
                 health.forget(server.0);
             }
             health.set_cluster_size(counted.len() + 1);
-            *guard.answering_peers.lock().expect("clock guard lock") = Some(answering);
+            let answered_now = Instant::now();
+            guard
+                .answered_at
+                .lock()
+                .expect("clock guard lock")
+                .get_or_insert_with(BTreeMap::new)
+                .extend(answering.iter().map(|s| (*s, answered_now)));
             for (peer, sample, peer_trusts_itself) in samples {
                 match health.record(peer.0, sample) {
                     Ok(()) if peer_trusts_itself => {
