@@ -185,8 +185,10 @@ async fn run_operation(client: &client::Client, op: &Operation) {
         }
         // A leader change aborts the transactions open there (their read
         // locks live at the leader): the leader first drains the shard.
-        // One for load hands over what is still open at the end of it; one
-        // for counts does not, and is asked again in a later round.
+        // One for load hands over what is still open at the end of it
+        // (but not a transaction open for long: the server then gives up,
+        // `spanserver/src/shard/handover.rs`); one for counts does not.
+        // Either is asked again in a later round if it did not happen.
         Operation::TransferLeader { to, reason, .. } => {
             let only_if_idle = reason != Reason::Load;
             match client.transfer_leader(shard, to, only_if_idle, limits::TRANSFER_DRAIN).await {

@@ -33,6 +33,13 @@ pub const SCAN_LIMIT_MAX: u32 = 10_000;
 /// long at most.
 pub const TRANSFER_DRAIN_MAX: Duration = Duration::from_secs(10);
 
+/// A drained leadership transfer that would hand over at its deadline
+/// gives up instead if a transaction still open there has been open this
+/// long (`shard/handover.rs`): its read locks would die with the
+/// leadership, and a long transaction retried loses the most work (and
+/// under repeated moves might never finish).
+pub const HANDOVER_SPARES_OPEN_FOR: Duration = Duration::from_secs(2);
+
 /// Most servers that may join a cluster at run time (`Peer.Join`; the
 /// record of them is one system value).
 pub const JOINED_SERVERS_MAX: usize = 1_024;

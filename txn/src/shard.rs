@@ -647,6 +647,9 @@ enum Phase {
 #[derive(Clone, Debug)]
 struct ActiveTxn {
     last_heard: Timestamp,
+    /// When it first came here (`now.earliest`): a handover spares
+    /// transactions open for long ([`ShardTxns::oldest_active_since`]).
+    opened: Timestamp,
     phase: Phase,
     /// Its locks here: presented back by its later requests.
     lease: LockLease,
@@ -800,6 +803,12 @@ impl ShardTxns {
         &self.locks
     }
 
+    /// When the longest-open active (unprepared) transaction here came:
+    /// the one whose read locks a leader change would cost the most work.
+    pub fn oldest_active_since(&self) -> Option<Timestamp> {
+        self.active.values().filter(|a| !a.internal).map(|a| a.opened).min()
+    }
+
     pub fn active_count(&self) -> usize {
         self.active.len()
     }
@@ -903,7 +912,13 @@ impl ShardTxns {
                 self.next_internal += 1;
                 let priority = Priority::new(now.latest, txn);
                 let lease = self.new_lease();
-                let a = ActiveTxn { last_heard: now.earliest, phase: Phase::Active, lease, internal: true };
+                let a = ActiveTxn {
+                    last_heard: now.earliest,
+                    opened: now.earliest,
+                    phase: Phase::Active,
+                    lease,
+                    internal: true,
+                };
                 self.active.insert(txn, a);
                 let keys: BTreeSet<Vec<u8>> =
                     writes.iter().map(|w| w.key.clone()).chain(conditions.iter().map(|c| c.key.clone())).collect();
@@ -1070,7 +1085,13 @@ impl ShardTxns {
                 let l = self.new_lease();
                 self.active.insert(
                     txn,
-                    ActiveTxn { last_heard: now.earliest, phase: Phase::Active, lease: l, internal: false },
+                    ActiveTxn {
+                        last_heard: now.earliest,
+                        opened: now.earliest,
+                        phase: Phase::Active,
+                        lease: l,
+                        internal: false,
+                    },
                 );
                 l
             }

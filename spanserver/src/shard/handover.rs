@@ -15,10 +15,20 @@
 //!   work wait in `waiting`; the open ones go on and end        waiting requests are
 //!     │ nothing open, or the deadline (without only_if_idle)   answered NotLeader and
 //!     └──────────────────────────────────────────────────────> follow the new leader
-//!     │ the deadline, with only_if_idle                        │ raft gave up (r2 did not
+//!     │ the deadline, with only_if_idle or a long transaction  │ raft gave up (r2 did not
 //!   given up: the waiting requests run here <─────────────────┘  catch up in an election
 //!                                                                timeout): as if given up
 //! ```
+//!
+//! A transfer without `only_if_idle` (the placement driver's moves for
+//! load) hands over what is still open at the deadline: transactions
+//! caught mid-way (waiting on another shard's drain, a slow client) abort
+//! and retry, cheaply. Not one open for
+//! [`limits::HANDOVER_SPARES_OPEN_FOR`] or more: a long transaction (a
+//! bulk load's block, a report) would lose the most work, and under
+//! repeated moves might never finish, for a move that can wait. So the
+//! transfer gives up as if asked only if idle, and the driver asks again
+//! in a later round.
 //!
 //! "Open" is what [`Replica::has_open_transactions`] counts: active,
 //! parked or prepared transactions. Work that continues an open
@@ -106,16 +116,27 @@ impl Replica {
             return;
         }
         let due = now.is_some_and(|now| now >= h.until);
-        if !self.has_open_transactions() || (due && !h.only_if_idle) {
+        if !self.has_open_transactions() || (due && !h.only_if_idle && !self.spares_a_long_transaction(tt)) {
             let to = h.to;
             if let Some(h) = &mut self.handover {
                 h.asked = true;
             }
             self.raw_node.transfer_leader(to.0);
         } else if due {
-            tracing::debug!(shard = %self.shard_id, "transactions still open at the drain's deadline; not handing over");
+            tracing::debug!(
+                shard = %self.shard_id,
+                "transactions still open at the drain's deadline (asked only if idle, or one open for long); not handing over"
+            );
             self.end_handover(tt, completions);
         }
+    }
+
+    /// Is an active transaction open here for [`limits::HANDOVER_SPARES_OPEN_FOR`]
+    /// or more? A handover at its deadline then gives up (module docs).
+    fn spares_a_long_transaction(&self, tt: &TrueTime) -> bool {
+        self.txns
+            .oldest_active_since()
+            .is_some_and(|opened| tt.now().earliest.duration_since(opened) >= limits::HANDOVER_SPARES_OPEN_FOR)
     }
 
     /// Ends a handover that did not move the leadership: what waited runs.

@@ -78,3 +78,39 @@ async fn a_drain_that_outlasts_an_open_transaction_gives_up_when_asked_only_if_i
     assert_eq!(client.get(b"k").await?, Some(b"2".to_vec()));
     c.shutdown().await
 }
+
+/// Goal: a drained transfer without `only_if_idle` (a move for load)
+/// hands over a transaction still open at its deadline if it is young
+/// (it aborts, and can retry cheaply), but gives up for one open for
+/// `HANDOVER_SPARES_OPEN_FOR` or more: the leadership stays and the long
+/// transaction commits (a bulk load's block once lost its catalog locks
+/// to such a move).
+/// Method: a transaction reads "k", then stays open past the limit; a
+/// transfer with a 300 ms drain; a plain write of "n" waits it out; the
+/// leader is unchanged and the transaction commits. Then a transaction
+/// reads "k" and the same transfer comes at once: the leadership moves
+/// and that transaction's commit is refused as aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_hands_over_a_young_open_transaction_but_spares_a_long_one() -> anyhow::Result<()> {
+    let (c, client, leader, next) = three_servers_with_k().await?;
+    let drain = Duration::from_millis(300);
+    let mut long = client.begin();
+    assert_eq!(long.get(b"k").await?, Some(b"1".to_vec()));
+    tokio::time::sleep(spanserver::limits::HANDOVER_SPARES_OPEN_FOR + Duration::from_millis(200)).await;
+    client.transfer_leader(ShardId(1), ServerId(next), false, drain).await?;
+    client.put(b"n", b"x").await?;
+    assert_eq!(c.leader(1), Some(leader), "the leadership moved though a long transaction was open");
+    long.put(b"k", b"2");
+    long.commit().await?;
+    assert_eq!(client.get(b"k").await?, Some(b"2".to_vec()));
+
+    let mut young = client.begin();
+    assert_eq!(young.get(b"k").await?, Some(b"2".to_vec()));
+    client.transfer_leader(ShardId(1), ServerId(next), false, drain).await?;
+    wait_until(LEADER_TIMEOUT, || c.leader(1) == Some(next)).await?;
+    young.put(b"k", b"3");
+    let lost = young.commit().await;
+    assert!(matches!(lost, Err(ClientError::Aborted(_))), "a young transaction handed over gave {lost:?}");
+    assert_eq!(client.get(b"k").await?, Some(b"2".to_vec()));
+    c.shutdown().await
+}
