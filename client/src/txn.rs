@@ -11,19 +11,36 @@
 //!     one shard:   Txn.Commit ──> that shard: exclusive locks, s, replicate, commit-wait
 //!     several:     Txn.Prepare ──> every shard but the coordinator (in parallel)
 //!                  Txn.Commit(prepare timestamps) ──> the coordinator
+//!     several, nothing written:  Txn.Commit ──> every shard read (in parallel);
+//!                  the transaction's timestamp is the smallest answered
 //! ```
 //!
-//! A transaction that wrote nothing still commits as above. At one shard
-//! a leader holding its lease answers without a Raft round (`txn::shard`,
-//! "A commit that wrote nothing"). Over several shards it takes the two
-//! phases, writing nothing. Committing at each shard at once, one phase
-//! each, would be serializable, but callers need the timestamp returned
-//! to be a point where every read holds (a SQL gateway leases the
-//! descriptors it read from it): the largest of the shards' may be past
-//! another shard's next write; the smallest is below every shard's next
-//! write, and above every version read only because a read's answer waits
-//! until its version's timestamp has passed. Not done until a test shows
-//! that argument (BENCHMARKS.md, "2026-12-06 (later)").
+//! # A transaction that wrote nothing
+//!
+//! At one shard it commits as any other, and a leader holding its lease
+//! answers without a Raft round (`txn::shard`, "A commit that wrote
+//! nothing"). Over several shards it needs no two-phase commit: each shard
+//! checks that it held the read locks since the reads and releases them,
+//! in one phase of its own, and the transaction's timestamp is the
+//! smallest of theirs, `s = min(s_i)`. Callers rely on `s` being a point
+//! where every read holds (a SQL gateway leases the descriptors it read
+//! from it), and it is:
+//!
+//! - below the next write of every key read: shard `i` releases its locks
+//!   at `s_i >= s`, and a later write there gets a timestamp above `s_i`;
+//! - above every version read: a read's answer waits until `TT.after` of
+//!   the newest version it reveals (the visibility wait), so that version
+//!   is below true time at the answer, which is before every commit was
+//!   sent, and each `s_i` is at least `TT.now().latest` when its commit
+//!   arrived.
+//!
+//! It is externally consistent too: a transaction acknowledged before
+//! this one began has a timestamp below true time then, below every
+//! `s_i`; and this one is acknowledged only after every shard's
+//! commit-wait, past the largest `s_i`. The largest would not do: it may be
+//! past another shard's next write. `tests/tests/cluster/clocks.rs`
+//! shows the smallest above every version read with the shards' clocks
+//! skewed apart, and below one without the visibility wait.
 //!
 //! While the transaction is open, a background task heartbeats the shards
 //! it holds locks on (a silent transaction loses them after
@@ -108,7 +125,8 @@ pub struct TxnTimings {
     /// wait behind other transactions' locks, and the event loop's queue).
     pub read_lock: Duration,
     /// The prepares (sent together: until the last answered), and the
-    /// slowest one's server time; zero for a one-shard commit.
+    /// slowest one's server time; zero for a one-shard commit, or one
+    /// that wrote nothing.
     pub prepare: Duration,
     pub prepare_server: Duration,
     /// The commit at the coordinator (or the only shard), commit-wait
@@ -509,6 +527,9 @@ impl Txn {
                 timings: self.timings,
             });
         }
+        if parts.len() > 1 && parts.values().all(|p| p.writes.is_empty() && p.conditions.is_empty()) {
+            return self.commit_reads(parts).await;
+        }
         // The coordinator: the first shard written, else the first read.
         let coordinator = parts
             .iter()
@@ -591,6 +612,38 @@ impl Txn {
                 Err(not_committed(e, "the commit failed"))
             }
         }
+    }
+
+    /// Commits a transaction that wrote nothing, at every shard it read at
+    /// once, each in one phase, at the smallest of their timestamps
+    /// (module docs, "A transaction that wrote nothing").
+    async fn commit_reads(mut self, parts: BTreeMap<ShardId, ShardPart>) -> Result<CommitInfo> {
+        let meta = self.meta();
+        let asked = Instant::now();
+        let commits = parts.iter().map(|(shard, part)| {
+            let (client, meta, part, shard) = (self.client.clone(), meta.clone(), part.clone(), *shard);
+            async move { commit_on(&client, shard, &meta, &part, Vec::new()).await }
+        });
+        let (mut commit_ts, mut commit_wait, mut failure) = (Timestamp::MAX, Duration::ZERO, None);
+        for result in futures_join_all(commits).await {
+            match result {
+                Ok(r) => {
+                    commit_ts = commit_ts.min(Timestamp::from_nanos(r.commit_ts));
+                    commit_wait = commit_wait.max(Duration::from_nanos(r.commit_wait_ns));
+                    self.timings.commit_server = self.timings.commit_server.max(Duration::from_nanos(r.server_ns));
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if let Some(e) = failure {
+            // Nothing was written anywhere: whatever the others answered,
+            // the transaction did nothing, and may run again.
+            self.abort_everywhere(parts.keys().copied()).await;
+            return Err(not_committed(e, "a shard it read did not commit"));
+        }
+        self.timings.commit = asked.elapsed();
+        self.timings.commit_wait = commit_wait;
+        Ok(CommitInfo { commit_ts, commit_wait, participants: parts.len(), timings: self.timings })
     }
 
     /// Abandons the transaction, releasing its locks.

@@ -208,3 +208,101 @@ async fn a_clock_step_on_every_server_at_once_is_survived() -> anyhow::Result<()
     assert_eq!(client.get(b"after").await?.as_deref(), Some(&b"3"[..]));
     c.shutdown().await
 }
+
+/// Two shards split at "m", epsilon 100 ms, shard 1's leader's clock
+/// `+0.8 epsilon` and shard 2's leader, on another server, `-0.8 epsilon`.
+async fn two_shards_with_skewed_leaders(options: ClusterOptions) -> anyhow::Result<(TestCluster, u64, u64)> {
+    let c = TestCluster::start(options.split_points(&["m"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let ahead = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let behind = [1, 2, 3].into_iter().find(|s| *s != ahead).expect("another server");
+    c.transfer_leader(2, behind, LEADER_TIMEOUT).await?;
+    let skew = (c.options.time.epsilon() * 4 / 5).as_nanos() as i64;
+    c.clock(ahead).adjust(skew, 0)?;
+    let held_at = c.clock(behind).read();
+    c.clock(behind).adjust(-skew, 0)?;
+    // The clock set back holds until real time catches up (see
+    // `skewed_cluster`); then every server must trust its clock again.
+    wait_until(Duration::from_secs(10), || c.clock(behind).read() > held_at).await?;
+    c.wait_for_trusted_clocks(Duration::from_secs(10)).await?;
+    anyhow::ensure!(c.leader(1) == Some(ahead) && c.leader(2) == Some(behind), "a leadership moved");
+    Ok((c, ahead, behind))
+}
+
+/// The race for a transaction that wrote nothing over two shards: a
+/// writer puts "a" (shard 1, its leader's clock ahead); reader
+/// transactions read "a" until they see the new value, then read "z"
+/// (shard 2, its leader's clock behind) and commit, writing nothing. The
+/// timestamp the commit returns must be above the version of "a" it
+/// read, or the transaction's reads do not all hold at it. Returns the
+/// rounds where it was not.
+async fn commits_below_what_they_read(client: &Client, rounds: usize) -> anyhow::Result<Vec<String>> {
+    let mut below = Vec::new();
+    for round in 0..rounds {
+        let value = format!("v{round}");
+        let writer = tokio::spawn({
+            let (client, value) = (client.clone(), value.clone());
+            async move { client.put(b"a", value.as_bytes()).await }
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "no reader saw {value}");
+            let mut reader = client.begin();
+            let seen = match reader.scan(b"a", b"b", 1).await {
+                Ok(pairs) => pairs.into_iter().next().filter(|kv| kv.value == value.as_bytes()),
+                Err(_) => None, // wounded by the writer: try again
+            };
+            let Some(seen) = seen else {
+                let _ = reader.rollback().await;
+                continue;
+            };
+            if reader.get(b"z").await.is_err() {
+                continue;
+            }
+            let info = reader.commit_detailed().await?;
+            anyhow::ensure!(info.participants == 2, "the reader read {} shards", info.participants);
+            if info.commit_ts <= seen.version_ts {
+                below.push(format!(
+                    "round {round}: committed at {} after reading a@{}",
+                    info.commit_ts, seen.version_ts
+                ));
+            }
+            break;
+        }
+        writer.await??;
+    }
+    Ok(below)
+}
+
+/// Goal: a transaction that wrote nothing over several shards commits at
+/// the smallest of their timestamps (`client/src/txn.rs`, "A transaction
+/// that wrote nothing"), and that timestamp is above every version it
+/// read, even with the shard it read first on a clock ahead and the other
+/// on a clock behind (within epsilon).
+/// Method: the race above, 5 rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_wrote_nothing_commits_above_every_version_it_read() -> anyhow::Result<()> {
+    init();
+    let (c, _, _) = two_shards_with_skewed_leaders(wide_epsilon()).await?;
+    let client = c.client().await?;
+    let below = commits_below_what_they_read(&client, 5).await?;
+    assert!(below.is_empty(), "{below:#?}");
+    c.shutdown().await
+}
+
+/// Goal: the race above can fail: that argument rests on the visibility
+/// wait, and without it (a deliberately broken server) the reader sees
+/// "a" while its writer's commit-wait runs, and the other shard's clock,
+/// behind, gives a smaller commit timestamp than that version's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_visibility_wait_a_transaction_that_wrote_nothing_commits_below_what_it_read() -> anyhow::Result<()>
+{
+    init();
+    let mut options = wide_epsilon();
+    options.unsafe_testing.skip_visibility_wait = true;
+    let (c, _, _) = two_shards_with_skewed_leaders(options).await?;
+    let client = c.client().await?;
+    let below = commits_below_what_they_read(&client, 5).await?;
+    assert!(!below.is_empty(), "without the visibility wait a commit timestamp must fall below what was read");
+    c.shutdown().await
+}
