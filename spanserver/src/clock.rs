@@ -67,17 +67,12 @@ use truetime::health::{ClockHealth, ClockProblem, ClockSample, Verdict};
 use truetime::{Timestamp, TrueTime};
 
 use crate::error::Error;
+use crate::limits;
 use crate::peers::Peers;
 use meta::ServerId;
 
 /// How often the monitor samples every peer (and at once after a jump).
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(200);
-
-/// A peer whose last answer to a clock sample is older than this counts
-/// as down for membership changes ([`ClockGuard::peer_answers`]): ten
-/// rounds, so one sample slower than `SAMPLE_RTT_MAX` on a loaded machine
-/// does not make a live server look down.
-pub const PEER_ANSWER_WINDOW: Duration = Duration::from_secs(2);
 
 /// Smallest clock jump that makes the server distrust its samples: NTP's
 /// slewing moves the clock against the monotonic clock by at most 500 ppm,
@@ -210,7 +205,7 @@ impl ClockGuard {
     }
 
     /// Did `peer` answer a clock sample within the last
-    /// [`PEER_ANSWER_WINDOW`] (true before the first round, and without a
+    /// [`limits::PEER_ANSWER_WINDOW`] (true before the first round, and without a
     /// monitor: nothing is known against it)? A membership change refuses
     /// to place a replica on a server that did not.
     pub fn peer_answers(&self, peer: ServerId) -> bool {
@@ -218,7 +213,7 @@ impl ClockGuard {
             .lock()
             .expect("clock guard lock")
             .as_ref()
-            .is_none_or(|answered| answered.get(&peer).is_some_and(|at| at.elapsed() <= PEER_ANSWER_WINDOW))
+            .is_none_or(|answered| answered.get(&peer).is_some_and(|at| at.elapsed() <= limits::PEER_ANSWER_WINDOW))
     }
 
     /// The last verdict, in one line.

@@ -167,6 +167,13 @@ pub const PENDING_WRITES_PER_SHARD_MAX: usize = 16 * 1024;
 /// every entry of earlier terms, to know the timestamps in its log).
 pub const WAITING_WRITES_PER_SHARD_MAX: usize = 4 * 1024;
 
+/// A peer whose last answer to a clock sample is older than this counts
+/// as down for membership changes and decommissions
+/// (`clock::ClockGuard::peer_answers`): ten sampling rounds, so one sample
+/// slower than `SAMPLE_RTT_MAX` on a loaded machine does not make a live
+/// server look down.
+pub const PEER_ANSWER_WINDOW: Duration = Duration::from_secs(2);
+
 /// A transactional request still unanswered after this long is logged,
 /// once, with what it waits for (`shard/slow.rs`): well past a lock wait
 /// or a leader change that goes well, and before a client's deadline.

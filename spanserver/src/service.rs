@@ -130,7 +130,7 @@ pub struct AdminService {
 
 impl AdminService {
     /// Is `server` up, as far as this one can tell: itself, or a peer
-    /// that answered a clock sample lately (`clock::PEER_ANSWER_WINDOW`).
+    /// that answered a clock sample lately (`limits::PEER_ANSWER_WINDOW`).
     fn answers(&self, server: ServerId) -> bool {
         server == self.registry.server_id || self.clock.peer_answers(server)
     }
