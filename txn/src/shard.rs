@@ -773,9 +773,9 @@ impl ShardTxns {
     }
 
     /// What request `req` is waiting for here, in words, for the driver's
-    /// log of requests left unanswered for long: the locks it still wants
-    /// and who holds them, or its transaction's phase (`None`: the state
-    /// machine has no trace of it, so it is not waiting here for a lock).
+    /// log of requests left unanswered for long: its transaction and that
+    /// one's phase, the locks it still wants and who holds them (`None`:
+    /// it is not parked for a lock here).
     pub fn explain(&self, req: RequestId) -> Option<String> {
         let p = self.parked.get(&req)?;
         let phase = self.active.get(&p.txn).map_or("not active".to_string(), |a| format!("{:?}", a.phase));
