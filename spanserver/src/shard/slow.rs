@@ -11,9 +11,12 @@
 //! it (the etcd "apply request took too long" idea):
 //!
 //! ```text
-//!   WARN spandb::slow: shard=s3 what=commit waited=3.1s: txn 1f.. (Deciding) is proposed
-//!        at index 212 in term 4; raft: term 5, follower, committed 230,
-//!        applied 230, 0 waiting for a new leader
+//!   WARN spandb::slow: a request is still unanswered: w0 (Active) parked
+//!        since 2026-12-06T05:31:27.50Z, wants "k":X held by [t7]; raft:
+//!        term 6, Leader, committed 27, applied 27; leader ready true,
+//!        handover false, 0 waiting shard=shard1 what="write" waited=3.03s
+//!   WARN spandb::slow: a request is still unanswered: proposed at index
+//!        212 in term 4; raft: term 5, Follower, ... what="commit" ...
 //! ```
 //!
 //! Requests that wait for a new leader or a handover have no request id
