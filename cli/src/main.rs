@@ -212,9 +212,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// Logs to stderr; `SPANDB_LOG` (tracing's env-filter syntax) overrides
-/// the default level.
+/// the default level. Colours only on a terminal: a server's stderr is
+/// usually a log file (`DIR/sN.log` in a local cluster), read and
+/// searched as plain text.
 pub fn init_logging(default: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPANDB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
 }
