@@ -573,7 +573,7 @@ fn in_values<'v>(x: &Value, items: impl Iterator<Item = &'v Value>) -> Result<Va
 }
 
 /// Whether `node` reads a row of a query outside it.
-fn is_correlated(node: &Node) -> bool {
+pub(crate) fn is_correlated(node: &Node) -> bool {
     let mut found = false;
     visit_node_exprs(node, 0, &mut |e, level| {
         if let Expr::Outer { depth, .. } = e {
@@ -601,10 +601,8 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
     };
     match node {
         Node::Scan { spans, .. } => {
-            for s in spans {
-                for e in s.equal.iter().chain(s.lower.iter().map(|(e, _)| e)).chain(s.upper.iter().map(|(e, _)| e)) {
-                    on_expr(e, f);
-                }
+            for e in spans.iter().flat_map(ScanSpan::exprs) {
+                on_expr(e, f);
             }
         }
         Node::Values { rows, .. } => rows.iter().flatten().for_each(|e| on_expr(e, f)),

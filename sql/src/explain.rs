@@ -91,35 +91,46 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
     match n {
         Node::Scan { table, index, spans } => {
             out.push(format!("{pad}Scan {}@{}", table.name, index.name));
-            match exec::span_ranges(table, index, spans, cx) {
-                Ok(ranges) => {
-                    if ranges.is_empty() {
-                        out.push(format!("{pad}  no spans (matches nothing)"));
-                    }
-                    for (start, end) in ranges {
-                        let shards: Vec<String> = engine
-                            .shards(&start, &end)
-                            .iter()
-                            .map(|s| format!("{} (leader s{}, rv{})", s.shard_id, s.leader_server, s.range_ver))
-                            .collect();
-                        out.push(format!(
-                            "{pad}  span {} - {} on shard {}",
-                            encoding::pretty_key(&start),
-                            if end.is_empty() { "end".to_string() } else { encoding::pretty_key(&end) },
-                            shards.join(", ")
-                        ));
-                    }
+            if !spans.iter().flat_map(ScanSpan::exprs).all(Expr::is_row_free) {
+                // Bound by an outer row or a subquery: known only as the
+                // scan opens (and EXPLAIN runs no query).
+                for s in spans {
+                    out.push(format!("{pad}  span {} as the scan opens", span_bounds(s)));
                 }
-                Err(_) => out.push(format!("{pad}  spans bound by parameters")),
+                subplans(spans.iter().flat_map(ScanSpan::exprs), depth, engine, cx, out);
+            } else {
+                match exec::span_ranges(table, index, spans, cx) {
+                    Ok(ranges) => {
+                        if ranges.is_empty() {
+                            out.push(format!("{pad}  no spans (matches nothing)"));
+                        }
+                        for (start, end) in ranges {
+                            let shards: Vec<String> = engine
+                                .shards(&start, &end)
+                                .iter()
+                                .map(|s| format!("{} (leader s{}, rv{})", s.shard_id, s.leader_server, s.range_ver))
+                                .collect();
+                            out.push(format!(
+                                "{pad}  span {} - {} on shard {}",
+                                encoding::pretty_key(&start),
+                                if end.is_empty() { "end".to_string() } else { encoding::pretty_key(&end) },
+                                shards.join(", ")
+                            ));
+                        }
+                    }
+                    Err(_) => out.push(format!("{pad}  spans bound by parameters")),
+                }
             }
         }
         Node::Values { rows, width } => out.push(format!("{pad}Values {} rows x {width} columns", rows.len())),
         Node::Filter { input, predicate } => {
             out.push(format!("{pad}Filter {}", expr(predicate)));
+            subplans([predicate], depth, engine, cx, out);
             node(input, depth + 1, cx, out);
         }
         Node::Project { input, exprs } => {
             out.push(format!("{pad}Project [{}]", list(exprs)));
+            subplans(exprs, depth, engine, cx, out);
             node(input, depth + 1, cx, out);
         }
         Node::Aggregate { input, group_by, aggregates } => {
@@ -205,6 +216,48 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
     if let Some(line) = out.get_mut(first) {
         line.push_str(&suffix);
     }
+}
+
+/// The plans of the subqueries in `exprs`, each under a `SubPlan` line
+/// below their node's (as PostgreSQL shows them), saying whether it runs
+/// once or per outer row.
+fn subplans<'e>(
+    exprs: impl IntoIterator<Item = &'e Expr>,
+    depth: usize,
+    engine: &dyn Engine,
+    cx: &mut Cx,
+    out: &mut Vec<String>,
+) {
+    let mut found = Vec::new();
+    for e in exprs {
+        e.walk(&mut |x| {
+            if let Expr::Subquery(n) | Expr::Exists(n) | Expr::InSubquery(_, n) | Expr::ArraySubquery(n) = x {
+                found.push(n.as_ref().clone());
+            }
+        });
+    }
+    for n in &found {
+        let runs = if exec::is_correlated(n) { "per outer row" } else { "once" };
+        out.push(format!("{}SubPlan ({runs})", "  ".repeat(depth + 1)));
+        // Subqueries have no statistics of their own in EXPLAIN ANALYZE.
+        node(n, depth + 2, engine, cx, &mut Analyzed { stats: None, next: 0 }, out);
+    }
+}
+
+/// A span's bounds on the index's key columns, in order:
+/// `key = (outer1#2) and > $1`.
+fn span_bounds(s: &ScanSpan) -> String {
+    let mut parts = Vec::new();
+    if !s.equal.is_empty() {
+        parts.push(format!("key = ({})", list(&s.equal)));
+    }
+    if let Some((e, inclusive)) = &s.lower {
+        parts.push(format!("{} {}", if *inclusive { ">=" } else { ">" }, expr(e)));
+    }
+    if let Some((e, inclusive)) = &s.upper {
+        parts.push(format!("{} {}", if *inclusive { "<=" } else { "<" }, expr(e)));
+    }
+    parts.join(" and ")
 }
 
 fn list(exprs: &[Expr]) -> String {

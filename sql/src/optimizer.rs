@@ -14,7 +14,13 @@
 //!    index that serves it best: equalities on a prefix of the index's
 //!    columns (or IN lists), then a range on the next column. The filter
 //!    stays above the scan (it is cheap and keeps the rule simple to
-//!    trust); only what is read shrinks.
+//!    trust); only what is read shrinks. A bound is any value that is the
+//!    same for every row the scan reads ([`is_bound_value`]), evaluated as
+//!    the scan opens: constants and parameters, and in a correlated
+//!    subquery the outer row's columns, so `(SELECT name FROM u WHERE
+//!    u.id = t.uid)` gets one key per row of `t` rather than scanning `u`
+//!    for each. (An uncorrelated subquery as a bound runs twice per
+//!    statement: once for the span, once for the filter above it.)
 //!
 //! `optimize(plan)` with every rule turned off gives the same rows as
 //! with them on; the tests check that on random data.
@@ -278,14 +284,27 @@ fn column_bound(c: &Expr, col: usize) -> Option<(BinaryOp, Expr)> {
     }
 }
 
-/// A value a scan can be bounded by: evaluated once when the scan opens.
+/// A value a scan can be bounded by: evaluated once when the scan opens
+/// (`exec::span_ranges`), so it must be one value for every row the scan
+/// reads: it reads no column of the scanned row and calls no volatile
+/// function. Constants, parameters, `now()`, an uncorrelated subquery
+/// (run once per statement in any case), and the outer rows of a
+/// correlated subquery, which runs per outer row: `(SELECT name FROM u
+/// WHERE u.id = t.uid)` is then a lookup of one key per row of `t`
+/// instead of a scan of `u` per row; and operators, casts and immutable
+/// functions over them.
 fn is_bound_value(e: &Expr) -> bool {
-    match e {
-        Expr::Constant(v) => !v.is_null(),
-        Expr::Param(_) => true,
-        Expr::Cast(inner, _) => is_bound_value(inner),
-        _ => false,
+    if let Expr::Constant(v) = e {
+        return !v.is_null();
     }
+    let mut ok = true;
+    e.walk(&mut |x| match x {
+        Expr::Column(_) | Expr::Exists(_) | Expr::InSubquery(..) | Expr::ArraySubquery(_) => ok = false,
+        Expr::Subquery(n) if exec::is_correlated(n) => ok = false,
+        Expr::Function(name, _) if !is_immutable(name) => ok = false,
+        _ => {}
+    });
+    ok
 }
 
 /// The spans an index with key columns at `positions` gets from

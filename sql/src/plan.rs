@@ -224,6 +224,11 @@ impl ScanSpan {
     pub fn is_full(&self) -> bool {
         self.equal.is_empty() && self.lower.is_none() && self.upper.is_none()
     }
+
+    /// The expressions that bound it.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        self.equal.iter().chain(self.lower.iter().map(|(e, _)| e)).chain(self.upper.iter().map(|(e, _)| e))
+    }
 }
 
 /// Join kinds.

@@ -596,6 +596,42 @@ const TEMPLATES: &[Template] = &[
                 .collect()
         },
     },
+    Template {
+        name: "correlated lookup by key",
+        sql: |db, p| {
+            format!(
+                "SELECT id, (SELECT a FROM {} AS x1 WHERE x1.id = x0.b + {}) FROM {} AS x0",
+                db.name(1),
+                p.c[0] % 3,
+                db.name(0)
+            )
+        },
+        model: |db, p| {
+            db.t(0)
+                .iter()
+                .map(|x| {
+                    let key = x.b.map(|b| b + p.c[0] % 3);
+                    let a = db.t(1).iter().find(|y| Some(y.id) == key).and_then(|y| y.a);
+                    vec![x.id.to_string(), int(a)]
+                })
+                .collect()
+        },
+    },
+    Template {
+        name: "range bound by a subquery",
+        sql: |db, p| {
+            format!(
+                "SELECT id FROM {} WHERE id >= (SELECT min(b) FROM {} WHERE id > {})",
+                db.name(0),
+                db.name(1),
+                p.c[0]
+            )
+        },
+        model: |db, p| {
+            let bound = db.t(1).iter().filter(|y| y.id > p.c[0]).filter_map(|y| y.b).min();
+            ids(db.t(0).iter().filter(|x| bound.is_some_and(|b| x.id >= b)).map(|x| x.id))
+        },
+    },
 ];
 
 fn row_strategy(id: i64) -> impl Strategy<Value = Row> {
