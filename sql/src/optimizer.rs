@@ -15,7 +15,7 @@
 //!    columns (or IN lists), then a range on the next column. The filter
 //!    stays above the scan (it is cheap and keeps the rule simple to
 //!    trust); only what is read shrinks. A bound is any value that is the
-//!    same for every row the scan reads ([`is_bound_value`]), evaluated as
+//!    same for every row the scan reads (`is_bound_value`), evaluated as
 //!    the scan opens: constants and parameters, and in a correlated
 //!    subquery the outer row's columns, so `(SELECT name FROM u WHERE
 //!    u.id = t.uid)` gets one key per row of `t` rather than scanning `u`
