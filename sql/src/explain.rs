@@ -232,7 +232,7 @@ fn subplans<'e>(
     for e in exprs {
         e.walk(&mut |x| {
             if let Expr::Subquery(n) | Expr::Exists(n) | Expr::InSubquery(_, n) | Expr::ArraySubquery(n) = x {
-                found.push(n.as_ref().clone());
+                found.push(n.clone());
             }
         });
     }

@@ -19,8 +19,8 @@
 //!    the scan opens: constants and parameters, and in a correlated
 //!    subquery the outer row's columns, so `(SELECT name FROM u WHERE
 //!    u.id = t.uid)` gets one key per row of `t` rather than scanning `u`
-//!    for each. (An uncorrelated subquery as a bound runs twice per
-//!    statement: once for the span, once for the filter above it.)
+//!    for each. An uncorrelated subquery bounding a scan is the filter's
+//!    own (`Expr::Subquery` is shared), so it still runs once.
 //!
 //! `optimize(plan)` with every rule turned off gives the same rows as
 //! with them on; the tests check that on random data.
@@ -127,11 +127,14 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
 /// Folds constants in `e` and optimizes the plans of its subqueries.
 fn optimize_expr(e: Expr, rules: Rules) -> Expr {
     let e = match e {
-        Expr::Subquery(n) => return Expr::Subquery(Box::new(optimize(*n, rules))),
-        Expr::ArraySubquery(n) => return Expr::ArraySubquery(Box::new(optimize(*n, rules))),
-        Expr::Exists(n) => return Expr::Exists(Box::new(optimize(*n, rules))),
+        Expr::Subquery(n) => return Expr::Subquery(Arc::new(optimize(Arc::unwrap_or_clone(n), rules))),
+        Expr::ArraySubquery(n) => return Expr::ArraySubquery(Arc::new(optimize(Arc::unwrap_or_clone(n), rules))),
+        Expr::Exists(n) => return Expr::Exists(Arc::new(optimize(Arc::unwrap_or_clone(n), rules))),
         Expr::InSubquery(x, n) => {
-            return Expr::InSubquery(Box::new(optimize_expr(*x, rules)), Box::new(optimize(*n, rules)))
+            return Expr::InSubquery(
+                Box::new(optimize_expr(*x, rules)),
+                Arc::new(optimize(Arc::unwrap_or_clone(n), rules)),
+            )
         }
         e => e,
     };

@@ -66,14 +66,17 @@ pub enum Expr {
     NullIf(Box<Expr>, Box<Expr>),
     InList(Box<Expr>, Vec<Expr>),
     /// `expr IN (subquery)`; the subquery yields one column.
-    InSubquery(Box<Expr>, Box<Node>),
-    Exists(Box<Node>),
-    /// A subquery yielding at most one row of one column.
-    Subquery(Box<Node>),
+    InSubquery(Box<Expr>, Arc<Node>),
+    Exists(Arc<Node>),
+    /// A subquery yielding at most one row of one column. Shared: a copy
+    /// of the expression (a scan's bound made from a filter's conjunct)
+    /// is the same subquery, whose rows a statement computes once when it
+    /// is uncorrelated (`exec`, keyed by the plan node's address).
+    Subquery(Arc<Node>),
     /// `ARRAY(subquery)`: the subquery's one column, as an array (of the
     /// first non-NULL value's type; the binder casts it to the type it
     /// inferred).
-    ArraySubquery(Box<Node>),
+    ArraySubquery(Arc<Node>),
     /// `left op ANY (array)` (`all`: `ALL`), three-valued.
     Quantified {
         op: BinaryOp,

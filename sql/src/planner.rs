@@ -1622,13 +1622,13 @@ impl<'a> Planner<'a> {
                 }
                 let ty = plan.columns[0].data_type;
                 let x = self.coerce_loose(x, ty)?;
-                let test = Expr::InSubquery(Box::new(x), Box::new(plan.root));
+                let test = Expr::InSubquery(Box::new(x), Arc::new(plan.root));
                 let test = if *negated { Expr::Not(Box::new(test)) } else { test };
                 Ok(Bound::typed(test, DataType::Bool))
             }
             E::Exists { subquery, negated } => {
                 let plan = self.plan_subquery(subquery, scope)?;
-                let test = Expr::Exists(Box::new(plan.root));
+                let test = Expr::Exists(Arc::new(plan.root));
                 let test = if *negated { Expr::Not(Box::new(test)) } else { test };
                 Ok(Bound::typed(test, DataType::Bool))
             }
@@ -1637,7 +1637,7 @@ impl<'a> Planner<'a> {
                 if plan.columns.len() != 1 {
                     return sql_err!(SyntaxError, "subquery must return only one column");
                 }
-                Ok(Bound::typed(Expr::Subquery(Box::new(plan.root)), plan.columns[0].data_type))
+                Ok(Bound::typed(Expr::Subquery(Arc::new(plan.root)), plan.columns[0].data_type))
             }
             E::Array(ast::Array { elem, .. }) => {
                 let items = elem.iter().map(|i| rec(self, i)).collect::<Result<Vec<_>>>()?;
@@ -2052,7 +2052,7 @@ impl<'a> Planner<'a> {
                 let Some(array) = DataType::array_of(column.data_type) else {
                     return sql_err!(FeatureNotSupported, "arrays of {} are not supported", column.data_type);
                 };
-                let built = Expr::ArraySubquery(Box::new(plan.root));
+                let built = Expr::ArraySubquery(Arc::new(plan.root));
                 return Ok(Bound::typed(Expr::Cast(Box::new(built), array), array));
             }
             ast::FunctionArguments::Subquery(_) => return sql_err!(FeatureNotSupported, "{name}(subquery)"),
@@ -2270,7 +2270,7 @@ impl<'a> Planner<'a> {
                 return sql_err!(SyntaxError, "subquery has too many columns");
             }
             let x = self.coerce_loose(x, plan.columns[0].data_type)?;
-            let test = Expr::InSubquery(Box::new(x), Box::new(plan.root));
+            let test = Expr::InSubquery(Box::new(x), Arc::new(plan.root));
             let test = if negated { Expr::Not(Box::new(test)) } else { test };
             return Ok(Bound::typed(test, DataType::Bool));
         }
