@@ -6,6 +6,10 @@
 # appended to the build's name.
 #   one -c 16 -j 2 -S   ->   RESULT bin=... args='...' tps=... retried=... server_cpu_ms_per_txn=...
 #
+# up DIR / down: start `$BIN demo --preferred-leader 1` on DIR (gateway
+# at $S: port base 27000) and wait for its psql line; stop every
+# `$BIN start|demo` process.
+#
 # settle SPANDB: waits until the demo's placement driver has run no
 # operation for 5 checks in a row, 2 s apart (a load's splits and the
 # leader moves after them; 3 minutes at most), and then, with $S set,
@@ -46,4 +50,15 @@ settle() { # spandb binary
   while [ -n "${S:-}" ] && [ "$(psql "$S" -Atc 'SHOW JOBS' 2>/dev/null | wc -l)" -gt 0 ] \
     && [ $(($(date +%s) - start)) -lt 1080 ]; do sleep 2; done
   echo $(($(date +%s) - start))
+}
+
+up() { # dir
+  (setsid "$BIN" demo --no-shell --dir "$1" --port-base 27000 --preferred-leader 1 > "$1.log" 2>&1 &)
+  for _ in $(seq 120); do grep -q psql "$1.log" 2>/dev/null && break; sleep 1; done
+}
+
+down() {
+  pkill -f "^$BIN (start|demo)"
+  for _ in $(seq 30); do pgrep -f "^$BIN (start|demo)" > /dev/null || break; sleep 1; done
+  pkill -9 -f "^$BIN (start|demo)"
 }

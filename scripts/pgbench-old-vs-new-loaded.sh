@@ -19,15 +19,6 @@ S="postgresql://root@127.0.0.1:28000/spandb"
 . "$(dirname "$0")/pgbench-lib.sh"
 set_autogroup
 GOLDEN=${GOLDEN:-/tmp/spandb-loaded-s${SCALE:-16}}; RUN=/tmp/spandb-loaded-run
-up() { # dir
-  (setsid "$BIN" demo --no-shell --dir "$1" --port-base 27000 --preferred-leader 1 > "$1.log" 2>&1 &)
-  for _ in $(seq 120); do grep -q psql "$1.log" 2>/dev/null && break; sleep 1; done
-}
-down() {
-  pkill -f "^$BIN (start|demo)"
-  for _ in $(seq 30); do pgrep -f "^$BIN (start|demo)" > /dev/null || break; sleep 1; done
-  pkill -9 -f "^$BIN (start|demo)"
-}
 if [ ! -d "$GOLDEN" ]; then
   BIN=$1; up "$GOLDEN"; pgbench -i -s "${SCALE:-16}" "$S" > /dev/null 2>&1 || { echo "load failed" >&2; down; exit 1; }
   down

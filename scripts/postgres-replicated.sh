@@ -99,12 +99,8 @@ trap - EXIT
 BIN=$1 S="postgresql://root@127.0.0.1:28000/spandb"
 GOLDEN=${GOLDEN:-/tmp/spandb-loaded-s$SCALE}; RUN=/tmp/spandb-loaded-run
 [ -d "$GOLDEN" ] || { echo "no loaded cluster at $GOLDEN (scripts/pgbench-old-vs-new-loaded.sh makes one)" >&2; exit 1; }
-rm -rf "$RUN"; cp -a "$GOLDEN" "$RUN"
-(setsid "$BIN" demo --no-shell --dir "$RUN" --port-base 27000 --preferred-leader 1 > "$RUN.log" 2>&1 &)
-for _ in $(seq 120); do grep -q psql "$RUN.log" 2>/dev/null && break; sleep 1; done
+rm -rf "$RUN"; cp -a "$GOLDEN" "$RUN"; up "$RUN"
 echo "RESULT label=spandb-settle secs=$(settle "$BIN")"
 pgbench -n -T 5 -M prepared -S -c 4 "$S" > /dev/null 2>&1   # warm-up
 suite spandb "$S" --max-tries 10
-pkill -f "^$BIN (start|demo)"
-for _ in $(seq 30); do pgrep -f "^$BIN (start|demo)" > /dev/null || break; sleep 1; done
-pkill -9 -f "^$BIN (start|demo)"
+down
