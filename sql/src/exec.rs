@@ -815,8 +815,30 @@ fn key_ranges(table: &TableDesc, index: &IndexDesc, spans: &[ScanSpan], cx: &mut
             out.push(KeyRange { start: lo, end: hi, row });
         }
     }
-    out.sort();
-    Ok(out)
+    Ok(disjoint(out))
+}
+
+/// `ranges` in key order, with those that overlap merged, so a scan
+/// reads every key once: `id IN (5, 5)` names one row twice, and a value
+/// of another type (`id IN (1, 1.5)`, left to the filter) spans the
+/// whole index, which covers the other ranges.
+fn disjoint(mut ranges: Vec<KeyRange>) -> Vec<KeyRange> {
+    ranges.sort();
+    let mut out: Vec<KeyRange> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if *last == r => {}
+            // An empty end is the end of the key space.
+            Some(last) if last.end.is_empty() || r.start < last.end => {
+                if !last.end.is_empty() && (r.end.is_empty() || r.end > last.end) {
+                    last.end = r.end;
+                }
+                last.row = false;
+            }
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 impl Operator for Scan<'_> {

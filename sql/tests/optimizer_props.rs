@@ -191,6 +191,18 @@ const TEMPLATES: &[Template] = &[
         model: |db, p| ids(db.t(2).iter().filter(|r| [p.c[0], p.c[1] * 3, p.c[2] + 20].contains(&r.id)).map(|r| r.id)),
     },
     Template {
+        name: "pk IN list naming a key twice",
+        sql: |db, p| {
+            format!("SELECT id FROM {} WHERE id IN ({}, {}, {})", db.name(0), p.c[0] * 3, p.c[1] * 3, p.c[0] * 3)
+        },
+        model: |db, p| ids(db.t(0).iter().filter(|r| [p.c[0] * 3, p.c[1] * 3].contains(&r.id)).map(|r| r.id)),
+    },
+    Template {
+        name: "index IN list naming a value twice",
+        sql: |db, p| format!("SELECT id FROM {} WHERE a IN ({}, {}, {})", db.name(2), p.c[0], p.c[1], p.c[0]),
+        model: |db, p| ids(db.t(2).iter().filter(|r| holds(r.a, |a| [p.c[0], p.c[1]].contains(&a))).map(|r| r.id)),
+    },
+    Template {
         name: "index equality",
         sql: |db, p| format!("SELECT id, a FROM {} WHERE a = {}", db.name(0), p.c[0]),
         model: |db, p| {
