@@ -55,6 +55,9 @@ pub struct Cx<'t> {
     outer: Vec<Row>,
     /// What each subquery is known to be (correlated, or its rows).
     subqueries: HashMap<usize, Subquery>,
+    /// The values of uncorrelated IN subqueries, sorted (None: they do
+    /// not sort, so IN compares with each).
+    in_sets: HashMap<usize, Option<Rc<ValueSet>>>,
     pub stats: Stats,
     /// Set by another thread to cancel the statement (57014).
     cancel: Option<Arc<AtomicBool>>,
@@ -103,6 +106,7 @@ impl<'t> Cx<'t> {
             now_us,
             outer: Vec::new(),
             subqueries: HashMap::new(),
+            in_sets: HashMap::new(),
             stats: Stats::default(),
             cancel: None,
             clock: None,
@@ -522,7 +526,10 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
         Expr::InSubquery(x, node) => {
             let x = eval(x, row, cx)?;
             let rows = subquery_rows(node, row, cx, usize::MAX)?;
-            in_values(&x, rows.iter().map(|r| &r[0]))?
+            match in_set(node, &rows, cx) {
+                Some(set) => set.contains(&x)?,
+                None => in_values(&x, rows.iter().map(|r| &r[0]))?,
+            }
         }
         Expr::Exists(node) => Value::Bool(!subquery_rows(node, row, cx, 1)?.is_empty()),
         Expr::ArraySubquery(node) => {
@@ -570,6 +577,71 @@ fn in_values<'v>(x: &Value, items: impl Iterator<Item = &'v Value>) -> Result<Va
         }
     }
     Ok(if saw_null { Value::Null } else { Value::Bool(false) })
+}
+
+/// The values of an uncorrelated IN subquery (`rows`, its result),
+/// sorted once per statement: `x IN (subquery)` over n rows then costs
+/// n log m comparisons rather than n m. None for a correlated one (its
+/// rows change with each outer row) or values that do not sort.
+fn in_set(node: &Node, rows: &[Row], cx: &mut Cx) -> Option<Rc<ValueSet>> {
+    let key = node as *const Node as usize;
+    if !matches!(cx.subqueries.get(&key), Some(Subquery::Rows(_))) {
+        return None;
+    }
+    cx.in_sets.entry(key).or_insert_with(|| ValueSet::new(rows).map(Rc::new)).clone()
+}
+
+/// A subquery's non-NULL values in order, and whether it returned a NULL.
+struct ValueSet {
+    sorted: Vec<Value>,
+    has_null: bool,
+}
+
+impl ValueSet {
+    fn new(rows: &[Row]) -> Option<ValueSet> {
+        let has_null = rows.iter().any(|r| r[0].is_null());
+        let mut sorted: Vec<Value> = rows.iter().map(|r| r[0].clone()).filter(|v| !v.is_null()).collect();
+        let mut comparable = true;
+        sorted.sort_by(|a, b| {
+            ops::compare(a, b).ok().flatten().unwrap_or_else(|| {
+                comparable = false;
+                Ordering::Equal
+            })
+        });
+        comparable.then_some(ValueSet { sorted, has_null })
+    }
+
+    /// `x IN (the values)`, as [`in_values`] answers it.
+    fn contains(&self, x: &Value) -> Result<Value> {
+        if self.sorted.is_empty() && !self.has_null {
+            return Ok(Value::Bool(false));
+        }
+        if x.is_null() {
+            return Ok(Value::Null);
+        }
+        let mut failed = None;
+        let found = self
+            .sorted
+            .binary_search_by(|item| match ops::compare(item, x) {
+                Ok(Some(o)) => o,
+                Ok(None) => Ordering::Less,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    Ordering::Less
+                }
+            })
+            .is_ok();
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(if found {
+            Value::Bool(true)
+        } else if self.has_null {
+            Value::Null
+        } else {
+            Value::Bool(false)
+        })
+    }
 }
 
 /// Whether `node` reads a row of a query outside it.
@@ -772,6 +844,10 @@ fn key_ranges(table: &TableDesc, index: &IndexDesc, spans: &[ScanSpan], cx: &mut
             }
             encoding::encode_key_value(&mut start, &v, dir);
         }
+        if let Some(each) = &span.each {
+            out.extend(each_ranges(table, index, span.equal.len(), each, start, cx)?);
+            continue 'spans;
+        }
         // Every key column equal: one row's key at most (over the limit:
         // no row, which the range read finds without a refused get).
         let row = index.id == PRIMARY_INDEX_ID
@@ -816,6 +892,41 @@ fn key_ranges(table: &TableDesc, index: &IndexDesc, spans: &[ScanSpan], cx: &mut
         }
     }
     Ok(disjoint(out))
+}
+
+/// The ranges of a span whose key column `col` equals each value of the
+/// subquery `each` ([`ScanSpan`]), after the key prefix `start`: one per
+/// value (a row's key when `col` is the primary key's last column), none
+/// for NULL; the whole prefix, left to the filter, for more values than
+/// [`limits::SPANS_PER_SCAN_MAX`] or a value of another type.
+fn each_ranges(
+    table: &TableDesc,
+    index: &IndexDesc,
+    col: usize,
+    each: &Expr,
+    start: Vec<u8>,
+    cx: &mut Cx,
+) -> Result<Vec<KeyRange>> {
+    let Expr::ArraySubquery(node) = each else { return Err(internal("a span's values are not a subquery".into())) };
+    let (id, dir) = *index.columns.get(col).ok_or_else(|| internal("index column".into()))?;
+    let ty = table.column_by_id(id).map(|(_, c)| c.data_type).ok_or_else(|| internal("index column".into()))?;
+    let rows = subquery_rows(node, &[], cx, usize::MAX)?;
+    let values: Vec<&Value> = rows.iter().map(|r| &r[0]).filter(|v| !v.is_null()).collect();
+    if values.len() > limits::SPANS_PER_SCAN_MAX || values.iter().any(|v| !same_family(v, ty)) {
+        let end = encoding::prefix_end(&start);
+        return Ok(vec![KeyRange { start, end, row: false }]);
+    }
+    let rows_are_keys = index.id == PRIMARY_INDEX_ID && col + 1 == index.columns.len();
+    Ok(values
+        .into_iter()
+        .map(|v| {
+            let mut key = start.clone();
+            encoding::encode_key_value(&mut key, v, dir);
+            let end = encoding::prefix_end(&key);
+            let row = rows_are_keys && key.len() <= limits::KEY_BYTES_MAX;
+            KeyRange { start: key, end, row }
+        })
+        .collect())
 }
 
 /// `ranges` in key order, with those that overlap merged, so a scan

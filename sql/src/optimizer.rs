@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use crate::catalog::{IndexDesc, TableDesc};
 use crate::exec;
+use crate::limits;
 use crate::ops::BinaryOp;
 use crate::plan::*;
 use crate::types::Value;
@@ -46,9 +47,6 @@ impl Default for Rules {
         Rules { fold_constants: true, order_joins: true, choose_access_paths: true }
     }
 }
-
-/// How many IN-list items may become separate scan spans.
-const IN_LIST_SPANS_MAX: usize = 1_000;
 
 pub fn optimize_plan(plan: Plan, rules: Rules) -> Plan {
     let o = |n: Node| optimize(n, rules);
@@ -329,7 +327,7 @@ fn spans_for(positions: &[usize], conjuncts: &[Expr]) -> (usize, Vec<ScanSpan>) 
             Expr::InList(x, items)
                 if matches!(x.as_ref(), Expr::Column(i) if *i == col)
                     && items.iter().all(is_bound_value)
-                    && items.len() * spans.len() <= IN_LIST_SPANS_MAX =>
+                    && items.len() * spans.len() <= limits::SPANS_PER_SCAN_MAX =>
             {
                 Some(items.clone())
             }
@@ -348,6 +346,21 @@ fn spans_for(positions: &[usize], conjuncts: &[Expr]) -> (usize, Vec<ScanSpan>) 
                 .collect();
             score += 9;
             continue;
+        }
+        // An uncorrelated IN subquery: a range per value it returns, as
+        // the scan opens (`ScanSpan::each`). It ends the prefix.
+        let in_subquery = conjuncts.iter().find_map(|c| match c {
+            Expr::InSubquery(x, n) if matches!(x.as_ref(), Expr::Column(i) if *i == col) && !exec::is_correlated(n) => {
+                Some(Expr::ArraySubquery(n.clone()))
+            }
+            _ => None,
+        });
+        if let Some(each) = in_subquery {
+            for s in &mut spans {
+                s.each = Some(each.clone());
+            }
+            score += 8;
+            break;
         }
         // A range ends the prefix.
         let (mut lower, mut upper) = (None, None);

@@ -209,11 +209,18 @@ impl Expr {
 }
 
 /// One key range of a scan, as expressions: the index's leading columns
-/// equal `equal`, then the next column within `lower`/`upper` (value,
-/// inclusive).
+/// equal `equal`, then the next column equals each value of `each` or
+/// lies within `lower`/`upper` (value, inclusive).
+///
+/// `each` is an uncorrelated subquery (`Expr::ArraySubquery`), from `col
+/// IN (SELECT ...)`: run once as the scan opens, it makes one range per
+/// value it returns, so `WHERE id IN (SELECT uid FROM t)` reads a row per
+/// `uid` instead of the whole table (up to [`crate::limits::SPANS_PER_SCAN_MAX`];
+/// more values read the span without it, and the filter decides).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScanSpan {
     pub equal: Vec<Expr>,
+    pub each: Option<Expr>,
     pub lower: Option<(Expr, bool)>,
     pub upper: Option<(Expr, bool)>,
 }
@@ -221,16 +228,20 @@ pub struct ScanSpan {
 impl ScanSpan {
     /// The whole index.
     pub fn full() -> ScanSpan {
-        ScanSpan { equal: Vec::new(), lower: None, upper: None }
+        ScanSpan { equal: Vec::new(), each: None, lower: None, upper: None }
     }
 
     pub fn is_full(&self) -> bool {
-        self.equal.is_empty() && self.lower.is_none() && self.upper.is_none()
+        self.equal.is_empty() && self.each.is_none() && self.lower.is_none() && self.upper.is_none()
     }
 
     /// The expressions that bound it.
     pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
-        self.equal.iter().chain(self.lower.iter().map(|(e, _)| e)).chain(self.upper.iter().map(|(e, _)| e))
+        self.equal
+            .iter()
+            .chain(self.each.iter())
+            .chain(self.lower.iter().map(|(e, _)| e))
+            .chain(self.upper.iter().map(|(e, _)| e))
     }
 }
 

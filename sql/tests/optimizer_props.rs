@@ -551,6 +551,24 @@ const TEMPLATES: &[Template] = &[
         },
     },
     Template {
+        name: "pk IN subquery, a range per value",
+        sql: |db, p| {
+            format!(
+                "SELECT id FROM {} WHERE id IN (SELECT b * 3 FROM {} WHERE id > {} UNION ALL SELECT {})",
+                db.name(0),
+                db.name(1),
+                p.c[0] * 3,
+                p.c[1]
+            )
+        },
+        model: |db, p| {
+            let mut set: Vec<i64> =
+                db.t(1).iter().filter(|r| r.id > p.c[0] * 3).filter_map(|r| r.b).map(|b| b * 3).collect();
+            set.push(p.c[1]);
+            ids(db.t(0).iter().filter(|r| set.contains(&r.id)).map(|r| r.id))
+        },
+    },
+    Template {
         name: "NOT IN subquery",
         sql: |db, p| {
             format!(
