@@ -894,11 +894,11 @@ fn key_ranges(table: &TableDesc, index: &IndexDesc, spans: &[ScanSpan], cx: &mut
     Ok(disjoint(out))
 }
 
-/// The ranges of a span whose key column `col` equals each value of the
-/// subquery `each` ([`ScanSpan`]), after the key prefix `start`: one per
-/// value (a row's key when `col` is the primary key's last column), none
-/// for NULL; the whole prefix, left to the filter, for more values than
-/// [`limits::SPANS_PER_SCAN_MAX`] or a value of another type.
+/// The ranges of a span whose key column `col` equals each element of
+/// the array `each` ([`ScanSpan`]), after the key prefix `start`: one per
+/// element (a row's key when `col` is the primary key's last column),
+/// none for NULL; the whole prefix, left to the filter, for more elements
+/// than [`limits::SPANS_PER_SCAN_MAX`] or one of another type.
 fn each_ranges(
     table: &TableDesc,
     index: &IndexDesc,
@@ -907,11 +907,14 @@ fn each_ranges(
     start: Vec<u8>,
     cx: &mut Cx,
 ) -> Result<Vec<KeyRange>> {
-    let Expr::ArraySubquery(node) = each else { return Err(internal("a span's values are not a subquery".into())) };
     let (id, dir) = *index.columns.get(col).ok_or_else(|| internal("index column".into()))?;
     let ty = table.column_by_id(id).map(|(_, c)| c.data_type).ok_or_else(|| internal("index column".into()))?;
-    let rows = subquery_rows(node, &[], cx, usize::MAX)?;
-    let values: Vec<&Value> = rows.iter().map(|r| &r[0]).filter(|v| !v.is_null()).collect();
+    let elements = match eval(each, &[], cx)? {
+        Value::Null => Vec::new(),
+        Value::Array(_, elements) => elements,
+        other => return Err(internal(format!("a span's elements are not an array: {other:?}"))),
+    };
+    let values: Vec<&Value> = elements.iter().filter(|v| !v.is_null()).collect();
     if values.len() > limits::SPANS_PER_SCAN_MAX || values.iter().any(|v| !same_family(v, ty)) {
         let end = encoding::prefix_end(&start);
         return Ok(vec![KeyRange { start, end, row: false }]);

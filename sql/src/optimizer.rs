@@ -347,15 +347,18 @@ fn spans_for(positions: &[usize], conjuncts: &[Expr]) -> (usize, Vec<ScanSpan>) 
             score += 9;
             continue;
         }
-        // An uncorrelated IN subquery: a range per value it returns, as
-        // the scan opens (`ScanSpan::each`). It ends the prefix.
-        let in_subquery = conjuncts.iter().find_map(|c| match c {
-            Expr::InSubquery(x, n) if matches!(x.as_ref(), Expr::Column(i) if *i == col) && !exec::is_correlated(n) => {
-                Some(Expr::ArraySubquery(n.clone()))
+        // An uncorrelated IN subquery, or `= ANY` of an array known as
+        // the scan opens: a range per element then (`ScanSpan::each`).
+        // It ends the prefix.
+        let is_col = |x: &Expr| matches!(x, Expr::Column(i) if *i == col);
+        let elements = conjuncts.iter().find_map(|c| match c {
+            Expr::InSubquery(x, n) if is_col(x) && !exec::is_correlated(n) => Some(Expr::ArraySubquery(n.clone())),
+            Expr::Quantified { op: BinaryOp::Eq, all: false, left, array } if is_col(left) && is_bound_value(array) => {
+                Some(array.as_ref().clone())
             }
             _ => None,
         });
-        if let Some(each) = in_subquery {
+        if let Some(each) = elements {
             for s in &mut spans {
                 s.each = Some(each.clone());
             }

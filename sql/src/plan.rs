@@ -209,14 +209,15 @@ impl Expr {
 }
 
 /// One key range of a scan, as expressions: the index's leading columns
-/// equal `equal`, then the next column equals each value of `each` or
-/// lies within `lower`/`upper` (value, inclusive).
+/// equal `equal`, then the next column equals each element of the array
+/// `each` or lies within `lower`/`upper` (value, inclusive).
 ///
-/// `each` is an uncorrelated subquery (`Expr::ArraySubquery`), from `col
-/// IN (SELECT ...)`: run once as the scan opens, it makes one range per
-/// value it returns, so `WHERE id IN (SELECT uid FROM t)` reads a row per
-/// `uid` instead of the whole table (up to [`crate::limits::SPANS_PER_SCAN_MAX`];
-/// more values read the span without it, and the filter decides).
+/// `each` is evaluated once as the scan opens and makes one range per
+/// element: `ARRAY(subquery)` for `col IN (SELECT ...)` with an
+/// uncorrelated subquery, or the array of `col = ANY($1)`. So `WHERE id
+/// IN (SELECT uid FROM t)` reads a row per `uid` instead of the whole
+/// table (up to [`crate::limits::SPANS_PER_SCAN_MAX`] elements; more read
+/// the span without them, and the filter decides).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScanSpan {
     pub equal: Vec<Expr>,

@@ -203,6 +203,13 @@ const TEMPLATES: &[Template] = &[
         model: |db, p| ids(db.t(2).iter().filter(|r| holds(r.a, |a| [p.c[0], p.c[1]].contains(&a))).map(|r| r.id)),
     },
     Template {
+        name: "index = ANY(array) with a NULL and a repeat",
+        sql: |db, p| {
+            format!("SELECT id FROM {} WHERE a = ANY(ARRAY[{}, NULL, {}, {}])", db.name(1), p.c[0], p.c[1], p.c[0])
+        },
+        model: |db, p| ids(db.t(1).iter().filter(|r| holds(r.a, |a| [p.c[0], p.c[1]].contains(&a))).map(|r| r.id)),
+    },
+    Template {
         name: "index equality",
         sql: |db, p| format!("SELECT id, a FROM {} WHERE a = {}", db.name(0), p.c[0]),
         model: |db, p| {
