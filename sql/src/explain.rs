@@ -245,14 +245,19 @@ fn subplans<'e>(
 }
 
 /// A span's bounds on the index's key columns, in order:
-/// `key = (outer1#2) and > $1`, `key = ('rome') and in (subquery)`.
+/// `key = (outer1#2) and > $1`, `key = ('rome') and in (subquery)`,
+/// `key = ANY(outer1#3)`.
 fn span_bounds(s: &ScanSpan) -> String {
     let mut parts = Vec::new();
     if !s.equal.is_empty() {
         parts.push(format!("key = ({})", list(&s.equal)));
     }
-    if s.each.is_some() {
-        parts.push(if s.equal.is_empty() { "key in (subquery)" } else { "in (subquery)" }.to_string());
+    if let Some(each) = &s.each {
+        let elements = match each {
+            Expr::ArraySubquery(_) => "in (subquery)".to_string(),
+            e => format!("= ANY({})", expr(e)),
+        };
+        parts.push(if s.equal.is_empty() { format!("key {elements}") } else { elements });
     }
     if let Some((e, inclusive)) = &s.lower {
         parts.push(format!("{} {}", if *inclusive { ">=" } else { ">" }, expr(e)));

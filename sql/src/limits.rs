@@ -23,8 +23,9 @@ pub const VALUE_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const SCAN_PAGE_ROWS: usize = 256;
 
 /// Key ranges one scan may read: the items of an IN list that become
-/// spans at planning, and the values of an IN subquery when the scan
-/// opens. A longer list leaves the column to the filter.
+/// spans at planning, and the elements of an IN subquery or of `= ANY`'s
+/// array as the scan opens. A longer list leaves the column to the
+/// filter.
 pub const SPANS_PER_SCAN_MAX: usize = 1_000;
 
 /// Rows an operator may hold in memory (sort, hash join, aggregation,
