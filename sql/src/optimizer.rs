@@ -322,14 +322,14 @@ fn spans_for(positions: &[usize], conjuncts: &[Expr]) -> (usize, Vec<ScanSpan>) 
             score += 10;
             continue;
         }
-        // An IN list of values?
+        // An IN list of values? (A NULL among them matches no row: `x =
+        // NULL` is never true, so it adds no span.)
         let in_list = conjuncts.iter().find_map(|c| match c {
-            Expr::InList(x, items)
-                if matches!(x.as_ref(), Expr::Column(i) if *i == col)
-                    && items.iter().all(is_bound_value)
-                    && items.len() * spans.len() <= limits::SPANS_PER_SCAN_MAX =>
-            {
-                Some(items.clone())
+            Expr::InList(x, items) if matches!(x.as_ref(), Expr::Column(i) if *i == col) => {
+                let values: Vec<Expr> =
+                    items.iter().filter(|i| !matches!(i, Expr::Constant(Value::Null))).cloned().collect();
+                let fits = !values.is_empty() && values.len() * spans.len() <= limits::SPANS_PER_SCAN_MAX;
+                (fits && values.iter().all(is_bound_value)).then_some(values)
             }
             _ => None,
         });
