@@ -601,13 +601,11 @@ impl ValueSet {
     fn new(rows: &[Row]) -> Option<ValueSet> {
         let has_null = rows.iter().any(|r| r[0].is_null());
         let mut sorted: Vec<Value> = rows.iter().map(|r| r[0].clone()).filter(|v| !v.is_null()).collect();
-        let mut comparable = true;
-        sorted.sort_by(|a, b| {
-            ops::compare(a, b).ok().flatten().unwrap_or_else(|| {
-                comparable = false;
-                Ordering::Equal
-            })
-        });
+        // A total order (no comparison fails), which `=` agrees with
+        // wherever it is defined; if it is not defined between some
+        // neighbours, the values are not one kind: no set.
+        sorted.sort_by(ops::sort_cmp);
+        let comparable = sorted.windows(2).all(|w| matches!(ops::compare(&w[0], &w[1]), Ok(Some(_))));
         comparable.then_some(ValueSet { sorted, has_null })
     }
 
