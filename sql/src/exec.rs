@@ -15,7 +15,7 @@
 //! statement (its rows cached), a correlated one per outer row, with that
 //! row pushed on `Cx::outer` for `Expr::Outer` to read.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
@@ -55,9 +55,6 @@ pub struct Cx<'t> {
     outer: Vec<Row>,
     /// What each subquery is known to be (correlated, or its rows).
     subqueries: HashMap<usize, Subquery>,
-    /// The values of uncorrelated IN subqueries, sorted (None: they do
-    /// not sort, so IN compares with each).
-    in_sets: HashMap<usize, Option<Rc<ValueSet>>>,
     pub stats: Stats,
     /// Set by another thread to cancel the statement (57014).
     cancel: Option<Arc<AtomicBool>>,
@@ -106,7 +103,6 @@ impl<'t> Cx<'t> {
             now_us,
             outer: Vec::new(),
             subqueries: HashMap::new(),
-            in_sets: HashMap::new(),
             stats: Stats::default(),
             cancel: None,
             clock: None,
@@ -526,7 +522,7 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
         Expr::InSubquery(x, node) => {
             let x = eval(x, row, cx)?;
             let rows = subquery_rows(node, row, cx, usize::MAX)?;
-            match in_set(node, &rows, cx) {
+            match in_set(node, cx) {
                 Some(set) => set.contains(&x)?,
                 None => in_values(&x, rows.iter().map(|r| &r[0]))?,
             }
@@ -579,16 +575,15 @@ fn in_values<'v>(x: &Value, items: impl Iterator<Item = &'v Value>) -> Result<Va
     Ok(if saw_null { Value::Null } else { Value::Bool(false) })
 }
 
-/// The values of an uncorrelated IN subquery (`rows`, its result),
+/// The values of an uncorrelated IN subquery whose rows are known,
 /// sorted once per statement: `x IN (subquery)` over n rows then costs
 /// n log m comparisons rather than n m. None for a correlated one (its
 /// rows change with each outer row) or values that do not sort.
-fn in_set(node: &Node, rows: &[Row], cx: &mut Cx) -> Option<Rc<ValueSet>> {
-    let key = node as *const Node as usize;
-    if !matches!(cx.subqueries.get(&key), Some(Subquery::Rows(_))) {
-        return None;
+fn in_set(node: &Node, cx: &Cx) -> Option<Rc<ValueSet>> {
+    match cx.subqueries.get(&(node as *const Node as usize)) {
+        Some(Subquery::Rows(rows, set)) => set.get_or_init(|| ValueSet::new(rows).map(Rc::new)).clone(),
+        _ => None,
     }
-    cx.in_sets.entry(key).or_insert_with(|| ValueSet::new(rows).map(Rc::new)).clone()
 }
 
 /// A subquery's non-NULL values in order, and whether it returned a NULL.
@@ -727,7 +722,7 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
 fn subquery_rows(node: &Node, row: &[Value], cx: &mut Cx, limit: usize) -> Result<Rc<Vec<Row>>> {
     let key = node as *const Node as usize;
     let correlated = match cx.subqueries.get(&key) {
-        Some(Subquery::Rows(rows)) => return Ok(rows.clone()),
+        Some(Subquery::Rows(rows, _)) => return Ok(rows.clone()),
         Some(Subquery::Correlated) => true,
         None => is_correlated(node),
     };
@@ -745,7 +740,7 @@ fn subquery_rows(node: &Node, row: &[Value], cx: &mut Cx, limit: usize) -> Resul
         cx.held_bytes = held_before;
     }
     let rows = Rc::new(rows?);
-    let known = if correlated { Subquery::Correlated } else { Subquery::Rows(rows.clone()) };
+    let known = if correlated { Subquery::Correlated } else { Subquery::Rows(rows.clone(), OnceCell::new()) };
     cx.subqueries.insert(key, known);
     Ok(rows)
 }
@@ -755,8 +750,9 @@ fn subquery_rows(node: &Node, row: &[Value], cx: &mut Cx, limit: usize) -> Resul
 enum Subquery {
     /// It reads the outer row: run it for each.
     Correlated,
-    /// It does not: its rows, computed once.
-    Rows(Rc<Vec<Row>>),
+    /// It does not: its rows, computed once, and their first column
+    /// sorted if an IN asks (`in_set`; None inside: they do not sort).
+    Rows(Rc<Vec<Row>>, OnceCell<Option<Rc<ValueSet>>>),
 }
 
 fn internal(message: String) -> Error {
