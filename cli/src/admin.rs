@@ -1,7 +1,17 @@
 //! `spandb admin`: operator commands against a running cluster.
+//!
+//! Each changes the cluster, so each needs the cluster's peer secret
+//! (`spanserver::auth`): operators pass the cluster description the
+//! servers run with (`--cluster FILE`), as `spandb start` takes it.
+//!
+//! ```text
+//!   spandb admin --addr 127.0.0.1:7000 --cluster DIR/cluster.toml split apple
+//! ```
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use client::Client;
+use client::{Client, ClientConfig};
 
 use crate::display;
 
@@ -10,6 +20,11 @@ pub struct AdminArgs {
     /// Any server of the cluster (host:port).
     #[arg(long)]
     addr: String,
+    /// The cluster description the servers run with (`spandb demo`
+    /// writes DIR/cluster.toml): its peer secret lets these commands
+    /// change the cluster.
+    #[arg(long)]
+    cluster: PathBuf,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -81,7 +96,10 @@ fn show(d: &proto::ShardDescriptor) -> String {
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     crate::init_logging("error");
-    let client = Client::connect([args.addr.clone()]).await.with_context(|| format!("connecting to {}", args.addr))?;
+    let config = operator_config(&args.cluster)?;
+    let client = Client::connect_with([args.addr.clone()], config)
+        .await
+        .with_context(|| format!("connecting to {}", args.addr))?;
     match args.command {
         AdminCommand::Split { key } => {
             let (left, right) = client.split_at(key.as_bytes()).await?;
@@ -109,6 +127,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A client configuration that may change the cluster: with the peer
+/// secret of the cluster description at `cluster_file`.
+pub fn operator_config(cluster_file: &Path) -> anyhow::Result<ClientConfig> {
+    let spec =
+        meta::ClusterSpec::load(cluster_file).with_context(|| format!("--cluster {}", cluster_file.display()))?;
+    Ok(ClientConfig { peer_secret: Some(client::PeerSecret::new(&spec.peer_secret)), ..Default::default() })
 }
 
 fn servers(ids: &[meta::ServerId]) -> String {

@@ -57,6 +57,8 @@ pub struct LocalCluster {
     addrs: Vec<String>,
     /// Where each server takes PostgreSQL clients.
     sql_addrs: Vec<String>,
+    /// The description's peer secret, for clients that change the cluster.
+    peer_secret: client::PeerSecret,
 }
 
 impl LocalCluster {
@@ -160,6 +162,7 @@ impl LocalCluster {
             servers: ServerProcesses::new(&dir)?,
             addrs: Vec::new(),
             sql_addrs: Vec::new(),
+            peer_secret: client::PeerSecret::new(&spec.peer_secret),
         };
         // PostgreSQL ports: 1000 above the gRPC ones when free (the
         // default of `spandb start`), else any free run.
@@ -218,6 +221,12 @@ impl LocalCluster {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A client configuration that may change this cluster (split, move,
+    /// transfer leaderships): it holds the peer secret.
+    pub fn operator_config(&self) -> client::ClientConfig {
+        client::ClientConfig { peer_secret: Some(self.peer_secret.clone()), ..Default::default() }
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {

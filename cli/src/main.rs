@@ -185,6 +185,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
              pgbench -c 4 -T 10 -M prepared --max-tries 10 \"postgresql://root@{host}:{port}/spandb\""
         );
     }
+    println!(
+        "split or move shards:       spandb admin --addr {} --cluster {} split KEY",
+        cluster.addrs()[0],
+        cluster.dir().join("cluster.toml").display()
+    );
     let last = cluster.addrs().last().cloned().unwrap_or_default();
     if let Some((host, port)) = last.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
         println!(
@@ -204,6 +209,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             file: None,
             format: sql_shell::Format::Table,
             split_tables: args.sql_split_tables,
+            cluster: Some(cluster.dir().join("cluster.toml")),
         };
         sql_shell::run(sql).await
     };

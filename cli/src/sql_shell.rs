@@ -44,9 +44,14 @@ pub struct SqlArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Each table this shell creates starts in shards of its own (on in
-    /// `spandb demo`; see `spandb start --sql-split-tables`).
-    #[arg(long)]
+    /// `spandb demo`; see `spandb start --sql-split-tables`). Splitting
+    /// changes the cluster: it needs --cluster.
+    #[arg(long, requires = "cluster")]
     pub split_tables: bool,
+    /// The cluster description the servers run with, for --split-tables
+    /// (its peer secret).
+    #[arg(long)]
+    pub cluster: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +80,13 @@ meta-commands:
   \\q                quit (Ctrl-D works too)";
 
 pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
-    let client =
-        client::Client::connect([args.addr.clone()]).await.with_context(|| format!("connecting to {}", args.addr))?;
+    let config = match &args.cluster {
+        Some(path) => crate::admin::operator_config(path)?,
+        None => client::ClientConfig::default(),
+    };
+    let client = client::Client::connect_with([args.addr.clone()], config)
+        .await
+        .with_context(|| format!("connecting to {}", args.addr))?;
     let engine = ClientEngine::new(client, tokio::runtime::Handle::current(), args.addr.clone());
     let cancel = Arc::new(AtomicBool::new(false));
     let engine = Arc::new(engine.with_table_splits(args.split_tables).with_cancel(cancel.clone()));

@@ -184,6 +184,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     // The servers measure load over this interval: let two pass after a
     // transfer for load.
     let load_settle = 2 * config.split.check_interval();
+    let peer_secret = client::PeerSecret::new(&config.cluster.peer_secret);
     let server = Server::start(config, clock, TransportKind::Grpc, None).await?;
     eprintln!("spanserver {} listening on {}", server.server_id, server.local_addr);
     let driver = placement.enabled.then(|| {
@@ -192,7 +193,8 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
         settings.preferred_leader = placement.preferred_leader.map(ServerId);
         let registry = server.registry.clone();
         let publish = Box::new(move |operations| registry.set_placement_operations(operations));
-        placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)
+        let (addr, secret) = (server.local_addr.to_string(), peer_secret.clone());
+        placement::Driver::spawn(addr, secret, placement.interval(), settings, publish)
     });
     let gateway = match sql_listener(sql_addr.as_deref(), server.local_addr).await? {
         Some(listener) => {
@@ -202,6 +204,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
                 local: client::Transport::in_process(server.routes.clone())
                     .with_kv(server.kv.clone())
                     .with_txn(server.txn.clone()),
+                peer_secret,
             };
             Some(tokio::spawn(crate::pg::serve(listener, cluster, users, split_tables)))
         }

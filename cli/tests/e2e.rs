@@ -162,16 +162,33 @@ async fn kv_and_status_commands() -> anyhow::Result<()> {
     assert!(status.contains("3 servers, 4 shards"), "{status}");
     assert_eq!(status.matches(" leader ").count(), 4, "{status}");
 
+    // Changing the cluster needs its peer secret: a description with
+    // another one is refused, with the reason, and nothing splits.
+    let spec = cluster.spec_path();
+    let text = std::fs::read_to_string(&spec)?;
+    let secret = text.lines().find(|l| l.starts_with("peer_secret")).expect("a peer secret");
+    let forged = cluster.dir().join("forged.toml");
+    std::fs::write(&forged, text.replace(secret, &format!("peer_secret = \"{}\"", "f".repeat(64))))?;
+    let forged = forged.to_str().expect("a UTF-8 path");
+    for command in [&["split", "apple"][..], &["decommission", "2"], &["recommission", "2"]] {
+        let out = spandb(&[&["admin", "--addr", a, "--cluster", forged][..], command].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("needs the cluster's peer secret"), "{command:?}: {out:?}");
+    }
+    let status = stdout(&spandb(&["status", "--addr", a]));
+    assert!(status.contains("3 servers, 4 shards") && !status.contains("draining"), "{status}");
+
     // An operator splits the shard holding "apple" there; both halves
     // are printed, and the data reads back through the new map.
-    let split = spandb(&["admin", "--addr", a, "split", "apple"]);
+    let spec = spec.to_str().expect("a UTF-8 path");
+    let split = spandb(&["admin", "--addr", a, "--cluster", spec, "split", "apple"]);
     assert!(split.status.success(), "{split:?}");
     let halves = stdout(&split);
     assert_eq!(halves.lines().count(), 2, "{halves}");
     assert!(halves.lines().nth(1).is_some_and(|l| l.contains("[\"apple\", ") && l.contains(" rv2 ")), "{halves}");
     assert_eq!(stdout(&spandb(&["kv", "--addr", a, "scan"])), "apple\tgreen", "no system key among the data");
     assert_eq!(stdout(&spandb(&["kv", "--addr", a, "get", "apple"])), "green");
-    let again = spandb(&["admin", "--addr", a, "split", "apple"]);
+    let again = spandb(&["admin", "--addr", a, "--cluster", spec, "split", "apple"]);
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(!again.status.success() && err.contains("not strictly inside"), "{again:?}");
     let status = stdout(&wait_for_status(a, "5 shards").await);
@@ -181,7 +198,7 @@ async fn kv_and_status_commands() -> anyhow::Result<()> {
     // its replicas nowhere to go; an unknown server is no server: both
     // refused with the reason, nothing marked draining.
     for (server, why) in [("2", "would leave 2 servers"), ("9", "no server s9")] {
-        let out = spandb(&["admin", "--addr", a, "decommission", server]);
+        let out = spandb(&["admin", "--addr", a, "--cluster", spec, "decommission", server]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(why), "decommission {server}: {out:?}");
     }

@@ -599,6 +599,7 @@ fn register_against_an_existing_cluster_with_clock_skew_is_valid() -> anyhow::Re
     let dir = tempfile::tempdir()?;
     let out_dir = dir.path().join("run");
     let addr = cluster.addrs[0].clone();
+    let spec = cluster.spec_path();
     let args = [
         "jepsen",
         "--workload",
@@ -611,6 +612,8 @@ fn register_against_an_existing_cluster_with_clock_skew_is_valid() -> anyhow::Re
         "1.5",
         "--addr",
         &addr,
+        "--cluster",
+        spec.to_str().expect("a UTF-8 path"),
         "--out",
         out_dir.to_str().unwrap(),
     ];

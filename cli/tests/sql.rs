@@ -388,11 +388,14 @@ async fn no_statement_after_a_schema_change_uses_the_old_schema() -> anyhow::Res
 async fn each_new_table_gets_shards_of_its_own() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let a = cluster.addrs[0].clone();
+    let spec = cluster.spec_path();
     let out = spandb(&[
         "sql",
         "--addr",
         &a,
         "--split-tables",
+        "--cluster",
+        spec.to_str().expect("a UTF-8 path"),
         "-e",
         "CREATE TABLE fruit (id INT PRIMARY KEY, name TEXT)",
         "-e",

@@ -94,6 +94,35 @@ pub struct ClientConfig {
     /// read for the whole deadline). Writes wait for their answer: giving
     /// up on one early would make it ambiguous.
     pub read_attempt_timeout: Duration,
+    /// The cluster's peer secret, for the calls that change the cluster
+    /// (splits, replica changes, draining, leadership transfers, id
+    /// allocation); without it servers refuse them (`PermissionDenied`).
+    pub peer_secret: Option<PeerSecret>,
+}
+
+/// The cluster's peer secret (`meta::ClusterSpec::peer_secret`), as a
+/// client that may change the cluster holds it: the placement driver in
+/// a server, or an operator's `spandb admin --cluster FILE`. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PeerSecret(Arc<str>);
+
+impl PeerSecret {
+    pub fn new(secret: &str) -> PeerSecret {
+        PeerSecret(secret.into())
+    }
+
+    /// Adds the secret to a call (metadata `meta::cluster::PEER_SECRET_METADATA`).
+    pub fn attach<T>(&self, request: &mut tonic::Request<T>) {
+        if let Ok(value) = tonic::metadata::MetadataValue::try_from(&*self.0) {
+            request.metadata_mut().insert(meta::cluster::PEER_SECRET_METADATA, value);
+        }
+    }
+}
+
+impl std::fmt::Debug for PeerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerSecret(..)")
+    }
 }
 
 impl Default for ClientConfig {
@@ -104,6 +133,7 @@ impl Default for ClientConfig {
             backoff_max: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(2),
             read_attempt_timeout: Duration::from_secs(2),
+            peer_secret: None,
         }
     }
 }
@@ -461,6 +491,16 @@ impl Client {
 
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// `message` as a call that changes the cluster, carrying the peer
+    /// secret if this client has one ([`ClientConfig::peer_secret`]).
+    fn admin_request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(secret) = &self.inner.config.peer_secret {
+            secret.attach(&mut request);
+        }
+        request
     }
 
     fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
@@ -860,6 +900,7 @@ impl Client {
                     range_ver: target.range_ver.0,
                     split_key: key.to_vec(),
                 };
+                let request = self.admin_request(request);
                 async move { proto::admin_client::AdminClient::new(channel).split_shard(request).await }
             })
             .await?
@@ -881,6 +922,7 @@ impl Client {
             .execute(Dest::Key(key), Op::Allocate, |channel, target| {
                 let request =
                     proto::AllocateIdsRequest { shard_id: target.shard_id.0, range_ver: target.range_ver.0, count };
+                let request = self.admin_request(request);
                 async move { proto::admin_client::AdminClient::new(channel).allocate_ids(request).await }
             })
             .await?

@@ -125,7 +125,7 @@ impl Client {
         let request = proto::ChangeReplicasRequest { shard_id: shard.0, conf_ver, changes };
         let response = self
             .execute(Dest::Shard(shard), Op::Write, |channel, _| {
-                let request = request.clone();
+                let request = self.admin_request(request.clone());
                 async move { proto::admin_client::AdminClient::new(channel).change_replicas(request).await }
             })
             .await?
@@ -230,6 +230,7 @@ impl Client {
                     server_id: server.0,
                     draining,
                 };
+                let request = self.admin_request(request);
                 async move { proto::admin_client::AdminClient::new(channel).set_server_draining(request).await }
             })
             .await?;
@@ -267,8 +268,9 @@ impl Client {
     ) -> Result<()> {
         let drain_ms = u32::try_from(drain.as_millis()).unwrap_or(u32::MAX);
         let request = proto::TransferLeaderRequest { shard_id: shard.0, to_server_id: to.0, only_if_idle, drain_ms };
-        self.execute(Dest::Shard(shard), Op::Write, |channel, _| async move {
-            proto::admin_client::AdminClient::new(channel).transfer_leader(request).await
+        self.execute(Dest::Shard(shard), Op::Write, |channel, _| {
+            let request = self.admin_request(request);
+            async move { proto::admin_client::AdminClient::new(channel).transfer_leader(request).await }
         })
         .await?;
         Ok(())

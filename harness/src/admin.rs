@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
+use client::PeerSecret;
 use proto::admin_client::AdminClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -44,19 +45,30 @@ pub async fn get_clock(addr: &str) -> anyhow::Result<proto::ClockStatus> {
     call!(addr, get_clock, proto::GetClockRequest {})
 }
 
-pub async fn set_clock(addr: &str, offset_ns: i64, drift_ppm: i64) -> anyhow::Result<proto::ClockStatus> {
-    call!(addr, set_clock, proto::SetClockRequest { offset_ns, drift_ppm })
+/// `message` as a call that changes the cluster: with the peer secret,
+/// if the run has it (the servers refuse the call without it).
+pub fn change<T>(message: T, secret: Option<&PeerSecret>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(secret) = secret {
+        secret.attach(&mut request);
+    }
+    request
+}
+
+pub async fn set_clock(
+    addr: &str,
+    secret: Option<&PeerSecret>,
+    offset_ns: i64,
+    drift_ppm: i64,
+) -> anyhow::Result<proto::ClockStatus> {
+    call!(addr, set_clock, change(proto::SetClockRequest { offset_ns, drift_ppm }, secret))
 }
 
 /// Asks `addr`, which must lead `shard`, to hand the leadership to
 /// server `to`.
-pub async fn transfer_leader(addr: &str, shard: u64, to: u64) -> anyhow::Result<()> {
-    call!(
-        addr,
-        transfer_leader,
-        proto::TransferLeaderRequest { shard_id: shard, to_server_id: to, only_if_idle: false, drain_ms: 0 }
-    )
-    .map(|_| ())
+pub async fn transfer_leader(addr: &str, secret: Option<&PeerSecret>, shard: u64, to: u64) -> anyhow::Result<()> {
+    let request = proto::TransferLeaderRequest { shard_id: shard, to_server_id: to, only_if_idle: false, drain_ms: 0 };
+    call!(addr, transfer_leader, change(request, secret)).map(|_| ())
 }
 
 /// The smallest TrueTime epsilon among the servers that answer, in ns.

@@ -160,6 +160,11 @@ impl Cluster {
         self.servers.ids().into_iter().map(|id| id.0).collect()
     }
 
+    /// The cluster's peer secret: the admin API's changes need it.
+    pub fn peer_secret(&self) -> client::PeerSecret {
+        client::PeerSecret::new(&self.spec.peer_secret)
+    }
+
     pub fn shards(&self) -> usize {
         self.spec.shards().len()
     }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, ensure};
+use anyhow::{bail, ensure, Context};
 
 use spanserver::config::UnsafeTestingConfig;
 
@@ -55,6 +55,11 @@ pub struct RunArgs {
     /// then (they act through the admin API).
     #[arg(long, value_name = "HOST:PORT")]
     pub addr: Option<String>,
+    /// With --addr and a nemesis: the cluster description the servers run
+    /// with (its peer secret lets the nemeses change clocks and move
+    /// leaderships through the admin API).
+    #[arg(long, value_name = "FILE", requires = "addr")]
+    pub cluster: Option<PathBuf>,
     /// TESTING ONLY: start servers that serve linearizable reads this many
     /// milliseconds in the past (a broken database the checker must catch).
     #[arg(long, value_name = "MS")]
@@ -95,8 +100,9 @@ pub enum ClusterChoice {
     /// Start `nodes` servers with these settings (possibly deliberately
     /// broken).
     Own { nodes: usize, settings: ServerSettings },
-    /// Use the cluster serving at this address.
-    Given { addr: String },
+    /// Use the cluster serving at this address, changing it (the
+    /// nemeses) with its peer secret.
+    Given { addr: String, peer_secret: Option<client::PeerSecret> },
 }
 
 /// A validated run.
@@ -157,7 +163,19 @@ impl RunOptions {
                 ] {
                     ensure!(!set, "{flag} configures servers the harness starts, not with --addr");
                 }
-                ClusterChoice::Given { addr: addr.clone() }
+                let peer_secret = match &args.cluster {
+                    Some(path) => Some(client::PeerSecret::new(
+                        &meta::ClusterSpec::load(path)
+                            .with_context(|| format!("--cluster {}", path.display()))?
+                            .peer_secret,
+                    )),
+                    None if nemeses.is_empty() => None,
+                    None => bail!(
+                        "with --addr, the nemeses need --cluster FILE, the cluster description the servers run with \
+                         (its peer secret lets them change the cluster)"
+                    ),
+                };
+                ClusterChoice::Given { addr: addr.clone(), peer_secret }
             }
             None => {
                 let moves = nemeses.contains(&NemesisKind::Move);
@@ -250,12 +268,27 @@ mod tests {
         let o = RunOptions::from_args(&a, 99).unwrap();
         let ClusterChoice::Own { settings, .. } = o.cluster else { panic!("own cluster") };
         assert_eq!((settings.epsilon_ms, settings.unsafe_testing.skip_commit_wait), (Some(50), true));
+        let secret = "s".repeat(meta::cluster::PEER_SECRET_CHARS_MIN);
+        let spec = std::env::temp_dir().join(format!("spandb-options-{}.toml", std::process::id()));
+        let text = format!(
+            "cluster_id = \"x\"\nreplication = 1\npeer_secret = \"{secret}\"\n[[servers]]\nid = 1\naddr = \"h:1\"\n"
+        );
+        std::fs::write(&spec, text).unwrap();
         let mut a = args();
         a.addr = Some("127.0.0.1:7000".into());
         a.nemesis = vec![NemesisChoice::Clock];
+        a.cluster = Some(spec.clone());
         a.seed = Some(5);
+        let o = RunOptions::from_args(&a, 99);
+        std::fs::remove_file(&spec).unwrap();
+        let given =
+            ClusterChoice::Given { addr: "127.0.0.1:7000".into(), peer_secret: Some(client::PeerSecret::new(&secret)) };
+        assert_eq!((o.as_ref().unwrap().seed, &o.unwrap().cluster), (5, &given), "the nemeses get the peer secret");
+        let mut a = args();
+        (a.addr, a.nemesis) = (Some("127.0.0.1:7000".into()), vec![]);
         let o = RunOptions::from_args(&a, 99).unwrap();
-        assert_eq!((o.seed, o.cluster), (5, ClusterChoice::Given { addr: "127.0.0.1:7000".into() }));
+        let given = ClusterChoice::Given { addr: "127.0.0.1:7000".into(), peer_secret: None };
+        assert_eq!(o.cluster, given, "no nemesis, no secret needed");
         let mut a = args();
         a.nemesis = vec![NemesisChoice::Move];
         let ClusterChoice::Own { nodes, settings } = RunOptions::from_args(&a, 99).unwrap().cluster else {
@@ -286,6 +319,21 @@ mod tests {
             (error(|a| a.out = None), "--out DIR is required"),
             (error(|a| a.beyond_epsilon = true), "--beyond-epsilon only changes the clock nemesis"),
             (error(|a| a.addr = Some("h:1".into())), "nemesis partition needs a proxy on every Raft link"),
+            (
+                error(|a| {
+                    a.addr = Some("h:1".into());
+                    a.nemesis = vec![NemesisChoice::Clock];
+                }),
+                "with --addr, the nemeses need --cluster FILE",
+            ),
+            (
+                error(|a| {
+                    a.addr = Some("h:1".into());
+                    a.nemesis = vec![NemesisChoice::Clock];
+                    a.cluster = Some("/nonexistent/cluster.toml".into());
+                }),
+                "--cluster /nonexistent/cluster.toml",
+            ),
             (
                 error(|a| {
                     a.addr = Some("h:1".into());

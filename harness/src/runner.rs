@@ -62,7 +62,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
             eprintln!("jepsen: starting {nodes} servers in {}", options.out.join("cluster").display());
             Target::Own(Cluster::start(&options.out.join("cluster"), *nodes, settings).await?)
         }
-        ClusterChoice::Given { addr } => Target::Given(discover(addr).await?),
+        ClusterChoice::Given { addr, .. } => Target::Given(discover(addr).await?),
     };
     let mut target = target;
     let result = run_on(&options, &mut target).await;
@@ -104,7 +104,19 @@ async fn run_on(options: &RunOptions, target: &mut Target) -> anyhow::Result<Run
         Target::Given(_) => 1,
     };
     let epsilon_ns = if options.nemeses.contains(&NemesisKind::Clock) { admin::epsilon_ns(&servers).await? } else { 0 };
-    let config = ClientConfig { deadline: OP_DEADLINE, connect_timeout: CLIENT_CONNECT_TIMEOUT, ..Default::default() };
+    // The run's client may change the cluster (the split, move, decommission,
+    // clock and leader-transfer nemeses act through it or its secret).
+    let peer_secret = match (&*target, &options.cluster) {
+        (Target::Own(c), _) => Some(c.peer_secret()),
+        (Target::Given(_), ClusterChoice::Given { peer_secret, .. }) => peer_secret.clone(),
+        (Target::Given(_), ClusterChoice::Own { .. }) => None,
+    };
+    let config = ClientConfig {
+        deadline: OP_DEADLINE,
+        connect_timeout: CLIENT_CONNECT_TIMEOUT,
+        peer_secret,
+        ..Default::default()
+    };
     let client = Client::connect_with(servers.values().cloned(), config).await.context("connecting the workers")?;
     let run_id = format!("{:08x}", rand::random::<u32>());
     let workload = Workload::new(options.workload, &run_id, options.concurrency);
@@ -345,7 +357,7 @@ fn run_description(options: &RunOptions, run_id: &str, epsilon_ns: i64, servers:
             "unsafe_skip_visibility_wait": settings.unsafe_testing.skip_visibility_wait,
             "unsafe_ignore_clock_health": settings.unsafe_testing.ignore_clock_health,
         }),
-        ClusterChoice::Given { addr } => json!({ "started": false, "addr": addr }),
+        ClusterChoice::Given { addr, .. } => json!({ "started": false, "addr": addr }),
     };
     json!({
         "run_id": run_id,

@@ -72,9 +72,10 @@ pub struct ClusterSpec {
     #[serde(default)]
     pub split_points: Vec<String>,
     pub servers: Vec<ServerSpec>,
-    /// Shared by the servers and nobody else: peer calls (Raft traffic,
-    /// the commit protocol's server-to-server requests, clock samples)
-    /// must present it, and it seals the prepare timestamps a client
+    /// Shared by the servers and their operators, nobody else: peer calls
+    /// (Raft traffic, the commit protocol's server-to-server requests,
+    /// clock samples) and the admin API's changes (splits, moves,
+    /// draining) must present it, and it seals the prepare timestamps a client
     /// relays to a coordinator. Keep this file away from clients. At least
     /// [`PEER_SECRET_CHARS_MIN`] characters; `spanserver::auth::new_peer_secret`
     /// makes one.
@@ -84,6 +85,13 @@ pub struct ClusterSpec {
 
 /// Shortest peer secret a cluster description may carry.
 pub const PEER_SECRET_CHARS_MIN: usize = 32;
+
+/// The gRPC metadata key that carries the peer secret: on every `Peer`
+/// call, and on the admin API's changes (splits, replica changes,
+/// draining, leadership transfers, id allocation, clock adjustments),
+/// which only servers and operators holding the cluster description may
+/// ask for (`spanserver::auth`).
+pub const PEER_SECRET_METADATA: &str = "spandb-peer-secret";
 
 fn default_replication() -> usize {
     3

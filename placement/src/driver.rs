@@ -42,6 +42,9 @@ pub struct DriverConfig {
     pub interval: Duration,
     /// The scheduler's aims.
     pub settings: Settings,
+    /// The cluster's peer secret: the changes the driver asks for (replica
+    /// changes, leadership transfers, splits) need it.
+    pub peer_secret: client::PeerSecret,
 }
 
 /// Where the driver shows what it is doing: called each round with the
@@ -63,17 +66,20 @@ impl Driver {
     /// own (aborting the task stops it).
     pub fn spawn(
         local_addr: String,
+        peer_secret: client::PeerSecret,
         interval: Duration,
         settings: Settings,
         publish: Publish,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(Driver::new(DriverConfig { local_addr, interval, settings }, publish).run())
+        tokio::spawn(Driver::new(DriverConfig { local_addr, interval, settings, peer_secret }, publish).run())
     }
 
     /// Runs until the task is aborted.
     pub async fn run(self) {
         let client = loop {
-            match client::Client::connect([self.config.local_addr.clone()]).await {
+            let config =
+                client::ClientConfig { peer_secret: Some(self.config.peer_secret.clone()), ..Default::default() };
+            match client::Client::connect_with([self.config.local_addr.clone()], config).await {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::debug!("placement driver cannot reach its server yet: {e}");

@@ -1,6 +1,7 @@
 //! Who may ask what: the cluster's peer secret.
 //!
-//! Clients are untrusted (DESIGN.md §6). Two things only servers may do:
+//! Clients are untrusted (DESIGN.md §6). Three things only servers (and
+//! their operators, who hold the cluster description) may do:
 //!
 //! - **Call the `Peer` service** (Raft traffic, the commit protocol's
 //!   `Resolve` and `Decide`, clock samples). A forged `Decide` could split a
@@ -8,6 +9,15 @@
 //!   replica; a forged `Resolve` could abort transactions. Every peer call
 //!   carries the secret in the metadata key [`PEER_SECRET_METADATA`]; the
 //!   service refuses calls without it (`PermissionDenied`).
+//! - **Change the cluster through the `Admin` service**: `SplitShard`,
+//!   `ChangeReplicas`, `SetServerDraining`, `TransferLeader`,
+//!   `AllocateIds` and `SetClock` carry the secret the same way. Any client
+//!   could otherwise split shards without end, take a shard's replicas
+//!   down to one, drain servers or move leaderships around (the placement
+//!   driver and the split queue, inside the servers, make these calls;
+//!   `spandb admin --cluster FILE`, for operators). What only describes the
+//!   cluster (`ClusterInfo`, which clients route by, `ServerStatus`,
+//!   `GetClock`, `DrainingServers`) stays open.
 //! - **Issue prepare timestamps.** Commit is client-driven: the client
 //!   relays each participant's prepare timestamp to the coordinator, which
 //!   must pick a commit timestamp at or above all of them. A client that
@@ -43,8 +53,7 @@ use truetime::Timestamp;
 
 use crate::error::Error;
 
-/// The gRPC metadata key that carries the peer secret.
-pub const PEER_SECRET_METADATA: &str = "spandb-peer-secret";
+pub use meta::cluster::PEER_SECRET_METADATA;
 
 /// A fresh random peer secret (64 hex characters) for a new cluster
 /// description (`meta::ClusterSpec::peer_secret`).
@@ -84,6 +93,18 @@ impl PeerSecret {
         } else {
             Err(Error::PermissionDenied("a peer-only call without the cluster's peer secret".into()))
         }
+    }
+
+    /// Checks the metadata of `what`, an admin call that changes the
+    /// cluster: the same secret as [`PeerSecret::check`], refused with
+    /// a message that says where an operator finds it.
+    pub fn check_admin(&self, metadata: &tonic::metadata::MetadataMap, what: &str) -> Result<(), Error> {
+        self.check(metadata).map_err(|_| {
+            Error::PermissionDenied(format!(
+                "{what} changes the cluster, which needs the cluster's peer secret: pass the cluster \
+                 description the servers run with (`spandb admin --cluster FILE`)"
+            ))
+        })
     }
 
     /// Adds the secret to an outgoing peer call.

@@ -313,9 +313,10 @@ impl Peers {
     pub async fn allocate_ids(&self, count: u64) -> Result<u64, String> {
         let shard = self.system_shard(meta::keys::ID_HIGH_WATER)?;
         let request = proto::AllocateIdsRequest { shard_id: shard.0, range_ver: 0, count };
+        let secret = self.secret.clone();
         let answer = self
             .call_leader(shard, move |channel| {
-                let mut admin = proto::admin_client::AdminClient::new(channel);
+                let mut admin = proto::admin_client::AdminClient::with_interceptor(channel, secret.clone());
                 async move { admin.allocate_ids(request).await }
             })
             .await?;

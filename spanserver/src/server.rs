@@ -230,6 +230,7 @@ impl Server {
             clock: clock.clone(),
             requests: requests.clone(),
             peers: peers.clone(),
+            secret: secret.clone(),
         });
         let peer = proto::peer_server::PeerServer::new(PeerService {
             cluster_id: config.cluster.cluster_id.clone(),

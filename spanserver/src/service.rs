@@ -2,7 +2,8 @@
 //!
 //! The data logic lives in `requests.rs`; errors become a `Status` in exactly one
 //! place (`Error::to_status`). The `Peer` service is for servers only: every
-//! call must carry the cluster's peer secret (`auth.rs`). Its Raft methods
+//! call must carry the cluster's peer secret (`auth.rs`), as must the
+//! `Admin` calls that change the cluster. Its Raft methods
 //! are the receiving half of the gRPC transport: they check who is talking
 //! (cluster id, destination server), decode raft-rs messages off the event
 //! loop, and hand them in.
@@ -126,6 +127,8 @@ pub struct AdminService {
     pub requests: Arc<DataRequests>,
     /// For `SplitShard`, which takes ids from the allocator's shard.
     pub peers: Arc<Peers>,
+    /// What the calls that change the cluster must present (`auth.rs`).
+    pub secret: PeerSecret,
 }
 
 impl AdminService {
@@ -272,6 +275,7 @@ impl proto::admin_server::Admin for AdminService {
         &self,
         request: Request<proto::AllocateIdsRequest>,
     ) -> Result<Response<proto::AllocateIdsResponse>, Status> {
+        self.secret.check_admin(request.metadata(), "AllocateIds")?;
         Ok(Response::new(self.requests.allocate_ids(request.into_inner()).await?))
     }
 
@@ -279,6 +283,7 @@ impl proto::admin_server::Admin for AdminService {
         &self,
         request: Request<proto::SetServerDrainingRequest>,
     ) -> Result<Response<proto::DrainingServersResponse>, Status> {
+        self.secret.check_admin(request.metadata(), "SetServerDraining")?;
         Ok(Response::new(self.requests.set_server_draining(request.into_inner(), |s| self.answers(s)).await?))
     }
 
@@ -293,6 +298,7 @@ impl proto::admin_server::Admin for AdminService {
         &self,
         request: Request<proto::SplitShardRequest>,
     ) -> Result<Response<proto::SplitShardResponse>, Status> {
+        self.secret.check_admin(request.metadata(), "SplitShard")?;
         let request = request.into_inner();
         let replicas = self.requests.check_split(&request)? as u64;
         // The child's ids come from the allocator, never from the caller:
@@ -309,6 +315,7 @@ impl proto::admin_server::Admin for AdminService {
         &self,
         request: Request<proto::ChangeReplicasRequest>,
     ) -> Result<Response<proto::ChangeReplicasResponse>, Status> {
+        self.secret.check_admin(request.metadata(), "ChangeReplicas")?;
         let request = request.into_inner();
         let adds = request.changes.iter().filter(|c| c.kind() == proto::replica_change::Kind::AddLearner);
         if let Some(down) = adds.map(|c| ServerId(c.server_id)).find(|s| !self.answers(*s)) {
@@ -335,6 +342,7 @@ impl proto::admin_server::Admin for AdminService {
         &self,
         request: Request<proto::TransferLeaderRequest>,
     ) -> Result<Response<proto::TransferLeaderResponse>, Status> {
+        self.secret.check_admin(request.metadata(), "TransferLeader")?;
         let r = request.into_inner();
         let shard = ShardId(r.shard_id);
         let replica = self.registry.get(shard).ok_or_else(|| Error::WrongShard {
@@ -378,6 +386,7 @@ impl proto::admin_server::Admin for AdminService {
         request: Request<proto::SetClockRequest>,
     ) -> Result<Response<proto::ClockStatus>, Status> {
         self.check_tools("SetClock")?;
+        self.secret.check_admin(request.metadata(), "SetClock")?;
         let r = request.into_inner();
         check_clock_adjustment(r.offset_ns, r.drift_ppm)?;
         self.truetime

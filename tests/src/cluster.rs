@@ -236,7 +236,8 @@ impl TestCluster {
         settings.preferred_leader = placement.preferred_leader.map(ServerId);
         let registry = server.registry.clone();
         let publish = Box::new(move |operations| registry.set_placement_operations(operations));
-        placement::Driver::spawn(server.local_addr.to_string(), placement.interval(), settings, publish)
+        let secret = client::PeerSecret::new(&self.spec.peer_secret);
+        placement::Driver::spawn(server.local_addr.to_string(), secret, placement.interval(), settings, publish)
     }
 
     /// Turns the placement driver on with `config` beside every server
@@ -316,16 +317,41 @@ impl TestCluster {
         &self.members[&ServerId(id)].clock
     }
 
-    /// A client that knows every server.
+    /// A client that knows every server, and may change the cluster
+    /// (splits, moves, leadership transfers: it holds the peer secret).
     pub async fn client(&self) -> anyhow::Result<client::Client> {
         let addrs: Vec<String> = self.members.values().map(|m| m.spec.addr.clone()).collect();
-        Ok(client::Client::connect(addrs).await?)
+        Ok(client::Client::connect_with(addrs, self.operator_config()).await?)
     }
 
-    /// A client that knows only the given servers.
+    /// A client that knows only the given servers (and the peer secret).
     pub async fn client_of(&self, ids: &[u64]) -> anyhow::Result<client::Client> {
         let addrs: Vec<String> = ids.iter().map(|&id| self.addr(id)).collect();
-        Ok(client::Client::connect(addrs).await?)
+        Ok(client::Client::connect_with(addrs, self.operator_config()).await?)
+    }
+
+    /// A client configuration with the cluster's peer secret, as an
+    /// operator's.
+    pub fn operator_config(&self) -> client::ClientConfig {
+        client::ClientConfig {
+            peer_secret: Some(client::PeerSecret::new(&self.spec.peer_secret)),
+            ..Default::default()
+        }
+    }
+
+    /// A raw admin client of one server whose calls carry the peer
+    /// secret, for requests the client library would check or reroute.
+    pub async fn admin_client(
+        &self,
+        id: u64,
+    ) -> anyhow::Result<
+        proto::admin_client::AdminClient<
+            tonic::service::interceptor::InterceptedService<Channel, spanserver::auth::PeerSecret>,
+        >,
+    > {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(id)))?.connect().await?;
+        let secret = spanserver::auth::PeerSecret::new(&self.spec.peer_secret);
+        Ok(proto::admin_client::AdminClient::with_interceptor(channel, secret))
     }
 
     /// A raw gRPC data client of one server, for requests the client

@@ -89,6 +89,12 @@ impl ProcessCluster {
         self.dir.path()
     }
 
+    /// The cluster description the servers run with (its peer secret is
+    /// what `spandb admin --cluster` needs).
+    pub fn spec_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("cluster.toml")
+    }
+
     /// The warnings and errors in the servers' logs (`DIR/sN.log`), the
     /// last [`LOG_LINES_SHOWN`] of each: what a failed test prints, since
     /// the logs go with the cluster's directory.

@@ -95,7 +95,7 @@ pub async fn run(args: BlipArgs) -> anyhow::Result<()> {
             split: spanserver::config::SplitConfig { load_qps: 0, ..Default::default() },
         };
         let cluster = crate::cluster::LocalCluster::start_tuned(SERVERS, time, tuning).await?;
-        let result = run_one(&args, event, &cluster.addrs()[0]).await;
+        let result = run_one(&args, event, &cluster.addrs()[0], cluster.operator_config()).await;
         cluster.stop().await;
         result?;
     }
@@ -106,8 +106,9 @@ fn key(n: usize) -> Vec<u8> {
     format!("a{n:08}").into_bytes()
 }
 
-async fn run_one(args: &BlipArgs, event: Event, addr: &str) -> anyhow::Result<()> {
-    let client = Client::connect([addr.to_string()]).await.with_context(|| format!("connecting to {addr}"))?;
+async fn run_one(args: &BlipArgs, event: Event, addr: &str, config: client::ClientConfig) -> anyhow::Result<()> {
+    let client =
+        Client::connect_with([addr.to_string()], config).await.with_context(|| format!("connecting to {addr}"))?;
     for n in 0..args.keys {
         client.put(&key(n), b"v").await?;
     }

@@ -134,6 +134,8 @@ const SERVER_VERSION: &str = "15.0 (SpanDB)";
 pub struct Cluster {
     pub seed: String,
     pub local: client::Transport,
+    /// For the splits at new tables' boundaries (`--sql-split-tables`).
+    pub peer_secret: client::PeerSecret,
 }
 
 /// Accepts PostgreSQL clients on `listener` until the task is dropped.
@@ -260,11 +262,10 @@ impl Gateway {
         let engine = self
             .engine
             .get_or_try_init(|| async {
-                let Cluster { seed, local } = &self.cluster;
+                let Cluster { seed, local, peer_secret } = &self.cluster;
                 let in_process = Some((seed.clone(), local.clone()));
-                let client =
-                    client::Client::connect_in_process([seed.clone()], client::ClientConfig::default(), in_process)
-                        .await?;
+                let config = client::ClientConfig { peer_secret: Some(peer_secret.clone()), ..Default::default() };
+                let client = client::Client::connect_in_process([seed.clone()], config, in_process).await?;
                 let handle = tokio::runtime::Handle::current();
                 let engine = ClientEngine::new(client, handle, seed.clone()).with_table_splits(self.split_tables);
                 Ok::<_, anyhow::Error>(Arc::new(engine))

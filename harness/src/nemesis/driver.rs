@@ -135,6 +135,12 @@ impl Nemesis {
         &self.errors
     }
 
+    /// The cluster's peer secret, which the admin API's changes (clock
+    /// offsets, leadership transfers) need: the run's client holds it.
+    fn secret(&self) -> Option<&client::PeerSecret> {
+        self.access.as_ref()?.client.config().peer_secret.as_ref()
+    }
+
     fn failed(&mut self, recorder: &Recorder, step: &str, error: anyhow::Error) {
         let message = format!("{step}: {error:#}");
         eprintln!("jepsen: nemesis error: {message}");
@@ -242,7 +248,10 @@ impl Nemesis {
                     return Ok(());
                 };
                 recorder.nemesis(step, describe(&fault, &[shard, from, to]));
-                let refused = admin::transfer_leader(&servers[&from], shard, to).await.err().map(|e| format!("{e:#}"));
+                let refused = admin::transfer_leader(&servers[&from], self.secret(), shard, to)
+                    .await
+                    .err()
+                    .map(|e| format!("{e:#}"));
                 self.active = Some(Active::LeaderTransfer { shard: Some(shard), refused });
             }
             Fault::Split { letter } => {
@@ -324,7 +333,7 @@ impl Nemesis {
                     ClockFault::Strobe { nodes, delta_ns, period } => {
                         self.clocks_touched.extend(nodes);
                         let addrs: Vec<String> = nodes.iter().map(|n| servers[n].clone()).collect();
-                        let strobe = tokio::spawn(strobe(addrs, *delta_ns, *period));
+                        let strobe = tokio::spawn(strobe(addrs, self.secret().cloned(), *delta_ns, *period));
                         self.active = Some(Active::Clock { nodes: nodes.clone(), strobe: Some(strobe) });
                     }
                     ClockFault::LeaderAhead { .. } => unreachable!("resolved above"),
@@ -345,7 +354,7 @@ impl Nemesis {
         self.clocks_touched.extend(&nodes);
         self.active = Some(Active::Clock { nodes, strobe: None });
         for (n, &offset) in offsets_ns {
-            admin::set_clock(&servers[n], offset, 0).await?;
+            admin::set_clock(&servers[n], self.secret(), offset, 0).await?;
         }
         Ok(())
     }
@@ -425,7 +434,7 @@ impl Nemesis {
                     let _ = strobe.await;
                 }
                 let live = running(target, &nodes);
-                let result = reset_clocks(&servers, &live).await;
+                let result = reset_clocks(&servers, self.secret(), &live).await;
                 (NemesisKind::Clock, json!({ "reset": live }), result)
             }
         };
@@ -481,7 +490,7 @@ impl Nemesis {
         if !touched.is_empty() {
             // Unconditional: cheap, and a clock is the one fault the
             // bookkeeping cannot see from here.
-            result = result.and(reset_clocks(&servers, &touched).await);
+            result = result.and(reset_clocks(&servers, self.secret(), &touched).await);
         }
         if !fixed.is_empty() {
             recorder.nemesis("heal", json!({ "fixed": fixed }));
@@ -562,10 +571,14 @@ async fn restart_all(cluster: &mut Cluster, nodes: &[u64]) -> anyhow::Result<()>
 
 /// Sets offset 0 and drift 0 on `nodes` (callers pass only running
 /// servers: one that is not running gets a true clock when it starts).
-async fn reset_clocks(servers: &BTreeMap<u64, String>, nodes: &[u64]) -> anyhow::Result<()> {
+async fn reset_clocks(
+    servers: &BTreeMap<u64, String>,
+    secret: Option<&client::PeerSecret>,
+    nodes: &[u64],
+) -> anyhow::Result<()> {
     let mut errors = Vec::new();
     for n in nodes {
-        if let Err(e) = admin::set_clock(&servers[n], 0, 0).await {
+        if let Err(e) = admin::set_clock(&servers[n], secret, 0, 0).await {
             errors.push(format!("server {n}: {e:#}"));
         }
     }
@@ -578,7 +591,7 @@ async fn reset_clocks(servers: &BTreeMap<u64, String>, nodes: &[u64]) -> anyhow:
 
 /// Flips the clocks at `addrs` between `+delta_ns` and `-delta_ns` every
 /// `period`, until aborted. Errors are skipped: the next flip retries.
-async fn strobe(addrs: Vec<String>, delta_ns: i64, period: std::time::Duration) {
+async fn strobe(addrs: Vec<String>, secret: Option<client::PeerSecret>, delta_ns: i64, period: std::time::Duration) {
     let mut clients = BTreeMap::new();
     let mut sign = 1;
     let mut tick = tokio::time::interval(period);
@@ -595,7 +608,8 @@ async fn strobe(addrs: Vec<String>, delta_ns: i64, period: std::time::Duration) 
                 }
             }
             let client = clients.get_mut(addr).expect("just inserted");
-            let request = proto::SetClockRequest { offset_ns: sign * delta_ns, drift_ppm: 0 };
+            let request =
+                admin::change(proto::SetClockRequest { offset_ns: sign * delta_ns, drift_ppm: 0 }, secret.as_ref());
             if !matches!(tokio::time::timeout(ADMIN_TIMEOUT, client.set_clock(request)).await, Ok(Ok(_))) {
                 clients.remove(addr);
             }

@@ -488,7 +488,8 @@ impl Clients {
         let channel = self.channel(server);
         let mut kv = proto::kv_client::KvClient::new(channel.clone()).max_encoding_message_size(usize::MAX);
         let mut txn = proto::txn_client::TxnClient::new(channel.clone()).max_encoding_message_size(usize::MAX);
-        let mut admin = proto::admin_client::AdminClient::new(channel.clone());
+        // With the secret: the handlers behind the door are what is fuzzed.
+        let mut admin = proto::admin_client::AdminClient::with_interceptor(channel.clone(), self.secret.clone());
         let stranger_call = matches!(call, Call::RaftStranger(_) | Call::SnapshotStranger(_))
             || matches!(call, Call::Resolve(_, false) | Call::Decide(_, false) | Call::ReadClock(false))
             || matches!(call, Call::Join(_, false) | Call::RecordJoined(_, false) | Call::JoinedServers(_, false));
@@ -585,7 +586,7 @@ async fn fuzzed_requests_never_crash_a_server_and_get_typed_errors() -> anyhow::
 
     // Nothing wedged: clocks back, and both shards serve.
     for id in 1..=3 {
-        let mut admin = proto::admin_client::AdminClient::new(clients.channel(id));
+        let mut admin = proto::admin_client::AdminClient::with_interceptor(clients.channel(id), clients.secret.clone());
         admin.set_clock(proto::SetClockRequest { offset_ns: 0, drift_ppm: 0 }).await?;
     }
     c.wait_for_trusted_clocks(LEADER_TIMEOUT).await?;

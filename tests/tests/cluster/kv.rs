@@ -311,7 +311,7 @@ async fn typed_calls_of_the_clients_own_server_skip_the_encoded_path() -> anyhow
     let client =
         client::Client::connect_in_process([c.addr(1)], client::ClientConfig::default(), Some((c.addr(1), local)))
             .await?;
-    let tcp = client::Client::connect([c.addr(2)]).await?;
+    let tcp = client::Client::connect_with([c.addr(2)], c.operator_config()).await?;
     for (k, v) in [(&b"a"[..], &b"1"[..]), (b"b", b"2"), (b"c", b"3")] {
         client.put(k, v).await?;
     }

@@ -322,8 +322,7 @@ async fn bad_membership_changes_are_refused_and_change_nothing() -> anyhow::Resu
         let result = client.change_replicas(ShardId(1), changes.clone()).await;
         assert!(matches!(result, Err(ClientError::InvalidArgument(_))), "{changes:?}: {result:?}");
     }
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leaders[&1])))?.connect().await?;
-    let mut admin = proto::admin_client::AdminClient::new(channel);
+    let mut admin = c.admin_client(leaders[&1]).await?;
     let stale = proto::ChangeReplicasRequest {
         shard_id: 1,
         conf_ver: before.conf_ver + 1,

@@ -132,8 +132,7 @@ async fn bad_splits_are_refused_and_change_nothing() -> anyhow::Result<()> {
         assert!(matches!(refused, Err(client::Error::InvalidArgument(_))), "split at {at:?}: {refused:?}");
     }
     let leader = c.wait_for_leader_among(1, &c.server_ids(), LEADER_TIMEOUT).await?;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
-    let mut admin = proto::admin_client::AdminClient::new(channel);
+    let mut admin = c.admin_client(leader).await?;
     let outside = proto::SplitShardRequest { shard_id: 1, range_ver: 0, split_key: b"q".to_vec() };
     match admin.split_shard(outside).await {
         Ok(split) => panic!("shard 1 split at a key it does not hold: {split:?}"),

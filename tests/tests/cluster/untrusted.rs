@@ -221,10 +221,82 @@ async fn a_client_abort_cannot_split_a_committed_transaction() -> anyhow::Result
     c.shutdown().await
 }
 
+/// Goal: the admin calls that change the cluster are not for clients.
+/// `SplitShard`, `ChangeReplicas`, `SetServerDraining`, `TransferLeader`,
+/// `AllocateIds` and `SetClock` without the peer secret, or with another
+/// one, are refused (PermissionDenied) and change nothing: before, any
+/// client could take a shard's replicas down to one, split without end or
+/// drain servers. What only describes the cluster stays open, and the
+/// same changes go through with the secret (an operator's client).
+/// Method: 3 servers; each change sent raw to shard 1's leader, without
+/// a secret and with a forged one; the shard map, the draining set and
+/// the clocks are as before; then a split with the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_changes_need_the_peer_secret() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let leader = c.wait_for_leader_among(1, &[1, 2, 3], LEADER_TIMEOUT).await?;
+    let other = [1, 2, 3].into_iter().find(|&s| s != leader).expect("another server");
+    let client = c.client().await?;
+    let (before, _) = client.shard_descriptor(meta::ShardId(1)).await?;
+    let shards_before = client.cluster_info().await?.shards.len();
+
+    let forged = PeerSecret::new("not the cluster's secret, but long enough");
+    let mut stranger = proto::admin_client::AdminClient::new(channel(&c, leader).await?);
+    let mut impostor = proto::admin_client::AdminClient::with_interceptor(channel(&c, leader).await?, forged);
+    // Requests the leader would carry out from a holder of the secret.
+    let demote = proto::ReplicaChange { kind: proto::replica_change::Kind::Demote as i32, server_id: other };
+    let (split, change) = (
+        proto::SplitShardRequest { shard_id: 1, range_ver: before.range_ver, split_key: b"c".to_vec() },
+        proto::ChangeReplicasRequest { shard_id: 1, conf_ver: before.conf_ver, changes: vec![demote] },
+    );
+    let drain =
+        proto::SetServerDrainingRequest { shard_id: 1, range_ver: before.range_ver, server_id: other, draining: true };
+    let transfer = proto::TransferLeaderRequest { shard_id: 1, to_server_id: other, only_if_idle: false, drain_ms: 0 };
+    let allocate = proto::AllocateIdsRequest { shard_id: 1, range_ver: 0, count: 5 };
+    let clock = proto::SetClockRequest { offset_ns: 1_000_000, drift_ppm: 0 };
+    macro_rules! refused {
+        ($($method:ident($request:expr)),* $(,)?) => {$(
+            let status = stranger.$method($request.clone()).await.expect_err(stringify!($method));
+            assert_eq!(kind(&status), proto::ErrorKind::PermissionDenied, "{}: {status:?}", stringify!($method));
+            assert!(status.message().contains("peer secret"), "{status:?}");
+            let status = impostor.$method($request.clone()).await.expect_err(stringify!($method));
+            assert_eq!(kind(&status), proto::ErrorKind::PermissionDenied, "{}, forged: {status:?}", stringify!($method));
+        )*};
+    }
+    refused!(
+        split_shard(split),
+        change_replicas(change),
+        set_server_draining(drain),
+        transfer_leader(transfer),
+        allocate_ids(allocate),
+        set_clock(clock),
+    );
+
+    // Nothing changed, and what describes the cluster answers anyone.
+    let (after, _) = client.shard_descriptor(meta::ShardId(1)).await?;
+    assert_eq!(after, before, "shard 1's range and replicas");
+    assert_eq!(stranger.cluster_info(proto::ClusterInfoRequest {}).await?.into_inner().shards.len(), shards_before);
+    assert!(!stranger.server_status(proto::ServerStatusRequest {}).await?.into_inner().replicas.is_empty());
+    assert!(client.draining_servers().await?.is_empty(), "no server draining");
+    for id in [1, 2, 3] {
+        let mut admin = proto::admin_client::AdminClient::new(channel(&c, id).await?);
+        let clock = admin.get_clock(proto::GetClockRequest {}).await?.into_inner();
+        assert_eq!(clock.offset_ns, 0, "server {id}'s clock");
+    }
+
+    // With the secret (the test cluster's client holds it): the same changes go through.
+    client.split_at(b"c").await?;
+    assert_eq!(client.cluster_info().await?.shards.len(), shards_before + 1, "split");
+    c.shutdown().await
+}
+
 /// Goal: the admin API's operator tool (clock offsets) is off unless the
 /// server is started with it; when on, absurd clock adjustments (an hour,
 /// `i64::MIN`, which stopped a clock) are refused. (Leader transfers are
-/// always served: the placement driver uses them.)
+/// always served to holders of the peer secret: the placement driver
+/// uses them.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_tools_are_off_unless_enabled_and_bounded() -> anyhow::Result<()> {
     init();
@@ -238,7 +310,7 @@ async fn operator_tools_are_off_unless_enabled_and_bounded() -> anyhow::Result<(
     off.shutdown().await?;
 
     let on = TestCluster::start(ClusterOptions::new(1)).await?;
-    let mut admin = proto::admin_client::AdminClient::new(channel(&on, 1).await?);
+    let mut admin = on.admin_client(1).await?;
     for offset_ns in [3_600_000_000_000, i64::MIN, i64::MAX] {
         let status = admin.set_clock(proto::SetClockRequest { offset_ns, drift_ppm: 0 }).await.expect_err("absurd");
         assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument, "offset {offset_ns}");
