@@ -681,7 +681,7 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
         }
         Node::Aggregate { input, group_by, aggregates } => {
             group_by.iter().for_each(|e| on_expr(e, f));
-            aggregates.iter().filter_map(|a| a.arg.as_ref()).for_each(|e| on_expr(e, f));
+            aggregates.iter().flat_map(|a| a.arg.iter().chain(&a.filter)).for_each(|e| on_expr(e, f));
             visit_node_exprs(input, level, f);
         }
         Node::Sort { input, keys } => {
@@ -1228,6 +1228,14 @@ enum Acc {
     Items(Option<Vec<Value>>),
     /// string_agg's text so far.
     Text(Option<String>),
+    /// The spread aggregates' count, sum and sum of squared deviations,
+    /// updated as PostgreSQL's `float8_accum` does (Youngs and Cramer),
+    /// so the answers are PostgreSQL's to the last digit.
+    Moments {
+        n: f64,
+        sum: f64,
+        squares: f64,
+    },
 }
 
 impl Acc {
@@ -1241,6 +1249,7 @@ impl Acc {
             AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
             AggFunc::ArrayAgg => Acc::Items(None),
             AggFunc::StringAgg => Acc::Text(None),
+            AggFunc::Spread(_) => Acc::Moments { n: 0.0, sum: 0.0, squares: 0.0 },
         }
     }
 
@@ -1278,6 +1287,15 @@ impl Acc {
             Acc::Avg { sum, count } => {
                 *sum += v.as_f64().ok_or_else(|| internal("avg of a non-number".into()))?;
                 *count += 1;
+            }
+            Acc::Moments { n, sum, squares } => {
+                let x = v.as_f64().ok_or_else(|| internal("the spread of a non-number".into()))?;
+                *n += 1.0;
+                *sum += x;
+                if *n > 1.0 {
+                    let d = x * *n - *sum;
+                    *squares += d * d / (*n * (*n - 1.0));
+                }
             }
             Acc::MinMax(m) => {
                 let replace = match m {
@@ -1350,6 +1368,17 @@ impl Acc {
             },
             Acc::Avg { count: 0, .. } => Value::Null,
             Acc::Avg { sum, count } => Value::Float8(sum / *count as f64),
+            Acc::Moments { n, squares, .. } => {
+                let AggFunc::Spread(spread) = call.func else {
+                    return Err(internal("moments of another aggregate".into()));
+                };
+                let divisor = if spread.sample { *n - 1.0 } else { *n };
+                match divisor > 0.0 {
+                    false => Value::Null,
+                    true if spread.root => Value::Float8((squares / divisor).sqrt()),
+                    true => Value::Float8(squares / divisor),
+                }
+            }
             Acc::MinMax(Some(v)) => v.clone(),
             Acc::Bool(Some(b)) => Value::Bool(*b),
         })
@@ -1396,6 +1425,11 @@ impl Operator for Aggregate<'_> {
                 }
                 let group = groups.get_mut(&key).expect("inserted");
                 for (i, call) in self.aggregates.iter().enumerate() {
+                    if let Some(filter) = &call.filter {
+                        if eval(filter, &row, cx)? != Value::Bool(true) {
+                            continue;
+                        }
+                    }
                     let v = match &call.arg {
                         Some(a) => eval(a, &row, cx)?,
                         None => Value::Null,

@@ -137,10 +137,15 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
             let aggs: Vec<String> = aggregates
                 .iter()
                 .map(|a| {
-                    let name = format!("{:?}", a.func).to_lowercase();
-                    match &a.arg {
+                    let call = match &a.arg {
                         None => "count(*)".to_string(),
-                        Some(e) => format!("{name}({}{})", if a.distinct { "DISTINCT " } else { "" }, expr(e)),
+                        Some(e) => {
+                            format!("{}({}{})", a.func.name(), if a.distinct { "DISTINCT " } else { "" }, expr(e))
+                        }
+                    };
+                    match &a.filter {
+                        None => call,
+                        Some(f) => format!("{call} FILTER (WHERE {})", expr(f)),
                     }
                 })
                 .collect();

@@ -100,7 +100,10 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
         Node::Aggregate { input, group_by, aggregates } => Node::Aggregate {
             input: on(input),
             group_by: group_by.into_iter().map(ox).collect(),
-            aggregates: aggregates.into_iter().map(|a| AggCall { arg: a.arg.map(ox), ..a }).collect(),
+            aggregates: aggregates
+                .into_iter()
+                .map(|a| AggCall { arg: a.arg.map(ox), filter: a.filter.map(ox), ..a })
+                .collect(),
         },
         Node::Sort { input, keys } => {
             Node::Sort { input: on(input), keys: keys.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect() }

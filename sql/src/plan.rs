@@ -270,6 +270,39 @@ pub enum AggFunc {
     ArrayAgg,
     /// `string_agg(x, separator)`: the non-NULL values joined.
     StringAgg,
+    /// `var_samp` (`variance`), `var_pop`, `stddev_samp` (`stddev`),
+    /// `stddev_pop`: the spread of the non-NULL values, as float8.
+    Spread(Spread),
+}
+
+impl AggFunc {
+    /// The aggregate as SQL names it (EXPLAIN).
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFunc::CountStar | AggFunc::Count => "count",
+            AggFunc::Sum => "sum",
+            AggFunc::Avg => "avg",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+            AggFunc::BoolAnd => "bool_and",
+            AggFunc::BoolOr => "bool_or",
+            AggFunc::ArrayAgg => "array_agg",
+            AggFunc::StringAgg => "string_agg",
+            AggFunc::Spread(Spread { sample: true, root: false }) => "var_samp",
+            AggFunc::Spread(Spread { sample: false, root: false }) => "var_pop",
+            AggFunc::Spread(Spread { sample: true, root: true }) => "stddev_samp",
+            AggFunc::Spread(Spread { sample: false, root: true }) => "stddev_pop",
+        }
+    }
+}
+
+/// Which measure of spread a [`AggFunc::Spread`] aggregate is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    /// Divide by n - 1 (a sample's estimate), not by n (the population's).
+    pub sample: bool,
+    /// The standard deviation (the variance's square root).
+    pub root: bool,
 }
 
 /// One aggregate of an Aggregate node.
@@ -282,6 +315,9 @@ pub struct AggCall {
     pub data_type: DataType,
     /// `string_agg`'s separator (a constant).
     pub separator: Option<String>,
+    /// `FILTER (WHERE ...)`: only rows for which it is true are
+    /// aggregated.
+    pub filter: Option<Expr>,
 }
 
 /// Set operations.

@@ -575,8 +575,8 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_query_body(&mut self, q: &ast::Query) -> Result<QueryPlan> {
-        if q.fetch.is_some() || !q.locks.is_empty() {
-            return sql_err!(FeatureNotSupported, "FETCH and FOR UPDATE/SHARE are not supported");
+        if !q.locks.is_empty() {
+            return sql_err!(FeatureNotSupported, "FOR UPDATE/SHARE are not supported");
         }
         let order_by: &[ast::OrderByExpr] = match &q.order_by {
             None => &[],
@@ -593,26 +593,39 @@ impl<'a> Planner<'a> {
                 plan
             }
         };
-        if let Some(limit) = &q.limit_clause {
-            let (limit, offset) = match limit {
-                ast::LimitClause::LimitOffset { limit, offset, limit_by } => {
-                    if !limit_by.is_empty() {
-                        return sql_err!(FeatureNotSupported, "LIMIT BY is not supported");
-                    }
-                    (limit.as_ref(), offset.as_ref().map(|o| &o.value))
+        let (limit, offset) = match &q.limit_clause {
+            None => (None, None),
+            Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+                if !limit_by.is_empty() {
+                    return sql_err!(FeatureNotSupported, "LIMIT BY is not supported");
                 }
-                ast::LimitClause::OffsetCommaLimit { offset, limit } => (Some(limit), Some(offset)),
-            };
-            let bind_count = |p: &mut Planner, e: Option<&ast::Expr>| -> Result<Option<Expr>> {
-                let Some(e) = e else { return Ok(None) };
-                if matches!(e, ast::Expr::Value(v) if v.value == ast::Value::Null) {
-                    return Ok(None); // LIMIT NULL / LIMIT ALL
-                }
-                let b = p.bind_expr(e, &Scope::default())?;
-                Ok(Some(p.coerce(b, DataType::Int8)?))
-            };
-            let limit = bind_count(self, limit)?;
-            let offset = bind_count(self, offset)?;
+                (limit.as_ref(), offset.as_ref().map(|o| &o.value))
+            }
+            Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => (Some(limit), Some(offset)),
+        };
+        let bind_count = |p: &mut Planner, e: Option<&ast::Expr>| -> Result<Option<Expr>> {
+            let Some(e) = e else { return Ok(None) };
+            if matches!(e, ast::Expr::Value(v) if v.value == ast::Value::Null) {
+                return Ok(None); // LIMIT NULL / LIMIT ALL
+            }
+            let b = p.bind_expr(e, &Scope::default())?;
+            Ok(Some(p.coerce(b, DataType::Int8)?))
+        };
+        // `FETCH FIRST n ROWS ONLY` (the standard's LIMIT, which ORMs
+        // such as Hibernate send; no n: one row).
+        let limit = match &q.fetch {
+            None => bind_count(self, limit)?,
+            Some(_) if limit.is_some() => return sql_err!(SyntaxError, "LIMIT and FETCH cannot both be given"),
+            Some(f) if f.with_ties || f.percent => {
+                return sql_err!(FeatureNotSupported, "FETCH ... PERCENT and WITH TIES are not supported")
+            }
+            Some(f) => match &f.quantity {
+                Some(n) => bind_count(self, Some(n))?,
+                None => Some(Expr::Constant(Value::Int8(1))),
+            },
+        };
+        let offset = bind_count(self, offset)?;
+        if limit.is_some() || offset.is_some() {
             plan.root = Node::Limit { input: Box::new(plan.root), limit, offset };
         }
         Ok(plan)
@@ -1014,16 +1027,33 @@ impl<'a> Planner<'a> {
             ast::FunctionArguments::None => (&[][..], false),
             ast::FunctionArguments::Subquery(_) => return sql_err!(FeatureNotSupported, "{name}(subquery)"),
         };
-        if call.filter.is_some() || call.over.is_some() || !call.within_group.is_empty() {
-            return sql_err!(FeatureNotSupported, "FILTER, OVER and WITHIN GROUP are not supported");
+        if call.over.is_some() || !call.within_group.is_empty() {
+            return sql_err!(FeatureNotSupported, "OVER and WITHIN GROUP are not supported");
         }
+        // FILTER (WHERE ...) sees the FROM row, as the argument does.
+        let filter = match &call.filter {
+            None => None,
+            Some(f) => {
+                let saved = self.agg.take();
+                let mut nested = Vec::new();
+                collect_aggregates(f, &mut nested);
+                let bound = match nested.is_empty() {
+                    true => self.bind_expr(f, scope).and_then(|b| self.coerce(b, DataType::Bool)),
+                    false => sql_err!(GroupingError, "aggregate functions are not allowed in FILTER"),
+                };
+                self.agg = saved;
+                Some(bound?)
+            }
+        };
         if name == "count" && matches!(args, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]) {
+            refuse_outer_aggregate(call, [filter.as_ref()])?;
             return Ok(AggCall {
                 func: AggFunc::CountStar,
                 arg: None,
                 distinct: false,
                 data_type: DataType::Int8,
                 separator: None,
+                filter,
             });
         }
         let (arg, separator) = match (name.as_str(), args) {
@@ -1052,6 +1082,7 @@ impl<'a> Planner<'a> {
         let bound = self.bind_expr(arg, scope);
         self.agg = saved;
         let b = self.default_type(bound?)?;
+        refuse_outer_aggregate(call, [Some(&b.expr), filter.as_ref()])?;
         let ty = b.ty.unwrap_or(DataType::Text);
         let (func, data_type) = match name.as_str() {
             "count" => (AggFunc::Count, DataType::Int8),
@@ -1083,11 +1114,18 @@ impl<'a> Planner<'a> {
                 Some(array) => (AggFunc::ArrayAgg, array),
                 None => return sql_err!(FeatureNotSupported, "array_agg({ty}) is not supported"),
             },
+            "var_samp" | "variance" | "var_pop" | "stddev_samp" | "stddev" | "stddev_pop" => {
+                if !ty.is_numeric() {
+                    return sql_err!(UndefinedFunction, "function {name}({ty}) does not exist");
+                }
+                let spread = Spread { sample: !name.ends_with("_pop"), root: name.starts_with("stddev") };
+                (AggFunc::Spread(spread), DataType::Float8)
+            }
             "string_agg" if ty.is_string() => (AggFunc::StringAgg, DataType::Text),
             "string_agg" => return sql_err!(UndefinedFunction, "function string_agg({ty}, unknown) does not exist"),
             other => return sql_err!(UndefinedFunction, "function {other} does not exist"),
         };
-        Ok(AggCall { func, arg: Some(b.expr), distinct, data_type, separator })
+        Ok(AggCall { func, arg: Some(b.expr), distinct, data_type, separator, filter })
     }
 
     // ---- FROM -------------------------------------------------------------
@@ -2232,7 +2270,10 @@ impl<'a> Planner<'a> {
     }
 
     /// `x op ANY (array)` / `x op ALL (array)`; with a subquery instead of
-    /// an array, `= ANY` is IN and `<> ALL` is NOT IN.
+    /// an array, `= ANY` is IN and `<> ALL` is NOT IN (a sorted set of the
+    /// values, and key spans), and any other operator compares with the
+    /// subquery's rows as an array, whose three-valued logic is the same
+    /// (no rows: ANY is false, ALL true; no match but a NULL: NULL).
     fn bind_quantified(
         &mut self,
         left: &ast::Expr,
@@ -2253,25 +2294,27 @@ impl<'a> Planner<'a> {
             other => return sql_err!(FeatureNotSupported, "operator {other} with ANY/ALL is not supported"),
         };
         if let ast::Expr::Subquery(q) = right {
-            let negated = match (bop, all) {
-                (BinaryOp::Eq, false) => false,
-                (BinaryOp::NotEq, true) => true,
-                _ => {
-                    return sql_err!(
-                        FeatureNotSupported,
-                        "{op} {} (subquery) is not supported",
-                        if all { "ALL" } else { "ANY" }
-                    )
-                }
-            };
             let x = self.bind_expr_checked(left, scope, depth + 1)?;
             let plan = self.plan_subquery(q, scope)?;
-            if plan.columns.len() != 1 {
+            let [column] = plan.columns.as_slice() else {
                 return sql_err!(SyntaxError, "subquery has too many columns");
-            }
-            let x = self.coerce_loose(x, plan.columns[0].data_type)?;
-            let test = Expr::InSubquery(Box::new(x), Arc::new(plan.root));
-            let test = if negated { Expr::Not(Box::new(test)) } else { test };
+            };
+            let element = column.data_type;
+            let x = Box::new(self.coerce_loose(x, element)?);
+            let test = match (bop, all) {
+                (BinaryOp::Eq, false) => Expr::InSubquery(x, Arc::new(plan.root)),
+                (BinaryOp::NotEq, true) => Expr::Not(Box::new(Expr::InSubquery(x, Arc::new(plan.root)))),
+                _ => {
+                    let Some(array_ty) = DataType::array_of(element) else {
+                        return sql_err!(
+                            FeatureNotSupported,
+                            "ANY and ALL over a subquery of {element} are not supported"
+                        );
+                    };
+                    let array = Expr::Cast(Box::new(Expr::ArraySubquery(Arc::new(plan.root))), array_ty);
+                    Expr::Quantified { op: bop, all, left: x, array: Box::new(array) }
+                }
+            };
             return Ok(Bound::typed(test, DataType::Bool));
         }
         let x = self.bind_expr_checked(left, scope, depth + 1)?;
@@ -3009,10 +3052,50 @@ fn pg_short_name(t: DataType) -> &'static str {
     }
 }
 
+/// An aggregate whose argument and filter read only enclosing queries'
+/// columns belongs to the nearest of them (SQL standard, PostgreSQL):
+/// `SELECT (SELECT max(a.id) FROM b) FROM a` is one row, max(a.id).
+/// Evaluated where it is written it would aggregate once per outer row,
+/// a wrong answer; until it is planned at its level, it is refused.
+fn refuse_outer_aggregate<'e>(call: &ast::Function, parts: impl IntoIterator<Item = Option<&'e Expr>>) -> Result<()> {
+    let (mut outer, mut local) = (false, false);
+    for part in parts.into_iter().flatten() {
+        part.walk(&mut |e| match e {
+            Expr::Outer { .. } => outer = true,
+            Expr::Column(_) | Expr::Exists(_) | Expr::Subquery(_) | Expr::InSubquery(..) | Expr::ArraySubquery(_) => {
+                local = true
+            }
+            _ => {}
+        });
+    }
+    match outer && !local {
+        true => sql_err!(
+            FeatureNotSupported,
+            "{call}: an aggregate of an enclosing query's columns only belongs to that query, which is not supported"
+        ),
+        false => Ok(()),
+    }
+}
+
 pub fn is_aggregate(name: &str) -> bool {
     matches!(
         name,
-        "count" | "sum" | "avg" | "min" | "max" | "bool_and" | "bool_or" | "every" | "array_agg" | "string_agg"
+        "count"
+            | "sum"
+            | "avg"
+            | "min"
+            | "max"
+            | "bool_and"
+            | "bool_or"
+            | "every"
+            | "array_agg"
+            | "string_agg"
+            | "var_samp"
+            | "variance"
+            | "var_pop"
+            | "stddev_samp"
+            | "stddev"
+            | "stddev_pop"
     )
 }
 
