@@ -191,6 +191,43 @@ async fn a_removed_replica_back_from_a_partition_cannot_disrupt_its_shard() -> a
     c.shutdown().await
 }
 
+/// Goal: a learner removed while it was cut off from its shard is
+/// destroyed once the partition heals. A learner never campaigns, so it
+/// goes on naming the leader it last heard, and leaders do not write to
+/// non-members: the replica GC must ask about learners too, not only
+/// about replicas that know no leader. (`spandb jepsen --nemesis
+/// move,kill,partition` left one for good: a move cut short at its
+/// learner, which the placement driver removed during a partition.)
+/// Method: 4 servers, one shard on 1-3; 20 keys; a learner on 4 filled
+/// by its snapshot, naming the leader; cut 4 off; remove the learner (it still names
+/// a leader); heal; poll until server 4 hosts no replica of the shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_removed_while_cut_off_is_destroyed_when_the_partition_heals() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(4).replication(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    for i in 0..20 {
+        client.put(&key(i), b"v").await?;
+    }
+    client.change_replicas(ShardId(1), vec![change(Kind::AddLearner, 4)]).await?;
+    // Filled by its snapshot (initialized), and naming the leader.
+    let heard =
+        || c.replica(4, 1).is_some_and(|r| r.descriptor().is_initialized() && r.progress().leader_server.is_some());
+    wait_until(std::time::Duration::from_secs(20), heard).await?;
+    c.net.partition(&[&[4], &[1, 2, 3]]);
+    let d = client.change_replicas(ShardId(1), vec![change(Kind::Remove, 4)]).await?;
+    assert_eq!(voters(&d), vec![1, 2, 3]);
+    assert!(!d.replicas.iter().any(|r| r.server_id == 4), "{d:?}");
+    assert!(heard(), "the removed learner still names a leader");
+    c.net.heal();
+    wait_until(std::time::Duration::from_secs(60), || c.replica(4, 1).is_none()).await?;
+    for i in 0..20 {
+        assert_eq!(client.get(&key(i)).await?.as_deref(), Some(&b"v"[..]), "k{i:04}");
+    }
+    c.shutdown().await
+}
+
 /// Goal: a member that is down while another replica of its shard moves
 /// catches up when it returns: it learns the new membership and every
 /// write made meanwhile, so it keeps all the shard's data.
