@@ -293,7 +293,9 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
         Node::Limit { input, limit, offset } => {
             Box::new(Limit { input: b(input), limit, offset, remaining: None, skipped: false })
         }
-        Node::Distinct { input } => Box::new(Distinct { input: b(input), seen: BTreeSet::new() }),
+        Node::Distinct { input, on } => {
+            Box::new(Distinct { input: b(input), on: on.as_deref(), seen: BTreeSet::new() })
+        }
         Node::Join { left, right, kind, left_keys, right_keys, on } => {
             let left_op = b(left);
             let right_op = b(right);
@@ -692,7 +694,7 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
             limit.iter().chain(offset.iter()).for_each(|e| on_expr(e, f));
             visit_node_exprs(input, level, f);
         }
-        Node::Distinct { input } => visit_node_exprs(input, level, f),
+        Node::Distinct { input, .. } => visit_node_exprs(input, level, f),
         Node::Join { left, right, left_keys, right_keys, on, .. } => {
             left_keys.iter().chain(right_keys.iter()).chain(on.iter()).for_each(|e| on_expr(e, f));
             visit_node_exprs(left, level, f);
@@ -1122,6 +1124,8 @@ fn normalize(v: &Value) -> Value {
 
 struct Distinct<'p> {
     input: Box<dyn Operator + 'p>,
+    /// `DISTINCT ON`'s columns (None: the whole row).
+    on: Option<&'p [usize]>,
     seen: BTreeSet<Vec<u8>>,
 }
 
@@ -1129,7 +1133,10 @@ impl Operator for Distinct<'_> {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         while let Some(row) = self.input.next(cx)? {
             cx.tick()?;
-            let key = row_key(&row);
+            let key = match self.on {
+                None => row_key(&row),
+                Some(on) => row_key(&on.iter().map(|&i| row[i].clone()).collect::<Vec<_>>()),
+            };
             let bytes = key.len();
             if self.seen.insert(key) {
                 cx.hold(bytes, "DISTINCT")?;

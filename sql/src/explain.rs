@@ -179,8 +179,14 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
             ));
             node(input, depth + 1, cx, out);
         }
-        Node::Distinct { input } => {
-            out.push(format!("{pad}Distinct"));
+        Node::Distinct { input, on } => {
+            match on {
+                None => out.push(format!("{pad}Distinct")),
+                Some(on) => out.push(format!(
+                    "{pad}Distinct on=[{}]",
+                    on.iter().map(|i| format!("#{i}")).collect::<Vec<_>>().join(", ")
+                )),
+            }
             node(input, depth + 1, cx, out);
         }
         Node::Join { left, right, kind, left_keys, right_keys, on } => {

@@ -111,7 +111,7 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
         Node::Limit { input, limit, offset } => {
             Node::Limit { input: on(input), limit: limit.map(ox), offset: offset.map(ox) }
         }
-        Node::Distinct { input } => Node::Distinct { input: on(input) },
+        Node::Distinct { input, on: columns } => Node::Distinct { input: on(input), on: columns },
         // Never reordered or split: the right side reads the left row.
         Node::Lateral { left, right, kind, on: cond } => {
             let cond = cond.map(ox).filter(|c| *c != Expr::Constant(Value::Bool(true)));

@@ -376,8 +376,12 @@ pub enum Node {
         limit: Option<Expr>,
         offset: Option<Expr>,
     },
+    /// Drops rows equal to an earlier one; with `on`, rows whose values
+    /// in those columns equal an earlier row's (`DISTINCT ON`: the
+    /// first row of each group, in the input's order).
     Distinct {
         input: Box<Node>,
+        on: Option<Vec<usize>>,
     },
     /// `left_keys[i] = right_keys[i]` for all i is the equi-part of the
     /// join condition (a hash join when non-empty); `on` the rest,
@@ -427,7 +431,7 @@ impl Node {
             Node::Scan { table, .. } => table.columns.len(),
             Node::Values { width, .. } => *width,
             Node::Filter { input, .. } | Node::Sort { input, .. } | Node::Limit { input, .. } => input.width(),
-            Node::Distinct { input } => input.width(),
+            Node::Distinct { input, .. } => input.width(),
             Node::Project { exprs, .. } => exprs.len(),
             Node::Aggregate { group_by, aggregates, .. } => group_by.len() + aggregates.len(),
             Node::Join { left, right, .. } | Node::Lateral { left, right, .. } => left.width() + right.width(),

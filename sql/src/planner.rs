@@ -897,6 +897,37 @@ impl<'a> Planner<'a> {
         }
         let visible = exprs.len();
 
+        // DISTINCT ON's expressions, as ORDER BY's below: output columns
+        // by position or alias, else hidden extra columns.
+        let mut distinct_on = None;
+        if let Some(ast::Distinct::On(on)) = &select.distinct {
+            let mut on_columns = Vec::new();
+            for e in on {
+                let column = match self.order_target(e, &columns)? {
+                    Some(i) => i,
+                    None => {
+                        let b = match self.bind_expr(e, &scope) {
+                            Ok(b) => b,
+                            Err(err) => {
+                                self.agg = saved_agg;
+                                return Err(err);
+                            }
+                        };
+                        let b = self.default_type(b)?;
+                        match exprs.iter().position(|x| *x == b.expr) {
+                            Some(i) => i,
+                            None => {
+                                exprs.push(b.expr);
+                                exprs.len() - 1
+                            }
+                        }
+                    }
+                };
+                on_columns.push(column);
+            }
+            distinct_on = Some(on_columns);
+        }
+
         // ORDER BY: output columns by position or alias, else expressions
         // over the input, carried as hidden extra columns.
         let mut keys = Vec::new();
@@ -916,7 +947,7 @@ impl<'a> Planner<'a> {
                     if let Some(i) = exprs.iter().position(|e| *e == b.expr) {
                         Expr::Column(i)
                     } else {
-                        if select.distinct.is_some() {
+                        if matches!(select.distinct, Some(ast::Distinct::Distinct)) {
                             self.agg = saved_agg;
                             return sql_err!(
                                 InvalidColumnReference,
@@ -932,14 +963,26 @@ impl<'a> Planner<'a> {
         }
         self.agg = saved_agg;
 
+        // DISTINCT ON keeps the first row of each group in ORDER BY's
+        // order, which must begin with its expressions (PostgreSQL's rule).
+        if let Some(on) = &distinct_on {
+            let leading = keys.iter().take(on.len()).all(|k| matches!(k.expr, Expr::Column(i) if on.contains(&i)));
+            if !leading {
+                return sql_err!(
+                    InvalidColumnReference,
+                    "SELECT DISTINCT ON expressions must match initial ORDER BY expressions"
+                );
+            }
+        }
         node = Node::Project { input: Box::new(node), exprs };
-        match &select.distinct {
-            None | Some(ast::Distinct::All) => {}
-            Some(ast::Distinct::Distinct) => node = Node::Distinct { input: Box::new(node) },
-            Some(ast::Distinct::On(_)) => return sql_err!(FeatureNotSupported, "DISTINCT ON is not supported"),
+        if matches!(select.distinct, Some(ast::Distinct::Distinct)) {
+            node = Node::Distinct { input: Box::new(node), on: None };
         }
         if !keys.is_empty() {
             node = Node::Sort { input: Box::new(node), keys };
+        }
+        if let Some(on) = distinct_on {
+            node = Node::Distinct { input: Box::new(node), on: Some(on) };
         }
         if node.width() > visible {
             node = Node::Project { input: Box::new(node), exprs: (0..visible).map(Expr::Column).collect() };

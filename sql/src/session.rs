@@ -1884,7 +1884,7 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
         Node::Limit { input, limit, offset } => {
             plain(&mut limit.iter().chain(offset.iter())) && collect_scans(input, out)
         }
-        Node::Distinct { input } => collect_scans(input, out),
+        Node::Distinct { input, .. } => collect_scans(input, out),
         Node::Join { left, right, left_keys, right_keys, on, .. } => {
             plain(&mut left_keys.iter().chain(right_keys.iter()).chain(on.iter()))
                 && collect_scans(left, out)
