@@ -81,6 +81,8 @@ enum Param {
     /// float8 (any number converts)
     Float,
     Bytea,
+    /// timestamp (a string literal converts)
+    Timestamp,
 }
 
 impl Param {
@@ -92,6 +94,7 @@ impl Param {
             Param::BigInt => t.is_integer(),
             Param::Float => t.is_numeric(),
             Param::Bytea => t == DataType::Bytea,
+            Param::Timestamp => t == DataType::Timestamp,
         }
     }
 
@@ -102,6 +105,7 @@ impl Param {
             Param::BigInt => DataType::Int8,
             Param::Float => DataType::Float8,
             Param::Bytea => DataType::Bytea,
+            Param::Timestamp => DataType::Timestamp,
         }
     }
 }
@@ -114,6 +118,10 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("lower", &[P::Text], T::Text),
     ("upper", &[P::Text], T::Text),
     ("initcap", &[P::Text], T::Text),
+    // extract(field FROM ts) is date_part(field, ts) (double precision,
+    // where PostgreSQL 15's extract gives numeric).
+    ("date_part", &[P::Text, P::Timestamp], T::Float8),
+    ("date_trunc", &[P::Text, P::Timestamp], T::Timestamp),
     ("reverse", &[P::Text], T::Text),
     ("btrim", &[P::Text], T::Text),
     ("btrim", &[P::Text, P::Text], T::Text),
@@ -442,6 +450,8 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         "lower" => Value::Text(text(0)?.to_lowercase()),
         "upper" => Value::Text(text(0)?.to_uppercase()),
         "initcap" => Value::Text(initcap(text(0)?)),
+        "date_part" => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
+        "date_trunc" => Value::Timestamp(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
         "reverse" => Value::Text(text(0)?.chars().rev().collect()),
         "btrim" | "trim" | "ltrim" | "rtrim" => {
             let set = if n == 2 { text(1)? } else { " " };
@@ -594,6 +604,85 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
 }
 
 const RADIANS_PER_DEGREE: f64 = PI / 180.0;
+
+fn timestamp_arg(args: &[Value], i: usize) -> Result<i64> {
+    match args.get(i) {
+        Some(Value::Timestamp(us)) => Ok(*us),
+        other => sql_err!(InternalError, "argument {i} is {other:?}, not a timestamp"),
+    }
+}
+
+/// A timestamp's calendar fields (microseconds since the epoch, no time
+/// zone, as `types.rs` keeps them).
+fn calendar(us: i64) -> Result<chrono::NaiveDateTime> {
+    match chrono::DateTime::from_timestamp_micros(us) {
+        Some(t) => Ok(t.naive_utc()),
+        None => sql_err!(DatetimeFieldOverflow, "timestamp out of range"),
+    }
+}
+
+/// `date_part(field, ts)` / `extract(field FROM ts)`, PostgreSQL's fields
+/// and their plural spellings.
+fn date_part(field: &str, us: i64) -> Result<f64> {
+    use chrono::{Datelike, Timelike};
+    let t = calendar(us)?;
+    let seconds = f64::from(t.second()) + f64::from(t.nanosecond() / 1_000) / 1e6;
+    let year = f64::from(t.year());
+    Ok(match field.to_ascii_lowercase().trim_end_matches('s') {
+        "microsecond" => seconds * 1e6,
+        "millisecond" => seconds * 1e3,
+        "second" => seconds,
+        "minute" => f64::from(t.minute()),
+        "hour" => f64::from(t.hour()),
+        "day" => f64::from(t.day()),
+        "dow" => f64::from(t.weekday().num_days_from_sunday()),
+        "isodow" => f64::from(t.weekday().number_from_monday()),
+        "doy" => f64::from(t.ordinal()),
+        "week" => f64::from(t.iso_week().week()),
+        "month" => f64::from(t.month()),
+        "quarter" => f64::from((t.month() - 1) / 3 + 1),
+        "year" => year,
+        "isoyear" => f64::from(t.iso_week().year()),
+        "decade" => (year / 10.0).floor(),
+        "century" if t.year() > 0 => ((year - 1.0) / 100.0).floor() + 1.0,
+        "century" => -(((-year) / 100.0).floor() + 1.0),
+        "millennium" if t.year() > 0 => ((year - 1.0) / 1000.0).floor() + 1.0,
+        "millennium" => -(((-year) / 1000.0).floor() + 1.0),
+        "epoch" => us as f64 / 1e6,
+        _ => return sql_err!(InvalidParameterValue, "unit \"{field}\" not recognized for type timestamp"),
+    })
+}
+
+/// `date_trunc(field, ts)`: the timestamp with every smaller field at its
+/// start (weeks begin on Monday, centuries and millennia in years ending
+/// in 01, as PostgreSQL's do).
+fn date_trunc(field: &str, us: i64) -> Result<i64> {
+    use chrono::{Datelike, NaiveDate};
+    let t = calendar(us)?;
+    let day = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros());
+    let year_start = |y: i32| NaiveDate::from_ymd_opt(y, 1, 1).and_then(day);
+    let floor = |unit: i64| us.div_euclid(unit) * unit;
+    let truncated = match field.to_ascii_lowercase().trim_end_matches('s') {
+        "microsecond" => Some(us),
+        "millisecond" => Some(floor(1_000)),
+        "second" => Some(floor(1_000_000)),
+        "minute" => Some(floor(60_000_000)),
+        "hour" => Some(floor(3_600_000_000)),
+        "day" => day(t.date()),
+        "week" => day(t.date() - chrono::Days::new(u64::from(t.weekday().num_days_from_monday()))),
+        "month" => NaiveDate::from_ymd_opt(t.year(), t.month(), 1).and_then(day),
+        "quarter" => NaiveDate::from_ymd_opt(t.year(), (t.month() - 1) / 3 * 3 + 1, 1).and_then(day),
+        "year" => year_start(t.year()),
+        "decade" => year_start(t.year().div_euclid(10) * 10),
+        "century" => year_start((t.year() - 1).div_euclid(100) * 100 + 1),
+        "millennium" => year_start((t.year() - 1).div_euclid(1000) * 1000 + 1),
+        _ => return sql_err!(InvalidParameterValue, "unit \"{field}\" not recognized for type timestamp"),
+    };
+    match truncated {
+        Some(us) => Ok(us),
+        None => sql_err!(DatetimeFieldOverflow, "timestamp out of range"),
+    }
+}
 
 fn text_arg(args: &[Value], i: usize) -> Result<&str> {
     match args.get(i) {

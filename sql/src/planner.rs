@@ -1843,6 +1843,12 @@ impl<'a> Planner<'a> {
                 ))
             }
             E::Function(f) => self.bind_function(f, scope, depth),
+            E::Extract { field, expr, .. } => {
+                let ts = rec(self, expr)?;
+                let ts = self.coerce_loose(ts, DataType::Timestamp)?;
+                let field = Expr::Constant(Value::Text(field.to_string().to_lowercase()));
+                Ok(Bound::typed(Expr::Function("date_part".into(), vec![field, ts]), DataType::Float8))
+            }
             E::Position { expr, r#in } => {
                 let needle = rec(self, expr)?;
                 let hay = rec(self, r#in)?;
