@@ -118,6 +118,7 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("lower", &[P::Text], T::Text),
     ("upper", &[P::Text], T::Text),
     ("initcap", &[P::Text], T::Text),
+    ("like_escape", &[P::Text, P::Text], T::Text),
     // extract(field FROM ts) is date_part(field, ts) (double precision,
     // where PostgreSQL 15's extract gives numeric).
     ("date_part", &[P::Text, P::Timestamp], T::Float8),
@@ -450,6 +451,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         "lower" => Value::Text(text(0)?.to_lowercase()),
         "upper" => Value::Text(text(0)?.to_uppercase()),
         "initcap" => Value::Text(initcap(text(0)?)),
+        "like_escape" => Value::Text(like_escape(text(0)?, text(1)?)?),
         "date_part" => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
         "date_trunc" => Value::Timestamp(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
         "reverse" => Value::Text(text(0)?.chars().rev().collect()),
@@ -604,6 +606,39 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
 }
 
 const RADIANS_PER_DEGREE: f64 = PI / 180.0;
+
+/// `like_escape(pattern, e)`: a LIKE pattern whose escape character is
+/// `e` (one character, or none: `''`) rewritten to use the default, `\`.
+fn like_escape(pattern: &str, escape: &str) -> Result<String> {
+    let mut chars = escape.chars();
+    let escape = match (chars.next(), chars.next()) {
+        (None, _) => None,
+        (Some(c), None) => Some(c),
+        _ => return sql_err!(InvalidEscapeSequence, "invalid escape string"),
+    };
+    if escape == Some('\\') {
+        return Ok(pattern.to_string());
+    }
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern.chars();
+    while let Some(c) = rest.next() {
+        if Some(c) == escape {
+            let Some(next) = rest.next() else {
+                return sql_err!(InvalidEscapeSequence, "LIKE pattern must not end with escape character");
+            };
+            out.push('\\');
+            out.push(next);
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    if out.len() > RESULT_BYTES_MAX {
+        return sql_err!(ProgramLimitExceeded, "LIKE pattern is over {RESULT_BYTES_MAX} bytes once escaped");
+    }
+    Ok(out)
+}
 
 fn timestamp_arg(args: &[Value], i: usize) -> Result<i64> {
     match args.get(i) {

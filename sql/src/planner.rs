@@ -1753,13 +1753,23 @@ impl<'a> Planner<'a> {
             }
             E::Like { negated, any, expr, pattern, escape_char }
             | E::ILike { negated, any, expr, pattern, escape_char } => {
-                if *any || escape_char.is_some() {
-                    return sql_err!(FeatureNotSupported, "LIKE ANY and ESCAPE are not supported");
+                if *any {
+                    return sql_err!(FeatureNotSupported, "LIKE ANY is not supported");
                 }
                 let x = rec(self, expr)?;
                 let p = rec(self, pattern)?;
                 let x = self.coerce_loose(x, DataType::Text)?;
                 let p = self.coerce_loose(p, DataType::Text)?;
+                // `ESCAPE e`: the pattern rewritten to the default escape,
+                // as PostgreSQL's like_escape(pattern, e) does.
+                let p = match escape_char {
+                    None => p,
+                    Some(e) => {
+                        let e = rec(self, e)?;
+                        let e = self.coerce_loose(e, DataType::Text)?;
+                        Expr::Function("like_escape".into(), vec![p, e])
+                    }
+                };
                 let test = Expr::Like {
                     expr: Box::new(x),
                     pattern: Box::new(p),
