@@ -119,6 +119,19 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("upper", &[P::Text], T::Text),
     ("initcap", &[P::Text], T::Text),
     ("like_escape", &[P::Text, P::Text], T::Text),
+    // The bitwise operators (&, |, #, <<, >>, ~), as the planner binds them.
+    ("bitand", &[P::Int, P::Int], T::Int4),
+    ("bitand", &[P::BigInt, P::BigInt], T::Int8),
+    ("bitor", &[P::Int, P::Int], T::Int4),
+    ("bitor", &[P::BigInt, P::BigInt], T::Int8),
+    ("bitxor", &[P::Int, P::Int], T::Int4),
+    ("bitxor", &[P::BigInt, P::BigInt], T::Int8),
+    ("shiftleft", &[P::Int, P::Int], T::Int4),
+    ("shiftleft", &[P::BigInt, P::Int], T::Int8),
+    ("shiftright", &[P::Int, P::Int], T::Int4),
+    ("shiftright", &[P::BigInt, P::Int], T::Int8),
+    ("bitnot", &[P::Int], T::Int4),
+    ("bitnot", &[P::BigInt], T::Int8),
     // extract(field FROM ts) is date_part(field, ts) (double precision,
     // where PostgreSQL 15's extract gives numeric).
     ("date_part", &[P::Text, P::Timestamp], T::Float8),
@@ -452,6 +465,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         "upper" => Value::Text(text(0)?.to_uppercase()),
         "initcap" => Value::Text(initcap(text(0)?)),
         "like_escape" => Value::Text(like_escape(text(0)?, text(1)?)?),
+        "bitand" | "bitor" | "bitxor" | "shiftleft" | "shiftright" | "bitnot" => bitwise(name, args)?,
         "date_part" => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
         "date_trunc" => Value::Timestamp(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
         "reverse" => Value::Text(text(0)?.chars().rev().collect()),
@@ -606,6 +620,35 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
 }
 
 const RADIANS_PER_DEGREE: f64 = PI / 180.0;
+
+/// The bitwise operators on int4 or int8 (the first argument's type; a
+/// shift's count is an int4). Shifts take the count modulo the width, as
+/// PostgreSQL's C shifts do on the machines it runs on.
+fn bitwise(name: &str, args: &[Value]) -> Result<Value> {
+    let count = || int_arg(args, 1).map(|n| n as u32);
+    Ok(match args[0] {
+        Value::Int8(a) => Value::Int8(match name {
+            "bitnot" => !a,
+            "shiftleft" => a.wrapping_shl(count()?),
+            "shiftright" => a.wrapping_shr(count()?),
+            "bitand" => a & int_arg(args, 1)?,
+            "bitor" => a | int_arg(args, 1)?,
+            _ => a ^ int_arg(args, 1)?,
+        }),
+        _ => {
+            let a = int_arg(args, 0)? as i32;
+            let b = || int_arg(args, 1).map(|b| b as i32);
+            Value::Int4(match name {
+                "bitnot" => !a,
+                "shiftleft" => a.wrapping_shl(count()?),
+                "shiftright" => a.wrapping_shr(count()?),
+                "bitand" => a & b()?,
+                "bitor" => a | b()?,
+                _ => a ^ b()?,
+            })
+        }
+    })
+}
 
 /// `like_escape(pattern, e)`: a LIKE pattern whose escape character is
 /// `e` (one character, or none: `''`) rewritten to use the default, `\`.

@@ -281,6 +281,19 @@ fn reg_type(t: &ast::DataType) -> Option<String> {
 
 /// The function behind a regular-expression operator (`~`, `!~`, `~*`,
 /// `!~*`, also spelled `OPERATOR(pg_catalog.~)`): PostgreSQL's names.
+/// The function behind a bitwise operator (`&`, `|`, `#`, `<<`, `>>`).
+fn bitwise_function(op: &ast::BinaryOperator) -> Option<&'static str> {
+    use ast::BinaryOperator as B;
+    Some(match op {
+        B::BitwiseAnd => "bitand",
+        B::BitwiseOr => "bitor",
+        B::PGBitwiseXor => "bitxor",
+        B::PGBitwiseShiftLeft => "shiftleft",
+        B::PGBitwiseShiftRight => "shiftright",
+        _ => return None,
+    })
+}
+
 fn regex_function(op: &ast::BinaryOperator) -> Option<&'static str> {
     use ast::BinaryOperator as B;
     let symbol = match op {
@@ -1638,6 +1651,19 @@ impl<'a> Planner<'a> {
                         }
                         Ok(Bound::typed(Expr::Unary(uop, Box::new(b.expr)), rt))
                     }
+                    ast::UnaryOperator::BitwiseNot => {
+                        let b = self.default_type(b)?;
+                        let ty = match b.ty {
+                            Some(DataType::Int8) => DataType::Int8,
+                            Some(t) if t.is_integer() => DataType::Int4,
+                            t => {
+                                let t = t.map_or("unknown".into(), ops::type_name);
+                                return sql_err!(UndefinedFunction, "operator does not exist: ~ {t}");
+                            }
+                        };
+                        let x = self.coerce(b, ty)?;
+                        Ok(Bound::typed(Expr::Function("bitnot".into(), vec![x]), ty))
+                    }
                     other => sql_err!(FeatureNotSupported, "operator {other} is not supported"),
                 }
             }
@@ -1963,6 +1989,35 @@ impl<'a> Planner<'a> {
                 return Ok(Bound::typed(e, DataType::Bool));
             }
             _ => {}
+        }
+        if let Some(f) = bitwise_function(op) {
+            // Integers only; int2 and int4 operands give int4, an int8 one
+            // int8; a shift's count is an int4.
+            let (l, r) = (self.default_type(l)?, self.default_type(r)?);
+            let (lt, rt) = (l.ty.unwrap_or(DataType::Int4), r.ty.unwrap_or(DataType::Int4));
+            if !lt.is_integer() || !rt.is_integer() {
+                return sql_err!(
+                    UndefinedFunction,
+                    "operator does not exist: {} {op} {}",
+                    ops::type_name(lt),
+                    ops::type_name(rt)
+                );
+            }
+            let wide = |t: DataType| if t == DataType::Int8 { DataType::Int8 } else { DataType::Int4 };
+            let (lt, rt) = match f {
+                "shiftleft" | "shiftright" => (wide(lt), DataType::Int4),
+                _ => {
+                    let both =
+                        if lt == DataType::Int8 || rt == DataType::Int8 { DataType::Int8 } else { DataType::Int4 };
+                    (both, both)
+                }
+            };
+            let (l, r) = (self.coerce(l, lt)?, self.coerce(r, rt)?);
+            return Ok(Bound::typed(Expr::Function(f.into(), vec![l, r]), lt));
+        }
+        if matches!(op, ast::BinaryOperator::PGExp) {
+            let (l, r) = (self.coerce_loose(l, DataType::Float8)?, self.coerce_loose(r, DataType::Float8)?);
+            return Ok(Bound::typed(Expr::Function("power".into(), vec![l, r]), DataType::Float8));
         }
         if let Some(f) = regex_function(op) {
             let l = self.coerce(char_as_text(l), DataType::Text)?;
