@@ -1624,6 +1624,10 @@ impl<'a> Planner<'a> {
                 };
                 Ok(Bound::typed(Expr::Constant(ops::parse_text(&text, ty)?), ty))
             }
+            E::BinaryOp { left, op, right } if matches!((&**left, &**right), (E::Tuple(_), E::Tuple(_))) => {
+                let (E::Tuple(ls), E::Tuple(rs)) = (&**left, &**right) else { unreachable!("matched above") };
+                self.bind_row_comparison(ls, op, rs, scope, depth)
+            }
             E::BinaryOp { left, op, right } => {
                 let l = rec(self, left)?;
                 let r = rec(self, right)?;
@@ -1973,6 +1977,53 @@ impl<'a> Planner<'a> {
             (Some(a), Some(b)) => sql_err!(UndefinedFunction, "operator does not exist: {a} {what} {b}"),
             _ => Ok((l.expr, r.expr, l.ty.or(r.ty))),
         }
+    }
+
+    /// `(a, b) op (c, d)`: pairwise, as the SQL standard defines row
+    /// comparisons. `=` is every pair equal, `<>` some pair unequal; the
+    /// orderings are lexicographic, `a < c OR (a = c AND b < d)` (`<=`
+    /// for the last pair of `<=`), which gives PostgreSQL's NULLs too: a
+    /// NULL in the first pair that differs makes the result NULL.
+    fn bind_row_comparison(
+        &mut self,
+        left: &[ast::Expr],
+        op: &ast::BinaryOperator,
+        right: &[ast::Expr],
+        scope: &Scope,
+        depth: usize,
+    ) -> Result<Bound> {
+        use ast::BinaryOperator as B;
+        if left.len() != right.len() || left.is_empty() {
+            return sql_err!(SyntaxError, "unequal number of entries in row expressions");
+        }
+        let strict = match op {
+            B::Eq | B::NotEq => op.clone(),
+            B::Lt | B::LtEq => B::Lt,
+            B::Gt | B::GtEq => B::Gt,
+            other => return sql_err!(FeatureNotSupported, "row comparison with {other} is not supported"),
+        };
+        let mut pairs = Vec::new();
+        for (l, r) in left.iter().zip(right) {
+            let l = self.bind_expr_checked(l, scope, depth + 1)?;
+            let r = self.bind_expr_checked(r, scope, depth + 1)?;
+            pairs.push((l, r));
+        }
+        let compare = |p: &mut Self, (l, r): &(Bound, Bound), op: &ast::BinaryOperator| -> Result<Expr> {
+            Ok(p.bind_binary(op, l.clone(), r.clone())?.expr)
+        };
+        let (last, rest) = pairs.split_last().expect("not empty");
+        let mut test = compare(self, last, op)?;
+        for pair in rest.iter().rev() {
+            test = match op {
+                B::Eq => Expr::And(Box::new(compare(self, pair, &B::Eq)?), Box::new(test)),
+                B::NotEq => Expr::Or(Box::new(compare(self, pair, &B::NotEq)?), Box::new(test)),
+                _ => {
+                    let equal = Expr::And(Box::new(compare(self, pair, &B::Eq)?), Box::new(test));
+                    Expr::Or(Box::new(compare(self, pair, &strict)?), Box::new(equal))
+                }
+            };
+        }
+        Ok(Bound::typed(test, DataType::Bool))
     }
 
     fn bind_binary(&mut self, op: &ast::BinaryOperator, l: Bound, r: Bound) -> Result<Bound> {
