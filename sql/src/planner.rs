@@ -2616,17 +2616,21 @@ impl<'a> Planner<'a> {
             }
             out
         };
-        let Some(source) = &insert.source else {
-            return sql_err!(FeatureNotSupported, "INSERT without a source is not supported");
-        };
         let target_types: Vec<DataType> = targets.iter().map(|&i| table.columns[i].data_type).collect();
-        let source_plan = match source.body.as_ref() {
-            ast::SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() => {
-                let defaults =
-                    targets.iter().map(|&i| self.default_expr(&table.columns[i])).collect::<Result<Vec<_>>>()?;
-                self.plan_values(values, Some((&target_types, &defaults)))?
+        let source_plan = match &insert.source {
+            // `DEFAULT VALUES`: one row, every column its default.
+            None if insert.columns.is_empty() => {
+                QueryPlan { root: Node::Values { rows: vec![vec![]], width: 0 }, columns: Vec::new() }
             }
-            _ => self.plan_query(source)?,
+            None => return sql_err!(SyntaxError, "INSERT with target columns needs values"),
+            Some(source) => match source.body.as_ref() {
+                ast::SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() => {
+                    let defaults =
+                        targets.iter().map(|&i| self.default_expr(&table.columns[i])).collect::<Result<Vec<_>>>()?;
+                    self.plan_values(values, Some((&target_types, &defaults)))?
+                }
+                _ => self.plan_query(source)?,
+            },
         };
         if source_plan.columns.len() > targets.len() {
             return sql_err!(SyntaxError, "INSERT has more expressions than target columns");
@@ -2696,11 +2700,34 @@ impl<'a> Planner<'a> {
         assignments: &[ast::Assignment],
         scope: &Scope,
     ) -> Result<Vec<(usize, Expr)>> {
-        let mut out: Vec<(usize, Expr)> = Vec::new();
+        // `SET (a, b) = (x, y)` is `SET a = x, b = y`.
+        let mut pairs: Vec<(&ast::ObjectName, &ast::Expr)> = Vec::new();
         for a in assignments {
-            let ast::AssignmentTarget::ColumnName(name) = &a.target else {
-                return sql_err!(FeatureNotSupported, "tuple assignments are not supported");
-            };
+            match (&a.target, &a.value) {
+                (ast::AssignmentTarget::ColumnName(name), value) => pairs.push((name, value)),
+                (ast::AssignmentTarget::Tuple(names), ast::Expr::Tuple(values)) => {
+                    if names.len() != values.len() {
+                        return sql_err!(SyntaxError, "number of columns does not match number of values");
+                    }
+                    pairs.extend(names.iter().zip(values));
+                }
+                (ast::AssignmentTarget::Tuple(names), ast::Expr::Nested(value)) if names.len() == 1 => {
+                    pairs.push((&names[0], value))
+                }
+                (ast::AssignmentTarget::Tuple(_), ast::Expr::Subquery(_)) => {
+                    return sql_err!(FeatureNotSupported, "SET (...) = (SELECT ...) is not supported")
+                }
+                // PostgreSQL's answer too (0A000).
+                (ast::AssignmentTarget::Tuple(_), _) => {
+                    return sql_err!(
+                        FeatureNotSupported,
+                        "source for a multiple-column UPDATE item must be a sub-SELECT or ROW() expression"
+                    )
+                }
+            }
+        }
+        let mut out: Vec<(usize, Expr)> = Vec::new();
+        for (name, value) in pairs {
             let name = object_name(name)?;
             let (i, col) = table.column(&name).filter(|(_, c)| !c.hidden).ok_or_else(|| {
                 Error::new(
@@ -2711,10 +2738,10 @@ impl<'a> Planner<'a> {
             if out.iter().any(|(j, _)| *j == i) {
                 return sql_err!(SyntaxError, "multiple assignments to same column \"{name}\"");
             }
-            let expr = if matches!(&a.value, ast::Expr::Identifier(d) if ident(d) == "default") {
+            let expr = if matches!(value, ast::Expr::Identifier(d) if ident(d) == "default") {
                 self.default_expr(col)?
             } else {
-                let b = self.bind_expr(&a.value, scope)?;
+                let b = self.bind_expr(value, scope)?;
                 let b = self.coerce_literal(b, col.data_type)?;
                 if let Some(t) = b.ty {
                     if !ops::can_assign(t, col.data_type) {
