@@ -683,7 +683,10 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
         }
         Node::Aggregate { input, group_by, aggregates } => {
             group_by.iter().for_each(|e| on_expr(e, f));
-            aggregates.iter().flat_map(|a| a.arg.iter().chain(&a.filter)).for_each(|e| on_expr(e, f));
+            aggregates
+                .iter()
+                .flat_map(|a| a.arg.iter().chain(&a.filter).chain(a.order_by.iter().map(|k| &k.expr)))
+                .for_each(|e| on_expr(e, f));
             visit_node_exprs(input, level, f);
         }
         Node::Sort { input, keys } => {
@@ -1243,10 +1246,23 @@ enum Acc {
         sum: f64,
         squares: f64,
     },
+    /// An aggregate with ORDER BY: its values with their sort keys, fed
+    /// to the aggregate in order at the end.
+    Ordered {
+        rows: Vec<(Vec<Value>, Value)>,
+        inner: Box<Acc>,
+    },
 }
 
 impl Acc {
     fn new(call: &AggCall) -> Acc {
+        match call.order_by.is_empty() {
+            true => Acc::plain(call),
+            false => Acc::Ordered { rows: Vec::new(), inner: Box::new(Acc::plain(call)) },
+        }
+    }
+
+    fn plain(call: &AggCall) -> Acc {
         match call.func {
             AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
             AggFunc::Sum if call.data_type == DataType::Int8 => Acc::SumInt(None),
@@ -1321,6 +1337,8 @@ impl Acc {
                 }
             }
             Acc::Items(_) => {}
+            // Fed by the Aggregate operator with their sort keys, never here.
+            Acc::Ordered { .. } => return Err(internal("an ordered aggregate's value without its keys".into())),
             Acc::Text(t) => {
                 let s = ops::to_text(&v).unwrap_or_default();
                 let sep = call.separator.as_deref().unwrap_or("");
@@ -1375,6 +1393,15 @@ impl Acc {
             },
             Acc::Avg { count: 0, .. } => Value::Null,
             Acc::Avg { sum, count } => Value::Float8(sum / *count as f64),
+            Acc::Ordered { rows, inner } => {
+                let mut rows = rows.clone();
+                rows.sort_by(|a, b| compare_keys(&call.order_by, &a.0, &b.0));
+                let mut acc = (**inner).clone();
+                for (_, v) in rows {
+                    acc.add(call, v)?;
+                }
+                acc.finish(call)?
+            }
             Acc::Moments { n, squares, .. } => {
                 let AggFunc::Spread(spread) = call.func else {
                     return Err(internal("moments of another aggregate".into()));
@@ -1444,7 +1471,18 @@ impl Operator for Aggregate<'_> {
                     if call.distinct && (v.is_null() || !group.seen[i].insert(row_key(std::slice::from_ref(&v)))) {
                         continue;
                     }
-                    group.accs[i].add(call, v)?;
+                    match &mut group.accs[i] {
+                        Acc::Ordered { rows, .. } => {
+                            if rows.len() >= limits::MEMORY_ROWS_MAX {
+                                return too_many_rows("an aggregate's ORDER BY");
+                            }
+                            let keys =
+                                call.order_by.iter().map(|k| eval(&k.expr, &row, cx)).collect::<Result<Vec<_>>>()?;
+                            cx.hold(row_bytes(&keys) + row_bytes(std::slice::from_ref(&v)), "an aggregate's ORDER BY")?;
+                            rows.push((keys, v));
+                        }
+                        acc => acc.add(call, v)?,
+                    }
                 }
             }
             // No input and no GROUP BY: one row of empty aggregates.

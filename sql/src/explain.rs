@@ -137,10 +137,22 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
             let aggs: Vec<String> = aggregates
                 .iter()
                 .map(|a| {
+                    let order = match a.order_by.is_empty() {
+                        true => String::new(),
+                        false => {
+                            let keys: Vec<String> = a
+                                .order_by
+                                .iter()
+                                .map(|k| format!("{}{}", expr(&k.expr), if k.descending { " DESC" } else { "" }))
+                                .collect();
+                            format!(" ORDER BY {}", keys.join(", "))
+                        }
+                    };
                     let call = match &a.arg {
-                        None => "count(*)".to_string(),
+                        None => format!("count(*{order})"),
                         Some(e) => {
-                            format!("{}({}{})", a.func.name(), if a.distinct { "DISTINCT " } else { "" }, expr(e))
+                            let distinct = if a.distinct { "DISTINCT " } else { "" };
+                            format!("{}({distinct}{}{order})", a.func.name(), expr(e))
                         }
                     };
                     match &a.filter {

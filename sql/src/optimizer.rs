@@ -102,7 +102,12 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
             group_by: group_by.into_iter().map(ox).collect(),
             aggregates: aggregates
                 .into_iter()
-                .map(|a| AggCall { arg: a.arg.map(ox), filter: a.filter.map(ox), ..a })
+                .map(|a| AggCall {
+                    arg: a.arg.map(ox),
+                    filter: a.filter.map(ox),
+                    order_by: a.order_by.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect(),
+                    ..a
+                })
                 .collect(),
         },
         Node::Sort { input, keys } => {

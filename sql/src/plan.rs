@@ -318,6 +318,9 @@ pub struct AggCall {
     /// `FILTER (WHERE ...)`: only rows for which it is true are
     /// aggregated.
     pub filter: Option<Expr>,
+    /// `agg(x ORDER BY ...)`: the order the values are aggregated in
+    /// (array_agg's and string_agg's output order).
+    pub order_by: Vec<SortKey>,
 }
 
 /// Set operations.

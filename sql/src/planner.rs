@@ -1075,16 +1075,39 @@ impl<'a> Planner<'a> {
 
     fn bind_aggregate(&mut self, call: &ast::Function, scope: &Scope) -> Result<AggCall> {
         let name = builtin_name(&call.name)?;
-        let (args, distinct) = match &call.args {
+        let (args, distinct, clauses) = match &call.args {
             ast::FunctionArguments::List(list) => {
                 let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
-                (list.args.as_slice(), distinct)
+                (list.args.as_slice(), distinct, list.clauses.as_slice())
             }
-            ast::FunctionArguments::None => (&[][..], false),
+            ast::FunctionArguments::None => (&[][..], false, &[][..]),
             ast::FunctionArguments::Subquery(_) => return sql_err!(FeatureNotSupported, "{name}(subquery)"),
         };
         if call.over.is_some() || !call.within_group.is_empty() {
             return sql_err!(FeatureNotSupported, "OVER and WITHIN GROUP are not supported");
+        }
+        // `agg(x ORDER BY ...)`; any other clause inside the parentheses
+        // (another dialect's inline WHERE, LIMIT, ...) is refused, never
+        // ignored.
+        let mut order: &[ast::OrderByExpr] = &[];
+        for clause in clauses {
+            match clause {
+                ast::FunctionArgumentClause::OrderBy(o) => order = o,
+                other => return sql_err!(FeatureNotSupported, "{other} inside {name}(...) is not supported"),
+            }
+        }
+        let mut order_by = Vec::new();
+        for o in order {
+            let (descending, nulls_first) = order_options(&o.options);
+            let saved = self.agg.take();
+            let mut nested = Vec::new();
+            collect_aggregates(&o.expr, &mut nested);
+            let bound = match nested.is_empty() {
+                true => self.bind_expr(&o.expr, scope).and_then(|b| self.default_type(b)),
+                false => sql_err!(GroupingError, "aggregate function calls cannot be nested"),
+            };
+            self.agg = saved;
+            order_by.push(SortKey { expr: bound?.expr, descending, nulls_first });
         }
         // FILTER (WHERE ...) sees the FROM row, as the argument does.
         let filter = match &call.filter {
@@ -1110,6 +1133,7 @@ impl<'a> Planner<'a> {
                 data_type: DataType::Int8,
                 separator: None,
                 filter,
+                order_by,
             });
         }
         let (arg, separator) = match (name.as_str(), args) {
@@ -1181,7 +1205,14 @@ impl<'a> Planner<'a> {
             "string_agg" => return sql_err!(UndefinedFunction, "function string_agg({ty}, unknown) does not exist"),
             other => return sql_err!(UndefinedFunction, "function {other} does not exist"),
         };
-        Ok(AggCall { func, arg: Some(b.expr), distinct, data_type, separator, filter })
+        // DISTINCT sorts by the argument itself (PostgreSQL's rule).
+        if distinct && order_by.iter().any(|k| k.expr != b.expr) {
+            return sql_err!(
+                InvalidColumnReference,
+                "in an aggregate with DISTINCT, ORDER BY expressions must appear in argument list"
+            );
+        }
+        Ok(AggCall { func, arg: Some(b.expr), distinct, data_type, separator, filter, order_by })
     }
 
     // ---- FROM -------------------------------------------------------------
