@@ -801,7 +801,7 @@ impl<'a> Planner<'a> {
         let aggregating = !group_exprs.is_empty() || !agg_calls.is_empty() || select.having.is_some();
 
         // The scope the select list binds in, and the node it reads.
-        let saved_agg = self.agg.take();
+        let mut saved_agg = self.agg.take();
         if aggregating {
             let mut group_by = Vec::new();
             let mut types = Vec::new();
@@ -887,13 +887,7 @@ impl<'a> Planner<'a> {
                     }
                 }
                 ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
-                    let b = match self.bind_expr(e, &scope) {
-                        Ok(b) => b,
-                        Err(err) => {
-                            self.agg = saved_agg;
-                            return Err(err);
-                        }
-                    };
+                    let b = self.bind_or_restore(e, &scope, &mut saved_agg)?;
                     let b = self.default_type(b)?;
                     let name = match item {
                         ast::SelectItem::ExprWithAlias { alias, .. } => ident(alias),
@@ -919,13 +913,7 @@ impl<'a> Planner<'a> {
                 let column = match self.order_target(e, &columns)? {
                     Some(i) => i,
                     None => {
-                        let b = match self.bind_expr(e, &scope) {
-                            Ok(b) => b,
-                            Err(err) => {
-                                self.agg = saved_agg;
-                                return Err(err);
-                            }
-                        };
+                        let b = self.bind_or_restore(e, &scope, &mut saved_agg)?;
                         let b = self.default_type(b)?;
                         match exprs.iter().position(|x| *x == b.expr) {
                             Some(i) => i,
@@ -949,13 +937,7 @@ impl<'a> Planner<'a> {
             let expr = match self.order_target(&o.expr, &columns)? {
                 Some(i) => Expr::Column(i),
                 None => {
-                    let b = match self.bind_expr(&o.expr, &scope) {
-                        Ok(b) => b,
-                        Err(err) => {
-                            self.agg = saved_agg;
-                            return Err(err);
-                        }
-                    };
+                    let b = self.bind_or_restore(&o.expr, &scope, &mut saved_agg)?;
                     let b = self.default_type(b)?;
                     if let Some(i) = exprs.iter().position(|e| *e == b.expr) {
                         Expr::Column(i)
@@ -1001,6 +983,13 @@ impl<'a> Planner<'a> {
             node = Node::Project { input: Box::new(node), exprs: (0..visible).map(Expr::Column).collect() };
         }
         Ok(QueryPlan { root: node, columns })
+    }
+
+    /// Binds `e` in a select list's context; on an error the enclosing
+    /// query's aggregate context (`saved`) is put back first, as the
+    /// caller's early return needs.
+    fn bind_or_restore(&mut self, e: &ast::Expr, scope: &Scope, saved: &mut Option<AggContext>) -> Result<Bound> {
+        self.bind_expr(e, scope).inspect_err(|_| self.agg = saved.take())
     }
 
     /// `GROUP BY alias` / `GROUP BY 2`: the select item it names. A name
