@@ -1163,6 +1163,87 @@ fn expect_byte(b: &[u8], i: &mut usize, c: u8) -> Option<()> {
     (b.get(*i) == Some(&c)).then(|| *i += 1)
 }
 
+/// A timestamp's date, as PostgreSQL reads it with its default DateStyle
+/// (ISO, MDY): `2026-01-02` (ISO), `2026/01/02`, `20260102`, `1/2/2026`
+/// (month first),
+/// `Jan 2 2026`, `January 2, 2026` and `2 Jan 2026`; (year, month, day),
+/// before range checks.
+fn date_fields(b: &[u8], i: &mut usize) -> Option<(i64, i64, i64)> {
+    let start = *i;
+    if b.get(*i).is_some_and(u8::is_ascii_alphabetic) {
+        // Mon[th] D[,] YYYY
+        let month = month_name(b, i)?;
+        skip_spaces(b, i);
+        let day = read_digits(b, i, 2)?;
+        expect_byte(b, i, b',');
+        skip_spaces(b, i);
+        return Some((read_digits(b, i, 7)?, month, day));
+    }
+    let first = read_digits(b, i, 8)?;
+    let digits = *i - start;
+    match b.get(*i) {
+        Some(b'-') => {
+            *i += 1;
+            let month = read_digits(b, i, 2)?;
+            expect_byte(b, i, b'-')?;
+            Some((first, month, read_digits(b, i, 2)?))
+        }
+        // YYYY/MM/DD, else month first: M/D/YYYY.
+        Some(b'/') if digits > 2 => {
+            *i += 1;
+            let month = read_digits(b, i, 2)?;
+            expect_byte(b, i, b'/')?;
+            Some((first, month, read_digits(b, i, 2)?))
+        }
+        Some(b'/') => {
+            *i += 1;
+            let day = read_digits(b, i, 2)?;
+            expect_byte(b, i, b'/')?;
+            Some((read_digits(b, i, 7)?, first, day))
+        }
+        Some(b' ') if digits <= 2 && b.get(*i + 1).is_some_and(u8::is_ascii_alphabetic) => {
+            // D Mon YYYY
+            *i += 1;
+            let month = month_name(b, i)?;
+            skip_spaces(b, i);
+            Some((read_digits(b, i, 7)?, month, first))
+        }
+        _ if digits == 8 => Some((first / 10_000, first / 100 % 100, first % 100)),
+        _ => None,
+    }
+}
+
+/// A month's name or its first three letters (any case): 1 to 12.
+fn month_name(b: &[u8], i: &mut usize) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let start = *i;
+    while b.get(*i).is_some_and(u8::is_ascii_alphabetic) {
+        *i += 1;
+    }
+    let word = std::str::from_utf8(&b[start..*i]).ok()?.to_ascii_lowercase();
+    let found = MONTHS.iter().position(|m| word.len() >= 3 && m.starts_with(word.as_str()))?;
+    Some(found as i64 + 1)
+}
+
+fn skip_spaces(b: &[u8], i: &mut usize) {
+    while b.get(*i) == Some(&b' ') {
+        *i += 1;
+    }
+}
+
 /// The fields of an ISO timestamp, before range checks.
 struct TimestampFields {
     year: i64,
@@ -1180,11 +1261,7 @@ struct TimestampFields {
 fn timestamp_fields(t: &str) -> Option<TimestampFields> {
     let b = t.as_bytes();
     let mut i = 0;
-    let year = read_digits(b, &mut i, 7)?;
-    expect_byte(b, &mut i, b'-')?;
-    let month = read_digits(b, &mut i, 2)?;
-    expect_byte(b, &mut i, b'-')?;
-    let day = read_digits(b, &mut i, 2)?;
+    let (year, month, day) = date_fields(b, &mut i)?;
     let mut f = TimestampFields { year, month, day, hour: 0, minute: 0, second: 0, micros: 0, bc: false };
 
     let mut j = i;
@@ -1874,7 +1951,10 @@ mod tests {
             ("0000-01-01", T::Timestamp, Err("22008")),
             ("9999999-01-01", T::Timestamp, Err("22008")),
             ("2024-01-01 12", T::Timestamp, Err("22007")),
-            ("2024/01/01", T::Timestamp, Err("22007")),
+            ("2024/01/01", T::Timestamp, Ok(Value::Timestamp(1_704_067_200_000_000))),
+            ("13/2/2026", T::Timestamp, Err("22008")),
+            ("Jab 2 2026", T::Timestamp, Err("22007")),
+            ("2 Ja 2026", T::Timestamp, Err("22007")),
             ("hello", T::Timestamp, Err("22007")),
             ("", T::Timestamp, Err("22007")),
         ];
