@@ -279,8 +279,6 @@ fn reg_type(t: &ast::DataType) -> Option<String> {
     builtin_name(name).ok().filter(|n| matches!(n.as_str(), "regclass" | "regtype" | "regnamespace" | "regproc"))
 }
 
-/// The function behind a regular-expression operator (`~`, `!~`, `~*`,
-/// `!~*`, also spelled `OPERATOR(pg_catalog.~)`): PostgreSQL's names.
 /// The function behind a bitwise operator (`&`, `|`, `#`, `<<`, `>>`).
 fn bitwise_function(op: &ast::BinaryOperator) -> Option<&'static str> {
     use ast::BinaryOperator as B;
@@ -294,6 +292,8 @@ fn bitwise_function(op: &ast::BinaryOperator) -> Option<&'static str> {
     })
 }
 
+/// The function behind a regular-expression operator (`~`, `!~`, `~*`,
+/// `!~*`, also spelled `OPERATOR(pg_catalog.~)`): PostgreSQL's names.
 fn regex_function(op: &ast::BinaryOperator) -> Option<&'static str> {
     use ast::BinaryOperator as B;
     let symbol = match op {
