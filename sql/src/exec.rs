@@ -1468,7 +1468,11 @@ impl Operator for Aggregate<'_> {
                         Some(a) => eval(a, &row, cx)?,
                         None => Value::Null,
                     };
-                    if call.distinct && (v.is_null() || !group.seen[i].insert(row_key(std::slice::from_ref(&v)))) {
+                    // DISTINCT skips NULLs where the aggregate would (all
+                    // but array_agg, which keeps one NULL, as PostgreSQL's).
+                    let skips_null = call.func != AggFunc::ArrayAgg;
+                    let repeated = |seen: &mut BTreeSet<Vec<u8>>| !seen.insert(row_key(std::slice::from_ref(&v)));
+                    if call.distinct && ((v.is_null() && skips_null) || repeated(&mut group.seen[i])) {
                         continue;
                     }
                     match &mut group.accs[i] {
