@@ -1644,11 +1644,10 @@ impl<'a> Planner<'a> {
                 };
                 Ok(Bound::typed(Expr::Constant(ops::parse_text(&text, ty)?), ty))
             }
-            E::BinaryOp { left, op, right } if matches!((&**left, &**right), (E::Tuple(_), E::Tuple(_))) => {
-                let (E::Tuple(ls), E::Tuple(rs)) = (&**left, &**right) else { unreachable!("matched above") };
-                self.bind_row_comparison(ls, op, rs, scope, depth)
-            }
             E::BinaryOp { left, op, right } => {
+                if let (E::Tuple(ls), E::Tuple(rs)) = (&**left, &**right) {
+                    return self.bind_row_comparison(ls, op, rs, scope, depth);
+                }
                 let l = rec(self, left)?;
                 let r = rec(self, right)?;
                 self.bind_binary(op, l, r)
