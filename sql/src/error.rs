@@ -84,6 +84,16 @@ pub enum SqlState {
     InvalidColumnReference,
     /// 42803
     GroupingError,
+    /// 42P20: a window function where none may be, a frame that cannot be.
+    WindowingError,
+    /// 22004
+    NullValueNotAllowed,
+    /// 22013: a negative frame offset.
+    InvalidPrecedingOrFollowingSize,
+    /// 22014
+    InvalidArgumentForNtileFunction,
+    /// 22016
+    InvalidArgumentForNthValueFunction,
     /// 42804
     DatatypeMismatch,
     /// 42883
@@ -166,6 +176,11 @@ impl SqlState {
             DuplicateTable => "42P07",
             InvalidColumnReference => "42P10",
             GroupingError => "42803",
+            WindowingError => "42P20",
+            NullValueNotAllowed => "22004",
+            InvalidPrecedingOrFollowingSize => "22013",
+            InvalidArgumentForNtileFunction => "22014",
+            InvalidArgumentForNthValueFunction => "22016",
             DatatypeMismatch => "42804",
             UndefinedFunction => "42883",
             IndeterminateDatatype => "42P18",

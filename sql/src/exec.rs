@@ -1,7 +1,8 @@
 //! The executor: plan nodes become operators that pull rows from their
 //! inputs (the Volcano model), so rows stream from key-value scans to the
 //! client a page at a time. Operators that must see all their input
-//! (sort, hash join's build side, aggregation, DISTINCT, set operations)
+//! (sort, hash join's build side, aggregation, window functions, DISTINCT,
+//! set operations)
 //! hold at most [`limits::MEMORY_ROWS_MAX`] rows and fail with 53200
 //! beyond.
 //!
@@ -14,6 +15,8 @@
 //! true). Subqueries run as nested plans: an uncorrelated one once per
 //! statement (its rows cached), a correlated one per outer row, with that
 //! row pushed on `Cx::outer` for `Expr::Outer` to read.
+
+mod window;
 
 use std::cell::{OnceCell, RefCell};
 use std::cmp::Ordering;
@@ -327,6 +330,7 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
             Box::new(Series { start, stop, step: step.as_ref(), data_type: *data_type, state: None })
         }
         Node::Unnest { array } => Box::new(Unnest { array, items: None }),
+        Node::Window { input, calls } => Box::new(window::Window { input: b(input), calls, output: None }),
     };
     match (analysis, index) {
         (Some(a), Some(index)) => Box::new(Analyzed { inner: op, index, analysis: a.clone() }),
@@ -719,6 +723,10 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
             step.iter().for_each(|e| on_expr(e, f));
         }
         Node::Unnest { array } => on_expr(array, f),
+        Node::Window { input, calls } => {
+            calls.iter().flat_map(WindowCall::exprs).for_each(|e| on_expr(e, f));
+            visit_node_exprs(input, level, f);
+        }
     }
 }
 

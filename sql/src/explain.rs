@@ -134,53 +134,12 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
             node(input, depth + 1, cx, out);
         }
         Node::Aggregate { input, group_by, aggregates } => {
-            let aggs: Vec<String> = aggregates
-                .iter()
-                .map(|a| {
-                    let order = match a.order_by.is_empty() {
-                        true => String::new(),
-                        false => {
-                            let keys: Vec<String> = a
-                                .order_by
-                                .iter()
-                                .map(|k| format!("{}{}", expr(&k.expr), if k.descending { " DESC" } else { "" }))
-                                .collect();
-                            format!(" ORDER BY {}", keys.join(", "))
-                        }
-                    };
-                    let call = match &a.arg {
-                        None => format!("count(*{order})"),
-                        Some(e) => {
-                            let distinct = if a.distinct { "DISTINCT " } else { "" };
-                            format!("{}({distinct}{}{order})", a.func.name(), expr(e))
-                        }
-                    };
-                    match &a.filter {
-                        None => call,
-                        Some(f) => format!("{call} FILTER (WHERE {})", expr(f)),
-                    }
-                })
-                .collect();
+            let aggs: Vec<String> = aggregates.iter().map(aggregate_call).collect();
             out.push(format!("{pad}Aggregate group=[{}] aggregates=[{}]", list(group_by), aggs.join(", ")));
             node(input, depth + 1, cx, out);
         }
         Node::Sort { input, keys } => {
-            let keys: Vec<String> = keys
-                .iter()
-                .map(|k| {
-                    format!(
-                        "{}{}{}",
-                        expr(&k.expr),
-                        if k.descending { " DESC" } else { "" },
-                        match (k.descending, k.nulls_first) {
-                            (false, true) => " NULLS FIRST",
-                            (true, false) => " NULLS LAST",
-                            _ => "",
-                        }
-                    )
-                })
-                .collect();
-            out.push(format!("{pad}Sort [{}]", keys.join(", ")));
+            out.push(format!("{pad}Sort [{}]", sort_keys(keys)));
             node(input, depth + 1, cx, out);
         }
         Node::Limit { input, limit, offset } => {
@@ -229,6 +188,11 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
             node(right, depth + 1, cx, out);
         }
         Node::Unnest { array } => out.push(format!("{pad}Unnest {}", expr(array))),
+        Node::Window { input, calls } => {
+            let calls: Vec<String> = calls.iter().map(window_call).collect();
+            out.push(format!("{pad}Window [{}]", calls.join(", ")));
+            node(input, depth + 1, cx, out);
+        }
         Node::Series { start, stop, step, .. } => out.push(format!(
             "{pad}GenerateSeries {} to {}{}",
             expr(start),
@@ -289,6 +253,76 @@ fn span_bounds(s: &ScanSpan) -> String {
         parts.push(format!("{} {}", if *inclusive { "<=" } else { "<" }, expr(e)));
     }
     parts.join(" and ")
+}
+
+/// Sort keys as ORDER BY writes them.
+fn sort_keys(keys: &[SortKey]) -> String {
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "{}{}{}",
+                expr(&k.expr),
+                if k.descending { " DESC" } else { "" },
+                match (k.descending, k.nulls_first) {
+                    (false, true) => " NULLS FIRST",
+                    (true, false) => " NULLS LAST",
+                    _ => "",
+                }
+            )
+        })
+        .collect();
+    keys.join(", ")
+}
+
+/// An aggregate call: `sum(DISTINCT #1 ORDER BY #2) FILTER (WHERE ...)`.
+fn aggregate_call(a: &AggCall) -> String {
+    let order = match a.order_by.is_empty() {
+        true => String::new(),
+        false => format!(" ORDER BY {}", sort_keys(&a.order_by)),
+    };
+    let call = match &a.arg {
+        None => format!("count(*{order})"),
+        Some(e) => {
+            let distinct = if a.distinct { "DISTINCT " } else { "" };
+            format!("{}({distinct}{}{order})", a.func.name(), expr(e))
+        }
+    };
+    match &a.filter {
+        None => call,
+        Some(f) => format!("{call} FILTER (WHERE {})", expr(f)),
+    }
+}
+
+/// A window call: `rank() OVER (PARTITION BY #0 ORDER BY #1 ROWS ...)`.
+fn window_call(c: &WindowCall) -> String {
+    let call = match &c.func {
+        WindowFunc::Aggregate(a) => aggregate_call(a),
+        f => format!("{}({})", f.name(), list(&c.args)),
+    };
+    let mut spec = Vec::new();
+    if !c.partition_by.is_empty() {
+        spec.push(format!("PARTITION BY {}", list(&c.partition_by)));
+    }
+    if !c.order_by.is_empty() {
+        spec.push(format!("ORDER BY {}", sort_keys(&c.order_by)));
+    }
+    if c.frame != Frame::default_range() {
+        let bound = |b: &FrameBound| match b {
+            FrameBound::UnboundedPreceding => "UNBOUNDED PRECEDING".to_string(),
+            FrameBound::Preceding(e) => format!("{} PRECEDING", expr(e)),
+            FrameBound::CurrentRow => "CURRENT ROW".to_string(),
+            FrameBound::Following(e) => format!("{} FOLLOWING", expr(e)),
+            FrameBound::UnboundedFollowing => "UNBOUNDED FOLLOWING".to_string(),
+        };
+        let units = match c.frame.units {
+            FrameUnits::Rows => "ROWS",
+            FrameUnits::Range => "RANGE",
+            FrameUnits::Groups => "GROUPS",
+        };
+        spec.push(format!("{units} BETWEEN {} AND {}", bound(&c.frame.start), bound(&c.frame.end)));
+    }
+    format!("{call} OVER ({})", spec.join(" "))
 }
 
 fn list(exprs: &[Expr]) -> String {

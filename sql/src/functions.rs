@@ -364,7 +364,8 @@ fn call_array_function(name: &str, args: &[Value]) -> Option<Result<Value>> {
     }))
 }
 
-fn no_function(name: &str, args: &[Option<DataType>]) -> Error {
+/// 42883 for `name(args)`, named as PostgreSQL names it.
+pub(crate) fn no_function(name: &str, args: &[Option<DataType>]) -> Error {
     let types: Vec<String> = args.iter().map(|a| a.map_or_else(|| "unknown".to_string(), ops::type_name)).collect();
     Error::new(SqlState::UndefinedFunction, format!("function {name}({}) does not exist", types.join(", ")))
 }
@@ -422,6 +423,12 @@ pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
         })
         .map(|(_, params, ret)| Signature { params: params.iter().map(|p| p.data_type()).collect(), ret: *ret })
         .ok_or_else(|| no_function(name, args))
+}
+
+/// Whether `name` (lower case) is a scalar function, for any arguments.
+pub fn exists(name: &str) -> bool {
+    matches!(name, "abs" | "mod" | "greatest" | "least" | "concat" | "concat_ws")
+        || OVERLOADS.iter().any(|(n, _, _)| *n == name)
 }
 
 /// The result type of scalar function `name` (lower case) on arguments of

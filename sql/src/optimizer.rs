@@ -126,6 +126,25 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
         Node::Values { rows, width } => {
             Node::Values { rows: rows.into_iter().map(|r| r.into_iter().map(ox).collect()).collect(), width }
         }
+        Node::Window { input, calls } => Node::Window {
+            input: on(input),
+            calls: calls
+                .into_iter()
+                .map(|c| WindowCall {
+                    func: match c.func {
+                        WindowFunc::Aggregate(a) => {
+                            WindowFunc::Aggregate(AggCall { arg: a.arg.map(ox), filter: a.filter.map(ox), ..a })
+                        }
+                        f => f,
+                    },
+                    args: c.args.into_iter().map(ox).collect(),
+                    partition_by: c.partition_by.into_iter().map(ox).collect(),
+                    order_by: c.order_by.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect(),
+                    frame: Frame { start: c.frame.start.map(ox), end: c.frame.end.map(ox), ..c.frame },
+                    ..c
+                })
+                .collect(),
+        },
         n @ (Node::Scan { .. } | Node::Series { .. } | Node::Unnest { .. }) => n,
     }
 }

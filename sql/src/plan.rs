@@ -425,6 +425,162 @@ pub enum Node {
     Unnest {
         array: Expr,
     },
+    /// Window functions: the input's columns, then one column per call,
+    /// each computed over the rows of the current row's partition
+    /// (`SELECT id, rank() OVER (PARTITION BY g ORDER BY v) FROM t`). It
+    /// holds all its input; rows come out in the first call's order
+    /// (partition, then ORDER BY), as PostgreSQL's do for one window.
+    Window {
+        input: Box<Node>,
+        calls: Vec<WindowCall>,
+    },
+}
+
+/// One window function call: `func(args) OVER (PARTITION BY ... ORDER BY
+/// ... frame)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowCall {
+    pub func: WindowFunc,
+    /// The function's arguments, over the input row (an aggregate's are
+    /// in [`WindowFunc::Aggregate`]).
+    pub args: Vec<Expr>,
+    pub partition_by: Vec<Expr>,
+    pub order_by: Vec<SortKey>,
+    pub frame: Frame,
+    pub data_type: DataType,
+}
+
+impl WindowCall {
+    /// Every expression of the call: arguments (an aggregate's argument
+    /// and filter), PARTITION BY, ORDER BY and the frame's offsets.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        let aggregate: Vec<&Expr> = match &self.func {
+            WindowFunc::Aggregate(a) => a.arg.iter().chain(&a.filter).collect(),
+            _ => Vec::new(),
+        };
+        self.args
+            .iter()
+            .chain(aggregate)
+            .chain(&self.partition_by)
+            .chain(self.order_by.iter().map(|k| &k.expr))
+            .chain(self.frame.exprs())
+    }
+}
+
+/// What a window call computes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WindowFunc {
+    /// 1, 2, 3, ... in the partition's order.
+    RowNumber,
+    /// The row number of the first peer (rows equal by ORDER BY): gaps
+    /// after ties.
+    Rank,
+    /// The number of distinct peer groups so far: no gaps.
+    DenseRank,
+    /// `(rank - 1) / (rows - 1)`, 0 for a partition of one row.
+    PercentRank,
+    /// The share of the partition's rows up to the current row's last
+    /// peer.
+    CumeDist,
+    /// `ntile(n)`: the bucket, 1 to n, of as equal sizes as can be (the
+    /// first buckets one larger).
+    Ntile,
+    /// `lag(value [, offset [, default]])`, `lead(...)`: `value` at the
+    /// row `offset` (1) before or after the current one in the
+    /// partition, or `default` (NULL) beyond its ends.
+    Lag,
+    Lead,
+    /// `value` at the frame's first, last or `n`th row (NULL if the frame
+    /// has no such row).
+    FirstValue,
+    LastValue,
+    NthValue,
+    /// An aggregate over the frame's rows.
+    Aggregate(AggCall),
+}
+
+impl WindowFunc {
+    /// The function as SQL names it (EXPLAIN).
+    pub fn name(&self) -> &'static str {
+        match self {
+            WindowFunc::RowNumber => "row_number",
+            WindowFunc::Rank => "rank",
+            WindowFunc::DenseRank => "dense_rank",
+            WindowFunc::PercentRank => "percent_rank",
+            WindowFunc::CumeDist => "cume_dist",
+            WindowFunc::Ntile => "ntile",
+            WindowFunc::Lag => "lag",
+            WindowFunc::Lead => "lead",
+            WindowFunc::FirstValue => "first_value",
+            WindowFunc::LastValue => "last_value",
+            WindowFunc::NthValue => "nth_value",
+            WindowFunc::Aggregate(a) => a.func.name(),
+        }
+    }
+}
+
+/// A window frame: the rows of the partition, around the current one,
+/// that an aggregate or `first_value`/`last_value`/`nth_value` sees.
+/// Ranking functions and `lag`/`lead` ignore it.
+///
+/// The default is `RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`:
+/// with ORDER BY, the rows up to the current row's last peer (a running
+/// total); without, the whole partition (every row is a peer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub units: FrameUnits,
+    pub start: FrameBound,
+    pub end: FrameBound,
+}
+
+impl Frame {
+    /// `RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`.
+    pub fn default_range() -> Frame {
+        Frame { units: FrameUnits::Range, start: FrameBound::UnboundedPreceding, end: FrameBound::CurrentRow }
+    }
+
+    /// The offsets' expressions.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        [&self.start, &self.end].into_iter().filter_map(|b| match b {
+            FrameBound::Preceding(e) | FrameBound::Following(e) => Some(e),
+            _ => None,
+        })
+    }
+}
+
+/// What a frame's offsets count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameUnits {
+    /// Rows.
+    Rows,
+    /// Values of the one ORDER BY column (`RANGE 5 PRECEDING`: the rows
+    /// whose value is at most 5 below the current row's); `CURRENT ROW`
+    /// is the current row's first or last peer.
+    Range,
+    /// Peer groups.
+    Groups,
+}
+
+/// One end of a frame. An offset may not read the row (PostgreSQL's
+/// rule): a constant or a parameter, evaluated once per statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameBound {
+    UnboundedPreceding,
+    Preceding(Expr),
+    CurrentRow,
+    Following(Expr),
+    UnboundedFollowing,
+}
+
+impl FrameBound {
+    /// The bound with its offset rewritten by `f`.
+    pub fn map(self, f: impl FnOnce(Expr) -> Expr) -> FrameBound {
+        match self {
+            FrameBound::Preceding(e) => FrameBound::Preceding(f(e)),
+            FrameBound::Following(e) => FrameBound::Following(f(e)),
+            other => other,
+        }
+    }
 }
 
 impl Node {
@@ -440,6 +596,7 @@ impl Node {
             Node::Join { left, right, .. } | Node::Lateral { left, right, .. } => left.width() + right.width(),
             Node::SetOp { left, .. } => left.width(),
             Node::Series { .. } | Node::Unnest { .. } => 1,
+            Node::Window { input, calls } => input.width() + calls.len(),
         }
     }
 }

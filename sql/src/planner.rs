@@ -17,6 +17,13 @@
 //! Aggregate node's columns; the select list, HAVING and ORDER BY are then
 //! bound over those (an expression equal to a GROUP BY expression, or an
 //! aggregate call, is a column; a bare column that is neither is 42803).
+//!
+//! Window functions (`rank() OVER (...)`, [`window`]) come after
+//! aggregation: their arguments, PARTITION BY and ORDER BY bind as the
+//! select list does, and each call becomes a column of a Window node
+//! that the select list and ORDER BY then read.
+
+mod window;
 
 use std::sync::Arc;
 
@@ -158,6 +165,8 @@ pub struct Planner<'a> {
     outer: Vec<Scope>,
     /// The current level's aggregate context, if it aggregates.
     agg: Option<AggContext>,
+    /// The current level's window calls, once its Window node is built.
+    window: Option<window::WindowContext>,
     depth: usize,
     /// Remembered table ids (optional).
     names: Option<&'a crate::catalog::NameCache>,
@@ -379,6 +388,7 @@ impl<'a> Planner<'a> {
             param_types: Vec::new(),
             outer: Vec::new(),
             agg: None,
+            window: None,
             depth: 0,
             names: None,
             leases: None,
@@ -757,17 +767,28 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_select(&mut self, select: &ast::Select, order_by: &[ast::OrderByExpr]) -> Result<QueryPlan> {
+        // A level's window calls are its own: a subquery's select list
+        // does not see them.
+        let enclosing = self.window.take();
+        let planned = self.plan_select_level(select, order_by);
+        self.window = enclosing;
+        planned
+    }
+
+    fn plan_select_level(&mut self, select: &ast::Select, order_by: &[ast::OrderByExpr]) -> Result<QueryPlan> {
         if select.top.is_some() || select.into.is_some() || !select.lateral_views.is_empty() {
             return sql_err!(FeatureNotSupported, "this SELECT form is not supported");
         }
-        if select.qualify.is_some() || !select.named_window.is_empty() {
-            return sql_err!(FeatureNotSupported, "window functions are not supported");
+        if select.qualify.is_some() {
+            return sql_err!(FeatureNotSupported, "QUALIFY is not supported");
         }
+        let named_windows = window::named_windows(select)?;
         // FROM.
         let (mut node, scope, conditions) = self.plan_from(&select.from)?;
         // WHERE (joined with comma-join predicates for ordering).
         let mut predicates = conditions;
         if let Some(selection) = &select.selection {
+            check_no_windows(selection, "WHERE")?;
             let b = self.bind_expr(selection, &scope)?;
             self.check_no_aggregates(selection, "WHERE")?;
             predicates.extend(self.coerce(b, DataType::Bool)?.conjuncts());
@@ -786,10 +807,18 @@ impl<'a> Planner<'a> {
             }
             ast::GroupByExpr::All(_) => return sql_err!(FeatureNotSupported, "GROUP BY ALL is not supported"),
         };
+        for g in &group_exprs {
+            check_no_windows(g, "GROUP BY")?;
+        }
+        if let Some(h) = &select.having {
+            check_no_windows(h, "HAVING")?;
+        }
         let mut agg_calls: Vec<&ast::Function> = Vec::new();
+        let mut window_calls: Vec<&ast::Function> = Vec::new();
         for item in &select.projection {
             if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } = item {
-                collect_aggregates(e, &mut agg_calls);
+                collect_calls(e, Calls::Aggregates, &mut agg_calls);
+                collect_calls(e, Calls::Windows, &mut window_calls);
             }
         }
         if let Some(h) = &select.having {
@@ -797,6 +826,13 @@ impl<'a> Planner<'a> {
         }
         for o in order_by {
             collect_aggregates(&o.expr, &mut agg_calls);
+            collect_calls(&o.expr, Calls::Windows, &mut window_calls);
+        }
+        // Aggregates in a named window's PARTITION BY or ORDER BY.
+        for (_, spec) in &named_windows {
+            for e in spec.partition_by.iter().chain(spec.order_by.iter().map(|o| &o.expr)) {
+                collect_aggregates(e, &mut agg_calls);
+            }
         }
         let aggregating = !group_exprs.is_empty() || !agg_calls.is_empty() || select.having.is_some();
 
@@ -822,7 +858,7 @@ impl<'a> Planner<'a> {
                 if agg_texts.contains(&text) {
                     continue;
                 }
-                let agg = self.bind_aggregate(call, &scope)?;
+                let agg = self.bind_aggregate(call, &scope, false)?;
                 types.push(agg.data_type);
                 aggregates.push(agg);
                 agg_texts.push(text);
@@ -842,6 +878,13 @@ impl<'a> Planner<'a> {
                 let p = self.coerce(b, DataType::Bool)?;
                 node = Node::Filter { input: Box::new(node), predicate: p };
             }
+        }
+
+        // Window functions, over the rows aggregation left.
+        if !window_calls.is_empty() {
+            node = self
+                .plan_windows(node, &window_calls, &named_windows, &scope)
+                .inspect_err(|_| self.agg = saved_agg.take())?;
         }
 
         // The select list.
@@ -1062,7 +1105,11 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn bind_aggregate(&mut self, call: &ast::Function, scope: &Scope) -> Result<AggCall> {
+    /// Binds an aggregate call. `windowed`: it is a window function
+    /// (`sum(x) OVER (...)`), whose argument and filter bind as the select
+    /// list does (over the Aggregate's row when the level aggregates);
+    /// otherwise they see the FROM row, where no other aggregate may be.
+    fn bind_aggregate(&mut self, call: &ast::Function, scope: &Scope, windowed: bool) -> Result<AggCall> {
         let name = builtin_name(&call.name)?;
         let (args, distinct, clauses) = match &call.args {
             ast::FunctionArguments::List(list) => {
@@ -1072,8 +1119,11 @@ impl<'a> Planner<'a> {
             ast::FunctionArguments::None => (&[][..], false, &[][..]),
             ast::FunctionArguments::Subquery(_) => return sql_err!(FeatureNotSupported, "{name}(subquery)"),
         };
-        if call.over.is_some() || !call.within_group.is_empty() {
+        if (call.over.is_some() && !windowed) || !call.within_group.is_empty() {
             return sql_err!(FeatureNotSupported, "OVER and WITHIN GROUP are not supported");
+        }
+        if windowed && distinct {
+            return sql_err!(FeatureNotSupported, "DISTINCT is not implemented for window functions");
         }
         // `agg(x ORDER BY ...)`; any other clause inside the parentheses
         // (another dialect's inline WHERE, LIMIT, ...) is refused, never
@@ -1081,6 +1131,9 @@ impl<'a> Planner<'a> {
         let mut order: &[ast::OrderByExpr] = &[];
         for clause in clauses {
             match clause {
+                ast::FunctionArgumentClause::OrderBy(_) if windowed => {
+                    return sql_err!(FeatureNotSupported, "aggregate ORDER BY is not implemented for window functions")
+                }
                 ast::FunctionArgumentClause::OrderBy(o) => order = o,
                 other => return sql_err!(FeatureNotSupported, "{other} inside {name}(...) is not supported"),
             }
@@ -1088,33 +1141,24 @@ impl<'a> Planner<'a> {
         let mut order_by = Vec::new();
         for o in order {
             let (descending, nulls_first) = order_options(&o.options);
-            let saved = self.agg.take();
-            let mut nested = Vec::new();
-            collect_aggregates(&o.expr, &mut nested);
-            let bound = match nested.is_empty() {
-                true => self.bind_expr(&o.expr, scope).and_then(|b| self.default_type(b)),
-                false => sql_err!(GroupingError, "aggregate function calls cannot be nested"),
-            };
-            self.agg = saved;
-            order_by.push(SortKey { expr: bound?.expr, descending, nulls_first });
+            let bound =
+                self.bind_aggregate_input(&o.expr, scope, false, "aggregate function calls cannot be nested")?;
+            let bound = self.default_type(bound)?;
+            order_by.push(SortKey { expr: bound.expr, descending, nulls_first });
         }
         // FILTER (WHERE ...) sees the FROM row, as the argument does.
         let filter = match &call.filter {
             None => None,
             Some(f) => {
-                let saved = self.agg.take();
-                let mut nested = Vec::new();
-                collect_aggregates(f, &mut nested);
-                let bound = match nested.is_empty() {
-                    true => self.bind_expr(f, scope).and_then(|b| self.coerce(b, DataType::Bool)),
-                    false => sql_err!(GroupingError, "aggregate functions are not allowed in FILTER"),
-                };
-                self.agg = saved;
-                Some(bound?)
+                let bound =
+                    self.bind_aggregate_input(f, scope, windowed, "aggregate functions are not allowed in FILTER")?;
+                Some(self.coerce(bound, DataType::Bool)?)
             }
         };
         if name == "count" && matches!(args, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]) {
-            refuse_outer_aggregate(call, [filter.as_ref()])?;
+            if !windowed {
+                refuse_outer_aggregate(call, [filter.as_ref()])?;
+            }
             return Ok(AggCall {
                 func: AggFunc::CountStar,
                 arg: None,
@@ -1140,18 +1184,11 @@ impl<'a> Planner<'a> {
             (_, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))]) if name != "string_agg" => (arg, None),
             _ => return sql_err!(UndefinedFunction, "function {name} with {} arguments does not exist", args.len()),
         };
-        // An aggregate's argument sees the FROM row, never other aggregates.
-        let saved = self.agg.take();
-        let mut nested = Vec::new();
-        collect_aggregates(arg, &mut nested);
-        if !nested.is_empty() {
-            self.agg = saved;
-            return sql_err!(GroupingError, "aggregate function calls cannot be nested");
+        let bound = self.bind_aggregate_input(arg, scope, windowed, "aggregate function calls cannot be nested")?;
+        let b = self.default_type(bound)?;
+        if !windowed {
+            refuse_outer_aggregate(call, [Some(&b.expr), filter.as_ref()])?;
         }
-        let bound = self.bind_expr(arg, scope);
-        self.agg = saved;
-        let b = self.default_type(bound?)?;
-        refuse_outer_aggregate(call, [Some(&b.expr), filter.as_ref()])?;
         let ty = b.ty.unwrap_or(DataType::Text);
         let (func, data_type) = match name.as_str() {
             "count" => (AggFunc::Count, DataType::Int8),
@@ -1202,6 +1239,29 @@ impl<'a> Planner<'a> {
             );
         }
         Ok(AggCall { func, arg: Some(b.expr), distinct, data_type, separator, filter, order_by })
+    }
+
+    /// Binds an aggregate's argument, filter or ORDER BY key: over the
+    /// FROM row, where another aggregate is an error (`nested`), or for a
+    /// window aggregate (`windowed`), as the select list binds.
+    fn bind_aggregate_input(&mut self, e: &ast::Expr, scope: &Scope, windowed: bool, nested: &str) -> Result<Bound> {
+        if windowed {
+            return self.bind_expr(e, scope);
+        }
+        let mut windows = Vec::new();
+        collect_calls(e, Calls::Windows, &mut windows);
+        if !windows.is_empty() {
+            return sql_err!(GroupingError, "aggregate function calls cannot contain window function calls");
+        }
+        let saved = self.agg.take();
+        let mut calls = Vec::new();
+        collect_aggregates(e, &mut calls);
+        let bound = match calls.is_empty() {
+            true => self.bind_expr(e, scope),
+            false => sql_err!(GroupingError, "{nested}"),
+        };
+        self.agg = saved;
+        bound
     }
 
     // ---- FROM -------------------------------------------------------------
@@ -1616,6 +1676,12 @@ impl<'a> Planner<'a> {
             if let Some(j) = agg.agg_texts.iter().position(|t| *t == text) {
                 let i = agg.group_texts.len() + j;
                 return Ok(Bound::typed(Expr::Column(i), agg.types[i]));
+            }
+        }
+        // A window call is a column of the Window node.
+        if let (ast::Expr::Function(f), Some(w)) = (e, &self.window) {
+            if f.over.is_some() {
+                return w.column(&e.to_string());
             }
         }
         let rec = |p: &mut Planner, e: &ast::Expr| p.bind_expr_checked(e, scope, depth + 1);
@@ -2251,12 +2317,18 @@ impl<'a> Planner<'a> {
 
     fn bind_function(&mut self, f: &ast::Function, scope: &Scope, depth: usize) -> Result<Bound> {
         let name = builtin_name(&f.name)?;
+        if f.over.is_some() {
+            // Reached only outside a select list or ORDER BY, or before
+            // the level's Window node is built (in an aggregate's
+            // argument, or in another window call).
+            return sql_err!(WindowingError, "window functions are not allowed here");
+        }
         if is_aggregate(&name) {
             // Reached only outside an aggregating level's select list.
             return sql_err!(GroupingError, "aggregate functions are not allowed here");
         }
-        if f.filter.is_some() || f.over.is_some() || !f.within_group.is_empty() {
-            return sql_err!(FeatureNotSupported, "FILTER, OVER and WITHIN GROUP are not supported");
+        if f.filter.is_some() || !f.within_group.is_empty() {
+            return sql_err!(FeatureNotSupported, "FILTER and WITHIN GROUP are only for aggregates");
         }
         let args: &[ast::FunctionArg] = match &f.args {
             ast::FunctionArguments::List(list) => {
@@ -3312,26 +3384,60 @@ pub fn is_aggregate(name: &str) -> bool {
 
 /// The aggregate calls in `e` (not inside subqueries).
 fn collect_aggregates<'e>(e: &'e ast::Expr, out: &mut Vec<&'e ast::Function>) {
+    collect_calls(e, Calls::Aggregates, out)
+}
+
+/// Which calls [`collect_calls`] collects.
+#[derive(Clone, Copy, PartialEq)]
+enum Calls {
+    /// Aggregate calls without OVER.
+    Aggregates,
+    /// Calls with OVER.
+    Windows,
+}
+
+/// A clause where window functions may not be (42P20).
+fn check_no_windows(e: &ast::Expr, clause: &str) -> Result<()> {
+    let mut calls = Vec::new();
+    collect_calls(e, Calls::Windows, &mut calls);
+    match calls.is_empty() {
+        true => Ok(()),
+        false => sql_err!(WindowingError, "window functions are not allowed in {clause}"),
+    }
+}
+
+/// The calls of kind `calls` in `e`, not inside subqueries nor inside
+/// each other; other calls are searched, arguments and OVER clause.
+fn collect_calls<'e>(e: &'e ast::Expr, calls: Calls, out: &mut Vec<&'e ast::Function>) {
     use ast::Expr as E;
     match e {
         E::Function(f) => {
             // `count` or `pg_catalog.count` (pgbench writes the latter).
             let name = builtin_name(&f.name).unwrap_or_default();
-            if is_aggregate(&name) && f.over.is_none() {
+            let wanted = match calls {
+                Calls::Aggregates => is_aggregate(&name) && f.over.is_none(),
+                Calls::Windows => f.over.is_some(),
+            };
+            if wanted {
                 out.push(f);
                 return;
             }
             if let ast::FunctionArguments::List(list) = &f.args {
                 for a in &list.args {
                     if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) = a {
-                        collect_aggregates(x, out);
+                        collect_calls(x, calls, out);
                     }
+                }
+            }
+            if let Some(ast::WindowType::WindowSpec(spec)) = &f.over {
+                for x in spec.partition_by.iter().chain(spec.order_by.iter().map(|o| &o.expr)) {
+                    collect_calls(x, calls, out);
                 }
             }
         }
         E::BinaryOp { left, right, .. } => {
-            collect_aggregates(left, out);
-            collect_aggregates(right, out);
+            collect_calls(left, calls, out);
+            collect_calls(right, calls, out);
         }
         E::UnaryOp { expr, .. }
         | E::Nested(expr)
@@ -3341,37 +3447,37 @@ fn collect_aggregates<'e>(e: &'e ast::Expr, out: &mut Vec<&'e ast::Function>) {
         | E::IsNotTrue(expr)
         | E::IsFalse(expr)
         | E::IsNotFalse(expr)
-        | E::Cast { expr, .. } => collect_aggregates(expr, out),
+        | E::Cast { expr, .. } => collect_calls(expr, calls, out),
         E::Between { expr, low, high, .. } => {
-            collect_aggregates(expr, out);
-            collect_aggregates(low, out);
-            collect_aggregates(high, out);
+            collect_calls(expr, calls, out);
+            collect_calls(low, calls, out);
+            collect_calls(high, calls, out);
         }
         E::In { expr, target: ast::InTarget::List(list), .. } => {
-            collect_aggregates(expr, out);
-            list.iter().for_each(|x| collect_aggregates(x, out));
+            collect_calls(expr, calls, out);
+            list.iter().for_each(|x| collect_calls(x, calls, out));
         }
         E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => {
-            collect_aggregates(expr, out);
-            collect_aggregates(pattern, out);
+            collect_calls(expr, calls, out);
+            collect_calls(pattern, calls, out);
         }
         E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
-            collect_aggregates(a, out);
-            collect_aggregates(b, out);
+            collect_calls(a, calls, out);
+            collect_calls(b, calls, out);
         }
         E::Case { operand, conditions, else_result, .. } => {
             if let Some(o) = operand {
-                collect_aggregates(o, out);
+                collect_calls(o, calls, out);
             }
             for c in conditions {
-                collect_aggregates(&c.condition, out);
-                collect_aggregates(&c.result, out);
+                collect_calls(&c.condition, calls, out);
+                collect_calls(&c.result, calls, out);
             }
             if let Some(x) = else_result {
-                collect_aggregates(x, out);
+                collect_calls(x, calls, out);
             }
         }
-        E::In { expr, .. } => collect_aggregates(expr, out),
+        E::In { expr, .. } => collect_calls(expr, calls, out),
         _ => {}
     }
 }

@@ -71,7 +71,7 @@ use crate::kv::{Attempt, Committed, Engine, KvError, Mode, Pair, Timestamp, Tran
 use crate::limits;
 use crate::optimizer::{self, Rules};
 use crate::parser::{self, Parsed};
-use crate::plan::{Expr, Node, OnConflict, OutputColumn, Plan, ScanSpan};
+use crate::plan::{Expr, Node, OnConflict, OutputColumn, Plan, ScanSpan, WindowCall};
 use crate::planner::Planner;
 pub use crate::sink::{Collected, Sink};
 use crate::sql_err;
@@ -1877,8 +1877,9 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
         Node::Filter { input, predicate } => plain(&mut std::iter::once(predicate)) && collect_scans(input, out),
         Node::Project { input, exprs } => plain(&mut exprs.iter()) && collect_scans(input, out),
         Node::Aggregate { input, group_by, aggregates } => {
-            plain(&mut group_by.iter().chain(aggregates.iter().filter_map(|a| a.arg.as_ref())))
-                && collect_scans(input, out)
+            let calls =
+                aggregates.iter().flat_map(|a| a.arg.iter().chain(&a.filter).chain(a.order_by.iter().map(|k| &k.expr)));
+            plain(&mut group_by.iter().chain(calls)) && collect_scans(input, out)
         }
         Node::Sort { input, keys } => plain(&mut keys.iter().map(|k| &k.expr)) && collect_scans(input, out),
         Node::Limit { input, limit, offset } => {
@@ -1897,6 +1898,9 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
             plain(&mut std::iter::once(start).chain(std::iter::once(stop)).chain(step.iter()))
         }
         Node::Unnest { array } => plain(&mut std::iter::once(array)),
+        Node::Window { input, calls } => {
+            plain(&mut calls.iter().flat_map(WindowCall::exprs)) && collect_scans(input, out)
+        }
     }
 }
 

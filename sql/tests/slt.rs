@@ -79,4 +79,4 @@ macro_rules! slt {
     };
 }
 
-slt!(select, join, aggregate, subquery, setop, dml, types, ddl, index, cte_view);
+slt!(select, join, aggregate, subquery, setop, dml, types, ddl, index, cte_view, window, window_random);
