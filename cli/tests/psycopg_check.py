@@ -11,6 +11,7 @@ retries a transaction that failed with 40001 (serialization failure).
 
 import datetime
 import sys
+import uuid
 
 import psycopg
 from psycopg import errors
@@ -59,6 +60,24 @@ with psycopg.connect(dsn) as conn:
     assert [r[0] for r in cur.fetchall()] == [1, 3, 2**40]
     cur.execute("SELECT array_agg(id) FROM t WHERE id < %s", (4,))
     assert sorted(cur.fetchone()[0]) == [1, 3]
+
+    # uuid: Python's UUID as a parameter and a result, in text and in
+    # binary (%b sends the parameter binary), and a random key default.
+    cur.execute("CREATE TABLE u (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), v INT)")
+    known = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+    cur.execute("INSERT INTO u VALUES (%s, %s)", (known, 1))
+    cur.execute("INSERT INTO u (v) VALUES (2) RETURNING id")
+    made = cur.fetchone()[0]
+    assert isinstance(made, uuid.UUID) and made.version == 4, made
+    conn.commit()
+    for binary in (False, True):
+        c = conn.cursor(binary=binary)
+        one = "%b" if binary else "%s"
+        c.execute(f"SELECT id, v FROM u WHERE id = {one}", (known,))
+        assert c.fetchone() == (known, 1), binary
+        c.execute(f"SELECT v FROM u WHERE id = ANY({one}) ORDER BY v", ([known, made],))
+        assert [r[0] for r in c.fetchall()] == [1, 2], binary
+    conn.commit()
 
     # Prepared server-side after the threshold; still the same answers.
     for _ in range(8):

@@ -73,6 +73,7 @@
 //!   0x13              timestamp       8 bytes: the i64, sign bit flipped, big-endian
 //!   0x14              bytea           the bytes, 0x00 escaped as 0x00 0xff, then 0x00 0x01
 //!   0x15              text            the UTF-8 bytes, escaped and terminated as bytea
+//!   0x17              uuid            16 bytes, as they are (fixed width: no terminator)
 //!   0x20..=0x27       int < 0         8..=1 bytes: the low bytes of the two's complement
 //!   0x28..=0x77       int 0..=79      none: the value is the marker minus 0x28
 //!   0x78..=0x7f       int > 79        1..=8 bytes: the value, big-endian
@@ -201,6 +202,8 @@ mod marker {
     pub const TIMESTAMP: u8 = 0x13;
     pub const BYTES: u8 = 0x14;
     pub const TEXT: u8 = 0x15;
+    /// A uuid: its 16 bytes.
+    pub const UUID: u8 = 0x17;
     /// An array (grouping and sorting only; never in a stored key): each
     /// element after ARRAY_ELEMENT, then ARRAY_END.
     pub const ARRAY: u8 = 0x16;
@@ -248,6 +251,10 @@ pub fn encode_key_value(out: &mut Vec<u8>, value: &Value, direction: Direction) 
         Value::Timestamp(v) => {
             out.push(marker::TIMESTAMP);
             out.extend_from_slice(&((*v as u64) ^ SIGN_BIT).to_be_bytes());
+        }
+        Value::Uuid(bytes) => {
+            out.push(marker::UUID);
+            out.extend_from_slice(bytes);
         }
         Value::Array(_, items) => {
             out.push(marker::ARRAY);
@@ -387,6 +394,7 @@ fn decode_key_value_general(input: &mut &[u8]) -> Result<(Direction, Value)> {
             Value::Timestamp((bits ^ SIGN_BIT) as i64)
         }
         marker::BYTES => Value::Bytea(decode_key_bytes(input, flip)?),
+        marker::UUID => Value::Uuid(take_key_array(input, flip, "uuid")?),
         marker::TEXT => {
             let bytes = decode_key_bytes(input, flip)?;
             match String::from_utf8(bytes) {
@@ -512,6 +520,7 @@ fn narrow_key_value(value: Value, ty: DataType) -> Result<Value> {
         (DataType::Text, v @ Value::Text(_)) => v,
         (DataType::Bytea, v @ Value::Bytea(_)) => v,
         (DataType::Timestamp, v @ Value::Timestamp(_)) => v,
+        (DataType::Uuid, v @ Value::Uuid(_)) => v,
         (_, found) => {
             let found_type = found.data_type().map_or_else(|| "NULL".to_string(), |t| t.sql_name());
             return sql_err!(InternalError, "corrupt key: expected a {ty} value, found a {found_type} one");
@@ -599,6 +608,8 @@ mod tag {
     pub const NULL: u8 = 10;
     /// An array: its element type's oid, then its text form.
     pub const ARRAY: u8 = 11;
+    /// A uuid: its 16 bytes.
+    pub const UUID: u8 = 12;
 }
 
 /// A row's value: the non-NULL columns, each with its column id.
@@ -630,6 +641,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Text(_) => tag::TEXT,
             Value::Bytea(_) => tag::BYTEA,
             Value::Timestamp(_) => tag::TIMESTAMP,
+            Value::Uuid(_) => tag::UUID,
             Value::Array(..) => tag::ARRAY,
         };
         write_uvarint(&mut out, u64::from(column_id));
@@ -644,6 +656,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Float8(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
             Value::Text(s) => write_length_prefixed(&mut out, s.as_bytes()),
             Value::Bytea(b) => write_length_prefixed(&mut out, b),
+            Value::Uuid(bytes) => out.extend_from_slice(bytes),
             Value::Array(element, items) => {
                 write_uvarint(&mut out, u64::from(element.oid()));
                 write_length_prefixed(&mut out, crate::ops::array::to_text(items).as_bytes());
@@ -711,6 +724,11 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
                 }
             },
             tag::BYTEA => Value::Bytea(read_length_prefixed(&mut input, "bytea")?.to_vec()),
+            tag::UUID => {
+                let mut bytes = [0u8; 16];
+                bytes.copy_from_slice(take_row_bytes(&mut input, 16, "uuid")?);
+                Value::Uuid(bytes)
+            }
             tag::ARRAY => {
                 let oid = read_uvarint(&mut input)?;
                 let text = read_length_prefixed(&mut input, "array")?;
@@ -876,6 +894,7 @@ fn pretty_value(value: &Value) -> String {
             Some(t) => format!("TIMESTAMP '{}'", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f")),
             None => format!("TIMESTAMP {micros}"),
         },
+        Value::Uuid(_) => format!("UUID '{}'", crate::ops::to_text(value).unwrap_or_default()),
         Value::Array(_, items) => format!("ARRAY[{}]", items.iter().map(pretty_value).collect::<Vec<_>>().join(", ")),
     }
 }
@@ -919,6 +938,7 @@ mod tests {
             (Value::Text(a), Value::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
             (Value::Bytea(a), Value::Bytea(b)) => a.cmp(b),
             (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
+            (Value::Uuid(a), Value::Uuid(b)) => a.cmp(b),
             _ if a.as_i64().is_some() && b.as_i64().is_some() => a.as_i64().cmp(&b.as_i64()),
             _ => {
                 let (a, b) = (a.as_f64().expect("a float"), b.as_f64().expect("a float"));
@@ -1063,6 +1083,7 @@ mod tests {
             DataType::Char(3),
             DataType::Bytea,
             DataType::Timestamp,
+            DataType::Uuid,
         ])
     }
 
@@ -1077,6 +1098,12 @@ mod tests {
             DataType::Float8 => interesting_f64().prop_map(Value::Float8).boxed(),
             DataType::Bytea => interesting_bytes().prop_map(Value::Bytea).boxed(),
             DataType::Timestamp => interesting_i64().prop_map(Value::Timestamp).boxed(),
+            // Edge bytes (0x00, 0xff) often: they are what escapes would trip on.
+            DataType::Uuid => {
+                prop::array::uniform16(prop::sample::select(vec![0x00u8, 0x01, 0x7f, 0x80, 0xfe, 0xff, 0x42]))
+                    .prop_map(Value::Uuid)
+                    .boxed()
+            }
             _ => interesting_text().prop_map(Value::Text).boxed(),
         };
         prop_oneof![1 => Just(Value::Null), 9 => non_null].boxed()

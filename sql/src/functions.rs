@@ -194,6 +194,8 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("pow", &[P::Float, P::Float], T::Float8),
     ("sign", &[P::Float], T::Float8),
     ("pi", &[], T::Float8),
+    ("random", &[], T::Float8),
+    ("gen_random_uuid", &[], T::Uuid),
     ("degrees", &[P::Float], T::Float8),
     ("radians", &[P::Float], T::Float8),
     ("sin", &[P::Float], T::Float8),
@@ -586,6 +588,16 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
             })
         }
         "pi" => Value::Float8(PI),
+        // Volatile (never folded: `optimizer::is_immutable`), from the
+        // operating system's entropy through `rand`'s thread generator.
+        "random" => Value::Float8(rand::random::<f64>()),
+        "gen_random_uuid" => {
+            // Version 4 (random), variant 1 (RFC 9562).
+            let mut bytes: [u8; 16] = rand::random();
+            bytes[6] = (bytes[6] & 0x0f) | 0x40;
+            bytes[8] = (bytes[8] & 0x3f) | 0x80;
+            Value::Uuid(bytes)
+        }
         "degrees" => {
             let x = float(0)?;
             let r = x / RADIANS_PER_DEGREE;

@@ -538,6 +538,7 @@ fn cmp_comparable(l: &Value, r: &Value) -> Option<Ordering> {
         (Value::Text(a), Value::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (Value::Bytea(a), Value::Bytea(b)) => Some(a.cmp(b)),
         (Value::Timestamp(a), Value::Timestamp(b)) => Some(a.cmp(b)),
+        (Value::Uuid(a), Value::Uuid(b)) => Some(a.cmp(b)),
         (Value::Array(x, a), Value::Array(y, b)) if x == y => Some(array::compare(a, b)),
         _ => Some(cmp_nums(as_num(l)?, as_num(r)?)),
     }
@@ -567,8 +568,9 @@ fn sort_class(v: &Value) -> u8 {
         Value::Text(_) => 2,
         Value::Bytea(_) => 3,
         Value::Timestamp(_) => 4,
-        Value::Array(..) => 5,
-        Value::Null => 6,
+        Value::Uuid(_) => 5,
+        Value::Array(..) => 6,
+        Value::Null => 7,
     }
 }
 
@@ -815,8 +817,62 @@ pub fn to_text(v: &Value) -> Option<String> {
             s
         }
         Value::Timestamp(us) => timestamp_text(*us),
+        Value::Uuid(bytes) => uuid_text(bytes),
         Value::Array(_, items) => array::to_text(items),
     })
+}
+
+/// A uuid as PostgreSQL prints it: lower-case hex, hyphens after the 4th,
+/// 6th, 8th and 10th bytes.
+fn uuid_text(bytes: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(HEX_DIGITS[usize::from(byte >> 4)] as char);
+        s.push(HEX_DIGITS[usize::from(byte & 0xf)] as char);
+    }
+    s
+}
+
+/// PostgreSQL's uuid input: 32 hex digits (either case), optionally in
+/// braces, with a hyphen allowed after any group of four digits
+/// (`a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11`, `{A0EEBC999C0B...}`,
+/// `a0ee-bc99-...`).
+fn parse_uuid(s: &str) -> Result<[u8; 16]> {
+    let bad = || sql_err!(InvalidTextRepresentation, "invalid input syntax for type uuid: \"{s}\"");
+    let mut rest = s.as_bytes();
+    let braces = rest.first() == Some(&b'{');
+    if braces {
+        rest = &rest[1..];
+    }
+    let mut bytes = [0u8; 16];
+    for (i, slot) in bytes.iter_mut().enumerate() {
+        let (Some(hi), Some(lo)) = (rest.first().and_then(|c| hex_value(*c)), rest.get(1).and_then(|c| hex_value(*c)))
+        else {
+            return bad();
+        };
+        *slot = hi << 4 | lo;
+        rest = &rest[2..];
+        if i % 2 == 1 && i < 15 && rest.first() == Some(&b'-') {
+            rest = &rest[1..];
+        }
+    }
+    if braces {
+        match rest.split_first() {
+            Some((b'}', tail)) => rest = tail,
+            _ => return bad(),
+        }
+    }
+    match rest.is_empty() {
+        true => Ok(bytes),
+        false => bad(),
+    }
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -949,6 +1005,7 @@ pub fn parse_text(s: &str, ty: DataType) -> Result<Value> {
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => fit_string(s.to_string(), ty).map(Value::Text),
         DataType::Bytea => parse_bytea(s).map(Value::Bytea),
         DataType::Timestamp => parse_timestamp(s).map(Value::Timestamp),
+        DataType::Uuid => parse_uuid(s).map(Value::Uuid),
         DataType::Array(element) => array::parse(s, *element),
     }
 }

@@ -349,6 +349,7 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
         T::Varchar(l) | T::CharVarying(l) | T::CharacterVarying(l) => DataType::Varchar(length(l)?),
         T::Char(l) | T::Character(l) => DataType::Char(length(l)?.unwrap_or(1)),
         T::Bytea => DataType::Bytea,
+        T::Uuid => DataType::Uuid,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
         T::Array(ast::ArrayElemTypeDef::SquareBracket(element, _)) => {
             let element = data_type(element)?;
@@ -368,10 +369,11 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             "float4" => DataType::Float4,
             "float8" => DataType::Float8,
             "bpchar" => DataType::Char(1),
+            "uuid" => DataType::Uuid,
             "serial" | "bigserial" | "smallserial" => {
                 return sql_err!(
                 FeatureNotSupported,
-                "type {t} is not supported (use a primary key of your own or none: tables without one get a row id)"
+                "type {t} is not supported (use uuid DEFAULT gen_random_uuid(), a primary key of your own, or none: tables without one get a row id)"
             )
             }
             other => return sql_err!(UndefinedObject, "type \"{other}\" does not exist"),
@@ -1203,8 +1205,8 @@ impl<'a> Planner<'a> {
                 t => return sql_err!(UndefinedFunction, "function avg({t}) does not exist"),
             },
             "min" | "max" => {
-                // PostgreSQL has no min/max over boolean or bytea.
-                if matches!(ty, DataType::Bool | DataType::Bytea) {
+                // PostgreSQL 15 has no min/max over boolean, bytea or uuid.
+                if matches!(ty, DataType::Bool | DataType::Bytea | DataType::Uuid) {
                     return sql_err!(UndefinedFunction, "function {name}({ty}) does not exist");
                 }
                 let f = if name == "min" { AggFunc::Min } else { AggFunc::Max };
@@ -2380,6 +2382,17 @@ impl<'a> Planner<'a> {
                 let (l, r, _) = self.unify(a, b, "=")?;
                 Ok(Bound::typed(Expr::NullIf(Box::new(l), Box::new(r)), ty))
             }
+            // The argument's type, by name (PostgreSQL's is a regtype,
+            // which prints as this name).
+            "pg_typeof" => {
+                let [arg] = <[Bound; 1]>::try_from(bound)
+                    .map_err(|_| Error::new(SqlState::UndefinedFunction, "pg_typeof takes one argument"))?;
+                let name = match arg.ty {
+                    None => "unknown".to_string(),
+                    Some(t) => system::format_type(i64::from(t.oid()), None).unwrap_or_else(|| t.sql_name()),
+                };
+                Ok(Bound::typed(Expr::Constant(Value::Text(name)), DataType::Text))
+            }
             "greatest" | "least" => {
                 let ty = self.common_of(&bound, &name.to_uppercase())?;
                 let args = bound.into_iter().map(|b| self.coerce_loose(b, ty)).collect::<Result<Vec<_>>>()?;
@@ -3331,6 +3344,7 @@ fn pg_short_name(t: DataType) -> &'static str {
         DataType::Char(_) => "bpchar",
         DataType::Bytea => "bytea",
         DataType::Timestamp => "timestamp",
+        DataType::Uuid => "uuid",
         DataType::Array(_) => "array",
     }
 }

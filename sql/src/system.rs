@@ -617,6 +617,7 @@ const TYPES: &[TypeRow] = &[
     ty(1043, "varchar", -1, "S", 1015),
     ty(1114, "timestamp", 8, "D", 1115),
     ty(2205, "regclass", 4, "N", 2210),
+    ty(2950, "uuid", 16, "U", 2951),
     array_ty(1000, "_bool", 16),
     array_ty(1001, "_bytea", 17),
     array_ty(1002, "_char", 18),
@@ -631,6 +632,7 @@ const TYPES: &[TypeRow] = &[
     array_ty(1022, "_float8", 701),
     array_ty(1028, "_oid", 26),
     array_ty(1115, "_timestamp", 1114),
+    array_ty(2951, "_uuid", 2950),
 ];
 
 /// The type modifier PostgreSQL stores for a column type (`atttypmod`):

@@ -15,6 +15,11 @@
 //! PostgreSQL's `timestamp` (which counts from 2000-01-01 internally; the
 //! protocol layer converts).
 //!
+//! A `uuid` is its 16 bytes, compared and ordered byte by byte as
+//! PostgreSQL orders them. `gen_random_uuid()` makes version-4 ones, the
+//! key a sharded table wants: new rows spread over every shard instead of
+//! all landing on the last one, as increasing keys do.
+//!
 //! What values do (arithmetic, comparison, casts, text input and output)
 //! lives in [`crate::ops`].
 
@@ -36,6 +41,7 @@ pub enum DataType {
     Char(u32),
     Bytea,
     Timestamp,
+    Uuid,
     /// A one-dimensional array of the element type (never itself an
     /// array): values of queries and parameters, not of columns (CREATE
     /// TABLE refuses array columns, so descriptors never hold one).
@@ -45,7 +51,7 @@ pub enum DataType {
 
 /// The element types arrays may have, one static each (so `DataType`
 /// stays `Copy`).
-static ARRAY_ELEMENTS: [DataType; 9] = [
+static ARRAY_ELEMENTS: [DataType; 10] = [
     DataType::Bool,
     DataType::Int2,
     DataType::Int4,
@@ -55,6 +61,7 @@ static ARRAY_ELEMENTS: [DataType; 9] = [
     DataType::Text,
     DataType::Bytea,
     DataType::Timestamp,
+    DataType::Uuid,
 ];
 
 impl DataType {
@@ -90,6 +97,7 @@ impl DataType {
                 DataType::Float4 => 1021,
                 DataType::Float8 => 1022,
                 DataType::Timestamp => 1115,
+                DataType::Uuid => 2951,
                 _ => 1009,
             },
             DataType::Bool => 16,
@@ -103,6 +111,7 @@ impl DataType {
             DataType::Char(_) => 1042,
             DataType::Varchar(_) => 1043,
             DataType::Timestamp => 1114,
+            DataType::Uuid => 2950,
         }
     }
 
@@ -121,6 +130,7 @@ impl DataType {
             DataType::Char(n) => format!("character({n})"),
             DataType::Bytea => "bytea".into(),
             DataType::Timestamp => "timestamp without time zone".into(),
+            DataType::Uuid => "uuid".into(),
             DataType::Array(e) => format!("{}[]", e.sql_name()),
         }
     }
@@ -132,6 +142,7 @@ impl DataType {
             DataType::Int2 => 2,
             DataType::Int4 | DataType::Float4 => 4,
             DataType::Int8 | DataType::Float8 | DataType::Timestamp => 8,
+            DataType::Uuid => 16,
             DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea | DataType::Array(_) => -1,
         }
     }
@@ -182,6 +193,7 @@ pub enum Value {
     Bytea(Vec<u8>),
     /// Microseconds since 1970-01-01 00:00:00.
     Timestamp(i64),
+    Uuid([u8; 16]),
     /// A one-dimensional array: its element type (as [`DataType::Array`]
     /// holds it) and its elements, each NULL or of that type. Indexes
     /// start at 1, as in PostgreSQL.
@@ -206,6 +218,7 @@ impl Value {
             Value::Text(_) => DataType::Text,
             Value::Bytea(_) => DataType::Bytea,
             Value::Timestamp(_) => DataType::Timestamp,
+            Value::Uuid(_) => DataType::Uuid,
             Value::Array(e, _) => DataType::Array(e),
         })
     }

@@ -39,6 +39,7 @@ pub fn pg_type(t: DataType) -> Type {
         DataType::Char(_) => Type::BPCHAR,
         DataType::Bytea => Type::BYTEA,
         DataType::Timestamp => Type::TIMESTAMP,
+        DataType::Uuid => Type::UUID,
         DataType::Array(_) => Type::from_oid(t.oid()).unwrap_or(Type::TEXT_ARRAY),
     }
 }
@@ -61,6 +62,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::BPCHAR => DataType::Text,
         Type::BYTEA => DataType::Bytea,
         Type::TIMESTAMP => DataType::Timestamp,
+        Type::UUID => DataType::Uuid,
         Type::UNKNOWN => return Ok(None),
         Type::BOOL_ARRAY => array(DataType::Bool),
         Type::INT2_ARRAY => array(DataType::Int2),
@@ -71,6 +73,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY | Type::NAME_ARRAY => array(DataType::Text),
         Type::BYTEA_ARRAY => array(DataType::Bytea),
         Type::TIMESTAMP_ARRAY => array(DataType::Timestamp),
+        Type::UUID_ARRAY => array(DataType::Uuid),
         ref other => {
             return Err(sql::Error::new(
                 sql::SqlState::FeatureNotSupported,
@@ -120,6 +123,7 @@ fn encode_binary(v: &Value, buf: &mut BytesMut) -> bool {
         Value::Text(s) => buf.put_slice(s.as_bytes()),
         Value::Bytea(b) => buf.put_slice(b),
         Value::Timestamp(us) => buf.put_i64(us.saturating_sub(PG_EPOCH_OFFSET_US)),
+        Value::Uuid(bytes) => buf.put_slice(bytes),
         Value::Array(element, items) => {
             buf.put_i32(i32::from(!items.is_empty()));
             buf.put_i32(i32::from(items.iter().any(Value::is_null)));
@@ -223,6 +227,7 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: DataType, binary: bool) -> sql::Re
             Value::Timestamp(pg.checked_add(PG_EPOCH_OFFSET_US).ok_or_else(wrong_size)?)
         }
         DataType::Bytea => Value::Bytea(bytes.to_vec()),
+        DataType::Uuid => Value::Uuid(fixed(16)?.try_into().map_err(|_| wrong_size())?),
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => {
             let text = std::str::from_utf8(bytes).map_err(|_| {
                 sql::Error::new(sql::SqlState::InvalidTextRepresentation, "parameter is not valid UTF-8")
@@ -270,6 +275,16 @@ mod tests {
             (Value::Text("héllo".into()), DataType::Text),
             (Value::Bytea(vec![0, 255, 10]), DataType::Bytea),
             (Value::Timestamp(1_796_169_559_683_367), DataType::Timestamp),
+            (
+                Value::Uuid([
+                    0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11,
+                ]),
+                DataType::Uuid,
+            ),
+            (
+                Value::Array(&DataType::Uuid, vec![Value::Uuid([7; 16]), Value::Null]),
+                DataType::array_of(DataType::Uuid).unwrap(),
+            ),
             (Value::Null, DataType::Int4),
             (
                 Value::Array(&DataType::Int8, vec![Value::Int8(1), Value::Null, Value::Int8(-3)]),
