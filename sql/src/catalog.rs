@@ -107,7 +107,10 @@
 //!   than [`limits::WRITER_DEADLINE_MARGIN_NS`] before it) reads the
 //!   leased descriptors under locks instead and lifts the deadline; a
 //!   version that changed meanwhile fails it with 40001. Slow blocks pay
-//!   a round trip, not an abort.
+//!   a round trip, not an abort. So does a statement of the block that is
+//!   not DML, before it runs, whatever the time left: a schema change can
+//!   outlast the deadline by itself (a CREATE TABLE waiting for its
+//!   table's split on a busy machine did).
 //! - A transaction that ran anything but SELECT, INSERT, UPDATE or DELETE
 //!   plans from no lease after it (it may have changed a schema its
 //!   leases predate) and leases nothing.

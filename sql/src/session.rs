@@ -862,7 +862,7 @@ impl Session {
             let mut txn = self.txn.take().expect("a transaction in a block");
             let now_us = self.txn_now_us;
             let result = self
-                .lift_deadline_if_near(txn.as_mut())
+                .lift_deadline(txn.as_mut(), !is_dml(&parsed.statement))
                 .and_then(|()| self.run(txn.as_mut(), sql, &parsed.statement, now_us, sink));
             let priority = txn.priority();
             self.txn = Some(txn);
@@ -1004,7 +1004,7 @@ impl Session {
                 self.status = TxnStatus::Idle;
                 let read_write = txn.mode() == Mode::ReadWrite;
                 let priority = txn.priority();
-                let committed = match self.lift_deadline_if_near(txn.as_mut()) {
+                let committed = match self.lift_deadline(txn.as_mut(), false) {
                     Ok(()) => txn.commit(),
                     Err(e) => {
                         let _ = txn.rollback();
@@ -1275,13 +1275,16 @@ impl Session {
     }
 
     /// A read-write transaction about to run a statement of its block, or
-    /// to commit, close to the deadline its leased descriptors set: reads
-    /// them under locks instead and lifts the deadline, so a slow block
-    /// does not fail for being slow. A descriptor that changed since fails
-    /// it (40001).
-    fn lift_deadline_if_near(&mut self, txn: &mut dyn Transaction) -> Result<()> {
+    /// to commit, close to the deadline its leased descriptors set, or
+    /// about to run a statement that is not DML (`always`: a schema
+    /// change, which can outlast the deadline by itself, as a CREATE TABLE
+    /// waiting for its table's split can on a busy machine): reads the
+    /// descriptors under locks instead and lifts the deadline, so a slow
+    /// block does not fail for being slow. A descriptor that changed since
+    /// fails it (40001).
+    fn lift_deadline(&mut self, txn: &mut dyn Transaction, always: bool) -> Result<()> {
         let Some(deadline) = self.writer_leases.deadline else { return Ok(()) };
-        if self.engine.now().saturating_add(limits::WRITER_DEADLINE_MARGIN_NS) < deadline {
+        if !always && self.engine.now().saturating_add(limits::WRITER_DEADLINE_MARGIN_NS) < deadline {
             return Ok(());
         }
         txn.set_deadline(None)?;

@@ -366,6 +366,32 @@ fn a_slow_block_locks_its_leased_descriptors_and_commits() {
     assert_eq!(out.rows, vec![vec![Value::Int4(3)], vec![Value::Int4(4)]]);
 }
 
+/// Goal: a schema change in a block whose statements planned from leases
+/// runs without their deadline: it may take longer than what is left of
+/// the lease (a CREATE TABLE waiting for its table's split, on a busy
+/// machine), and a deadline passed in the middle of it would fail the
+/// block (40001: psycopg's check saw it). The lease is read under a lock
+/// instead, as for a slow block.
+/// Method: A inserts from a lease in a block (a deadline is set), then
+/// creates a table, well before the deadline; the deadline must be lifted
+/// (set to none) before the CREATE TABLE, and the block commits.
+#[test]
+fn a_schema_change_in_a_block_lifts_the_lease_deadline_first() {
+    let (engine, mut a, _) = setup();
+    must(&mut a, "SELECT c FROM t WHERE id = 1");
+    must(&mut a, "BEGIN");
+    must(&mut a, "INSERT INTO t VALUES (3, 30)");
+    let set = engine.deadlines();
+    assert!(matches!(set.last(), Some(Some(_))), "the INSERT planned from a lease: {set:?}");
+    must(&mut a, "CREATE TABLE u (id INT PRIMARY KEY)");
+    let lifted = engine.deadlines();
+    assert_eq!(lifted.len(), set.len() + 1, "one more deadline call: {lifted:?}");
+    assert_eq!(lifted.last(), Some(&None), "lifted before the CREATE TABLE");
+    must(&mut a, "INSERT INTO u VALUES (1)");
+    must(&mut a, "COMMIT");
+    assert_eq!(must(&mut a, "SELECT count(*) FROM u").rows, vec![vec![Value::Int8(1)]]);
+}
+
 /// Goal: a read-write transaction with a deadline fails retryably (40001)
 /// when it reads, or would commit, at or after it; before it, it works;
 /// a lifted deadline binds nothing.

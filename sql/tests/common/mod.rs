@@ -3,7 +3,8 @@
 //! waits out leases, or when the n-th transaction begins (so a test can
 //! act between two batches of a backfill); and it can make the n-th
 //! transaction's commit report an unknown outcome, having committed or
-//! not (what a client sees when the cluster does not answer in time).
+//! not (what a client sees when the cluster does not answer in time); and
+//! it logs every deadline a transaction is given (`deadlines`).
 
 #![allow(dead_code)] // each test file uses some of it
 
@@ -23,6 +24,8 @@ pub struct Watched {
     on_begin: Mutex<(usize, Option<(usize, Hook)>)>,
     /// (the turn whose commit's outcome is unknown, whether it commits)
     unknown_outcome: Mutex<Option<(usize, bool)>>,
+    /// Every `set_deadline` of its transactions, in order.
+    deadlines: std::sync::Arc<Mutex<Vec<Option<Timestamp>>>>,
 }
 
 impl Watched {
@@ -32,6 +35,11 @@ impl Watched {
 
     pub fn clear_modes(&self) {
         self.modes.lock().unwrap().clear();
+    }
+
+    /// The deadlines given to its transactions so far, in order.
+    pub fn deadlines(&self) -> Vec<Option<Timestamp>> {
+        self.deadlines.lock().unwrap().clone()
     }
 
     /// Runs `hook` the next time a schema change waits.
@@ -74,12 +82,10 @@ impl Engine for Watched {
             hook();
         }
         self.modes.lock().unwrap().push(mode);
-        let txn = self.inner.begin(mode)?;
+        let txn = Wrapped { deadlines: Some(self.deadlines.clone()), ..Wrapped::around(self.inner.begin(mode)?) };
         match *self.unknown_outcome.lock().unwrap() {
-            Some((turn, commits)) if turn == count => {
-                Ok(Box::new(Wrapped { unknown_outcome: Some(commits), ..Wrapped::around(txn) }))
-            }
-            _ => Ok(txn),
+            Some((turn, commits)) if turn == count => Ok(Box::new(Wrapped { unknown_outcome: Some(commits), ..txn })),
+            _ => Ok(Box::new(txn)),
         }
     }
 
@@ -111,6 +117,7 @@ pub struct Wrapped {
     pub reads: Option<std::sync::Arc<Mutex<Vec<Read>>>>,
     pub priority: Option<sql::kv::Priority>,
     pub unknown_outcome: Option<bool>,
+    pub deadlines: Option<std::sync::Arc<Mutex<Vec<Option<Timestamp>>>>>,
 }
 
 /// A read a [`Wrapped`] transaction was asked for.
@@ -124,7 +131,7 @@ pub enum Read {
 impl Wrapped {
     /// Passes everything to `inner`.
     pub fn around(inner: Box<dyn Transaction>) -> Wrapped {
-        Wrapped { inner, gets: None, reads: None, priority: None, unknown_outcome: None }
+        Wrapped { inner, gets: None, reads: None, priority: None, unknown_outcome: None, deadlines: None }
     }
 
     fn note(&self, read: Read) {
@@ -177,6 +184,9 @@ impl Transaction for Wrapped {
         self.inner.read_ts()
     }
     fn set_deadline(&mut self, deadline: Option<Timestamp>) -> Result<(), KvError> {
+        if let Some(log) = &self.deadlines {
+            log.lock().unwrap().push(deadline);
+        }
         self.inner.set_deadline(deadline)
     }
     fn priority(&self) -> Option<sql::kv::Priority> {
