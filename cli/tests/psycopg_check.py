@@ -63,6 +63,8 @@ with psycopg.connect(dsn) as conn:
 
     # uuid: Python's UUID as a parameter and a result, in text and in
     # binary (%b sends the parameter binary), and a random key default.
+    # (In the block the reads above began: a CREATE TABLE there once
+    # outlasted their leases' deadline on a busy machine, 40001.)
     cur.execute("CREATE TABLE u (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), v INT)")
     known = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
     cur.execute("INSERT INTO u VALUES (%s, %s)", (known, 1))
@@ -77,6 +79,24 @@ with psycopg.connect(dsn) as conn:
         assert c.fetchone() == (known, 1), binary
         c.execute(f"SELECT v FROM u WHERE id = ANY({one}) ORDER BY v", ([known, made],))
         assert [r[0] for r in c.fetchall()] == [1, 2], binary
+    conn.commit()
+
+    # timestamptz: an aware datetime goes in with its offset and comes
+    # back as the same instant (in UTC, the session's zone), in text and
+    # in binary; now() is one.
+    cur.execute("CREATE TABLE ev (id INT PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now())")
+    paris = datetime.timezone(datetime.timedelta(hours=1))
+    when = datetime.datetime(2026, 12, 2, 3, 4, 5, 678901, tzinfo=paris)
+    cur.execute("INSERT INTO ev VALUES (%s, %s)", (1, when))
+    cur.execute("INSERT INTO ev (id) VALUES (2)")
+    conn.commit()
+    for binary in (False, True):
+        c = conn.cursor(binary=binary)
+        c.execute("SELECT at FROM ev WHERE id = 1")
+        got = c.fetchone()[0]
+        assert got == when and got.utcoffset() == datetime.timedelta(0), (binary, got)
+        c.execute("SELECT at <= now(), at > %s FROM ev WHERE id = 2", (when,))
+        assert c.fetchone() == (True, True), binary
     conn.commit()
 
     # Prepared server-side after the threshold; still the same answers.

@@ -70,7 +70,8 @@
 //!   ascending marker  type            payload
 //!   0x10 / 0x11       bool            none: false / true
 //!   0x12              float           8 bytes: the f64's bits, order-transformed
-//!   0x13              timestamp       8 bytes: the i64, sign bit flipped, big-endian
+//!   0x13              timestamp(tz)   8 bytes: the i64, sign bit flipped, big-endian (one
+//!                                     form for both: they compare by their counts)
 //!   0x14              bytea           the bytes, 0x00 escaped as 0x00 0xff, then 0x00 0x01
 //!   0x15              text            the UTF-8 bytes, escaped and terminated as bytea
 //!   0x17              uuid            16 bytes, as they are (fixed width: no terminator)
@@ -248,7 +249,7 @@ pub fn encode_key_value(out: &mut Vec<u8>, value: &Value, direction: Direction) 
         Value::Float8(v) => encode_key_float(out, *v),
         Value::Text(s) => encode_key_bytes(out, marker::TEXT, s.as_bytes()),
         Value::Bytea(b) => encode_key_bytes(out, marker::BYTES, b),
-        Value::Timestamp(v) => {
+        Value::Timestamp(v) | Value::TimestampTz(v) => {
             out.push(marker::TIMESTAMP);
             out.extend_from_slice(&((*v as u64) ^ SIGN_BIT).to_be_bytes());
         }
@@ -345,8 +346,9 @@ pub fn decode_key_value(input: &mut &[u8], ty: DataType, direction: Direction) -
 
 /// Decodes one value from the front of `input` by its marker alone,
 /// whatever its direction, advancing `input`: what [`pretty_key`] uses.
-/// Ints come back as [`Value::Int8`], floats as [`Value::Float8`] (the
-/// key doesn't record the width the column had).
+/// Ints come back as [`Value::Int8`], floats as [`Value::Float8`] and
+/// timestamptz values as [`Value::Timestamp`] (the key doesn't record the
+/// width or kind the column had).
 pub fn decode_key_value_any(input: &mut &[u8]) -> Result<Value> {
     decode_key_value_with_direction(input).map(|(_, value)| value)
 }
@@ -520,6 +522,7 @@ fn narrow_key_value(value: Value, ty: DataType) -> Result<Value> {
         (DataType::Text, v @ Value::Text(_)) => v,
         (DataType::Bytea, v @ Value::Bytea(_)) => v,
         (DataType::Timestamp, v @ Value::Timestamp(_)) => v,
+        (DataType::TimestampTz, Value::Timestamp(v)) => Value::TimestampTz(v),
         (DataType::Uuid, v @ Value::Uuid(_)) => v,
         (_, found) => {
             let found_type = found.data_type().map_or_else(|| "NULL".to_string(), |t| t.sql_name());
@@ -610,6 +613,7 @@ mod tag {
     pub const ARRAY: u8 = 11;
     /// A uuid: its 16 bytes.
     pub const UUID: u8 = 12;
+    pub const TIMESTAMPTZ: u8 = 13;
 }
 
 /// A row's value: the non-NULL columns, each with its column id.
@@ -641,6 +645,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Text(_) => tag::TEXT,
             Value::Bytea(_) => tag::BYTEA,
             Value::Timestamp(_) => tag::TIMESTAMP,
+            Value::TimestampTz(_) => tag::TIMESTAMPTZ,
             Value::Uuid(_) => tag::UUID,
             Value::Array(..) => tag::ARRAY,
         };
@@ -651,7 +656,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Bool(b) => out.push(u8::from(*b)),
             Value::Int2(v) => write_uvarint(&mut out, zigzag(i64::from(*v))),
             Value::Int4(v) => write_uvarint(&mut out, zigzag(i64::from(*v))),
-            Value::Int8(v) | Value::Timestamp(v) => write_uvarint(&mut out, zigzag(*v)),
+            Value::Int8(v) | Value::Timestamp(v) | Value::TimestampTz(v) => write_uvarint(&mut out, zigzag(*v)),
             Value::Float4(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
             Value::Float8(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
             Value::Text(s) => write_length_prefixed(&mut out, s.as_bytes()),
@@ -707,6 +712,7 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
             }
             tag::INT8 => Value::Int8(unzigzag(read_uvarint(&mut input)?)),
             tag::TIMESTAMP => Value::Timestamp(unzigzag(read_uvarint(&mut input)?)),
+            tag::TIMESTAMPTZ => Value::TimestampTz(unzigzag(read_uvarint(&mut input)?)),
             tag::FLOAT4 => {
                 let mut bits = [0u8; 4];
                 bits.copy_from_slice(take_row_bytes(&mut input, 4, "real")?);
@@ -894,7 +900,13 @@ fn pretty_value(value: &Value) -> String {
             Some(t) => format!("TIMESTAMP '{}'", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f")),
             None => format!("TIMESTAMP {micros}"),
         },
-        Value::Uuid(_) => format!("UUID '{}'", crate::ops::to_text(value).unwrap_or_default()),
+        Value::Uuid(_) | Value::TimestampTz(_) => {
+            format!(
+                "{} '{}'",
+                value.data_type().map(DataType::sql_name).unwrap_or_default().to_uppercase(),
+                crate::ops::to_text(value).unwrap_or_default()
+            )
+        }
         Value::Array(_, items) => format!("ARRAY[{}]", items.iter().map(pretty_value).collect::<Vec<_>>().join(", ")),
     }
 }
@@ -938,6 +950,7 @@ mod tests {
             (Value::Text(a), Value::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
             (Value::Bytea(a), Value::Bytea(b)) => a.cmp(b),
             (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
+            (Value::TimestampTz(a), Value::TimestampTz(b)) => a.cmp(b),
             (Value::Uuid(a), Value::Uuid(b)) => a.cmp(b),
             _ if a.as_i64().is_some() && b.as_i64().is_some() => a.as_i64().cmp(&b.as_i64()),
             _ => {
@@ -1083,6 +1096,7 @@ mod tests {
             DataType::Char(3),
             DataType::Bytea,
             DataType::Timestamp,
+            DataType::TimestampTz,
             DataType::Uuid,
         ])
     }
@@ -1098,6 +1112,7 @@ mod tests {
             DataType::Float8 => interesting_f64().prop_map(Value::Float8).boxed(),
             DataType::Bytea => interesting_bytes().prop_map(Value::Bytea).boxed(),
             DataType::Timestamp => interesting_i64().prop_map(Value::Timestamp).boxed(),
+            DataType::TimestampTz => interesting_i64().prop_map(Value::TimestampTz).boxed(),
             // Edge bytes (0x00, 0xff) often: they are what escapes would trip on.
             DataType::Uuid => {
                 prop::array::uniform16(prop::sample::select(vec![0x00u8, 0x01, 0x7f, 0x80, 0xfe, 0xff, 0x42]))
@@ -1229,6 +1244,8 @@ mod tests {
             let widened = match &value {
                 Value::Int2(_) | Value::Int4(_) => Value::Int8(value.as_i64().expect("an int")),
                 Value::Float4(v) => Value::Float8(f64::from(*v)),
+                // One form for both timestamps: the general one is a timestamp.
+                Value::TimestampTz(v) => Value::Timestamp(*v),
                 v => v.clone(),
             };
             prop_assert!(same_key_value(&general, &widened), "{:?} decoded as {:?}", value, general);

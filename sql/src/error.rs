@@ -24,6 +24,8 @@ pub enum SqlState {
     InvalidDatetimeFormat,
     /// 22008
     DatetimeFieldOverflow,
+    /// 22009
+    InvalidTimeZoneDisplacementValue,
     /// 22012
     DivisionByZero,
     /// 22023
@@ -146,6 +148,7 @@ impl SqlState {
             NumericValueOutOfRange => "22003",
             InvalidDatetimeFormat => "22007",
             DatetimeFieldOverflow => "22008",
+            InvalidTimeZoneDisplacementValue => "22009",
             DivisionByZero => "22012",
             InvalidParameterValue => "22023",
             InvalidRowCountInLimitClause => "2201W",

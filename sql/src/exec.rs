@@ -555,7 +555,7 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
                 }
             }
         }
-        Expr::Now => Value::Timestamp(cx.now_us),
+        Expr::Now => Value::TimestampTz(cx.now_us),
     })
 }
 

@@ -83,6 +83,8 @@ enum Param {
     Bytea,
     /// timestamp (a string literal converts)
     Timestamp,
+    /// timestamptz (a string literal converts)
+    TimestampTz,
 }
 
 impl Param {
@@ -95,6 +97,7 @@ impl Param {
             Param::Float => t.is_numeric(),
             Param::Bytea => t == DataType::Bytea,
             Param::Timestamp => t == DataType::Timestamp,
+            Param::TimestampTz => t == DataType::TimestampTz,
         }
     }
 
@@ -106,6 +109,7 @@ impl Param {
             Param::Float => DataType::Float8,
             Param::Bytea => DataType::Bytea,
             Param::Timestamp => DataType::Timestamp,
+            Param::TimestampTz => DataType::TimestampTz,
         }
     }
 }
@@ -135,7 +139,10 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     // extract(field FROM ts) is date_part(field, ts) (double precision,
     // where PostgreSQL 15's extract gives numeric).
     ("date_part", &[P::Text, P::Timestamp], T::Float8),
+    ("date_part", &[P::Text, P::TimestampTz], T::Float8),
     ("date_trunc", &[P::Text, P::Timestamp], T::Timestamp),
+    // In the session's zone, UTC: the same fields as the timestamp's.
+    ("date_trunc", &[P::Text, P::TimestampTz], T::TimestampTz),
     ("reverse", &[P::Text], T::Text),
     ("btrim", &[P::Text], T::Text),
     ("btrim", &[P::Text, P::Text], T::Text),
@@ -476,7 +483,10 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         "like_escape" => Value::Text(like_escape(text(0)?, text(1)?)?),
         "bitand" | "bitor" | "bitxor" | "shiftleft" | "shiftright" | "bitnot" => bitwise(name, args)?,
         "date_part" => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
-        "date_trunc" => Value::Timestamp(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
+        "date_trunc" => match args.get(1) {
+            Some(Value::TimestampTz(_)) => Value::TimestampTz(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
+            _ => Value::Timestamp(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
+        },
         "reverse" => Value::Text(text(0)?.chars().rev().collect()),
         "btrim" | "trim" | "ltrim" | "rtrim" => {
             let set = if n == 2 { text(1)? } else { " " };
@@ -704,7 +714,8 @@ fn like_escape(pattern: &str, escape: &str) -> Result<String> {
 
 fn timestamp_arg(args: &[Value], i: usize) -> Result<i64> {
     match args.get(i) {
-        Some(Value::Timestamp(us)) => Ok(*us),
+        // A timestamptz's fields in the session's zone, UTC: its count's.
+        Some(Value::Timestamp(us) | Value::TimestampTz(us)) => Ok(*us),
         other => sql_err!(InternalError, "argument {i} is {other:?}, not a timestamp"),
     }
 }

@@ -235,7 +235,10 @@ fn arithmetic_type(l: DataType, r: DataType) -> Option<DataType> {
 
 /// Whether `=`, `<` etc. exist between `l` and `r`.
 fn comparable(l: DataType, r: DataType) -> bool {
-    (l.is_numeric() && r.is_numeric()) || (l.is_string() && r.is_string()) || l.base() == r.base()
+    (l.is_numeric() && r.is_numeric())
+        || (l.is_string() && r.is_string())
+        || (l.is_timestamp() && r.is_timestamp())
+        || l.base() == r.base()
 }
 
 /// The result type of `l op r`, or 42883 (operator does not exist).
@@ -243,7 +246,7 @@ pub fn binary_result_type(op: BinaryOp, l: DataType, r: DataType) -> Result<Data
     let found = match op {
         BinaryOp::Add | BinaryOp::Mul | BinaryOp::Div => arithmetic_type(l, r),
         BinaryOp::Sub => {
-            if l == DataType::Timestamp && r == DataType::Timestamp {
+            if l.is_timestamp() && r.is_timestamp() {
                 return sql_err!(
                     FeatureNotSupported,
                     "timestamp - timestamp gives an interval, and type interval is not supported"
@@ -537,7 +540,9 @@ fn cmp_comparable(l: &Value, r: &Value) -> Option<Ordering> {
         // String's order is bytewise on UTF-8: PostgreSQL's C collation.
         (Value::Text(a), Value::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (Value::Bytea(a), Value::Bytea(b)) => Some(a.cmp(b)),
-        (Value::Timestamp(a), Value::Timestamp(b)) => Some(a.cmp(b)),
+        // A timestamp and a timestamptz compare by their counts (the
+        // session's zone is UTC).
+        (Value::Timestamp(a) | Value::TimestampTz(a), Value::Timestamp(b) | Value::TimestampTz(b)) => Some(a.cmp(b)),
         (Value::Uuid(a), Value::Uuid(b)) => Some(a.cmp(b)),
         (Value::Array(x, a), Value::Array(y, b)) if x == y => Some(array::compare(a, b)),
         _ => Some(cmp_nums(as_num(l)?, as_num(r)?)),
@@ -567,7 +572,7 @@ fn sort_class(v: &Value) -> u8 {
         Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Float4(_) | Value::Float8(_) => 1,
         Value::Text(_) => 2,
         Value::Bytea(_) => 3,
-        Value::Timestamp(_) => 4,
+        Value::Timestamp(_) | Value::TimestampTz(_) => 4,
         Value::Uuid(_) => 5,
         Value::Array(..) => 6,
         Value::Null => 7,
@@ -590,7 +595,7 @@ pub fn sort_cmp(l: &Value, r: &Value) -> Ordering {
 
 /// Whether `from` converts to `to` implicitly (in expressions).
 pub fn can_coerce_implicitly(from: DataType, to: DataType) -> bool {
-    if from.base() == to.base() {
+    if from.base() == to.base() || (from == DataType::Timestamp && to == DataType::TimestampTz) {
         return true;
     }
     match (numeric_rank(from), numeric_rank(to)) {
@@ -613,6 +618,7 @@ pub fn common_type(a: DataType, b: DataType) -> Result<DataType> {
     }
     match (a, b) {
         (DataType::Varchar(_), DataType::Varchar(_)) => Ok(DataType::Varchar(None)),
+        _ if a.is_timestamp() && b.is_timestamp() => Ok(DataType::TimestampTz),
         _ if a.is_string() && b.is_string() => Ok(DataType::Text),
         _ => sql_err!(DatatypeMismatch, "types {} and {} cannot be matched", type_name(a), type_name(b)),
     }
@@ -626,13 +632,17 @@ pub fn can_cast(from: DataType, to: DataType) -> bool {
     from.base() == to.base()
         || (from.is_numeric() && to.is_numeric())
         || matches!((from, to), (DataType::Int4, DataType::Bool) | (DataType::Bool, DataType::Int4))
+        || (from.is_timestamp() && to.is_timestamp())
         || from.is_string()
         || to.is_string()
 }
 
 /// Whether assigning a `from` to a `to` column is allowed at all.
 pub fn can_assign(from: DataType, to: DataType) -> bool {
-    can_coerce_implicitly(from, to) || (from.is_numeric() && to.is_numeric()) || to.is_string()
+    can_coerce_implicitly(from, to)
+        || (from.is_numeric() && to.is_numeric())
+        || (from.is_timestamp() && to.is_timestamp())
+        || to.is_string()
 }
 
 /// An explicit `CAST(v AS to)` / `v::to`.
@@ -680,12 +690,16 @@ pub fn assign(v: &Value, to: DataType) -> Result<Value> {
 }
 
 /// Converts between numbers (range-checked, floats rounded half to even),
-/// between int4 and bool, and to the same type.
+/// between int4 and bool, between timestamp and timestamptz, and to the
+/// same type.
 fn convert(v: &Value, to: DataType) -> Result<Value> {
     if v.data_type().map(DataType::base) == Some(to.base()) {
         return Ok(v.clone());
     }
     match (v, to) {
+        // The session's zone is UTC: the same count either way.
+        (Value::Timestamp(us), DataType::TimestampTz) => Ok(Value::TimestampTz(*us)),
+        (Value::TimestampTz(us), DataType::Timestamp) => Ok(Value::Timestamp(*us)),
         (Value::Bool(b), DataType::Int4) => Ok(Value::Int4(i32::from(*b))),
         (Value::Int4(i), DataType::Bool) => Ok(Value::Bool(*i != 0)),
         (_, DataType::Int2 | DataType::Int4 | DataType::Int8) => match as_num(v) {
@@ -817,6 +831,7 @@ pub fn to_text(v: &Value) -> Option<String> {
             s
         }
         Value::Timestamp(us) => timestamp_text(*us),
+        Value::TimestampTz(us) => timestamptz_text(*us),
         Value::Uuid(bytes) => uuid_text(bytes),
         Value::Array(_, items) => array::to_text(items),
     })
@@ -966,6 +981,19 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
+/// A timestamptz as PostgreSQL prints it in a UTC session: the
+/// timestamp's text with `+00` before any ` BC`.
+fn timestamptz_text(us: i64) -> String {
+    let text = timestamp_text(us);
+    if us == i64::MAX || us == i64::MIN {
+        return text;
+    }
+    match text.strip_suffix(" BC") {
+        Some(ad) => format!("{ad}+00 BC"),
+        None => text + "+00",
+    }
+}
+
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]`, trailing zeros of the fraction trimmed,
 /// ` BC` for years before 1, `infinity`/`-infinity` for the sentinels.
 fn timestamp_text(us: i64) -> String {
@@ -1005,6 +1033,7 @@ pub fn parse_text(s: &str, ty: DataType) -> Result<Value> {
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => fit_string(s.to_string(), ty).map(Value::Text),
         DataType::Bytea => parse_bytea(s).map(Value::Bytea),
         DataType::Timestamp => parse_timestamp(s).map(Value::Timestamp),
+        DataType::TimestampTz => parse_timestamptz(s).map(Value::TimestampTz),
         DataType::Uuid => parse_uuid(s).map(Value::Uuid),
         DataType::Array(element) => array::parse(s, *element),
     }
@@ -1311,6 +1340,13 @@ struct TimestampFields {
     second: i64,
     micros: i64,
     bc: bool,
+    /// The zone's offset east of UTC in seconds, if the input names one
+    /// (`+02`, `-05:30`, `Z`, `UTC`).
+    zone: Option<i64>,
+    /// A zone name SpanDB does not know (only UTC's names are known).
+    unknown_zone: Option<String>,
+    /// An offset beyond PostgreSQL's ±15:59:59.
+    zone_out_of_range: bool,
 }
 
 /// `YYYY-MM-DD[( +|T)HH:MM[:SS[.frac]]]` then any of: a zone (`Z`, a word,
@@ -1319,7 +1355,19 @@ fn timestamp_fields(t: &str) -> Option<TimestampFields> {
     let b = t.as_bytes();
     let mut i = 0;
     let (year, month, day) = date_fields(b, &mut i)?;
-    let mut f = TimestampFields { year, month, day, hour: 0, minute: 0, second: 0, micros: 0, bc: false };
+    let mut f = TimestampFields {
+        year,
+        month,
+        day,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        micros: 0,
+        bc: false,
+        zone: None,
+        unknown_zone: None,
+        zone_out_of_range: false,
+    };
 
     let mut j = i;
     if matches!(b.get(j), Some(b'T' | b't')) {
@@ -1351,25 +1399,42 @@ fn timestamp_fields(t: &str) -> Option<TimestampFields> {
         }
     }
 
-    // The tail: zones (ignored) and the era.
+    // The tail: a zone (`timestamp` ignores it) and the era.
     loop {
         while b.get(i).is_some_and(|c| is_pg_space(char::from(*c))) {
             i += 1;
         }
         let Some(&c) = b.get(i) else { break };
         if c == b'+' || c == b'-' {
+            // `+H`, `+HH`, `+HHMM`, `+HHMMSS`, then `:MM[:SS]`.
             i += 1;
-            read_digits(b, &mut i, 6)?;
-            while expect_byte(b, &mut i, b':').is_some() {
-                read_digits(b, &mut i, 2)?;
+            let start = i;
+            let digits = read_digits(b, &mut i, 6)?;
+            let (mut hours, mut minutes, mut seconds) = match i - start {
+                1 | 2 => (digits, 0, 0),
+                3 | 4 => (digits / 100, digits % 100, 0),
+                _ => (digits / 10_000, digits / 100 % 100, digits % 100),
+            };
+            if expect_byte(b, &mut i, b':').is_some() {
+                minutes = read_digits(b, &mut i, 2)?;
+                if expect_byte(b, &mut i, b':').is_some() {
+                    seconds = read_digits(b, &mut i, 2)?;
+                }
             }
+            f.zone_out_of_range |= hours > 15 || minutes > 59 || seconds > 59;
+            hours = (hours * 60 + minutes) * 60 + seconds;
+            f.zone = Some(if c == b'-' { -hours } else { hours });
         } else if c.is_ascii_alphabetic() {
             let start = i;
             while b.get(i).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'/' || *c == b'_') {
                 i += 1;
             }
-            if t[start..i].eq_ignore_ascii_case("bc") {
-                f.bc = true;
+            let word = t[start..i].to_ascii_lowercase();
+            match word.as_str() {
+                "bc" => f.bc = true,
+                "ad" => {}
+                "z" | "zulu" | "utc" | "gmt" | "ut" | "etc/utc" | "etc/gmt" | "universal" => f.zone = Some(0),
+                _ => f.unknown_zone = Some(t[start..i].to_string()),
             }
         } else {
             return None;
@@ -1378,20 +1443,55 @@ fn timestamp_fields(t: &str) -> Option<TimestampFields> {
     Some(f)
 }
 
+/// A `timestamp`'s text input: the fields as written; a zone is
+/// ignored, as PostgreSQL ignores it.
 fn parse_timestamp(s: &str) -> Result<i64> {
+    timestamp_input(s, "timestamp").map(|(local, _)| local)
+}
+
+/// A `timestamptz`'s text input: the instant, in UTC. Without a zone the
+/// fields are the session's zone's, which is UTC.
+fn parse_timestamptz(s: &str) -> Result<i64> {
+    let (local, zone) = timestamp_input(s, "timestamp with time zone")?;
+    match zone {
+        Zone::Offset(seconds) if local != i64::MIN && local != i64::MAX => {
+            match local.checked_sub(seconds * MICROS_PER_SECOND).filter(|us| *us != i64::MIN && *us != i64::MAX) {
+                Some(us) => Ok(us),
+                None => sql_err!(DatetimeFieldOverflow, "timestamp out of range: \"{s}\""),
+            }
+        }
+        Zone::Unknown(name) => sql_err!(InvalidParameterValue, "time zone \"{name}\" not recognized"),
+        _ => Ok(local),
+    }
+}
+
+/// The zone a timestamp's text names.
+enum Zone {
+    None,
+    /// Seconds east of UTC.
+    Offset(i64),
+    Unknown(String),
+}
+
+/// A timestamp's text: the count its fields spell (as if in UTC), and
+/// the zone it names. `what` names the type in errors.
+fn timestamp_input(s: &str, what: &str) -> Result<(i64, Zone)> {
     let t = trim_pg(s);
     match t.to_ascii_lowercase().as_str() {
-        "epoch" => return Ok(0),
-        "infinity" | "+infinity" => return Ok(i64::MAX),
-        "-infinity" => return Ok(i64::MIN),
+        "epoch" => return Ok((0, Zone::None)),
+        "infinity" | "+infinity" => return Ok((i64::MAX, Zone::None)),
+        "-infinity" => return Ok((i64::MIN, Zone::None)),
         "now" | "today" | "tomorrow" | "yesterday" => {
             return sql_err!(FeatureNotSupported, "timestamp input \"{t}\" is not supported: it depends on the clock")
         }
         _ => {}
     }
     let f = timestamp_fields(t).ok_or_else(|| {
-        Error::new(SqlState::InvalidDatetimeFormat, format!("invalid input syntax for type timestamp: \"{s}\""))
+        Error::new(SqlState::InvalidDatetimeFormat, format!("invalid input syntax for type {what}: \"{s}\""))
     })?;
+    if f.zone_out_of_range {
+        return sql_err!(InvalidTimeZoneDisplacementValue, "time zone displacement out of range: \"{s}\"");
+    }
     let field_overflow =
         || Error::new(SqlState::DatetimeFieldOverflow, format!("date/time field value out of range: \"{s}\""));
     if f.year == 0 || !(1..=12).contains(&f.month) {
@@ -1410,8 +1510,13 @@ fn parse_timestamp(s: &str) -> Result<i64> {
     let days = i128::from(days_from_civil(year, f.month, f.day));
     let secs = i128::from((f.hour * 60 + f.minute) * 60 + f.second);
     let us = days * i128::from(MICROS_PER_DAY) + secs * i128::from(MICROS_PER_SECOND) + i128::from(f.micros);
+    let zone = match (f.zone, f.unknown_zone) {
+        (Some(seconds), _) => Zone::Offset(seconds),
+        (None, Some(name)) => Zone::Unknown(name),
+        (None, None) => Zone::None,
+    };
     match i64::try_from(us) {
-        Ok(us) if us != i64::MIN && us != i64::MAX => Ok(us),
+        Ok(us) if us != i64::MIN && us != i64::MAX => Ok((us, zone)),
         _ => sql_err!(DatetimeFieldOverflow, "timestamp out of range: \"{s}\""),
     }
 }

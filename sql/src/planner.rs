@@ -351,6 +351,7 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
         T::Bytea => DataType::Bytea,
         T::Uuid => DataType::Uuid,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
+        T::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => DataType::TimestampTz,
         T::Array(ast::ArrayElemTypeDef::SquareBracket(element, _)) => {
             let element = data_type(element)?;
             match DataType::array_of(element) {
@@ -370,6 +371,7 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             "float8" => DataType::Float8,
             "bpchar" => DataType::Char(1),
             "uuid" => DataType::Uuid,
+            "timestamptz" => DataType::TimestampTz,
             "serial" | "bigserial" | "smallserial" => {
                 return sql_err!(
                 FeatureNotSupported,
@@ -1972,7 +1974,10 @@ impl<'a> Planner<'a> {
             E::Function(f) => self.bind_function(f, scope, depth),
             E::Extract { field, expr, .. } => {
                 let ts = rec(self, expr)?;
-                let ts = self.coerce_loose(ts, DataType::Timestamp)?;
+                let ts = match ts.ty {
+                    Some(DataType::TimestampTz) => ts.expr,
+                    _ => self.coerce_loose(ts, DataType::Timestamp)?,
+                };
                 let field = Expr::Constant(Value::Text(field.to_string().to_lowercase()));
                 Ok(Bound::typed(Expr::Function("date_part".into(), vec![field, ts]), DataType::Float8))
             }
@@ -2026,7 +2031,13 @@ impl<'a> Planner<'a> {
     fn coerce_loose(&mut self, b: Bound, ty: DataType) -> Result<Expr> {
         let b = self.coerce_literal(b, ty)?;
         match b.ty {
-            Some(t) if t.base() != ty.base() && ops::can_coerce_implicitly(t, ty) => {
+            // timestamptz to timestamp is an assignment cast in
+            // PostgreSQL, not an implicit one; the two convert freely here
+            // (the session's zone is UTC).
+            Some(t)
+                if t.base() != ty.base()
+                    && (ops::can_coerce_implicitly(t, ty) || (t.is_timestamp() && ty.is_timestamp())) =>
+            {
                 Ok(Expr::Cast(Box::new(b.expr), ty))
             }
             Some(t) if t.base() != ty.base() && !(t.is_numeric() && ty.is_numeric()) => {
@@ -2054,6 +2065,11 @@ impl<'a> Planner<'a> {
         match (l.ty, r.ty) {
             (Some(a), Some(b)) if a.base() == b.base() || (a.is_numeric() && b.is_numeric()) => {
                 Ok((l.expr, r.expr, Some(a)))
+            }
+            // Compared by their counts, uncast (so a key column stays a
+            // bare column a scan can be bounded by).
+            (Some(a), Some(b)) if a.is_timestamp() && b.is_timestamp() => {
+                Ok((l.expr, r.expr, Some(DataType::TimestampTz)))
             }
             (Some(a), Some(b)) if ops::can_coerce_implicitly(a, b) => {
                 Ok((Expr::Cast(Box::new(l.expr), b), r.expr, Some(b)))
@@ -2290,7 +2306,8 @@ impl<'a> Planner<'a> {
         }
         if table.is_none() {
             match name {
-                "current_timestamp" | "localtimestamp" => return Ok(Bound::typed(Expr::Now, DataType::Timestamp)),
+                "current_timestamp" => return Ok(now_bound(false)),
+                "localtimestamp" => return Ok(now_bound(true)),
                 _ => {}
             }
         }
@@ -2365,7 +2382,7 @@ impl<'a> Planner<'a> {
                 if !bound.is_empty() {
                     return sql_err!(UndefinedFunction, "function {name} takes no arguments");
                 }
-                Ok(Bound::typed(Expr::Now, DataType::Timestamp))
+                Ok(now_bound(name == "localtimestamp"))
             }
             "coalesce" => {
                 let ty = self.common_of(&bound, "COALESCE")?;
@@ -3119,6 +3136,16 @@ impl<'a> Planner<'a> {
 
 /// A CHAR(n) value used as text loses its padding (PostgreSQL's bpchar
 /// to text conversion).
+/// `now()` and its synonyms: the statement's transaction's start, a
+/// timestamptz; `localtimestamp` the same instant as a timestamp (the
+/// session's zone is UTC).
+fn now_bound(local: bool) -> Bound {
+    match local {
+        false => Bound::typed(Expr::Now, DataType::TimestampTz),
+        true => Bound::typed(Expr::Cast(Box::new(Expr::Now), DataType::Timestamp), DataType::Timestamp),
+    }
+}
+
 fn char_as_text(b: Bound) -> Bound {
     match b.ty {
         Some(DataType::Char(_)) => Bound::typed(Expr::Function("rtrim".into(), vec![b.expr]), DataType::Text),
@@ -3344,6 +3371,7 @@ fn pg_short_name(t: DataType) -> &'static str {
         DataType::Char(_) => "bpchar",
         DataType::Bytea => "bytea",
         DataType::Timestamp => "timestamp",
+        DataType::TimestampTz => "timestamptz",
         DataType::Uuid => "uuid",
         DataType::Array(_) => "array",
     }

@@ -616,6 +616,7 @@ const TYPES: &[TypeRow] = &[
     ty(1042, "bpchar", -1, "S", 1014),
     ty(1043, "varchar", -1, "S", 1015),
     ty(1114, "timestamp", 8, "D", 1115),
+    ty(1184, "timestamptz", 8, "D", 1185),
     ty(2205, "regclass", 4, "N", 2210),
     ty(2950, "uuid", 16, "U", 2951),
     array_ty(1000, "_bool", 16),
@@ -632,6 +633,7 @@ const TYPES: &[TypeRow] = &[
     array_ty(1022, "_float8", 701),
     array_ty(1028, "_oid", 26),
     array_ty(1115, "_timestamp", 1114),
+    array_ty(1185, "_timestamptz", 1184),
     array_ty(2951, "_uuid", 2950),
 ];
 
@@ -658,6 +660,7 @@ pub fn format_type(oid: i64, typmod: Option<i64>) -> Option<String> {
         700 => "real",
         701 => "double precision",
         1114 => "timestamp without time zone",
+        1184 => "timestamp with time zone",
         18 => "\"char\"",
         other => {
             let t = TYPES.iter().find(|t| t.oid == other)?;
@@ -1121,7 +1124,7 @@ fn information_columns(s: &Snapshot) -> Vec<Row> {
                 precision,
                 radix,
                 scale,
-                if ty == DataType::Timestamp { Value::Int4(6) } else { Value::Null },
+                if ty.is_timestamp() { Value::Int4(6) } else { Value::Null },
                 text(DATABASE_NAME),
                 text("pg_catalog"),
                 text(udt),

@@ -13,7 +13,12 @@
 //!
 //! Timestamps are microseconds since the Unix epoch, without time zone, as
 //! PostgreSQL's `timestamp` (which counts from 2000-01-01 internally; the
-//! protocol layer converts).
+//! protocol layer converts). A `timestamptz` is the same count for an
+//! instant in UTC: a session's time zone is always UTC, so text input with
+//! an offset (`+02`, `Z`) is converted to UTC, input without one is UTC,
+//! and output is UTC (`2026-01-02 03:04:05+00`). A `timestamp` and a
+//! `timestamptz` compare by their counts, as PostgreSQL compares them in
+//! a UTC session.
 //!
 //! A `uuid` is its 16 bytes, compared and ordered byte by byte as
 //! PostgreSQL orders them. `gen_random_uuid()` makes version-4 ones, the
@@ -41,6 +46,7 @@ pub enum DataType {
     Char(u32),
     Bytea,
     Timestamp,
+    TimestampTz,
     Uuid,
     /// A one-dimensional array of the element type (never itself an
     /// array): values of queries and parameters, not of columns (CREATE
@@ -51,7 +57,7 @@ pub enum DataType {
 
 /// The element types arrays may have, one static each (so `DataType`
 /// stays `Copy`).
-static ARRAY_ELEMENTS: [DataType; 10] = [
+static ARRAY_ELEMENTS: [DataType; 11] = [
     DataType::Bool,
     DataType::Int2,
     DataType::Int4,
@@ -61,6 +67,7 @@ static ARRAY_ELEMENTS: [DataType; 10] = [
     DataType::Text,
     DataType::Bytea,
     DataType::Timestamp,
+    DataType::TimestampTz,
     DataType::Uuid,
 ];
 
@@ -97,6 +104,7 @@ impl DataType {
                 DataType::Float4 => 1021,
                 DataType::Float8 => 1022,
                 DataType::Timestamp => 1115,
+                DataType::TimestampTz => 1185,
                 DataType::Uuid => 2951,
                 _ => 1009,
             },
@@ -111,6 +119,7 @@ impl DataType {
             DataType::Char(_) => 1042,
             DataType::Varchar(_) => 1043,
             DataType::Timestamp => 1114,
+            DataType::TimestampTz => 1184,
             DataType::Uuid => 2950,
         }
     }
@@ -130,6 +139,7 @@ impl DataType {
             DataType::Char(n) => format!("character({n})"),
             DataType::Bytea => "bytea".into(),
             DataType::Timestamp => "timestamp without time zone".into(),
+            DataType::TimestampTz => "timestamp with time zone".into(),
             DataType::Uuid => "uuid".into(),
             DataType::Array(e) => format!("{}[]", e.sql_name()),
         }
@@ -141,7 +151,7 @@ impl DataType {
             DataType::Bool => 1,
             DataType::Int2 => 2,
             DataType::Int4 | DataType::Float4 => 4,
-            DataType::Int8 | DataType::Float8 | DataType::Timestamp => 8,
+            DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
             DataType::Uuid => 16,
             DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea | DataType::Array(_) => -1,
         }
@@ -157,6 +167,12 @@ impl DataType {
 
     pub fn is_numeric(self) -> bool {
         self.is_integer() || self.is_float()
+    }
+
+    /// `timestamp` or `timestamptz`: counts of microseconds that compare
+    /// with each other.
+    pub fn is_timestamp(self) -> bool {
+        matches!(self, DataType::Timestamp | DataType::TimestampTz)
     }
 
     pub fn is_string(self) -> bool {
@@ -193,6 +209,8 @@ pub enum Value {
     Bytea(Vec<u8>),
     /// Microseconds since 1970-01-01 00:00:00.
     Timestamp(i64),
+    /// Microseconds since 1970-01-01 00:00:00 UTC.
+    TimestampTz(i64),
     Uuid([u8; 16]),
     /// A one-dimensional array: its element type (as [`DataType::Array`]
     /// holds it) and its elements, each NULL or of that type. Indexes
@@ -218,6 +236,7 @@ impl Value {
             Value::Text(_) => DataType::Text,
             Value::Bytea(_) => DataType::Bytea,
             Value::Timestamp(_) => DataType::Timestamp,
+            Value::TimestampTz(_) => DataType::TimestampTz,
             Value::Uuid(_) => DataType::Uuid,
             Value::Array(e, _) => DataType::Array(e),
         })

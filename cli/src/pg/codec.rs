@@ -39,6 +39,7 @@ pub fn pg_type(t: DataType) -> Type {
         DataType::Char(_) => Type::BPCHAR,
         DataType::Bytea => Type::BYTEA,
         DataType::Timestamp => Type::TIMESTAMP,
+        DataType::TimestampTz => Type::TIMESTAMPTZ,
         DataType::Uuid => Type::UUID,
         DataType::Array(_) => Type::from_oid(t.oid()).unwrap_or(Type::TEXT_ARRAY),
     }
@@ -62,6 +63,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::BPCHAR => DataType::Text,
         Type::BYTEA => DataType::Bytea,
         Type::TIMESTAMP => DataType::Timestamp,
+        Type::TIMESTAMPTZ => DataType::TimestampTz,
         Type::UUID => DataType::Uuid,
         Type::UNKNOWN => return Ok(None),
         Type::BOOL_ARRAY => array(DataType::Bool),
@@ -73,6 +75,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY | Type::NAME_ARRAY => array(DataType::Text),
         Type::BYTEA_ARRAY => array(DataType::Bytea),
         Type::TIMESTAMP_ARRAY => array(DataType::Timestamp),
+        Type::TIMESTAMPTZ_ARRAY => array(DataType::TimestampTz),
         Type::UUID_ARRAY => array(DataType::Uuid),
         ref other => {
             return Err(sql::Error::new(
@@ -122,7 +125,7 @@ fn encode_binary(v: &Value, buf: &mut BytesMut) -> bool {
         Value::Float8(f) => buf.put_f64(*f),
         Value::Text(s) => buf.put_slice(s.as_bytes()),
         Value::Bytea(b) => buf.put_slice(b),
-        Value::Timestamp(us) => buf.put_i64(us.saturating_sub(PG_EPOCH_OFFSET_US)),
+        Value::Timestamp(us) | Value::TimestampTz(us) => buf.put_i64(us.saturating_sub(PG_EPOCH_OFFSET_US)),
         Value::Uuid(bytes) => buf.put_slice(bytes),
         Value::Array(element, items) => {
             buf.put_i32(i32::from(!items.is_empty()));
@@ -226,6 +229,10 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: DataType, binary: bool) -> sql::Re
             let pg = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong_size())?);
             Value::Timestamp(pg.checked_add(PG_EPOCH_OFFSET_US).ok_or_else(wrong_size)?)
         }
+        DataType::TimestampTz => {
+            let pg = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong_size())?);
+            Value::TimestampTz(pg.checked_add(PG_EPOCH_OFFSET_US).ok_or_else(wrong_size)?)
+        }
         DataType::Bytea => Value::Bytea(bytes.to_vec()),
         DataType::Uuid => Value::Uuid(fixed(16)?.try_into().map_err(|_| wrong_size())?),
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => {
@@ -275,6 +282,7 @@ mod tests {
             (Value::Text("héllo".into()), DataType::Text),
             (Value::Bytea(vec![0, 255, 10]), DataType::Bytea),
             (Value::Timestamp(1_796_169_559_683_367), DataType::Timestamp),
+            (Value::TimestampTz(1_796_169_559_683_367), DataType::TimestampTz),
             (
                 Value::Uuid([
                     0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11,
