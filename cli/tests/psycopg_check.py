@@ -97,6 +97,10 @@ with psycopg.connect(dsn) as conn:
         assert got == when and got.utcoffset() == datetime.timedelta(0), (binary, got)
         c.execute("SELECT at <= now(), at > %s FROM ev WHERE id = 2", (when,))
         assert c.fetchone() == (True, True), binary
+        # interval: a timedelta parameter, and one back.
+        step = datetime.timedelta(days=1, hours=2, microseconds=5)
+        c.execute("SELECT at + %s, at - %s FROM ev WHERE id = 1", (step, when - step))
+        assert c.fetchone() == (when + step, step), binary
     conn.commit()
 
     # Prepared server-side after the threshold; still the same answers.

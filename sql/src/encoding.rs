@@ -75,6 +75,9 @@
 //!   0x14              bytea           the bytes, 0x00 escaped as 0x00 0xff, then 0x00 0x01
 //!   0x15              text            the UTF-8 bytes, escaped and terminated as bytea
 //!   0x17              uuid            16 bytes, as they are (fixed width: no terminator)
+//!   0x18              interval        16 bytes: its span (30-day months, 24-hour days) in
+//!                                     microseconds, an i128, sign bit flipped; grouping
+//!                                     and sorting only (no key column is an interval)
 //!   0x20..=0x27       int < 0         8..=1 bytes: the low bytes of the two's complement
 //!   0x28..=0x77       int 0..=79      none: the value is the marker minus 0x28
 //!   0x78..=0x7f       int > 79        1..=8 bytes: the value, big-endian
@@ -205,6 +208,9 @@ mod marker {
     pub const TEXT: u8 = 0x15;
     /// A uuid: its 16 bytes.
     pub const UUID: u8 = 0x17;
+    /// An interval's span (grouping and sorting only; never in a stored
+    /// key: no key or index column is an interval).
+    pub const INTERVAL: u8 = 0x18;
     /// An array (grouping and sorting only; never in a stored key): each
     /// element after ARRAY_ELEMENT, then ARRAY_END.
     pub const ARRAY: u8 = 0x16;
@@ -256,6 +262,10 @@ pub fn encode_key_value(out: &mut Vec<u8>, value: &Value, direction: Direction) 
         Value::Uuid(bytes) => {
             out.push(marker::UUID);
             out.extend_from_slice(bytes);
+        }
+        Value::Interval(i) => {
+            out.push(marker::INTERVAL);
+            out.extend_from_slice(&((crate::ops::interval::span(i) as u128) ^ (1 << 127)).to_be_bytes());
         }
         Value::Array(_, items) => {
             out.push(marker::ARRAY);
@@ -397,6 +407,15 @@ fn decode_key_value_general(input: &mut &[u8]) -> Result<(Direction, Value)> {
         }
         marker::BYTES => Value::Bytea(decode_key_bytes(input, flip)?),
         marker::UUID => Value::Uuid(take_key_array(input, flip, "uuid")?),
+        marker::INTERVAL => {
+            // The span only: as days and microseconds.
+            let span = (u128::from_be_bytes(take_key_array(input, flip, "interval")?) ^ (1 << 127)) as i128;
+            let day = 86_400_000_000_i128;
+            match (i32::try_from(span.div_euclid(day)), i64::try_from(span.rem_euclid(day))) {
+                (Ok(days), Ok(micros)) => Value::Interval(crate::types::Interval { months: 0, days, micros }),
+                _ => return sql_err!(InternalError, "corrupt key: an interval's span {span} is out of range"),
+            }
+        }
         marker::TEXT => {
             let bytes = decode_key_bytes(input, flip)?;
             match String::from_utf8(bytes) {
@@ -614,6 +633,8 @@ mod tag {
     /// A uuid: its 16 bytes.
     pub const UUID: u8 = 12;
     pub const TIMESTAMPTZ: u8 = 13;
+    /// An interval: months, days, microseconds, each a zigzag varint.
+    pub const INTERVAL: u8 = 14;
 }
 
 /// A row's value: the non-NULL columns, each with its column id.
@@ -646,6 +667,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Bytea(_) => tag::BYTEA,
             Value::Timestamp(_) => tag::TIMESTAMP,
             Value::TimestampTz(_) => tag::TIMESTAMPTZ,
+            Value::Interval(_) => tag::INTERVAL,
             Value::Uuid(_) => tag::UUID,
             Value::Array(..) => tag::ARRAY,
         };
@@ -662,6 +684,11 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Text(s) => write_length_prefixed(&mut out, s.as_bytes()),
             Value::Bytea(b) => write_length_prefixed(&mut out, b),
             Value::Uuid(bytes) => out.extend_from_slice(bytes),
+            Value::Interval(i) => {
+                write_uvarint(&mut out, zigzag(i64::from(i.months)));
+                write_uvarint(&mut out, zigzag(i64::from(i.days)));
+                write_uvarint(&mut out, zigzag(i.micros));
+            }
             Value::Array(element, items) => {
                 write_uvarint(&mut out, u64::from(element.oid()));
                 write_length_prefixed(&mut out, crate::ops::array::to_text(items).as_bytes());
@@ -713,6 +740,20 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
             tag::INT8 => Value::Int8(unzigzag(read_uvarint(&mut input)?)),
             tag::TIMESTAMP => Value::Timestamp(unzigzag(read_uvarint(&mut input)?)),
             tag::TIMESTAMPTZ => Value::TimestampTz(unzigzag(read_uvarint(&mut input)?)),
+            tag::INTERVAL => {
+                let months = unzigzag(read_uvarint(&mut input)?);
+                let days = unzigzag(read_uvarint(&mut input)?);
+                let micros = unzigzag(read_uvarint(&mut input)?);
+                match (i32::try_from(months), i32::try_from(days)) {
+                    (Ok(months), Ok(days)) => Value::Interval(crate::types::Interval { months, days, micros }),
+                    _ => {
+                        return sql_err!(
+                            InternalError,
+                            "corrupt row value: column {column_id}'s interval is out of range"
+                        )
+                    }
+                }
+            }
             tag::FLOAT4 => {
                 let mut bits = [0u8; 4];
                 bits.copy_from_slice(take_row_bytes(&mut input, 4, "real")?);
@@ -900,7 +941,7 @@ fn pretty_value(value: &Value) -> String {
             Some(t) => format!("TIMESTAMP '{}'", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f")),
             None => format!("TIMESTAMP {micros}"),
         },
-        Value::Uuid(_) | Value::TimestampTz(_) => {
+        Value::Uuid(_) | Value::TimestampTz(_) | Value::Interval(_) => {
             format!(
                 "{} '{}'",
                 value.data_type().map(DataType::sql_name).unwrap_or_default().to_uppercase(),
@@ -1471,6 +1512,9 @@ mod tests {
             key_type().prop_flat_map(value_of),
             any::<u64>().prop_map(|bits| Value::Float8(f64::from_bits(bits))),
             any::<u32>().prop_map(|bits| Value::Float4(f32::from_bits(bits))),
+            // Intervals are row values only (no key column is one).
+            (any::<i32>(), any::<i32>(), interesting_i64())
+                .prop_map(|(months, days, micros)| Value::Interval(crate::types::Interval { months, days, micros })),
         ]
     }
 

@@ -35,7 +35,7 @@ use crate::limits;
 use crate::ops;
 use crate::plan::*;
 use crate::sql_err;
-use crate::types::{DataType, Row, Value};
+use crate::types::{DataType, Interval, Row, Value};
 
 /// What a statement's execution counted (EXPLAIN ANALYZE).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1236,6 +1236,8 @@ enum Acc {
     Count(i64),
     SumInt(Option<i128>),
     SumFloat(Option<f64>),
+    /// sum and avg of intervals: the sum so far, and how many.
+    SumInterval(Option<Interval>, i64),
     Avg {
         sum: f64,
         count: i64,
@@ -1274,6 +1276,7 @@ impl Acc {
         match call.func {
             AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
             AggFunc::Sum if call.data_type == DataType::Int8 => Acc::SumInt(None),
+            AggFunc::Sum | AggFunc::Avg if call.data_type == DataType::Interval => Acc::SumInterval(None, 0),
             AggFunc::Sum => Acc::SumFloat(None),
             AggFunc::Avg => Acc::Avg { sum: 0.0, count: 0 },
             AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
@@ -1315,6 +1318,14 @@ impl Acc {
                 *s = Some(s.unwrap_or(0) + i128::from(x));
             }
             Acc::SumFloat(s) => *s = Some(s.unwrap_or(0.0) + v.as_f64().unwrap_or(0.0)),
+            Acc::SumInterval(s, n) => {
+                let Value::Interval(x) = v else { return Err(internal("sum of a non-interval".into())) };
+                *s = Some(match s {
+                    None => x,
+                    Some(s) => ops::interval::add(s, &x, false)?,
+                });
+                *n += 1;
+            }
             Acc::Avg { sum, count } => {
                 *sum += v.as_f64().ok_or_else(|| internal("avg of a non-number".into()))?;
                 *count += 1;
@@ -1333,10 +1344,13 @@ impl Acc {
                     None => true,
                     Some(cur) => {
                         let o = ops::sort_cmp(&v, cur);
+                        // A tie takes the later value, as PostgreSQL's
+                        // `*_larger`/`*_smaller` do (it shows for values
+                        // equal but written apart: '1 day', '24 hours').
                         if call.func == AggFunc::Min {
-                            o == Ordering::Less
+                            o != Ordering::Greater
                         } else {
-                            o == Ordering::Greater
+                            o != Ordering::Less
                         }
                     }
                 };
@@ -1381,6 +1395,7 @@ impl Acc {
         Ok(match self {
             Acc::Count(n) => Value::Int8(*n),
             Acc::SumInt(None)
+            | Acc::SumInterval(None, _)
             | Acc::SumFloat(None)
             | Acc::MinMax(None)
             | Acc::Bool(None)
@@ -1399,6 +1414,8 @@ impl Acc {
                 DataType::Float4 => Value::Float4(*s as f32),
                 _ => Value::Float8(*s),
             },
+            Acc::SumInterval(Some(s), _) if call.func == AggFunc::Sum => Value::Interval(*s),
+            Acc::SumInterval(Some(s), n) => Value::Interval(ops::interval::divide(s, *n as f64)?),
             Acc::Avg { count: 0, .. } => Value::Null,
             Acc::Avg { sum, count } => Value::Float8(sum / *count as f64),
             Acc::Ordered { rows, inner } => {

@@ -85,6 +85,7 @@ enum Param {
     Timestamp,
     /// timestamptz (a string literal converts)
     TimestampTz,
+    Interval,
 }
 
 impl Param {
@@ -98,6 +99,7 @@ impl Param {
             Param::Bytea => t == DataType::Bytea,
             Param::Timestamp => t == DataType::Timestamp,
             Param::TimestampTz => t == DataType::TimestampTz,
+            Param::Interval => t == DataType::Interval,
         }
     }
 
@@ -110,6 +112,7 @@ impl Param {
             Param::Bytea => DataType::Bytea,
             Param::Timestamp => DataType::Timestamp,
             Param::TimestampTz => DataType::TimestampTz,
+            Param::Interval => DataType::Interval,
         }
     }
 }
@@ -140,6 +143,7 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     // where PostgreSQL 15's extract gives numeric).
     ("date_part", &[P::Text, P::Timestamp], T::Float8),
     ("date_part", &[P::Text, P::TimestampTz], T::Float8),
+    ("date_part", &[P::Text, P::Interval], T::Float8),
     ("date_trunc", &[P::Text, P::Timestamp], T::Timestamp),
     // In the session's zone, UTC: the same fields as the timestamp's.
     ("date_trunc", &[P::Text, P::TimestampTz], T::TimestampTz),
@@ -482,7 +486,13 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         "initcap" => Value::Text(initcap(text(0)?)),
         "like_escape" => Value::Text(like_escape(text(0)?, text(1)?)?),
         "bitand" | "bitor" | "bitxor" | "shiftleft" | "shiftright" | "bitnot" => bitwise(name, args)?,
-        "date_part" => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
+        "date_part" => match args.get(1) {
+            Some(Value::Interval(i)) => {
+                let field = text(0)?.to_ascii_lowercase();
+                Value::Float8(crate::ops::interval::part(&field, i)?)
+            }
+            _ => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
+        },
         "date_trunc" => match args.get(1) {
             Some(Value::TimestampTz(_)) => Value::TimestampTz(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
             _ => Value::Timestamp(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),

@@ -89,4 +89,4 @@ pub mod write;
 pub use error::{Error, Result, SqlState};
 pub use session::{Prepared, Session, TxnStatus};
 pub use sink::{Collected, Sink};
-pub use types::{DataType, Row, Value};
+pub use types::{DataType, Interval, Row, Value};

@@ -74,6 +74,7 @@
 //!   `numeric`, which we do not have).
 
 pub mod array;
+pub mod interval;
 
 use std::cmp::Ordering;
 
@@ -241,19 +242,63 @@ fn comparable(l: DataType, r: DataType) -> bool {
         || l.base() == r.base()
 }
 
+/// The result type of date/time arithmetic `l op r`, if it is that:
+/// timestamp ± interval, interval + timestamp, timestamp - timestamp,
+/// interval ± interval, interval × number, number × interval, interval ÷
+/// number.
+pub fn temporal_result_type(op: BinaryOp, l: DataType, r: DataType) -> Option<DataType> {
+    use DataType::Interval;
+    match (op, l, r) {
+        (BinaryOp::Add | BinaryOp::Sub, t, Interval) if t.is_timestamp() => Some(t),
+        (BinaryOp::Add, Interval, t) if t.is_timestamp() => Some(t),
+        (BinaryOp::Sub, a, b) if a.is_timestamp() && b.is_timestamp() => Some(Interval),
+        (BinaryOp::Add | BinaryOp::Sub, Interval, Interval) => Some(Interval),
+        (BinaryOp::Mul, Interval, n) | (BinaryOp::Mul, n, Interval) if n.is_numeric() => Some(Interval),
+        (BinaryOp::Div, Interval, n) if n.is_numeric() => Some(Interval),
+        _ => None,
+    }
+}
+
+/// Date/time arithmetic (the cases of [`temporal_result_type`]).
+fn temporal_arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
+    use interval::{add, add_to_timestamp, between, divide, multiply, negate};
+    let shifted = |us: i64, i: &crate::types::Interval, tz: bool| -> Result<Value> {
+        match add_to_timestamp(us, i) {
+            Some(us) if tz => Ok(Value::TimestampTz(us)),
+            Some(us) => Ok(Value::Timestamp(us)),
+            None => sql_err!(DatetimeFieldOverflow, "timestamp out of range"),
+        }
+    };
+    let factor = |v: &Value| v.as_f64().ok_or_else(|| internal("number expected"));
+    match (op, l, r) {
+        (BinaryOp::Add, Value::Timestamp(us), Value::Interval(i))
+        | (BinaryOp::Add, Value::Interval(i), Value::Timestamp(us)) => shifted(*us, i, false),
+        (BinaryOp::Add, Value::TimestampTz(us), Value::Interval(i))
+        | (BinaryOp::Add, Value::Interval(i), Value::TimestampTz(us)) => shifted(*us, i, true),
+        (BinaryOp::Sub, Value::Timestamp(us), Value::Interval(i)) => shifted(*us, &negate(i)?, false),
+        (BinaryOp::Sub, Value::TimestampTz(us), Value::Interval(i)) => shifted(*us, &negate(i)?, true),
+        (BinaryOp::Sub, Value::Timestamp(a) | Value::TimestampTz(a), Value::Timestamp(b) | Value::TimestampTz(b)) => {
+            between(*a, *b).map(Value::Interval)
+        }
+        (BinaryOp::Add | BinaryOp::Sub, Value::Interval(a), Value::Interval(b)) => {
+            add(a, b, op == BinaryOp::Sub).map(Value::Interval)
+        }
+        (BinaryOp::Mul, Value::Interval(i), n) | (BinaryOp::Mul, n, Value::Interval(i)) => {
+            multiply(i, factor(n)?).map(Value::Interval)
+        }
+        (BinaryOp::Div, Value::Interval(i), n) => divide(i, factor(n)?).map(Value::Interval),
+        _ => Err(internal("date/time arithmetic on other values")),
+    }
+}
+
 /// The result type of `l op r`, or 42883 (operator does not exist).
 pub fn binary_result_type(op: BinaryOp, l: DataType, r: DataType) -> Result<DataType> {
+    if let Some(t) = temporal_result_type(op, l, r) {
+        return Ok(t);
+    }
     let found = match op {
         BinaryOp::Add | BinaryOp::Mul | BinaryOp::Div => arithmetic_type(l, r),
-        BinaryOp::Sub => {
-            if l.is_timestamp() && r.is_timestamp() {
-                return sql_err!(
-                    FeatureNotSupported,
-                    "timestamp - timestamp gives an interval, and type interval is not supported"
-                );
-            }
-            arithmetic_type(l, r)
-        }
+        BinaryOp::Sub => arithmetic_type(l, r),
         BinaryOp::Mod => {
             if l.is_integer() && r.is_integer() {
                 Some(wider(l, r))
@@ -298,6 +343,9 @@ pub fn binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             },
         };
         return Ok(Value::Bool(b));
+    }
+    if temporal_result_type(op, lt, rt).is_some() {
+        return temporal_arithmetic(op, l, r);
     }
     let ty = binary_result_type(op, lt, rt)?;
     match ty {
@@ -442,7 +490,7 @@ float_arithmetic!(float4_arithmetic, f32);
 float_arithmetic!(float8_arithmetic, f64);
 
 pub fn unary_result_type(op: UnaryOp, t: DataType) -> Result<DataType> {
-    if t.is_numeric() {
+    if t.is_numeric() || t == DataType::Interval {
         Ok(t)
     } else {
         sql_err!(UndefinedFunction, "operator does not exist: {} {}", op.symbol(), type_name(t))
@@ -463,6 +511,7 @@ pub fn unary(op: UnaryOp, v: &Value) -> Result<Value> {
         Value::Int8(i) => i.checked_neg().map(Value::Int8).ok_or_else(|| int_out_of_range(t)),
         Value::Float4(f) => Ok(Value::Float4(-f)),
         Value::Float8(f) => Ok(Value::Float8(-f)),
+        Value::Interval(ref i) => interval::negate(i).map(Value::Interval),
         _ => Err(internal("number expected")),
     }
 }
@@ -544,6 +593,7 @@ fn cmp_comparable(l: &Value, r: &Value) -> Option<Ordering> {
         // session's zone is UTC).
         (Value::Timestamp(a) | Value::TimestampTz(a), Value::Timestamp(b) | Value::TimestampTz(b)) => Some(a.cmp(b)),
         (Value::Uuid(a), Value::Uuid(b)) => Some(a.cmp(b)),
+        (Value::Interval(a), Value::Interval(b)) => Some(interval::compare(a, b)),
         (Value::Array(x, a), Value::Array(y, b)) if x == y => Some(array::compare(a, b)),
         _ => Some(cmp_nums(as_num(l)?, as_num(r)?)),
     }
@@ -574,8 +624,9 @@ fn sort_class(v: &Value) -> u8 {
         Value::Bytea(_) => 3,
         Value::Timestamp(_) | Value::TimestampTz(_) => 4,
         Value::Uuid(_) => 5,
-        Value::Array(..) => 6,
-        Value::Null => 7,
+        Value::Interval(_) => 6,
+        Value::Array(..) => 7,
+        Value::Null => 8,
     }
 }
 
@@ -833,6 +884,7 @@ pub fn to_text(v: &Value) -> Option<String> {
         Value::Timestamp(us) => timestamp_text(*us),
         Value::TimestampTz(us) => timestamptz_text(*us),
         Value::Uuid(bytes) => uuid_text(bytes),
+        Value::Interval(i) => interval::to_text(i),
         Value::Array(_, items) => array::to_text(items),
     })
 }
@@ -1035,6 +1087,7 @@ pub fn parse_text(s: &str, ty: DataType) -> Result<Value> {
         DataType::Timestamp => parse_timestamp(s).map(Value::Timestamp),
         DataType::TimestampTz => parse_timestamptz(s).map(Value::TimestampTz),
         DataType::Uuid => parse_uuid(s).map(Value::Uuid),
+        DataType::Interval => interval::parse(s).map(Value::Interval),
         DataType::Array(element) => array::parse(s, *element),
     }
 }
@@ -1710,7 +1763,12 @@ mod tests {
             (Concat, V::Text("a".into()), V::Null, ok(V::Null)),
             (Concat, V::Bytea(vec![1]), V::Bytea(vec![2]), ok(V::Bytea(vec![1, 2]))),
             (Concat, V::Int4(1), V::Int4(2), Err("42883")),
-            (Sub, V::Timestamp(0), V::Timestamp(0), Err("0A000")),
+            (
+                Sub,
+                V::Timestamp(86_400_000_001),
+                V::Timestamp(0),
+                ok(V::Interval(crate::types::Interval { months: 0, days: 1, micros: 1 })),
+            ),
             (Eq, V::Int2(1), V::Float8(1.0), ok(V::Bool(true))),
             (Lt, V::Int8(9_007_199_254_740_993), V::Float8(9_007_199_254_740_992.0), ok(V::Bool(false))),
             (Gt, V::Int8(9_007_199_254_740_993), V::Float8(9_007_199_254_740_992.0), ok(V::Bool(true))),

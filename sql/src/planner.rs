@@ -350,6 +350,7 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
         T::Char(l) | T::Character(l) => DataType::Char(length(l)?.unwrap_or(1)),
         T::Bytea => DataType::Bytea,
         T::Uuid => DataType::Uuid,
+        T::Interval { .. } => DataType::Interval,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
         T::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => DataType::TimestampTz,
         T::Array(ast::ArrayElemTypeDef::SquareBracket(element, _)) => {
@@ -1198,12 +1199,14 @@ impl<'a> Planner<'a> {
             "count" => (AggFunc::Count, DataType::Int8),
             "sum" => match ty {
                 DataType::Int2 | DataType::Int4 | DataType::Int8 => (AggFunc::Sum, DataType::Int8),
+                DataType::Interval => (AggFunc::Sum, DataType::Interval),
                 DataType::Float4 => (AggFunc::Sum, DataType::Float4),
                 DataType::Float8 => (AggFunc::Sum, DataType::Float8),
                 t => return sql_err!(UndefinedFunction, "function sum({t}) does not exist"),
             },
             "avg" => match ty {
                 t if t.is_numeric() => (AggFunc::Avg, DataType::Float8),
+                DataType::Interval => (AggFunc::Avg, DataType::Interval),
                 t => return sql_err!(UndefinedFunction, "function avg({t}) does not exist"),
             },
             "min" | "max" => {
@@ -1706,6 +1709,26 @@ impl<'a> Planner<'a> {
                     other => sql_err!(UndefinedObject, "collation \"{other}\" for encoding \"UTF8\" does not exist"),
                 }
             }
+            // `INTERVAL '1 day'`, `INTERVAL '3' HOUR` (the unit applies to
+            // a bare number).
+            E::Interval(iv) => {
+                let text = match iv.value.as_ref() {
+                    E::Value(v) => match &v.value {
+                        ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => s.clone(),
+                        ast::Value::Number(n, _) => n.clone(),
+                        other => return sql_err!(SyntaxError, "expected a string after INTERVAL, got {other}"),
+                    },
+                    other => {
+                        return sql_err!(FeatureNotSupported, "INTERVAL of an expression is not supported: {other}")
+                    }
+                };
+                let text = match (&iv.leading_field, &iv.last_field) {
+                    (None, None) => text,
+                    (Some(unit), None) if text.trim().parse::<f64>().is_ok() => format!("{text} {unit}"),
+                    _ => return sql_err!(FeatureNotSupported, "INTERVAL with field qualifiers is not supported: {e}"),
+                };
+                Ok(Bound::typed(Expr::Constant(ops::parse_text(&text, DataType::Interval)?), DataType::Interval))
+            }
             E::TypedString(ts) => {
                 let ty = data_type(&ts.data_type)?;
                 let text = match &ts.value.value {
@@ -1975,7 +1998,7 @@ impl<'a> Planner<'a> {
             E::Extract { field, expr, .. } => {
                 let ts = rec(self, expr)?;
                 let ts = match ts.ty {
-                    Some(DataType::TimestampTz) => ts.expr,
+                    Some(DataType::TimestampTz | DataType::Interval) => ts.expr,
                     _ => self.coerce_loose(ts, DataType::Timestamp)?,
                 };
                 let field = Expr::Constant(Value::Text(field.to_string().to_lowercase()));
@@ -2221,6 +2244,9 @@ impl<'a> Planner<'a> {
             (true, _, _) => (char_as_text(l), char_as_text(r)),
             (false, _, _) => (l, r),
         };
+        if let Some(bound) = self.bind_temporal_arithmetic(bop, &l, &r)? {
+            return Ok(bound);
+        }
         let (le, re, _) = self.unify(l.clone(), r.clone(), &op.to_string())?;
         // The operand types after unification.
         let lt = type_after(&l, &le, &r);
@@ -2238,6 +2264,37 @@ impl<'a> Planner<'a> {
             (None, None) => ops::binary_result_type(bop, DataType::Int4, DataType::Int4)?,
         };
         Ok(Bound::typed(Expr::Binary(bop, Box::new(le), Box::new(re)), ty))
+    }
+
+    /// Date/time arithmetic (`ts + interval`, `interval * 2`, ...): the
+    /// operands keep their own types. An untyped literal takes the type
+    /// PostgreSQL resolves it to: an interval beside `+` and a timestamp,
+    /// or beside `±` and an interval; a number beside `×`/`÷` and an
+    /// interval. (`ts - 'literal'` is `ts - ts`, as in PostgreSQL, and
+    /// binds by unification.) `None`: not date/time arithmetic.
+    fn bind_temporal_arithmetic(&mut self, op: BinaryOp, l: &Bound, r: &Bound) -> Result<Option<Bound>> {
+        use DataType::Interval;
+        if op.is_comparison() || op == BinaryOp::Concat {
+            return Ok(None);
+        }
+        let literal_type = |this: &Bound, other: Option<DataType>| match (this.ty, this.literal.is_some(), other) {
+            (None, true, Some(t)) if t.is_timestamp() && op == BinaryOp::Add => Some(Interval),
+            (None, true, Some(Interval)) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => Some(Interval),
+            (None, true, Some(Interval)) if matches!(op, BinaryOp::Mul | BinaryOp::Div) => Some(DataType::Float8),
+            _ => None,
+        };
+        let (lt, rt) = (literal_type(l, r.ty), literal_type(r, l.ty));
+        let l = match lt {
+            Some(t) => self.coerce_literal(l.clone(), t)?,
+            None => l.clone(),
+        };
+        let r = match rt {
+            Some(t) => self.coerce_literal(r.clone(), t)?,
+            None => r.clone(),
+        };
+        let (Some(a), Some(b)) = (l.ty, r.ty) else { return Ok(None) };
+        Ok(ops::temporal_result_type(op, a, b)
+            .map(|ty| Bound::typed(Expr::Binary(op, Box::new(l.expr), Box::new(r.expr)), ty)))
     }
 
     fn bind_value(&mut self, v: &ast::Value) -> Result<Bound> {
@@ -3209,6 +3266,14 @@ pub fn resolve_index_columns(table: &TableDesc, cols: &[(String, Direction)]) ->
         if out.iter().any(|(id, _)| *id == col.id) {
             return sql_err!(DuplicateColumn, "column \"{name}\" appears twice in the key");
         }
+        // A key holds an interval's span only ('1 day' and '24 hours'
+        // are one key), which could not give the value back.
+        if col.data_type == DataType::Interval {
+            return sql_err!(
+                FeatureNotSupported,
+                "column \"{name}\" is an interval, which cannot be in a key or an index"
+            );
+        }
         out.push((col.id, *dir));
     }
     if out.is_empty() {
@@ -3372,6 +3437,7 @@ fn pg_short_name(t: DataType) -> &'static str {
         DataType::Bytea => "bytea",
         DataType::Timestamp => "timestamp",
         DataType::TimestampTz => "timestamptz",
+        DataType::Interval => "interval",
         DataType::Uuid => "uuid",
         DataType::Array(_) => "array",
     }

@@ -617,6 +617,7 @@ const TYPES: &[TypeRow] = &[
     ty(1043, "varchar", -1, "S", 1015),
     ty(1114, "timestamp", 8, "D", 1115),
     ty(1184, "timestamptz", 8, "D", 1185),
+    ty(1186, "interval", 16, "T", 1187),
     ty(2205, "regclass", 4, "N", 2210),
     ty(2950, "uuid", 16, "U", 2951),
     array_ty(1000, "_bool", 16),
@@ -634,6 +635,7 @@ const TYPES: &[TypeRow] = &[
     array_ty(1028, "_oid", 26),
     array_ty(1115, "_timestamp", 1114),
     array_ty(1185, "_timestamptz", 1184),
+    array_ty(1187, "_interval", 1186),
     array_ty(2951, "_uuid", 2950),
 ];
 

@@ -47,6 +47,8 @@ pub enum DataType {
     Bytea,
     Timestamp,
     TimestampTz,
+    /// Months, days and microseconds ([`Interval`]).
+    Interval,
     Uuid,
     /// A one-dimensional array of the element type (never itself an
     /// array): values of queries and parameters, not of columns (CREATE
@@ -57,7 +59,7 @@ pub enum DataType {
 
 /// The element types arrays may have, one static each (so `DataType`
 /// stays `Copy`).
-static ARRAY_ELEMENTS: [DataType; 11] = [
+static ARRAY_ELEMENTS: [DataType; 12] = [
     DataType::Bool,
     DataType::Int2,
     DataType::Int4,
@@ -68,6 +70,7 @@ static ARRAY_ELEMENTS: [DataType; 11] = [
     DataType::Bytea,
     DataType::Timestamp,
     DataType::TimestampTz,
+    DataType::Interval,
     DataType::Uuid,
 ];
 
@@ -105,6 +108,7 @@ impl DataType {
                 DataType::Float8 => 1022,
                 DataType::Timestamp => 1115,
                 DataType::TimestampTz => 1185,
+                DataType::Interval => 1187,
                 DataType::Uuid => 2951,
                 _ => 1009,
             },
@@ -120,6 +124,7 @@ impl DataType {
             DataType::Varchar(_) => 1043,
             DataType::Timestamp => 1114,
             DataType::TimestampTz => 1184,
+            DataType::Interval => 1186,
             DataType::Uuid => 2950,
         }
     }
@@ -140,6 +145,7 @@ impl DataType {
             DataType::Bytea => "bytea".into(),
             DataType::Timestamp => "timestamp without time zone".into(),
             DataType::TimestampTz => "timestamp with time zone".into(),
+            DataType::Interval => "interval".into(),
             DataType::Uuid => "uuid".into(),
             DataType::Array(e) => format!("{}[]", e.sql_name()),
         }
@@ -152,7 +158,7 @@ impl DataType {
             DataType::Int2 => 2,
             DataType::Int4 | DataType::Float4 => 4,
             DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
-            DataType::Uuid => 16,
+            DataType::Uuid | DataType::Interval => 16,
             DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea | DataType::Array(_) => -1,
         }
     }
@@ -211,6 +217,7 @@ pub enum Value {
     Timestamp(i64),
     /// Microseconds since 1970-01-01 00:00:00 UTC.
     TimestampTz(i64),
+    Interval(Interval),
     Uuid([u8; 16]),
     /// A one-dimensional array: its element type (as [`DataType::Array`]
     /// holds it) and its elements, each NULL or of that type. Indexes
@@ -237,6 +244,7 @@ impl Value {
             Value::Bytea(_) => DataType::Bytea,
             Value::Timestamp(_) => DataType::Timestamp,
             Value::TimestampTz(_) => DataType::TimestampTz,
+            Value::Interval(_) => DataType::Interval,
             Value::Uuid(_) => DataType::Uuid,
             Value::Array(e, _) => DataType::Array(e),
         })
@@ -270,6 +278,15 @@ impl Value {
             v => crate::sql_err!(DatatypeMismatch, "argument must be type boolean, not {v:?}"),
         }
     }
+}
+
+/// An interval, as PostgreSQL keeps one: months, days and microseconds,
+/// each with its own sign (`crate::ops::interval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    pub months: i32,
+    pub days: i32,
+    pub micros: i64,
 }
 
 /// A row of values, in column order.

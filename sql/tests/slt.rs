@@ -79,4 +79,18 @@ macro_rules! slt {
     };
 }
 
-slt!(select, join, aggregate, subquery, setop, dml, types, ddl, index, cte_view, window, window_random);
+slt!(
+    select,
+    join,
+    aggregate,
+    subquery,
+    setop,
+    dml,
+    types,
+    ddl,
+    index,
+    cte_view,
+    window,
+    window_random,
+    interval_random
+);

@@ -40,6 +40,7 @@ pub fn pg_type(t: DataType) -> Type {
         DataType::Bytea => Type::BYTEA,
         DataType::Timestamp => Type::TIMESTAMP,
         DataType::TimestampTz => Type::TIMESTAMPTZ,
+        DataType::Interval => Type::INTERVAL,
         DataType::Uuid => Type::UUID,
         DataType::Array(_) => Type::from_oid(t.oid()).unwrap_or(Type::TEXT_ARRAY),
     }
@@ -64,6 +65,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::BYTEA => DataType::Bytea,
         Type::TIMESTAMP => DataType::Timestamp,
         Type::TIMESTAMPTZ => DataType::TimestampTz,
+        Type::INTERVAL => DataType::Interval,
         Type::UUID => DataType::Uuid,
         Type::UNKNOWN => return Ok(None),
         Type::BOOL_ARRAY => array(DataType::Bool),
@@ -76,6 +78,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::BYTEA_ARRAY => array(DataType::Bytea),
         Type::TIMESTAMP_ARRAY => array(DataType::Timestamp),
         Type::TIMESTAMPTZ_ARRAY => array(DataType::TimestampTz),
+        Type::INTERVAL_ARRAY => array(DataType::Interval),
         Type::UUID_ARRAY => array(DataType::Uuid),
         ref other => {
             return Err(sql::Error::new(
@@ -127,6 +130,12 @@ fn encode_binary(v: &Value, buf: &mut BytesMut) -> bool {
         Value::Bytea(b) => buf.put_slice(b),
         Value::Timestamp(us) | Value::TimestampTz(us) => buf.put_i64(us.saturating_sub(PG_EPOCH_OFFSET_US)),
         Value::Uuid(bytes) => buf.put_slice(bytes),
+        // PostgreSQL's binary interval: microseconds, days, months.
+        Value::Interval(i) => {
+            buf.put_i64(i.micros);
+            buf.put_i32(i.days);
+            buf.put_i32(i.months);
+        }
         Value::Array(element, items) => {
             buf.put_i32(i32::from(!items.is_empty()));
             buf.put_i32(i32::from(items.iter().any(Value::is_null)));
@@ -235,6 +244,15 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: DataType, binary: bool) -> sql::Re
         }
         DataType::Bytea => Value::Bytea(bytes.to_vec()),
         DataType::Uuid => Value::Uuid(fixed(16)?.try_into().map_err(|_| wrong_size())?),
+        DataType::Interval => {
+            let b = fixed(16)?;
+            let word = |at: usize, n: usize| b[at..at + n].iter().fold(0u64, |acc, x| acc << 8 | u64::from(*x));
+            Value::Interval(sql::Interval {
+                micros: word(0, 8) as i64,
+                days: word(8, 4) as u32 as i32,
+                months: word(12, 4) as u32 as i32,
+            })
+        }
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => {
             let text = std::str::from_utf8(bytes).map_err(|_| {
                 sql::Error::new(sql::SqlState::InvalidTextRepresentation, "parameter is not valid UTF-8")
@@ -283,6 +301,7 @@ mod tests {
             (Value::Bytea(vec![0, 255, 10]), DataType::Bytea),
             (Value::Timestamp(1_796_169_559_683_367), DataType::Timestamp),
             (Value::TimestampTz(1_796_169_559_683_367), DataType::TimestampTz),
+            (Value::Interval(sql::Interval { months: -14, days: 3, micros: 14_706_500_000 }), DataType::Interval),
             (
                 Value::Uuid([
                     0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11,
