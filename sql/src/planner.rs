@@ -18,7 +18,7 @@
 //! bound over those (an expression equal to a GROUP BY expression, or an
 //! aggregate call, is a column; a bare column that is neither is 42803).
 //!
-//! Window functions (`rank() OVER (...)`, [`window`]) come after
+//! Window functions (`rank() OVER (...)`, `planner/window.rs`) come after
 //! aggregation: their arguments, PARTITION BY and ORDER BY bind as the
 //! select list does, and each call becomes a column of a Window node
 //! that the select list and ORDER BY then read.
