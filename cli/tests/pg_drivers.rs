@@ -333,7 +333,7 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
 /// serialization failure (a wounded transaction) retried by the script,
 /// uuid parameters and results (and a `gen_random_uuid()` key default),
 /// timestamptz ones (an aware datetime back as the same instant), interval
-/// ones (a timedelta),
+/// ones (a timedelta), date ones,
 /// pipeline mode, several statements in one query, and its TypeInfo
 /// catalog lookup. The script is `psycopg_check.py` beside this file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,6 +101,10 @@ with psycopg.connect(dsn) as conn:
         step = datetime.timedelta(days=1, hours=2, microseconds=5)
         c.execute("SELECT at + %s, at - %s FROM ev WHERE id = 1", (step, when - step))
         assert c.fetchone() == (when + step, step), binary
+        # date: a date parameter, and a timestamptz's day (in UTC).
+        day = datetime.date(2026, 12, 2)
+        c.execute("SELECT %s + 1, at::date FROM ev WHERE id = 1", (day,))
+        assert c.fetchone() == (day + datetime.timedelta(days=1), when.astimezone(datetime.timezone.utc).date()), binary
     conn.commit()
 
     # Prepared server-side after the threshold; still the same answers.

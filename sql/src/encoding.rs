@@ -70,8 +70,9 @@
 //!   ascending marker  type            payload
 //!   0x10 / 0x11       bool            none: false / true
 //!   0x12              float           8 bytes: the f64's bits, order-transformed
-//!   0x13              timestamp(tz)   8 bytes: the i64, sign bit flipped, big-endian (one
-//!                                     form for both: they compare by their counts)
+//!   0x13              timestamp(tz),  8 bytes: the i64, sign bit flipped, big-endian (one
+//!                     date            form for all three: they compare by their counts,
+//!                                     a date as its midnight's)
 //!   0x14              bytea           the bytes, 0x00 escaped as 0x00 0xff, then 0x00 0x01
 //!   0x15              text            the UTF-8 bytes, escaped and terminated as bytea
 //!   0x17              uuid            16 bytes, as they are (fixed width: no terminator)
@@ -255,9 +256,10 @@ pub fn encode_key_value(out: &mut Vec<u8>, value: &Value, direction: Direction) 
         Value::Float8(v) => encode_key_float(out, *v),
         Value::Text(s) => encode_key_bytes(out, marker::TEXT, s.as_bytes()),
         Value::Bytea(b) => encode_key_bytes(out, marker::BYTES, b),
-        Value::Timestamp(v) | Value::TimestampTz(v) => {
+        Value::Timestamp(_) | Value::TimestampTz(_) | Value::Date(_) => {
+            let v = value.as_micros().unwrap_or_default();
             out.push(marker::TIMESTAMP);
-            out.extend_from_slice(&((*v as u64) ^ SIGN_BIT).to_be_bytes());
+            out.extend_from_slice(&((v as u64) ^ SIGN_BIT).to_be_bytes());
         }
         Value::Uuid(bytes) => {
             out.push(marker::UUID);
@@ -357,7 +359,7 @@ pub fn decode_key_value(input: &mut &[u8], ty: DataType, direction: Direction) -
 /// Decodes one value from the front of `input` by its marker alone,
 /// whatever its direction, advancing `input`: what [`pretty_key`] uses.
 /// Ints come back as [`Value::Int8`], floats as [`Value::Float8`] and
-/// timestamptz values as [`Value::Timestamp`] (the key doesn't record the
+/// timestamptz and date values as [`Value::Timestamp`] (the key doesn't record the
 /// width or kind the column had).
 pub fn decode_key_value_any(input: &mut &[u8]) -> Result<Value> {
     decode_key_value_with_direction(input).map(|(_, value)| value)
@@ -542,6 +544,14 @@ fn narrow_key_value(value: Value, ty: DataType) -> Result<Value> {
         (DataType::Bytea, v @ Value::Bytea(_)) => v,
         (DataType::Timestamp, v @ Value::Timestamp(_)) => v,
         (DataType::TimestampTz, Value::Timestamp(v)) => Value::TimestampTz(v),
+        (DataType::Date, Value::Timestamp(v)) => match v {
+            i64::MAX => Value::Date(i32::MAX),
+            i64::MIN => Value::Date(i32::MIN),
+            v => match i32::try_from(v / 86_400_000_000) {
+                Ok(days) if v % 86_400_000_000 == 0 => Value::Date(days),
+                _ => return sql_err!(InternalError, "corrupt key: {v} is not a date's midnight"),
+            },
+        },
         (DataType::Uuid, v @ Value::Uuid(_)) => v,
         (_, found) => {
             let found_type = found.data_type().map_or_else(|| "NULL".to_string(), |t| t.sql_name());
@@ -635,6 +645,7 @@ mod tag {
     pub const TIMESTAMPTZ: u8 = 13;
     /// An interval: months, days, microseconds, each a zigzag varint.
     pub const INTERVAL: u8 = 14;
+    pub const DATE: u8 = 15;
 }
 
 /// A row's value: the non-NULL columns, each with its column id.
@@ -668,6 +679,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Timestamp(_) => tag::TIMESTAMP,
             Value::TimestampTz(_) => tag::TIMESTAMPTZ,
             Value::Interval(_) => tag::INTERVAL,
+            Value::Date(_) => tag::DATE,
             Value::Uuid(_) => tag::UUID,
             Value::Array(..) => tag::ARRAY,
         };
@@ -677,7 +689,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Null => {}
             Value::Bool(b) => out.push(u8::from(*b)),
             Value::Int2(v) => write_uvarint(&mut out, zigzag(i64::from(*v))),
-            Value::Int4(v) => write_uvarint(&mut out, zigzag(i64::from(*v))),
+            Value::Int4(v) | Value::Date(v) => write_uvarint(&mut out, zigzag(i64::from(*v))),
             Value::Int8(v) | Value::Timestamp(v) | Value::TimestampTz(v) => write_uvarint(&mut out, zigzag(*v)),
             Value::Float4(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
             Value::Float8(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
@@ -740,6 +752,13 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
             tag::INT8 => Value::Int8(unzigzag(read_uvarint(&mut input)?)),
             tag::TIMESTAMP => Value::Timestamp(unzigzag(read_uvarint(&mut input)?)),
             tag::TIMESTAMPTZ => Value::TimestampTz(unzigzag(read_uvarint(&mut input)?)),
+            tag::DATE => {
+                let v = unzigzag(read_uvarint(&mut input)?);
+                match i32::try_from(v) {
+                    Ok(v) => Value::Date(v),
+                    Err(_) => return sql_err!(InternalError, "corrupt row value: {v} is out of range for date"),
+                }
+            }
             tag::INTERVAL => {
                 let months = unzigzag(read_uvarint(&mut input)?);
                 let days = unzigzag(read_uvarint(&mut input)?);
@@ -941,7 +960,7 @@ fn pretty_value(value: &Value) -> String {
             Some(t) => format!("TIMESTAMP '{}'", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f")),
             None => format!("TIMESTAMP {micros}"),
         },
-        Value::Uuid(_) | Value::TimestampTz(_) | Value::Interval(_) => {
+        Value::Uuid(_) | Value::TimestampTz(_) | Value::Interval(_) | Value::Date(_) => {
             format!(
                 "{} '{}'",
                 value.data_type().map(DataType::sql_name).unwrap_or_default().to_uppercase(),
@@ -992,6 +1011,7 @@ mod tests {
             (Value::Bytea(a), Value::Bytea(b)) => a.cmp(b),
             (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
             (Value::TimestampTz(a), Value::TimestampTz(b)) => a.cmp(b),
+            (Value::Date(a), Value::Date(b)) => a.cmp(b),
             (Value::Uuid(a), Value::Uuid(b)) => a.cmp(b),
             _ if a.as_i64().is_some() && b.as_i64().is_some() => a.as_i64().cmp(&b.as_i64()),
             _ => {
@@ -1138,6 +1158,7 @@ mod tests {
             DataType::Bytea,
             DataType::Timestamp,
             DataType::TimestampTz,
+            DataType::Date,
             DataType::Uuid,
         ])
     }
@@ -1154,6 +1175,12 @@ mod tests {
             DataType::Bytea => interesting_bytes().prop_map(Value::Bytea).boxed(),
             DataType::Timestamp => interesting_i64().prop_map(Value::Timestamp).boxed(),
             DataType::TimestampTz => interesting_i64().prop_map(Value::TimestampTz).boxed(),
+            DataType::Date => prop_oneof![
+                (-crate::types::DATE_DAYS_MAX..=crate::types::DATE_DAYS_MAX).prop_map(Value::Date),
+                Just(Value::Date(i32::MAX)),
+                Just(Value::Date(i32::MIN)),
+            ]
+            .boxed(),
             // Edge bytes (0x00, 0xff) often: they are what escapes would trip on.
             DataType::Uuid => {
                 prop::array::uniform16(prop::sample::select(vec![0x00u8, 0x01, 0x7f, 0x80, 0xfe, 0xff, 0x42]))
@@ -1285,8 +1312,9 @@ mod tests {
             let widened = match &value {
                 Value::Int2(_) | Value::Int4(_) => Value::Int8(value.as_i64().expect("an int")),
                 Value::Float4(v) => Value::Float8(f64::from(*v)),
-                // One form for both timestamps: the general one is a timestamp.
-                Value::TimestampTz(v) => Value::Timestamp(*v),
+                // One form for timestamps and dates: the general one is a
+                // timestamp.
+                Value::TimestampTz(_) | Value::Date(_) => Value::Timestamp(value.as_micros().unwrap_or_default()),
                 v => v.clone(),
             };
             prop_assert!(same_key_value(&general, &widened), "{:?} decoded as {:?}", value, general);

@@ -86,6 +86,7 @@ enum Param {
     /// timestamptz (a string literal converts)
     TimestampTz,
     Interval,
+    Date,
 }
 
 impl Param {
@@ -100,6 +101,7 @@ impl Param {
             Param::Timestamp => t == DataType::Timestamp,
             Param::TimestampTz => t == DataType::TimestampTz,
             Param::Interval => t == DataType::Interval,
+            Param::Date => t == DataType::Date,
         }
     }
 
@@ -113,6 +115,7 @@ impl Param {
             Param::Timestamp => DataType::Timestamp,
             Param::TimestampTz => DataType::TimestampTz,
             Param::Interval => DataType::Interval,
+            Param::Date => DataType::Date,
         }
     }
 }
@@ -144,9 +147,12 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("date_part", &[P::Text, P::Timestamp], T::Float8),
     ("date_part", &[P::Text, P::TimestampTz], T::Float8),
     ("date_part", &[P::Text, P::Interval], T::Float8),
+    ("date_part", &[P::Text, P::Date], T::Float8),
     ("date_trunc", &[P::Text, P::Timestamp], T::Timestamp),
     // In the session's zone, UTC: the same fields as the timestamp's.
     ("date_trunc", &[P::Text, P::TimestampTz], T::TimestampTz),
+    // A date truncates as its midnight, a timestamptz (PostgreSQL's cast).
+    ("date_trunc", &[P::Text, P::Date], T::TimestampTz),
     ("reverse", &[P::Text], T::Text),
     ("btrim", &[P::Text], T::Text),
     ("btrim", &[P::Text, P::Text], T::Text),
@@ -494,7 +500,9 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
             _ => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
         },
         "date_trunc" => match args.get(1) {
-            Some(Value::TimestampTz(_)) => Value::TimestampTz(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
+            Some(Value::TimestampTz(_) | Value::Date(_)) => {
+                Value::TimestampTz(date_trunc(text(0)?, timestamp_arg(args, 1)?)?)
+            }
             _ => Value::Timestamp(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
         },
         "reverse" => Value::Text(text(0)?.chars().rev().collect()),
@@ -725,7 +733,9 @@ fn like_escape(pattern: &str, escape: &str) -> Result<String> {
 fn timestamp_arg(args: &[Value], i: usize) -> Result<i64> {
     match args.get(i) {
         // A timestamptz's fields in the session's zone, UTC: its count's.
-        Some(Value::Timestamp(us) | Value::TimestampTz(us)) => Ok(*us),
+        Some(v @ (Value::Timestamp(_) | Value::TimestampTz(_) | Value::Date(_))) => {
+            Ok(v.as_micros().unwrap_or_default())
+        }
         other => sql_err!(InternalError, "argument {i} is {other:?}, not a timestamp"),
     }
 }

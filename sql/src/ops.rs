@@ -238,7 +238,7 @@ fn arithmetic_type(l: DataType, r: DataType) -> Option<DataType> {
 fn comparable(l: DataType, r: DataType) -> bool {
     (l.is_numeric() && r.is_numeric())
         || (l.is_string() && r.is_string())
-        || (l.is_timestamp() && r.is_timestamp())
+        || (l.is_datetime() && r.is_datetime())
         || l.base() == r.base()
 }
 
@@ -247,8 +247,14 @@ fn comparable(l: DataType, r: DataType) -> bool {
 /// interval ± interval, interval × number, number × interval, interval ÷
 /// number.
 pub fn temporal_result_type(op: BinaryOp, l: DataType, r: DataType) -> Option<DataType> {
-    use DataType::Interval;
+    use DataType::{Date, Interval, Timestamp};
     match (op, l, r) {
+        // A date and days; a date and an interval (at midnight); two dates.
+        (BinaryOp::Add | BinaryOp::Sub, Date, n) if n.is_integer() => Some(Date),
+        (BinaryOp::Add, n, Date) if n.is_integer() => Some(Date),
+        (BinaryOp::Sub, Date, Date) => Some(DataType::Int4),
+        (BinaryOp::Add | BinaryOp::Sub, Date, Interval) | (BinaryOp::Add, Interval, Date) => Some(Timestamp),
+        (BinaryOp::Sub, a, b) if a.is_datetime() && b.is_datetime() => Some(Interval),
         (BinaryOp::Add | BinaryOp::Sub, t, Interval) if t.is_timestamp() => Some(t),
         (BinaryOp::Add, Interval, t) if t.is_timestamp() => Some(t),
         (BinaryOp::Sub, a, b) if a.is_timestamp() && b.is_timestamp() => Some(Interval),
@@ -270,15 +276,46 @@ fn temporal_arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         }
     };
     let factor = |v: &Value| v.as_f64().ok_or_else(|| internal("number expected"));
+    let date = |days: i64| -> Result<Value> {
+        match i32::try_from(days) {
+            Ok(d) if d.abs() <= crate::types::DATE_DAYS_MAX => Ok(Value::Date(d)),
+            _ => sql_err!(DatetimeFieldOverflow, "date out of range"),
+        }
+    };
+    let days = |v: &Value| v.as_i64().ok_or_else(|| internal("integer expected"));
     match (op, l, r) {
+        (_, Value::Date(d @ (i32::MAX | i32::MIN)), n) | (BinaryOp::Add, n, Value::Date(d @ (i32::MAX | i32::MIN)))
+            if n.as_i64().is_some() =>
+        {
+            Ok(Value::Date(*d))
+        }
+        (BinaryOp::Add, Value::Date(d), n) | (BinaryOp::Add, n, Value::Date(d)) if n.as_i64().is_some() => {
+            date(i64::from(*d) + days(n)?)
+        }
+        (BinaryOp::Sub, Value::Date(d), n) if n.as_i64().is_some() => date(i64::from(*d) - days(n)?),
+        (BinaryOp::Sub, Value::Date(a), Value::Date(b)) => {
+            if [*a, *b].iter().any(|d| *d == i32::MAX || *d == i32::MIN) {
+                return sql_err!(DatetimeFieldOverflow, "cannot subtract infinite dates");
+            }
+            a.checked_sub(*b)
+                .map(Value::Int4)
+                .ok_or_else(|| Error::new(SqlState::NumericValueOutOfRange, "integer out of range"))
+        }
+        (BinaryOp::Add, d @ Value::Date(_), Value::Interval(i))
+        | (BinaryOp::Add, Value::Interval(i), d @ Value::Date(_)) => {
+            shifted(d.as_micros().unwrap_or_default(), i, false)
+        }
+        (BinaryOp::Sub, d @ Value::Date(_), Value::Interval(i)) => {
+            shifted(d.as_micros().unwrap_or_default(), &negate(i)?, false)
+        }
         (BinaryOp::Add, Value::Timestamp(us), Value::Interval(i))
         | (BinaryOp::Add, Value::Interval(i), Value::Timestamp(us)) => shifted(*us, i, false),
         (BinaryOp::Add, Value::TimestampTz(us), Value::Interval(i))
         | (BinaryOp::Add, Value::Interval(i), Value::TimestampTz(us)) => shifted(*us, i, true),
         (BinaryOp::Sub, Value::Timestamp(us), Value::Interval(i)) => shifted(*us, &negate(i)?, false),
         (BinaryOp::Sub, Value::TimestampTz(us), Value::Interval(i)) => shifted(*us, &negate(i)?, true),
-        (BinaryOp::Sub, Value::Timestamp(a) | Value::TimestampTz(a), Value::Timestamp(b) | Value::TimestampTz(b)) => {
-            between(*a, *b).map(Value::Interval)
+        (BinaryOp::Sub, a, b) if a.as_micros().is_some() && b.as_micros().is_some() => {
+            between(a.as_micros().unwrap_or_default(), b.as_micros().unwrap_or_default()).map(Value::Interval)
         }
         (BinaryOp::Add | BinaryOp::Sub, Value::Interval(a), Value::Interval(b)) => {
             add(a, b, op == BinaryOp::Sub).map(Value::Interval)
@@ -589,9 +626,10 @@ fn cmp_comparable(l: &Value, r: &Value) -> Option<Ordering> {
         // String's order is bytewise on UTF-8: PostgreSQL's C collation.
         (Value::Text(a), Value::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (Value::Bytea(a), Value::Bytea(b)) => Some(a.cmp(b)),
+        (Value::Date(a), Value::Date(b)) => Some(a.cmp(b)),
         // A timestamp and a timestamptz compare by their counts (the
-        // session's zone is UTC).
-        (Value::Timestamp(a) | Value::TimestampTz(a), Value::Timestamp(b) | Value::TimestampTz(b)) => Some(a.cmp(b)),
+        // session's zone is UTC), a date as its midnight.
+        (a, b) if a.as_micros().is_some() && b.as_micros().is_some() => Some(a.as_micros().cmp(&b.as_micros())),
         (Value::Uuid(a), Value::Uuid(b)) => Some(a.cmp(b)),
         (Value::Interval(a), Value::Interval(b)) => Some(interval::compare(a, b)),
         (Value::Array(x, a), Value::Array(y, b)) if x == y => Some(array::compare(a, b)),
@@ -622,7 +660,7 @@ fn sort_class(v: &Value) -> u8 {
         Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Float4(_) | Value::Float8(_) => 1,
         Value::Text(_) => 2,
         Value::Bytea(_) => 3,
-        Value::Timestamp(_) | Value::TimestampTz(_) => 4,
+        Value::Timestamp(_) | Value::TimestampTz(_) | Value::Date(_) => 4,
         Value::Uuid(_) => 5,
         Value::Interval(_) => 6,
         Value::Array(..) => 7,
@@ -646,7 +684,10 @@ pub fn sort_cmp(l: &Value, r: &Value) -> Ordering {
 
 /// Whether `from` converts to `to` implicitly (in expressions).
 pub fn can_coerce_implicitly(from: DataType, to: DataType) -> bool {
-    if from.base() == to.base() || (from == DataType::Timestamp && to == DataType::TimestampTz) {
+    if from.base() == to.base()
+        || (from == DataType::Timestamp && to == DataType::TimestampTz)
+        || (from == DataType::Date && to.is_timestamp())
+    {
         return true;
     }
     match (numeric_rank(from), numeric_rank(to)) {
@@ -670,6 +711,7 @@ pub fn common_type(a: DataType, b: DataType) -> Result<DataType> {
     match (a, b) {
         (DataType::Varchar(_), DataType::Varchar(_)) => Ok(DataType::Varchar(None)),
         _ if a.is_timestamp() && b.is_timestamp() => Ok(DataType::TimestampTz),
+        (DataType::Date, t) | (t, DataType::Date) if t.is_timestamp() => Ok(t),
         _ if a.is_string() && b.is_string() => Ok(DataType::Text),
         _ => sql_err!(DatatypeMismatch, "types {} and {} cannot be matched", type_name(a), type_name(b)),
     }
@@ -683,7 +725,7 @@ pub fn can_cast(from: DataType, to: DataType) -> bool {
     from.base() == to.base()
         || (from.is_numeric() && to.is_numeric())
         || matches!((from, to), (DataType::Int4, DataType::Bool) | (DataType::Bool, DataType::Int4))
-        || (from.is_timestamp() && to.is_timestamp())
+        || (from.is_datetime() && to.is_datetime())
         || from.is_string()
         || to.is_string()
 }
@@ -692,7 +734,7 @@ pub fn can_cast(from: DataType, to: DataType) -> bool {
 pub fn can_assign(from: DataType, to: DataType) -> bool {
     can_coerce_implicitly(from, to)
         || (from.is_numeric() && to.is_numeric())
-        || (from.is_timestamp() && to.is_timestamp())
+        || (from.is_datetime() && to.is_datetime())
         || to.is_string()
 }
 
@@ -751,6 +793,17 @@ fn convert(v: &Value, to: DataType) -> Result<Value> {
         // The session's zone is UTC: the same count either way.
         (Value::Timestamp(us), DataType::TimestampTz) => Ok(Value::TimestampTz(*us)),
         (Value::TimestampTz(us), DataType::Timestamp) => Ok(Value::Timestamp(*us)),
+        (Value::Date(_), DataType::Timestamp) => Ok(Value::Timestamp(v.as_micros().unwrap_or_default())),
+        (Value::Date(_), DataType::TimestampTz) => Ok(Value::TimestampTz(v.as_micros().unwrap_or_default())),
+        // A timestamp's day (floor: before 1970 too).
+        (Value::Timestamp(us) | Value::TimestampTz(us), DataType::Date) => Ok(Value::Date(match *us {
+            i64::MAX => i32::MAX,
+            i64::MIN => i32::MIN,
+            us => match i32::try_from(us.div_euclid(MICROS_PER_DAY)) {
+                Ok(days) if days.abs() <= crate::types::DATE_DAYS_MAX => days,
+                _ => return sql_err!(DatetimeFieldOverflow, "date out of range for timestamp"),
+            },
+        })),
         (Value::Bool(b), DataType::Int4) => Ok(Value::Int4(i32::from(*b))),
         (Value::Int4(i), DataType::Bool) => Ok(Value::Bool(*i != 0)),
         (_, DataType::Int2 | DataType::Int4 | DataType::Int8) => match as_num(v) {
@@ -883,6 +936,7 @@ pub fn to_text(v: &Value) -> Option<String> {
         }
         Value::Timestamp(us) => timestamp_text(*us),
         Value::TimestampTz(us) => timestamptz_text(*us),
+        Value::Date(days) => date_text(*days),
         Value::Uuid(bytes) => uuid_text(bytes),
         Value::Interval(i) => interval::to_text(i),
         Value::Array(_, items) => array::to_text(items),
@@ -1033,6 +1087,36 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
+/// A date as PostgreSQL prints it (DateStyle ISO): `2026-01-02`, ` BC`
+/// for years before 1, `infinity`/`-infinity` for the sentinels.
+fn date_text(days: i32) -> String {
+    match days {
+        i32::MAX => "infinity".into(),
+        i32::MIN => "-infinity".into(),
+        days => {
+            let text = timestamp_text(i64::from(days) * MICROS_PER_DAY);
+            match text.strip_suffix(" BC") {
+                Some(ad) => format!("{} BC", &ad[..ad.len() - " 00:00:00".len()]),
+                None => text[..text.len() - " 00:00:00".len()].to_string(),
+            }
+        }
+    }
+}
+
+/// A date's text input: what a timestamp's may be (a time of day is
+/// allowed and dropped, as PostgreSQL drops it), its day.
+fn parse_date(s: &str) -> Result<i32> {
+    let (local, _) = timestamp_input(s, "date")?;
+    match local {
+        i64::MAX => Ok(i32::MAX),
+        i64::MIN => Ok(i32::MIN),
+        us => i32::try_from(us.div_euclid(MICROS_PER_DAY))
+            .ok()
+            .filter(|d| d.abs() <= crate::types::DATE_DAYS_MAX)
+            .map_or_else(|| sql_err!(DatetimeFieldOverflow, "date out of range: \"{s}\""), Ok),
+    }
+}
+
 /// A timestamptz as PostgreSQL prints it in a UTC session: the
 /// timestamp's text with `+00` before any ` BC`.
 fn timestamptz_text(us: i64) -> String {
@@ -1086,6 +1170,7 @@ pub fn parse_text(s: &str, ty: DataType) -> Result<Value> {
         DataType::Bytea => parse_bytea(s).map(Value::Bytea),
         DataType::Timestamp => parse_timestamp(s).map(Value::Timestamp),
         DataType::TimestampTz => parse_timestamptz(s).map(Value::TimestampTz),
+        DataType::Date => parse_date(s).map(Value::Date),
         DataType::Uuid => parse_uuid(s).map(Value::Uuid),
         DataType::Interval => interval::parse(s).map(Value::Interval),
         DataType::Array(element) => array::parse(s, *element),

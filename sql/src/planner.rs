@@ -350,6 +350,7 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
         T::Char(l) | T::Character(l) => DataType::Char(length(l)?.unwrap_or(1)),
         T::Bytea => DataType::Bytea,
         T::Uuid => DataType::Uuid,
+        T::Date => DataType::Date,
         T::Interval { .. } => DataType::Interval,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
         T::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => DataType::TimestampTz,
@@ -373,6 +374,7 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             "bpchar" => DataType::Char(1),
             "uuid" => DataType::Uuid,
             "timestamptz" => DataType::TimestampTz,
+            "date" => DataType::Date,
             "serial" | "bigserial" | "smallserial" => {
                 return sql_err!(
                 FeatureNotSupported,
@@ -2059,7 +2061,7 @@ impl<'a> Planner<'a> {
             // (the session's zone is UTC).
             Some(t)
                 if t.base() != ty.base()
-                    && (ops::can_coerce_implicitly(t, ty) || (t.is_timestamp() && ty.is_timestamp())) =>
+                    && (ops::can_coerce_implicitly(t, ty) || (t.is_datetime() && ty.is_datetime())) =>
             {
                 Ok(Expr::Cast(Box::new(b.expr), ty))
             }
@@ -2091,8 +2093,8 @@ impl<'a> Planner<'a> {
             }
             // Compared by their counts, uncast (so a key column stays a
             // bare column a scan can be bounded by).
-            (Some(a), Some(b)) if a.is_timestamp() && b.is_timestamp() => {
-                Ok((l.expr, r.expr, Some(DataType::TimestampTz)))
+            (Some(a), Some(b)) if a.is_datetime() && b.is_datetime() => {
+                Ok((l.expr, r.expr, Some(ops::common_type(a, b)?)))
             }
             (Some(a), Some(b)) if ops::can_coerce_implicitly(a, b) => {
                 Ok((Expr::Cast(Box::new(l.expr), b), r.expr, Some(b)))
@@ -2435,6 +2437,9 @@ impl<'a> Planner<'a> {
             bound.push(self.bind_expr_checked(e, scope, depth + 1)?);
         }
         match name.as_str() {
+            "current_date" if bound.is_empty() => {
+                Ok(Bound::typed(Expr::Cast(Box::new(Expr::Now), DataType::Date), DataType::Date))
+            }
             "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" | "localtimestamp" => {
                 if !bound.is_empty() {
                     return sql_err!(UndefinedFunction, "function {name} takes no arguments");
@@ -3437,6 +3442,7 @@ fn pg_short_name(t: DataType) -> &'static str {
         DataType::Bytea => "bytea",
         DataType::Timestamp => "timestamp",
         DataType::TimestampTz => "timestamptz",
+        DataType::Date => "date",
         DataType::Interval => "interval",
         DataType::Uuid => "uuid",
         DataType::Array(_) => "array",

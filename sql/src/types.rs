@@ -18,7 +18,8 @@
 //! an offset (`+02`, `Z`) is converted to UTC, input without one is UTC,
 //! and output is UTC (`2026-01-02 03:04:05+00`). A `timestamp` and a
 //! `timestamptz` compare by their counts, as PostgreSQL compares them in
-//! a UTC session.
+//! a UTC session. A `date` is a count of days since 1970-01-01; it
+//! compares with both as their midnight (UTC).
 //!
 //! A `uuid` is its 16 bytes, compared and ordered byte by byte as
 //! PostgreSQL orders them. `gen_random_uuid()` makes version-4 ones, the
@@ -47,6 +48,7 @@ pub enum DataType {
     Bytea,
     Timestamp,
     TimestampTz,
+    Date,
     /// Months, days and microseconds ([`Interval`]).
     Interval,
     Uuid,
@@ -59,7 +61,7 @@ pub enum DataType {
 
 /// The element types arrays may have, one static each (so `DataType`
 /// stays `Copy`).
-static ARRAY_ELEMENTS: [DataType; 12] = [
+static ARRAY_ELEMENTS: [DataType; 13] = [
     DataType::Bool,
     DataType::Int2,
     DataType::Int4,
@@ -70,6 +72,7 @@ static ARRAY_ELEMENTS: [DataType; 12] = [
     DataType::Bytea,
     DataType::Timestamp,
     DataType::TimestampTz,
+    DataType::Date,
     DataType::Interval,
     DataType::Uuid,
 ];
@@ -108,6 +111,7 @@ impl DataType {
                 DataType::Float8 => 1022,
                 DataType::Timestamp => 1115,
                 DataType::TimestampTz => 1185,
+                DataType::Date => 1182,
                 DataType::Interval => 1187,
                 DataType::Uuid => 2951,
                 _ => 1009,
@@ -124,6 +128,7 @@ impl DataType {
             DataType::Varchar(_) => 1043,
             DataType::Timestamp => 1114,
             DataType::TimestampTz => 1184,
+            DataType::Date => 1082,
             DataType::Interval => 1186,
             DataType::Uuid => 2950,
         }
@@ -145,6 +150,7 @@ impl DataType {
             DataType::Bytea => "bytea".into(),
             DataType::Timestamp => "timestamp without time zone".into(),
             DataType::TimestampTz => "timestamp with time zone".into(),
+            DataType::Date => "date".into(),
             DataType::Interval => "interval".into(),
             DataType::Uuid => "uuid".into(),
             DataType::Array(e) => format!("{}[]", e.sql_name()),
@@ -156,7 +162,7 @@ impl DataType {
         match self {
             DataType::Bool => 1,
             DataType::Int2 => 2,
-            DataType::Int4 | DataType::Float4 => 4,
+            DataType::Int4 | DataType::Float4 | DataType::Date => 4,
             DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
             DataType::Uuid | DataType::Interval => 16,
             DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea | DataType::Array(_) => -1,
@@ -179,6 +185,12 @@ impl DataType {
     /// with each other.
     pub fn is_timestamp(self) -> bool {
         matches!(self, DataType::Timestamp | DataType::TimestampTz)
+    }
+
+    /// A timestamp or a date: points in time that compare with each other
+    /// (a date as its midnight).
+    pub fn is_datetime(self) -> bool {
+        self.is_timestamp() || self == DataType::Date
     }
 
     pub fn is_string(self) -> bool {
@@ -217,6 +229,8 @@ pub enum Value {
     Timestamp(i64),
     /// Microseconds since 1970-01-01 00:00:00 UTC.
     TimestampTz(i64),
+    /// Days since 1970-01-01 (`i32::MAX`/`MIN`: `infinity`/`-infinity`).
+    Date(i32),
     Interval(Interval),
     Uuid([u8; 16]),
     /// A one-dimensional array: its element type (as [`DataType::Array`]
@@ -244,6 +258,7 @@ impl Value {
             Value::Bytea(_) => DataType::Bytea,
             Value::Timestamp(_) => DataType::Timestamp,
             Value::TimestampTz(_) => DataType::TimestampTz,
+            Value::Date(_) => DataType::Date,
             Value::Interval(_) => DataType::Interval,
             Value::Uuid(_) => DataType::Uuid,
             Value::Array(e, _) => DataType::Array(e),
@@ -256,6 +271,19 @@ impl Value {
             Value::Int2(v) => Some(v.into()),
             Value::Int4(v) => Some(v.into()),
             Value::Int8(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A timestamp's count of microseconds, or a date's midnight as one
+    /// (infinities kept; a date beyond [`DATE_DAYS_MAX`], which no input
+    /// or arithmetic makes, as the infinity on its side).
+    pub fn as_micros(&self) -> Option<i64> {
+        match *self {
+            Value::Timestamp(us) | Value::TimestampTz(us) => Some(us),
+            Value::Date(days) if days > DATE_DAYS_MAX => Some(i64::MAX),
+            Value::Date(days) if days < -DATE_DAYS_MAX => Some(i64::MIN),
+            Value::Date(days) => Some(i64::from(days) * 86_400_000_000),
             _ => None,
         }
     }
@@ -288,6 +316,10 @@ pub struct Interval {
     pub days: i32,
     pub micros: i64,
 }
+
+/// The farthest a date may be from 1970-01-01, in days: where its
+/// midnight is still a timestamp (about 292,000 years).
+pub const DATE_DAYS_MAX: i32 = 106_751_990;
 
 /// A row of values, in column order.
 pub type Row = Vec<Value>;

@@ -25,6 +25,9 @@ use sql::{DataType, Value};
 /// (PostgreSQL's binary timestamps).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
+/// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's binary dates).
+const PG_EPOCH_OFFSET_DAYS: i32 = 10_957;
+
 /// The PostgreSQL type of a SQL type.
 pub fn pg_type(t: DataType) -> Type {
     match t {
@@ -41,6 +44,7 @@ pub fn pg_type(t: DataType) -> Type {
         DataType::Timestamp => Type::TIMESTAMP,
         DataType::TimestampTz => Type::TIMESTAMPTZ,
         DataType::Interval => Type::INTERVAL,
+        DataType::Date => Type::DATE,
         DataType::Uuid => Type::UUID,
         DataType::Array(_) => Type::from_oid(t.oid()).unwrap_or(Type::TEXT_ARRAY),
     }
@@ -66,6 +70,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::TIMESTAMP => DataType::Timestamp,
         Type::TIMESTAMPTZ => DataType::TimestampTz,
         Type::INTERVAL => DataType::Interval,
+        Type::DATE => DataType::Date,
         Type::UUID => DataType::Uuid,
         Type::UNKNOWN => return Ok(None),
         Type::BOOL_ARRAY => array(DataType::Bool),
@@ -79,6 +84,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::TIMESTAMP_ARRAY => array(DataType::Timestamp),
         Type::TIMESTAMPTZ_ARRAY => array(DataType::TimestampTz),
         Type::INTERVAL_ARRAY => array(DataType::Interval),
+        Type::DATE_ARRAY => array(DataType::Date),
         Type::UUID_ARRAY => array(DataType::Uuid),
         ref other => {
             return Err(sql::Error::new(
@@ -130,6 +136,11 @@ fn encode_binary(v: &Value, buf: &mut BytesMut) -> bool {
         Value::Bytea(b) => buf.put_slice(b),
         Value::Timestamp(us) | Value::TimestampTz(us) => buf.put_i64(us.saturating_sub(PG_EPOCH_OFFSET_US)),
         Value::Uuid(bytes) => buf.put_slice(bytes),
+        // Days since 2000-01-01; the infinities as they are.
+        Value::Date(days) => buf.put_i32(match *days {
+            d @ (i32::MAX | i32::MIN) => d,
+            d => d.saturating_sub(PG_EPOCH_OFFSET_DAYS),
+        }),
         // PostgreSQL's binary interval: microseconds, days, months.
         Value::Interval(i) => {
             buf.put_i64(i.micros);
@@ -244,6 +255,13 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: DataType, binary: bool) -> sql::Re
         }
         DataType::Bytea => Value::Bytea(bytes.to_vec()),
         DataType::Uuid => Value::Uuid(fixed(16)?.try_into().map_err(|_| wrong_size())?),
+        DataType::Date => match i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong_size())?) {
+            d @ (i32::MAX | i32::MIN) => Value::Date(d),
+            d => match d.checked_add(PG_EPOCH_OFFSET_DAYS).filter(|d| d.abs() <= sql::types::DATE_DAYS_MAX) {
+                Some(d) => Value::Date(d),
+                None => return Err(sql::Error::new(sql::SqlState::DatetimeFieldOverflow, "date out of range")),
+            },
+        },
         DataType::Interval => {
             let b = fixed(16)?;
             let word = |at: usize, n: usize| b[at..at + n].iter().fold(0u64, |acc, x| acc << 8 | u64::from(*x));
@@ -301,6 +319,8 @@ mod tests {
             (Value::Bytea(vec![0, 255, 10]), DataType::Bytea),
             (Value::Timestamp(1_796_169_559_683_367), DataType::Timestamp),
             (Value::TimestampTz(1_796_169_559_683_367), DataType::TimestampTz),
+            (Value::Date(20_789), DataType::Date),
+            (Value::Date(i32::MAX), DataType::Date),
             (Value::Interval(sql::Interval { months: -14, days: 3, micros: 14_706_500_000 }), DataType::Interval),
             (
                 Value::Uuid([
