@@ -166,7 +166,7 @@
 //!   int, `0.0` for `-0.0`, one NaN) and decoders reject every other form,
 //!   so a key decodes to a value that encodes back to the same key.
 //! - Untrusted input: decoding bytes that did not come from these encoders
-//!   returns an [`Error`](crate::error::Error) with
+//!   returns an [`Error`] with
 //!   [`SqlState::InternalError`](crate::error::SqlState) (stored data is
 //!   corrupt), never panics, and never allocates more than the input's
 //!   length: every length read is checked against the bytes that remain.
@@ -181,7 +181,7 @@
 //! - The direction is fixed per key column at encode time; a key column's
 //!   type may not change in place (the index must be rebuilt).
 
-use crate::error::Result;
+use crate::error::{Error, Result, SqlState};
 use crate::sql_err;
 use crate::types::{DataType, Value};
 
@@ -710,6 +710,13 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
     out
 }
 
+/// A row value's integer in its column type's width (`what` names the
+/// type), or the corruption error.
+fn narrow<T: TryFrom<i64>>(v: i64, what: &str) -> Result<T> {
+    T::try_from(v)
+        .map_err(|_| Error::new(SqlState::InternalError, format!("corrupt row value: {v} is out of range for {what}")))
+}
+
 /// The columns a row value holds (column id, value), in the order written.
 pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
     let Some((&version, mut input)) = bytes.split_first() else {
@@ -735,30 +742,12 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
                 1 => Value::Bool(true),
                 other => return sql_err!(InternalError, "corrupt row value: bool byte {other}"),
             },
-            tag::INT2 => {
-                let v = unzigzag(read_uvarint(&mut input)?);
-                match i16::try_from(v) {
-                    Ok(v) => Value::Int2(v),
-                    Err(_) => return sql_err!(InternalError, "corrupt row value: {v} is out of range for smallint"),
-                }
-            }
-            tag::INT4 => {
-                let v = unzigzag(read_uvarint(&mut input)?);
-                match i32::try_from(v) {
-                    Ok(v) => Value::Int4(v),
-                    Err(_) => return sql_err!(InternalError, "corrupt row value: {v} is out of range for integer"),
-                }
-            }
+            tag::INT2 => Value::Int2(narrow(unzigzag(read_uvarint(&mut input)?), "smallint")?),
+            tag::INT4 => Value::Int4(narrow(unzigzag(read_uvarint(&mut input)?), "integer")?),
             tag::INT8 => Value::Int8(unzigzag(read_uvarint(&mut input)?)),
             tag::TIMESTAMP => Value::Timestamp(unzigzag(read_uvarint(&mut input)?)),
             tag::TIMESTAMPTZ => Value::TimestampTz(unzigzag(read_uvarint(&mut input)?)),
-            tag::DATE => {
-                let v = unzigzag(read_uvarint(&mut input)?);
-                match i32::try_from(v) {
-                    Ok(v) => Value::Date(v),
-                    Err(_) => return sql_err!(InternalError, "corrupt row value: {v} is out of range for date"),
-                }
-            }
+            tag::DATE => Value::Date(narrow(unzigzag(read_uvarint(&mut input)?), "date")?),
             tag::INTERVAL => {
                 let months = unzigzag(read_uvarint(&mut input)?);
                 let days = unzigzag(read_uvarint(&mut input)?);

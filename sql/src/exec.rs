@@ -401,6 +401,21 @@ fn too_many_rows<T>(what: &str) -> Result<T> {
     sql_err!(OutOfMemory, "{what} would hold more than {} rows in memory", limits::MEMORY_ROWS_MAX)
 }
 
+/// All of `input`'s rows, for an operator that must see them all (`what`
+/// names it in errors): counted against the statement's rows and bytes.
+fn hold_all(input: &mut dyn Operator, cx: &mut Cx, what: &str) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    while let Some(row) = input.next(cx)? {
+        cx.tick()?;
+        if rows.len() >= limits::MEMORY_ROWS_MAX {
+            return too_many_rows(what);
+        }
+        cx.hold(row_bytes(&row), what)?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 // ---- expressions -------------------------------------------------------------
 
 /// Evaluates an expression with no row, parameters or transaction (the
@@ -1616,15 +1631,7 @@ fn join_key(exprs: &[Expr], row: &[Value], cx: &mut Cx) -> Result<Option<Vec<u8>
 impl Operator for Join<'_> {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         if self.state.is_none() {
-            let mut right_rows = Vec::new();
-            while let Some(r) = self.right.next(cx)? {
-                cx.tick()?;
-                if right_rows.len() >= limits::MEMORY_ROWS_MAX {
-                    return too_many_rows("a join");
-                }
-                cx.hold(row_bytes(&r), "a join")?;
-                right_rows.push(r);
-            }
+            let right_rows = hold_all(self.right.as_mut(), cx, "a join")?;
             let table = if self.right_keys.is_empty() {
                 None
             } else {

@@ -30,9 +30,8 @@
 
 use std::cmp::Ordering;
 
-use super::{compare_keys, eval, internal, row_bytes, too_many_rows, Acc, Cx, Operator};
+use super::{compare_keys, eval, hold_all, internal, Acc, Cx, Operator};
 use crate::error::Result;
-use crate::limits;
 use crate::plan::*;
 use crate::sql_err;
 use crate::types::{Row, Value};
@@ -46,15 +45,7 @@ pub(super) struct Window<'p> {
 impl Operator for Window<'_> {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         if self.output.is_none() {
-            let mut rows = Vec::new();
-            while let Some(row) = self.input.next(cx)? {
-                cx.tick()?;
-                if rows.len() >= limits::MEMORY_ROWS_MAX {
-                    return too_many_rows("a window function");
-                }
-                cx.hold(row_bytes(&row), "a window function")?;
-                rows.push(row);
-            }
+            let rows = hold_all(self.input.as_mut(), cx, "a window function")?;
             let mut order = Vec::new();
             let mut columns = Vec::with_capacity(self.calls.len());
             for (i, call) in self.calls.iter().enumerate() {
