@@ -250,8 +250,8 @@ pub fn temporal_result_type(op: BinaryOp, l: DataType, r: DataType) -> Option<Da
     use DataType::{Date, Interval, Timestamp};
     match (op, l, r) {
         // A date and days; a date and an interval (at midnight); two dates.
-        (BinaryOp::Add | BinaryOp::Sub, Date, n) if n.is_integer() => Some(Date),
-        (BinaryOp::Add, n, Date) if n.is_integer() => Some(Date),
+        (BinaryOp::Add | BinaryOp::Sub, Date, DataType::Int2 | DataType::Int4) => Some(Date),
+        (BinaryOp::Add, DataType::Int2 | DataType::Int4, Date) => Some(Date),
         (BinaryOp::Sub, Date, Date) => Some(DataType::Int4),
         (BinaryOp::Add | BinaryOp::Sub, Date, Interval) | (BinaryOp::Add, Interval, Date) => Some(Timestamp),
         (BinaryOp::Sub, a, b) if a.is_datetime() && b.is_datetime() => Some(Interval),
@@ -276,9 +276,9 @@ fn temporal_arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         }
     };
     let factor = |v: &Value| v.as_f64().ok_or_else(|| internal("number expected"));
-    let date = |days: i64| -> Result<Value> {
-        match i32::try_from(days) {
-            Ok(d) if d.abs() <= crate::types::DATE_DAYS_MAX => Ok(Value::Date(d)),
+    let date = |days: Option<i64>| -> Result<Value> {
+        match days.and_then(|d| i32::try_from(d).ok()) {
+            Some(d) if d.abs() <= crate::types::DATE_DAYS_MAX => Ok(Value::Date(d)),
             _ => sql_err!(DatetimeFieldOverflow, "date out of range"),
         }
     };
@@ -290,9 +290,9 @@ fn temporal_arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             Ok(Value::Date(*d))
         }
         (BinaryOp::Add, Value::Date(d), n) | (BinaryOp::Add, n, Value::Date(d)) if n.as_i64().is_some() => {
-            date(i64::from(*d) + days(n)?)
+            date(i64::from(*d).checked_add(days(n)?))
         }
-        (BinaryOp::Sub, Value::Date(d), n) if n.as_i64().is_some() => date(i64::from(*d) - days(n)?),
+        (BinaryOp::Sub, Value::Date(d), n) if n.as_i64().is_some() => date(i64::from(*d).checked_sub(days(n)?)),
         (BinaryOp::Sub, Value::Date(a), Value::Date(b)) => {
             if [*a, *b].iter().any(|d| *d == i32::MAX || *d == i32::MIN) {
                 return sql_err!(DatetimeFieldOverflow, "cannot subtract infinite dates");
@@ -1091,8 +1091,10 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 /// for years before 1, `infinity`/`-infinity` for the sentinels.
 fn date_text(days: i32) -> String {
     match days {
-        i32::MAX => "infinity".into(),
-        i32::MIN => "-infinity".into(),
+        // (Beyond DATE_DAYS_MAX only from a corrupt row: as the infinity
+        // on its side, as `Value::as_micros` takes it.)
+        d if d > crate::types::DATE_DAYS_MAX => "infinity".into(),
+        d if d < -crate::types::DATE_DAYS_MAX => "-infinity".into(),
         days => {
             let text = timestamp_text(i64::from(days) * MICROS_PER_DAY);
             match text.strip_suffix(" BC") {
