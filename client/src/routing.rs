@@ -70,8 +70,17 @@ pub struct Target {
     pub range_ver: RangeVer,
     pub server_id: ServerId,
     pub addr: String,
+    /// The shard's first key, as the route has it.
+    pub shard_start: Vec<u8>,
     /// The shard's end key (empty: end of the key space), for paging.
     pub shard_end: Vec<u8>,
+}
+
+impl Target {
+    /// Does the shard, as routed, hold `key`?
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.shard_start.as_slice() <= key && (self.shard_end.is_empty() || key < self.shard_end.as_slice())
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -220,6 +229,7 @@ impl Routes {
             range_ver: route.epoch().range_ver,
             server_id,
             addr: servers.get(&server_id)?.clone(),
+            shard_start: route.descriptor.start_key.clone(),
             shard_end: route.descriptor.end_key.clone(),
         })
     }

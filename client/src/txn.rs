@@ -48,6 +48,13 @@
 //! shard; a commit whose answer is lost is [`Error::Ambiguous`], never
 //! retried. Dropping an unfinished transaction rolls it back.
 //!
+//! Writes are grouped by shard from the client's map when the commit
+//! begins. If a shard split since (the client learns it from the
+//! refusal), a request is never sent with keys its shard no longer holds:
+//! a commit at one shard groups the writes again (and may go on in two
+//! phases over the halves); over several shards, where others may already
+//! be prepared, the transaction aborts, retryably.
+//!
 //! A locking read may be abandoned before its answer (its future dropped:
 //! a SQL statement cancelled while it waits for a lock). The shard may
 //! still grant that lock later, so the transaction remembers the shard
@@ -93,6 +100,10 @@ pub const RUN_ATTEMPTS_MAX: usize = 100;
 
 /// Most pairs one transactional scan page asks for.
 const TXN_SCAN_PAGE: u32 = 1_000;
+
+/// How many times a commit groups its writes again when the shard they
+/// were grouped by split before it took them (each split is a regroup).
+const COMMIT_REGROUPS_MAX: usize = 3;
 
 fn now() -> Timestamp {
     Timestamp::from_nanos(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0))
@@ -185,6 +196,14 @@ struct ShardPart {
     lease: Option<proto::LockLease>,
     /// "Absent" conditions on keys it writes ([`Txn::put_absent`]).
     conditions: Vec<proto::Condition>,
+}
+
+impl ShardPart {
+    /// Does the shard, as `target` routes to it, still hold every key
+    /// the part writes (sorted: the first and the last tell)?
+    fn is_inside(&self, target: &crate::routing::Target) -> bool {
+        [self.writes.first(), self.writes.last()].into_iter().flatten().all(|w| target.holds(&w.key))
+    }
 }
 
 /// What a transaction read on one shard.
@@ -512,24 +531,46 @@ impl Txn {
             self.abort_everywhere(self.maybe_locked()).await;
             return Err(Error::Aborted("a locking read was abandoned before its answer".into()));
         }
-        if self.writes.keys().any(|k| self.client.routes().shard_of(k).is_none()) {
-            // A split taught this client one half and not yet the other
-            // (the cache moves forward shard by shard): learn the map
-            // again, from every server, before grouping the writes.
-            let _ = self.client.refresh_routes_from(true).await;
+        let mut regroups = 0;
+        loop {
+            if self.writes.keys().any(|k| self.client.routes().shard_of(k).is_none()) {
+                // A split taught this client one half and not yet the
+                // other (the cache moves forward shard by shard): learn
+                // the map again, from every server, before grouping the
+                // writes.
+                let _ = self.client.refresh_routes_from(true).await;
+            }
+            let parts = self.parts()?;
+            if parts.is_empty() {
+                return Ok(CommitInfo {
+                    commit_ts: Timestamp::ZERO,
+                    commit_wait: Duration::ZERO,
+                    participants: 0,
+                    timings: self.timings,
+                });
+            }
+            if parts.len() > 1 && parts.values().all(|p| p.writes.is_empty() && p.conditions.is_empty()) {
+                return self.commit_reads(parts).await;
+            }
+            match self.commit_parts(parts).await {
+                Ok(outcome) => return outcome,
+                // Nothing was sent: group the writes again.
+                Err(Moved(_)) if regroups < COMMIT_REGROUPS_MAX => regroups += 1,
+                Err(Moved(shard)) => {
+                    return Err(Error::Aborted(format!("{shard} kept splitting under the transaction's commit")))
+                }
+            }
         }
-        let parts = self.parts()?;
-        if parts.is_empty() {
-            return Ok(CommitInfo {
-                commit_ts: Timestamp::ZERO,
-                commit_wait: Duration::ZERO,
-                participants: 0,
-                timings: self.timings,
-            });
-        }
-        if parts.len() > 1 && parts.values().all(|p| p.writes.is_empty() && p.conditions.is_empty()) {
-            return self.commit_reads(parts).await;
-        }
+    }
+
+    /// Commits `parts` (at least one writes): in one phase at a single
+    /// shard, else prepares every shard but the coordinator, then commits
+    /// there. `Err(Moved)`: a single shard split after the writes were
+    /// grouped and some are now another shard's; nothing was sent, and
+    /// the caller groups them again. Over several shards the same is an
+    /// abort (the others may be prepared), which running the transaction
+    /// again gets past.
+    async fn commit_parts(&mut self, parts: BTreeMap<ShardId, ShardPart>) -> Result<Result<CommitInfo>, Moved> {
         // The coordinator: the first shard written, else the first read.
         let coordinator = parts
             .iter()
@@ -544,6 +585,7 @@ impl Txn {
             async move {
                 let result = client
                     .execute(Dest::Shard(shard), Op::Write, |channel, target| {
+                        let inside = part.is_inside(&target);
                         let request = proto::TxnPrepareRequest {
                             txn: Some(meta.clone()),
                             shard_id: shard.0,
@@ -554,10 +596,10 @@ impl Txn {
                             lease: part.lease,
                             conditions: part.conditions.clone(),
                         };
-                        channel.txn_prepare(request)
+                        send_inside(inside, shard, channel.txn_prepare(request))
                     })
                     .await;
-                (shard, result.map(|r| r.into_inner()))
+                (shard, result.map(|r| r.map(|r| r.into_inner())))
             }
         });
         let mut participants = Vec::new();
@@ -568,30 +610,29 @@ impl Txn {
             self.timings.prepare = asked.elapsed();
         }
         for (shard, result) in prepared {
-            if let Ok(p) = &result {
-                self.timings.prepare_server = self.timings.prepare_server.max(Duration::from_nanos(p.server_ns));
-            }
             match result {
-                Ok(p) if p.conditions_failed => {
+                Ok(Ok(p)) if p.conditions_failed => {
                     failure = Some(Error::ConditionNotMet(format!("a key {shard} writes with put_absent has a value")))
                 }
-                Ok(p) => {
+                Ok(Ok(p)) => {
+                    self.timings.prepare_server = self.timings.prepare_server.max(Duration::from_nanos(p.server_ns));
                     participants.push(proto::Participant { shard_id: shard.0, prepare_ts: p.prepare_ts, seal: p.seal })
                 }
+                Ok(Err(moved)) => failure = Some(moved.abort()),
                 Err(e) => failure = Some(e),
             }
         }
         if let Some(e) = failure {
             self.abort_everywhere(parts.keys().copied()).await;
-            return Err(not_committed(e, "a participant did not prepare"));
+            return Ok(Err(not_committed(e, "a participant did not prepare")));
         }
         let part = parts[&coordinator].clone();
         let asked = Instant::now();
         let result = commit_on(&self.client, coordinator, &meta, &part, participants).await;
-        match result {
-            Ok(r) => {
+        Ok(match result {
+            Ok(Ok(r)) => {
                 if r.conditions_failed {
-                    return Err(Error::ConditionNotMet("a key written with put_absent has a value".into()));
+                    return Ok(Err(Error::ConditionNotMet("a key written with put_absent has a value".into())));
                 }
                 let commit_wait = Duration::from_nanos(r.commit_wait_ns);
                 self.timings.commit = asked.elapsed();
@@ -604,6 +645,11 @@ impl Txn {
                     timings: self.timings,
                 })
             }
+            Ok(Err(moved)) if others.is_empty() => return Err(moved),
+            Ok(Err(moved)) => {
+                self.abort_everywhere(parts.keys().copied()).await;
+                Err(moved.abort())
+            }
             Err(Error::Ambiguous(m)) => Err(Error::Ambiguous(m)),
             Err(e) => {
                 // Definitely not committed: release the prepared ones now
@@ -611,7 +657,7 @@ impl Txn {
                 self.abort_everywhere(parts.keys().copied()).await;
                 Err(not_committed(e, "the commit failed"))
             }
-        }
+        })
     }
 
     /// Commits a transaction that wrote nothing, at every shard it read at
@@ -620,10 +666,13 @@ impl Txn {
     async fn commit_reads(mut self, parts: BTreeMap<ShardId, ShardPart>) -> Result<CommitInfo> {
         let meta = self.meta();
         let asked = Instant::now();
-        let commits = parts.iter().map(|(shard, part)| {
-            let (client, meta, part, shard) = (self.client.clone(), meta.clone(), part.clone(), *shard);
-            async move { commit_on(&client, shard, &meta, &part, Vec::new()).await }
-        });
+        let commits =
+            parts.iter().map(|(shard, part)| {
+                let (client, meta, part, shard) = (self.client.clone(), meta.clone(), part.clone(), *shard);
+                async move {
+                    commit_on(&client, shard, &meta, &part, Vec::new()).await.and_then(|r| r.map_err(Moved::abort))
+                }
+            });
         let (mut commit_ts, mut commit_wait, mut failure) = (Timestamp::MAX, Duration::ZERO, None);
         for result in futures_join_all(commits).await {
             match result {
@@ -688,9 +737,10 @@ async fn commit_on(
     meta: &proto::TxnMeta,
     part: &ShardPart,
     participants: Vec<proto::Participant>,
-) -> Result<proto::TxnCommitResponse> {
+) -> Result<Result<proto::TxnCommitResponse, Moved>> {
     let result = client
         .execute(Dest::Shard(shard), Op::Write, |channel, target| {
+            let inside = part.is_inside(&target);
             let request = proto::TxnCommitRequest {
                 txn: Some(meta.clone()),
                 shard_id: shard.0,
@@ -701,10 +751,38 @@ async fn commit_on(
                 lease: part.lease,
                 conditions: part.conditions.clone(),
             };
-            channel.txn_commit(request)
+            send_inside(inside, shard, channel.txn_commit(request))
         })
         .await;
-    result.map(|r| r.into_inner())
+    result.map(|r| r.map(|r| r.into_inner()))
+}
+
+/// A shard split after a transaction grouped its writes by it: some of
+/// the writes sent to it are now another shard's. Found before sending
+/// (the route the request goes by no longer holds them), so the shard
+/// never refuses a request that cannot succeed there, and the client
+/// never retries one until its deadline.
+#[derive(Debug, Clone, Copy)]
+struct Moved(ShardId);
+
+impl Moved {
+    /// The abort a transaction over several shards ends in (retryable).
+    fn abort(self) -> Error {
+        Error::Aborted(format!("{} split after the transaction grouped its writes", self.0))
+    }
+}
+
+/// Sends a part's request (`send`) if the route still holds its writes
+/// (`inside`), else answers [`Moved`] without sending.
+async fn send_inside<T>(
+    inside: bool,
+    shard: ShardId,
+    send: impl Future<Output = std::result::Result<T, tonic::Status>>,
+) -> std::result::Result<Result<T, Moved>, tonic::Status> {
+    if !inside {
+        return Ok(Err(Moved(shard)));
+    }
+    send.await.map(Ok)
 }
 
 async fn abort_on(client: Client, id: TxnId, shard: ShardId) {

@@ -72,6 +72,60 @@ async fn a_split_keeps_every_write_and_serves_both_halves() -> anyhow::Result<()
     c.shutdown().await
 }
 
+/// Goal: a transaction whose client grouped its writes by a shard that
+/// then split commits them all, without waiting out its deadline: at one
+/// shard the commit groups them again (two phases over the halves); over
+/// several shards it aborts, retryably, and the next run commits. Found
+/// by `pgbench -i`: a COPY batch's commit was refused "key outside the
+/// shard's range" until its deadline and ended as an unknown outcome.
+/// Method: a client knowing one shard buffers "c" and "q"; another splits
+/// at "m"; the commit succeeds over two shards. Then `Client::run` buffers
+/// "c", "n" and "q" (the map now has two shards), the other client splits
+/// the child at "p" before the first run commits; the second run commits.
+/// Every key reads back with its last value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_grouped_before_a_split_commits_on_the_halves() -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3)).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let (writer, splitter) = (c.client().await?, c.client().await?);
+    writer.put(b"a", b"known").await?;
+    let mut txn = writer.begin();
+    txn.put(b"c", b"v1");
+    txn.put(b"q", b"v1");
+    splitter.split_at(b"m").await?;
+    let committed = txn.commit_detailed().await.context("the commit over the split")?;
+    assert_eq!(committed.participants, 2, "grouped again over the halves");
+    for key in [&b"c"[..], b"q"] {
+        assert_eq!(writer.get(key).await?.as_deref(), Some(&b"v1"[..]), "{key:?}");
+    }
+
+    let runs = Arc::new(AtomicUsize::new(0));
+    writer
+        .run(|txn| {
+            let (runs, splitter) = (runs.clone(), splitter.clone());
+            Box::pin(async move {
+                for key in [&b"c"[..], b"n", b"q"] {
+                    txn.put(key, b"v2");
+                }
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    splitter.split_at(b"p").await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .context("the run over the second split")?;
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the first run aborted, the second committed");
+    for key in [&b"c"[..], b"n", b"q"] {
+        assert_eq!(writer.get(key).await?.as_deref(), Some(&b"v2"[..]), "{key:?}");
+    }
+    assert_eq!(writer.cluster_info().await?.shards.len(), 3);
+    c.shutdown().await
+}
+
 /// Goal: snapshot reads at a timestamp from before a split see the values
 /// of then on both halves, from leaders and followers alike, and a scan
 /// at it crosses the split: the halves keep their shard's old versions
