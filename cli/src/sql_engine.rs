@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sql::kv::{Committed, Engine, KvError, Mode, Pair, Priority, ShardSpan, Timestamp, Transaction};
+use sql::kv::{Committed, Engine, KvError, Mode, Pair, Priority, SavepointMark, ShardSpan, Timestamp, Transaction};
 use tokio::runtime::Handle;
 
 /// How often a read waiting for its answer checks its session's cancel
@@ -232,7 +232,7 @@ impl Engine for ClientEngine {
             Box::new(ReadOnly { txn, mode, handle: handle.clone(), spent: spent.clone(), cancel: cancel.clone() })
         };
         Ok(match mode {
-            Mode::ReadWrite => Box::new(ReadWrite { txn: Some(self.client.begin()), handle, spent, cancel }),
+            Mode::ReadWrite => Box::new(ReadWrite::new(self.client.begin(), handle, spent, cancel)),
             Mode::ReadOnly => read_only(self.client.read_only()),
             Mode::SingleShard => read_only(self.client.read_only_single_shard()),
             Mode::AsOf(ts) => read_only(self.client.snapshot(truetime::Timestamp::from_nanos(ts))),
@@ -248,7 +248,7 @@ impl Engine for ClientEngine {
                     meta::Priority::new(truetime::Timestamp::from_nanos(priority.start_ns), meta::TxnId(priority.id));
                 let txn = self.client.begin_with_priority(priority);
                 let (handle, spent, cancel) = (self.handle.clone(), self.spent.clone(), self.cancel.clone());
-                Ok(Box::new(ReadWrite { txn: Some(txn), handle, spent, cancel }))
+                Ok(Box::new(ReadWrite::new(txn, handle, spent, cancel)))
             }
             other => self.begin(other),
         }
@@ -299,9 +299,15 @@ struct ReadWrite {
     handle: Handle,
     spent: Option<Arc<TimeSpent>>,
     cancel: Option<Arc<AtomicBool>>,
+    /// The transaction's savepoints, by [`SavepointMark`].
+    savepoints: Vec<client::Savepoint>,
 }
 
 impl ReadWrite {
+    fn new(txn: client::Txn, handle: Handle, spent: Option<Arc<TimeSpent>>, cancel: Option<Arc<AtomicBool>>) -> Self {
+        ReadWrite { txn: Some(txn), handle, spent, cancel, savepoints: Vec::new() }
+    }
+
     fn txn(&mut self) -> Result<&mut client::Txn, KvError> {
         self.txn.as_mut().ok_or_else(|| KvError::Invalid("the transaction has ended".into()))
     }
@@ -394,6 +400,20 @@ impl Transaction for ReadWrite {
         let p = self.txn.as_ref()?.priority();
         Some(Priority { start_ns: p.start_ts.as_nanos(), id: p.txn.0 })
     }
+
+    fn savepoint(&mut self) -> Result<SavepointMark, KvError> {
+        let savepoint = self.txn()?.savepoint();
+        self.savepoints.push(savepoint);
+        Ok(SavepointMark(self.savepoints.len() - 1))
+    }
+
+    fn rollback_to(&mut self, mark: SavepointMark) -> Result<(), KvError> {
+        let savepoint =
+            *self.savepoints.get(mark.0).ok_or_else(|| KvError::Invalid(format!("no savepoint {mark:?}")))?;
+        self.txn()?.rollback_to(savepoint);
+        self.savepoints.truncate(mark.0 + 1);
+        Ok(())
+    }
 }
 
 struct ReadOnly {
@@ -459,6 +479,15 @@ impl Transaction for ReadOnly {
 
     fn set_deadline(&mut self, _: Option<Timestamp>) -> Result<(), KvError> {
         Err(KvError::Invalid("a read-only transaction has no deadline".into()))
+    }
+
+    /// Nothing to go back to: a read-only transaction writes nothing.
+    fn savepoint(&mut self) -> Result<SavepointMark, KvError> {
+        Ok(SavepointMark(0))
+    }
+
+    fn rollback_to(&mut self, _: SavepointMark) -> Result<(), KvError> {
+        Ok(())
     }
 }
 

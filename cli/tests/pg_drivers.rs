@@ -329,8 +329,9 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
 /// binary parameters with declared types, text and binary results of
 /// every type, a Python list as an array parameter (`= ANY(%s)`),
 /// server-side prepared statements, typed errors (UniqueViolation,
-/// DivisionByZero, UndefinedTable) and failed blocks rolled back whole, a
-/// serialization failure (a wounded transaction) retried by the script,
+/// DivisionByZero, UndefinedTable) and failed blocks rolled back whole,
+/// nested transactions (savepoints: an inner block's error undone, the
+/// outer block committed), a serialization failure (a wounded transaction) retried by the script,
 /// uuid parameters and results (and a `gen_random_uuid()` key default),
 /// timestamptz ones (an aware datetime back as the same instant), interval
 /// ones (a timedelta), date ones,

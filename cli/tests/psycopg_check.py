@@ -134,6 +134,23 @@ with psycopg.connect(dsn) as conn:
     except errors.UndefinedTable:
         conn.rollback()
 
+    # Nested transactions are savepoints: an inner block's error is undone
+    # and the outer block goes on (an ORM's nested atomic block does this).
+    with conn.transaction():
+        cur.execute("UPDATE t SET name = 'outer' WHERE id = 1")
+        try:
+            with conn.transaction():
+                cur.execute("UPDATE t SET name = 'inner' WHERE id = 4")
+                cur.execute("INSERT INTO t (id) VALUES (%s)", (1,))
+            raise AssertionError("a duplicate key must fail")
+        except errors.UniqueViolation:
+            pass
+        with conn.transaction():
+            cur.execute("UPDATE t SET name = 'kept' WHERE id = 5")
+    cur.execute("SELECT id, name FROM t WHERE id IN (1, 4, 5) ORDER BY id")
+    assert cur.fetchall() == [(1, "outer"), (4, "n4"), (5, "kept")]
+    conn.commit()
+
     # Pipeline mode: many statements in flight, one sync.
     with conn.pipeline():
         for n in range(100, 110):

@@ -78,7 +78,7 @@ use meta::{ServerId, ShardId};
 use crate::error::{classify, Failure};
 pub use crate::error::{Error, Result};
 use crate::routing::{Routes, Target};
-pub use crate::txn::{CommitInfo, ReadOnlyTxn, Txn, TxnTimings};
+pub use crate::txn::{CommitInfo, ReadOnlyTxn, Savepoint, Txn, TxnTimings};
 
 /// Client tunables.
 #[derive(Debug, Clone)]

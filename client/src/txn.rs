@@ -240,6 +240,23 @@ pub struct Txn {
     /// The transaction must happen before it ([`Txn::set_deadline`]).
     deadline: Option<Timestamp>,
     timings: TxnTimings,
+    /// What each buffered write replaced, oldest first, kept from the
+    /// first [`Txn::savepoint`] on (`None` before it).
+    undo: Option<Vec<Undo>>,
+}
+
+/// A place in a transaction's buffered writes to go back to
+/// ([`Txn::savepoint`], [`Txn::rollback_to`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Savepoint(usize);
+
+/// What one buffered write replaced: the key's earlier write (`None`:
+/// none) and whether it was written absent-only.
+#[derive(Debug)]
+struct Undo {
+    key: Vec<u8>,
+    write: Option<Option<Vec<u8>>>,
+    absent: bool,
 }
 
 impl Txn {
@@ -258,6 +275,7 @@ impl Txn {
             finished: false,
             deadline: None,
             timings: TxnTimings::default(),
+            undo: None,
         }
     }
 
@@ -465,6 +483,7 @@ impl Txn {
 
     /// Buffers a write of `key` (applied at commit).
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.keep_undo(key);
         self.writes.insert(key.to_vec(), Some(value.to_vec()));
     }
 
@@ -482,7 +501,42 @@ impl Txn {
 
     /// Buffers a deletion of `key` (applied at commit).
     pub fn delete(&mut self, key: &[u8]) {
+        self.keep_undo(key);
         self.writes.insert(key.to_vec(), None);
+    }
+
+    /// Marks the writes buffered so far: [`Txn::rollback_to`] goes back
+    /// to them (SQL's SAVEPOINT). From the first mark on, each write also
+    /// keeps what it replaced.
+    pub fn savepoint(&mut self) -> Savepoint {
+        Savepoint(self.undo.get_or_insert_with(Vec::new).len())
+    }
+
+    /// Undoes every write buffered since `savepoint` (later savepoints
+    /// are gone with them; this one stays). Reads and the locks they
+    /// took are kept until the transaction ends.
+    pub fn rollback_to(&mut self, savepoint: Savepoint) {
+        let Some(undo) = self.undo.as_mut() else { return };
+        while undo.len() > savepoint.0 {
+            let Undo { key, write, absent } = undo.pop().expect("longer than the mark");
+            if absent {
+                self.absent.insert(key.clone());
+            } else {
+                self.absent.remove(&key);
+            }
+            match write {
+                Some(w) => self.writes.insert(key, w),
+                None => self.writes.remove(&key),
+            };
+        }
+    }
+
+    /// Keeps what a write of `key` replaces, once a savepoint was taken.
+    fn keep_undo(&mut self, key: &[u8]) {
+        if let Some(undo) = self.undo.as_mut() {
+            let write = self.writes.get(key).cloned();
+            undo.push(Undo { key: key.to_vec(), write, absent: self.absent.contains(key) });
+        }
     }
 
     /// Groups the transaction's reads and writes by shard.

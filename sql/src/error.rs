@@ -52,6 +52,8 @@ pub enum SqlState {
     NoActiveSqlTransaction,
     /// 25P02
     InFailedSqlTransaction,
+    /// 3B001: no savepoint of that name.
+    InvalidSavepointSpecification,
     /// 40001
     SerializationFailure,
     /// 40003: the commit's outcome is unknown.
@@ -162,6 +164,7 @@ impl SqlState {
             ReadOnlySqlTransaction => "25006",
             NoActiveSqlTransaction => "25P01",
             InFailedSqlTransaction => "25P02",
+            InvalidSavepointSpecification => "3B001",
             SerializationFailure => "40001",
             StatementCompletionUnknown => "40003",
             DeadlockDetected => "40P01",

@@ -308,4 +308,22 @@ pub trait Transaction: Send {
     fn priority(&self) -> Option<Priority> {
         None
     }
+
+    /// Marks the writes so far, for [`Transaction::rollback_to`] (SQL's
+    /// SAVEPOINT). Engines whose transactions cannot go back refuse.
+    fn savepoint(&mut self) -> Result<SavepointMark, KvError> {
+        Err(KvError::Invalid("this transaction has no savepoints".into()))
+    }
+
+    /// Undoes every write since `mark` (marks taken after it are gone;
+    /// it stays). Reads, and any locks they took, are kept.
+    fn rollback_to(&mut self, mark: SavepointMark) -> Result<(), KvError> {
+        let _ = mark;
+        Err(KvError::Invalid("this transaction has no savepoints".into()))
+    }
 }
+
+/// A place in a transaction's writes ([`Transaction::savepoint`]); what
+/// it counts is the engine's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavepointMark(pub usize);

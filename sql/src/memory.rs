@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::kv::{Committed, Engine, KvError, Mode, Pair, ShardSpan, Timestamp, Transaction};
+use crate::kv::{Committed, Engine, KvError, Mode, Pair, SavepointMark, ShardSpan, Timestamp, Transaction};
 
 /// 2026-01-01T00:00:00Z in nanoseconds.
 const EPOCH_NS: Timestamp = 1_767_225_600_000_000_000;
@@ -116,6 +116,7 @@ impl Engine for MemoryEngine {
             read_keys: Vec::new(),
             read_ranges: Vec::new(),
             deadline: None,
+            savepoints: Vec::new(),
         }))
     }
 
@@ -134,13 +135,16 @@ impl Engine for MemoryEngine {
     }
 }
 
+/// A transaction's buffered writes (`None`: a delete).
+type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
 struct MemoryTxn {
     engine: MemoryEngine,
     mode: Mode,
     /// Fixed by the first read (as SpanDB's transactions fix theirs), so
     /// what commits between `begin` and the first read is seen.
     read_ts: Option<Timestamp>,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: Writes,
     /// Written keys that must have no value at commit.
     absent: Vec<Vec<u8>>,
     read_keys: Vec<Vec<u8>>,
@@ -149,6 +153,8 @@ struct MemoryTxn {
     /// Reads at or after it (by the logical clock) and commits at or
     /// after it fail ([`Transaction::set_deadline`]).
     deadline: Option<Timestamp>,
+    /// The writes (and absent keys) as each savepoint found them.
+    savepoints: Vec<(Writes, Vec<Vec<u8>>)>,
 }
 
 impl MemoryTxn {
@@ -297,6 +303,19 @@ impl Transaction for MemoryTxn {
     }
 
     fn rollback(self: Box<Self>) -> Result<(), KvError> {
+        Ok(())
+    }
+
+    fn savepoint(&mut self) -> Result<SavepointMark, KvError> {
+        self.savepoints.push((self.writes.clone(), self.absent.clone()));
+        Ok(SavepointMark(self.savepoints.len() - 1))
+    }
+
+    fn rollback_to(&mut self, mark: SavepointMark) -> Result<(), KvError> {
+        let (writes, absent) =
+            self.savepoints.get(mark.0).cloned().ok_or_else(|| KvError::Invalid(format!("no savepoint {mark:?}")))?;
+        (self.writes, self.absent) = (writes, absent);
+        self.savepoints.truncate(mark.0 + 1);
         Ok(())
     }
 

@@ -78,6 +78,8 @@ use crate::sql_err;
 use crate::types::{DataType, Row, Value};
 use crate::write::{self, RowIds};
 
+mod savepoints;
+
 /// The transaction state, as PostgreSQL's ReadyForQuery reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnStatus {
@@ -200,6 +202,11 @@ pub struct Session {
     kept_plans: HashMap<String, KeptPlan>,
     /// How many executions used a kept plan.
     plans_reused: u64,
+    /// The block's savepoints, oldest first ([`savepoints`]).
+    savepoints: Vec<savepoints::Savepoint>,
+    /// Why the block's transaction ended at the servers, if an error of
+    /// its ended it: ROLLBACK TO SAVEPOINT cannot go back into it.
+    txn_lost: Option<String>,
 }
 
 /// A statement's parameters.
@@ -348,6 +355,8 @@ impl Session {
             user: crate::system::ROLE_NAME.to_string(),
             kept_plans: HashMap::new(),
             plans_reused: 0,
+            savepoints: Vec::new(),
+            txn_lost: None,
         }
     }
 
@@ -528,10 +537,10 @@ impl Session {
             }
             other => other,
         };
-        if planned.is_err() && self.status == TxnStatus::InBlock {
-            self.status = TxnStatus::Failed;
-        }
-        let (plan, types) = planned?;
+        let (plan, types) = match planned {
+            Err(e) if self.status == TxnStatus::InBlock => return Err(self.fail_block(e)),
+            planned => planned?,
+        };
         Ok((types, plan.columns()))
     }
 
@@ -697,10 +706,10 @@ impl Session {
             Some(e) => {
                 let e =
                     Error { detail: Some(format!("{} rows were committed before the error.", copy.committed)), ..e };
-                if self.status == TxnStatus::InBlock {
-                    self.status = TxnStatus::Failed;
+                match self.status {
+                    TxnStatus::InBlock => Err(self.fail_block(e)),
+                    _ => Err(e),
                 }
-                Err(e)
             }
         }
     }
@@ -830,6 +839,9 @@ impl Session {
                 self.abort();
                 return sink.complete("ROLLBACK");
             }
+            S::Rollback { savepoint: Some(name), .. } => return self.rollback_to_savepoint(name, sink),
+            S::Savepoint { name } => return self.savepoint(name, sink),
+            S::ReleaseSavepoint { name } => return self.release_savepoint(name, sink),
             _ => {}
         }
         if self.status == TxnStatus::Failed {
@@ -856,8 +868,7 @@ impl Session {
             }
             let targets = schema_targets(&parsed.statement);
             if let Err(e) = self.drain(&targets) {
-                self.status = TxnStatus::Failed;
-                return Err(e);
+                return Err(self.fail_block(e));
             }
             let mut txn = self.txn.take().expect("a transaction in a block");
             let now_us = self.txn_now_us;
@@ -869,11 +880,10 @@ impl Session {
             return match result {
                 Ok(tag) => sink.complete(&tag),
                 Err(e) => {
-                    self.status = TxnStatus::Failed;
                     if e.is_retryable() {
                         self.retry_priority = priority;
                     }
-                    Err(e)
+                    Err(self.fail_block(e))
                 }
             };
         }
@@ -984,6 +994,7 @@ impl Session {
         self.txn = Some(txn);
         self.txn_now_us = self.now_us();
         self.status = TxnStatus::InBlock;
+        self.end_savepoints();
         self.block_tables.clear();
         self.end_writer_leases(None);
         sink.complete("BEGIN")
@@ -1002,6 +1013,7 @@ impl Session {
             TxnStatus::InBlock => {
                 let mut txn = self.txn.take().expect("a transaction in a block");
                 self.status = TxnStatus::Idle;
+                self.end_savepoints();
                 let read_write = txn.mode() == Mode::ReadWrite;
                 let priority = txn.priority();
                 let committed = match self.lift_deadline(txn.as_mut(), false) {
@@ -1039,12 +1051,19 @@ impl Session {
         crate::timestamp::parse_setting_duration(text).ok().flatten()
     }
 
+    /// Forgets the block's savepoints (it ended or begins).
+    fn end_savepoints(&mut self) {
+        self.savepoints.clear();
+        self.txn_lost = None;
+    }
+
     /// Ends the transaction block, if any, rolling back.
     pub fn abort(&mut self) {
         if let Some(txn) = self.txn.take() {
             let _ = txn.rollback();
         }
         self.status = TxnStatus::Idle;
+        self.end_savepoints();
         self.end_writer_leases(None);
         self.end_drains();
     }

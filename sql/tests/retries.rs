@@ -8,6 +8,7 @@
 //!                        priorities, logging each begin's priority
 //! ```
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod common;
@@ -22,6 +23,8 @@ struct Prioritized {
     inner: MemoryEngine,
     /// Every transaction begun: its priority, and whether it was given.
     begun: Mutex<Vec<(Priority, bool)>>,
+    /// While set, every transaction's reads fail as a wounded one's.
+    wounded: Arc<AtomicBool>,
 }
 
 impl Prioritized {
@@ -30,7 +33,8 @@ impl Prioritized {
         let n = begun.len() as u64 + 1;
         let priority = given.unwrap_or(Priority { start_ns: n, id: u128::from(n) });
         begun.push((priority, given.is_some()));
-        Ok(Box::new(Wrapped { priority: Some(priority), ..Wrapped::around(self.inner.begin(mode)?) }))
+        let wounded = Some(self.wounded.clone());
+        Ok(Box::new(Wrapped { priority: Some(priority), wounded, ..Wrapped::around(self.inner.begin(mode)?) }))
     }
 }
 
@@ -80,4 +84,43 @@ fn a_retried_block_keeps_its_priority() {
     run(&mut a, "ROLLBACK").unwrap();
     let out = run(&mut a, "SELECT n FROM t").unwrap();
     assert_eq!(out.rows, vec![vec![sql::Value::Int4(11)]]);
+}
+
+/// Goal: ROLLBACK TO SAVEPOINT never revives a block whose transaction
+/// was wounded (40001): it fails with 40001 itself, the block stays
+/// failed, and only ROLLBACK ends it; nothing of it is committed. Rolling
+/// back to a savepoint after a statement's own error (23505) does go on,
+/// and commits what came before the savepoint and after it.
+#[test]
+fn a_wounded_block_cannot_be_rolled_back_to_a_savepoint() {
+    let engine = Arc::new(Prioritized::default());
+    let mut s = Session::new(engine.clone());
+    run(&mut s, "CREATE TABLE t (id INT PRIMARY KEY, n INT)").unwrap();
+    run(&mut s, "INSERT INTO t VALUES (1, 0)").unwrap();
+
+    run(&mut s, "BEGIN").unwrap();
+    run(&mut s, "INSERT INTO t VALUES (2, 0)").unwrap();
+    run(&mut s, "SAVEPOINT a").unwrap();
+    engine.wounded.store(true, Ordering::SeqCst);
+    let e = run(&mut s, "UPDATE t SET n = 1 WHERE id = 1").expect_err("wounded");
+    assert_eq!(e.state.code(), "40001", "{e}");
+    engine.wounded.store(false, Ordering::SeqCst);
+    let e = run(&mut s, "ROLLBACK TO SAVEPOINT a").expect_err("the transaction ended");
+    assert_eq!(e.state.code(), "40001", "{e}");
+    let e = run(&mut s, "SELECT 1").expect_err("still failed");
+    assert_eq!(e.state.code(), "25P02", "{e}");
+    let e = run(&mut s, "ROLLBACK TO SAVEPOINT a").expect_err("still lost");
+    assert_eq!(e.state.code(), "40001", "{e}");
+    run(&mut s, "ROLLBACK").unwrap();
+    assert_eq!(common::count(&mut s, "SELECT count(*) FROM t"), 1, "nothing of the wounded block");
+
+    run(&mut s, "BEGIN").unwrap();
+    run(&mut s, "INSERT INTO t VALUES (2, 0)").unwrap();
+    run(&mut s, "SAVEPOINT a").unwrap();
+    let e = run(&mut s, "INSERT INTO t VALUES (1, 0)").expect_err("a duplicate");
+    assert_eq!(e.state.code(), "23505", "{e}");
+    run(&mut s, "ROLLBACK TO SAVEPOINT a").unwrap();
+    run(&mut s, "INSERT INTO t VALUES (3, 0)").unwrap();
+    run(&mut s, "COMMIT").unwrap();
+    assert_eq!(common::count(&mut s, "SELECT count(*) FROM t"), 3);
 }

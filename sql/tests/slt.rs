@@ -92,5 +92,6 @@ slt!(
     cte_view,
     window,
     window_random,
-    interval_random
+    interval_random,
+    savepoint
 );

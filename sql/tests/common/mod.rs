@@ -110,7 +110,9 @@ impl Engine for Watched {
 /// in `gets`, logging every read in `reads`, and reporting `priority` as
 /// its own (engines of tests that watch what the SQL layer asks for);
 /// with `unknown_outcome`, its commit fails with [`KvError::Ambiguous`],
-/// having committed if it is true ([`Watched::commit_outcome_unknown`]).
+/// having committed if it is true ([`Watched::commit_outcome_unknown`]);
+/// while `wounded` is set, its reads fail as a wounded transaction's do
+/// ([`KvError::Retryable`]).
 pub struct Wrapped {
     pub inner: Box<dyn Transaction>,
     pub gets: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
@@ -118,6 +120,7 @@ pub struct Wrapped {
     pub priority: Option<sql::kv::Priority>,
     pub unknown_outcome: Option<bool>,
     pub deadlines: Option<std::sync::Arc<Mutex<Vec<Option<Timestamp>>>>>,
+    pub wounded: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A read a [`Wrapped`] transaction was asked for.
@@ -131,16 +134,28 @@ pub enum Read {
 impl Wrapped {
     /// Passes everything to `inner`.
     pub fn around(inner: Box<dyn Transaction>) -> Wrapped {
-        Wrapped { inner, gets: None, reads: None, priority: None, unknown_outcome: None, deadlines: None }
+        Wrapped {
+            inner,
+            gets: None,
+            reads: None,
+            priority: None,
+            unknown_outcome: None,
+            deadlines: None,
+            wounded: None,
+        }
     }
 
-    fn note(&self, read: Read) {
+    fn note(&self, read: Read) -> Result<(), KvError> {
+        if self.wounded.as_ref().is_some_and(|w| w.load(std::sync::atomic::Ordering::SeqCst)) {
+            return Err(KvError::Retryable("wounded by an older transaction (injected)".into()));
+        }
         if let Some(gets) = self.gets.as_ref().filter(|_| read != Read::Scan) {
             gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         if let Some(reads) = &self.reads {
             reads.lock().unwrap().push(read);
         }
+        Ok(())
     }
 }
 
@@ -149,15 +164,15 @@ impl Transaction for Wrapped {
         self.inner.mode()
     }
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.note(Read::Get);
+        self.note(Read::Get)?;
         self.inner.get(key)
     }
     fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.note(Read::GetForUpdate);
+        self.note(Read::GetForUpdate)?;
         self.inner.get_for_update(key)
     }
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<sql::kv::Pair>, KvError> {
-        self.note(Read::Scan);
+        self.note(Read::Scan)?;
         self.inner.scan(start, end, limit)
     }
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
@@ -191,6 +206,12 @@ impl Transaction for Wrapped {
     }
     fn priority(&self) -> Option<sql::kv::Priority> {
         self.priority.or(self.inner.priority())
+    }
+    fn savepoint(&mut self) -> Result<sql::kv::SavepointMark, KvError> {
+        self.inner.savepoint()
+    }
+    fn rollback_to(&mut self, mark: sql::kv::SavepointMark) -> Result<(), KvError> {
+        self.inner.rollback_to(mark)
     }
 }
 

@@ -1,0 +1,162 @@
+//! Savepoints: `SAVEPOINT`, `ROLLBACK TO SAVEPOINT` and `RELEASE
+//! SAVEPOINT` inside a transaction block, as PostgreSQL has them, so that
+//! a block survives a statement's error (psycopg's nested
+//! `transaction()`, Django's nested `atomic()`, psql's
+//! `ON_ERROR_ROLLBACK` all send them).
+//!
+//! ```text
+//!   BEGIN
+//!   INSERT INTO t VALUES (1)
+//!   SAVEPOINT a                 mark 0 of the block's writes
+//!   INSERT INTO t VALUES (1)    ERROR 23505: the block is failed
+//!   ROLLBACK TO SAVEPOINT a     the writes since mark 0 undone; in block
+//!   INSERT INTO t VALUES (2)
+//!   COMMIT                      1 and 2
+//! ```
+//!
+//! The model: a read-write transaction buffers its writes until it
+//! commits, so going back is undoing buffered writes
+//! ([`crate::kv::Transaction::rollback_to`]). What it read, and the locks
+//! those reads took, stay until the block ends: a rolled-back statement
+//! may have locked rows it no longer writes (PostgreSQL releases them;
+//! keeping them only makes others wait longer, never lets a conflict
+//! through).
+//!
+//! Invariants:
+//! - The session's list of savepoints is oldest first; a name may repeat,
+//!   and the newest of a name is the one named (as in PostgreSQL).
+//!   ROLLBACK TO keeps the savepoint and drops every later one; RELEASE
+//!   drops it and every later one.
+//! - ROLLBACK TO never revives a transaction the servers ended: after an
+//!   error that ended it (aborted, wounded, its outcome unknown, the
+//!   cluster unreachable) the block can only be rolled back, and ROLLBACK
+//!   TO says so with 40001, which clients take as "run it again".
+//! - ROLLBACK TO never undoes a schema change: the session keeps what it
+//!   learned of a changed schema (plans, descriptors, work for after the
+//!   commit) outside the transaction's writes, so a savepoint older than
+//!   the block's first schema change is refused (0A000) once there is
+//!   one.
+
+use sqlparser::ast;
+
+use super::{in_failed_block, Session, TxnStatus};
+use crate::error::{Error, Result, SqlState};
+use crate::kv::SavepointMark;
+use crate::parser::ident;
+use crate::sink::Sink;
+use crate::sql_err;
+
+/// One savepoint of a transaction block.
+#[derive(Debug, Clone)]
+pub(super) struct Savepoint {
+    name: String,
+    mark: SavepointMark,
+    /// The block had changed a schema when the savepoint was taken.
+    changed_schema: bool,
+}
+
+impl Session {
+    /// `SAVEPOINT name`.
+    pub(super) fn savepoint(&mut self, name: &ast::Ident, sink: &mut dyn Sink) -> Result<()> {
+        match self.status {
+            TxnStatus::Idle => {
+                return sql_err!(NoActiveSqlTransaction, "SAVEPOINT can only be used in transaction blocks")
+            }
+            TxnStatus::Failed => return in_failed_block(),
+            TxnStatus::InBlock => {}
+        }
+        let txn = self.txn.as_mut().expect("a transaction in a block");
+        let mark = match txn.savepoint() {
+            Ok(mark) => mark,
+            Err(e) => return Err(self.fail_block(Error::from(e))),
+        };
+        let changed_schema = self.txn_changed_schema;
+        self.savepoints.push(Savepoint { name: ident(name), mark, changed_schema });
+        sink.complete("SAVEPOINT")
+    }
+
+    /// `RELEASE [SAVEPOINT] name`: forgets it and every later one (their
+    /// writes stay).
+    pub(super) fn release_savepoint(&mut self, name: &ast::Ident, sink: &mut dyn Sink) -> Result<()> {
+        match self.status {
+            TxnStatus::Idle => {
+                return sql_err!(NoActiveSqlTransaction, "RELEASE SAVEPOINT can only be used in transaction blocks")
+            }
+            TxnStatus::Failed => return in_failed_block(),
+            TxnStatus::InBlock => {}
+        }
+        let at = self.find_savepoint(name)?;
+        self.savepoints.truncate(at);
+        sink.complete("RELEASE")
+    }
+
+    /// `ROLLBACK TO [SAVEPOINT] name`: undoes the writes since it and
+    /// leaves the block in progress, failed or not.
+    pub(super) fn rollback_to_savepoint(&mut self, name: &ast::Ident, sink: &mut dyn Sink) -> Result<()> {
+        if self.status == TxnStatus::Idle {
+            return sql_err!(NoActiveSqlTransaction, "ROLLBACK TO SAVEPOINT can only be used in transaction blocks");
+        }
+        let at = self.find_savepoint(name)?;
+        let savepoint = self.savepoints[at].clone();
+        if let Some(why) = &self.txn_lost {
+            let e = Error::new(
+                SqlState::SerializationFailure,
+                format!("the transaction ended ({why}): ROLLBACK TO SAVEPOINT cannot go back into it; roll it back"),
+            );
+            return Err(self.fail_block(e));
+        }
+        if self.txn_changed_schema && !savepoint.changed_schema {
+            let e = Error::new(
+                SqlState::FeatureNotSupported,
+                format!(
+                    "the transaction changed a schema after savepoint \"{}\", which ROLLBACK TO SAVEPOINT cannot undo; \
+                     roll the transaction back",
+                    savepoint.name
+                ),
+            );
+            return Err(self.fail_block(e));
+        }
+        let txn = self.txn.as_mut().expect("a transaction in a block");
+        if let Err(e) = txn.rollback_to(savepoint.mark) {
+            return Err(self.fail_block(Error::from(e)));
+        }
+        self.savepoints.truncate(at + 1);
+        self.status = TxnStatus::InBlock;
+        sink.complete("ROLLBACK")
+    }
+
+    /// Where the newest savepoint called `name` is; else the block fails
+    /// with 3B001.
+    fn find_savepoint(&mut self, name: &ast::Ident) -> Result<usize> {
+        let name = ident(name);
+        match self.savepoints.iter().rposition(|s| s.name == name) {
+            Some(at) => Ok(at),
+            None => Err(self.fail_block(Error::new(
+                SqlState::InvalidSavepointSpecification,
+                format!("savepoint \"{name}\" does not exist"),
+            ))),
+        }
+    }
+
+    /// A statement of the block failed with `e`: the block is failed and,
+    /// if `e` ended the transaction itself, lost to ROLLBACK TO. Returns `e`.
+    pub(super) fn fail_block(&mut self, e: Error) -> Error {
+        self.status = TxnStatus::Failed;
+        if ends_transaction(e.state) && self.txn_lost.is_none() {
+            self.txn_lost = Some(e.message.clone());
+        }
+        e
+    }
+}
+
+/// Does an error in this state mean the transaction itself ended at the
+/// servers (or may have), not only the statement?
+fn ends_transaction(state: SqlState) -> bool {
+    matches!(
+        state,
+        SqlState::SerializationFailure
+            | SqlState::DeadlockDetected
+            | SqlState::StatementCompletionUnknown
+            | SqlState::SystemError
+    )
+}
