@@ -107,7 +107,10 @@
 //!   than [`limits::WRITER_DEADLINE_MARGIN_NS`] before it) reads the
 //!   leased descriptors under locks instead and lifts the deadline; a
 //!   version that changed meanwhile fails it with 40001. Slow blocks pay
-//!   a round trip, not an abort. So does a statement of the block that is
+//!   a round trip, not an abort. So does a statement that runs into the
+//!   margin itself, before its next read ([`DeadlineLifting`]): a big
+//!   UPDATE outlasting the lease would otherwise fail every time it ran.
+//!   And so does a statement of the block that is
 //!   not DML, before it runs, whatever the time left: a schema change can
 //!   outlast the deadline by itself (a CREATE TABLE waiting for its
 //!   table's split on a busy machine did).
@@ -126,7 +129,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoding::{self, Direction};
 use crate::error::{Error, Result, SqlState};
-use crate::kv::{Committed, KvError, Mode, Pair, Timestamp, Transaction};
+use crate::kv::{Committed, Engine, KvError, Mode, Pair, Timestamp, Transaction};
 use crate::limits;
 use crate::sql_err;
 use crate::types::DataType;
@@ -458,6 +461,104 @@ impl WriterLeases {
         };
         self.used.extend(used.used);
         self.locked.extend(used.locked);
+    }
+
+    /// Is the deadline less than [`limits::WRITER_DEADLINE_MARGIN_NS`]
+    /// after `now`?
+    pub fn near_deadline(&self, now: Timestamp) -> bool {
+        self.deadline.is_some_and(|d| now.saturating_add(limits::WRITER_DEADLINE_MARGIN_NS) >= d)
+    }
+
+    /// Reads the leased descriptors it used under locks in `txn` and
+    /// lifts the deadline (module docs, "Writers"): from then on they
+    /// cannot change before the commit. One that changed since fails it
+    /// (40001).
+    pub fn lift(&mut self, txn: &mut dyn Transaction) -> Result<()> {
+        if self.deadline.is_none() {
+            return Ok(());
+        }
+        txn.set_deadline(None)?;
+        self.deadline = None;
+        for (id, version) in std::mem::take(&mut self.used) {
+            match Catalog::table_by_id(txn, id)? {
+                Some(desc) if desc.version == version => self.locked.push((desc.name.clone(), desc)),
+                _ => {
+                    return sql_err!(
+                        SerializationFailure,
+                        "a table's schema changed while this transaction used the schema it had cached; run the \
+                         transaction again"
+                    )
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A read-write transaction running one statement planned from leased
+/// descriptors: before each read, if the deadline they set is near, it
+/// lifts it ([`WriterLeases::lift`]), so a statement that takes longer
+/// than what was left of the lease (a big UPDATE, a slow join) runs on
+/// instead of failing at the deadline with 40001, which it would again
+/// every time it ran.
+pub struct DeadlineLifting<'t> {
+    pub inner: &'t mut dyn Transaction,
+    pub leases: &'t mut WriterLeases,
+    /// Whose clock the deadline is measured by.
+    pub engine: &'t dyn Engine,
+}
+
+impl DeadlineLifting<'_> {
+    fn before_read(&mut self) -> std::result::Result<(), KvError> {
+        if !self.leases.near_deadline(self.engine.now()) {
+            return Ok(());
+        }
+        self.leases.lift(self.inner).map_err(|e| match e.state {
+            SqlState::SerializationFailure => KvError::Retryable(e.message),
+            _ => KvError::Unavailable(e.message),
+        })
+    }
+}
+
+impl Transaction for DeadlineLifting<'_> {
+    fn mode(&self) -> Mode {
+        self.inner.mode()
+    }
+    fn get(&mut self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, KvError> {
+        self.before_read()?;
+        self.inner.get(key)
+    }
+    fn get_for_update(&mut self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, KvError> {
+        self.before_read()?;
+        self.inner.get_for_update(key)
+    }
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
+        self.before_read()?;
+        self.inner.scan(start, end, limit)
+    }
+    fn put(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), KvError> {
+        self.inner.put(key, value)
+    }
+    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), KvError> {
+        self.inner.put_absent(key, value)
+    }
+    fn delete(&mut self, key: &[u8]) -> std::result::Result<(), KvError> {
+        self.inner.delete(key)
+    }
+    fn commit(self: Box<Self>) -> std::result::Result<Committed, KvError> {
+        Err(KvError::Invalid("a statement's transaction is committed by its owner".into()))
+    }
+    fn rollback(self: Box<Self>) -> std::result::Result<(), KvError> {
+        Ok(())
+    }
+    fn read_ts(&self) -> Option<Timestamp> {
+        self.inner.read_ts()
+    }
+    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> std::result::Result<(), KvError> {
+        self.inner.set_deadline(deadline)
+    }
+    fn priority(&self) -> Option<crate::kv::Priority> {
+        self.inner.priority()
     }
 }
 

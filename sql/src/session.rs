@@ -61,7 +61,7 @@ use std::sync::Arc;
 use sqlparser::ast;
 
 use crate::backfill;
-use crate::catalog::{Catalog, IndexDesc, LeaseChecked, LeaseUse, Leases, TableDesc, WriterLeases};
+use crate::catalog::{Catalog, DeadlineLifting, IndexDesc, LeaseChecked, LeaseUse, Leases, TableDesc, WriterLeases};
 use crate::catalog::{Drains, FollowUp};
 use crate::copy::CopyFormat;
 use crate::error::{Error, Result, SqlState};
@@ -931,6 +931,9 @@ impl Session {
                 self.end_writer_leases(None);
                 self.defer_unique_checks = checks_at_commit;
                 let ran = self.run(txn.as_mut(), sql, &parsed.statement, now_us, &mut holding);
+                // A commit after the deadline would fail; one near it
+                // reads the leased descriptors under locks first.
+                let ran = ran.and_then(|tag| self.lift_deadline(txn.as_mut(), false).map(|()| tag));
                 self.defer_unique_checks = false;
                 let finished = crate::kv::finish(txn, ran);
                 self.end_writer_leases(match &finished {
@@ -1240,7 +1243,17 @@ impl Session {
         } else {
             Arc::new(self.plan(txn, sql, statement, None)?)
         };
-        self.execute_plan(&plan, txn, statement, now_us, sink)
+        if self.writer_leases.deadline.is_none() {
+            return self.execute_plan(&plan, txn, statement, now_us, sink);
+        }
+        // The statement may outlast the leases it planned from: it lifts
+        // their deadline as it nears (executing uses no writer leases).
+        let mut leases = std::mem::take(&mut self.writer_leases);
+        let engine = self.engine.clone();
+        let mut lifting = DeadlineLifting { inner: txn, leases: &mut leases, engine: engine.as_ref() };
+        let result = self.execute_plan(&plan, &mut lifting, statement, now_us, sink);
+        self.writer_leases = leases;
+        result
     }
 
     /// Fetches again the descriptors whose leases this session claimed
@@ -1302,23 +1315,8 @@ impl Session {
     /// block does not fail for being slow. A descriptor that changed since
     /// fails it (40001).
     fn lift_deadline(&mut self, txn: &mut dyn Transaction, always: bool) -> Result<()> {
-        let Some(deadline) = self.writer_leases.deadline else { return Ok(()) };
-        if !always && self.engine.now().saturating_add(limits::WRITER_DEADLINE_MARGIN_NS) < deadline {
-            return Ok(());
-        }
-        txn.set_deadline(None)?;
-        self.writer_leases.deadline = None;
-        for (id, version) in std::mem::take(&mut self.writer_leases.used) {
-            match Catalog::table_by_id(txn, id)? {
-                Some(desc) if desc.version == version => self.writer_leases.locked.push((desc.name.clone(), desc)),
-                _ => {
-                    return sql_err!(
-                        SerializationFailure,
-                        "a table's schema changed while this transaction used the schema it had cached; run the \
-                         transaction again"
-                    )
-                }
-            }
+        if always || self.writer_leases.near_deadline(self.engine.now()) {
+            self.writer_leases.lift(txn)?;
         }
         Ok(())
     }

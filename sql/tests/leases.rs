@@ -392,6 +392,35 @@ fn a_schema_change_in_a_block_lifts_the_lease_deadline_first() {
     assert_eq!(must(&mut a, "SELECT count(*) FROM u").rows, vec![vec![Value::Int8(1)]]);
 }
 
+/// Goal: a statement that planned from a lease and runs longer than what
+/// is left of it lifts the lease's deadline as it goes, in a block and on
+/// its own: it commits instead of failing with 40001 "ran past its
+/// deadline", which it would every time it ran (a pooled connection's
+/// slow UPDATE never committed; seen with psql on a demo cluster).
+/// Method: A leases t; each read then takes 60 ms by the engine's clock;
+/// an UPDATE of 12 keys by point reads (about 720 ms, past the 500 ms
+/// lease) runs in a block, commits, and then once more on its own.
+#[test]
+fn a_statement_that_outlasts_its_lease_lifts_the_deadline_as_it_goes() {
+    let (engine, mut a, _) = setup();
+    let keys = (3..=12).map(|i| format!("({i}, 0)")).collect::<Vec<_>>().join(", ");
+    must(&mut a, &format!("INSERT INTO t VALUES {keys}"));
+    must(&mut a, "SELECT c FROM t WHERE id = 1");
+    let update = "UPDATE t SET c = c + 1 WHERE id IN (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)";
+    engine.reads_take(60_000_000);
+    must(&mut a, "BEGIN");
+    let set = engine.deadlines();
+    must(&mut a, update);
+    let after = engine.deadlines();
+    assert!(matches!(after.get(set.len()), Some(Some(_))), "the UPDATE planned from a lease: {after:?}");
+    assert_eq!(after.last(), Some(&None), "and lifted its deadline while it ran: {after:?}");
+    must(&mut a, "COMMIT");
+    must(&mut a, update);
+    engine.reads_take(0);
+    let out = must(&mut a, "SELECT sum(c) FROM t");
+    assert_eq!(out.rows, vec![vec![Value::Int8(10 + 20 + 12 * 2)]]);
+}
+
 /// Goal: a read-write transaction with a deadline fails retryably (40001)
 /// when it reads, or would commit, at or after it; before it, it works;
 /// a lifted deadline binds nothing.

@@ -15,6 +15,9 @@ use sql::memory::MemoryEngine;
 
 pub type Hook = Box<dyn FnOnce() + Send>;
 
+/// Called on every read of a [`Wrapped`] transaction.
+pub type ReadHook = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 #[derive(Default)]
 pub struct Watched {
     pub inner: MemoryEngine,
@@ -26,6 +29,9 @@ pub struct Watched {
     unknown_outcome: Mutex<Option<(usize, bool)>>,
     /// Every `set_deadline` of its transactions, in order.
     deadlines: std::sync::Arc<Mutex<Vec<Option<Timestamp>>>>,
+    /// How far each read of its transactions moves the clock, nanoseconds
+    /// ([`Watched::reads_take`]).
+    read_ns: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Watched {
@@ -40,6 +46,12 @@ impl Watched {
     /// The deadlines given to its transactions so far, in order.
     pub fn deadlines(&self) -> Vec<Option<Timestamp>> {
         self.deadlines.lock().unwrap().clone()
+    }
+
+    /// From now on each read of its transactions moves the clock `nanos`
+    /// (a slow statement, by the clock leases are measured with).
+    pub fn reads_take(&self, nanos: u64) {
+        self.read_ns.store(nanos, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Runs `hook` the next time a schema change waits.
@@ -82,7 +94,15 @@ impl Engine for Watched {
             hook();
         }
         self.modes.lock().unwrap().push(mode);
-        let txn = Wrapped { deadlines: Some(self.deadlines.clone()), ..Wrapped::around(self.inner.begin(mode)?) };
+        let (clock, read_ns) = (self.inner.clone(), self.read_ns.clone());
+        let on_read: ReadHook = std::sync::Arc::new(move || {
+            clock.wait(read_ns.load(std::sync::atomic::Ordering::SeqCst));
+        });
+        let txn = Wrapped {
+            deadlines: Some(self.deadlines.clone()),
+            on_read: Some(on_read),
+            ..Wrapped::around(self.inner.begin(mode)?)
+        };
         match *self.unknown_outcome.lock().unwrap() {
             Some((turn, commits)) if turn == count => Ok(Box::new(Wrapped { unknown_outcome: Some(commits), ..txn })),
             _ => Ok(Box::new(txn)),
@@ -112,7 +132,7 @@ impl Engine for Watched {
 /// with `unknown_outcome`, its commit fails with [`KvError::Ambiguous`],
 /// having committed if it is true ([`Watched::commit_outcome_unknown`]);
 /// while `wounded` is set, its reads fail as a wounded transaction's do
-/// ([`KvError::Retryable`]).
+/// ([`KvError::Retryable`]); `on_read` runs before each read.
 pub struct Wrapped {
     pub inner: Box<dyn Transaction>,
     pub gets: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
@@ -121,6 +141,7 @@ pub struct Wrapped {
     pub unknown_outcome: Option<bool>,
     pub deadlines: Option<std::sync::Arc<Mutex<Vec<Option<Timestamp>>>>>,
     pub wounded: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    pub on_read: Option<ReadHook>,
 }
 
 /// A read a [`Wrapped`] transaction was asked for.
@@ -142,10 +163,14 @@ impl Wrapped {
             unknown_outcome: None,
             deadlines: None,
             wounded: None,
+            on_read: None,
         }
     }
 
     fn note(&self, read: Read) -> Result<(), KvError> {
+        if let Some(on_read) = &self.on_read {
+            on_read();
+        }
         if self.wounded.as_ref().is_some_and(|w| w.load(std::sync::atomic::Ordering::SeqCst)) {
             return Err(KvError::Retryable("wounded by an older transaction (injected)".into()));
         }
