@@ -32,6 +32,7 @@ pub fn explain(plan: &Plan, engine: &dyn Engine, cx: &mut Cx, analysis: Option<&
             let sets: Vec<String> =
                 assignments.iter().map(|(i, e)| format!("{} = {}", table.columns[*i].name, expr(e))).collect();
             out.push(format!("Update {} set {}", table.name, sets.join(", ")));
+            subplans(assignments.iter().map(|(_, e)| e), 0, engine, cx, &mut out);
             node(source, 1, engine, cx, &mut at, &mut out);
         }
         Plan::Delete { table, source, .. } => {

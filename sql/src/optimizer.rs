@@ -50,15 +50,28 @@ impl Default for Rules {
 
 pub fn optimize_plan(plan: Plan, rules: Rules) -> Plan {
     let o = |n: Node| optimize(n, rules);
+    let ox = |e: Expr| optimize_expr(e, rules);
+    let sets = |assignments: Vec<(usize, Expr)>| assignments.into_iter().map(|(i, e)| (i, ox(e))).collect();
+    let items = |returning: Option<Vec<(Expr, OutputColumn)>>| {
+        returning.map(|items| items.into_iter().map(|(e, c)| (ox(e), c)).collect())
+    };
     match plan {
         Plan::Query(q) => Plan::Query(QueryPlan { root: o(q.root), columns: q.columns }),
         Plan::Insert { table, source, on_conflict, returning } => {
-            Plan::Insert { table, source: o(source), on_conflict, returning }
+            let on_conflict = match on_conflict {
+                OnConflict::DoUpdate { assignments, predicate } => {
+                    OnConflict::DoUpdate { assignments: sets(assignments), predicate: predicate.map(ox) }
+                }
+                other => other,
+            };
+            Plan::Insert { table, source: o(source), on_conflict, returning: items(returning) }
         }
         Plan::Update { table, source, assignments, returning } => {
-            Plan::Update { table, source: o(source), assignments, returning }
+            Plan::Update { table, source: o(source), assignments: sets(assignments), returning: items(returning) }
         }
-        Plan::Delete { table, source, returning } => Plan::Delete { table, source: o(source), returning },
+        Plan::Delete { table, source, returning } => {
+            Plan::Delete { table, source: o(source), returning: items(returning) }
+        }
         Plan::Explain { plan, analyze } => Plan::Explain { plan: Box::new(optimize_plan(*plan, rules)), analyze },
         other => other,
     }
@@ -149,20 +162,18 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
     }
 }
 
-/// Folds constants in `e` and optimizes the plans of its subqueries.
+/// Folds constants in `e` and optimizes the plans of its subqueries,
+/// wherever they are in it (`(SELECT count(*) ...) > 0` as much as a
+/// subquery on its own).
 fn optimize_expr(e: Expr, rules: Rules) -> Expr {
-    let e = match e {
-        Expr::Subquery(n) => return Expr::Subquery(Arc::new(optimize(Arc::unwrap_or_clone(n), rules))),
-        Expr::ArraySubquery(n) => return Expr::ArraySubquery(Arc::new(optimize(Arc::unwrap_or_clone(n), rules))),
-        Expr::Exists(n) => return Expr::Exists(Arc::new(optimize(Arc::unwrap_or_clone(n), rules))),
-        Expr::InSubquery(x, n) => {
-            return Expr::InSubquery(
-                Box::new(optimize_expr(*x, rules)),
-                Arc::new(optimize(Arc::unwrap_or_clone(n), rules)),
-            )
-        }
+    let o = |n: Arc<Node>| Arc::new(optimize(Arc::unwrap_or_clone(n), rules));
+    let e = e.transform(&mut |e| match e {
+        Expr::Subquery(n) => Expr::Subquery(o(n)),
+        Expr::ArraySubquery(n) => Expr::ArraySubquery(o(n)),
+        Expr::Exists(n) => Expr::Exists(o(n)),
+        Expr::InSubquery(x, n) => Expr::InSubquery(x, o(n)),
         e => e,
-    };
+    });
     if !rules.fold_constants {
         return e;
     }

@@ -154,40 +154,55 @@ impl Expr {
 
     /// Rewrites column references: `Column(i)` becomes `map(i)`.
     pub fn map_columns(self, map: &dyn Fn(usize) -> usize) -> Expr {
-        let m = |e: Box<Expr>| Box::new(e.map_columns(map));
-        match self {
+        self.transform(&mut |e| match e {
             Expr::Column(i) => Expr::Column(map(i)),
-            Expr::Binary(op, a, b) => Expr::Binary(op, m(a), m(b)),
-            Expr::Unary(op, a) => Expr::Unary(op, m(a)),
-            Expr::And(a, b) => Expr::And(m(a), m(b)),
-            Expr::Or(a, b) => Expr::Or(m(a), m(b)),
-            Expr::Not(a) => Expr::Not(m(a)),
-            Expr::IsNull(a) => Expr::IsNull(m(a)),
-            Expr::IsBool(a, b) => Expr::IsBool(m(a), b),
-            Expr::IsDistinctFrom(a, b) => Expr::IsDistinctFrom(m(a), m(b)),
+            e => e,
+        })
+    }
+
+    /// Rewrites the expression bottom up: every sub-expression's own
+    /// first, then `f` on it. Subquery plans are not entered (`f` gets
+    /// their expressions whole).
+    pub fn transform(self, f: &mut dyn FnMut(Expr) -> Expr) -> Expr {
+        fn b(e: Expr, f: &mut dyn FnMut(Expr) -> Expr) -> Box<Expr> {
+            Box::new(e.transform(f))
+        }
+        let e = match self {
+            Expr::Binary(op, x, y) => Expr::Binary(op, b(*x, f), b(*y, f)),
+            Expr::Unary(op, x) => Expr::Unary(op, b(*x, f)),
+            Expr::And(x, y) => Expr::And(b(*x, f), b(*y, f)),
+            Expr::Or(x, y) => Expr::Or(b(*x, f), b(*y, f)),
+            Expr::Not(x) => Expr::Not(b(*x, f)),
+            Expr::IsNull(x) => Expr::IsNull(b(*x, f)),
+            Expr::IsBool(x, v) => Expr::IsBool(b(*x, f), v),
+            Expr::IsDistinctFrom(x, y) => Expr::IsDistinctFrom(b(*x, f), b(*y, f)),
             Expr::Like { expr, pattern, case_insensitive } => {
-                Expr::Like { expr: m(expr), pattern: m(pattern), case_insensitive }
+                Expr::Like { expr: b(*expr, f), pattern: b(*pattern, f), case_insensitive }
             }
             Expr::Case { operand, whens, otherwise } => Expr::Case {
-                operand: operand.map(m),
-                whens: whens.into_iter().map(|(w, t)| (w.map_columns(map), t.map_columns(map))).collect(),
-                otherwise: m(otherwise),
+                operand: operand.map(|o| b(*o, f)),
+                whens: whens.into_iter().map(|(w, t)| (w.transform(f), t.transform(f))).collect(),
+                otherwise: b(*otherwise, f),
             },
-            Expr::Cast(a, t) => Expr::Cast(m(a), t),
-            Expr::Function(n, args) => Expr::Function(n, args.into_iter().map(|a| a.map_columns(map)).collect()),
-            Expr::Coalesce(args) => Expr::Coalesce(args.into_iter().map(|a| a.map_columns(map)).collect()),
-            Expr::NullIf(a, b) => Expr::NullIf(m(a), m(b)),
-            Expr::InList(a, list) => Expr::InList(m(a), list.into_iter().map(|e| e.map_columns(map)).collect()),
-            Expr::InSubquery(a, plan) => Expr::InSubquery(m(a), plan),
-            Expr::Quantified { op, all, left, array } => Expr::Quantified { op, all, left: m(left), array: m(array) },
+            Expr::Cast(x, t) => Expr::Cast(b(*x, f), t),
+            Expr::Function(n, args) => Expr::Function(n, args.into_iter().map(|a| a.transform(f)).collect()),
+            Expr::Coalesce(args) => Expr::Coalesce(args.into_iter().map(|a| a.transform(f)).collect()),
+            Expr::NullIf(x, y) => Expr::NullIf(b(*x, f), b(*y, f)),
+            Expr::InList(x, list) => Expr::InList(b(*x, f), list.into_iter().map(|e| e.transform(f)).collect()),
+            Expr::InSubquery(x, plan) => Expr::InSubquery(b(*x, f), plan),
+            Expr::Quantified { op, all, left, array } => {
+                Expr::Quantified { op, all, left: b(*left, f), array: b(*array, f) }
+            }
             e @ (Expr::Constant(_)
+            | Expr::Column(_)
             | Expr::Outer { .. }
             | Expr::Param(_)
             | Expr::Now
             | Expr::Exists(_)
             | Expr::Subquery(_)
             | Expr::ArraySubquery(_)) => e,
-        }
+        };
+        f(e)
     }
 
     /// The conjuncts of an AND tree.
