@@ -462,7 +462,7 @@ impl Session {
         let Some(parsed) = statements.pop() else { return Ok(None) };
         let described = match &parsed.statement {
             ast::Statement::ShowVariable { variable } => {
-                let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join("_");
+                let name = show_name(variable);
                 let columns = if name == "jobs" {
                     show_jobs_columns()
                 } else {
@@ -1162,7 +1162,7 @@ impl Session {
     }
 
     fn show(&mut self, variable: &[ast::Ident], sink: &mut dyn Sink) -> Result<()> {
-        let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+        let name = show_name(variable);
         if name == "jobs" {
             let rows = crate::sweep::show_jobs(self.engine.as_ref())?;
             sink.columns(&show_jobs_columns())?;
@@ -1172,7 +1172,7 @@ impl Session {
             return sink.complete("SHOW");
         }
         let (column, value) = match name.as_str() {
-            "commit timestamp" | "commit_timestamp" => {
+            "commit_timestamp" => {
                 let Some(ts) = self.last_commit_ts else {
                     return sql_err!(UndefinedObject, "no read-write transaction has committed in this session");
                 };
@@ -1690,6 +1690,18 @@ fn send_returning(
         }
     }
     Ok(())
+}
+
+/// The setting `SHOW` names: its words joined by `_`, or what
+/// PostgreSQL's spellings of their own stand for (`SHOW TRANSACTION
+/// ISOLATION LEVEL`, which SQLAlchemy asks on connect; `SHOW TIME ZONE`).
+fn show_name(variable: &[ast::Ident]) -> String {
+    let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join("_");
+    match name.as_str() {
+        "transaction_isolation_level" => "transaction_isolation".into(),
+        "time_zone" => "timezone".into(),
+        _ => name,
+    }
 }
 
 /// The error of any statement but COMMIT/ROLLBACK in a failed block.

@@ -167,7 +167,7 @@ pub fn default_setting(name: &str) -> Option<&'static str> {
         "server_encoding" | "client_encoding" => "UTF8",
         "datestyle" => "ISO, MDY",
         "intervalstyle" => "postgres",
-        "timezone" | "time zone" => "UTC",
+        "timezone" => "UTC",
         "integer_datetimes" => "on",
         "standard_conforming_strings" => "on",
         "transaction_isolation" | "default_transaction_isolation" => "serializable",
