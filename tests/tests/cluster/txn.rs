@@ -906,11 +906,13 @@ async fn an_abandoned_read_for_update_leaves_no_lock_behind() -> anyhow::Result<
 /// leader's next closed timestamp, up to the closing interval (200 ms by
 /// default) later.
 /// Method: 3 servers, split at "m", the split queue's checks (which take
-/// the replicas' request counts) off; every replica's request count is
-/// taken before and after a `read_only()` transaction that reads "apple"
-/// (its first read) and then "zebra" three times (replicas are tried in
-/// rotation for a read at a timestamp, so sent anywhere, two of the three
-/// would reach followers); no follower may have served one.
+/// the replicas' request counts) off; a `read_only()` transaction reads
+/// "apple" (its first read, which may go anywhere: make test once saw it
+/// reach a follower first, whose refusal counts as a request there), then
+/// every replica's request count is taken before and after it reads
+/// "zebra" three times (replicas are tried in rotation for a read at a
+/// timestamp, so sent anywhere, two of the three would reach followers);
+/// no follower may have served one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strong_read_only_transaction_reads_at_leaders() -> anyhow::Result<()> {
     init();
@@ -931,9 +933,9 @@ async fn a_strong_read_only_transaction_reads_at_leaders() -> anyhow::Result<()>
         }
         counts
     };
-    take_counts();
     let mut ro = client.read_only();
     assert_eq!(ro.get(b"apple").await?, Some(b"red".to_vec()));
+    take_counts();
     for _ in 0..3 {
         assert_eq!(ro.get(b"zebra").await?, Some(b"striped".to_vec()));
     }
@@ -947,9 +949,9 @@ async fn a_strong_read_only_transaction_reads_at_leaders() -> anyhow::Result<()>
     }
     // Every read was counted (at least once: a read retried at its
     // leader, as a loaded machine makes one, counts again; make test saw
-    // the first read counted three times).
+    // a read counted three times).
     let at_leaders: u64 = counts.iter().map(|(_, _, n)| n).sum();
-    assert!(at_leaders >= 4, "every read was counted: {counts:?}");
+    assert!(at_leaders >= 3, "every read was counted: {counts:?}");
     c.shutdown().await
 }
 
