@@ -189,6 +189,15 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("strpos", &[P::Text, P::Text], T::Int4),
     ("split_part", &[P::Text, P::Text, P::Int], T::Text),
     ("starts_with", &[P::Text, P::Text], T::Bool),
+    ("md5", &[P::Text], T::Text),
+    ("md5", &[P::Bytea], T::Text),
+    ("regexp_replace", &[P::Text, P::Text, P::Text], T::Text),
+    ("regexp_replace", &[P::Text, P::Text, P::Text, P::Text], T::Text),
+    ("string_to_array", &[P::Text, P::Text], T::Array(&T::Text)),
+    ("string_to_array", &[P::Text, P::Text, P::Text], T::Array(&T::Text)),
+    ("to_timestamp", &[P::Float], T::TimestampTz),
+    ("make_date", &[P::Int, P::Int, P::Int], T::Date),
+    ("make_timestamp", &[P::Int, P::Int, P::Int, P::Int, P::Int, P::Float], T::Timestamp),
     ("chr", &[P::Int], T::Text),
     ("ascii", &[P::Text], T::Int4),
     ("to_hex", &[P::Int], T::Text),
@@ -270,6 +279,75 @@ thread_local! {
 /// alternation, repetition) but has no back-references or lookaround:
 /// those are 2201B, as is any pattern that does not compile.
 fn regex_matches(s: &str, pattern: &str, case_insensitive: bool) -> Result<bool> {
+    with_regex(pattern, case_insensitive, |re| re.is_match(s))
+}
+
+/// `regexp_replace(source, pattern, replacement [, flags])`: the first
+/// match (every one with flag `g`; `i` ignores case, `c` does not)
+/// replaced; in the replacement `\1` to `\9` are the groups, `\&` the
+/// whole match, `\\` a backslash, and any other backslash itself.
+fn regexp_replace(s: &str, pattern: &str, replacement: &str, flags: &str) -> Result<String> {
+    let (mut global, mut case_insensitive) = (false, false);
+    for flag in flags.chars() {
+        match flag {
+            'g' => global = true,
+            'i' => case_insensitive = true,
+            'c' => case_insensitive = false,
+            other => return sql_err!(InvalidParameterValue, "invalid regular expression option: \"{other}\""),
+        }
+    }
+    with_regex(pattern, case_insensitive, |re| {
+        let mut out = String::new();
+        let (mut copied, mut at) = (0, 0);
+        // As PostgreSQL's matcher: an empty match right after another
+        // match counts (`regexp_replace('aaa', 'a*', '-', 'g')` is `--`),
+        // which `captures_iter` skips.
+        while let Some(caps) = re.captures_at(s, at) {
+            let whole = caps.get(0).expect("group 0 is the match");
+            out.push_str(&s[copied..whole.start()]);
+            let mut chars = replacement.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c != '\\' {
+                    out.push(c);
+                    continue;
+                }
+                match chars.peek().copied() {
+                    Some(d @ '1'..='9') => {
+                        chars.next();
+                        let group = d.to_digit(10).expect("a digit") as usize;
+                        out.push_str(caps.get(group).map_or("", |m| m.as_str()));
+                    }
+                    Some('&') => {
+                        chars.next();
+                        out.push_str(whole.as_str());
+                    }
+                    Some('\\') => {
+                        chars.next();
+                        out.push('\\');
+                    }
+                    _ => out.push('\\'),
+                }
+            }
+            copied = whole.end();
+            at = match s[whole.end()..].chars().next() {
+                _ if !whole.is_empty() => whole.end(),
+                Some(c) => whole.end() + c.len_utf8(),
+                None => break,
+            };
+            if out.len() > RESULT_BYTES_MAX {
+                return sql_err!(ProgramLimitExceeded, "regexp_replace's result exceeds {RESULT_BYTES_MAX} bytes");
+            }
+            if !global {
+                break;
+            }
+        }
+        out.push_str(&s[copied..]);
+        Ok(out)
+    })?
+}
+
+/// Runs `f` on `pattern` compiled (the thread's last pattern is kept).
+fn with_regex<T>(pattern: &str, case_insensitive: bool, f: impl FnOnce(&regex::Regex) -> T) -> Result<T> {
     LAST_REGEX.with(|last| {
         let mut last = last.borrow_mut();
         if !matches!(&*last, Some((p, ci, _)) if p == pattern && *ci == case_insensitive) {
@@ -284,8 +362,92 @@ fn regex_matches(s: &str, pattern: &str, case_insensitive: bool) -> Result<bool>
                 })?;
             *last = Some((pattern.to_string(), case_insensitive, compiled));
         }
-        Ok(last.as_ref().expect("just set").2.is_match(s))
+        Ok(f(&last.as_ref().expect("just set").2))
     })
+}
+
+/// `string_to_array(s, delimiter [, null_string])`: the fields of `s`
+/// (an empty `s`: none; an empty delimiter: `s` whole; a NULL one: each
+/// character), fields equal to `null_string` NULL.
+fn string_to_array(args: &[Value]) -> Result<Value> {
+    let text = |i: usize| match args.get(i) {
+        Some(Value::Text(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let Some(s) = text(0) else { return Ok(Value::Null) };
+    let fields: Vec<&str> = match text(1) {
+        _ if s.is_empty() => Vec::new(),
+        None => s.char_indices().map(|(i, c)| &s[i..i + c.len_utf8()]).collect(),
+        Some("") => vec![s],
+        Some(delimiter) => s.split(delimiter).collect(),
+    };
+    let null = text(2);
+    let items =
+        fields.into_iter().map(|f| if Some(f) == null { Value::Null } else { Value::Text(f.to_string()) }).collect();
+    Ok(Value::Array(&T::Text, items))
+}
+
+/// `to_timestamp(seconds)`: the instant that many seconds after the Unix
+/// epoch, to the microsecond; infinities stay infinite.
+fn to_timestamp(seconds: f64) -> Result<Value> {
+    /// PostgreSQL's earliest timestamp (4714-11-24 BC), in seconds.
+    const SECONDS_MIN: f64 = -210_866_803_200.0;
+    if seconds.is_nan() {
+        return sql_err!(DatetimeFieldOverflow, "timestamp cannot be NaN");
+    }
+    if seconds.is_infinite() {
+        return Ok(Value::TimestampTz(if seconds > 0.0 { i64::MAX } else { i64::MIN }));
+    }
+    let micros = (seconds * 1e6).round();
+    // i64::MAX and MIN are the infinities.
+    if seconds < SECONDS_MIN || micros >= i64::MAX as f64 || micros <= i64::MIN as f64 {
+        return sql_err!(DatetimeFieldOverflow, "timestamp out of range: \"{seconds}\"");
+    }
+    Ok(Value::TimestampTz(micros as i64))
+}
+
+/// `make_date(year, month, day)` as days since 1970-01-01 (a negative
+/// year is BC: -1 is 1 BC; there is no year 0).
+fn make_date(year: i64, month: i64, day: i64) -> Result<i32> {
+    let out_of_range = || {
+        Error::new(
+            SqlState::DatetimeFieldOverflow,
+            format!("date field value out of range: {year}-{month:02}-{day:02}"),
+        )
+    };
+    let astronomical = match year {
+        0 => return Err(out_of_range()),
+        y if y < 0 => y + 1,
+        y => y,
+    };
+    let date = i32::try_from(astronomical)
+        .ok()
+        .zip(u32::try_from(month).ok().zip(u32::try_from(day).ok()))
+        .and_then(|(y, (m, d))| chrono::NaiveDate::from_ymd_opt(y, m, d))
+        .ok_or_else(out_of_range)?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+    let days = (date - epoch).num_days();
+    i32::try_from(days).ok().filter(|d| d.abs() <= crate::types::DATE_DAYS_MAX).ok_or_else(out_of_range)
+}
+
+/// `make_timestamp(year, month, day, hour, min, sec)`: hours up to 24:00:00,
+/// seconds up to 60 (rolling over), fractions to the microsecond.
+fn make_timestamp(args: &[Value]) -> Result<Value> {
+    let days = make_date(int_arg(args, 0)?, int_arg(args, 1)?, int_arg(args, 2)?)?;
+    let (hour, minute, second) = (int_arg(args, 3)?, int_arg(args, 4)?, float_arg(args, 5)?);
+    let valid = (0..=24).contains(&hour)
+        && (0..60).contains(&minute)
+        && (0.0..=60.0).contains(&second)
+        && (hour < 24 || (minute == 0 && second == 0.0));
+    if !valid {
+        return sql_err!(DatetimeFieldOverflow, "time field value out of range: {hour}:{minute:02}:{second:02}");
+    }
+    let micros = (hour * 60 + minute) * 60_000_000 + (second * 1e6).round() as i64;
+    let ts = i64::from(days).checked_mul(86_400_000_000).and_then(|d| d.checked_add(micros));
+    match ts {
+        Some(ts) if ts != i64::MAX && ts != i64::MIN => Ok(Value::Timestamp(ts)),
+        _ => sql_err!(DatetimeFieldOverflow, "timestamp out of range"),
+    }
 }
 
 /// The array functions ([`crate::ops::array`]): `None` if `name(args)` is not
@@ -468,6 +630,9 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         "concat" => return concat(args.iter()).map(Value::Text),
         "concat_ws" => return concat_ws(args),
         "greatest" => return extreme(args, std::cmp::Ordering::Greater),
+        // Not strict: a NULL delimiter splits into characters, a NULL
+        // null string marks nothing.
+        "string_to_array" => return string_to_array(args),
         "least" => return extreme(args, std::cmp::Ordering::Less),
         // Not strict: a NULL typmod means "no modifier".
         "format_type" => {
@@ -570,6 +735,20 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         }
         "split_part" => split_part(text(0)?, text(1)?, int(2)?)?,
         "starts_with" => Value::Bool(text(0)?.starts_with(text(1)?)),
+        "md5" => {
+            use md5::Digest as _;
+            let digest = match &args[0] {
+                Value::Bytea(b) => md5::Md5::digest(b),
+                _ => md5::Md5::digest(text(0)?.as_bytes()),
+            };
+            Value::Text(digest.iter().map(|b| format!("{b:02x}")).collect())
+        }
+        "regexp_replace" => {
+            Value::Text(regexp_replace(text(0)?, text(1)?, text(2)?, if n == 4 { text(3)? } else { "" })?)
+        }
+        "to_timestamp" => to_timestamp(float(0)?)?,
+        "make_date" => Value::Date(make_date(int(0)?, int(1)?, int(2)?)?),
+        "make_timestamp" => make_timestamp(args)?,
         "pg_size_pretty" => Value::Text(size_pretty(int(0)?)),
         "to_regtype" => crate::system::type_oid_by_name(text(0)?).map_or(Value::Null, Value::Int8),
         "textregexeq" => Value::Bool(regex_matches(text(0)?, text(1)?, false)?),
