@@ -333,6 +333,7 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
 /// nested transactions (savepoints: an inner block's error undone, the
 /// outer block committed), a serialization failure (a wounded transaction) retried by the script,
 /// uuid parameters and results (and a `gen_random_uuid()` key default),
+/// a SERIAL key read back from RETURNING,
 /// timestamptz ones (an aware datetime back as the same instant), interval
 /// ones (a timedelta), date ones,
 /// pipeline mode, several statements in one query, and its TypeInfo

@@ -71,6 +71,14 @@ with psycopg.connect(dsn) as conn:
     cur.execute("INSERT INTO u (v) VALUES (2) RETURNING id")
     made = cur.fetchone()[0]
     assert isinstance(made, uuid.UUID) and made.version == 4, made
+    # An ORM's key: SERIAL (a random bigint here, not a sequence) read
+    # back from RETURNING.
+    cur.execute("CREATE TABLE s (id SERIAL PRIMARY KEY, name TEXT)")
+    cur.execute("INSERT INTO s (name) VALUES (%s) RETURNING id", ("a",))
+    key = cur.fetchone()[0]
+    assert isinstance(key, int) and key > 0, key
+    cur.execute("SELECT name FROM s WHERE id = %s", (key,))
+    assert cur.fetchone() == ("a",)
     conn.commit()
     for binary in (False, True):
         c = conn.cursor(binary=binary)
@@ -192,5 +200,6 @@ with psycopg.connect(dsn) as conn:
     assert info is not None and info.oid == 20 and info.array_oid == 1016, info
     cur.execute("DROP TABLE t")
     cur.execute("DROP TABLE acct")
+    cur.execute("DROP TABLE s")
 
 print("OK")

@@ -222,6 +222,7 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("pi", &[], T::Float8),
     ("random", &[], T::Float8),
     ("gen_random_uuid", &[], T::Uuid),
+    ("unique_rowid", &[], T::Int8),
     ("degrees", &[P::Float], T::Float8),
     ("radians", &[P::Float], T::Float8),
     ("sin", &[P::Float], T::Float8),
@@ -798,6 +799,9 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         // Volatile (never folded: `optimizer::is_immutable`), from the
         // operating system's entropy through `rand`'s thread generator.
         "random" => Value::Float8(rand::random::<f64>()),
+        // A SERIAL or IDENTITY column's default: positive, random (keys
+        // spread over the table's shards instead of piling up at its end).
+        "unique_rowid" => Value::Int8((rand::random::<u64>() >> 1) as i64),
         "gen_random_uuid" => {
             // Version 4 (random), variant 1 (RFC 9562).
             let mut bytes: [u8; 16] = rand::random();

@@ -260,7 +260,7 @@ fn is_foldable(e: &Expr) -> bool {
 /// Whether a scalar function always gives the same result for the same
 /// arguments (so it can be evaluated at plan time).
 fn is_immutable(name: &str) -> bool {
-    !matches!(name, "random" | "gen_random_uuid" | "clock_timestamp" | "timeofday")
+    !matches!(name, "random" | "gen_random_uuid" | "unique_rowid" | "clock_timestamp" | "timeofday")
 }
 
 /// `input` filtered by `conjuncts`, with access paths chosen.

@@ -324,6 +324,20 @@ fn regex_function(op: &ast::BinaryOperator) -> Option<&'static str> {
     })
 }
 
+/// What a SERIAL or IDENTITY column's values come from: a random
+/// positive bigint per row.
+const GENERATED_KEY_DEFAULT: &str = "unique_rowid()";
+
+/// Whether `t` is one of PostgreSQL's serial pseudo-types.
+fn is_serial(t: &ast::DataType) -> bool {
+    match t {
+        ast::DataType::Custom(name, modifiers) if modifiers.is_empty() => builtin_name(name).is_ok_and(|n| {
+            matches!(n.as_str(), "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2")
+        }),
+        _ => false,
+    }
+}
+
 /// PostgreSQL's type for a declared SQL type.
 pub fn data_type(t: &ast::DataType) -> Result<DataType> {
     use ast::DataType as T;
@@ -375,11 +389,9 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             "uuid" => DataType::Uuid,
             "timestamptz" => DataType::TimestampTz,
             "date" => DataType::Date,
-            "serial" | "bigserial" | "smallserial" => {
-                return sql_err!(
-                FeatureNotSupported,
-                "type {t} is not supported (use uuid DEFAULT gen_random_uuid(), a primary key of your own, or none: tables without one get a row id)"
-            )
+            // Column types only (`Planner::column_def`).
+            "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2" => {
+                return sql_err!(UndefinedObject, "type \"{name}\" does not exist")
             }
             other => return sql_err!(UndefinedObject, "type \"{other}\" does not exist"),
         },
@@ -3099,7 +3111,8 @@ impl<'a> Planner<'a> {
         if table.column(&name).is_some() {
             return sql_err!(DuplicateColumn, "column \"{name}\" specified more than once");
         }
-        let ty = data_type(&c.data_type)?;
+        let serial = is_serial(&c.data_type);
+        let mut ty = if serial { DataType::Int8 } else { data_type(&c.data_type)? };
         if ty.element().is_some() {
             return sql_err!(FeatureNotSupported, "array columns are not supported (column \"{}\" is {ty})", c.name);
         }
@@ -3113,9 +3126,24 @@ impl<'a> Planner<'a> {
             missing: None,
         };
         table.next_column_id += 1;
-        let (mut pk, mut unique) = (false, false);
+        let (mut pk, mut unique, mut generated) = (false, false, serial);
         for option in &c.options {
             match &option.option {
+                ast::ColumnOption::Generated {
+                    generated_as: ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault,
+                    generation_expr: None,
+                    ..
+                } => {
+                    if !ty.is_integer() {
+                        return sql_err!(DatatypeMismatch, "identity column type must be smallint, integer, or bigint");
+                    }
+                    generated = true;
+                    ty = DataType::Int8;
+                    col.data_type = ty;
+                }
+                ast::ColumnOption::Generated { .. } => {
+                    return sql_err!(FeatureNotSupported, "generated columns are not supported");
+                }
                 ast::ColumnOption::Null => col.nullable = true,
                 ast::ColumnOption::NotNull => col.nullable = false,
                 ast::ColumnOption::Default(e) => {
@@ -3140,6 +3168,23 @@ impl<'a> Planner<'a> {
                 ast::ColumnOption::Unique(_) => unique = true,
                 other => return sql_err!(FeatureNotSupported, "column option not supported: {other}"),
             }
+        }
+        if generated {
+            if col.default.is_some() {
+                return sql_err!(
+                    SyntaxError,
+                    "multiple default values specified for column \"{}\" of table \"{}\"",
+                    col.name,
+                    table.name
+                );
+            }
+            // SERIAL and IDENTITY columns are bigints that default to a
+            // random one (CockroachDB's SERIAL does the same): rows spread
+            // over the table's shards, where sequential ids would all go
+            // to its last one. Unique, not in insertion order; an explicit
+            // value is taken, even for GENERATED ALWAYS.
+            col.nullable = false;
+            col.default = Some(GENERATED_KEY_DEFAULT.into());
         }
         Ok((col, pk, unique))
     }
