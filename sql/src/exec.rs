@@ -89,6 +89,9 @@ pub struct Cx<'t> {
     /// The table whose rows an UPDATE or DELETE is reading: its rows
     /// looked up by key are read for update ([`Cx::get_row`]).
     pub for_update: Option<u32>,
+    /// The rows each running [`Node::Recursive`] added in its last round,
+    /// by id (what its step's [`Node::WorkTable`] reads).
+    work_tables: HashMap<usize, Rc<Vec<Row>>>,
 }
 
 /// How many units of work pass between two cancellation checks.
@@ -118,6 +121,7 @@ impl<'t> Cx<'t> {
             followup: None,
             id_source: None,
             for_update: None,
+            work_tables: HashMap::new(),
         }
     }
 
@@ -331,6 +335,12 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
         }
         Node::Unnest { array } => Box::new(Unnest { array, items: None }),
         Node::Window { input, calls } => Box::new(window::Window { input: b(input), calls, output: None }),
+        // The step is built anew for each round; EXPLAIN ANALYZE measures
+        // its first.
+        Node::Recursive { base, step, all, id } => {
+            Box::new(Recursive { base: b(base), step, first_step: Some(b(step)), all: *all, id: *id, rows: None })
+        }
+        Node::WorkTable { id, .. } => Box::new(WorkTable { id: *id, rows: None, next: 0 }),
     };
     match (analysis, index) {
         (Some(a), Some(index)) => Box::new(Analyzed { inner: op, index, analysis: a.clone() }),
@@ -414,6 +424,83 @@ fn hold_all(input: &mut dyn Operator, cx: &mut Cx, what: &str) -> Result<Vec<Row
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// `WITH RECURSIVE`'s loop ([`Node::Recursive`]): every row is computed
+/// at the first call (a round needs the one before it whole), within the
+/// statement's memory budget, which is also what stops a recursion that
+/// never ends.
+struct Recursive<'p> {
+    base: Box<dyn Operator + 'p>,
+    step: &'p Node,
+    first_step: Option<Box<dyn Operator + 'p>>,
+    all: bool,
+    id: usize,
+    rows: Option<std::vec::IntoIter<Row>>,
+}
+
+impl Recursive<'_> {
+    fn run(&mut self, cx: &mut Cx) -> Result<Vec<Row>> {
+        const WHAT: &str = "WITH RECURSIVE";
+        let (all, mut seen) = (self.all, std::collections::HashSet::new());
+        let (mut out, mut round) = (Vec::new(), Vec::new());
+        let mut add = |row: Row, round: &mut Vec<Row>, cx: &mut Cx| -> Result<()> {
+            cx.tick()?;
+            if !all && !seen.insert(row_key(&row)) {
+                return Ok(());
+            }
+            if out.len() >= limits::MEMORY_ROWS_MAX {
+                return too_many_rows(WHAT);
+            }
+            cx.hold(2 * row_bytes(&row), WHAT)?;
+            round.push(row.clone());
+            out.push(row);
+            Ok(())
+        };
+        while let Some(row) = self.base.next(cx)? {
+            add(row, &mut round, cx)?;
+        }
+        while !round.is_empty() {
+            cx.check_cancel()?;
+            cx.work_tables.insert(self.id, Rc::new(std::mem::take(&mut round)));
+            let mut step = self.first_step.take().unwrap_or_else(|| build(self.step));
+            while let Some(row) = step.next(cx)? {
+                add(row, &mut round, cx)?;
+            }
+        }
+        cx.work_tables.remove(&self.id);
+        Ok(out)
+    }
+}
+
+impl Operator for Recursive<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.rows.is_none() {
+            self.rows = Some(self.run(cx)?.into_iter());
+        }
+        Ok(self.rows.as_mut().expect("computed").next())
+    }
+}
+
+/// The rows the enclosing [`Recursive`]'s last round added.
+struct WorkTable {
+    id: usize,
+    rows: Option<Rc<Vec<Row>>>,
+    next: usize,
+}
+
+impl Operator for WorkTable {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.rows.is_none() {
+            let rows = cx.work_tables.get(&self.id).cloned();
+            let rows = rows.ok_or_else(|| Error::new(SqlState::InternalError, "a work table read outside its loop"))?;
+            self.rows = Some(rows);
+        }
+        let rows = self.rows.as_ref().expect("set");
+        let row = rows.get(self.next).cloned();
+        self.next += 1;
+        Ok(row)
+    }
 }
 
 // ---- expressions -------------------------------------------------------------
@@ -742,6 +829,11 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
             calls.iter().flat_map(WindowCall::exprs).for_each(|e| on_expr(e, f));
             visit_node_exprs(input, level, f);
         }
+        Node::Recursive { base, step, .. } => {
+            visit_node_exprs(base, level, f);
+            visit_node_exprs(step, level, f);
+        }
+        Node::WorkTable { .. } => {}
     }
 }
 

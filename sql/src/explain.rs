@@ -189,6 +189,12 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
             node(right, depth + 1, cx, out);
         }
         Node::Unnest { array } => out.push(format!("{pad}Unnest {}", expr(array))),
+        Node::Recursive { base, step, all, id } => {
+            out.push(format!("{pad}RecursiveUnion{} work table {id}", if *all { " ALL" } else { "" }));
+            node(base, depth + 1, cx, out);
+            node(step, depth + 1, cx, out);
+        }
+        Node::WorkTable { id, .. } => out.push(format!("{pad}WorkTable {id}")),
         Node::Window { input, calls } => {
             let calls: Vec<String> = calls.iter().map(window_call).collect();
             out.push(format!("{pad}Window [{}]", calls.join(", ")));

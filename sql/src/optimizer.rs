@@ -158,7 +158,8 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
                 })
                 .collect(),
         },
-        n @ (Node::Scan { .. } | Node::Series { .. } | Node::Unnest { .. }) => n,
+        Node::Recursive { base, step, all, id } => Node::Recursive { base: on(base), step: on(step), all, id },
+        n @ (Node::Scan { .. } | Node::Series { .. } | Node::Unnest { .. } | Node::WorkTable { .. }) => n,
     }
 }
 

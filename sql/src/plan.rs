@@ -449,6 +449,21 @@ pub enum Node {
         input: Box<Node>,
         calls: Vec<WindowCall>,
     },
+    /// `WITH RECURSIVE t AS (base UNION [ALL] step)`: the base's rows,
+    /// then round after round the step's, run over the rows the round
+    /// before added (its [`Node::WorkTable`] `id`), until a round adds
+    /// none. Without ALL, a row already given is not added again.
+    Recursive {
+        base: Box<Node>,
+        step: Box<Node>,
+        all: bool,
+        id: usize,
+    },
+    /// Inside a [`Node::Recursive`]'s step: the rows its last round added.
+    WorkTable {
+        id: usize,
+        width: usize,
+    },
 }
 
 /// One window function call: `func(args) OVER (PARTITION BY ... ORDER BY
@@ -612,6 +627,8 @@ impl Node {
             Node::SetOp { left, .. } => left.width(),
             Node::Series { .. } | Node::Unnest { .. } => 1,
             Node::Window { input, calls } => input.width() + calls.len(),
+            Node::Recursive { base, .. } => base.width(),
+            Node::WorkTable { width, .. } => *width,
         }
     }
 }

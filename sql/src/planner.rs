@@ -176,6 +176,11 @@ pub struct Planner<'a> {
     used_tables: Vec<String>,
     /// The WITH clauses in scope, outermost first.
     ctes: Vec<CteFrame>,
+    /// The recursive WITH queries whose step is being planned, innermost
+    /// last: a reference to one's name in its step reads its work table.
+    work_tables: Vec<WorkTableBinding>,
+    /// The next [`Node::WorkTable`] id.
+    next_work_table: usize,
     /// Every descriptor, once the statement reads a system relation or a
     /// catalog function (`system`).
     system: Option<Arc<system::Snapshot>>,
@@ -190,6 +195,20 @@ pub struct Planner<'a> {
 struct CteFrame {
     ctes: Vec<(String, ast::Cte)>,
     visible: usize,
+    /// WITH RECURSIVE: a query of the form `base UNION [ALL] step` may
+    /// name itself in its step.
+    recursive: bool,
+}
+
+/// A recursive WITH query's name, as its step sees it: the rows its
+/// last round added.
+struct WorkTableBinding {
+    name: String,
+    id: usize,
+    columns: Vec<OutputColumn>,
+    alias_columns: Vec<ast::TableAliasColumnDef>,
+    /// The step named it (else the query is not recursive at all).
+    used: bool,
 }
 
 pub(crate) fn object_name(name: &ast::ObjectName) -> Result<String> {
@@ -413,6 +432,8 @@ impl<'a> Planner<'a> {
             leases: None,
             used_tables: Vec::new(),
             ctes: Vec::new(),
+            work_tables: Vec::new(),
+            next_work_table: 0,
             system: None,
             user: None,
         }
@@ -579,9 +600,6 @@ impl<'a> Planner<'a> {
     /// planned.
     fn plan_query_inner(&mut self, q: &ast::Query) -> Result<QueryPlan> {
         let Some(with) = &q.with else { return self.plan_query_body(q) };
-        if with.recursive {
-            return sql_err!(FeatureNotSupported, "WITH RECURSIVE is not supported");
-        }
         let mut ctes: Vec<(String, ast::Cte)> = Vec::new();
         for cte in &with.cte_tables {
             let name = ident(&cte.alias.name);
@@ -591,7 +609,7 @@ impl<'a> Planner<'a> {
             ctes.push((name, cte.clone()));
         }
         let visible = ctes.len();
-        self.ctes.push(CteFrame { ctes, visible });
+        self.ctes.push(CteFrame { ctes, visible, recursive: with.recursive });
         let result = self.plan_query_body(q);
         self.ctes.pop();
         result
@@ -610,10 +628,78 @@ impl<'a> Planner<'a> {
     fn plan_cte(&mut self, f: usize, c: usize, cte: &ast::Cte) -> Result<QueryPlan> {
         let mut defined = self.ctes[..=f].to_vec();
         defined[f].visible = c;
+        let recursive = defined[f].recursive;
         let saved = std::mem::replace(&mut self.ctes, defined);
-        let plan = self.plan_query(&cte.query);
+        let plan = if recursive { self.plan_recursive_cte(cte) } else { self.plan_query(&cte.query) };
         self.ctes = saved;
         plan
+    }
+
+    /// A query of a WITH RECURSIVE: `base UNION [ALL] step` whose step
+    /// names the query itself is a [`Node::Recursive`], its columns typed
+    /// by the base (as PostgreSQL's); any other is planned as under WITH.
+    fn plan_recursive_cte(&mut self, cte: &ast::Cte) -> Result<QueryPlan> {
+        let q = &cte.query;
+        let ast::SetExpr::SetOperation { left, op: ast::SetOperator::Union, set_quantifier, right } = q.body.as_ref()
+        else {
+            return self.plan_query(q);
+        };
+        if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
+            return self.plan_query(q);
+        }
+        let all = match set_quantifier {
+            ast::SetQuantifier::All => true,
+            ast::SetQuantifier::Distinct | ast::SetQuantifier::None => false,
+            other => return sql_err!(FeatureNotSupported, "{other} is not supported"),
+        };
+        let name = ident(&cte.alias.name);
+        let base = self.plan_set_expr(left)?;
+        let id = self.next_work_table;
+        self.next_work_table += 1;
+        self.work_tables.push(WorkTableBinding {
+            name: name.clone(),
+            id,
+            columns: base.columns.clone(),
+            alias_columns: cte.alias.columns.clone(),
+            used: false,
+        });
+        let step = self.plan_set_expr(right);
+        let binding = self.work_tables.pop().expect("pushed above");
+        let step = step?;
+        if !binding.used {
+            return self.plan_query(q);
+        }
+        if base.columns.len() != step.columns.len() {
+            return sql_err!(SyntaxError, "each UNION query must have the same number of columns");
+        }
+        let mut casts = Vec::new();
+        for (i, (b, r)) in base.columns.iter().zip(&step.columns).enumerate() {
+            let rt = if null_column(&step.root, i) { b.data_type } else { r.data_type };
+            let overall = ops::common_type(b.data_type, rt).ok();
+            if overall != Some(b.data_type) {
+                let overall = overall.map_or_else(|| rt.to_string(), |t| t.to_string());
+                return Err(Error {
+                    hint: Some("Cast the output of the non-recursive term to the correct type.".into()),
+                    ..Error::new(
+                        SqlState::DatatypeMismatch,
+                        format!(
+                            "recursive query \"{name}\" column {} has type {} in non-recursive term but type \
+                             {overall} overall",
+                            i + 1,
+                            b.data_type
+                        ),
+                    )
+                });
+            }
+            casts.push(cast_if(Expr::Column(i), rt, b.data_type));
+        }
+        let step = if casts.iter().enumerate().all(|(i, e)| *e == Expr::Column(i)) {
+            step.root
+        } else {
+            Node::Project { input: Box::new(step.root), exprs: casts }
+        };
+        let root = Node::Recursive { base: Box::new(base.root), step: Box::new(step), all, id };
+        Ok(QueryPlan { root, columns: base.columns })
     }
 
     fn plan_query_body(&mut self, q: &ast::Query) -> Result<QueryPlan> {
@@ -1463,6 +1549,23 @@ impl<'a> Planner<'a> {
                         )
                     })?;
                     return self.plan_system_relation(relation, alias.as_ref());
+                }
+                if schema.is_none() {
+                    if let Some(w) = self.work_tables.iter_mut().rev().find(|w| w.name == table_name) {
+                        w.used = true;
+                        let plan = QueryPlan {
+                            root: Node::WorkTable { id: w.id, width: w.columns.len() },
+                            columns: w.columns.clone(),
+                        };
+                        let alias_columns = w.alias_columns.clone();
+                        let alias_name = alias.as_ref().map(|a| ident(&a.name)).unwrap_or(table_name);
+                        let mut scope = derived_scope(&plan, Some(alias_name));
+                        rename_columns(&mut scope, &alias_columns)?;
+                        if let Some(a) = alias {
+                            rename_columns(&mut scope, &a.columns)?;
+                        }
+                        return Ok((plan.root, scope));
+                    }
                 }
                 let cte = if schema.is_none() { self.find_cte(&table_name) } else { None };
                 if cte.is_none() && schema.is_none() {

@@ -1933,6 +1933,9 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
         Node::Window { input, calls } => {
             plain(&mut calls.iter().flat_map(WindowCall::exprs)) && collect_scans(input, out)
         }
+        // Its step runs once per round: not a plain scan.
+        Node::Recursive { .. } => false,
+        Node::WorkTable { .. } => true,
     }
 }
 
