@@ -341,6 +341,12 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
             Box::new(Recursive { base: b(base), step, first_step: Some(b(step)), all: *all, id: *id, rows: None })
         }
         Node::WorkTable { id, .. } => Box::new(WorkTable { id: *id, rows: None, next: 0 }),
+        Node::LockRows { input, table, exclusive } => Box::new(LockRows {
+            input: b(input),
+            table: table.as_ref().map(|(id, _)| *id),
+            exclusive: *exclusive,
+            checked: false,
+        }),
     };
     match (analysis, index) {
         (Some(a), Some(index)) => Box::new(Analyzed { inner: op, index, analysis: a.clone() }),
@@ -500,6 +506,34 @@ impl Operator for WorkTable {
         let row = rows.get(self.next).cloned();
         self.next += 1;
         Ok(row)
+    }
+}
+
+/// `FOR UPDATE` / `FOR SHARE` ([`Node::LockRows`]).
+struct LockRows<'p> {
+    input: Box<dyn Operator + 'p>,
+    table: Option<u32>,
+    exclusive: bool,
+    checked: bool,
+}
+
+impl Operator for LockRows<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if !self.checked {
+            if cx.txn()?.mode().is_read_only() {
+                let strength = if self.exclusive { "UPDATE" } else { "SHARE" };
+                return sql_err!(
+                    ReadOnlySqlTransaction,
+                    "cannot execute SELECT FOR {strength} in a read-only transaction"
+                );
+            }
+            self.checked = true;
+        }
+        let Some(table) = self.table else { return self.input.next(cx) };
+        let outer = cx.for_update.replace(table);
+        let row = self.input.next(cx);
+        cx.for_update = outer;
+        row
     }
 }
 
@@ -834,6 +868,7 @@ fn visit_node_exprs(node: &Node, level: usize, f: &mut dyn FnMut(&Expr, usize)) 
             visit_node_exprs(step, level, f);
         }
         Node::WorkTable { .. } => {}
+        Node::LockRows { input, .. } => visit_node_exprs(input, level, f),
     }
 }
 

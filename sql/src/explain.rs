@@ -195,6 +195,12 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
             node(step, depth + 1, cx, out);
         }
         Node::WorkTable { id, .. } => out.push(format!("{pad}WorkTable {id}")),
+        Node::LockRows { input, table, exclusive } => {
+            let strength = if *exclusive { "UPDATE" } else { "SHARE" };
+            let locked = table.as_ref().map(|(_, name)| format!(" ({name} exclusively)")).unwrap_or_default();
+            out.push(format!("{pad}LockRows FOR {strength}{locked}"));
+            node(input, depth + 1, cx, out);
+        }
         Node::Window { input, calls } => {
             let calls: Vec<String> = calls.iter().map(window_call).collect();
             out.push(format!("{pad}Window [{}]", calls.join(", ")));

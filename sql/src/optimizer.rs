@@ -159,6 +159,7 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
                 .collect(),
         },
         Node::Recursive { base, step, all, id } => Node::Recursive { base: on(base), step: on(step), all, id },
+        Node::LockRows { input, table, exclusive } => Node::LockRows { input: on(input), table, exclusive },
         n @ (Node::Scan { .. } | Node::Series { .. } | Node::Unnest { .. } | Node::WorkTable { .. }) => n,
     }
 }

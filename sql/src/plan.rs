@@ -464,6 +464,16 @@ pub enum Node {
         id: usize,
         width: usize,
     },
+    /// `SELECT ... FOR UPDATE` / `FOR SHARE`: its input's rows, in a
+    /// read-write transaction only; with FOR UPDATE, `table`'s rows looked
+    /// up by key are locked exclusively as they are read (the rows it
+    /// scans, shared, as every read of a read-write transaction is).
+    LockRows {
+        input: Box<Node>,
+        /// The table locked exclusively: `(id, name)`.
+        table: Option<(u32, String)>,
+        exclusive: bool,
+    },
 }
 
 /// One window function call: `func(args) OVER (PARTITION BY ... ORDER BY
@@ -629,6 +639,7 @@ impl Node {
             Node::Window { input, calls } => input.width() + calls.len(),
             Node::Recursive { base, .. } => base.width(),
             Node::WorkTable { width, .. } => *width,
+            Node::LockRows { input, .. } => input.width(),
         }
     }
 }

@@ -357,6 +357,34 @@ fn is_serial(t: &ast::DataType) -> bool {
     }
 }
 
+/// The distinct tables `node` scans (not its subqueries'): `(id, name)`.
+fn scanned_tables(node: &Node, out: &mut Vec<(u32, String)>) {
+    match node {
+        Node::Scan { table, .. } => {
+            if !out.iter().any(|(id, _)| *id == table.id) {
+                out.push((table.id, table.name.clone()));
+            }
+        }
+        Node::Filter { input, .. }
+        | Node::Project { input, .. }
+        | Node::Aggregate { input, .. }
+        | Node::Sort { input, .. }
+        | Node::Limit { input, .. }
+        | Node::Distinct { input, .. }
+        | Node::Window { input, .. }
+        | Node::LockRows { input, .. } => scanned_tables(input, out),
+        Node::Join { left, right, .. } | Node::Lateral { left, right, .. } | Node::SetOp { left, right, .. } => {
+            scanned_tables(left, out);
+            scanned_tables(right, out);
+        }
+        Node::Recursive { base, step, .. } => {
+            scanned_tables(base, out);
+            scanned_tables(step, out);
+        }
+        Node::Values { .. } | Node::Series { .. } | Node::Unnest { .. } | Node::WorkTable { .. } => {}
+    }
+}
+
 /// PostgreSQL's type for a declared SQL type.
 pub fn data_type(t: &ast::DataType) -> Result<DataType> {
     use ast::DataType as T;
@@ -703,9 +731,41 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_query_body(&mut self, q: &ast::Query) -> Result<QueryPlan> {
-        if !q.locks.is_empty() {
-            return sql_err!(FeatureNotSupported, "FOR UPDATE/SHARE are not supported");
+        let plan = self.plan_query_rows(q)?;
+        self.lock_rows(q, plan)
+    }
+
+    /// `SELECT ... FOR UPDATE` / `FOR SHARE` ([`Node::LockRows`]): FOR
+    /// UPDATE locks exclusively the one table read (or the one named by
+    /// OF); FOR SHARE, or several tables, as every read of a read-write
+    /// transaction locks. Serializable either way: the exclusive lock
+    /// spares a read-then-write its upgrade (which may be wounded).
+    /// NOWAIT and SKIP LOCKED are not supported (0A000).
+    fn lock_rows(&mut self, q: &ast::Query, mut plan: QueryPlan) -> Result<QueryPlan> {
+        if q.locks.is_empty() {
+            return Ok(plan);
         }
+        if q.locks.iter().any(|l| l.nonblock.is_some()) {
+            return sql_err!(FeatureNotSupported, "NOWAIT and SKIP LOCKED are not supported");
+        }
+        let exclusive = q.locks.iter().any(|l| l.lock_type == ast::LockType::Update);
+        let mut tables = Vec::new();
+        scanned_tables(&plan.root, &mut tables);
+        let named = q.locks.iter().filter(|l| l.lock_type == ast::LockType::Update).find_map(|l| l.of.as_ref());
+        let table = match named {
+            Some(of) => {
+                let of = object_name(of)?;
+                tables.into_iter().find(|(_, name)| *name == of)
+            }
+            None if tables.len() == 1 => tables.pop(),
+            None => None,
+        };
+        plan.root = Node::LockRows { input: Box::new(plan.root), table: table.filter(|_| exclusive), exclusive };
+        Ok(plan)
+    }
+
+    /// A query's rows, before FOR UPDATE/SHARE.
+    fn plan_query_rows(&mut self, q: &ast::Query) -> Result<QueryPlan> {
         let order_by: &[ast::OrderByExpr] = match &q.order_by {
             None => &[],
             Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(exprs), .. }) => exprs,

@@ -1818,7 +1818,8 @@ fn describes_by_planning(s: &ast::Statement) -> bool {
 
 fn is_read_only_statement(s: &ast::Statement) -> bool {
     match s {
-        ast::Statement::Query(_) => true,
+        // FOR UPDATE / FOR SHARE lock rows: a read-write transaction.
+        ast::Statement::Query(q) => q.locks.is_empty(),
         ast::Statement::Explain { statement, analyze, .. } => !*analyze || is_read_only_statement(statement),
         _ => false,
     }
@@ -1936,6 +1937,8 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
         // Its step runs once per round: not a plain scan.
         Node::Recursive { .. } => false,
         Node::WorkTable { .. } => true,
+        // Read-write only.
+        Node::LockRows { .. } => false,
     }
 }
 

@@ -137,3 +137,36 @@ fn a_row_changed_earlier_in_the_transaction_is_read_back_by_key() {
     assert_eq!((made, rows), (vec![Read::Get], vec![vec![Value::Int4(25)]]));
     run(&mut s, "COMMIT").unwrap();
 }
+
+/// Goal: `SELECT ... FOR UPDATE` reads the rows it looks up by key for
+/// update (exclusively: a transaction that reads a row to change it next
+/// queues there, instead of two holding it shared and one aborting at its
+/// write), through a secondary index too and with OF naming the table
+/// among several; FOR SHARE and a join without OF read shared. It runs
+/// in a read-write transaction even outside a block, and a read-only
+/// block refuses it (25006). NOWAIT and SKIP LOCKED: 0A000.
+#[test]
+fn select_for_update_reads_its_rows_for_update() {
+    let (reads, mut s) = setup();
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE id = 2 FOR UPDATE");
+    assert_eq!((made, rows), (vec![Read::GetForUpdate], vec![vec![Value::Int4(20)]]));
+    let (made, _) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE email = 'c@x' FOR UPDATE");
+    assert_eq!(made, vec![Read::Scan, Read::GetForUpdate], "the index entry scanned, the row read for update");
+    let (made, _) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE id = 2 FOR SHARE");
+    assert_eq!(made, vec![Read::Get]);
+    let join = "SELECT t.n, k2.v FROM t, k2 WHERE t.id = 1 AND k2.a = 1 AND k2.b = 'x'";
+    let (made, _) = reads_of(&reads, &mut s, &format!("{join} FOR UPDATE"));
+    assert_eq!(count(&made, Read::GetForUpdate), 0, "several tables, none named: {made:?}");
+    let (made, rows) = reads_of(&reads, &mut s, &format!("{join} FOR UPDATE OF k2"));
+    assert_eq!((count(&made, Read::GetForUpdate), count(&made, Read::Get)), (1, 1), "{made:?}");
+    assert_eq!(rows, vec![vec![Value::Int4(10), Value::Int4(1)]]);
+
+    run(&mut s, "BEGIN READ ONLY").unwrap();
+    let e = run(&mut s, "SELECT n FROM t WHERE id = 2 FOR UPDATE").expect_err("read-only");
+    assert_eq!(e.state.code(), "25006", "{e}");
+    run(&mut s, "ROLLBACK").unwrap();
+    for sql in ["SELECT n FROM t FOR UPDATE NOWAIT", "SELECT n FROM t FOR UPDATE SKIP LOCKED"] {
+        let e = run(&mut s, sql).expect_err(sql);
+        assert_eq!(e.state.code(), "0A000", "{e}");
+    }
+}
