@@ -1254,7 +1254,7 @@ impl Operator for Limit<'_> {
 
 /// A row as bytes that are equal exactly when the rows are SQL-equal
 /// (NULLs equal each other), for hashing and deduplication.
-fn row_key(values: &[Value]) -> Vec<u8> {
+pub(crate) fn row_key(values: &[Value]) -> Vec<u8> {
     let mut out = Vec::new();
     for v in values {
         encoding::encode_key_value(&mut out, &normalize(v), Direction::Asc);

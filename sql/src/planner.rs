@@ -3150,14 +3150,29 @@ impl<'a> Planner<'a> {
 
     /// A scan of `table` filtered by `selection` (the optimizer narrows
     /// it to spans and indexes).
-    fn scan_where(
+    /// What an UPDATE or DELETE reads: the target table's rows, joined
+    /// with `from`'s (`UPDATE ... FROM`, `DELETE ... USING`; the target's
+    /// columns first), filtered by WHERE.
+    fn write_source(
         &mut self,
         table: &Arc<TableDesc>,
         alias: &str,
+        from: &[ast::TableWithJoins],
         selection: Option<&ast::Expr>,
     ) -> Result<(Node, Scope)> {
-        let scope = Scope::from_table(table, alias);
+        let mut scope = Scope::from_table(table, alias);
         let mut node = Node::Scan { table: table.clone(), index: table.primary.clone(), spans: vec![ScanSpan::full()] };
+        if !from.is_empty() {
+            let (right, right_scope, _) = self.plan_from(from)?;
+            for c in &right_scope.columns {
+                if let Some(t) = c.table.as_ref().filter(|t| scope.has_table(t)) {
+                    return sql_err!(DuplicateAlias, "table name \"{t}\" specified more than once");
+                }
+            }
+            let (left, right) = (Box::new(node), Box::new(right));
+            node = Node::Join { left, right, kind: JoinKind::Inner, left_keys: vec![], right_keys: vec![], on: None };
+            scope = scope.join(right_scope);
+        }
         if let Some(s) = selection {
             self.check_no_aggregates(s, "WHERE")?;
             let b = self.bind_expr(s, &scope)?;
@@ -3167,15 +3182,19 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_update(&mut self, update: &ast::Update) -> Result<Plan> {
-        if update.from.is_some() || !update.table.joins.is_empty() {
-            return sql_err!(FeatureNotSupported, "UPDATE ... FROM is not supported");
+        if !update.table.joins.is_empty() {
+            return sql_err!(FeatureNotSupported, "UPDATE of a join is not supported");
         }
+        let from: &[ast::TableWithJoins] = match &update.from {
+            None => &[],
+            Some(ast::UpdateTableFromKind::BeforeSet(f) | ast::UpdateTableFromKind::AfterSet(f)) => f,
+        };
         let ast::TableFactor::Table { name, alias, .. } = &update.table.relation else {
             return sql_err!(FeatureNotSupported, "UPDATE of this target is not supported");
         };
         let table = self.table_to_write(&object_name(name)?, "update")?;
         let alias = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table.name.clone());
-        let (source, scope) = self.scan_where(&table, &alias, update.selection.as_ref())?;
+        let (source, scope) = self.write_source(&table, &alias, from, update.selection.as_ref())?;
         let assignments = self.bind_assignments(&table, &update.assignments, &scope)?;
         let returning = self.bind_returning(&table, update.returning.as_deref())?;
         Ok(Plan::Update { table, source, assignments, returning })
@@ -3185,15 +3204,16 @@ impl<'a> Planner<'a> {
         let from = match &delete.from {
             ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
         };
-        if from.len() != 1 || !from[0].joins.is_empty() || delete.using.is_some() || !delete.tables.is_empty() {
-            return sql_err!(FeatureNotSupported, "DELETE from several tables or with USING is not supported");
+        if from.len() != 1 || !from[0].joins.is_empty() || !delete.tables.is_empty() {
+            return sql_err!(FeatureNotSupported, "DELETE from several tables is not supported");
         }
+        let using: &[ast::TableWithJoins] = delete.using.as_deref().unwrap_or_default();
         let ast::TableFactor::Table { name, alias, .. } = &from[0].relation else {
             return sql_err!(FeatureNotSupported, "DELETE of this target is not supported");
         };
         let table = self.table_to_write(&object_name(name)?, "delete from")?;
         let alias = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table.name.clone());
-        let (source, _) = self.scan_where(&table, &alias, delete.selection.as_ref())?;
+        let (source, _) = self.write_source(&table, &alias, using, delete.selection.as_ref())?;
         let returning = self.bind_returning(&table, delete.returning.as_deref())?;
         Ok(Plan::Delete { table, source, returning })
     }

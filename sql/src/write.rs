@@ -340,6 +340,25 @@ pub fn insert_rows(
     Ok(result)
 }
 
+/// The target table's rows among an UPDATE's or DELETE's source rows,
+/// each with the whole source row if it is wider: with `FROM`/`USING` a
+/// source row is a target row joined with others, and a target row
+/// joined several times is changed once, with its first join
+/// (PostgreSQL: which one is not said).
+fn target_rows(table: &TableDesc, rows: Vec<Row>) -> Vec<(Row, Option<Row>)> {
+    let width = table.columns.len();
+    if rows.first().is_none_or(|r| r.len() == width) {
+        return rows.into_iter().map(|r| (r, None)).collect();
+    }
+    let mut seen = std::collections::HashSet::new();
+    rows.into_iter()
+        .filter_map(|joined| {
+            let target = joined[..width].to_vec();
+            seen.insert(crate::exec::row_key(&target)).then_some((target, Some(joined)))
+        })
+        .collect()
+}
+
 pub fn update(
     table: &TableDesc,
     source: &Node,
@@ -354,10 +373,11 @@ pub fn update(
     // New values first, for every row, then the writes: a key that moves
     // onto another updated row's old key is not a conflict.
     let mut changes = Vec::with_capacity(rows.len());
-    for old in rows {
+    for (old, joined) in target_rows(table, rows) {
         let mut new = old.clone();
+        let source_row = joined.as_ref().unwrap_or(&old);
         for (i, e) in assignments {
-            new[*i] = eval(e, &old, cx)?;
+            new[*i] = eval(e, source_row, cx)?;
         }
         let _ = conform(table, &mut new, ids)?;
         changes.push((old, new));
@@ -385,7 +405,7 @@ pub fn delete(
     table.check_writable()?;
     let rows = read_for_update(table, source, cx)?;
     let mut result = WriteResult { count: 0, returned: Vec::new() };
-    for row in rows {
+    for (row, _) in target_rows(table, rows) {
         delete_row(table, &row, cx)?;
         returning(returning_items, &row, cx, &mut result.returned)?;
         result.count += 1;
