@@ -213,6 +213,20 @@ pub struct TableDesc {
     /// them. A view has no rows and no indexes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
+    /// CHECK constraints, in declaration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckDesc>,
+}
+
+/// A CHECK constraint: its name, its expression as SQL text over the
+/// table's columns (bound when a write is planned, as a DEFAULT is), and
+/// the ids of the columns it reads (dropping one drops it, as in
+/// PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckDesc {
+    pub name: String,
+    pub expr: String,
+    pub columns: Vec<u32>,
 }
 
 impl TableDesc {
@@ -283,6 +297,7 @@ impl TableDesc {
             drain_epoch: 0,
             rewrite: None,
             view: None,
+            checks: Vec::new(),
         }
     }
 
@@ -495,6 +510,38 @@ impl WriterLeases {
     }
 }
 
+/// The methods of a [`Transaction`] that watches the reads of the one it
+/// wraps (`self.inner`) and passes everything else on; `$what` names it
+/// in the refusal to commit (its owner commits the inner one).
+macro_rules! delegate_writes {
+    ($what:literal) => {
+        fn mode(&self) -> Mode {
+            self.inner.mode()
+        }
+        fn put(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), KvError> {
+            self.inner.put(key, value)
+        }
+        fn put_absent(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), KvError> {
+            self.inner.put_absent(key, value)
+        }
+        fn delete(&mut self, key: &[u8]) -> std::result::Result<(), KvError> {
+            self.inner.delete(key)
+        }
+        fn commit(self: Box<Self>) -> std::result::Result<Committed, KvError> {
+            Err(KvError::Invalid(concat!($what, " is committed by its owner").into()))
+        }
+        fn rollback(self: Box<Self>) -> std::result::Result<(), KvError> {
+            Ok(())
+        }
+        fn read_ts(&self) -> Option<Timestamp> {
+            self.inner.read_ts()
+        }
+        fn set_deadline(&mut self, deadline: Option<Timestamp>) -> std::result::Result<(), KvError> {
+            self.inner.set_deadline(deadline)
+        }
+    };
+}
+
 /// A read-write transaction running one statement planned from leased
 /// descriptors: before each read, if the deadline they set is near, it
 /// lifts it ([`WriterLeases::lift`]), so a statement that takes longer
@@ -521,9 +568,6 @@ impl DeadlineLifting<'_> {
 }
 
 impl Transaction for DeadlineLifting<'_> {
-    fn mode(&self) -> Mode {
-        self.inner.mode()
-    }
     fn get(&mut self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, KvError> {
         self.before_read()?;
         self.inner.get(key)
@@ -536,27 +580,7 @@ impl Transaction for DeadlineLifting<'_> {
         self.before_read()?;
         self.inner.scan(start, end, limit)
     }
-    fn put(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), KvError> {
-        self.inner.put(key, value)
-    }
-    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), KvError> {
-        self.inner.put_absent(key, value)
-    }
-    fn delete(&mut self, key: &[u8]) -> std::result::Result<(), KvError> {
-        self.inner.delete(key)
-    }
-    fn commit(self: Box<Self>) -> std::result::Result<Committed, KvError> {
-        Err(KvError::Invalid("a statement's transaction is committed by its owner".into()))
-    }
-    fn rollback(self: Box<Self>) -> std::result::Result<(), KvError> {
-        Ok(())
-    }
-    fn read_ts(&self) -> Option<Timestamp> {
-        self.inner.read_ts()
-    }
-    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> std::result::Result<(), KvError> {
-        self.inner.set_deadline(deadline)
-    }
+    delegate_writes!("a statement's transaction");
     fn priority(&self) -> Option<crate::kv::Priority> {
         self.inner.priority()
     }
@@ -644,9 +668,6 @@ impl LeaseChecked<'_> {
 }
 
 impl Transaction for LeaseChecked<'_> {
-    fn mode(&self) -> Mode {
-        self.inner.mode()
-    }
     fn get(&mut self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, KvError> {
         let first = self.inner.read_ts().is_none();
         let value = self.inner.get(key)?;
@@ -659,27 +680,7 @@ impl Transaction for LeaseChecked<'_> {
         self.check(first)?;
         Ok(pairs)
     }
-    fn put(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), KvError> {
-        self.inner.put(key, value)
-    }
-    fn put_absent(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), KvError> {
-        self.inner.put_absent(key, value)
-    }
-    fn delete(&mut self, key: &[u8]) -> std::result::Result<(), KvError> {
-        self.inner.delete(key)
-    }
-    fn commit(self: Box<Self>) -> std::result::Result<Committed, KvError> {
-        Err(KvError::Invalid("a lease-checked transaction is committed by its owner".into()))
-    }
-    fn rollback(self: Box<Self>) -> std::result::Result<(), KvError> {
-        Ok(())
-    }
-    fn read_ts(&self) -> Option<Timestamp> {
-        self.inner.read_ts()
-    }
-    fn set_deadline(&mut self, deadline: Option<Timestamp>) -> std::result::Result<(), KvError> {
-        self.inner.set_deadline(deadline)
-    }
+    delegate_writes!("a lease-checked transaction");
 }
 
 /// Reads and writes the catalog through a transaction.

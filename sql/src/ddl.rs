@@ -235,6 +235,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             // Indexes on the column go with it (PostgreSQL does the same).
             let (gone, kept) = desc.indexes.into_iter().partition(|i| i.columns.iter().any(|(c, _)| *c == id));
             desc.indexes = kept;
+            desc.checks.retain(|c| !c.columns.contains(&id));
             desc.columns.retain(|c| c.id != id);
             Catalog::update_table(cx.txn()?, &mut desc)?;
             for index in gone {

@@ -57,17 +57,20 @@ pub fn optimize_plan(plan: Plan, rules: Rules) -> Plan {
     };
     match plan {
         Plan::Query(q) => Plan::Query(QueryPlan { root: o(q.root), columns: q.columns }),
-        Plan::Insert { table, source, on_conflict, returning } => {
+        Plan::Insert { table, source, on_conflict, returning, checks } => {
             let on_conflict = match on_conflict {
                 OnConflict::DoUpdate { assignments, predicate } => {
                     OnConflict::DoUpdate { assignments: sets(assignments), predicate: predicate.map(ox) }
                 }
                 other => other,
             };
-            Plan::Insert { table, source: o(source), on_conflict, returning: items(returning) }
+            let checks = checks.into_iter().map(|c| Check { expr: ox(c.expr), ..c }).collect();
+            Plan::Insert { table, source: o(source), on_conflict, returning: items(returning), checks }
         }
-        Plan::Update { table, source, assignments, returning } => {
-            Plan::Update { table, source: o(source), assignments: sets(assignments), returning: items(returning) }
+        Plan::Update { table, source, assignments, returning, checks } => {
+            let checks = checks.into_iter().map(|c| Check { expr: ox(c.expr), ..c }).collect();
+            let (assignments, returning) = (sets(assignments), items(returning));
+            Plan::Update { table, source: o(source), assignments, returning, checks }
         }
         Plan::Delete { table, source, returning } => {
             Plan::Delete { table, source: o(source), returning: items(returning) }

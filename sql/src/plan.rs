@@ -644,6 +644,14 @@ impl Node {
     }
 }
 
+/// A CHECK constraint, bound over the table's row: a row it is false for
+/// is refused (23514); NULL passes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub expr: Expr,
+}
+
 /// A result column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputColumn {
@@ -683,6 +691,8 @@ pub enum Plan {
         source: Node,
         on_conflict: OnConflict,
         returning: Option<Vec<(Expr, OutputColumn)>>,
+        /// The table's CHECK constraints, bound.
+        checks: Vec<Check>,
     },
     /// `source` yields the table's rows to change (full width).
     Update {
@@ -690,6 +700,7 @@ pub enum Plan {
         source: Node,
         assignments: Vec<(usize, Expr)>,
         returning: Option<Vec<(Expr, OutputColumn)>>,
+        checks: Vec<Check>,
     },
     Delete {
         table: Arc<TableDesc>,

@@ -343,6 +343,11 @@ fn regex_function(op: &ast::BinaryOperator) -> Option<&'static str> {
     })
 }
 
+/// A column definition as CREATE TABLE and ADD COLUMN take it: the
+/// column, whether it is the PRIMARY KEY, whether it is UNIQUE, and its
+/// CHECK constraints (a name if given, the expression).
+type ColumnDef = (ColumnDesc, bool, bool, Vec<(Option<String>, ast::Expr)>);
+
 /// What a SERIAL or IDENTITY column's values come from: a random
 /// positive bigint per row.
 const GENERATED_KEY_DEFAULT: &str = "unique_rowid()";
@@ -2785,6 +2790,12 @@ impl<'a> Planner<'a> {
                             whens.push((oid, Expr::Constant(Value::Text(def))));
                         }
                     }
+                    if name == "pg_get_constraintdef" {
+                        for (k, check) in t.checks.iter().enumerate() {
+                            let oid = Expr::Constant(Value::Int8(system::check_oid(t, k)));
+                            whens.push((oid, Expr::Constant(Value::Text(format!("CHECK ({})", check.expr)))));
+                        }
+                    }
                 }
                 lookup(first, whens, Expr::Constant(Value::Null))
             }
@@ -3039,7 +3050,81 @@ impl<'a> Planner<'a> {
             Some(_) => return sql_err!(FeatureNotSupported, "ON DUPLICATE KEY is not supported"),
         };
         let returning = self.bind_returning(&table, insert.returning.as_deref())?;
-        Ok(Plan::Insert { table, source, on_conflict, returning })
+        let checks = self.bind_checks(&table)?;
+        Ok(Plan::Insert { table, source, on_conflict, returning, checks })
+    }
+
+    /// Binds `checks` (a name if given, an expression) over `table`'s
+    /// columns and adds them, named as PostgreSQL names them:
+    /// `<table>_<column>_check` for one reading one column, else
+    /// `<table>_check`, numbered from 1 when taken.
+    fn add_checks(&mut self, table: &mut TableDesc, checks: Vec<(Option<String>, ast::Expr)>) -> Result<()> {
+        let scope = Scope::from_table(table, &table.name);
+        for (name, e) in checks {
+            let (_, positions) = self.bind_check(&e, &scope)?;
+            let columns: Vec<u32> = positions.iter().map(|&i| table.columns[i].id).collect();
+            let name = match name {
+                Some(name) if table.checks.iter().any(|c| c.name == name) => {
+                    return sql_err!(
+                        DuplicateObject,
+                        "constraint \"{name}\" for relation \"{}\" already exists",
+                        table.name
+                    )
+                }
+                Some(name) => name,
+                None => {
+                    let base = match positions.as_slice() {
+                        [i] => format!("{}_{}_check", table.name, table.columns[*i].name),
+                        _ => format!("{}_check", table.name),
+                    };
+                    let taken = |n: &str| table.checks.iter().any(|c| c.name == n);
+                    let mut name = base.clone();
+                    let mut n = 0;
+                    while taken(&name) {
+                        n += 1;
+                        name = format!("{base}{n}");
+                    }
+                    name
+                }
+            };
+            table.checks.push(crate::catalog::CheckDesc { name, expr: e.to_string(), columns });
+        }
+        Ok(())
+    }
+
+    /// A table's CHECK constraints, bound over its row.
+    fn bind_checks(&mut self, table: &TableDesc) -> Result<Vec<Check>> {
+        let scope = Scope::from_table(table, &table.name);
+        let mut checks = Vec::with_capacity(table.checks.len());
+        for check in &table.checks {
+            let e = crate::parser::parse_expr(&check.expr)?;
+            let (expr, _) = self.bind_check(&e, &scope)?;
+            checks.push(Check { name: check.name.clone(), expr });
+        }
+        Ok(checks)
+    }
+
+    /// A CHECK constraint's expression, bound over `scope` (the table's
+    /// row), and the positions of the columns it reads. Subqueries,
+    /// aggregates and window functions are refused, as in PostgreSQL.
+    fn bind_check(&mut self, e: &ast::Expr, scope: &Scope) -> Result<(Expr, Vec<usize>)> {
+        self.check_no_aggregates(e, "check constraints")?;
+        check_no_windows(e, "check constraints")?;
+        let b = self.bind_expr(e, scope)?;
+        let expr = self.coerce(b, DataType::Bool)?;
+        let mut columns = Vec::new();
+        let mut subquery = false;
+        expr.walk(&mut |x| match x {
+            Expr::Column(i) => columns.push(*i),
+            Expr::Subquery(_) | Expr::ArraySubquery(_) | Expr::Exists(_) | Expr::InSubquery(..) => subquery = true,
+            _ => {}
+        });
+        if subquery {
+            return sql_err!(FeatureNotSupported, "cannot use subquery in check constraint");
+        }
+        columns.sort_unstable();
+        columns.dedup();
+        Ok((expr, columns))
     }
 
     /// The DEFAULT of a column as an expression (NULL without one).
@@ -3197,7 +3282,8 @@ impl<'a> Planner<'a> {
         let (source, scope) = self.write_source(&table, &alias, from, update.selection.as_ref())?;
         let assignments = self.bind_assignments(&table, &update.assignments, &scope)?;
         let returning = self.bind_returning(&table, update.returning.as_deref())?;
-        Ok(Plan::Update { table, source, assignments, returning })
+        let checks = self.bind_checks(&table)?;
+        Ok(Plan::Update { table, source, assignments, returning, checks })
     }
 
     fn plan_delete(&mut self, delete: &ast::Delete) -> Result<Plan> {
@@ -3232,8 +3318,11 @@ impl<'a> Planner<'a> {
         let mut primary: Option<Vec<(String, Direction)>> = None;
         // UNIQUE constraints: an optional name and the columns.
         let mut uniques: Vec<(Option<String>, IndexColumns)> = Vec::new();
+        // CHECK constraints: an optional name and the expression.
+        let mut checks: Vec<(Option<String>, ast::Expr)> = Vec::new();
         for c in &create.columns {
-            let (col, pk, unique) = self.column_def(&mut table, c)?;
+            let (col, pk, unique, col_checks) = self.column_def(&mut table, c)?;
+            checks.extend(col_checks);
             if pk {
                 if primary.is_some() {
                     return sql_err!(
@@ -3262,9 +3351,11 @@ impl<'a> Planner<'a> {
                 ast::TableConstraint::Unique(u) => {
                     uniques.push((u.name.as_ref().map(ident), index_columns(&u.columns)?));
                 }
+                ast::TableConstraint::Check(c) => checks.push((c.name.as_ref().map(ident), (*c.expr).clone())),
                 other => return sql_err!(FeatureNotSupported, "constraint not supported: {other}"),
             }
         }
+        self.add_checks(&mut table, checks)?;
         match primary {
             Some(cols) => {
                 table.primary.columns = resolve_index_columns(&table, &cols)?;
@@ -3288,8 +3379,8 @@ impl<'a> Planner<'a> {
     }
 
     /// A column definition: the column, whether it is the PRIMARY KEY,
-    /// whether it is UNIQUE.
-    fn column_def(&mut self, table: &mut TableDesc, c: &ast::ColumnDef) -> Result<(ColumnDesc, bool, bool)> {
+    /// whether it is UNIQUE, and its CHECK constraints (name, expression).
+    fn column_def(&mut self, table: &mut TableDesc, c: &ast::ColumnDef) -> Result<ColumnDef> {
         let name = ident(&c.name);
         if table.column(&name).is_some() {
             return sql_err!(DuplicateColumn, "column \"{name}\" specified more than once");
@@ -3310,8 +3401,13 @@ impl<'a> Planner<'a> {
         };
         table.next_column_id += 1;
         let (mut pk, mut unique, mut generated) = (false, false, serial);
+        let mut checks = Vec::new();
         for option in &c.options {
             match &option.option {
+                ast::ColumnOption::Check(check) => {
+                    let name = option.name.as_ref().or(check.name.as_ref()).map(ident);
+                    checks.push((name, (*check.expr).clone()));
+                }
                 ast::ColumnOption::Generated {
                     generated_as: ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault,
                     generation_expr: None,
@@ -3369,7 +3465,7 @@ impl<'a> Planner<'a> {
             col.nullable = false;
             col.default = Some(GENERATED_KEY_DEFAULT.into());
         }
-        Ok((col, pk, unique))
+        Ok((col, pk, unique, checks))
     }
 
     fn plan_create_index(&mut self, create: &ast::CreateIndex) -> Result<Plan> {
@@ -3404,7 +3500,10 @@ impl<'a> Planner<'a> {
                         if_not_exists: true,
                     });
                 }
-                let (column, pk, unique) = self.column_def(&mut desc, column_def)?;
+                let (column, pk, unique, checks) = self.column_def(&mut desc, column_def)?;
+                if !checks.is_empty() {
+                    return sql_err!(FeatureNotSupported, "ADD COLUMN ... CHECK is not supported");
+                }
                 if pk {
                     return sql_err!(FeatureNotSupported, "ADD COLUMN ... PRIMARY KEY is not supported");
                 }

@@ -71,7 +71,7 @@ use crate::kv::{Attempt, Committed, Engine, KvError, Mode, Pair, Timestamp, Tran
 use crate::limits;
 use crate::optimizer::{self, Rules};
 use crate::parser::{self, Parsed};
-use crate::plan::{Expr, Node, OnConflict, OutputColumn, Plan, ScanSpan, WindowCall};
+use crate::plan::{Check, Expr, Node, OnConflict, OutputColumn, Plan, ScanSpan, WindowCall};
 use crate::planner::Planner;
 pub use crate::sink::{Collected, Sink};
 use crate::sql_err;
@@ -617,7 +617,7 @@ impl Session {
     /// ... FROM generate_series(1, 200000); COMMIT`). Then the rows go in
     /// batches of their own, as COPY's do ([`crate::copy`]), and appear
     /// when the block commits.
-    fn insert_in_block(&mut self, table: &TableDesc, source: &Node, cx: &mut Cx) -> Result<u64> {
+    fn insert_in_block(&mut self, table: &TableDesc, source: &Node, checks: &[Check], cx: &mut Cx) -> Result<u64> {
         table.check_writable()?;
         let mut op = exec::build(source);
         let mut rows = Vec::new();
@@ -627,7 +627,7 @@ impl Session {
             rows.push(row);
         }
         if rows.len() <= limits::WRITES_PER_TRANSACTION_MAX {
-            let r = write::insert_rows(table, rows, &OnConflict::Error, &None, cx, &mut self.row_ids)?;
+            let r = write::insert_rows(table, rows, &OnConflict::Error, &None, checks, cx, &mut self.row_ids)?;
             return Ok(r.count);
         }
         if !self.private_to_block(table)? {
@@ -1577,19 +1577,19 @@ impl Session {
                 }
                 Ok(format!("SELECT {n}"))
             }
-            Plan::Insert { table, source, on_conflict: OnConflict::Error, returning: None }
+            Plan::Insert { table, source, on_conflict: OnConflict::Error, returning: None, checks }
                 if self.status == TxnStatus::InBlock =>
             {
-                let count = self.insert_in_block(table, source, cx)?;
+                let count = self.insert_in_block(table, source, checks, cx)?;
                 Ok(format!("INSERT 0 {count}"))
             }
-            Plan::Insert { table, source, on_conflict, returning } => {
-                let r = write::insert(table, source, on_conflict, returning, cx, &mut self.row_ids)?;
+            Plan::Insert { table, source, on_conflict, returning, checks } => {
+                let r = write::insert(table, source, on_conflict, returning, checks, cx, &mut self.row_ids)?;
                 send_returning(returning, r.returned, sink)?;
                 Ok(format!("INSERT 0 {}", r.count))
             }
-            Plan::Update { table, source, assignments, returning } => {
-                let r = write::update(table, source, assignments, returning, cx, &mut self.row_ids)?;
+            Plan::Update { table, source, assignments, returning, checks } => {
+                let r = write::update(table, source, assignments, returning, checks, cx, &mut self.row_ids)?;
                 send_returning(returning, r.returned, sink)?;
                 Ok(format!("UPDATE {}", r.count))
             }
@@ -1617,12 +1617,12 @@ impl Session {
                         }
                         format!("rows returned: {n}")
                     }
-                    Plan::Insert { table, source, on_conflict, returning } => {
-                        let r = write::insert(table, source, on_conflict, returning, cx, &mut self.row_ids)?;
+                    Plan::Insert { table, source, on_conflict, returning, checks } => {
+                        let r = write::insert(table, source, on_conflict, returning, checks, cx, &mut self.row_ids)?;
                         format!("rows inserted: {}", r.count)
                     }
-                    Plan::Update { table, source, assignments, returning } => {
-                        let r = write::update(table, source, assignments, returning, cx, &mut self.row_ids)?;
+                    Plan::Update { table, source, assignments, returning, checks } => {
+                        let r = write::update(table, source, assignments, returning, checks, cx, &mut self.row_ids)?;
                         format!("rows updated: {}", r.count)
                     }
                     Plan::Delete { table, source, returning } => {

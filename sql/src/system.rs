@@ -27,6 +27,8 @@
 //!   `i.id`; index ids are below [`OIDS_PER_TABLE`] (CREATE INDEX refuses
 //!   more, [`crate::limits::INDEX_IDS_MAX`]); a primary key or unique
 //!   constraint shares its index's oid;
+//! - its `k`-th CHECK constraint: `table oid * OIDS_PER_TABLE² + k`
+//!   (above every other oid while there are fewer than 16,384 tables);
 //! - types, namespaces, access methods, collations, the database and the
 //!   role: PostgreSQL 15's own oids, so clients' built-in tables agree.
 //!
@@ -731,6 +733,11 @@ pub fn index_definition(table: &TableDesc, index_id: u32) -> Option<String> {
     ))
 }
 
+/// The oid of `table`'s `k`-th CHECK constraint (module docs).
+pub fn check_oid(table: &TableDesc, k: usize) -> i64 {
+    table_oid(table) * OIDS_PER_TABLE * OIDS_PER_TABLE + k as i64
+}
+
 /// `pg_get_constraintdef`: a primary key constraint's definition.
 pub fn constraint_definition(table: &TableDesc, index_id: u32) -> Option<String> {
     let index = table.index(index_id)?;
@@ -981,6 +988,33 @@ fn constraints(s: &Snapshot) -> Vec<Row> {
             Value::Null,
             Value::Null,
         ]);
+    }
+    for t in &s.tables {
+        for (k, check) in t.checks.iter().enumerate() {
+            rows.push(vec![
+                Value::Int8(check_oid(t, k)),
+                text(&check.name),
+                Value::Int8(PUBLIC_OID),
+                text("c"),
+                Value::Bool(false),
+                Value::Bool(false),
+                Value::Bool(true),
+                Value::Int8(table_oid(t)),
+                Value::Int8(0),
+                Value::Int8(0),
+                Value::Int8(0),
+                Value::Int8(0),
+                text(" "),
+                text(" "),
+                text(" "),
+                Value::Bool(true),
+                Value::Int4(0),
+                Value::Bool(false),
+                int2_array(check.columns.iter().copied()),
+                Value::Null,
+                Value::Null,
+            ]);
+        }
     }
     rows
 }

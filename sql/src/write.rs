@@ -24,7 +24,7 @@ use crate::exec::{self, eval, Cx};
 use crate::layout;
 use crate::limits;
 use crate::ops;
-use crate::plan::{Expr, Node, OnConflict, OutputColumn};
+use crate::plan::{Check, Expr, Node, OnConflict, OutputColumn};
 use crate::sql_err;
 use crate::types::{Row, Value};
 
@@ -70,6 +70,27 @@ pub fn too_many_writes<T>() -> Result<T> {
         "a statement may change at most {} rows; change fewer at a time",
         limits::WRITES_PER_TRANSACTION_MAX
     )
+}
+
+/// Refuses `row` if a CHECK constraint is false for it (23514).
+fn check_row(table: &TableDesc, checks: &[Check], row: &Row, cx: &mut Cx) -> Result<()> {
+    for check in checks {
+        if eval(&check.expr, row, cx)?.as_bool()? == Some(false) {
+            let shown: Vec<String> = table
+                .columns
+                .iter()
+                .zip(row)
+                .filter(|(c, _)| !c.hidden)
+                .map(|(_, v)| ops::to_text(v).unwrap_or_else(|| "null".into()))
+                .collect();
+            return Err(Error::new(
+                SqlState::CheckViolation,
+                format!("new row for relation \"{}\" violates check constraint \"{}\"", table.name, check.name),
+            )
+            .with_detail(format!("Failing row contains ({}).", shown.join(", "))));
+        }
+    }
+    Ok(())
 }
 
 /// Casts a row's values to the column types and checks NOT NULL; true if
@@ -250,12 +271,13 @@ pub fn insert(
     source: &Node,
     on_conflict: &OnConflict,
     returning_items: &Option<Vec<(Expr, OutputColumn)>>,
+    checks: &[Check],
     cx: &mut Cx,
     ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
     table.check_writable()?;
     let rows = read_all(source, cx)?;
-    insert_rows(table, rows, on_conflict, returning_items, cx, ids)
+    insert_rows(table, rows, on_conflict, returning_items, checks, cx, ids)
 }
 
 /// [`insert`] of rows already read (at most
@@ -266,6 +288,7 @@ pub fn insert_rows(
     rows: Vec<Row>,
     on_conflict: &OnConflict,
     returning_items: &Option<Vec<(Expr, OutputColumn)>>,
+    checks: &[Check],
     cx: &mut Cx,
     ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
@@ -275,6 +298,7 @@ pub fn insert_rows(
     let mut deferred: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     for mut row in rows {
         let fresh_row_id = conform(table, &mut row, ids)?;
+        check_row(table, checks, &row, cx)?;
         if cx.defer_unique_checks && *on_conflict == OnConflict::Error {
             // No read: the commit checks the keys are free. A key this
             // statement already took is read as below (the read sees the
@@ -325,6 +349,7 @@ pub fn insert_rows(
                         new[*i] = eval(e, &both, cx)?;
                     }
                     let _ = conform(table, &mut new, ids)?;
+                    check_row(table, checks, &new, cx)?;
                     write_row(table, Some(&old), &new, UniqueCheck::Needed, cx)?;
                     returning(returning_items, &new, cx, &mut result.returned)?;
                     result.count += 1;
@@ -364,6 +389,7 @@ pub fn update(
     source: &Node,
     assignments: &[(usize, Expr)],
     returning_items: &Option<Vec<(Expr, OutputColumn)>>,
+    checks: &[Check],
     cx: &mut Cx,
     ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
@@ -380,6 +406,7 @@ pub fn update(
             new[*i] = eval(e, source_row, cx)?;
         }
         let _ = conform(table, &mut new, ids)?;
+        check_row(table, checks, &new, cx)?;
         changes.push((old, new));
     }
     for (old, _) in &changes {
