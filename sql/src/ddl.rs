@@ -19,7 +19,7 @@
 use crate::catalog::{Catalog, FollowUp, IndexDesc, TableDesc};
 use crate::error::{Error, Result, SqlState};
 use crate::exec::Cx;
-use crate::plan::Plan;
+use crate::plan::{ColumnChange, Plan};
 use crate::planner;
 use crate::sink::Sink;
 use crate::sql_err;
@@ -241,6 +241,36 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             for index in gone {
                 sweep::schedule_index(cx.txn()?, desc.id, index.id)?;
             }
+            Ok("ALTER TABLE".into())
+        }
+        Plan::AlterColumn { table, column, change } => {
+            let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
+            cx.drains.check(&desc)?;
+            desc.check_table()?;
+            desc.check_writable()?;
+            let Some((position, col)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
+                return sql_err!(UndefinedColumn, "column \"{column}\" of relation \"{table}\" does not exist");
+            };
+            let id = col.id;
+            match change {
+                ColumnChange::Default(default) => desc.columns[position].default = default.clone(),
+                ColumnChange::NotNull(false) => {
+                    if desc.primary.columns.iter().any(|(c, _)| *c == id) {
+                        return sql_err!(InvalidTableDefinition, "column \"{column}\" is in a primary key");
+                    }
+                    desc.columns[position].nullable = true;
+                }
+                ColumnChange::NotNull(true) => {
+                    if write::has_null(&desc, position, cx)? {
+                        return sql_err!(
+                            NotNullViolation,
+                            "column \"{column}\" of relation \"{table}\" contains null values"
+                        );
+                    }
+                    desc.columns[position].nullable = false;
+                }
+            }
+            Catalog::update_table(cx.txn()?, &mut desc)?;
             Ok("ALTER TABLE".into())
         }
         Plan::AddPrimaryKey { table, columns } => {

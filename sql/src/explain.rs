@@ -55,6 +55,7 @@ fn ddl_name(plan: &Plan) -> &'static str {
         Plan::DropIndex { .. } => "DropIndex",
         Plan::AddColumn { .. } => "AddColumn",
         Plan::DropColumn { .. } => "DropColumn",
+        Plan::AlterColumn { .. } => "AlterColumn",
         Plan::AddPrimaryKey { .. } => "AddPrimaryKey",
         Plan::Truncate { .. } => "Truncate",
         _ => "Statement",

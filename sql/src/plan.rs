@@ -644,6 +644,16 @@ impl Node {
     }
 }
 
+/// What `ALTER COLUMN` changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnChange {
+    /// SET DEFAULT (SQL text, checked when planned) or DROP DEFAULT: rows
+    /// inserted from then on.
+    Default(Option<String>),
+    /// SET NOT NULL (refused while a row holds NULL) or DROP NOT NULL.
+    NotNull(bool),
+}
+
 /// A CHECK constraint, bound over the table's row: a row it is false for
 /// is refused (23514); NULL passes.
 #[derive(Debug, Clone, PartialEq)]
@@ -743,6 +753,13 @@ pub enum Plan {
         table: String,
         column: String,
         if_exists: bool,
+    },
+    /// `ALTER TABLE t ALTER COLUMN c ...`: a change of the descriptor
+    /// alone (SET NOT NULL reads the rows first).
+    AlterColumn {
+        table: String,
+        column: String,
+        change: ColumnChange,
     },
     AddPrimaryKey {
         table: String,

@@ -3092,6 +3092,22 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// A DEFAULT for `col`: it must bind (with no columns) and assign to
+    /// the column's type; it is stored as text.
+    fn check_default(&mut self, e: &ast::Expr, col: &ColumnDesc) -> Result<()> {
+        let ty = col.data_type;
+        let b = self.bind_expr(e, &Scope::default())?;
+        let b = self.coerce_literal(b, ty)?;
+        match b.ty {
+            Some(t) if !ops::can_assign(t, ty) => sql_err!(
+                DatatypeMismatch,
+                "column \"{}\" is of type {ty} but default expression is of type {t}",
+                col.name
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// A table's CHECK constraints, bound over its row.
     fn bind_checks(&mut self, table: &TableDesc) -> Result<Vec<Check>> {
         let scope = Scope::from_table(table, &table.name);
@@ -3426,18 +3442,8 @@ impl<'a> Planner<'a> {
                 ast::ColumnOption::Null => col.nullable = true,
                 ast::ColumnOption::NotNull => col.nullable = false,
                 ast::ColumnOption::Default(e) => {
-                    // Check it binds and assigns now; store its text.
-                    let b = self.bind_expr(e, &Scope::default())?;
-                    let b = self.coerce_literal(b, ty)?;
-                    if let Some(t) = b.ty {
-                        if !ops::can_assign(t, ty) {
-                            return sql_err!(
-                                DatatypeMismatch,
-                                "column \"{}\" is of type {ty} but default expression is of type {t}",
-                                col.name
-                            );
-                        }
-                    }
+                    col.data_type = ty;
+                    self.check_default(e, &col)?;
                     col.default = Some(e.to_string());
                 }
                 ast::ColumnOption::PrimaryKey(_) => {
@@ -3514,6 +3520,27 @@ impl<'a> Planner<'a> {
                     return sql_err!(FeatureNotSupported, "dropping several columns at once is not supported");
                 };
                 Ok(Plan::DropColumn { table, column: ident(column), if_exists: *if_exists })
+            }
+            ast::AlterTableOperation::AlterColumn { column_name, op } => {
+                let column = ident(column_name);
+                let change = match op {
+                    ast::AlterColumnOperation::SetNotNull => ColumnChange::NotNull(true),
+                    ast::AlterColumnOperation::DropNotNull => ColumnChange::NotNull(false),
+                    ast::AlterColumnOperation::DropDefault => ColumnChange::Default(None),
+                    ast::AlterColumnOperation::SetDefault { value } => {
+                        let desc = self.table(&table)?;
+                        let Some((_, col)) = desc.column(&column).filter(|(_, c)| !c.hidden) else {
+                            return sql_err!(
+                                UndefinedColumn,
+                                "column \"{column}\" of relation \"{table}\" does not exist"
+                            );
+                        };
+                        self.check_default(value, col)?;
+                        ColumnChange::Default(Some(value.to_string()))
+                    }
+                    other => return sql_err!(FeatureNotSupported, "ALTER COLUMN {other} is not supported"),
+                };
+                Ok(Plan::AlterColumn { table, column, change })
             }
             ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::PrimaryKey(pk), .. } => {
                 Ok(Plan::AddPrimaryKey { table, columns: index_columns(&pk.columns)? })

@@ -614,6 +614,19 @@ pub fn has_rows(table: &TableDesc, cx: &mut Cx) -> Result<bool> {
     Ok(!cx.txn()?.scan(&prefix, &end, 1)?.is_empty())
 }
 
+/// Whether a row of `table` holds NULL in the column at `position`: a
+/// read of every row until one does (ALTER COLUMN SET NOT NULL).
+pub fn has_null(table: &TableDesc, position: usize, cx: &mut Cx) -> Result<bool> {
+    let scan = Node::Scan {
+        table: std::sync::Arc::new(table.clone()),
+        index: table.primary.clone(),
+        spans: vec![crate::plan::ScanSpan::full()],
+    };
+    let nulls = Node::Filter { input: Box::new(scan), predicate: Expr::IsNull(Box::new(Expr::Column(position))) };
+    let found = exec::build(&nulls).next(cx)?.is_some();
+    Ok(found)
+}
+
 /// At most `rows` rows of `table` (its primary index's pairs) from key
 /// `from` on: one batch of a backfill, rewrite or check.
 fn batch_of_rows(table: &TableDesc, from: &[u8], rows: usize, cx: &mut Cx) -> Result<Vec<crate::kv::Pair>> {
