@@ -223,6 +223,12 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("random", &[], T::Float8),
     ("gen_random_uuid", &[], T::Uuid),
     ("unique_rowid", &[], T::Int8),
+    ("age", &[P::Timestamp, P::Timestamp], T::Interval),
+    ("age", &[P::TimestampTz, P::TimestampTz], T::Interval),
+    ("age", &[P::Date, P::Date], T::Interval),
+    ("justify_days", &[P::Interval], T::Interval),
+    ("justify_hours", &[P::Interval], T::Interval),
+    ("justify_interval", &[P::Interval], T::Interval),
     ("degrees", &[P::Float], T::Float8),
     ("radians", &[P::Float], T::Float8),
     ("sin", &[P::Float], T::Float8),
@@ -748,6 +754,17 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
             Value::Text(regexp_replace(text(0)?, text(1)?, text(2)?, if n == 4 { text(3)? } else { "" })?)
         }
         "to_timestamp" => to_timestamp(float(0)?)?,
+        "age" => Value::Interval(crate::ops::interval::age(timestamp_arg(args, 0)?, timestamp_arg(args, 1)?)?),
+        "justify_days" | "justify_hours" | "justify_interval" => {
+            let Value::Interval(i) = &args[0] else {
+                return sql_err!(InternalError, "{name} of {:?}", args[0]);
+            };
+            Value::Interval(match name {
+                "justify_days" => crate::ops::interval::justify_days(i)?,
+                "justify_hours" => crate::ops::interval::justify_hours(i)?,
+                _ => crate::ops::interval::justify_interval(i)?,
+            })
+        }
         "make_date" => Value::Date(make_date(int(0)?, int(1)?, int(2)?)?),
         "make_timestamp" => make_timestamp(args)?,
         "pg_size_pretty" => Value::Text(size_pretty(int(0)?)),

@@ -2620,6 +2620,18 @@ impl<'a> Planner<'a> {
             "current_date" if bound.is_empty() => {
                 Ok(Bound::typed(Expr::Cast(Box::new(Expr::Now), DataType::Date), DataType::Date))
             }
+            // age(t): from the midnight of the current date, as the
+            // argument's type (a string, as PostgreSQL's preferred
+            // timestamptz).
+            "age" if bound.len() == 1 => {
+                let ty = match bound[0].ty {
+                    Some(t @ (DataType::Timestamp | DataType::Date)) => t,
+                    _ => DataType::TimestampTz,
+                };
+                let today = Expr::Cast(Box::new(Expr::Cast(Box::new(Expr::Now), DataType::Date)), ty);
+                bound.insert(0, Bound::typed(today, ty));
+                self.bind_call(&name, bound)
+            }
             "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" | "localtimestamp" => {
                 if !bound.is_empty() {
                     return sql_err!(UndefinedFunction, "function {name} takes no arguments");

@@ -451,6 +451,110 @@ pub fn between(later: i64, earlier: i64) -> Result<Interval> {
     }
 }
 
+/// `age(a, b)`: the difference as years, months, days and time of day,
+/// field by field, each negative field borrowing from the next larger
+/// one (a day borrows the length of the earlier timestamp's month), as
+/// PostgreSQL's `timestamp_age` does; negative when `a` is before `b`.
+pub fn age(a: i64, b: i64) -> Result<Interval> {
+    use super::{civil_from_days, days_in_month};
+    if [a, b].iter().any(|t| *t == i64::MAX || *t == i64::MIN) {
+        return sql_err!(DatetimeFieldOverflow, "cannot subtract infinite timestamps");
+    }
+    // year, month (1-12), day, hour, minute, second, microsecond
+    let fields = |t: i64| {
+        let (day_number, of_day) = (t.div_euclid(MICROS_PER_DAY), t.rem_euclid(MICROS_PER_DAY));
+        let (y, m, d) = civil_from_days(day_number);
+        let secs = of_day / MICROS_PER_SECOND;
+        [y, m, d, secs / 3600, secs / 60 % 60, secs % 60, of_day % MICROS_PER_SECOND]
+    };
+    let (f1, f2) = (fields(a), fields(b));
+    let sign = if a < b { -1 } else { 1 };
+    let mut f: Vec<i64> = f1.iter().zip(&f2).map(|(x, y)| (x - y) * sign).collect();
+    // Borrow into each field from the next larger (index - 1).
+    for (i, unit) in [(6, MICROS_PER_SECOND), (5, 60), (4, 60), (3, 24)] {
+        while f[i] < 0 {
+            f[i] += unit;
+            f[i - 1] -= 1;
+        }
+    }
+    let earlier = if a < b { f1 } else { f2 };
+    while f[2] < 0 {
+        f[2] += days_in_month(earlier[0], earlier[1]);
+        f[1] -= 1;
+    }
+    while f[1] < 0 {
+        f[1] += 12;
+        f[0] -= 1;
+    }
+    let months = (f[0] * 12 + f[1]) * sign;
+    let micros = (((f[3] * 60 + f[4]) * 60 + f[5]) * MICROS_PER_SECOND + f[6]) * sign;
+    match (i32::try_from(months), i32::try_from(f[2] * sign)) {
+        (Ok(months), Ok(days)) => Ok(Interval { months, days, micros }),
+        _ => out_of_range(),
+    }
+}
+
+/// `justify_hours`: whole 24-hour days of the time move to the days, the
+/// rest keeping the days' sign.
+pub fn justify_hours(i: &Interval) -> Result<Interval> {
+    let whole_days = i.micros / MICROS_PER_DAY;
+    let Some(mut days) = i32::try_from(whole_days).ok().and_then(|d| i.days.checked_add(d)) else {
+        return out_of_range();
+    };
+    let mut micros = i.micros - whole_days * MICROS_PER_DAY;
+    if days > 0 && micros < 0 {
+        micros += MICROS_PER_DAY;
+        days -= 1;
+    } else if days < 0 && micros > 0 {
+        micros -= MICROS_PER_DAY;
+        days += 1;
+    }
+    Ok(Interval { months: i.months, days, micros })
+}
+
+/// `justify_days`: whole 30-day months of the days move to the months,
+/// the rest keeping the months' sign.
+pub fn justify_days(i: &Interval) -> Result<Interval> {
+    let whole_months = i.days / DAYS_PER_MONTH as i32;
+    let mut days = i.days - whole_months * DAYS_PER_MONTH as i32;
+    let Some(mut months) = i.months.checked_add(whole_months) else { return out_of_range() };
+    if months > 0 && days < 0 {
+        days += DAYS_PER_MONTH as i32;
+        months -= 1;
+    } else if months < 0 && days > 0 {
+        days -= DAYS_PER_MONTH as i32;
+        months += 1;
+    }
+    Ok(Interval { months, days, micros: i.micros })
+}
+
+/// `justify_interval`: both, with one sign for all the fields.
+pub fn justify_interval(i: &Interval) -> Result<Interval> {
+    let whole_days = i.micros / MICROS_PER_DAY;
+    let Some(days) = i32::try_from(whole_days).ok().and_then(|d| i.days.checked_add(d)) else {
+        return out_of_range();
+    };
+    let mut micros = i.micros - whole_days * MICROS_PER_DAY;
+    let whole_months = days / DAYS_PER_MONTH as i32;
+    let mut days = days - whole_months * DAYS_PER_MONTH as i32;
+    let Some(mut months) = i.months.checked_add(whole_months) else { return out_of_range() };
+    if months > 0 && (days < 0 || (days == 0 && micros < 0)) {
+        days += DAYS_PER_MONTH as i32;
+        months -= 1;
+    } else if months < 0 && (days > 0 || (days == 0 && micros > 0)) {
+        days -= DAYS_PER_MONTH as i32;
+        months += 1;
+    }
+    if days > 0 && micros < 0 {
+        micros += MICROS_PER_DAY;
+        days -= 1;
+    } else if days < 0 && micros > 0 {
+        micros -= MICROS_PER_DAY;
+        days += 1;
+    }
+    Ok(Interval { months, days, micros })
+}
+
 /// `date_part(field, interval)`: PostgreSQL's fields of an interval
 /// (`epoch` counts 365.25-day years and 30-day months).
 pub fn part(field: &str, i: &Interval) -> Result<f64> {
