@@ -414,6 +414,12 @@ impl Transaction for ReadWrite {
         self.savepoints.truncate(mark.0 + 1);
         Ok(())
     }
+
+    fn forget_savepoints(&mut self) -> Result<(), KvError> {
+        self.txn()?.forget_savepoints();
+        self.savepoints.clear();
+        Ok(())
+    }
 }
 
 struct ReadOnly {

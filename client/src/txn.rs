@@ -531,6 +531,12 @@ impl Txn {
         }
     }
 
+    /// Forgets every savepoint (all were released): writes stop keeping
+    /// what they replace.
+    pub fn forget_savepoints(&mut self) {
+        self.undo = None;
+    }
+
     /// Keeps what a write of `key` replaces, once a savepoint was taken.
     fn keep_undo(&mut self, key: &[u8]) {
         if let Some(undo) = self.undo.as_mut() {

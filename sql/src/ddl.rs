@@ -19,7 +19,7 @@
 use crate::catalog::{Catalog, FollowUp, IndexDesc, TableDesc};
 use crate::error::{Error, Result, SqlState};
 use crate::exec::Cx;
-use crate::plan::{ColumnChange, Plan};
+use crate::plan::{ColumnChange, Expr, Plan};
 use crate::planner;
 use crate::sink::Sink;
 use crate::sql_err;
@@ -183,6 +183,20 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 Some(text) => {
                     let e = crate::parser::parse_expr(text)?;
                     let bound = planner::bind_constant(cx.txn()?, text, &e, column.data_type)?;
+                    let mut volatile = false;
+                    bound.walk(&mut |x| {
+                        volatile |= matches!(x, Expr::Function(name, _) if !crate::optimizer::is_immutable(name))
+                    });
+                    // One value would go to every existing row: a SERIAL
+                    // column's would all be equal (PostgreSQL rewrites
+                    // the table, a value per row).
+                    if volatile && write::has_rows(&old, cx)? {
+                        return sql_err!(
+                            FeatureNotSupported,
+                            "ADD COLUMN \"{}\" with a volatile default ({text}) to a table with rows is not supported",
+                            column.name
+                        );
+                    }
                     crate::exec::eval(&bound, &[], cx)?
                 }
                 None => Value::Null,

@@ -54,6 +54,8 @@ pub enum SqlState {
     InFailedSqlTransaction,
     /// 3B001: no savepoint of that name.
     InvalidSavepointSpecification,
+    /// 42P19: a recursive query's reference to itself where it may not be.
+    InvalidRecursion,
     /// 40001
     SerializationFailure,
     /// 40003: the commit's outcome is unknown.
@@ -165,6 +167,7 @@ impl SqlState {
             NoActiveSqlTransaction => "25P01",
             InFailedSqlTransaction => "25P02",
             InvalidSavepointSpecification => "3B001",
+            InvalidRecursion => "42P19",
             SerializationFailure => "40001",
             StatementCompletionUnknown => "40003",
             DeadlockDetected => "40P01",

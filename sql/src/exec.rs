@@ -337,9 +337,17 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
         Node::Window { input, calls } => Box::new(window::Window { input: b(input), calls, output: None }),
         // The step is built anew for each round; EXPLAIN ANALYZE measures
         // its first.
-        Node::Recursive { base, step, all, id } => {
-            Box::new(Recursive { base: b(base), step, first_step: Some(b(step)), all: *all, id: *id, rows: None })
-        }
+        Node::Recursive { base, step, all, id } => Box::new(Recursive {
+            base: b(base),
+            step,
+            first_step: Some(b(step)),
+            all: *all,
+            id: *id,
+            base_done: false,
+            running: None,
+            round: Vec::new(),
+            seen: std::collections::HashSet::new(),
+        }),
         Node::WorkTable { id, .. } => Box::new(WorkTable { id: *id, rows: None, next: 0 }),
         Node::LockRows { input, table, exclusive } => Box::new(LockRows {
             input: b(input),
@@ -432,59 +440,76 @@ fn hold_all(input: &mut dyn Operator, cx: &mut Cx, what: &str) -> Result<Vec<Row
     Ok(rows)
 }
 
-/// `WITH RECURSIVE`'s loop ([`Node::Recursive`]): every row is computed
-/// at the first call (a round needs the one before it whole), within the
-/// statement's memory budget, which is also what stops a recursion that
-/// never ends.
+/// `WITH RECURSIVE`'s loop ([`Node::Recursive`]): the base's rows, then
+/// each round's as the step makes them, so a LIMIT above stops the loop
+/// (`WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t)
+/// SELECT n FROM t LIMIT 10`). It keeps the round being made (the next
+/// work table) and, without ALL, every row given; both count against the
+/// statement's memory budget, which is what stops a recursion that grows
+/// without end.
 struct Recursive<'p> {
     base: Box<dyn Operator + 'p>,
     step: &'p Node,
     first_step: Option<Box<dyn Operator + 'p>>,
     all: bool,
     id: usize,
-    rows: Option<std::vec::IntoIter<Row>>,
+    base_done: bool,
+    /// The step running over the last round's rows.
+    running: Option<Box<dyn Operator + 'p>>,
+    /// The rows this round added so far: the next work table.
+    round: Vec<Row>,
+    /// Without ALL: every row given.
+    seen: std::collections::HashSet<Vec<u8>>,
 }
 
-impl Recursive<'_> {
-    fn run(&mut self, cx: &mut Cx) -> Result<Vec<Row>> {
+impl<'p> Recursive<'p> {
+    /// `row`, if it is new (always, with ALL), kept for the next round.
+    fn add(&mut self, row: Row, cx: &mut Cx) -> Result<Option<Row>> {
         const WHAT: &str = "WITH RECURSIVE";
-        let (all, mut seen) = (self.all, std::collections::HashSet::new());
-        let (mut out, mut round) = (Vec::new(), Vec::new());
-        let mut add = |row: Row, round: &mut Vec<Row>, cx: &mut Cx| -> Result<()> {
-            cx.tick()?;
-            if !all && !seen.insert(row_key(&row)) {
-                return Ok(());
-            }
-            if out.len() >= limits::MEMORY_ROWS_MAX {
-                return too_many_rows(WHAT);
-            }
-            cx.hold(2 * row_bytes(&row), WHAT)?;
-            round.push(row.clone());
-            out.push(row);
-            Ok(())
-        };
-        while let Some(row) = self.base.next(cx)? {
-            add(row, &mut round, cx)?;
+        cx.tick()?;
+        if !self.all && !self.seen.insert(row_key(&row)) {
+            return Ok(None);
         }
-        while !round.is_empty() {
-            cx.check_cancel()?;
-            cx.work_tables.insert(self.id, Rc::new(std::mem::take(&mut round)));
-            let mut step = self.first_step.take().unwrap_or_else(|| build(self.step));
-            while let Some(row) = step.next(cx)? {
-                add(row, &mut round, cx)?;
-            }
+        if self.round.len() >= limits::MEMORY_ROWS_MAX || self.seen.len() > limits::MEMORY_ROWS_MAX {
+            return too_many_rows(WHAT);
         }
-        cx.work_tables.remove(&self.id);
-        Ok(out)
+        cx.hold(row_bytes(&row) * if self.all { 1 } else { 2 }, WHAT)?;
+        self.round.push(row.clone());
+        Ok(Some(row))
     }
 }
 
 impl Operator for Recursive<'_> {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
-        if self.rows.is_none() {
-            self.rows = Some(self.run(cx)?.into_iter());
+        loop {
+            if !self.base_done {
+                match self.base.next(cx)? {
+                    Some(row) => match self.add(row, cx)? {
+                        Some(row) => return Ok(Some(row)),
+                        None => continue,
+                    },
+                    None => self.base_done = true,
+                }
+            }
+            if let Some(step) = self.running.as_mut() {
+                match step.next(cx)? {
+                    Some(row) => match self.add(row, cx)? {
+                        Some(row) => return Ok(Some(row)),
+                        None => continue,
+                    },
+                    None => self.running = None,
+                }
+            }
+            // The next round, over the rows the last one added.
+            if self.round.is_empty() {
+                cx.work_tables.remove(&self.id);
+                return Ok(None);
+            }
+            cx.check_cancel()?;
+            cx.work_tables.insert(self.id, Rc::new(std::mem::take(&mut self.round)));
+            let step = self.step;
+            self.running = Some(self.first_step.take().unwrap_or_else(|| build(step)));
         }
-        Ok(self.rows.as_mut().expect("computed").next())
     }
 }
 

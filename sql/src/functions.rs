@@ -305,50 +305,50 @@ fn regexp_replace(s: &str, pattern: &str, replacement: &str, flags: &str) -> Res
     }
     with_regex(pattern, case_insensitive, |re| {
         let mut out = String::new();
+        // Every piece is measured before it is added: a replacement of
+        // many `\&` over a long match must not allocate without bound.
+        let push = |out: &mut String, piece: &str| {
+            if out.len() + piece.len() > RESULT_BYTES_MAX {
+                return sql_err!(ProgramLimitExceeded, "regexp_replace's result exceeds {RESULT_BYTES_MAX} bytes");
+            }
+            out.push_str(piece);
+            Ok(())
+        };
         let (mut copied, mut at) = (0, 0);
         // As PostgreSQL's matcher: an empty match right after another
         // match counts (`regexp_replace('aaa', 'a*', '-', 'g')` is `--`),
         // which `captures_iter` skips.
         while let Some(caps) = re.captures_at(s, at) {
             let whole = caps.get(0).expect("group 0 is the match");
-            out.push_str(&s[copied..whole.start()]);
-            let mut chars = replacement.chars().peekable();
-            while let Some(c) = chars.next() {
-                if c != '\\' {
-                    out.push(c);
-                    continue;
-                }
-                match chars.peek().copied() {
+            push(&mut out, &s[copied..whole.start()])?;
+            let mut rest = replacement;
+            while let Some(slash) = rest.find('\\') {
+                push(&mut out, &rest[..slash])?;
+                let after = &rest[slash + 1..];
+                let (piece, skip) = match after.chars().next() {
                     Some(d @ '1'..='9') => {
-                        chars.next();
                         let group = d.to_digit(10).expect("a digit") as usize;
-                        out.push_str(caps.get(group).map_or("", |m| m.as_str()));
+                        (caps.get(group).map_or("", |m| m.as_str()), 1)
                     }
-                    Some('&') => {
-                        chars.next();
-                        out.push_str(whole.as_str());
-                    }
-                    Some('\\') => {
-                        chars.next();
-                        out.push('\\');
-                    }
-                    _ => out.push('\\'),
-                }
+                    Some('&') => (whole.as_str(), 1),
+                    Some('\\') => ("\\", 1),
+                    _ => ("\\", 0),
+                };
+                push(&mut out, piece)?;
+                rest = &after[skip..];
             }
+            push(&mut out, rest)?;
             copied = whole.end();
             at = match s[whole.end()..].chars().next() {
                 _ if !whole.is_empty() => whole.end(),
                 Some(c) => whole.end() + c.len_utf8(),
                 None => break,
             };
-            if out.len() > RESULT_BYTES_MAX {
-                return sql_err!(ProgramLimitExceeded, "regexp_replace's result exceeds {RESULT_BYTES_MAX} bytes");
-            }
             if !global {
                 break;
             }
         }
-        out.push_str(&s[copied..]);
+        push(&mut out, &s[copied..])?;
         Ok(out)
     })?
 }
@@ -388,6 +388,10 @@ fn string_to_array(args: &[Value]) -> Result<Value> {
         Some("") => vec![s],
         Some(delimiter) => s.split(delimiter).collect(),
     };
+    // Each element is a value of its own: bound them as a result is.
+    if fields.len().saturating_mul(32).saturating_add(s.len()) > RESULT_BYTES_MAX {
+        return sql_err!(ProgramLimitExceeded, "string_to_array's result exceeds {RESULT_BYTES_MAX} bytes");
+    }
     let null = text(2);
     let items =
         fields.into_iter().map(|f| if Some(f) == null { Value::Null } else { Value::Text(f.to_string()) }).collect();
@@ -1422,6 +1426,11 @@ mod tests {
             ("repeat", vec![text("ab"), Int4(-3)], ok(text(""))),
             ("repeat", vec![text("ab"), Int4(i32::MAX)], Err("54000")),
             ("lpad", vec![text("x"), Int4(i32::MAX)], Err("54000")),
+            // A long match copied many times over is refused before it is
+            // built; so is one element per character of a long string.
+            ("regexp_replace", vec![text(&"a".repeat(1 << 20)), text("a+"), text(&"\\&".repeat(64))], Err("54000")),
+            ("regexp_replace", vec![text("abc"), text("b"), text("<\\&\\1\\>")], ok(text("a<b\\>c"))),
+            ("string_to_array", vec![text(&"a".repeat(1 << 20)), Null], Err("54000")),
             ("strpos", vec![text("héllo"), text("llo")], ok(Int4(3))),
             ("strpos", vec![text("hello"), text("z")], ok(Int4(0))),
             ("strpos", vec![text("hello"), text("")], ok(Int4(1))),

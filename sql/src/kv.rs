@@ -321,6 +321,12 @@ pub trait Transaction: Send {
         let _ = mark;
         Err(KvError::Invalid("this transaction has no savepoints".into()))
     }
+
+    /// Every savepoint is gone (released): the engine may stop keeping
+    /// what it needed to go back.
+    fn forget_savepoints(&mut self) -> Result<(), KvError> {
+        Ok(())
+    }
 }
 
 /// A place in a transaction's writes ([`Transaction::savepoint`]); what

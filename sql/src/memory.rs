@@ -319,6 +319,11 @@ impl Transaction for MemoryTxn {
         Ok(())
     }
 
+    fn forget_savepoints(&mut self) -> Result<(), KvError> {
+        self.savepoints.clear();
+        Ok(())
+    }
+
     fn read_ts(&self) -> Option<Timestamp> {
         self.read_ts
     }

@@ -264,7 +264,7 @@ fn is_foldable(e: &Expr) -> bool {
 
 /// Whether a scalar function always gives the same result for the same
 /// arguments (so it can be evaluated at plan time).
-fn is_immutable(name: &str) -> bool {
+pub(crate) fn is_immutable(name: &str) -> bool {
     !matches!(name, "random" | "gen_random_uuid" | "unique_rowid" | "clock_timestamp" | "timeofday")
 }
 

@@ -209,6 +209,11 @@ struct WorkTableBinding {
     alias_columns: Vec<ast::TableAliasColumnDef>,
     /// The step named it (else the query is not recursive at all).
     used: bool,
+    /// How many expression subqueries enclosed the step (`outer`'s
+    /// length): a reference inside one more is refused (42P19), as in
+    /// PostgreSQL (a subquery that reads no outer row runs once, so
+    /// would read the first round's rows in every round).
+    outer_depth: usize,
 }
 
 pub(crate) fn object_name(name: &ast::ObjectName) -> Result<String> {
@@ -695,6 +700,7 @@ impl<'a> Planner<'a> {
             columns: base.columns.clone(),
             alias_columns: cte.alias.columns.clone(),
             used: false,
+            outer_depth: self.outer.len(),
         });
         let step = self.plan_set_expr(right);
         let binding = self.work_tables.pop().expect("pushed above");
@@ -1616,7 +1622,14 @@ impl<'a> Planner<'a> {
                     return self.plan_system_relation(relation, alias.as_ref());
                 }
                 if schema.is_none() {
+                    let depth = self.outer.len();
                     if let Some(w) = self.work_tables.iter_mut().rev().find(|w| w.name == table_name) {
+                        if depth > w.outer_depth {
+                            return sql_err!(
+                                InvalidRecursion,
+                                "recursive reference to query \"{table_name}\" must not appear within a subquery"
+                            );
+                        }
                         w.used = true;
                         let plan = QueryPlan {
                             root: Node::WorkTable { id: w.id, width: w.columns.len() },

@@ -207,6 +207,10 @@ pub struct Session {
     /// Why the block's transaction ended at the servers, if an error of
     /// its ended it: ROLLBACK TO SAVEPOINT cannot go back into it.
     txn_lost: Option<String>,
+    /// How many statements of the block did what no ROLLBACK TO can take
+    /// back: changed a schema, or loaded rows in batches committed on
+    /// their own (COPY, a big INSERT ... SELECT into a table it created).
+    irreversible_steps: u64,
 }
 
 /// A statement's parameters.
@@ -357,6 +361,7 @@ impl Session {
             plans_reused: 0,
             savepoints: Vec::new(),
             txn_lost: None,
+            irreversible_steps: 0,
         }
     }
 
@@ -739,6 +744,9 @@ impl Session {
         batch: Vec<Row>,
         block: Option<&mut (dyn Transaction + '_)>,
     ) -> Result<()> {
+        if block.is_some() {
+            self.irreversible_steps += 1;
+        }
         if self.cancel.load(AtomicOrdering::Relaxed) {
             return sql_err!(QueryCanceled, "canceling statement due to user request");
         }
@@ -1058,6 +1066,7 @@ impl Session {
     fn end_savepoints(&mut self) {
         self.savepoints.clear();
         self.txn_lost = None;
+        self.irreversible_steps = 0;
     }
 
     /// Ends the transaction block, if any, rolling back.
@@ -1237,6 +1246,7 @@ impl Session {
         let read_write = txn.mode() == Mode::ReadWrite;
         if read_write && !is_dml(statement) {
             self.txn_changed_schema = true;
+            self.irreversible_steps += 1;
         }
         let plan = if read_write && !self.txn_changed_schema && self.drains.owned.is_empty() {
             self.plan_writer(txn, sql, statement)?
@@ -1819,10 +1829,30 @@ fn describes_by_planning(s: &ast::Statement) -> bool {
 fn is_read_only_statement(s: &ast::Statement) -> bool {
     match s {
         // FOR UPDATE / FOR SHARE lock rows: a read-write transaction.
-        ast::Statement::Query(q) => q.locks.is_empty(),
+        ast::Statement::Query(q) => !locks_rows(q),
         ast::Statement::Explain { statement, analyze, .. } => !*analyze || is_read_only_statement(statement),
         _ => false,
     }
+}
+
+/// Whether `q`, its WITH queries or its derived tables say FOR UPDATE or
+/// FOR SHARE.
+fn locks_rows(q: &ast::Query) -> bool {
+    fn in_body(body: &ast::SetExpr) -> bool {
+        match body {
+            ast::SetExpr::Query(q) => locks_rows(q),
+            ast::SetExpr::SetOperation { left, right, .. } => in_body(left) || in_body(right),
+            ast::SetExpr::Select(select) => select.from.iter().any(|twj| {
+                std::iter::once(&twj.relation)
+                    .chain(twj.joins.iter().map(|j| &j.relation))
+                    .any(|t| matches!(t, ast::TableFactor::Derived { subquery, .. } if locks_rows(subquery)))
+            }),
+            _ => false,
+        }
+    }
+    !q.locks.is_empty()
+        || q.with.as_ref().is_some_and(|w| w.cte_tables.iter().any(|c| locks_rows(&c.query)))
+        || in_body(&q.body)
 }
 
 /// Whether `s` reads or writes rows only (it changes no schema).

@@ -156,3 +156,28 @@ fn a_large_insert_select_into_a_table_the_block_truncated_commits_with_the_block
     must(&mut s, "ROLLBACK");
     assert_eq!(run(&mut other, "SELECT * FROM uniq").unwrap_err().state.code(), "42P01");
 }
+
+/// Goal: ROLLBACK TO a savepoint taken before a COPY in a block is
+/// refused (0A000): the COPY's batches commit on their own (into a table
+/// the block made), so going back would leave its rows in place. One
+/// taken after the COPY still goes back.
+/// Method: BEGIN; CREATE TABLE; SAVEPOINT a; COPY 3 rows; SAVEPOINT b;
+/// INSERT; ROLLBACK TO b (fine); ROLLBACK TO a (0A000); ROLLBACK.
+#[test]
+fn rollback_to_a_savepoint_before_a_copy_in_a_block_is_refused() {
+    let engine = Arc::new(Watched::default());
+    let mut s = Session::new(engine.clone());
+    must(&mut s, "BEGIN");
+    must(&mut s, "CREATE TABLE acc (aid INT PRIMARY KEY, bid INT, filler TEXT)");
+    must(&mut s, "SAVEPOINT a");
+    let copy = sql::parser::parse("COPY acc (aid, bid, filler) FROM STDIN").unwrap().pop().unwrap();
+    s.copy_start(&copy).unwrap();
+    s.copy_data(&rows(1, 3));
+    assert_eq!(s.copy_done().unwrap(), "COPY 3");
+    must(&mut s, "SAVEPOINT b");
+    must(&mut s, "INSERT INTO acc VALUES (10, 1, 'x')");
+    must(&mut s, "ROLLBACK TO b");
+    let e = run(&mut s, "ROLLBACK TO a").expect_err("the COPY's batches are committed");
+    assert_eq!(e.state.code(), "0A000", "{e}");
+    must(&mut s, "ROLLBACK");
+}

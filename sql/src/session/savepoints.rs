@@ -26,16 +26,18 @@
 //! - The session's list of savepoints is oldest first; a name may repeat,
 //!   and the newest of a name is the one named (as in PostgreSQL).
 //!   ROLLBACK TO keeps the savepoint and drops every later one; RELEASE
-//!   drops it and every later one.
+//!   drops it and every later one (the last one: the transaction stops
+//!   keeping what its writes replace).
 //! - ROLLBACK TO never revives a transaction the servers ended: after an
 //!   error that ended it (aborted, wounded, its outcome unknown, the
 //!   cluster unreachable) the block can only be rolled back, and ROLLBACK
 //!   TO says so with 40001, which clients take as "run it again".
 //! - ROLLBACK TO never undoes a schema change: the session keeps what it
 //!   learned of a changed schema (plans, descriptors, work for after the
-//!   commit) outside the transaction's writes, so a savepoint older than
-//!   the block's first schema change is refused (0A000) once there is
-//!   one.
+//!   commit) outside the transaction's writes, so ROLLBACK TO a savepoint
+//!   taken before a schema change is refused (0A000). So is one taken
+//!   before rows loaded in batches that committed on their own (COPY in a
+//!   block into a table it created).
 
 use sqlparser::ast;
 
@@ -51,8 +53,10 @@ use crate::sql_err;
 pub(super) struct Savepoint {
     name: String,
     mark: SavepointMark,
-    /// The block had changed a schema when the savepoint was taken.
-    changed_schema: bool,
+    /// How many of the block's statements had done what ROLLBACK TO
+    /// cannot undo (changed a schema, loaded rows in batches) when the
+    /// savepoint was taken.
+    irreversible_steps: u64,
 }
 
 impl Session {
@@ -70,8 +74,8 @@ impl Session {
             Ok(mark) => mark,
             Err(e) => return Err(self.fail_block(Error::from(e))),
         };
-        let changed_schema = self.txn_changed_schema;
-        self.savepoints.push(Savepoint { name: ident(name), mark, changed_schema });
+        let irreversible_steps = self.irreversible_steps;
+        self.savepoints.push(Savepoint { name: ident(name), mark, irreversible_steps });
         sink.complete("SAVEPOINT")
     }
 
@@ -87,6 +91,14 @@ impl Session {
         }
         let at = self.find_savepoint(name)?;
         self.savepoints.truncate(at);
+        if self.savepoints.is_empty() {
+            // Nothing left to go back to: the transaction stops keeping
+            // what its writes replace.
+            let txn = self.txn.as_mut().expect("a transaction in a block");
+            if let Err(e) = txn.forget_savepoints() {
+                return Err(self.fail_block(Error::from(e)));
+            }
+        }
         sink.complete("RELEASE")
     }
 
@@ -105,12 +117,12 @@ impl Session {
             );
             return Err(self.fail_block(e));
         }
-        if self.txn_changed_schema && !savepoint.changed_schema {
+        if self.irreversible_steps > savepoint.irreversible_steps {
             let e = Error::new(
                 SqlState::FeatureNotSupported,
                 format!(
-                    "the transaction changed a schema after savepoint \"{}\", which ROLLBACK TO SAVEPOINT cannot undo; \
-                     roll the transaction back",
+                    "the transaction changed a schema or loaded rows in batches after savepoint \"{}\", which \
+                     ROLLBACK TO SAVEPOINT cannot undo; roll the transaction back",
                     savepoint.name
                 ),
             );
@@ -158,5 +170,8 @@ fn ends_transaction(state: SqlState) -> bool {
             | SqlState::DeadlockDetected
             | SqlState::StatementCompletionUnknown
             | SqlState::SystemError
+            // A cancelled read may yet take its lock: the transaction
+            // cannot commit (`client::Txn`'s abandoned reads).
+            | SqlState::QueryCanceled
     )
 }

@@ -238,6 +238,9 @@ impl Transaction for Wrapped {
     fn rollback_to(&mut self, mark: sql::kv::SavepointMark) -> Result<(), KvError> {
         self.inner.rollback_to(mark)
     }
+    fn forget_savepoints(&mut self) -> Result<(), KvError> {
+        self.inner.forget_savepoints()
+    }
 }
 
 /// Runs `sql` in `session`, collecting what it returns.
