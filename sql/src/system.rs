@@ -965,58 +965,51 @@ fn constraints(s: &Snapshot) -> Vec<Row> {
     let mut rows = Vec::new();
     for t in s.tables.iter().filter(|t| t.view.is_none() && !t.has_hidden_rowid()) {
         let oid = index_oid(t, PRIMARY_INDEX_ID);
-        rows.push(vec![
-            Value::Int8(oid),
-            text(&t.primary.name),
-            Value::Int8(PUBLIC_OID),
-            text("p"),
-            Value::Bool(false),
-            Value::Bool(false),
-            Value::Bool(true),
-            Value::Int8(table_oid(t)),
-            Value::Int8(0),
-            Value::Int8(oid),
-            Value::Int8(0),
-            Value::Int8(0),
-            text(" "),
-            text(" "),
-            text(" "),
-            Value::Bool(true),
-            Value::Int4(0),
-            Value::Bool(true),
-            int2_array(t.primary.columns.iter().map(|(id, _)| *id)),
-            Value::Null,
-            Value::Null,
-        ]);
+        let key = t.primary.columns.iter().map(|(id, _)| *id);
+        rows.push(constraint_row(t, oid, &t.primary.name, "p", oid, key));
     }
     for t in &s.tables {
         for (k, check) in t.checks.iter().enumerate() {
-            rows.push(vec![
-                Value::Int8(check_oid(t, k)),
-                text(&check.name),
-                Value::Int8(PUBLIC_OID),
-                text("c"),
-                Value::Bool(false),
-                Value::Bool(false),
-                Value::Bool(true),
-                Value::Int8(table_oid(t)),
-                Value::Int8(0),
-                Value::Int8(0),
-                Value::Int8(0),
-                Value::Int8(0),
-                text(" "),
-                text(" "),
-                text(" "),
-                Value::Bool(true),
-                Value::Int4(0),
-                Value::Bool(false),
-                int2_array(check.columns.iter().copied()),
-                Value::Null,
-                Value::Null,
-            ]);
+            rows.push(constraint_row(t, check_oid(t, k), &check.name, "c", 0, check.columns.iter().copied()));
         }
     }
     rows
+}
+
+/// A `pg_constraint` row: a primary key (`p`, on its index) or a check
+/// (`c`, no index) of `table`, on the columns `key`.
+fn constraint_row(
+    table: &TableDesc,
+    oid: i64,
+    name: &str,
+    kind: &str,
+    index_oid: i64,
+    key: impl Iterator<Item = u32>,
+) -> Row {
+    vec![
+        Value::Int8(oid),
+        text(name),
+        Value::Int8(PUBLIC_OID),
+        text(kind),
+        Value::Bool(false),
+        Value::Bool(false),
+        Value::Bool(true),
+        Value::Int8(table_oid(table)),
+        Value::Int8(0),
+        Value::Int8(index_oid),
+        Value::Int8(0),
+        Value::Int8(0),
+        text(" "),
+        text(" "),
+        text(" "),
+        Value::Bool(true),
+        Value::Int4(0),
+        // connoinherit: a primary key is never inherited; a check may be.
+        Value::Bool(kind == "p"),
+        int2_array(key),
+        Value::Null,
+        Value::Null,
+    ]
 }
 
 fn int2_array(ids: impl Iterator<Item = u32>) -> Value {

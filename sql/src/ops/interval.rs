@@ -497,62 +497,63 @@ pub fn age(a: i64, b: i64) -> Result<Interval> {
 /// `justify_hours`: whole 24-hour days of the time move to the days, the
 /// rest keeping the days' sign.
 pub fn justify_hours(i: &Interval) -> Result<Interval> {
-    let whole_days = i.micros / MICROS_PER_DAY;
-    let Some(mut days) = i32::try_from(whole_days).ok().and_then(|d| i.days.checked_add(d)) else {
-        return out_of_range();
-    };
-    let mut micros = i.micros - whole_days * MICROS_PER_DAY;
-    if days > 0 && micros < 0 {
-        micros += MICROS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && micros > 0 {
-        micros -= MICROS_PER_DAY;
-        days += 1;
-    }
+    let (days, micros) = days_of_time(i)?;
+    let (days, micros) = time_signed_as_days(days, micros);
     Ok(Interval { months: i.months, days, micros })
 }
 
 /// `justify_days`: whole 30-day months of the days move to the months,
 /// the rest keeping the months' sign.
 pub fn justify_days(i: &Interval) -> Result<Interval> {
-    let whole_months = i.days / DAYS_PER_MONTH as i32;
-    let mut days = i.days - whole_months * DAYS_PER_MONTH as i32;
-    let Some(mut months) = i.months.checked_add(whole_months) else { return out_of_range() };
-    if months > 0 && days < 0 {
-        days += DAYS_PER_MONTH as i32;
-        months -= 1;
-    } else if months < 0 && days > 0 {
-        days -= DAYS_PER_MONTH as i32;
-        months += 1;
-    }
+    let (months, days) = months_of_days(i.months, i.days)?;
+    let (months, days) = match (months, days) {
+        (m, d) if m > 0 && d < 0 => (m - 1, d + DAYS_PER_MONTH as i32),
+        (m, d) if m < 0 && d > 0 => (m + 1, d - DAYS_PER_MONTH as i32),
+        other => other,
+    };
     Ok(Interval { months, days, micros: i.micros })
 }
 
 /// `justify_interval`: both, with one sign for all the fields.
 pub fn justify_interval(i: &Interval) -> Result<Interval> {
-    let whole_days = i.micros / MICROS_PER_DAY;
-    let Some(days) = i32::try_from(whole_days).ok().and_then(|d| i.days.checked_add(d)) else {
-        return out_of_range();
+    let (days, micros) = days_of_time(i)?;
+    let (months, days) = months_of_days(i.months, days)?;
+    let (months, days) = match (months, days) {
+        (m, d) if m > 0 && (d < 0 || (d == 0 && micros < 0)) => (m - 1, d + DAYS_PER_MONTH as i32),
+        (m, d) if m < 0 && (d > 0 || (d == 0 && micros > 0)) => (m + 1, d - DAYS_PER_MONTH as i32),
+        other => other,
     };
-    let mut micros = i.micros - whole_days * MICROS_PER_DAY;
-    let whole_months = days / DAYS_PER_MONTH as i32;
-    let mut days = days - whole_months * DAYS_PER_MONTH as i32;
-    let Some(mut months) = i.months.checked_add(whole_months) else { return out_of_range() };
-    if months > 0 && (days < 0 || (days == 0 && micros < 0)) {
-        days += DAYS_PER_MONTH as i32;
-        months -= 1;
-    } else if months < 0 && (days > 0 || (days == 0 && micros > 0)) {
-        days -= DAYS_PER_MONTH as i32;
-        months += 1;
-    }
-    if days > 0 && micros < 0 {
-        micros += MICROS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && micros > 0 {
-        micros -= MICROS_PER_DAY;
-        days += 1;
-    }
+    let (days, micros) = time_signed_as_days(days, micros);
     Ok(Interval { months, days, micros })
+}
+
+/// The interval's days with the whole 24-hour days of its time added,
+/// and what is left of the time (its sign kept).
+fn days_of_time(i: &Interval) -> Result<(i32, i64)> {
+    let whole_days = i.micros / MICROS_PER_DAY;
+    match i32::try_from(whole_days).ok().and_then(|d| i.days.checked_add(d)) {
+        Some(days) => Ok((days, i.micros - whole_days * MICROS_PER_DAY)),
+        None => out_of_range(),
+    }
+}
+
+/// `months` with the whole 30-day months of `days` added, and the days
+/// left (their sign kept).
+fn months_of_days(months: i32, days: i32) -> Result<(i32, i32)> {
+    let whole_months = days / DAYS_PER_MONTH as i32;
+    match months.checked_add(whole_months) {
+        Some(months) => Ok((months, days - whole_months * DAYS_PER_MONTH as i32)),
+        None => out_of_range(),
+    }
+}
+
+/// A time of the other sign than the days borrows a day from them.
+fn time_signed_as_days(days: i32, micros: i64) -> (i32, i64) {
+    match (days, micros) {
+        (d, t) if d > 0 && t < 0 => (d - 1, t + MICROS_PER_DAY),
+        (d, t) if d < 0 && t > 0 => (d + 1, t - MICROS_PER_DAY),
+        other => other,
+    }
 }
 
 /// `date_part(field, interval)`: PostgreSQL's fields of an interval
