@@ -159,10 +159,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             Ok("DROP INDEX".into())
         }
         Plan::AddColumn { table, column, unique, if_not_exists } => {
-            let old = Catalog::must_table(cx.txn()?, table)?;
-            cx.drains.check(&old)?;
-            old.check_table()?;
-            old.check_writable()?;
+            let old = table_to_alter(cx, table)?;
             if old.column(&column.name).is_some() {
                 if *if_not_exists {
                     sink.notice(&format!(
@@ -231,10 +228,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             Ok("ALTER TABLE".into())
         }
         Plan::DropColumn { table, column, if_exists } => {
-            let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
-            cx.drains.check(&desc)?;
-            desc.check_table()?;
-            desc.check_writable()?;
+            let mut desc = (*table_to_alter(cx, table)?).clone();
             let Some((_, col)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
                 if *if_exists {
                     sink.notice(&format!("column \"{column}\" of relation \"{table}\" does not exist, skipping"))?;
@@ -258,10 +252,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             Ok("ALTER TABLE".into())
         }
         Plan::AlterColumn { table, column, change } => {
-            let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
-            cx.drains.check(&desc)?;
-            desc.check_table()?;
-            desc.check_writable()?;
+            let mut desc = (*table_to_alter(cx, table)?).clone();
             let Some((position, col)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
                 return sql_err!(UndefinedColumn, "column \"{column}\" of relation \"{table}\" does not exist");
             };
@@ -288,10 +279,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             Ok("ALTER TABLE".into())
         }
         Plan::AddPrimaryKey { table, columns } => {
-            let old = Catalog::must_table(cx.txn()?, table)?;
-            cx.drains.check(&old)?;
-            old.check_table()?;
-            old.check_writable()?;
+            let old = table_to_alter(cx, table)?;
             if !old.has_hidden_rowid() {
                 return sql_err!(InvalidTableDefinition, "multiple primary keys for table \"{table}\" are not allowed");
             }
@@ -331,10 +319,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         }
         Plan::Truncate { tables } => {
             for name in tables {
-                let old = Catalog::must_table(cx.txn()?, name)?;
-                cx.drains.check(&old)?;
-                old.check_table()?;
-                old.check_writable()?;
+                let old = table_to_alter(cx, name)?;
                 let mut desc = (*old).clone();
                 desc.id = cx.next_table_id()?;
                 desc.version += 1;
@@ -364,4 +349,15 @@ fn check_index_names_free<'a>(cx: &mut Cx, names: impl Iterator<Item = &'a str>)
         }
     }
     Ok(())
+}
+
+/// The table `name` for a change of its schema or rows that only a
+/// table may take: it must exist, be no view, be out of any other
+/// change's drain, and not be in the middle of a rewrite.
+fn table_to_alter(cx: &mut Cx, name: &str) -> Result<std::sync::Arc<TableDesc>> {
+    let table = Catalog::must_table(cx.txn()?, name)?;
+    cx.drains.check(&table)?;
+    table.check_table()?;
+    table.check_writable()?;
+    Ok(table)
 }

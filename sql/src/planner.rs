@@ -357,12 +357,16 @@ type ColumnDef = (ColumnDesc, bool, bool, Vec<(Option<String>, ast::Expr)>);
 /// positive bigint per row.
 const GENERATED_KEY_DEFAULT: &str = "unique_rowid()";
 
+/// PostgreSQL's serial pseudo-types: column types only (elsewhere, as
+/// in PostgreSQL, no type has their names).
+const SERIAL_TYPES: &[&str] = &["serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"];
+
 /// Whether `t` is one of PostgreSQL's serial pseudo-types.
 fn is_serial(t: &ast::DataType) -> bool {
     match t {
-        ast::DataType::Custom(name, modifiers) if modifiers.is_empty() => builtin_name(name).is_ok_and(|n| {
-            matches!(n.as_str(), "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2")
-        }),
+        ast::DataType::Custom(name, modifiers) if modifiers.is_empty() => {
+            builtin_name(name).is_ok_and(|n| SERIAL_TYPES.contains(&n.as_str()))
+        }
         _ => false,
     }
 }
@@ -446,10 +450,6 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             "uuid" => DataType::Uuid,
             "timestamptz" => DataType::TimestampTz,
             "date" => DataType::Date,
-            // Column types only (`Planner::column_def`).
-            "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2" => {
-                return sql_err!(UndefinedObject, "type \"{name}\" does not exist")
-            }
             other => return sql_err!(UndefinedObject, "type \"{other}\" does not exist"),
         },
         other => return sql_err!(FeatureNotSupported, "type {other} is not supported"),

@@ -62,13 +62,7 @@ pub(super) struct Savepoint {
 impl Session {
     /// `SAVEPOINT name`.
     pub(super) fn savepoint(&mut self, name: &ast::Ident, sink: &mut dyn Sink) -> Result<()> {
-        match self.status {
-            TxnStatus::Idle => {
-                return sql_err!(NoActiveSqlTransaction, "SAVEPOINT can only be used in transaction blocks")
-            }
-            TxnStatus::Failed => return in_failed_block(),
-            TxnStatus::InBlock => {}
-        }
+        self.check_block_in_progress("SAVEPOINT")?;
         let txn = self.txn.as_mut().expect("a transaction in a block");
         let mark = match txn.savepoint() {
             Ok(mark) => mark,
@@ -82,13 +76,7 @@ impl Session {
     /// `RELEASE [SAVEPOINT] name`: forgets it and every later one (their
     /// writes stay).
     pub(super) fn release_savepoint(&mut self, name: &ast::Ident, sink: &mut dyn Sink) -> Result<()> {
-        match self.status {
-            TxnStatus::Idle => {
-                return sql_err!(NoActiveSqlTransaction, "RELEASE SAVEPOINT can only be used in transaction blocks")
-            }
-            TxnStatus::Failed => return in_failed_block(),
-            TxnStatus::InBlock => {}
-        }
+        self.check_block_in_progress("RELEASE SAVEPOINT")?;
         let at = self.find_savepoint(name)?;
         self.savepoints.truncate(at);
         if self.savepoints.is_empty() {
@@ -135,6 +123,16 @@ impl Session {
         self.savepoints.truncate(at + 1);
         self.status = TxnStatus::InBlock;
         sink.complete("ROLLBACK")
+    }
+
+    /// Refuses `statement` outside a block (25P01) and in a failed one
+    /// (25P02).
+    fn check_block_in_progress(&self, statement: &str) -> Result<()> {
+        match self.status {
+            TxnStatus::Idle => sql_err!(NoActiveSqlTransaction, "{statement} can only be used in transaction blocks"),
+            TxnStatus::Failed => in_failed_block(),
+            TxnStatus::InBlock => Ok(()),
+        }
     }
 
     /// Where the newest savepoint called `name` is; else the block fails
