@@ -216,6 +216,63 @@ pub struct TableDesc {
     /// CHECK constraints, in declaration order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckDesc>,
+    /// FOREIGN KEY constraints of this table, in declaration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<ForeignKeyDesc>,
+    /// The foreign keys of tables that reference this one (each is also
+    /// in its table's `foreign_keys`): writers of this table check them
+    /// without reading the catalog (`constraints`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referenced_by: Vec<Reference>,
+}
+
+/// A FOREIGN KEY constraint: every row whose `columns` are all non-NULL
+/// has a row in `table` whose `referenced` columns hold the same values
+/// (MATCH SIMPLE). `referenced` are the columns of `table`'s primary key
+/// or of one of its unique indexes. Tables are named, not numbered:
+/// TRUNCATE and ADD PRIMARY KEY give a table a new id, not a new name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForeignKeyDesc {
+    pub name: String,
+    /// Column ids of this table.
+    pub columns: Vec<u32>,
+    /// The referenced table.
+    pub table: String,
+    /// Column ids of the referenced table, one per column of `columns`.
+    pub referenced: Vec<u32>,
+    /// What deleting a referenced row does (`ON DELETE`).
+    pub on_delete: ReferentialAction,
+    /// What changing a referenced key does (`ON UPDATE`).
+    pub on_update: ReferentialAction,
+}
+
+/// A foreign key referencing a table: the referencing table and the
+/// constraint's name there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reference {
+    pub table: String,
+    pub constraint: String,
+}
+
+/// What a change to a referenced row does to the rows referencing it.
+/// SpanDB checks both at the end of the statement (PostgreSQL's NO ACTION
+/// checks then, RESTRICT at once; with no deferred constraints the two
+/// differ only in rare statements that take a key away and give it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReferentialAction {
+    /// The change is refused while a row references the old key.
+    NoAction,
+    Restrict,
+}
+
+impl ReferentialAction {
+    /// `pg_constraint.confdeltype`'s letter.
+    pub fn code(self) -> &'static str {
+        match self {
+            ReferentialAction::NoAction => "a",
+            ReferentialAction::Restrict => "r",
+        }
+    }
 }
 
 /// A CHECK constraint: its name, its expression as SQL text over the
@@ -298,6 +355,8 @@ impl TableDesc {
             rewrite: None,
             view: None,
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
+            referenced_by: Vec::new(),
         }
     }
 

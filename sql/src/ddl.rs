@@ -16,7 +16,7 @@
 //! table (`catalog`, "Leases"): [`crate::catalog::Drains`] says which drain each table is
 //! in, and a change first checks that its table is still in it.
 
-use crate::catalog::{Catalog, FollowUp, IndexDesc, TableDesc};
+use crate::catalog::{Catalog, FollowUp, ForeignKeyDesc, IndexDesc, TableDesc};
 use crate::error::{Error, Result, SqlState};
 use crate::exec::Cx;
 use crate::plan::{ColumnChange, Expr, Plan};
@@ -43,6 +43,11 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             table.id = cx.next_table_id()?;
             Catalog::create_table(cx.txn()?, &table)?;
             cx.drains.owned.insert(table.id);
+            for fk in table.foreign_keys.iter().filter(|fk| fk.table != table.name) {
+                let mut referenced = (*table_to_alter(cx, &fk.table)?).clone();
+                referenced.referenced_by.push(planner::reference_of(&table, fk));
+                Catalog::update_table(cx.txn()?, &mut referenced)?;
+            }
             Ok("CREATE TABLE".into())
         }
         Plan::DropTable { names, if_exists } => {
@@ -54,6 +59,20 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                                 .with_hint("Use DROP VIEW to remove a view."));
                         }
                         cx.drains.check(&t)?;
+                        if let Some(r) = t.referenced_by.iter().find(|r| !names.contains(&r.table)) {
+                            return Err(Error::new(
+                                SqlState::DependentObjectsStillExist,
+                                format!("cannot drop table {name} because other objects depend on it"),
+                            )
+                            .with_detail(format!(
+                                "constraint {} on table {} depends on table {name}",
+                                r.constraint, r.table
+                            ))
+                            .with_hint("Drop the constraint (ALTER TABLE ... DROP CONSTRAINT) or its table first."));
+                        }
+                        for fk in t.foreign_keys.iter().filter(|fk| !names.contains(&fk.table)) {
+                            unlink(cx, &fk.table, &t.name, &fk.name)?;
+                        }
                         Catalog::drop_table(cx.txn()?, &t)?;
                         if let Some(rewrite) = &t.rewrite {
                             // The rows its ADD PRIMARY KEY copied so far.
@@ -142,6 +161,14 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                     Some((table, id)) => {
                         cx.drains.check(&table)?;
                         table.check_writable()?;
+                        let index = table.index(id).expect("the catalog found it");
+                        for (child, fk) in referencing_keys(cx, &table)? {
+                            let backs = index.columns.len() == fk.referenced.len()
+                                && index.columns.iter().all(|(c, _)| fk.referenced.contains(c));
+                            if backs {
+                                return Err(dependent_constraint(&format!("index {name}"), &fk.name, &child));
+                            }
+                        }
                         let mut desc = (*table).clone();
                         desc.indexes.retain(|i| i.id != id);
                         Catalog::update_table(cx.txn()?, &mut desc)?;
@@ -240,6 +267,19 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             if desc.primary.columns.iter().any(|(c, _)| *c == id) {
                 return sql_err!(FeatureNotSupported, "cannot drop column \"{column}\": it is part of the primary key");
             }
+            if let Some((child, fk)) = referencing_keys(cx, &desc)?.into_iter().find(|(_, fk)| fk.referenced.contains(&id))
+            {
+                return Err(dependent_constraint(&format!("column {column} of table {table}"), &fk.name, &child));
+            }
+            // Foreign keys on the column go with it, as in PostgreSQL.
+            let (gone_keys, kept_keys) = desc.foreign_keys.into_iter().partition(|fk| fk.columns.contains(&id));
+            desc.foreign_keys = kept_keys;
+            for fk in gone_keys {
+                match fk.table == desc.name {
+                    true => desc.referenced_by.retain(|r| !(r.table == desc.name && r.constraint == fk.name)),
+                    false => unlink(cx, &fk.table, table, &fk.name)?,
+                }
+            }
             // Indexes on the column go with it (PostgreSQL does the same).
             let (gone, kept) = desc.indexes.into_iter().partition(|i| i.columns.iter().any(|(c, _)| *c == id));
             desc.indexes = kept;
@@ -320,6 +360,14 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         Plan::Truncate { tables } => {
             for name in tables {
                 let old = table_to_alter(cx, name)?;
+                if let Some(r) = old.referenced_by.iter().find(|r| !tables.contains(&r.table)) {
+                    return Err(Error::new(
+                        SqlState::FeatureNotSupported,
+                        "cannot truncate a table referenced in a foreign key constraint",
+                    )
+                    .with_detail(format!("Table \"{}\" references \"{name}\".", r.table))
+                    .with_hint(format!("Truncate table \"{}\" at the same time.", r.table)));
+                }
                 let mut desc = (*old).clone();
                 desc.id = cx.next_table_id()?;
                 desc.version += 1;
@@ -330,8 +378,111 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             }
             Ok("TRUNCATE TABLE".into())
         }
+        Plan::AddForeignKey { table, foreign_key } => {
+            let mut desc = (*table_to_alter(cx, table)?).clone();
+            let fk = planner::resolve_foreign_key(cx.txn()?, &desc, foreign_key)?;
+            let referenced = match fk.table == desc.name {
+                true => desc.clone(),
+                // Checked, and drained, as a table it changes.
+                false => (*table_to_alter(cx, &fk.table)?).clone(),
+            };
+            desc.foreign_keys.push(fk.clone());
+            if let Some(row) = first_dangling(cx, &desc, &fk, &referenced)? {
+                return Err(Error::new(
+                    SqlState::ForeignKeyViolation,
+                    format!("insert or update on table \"{table}\" violates foreign key constraint \"{}\"", fk.name),
+                )
+                .with_detail(format!("Key {row} is not present in table \"{}\".", fk.table)));
+            }
+            let reference = planner::reference_of(&desc, &fk);
+            if fk.table == desc.name {
+                desc.referenced_by.push(reference);
+                Catalog::update_table(cx.txn()?, &mut desc)?;
+            } else {
+                Catalog::update_table(cx.txn()?, &mut desc)?;
+                let mut referenced = (*Catalog::must_table(cx.txn()?, &fk.table)?).clone();
+                referenced.referenced_by.push(reference);
+                Catalog::update_table(cx.txn()?, &mut referenced)?;
+            }
+            Ok("ALTER TABLE".into())
+        }
+        Plan::DropConstraint { table, name, if_exists } => {
+            let mut desc = (*table_to_alter(cx, table)?).clone();
+            if let Some(at) = desc.checks.iter().position(|c| c.name == *name) {
+                desc.checks.remove(at);
+                Catalog::update_table(cx.txn()?, &mut desc)?;
+            } else if let Some(at) = desc.foreign_keys.iter().position(|f| f.name == *name) {
+                let fk = desc.foreign_keys.remove(at);
+                if fk.table == desc.name {
+                    desc.referenced_by.retain(|r| !(r.table == desc.name && r.constraint == fk.name));
+                    Catalog::update_table(cx.txn()?, &mut desc)?;
+                } else {
+                    Catalog::update_table(cx.txn()?, &mut desc)?;
+                    unlink(cx, &fk.table, table, name)?;
+                }
+            } else if desc.primary.name == *name || desc.indexes.iter().any(|i| i.name == *name) {
+                return sql_err!(
+                    FeatureNotSupported,
+                    "dropping a primary key or unique constraint is not supported; DROP INDEX drops a unique index"
+                );
+            } else if *if_exists {
+                sink.notice(&format!("constraint \"{name}\" of relation \"{table}\" does not exist, skipping"))?;
+            } else {
+                return sql_err!(UndefinedObject, "constraint \"{name}\" of relation \"{table}\" does not exist");
+            }
+            Ok("ALTER TABLE".into())
+        }
         other => Err(Error::new(SqlState::InternalError, format!("not a schema change: {other:?}"))),
     }
+}
+
+/// The key of a row of `table` that `fk` refuses, shown as PostgreSQL's
+/// DETAIL shows it, if there is one.
+fn first_dangling(cx: &mut Cx, table: &TableDesc, fk: &ForeignKeyDesc, referenced: &TableDesc) -> Result<Option<String>> {
+    let sql = planner::dangling_rows_query(table, fk, referenced)?;
+    let parsed = crate::parser::parse(&sql)?;
+    let [parsed] = parsed.as_slice() else {
+        return sql_err!(InternalError, "a foreign key's check is not one statement");
+    };
+    let Plan::Query(query) = planner::Planner::new(cx.txn()?, &sql).plan(&parsed.statement)? else {
+        return sql_err!(InternalError, "a foreign key's check is not a query");
+    };
+    let rows = crate::exec::collect(&query.root, cx, 1)?;
+    Ok(rows.first().map(|row| {
+        let names: Vec<&str> =
+            fk.columns.iter().filter_map(|id| table.column_by_id(*id).map(|(_, c)| c.name.as_str())).collect();
+        let values: Vec<String> = row.iter().map(|v| crate::ops::to_text(v).unwrap_or_else(|| "null".into())).collect();
+        format!("({})=({})", names.join(", "), values.join(", "))
+    }))
+}
+
+/// Removes foreign key `constraint` of table `referencing` from the
+/// references of table `referenced` (which the statement drained).
+fn unlink(cx: &mut Cx, referenced: &str, referencing: &str, constraint: &str) -> Result<()> {
+    let mut desc = (*Catalog::must_table(cx.txn()?, referenced)?).clone();
+    cx.drains.check(&desc)?;
+    desc.referenced_by.retain(|r| !(r.table == referencing && r.constraint == constraint));
+    Catalog::update_table(cx.txn()?, &mut desc)
+}
+
+/// The foreign keys referencing `table`, each with its table's name.
+fn referencing_keys(cx: &mut Cx, table: &TableDesc) -> Result<Vec<(String, ForeignKeyDesc)>> {
+    let mut keys = Vec::new();
+    for r in &table.referenced_by {
+        let child = match r.table == table.name {
+            true => std::sync::Arc::new(table.clone()),
+            false => Catalog::must_table(cx.txn()?, &r.table)?,
+        };
+        keys.extend(child.foreign_keys.iter().filter(|f| f.name == r.constraint).map(|f| (r.table.clone(), f.clone())));
+    }
+    Ok(keys)
+}
+
+/// 2BP01: `what` cannot go while a foreign key needs it.
+fn dependent_constraint(what: &str, constraint: &str, table: &str) -> Error {
+    Error::new(SqlState::DependentObjectsStillExist, format!("cannot drop {what} because other objects depend on it"))
+        .with_detail(format!("constraint {constraint} on table {table} depends on {what}"))
+        .with_hint("Drop the constraint first (ALTER TABLE ... DROP CONSTRAINT).")
 }
 
 /// Whether a table or index already has `name` (they share a namespace).

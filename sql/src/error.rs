@@ -44,6 +44,13 @@ pub enum SqlState {
     UniqueViolation,
     /// 23514
     CheckViolation,
+    /// 23503
+    ForeignKeyViolation,
+    /// 42830: a foreign key whose referenced columns are not a unique key.
+    InvalidForeignKey,
+    /// 2BP01: a drop that would leave a dependent object (a foreign key)
+    /// dangling.
+    DependentObjectsStillExist,
     /// 25001
     ActiveSqlTransaction,
     /// 25006
@@ -162,6 +169,9 @@ impl SqlState {
             NotNullViolation => "23502",
             UniqueViolation => "23505",
             CheckViolation => "23514",
+            ForeignKeyViolation => "23503",
+            InvalidForeignKey => "42830",
+            DependentObjectsStillExist => "2BP01",
             ActiveSqlTransaction => "25001",
             ReadOnlySqlTransaction => "25006",
             NoActiveSqlTransaction => "25P01",

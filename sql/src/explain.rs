@@ -24,19 +24,22 @@ pub fn explain(plan: &Plan, engine: &dyn Engine, cx: &mut Cx, analysis: Option<&
     let mut at = Analyzed { stats: analysis, next: 0 };
     match plan {
         Plan::Query(q) => node(&q.root, 0, engine, cx, &mut at, &mut out),
-        Plan::Insert { table, source, .. } => {
+        Plan::Insert { table, source, constraints, .. } => {
             out.push(format!("Insert {}", table.name));
+            foreign_keys(constraints, engine, cx, &mut out);
             node(source, 1, engine, cx, &mut at, &mut out);
         }
-        Plan::Update { table, source, assignments, .. } => {
+        Plan::Update { table, source, assignments, constraints, .. } => {
             let sets: Vec<String> =
                 assignments.iter().map(|(i, e)| format!("{} = {}", table.columns[*i].name, expr(e))).collect();
             out.push(format!("Update {} set {}", table.name, sets.join(", ")));
             subplans(assignments.iter().map(|(_, e)| e), 0, engine, cx, &mut out);
+            foreign_keys(constraints, engine, cx, &mut out);
             node(source, 1, engine, cx, &mut at, &mut out);
         }
-        Plan::Delete { table, source, .. } => {
+        Plan::Delete { table, source, constraints, .. } => {
             out.push(format!("Delete {}", table.name));
+            foreign_keys(constraints, engine, cx, &mut out);
             node(source, 1, engine, cx, &mut at, &mut out);
         }
         Plan::Explain { plan, .. } => return explain(plan, engine, cx, analysis),
@@ -58,6 +61,8 @@ fn ddl_name(plan: &Plan) -> &'static str {
         Plan::AlterColumn { .. } => "AlterColumn",
         Plan::AddPrimaryKey { .. } => "AddPrimaryKey",
         Plan::Truncate { .. } => "Truncate",
+        Plan::AddForeignKey { .. } => "AddForeignKey",
+        Plan::DropConstraint { .. } => "DropConstraint",
         _ => "Statement",
     }
 }
@@ -216,6 +221,16 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
     }
     if let Some(line) = out.get_mut(first) {
         line.push_str(&suffix);
+    }
+}
+
+/// The foreign keys a write checks after its writes, each with its
+/// lookup's plan.
+fn foreign_keys(constraints: &Constraints, engine: &dyn Engine, cx: &mut Cx, out: &mut Vec<String>) {
+    let references = constraints.references.iter().map(|f| (f, "references"));
+    for (fk, how) in references.chain(constraints.referenced_by.iter().map(|f| (f, "referenced from"))) {
+        out.push(format!("  Foreign key {} ({how} {})", fk.name, fk.table));
+        subplans([&fk.found], 1, engine, cx, out);
     }
 }
 

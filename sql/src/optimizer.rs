@@ -57,26 +57,39 @@ pub fn optimize_plan(plan: Plan, rules: Rules) -> Plan {
     };
     match plan {
         Plan::Query(q) => Plan::Query(QueryPlan { root: o(q.root), columns: q.columns }),
-        Plan::Insert { table, source, on_conflict, returning, checks } => {
+        Plan::Insert { table, source, on_conflict, returning, constraints } => {
             let on_conflict = match on_conflict {
                 OnConflict::DoUpdate { assignments, predicate } => {
                     OnConflict::DoUpdate { assignments: sets(assignments), predicate: predicate.map(ox) }
                 }
                 other => other,
             };
-            let checks = checks.into_iter().map(|c| Check { expr: ox(c.expr), ..c }).collect();
-            Plan::Insert { table, source: o(source), on_conflict, returning: items(returning), checks }
+            let constraints = optimize_constraints(constraints, rules);
+            Plan::Insert { table, source: o(source), on_conflict, returning: items(returning), constraints }
         }
-        Plan::Update { table, source, assignments, returning, checks } => {
-            let checks = checks.into_iter().map(|c| Check { expr: ox(c.expr), ..c }).collect();
+        Plan::Update { table, source, assignments, returning, constraints } => {
+            let constraints = optimize_constraints(constraints, rules);
             let (assignments, returning) = (sets(assignments), items(returning));
-            Plan::Update { table, source: o(source), assignments, returning, checks }
+            Plan::Update { table, source: o(source), assignments, returning, constraints }
         }
-        Plan::Delete { table, source, returning } => {
-            Plan::Delete { table, source: o(source), returning: items(returning) }
+        Plan::Delete { table, source, returning, constraints } => {
+            let constraints = optimize_constraints(constraints, rules);
+            Plan::Delete { table, source: o(source), returning: items(returning), constraints }
         }
         Plan::Explain { plan, analyze } => Plan::Explain { plan: Box::new(optimize_plan(*plan, rules)), analyze },
         other => other,
+    }
+}
+
+/// Optimizes a write's CHECK and foreign key expressions (a foreign key's
+/// subquery becomes a key lookup).
+fn optimize_constraints(c: Constraints, rules: Rules) -> Constraints {
+    let ox = |e: Expr| optimize_expr(e, rules);
+    let fks = |v: Vec<ForeignKeyCheck>| v.into_iter().map(|f| ForeignKeyCheck { found: ox(f.found), ..f }).collect();
+    Constraints {
+        checks: c.checks.into_iter().map(|c| Check { expr: ox(c.expr), ..c }).collect(),
+        references: fks(c.references),
+        referenced_by: fks(c.referenced_by),
     }
 }
 

@@ -662,6 +662,45 @@ pub struct Check {
     pub expr: Expr,
 }
 
+/// What a write checks of its rows besides their types and NOT NULL.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Constraints {
+    /// The table's CHECK constraints, on every row it writes.
+    pub checks: Vec<Check>,
+    /// The table's foreign keys whose columns the write sets, on every
+    /// row it writes, after all of the statement's writes.
+    pub references: Vec<ForeignKeyCheck>,
+    /// Other tables' foreign keys referencing columns the write changes
+    /// (or deletes), on every row whose key it took away, after all of the
+    /// statement's writes.
+    pub referenced_by: Vec<ForeignKeyCheck>,
+}
+
+/// A FOREIGN KEY as a statement defines it: its name if given, the
+/// referencing columns, and the clause (the referenced table and columns,
+/// actions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignKeyDef {
+    pub name: Option<String>,
+    pub columns: Vec<String>,
+    pub clause: sqlparser::ast::ForeignKeyConstraint,
+}
+
+/// A foreign key as a write checks it (`planner/foreign_keys.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignKeyCheck {
+    /// The constraint's name.
+    pub name: String,
+    /// The other table: the referenced one, or the referencing one.
+    pub table: String,
+    /// Positions of the key columns in the written table's rows.
+    pub columns: Vec<usize>,
+    /// Over a row of the written table: whether the other table has a
+    /// row matching its key (true as well, for a referencing row, when a
+    /// key column is NULL).
+    pub found: Expr,
+}
+
 /// A result column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputColumn {
@@ -701,8 +740,7 @@ pub enum Plan {
         source: Node,
         on_conflict: OnConflict,
         returning: Option<Vec<(Expr, OutputColumn)>>,
-        /// The table's CHECK constraints, bound.
-        checks: Vec<Check>,
+        constraints: Constraints,
     },
     /// `source` yields the table's rows to change (full width).
     Update {
@@ -710,12 +748,13 @@ pub enum Plan {
         source: Node,
         assignments: Vec<(usize, Expr)>,
         returning: Option<Vec<(Expr, OutputColumn)>>,
-        checks: Vec<Check>,
+        constraints: Constraints,
     },
     Delete {
         table: Arc<TableDesc>,
         source: Node,
         returning: Option<Vec<(Expr, OutputColumn)>>,
+        constraints: Constraints,
     },
     CreateTable {
         table: TableDesc,
@@ -767,6 +806,18 @@ pub enum Plan {
     },
     Truncate {
         tables: Vec<String>,
+    },
+    /// `ALTER TABLE t ADD [CONSTRAINT n] FOREIGN KEY ...`: resolved and
+    /// checked against the table's rows when it runs.
+    AddForeignKey {
+        table: String,
+        foreign_key: ForeignKeyDef,
+    },
+    /// `ALTER TABLE t DROP CONSTRAINT n` (a CHECK or a FOREIGN KEY).
+    DropConstraint {
+        table: String,
+        name: String,
+        if_exists: bool,
     },
     Explain {
         plan: Box<Plan>,

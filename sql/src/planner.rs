@@ -23,6 +23,8 @@
 //! select list does, and each call becomes a column of a Window node
 //! that the select list and ORDER BY then read.
 
+mod foreign_keys;
+pub use foreign_keys::{dangling_rows_query, reference_of, resolve_foreign_key};
 mod window;
 
 use std::sync::Arc;
@@ -348,10 +350,16 @@ fn regex_function(op: &ast::BinaryOperator) -> Option<&'static str> {
     })
 }
 
-/// A column definition as CREATE TABLE and ADD COLUMN take it: the
-/// column, whether it is the PRIMARY KEY, whether it is UNIQUE, and its
-/// CHECK constraints (a name if given, the expression).
-type ColumnDef = (ColumnDesc, bool, bool, Vec<(Option<String>, ast::Expr)>);
+/// A column definition as CREATE TABLE and ADD COLUMN take it.
+struct ColumnDef {
+    column: ColumnDesc,
+    primary_key: bool,
+    unique: bool,
+    /// CHECK constraints: a name if given, the expression.
+    checks: Vec<(Option<String>, ast::Expr)>,
+    /// REFERENCES options.
+    foreign_keys: Vec<ForeignKeyDef>,
+}
 
 /// What a SERIAL or IDENTITY column's values come from: a random
 /// positive bigint per row.
@@ -2820,6 +2828,14 @@ impl<'a> Planner<'a> {
                             let oid = Expr::Constant(Value::Int8(system::check_oid(t, k)));
                             whens.push((oid, Expr::Constant(Value::Text(format!("CHECK ({})", check.expr)))));
                         }
+                        for (k, fk) in t.foreign_keys.iter().enumerate() {
+                            let Some(referenced) = snapshot.tables.iter().find(|r| r.name == fk.table) else {
+                                continue;
+                            };
+                            let oid = Expr::Constant(Value::Int8(system::foreign_key_oid(t, k)));
+                            let def = system::foreign_key_definition(t, fk, referenced);
+                            whens.push((oid, Expr::Constant(Value::Text(def))));
+                        }
                     }
                 }
                 lookup(first, whens, Expr::Constant(Value::Null))
@@ -3075,8 +3091,16 @@ impl<'a> Planner<'a> {
             Some(_) => return sql_err!(FeatureNotSupported, "ON DUPLICATE KEY is not supported"),
         };
         let returning = self.bind_returning(&table, insert.returning.as_deref())?;
-        let checks = self.bind_checks(&table)?;
-        Ok(Plan::Insert { table, source, on_conflict, returning, checks })
+        let set: Vec<usize> = match &on_conflict {
+            OnConflict::DoUpdate { assignments, .. } => assignments.iter().map(|(i, _)| *i).collect(),
+            _ => Vec::new(),
+        };
+        let kind = match &on_conflict {
+            OnConflict::DoUpdate { .. } => foreign_keys::WriteKind::Upsert(&set),
+            _ => foreign_keys::WriteKind::Insert,
+        };
+        let constraints = self.bind_constraints(&table, kind)?;
+        Ok(Plan::Insert { table, source, on_conflict, returning, constraints })
     }
 
     /// Binds `checks` (a name if given, an expression) over `table`'s
@@ -3323,8 +3347,9 @@ impl<'a> Planner<'a> {
         let (source, scope) = self.write_source(&table, &alias, from, update.selection.as_ref())?;
         let assignments = self.bind_assignments(&table, &update.assignments, &scope)?;
         let returning = self.bind_returning(&table, update.returning.as_deref())?;
-        let checks = self.bind_checks(&table)?;
-        Ok(Plan::Update { table, source, assignments, returning, checks })
+        let set: Vec<usize> = assignments.iter().map(|(i, _)| *i).collect();
+        let constraints = self.bind_constraints(&table, foreign_keys::WriteKind::Update(&set))?;
+        Ok(Plan::Update { table, source, assignments, returning, constraints })
     }
 
     fn plan_delete(&mut self, delete: &ast::Delete) -> Result<Plan> {
@@ -3342,7 +3367,8 @@ impl<'a> Planner<'a> {
         let alias = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table.name.clone());
         let (source, _) = self.write_source(&table, &alias, using, delete.selection.as_ref())?;
         let returning = self.bind_returning(&table, delete.returning.as_deref())?;
-        Ok(Plan::Delete { table, source, returning })
+        let constraints = self.bind_constraints(&table, foreign_keys::WriteKind::Delete)?;
+        Ok(Plan::Delete { table, source, returning, constraints })
     }
 
     // ---- DDL ---------------------------------------------------------------
@@ -3361,9 +3387,14 @@ impl<'a> Planner<'a> {
         let mut uniques: Vec<(Option<String>, IndexColumns)> = Vec::new();
         // CHECK constraints: an optional name and the expression.
         let mut checks: Vec<(Option<String>, ast::Expr)> = Vec::new();
+        // FOREIGN KEYs, resolved once the table has its keys (it may
+        // reference itself).
+        let mut pending_foreign_keys = Vec::new();
         for c in &create.columns {
-            let (col, pk, unique, col_checks) = self.column_def(&mut table, c)?;
+            let ColumnDef { column: col, primary_key: pk, unique, checks: col_checks, foreign_keys } =
+                self.column_def(&mut table, c)?;
             checks.extend(col_checks);
+            pending_foreign_keys.extend(foreign_keys);
             if pk {
                 if primary.is_some() {
                     return sql_err!(
@@ -3393,6 +3424,7 @@ impl<'a> Planner<'a> {
                     uniques.push((u.name.as_ref().map(ident), index_columns(&u.columns)?));
                 }
                 ast::TableConstraint::Check(c) => checks.push((c.name.as_ref().map(ident), (*c.expr).clone())),
+                ast::TableConstraint::ForeignKey(fk) => pending_foreign_keys.push(foreign_keys::pending(None, fk, None)),
                 other => return sql_err!(FeatureNotSupported, "constraint not supported: {other}"),
             }
         }
@@ -3416,11 +3448,17 @@ impl<'a> Planner<'a> {
             let id = table.allocate_index_id()?;
             table.indexes.push(IndexDesc { id, name: iname, unique: true, columns, write_only: false });
         }
+        for pending in &pending_foreign_keys {
+            let fk = self.foreign_key(&table, pending)?;
+            if fk.table == table.name {
+                table.referenced_by.push(foreign_keys::reference_of(&table, &fk));
+            }
+            table.foreign_keys.push(fk);
+        }
         Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists })
     }
 
-    /// A column definition: the column, whether it is the PRIMARY KEY,
-    /// whether it is UNIQUE, and its CHECK constraints (name, expression).
+    /// A column definition and the constraints it declares.
     fn column_def(&mut self, table: &mut TableDesc, c: &ast::ColumnDef) -> Result<ColumnDef> {
         let name = ident(&c.name);
         if table.column(&name).is_some() {
@@ -3443,8 +3481,12 @@ impl<'a> Planner<'a> {
         table.next_column_id += 1;
         let (mut pk, mut unique, mut generated) = (false, false, serial);
         let mut checks = Vec::new();
+        let mut references = Vec::new();
         for option in &c.options {
             match &option.option {
+                ast::ColumnOption::ForeignKey(fk) => {
+                    references.push(foreign_keys::pending(option.name.as_ref(), fk, Some(&col.name)))
+                }
                 ast::ColumnOption::Check(check) => {
                     let name = option.name.as_ref().or(check.name.as_ref()).map(ident);
                     checks.push((name, (*check.expr).clone()));
@@ -3496,7 +3538,7 @@ impl<'a> Planner<'a> {
             col.nullable = false;
             col.default = Some(GENERATED_KEY_DEFAULT.into());
         }
-        Ok((col, pk, unique, checks))
+        Ok(ColumnDef { column: col, primary_key: pk, unique, checks, foreign_keys: references })
     }
 
     fn plan_create_index(&mut self, create: &ast::CreateIndex) -> Result<Plan> {
@@ -3531,9 +3573,10 @@ impl<'a> Planner<'a> {
                         if_not_exists: true,
                     });
                 }
-                let (column, pk, unique, checks) = self.column_def(&mut desc, column_def)?;
-                if !checks.is_empty() {
-                    return sql_err!(FeatureNotSupported, "ADD COLUMN ... CHECK is not supported");
+                let ColumnDef { column, primary_key: pk, unique, checks, foreign_keys } =
+                    self.column_def(&mut desc, column_def)?;
+                if !checks.is_empty() || !foreign_keys.is_empty() {
+                    return sql_err!(FeatureNotSupported, "ADD COLUMN ... CHECK or REFERENCES is not supported");
                 }
                 if pk {
                     return sql_err!(FeatureNotSupported, "ADD COLUMN ... PRIMARY KEY is not supported");
@@ -3569,6 +3612,15 @@ impl<'a> Planner<'a> {
             }
             ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::PrimaryKey(pk), .. } => {
                 Ok(Plan::AddPrimaryKey { table, columns: index_columns(&pk.columns)? })
+            }
+            ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::ForeignKey(fk), .. } => {
+                Ok(Plan::AddForeignKey { table, foreign_key: foreign_keys::pending(None, fk, None) })
+            }
+            ast::AlterTableOperation::DropConstraint { if_exists, name, drop_behavior } => {
+                if *drop_behavior == Some(ast::DropBehavior::Cascade) {
+                    return sql_err!(FeatureNotSupported, "DROP CONSTRAINT ... CASCADE is not supported");
+                }
+                Ok(Plan::DropConstraint { table, name: ident(name), if_exists: *if_exists })
             }
             other => sql_err!(FeatureNotSupported, "ALTER TABLE {other} is not supported"),
         }

@@ -71,7 +71,7 @@ use crate::kv::{Attempt, Committed, Engine, KvError, Mode, Pair, Timestamp, Tran
 use crate::limits;
 use crate::optimizer::{self, Rules};
 use crate::parser::{self, Parsed};
-use crate::plan::{Check, Expr, Node, OnConflict, OutputColumn, Plan, ScanSpan, WindowCall};
+use crate::plan::{Constraints, Expr, Node, OnConflict, OutputColumn, Plan, ScanSpan, WindowCall};
 use crate::planner::Planner;
 pub use crate::sink::{Collected, Sink};
 use crate::sql_err;
@@ -622,7 +622,7 @@ impl Session {
     /// ... FROM generate_series(1, 200000); COMMIT`). Then the rows go in
     /// batches of their own, as COPY's do ([`crate::copy`]), and appear
     /// when the block commits.
-    fn insert_in_block(&mut self, table: &TableDesc, source: &Node, checks: &[Check], cx: &mut Cx) -> Result<u64> {
+    fn insert_in_block(&mut self, table: &TableDesc, source: &Node, constraints: &Constraints, cx: &mut Cx) -> Result<u64> {
         table.check_writable()?;
         let mut op = exec::build(source);
         let mut rows = Vec::new();
@@ -632,7 +632,7 @@ impl Session {
             rows.push(row);
         }
         if rows.len() <= limits::WRITES_PER_TRANSACTION_MAX {
-            let r = write::insert_rows(table, rows, &OnConflict::Error, &None, checks, cx, &mut self.row_ids)?;
+            let r = write::insert_rows(table, rows, &OnConflict::Error, &None, constraints, cx, &mut self.row_ids)?;
             return Ok(r.count);
         }
         if !self.private_to_block(table)? {
@@ -1107,16 +1107,27 @@ impl Session {
     }
 
     fn mark_draining(&mut self, txn: &mut dyn Transaction, targets: &[SchemaTarget]) -> Result<Vec<(u32, u64)>> {
-        let mut epochs = Vec::new();
+        let mut epochs: Vec<(u32, u64)> = Vec::new();
+        let mut targets: Vec<&SchemaTarget> = targets.iter().collect();
+        let mut referenced = Vec::new();
+        for target in &targets {
+            if let SchemaTarget::ReferencedBy(name) = target {
+                if let Some(desc) = Catalog::table(txn, name)? {
+                    referenced.extend(desc.foreign_keys.iter().map(|fk| SchemaTarget::Table(fk.table.clone())));
+                }
+            }
+        }
+        targets.extend(&referenced);
         for target in targets {
             let desc = match target {
                 SchemaTarget::Table(name) => Catalog::table(txn, name)?,
                 SchemaTarget::Index(name) => Catalog::table_of_index(txn, name)?.map(|(desc, _)| desc),
                 SchemaTarget::Id(id) => Catalog::table_by_id(txn, *id)?,
+                SchemaTarget::ReferencedBy(_) => None,
             };
             // Missing ones are the statement's to report (or skip).
             let Some(desc) = desc else { continue };
-            if self.drains.owned.contains(&desc.id) {
+            if self.drains.owned.contains(&desc.id) || epochs.iter().any(|(id, _)| *id == desc.id) {
                 continue;
             }
             if self.status == TxnStatus::InBlock && self.block_tables.contains(&desc.name) {
@@ -1587,24 +1598,24 @@ impl Session {
                 }
                 Ok(format!("SELECT {n}"))
             }
-            Plan::Insert { table, source, on_conflict: OnConflict::Error, returning: None, checks }
+            Plan::Insert { table, source, on_conflict: OnConflict::Error, returning: None, constraints }
                 if self.status == TxnStatus::InBlock =>
             {
-                let count = self.insert_in_block(table, source, checks, cx)?;
+                let count = self.insert_in_block(table, source, constraints, cx)?;
                 Ok(format!("INSERT 0 {count}"))
             }
-            Plan::Insert { table, source, on_conflict, returning, checks } => {
-                let r = write::insert(table, source, on_conflict, returning, checks, cx, &mut self.row_ids)?;
+            Plan::Insert { table, source, on_conflict, returning, constraints } => {
+                let r = write::insert(table, source, on_conflict, returning, constraints, cx, &mut self.row_ids)?;
                 send_returning(returning, r.returned, sink)?;
                 Ok(format!("INSERT 0 {}", r.count))
             }
-            Plan::Update { table, source, assignments, returning, checks } => {
-                let r = write::update(table, source, assignments, returning, checks, cx, &mut self.row_ids)?;
+            Plan::Update { table, source, assignments, returning, constraints } => {
+                let r = write::update(table, source, assignments, returning, constraints, cx, &mut self.row_ids)?;
                 send_returning(returning, r.returned, sink)?;
                 Ok(format!("UPDATE {}", r.count))
             }
-            Plan::Delete { table, source, returning } => {
-                let r = write::delete(table, source, returning, cx)?;
+            Plan::Delete { table, source, returning, constraints } => {
+                let r = write::delete(table, source, returning, constraints, cx)?;
                 send_returning(returning, r.returned, sink)?;
                 Ok(format!("DELETE {}", r.count))
             }
@@ -1627,16 +1638,16 @@ impl Session {
                         }
                         format!("rows returned: {n}")
                     }
-                    Plan::Insert { table, source, on_conflict, returning, checks } => {
-                        let r = write::insert(table, source, on_conflict, returning, checks, cx, &mut self.row_ids)?;
+                    Plan::Insert { table, source, on_conflict, returning, constraints } => {
+                        let r = write::insert(table, source, on_conflict, returning, constraints, cx, &mut self.row_ids)?;
                         format!("rows inserted: {}", r.count)
                     }
-                    Plan::Update { table, source, assignments, returning, checks } => {
-                        let r = write::update(table, source, assignments, returning, checks, cx, &mut self.row_ids)?;
+                    Plan::Update { table, source, assignments, returning, constraints } => {
+                        let r = write::update(table, source, assignments, returning, constraints, cx, &mut self.row_ids)?;
                         format!("rows updated: {}", r.count)
                     }
-                    Plan::Delete { table, source, returning } => {
-                        let r = write::delete(table, source, returning, cx)?;
+                    Plan::Delete { table, source, returning, constraints } => {
+                        let r = write::delete(table, source, returning, constraints, cx)?;
                         format!("rows deleted: {}", r.count)
                     }
                     _ => return sql_err!(FeatureNotSupported, "EXPLAIN ANALYZE of a schema change is not supported"),
@@ -1893,6 +1904,9 @@ enum SchemaTarget {
     Index(String),
     /// A table the change already knows by id (a follow-up's).
     Id(u32),
+    /// The tables this table's foreign keys reference (a change that
+    /// drops them changes those tables' references).
+    ReferencedBy(String),
 }
 
 /// The existing tables (or indexes, whose tables) a statement changes the
@@ -1901,8 +1915,28 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
     use ast::Statement as S;
     let name = |n: &ast::ObjectName| crate::planner::object_name(n).ok();
     match s {
-        S::Drop { object_type: ast::ObjectType::Table, names, .. } => {
-            names.iter().filter_map(name).map(SchemaTarget::Table).collect()
+        S::Drop { object_type: ast::ObjectType::Table, names, .. } => names
+            .iter()
+            .filter_map(name)
+            .flat_map(|n| [SchemaTarget::Table(n.clone()), SchemaTarget::ReferencedBy(n)])
+            .collect(),
+        S::CreateTable(create) => {
+            // The tables its foreign keys reference gain a reference.
+            let column_keys = create.columns.iter().flat_map(|c| &c.options).filter_map(|o| match &o.option {
+                ast::ColumnOption::ForeignKey(fk) => Some(fk),
+                _ => None,
+            });
+            let table_keys = create.constraints.iter().filter_map(|c| match c {
+                ast::TableConstraint::ForeignKey(fk) => Some(fk),
+                _ => None,
+            });
+            let own = name(&create.name);
+            column_keys
+                .chain(table_keys)
+                .filter_map(|fk| name(&fk.foreign_table))
+                .filter(|n| Some(n) != own.as_ref())
+                .map(SchemaTarget::Table)
+                .collect()
         }
         S::Drop { object_type: ast::ObjectType::Index, names, .. } => {
             names.iter().filter_map(name).map(SchemaTarget::Index).collect()
@@ -1911,7 +1945,21 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
             names.iter().filter_map(name).map(SchemaTarget::Table).collect()
         }
         S::CreateView(create) if create.or_replace => name(&create.name).map(SchemaTarget::Table).into_iter().collect(),
-        S::AlterTable(alter) => name(&alter.name).map(SchemaTarget::Table).into_iter().collect(),
+        S::AlterTable(alter) => {
+            let mut targets: Vec<SchemaTarget> = name(&alter.name).map(SchemaTarget::Table).into_iter().collect();
+            for op in &alter.operations {
+                match op {
+                    ast::AlterTableOperation::AddConstraint {
+                        constraint: ast::TableConstraint::ForeignKey(fk), ..
+                    } => targets.extend(name(&fk.foreign_table).map(SchemaTarget::Table)),
+                    ast::AlterTableOperation::DropConstraint { .. } | ast::AlterTableOperation::DropColumn { .. } => {
+                        targets.extend(name(&alter.name).map(SchemaTarget::ReferencedBy))
+                    }
+                    _ => {}
+                }
+            }
+            targets
+        }
         S::Truncate(t) => t.table_names.iter().filter_map(|t| name(&t.name)).map(SchemaTarget::Table).collect(),
         S::CreateIndex(create) => name(&create.table_name).map(SchemaTarget::Table).into_iter().collect(),
         _ => Vec::new(),

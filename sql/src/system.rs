@@ -27,7 +27,8 @@
 //!   `i.id`; index ids are below [`OIDS_PER_TABLE`] (CREATE INDEX refuses
 //!   more, [`crate::limits::INDEX_IDS_MAX`]); a primary key or unique
 //!   constraint shares its index's oid;
-//! - its `k`-th CHECK constraint: `table oid * OIDS_PER_TABLE² + k`
+//! - its `k`-th CHECK constraint: `table oid * OIDS_PER_TABLE² + k`, its
+//!   `k`-th FOREIGN KEY the same plus `OIDS_PER_TABLE² / 2`
 //!   (above every other oid while there are fewer than 16,384 tables);
 //! - types, namespaces, access methods, collations, the database and the
 //!   role: PostgreSQL 15's own oids, so clients' built-in tables agree.
@@ -738,6 +739,33 @@ pub fn check_oid(table: &TableDesc, k: usize) -> i64 {
     table_oid(table) * OIDS_PER_TABLE * OIDS_PER_TABLE + k as i64
 }
 
+/// The oid of `table`'s `k`-th FOREIGN KEY constraint: in its CHECK
+/// constraints' space (module docs), past any number of them a table can
+/// have.
+pub fn foreign_key_oid(table: &TableDesc, k: usize) -> i64 {
+    check_oid(table, (OIDS_PER_TABLE * OIDS_PER_TABLE / 2) as usize + k)
+}
+
+/// `pg_get_constraintdef` of a foreign key: `FOREIGN KEY (a) REFERENCES
+/// t(b)`, its actions unless NO ACTION.
+pub fn foreign_key_definition(table: &TableDesc, fk: &crate::catalog::ForeignKeyDesc, referenced: &TableDesc) -> String {
+    let names = |t: &TableDesc, ids: &[u32]| {
+        ids.iter().filter_map(|id| t.column_by_id(*id).map(|(_, c)| quote_ident(&c.name))).collect::<Vec<_>>().join(", ")
+    };
+    let mut def = format!(
+        "FOREIGN KEY ({}) REFERENCES {}({})",
+        names(table, &fk.columns),
+        quote_ident(&referenced.name),
+        names(referenced, &fk.referenced)
+    );
+    for (on, action) in [("UPDATE", fk.on_update), ("DELETE", fk.on_delete)] {
+        if action == crate::catalog::ReferentialAction::Restrict {
+            def.push_str(&format!(" ON {on} RESTRICT"));
+        }
+    }
+    def
+}
+
 /// `pg_get_constraintdef`: a primary key constraint's definition.
 pub fn constraint_definition(table: &TableDesc, index_id: u32) -> Option<String> {
     let index = table.index(index_id)?;
@@ -971,6 +999,16 @@ fn constraints(s: &Snapshot) -> Vec<Row> {
     for t in &s.tables {
         for (k, check) in t.checks.iter().enumerate() {
             rows.push(constraint_row(t, check_oid(t, k), &check.name, "c", 0, check.columns.iter().copied()));
+        }
+        for (k, fk) in t.foreign_keys.iter().enumerate() {
+            let Some(referenced) = s.tables.iter().find(|r| r.name == fk.table) else { continue };
+            let mut row = constraint_row(t, foreign_key_oid(t, k), &fk.name, "f", 0, fk.columns.iter().copied());
+            row[11] = Value::Int8(table_oid(referenced));
+            row[12] = text(fk.on_update.code());
+            row[13] = text(fk.on_delete.code());
+            row[14] = text("s");
+            row[19] = int2_array(fk.referenced.iter().copied());
+            rows.push(row);
         }
     }
     rows

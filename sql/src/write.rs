@@ -24,7 +24,7 @@ use crate::exec::{self, eval, Cx};
 use crate::layout;
 use crate::limits;
 use crate::ops;
-use crate::plan::{Check, Expr, Node, OnConflict, OutputColumn};
+use crate::plan::{Check, Constraints, Expr, ForeignKeyCheck, Node, OnConflict, OutputColumn};
 use crate::sql_err;
 use crate::types::{Row, Value};
 
@@ -271,13 +271,13 @@ pub fn insert(
     source: &Node,
     on_conflict: &OnConflict,
     returning_items: &Option<Vec<(Expr, OutputColumn)>>,
-    checks: &[Check],
+    constraints: &Constraints,
     cx: &mut Cx,
     ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
     table.check_writable()?;
     let rows = read_all(source, cx)?;
-    insert_rows(table, rows, on_conflict, returning_items, checks, cx, ids)
+    insert_rows(table, rows, on_conflict, returning_items, constraints, cx, ids)
 }
 
 /// [`insert`] of rows already read (at most
@@ -288,11 +288,14 @@ pub fn insert_rows(
     rows: Vec<Row>,
     on_conflict: &OnConflict,
     returning_items: &Option<Vec<(Expr, OutputColumn)>>,
-    checks: &[Check],
+    constraints: &Constraints,
     cx: &mut Cx,
     ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
+    let checks = &constraints.checks;
     let mut result = WriteResult { count: 0, returned: Vec::new() };
+    // Rows written (with the row each replaced), for the foreign keys.
+    let mut changes = Changes::new(constraints);
     let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     // Keys this statement left for its commit to check.
     let mut deferred: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
@@ -308,6 +311,7 @@ pub fn insert_rows(
                 deferred.extend(keys);
                 write_row(table, None, &row, UniqueCheck::AtCommit, cx)?;
                 returning(returning_items, &row, cx, &mut result.returned)?;
+                changes.push(None, &row);
                 result.count += 1;
                 continue;
             }
@@ -352,6 +356,7 @@ pub fn insert_rows(
                     check_row(table, checks, &new, cx)?;
                     write_row(table, Some(&old), &new, UniqueCheck::Needed, cx)?;
                     returning(returning_items, &new, cx, &mut result.returned)?;
+                    changes.push(Some(&old), &new);
                     result.count += 1;
                     continue;
                 }
@@ -360,8 +365,10 @@ pub fn insert_rows(
         written.insert(key);
         write_row(table, None, &row, UniqueCheck::Done, cx)?;
         returning(returning_items, &row, cx, &mut result.returned)?;
+        changes.push(None, &row);
         result.count += 1;
     }
+    changes.check(table, constraints, cx)?;
     Ok(result)
 }
 
@@ -389,7 +396,7 @@ pub fn update(
     source: &Node,
     assignments: &[(usize, Expr)],
     returning_items: &Option<Vec<(Expr, OutputColumn)>>,
-    checks: &[Check],
+    constraints: &Constraints,
     cx: &mut Cx,
     ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
@@ -406,7 +413,7 @@ pub fn update(
             new[*i] = eval(e, source_row, cx)?;
         }
         let _ = conform(table, &mut new, ids)?;
-        check_row(table, checks, &new, cx)?;
+        check_row(table, &constraints.checks, &new, cx)?;
         changes.push((old, new));
     }
     for (old, _) in &changes {
@@ -420,6 +427,11 @@ pub fn update(
         returning(returning_items, new, cx, &mut result.returned)?;
         result.count += 1;
     }
+    let mut written = Changes::new(constraints);
+    for (old, new) in &changes {
+        written.push(Some(old), new);
+    }
+    written.check(table, constraints, cx)?;
     Ok(result)
 }
 
@@ -427,17 +439,120 @@ pub fn delete(
     table: &TableDesc,
     source: &Node,
     returning_items: &Option<Vec<(Expr, OutputColumn)>>,
+    constraints: &Constraints,
     cx: &mut Cx,
 ) -> Result<WriteResult> {
     table.check_writable()?;
     let rows = read_for_update(table, source, cx)?;
     let mut result = WriteResult { count: 0, returned: Vec::new() };
+    let mut deleted = Changes::new(constraints);
     for (row, _) in target_rows(table, rows) {
         delete_row(table, &row, cx)?;
         returning(returning_items, &row, cx, &mut result.returned)?;
+        deleted.remove(row);
         result.count += 1;
     }
+    deleted.check(table, constraints, cx)?;
     Ok(result)
+}
+
+/// A statement's row changes, kept for its foreign keys' checks when it
+/// has any to make (`planner/foreign_keys.rs`), which run after all of
+/// its writes: a statement may write a row and the row it references.
+struct Changes {
+    track: bool,
+    /// Rows written, each with the row it replaced.
+    written: Vec<(Option<Row>, Row)>,
+    /// Rows deleted.
+    deleted: Vec<Row>,
+}
+
+impl Changes {
+    fn new(constraints: &Constraints) -> Changes {
+        let track = !constraints.references.is_empty() || !constraints.referenced_by.is_empty();
+        Changes { track, written: Vec::new(), deleted: Vec::new() }
+    }
+
+    fn push(&mut self, old: Option<&Row>, new: &Row) {
+        if self.track {
+            self.written.push((old.cloned(), new.clone()));
+        }
+    }
+
+    fn remove(&mut self, old: Row) {
+        if self.track {
+            self.deleted.push(old);
+        }
+    }
+
+    /// Refuses the statement (23503) if a row it wrote references a key
+    /// no row has, or a key it took away (a row deleted, or whose key
+    /// changed, and no row written with it) is still referenced.
+    fn check(self, table: &TableDesc, constraints: &Constraints, cx: &mut Cx) -> Result<()> {
+        if !self.track {
+            return Ok(());
+        }
+        let unchanged = |fk: &ForeignKeyCheck, old: &Row, new: &Row| fk.columns.iter().all(|&i| old[i] == new[i]);
+        for fk in &constraints.references {
+            for (old, new) in &self.written {
+                if old.as_ref().is_some_and(|old| unchanged(fk, old, new)) {
+                    continue;
+                }
+                if eval(&fk.found, new, cx)?.as_bool()? != Some(true) {
+                    return Err(Error::new(
+                        SqlState::ForeignKeyViolation,
+                        format!(
+                            "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
+                            table.name, fk.name
+                        ),
+                    )
+                    .with_detail(format!("Key {} is not present in table \"{}\".", shown_key(table, fk, new), fk.table)));
+                }
+            }
+        }
+        for fk in &constraints.referenced_by {
+            let key = |row: &Row| fk.columns.iter().map(|&i| row[i].clone()).collect::<Vec<Value>>();
+            // Keys the statement's written rows hold now: one taken from a
+            // row and given to another is still there (NO ACTION).
+            let held: std::collections::HashSet<Vec<u8>> =
+                self.written.iter().map(|(_, new)| crate::exec::row_key(&key(new))).collect();
+            let removed = self
+                .written
+                .iter()
+                .filter_map(|(old, new)| old.as_ref().filter(|old| !unchanged(fk, old, new)))
+                .chain(&self.deleted);
+            for old in removed {
+                let old_key = key(old);
+                if old_key.iter().any(Value::is_null) || held.contains(&crate::exec::row_key(&old_key)) {
+                    continue;
+                }
+                if eval(&fk.found, old, cx)?.as_bool()? == Some(true) {
+                    return Err(Error::new(
+                        SqlState::ForeignKeyViolation,
+                        format!(
+                            "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+                            table.name, fk.name, fk.table
+                        ),
+                    )
+                    .with_detail(format!(
+                        "Key {} is still referenced from table \"{}\".",
+                        shown_key(table, fk, old),
+                        fk.table
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `(a, b)=(1, 2)`: a key's columns and values, as PostgreSQL's DETAIL
+/// shows them.
+fn shown_key(table: &TableDesc, fk: &ForeignKeyCheck, row: &Row) -> String {
+    let names: Vec<&str> = fk.columns.iter().map(|&i| table.columns[i].name.as_str()).collect();
+    let values: Vec<String> =
+        fk.columns.iter().map(|&i| ops::to_text(&row[i]).unwrap_or_else(|| "null".into())).collect();
+    format!("({})=({})", names.join(", "), values.join(", "))
 }
 
 /// Writes every row's entry of a new index in the caller's transaction

@@ -93,5 +93,6 @@ slt!(
     window,
     window_random,
     interval_random,
-    savepoint
+    savepoint,
+    foreign_key
 );
