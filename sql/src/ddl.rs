@@ -439,21 +439,28 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
 /// The key of a row of `table` that `fk` refuses, shown as PostgreSQL's
 /// DETAIL shows it, if there is one.
 fn first_dangling(cx: &mut Cx, table: &TableDesc, fk: &ForeignKeyDesc, referenced: &TableDesc) -> Result<Option<String>> {
-    let sql = planner::dangling_rows_query(table, fk, referenced)?;
-    let parsed = crate::parser::parse(&sql)?;
-    let [parsed] = parsed.as_slice() else {
-        return sql_err!(InternalError, "a foreign key's check is not one statement");
-    };
-    let Plan::Query(query) = planner::Planner::new(cx.txn()?, &sql).plan(&parsed.statement)? else {
-        return sql_err!(InternalError, "a foreign key's check is not a query");
-    };
-    let rows = crate::exec::collect(&query.root, cx, 1)?;
-    Ok(rows.first().map(|row| {
+    let (any, dangling) = planner::dangling_rows_queries(table, fk, referenced)?;
+    if run_query(cx, &any)?.is_empty() {
+        return Ok(None);
+    }
+    Ok(run_query(cx, &dangling)?.first().map(|row| {
         let names: Vec<&str> =
             fk.columns.iter().filter_map(|id| table.column_by_id(*id).map(|(_, c)| c.name.as_str())).collect();
         let values: Vec<String> = row.iter().map(|v| crate::ops::to_text(v).unwrap_or_else(|| "null".into())).collect();
         format!("({})=({})", names.join(", "), values.join(", "))
     }))
+}
+
+/// The first row of a query the statement runs for itself.
+fn run_query(cx: &mut Cx, sql: &str) -> Result<Vec<crate::types::Row>> {
+    let parsed = crate::parser::parse(sql)?;
+    let [parsed] = parsed.as_slice() else {
+        return sql_err!(InternalError, "not one statement: {sql}");
+    };
+    let Plan::Query(query) = planner::Planner::new(cx.txn()?, sql).plan(&parsed.statement)? else {
+        return sql_err!(InternalError, "not a query: {sql}");
+    };
+    crate::exec::collect(&query.root, cx, 1)
 }
 
 /// Removes foreign key `constraint` of table `referencing` from the

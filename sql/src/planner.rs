@@ -24,7 +24,7 @@
 //! that the select list and ORDER BY then read.
 
 mod foreign_keys;
-pub use foreign_keys::{dangling_rows_query, reference_of, resolve_foreign_key};
+pub use foreign_keys::{dangling_rows_queries, reference_of, resolve_foreign_key};
 mod window;
 
 use std::sync::Arc;

@@ -337,11 +337,18 @@ pub fn resolve_foreign_key(txn: &mut dyn Transaction, table: &TableDesc, def: &F
     Planner::new(txn, "").foreign_key(table, def)
 }
 
-/// A query for a row of `table` that foreign key `fk` (to `referenced`)
-/// refuses: its key columns, if any (ALTER TABLE ADD CONSTRAINT checks the
-/// rows a table has). An anti-join, so the referenced table is read once
-/// (hashed), not looked up row by row.
-pub fn dangling_rows_query(table: &TableDesc, fk: &ForeignKeyDesc, referenced: &TableDesc) -> Result<String> {
+/// Queries for a row of `table` that foreign key `fk` (to `referenced`)
+/// refuses (ALTER TABLE ADD CONSTRAINT checks the rows a table has): one
+/// for any row whose key columns are all set, then one for such a row
+/// that matches nothing, giving its key columns. The second is an
+/// anti-join, so the referenced table is read once (hashed), not looked
+/// up row by row; the first spares reading it when no row can dangle
+/// (pgbench adds its foreign keys to an empty history table).
+pub fn dangling_rows_queries(
+    table: &TableDesc,
+    fk: &ForeignKeyDesc,
+    referenced: &TableDesc,
+) -> Result<(String, String)> {
     let own = quote_ident(REFERENCING_ALIAS);
     let pairs = key_pairs(table, &fk.columns, referenced, &fk.referenced)?;
     // `key_pairs` qualifies the table's own columns by its name; here
@@ -356,18 +363,19 @@ pub fn dangling_rows_query(table: &TableDesc, fk: &ForeignKeyDesc, referenced: &
         .zip(&pairs)
         .map(|(c, (_, other))| format!("{}.{other} = {c}", quote_ident(REFERENCED_ALIAS)))
         .collect();
-    let present: Vec<String> = columns.iter().map(|c| format!("{c} IS NOT NULL")).collect();
-    Ok(format!(
-        "SELECT {} FROM {} AS {own} LEFT JOIN {} AS {} ON {} WHERE {} AND {}.{} IS NULL LIMIT 1",
+    let present = columns.iter().map(|c| format!("{c} IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
+    let any = format!("SELECT 1 FROM {} AS {own} WHERE {present} LIMIT 1", quote_ident(&table.name));
+    let dangling = format!(
+        "SELECT {} FROM {} AS {own} LEFT JOIN {} AS {} ON {} WHERE {present} AND {}.{} IS NULL LIMIT 1",
         columns.join(", "),
         quote_ident(&table.name),
         quote_ident(&referenced.name),
         quote_ident(REFERENCED_ALIAS),
         on.join(" AND "),
-        present.join(" AND "),
         quote_ident(REFERENCED_ALIAS),
         pairs[0].1,
-    ))
+    );
+    Ok((any, dangling))
 }
 
 /// What a foreign key of `table` adds to the table it references.
