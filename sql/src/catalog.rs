@@ -254,15 +254,21 @@ pub struct Reference {
     pub constraint: String,
 }
 
-/// What a change to a referenced row does to the rows referencing it.
-/// SpanDB checks both at the end of the statement (PostgreSQL's NO ACTION
-/// checks then, RESTRICT at once; with no deferred constraints the two
-/// differ only in rare statements that take a key away and give it back).
+/// What a change to a referenced row does to the rows referencing it,
+/// at the end of the statement that made it. NO ACTION and RESTRICT both
+/// refuse it if a row still references the old key (PostgreSQL checks
+/// RESTRICT at once, NO ACTION at the end; with no deferred constraints
+/// they differ only in rare statements that take a key away and give it
+/// back); the others change the referencing rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReferentialAction {
-    /// The change is refused while a row references the old key.
     NoAction,
     Restrict,
+    /// The referencing rows are deleted (ON DELETE), or take the new key
+    /// (ON UPDATE).
+    Cascade,
+    SetNull,
+    SetDefault,
 }
 
 impl ReferentialAction {
@@ -271,7 +277,26 @@ impl ReferentialAction {
         match self {
             ReferentialAction::NoAction => "a",
             ReferentialAction::Restrict => "r",
+            ReferentialAction::Cascade => "c",
+            ReferentialAction::SetNull => "n",
+            ReferentialAction::SetDefault => "d",
         }
+    }
+
+    /// As SQL says it.
+    pub fn sql(self) -> &'static str {
+        match self {
+            ReferentialAction::NoAction => "NO ACTION",
+            ReferentialAction::Restrict => "RESTRICT",
+            ReferentialAction::Cascade => "CASCADE",
+            ReferentialAction::SetNull => "SET NULL",
+            ReferentialAction::SetDefault => "SET DEFAULT",
+        }
+    }
+
+    /// Whether it changes referencing rows (rather than refusing).
+    pub fn writes(self) -> bool {
+        matches!(self, ReferentialAction::Cascade | ReferentialAction::SetNull | ReferentialAction::SetDefault)
     }
 }
 

@@ -267,7 +267,8 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             if desc.primary.columns.iter().any(|(c, _)| *c == id) {
                 return sql_err!(FeatureNotSupported, "cannot drop column \"{column}\": it is part of the primary key");
             }
-            if let Some((child, fk)) = referencing_keys(cx, &desc)?.into_iter().find(|(_, fk)| fk.referenced.contains(&id))
+            if let Some((child, fk)) =
+                referencing_keys(cx, &desc)?.into_iter().find(|(_, fk)| fk.referenced.contains(&id))
             {
                 return Err(dependent_constraint(&format!("column {column} of table {table}"), &fk.name, &child));
             }
@@ -438,7 +439,12 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
 
 /// The key of a row of `table` that `fk` refuses, shown as PostgreSQL's
 /// DETAIL shows it, if there is one.
-fn first_dangling(cx: &mut Cx, table: &TableDesc, fk: &ForeignKeyDesc, referenced: &TableDesc) -> Result<Option<String>> {
+fn first_dangling(
+    cx: &mut Cx,
+    table: &TableDesc,
+    fk: &ForeignKeyDesc,
+    referenced: &TableDesc,
+) -> Result<Option<String>> {
     let (any, dangling) = planner::dangling_rows_queries(table, fk, referenced)?;
     if run_query(cx, &any)?.is_empty() {
         return Ok(None);
@@ -451,13 +457,14 @@ fn first_dangling(cx: &mut Cx, table: &TableDesc, fk: &ForeignKeyDesc, reference
     }))
 }
 
-/// The first row of a query the statement runs for itself.
+/// The first row of a query a schema change runs for itself.
 fn run_query(cx: &mut Cx, sql: &str) -> Result<Vec<crate::types::Row>> {
     let parsed = crate::parser::parse(sql)?;
     let [parsed] = parsed.as_slice() else {
         return sql_err!(InternalError, "not one statement: {sql}");
     };
-    let Plan::Query(query) = planner::Planner::new(cx.txn()?, sql).plan(&parsed.statement)? else {
+    let plan = planner::Planner::new(cx.txn()?, sql).plan(&parsed.statement)?;
+    let Plan::Query(query) = crate::optimizer::optimize_plan(plan, crate::optimizer::Rules::default()) else {
         return sql_err!(InternalError, "not a query: {sql}");
     };
     crate::exec::collect(&query.root, cx, 1)

@@ -92,6 +92,13 @@ pub struct Cx<'t> {
     /// The rows each running [`Node::Recursive`] added in its last round,
     /// by id (what its step's [`Node::WorkTable`] reads).
     work_tables: HashMap<usize, Rc<Vec<Row>>>,
+    /// How many foreign key actions the running write is nested in
+    /// (`write`).
+    pub action_depth: usize,
+    /// Plans the statement made while running (foreign key actions'),
+    /// kept until it ends: what it learns of a subquery is keyed by the
+    /// plan node's address, which must not be reused meanwhile.
+    pub plans_made: Vec<Rc<crate::plan::Plan>>,
 }
 
 /// How many units of work pass between two cancellation checks.
@@ -122,6 +129,8 @@ impl<'t> Cx<'t> {
             id_source: None,
             for_update: None,
             work_tables: HashMap::new(),
+            action_depth: 0,
+            plans_made: Vec::new(),
         }
     }
 

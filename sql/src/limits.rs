@@ -76,6 +76,11 @@ pub const RESULT_BUFFER_ROWS: usize = 1_000;
 /// How deeply expressions and subqueries may nest.
 pub const NESTING_DEPTH_MAX: usize = 64;
 
+/// How deeply foreign key actions may cascade: a DELETE whose ON DELETE
+/// CASCADE deletes rows whose own foreign keys cascade, and so on (a
+/// table referencing itself cascades once per level of its tree).
+pub const FOREIGN_KEY_ACTION_DEPTH_MAX: usize = 64;
+
 /// Columns a table may have.
 pub const COLUMNS_MAX: usize = 1_000;
 

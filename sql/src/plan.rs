@@ -699,6 +699,25 @@ pub struct ForeignKeyCheck {
     /// row matching its key (true as well, for a referencing row, when a
     /// key column is NULL).
     pub found: Expr,
+    /// For a foreign key referencing the written table whose action for
+    /// this write changes the referencing rows: that write, made instead
+    /// of the check.
+    pub action: Option<ForeignKeyAction>,
+}
+
+/// The write a foreign key makes in the referencing table when a key it
+/// references goes (ON DELETE or ON UPDATE: CASCADE, SET NULL, SET
+/// DEFAULT): a DELETE or UPDATE over parameters, the old key's values
+/// (`$1`...) and, for ON UPDATE CASCADE, then the new key's. Planned when
+/// it runs: planned with the statement, a table that references itself
+/// would be planned for ever.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignKeyAction {
+    pub sql: String,
+    /// The parameters' types (the referenced key columns').
+    pub param_types: Vec<DataType>,
+    /// Whether the new key's values follow the old key's.
+    pub new_key: bool,
 }
 
 /// A result column.

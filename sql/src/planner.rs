@@ -3424,7 +3424,9 @@ impl<'a> Planner<'a> {
                     uniques.push((u.name.as_ref().map(ident), index_columns(&u.columns)?));
                 }
                 ast::TableConstraint::Check(c) => checks.push((c.name.as_ref().map(ident), (*c.expr).clone())),
-                ast::TableConstraint::ForeignKey(fk) => pending_foreign_keys.push(foreign_keys::pending(None, fk, None)),
+                ast::TableConstraint::ForeignKey(fk) => {
+                    pending_foreign_keys.push(foreign_keys::pending(None, fk, None))
+                }
                 other => return sql_err!(FeatureNotSupported, "constraint not supported: {other}"),
             }
         }

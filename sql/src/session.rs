@@ -622,7 +622,13 @@ impl Session {
     /// ... FROM generate_series(1, 200000); COMMIT`). Then the rows go in
     /// batches of their own, as COPY's do ([`crate::copy`]), and appear
     /// when the block commits.
-    fn insert_in_block(&mut self, table: &TableDesc, source: &Node, constraints: &Constraints, cx: &mut Cx) -> Result<u64> {
+    fn insert_in_block(
+        &mut self,
+        table: &TableDesc,
+        source: &Node,
+        constraints: &Constraints,
+        cx: &mut Cx,
+    ) -> Result<u64> {
         table.check_writable()?;
         let mut op = exec::build(source);
         let mut rows = Vec::new();
@@ -1615,7 +1621,7 @@ impl Session {
                 Ok(format!("UPDATE {}", r.count))
             }
             Plan::Delete { table, source, returning, constraints } => {
-                let r = write::delete(table, source, returning, constraints, cx)?;
+                let r = write::delete(table, source, returning, constraints, cx, &mut self.row_ids)?;
                 send_returning(returning, r.returned, sink)?;
                 Ok(format!("DELETE {}", r.count))
             }
@@ -1639,15 +1645,17 @@ impl Session {
                         format!("rows returned: {n}")
                     }
                     Plan::Insert { table, source, on_conflict, returning, constraints } => {
-                        let r = write::insert(table, source, on_conflict, returning, constraints, cx, &mut self.row_ids)?;
+                        let r =
+                            write::insert(table, source, on_conflict, returning, constraints, cx, &mut self.row_ids)?;
                         format!("rows inserted: {}", r.count)
                     }
                     Plan::Update { table, source, assignments, returning, constraints } => {
-                        let r = write::update(table, source, assignments, returning, constraints, cx, &mut self.row_ids)?;
+                        let r =
+                            write::update(table, source, assignments, returning, constraints, cx, &mut self.row_ids)?;
                         format!("rows updated: {}", r.count)
                     }
                     Plan::Delete { table, source, returning, constraints } => {
-                        let r = write::delete(table, source, returning, constraints, cx)?;
+                        let r = write::delete(table, source, returning, constraints, cx, &mut self.row_ids)?;
                         format!("rows deleted: {}", r.count)
                     }
                     _ => return sql_err!(FeatureNotSupported, "EXPLAIN ANALYZE of a schema change is not supported"),
@@ -1950,7 +1958,8 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
             for op in &alter.operations {
                 match op {
                     ast::AlterTableOperation::AddConstraint {
-                        constraint: ast::TableConstraint::ForeignKey(fk), ..
+                        constraint: ast::TableConstraint::ForeignKey(fk),
+                        ..
                     } => targets.extend(name(&fk.foreign_table).map(SchemaTarget::Table)),
                     ast::AlterTableOperation::DropConstraint { .. } | ast::AlterTableOperation::DropColumn { .. } => {
                         targets.extend(name(&alter.name).map(SchemaTarget::ReferencedBy))

@@ -748,9 +748,16 @@ pub fn foreign_key_oid(table: &TableDesc, k: usize) -> i64 {
 
 /// `pg_get_constraintdef` of a foreign key: `FOREIGN KEY (a) REFERENCES
 /// t(b)`, its actions unless NO ACTION.
-pub fn foreign_key_definition(table: &TableDesc, fk: &crate::catalog::ForeignKeyDesc, referenced: &TableDesc) -> String {
+pub fn foreign_key_definition(
+    table: &TableDesc,
+    fk: &crate::catalog::ForeignKeyDesc,
+    referenced: &TableDesc,
+) -> String {
     let names = |t: &TableDesc, ids: &[u32]| {
-        ids.iter().filter_map(|id| t.column_by_id(*id).map(|(_, c)| quote_ident(&c.name))).collect::<Vec<_>>().join(", ")
+        ids.iter()
+            .filter_map(|id| t.column_by_id(*id).map(|(_, c)| quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let mut def = format!(
         "FOREIGN KEY ({}) REFERENCES {}({})",
@@ -759,8 +766,8 @@ pub fn foreign_key_definition(table: &TableDesc, fk: &crate::catalog::ForeignKey
         names(referenced, &fk.referenced)
     );
     for (on, action) in [("UPDATE", fk.on_update), ("DELETE", fk.on_delete)] {
-        if action == crate::catalog::ReferentialAction::Restrict {
-            def.push_str(&format!(" ON {on} RESTRICT"));
+        if action != crate::catalog::ReferentialAction::NoAction {
+            def.push_str(&format!(" ON {on} {}", action.sql()));
         }
     }
     def

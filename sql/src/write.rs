@@ -24,7 +24,7 @@ use crate::exec::{self, eval, Cx};
 use crate::layout;
 use crate::limits;
 use crate::ops;
-use crate::plan::{Check, Constraints, Expr, ForeignKeyCheck, Node, OnConflict, OutputColumn};
+use crate::plan::{Check, Constraints, Expr, ForeignKeyAction, ForeignKeyCheck, Node, OnConflict, OutputColumn, Plan};
 use crate::sql_err;
 use crate::types::{Row, Value};
 
@@ -368,7 +368,7 @@ pub fn insert_rows(
         changes.push(None, &row);
         result.count += 1;
     }
-    changes.check(table, constraints, cx)?;
+    changes.check(table, constraints, cx, ids)?;
     Ok(result)
 }
 
@@ -431,7 +431,7 @@ pub fn update(
     for (old, new) in &changes {
         written.push(Some(old), new);
     }
-    written.check(table, constraints, cx)?;
+    written.check(table, constraints, cx, ids)?;
     Ok(result)
 }
 
@@ -441,6 +441,7 @@ pub fn delete(
     returning_items: &Option<Vec<(Expr, OutputColumn)>>,
     constraints: &Constraints,
     cx: &mut Cx,
+    ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
     table.check_writable()?;
     let rows = read_for_update(table, source, cx)?;
@@ -452,7 +453,7 @@ pub fn delete(
         deleted.remove(row);
         result.count += 1;
     }
-    deleted.check(table, constraints, cx)?;
+    deleted.check(table, constraints, cx, ids)?;
     Ok(result)
 }
 
@@ -488,7 +489,7 @@ impl Changes {
     /// Refuses the statement (23503) if a row it wrote references a key
     /// no row has, or a key it took away (a row deleted, or whose key
     /// changed, and no row written with it) is still referenced.
-    fn check(self, table: &TableDesc, constraints: &Constraints, cx: &mut Cx) -> Result<()> {
+    fn check(self, table: &TableDesc, constraints: &Constraints, cx: &mut Cx, ids: &mut dyn RowIds) -> Result<()> {
         if !self.track {
             return Ok(());
         }
@@ -506,12 +507,33 @@ impl Changes {
                             table.name, fk.name
                         ),
                     )
-                    .with_detail(format!("Key {} is not present in table \"{}\".", shown_key(table, fk, new), fk.table)));
+                    .with_detail(format!(
+                        "Key {} is not present in table \"{}\".",
+                        shown_key(table, fk, new),
+                        fk.table
+                    )));
                 }
             }
         }
         for fk in &constraints.referenced_by {
             let key = |row: &Row| fk.columns.iter().map(|&i| row[i].clone()).collect::<Vec<Value>>();
+            if let Some(action) = &fk.action {
+                // The old key of each row deleted or changed, then its new
+                // one if the action takes it.
+                let mut runs: Vec<Vec<Value>> = self.deleted.iter().map(key).collect();
+                for (old, new) in &self.written {
+                    if let Some(old) = old.as_ref().filter(|old| !unchanged(fk, old, new)) {
+                        let mut params = key(old);
+                        if action.new_key {
+                            params.extend(key(new));
+                        }
+                        runs.push(params);
+                    }
+                }
+                runs.retain(|params| !params[..fk.columns.len()].iter().any(Value::is_null));
+                run_action(action, runs, cx, ids)?;
+                continue;
+            }
             // Keys the statement's written rows hold now: one taken from a
             // row and given to another is still there (NO ACTION).
             let held: std::collections::HashSet<Vec<u8>> =
@@ -544,6 +566,51 @@ impl Changes {
         }
         Ok(())
     }
+}
+
+/// Runs a foreign key's action (`ForeignKeyAction`) once per parameter
+/// list: planned here, in the statement's transaction (descriptors read
+/// under its locks, not leased), the writes it makes checked and cascaded
+/// in turn.
+fn run_action(action: &ForeignKeyAction, runs: Vec<Vec<Value>>, cx: &mut Cx, ids: &mut dyn RowIds) -> Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    if cx.action_depth >= limits::FOREIGN_KEY_ACTION_DEPTH_MAX {
+        return sql_err!(
+            ProgramLimitExceeded,
+            "foreign key actions cascade more than {} levels deep",
+            limits::FOREIGN_KEY_ACTION_DEPTH_MAX
+        );
+    }
+    let parsed = crate::parser::parse(&action.sql)?;
+    let [parsed] = parsed.as_slice() else {
+        return sql_err!(InternalError, "a foreign key action is not one statement: {}", action.sql);
+    };
+    let mut planner = crate::planner::Planner::new(cx.txn()?, &action.sql);
+    planner.param_types = action.param_types.iter().copied().map(Some).collect();
+    let plan = planner.plan(&parsed.statement)?;
+    let plan = std::rc::Rc::new(crate::optimizer::optimize_plan(plan, crate::optimizer::Rules::default()));
+    cx.plans_made.push(plan.clone());
+    cx.action_depth += 1;
+    let mut result = Ok(());
+    for params in runs {
+        let statement_params = std::mem::replace(&mut cx.params, params);
+        let ran = match plan.as_ref() {
+            Plan::Delete { table, source, constraints, .. } => delete(table, source, &None, constraints, cx, ids),
+            Plan::Update { table, source, assignments, constraints, .. } => {
+                update(table, source, assignments, &None, constraints, cx, ids)
+            }
+            _ => sql_err!(InternalError, "a foreign key action is not a DELETE or an UPDATE: {}", action.sql),
+        };
+        cx.params = statement_params;
+        if let Err(e) = ran {
+            result = Err(e);
+            break;
+        }
+    }
+    cx.action_depth -= 1;
+    result
 }
 
 /// `(a, b)=(1, 2)`: a key's columns and values, as PostgreSQL's DETAIL

@@ -23,11 +23,22 @@
 //! ```
 //!
 //! The writer evaluates them after all of the statement's writes
-//! (`write::check_foreign_keys`), so a statement may insert a row and the
+//! (`write`, `Changes::check`), so a statement may insert a row and the
 //! row it references, or delete both; in SpanDB a check's read locks what
 //! it found (or the empty range it scanned) until commit, so a concurrent
 //! transaction cannot delete the referenced row, or insert a referencing
 //! one, in between.
+//!
+//! A foreign key whose action writes (ON DELETE CASCADE, SET NULL, SET
+//! DEFAULT; ON UPDATE the same) makes, instead of the second check, a
+//! DELETE or UPDATE of the referencing rows over the old key's values as
+//! parameters, planned when it runs (`plan::ForeignKeyAction`), whose own
+//! constraints are checked, and cascaded, in turn:
+//!
+//! ```text
+//!   child (pid) REFERENCES parent ON DELETE CASCADE, parent row 1 deleted:
+//!     DELETE FROM child WHERE pid = $1        ($1 = 1)
+//! ```
 
 use sqlparser::ast;
 
@@ -35,7 +46,7 @@ use super::{ident, object_name, Planner, Scope};
 use crate::catalog::{ForeignKeyDesc, Reference, ReferentialAction, TableDesc};
 use crate::error::Result;
 use crate::kv::Transaction;
-use crate::plan::{Constraints, Expr, ForeignKeyCheck, ForeignKeyDef};
+use crate::plan::{Constraints, Expr, ForeignKeyAction, ForeignKeyCheck, ForeignKeyDef};
 use crate::sql_err;
 use crate::system::quote_ident;
 use crate::types::DataType;
@@ -66,8 +77,10 @@ impl Planner<'_> {
     /// `<table>_<columns>_fkey`, unless the statement names it.
     pub(super) fn foreign_key(&mut self, table: &TableDesc, pending: &ForeignKeyDef) -> Result<ForeignKeyDesc> {
         let ForeignKeyDef { name, columns, clause: fk } = pending;
-        if matches!(fk.match_kind, Some(ast::ConstraintReferenceMatchKind::Full | ast::ConstraintReferenceMatchKind::Partial))
-        {
+        if matches!(
+            fk.match_kind,
+            Some(ast::ConstraintReferenceMatchKind::Full | ast::ConstraintReferenceMatchKind::Partial)
+        ) {
             return sql_err!(FeatureNotSupported, "MATCH FULL and MATCH PARTIAL foreign keys are not supported");
         }
         if let Some(c) = &fk.characteristics {
@@ -79,8 +92,8 @@ impl Planner<'_> {
                 );
             }
         }
-        let on_delete = referential_action(fk.on_delete, "DELETE")?;
-        let on_update = referential_action(fk.on_update, "UPDATE")?;
+        let on_delete = referential_action(fk.on_delete);
+        let on_update = referential_action(fk.on_update);
         let referenced_name = object_name(&fk.foreign_table)?;
         let referenced_desc;
         let referenced: &TableDesc = if referenced_name == table.name {
@@ -108,9 +121,7 @@ impl Planner<'_> {
         }
         let unique = std::iter::once(&referenced.primary)
             .chain(referenced.indexes.iter().filter(|i| i.unique && !i.write_only))
-            .any(|index| {
-                index.columns.len() == key.len() && index.columns.iter().all(|(id, _)| key.contains(id))
-            });
+            .any(|index| index.columns.len() == key.len() && index.columns.iter().all(|(id, _)| key.contains(id)));
         if !unique || referenced.has_hidden_rowid() && key == [referenced.primary.columns[0].0] {
             return sql_err!(
                 InvalidForeignKey,
@@ -118,10 +129,8 @@ impl Planner<'_> {
             );
         }
         let name = name.clone().unwrap_or_else(|| {
-            let names: Vec<&str> = own
-                .iter()
-                .filter_map(|id| table.column_by_id(*id).map(|(_, c)| c.name.as_str()))
-                .collect();
+            let names: Vec<&str> =
+                own.iter().filter_map(|id| table.column_by_id(*id).map(|(_, c)| c.name.as_str())).collect();
             let base = format!("{}_{}_fkey", table.name, names.join("_"));
             let mut name = base.clone();
             let mut n = 0;
@@ -162,9 +171,9 @@ impl Planner<'_> {
             WriteKind::Delete => true,
             WriteKind::Insert | WriteKind::Upsert(_) if inserted => true,
             WriteKind::Insert => false,
-            WriteKind::Update(positions) | WriteKind::Upsert(positions) => ids
-                .iter()
-                .any(|id| table.column_by_id(*id).is_some_and(|(i, _)| positions.contains(&i))),
+            WriteKind::Update(positions) | WriteKind::Upsert(positions) => {
+                ids.iter().any(|id| table.column_by_id(*id).is_some_and(|(i, _)| positions.contains(&i)))
+            }
         };
         let checks = match kind {
             WriteKind::Delete => Vec::new(),
@@ -191,40 +200,34 @@ impl Planner<'_> {
             }
         }
         let mut referenced_by = Vec::new();
-        {
-            for reference in &table.referenced_by {
-                let referencing = match reference.table == table.name {
-                    true => std::sync::Arc::new(table.clone()),
-                    false => self.table(&reference.table)?,
-                };
-                let Some(fk) = referencing.foreign_keys.iter().find(|fk| fk.name == reference.constraint) else {
-                    return sql_err!(
-                        InternalError,
-                        "table \"{}\" lists foreign key \"{}\" of \"{}\", which does not have it",
-                        table.name,
-                        reference.constraint,
-                        reference.table
-                    );
-                };
-                if !sets(&fk.referenced, false) {
-                    continue;
-                }
-                let pairs = key_pairs(table, &fk.referenced, &referencing, &fk.columns)?;
-                let text = format!(
-                    "EXISTS (SELECT 1 FROM {} AS {} WHERE {})",
-                    quote_ident(&referencing.name),
-                    quote_ident(REFERENCING_ALIAS),
-                    key_match(&pairs, REFERENCING_ALIAS),
+        for reference in &table.referenced_by {
+            let referencing = match reference.table == table.name {
+                true => std::sync::Arc::new(table.clone()),
+                false => self.table(&reference.table)?,
+            };
+            let Some(fk) = referencing.foreign_keys.iter().find(|fk| fk.name == reference.constraint) else {
+                return sql_err!(
+                    InternalError,
+                    "table \"{}\" lists foreign key \"{}\" of \"{}\", which does not have it",
+                    table.name,
+                    reference.constraint,
+                    reference.table
                 );
-                referenced_by.push(self.foreign_key_check(
-                    table,
-                    &fk.name,
-                    &referencing.name,
-                    &fk.referenced,
-                    &text,
-                    &scope,
-                )?);
+            };
+            if !sets(&fk.referenced, false) {
+                continue;
             }
+            let pairs = key_pairs(table, &fk.referenced, &referencing, &fk.columns)?;
+            let text = format!(
+                "EXISTS (SELECT 1 FROM {} AS {} WHERE {})",
+                quote_ident(&referencing.name),
+                quote_ident(REFERENCING_ALIAS),
+                key_match(&pairs, REFERENCING_ALIAS),
+            );
+            let mut check =
+                self.foreign_key_check(table, &fk.name, &referencing.name, &fk.referenced, &text, &scope)?;
+            check.action = action(table, &referencing, fk, matches!(kind, WriteKind::Delete))?;
+            referenced_by.push(check);
         }
         Ok(Constraints { checks, references, referenced_by })
     }
@@ -241,12 +244,11 @@ impl Planner<'_> {
         let e = crate::parser::parse_expr(text)?;
         let b = self.bind_expr(&e, scope)?;
         let found: Expr = self.coerce(b, DataType::Bool)?;
-        let columns = columns
-            .iter()
-            .map(|id| table.column_by_id(*id).map(|(i, _)| i))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| crate::error::Error::new(crate::error::SqlState::InternalError, "a key column is missing"))?;
-        Ok(ForeignKeyCheck { name: name.to_string(), table: other.to_string(), columns, found })
+        let columns =
+            columns.iter().map(|id| table.column_by_id(*id).map(|(i, _)| i)).collect::<Option<Vec<_>>>().ok_or_else(
+                || crate::error::Error::new(crate::error::SqlState::InternalError, "a key column is missing"),
+            )?;
+        Ok(ForeignKeyCheck { name: name.to_string(), table: other.to_string(), columns, found, action: None })
     }
 }
 
@@ -303,16 +305,60 @@ fn key_types_match(a: DataType, b: DataType) -> bool {
     a.base() == b.base() || (a.is_integer() && b.is_integer()) || (a.is_string() && b.is_string())
 }
 
-fn referential_action(action: Option<ast::ReferentialAction>, on: &str) -> Result<ReferentialAction> {
+fn referential_action(action: Option<ast::ReferentialAction>) -> ReferentialAction {
     match action {
-        None | Some(ast::ReferentialAction::NoAction) => Ok(ReferentialAction::NoAction),
-        Some(ast::ReferentialAction::Restrict) => Ok(ReferentialAction::Restrict),
-        Some(other) => sql_err!(
-            FeatureNotSupported,
-            "ON {on} {other} is not supported; SpanDB's foreign keys refuse a change to a referenced row (NO ACTION, \
-             RESTRICT)"
-        ),
+        None | Some(ast::ReferentialAction::NoAction) => ReferentialAction::NoAction,
+        Some(ast::ReferentialAction::Restrict) => ReferentialAction::Restrict,
+        Some(ast::ReferentialAction::Cascade) => ReferentialAction::Cascade,
+        Some(ast::ReferentialAction::SetNull) => ReferentialAction::SetNull,
+        Some(ast::ReferentialAction::SetDefault) => ReferentialAction::SetDefault,
     }
+}
+
+/// The write foreign key `fk` of `referencing` makes when a key of
+/// `table` it references goes, if its action for this write (`deleted`:
+/// ON DELETE, else ON UPDATE) is one.
+fn action(
+    table: &TableDesc,
+    referencing: &TableDesc,
+    fk: &ForeignKeyDesc,
+    deleted: bool,
+) -> Result<Option<ForeignKeyAction>> {
+    let action = if deleted { fk.on_delete } else { fk.on_update };
+    if !action.writes() {
+        return Ok(None);
+    }
+    let name = |t: &TableDesc, id: &u32| {
+        t.column_by_id(*id)
+            .map(|(_, c)| quote_ident(&c.name))
+            .ok_or_else(|| crate::error::Error::new(crate::error::SqlState::InternalError, "a key column is missing"))
+    };
+    let columns = fk.columns.iter().map(|id| name(referencing, id)).collect::<Result<Vec<_>>>()?;
+    let n = columns.len();
+    let key = columns.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 1)).collect::<Vec<_>>().join(" AND ");
+    let target = quote_ident(&referencing.name);
+    let set = |value: &dyn Fn(usize) -> String| {
+        columns.iter().enumerate().map(|(i, c)| format!("{c} = {}", value(i))).collect::<Vec<_>>().join(", ")
+    };
+    let sql = match (action, deleted) {
+        (ReferentialAction::Cascade, true) => format!("DELETE FROM {target} WHERE {key}"),
+        (ReferentialAction::Cascade, false) => {
+            format!("UPDATE {target} SET {} WHERE {key}", set(&|i| format!("${}", n + i + 1)))
+        }
+        (ReferentialAction::SetNull, _) => format!("UPDATE {target} SET {} WHERE {key}", set(&|_| "NULL".into())),
+        _ => format!("UPDATE {target} SET {} WHERE {key}", set(&|_| "DEFAULT".into())),
+    };
+    let mut param_types = fk
+        .referenced
+        .iter()
+        .map(|id| table.column_by_id(*id).map(|(_, c)| c.data_type))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| crate::error::Error::new(crate::error::SqlState::InternalError, "a key column is missing"))?;
+    let new_key = action == ReferentialAction::Cascade && !deleted;
+    if new_key {
+        param_types.extend(param_types.clone());
+    }
+    Ok(Some(ForeignKeyAction { sql, param_types, new_key }))
 }
 
 /// A FOREIGN KEY clause of CREATE TABLE or ALTER TABLE, pending: the
@@ -333,7 +379,11 @@ pub(super) fn pending(
 
 /// Resolves a FOREIGN KEY of `table` against the catalog as it is now
 /// (ALTER TABLE ADD CONSTRAINT, when it runs).
-pub fn resolve_foreign_key(txn: &mut dyn Transaction, table: &TableDesc, def: &ForeignKeyDef) -> Result<ForeignKeyDesc> {
+pub fn resolve_foreign_key(
+    txn: &mut dyn Transaction,
+    table: &TableDesc,
+    def: &ForeignKeyDef,
+) -> Result<ForeignKeyDesc> {
     Planner::new(txn, "").foreign_key(table, def)
 }
 
