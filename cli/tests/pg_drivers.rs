@@ -239,7 +239,8 @@ fn psql(addr: &str, command: &str) -> (bool, String) {
 
 /// Goal: a psql session reads as it would against PostgreSQL: tables
 /// created, rows inserted, `\\copy` in (from the script) and out (a table
-/// and a query), in text and in CSV with a header, `\\dt`, `\\d TABLE`, `\\di`, an error in a transaction
+/// and a query), in text and in CSV with a header, `\\dt`, `\\d TABLE` (with a CHECK, a foreign key
+/// and the key referencing it), `\\di`, a foreign key violation, an error in a transaction
 /// block then ROLLBACK, a duplicate key. The expected output is
 /// PostgreSQL 15's own for the same script except the owner's name and
 /// the DEFAULT's rendering (`'fresh'`, not `'fresh'::character varying`).

@@ -286,6 +286,7 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "pg_get_viewdef",
     "pg_get_function_result",
     "pg_get_function_arguments",
+    "pg_get_triggerdef",
     "pg_relation_is_publishable",
     "pg_encoding_to_char",
     "obj_description",
@@ -296,6 +297,7 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "format_type",
     "pg_get_indexdef",
     "pg_get_constraintdef",
+    "pg_partition_ancestors",
 ];
 
 /// `CASE key WHEN k1 THEN v1 ... ELSE otherwise END`, typed text (a
@@ -1615,9 +1617,10 @@ impl<'a> Planner<'a> {
 
     fn plan_table_factor(&mut self, factor: &ast::TableFactor) -> Result<(Node, Scope)> {
         match factor {
-            ast::TableFactor::Table { name, alias, args, .. } => {
+            ast::TableFactor::Table { name, alias, args, with_ordinality, .. } => {
                 if let Some(args) = args {
-                    return self.plan_table_function(&builtin_name(name)?, &args.args, alias.as_ref());
+                    let name = builtin_name(name)?;
+                    return self.plan_table_function(&name, &args.args, *with_ordinality, alias.as_ref());
                 }
                 let (schema, table_name) = schema_and_name(name)?;
                 if let Some(schema) = schema.filter(|s| system::is_system_schema(s)) {
@@ -1699,9 +1702,9 @@ impl<'a> Planner<'a> {
                 }
                 self.plan_table_with_joins(table_with_joins)
             }
-            ast::TableFactor::Function { name, args, alias, .. } => {
+            ast::TableFactor::Function { name, args, alias, with_ordinality, .. } => {
                 let name = builtin_name(name)?;
-                self.plan_table_function(&name, args, alias.as_ref())
+                self.plan_table_function(&name, args, *with_ordinality, alias.as_ref())
             }
             ast::TableFactor::UNNEST { alias, array_exprs, with_offset, with_ordinality, .. } => {
                 if *with_offset || *with_ordinality {
@@ -1774,8 +1777,33 @@ impl<'a> Planner<'a> {
         &mut self,
         name: &str,
         args: &[ast::FunctionArg],
+        with_ordinality: bool,
         alias: Option<&ast::TableAlias>,
     ) -> Result<(Node, Scope)> {
+        if name == "pg_partition_ancestors" {
+            // SpanDB has no partitions: no relation has ancestors (psql's
+            // `\d` asks, for its triggers).
+            let table = alias.map(|a| ident(&a.name)).unwrap_or_else(|| name.into());
+            let column = |name: &str| ScopeColumn {
+                table: Some(table.clone()),
+                name: name.into(),
+                data_type: Some(DataType::Int8),
+                hidden: false,
+                merged_away: false,
+                join_key: false,
+            };
+            let mut scope = Scope { columns: vec![column("relid")] };
+            if with_ordinality {
+                scope.columns.push(column("ordinality"));
+            }
+            if let Some(a) = alias {
+                rename_columns(&mut scope, &a.columns)?;
+            }
+            return Ok((Node::Values { rows: Vec::new(), width: scope.columns.len() }, scope));
+        }
+        if with_ordinality {
+            return sql_err!(FeatureNotSupported, "{name} WITH ORDINALITY is not supported");
+        }
         if name == "unnest" {
             let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] = args else {
                 return sql_err!(UndefinedFunction, "function unnest takes one array argument");
@@ -2704,7 +2732,11 @@ impl<'a> Planner<'a> {
             | "current_role" => (0, 0),
             "pg_get_expr" => (2, 3),
             "pg_get_indexdef" => (1, 3),
-            "pg_get_constraintdef" | "pg_get_viewdef" | "obj_description" | "shobj_description" => (1, 2),
+            "pg_get_constraintdef"
+            | "pg_get_viewdef"
+            | "pg_get_triggerdef"
+            | "obj_description"
+            | "shobj_description" => (1, 2),
             "format_type" | "col_description" => (2, 2),
             n if n.starts_with("has_") => (2, 3),
             _ => (1, 1),
@@ -2787,9 +2819,13 @@ impl<'a> Planner<'a> {
                 lookup(first, whens, Expr::Constant(Value::Null))
             }
             "pg_relation_is_publishable" => unless_null(Expr::Constant(Value::Bool(false)), DataType::Bool),
+            // A set of the partition's ancestors; SpanDB has no
+            // partitions, so none (psql asks in a select list: NULL).
+            "pg_partition_ancestors" => Bound::typed(Expr::Constant(Value::Null), DataType::Int8),
             // SpanDB has no stored functions (pg_proc is empty): no oid
             // names one.
-            "pg_get_function_result" | "pg_get_function_arguments" => {
+            // Nor triggers (pg_trigger is empty).
+            "pg_get_function_result" | "pg_get_function_arguments" | "pg_get_triggerdef" => {
                 Bound::typed(Expr::Constant(Value::Null), DataType::Text)
             }
             "pg_encoding_to_char" => {
@@ -2917,6 +2953,10 @@ impl<'a> Planner<'a> {
     fn bind_reg_cast(&mut self, kind: &str, b: Bound) -> Result<Bound> {
         let snapshot = self.system_snapshot()?;
         if let Some(name) = &b.literal {
+            // A number is an oid already (PostgreSQL's regclassin too).
+            if let Ok(oid) = name.parse::<i64>() {
+                return Ok(Bound::typed(Expr::Constant(Value::Int8(oid)), DataType::Int8));
+            }
             let bare = name.strip_prefix("public.").unwrap_or(name);
             let oid = match kind {
                 "regclass" => snapshot

@@ -427,6 +427,20 @@ const RELATIONS: &[SystemRelation] = &[
     },
     SystemRelation {
         schema: "pg_catalog",
+        name: "pg_depend",
+        columns: &[
+            ("classid", Int8),
+            ("objid", Int8),
+            ("objsubid", Int4),
+            ("refclassid", Int8),
+            ("refobjid", Int8),
+            ("refobjsubid", Int4),
+            ("deptype", Text),
+        ],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
         name: "pg_rewrite",
         columns: &[("oid", Int8), ("rulename", Text), ("ev_class", Int8), ("ev_type", Text), ("ev_enabled", Text)],
         rows: nothing,
@@ -863,7 +877,13 @@ fn classes(s: &Snapshot) -> Vec<Row> {
             continue;
         }
         let has_index = visible_indexes(t).next().is_some();
-        rows.push(class_row(table_oid(t), &t.name, "r", HEAP_AM_OID, natts, has_index));
+        let mut row = class_row(table_oid(t), &t.name, "r", HEAP_AM_OID, natts, has_index);
+        // psql's `\d` lists CHECK constraints when relchecks says there
+        // are some, and foreign keys (both ways) when relhastriggers is
+        // set (PostgreSQL enforces them with triggers).
+        row[18] = Value::Int2(i16::try_from(t.checks.len()).unwrap_or(i16::MAX));
+        row[20] = Value::Bool(!t.foreign_keys.is_empty() || !t.referenced_by.is_empty());
+        rows.push(row);
         for i in visible_indexes(t) {
             rows.push(class_row(index_oid(t, i.id), &i.name, "i", BTREE_AM_OID, i.columns.len(), false));
         }

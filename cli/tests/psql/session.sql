@@ -30,3 +30,10 @@ lines"
 \.
 \copy (SELECT id, name, price, note FROM fruit WHERE id >= 5 ORDER BY id) to stdout with (format csv, header)
 \copy (SELECT id, note IS NULL AS no_note FROM fruit WHERE id >= 5 ORDER BY id) to stdout csv
+CREATE TABLE basket (id INT PRIMARY KEY, fruit_id INT REFERENCES fruit ON DELETE CASCADE, qty INT CHECK (qty > 0));
+INSERT INTO basket VALUES (1, 5, 2), (2, 6, 1);
+INSERT INTO basket VALUES (3, 99, 1);
+\d basket
+\d fruit
+DELETE FROM fruit WHERE id = 5;
+SELECT id, fruit_id, qty FROM basket;
