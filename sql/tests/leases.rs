@@ -494,3 +494,41 @@ fn a_prepared_query_whose_columns_changed_fails_with_0a000() {
         vec![vec![Value::Int4(1), Value::Int4(10), Value::Null]]
     );
 }
+
+/// Goal: a gateway that leased a table, and kept a plan of a write to it,
+/// checks a foreign key another gateway created to it since: creating
+/// the referencing table drained the referenced one, so no lease or plan
+/// from before is used after. Both directions: the key a new table's
+/// rows reference, and (ALTER TABLE ADD CONSTRAINT) the key an existing
+/// table's rows now reference.
+/// Method: A leases `t` and prepares a DELETE from it; B creates `child`
+/// referencing `t` and inserts a row referencing 1; A's prepared DELETE
+/// of 1 must fail with 23503, as must its plain DELETE. (Without the
+/// drain A's lease would still be good, and its plan, made before the
+/// foreign key existed, would delete the row.)
+#[test]
+fn a_new_foreign_key_reaches_gateways_that_leased_the_referenced_table() {
+    let (_engine, mut a, mut b) = setup();
+    must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 2");
+    let p = a.prepare("DELETE FROM t WHERE id = $1", &[]).expect("prepare").expect("a statement");
+    let delete = |s: &mut Session, id: i32| {
+        let mut out = sql::Collected::default();
+        s.execute_prepared(&p, vec![Value::Int4(id)], &mut out)
+    };
+    must(&mut a, "INSERT INTO t VALUES (3, 30), (4, 40)");
+    delete(&mut a, 3).expect("nothing references 3");
+
+    must(&mut b, "CREATE TABLE child (id INT PRIMARY KEY, tid INT REFERENCES t)");
+    must(&mut b, "INSERT INTO child VALUES (1, 1)");
+    let e = delete(&mut a, 1).expect_err("child 1 references t 1");
+    assert_eq!(e.state.code(), "23503", "{e}");
+    let e = run(&mut a, "DELETE FROM t WHERE id = 1").expect_err("child 1 references t 1");
+    assert_eq!(e.state.code(), "23503", "{e}");
+
+    must(&mut b, "CREATE TABLE other (id INT PRIMARY KEY, tid INT)");
+    must(&mut b, "INSERT INTO other VALUES (1, 4)");
+    must(&mut b, "ALTER TABLE other ADD FOREIGN KEY (tid) REFERENCES t");
+    let e = delete(&mut a, 4).expect_err("other 1 references t 4");
+    assert_eq!(e.state.code(), "23503", "{e}");
+    assert_eq!(must(&mut a, "SELECT id FROM t ORDER BY id").rows.len(), 3, "1, 2 and 4 are left");
+}
