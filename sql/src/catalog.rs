@@ -901,6 +901,23 @@ impl Catalog {
         Self::write_table(txn, desc)
     }
 
+    /// The tables referencing `tables`, and those referencing them, and
+    /// so on, that are not among them, in the order found.
+    pub fn referencing_closure(txn: &mut dyn Transaction, tables: &[String]) -> Result<Vec<String>> {
+        let mut found: Vec<String> = Vec::new();
+        let mut next: Vec<String> = tables.to_vec();
+        while let Some(name) = next.pop() {
+            let Some(desc) = Catalog::table(txn, &name)? else { continue };
+            for r in &desc.referenced_by {
+                if !tables.contains(&r.table) && !found.contains(&r.table) {
+                    found.push(r.table.clone());
+                    next.push(r.table.clone());
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Writes a changed descriptor (bumping its version; a change ends
     /// the drain it ran in).
     pub fn update_table(txn: &mut dyn Transaction, desc: &mut TableDesc) -> Result<()> {

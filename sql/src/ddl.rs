@@ -50,7 +50,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             }
             Ok("CREATE TABLE".into())
         }
-        Plan::DropTable { names, if_exists } => {
+        Plan::DropTable { names, if_exists, cascade } => {
             for name in names {
                 match Catalog::table(cx.txn()?, name)? {
                     Some(t) => {
@@ -59,7 +59,18 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                                 .with_hint("Use DROP VIEW to remove a view."));
                         }
                         cx.drains.check(&t)?;
-                        if let Some(r) = t.referenced_by.iter().find(|r| !names.contains(&r.table)) {
+                        let outside = t.referenced_by.iter().filter(|r| !names.contains(&r.table));
+                        if *cascade {
+                            for r in outside {
+                                sink.notice(&format!(
+                                    "drop cascades to constraint {} on table {}",
+                                    r.constraint, r.table
+                                ))?;
+                                let mut child = (*table_to_alter(cx, &r.table)?).clone();
+                                child.foreign_keys.retain(|fk| fk.name != r.constraint);
+                                Catalog::update_table(cx.txn()?, &mut child)?;
+                            }
+                        } else if let Some(r) = outside.into_iter().next() {
                             return Err(Error::new(
                                 SqlState::DependentObjectsStillExist,
                                 format!("cannot drop table {name} because other objects depend on it"),
@@ -68,7 +79,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                                 "constraint {} on table {} depends on table {name}",
                                 r.constraint, r.table
                             ))
-                            .with_hint("Drop the constraint (ALTER TABLE ... DROP CONSTRAINT) or its table first."));
+                            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
                         }
                         for fk in t.foreign_keys.iter().filter(|fk| !names.contains(&fk.table)) {
                             unlink(cx, &fk.table, &t.name, &fk.name)?;
@@ -358,8 +369,15 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             Catalog::update_table(cx.txn()?, &mut desc)?;
             Ok("ALTER TABLE".into())
         }
-        Plan::Truncate { tables } => {
-            for name in tables {
+        Plan::Truncate { tables, cascade } => {
+            let mut tables = tables.clone();
+            if *cascade {
+                for name in Catalog::referencing_closure(cx.txn()?, &tables)? {
+                    sink.notice(&format!("truncate cascades to table \"{name}\""))?;
+                    tables.push(name);
+                }
+            }
+            for name in &tables {
                 let old = table_to_alter(cx, name)?;
                 if let Some(r) = old.referenced_by.iter().find(|r| !tables.contains(&r.table)) {
                     return Err(Error::new(
@@ -367,7 +385,10 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                         "cannot truncate a table referenced in a foreign key constraint",
                     )
                     .with_detail(format!("Table \"{}\" references \"{name}\".", r.table))
-                    .with_hint(format!("Truncate table \"{}\" at the same time.", r.table)));
+                    .with_hint(format!(
+                        "Truncate table \"{}\" at the same time, or use TRUNCATE ... CASCADE.",
+                        r.table
+                    )));
                 }
                 let mut desc = (*old).clone();
                 desc.id = cx.next_table_id()?;

@@ -782,6 +782,8 @@ pub enum Plan {
     DropTable {
         names: Vec<String>,
         if_exists: bool,
+        /// The foreign keys of other tables referencing these go too.
+        cascade: bool,
     },
     /// `view.view` holds the query.
     CreateView {
@@ -825,6 +827,9 @@ pub enum Plan {
     },
     Truncate {
         tables: Vec<String>,
+        /// The tables referencing these (and those referencing them) are
+        /// truncated too.
+        cascade: bool,
     },
     /// `ALTER TABLE t ADD [CONSTRAINT n] FOREIGN KEY ...`: resolved and
     /// checked against the table's rows when it runs.

@@ -608,10 +608,10 @@ impl<'a> Planner<'a> {
             S::CreateTable(create) => self.plan_create_table(create),
             S::CreateIndex(create) => self.plan_create_index(create),
             S::CreateView(create) => self.plan_create_view(create),
-            S::Drop { object_type, if_exists, names, .. } => {
+            S::Drop { object_type, if_exists, names, cascade, .. } => {
                 let names = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
                 match object_type {
-                    ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists }),
+                    ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists, cascade: *cascade }),
                     ast::ObjectType::Index => Ok(Plan::DropIndex { names, if_exists: *if_exists }),
                     ast::ObjectType::View => Ok(Plan::DropView { names, if_exists: *if_exists }),
                     other => sql_err!(FeatureNotSupported, "DROP {other} is not supported"),
@@ -620,7 +620,8 @@ impl<'a> Planner<'a> {
             S::AlterTable(alter) => self.plan_alter_table(alter),
             S::Truncate(t) => {
                 let tables = t.table_names.iter().map(|t| object_name(&t.name)).collect::<Result<Vec<_>>>()?;
-                Ok(Plan::Truncate { tables })
+                let cascade = t.cascade == Some(ast::CascadeOption::Cascade);
+                Ok(Plan::Truncate { tables, cascade })
             }
             S::Explain { statement, analyze, .. } => {
                 let plan = self.plan(statement)?;

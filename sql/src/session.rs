@@ -1117,10 +1117,22 @@ impl Session {
         let mut targets: Vec<&SchemaTarget> = targets.iter().collect();
         let mut referenced = Vec::new();
         for target in &targets {
-            if let SchemaTarget::ReferencedBy(name) = target {
-                if let Some(desc) = Catalog::table(txn, name)? {
-                    referenced.extend(desc.foreign_keys.iter().map(|fk| SchemaTarget::Table(fk.table.clone())));
+            match target {
+                SchemaTarget::ReferencedBy(name) => {
+                    if let Some(desc) = Catalog::table(txn, name)? {
+                        referenced.extend(desc.foreign_keys.iter().map(|fk| SchemaTarget::Table(fk.table.clone())));
+                    }
                 }
+                SchemaTarget::Referencing { table, transitive: true } => {
+                    let tables = Catalog::referencing_closure(txn, std::slice::from_ref(table))?;
+                    referenced.extend(tables.into_iter().map(SchemaTarget::Table));
+                }
+                SchemaTarget::Referencing { table, transitive: false } => {
+                    if let Some(desc) = Catalog::table(txn, table)? {
+                        referenced.extend(desc.referenced_by.iter().map(|r| SchemaTarget::Table(r.table.clone())));
+                    }
+                }
+                _ => {}
             }
         }
         targets.extend(&referenced);
@@ -1129,7 +1141,7 @@ impl Session {
                 SchemaTarget::Table(name) => Catalog::table(txn, name)?,
                 SchemaTarget::Index(name) => Catalog::table_of_index(txn, name)?.map(|(desc, _)| desc),
                 SchemaTarget::Id(id) => Catalog::table_by_id(txn, *id)?,
-                SchemaTarget::ReferencedBy(_) => None,
+                SchemaTarget::ReferencedBy(_) | SchemaTarget::Referencing { .. } => None,
             };
             // Missing ones are the statement's to report (or skip).
             let Some(desc) = desc else { continue };
@@ -1915,6 +1927,13 @@ enum SchemaTarget {
     /// The tables this table's foreign keys reference (a change that
     /// drops them changes those tables' references).
     ReferencedBy(String),
+    /// The tables whose foreign keys reference this table (DROP TABLE ...
+    /// CASCADE drops those keys), and with `transitive` the tables
+    /// referencing those, and so on (TRUNCATE ... CASCADE empties them).
+    Referencing {
+        table: String,
+        transitive: bool,
+    },
 }
 
 /// The existing tables (or indexes, whose tables) a statement changes the
@@ -1923,10 +1942,13 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
     use ast::Statement as S;
     let name = |n: &ast::ObjectName| crate::planner::object_name(n).ok();
     match s {
-        S::Drop { object_type: ast::ObjectType::Table, names, .. } => names
+        S::Drop { object_type: ast::ObjectType::Table, names, cascade, .. } => names
             .iter()
             .filter_map(name)
-            .flat_map(|n| [SchemaTarget::Table(n.clone()), SchemaTarget::ReferencedBy(n)])
+            .flat_map(|n| {
+                let referencing = cascade.then(|| SchemaTarget::Referencing { table: n.clone(), transitive: false });
+                [SchemaTarget::Table(n.clone()), SchemaTarget::ReferencedBy(n)].into_iter().chain(referencing)
+            })
             .collect(),
         S::CreateTable(create) => {
             // The tables its foreign keys reference gain a reference.
@@ -1969,7 +1991,16 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
             }
             targets
         }
-        S::Truncate(t) => t.table_names.iter().filter_map(|t| name(&t.name)).map(SchemaTarget::Table).collect(),
+        S::Truncate(t) => {
+            let cascade = t.cascade == Some(ast::CascadeOption::Cascade);
+            let names: Vec<String> = t.table_names.iter().filter_map(|t| name(&t.name)).collect();
+            let referencing = names
+                .iter()
+                .filter(|_| cascade)
+                .map(|n| SchemaTarget::Referencing { table: n.clone(), transitive: true })
+                .collect::<Vec<_>>();
+            names.into_iter().map(SchemaTarget::Table).chain(referencing).collect()
+        }
         S::CreateIndex(create) => name(&create.table_name).map(SchemaTarget::Table).into_iter().collect(),
         _ => Vec::new(),
     }

@@ -495,8 +495,15 @@ impl Changes {
         }
         let unchanged = |fk: &ForeignKeyCheck, old: &Row, new: &Row| fk.columns.iter().all(|&i| old[i] == new[i]);
         for fk in &constraints.references {
+            // Each key is looked up once: one found stays (the lookup
+            // locked it), and one missing fails the statement.
+            let mut found = std::collections::HashSet::new();
             for (old, new) in &self.written {
                 if old.as_ref().is_some_and(|old| unchanged(fk, old, new)) {
+                    continue;
+                }
+                let key: Vec<Value> = fk.columns.iter().map(|&i| new[i].clone()).collect();
+                if !found.insert(crate::exec::row_key(&key)) {
                     continue;
                 }
                 if eval(&fk.found, new, cx)?.as_bool()? != Some(true) {
@@ -543,9 +550,11 @@ impl Changes {
                 .iter()
                 .filter_map(|(old, new)| old.as_ref().filter(|old| !unchanged(fk, old, new)))
                 .chain(&self.deleted);
+            let mut looked_up = std::collections::HashSet::new();
             for old in removed {
                 let old_key = key(old);
-                if old_key.iter().any(Value::is_null) || held.contains(&crate::exec::row_key(&old_key)) {
+                let encoded = crate::exec::row_key(&old_key);
+                if old_key.iter().any(Value::is_null) || held.contains(&encoded) || !looked_up.insert(encoded) {
                     continue;
                 }
                 if eval(&fk.found, old, cx)?.as_bool()? == Some(true) {
