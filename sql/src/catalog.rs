@@ -918,6 +918,15 @@ impl Catalog {
         Ok(found)
     }
 
+    /// Gives a table (whose descriptor the caller changed otherwise as
+    /// the new name needs) the name `to`, which must be free.
+    pub fn rename_table(txn: &mut dyn Transaction, desc: &mut TableDesc, to: &str) -> Result<()> {
+        txn.delete(&name_key(&desc.name))?;
+        txn.put(&name_key(to), &serde_json::to_vec(&desc.id).map_err(|e| corrupt("name", e))?)?;
+        desc.name = to.to_string();
+        Self::update_table(txn, desc)
+    }
+
     /// Writes a changed descriptor (bumping its version; a change ends
     /// the drain it ran in).
     pub fn update_table(txn: &mut dyn Transaction, desc: &mut TableDesc) -> Result<()> {

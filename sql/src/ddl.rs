@@ -428,6 +428,80 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             }
             Ok("ALTER TABLE".into())
         }
+        Plan::RenameTable { table, to } => {
+            let mut desc = (*table_to_alter(cx, table)?).clone();
+            if name_taken(cx, to)? {
+                return sql_err!(DuplicateTable, "relation \"{to}\" already exists");
+            }
+            if let Some(view) = views_reading(cx, table)?.first().map(|v| v.name.clone()) {
+                return sql_err!(
+                    FeatureNotSupported,
+                    "cannot rename table \"{table}\": view \"{view}\" reads it (a view is stored as its query's \
+                     text); drop the view first"
+                );
+            }
+            let renamed = |name: &mut String| {
+                if name == table {
+                    name.clone_from(to);
+                }
+            };
+            // Its foreign keys' other tables name it (the statement drained
+            // them); its own may name it too.
+            let parents: Vec<String> = desc.foreign_keys.iter().map(|fk| fk.table.clone()).collect();
+            let children: Vec<String> = desc.referenced_by.iter().map(|r| r.table.clone()).collect();
+            for other in parents.iter().chain(&children).filter(|n| *n != table) {
+                let mut linked = (*Catalog::must_table(cx.txn()?, other)?).clone();
+                cx.drains.check(&linked)?;
+                linked.referenced_by.iter_mut().for_each(|r| renamed(&mut r.table));
+                linked.foreign_keys.iter_mut().for_each(|fk| renamed(&mut fk.table));
+                Catalog::update_table(cx.txn()?, &mut linked)?;
+            }
+            desc.referenced_by.iter_mut().for_each(|r| renamed(&mut r.table));
+            desc.foreign_keys.iter_mut().for_each(|fk| renamed(&mut fk.table));
+            for check in &mut desc.checks {
+                check.expr = crate::parser::rename_identifiers(&check.expr, |name, _, qualifier| {
+                    (qualifier && name == table).then(|| to.clone())
+                })?;
+            }
+            Catalog::rename_table(cx.txn()?, &mut desc, to)?;
+            planner::bind_table_checks(cx.txn()?, &desc)?;
+            Ok("ALTER TABLE".into())
+        }
+        Plan::RenameColumn { table, column, to } => {
+            let mut desc = (*table_to_alter(cx, table)?).clone();
+            let Some((position, _)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
+                return sql_err!(UndefinedColumn, "column \"{column}\" does not exist");
+            };
+            if desc.column(to).is_some() {
+                return sql_err!(DuplicateColumn, "column \"{to}\" of relation \"{table}\" already exists");
+            }
+            let views = views_reading(cx, table)?;
+            desc.columns[position].name.clone_from(to);
+            for check in &mut desc.checks {
+                check.expr = crate::parser::rename_identifiers(&check.expr, |name, before, call| {
+                    let ours = before.is_none_or(|t| t == table);
+                    (name == column && ours && !call).then(|| to.clone())
+                })?;
+            }
+            Catalog::update_table(cx.txn()?, &mut desc)?;
+            if let Err(e) = planner::bind_table_checks(cx.txn()?, &desc) {
+                return sql_err!(
+                    FeatureNotSupported,
+                    "cannot rename column \"{column}\": a CHECK constraint reads it: {e}"
+                );
+            }
+            for view in views {
+                if planner::view_tables(cx.txn()?, &view).is_err() {
+                    return sql_err!(
+                        FeatureNotSupported,
+                        "cannot rename column \"{column}\" of table \"{table}\": view \"{}\" reads it (a view is \
+                         stored as its query's text); drop the view first",
+                        view.name
+                    );
+                }
+            }
+            Ok("ALTER TABLE".into())
+        }
         Plan::DropConstraint { table, name, if_exists } => {
             let mut desc = (*table_to_alter(cx, table)?).clone();
             if let Some(at) = desc.checks.iter().position(|c| c.name == *name) {
@@ -489,6 +563,18 @@ fn run_query(cx: &mut Cx, sql: &str) -> Result<Vec<crate::types::Row>> {
         return sql_err!(InternalError, "not a query: {sql}");
     };
     crate::exec::collect(&query.root, cx, 1)
+}
+
+/// The views whose queries read `table` (directly or through other
+/// views), as they plan now; a view that no longer plans reads nothing.
+fn views_reading(cx: &mut Cx, table: &str) -> Result<Vec<std::sync::Arc<TableDesc>>> {
+    let mut out = Vec::new();
+    for view in Catalog::tables(cx.txn()?)?.into_iter().filter(|t| t.view.is_some()) {
+        if planner::view_tables(cx.txn()?, &view).is_ok_and(|used| used.iter().any(|t| t == table)) {
+            out.push(view);
+        }
+    }
+    Ok(out)
 }
 
 /// Removes foreign key `constraint` of table `referencing` from the

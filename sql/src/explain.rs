@@ -63,6 +63,8 @@ fn ddl_name(plan: &Plan) -> &'static str {
         Plan::Truncate { .. } => "Truncate",
         Plan::AddForeignKey { .. } => "AddForeignKey",
         Plan::DropConstraint { .. } => "DropConstraint",
+        Plan::RenameTable { .. } => "RenameTable",
+        Plan::RenameColumn { .. } => "RenameColumn",
         _ => "Statement",
     }
 }

@@ -36,6 +36,42 @@ pub struct Parsed {
     pub as_of: Option<ast::Expr>,
 }
 
+/// `expr` (SQL text) with each identifier token `rename` maps to a new
+/// name replaced by it, quoted where it must be. `rename` is given the
+/// identifier (case-folded unless quoted), the one before it if a `.`
+/// joins them, and whether a `.` or `(` follows it (a qualifier or a
+/// function name). For renaming columns and tables in a stored CHECK
+/// expression, which reads one table's columns and nothing else.
+pub fn rename_identifiers(expr: &str, rename: impl Fn(&str, Option<&str>, bool) -> Option<String>) -> Result<String> {
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, expr).tokenize().map_err(|e| syntax_error(expr, e.message, None))?;
+    let name = |t: &Token| match t {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_lowercase()),
+        Token::Word(w) => Some(w.value.clone()),
+        _ => None,
+    };
+    let solid: Vec<usize> = (0..tokens.len()).filter(|&i| !is_trivia(&tokens[i])).collect();
+    let mut out = String::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let at = solid.iter().position(|&j| j == i);
+        let renamed = at.and_then(|k| {
+            let own = name(token)?;
+            let before = k
+                .checked_sub(2)
+                .filter(|&b| tokens[solid[b + 1]] == Token::Period)
+                .and_then(|b| name(&tokens[solid[b]]));
+            let next = solid.get(k + 1).map(|&j| &tokens[j]);
+            let qualifier_or_call = matches!(next, Some(Token::Period | Token::LParen));
+            rename(&own, before.as_deref(), qualifier_or_call)
+        });
+        match renamed {
+            Some(new) => out.push_str(&crate::system::quote_ident(&new)),
+            None => out.push_str(&token.to_string()),
+        }
+    }
+    Ok(out)
+}
+
 /// Parses `sql` into statements.
 pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
     if sql.len() > limits::STATEMENT_BYTES_MAX {

@@ -837,6 +837,17 @@ pub enum Plan {
         table: String,
         foreign_key: ForeignKeyDef,
     },
+    /// `ALTER TABLE t RENAME TO u`.
+    RenameTable {
+        table: String,
+        to: String,
+    },
+    /// `ALTER TABLE t RENAME [COLUMN] c TO d`.
+    RenameColumn {
+        table: String,
+        column: String,
+        to: String,
+    },
     /// `ALTER TABLE t DROP CONSTRAINT n` (a CHECK or a FOREIGN KEY).
     DropConstraint {
         table: String,

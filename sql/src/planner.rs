@@ -3659,6 +3659,13 @@ impl<'a> Planner<'a> {
             ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::ForeignKey(fk), .. } => {
                 Ok(Plan::AddForeignKey { table, foreign_key: foreign_keys::pending(None, fk, None) })
             }
+            ast::AlterTableOperation::RenameTable { table_name } => {
+                let (ast::RenameTableNameKind::To(to) | ast::RenameTableNameKind::As(to)) = table_name;
+                Ok(Plan::RenameTable { table, to: object_name(to)? })
+            }
+            ast::AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+                Ok(Plan::RenameColumn { table, column: ident(old_column_name), to: ident(new_column_name) })
+            }
             ast::AlterTableOperation::DropConstraint { if_exists, name, drop_behavior } => {
                 if *drop_behavior == Some(ast::DropBehavior::Cascade) {
                     return sql_err!(FeatureNotSupported, "DROP CONSTRAINT ... CASCADE is not supported");
@@ -3687,6 +3694,20 @@ fn char_as_text(b: Bound) -> Bound {
         Some(DataType::Char(_)) => Bound::typed(Expr::Function("rtrim".into(), vec![b.expr]), DataType::Text),
         _ => b,
     }
+}
+
+/// The tables and views `view`'s query reads, planned against the
+/// catalog as `txn` sees it (an error if it no longer plans).
+pub fn view_tables(txn: &mut dyn Transaction, view: &TableDesc) -> Result<Vec<String>> {
+    let mut planner = Planner::new(txn, view.view.as_deref().unwrap_or_default());
+    planner.plan_view(view, None)?;
+    Ok(planner.take_used_tables())
+}
+
+/// Binds `table`'s CHECK constraints, as a write would (an error if one
+/// no longer binds).
+pub fn bind_table_checks(txn: &mut dyn Transaction, table: &TableDesc) -> Result<()> {
+    Planner::new(txn, "").bind_checks(table).map(|_| ())
 }
 
 /// Binds a row-free expression (a stored DEFAULT) as a value of `ty`.

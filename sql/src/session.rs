@@ -1986,6 +1986,12 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
                     ast::AlterTableOperation::DropConstraint { .. } | ast::AlterTableOperation::DropColumn { .. } => {
                         targets.extend(name(&alter.name).map(SchemaTarget::ReferencedBy))
                     }
+                    // Its foreign keys' other tables name it.
+                    ast::AlterTableOperation::RenameTable { .. } => {
+                        let table = name(&alter.name);
+                        targets.extend(table.clone().map(SchemaTarget::ReferencedBy));
+                        targets.extend(table.map(|table| SchemaTarget::Referencing { table, transitive: false }));
+                    }
                     _ => {}
                 }
             }

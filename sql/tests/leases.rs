@@ -532,3 +532,27 @@ fn a_new_foreign_key_reaches_gateways_that_leased_the_referenced_table() {
     assert_eq!(e.state.code(), "23503", "{e}");
     assert_eq!(must(&mut a, "SELECT id FROM t ORDER BY id").rows.len(), 3, "1, 2 and 4 are left");
 }
+
+/// Goal: a renamed table is gone under its old name at every gateway,
+/// including one that leased it and kept a plan over it, and there
+/// under its new one. Method: A leases `t` and prepares a read of it; B
+/// renames `t` to `u`; A's prepared read and a fresh one fail with 42P01,
+/// and A reads `u`.
+#[test]
+fn a_renamed_table_is_gone_under_its_old_name_everywhere() {
+    let (_engine, mut a, mut b) = setup();
+    must(&mut a, "UPDATE t SET c = c + 1 WHERE id = 2");
+    let p = a.prepare("SELECT c FROM t WHERE id = $1", &[]).expect("prepare").expect("a statement");
+    let read = |s: &mut Session| {
+        let mut out = sql::Collected::default();
+        s.execute_prepared(&p, vec![Value::Int4(2)], &mut out).map(|()| out)
+    };
+    assert_eq!(read(&mut a).expect("read").rows, vec![vec![Value::Int4(21)]]);
+
+    must(&mut b, "ALTER TABLE t RENAME TO u");
+    let e = read(&mut a).expect_err("t is gone");
+    assert_eq!(e.state.code(), "42P01", "{e}");
+    let e = run(&mut a, "SELECT c FROM t WHERE id = 2").expect_err("t is gone");
+    assert_eq!(e.state.code(), "42P01", "{e}");
+    assert_eq!(must(&mut a, "SELECT c FROM u WHERE id = 2").rows, vec![vec![Value::Int4(21)]]);
+}
