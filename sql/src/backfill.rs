@@ -254,6 +254,11 @@ pub fn switch_to_rewrite(engine: &dyn Engine, table: u32, drains: &Drains, now_u
         Catalog::drop_table(cx.txn()?, &old)?;
         new.version = old.version + 1;
         new.drain_epoch = old.drain_epoch;
+        // Other tables' changes during the copy may have changed the old
+        // descriptor's links (a referencing table dropped, a referenced
+        // one renamed): the table keeps them as they are now.
+        new.foreign_keys.clone_from(&old.foreign_keys);
+        new.referenced_by.clone_from(&old.referenced_by);
         Catalog::create_table(cx.txn()?, &new)
     })
 }

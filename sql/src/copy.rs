@@ -27,6 +27,11 @@
 //! Caveat: the batches are transactions of their own, so a block that
 //! scanned the table after creating or truncating it holds a lock their
 //! writes wait for; they give up after the lock wait limit (40001).
+//! Inside a block, a table with foreign keys takes every batch in the
+//! block's own transaction instead (so at most the rows one transaction
+//! may write): a batch of its own would check keys the block wrote, and
+//! wait for its locks, and leave its rows committed if the block then
+//! deleted or rolled back the rows they reference.
 //!
 //! Two formats ([`CopyFormat`]), as PostgreSQL has them:
 //!

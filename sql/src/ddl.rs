@@ -172,11 +172,21 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                     Some((table, id)) => {
                         cx.drains.check(&table)?;
                         table.check_writable()?;
-                        let index = table.index(id).expect("the catalog found it");
+                        // A foreign key needs a unique index (or the primary
+                        // key) on the columns it references: this one, if no
+                        // other serves.
+                        let covers = |i: &IndexDesc, key: &[u32]| {
+                            i.unique
+                                && !i.write_only
+                                && i.columns.len() == key.len()
+                                && i.columns.iter().all(|(c, _)| key.contains(c))
+                        };
                         for (child, fk) in referencing_keys(cx, &table)? {
-                            let backs = index.columns.len() == fk.referenced.len()
-                                && index.columns.iter().all(|(c, _)| fk.referenced.contains(c));
-                            if backs {
+                            let others =
+                                std::iter::once(&table.primary).chain(table.indexes.iter().filter(|i| i.id != id));
+                            let needed = table.index(id).is_some_and(|i| covers(i, &fk.referenced))
+                                && !others.into_iter().any(|i| covers(i, &fk.referenced));
+                            if needed {
                                 return Err(dependent_constraint(&format!("index {name}"), &fk.name, &child));
                             }
                         }

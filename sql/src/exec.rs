@@ -95,6 +95,9 @@ pub struct Cx<'t> {
     /// How many foreign key actions the running write is nested in
     /// (`write`).
     pub action_depth: usize,
+    /// Tables whose descriptors plans made while running read (their
+    /// session adds them to its block's, as it does its statements').
+    pub tables_read: Vec<String>,
     /// Plans the statement made while running (foreign key actions'),
     /// kept until it ends: what it learns of a subquery is keyed by the
     /// plan node's address, which must not be reused meanwhile.
@@ -130,6 +133,7 @@ impl<'t> Cx<'t> {
             for_update: None,
             work_tables: HashMap::new(),
             action_depth: 0,
+            tables_read: Vec::new(),
             plans_made: Vec::new(),
         }
     }

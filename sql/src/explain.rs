@@ -232,7 +232,11 @@ fn foreign_keys(constraints: &Constraints, engine: &dyn Engine, cx: &mut Cx, out
     let references = constraints.references.iter().map(|f| (f, "references"));
     for (fk, how) in references.chain(constraints.referenced_by.iter().map(|f| (f, "referenced from"))) {
         out.push(format!("  Foreign key {} ({how} {})", fk.name, fk.table));
-        subplans([&fk.found], 1, engine, cx, out);
+        match &fk.action {
+            // Planned when it runs.
+            Some(action) => out.push(format!("    Action: {}", action.sql)),
+            None => subplans([&fk.found], 1, engine, cx, out),
+        }
     }
 }
 

@@ -36,6 +36,23 @@ pub struct Parsed {
     pub as_of: Option<ast::Expr>,
 }
 
+/// `name` as a quoted identifier, whatever it is (a keyword too): for SQL
+/// the database writes for itself.
+pub fn quote_name(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `name` as PostgreSQL prints an identifier (`system::quote_ident`),
+/// quoted as well if the parser takes it for a keyword (`user`, `value`):
+/// for SQL the database stores and shows.
+fn quote_stored(name: &str) -> String {
+    let upper = name.to_uppercase();
+    match sqlparser::keywords::ALL_KEYWORDS.binary_search(&upper.as_str()) {
+        Ok(_) => quote_name(name),
+        Err(_) => crate::system::quote_ident(name),
+    }
+}
+
 /// `expr` (SQL text) with each identifier token `rename` maps to a new
 /// name replaced by it, quoted where it must be. `rename` is given the
 /// identifier (case-folded unless quoted), the one before it if a `.`
@@ -65,7 +82,7 @@ pub fn rename_identifiers(expr: &str, rename: impl Fn(&str, Option<&str>, bool) 
             rename(&own, before.as_deref(), qualifier_or_call)
         });
         match renamed {
-            Some(new) => out.push_str(&crate::system::quote_ident(&new)),
+            Some(new) => out.push_str(&quote_stored(&new)),
             None => out.push_str(&token.to_string()),
         }
     }

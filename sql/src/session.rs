@@ -70,7 +70,7 @@ use crate::explain;
 use crate::kv::{Attempt, Committed, Engine, KvError, Mode, Pair, Timestamp, Transaction};
 use crate::limits;
 use crate::optimizer::{self, Rules};
-use crate::parser::{self, Parsed};
+use crate::parser::{self, quote_name, Parsed};
 use crate::plan::{Constraints, Expr, Node, OnConflict, OutputColumn, Plan, ScanSpan, WindowCall};
 use crate::planner::Planner;
 pub use crate::sink::{Collected, Sink};
@@ -783,7 +783,20 @@ impl Session {
         block: Option<&mut (dyn Transaction + '_)>,
     ) -> Result<()> {
         let planned = match block {
-            Some(txn) => Some(self.plan(txn, sql, &parsed.statement, None)?),
+            Some(txn) => {
+                let plan = self.plan(txn, sql, &parsed.statement, None)?;
+                // Rows of a table with foreign keys go in the block's own
+                // transaction: a batch's check of a key the block wrote
+                // would wait for the block's lock, and a key the block
+                // deletes later would be left referenced by rows already
+                // committed. The block's limit on writes bounds them.
+                if matches!(&plan, Plan::Insert { constraints, .. } if !constraints.references.is_empty()) {
+                    let now_us = self.txn_now_us;
+                    self.execute_plan(&plan, txn, &parsed.statement, now_us, &mut Collected::default())?;
+                    return Ok(());
+                }
+                Some(plan)
+            }
             None => None,
         };
         let seen = match planned.as_ref() {
@@ -1549,6 +1562,7 @@ impl Session {
         cx.batch_schema_changes = self.status != TxnStatus::InBlock;
         cx.id_source = Some(self.engine.clone());
         let result = self.execute_in(plan, &mut cx, statement, sink);
+        self.block_tables.extend(cx.tables_read.drain(..));
         self.drains = std::mem::take(&mut cx.drains);
         self.followup = cx.followup.take();
         result
@@ -1829,11 +1843,6 @@ impl Sink for CopyOutSink<'_> {
     fn notice(&mut self, message: &str) -> Result<()> {
         self.inner.notice(message)
     }
-}
-
-/// `name` as a quoted identifier.
-fn quote_name(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Whether preparing `s` plans it: statements that read or write rows

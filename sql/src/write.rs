@@ -401,10 +401,21 @@ pub fn update(
     ids: &mut dyn RowIds,
 ) -> Result<WriteResult> {
     table.check_writable()?;
+    let changes = updated_rows(table, source, assignments, constraints, cx, ids)?;
+    apply_update(table, changes, returning_items, constraints, cx, ids)
+}
+
+/// An UPDATE's rows, each with its new values (read, computed and
+/// checked; nothing written yet).
+fn updated_rows(
+    table: &TableDesc,
+    source: &Node,
+    assignments: &[(usize, Expr)],
+    constraints: &Constraints,
+    cx: &mut Cx,
+    ids: &mut dyn RowIds,
+) -> Result<Vec<(Row, Row)>> {
     let rows = read_for_update(table, source, cx)?;
-    let mut result = WriteResult { count: 0, returned: Vec::new() };
-    // New values first, for every row, then the writes: a key that moves
-    // onto another updated row's old key is not a conflict.
     let mut changes = Vec::with_capacity(rows.len());
     for (old, joined) in target_rows(table, rows) {
         let mut new = old.clone();
@@ -416,6 +427,22 @@ pub fn update(
         check_row(table, &constraints.checks, &new, cx)?;
         changes.push((old, new));
     }
+    Ok(changes)
+}
+
+/// Writes an UPDATE's changes: every old row out, then every new one
+/// in (new values were computed for every row first, so a key that
+/// moves onto another updated row's old key is not a conflict), then its
+/// foreign keys.
+fn apply_update(
+    table: &TableDesc,
+    changes: Vec<(Row, Row)>,
+    returning_items: &Option<Vec<(Expr, OutputColumn)>>,
+    constraints: &Constraints,
+    cx: &mut Cx,
+    ids: &mut dyn RowIds,
+) -> Result<WriteResult> {
+    let mut result = WriteResult { count: 0, returned: Vec::new() };
     for (old, _) in &changes {
         delete_row(table, old, cx)?;
     }
@@ -598,28 +625,47 @@ fn run_action(action: &ForeignKeyAction, runs: Vec<Vec<Value>>, cx: &mut Cx, ids
     };
     let mut planner = crate::planner::Planner::new(cx.txn()?, &action.sql);
     planner.param_types = action.param_types.iter().copied().map(Some).collect();
-    let plan = planner.plan(&parsed.statement)?;
-    let plan = std::rc::Rc::new(crate::optimizer::optimize_plan(plan, crate::optimizer::Rules::default()));
+    let plan = planner.plan(&parsed.statement);
+    let read = planner.take_used_tables();
+    cx.tables_read.extend(read);
+    let plan = std::rc::Rc::new(crate::optimizer::optimize_plan(plan?, crate::optimizer::Rules::default()));
     cx.plans_made.push(plan.clone());
     cx.action_depth += 1;
-    let mut result = Ok(());
-    for params in runs {
-        let statement_params = std::mem::replace(&mut cx.params, params);
-        let ran = match plan.as_ref() {
-            Plan::Delete { table, source, constraints, .. } => delete(table, source, &None, constraints, cx, ids),
-            Plan::Update { table, source, assignments, constraints, .. } => {
-                update(table, source, assignments, &None, constraints, cx, ids)
-            }
-            _ => sql_err!(InternalError, "a foreign key action is not a DELETE or an UPDATE: {}", action.sql),
-        };
-        cx.params = statement_params;
-        if let Err(e) = ran {
-            result = Err(e);
-            break;
-        }
-    }
+    let ran = run_action_plan(&plan, runs, cx, ids);
     cx.action_depth -= 1;
-    result
+    ran
+}
+
+/// [`run_action`]'s plan, once per parameter list. An UPDATE reads and
+/// computes its rows for every list before it writes any, as one
+/// statement would: run list by list, a key changed from 1 to 2 and
+/// another from 2 to 3 would move the rows referencing 1 to 3.
+fn run_action_plan(plan: &Plan, runs: Vec<Vec<Value>>, cx: &mut Cx, ids: &mut dyn RowIds) -> Result<()> {
+    let statement_params = std::mem::take(&mut cx.params);
+    let ran = (|| match plan {
+        Plan::Delete { table, source, constraints, .. } => {
+            for params in runs {
+                cx.params = params;
+                delete(table, source, &None, constraints, cx, ids)?;
+            }
+            Ok(())
+        }
+        Plan::Update { table, source, assignments, constraints, .. } => {
+            table.check_writable()?;
+            let mut changes = Vec::new();
+            for params in runs {
+                cx.params = params;
+                changes.extend(updated_rows(table, source, assignments, constraints, cx, ids)?);
+                if changes.len() > limits::WRITES_PER_TRANSACTION_MAX {
+                    return too_many_writes();
+                }
+            }
+            apply_update(table, changes, &None, constraints, cx, ids).map(|_| ())
+        }
+        _ => sql_err!(InternalError, "a foreign key action is not a DELETE or an UPDATE"),
+    })();
+    cx.params = statement_params;
+    ran
 }
 
 /// `(a, b)=(1, 2)`: a key's columns and values, as PostgreSQL's DETAIL

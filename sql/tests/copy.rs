@@ -181,3 +181,41 @@ fn rollback_to_a_savepoint_before_a_copy_in_a_block_is_refused() {
     assert_eq!(e.state.code(), "0A000", "{e}");
     must(&mut s, "ROLLBACK");
 }
+
+/// Goal: COPY inside a block into a table with foreign keys writes in the
+/// block's own transaction: it sees the rows the block wrote (a batch of
+/// its own would not: it would wait on the block's locks, or find no
+/// referenced row), and a ROLLBACK takes its rows with the block's, so no
+/// row is left referencing nothing. A row referencing nothing fails it.
+/// Method: BEGIN, INSERT a parent, COPY 1,500 children referencing it
+/// (two batches), ROLLBACK: no child. Again with COMMIT: all of them. A
+/// COPY of a child referencing a missing parent: 23503.
+#[test]
+fn copy_in_a_block_into_a_table_with_foreign_keys_goes_with_the_block() {
+    let engine = Arc::new(Watched::default());
+    let mut s = Session::new(engine.clone());
+    must(&mut s, "CREATE TABLE branch (bid INT PRIMARY KEY)");
+    must(&mut s, "CREATE TABLE acc (aid INT PRIMARY KEY, bid INT REFERENCES branch, filler TEXT)");
+    let children = |s: &mut Session, from: i64, to: i64| {
+        let copy = sql::parser::parse("COPY acc (aid, bid, filler) FROM STDIN").unwrap().pop().unwrap();
+        s.copy_start(&copy).unwrap();
+        let data: String = (from..=to).map(|i| format!("{i}\t7\tx\n")).collect();
+        s.copy_data(data.as_bytes());
+        s.copy_done()
+    };
+    for end in ["ROLLBACK", "COMMIT"] {
+        must(&mut s, "BEGIN");
+        must(&mut s, "INSERT INTO branch VALUES (7)");
+        assert_eq!(children(&mut s, 1, 1_500).unwrap(), "COPY 1500");
+        must(&mut s, end);
+    }
+    assert_eq!(count(&mut s, "acc"), 1_500);
+    assert_eq!(count(&mut s, "branch"), 1);
+    must(&mut s, "BEGIN");
+    must(&mut s, "DELETE FROM acc");
+    must(&mut s, "DELETE FROM branch");
+    let e = children(&mut s, 1, 10).expect_err("branch 7 is gone");
+    assert_eq!(e.state.code(), "23503", "{e}");
+    must(&mut s, "ROLLBACK");
+    assert_eq!(count(&mut s, "acc"), 1_500);
+}
