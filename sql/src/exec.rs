@@ -95,6 +95,11 @@ pub struct Cx<'t> {
     /// How many foreign key actions the running write is nested in
     /// (`write`).
     pub action_depth: usize,
+    /// The session's settings (`current_setting`).
+    pub settings: Arc<std::collections::BTreeMap<String, String>>,
+    /// Settings `set_config` changed, in order; the session keeps them if
+    /// the statement succeeds.
+    pub settings_changed: Vec<(String, String)>,
     /// Tables whose descriptors plans made while running read (their
     /// session adds them to its block's, as it does its statements').
     pub tables_read: Vec<String>,
@@ -133,6 +138,8 @@ impl<'t> Cx<'t> {
             for_update: None,
             work_tables: HashMap::new(),
             action_depth: 0,
+            settings: Arc::default(),
+            settings_changed: Vec::new(),
             tables_read: Vec::new(),
             plans_made: Vec::new(),
         }
@@ -671,7 +678,10 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
             for a in args {
                 values.push(eval(a, row, cx)?);
             }
-            functions::call(name, &values)?
+            match name.as_str() {
+                "current_setting" | "set_config" => setting_function(name, values, cx)?,
+                _ => functions::call(name, &values)?,
+            }
         }
         Expr::Coalesce(args) => {
             for a in args {
@@ -936,6 +946,36 @@ fn subquery_rows(node: &Node, row: &[Value], cx: &mut Cx, limit: usize) -> Resul
     let known = if correlated { Subquery::Correlated } else { Subquery::Rows(rows.clone(), OnceCell::new()) };
     cx.subqueries.insert(key, known);
     Ok(rows)
+}
+
+/// `current_setting(name [, missing_ok])`: the session's setting (as
+/// SHOW gives it), NULL for one never set if `missing_ok`, else 42704;
+/// `set_config(name, value, is_local)`: sets it as SET does, once the
+/// statement succeeds (for the session, even if `is_local`), and gives
+/// the value back.
+fn setting_function(name: &str, values: Vec<Value>, cx: &mut Cx) -> Result<Value> {
+    let text = |v: &Value| match v {
+        Value::Text(s) => Some(s.clone()),
+        _ => None,
+    };
+    let Some(setting) = values.first().and_then(text) else {
+        return Ok(Value::Null);
+    };
+    let setting = setting.to_lowercase();
+    if name == "set_config" {
+        let value = values.get(1).and_then(text).unwrap_or_default();
+        cx.settings_changed.push((setting, value.clone()));
+        return Ok(Value::Text(value));
+    }
+    let changed = cx.settings_changed.iter().rev().find(|(n, _)| *n == setting).map(|(_, v)| v.clone());
+    let value = changed
+        .or_else(|| cx.settings.get(&setting).cloned())
+        .or_else(|| crate::timestamp::default_setting(&setting).map(str::to_string));
+    match value {
+        Some(v) => Ok(Value::Text(v)),
+        None if values.get(1) == Some(&Value::Bool(true)) => Ok(Value::Null),
+        None => sql_err!(UndefinedObject, "unrecognized configuration parameter \"{setting}\""),
+    }
 }
 
 /// What a statement has learned about one of its subqueries (by plan

@@ -87,6 +87,7 @@ enum Param {
     TimestampTz,
     Interval,
     Date,
+    Bool,
 }
 
 impl Param {
@@ -102,6 +103,7 @@ impl Param {
             Param::TimestampTz => t == DataType::TimestampTz,
             Param::Interval => t == DataType::Interval,
             Param::Date => t == DataType::Date,
+            Param::Bool => t == DataType::Bool,
         }
     }
 
@@ -116,6 +118,7 @@ impl Param {
             Param::TimestampTz => DataType::TimestampTz,
             Param::Interval => DataType::Interval,
             Param::Date => DataType::Date,
+            Param::Bool => DataType::Bool,
         }
     }
 }
@@ -189,6 +192,10 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("strpos", &[P::Text, P::Text], T::Int4),
     ("split_part", &[P::Text, P::Text, P::Int], T::Text),
     ("starts_with", &[P::Text, P::Text], T::Bool),
+    // The session's settings (evaluated by the executor, which has them).
+    ("current_setting", &[P::Text], T::Text),
+    ("current_setting", &[P::Text, P::Bool], T::Text),
+    ("set_config", &[P::Text, P::Text, P::Bool], T::Text),
     ("md5", &[P::Text], T::Text),
     ("md5", &[P::Bytea], T::Text),
     ("regexp_replace", &[P::Text, P::Text, P::Text], T::Text),

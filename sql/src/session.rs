@@ -155,7 +155,7 @@ pub struct Session {
     txn_now_us: i64,
     last_commit_ts: Option<Timestamp>,
     row_ids: RowIdSequence,
-    settings: BTreeMap<String, String>,
+    settings: Arc<BTreeMap<String, String>>,
     /// Optimizer rules (all on; tests turn them off).
     pub rules: Rules,
     /// Set from another thread to cancel the running statement.
@@ -340,7 +340,7 @@ impl Session {
             txn_now_us: 0,
             last_commit_ts: None,
             row_ids: RowIdSequence::new(seed),
-            settings: BTreeMap::new(),
+            settings: Arc::default(),
             rules: Rules::default(),
             cancel: Arc::new(AtomicBool::new(false)),
             hung_up: Arc::new(AtomicBool::new(false)),
@@ -1267,7 +1267,7 @@ impl Session {
                         )
                     })?;
                 }
-                self.settings.insert(name, value);
+                Arc::make_mut(&mut self.settings).insert(name, value);
             }
             _ => {
                 // SET TIME ZONE, SET NAMES, ...: accepted, no effect yet.
@@ -1561,7 +1561,12 @@ impl Session {
         cx.defer_unique_checks = self.defer_unique_checks;
         cx.batch_schema_changes = self.status != TxnStatus::InBlock;
         cx.id_source = Some(self.engine.clone());
+        cx.settings = self.settings.clone();
         let result = self.execute_in(plan, &mut cx, statement, sink);
+        if result.is_ok() {
+            let settings = Arc::make_mut(&mut self.settings);
+            settings.extend(cx.settings_changed.drain(..));
+        }
         self.block_tables.extend(cx.tables_read.drain(..));
         self.drains = std::mem::take(&mut cx.drains);
         self.followup = cx.followup.take();

@@ -94,5 +94,6 @@ slt!(
     window_random,
     interval_random,
     savepoint,
-    foreign_key
+    foreign_key,
+    settings
 );
