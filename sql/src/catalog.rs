@@ -244,6 +244,14 @@ pub struct ForeignKeyDesc {
     pub on_delete: ReferentialAction,
     /// What changing a referenced key does (`ON UPDATE`).
     pub on_update: ReferentialAction,
+    /// DEFERRABLE: SET CONSTRAINTS may put its checks off to COMMIT.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deferrable: bool,
+    /// INITIALLY DEFERRED: inside a transaction block its checks run at
+    /// COMMIT, not at the end of each statement (`session`, "Deferred
+    /// checks").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deferred: bool,
 }
 
 /// A foreign key referencing a table: the referencing table and the

@@ -95,6 +95,10 @@ pub struct Cx<'t> {
     /// How many foreign key actions the running write is nested in
     /// (`write`).
     pub action_depth: usize,
+    /// INITIALLY DEFERRED foreign keys are checked at COMMIT (inside a
+    /// transaction block): their checks go to `deferred_checks`.
+    pub defer_foreign_keys: bool,
+    pub deferred_checks: Vec<crate::plan::DeferredCheck>,
     /// The session's settings (`current_setting`).
     pub settings: Arc<std::collections::BTreeMap<String, String>>,
     /// Settings `set_config` changed, in order; the session keeps them if
@@ -138,6 +142,8 @@ impl<'t> Cx<'t> {
             for_update: None,
             work_tables: HashMap::new(),
             action_depth: 0,
+            defer_foreign_keys: false,
+            deferred_checks: Vec::new(),
             settings: Arc::default(),
             settings_changed: Vec::new(),
             tables_read: Vec::new(),

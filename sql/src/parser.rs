@@ -105,6 +105,10 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         if tokens.iter().all(|t| is_trivia(&t.token)) {
             continue;
         }
+        if let Some(immediate) = set_constraints(&tokens) {
+            out.push(Parsed { statement: set_constraints_statement(immediate), as_of: None });
+            continue;
+        }
         // VACUUM (any form) is accepted and does nothing: SpanDB's
         // storage reclaims versions by its own GC (pgbench sends it).
         if tokens.iter().find(|t| !is_trivia(&t.token)).is_some_and(|t| is_keyword(&t.token, Keyword::VACUUM)) {
@@ -150,6 +154,39 @@ pub fn controls_transaction(s: &ast::Statement) -> bool {
 }
 
 /// The statement every VACUUM stands for (a no-op).
+/// `SET CONSTRAINTS {ALL | name, ...} {IMMEDIATE | DEFERRED}` (which the
+/// SQL parser does not know): whether IMMEDIATE. Named constraints are
+/// taken as ALL.
+fn set_constraints(tokens: &[TokenWithSpan]) -> Option<bool> {
+    let solid: Vec<&Token> =
+        tokens.iter().map(|t| &t.token).filter(|t| !is_trivia(t) && **t != Token::SemiColon).collect();
+    match solid.as_slice() {
+        [set, constraints, .., last] if is_keyword(set, Keyword::SET) && is_word(constraints, "constraints") => {
+            if is_word(last, "immediate") {
+                Some(true)
+            } else if is_word(last, "deferred") {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The SET statement the session takes `SET CONSTRAINTS` as
+/// (`session::SET_CONSTRAINTS`).
+fn set_constraints_statement(immediate: bool) -> ast::Statement {
+    ast::Statement::Set(ast::Set::SingleAssignment {
+        scope: None,
+        hivevar: false,
+        variable: ast::ObjectName::from(vec![ast::Ident::new(crate::session::SET_CONSTRAINTS)]),
+        values: vec![ast::Expr::Value(
+            ast::Value::SingleQuotedString(if immediate { "immediate" } else { "deferred" }.into()).into(),
+        )],
+    })
+}
+
 fn vacuum() -> ast::Statement {
     ast::Statement::Vacuum(ast::VacuumStatement {
         full: false,

@@ -703,6 +703,23 @@ pub struct ForeignKeyCheck {
     /// this write changes the referencing rows: that write, made instead
     /// of the check.
     pub action: Option<ForeignKeyAction>,
+    /// INITIALLY DEFERRED: in a transaction block, checked at COMMIT.
+    pub deferred: bool,
+}
+
+/// A check of an INITIALLY DEFERRED foreign key that a statement in a
+/// transaction block put off to COMMIT: the check and the row (new for
+/// the referencing side, old for the referenced one).
+#[derive(Debug, Clone)]
+pub struct DeferredCheck {
+    pub check: ForeignKeyCheck,
+    pub row: crate::types::Row,
+    /// The row references (its key must be found), rather than being
+    /// referenced (its old key must not be).
+    pub referencing: bool,
+    /// The error COMMIT gives if the check fails (made when the row is,
+    /// while its table's descriptor is at hand).
+    pub violation: crate::error::Error,
 }
 
 /// The write a foreign key makes in the referencing table when a key it

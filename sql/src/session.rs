@@ -204,6 +204,12 @@ pub struct Session {
     plans_reused: u64,
     /// The block's savepoints, oldest first ([`savepoints`]).
     savepoints: Vec<savepoints::Savepoint>,
+    /// Checks of INITIALLY DEFERRED foreign keys the block's statements
+    /// put off to its COMMIT ("Deferred checks" below).
+    deferred_checks: Vec<crate::plan::DeferredCheck>,
+    /// `SET CONSTRAINTS ALL IMMEDIATE` in this block: deferred foreign
+    /// keys are checked at each statement's end again, until it ends.
+    constraints_immediate: bool,
     /// Why the block's transaction ended at the servers, if an error of
     /// its ended it: ROLLBACK TO SAVEPOINT cannot go back into it.
     txn_lost: Option<String>,
@@ -360,6 +366,8 @@ impl Session {
             kept_plans: HashMap::new(),
             plans_reused: 0,
             savepoints: Vec::new(),
+            deferred_checks: Vec::new(),
+            constraints_immediate: false,
             txn_lost: None,
             irreversible_steps: 0,
         }
@@ -1042,11 +1050,15 @@ impl Session {
             }
             TxnStatus::InBlock => {
                 let mut txn = self.txn.take().expect("a transaction in a block");
+                let deferred_checks = std::mem::take(&mut self.deferred_checks);
                 self.status = TxnStatus::Idle;
                 self.end_savepoints();
                 let read_write = txn.mode() == Mode::ReadWrite;
                 let priority = txn.priority();
-                let committed = match self.lift_deadline(txn.as_mut(), false) {
+                let checked = self
+                    .lift_deadline(txn.as_mut(), false)
+                    .and_then(|()| self.run_deferred_checks(&deferred_checks, txn.as_mut()));
+                let committed = match checked {
                     Ok(()) => txn.commit(),
                     Err(e) => {
                         let _ = txn.rollback();
@@ -1081,9 +1093,47 @@ impl Session {
         crate::timestamp::parse_setting_duration(text).ok().flatten()
     }
 
+    /// Deferred checks: an INITIALLY DEFERRED foreign key's checks, in a
+    /// transaction block, are put off from the end of each statement to
+    /// COMMIT (PostgreSQL's deferred constraints: rows may reference rows
+    /// the block inserts later), and run then in the block's transaction,
+    /// before it commits; a failed one fails the COMMIT, which rolls the
+    /// block back. `SET CONSTRAINTS ALL IMMEDIATE` runs those put off so
+    /// far and checks the rest of the block's at each statement's end;
+    /// `SET CONSTRAINTS ALL DEFERRED` puts them off again. Outside a block
+    /// a statement is its own transaction: checked at its end.
+    fn run_deferred_checks(&mut self, checks: &[crate::plan::DeferredCheck], txn: &mut dyn Transaction) -> Result<()> {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let mut cx = Cx::new(txn, Vec::new(), self.txn_now_us).with_cancel(self.cancel.clone());
+        write::check_deferred(checks, &mut cx)
+    }
+
+    /// `SET CONSTRAINTS ALL IMMEDIATE | DEFERRED` ("Deferred checks").
+    fn set_constraints(&mut self, immediate: bool, sink: &mut dyn Sink) -> Result<()> {
+        if self.status != TxnStatus::InBlock {
+            sink.notice("SET CONSTRAINTS can only be used in transaction blocks")?;
+            return sink.complete("SET CONSTRAINTS");
+        }
+        if immediate {
+            let checks = std::mem::take(&mut self.deferred_checks);
+            let mut txn = self.txn.take().expect("a transaction in a block");
+            let checked = self.run_deferred_checks(&checks, txn.as_mut());
+            self.txn = Some(txn);
+            if let Err(e) = checked {
+                return Err(self.fail_block(e));
+            }
+        }
+        self.constraints_immediate = immediate;
+        sink.complete("SET CONSTRAINTS")
+    }
+
     /// Forgets the block's savepoints (it ended or begins).
     fn end_savepoints(&mut self) {
         self.savepoints.clear();
+        self.deferred_checks.clear();
+        self.constraints_immediate = false;
         self.txn_lost = None;
         self.irreversible_steps = 0;
     }
@@ -1249,6 +1299,10 @@ impl Session {
 
     fn set(&mut self, set: &ast::Set, sink: &mut dyn Sink) -> Result<()> {
         match set {
+            ast::Set::SingleAssignment { variable, values, .. } if variable.to_string() == SET_CONSTRAINTS => {
+                let immediate = values.iter().any(|v| v.to_string().contains("immediate"));
+                return self.set_constraints(immediate, sink);
+            }
             ast::Set::SingleAssignment { variable, values, .. } => {
                 let name = variable.to_string().to_lowercase();
                 let value = values
@@ -1562,10 +1616,12 @@ impl Session {
         cx.batch_schema_changes = self.status != TxnStatus::InBlock;
         cx.id_source = Some(self.engine.clone());
         cx.settings = self.settings.clone();
+        cx.defer_foreign_keys = self.status == TxnStatus::InBlock && !self.constraints_immediate;
         let result = self.execute_in(plan, &mut cx, statement, sink);
         if result.is_ok() {
             let settings = Arc::make_mut(&mut self.settings);
             settings.extend(cx.settings_changed.drain(..));
+            self.deferred_checks.append(&mut cx.deferred_checks);
         }
         self.block_tables.extend(cx.tables_read.drain(..));
         self.drains = std::mem::take(&mut cx.drains);
@@ -1949,6 +2005,10 @@ enum SchemaTarget {
         transitive: bool,
     },
 }
+
+/// The setting `SET CONSTRAINTS ... IMMEDIATE | DEFERRED` becomes when
+/// parsed (`parser`), whose value is `'immediate'` or `'deferred'`.
+pub(crate) const SET_CONSTRAINTS: &str = "spandb_set_constraints";
 
 /// The existing tables (or indexes, whose tables) a statement changes the
 /// schema of; empty for every other statement (and CREATE TABLE).

@@ -784,6 +784,11 @@ pub fn foreign_key_definition(
             def.push_str(&format!(" ON {on} {}", action.sql()));
         }
     }
+    match (fk.deferrable, fk.deferred) {
+        (true, true) => def.push_str(" DEFERRABLE INITIALLY DEFERRED"),
+        (true, false) => def.push_str(" DEFERRABLE"),
+        _ => {}
+    }
     def
 }
 
@@ -1034,6 +1039,8 @@ fn constraints(s: &Snapshot) -> Vec<Row> {
             row[12] = text(fk.on_update.code());
             row[13] = text(fk.on_delete.code());
             row[14] = text("s");
+            row[4] = Value::Bool(fk.deferrable);
+            row[5] = Value::Bool(fk.deferred);
             row[19] = int2_array(fk.referenced.iter().copied());
             rows.push(row);
         }

@@ -24,7 +24,9 @@ use crate::exec::{self, eval, Cx};
 use crate::layout;
 use crate::limits;
 use crate::ops;
-use crate::plan::{Check, Constraints, Expr, ForeignKeyAction, ForeignKeyCheck, Node, OnConflict, OutputColumn, Plan};
+use crate::plan::{
+    Check, Constraints, DeferredCheck, Expr, ForeignKeyAction, ForeignKeyCheck, Node, OnConflict, OutputColumn, Plan,
+};
 use crate::sql_err;
 use crate::types::{Row, Value};
 
@@ -533,19 +535,12 @@ impl Changes {
                 if !found.insert(crate::exec::row_key(&key)) {
                     continue;
                 }
+                if fk.deferred && cx.defer_foreign_keys {
+                    cx.deferred_checks.push(deferred(table, fk, new, true));
+                    continue;
+                }
                 if eval(&fk.found, new, cx)?.as_bool()? != Some(true) {
-                    return Err(Error::new(
-                        SqlState::ForeignKeyViolation,
-                        format!(
-                            "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
-                            table.name, fk.name
-                        ),
-                    )
-                    .with_detail(format!(
-                        "Key {} is not present in table \"{}\".",
-                        shown_key(table, fk, new),
-                        fk.table
-                    )));
+                    return Err(not_present(table, fk, new));
                 }
             }
         }
@@ -584,24 +579,60 @@ impl Changes {
                 if old_key.iter().any(Value::is_null) || held.contains(&encoded) || !looked_up.insert(encoded) {
                     continue;
                 }
+                if fk.deferred && cx.defer_foreign_keys {
+                    cx.deferred_checks.push(deferred(table, fk, old, false));
+                    continue;
+                }
                 if eval(&fk.found, old, cx)?.as_bool()? == Some(true) {
-                    return Err(Error::new(
-                        SqlState::ForeignKeyViolation,
-                        format!(
-                            "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
-                            table.name, fk.name, fk.table
-                        ),
-                    )
-                    .with_detail(format!(
-                        "Key {} is still referenced from table \"{}\".",
-                        shown_key(table, fk, old),
-                        fk.table
-                    )));
+                    return Err(still_referenced(table, fk, old));
                 }
             }
         }
         Ok(())
     }
+}
+
+fn deferred(table: &TableDesc, fk: &ForeignKeyCheck, row: &Row, referencing: bool) -> DeferredCheck {
+    let violation = if referencing { not_present(table, fk, row) } else { still_referenced(table, fk, row) };
+    DeferredCheck { check: fk.clone(), row: row.clone(), referencing, violation }
+}
+
+/// Runs the foreign key checks statements of a transaction block put off
+/// to its COMMIT (INITIALLY DEFERRED), in the block's transaction.
+pub fn check_deferred(checks: &[DeferredCheck], cx: &mut Cx) -> Result<()> {
+    let mut done = std::collections::HashSet::new();
+    for d in checks {
+        let key: Vec<Value> = d.check.columns.iter().map(|&i| d.row[i].clone()).collect();
+        if !done.insert((d.check.name.clone(), d.check.table.clone(), d.referencing, crate::exec::row_key(&key))) {
+            continue;
+        }
+        let found = eval(&d.check.found, &d.row, cx)?.as_bool()?;
+        if (d.referencing && found != Some(true)) || (!d.referencing && found == Some(true)) {
+            return Err(d.violation.clone());
+        }
+    }
+    Ok(())
+}
+
+/// 23503 for a written row whose key no row of the referenced table has.
+fn not_present(table: &TableDesc, fk: &ForeignKeyCheck, row: &Row) -> Error {
+    Error::new(
+        SqlState::ForeignKeyViolation,
+        format!("insert or update on table \"{}\" violates foreign key constraint \"{}\"", table.name, fk.name),
+    )
+    .with_detail(format!("Key {} is not present in table \"{}\".", shown_key(table, fk, row), fk.table))
+}
+
+/// 23503 for a row taken away whose key rows of another table reference.
+fn still_referenced(table: &TableDesc, fk: &ForeignKeyCheck, row: &Row) -> Error {
+    Error::new(
+        SqlState::ForeignKeyViolation,
+        format!(
+            "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+            table.name, fk.name, fk.table
+        ),
+    )
+    .with_detail(format!("Key {} is still referenced from table \"{}\".", shown_key(table, fk, row), fk.table))
 }
 
 /// Runs a foreign key's action (`ForeignKeyAction`) once per parameter

@@ -83,13 +83,15 @@ impl Planner<'_> {
         ) {
             return sql_err!(FeatureNotSupported, "MATCH FULL and MATCH PARTIAL foreign keys are not supported");
         }
+        let (mut deferrable, mut deferred) = (false, false);
         if let Some(c) = &fk.characteristics {
-            if c.initially == Some(ast::DeferrableInitial::Deferred) || c.enforced == Some(false) {
-                return sql_err!(
-                    FeatureNotSupported,
-                    "deferred and NOT ENFORCED foreign keys are not supported; SpanDB checks a foreign key at the end \
-                     of each statement"
-                );
+            if c.enforced == Some(false) {
+                return sql_err!(FeatureNotSupported, "NOT ENFORCED foreign keys are not supported");
+            }
+            deferred = c.initially == Some(ast::DeferrableInitial::Deferred);
+            deferrable = c.deferrable.unwrap_or(deferred);
+            if deferred && !deferrable {
+                return sql_err!(SyntaxError, "constraint declared INITIALLY DEFERRED must be DEFERRABLE");
             }
         }
         let on_delete = referential_action(fk.on_delete);
@@ -160,7 +162,16 @@ impl Planner<'_> {
                 )));
             }
         }
-        Ok(ForeignKeyDesc { name, columns: own, table: referenced_name, referenced: key, on_delete, on_update })
+        Ok(ForeignKeyDesc {
+            name,
+            columns: own,
+            table: referenced_name,
+            referenced: key,
+            on_delete,
+            on_update,
+            deferrable,
+            deferred,
+        })
     }
 
     /// The constraints a write of `table` checks: its CHECKs, its foreign
@@ -197,7 +208,9 @@ impl Planner<'_> {
                     quote_name(&alias),
                     key_match(&pairs, &alias),
                 );
-                references.push(self.foreign_key_check(table, &fk.name, &fk.table, &fk.columns, &text, &scope)?);
+                let mut check = self.foreign_key_check(table, &fk.name, &fk.table, &fk.columns, &text, &scope)?;
+                check.deferred = fk.deferred;
+                references.push(check);
             }
         }
         let mut referenced_by = Vec::new();
@@ -234,6 +247,7 @@ impl Planner<'_> {
             let mut check =
                 self.foreign_key_check(table, &fk.name, &referencing.name, &fk.referenced, &text, &scope)?;
             check.action = action(table, &referencing, fk, matches!(kind, WriteKind::Delete))?;
+            check.deferred = fk.deferred && check.action.is_none();
             referenced_by.push(check);
         }
         Ok(Constraints { checks, references, referenced_by })
@@ -255,7 +269,14 @@ impl Planner<'_> {
             columns.iter().map(|id| table.column_by_id(*id).map(|(i, _)| i)).collect::<Option<Vec<_>>>().ok_or_else(
                 || crate::error::Error::new(crate::error::SqlState::InternalError, "a key column is missing"),
             )?;
-        Ok(ForeignKeyCheck { name: name.to_string(), table: other.to_string(), columns, found, action: None })
+        Ok(ForeignKeyCheck {
+            name: name.to_string(),
+            table: other.to_string(),
+            columns,
+            found,
+            action: None,
+            deferred: false,
+        })
     }
 }
 

@@ -57,6 +57,8 @@ pub(super) struct Savepoint {
     /// cannot undo (changed a schema, loaded rows in batches) when the
     /// savepoint was taken.
     irreversible_steps: u64,
+    /// How many deferred foreign key checks the block had put off.
+    deferred_checks: usize,
 }
 
 impl Session {
@@ -69,7 +71,8 @@ impl Session {
             Err(e) => return Err(self.fail_block(Error::from(e))),
         };
         let irreversible_steps = self.irreversible_steps;
-        self.savepoints.push(Savepoint { name: ident(name), mark, irreversible_steps });
+        let deferred_checks = self.deferred_checks.len();
+        self.savepoints.push(Savepoint { name: ident(name), mark, irreversible_steps, deferred_checks });
         sink.complete("SAVEPOINT")
     }
 
@@ -121,6 +124,7 @@ impl Session {
             return Err(self.fail_block(Error::from(e)));
         }
         self.savepoints.truncate(at + 1);
+        self.deferred_checks.truncate(savepoint.deferred_checks);
         self.status = TxnStatus::InBlock;
         sink.complete("ROLLBACK")
     }
