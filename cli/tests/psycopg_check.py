@@ -159,6 +159,43 @@ with psycopg.connect(dsn) as conn:
     assert cur.fetchall() == [(1, "outer"), (4, "n4"), (5, "kept")]
     conn.commit()
 
+    # Foreign keys as Django declares them (DEFERRABLE INITIALLY DEFERRED):
+    # a row may reference one the transaction inserts later; COMMIT checks,
+    # and fails typed if a key is missing; SET CONSTRAINTS ALL IMMEDIATE
+    # checks at once (Django's check_constraints()).
+    cur.execute("CREATE TABLE author (id BIGSERIAL PRIMARY KEY, name TEXT)")
+    cur.execute(
+        'CREATE TABLE book (id BIGSERIAL PRIMARY KEY, author_id BIGINT NOT NULL, CONSTRAINT "book_author_id_fk" '
+        'FOREIGN KEY ("author_id") REFERENCES "author" ("id") DEFERRABLE INITIALLY DEFERRED)'
+    )
+    conn.commit()
+    cur.execute("INSERT INTO book (author_id) VALUES (%s)", (7,))
+    cur.execute("INSERT INTO author (id, name) VALUES (%s, %s)", (7, "ann"))
+    conn.commit()
+    cur.execute("INSERT INTO book (author_id) VALUES (%s)", (8,))
+    try:
+        conn.commit()
+        raise AssertionError("a book of a missing author must fail at COMMIT")
+    except errors.ForeignKeyViolation:
+        pass
+    cur.execute("INSERT INTO book (author_id) VALUES (%s)", (9,))
+    try:
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        raise AssertionError("SET CONSTRAINTS ALL IMMEDIATE checks what was put off")
+    except errors.ForeignKeyViolation:
+        conn.rollback()
+    cur.execute("SELECT count(*) FROM book")
+    assert cur.fetchone() == (1,)
+    try:
+        cur.execute("DELETE FROM author WHERE id = 7")
+        conn.commit()
+        raise AssertionError("an author with a book cannot go")
+    except errors.ForeignKeyViolation:
+        pass
+    cur.execute("DROP TABLE book")
+    cur.execute("DROP TABLE author")
+    conn.commit()
+
     # Pipeline mode: many statements in flight, one sync.
     with conn.pipeline():
         for n in range(100, 110):
