@@ -1181,9 +1181,18 @@ impl Session {
         let mut referenced = Vec::new();
         for target in &targets {
             match target {
-                SchemaTarget::ReferencedBy(name) => {
+                SchemaTarget::ReferencedBy(name, only) => {
                     if let Some(desc) = Catalog::table(txn, name)? {
-                        referenced.extend(desc.foreign_keys.iter().map(|fk| SchemaTarget::Table(fk.table.clone())));
+                        let column = match only {
+                            Some(KeyPart::Column(c)) => desc.column(c).map(|(_, c)| c.id),
+                            _ => None,
+                        };
+                        let changed = desc.foreign_keys.iter().filter(|fk| match only {
+                            None => true,
+                            Some(KeyPart::Column(_)) => column.is_some_and(|id| fk.columns.contains(&id)),
+                            Some(KeyPart::Constraint(n)) => fk.name == *n,
+                        });
+                        referenced.extend(changed.map(|fk| SchemaTarget::Table(fk.table.clone())));
                     }
                 }
                 SchemaTarget::Referencing { table, transitive: true } => {
@@ -1204,7 +1213,7 @@ impl Session {
                 SchemaTarget::Table(name) => Catalog::table(txn, name)?,
                 SchemaTarget::Index(name) => Catalog::table_of_index(txn, name)?.map(|(desc, _)| desc),
                 SchemaTarget::Id(id) => Catalog::table_by_id(txn, *id)?,
-                SchemaTarget::ReferencedBy(_) | SchemaTarget::Referencing { .. } => None,
+                SchemaTarget::ReferencedBy(..) | SchemaTarget::Referencing { .. } => None,
             };
             // Missing ones are the statement's to report (or skip).
             let Some(desc) = desc else { continue };
@@ -1995,8 +2004,9 @@ enum SchemaTarget {
     /// A table the change already knows by id (a follow-up's).
     Id(u32),
     /// The tables this table's foreign keys reference (a change that
-    /// drops them changes those tables' references).
-    ReferencedBy(String),
+    /// drops them changes those tables' references): all of them, or
+    /// those of the keys on a column, or of a constraint.
+    ReferencedBy(String, Option<KeyPart>),
     /// The tables whose foreign keys reference this table (DROP TABLE ...
     /// CASCADE drops those keys), and with `transitive` the tables
     /// referencing those, and so on (TRUNCATE ... CASCADE empties them).
@@ -2004,6 +2014,15 @@ enum SchemaTarget {
         table: String,
         transitive: bool,
     },
+}
+
+/// Which of a table's foreign keys a change drops ([`SchemaTarget::ReferencedBy`]).
+#[derive(Debug)]
+enum KeyPart {
+    /// Those on this column.
+    Column(String),
+    /// The constraint of this name.
+    Constraint(String),
 }
 
 /// The setting `SET CONSTRAINTS ... IMMEDIATE | DEFERRED` becomes when
@@ -2021,7 +2040,7 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
             .filter_map(name)
             .flat_map(|n| {
                 let referencing = cascade.then(|| SchemaTarget::Referencing { table: n.clone(), transitive: false });
-                [SchemaTarget::Table(n.clone()), SchemaTarget::ReferencedBy(n)].into_iter().chain(referencing)
+                [SchemaTarget::Table(n.clone()), SchemaTarget::ReferencedBy(n, None)].into_iter().chain(referencing)
             })
             .collect(),
         S::CreateTable(create) => {
@@ -2057,13 +2076,20 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
                         constraint: ast::TableConstraint::ForeignKey(fk),
                         ..
                     } => targets.extend(name(&fk.foreign_table).map(SchemaTarget::Table)),
-                    ast::AlterTableOperation::DropConstraint { .. } | ast::AlterTableOperation::DropColumn { .. } => {
-                        targets.extend(name(&alter.name).map(SchemaTarget::ReferencedBy))
+                    ast::AlterTableOperation::DropConstraint { name: constraint, .. } => {
+                        let only = Some(KeyPart::Constraint(crate::parser::ident(constraint)));
+                        targets.extend(name(&alter.name).map(|t| SchemaTarget::ReferencedBy(t, only)))
+                    }
+                    ast::AlterTableOperation::DropColumn { column_names, .. } => {
+                        for column in column_names {
+                            let only = Some(KeyPart::Column(crate::parser::ident(column)));
+                            targets.extend(name(&alter.name).map(|t| SchemaTarget::ReferencedBy(t, only)))
+                        }
                     }
                     // Its foreign keys' other tables name it.
                     ast::AlterTableOperation::RenameTable { .. } => {
                         let table = name(&alter.name);
-                        targets.extend(table.clone().map(SchemaTarget::ReferencedBy));
+                        targets.extend(table.clone().map(|t| SchemaTarget::ReferencedBy(t, None)));
                         targets.extend(table.map(|table| SchemaTarget::Referencing { table, transitive: false }));
                     }
                     _ => {}
