@@ -556,3 +556,21 @@ fn a_renamed_table_is_gone_under_its_old_name_everywhere() {
     assert_eq!(e.state.code(), "42P01", "{e}");
     assert_eq!(must(&mut a, "SELECT c FROM u WHERE id = 2").rows, vec![vec![Value::Int4(21)]]);
 }
+
+/// Goal: dropping a column or constraint of a referencing table drains
+/// the referenced table only when a foreign key goes with it (its
+/// references change); otherwise other gateways keep their leases of it.
+/// Method: the referenced table's drain epoch after each change.
+#[test]
+fn only_a_dropped_foreign_key_drains_the_table_it_referenced() {
+    let (engine, mut a, _b) = setup();
+    must(&mut a, "CREATE TABLE child (id INT PRIMARY KEY, tid INT REFERENCES t, note TEXT CHECK (note <> ''), x INT)");
+    let epoch = |engine: &Watched| table(engine, "t").drain_epoch;
+    let before = epoch(&engine);
+    must(&mut a, "ALTER TABLE child DROP COLUMN x");
+    must(&mut a, "ALTER TABLE child DROP CONSTRAINT child_note_check");
+    assert_eq!(epoch(&engine), before, "nothing of t changed");
+    must(&mut a, "ALTER TABLE child DROP COLUMN tid");
+    assert_eq!(epoch(&engine), before + 1, "t lost its reference");
+    assert!(table(engine.as_ref(), "t").referenced_by.is_empty());
+}
