@@ -413,6 +413,19 @@ impl TableDesc {
         Ok(())
     }
 
+    /// The primary key, or a unique index in force, whose columns are
+    /// exactly `columns` (in any order): what a foreign key referencing
+    /// them needs. `except` leaves one index out (one being dropped).
+    pub fn unique_key_on(&self, columns: &[u32], except: Option<u32>) -> Option<&IndexDesc> {
+        std::iter::once(&self.primary).chain(self.indexes.iter()).find(|i| {
+            Some(i.id) != except
+                && i.unique
+                && !i.write_only
+                && i.columns.len() == columns.len()
+                && i.columns.iter().all(|(c, _)| columns.contains(c))
+        })
+    }
+
     pub fn has_hidden_rowid(&self) -> bool {
         self.columns.iter().any(|c| c.hidden)
     }

@@ -175,17 +175,9 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                         // A foreign key needs a unique index (or the primary
                         // key) on the columns it references: this one, if no
                         // other serves.
-                        let covers = |i: &IndexDesc, key: &[u32]| {
-                            i.unique
-                                && !i.write_only
-                                && i.columns.len() == key.len()
-                                && i.columns.iter().all(|(c, _)| key.contains(c))
-                        };
                         for (child, fk) in referencing_keys(cx, &table)? {
-                            let others =
-                                std::iter::once(&table.primary).chain(table.indexes.iter().filter(|i| i.id != id));
-                            let needed = table.index(id).is_some_and(|i| covers(i, &fk.referenced))
-                                && !others.into_iter().any(|i| covers(i, &fk.referenced));
+                            let needed = table.unique_key_on(&fk.referenced, None).is_some_and(|i| i.id == id)
+                                && table.unique_key_on(&fk.referenced, Some(id)).is_none();
                             if needed {
                                 return Err(dependent_constraint(&format!("index {name}"), &fk.name, &child));
                             }

@@ -592,6 +592,56 @@ const RELATIONS: &[SystemRelation] = &[
         ],
         rows: information_columns,
     },
+    SystemRelation {
+        schema: "information_schema",
+        name: "table_constraints",
+        columns: &[
+            ("constraint_catalog", Text),
+            ("constraint_schema", Text),
+            ("constraint_name", Text),
+            ("table_catalog", Text),
+            ("table_schema", Text),
+            ("table_name", Text),
+            ("constraint_type", Text),
+            ("is_deferrable", Text),
+            ("initially_deferred", Text),
+            ("enforced", Text),
+            ("nulls_distinct", Text),
+        ],
+        rows: information_table_constraints,
+    },
+    SystemRelation {
+        schema: "information_schema",
+        name: "key_column_usage",
+        columns: &[
+            ("constraint_catalog", Text),
+            ("constraint_schema", Text),
+            ("constraint_name", Text),
+            ("table_catalog", Text),
+            ("table_schema", Text),
+            ("table_name", Text),
+            ("column_name", Text),
+            ("ordinal_position", Int4),
+            ("position_in_unique_constraint", Int4),
+        ],
+        rows: information_key_column_usage,
+    },
+    SystemRelation {
+        schema: "information_schema",
+        name: "referential_constraints",
+        columns: &[
+            ("constraint_catalog", Text),
+            ("constraint_schema", Text),
+            ("constraint_name", Text),
+            ("unique_constraint_catalog", Text),
+            ("unique_constraint_schema", Text),
+            ("unique_constraint_name", Text),
+            ("match_option", Text),
+            ("update_rule", Text),
+            ("delete_rule", Text),
+        ],
+        rows: information_referential_constraints,
+    },
 ];
 
 // ---- the types PostgreSQL clients may ask about ---------------------------
@@ -1181,6 +1231,110 @@ fn information_tables(s: &Snapshot) -> Vec<Row> {
             ]
         })
         .collect()
+}
+
+/// A table's constraints as `information_schema` lists them (those
+/// `pg_constraint` has: the primary key, CHECKs, FOREIGN KEYs): name,
+/// type, and for a foreign key the key itself.
+fn listed_constraints(t: &TableDesc) -> Vec<(&str, &'static str, Option<&crate::catalog::ForeignKeyDesc>)> {
+    let mut out = Vec::new();
+    if t.view.is_none() && !t.has_hidden_rowid() {
+        out.push((t.primary.name.as_str(), "PRIMARY KEY", None));
+    }
+    out.extend(t.checks.iter().map(|c| (c.name.as_str(), "CHECK", None)));
+    out.extend(t.foreign_keys.iter().map(|fk| (fk.name.as_str(), "FOREIGN KEY", Some(fk))));
+    out
+}
+
+fn yes_no(b: bool) -> Value {
+    text(if b { "YES" } else { "NO" })
+}
+
+fn information_table_constraints(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for t in &s.tables {
+        for (name, kind, fk) in listed_constraints(t) {
+            rows.push(vec![
+                text(DATABASE_NAME),
+                text("public"),
+                text(name),
+                text(DATABASE_NAME),
+                text("public"),
+                text(&t.name),
+                text(kind),
+                yes_no(fk.is_some_and(|fk| fk.deferrable)),
+                yes_no(fk.is_some_and(|fk| fk.deferred)),
+                text("YES"),
+                if kind == "PRIMARY KEY" { text("YES") } else { Value::Null },
+            ]);
+        }
+    }
+    rows
+}
+
+fn information_key_column_usage(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for t in &s.tables {
+        for (name, kind, fk) in listed_constraints(t) {
+            let columns: Vec<u32> = match (kind, fk) {
+                ("PRIMARY KEY", _) => t.primary.columns.iter().map(|(id, _)| *id).collect(),
+                (_, Some(fk)) => fk.columns.clone(),
+                _ => continue,
+            };
+            // A foreign key's column's place in the referenced key, which
+            // lists its columns in the referenced table's key order.
+            let referenced_key = fk.and_then(|fk| {
+                let r = s.tables.iter().find(|r| r.name == fk.table)?;
+                let key = r.unique_key_on(&fk.referenced, None)?;
+                Some(key.columns.iter().map(|(c, _)| *c).collect::<Vec<u32>>())
+            });
+            for (k, id) in columns.iter().enumerate() {
+                let Some((_, c)) = t.column_by_id(*id) else { continue };
+                let in_unique = match (fk, &referenced_key) {
+                    (Some(fk), Some(key)) => key
+                        .iter()
+                        .position(|r| Some(r) == fk.referenced.get(k))
+                        .map_or(Value::Null, |p| Value::Int4(p as i32 + 1)),
+                    _ => Value::Null,
+                };
+                rows.push(vec![
+                    text(DATABASE_NAME),
+                    text("public"),
+                    text(name),
+                    text(DATABASE_NAME),
+                    text("public"),
+                    text(&t.name),
+                    text(&c.name),
+                    Value::Int4(k as i32 + 1),
+                    in_unique,
+                ]);
+            }
+        }
+    }
+    rows
+}
+
+fn information_referential_constraints(s: &Snapshot) -> Vec<Row> {
+    let rule = |a: crate::catalog::ReferentialAction| text(a.sql());
+    let mut rows = Vec::new();
+    for t in &s.tables {
+        for fk in &t.foreign_keys {
+            let referenced = s.tables.iter().find(|r| r.name == fk.table);
+            let unique = referenced.and_then(|r| r.unique_key_on(&fk.referenced, None)).map(|i| i.name.clone());
+            rows.push(vec![
+                text(DATABASE_NAME),
+                text("public"),
+                text(&fk.name),
+                text(DATABASE_NAME),
+                text("public"),
+                unique.map_or(Value::Null, Value::Text),
+                text("NONE"),
+                rule(fk.on_update),
+                rule(fk.on_delete),
+            ]);
+        }
+    }
+    rows
 }
 
 fn information_columns(s: &Snapshot) -> Vec<Row> {

@@ -121,9 +121,7 @@ impl Planner<'_> {
                 "number of referencing and referenced columns for foreign key disagree"
             );
         }
-        let unique = std::iter::once(&referenced.primary)
-            .chain(referenced.indexes.iter().filter(|i| i.unique && !i.write_only))
-            .any(|index| index.columns.len() == key.len() && index.columns.iter().all(|(id, _)| key.contains(id)));
+        let unique = referenced.unique_key_on(&key, None).is_some();
         if !unique || referenced.has_hidden_rowid() && key == [referenced.primary.columns[0].0] {
             return sql_err!(
                 InvalidForeignKey,
