@@ -85,7 +85,9 @@ pub fn optimize_plan(plan: Plan, rules: Rules) -> Plan {
 /// subquery becomes a key lookup).
 fn optimize_constraints(c: Constraints, rules: Rules) -> Constraints {
     let ox = |e: Expr| optimize_expr(e, rules);
-    let fks = |v: Vec<ForeignKeyCheck>| v.into_iter().map(|f| ForeignKeyCheck { found: ox(f.found), ..f }).collect();
+    let fks = |v: Vec<ForeignKeyCheck>| {
+        v.into_iter().map(|f| ForeignKeyCheck { found: ox(f.found), key_present: f.key_present.map(ox), ..f }).collect()
+    };
     Constraints {
         checks: c.checks.into_iter().map(|c| Check { expr: ox(c.expr), ..c }).collect(),
         references: fks(c.references),

@@ -705,6 +705,10 @@ pub struct ForeignKeyCheck {
     pub action: Option<ForeignKeyAction>,
     /// INITIALLY DEFERRED: in a transaction block, checked at COMMIT.
     pub deferred: bool,
+    /// For a deferred foreign key referencing the written table: over a
+    /// row of it, whether a row with its key is there (again) — then a key
+    /// deleted and put back before COMMIT is still referenced and fine.
+    pub key_present: Option<Expr>,
 }
 
 /// A check of an INITIALLY DEFERRED foreign key that a statement in a

@@ -607,7 +607,15 @@ pub fn check_deferred(checks: &[DeferredCheck], cx: &mut Cx) -> Result<()> {
             continue;
         }
         let found = eval(&d.check.found, &d.row, cx)?.as_bool()?;
-        if (d.referencing && found != Some(true)) || (!d.referencing && found == Some(true)) {
+        let violated = match d.referencing {
+            true => found != Some(true),
+            false if found == Some(true) => match &d.check.key_present {
+                Some(present) => eval(present, &d.row, cx)?.as_bool()? != Some(true),
+                None => true,
+            },
+            false => false,
+        };
+        if violated {
             return Err(d.violation.clone());
         }
     }

@@ -235,17 +235,32 @@ impl Planner<'_> {
                 continue;
             }
             let pairs = key_pairs(table, &fk.referenced, &referencing, &fk.columns)?;
-            let alias = alias(REFERENCING_ALIAS, &[&table.name, &referencing.name]);
+            let other = alias(REFERENCING_ALIAS, &[&table.name, &referencing.name]);
             let text = format!(
                 "EXISTS (SELECT 1 FROM {} AS {} WHERE {})",
                 quote_name(&referencing.name),
-                quote_name(&alias),
-                key_match(&pairs, &alias),
+                quote_name(&other),
+                key_match(&pairs, &other),
             );
             let mut check =
                 self.foreign_key_check(table, &fk.name, &referencing.name, &fk.referenced, &text, &scope)?;
             check.action = action(table, &referencing, fk, matches!(kind, WriteKind::Delete))?;
             check.deferred = fk.deferred && check.action.is_none();
+            if check.deferred {
+                let own = alias(REFERENCED_ALIAS, &[&table.name, &referencing.name]);
+                let key = fk
+                    .referenced
+                    .iter()
+                    .filter_map(|id| table.column_by_id(*id).map(|(_, c)| quote_name(&c.name)))
+                    .map(|c| format!("{}.{c} = {}.{c}", quote_name(&own), quote_name(&table.name)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let text =
+                    format!("EXISTS (SELECT 1 FROM {} AS {} WHERE {key})", quote_name(&table.name), quote_name(&own));
+                let e = crate::parser::parse_expr(&text)?;
+                let b = self.bind_expr(&e, &scope)?;
+                check.key_present = Some(self.coerce(b, DataType::Bool)?);
+            }
             referenced_by.push(check);
         }
         Ok(Constraints { checks, references, referenced_by })
@@ -274,6 +289,7 @@ impl Planner<'_> {
             found,
             action: None,
             deferred: false,
+            key_present: None,
         })
     }
 }
