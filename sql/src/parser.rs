@@ -154,6 +154,11 @@ pub fn controls_transaction(s: &ast::Statement) -> bool {
 }
 
 /// The statement every VACUUM stands for (a no-op).
+/// The setting `SET CONSTRAINTS ... IMMEDIATE | DEFERRED` becomes when
+/// parsed, whose value is `'immediate'` or `'deferred'` (the session
+/// runs it).
+pub const SET_CONSTRAINTS: &str = "spandb_set_constraints";
+
 /// `SET CONSTRAINTS {ALL | name, ...} {IMMEDIATE | DEFERRED}` (which the
 /// SQL parser does not know): whether IMMEDIATE. Named constraints are
 /// taken as ALL.
@@ -175,12 +180,12 @@ fn set_constraints(tokens: &[TokenWithSpan]) -> Option<bool> {
 }
 
 /// The SET statement the session takes `SET CONSTRAINTS` as
-/// (`session::SET_CONSTRAINTS`).
+/// ([`SET_CONSTRAINTS`]).
 fn set_constraints_statement(immediate: bool) -> ast::Statement {
     ast::Statement::Set(ast::Set::SingleAssignment {
         scope: None,
         hivevar: false,
-        variable: ast::ObjectName::from(vec![ast::Ident::new(crate::session::SET_CONSTRAINTS)]),
+        variable: ast::ObjectName::from(vec![ast::Ident::new(SET_CONSTRAINTS)]),
         values: vec![ast::Expr::Value(
             ast::Value::SingleQuotedString(if immediate { "immediate" } else { "deferred" }.into()).into(),
         )],

@@ -1308,7 +1308,7 @@ impl Session {
 
     fn set(&mut self, set: &ast::Set, sink: &mut dyn Sink) -> Result<()> {
         match set {
-            ast::Set::SingleAssignment { variable, values, .. } if variable.to_string() == SET_CONSTRAINTS => {
+            ast::Set::SingleAssignment { variable, values, .. } if variable.to_string() == parser::SET_CONSTRAINTS => {
                 let immediate = values.iter().any(|v| v.to_string().contains("immediate"));
                 return self.set_constraints(immediate, sink);
             }
@@ -2024,10 +2024,6 @@ enum KeyPart {
     /// The constraint of this name.
     Constraint(String),
 }
-
-/// The setting `SET CONSTRAINTS ... IMMEDIATE | DEFERRED` becomes when
-/// parsed (`parser`), whose value is `'immediate'` or `'deferred'`.
-pub(crate) const SET_CONSTRAINTS: &str = "spandb_set_constraints";
 
 /// The existing tables (or indexes, whose tables) a statement changes the
 /// schema of; empty for every other statement (and CREATE TABLE).
