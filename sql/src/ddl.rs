@@ -430,6 +430,28 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             }
             Ok("ALTER TABLE".into())
         }
+        Plan::AddCheck { table, name, expr } => {
+            let mut desc = (*table_to_alter(cx, table)?).clone();
+            if let Some(name) = name.as_deref().filter(|n| desc.checks.iter().all(|c| c.name != *n)) {
+                if desc.foreign_keys.iter().any(|f| f.name == name) || desc.primary.name == name {
+                    return sql_err!(DuplicateObject, "constraint \"{name}\" for relation \"{table}\" already exists");
+                }
+            }
+            planner::add_table_checks(cx.txn()?, &mut desc, vec![(name.clone(), expr.clone())])?;
+            let Some(check) = desc.checks.last() else {
+                return sql_err!(InternalError, "the CHECK constraint was not added");
+            };
+            let sql = format!("SELECT 1 FROM {} WHERE NOT ({}) LIMIT 1", crate::parser::quote_name(table), check.expr);
+            if !run_query(cx, &sql)?.is_empty() {
+                return sql_err!(
+                    CheckViolation,
+                    "check constraint \"{}\" of relation \"{table}\" is violated by some row",
+                    check.name
+                );
+            }
+            Catalog::update_table(cx.txn()?, &mut desc)?;
+            Ok("ALTER TABLE".into())
+        }
         Plan::RenameTable { table, to } => {
             let mut desc = (*table_to_alter(cx, table)?).clone();
             if name_taken(cx, to)? {

@@ -64,6 +64,7 @@ fn ddl_name(plan: &Plan) -> &'static str {
         Plan::AddForeignKey { .. } => "AddForeignKey",
         Plan::DropConstraint { .. } => "DropConstraint",
         Plan::RenameTable { .. } => "RenameTable",
+        Plan::AddCheck { .. } => "AddCheck",
         Plan::RenameColumn { .. } => "RenameColumn",
         _ => "Statement",
     }

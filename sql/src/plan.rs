@@ -858,6 +858,13 @@ pub enum Plan {
         table: String,
         foreign_key: ForeignKeyDef,
     },
+    /// `ALTER TABLE t ADD [CONSTRAINT n] CHECK (e)`: checked against the
+    /// table's rows when it runs.
+    AddCheck {
+        table: String,
+        name: Option<String>,
+        expr: sqlparser::ast::Expr,
+    },
     /// `ALTER TABLE t RENAME TO u`.
     RenameTable {
         table: String,

@@ -3659,6 +3659,23 @@ impl<'a> Planner<'a> {
             ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::ForeignKey(fk), .. } => {
                 Ok(Plan::AddForeignKey { table, foreign_key: foreign_keys::pending(None, fk, None) })
             }
+            ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::Check(c), .. } => {
+                Ok(Plan::AddCheck { table, name: c.name.as_ref().map(ident), expr: (*c.expr).clone() })
+            }
+            // A UNIQUE constraint is its unique index (CREATE UNIQUE INDEX).
+            ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::Unique(u), .. } => {
+                let columns = index_columns(&u.columns)?;
+                let name = match &u.name {
+                    Some(n) => ident(n),
+                    None => {
+                        format!("{table}_{}_key", columns.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join("_"))
+                    }
+                };
+                let desc = Catalog::must_table(self.txn, &table)?;
+                let columns = resolve_index_columns(&desc, &columns)?;
+                let index = IndexDesc { id: 0, name, unique: true, columns, write_only: false };
+                Ok(Plan::CreateIndex { table, index, if_not_exists: false })
+            }
             ast::AlterTableOperation::RenameTable { table_name } => {
                 let (ast::RenameTableNameKind::To(to) | ast::RenameTableNameKind::As(to)) = table_name;
                 Ok(Plan::RenameTable { table, to: object_name(to)? })
@@ -3702,6 +3719,16 @@ pub fn view_tables(txn: &mut dyn Transaction, view: &TableDesc) -> Result<Vec<St
     let mut planner = Planner::new(txn, view.view.as_deref().unwrap_or_default());
     planner.plan_view(view, None)?;
     Ok(planner.take_used_tables())
+}
+
+/// Adds CHECK constraints to `table` (a name if given, the expression),
+/// bound over its columns and named as CREATE TABLE names them.
+pub fn add_table_checks(
+    txn: &mut dyn Transaction,
+    table: &mut TableDesc,
+    checks: Vec<(Option<String>, ast::Expr)>,
+) -> Result<()> {
+    Planner::new(txn, "").add_checks(table, checks)
 }
 
 /// Binds `table`'s CHECK constraints, as a write would (an error if one
