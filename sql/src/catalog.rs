@@ -164,6 +164,11 @@ pub struct ColumnDesc {
     /// written since hold the column, NULLs written out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<Vec<u8>>,
+    /// GENERATED ALWAYS AS IDENTITY: INSERT may not give it a value
+    /// (unless OVERRIDING SYSTEM VALUE), nor UPDATE set it but to DEFAULT
+    /// (428C9).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identity_always: bool,
 }
 
 /// An index: the primary one (rows) or a secondary one (pointers).

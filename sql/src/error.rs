@@ -44,6 +44,8 @@ pub enum SqlState {
     UniqueViolation,
     /// 23514
     CheckViolation,
+    /// 428C9: a value for a GENERATED ALWAYS column.
+    GeneratedAlways,
     /// 23503
     ForeignKeyViolation,
     /// 42830: a foreign key whose referenced columns are not a unique key.
@@ -169,6 +171,7 @@ impl SqlState {
             NotNullViolation => "23502",
             UniqueViolation => "23505",
             CheckViolation => "23514",
+            GeneratedAlways => "428C9",
             ForeignKeyViolation => "23503",
             InvalidForeignKey => "42830",
             DependentObjectsStillExist => "2BP01",

@@ -556,6 +556,7 @@ impl<'a> Planner<'a> {
                 default: None,
                 hidden: false,
                 missing: None,
+                identity_always: false,
             });
             view.next_column_id += 1;
         }
@@ -3086,6 +3087,15 @@ impl<'a> Planner<'a> {
         if source_plan.columns.len() > targets.len() {
             return sql_err!(SyntaxError, "INSERT has more expressions than target columns");
         }
+        if insert.overriding != Some(ast::InsertOverriding::System) {
+            for (p, &t) in targets.iter().enumerate().take(source_plan.columns.len()) {
+                let col = &table.columns[t];
+                if col.identity_always && !values_all_default(insert.source.as_deref(), p) {
+                    let message = format!("cannot insert a non-DEFAULT value into column \"{}\"", col.name);
+                    return Err(generated_always(col, message).with_hint("Use OVERRIDING SYSTEM VALUE to override."));
+                }
+            }
+        }
         if source_plan.columns.len() < targets.len() && !insert.columns.is_empty() {
             return sql_err!(SyntaxError, "INSERT has more target columns than expressions");
         }
@@ -3287,8 +3297,10 @@ impl<'a> Planner<'a> {
             if out.iter().any(|(j, _)| *j == i) {
                 return sql_err!(SyntaxError, "multiple assignments to same column \"{name}\"");
             }
-            let expr = if matches!(value, ast::Expr::Identifier(d) if ident(d) == "default") {
+            let expr = if is_default(value) {
                 self.default_expr(col)?
+            } else if col.identity_always {
+                return Err(generated_always(col, format!("column \"{}\" can only be updated to DEFAULT", col.name)));
             } else {
                 let b = self.bind_expr(value, scope)?;
                 let b = self.coerce_literal(b, col.data_type)?;
@@ -3520,6 +3532,7 @@ impl<'a> Planner<'a> {
             default: None,
             hidden: false,
             missing: None,
+            identity_always: false,
         };
         table.next_column_id += 1;
         let (mut pk, mut unique, mut generated) = (false, false, serial);
@@ -3535,10 +3548,11 @@ impl<'a> Planner<'a> {
                     checks.push((name, (*check.expr).clone()));
                 }
                 ast::ColumnOption::Generated {
-                    generated_as: ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault,
+                    generated_as: generated_as @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
                     generation_expr: None,
                     ..
                 } => {
+                    col.identity_always = matches!(generated_as, ast::GeneratedAs::Always);
                     if !ty.is_integer() {
                         return sql_err!(DatatypeMismatch, "identity column type must be smallint, integer, or bigint");
                     }
@@ -3576,8 +3590,9 @@ impl<'a> Planner<'a> {
             // SERIAL and IDENTITY columns are bigints that default to a
             // random one (CockroachDB's SERIAL does the same): rows spread
             // over the table's shards, where sequential ids would all go
-            // to its last one. Unique, not in insertion order; an explicit
-            // value is taken, even for GENERATED ALWAYS.
+            // to its last one. Unique, not in insertion order. An explicit
+            // value is taken for BY DEFAULT (and SERIAL); GENERATED ALWAYS
+            // refuses one (428C9) unless OVERRIDING SYSTEM VALUE.
             col.nullable = false;
             col.default = Some(GENERATED_KEY_DEFAULT.into());
         }
@@ -3694,6 +3709,25 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// `DEFAULT` where a value may be given (VALUES, SET).
+fn is_default(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Identifier(d) if d.quote_style.is_none() && ident(d) == "default")
+}
+
+/// Whether every row of an INSERT's VALUES gives DEFAULT at position `p`.
+fn values_all_default(source: Option<&ast::Query>, p: usize) -> bool {
+    match source.map(|q| q.body.as_ref()) {
+        Some(ast::SetExpr::Values(values)) => values.rows.iter().all(|row| row.get(p).is_none_or(is_default)),
+        _ => false,
+    }
+}
+
+/// 428C9 for a value given to a GENERATED ALWAYS column.
+fn generated_always(col: &ColumnDesc, message: String) -> Error {
+    Error::new(SqlState::GeneratedAlways, message)
+        .with_detail(format!("Column \"{}\" is an identity column defined as GENERATED ALWAYS.", col.name))
+}
+
 /// A CHAR(n) value used as text loses its padding (PostgreSQL's bpchar
 /// to text conversion).
 /// `now()` and its synonyms: the statement's transaction's start, a
@@ -3756,6 +3790,7 @@ pub fn add_hidden_rowid(table: &mut TableDesc) {
         default: None,
         hidden: true,
         missing: None,
+        identity_always: false,
     });
     table.primary.columns = vec![(id, Direction::Asc)];
 }

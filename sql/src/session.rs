@@ -770,7 +770,8 @@ impl Session {
             .map(|r| format!("({})", (1..=width).map(|c| format!("${}", r * width + c)).collect::<Vec<_>>().join(", ")))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!("INSERT INTO {} ({columns}) VALUES {rows}", quote_name(&copy.table));
+        // COPY writes identity columns' values as given (PostgreSQL too).
+        let sql = format!("INSERT INTO {} ({columns}) OVERRIDING SYSTEM VALUE VALUES {rows}", quote_name(&copy.table));
         let parsed =
             parser::parse(&sql)?.pop().ok_or_else(|| Error::new(SqlState::InternalError, "empty COPY batch"))?;
         let types: Vec<DataType> = (0..batch.len()).flat_map(|_| copy.types.iter().copied()).collect();

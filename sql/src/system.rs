@@ -1415,6 +1415,7 @@ mod tests {
                 default: None,
                 hidden: false,
                 missing: None,
+                identity_always: false,
             },
             ColumnDesc {
                 id: 2,
@@ -1424,6 +1425,7 @@ mod tests {
                 default: Some("'x'".into()),
                 hidden: false,
                 missing: None,
+                identity_always: false,
             },
         ];
         t.primary.columns = vec![(1, Direction::Asc)];
