@@ -95,15 +95,17 @@ pub struct Cx<'t> {
     /// How many foreign key actions the running write is nested in
     /// (`write`).
     pub action_depth: usize,
-    /// INITIALLY DEFERRED foreign keys are checked at COMMIT (inside a
-    /// transaction block): their checks go to `deferred_checks`.
-    pub defer_foreign_keys: bool,
+    /// Inside a transaction block, when its deferrable foreign keys are
+    /// checked (None: outside one, at each statement); the checks put off
+    /// to COMMIT go to `deferred_checks`.
+    pub constraint_mode: Option<crate::plan::ConstraintMode>,
     pub deferred_checks: Vec<crate::plan::DeferredCheck>,
     /// The session's settings (`current_setting`).
     pub settings: Arc<std::collections::BTreeMap<String, String>>,
-    /// Settings `set_config` changed, in order; the session keeps them if
+    /// Settings `set_config` changed, in order, each with whether it is
+    /// for the transaction only (`is_local`); the session keeps them if
     /// the statement succeeds.
-    pub settings_changed: Vec<(String, String)>,
+    pub settings_changed: Vec<(String, String, bool)>,
     /// Tables whose descriptors plans made while running read (their
     /// session adds them to its block's, as it does its statements').
     pub tables_read: Vec<String>,
@@ -142,7 +144,7 @@ impl<'t> Cx<'t> {
             for_update: None,
             work_tables: HashMap::new(),
             action_depth: 0,
-            defer_foreign_keys: false,
+            constraint_mode: None,
             deferred_checks: Vec::new(),
             settings: Arc::default(),
             settings_changed: Vec::new(),
@@ -956,9 +958,8 @@ fn subquery_rows(node: &Node, row: &[Value], cx: &mut Cx, limit: usize) -> Resul
 
 /// `current_setting(name [, missing_ok])`: the session's setting (as
 /// SHOW gives it), NULL for one never set if `missing_ok`, else 42704;
-/// `set_config(name, value, is_local)`: sets it as SET does, once the
-/// statement succeeds (for the session, even if `is_local`), and gives
-/// the value back.
+/// `set_config(name, value, is_local)`: sets it as SET (or SET LOCAL)
+/// does, once the statement succeeds, and gives the value back.
 fn setting_function(name: &str, values: Vec<Value>, cx: &mut Cx) -> Result<Value> {
     let text = |v: &Value| match v {
         Value::Text(s) => Some(s.clone()),
@@ -970,10 +971,11 @@ fn setting_function(name: &str, values: Vec<Value>, cx: &mut Cx) -> Result<Value
     let setting = setting.to_lowercase();
     if name == "set_config" {
         let value = values.get(1).and_then(text).unwrap_or_default();
-        cx.settings_changed.push((setting, value.clone()));
+        let local = values.get(2) == Some(&Value::Bool(true));
+        cx.settings_changed.push((setting, value.clone(), local));
         return Ok(Value::Text(value));
     }
-    let changed = cx.settings_changed.iter().rev().find(|(n, _)| *n == setting).map(|(_, v)| v.clone());
+    let changed = cx.settings_changed.iter().rev().find(|(n, _, _)| *n == setting).map(|(_, v, _)| v.clone());
     let value = changed
         .or_else(|| cx.settings.get(&setting).cloned())
         .or_else(|| crate::timestamp::default_setting(&setting).map(str::to_string));

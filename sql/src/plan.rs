@@ -703,12 +703,40 @@ pub struct ForeignKeyCheck {
     /// this write changes the referencing rows: that write, made instead
     /// of the check.
     pub action: Option<ForeignKeyAction>,
+    /// DEFERRABLE (a NO ACTION key): SET CONSTRAINTS may put it off to
+    /// COMMIT.
+    pub deferrable: bool,
     /// INITIALLY DEFERRED: in a transaction block, checked at COMMIT.
     pub deferred: bool,
-    /// For a deferred foreign key referencing the written table: over a
-    /// row of it, whether a row with its key is there (again) — then a key
-    /// deleted and put back before COMMIT is still referenced and fine.
+    /// For a deferrable key: over a row of the written table, whether a
+    /// row of it with the row's key columns' values is there at COMMIT
+    /// (the referencing row may be gone or changed since; the referenced
+    /// key may be back), else the check holds.
     pub key_present: Option<Expr>,
+}
+
+/// When a transaction block checks its deferrable foreign keys (SET
+/// CONSTRAINTS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConstraintMode {
+    /// INITIALLY DEFERRED keys at COMMIT, the others at each statement.
+    #[default]
+    AsDeclared,
+    /// Every DEFERRABLE key at COMMIT.
+    AllDeferred,
+    /// Every key at each statement.
+    AllImmediate,
+}
+
+impl ConstraintMode {
+    /// Whether `check` waits for COMMIT under this mode.
+    pub fn defers(self, check: &ForeignKeyCheck) -> bool {
+        match self {
+            ConstraintMode::AsDeclared => check.deferred,
+            ConstraintMode::AllDeferred => check.deferrable,
+            ConstraintMode::AllImmediate => false,
+        }
+    }
 }
 
 /// A check of an INITIALLY DEFERRED foreign key that a statement in a
@@ -716,6 +744,8 @@ pub struct ForeignKeyCheck {
 /// the referencing side, old for the referenced one).
 #[derive(Debug, Clone)]
 pub struct DeferredCheck {
+    /// The written table's id.
+    pub table: u32,
     pub check: ForeignKeyCheck,
     pub row: crate::types::Row,
     /// The row references (its key must be found), rather than being

@@ -204,12 +204,19 @@ pub struct Session {
     plans_reused: u64,
     /// The block's savepoints, oldest first ([`savepoints`]).
     savepoints: Vec<savepoints::Savepoint>,
-    /// Checks of INITIALLY DEFERRED foreign keys the block's statements
-    /// put off to its COMMIT ("Deferred checks" below).
-    deferred_checks: Vec<crate::plan::DeferredCheck>,
-    /// `SET CONSTRAINTS ALL IMMEDIATE` in this block: deferred foreign
-    /// keys are checked at each statement's end again, until it ends.
-    constraints_immediate: bool,
+    /// Checks of deferrable foreign keys the block's statements put off to
+    /// its COMMIT ("Deferred checks" below), each numbered (a savepoint
+    /// keeps the next number: ROLLBACK TO drops those from it on).
+    deferred_checks: Vec<(u64, crate::plan::DeferredCheck)>,
+    /// The settings when the block began: a ROLLBACK puts them back (SET
+    /// and set_config are transactional, as in PostgreSQL), and a COMMIT
+    /// the ones set LOCAL (`local_settings`).
+    settings_at_begin: Arc<BTreeMap<String, String>>,
+    local_settings: Vec<String>,
+    /// The number the next deferred check gets.
+    next_deferred_check: u64,
+    /// When the block checks its deferrable keys (SET CONSTRAINTS).
+    constraint_mode: crate::plan::ConstraintMode,
     /// Why the block's transaction ended at the servers, if an error of
     /// its ended it: ROLLBACK TO SAVEPOINT cannot go back into it.
     txn_lost: Option<String>,
@@ -367,7 +374,10 @@ impl Session {
             plans_reused: 0,
             savepoints: Vec::new(),
             deferred_checks: Vec::new(),
-            constraints_immediate: false,
+            next_deferred_check: 0,
+            settings_at_begin: Arc::default(),
+            local_settings: Vec::new(),
+            constraint_mode: crate::plan::ConstraintMode::AsDeclared,
             txn_lost: None,
             irreversible_steps: 0,
         }
@@ -610,16 +620,18 @@ impl Session {
     /// written under it in transactions of their own ([`crate::copy`]).
     /// A table the block changed in place is refused (0A000).
     fn private_to_block(&mut self, seen: &TableDesc) -> Result<bool> {
+        // By id: a table the block renamed is not under its name outside
+        // the block, yet not the block's own.
         let mut committed_txn = self.engine.begin(Mode::ReadOnly)?;
-        let committed = Catalog::table(committed_txn.as_mut(), &seen.name);
+        let committed = Catalog::table_by_id(committed_txn.as_mut(), seen.id);
         let _ = committed_txn.rollback();
         match committed? {
-            Some(c) if c.id == seen.id && *c != *seen => sql_err!(
+            Some(c) if *c != *seen => sql_err!(
                 FeatureNotSupported,
                 "cannot load table \"{}\" in batches after changing it in the same transaction block",
                 seen.name
             ),
-            Some(c) => Ok(c.id != seen.id),
+            Some(_) => Ok(false),
             None => Ok(true),
         }
     }
@@ -934,9 +946,12 @@ impl Session {
         };
         self.block_tables.clear();
         self.retry_priority = None;
+        let settings_before = self.settings.clone();
         let result = self.autocommit_attempts(sql, parsed, mode, sink);
         if result.is_ok() {
             self.split_at_created_tables();
+        } else {
+            self.settings = settings_before;
         }
         self.end_drains();
         result
@@ -950,8 +965,12 @@ impl Session {
         // An INSERT first leaves its unique checks to the commit; if one
         // fails there, it runs again with reads, which name the key.
         let mut checks_at_commit = true;
+        // set_config's changes are the statement's: each attempt starts
+        // from the settings before it, and a failure leaves them so.
+        let settings_before = self.settings.clone();
         loop {
             attempt += 1;
+            self.settings = settings_before.clone();
             // Each attempt of a schema change drains again (its check
             // failing is what made it retry).
             self.drains.owned.clear();
@@ -1033,6 +1052,8 @@ impl Session {
         self.txn = Some(txn);
         self.txn_now_us = self.now_us();
         self.status = TxnStatus::InBlock;
+        self.settings_at_begin = self.settings.clone();
+        self.local_settings.clear();
         self.end_savepoints();
         self.block_tables.clear();
         self.end_writer_leases(None);
@@ -1051,23 +1072,28 @@ impl Session {
             }
             TxnStatus::InBlock => {
                 let mut txn = self.txn.take().expect("a transaction in a block");
-                let deferred_checks = std::mem::take(&mut self.deferred_checks);
+                let deferred_checks: Vec<_> =
+                    std::mem::take(&mut self.deferred_checks).into_iter().map(|(_, d)| d).collect();
                 self.status = TxnStatus::Idle;
                 self.end_savepoints();
                 let read_write = txn.mode() == Mode::ReadWrite;
                 let priority = txn.priority();
+                // Deferred checks are reads under the block's leases: lift
+                // its deadline first, as before a statement.
                 let checked = self
-                    .lift_deadline(txn.as_mut(), false)
+                    .lift_deadline(txn.as_mut(), !deferred_checks.is_empty())
                     .and_then(|()| self.run_deferred_checks(&deferred_checks, txn.as_mut()));
                 let committed = match checked {
                     Ok(()) => txn.commit(),
                     Err(e) => {
                         let _ = txn.rollback();
+                        self.end_block_settings(false);
                         self.end_writer_leases(None);
                         self.end_drains();
                         return Err(e);
                     }
                 };
+                self.end_block_settings(committed.is_ok());
                 self.end_writer_leases(committed.as_ref().ok().and_then(|c| c.ts));
                 if matches!(committed, Err(KvError::Retryable(_))) {
                     self.retry_priority = priority;
@@ -1118,29 +1144,58 @@ impl Session {
             return sink.complete("SET CONSTRAINTS");
         }
         if immediate {
-            let checks = std::mem::take(&mut self.deferred_checks);
+            // Kept until they pass: a failure fails the block, and a
+            // ROLLBACK TO an earlier savepoint must still check them.
+            let checks: Vec<_> = self.deferred_checks.iter().map(|(_, d)| d.clone()).collect();
             let mut txn = self.txn.take().expect("a transaction in a block");
-            let checked = self.run_deferred_checks(&checks, txn.as_mut());
+            let checked = self
+                .lift_deadline(txn.as_mut(), !checks.is_empty())
+                .and_then(|()| self.run_deferred_checks(&checks, txn.as_mut()));
             self.txn = Some(txn);
             if let Err(e) = checked {
                 return Err(self.fail_block(e));
             }
+            self.deferred_checks.clear();
         }
-        self.constraints_immediate = immediate;
+        self.constraint_mode = match immediate {
+            true => crate::plan::ConstraintMode::AllImmediate,
+            false => crate::plan::ConstraintMode::AllDeferred,
+        };
         sink.complete("SET CONSTRAINTS")
+    }
+
+    /// The block's settings as it ends: all as they were at BEGIN if it
+    /// rolled back, else those set LOCAL.
+    fn end_block_settings(&mut self, committed: bool) {
+        if !committed {
+            self.settings = self.settings_at_begin.clone();
+        } else {
+            for name in std::mem::take(&mut self.local_settings) {
+                let before = self.settings_at_begin.get(&name).cloned();
+                let settings = Arc::make_mut(&mut self.settings);
+                match before {
+                    Some(v) => settings.insert(name, v),
+                    None => settings.remove(&name),
+                };
+            }
+        }
+        self.local_settings.clear();
     }
 
     /// Forgets the block's savepoints (it ended or begins).
     fn end_savepoints(&mut self) {
         self.savepoints.clear();
         self.deferred_checks.clear();
-        self.constraints_immediate = false;
+        self.constraint_mode = crate::plan::ConstraintMode::AsDeclared;
         self.txn_lost = None;
         self.irreversible_steps = 0;
     }
 
     /// Ends the transaction block, if any, rolling back.
     pub fn abort(&mut self) {
+        if self.status != TxnStatus::Idle {
+            self.end_block_settings(false);
+        }
         if let Some(txn) = self.txn.take() {
             let _ = txn.rollback();
         }
@@ -1313,8 +1368,15 @@ impl Session {
                 let immediate = values.iter().any(|v| v.to_string().contains("immediate"));
                 return self.set_constraints(immediate, sink);
             }
-            ast::Set::SingleAssignment { variable, values, .. } => {
+            ast::Set::SingleAssignment { variable, values, scope, .. } => {
                 let name = variable.to_string().to_lowercase();
+                if *scope == Some(ast::ContextModifier::Local) {
+                    if self.status != TxnStatus::InBlock {
+                        sink.notice("SET LOCAL can only be used in transaction blocks")?;
+                        return sink.complete("SET");
+                    }
+                    self.local_settings.push(name.clone());
+                }
                 let value = values
                     .iter()
                     .map(|v| match v {
@@ -1595,6 +1657,7 @@ impl Session {
         }
         let mut none = NoReads { wanted: false, mode: Mode::ReadOnly };
         let mut cx = Cx::new(&mut none, self.params.values.clone(), now_us);
+        cx.settings = self.settings.clone();
         let mut shard = None;
         for (table, index, spans) in scans {
             if index.id != table.primary.id {
@@ -1626,12 +1689,23 @@ impl Session {
         cx.batch_schema_changes = self.status != TxnStatus::InBlock;
         cx.id_source = Some(self.engine.clone());
         cx.settings = self.settings.clone();
-        cx.defer_foreign_keys = self.status == TxnStatus::InBlock && !self.constraints_immediate;
+        cx.constraint_mode = (self.status == TxnStatus::InBlock).then_some(self.constraint_mode);
         let result = self.execute_in(plan, &mut cx, statement, sink);
         if result.is_ok() {
-            let settings = Arc::make_mut(&mut self.settings);
-            settings.extend(cx.settings_changed.drain(..));
-            self.deferred_checks.append(&mut cx.deferred_checks);
+            let in_block = self.status == TxnStatus::InBlock;
+            for (name, value, local) in cx.settings_changed.drain(..) {
+                match (local, in_block) {
+                    // A statement that is its own transaction: gone with it.
+                    (true, false) => continue,
+                    (true, true) => self.local_settings.push(name.clone()),
+                    _ => {}
+                }
+                Arc::make_mut(&mut self.settings).insert(name, value);
+            }
+            for check in cx.deferred_checks.drain(..) {
+                self.deferred_checks.push((self.next_deferred_check, check));
+                self.next_deferred_check += 1;
+            }
         }
         self.block_tables.extend(cx.tables_read.drain(..));
         self.drains = std::mem::take(&mut cx.drains);

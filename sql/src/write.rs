@@ -535,7 +535,7 @@ impl Changes {
                 if !found.insert(crate::exec::row_key(&key)) {
                     continue;
                 }
-                if fk.deferred && cx.defer_foreign_keys {
+                if cx.constraint_mode.is_some_and(|m| m.defers(fk)) {
                     cx.deferred_checks.push(deferred(table, fk, new, true));
                     continue;
                 }
@@ -579,7 +579,7 @@ impl Changes {
                 if old_key.iter().any(Value::is_null) || held.contains(&encoded) || !looked_up.insert(encoded) {
                     continue;
                 }
-                if fk.deferred && cx.defer_foreign_keys {
+                if cx.constraint_mode.is_some_and(|m| m.defers(fk)) {
                     cx.deferred_checks.push(deferred(table, fk, old, false));
                     continue;
                 }
@@ -594,7 +594,7 @@ impl Changes {
 
 fn deferred(table: &TableDesc, fk: &ForeignKeyCheck, row: &Row, referencing: bool) -> DeferredCheck {
     let violation = if referencing { not_present(table, fk, row) } else { still_referenced(table, fk, row) };
-    DeferredCheck { check: fk.clone(), row: row.clone(), referencing, violation }
+    DeferredCheck { table: table.id, check: fk.clone(), row: row.clone(), referencing, violation }
 }
 
 /// Runs the foreign key checks statements of a transaction block put off
@@ -603,19 +603,24 @@ pub fn check_deferred(checks: &[DeferredCheck], cx: &mut Cx) -> Result<()> {
     let mut done = std::collections::HashSet::new();
     for d in checks {
         let key: Vec<Value> = d.check.columns.iter().map(|&i| d.row[i].clone()).collect();
-        if !done.insert((d.check.name.clone(), d.check.table.clone(), d.referencing, crate::exec::row_key(&key))) {
+        if !done.insert((d.table, d.check.name.clone(), d.referencing, crate::exec::row_key(&key))) {
             continue;
         }
-        let found = eval(&d.check.found, &d.row, cx)?.as_bool()?;
-        let violated = match d.referencing {
-            true => found != Some(true),
-            false if found == Some(true) => match &d.check.key_present {
-                Some(present) => eval(present, &d.row, cx)?.as_bool()? != Some(true),
-                None => true,
-            },
-            false => false,
-        };
-        if violated {
+        // A referencing key must be found; a referenced one must not be
+        // referenced. Either way the check holds if no row of the
+        // written table has the key now (the referencing row went or
+        // changed since; for the referenced side, the opposite: the key is
+        // back, so it may be referenced).
+        let found = eval(&d.check.found, &d.row, cx)?.as_bool()? == Some(true);
+        if found != d.referencing {
+            let present = match &d.check.key_present {
+                Some(e) => eval(e, &d.row, cx)?.as_bool()? == Some(true),
+                // Not known: the check fails.
+                None => d.referencing,
+            };
+            if present != d.referencing {
+                continue;
+            }
             return Err(d.violation.clone());
         }
     }

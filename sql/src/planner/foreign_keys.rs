@@ -207,7 +207,12 @@ impl Planner<'_> {
                     key_match(&pairs, &alias),
                 );
                 let mut check = self.foreign_key_check(table, &fk.name, &fk.table, &fk.columns, &text, &scope)?;
-                check.deferred = fk.deferred;
+                if fk.deferrable {
+                    (check.deferrable, check.deferred) = (true, fk.deferred);
+                    // At COMMIT: a row of the table still has the key (the
+                    // row checked may be gone or changed since).
+                    check.key_present = Some(self.key_present(table, &fk.columns, &referenced.name, &scope)?);
+                }
                 references.push(check);
             }
         }
@@ -244,26 +249,37 @@ impl Planner<'_> {
             );
             let mut check =
                 self.foreign_key_check(table, &fk.name, &referencing.name, &fk.referenced, &text, &scope)?;
-            check.action = action(table, &referencing, fk, matches!(kind, WriteKind::Delete))?;
-            check.deferred = fk.deferred && check.action.is_none();
-            if check.deferred {
-                let own = alias(REFERENCED_ALIAS, &[&table.name, &referencing.name]);
-                let key = fk
-                    .referenced
-                    .iter()
-                    .filter_map(|id| table.column_by_id(*id).map(|(_, c)| quote_name(&c.name)))
-                    .map(|c| format!("{}.{c} = {}.{c}", quote_name(&own), quote_name(&table.name)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                let text =
-                    format!("EXISTS (SELECT 1 FROM {} AS {} WHERE {key})", quote_name(&table.name), quote_name(&own));
-                let e = crate::parser::parse_expr(&text)?;
-                let b = self.bind_expr(&e, &scope)?;
-                check.key_present = Some(self.coerce(b, DataType::Bool)?);
+            let deleted = matches!(kind, WriteKind::Delete);
+            check.action = action(table, &referencing, fk, deleted)?;
+            // NO ACTION may wait for COMMIT; RESTRICT and the actions never
+            // do (PostgreSQL's rule).
+            let no_action = (if deleted { fk.on_delete } else { fk.on_update }) == ReferentialAction::NoAction;
+            if fk.deferrable && no_action {
+                (check.deferrable, check.deferred) = (true, fk.deferred);
+                // At COMMIT: the key is there again (a referenced row
+                // deleted and put back).
+                check.key_present = Some(self.key_present(table, &fk.referenced, &referencing.name, &scope)?);
             }
             referenced_by.push(check);
         }
         Ok(Constraints { checks, references, referenced_by })
+    }
+
+    /// Over a row of `table`: whether `table` has a row (this one or
+    /// another) with its values in `columns`, as COMMIT asks of a deferred
+    /// check's row.
+    fn key_present(&mut self, table: &TableDesc, columns: &[u32], other: &str, scope: &Scope) -> Result<Expr> {
+        let own = alias(REFERENCED_ALIAS, &[&table.name, other]);
+        let key = columns
+            .iter()
+            .filter_map(|id| table.column_by_id(*id).map(|(_, c)| quote_name(&c.name)))
+            .map(|c| format!("{}.{c} = {}.{c}", quote_name(&own), quote_name(&table.name)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let text = format!("EXISTS (SELECT 1 FROM {} AS {} WHERE {key})", quote_name(&table.name), quote_name(&own));
+        let e = crate::parser::parse_expr(&text)?;
+        let b = self.bind_expr(&e, scope)?;
+        self.coerce(b, DataType::Bool)
     }
 
     fn foreign_key_check(
@@ -288,6 +304,7 @@ impl Planner<'_> {
             columns,
             found,
             action: None,
+            deferrable: false,
             deferred: false,
             key_present: None,
         })

@@ -57,8 +57,12 @@ pub(super) struct Savepoint {
     /// cannot undo (changed a schema, loaded rows in batches) when the
     /// savepoint was taken.
     irreversible_steps: u64,
-    /// How many deferred foreign key checks the block had put off.
-    deferred_checks: usize,
+    /// The number the block's next deferred foreign key check was to get,
+    /// and when it checked its deferrable keys (SET CONSTRAINTS).
+    next_deferred_check: u64,
+    constraint_mode: crate::plan::ConstraintMode,
+    /// The settings (ROLLBACK TO puts them back, as PostgreSQL does).
+    settings: std::sync::Arc<std::collections::BTreeMap<String, String>>,
 }
 
 impl Session {
@@ -71,8 +75,14 @@ impl Session {
             Err(e) => return Err(self.fail_block(Error::from(e))),
         };
         let irreversible_steps = self.irreversible_steps;
-        let deferred_checks = self.deferred_checks.len();
-        self.savepoints.push(Savepoint { name: ident(name), mark, irreversible_steps, deferred_checks });
+        self.savepoints.push(Savepoint {
+            name: ident(name),
+            mark,
+            irreversible_steps,
+            next_deferred_check: self.next_deferred_check,
+            constraint_mode: self.constraint_mode,
+            settings: self.settings.clone(),
+        });
         sink.complete("SAVEPOINT")
     }
 
@@ -124,7 +134,9 @@ impl Session {
             return Err(self.fail_block(Error::from(e)));
         }
         self.savepoints.truncate(at + 1);
-        self.deferred_checks.truncate(savepoint.deferred_checks);
+        self.deferred_checks.retain(|(n, _)| *n < savepoint.next_deferred_check);
+        self.constraint_mode = savepoint.constraint_mode;
+        self.settings = savepoint.settings;
         self.status = TxnStatus::InBlock;
         sink.complete("ROLLBACK")
     }
