@@ -61,7 +61,11 @@ fn quote_stored(name: &str) -> String {
 /// expression, which reads one table's columns and nothing else.
 pub fn rename_identifiers(expr: &str, rename: impl Fn(&str, Option<&str>, bool) -> Option<String>) -> Result<String> {
     let dialect = PostgreSqlDialect {};
-    let tokens = Tokenizer::new(&dialect, expr).tokenize().map_err(|e| syntax_error(expr, e.message, None))?;
+    // Literals as written (unescaped, a quote in one would print bare).
+    let tokens = Tokenizer::new(&dialect, expr)
+        .with_unescape(false)
+        .tokenize()
+        .map_err(|e| syntax_error(expr, e.message, None))?;
     let name = |t: &Token| match t {
         Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_lowercase()),
         Token::Word(w) => Some(w.value.clone()),
