@@ -447,6 +447,14 @@ fn raft_config() -> RaftConfig {
 /// second without writes).
 pub const LOG_COMPACT_ENTRIES: u64 = 100;
 
+/// The thread's monotonic clock is the real one again once a cluster is
+/// gone (`spanserver::shard::lease::simulate_now`).
+impl Drop for SteppedCluster {
+    fn drop(&mut self) {
+        spanserver::shard::lease::simulate_now(None);
+    }
+}
+
 impl SteppedCluster {
     /// `servers` servers, `shards` shards of replication 3 (the static
     /// layout), all driven by `seed`.
@@ -499,13 +507,15 @@ impl SteppedCluster {
                 },
             );
         }
+        let start = Instant::now();
+        spanserver::shard::lease::simulate_now(Some(start));
         SteppedCluster {
             seed,
             spec,
             unsafe_testing,
             gc,
             rng,
-            start: Instant::now(),
+            start,
             now: Duration::ZERO,
             clock_start,
             servers: cluster_servers,
@@ -1095,6 +1105,9 @@ impl SteppedCluster {
         let next = if pending { self.now } else { next_wake.min(next_delivery).min(until) };
         // Time always moves, by at least a microsecond.
         self.now = next.max(self.now + Duration::from_micros(1));
+        // What the servers read as the monotonic clock outside the loop's
+        // instants (their lease checks) is simulated time too.
+        spanserver::shard::lease::simulate_now(Some(self.start + self.now));
     }
 
     /// Puts what a step handed over on the schedule: each message lost,

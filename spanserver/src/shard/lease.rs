@@ -86,7 +86,29 @@
 //! - A read served from a lease gets the committed index at the time it
 //!   is served, so it waits for every write committed before it.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
+
+thread_local! {
+    /// The instant a stepped simulation's step runs at (`tests::stepped`),
+    /// which [`monotonic_now`] reads instead of the real clock.
+    static SIMULATED_NOW: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The monotonic clock as a shard's lease checks read it: the real one,
+/// except on a thread where a stepped simulation set its step's instant
+/// ([`simulate_now`]). The leases themselves are measured on the loop's
+/// instants, which a simulation passes in; a check against the real clock
+/// there made a seed's replay depend on how fast the machine ran it.
+pub fn monotonic_now() -> Instant {
+    SIMULATED_NOW.with(Cell::get).unwrap_or_else(Instant::now)
+}
+
+/// Makes [`monotonic_now`] read `now` on this thread (None: the real
+/// clock again). For simulations, around each step.
+pub fn simulate_now(now: Option<Instant>) {
+    SIMULATED_NOW.with(|c| c.set(now));
+}
 
 use crate::config::RaftConfig;
 

@@ -477,7 +477,7 @@ impl Replica {
                 return refuse(completions, reply, e);
             }
             if self.waiting.is_empty() {
-                self.waiting_since = Some(Instant::now());
+                self.waiting_since = Some(lease::monotonic_now());
             }
             self.waiting.push_back((input, reply));
             return;
@@ -503,7 +503,7 @@ impl Replica {
     /// of a failed jepsen run.
     fn step_txns(&mut self, tt: &TrueTime, input: Input) -> Vec<Output> {
         let now = tt.now();
-        let leased = self.holds_lease(Instant::now());
+        let leased = self.holds_lease(lease::monotonic_now());
         self.txns.set_leased(leased);
         if !tracing::enabled!(target: "spandb::txn", tracing::Level::TRACE) {
             return self.txns.step(now, input);
