@@ -51,6 +51,7 @@ pub fn explain(plan: &Plan, engine: &dyn Engine, cx: &mut Cx, analysis: Option<&
 fn ddl_name(plan: &Plan) -> &'static str {
     match plan {
         Plan::CreateTable { .. } => "CreateTable",
+        Plan::CreateTableAs { .. } => "CreateTableAs",
         Plan::DropTable { .. } => "DropTable",
         Plan::CreateIndex { .. } => "CreateIndex",
         Plan::CreateView { .. } => "CreateView",

@@ -77,6 +77,10 @@ pub fn optimize_plan(plan: Plan, rules: Rules) -> Plan {
             Plan::Delete { table, source: o(source), returning: items(returning), constraints }
         }
         Plan::Explain { plan, analyze } => Plan::Explain { plan: Box::new(optimize_plan(*plan, rules)), analyze },
+        Plan::CreateTableAs { table, query, if_not_exists } => {
+            let query = QueryPlan { root: o(query.root), columns: query.columns };
+            Plan::CreateTableAs { table, query, if_not_exists }
+        }
         other => other,
     }
 }

@@ -836,6 +836,13 @@ pub enum Plan {
         /// The foreign keys of other tables referencing these go too.
         cascade: bool,
     },
+    /// `CREATE TABLE t AS query`: the table (the query's columns, a
+    /// hidden row id) and the query whose rows it is created with.
+    CreateTableAs {
+        table: TableDesc,
+        query: QueryPlan,
+        if_not_exists: bool,
+    },
     /// `view.view` holds the query.
     CreateView {
         view: TableDesc,

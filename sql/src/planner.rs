@@ -3427,10 +3427,13 @@ impl<'a> Planner<'a> {
     // ---- DDL ---------------------------------------------------------------
 
     fn plan_create_table(&mut self, create: &ast::CreateTable) -> Result<Plan> {
-        if create.query.is_some() || create.temporary || create.or_replace {
-            return sql_err!(FeatureNotSupported, "CREATE TABLE AS, TEMPORARY and OR REPLACE are not supported");
+        if create.temporary || create.or_replace {
+            return sql_err!(FeatureNotSupported, "TEMPORARY and OR REPLACE tables are not supported");
         }
         let name = object_name(&create.name)?;
+        if let Some(query) = &create.query {
+            return self.plan_create_table_as(create, &name, query);
+        }
         if create.columns.len() > limits::COLUMNS_MAX {
             return sql_err!(ProgramLimitExceeded, "tables can have at most {} columns", limits::COLUMNS_MAX);
         }
@@ -3511,6 +3514,41 @@ impl<'a> Planner<'a> {
             table.foreign_keys.push(fk);
         }
         Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists })
+    }
+
+    /// `CREATE TABLE t [(names)] AS query`: a table of the query's columns
+    /// (named as it names them, or by the list), with a hidden row id.
+    fn plan_create_table_as(&mut self, create: &ast::CreateTable, name: &str, query: &ast::Query) -> Result<Plan> {
+        let plan = self.plan_query(query)?;
+        if create.columns.len() > plan.columns.len() {
+            return sql_err!(SyntaxError, "too many column names were specified");
+        }
+        if plan.columns.len() > limits::COLUMNS_MAX {
+            return sql_err!(ProgramLimitExceeded, "tables can have at most {} columns", limits::COLUMNS_MAX);
+        }
+        let mut table = TableDesc::new(name);
+        for (i, c) in plan.columns.iter().enumerate() {
+            let column_name = create.columns.get(i).map(|d| ident(&d.name)).unwrap_or_else(|| c.name.clone());
+            if table.column(&column_name).is_some() {
+                return sql_err!(DuplicateColumn, "column \"{column_name}\" specified more than once");
+            }
+            if c.data_type.element().is_some() {
+                return sql_err!(FeatureNotSupported, "array columns are not supported (column \"{column_name}\")");
+            }
+            table.columns.push(ColumnDesc {
+                id: table.next_column_id,
+                name: column_name,
+                data_type: c.data_type,
+                nullable: true,
+                default: None,
+                hidden: false,
+                missing: None,
+                identity_always: false,
+            });
+            table.next_column_id += 1;
+        }
+        add_hidden_rowid(&mut table);
+        Ok(Plan::CreateTableAs { table, query: plan, if_not_exists: create.if_not_exists })
     }
 
     /// A column definition and the constraints it declares.

@@ -1851,6 +1851,25 @@ impl Session {
                 send_plan(lines, sink)?;
                 Ok("EXPLAIN".into())
             }
+            Plan::CreateTableAs { table, query, if_not_exists } => {
+                let create = Plan::CreateTable { table: table.clone(), if_not_exists: *if_not_exists };
+                let existed = Catalog::table(cx.txn()?, &table.name)?.is_some();
+                crate::ddl::run(&create, cx, sink)?;
+                if existed {
+                    return Ok("CREATE TABLE AS".into());
+                }
+                let created = Catalog::must_table(cx.txn()?, &table.name)?;
+                // The query's rows, then the hidden row id the writer fills.
+                let mut rows = exec::collect(&query.root, cx, limits::WRITES_PER_TRANSACTION_MAX + 1)?;
+                if rows.len() > limits::WRITES_PER_TRANSACTION_MAX {
+                    return write::too_many_writes();
+                }
+                rows.iter_mut().for_each(|r| r.push(Value::Null));
+                let constraints = Constraints::default();
+                let r =
+                    write::insert_rows(&created, rows, &OnConflict::Error, &None, &constraints, cx, &mut self.row_ids)?;
+                Ok(format!("SELECT {}", r.count))
+            }
             ddl => crate::ddl::run(ddl, cx, sink),
         }
     }
