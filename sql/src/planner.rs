@@ -543,23 +543,8 @@ impl<'a> Planner<'a> {
             return sql_err!(SyntaxError, "CREATE VIEW specifies more column names than columns");
         }
         let mut view = TableDesc { view: Some(create.query.to_string()), ..TableDesc::new(&name) };
-        for (i, c) in plan.columns.iter().enumerate() {
-            let column_name = create.columns.get(i).map(|c| ident(&c.name)).unwrap_or_else(|| c.name.clone());
-            if view.column(&column_name).is_some() {
-                return sql_err!(DuplicateColumn, "column \"{column_name}\" specified more than once");
-            }
-            view.columns.push(ColumnDesc {
-                id: view.next_column_id,
-                name: column_name,
-                data_type: c.data_type,
-                nullable: true,
-                default: None,
-                hidden: false,
-                missing: None,
-                identity_always: false,
-            });
-            view.next_column_id += 1;
-        }
+        let names: Vec<String> = create.columns.iter().map(|c| ident(&c.name)).collect();
+        add_query_columns(&mut view, &plan, &names)?;
         if view.columns.len() > limits::COLUMNS_MAX {
             return sql_err!(ProgramLimitExceeded, "views can have at most {} columns", limits::COLUMNS_MAX);
         }
@@ -3527,25 +3512,10 @@ impl<'a> Planner<'a> {
             return sql_err!(ProgramLimitExceeded, "tables can have at most {} columns", limits::COLUMNS_MAX);
         }
         let mut table = TableDesc::new(name);
-        for (i, c) in plan.columns.iter().enumerate() {
-            let column_name = create.columns.get(i).map(|d| ident(&d.name)).unwrap_or_else(|| c.name.clone());
-            if table.column(&column_name).is_some() {
-                return sql_err!(DuplicateColumn, "column \"{column_name}\" specified more than once");
-            }
-            if c.data_type.element().is_some() {
-                return sql_err!(FeatureNotSupported, "array columns are not supported (column \"{column_name}\")");
-            }
-            table.columns.push(ColumnDesc {
-                id: table.next_column_id,
-                name: column_name,
-                data_type: c.data_type,
-                nullable: true,
-                default: None,
-                hidden: false,
-                missing: None,
-                identity_always: false,
-            });
-            table.next_column_id += 1;
+        let names: Vec<String> = create.columns.iter().map(|c| ident(&c.name)).collect();
+        add_query_columns(&mut table, &plan, &names)?;
+        if let Some(c) = table.columns.iter().find(|c| c.data_type.element().is_some()) {
+            return sql_err!(FeatureNotSupported, "array columns are not supported (column \"{}\")", c.name);
         }
         add_hidden_rowid(&mut table);
         Ok(Plan::CreateTableAs { table, query: plan, if_not_exists: create.if_not_exists })
@@ -3814,6 +3784,29 @@ pub fn bind_constant(txn: &mut dyn Transaction, sql: &str, e: &ast::Expr, ty: Da
     let mut planner = Planner::new(txn, sql);
     let b = planner.bind_expr(e, &Scope::default())?;
     planner.coerce_loose(b, ty)
+}
+
+/// Gives `desc` a column per result column of `plan` (CREATE VIEW's, CREATE
+/// TABLE AS's), named by `names` where given, else as the query names it.
+fn add_query_columns(desc: &mut TableDesc, plan: &QueryPlan, names: &[String]) -> Result<()> {
+    for (i, c) in plan.columns.iter().enumerate() {
+        let column_name = names.get(i).cloned().unwrap_or_else(|| c.name.clone());
+        if desc.column(&column_name).is_some() {
+            return sql_err!(DuplicateColumn, "column \"{column_name}\" specified more than once");
+        }
+        desc.columns.push(ColumnDesc {
+            id: desc.next_column_id,
+            name: column_name,
+            data_type: c.data_type,
+            nullable: true,
+            default: None,
+            hidden: false,
+            missing: None,
+            identity_always: false,
+        });
+        desc.next_column_id += 1;
+    }
+    Ok(())
 }
 
 /// Adds the hidden `rowid` primary key to a table without one.
