@@ -39,6 +39,15 @@
 //!   child (pid) REFERENCES parent ON DELETE CASCADE, parent row 1 deleted:
 //!     DELETE FROM child WHERE pid = $1        ($1 = 1)
 //! ```
+//!
+//! A DEFERRABLE key's checks (NO ACTION only: RESTRICT and the actions
+//! never wait) may wait for COMMIT inside a transaction block (INITIALLY
+//! DEFERRED, or SET CONSTRAINTS ALL DEFERRED: the session's "Deferred
+//! checks"). COMMIT then checks each with the row as it was written, and
+//! a second expression (`ForeignKeyCheck::key_present`) decides whether
+//! the check still matters: no row of the written table has the key any
+//! more (the referencing row went or changed), or the referenced key is
+//! back.
 
 use sqlparser::ast;
 
