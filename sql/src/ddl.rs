@@ -43,10 +43,11 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             table.id = cx.next_table_id()?;
             Catalog::create_table(cx.txn()?, &table)?;
             cx.drains.owned.insert(table.id);
-            for fk in table.foreign_keys.iter().filter(|fk| fk.table != table.name) {
-                let mut referenced = (*table_to_alter(cx, &fk.table)?).clone();
-                referenced.referenced_by.push(planner::reference_of(&table, fk));
-                Catalog::update_table(cx.txn()?, &mut referenced)?;
+            // Its references to itself came with it (the planner's).
+            let others: Vec<ForeignKeyDesc> =
+                table.foreign_keys.iter().filter(|fk| fk.table != table.name).cloned().collect();
+            for fk in &others {
+                link(cx, &mut table, fk)?;
             }
             Ok("CREATE TABLE".into())
         }
@@ -289,10 +290,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             let (gone_keys, kept_keys) = desc.foreign_keys.into_iter().partition(|fk| fk.columns.contains(&id));
             desc.foreign_keys = kept_keys;
             for fk in gone_keys {
-                match fk.table == desc.name {
-                    true => desc.referenced_by.retain(|r| !(r.table == desc.name && r.constraint == fk.name)),
-                    false => unlink(cx, &fk.table, table, &fk.name)?,
-                }
+                unlink_key(cx, &mut desc, &fk)?;
             }
             // Indexes on the column go with it (PostgreSQL does the same).
             let (gone, kept) = desc.indexes.into_iter().partition(|i| i.columns.iter().any(|(c, _)| *c == id));
@@ -418,25 +416,12 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 )
                 .with_detail(format!("Key {row} is not present in table \"{}\".", fk.table)));
             }
-            let reference = planner::reference_of(&desc, &fk);
-            if fk.table == desc.name {
-                desc.referenced_by.push(reference);
-                Catalog::update_table(cx.txn()?, &mut desc)?;
-            } else {
-                Catalog::update_table(cx.txn()?, &mut desc)?;
-                let mut referenced = (*Catalog::must_table(cx.txn()?, &fk.table)?).clone();
-                referenced.referenced_by.push(reference);
-                Catalog::update_table(cx.txn()?, &mut referenced)?;
-            }
+            link(cx, &mut desc, &fk)?;
+            Catalog::update_table(cx.txn()?, &mut desc)?;
             Ok("ALTER TABLE".into())
         }
         Plan::AddCheck { table, name, expr } => {
             let mut desc = (*table_to_alter(cx, table)?).clone();
-            if let Some(name) = name.as_deref().filter(|n| desc.checks.iter().all(|c| c.name != *n)) {
-                if desc.foreign_keys.iter().any(|f| f.name == name) || desc.primary.name == name {
-                    return sql_err!(DuplicateObject, "constraint \"{name}\" for relation \"{table}\" already exists");
-                }
-            }
             planner::add_table_checks(cx.txn()?, &mut desc, vec![(name.clone(), expr.clone())])?;
             let Some(check) = desc.checks.last() else {
                 return sql_err!(InternalError, "the CHECK constraint was not added");
@@ -533,13 +518,8 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 Catalog::update_table(cx.txn()?, &mut desc)?;
             } else if let Some(at) = desc.foreign_keys.iter().position(|f| f.name == *name) {
                 let fk = desc.foreign_keys.remove(at);
-                if fk.table == desc.name {
-                    desc.referenced_by.retain(|r| !(r.table == desc.name && r.constraint == fk.name));
-                    Catalog::update_table(cx.txn()?, &mut desc)?;
-                } else {
-                    Catalog::update_table(cx.txn()?, &mut desc)?;
-                    unlink(cx, &fk.table, table, name)?;
-                }
+                unlink_key(cx, &mut desc, &fk)?;
+                Catalog::update_table(cx.txn()?, &mut desc)?;
             } else if desc.primary.name == *name || desc.indexes.iter().any(|i| i.name == *name) {
                 return sql_err!(
                     FeatureNotSupported,
@@ -578,12 +558,7 @@ fn first_dangling(
 
 /// The first row of a query a schema change runs for itself.
 fn run_query(cx: &mut Cx, sql: &str) -> Result<Vec<crate::types::Row>> {
-    let parsed = crate::parser::parse(sql)?;
-    let [parsed] = parsed.as_slice() else {
-        return sql_err!(InternalError, "not one statement: {sql}");
-    };
-    let plan = planner::Planner::new(cx.txn()?, sql).plan(&parsed.statement)?;
-    let Plan::Query(query) = crate::optimizer::optimize_plan(plan, crate::optimizer::Rules::default()) else {
+    let (Plan::Query(query), _) = planner::plan_internal(cx.txn()?, sql, &[])? else {
         return sql_err!(InternalError, "not a query: {sql}");
     };
     crate::exec::collect(&query.root, cx, 1)
@@ -599,6 +574,31 @@ fn views_reading(cx: &mut Cx, table: &str) -> Result<Vec<std::sync::Arc<TableDes
         }
     }
     Ok(out)
+}
+
+/// Adds foreign key `fk` of `desc` (which the caller writes) to the
+/// references of the table it references (drained: a table the change
+/// changes).
+fn link(cx: &mut Cx, desc: &mut TableDesc, fk: &ForeignKeyDesc) -> Result<()> {
+    let reference = planner::reference_of(desc, fk);
+    if fk.table == desc.name {
+        desc.referenced_by.push(reference);
+        return Ok(());
+    }
+    let mut referenced = (*table_to_alter(cx, &fk.table)?).clone();
+    referenced.referenced_by.push(reference);
+    Catalog::update_table(cx.txn()?, &mut referenced)
+}
+
+/// Removes foreign key `fk` of `desc` (which the caller writes) from the
+/// references of the table it referenced.
+fn unlink_key(cx: &mut Cx, desc: &mut TableDesc, fk: &ForeignKeyDesc) -> Result<()> {
+    if fk.table == desc.name {
+        let name = desc.name.clone();
+        desc.referenced_by.retain(|r| !(r.table == name && r.constraint == fk.name));
+        return Ok(());
+    }
+    unlink(cx, &fk.table, &desc.name, &fk.name)
 }
 
 /// Removes foreign key `constraint` of table `referencing` from the

@@ -3149,7 +3149,7 @@ impl<'a> Planner<'a> {
             let (_, positions) = self.bind_check(&e, &scope)?;
             let columns: Vec<u32> = positions.iter().map(|&i| table.columns[i].id).collect();
             let name = match name {
-                Some(name) if table.checks.iter().any(|c| c.name == name) => {
+                Some(name) if foreign_keys::constraint_taken(table, &name) => {
                     return sql_err!(
                         DuplicateObject,
                         "constraint \"{name}\" for relation \"{}\" already exists",
@@ -3157,20 +3157,13 @@ impl<'a> Planner<'a> {
                     )
                 }
                 Some(name) => name,
-                None => {
-                    let base = match positions.as_slice() {
-                        [i] => format!("{}_{}_check", table.name, table.columns[*i].name),
-                        _ => format!("{}_check", table.name),
-                    };
-                    let taken = |n: &str| table.checks.iter().any(|c| c.name == n);
-                    let mut name = base.clone();
-                    let mut n = 0;
-                    while taken(&name) {
-                        n += 1;
-                        name = format!("{base}{n}");
-                    }
-                    name
-                }
+                None => match positions.as_slice() {
+                    [i] => foreign_keys::free_constraint_name(
+                        table,
+                        &format!("{}_{}_check", table.name, table.columns[*i].name),
+                    ),
+                    _ => foreign_keys::free_constraint_name(table, &format!("{}_check", table.name)),
+                },
             };
             table.checks.push(crate::catalog::CheckDesc { name, expr: e.to_string(), columns });
         }
@@ -3753,6 +3746,21 @@ fn char_as_text(b: Bound) -> Bound {
         Some(DataType::Char(_)) => Bound::typed(Expr::Function("rtrim".into(), vec![b.expr]), DataType::Text),
         _ => b,
     }
+}
+
+/// Plans SQL the database writes for itself (one statement: a foreign
+/// key's action, a schema change's query of its rows) in `txn`, its
+/// parameters of `param_types`, optimized; with the tables it read.
+pub fn plan_internal(txn: &mut dyn Transaction, sql: &str, param_types: &[DataType]) -> Result<(Plan, Vec<String>)> {
+    let parsed = crate::parser::parse(sql)?;
+    let [parsed] = parsed.as_slice() else {
+        return sql_err!(InternalError, "not one statement: {sql}");
+    };
+    let mut planner = Planner::new(txn, sql);
+    planner.param_types = param_types.iter().copied().map(Some).collect();
+    let plan = planner.plan(&parsed.statement)?;
+    let read = planner.take_used_tables();
+    Ok((crate::optimizer::optimize_plan(plan, crate::optimizer::Rules::default()), read))
 }
 
 /// The tables and views `view`'s query reads, planned against the

@@ -663,16 +663,9 @@ fn run_action(action: &ForeignKeyAction, runs: Vec<Vec<Value>>, cx: &mut Cx, ids
             limits::FOREIGN_KEY_ACTION_DEPTH_MAX
         );
     }
-    let parsed = crate::parser::parse(&action.sql)?;
-    let [parsed] = parsed.as_slice() else {
-        return sql_err!(InternalError, "a foreign key action is not one statement: {}", action.sql);
-    };
-    let mut planner = crate::planner::Planner::new(cx.txn()?, &action.sql);
-    planner.param_types = action.param_types.iter().copied().map(Some).collect();
-    let plan = planner.plan(&parsed.statement);
-    let read = planner.take_used_tables();
+    let (plan, read) = crate::planner::plan_internal(cx.txn()?, &action.sql, &action.param_types)?;
     cx.tables_read.extend(read);
-    let plan = std::rc::Rc::new(crate::optimizer::optimize_plan(plan?, crate::optimizer::Rules::default()));
+    let plan = std::rc::Rc::new(plan);
     cx.plans_made.push(plan.clone());
     cx.action_depth += 1;
     let ran = run_action_plan(&plan, runs, cx, ids);

@@ -140,14 +140,7 @@ impl Planner<'_> {
         let name = name.clone().unwrap_or_else(|| {
             let names: Vec<&str> =
                 own.iter().filter_map(|id| table.column_by_id(*id).map(|(_, c)| c.name.as_str())).collect();
-            let base = format!("{}_{}_fkey", table.name, names.join("_"));
-            let mut name = base.clone();
-            let mut n = 0;
-            while constraint_taken(table, &name) {
-                n += 1;
-                name = format!("{base}{n}");
-            }
-            name
+            free_constraint_name(table, &format!("{}_{}_fkey", table.name, names.join("_")))
         });
         if constraint_taken(table, &name) {
             return sql_err!(DuplicateObject, "constraint \"{name}\" for relation \"{}\" already exists", table.name);
@@ -360,6 +353,18 @@ pub(super) fn constraint_taken(table: &TableDesc, name: &str) -> bool {
         || table.indexes.iter().any(|i| i.name == name)
         || table.checks.iter().any(|c| c.name == name)
         || table.foreign_keys.iter().any(|f| f.name == name)
+}
+
+/// `base`, or the first of `base1`, `base2`, ... no constraint of `table`
+/// has (PostgreSQL's names for constraints a statement does not name).
+pub(super) fn free_constraint_name(table: &TableDesc, base: &str) -> String {
+    let mut name = base.to_string();
+    let mut n = 0;
+    while constraint_taken(table, &name) {
+        n += 1;
+        name = format!("{base}{n}");
+    }
+    name
 }
 
 /// Column ids of `names` in `table` (42703 for one it does not have).
