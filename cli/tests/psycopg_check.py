@@ -4,7 +4,7 @@ Run by cli/tests/pg_drivers.rs with the gateway's host:port; prints OK, or
 fails with an assertion or a psycopg error (the test shows the output).
 
 psycopg sends binary parameters with declared types (int2/int8/float8/bool,
-text as unknown), pipelines executemany, prepares statements server-side
+numeric with %b, text as unknown), pipelines executemany, prepares statements server-side
 after a few executions, and adapts Python lists to arrays. An application
 retries a transaction that failed with 40001 (serialization failure).
 """
@@ -12,6 +12,7 @@ retries a transaction that failed with 40001 (serialization failure).
 import datetime
 import sys
 import uuid
+from decimal import Decimal
 
 import psycopg
 from psycopg import errors
@@ -114,6 +115,30 @@ with psycopg.connect(dsn) as conn:
         c.execute("SELECT %s + 1, at::date FROM ev WHERE id = 1", (day,))
         assert c.fetchone() == (day + datetime.timedelta(days=1), when.astimezone(datetime.timezone.utc).date()), binary
     conn.commit()
+
+    # numeric: Decimal parameters (psycopg sends them as numeric, binary
+    # with %b) and Decimal results, exact, in text and in binary.
+    cur.execute("CREATE TABLE ledger (id INT PRIMARY KEY, amount NUMERIC(12,2) NOT NULL, rate NUMERIC)")
+    cur.executemany(
+        "INSERT INTO ledger VALUES (%s, %b, %s)",
+        [(1, Decimal("19.99"), Decimal("0.125")), (2, Decimal("0.01"), Decimal("-7")), (3, Decimal("1000000.005"), None)],
+    )
+    conn.commit()
+    for binary in (False, True):
+        c = conn.cursor(binary=binary)
+        c.execute("SELECT amount, rate FROM ledger WHERE id = %s", (1,))
+        assert c.fetchone() == (Decimal("19.99"), Decimal("0.125")), binary
+        c.execute("SELECT sum(amount), avg(amount), 0.1 + 0.2 FROM ledger")
+        total, mean, exact = c.fetchone()
+        assert (total, exact) == (Decimal("1000020.01"), Decimal("0.3")), (binary, total, exact)
+        assert str(mean) == "333340.003333333333", (binary, mean)
+        c.execute("SELECT id FROM ledger WHERE amount > %s ORDER BY id", (Decimal("0.01"),))
+        assert [r[0] for r in c.fetchall()] == [1, 3], binary
+    try:
+        cur.execute("INSERT INTO ledger VALUES (%s, %s, NULL)", (4, Decimal("12345678901")))
+        raise AssertionError("numeric(12,2) must refuse 11 digits before the point")
+    except errors.NumericValueOutOfRange:
+        conn.rollback()
 
     # Prepared server-side after the threshold; still the same answers.
     for _ in range(8):

@@ -76,6 +76,11 @@
 //!   0x14              bytea           the bytes, 0x00 escaped as 0x00 0xff, then 0x00 0x01
 //!   0x15              text            the UTF-8 bytes, escaped and terminated as bytea
 //!   0x17              uuid            16 bytes, as they are (fixed width: no terminator)
+//!   0x19              numeric         a sign class (01 negative, 02 zero, 03 positive);
+//!                                     unless zero, the decimal exponent (one byte, sign
+//!                                     bit flipped) and the significant digits, each
+//!                                     digit + 1, then 00; after a negative class, those
+//!                                     bytes inverted (`ops::numeric::encode_key`)
 //!   0x18              interval        16 bytes: its span (30-day months, 24-hour days) in
 //!                                     microseconds, an i128, sign bit flipped; grouping
 //!                                     and sorting only (no key column is an interval)
@@ -212,6 +217,8 @@ mod marker {
     /// An interval's span (grouping and sorting only; never in a stored
     /// key: no key or index column is an interval).
     pub const INTERVAL: u8 = 0x18;
+    /// A numeric: its sign, exponent and digits (`ops::numeric`).
+    pub const NUMERIC: u8 = 0x19;
     /// An array (grouping and sorting only; never in a stored key): each
     /// element after ARRAY_ELEMENT, then ARRAY_END.
     pub const ARRAY: u8 = 0x16;
@@ -264,6 +271,10 @@ pub fn encode_key_value(out: &mut Vec<u8>, value: &Value, direction: Direction) 
         Value::Uuid(bytes) => {
             out.push(marker::UUID);
             out.extend_from_slice(bytes);
+        }
+        Value::Numeric(d) => {
+            out.push(marker::NUMERIC);
+            crate::ops::numeric::encode_key(out, *d);
         }
         Value::Interval(i) => {
             out.push(marker::INTERVAL);
@@ -409,6 +420,7 @@ fn decode_key_value_general(input: &mut &[u8]) -> Result<(Direction, Value)> {
         }
         marker::BYTES => Value::Bytea(decode_key_bytes(input, flip)?),
         marker::UUID => Value::Uuid(take_key_array(input, flip, "uuid")?),
+        marker::NUMERIC => Value::Numeric(crate::ops::numeric::decode_key(input, flip)?),
         marker::INTERVAL => {
             // The span only: as days and microseconds.
             let span = (u128::from_be_bytes(take_key_array(input, flip, "interval")?) ^ (1 << 127)) as i128;
@@ -553,6 +565,16 @@ fn narrow_key_value(value: Value, ty: DataType) -> Result<Value> {
             },
         },
         (DataType::Uuid, v @ Value::Uuid(_)) => v,
+        // A key keeps a numeric's value, not its scale: a column's scale
+        // comes back from its type (an unconstrained column's shows the
+        // digits the value needs).
+        (DataType::Numeric(_), Value::Numeric(d)) => match ty {
+            DataType::Numeric(Some(typmod)) => Value::Numeric(
+                crate::ops::numeric::apply_typmod(d, typmod)
+                    .map_err(|e| Error::new(SqlState::InternalError, format!("corrupt key: {}", e.message)))?,
+            ),
+            _ => Value::Numeric(d),
+        },
         (_, found) => {
             let found_type = found.data_type().map_or_else(|| "NULL".to_string(), |t| t.sql_name());
             return sql_err!(InternalError, "corrupt key: expected a {ty} value, found a {found_type} one");
@@ -646,6 +668,9 @@ mod tag {
     /// An interval: months, days, microseconds, each a zigzag varint.
     pub const INTERVAL: u8 = 14;
     pub const DATE: u8 = 15;
+    /// A numeric: its 16 bytes as `rust_decimal` serializes them (flags
+    /// with sign and scale, then the 96-bit magnitude, little-endian).
+    pub const NUMERIC: u8 = 16;
 }
 
 /// A row's value: the non-NULL columns, each with its column id.
@@ -681,6 +706,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Interval(_) => tag::INTERVAL,
             Value::Date(_) => tag::DATE,
             Value::Uuid(_) => tag::UUID,
+            Value::Numeric(_) => tag::NUMERIC,
             Value::Array(..) => tag::ARRAY,
         };
         write_uvarint(&mut out, u64::from(column_id));
@@ -696,6 +722,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Text(s) => write_length_prefixed(&mut out, s.as_bytes()),
             Value::Bytea(b) => write_length_prefixed(&mut out, b),
             Value::Uuid(bytes) => out.extend_from_slice(bytes),
+            Value::Numeric(d) => out.extend_from_slice(&d.serialize()),
             Value::Interval(i) => {
                 write_uvarint(&mut out, zigzag(i64::from(i.months)));
                 write_uvarint(&mut out, zigzag(i64::from(i.days)));
@@ -783,6 +810,16 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
                 let mut bytes = [0u8; 16];
                 bytes.copy_from_slice(take_row_bytes(&mut input, 16, "uuid")?);
                 Value::Uuid(bytes)
+            }
+            tag::NUMERIC => {
+                let mut bytes = [0u8; 16];
+                bytes.copy_from_slice(take_row_bytes(&mut input, 16, "numeric")?);
+                // Flags: the scale in bits 16..24, the sign in bit 31, nothing else.
+                let flags = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                if flags & 0x7F00_FFFF != 0 || (flags >> 16) & 0xFF > crate::ops::numeric::SCALE_MAX {
+                    return sql_err!(InternalError, "corrupt row value: column {column_id}'s numeric flags {flags:#x}");
+                }
+                Value::Numeric(crate::ops::numeric::Decimal::deserialize(bytes))
             }
             tag::ARRAY => {
                 let oid = read_uvarint(&mut input)?;
@@ -949,6 +986,7 @@ fn pretty_value(value: &Value) -> String {
             Some(t) => format!("TIMESTAMP '{}'", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f")),
             None => format!("TIMESTAMP {micros}"),
         },
+        Value::Numeric(d) => crate::ops::numeric::to_text(*d),
         Value::Uuid(_) | Value::TimestampTz(_) | Value::Interval(_) | Value::Date(_) => {
             format!(
                 "{} '{}'",
@@ -1002,6 +1040,7 @@ mod tests {
             (Value::TimestampTz(a), Value::TimestampTz(b)) => a.cmp(b),
             (Value::Date(a), Value::Date(b)) => a.cmp(b),
             (Value::Uuid(a), Value::Uuid(b)) => a.cmp(b),
+            (Value::Numeric(a), Value::Numeric(b)) => a.cmp(b),
             _ if a.as_i64().is_some() && b.as_i64().is_some() => a.as_i64().cmp(&b.as_i64()),
             _ => {
                 let (a, b) = (a.as_f64().expect("a float"), b.as_f64().expect("a float"));
@@ -1149,6 +1188,7 @@ mod tests {
             DataType::TimestampTz,
             DataType::Date,
             DataType::Uuid,
+            DataType::Numeric(None),
         ])
     }
 
@@ -1176,6 +1216,16 @@ mod tests {
                     .prop_map(Value::Uuid)
                     .boxed()
             }
+            // Every scale, the extremes, and values equal at different scales.
+            DataType::Numeric(_) => prop_oneof![
+                (interesting_i64(), 0u32..=28)
+                    .prop_map(|(m, s)| Value::Numeric(crate::ops::numeric::Decimal::new(m, s))),
+                Just(Value::Numeric(crate::ops::numeric::Decimal::MAX)),
+                Just(Value::Numeric(crate::ops::numeric::Decimal::MIN)),
+                (-3i64..3, 0u32..3)
+                    .prop_map(|(m, s)| Value::Numeric(crate::ops::numeric::Decimal::new(m * 10i64.pow(s), s))),
+            ]
+            .boxed(),
             _ => interesting_text().prop_map(Value::Text).boxed(),
         };
         prop_oneof![1 => Just(Value::Null), 9 => non_null].boxed()

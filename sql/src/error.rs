@@ -36,6 +36,8 @@ pub enum SqlState {
     InvalidRowCountInResultOffsetClause,
     /// 22P02
     InvalidTextRepresentation,
+    /// 22P03
+    InvalidBinaryRepresentation,
     /// 22025
     InvalidEscapeSequence,
     /// 23502
@@ -167,6 +169,7 @@ impl SqlState {
             InvalidRowCountInLimitClause => "2201W",
             InvalidRowCountInResultOffsetClause => "2201X",
             InvalidTextRepresentation => "22P02",
+            InvalidBinaryRepresentation => "22P03",
             InvalidEscapeSequence => "22025",
             NotNullViolation => "23502",
             UniqueViolation => "23505",

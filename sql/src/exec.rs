@@ -1464,6 +1464,9 @@ enum Acc {
     Count(i64),
     SumInt(Option<i128>),
     SumFloat(Option<f64>),
+    /// sum and avg whose result is a numeric (of integers or numerics):
+    /// the exact sum so far, and how many.
+    SumNumeric(Option<ops::numeric::Decimal>, i64),
     /// sum and avg of intervals: the sum so far, and how many.
     SumInterval(Option<Interval>, i64),
     Avg {
@@ -1505,6 +1508,7 @@ impl Acc {
             AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
             AggFunc::Sum if call.data_type == DataType::Int8 => Acc::SumInt(None),
             AggFunc::Sum | AggFunc::Avg if call.data_type == DataType::Interval => Acc::SumInterval(None, 0),
+            AggFunc::Sum | AggFunc::Avg if call.data_type.is_decimal() => Acc::SumNumeric(None, 0),
             AggFunc::Sum => Acc::SumFloat(None),
             AggFunc::Avg => Acc::Avg { sum: 0.0, count: 0 },
             AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
@@ -1546,6 +1550,17 @@ impl Acc {
                 *s = Some(s.unwrap_or(0) + i128::from(x));
             }
             Acc::SumFloat(s) => *s = Some(s.unwrap_or(0.0) + v.as_f64().unwrap_or(0.0)),
+            Acc::SumNumeric(s, n) => {
+                let x = match v {
+                    Value::Numeric(d) => d,
+                    v => ops::numeric::Decimal::from(v.as_i64().ok_or_else(|| internal("sum of a non-number".into()))?),
+                };
+                *s = Some(match s {
+                    None => x,
+                    Some(s) => ops::numeric::arithmetic(ops::numeric::Arithmetic::Add, *s, x)?,
+                });
+                *n += 1;
+            }
             Acc::SumInterval(s, n) => {
                 let Value::Interval(x) = v else { return Err(internal("sum of a non-interval".into())) };
                 *s = Some(match s {
@@ -1642,6 +1657,13 @@ impl Acc {
                 DataType::Float4 => Value::Float4(*s as f32),
                 _ => Value::Float8(*s),
             },
+            Acc::SumNumeric(None, _) => Value::Null,
+            Acc::SumNumeric(Some(s), _) if call.func == AggFunc::Sum => Value::Numeric(*s),
+            Acc::SumNumeric(Some(s), n) => Value::Numeric(ops::numeric::arithmetic(
+                ops::numeric::Arithmetic::Div,
+                *s,
+                ops::numeric::Decimal::from(*n),
+            )?),
             Acc::SumInterval(Some(s), _) if call.func == AggFunc::Sum => Value::Interval(*s),
             Acc::SumInterval(Some(s), n) => Value::Interval(ops::interval::divide(s, *n as f64)?),
             Acc::Avg { count: 0, .. } => Value::Null,

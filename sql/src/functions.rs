@@ -53,7 +53,7 @@
 use std::f64::consts::PI;
 
 use crate::error::{Error, Result, SqlState};
-use crate::ops::{self, BinaryOp};
+use crate::ops::{self, numeric, BinaryOp};
 use crate::sql_err;
 use crate::types::{DataType, Value};
 
@@ -80,6 +80,12 @@ enum Param {
     BigInt,
     /// float8 (any number converts)
     Float,
+    /// numeric (only a numeric: its overloads come before the float8 ones
+    /// they would otherwise take from it)
+    Numeric,
+    /// numeric (an integer converts: `round(1234, -2)` is numeric, as
+    /// PostgreSQL has no other)
+    Exact,
     Bytea,
     /// timestamp (a string literal converts)
     Timestamp,
@@ -98,6 +104,8 @@ impl Param {
             Param::Int => matches!(t, DataType::Int2 | DataType::Int4),
             Param::BigInt => t.is_integer(),
             Param::Float => t.is_numeric(),
+            Param::Numeric => t.is_decimal(),
+            Param::Exact => t.is_integer() || t.is_decimal(),
             Param::Bytea => t == DataType::Bytea,
             Param::Timestamp => t == DataType::Timestamp,
             Param::TimestampTz => t == DataType::TimestampTz,
@@ -113,6 +121,7 @@ impl Param {
             Param::Int => DataType::Int4,
             Param::BigInt => DataType::Int8,
             Param::Float => DataType::Float8,
+            Param::Numeric | Param::Exact => DataType::Numeric(None),
             Param::Bytea => DataType::Bytea,
             Param::Timestamp => DataType::Timestamp,
             Param::TimestampTz => DataType::TimestampTz,
@@ -209,6 +218,14 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("ascii", &[P::Text], T::Int4),
     ("to_hex", &[P::Int], T::Text),
     ("to_hex", &[P::BigInt], T::Text),
+    ("ceil", &[P::Numeric], T::Numeric(None)),
+    ("ceiling", &[P::Numeric], T::Numeric(None)),
+    ("floor", &[P::Numeric], T::Numeric(None)),
+    ("round", &[P::Numeric], T::Numeric(None)),
+    ("round", &[P::Exact, P::Int], T::Numeric(None)),
+    ("trunc", &[P::Numeric], T::Numeric(None)),
+    ("trunc", &[P::Exact, P::Int], T::Numeric(None)),
+    ("sign", &[P::Numeric], T::Numeric(None)),
     ("ceil", &[P::Float], T::Float8),
     ("ceiling", &[P::Float], T::Float8),
     ("floor", &[P::Float], T::Float8),
@@ -584,7 +601,7 @@ pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
             let t = args[0].unwrap_or(T::Float8);
             return Ok(Signature { params: vec![t], ret: t });
         }
-        "mod" if args.len() == 2 && args.iter().all(is_int) => {
+        "mod" if args.len() == 2 && args.iter().all(|a| is_int(a) || a.is_some_and(DataType::is_decimal)) => {
             let t = match (args[0], args[1]) {
                 (Some(a), Some(b)) => ops::binary_result_type(BinaryOp::Mod, a, b)?,
                 (Some(a), None) | (None, Some(a)) => a,
@@ -794,6 +811,22 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         // Math.
         "abs" => abs(&args[0])?,
         "mod" => ops::binary(BinaryOp::Mod, &args[0], &args[1])?,
+        // numeric's own (and round and trunc to places, which only numeric has).
+        "ceil" | "ceiling" | "floor" | "round" | "trunc" | "sign"
+            if matches!(args[0], Value::Numeric(_))
+                || (n == 2 && matches!(name, "round" | "trunc") && args[0].as_i64().is_some()) =>
+        {
+            let d = match args[0] {
+                Value::Numeric(d) => d,
+                ref i => numeric::Decimal::from(i.as_i64().unwrap_or_default()),
+            };
+            Value::Numeric(match name {
+                "ceil" | "ceiling" => numeric::ceil(d),
+                "floor" => numeric::floor(d),
+                "sign" => numeric::sign(d),
+                _ => numeric::round(d, if n == 2 { int(1)? } else { 0 }, name == "trunc")?,
+            })
+        }
         "ceil" | "ceiling" => Value::Float8(float(0)?.ceil()),
         "floor" => Value::Float8(float(0)?.floor()),
         "round" if n == 1 => Value::Float8(float(0)?.round_ties_even()),
@@ -1209,6 +1242,7 @@ fn abs(v: &Value) -> Result<Value> {
         Value::Int8(i) => i.checked_abs().map(Value::Int8).ok_or_else(|| range("bigint")),
         Value::Float4(f) => Ok(Value::Float4(f.abs())),
         Value::Float8(f) => Ok(Value::Float8(f.abs())),
+        Value::Numeric(d) => Ok(Value::Numeric(d.abs())),
         _ => sql_err!(InternalError, "abs of a non-number"),
     }
 }
@@ -1484,7 +1518,14 @@ mod tests {
             ("round", vec![Float8(1.5), Int4(i32::MIN)], ok(Float8(0.0))),
             ("round", vec![Float8(f64::MAX), Int4(-308)], Err("22003")),
             ("round", vec![Float8(f64::NAN), Int4(2)], ok(Float8(f64::NAN))),
-            ("round", vec![Int4(1234), Int4(-2)], ok(Float8(1200.0))),
+            ("round", vec![Int4(1234), Int4(-2)], ok(Numeric(numeric::Decimal::from(1200)))),
+            (
+                "round",
+                vec![Numeric(numeric::parse("-2.45").unwrap()), Int4(1)],
+                ok(Numeric(numeric::parse("-2.5").unwrap())),
+            ),
+            ("trunc", vec![Numeric(numeric::parse("2.99").unwrap())], ok(Numeric(numeric::Decimal::from(2)))),
+            ("abs", vec![Numeric(numeric::parse("-1.50").unwrap())], ok(Numeric(numeric::parse("1.50").unwrap()))),
             ("trunc", vec![Float8(-2.7)], ok(Float8(-2.0))),
             ("trunc", vec![Float8(-2.678), Int4(2)], ok(Float8(-2.67))),
             ("trunc", vec![Float8(1999.0), Int4(-3)], ok(Float8(1000.0))),
@@ -1582,7 +1623,7 @@ mod tests {
         assert_eq!(rt("pi", &[]), Ok(T::Float8));
         assert_eq!(
             resolve("round", &[Some(T::Int4), Some(T::Int2)]),
-            Ok(Signature { params: vec![T::Float8, T::Int4], ret: T::Float8 })
+            Ok(Signature { params: vec![T::Numeric(None), T::Int4], ret: T::Numeric(None) })
         );
         assert_eq!(
             resolve("greatest", &[Some(T::Int2), Some(T::Int8)]),

@@ -13,7 +13,7 @@
 //! says, each a superset of the one before:
 //!
 //! ```text
-//!   implicit    (expressions)     int2 -> int4 -> int8 -> float4 -> float8
+//!   implicit    (expressions)     int2 -> int4 -> int8 -> numeric -> float4 -> float8
 //!                                 text <-> varchar <-> char
 //!   assignment  (INSERT, UPDATE)  + numeric narrowing, range-checked
 //!                                 + any type -> text/varchar/char (text output)
@@ -70,11 +70,11 @@
 //!   zone is ignored, as `timestamp without time zone` does; zone names
 //!   are not checked. `now`, `today` and friends are 0A000: they need a
 //!   clock, and this module has none.
-//! - `%`/`mod` exist for integers only (PostgreSQL also has them for
-//!   `numeric`, which we do not have).
+//! - `numeric` holds 28 significant digits ([`numeric`]'s module doc).
 
 pub mod array;
 pub mod interval;
+pub mod numeric;
 
 use std::cmp::Ordering;
 
@@ -197,24 +197,23 @@ fn internal(what: &str) -> Error {
 }
 
 /// The position of a numeric type on the promotion ladder
-/// int2 < int4 < int8 < float4 < float8.
+/// int2 < int4 < int8 < numeric < float4 < float8.
 fn numeric_rank(t: DataType) -> Option<u8> {
     match t {
         DataType::Int2 => Some(0),
         DataType::Int4 => Some(1),
         DataType::Int8 => Some(2),
-        DataType::Float4 => Some(3),
-        DataType::Float8 => Some(4),
+        DataType::Numeric(_) => Some(3),
+        DataType::Float4 => Some(4),
+        DataType::Float8 => Some(5),
         _ => None,
     }
 }
 
 fn wider(a: DataType, b: DataType) -> DataType {
-    if numeric_rank(a) >= numeric_rank(b) {
-        a
-    } else {
-        b
-    }
+    let wider = if numeric_rank(a) >= numeric_rank(b) { a } else { b };
+    // Two numerics of different typmods meet as unconstrained numeric.
+    wider.base()
 }
 
 // ---------------------------------------------------------------------------
@@ -223,7 +222,7 @@ fn wider(a: DataType, b: DataType) -> DataType {
 
 /// The result type of an arithmetic operator on two numeric types.
 fn arithmetic_type(l: DataType, r: DataType) -> Option<DataType> {
-    if l.is_integer() && r.is_integer() {
+    if (l.is_integer() || l.is_decimal()) && (r.is_integer() || r.is_decimal()) {
         Some(wider(l, r))
     } else if l == DataType::Float4 && r == DataType::Float4 {
         Some(DataType::Float4)
@@ -337,7 +336,7 @@ pub fn binary_result_type(op: BinaryOp, l: DataType, r: DataType) -> Result<Data
         BinaryOp::Add | BinaryOp::Mul | BinaryOp::Div => arithmetic_type(l, r),
         BinaryOp::Sub => arithmetic_type(l, r),
         BinaryOp::Mod => {
-            if l.is_integer() && r.is_integer() {
+            if (l.is_integer() || l.is_decimal()) && (r.is_integer() || r.is_decimal()) {
                 Some(wider(l, r))
             } else {
                 None
@@ -392,6 +391,20 @@ pub fn binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             };
             int_arithmetic(op, a, b, ty)
         }
+        DataType::Numeric(_) => {
+            let (Some(a), Some(b)) = (as_decimal(l)?, as_decimal(r)?) else {
+                return Err(internal("numeric expected"));
+            };
+            let op = match op {
+                BinaryOp::Add => numeric::Arithmetic::Add,
+                BinaryOp::Sub => numeric::Arithmetic::Sub,
+                BinaryOp::Mul => numeric::Arithmetic::Mul,
+                BinaryOp::Div => numeric::Arithmetic::Div,
+                BinaryOp::Mod => numeric::Arithmetic::Mod,
+                _ => return Err(internal("not an arithmetic operator")),
+            };
+            numeric::arithmetic(op, a, b).map(Value::Numeric)
+        }
         DataType::Float4 => {
             let (Value::Float4(a), Value::Float4(b)) = (l, r) else {
                 return Err(internal("real expected"));
@@ -431,6 +444,14 @@ pub fn binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             Ok(Value::Text(s))
         }
         _ => Err(internal("unexpected result type")),
+    }
+}
+
+/// An integer or a numeric as a numeric (`None` for other values).
+fn as_decimal(v: &Value) -> Result<Option<numeric::Decimal>> {
+    match v {
+        Value::Numeric(d) => Ok(Some(*d)),
+        v => v.as_i64().map(|i| numeric::from_i128(i.into())).transpose(),
     }
 }
 
@@ -548,6 +569,9 @@ pub fn unary(op: UnaryOp, v: &Value) -> Result<Value> {
         Value::Int8(i) => i.checked_neg().map(Value::Int8).ok_or_else(|| int_out_of_range(t)),
         Value::Float4(f) => Ok(Value::Float4(-f)),
         Value::Float8(f) => Ok(Value::Float8(-f)),
+        Value::Numeric(d) => {
+            Ok(Value::Numeric(numeric::arithmetic(numeric::Arithmetic::Sub, numeric::Decimal::ZERO, d)?))
+        }
         Value::Interval(ref i) => interval::negate(i).map(Value::Interval),
         _ => Err(internal("number expected")),
     }
@@ -561,6 +585,7 @@ pub fn unary(op: UnaryOp, v: &Value) -> Result<Value> {
 #[derive(Clone, Copy)]
 enum Num {
     Int(i64),
+    Decimal(numeric::Decimal),
     Float(f64),
 }
 
@@ -568,6 +593,7 @@ fn as_num(v: &Value) -> Option<Num> {
     match *v {
         Value::Float4(f) => Some(Num::Float(f.into())),
         Value::Float8(f) => Some(Num::Float(f)),
+        Value::Numeric(d) => Some(Num::Decimal(d)),
         _ => v.as_i64().map(Num::Int),
     }
 }
@@ -615,6 +641,11 @@ fn cmp_nums(a: Num, b: Num) -> Ordering {
         (Num::Float(x), Num::Float(y)) => cmp_floats(x, y),
         (Num::Int(x), Num::Float(y)) => cmp_int_float(x, y),
         (Num::Float(x), Num::Int(y)) => cmp_int_float(y, x).reverse(),
+        (Num::Decimal(x), Num::Decimal(y)) => x.cmp(&y),
+        (Num::Decimal(x), Num::Int(y)) => x.cmp(&numeric::Decimal::from(y)),
+        (Num::Int(x), Num::Decimal(y)) => numeric::Decimal::from(x).cmp(&y),
+        (Num::Decimal(x), Num::Float(y)) => numeric::cmp_float(x, y),
+        (Num::Float(x), Num::Decimal(y)) => numeric::cmp_float(y, x).reverse(),
     }
 }
 
@@ -657,7 +688,7 @@ pub fn compare(l: &Value, r: &Value) -> Result<Option<Ordering>> {
 fn sort_class(v: &Value) -> u8 {
     match v {
         Value::Bool(_) => 0,
-        Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Float4(_) | Value::Float8(_) => 1,
+        Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Numeric(_) | Value::Float4(_) | Value::Float8(_) => 1,
         Value::Text(_) => 2,
         Value::Bytea(_) => 3,
         Value::Timestamp(_) | Value::TimestampTz(_) | Value::Date(_) => 4,
@@ -786,7 +817,7 @@ pub fn assign(v: &Value, to: DataType) -> Result<Value> {
 /// between int4 and bool, between timestamp and timestamptz, and to the
 /// same type.
 fn convert(v: &Value, to: DataType) -> Result<Value> {
-    if v.data_type().map(DataType::base) == Some(to.base()) {
+    if v.data_type().map(DataType::base) == Some(to.base()) && !matches!(to, DataType::Numeric(Some(_))) {
         return Ok(v.clone());
     }
     match (v, to) {
@@ -809,8 +840,22 @@ fn convert(v: &Value, to: DataType) -> Result<Value> {
         (_, DataType::Int2 | DataType::Int4 | DataType::Int8) => match as_num(v) {
             Some(Num::Int(i)) => int_value(i, to),
             Some(Num::Float(f)) => float_to_int(f, to),
+            // Half away from zero, as PostgreSQL's numeric_int4.
+            Some(Num::Decimal(d)) => numeric::to_i64(d).map_or_else(|| Err(int_out_of_range(to)), |i| int_value(i, to)),
             None => Err(internal("number expected")),
         },
+        (_, DataType::Numeric(typmod)) => {
+            let d = match *v {
+                Value::Numeric(d) => d,
+                Value::Float4(f) => numeric::from_f64(f.into(), 6)?,
+                Value::Float8(f) => numeric::from_f64(f, 15)?,
+                _ => as_decimal(v)?.ok_or_else(|| internal("number expected"))?,
+            };
+            match typmod {
+                Some(typmod) => numeric::apply_typmod(d, typmod).map(Value::Numeric),
+                None => Ok(Value::Numeric(d)),
+            }
+        }
         (_, DataType::Float8) => v.as_f64().map(Value::Float8).ok_or_else(|| internal("number expected")),
         (Value::Float8(f), DataType::Float4) => {
             let r = *f as f32;
@@ -821,6 +866,10 @@ fn convert(v: &Value, to: DataType) -> Result<Value> {
                 return Err(float_underflow());
             }
             Ok(Value::Float4(r))
+        }
+        (Value::Numeric(_), DataType::Float4) => {
+            let f = v.as_f64().ok_or_else(|| internal("number expected"))?;
+            convert(&Value::Float8(f), to)
         }
         (_, DataType::Float4) => match v.as_i64() {
             Some(i) => Ok(Value::Float4(i as f32)),
@@ -938,6 +987,7 @@ pub fn to_text(v: &Value) -> Option<String> {
         Value::TimestampTz(us) => timestamptz_text(*us),
         Value::Date(days) => date_text(*days),
         Value::Uuid(bytes) => uuid_text(bytes),
+        Value::Numeric(d) => numeric::to_text(*d),
         Value::Interval(i) => interval::to_text(i),
         Value::Array(_, items) => array::to_text(items),
     })
@@ -1174,6 +1224,13 @@ pub fn parse_text(s: &str, ty: DataType) -> Result<Value> {
         DataType::TimestampTz => parse_timestamptz(s).map(Value::TimestampTz),
         DataType::Date => parse_date(s).map(Value::Date),
         DataType::Uuid => parse_uuid(s).map(Value::Uuid),
+        DataType::Numeric(typmod) => {
+            let d = numeric::parse(s)?;
+            match typmod {
+                Some(typmod) => numeric::apply_typmod(d, typmod).map(Value::Numeric),
+                None => Ok(Value::Numeric(d)),
+            }
+        }
         DataType::Interval => interval::parse(s).map(Value::Interval),
         DataType::Array(element) => array::parse(s, *element),
     }

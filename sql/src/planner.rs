@@ -435,6 +435,11 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
         T::Char(l) | T::Character(l) => DataType::Char(length(l)?.unwrap_or(1)),
         T::Bytea => DataType::Bytea,
         T::Uuid => DataType::Uuid,
+        T::Numeric(info) | T::Decimal(info) | T::Dec(info) => DataType::Numeric(match *info {
+            ast::ExactNumberInfo::None => None,
+            ast::ExactNumberInfo::Precision(p) => Some(crate::ops::numeric::typmod(p, 0)?),
+            ast::ExactNumberInfo::PrecisionAndScale(p, s) => Some(crate::ops::numeric::typmod(p, s)?),
+        }),
         T::Date => DataType::Date,
         T::Interval { .. } => DataType::Interval,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
@@ -458,6 +463,7 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             "float8" => DataType::Float8,
             "bpchar" => DataType::Char(1),
             "uuid" => DataType::Uuid,
+            "numeric" => DataType::Numeric(None),
             "timestamptz" => DataType::TimestampTz,
             "date" => DataType::Date,
             other => return sql_err!(UndefinedObject, "type \"{other}\" does not exist"),
@@ -1366,13 +1372,15 @@ impl<'a> Planner<'a> {
         let (func, data_type) = match name.as_str() {
             "count" => (AggFunc::Count, DataType::Int8),
             "sum" => match ty {
-                DataType::Int2 | DataType::Int4 | DataType::Int8 => (AggFunc::Sum, DataType::Int8),
+                DataType::Int2 | DataType::Int4 => (AggFunc::Sum, DataType::Int8),
+                DataType::Int8 | DataType::Numeric(_) => (AggFunc::Sum, DataType::Numeric(None)),
                 DataType::Interval => (AggFunc::Sum, DataType::Interval),
                 DataType::Float4 => (AggFunc::Sum, DataType::Float4),
                 DataType::Float8 => (AggFunc::Sum, DataType::Float8),
                 t => return sql_err!(UndefinedFunction, "function sum({t}) does not exist"),
             },
             "avg" => match ty {
+                t if t.is_integer() || t.is_decimal() => (AggFunc::Avg, DataType::Numeric(None)),
                 t if t.is_numeric() => (AggFunc::Avg, DataType::Float8),
                 DataType::Interval => (AggFunc::Avg, DataType::Interval),
                 t => return sql_err!(UndefinedFunction, "function avg({t}) does not exist"),
@@ -2522,8 +2530,11 @@ impl<'a> Planner<'a> {
                     Bound::typed(Expr::Constant(Value::Int4(i)), DataType::Int4)
                 } else if let Ok(i) = n.parse::<i64>() {
                     Bound::typed(Expr::Constant(Value::Int8(i)), DataType::Int8)
+                } else if let Ok(d) = crate::ops::numeric::parse(n) {
+                    Bound::typed(Expr::Constant(Value::Numeric(d)), DataType::Numeric(None))
                 } else {
-                    // PostgreSQL makes these numeric; SpanDB has float8.
+                    // Beyond what a numeric holds (28 digits), where
+                    // PostgreSQL's numeric would take it: a float8.
                     match n.parse::<f64>() {
                         Ok(f) if f.is_finite() => Bound::typed(Expr::Constant(Value::Float8(f)), DataType::Float8),
                         _ => return sql_err!(NumericValueOutOfRange, "number out of range: {n}"),
@@ -4041,6 +4052,7 @@ fn pg_short_name(t: DataType) -> &'static str {
         DataType::Date => "date",
         DataType::Interval => "interval",
         DataType::Uuid => "uuid",
+        DataType::Numeric(_) => "numeric",
         DataType::Array(_) => "array",
     }
 }

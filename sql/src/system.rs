@@ -687,6 +687,7 @@ const TYPES: &[TypeRow] = &[
     ty(1184, "timestamptz", 8, "D", 1185),
     ty(1186, "interval", 16, "T", 1187),
     ty(2205, "regclass", 4, "N", 2210),
+    ty(1700, "numeric", -1, "N", 1231),
     ty(2950, "uuid", 16, "U", 2951),
     array_ty(1000, "_bool", 16),
     array_ty(1001, "_bytea", 17),
@@ -705,14 +706,18 @@ const TYPES: &[TypeRow] = &[
     array_ty(1182, "_date", 1082),
     array_ty(1185, "_timestamptz", 1184),
     array_ty(1187, "_interval", 1186),
+    array_ty(1231, "_numeric", 1700),
     array_ty(2951, "_uuid", 2950),
 ];
 
 /// The type modifier PostgreSQL stores for a column type (`atttypmod`):
-/// a length plus the 4-byte header for `varchar(n)` and `char(n)`, else -1.
+/// a length plus the 4-byte header for `varchar(n)` and `char(n)`, the
+/// precision and scale (`precision << 16 | scale`) plus the header for
+/// `numeric(p, s)`, else -1.
 pub fn type_modifier(t: DataType) -> i32 {
     match t {
         DataType::Varchar(Some(n)) | DataType::Char(n) => i32::try_from(n).unwrap_or(i32::MAX - 4) + 4,
+        DataType::Numeric(Some(m)) => (i32::from(m.precision) << 16 | i32::from(m.scale)) + 4,
         _ => -1,
     }
 }
@@ -724,6 +729,7 @@ pub fn format_type(oid: i64, typmod: Option<i64>) -> Option<String> {
     let name = match oid {
         1043 => return Some(length.map_or("character varying".into(), |n| format!("character varying({n})"))),
         1042 => return Some(length.map_or("character".into(), |n| format!("character({n})"))),
+        1700 => return Some(length.map_or("numeric".into(), |m| format!("numeric({},{})", m >> 16, m & 0xFFFF))),
         16 => "boolean",
         20 => "bigint",
         21 => "smallint",
@@ -1359,11 +1365,16 @@ fn information_columns(s: &Snapshot) -> Vec<Row> {
                 DataType::Int8 => (Value::Int4(64), Value::Int4(2), Value::Int4(0)),
                 DataType::Float4 => (Value::Int4(24), Value::Int4(2), Value::Null),
                 DataType::Float8 => (Value::Int4(53), Value::Int4(2), Value::Null),
+                DataType::Numeric(Some(m)) => {
+                    (Value::Int4(m.precision.into()), Value::Int4(10), Value::Int4(m.scale.into()))
+                }
+                DataType::Numeric(None) => (Value::Null, Value::Int4(10), Value::Null),
                 _ => (Value::Null, Value::Null, Value::Null),
             };
             let type_name = match ty {
                 DataType::Varchar(_) => "character varying".to_string(),
                 DataType::Char(_) => "character".to_string(),
+                DataType::Numeric(_) => "numeric".to_string(),
                 t => t.sql_name(),
             };
             let udt = TYPES.iter().find(|r| r.oid == i64::from(ty.oid())).map_or("", |r| r.name);

@@ -149,7 +149,7 @@ pub struct SpanDb {
 fn column_type(t: DataType) -> DefaultColumnType {
     match t {
         DataType::Int2 | DataType::Int4 | DataType::Int8 => DefaultColumnType::Integer,
-        DataType::Float4 | DataType::Float8 => DefaultColumnType::FloatingPoint,
+        DataType::Float4 | DataType::Float8 | DataType::Numeric(_) => DefaultColumnType::FloatingPoint,
         _ => DefaultColumnType::Text,
     }
 }

@@ -21,6 +21,11 @@
 //! a UTC session. A `date` is a count of days since 1970-01-01; it
 //! compares with both as their midnight (UTC).
 //!
+//! A `numeric` is an exact decimal of up to 28 significant digits that
+//! keeps its scale (`1.50`); a `NUMERIC(p, s)` column's bounds are its
+//! [`NumericTypmod`], applied when a value is stored
+//! ([`crate::ops::numeric`]).
+//!
 //! A `uuid` is its 16 bytes, compared and ordered byte by byte as
 //! PostgreSQL orders them. `gen_random_uuid()` makes version-4 ones, the
 //! key a sharded table wants: new rows spread over every shard instead of
@@ -52,6 +57,9 @@ pub enum DataType {
     /// Months, days and microseconds ([`Interval`]).
     Interval,
     Uuid,
+    /// `NUMERIC(precision, scale)`; `None`: unconstrained `NUMERIC`.
+    /// Values are exact decimals ([`crate::ops::numeric`]).
+    Numeric(Option<NumericTypmod>),
     /// A one-dimensional array of the element type (never itself an
     /// array): values of queries and parameters, not of columns (CREATE
     /// TABLE refuses array columns, so descriptors never hold one).
@@ -61,7 +69,7 @@ pub enum DataType {
 
 /// The element types arrays may have, one static each (so `DataType`
 /// stays `Copy`).
-static ARRAY_ELEMENTS: [DataType; 13] = [
+static ARRAY_ELEMENTS: [DataType; 14] = [
     DataType::Bool,
     DataType::Int2,
     DataType::Int4,
@@ -75,6 +83,7 @@ static ARRAY_ELEMENTS: [DataType; 13] = [
     DataType::Date,
     DataType::Interval,
     DataType::Uuid,
+    DataType::Numeric(None),
 ];
 
 impl DataType {
@@ -114,6 +123,7 @@ impl DataType {
                 DataType::Date => 1182,
                 DataType::Interval => 1187,
                 DataType::Uuid => 2951,
+                DataType::Numeric(_) => 1231,
                 _ => 1009,
             },
             DataType::Bool => 16,
@@ -131,6 +141,7 @@ impl DataType {
             DataType::Date => 1082,
             DataType::Interval => 1186,
             DataType::Uuid => 2950,
+            DataType::Numeric(_) => 1700,
         }
     }
 
@@ -153,6 +164,8 @@ impl DataType {
             DataType::Date => "date".into(),
             DataType::Interval => "interval".into(),
             DataType::Uuid => "uuid".into(),
+            DataType::Numeric(None) => "numeric".into(),
+            DataType::Numeric(Some(NumericTypmod { precision, scale })) => format!("numeric({precision},{scale})"),
             DataType::Array(e) => format!("{}[]", e.sql_name()),
         }
     }
@@ -165,7 +178,12 @@ impl DataType {
             DataType::Int4 | DataType::Float4 | DataType::Date => 4,
             DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
             DataType::Uuid | DataType::Interval => 16,
-            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea | DataType::Array(_) => -1,
+            DataType::Text
+            | DataType::Varchar(_)
+            | DataType::Char(_)
+            | DataType::Bytea
+            | DataType::Numeric(_)
+            | DataType::Array(_) => -1,
         }
     }
 
@@ -177,8 +195,14 @@ impl DataType {
         matches!(self, DataType::Float4 | DataType::Float8)
     }
 
+    /// `numeric` with or without a precision and scale.
+    pub fn is_decimal(self) -> bool {
+        matches!(self, DataType::Numeric(_))
+    }
+
+    /// A number: an integer, a `numeric` or a float.
     pub fn is_numeric(self) -> bool {
-        self.is_integer() || self.is_float()
+        self.is_integer() || self.is_decimal() || self.is_float()
     }
 
     /// `timestamp` or `timestamptz`: counts of microseconds that compare
@@ -201,6 +225,7 @@ impl DataType {
     pub fn base(self) -> DataType {
         match self {
             DataType::Varchar(_) | DataType::Char(_) => DataType::Text,
+            DataType::Numeric(_) => DataType::Numeric(None),
             DataType::Array(e) => DataType::array_of(*e).unwrap_or(DataType::Array(e)),
             t => t,
         }
@@ -211,6 +236,15 @@ impl std::fmt::Display for DataType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.sql_name())
     }
+}
+
+/// A `NUMERIC(precision, scale)` column's bounds: values are rounded to
+/// `scale` digits after the point and must have fewer than
+/// `precision - scale` before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NumericTypmod {
+    pub precision: u16,
+    pub scale: u16,
 }
 
 /// A value, tagged with its runtime type.
@@ -233,6 +267,9 @@ pub enum Value {
     Date(i32),
     Interval(Interval),
     Uuid([u8; 16]),
+    /// An exact decimal (`numeric`), its scale the digits it shows after
+    /// the point (`1.50` has scale 2).
+    Numeric(rust_decimal::Decimal),
     /// A one-dimensional array: its element type (as [`DataType::Array`]
     /// holds it) and its elements, each NULL or of that type. Indexes
     /// start at 1, as in PostgreSQL.
@@ -261,6 +298,7 @@ impl Value {
             Value::Date(_) => DataType::Date,
             Value::Interval(_) => DataType::Interval,
             Value::Uuid(_) => DataType::Uuid,
+            Value::Numeric(_) => DataType::Numeric(None),
             Value::Array(e, _) => DataType::Array(e),
         })
     }
@@ -288,11 +326,14 @@ impl Value {
         }
     }
 
-    /// The value as an f64 if it is a number.
+    /// The value as an f64 if it is a number (a `numeric` rounded to the
+    /// nearest).
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
             Value::Float4(v) => Some(v.into()),
             Value::Float8(v) => Some(v),
+            // The decimal text reads back correctly rounded.
+            Value::Numeric(d) => d.to_string().parse().ok(),
             _ => self.as_i64().map(|v| v as f64),
         }
     }

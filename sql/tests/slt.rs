@@ -92,6 +92,7 @@ slt!(
     cte_view,
     window,
     window_random,
+    numeric,
     interval_random,
     savepoint,
     foreign_key,

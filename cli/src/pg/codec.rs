@@ -46,6 +46,7 @@ pub fn pg_type(t: DataType) -> Type {
         DataType::Interval => Type::INTERVAL,
         DataType::Date => Type::DATE,
         DataType::Uuid => Type::UUID,
+        DataType::Numeric(_) => Type::NUMERIC,
         DataType::Array(_) => Type::from_oid(t.oid()).unwrap_or(Type::TEXT_ARRAY),
     }
 }
@@ -72,6 +73,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::INTERVAL => DataType::Interval,
         Type::DATE => DataType::Date,
         Type::UUID => DataType::Uuid,
+        Type::NUMERIC => DataType::Numeric(None),
         Type::UNKNOWN => return Ok(None),
         Type::BOOL_ARRAY => array(DataType::Bool),
         Type::INT2_ARRAY => array(DataType::Int2),
@@ -86,6 +88,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::INTERVAL_ARRAY => array(DataType::Interval),
         Type::DATE_ARRAY => array(DataType::Date),
         Type::UUID_ARRAY => array(DataType::Uuid),
+        Type::NUMERIC_ARRAY => array(DataType::Numeric(None)),
         ref other => {
             return Err(sql::Error::new(
                 sql::SqlState::FeatureNotSupported,
@@ -136,6 +139,7 @@ fn encode_binary(v: &Value, buf: &mut BytesMut) -> bool {
         Value::Bytea(b) => buf.put_slice(b),
         Value::Timestamp(us) | Value::TimestampTz(us) => buf.put_i64(us.saturating_sub(PG_EPOCH_OFFSET_US)),
         Value::Uuid(bytes) => buf.put_slice(bytes),
+        Value::Numeric(d) => buf.put_slice(&sql::ops::numeric::to_binary(*d)),
         // Days since 2000-01-01; the infinities as they are.
         Value::Date(days) => buf.put_i32(match *days {
             d @ (i32::MAX | i32::MIN) => d,
@@ -255,6 +259,7 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: DataType, binary: bool) -> sql::Re
         }
         DataType::Bytea => Value::Bytea(bytes.to_vec()),
         DataType::Uuid => Value::Uuid(fixed(16)?.try_into().map_err(|_| wrong_size())?),
+        DataType::Numeric(_) => Value::Numeric(sql::ops::numeric::from_binary(bytes)?),
         DataType::Date => match i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong_size())?) {
             d @ (i32::MAX | i32::MIN) => Value::Date(d),
             d => match d.checked_add(PG_EPOCH_OFFSET_DAYS).filter(|d| d.abs() <= sql::types::DATE_DAYS_MAX) {
