@@ -1353,6 +1353,20 @@ fn normalize(v: &Value) -> Value {
     const EXACT: i64 = 1 << 53;
     match v {
         Value::Float4(f) => Value::Float8(f64::from(*f)),
+        // A numeric a float holds exactly is that float (so `1.0` meets
+        // the int 1 and the float 1, `0.5` the float 0.5); others stay
+        // exact (two numerics one float apart must not meet).
+        Value::Numeric(d) => {
+            let f = ops::numeric::to_f64(*d);
+            match ops::numeric::Decimal::from_f64_retain(f) {
+                Some(back) if back == *d && f.abs() <= EXACT as f64 => Value::Float8(f),
+                // A whole number past 2^53 meets the bigint it equals.
+                _ => match ops::numeric::whole_i64(*d) {
+                    Some(i) => Value::Int8(i),
+                    None => v.clone(),
+                },
+            }
+        }
         v => match v.as_i64() {
             Some(i) if (-EXACT..=EXACT).contains(&i) => Value::Float8(i as f64),
             Some(i) => Value::Int8(i),

@@ -20,7 +20,7 @@ use crate::catalog::{IndexDesc, TableDesc, PRIMARY_INDEX_ID};
 use crate::encoding::{self, decode_key_value, encode_key_value};
 use crate::error::{Error, Result, SqlState};
 use crate::limits;
-use crate::types::{Row, Value};
+use crate::types::{DataType, Row, Value};
 
 fn corrupt(what: &str, key: &[u8], e: impl std::fmt::Display) -> Error {
     Error::new(SqlState::InternalError, format!("corrupt {what} at {}: {e}", encoding::pretty_key(key)))
@@ -51,13 +51,17 @@ pub fn row_key_from_suffix(table: &TableDesc, suffix: &[u8]) -> Vec<u8> {
     key
 }
 
-/// The value of `row` in the primary index: the non-key columns.
+/// The value of `row` in the primary index: the non-key columns, and the
+/// key columns the key cannot give back exactly (an unconstrained
+/// numeric: the key holds `1.50` as `1.5`; decoding prefers the value's).
 pub fn row_value(table: &TableDesc, row: &[Value]) -> Result<Vec<u8>> {
     let columns: Vec<(u32, &Value)> = table
         .columns
         .iter()
         .zip(row)
-        .filter(|(c, _)| !table.primary.columns.iter().any(|(id, _)| *id == c.id))
+        .filter(|(c, _)| {
+            !table.primary.columns.iter().any(|(id, _)| *id == c.id) || c.data_type == DataType::Numeric(None)
+        })
         .map(|(c, v)| (c.id, v))
         .collect();
     let value = encoding::encode_row_with_nulls(&columns, &|id| {

@@ -1854,6 +1854,10 @@ impl<'a> Planner<'a> {
 
     /// Gives an untyped literal or parameter the type `ty`.
     fn coerce_literal(&mut self, b: Bound, ty: DataType) -> Result<Bound> {
+        // A literal or parameter beside a NUMERIC(p, s) is a numeric of its
+        // own digits (PostgreSQL's typmod -1): `price = '1.005'` is false
+        // for 1.01, where rounding the literal to the column would match.
+        let ty = if ty.is_decimal() { ty.base() } else { ty };
         if let Some(text) = &b.literal {
             let v = ops::parse_text(text, ty)?;
             return Ok(Bound::typed(Expr::Constant(v), ty));

@@ -332,7 +332,7 @@ impl Value {
         match *self {
             Value::Float4(v) => Some(v.into()),
             Value::Float8(v) => Some(v),
-            // The decimal text reads back correctly rounded.
+            // The decimal text reads back correctly rounded (`ops::numeric::to_f64`).
             Value::Numeric(d) => d.to_string().parse().ok(),
             _ => self.as_i64().map(|v| v as f64),
         }

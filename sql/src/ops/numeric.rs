@@ -112,7 +112,13 @@ pub fn apply_typmod(d: Decimal, typmod: NumericTypmod) -> Result<Decimal> {
             !rounded.is_zero() && rounded.abs() >= Decimal::new(1, (-integer_digits).min(i64::from(SCALE_MAX)) as u32)
         }
     };
-    if limit_exceeded || rounded.scale() != u32::from(scale) {
+    if !limit_exceeded && rounded.scale() != u32::from(scale) {
+        // The digits NUMERIC(p, s) allows, but more than a value holds.
+        return Err(overflow().with_detail(format!(
+            "NUMERIC({precision},{scale}) holds this value with more than the {DIGITS_MAX} digits SpanDB's numeric has."
+        )));
+    }
+    if limit_exceeded {
         let detail = if integer_digits > 0 {
             format!(
                 "A field with precision {precision}, scale {scale} must round to an absolute value less than 10^{integer_digits}."
@@ -162,7 +168,7 @@ pub fn parse(s: &str) -> Result<Decimal> {
     }
     let digits = whole.trim_start_matches('0').to_string() + fraction;
     let digits = digits.trim_start_matches('0');
-    let mut scale = fraction.len() as i64 - exponent;
+    let mut scale = (fraction.len() as i64).checked_sub(exponent).ok_or_else(overflow)?;
     let mut mantissa: i128 = 0;
     if !digits.is_empty() {
         if digits.len() > 38 {
@@ -171,7 +177,7 @@ pub fn parse(s: &str) -> Result<Decimal> {
         mantissa = digits.parse::<i128>().map_err(|_| overflow())?;
     }
     if scale < 0 {
-        let shift = u32::try_from(-scale).map_err(|_| overflow())?;
+        let shift = scale.checked_neg().and_then(|s| u32::try_from(s).ok()).ok_or_else(overflow)?;
         mantissa = 10i128.checked_pow(shift).and_then(|p| mantissa.checked_mul(p)).ok_or_else(overflow)?;
         scale = 0;
     }
@@ -215,6 +221,15 @@ pub fn from_i128(i: i128) -> Result<Decimal> {
     Decimal::try_from_i128_with_scale(i, 0).map_err(|_| overflow())
 }
 
+/// `d` as an i64 if it is a whole number that fits one.
+pub fn whole_i64(d: Decimal) -> Option<i64> {
+    if d.fract().is_zero() {
+        to_i64(d)
+    } else {
+        None
+    }
+}
+
 /// `d` rounded (half away from zero) to an integer, if it fits an i64.
 pub fn to_i64(d: Decimal) -> Option<i64> {
     let rounded = d.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
@@ -233,19 +248,25 @@ pub enum Arithmetic {
 
 /// `a op b` with PostgreSQL's result scale.
 pub fn arithmetic(op: Arithmetic, a: Decimal, b: Decimal) -> Result<Decimal> {
-    let r = match op {
-        Arithmetic::Add => a.checked_add(b),
-        Arithmetic::Sub => a.checked_sub(b),
-        Arithmetic::Mul => a.checked_mul(b),
+    let (r, scale) = match op {
+        Arithmetic::Add => (a.checked_add(b), a.scale().max(b.scale())),
+        Arithmetic::Sub => (a.checked_sub(b), a.scale().max(b.scale())),
+        Arithmetic::Mul => (a.checked_mul(b), a.scale() + b.scale()),
         Arithmetic::Div => return divide(a, b, division_scale(a, b)),
         Arithmetic::Mod => {
             if b.is_zero() {
                 return Err(division_by_zero());
             }
-            a.checked_rem(b)
+            (a.checked_rem(b), a.scale().max(b.scale()))
         }
     };
-    r.map(canonical).ok_or_else(overflow)
+    let mut r = r.ok_or_else(overflow)?;
+    // rust_decimal answers some cases early without their scale (`x + 0`,
+    // `x * 0`, `1 % 2.00`): pad to PostgreSQL's (as far as it fits).
+    if r.scale() < scale {
+        r.rescale(scale.min(SCALE_MAX));
+    }
+    Ok(canonical(r))
 }
 
 /// `a / b` rounded to `scale` digits after the point (or as many as fit).
@@ -300,12 +321,18 @@ pub fn round(d: Decimal, places: i64, truncate: bool) -> Result<Decimal> {
         r.rescale(places);
         return Ok(canonical(r));
     }
-    let shift = u32::try_from(-places).unwrap_or(u32::MAX);
-    let Some(unit) = pow10(shift) else {
+    // Left of the point, in integers (no rounding twice): the whole part
+    // n and its remainder below the unit decide; the fraction cannot,
+    // since 2 * rem and the unit are both even.)
+    let shift = u32::try_from(places.unsigned_abs()).unwrap_or(u32::MAX);
+    let Some(unit) = 10i128.checked_pow(shift) else {
         return Ok(Decimal::ZERO);
     };
-    let scaled = d.checked_div(unit).ok_or_else(overflow)?.round_dp_with_strategy(0, strategy);
-    scaled.checked_mul(unit).map(|r| canonical(r.trunc())).ok_or_else(overflow)
+    let n = d.trunc().mantissa() / 10i128.pow(d.trunc().scale());
+    let (q, rem) = (n / unit, n % unit);
+    let away = !truncate && rem.unsigned_abs() * 2 >= unit.unsigned_abs();
+    let q = if away { q + n.signum() } else { q };
+    q.checked_mul(unit).and_then(|r| Decimal::try_from_i128_with_scale(r, 0).ok()).map(canonical).ok_or_else(overflow)
 }
 
 /// `ceil`, `floor` (scale 0).
@@ -326,18 +353,20 @@ pub fn sign(d: Decimal) -> Decimal {
     }
 }
 
-/// `d` against the float `f` by value: NaN above every number, floats
-/// beyond a decimal's range beyond every decimal.
+/// `d` as the nearest f64 (its decimal text reads back correctly rounded).
+pub fn to_f64(d: Decimal) -> f64 {
+    d.to_string().parse().unwrap_or(0.0)
+}
+
+/// `d` against the float `f` as PostgreSQL compares them: `d` cast to
+/// float8 (so the numeric `0.1` equals the float `0.1`), NaN above every
+/// number.
 pub fn cmp_float(d: Decimal, f: f64) -> Ordering {
+    let x = to_f64(d);
     if f.is_nan() {
         return Ordering::Less;
     }
-    match Decimal::from_f64_retain(f) {
-        Some(g) => d.cmp(&g),
-        // Out of a decimal's range (or an infinity).
-        None if f > 0.0 => Ordering::Less,
-        None => Ordering::Greater,
-    }
+    x.partial_cmp(&f).unwrap_or(Ordering::Equal)
 }
 
 // ---------------------------------------------------------------------------
@@ -605,6 +634,40 @@ mod tests {
         assert_eq!(to_text(round(d("1.2"), 3, false).unwrap()), "1.200");
         assert_eq!(to_text(round(d("-2.99"), 1, true).unwrap()), "-2.9");
         assert_eq!(to_i64(d("-2.5")), Some(-3));
+        // Rounded once, from the exact value (not 0.5 then 1).
+        assert_eq!(to_text(round(d("4.9999999999999999999999999995"), -1, false).unwrap()), "0");
+        assert_eq!(to_text(round(d("-15"), -1, false).unwrap()), "-20");
+        assert_eq!(to_text(round(d("-19.9"), -1, true).unwrap()), "-10");
+        assert_eq!(to_text(round(d("5"), -40, false).unwrap()), "0");
+    }
+
+    #[test]
+    fn zero_operands_keep_postgres_scales() {
+        let op = |a: &str, op, b: &str| to_text(arithmetic(op, d(a), d(b)).unwrap());
+        assert_eq!(op("1", Arithmetic::Add, "0.00"), "1.00");
+        assert_eq!(op("2.50", Arithmetic::Mul, "0"), "0.00");
+        assert_eq!(op("1", Arithmetic::Mod, "2.00"), "1.00");
+        assert_eq!(op("2.00", Arithmetic::Mod, "2"), "0.00");
+        assert_eq!(op("0.0", Arithmetic::Sub, "0"), "0.0");
+    }
+
+    #[test]
+    fn extreme_exponents_are_errors_not_panics() {
+        for s in
+            ["0.5e-9223372036854775807", "1e-9223372036854775808", "1e9223372036854775807", "1.5e-99999999999999999999"]
+        {
+            assert_eq!(parse(s).unwrap_err().state, SqlState::NumericValueOutOfRange, "{s}");
+        }
+        // Zeros past the 28 places a value holds are only zeros.
+        assert_eq!(to_text(d("0e-40")), "0.0000000000000000000000000000");
+    }
+
+    #[test]
+    fn floats_compare_as_postgres_casts_them() {
+        assert_eq!(cmp_float(d("0.1"), 0.1), Ordering::Equal);
+        assert_eq!(cmp_float(d("0.0"), 1e-40), Ordering::Less);
+        assert_eq!(cmp_float(d("1"), f64::NAN), Ordering::Less);
+        assert_eq!(cmp_float(d("-1"), f64::NEG_INFINITY), Ordering::Greater);
     }
 
     #[test]
