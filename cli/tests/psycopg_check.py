@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import psycopg
 from psycopg import errors
+from psycopg.types.json import Json, Jsonb
 
 
 def retried(conn, work):
@@ -139,6 +140,27 @@ with psycopg.connect(dsn) as conn:
         raise AssertionError("numeric(12,2) must refuse 11 digits before the point")
     except errors.NumericValueOutOfRange:
         conn.rollback()
+
+    # jsonb: dicts and lists through psycopg's Jsonb and Json wrappers (in
+    # text and binary), read back as Python values; operators with
+    # parameters.
+    cur.execute("CREATE TABLE profiles (id INT PRIMARY KEY, doc JSONB NOT NULL)")
+    doc = {"name": "ann", "tags": ["a", "b"], "score": 2.5, "address": {"city": "Oslo"}, "none": None}
+    cur.execute("INSERT INTO profiles VALUES (%s, %s)", (1, Jsonb(doc)))
+    cur.execute("INSERT INTO profiles VALUES (%s, %b)", (2, Json({"name": "bob", "tags": []})))
+    conn.commit()
+    for binary in (False, True):
+        c = conn.cursor(binary=binary)
+        c.execute("SELECT doc FROM profiles WHERE id = 1")
+        assert c.fetchone()[0] == doc, binary
+        c.execute("SELECT doc ->> %s, doc -> 'address' ->> 'city' FROM profiles WHERE doc @> %s", ("name", Jsonb({"tags": ["b"]})))
+        assert c.fetchall() == [("ann", "Oslo")], binary
+        c.execute("SELECT jsonb_agg(doc -> 'name' ORDER BY id) FROM profiles")
+        assert c.fetchone()[0] == ["ann", "bob"], binary
+    cur.execute("UPDATE profiles SET doc = jsonb_set(doc, '{address,city}', %s) WHERE id = 1", (Jsonb("Bergen"),))
+    cur.execute("SELECT doc #>> '{address,city}' FROM profiles WHERE id = 1")
+    assert cur.fetchone() == ("Bergen",)
+    conn.commit()
 
     # Prepared server-side after the threshold; still the same answers.
     for _ in range(8):

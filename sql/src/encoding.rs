@@ -81,6 +81,8 @@
 //!                                     bit flipped) and the significant digits, each
 //!                                     digit + 1, then 00; after a negative class, those
 //!                                     bytes inverted (`ops::numeric::encode_key`)
+//!   0x1a              jsonb           its document, node by node (`ops::jsonb::encode_key`);
+//!                                     grouping and hashing only (no key column is jsonb)
 //!   0x18              interval        16 bytes: its span (30-day months, 24-hour days) in
 //!                                     microseconds, an i128, sign bit flipped; grouping
 //!                                     and sorting only (no key column is an interval)
@@ -219,6 +221,9 @@ mod marker {
     pub const INTERVAL: u8 = 0x18;
     /// A numeric: its sign, exponent and digits (`ops::numeric`).
     pub const NUMERIC: u8 = 0x19;
+    /// A jsonb document (grouping and hashing only; never in a stored
+    /// key: no key or index column is jsonb).
+    pub const JSONB: u8 = 0x1A;
     /// An array (grouping and sorting only; never in a stored key): each
     /// element after ARRAY_ELEMENT, then ARRAY_END.
     pub const ARRAY: u8 = 0x16;
@@ -275,6 +280,10 @@ pub fn encode_key_value(out: &mut Vec<u8>, value: &Value, direction: Direction) 
         Value::Numeric(d) => {
             out.push(marker::NUMERIC);
             crate::ops::numeric::encode_key(out, *d);
+        }
+        Value::Jsonb(j) => {
+            out.push(marker::JSONB);
+            crate::ops::jsonb::encode_key(out, j);
         }
         Value::Interval(i) => {
             out.push(marker::INTERVAL);
@@ -671,6 +680,8 @@ mod tag {
     /// A numeric: its 16 bytes as `rust_decimal` serializes them (flags
     /// with sign and scale, then the 96-bit magnitude, little-endian).
     pub const NUMERIC: u8 = 16;
+    /// A jsonb document: its text, length-prefixed.
+    pub const JSONB: u8 = 17;
 }
 
 /// A row's value: the non-NULL columns, each with its column id.
@@ -707,6 +718,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Date(_) => tag::DATE,
             Value::Uuid(_) => tag::UUID,
             Value::Numeric(_) => tag::NUMERIC,
+            Value::Jsonb(_) => tag::JSONB,
             Value::Array(..) => tag::ARRAY,
         };
         write_uvarint(&mut out, u64::from(column_id));
@@ -723,6 +735,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Bytea(b) => write_length_prefixed(&mut out, b),
             Value::Uuid(bytes) => out.extend_from_slice(bytes),
             Value::Numeric(d) => out.extend_from_slice(&d.serialize()),
+            Value::Jsonb(j) => write_length_prefixed(&mut out, crate::ops::jsonb::to_text(j).as_bytes()),
             Value::Interval(i) => {
                 write_uvarint(&mut out, zigzag(i64::from(i.months)));
                 write_uvarint(&mut out, zigzag(i64::from(i.days)));
@@ -821,6 +834,14 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
                 }
                 Value::Numeric(crate::ops::numeric::Decimal::deserialize(bytes))
             }
+            tag::JSONB => match std::str::from_utf8(read_length_prefixed(&mut input, "jsonb")?) {
+                Ok(text) => Value::Jsonb(Box::new(crate::ops::jsonb::parse(text).map_err(|e| {
+                    Error::new(SqlState::InternalError, format!("corrupt row value: column {column_id}'s jsonb: {e}"))
+                })?)),
+                Err(e) => {
+                    return sql_err!(InternalError, "corrupt row value: column {column_id}'s jsonb is not UTF-8 ({e})")
+                }
+            },
             tag::ARRAY => {
                 let oid = read_uvarint(&mut input)?;
                 let text = read_length_prefixed(&mut input, "array")?;
@@ -987,6 +1008,7 @@ fn pretty_value(value: &Value) -> String {
             None => format!("TIMESTAMP {micros}"),
         },
         Value::Numeric(d) => crate::ops::numeric::to_text(*d),
+        Value::Jsonb(j) => format!("'{}'::JSONB", crate::ops::jsonb::to_text(j).replace('\'', "''")),
         Value::Uuid(_) | Value::TimestampTz(_) | Value::Interval(_) | Value::Date(_) => {
             format!(
                 "{} '{}'",

@@ -38,6 +38,8 @@ pub enum SqlState {
     InvalidTextRepresentation,
     /// 22P03
     InvalidBinaryRepresentation,
+    /// 22P05: a character text cannot hold (`\u0000` in jsonb).
+    UntranslatableCharacter,
     /// 22025
     InvalidEscapeSequence,
     /// 23502
@@ -170,6 +172,7 @@ impl SqlState {
             InvalidRowCountInResultOffsetClause => "2201X",
             InvalidTextRepresentation => "22P02",
             InvalidBinaryRepresentation => "22P03",
+            UntranslatableCharacter => "22P05",
             InvalidEscapeSequence => "22025",
             NotNullViolation => "23502",
             UniqueViolation => "23505",

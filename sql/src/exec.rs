@@ -1527,7 +1527,7 @@ impl Acc {
             AggFunc::Avg => Acc::Avg { sum: 0.0, count: 0 },
             AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
             AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
-            AggFunc::ArrayAgg => Acc::Items(None),
+            AggFunc::ArrayAgg | AggFunc::JsonbAgg => Acc::Items(None),
             AggFunc::StringAgg => Acc::Text(None),
             AggFunc::Spread(_) => Acc::Moments { n: 0.0, sum: 0.0, squares: 0.0 },
         }
@@ -1658,6 +1658,9 @@ impl Acc {
             | Acc::Bool(None)
             | Acc::Items(None)
             | Acc::Text(None) => Value::Null,
+            Acc::Items(Some(items)) if call.func == AggFunc::JsonbAgg => {
+                Value::Jsonb(Box::new(ops::jsonb::Json::Array(items.iter().map(ops::jsonb::from_value).collect())))
+            }
             Acc::Items(Some(items)) => match call.data_type {
                 DataType::Array(element) => Value::Array(element, items.clone()),
                 _ => functions::call("array", items)?,
@@ -1759,7 +1762,7 @@ impl Operator for Aggregate<'_> {
                     };
                     // DISTINCT skips NULLs where the aggregate would (all
                     // but array_agg, which keeps one NULL, as PostgreSQL's).
-                    let skips_null = call.func != AggFunc::ArrayAgg;
+                    let skips_null = !matches!(call.func, AggFunc::ArrayAgg | AggFunc::JsonbAgg);
                     let repeated = |seen: &mut BTreeSet<Vec<u8>>| !seen.insert(row_key(std::slice::from_ref(&v)));
                     if call.distinct && ((v.is_null() && skips_null) || repeated(&mut group.seen[i])) {
                         continue;

@@ -50,6 +50,8 @@
 //! logarithm/power/substring arguments are not in [`SqlState`]: those
 //! errors carry 22023 (invalid parameter value) with PostgreSQL's message.
 
+mod jsonb;
+
 use std::f64::consts::PI;
 
 use crate::error::{Error, Result, SqlState};
@@ -594,6 +596,12 @@ pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
     if let Some(signature) = resolve_array_function(name, args) {
         return Ok(signature);
     }
+    if let Some((params, ret)) = jsonb::resolve(name, args) {
+        if params.len() != args.len() {
+            return Err(no_function(name, args));
+        }
+        return Ok(Signature { params, ret });
+    }
     match name {
         "abs" if args.len() == 1 && P::Float.accepts(args[0]) => {
             // abs keeps its argument's type; an untyped NULL is float8
@@ -641,9 +649,17 @@ pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
         .ok_or_else(|| no_function(name, args))
 }
 
+/// Whether the binder coerces `name`'s arguments to its parameters' types
+/// (jsonb's functions), where other functions take untyped literals as
+/// text and convert what they are given.
+pub fn coerces_arguments(name: &str) -> bool {
+    jsonb::resolve(name, &[]).is_some()
+}
+
 /// Whether `name` (lower case) is a scalar function, for any arguments.
 pub fn exists(name: &str) -> bool {
     matches!(name, "abs" | "mod" | "greatest" | "least" | "concat" | "concat_ws")
+        || jsonb::resolve(name, &[]).is_some()
         || OVERLOADS.iter().any(|(n, _, _)| *n == name)
 }
 
@@ -659,6 +675,9 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
     let types: Vec<Option<DataType>> = args.iter().map(Value::data_type).collect();
     resolve(name, &types)?;
     if let Some(result) = call_array_function(name, args) {
+        return result;
+    }
+    if let Some(result) = jsonb::call(name, args) {
         return result;
     }
     match name {

@@ -74,6 +74,7 @@
 
 pub mod array;
 pub mod interval;
+pub mod jsonb;
 pub mod numeric;
 
 use std::cmp::Ordering;
@@ -345,6 +346,8 @@ pub fn binary_result_type(op: BinaryOp, l: DataType, r: DataType) -> Result<Data
         BinaryOp::Concat => {
             if l == DataType::Bytea && r == DataType::Bytea {
                 Some(DataType::Bytea)
+            } else if l == DataType::Jsonb && r == DataType::Jsonb {
+                Some(DataType::Jsonb)
             } else if l.element().is_some() && l.base() == r.base() {
                 Some(l.base())
             } else if l.is_string() || r.is_string() {
@@ -426,6 +429,12 @@ pub fn binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             out.extend_from_slice(a);
             out.extend_from_slice(b);
             Ok(Value::Bytea(out))
+        }
+        DataType::Jsonb => {
+            let (Value::Jsonb(a), Value::Jsonb(b)) = (l, r) else {
+                return Err(internal("jsonb expected"));
+            };
+            Ok(Value::Jsonb(Box::new(jsonb::concat(a, b))))
         }
         DataType::Array(element) => {
             let (Value::Array(_, a), Value::Array(_, b)) = (l, r) else {
@@ -663,6 +672,7 @@ fn cmp_comparable(l: &Value, r: &Value) -> Option<Ordering> {
         (a, b) if a.as_micros().is_some() && b.as_micros().is_some() => Some(a.as_micros().cmp(&b.as_micros())),
         (Value::Uuid(a), Value::Uuid(b)) => Some(a.cmp(b)),
         (Value::Interval(a), Value::Interval(b)) => Some(interval::compare(a, b)),
+        (Value::Jsonb(a), Value::Jsonb(b)) => Some(jsonb::compare(a, b)),
         (Value::Array(x, a), Value::Array(y, b)) if x == y => Some(array::compare(a, b)),
         _ => Some(cmp_nums(as_num(l)?, as_num(r)?)),
     }
@@ -695,7 +705,8 @@ fn sort_class(v: &Value) -> u8 {
         Value::Uuid(_) => 5,
         Value::Interval(_) => 6,
         Value::Array(..) => 7,
-        Value::Null => 8,
+        Value::Jsonb(_) => 8,
+        Value::Null => 9,
     }
 }
 
@@ -756,6 +767,8 @@ pub fn can_cast(from: DataType, to: DataType) -> bool {
     from.base() == to.base()
         || (from.is_numeric() && to.is_numeric())
         || matches!((from, to), (DataType::Int4, DataType::Bool) | (DataType::Bool, DataType::Int4))
+        // A jsonb scalar to its SQL type (22023 if it is another).
+        || (from == DataType::Jsonb && (to.is_numeric() || to == DataType::Bool))
         || (from.is_datetime() && to.is_datetime())
         || from.is_string()
         || to.is_string()
@@ -835,6 +848,21 @@ fn convert(v: &Value, to: DataType) -> Result<Value> {
                 _ => return sql_err!(DatetimeFieldOverflow, "date out of range for timestamp"),
             },
         })),
+        (Value::Jsonb(j), _) => {
+            let scalar = match (&**j, to) {
+                (crate::types::Json::Bool(b), DataType::Bool) => Value::Bool(*b),
+                (crate::types::Json::Number(d), t) if t.is_numeric() => Value::Numeric(*d),
+                (j, t) => {
+                    return sql_err!(
+                        InvalidParameterValue,
+                        "cannot cast jsonb {} to type {}",
+                        jsonb::type_name_for_cast(j),
+                        type_name(t)
+                    )
+                }
+            };
+            convert(&scalar, to)
+        }
         (Value::Bool(b), DataType::Int4) => Ok(Value::Int4(i32::from(*b))),
         (Value::Int4(i), DataType::Bool) => Ok(Value::Bool(*i != 0)),
         (_, DataType::Int2 | DataType::Int4 | DataType::Int8) => match as_num(v) {
@@ -988,6 +1016,7 @@ pub fn to_text(v: &Value) -> Option<String> {
         Value::Date(days) => date_text(*days),
         Value::Uuid(bytes) => uuid_text(bytes),
         Value::Numeric(d) => numeric::to_text(*d),
+        Value::Jsonb(j) => jsonb::to_text(j),
         Value::Interval(i) => interval::to_text(i),
         Value::Array(_, items) => array::to_text(items),
     })
@@ -1232,6 +1261,7 @@ pub fn parse_text(s: &str, ty: DataType) -> Result<Value> {
             }
         }
         DataType::Interval => interval::parse(s).map(Value::Interval),
+        DataType::Jsonb => jsonb::parse(s).map(|j| Value::Jsonb(Box::new(j))),
         DataType::Array(element) => array::parse(s, *element),
     }
 }

@@ -285,6 +285,9 @@ pub enum AggFunc {
     ArrayAgg,
     /// `string_agg(x, separator)`: the non-NULL values joined.
     StringAgg,
+    /// `jsonb_agg(x)`: every value as jsonb (NULLs as nulls), in a jsonb
+    /// array.
+    JsonbAgg,
     /// `var_samp` (`variance`), `var_pop`, `stddev_samp` (`stddev`),
     /// `stddev_pop`: the spread of the non-NULL values, as float8.
     Spread(Spread),
@@ -302,6 +305,7 @@ impl AggFunc {
             AggFunc::BoolAnd => "bool_and",
             AggFunc::BoolOr => "bool_or",
             AggFunc::ArrayAgg => "array_agg",
+            AggFunc::JsonbAgg => "jsonb_agg",
             AggFunc::StringAgg => "string_agg",
             AggFunc::Spread(Spread { sample: true, root: false }) => "var_samp",
             AggFunc::Spread(Spread { sample: false, root: false }) => "var_pop",

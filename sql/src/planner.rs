@@ -331,6 +331,24 @@ fn bitwise_function(op: &ast::BinaryOperator) -> Option<&'static str> {
 
 /// The function behind a regular-expression operator (`~`, `!~`, `~*`,
 /// `!~*`, also spelled `OPERATOR(pg_catalog.~)`): PostgreSQL's names.
+/// Whether `op` is one only jsonb has (`->`, `@>`, `?` and the rest).
+fn jsonb_operator(op: &ast::BinaryOperator) -> bool {
+    use ast::BinaryOperator as B;
+    matches!(
+        op,
+        B::Arrow
+            | B::LongArrow
+            | B::HashArrow
+            | B::HashLongArrow
+            | B::AtArrow
+            | B::ArrowAt
+            | B::Question
+            | B::QuestionPipe
+            | B::QuestionAnd
+            | B::HashMinus
+    )
+}
+
 fn regex_function(op: &ast::BinaryOperator) -> Option<&'static str> {
     use ast::BinaryOperator as B;
     let symbol = match op {
@@ -441,6 +459,8 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             ast::ExactNumberInfo::PrecisionAndScale(p, s) => Some(crate::ops::numeric::typmod(p, s)?),
         }),
         T::Date => DataType::Date,
+        // json is jsonb here (as in CockroachDB): input normalized.
+        T::JSON | T::JSONB => DataType::Jsonb,
         T::Interval { .. } => DataType::Interval,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
         T::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => DataType::TimestampTz,
@@ -464,6 +484,7 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             "bpchar" => DataType::Char(1),
             "uuid" => DataType::Uuid,
             "numeric" => DataType::Numeric(None),
+            "jsonb" | "json" => DataType::Jsonb,
             "timestamptz" => DataType::TimestampTz,
             "date" => DataType::Date,
             other => return sql_err!(UndefinedObject, "type \"{other}\" does not exist"),
@@ -1403,6 +1424,7 @@ impl<'a> Planner<'a> {
                 Some(array) => (AggFunc::ArrayAgg, array),
                 None => return sql_err!(FeatureNotSupported, "array_agg({ty}) is not supported"),
             },
+            "jsonb_agg" => (AggFunc::JsonbAgg, DataType::Jsonb),
             "var_samp" | "variance" | "var_pop" | "stddev_samp" | "stddev" | "stddev_pop" => {
                 if !ty.is_numeric() {
                     return sql_err!(UndefinedFunction, "function {name}({ty}) does not exist");
@@ -1600,7 +1622,11 @@ impl<'a> Planner<'a> {
     /// `Node::Lateral` runs it for).
     fn plan_lateral(&mut self, factor: &ast::TableFactor, left: &Scope) -> Result<(Node, Scope)> {
         let ast::TableFactor::Derived { subquery, alias, .. } = factor else {
-            return sql_err!(InternalError, "plan_lateral on a FROM item that is not a derived table");
+            // A function: its arguments see the left side's row as their outer scope.
+            self.outer.push(left.clone());
+            let planned = self.plan_table_factor(factor);
+            self.outer.pop();
+            return planned;
         };
         let plan = self.plan_subquery(subquery, left)?;
         let mut scope = derived_scope(&plan, alias.as_ref().map(|a| ident(&a.name)));
@@ -1754,6 +1780,29 @@ impl<'a> Planner<'a> {
         Ok(snapshot)
     }
 
+    /// `jsonb_array_elements(j)`, `jsonb_array_elements_text(j)`,
+    /// `jsonb_object_keys(j)`: `unnest` of the array of `j`'s elements or
+    /// keys (`functions::jsonb`), in a column named as PostgreSQL names it.
+    fn plan_jsonb_elements(
+        &mut self,
+        name: &str,
+        args: &[ast::FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> Result<(Node, Scope)> {
+        let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] = args else {
+            return sql_err!(UndefinedFunction, "function {name} takes one jsonb argument");
+        };
+        let b = self.bind_expr(e, &Scope::default())?;
+        let arg = self.coerce(b, DataType::Jsonb)?;
+        let element = if name == "jsonb_array_elements" { DataType::Jsonb } else { DataType::Text };
+        let array = Expr::Function(format!("{name}_array"), vec![arg]);
+        let mut scope = function_scope(name, element, alias)?;
+        if name != "jsonb_object_keys" && alias.is_none_or(|a| a.columns.is_empty()) {
+            scope.columns[0].name = "value".into();
+        }
+        Ok((Node::Unnest { array }, scope))
+    }
+
     /// `unnest(array)`: a row per element.
     fn plan_unnest(&mut self, e: &ast::Expr, alias: Option<&ast::TableAlias>) -> Result<(Node, Scope)> {
         let b = self.bind_expr(e, &Scope::default())?;
@@ -1804,6 +1853,9 @@ impl<'a> Planner<'a> {
                 return sql_err!(UndefinedFunction, "function unnest takes one array argument");
             };
             return self.plan_unnest(e, alias);
+        }
+        if matches!(name, "jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys") {
+            return self.plan_jsonb_elements(name, args, alias);
         }
         if name != "generate_series" {
             return sql_err!(UndefinedFunction, "function {name} does not exist");
@@ -2426,6 +2478,13 @@ impl<'a> Planner<'a> {
             let (l, r) = (self.coerce_loose(l, DataType::Float8)?, self.coerce_loose(r, DataType::Float8)?);
             return Ok(Bound::typed(Expr::Function("power".into(), vec![l, r]), DataType::Float8));
         }
+        let jsonb_side = l.ty == Some(DataType::Jsonb) || r.ty == Some(DataType::Jsonb);
+        if jsonb_operator(op)
+            || (jsonb_side && matches!(op, B::StringConcat))
+            || (l.ty == Some(DataType::Jsonb) && *op == B::Minus)
+        {
+            return self.bind_jsonb_operator(op, l, r);
+        }
         if let Some(f) = regex_function(op) {
             let l = self.coerce(char_as_text(l), DataType::Text)?;
             let r = self.coerce(char_as_text(r), DataType::Text)?;
@@ -2494,6 +2553,38 @@ impl<'a> Planner<'a> {
             (None, None) => ops::binary_result_type(bop, DataType::Int4, DataType::Int4)?,
         };
         Ok(Bound::typed(Expr::Binary(bop, Box::new(le), Box::new(re)), ty))
+    }
+
+    /// jsonb's operators, as the functions PostgreSQL names for them
+    /// (`functions::jsonb`): `->` and `->>` read a field by a text key or an
+    /// element by an integer index, `#>`/`#>>` a path; `@>`, `<@`, `?`,
+    /// `?|`, `?&` test; `||`, `-` and `#-` make a new document.
+    fn bind_jsonb_operator(&mut self, op: &ast::BinaryOperator, l: Bound, r: Bound) -> Result<Bound> {
+        use ast::BinaryOperator as B;
+        let jsonb = DataType::Jsonb;
+        let texts = DataType::array_of(DataType::Text).expect("text[] exists");
+        let int_side = r.ty.is_some_and(DataType::is_integer);
+        let (name, r_type, ty) = match op {
+            B::Arrow if int_side => ("jsonb_array_element", DataType::Int4, jsonb),
+            B::Arrow => ("jsonb_object_field", DataType::Text, jsonb),
+            B::LongArrow if int_side => ("jsonb_array_element_text", DataType::Int4, DataType::Text),
+            B::LongArrow => ("jsonb_object_field_text", DataType::Text, DataType::Text),
+            B::HashArrow => ("jsonb_extract_path", texts, jsonb),
+            B::HashLongArrow => ("jsonb_extract_path_text", texts, DataType::Text),
+            B::AtArrow | B::ArrowAt => ("jsonb_contains", jsonb, DataType::Bool),
+            B::Question => ("jsonb_exists", DataType::Text, DataType::Bool),
+            B::QuestionPipe => ("jsonb_exists_any", texts, DataType::Bool),
+            B::QuestionAnd => ("jsonb_exists_all", texts, DataType::Bool),
+            B::StringConcat => ("jsonb_concat", jsonb, jsonb),
+            B::Minus if int_side => ("jsonb_delete", DataType::Int4, jsonb),
+            B::Minus if r.ty == Some(texts) => ("jsonb_delete", texts, jsonb),
+            B::Minus => ("jsonb_delete", DataType::Text, jsonb),
+            B::HashMinus => ("jsonb_delete_path", texts, jsonb),
+            other => return sql_err!(FeatureNotSupported, "operator {other} is not supported"),
+        };
+        let (l, r) = (self.coerce(l, jsonb)?, self.coerce(r, r_type)?);
+        let args = if *op == B::ArrowAt { vec![r, l] } else { vec![l, r] };
+        Ok(Bound::typed(Expr::Function(name.into(), args), ty))
     }
 
     /// Date/time arithmetic (`ts + interval`, `interval * 2`, ...): the
@@ -3016,8 +3107,18 @@ impl<'a> Planner<'a> {
         Ok(ty.unwrap_or(DataType::Text))
     }
 
-    /// A scalar function from [`functions`]; untyped literals become text.
+    /// A scalar function from [`functions`]; untyped literals become text
+    /// (the function converts what it is given), except for functions
+    /// whose arguments are coerced to their parameters' types (jsonb's:
+    /// `jsonb_typeof('{}')` reads a jsonb).
     fn bind_call(&mut self, name: &str, args: Vec<Bound>) -> Result<Bound> {
+        if functions::coerces_arguments(name) {
+            let types: Vec<Option<DataType>> = args.iter().map(|b| b.ty).collect();
+            let signature = functions::resolve(name, &types)?;
+            let exprs =
+                args.into_iter().zip(&signature.params).map(|(b, t)| self.coerce(b, *t)).collect::<Result<Vec<_>>>()?;
+            return Ok(Bound::typed(Expr::Function(name.to_string(), exprs), signature.ret));
+        }
         let mut exprs = Vec::new();
         let mut types = Vec::new();
         for b in args {
@@ -3890,6 +3991,9 @@ pub fn resolve_index_columns(table: &TableDesc, cols: &[(String, Direction)]) ->
                 "column \"{name}\" is an interval, which cannot be in a key or an index"
             );
         }
+        if col.data_type == DataType::Jsonb {
+            return sql_err!(FeatureNotSupported, "column \"{name}\" is jsonb, which cannot be in a key or an index");
+        }
         out.push((col.id, *dir));
     }
     if out.is_empty() {
@@ -4057,6 +4161,7 @@ fn pg_short_name(t: DataType) -> &'static str {
         DataType::Interval => "interval",
         DataType::Uuid => "uuid",
         DataType::Numeric(_) => "numeric",
+        DataType::Jsonb => "jsonb",
         DataType::Array(_) => "array",
     }
 }
@@ -4098,6 +4203,7 @@ pub fn is_aggregate(name: &str) -> bool {
             | "bool_or"
             | "every"
             | "array_agg"
+            | "jsonb_agg"
             | "string_agg"
             | "var_samp"
             | "variance"
@@ -4212,7 +4318,15 @@ fn first_words(s: &str) -> String {
     s.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
 }
 
-/// `LATERAL (subquery)`.
+/// `LATERAL (subquery)`, or a jsonb set-returning function, which sees
+/// the FROM items before it as PostgreSQL's functions in FROM do
+/// (`FROM docs d, jsonb_array_elements(d.body -> 'tags')`).
 fn is_lateral(factor: &ast::TableFactor) -> bool {
-    matches!(factor, ast::TableFactor::Derived { lateral: true, .. })
+    match factor {
+        ast::TableFactor::Derived { lateral, .. } => *lateral,
+        ast::TableFactor::Table { name, args: Some(_), .. } => builtin_name(name).is_ok_and(|n| {
+            matches!(n.as_str(), "jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys")
+        }),
+        _ => false,
+    }
 }

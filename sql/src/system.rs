@@ -689,6 +689,7 @@ const TYPES: &[TypeRow] = &[
     ty(2205, "regclass", 4, "N", 2210),
     ty(1700, "numeric", -1, "N", 1231),
     ty(2950, "uuid", 16, "U", 2951),
+    ty(3802, "jsonb", -1, "U", 3807),
     array_ty(1000, "_bool", 16),
     array_ty(1001, "_bytea", 17),
     array_ty(1002, "_char", 18),
@@ -708,6 +709,7 @@ const TYPES: &[TypeRow] = &[
     array_ty(1187, "_interval", 1186),
     array_ty(1231, "_numeric", 1700),
     array_ty(2951, "_uuid", 2950),
+    array_ty(3807, "_jsonb", 3802),
 ];
 
 /// The type modifier PostgreSQL stores for a column type (`atttypmod`):

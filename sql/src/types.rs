@@ -26,6 +26,9 @@
 //! [`NumericTypmod`], applied when a value is stored
 //! ([`crate::ops::numeric`]).
 //!
+//! A `jsonb` is a parsed [`Json`] document in jsonb's canonical form
+//! (`json` is the same type); what it does is in [`crate::ops::jsonb`].
+//!
 //! A `uuid` is its 16 bytes, compared and ordered byte by byte as
 //! PostgreSQL orders them. `gen_random_uuid()` makes version-4 ones, the
 //! key a sharded table wants: new rows spread over every shard instead of
@@ -60,6 +63,8 @@ pub enum DataType {
     /// `NUMERIC(precision, scale)`; `None`: unconstrained `NUMERIC`.
     /// Values are exact decimals ([`crate::ops::numeric`]).
     Numeric(Option<NumericTypmod>),
+    /// `jsonb` (and `json`, the same here): a [`Json`] document.
+    Jsonb,
     /// A one-dimensional array of the element type (never itself an
     /// array): values of queries and parameters, not of columns (CREATE
     /// TABLE refuses array columns, so descriptors never hold one).
@@ -69,7 +74,7 @@ pub enum DataType {
 
 /// The element types arrays may have, one static each (so `DataType`
 /// stays `Copy`).
-static ARRAY_ELEMENTS: [DataType; 14] = [
+static ARRAY_ELEMENTS: [DataType; 15] = [
     DataType::Bool,
     DataType::Int2,
     DataType::Int4,
@@ -84,6 +89,7 @@ static ARRAY_ELEMENTS: [DataType; 14] = [
     DataType::Interval,
     DataType::Uuid,
     DataType::Numeric(None),
+    DataType::Jsonb,
 ];
 
 impl DataType {
@@ -124,6 +130,7 @@ impl DataType {
                 DataType::Interval => 1187,
                 DataType::Uuid => 2951,
                 DataType::Numeric(_) => 1231,
+                DataType::Jsonb => 3807,
                 _ => 1009,
             },
             DataType::Bool => 16,
@@ -142,6 +149,7 @@ impl DataType {
             DataType::Interval => 1186,
             DataType::Uuid => 2950,
             DataType::Numeric(_) => 1700,
+            DataType::Jsonb => 3802,
         }
     }
 
@@ -166,6 +174,7 @@ impl DataType {
             DataType::Uuid => "uuid".into(),
             DataType::Numeric(None) => "numeric".into(),
             DataType::Numeric(Some(NumericTypmod { precision, scale })) => format!("numeric({precision},{scale})"),
+            DataType::Jsonb => "jsonb".into(),
             DataType::Array(e) => format!("{}[]", e.sql_name()),
         }
     }
@@ -183,6 +192,7 @@ impl DataType {
             | DataType::Char(_)
             | DataType::Bytea
             | DataType::Numeric(_)
+            | DataType::Jsonb
             | DataType::Array(_) => -1,
         }
     }
@@ -270,6 +280,8 @@ pub enum Value {
     /// An exact decimal (`numeric`), its scale the digits it shows after
     /// the point (`1.50` has scale 2).
     Numeric(rust_decimal::Decimal),
+    /// A `jsonb` document (boxed: most values are smaller).
+    Jsonb(Box<Json>),
     /// A one-dimensional array: its element type (as [`DataType::Array`]
     /// holds it) and its elements, each NULL or of that type. Indexes
     /// start at 1, as in PostgreSQL.
@@ -299,6 +311,7 @@ impl Value {
             Value::Interval(_) => DataType::Interval,
             Value::Uuid(_) => DataType::Uuid,
             Value::Numeric(_) => DataType::Numeric(None),
+            Value::Jsonb(_) => DataType::Jsonb,
             Value::Array(e, _) => DataType::Array(e),
         })
     }
@@ -347,6 +360,20 @@ impl Value {
             v => crate::sql_err!(DatatypeMismatch, "argument must be type boolean, not {v:?}"),
         }
     }
+}
+
+/// A JSON document in jsonb's canonical form (what it does is in
+/// [`crate::ops::jsonb`]): an object's keys unique and in jsonb's order
+/// (shorter first, then by bytes), numbers exact.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Number(rust_decimal::Decimal),
+    String(String),
+    Array(Vec<Json>),
+    /// Unique keys, in jsonb's key order.
+    Object(Vec<(String, Json)>),
 }
 
 /// An interval, as PostgreSQL keeps one: months, days and microseconds,

@@ -93,6 +93,7 @@ slt!(
     window,
     window_random,
     numeric,
+    jsonb,
     interval_random,
     savepoint,
     foreign_key,

@@ -28,6 +28,9 @@ const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 /// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's binary dates).
 const PG_EPOCH_OFFSET_DAYS: i32 = 10_957;
 
+/// The version byte that starts jsonb's binary form (PostgreSQL has only 1).
+const JSONB_BINARY_VERSION: u8 = 1;
+
 /// The PostgreSQL type of a SQL type.
 pub fn pg_type(t: DataType) -> Type {
     match t {
@@ -47,6 +50,7 @@ pub fn pg_type(t: DataType) -> Type {
         DataType::Date => Type::DATE,
         DataType::Uuid => Type::UUID,
         DataType::Numeric(_) => Type::NUMERIC,
+        DataType::Jsonb => Type::JSONB,
         DataType::Array(_) => Type::from_oid(t.oid()).unwrap_or(Type::TEXT_ARRAY),
     }
 }
@@ -74,6 +78,8 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::DATE => DataType::Date,
         Type::UUID => DataType::Uuid,
         Type::NUMERIC => DataType::Numeric(None),
+        // json is jsonb here: a json parameter is read as one.
+        Type::JSONB | Type::JSON => DataType::Jsonb,
         Type::UNKNOWN => return Ok(None),
         Type::BOOL_ARRAY => array(DataType::Bool),
         Type::INT2_ARRAY => array(DataType::Int2),
@@ -89,6 +95,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::DATE_ARRAY => array(DataType::Date),
         Type::UUID_ARRAY => array(DataType::Uuid),
         Type::NUMERIC_ARRAY => array(DataType::Numeric(None)),
+        Type::JSONB_ARRAY | Type::JSON_ARRAY => array(DataType::Jsonb),
         ref other => {
             return Err(sql::Error::new(
                 sql::SqlState::FeatureNotSupported,
@@ -140,6 +147,11 @@ fn encode_binary(v: &Value, buf: &mut BytesMut) -> bool {
         Value::Timestamp(us) | Value::TimestampTz(us) => buf.put_i64(us.saturating_sub(PG_EPOCH_OFFSET_US)),
         Value::Uuid(bytes) => buf.put_slice(bytes),
         Value::Numeric(d) => buf.put_slice(&sql::ops::numeric::to_binary(*d)),
+        // jsonb's binary form: a version byte (1), then the text.
+        Value::Jsonb(j) => {
+            buf.put_u8(JSONB_BINARY_VERSION);
+            buf.put_slice(sql::ops::jsonb::to_text(j).as_bytes());
+        }
         // Days since 2000-01-01; the infinities as they are.
         Value::Date(days) => buf.put_i32(match *days {
             d @ (i32::MAX | i32::MIN) => d,
@@ -260,6 +272,13 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: DataType, binary: bool) -> sql::Re
         DataType::Bytea => Value::Bytea(bytes.to_vec()),
         DataType::Uuid => Value::Uuid(fixed(16)?.try_into().map_err(|_| wrong_size())?),
         DataType::Numeric(_) => Value::Numeric(sql::ops::numeric::from_binary(bytes)?),
+        // jsonb's binary form has a version byte; json's is the text (a
+        // JSON text never starts with the byte 1).
+        DataType::Jsonb => {
+            let text = bytes.strip_prefix(&[JSONB_BINARY_VERSION]).unwrap_or(bytes);
+            let text = std::str::from_utf8(text).map_err(|_| wrong_size())?;
+            Value::Jsonb(Box::new(sql::ops::jsonb::parse(text)?))
+        }
         DataType::Date => match i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong_size())?) {
             d @ (i32::MAX | i32::MIN) => Value::Date(d),
             d => match d.checked_add(PG_EPOCH_OFFSET_DAYS).filter(|d| d.abs() <= sql::types::DATE_DAYS_MAX) {
