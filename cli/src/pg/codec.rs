@@ -345,6 +345,8 @@ mod tests {
             (Value::TimestampTz(1_796_169_559_683_367), DataType::TimestampTz),
             (Value::Date(20_789), DataType::Date),
             (Value::Date(i32::MAX), DataType::Date),
+            (Value::Numeric(sql::ops::numeric::parse("-12345.678").unwrap()), DataType::Numeric(None)),
+            (Value::Jsonb(Box::new(sql::ops::jsonb::parse(r#"{"a": [1, 2.50, "é"]}"#).unwrap())), DataType::Jsonb),
             (Value::Interval(sql::Interval { months: -14, days: 3, micros: 14_706_500_000 }), DataType::Interval),
             (
                 Value::Uuid([
@@ -391,7 +393,7 @@ mod tests {
         assert_eq!(e.state.code(), "22P02");
         let e = decode_param(Some(&[0xff, 0xfe]), DataType::Text, true).unwrap_err();
         assert_eq!(e.state.code(), "22P02");
-        let e = declared_type(Some(&Type::JSONB)).unwrap_err();
+        let e = declared_type(Some(&Type::XML)).unwrap_err();
         assert_eq!(e.state.code(), "0A000");
         assert_eq!(declared_type(Some(&Type::UNKNOWN)).unwrap(), None);
         let e = decode_param(Some(&i64::MAX.to_be_bytes()), DataType::Timestamp, true).unwrap_err();
