@@ -208,6 +208,9 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("current_setting", &[P::Text, P::Bool], T::Text),
     ("set_config", &[P::Text, P::Text, P::Bool], T::Text),
     ("md5", &[P::Text], T::Text),
+    ("quote_ident", &[P::Text], T::Text),
+    ("quote_literal", &[P::Text], T::Text),
+    ("quote_nullable", &[P::Text], T::Text),
     ("md5", &[P::Bytea], T::Text),
     ("regexp_replace", &[P::Text, P::Text, P::Text], T::Text),
     ("regexp_replace", &[P::Text, P::Text, P::Text, P::Text], T::Text),
@@ -274,6 +277,143 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     // format_type(type oid, typmod): oids are bigint here (`system`).
     ("format_type", &[P::BigInt, P::BigInt], T::Text),
 ];
+
+/// `quote_literal`: `s` as a string literal; with a backslash in it, an
+/// escape string (`E'a\\b'`), as PostgreSQL writes one.
+pub fn quote_literal(s: &str) -> String {
+    let body = s.replace('\'', "''");
+    if s.contains('\\') {
+        format!("E'{}'", body.replace('\\', "\\\\"))
+    } else {
+        format!("'{body}'")
+    }
+}
+
+/// PostgreSQL's `format(formatstr, args...)`: `%s` (text; NULL is empty),
+/// `%I` (an identifier, `quote_ident`; NULL is 22004), `%L` (a literal,
+/// `quote_literal`; NULL is `NULL`), `%%`; each with an optional
+/// position `n$`, a `-` flag and a width (a number, `*` or `*n$`).
+pub fn format(template: &str, args: &[Option<String>]) -> Result<String> {
+    let invalid = |m: &str| Error::new(SqlState::InvalidParameterValue, m.to_string());
+    let mut out = String::new();
+    let mut chars = template.chars().peekable();
+    let mut next_arg = 0usize;
+    // A number at the front of `chars`, if any.
+    fn number(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<Option<usize>> {
+        let mut n: Option<usize> = None;
+        while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+            chars.next();
+            n = Some(
+                n.unwrap_or(0)
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(d as usize))
+                    .ok_or_else(|| Error::new(SqlState::InvalidParameterValue, "number is out of range"))?,
+            );
+        }
+        Ok(n)
+    }
+    let arg = |i: usize| -> Result<&Option<String>> {
+        args.get(i).ok_or_else(|| Error::new(SqlState::InvalidParameterValue, "too few arguments for format()"))
+    };
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'%') {
+            chars.next();
+            out.push('%');
+            continue;
+        }
+        // [n$][-][width | * | *n$]type
+        let mut position = None;
+        let first = number(&mut chars)?;
+        if let Some(n) = first {
+            if chars.peek() == Some(&'$') {
+                chars.next();
+                position = Some(n);
+            }
+        }
+        let mut left = false;
+        let mut width = if position.is_none() { first } else { None };
+        if width.is_none() {
+            if chars.peek() == Some(&'-') {
+                chars.next();
+                left = true;
+            }
+            if chars.peek() == Some(&'*') {
+                chars.next();
+                let star = number(&mut chars)?;
+                let index = match star {
+                    Some(n) if chars.peek() == Some(&'$') => {
+                        chars.next();
+                        n.checked_sub(1)
+                            .ok_or_else(|| invalid("format specifies argument 0, but arguments are numbered from 1"))?
+                    }
+                    Some(_) => return Err(invalid("unterminated format() type specifier")),
+                    None => {
+                        next_arg += 1;
+                        next_arg - 1
+                    }
+                };
+                let w: i64 = match arg(index)? {
+                    None => 0,
+                    Some(s) => s.trim().parse().map_err(|_| invalid("width argument must be an integer"))?,
+                };
+                if w < 0 {
+                    left = true;
+                }
+                width = Some(usize::try_from(w.unsigned_abs()).unwrap_or(usize::MAX));
+            } else {
+                width = number(&mut chars)?;
+            }
+        }
+        let Some(kind) = chars.next() else {
+            return Err(invalid("unterminated format() type specifier"));
+        };
+        let index = match position {
+            Some(0) => return Err(invalid("format specifies argument 0, but arguments are numbered from 1")),
+            Some(n) => {
+                next_arg = n;
+                n - 1
+            }
+            None => {
+                next_arg += 1;
+                next_arg - 1
+            }
+        };
+        let value = arg(index)?;
+        let text = match (kind, value) {
+            ('s', v) => v.clone().unwrap_or_default(),
+            ('I', None) => {
+                return Err(Error::new(
+                    SqlState::NullValueNotAllowed,
+                    "null values cannot be formatted as an SQL identifier",
+                ))
+            }
+            ('I', Some(v)) => crate::system::quote_ident(v),
+            ('L', None) => "NULL".to_string(),
+            ('L', Some(v)) => quote_literal(v),
+            (other, _) => return Err(invalid(&format!("unrecognized format() type specifier \"{other}\""))),
+        };
+        let pad = width.unwrap_or(0).saturating_sub(text.chars().count());
+        if pad > crate::limits::VALUE_BYTES_MAX || out.len() + text.len() + pad > crate::limits::VALUE_BYTES_MAX {
+            return sql_err!(
+                ProgramLimitExceeded,
+                "format()'s result exceeds {} bytes",
+                crate::limits::VALUE_BYTES_MAX
+            );
+        }
+        if !left {
+            out.extend(std::iter::repeat_n(' ', pad));
+        }
+        out.push_str(&text);
+        if left {
+            out.extend(std::iter::repeat_n(' ', pad));
+        }
+    }
+    Ok(out)
+}
 
 /// PostgreSQL's `pg_size_pretty`: bytes below 10 kB, then kB, MB, GB, TB
 /// and PB, each unit used while below 20479 halves of it, rounded half
@@ -633,6 +773,11 @@ pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
             let params = args.iter().map(|a| a.unwrap_or(T::Text)).collect();
             return Ok(Signature { params, ret: T::Text });
         }
+        // format(template, VARIADIC "any"): every argument by its text.
+        "format" if !args.is_empty() && P::Text.accepts(args[0]) => {
+            let params = args.iter().map(|a| a.unwrap_or(T::Text)).collect();
+            return Ok(Signature { params, ret: T::Text });
+        }
         "concat_ws" if !args.is_empty() && P::Text.accepts(args[0]) => {
             let mut params: Vec<DataType> = args.iter().map(|a| a.unwrap_or(T::Text)).collect();
             params[0] = T::Text;
@@ -658,7 +803,7 @@ pub fn coerces_arguments(name: &str) -> bool {
 
 /// Whether `name` (lower case) is a scalar function, for any arguments.
 pub fn exists(name: &str) -> bool {
-    matches!(name, "abs" | "mod" | "greatest" | "least" | "concat" | "concat_ws")
+    matches!(name, "abs" | "mod" | "greatest" | "least" | "concat" | "concat_ws" | "format")
         || jsonb::resolve(name, &[]).is_some()
         || OVERLOADS.iter().any(|(n, _, _)| *n == name)
 }
@@ -683,6 +828,23 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
     match name {
         "concat" => return concat(args.iter()).map(Value::Text),
         "concat_ws" => return concat_ws(args),
+        // Not strict: a NULL argument is empty (%s), NULL (%L) or an error (%I).
+        "format" => {
+            return match &args[0] {
+                Value::Null => Ok(Value::Null),
+                template => {
+                    let template = ops::to_text(template).unwrap_or_default();
+                    let values: Vec<Option<String>> = args[1..].iter().map(ops::to_text).collect();
+                    format(&template, &values).map(Value::Text)
+                }
+            }
+        }
+        "quote_nullable" => {
+            return Ok(Value::Text(match &args[0] {
+                Value::Null => "NULL".into(),
+                v => quote_literal(&ops::to_text(v).unwrap_or_default()),
+            }))
+        }
         "greatest" => return extreme(args, std::cmp::Ordering::Greater),
         // Not strict: a NULL delimiter splits into characters, a NULL
         // null string marks nothing.
@@ -789,6 +951,8 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         }
         "split_part" => split_part(text(0)?, text(1)?, int(2)?)?,
         "starts_with" => Value::Bool(text(0)?.starts_with(text(1)?)),
+        "quote_ident" => Value::Text(crate::system::quote_ident(text(0)?)),
+        "quote_literal" => Value::Text(quote_literal(text(0)?)),
         "md5" => {
             use md5::Digest as _;
             let digest = match &args[0] {
