@@ -443,6 +443,7 @@ pub fn row_bytes(row: &[Value]) -> usize {
         .map(|v| match v {
             Value::Text(s) => s.len() + OVERHEAD,
             Value::Bytea(b) => b.len() + OVERHEAD,
+            Value::Jsonb(j) => ops::jsonb::approximate_bytes(j),
             _ => OVERHEAD,
         })
         .sum::<usize>()
@@ -1658,9 +1659,9 @@ impl Acc {
             | Acc::Bool(None)
             | Acc::Items(None)
             | Acc::Text(None) => Value::Null,
-            Acc::Items(Some(items)) if call.func == AggFunc::JsonbAgg => {
-                Value::Jsonb(Box::new(ops::jsonb::Json::Array(items.iter().map(ops::jsonb::from_value).collect())))
-            }
+            Acc::Items(Some(items)) if call.func == AggFunc::JsonbAgg => Value::Jsonb(Box::new(ops::jsonb::checked(
+                ops::jsonb::Json::Array(items.iter().map(ops::jsonb::from_value).collect()),
+            )?)),
             Acc::Items(Some(items)) => match call.data_type {
                 DataType::Array(element) => Value::Array(element, items.clone()),
                 _ => functions::call("array", items)?,

@@ -434,7 +434,7 @@ pub fn binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             let (Value::Jsonb(a), Value::Jsonb(b)) = (l, r) else {
                 return Err(internal("jsonb expected"));
             };
-            Ok(Value::Jsonb(Box::new(jsonb::concat(a, b))))
+            Ok(Value::Jsonb(Box::new(jsonb::checked(jsonb::concat(a, b))?)))
         }
         DataType::Array(element) => {
             let (Value::Array(_, a), Value::Array(_, b)) = (l, r) else {

@@ -2478,9 +2478,14 @@ impl<'a> Planner<'a> {
             let (l, r) = (self.coerce_loose(l, DataType::Float8)?, self.coerce_loose(r, DataType::Float8)?);
             return Ok(Bound::typed(Expr::Function("power".into(), vec![l, r]), DataType::Float8));
         }
-        let jsonb_side = l.ty == Some(DataType::Jsonb) || r.ty == Some(DataType::Jsonb);
+        // `||` of two jsonb (or a jsonb and an untyped literal); a jsonb
+        // and a text concatenate as text, as in PostgreSQL.
+        let jsonb_or_untyped = |b: &Bound| b.ty.is_none_or(|t| t == DataType::Jsonb);
+        let jsonb_concat = (l.ty == Some(DataType::Jsonb) || r.ty == Some(DataType::Jsonb))
+            && jsonb_or_untyped(&l)
+            && jsonb_or_untyped(&r);
         if jsonb_operator(op)
-            || (jsonb_side && matches!(op, B::StringConcat))
+            || (jsonb_concat && matches!(op, B::StringConcat))
             || (l.ty == Some(DataType::Jsonb) && *op == B::Minus)
         {
             return self.bind_jsonb_operator(op, l, r);
@@ -4323,7 +4328,7 @@ fn first_words(s: &str) -> String {
 /// (`FROM docs d, jsonb_array_elements(d.body -> 'tags')`).
 fn is_lateral(factor: &ast::TableFactor) -> bool {
     match factor {
-        ast::TableFactor::Derived { lateral, .. } => *lateral,
+        ast::TableFactor::Derived { lateral, .. } | ast::TableFactor::Function { lateral, .. } => *lateral,
         ast::TableFactor::Table { name, args: Some(_), .. } => builtin_name(name).is_ok_and(|n| {
             matches!(n.as_str(), "jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys")
         }),

@@ -96,13 +96,19 @@ fn call_resolved(name: &str, args: &[Value]) -> Result<Value> {
                         return sql_err!(InvalidParameterValue, "argument {}: key must not be null", 2 * i + 1)
                     }
                     Value::Text(s) => s.clone(),
+                    Value::Array(..) | Value::Jsonb(_) => {
+                        return sql_err!(
+                            InvalidParameterValue,
+                            "key value must be scalar, not array, composite, or json"
+                        )
+                    }
                     other => crate::ops::to_text(other).unwrap_or_default(),
                 };
                 pairs.push((key, jsonb::from_value(&pair[1])));
             }
-            return Ok(document(Json::object(pairs)));
+            return built(Json::object(pairs));
         }
-        "jsonb_build_array" => return Ok(document(Json::Array(args.iter().map(jsonb::from_value).collect()))),
+        "jsonb_build_array" => return built(Json::Array(args.iter().map(jsonb::from_value).collect())),
         _ => {}
     }
     if args.iter().any(Value::is_null) {
@@ -129,13 +135,22 @@ fn call_resolved(name: &str, args: &[Value]) -> Result<Value> {
             other => sql_err!(InternalError, "{name}: argument {} is {other:?}, not text[]", i + 1),
         }
     };
-    let path = || -> Result<Vec<String>> {
+    // A path's steps: from a text[] (`None` if a step is NULL), or the
+    // arguments after the document.
+    let path = || -> Result<Option<Vec<String>>> {
         match args.get(1) {
-            Some(Value::Array(..)) => texts(1)?
-                .into_iter()
-                .map(|s| s.ok_or_else(|| Error::new(SqlState::NullValueNotAllowed, "path element must not be null")))
-                .collect(),
-            _ => (1..args.len()).map(|i| text(i).map(String::from)).collect(),
+            Some(Value::Array(..)) => Ok(texts(1)?.into_iter().collect()),
+            _ => (1..args.len()).map(|i| text(i).map(String::from)).collect::<Result<_>>().map(Some),
+        }
+    };
+    // jsonb_set and `#-` refuse a NULL step (`#>` finds nothing).
+    let path_without_nulls = || -> Result<Vec<String>> {
+        match path()? {
+            Some(steps) => Ok(steps),
+            None => {
+                let position = texts(1)?.iter().position(Option::is_none).unwrap_or(0) + 1;
+                sql_err!(NullValueNotAllowed, "path element at position {position} is null")
+            }
         }
     };
     let found = |j: Option<&Json>, as_text: bool| -> Value {
@@ -154,7 +169,10 @@ fn call_resolved(name: &str, args: &[Value]) -> Result<Value> {
         },
         "jsonb_object_field" | "jsonb_object_field_text" => found(doc(0)?.field(text(1)?), name.ends_with("_text")),
         "jsonb_array_element" | "jsonb_array_element_text" => found(doc(0)?.element(int(1)?), name.ends_with("_text")),
-        "jsonb_extract_path" | "jsonb_extract_path_text" => found(doc(0)?.at_path(&path()?), name.ends_with("_text")),
+        "jsonb_extract_path" | "jsonb_extract_path_text" => match path()? {
+            Some(steps) => found(doc(0)?.at_path(&steps), name.ends_with("_text")),
+            None => Value::Null,
+        },
         "jsonb_contains" => Value::Bool(jsonb::contains(doc(0)?, doc(1)?)),
         "jsonb_exists" => Value::Bool(jsonb::has_key(doc(0)?, text(1)?)),
         "jsonb_exists_any" | "jsonb_exists_all" => {
@@ -162,9 +180,12 @@ fn call_resolved(name: &str, args: &[Value]) -> Result<Value> {
             let mut present = keys.iter().flatten().map(|k| jsonb::has_key(doc(0).unwrap_or(&Json::Null), k));
             Value::Bool(if name == "jsonb_exists_any" { present.any(|p| p) } else { present.all(|p| p) })
         }
-        "jsonb_concat" => document(jsonb::concat(doc(0)?, doc(1)?)),
+        "jsonb_concat" => built(jsonb::concat(doc(0)?, doc(1)?))?,
         "jsonb_delete" => match &args[1] {
             Value::Array(..) => {
+                if doc(0)?.is_scalar() {
+                    return sql_err!(InvalidParameterValue, "cannot delete from scalar");
+                }
                 let mut j = doc(0)?.clone();
                 for key in texts(1)?.iter().flatten() {
                     j = jsonb::delete_key(&j, key)?;
@@ -174,14 +195,14 @@ fn call_resolved(name: &str, args: &[Value]) -> Result<Value> {
             Value::Text(key) => document(jsonb::delete_key(doc(0)?, key)?),
             _ => document(jsonb::delete_index(doc(0)?, int(1)?)?),
         },
-        "jsonb_delete_path" => document(jsonb::delete_path(doc(0)?, &path()?)?),
+        "jsonb_delete_path" => document(jsonb::delete_path(doc(0)?, &path_without_nulls()?)?),
         "jsonb_set" => {
             let create = args.get(3).map_or(Ok(Some(true)), Value::as_bool)?.unwrap_or(true);
-            document(jsonb::set_path(doc(0)?, &path()?, doc(2)?, create)?)
+            document(jsonb::set_path(doc(0)?, &path_without_nulls()?, doc(2)?, create)?)
         }
         "jsonb_strip_nulls" => document(jsonb::strip_nulls(doc(0)?)),
-        "jsonb_pretty" => Value::Text(jsonb::pretty(doc(0)?)),
-        "to_jsonb" => document(jsonb::from_value(&args[0])),
+        "jsonb_pretty" => Value::Text(jsonb::pretty(doc(0)?)?),
+        "to_jsonb" => built(jsonb::from_value(&args[0]))?,
         "jsonb_array_elements_array" | "jsonb_array_elements_text_array" => {
             let Json::Array(items) = doc(0)? else {
                 let what = if doc(0)?.type_name() == "object" { "an object" } else { "a scalar" };
@@ -206,6 +227,14 @@ fn call_resolved(name: &str, args: &[Value]) -> Result<Value> {
 
 fn document(j: Json) -> Value {
     Value::Jsonb(Box::new(j))
+}
+
+/// A document a function built from its arguments, checked against
+/// jsonb's bounds ([`jsonb::checked`]): deeper or larger than they allow,
+/// or with a `\u0000`, it is an error rather than a value that could not
+/// be stored and read back.
+fn built(j: Json) -> Result<Value> {
+    jsonb::checked(j).map(document)
 }
 
 fn article(j: &Json) -> &'static str {

@@ -45,6 +45,70 @@ use crate::types::Value;
 /// The deepest nesting of arrays and objects a document may have.
 pub const DEPTH_MAX: usize = 256;
 
+/// A path step as an array index: an int4, spaces before it allowed (C's
+/// `strtol`, as PostgreSQL reads one).
+fn array_index(step: &str) -> Option<i32> {
+    step.trim_start().parse().ok()
+}
+
+/// What a document built by a function (not parsed) must also be: at most
+/// [`DEPTH_MAX`] levels deep, at most [`crate::limits::VALUE_BYTES_MAX`]
+/// bytes of text, and without `\u0000` (which text cannot hold), so that
+/// it is stored and read back, and no recursion over it can run deep.
+/// Its inputs met these bounds, so the walk here is at most one level
+/// deeper than they were.
+pub fn checked(j: Json) -> Result<Json> {
+    // `depth`: the containers around `j` (a container may have fewer
+    // than DEPTH_MAX around it, as the parser allows).
+    fn walk(j: &Json, depth: usize, bytes: &mut usize) -> Result<()> {
+        if !j.is_scalar() && depth >= DEPTH_MAX {
+            return sql_err!(ProgramLimitExceeded, "jsonb nesting is deeper than {DEPTH_MAX} levels");
+        }
+        let text = |s: &str| -> Result<usize> {
+            if s.contains('\0') {
+                return Err(Error::new(SqlState::UntranslatableCharacter, "unsupported Unicode escape sequence")
+                    .with_detail("\\u0000 cannot be converted to text."));
+            }
+            Ok(s.len() + 2)
+        };
+        *bytes += match j {
+            Json::Null | Json::Bool(_) => 5,
+            Json::Number(_) => 30,
+            Json::String(s) => text(s)?,
+            Json::Array(items) => {
+                for item in items {
+                    walk(item, depth + 1, bytes)?;
+                }
+                2 + 2 * items.len()
+            }
+            Json::Object(pairs) => {
+                for (k, v) in pairs {
+                    *bytes += text(k)? + 4;
+                    walk(v, depth + 1, bytes)?;
+                }
+                2
+            }
+        };
+        if *bytes > crate::limits::VALUE_BYTES_MAX {
+            return sql_err!(ProgramLimitExceeded, "jsonb value exceeds {} bytes", crate::limits::VALUE_BYTES_MAX);
+        }
+        Ok(())
+    }
+    walk(&j, 0, &mut 0)?;
+    Ok(j)
+}
+
+/// About how many bytes `j` takes in memory (for operators' memory
+/// budgets).
+pub fn approximate_bytes(j: &Json) -> usize {
+    match j {
+        Json::String(s) => 32 + s.len(),
+        Json::Array(items) => 32 + items.iter().map(approximate_bytes).sum::<usize>(),
+        Json::Object(pairs) => 32 + pairs.iter().map(|(k, v)| 32 + k.len() + approximate_bytes(v)).sum::<usize>(),
+        _ => 32,
+    }
+}
+
 /// jsonb's order of an object's keys: shorter first, then by bytes.
 pub fn key_order(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
@@ -90,22 +154,30 @@ impl Json {
         }
     }
 
-    /// Element `i` (negative: from the end), if this is an array that has it.
+    /// Element `i` (negative: from the end), if this is an array that has
+    /// it; a scalar is its own element 0 (and -1), as in PostgreSQL, which
+    /// keeps a top-level scalar as an array of one.
     pub fn element(&self, i: i64) -> Option<&Json> {
-        let Json::Array(items) = self else { return None };
-        let len = items.len() as i64;
-        let at = if i < 0 { len + i } else { i };
-        usize::try_from(at).ok().and_then(|at| items.get(at))
+        match self {
+            Json::Array(items) => {
+                let len = items.len() as i64;
+                let at = if i < 0 { len + i } else { i };
+                usize::try_from(at).ok().and_then(|at| items.get(at))
+            }
+            Json::Object(_) => None,
+            scalar => (i == 0 || i == -1).then_some(scalar),
+        }
     }
 
-    /// The value at `path` (`#>`): keys into objects, indexes into arrays.
+    /// The value at `path` (`#>`): keys into objects, indexes into arrays
+    /// (a step that is not an integer finds nothing).
     pub fn at_path<S: AsRef<str>>(&self, path: &[S]) -> Option<&Json> {
         let mut at = self;
         for step in path {
             let step = step.as_ref();
             at = match at {
                 Json::Object(_) => at.field(step)?,
-                Json::Array(_) => at.element(step.trim().parse().ok()?)?,
+                Json::Array(_) => at.element(array_index(step)?.into())?,
                 _ => return None,
             };
         }
@@ -370,14 +442,27 @@ pub fn to_text(j: &Json) -> String {
     out
 }
 
-/// `jsonb_pretty`: four spaces per level, one value per line.
-pub fn pretty(j: &Json) -> String {
+/// `jsonb_pretty`: four spaces per level, one value per line (54000 past
+/// [`crate::limits::VALUE_BYTES_MAX`]: indentation can make a document
+/// many times longer).
+pub fn pretty(j: &Json) -> Result<String> {
     let mut out = String::new();
     write(&mut out, j, Some(4), 0);
-    out
+    if out.len() > crate::limits::VALUE_BYTES_MAX {
+        return sql_err!(
+            ProgramLimitExceeded,
+            "jsonb_pretty's result exceeds {} bytes",
+            crate::limits::VALUE_BYTES_MAX
+        );
+    }
+    Ok(out)
 }
 
 fn write(out: &mut String, j: &Json, indent: Option<usize>, level: usize) {
+    // Past the limit the caller refuses the result: stop growing it.
+    if out.len() > crate::limits::VALUE_BYTES_MAX {
+        return;
+    }
     let newline = |out: &mut String, level: usize| {
         if let Some(n) = indent {
             out.push('\n');
@@ -390,8 +475,17 @@ fn write(out: &mut String, j: &Json, indent: Option<usize>, level: usize) {
         Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Json::Number(d) => out.push_str(&numeric::to_text(*d)),
         Json::String(s) => write_string(out, s),
-        Json::Array(items) if items.is_empty() => out.push_str("[]"),
-        Json::Object(pairs) if pairs.is_empty() => out.push_str("{}"),
+        // PostgreSQL's pretty form puts even an empty one's end on a line of its own.
+        Json::Array(items) if items.is_empty() => {
+            out.push('[');
+            newline(out, level);
+            out.push(']');
+        }
+        Json::Object(pairs) if pairs.is_empty() => {
+            out.push('{');
+            newline(out, level);
+            out.push('}');
+        }
         Json::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -582,7 +676,34 @@ pub fn set_path(j: &Json, path: &[String], value: &Json, create_missing: bool) -
     if j.is_scalar() {
         return sql_err!(InvalidParameterValue, "cannot set path in scalar");
     }
-    Ok(set_at(j, path, value, create_missing))
+    if path.is_empty() {
+        return Ok(j.clone());
+    }
+    checked_path(j, path)?;
+    checked(set_at(j, path, value, create_missing))
+}
+
+/// 22P02 where `path` steps into an array with a step that is not an
+/// int4, as PostgreSQL's jsonb_set and `#-` refuse it.
+fn checked_path(j: &Json, path: &[String]) -> Result<()> {
+    let mut at = Some(j);
+    for (position, step) in path.iter().enumerate() {
+        at = match at {
+            Some(array @ Json::Array(_)) => match array_index(step) {
+                Some(i) => array.element(i.into()),
+                None => {
+                    return sql_err!(
+                        InvalidTextRepresentation,
+                        "path element at position {} is not an integer: \"{step}\"",
+                        position + 1
+                    )
+                }
+            },
+            Some(object @ Json::Object(_)) => object.field(step),
+            _ => return Ok(()),
+        };
+    }
+    Ok(())
 }
 
 fn set_at(j: &Json, path: &[String], value: &Json, create_missing: bool) -> Json {
@@ -606,7 +727,7 @@ fn set_at(j: &Json, path: &[String], value: &Json, create_missing: bool) -> Json
             None => j.clone(),
         },
         Json::Array(items) => {
-            let Ok(index) = step.trim().parse::<i64>() else { return j.clone() };
+            let Some(index) = array_index(step).map(i64::from) else { return j.clone() };
             let len = items.len() as i64;
             let at = if index < 0 { len + index } else { index };
             let mut items = items.clone();
@@ -632,6 +753,7 @@ pub fn delete_path(j: &Json, path: &[String]) -> Result<Json> {
     if j.is_scalar() {
         return sql_err!(InvalidParameterValue, "cannot delete path in scalar");
     }
+    checked_path(j, path)?;
     Ok(delete_at(j, path))
 }
 
@@ -648,7 +770,7 @@ fn delete_at(j: &Json, path: &[String]) -> Json {
                 .collect(),
         ),
         Json::Array(items) => {
-            let Ok(index) = step.trim().parse::<i64>() else { return j.clone() };
+            let Some(index) = array_index(step).map(i64::from) else { return j.clone() };
             let len = items.len() as i64;
             let at = if index < 0 { len + index } else { index };
             Json::Array(
@@ -750,7 +872,10 @@ pub fn encode_key(out: &mut Vec<u8>, j: &Json) {
         }
         Json::Object(pairs) => {
             out.push(0x07);
+            // Each pair starts with 0x01, so no key (not even an empty
+            // one, 00 01) reads as the object's end.
             for (k, v) in pairs {
+                out.push(0x01);
                 encode_bytes(out, k.as_bytes());
                 encode_key(out, v);
             }
@@ -844,9 +969,25 @@ mod tests {
         assert_eq!(set(r#"{"a": 1}"#, &["b"], "2", false), r#"{"a": 1}"#);
         assert_eq!(set("[1]", &["-5"], "0", true), "[0, 1]");
         assert_eq!(
-            pretty(&j(r#"{"a": [1, {}], "b": {"c": null}}"#)),
-            "{\n    \"a\": [\n        1,\n        {}\n    ],\n    \"b\": {\n        \"c\": null\n    }\n}"
+            pretty(&j(r#"{"a": [1, {}], "b": {"c": null}}"#)).unwrap(),
+            "{\n    \"a\": [\n        1,\n        {\n        }\n    ],\n    \"b\": {\n        \"c\": null\n    }\n}"
         );
+        assert_eq!(pretty(&j("[]")).unwrap(), "[\n]");
+    }
+
+    #[test]
+    fn built_documents_are_bounded_as_parsed_ones() {
+        let mut deep = Json::Null;
+        for _ in 0..DEPTH_MAX {
+            deep = Json::Array(vec![deep]);
+        }
+        assert!(checked(deep.clone()).is_ok());
+        let e = checked(Json::Array(vec![deep])).unwrap_err();
+        assert_eq!(e.state, SqlState::ProgramLimitExceeded);
+        let e = checked(Json::object(vec![("k".into(), Json::String("a\0b".into()))])).unwrap_err();
+        assert_eq!(e.state, SqlState::UntranslatableCharacter);
+        let big = Json::Array(vec![Json::String("x".repeat(1 << 20)); 20]);
+        assert_eq!(checked(big).unwrap_err().state, SqlState::ProgramLimitExceeded);
     }
 
     #[test]

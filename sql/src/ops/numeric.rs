@@ -405,6 +405,7 @@ pub fn encode_key(out: &mut Vec<u8>, d: Decimal) {
 /// for a descending column), advancing `input`.
 pub fn decode_key(input: &mut &[u8], flip: u8) -> Result<Decimal> {
     let corrupt = |what: &str| Error::new(SqlState::InternalError, format!("corrupt key: a numeric's {what}"));
+    let start = *input;
     let (&class, rest) = input.split_first().ok_or_else(|| corrupt("sign is missing"))?;
     *input = rest;
     let class = class ^ flip;
@@ -444,10 +445,20 @@ pub fn decode_key(input: &mut &[u8], flip: u8) -> Result<Decimal> {
         (mantissa, scale)
     };
     let mantissa = if negative { -mantissa } else { mantissa };
-    u32::try_from(scale)
+    let d = u32::try_from(scale)
         .ok()
         .and_then(|scale| Decimal::try_from_i128_with_scale(mantissa, scale).ok())
-        .ok_or_else(|| corrupt("value is out of range"))
+        .ok_or_else(|| corrupt("value is out of range"))?;
+    // One encoding per value: a leading zero digit or a stray exponent
+    // would decode, and must not.
+    let mut canonical = Vec::new();
+    encode_key(&mut canonical, d);
+    let consumed = &start[..start.len() - input.len()];
+    if canonical.len() != consumed.len() || canonical.iter().zip(consumed).any(|(c, b)| *c != b ^ flip) {
+        *input = start;
+        return Err(corrupt("bytes are not in canonical form"));
+    }
+    Ok(d)
 }
 
 // ---------------------------------------------------------------------------
