@@ -1803,6 +1803,43 @@ impl<'a> Planner<'a> {
         Ok((Node::Unnest { array }, scope))
     }
 
+    /// `jsonb_each(j)`, `jsonb_each_text(j)`: a row per key of the object
+    /// `j`, its `key` and `value` (jsonb, or text): the keys unnested, each
+    /// with its field.
+    fn plan_jsonb_each(
+        &mut self,
+        name: &str,
+        args: &[ast::FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> Result<(Node, Scope)> {
+        let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] = args else {
+            return sql_err!(UndefinedFunction, "function {name} takes one jsonb argument");
+        };
+        let b = self.bind_expr(e, &Scope::default())?;
+        let doc = self.coerce(b, DataType::Jsonb)?;
+        let keys = Node::Unnest { array: Expr::Function("jsonb_object_keys_array".into(), vec![doc.clone()]) };
+        let (field, value_type) = match name {
+            "jsonb_each" => ("jsonb_object_field", DataType::Jsonb),
+            _ => ("jsonb_object_field_text", DataType::Text),
+        };
+        let value = Expr::Function(field.into(), vec![doc, Expr::Column(0)]);
+        let node = Node::Project { input: Box::new(keys), exprs: vec![Expr::Column(0), value] };
+        let table = alias.map(|a| ident(&a.name)).unwrap_or_else(|| name.into());
+        let column = |name: &str, ty| ScopeColumn {
+            table: Some(table.clone()),
+            name: name.into(),
+            data_type: Some(ty),
+            hidden: false,
+            merged_away: false,
+            join_key: false,
+        };
+        let mut scope = Scope { columns: vec![column("key", DataType::Text), column("value", value_type)] };
+        if let Some(a) = alias {
+            rename_columns(&mut scope, &a.columns)?;
+        }
+        Ok((node, scope))
+    }
+
     /// `unnest(array)`: a row per element.
     fn plan_unnest(&mut self, e: &ast::Expr, alias: Option<&ast::TableAlias>) -> Result<(Node, Scope)> {
         let b = self.bind_expr(e, &Scope::default())?;
@@ -1856,6 +1893,9 @@ impl<'a> Planner<'a> {
         }
         if matches!(name, "jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys") {
             return self.plan_jsonb_elements(name, args, alias);
+        }
+        if matches!(name, "jsonb_each" | "jsonb_each_text") {
+            return self.plan_jsonb_each(name, args, alias);
         }
         if name != "generate_series" {
             return sql_err!(UndefinedFunction, "function {name} does not exist");
@@ -4330,7 +4370,14 @@ fn is_lateral(factor: &ast::TableFactor) -> bool {
     match factor {
         ast::TableFactor::Derived { lateral, .. } | ast::TableFactor::Function { lateral, .. } => *lateral,
         ast::TableFactor::Table { name, args: Some(_), .. } => builtin_name(name).is_ok_and(|n| {
-            matches!(n.as_str(), "jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys")
+            matches!(
+                n.as_str(),
+                "jsonb_array_elements"
+                    | "jsonb_array_elements_text"
+                    | "jsonb_object_keys"
+                    | "jsonb_each"
+                    | "jsonb_each_text"
+            )
         }),
         _ => false,
     }

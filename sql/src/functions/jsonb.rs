@@ -16,7 +16,8 @@
 //! The set-returning `jsonb_array_elements`, `jsonb_array_elements_text`
 //! and `jsonb_object_keys` are `unnest` over an array these functions
 //! make (`jsonb_array_elements_array` ...), so FROM plans them as it
-//! plans `unnest`.
+//! plans `unnest`; `jsonb_each` and `jsonb_each_text` unnest the keys and
+//! read each one's field.
 
 use crate::error::{Error, Result, SqlState};
 use crate::ops::jsonb::{self, Json};
