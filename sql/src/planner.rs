@@ -1780,33 +1780,13 @@ impl<'a> Planner<'a> {
         Ok(snapshot)
     }
 
-    /// `jsonb_array_elements(j)`, `jsonb_array_elements_text(j)`,
-    /// `jsonb_object_keys(j)`: `unnest` of the array of `j`'s elements or
-    /// keys (`functions::jsonb`), in a column named as PostgreSQL names it.
-    fn plan_jsonb_elements(
-        &mut self,
-        name: &str,
-        args: &[ast::FunctionArg],
-        alias: Option<&ast::TableAlias>,
-    ) -> Result<(Node, Scope)> {
-        let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] = args else {
-            return sql_err!(UndefinedFunction, "function {name} takes one jsonb argument");
-        };
-        let b = self.bind_expr(e, &Scope::default())?;
-        let arg = self.coerce(b, DataType::Jsonb)?;
-        let element = if name == "jsonb_array_elements" { DataType::Jsonb } else { DataType::Text };
-        let array = Expr::Function(format!("{name}_array"), vec![arg]);
-        let mut scope = function_scope(name, element, alias)?;
-        if name != "jsonb_object_keys" && alias.is_none_or(|a| a.columns.is_empty()) {
-            scope.columns[0].name = "value".into();
-        }
-        Ok((Node::Unnest { array }, scope))
-    }
-
-    /// `jsonb_each(j)`, `jsonb_each_text(j)`: a row per key of the object
-    /// `j`, its `key` and `value` (jsonb, or text): the keys unnested, each
-    /// with its field.
-    fn plan_jsonb_each(
+    /// jsonb's set-returning functions in FROM, as `unnest` of an array
+    /// `functions::jsonb` makes from the document: `jsonb_array_elements`
+    /// and `jsonb_array_elements_text` (a `value` per element),
+    /// `jsonb_object_keys` (a key per row), `jsonb_each` and
+    /// `jsonb_each_text` (a `key` and its `value` per row: the keys
+    /// unnested, each with its field).
+    fn plan_jsonb_rows(
         &mut self,
         name: &str,
         args: &[ast::FunctionArg],
@@ -1817,11 +1797,20 @@ impl<'a> Planner<'a> {
         };
         let b = self.bind_expr(e, &Scope::default())?;
         let doc = self.coerce(b, DataType::Jsonb)?;
-        let keys = Node::Unnest { array: Expr::Function("jsonb_object_keys_array".into(), vec![doc.clone()]) };
         let (field, value_type) = match name {
             "jsonb_each" => ("jsonb_object_field", DataType::Jsonb),
-            _ => ("jsonb_object_field_text", DataType::Text),
+            "jsonb_each_text" => ("jsonb_object_field_text", DataType::Text),
+            _ => {
+                let element = if name == "jsonb_array_elements" { DataType::Jsonb } else { DataType::Text };
+                let array = Expr::Function(format!("{name}_array"), vec![doc]);
+                let mut scope = function_scope(name, element, alias)?;
+                if name != "jsonb_object_keys" && alias.is_none_or(|a| a.columns.is_empty()) {
+                    scope.columns[0].name = "value".into();
+                }
+                return Ok((Node::Unnest { array }, scope));
+            }
         };
+        let keys = Node::Unnest { array: Expr::Function("jsonb_object_keys_array".into(), vec![doc.clone()]) };
         let value = Expr::Function(field.into(), vec![doc, Expr::Column(0)]);
         let node = Node::Project { input: Box::new(keys), exprs: vec![Expr::Column(0), value] };
         let table = alias.map(|a| ident(&a.name)).unwrap_or_else(|| name.into());
@@ -1891,11 +1880,8 @@ impl<'a> Planner<'a> {
             };
             return self.plan_unnest(e, alias);
         }
-        if matches!(name, "jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys") {
-            return self.plan_jsonb_elements(name, args, alias);
-        }
-        if matches!(name, "jsonb_each" | "jsonb_each_text") {
-            return self.plan_jsonb_each(name, args, alias);
+        if is_jsonb_rows_function(name) {
+            return self.plan_jsonb_rows(name, args, alias);
         }
         if name != "generate_series" {
             return sql_err!(UndefinedFunction, "function {name} does not exist");
@@ -4363,22 +4349,23 @@ fn first_words(s: &str) -> String {
     s.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
 }
 
+/// jsonb's set-returning functions (`Planner::plan_jsonb_rows`).
+fn is_jsonb_rows_function(name: &str) -> bool {
+    matches!(
+        name,
+        "jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys" | "jsonb_each" | "jsonb_each_text"
+    )
+}
+
 /// `LATERAL (subquery)`, or a jsonb set-returning function, which sees
 /// the FROM items before it as PostgreSQL's functions in FROM do
 /// (`FROM docs d, jsonb_array_elements(d.body -> 'tags')`).
 fn is_lateral(factor: &ast::TableFactor) -> bool {
     match factor {
         ast::TableFactor::Derived { lateral, .. } | ast::TableFactor::Function { lateral, .. } => *lateral,
-        ast::TableFactor::Table { name, args: Some(_), .. } => builtin_name(name).is_ok_and(|n| {
-            matches!(
-                n.as_str(),
-                "jsonb_array_elements"
-                    | "jsonb_array_elements_text"
-                    | "jsonb_object_keys"
-                    | "jsonb_each"
-                    | "jsonb_each_text"
-            )
-        }),
+        ast::TableFactor::Table { name, args: Some(_), .. } => {
+            builtin_name(name).is_ok_and(|n| is_jsonb_rows_function(&n))
+        }
         _ => false,
     }
 }
