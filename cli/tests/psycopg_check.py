@@ -141,6 +141,22 @@ with psycopg.connect(dsn) as conn:
     except errors.NumericValueOutOfRange:
         conn.rollback()
 
+    # time: datetime.time parameters (psycopg sends them as time, binary
+    # with %b) and results, in text and in binary; a time key.
+    cur.execute("CREATE TABLE opening (opens TIME PRIMARY KEY, closes TIME NOT NULL)")
+    cur.executemany(
+        "INSERT INTO opening VALUES (%s, %b)",
+        [(datetime.time(9, 0), datetime.time(12, 30)), (datetime.time(13, 15, 0, 500), datetime.time(23, 59, 59, 999999))],
+    )
+    conn.commit()
+    for binary in (False, True):
+        c = conn.cursor(binary=binary)
+        c.execute("SELECT opens, closes FROM opening WHERE opens > %s ORDER BY opens", (datetime.time(10, 0),))
+        assert c.fetchall() == [(datetime.time(13, 15, 0, 500), datetime.time(23, 59, 59, 999999))], binary
+        c.execute("SELECT closes + interval '45 minutes', closes - opens FROM opening WHERE opens = %s", (datetime.time(9),))
+        assert c.fetchone() == (datetime.time(13, 15), datetime.timedelta(hours=3, minutes=30)), binary
+    conn.commit()
+
     # jsonb: dicts and lists through psycopg's Jsonb and Json wrappers (in
     # text and binary), read back as Python values; operators with
     # parameters.

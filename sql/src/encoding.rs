@@ -273,6 +273,12 @@ pub fn encode_key_value(out: &mut Vec<u8>, value: &Value, direction: Direction) 
             out.push(marker::TIMESTAMP);
             out.extend_from_slice(&((v as u64) ^ SIGN_BIT).to_be_bytes());
         }
+        // A time of day as a timestamp's count (its key marker): the
+        // column's type says which it is.
+        Value::Time(us) => {
+            out.push(marker::TIMESTAMP);
+            out.extend_from_slice(&((*us as u64) ^ SIGN_BIT).to_be_bytes());
+        }
         Value::Uuid(bytes) => {
             out.push(marker::UUID);
             out.extend_from_slice(bytes);
@@ -573,6 +579,7 @@ fn narrow_key_value(value: Value, ty: DataType) -> Result<Value> {
                 _ => return sql_err!(InternalError, "corrupt key: {v} is not a date's midnight"),
             },
         },
+        (DataType::Time, Value::Timestamp(v)) if (0..=crate::types::TIME_MICROS_MAX).contains(&v) => Value::Time(v),
         (DataType::Uuid, v @ Value::Uuid(_)) => v,
         // A key keeps a numeric's value, not its scale: a column's scale
         // comes back from its type (an unconstrained column's shows the
@@ -682,6 +689,8 @@ mod tag {
     pub const NUMERIC: u8 = 16;
     /// A jsonb document: its text, length-prefixed.
     pub const JSONB: u8 = 17;
+    /// A time of day: microseconds since midnight, a zigzag varint.
+    pub const TIME: u8 = 18;
 }
 
 /// A row's value: the non-NULL columns, each with its column id.
@@ -716,6 +725,7 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::TimestampTz(_) => tag::TIMESTAMPTZ,
             Value::Interval(_) => tag::INTERVAL,
             Value::Date(_) => tag::DATE,
+            Value::Time(_) => tag::TIME,
             Value::Uuid(_) => tag::UUID,
             Value::Numeric(_) => tag::NUMERIC,
             Value::Jsonb(_) => tag::JSONB,
@@ -728,7 +738,9 @@ pub fn encode_row_with_nulls(columns: &[(u32, &Value)], explicit: &dyn Fn(u32) -
             Value::Bool(b) => out.push(u8::from(*b)),
             Value::Int2(v) => write_uvarint(&mut out, zigzag(i64::from(*v))),
             Value::Int4(v) | Value::Date(v) => write_uvarint(&mut out, zigzag(i64::from(*v))),
-            Value::Int8(v) | Value::Timestamp(v) | Value::TimestampTz(v) => write_uvarint(&mut out, zigzag(*v)),
+            Value::Int8(v) | Value::Timestamp(v) | Value::TimestampTz(v) | Value::Time(v) => {
+                write_uvarint(&mut out, zigzag(*v))
+            }
             Value::Float4(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
             Value::Float8(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
             Value::Text(s) => write_length_prefixed(&mut out, s.as_bytes()),
@@ -788,6 +800,10 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
             tag::TIMESTAMP => Value::Timestamp(unzigzag(read_uvarint(&mut input)?)),
             tag::TIMESTAMPTZ => Value::TimestampTz(unzigzag(read_uvarint(&mut input)?)),
             tag::DATE => Value::Date(narrow(unzigzag(read_uvarint(&mut input)?), "date")?),
+            tag::TIME => match unzigzag(read_uvarint(&mut input)?) {
+                us @ 0..=crate::types::TIME_MICROS_MAX => Value::Time(us),
+                us => return sql_err!(InternalError, "corrupt row value: {us} is out of range for time"),
+            },
             tag::INTERVAL => {
                 let months = unzigzag(read_uvarint(&mut input)?);
                 let days = unzigzag(read_uvarint(&mut input)?);
@@ -1009,7 +1025,7 @@ fn pretty_value(value: &Value) -> String {
         },
         Value::Numeric(d) => crate::ops::numeric::to_text(*d),
         Value::Jsonb(j) => format!("'{}'::JSONB", crate::ops::jsonb::to_text(j).replace('\'', "''")),
-        Value::Uuid(_) | Value::TimestampTz(_) | Value::Interval(_) | Value::Date(_) => {
+        Value::Uuid(_) | Value::TimestampTz(_) | Value::Interval(_) | Value::Date(_) | Value::Time(_) => {
             format!(
                 "{} '{}'",
                 value.data_type().map(DataType::sql_name).unwrap_or_default().to_uppercase(),
@@ -1061,6 +1077,7 @@ mod tests {
             (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
             (Value::TimestampTz(a), Value::TimestampTz(b)) => a.cmp(b),
             (Value::Date(a), Value::Date(b)) => a.cmp(b),
+            (Value::Time(a), Value::Time(b)) => a.cmp(b),
             (Value::Uuid(a), Value::Uuid(b)) => a.cmp(b),
             (Value::Numeric(a), Value::Numeric(b)) => a.cmp(b),
             _ if a.as_i64().is_some() && b.as_i64().is_some() => a.as_i64().cmp(&b.as_i64()),
@@ -1209,6 +1226,7 @@ mod tests {
             DataType::Timestamp,
             DataType::TimestampTz,
             DataType::Date,
+            DataType::Time,
             DataType::Uuid,
             DataType::Numeric(None),
         ])
@@ -1230,6 +1248,12 @@ mod tests {
                 (-crate::types::DATE_DAYS_MAX..=crate::types::DATE_DAYS_MAX).prop_map(Value::Date),
                 Just(Value::Date(i32::MAX)),
                 Just(Value::Date(i32::MIN)),
+            ]
+            .boxed(),
+            DataType::Time => prop_oneof![
+                (0..=crate::types::TIME_MICROS_MAX).prop_map(Value::Time),
+                Just(Value::Time(0)),
+                Just(Value::Time(crate::types::TIME_MICROS_MAX)),
             ]
             .boxed(),
             // Edge bytes (0x00, 0xff) often: they are what escapes would trip on.
@@ -1376,6 +1400,7 @@ mod tests {
                 // One form for timestamps and dates: the general one is a
                 // timestamp.
                 Value::TimestampTz(_) | Value::Date(_) => Value::Timestamp(value.as_micros().unwrap_or_default()),
+                Value::Time(us) => Value::Timestamp(*us),
                 v => v.clone(),
             };
             prop_assert!(same_key_value(&general, &widened), "{:?} decoded as {:?}", value, general);

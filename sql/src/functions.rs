@@ -95,6 +95,7 @@ enum Param {
     TimestampTz,
     Interval,
     Date,
+    Time,
     Bool,
 }
 
@@ -113,6 +114,7 @@ impl Param {
             Param::TimestampTz => t == DataType::TimestampTz,
             Param::Interval => t == DataType::Interval,
             Param::Date => t == DataType::Date,
+            Param::Time => t == DataType::Time,
             Param::Bool => t == DataType::Bool,
         }
     }
@@ -129,6 +131,7 @@ impl Param {
             Param::TimestampTz => DataType::TimestampTz,
             Param::Interval => DataType::Interval,
             Param::Date => DataType::Date,
+            Param::Time => DataType::Time,
             Param::Bool => DataType::Bool,
         }
     }
@@ -162,6 +165,7 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("date_part", &[P::Text, P::TimestampTz], T::Float8),
     ("date_part", &[P::Text, P::Interval], T::Float8),
     ("date_part", &[P::Text, P::Date], T::Float8),
+    ("date_part", &[P::Text, P::Time], T::Float8),
     ("date_trunc", &[P::Text, P::Timestamp], T::Timestamp),
     // In the session's zone, UTC: the same fields as the timestamp's.
     ("date_trunc", &[P::Text, P::TimestampTz], T::TimestampTz),
@@ -219,6 +223,7 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("to_timestamp", &[P::Float], T::TimestampTz),
     ("make_date", &[P::Int, P::Int, P::Int], T::Date),
     ("make_timestamp", &[P::Int, P::Int, P::Int, P::Int, P::Int, P::Float], T::Timestamp),
+    ("make_time", &[P::Int, P::Int, P::Float], T::Time),
     ("chr", &[P::Int], T::Text),
     ("ascii", &[P::Text], T::Int4),
     ("to_hex", &[P::Int], T::Text),
@@ -611,7 +616,18 @@ fn make_date(year: i64, month: i64, day: i64) -> Result<i32> {
 /// seconds up to 60 (rolling over), fractions to the microsecond.
 fn make_timestamp(args: &[Value]) -> Result<Value> {
     let days = make_date(int_arg(args, 0)?, int_arg(args, 1)?, int_arg(args, 2)?)?;
-    let (hour, minute, second) = (int_arg(args, 3)?, int_arg(args, 4)?, float_arg(args, 5)?);
+    let micros = make_clock(int_arg(args, 3)?, int_arg(args, 4)?, float_arg(args, 5)?)?;
+    let ts = i64::from(days).checked_mul(86_400_000_000).and_then(|d| d.checked_add(micros));
+    match ts {
+        Some(ts) if ts != i64::MAX && ts != i64::MIN => Ok(Value::Timestamp(ts)),
+        _ => sql_err!(DatetimeFieldOverflow, "timestamp out of range"),
+    }
+}
+
+/// `make_time(hour, min, sec)` and a `make_timestamp`'s time of day, in
+/// microseconds: hours up to 24:00:00, seconds up to 60 (rolling over),
+/// fractions to the microsecond (22008 beyond).
+fn make_clock(hour: i64, minute: i64, second: f64) -> Result<i64> {
     let valid = (0..=24).contains(&hour)
         && (0..60).contains(&minute)
         && (0.0..=60.0).contains(&second)
@@ -619,12 +635,7 @@ fn make_timestamp(args: &[Value]) -> Result<Value> {
     if !valid {
         return sql_err!(DatetimeFieldOverflow, "time field value out of range: {hour}:{minute:02}:{second:02}");
     }
-    let micros = (hour * 60 + minute) * 60_000_000 + (second * 1e6).round() as i64;
-    let ts = i64::from(days).checked_mul(86_400_000_000).and_then(|d| d.checked_add(micros));
-    match ts {
-        Some(ts) if ts != i64::MAX && ts != i64::MIN => Ok(Value::Timestamp(ts)),
-        _ => sql_err!(DatetimeFieldOverflow, "timestamp out of range"),
-    }
+    Ok((hour * 60 + minute) * 60_000_000 + (second * 1e6).round() as i64)
 }
 
 /// The array functions ([`crate::ops::array`]): `None` if `name(args)` is not
@@ -878,6 +889,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
                 let field = text(0)?.to_ascii_lowercase();
                 Value::Float8(crate::ops::interval::part(&field, i)?)
             }
+            Some(Value::Time(us)) => Value::Float8(time_part(text(0)?, *us)?),
             _ => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
         },
         "date_trunc" => match args.get(1) {
@@ -978,6 +990,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         }
         "make_date" => Value::Date(make_date(int(0)?, int(1)?, int(2)?)?),
         "make_timestamp" => make_timestamp(args)?,
+        "make_time" => Value::Time(make_clock(int(0)?, int(1)?, float_arg(args, 2)?)?),
         "pg_size_pretty" => Value::Text(size_pretty(int(0)?)),
         "to_regtype" => crate::system::type_oid_by_name(text(0)?).map_or(Value::Null, Value::Int8),
         "textregexeq" => Value::Bool(regex_matches(text(0)?, text(1)?, false)?),
@@ -1205,6 +1218,26 @@ fn date_part(field: &str, us: i64) -> Result<f64> {
         "millennium" => -(((-year) / 1000.0).floor() + 1.0),
         "epoch" => us as f64 / 1e6,
         _ => return sql_err!(InvalidParameterValue, "unit \"{field}\" not recognized for type timestamp"),
+    })
+}
+
+/// `date_part(field, t)` / `extract(field FROM t)` of a time of day: its
+/// clock's fields and its seconds since midnight (`epoch`); a calendar
+/// field is 0A000, as in PostgreSQL.
+fn time_part(field: &str, us: i64) -> Result<f64> {
+    let seconds = (us % 60_000_000) as f64 / 1e6;
+    Ok(match field.to_ascii_lowercase().trim_end_matches('s') {
+        "microsecond" => seconds * 1e6,
+        "millisecond" => seconds * 1e3,
+        "second" => seconds,
+        "minute" => (us / 60_000_000 % 60) as f64,
+        "hour" => (us / 3_600_000_000) as f64,
+        "epoch" => us as f64 / 1e6,
+        "day" | "dow" | "isodow" | "doy" | "week" | "month" | "quarter" | "year" | "isoyear" | "decade" | "century"
+        | "millennium" => {
+            return sql_err!(FeatureNotSupported, "unit \"{field}\" not supported for type time without time zone")
+        }
+        _ => return sql_err!(InvalidParameterValue, "unit \"{field}\" not recognized for type time without time zone"),
     })
 }
 

@@ -245,10 +245,15 @@ fn comparable(l: DataType, r: DataType) -> bool {
 /// The result type of date/time arithmetic `l op r`, if it is that:
 /// timestamp ± interval, interval + timestamp, timestamp - timestamp,
 /// interval ± interval, interval × number, number × interval, interval ÷
-/// number.
+/// number; time ± interval, time - time, date ± time.
 pub fn temporal_result_type(op: BinaryOp, l: DataType, r: DataType) -> Option<DataType> {
-    use DataType::{Date, Interval, Timestamp};
+    use DataType::{Date, Interval, Time, Timestamp};
     match (op, l, r) {
+        // A time of day and an interval's time part (around the clock);
+        // the span between two times; a date at a time.
+        (BinaryOp::Add | BinaryOp::Sub, Time, Interval) | (BinaryOp::Add, Interval, Time) => Some(Time),
+        (BinaryOp::Sub, Time, Time) => Some(Interval),
+        (BinaryOp::Add | BinaryOp::Sub, Date, Time) | (BinaryOp::Add, Time, Date) => Some(Timestamp),
         // A date and days; a date and an interval (at midnight); two dates.
         (BinaryOp::Add | BinaryOp::Sub, Date, DataType::Int2 | DataType::Int4) => Some(Date),
         (BinaryOp::Add, DataType::Int2 | DataType::Int4, Date) => Some(Date),
@@ -284,6 +289,24 @@ fn temporal_arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
     };
     let days = |v: &Value| v.as_i64().ok_or_else(|| internal("integer expected"));
     match (op, l, r) {
+        (BinaryOp::Add, Value::Time(t), Value::Interval(i)) | (BinaryOp::Add, Value::Interval(i), Value::Time(t)) => {
+            Ok(Value::Time(time_plus(*t, i.micros)))
+        }
+        (BinaryOp::Sub, Value::Time(t), Value::Interval(i)) => Ok(Value::Time(time_plus(*t, i.micros.wrapping_neg()))),
+        (BinaryOp::Sub, Value::Time(a), Value::Time(b)) => {
+            Ok(Value::Interval(crate::types::Interval { months: 0, days: 0, micros: a - b }))
+        }
+        (BinaryOp::Add | BinaryOp::Sub, d @ Value::Date(_), Value::Time(t))
+        | (BinaryOp::Add, Value::Time(t), d @ Value::Date(_)) => {
+            let t = if op == BinaryOp::Sub { -*t } else { *t };
+            match d.as_micros().unwrap_or_default() {
+                us @ (i64::MAX | i64::MIN) => Ok(Value::Timestamp(us)),
+                us => match us.checked_add(t).filter(|us| *us != i64::MAX && *us != i64::MIN) {
+                    Some(us) => Ok(Value::Timestamp(us)),
+                    None => sql_err!(DatetimeFieldOverflow, "timestamp out of range"),
+                },
+            }
+        }
         (_, Value::Date(d @ (i32::MAX | i32::MIN)), n) | (BinaryOp::Add, n, Value::Date(d @ (i32::MAX | i32::MIN)))
             if n.as_i64().is_some() =>
         {
@@ -667,6 +690,7 @@ fn cmp_comparable(l: &Value, r: &Value) -> Option<Ordering> {
         (Value::Text(a), Value::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (Value::Bytea(a), Value::Bytea(b)) => Some(a.cmp(b)),
         (Value::Date(a), Value::Date(b)) => Some(a.cmp(b)),
+        (Value::Time(a), Value::Time(b)) => Some(a.cmp(b)),
         // A timestamp and a timestamptz compare by their counts (the
         // session's zone is UTC), a date as its midnight.
         (a, b) if a.as_micros().is_some() && b.as_micros().is_some() => Some(a.as_micros().cmp(&b.as_micros())),
@@ -706,7 +730,8 @@ fn sort_class(v: &Value) -> u8 {
         Value::Interval(_) => 6,
         Value::Array(..) => 7,
         Value::Jsonb(_) => 8,
-        Value::Null => 9,
+        Value::Time(_) => 9,
+        Value::Null => 10,
     }
 }
 
@@ -770,8 +795,19 @@ pub fn can_cast(from: DataType, to: DataType) -> bool {
         // A jsonb scalar to its SQL type (22023 if it is another).
         || (from == DataType::Jsonb && (to.is_numeric() || to == DataType::Bool))
         || (from.is_datetime() && to.is_datetime())
+        || is_time_cast(from, to)
         || from.is_string()
         || to.is_string()
+}
+
+/// The casts to and from `time`: a timestamp's time of day, an interval's
+/// time part (around the clock), and a time as an interval.
+fn is_time_cast(from: DataType, to: DataType) -> bool {
+    matches!(
+        (from, to),
+        (DataType::Timestamp | DataType::TimestampTz | DataType::Interval, DataType::Time)
+            | (DataType::Time, DataType::Interval)
+    )
 }
 
 /// Whether assigning a `from` to a `to` column is allowed at all.
@@ -779,6 +815,7 @@ pub fn can_assign(from: DataType, to: DataType) -> bool {
     can_coerce_implicitly(from, to)
         || (from.is_numeric() && to.is_numeric())
         || (from.is_datetime() && to.is_datetime())
+        || is_time_cast(from, to)
         || to.is_string()
 }
 
@@ -839,6 +876,16 @@ fn convert(v: &Value, to: DataType) -> Result<Value> {
         (Value::TimestampTz(us), DataType::Timestamp) => Ok(Value::Timestamp(*us)),
         (Value::Date(_), DataType::Timestamp) => Ok(Value::Timestamp(v.as_micros().unwrap_or_default())),
         (Value::Date(_), DataType::TimestampTz) => Ok(Value::TimestampTz(v.as_micros().unwrap_or_default())),
+        // A timestamp's time of day (NULL for an infinite one, as in
+        // PostgreSQL); an interval's time part around the clock.
+        (Value::Timestamp(us) | Value::TimestampTz(us), DataType::Time) => match *us {
+            i64::MAX | i64::MIN => Ok(Value::Null),
+            us => Ok(Value::Time(us.rem_euclid(MICROS_PER_DAY))),
+        },
+        (Value::Interval(i), DataType::Time) => Ok(Value::Time(i.micros.rem_euclid(MICROS_PER_DAY))),
+        (Value::Time(us), DataType::Interval) => {
+            Ok(Value::Interval(crate::types::Interval { months: 0, days: 0, micros: *us }))
+        }
         // A timestamp's day (floor: before 1970 too).
         (Value::Timestamp(us) | Value::TimestampTz(us), DataType::Date) => Ok(Value::Date(match *us {
             i64::MAX => i32::MAX,
@@ -1014,6 +1061,7 @@ pub fn to_text(v: &Value) -> Option<String> {
         Value::Timestamp(us) => timestamp_text(*us),
         Value::TimestampTz(us) => timestamptz_text(*us),
         Value::Date(days) => date_text(*days),
+        Value::Time(us) => time_text(*us),
         Value::Uuid(bytes) => uuid_text(bytes),
         Value::Numeric(d) => numeric::to_text(*d),
         Value::Jsonb(j) => jsonb::to_text(j),
@@ -1221,19 +1269,78 @@ fn timestamp_text(us: i64) -> String {
     }
     let (year, month, day) = civil_from_days(us.div_euclid(MICROS_PER_DAY));
     let of_day = us.rem_euclid(MICROS_PER_DAY);
-    let secs = of_day / MICROS_PER_SECOND;
-    let frac = of_day % MICROS_PER_SECOND;
     let (shown_year, bc) = if year <= 0 { (1 - year, true) } else { (year, false) };
-    let mut s =
-        format!("{shown_year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-    if frac != 0 {
-        let f = format!(".{frac:06}");
-        s.push_str(f.trim_end_matches('0'));
-    }
+    let mut s = format!("{shown_year:04}-{month:02}-{day:02} ");
+    push_clock(&mut s, of_day);
     if bc {
         s.push_str(" BC");
     }
     s
+}
+
+/// Appends `HH:MM:SS[.ffffff]` for `us` microseconds into a day, the
+/// fraction's trailing zeros trimmed.
+fn push_clock(s: &mut String, us: i64) {
+    let secs = us / MICROS_PER_SECOND;
+    let frac = us % MICROS_PER_SECOND;
+    s.push_str(&format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60));
+    if frac != 0 {
+        let f = format!(".{frac:06}");
+        s.push_str(f.trim_end_matches('0'));
+    }
+}
+
+/// A time of day as PostgreSQL prints it: `04:05:06.5`, `24:00:00`.
+fn time_text(us: i64) -> String {
+    let mut s = String::with_capacity(15);
+    push_clock(&mut s, us);
+    s
+}
+
+/// `t` moved by `micros` around the clock (PostgreSQL's
+/// `time_pl_interval`: an interval's days and months do not move a
+/// time, and `24:00:00` plus nothing is `00:00:00`).
+fn time_plus(t: i64, micros: i64) -> i64 {
+    (i128::from(t) + i128::from(micros)).rem_euclid(i128::from(MICROS_PER_DAY)) as i64
+}
+
+/// A `time`'s text input: `HH:MM[:SS[.frac]]`, then `AM` or `PM` or a
+/// zone (ignored, as PostgreSQL ignores it), or a timestamp's text (its
+/// date dropped); `allballs` is midnight. 22007 for other text, 22008
+/// for fields out of range (`25:00`); `24:00:00` is the end of the day.
+fn parse_time(s: &str) -> Result<i64> {
+    let syntax = || Error::new(SqlState::InvalidDatetimeFormat, format!("invalid input syntax for type time: \"{s}\""));
+    let t = trim_pg(s);
+    if t.eq_ignore_ascii_case("allballs") {
+        return Ok(0);
+    }
+    let lower = t.to_ascii_lowercase();
+    let (t, meridiem) = match (lower.strip_suffix("am"), lower.strip_suffix("pm")) {
+        (Some(rest), _) if rest.ends_with(|c: char| c.is_ascii_digit() || c == ' ') => {
+            (trim_pg(&t[..rest.len()]), Some(false))
+        }
+        (_, Some(rest)) if rest.ends_with(|c: char| c.is_ascii_digit() || c == ' ') => {
+            (trim_pg(&t[..rest.len()]), Some(true))
+        }
+        _ => (t, None),
+    };
+    // A clock alone (`4:05`) is read as a timestamp's time on any day.
+    let clock_first =
+        t.split_once(':').is_some_and(|(h, _)| (1..=2).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_digit()));
+    let fields = if clock_first { timestamp_fields(&format!("2000-01-01 {t}")) } else { timestamp_fields(t) };
+    let f = fields.filter(|f| f.unknown_zone.is_none() && !(clock_first && f.bc)).ok_or_else(syntax)?;
+    let mut hour = f.hour;
+    match meridiem {
+        Some(_) if hour > 12 => return sql_err!(DatetimeFieldOverflow, "date/time field value out of range: \"{s}\""),
+        Some(false) if hour == 12 => hour = 0,
+        Some(true) if hour < 12 => hour += 12,
+        _ => {}
+    }
+    let us = ((hour * 60 + f.minute) * 60 + f.second) * MICROS_PER_SECOND + f.micros;
+    if hour > 24 || f.minute > 59 || f.second > 60 || us > crate::types::TIME_MICROS_MAX {
+        return sql_err!(DatetimeFieldOverflow, "date/time field value out of range: \"{s}\"");
+    }
+    Ok(us)
 }
 
 // ---------------------------------------------------------------------------
@@ -1252,6 +1359,7 @@ pub fn parse_text(s: &str, ty: DataType) -> Result<Value> {
         DataType::Timestamp => parse_timestamp(s).map(Value::Timestamp),
         DataType::TimestampTz => parse_timestamptz(s).map(Value::TimestampTz),
         DataType::Date => parse_date(s).map(Value::Date),
+        DataType::Time => parse_time(s).map(Value::Time),
         DataType::Uuid => parse_uuid(s).map(Value::Uuid),
         DataType::Numeric(typmod) => {
             let d = numeric::parse(s)?;
@@ -2534,6 +2642,15 @@ mod tests {
         fn timestamp_text_round_trips(us in any::<i64>()) {
             let t = to_text(&V::Timestamp(us)).unwrap();
             prop_assert_eq!(parse_text(&t, T::Timestamp), Ok(V::Timestamp(us)), "{}", t);
+        }
+
+        /// Goal: every time of day prints as text that reads back to it,
+        /// in its binary order. Method: random times, 24:00:00 included.
+        #[test]
+        fn time_text_round_trips(us in 0..=crate::types::TIME_MICROS_MAX, other in 0..=crate::types::TIME_MICROS_MAX) {
+            let t = to_text(&V::Time(us)).unwrap();
+            prop_assert_eq!(parse_text(&t, T::Time), Ok(V::Time(us)), "{}", t);
+            prop_assert_eq!(t.cmp(&to_text(&V::Time(other)).unwrap()), us.cmp(&other));
         }
 
         /// Goal: timestamptz, date, interval and uuid values print as text

@@ -464,6 +464,7 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
         T::Interval { .. } => DataType::Interval,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
         T::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => DataType::TimestampTz,
+        T::Time(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Time,
         T::Array(ast::ArrayElemTypeDef::SquareBracket(element, _)) => {
             let element = data_type(element)?;
             match DataType::array_of(element) {
@@ -487,6 +488,8 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
             "jsonb" | "json" => DataType::Jsonb,
             "timestamptz" => DataType::TimestampTz,
             "date" => DataType::Date,
+            "time" => DataType::Time,
+            "timetz" => return sql_err!(FeatureNotSupported, "type time with time zone is not supported"),
             other => return sql_err!(UndefinedObject, "type \"{other}\" does not exist"),
         },
         other => return sql_err!(FeatureNotSupported, "type {other} is not supported"),
@@ -2306,7 +2309,7 @@ impl<'a> Planner<'a> {
             E::Extract { field, expr, .. } => {
                 let ts = rec(self, expr)?;
                 let ts = match ts.ty {
-                    Some(DataType::TimestampTz | DataType::Interval) => ts.expr,
+                    Some(DataType::TimestampTz | DataType::Interval | DataType::Time) => ts.expr,
                     _ => self.coerce_loose(ts, DataType::Timestamp)?,
                 };
                 let field = Expr::Constant(Value::Text(field.to_string().to_lowercase()));
@@ -2620,9 +2623,9 @@ impl<'a> Planner<'a> {
 
     /// Date/time arithmetic (`ts + interval`, `interval * 2`, ...): the
     /// operands keep their own types. An untyped literal takes the type
-    /// PostgreSQL resolves it to: an interval beside `+` and a timestamp,
-    /// or beside `±` and an interval; a number beside `×`/`÷` and an
-    /// interval. (`ts - 'literal'` is `ts - ts`, as in PostgreSQL, and
+    /// PostgreSQL resolves it to: an interval beside `+` and a timestamp or
+    /// a time, or beside `±` and an interval; a number beside `×`/`÷` and
+    /// an interval. (`ts - 'literal'` is `ts - ts`, as in PostgreSQL, and
     /// binds by unification.) `None`: not date/time arithmetic.
     fn bind_temporal_arithmetic(&mut self, op: BinaryOp, l: &Bound, r: &Bound) -> Result<Option<Bound>> {
         use DataType::Interval;
@@ -2630,7 +2633,7 @@ impl<'a> Planner<'a> {
             return Ok(None);
         }
         let literal_type = |this: &Bound, other: Option<DataType>| match (this.ty, this.literal.is_some(), other) {
-            (None, true, Some(t)) if t.is_timestamp() && op == BinaryOp::Add => Some(Interval),
+            (None, true, Some(t)) if (t.is_timestamp() || t == DataType::Time) && op == BinaryOp::Add => Some(Interval),
             (None, true, Some(Interval)) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => Some(Interval),
             (None, true, Some(Interval)) if matches!(op, BinaryOp::Mul | BinaryOp::Div) => Some(DataType::Float8),
             _ => None,
@@ -2720,6 +2723,7 @@ impl<'a> Planner<'a> {
             match name {
                 "current_timestamp" => return Ok(now_bound(false)),
                 "localtimestamp" => return Ok(now_bound(true)),
+                "localtime" => return Ok(localtime_bound()),
                 _ => {}
             }
         }
@@ -2811,6 +2815,7 @@ impl<'a> Planner<'a> {
                 }
                 Ok(now_bound(name == "localtimestamp"))
             }
+            "localtime" if bound.is_empty() => Ok(localtime_bound()),
             "coalesce" => {
                 let ty = self.common_of(&bound, "COALESCE")?;
                 let args = bound.into_iter().map(|b| self.coerce_loose(b, ty)).collect::<Result<Vec<_>>>()?;
@@ -3888,6 +3893,11 @@ fn now_bound(local: bool) -> Bound {
     }
 }
 
+/// `localtime`: the time of day of `now()` (the session's zone is UTC).
+fn localtime_bound() -> Bound {
+    Bound::typed(Expr::Cast(Box::new(Expr::Now), DataType::Time), DataType::Time)
+}
+
 fn char_as_text(b: Bound) -> Bound {
     match b.ty {
         Some(DataType::Char(_)) => Bound::typed(Expr::Function("rtrim".into(), vec![b.expr]), DataType::Text),
@@ -4189,6 +4199,7 @@ fn pg_short_name(t: DataType) -> &'static str {
         DataType::Timestamp => "timestamp",
         DataType::TimestampTz => "timestamptz",
         DataType::Date => "date",
+        DataType::Time => "time",
         DataType::Interval => "interval",
         DataType::Uuid => "uuid",
         DataType::Numeric(_) => "numeric",

@@ -683,6 +683,7 @@ const TYPES: &[TypeRow] = &[
     ty(1042, "bpchar", -1, "S", 1014),
     ty(1043, "varchar", -1, "S", 1015),
     ty(1082, "date", 4, "D", 1182),
+    ty(1083, "time", 8, "D", 1183),
     ty(1114, "timestamp", 8, "D", 1115),
     ty(1184, "timestamptz", 8, "D", 1185),
     ty(1186, "interval", 16, "T", 1187),
@@ -705,6 +706,7 @@ const TYPES: &[TypeRow] = &[
     array_ty(1028, "_oid", 26),
     array_ty(1115, "_timestamp", 1114),
     array_ty(1182, "_date", 1082),
+    array_ty(1183, "_time", 1083),
     array_ty(1185, "_timestamptz", 1184),
     array_ty(1187, "_interval", 1186),
     array_ty(1231, "_numeric", 1700),
@@ -740,6 +742,7 @@ pub fn format_type(oid: i64, typmod: Option<i64>) -> Option<String> {
         701 => "double precision",
         1114 => "timestamp without time zone",
         1184 => "timestamp with time zone",
+        1083 => "time without time zone",
         18 => "\"char\"",
         other => {
             let t = TYPES.iter().find(|t| t.oid == other)?;
@@ -772,6 +775,7 @@ pub fn type_oid_by_name(name: &str) -> Option<i64> {
         "character varying" => "varchar",
         "character" => "bpchar",
         "timestamp without time zone" => "timestamp",
+        "time without time zone" => "time",
         "\"char\"" => "char",
         other => other,
     };
@@ -1555,7 +1559,7 @@ fn information_columns(s: &Snapshot) -> Vec<Row> {
                 radix,
                 scale,
                 match ty {
-                    t if t.is_timestamp() => Value::Int4(6),
+                    t if t.is_timestamp() || t == DataType::Time => Value::Int4(6),
                     DataType::Date => Value::Int4(0),
                     _ => Value::Null,
                 },

@@ -19,7 +19,8 @@
 //! and output is UTC (`2026-01-02 03:04:05+00`). A `timestamp` and a
 //! `timestamptz` compare by their counts, as PostgreSQL compares them in
 //! a UTC session. A `date` is a count of days since 1970-01-01; it
-//! compares with both as their midnight (UTC).
+//! compares with both as their midnight (UTC). A `time` is a time of day
+//! in microseconds, `00:00:00` to `24:00:00`; it compares only with times.
 //!
 //! A `numeric` is an exact decimal of up to 28 significant digits that
 //! keeps its scale (`1.50`); a `NUMERIC(p, s)` column's bounds are its
@@ -57,6 +58,8 @@ pub enum DataType {
     Timestamp,
     TimestampTz,
     Date,
+    /// `time` (without time zone): a time of day.
+    Time,
     /// Months, days and microseconds ([`Interval`]).
     Interval,
     Uuid,
@@ -74,7 +77,7 @@ pub enum DataType {
 
 /// The element types arrays may have, one static each (so `DataType`
 /// stays `Copy`).
-static ARRAY_ELEMENTS: [DataType; 15] = [
+static ARRAY_ELEMENTS: [DataType; 16] = [
     DataType::Bool,
     DataType::Int2,
     DataType::Int4,
@@ -86,6 +89,7 @@ static ARRAY_ELEMENTS: [DataType; 15] = [
     DataType::Timestamp,
     DataType::TimestampTz,
     DataType::Date,
+    DataType::Time,
     DataType::Interval,
     DataType::Uuid,
     DataType::Numeric(None),
@@ -127,6 +131,7 @@ impl DataType {
                 DataType::Timestamp => 1115,
                 DataType::TimestampTz => 1185,
                 DataType::Date => 1182,
+                DataType::Time => 1183,
                 DataType::Interval => 1187,
                 DataType::Uuid => 2951,
                 DataType::Numeric(_) => 1231,
@@ -146,6 +151,7 @@ impl DataType {
             DataType::Timestamp => 1114,
             DataType::TimestampTz => 1184,
             DataType::Date => 1082,
+            DataType::Time => 1083,
             DataType::Interval => 1186,
             DataType::Uuid => 2950,
             DataType::Numeric(_) => 1700,
@@ -170,6 +176,7 @@ impl DataType {
             DataType::Timestamp => "timestamp without time zone".into(),
             DataType::TimestampTz => "timestamp with time zone".into(),
             DataType::Date => "date".into(),
+            DataType::Time => "time without time zone".into(),
             DataType::Interval => "interval".into(),
             DataType::Uuid => "uuid".into(),
             DataType::Numeric(None) => "numeric".into(),
@@ -185,7 +192,7 @@ impl DataType {
             DataType::Bool => 1,
             DataType::Int2 => 2,
             DataType::Int4 | DataType::Float4 | DataType::Date => 4,
-            DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
+            DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz | DataType::Time => 8,
             DataType::Uuid | DataType::Interval => 16,
             DataType::Text
             | DataType::Varchar(_)
@@ -275,6 +282,9 @@ pub enum Value {
     TimestampTz(i64),
     /// Days since 1970-01-01 (`i32::MAX`/`MIN`: `infinity`/`-infinity`).
     Date(i32),
+    /// Microseconds since midnight, `0..=`[`TIME_MICROS_MAX`]
+    /// (`24:00:00` is a time, as in PostgreSQL).
+    Time(i64),
     Interval(Interval),
     Uuid([u8; 16]),
     /// An exact decimal (`numeric`), its scale the digits it shows after
@@ -308,6 +318,7 @@ impl Value {
             Value::Timestamp(_) => DataType::Timestamp,
             Value::TimestampTz(_) => DataType::TimestampTz,
             Value::Date(_) => DataType::Date,
+            Value::Time(_) => DataType::Time,
             Value::Interval(_) => DataType::Interval,
             Value::Uuid(_) => DataType::Uuid,
             Value::Numeric(_) => DataType::Numeric(None),
@@ -388,6 +399,9 @@ pub struct Interval {
 /// The farthest a date may be from 1970-01-01, in days: where its
 /// midnight is still a timestamp (about 292,000 years).
 pub const DATE_DAYS_MAX: i32 = 106_751_990;
+
+/// The largest `time`: `24:00:00`, in microseconds since midnight.
+pub const TIME_MICROS_MAX: i64 = 86_400_000_000;
 
 /// A row of values, in column order.
 pub type Row = Vec<Value>;

@@ -94,6 +94,7 @@ slt!(
     window_random,
     numeric,
     jsonb,
+    time,
     interval_random,
     savepoint,
     foreign_key,

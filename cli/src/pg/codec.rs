@@ -48,6 +48,7 @@ pub fn pg_type(t: DataType) -> Type {
         DataType::TimestampTz => Type::TIMESTAMPTZ,
         DataType::Interval => Type::INTERVAL,
         DataType::Date => Type::DATE,
+        DataType::Time => Type::TIME,
         DataType::Uuid => Type::UUID,
         DataType::Numeric(_) => Type::NUMERIC,
         DataType::Jsonb => Type::JSONB,
@@ -76,6 +77,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::TIMESTAMPTZ => DataType::TimestampTz,
         Type::INTERVAL => DataType::Interval,
         Type::DATE => DataType::Date,
+        Type::TIME => DataType::Time,
         Type::UUID => DataType::Uuid,
         Type::NUMERIC => DataType::Numeric(None),
         // json is jsonb here: a json parameter is read as one.
@@ -93,6 +95,7 @@ pub fn declared_type(t: Option<&Type>) -> sql::Result<Option<DataType>> {
         Type::TIMESTAMPTZ_ARRAY => array(DataType::TimestampTz),
         Type::INTERVAL_ARRAY => array(DataType::Interval),
         Type::DATE_ARRAY => array(DataType::Date),
+        Type::TIME_ARRAY => array(DataType::Time),
         Type::UUID_ARRAY => array(DataType::Uuid),
         Type::NUMERIC_ARRAY => array(DataType::Numeric(None)),
         Type::JSONB_ARRAY | Type::JSON_ARRAY => array(DataType::Jsonb),
@@ -145,6 +148,8 @@ fn encode_binary(v: &Value, buf: &mut BytesMut) -> bool {
         Value::Text(s) => buf.put_slice(s.as_bytes()),
         Value::Bytea(b) => buf.put_slice(b),
         Value::Timestamp(us) | Value::TimestampTz(us) => buf.put_i64(us.saturating_sub(PG_EPOCH_OFFSET_US)),
+        // Microseconds since midnight, as SpanDB keeps them.
+        Value::Time(us) => buf.put_i64(*us),
         Value::Uuid(bytes) => buf.put_slice(bytes),
         Value::Numeric(d) => buf.put_slice(&sql::ops::numeric::to_binary(*d)),
         // jsonb's binary form: a version byte (1), then the text.
@@ -269,6 +274,10 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: DataType, binary: bool) -> sql::Re
             let pg = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong_size())?);
             Value::TimestampTz(pg.checked_add(PG_EPOCH_OFFSET_US).ok_or_else(wrong_size)?)
         }
+        DataType::Time => match i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong_size())?) {
+            us @ 0..=sql::types::TIME_MICROS_MAX => Value::Time(us),
+            _ => return Err(sql::Error::new(sql::SqlState::InvalidBinaryRepresentation, "time out of range")),
+        },
         DataType::Bytea => Value::Bytea(bytes.to_vec()),
         DataType::Uuid => Value::Uuid(fixed(16)?.try_into().map_err(|_| wrong_size())?),
         DataType::Numeric(_) => Value::Numeric(sql::ops::numeric::from_binary(bytes)?),
@@ -345,6 +354,8 @@ mod tests {
             (Value::TimestampTz(1_796_169_559_683_367), DataType::TimestampTz),
             (Value::Date(20_789), DataType::Date),
             (Value::Date(i32::MAX), DataType::Date),
+            (Value::Time(14_706_500_001), DataType::Time),
+            (Value::Time(sql::types::TIME_MICROS_MAX), DataType::Time),
             (Value::Numeric(sql::ops::numeric::parse("-12345.678").unwrap()), DataType::Numeric(None)),
             (Value::Jsonb(Box::new(sql::ops::jsonb::parse(r#"{"a": [1, 2.50, "é"]}"#).unwrap())), DataType::Jsonb),
             (Value::Interval(sql::Interval { months: -14, days: 3, micros: 14_706_500_000 }), DataType::Interval),
