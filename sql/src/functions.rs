@@ -635,7 +635,8 @@ fn make_clock(hour: i64, minute: i64, second: f64) -> Result<i64> {
     if !valid {
         return sql_err!(DatetimeFieldOverflow, "time field value out of range: {hour}:{minute:02}:{second:02}");
     }
-    Ok((hour * 60 + minute) * 60_000_000 + (second * 1e6).round() as i64)
+    // PostgreSQL's rint: half to even.
+    Ok((hour * 60 + minute) * 60_000_000 + (second * 1e6).round_ties_even() as i64)
 }
 
 /// The array functions ([`crate::ops::array`]): `None` if `name(args)` is not
@@ -1225,11 +1226,13 @@ fn date_part(field: &str, us: i64) -> Result<f64> {
 /// clock's fields and its seconds since midnight (`epoch`); a calendar
 /// field is 0A000, as in PostgreSQL.
 fn time_part(field: &str, us: i64) -> Result<f64> {
-    let seconds = (us % 60_000_000) as f64 / 1e6;
+    // From the integer: a float divided and multiplied back can be an
+    // ulp off.
+    let micros = us % 60_000_000;
     Ok(match field.to_ascii_lowercase().trim_end_matches('s') {
-        "microsecond" => seconds * 1e6,
-        "millisecond" => seconds * 1e3,
-        "second" => seconds,
+        "microsecond" => micros as f64,
+        "millisecond" => micros as f64 / 1e3,
+        "second" => micros as f64 / 1e6,
         "minute" => (us / 60_000_000 % 60) as f64,
         "hour" => (us / 3_600_000_000) as f64,
         "epoch" => us as f64 / 1e6,

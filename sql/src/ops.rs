@@ -1305,9 +1305,10 @@ fn time_plus(t: i64, micros: i64) -> i64 {
 }
 
 /// A `time`'s text input: `HH:MM[:SS[.frac]]`, then `AM` or `PM` or a
-/// zone (ignored, as PostgreSQL ignores it), or a timestamp's text (its
-/// date dropped); `allballs` is midnight. 22007 for other text, 22008
-/// for fields out of range (`25:00`); `24:00:00` is the end of the day.
+/// zone (ignored, as PostgreSQL ignores it, named or not), or a
+/// timestamp's text with a time of day (its date checked and dropped);
+/// `allballs` is midnight. 22007 for other text, 22008 for fields out of
+/// range (`25:00`, `2026-02-30 10:00`); `24:00:00` is the end of the day.
 fn parse_time(s: &str) -> Result<i64> {
     let syntax = || Error::new(SqlState::InvalidDatetimeFormat, format!("invalid input syntax for type time: \"{s}\""));
     let t = trim_pg(s);
@@ -1328,7 +1329,13 @@ fn parse_time(s: &str) -> Result<i64> {
     let clock_first =
         t.split_once(':').is_some_and(|(h, _)| (1..=2).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_digit()));
     let fields = if clock_first { timestamp_fields(&format!("2000-01-01 {t}")) } else { timestamp_fields(t) };
-    let f = fields.filter(|f| f.unknown_zone.is_none() && !(clock_first && f.bc)).ok_or_else(syntax)?;
+    let f = fields.filter(|f| f.clock && !(clock_first && f.bc)).ok_or_else(syntax)?;
+    if f.zone_out_of_range {
+        return sql_err!(InvalidTimeZoneDisplacementValue, "time zone displacement out of range: \"{s}\"");
+    }
+    if !date_in_range(&f) {
+        return sql_err!(DatetimeFieldOverflow, "date/time field value out of range: \"{s}\"");
+    }
     let mut hour = f.hour;
     match meridiem {
         Some(_) if hour > 12 => return sql_err!(DatetimeFieldOverflow, "date/time field value out of range: \"{s}\""),
@@ -1682,6 +1689,8 @@ struct TimestampFields {
     unknown_zone: Option<String>,
     /// An offset beyond PostgreSQL's ±15:59:59.
     zone_out_of_range: bool,
+    /// Whether a time of day was written (`hour` and the rest are 0 if not).
+    clock: bool,
 }
 
 /// `YYYY-MM-DD[( +|T)HH:MM[:SS[.frac]]]` then any of: a zone (`Z`, a word,
@@ -1702,6 +1711,7 @@ fn timestamp_fields(t: &str) -> Option<TimestampFields> {
         zone: None,
         unknown_zone: None,
         zone_out_of_range: false,
+        clock: false,
     };
 
     let mut j = i;
@@ -1715,6 +1725,7 @@ fn timestamp_fields(t: &str) -> Option<TimestampFields> {
     if j > i && b.get(j).is_some_and(u8::is_ascii_digit) {
         i = j;
         f.hour = read_digits(b, &mut i, 2)?;
+        f.clock = true;
         expect_byte(b, &mut i, b':')?;
         f.minute = read_digits(b, &mut i, 2)?;
         if expect_byte(b, &mut i, b':').is_some() {
@@ -1808,6 +1819,12 @@ enum Zone {
     Unknown(String),
 }
 
+/// Whether the fields' date is a day of the calendar (no year 0).
+fn date_in_range(f: &TimestampFields) -> bool {
+    let year = if f.bc { 1 - f.year } else { f.year };
+    f.year != 0 && (1..=12).contains(&f.month) && (1..=days_in_month(year, f.month)).contains(&f.day)
+}
+
 /// A timestamp's text: the count its fields spell (as if in UTC), and
 /// the zone it names. `what` names the type in errors.
 fn timestamp_input(s: &str, what: &str) -> Result<(i64, Zone)> {
@@ -1829,17 +1846,12 @@ fn timestamp_input(s: &str, what: &str) -> Result<(i64, Zone)> {
     }
     let field_overflow =
         || Error::new(SqlState::DatetimeFieldOverflow, format!("date/time field value out of range: \"{s}\""));
-    if f.year == 0 || !(1..=12).contains(&f.month) {
+    if !date_in_range(&f) {
         return Err(field_overflow());
     }
     let year = if f.bc { 1 - f.year } else { f.year };
     let midnight_24 = f.hour == 24 && f.minute == 0 && f.second == 0 && f.micros == 0;
-    if f.day < 1
-        || f.day > days_in_month(year, f.month)
-        || (f.hour > 23 && !midnight_24)
-        || f.minute > 59
-        || f.second > 60
-    {
+    if (f.hour > 23 && !midnight_24) || f.minute > 59 || f.second > 60 {
         return Err(field_overflow());
     }
     let days = i128::from(days_from_civil(year, f.month, f.day));

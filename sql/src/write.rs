@@ -105,32 +105,37 @@ pub(crate) fn conform(table: &TableDesc, row: &mut Row, ids: &mut dyn RowIds) ->
             fresh = true;
             continue;
         }
-        if v.is_null() {
-            if !col.nullable {
-                return Err(Error::new(
-                    SqlState::NotNullViolation,
-                    format!(
-                        "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
-                        col.name, table.name
-                    ),
-                ));
-            }
-            continue;
+        if !v.is_null() {
+            // (An assignment may make a NULL: an infinite timestamp's time.)
+            *v = assigned(v, col)?;
         }
-        *v = ops::assign(v, col.data_type).map_err(|e| match e.state {
-            SqlState::DatatypeMismatch => Error::new(
-                SqlState::DatatypeMismatch,
+        if v.is_null() && !col.nullable {
+            return Err(Error::new(
+                SqlState::NotNullViolation,
                 format!(
-                    "column \"{}\" is of type {} but expression is of type {}",
-                    col.name,
-                    col.data_type,
-                    v.data_type().map(|t| t.to_string()).unwrap_or_default()
+                    "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                    col.name, table.name
                 ),
-            ),
-            _ => e,
-        })?;
+            ));
+        }
     }
     Ok(fresh)
+}
+
+/// `v` cast for storing in `col` (`ops::assign`), 42804 naming the column.
+fn assigned(v: &Value, col: &crate::catalog::ColumnDesc) -> Result<Value> {
+    ops::assign(v, col.data_type).map_err(|e| match e.state {
+        SqlState::DatatypeMismatch => Error::new(
+            SqlState::DatatypeMismatch,
+            format!(
+                "column \"{}\" is of type {} but expression is of type {}",
+                col.name,
+                col.data_type,
+                v.data_type().map(|t| t.to_string()).unwrap_or_default()
+            ),
+        ),
+        _ => e,
+    })
 }
 
 fn unique_violation(
