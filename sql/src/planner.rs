@@ -25,6 +25,7 @@
 
 mod foreign_keys;
 pub use foreign_keys::{dangling_rows_queries, reference_of, resolve_foreign_key};
+mod set_returning;
 mod window;
 
 use std::sync::Arc;
@@ -575,6 +576,10 @@ impl<'a> Planner<'a> {
         let mut view = TableDesc { view: Some(create.query.to_string()), ..TableDesc::new(&name) };
         let names: Vec<String> = create.columns.iter().map(|c| ident(&c.name)).collect();
         add_query_columns(&mut view, &plan, &names)?;
+        // A descriptor cannot hold an array type (`DataType::Array`).
+        if let Some(c) = view.columns.iter().find(|c| c.data_type.element().is_some()) {
+            return sql_err!(FeatureNotSupported, "array columns are not supported (view column \"{}\")", c.name);
+        }
         if view.columns.len() > limits::COLUMNS_MAX {
             return sql_err!(ProgramLimitExceeded, "views can have at most {} columns", limits::COLUMNS_MAX);
         }
@@ -979,6 +984,20 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_select_level(&mut self, select: &ast::Select, order_by: &[ast::OrderByExpr]) -> Result<QueryPlan> {
+        match set_returning::lift(select, order_by)? {
+            Some(lifted) => self.plan_select_body(&lifted.select, &lifted.order_by, Some(&lifted.call)),
+            None => self.plan_select_body(select, order_by, None),
+        }
+    }
+
+    /// A SELECT; `lifted`: the set-returning call lifted out of its select
+    /// list ([`set_returning`]), joined laterally after WHERE.
+    fn plan_select_body(
+        &mut self,
+        select: &ast::Select,
+        order_by: &[ast::OrderByExpr],
+        lifted: Option<&ast::TableFactor>,
+    ) -> Result<QueryPlan> {
         if select.top.is_some() || select.into.is_some() || !select.lateral_views.is_empty() {
             return sql_err!(FeatureNotSupported, "this SELECT form is not supported");
         }
@@ -987,7 +1006,7 @@ impl<'a> Planner<'a> {
         }
         let named_windows = window::named_windows(select)?;
         // FROM.
-        let (mut node, scope, conditions) = self.plan_from(&select.from)?;
+        let (mut node, mut scope, conditions) = self.plan_from(&select.from)?;
         // WHERE (joined with comma-join predicates for ordering).
         let mut predicates = conditions;
         if let Some(selection) = &select.selection {
@@ -998,6 +1017,13 @@ impl<'a> Planner<'a> {
         }
         if let Some(p) = Expr::and_all(predicates) {
             node = Node::Filter { input: Box::new(node), predicate: p };
+        }
+        // The select list's set-returning call, for each row WHERE kept;
+        // its column is not one of `*`'s.
+        if let Some(call) = lifted {
+            let (right, right_scope) = self.plan_lateral(call, &scope)?;
+            node = Node::Lateral { left: Box::new(node), right: Box::new(right), kind: JoinKind::Inner, on: None };
+            scope.columns.extend(right_scope.columns.into_iter().map(|c| ScopeColumn { hidden: true, ..c }));
         }
 
         // Aggregation?
@@ -2765,6 +2791,14 @@ impl<'a> Planner<'a> {
         if f.filter.is_some() || !f.within_group.is_empty() {
             return sql_err!(FeatureNotSupported, "FILTER and WITHIN GROUP are only for aggregates");
         }
+        if set_returning::is_set_returning(&name) || is_jsonb_rows_function(&name) {
+            // Reached only where a select list's call is not lifted
+            // into FROM (`set_returning`): in WHERE, CASE, a second call.
+            return sql_err!(
+                FeatureNotSupported,
+                "set-returning function {name} is supported only in FROM and in a select list (outside CASE and COALESCE)"
+            );
+        }
         let args: &[ast::FunctionArg] = match &f.args {
             ast::FunctionArguments::List(list) => {
                 if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
@@ -4368,14 +4402,16 @@ fn is_jsonb_rows_function(name: &str) -> bool {
     )
 }
 
-/// `LATERAL (subquery)`, or a jsonb set-returning function, which sees
-/// the FROM items before it as PostgreSQL's functions in FROM do
-/// (`FROM docs d, jsonb_array_elements(d.body -> 'tags')`).
+/// `LATERAL (subquery)`, or a set-returning function, which sees the
+/// FROM items before it as PostgreSQL's functions in FROM do
+/// (`FROM docs d, jsonb_array_elements(d.body -> 'tags')`,
+/// `FROM t, generate_series(1, t.n)`, `FROM posts p, unnest(p.tags)`).
 fn is_lateral(factor: &ast::TableFactor) -> bool {
     match factor {
-        ast::TableFactor::Derived { lateral, .. } | ast::TableFactor::Function { lateral, .. } => *lateral,
+        ast::TableFactor::Derived { lateral, .. } => *lateral,
+        ast::TableFactor::Function { .. } | ast::TableFactor::UNNEST { .. } => true,
         ast::TableFactor::Table { name, args: Some(_), .. } => {
-            builtin_name(name).is_ok_and(|n| is_jsonb_rows_function(&n))
+            builtin_name(name).is_ok_and(|n| is_jsonb_rows_function(&n) || set_returning::is_set_returning(&n))
         }
         _ => false,
     }

@@ -95,6 +95,7 @@ slt!(
     numeric,
     jsonb,
     time,
+    set_returning,
     interval_random,
     savepoint,
     foreign_key,
