@@ -89,8 +89,14 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
         .with_context(|| format!("connecting to {}", args.addr))?;
     let engine = ClientEngine::new(client, tokio::runtime::Handle::current(), args.addr.clone());
     let cancel = Arc::new(AtomicBool::new(false));
-    let engine = Arc::new(engine.with_table_splits(args.split_tables).with_cancel(cancel.clone()));
-    let session = Session::new(engine.clone()).with_cancel(cancel.clone());
+    let engine = engine.with_table_splits(args.split_tables);
+    // Advisory locks are taken and renewed (every few seconds, until the
+    // shell exits) through an engine a cancel does not stop.
+    let uncancelled: Arc<dyn sql::kv::Engine> = Arc::new(engine.clone());
+    let registry = Arc::new(sql::advisory::Registry::default());
+    crate::pg::Renewer::spawn_thread(uncancelled.clone(), registry.clone(), Arc::new(AtomicBool::new(false)));
+    let engine = Arc::new(engine.with_cancel(cancel.clone()));
+    let session = Session::new(engine.clone()).with_advisory(uncancelled, registry).with_cancel(cancel.clone());
     let running = Arc::new(AtomicBool::new(false));
     // Ctrl-C cancels the running statement; at the prompt the line editor
     // sees it as a key and clears the line.

@@ -11,6 +11,7 @@ retries a transaction that failed with 40001 (serialization failure).
 
 import datetime
 import sys
+import time
 import uuid
 from decimal import Decimal
 
@@ -294,6 +295,30 @@ with psycopg.connect(dsn) as conn:
     assert cur.fetchone() == (11,)
     older.close()
     younger.close()
+
+    # Advisory locks, as migration tools take them: one connection's lock
+    # is refused to another (whatever transaction either is in) until
+    # the first unlocks it, or goes away.
+    first = psycopg.connect(dsn, autocommit=True)
+    second = psycopg.connect(dsn, autocommit=True)
+    first.execute("SELECT pg_advisory_lock(%s)", (72707369,))
+    assert second.execute("SELECT pg_try_advisory_lock(%s)", (72707369,)).fetchone() == (False,)
+    assert first.execute("SELECT pg_advisory_unlock(%s)", (72707369,)).fetchone() == (True,)
+    assert second.execute("SELECT pg_try_advisory_lock(%s)", (72707369,)).fetchone() == (True,)
+    first.execute("SELECT pg_advisory_lock(1, 2)")
+    second.close()
+    # The second's lock went with it: the first waits for nothing.
+    first.execute("SELECT pg_advisory_lock(%s)", (72707369,))
+    assert first.execute("SELECT pg_advisory_unlock(%s)", (72707369,)).fetchone() == (True,)
+    first.close()
+    third = psycopg.connect(dsn, autocommit=True)
+    # (Well inside the lease, 20 s: given back when the connection
+    # closed, not left to expire.)
+    deadline = time.monotonic() + 10
+    while not third.execute("SELECT pg_try_advisory_lock(1, 2)").fetchone()[0]:
+        assert time.monotonic() < deadline, "a closed connection's lock was not given back"
+        time.sleep(0.05)
+    third.close()
 
     # What psycopg asks the catalog (TypeInfo), answered from pg_type.
     info = psycopg.types.TypeInfo.fetch(conn, "int8")

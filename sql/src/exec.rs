@@ -109,6 +109,9 @@ pub struct Cx<'t> {
     /// Tables whose descriptors plans made while running read (their
     /// session adds them to its block's, as it does its statements').
     pub tables_read: Vec<String>,
+    /// The session's advisory locks (`advisory`): none where no session
+    /// runs the statement.
+    pub advisory: Option<Arc<crate::advisory::SessionLocks>>,
     /// Plans the statement made while running (foreign key actions'),
     /// kept until it ends: what it learns of a subquery is keyed by the
     /// plan node's address, which must not be reused meanwhile.
@@ -150,6 +153,7 @@ impl<'t> Cx<'t> {
             settings_changed: Vec::new(),
             tables_read: Vec::new(),
             plans_made: Vec::new(),
+            advisory: None,
         }
     }
 
@@ -689,6 +693,10 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
             }
             match name.as_str() {
                 "current_setting" | "set_config" => setting_function(name, values, cx)?,
+                name if crate::advisory::is_function(name) => match cx.advisory.clone() {
+                    Some(locks) => locks.call(name, &values, cx.cancel.as_deref())?,
+                    None => return sql_err!(FeatureNotSupported, "advisory locks are not available here"),
+                },
                 _ => functions::call(name, &values)?,
             }
         }

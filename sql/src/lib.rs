@@ -58,6 +58,7 @@
 //! assert_eq!(out.rows, vec![vec![sql::Value::Text("two".into())]]);
 //! ```
 
+pub mod advisory;
 pub mod backfill;
 pub mod catalog;
 pub mod copy;

@@ -61,6 +61,22 @@ pub const SWEEP_JOBS_SCANNED_MAX: usize = 64;
 /// this long after it stopped.
 pub const SWEEP_CLAIM_NS: u64 = 30_000_000_000;
 
+/// How long an advisory lock's holder keeps it without renewing
+/// (`advisory`): what a stopped gateway's locks stay taken for.
+pub const ADVISORY_LEASE_NS: u64 = 20_000_000_000;
+
+/// How often a gateway renews its sessions' advisory locks: a fifth of
+/// the lease, so four renewals in a row may fail before one runs out.
+pub const ADVISORY_RENEW_NS: u64 = 4_000_000_000;
+
+/// A waiting `pg_advisory_lock`'s first and longest pause between tries.
+pub const ADVISORY_POLL_MIN_NS: u64 = 5_000_000;
+pub const ADVISORY_POLL_MAX_NS: u64 = 200_000_000;
+
+/// Transactions one advisory lock or unlock tries when they conflict
+/// with another session's (a lock then counts as taken by it).
+pub const ADVISORY_ATTEMPTS_MAX: usize = 5;
+
 /// How many rows of a COPY FROM STDIN commit together (`copy`): one
 /// batch is what a COPY holds in memory and what a failure can lose.
 pub const COPY_BATCH_ROWS: usize = 1_000;

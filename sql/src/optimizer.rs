@@ -284,16 +284,17 @@ fn is_foldable(e: &Expr) -> bool {
 /// Whether a scalar function always gives the same result for the same
 /// arguments (so it can be evaluated at plan time).
 pub(crate) fn is_immutable(name: &str) -> bool {
-    !matches!(
-        name,
-        "random"
-            | "gen_random_uuid"
-            | "unique_rowid"
-            | "clock_timestamp"
-            | "timeofday"
-            | "current_setting"
-            | "set_config"
-    )
+    !crate::advisory::is_function(name)
+        && !matches!(
+            name,
+            "random"
+                | "gen_random_uuid"
+                | "unique_rowid"
+                | "clock_timestamp"
+                | "timeofday"
+                | "current_setting"
+                | "set_config"
+        )
 }
 
 /// `input` filtered by `conjuncts`, with access paths chosen.

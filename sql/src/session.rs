@@ -60,6 +60,7 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
+use crate::advisory;
 use crate::backfill;
 use crate::catalog::{Catalog, DeadlineLifting, IndexDesc, LeaseChecked, LeaseUse, Leases, TableDesc, WriterLeases};
 use crate::catalog::{Drains, FollowUp};
@@ -217,6 +218,8 @@ pub struct Session {
     next_deferred_check: u64,
     /// When the block checks its deferrable keys (SET CONSTRAINTS).
     constraint_mode: crate::plan::ConstraintMode,
+    /// The session's advisory locks (`pg_advisory_lock`, [`advisory`]).
+    advisory: Arc<advisory::SessionLocks>,
     /// Why the block's transaction ended at the servers, if an error of
     /// its ended it: ROLLBACK TO SAVEPOINT cannot go back into it.
     txn_lost: Option<String>,
@@ -343,9 +346,18 @@ impl Sink for HoldingSink<'_> {
     }
 }
 
+/// A session that ends gives its advisory locks back (a failure leaves
+/// them to their leases' end).
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.advisory.end_session();
+    }
+}
+
 impl Session {
     pub fn new(engine: Arc<dyn Engine>) -> Session {
         let seed = engine.now() ^ 0x005E_ED0F_5AAD_B000;
+        let engine_for_locks = engine.clone();
         Session {
             engine,
             txn: None,
@@ -380,7 +392,19 @@ impl Session {
             constraint_mode: crate::plan::ConstraintMode::AsDeclared,
             txn_lost: None,
             irreversible_steps: 0,
+            advisory: Arc::new(advisory::SessionLocks::new(engine_for_locks, Arc::default())),
         }
+    }
+
+    /// Shares `registry` with the other sessions of this gateway, whose
+    /// renewer keeps their advisory locks ([`advisory::renew`]), and
+    /// takes and gives back the locks through `engine`: one that a
+    /// cancel or a hang-up does not stop (a session whose client hung up
+    /// must still give its locks back; a waiting lock watches the cancel
+    /// flag itself).
+    pub fn with_advisory(mut self, engine: Arc<dyn Engine>, registry: Arc<advisory::Registry>) -> Session {
+        self.advisory = Arc::new(advisory::SessionLocks::new(engine, registry));
+        self
     }
 
     /// How many executions of prepared statements used a plan kept from
@@ -877,6 +901,16 @@ impl Session {
     }
 
     fn execute_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
+        let result = self.run_statement(sql, parsed, sink);
+        if self.status == TxnStatus::Idle {
+            // The statement's (or the block's) transaction ended: its
+            // transaction-level advisory locks end with it.
+            self.advisory.end_transaction()?;
+        }
+        result
+    }
+
+    fn run_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         use ast::Statement as S;
         self.clear_cancel();
         self.explain_commit = false;
@@ -1690,6 +1724,7 @@ impl Session {
         cx.id_source = Some(self.engine.clone());
         cx.settings = self.settings.clone();
         cx.constraint_mode = (self.status == TxnStatus::InBlock).then_some(self.constraint_mode);
+        cx.advisory = Some(self.advisory.clone());
         let result = self.execute_in(plan, &mut cx, statement, sink);
         if result.is_ok() {
             let in_block = self.status == TxnStatus::InBlock;

@@ -31,5 +31,6 @@ scripts!(
     types,
     indexes,
     errors,
-    time
+    time,
+    advisory
 );

@@ -149,6 +149,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
         split_tables,
         engine: tokio::sync::OnceCell::new(),
         leases: Arc::default(),
+        advisory: Arc::default(),
         cancels: Arc::default(),
         open: Arc::new(AtomicUsize::new(0)),
         pids: RandomPidSecretKeyGenerator::default(),
@@ -157,6 +158,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
             .ok(),
     });
     let _sweeper = Sweeper::start(gateway.clone());
+    let _renewer = Renewer::start(gateway.clone());
     loop {
         let socket = match listener.accept().await {
             Ok((socket, _)) => socket,
@@ -207,8 +209,12 @@ async fn connection(
     // The session's cancel flag is its engine's too: a cancelled
     // statement waiting for a lock stops waiting (`sql_engine`).
     let cancel = Arc::new(AtomicBool::new(false));
+    let uncancelled: Arc<dyn sql::kv::Engine> = engine.clone();
     let engine = Arc::new(ClientEngine::clone(&engine).with_cancel(cancel.clone()));
-    let session = Session::new(engine).with_leases(gateway.leases.clone()).with_cancel(cancel.clone());
+    let session = Session::new(engine)
+        .with_leases(gateway.leases.clone())
+        .with_advisory(uncancelled, gateway.advisory.clone())
+        .with_cancel(cancel.clone());
     let _watch = gateway.hang_ups.as_ref().and_then(|h| {
         use std::os::fd::AsRawFd;
         h.watch(socket.as_raw_fd(), session.hang_up_handle(), cancel.clone())
@@ -247,6 +253,8 @@ struct Gateway {
     split_tables: bool,
     engine: tokio::sync::OnceCell<Arc<ClientEngine>>,
     leases: Arc<sql::catalog::Leases>,
+    /// The advisory locks its sessions hold, which its [`Renewer`] keeps.
+    advisory: Arc<sql::advisory::Registry>,
     /// The running statement's cancel flag of every logged-in connection,
     /// by its (pid, secret key), for CancelRequest.
     cancels: Arc<Mutex<HashMap<CancelKey, Arc<AtomicBool>>>>,
@@ -272,6 +280,63 @@ impl Gateway {
             })
             .await?;
         Ok(engine.clone())
+    }
+}
+
+/// The gateway's advisory lock renewer: a thread renewing the leases of
+/// the locks its sessions hold (`sql::advisory::renew`) every
+/// `ADVISORY_RENEW_NS`. It stops when this is dropped.
+pub(crate) struct Renewer {
+    stop: Arc<AtomicBool>,
+}
+
+impl Renewer {
+    fn start(gateway: Arc<Gateway>) -> Renewer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let period = std::time::Duration::from_nanos(sql::limits::ADVISORY_RENEW_NS);
+        tokio::spawn(async move {
+            let engine = loop {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                match gateway.engine().await {
+                    Ok(engine) => break engine,
+                    Err(_) => tokio::time::sleep(period).await,
+                }
+            };
+            Renewer::spawn_thread(engine, gateway.advisory.clone(), stopped);
+        });
+        Renewer { stop }
+    }
+
+    /// The renewer's thread (the engine's calls block), until `stop`; a
+    /// shell's single session uses one too.
+    pub(crate) fn spawn_thread(
+        engine: Arc<dyn sql::kv::Engine>,
+        registry: Arc<sql::advisory::Registry>,
+        stop: Arc<AtomicBool>,
+    ) {
+        let period = std::time::Duration::from_nanos(sql::limits::ADVISORY_RENEW_NS);
+        let thread = std::thread::Builder::new().name("spandb-advisory".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match sql::advisory::renew(engine.as_ref(), &registry) {
+                    Ok(0) => {}
+                    Ok(lost) => tracing::warn!(lost, "advisory locks lost: their leases ran out before renewal"),
+                    Err(e) => tracing::warn!("advisory lock renewal failed (tried again later): {e}"),
+                }
+                std::thread::sleep(period);
+            }
+        });
+        if let Err(e) = thread {
+            tracing::warn!("no advisory lock renewer ({e}): locks held past their lease are lost");
+        }
+    }
+}
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
