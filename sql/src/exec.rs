@@ -353,6 +353,7 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
         Node::Lateral { left, right, kind, on } => Box::new(LateralJoin {
             left: b(left),
             right,
+            correlated: is_correlated(right),
             left_kind: *kind == JoinKind::Left,
             on: on.as_ref(),
             current: None,
@@ -1839,35 +1840,61 @@ struct Join<'p> {
 struct LateralJoin<'p> {
     left: Box<dyn Operator + 'p>,
     right: &'p Node,
+    /// Whether the right side reads the left row: then it runs for each
+    /// left row, streamed (any number of rows, none held); else once, its
+    /// rows kept for every left row.
+    correlated: bool,
     /// LEFT JOIN LATERAL: a left row that matches nothing is kept once.
     left_kind: bool,
     on: Option<&'p Expr>,
-    /// The left row being joined, its right rows, the next to try, and
-    /// whether one matched.
-    current: Option<(Row, Rc<Vec<Row>>, usize, bool)>,
+    /// The left row being joined, its right rows, and whether one matched.
+    current: Option<(Row, RightRows<'p>, bool)>,
+}
+
+/// A lateral join's right rows for one left row.
+enum RightRows<'p> {
+    /// The uncorrelated side's rows, and the next to try.
+    Kept(Rc<Vec<Row>>, usize),
+    /// The correlated side, running with the left row as its outer row.
+    Streamed(Box<dyn Operator + 'p>),
 }
 
 impl Operator for LateralJoin<'_> {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         loop {
             cx.tick()?;
-            let Some((left, rights, next, matched)) = self.current.as_mut() else {
+            let Some((left, rights, matched)) = self.current.as_mut() else {
                 let Some(left) = self.left.next(cx)? else { return Ok(None) };
-                let rights = subquery_rows(self.right, &left, cx, limits::MEMORY_ROWS_MAX)?;
-                self.current = Some((left, rights, 0, false));
+                let rights = if self.correlated {
+                    if cx.outer.len() >= limits::NESTING_DEPTH_MAX {
+                        return sql_err!(ProgramLimitExceeded, "subqueries nest too deeply");
+                    }
+                    RightRows::Streamed(build_node(self.right, None))
+                } else {
+                    RightRows::Kept(subquery_rows(self.right, &left, cx, usize::MAX)?, 0)
+                };
+                self.current = Some((left, rights, false));
                 continue;
             };
-            if let Some(right) = rights.get(*next) {
-                *next += 1;
+            let right = match rights {
+                RightRows::Kept(rows, next) => rows.get(*next).inspect(|_| *next += 1).cloned(),
+                RightRows::Streamed(op) => {
+                    cx.outer.push(left.clone());
+                    let right = op.next(cx);
+                    cx.outer.pop();
+                    right?
+                }
+            };
+            if let Some(right) = right {
                 let mut row = left.clone();
-                row.extend(right.iter().cloned());
+                row.extend(right);
                 if self.on.map_or(Ok(true), |on| holds(on, &row, cx))? {
                     *matched = true;
                     return Ok(Some(row));
                 }
                 continue;
             }
-            let (mut left, _, _, matched) = self.current.take().expect("a current left row");
+            let (mut left, _, matched) = self.current.take().expect("a current left row");
             if self.left_kind && !matched {
                 left.extend(std::iter::repeat_n(Value::Null, self.right.width()));
                 return Ok(Some(left));

@@ -1018,11 +1018,20 @@ impl<'a> Planner<'a> {
         if let Some(p) = Expr::and_all(predicates) {
             node = Node::Filter { input: Box::new(node), predicate: p };
         }
-        // The select list's set-returning call, for each row WHERE kept;
+        // The select list's set-returning call, for each row WHERE kept
+        // (alone, without FROM or WHERE, the rows are the call's: streamed);
         // its column is not one of `*`'s.
         if let Some(call) = lifted {
-            let (right, right_scope) = self.plan_lateral(call, &scope)?;
-            node = Node::Lateral { left: Box::new(node), right: Box::new(right), kind: JoinKind::Inner, on: None };
+            let (right, right_scope) = match select.from.is_empty() && select.selection.is_none() {
+                true => self.plan_table_factor(call)?,
+                false => self.plan_lateral(call, &scope)?,
+            };
+            node = match select.from.is_empty() && select.selection.is_none() {
+                true => right,
+                false => {
+                    Node::Lateral { left: Box::new(node), right: Box::new(right), kind: JoinKind::Inner, on: None }
+                }
+            };
             scope.columns.extend(right_scope.columns.into_iter().map(|c| ScopeColumn { hidden: true, ..c }));
         }
 
@@ -1126,7 +1135,7 @@ impl<'a> Planner<'a> {
                         self.agg = saved_agg;
                         return sql_err!(GroupingError, "SELECT * is not allowed with GROUP BY or aggregates");
                     }
-                    if scope.columns.is_empty() {
+                    if select.from.is_empty() {
                         self.agg = saved_agg;
                         return sql_err!(SyntaxError, "SELECT * with no tables specified is not valid");
                     }
@@ -1509,13 +1518,13 @@ impl<'a> Planner<'a> {
         let (mut node, mut scope) = self.plan_table_with_joins(&from[0])?;
         for twj in &from[1..] {
             // `FROM a, LATERAL (...)` sees the items before it.
-            let lateral = is_lateral(&twj.relation);
-            if lateral && !twj.joins.is_empty() {
+            let (right, right_scope, lateral) = if twj.joins.is_empty() {
+                self.plan_right_factor(&twj.relation, &scope)?
+            } else if is_lateral(&twj.relation) {
                 return sql_err!(FeatureNotSupported, "joins after a comma-joined LATERAL item are not supported");
-            }
-            let (right, right_scope) = match lateral {
-                true => self.plan_lateral(&twj.relation, &scope)?,
-                false => self.plan_table_with_joins(twj)?,
+            } else {
+                let (right, right_scope) = self.plan_table_with_joins(twj)?;
+                (right, right_scope, false)
             };
             for c in &right_scope.columns {
                 if let Some(t) = &c.table {
@@ -1539,11 +1548,7 @@ impl<'a> Planner<'a> {
     fn plan_table_with_joins(&mut self, twj: &ast::TableWithJoins) -> Result<(Node, Scope)> {
         let (mut node, mut scope) = self.plan_table_factor(&twj.relation)?;
         for join in &twj.joins {
-            let lateral = is_lateral(&join.relation);
-            let (right, right_scope) = match lateral {
-                true => self.plan_lateral(&join.relation, &scope)?,
-                false => self.plan_table_factor(&join.relation)?,
-            };
+            let (right, right_scope, lateral) = self.plan_right_factor(&join.relation, &scope)?;
             use ast::JoinOperator as J;
             let (kind, constraint) = match &join.join_operator {
                 J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
@@ -1643,6 +1648,29 @@ impl<'a> Planner<'a> {
             scope = joined;
         }
         Ok((node, scope))
+    }
+
+    /// A FROM item to the right of `left`: planned on its own, or, if it
+    /// is LATERAL or a function whose arguments name the items before it
+    /// (functions in FROM are lateral in PostgreSQL: `FROM t,
+    /// generate_series(1, t.n)`), with `left` as its outer scope. Whether
+    /// it is lateral (a function that names nothing of `left` is not: it
+    /// joins as a table does, FULL and RIGHT joins too).
+    fn plan_right_factor(&mut self, factor: &ast::TableFactor, left: &Scope) -> Result<(Node, Scope, bool)> {
+        if is_lateral(factor) {
+            let (node, scope) = self.plan_lateral(factor, left)?;
+            return Ok((node, scope, true));
+        }
+        match self.plan_table_factor(factor) {
+            Err(e)
+                if is_function_factor(factor)
+                    && matches!(e.state, SqlState::UndefinedColumn | SqlState::UndefinedTable) =>
+            {
+                let (node, scope) = self.plan_lateral(factor, left)?;
+                Ok((node, scope, true))
+            }
+            planned => planned.map(|(node, scope)| (node, scope, false)),
+        }
     }
 
     /// A `LATERAL (subquery)` to the right of `left`: bound with `left`'s
@@ -4402,17 +4430,23 @@ fn is_jsonb_rows_function(name: &str) -> bool {
     )
 }
 
-/// `LATERAL (subquery)`, or a set-returning function, which sees the
-/// FROM items before it as PostgreSQL's functions in FROM do
-/// (`FROM docs d, jsonb_array_elements(d.body -> 'tags')`,
-/// `FROM t, generate_series(1, t.n)`, `FROM posts p, unnest(p.tags)`).
+/// `LATERAL (subquery)` or `LATERAL function(...)`: sees the FROM items
+/// before it.
 fn is_lateral(factor: &ast::TableFactor) -> bool {
     match factor {
-        ast::TableFactor::Derived { lateral, .. } => *lateral,
-        ast::TableFactor::Function { .. } | ast::TableFactor::UNNEST { .. } => true,
-        ast::TableFactor::Table { name, args: Some(_), .. } => {
-            builtin_name(name).is_ok_and(|n| is_jsonb_rows_function(&n) || set_returning::is_set_returning(&n))
-        }
+        ast::TableFactor::Derived { lateral, .. } | ast::TableFactor::Function { lateral, .. } => *lateral,
         _ => false,
     }
+}
+
+/// A function in FROM (`generate_series(...)`, `unnest(...)`,
+/// `jsonb_array_elements(...)`): lateral if its arguments name the FROM
+/// items before it (`Planner::plan_right_factor`).
+fn is_function_factor(factor: &ast::TableFactor) -> bool {
+    matches!(
+        factor,
+        ast::TableFactor::Table { args: Some(_), .. }
+            | ast::TableFactor::Function { .. }
+            | ast::TableFactor::UNNEST { .. }
+    )
 }

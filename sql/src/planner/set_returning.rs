@@ -79,11 +79,13 @@ pub(super) fn lift(select: &ast::Select, order_by: &[ast::OrderByExpr]) -> Resul
 
     let mut aggregates = Vec::new();
     let mut windows = Vec::new();
-    for item in &select.projection {
-        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } = item {
-            collect_calls(e, Calls::Aggregates, &mut aggregates);
-            collect_calls(e, Calls::Windows, &mut windows);
-        }
+    let items = select.projection.iter().filter_map(|item| match item {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+        _ => None,
+    });
+    for e in items.chain(order_by.iter().map(|o| &o.expr)) {
+        collect_calls(e, Calls::Aggregates, &mut aggregates);
+        collect_calls(e, Calls::Windows, &mut windows);
     }
     let grouped = !matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty());
     if grouped || select.having.is_some() || !aggregates.is_empty() || !windows.is_empty() {
@@ -152,6 +154,9 @@ fn replaced(e: &ast::Expr, lifted: &mut Option<ast::Function>) -> Result<Option<
             }
             Some(lifted_column())
         }
+        // Not into COALESCE, as PostgreSQL (nor CASE, below): 0A000 when
+        // the call is bound.
+        E::Function(f) if builtin_name(&f.name).is_ok_and(|n| n == "coalesce") => None,
         E::Function(f) => {
             let ast::FunctionArguments::List(list) = &f.args else { return Ok(None) };
             let mut args = None;
