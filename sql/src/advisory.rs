@@ -37,6 +37,14 @@
 //! - A session counts its holds in memory (PostgreSQL's locks nest:
 //!   locked twice, unlocked twice); the row has one entry per holder and
 //!   mode, removed when the session's count of that mode reaches zero.
+//! - A session trusts its count of a lock only while the lease it last
+//!   wrote is more than half left; after that, locking it again reads the
+//!   row (a gateway cut off from the cluster cannot renew, and another
+//!   may have taken the lock over).
+//! - A statement that took a hold is not run again on a retryable error
+//!   (the session's implicit retries): it would count the hold twice. It
+//!   fails with 40001, holding what it took, as a PostgreSQL statement
+//!   failing after `pg_advisory_lock` does.
 //! - Time is the engine's (`Engine::now`), and the lease is far longer
 //!   than clocks differ: a lease a gateway renews does not look expired
 //!   to another.
@@ -86,12 +94,25 @@ struct Row {
     holders: Vec<Holder>,
 }
 
-/// How many times a session holds a lock in one mode.
+/// How many times a session holds a lock in one mode, and what it knows
+/// of its entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Counts {
     session: u32,
     /// Held until the transaction ends.
     xact: u32,
+    /// When the entry's lease ends, as last written by this gateway.
+    until_ns: u64,
+    /// Which taking of the lock this is ([`Registry::next_generation`]):
+    /// a renewal that found an earlier one's entry gone must not drop a
+    /// later one's counts.
+    generation: u64,
+}
+
+impl Counts {
+    fn held(&self) -> bool {
+        self.session + self.xact > 0
+    }
 }
 
 /// The locks a gateway's sessions hold: what its renewer renews. One per
@@ -99,6 +120,7 @@ struct Counts {
 #[derive(Debug, Default)]
 pub struct Registry {
     held: Mutex<BTreeMap<(u64, LockId, LockMode), Counts>>,
+    next_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -118,6 +140,12 @@ pub struct SessionLocks {
     owner: u64,
     registry: Arc<Registry>,
     engine: Arc<dyn Engine>,
+    /// Holds taken so far (a statement that took one is not run again
+    /// on a retryable error: the hold would count twice).
+    taken: std::sync::atomic::AtomicU64,
+    /// Transaction-level holds now held (none: a transaction's end has
+    /// nothing to give back).
+    xact_held: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SessionLocks {
@@ -147,7 +175,18 @@ fn kind(name: &str) -> Option<(LockMode, bool, bool)> {
 
 impl SessionLocks {
     pub fn new(engine: Arc<dyn Engine>, registry: Arc<Registry>) -> SessionLocks {
-        SessionLocks { owner: rand::random(), registry, engine }
+        SessionLocks {
+            owner: rand::random(),
+            registry,
+            engine,
+            taken: Default::default(),
+            xact_held: Default::default(),
+        }
+    }
+
+    /// How many holds the session has taken so far.
+    pub fn holds_taken(&self) -> u64 {
+        self.taken.load(Ordering::SeqCst)
     }
 
     /// Calls advisory function `name` (strict: a NULL argument gives
@@ -179,8 +218,16 @@ impl SessionLocks {
     /// Takes `id` in `mode`, waiting if `waits`; whether it was taken.
     fn lock(&self, id: LockId, mode: LockMode, xact: bool, waits: bool, cancel: Option<&AtomicBool>) -> Result<bool> {
         let slot = (self.owner, id, mode);
-        let held = self.registry.held().get(&slot).is_some_and(|c| c.session + c.xact > 0);
-        if !held {
+        // Held, with a lease well ahead: nested, no I/O. A lease near its
+        // end (its renewals failing) is checked, and renewed, by taking
+        // the lock again: the entry may have been taken over.
+        let now_ns = self.engine.now();
+        let trusted = self
+            .registry
+            .held()
+            .get(&slot)
+            .is_some_and(|c| c.held() && c.until_ns > now_ns.saturating_add(limits::ADVISORY_LEASE_NS / 2));
+        if !trusted {
             let mut pause = limits::ADVISORY_POLL_MIN_NS;
             while !take(self.engine.as_ref(), self.owner, id, mode)? {
                 if !waits {
@@ -193,13 +240,19 @@ impl SessionLocks {
                 pause = (pause * 2).min(limits::ADVISORY_POLL_MAX_NS);
             }
         }
+        let generation = self.registry.next_generation.fetch_add(1, Ordering::SeqCst);
         let mut registry = self.registry.held();
-        let counts = registry.entry(slot).or_default();
+        let counts = registry.entry(slot).or_insert(Counts { generation, ..Counts::default() });
+        if !trusted {
+            counts.until_ns = now_ns + limits::ADVISORY_LEASE_NS;
+        }
         if xact {
             counts.xact += 1;
+            self.xact_held.fetch_add(1, Ordering::SeqCst);
         } else {
             counts.session += 1;
         }
+        self.taken.fetch_add(1, Ordering::SeqCst);
         Ok(true)
     }
 
@@ -211,7 +264,7 @@ impl SessionLocks {
             let mut registry = self.registry.held();
             let Some(counts) = registry.get_mut(&slot).filter(|c| c.session > 0) else { return Ok(false) };
             counts.session -= 1;
-            let done = *counts == Counts::default();
+            let done = !counts.held();
             if done {
                 registry.remove(&slot);
             }
@@ -228,14 +281,21 @@ impl SessionLocks {
         self.release(|c| c.session = 0)
     }
 
-    /// The transaction ended: its transaction-level holds go.
+    /// The transaction ended (or failed): its transaction-level holds go.
     pub fn end_transaction(&self) -> Result<()> {
+        if self.xact_held.swap(0, Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
         self.release(|c| c.xact = 0)
     }
 
     /// The session ended: every hold goes.
     pub fn end_session(&self) -> Result<()> {
-        self.release(|c| *c = Counts::default())
+        self.xact_held.store(0, Ordering::SeqCst);
+        self.release(|c| {
+            c.session = 0;
+            c.xact = 0;
+        })
     }
 
     /// Applies `change` to each of the session's counts and gives back
@@ -249,7 +309,7 @@ impl SessionLocks {
                     return true;
                 }
                 change(counts);
-                let keep = *counts != Counts::default();
+                let keep = counts.held();
                 if !keep {
                     released.push((id, mode));
                 }
@@ -332,6 +392,14 @@ fn take(engine: &dyn Engine, owner: u64, id: LockId, mode: LockMode) -> Result<b
         match kv::finish(txn, ran) {
             Attempt::Committed(taken, _) => return Ok(taken),
             Attempt::Failed(e) if e.is_retryable() => continue,
+            // The entry may or may not be there: the row says which.
+            Attempt::Failed(e) if e.state == SqlState::StatementCompletionUnknown => {
+                let mut look = engine.begin(Mode::ReadOnly)?;
+                let row = read(look.as_mut(), &key, false);
+                let _ = look.rollback();
+                let exclusive = mode == LockMode::Exclusive;
+                return Ok(row?.holders.iter().any(|h| h.owner == owner && h.exclusive == exclusive));
+            }
             Attempt::Failed(e) => return Err(e),
             Attempt::KeyTaken(m) => return Err(Error::new(SqlState::InternalError, m)),
         }
@@ -363,43 +431,58 @@ fn give_back(engine: &dyn Engine, owner: u64, locks: &[(LockId, LockMode)]) -> R
 }
 
 /// Renews the leases of every lock `registry`'s sessions hold, in one
-/// transaction; returns how many holds were lost (their entries expired
-/// and were taken over, or removed: the sessions no longer hold them,
-/// and an unlock of one returns false).
+/// transaction (tried again if it conflicts with a take or an unlock);
+/// returns how many holds were lost (their entries were taken over after
+/// their leases ran out: the sessions no longer hold them, and an unlock
+/// of one returns false).
 pub fn renew(engine: &dyn Engine, registry: &Registry) -> Result<usize> {
-    let held: Vec<(u64, LockId, LockMode)> = registry.held().keys().copied().collect();
+    let held: Vec<((u64, LockId, LockMode), u64)> =
+        registry.held().iter().map(|(slot, counts)| (*slot, counts.generation)).collect();
     if held.is_empty() {
         return Ok(0);
     }
-    let now_ns = engine.now();
-    let mut txn = engine.begin(Mode::ReadWrite)?;
-    let mut lost = Vec::new();
     let mut by_lock: BTreeMap<LockId, Vec<(u64, LockMode)>> = BTreeMap::new();
-    for (owner, id, mode) in held {
-        by_lock.entry(id).or_default().push((owner, mode));
+    for ((owner, id, mode), _) in &held {
+        by_lock.entry(*id).or_default().push((*owner, *mode));
     }
-    let ran = by_lock.iter().try_for_each(|(&id, holders)| {
-        let key = lock_key(id);
-        let mut row = read(txn.as_mut(), &key, true)?;
-        for &(owner, mode) in holders {
-            let exclusive = mode == LockMode::Exclusive;
-            // An entry still there, expired or not, was taken over by
-            // nobody: a take removes the expired entries it passes.
-            match row.holders.iter_mut().find(|h| h.owner == owner && h.exclusive == exclusive) {
-                Some(h) => h.until_ns = now_ns + limits::ADVISORY_LEASE_NS,
-                None => lost.push((owner, id, mode)),
+    let mut attempts = 0;
+    let (lost, until_ns) = loop {
+        attempts += 1;
+        let now_ns = engine.now();
+        let until_ns = now_ns + limits::ADVISORY_LEASE_NS;
+        let mut txn = engine.begin(Mode::ReadWrite)?;
+        let mut lost = Vec::new();
+        let ran = by_lock.iter().try_for_each(|(&id, holders)| {
+            let key = lock_key(id);
+            let mut row = read(txn.as_mut(), &key, true)?;
+            for &(owner, mode) in holders {
+                let exclusive = mode == LockMode::Exclusive;
+                // An entry still there, expired or not, was taken over by
+                // nobody: a take removes the expired entries it passes.
+                match row.holders.iter_mut().find(|h| h.owner == owner && h.exclusive == exclusive) {
+                    Some(h) => h.until_ns = until_ns,
+                    None => lost.push((owner, id, mode)),
+                }
             }
+            write(txn.as_mut(), &key, &row)
+        });
+        match kv::finish(txn, ran) {
+            Attempt::Committed((), _) => break (lost, until_ns),
+            Attempt::Failed(e) if e.is_retryable() && attempts < limits::ADVISORY_ATTEMPTS_MAX => continue,
+            Attempt::Failed(e) => return Err(e),
+            Attempt::KeyTaken(m) => return Err(Error::new(SqlState::InternalError, m)),
         }
-        write(txn.as_mut(), &key, &row)
-    });
-    match kv::finish(txn, ran) {
-        Attempt::Committed((), _) => {}
-        Attempt::Failed(e) => return Err(e),
-        Attempt::KeyTaken(m) => return Err(Error::new(SqlState::InternalError, m)),
-    }
+    };
+    // Each slot as it was when read: one unlocked and taken again since
+    // is another taking of the lock (another generation), left alone.
     let mut registry = registry.held();
-    for slot in &lost {
-        registry.remove(slot);
+    for (slot, generation) in held {
+        let Some(counts) = registry.get_mut(&slot).filter(|c| c.generation == generation) else { continue };
+        if lost.contains(&slot) {
+            registry.remove(&slot);
+        } else {
+            counts.until_ns = until_ns;
+        }
     }
     Ok(lost.len())
 }
@@ -468,6 +551,24 @@ mod tests {
         assert_eq!(renew(engine.as_ref(), &registry_b).unwrap(), 1);
         assert_eq!(call(&b, "pg_advisory_unlock", &[1]), Value::Bool(false));
         assert_eq!(call(&a, "pg_try_advisory_lock", &[3]), Value::Bool(false), "renewed");
+    }
+
+    /// Goal: a session whose lease ran out (its renewals failing) does
+    /// not go on trusting its count: locking again checks the row, and
+    /// finds the lock taken over. Method: no renewer; the logical clock
+    /// moved past the lease; another session takes the lock.
+    #[test]
+    fn a_hold_past_its_lease_is_checked_again() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let a = SessionLocks::new(engine.clone(), Arc::default());
+        let b = SessionLocks::new(engine.clone(), Arc::default());
+        assert_eq!(call(&a, "pg_try_advisory_lock", &[5]), Value::Bool(true));
+        assert_eq!(call(&a, "pg_try_advisory_lock", &[5]), Value::Bool(true), "nested, lease fresh");
+        engine.wait(limits::ADVISORY_LEASE_NS);
+        assert_eq!(call(&b, "pg_try_advisory_lock", &[5]), Value::Bool(true), "a's lease ran out");
+        assert_eq!(call(&a, "pg_try_advisory_lock", &[5]), Value::Bool(false), "a checks, and finds b");
+        // b's nested hold, its lease fresh, needs no look at the row.
+        assert_eq!(call(&b, "pg_try_advisory_lock", &[5]), Value::Bool(true));
     }
 
     /// Goal: a waiting lock stops when its statement is cancelled.

@@ -355,6 +355,10 @@ impl Drop for Session {
 }
 
 impl Session {
+    /// A session on `engine`. Its advisory locks are its own registry's,
+    /// which nothing renews: they last one lease
+    /// ([`limits::ADVISORY_LEASE_NS`]) unless [`Session::with_advisory`]
+    /// gives it a renewed one (a gateway's, a shell's).
     pub fn new(engine: Arc<dyn Engine>) -> Session {
         let seed = engine.now() ^ 0x005E_ED0F_5AAD_B000;
         let engine_for_locks = engine.clone();
@@ -902,10 +906,11 @@ impl Session {
 
     fn execute_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         let result = self.run_statement(sql, parsed, sink);
-        if self.status == TxnStatus::Idle {
-            // The statement's (or the block's) transaction ended: its
-            // transaction-level advisory locks end with it.
-            self.advisory.end_transaction()?;
+        if self.status != TxnStatus::InBlock {
+            // The statement's (or the block's) transaction ended, or
+            // failed: its transaction-level advisory locks end with it, as
+            // in PostgreSQL. (One not given back ends with its lease.)
+            let _ = self.advisory.end_transaction();
         }
         result
     }
@@ -1002,6 +1007,7 @@ impl Session {
         // set_config's changes are the statement's: each attempt starts
         // from the settings before it, and a failure leaves them so.
         let settings_before = self.settings.clone();
+        let holds_before = self.advisory.holds_taken();
         loop {
             attempt += 1;
             self.settings = settings_before.clone();
@@ -1055,7 +1061,14 @@ impl Session {
                     }
                     return holding.complete(&tag);
                 }
-                Err(e) if e.is_retryable() && !holding.held.flushed && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => {
+                // (Not a statement that took an advisory lock: it would
+                // take it again, and hold it twice.)
+                Err(e)
+                    if e.is_retryable()
+                        && !holding.held.flushed
+                        && attempt <= limits::AUTOCOMMIT_RETRIES_MAX
+                        && self.advisory.holds_taken() == holds_before =>
+                {
                     continue
                 }
                 Err(e) => return Err(e),
