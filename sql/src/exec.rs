@@ -1537,7 +1537,7 @@ impl Acc {
             AggFunc::Avg => Acc::Avg { sum: 0.0, count: 0 },
             AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
             AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
-            AggFunc::ArrayAgg | AggFunc::JsonbAgg => Acc::Items(None),
+            AggFunc::ArrayAgg | AggFunc::JsonbAgg | AggFunc::JsonbObjectAgg => Acc::Items(None),
             AggFunc::StringAgg => Acc::Text(None),
             AggFunc::Spread(_) => Acc::Moments { n: 0.0, sum: 0.0, squares: 0.0 },
         }
@@ -1671,6 +1671,9 @@ impl Acc {
             Acc::Items(Some(items)) if call.func == AggFunc::JsonbAgg => Value::Jsonb(Box::new(ops::jsonb::checked(
                 ops::jsonb::Json::Array(items.iter().map(ops::jsonb::from_value).collect()),
             )?)),
+            Acc::Items(Some(pairs)) if call.func == AggFunc::JsonbObjectAgg => {
+                Value::Jsonb(Box::new(ops::jsonb::checked(ops::jsonb::object_of_pairs(pairs)?)?))
+            }
             Acc::Items(Some(items)) => match call.data_type {
                 DataType::Array(element) => Value::Array(element, items.clone()),
                 _ => functions::call("array", items)?,
@@ -1772,7 +1775,8 @@ impl Operator for Aggregate<'_> {
                     };
                     // DISTINCT skips NULLs where the aggregate would (all
                     // but array_agg, which keeps one NULL, as PostgreSQL's).
-                    let skips_null = !matches!(call.func, AggFunc::ArrayAgg | AggFunc::JsonbAgg);
+                    let skips_null =
+                        !matches!(call.func, AggFunc::ArrayAgg | AggFunc::JsonbAgg | AggFunc::JsonbObjectAgg);
                     let repeated = |seen: &mut BTreeSet<Vec<u8>>| !seen.insert(row_key(std::slice::from_ref(&v)));
                     if call.distinct && ((v.is_null() && skips_null) || repeated(&mut group.seen[i])) {
                         continue;

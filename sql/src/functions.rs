@@ -239,6 +239,13 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("quote_literal", &[P::Text], T::Text),
     ("quote_nullable", &[P::Text], T::Text),
     ("md5", &[P::Bytea], T::Text),
+    ("sha224", &[P::Bytea], T::Bytea),
+    ("sha256", &[P::Bytea], T::Bytea),
+    ("sha384", &[P::Bytea], T::Bytea),
+    ("sha512", &[P::Bytea], T::Bytea),
+    // Binary as text: hex, base64 (lines of 76 characters), escape.
+    ("encode", &[P::Bytea, P::Text], T::Text),
+    ("decode", &[P::Text, P::Text], T::Bytea),
     ("regexp_replace", &[P::Text, P::Text, P::Text], T::Text),
     ("regexp_replace", &[P::Text, P::Text, P::Text, P::Text], T::Text),
     ("string_to_array", &[P::Text, P::Text], T::Array(&T::Text)),
@@ -647,6 +654,83 @@ fn make_timestamp(args: &[Value]) -> Result<Value> {
     }
 }
 
+/// `encode(bytes, format)`: PostgreSQL's `hex`, `base64` (a newline after
+/// every 76 characters) and `escape` (bytes that are not printable ASCII
+/// as `\ooo`, a backslash doubled).
+fn encode(bytes: &[u8], format: &str) -> Result<String> {
+    use base64::Engine as _;
+    Ok(match format.to_ascii_lowercase().as_str() {
+        "hex" => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        "base64" => {
+            let flat = base64::engine::general_purpose::STANDARD.encode(bytes);
+            let lines: Vec<&str> =
+                flat.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+            lines.join("\n")
+        }
+        "escape" => {
+            let mut out = String::with_capacity(bytes.len());
+            for &b in bytes {
+                match b {
+                    b'\\' => out.push_str("\\\\"),
+                    0 | 0x80..=0xFF => out.push_str(&format!("\\{b:03o}")),
+                    b => out.push(char::from(b)),
+                }
+            }
+            out
+        }
+        other => return sql_err!(InvalidParameterValue, "unrecognized encoding: \"{other}\""),
+    })
+}
+
+/// `decode(text, format)`: the bytes [`encode`] wrote (22023 for an
+/// unknown format or text that is not in it, as PostgreSQL).
+fn decode(text: &str, format: &str) -> Result<Vec<u8>> {
+    use base64::Engine as _;
+    let invalid = |what: &str| Error::new(SqlState::InvalidParameterValue, format!("invalid {what} data"));
+    match format.to_ascii_lowercase().as_str() {
+        "hex" => {
+            let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            if !digits.len().is_multiple_of(2) {
+                return Err(invalid("hexadecimal"));
+            }
+            digits
+                .chunks(2)
+                .map(|pair| {
+                    let s = std::str::from_utf8(pair).map_err(|_| invalid("hexadecimal"))?;
+                    u8::from_str_radix(s, 16).map_err(|_| invalid("hexadecimal"))
+                })
+                .collect()
+        }
+        "base64" => {
+            let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD.decode(flat).map_err(|_| invalid("base64"))
+        }
+        "escape" => {
+            let b = text.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] != b'\\' {
+                    out.push(b[i]);
+                    i += 1;
+                } else if b.get(i + 1) == Some(&b'\\') {
+                    out.push(b'\\');
+                    i += 2;
+                } else {
+                    let octal = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+                    let value = octal
+                        .and_then(|d| u8::from_str_radix(std::str::from_utf8(d).unwrap_or_default(), 8).ok())
+                        .ok_or_else(|| invalid("escape"))?;
+                    out.push(value);
+                    i += 4;
+                }
+            }
+            Ok(out)
+        }
+        other => sql_err!(InvalidParameterValue, "unrecognized encoding: \"{other}\""),
+    }
+}
+
 /// `make_time(hour, min, sec)` and a `make_timestamp`'s time of day, in
 /// microseconds: hours up to 24:00:00, seconds up to 60 (rolling over),
 /// fractions to the microsecond (22008 beyond).
@@ -693,6 +777,19 @@ fn resolve_array_function(name: &str, args: &[Option<DataType>]) -> Option<Signa
         }
         ("array_position", [a, _]) if is_array(*a) => {
             return Some(Signature { params: vec![array, element], ret: T::Int4 });
+        }
+        ("array_append", [a, _]) if is_array(*a) => {
+            return Some(Signature { params: vec![array, element], ret: array });
+        }
+        ("array_prepend", [_, a]) if is_array(*a) => {
+            let element = a.and_then(DataType::element).unwrap_or(T::Text);
+            let array = DataType::array_of(element)?;
+            return Some(Signature { params: vec![element, array], ret: array });
+        }
+        ("array_cat", [a, b]) if is_array(*a) && is_array(*b) => {
+            let element = a.or(*b).and_then(DataType::element).unwrap_or(T::Text);
+            let array = DataType::array_of(element)?;
+            return Some(Signature { params: vec![array, array], ret: array });
         }
         _ => return None,
     };
@@ -746,6 +843,40 @@ fn call_array_function(name: &str, args: &[Value]) -> Option<Result<Value>> {
             }
             _ => Value::Null,
         },
+        // A NULL array is an empty one to these (PostgreSQL's).
+        "array_append" | "array_prepend" | "array_cat" => {
+            let (front, back) = match name {
+                "array_append" => (&args[0], &args[1]),
+                _ => (&args[0], args.get(1).unwrap_or(&Value::Null)),
+            };
+            let mut out: Vec<Value> = Vec::new();
+            let mut element: Option<DataType> = None;
+            for (v, is_array) in [(front, name != "array_prepend"), (back, name != "array_append")] {
+                match (v, is_array) {
+                    (Value::Array(e, items), true) => {
+                        element = Some(**e);
+                        out.extend(items.iter().cloned());
+                    }
+                    (Value::Null, true) => {}
+                    (v, _) => {
+                        element = element.or_else(|| v.data_type());
+                        out.push(v.clone());
+                    }
+                }
+            }
+            if out.len() > crate::limits::MEMORY_ROWS_MAX {
+                return Some(sql_err!(
+                    ProgramLimitExceeded,
+                    "an array may hold at most {} elements",
+                    crate::limits::MEMORY_ROWS_MAX
+                ));
+            }
+            match element.and_then(DataType::array_of) {
+                Some(DataType::Array(e)) => Value::Array(e, out),
+                _ if out.is_empty() => Value::Null,
+                _ => return Some(sql_err!(InternalError, "{name} without an element type")),
+            }
+        }
         "array_position" => {
             let target = args.get(1).unwrap_or(&Value::Null);
             match items.and_then(|items| items.iter().position(|v| v == target)) {
@@ -997,6 +1128,21 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
             };
             Value::Text(digest.iter().map(|b| format!("{b:02x}")).collect())
         }
+        "sha224" | "sha256" | "sha384" | "sha512" => {
+            use sha2::Digest as _;
+            let Value::Bytea(b) = &args[0] else { return sql_err!(InternalError, "{name} of {:?}", args[0]) };
+            Value::Bytea(match name {
+                "sha224" => sha2::Sha224::digest(b).to_vec(),
+                "sha256" => sha2::Sha256::digest(b).to_vec(),
+                "sha384" => sha2::Sha384::digest(b).to_vec(),
+                _ => sha2::Sha512::digest(b).to_vec(),
+            })
+        }
+        "encode" => {
+            let Value::Bytea(b) = &args[0] else { return sql_err!(InternalError, "encode of {:?}", args[0]) };
+            Value::Text(encode(b, text(1)?)?)
+        }
+        "decode" => Value::Bytea(decode(text(0)?, text(1)?)?),
         "regexp_replace" => {
             Value::Text(regexp_replace(text(0)?, text(1)?, text(2)?, if n == 4 { text(3)? } else { "" })?)
         }

@@ -288,6 +288,9 @@ pub enum AggFunc {
     /// `jsonb_agg(x)`: every value as jsonb (NULLs as nulls), in a jsonb
     /// array.
     JsonbAgg,
+    /// `jsonb_object_agg(key, value)`: its argument is the pair as a
+    /// jsonb array, the key as text.
+    JsonbObjectAgg,
     /// `var_samp` (`variance`), `var_pop`, `stddev_samp` (`stddev`),
     /// `stddev_pop`: the spread of the non-NULL values, as float8.
     Spread(Spread),
@@ -306,6 +309,7 @@ impl AggFunc {
             AggFunc::BoolOr => "bool_or",
             AggFunc::ArrayAgg => "array_agg",
             AggFunc::JsonbAgg => "jsonb_agg",
+            AggFunc::JsonbObjectAgg => "jsonb_object_agg",
             AggFunc::StringAgg => "string_agg",
             AggFunc::Spread(Spread { sample: true, root: false }) => "var_samp",
             AggFunc::Spread(Spread { sample: false, root: false }) => "var_pop",

@@ -255,8 +255,32 @@ fn schema_and_name(name: &ast::ObjectName) -> Result<(Option<&'static str>, Stri
 /// `pg_catalog`, as psql and drivers write them.
 fn builtin_name(name: &ast::ObjectName) -> Result<String> {
     match schema_and_name(name)? {
-        (None | Some("pg_catalog"), n) => Ok(n),
+        (None | Some("pg_catalog"), n) => Ok(json_as_jsonb(n)),
         (Some(schema), n) => sql_err!(UndefinedFunction, "function {schema}.{n} does not exist"),
+    }
+}
+
+/// json's functions are jsonb's, as json is jsonb here (`types`):
+/// `json_build_object` builds a jsonb document (its keys in jsonb's
+/// order, where PostgreSQL's json keeps the order written).
+fn json_as_jsonb(name: String) -> String {
+    match name.as_str() {
+        "to_json" => "to_jsonb".into(),
+        "json_build_object"
+        | "json_build_array"
+        | "json_agg"
+        | "json_object_agg"
+        | "json_typeof"
+        | "json_array_length"
+        | "json_extract_path"
+        | "json_extract_path_text"
+        | "json_strip_nulls"
+        | "json_array_elements"
+        | "json_array_elements_text"
+        | "json_object_keys"
+        | "json_each"
+        | "json_each_text" => format!("jsonb{}", &name["json".len()..]),
+        _ => name,
     }
 }
 
@@ -1419,7 +1443,39 @@ impl<'a> Planner<'a> {
                     _ => return sql_err!(FeatureNotSupported, "string_agg's separator must be a constant string"),
                 }
             }
-            (_, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))]) if name != "string_agg" => (arg, None),
+            (
+                "jsonb_object_agg",
+                [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(key)), ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value))],
+            ) => {
+                // One argument: the pair as a jsonb array (the key as text).
+                let nested = "aggregate function calls cannot be nested";
+                let key = self.bind_aggregate_input(key, scope, windowed, nested)?;
+                let key = self.default_type(key)?;
+                let key = match key.ty {
+                    Some(t) if t.is_string() => key.expr,
+                    _ => Expr::Cast(Box::new(key.expr), DataType::Text),
+                };
+                let value = self.bind_aggregate_input(value, scope, windowed, nested)?;
+                let value = self.default_type(value)?;
+                let pair = Expr::Function("jsonb_build_array".into(), vec![key, value.expr]);
+                if !windowed {
+                    refuse_outer_aggregate(call, [Some(&pair), filter.as_ref()])?;
+                }
+                return Ok(AggCall {
+                    func: AggFunc::JsonbObjectAgg,
+                    arg: Some(pair),
+                    distinct,
+                    data_type: DataType::Jsonb,
+                    separator: None,
+                    filter,
+                    order_by,
+                });
+            }
+            (_, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))])
+                if name != "string_agg" && name != "jsonb_object_agg" =>
+            {
+                (arg, None)
+            }
             _ => return sql_err!(UndefinedFunction, "function {name} with {} arguments does not exist", args.len()),
         };
         let bound = self.bind_aggregate_input(arg, scope, windowed, "aggregate function calls cannot be nested")?;
@@ -4308,6 +4364,7 @@ pub fn is_aggregate(name: &str) -> bool {
             | "every"
             | "array_agg"
             | "jsonb_agg"
+            | "jsonb_object_agg"
             | "string_agg"
             | "var_samp"
             | "variance"

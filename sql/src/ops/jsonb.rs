@@ -802,6 +802,25 @@ pub fn type_name_for_cast(j: &Json) -> &'static str {
 /// `to_jsonb(v)`: numbers as numbers (a float's NaN and infinities as
 /// strings, as PostgreSQL), text as strings, arrays as arrays, date and
 /// time values as ISO 8601 strings, SQL NULL as JSON null.
+/// `jsonb_object_agg`'s object of its pairs, each a `[key, value]`
+/// document (the key a string: 22023 if it is NULL), the last of
+/// duplicate keys kept.
+pub fn object_of_pairs(pairs: &[Value]) -> Result<Json> {
+    let mut out = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let Value::Jsonb(doc) = pair else { return sql_err!(InternalError, "jsonb_object_agg pair {pair:?}") };
+        match &**doc {
+            Json::Array(kv) => match kv.as_slice() {
+                [Json::String(k), v] => out.push((k.clone(), v.clone())),
+                [Json::Null, _] => return sql_err!(InvalidParameterValue, "field name must not be null"),
+                _ => return sql_err!(InternalError, "jsonb_object_agg pair {doc:?}"),
+            },
+            other => return sql_err!(InternalError, "jsonb_object_agg pair {other:?}"),
+        }
+    }
+    Ok(Json::object(out))
+}
+
 pub fn from_value(v: &Value) -> Json {
     match v {
         Value::Null => Json::Null,
