@@ -111,17 +111,24 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
         });
     }
     let scripted = !args.execute.is_empty() || args.file.is_some();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut shell = Shell { session, engine, format: args.format, timing: false, expanded: false, running };
-        if scripted {
-            shell.run_script(&args)
-        } else {
-            shell.interactive()
-        }
-    })
-    .await
-    .context("the shell thread failed")?;
-    outcome
+    // The session runs on a thread with a stack for the deepest statement
+    // the parser lets through (`sql::limits::SESSION_STACK_BYTES`).
+    let shell = std::thread::Builder::new()
+        .name("spandb-sql".into())
+        .stack_size(sql::limits::SESSION_STACK_BYTES)
+        .spawn(move || {
+            let mut shell = Shell { session, engine, format: args.format, timing: false, expanded: false, running };
+            if scripted {
+                shell.run_script(&args)
+            } else {
+                shell.interactive()
+            }
+        })
+        .context("starting the shell thread")?;
+    tokio::task::spawn_blocking(move || shell.join())
+        .await
+        .context("the shell thread failed")?
+        .map_err(|_| anyhow::anyhow!("the shell thread panicked"))?
 }
 
 /// What the interactive loop ended with.

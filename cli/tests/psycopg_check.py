@@ -320,6 +320,20 @@ with psycopg.connect(dsn) as conn:
         time.sleep(0.05)
     third.close()
 
+    # Deep and long expressions are answered or refused (54000), and the
+    # server lives on: 90 nested parentheses overflowed a connection
+    # thread's stack (and aborted the server) before its stack was sized
+    # for them; 40,000 ORs in a row nest as deep without any.
+    deep = "SELECT " + "(" * 90 + "1" + ")" * 90
+    assert conn.execute(deep).fetchone() == (1,)
+    try:
+        conn.execute("SELECT 1 WHERE " + " OR ".join(["1 = 2"] * 40000))
+        raise AssertionError("40,000 ORs in a row must be refused")
+    except errors.ProgramLimitExceeded:
+        conn.rollback()
+    assert conn.execute("SELECT 2").fetchone() == (2,)
+    conn.commit()
+
     # What psycopg asks the catalog (TypeInfo), answered from pg_type.
     info = psycopg.types.TypeInfo.fetch(conn, "int8")
     assert info is not None and info.oid == 20 and info.array_oid == 1016, info

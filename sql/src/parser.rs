@@ -119,6 +119,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             out.push(Parsed { statement: vacuum(), as_of: None });
             continue;
         }
+        check_operator_runs(&tokens)?;
         let mut parser = Parser::new(&dialect).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
         let statement = parser.parse_statement().map_err(|e| parser_error(sql, e))?;
         // Anything left but trivia is a syntax error.
@@ -141,6 +142,99 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         out.push(Parsed { statement, as_of });
     }
     Ok(out)
+}
+
+/// Refuses (54000) a run of more than [`limits::OPERATOR_RUN_MAX`]
+/// operators with nothing between them but operands: sqlparser nests
+/// `a OR b OR c ...` one level per operator without recursing (its
+/// recursion limit does not see it), and everything after it (binding,
+/// evaluation, dropping the tree) recurses that deep, so a long enough
+/// chain would overflow the session thread's stack and abort the
+/// server. A comma, a parenthesis or a clause's keyword ends a run; a
+/// run is counted generously (every operator token and AND, OR, LIKE,
+/// ILIKE, IS, NOT), and PostgreSQL takes longer ones (`IN (...)` lists
+/// take any length).
+fn check_operator_runs(tokens: &[TokenWithSpan]) -> Result<()> {
+    // A run per open parenthesis or bracket; a closed one's group is an
+    // operand of the run around it, which goes on.
+    let mut runs: Vec<usize> = vec![0];
+    for t in tokens {
+        let counts = match &t.token {
+            Token::LParen | Token::LBracket => {
+                runs.push(0);
+                continue;
+            }
+            Token::RParen | Token::RBracket => {
+                if runs.len() > 1 {
+                    runs.pop();
+                }
+                continue;
+            }
+            // What cannot stand inside one chain ends it: a comma, the
+            // statement's end, a clause's keyword.
+            Token::Comma | Token::SemiColon => false,
+            Token::Word(w) => match w.keyword {
+                Keyword::AND
+                | Keyword::OR
+                | Keyword::LIKE
+                | Keyword::ILIKE
+                | Keyword::SIMILAR
+                | Keyword::IS
+                | Keyword::NOT
+                | Keyword::IN
+                | Keyword::BETWEEN
+                | Keyword::COLLATE
+                | Keyword::AT => true,
+                Keyword::SELECT
+                | Keyword::FROM
+                | Keyword::WHERE
+                | Keyword::GROUP
+                | Keyword::HAVING
+                | Keyword::WINDOW
+                | Keyword::ORDER
+                | Keyword::LIMIT
+                | Keyword::OFFSET
+                | Keyword::FETCH
+                | Keyword::UNION
+                | Keyword::INTERSECT
+                | Keyword::EXCEPT
+                | Keyword::JOIN
+                | Keyword::ON
+                | Keyword::USING
+                | Keyword::VALUES
+                | Keyword::SET
+                | Keyword::RETURNING => false,
+                // Names and the other keywords are operands.
+                _ => continue,
+            },
+            Token::Number(..)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::HexStringLiteral(_)
+            | Token::Placeholder(_)
+            | Token::Period
+            | Token::Whitespace(_) => continue,
+            // Every other token is an operator (`::` too: `x::int::text`
+            // nests as deep).
+            _ => true,
+        };
+        let run = runs.last_mut().expect("the outermost run");
+        if !counts {
+            *run = 0;
+            continue;
+        }
+        *run += 1;
+        if *run > limits::OPERATOR_RUN_MAX {
+            return sql_err!(
+                ProgramLimitExceeded,
+                "statement is too complex: more than {} operators in a row (use IN (...) for a long list of values)",
+                limits::OPERATOR_RUN_MAX
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Whether `s` begins or ends a transaction (BEGIN, COMMIT, ROLLBACK,

@@ -2244,6 +2244,22 @@ impl<'a> Planner<'a> {
                 let both = if *negated { Expr::Not(Box::new(both)) } else { both };
                 Ok(Bound::typed(both, DataType::Bool))
             }
+            // `(a, b) IN ((1, 2), (3, 4))`: equal to one of the rows
+            // (PostgreSQL's definition: the rows' `=` ORed, NULLs as they
+            // make those).
+            E::In { expr, target: ast::InTarget::List(list), negated, .. } if matches!(&**expr, E::Tuple(_)) => {
+                let E::Tuple(row) = &**expr else { return sql_err!(InternalError, "a row expected") };
+                let mut tests = Vec::with_capacity(list.len());
+                for item in list {
+                    let E::Tuple(items) = item else {
+                        return sql_err!(UndefinedFunction, "operator does not exist: record = {item}");
+                    };
+                    tests.push(self.bind_row_comparison(row, &ast::BinaryOperator::Eq, items, scope, depth)?.expr);
+                }
+                let any = or_balanced(tests).ok_or_else(|| Error::new(SqlState::SyntaxError, "empty IN list"))?;
+                let test = if *negated { Expr::Not(Box::new(any)) } else { any };
+                Ok(Bound::typed(test, DataType::Bool))
+            }
             E::In { expr, target: ast::InTarget::List(list), negated, .. } => {
                 let x = rec(self, expr)?;
                 let mut items = Vec::new();
@@ -4485,6 +4501,16 @@ fn is_jsonb_rows_function(name: &str) -> bool {
         name,
         "jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys" | "jsonb_each" | "jsonb_each_text"
     )
+}
+
+/// `a OR b OR ...` as a balanced tree: an IN list of thousands of rows
+/// must not nest thousands deep (evaluation recurses).
+fn or_balanced(mut tests: Vec<Expr>) -> Option<Expr> {
+    if tests.len() <= 1 {
+        return tests.pop();
+    }
+    let right = tests.split_off(tests.len() / 2);
+    Some(Expr::Or(Box::new(or_balanced(tests)?), Box::new(or_balanced(right)?)))
 }
 
 /// `LATERAL (subquery)` or `LATERAL function(...)`: sees the FROM items

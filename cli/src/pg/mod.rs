@@ -185,13 +185,20 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
                 return connection(socket, gateway, engine, open).await;
             }
             let Ok(socket) = socket.into_std() else { return };
-            let thread = std::thread::Builder::new().name("spandb-pg-conn".into()).spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-                runtime.block_on(async move {
-                    let Ok(socket) = tokio::net::TcpStream::from_std(socket) else { return };
-                    connection(socket, gateway, engine, open).await
-                })
-            });
+            // A stack for the deepest statement the parser lets through
+            // (`sql::limits::SESSION_STACK_BYTES`; reserved, not used).
+            let thread = std::thread::Builder::new()
+                .name("spandb-pg-conn".into())
+                .stack_size(sql::limits::SESSION_STACK_BYTES)
+                .spawn(move || {
+                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                        return;
+                    };
+                    runtime.block_on(async move {
+                        let Ok(socket) = tokio::net::TcpStream::from_std(socket) else { return };
+                        connection(socket, gateway, engine, open).await
+                    })
+                });
             if thread.is_err() {
                 tracing::warn!("no thread for a PostgreSQL connection; closed it");
             }
