@@ -170,6 +170,18 @@ fn check_operator_runs(tokens: &[TokenWithSpan]) -> Result<()> {
                 }
                 continue;
             }
+            // CASE ... END is a group as a parenthesis is; its WHENs,
+            // THENs and ELSE each begin a run of their own.
+            Token::Word(w) if w.keyword == Keyword::CASE => {
+                runs.push(0);
+                continue;
+            }
+            Token::Word(w) if w.keyword == Keyword::END => {
+                if runs.len() > 1 {
+                    runs.pop();
+                }
+                continue;
+            }
             // What cannot stand inside one chain ends it: a comma, the
             // statement's end, a clause's keyword.
             Token::Comma | Token::SemiColon => false,
@@ -203,7 +215,10 @@ fn check_operator_runs(tokens: &[TokenWithSpan]) -> Result<()> {
                 | Keyword::USING
                 | Keyword::VALUES
                 | Keyword::SET
-                | Keyword::RETURNING => false,
+                | Keyword::RETURNING
+                | Keyword::WHEN
+                | Keyword::THEN
+                | Keyword::ELSE => false,
                 // Names and the other keywords are operands.
                 _ => continue,
             },

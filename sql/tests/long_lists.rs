@@ -67,3 +67,21 @@ fn the_deepest_statement_allowed_runs_on_a_session_thread() {
     });
     assert_eq!(worker.expect("a thread").join().expect("no stack overflow"), 10);
 }
+
+/// Goal: what is long but not deep is not refused: a CASE of 1,000 WHENs,
+/// an IN list, a VALUES list of 5,000 rows of expressions. Method: each
+/// runs on a session thread and gives its answer.
+#[test]
+fn long_but_shallow_statements_run() {
+    let worker = std::thread::Builder::new().stack_size(sql::limits::SESSION_STACK_BYTES).spawn(|| {
+        let mut session = Session::new(Arc::new(MemoryEngine::new()));
+        let whens: Vec<String> = (1..=1_000).map(|i| format!("WHEN x = {i} THEN {i} + 1")).collect();
+        let case = format!("SELECT sum(CASE {} ELSE 0 END) FROM generate_series(1, 10) x", whens.join(" "));
+        let rows: Vec<String> = (1..=5_000).map(|i| format!("({i} + 1 * 2 - 2)")).collect();
+        let values = format!("SELECT count(*), sum(v) FROM (VALUES {}) t(v)", rows.join(", "));
+        (count(&mut session, &case), must(&mut session, &values).rows)
+    });
+    let (case, values) = worker.expect("a thread").join().expect("no stack overflow");
+    assert_eq!(case, 65);
+    assert_eq!(values, vec![vec![sql::Value::Int8(5_000), sql::Value::Int8(12_502_500)]]);
+}
