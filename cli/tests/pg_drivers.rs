@@ -54,8 +54,8 @@ fn code(e: &tokio_postgres::Error) -> Option<&SqlState> {
 /// int4 where `v` is), values of every type travel in binary both ways
 /// and come back equal, an unknown table is 42P01 at prepare time, a
 /// duplicate key is 23505, a transaction whose statement failed refuses
-/// the next with 25P02 until rolled back, and DEALLOCATE frees prepared
-/// statements.
+/// the next with 25P02 until rolled back, and DEALLOCATE and DISCARD ALL
+/// free prepared statements.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
@@ -142,6 +142,12 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
         let stmt = db.prepare("SELECT t FROM typed WHERE id = $1").await?;
         assert_eq!(db.query(&stmt, &[&1i32]).await?.len(), 1);
         db.batch_execute("DEALLOCATE ALL").await?;
+        let e = db.query(&stmt, &[&1i32]).await.unwrap_err();
+        assert!(e.to_string().contains("not found") || e.as_db_error().is_some(), "{e}");
+        // DISCARD ALL (a pooler's reset) frees them too.
+        let stmt = db.prepare("SELECT t FROM typed WHERE id = $1").await?;
+        assert_eq!(db.query(&stmt, &[&1i32]).await?.len(), 1);
+        db.batch_execute("DISCARD ALL").await?;
         let e = db.query(&stmt, &[&1i32]).await.unwrap_err();
         assert!(e.to_string().contains("not found") || e.as_db_error().is_some(), "{e}");
         anyhow::Ok(())

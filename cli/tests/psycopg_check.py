@@ -185,6 +185,17 @@ with psycopg.connect(dsn) as conn:
         assert cur.fetchone() == ("n5",)
     conn.commit()
 
+    # DISCARD ALL (a pooler's reset between clients) resets the session's
+    # settings; psycopg forgets its prepared statements on seeing it, and
+    # prepares again. (That the gateway frees them: pg_drivers.rs.)
+    conn.autocommit = True
+    conn.execute("SET application_name = 'before'")
+    conn.execute("DISCARD ALL")
+    assert conn.execute("SHOW application_name").fetchone() == ("",)
+    for _ in range(3):
+        assert conn.execute("SELECT name FROM t WHERE id = %s", (5,), prepare=True).fetchone() == ("n5",)
+    conn.autocommit = False
+
     # Errors are typed by SQLSTATE; a failed block is rolled back whole.
     try:
         cur.execute("INSERT INTO t (id) VALUES (%s)", (1,))

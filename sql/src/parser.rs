@@ -348,6 +348,20 @@ pub fn deallocate_target(sql: &str) -> Option<Option<String>> {
     Some(Some(ident(name)))
 }
 
+/// Whether a query is one `DISCARD ALL`, which also frees the protocol's
+/// prepared statements (the gateway holds them: it frees them when the
+/// session's DISCARD ALL succeeds).
+pub fn is_discard_all(sql: &str) -> bool {
+    let Some(first) = sql.trim_start().get(..7) else { return false };
+    if !first.eq_ignore_ascii_case("discard") {
+        return false;
+    }
+    matches!(
+        parse(sql).ok().as_deref(),
+        Some([Parsed { statement: ast::Statement::Discard { object_type: ast::DiscardObject::ALL }, as_of: None }])
+    )
+}
+
 /// Parses one expression (a stored DEFAULT).
 pub fn parse_expr(text: &str) -> Result<ast::Expr> {
     let dialect = PostgreSqlDialect {};

@@ -940,6 +940,8 @@ impl Session {
             S::Analyze(_) => return sink.complete("ANALYZE"),
             S::ShowVariable { variable } => return self.show(variable, sink),
             S::Set(set) => return self.set(set, sink),
+            S::Reset(reset) => return self.reset(&reset.reset, sink),
+            S::Discard { object_type } => return self.discard(*object_type, sink),
             _ => {}
         }
         if parsed.as_of.is_some() && !matches!(parsed.statement, S::Query(_)) {
@@ -1407,6 +1409,48 @@ impl Session {
         sink.columns(&[OutputColumn { name: column, data_type: DataType::Text }])?;
         sink.row(vec![Value::Text(value)])?;
         sink.complete("SHOW")
+    }
+
+    /// `RESET name` / `RESET ALL`: back to the default (what SHOW gives
+    /// before any SET); in a block, a ROLLBACK puts the value back, as
+    /// after SET. `RESET SESSION AUTHORIZATION` changes nothing (one user
+    /// per session).
+    fn reset(&mut self, reset: &ast::Reset, sink: &mut dyn Sink) -> Result<()> {
+        match reset {
+            ast::Reset::ALL => Arc::make_mut(&mut self.settings).clear(),
+            ast::Reset::ConfigurationParameter(name) => {
+                let name = name.to_string().to_lowercase();
+                let name = match name.as_str() {
+                    "time zone" => "timezone".to_string(),
+                    _ => name,
+                };
+                Arc::make_mut(&mut self.settings).remove(&name);
+            }
+            ast::Reset::SessionAuthorization => {}
+        }
+        sink.complete("RESET")
+    }
+
+    /// `DISCARD ALL | PLANS | SEQUENCES | TEMP`: what connection poolers
+    /// send before handing a connection to another client (PgBouncer's
+    /// `server_reset_query`). ALL resets the settings, forgets kept plans
+    /// and gives back the session's advisory locks (the gateway frees the
+    /// protocol's prepared statements); not in a block (25001). SpanDB has
+    /// no temporary tables or sequences to discard.
+    fn discard(&mut self, object: ast::DiscardObject, sink: &mut dyn Sink) -> Result<()> {
+        match object {
+            ast::DiscardObject::ALL => {
+                if self.status != TxnStatus::Idle {
+                    return sql_err!(ActiveSqlTransaction, "DISCARD ALL cannot run inside a transaction block");
+                }
+                Arc::make_mut(&mut self.settings).clear();
+                self.kept_plans.clear();
+                self.advisory.unlock_all()?;
+            }
+            ast::DiscardObject::PLANS => self.kept_plans.clear(),
+            ast::DiscardObject::SEQUENCES | ast::DiscardObject::TEMP => {}
+        }
+        sink.complete(&format!("DISCARD {object}"))
     }
 
     fn set(&mut self, set: &ast::Set, sink: &mut dyn Sink) -> Result<()> {

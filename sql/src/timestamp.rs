@@ -179,6 +179,12 @@ pub fn default_setting(name: &str) -> Option<&'static str> {
         // others wait for, so an abandoned one ends (Spanner aborts idle
         // transactions too).
         "idle_in_transaction_session_timeout" => "1min",
+        // Accepted by SET and shown, as PostgreSQL's defaults (drivers and
+        // poolers ask); SpanDB has no statement or lock timeout of these.
+        "statement_timeout" | "lock_timeout" => "0",
+        "client_min_messages" => "notice",
+        "extra_float_digits" => "1",
+        "bytea_output" => "hex",
         _ => return None,
     })
 }

@@ -798,6 +798,11 @@ impl SimpleQueryHandler for Connection {
             Some(target) => vec![self.deallocate(client, target)],
             None => SimpleQueryHandler::do_query(self, client, &query.query).await?,
         };
+        // DISCARD ALL frees the prepared statements too (the session reset
+        // the rest).
+        if sql::parser::is_discard_all(&query.query) && !responses.iter().any(|r| matches!(r, Response::Error(_))) {
+            let _ = self.deallocate(client, None);
+        }
         for r in responses {
             match r {
                 Response::EmptyQuery => {
