@@ -661,11 +661,17 @@ fn encode(bytes: &[u8], format: &str) -> Result<String> {
     use base64::Engine as _;
     Ok(match format.to_ascii_lowercase().as_str() {
         "hex" => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        // A newline after every full line of 76, the last too (PostgreSQL's).
         "base64" => {
             let flat = base64::engine::general_purpose::STANDARD.encode(bytes);
-            let lines: Vec<&str> =
-                flat.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
-            lines.join("\n")
+            let mut out = String::with_capacity(flat.len() + flat.len() / 76);
+            for line in flat.as_bytes().chunks(76) {
+                out.push_str(std::str::from_utf8(line).unwrap_or_default());
+                if line.len() == 76 {
+                    out.push('\n');
+                }
+            }
+            out
         }
         "escape" => {
             let mut out = String::with_capacity(bytes.len());
@@ -688,22 +694,31 @@ fn decode(text: &str, format: &str) -> Result<Vec<u8>> {
     use base64::Engine as _;
     let invalid = |what: &str| Error::new(SqlState::InvalidParameterValue, format!("invalid {what} data"));
     match format.to_ascii_lowercase().as_str() {
+        // Pairs of digits, whitespace between pairs only.
         "hex" => {
-            let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-            if !digits.len().is_multiple_of(2) {
-                return Err(invalid("hexadecimal"));
+            let b = text.as_bytes();
+            let mut out = Vec::with_capacity(b.len() / 2);
+            let mut i = 0;
+            while i < b.len() {
+                if b[i].is_ascii_whitespace() {
+                    i += 1;
+                    continue;
+                }
+                let pair = b.get(i..i + 2).and_then(|p| std::str::from_utf8(p).ok());
+                let byte = pair.filter(|p| p.bytes().all(|c| c.is_ascii_hexdigit()));
+                out.push(byte.and_then(|p| u8::from_str_radix(p, 16).ok()).ok_or_else(|| invalid("hexadecimal"))?);
+                i += 2;
             }
-            digits
-                .chunks(2)
-                .map(|pair| {
-                    let s = std::str::from_utf8(pair).map_err(|_| invalid("hexadecimal"))?;
-                    u8::from_str_radix(s, 16).map_err(|_| invalid("hexadecimal"))
-                })
-                .collect()
+            Ok(out)
         }
+        // (Bits past the last whole byte are ignored, as PostgreSQL does.)
         "base64" => {
             let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-            base64::engine::general_purpose::STANDARD.decode(flat).map_err(|_| invalid("base64"))
+            let lenient = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+            );
+            lenient.decode(flat).map_err(|_| invalid("base64"))
         }
         "escape" => {
             let b = text.as_bytes();
@@ -720,7 +735,9 @@ fn decode(text: &str, format: &str) -> Result<Vec<u8>> {
                     let octal = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
                     let value = octal
                         .and_then(|d| u8::from_str_radix(std::str::from_utf8(d).unwrap_or_default(), 8).ok())
-                        .ok_or_else(|| invalid("escape"))?;
+                        .ok_or_else(|| {
+                            Error::new(SqlState::InvalidTextRepresentation, "invalid input syntax for type bytea")
+                        })?;
                     out.push(value);
                     i += 4;
                 }
@@ -871,10 +888,12 @@ fn call_array_function(name: &str, args: &[Value]) -> Option<Result<Value>> {
                     crate::limits::MEMORY_ROWS_MAX
                 ));
             }
-            match element.and_then(DataType::array_of) {
+            // Only NULLs, of no known type: text's, which the binder's
+            // cast to the call's type makes the right one.
+            let element = element.unwrap_or(DataType::Text).base();
+            match DataType::array_of(element) {
                 Some(DataType::Array(e)) => Value::Array(e, out),
-                _ if out.is_empty() => Value::Null,
-                _ => return Some(sql_err!(InternalError, "{name} without an element type")),
+                _ => return Some(sql_err!(InternalError, "{name} of {element} elements")),
             }
         }
         "array_position" => {

@@ -19,17 +19,18 @@ pub const KEY_BYTES_MAX: usize = 4000;
 /// concurrent statements could turn into an out-of-memory gateway).
 pub const VALUE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
-/// The longest run of operators one expression may chain (`a OR b OR
-/// ...`, `x + y + ...`): each nests a level that planning and evaluation
-/// recurse through (`parser`, "check_operator_runs").
-pub const OPERATOR_RUN_MAX: usize = 256;
+/// How deep a statement's expressions may nest, as counted from its
+/// tokens (`parser`, "check_expression_depth": a run of operators such as
+/// `a OR b OR ...` nests a level per operator): everything that walks a
+/// statement recurses that deep.
+pub const EXPRESSION_DEPTH_MAX: usize = 1_000;
 
 /// The stack a thread running sessions' statements needs: the deepest
-/// statement the parser's limits allow (200 nested parentheses, runs of
-/// [`OPERATOR_RUN_MAX`] operators) recurses through well under it, even
-/// in a debug build, whose frames are many times a release build's. (A
-/// thread's stack is reserved, not used, until touched.)
-pub const SESSION_STACK_BYTES: usize = 64 * 1024 * 1024;
+/// statement [`EXPRESSION_DEPTH_MAX`] lets through recurses through well
+/// under it, even in a debug build, whose frames are many times a release
+/// build's (the binder's are tens of KiB there). A thread's stack is
+/// reserved, not used, until touched.
+pub const SESSION_STACK_BYTES: usize = 256 * 1024 * 1024;
 
 /// Rows fetched per key-value scan call: what a streaming query holds.
 pub const SCAN_PAGE_ROWS: usize = 256;

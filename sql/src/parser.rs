@@ -104,6 +104,8 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         .map_err(|e| syntax_error(sql, e.message, Some(e.location)))?;
     let mut out = Vec::new();
     for group in split_statements(tokens) {
+        // The whole statement, its AS OF SYSTEM TIME expression too.
+        check_expression_depth(&group)?;
         let (mut tokens, as_of) = cut_as_of(sql, group)?;
         spell_copy_booleans(&mut tokens);
         if tokens.iter().all(|t| is_trivia(&t.token)) {
@@ -119,7 +121,6 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             out.push(Parsed { statement: vacuum(), as_of: None });
             continue;
         }
-        check_operator_runs(&tokens)?;
         let mut parser = Parser::new(&dialect).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
         let statement = parser.parse_statement().map_err(|e| parser_error(sql, e))?;
         // Anything left but trivia is a syntax error.
@@ -144,112 +145,105 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
     Ok(out)
 }
 
-/// Refuses (54000) a run of more than [`limits::OPERATOR_RUN_MAX`]
-/// operators with nothing between them but operands: sqlparser nests
-/// `a OR b OR c ...` one level per operator without recursing (its
-/// recursion limit does not see it), and everything after it (binding,
-/// evaluation, dropping the tree) recurses that deep, so a long enough
-/// chain would overflow the session thread's stack and abort the
-/// server. A comma, a parenthesis or a clause's keyword ends a run; a
-/// run is counted generously (every operator token and AND, OR, LIKE,
-/// ILIKE, IS, NOT), and PostgreSQL takes longer ones (`IN (...)` lists
-/// take any length).
-fn check_operator_runs(tokens: &[TokenWithSpan]) -> Result<()> {
-    // A run per open parenthesis or bracket; a closed one's group is an
-    // operand of the run around it, which goes on.
-    let mut runs: Vec<usize> = vec![0];
+/// Refuses (54000) a statement whose expressions could nest more than
+/// [`limits::EXPRESSION_DEPTH_MAX`] deep, from its tokens, before the
+/// parser builds anything. sqlparser nests `a OR b OR c ...` one level
+/// per operator without recursing (its recursion limit does not see it),
+/// and everything after it (walking, binding, evaluating, printing and
+/// dropping the tree) recurses that deep, so a long enough chain would
+/// overflow the session thread's stack and abort the server.
+///
+/// The bound: a group (the statement, a parenthesis or bracket, a
+/// CASE ... END) nests at most as deep as its longest run of operators
+/// plus its deepest inner group. A run is every token that is not an
+/// operand (a name, a literal, a parameter), keywords included, up to a
+/// comma (or, in a CASE, a WHEN, THEN or ELSE): generous, so a statement
+/// this lets through nests less deep than the bound, whatever sqlparser
+/// makes of it. Long lists (`IN (...)`, VALUES, select lists) are runs of
+/// one: commas separate them.
+fn check_expression_depth(tokens: &[TokenWithSpan]) -> Result<()> {
+    struct Group {
+        case: bool,
+        run: usize,
+        longest_run: usize,
+        deepest_inner: usize,
+    }
+    let open = |case| Group { case, run: 0, longest_run: 0, deepest_inner: 0 };
+    let depth = |g: &Group| g.longest_run + g.deepest_inner + 1;
+    let mut groups = vec![open(false)];
+    let too_deep = || {
+        Error::new(
+            SqlState::ProgramLimitExceeded,
+            format!(
+                "statement is too complex: its expressions could nest more than {} deep (a long chain of \
+                 operators such as a OR b OR ...: use IN (...) for a long list of values)",
+                limits::EXPRESSION_DEPTH_MAX
+            ),
+        )
+    };
     for t in tokens {
-        let counts = match &t.token {
+        let top = groups.last_mut().expect("the statement's group");
+        match &t.token {
             Token::LParen | Token::LBracket => {
-                runs.push(0);
-                continue;
+                top.run += 1;
+                groups.push(open(false));
+            }
+            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::CASE => {
+                top.run += 1;
+                groups.push(open(true));
             }
             Token::RParen | Token::RBracket => {
-                if runs.len() > 1 {
-                    runs.pop();
+                if groups.len() > 1 && !groups.last().is_some_and(|g| g.case) {
+                    let inner = groups.pop().expect("an inner group");
+                    let outer = groups.last_mut().expect("the statement's group");
+                    outer.deepest_inner = outer.deepest_inner.max(depth(&inner));
                 }
-                continue;
             }
-            // CASE ... END is a group as a parenthesis is; its WHENs,
-            // THENs and ELSE each begin a run of their own.
-            Token::Word(w) if w.keyword == Keyword::CASE => {
-                runs.push(0);
-                continue;
+            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::END && top.case => {
+                let inner = groups.pop().expect("an inner group");
+                let outer = groups.last_mut().expect("the statement's group");
+                outer.deepest_inner = outer.deepest_inner.max(depth(&inner));
             }
-            Token::Word(w) if w.keyword == Keyword::END => {
-                if runs.len() > 1 {
-                    runs.pop();
-                }
-                continue;
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && top.case
+                    && matches!(w.keyword, Keyword::WHEN | Keyword::THEN | Keyword::ELSE) =>
+            {
+                top.run = 0;
             }
-            // What cannot stand inside one chain ends it: a comma, the
-            // statement's end, a clause's keyword.
-            Token::Comma | Token::SemiColon => false,
-            Token::Word(w) => match w.keyword {
-                Keyword::AND
-                | Keyword::OR
-                | Keyword::LIKE
-                | Keyword::ILIKE
-                | Keyword::SIMILAR
-                | Keyword::IS
-                | Keyword::NOT
-                | Keyword::IN
-                | Keyword::BETWEEN
-                | Keyword::COLLATE
-                | Keyword::AT => true,
-                Keyword::SELECT
-                | Keyword::FROM
-                | Keyword::WHERE
-                | Keyword::GROUP
-                | Keyword::HAVING
-                | Keyword::WINDOW
-                | Keyword::ORDER
-                | Keyword::LIMIT
-                | Keyword::OFFSET
-                | Keyword::FETCH
-                | Keyword::UNION
-                | Keyword::INTERSECT
-                | Keyword::EXCEPT
-                | Keyword::JOIN
-                | Keyword::ON
-                | Keyword::USING
-                | Keyword::VALUES
-                | Keyword::SET
-                | Keyword::RETURNING
-                | Keyword::WHEN
-                | Keyword::THEN
-                | Keyword::ELSE => false,
-                // Names and the other keywords are operands.
-                _ => continue,
-            },
+            Token::Comma | Token::SemiColon => top.run = 0,
+            Token::Word(w) if w.quote_style.is_some() || w.keyword == Keyword::NoKeyword => {}
             Token::Number(..)
             | Token::SingleQuotedString(_)
             | Token::DoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
             | Token::NationalStringLiteral(_)
             | Token::EscapedStringLiteral(_)
             | Token::HexStringLiteral(_)
             | Token::Placeholder(_)
             | Token::Period
-            | Token::Whitespace(_) => continue,
-            // Every other token is an operator (`::` too: `x::int::text`
-            // nests as deep).
-            _ => true,
-        };
-        let run = runs.last_mut().expect("the outermost run");
-        if !counts {
-            *run = 0;
-            continue;
+            | Token::Whitespace(_)
+            | Token::EOF => {}
+            _ => {
+                top.run += 1;
+                top.longest_run = top.longest_run.max(top.run);
+            }
         }
-        *run += 1;
-        if *run > limits::OPERATOR_RUN_MAX {
-            return sql_err!(
-                ProgramLimitExceeded,
-                "statement is too complex: more than {} operators in a row (use IN (...) for a long list of values)",
-                limits::OPERATOR_RUN_MAX
-            );
+        let top = groups.last().expect("the statement's group");
+        if depth(top) + groups.len() > limits::EXPRESSION_DEPTH_MAX {
+            return Err(too_deep());
         }
     }
-    Ok(())
+    // Unclosed groups (a syntax error the parser reports) count as closed.
+    while groups.len() > 1 {
+        let inner = groups.pop().expect("an inner group");
+        let outer = groups.last_mut().expect("the statement's group");
+        outer.deepest_inner = outer.deepest_inner.max(depth(&inner));
+    }
+    match groups.last().map(depth) {
+        Some(d) if d > limits::EXPRESSION_DEPTH_MAX => Err(too_deep()),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `s` begins or ends a transaction (BEGIN, COMMIT, ROLLBACK,
@@ -365,10 +359,14 @@ pub fn is_discard_all(sql: &str) -> bool {
 /// Parses one expression (a stored DEFAULT).
 pub fn parse_expr(text: &str) -> Result<ast::Expr> {
     let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize_with_location()
+        .map_err(|e| syntax_error(text, e.message, Some(e.location)))?;
+    check_expression_depth(&tokens)?;
     Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_expr())
+        .with_tokens_with_locations(tokens)
+        .parse_expr()
         .map_err(|e| parser_error(text, e))
 }
 

@@ -1453,6 +1453,12 @@ impl<'a> Planner<'a> {
                 let key = self.default_type(key)?;
                 let key = match key.ty {
                     Some(t) if t.is_string() => key.expr,
+                    Some(t) if t == DataType::Jsonb || t.element().is_some() => {
+                        return sql_err!(
+                            InvalidParameterValue,
+                            "key value must be scalar, not array, composite, or json"
+                        );
+                    }
                     _ => Expr::Cast(Box::new(key.expr), DataType::Text),
                 };
                 let value = self.bind_aggregate_input(value, scope, windowed, nested)?;
@@ -3302,7 +3308,14 @@ impl<'a> Planner<'a> {
             exprs.push(b.expr);
         }
         let ty = functions::return_type(name, &types)?;
-        Ok(Bound::typed(Expr::Function(name.to_string(), exprs), ty))
+        let call = Expr::Function(name.to_string(), exprs);
+        // An array built of NULLs alone has no element type of its own:
+        // the call's type gives it one.
+        let call = match name {
+            "array_append" | "array_prepend" | "array_cat" => Expr::Cast(Box::new(call), ty),
+            _ => call,
+        };
+        Ok(Bound::typed(call, ty))
     }
 
     // ---- DML ---------------------------------------------------------------

@@ -45,27 +45,35 @@ fn a_chain_of_forty_thousand_ors_is_refused_not_a_stack_overflow() {
     assert_eq!(outcome, Err(sql::SqlState::ProgramLimitExceeded));
 }
 
-/// Goal: about the deepest expression the limits let through (the
-/// binder stops at 256 levels: `limits::NESTING_DEPTH_MAX`) runs on a
-/// thread of `SESSION_STACK_BYTES` (the gateway's and the shell's), in
-/// this (debug) build, whose frames are the largest. Method: a run of
-/// operators inside 100 parentheses, 228 levels in all; a 2 MiB thread
-/// overflows at about 30.
+/// Goal: the deepest statements the limits let through are answered or
+/// refused with 54000, never a stack overflow, on a thread of
+/// `SESSION_STACK_BYTES` (the gateway's and the shell's) in this (debug)
+/// build, whose frames are the largest: a run of 990 ORs (the binder
+/// stops at 256 levels; what walks the tree before it does not), nested
+/// parentheses, nested subqueries, and a deep AS OF SYSTEM TIME argument
+/// (refused from its tokens, before anything prints it in an error).
 #[test]
-fn the_deepest_statement_allowed_runs_on_a_session_thread() {
+fn the_deepest_statements_allowed_run_or_are_refused_on_a_session_thread() {
     let worker = std::thread::Builder::new().stack_size(sql::limits::SESSION_STACK_BYTES).spawn(|| {
         let mut session = Session::new(Arc::new(MemoryEngine::new()));
-        let ors: Vec<String> = (1..=sql::limits::OPERATOR_RUN_MAX / 2).map(|i| format!("x = {i}")).collect();
-        let depth = 100;
-        let sql = format!(
-            "SELECT count(*) FROM generate_series(1, 10) x WHERE {}{}{}",
-            "(".repeat(depth),
-            ors.join(" OR "),
-            ")".repeat(depth)
-        );
-        count(&mut session, &sql)
+        let ors = |n: usize| (1..=n).map(|i| format!("x = {i}")).collect::<Vec<_>>().join(" OR ");
+        let statements = [
+            format!("SELECT count(*) FROM generate_series(1, 10) x WHERE {}", ors(495)),
+            format!(
+                "SELECT count(*) FROM generate_series(1, 10) x WHERE {}(x = 1){}",
+                "(".repeat(150),
+                ")".repeat(150)
+            ),
+            format!("SELECT {}1{}", "(SELECT ".repeat(60), ")".repeat(60)),
+            format!("SELECT 1 AS OF SYSTEM TIME f({})", ors(5_000)),
+        ];
+        statements.iter().map(|sql| common::run(&mut session, sql).map(|_| ()).map_err(|e| e.state)).collect::<Vec<_>>()
     });
-    assert_eq!(worker.expect("a thread").join().expect("no stack overflow"), 10);
+    let outcomes = worker.expect("a thread").join().expect("no stack overflow");
+    for outcome in &outcomes {
+        assert!(matches!(outcome, Ok(()) | Err(sql::SqlState::ProgramLimitExceeded)), "{outcomes:?}");
+    }
+    assert_eq!(outcomes[3], Err(sql::SqlState::ProgramLimitExceeded), "{outcomes:?}");
 }
 
 /// Goal: what is long but not deep is not refused: a CASE of 1,000 WHENs,

@@ -799,9 +799,6 @@ pub fn type_name_for_cast(j: &Json) -> &'static str {
     }
 }
 
-/// `to_jsonb(v)`: numbers as numbers (a float's NaN and infinities as
-/// strings, as PostgreSQL), text as strings, arrays as arrays, date and
-/// time values as ISO 8601 strings, SQL NULL as JSON null.
 /// `jsonb_object_agg`'s object of its pairs, each a `[key, value]`
 /// document (the key a string: 22023 if it is NULL), the last of
 /// duplicate keys kept.
@@ -821,6 +818,9 @@ pub fn object_of_pairs(pairs: &[Value]) -> Result<Json> {
     Ok(Json::object(out))
 }
 
+/// `to_jsonb(v)`: numbers as numbers (a float's NaN and infinities as
+/// strings, as PostgreSQL), text as strings, arrays as arrays, date and
+/// time values as ISO 8601 strings, SQL NULL as JSON null.
 pub fn from_value(v: &Value) -> Json {
     match v {
         Value::Null => Json::Null,
