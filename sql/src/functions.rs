@@ -688,29 +688,13 @@ fn encode(bytes: &[u8], format: &str) -> Result<String> {
     })
 }
 
-/// `decode(text, format)`: the bytes [`encode`] wrote (22023 for an
-/// unknown format or text that is not in it, as PostgreSQL).
+/// `decode(text, format)`: the bytes [`encode`] wrote, read as bytea's
+/// input reads them (22023 for an unknown format or bad hex or base64,
+/// 22P02 for a bad escape, as PostgreSQL).
 fn decode(text: &str, format: &str) -> Result<Vec<u8>> {
     use base64::Engine as _;
-    let invalid = |what: &str| Error::new(SqlState::InvalidParameterValue, format!("invalid {what} data"));
     match format.to_ascii_lowercase().as_str() {
-        // Pairs of digits, whitespace between pairs only.
-        "hex" => {
-            let b = text.as_bytes();
-            let mut out = Vec::with_capacity(b.len() / 2);
-            let mut i = 0;
-            while i < b.len() {
-                if b[i].is_ascii_whitespace() {
-                    i += 1;
-                    continue;
-                }
-                let pair = b.get(i..i + 2).and_then(|p| std::str::from_utf8(p).ok());
-                let byte = pair.filter(|p| p.bytes().all(|c| c.is_ascii_hexdigit()));
-                out.push(byte.and_then(|p| u8::from_str_radix(p, 16).ok()).ok_or_else(|| invalid("hexadecimal"))?);
-                i += 2;
-            }
-            Ok(out)
-        }
+        "hex" => ops::bytea_hex(text),
         // (Bits past the last whole byte are ignored, as PostgreSQL does.)
         "base64" => {
             let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
@@ -718,32 +702,9 @@ fn decode(text: &str, format: &str) -> Result<Vec<u8>> {
                 &base64::alphabet::STANDARD,
                 base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
             );
-            lenient.decode(flat).map_err(|_| invalid("base64"))
+            lenient.decode(flat).map_err(|_| Error::new(SqlState::InvalidParameterValue, "invalid base64 data"))
         }
-        "escape" => {
-            let b = text.as_bytes();
-            let mut out = Vec::with_capacity(b.len());
-            let mut i = 0;
-            while i < b.len() {
-                if b[i] != b'\\' {
-                    out.push(b[i]);
-                    i += 1;
-                } else if b.get(i + 1) == Some(&b'\\') {
-                    out.push(b'\\');
-                    i += 2;
-                } else {
-                    let octal = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-                    let value = octal
-                        .and_then(|d| u8::from_str_radix(std::str::from_utf8(d).unwrap_or_default(), 8).ok())
-                        .ok_or_else(|| {
-                            Error::new(SqlState::InvalidTextRepresentation, "invalid input syntax for type bytea")
-                        })?;
-                    out.push(value);
-                    i += 4;
-                }
-            }
-            Ok(out)
-        }
+        "escape" => ops::bytea_escape(text),
         other => sql_err!(InvalidParameterValue, "unrecognized encoding: \"{other}\""),
     }
 }

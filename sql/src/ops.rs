@@ -1529,33 +1529,46 @@ fn parse_float4(s: &str) -> Result<Value> {
 /// escape format (`\\` is a backslash, `\ooo` an octal byte, anything
 /// else itself).
 fn parse_bytea(s: &str) -> Result<Vec<u8>> {
-    let b = s.as_bytes();
-    if let Some(hex) = s.strip_prefix("\\x") {
-        let hex = hex.as_bytes();
-        let mut out = Vec::with_capacity(hex.len() / 2);
-        let mut i = 0;
-        let digit = |c: u8| -> Result<u8> {
-            (c as char).to_digit(16).map(|d| d as u8).ok_or_else(|| {
-                Error::new(
-                    SqlState::InvalidParameterValue,
-                    format!("invalid hexadecimal digit: \"{}\"", String::from_utf8_lossy(&[c])),
-                )
-            })
-        };
-        while i < hex.len() {
-            if matches!(hex[i], b' ' | b'\t' | b'\n' | b'\r') {
-                i += 1;
-                continue;
-            }
-            let hi = digit(hex[i])?;
-            let Some(&lo) = hex.get(i + 1) else {
-                return sql_err!(InvalidParameterValue, "invalid hexadecimal data: odd number of digits");
-            };
-            out.push((hi << 4) | digit(lo)?);
-            i += 2;
-        }
-        return Ok(out);
+    match s.strip_prefix("\\x") {
+        Some(hex) => bytea_hex(hex),
+        None => bytea_escape(s),
     }
+}
+
+/// Bytes from hex digits, in pairs, whitespace between pairs (bytea's
+/// `\x` input, `decode(.., 'hex')`); 22023 for anything else.
+pub(crate) fn bytea_hex(hex: &str) -> Result<Vec<u8>> {
+    let hex = hex.as_bytes();
+    let mut out = Vec::with_capacity(hex.len() / 2);
+    let mut i = 0;
+    let digit = |c: u8| -> Result<u8> {
+        (c as char).to_digit(16).map(|d| d as u8).ok_or_else(|| {
+            Error::new(
+                SqlState::InvalidParameterValue,
+                format!("invalid hexadecimal digit: \"{}\"", String::from_utf8_lossy(&[c])),
+            )
+        })
+    };
+    while i < hex.len() {
+        if matches!(hex[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+            continue;
+        }
+        let hi = digit(hex[i])?;
+        let Some(&lo) = hex.get(i + 1) else {
+            return sql_err!(InvalidParameterValue, "invalid hexadecimal data: odd number of digits");
+        };
+        out.push((hi << 4) | digit(lo)?);
+        i += 2;
+    }
+    Ok(out)
+}
+
+/// Bytes from bytea's escape format: `\\` a backslash, `\ooo` an octal
+/// byte, any other character itself (bytea's input, `decode(..,
+/// 'escape')`); 22P02 for a lone backslash.
+pub(crate) fn bytea_escape(s: &str) -> Result<Vec<u8>> {
+    let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     let is_octal = |c: Option<&u8>, max: u8| c.is_some_and(|c| (b'0'..=max).contains(c));

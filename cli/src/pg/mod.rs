@@ -273,6 +273,21 @@ struct Gateway {
 }
 
 impl Gateway {
+    /// The engine, once the cluster answers (the gateway starts with its
+    /// server, before the cluster may), trying every `poll`; `None` if
+    /// `stop` is set first.
+    async fn engine_when_up(&self, stop: &AtomicBool, poll: std::time::Duration) -> Option<Arc<ClientEngine>> {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            match self.engine().await {
+                Ok(engine) => return Some(engine),
+                Err(_) => tokio::time::sleep(poll).await,
+            }
+        }
+    }
+
     async fn engine(&self) -> anyhow::Result<Arc<ClientEngine>> {
         let engine = self
             .engine
@@ -303,15 +318,7 @@ impl Renewer {
         let stopped = stop.clone();
         let period = std::time::Duration::from_nanos(sql::limits::ADVISORY_RENEW_NS);
         tokio::spawn(async move {
-            let engine = loop {
-                if stopped.load(Ordering::Relaxed) {
-                    return;
-                }
-                match gateway.engine().await {
-                    Ok(engine) => break engine,
-                    Err(_) => tokio::time::sleep(period).await,
-                }
-            };
+            let Some(engine) = gateway.engine_when_up(&stopped, period).await else { return };
             Renewer::spawn_thread(engine, gateway.advisory.clone(), stopped);
         });
         Renewer { stop }
@@ -360,17 +367,7 @@ impl Sweeper {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         tokio::spawn(async move {
-            // The cluster may not answer yet (the gateway starts with its
-            // server): the engine is made when it does.
-            let engine = loop {
-                if stopped.load(Ordering::Relaxed) {
-                    return;
-                }
-                match gateway.engine().await {
-                    Ok(engine) => break engine,
-                    Err(_) => tokio::time::sleep(SWEEP_IDLE_POLL).await,
-                }
-            };
+            let Some(engine) = gateway.engine_when_up(&stopped, SWEEP_IDLE_POLL).await else { return };
             if let Err(e) = Sweeper::spawn_thread(engine, stopped) {
                 tracing::warn!("no sweeper thread ({e}): dropped tables keep their rows");
             }
