@@ -25,6 +25,10 @@ pub const VALUE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// statement recurses that deep.
 pub const EXPRESSION_DEPTH_MAX: usize = 1_000;
 
+/// Tables and other items one FROM clause may join (each nests the plan
+/// a level deeper).
+pub const FROM_ITEMS_MAX: usize = 256;
+
 /// The stack a thread running sessions' statements needs: the deepest
 /// statement [`EXPRESSION_DEPTH_MAX`] lets through recurses through well
 /// under it, even in a debug build, whose frames are many times a release

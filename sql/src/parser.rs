@@ -160,16 +160,24 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
 /// comma (or, in a CASE, a WHEN, THEN or ELSE): generous, so a statement
 /// this lets through nests less deep than the bound, whatever sqlparser
 /// makes of it. Long lists (`IN (...)`, VALUES, select lists) are runs of
-/// one: commas separate them.
+/// one: commas separate them. Set operations add a level each (commas do
+/// not end their chain); a WHEN, THEN or ELSE right after an operator is
+/// a name, not a CASE's clause, and ends nothing.
 fn check_expression_depth(tokens: &[TokenWithSpan]) -> Result<()> {
     struct Group {
         case: bool,
         run: usize,
         longest_run: usize,
+        /// UNION, INTERSECT and EXCEPT: each nests the set operation a
+        /// level deeper, whatever commas stand between them.
+        set_operations: usize,
         deepest_inner: usize,
     }
-    let open = |case| Group { case, run: 0, longest_run: 0, deepest_inner: 0 };
-    let depth = |g: &Group| g.longest_run + g.deepest_inner + 1;
+    let open = |case| Group { case, run: 0, longest_run: 0, set_operations: 0, deepest_inner: 0 };
+    let depth = |g: &Group| g.longest_run + g.set_operations + g.deepest_inner + 1;
+    // Whether the token before could end an operand: then WHEN, THEN and
+    // ELSE are a CASE's (after an operator, sqlparser reads them as names).
+    let mut after_operand = false;
     let mut groups = vec![open(false)];
     let too_deep = || {
         Error::new(
@@ -183,6 +191,29 @@ fn check_expression_depth(tokens: &[TokenWithSpan]) -> Result<()> {
     };
     for t in tokens {
         let top = groups.last_mut().expect("the statement's group");
+        let ends_operand = match &t.token {
+            Token::Whitespace(_) => after_operand,
+            Token::Word(w) => {
+                w.quote_style.is_some()
+                    || matches!(
+                        w.keyword,
+                        Keyword::NoKeyword | Keyword::NULL | Keyword::TRUE | Keyword::FALSE | Keyword::END
+                    )
+            }
+            Token::RParen
+            | Token::RBracket
+            | Token::Number(..)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::HexStringLiteral(_)
+            | Token::Placeholder(_) => true,
+            _ => false,
+        };
+        let clause_word = after_operand;
+        after_operand = ends_operand;
         match &t.token {
             Token::LParen | Token::LBracket => {
                 top.run += 1;
@@ -207,9 +238,16 @@ fn check_expression_depth(tokens: &[TokenWithSpan]) -> Result<()> {
             Token::Word(w)
                 if w.quote_style.is_none()
                     && top.case
+                    && clause_word
                     && matches!(w.keyword, Keyword::WHEN | Keyword::THEN | Keyword::ELSE) =>
             {
                 top.run = 0;
+            }
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && matches!(w.keyword, Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT | Keyword::MINUS) =>
+            {
+                top.set_operations += 1;
             }
             Token::Comma | Token::SemiColon => top.run = 0,
             Token::Word(w) if w.quote_style.is_some() || w.keyword == Keyword::NoKeyword => {}

@@ -1574,6 +1574,10 @@ impl<'a> Planner<'a> {
     /// The FROM clause: its node, its scope, and the predicates that
     /// connect comma-joined tables (already placed as join conditions).
     fn plan_from(&mut self, from: &[ast::TableWithJoins]) -> Result<(Node, Scope, Vec<Expr>)> {
+        // Joins nest the plan a level each: everything that walks it recurses that deep.
+        if from.iter().map(|twj| 1 + twj.joins.len()).sum::<usize>() > limits::FROM_ITEMS_MAX {
+            return sql_err!(ProgramLimitExceeded, "a FROM clause may join at most {} items", limits::FROM_ITEMS_MAX);
+        }
         if from.is_empty() {
             return Ok((Node::Values { rows: vec![vec![]], width: 0 }, Scope::default(), Vec::new()));
         }
