@@ -175,6 +175,12 @@ fn check_expression_depth(tokens: &[TokenWithSpan]) -> Result<()> {
     }
     let open = |case| Group { case, run: 0, longest_run: 0, set_operations: 0, deepest_inner: 0 };
     let depth = |g: &Group| g.longest_run + g.set_operations + g.deepest_inner + 1;
+    // Ends the innermost group: its depth is its outer group's inner one.
+    let close = |groups: &mut Vec<Group>| {
+        let inner = groups.pop().expect("an inner group");
+        let outer = groups.last_mut().expect("the statement's group");
+        outer.deepest_inner = outer.deepest_inner.max(depth(&inner));
+    };
     // Whether the token before could end an operand: then WHEN, THEN and
     // ELSE are a CASE's (after an operator, sqlparser reads them as names).
     let mut after_operand = false;
@@ -200,17 +206,8 @@ fn check_expression_depth(tokens: &[TokenWithSpan]) -> Result<()> {
                         Keyword::NoKeyword | Keyword::NULL | Keyword::TRUE | Keyword::FALSE | Keyword::END
                     )
             }
-            Token::RParen
-            | Token::RBracket
-            | Token::Number(..)
-            | Token::SingleQuotedString(_)
-            | Token::DoubleQuotedString(_)
-            | Token::DollarQuotedString(_)
-            | Token::NationalStringLiteral(_)
-            | Token::EscapedStringLiteral(_)
-            | Token::HexStringLiteral(_)
-            | Token::Placeholder(_) => true,
-            _ => false,
+            Token::RParen | Token::RBracket => true,
+            t => is_literal(t),
         };
         let clause_word = after_operand;
         after_operand = ends_operand;
@@ -224,17 +221,11 @@ fn check_expression_depth(tokens: &[TokenWithSpan]) -> Result<()> {
                 groups.push(open(true));
             }
             Token::RParen | Token::RBracket => {
-                if groups.len() > 1 && !groups.last().is_some_and(|g| g.case) {
-                    let inner = groups.pop().expect("an inner group");
-                    let outer = groups.last_mut().expect("the statement's group");
-                    outer.deepest_inner = outer.deepest_inner.max(depth(&inner));
+                if !top.case && groups.len() > 1 {
+                    close(&mut groups);
                 }
             }
-            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::END && top.case => {
-                let inner = groups.pop().expect("an inner group");
-                let outer = groups.last_mut().expect("the statement's group");
-                outer.deepest_inner = outer.deepest_inner.max(depth(&inner));
-            }
+            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::END && top.case => close(&mut groups),
             Token::Word(w)
                 if w.quote_style.is_none()
                     && top.case
@@ -251,17 +242,8 @@ fn check_expression_depth(tokens: &[TokenWithSpan]) -> Result<()> {
             }
             Token::Comma | Token::SemiColon => top.run = 0,
             Token::Word(w) if w.quote_style.is_some() || w.keyword == Keyword::NoKeyword => {}
-            Token::Number(..)
-            | Token::SingleQuotedString(_)
-            | Token::DoubleQuotedString(_)
-            | Token::DollarQuotedString(_)
-            | Token::NationalStringLiteral(_)
-            | Token::EscapedStringLiteral(_)
-            | Token::HexStringLiteral(_)
-            | Token::Placeholder(_)
-            | Token::Period
-            | Token::Whitespace(_)
-            | Token::EOF => {}
+            Token::Period | Token::Whitespace(_) | Token::EOF => {}
+            t if is_literal(t) => {}
             _ => {
                 top.run += 1;
                 top.longest_run = top.longest_run.max(top.run);
@@ -274,14 +256,27 @@ fn check_expression_depth(tokens: &[TokenWithSpan]) -> Result<()> {
     }
     // Unclosed groups (a syntax error the parser reports) count as closed.
     while groups.len() > 1 {
-        let inner = groups.pop().expect("an inner group");
-        let outer = groups.last_mut().expect("the statement's group");
-        outer.deepest_inner = outer.deepest_inner.max(depth(&inner));
+        close(&mut groups);
     }
     match groups.last().map(depth) {
         Some(d) if d > limits::EXPRESSION_DEPTH_MAX => Err(too_deep()),
         _ => Ok(()),
     }
+}
+
+/// A literal or a parameter: an operand wherever it stands.
+fn is_literal(t: &Token) -> bool {
+    matches!(
+        t,
+        Token::Number(..)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::HexStringLiteral(_)
+            | Token::Placeholder(_)
+    )
 }
 
 /// Whether `s` begins or ends a transaction (BEGIN, COMMIT, ROLLBACK,
