@@ -21,6 +21,12 @@
 //! rolls the transaction back, which releases what the read may still
 //! be granted (the client remembers where it was sent). Commits are not
 //! cancelled: a commit given up on would have an unknown outcome.
+//!
+//! A session's `lock_timeout` ([`Transaction::set_lock_timeout`]) ends a
+//! read of a read-write transaction the same way once it has waited that
+//! long ([`KvError::LockTimeout`], 55P03). The engine cannot tell a lock
+//! wait from a slow answer (a shard electing a leader), so it ends either:
+//! reads that hold no wait answer within milliseconds.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -153,18 +159,31 @@ fn wait_on<F: std::future::Future>(handle: &Handle, fut: F) -> F::Output {
     }
 }
 
-/// Like [`wait_on`], but gives up (dropping `fut`) once `cancel` is set,
-/// checked every [`CANCEL_CHECK_PERIOD`] while waiting: for reads only,
-/// whose abandoning changes nothing the transaction's rollback does not
-/// undo.
+/// Like [`wait_on`], but gives up (dropping `fut`) once `cancel` is set
+/// ([`KvError::Cancelled`]) or `lock_timeout` has passed
+/// ([`KvError::LockTimeout`]), checked every [`CANCEL_CHECK_PERIOD`]
+/// while waiting: for reads only, whose abandoning changes nothing the
+/// transaction's rollback does not undo.
 fn wait_on_or_cancel<F: std::future::Future>(
     handle: &Handle,
     cancel: Option<&AtomicBool>,
+    lock_timeout: Option<Duration>,
     fut: F,
 ) -> Result<F::Output, KvError> {
-    let Some(cancel) = cancel else { return Ok(wait_on(handle, fut)) };
-    let cancelled = || cancel.load(Ordering::SeqCst).then_some(KvError::Cancelled);
-    drive(handle, fut, Some(CANCEL_CHECK_PERIOD), cancelled)
+    if cancel.is_none() && lock_timeout.is_none() {
+        return Ok(wait_on(handle, fut));
+    }
+    let asked = Instant::now();
+    let give_up = || {
+        if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+            Some(KvError::Cancelled)
+        } else if lock_timeout.is_some_and(|t| asked.elapsed() >= t) {
+            Some(KvError::LockTimeout)
+        } else {
+            None
+        }
+    };
+    drive(handle, fut, Some(CANCEL_CHECK_PERIOD), give_up)
 }
 
 /// Polls `fut` on this thread ([`wait_on`] says why so) until it is
@@ -207,6 +226,13 @@ impl std::task::Wake for Unparker {
     fn wake_by_ref(self: &Arc<Self>) {
         self.0.unpark();
     }
+}
+
+/// The clock of [`ClientEngine::now`]: the system's, in nanoseconds
+/// since the Unix epoch (what sessions take `statement_timeout`
+/// deadlines from, and so what the gateway's watchdog fires by).
+pub fn wall_clock_ns() -> Timestamp {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn kv_error(e: client::Error) -> KvError {
@@ -284,7 +310,7 @@ impl Engine for ClientEngine {
     }
 
     fn now(&self) -> Timestamp {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        wall_clock_ns()
     }
 
     /// Sessions run on threads of their own (module docs), so this sleeps one.
@@ -299,13 +325,15 @@ struct ReadWrite {
     handle: Handle,
     spent: Option<Arc<TimeSpent>>,
     cancel: Option<Arc<AtomicBool>>,
+    /// How long one read may wait ([`Transaction::set_lock_timeout`]).
+    lock_timeout: Option<Duration>,
     /// The transaction's savepoints, by [`SavepointMark`].
     savepoints: Vec<client::Savepoint>,
 }
 
 impl ReadWrite {
     fn new(txn: client::Txn, handle: Handle, spent: Option<Arc<TimeSpent>>, cancel: Option<Arc<AtomicBool>>) -> Self {
-        ReadWrite { txn: Some(txn), handle, spent, cancel, savepoints: Vec::new() }
+        ReadWrite { txn: Some(txn), handle, spent, cancel, lock_timeout: None, savepoints: Vec::new() }
     }
 
     fn txn(&mut self) -> Result<&mut client::Txn, KvError> {
@@ -327,21 +355,26 @@ impl Transaction for ReadWrite {
     }
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let (handle, cancel) = (self.handle.clone(), self.cancel.clone());
+        let (handle, cancel, timeout) = (self.handle.clone(), self.cancel.clone(), self.lock_timeout);
         let txn = self.txn()?;
-        wait_on_or_cancel(&handle, cancel.as_deref(), txn.get(key))?.map_err(kv_error)
+        wait_on_or_cancel(&handle, cancel.as_deref(), timeout, txn.get(key))?.map_err(kv_error)
+    }
+
+    fn set_lock_timeout(&mut self, timeout: Option<Duration>) {
+        self.lock_timeout = timeout;
     }
 
     fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let (handle, cancel) = (self.handle.clone(), self.cancel.clone());
+        let (handle, cancel, timeout) = (self.handle.clone(), self.cancel.clone(), self.lock_timeout);
         let txn = self.txn()?;
-        wait_on_or_cancel(&handle, cancel.as_deref(), txn.get_for_update(key))?.map_err(kv_error)
+        wait_on_or_cancel(&handle, cancel.as_deref(), timeout, txn.get_for_update(key))?.map_err(kv_error)
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
-        let (handle, cancel) = (self.handle.clone(), self.cancel.clone());
+        let (handle, cancel, timeout) = (self.handle.clone(), self.cancel.clone(), self.lock_timeout);
         let txn = self.txn()?;
-        let pairs = wait_on_or_cancel(&handle, cancel.as_deref(), txn.scan(start, end, limit))?.map_err(kv_error)?;
+        let scan = txn.scan(start, end, limit);
+        let pairs = wait_on_or_cancel(&handle, cancel.as_deref(), timeout, scan)?.map_err(kv_error)?;
         Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }
 
@@ -446,7 +479,7 @@ impl Transaction for ReadOnly {
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         let asked = Instant::now();
-        let value = wait_on_or_cancel(&self.handle, self.cancel.as_deref(), self.txn.get(key))?.map_err(kv_error);
+        let value = wait_on_or_cancel(&self.handle, self.cancel.as_deref(), None, self.txn.get(key))?.map_err(kv_error);
         self.note_read(asked);
         value
     }
@@ -454,7 +487,7 @@ impl Transaction for ReadOnly {
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
         let asked = Instant::now();
         let scan = self.txn.scan(start, end, limit);
-        let pairs = wait_on_or_cancel(&self.handle, self.cancel.as_deref(), scan)?.map_err(kv_error);
+        let pairs = wait_on_or_cancel(&self.handle, self.cancel.as_deref(), None, scan)?.map_err(kv_error);
         self.note_read(asked);
         Ok(pairs?.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }

@@ -96,7 +96,12 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
     let registry = Arc::new(sql::advisory::Registry::default());
     crate::pg::Renewer::spawn_thread(uncancelled.clone(), registry.clone(), Arc::new(AtomicBool::new(false)));
     let engine = Arc::new(engine.with_cancel(cancel.clone()));
-    let session = Session::new(engine.clone()).with_advisory(uncancelled, registry).with_cancel(cancel.clone());
+    let watchdog = Arc::new(sql::timeout::Watchdog::default());
+    let _watchdog = crate::pg::WatchdogThread::spawn(watchdog.clone());
+    let session = Session::new(engine.clone())
+        .with_advisory(uncancelled, registry)
+        .with_watchdog(watchdog)
+        .with_cancel(cancel.clone());
     let running = Arc::new(AtomicBool::new(false));
     // Ctrl-C cancels the running statement; at the prompt the line editor
     // sees it as a key and clears the line.

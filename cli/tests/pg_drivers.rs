@@ -369,9 +369,13 @@ async fn psycopg_runs_an_application_s_statements() -> anyhow::Result<()> {
 /// Goal: a transaction block left idle longer than the session's
 /// `idle_in_transaction_session_timeout` ends: the connection closes, its
 /// write is rolled back and its lock freed; a connection idle outside a
-/// block stays open. A bad value for the setting is 22023.
+/// block stays open. A statement that runs longer than `statement_timeout`
+/// fails with 57014 and PostgreSQL's words, sleeping or waiting for a
+/// lock, and in a block leaves it failed (25P02); 0 turns the timeout
+/// off. A read waiting longer than `lock_timeout` for a row lock fails
+/// with 55P03. A bad value for any of the settings is 22023.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_transaction_times_out_and_rolls_back() -> anyhow::Result<()> {
+async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
     let body = tokio::spawn(async move {
@@ -398,6 +402,44 @@ async fn an_idle_transaction_times_out_and_rolls_back() -> anyhow::Result<()> {
         // `other`, with the same timeout, sat idle outside a block all
         // along: still open.
         assert_eq!(other.query_one("SELECT v FROM k WHERE id = 1", &[]).await?.get::<_, i32>(0), 2);
+
+        // statement_timeout. (Each statement below would run for 60 s, or
+        // until the lock wait gives up with 40001, were it not stopped.)
+        let timed_out = |e: tokio_postgres::Error| {
+            assert_eq!(code(&e), Some(&SqlState::QUERY_CANCELED), "{e:?}");
+            let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+            assert_eq!(message, "canceling statement due to statement timeout");
+        };
+        let e = other.batch_execute("SET statement_timeout = 'soon'").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::INVALID_PARAMETER_VALUE));
+        let e = other.batch_execute("SELECT set_config('statement_timeout', '-1', false)").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::INVALID_PARAMETER_VALUE));
+        let timing = connect(&addr).await?;
+        timing.batch_execute("SET statement_timeout = '300ms'").await?;
+        timed_out(timing.batch_execute("SELECT pg_sleep(60)").await.unwrap_err());
+        assert_eq!(timing.query_one("SELECT 1", &[]).await?.get::<_, i32>(0), 1);
+        // A write waiting for a row another transaction holds.
+        other.batch_execute("BEGIN; UPDATE k SET v = 3 WHERE id = 1").await?;
+        timed_out(timing.execute("UPDATE k SET v = 4 WHERE id = 1", &[]).await.unwrap_err());
+        other.batch_execute("COMMIT").await?;
+        // lock_timeout: the same wait ends sooner, with 55P03.
+        timing.batch_execute("SET statement_timeout = '1min'; SET lock_timeout = '300ms'").await?;
+        other.batch_execute("BEGIN; UPDATE k SET v = 5 WHERE id = 1").await?;
+        let e = timing.execute("UPDATE k SET v = 6 WHERE id = 1", &[]).await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::LOCK_NOT_AVAILABLE), "{e:?}");
+        other.batch_execute("ROLLBACK").await?;
+        timing.batch_execute("SET lock_timeout = 0; SET statement_timeout = '300ms'").await?;
+        // In a block: the block fails, as after any error.
+        timing.batch_execute("BEGIN").await?;
+        timed_out(timing.batch_execute("SELECT pg_sleep_for('1 minute')").await.unwrap_err());
+        let e = timing.batch_execute("SELECT 1").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+        timing.batch_execute("ROLLBACK").await?;
+        // Off again: a statement longer than the old timeout runs.
+        timing.batch_execute("SET statement_timeout = 0").await?;
+        timing.batch_execute("SELECT pg_sleep(0.5)").await?;
+        let v: i32 = timing.query_one("SELECT v FROM k WHERE id = 1", &[]).await?.get(0);
+        assert_eq!(v, 3, "the holder's write, not the timed-out UPDATE's");
         anyhow::Ok(())
     })
     .await;

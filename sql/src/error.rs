@@ -137,6 +137,8 @@ pub enum SqlState {
     OutOfMemory,
     /// 57014
     QueryCanceled,
+    /// 55P03: a lock not granted within `lock_timeout`.
+    LockNotAvailable,
     /// 22P04: COPY data of the wrong shape.
     BadCopyFileFormat,
     /// 22021: bytes that are not UTF-8.
@@ -221,6 +223,7 @@ impl SqlState {
             ObjectInUse => "55006",
             OutOfMemory => "53200",
             QueryCanceled => "57014",
+            LockNotAvailable => "55P03",
             BadCopyFileFormat => "22P04",
             CharacterNotInRepertoire => "22021",
             ConnectionFailure => "08006",

@@ -83,9 +83,11 @@ pub struct Cx<'t> {
     pub batch_schema_changes: bool,
     /// What such a change left for after the commit.
     pub followup: Option<crate::catalog::FollowUp>,
-    /// Where new table ids come from, outside the statement's
-    /// transaction (see [`Cx::next_table_id`]); none: from it.
-    pub id_source: Option<Arc<dyn crate::kv::Engine>>,
+    /// The session's engine, for what a statement does outside its
+    /// transaction: new table ids, in transactions of their own (see
+    /// [`Cx::next_table_id`]; none: from the statement's), and
+    /// `pg_sleep`'s waits.
+    pub engine: Option<Arc<dyn crate::kv::Engine>>,
     /// The table whose rows an UPDATE or DELETE is reading: its rows
     /// looked up by key are read for update ([`Cx::get_row`]).
     pub for_update: Option<u32>,
@@ -143,7 +145,7 @@ impl<'t> Cx<'t> {
             defer_unique_checks: false,
             batch_schema_changes: false,
             followup: None,
-            id_source: None,
+            engine: None,
             for_update: None,
             work_tables: HashMap::new(),
             action_depth: 0,
@@ -157,13 +159,13 @@ impl<'t> Cx<'t> {
         }
     }
 
-    /// Allocates a table id. With an [`Cx::id_source`], in a transaction
+    /// Allocates a table id. With an [`Cx::engine`], in a transaction
     /// of its own, as PostgreSQL's OIDs and CockroachDB's descriptor ids:
     /// an id a rolled-back statement took is never handed out again (a
     /// COPY inside that block may have left rows under it, `copy`), and
     /// concurrent schema changes do not queue on the counter.
     pub fn next_table_id(&mut self) -> Result<u32> {
-        let Some(engine) = self.id_source.clone() else {
+        let Some(engine) = self.engine.clone() else {
             return crate::catalog::Catalog::next_table_id(self.txn()?);
         };
         let mut attempt = 0;
@@ -694,6 +696,7 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
             }
             match name.as_str() {
                 "current_setting" | "set_config" => setting_function(name, values, cx)?,
+                "pg_sleep" | "pg_sleep_for" => sleep(&values[0], cx)?,
                 name if crate::advisory::is_function(name) => match cx.advisory.clone() {
                     Some(locks) => locks.call(name, &values, cx.cancel.as_deref())?,
                     None => return sql_err!(FeatureNotSupported, "advisory locks are not available here"),
@@ -982,6 +985,7 @@ fn setting_function(name: &str, values: Vec<Value>, cx: &mut Cx) -> Result<Value
     if name == "set_config" {
         let value = values.get(1).and_then(text).unwrap_or_default();
         let local = values.get(2) == Some(&Value::Bool(true));
+        crate::timestamp::check_setting(&setting, &value)?;
         cx.settings_changed.push((setting, value.clone(), local));
         return Ok(Value::Text(value));
     }
@@ -993,6 +997,31 @@ fn setting_function(name: &str, values: Vec<Value>, cx: &mut Cx) -> Result<Value
         Some(v) => Ok(Value::Text(v)),
         None if values.get(1) == Some(&Value::Bool(true)) => Ok(Value::Null),
         None => sql_err!(UndefinedObject, "unrecognized configuration parameter \"{setting}\""),
+    }
+}
+
+/// `pg_sleep(seconds)`, `pg_sleep_for(interval)`: waits on the engine's
+/// clock in steps of at most [`limits::SLEEP_STEP_NS`], stopping at a
+/// cancel (or a statement timeout) within one. Void, as an empty text.
+fn sleep(duration: &Value, cx: &mut Cx) -> Result<Value> {
+    let nanos = match duration {
+        Value::Null => 0.0,
+        Value::Interval(i) => ops::interval::part("epoch", i)? * 1e9,
+        other => other.as_f64().unwrap_or(0.0) * 1e9,
+    };
+    let Some(engine) = cx.engine.clone() else {
+        return sql_err!(FeatureNotSupported, "pg_sleep is not available here");
+    };
+    // NaN and negative durations sleep not at all, as in PostgreSQL.
+    let nanos = if nanos > 0.0 { nanos.min(u64::MAX as f64 / 2.0) as u64 } else { 0 };
+    let end = engine.now().saturating_add(nanos);
+    loop {
+        cx.check_cancel()?;
+        let now = engine.now();
+        if now >= end {
+            return Ok(Value::Text(String::new()));
+        }
+        engine.wait((end - now).min(limits::SLEEP_STEP_NS));
     }
 }
 

@@ -211,6 +211,9 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("current_setting", &[P::Text], T::Text),
     ("current_setting", &[P::Text, P::Bool], T::Text),
     ("set_config", &[P::Text, P::Text, P::Bool], T::Text),
+    // Waits on the session's engine (the executor's `sleep`); void as empty text.
+    ("pg_sleep", &[P::Float], T::Text),
+    ("pg_sleep_for", &[P::Interval], T::Text),
     // Advisory locks (evaluated by the executor, which has the session's:
     // `advisory`). PostgreSQL's void results are empty text here.
     ("pg_advisory_lock", &[P::BigInt], T::Text),
@@ -941,10 +944,10 @@ pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
 }
 
 /// Whether the binder coerces `name`'s arguments to its parameters' types
-/// (jsonb's functions), where other functions take untyped literals as
-/// text and convert what they are given.
+/// (jsonb's functions, `pg_sleep_for`), where other functions take
+/// untyped literals as text and convert what they are given.
 pub fn coerces_arguments(name: &str) -> bool {
-    jsonb::resolve(name, &[]).is_some()
+    jsonb::resolve(name, &[]).is_some() || name == "pg_sleep_for"
 }
 
 /// Whether `name` (lower case) is a scalar function, for any arguments.

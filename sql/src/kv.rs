@@ -93,6 +93,11 @@ pub enum KvError {
     /// took after).
     #[error("canceling statement due to user request")]
     Cancelled,
+    /// A read waited longer than the transaction's lock timeout
+    /// ([`Transaction::set_lock_timeout`]); as after [`KvError::Cancelled`],
+    /// the transaction must be rolled back.
+    #[error("canceling statement due to lock timeout")]
+    LockTimeout,
 }
 
 impl From<KvError> for Error {
@@ -107,6 +112,7 @@ impl From<KvError> for Error {
             // duplicate key; seen here only if that raced.
             KvError::ConditionNotMet(_) => SqlState::SerializationFailure,
             KvError::Cancelled => SqlState::QueryCanceled,
+            KvError::LockTimeout => SqlState::LockNotAvailable,
         };
         let message = match &e {
             KvError::Retryable(m) => format!("restart transaction: {m}"),
@@ -271,6 +277,16 @@ pub trait Transaction: Send {
     /// commit, and one abort). Engines without such locks read as `get`.
     fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         self.get(key)
+    }
+
+    /// From now on, a read of this read-write transaction that waits
+    /// longer than `timeout` for its answer gives up with
+    /// [`KvError::LockTimeout`] (`None`: it waits as long as the engine
+    /// does). What a read waits for that long is, as a rule, a lock
+    /// another transaction holds (PostgreSQL's `lock_timeout`). Engines
+    /// whose reads never wait ignore it.
+    fn set_lock_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        let _ = timeout;
     }
 
     /// At most `limit` (> 0) pairs with keys in `[start, end)`, in order;

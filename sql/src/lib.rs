@@ -83,6 +83,7 @@ pub mod sweep;
 pub mod system;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod timeout;
 pub mod timestamp;
 pub mod types;
 pub mod write;

@@ -36,6 +36,11 @@ pub const FROM_ITEMS_MAX: usize = 256;
 /// reserved, not used, until touched.
 pub const SESSION_STACK_BYTES: usize = 256 * 1024 * 1024;
 
+/// The longest one step of `pg_sleep` waits before looking at the
+/// session's cancel flag (a cancel or `statement_timeout` stops a sleep
+/// within it).
+pub const SLEEP_STEP_NS: u64 = 10_000_000;
+
 /// Rows fetched per key-value scan call: what a streaming query holds.
 pub const SCAN_PAGE_ROWS: usize = 256;
 

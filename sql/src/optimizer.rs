@@ -294,6 +294,8 @@ pub(crate) fn is_immutable(name: &str) -> bool {
                 | "timeofday"
                 | "current_setting"
                 | "set_config"
+                | "pg_sleep"
+                | "pg_sleep_for"
         )
 }
 

@@ -227,6 +227,11 @@ pub struct Session {
     /// back: changed a schema, or loaded rows in batches committed on
     /// their own (COPY, a big INSERT ... SELECT into a table it created).
     irreversible_steps: u64,
+    /// What stops statements that outrun `statement_timeout`
+    /// ([`crate::timeout`]); none: they never time out.
+    watchdog: Option<Arc<crate::timeout::Watchdog>>,
+    /// Set when the watchdog cancelled the running statement.
+    timed_out: Arc<AtomicBool>,
 }
 
 /// A statement's parameters.
@@ -397,7 +402,17 @@ impl Session {
             txn_lost: None,
             irreversible_steps: 0,
             advisory: Arc::new(advisory::SessionLocks::new(engine_for_locks, Arc::default())),
+            watchdog: None,
+            timed_out: Arc::default(),
         }
+    }
+
+    /// Times out statements that run longer than the session's
+    /// `statement_timeout` through `watchdog` (shared by a gateway's
+    /// sessions, served by a thread of its own: [`crate::timeout`]).
+    pub fn with_watchdog(mut self, watchdog: Arc<crate::timeout::Watchdog>) -> Session {
+        self.watchdog = Some(watchdog);
+        self
     }
 
     /// Shares `registry` with the other sessions of this gateway, whose
@@ -905,7 +920,10 @@ impl Session {
     }
 
     fn execute_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
+        self.clear_cancel();
+        let timeout = self.arm_statement_timeout();
         let result = self.run_statement(sql, parsed, sink);
+        let result = self.disarm_statement_timeout(timeout, result);
         if self.status != TxnStatus::InBlock {
             // The statement's (or the block's) transaction ended, or
             // failed: its transaction-level advisory locks end with it, as
@@ -915,9 +933,33 @@ impl Session {
         result
     }
 
+    /// Arms the watchdog for the statement starting now, if the session
+    /// has a `statement_timeout` (after [`Session::clear_cancel`]: a
+    /// timeout fired before that would be cleared with it).
+    fn arm_statement_timeout(&self) -> Option<crate::timeout::Ticket> {
+        let watchdog = self.watchdog.as_ref()?;
+        let timeout = self.setting_duration("statement_timeout")?;
+        self.timed_out.store(false, AtomicOrdering::SeqCst);
+        let deadline = self.engine.now().saturating_add(timeout.as_nanos().min(u128::from(u64::MAX)) as u64);
+        let flags = crate::timeout::Flags { cancel: self.cancel.clone(), timed_out: self.timed_out.clone() };
+        Some(watchdog.arm(deadline, flags))
+    }
+
+    /// Disarms the statement's timeout; a statement it cancelled fails
+    /// with PostgreSQL's words for that.
+    fn disarm_statement_timeout<T>(&self, ticket: Option<crate::timeout::Ticket>, result: Result<T>) -> Result<T> {
+        let (Some(ticket), Some(watchdog)) = (ticket, self.watchdog.as_ref()) else { return result };
+        watchdog.disarm(ticket);
+        match result {
+            Err(e) if e.state == SqlState::QueryCanceled && self.timed_out.load(AtomicOrdering::SeqCst) => {
+                Err(Error { message: "canceling statement due to statement timeout".into(), ..e })
+            }
+            other => other,
+        }
+    }
+
     fn run_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         use ast::Statement as S;
-        self.clear_cancel();
         self.explain_commit = false;
         match &parsed.statement {
             S::StartTransaction { modes, .. } => return self.begin(modes, parsed.as_of.as_ref(), sink),
@@ -1163,7 +1205,11 @@ impl Session {
     /// the gateway ends the connection (`idle_in_transaction_session_timeout`,
     /// PostgreSQL's setting; `None`: never).
     pub fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
-        let name = "idle_in_transaction_session_timeout";
+        self.setting_duration("idle_in_transaction_session_timeout")
+    }
+
+    /// A duration setting's value (`None`: 0, never).
+    fn setting_duration(&self, name: &str) -> Option<std::time::Duration> {
         let text = self.settings.get(name).map(String::as_str);
         let text = text.or_else(|| crate::timestamp::default_setting(name)).unwrap_or("0");
         crate::timestamp::parse_setting_duration(text).ok().flatten()
@@ -1476,14 +1522,7 @@ impl Session {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                if name == "idle_in_transaction_session_timeout" {
-                    crate::timestamp::parse_setting_duration(&value).map_err(|e| {
-                        Error::new(
-                            e.state,
-                            format!("invalid value for parameter \"{name}\": \"{value}\" ({})", e.message),
-                        )
-                    })?;
-                }
+                crate::timestamp::check_setting(&name, &value)?;
                 Arc::make_mut(&mut self.settings).insert(name, value);
             }
             _ => {
@@ -1503,6 +1542,7 @@ impl Session {
         sink: &mut dyn Sink,
     ) -> Result<String> {
         let read_write = txn.mode() == Mode::ReadWrite;
+        txn.set_lock_timeout(self.setting_duration("lock_timeout"));
         if read_write && !is_dml(statement) {
             self.txn_changed_schema = true;
             self.irreversible_steps += 1;
@@ -1778,7 +1818,7 @@ impl Session {
         cx.drains = std::mem::take(&mut self.drains);
         cx.defer_unique_checks = self.defer_unique_checks;
         cx.batch_schema_changes = self.status != TxnStatus::InBlock;
-        cx.id_source = Some(self.engine.clone());
+        cx.engine = Some(self.engine.clone());
         cx.settings = self.settings.clone();
         cx.constraint_mode = (self.status == TxnStatus::InBlock).then_some(self.constraint_mode);
         cx.advisory = Some(self.advisory.clone());

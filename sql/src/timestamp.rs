@@ -149,6 +149,21 @@ pub fn parse_setting_duration(s: &str) -> Result<Option<std::time::Duration>> {
     Ok((nanos > 0).then(|| std::time::Duration::from_nanos(nanos as u64)))
 }
 
+/// Refuses a value a setting SpanDB acts on cannot take (22023, as
+/// PostgreSQL: `SET statement_timeout = 'soon'`); any other setting takes
+/// any text.
+pub fn check_setting(name: &str, value: &str) -> Result<()> {
+    if !matches!(name, "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout") {
+        return Ok(());
+    }
+    match parse_setting_duration(value) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            sql_err!(InvalidParameterValue, "invalid value for parameter \"{name}\": \"{value}\" ({})", e.message)
+        }
+    }
+}
+
 /// A timestamp as `spandb kv` prints it (RFC 3339, nanoseconds, UTC).
 pub fn format_nanos(ts: Timestamp) -> String {
     let secs = (ts / 1_000_000_000) as i64;
@@ -179,8 +194,7 @@ pub fn default_setting(name: &str) -> Option<&'static str> {
         // others wait for, so an abandoned one ends (Spanner aborts idle
         // transactions too).
         "idle_in_transaction_session_timeout" => "1min",
-        // Accepted by SET and shown, as PostgreSQL's defaults (drivers and
-        // poolers ask); SpanDB has no statement or lock timeout of these.
+        // Off, as in PostgreSQL (`crate::timeout`, `Transaction::set_lock_timeout`).
         "statement_timeout" | "lock_timeout" => "0",
         "client_min_messages" => "notice",
         "extra_float_digits" => "1",

@@ -102,7 +102,7 @@ use sql::plan::OutputColumn;
 use sql::{Collected, Prepared, Session, TxnStatus, Value};
 use tokio::net::TcpListener;
 
-use crate::sql_engine::ClientEngine;
+use crate::sql_engine::{wall_clock_ns, ClientEngine};
 
 /// How long the gateway waits after a failed accept before the next.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
@@ -150,6 +150,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
         engine: tokio::sync::OnceCell::new(),
         leases: Arc::default(),
         advisory: Arc::default(),
+        watchdog: Arc::default(),
         cancels: Arc::default(),
         open: Arc::new(AtomicUsize::new(0)),
         pids: RandomPidSecretKeyGenerator::default(),
@@ -159,6 +160,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
     });
     let _sweeper = Sweeper::start(gateway.clone());
     let _renewer = Renewer::start(gateway.clone());
+    let _watchdog = WatchdogThread::spawn(gateway.watchdog.clone());
     loop {
         let socket = match listener.accept().await {
             Ok((socket, _)) => socket,
@@ -221,6 +223,7 @@ async fn connection(
     let session = Session::new(engine)
         .with_leases(gateway.leases.clone())
         .with_advisory(uncancelled, gateway.advisory.clone())
+        .with_watchdog(gateway.watchdog.clone())
         .with_cancel(cancel.clone());
     let _watch = gateway.hang_ups.as_ref().and_then(|h| {
         use std::os::fd::AsRawFd;
@@ -262,6 +265,9 @@ struct Gateway {
     leases: Arc<sql::catalog::Leases>,
     /// The advisory locks its sessions hold, which its [`Renewer`] keeps.
     advisory: Arc<sql::advisory::Registry>,
+    /// Times out its sessions' statements (`statement_timeout`), served
+    /// by a [`WatchdogThread`].
+    watchdog: Arc<sql::timeout::Watchdog>,
     /// The running statement's cancel flag of every logged-in connection,
     /// by its (pid, secret key), for CancelRequest.
     cancels: Arc<Mutex<HashMap<CancelKey, Arc<AtomicBool>>>>,
@@ -351,6 +357,35 @@ impl Renewer {
 impl Drop for Renewer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The thread that fires a gateway's (or a shell's) statement timeouts
+/// (`sql::timeout::Watchdog::serve`, on [`wall_clock_ns`]'s clock, which
+/// sessions take their deadlines from). It stops when this is dropped.
+pub(crate) struct WatchdogThread {
+    stop: Arc<AtomicBool>,
+    watchdog: Arc<sql::timeout::Watchdog>,
+}
+
+impl WatchdogThread {
+    pub(crate) fn spawn(watchdog: Arc<sql::timeout::Watchdog>) -> WatchdogThread {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stopped, served) = (stop.clone(), watchdog.clone());
+        let thread = std::thread::Builder::new()
+            .name("spandb-watchdog".into())
+            .spawn(move || served.serve(&wall_clock_ns, &stopped));
+        if let Err(e) = thread {
+            tracing::warn!("no statement watchdog ({e}): statement_timeout has no effect");
+        }
+        WatchdogThread { stop, watchdog }
+    }
+}
+
+impl Drop for WatchdogThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.watchdog.wake();
     }
 }
 
