@@ -293,6 +293,11 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("age", &[P::Timestamp, P::Timestamp], T::Interval),
     ("age", &[P::TimestampTz, P::TimestampTz], T::Interval),
     ("age", &[P::Date, P::Date], T::Interval),
+    // `ts AT TIME ZONE zone` (`ops::zone`).
+    ("timezone", &[P::Text, P::TimestampTz], T::Timestamp),
+    ("timezone", &[P::Text, P::Timestamp], T::TimestampTz),
+    ("timezone", &[P::Interval, P::TimestampTz], T::Timestamp),
+    ("timezone", &[P::Interval, P::Timestamp], T::TimestampTz),
     ("justify_days", &[P::Interval], T::Interval),
     ("justify_hours", &[P::Interval], T::Interval),
     ("justify_interval", &[P::Interval], T::Interval),
@@ -1130,6 +1135,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
             Value::Text(regexp_replace(text(0)?, text(1)?, text(2)?, if n == 4 { text(3)? } else { "" })?)
         }
         "to_timestamp" => to_timestamp(float(0)?)?,
+        "timezone" => crate::ops::zone::timezone(&args[0], &args[1])?,
         "age" => Value::Interval(crate::ops::interval::age(timestamp_arg(args, 0)?, timestamp_arg(args, 1)?)?),
         "justify_days" | "justify_hours" | "justify_interval" => {
             let Value::Interval(i) = &args[0] else {

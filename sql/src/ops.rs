@@ -67,8 +67,8 @@
 //!   with its own epoch), so the latest finite timestamp is in year 294246
 //!   rather than 294276. Input accepts the ISO forms
 //!   (`YYYY-MM-DD[( |T)HH:MM[:SS[.frac]]][ zone][ BC]`) and `epoch`; a time
-//!   zone is ignored, as `timestamp without time zone` does; zone names
-//!   are not checked. `now`, `today` and friends are 0A000: they need a
+//!   zone is ignored, as `timestamp without time zone` does; a
+//!   timestamptz's zone name is an IANA zone or an abbreviation ([`zone`]). `now`, `today` and friends are 0A000: they need a
 //!   clock, and this module has none.
 //! - `numeric` holds 28 significant digits ([`numeric`]'s module doc).
 
@@ -76,6 +76,7 @@ pub mod array;
 pub mod interval;
 pub mod jsonb;
 pub mod numeric;
+pub mod zone;
 
 use std::cmp::Ordering;
 
@@ -1809,7 +1810,8 @@ fn parse_timestamp(s: &str) -> Result<i64> {
 }
 
 /// A `timestamptz`'s text input: the instant, in UTC. Without a zone the
-/// fields are the session's zone's, which is UTC.
+/// fields are the session's zone's, which is UTC; a zone's name is read
+/// as `AT TIME ZONE` reads it ([`zone`]).
 fn parse_timestamptz(s: &str) -> Result<i64> {
     let (local, zone) = timestamp_input(s, "timestamp with time zone")?;
     match zone {
@@ -1819,7 +1821,7 @@ fn parse_timestamptz(s: &str) -> Result<i64> {
                 None => sql_err!(DatetimeFieldOverflow, "timestamp out of range: \"{s}\""),
             }
         }
-        Zone::Unknown(name) => sql_err!(InvalidParameterValue, "time zone \"{name}\" not recognized"),
+        Zone::Unknown(name) => zone::to_utc(local, zone::parse(&name)?),
         _ => Ok(local),
     }
 }

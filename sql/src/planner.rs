@@ -2451,6 +2451,22 @@ impl<'a> Planner<'a> {
                 let field = Expr::Constant(Value::Text(field.to_string().to_lowercase()));
                 Ok(Bound::typed(Expr::Function("date_part".into(), vec![field, ts]), DataType::Float8))
             }
+            E::AtTimeZone { timestamp, time_zone } => {
+                // PostgreSQL's `timezone(zone, ts)` (`ops::zone`): an
+                // untyped literal or a date is a timestamptz there.
+                let ts = rec(self, timestamp)?;
+                let (ts, ty) = match ts.ty {
+                    Some(DataType::Timestamp) => (ts.expr, DataType::TimestampTz),
+                    Some(DataType::TimestampTz) => (ts.expr, DataType::Timestamp),
+                    _ => (self.coerce(ts, DataType::TimestampTz)?, DataType::Timestamp),
+                };
+                let zone = rec(self, time_zone)?;
+                let zone = match zone.ty {
+                    Some(DataType::Interval) => zone.expr,
+                    _ => self.coerce_loose(zone, DataType::Text)?,
+                };
+                Ok(Bound::typed(Expr::Function("timezone".into(), vec![zone, ts]), ty))
+            }
             E::Position { expr, r#in } => {
                 let needle = rec(self, expr)?;
                 let hay = rec(self, r#in)?;

@@ -95,6 +95,7 @@ slt!(
     numeric,
     jsonb,
     time,
+    time_zones,
     set_returning,
     interval_random,
     savepoint,

@@ -1,0 +1,296 @@
+//! Time zones: `ts AT TIME ZONE zone`, `timezone(zone, ts)`, and zone
+//! names in timestamptz input (`'2026-01-01 12:00 Europe/Paris'`), as
+//! PostgreSQL 15 reads them.
+//!
+//! A session's own zone is UTC (SET TIME ZONE changes nothing yet), so
+//! these are the only places a zone other than an input's numeric offset
+//! applies:
+//!
+//! ```text
+//!   timestamptz AT TIME ZONE z -> timestamp    the wall-clock time in z
+//!   timestamp   AT TIME ZONE z -> timestamptz  that wall-clock time in z
+//!   SELECT timestamptz '2026-01-01 12:00+00' AT TIME ZONE 'Asia/Tokyo'
+//!     -> 2026-01-01 21:00:00
+//! ```
+//!
+//! A zone is written as PostgreSQL accepts it, tried in its order:
+//! - an abbreviation of its default set (`PST`, `CET`, `JST`: a fixed
+//!   offset, so `CET` in July is +01, not summer time);
+//! - an IANA name, in any case (`America/New_York`, `utc`), with its
+//!   rules (chrono-tz's copy of the IANA database);
+//! - a POSIX offset, optionally after a name (`+05`, `UTC+5`, `-03:30`):
+//!   POSIX counts hours **west** of Greenwich, so `'+05'` is UTC-5;
+//! - or an interval (`INTERVAL '+05:30'`: east, ISO's sign), which must
+//!   have no months or days.
+//!
+//! A wall-clock time that a zone's clocks skip (spring forward) is read
+//! with the offset before the jump; one they pass twice (fall back), with
+//! the offset after it: PostgreSQL's rules (its docs, "Handling of
+//! Invalid or Ambiguous Timestamps").
+//!
+//! # Where we differ from PostgreSQL
+//!
+//! - Only the abbreviations in [`ABBREVIATIONS`] are known (PostgreSQL's
+//!   default set has about 190); others are 22023.
+//! - A named zone's rules reach years ±262,143 (chrono's range): beyond,
+//!   moving a timestamp through one is 22008, where PostgreSQL goes on to
+//!   294276.
+//!
+//! # Invariants
+//!
+//! - `infinity` and `-infinity` stay themselves; a finite result beyond
+//!   the timestamp range is 22008, never a sentinel.
+//! - No input panics: an unknown name is 22023 "time zone ... not
+//!   recognized".
+
+use chrono::{Offset, TimeZone as _};
+
+use crate::error::Result;
+use crate::sql_err;
+use crate::types::{Interval, Value};
+
+use super::MICROS_PER_SECOND;
+
+/// A zone a value can be moved into or out of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Zone {
+    /// A fixed offset, seconds east of UTC.
+    Fixed(i64),
+    /// An IANA zone, with its history of offsets.
+    Named(chrono_tz::Tz),
+}
+
+/// PostgreSQL's default abbreviations most often written, each its fixed
+/// offset in seconds east (its `Default` set; checked against PostgreSQL
+/// 15 in `time_zones.slt`).
+const ABBREVIATIONS: &[(&str, i64)] = &[
+    ("utc", 0),
+    ("gmt", 0),
+    ("ut", 0),
+    ("z", 0),
+    ("zulu", 0),
+    ("wet", 0),
+    ("bst", 3_600),
+    ("cet", 3_600),
+    ("cest", 7_200),
+    ("eet", 7_200),
+    ("eest", 10_800),
+    ("ist", 7_200),
+    ("msk", 10_800),
+    ("hkt", 28_800),
+    ("awst", 28_800),
+    ("jst", 32_400),
+    ("kst", 32_400),
+    ("acst", 34_200),
+    ("aest", 36_000),
+    ("aedt", 39_600),
+    ("nzst", 43_200),
+    ("nzdt", 46_800),
+    ("hst", -36_000),
+    ("akst", -32_400),
+    ("akdt", -28_800),
+    ("pst", -28_800),
+    ("pdt", -25_200),
+    ("mst", -25_200),
+    ("mdt", -21_600),
+    ("cst", -21_600),
+    ("cdt", -18_000),
+    ("est", -18_000),
+    ("edt", -14_400),
+];
+
+/// The most hours a POSIX offset may name.
+const POSIX_HOURS_MAX: i64 = 168;
+
+/// Reads a zone written as text (module docs, in PostgreSQL's order).
+pub fn parse(spec: &str) -> Result<Zone> {
+    let lower = spec.trim().to_ascii_lowercase();
+    if let Some((_, seconds)) = ABBREVIATIONS.iter().find(|(name, _)| *name == lower) {
+        return Ok(Zone::Fixed(*seconds));
+    }
+    if let Some(tz) = named(spec.trim()) {
+        return Ok(Zone::Named(tz));
+    }
+    match posix_offset(&lower) {
+        Some(seconds) => Ok(Zone::Fixed(seconds)),
+        None => sql_err!(InvalidParameterValue, "time zone \"{spec}\" not recognized"),
+    }
+}
+
+/// An IANA zone by name, in any case.
+fn named(name: &str) -> Option<chrono_tz::Tz> {
+    if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
+        return Some(tz);
+    }
+    chrono_tz::TZ_VARIANTS.iter().find(|tz| tz.name().eq_ignore_ascii_case(name)).copied()
+}
+
+/// `[name][+|-]H[H][:MM[:SS]]`, hours west (POSIX): seconds east.
+fn posix_offset(spec: &str) -> Option<i64> {
+    let name_len = spec.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(spec.len());
+    let rest = &spec[name_len..];
+    let (west, rest) = match rest.as_bytes().first()? {
+        b'+' => (true, &rest[1..]),
+        b'-' => (false, &rest[1..]),
+        _ => (true, rest),
+    };
+    let mut parts = rest.split(':');
+    let mut field = |max: i64| -> Option<Option<i64>> {
+        match parts.next() {
+            None => Some(None),
+            Some(p) if (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse().ok().filter(|v| *v <= max).map(Some)
+            }
+            Some(_) => None,
+        }
+    };
+    let hours = field(POSIX_HOURS_MAX)??;
+    let minutes = field(59)?.unwrap_or(0);
+    let seconds = field(59)?.unwrap_or(0);
+    if parts.next().is_some() {
+        return None;
+    }
+    let west_seconds = (hours * 60 + minutes) * 60 + seconds;
+    Some(if west { -west_seconds } else { west_seconds })
+}
+
+/// An interval as a zone: its time, east of UTC.
+pub fn of_interval(i: &Interval) -> Result<Zone> {
+    if i.months != 0 || i.days != 0 {
+        return sql_err!(
+            InvalidParameterValue,
+            "interval time zone \"{}\" must not include months or days",
+            super::interval::to_text(i)
+        );
+    }
+    Ok(Zone::Fixed(i.micros.div_euclid(MICROS_PER_SECOND)))
+}
+
+impl Zone {
+    /// Seconds east of UTC at the instant `utc_us`.
+    fn offset_at(self, utc_us: i64) -> Result<i64> {
+        match self {
+            Zone::Fixed(seconds) => Ok(seconds),
+            Zone::Named(tz) => {
+                let utc = chrono::DateTime::from_timestamp_micros(utc_us).ok_or_else(out_of_range)?;
+                Ok(i64::from(tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc()))
+            }
+        }
+    }
+
+    /// Seconds east of UTC for the wall-clock time `local_us`: before a
+    /// skipped time's jump, after a repeated time's (module docs).
+    fn offset_for_local(self, local_us: i64) -> Result<i64> {
+        let Zone::Named(tz) = self else { return self.offset_at(local_us) };
+        let local = chrono::DateTime::from_timestamp_micros(local_us).ok_or_else(out_of_range)?.naive_utc();
+        let seconds = |o: chrono_tz::TzOffset| i64::from(o.fix().local_minus_utc());
+        // A day from a transition, the offset is the one on that side of
+        // it (zones change their offset at most once in a day).
+        let day = 86_400 * MICROS_PER_SECOND;
+        Ok(match tz.offset_from_local_datetime(&local) {
+            chrono::LocalResult::Single(o) => seconds(o),
+            chrono::LocalResult::None => self.offset_at(local_us.checked_sub(day).ok_or_else(out_of_range)?)?,
+            chrono::LocalResult::Ambiguous(a, b) => {
+                let after = self.offset_at(local_us.checked_add(day).ok_or_else(out_of_range)?)?;
+                if seconds(a) == after {
+                    seconds(a)
+                } else {
+                    seconds(b)
+                }
+            }
+        })
+    }
+}
+
+fn out_of_range() -> crate::error::Error {
+    crate::error::Error::new(crate::error::SqlState::DatetimeFieldOverflow, "timestamp out of range")
+}
+
+fn finite(us: Option<i64>) -> Result<i64> {
+    us.filter(|us| *us != i64::MIN && *us != i64::MAX).ok_or_else(out_of_range)
+}
+
+/// The wall-clock time in `zone` at the instant `utc_us` (a timestamptz
+/// to a timestamp).
+pub fn to_local(utc_us: i64, zone: Zone) -> Result<i64> {
+    if utc_us == i64::MIN || utc_us == i64::MAX {
+        return Ok(utc_us);
+    }
+    let offset = zone.offset_at(utc_us)?;
+    finite(utc_us.checked_add(offset.checked_mul(MICROS_PER_SECOND).ok_or_else(out_of_range)?))
+}
+
+/// The instant of the wall-clock time `local_us` in `zone` (a timestamp
+/// to a timestamptz).
+pub fn to_utc(local_us: i64, zone: Zone) -> Result<i64> {
+    if local_us == i64::MIN || local_us == i64::MAX {
+        return Ok(local_us);
+    }
+    let offset = zone.offset_for_local(local_us)?;
+    finite(local_us.checked_sub(offset.checked_mul(MICROS_PER_SECOND).ok_or_else(out_of_range)?))
+}
+
+/// `timezone(zone, ts)`, what `ts AT TIME ZONE zone` binds to: a
+/// timestamptz becomes the wall-clock timestamp in the zone, a timestamp
+/// the timestamptz of its wall-clock time there. NULL in, NULL out.
+pub fn timezone(zone: &Value, ts: &Value) -> Result<Value> {
+    let zone = match zone {
+        Value::Null => return Ok(Value::Null),
+        Value::Interval(i) => of_interval(i)?,
+        Value::Text(s) => parse(s)?,
+        other => return sql_err!(InvalidParameterValue, "time zone must be text or an interval, not {other:?}"),
+    };
+    match ts {
+        Value::Null => Ok(Value::Null),
+        Value::TimestampTz(us) => Ok(Value::Timestamp(to_local(*us, zone)?)),
+        Value::Timestamp(us) => Ok(Value::TimestampTz(to_utc(*us, zone)?)),
+        other => sql_err!(DatatypeMismatch, "AT TIME ZONE takes a timestamp, not {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600;
+
+    /// Goal: each way of writing a zone reads as PostgreSQL reads it.
+    /// Method: PostgreSQL 15's answers for the same specs.
+    #[test]
+    fn zone_specs_read_as_postgresql_reads_them() {
+        assert_eq!(parse("+05").unwrap(), Zone::Fixed(-5 * HOUR));
+        assert_eq!(parse("UTC+5").unwrap(), Zone::Fixed(-5 * HOUR));
+        assert_eq!(parse("GMT-2").unwrap(), Zone::Fixed(2 * HOUR));
+        assert_eq!(parse("-03:30").unwrap(), Zone::Fixed(3 * HOUR + 1_800));
+        assert_eq!(parse("UTC+05:30:15").unwrap(), Zone::Fixed(-(5 * HOUR + 1_815)));
+        assert_eq!(parse("5").unwrap(), Zone::Fixed(-5 * HOUR));
+        assert_eq!(parse("pst").unwrap(), Zone::Fixed(-8 * HOUR));
+        assert_eq!(parse("CET").unwrap(), Zone::Fixed(HOUR));
+        assert_eq!(parse("america/new_york").unwrap(), Zone::Named(chrono_tz::America::New_York));
+        assert_eq!(parse("EST5EDT").unwrap(), Zone::Named(chrono_tz::EST5EDT));
+        for bad in ["", "ab", "Nowhere/Land", "+", "UTC+", "+05:", "+05:60", "+1000"] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.state, crate::error::SqlState::InvalidParameterValue, "{bad:?}");
+        }
+    }
+
+    /// Goal: skipped and repeated wall-clock times take PostgreSQL's
+    /// offsets, and the two directions undo each other elsewhere.
+    /// Method: New York's 2026 transitions; a round trip through Tokyo.
+    #[test]
+    fn transitions_take_postgresql_s_offsets() {
+        let ny = Zone::Named(chrono_tz::America::New_York);
+        let at = |s: &str| super::super::parse_timestamp(s).unwrap();
+        // 02:30 on 8 March does not exist: read as EST (before the jump).
+        assert_eq!(to_utc(at("2026-03-08 02:30"), ny).unwrap(), at("2026-03-08 07:30"));
+        // 01:30 on 1 November happens twice: EST (after the jump back).
+        assert_eq!(to_utc(at("2026-11-01 01:30"), ny).unwrap(), at("2026-11-01 06:30"));
+        let tokyo = parse("Asia/Tokyo").unwrap();
+        let instant = at("2026-01-01 00:00");
+        assert_eq!(to_local(instant, tokyo).unwrap(), at("2026-01-01 09:00"));
+        assert_eq!(to_utc(to_local(instant, tokyo).unwrap(), tokyo).unwrap(), instant);
+        assert_eq!(to_local(i64::MAX, tokyo).unwrap(), i64::MAX);
+        assert!(to_local(i64::MAX - 1, Zone::Fixed(HOUR)).is_err());
+        assert!(to_local(i64::MAX - 1, tokyo).is_err());
+    }
+}
