@@ -985,7 +985,7 @@ fn setting_function(name: &str, values: Vec<Value>, cx: &mut Cx) -> Result<Value
     if name == "set_config" {
         let value = values.get(1).and_then(text).unwrap_or_default();
         let local = values.get(2) == Some(&Value::Bool(true));
-        crate::timestamp::check_setting(&setting, &value)?;
+        let value = crate::timestamp::setting_value(&setting, &value)?;
         cx.settings_changed.push((setting, value.clone(), local));
         return Ok(Value::Text(value));
     }

@@ -1033,11 +1033,14 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
                 Value::Float8(crate::ops::interval::part(&field, i)?)
             }
             Some(Value::Time(us)) => Value::Float8(time_part(text(0)?, *us)?),
+            Some(Value::TimestampTz(us)) => Value::Float8(timestamptz_part(text(0)?, *us)?),
             _ => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
         },
         "date_trunc" => match args.get(1) {
+            // On the session zone's calendar (a day starts at its midnight).
             Some(Value::TimestampTz(_) | Value::Date(_)) => {
-                Value::TimestampTz(date_trunc(text(0)?, timestamp_arg(args, 1)?)?)
+                let local = date_trunc(text(0)?, timestamp_arg(args, 1)?)?;
+                Value::TimestampTz(crate::ops::zone::to_utc(local, crate::ops::zone::session())?)
             }
             _ => Value::Timestamp(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
         },
@@ -1331,10 +1334,9 @@ fn like_escape(pattern: &str, escape: &str) -> Result<String> {
 
 fn timestamp_arg(args: &[Value], i: usize) -> Result<i64> {
     match args.get(i) {
-        // A timestamptz's fields in the session's zone, UTC: its count's.
-        Some(v @ (Value::Timestamp(_) | Value::TimestampTz(_) | Value::Date(_))) => {
-            Ok(v.as_micros().unwrap_or_default())
-        }
+        // A timestamptz's fields are its wall clock's in the session's zone.
+        Some(Value::TimestampTz(us)) => crate::ops::zone::to_local(*us, crate::ops::zone::session()),
+        Some(v @ (Value::Timestamp(_) | Value::Date(_))) => Ok(v.as_micros().unwrap_or_default()),
         other => sql_err!(InternalError, "argument {i} is {other:?}, not a timestamp"),
     }
 }
@@ -1378,6 +1380,21 @@ fn date_part(field: &str, us: i64) -> Result<f64> {
         "epoch" => us as f64 / 1e6,
         _ => return sql_err!(InvalidParameterValue, "unit \"{field}\" not recognized for type timestamp"),
     })
+}
+
+/// `date_part(field, t)` of a timestamptz: its wall clock's fields in the
+/// session's zone, its instant's `epoch`, and the zone's offset then
+/// (`timezone`, `timezone_hour`, `timezone_minute`).
+fn timestamptz_part(field: &str, us: i64) -> Result<f64> {
+    let zone = crate::ops::zone::session();
+    let offset = || -> Result<i64> { crate::ops::zone::offset_at(us, zone) };
+    match field.to_ascii_lowercase().as_str() {
+        "epoch" => date_part(field, us),
+        "timezone" => Ok(offset()? as f64),
+        "timezone_hour" => Ok((offset()? / 3600) as f64),
+        "timezone_minute" => Ok((offset()? / 60 % 60) as f64),
+        _ => date_part(field, crate::ops::zone::to_local(us, zone)?),
+    }
 }
 
 /// `date_part(field, t)` / `extract(field FROM t)` of a time of day: its

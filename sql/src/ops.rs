@@ -275,7 +275,8 @@ pub fn temporal_result_type(op: BinaryOp, l: DataType, r: DataType) -> Option<Da
 fn temporal_arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
     use interval::{add, add_to_timestamp, between, divide, multiply, negate};
     let shifted = |us: i64, i: &crate::types::Interval, tz: bool| -> Result<Value> {
-        match add_to_timestamp(us, i) {
+        let moved = if tz { zone::add_in_session(us, i) } else { add_to_timestamp(us, i) };
+        match moved {
             Some(us) if tz => Ok(Value::TimestampTz(us)),
             Some(us) => Ok(Value::Timestamp(us)),
             None => sql_err!(DatetimeFieldOverflow, "timestamp out of range"),
@@ -872,14 +873,20 @@ fn convert(v: &Value, to: DataType) -> Result<Value> {
         return Ok(v.clone());
     }
     match (v, to) {
-        // The session's zone is UTC: the same count either way.
-        (Value::Timestamp(us), DataType::TimestampTz) => Ok(Value::TimestampTz(*us)),
-        (Value::TimestampTz(us), DataType::Timestamp) => Ok(Value::Timestamp(*us)),
+        // Between an instant and a wall-clock time: the session zone's
+        // (`zone::session`).
+        (Value::Timestamp(us), DataType::TimestampTz) => Ok(Value::TimestampTz(zone::to_utc(*us, zone::session())?)),
+        (Value::TimestampTz(us), DataType::Timestamp) => Ok(Value::Timestamp(zone::to_local(*us, zone::session())?)),
         (Value::Date(_), DataType::Timestamp) => Ok(Value::Timestamp(v.as_micros().unwrap_or_default())),
-        (Value::Date(_), DataType::TimestampTz) => Ok(Value::TimestampTz(v.as_micros().unwrap_or_default())),
+        (Value::Date(_), DataType::TimestampTz) => {
+            Ok(Value::TimestampTz(zone::to_utc(v.as_micros().unwrap_or_default(), zone::session())?))
+        }
+        (Value::TimestampTz(us), DataType::Time | DataType::Date) => {
+            convert(&Value::Timestamp(zone::to_local(*us, zone::session())?), to)
+        }
         // A timestamp's time of day (NULL for an infinite one, as in
         // PostgreSQL); an interval's time part around the clock.
-        (Value::Timestamp(us) | Value::TimestampTz(us), DataType::Time) => match *us {
+        (Value::Timestamp(us), DataType::Time) => match *us {
             i64::MAX | i64::MIN => Ok(Value::Null),
             us => Ok(Value::Time(us.rem_euclid(MICROS_PER_DAY))),
         },
@@ -888,7 +895,7 @@ fn convert(v: &Value, to: DataType) -> Result<Value> {
             Ok(Value::Interval(crate::types::Interval { months: 0, days: 0, micros: *us }))
         }
         // A timestamp's day (floor: before 1970 too).
-        (Value::Timestamp(us) | Value::TimestampTz(us), DataType::Date) => Ok(Value::Date(match *us {
+        (Value::Timestamp(us), DataType::Date) => Ok(Value::Date(match *us {
             i64::MAX => i32::MAX,
             i64::MIN => i32::MIN,
             us => match i32::try_from(us.div_euclid(MICROS_PER_DAY)) {
@@ -1247,16 +1254,20 @@ fn parse_date(s: &str) -> Result<i32> {
     }
 }
 
-/// A timestamptz as PostgreSQL prints it in a UTC session: the
-/// timestamp's text with `+00` before any ` BC`.
+/// A timestamptz as PostgreSQL prints it: the wall-clock time in the
+/// session's zone ([`zone::session`]) and that zone's offset then, before
+/// any ` BC` (`2026-01-01 07:00:00-05`). An instant whose wall-clock time
+/// would leave the range shows in UTC.
 fn timestamptz_text(us: i64) -> String {
-    let text = timestamp_text(us);
     if us == i64::MAX || us == i64::MIN {
-        return text;
+        return timestamp_text(us);
     }
+    let (local, offset) = zone::local_and_offset(us, zone::session()).unwrap_or((us, 0));
+    let text = timestamp_text(local);
+    let offset = zone::offset_text(offset);
     match text.strip_suffix(" BC") {
-        Some(ad) => format!("{ad}+00 BC"),
-        None => text + "+00",
+        Some(ad) => format!("{ad}{offset} BC"),
+        None => text + &offset,
     }
 }
 
@@ -1810,8 +1821,8 @@ fn parse_timestamp(s: &str) -> Result<i64> {
 }
 
 /// A `timestamptz`'s text input: the instant, in UTC. Without a zone the
-/// fields are the session's zone's, which is UTC; a zone's name is read
-/// as `AT TIME ZONE` reads it ([`zone`]).
+/// fields are the session zone's wall clock ([`zone::session`]); a zone's
+/// name is read as `AT TIME ZONE` reads it ([`zone`]).
 fn parse_timestamptz(s: &str) -> Result<i64> {
     let (local, zone) = timestamp_input(s, "timestamp with time zone")?;
     match zone {
@@ -1822,7 +1833,8 @@ fn parse_timestamptz(s: &str) -> Result<i64> {
             }
         }
         Zone::Unknown(name) => zone::to_utc(local, zone::parse(&name)?),
-        _ => Ok(local),
+        Zone::None => zone::to_utc(local, zone::session()),
+        Zone::Offset(_) => Ok(local),
     }
 }
 
@@ -1845,7 +1857,8 @@ fn date_in_range(f: &TimestampFields) -> bool {
 fn timestamp_input(s: &str, what: &str) -> Result<(i64, Zone)> {
     let t = trim_pg(s);
     match t.to_ascii_lowercase().as_str() {
-        "epoch" => return Ok((0, Zone::None)),
+        // An instant: the same in every zone.
+        "epoch" => return Ok((0, Zone::Offset(0))),
         "infinity" | "+infinity" => return Ok((i64::MAX, Zone::None)),
         "-infinity" => return Ok((i64::MIN, Zone::None)),
         "now" | "today" | "tomorrow" | "yesterday" => {

@@ -232,6 +232,8 @@ pub struct Session {
     watchdog: Option<Arc<crate::timeout::Watchdog>>,
     /// Set when the watchdog cancelled the running statement.
     timed_out: Arc<AtomicBool>,
+    /// The zone `kept_plans` were made in ([`Session::enter_zone`]).
+    plans_zone: crate::ops::zone::Zone,
 }
 
 /// A statement's parameters.
@@ -404,6 +406,7 @@ impl Session {
             advisory: Arc::new(advisory::SessionLocks::new(engine_for_locks, Arc::default())),
             watchdog: None,
             timed_out: Arc::default(),
+            plans_zone: crate::ops::zone::Zone::Fixed(0),
         }
     }
 
@@ -521,6 +524,7 @@ impl Session {
         // Describing reads the catalog, which a cancel stops too: one
         // raised during an earlier statement is not for this Parse.
         self.clear_cancel();
+        self.enter_zone();
         let mut statements = parser::parse(sql)?;
         if statements.len() > 1 {
             return sql_err!(SyntaxError, "cannot insert multiple commands into a prepared statement");
@@ -615,6 +619,7 @@ impl Session {
     /// [`Session::copy_done`]. Returns how many columns each line has.
     pub fn copy_start(&mut self, parsed: &Parsed) -> Result<usize> {
         self.clear_cancel();
+        self.enter_zone();
         self.copy = None;
         if self.status == TxnStatus::Failed {
             return in_failed_block();
@@ -921,6 +926,7 @@ impl Session {
 
     fn execute_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         self.clear_cancel();
+        self.enter_zone();
         let timeout = self.arm_statement_timeout();
         let result = self.run_statement(sql, parsed, sink);
         let result = self.disarm_statement_timeout(timeout, result);
@@ -1507,29 +1513,69 @@ impl Session {
             }
             ast::Set::SingleAssignment { variable, values, scope, .. } => {
                 let name = variable.to_string().to_lowercase();
-                if *scope == Some(ast::ContextModifier::Local) {
-                    if self.status != TxnStatus::InBlock {
-                        sink.notice("SET LOCAL can only be used in transaction blocks")?;
-                        return sink.complete("SET");
+                let local = *scope == Some(ast::ContextModifier::Local);
+                return self.set_setting(name, values, local, sink);
+            }
+            ast::Set::SetTimeZone { local, value } => {
+                // `SET TIME ZONE LOCAL` is the default zone, as DEFAULT is.
+                let value = match value {
+                    ast::Expr::Identifier(i) if i.value.eq_ignore_ascii_case("local") => {
+                        ast::Expr::Identifier(ast::Ident::new("DEFAULT"))
                     }
-                    self.local_settings.push(name.clone());
-                }
-                let value = values
-                    .iter()
-                    .map(|v| match v {
-                        ast::Expr::Value(v) => v.clone().into_string().unwrap_or_else(|| v.to_string()),
-                        other => other.to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                crate::timestamp::check_setting(&name, &value)?;
-                Arc::make_mut(&mut self.settings).insert(name, value);
+                    v => v.clone(),
+                };
+                return self.set_setting("timezone".into(), std::slice::from_ref(&value), *local, sink);
             }
             _ => {
-                // SET TIME ZONE, SET NAMES, ...: accepted, no effect yet.
+                // SET NAMES, ...: accepted, no effect yet.
             }
         }
         sink.complete("SET")
+    }
+
+    /// `SET [LOCAL] name = value` (`DEFAULT`: back to the default), the
+    /// value checked first (a bad one changes nothing).
+    fn set_setting(&mut self, name: String, values: &[ast::Expr], local: bool, sink: &mut dyn Sink) -> Result<()> {
+        if local && self.status != TxnStatus::InBlock {
+            sink.notice("SET LOCAL can only be used in transaction blocks")?;
+            return sink.complete("SET");
+        }
+        let is_default = matches!(values, [ast::Expr::Identifier(i)] if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
+        if is_default {
+            Arc::make_mut(&mut self.settings).remove(&name);
+        } else {
+            let value = values
+                .iter()
+                .map(|v| match v {
+                    ast::Expr::Value(v) => v.clone().into_string().unwrap_or_else(|| v.to_string()),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let value = crate::timestamp::setting_value(&name, &value)?;
+            Arc::make_mut(&mut self.settings).insert(name.clone(), value);
+        }
+        if local {
+            self.local_settings.push(name);
+        }
+        sink.complete("SET")
+    }
+
+    /// Makes the session's `TimeZone` this thread's
+    /// ([`crate::ops::zone::session`]) as a statement starts; plans kept
+    /// under another zone go (a constant they folded, such as
+    /// `'2026-01-01'::timestamptz`, meant another instant there).
+    fn enter_zone(&mut self) {
+        let zone = self
+            .settings
+            .get("timezone")
+            .and_then(|v| crate::ops::zone::parse_setting(v))
+            .map_or(crate::ops::zone::Zone::Fixed(0), |(zone, _)| zone);
+        if zone != self.plans_zone {
+            self.kept_plans.clear();
+            self.plans_zone = zone;
+        }
+        crate::ops::zone::set_session(zone);
     }
 
     /// Plans and runs one statement in `txn`; returns its command tag.

@@ -149,18 +149,29 @@ pub fn parse_setting_duration(s: &str) -> Result<Option<std::time::Duration>> {
     Ok((nanos > 0).then(|| std::time::Duration::from_nanos(nanos as u64)))
 }
 
-/// Refuses a value a setting SpanDB acts on cannot take (22023, as
-/// PostgreSQL: `SET statement_timeout = 'soon'`); any other setting takes
-/// any text.
-pub fn check_setting(name: &str, value: &str) -> Result<()> {
-    if !matches!(name, "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout") {
-        return Ok(());
-    }
-    match parse_setting_duration(value) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            sql_err!(InvalidParameterValue, "invalid value for parameter \"{name}\": \"{value}\" ({})", e.message)
+/// The value to keep for setting `name` set to `value`: refused if a
+/// setting SpanDB acts on cannot take it (22023, as PostgreSQL: `SET
+/// statement_timeout = 'soon'`), a time zone by its own name
+/// (`europe/paris` is `Europe/Paris`); any other setting takes any text.
+pub fn setting_value(name: &str, value: &str) -> Result<String> {
+    match name {
+        "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
+            match parse_setting_duration(value) {
+                Ok(_) => Ok(value.to_string()),
+                Err(e) => {
+                    sql_err!(
+                        InvalidParameterValue,
+                        "invalid value for parameter \"{name}\": \"{value}\" ({})",
+                        e.message
+                    )
+                }
+            }
         }
+        "timezone" => match crate::ops::zone::parse_setting(value) {
+            Some((_, shown)) => Ok(shown),
+            None => sql_err!(InvalidParameterValue, "invalid value for parameter \"TimeZone\": \"{value}\""),
+        },
+        _ => Ok(value.to_string()),
     }
 }
 

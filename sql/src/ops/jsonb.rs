@@ -838,11 +838,14 @@ pub fn from_value(v: &Value) -> Json {
         }
         Value::Timestamp(_) | Value::TimestampTz(_) => {
             let text = super::to_text(v).unwrap_or_default().replacen(' ', "T", 1);
-            // PostgreSQL's JSON form of a zone offset has its minutes.
-            let text = match text.strip_suffix("+00") {
-                Some(rest) => format!("{rest}+00:00"),
-                None => text,
-            };
+            // PostgreSQL's JSON form of a zone offset has its minutes
+            // (`+00:00`, `-05:00`; `+05:30` has them already).
+            let b = text.as_bytes();
+            let short_offset = matches!(v, Value::TimestampTz(_))
+                && b.len() > 3
+                && matches!(b[b.len() - 3], b'+' | b'-')
+                && b[b.len() - 2..].iter().all(u8::is_ascii_digit);
+            let text = if short_offset { format!("{text}:00") } else { text };
             Json::String(text)
         }
         other => match other.as_i64() {

@@ -43,6 +43,8 @@
 //! - No input panics: an unknown name is 22023 "time zone ... not
 //!   recognized".
 
+use std::cell::Cell;
+
 use chrono::{Offset, TimeZone as _};
 
 use crate::error::Result;
@@ -58,6 +60,50 @@ pub enum Zone {
     Fixed(i64),
     /// An IANA zone, with its history of offsets.
     Named(chrono_tz::Tz),
+}
+
+thread_local! {
+    /// The zone of the session running on this thread ([`session`]).
+    static SESSION: Cell<Zone> = const { Cell::new(Zone::Fixed(0)) };
+}
+
+/// The running session's zone (its `TimeZone` setting; UTC until one is
+/// set): what a timestamptz's text shows and what one without an offset
+/// means, and where casts between timestamptz and the zone-less types
+/// and timestamptz's calendar arithmetic take their wall clock.
+///
+/// It is the thread's, as PostgreSQL keeps it in a process global: a
+/// session runs its statements, and encodes their rows, on a thread of
+/// its own (a gateway connection's, a shell's), and sets it as each
+/// statement starts (`Session`). Any other thread sees UTC.
+pub fn session() -> Zone {
+    SESSION.with(Cell::get)
+}
+
+/// Makes `zone` this thread's session zone ([`session`]).
+pub fn set_session(zone: Zone) {
+    SESSION.with(|z| z.set(zone));
+}
+
+/// Reads a `TimeZone` setting as PostgreSQL's setting takes it, with the
+/// text SHOW gives then: a number is hours **east** (`SET TIME ZONE -7`,
+/// shown `<-07>+07`), otherwise an IANA name (shown in its own spelling)
+/// or a POSIX offset (`'UTC+3'`: hours west). Abbreviations are refused
+/// there, as PostgreSQL refuses them.
+pub fn parse_setting(spec: &str) -> Option<(Zone, String)> {
+    let spec = spec.trim();
+    if let Ok(hours) = spec.parse::<f64>() {
+        let east = (hours * 3_600.0).round();
+        if !east.is_finite() || east.abs() > (POSIX_HOURS_MAX * 3_600) as f64 {
+            return None;
+        }
+        let east = east as i64;
+        return Some((Zone::Fixed(east), format!("<{}>{}", offset_text(east), offset_text(-east))));
+    }
+    if let Some(tz) = named(spec) {
+        return Some((Zone::Named(tz), tz.name().to_string()));
+    }
+    posix_offset(&spec.to_ascii_lowercase()).map(|seconds| (Zone::Fixed(seconds), spec.to_string()))
 }
 
 /// PostgreSQL's default abbreviations most often written, each its fixed
@@ -125,9 +171,13 @@ fn named(name: &str) -> Option<chrono_tz::Tz> {
     chrono_tz::TZ_VARIANTS.iter().find(|tz| tz.name().eq_ignore_ascii_case(name)).copied()
 }
 
-/// `[name][+|-]H[H][:MM[:SS]]`, hours west (POSIX): seconds east.
+/// `[name][+|-]H[H][:MM[:SS]]`, hours west (POSIX), the name letters or
+/// anything in `<...>`: seconds east.
 fn posix_offset(spec: &str) -> Option<i64> {
-    let name_len = spec.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(spec.len());
+    let name_len = match spec.strip_prefix('<') {
+        Some(quoted) => quoted.find('>')? + 2,
+        None => spec.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(spec.len()),
+    };
     let rest = &spec[name_len..];
     let (west, rest) = match rest.as_bytes().first()? {
         b'+' => (true, &rest[1..]),
@@ -200,6 +250,48 @@ impl Zone {
             }
         })
     }
+}
+
+/// The wall-clock time in `zone` at the instant `utc_us` and the zone's
+/// offset then (seconds east): a timestamptz as its text shows it.
+pub fn local_and_offset(utc_us: i64, zone: Zone) -> Result<(i64, i64)> {
+    let offset = zone.offset_at(utc_us)?;
+    let local = finite(utc_us.checked_add(offset.checked_mul(MICROS_PER_SECOND).ok_or_else(out_of_range)?))?;
+    Ok((local, offset))
+}
+
+/// The seconds east of UTC of `zone` at the instant `utc_us`
+/// (`extract(timezone FROM ...)`).
+pub fn offset_at(utc_us: i64, zone: Zone) -> Result<i64> {
+    zone.offset_at(utc_us)
+}
+
+/// An offset as PostgreSQL prints it after a timestamptz: `+00`,
+/// `-05`, `+05:30`, `-00:16:08`.
+pub fn offset_text(seconds: i64) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let s = seconds.unsigned_abs();
+    let (h, m, sec) = (s / 3600, s / 60 % 60, s % 60);
+    match (m, sec) {
+        (0, 0) => format!("{sign}{h:02}"),
+        (_, 0) => format!("{sign}{h:02}:{m:02}"),
+        _ => format!("{sign}{h:02}:{m:02}:{sec:02}"),
+    }
+}
+
+/// `us` (a timestamptz) moved by `i`'s months and days on the session
+/// zone's calendar, then by its time: a day later is the same wall-clock
+/// time, 23 or 25 hours on across a change of offset, as in PostgreSQL.
+pub fn add_in_session(us: i64, i: &Interval) -> Option<i64> {
+    let zone = session();
+    let calendar = Interval { micros: 0, ..*i };
+    if matches!(zone, Zone::Fixed(_)) || (i.months == 0 && i.days == 0) || us == i64::MIN || us == i64::MAX {
+        return super::interval::add_to_timestamp(us, i);
+    }
+    let local = to_local(us, zone).ok()?;
+    let moved = super::interval::add_to_timestamp(local, &calendar)?;
+    let instant = to_utc(moved, zone).ok()?;
+    super::interval::add_to_timestamp(instant, &Interval { months: 0, days: 0, micros: i.micros })
 }
 
 fn out_of_range() -> crate::error::Error {
