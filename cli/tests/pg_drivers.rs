@@ -404,7 +404,10 @@ async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> 
         assert_eq!(other.query_one("SELECT v FROM k WHERE id = 1", &[]).await?.get::<_, i32>(0), 2);
 
         // statement_timeout. (Each statement below would run for 60 s, or
-        // until the lock wait gives up with 40001, were it not stopped.)
+        // until the lock wait gives up after LOCK_WAIT_MAX with another
+        // error, were it not stopped.) `other` holds locks below: no
+        // idle timeout of 1 s for it now.
+        other.batch_execute("SET idle_in_transaction_session_timeout = '1min'").await?;
         let timed_out = |e: tokio_postgres::Error| {
             assert_eq!(code(&e), Some(&SqlState::QUERY_CANCELED), "{e:?}");
             let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
@@ -427,6 +430,15 @@ async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> 
         other.batch_execute("BEGIN; UPDATE k SET v = 5 WHERE id = 1").await?;
         let e = timing.execute("UPDATE k SET v = 6 WHERE id = 1", &[]).await.unwrap_err();
         assert_eq!(code(&e), Some(&SqlState::LOCK_NOT_AVAILABLE), "{e:?}");
+        // Under a savepoint too; the read given up on may yet take its
+        // lock, so the block cannot go back to it and commit: 40001, and
+        // a retry, rather than a COMMIT that fails after more work.
+        timing.batch_execute("BEGIN; SAVEPOINT s").await?;
+        let e = timing.execute("UPDATE k SET v = 6 WHERE id = 1", &[]).await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::LOCK_NOT_AVAILABLE), "{e:?}");
+        let e = timing.batch_execute("ROLLBACK TO SAVEPOINT s").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::T_R_SERIALIZATION_FAILURE), "{e:?}");
+        timing.batch_execute("ROLLBACK").await?;
         other.batch_execute("ROLLBACK").await?;
         timing.batch_execute("SET lock_timeout = 0; SET statement_timeout = '300ms'").await?;
         // In a block: the block fails, as after any error.

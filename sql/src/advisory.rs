@@ -134,6 +134,14 @@ impl Registry {
     }
 }
 
+/// What ends a wait for an advisory lock: the session's cancel flag
+/// (57014) and its `lock_timeout` (55P03), measured on the engine's clock.
+#[derive(Clone, Copy, Default)]
+pub struct Wait<'a> {
+    pub cancel: Option<&'a AtomicBool>,
+    pub lock_timeout: Option<std::time::Duration>,
+}
+
 /// One session's advisory locks: its owner id (random, so unique across
 /// the cluster's sessions), its gateway's registry, the engine.
 pub struct SessionLocks {
@@ -190,8 +198,8 @@ impl SessionLocks {
     }
 
     /// Calls advisory function `name` (strict: a NULL argument gives
-    /// NULL and takes nothing). `cancel` stops a wait (57014).
-    pub fn call(&self, name: &str, args: &[Value], cancel: Option<&AtomicBool>) -> Result<Value> {
+    /// NULL and takes nothing). `wait` bounds a wait for the lock.
+    pub fn call(&self, name: &str, args: &[Value], wait: Wait<'_>) -> Result<Value> {
         if args.iter().any(Value::is_null) {
             return Ok(Value::Null);
         }
@@ -211,12 +219,12 @@ impl SessionLocks {
         let Some((mode, xact, waits)) = kind(name) else {
             return sql_err!(UndefinedFunction, "function {name} does not exist");
         };
-        let taken = self.lock(id, mode, xact, waits, cancel)?;
+        let taken = self.lock(id, mode, xact, waits, wait)?;
         Ok(if waits { Value::Text(String::new()) } else { Value::Bool(taken) })
     }
 
     /// Takes `id` in `mode`, waiting if `waits`; whether it was taken.
-    fn lock(&self, id: LockId, mode: LockMode, xact: bool, waits: bool, cancel: Option<&AtomicBool>) -> Result<bool> {
+    fn lock(&self, id: LockId, mode: LockMode, xact: bool, waits: bool, wait: Wait<'_>) -> Result<bool> {
         let slot = (self.owner, id, mode);
         // Held, with a lease well ahead: nested, no I/O. A lease near its
         // end (its renewals failing) is checked, and renewed, by taking
@@ -229,12 +237,17 @@ impl SessionLocks {
             .is_some_and(|c| c.held() && c.until_ns > now_ns.saturating_add(limits::ADVISORY_LEASE_NS / 2));
         if !trusted {
             let mut pause = limits::ADVISORY_POLL_MIN_NS;
+            let give_up_at =
+                wait.lock_timeout.map(|t| now_ns.saturating_add(t.as_nanos().min(u128::from(u64::MAX)) as u64));
             while !take(self.engine.as_ref(), self.owner, id, mode)? {
                 if !waits {
                     return Ok(false);
                 }
-                if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+                if wait.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
                     return sql_err!(QueryCanceled, "canceling statement due to user request");
+                }
+                if give_up_at.is_some_and(|at| self.engine.now() >= at) {
+                    return sql_err!(LockNotAvailable, "canceling statement due to lock timeout");
                 }
                 self.engine.wait(pause);
                 pause = (pause * 2).min(limits::ADVISORY_POLL_MAX_NS);
@@ -494,7 +507,7 @@ mod tests {
 
     fn call(locks: &SessionLocks, name: &str, args: &[i64]) -> Value {
         let args: Vec<Value> = args.iter().map(|a| Value::Int8(*a)).collect();
-        locks.call(name, &args, None).unwrap()
+        locks.call(name, &args, Wait::default()).unwrap()
     }
 
     /// Goal: a lock held by one session is refused to another, whatever
@@ -518,7 +531,7 @@ mod tests {
         assert_eq!(call(&b, "pg_try_advisory_lock_shared", &[42]), Value::Bool(true));
         assert_eq!(call(&a, "pg_try_advisory_lock_shared", &[42]), Value::Bool(true), "shared with shared");
         assert_eq!(call(&a, "pg_try_advisory_lock", &[42]), Value::Bool(false), "not exclusive beside b's share");
-        assert_eq!(a.call("pg_try_advisory_lock", &[Value::Null], None).unwrap(), Value::Null);
+        assert_eq!(a.call("pg_try_advisory_lock", &[Value::Null], Wait::default()).unwrap(), Value::Null);
     }
 
     /// Goal: a session's ending, its unlock_all, and (for transaction-
@@ -579,7 +592,26 @@ mod tests {
         let b = SessionLocks::new(engine.clone(), Arc::default());
         call(&a, "pg_advisory_lock", &[1]);
         let cancel = AtomicBool::new(true);
-        let e = b.call("pg_advisory_lock", &[Value::Int8(1)], Some(&cancel)).unwrap_err();
+        let e = b
+            .call("pg_advisory_lock", &[Value::Int8(1)], Wait { cancel: Some(&cancel), lock_timeout: None })
+            .unwrap_err();
         assert_eq!(e.state, SqlState::QueryCanceled);
+    }
+
+    /// Goal: a wait longer than the session's `lock_timeout` ends with
+    /// 55P03, and the lock stays its holder's. Method: two sessions on
+    /// one engine (whose waits move its logical clock).
+    #[test]
+    fn a_wait_gives_up_at_the_lock_timeout() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let a = SessionLocks::new(engine.clone(), Arc::default());
+        let b = SessionLocks::new(engine.clone(), Arc::default());
+        call(&a, "pg_advisory_lock", &[1]);
+        let wait = Wait { cancel: None, lock_timeout: Some(std::time::Duration::from_millis(50)) };
+        let e = b.call("pg_advisory_lock", &[Value::Int8(1)], wait).unwrap_err();
+        assert_eq!(e.state, SqlState::LockNotAvailable);
+        assert_eq!(call(&b, "pg_try_advisory_lock", &[1]), Value::Bool(false));
+        assert_eq!(call(&a, "pg_advisory_unlock", &[1]), Value::Bool(true));
+        assert_eq!(b.call("pg_advisory_lock", &[Value::Int8(1)], wait).unwrap(), Value::Text(String::new()));
     }
 }

@@ -672,6 +672,9 @@ impl DeadlineLifting<'_> {
         }
         self.leases.lift(self.inner).map_err(|e| match e.state {
             SqlState::SerializationFailure => KvError::Retryable(e.message),
+            // A cancel or timeout stays one (57014, 55P03).
+            SqlState::QueryCanceled => KvError::Cancelled,
+            SqlState::LockNotAvailable => KvError::LockTimeout,
             _ => KvError::Unavailable(e.message),
         })
     }

@@ -698,7 +698,14 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
                 "current_setting" | "set_config" => setting_function(name, values, cx)?,
                 "pg_sleep" | "pg_sleep_for" => sleep(&values[0], cx)?,
                 name if crate::advisory::is_function(name) => match cx.advisory.clone() {
-                    Some(locks) => locks.call(name, &values, cx.cancel.as_deref())?,
+                    Some(locks) => {
+                        let lock_timeout = cx
+                            .settings
+                            .get("lock_timeout")
+                            .and_then(|v| crate::timestamp::parse_setting_duration(v).ok().flatten());
+                        let wait = crate::advisory::Wait { cancel: cx.cancel.as_deref(), lock_timeout };
+                        locks.call(name, &values, wait)?
+                    }
                     None => return sql_err!(FeatureNotSupported, "advisory locks are not available here"),
                 },
                 _ => functions::call(name, &values)?,

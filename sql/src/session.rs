@@ -982,15 +982,22 @@ impl Session {
         if self.status == TxnStatus::Failed {
             return in_failed_block();
         }
-        match &parsed.statement {
+        let session_statement = match &parsed.statement {
             // Storage statistics and space are SpanDB's own business.
-            S::Vacuum(_) => return sink.complete("VACUUM"),
-            S::Analyze(_) => return sink.complete("ANALYZE"),
-            S::ShowVariable { variable } => return self.show(variable, sink),
-            S::Set(set) => return self.set(set, sink),
-            S::Reset(reset) => return self.reset(&reset.reset, sink),
-            S::Discard { object_type } => return self.discard(*object_type, sink),
-            _ => {}
+            S::Vacuum(_) => Some(sink.complete("VACUUM")),
+            S::Analyze(_) => Some(sink.complete("ANALYZE")),
+            S::ShowVariable { variable } => Some(self.show(variable, sink)),
+            S::Set(set) => Some(self.set(set, sink)),
+            S::Reset(reset) => Some(self.reset(&reset.reset, sink)),
+            S::Discard { object_type } => Some(self.discard(*object_type, sink)),
+            _ => None,
+        };
+        if let Some(result) = session_statement {
+            // In a block, its failure fails the block, as any statement's.
+            return match result {
+                Err(e) if self.status == TxnStatus::InBlock => Err(self.fail_block(e)),
+                other => other,
+            };
         }
         if parsed.as_of.is_some() && !matches!(parsed.statement, S::Query(_)) {
             return sql_err!(FeatureNotSupported, "AS OF SYSTEM TIME is only allowed on SELECT and BEGIN");

@@ -8,7 +8,8 @@
 //! CancelRequest, Ctrl-C, a client that hung up): the executor checks the
 //! flag as it works, and the engine's waits for locks watch it. A timeout
 //! is one more way to set that flag, so it costs the running statement
-//! nothing: no clock is read on its paths.
+//! nothing but arming and disarming (a lock each): no clock is read on
+//! its paths.
 //!
 //! ```text
 //!   session: statement starts ── arm(deadline, flags) ──┐
@@ -99,9 +100,13 @@ impl Watchdog {
         let mut armed = self.lock();
         armed.next_ticket += 1;
         let ticket = armed.next_ticket;
+        // Only a new nearest deadline needs the serving thread to wake.
+        let nearest = armed.statements.values().all(|(deadline, _)| deadline_ns < *deadline);
         armed.statements.insert(ticket, (deadline_ns, flags));
         drop(armed);
-        self.changed.notify_all();
+        if nearest {
+            self.changed.notify_all();
+        }
         Ticket(ticket)
     }
 

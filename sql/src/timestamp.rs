@@ -126,6 +126,7 @@ pub fn parse_duration(s: &str) -> Result<i64> {
             "s" | "sec" | "secs" | "second" | "seconds" => 1e9,
             "m" | "min" | "mins" | "minute" | "minutes" => 60e9,
             "h" | "hour" | "hours" => 3600e9,
+            "d" | "day" | "days" => 86_400e9,
             _ => return bad(),
         };
         let ns = number * scale;

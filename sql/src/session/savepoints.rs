@@ -184,8 +184,10 @@ fn ends_transaction(state: SqlState) -> bool {
             | SqlState::DeadlockDetected
             | SqlState::StatementCompletionUnknown
             | SqlState::SystemError
-            // A cancelled read may yet take its lock: the transaction
-            // cannot commit (`client::Txn`'s abandoned reads).
+            // A cancelled read (or one given up on at `lock_timeout`)
+            // may yet take its lock: the transaction cannot commit
+            // (`client::Txn`'s abandoned reads).
             | SqlState::QueryCanceled
+            | SqlState::LockNotAvailable
     )
 }
