@@ -278,6 +278,51 @@ async fn a_psql_session_matches_its_expected_output() -> anyhow::Result<()> {
     stop_then(cluster, body).await
 }
 
+/// Goal: a migration's schema changes run in one transaction block as
+/// they do on PostgreSQL, whatever their order: an index created, then
+/// another table changed (each such change first drains that table in a
+/// transaction of its own, which once waited for the block's locks on
+/// every descriptor, read to check index names, while the block waited
+/// for it: 40001 after seconds, on every retry); an index dropped and
+/// made again in one simple query.
+/// Method: the statements Django and Rails migrations send, each block
+/// bounded by a deadline; then the indexes and the foreign key exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_s_schema_changes_run_in_one_block() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let body = tokio::spawn(async move {
+        let db = connect(&addr).await?;
+        db.batch_execute(
+            "CREATE TABLE p (id INT PRIMARY KEY, v INT); CREATE TABLE q (id INT PRIMARY KEY, v INT, w INT); \
+             INSERT INTO p VALUES (1, 10), (2, 20); INSERT INTO q VALUES (1, 1, 1)",
+        )
+        .await?;
+        db.batch_execute("CREATE INDEX p_v ON p (v)").await?;
+        let blocks = [
+            "BEGIN; CREATE TABLE c (id INT PRIMARY KEY, pid INT); CREATE INDEX c_pid ON c (pid); \
+             ALTER TABLE c ADD CONSTRAINT c_pid_fk FOREIGN KEY (pid) REFERENCES p (id); COMMIT",
+            "BEGIN; CREATE INDEX q_v ON q (v); ALTER TABLE p ADD COLUMN z INT; COMMIT",
+            "BEGIN; DROP INDEX p_v; CREATE INDEX q_w ON q (w); COMMIT",
+            "DROP INDEX IF EXISTS p_z; CREATE INDEX p_z ON p (z)",
+        ];
+        for block in blocks {
+            tokio::time::timeout(Duration::from_secs(60), db.batch_execute(block))
+                .await
+                .map_err(|_| anyhow::anyhow!("{block}: still waiting after 60 s"))?
+                .map_err(|e| anyhow::anyhow!("{block}: {e:?}"))?;
+        }
+        let rows = db.query("SELECT relname FROM pg_class WHERE relkind = 'i' ORDER BY relname", &[]).await?;
+        let indexes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(indexes, ["c_pid", "c_pkey", "p_pkey", "p_z", "q_pkey", "q_v", "q_w"]);
+        let e = db.batch_execute("INSERT INTO c VALUES (1, 3)").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::FOREIGN_KEY_VIOLATION), "{e:?}");
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
 /// Goal: psql 15's describe commands work as on PostgreSQL: `\dt`, `\d`
 /// of a table (columns, types, NOT NULL, defaults, the primary key and
 /// the other indexes), `\d+`, `\di`, `\dv` and a view's definition,
@@ -452,6 +497,19 @@ async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> 
         timing.batch_execute("SELECT pg_sleep(0.5)").await?;
         let v: i32 = timing.query_one("SELECT v FROM k WHERE id = 1", &[]).await?.get(0);
         assert_eq!(v, 3, "the holder's write, not the timed-out UPDATE's");
+        // A CREATE INDEX stopped by its timeout (in its statement or in
+        // the backfill after its commit) leaves no index behind: the same
+        // one can be made again.
+        timing.batch_execute("CREATE TABLE big (id INT PRIMARY KEY, v INT)").await?;
+        timing.batch_execute("INSERT INTO big SELECT i, i % 100 FROM generate_series(1, 5000) i").await?;
+        timing.batch_execute("SET statement_timeout = '1ms'").await?;
+        if let Err(e) = timing.batch_execute("CREATE INDEX big_v ON big (v)").await {
+            timed_out(e);
+        }
+        timing.batch_execute("SET statement_timeout = 0").await?;
+        timing.batch_execute("DROP INDEX IF EXISTS big_v; CREATE INDEX big_v ON big (v)").await?;
+        let n: i64 = timing.query_one("SELECT count(*) FROM big WHERE v = 7", &[]).await?.get(0);
+        assert_eq!(n, 50);
         anyhow::Ok(())
     })
     .await;

@@ -169,7 +169,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         }
         Plan::DropIndex { names, if_exists } => {
             for name in names {
-                match Catalog::table_of_index(cx.txn()?, name)? {
+                match table_of_drained_index(cx, name)? {
                     Some((table, id)) => {
                         cx.drains.check(&table)?;
                         table.check_writable()?;
@@ -190,7 +190,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                     }
                     None if *if_exists => sink.notice(&format!("index \"{name}\" does not exist, skipping"))?,
                     None => {
-                        if Catalog::tables(cx.txn()?)?.iter().any(|t| t.primary.name == *name) {
+                        if all_tables(cx)?.iter().any(|t| t.primary.name == *name) {
                             return sql_err!(FeatureNotSupported, "cannot drop the primary key index \"{name}\"");
                         }
                         return sql_err!(UndefinedObject, "index \"{name}\" does not exist");
@@ -538,6 +538,27 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
 
 /// The key of a row of `table` that `fk` refuses, shown as PostgreSQL's
 /// DETAIL shows it, if there is one.
+
+/// The table with index `name` and the index's id, among the tables the
+/// statement's drains cover (the drain before it found the index's table,
+/// `Session::drain`) or its transaction owns (created or changed there),
+/// read in its transaction. Reading only those, not every descriptor,
+/// leaves a block's other tables unlocked: a later schema change of one
+/// drains it in a transaction of its own, which would wait for the
+/// block's lock on its descriptor while the block waits for the drain.
+fn table_of_drained_index(cx: &mut Cx, name: &str) -> Result<Option<(std::sync::Arc<TableDesc>, u32)>> {
+    let ids: std::collections::BTreeSet<u32> = cx.drains.epochs.keys().chain(&cx.drains.owned).copied().collect();
+    for id in ids {
+        if let Some(table) = Catalog::table_by_id(cx.txn()?, id)? {
+            if let Some(index) = table.indexes.iter().find(|i| i.name == name) {
+                let id = index.id;
+                return Ok(Some((table, id)));
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn first_dangling(
     cx: &mut Cx,
     table: &TableDesc,
@@ -568,7 +589,7 @@ fn run_query(cx: &mut Cx, sql: &str) -> Result<Vec<crate::types::Row>> {
 /// views), as they plan now; a view that no longer plans reads nothing.
 fn views_reading(cx: &mut Cx, table: &str) -> Result<Vec<std::sync::Arc<TableDesc>>> {
     let mut out = Vec::new();
-    for view in Catalog::tables(cx.txn()?)?.into_iter().filter(|t| t.view.is_some()) {
+    for view in all_tables(cx)?.into_iter().filter(|t| t.view.is_some()) {
         if planner::view_tables(cx.txn()?, &view).is_ok_and(|used| used.iter().any(|t| t == table)) {
             out.push(view);
         }
@@ -635,7 +656,40 @@ fn name_taken(cx: &mut Cx, name: &str) -> Result<bool> {
     if Catalog::table(cx.txn()?, name)?.is_some() {
         return Ok(true);
     }
-    Ok(Catalog::tables(cx.txn()?)?.iter().any(|t| t.primary.name == name || t.indexes.iter().any(|i| i.name == name)))
+    Ok(all_tables(cx)?.iter().any(|t| t.primary.name == name || t.indexes.iter().any(|i| i.name == name)))
+}
+
+/// Every table and view, for a schema change that must look them all
+/// over (is an index name free? which views read a table?) without
+/// locking them: the committed descriptors, read lock-free, with the
+/// transaction's own version of each table it created, changed or
+/// drained in their place.
+///
+/// Reading every descriptor in the statement's transaction would lock
+/// them all, and in a transaction block a later schema change of another
+/// table drains that table first in a transaction of its own, which
+/// would wait for the block's lock while the block waits for it (until
+/// the wait gave up with 40001, on every retry: `CREATE INDEX` then
+/// `ALTER TABLE other ...` in one migration). The price: two sessions
+/// creating an index of the same name at once, on different tables, can
+/// both succeed.
+fn all_tables(cx: &mut Cx) -> Result<Vec<std::sync::Arc<TableDesc>>> {
+    let Some(engine) = cx.engine.clone() else { return Catalog::tables(cx.txn()?) };
+    let mut snapshot = engine.begin(crate::kv::Mode::ReadOnly)?;
+    let committed = Catalog::tables(snapshot.as_mut());
+    let _ = snapshot.rollback();
+    let mut tables: std::collections::BTreeMap<u32, std::sync::Arc<TableDesc>> =
+        committed?.into_iter().map(|t| (t.id, t)).collect();
+    let own: std::collections::BTreeSet<u32> = cx.drains.epochs.keys().chain(&cx.drains.owned).copied().collect();
+    for id in own {
+        match Catalog::table_by_id(cx.txn()?, id)? {
+            Some(table) => tables.insert(id, table),
+            None => tables.remove(&id),
+        };
+    }
+    let mut tables: Vec<_> = tables.into_values().collect();
+    tables.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tables)
 }
 
 fn check_index_names_free<'a>(cx: &mut Cx, names: impl Iterator<Item = &'a str>) -> Result<()> {

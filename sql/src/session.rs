@@ -150,6 +150,11 @@ impl RowIds for RowIdSequence {
 /// One client's session.
 pub struct Session {
     engine: Arc<dyn Engine>,
+    /// The engine for what must finish after a cancel too: giving back
+    /// advisory locks, undoing a failed schema change's half-built index
+    /// or copy ([`Session::with_advisory`] gives it; until then the
+    /// session's own).
+    uncancelled: Arc<dyn Engine>,
     txn: Option<Box<dyn Transaction>>,
     status: TxnStatus,
     /// The explicit transaction's start time (its `now()`), microseconds.
@@ -370,6 +375,7 @@ impl Session {
         let seed = engine.now() ^ 0x005E_ED0F_5AAD_B000;
         let engine_for_locks = engine.clone();
         Session {
+            uncancelled: engine.clone(),
             engine,
             txn: None,
             status: TxnStatus::Idle,
@@ -425,6 +431,7 @@ impl Session {
     /// must still give its locks back; a waiting lock watches the cancel
     /// flag itself).
     pub fn with_advisory(mut self, engine: Arc<dyn Engine>, registry: Arc<advisory::Registry>) -> Session {
+        self.uncancelled = engine.clone();
         self.advisory = Arc::new(advisory::SessionLocks::new(engine, registry));
         self
     }
@@ -1375,7 +1382,10 @@ impl Session {
         for target in targets {
             let desc = match target {
                 SchemaTarget::Table(name) => Catalog::table(txn, name)?,
-                SchemaTarget::Index(name) => Catalog::table_of_index(txn, name)?.map(|(desc, _)| desc),
+                SchemaTarget::Index(name) => match self.committed_table_of_index(name)? {
+                    Some(id) => Catalog::table_by_id(txn, id)?,
+                    None => None,
+                },
                 SchemaTarget::Id(id) => Catalog::table_by_id(txn, *id)?,
                 SchemaTarget::ReferencedBy(..) | SchemaTarget::Referencing { .. } => None,
             };
@@ -1402,6 +1412,18 @@ impl Session {
         Ok(epochs)
     }
 
+    /// The id of the table with index `name`, as committed: found by a
+    /// lock-free read, not by reading every descriptor in the drain's
+    /// transaction, which would wait for any descriptor this session's
+    /// block has changed, while the block waits for the drain. (An index
+    /// the block created is on a table it owns, which needs no drain.)
+    fn committed_table_of_index(&self, name: &str) -> Result<Option<u32>> {
+        let mut snapshot = self.engine.begin(Mode::ReadOnly)?;
+        let found = Catalog::table_of_index(snapshot.as_mut(), name);
+        let _ = snapshot.rollback();
+        Ok(found?.map(|(desc, _)| desc.id))
+    }
+
     /// Asks the engine for shard boundaries around every table the
     /// statement or block just created ([`Engine::split_at`]).
     fn split_at_created_tables(&self) {
@@ -1421,7 +1443,9 @@ impl Session {
         if drains.epochs.is_empty() {
             return;
         }
-        let Ok(mut txn) = self.engine.begin(Mode::ReadWrite) else { return };
+        // Ended after a cancel or timeout too: a drain left marked stops
+        // the table's writers planning from leases until the next one.
+        let Ok(mut txn) = self.uncancelled.begin(Mode::ReadWrite) else { return };
         if drains.epochs.iter().all(|(&id, &epoch)| Catalog::end_drain(txn.as_mut(), id, epoch).is_ok()) {
             let _ = txn.commit();
         } else {
@@ -1902,6 +1926,8 @@ impl Session {
     /// ([`backfill`]); its errors are the statement's.
     fn run_followup(&mut self, followup: &FollowUp, now_us: i64) -> Result<()> {
         let engine = self.engine.clone();
+        // Undoing must not stop at the cancel (or timeout) that failed it.
+        let undo = self.uncancelled.clone();
         match *followup {
             FollowUp::Backfill { table, index } => {
                 let filled = backfill::fill_index(engine.as_ref(), table, index, now_us, &self.cancel);
@@ -1912,7 +1938,7 @@ impl Session {
                     // still has it writes entries nobody reads.
                     self.end_drains();
                     let _ = self.drain(&[SchemaTarget::Id(table)]);
-                    backfill::drop_write_only_index(engine.as_ref(), table, index, now_us);
+                    backfill::drop_write_only_index(undo.as_ref(), table, index, now_us);
                 }
                 filled
             }
@@ -1924,7 +1950,7 @@ impl Session {
                     backfill::switch_to_rewrite(engine.as_ref(), table, &self.drains, now_us)
                 });
                 if switched.is_err() {
-                    backfill::abandon_rewrite(engine.as_ref(), table, now_us);
+                    backfill::abandon_rewrite(undo.as_ref(), table, now_us);
                 }
                 switched
             }
