@@ -536,9 +536,6 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
     }
 }
 
-/// The key of a row of `table` that `fk` refuses, shown as PostgreSQL's
-/// DETAIL shows it, if there is one.
-
 /// The table with index `name` and the index's id, among the tables the
 /// statement's drains cover (the drain before it found the index's table,
 /// `Session::drain`) or its transaction owns (created or changed there),
@@ -559,6 +556,8 @@ fn table_of_drained_index(cx: &mut Cx, name: &str) -> Result<Option<(std::sync::
     Ok(None)
 }
 
+/// The key of a row of `table` that `fk` refuses, shown as PostgreSQL's
+/// DETAIL shows it, if there is one.
 fn first_dangling(
     cx: &mut Cx,
     table: &TableDesc,
