@@ -284,9 +284,13 @@ async fn a_psql_session_matches_its_expected_output() -> anyhow::Result<()> {
 /// transaction of its own, which once waited for the block's locks on
 /// every descriptor, read to check index names, while the block waited
 /// for it: 40001 after seconds, on every retry); an index dropped and
-/// made again in one simple query.
+/// made again in one simple query; a table renamed (which looks for the
+/// views reading it), an index dropped (which looks at the keys
+/// referencing its table), pg_class read, each before another table is
+/// changed.
 /// Method: the statements Django and Rails migrations send, each block
-/// bounded by a deadline; then the indexes and the foreign key exist.
+/// bounded by a deadline; then the indexes and the foreign key exist,
+/// and a block's pg_class shows its own changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migration_s_schema_changes_run_in_one_block() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
@@ -298,13 +302,18 @@ async fn a_migration_s_schema_changes_run_in_one_block() -> anyhow::Result<()> {
              INSERT INTO p VALUES (1, 10), (2, 20); INSERT INTO q VALUES (1, 1, 1)",
         )
         .await?;
-        db.batch_execute("CREATE INDEX p_v ON p (v)").await?;
+        db.batch_execute("CREATE INDEX p_v ON p (v); CREATE VIEW pv AS SELECT id, v FROM p").await?;
         let blocks = [
             "BEGIN; CREATE TABLE c (id INT PRIMARY KEY, pid INT); CREATE INDEX c_pid ON c (pid); \
              ALTER TABLE c ADD CONSTRAINT c_pid_fk FOREIGN KEY (pid) REFERENCES p (id); COMMIT",
             "BEGIN; CREATE INDEX q_v ON q (v); ALTER TABLE p ADD COLUMN z INT; COMMIT",
             "BEGIN; DROP INDEX p_v; CREATE INDEX q_w ON q (w); COMMIT",
             "DROP INDEX IF EXISTS p_z; CREATE INDEX p_z ON p (z)",
+            // Looking for views that read q, or for keys referencing p,
+            // or at pg_class, reads other tables' descriptors too.
+            "BEGIN; ALTER TABLE q RENAME TO q2; ALTER TABLE p ADD COLUMN y INT; COMMIT",
+            "BEGIN; DROP INDEX p_z; CREATE INDEX c_x ON c (pid); COMMIT",
+            "BEGIN; SELECT count(*) FROM pg_class; ALTER TABLE p ADD COLUMN w INT; COMMIT",
         ];
         for block in blocks {
             tokio::time::timeout(Duration::from_secs(60), db.batch_execute(block))
@@ -312,9 +321,14 @@ async fn a_migration_s_schema_changes_run_in_one_block() -> anyhow::Result<()> {
                 .map_err(|_| anyhow::anyhow!("{block}: still waiting after 60 s"))?
                 .map_err(|e| anyhow::anyhow!("{block}: {e:?}"))?;
         }
-        let rows = db.query("SELECT relname FROM pg_class WHERE relkind = 'i' ORDER BY relname", &[]).await?;
-        let indexes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        assert_eq!(indexes, ["c_pid", "c_pkey", "p_pkey", "p_z", "q_pkey", "q_v", "q_w"]);
+        let indexes = "SELECT relname FROM pg_class WHERE relkind = 'i' ORDER BY relname";
+        let names = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect::<Vec<String>>();
+        assert_eq!(names(db.query(indexes, &[]).await?), ["c_pid", "c_pkey", "c_x", "p_pkey", "q_pkey", "q_v", "q_w"]);
+        // A block's pg_class shows its own changes.
+        db.batch_execute("BEGIN; CREATE INDEX q_zz ON q2 (v); DROP INDEX c_x").await?;
+        let seen = names(db.query(indexes, &[]).await?);
+        assert!(seen.contains(&"q_zz".to_string()) && !seen.contains(&"c_x".to_string()), "{seen:?}");
+        db.batch_execute("ROLLBACK").await?;
         let e = db.batch_execute("INSERT INTO c VALUES (1, 3)").await.unwrap_err();
         assert_eq!(code(&e), Some(&SqlState::FOREIGN_KEY_VIOLATION), "{e:?}");
         anyhow::Ok(())

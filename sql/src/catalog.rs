@@ -897,6 +897,40 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Every table and view as committed, read lock-free through
+    /// `engine`, with `txn`'s own version of each table in `own` (those
+    /// its transaction created, changed or drained) in their place.
+    ///
+    /// For a transaction block that must look the whole catalog over (a
+    /// new index's name, the views reading a table, `pg_class`): reading
+    /// every descriptor in its own transaction would lock them all, and a
+    /// later schema change of another table in the block drains that
+    /// table first in a transaction of its own, which would wait for the
+    /// block's lock while the block waits for it (until the wait gives up
+    /// with 40001, on every retry). The price: what others commit
+    /// meanwhile is not locked out (two sessions can each create an index
+    /// of one name, on different tables).
+    pub fn tables_without_locks(
+        engine: &dyn Engine,
+        txn: &mut dyn Transaction,
+        own: &std::collections::BTreeSet<u32>,
+    ) -> Result<Vec<Arc<TableDesc>>> {
+        let mut snapshot = engine.begin(crate::kv::Mode::ReadOnly)?;
+        let committed = Self::tables(snapshot.as_mut());
+        let _ = snapshot.rollback();
+        let mut tables: std::collections::BTreeMap<u32, Arc<TableDesc>> =
+            committed?.into_iter().map(|t| (t.id, t)).collect();
+        for &id in own {
+            match Self::table_by_id(txn, id)? {
+                Some(table) => tables.insert(id, table),
+                None => tables.remove(&id),
+            };
+        }
+        let mut tables: Vec<_> = tables.into_values().collect();
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tables)
+    }
+
     /// The table that has an index named `name`.
     pub fn table_of_index(txn: &mut dyn Transaction, name: &str) -> Result<Option<(Arc<TableDesc>, u32)>> {
         for table in Self::tables(txn)? {
@@ -994,6 +1028,11 @@ pub struct Drains {
 }
 
 impl Drains {
+    /// The tables the transaction created, changed or drained.
+    pub fn own(&self) -> std::collections::BTreeSet<u32> {
+        self.epochs.keys().chain(&self.owned).copied().collect()
+    }
+
     /// Refuses to change `desc` unless its leases were waited out and no
     /// other change ended that drain since (40001, the statement runs
     /// again with a new drain).

@@ -544,8 +544,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
 /// drains it in a transaction of its own, which would wait for the
 /// block's lock on its descriptor while the block waits for the drain.
 fn table_of_drained_index(cx: &mut Cx, name: &str) -> Result<Option<(std::sync::Arc<TableDesc>, u32)>> {
-    let ids: std::collections::BTreeSet<u32> = cx.drains.epochs.keys().chain(&cx.drains.owned).copied().collect();
-    for id in ids {
+    for id in cx.drains.own() {
         if let Some(table) = Catalog::table_by_id(cx.txn()?, id)? {
             if let Some(index) = table.indexes.iter().find(|i| i.name == name) {
                 let id = index.id;
@@ -588,10 +587,29 @@ fn run_query(cx: &mut Cx, sql: &str) -> Result<Vec<crate::types::Row>> {
 /// views), as they plan now; a view that no longer plans reads nothing.
 fn views_reading(cx: &mut Cx, table: &str) -> Result<Vec<std::sync::Arc<TableDesc>>> {
     let mut out = Vec::new();
-    for view in all_tables(cx)?.into_iter().filter(|t| t.view.is_some()) {
-        if planner::view_tables(cx.txn()?, &view).is_ok_and(|used| used.iter().any(|t| t == table)) {
+    let views: Vec<_> = all_tables(cx)?.into_iter().filter(|t| t.view.is_some()).collect();
+    if views.is_empty() {
+        return Ok(out);
+    }
+    // Planned as `all_tables` reads: a view of the transaction's own in
+    // its transaction, any other against the committed catalog, without
+    // locking the tables it reads.
+    let own = cx.drains.own();
+    let mut snapshot = match cx.engine.clone() {
+        Some(engine) => Some(engine.begin(crate::kv::Mode::ReadOnly)?),
+        None => None,
+    };
+    for view in views {
+        let used = match snapshot.as_mut() {
+            Some(snapshot) if !own.contains(&view.id) => planner::view_tables(snapshot.as_mut(), &view),
+            _ => planner::view_tables(cx.txn()?, &view),
+        };
+        if used.is_ok_and(|used| used.iter().any(|t| t == table)) {
             out.push(view);
         }
+    }
+    if let Some(snapshot) = snapshot {
+        let _ = snapshot.rollback();
     }
     Ok(out)
 }
@@ -633,10 +651,20 @@ fn unlink(cx: &mut Cx, referenced: &str, referencing: &str, constraint: &str) ->
 /// The foreign keys referencing `table`, each with its table's name.
 fn referencing_keys(cx: &mut Cx, table: &TableDesc) -> Result<Vec<(String, ForeignKeyDesc)>> {
     let mut keys = Vec::new();
+    if table.referenced_by.is_empty() {
+        return Ok(keys);
+    }
+    // The children as `all_tables` reads them, without locking them (a
+    // later change of one in the block drains it first). A key added or
+    // dropped meanwhile changes `table`'s own list, read under lock.
+    let tables = all_tables(cx)?;
     for r in &table.referenced_by {
         let child = match r.table == table.name {
             true => std::sync::Arc::new(table.clone()),
-            false => Catalog::must_table(cx.txn()?, &r.table)?,
+            false => match tables.iter().find(|t| t.name == r.table) {
+                Some(child) => child.clone(),
+                None => return sql_err!(UndefinedTable, "relation \"{}\" does not exist", r.table),
+            },
         };
         keys.extend(child.foreign_keys.iter().filter(|f| f.name == r.constraint).map(|f| (r.table.clone(), f.clone())));
     }
@@ -660,35 +688,15 @@ fn name_taken(cx: &mut Cx, name: &str) -> Result<bool> {
 
 /// Every table and view, for a schema change that must look them all
 /// over (is an index name free? which views read a table?) without
-/// locking them: the committed descriptors, read lock-free, with the
-/// transaction's own version of each table it created, changed or
-/// drained in their place.
-///
-/// Reading every descriptor in the statement's transaction would lock
-/// them all, and in a transaction block a later schema change of another
-/// table drains that table first in a transaction of its own, which
-/// would wait for the block's lock while the block waits for it (until
-/// the wait gave up with 40001, on every retry: `CREATE INDEX` then
-/// `ALTER TABLE other ...` in one migration). The price: two sessions
-/// creating an index of the same name at once, on different tables, can
-/// both succeed.
+/// locking them ([`Catalog::tables_without_locks`]).
 fn all_tables(cx: &mut Cx) -> Result<Vec<std::sync::Arc<TableDesc>>> {
-    let Some(engine) = cx.engine.clone() else { return Catalog::tables(cx.txn()?) };
-    let mut snapshot = engine.begin(crate::kv::Mode::ReadOnly)?;
-    let committed = Catalog::tables(snapshot.as_mut());
-    let _ = snapshot.rollback();
-    let mut tables: std::collections::BTreeMap<u32, std::sync::Arc<TableDesc>> =
-        committed?.into_iter().map(|t| (t.id, t)).collect();
-    let own: std::collections::BTreeSet<u32> = cx.drains.epochs.keys().chain(&cx.drains.owned).copied().collect();
-    for id in own {
-        match Catalog::table_by_id(cx.txn()?, id)? {
-            Some(table) => tables.insert(id, table),
-            None => tables.remove(&id),
-        };
+    match cx.engine.clone() {
+        Some(engine) => {
+            let own = cx.drains.own();
+            Catalog::tables_without_locks(engine.as_ref(), cx.txn()?, &own)
+        }
+        None => Catalog::tables(cx.txn()?),
     }
-    let mut tables: Vec<_> = tables.into_values().collect();
-    tables.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(tables)
 }
 
 fn check_index_names_free<'a>(cx: &mut Cx, names: impl Iterator<Item = &'a str>) -> Result<()> {

@@ -189,6 +189,10 @@ pub struct Planner<'a> {
     system: Option<Arc<system::Snapshot>>,
     /// The session's user (`current_user`); `system::ROLE_NAME` if unset.
     user: Option<&'a str>,
+    /// Where a transaction block's statement reads the whole catalog
+    /// from without locking it (`system`): the engine and the tables the
+    /// block owns ([`Catalog::tables_without_locks`]).
+    unlocked_catalog: Option<(&'a dyn crate::kv::Engine, std::collections::BTreeSet<u32>)>,
 }
 
 /// One WITH clause's queries, by name; the first `visible` of them may be
@@ -539,7 +543,20 @@ impl<'a> Planner<'a> {
             next_work_table: 0,
             system: None,
             user: None,
+            unlocked_catalog: None,
         }
+    }
+
+    /// Reads the whole catalog (system relations, catalog functions)
+    /// through `engine` without locks, with `own`'s tables from the
+    /// statement's transaction ([`Catalog::tables_without_locks`]).
+    pub fn with_unlocked_catalog(
+        mut self,
+        engine: &'a dyn crate::kv::Engine,
+        own: std::collections::BTreeSet<u32>,
+    ) -> Planner<'a> {
+        self.unlocked_catalog = Some((engine, own));
+        self
     }
 
     /// Uses (and fills) `names` to find tables.
@@ -1893,12 +1910,17 @@ impl<'a> Planner<'a> {
         Ok((Node::Values { rows, width: relation.columns.len() }, scope))
     }
 
-    /// Every descriptor, read once per statement in its transaction.
+    /// Every descriptor, read once per statement: in its transaction, or
+    /// in a block without locks (`unlocked_catalog`).
     fn system_snapshot(&mut self) -> Result<Arc<system::Snapshot>> {
         if let Some(s) = &self.system {
             return Ok(s.clone());
         }
-        let snapshot = Arc::new(system::Snapshot { tables: Catalog::tables(self.txn)? });
+        let tables = match &self.unlocked_catalog {
+            Some((engine, own)) => Catalog::tables_without_locks(*engine, self.txn, own)?,
+            None => Catalog::tables(self.txn)?,
+        };
+        let snapshot = Arc::new(system::Snapshot { tables });
         self.system = Some(snapshot.clone());
         Ok(snapshot)
     }

@@ -1742,7 +1742,12 @@ impl Session {
         leases: Option<&LeaseUse>,
         param_types: &[Option<DataType>],
     ) -> Result<(Plan, Vec<Option<DataType>>)> {
+        let engine = self.engine.clone();
         let mut planner = Planner::new(txn, sql).with_names(&self.names).with_user(&self.user);
+        if self.status == TxnStatus::InBlock {
+            // A later schema change in the block must not wait for it.
+            planner = planner.with_unlocked_catalog(engine.as_ref(), self.drains.own());
+        }
         planner.param_types = param_types.to_vec();
         if let Some(leases) = leases {
             planner = planner.with_leases(leases);
