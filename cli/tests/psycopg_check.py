@@ -352,4 +352,35 @@ with psycopg.connect(dsn) as conn:
     cur.execute("DROP TABLE acct")
     cur.execute("DROP TABLE s")
 
+# A session zone: set at startup (libpq's options, as PGOPTIONS sets
+# them), then by SET. Text parameters are read in the zone in force when
+# they are bound (a SET just before included); timestamptz results carry
+# the zone's offset, and are the same instants.
+utc = datetime.timezone.utc
+with psycopg.connect(dsn + " options='-c timezone=Asia/Tokyo'") as conn:
+    assert conn.execute("SHOW timezone").fetchone() == ("Asia/Tokyo",)
+    at = conn.execute("SELECT timestamptz '2026-01-01 00:00+00'").fetchone()[0]
+    assert at.utcoffset() == datetime.timedelta(hours=9) and at == datetime.datetime(2026, 1, 1, tzinfo=utc), at
+    conn.execute("SET TIME ZONE 'America/New_York'")
+    at = conn.execute("SELECT %s::text::timestamptz", ("2026-01-01 00:00",)).fetchone()[0]
+    assert at == datetime.datetime(2026, 1, 1, 5, tzinfo=utc), at
+    conn.execute("CREATE TABLE zoned (id INT PRIMARY KEY, at TIMESTAMPTZ)")
+    conn.commit()
+    # Prepared once, then bound again after the zone changed: no Parse
+    # comes between the SET and the Bind.
+    insert = "INSERT INTO zoned VALUES (%s, %s)"
+    conn.execute(insert, (1, "2026-07-01 12:00"), prepare=True)
+    conn.execute("SET TIME ZONE 'Asia/Tokyo'")
+    conn.execute(insert, (2, "2026-07-01 12:00"), prepare=True)
+    conn.execute("SET TIME ZONE 'America/New_York'")
+    conn.commit()
+    rows = conn.execute("SELECT id, at AT TIME ZONE 'UTC' FROM zoned ORDER BY id").fetchall()
+    assert rows == [(1, datetime.datetime(2026, 7, 1, 16)), (2, datetime.datetime(2026, 7, 1, 3))], rows
+    assert conn.execute("SELECT at::date FROM zoned WHERE at >= %s::date", ("2026-07-01",)).fetchall() == [
+        (datetime.date(2026, 7, 1),),
+    ]
+    conn.commit()
+    conn.execute("DROP TABLE zoned")
+    conn.commit()
+
 print("OK")

@@ -298,6 +298,8 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("timezone", &[P::Text, P::Timestamp], T::TimestampTz),
     ("timezone", &[P::Interval, P::TimestampTz], T::Timestamp),
     ("timezone", &[P::Interval, P::Timestamp], T::TimestampTz),
+    ("timezone", &[P::Text, P::Date], T::Timestamp),
+    ("timezone", &[P::Interval, P::Date], T::Timestamp),
     ("justify_days", &[P::Interval], T::Interval),
     ("justify_hours", &[P::Interval], T::Interval),
     ("justify_interval", &[P::Interval], T::Interval),
@@ -1037,10 +1039,24 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
             _ => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
         },
         "date_trunc" => match args.get(1) {
-            // On the session zone's calendar (a day starts at its midnight).
+            // On the session zone's calendar: a day starts at its midnight
+            // (the offset then); a smaller unit keeps the input's offset,
+            // so the two 01:00 hours of a fall back stay apart.
             Some(Value::TimestampTz(_) | Value::Date(_)) => {
-                let local = date_trunc(text(0)?, timestamp_arg(args, 1)?)?;
-                Value::TimestampTz(crate::ops::zone::to_utc(local, crate::ops::zone::session())?)
+                let zone = crate::ops::zone::session();
+                let unit = text(0)?;
+                let local = date_trunc(unit, timestamp_arg(args, 1)?)?;
+                let small = matches!(
+                    unit.to_ascii_lowercase().trim_end_matches('s'),
+                    "microsecond" | "millisecond" | "second" | "minute" | "hour"
+                );
+                Value::TimestampTz(match &args[1] {
+                    Value::TimestampTz(us) if small && *us != i64::MIN && *us != i64::MAX => {
+                        let offset = crate::ops::zone::offset_at(*us, zone)?;
+                        local - offset * 1_000_000
+                    }
+                    _ => crate::ops::zone::to_utc(local, zone)?,
+                })
             }
             _ => Value::Timestamp(date_trunc(text(0)?, timestamp_arg(args, 1)?)?),
         },

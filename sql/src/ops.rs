@@ -340,7 +340,16 @@ fn temporal_arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         (BinaryOp::Sub, Value::Timestamp(us), Value::Interval(i)) => shifted(*us, &negate(i)?, false),
         (BinaryOp::Sub, Value::TimestampTz(us), Value::Interval(i)) => shifted(*us, &negate(i)?, true),
         (BinaryOp::Sub, a, b) if a.as_micros().is_some() && b.as_micros().is_some() => {
-            between(a.as_micros().unwrap_or_default(), b.as_micros().unwrap_or_default()).map(Value::Interval)
+            // Beside a timestamptz, a date or timestamp is the session
+            // zone's wall clock: an instant first, as PostgreSQL casts it.
+            let instant = |v: &Value, other: &Value| -> Result<i64> {
+                let us = v.as_micros().unwrap_or_default();
+                match (v, other) {
+                    (Value::Timestamp(_) | Value::Date(_), Value::TimestampTz(_)) => zone::to_utc(us, zone::session()),
+                    _ => Ok(us),
+                }
+            };
+            between(instant(a, b)?, instant(b, a)?).map(Value::Interval)
         }
         (BinaryOp::Add | BinaryOp::Sub, Value::Interval(a), Value::Interval(b)) => {
             add(a, b, op == BinaryOp::Sub).map(Value::Interval)
@@ -693,9 +702,18 @@ fn cmp_comparable(l: &Value, r: &Value) -> Option<Ordering> {
         (Value::Bytea(a), Value::Bytea(b)) => Some(a.cmp(b)),
         (Value::Date(a), Value::Date(b)) => Some(a.cmp(b)),
         (Value::Time(a), Value::Time(b)) => Some(a.cmp(b)),
-        // A timestamp and a timestamptz compare by their counts (the
-        // session's zone is UTC), a date as its midnight.
-        (a, b) if a.as_micros().is_some() && b.as_micros().is_some() => Some(a.as_micros().cmp(&b.as_micros())),
+        // Two timestamps compare by their counts, a date as its
+        // midnight; beside a timestamptz, those are the session zone's
+        // wall clock, compared as the instant they are there.
+        (a, b) if a.as_micros().is_some() && b.as_micros().is_some() => {
+            let instant = |v: &Value, other: &Value| match (v, other) {
+                (Value::Timestamp(_) | Value::Date(_), Value::TimestampTz(_)) => {
+                    v.as_micros().and_then(|us| zone::to_utc(us, zone::session()).ok())
+                }
+                _ => v.as_micros(),
+            };
+            Some(instant(a, b).cmp(&instant(b, a)))
+        }
         (Value::Uuid(a), Value::Uuid(b)) => Some(a.cmp(b)),
         (Value::Interval(a), Value::Interval(b)) => Some(interval::compare(a, b)),
         (Value::Jsonb(a), Value::Jsonb(b)) => Some(jsonb::compare(a, b)),
@@ -1796,8 +1814,11 @@ fn timestamp_fields(t: &str) -> Option<TimestampFields> {
             hours = (hours * 60 + minutes) * 60 + seconds;
             f.zone = Some(if c == b'-' { -hours } else { hours });
         } else if c.is_ascii_alphabetic() {
+            // A word: an era, or a zone as `ops::zone` reads one (an IANA
+            // name such as `America/Port-au-Prince` or `EST5EDT`, an
+            // abbreviation, or POSIX's `UTC+5`, hours west).
             let start = i;
-            while b.get(i).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'/' || *c == b'_') {
+            while b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || matches!(*c, b'/' | b'_' | b'+' | b'-')) {
                 i += 1;
             }
             let word = t[start..i].to_ascii_lowercase();

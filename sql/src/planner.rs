@@ -2541,7 +2541,7 @@ impl<'a> Planner<'a> {
         match b.ty {
             // timestamptz to timestamp is an assignment cast in
             // PostgreSQL, not an implicit one; the two convert freely here
-            // (the session's zone is UTC).
+            // (through the session's zone).
             Some(t)
                 if t.base() != ty.base()
                     && (ops::can_coerce_implicitly(t, ty) || (t.is_datetime() && ty.is_datetime())) =>
@@ -2573,6 +2573,16 @@ impl<'a> Planner<'a> {
         match (l.ty, r.ty) {
             (Some(a), Some(b)) if a.base() == b.base() || (a.is_numeric() && b.is_numeric()) => {
                 Ok((l.expr, r.expr, Some(a)))
+            }
+            // A timestamptz against a date or timestamp: the other side
+            // is the session zone's wall clock, made an instant (as
+            // PostgreSQL casts it), so a timestamptz key column stays a
+            // bare column a scan can be bounded by.
+            (Some(DataType::TimestampTz), Some(DataType::Timestamp | DataType::Date)) => {
+                Ok((l.expr, Expr::Cast(Box::new(r.expr), DataType::TimestampTz), Some(DataType::TimestampTz)))
+            }
+            (Some(DataType::Timestamp | DataType::Date), Some(DataType::TimestampTz)) => {
+                Ok((Expr::Cast(Box::new(l.expr), DataType::TimestampTz), r.expr, Some(DataType::TimestampTz)))
             }
             // Compared by their counts, uncast (so a key column stays a
             // bare column a scan can be bounded by).
@@ -4070,11 +4080,9 @@ fn generated_always(col: &ColumnDesc, message: String) -> Error {
         .with_detail(format!("Column \"{}\" is an identity column defined as GENERATED ALWAYS.", col.name))
 }
 
-/// A CHAR(n) value used as text loses its padding (PostgreSQL's bpchar
-/// to text conversion).
 /// `now()` and its synonyms: the statement's transaction's start, a
-/// timestamptz; `localtimestamp` the same instant as a timestamp (the
-/// session's zone is UTC).
+/// timestamptz; `localtimestamp` the same instant as the session zone's
+/// wall clock, a timestamp.
 fn now_bound(local: bool) -> Bound {
     match local {
         false => Bound::typed(Expr::Now, DataType::TimestampTz),
@@ -4082,11 +4090,13 @@ fn now_bound(local: bool) -> Bound {
     }
 }
 
-/// `localtime`: the time of day of `now()` (the session's zone is UTC).
+/// `localtime`: the time of day of `now()` in the session's zone.
 fn localtime_bound() -> Bound {
     Bound::typed(Expr::Cast(Box::new(Expr::Now), DataType::Time), DataType::Time)
 }
 
+/// A CHAR(n) value used as text loses its padding (PostgreSQL's bpchar
+/// to text conversion).
 fn char_as_text(b: Bound) -> Bound {
     match b.ty {
         Some(DataType::Char(_)) => Bound::typed(Expr::Function("rtrim".into(), vec![b.expr]), DataType::Text),

@@ -362,6 +362,12 @@ impl Sink for HoldingSink<'_> {
 /// them to their leases' end).
 impl Drop for Session {
     fn drop(&mut self) {
+        // A session that ends inside a block (its client gone) rolls it
+        // back and ends the drains its schema changes left, which would
+        // otherwise keep those tables' writers off leases.
+        if self.status != TxnStatus::Idle || !self.drains.epochs.is_empty() {
+            self.abort();
+        }
         let _ = self.advisory.end_session();
     }
 }
@@ -448,6 +454,15 @@ impl Session {
     pub fn set_user(&mut self, user: &str) {
         self.user = user.to_string();
         self.kept_plans.clear();
+    }
+
+    /// Sets `name` as a client's startup packet does (a value checked as
+    /// SET checks it; a bad one is ignored), before any statement.
+    pub fn set_startup_parameter(&mut self, name: &str, value: &str) {
+        let name = name.to_lowercase();
+        if let Ok(value) = crate::timestamp::setting_value(&name, value) {
+            Arc::make_mut(&mut self.settings).insert(name, value);
+        }
     }
 
     /// Shares `leases` with the other sessions of this gateway.
@@ -937,6 +952,9 @@ impl Session {
         let timeout = self.arm_statement_timeout();
         let result = self.run_statement(sql, parsed, sink);
         let result = self.disarm_statement_timeout(timeout, result);
+        // The zone as the statement left it (a SET, a COMMIT or ROLLBACK
+        // of one): what the gateway decodes the next Bind's text in.
+        self.enter_zone();
         if self.status != TxnStatus::InBlock {
             // The statement's (or the block's) transaction ended, or
             // failed: its transaction-level advisory locks end with it, as
@@ -1543,7 +1561,14 @@ impl Session {
                 return self.set_constraints(immediate, sink);
             }
             ast::Set::SingleAssignment { variable, values, scope, .. } => {
-                let name = variable.to_string().to_lowercase();
+                // A quoted name is the same setting (`SET "TimeZone" = ...`).
+                let name = variable
+                    .0
+                    .iter()
+                    .map(|p| p.to_string().trim_matches('"').to_string())
+                    .collect::<Vec<_>>()
+                    .join(".")
+                    .to_lowercase();
                 let local = *scope == Some(ast::ContextModifier::Local);
                 return self.set_setting(name, values, local, sink);
             }

@@ -683,6 +683,7 @@ impl ServerParameterProvider for ServerParameters {
 fn server_parameters(startup: &std::collections::HashMap<String, String>) -> std::collections::HashMap<String, String> {
     let user = startup.get("user").cloned().unwrap_or_else(|| sql::system::ROLE_NAME.into());
     let application = startup.get("application_name").cloned().unwrap_or_default();
+    let zone = startup_time_zone(startup).unwrap_or_else(|| "UTC".into());
     [
         ("server_version", SERVER_VERSION.to_string()),
         ("server_encoding", "UTF8".into()),
@@ -691,7 +692,7 @@ fn server_parameters(startup: &std::collections::HashMap<String, String>) -> std
         ("IntervalStyle", "postgres".into()),
         ("integer_datetimes", "on".into()),
         ("standard_conforming_strings", "on".into()),
-        ("TimeZone", "UTC".into()),
+        ("TimeZone", zone),
         ("application_name", application),
         ("is_superuser", "on".into()),
         ("session_authorization", user),
@@ -701,6 +702,40 @@ fn server_parameters(startup: &std::collections::HashMap<String, String>) -> std
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+/// The settings a client's startup packet sets, in order: the ones it
+/// names directly (`TimeZone`, as pgjdbc sends its JVM's, or libpq from
+/// `PGTZ`; the timeouts), then each `-c name=value` of its `options`
+/// (libpq's `PGOPTIONS`), as PostgreSQL applies them.
+fn startup_settings(startup: &std::collections::HashMap<String, String>) -> Vec<(String, String)> {
+    const DIRECT: [&str; 4] = ["timezone", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"];
+    let mut settings: Vec<(String, String)> = startup
+        .iter()
+        .filter(|(k, _)| DIRECT.contains(&k.to_lowercase().as_str()))
+        .map(|(k, v)| (k.to_lowercase(), v.clone()))
+        .collect();
+    settings.sort();
+    let options = startup.get("options").map(String::as_str).unwrap_or_default();
+    let mut words = options.split_whitespace();
+    while let Some(word) = words.next() {
+        let assignment = match word.strip_prefix("-c") {
+            Some("") => words.next(),
+            Some(rest) => Some(rest),
+            None => word.strip_prefix("--"),
+        };
+        if let Some((name, value)) = assignment.and_then(|a| a.split_once('=')) {
+            settings.push((name.to_lowercase().replace('-', "_"), value.to_string()));
+        }
+    }
+    settings
+}
+
+/// The zone the startup packet's settings leave the session in, as SHOW
+/// gives it; `None`: UTC (none asked for, or one SpanDB does not know).
+fn startup_time_zone(startup: &std::collections::HashMap<String, String>) -> Option<String> {
+    let asked = startup_settings(startup).into_iter().rev().find(|(name, _)| name == "timezone")?.1;
+    sql::ops::zone::parse_setting(&asked).map(|(_, shown)| shown)
 }
 
 #[async_trait]
@@ -727,7 +762,13 @@ impl StartupHandler for Connection {
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
         let user = client.metadata().get("user").cloned().unwrap_or_else(|| sql::system::ROLE_NAME.into());
-        self.session.lock().unwrap_or_else(|p| p.into_inner()).set_user(&user);
+        {
+            let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+            session.set_user(&user);
+            for (name, value) in startup_settings(client.metadata()) {
+                session.set_startup_parameter(&name, &value);
+            }
+        }
         if self.over_limit {
             let info = ErrorInfo::new(
                 "FATAL".into(),
@@ -1288,5 +1329,26 @@ mod tests {
         ] {
             assert!(p.contains_key(key), "{key}: {p:?}");
         }
+        assert_eq!(p["TimeZone"], "UTC");
+    }
+
+    /// Goal: the settings a startup packet carries are the session's, as
+    /// PostgreSQL applies them: named directly (pgjdbc's `TimeZone`) or in
+    /// `options` (`-c name=value`, `--name=value`); the TimeZone reported
+    /// is the one in force, UTC for one SpanDB does not know.
+    #[test]
+    fn startup_settings_are_the_session_s() {
+        let startup = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let jdbc = startup(&[("user", "app"), ("TimeZone", "europe/paris")]);
+        assert_eq!(startup_settings(&jdbc), [("timezone".to_string(), "europe/paris".to_string())]);
+        assert_eq!(server_parameters(&jdbc)["TimeZone"], "Europe/Paris");
+        let libpq = startup(&[("options", "-c statement_timeout=5s -ctimezone=Asia/Tokyo --lock-timeout=1s")]);
+        let want = [("statement_timeout", "5s"), ("timezone", "Asia/Tokyo"), ("lock_timeout", "1s")];
+        let want: Vec<(String, String)> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(startup_settings(&libpq), want);
+        assert_eq!(server_parameters(&libpq)["TimeZone"], "Asia/Tokyo");
+        assert_eq!(server_parameters(&startup(&[("TimeZone", "Nowhere/Land")]))["TimeZone"], "UTC");
     }
 }

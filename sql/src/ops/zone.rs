@@ -2,9 +2,7 @@
 //! names in timestamptz input (`'2026-01-01 12:00 Europe/Paris'`), as
 //! PostgreSQL 15 reads them.
 //!
-//! A session's own zone is UTC (SET TIME ZONE changes nothing yet), so
-//! these are the only places a zone other than an input's numeric offset
-//! applies:
+//! Besides the session's own zone ([`session`]), these name one:
 //!
 //! ```text
 //!   timestamptz AT TIME ZONE z -> timestamp    the wall-clock time in z
@@ -98,7 +96,9 @@ pub fn parse_setting(spec: &str) -> Option<(Zone, String)> {
             return None;
         }
         let east = east as i64;
-        return Some((Zone::Fixed(east), format!("<{}>{}", offset_text(east), offset_text(-east))));
+        // POSIX's part is west: its sign the other way (`-00` for none).
+        let west = if east == 0 { "-00".to_string() } else { offset_text(-east) };
+        return Some((Zone::Fixed(east), format!("<{}>{west}", offset_text(east))));
     }
     if let Some(tz) = named(spec) {
         return Some((Zone::Named(tz), tz.name().to_string()));
@@ -145,8 +145,8 @@ const ABBREVIATIONS: &[(&str, i64)] = &[
     ("edt", -14_400),
 ];
 
-/// The most hours a POSIX offset may name.
-const POSIX_HOURS_MAX: i64 = 168;
+/// The most hours a POSIX offset may name (PostgreSQL's bound).
+const POSIX_HOURS_MAX: i64 = 167;
 
 /// Reads a zone written as text (module docs, in PostgreSQL's order).
 pub fn parse(spec: &str) -> Result<Zone> {
@@ -213,7 +213,8 @@ pub fn of_interval(i: &Interval) -> Result<Zone> {
             super::interval::to_text(i)
         );
     }
-    Ok(Zone::Fixed(i.micros.div_euclid(MICROS_PER_SECOND)))
+    // Whole seconds, toward zero, as PostgreSQL takes them.
+    Ok(Zone::Fixed(i.micros / MICROS_PER_SECOND))
 }
 
 impl Zone {
@@ -335,6 +336,11 @@ pub fn timezone(zone: &Value, ts: &Value) -> Result<Value> {
     match ts {
         Value::Null => Ok(Value::Null),
         Value::TimestampTz(us) => Ok(Value::Timestamp(to_local(*us, zone)?)),
+        // A date is the timestamptz of its midnight in the session's zone.
+        date @ Value::Date(_) => {
+            let midnight = to_utc(date.as_micros().unwrap_or_default(), session())?;
+            Ok(Value::Timestamp(to_local(midnight, zone)?))
+        }
         Value::Timestamp(us) => Ok(Value::TimestampTz(to_utc(*us, zone)?)),
         other => sql_err!(DatatypeMismatch, "AT TIME ZONE takes a timestamp, not {other:?}"),
     }
