@@ -51,6 +51,7 @@
 //! errors carry 22023 (invalid parameter value) with PostgreSQL's message.
 
 mod jsonb;
+mod to_char;
 
 use std::f64::consts::PI;
 
@@ -300,6 +301,11 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("timezone", &[P::Interval, P::Timestamp], T::TimestampTz),
     ("timezone", &[P::Text, P::Date], T::Timestamp),
     ("timezone", &[P::Interval, P::Date], T::Timestamp),
+    // Date/time formatting (`to_char`); numbers are not formatted yet.
+    ("to_char", &[P::TimestampTz, P::Text], T::Text),
+    ("to_char", &[P::Timestamp, P::Text], T::Text),
+    ("to_char", &[P::Date, P::Text], T::Text),
+    ("to_char", &[P::Interval, P::Text], T::Text),
     ("justify_days", &[P::Interval], T::Interval),
     ("justify_hours", &[P::Interval], T::Interval),
     ("justify_interval", &[P::Interval], T::Interval),
@@ -1155,6 +1161,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         }
         "to_timestamp" => to_timestamp(float(0)?)?,
         "timezone" => crate::ops::zone::timezone(&args[0], &args[1])?,
+        "to_char" => to_char::to_char(&args[0], text(1)?)?,
         "age" => Value::Interval(crate::ops::interval::age(timestamp_arg(args, 0)?, timestamp_arg(args, 1)?)?),
         "justify_days" | "justify_hours" | "justify_interval" => {
             let Value::Interval(i) = &args[0] else {

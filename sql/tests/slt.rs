@@ -96,6 +96,7 @@ slt!(
     jsonb,
     time,
     time_zones,
+    to_char,
     set_returning,
     interval_random,
     savepoint,

@@ -28,7 +28,7 @@
 //!
 //! # Where we differ from PostgreSQL
 //!
-//! - Only the abbreviations in [`ABBREVIATIONS`] are known (PostgreSQL's
+//! - Only the abbreviations in `ABBREVIATIONS` are known (PostgreSQL's
 //!   default set has about 190); others are 22023.
 //! - A named zone's rules reach years ±262,143 (chrono's range): beyond,
 //!   moving a timestamp through one is 22008, where PostgreSQL goes on to
@@ -265,6 +265,20 @@ pub fn local_and_offset(utc_us: i64, zone: Zone) -> Result<(i64, i64)> {
 /// (`extract(timezone FROM ...)`).
 pub fn offset_at(utc_us: i64, zone: Zone) -> Result<i64> {
     zone.offset_at(utc_us)
+}
+
+/// The zone's abbreviation at the instant `utc_us`, as `to_char`'s `TZ`
+/// shows it: `EST` or `EDT` for New York; a fixed offset's text (`UTC`
+/// for none).
+pub fn abbreviation(utc_us: i64, zone: Zone) -> String {
+    use chrono_tz::OffsetName;
+    match zone {
+        Zone::Fixed(0) => "UTC".into(),
+        Zone::Fixed(seconds) => offset_text(seconds),
+        Zone::Named(tz) => chrono::DateTime::from_timestamp_micros(utc_us)
+            .and_then(|t| tz.offset_from_utc_datetime(&t.naive_utc()).abbreviation().map(str::to_string))
+            .unwrap_or_else(|| offset_text(zone.offset_at(utc_us).unwrap_or(0))),
+    }
 }
 
 /// An offset as PostgreSQL prints it after a timestamptz: `+00`,
