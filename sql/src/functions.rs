@@ -301,7 +301,10 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("timezone", &[P::Interval, P::Timestamp], T::TimestampTz),
     ("timezone", &[P::Text, P::Date], T::Timestamp),
     ("timezone", &[P::Interval, P::Date], T::Timestamp),
-    // Date/time formatting (`to_char`); numbers are not formatted yet.
+    // Formatting (`to_char`): numbers, dates and times.
+    ("to_char", &[P::BigInt, P::Text], T::Text),
+    ("to_char", &[P::Numeric, P::Text], T::Text),
+    ("to_char", &[P::Float, P::Text], T::Text),
     ("to_char", &[P::TimestampTz, P::Text], T::Text),
     ("to_char", &[P::Timestamp, P::Text], T::Text),
     ("to_char", &[P::Date, P::Text], T::Text),
@@ -1161,6 +1164,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         }
         "to_timestamp" => to_timestamp(float(0)?)?,
         "timezone" => crate::ops::zone::timezone(&args[0], &args[1])?,
+        "to_char" if args[0].as_f64().is_some() => to_char::to_char_number(&args[0], text(1)?)?,
         "to_char" => to_char::to_char(&args[0], text(1)?)?,
         "age" => Value::Interval(crate::ops::interval::age(timestamp_arg(args, 0)?, timestamp_arg(args, 1)?)?),
         "justify_days" | "justify_hours" | "justify_interval" => {
