@@ -1342,10 +1342,17 @@ impl Session {
     /// "Leases"): marks them in a transaction of its own, then waits out
     /// the lease, so that the change can commit.
     fn drain(&mut self, targets: &[SchemaTarget]) -> Result<()> {
+        let engine = self.engine.clone();
+        self.drain_through(engine.as_ref(), targets)
+    }
+
+    /// [`Session::drain`] through `engine` (an undo's, which a cancel
+    /// does not stop).
+    fn drain_through(&mut self, engine: &dyn Engine, targets: &[SchemaTarget]) -> Result<()> {
         if targets.is_empty() {
             return Ok(());
         }
-        let mut txn = self.engine.begin(Mode::ReadWrite)?;
+        let mut txn = engine.begin(Mode::ReadWrite)?;
         match self.mark_draining(txn.as_mut(), targets) {
             Ok(epochs) if epochs.is_empty() => {
                 let _ = txn.rollback();
@@ -1353,7 +1360,7 @@ impl Session {
             }
             Ok(epochs) => {
                 txn.commit()?;
-                self.engine.wait(limits::DESCRIPTOR_LEASE_NS);
+                engine.wait(limits::DESCRIPTOR_LEASE_NS);
                 self.drains.epochs.extend(epochs);
                 Ok(())
             }
@@ -1967,7 +1974,7 @@ impl Session {
                     // the drain fails, drop it anyway: a writer that
                     // still has it writes entries nobody reads.
                     self.end_drains();
-                    let _ = self.drain(&[SchemaTarget::Id(table)]);
+                    let _ = self.drain_through(undo.as_ref(), &[SchemaTarget::Id(table)]);
                     backfill::drop_write_only_index(undo.as_ref(), table, index, now_us);
                 }
                 filled
