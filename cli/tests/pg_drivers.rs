@@ -55,7 +55,8 @@ fn code(e: &tokio_postgres::Error) -> Option<&SqlState> {
 /// and come back equal, an unknown table is 42P01 at prepare time, a
 /// duplicate key is 23505, a transaction whose statement failed refuses
 /// the next with 25P02 until rolled back, and DEALLOCATE and DISCARD ALL
-/// free prepared statements.
+/// free prepared statements; COPY FROM STDIN runs through the extended
+/// protocol too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
@@ -150,6 +151,19 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
         db.batch_execute("DISCARD ALL").await?;
         let e = db.query(&stmt, &[&1i32]).await.unwrap_err();
         assert!(e.to_string().contains("not found") || e.as_db_error().is_some(), "{e}");
+
+        // COPY FROM STDIN through the extended protocol (copy_in prepares
+        // the COPY, then streams its data).
+        {
+            use futures::SinkExt;
+            let sink = db.copy_in::<_, bytes::Bytes>("COPY typed (id, t) FROM STDIN").await?;
+            let mut sink = std::pin::pin!(sink);
+            sink.send(bytes::Bytes::from_static(b"10\tten\n11\tel")).await?;
+            sink.send(bytes::Bytes::from_static(b"even\n")).await?;
+            assert_eq!(sink.as_mut().finish().await?, 2);
+        }
+        let rows = db.query("SELECT t FROM typed WHERE id >= 10 ORDER BY id", &[]).await?;
+        assert_eq!(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), ["ten", "eleven"]);
         anyhow::Ok(())
     })
     .await;
@@ -506,6 +520,26 @@ async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> 
         let e = timing.batch_execute("SELECT 1").await.unwrap_err();
         assert_eq!(code(&e), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
         timing.batch_execute("ROLLBACK").await?;
+        // A COPY FROM is one statement until its end: a client that
+        // sends slower than the timeout has it cancelled, nothing
+        // written (its rows were one batch, still unwritten).
+        timing
+            .batch_execute(
+                "SET statement_timeout = 0; CREATE TABLE copied (id INT PRIMARY KEY); SET statement_timeout = '300ms'",
+            )
+            .await?;
+        {
+            use futures::SinkExt;
+            let sink = timing.copy_in::<_, bytes::Bytes>("COPY copied FROM STDIN").await?;
+            let mut sink = std::pin::pin!(sink);
+            sink.send(bytes::Bytes::from_static(b"1\n2\n")).await?;
+            // A client that dawdles (what the timeout is for).
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            sink.send(bytes::Bytes::from_static(b"3\n")).await?;
+            timed_out(sink.as_mut().finish().await.unwrap_err());
+        }
+        let n: i64 = timing.query_one("SELECT count(*) FROM copied", &[]).await?.get(0);
+        assert_eq!(n, 0);
         // Off again: a statement longer than the old timeout runs.
         timing.batch_execute("SET statement_timeout = 0").await?;
         timing.batch_execute("SELECT pg_sleep(0.5)").await?;

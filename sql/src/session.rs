@@ -239,6 +239,8 @@ pub struct Session {
     timed_out: Arc<AtomicBool>,
     /// The zone `kept_plans` were made in ([`Session::enter_zone`]).
     plans_zone: crate::ops::zone::Zone,
+    /// The running COPY FROM's timeout, armed until it ends.
+    copy_timeout: Option<crate::timeout::Ticket>,
 }
 
 /// A statement's parameters.
@@ -368,6 +370,7 @@ impl Drop for Session {
         if self.status != TxnStatus::Idle || !self.drains.epochs.is_empty() {
             self.abort();
         }
+        self.disarm_copy_timeout();
         let _ = self.advisory.end_session();
     }
 }
@@ -419,6 +422,7 @@ impl Session {
             watchdog: None,
             timed_out: Arc::default(),
             plans_zone: crate::ops::zone::Zone::Fixed(0),
+            copy_timeout: None,
         }
     }
 
@@ -640,6 +644,7 @@ impl Session {
     /// session then takes data ([`Session::copy_data`]) until
     /// [`Session::copy_done`]. Returns how many columns each line has.
     pub fn copy_start(&mut self, parsed: &Parsed) -> Result<usize> {
+        self.disarm_copy_timeout();
         self.clear_cancel();
         self.enter_zone();
         self.copy = None;
@@ -682,6 +687,9 @@ impl Session {
         let copy = crate::copy::CopyIn::new(table, columns, types, private, format);
         let width = copy.width();
         self.copy = Some(copy);
+        // The COPY is one statement until its end: its timeout runs from
+        // here to `copy_done`.
+        self.copy_timeout = self.arm_statement_timeout();
         Ok(width)
     }
 
@@ -787,6 +795,19 @@ impl Session {
     /// Ends the COPY: writes what is left; returns its command tag
     /// (`COPY n`) or its error, which says how many rows were committed.
     pub fn copy_done(&mut self) -> Result<String> {
+        let ticket = self.copy_timeout.take();
+        let result = self.finish_copy();
+        self.disarm_statement_timeout(ticket, result)
+    }
+
+    /// Disarms a COPY's timeout that did not reach `copy_done`.
+    fn disarm_copy_timeout(&mut self) {
+        if let (Some(ticket), Some(watchdog)) = (self.copy_timeout.take(), self.watchdog.as_ref()) {
+            watchdog.disarm(ticket);
+        }
+    }
+
+    fn finish_copy(&mut self) -> Result<String> {
         let Some(mut copy) = self.copy.take() else {
             return sql_err!(ProtocolViolation, "no COPY in progress");
         };
@@ -817,6 +838,7 @@ impl Session {
 
     /// The client gave up the COPY (CopyFail): the batches committed stay.
     pub fn copy_fail(&mut self, message: &str) -> Error {
+        self.disarm_copy_timeout();
         let committed = self.copy.take().map(|c| c.committed).unwrap_or(0);
         if self.status == TxnStatus::InBlock {
             self.status = TxnStatus::Failed;

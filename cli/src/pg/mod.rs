@@ -1043,6 +1043,15 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = portal.statement.statement.clone();
+        if sql::parser::is_copy_in(&prepared.parsed.statement) {
+            // COPY FROM STDIN through Parse/Bind/Execute (tokio-postgres'
+            // copy_in): the client sends the data next, then Sync.
+            let started = self.with_session(move |session| session.copy_start(&prepared.parsed));
+            return Ok(match started {
+                Ok(width) => Response::CopyIn(CopyResponse::new(0, width, stream::empty())),
+                Err(e) => error_response(&e),
+            });
+        }
         let values = match bind_values(portal) {
             Ok(v) => v,
             Err(e) => return Ok(error_response(&e)),
