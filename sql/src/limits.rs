@@ -19,6 +19,11 @@ pub const KEY_BYTES_MAX: usize = 4000;
 /// concurrent statements could turn into an out-of-memory gateway).
 pub const VALUE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// The longest template `to_char` takes (characters): its output is at
+/// most a few times as long (PostgreSQL has no bound; real templates are
+/// tens of characters).
+pub const FORMAT_TEMPLATE_CHARS_MAX: usize = 10_000;
+
 /// How deep a statement's expressions may nest, as counted from its
 /// tokens (`parser`, "check_expression_depth": a run of operators such as
 /// `a OR b OR ...` nests a level per operator): everything that walks a

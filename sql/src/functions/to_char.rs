@@ -23,9 +23,10 @@
 //!
 //! # Invariants
 //!
-//! - Every template gives a string, none an error: what is not a pattern
-//!   is copied. The output is bounded by the template's length times the
-//!   widest field, and a template by the statement's size.
+//! - No template panics; what is not a pattern is copied. A template is
+//!   at most [`limits::FORMAT_TEMPLATE_CHARS_MAX`] characters (54000
+//!   past it), so the output is at most that times the widest field, and
+//!   the work linear in it.
 //! - An infinite timestamp gives NULL, as in PostgreSQL.
 //!
 //! # Where we differ from PostgreSQL
@@ -38,6 +39,7 @@
 use chrono::{Datelike, NaiveDate, Timelike};
 
 use crate::error::Result;
+use crate::limits;
 use crate::ops::zone;
 use crate::sql_err;
 use crate::types::{Interval, Value};
@@ -77,8 +79,26 @@ struct Calendar {
     julian_day: i64,
 }
 
-/// `to_char(value, template)` (NULL for an infinite timestamp).
+/// Refuses a template longer than [`limits::FORMAT_TEMPLATE_CHARS_MAX`]
+/// (54000): the output is bounded by it.
+fn check_template(template: &str) -> Result<()> {
+    if template.chars().count() > limits::FORMAT_TEMPLATE_CHARS_MAX {
+        return sql_err!(
+            ProgramLimitExceeded,
+            "to_char's template is over {} characters",
+            limits::FORMAT_TEMPLATE_CHARS_MAX
+        );
+    }
+    Ok(())
+}
+
+/// `to_char(value, template)` (NULL for an infinite timestamp or, but
+/// for an interval, an empty template).
 pub fn to_char(value: &Value, template: &str) -> Result<Value> {
+    check_template(template)?;
+    if template.is_empty() && !matches!(value, Value::Interval(_)) {
+        return Ok(Value::Null);
+    }
     let fields = match value {
         Value::Null => return Ok(Value::Null),
         Value::Timestamp(us) | Value::TimestampTz(us) if *us == i64::MAX || *us == i64::MIN => return Ok(Value::Null),
@@ -162,6 +182,9 @@ fn case_of(written: &str) -> Case {
 }
 
 fn cased(name: &str, case: Case) -> String {
+    if name.is_empty() {
+        return String::new();
+    }
     match case {
         Case::Upper => name.to_uppercase(),
         Case::Lower => name.to_lowercase(),
@@ -221,6 +244,7 @@ fn format(f: &Fields, template: &str) -> Result<String> {
     while i < chars.len() {
         let c = chars[i];
         if c == '"' {
+            fill = false;
             i += 1;
             while i < chars.len() && chars[i] != '"' {
                 if chars[i] == '\\' && i + 1 < chars.len() {
@@ -245,6 +269,8 @@ fn format(f: &Fields, template: &str) -> Result<String> {
             continue;
         }
         let Some(pattern) = PATTERNS.iter().find(|p| starts_with(p)) else {
+            // FM is for the next pattern only: anything else ends it.
+            fill = false;
             out.push(c);
             i += 1;
             continue;
@@ -333,8 +359,9 @@ fn field_text(f: &Fields, pattern: &str, written: &str, fill: bool) -> (String, 
         "hh24" => clock(f.hour),
         "mi" => clock(f.minute),
         "ss" => clock(f.second),
-        "ms" => num(f.micros / 1_000, 3),
-        "us" => num(f.micros, 6),
+        // Fill mode keeps a fraction's width.
+        "ms" => (format!("{:03}", f.micros / 1_000), Some(f.micros / 1_000)),
+        "us" => (format!("{:06}", f.micros), Some(f.micros)),
         "ssss" | "sssss" => num((f.hour * 60 + f.minute) * 60 + f.second, 1),
         "am" | "pm" => (cased(if f.hour % 24 < 12 { "am" } else { "pm" }, case_of(written)), None),
         "a.m." | "p.m." => (cased(if f.hour % 24 < 12 { "a.m." } else { "p.m." }, case_of(written)), None),
@@ -467,6 +494,7 @@ fn rounded(text: &str, scale: usize) -> (bool, String, String) {
 /// `S`, `MI`, `PL`, `SG`, `PR`, `L`, `TH` and `FM`; a number wider than
 /// the template's digits shows `#` in each.
 pub fn to_char_number(value: &Value, template: &str) -> Result<Value> {
+    check_template(template)?;
     let (pieces, fill) = number_template(template)?;
     let point = pieces.iter().position(|p| *p == NumPiece::Point);
     let is_digit = |p: &NumPiece| matches!(p, NumPiece::Digit { .. });
@@ -509,24 +537,32 @@ pub fn to_char_number(value: &Value, template: &str) -> Result<Value> {
         pieces.iter().position(|p| *p == NumPiece::Sign).is_some_and(|s| pieces[..s].iter().all(|p| !is_digit(p)));
     // The sign's place before the number: `-` (`+` too for a leading
     // `S`, `<` for `PR`), unless a positional sign takes it.
-    let slot = if has(NumPiece::Minus) || has(NumPiece::SignAlways) || (has(NumPiece::Sign) && !sign_first) {
-        None
-    } else if has(NumPiece::Brackets) {
-        Some(if negative { '<' } else { ' ' })
-    } else if sign_first {
-        Some(if negative { '-' } else { '+' })
-    } else {
-        Some(if negative { '-' } else { ' ' })
-    };
+    // A template without digits shows no number (nor a sign for it).
+    let any_digit = pieces.iter().any(is_digit);
+    let slot =
+        if !any_digit || has(NumPiece::Minus) || has(NumPiece::SignAlways) || (has(NumPiece::Sign) && !sign_first) {
+            None
+        } else if has(NumPiece::Brackets) {
+            Some(if negative { '<' } else { ' ' })
+        } else if sign_first {
+            Some(if negative { '-' } else { '+' })
+        } else {
+            Some(if negative { '-' } else { ' ' })
+        };
     let mut out: Vec<char> = Vec::new();
-    // Where the first shown character of the number went (the slot's
-    // sign goes just before it).
+    // Where the number's places begin (after a leading literal such as
+    // `$`), and where its first shown character went: the sign's place
+    // is before the one, its sign just before the other.
+    let mut number_at: Option<usize> = None;
     let mut started_at: Option<usize> = None;
     let (mut int_index, mut frac_index) = (0, 0);
     // The fraction's digits: where each went, and whether fill mode may
     // drop it (a zero after the template's last `0`).
     let mut frac_out: Vec<(usize, bool)> = Vec::new();
     for piece in &pieces {
+        if matches!(piece, NumPiece::Digit { .. } | NumPiece::Point | NumPiece::Group) {
+            number_at.get_or_insert(out.len());
+        }
         match *piece {
             NumPiece::Digit { .. } if int_index < int_places => {
                 let k = int_index;
@@ -573,7 +609,8 @@ pub fn to_char_number(value: &Value, template: &str) -> Result<Value> {
             NumPiece::Minus | NumPiece::Plus | NumPiece::Brackets if !fill => out.push(' '),
             NumPiece::Minus | NumPiece::Plus | NumPiece::Brackets => {}
             NumPiece::Currency => out.push(' '),
-            NumPiece::Ordinal { upper } if !overflow => {
+            // No suffix for a negative number or one with a fraction.
+            NumPiece::Ordinal { upper } if !overflow && !negative && point.is_none() => {
                 let suffix = ordinal(int.parse::<i64>().unwrap_or(0));
                 out.extend(if upper { suffix.to_uppercase() } else { suffix.to_string() }.chars());
             }
@@ -582,11 +619,12 @@ pub fn to_char_number(value: &Value, template: &str) -> Result<Value> {
         }
     }
     if fill {
-        for &(at, droppable) in frac_out.iter().rev() {
-            if !droppable {
-                break;
-            }
-            out.remove(at);
+        // The trailing run of droppable digits goes, in one pass.
+        let dropped: std::collections::HashSet<usize> =
+            frac_out.iter().rev().take_while(|(_, droppable)| *droppable).map(|(at, _)| *at).collect();
+        if !dropped.is_empty() {
+            let kept = out.iter().enumerate().filter(|(at, _)| !dropped.contains(at)).map(|(_, c)| *c);
+            out = kept.collect();
         }
     }
     if let Some(slot) = slot {
@@ -598,8 +636,9 @@ pub fn to_char_number(value: &Value, template: &str) -> Result<Value> {
         } else {
             // One more place, before the number: the sign takes the
             // blank just before its first shown character.
-            out.insert(0, ' ');
-            let at = at + 1;
+            let place = number_at.unwrap_or(0);
+            out.insert(place, ' ');
+            let at = if at >= place { at + 1 } else { at };
             if slot != ' ' {
                 if out[at - 1] == ' ' {
                     out[at - 1] = slot;
@@ -653,5 +692,15 @@ mod tests {
             let _ = to_char_number(number, &template);
             let _ = to_char(time, &template);
         }
+        // Found by review: a zone pattern in mixed case on a timestamp
+        // (an empty zone name), and the longest fraction a template allows.
+        assert_eq!(to_char(&Value::Timestamp(0), "Tz").unwrap(), Value::Text(String::new()));
+        let widest = format!("FM.{}", "9".repeat(limits::FORMAT_TEMPLATE_CHARS_MAX - 3));
+        assert!(to_char_number(&Value::Float8(1.5), &widest).is_ok());
+        let over = "9".repeat(limits::FORMAT_TEMPLATE_CHARS_MAX + 1);
+        assert_eq!(
+            to_char_number(&Value::Int8(1), &over).unwrap_err().state,
+            crate::error::SqlState::ProgramLimitExceeded
+        );
     }
 }
