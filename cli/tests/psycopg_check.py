@@ -359,9 +359,12 @@ with psycopg.connect(dsn) as conn:
 utc = datetime.timezone.utc
 with psycopg.connect(dsn + " options='-c timezone=Asia/Tokyo'") as conn:
     assert conn.execute("SHOW timezone").fetchone() == ("Asia/Tokyo",)
+    assert conn.info.parameter_status("TimeZone") == "Asia/Tokyo", conn.info.parameter_status("TimeZone")
     at = conn.execute("SELECT timestamptz '2026-01-01 00:00+00'").fetchone()[0]
     assert at.utcoffset() == datetime.timedelta(hours=9) and at == datetime.datetime(2026, 1, 1, tzinfo=utc), at
     conn.execute("SET TIME ZONE 'America/New_York'")
+    # The server says so, as PostgreSQL does (a ParameterStatus).
+    assert conn.info.parameter_status("TimeZone") == "America/New_York", conn.info.parameter_status("TimeZone")
     at = conn.execute("SELECT %s::text::timestamptz", ("2026-01-01 00:00",)).fetchone()[0]
     assert at == datetime.datetime(2026, 1, 1, 5, tzinfo=utc), at
     conn.execute("CREATE TABLE zoned (id INT PRIMARY KEY, at TIMESTAMPTZ)")

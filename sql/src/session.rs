@@ -469,6 +469,12 @@ impl Session {
         }
     }
 
+    /// The session's TimeZone as SHOW gives it.
+    pub fn time_zone(&self) -> String {
+        let set = self.settings.get("timezone").map(String::as_str);
+        set.or_else(|| crate::timestamp::default_setting("timezone")).unwrap_or("UTC").to_string()
+    }
+
     /// Shares `leases` with the other sessions of this gateway.
     pub fn with_leases(mut self, leases: Arc<Leases>) -> Session {
         self.leases = leases;

@@ -238,6 +238,7 @@ async fn connection(
         statements: Arc::default(),
         activity: Arc::new(Activity::new()),
         login: Arc::new(Mutex::new(Login::Open)),
+        reported_zone: Arc::new(Mutex::new("UTC".into())),
     });
     // A connection's failure (a client that vanished, a protocol error)
     // ends that connection only. A transaction block left idle too long
@@ -481,6 +482,9 @@ struct Connection {
     activity: Arc<Activity>,
     /// Where the password exchange stands (`auth`).
     login: Arc<Mutex<Login>>,
+    /// The TimeZone the client was last told (a ParameterStatus goes out
+    /// before ReadyForQuery when a SET changes it, as PostgreSQL sends).
+    reported_zone: Arc<Mutex<String>>,
 }
 
 /// A connection's (pid, secret key): what a CancelRequest names.
@@ -662,7 +666,29 @@ impl Connection {
             statements: self.statements.clone(),
             activity: self.activity.clone(),
             login: self.login.clone(),
+            reported_zone: self.reported_zone.clone(),
         }
+    }
+
+    /// Tells the client the session's TimeZone if it changed since it
+    /// was last told (a SET, a ROLLBACK of one), before ReadyForQuery.
+    async fn report_time_zone<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let zone = self.session.lock().unwrap_or_else(|p| p.into_inner()).time_zone();
+        let changed = {
+            let mut reported = self.reported_zone.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = *reported != zone;
+            reported.clone_from(&zone);
+            changed
+        };
+        if changed {
+            let status = pgwire::messages::startup::ParameterStatus::new("TimeZone".into(), zone);
+            client.feed(PgWireBackendMessage::ParameterStatus(status)).await?;
+        }
+        Ok(())
     }
 }
 
@@ -768,6 +794,7 @@ impl StartupHandler for Connection {
             for (name, value) in startup_settings(client.metadata()) {
                 session.set_startup_parameter(&name, &value);
             }
+            *self.reported_zone.lock().unwrap_or_else(|p| p.into_inner()) = session.time_zone();
         }
         if self.over_limit {
             let info = ErrorInfo::new(
@@ -896,6 +923,7 @@ impl SimpleQueryHandler for Connection {
                 _ => {}
             }
         }
+        self.report_time_zone(client).await?;
         let status = self.transaction_status();
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
@@ -1023,6 +1051,7 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         client.portal_store().rm_portal(DEFAULT_NAME);
+        self.report_time_zone(client).await?;
         let status = self.transaction_status();
         client.set_transaction_status(status);
         send_ready_for_query(client, status).await?;
