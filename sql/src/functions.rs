@@ -168,7 +168,7 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("date_part", &[P::Text, P::Date], T::Float8),
     ("date_part", &[P::Text, P::Time], T::Float8),
     ("date_trunc", &[P::Text, P::Timestamp], T::Timestamp),
-    // In the session's zone, UTC: the same fields as the timestamp's.
+    // On the session zone's calendar.
     ("date_trunc", &[P::Text, P::TimestampTz], T::TimestampTz),
     // A date truncates as its midnight, a timestamptz (PostgreSQL's cast).
     ("date_trunc", &[P::Text, P::Date], T::TimestampTz),

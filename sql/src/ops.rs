@@ -1728,7 +1728,8 @@ struct TimestampFields {
     /// The zone's offset east of UTC in seconds, if the input names one
     /// (`+02`, `-05:30`, `Z`, `UTC`).
     zone: Option<i64>,
-    /// A zone name SpanDB does not know (only UTC's names are known).
+    /// Any other zone word, for `zone::parse` (an IANA name, an
+    /// abbreviation, POSIX's `UTC+5`).
     unknown_zone: Option<String>,
     /// An offset beyond PostgreSQL's ±15:59:59.
     zone_out_of_range: bool,

@@ -2574,6 +2574,16 @@ impl<'a> Planner<'a> {
             (Some(a), Some(b)) if a.base() == b.base() || (a.is_numeric() && b.is_numeric()) => {
                 Ok((l.expr, r.expr, Some(a)))
             }
+            // A timestamp column against a timestamptz: the instant as
+            // the session zone's wall clock, so the column stays bare for
+            // a scan's bounds (the same order but where a zone's clocks
+            // repeat an hour).
+            (Some(DataType::TimestampTz), Some(DataType::Timestamp)) if matches!(r.expr, Expr::Column(_)) => {
+                Ok((Expr::Cast(Box::new(l.expr), DataType::Timestamp), r.expr, Some(DataType::Timestamp)))
+            }
+            (Some(DataType::Timestamp), Some(DataType::TimestampTz)) if matches!(l.expr, Expr::Column(_)) => {
+                Ok((l.expr, Expr::Cast(Box::new(r.expr), DataType::Timestamp), Some(DataType::Timestamp)))
+            }
             // A timestamptz against a date or timestamp: the other side
             // is the session zone's wall clock, made an instant (as
             // PostgreSQL casts it), so a timestamptz key column stays a

@@ -38,9 +38,11 @@
 //! read (the `catalog` module's "Leases"; a statement over system
 //! relations reads the catalog, so its plan is never kept). It is used
 //! again only if every descriptor it was planned from is still leased at
-//! the same version, and for the same parameter types, optimizer rules and
-//! user. That is the condition under which planning again would give the
-//! same plan: with no read, a plan depends only on those. A schema change
+//! the same version, and for the same parameter types, optimizer rules,
+//! user and time zone (a constant such as `'2026-01-01'::timestamptz` is
+//! folded in it: `Session::enter_zone` drops the kept plans when the
+//! zone changes). That is the condition under which planning again would
+//! give the same plan: with no read, a plan depends only on those. A schema change
 //! waits out every lease, so after it a kept plan fails the check and the
 //! statement is planned again.
 //!
@@ -555,6 +557,7 @@ impl Session {
     pub fn prepare(&mut self, sql: &str, declared: &[Option<DataType>]) -> Result<Option<Prepared>> {
         // Describing reads the catalog, which a cancel stops too: one
         // raised during an earlier statement is not for this Parse.
+        self.abandon_copy();
         self.clear_cancel();
         self.enter_zone();
         let mut statements = parser::parse(sql)?;
@@ -806,6 +809,15 @@ impl Session {
         self.disarm_statement_timeout(ticket, result)
     }
 
+    /// Forgets a COPY FROM the client left without CopyDone or CopyFail
+    /// (the protocol refused what it sent instead): its timeout must not
+    /// fire into the statements after it.
+    fn abandon_copy(&mut self) {
+        if self.copy.take().is_some() || self.copy_timeout.is_some() {
+            self.disarm_copy_timeout();
+        }
+    }
+
     /// Disarms a COPY's timeout that did not reach `copy_done`.
     fn disarm_copy_timeout(&mut self) {
         if let (Some(ticket), Some(watchdog)) = (self.copy_timeout.take(), self.watchdog.as_ref()) {
@@ -975,6 +987,7 @@ impl Session {
     }
 
     fn execute_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
+        self.abandon_copy();
         self.clear_cancel();
         self.enter_zone();
         let timeout = self.arm_statement_timeout();

@@ -14,13 +14,13 @@
 //! Timestamps are microseconds since the Unix epoch, without time zone, as
 //! PostgreSQL's `timestamp` (which counts from 2000-01-01 internally; the
 //! protocol layer converts). A `timestamptz` is the same count for an
-//! instant in UTC: a session's time zone is always UTC, so text input with
-//! an offset (`+02`, `Z`) is converted to UTC, input without one is UTC,
-//! and output is UTC (`2026-01-02 03:04:05+00`). A `timestamp` and a
-//! `timestamptz` compare by their counts, as PostgreSQL compares them in
-//! a UTC session. A `date` is a count of days since 1970-01-01; it
-//! compares with both as their midnight (UTC). A `time` is a time of day
-//! in microseconds, `00:00:00` to `24:00:00`; it compares only with times.
+//! instant in UTC; its text is in the session's zone (`ops::zone`:
+//! input without an offset is that zone's wall clock, output shows it,
+//! `2026-01-02 03:04:05+00` in a UTC session). Beside a `timestamptz`, a
+//! `timestamp` is the session zone's wall clock, and a `date` its
+//! midnight there, as PostgreSQL compares them. A `date` is a count of
+//! days since 1970-01-01. A `time` is a time of day in microseconds,
+//! `00:00:00` to `24:00:00`; it compares only with times.
 //!
 //! A `numeric` is an exact decimal of up to 28 significant digits that
 //! keeps its scale (`1.50`); a `NUMERIC(p, s)` column's bounds are its

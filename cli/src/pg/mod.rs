@@ -760,8 +760,9 @@ fn startup_settings(startup: &std::collections::HashMap<String, String>) -> Vec<
 /// The zone the startup packet's settings leave the session in, as SHOW
 /// gives it; `None`: UTC (none asked for, or one SpanDB does not know).
 fn startup_time_zone(startup: &std::collections::HashMap<String, String>) -> Option<String> {
-    let asked = startup_settings(startup).into_iter().rev().find(|(name, _)| name == "timezone")?.1;
-    sql::ops::zone::parse_setting(&asked).map(|(_, shown)| shown)
+    // The last one the session takes (it skips one it does not know).
+    let asked = startup_settings(startup).into_iter().rev().filter(|(name, _)| name == "timezone");
+    asked.filter_map(|(_, zone)| sql::ops::zone::parse_setting(&zone)).map(|(_, shown)| shown).next()
 }
 
 #[async_trait]

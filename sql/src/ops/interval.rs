@@ -1,7 +1,7 @@
 //! `interval`: PostgreSQL's months, days and microseconds, kept apart
 //! because they are not fixed multiples of each other on a calendar (a
-//! month is 28 to 31 days, a day is 24 hours only in UTC, where SpanDB's
-//! sessions are).
+//! month is 28 to 31 days, a day 23 to 25 hours where clocks change:
+//! `ops::zone::add_in_session`).
 //!
 //! ```text
 //!   '1 year 2 mons 3 days 04:05:06.5'  ->  { months: 14, days: 3, micros: 14_706_500_000 }
