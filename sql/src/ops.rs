@@ -1684,28 +1684,30 @@ fn date_fields(b: &[u8], i: &mut usize) -> Option<(i64, i64, i64)> {
     }
 }
 
+/// The months' names, in lower case (date input, `to_char`).
+pub(crate) const MONTH_NAMES: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
 /// A month's name or its first three letters (any case): 1 to 12.
 fn month_name(b: &[u8], i: &mut usize) -> Option<i64> {
-    const MONTHS: [&str; 12] = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
     let start = *i;
     while b.get(*i).is_some_and(u8::is_ascii_alphabetic) {
         *i += 1;
     }
     let word = std::str::from_utf8(&b[start..*i]).ok()?.to_ascii_lowercase();
-    let found = MONTHS.iter().position(|m| word.len() >= 3 && m.starts_with(word.as_str()))?;
+    let found = MONTH_NAMES.iter().position(|m| word.len() >= 3 && m.starts_with(word.as_str()))?;
     Some(found as i64 + 1)
 }
 

@@ -196,20 +196,6 @@ fn cased(name: &str, case: Case) -> String {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
 const DAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
 const ROMAN: [&str; 12] = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii"];
 
@@ -339,8 +325,8 @@ fn field_text(f: &Fields, pattern: &str, written: &str, fill: bool) -> (String, 
         "iy" => num(cal.map_or(year, |c| c.iso_year) % 100, 2),
         "i" => num(cal.map_or(year, |c| c.iso_year) % 10, 1),
         "mm" => num(f.month, 2),
-        "month" => name(MONTHS[month], 9),
-        "mon" => name(&MONTHS[month][..3], 3),
+        "month" => name(crate::ops::MONTH_NAMES[month], 9),
+        "mon" => name(&crate::ops::MONTH_NAMES[month][..3], 3),
         "rm" => name(ROMAN[month], 4),
         "dd" => num(f.day, 2),
         "ddd" => num(cal.map_or(f.day, |c| c.day_of_year), 3),
