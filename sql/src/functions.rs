@@ -1061,7 +1061,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
                 );
                 Value::TimestampTz(match &args[1] {
                     Value::TimestampTz(us) if small && *us != i64::MIN && *us != i64::MAX => {
-                        let offset = crate::ops::zone::offset_at(*us, zone)?;
+                        let offset = zone.offset_at(*us)?;
                         local - offset * 1_000_000
                     }
                     _ => crate::ops::zone::to_utc(local, zone)?,
@@ -1414,7 +1414,7 @@ fn date_part(field: &str, us: i64) -> Result<f64> {
 /// (`timezone`, `timezone_hour`, `timezone_minute`).
 fn timestamptz_part(field: &str, us: i64) -> Result<f64> {
     let zone = crate::ops::zone::session();
-    let offset = || -> Result<i64> { crate::ops::zone::offset_at(us, zone) };
+    let offset = || zone.offset_at(us);
     match field.to_ascii_lowercase().as_str() {
         "epoch" => date_part(field, us),
         "timezone" => Ok(offset()? as f64),

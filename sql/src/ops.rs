@@ -340,16 +340,7 @@ fn temporal_arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         (BinaryOp::Sub, Value::Timestamp(us), Value::Interval(i)) => shifted(*us, &negate(i)?, false),
         (BinaryOp::Sub, Value::TimestampTz(us), Value::Interval(i)) => shifted(*us, &negate(i)?, true),
         (BinaryOp::Sub, a, b) if a.as_micros().is_some() && b.as_micros().is_some() => {
-            // Beside a timestamptz, a date or timestamp is the session
-            // zone's wall clock: an instant first, as PostgreSQL casts it.
-            let instant = |v: &Value, other: &Value| -> Result<i64> {
-                let us = v.as_micros().unwrap_or_default();
-                match (v, other) {
-                    (Value::Timestamp(_) | Value::Date(_), Value::TimestampTz(_)) => zone::to_utc(us, zone::session()),
-                    _ => Ok(us),
-                }
-            };
-            between(instant(a, b)?, instant(b, a)?).map(Value::Interval)
+            between(zone::instant_beside(a, b)?, zone::instant_beside(b, a)?).map(Value::Interval)
         }
         (BinaryOp::Add | BinaryOp::Sub, Value::Interval(a), Value::Interval(b)) => {
             add(a, b, op == BinaryOp::Sub).map(Value::Interval)
@@ -706,13 +697,7 @@ fn cmp_comparable(l: &Value, r: &Value) -> Option<Ordering> {
         // midnight; beside a timestamptz, those are the session zone's
         // wall clock, compared as the instant they are there.
         (a, b) if a.as_micros().is_some() && b.as_micros().is_some() => {
-            let instant = |v: &Value, other: &Value| match (v, other) {
-                (Value::Timestamp(_) | Value::Date(_), Value::TimestampTz(_)) => {
-                    v.as_micros().and_then(|us| zone::to_utc(us, zone::session()).ok())
-                }
-                _ => v.as_micros(),
-            };
-            Some(instant(a, b).cmp(&instant(b, a)))
+            Some(zone::instant_beside(a, b).ok().cmp(&zone::instant_beside(b, a).ok()))
         }
         (Value::Uuid(a), Value::Uuid(b)) => Some(a.cmp(b)),
         (Value::Interval(a), Value::Interval(b)) => Some(interval::compare(a, b)),

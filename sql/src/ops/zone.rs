@@ -218,8 +218,9 @@ pub fn of_interval(i: &Interval) -> Result<Zone> {
 }
 
 impl Zone {
-    /// Seconds east of UTC at the instant `utc_us`.
-    fn offset_at(self, utc_us: i64) -> Result<i64> {
+    /// Seconds east of UTC at the instant `utc_us` (`extract(timezone
+    /// FROM ...)`).
+    pub fn offset_at(self, utc_us: i64) -> Result<i64> {
         match self {
             Zone::Fixed(seconds) => Ok(seconds),
             Zone::Named(tz) => {
@@ -261,12 +262,6 @@ pub fn local_and_offset(utc_us: i64, zone: Zone) -> Result<(i64, i64)> {
     Ok((local, offset))
 }
 
-/// The seconds east of UTC of `zone` at the instant `utc_us`
-/// (`extract(timezone FROM ...)`).
-pub fn offset_at(utc_us: i64, zone: Zone) -> Result<i64> {
-    zone.offset_at(utc_us)
-}
-
 /// The zone's abbreviation at the instant `utc_us`, as `to_char`'s `TZ`
 /// shows it: `EST` or `EDT` for New York; a fixed offset's text (`UTC`
 /// for none).
@@ -291,6 +286,18 @@ pub fn offset_text(seconds: i64) -> String {
         (0, 0) => format!("{sign}{h:02}"),
         (_, 0) => format!("{sign}{h:02}:{m:02}"),
         _ => format!("{sign}{h:02}:{m:02}:{sec:02}"),
+    }
+}
+
+/// The count of `v` (a timestamp, timestamptz or date) as an instant
+/// when it stands beside `other`: beside a timestamptz, a timestamp or
+/// date is the session zone's wall clock (its midnight), as PostgreSQL
+/// casts it; otherwise the count as it is.
+pub fn instant_beside(v: &Value, other: &Value) -> Result<i64> {
+    let us = v.as_micros().unwrap_or_default();
+    match (v, other) {
+        (Value::Timestamp(_) | Value::Date(_), Value::TimestampTz(_)) => to_utc(us, session()),
+        _ => Ok(us),
     }
 }
 
@@ -323,8 +330,7 @@ pub fn to_local(utc_us: i64, zone: Zone) -> Result<i64> {
     if utc_us == i64::MIN || utc_us == i64::MAX {
         return Ok(utc_us);
     }
-    let offset = zone.offset_at(utc_us)?;
-    finite(utc_us.checked_add(offset.checked_mul(MICROS_PER_SECOND).ok_or_else(out_of_range)?))
+    local_and_offset(utc_us, zone).map(|(local, _)| local)
 }
 
 /// The instant of the wall-clock time `local_us` in `zone` (a timestamp
