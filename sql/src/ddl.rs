@@ -10,7 +10,32 @@
 //! batches after the statement commits (`backfill`), inside one in the
 //! block's transaction (bounded by what one transaction may write). ADD
 //! COLUMN rewrites nothing: rows written before it read the column's
-//! DEFAULT from the descriptor (`ColumnDesc::missing`).
+//! DEFAULT from the descriptor (`ColumnDesc::missing`). An ALTER TABLE of
+//! several operations runs each as an ALTER TABLE of its own, planned
+//! once those before it ran, all in the statement's transaction (its
+//! backfills and rewrites too, as in a block).
+//!
+//! # Changing a column's type
+//!
+//! `ALTER COLUMN c TYPE t` converts every value of `c` to a `t`: by the
+//! assignment cast where one exists (`int` to `bigint`, anything to
+//! text), else by the explicit cast (`text` to `int`), the cast a
+//! `USING c::t` asks for (the only USING taken). Two kinds:
+//!
+//! - The stored form stays (integers of any width, whose keys all hold
+//!   a bigint; `text` and `varchar(n)`): one read of every row checks
+//!   that each value fits (`smallint out of range`, `value too long`),
+//!   then only the descriptor changes. A row written before reads as the
+//!   new type (`layout::decode_row`).
+//! - Otherwise the rows move, as for ADD PRIMARY KEY: to a new table id,
+//!   each value converted. A column a foreign key uses is refused here,
+//!   since the other table's keys would no longer match.
+//!
+//! The DEFAULT is cast to `t` where it was of a type that does not go
+//! into one (`5` becomes `CAST((5) AS text)`); CHECK constraints are
+//! bound again, and refuse the change if they no longer mean anything.
+//! Departure from PostgreSQL: `USING c::varchar(3)` refuses a longer
+//! value (22001) where PostgreSQL cuts it.
 //!
 //! Every change to an existing table runs after the session drained the
 //! table (`catalog`, "Leases"): [`crate::catalog::Drains`] says which drain each table is
@@ -24,7 +49,7 @@ use crate::planner;
 use crate::sink::Sink;
 use crate::sql_err;
 use crate::sweep;
-use crate::types::Value;
+use crate::types::{DataType, Value};
 use crate::write;
 
 /// Runs a DDL plan; returns its command tag.
@@ -303,6 +328,19 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             }
             Ok("ALTER TABLE".into())
         }
+        Plan::AlterTableSteps { steps } => {
+            // In the statement's transaction, as in a block: one step's
+            // batches after the commit would leave the others' undone.
+            let batch = std::mem::replace(&mut cx.batch_schema_changes, false);
+            let ran = steps.iter().try_for_each(|step| {
+                let sql = step.to_string();
+                let plan = planner::Planner::new(cx.txn()?, &sql).plan(step)?;
+                run(&plan, cx, sink).map(drop)
+            });
+            cx.batch_schema_changes = batch;
+            ran?;
+            Ok("ALTER TABLE".into())
+        }
         Plan::AlterColumn { table, column, change } => {
             let mut desc = (*table_to_alter(cx, table)?).clone();
             let Some((position, col)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
@@ -316,6 +354,11 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                         return sql_err!(InvalidTableDefinition, "column \"{column}\" is in a primary key");
                     }
                     desc.columns[position].nullable = true;
+                }
+                ColumnChange::Type { to, default } => {
+                    desc.columns[position].default.clone_from(default);
+                    change_column_type(cx, desc, position, *to)?;
+                    return Ok("ALTER TABLE".into());
                 }
                 ColumnChange::NotNull(true) => {
                     if write::has_null(&desc, position, cx)? {
@@ -344,29 +387,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                     c.nullable = false;
                 }
             }
-            if cx.batch_schema_changes {
-                // Copied in batches after this commits, writers refused
-                // meanwhile, then switched to (`backfill`).
-                desc.id = cx.next_table_id()?;
-                desc.version = 1;
-                desc.draining = false;
-                let mut old = (*old).clone();
-                old.rewrite = Some(Box::new(desc));
-                cx.followup = Some(FollowUp::Rewrite { table: old.id });
-                Catalog::update_table(cx.txn()?, &mut old)?;
-                return Ok("ALTER TABLE".into());
-            }
-            write::rewrite_table(
-                &old,
-                &desc,
-                &|row| {
-                    let mut r = row.clone();
-                    r.remove(hidden);
-                    Ok(r)
-                },
-                cx,
-            )?;
-            Catalog::update_table(cx.txn()?, &mut desc)?;
+            rewrite(cx, &old, desc)?;
             Ok("ALTER TABLE".into())
         }
         Plan::Truncate { tables, cascade } => {
@@ -711,6 +732,84 @@ fn check_index_names_free<'a>(cx: &mut Cx, names: impl Iterator<Item = &'a str>)
 /// The table `name` for a change of its schema or rows that only a
 /// table may take: it must exist, be no view, be out of any other
 /// change's drain, and not be in the middle of a rewrite.
+/// Makes `desc` (a change of `old` that moves its rows: a new primary
+/// key, a column's new type) the table: outside a transaction block its
+/// rows are copied in batches after this commits, writers refused
+/// meanwhile, then switched to (`backfill`); inside one, in the block's
+/// transaction.
+fn rewrite(cx: &mut Cx, old: &TableDesc, mut desc: TableDesc) -> Result<()> {
+    if cx.batch_schema_changes {
+        desc.id = cx.next_table_id()?;
+        desc.version = 1;
+        desc.draining = false;
+        let mut old = old.clone();
+        old.rewrite = Some(Box::new(desc));
+        cx.followup = Some(FollowUp::Rewrite { table: old.id });
+        return Catalog::update_table(cx.txn()?, &mut old);
+    }
+    write::rewrite_table(old, &desc, cx)?;
+    Catalog::update_table(cx.txn()?, &mut desc)
+}
+
+/// ALTER COLUMN ... TYPE (module docs, "Changing a column's type"):
+/// column `position` of `desc` becomes a `to`.
+fn change_column_type(cx: &mut Cx, mut desc: TableDesc, position: usize, to: DataType) -> Result<()> {
+    let old = desc.clone();
+    let col = &old.columns[position];
+    if col.data_type == to {
+        return Ok(());
+    }
+    if let Some(view) = views_reading(cx, &old.name)?.first() {
+        return sql_err!(
+            FeatureNotSupported,
+            "cannot alter type of column \"{}\": view \"{}\" reads table \"{}\" (a view is stored as its query's \
+             text); drop the view first",
+            col.name,
+            view.name,
+            old.name
+        );
+    }
+    desc.columns[position].data_type = to;
+    // A CHECK constraint must still mean something (PostgreSQL: 42883
+    // for `c > 0` once `c` is text).
+    planner::bind_table_checks(cx.txn()?, &desc)?;
+    if keeps_stored_form(col.data_type, to) {
+        // Every value must fit; rows then read as the new type
+        // (`layout::decode_row`).
+        write::check_assignable(&old, position, to, cx)?;
+        Catalog::update_table(cx.txn()?, &mut desc)?;
+    } else {
+        let keyed = old.foreign_keys.iter().any(|fk| fk.columns.contains(&col.id))
+            || (!old.referenced_by.is_empty()
+                && std::iter::once(&old.primary)
+                    .chain(old.indexes.iter().filter(|i| i.unique))
+                    .any(|i| i.columns.iter().any(|(c, _)| *c == col.id)));
+        if keyed {
+            return sql_err!(
+                FeatureNotSupported,
+                "cannot alter type of column \"{}\" from {} to {}: a foreign key uses it (only changes between \
+                 integer types, or between text types, keep a foreign key)",
+                col.name,
+                col.data_type,
+                to
+            );
+        }
+        // Every row is written whole to the new table.
+        desc.columns[position].missing = None;
+        rewrite(cx, &old, desc)?;
+    }
+    Ok(())
+}
+
+/// Whether a value of type `from` is stored as a `to` would be, byte for
+/// byte in keys: integers of any width (keys hold every integer as a
+/// bigint) and text of any length (not `char(n)`, which pads). Such a
+/// change rewrites no row.
+fn keeps_stored_form(from: DataType, to: DataType) -> bool {
+    let text = |t: DataType| matches!(t, DataType::Text | DataType::Varchar(_));
+    (from.is_integer() && to.is_integer()) || (text(from) && text(to))
+}
+
 fn table_to_alter(cx: &mut Cx, name: &str) -> Result<std::sync::Arc<TableDesc>> {
     let table = Catalog::must_table(cx.txn()?, name)?;
     cx.drains.check(&table)?;

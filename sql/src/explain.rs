@@ -60,6 +60,7 @@ fn ddl_name(plan: &Plan) -> &'static str {
         Plan::AddColumn { .. } => "AddColumn",
         Plan::DropColumn { .. } => "DropColumn",
         Plan::AlterColumn { .. } => "AlterColumn",
+        Plan::AlterTableSteps { .. } => "AlterTable",
         Plan::AddPrimaryKey { .. } => "AddPrimaryKey",
         Plan::Truncate { .. } => "Truncate",
         Plan::AddForeignKey { .. } => "AddForeignKey",

@@ -16,7 +16,7 @@
 //! entry with a NULL in it keeps the primary key in the key, since NULLs
 //! never collide (PostgreSQL's NULLS DISTINCT).
 
-use crate::catalog::{IndexDesc, TableDesc, PRIMARY_INDEX_ID};
+use crate::catalog::{ColumnDesc, IndexDesc, TableDesc, PRIMARY_INDEX_ID};
 use crate::encoding::{self, decode_key_value, encode_key_value};
 use crate::error::{Error, Result, SqlState};
 use crate::limits;
@@ -108,8 +108,8 @@ pub fn decode_row(table: &TableDesc, key: &[u8], value: &[u8]) -> Result<Row> {
     }
     for (id, v) in encoding::decode_row(value).map_err(|e| corrupt("row", key, e))? {
         // A dropped column's value is skipped.
-        if let Some((pos, _)) = table.column_by_id(id) {
-            row[pos] = v;
+        if let Some((pos, col)) = table.column_by_id(id) {
+            row[pos] = as_column_type(v, col)?;
             held[pos] = true;
         }
     }
@@ -117,11 +117,23 @@ pub fn decode_row(table: &TableDesc, key: &[u8], value: &[u8]) -> Result<Row> {
     for (pos, col) in table.columns.iter().enumerate() {
         if let (false, Some(missing)) = (held[pos], &col.missing) {
             if let Some((_, v)) = encoding::decode_row(missing).map_err(|e| corrupt("descriptor", key, e))?.pop() {
-                row[pos] = v;
+                row[pos] = as_column_type(v, col)?;
             }
         }
     }
     Ok(row)
+}
+
+/// A stored value as a value of its column's type now. They differ only
+/// after an ALTER COLUMN ... TYPE that kept the stored form (`ddl`,
+/// "Changing a column's type"): an `int4` written before the column
+/// became a `bigint` reads as one. The change checked that every value
+/// fits.
+fn as_column_type(v: Value, col: &ColumnDesc) -> Result<Value> {
+    match v.data_type() {
+        Some(t) if t.base() != col.data_type.base() => crate::ops::assign(&v, col.data_type),
+        _ => Ok(v),
+    }
 }
 
 /// The entry of `row` in secondary `index`.

@@ -660,6 +660,12 @@ pub enum ColumnChange {
     Default(Option<String>),
     /// SET NOT NULL (refused while a row holds NULL) or DROP NOT NULL.
     NotNull(bool),
+    /// `TYPE to [USING c::to]`: every value converted to `to`, by the
+    /// assignment cast where one exists, else the explicit cast (`ddl`,
+    /// "Changing a column's type"); the column's DEFAULT becomes
+    /// `default` (cast to `to` where it was not already of a type that
+    /// goes into one).
+    Type { to: DataType, default: Option<String> },
 }
 
 /// A CHECK constraint, bound over the table's row: a row it is false for
@@ -880,8 +886,15 @@ pub enum Plan {
         column: String,
         if_exists: bool,
     },
+    /// `ALTER TABLE t op, op, ...`: the operations one by one, each an
+    /// ALTER TABLE of its own, planned once those before it have run (so
+    /// `ADD COLUMN c ..., ADD CONSTRAINT ... CHECK (c > 0)` sees `c`), all
+    /// in the statement's transaction.
+    AlterTableSteps {
+        steps: Vec<sqlparser::ast::Statement>,
+    },
     /// `ALTER TABLE t ALTER COLUMN c ...`: a change of the descriptor
-    /// alone (SET NOT NULL reads the rows first).
+    /// (SET NOT NULL reads the rows first; TYPE may rewrite them).
     AlterColumn {
         table: String,
         column: String,

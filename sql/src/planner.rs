@@ -3980,7 +3980,12 @@ impl<'a> Planner<'a> {
     fn plan_alter_table(&mut self, alter: &ast::AlterTable) -> Result<Plan> {
         let table = object_name(&alter.name)?;
         let [operation] = alter.operations.as_slice() else {
-            return sql_err!(FeatureNotSupported, "ALTER TABLE with several operations is not supported");
+            let steps = alter
+                .operations
+                .iter()
+                .map(|op| ast::Statement::AlterTable(ast::AlterTable { operations: vec![op.clone()], ..alter.clone() }))
+                .collect();
+            return Ok(Plan::AlterTableSteps { steps });
         };
         match operation {
             ast::AlterTableOperation::AddColumn { if_not_exists, column_def, .. } => {
@@ -4026,6 +4031,9 @@ impl<'a> Planner<'a> {
                         self.check_default(value, col)?;
                         ColumnChange::Default(Some(value.to_string()))
                     }
+                    ast::AlterColumnOperation::SetDataType { data_type: ty, using, .. } => {
+                        self.new_column_type(&table, &column, ty, using.as_ref())?
+                    }
                     other => return sql_err!(FeatureNotSupported, "ALTER COLUMN {other} is not supported"),
                 };
                 Ok(Plan::AlterColumn { table, column, change })
@@ -4068,6 +4076,107 @@ impl<'a> Planner<'a> {
             }
             other => sql_err!(FeatureNotSupported, "ALTER TABLE {other} is not supported"),
         }
+    }
+}
+
+impl Planner<'_> {
+    /// What `ALTER COLUMN column TYPE ty [USING using]` changes in column
+    /// `column` of `table`, once it is known that every value can become
+    /// a `ty` (`ddl`, "Changing a column's type", converts them). `USING`
+    /// may only be the column or its cast to `ty`, what ORMs send.
+    fn new_column_type(
+        &mut self,
+        table: &str,
+        column: &str,
+        ty: &ast::DataType,
+        using: Option<&ast::Expr>,
+    ) -> Result<ColumnChange> {
+        let desc = self.table(table)?;
+        let Some((_, col)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
+            return sql_err!(UndefinedColumn, "column \"{column}\" of relation \"{table}\" does not exist");
+        };
+        let col = col.clone();
+        let to = data_type(ty)?;
+        if to.element().is_some() {
+            return sql_err!(
+                FeatureNotSupported,
+                "array columns are not supported (column \"{column}\" would be {to})"
+            );
+        }
+        if col.default.as_deref() == Some(GENERATED_KEY_DEFAULT) {
+            if !to.is_integer() {
+                return sql_err!(DatatypeMismatch, "identity column type must be smallint, integer, or bigint");
+            }
+            // SERIAL and IDENTITY columns stay bigints, as CREATE TABLE
+            // makes them (`column_def`).
+            return Ok(ColumnChange::Type { to: DataType::Int8, default: col.default });
+        }
+        let from = col.data_type;
+        match using {
+            None if !ops::can_assign(from, to) => {
+                return Err(Error::new(
+                    SqlState::DatatypeMismatch,
+                    format!("column \"{column}\" cannot be cast automatically to type {}", ops::type_name(to)),
+                )
+                .with_hint(format!(
+                    "You might need to specify \"USING {}::{}\".",
+                    crate::system::quote_ident(column),
+                    to.sql_name()
+                )))
+            }
+            None => {}
+            Some(using) => {
+                if !is_column_or_its_cast(using, column, to) {
+                    return sql_err!(
+                        FeatureNotSupported,
+                        "ALTER COLUMN ... TYPE ... USING is supported only with the column or its cast to the new \
+                         type (USING {}::{})",
+                        crate::parser::quote_name(column),
+                        to.sql_name()
+                    );
+                }
+                if !ops::can_cast(from, to) {
+                    return sql_err!(
+                        CannotCoerce,
+                        "cannot cast type {} to {}",
+                        ops::type_name(from),
+                        ops::type_name(to)
+                    );
+                }
+            }
+        }
+        let mut default = col.default;
+        if let Some(text) = &mut default {
+            let e = crate::parser::parse_expr(text)?;
+            let b = self.bind_expr(&e, &Scope::default())?;
+            match self.coerce_literal(b, to).map(|b| b.ty) {
+                Ok(None) => {}
+                Ok(Some(t)) if ops::can_coerce_implicitly(t, to) => {}
+                // As PostgreSQL keeps it: cast to the new type.
+                Ok(Some(t)) if ops::can_assign(t, to) => *text = format!("CAST(({text}) AS {})", to.sql_name()),
+                _ => {
+                    return sql_err!(
+                        DatatypeMismatch,
+                        "default for column \"{column}\" cannot be cast automatically to type {}",
+                        ops::type_name(to)
+                    )
+                }
+            }
+        }
+        Ok(ColumnChange::Type { to, default })
+    }
+}
+
+/// Whether `e` is column `column`, or its cast to `to` (`c::varchar(20)`,
+/// `CAST(c AS bigint)`).
+fn is_column_or_its_cast(e: &ast::Expr, column: &str, to: DataType) -> bool {
+    match e {
+        ast::Expr::Identifier(i) => ident(i) == column,
+        ast::Expr::Nested(inner) => is_column_or_its_cast(inner, column, to),
+        ast::Expr::Cast { expr, data_type: ty, format: None, .. } => {
+            data_type(ty).is_ok_and(|t| t == to) && matches!(&**expr, ast::Expr::Identifier(i) if ident(i) == column)
+        }
+        _ => false,
     }
 }
 

@@ -18,7 +18,7 @@
 //! never sees its own changes (`UPDATE t SET k = k + 1` visits each row
 //! once, `INSERT INTO t SELECT * FROM t` doubles t once).
 
-use crate::catalog::{IndexDesc, TableDesc};
+use crate::catalog::{ColumnDesc, IndexDesc, TableDesc};
 use crate::error::{Error, Result, SqlState};
 use crate::exec::{self, eval, Cx};
 use crate::layout;
@@ -28,7 +28,7 @@ use crate::plan::{
     Check, Constraints, DeferredCheck, Expr, ForeignKeyAction, ForeignKeyCheck, Node, OnConflict, OutputColumn, Plan,
 };
 use crate::sql_err;
-use crate::types::{Row, Value};
+use crate::types::{DataType, Row, Value};
 
 /// What a write statement produced: the count and RETURNING rows.
 pub struct WriteResult {
@@ -732,8 +732,8 @@ pub fn backfill_index(table: &TableDesc, index: &IndexDesc, cx: &mut Cx) -> Resu
 }
 
 /// Rewrites every row of `old` under `new`'s layout (a new primary key, a
-/// column added with a default): deletes the old pairs, writes the new.
-pub fn rewrite_table(old: &TableDesc, new: &TableDesc, fill: &dyn Fn(&Row) -> Result<Row>, cx: &mut Cx) -> Result<u64> {
+/// column's new type): deletes the old pairs, writes the new.
+pub fn rewrite_table(old: &TableDesc, new: &TableDesc, cx: &mut Cx) -> Result<u64> {
     let scan = Node::Scan {
         table: std::sync::Arc::new(old.clone()),
         index: old.primary.clone(),
@@ -742,16 +742,7 @@ pub fn rewrite_table(old: &TableDesc, new: &TableDesc, fill: &dyn Fn(&Row) -> Re
     let rows = read_all(&scan, cx)?;
     let mut new_rows = Vec::with_capacity(rows.len());
     for row in &rows {
-        let mut n = fill(row)?;
-        for (v, col) in n.iter_mut().zip(&new.columns) {
-            if v.is_null() && !col.nullable {
-                return Err(Error::new(
-                    SqlState::NotNullViolation,
-                    format!("column \"{}\" of relation \"{}\" contains null values", col.name, new.name),
-                ));
-            }
-        }
-        new_rows.push(n);
+        new_rows.push(moved_row(old, new, row)?);
     }
     for row in &rows {
         delete_row(old, row, cx)?;
@@ -852,12 +843,16 @@ pub fn rewrite_batch(
     Ok(next_batch(&pairs, rows))
 }
 
-/// `row` of `old` as a row of its rewrite `new`; 23502 if a column `new`
-/// makes NOT NULL (a new primary key's) is NULL in it.
+/// `row` of `old` as a row of its rewrite `new`, each value converted to
+/// its column's type there ([`converted`]); 23502 if a column `new` makes
+/// NOT NULL (a new primary key's) is NULL in it.
 fn moved_row(old: &TableDesc, new: &TableDesc, row: &Row) -> Result<Row> {
     let mut moved = Vec::with_capacity(new.columns.len());
     for col in &new.columns {
-        let v = old.column_by_id(col.id).map_or(Value::Null, |(pos, _)| row[pos].clone());
+        let v = match old.column_by_id(col.id) {
+            Some((pos, before)) => converted(&row[pos], before, col)?,
+            None => Value::Null,
+        };
         if v.is_null() && !col.nullable {
             return Err(Error::new(
                 SqlState::NotNullViolation,
@@ -867,6 +862,38 @@ fn moved_row(old: &TableDesc, new: &TableDesc, row: &Row) -> Result<Row> {
         moved.push(v);
     }
     Ok(moved)
+}
+
+/// Value `v` of column `before` as a value of `after` (the same column,
+/// its type changed by ALTER COLUMN ... TYPE): by the assignment cast
+/// where one exists (so a string too long for a `varchar(n)` is refused,
+/// 22001, even where PostgreSQL's explicit `USING c::varchar(n)` would cut
+/// it), else by the explicit cast (`text` to `integer`).
+fn converted(v: &Value, before: &ColumnDesc, after: &ColumnDesc) -> Result<Value> {
+    let (from, to) = (before.data_type, after.data_type);
+    match () {
+        _ if from == to => Ok(v.clone()),
+        _ if ops::can_assign(from, to) => ops::assign(v, to),
+        _ => ops::cast(v, to),
+    }
+}
+
+/// Fails as converting it would (22001, 22003, 22P02 ...) unless every
+/// value of the column at `position` of `table` becomes a `to` (ALTER
+/// COLUMN ... TYPE that rewrites no row): a read of every row.
+pub fn check_assignable(table: &TableDesc, position: usize, to: DataType, cx: &mut Cx) -> Result<()> {
+    let scan = Node::Scan {
+        table: std::sync::Arc::new(table.clone()),
+        index: table.primary.clone(),
+        spans: vec![crate::plan::ScanSpan::full()],
+    };
+    let mut after = table.columns[position].clone();
+    after.data_type = to;
+    let mut rows = exec::build(&scan);
+    while let Some(row) = rows.next(cx)? {
+        converted(&row[position], &table.columns[position], &after)?;
+    }
+    Ok(())
 }
 
 /// Checks one batch of `old`'s rows, from key `from`, for a NULL where its

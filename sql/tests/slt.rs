@@ -88,6 +88,7 @@ slt!(
     dml,
     types,
     ddl,
+    alter_table,
     index,
     cte_view,
     window,
