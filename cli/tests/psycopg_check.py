@@ -11,6 +11,7 @@ retries a transaction that failed with 40001 (serialization failure).
 
 import datetime
 import sys
+import threading
 import time
 import uuid
 from decimal import Decimal
@@ -419,6 +420,32 @@ with psycopg.connect(dsn + " options='-c timezone=Asia/Tokyo'") as conn:
     rows = sorted(conn.execute(columns).fetchall())
     assert rows == [("id", "bigint"), ("isbn", "bigint"), ("pages", "bigint"), ("title", "character varying")], rows
     conn.execute("DROP TABLE app_book")
+    conn.commit()
+
+    # Sequences: connections taking values at once never get the same
+    # one, and a value taken in a transaction that rolled back is not
+    # given again (each nextval is a transaction of its own).
+    conn.execute("CREATE SEQUENCE ticket")
+    conn.commit()
+
+    def take(values):
+        with psycopg.connect(dsn, autocommit=True) as c:
+            for _ in range(15):
+                values.append(c.execute("SELECT nextval('ticket')").fetchone()[0])
+
+    taken = [[] for _ in range(3)]
+    workers = [threading.Thread(target=take, args=(t,)) for t in taken]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    every = sorted(v for t in taken for v in t)
+    assert every == list(range(1, 46)), every
+    assert all(t == sorted(t) for t in taken), taken
+    assert conn.execute("SELECT nextval('ticket')").fetchone() == (46,)
+    conn.rollback()
+    assert conn.execute("SELECT nextval('ticket'), currval('ticket')").fetchone() == (47, 47)
+    conn.execute("DROP SEQUENCE ticket")
     conn.commit()
 
 print("OK")

@@ -63,7 +63,7 @@ use crate::write;
 /// Whether running a batch again after its commit's outcome went unknown
 /// is safe.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Rerun {
+pub(crate) enum Rerun {
     /// Safe: running it again after it did commit changes nothing (an
     /// index entry already there is the row's own; a rewrite batch starts
     /// where the last committed one ended). An unknown outcome, or a
@@ -79,7 +79,7 @@ enum Rerun {
 /// the commit (`Cx::defer_unique_checks`); if the commit finds a key
 /// taken, it runs again told to read instead (which names the duplicate,
 /// or finds the key was this row's own).
-fn in_transaction<T>(
+pub(crate) fn in_transaction<T>(
     engine: &dyn Engine,
     now_us: i64,
     cancel: &Arc<AtomicBool>,

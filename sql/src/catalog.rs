@@ -134,12 +134,20 @@ use crate::limits;
 use crate::sql_err;
 use crate::types::DataType;
 
+// The system tables, every one SpanDB has: each id names a key space
+// (`/Table/<id>/...`), so no two may share one.
 /// The system table of descriptors.
 const DESCRIPTORS_TABLE: u32 = 1;
 /// The system table of table names.
 const NAMES_TABLE: u32 = 2;
 /// The system table of id counters.
 const COUNTERS_TABLE: u32 = 3;
+/// The system table of sweep jobs (`sweep`).
+pub(crate) const SWEEPS_TABLE: u32 = 4;
+/// The system table of advisory locks (`advisory`).
+pub(crate) const LOCKS_TABLE: u32 = 5;
+/// The system table of sequences (`sequence`).
+pub(crate) const SEQUENCES_TABLE: u32 = 6;
 /// The first id a user table gets.
 pub const FIRST_USER_TABLE_ID: u32 = 100;
 /// Every table's primary index has this id.
@@ -811,8 +819,17 @@ impl Catalog {
 
     /// The table named `name`, or 42P01.
     pub fn must_table(txn: &mut dyn Transaction, name: &str) -> Result<Arc<TableDesc>> {
-        Self::table(txn, name)?
-            .ok_or_else(|| Error::new(SqlState::UndefinedTable, format!("relation \"{name}\" does not exist")))
+        if let Some(desc) = Self::table(txn, name)? {
+            return Ok(desc);
+        }
+        if crate::sequence::by_name(txn, name)?.is_some() {
+            return sql_err!(
+                FeatureNotSupported,
+                "\"{name}\" is a sequence, which cannot be used as a table here; read it with currval('{name}') or \
+                 nextval('{name}')"
+            );
+        }
+        sql_err!(UndefinedTable, "relation \"{name}\" does not exist")
     }
 
     /// Like [`Catalog::must_table`], trying the id `names` remembers first.

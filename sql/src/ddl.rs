@@ -56,7 +56,9 @@ use crate::write;
 pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
     match plan {
         Plan::CreateTable { table, if_not_exists } => {
-            if Catalog::table(cx.txn()?, &table.name)?.is_some() {
+            let taken = Catalog::table(cx.txn()?, &table.name)?.is_some()
+                || crate::sequence::by_name(cx.txn()?, &table.name)?.is_some();
+            if taken {
                 if *if_not_exists {
                     sink.notice(&format!("relation \"{}\" already exists, skipping", table.name))?;
                     return Ok("CREATE TABLE".into());
@@ -117,6 +119,10 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                         }
                     }
                     None if *if_exists => sink.notice(&format!("table \"{name}\" does not exist, skipping"))?,
+                    None if crate::sequence::by_name(cx.txn()?, name)?.is_some() => {
+                        return Err(Error::new(SqlState::WrongObjectType, format!("\"{name}\" is not a table"))
+                            .with_hint("Use DROP SEQUENCE to remove a sequence."))
+                    }
                     None => return sql_err!(UndefinedTable, "table \"{name}\" does not exist"),
                 }
             }
@@ -142,6 +148,9 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                     Catalog::update_table(cx.txn()?, &mut desc)?;
                 }
                 Some(_) => return sql_err!(DuplicateTable, "relation \"{}\" already exists", view.name),
+                None if crate::sequence::by_name(cx.txn()?, &view.name)?.is_some() => {
+                    return sql_err!(DuplicateTable, "relation \"{}\" already exists", view.name)
+                }
                 None => {
                     let mut view = view.clone();
                     view.id = cx.next_table_id()?;
@@ -167,6 +176,32 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 }
             }
             Ok("DROP VIEW".into())
+        }
+        Plan::CreateSequence { sequence, if_not_exists } => {
+            if name_taken(cx, &sequence.name)? {
+                if *if_not_exists {
+                    sink.notice(&format!("relation \"{}\" already exists, skipping", sequence.name))?;
+                    return Ok("CREATE SEQUENCE".into());
+                }
+                return sql_err!(DuplicateTable, "relation \"{}\" already exists", sequence.name);
+            }
+            let mut sequence = sequence.clone();
+            sequence.id = cx.next_table_id()?;
+            crate::sequence::create(cx.txn()?, &sequence)?;
+            Ok("CREATE SEQUENCE".into())
+        }
+        Plan::DropSequence { names, if_exists } => {
+            for name in names {
+                match crate::sequence::by_name(cx.txn()?, name)? {
+                    Some(sequence) => crate::sequence::drop(cx.txn()?, &sequence)?,
+                    None if Catalog::table(cx.txn()?, name)?.is_some() => {
+                        return sql_err!(WrongObjectType, "\"{name}\" is not a sequence")
+                    }
+                    None if *if_exists => sink.notice(&format!("sequence \"{name}\" does not exist, skipping"))?,
+                    None => return sql_err!(UndefinedTable, "sequence \"{name}\" does not exist"),
+                }
+            }
+            Ok("DROP SEQUENCE".into())
         }
         Plan::CreateIndex { table, index, if_not_exists } => {
             let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
@@ -701,7 +736,7 @@ fn dependent_constraint(what: &str, constraint: &str, table: &str) -> Error {
 
 /// Whether a table or index already has `name` (they share a namespace).
 fn name_taken(cx: &mut Cx, name: &str) -> Result<bool> {
-    if Catalog::table(cx.txn()?, name)?.is_some() {
+    if Catalog::table(cx.txn()?, name)?.is_some() || crate::sequence::by_name(cx.txn()?, name)?.is_some() {
         return Ok(true);
     }
     Ok(all_tables(cx)?.iter().any(|t| t.primary.name == name || t.indexes.iter().any(|i| i.name == name)))

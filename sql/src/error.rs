@@ -30,6 +30,8 @@ pub enum SqlState {
     DivisionByZero,
     /// 22023
     InvalidParameterValue,
+    /// 2200H: `nextval` past a sequence's end.
+    SequenceGeneratorLimitExceeded,
     /// 2201W
     InvalidRowCountInLimitClause,
     /// 2201X
@@ -139,6 +141,8 @@ pub enum SqlState {
     QueryCanceled,
     /// 55P03: a lock not granted within `lock_timeout`.
     LockNotAvailable,
+    /// 55000: `currval` before any `nextval` in the session.
+    ObjectNotInPrerequisiteState,
     /// 22P04: COPY data of the wrong shape.
     BadCopyFileFormat,
     /// 22021: bytes that are not UTF-8.
@@ -170,6 +174,7 @@ impl SqlState {
             InvalidTimeZoneDisplacementValue => "22009",
             DivisionByZero => "22012",
             InvalidParameterValue => "22023",
+            SequenceGeneratorLimitExceeded => "2200H",
             InvalidRowCountInLimitClause => "2201W",
             InvalidRowCountInResultOffsetClause => "2201X",
             InvalidTextRepresentation => "22P02",
@@ -224,6 +229,7 @@ impl SqlState {
             OutOfMemory => "53200",
             QueryCanceled => "57014",
             LockNotAvailable => "55P03",
+            ObjectNotInPrerequisiteState => "55000",
             BadCopyFileFormat => "22P04",
             CharacterNotInRepertoire => "22021",
             ConnectionFailure => "08006",

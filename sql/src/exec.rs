@@ -114,6 +114,8 @@ pub struct Cx<'t> {
     /// The session's advisory locks (`advisory`): none where no session
     /// runs the statement.
     pub advisory: Option<Arc<crate::advisory::SessionLocks>>,
+    /// What the session's `nextval` gave (`sequence`), for `currval`.
+    pub sequences: Option<Arc<crate::sequence::SessionValues>>,
     /// Plans the statement made while running (foreign key actions'),
     /// kept until it ends: what it learns of a subquery is keyed by the
     /// plan node's address, which must not be reused meanwhile.
@@ -156,6 +158,7 @@ impl<'t> Cx<'t> {
             tables_read: Vec::new(),
             plans_made: Vec::new(),
             advisory: None,
+            sequences: None,
         }
     }
 
@@ -202,6 +205,11 @@ impl<'t> Cx<'t> {
 
     fn clock_ns(&self) -> u64 {
         self.clock.as_ref().map_or(0, |c| c())
+    }
+
+    /// The flag that cancels the statement, if one does.
+    pub fn cancel_flag(&self) -> Option<Arc<AtomicBool>> {
+        self.cancel.clone()
     }
 
     /// Makes the statement stop with 57014 once `flag` is set.
@@ -697,6 +705,7 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
             match name.as_str() {
                 "current_setting" | "set_config" => setting_function(name, values, cx)?,
                 "pg_sleep" | "pg_sleep_for" => sleep(&values[0], cx)?,
+                name if crate::sequence::is_function(name) => crate::sequence::call(name, &values, cx)?,
                 name if crate::advisory::is_function(name) => match cx.advisory.clone() {
                     Some(locks) => {
                         let lock_timeout = cx

@@ -215,6 +215,19 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     // Waits on the session's engine (the executor's `sleep`); void as empty text.
     ("pg_sleep", &[P::Float], T::Text),
     ("pg_sleep_for", &[P::Interval], T::Text),
+    // Sequences (evaluated by the executor, which has the session's
+    // values: `sequence`): by name, or by oid (`'s'::regclass`).
+    ("nextval", &[P::Text], T::Int8),
+    ("nextval", &[P::BigInt], T::Int8),
+    ("currval", &[P::Text], T::Int8),
+    ("currval", &[P::BigInt], T::Int8),
+    ("setval", &[P::Text, P::BigInt], T::Int8),
+    ("setval", &[P::BigInt, P::BigInt], T::Int8),
+    ("setval", &[P::Text, P::BigInt, P::Bool], T::Int8),
+    ("setval", &[P::BigInt, P::BigInt, P::Bool], T::Int8),
+    ("lastval", &[], T::Int8),
+    // SERIAL and IDENTITY columns have no sequence here (`planner`).
+    ("pg_get_serial_sequence", &[P::Text, P::Text], T::Text),
     // Advisory locks (evaluated by the executor, which has the session's:
     // `advisory`). PostgreSQL's void results are empty text here.
     ("pg_advisory_lock", &[P::BigInt], T::Text),
@@ -1248,6 +1261,10 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         // A SERIAL or IDENTITY column's default: positive, random (keys
         // spread over the table's shards instead of piling up at its end).
         "unique_rowid" => Value::Int8((rand::random::<u64>() >> 1) as i64),
+        // Such columns have no sequence here: NULL, as PostgreSQL answers
+        // for a column without one (so `setval(pg_get_serial_sequence(..),
+        // ..)`, Django's sequence reset, does nothing).
+        "pg_get_serial_sequence" => Value::Null,
         "gen_random_uuid" => {
             // Version 4 (random), variant 1 (RFC 9562).
             let mut bytes: [u8; 16] = rand::random();

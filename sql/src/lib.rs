@@ -77,6 +77,7 @@ pub mod optimizer;
 pub mod parser;
 pub mod plan;
 pub mod planner;
+pub mod sequence;
 pub mod session;
 pub mod sink;
 pub mod sweep;

@@ -285,6 +285,7 @@ fn is_foldable(e: &Expr) -> bool {
 /// arguments (so it can be evaluated at plan time).
 pub(crate) fn is_immutable(name: &str) -> bool {
     !crate::advisory::is_function(name)
+        && !crate::sequence::is_function(name)
         && !matches!(
             name,
             "random"

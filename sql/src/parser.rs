@@ -121,6 +121,15 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             out.push(Parsed { statement: vacuum(), as_of: None });
             continue;
         }
+        let mut words = tokens.iter().filter(|t| !is_trivia(&t.token));
+        if words.next().is_some_and(|t| is_keyword(&t.token, Keyword::ALTER))
+            && words.next().is_some_and(|t| is_keyword(&t.token, Keyword::SEQUENCE))
+        {
+            return sql_err!(
+                FeatureNotSupported,
+                "ALTER SEQUENCE is not supported; setval() moves a sequence, DROP and CREATE SEQUENCE change its options"
+            );
+        }
         let mut parser = Parser::new(&dialect).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
         let statement = parser.parse_statement().map_err(|e| parser_error(sql, e))?;
         // Anything left but trivia is a syntax error.

@@ -866,6 +866,15 @@ pub enum Plan {
         names: Vec<String>,
         if_exists: bool,
     },
+    /// `CREATE SEQUENCE` (`sequence`): its descriptor, id to be given.
+    CreateSequence {
+        sequence: crate::sequence::SequenceDesc,
+        if_not_exists: bool,
+    },
+    DropSequence {
+        names: Vec<String>,
+        if_exists: bool,
+    },
     CreateIndex {
         table: String,
         index: IndexDesc,

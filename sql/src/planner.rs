@@ -676,10 +676,19 @@ impl<'a> Planner<'a> {
                     ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists, cascade: *cascade }),
                     ast::ObjectType::Index => Ok(Plan::DropIndex { names, if_exists: *if_exists }),
                     ast::ObjectType::View => Ok(Plan::DropView { names, if_exists: *if_exists }),
+                    ast::ObjectType::Sequence => Ok(Plan::DropSequence { names, if_exists: *if_exists }),
                     other => sql_err!(FeatureNotSupported, "DROP {other} is not supported"),
                 }
             }
             S::AlterTable(alter) => self.plan_alter_table(alter),
+            S::CreateSequence { temporary, if_not_exists, name, sequence_options } => {
+                if *temporary {
+                    return sql_err!(FeatureNotSupported, "temporary sequences are not supported");
+                }
+                let sequence =
+                    crate::sequence::SequenceDesc::new(&object_name(name)?, &sequence_options_of(sequence_options)?)?;
+                Ok(Plan::CreateSequence { sequence, if_not_exists: *if_not_exists })
+            }
             S::Truncate(t) => {
                 let tables = t.table_names.iter().map(|t| object_name(&t.name)).collect::<Result<Vec<_>>>()?;
                 let cascade = t.cascade == Some(ast::CascadeOption::Cascade);
@@ -1920,7 +1929,8 @@ impl<'a> Planner<'a> {
             Some((engine, own)) => Catalog::tables_without_locks(*engine, self.txn, own)?,
             None => Catalog::tables(self.txn)?,
         };
-        let snapshot = Arc::new(system::Snapshot { tables });
+        let sequences = crate::sequence::all(self.txn)?;
+        let snapshot = Arc::new(system::Snapshot { tables, sequences });
         self.system = Some(snapshot.clone());
         Ok(snapshot)
     }
@@ -3302,6 +3312,7 @@ impl<'a> Planner<'a> {
                             .find(|i| i.name == bare)
                             .map(|i| system::index_oid(t, i.id))
                     })
+                    .or_else(|| snapshot.sequences.iter().find(|q| q.name == bare).map(system::sequence_oid))
                     .or_else(|| system::relation_oid(name)),
                 "regnamespace" => match bare {
                     "pg_catalog" => Some(system::PG_CATALOG_OID),
@@ -4178,6 +4189,33 @@ fn is_column_or_its_cast(e: &ast::Expr, column: &str, to: DataType) -> bool {
         }
         _ => false,
     }
+}
+
+/// CREATE SEQUENCE's options, as written (`OWNED BY` is ignored:
+/// `sequence`).
+fn sequence_options_of(options: &[ast::SequenceOptions]) -> Result<crate::sequence::Options> {
+    use ast::SequenceOptions as O;
+    fn number(e: &ast::Expr) -> Result<i64> {
+        let text = e.to_string().replace(' ', "");
+        text.parse().map_err(|_| {
+            Error::new(SqlState::InvalidParameterValue, format!("sequence option value {text} is not a bigint"))
+        })
+    }
+    let mut out = crate::sequence::Options::default();
+    for option in options {
+        match option {
+            O::DataType(t) => out.data_type = Some(data_type(t)?),
+            O::IncrementBy(e, _) => out.increment = Some(number(e)?),
+            O::MinValue(e) => out.min = Some(e.as_ref().map(number).transpose()?),
+            O::MaxValue(e) => out.max = Some(e.as_ref().map(number).transpose()?),
+            O::StartWith(e, _) => out.start = Some(number(e)?),
+            O::Cache(e) => out.cache = Some(number(e)?),
+            // sqlparser's flag is "NO".
+            O::Cycle(no) => out.cycle = Some(!no),
+            O::OwnedBy(_) => {}
+        }
+    }
+    Ok(out)
 }
 
 /// `DEFAULT` where a value may be given (VALUES, SET).

@@ -227,6 +227,8 @@ pub struct Session {
     constraint_mode: crate::plan::ConstraintMode,
     /// The session's advisory locks (`pg_advisory_lock`, [`advisory`]).
     advisory: Arc<advisory::SessionLocks>,
+    /// What the session's `nextval` gave, for `currval` ([`crate::sequence`]).
+    sequences: Arc<crate::sequence::SessionValues>,
     /// Why the block's transaction ended at the servers, if an error of
     /// its ended it: ROLLBACK TO SAVEPOINT cannot go back into it.
     txn_lost: Option<String>,
@@ -421,6 +423,7 @@ impl Session {
             txn_lost: None,
             irreversible_steps: 0,
             advisory: Arc::new(advisory::SessionLocks::new(engine_for_locks, Arc::default())),
+            sequences: Arc::default(),
             watchdog: None,
             timed_out: Arc::default(),
             plans_zone: crate::ops::zone::Zone::Fixed(0),
@@ -1584,8 +1587,9 @@ impl Session {
     /// send before handing a connection to another client (PgBouncer's
     /// `server_reset_query`). ALL resets the settings, forgets kept plans
     /// and gives back the session's advisory locks (the gateway frees the
-    /// protocol's prepared statements); not in a block (25001). SpanDB has
-    /// no temporary tables or sequences to discard.
+    /// protocol's prepared statements); not in a block (25001). ALL and
+    /// SEQUENCES forget what `currval` and `lastval` would read. SpanDB has
+    /// no temporary tables to discard.
     fn discard(&mut self, object: ast::DiscardObject, sink: &mut dyn Sink) -> Result<()> {
         match object {
             ast::DiscardObject::ALL => {
@@ -1595,9 +1599,11 @@ impl Session {
                 Arc::make_mut(&mut self.settings).clear();
                 self.kept_plans.clear();
                 self.advisory.unlock_all()?;
+                self.sequences.clear();
             }
             ast::DiscardObject::PLANS => self.kept_plans.clear(),
-            ast::DiscardObject::SEQUENCES | ast::DiscardObject::TEMP => {}
+            ast::DiscardObject::SEQUENCES => self.sequences.clear(),
+            ast::DiscardObject::TEMP => {}
         }
         sink.complete(&format!("DISCARD {object}"))
     }
@@ -1977,6 +1983,7 @@ impl Session {
         cx.settings = self.settings.clone();
         cx.constraint_mode = (self.status == TxnStatus::InBlock).then_some(self.constraint_mode);
         cx.advisory = Some(self.advisory.clone());
+        cx.sequences = Some(self.sequences.clone());
         let result = self.execute_in(plan, &mut cx, statement, sink);
         if result.is_ok() {
             let in_block = self.status == TxnStatus::InBlock;

@@ -48,8 +48,7 @@ use crate::error::{Error, Result, SqlState};
 use crate::kv::{self, Engine, Mode, Transaction};
 use crate::limits;
 
-/// The system table of sweep jobs (the catalog's are 1 to 3).
-const SWEEPS_TABLE: u32 = 4;
+use crate::catalog::SWEEPS_TABLE;
 
 /// One abandoned span still to be swept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -64,6 +64,7 @@ use std::sync::Arc;
 
 use crate::catalog::{TableDesc, PRIMARY_INDEX_ID};
 use crate::encoding::Direction;
+use crate::sequence::SequenceDesc;
 use crate::types::{DataType, Row, Value};
 
 /// The first oid PostgreSQL gives user objects (`FirstNormalObjectId`).
@@ -96,11 +97,25 @@ pub fn version() -> String {
 /// The schema catalog a statement sees: every descriptor, by name.
 pub struct Snapshot {
     pub tables: Vec<Arc<TableDesc>>,
+    pub sequences: Vec<SequenceDesc>,
+}
+
+/// A sequence's oid: a table's formula, its id from the tables' counter
+/// (`sequence`).
+pub fn sequence_oid(sequence: &SequenceDesc) -> i64 {
+    USER_OID_MIN + i64::from(sequence.id) * OIDS_PER_TABLE
 }
 
 /// A table's or view's oid.
 pub fn table_oid(table: &TableDesc) -> i64 {
     USER_OID_MIN + i64::from(table.id) * OIDS_PER_TABLE
+}
+
+/// The id of the table, view or sequence whose oid is `oid`, if `oid` is
+/// one's ([`table_oid`]).
+pub fn table_id_of_oid(oid: i64) -> Option<u32> {
+    let offset = oid.checked_sub(USER_OID_MIN)?;
+    (offset >= 0 && offset % OIDS_PER_TABLE == 0).then(|| u32::try_from(offset / OIDS_PER_TABLE).ok())?
 }
 
 /// An index's oid (also its constraint's).
@@ -203,6 +218,40 @@ const RELATIONS: &[SystemRelation] = &[
             ("relpartbound", Text),
         ],
         rows: classes,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_sequence",
+        columns: &[
+            ("seqrelid", Int8),
+            ("seqtypid", Int8),
+            ("seqstart", Int8),
+            ("seqincrement", Int8),
+            ("seqmax", Int8),
+            ("seqmin", Int8),
+            ("seqcache", Int8),
+            ("seqcycle", Bool),
+        ],
+        rows: sequences,
+    },
+    SystemRelation {
+        schema: "information_schema",
+        name: "sequences",
+        columns: &[
+            ("sequence_catalog", Text),
+            ("sequence_schema", Text),
+            ("sequence_name", Text),
+            ("data_type", Text),
+            ("numeric_precision", Int4),
+            ("numeric_precision_radix", Int4),
+            ("numeric_scale", Int4),
+            ("start_value", Text),
+            ("minimum_value", Text),
+            ("maximum_value", Text),
+            ("increment", Text),
+            ("cycle_option", Text),
+        ],
+        rows: information_schema_sequences,
     },
     SystemRelation {
         schema: "pg_catalog",
@@ -1115,7 +1164,55 @@ fn classes(s: &Snapshot) -> Vec<Row> {
             rows.push(class_row(index_oid(t, i.id), &i.name, "i", BTREE_AM_OID, i.columns.len(), false));
         }
     }
+    for q in &s.sequences {
+        rows.push(class_row(sequence_oid(q), &q.name, "S", 0, 3, false));
+    }
     rows
+}
+
+fn sequences(s: &Snapshot) -> Vec<Row> {
+    s.sequences
+        .iter()
+        .map(|q| {
+            vec![
+                Value::Int8(sequence_oid(q)),
+                Value::Int8(i64::from(q.data_type.oid())),
+                Value::Int8(q.start),
+                Value::Int8(q.increment),
+                Value::Int8(q.max),
+                Value::Int8(q.min),
+                Value::Int8(q.cache),
+                Value::Bool(q.cycle),
+            ]
+        })
+        .collect()
+}
+
+fn information_schema_sequences(s: &Snapshot) -> Vec<Row> {
+    s.sequences
+        .iter()
+        .map(|q| {
+            let bits = match q.data_type {
+                DataType::Int2 => 16,
+                DataType::Int4 => 32,
+                _ => 64,
+            };
+            vec![
+                text(DATABASE_NAME),
+                text("public"),
+                text(&q.name),
+                text(&q.data_type.sql_name()),
+                Value::Int4(bits),
+                Value::Int4(2),
+                Value::Int4(0),
+                text(&q.start.to_string()),
+                text(&q.min.to_string()),
+                text(&q.max.to_string()),
+                text(&q.increment.to_string()),
+                text(if q.cycle { "YES" } else { "NO" }),
+            ]
+        })
+        .collect()
 }
 
 fn attributes(s: &Snapshot) -> Vec<Row> {
@@ -1613,7 +1710,8 @@ mod tests {
             columns: vec![(2, Direction::Desc)],
             write_only: false,
         }];
-        Snapshot { tables: vec![Arc::new(t)] }
+        let sequence = crate::sequence::SequenceDesc::new("s", &Default::default()).expect("the defaults are valid");
+        Snapshot { tables: vec![Arc::new(t)], sequences: vec![SequenceDesc { id: 7, ..sequence }] }
     }
 
     #[test]

@@ -89,6 +89,7 @@ slt!(
     types,
     ddl,
     alter_table,
+    sequences,
     index,
     cte_view,
     window,

@@ -1,0 +1,443 @@
+//! Sequences: `CREATE SEQUENCE`, `nextval`, `currval`, `setval`,
+//! `lastval`, as PostgreSQL has them.
+//!
+//! # The model
+//!
+//! ```text
+//!   CREATE SEQUENCE order_no START 1000;          -- id 104, from the tables' counter
+//!   /Table/6/1/104        -> {"name": "order_no", "start": 1000, ...}   the sequence
+//!   /Table/6/2/'order_no' -> 104                                         its name
+//!   /Table/6/3/104        -> {"last": 1000, "called": false}             its state
+//!
+//!   SELECT nextval('order_no');   -- 1000: a transaction of its own reads
+//!   SELECT nextval('order_no');   -- 1001  the state and writes the next one
+//! ```
+//!
+//! A sequence is a relation beside the tables: its name is taken from
+//! theirs (a table and a sequence never share one), its id comes from the
+//! same counter (so its oid, `system::table_oid`'s formula, is no
+//! table's), and pg_class shows it with relkind `S`. Its descriptor, name
+//! and state live in system table 6, next to the other descriptors, so
+//! that `nextval`'s transaction stays in the catalog's shard and commits
+//! in one phase.
+//!
+//! `nextval` and `setval` run in a transaction of their own, not the
+//! statement's ([`crate::backfill`]'s `in_transaction`), as in PostgreSQL: a
+//! value once given is never given again, even when the transaction that
+//! asked for it rolls back, so a sequence has gaps, and two sessions
+//! never wait on each other's open transactions for a value. `currval`
+//! and `lastval` read what this session's last `nextval` (or `setval`)
+//! gave ([`SessionValues`]), not the shared state.
+//!
+//! # Invariants
+//!
+//! - No two `nextval` calls of one sequence return the same value, unless
+//!   a `setval` moved it back or it cycled: each reads the state under the
+//!   transaction's locks and writes the next one.
+//! - Every value given lies within the sequence's `[min, max]`; past the
+//!   end `nextval` fails (2200H) unless the sequence cycles.
+//!
+//! # Departures from PostgreSQL
+//!
+//! - `CACHE` is taken and ignored: every `nextval` is one transaction (a
+//!   Raft round in a cluster), so a table whose DEFAULT is `nextval` pays
+//!   one per row; SERIAL and IDENTITY columns do not use sequences
+//!   (random bigints, `planner`).
+//! - `ALTER SEQUENCE` is refused, and a sequence cannot be read as a table
+//!   (`SELECT * FROM s`); `OWNED BY` is taken and ignored.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::{self, Direction};
+use crate::error::{Error, Result, SqlState};
+use crate::exec::Cx;
+use crate::kv::{self, Transaction};
+use crate::sql_err;
+use crate::types::{DataType, Value};
+
+use crate::catalog::SEQUENCES_TABLE;
+/// Its index of descriptors, by id.
+const BY_ID: u32 = 1;
+/// Its index of ids, by name.
+const BY_NAME: u32 = 2;
+/// Its index of states, by id.
+const STATES: u32 = 3;
+
+/// A sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceDesc {
+    pub id: u32,
+    pub name: String,
+    /// `smallint`, `integer` or `bigint` (`AS`): bounds `min` and `max`.
+    pub data_type: DataType,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    /// Taken and ignored (module docs).
+    pub cache: i64,
+    pub cycle: bool,
+}
+
+/// Where a sequence has got to: the last value it gave (or will give
+/// first, while `called` is false).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct State {
+    last: i64,
+    called: bool,
+}
+
+/// What `CREATE SEQUENCE` says, options as written (`None`: the default).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    pub data_type: Option<DataType>,
+    pub increment: Option<i64>,
+    /// `Some(None)`: `NO MINVALUE`.
+    pub min: Option<Option<i64>>,
+    pub max: Option<Option<i64>>,
+    pub start: Option<i64>,
+    pub cache: Option<i64>,
+    pub cycle: Option<bool>,
+}
+
+impl SequenceDesc {
+    /// The sequence `name` that `options` describe (its id is the
+    /// caller's), with PostgreSQL's defaults and checks (22023).
+    pub fn new(name: &str, options: &Options) -> Result<SequenceDesc> {
+        let data_type = options.data_type.unwrap_or(DataType::Int8);
+        let (type_min, type_max) = match data_type {
+            DataType::Int2 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+            DataType::Int4 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+            DataType::Int8 => (i64::MIN, i64::MAX),
+            _ => return sql_err!(InvalidParameterValue, "sequence type must be smallint, integer, or bigint"),
+        };
+        let increment = options.increment.unwrap_or(1);
+        if increment == 0 {
+            return sql_err!(InvalidParameterValue, "INCREMENT must not be zero");
+        }
+        let ascending = increment > 0;
+        let min = options.min.flatten().unwrap_or(if ascending { 1 } else { type_min });
+        let max = options.max.flatten().unwrap_or(if ascending { type_max } else { -1 });
+        let type_name = crate::ops::type_name(data_type);
+        for (what, v) in [("MINVALUE", min), ("MAXVALUE", max)] {
+            if v < type_min || v > type_max {
+                return sql_err!(
+                    InvalidParameterValue,
+                    "{what} ({v}) is out of range for sequence data type {type_name}"
+                );
+            }
+        }
+        if min >= max {
+            return sql_err!(InvalidParameterValue, "MINVALUE ({min}) must be less than MAXVALUE ({max})");
+        }
+        let start = options.start.unwrap_or(if ascending { min } else { max });
+        if start < min {
+            return sql_err!(InvalidParameterValue, "START value ({start}) cannot be less than MINVALUE ({min})");
+        }
+        if start > max {
+            return sql_err!(InvalidParameterValue, "START value ({start}) cannot be greater than MAXVALUE ({max})");
+        }
+        let cache = options.cache.unwrap_or(1);
+        if cache < 1 {
+            return sql_err!(InvalidParameterValue, "CACHE ({cache}) must be greater than zero");
+        }
+        Ok(SequenceDesc {
+            id: 0,
+            name: name.to_string(),
+            data_type,
+            start,
+            increment,
+            min,
+            max,
+            cache,
+            cycle: options.cycle.unwrap_or(false),
+        })
+    }
+}
+
+fn key(index: u32, id: u32) -> Vec<u8> {
+    let mut key = encoding::index_prefix(SEQUENCES_TABLE, index);
+    encoding::encode_key_value(&mut key, &Value::Int8(id.into()), Direction::Asc);
+    key
+}
+
+fn name_key(name: &str) -> Vec<u8> {
+    let mut key = encoding::index_prefix(SEQUENCES_TABLE, BY_NAME);
+    encoding::encode_key_value(&mut key, &Value::Text(name.to_string()), Direction::Asc);
+    key
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(SqlState::InternalError, format!("corrupt sequence {what}: {e}"))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(what, e))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| corrupt("value", e))
+}
+
+/// The sequence named `name`, if there is one.
+pub fn by_name(txn: &mut dyn Transaction, name: &str) -> Result<Option<SequenceDesc>> {
+    match txn.get(&name_key(name))? {
+        Some(id) => by_id(txn, decode("name", &id)?),
+        None => Ok(None),
+    }
+}
+
+/// The sequence with id `id`, if there is one.
+pub fn by_id(txn: &mut dyn Transaction, id: u32) -> Result<Option<SequenceDesc>> {
+    match txn.get(&key(BY_ID, id))? {
+        Some(bytes) => Ok(Some(decode("descriptor", &bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Every sequence, by name.
+pub fn all(txn: &mut dyn Transaction) -> Result<Vec<SequenceDesc>> {
+    let prefix = encoding::index_prefix(SEQUENCES_TABLE, BY_ID);
+    let mut out = Vec::new();
+    for (_, bytes) in kv::scan_prefix(txn, &prefix, crate::limits::SCAN_PAGE_ROWS)? {
+        out.push(decode::<SequenceDesc>("descriptor", &bytes)?);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Records sequence `desc` (its id given) at its start.
+pub fn create(txn: &mut dyn Transaction, desc: &SequenceDesc) -> Result<()> {
+    txn.put(&key(BY_ID, desc.id), &encode(desc)?)?;
+    txn.put(&name_key(&desc.name), &encode(&desc.id)?)?;
+    txn.put(&key(STATES, desc.id), &encode(&State { last: desc.start, called: false })?)?;
+    Ok(())
+}
+
+/// Removes sequence `desc`, its name and its state.
+pub fn drop(txn: &mut dyn Transaction, desc: &SequenceDesc) -> Result<()> {
+    txn.delete(&key(BY_ID, desc.id))?;
+    txn.delete(&name_key(&desc.name))?;
+    txn.delete(&key(STATES, desc.id))?;
+    Ok(())
+}
+
+/// What `currval` and `lastval` read: the values this session's
+/// `nextval` and `setval` gave, by sequence id, and the last one.
+#[derive(Debug, Default)]
+pub struct SessionValues {
+    values: Mutex<(HashMap<u32, i64>, Option<i64>)>,
+}
+
+impl SessionValues {
+    fn note(&self, id: u32, value: i64) {
+        let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        values.0.insert(id, value);
+        values.1 = Some(value);
+    }
+
+    fn current(&self, id: u32) -> Option<i64> {
+        self.values.lock().unwrap_or_else(|e| e.into_inner()).0.get(&id).copied()
+    }
+
+    fn last(&self) -> Option<i64> {
+        self.values.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// Forgets every value (DISCARD ALL, DISCARD SEQUENCES).
+    pub fn clear(&self) {
+        *self.values.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
+    }
+}
+
+/// Whether `name` is one of the sequence functions (evaluated by the
+/// executor, which has the engine and the session's [`SessionValues`]).
+pub fn is_function(name: &str) -> bool {
+    matches!(name, "nextval" | "currval" | "setval" | "lastval")
+}
+
+/// Runs sequence function `name` on `args`: the sequence as its name
+/// (text) or oid (`'s'::regclass`), then `setval`'s value and `is_called`.
+pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
+    let Some(session) = cx.sequences.clone() else {
+        return sql_err!(FeatureNotSupported, "sequences are not available here");
+    };
+    if name == "lastval" {
+        return match session.last() {
+            Some(v) => Ok(Value::Int8(v)),
+            None => sql_err!(ObjectNotInPrerequisiteState, "lastval is not yet defined in this session"),
+        };
+    }
+    if args.iter().take(2).any(Value::is_null) {
+        return Ok(Value::Null);
+    }
+    let desc = find(cx.txn()?, &args[0])?;
+    match name {
+        "currval" => match session.current(desc.id) {
+            Some(v) => Ok(Value::Int8(v)),
+            None => sql_err!(
+                ObjectNotInPrerequisiteState,
+                "currval of sequence \"{}\" is not yet defined in this session",
+                desc.name
+            ),
+        },
+        "nextval" => {
+            let value = in_own_transaction(cx, &mut |txn| {
+                let desc = current(txn, desc.id, &desc.name)?;
+                let state = state(txn, desc.id)?;
+                let next = next_value(&desc, state)?;
+                txn.put(&key(STATES, desc.id), &encode(&State { last: next, called: true })?)?;
+                Ok(next)
+            })?;
+            session.note(desc.id, value);
+            Ok(Value::Int8(value))
+        }
+        "setval" => {
+            let value = args[1].as_i64().unwrap_or_default();
+            let called = args.get(2).is_none_or(|c| c.as_bool().ok().flatten() != Some(false));
+            in_own_transaction(cx, &mut |txn| {
+                let desc = current(txn, desc.id, &desc.name)?;
+                if value < desc.min || value > desc.max {
+                    return sql_err!(
+                        NumericValueOutOfRange,
+                        "setval: value {value} is out of bounds for sequence \"{}\" ({}..{})",
+                        desc.name,
+                        desc.min,
+                        desc.max
+                    );
+                }
+                Ok(txn.put(&key(STATES, desc.id), &encode(&State { last: value, called })?)?)
+            })?;
+            if called {
+                session.note(desc.id, value);
+            }
+            Ok(Value::Int8(value))
+        }
+        other => sql_err!(UndefinedFunction, "function {other} does not exist"),
+    }
+}
+
+/// The sequence `arg` names: a name, or an oid (`'s'::regclass`).
+fn find(txn: &mut dyn Transaction, arg: &Value) -> Result<SequenceDesc> {
+    let (found, shown) = match arg {
+        Value::Text(name) => {
+            let bare = name.strip_prefix("public.").unwrap_or(name);
+            (by_name(txn, bare)?, name.clone())
+        }
+        other => {
+            let oid = other.as_i64().unwrap_or_default();
+            let id = crate::system::table_id_of_oid(oid);
+            (id.map(|id| by_id(txn, id)).transpose()?.flatten(), oid.to_string())
+        }
+    };
+    match found {
+        Some(desc) => Ok(desc),
+        None if crate::catalog::Catalog::table(txn, &shown)?.is_some() => {
+            sql_err!(WrongObjectType, "\"{shown}\" is not a sequence")
+        }
+        None => sql_err!(UndefinedTable, "relation \"{shown}\" does not exist"),
+    }
+}
+
+/// Sequence `id` as it is now (dropped since the statement found it:
+/// 42P01).
+fn current(txn: &mut dyn Transaction, id: u32, name: &str) -> Result<SequenceDesc> {
+    match by_id(txn, id)? {
+        Some(desc) => Ok(desc),
+        None => sql_err!(UndefinedTable, "relation \"{name}\" does not exist"),
+    }
+}
+
+fn state(txn: &mut dyn Transaction, id: u32) -> Result<State> {
+    match txn.get_for_update(&key(STATES, id))? {
+        Some(bytes) => decode("state", &bytes),
+        None => Err(corrupt("state", format!("sequence {id} has none"))),
+    }
+}
+
+/// The value `nextval` gives after `state`.
+fn next_value(desc: &SequenceDesc, state: State) -> Result<i64> {
+    if !state.called {
+        return Ok(state.last);
+    }
+    match state.last.checked_add(desc.increment) {
+        Some(next) if (desc.min..=desc.max).contains(&next) => Ok(next),
+        _ if desc.cycle => Ok(if desc.increment > 0 { desc.min } else { desc.max }),
+        _ if desc.increment > 0 => sql_err!(
+            SequenceGeneratorLimitExceeded,
+            "nextval: reached maximum value of sequence \"{}\" ({})",
+            desc.name,
+            desc.max
+        ),
+        _ => sql_err!(
+            SequenceGeneratorLimitExceeded,
+            "nextval: reached minimum value of sequence \"{}\" ({})",
+            desc.name,
+            desc.min
+        ),
+    }
+}
+
+/// Runs `f` in a read-write transaction of its own (module docs), again
+/// after a retryable abort or an unknown outcome (a value given twice
+/// over is a gap, never a repeat).
+fn in_own_transaction<T>(cx: &mut Cx, f: &mut dyn FnMut(&mut dyn Transaction) -> Result<T>) -> Result<T> {
+    let Some(engine) = cx.engine.clone() else {
+        return sql_err!(FeatureNotSupported, "sequences are not available here");
+    };
+    let cancel = cx.cancel_flag().unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+    crate::backfill::in_transaction(engine.as_ref(), cx.now_us, &cancel, crate::backfill::Rerun::Safe, &mut |cx| {
+        f(cx.txn()?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(options: Options) -> Result<SequenceDesc> {
+        SequenceDesc::new("s", &options)
+    }
+
+    /// Goal: PostgreSQL's defaults and refusals for CREATE SEQUENCE's
+    /// options. Method: build descriptors from options.
+    #[test]
+    fn options_take_postgresql_defaults_and_bounds() {
+        let up = desc(Options::default()).unwrap();
+        assert_eq!((up.start, up.min, up.max, up.increment), (1, 1, i64::MAX, 1));
+        let down =
+            desc(Options { increment: Some(-2), data_type: Some(DataType::Int4), ..Options::default() }).unwrap();
+        assert_eq!((down.start, down.min, down.max), (-1, i64::from(i32::MIN), -1));
+        for bad in [
+            Options { increment: Some(0), ..Options::default() },
+            Options { min: Some(Some(5)), max: Some(Some(5)), ..Options::default() },
+            Options { start: Some(0), ..Options::default() },
+            Options { data_type: Some(DataType::Int2), max: Some(Some(40_000)), ..Options::default() },
+            Options { data_type: Some(DataType::Text), ..Options::default() },
+            Options { cache: Some(0), ..Options::default() },
+        ] {
+            assert_eq!(desc(bad.clone()).unwrap_err().state, SqlState::InvalidParameterValue, "{bad:?}");
+        }
+    }
+
+    /// Goal: nextval's arithmetic: the start first, then steps, then the
+    /// end (an error, or the other end for a cycling sequence). Method:
+    /// step states by hand.
+    #[test]
+    fn values_step_to_the_end_then_stop_or_cycle() {
+        let s = desc(Options { max: Some(Some(3)), increment: Some(2), ..Options::default() }).unwrap();
+        assert_eq!(next_value(&s, State { last: 1, called: false }).unwrap(), 1);
+        assert_eq!(next_value(&s, State { last: 1, called: true }).unwrap(), 3);
+        let end = next_value(&s, State { last: 3, called: true }).unwrap_err();
+        assert_eq!(end.state, SqlState::SequenceGeneratorLimitExceeded);
+        let cycling = SequenceDesc { cycle: true, ..s };
+        assert_eq!(next_value(&cycling, State { last: 3, called: true }).unwrap(), 1);
+        let big = desc(Options::default()).unwrap();
+        let overflow = next_value(&big, State { last: i64::MAX, called: true }).unwrap_err();
+        assert_eq!(overflow.state, SqlState::SequenceGeneratorLimitExceeded);
+    }
+}
