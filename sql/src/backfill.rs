@@ -198,7 +198,8 @@ fn copy_all_rows(engine: &dyn Engine, table: u32, now_us: i64, cancel: &Arc<Atom
                 Some(done) if done.is_empty() => return Ok(false),
                 Some(next) => next,
             };
-            let next = write::rewrite_batch(&old, &new, &start, limits::BACKFILL_BATCH_ROWS, cx)?;
+            let checks = crate::planner::bind_table_checks(cx.txn()?, &new)?;
+            let next = write::rewrite_batch(&old, &new, &checks, &start, limits::BACKFILL_BATCH_ROWS, cx)?;
             cx.txn()?.put(&progress, next.as_deref().unwrap_or_default())?;
             Ok(next.is_some())
         })?;

@@ -391,8 +391,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                     desc.columns[position].nullable = true;
                 }
                 ColumnChange::Type { to, default } => {
-                    desc.columns[position].default.clone_from(default);
-                    change_column_type(cx, desc, position, *to)?;
+                    change_column_type(cx, desc, position, *to, default.clone())?;
                     return Ok("ALTER TABLE".into());
                 }
                 ColumnChange::NotNull(true) => {
@@ -764,9 +763,6 @@ fn check_index_names_free<'a>(cx: &mut Cx, names: impl Iterator<Item = &'a str>)
     Ok(())
 }
 
-/// The table `name` for a change of its schema or rows that only a
-/// table may take: it must exist, be no view, be out of any other
-/// change's drain, and not be in the middle of a rewrite.
 /// Makes `desc` (a change of `old` that moves its rows: a new primary
 /// key, a column's new type) the table: outside a transaction block its
 /// rows are copied in batches after this commits, writers refused
@@ -782,13 +778,20 @@ fn rewrite(cx: &mut Cx, old: &TableDesc, mut desc: TableDesc) -> Result<()> {
         cx.followup = Some(FollowUp::Rewrite { table: old.id });
         return Catalog::update_table(cx.txn()?, &mut old);
     }
-    write::rewrite_table(old, &desc, cx)?;
+    let checks = planner::bind_table_checks(cx.txn()?, &desc)?;
+    write::rewrite_table(old, &desc, &checks, cx)?;
     Catalog::update_table(cx.txn()?, &mut desc)
 }
 
 /// ALTER COLUMN ... TYPE (module docs, "Changing a column's type"):
-/// column `position` of `desc` becomes a `to`.
-fn change_column_type(cx: &mut Cx, mut desc: TableDesc, position: usize, to: DataType) -> Result<()> {
+/// column `position` of `desc` becomes a `to`, with DEFAULT `default`.
+fn change_column_type(
+    cx: &mut Cx,
+    mut desc: TableDesc,
+    position: usize,
+    to: DataType,
+    default: Option<String>,
+) -> Result<()> {
     let old = desc.clone();
     let col = &old.columns[position];
     if col.data_type == to {
@@ -805,13 +808,13 @@ fn change_column_type(cx: &mut Cx, mut desc: TableDesc, position: usize, to: Dat
         );
     }
     desc.columns[position].data_type = to;
+    desc.columns[position].default = default;
     // A CHECK constraint must still mean something (PostgreSQL: 42883
     // for `c > 0` once `c` is text).
     planner::bind_table_checks(cx.txn()?, &desc)?;
-    if keeps_stored_form(col.data_type, to) {
-        // Every value must fit; rows then read as the new type
-        // (`layout::decode_row`).
-        write::check_assignable(&old, position, to, cx)?;
+    // Every value must fit; if none changes, rows read as the new type
+    // as they are (`layout::decode_row`).
+    if keeps_stored_form(col.data_type, to) && write::converts_in_place(&old, position, to, cx)? {
         Catalog::update_table(cx.txn()?, &mut desc)?;
     } else {
         let keyed = old.foreign_keys.iter().any(|fk| fk.columns.contains(&col.id))
@@ -839,12 +842,16 @@ fn change_column_type(cx: &mut Cx, mut desc: TableDesc, position: usize, to: Dat
 /// Whether a value of type `from` is stored as a `to` would be, byte for
 /// byte in keys: integers of any width (keys hold every integer as a
 /// bigint) and text of any length (not `char(n)`, which pads). Such a
-/// change rewrites no row.
+/// change rewrites no row, unless converting changes a value (blanks cut
+/// to fit a `varchar(n)`).
 fn keeps_stored_form(from: DataType, to: DataType) -> bool {
     let text = |t: DataType| matches!(t, DataType::Text | DataType::Varchar(_));
     (from.is_integer() && to.is_integer()) || (text(from) && text(to))
 }
 
+/// The table `name` for a change of its schema or rows that only a
+/// table may take: it must exist, be no view, be out of any other
+/// change's drain, and not be in the middle of a rewrite.
 fn table_to_alter(cx: &mut Cx, name: &str) -> Result<std::sync::Arc<TableDesc>> {
     let table = Catalog::must_table(cx.txn()?, name)?;
     cx.drains.check(&table)?;

@@ -4296,8 +4296,8 @@ pub fn add_table_checks(
 
 /// Binds `table`'s CHECK constraints, as a write would (an error if one
 /// no longer binds).
-pub fn bind_table_checks(txn: &mut dyn Transaction, table: &TableDesc) -> Result<()> {
-    Planner::new(txn, "").bind_checks(table).map(|_| ())
+pub fn bind_table_checks(txn: &mut dyn Transaction, table: &TableDesc) -> Result<Vec<Check>> {
+    Planner::new(txn, "").bind_checks(table)
 }
 
 /// Binds a row-free expression (a stored DEFAULT) as a value of `ty`.

@@ -732,8 +732,9 @@ pub fn backfill_index(table: &TableDesc, index: &IndexDesc, cx: &mut Cx) -> Resu
 }
 
 /// Rewrites every row of `old` under `new`'s layout (a new primary key, a
-/// column's new type): deletes the old pairs, writes the new.
-pub fn rewrite_table(old: &TableDesc, new: &TableDesc, cx: &mut Cx) -> Result<u64> {
+/// column's new type): deletes the old pairs, writes the new; each must
+/// pass `new`'s CHECK constraints, `checks`.
+pub fn rewrite_table(old: &TableDesc, new: &TableDesc, checks: &[Check], cx: &mut Cx) -> Result<u64> {
     let scan = Node::Scan {
         table: std::sync::Arc::new(old.clone()),
         index: old.primary.clone(),
@@ -742,7 +743,9 @@ pub fn rewrite_table(old: &TableDesc, new: &TableDesc, cx: &mut Cx) -> Result<u6
     let rows = read_all(&scan, cx)?;
     let mut new_rows = Vec::with_capacity(rows.len());
     for row in &rows {
-        new_rows.push(moved_row(old, new, row)?);
+        let moved = moved_row(old, new, row)?;
+        check_rewritten(new, checks, &moved, cx)?;
+        new_rows.push(moved);
     }
     for row in &rows {
         delete_row(old, row, cx)?;
@@ -818,6 +821,7 @@ pub fn backfill_batch(
 pub fn rewrite_batch(
     old: &TableDesc,
     new: &TableDesc,
+    checks: &[Check],
     from: &[u8],
     rows: usize,
     cx: &mut Cx,
@@ -826,11 +830,20 @@ pub fn rewrite_batch(
     let mut seen = std::collections::HashSet::new();
     for (key, value) in &pairs {
         let moved = moved_row(old, new, &layout::decode_row(old, key, value)?)?;
+        check_rewritten(new, checks, &moved, cx)?;
         if cx.defer_unique_checks {
             // Checked by the commit (no read per row); two rows of the
-            // batch are compared here.
+            // batch are compared here, by every key they take: the
+            // commit's check sees only what others committed.
             if !seen.insert(layout::row_key(new, &moved)?) {
                 return Err(duplicate_in_new_index(new, &new.primary.name, &new.primary.columns, &moved));
+            }
+            for index in new.indexes.iter().filter(|i| i.unique) {
+                let (entry, entry_value) = layout::index_entry(new, index, &moved)?;
+                // (An entry with a NULL collides with none.)
+                if !entry_value.is_empty() && !seen.insert(entry) {
+                    return Err(duplicate_in_new_index(new, &index.name, &index.columns, &moved));
+                }
             }
             write_row(new, None, &moved, UniqueCheck::AtCommit, cx)?;
             continue;
@@ -864,24 +877,50 @@ fn moved_row(old: &TableDesc, new: &TableDesc, row: &Row) -> Result<Row> {
     Ok(moved)
 }
 
+/// Refuses a rewritten row that a CHECK constraint is false for (23514,
+/// as PostgreSQL words it for ALTER TABLE): converting its values may
+/// have made it one (`0.3` is `0` as an integer).
+fn check_rewritten(table: &TableDesc, checks: &[Check], row: &Row, cx: &mut Cx) -> Result<()> {
+    for check in checks {
+        if eval(&check.expr, row, cx)?.as_bool()? == Some(false) {
+            return sql_err!(
+                CheckViolation,
+                "check constraint \"{}\" of relation \"{}\" is violated by some row",
+                check.name,
+                table.name
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Value `v` of column `before` as a value of `after` (the same column,
 /// its type changed by ALTER COLUMN ... TYPE): by the assignment cast
 /// where one exists (so a string too long for a `varchar(n)` is refused,
 /// 22001, even where PostgreSQL's explicit `USING c::varchar(n)` would cut
 /// it), else by the explicit cast (`text` to `integer`).
 fn converted(v: &Value, before: &ColumnDesc, after: &ColumnDesc) -> Result<Value> {
-    let (from, to) = (before.data_type, after.data_type);
+    let (mut from, to) = (before.data_type, after.data_type);
+    let mut v = std::borrow::Cow::Borrowed(v);
+    if let (DataType::Char(_), Value::Text(s)) = (from, v.as_ref()) {
+        if !matches!(to, DataType::Char(_)) {
+            // A char(n)'s padding is not part of its value.
+            v = std::borrow::Cow::Owned(Value::Text(s.trim_end_matches(' ').to_string()));
+            from = DataType::Text;
+        }
+    }
     match () {
-        _ if from == to => Ok(v.clone()),
-        _ if ops::can_assign(from, to) => ops::assign(v, to),
-        _ => ops::cast(v, to),
+        _ if from == to => Ok(v.into_owned()),
+        _ if ops::can_assign(from, to) => ops::assign(&v, to),
+        _ => ops::cast(&v, to),
     }
 }
 
 /// Fails as converting it would (22001, 22003, 22P02 ...) unless every
-/// value of the column at `position` of `table` becomes a `to` (ALTER
-/// COLUMN ... TYPE that rewrites no row): a read of every row.
-pub fn check_assignable(table: &TableDesc, position: usize, to: DataType, cx: &mut Cx) -> Result<()> {
+/// value of the column at `position` of `table` becomes a `to`; true if
+/// every one stays as it is (ALTER COLUMN ... TYPE that rewrites no
+/// row): a read of every row.
+pub fn converts_in_place(table: &TableDesc, position: usize, to: DataType, cx: &mut Cx) -> Result<bool> {
     let scan = Node::Scan {
         table: std::sync::Arc::new(table.clone()),
         index: table.primary.clone(),
@@ -890,10 +929,12 @@ pub fn check_assignable(table: &TableDesc, position: usize, to: DataType, cx: &m
     let mut after = table.columns[position].clone();
     after.data_type = to;
     let mut rows = exec::build(&scan);
+    let mut in_place = true;
     while let Some(row) = rows.next(cx)? {
-        converted(&row[position], &table.columns[position], &after)?;
+        let v = converted(&row[position], &table.columns[position], &after)?;
+        in_place &= v.is_null() || ops::compare(&v, &row[position])? == Some(std::cmp::Ordering::Equal);
     }
-    Ok(())
+    Ok(in_place)
 }
 
 /// Checks one batch of `old`'s rows, from key `from`, for a NULL where its
