@@ -100,6 +100,8 @@ pub enum SqlState {
     /// 42P01
     UndefinedTable,
     /// 42P07
+    /// 42P06
+    DuplicateSchema,
     DuplicateTable,
     /// 42P10
     InvalidColumnReference,
@@ -208,6 +210,7 @@ impl SqlState {
             DuplicateObject => "42710",
             DuplicateAlias => "42712",
             UndefinedTable => "42P01",
+            DuplicateSchema => "42P06",
             DuplicateTable => "42P07",
             InvalidColumnReference => "42P10",
             GroupingError => "42803",

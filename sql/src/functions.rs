@@ -303,6 +303,8 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("pi", &[], T::Float8),
     ("random", &[], T::Float8),
     ("gen_random_uuid", &[], T::Uuid),
+    // uuid-ossp's name for the same (the extension is built in: `system`).
+    ("uuid_generate_v4", &[], T::Uuid),
     ("unique_rowid", &[], T::Int8),
     ("age", &[P::Timestamp, P::Timestamp], T::Interval),
     ("age", &[P::TimestampTz, P::TimestampTz], T::Interval),
@@ -1265,7 +1267,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         // for a column without one (so `setval(pg_get_serial_sequence(..),
         // ..)`, Django's sequence reset, does nothing).
         "pg_get_serial_sequence" => Value::Null,
-        "gen_random_uuid" => {
+        "gen_random_uuid" | "uuid_generate_v4" => {
             // Version 4 (random), variant 1 (RFC 9562).
             let mut bytes: [u8; 16] = rand::random();
             bytes[6] = (bytes[6] & 0x0f) | 0x40;

@@ -290,6 +290,7 @@ pub(crate) fn is_immutable(name: &str) -> bool {
             name,
             "random"
                 | "gen_random_uuid"
+                | "uuid_generate_v4"
                 | "unique_rowid"
                 | "clock_timestamp"
                 | "timeofday"

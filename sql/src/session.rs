@@ -1059,6 +1059,11 @@ impl Session {
             S::Set(set) => Some(self.set(set, sink)),
             S::Reset(reset) => Some(self.reset(&reset.reset, sink)),
             S::Discard { object_type } => Some(self.discard(*object_type, sink)),
+            S::CreateExtension(create) => Some(self.create_extension(create, sink)),
+            S::DropExtension(drop) => Some(self.drop_extension(drop, sink)),
+            S::CreateSchema { schema_name, if_not_exists, .. } => {
+                Some(self.create_schema(schema_name, *if_not_exists, sink))
+            }
             _ => None,
         };
         if let Some(result) = session_statement {
@@ -1606,6 +1611,58 @@ impl Session {
             ast::DiscardObject::TEMP => {}
         }
         sink.complete(&format!("DISCARD {object}"))
+    }
+
+    /// `CREATE EXTENSION`: one SpanDB has built in (`system::EXTENSIONS`)
+    /// is there already, and the statement does nothing (with IF NOT
+    /// EXISTS, PostgreSQL's notice); any other is refused (0A000).
+    fn create_extension(&mut self, create: &ast::CreateExtension, sink: &mut dyn Sink) -> Result<()> {
+        let name = crate::parser::ident(&create.name);
+        if !crate::system::EXTENSIONS.iter().any(|(n, _)| *n == name) {
+            return sql_err!(FeatureNotSupported, "extension \"{name}\" is not available in SpanDB");
+        }
+        if create.if_not_exists {
+            sink.notice(&format!("extension \"{name}\" already exists, skipping"))?;
+        }
+        sink.complete("CREATE EXTENSION")
+    }
+
+    /// `DROP EXTENSION` of a built-in one: refused, since what it brings
+    /// stays (2BP01, as PostgreSQL refuses plpgsql's).
+    fn drop_extension(&mut self, drop: &ast::DropExtension, sink: &mut dyn Sink) -> Result<()> {
+        for name in drop.names.iter().map(crate::parser::ident) {
+            if crate::system::EXTENSIONS.iter().any(|(n, _)| *n == name) {
+                return sql_err!(
+                    DependentObjectsStillExist,
+                    "cannot drop extension \"{name}\": it is built into SpanDB"
+                );
+            }
+            if !drop.if_exists {
+                return sql_err!(UndefinedObject, "extension \"{name}\" does not exist");
+            }
+            sink.notice(&format!("extension \"{name}\" does not exist, skipping"))?;
+        }
+        sink.complete("DROP EXTENSION")
+    }
+
+    /// `CREATE SCHEMA`: SpanDB has the one, `public` (IF NOT EXISTS: a
+    /// notice, as PostgreSQL gives for a schema it has).
+    fn create_schema(&mut self, name: &ast::SchemaName, if_not_exists: bool, sink: &mut dyn Sink) -> Result<()> {
+        let ast::SchemaName::Simple(object) = name else {
+            return sql_err!(FeatureNotSupported, "CREATE SCHEMA ... AUTHORIZATION is not supported");
+        };
+        let name = crate::planner::object_name(object)?;
+        if name != "public" {
+            return sql_err!(
+                FeatureNotSupported,
+                "schemas other than \"public\" are not supported (CREATE SCHEMA {name})"
+            );
+        }
+        if !if_not_exists {
+            return sql_err!(DuplicateSchema, "schema \"public\" already exists");
+        }
+        sink.notice("schema \"public\" already exists, skipping")?;
+        sink.complete("CREATE SCHEMA")
     }
 
     fn set(&mut self, set: &ast::Set, sink: &mut dyn Sink) -> Result<()> {

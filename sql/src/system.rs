@@ -550,7 +550,7 @@ const RELATIONS: &[SystemRelation] = &[
             ("extconfig", OID_ARRAY),
             ("extcondition", TEXT_ARRAY),
         ],
-        rows: nothing,
+        rows: extensions,
     },
     SystemRelation {
         schema: "pg_catalog",
@@ -1168,6 +1168,35 @@ fn classes(s: &Snapshot) -> Vec<Row> {
         rows.push(class_row(sequence_oid(q), &q.name, "S", 0, 3, false));
     }
     rows
+}
+
+/// The extensions SpanDB has built in, with the versions PostgreSQL 15
+/// ships: CREATE EXTENSION of one of them does nothing (`session`), and
+/// pg_extension lists them all. What they bring that SpanDB has:
+/// `gen_random_uuid` (pgcrypto) and `uuid_generate_v4` (uuid-ossp).
+pub const EXTENSIONS: &[(&str, &str)] = &[("plpgsql", "1.0"), ("pgcrypto", "1.3"), ("uuid-ossp", "1.1")];
+
+/// Where the built-in extensions' oids start (PostgreSQL's plpgsql is near).
+const EXTENSION_OID_MIN: i64 = 13_500;
+
+fn extensions(_: &Snapshot) -> Vec<Row> {
+    EXTENSIONS
+        .iter()
+        .zip(EXTENSION_OID_MIN..)
+        .map(|((name, version), oid)| {
+            let schema = if *name == "plpgsql" { PG_CATALOG_OID } else { PUBLIC_OID };
+            vec![
+                Value::Int8(oid),
+                text(name),
+                Value::Int8(ROLE_OID),
+                Value::Int8(schema),
+                Value::Bool(*name != "plpgsql"),
+                text(version),
+                Value::Null,
+                Value::Null,
+            ]
+        })
+        .collect()
 }
 
 fn sequences(s: &Snapshot) -> Vec<Row> {

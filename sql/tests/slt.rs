@@ -90,6 +90,7 @@ slt!(
     ddl,
     alter_table,
     sequences,
+    extensions,
     index,
     cte_view,
     window,
