@@ -79,15 +79,26 @@ pub(crate) enum Rerun {
 /// the commit (`Cx::defer_unique_checks`); if the commit finds a key
 /// taken, it runs again told to read instead (which names the duplicate,
 /// or finds the key was this row's own).
-pub(crate) fn in_transaction<T>(
+fn in_transaction<T>(
     engine: &dyn Engine,
     now_us: i64,
     cancel: &Arc<AtomicBool>,
     rerun: Rerun,
     f: &mut dyn FnMut(&mut Cx) -> Result<T>,
 ) -> Result<T> {
+    in_transaction_with_priority(engine, now_us, cancel, rerun, None, f)
+}
+
+/// [`in_transaction`], its first attempt with `priority` if given.
+pub(crate) fn in_transaction_with_priority<T>(
+    engine: &dyn Engine,
+    now_us: i64,
+    cancel: &Arc<AtomicBool>,
+    rerun: Rerun,
+    mut priority: Option<crate::kv::Priority>,
+    f: &mut dyn FnMut(&mut Cx) -> Result<T>,
+) -> Result<T> {
     let mut attempt = 0;
-    let mut priority = None;
     let mut checks_at_commit = true;
     loop {
         attempt += 1;

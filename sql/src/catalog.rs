@@ -177,6 +177,9 @@ pub struct ColumnDesc {
     /// (428C9).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub identity_always: bool,
+    /// COMMENT ON COLUMN (pg_description, psql's `\d+`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// An index: the primary one (rows) or a secondary one (pointers).
@@ -237,6 +240,9 @@ pub struct TableDesc {
     /// without reading the catalog (`constraints`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub referenced_by: Vec<Reference>,
+    /// COMMENT ON TABLE (or VIEW): pg_description, psql's `\dt+`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// A FOREIGN KEY constraint: every row whose `columns` are all non-NULL
@@ -403,6 +409,7 @@ impl TableDesc {
             checks: Vec::new(),
             foreign_keys: Vec::new(),
             referenced_by: Vec::new(),
+            comment: None,
         }
     }
 

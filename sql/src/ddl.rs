@@ -118,11 +118,11 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                             sweep::schedule_table(cx.txn()?, rewrite.id)?;
                         }
                     }
-                    None if *if_exists => sink.notice(&format!("table \"{name}\" does not exist, skipping"))?,
                     None if crate::sequence::by_name(cx.txn()?, name)?.is_some() => {
                         return Err(Error::new(SqlState::WrongObjectType, format!("\"{name}\" is not a table"))
                             .with_hint("Use DROP SEQUENCE to remove a sequence."))
                     }
+                    None if *if_exists => sink.notice(&format!("table \"{name}\" does not exist, skipping"))?,
                     None => return sql_err!(UndefinedTable, "table \"{name}\" does not exist"),
                 }
             }
@@ -143,8 +143,13 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                     if !keeps {
                         return sql_err!(InvalidTableDefinition, "cannot change the columns of view \"{}\"", view.name);
                     }
-                    let mut desc =
-                        TableDesc { id: old.id, version: old.version, drain_epoch: old.drain_epoch, ..view.clone() };
+                    let mut desc = TableDesc {
+                        id: old.id,
+                        version: old.version,
+                        drain_epoch: old.drain_epoch,
+                        comment: old.comment.clone(),
+                        ..view.clone()
+                    };
                     Catalog::update_table(cx.txn()?, &mut desc)?;
                 }
                 Some(_) => return sql_err!(DuplicateTable, "relation \"{}\" already exists", view.name),
@@ -188,12 +193,18 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             let mut sequence = sequence.clone();
             sequence.id = cx.next_table_id()?;
             crate::sequence::create(cx.txn()?, &sequence)?;
+            // Its own until it commits (`sequence`, "A sequence of the
+            // transaction's own").
+            cx.drains.owned.insert(sequence.id);
             Ok("CREATE SEQUENCE".into())
         }
         Plan::DropSequence { names, if_exists } => {
             for name in names {
                 match crate::sequence::by_name(cx.txn()?, name)? {
-                    Some(sequence) => crate::sequence::drop(cx.txn()?, &sequence)?,
+                    Some(sequence) => {
+                        crate::sequence::drop(cx.txn()?, &sequence)?;
+                        cx.drains.owned.insert(sequence.id);
+                    }
                     None if Catalog::table(cx.txn()?, name)?.is_some() => {
                         return sql_err!(WrongObjectType, "\"{name}\" is not a sequence")
                     }
@@ -202,6 +213,21 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 }
             }
             Ok("DROP SEQUENCE".into())
+        }
+        Plan::Comment { table, column, comment } => {
+            let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
+            cx.drains.check(&desc)?;
+            match column {
+                None => desc.comment.clone_from(comment),
+                Some(column) => match desc.columns.iter_mut().find(|c| c.name == *column && !c.hidden) {
+                    Some(c) => c.comment.clone_from(comment),
+                    None => {
+                        return sql_err!(UndefinedColumn, "column \"{column}\" of relation \"{table}\" does not exist")
+                    }
+                },
+            }
+            Catalog::update_table(cx.txn()?, &mut desc)?;
+            Ok("COMMENT".into())
         }
         Plan::CreateIndex { table, index, if_not_exists } => {
             let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();

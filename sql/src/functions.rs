@@ -975,10 +975,10 @@ pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
 }
 
 /// Whether the binder coerces `name`'s arguments to its parameters' types
-/// (jsonb's functions, `pg_sleep`'s), where other functions take
+/// (jsonb's functions, `pg_sleep`'s, `setval`'s), where other functions take
 /// untyped literals as text and convert what they are given.
 pub fn coerces_arguments(name: &str) -> bool {
-    jsonb::resolve(name, &[]).is_some() || matches!(name, "pg_sleep" | "pg_sleep_for")
+    jsonb::resolve(name, &[]).is_some() || matches!(name, "pg_sleep" | "pg_sleep_for" | "setval")
 }
 
 /// Whether `name` (lower case) is a scalar function, for any arguments.

@@ -585,6 +585,31 @@ fn clean_message(m: &str) -> String {
 }
 
 /// An identifier as PostgreSQL folds it: lower case unless quoted.
+/// The relation a text names, as `regclass` input reads it (`'Orders'`
+/// is `orders`, `'"Orders"'` is `Orders`, `'public.orders'` is
+/// `orders`): its bare name, or `None` if the text is no name, or names
+/// another schema than public.
+pub fn relation_name(text: &str) -> Option<String> {
+    let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(text).ok()?;
+    let name = parser.parse_object_name(false).ok()?;
+    if parser.peek_token().token != Token::EOF {
+        return None;
+    }
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => Some(ident(i)),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    match parts.as_slice() {
+        [bare] => Some(bare.clone()),
+        [schema, bare] if schema == "public" => Some(bare.clone()),
+        _ => None,
+    }
+}
+
 pub(crate) fn ident(i: &ast::Ident) -> String {
     match i.quote_style {
         Some(_) => i.value.clone(),

@@ -866,6 +866,13 @@ pub enum Plan {
         names: Vec<String>,
         if_exists: bool,
     },
+    /// `COMMENT ON TABLE table` / `COMMENT ON COLUMN table.column`: the
+    /// comment kept in the descriptor (`None`: removed).
+    Comment {
+        table: String,
+        column: Option<String>,
+        comment: Option<String>,
+    },
     /// `CREATE SEQUENCE` (`sequence`): its descriptor, id to be given.
     CreateSequence {
         sequence: crate::sequence::SequenceDesc,

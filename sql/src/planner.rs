@@ -681,6 +681,24 @@ impl<'a> Planner<'a> {
                 }
             }
             S::AlterTable(alter) => self.plan_alter_table(alter),
+            S::Comment { object_type, object_name: target, comment, .. } => {
+                let comment = comment.clone();
+                match object_type {
+                    ast::CommentObject::Table | ast::CommentObject::View => {
+                        Ok(Plan::Comment { table: object_name(target)?, column: None, comment })
+                    }
+                    ast::CommentObject::Column => {
+                        let mut parts: Vec<&ast::ObjectNamePart> = target.0.iter().collect();
+                        let column = match parts.pop() {
+                            Some(ast::ObjectNamePart::Identifier(c)) if !parts.is_empty() => ident(c),
+                            _ => return sql_err!(SyntaxError, "column name must be qualified"),
+                        };
+                        let table = object_name_of_parts(parts)?;
+                        Ok(Plan::Comment { table, column: Some(column), comment })
+                    }
+                    other => sql_err!(FeatureNotSupported, "COMMENT ON {other} is not supported"),
+                }
+            }
             S::CreateSequence { temporary, if_not_exists, name, sequence_options } => {
                 if *temporary {
                     return sql_err!(FeatureNotSupported, "temporary sequences are not supported");
@@ -1929,7 +1947,10 @@ impl<'a> Planner<'a> {
             Some((engine, own)) => Catalog::tables_without_locks(*engine, self.txn, own)?,
             None => Catalog::tables(self.txn)?,
         };
-        let sequences = crate::sequence::all(self.txn)?;
+        let sequences = match &self.unlocked_catalog {
+            Some((engine, own)) => crate::sequence::all_without_locks(*engine, self.txn, own)?,
+            None => crate::sequence::all(self.txn)?,
+        };
         let snapshot = Arc::new(system::Snapshot { tables, sequences });
         self.system = Some(snapshot.clone());
         Ok(snapshot)
@@ -3178,8 +3199,40 @@ impl<'a> Planner<'a> {
                 };
                 unless_null(lookup, DataType::Text)
             }
-            // No comments, and no statistics objects to describe.
-            "obj_description" | "col_description" | "shobj_description" | "pg_get_statisticsobjdef_columns" => {
+            // COMMENT ON's comments (`system::comments`), by the table's
+            // oid, and for a column its attnum too (keyed `oid.attnum`).
+            "obj_description" => {
+                let snapshot = self.system_snapshot()?;
+                let whens = system::comments(&snapshot)
+                    .filter(|(_, subid, _)| *subid == 0)
+                    .map(|(t, _, c)| {
+                        (Expr::Constant(Value::Int8(system::table_oid(t))), Expr::Constant(Value::Text(c.into())))
+                    })
+                    .collect();
+                lookup(first, whens, Expr::Constant(Value::Null))
+            }
+            "col_description" => {
+                let snapshot = self.system_snapshot()?;
+                let whens = system::comments(&snapshot)
+                    .filter(|(_, subid, _)| *subid != 0)
+                    .map(|(t, subid, c)| {
+                        let key = format!("{}.{subid}", system::table_oid(t));
+                        (Expr::Constant(Value::Text(key)), Expr::Constant(Value::Text(c.into())))
+                    })
+                    .collect();
+                let attnum = oids.get(1).cloned().unwrap_or(Expr::Constant(Value::Null));
+                let key = Expr::Function(
+                    "concat_ws".into(),
+                    vec![
+                        Expr::Constant(Value::Text(".".into())),
+                        Expr::Cast(Box::new(first), DataType::Text),
+                        Expr::Cast(Box::new(attnum), DataType::Text),
+                    ],
+                );
+                lookup(key, whens, Expr::Constant(Value::Null))
+            }
+            // No shared objects' comments, and no statistics objects.
+            "shobj_description" | "pg_get_statisticsobjdef_columns" => {
                 Bound::typed(Expr::Constant(Value::Null), DataType::Text)
             }
             // adbin holds the expression's SQL text (`system`).
@@ -3298,7 +3351,8 @@ impl<'a> Planner<'a> {
             if let Ok(oid) = name.parse::<i64>() {
                 return Ok(Bound::typed(Expr::Constant(Value::Int8(oid)), DataType::Int8));
             }
-            let bare = name.strip_prefix("public.").unwrap_or(name);
+            let parsed = crate::parser::relation_name(name);
+            let bare = parsed.as_deref().unwrap_or(name);
             let oid = match kind {
                 "regclass" => snapshot
                     .tables
@@ -3906,6 +3960,7 @@ impl<'a> Planner<'a> {
             hidden: false,
             missing: None,
             identity_always: false,
+            comment: None,
         };
         table.next_column_id += 1;
         let (mut pk, mut unique, mut generated) = (false, false, serial);
@@ -4191,6 +4246,12 @@ fn is_column_or_its_cast(e: &ast::Expr, column: &str, to: DataType) -> bool {
     }
 }
 
+/// The table named by the leading parts of a qualified column name
+/// (`t.c`, `public.t.c`).
+fn object_name_of_parts(parts: Vec<&ast::ObjectNamePart>) -> Result<String> {
+    object_name(&ast::ObjectName(parts.into_iter().cloned().collect()))
+}
+
 /// CREATE SEQUENCE's options, as written (`OWNED BY` is ignored:
 /// `sequence`).
 fn sequence_options_of(options: &[ast::SequenceOptions]) -> Result<crate::sequence::Options> {
@@ -4324,6 +4385,7 @@ fn add_query_columns(desc: &mut TableDesc, plan: &QueryPlan, names: &[String]) -
             hidden: false,
             missing: None,
             identity_always: false,
+            comment: None,
         });
         desc.next_column_id += 1;
     }
@@ -4343,6 +4405,7 @@ pub fn add_hidden_rowid(table: &mut TableDesc) {
         hidden: true,
         missing: None,
         identity_always: false,
+        comment: None,
     });
     table.primary.columns = vec![(id, Direction::Asc)];
 }

@@ -52,10 +52,12 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backfill::Rerun;
+use crate::catalog::Catalog;
 use crate::encoding::{self, Direction};
 use crate::error::{Error, Result, SqlState};
 use crate::exec::Cx;
-use crate::kv::{self, Transaction};
+use crate::kv::{self, Engine, Transaction};
 use crate::sql_err;
 use crate::types::{DataType, Value};
 
@@ -210,6 +212,31 @@ pub fn all(txn: &mut dyn Transaction) -> Result<Vec<SequenceDesc>> {
     Ok(out)
 }
 
+/// Every sequence as committed, read without locks (a statement in a
+/// transaction block: a schema change in another session need not wait
+/// for the block), with the transaction's own (`own`: ids it created or
+/// dropped) as it sees them.
+pub fn all_without_locks(
+    engine: &dyn Engine,
+    txn: &mut dyn Transaction,
+    own: &std::collections::BTreeSet<u32>,
+) -> Result<Vec<SequenceDesc>> {
+    let mut snapshot = engine.begin(kv::Mode::ReadOnly)?;
+    let committed = all(snapshot.as_mut());
+    let _ = snapshot.rollback();
+    let mut sequences: std::collections::BTreeMap<u32, SequenceDesc> =
+        committed?.into_iter().map(|q| (q.id, q)).collect();
+    for &id in own {
+        match by_id(txn, id)? {
+            Some(q) => sequences.insert(id, q),
+            None => sequences.remove(&id),
+        };
+    }
+    let mut sequences: Vec<_> = sequences.into_values().collect();
+    sequences.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(sequences)
+}
+
 /// Records sequence `desc` (its id given) at its start.
 pub fn create(txn: &mut dyn Transaction, desc: &SequenceDesc) -> Result<()> {
     txn.put(&key(BY_ID, desc.id), &encode(desc)?)?;
@@ -226,31 +253,40 @@ pub fn drop(txn: &mut dyn Transaction, desc: &SequenceDesc) -> Result<()> {
     Ok(())
 }
 
-/// What `currval` and `lastval` read: the values this session's
-/// `nextval` and `setval` gave, by sequence id, and the last one.
+/// What `currval` and `lastval` read: the value each sequence last gave
+/// this session (`nextval`, or `setval` with `is_called`), by id, and
+/// which sequence its last `nextval` used (PostgreSQL's `lastval` is
+/// that sequence's value, which a later `setval` of it moves).
 #[derive(Debug, Default)]
 pub struct SessionValues {
-    values: Mutex<(HashMap<u32, i64>, Option<i64>)>,
+    values: Mutex<(HashMap<u32, i64>, Option<u32>)>,
 }
 
 impl SessionValues {
-    fn note(&self, id: u32, value: i64) {
-        let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<u32, i64>, Option<u32>)> {
+        self.values.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn note(&self, id: u32, value: i64, by_nextval: bool) {
+        let mut values = self.lock();
         values.0.insert(id, value);
-        values.1 = Some(value);
+        if by_nextval {
+            values.1 = Some(id);
+        }
     }
 
     fn current(&self, id: u32) -> Option<i64> {
-        self.values.lock().unwrap_or_else(|e| e.into_inner()).0.get(&id).copied()
+        self.lock().0.get(&id).copied()
     }
 
     fn last(&self) -> Option<i64> {
-        self.values.lock().unwrap_or_else(|e| e.into_inner()).1
+        let values = self.lock();
+        values.1.and_then(|id| values.0.get(&id).copied())
     }
 
     /// Forgets every value (DISCARD ALL, DISCARD SEQUENCES).
     pub fn clear(&self) {
-        *self.values.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
+        *self.lock() = Default::default();
     }
 }
 
@@ -261,7 +297,16 @@ pub fn is_function(name: &str) -> bool {
 }
 
 /// Runs sequence function `name` on `args`: the sequence as its name
-/// (text) or oid (`'s'::regclass`), then `setval`'s value and `is_called`.
+/// (text, read as `regclass` reads it) or oid (`'s'::regclass`), then
+/// `setval`'s value and `is_called`.
+///
+/// # A sequence of the transaction's own
+///
+/// A sequence the statement's transaction created (or dropped and
+/// created again) is in its writes alone, which a transaction of its own
+/// cannot see: its steps run in the statement's transaction, and go with
+/// it if it rolls back, as the sequence does. The transaction's
+/// `Drains::owned` says which ids are its own.
 pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
     let Some(session) = cx.sequences.clone() else {
         return sql_err!(FeatureNotSupported, "sequences are not available here");
@@ -272,35 +317,54 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
             None => sql_err!(ObjectNotInPrerequisiteState, "lastval is not yet defined in this session"),
         };
     }
-    if args.iter().take(2).any(Value::is_null) {
+    // Strict, as PostgreSQL's are.
+    if args.iter().any(Value::is_null) {
         return Ok(Value::Null);
     }
-    let desc = find(cx.txn()?, &args[0])?;
+    let own = match cx.drains.owned.is_empty() {
+        true => None,
+        false => find(cx.txn()?, &args[0]).ok().filter(|d| cx.drains.owned.contains(&d.id)),
+    };
+    let lock_timeout =
+        cx.settings.get("lock_timeout").and_then(|v| crate::timestamp::parse_setting_duration(v).ok().flatten());
     match name {
-        "currval" => match session.current(desc.id) {
-            Some(v) => Ok(Value::Int8(v)),
-            None => sql_err!(
-                ObjectNotInPrerequisiteState,
-                "currval of sequence \"{}\" is not yet defined in this session",
-                desc.name
-            ),
-        },
+        "currval" => {
+            let desc = match own {
+                Some(desc) => desc,
+                None => in_own_transaction(cx, Rerun::Safe, &mut |txn| find(txn, &args[0]))?,
+            };
+            match session.current(desc.id) {
+                Some(v) => Ok(Value::Int8(v)),
+                None => sql_err!(
+                    ObjectNotInPrerequisiteState,
+                    "currval of sequence \"{}\" is not yet defined in this session",
+                    desc.name
+                ),
+            }
+        }
         "nextval" => {
-            let value = in_own_transaction(cx, &mut |txn| {
-                let desc = current(txn, desc.id, &desc.name)?;
-                let state = state(txn, desc.id)?;
-                let next = next_value(&desc, state)?;
+            let mut step = |txn: &mut dyn Transaction| {
+                txn.set_lock_timeout(lock_timeout);
+                let desc = find(txn, &args[0])?;
+                let next = next_value(&desc, state(txn, desc.id)?)?;
                 txn.put(&key(STATES, desc.id), &encode(&State { last: next, called: true })?)?;
-                Ok(next)
-            })?;
-            session.note(desc.id, value);
+                Ok((desc.id, next))
+            };
+            // Run again after an unknown outcome, a value may be skipped,
+            // never given twice.
+            let (id, value) = match own {
+                Some(_) => step(cx.txn()?)?,
+                None => in_own_transaction(cx, Rerun::Safe, &mut step)?,
+            };
+            session.note(id, value, true);
             Ok(Value::Int8(value))
         }
         "setval" => {
             let value = args[1].as_i64().unwrap_or_default();
             let called = args.get(2).is_none_or(|c| c.as_bool().ok().flatten() != Some(false));
-            in_own_transaction(cx, &mut |txn| {
-                let desc = current(txn, desc.id, &desc.name)?;
+            let mut step = |txn: &mut dyn Transaction| {
+                txn.set_lock_timeout(lock_timeout);
+                let desc = find(txn, &args[0])?;
                 if value < desc.min || value > desc.max {
                     return sql_err!(
                         NumericValueOutOfRange,
@@ -310,10 +374,17 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
                         desc.max
                     );
                 }
-                Ok(txn.put(&key(STATES, desc.id), &encode(&State { last: value, called })?)?)
-            })?;
+                txn.put(&key(STATES, desc.id), &encode(&State { last: value, called })?)?;
+                Ok(desc.id)
+            };
+            // Run again after an unknown outcome, it could move the
+            // sequence back past values given meanwhile: not run again.
+            let id = match own {
+                Some(_) => step(cx.txn()?)?,
+                None => in_own_transaction(cx, Rerun::Unsafe, &mut step)?,
+            };
             if called {
-                session.note(desc.id, value);
+                session.note(id, value, false);
             }
             Ok(Value::Int8(value))
         }
@@ -323,32 +394,32 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
 
 /// The sequence `arg` names: a name, or an oid (`'s'::regclass`).
 fn find(txn: &mut dyn Transaction, arg: &Value) -> Result<SequenceDesc> {
-    let (found, shown) = match arg {
-        Value::Text(name) => {
-            let bare = name.strip_prefix("public.").unwrap_or(name);
-            (by_name(txn, bare)?, name.clone())
+    match arg {
+        Value::Text(text) => {
+            let Some(name) = crate::parser::relation_name(text) else {
+                return sql_err!(UndefinedTable, "relation \"{text}\" does not exist");
+            };
+            if let Some(desc) = by_name(txn, &name)? {
+                return Ok(desc);
+            }
+            match Catalog::table(txn, &name)? {
+                Some(_) => sql_err!(WrongObjectType, "\"{name}\" is not a sequence"),
+                None => sql_err!(UndefinedTable, "relation \"{name}\" does not exist"),
+            }
         }
         other => {
             let oid = other.as_i64().unwrap_or_default();
-            let id = crate::system::table_id_of_oid(oid);
-            (id.map(|id| by_id(txn, id)).transpose()?.flatten(), oid.to_string())
+            let Some(id) = crate::system::table_id_of_oid(oid) else {
+                return sql_err!(UndefinedTable, "relation with OID {oid} does not exist");
+            };
+            if let Some(desc) = by_id(txn, id)? {
+                return Ok(desc);
+            }
+            match Catalog::table_by_id(txn, id)? {
+                Some(table) => sql_err!(WrongObjectType, "\"{}\" is not a sequence", table.name),
+                None => sql_err!(UndefinedTable, "relation with OID {oid} does not exist"),
+            }
         }
-    };
-    match found {
-        Some(desc) => Ok(desc),
-        None if crate::catalog::Catalog::table(txn, &shown)?.is_some() => {
-            sql_err!(WrongObjectType, "\"{shown}\" is not a sequence")
-        }
-        None => sql_err!(UndefinedTable, "relation \"{shown}\" does not exist"),
-    }
-}
-
-/// Sequence `id` as it is now (dropped since the statement found it:
-/// 42P01).
-fn current(txn: &mut dyn Transaction, id: u32, name: &str) -> Result<SequenceDesc> {
-    match by_id(txn, id)? {
-        Some(desc) => Ok(desc),
-        None => sql_err!(UndefinedTable, "relation \"{name}\" does not exist"),
     }
 }
 
@@ -382,15 +453,18 @@ fn next_value(desc: &SequenceDesc, state: State) -> Result<i64> {
     }
 }
 
-/// Runs `f` in a read-write transaction of its own (module docs), again
-/// after a retryable abort or an unknown outcome (a value given twice
-/// over is a gap, never a repeat).
-fn in_own_transaction<T>(cx: &mut Cx, f: &mut dyn FnMut(&mut dyn Transaction) -> Result<T>) -> Result<T> {
+/// Runs `f` in a read-write transaction of its own (module docs), with
+/// the statement's transaction's priority (a transaction that waits for
+/// its own nested one is never the younger of the two: wound-wait orders
+/// them as one), again after a retryable abort and, if `rerun` says so,
+/// after an unknown outcome.
+fn in_own_transaction<T>(cx: &mut Cx, rerun: Rerun, f: &mut dyn FnMut(&mut dyn Transaction) -> Result<T>) -> Result<T> {
     let Some(engine) = cx.engine.clone() else {
         return sql_err!(FeatureNotSupported, "sequences are not available here");
     };
     let cancel = cx.cancel_flag().unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
-    crate::backfill::in_transaction(engine.as_ref(), cx.now_us, &cancel, crate::backfill::Rerun::Safe, &mut |cx| {
+    let priority = cx.txn()?.priority();
+    crate::backfill::in_transaction_with_priority(engine.as_ref(), cx.now_us, &cancel, rerun, priority, &mut |cx| {
         f(cx.txn()?)
     })
 }

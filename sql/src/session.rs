@@ -2486,6 +2486,13 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
                 [SchemaTarget::Table(n.clone()), SchemaTarget::ReferencedBy(n, None)].into_iter().chain(referencing)
             })
             .collect(),
+        S::Comment { object_type: ast::CommentObject::Table | ast::CommentObject::View, object_name, .. } => {
+            name(object_name).map(SchemaTarget::Table).into_iter().collect()
+        }
+        S::Comment { object_type: ast::CommentObject::Column, object_name, .. } => {
+            let table = ast::ObjectName(object_name.0[..object_name.0.len().saturating_sub(1)].to_vec());
+            name(&table).map(SchemaTarget::Table).into_iter().collect()
+        }
         S::CreateTable(create) => {
             // The tables its foreign keys reference gain a reference.
             let column_keys = create.columns.iter().flat_map(|c| &c.options).filter_map(|o| match &o.option {

@@ -445,7 +445,7 @@ const RELATIONS: &[SystemRelation] = &[
         schema: "pg_catalog",
         name: "pg_description",
         columns: &[("objoid", Int8), ("classoid", Int8), ("objsubid", Int4), ("description", Text)],
-        rows: nothing,
+        rows: descriptions,
     },
     SystemRelation {
         schema: "pg_catalog",
@@ -1199,6 +1199,28 @@ fn extensions(_: &Snapshot) -> Vec<Row> {
         .collect()
 }
 
+/// COMMENT ON's comments: a table's (objsubid 0) and its columns' (their
+/// attnum), as PostgreSQL keeps them.
+fn descriptions(s: &Snapshot) -> Vec<Row> {
+    let class = relation_oid("pg_class").unwrap_or_default();
+    let mut rows = Vec::new();
+    for (t, subid, comment) in comments(s) {
+        rows.push(vec![Value::Int8(table_oid(t)), Value::Int8(class), Value::Int4(subid), text(comment)]);
+    }
+    rows
+}
+
+/// Every comment in `s`: the table (or view), 0 or the column's attnum,
+/// the comment.
+pub fn comments(s: &Snapshot) -> impl Iterator<Item = (&TableDesc, i32, &str)> {
+    s.tables.iter().flat_map(|t| {
+        let own = t.comment.as_deref().map(|c| (&**t, 0, c));
+        let columns =
+            visible_columns(t).filter_map(move |c| Some((&**t, i32::try_from(c.id).ok()?, c.comment.as_deref()?)));
+        own.into_iter().chain(columns)
+    })
+}
+
 fn sequences(s: &Snapshot) -> Vec<Row> {
     s.sequences
         .iter()
@@ -1719,6 +1741,7 @@ mod tests {
                 hidden: false,
                 missing: None,
                 identity_always: false,
+                comment: None,
             },
             ColumnDesc {
                 id: 2,
@@ -1729,6 +1752,7 @@ mod tests {
                 hidden: false,
                 missing: None,
                 identity_always: false,
+                comment: None,
             },
         ];
         t.primary.columns = vec![(1, Direction::Asc)];

@@ -91,6 +91,7 @@ slt!(
     alter_table,
     sequences,
     extensions,
+    comments,
     index,
     cte_view,
     window,
