@@ -353,9 +353,10 @@ async fn a_migration_s_schema_changes_run_in_one_block() -> anyhow::Result<()> {
 
 /// Goal: psql 15's describe commands work as on PostgreSQL: `\dt`, `\d`
 /// of a table (columns, types, NOT NULL, defaults, the primary key and
-/// the other indexes), `\d+`, `\di`, `\dv` and a view's definition,
-/// `\dn`, `\l`, `\du`, `\df` and `\dx` (none: SpanDB has no stored
-/// functions or extensions), `\sv`. They read SpanDB's catalog through the
+/// the other indexes), `\d+` and `\dt+` (with comments), `\ds` and `\d`
+/// of a sequence, `\di`, `\dv` and a view's definition,
+/// `\dn`, `\l`, `\du`, `\df` (none: SpanDB has no stored functions),
+/// `\dx` (the built-in extensions), `\sv`. They read SpanDB's catalog through the
 /// `pg_catalog` relations and functions psql queries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> anyhow::Result<()> {
@@ -366,7 +367,9 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
             &addr,
             "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner VARCHAR(40) NOT NULL, balance INT DEFAULT 0); \
              CREATE INDEX by_owner ON accounts (owner DESC, id); \
-             CREATE VIEW rich AS SELECT id FROM accounts WHERE balance > 100",
+             CREATE VIEW rich AS SELECT id FROM accounts WHERE balance > 100; \
+             CREATE SEQUENCE order_no START 1000; COMMENT ON TABLE accounts IS 'Who has what'; \
+             COMMENT ON COLUMN accounts.balance IS 'In cents'",
         );
         assert!(ok, "{out}");
         let expect = |command: &str, wanted: &[&str]| {
@@ -377,6 +380,10 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
             }
         };
         expect("\\dt", &["public | accounts | table | root"]);
+        expect("\\dt+", &["Who has what"]);
+        expect("\\d+ accounts", &["In cents"]);
+        expect("\\ds", &["public | order_no | sequence | root"]);
+        expect("\\d order_no", &["Sequence \"public.order_no\"", "1000"]);
         expect(
             "\\d accounts",
             &[
@@ -395,7 +402,7 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
         expect("\\l", &["spandb | root  | UTF8"]);
         expect("\\du", &["root", "Superuser"]);
         expect("\\df", &["List of functions", "(0 rows)"]);
-        expect("\\dx", &["List of installed extensions", "(0 rows)"]);
+        expect("\\dx", &["List of installed extensions", "pgcrypto", "plpgsql", "uuid-ossp", "(3 rows)"]);
         expect("\\sv rich", &["CREATE OR REPLACE VIEW public.rich AS", "WHERE balance > 100"]);
         let (ok, out) = psql(&addr, "\\d nonesuch");
         assert!(!ok && out.contains("Did not find any relation named \"nonesuch\""), "{out}");
