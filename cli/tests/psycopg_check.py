@@ -386,6 +386,16 @@ with psycopg.connect(dsn + " options='-c timezone=Asia/Tokyo'") as conn:
     conn.commit()
     conn.execute("DROP TABLE zoned")
     conn.commit()
+    # RESET goes back to the zone given at startup, and says so.
+    conn.execute("RESET timezone")
+    assert conn.execute("SHOW timezone").fetchone() == ("Asia/Tokyo",)
+    assert conn.info.parameter_status("TimeZone") == "Asia/Tokyo", conn.info.parameter_status("TimeZone")
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.commit()
+    conn.autocommit = True
+    conn.execute("DISCARD ALL")
+    assert conn.execute("SHOW timezone").fetchone() == ("Asia/Tokyo",)
+    conn.autocommit = False
 
     # Django's AlterField, as its migrations send it (one transaction per
     # migration): a longer CharField made NOT NULL in one ALTER TABLE, an

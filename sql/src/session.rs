@@ -220,6 +220,9 @@ pub struct Session {
     /// and set_config are transactional, as in PostgreSQL), and a COMMIT
     /// the ones set LOCAL (`local_settings`).
     settings_at_begin: Arc<BTreeMap<String, String>>,
+    /// The settings the client gave at startup: what RESET goes back to,
+    /// as in PostgreSQL.
+    startup_settings: BTreeMap<String, String>,
     local_settings: Vec<String>,
     /// The number the next deferred check gets.
     next_deferred_check: u64,
@@ -418,6 +421,7 @@ impl Session {
             deferred_checks: Vec::new(),
             next_deferred_check: 0,
             settings_at_begin: Arc::default(),
+            startup_settings: BTreeMap::new(),
             local_settings: Vec::new(),
             constraint_mode: crate::plan::ConstraintMode::AsDeclared,
             txn_lost: None,
@@ -470,6 +474,7 @@ impl Session {
     pub fn set_startup_parameter(&mut self, name: &str, value: &str) {
         let name = name.to_lowercase();
         if let Ok(value) = crate::timestamp::setting_value(&name, value) {
+            self.startup_settings.insert(name.clone(), value.clone());
             Arc::make_mut(&mut self.settings).insert(name, value);
         }
     }
@@ -1568,20 +1573,23 @@ impl Session {
         sink.complete("SHOW")
     }
 
-    /// `RESET name` / `RESET ALL`: back to the default (what SHOW gives
-    /// before any SET); in a block, a ROLLBACK puts the value back, as
-    /// after SET. `RESET SESSION AUTHORIZATION` changes nothing (one user
-    /// per session).
+    /// `RESET name` / `RESET ALL`: back to the value the client gave at
+    /// startup, else the default (what SHOW gives before any SET); in a
+    /// block, a ROLLBACK puts the value back, as after SET. `RESET
+    /// SESSION AUTHORIZATION` changes nothing (one user per session).
     fn reset(&mut self, reset: &ast::Reset, sink: &mut dyn Sink) -> Result<()> {
         match reset {
-            ast::Reset::ALL => Arc::make_mut(&mut self.settings).clear(),
+            ast::Reset::ALL => self.settings = Arc::new(self.startup_settings.clone()),
             ast::Reset::ConfigurationParameter(name) => {
                 let name = name.to_string().to_lowercase();
                 let name = match name.as_str() {
                     "time zone" => "timezone".to_string(),
                     _ => name,
                 };
-                Arc::make_mut(&mut self.settings).remove(&name);
+                match self.startup_settings.get(&name).cloned() {
+                    Some(value) => Arc::make_mut(&mut self.settings).insert(name, value),
+                    None => Arc::make_mut(&mut self.settings).remove(&name),
+                };
             }
             ast::Reset::SessionAuthorization => {}
         }
@@ -1590,7 +1598,8 @@ impl Session {
 
     /// `DISCARD ALL | PLANS | SEQUENCES | TEMP`: what connection poolers
     /// send before handing a connection to another client (PgBouncer's
-    /// `server_reset_query`). ALL resets the settings, forgets kept plans
+    /// `server_reset_query`). ALL resets the settings (to the startup
+    /// ones, as RESET ALL), forgets kept plans
     /// and gives back the session's advisory locks (the gateway frees the
     /// protocol's prepared statements); not in a block (25001). ALL and
     /// SEQUENCES forget what `currval` and `lastval` would read. SpanDB has
@@ -1601,7 +1610,7 @@ impl Session {
                 if self.status != TxnStatus::Idle {
                     return sql_err!(ActiveSqlTransaction, "DISCARD ALL cannot run inside a transaction block");
                 }
-                Arc::make_mut(&mut self.settings).clear();
+                self.settings = Arc::new(self.startup_settings.clone());
                 self.kept_plans.clear();
                 self.advisory.unlock_all()?;
                 self.sequences.clear();
