@@ -229,10 +229,18 @@ impl std::task::Wake for Unparker {
 }
 
 /// The clock of [`ClientEngine::now`]: the system's, in nanoseconds
-/// since the Unix epoch (what sessions take `statement_timeout`
-/// deadlines from, and so what the gateway's watchdog fires by).
+/// since the Unix epoch.
 pub fn wall_clock_ns() -> Timestamp {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The clock of [`ClientEngine`]'s `monotonic_ns`: nanoseconds since the
+/// process first asked, never stepping (what sessions take
+/// `statement_timeout` deadlines from, and so what the gateway's watchdog
+/// fires by).
+pub fn monotonic_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
 }
 
 fn kv_error(e: client::Error) -> KvError {
@@ -311,6 +319,10 @@ impl Engine for ClientEngine {
 
     fn now(&self) -> Timestamp {
         wall_clock_ns()
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        monotonic_ns()
     }
 
     /// Sessions run on threads of their own (module docs), so this sleeps one.

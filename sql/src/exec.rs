@@ -1030,10 +1030,10 @@ fn sleep(duration: &Value, cx: &mut Cx) -> Result<Value> {
     };
     // NaN and negative durations sleep not at all, as in PostgreSQL.
     let nanos = if nanos > 0.0 { nanos.min(u64::MAX as f64 / 2.0) as u64 } else { 0 };
-    let end = engine.now().saturating_add(nanos);
+    let end = engine.monotonic_ns().saturating_add(nanos);
     loop {
         cx.check_cancel()?;
-        let now = engine.now();
+        let now = engine.monotonic_ns();
         if now >= end {
             return Ok(Value::Text(String::new()));
         }

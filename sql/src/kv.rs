@@ -251,6 +251,14 @@ pub trait Engine: Send + Sync {
     /// the Unix epoch), for `now()` and `AS OF SYSTEM TIME '-10s'`.
     fn now(&self) -> Timestamp;
 
+    /// A clock that never steps back or jumps (nanoseconds from an
+    /// arbitrary start): what timeouts and `pg_sleep` measure by, so that
+    /// a step of the wall clock neither fires nor stretches them. An
+    /// engine with a logical clock answers that ([`Engine::now`]).
+    fn monotonic_ns(&self) -> u64 {
+        self.now()
+    }
+
     /// Returns once `nanos` have passed on the engine's clock: a schema
     /// change waiting out descriptor leases (`catalog`, "Leases"). An
     /// engine with a logical clock moves it instead of sleeping.

@@ -1020,7 +1020,7 @@ impl Session {
         let watchdog = self.watchdog.as_ref()?;
         let timeout = self.setting_duration("statement_timeout")?;
         self.timed_out.store(false, AtomicOrdering::SeqCst);
-        let deadline = self.engine.now().saturating_add(timeout.as_nanos().min(u128::from(u64::MAX)) as u64);
+        let deadline = self.engine.monotonic_ns().saturating_add(timeout.as_nanos().min(u128::from(u64::MAX)) as u64);
         let flags = crate::timeout::Flags { cancel: self.cancel.clone(), timed_out: self.timed_out.clone() };
         Some(watchdog.arm(deadline, flags))
     }

@@ -24,7 +24,9 @@
 //! sessions arm and disarm it, and one thread of the gateway's runs
 //! [`Watchdog::serve`], which sleeps until the nearest deadline or until a
 //! nearer one is armed. The crate reads no clock itself: `serve` is given
-//! the engine's, as sessions take their deadlines from it.
+//! the engine's monotonic one (`Engine::monotonic_ns`), as sessions take
+//! their deadlines from it, so a step of the wall clock moves no
+//! deadline.
 //!
 //! # Invariants
 //!

@@ -102,7 +102,7 @@ use sql::plan::OutputColumn;
 use sql::{Collected, Prepared, Session, TxnStatus, Value};
 use tokio::net::TcpListener;
 
-use crate::sql_engine::{wall_clock_ns, ClientEngine};
+use crate::sql_engine::{monotonic_ns, ClientEngine};
 
 /// How long the gateway waits after a failed accept before the next.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
@@ -362,7 +362,7 @@ impl Drop for Renewer {
 }
 
 /// The thread that fires a gateway's (or a shell's) statement timeouts
-/// (`sql::timeout::Watchdog::serve`, on [`wall_clock_ns`]'s clock, which
+/// (`sql::timeout::Watchdog::serve`, on [`monotonic_ns`]'s clock, which
 /// sessions take their deadlines from). It stops when this is dropped.
 pub(crate) struct WatchdogThread {
     stop: Arc<AtomicBool>,
@@ -375,7 +375,7 @@ impl WatchdogThread {
         let (stopped, served) = (stop.clone(), watchdog.clone());
         let thread = std::thread::Builder::new()
             .name("spandb-watchdog".into())
-            .spawn(move || served.serve(&wall_clock_ns, &stopped));
+            .spawn(move || served.serve(&monotonic_ns, &stopped));
         if let Err(e) = thread {
             tracing::warn!("no statement watchdog ({e}): statement_timeout has no effect");
         }
