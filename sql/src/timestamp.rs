@@ -158,7 +158,7 @@ pub fn setting_value(name: &str, value: &str) -> Result<String> {
     match name {
         "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
             match parse_setting_duration(value) {
-                Ok(_) => Ok(value.to_string()),
+                Ok(duration) => Ok(shown_duration(duration)),
                 Err(e) => {
                     sql_err!(
                         InvalidParameterValue,
@@ -173,6 +173,20 @@ pub fn setting_value(name: &str, value: &str) -> Result<String> {
             None => sql_err!(InvalidParameterValue, "invalid value for parameter \"TimeZone\": \"{value}\""),
         },
         _ => Ok(value.to_string()),
+    }
+}
+
+/// A duration setting as PostgreSQL shows it: whole milliseconds in the
+/// largest unit that divides them (`5s`, `1500ms`, `2min`), `0` for none.
+fn shown_duration(duration: Option<std::time::Duration>) -> String {
+    let ms = duration.map_or(0, |d| (d.as_nanos() + 500_000) / 1_000_000);
+    if ms == 0 {
+        return "0".into();
+    }
+    let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1_000, "s")];
+    match units.iter().find(|(size, _)| ms % size == 0) {
+        Some((size, unit)) => format!("{}{unit}", ms / size),
+        None => format!("{ms}ms"),
     }
 }
 
