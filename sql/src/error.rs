@@ -28,6 +28,8 @@ pub enum SqlState {
     InvalidTimeZoneDisplacementValue,
     /// 22012
     DivisionByZero,
+    /// 2201G
+    InvalidArgumentForWidthBucket,
     /// 22023
     InvalidParameterValue,
     /// 2200H: `nextval` past a sequence's end.
@@ -175,6 +177,7 @@ impl SqlState {
             DatetimeFieldOverflow => "22008",
             InvalidTimeZoneDisplacementValue => "22009",
             DivisionByZero => "22012",
+            InvalidArgumentForWidthBucket => "2201G",
             InvalidParameterValue => "22023",
             SequenceGeneratorLimitExceeded => "2200H",
             InvalidRowCountInLimitClause => "2201W",

@@ -263,6 +263,11 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     // Binary as text: hex, base64 (lines of 76 characters), escape.
     ("encode", &[P::Bytea, P::Text], T::Text),
     ("decode", &[P::Text, P::Text], T::Bytea),
+    // SIMILAR TO's pattern as a regular expression (PostgreSQL's
+    // function, which the binder calls for `x SIMILAR TO p`).
+    ("similar_to_escape", &[P::Text], T::Text),
+    ("similar_to_escape", &[P::Text, P::Text], T::Text),
+    ("regexp_split_to_array", &[P::Text, P::Text], T::Array(&T::Text)),
     ("regexp_replace", &[P::Text, P::Text, P::Text], T::Text),
     ("regexp_replace", &[P::Text, P::Text, P::Text, P::Text], T::Text),
     ("string_to_array", &[P::Text, P::Text], T::Array(&T::Text)),
@@ -278,6 +283,15 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("ceil", &[P::Numeric], T::Numeric(None)),
     ("ceiling", &[P::Numeric], T::Numeric(None)),
     ("floor", &[P::Numeric], T::Numeric(None)),
+    ("gcd", &[P::Int, P::Int], T::Int4),
+    ("gcd", &[P::BigInt, P::BigInt], T::Int8),
+    ("lcm", &[P::Int, P::Int], T::Int4),
+    ("lcm", &[P::BigInt, P::BigInt], T::Int8),
+    ("width_bucket", &[P::Float, P::Float, P::Float, P::Int], T::Int4),
+    ("isfinite", &[P::Date], T::Bool),
+    ("isfinite", &[P::Timestamp], T::Bool),
+    ("isfinite", &[P::TimestampTz], T::Bool),
+    ("isfinite", &[P::Interval], T::Bool),
     ("round", &[P::Numeric], T::Numeric(None)),
     ("round", &[P::Exact, P::Int], T::Numeric(None)),
     ("trunc", &[P::Numeric], T::Numeric(None)),
@@ -522,6 +536,136 @@ thread_local! {
 /// those are 2201B, as is any pattern that does not compile.
 fn regex_matches(s: &str, pattern: &str, case_insensitive: bool) -> Result<bool> {
     with_regex(pattern, case_insensitive, |re| re.is_match(s))
+}
+
+/// `x SIMILAR TO pattern [ESCAPE e]` as a regular expression matching
+/// all of `x` (PostgreSQL's `similar_to_escape`): `%` is `.*`, `_` is
+/// `.`, the escape (`\` unless given; empty: none) makes the next
+/// character literal, and `|`, `*`, `+`, `?`, `{m,n}`, `()` and brackets
+/// keep their regular-expression meaning; `.`, `^`, `$` and `\` are
+/// literal.
+fn similar_to_escape(pattern: &str, escape: &str) -> Result<String> {
+    let mut chars = escape.chars();
+    let escape = match (chars.next(), chars.next()) {
+        (None, _) => None,
+        (Some(c), None) => Some(c),
+        _ => return sql_err!(InvalidEscapeSequence, "invalid escape string"),
+    };
+    let mut out = String::from("^(?:");
+    let (mut escaped, mut in_class) = (false, false);
+    for c in pattern.chars() {
+        if escaped {
+            escaped = false;
+            if !c.is_alphanumeric() {
+                out.push('\\');
+            }
+            out.push(c);
+        } else if Some(c) == escape {
+            escaped = true;
+        } else if in_class {
+            if c == '\\' || c == '[' {
+                out.push('\\');
+            }
+            out.push(c);
+            in_class = c != ']';
+        } else {
+            match c {
+                '[' => {
+                    in_class = true;
+                    out.push('[');
+                }
+                '%' => out.push_str(".*"),
+                '_' => out.push('.'),
+                '(' => out.push_str("(?:"),
+                '.' | '^' | '$' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    if escaped {
+        return sql_err!(InvalidEscapeSequence, "invalid escape sequence: SIMILAR TO pattern ends with its escape");
+    }
+    out.push_str(")$");
+    Ok(out)
+}
+
+/// `regexp_split_to_array(s, pattern)`: `s` cut at every match of
+/// `pattern` (an empty match cuts between characters, as in PostgreSQL).
+fn regexp_split(s: &str, pattern: &str) -> Result<Vec<String>> {
+    with_regex(pattern, false, |re| {
+        let mut parts = Vec::new();
+        let mut start = 0;
+        for m in re.find_iter(s) {
+            if m.start() == m.end() {
+                // Between characters: never before the first or at the end.
+                if m.start() == 0 || m.start() >= s.len() {
+                    continue;
+                }
+            }
+            parts.push(s[start..m.start()].to_string());
+            start = m.end();
+        }
+        parts.push(s[start..].to_string());
+        parts
+    })
+}
+
+/// `gcd(a, b)` / `lcm(a, b)` of integers (int4 or int8, as the arguments):
+/// 22003 when the result does not fit (`gcd(int_min, 0)`).
+fn integer_gcd_lcm(name: &str, a: &Value, b: &Value) -> Result<Value> {
+    let (x, y) = (a.as_i64().unwrap_or_default(), b.as_i64().unwrap_or_default());
+    let (mut p, mut q) = (i128::from(x).abs(), i128::from(y).abs());
+    while q != 0 {
+        (p, q) = (q, p % q);
+    }
+    let result = match name {
+        "gcd" => p,
+        _ if p == 0 => 0,
+        _ => (i128::from(x) / p * i128::from(y)).abs(),
+    };
+    let out_of_range = || {
+        Error::new(
+            SqlState::NumericValueOutOfRange,
+            format!("{} out of range", if matches!(a, Value::Int8(_)) { "bigint" } else { "integer" }),
+        )
+    };
+    Ok(match a {
+        Value::Int8(_) => Value::Int8(i64::try_from(result).map_err(|_| out_of_range())?),
+        _ => Value::Int4(i32::try_from(result).map_err(|_| out_of_range())?),
+    })
+}
+
+/// `width_bucket(x, low, high, count)`: which of `count` equal buckets
+/// between `low` and `high` holds `x` (0 below, `count + 1` above;
+/// reversed when `low > high`), as PostgreSQL's float8 form.
+fn width_bucket(x: f64, low: f64, high: f64, count: i32) -> Result<Value> {
+    if count <= 0 {
+        return sql_err!(InvalidArgumentForWidthBucket, "count must be greater than zero");
+    }
+    if low == high {
+        return sql_err!(InvalidArgumentForWidthBucket, "lower bound cannot equal upper bound");
+    }
+    if x.is_nan() || low.is_nan() || high.is_nan() || !low.is_finite() || !high.is_finite() {
+        return sql_err!(InvalidArgumentForWidthBucket, "lower and upper bounds must be finite");
+    }
+    let n = f64::from(count);
+    let bucket = if low < high {
+        match x {
+            x if x < low => 0.0,
+            x if x >= high => n + 1.0,
+            x => ((x - low) / (high - low) * n).floor() + 1.0,
+        }
+    } else {
+        match x {
+            x if x > low => 0.0,
+            x if x <= high => n + 1.0,
+            x => ((low - x) / (low - high) * n).floor() + 1.0,
+        }
+    };
+    Ok(Value::Int4(bucket.min(n + 1.0) as i32))
 }
 
 /// `regexp_replace(source, pattern, replacement [, flags])`: the first
@@ -953,6 +1097,11 @@ pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
             let params = args.iter().map(|a| a.unwrap_or(T::Text)).collect();
             return Ok(Signature { params, ret: T::Text });
         }
+        // (VARIADIC "any"): how many arguments are NULL, or are not.
+        "num_nulls" | "num_nonnulls" if !args.is_empty() => {
+            let params = args.iter().map(|a| a.unwrap_or(T::Text)).collect();
+            return Ok(Signature { params, ret: T::Int4 });
+        }
         // format(template, VARIADIC "any"): every argument by its text.
         "format" if !args.is_empty() && P::Text.accepts(args[0]) => {
             let params = args.iter().map(|a| a.unwrap_or(T::Text)).collect();
@@ -983,8 +1132,10 @@ pub fn coerces_arguments(name: &str) -> bool {
 
 /// Whether `name` (lower case) is a scalar function, for any arguments.
 pub fn exists(name: &str) -> bool {
-    matches!(name, "abs" | "mod" | "greatest" | "least" | "concat" | "concat_ws" | "format")
-        || jsonb::resolve(name, &[]).is_some()
+    matches!(
+        name,
+        "abs" | "mod" | "greatest" | "least" | "concat" | "concat_ws" | "format" | "num_nulls" | "num_nonnulls"
+    ) || jsonb::resolve(name, &[]).is_some()
         || OVERLOADS.iter().any(|(n, _, _)| *n == name)
 }
 
@@ -1007,6 +1158,9 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
     }
     match name {
         "concat" => return concat(args.iter()).map(Value::Text),
+        // Not strict: they count the NULLs.
+        "num_nulls" => return Ok(Value::Int4(args.iter().filter(|a| a.is_null()).count() as i32)),
+        "num_nonnulls" => return Ok(Value::Int4(args.iter().filter(|a| !a.is_null()).count() as i32)),
         "concat_ws" => return concat_ws(args),
         // Not strict: a NULL argument is empty (%s), NULL (%L) or an error (%I).
         "format" => {
@@ -1177,6 +1331,18 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         "regexp_replace" => {
             Value::Text(regexp_replace(text(0)?, text(1)?, text(2)?, if n == 4 { text(3)? } else { "" })?)
         }
+        "similar_to_escape" => Value::Text(similar_to_escape(text(0)?, if n == 2 { text(1)? } else { "\\" })?),
+        "regexp_split_to_array" => {
+            let parts = regexp_split(text(0)?, text(1)?)?;
+            Value::Array(&T::Text, parts.into_iter().map(Value::Text).collect())
+        }
+        "gcd" | "lcm" => integer_gcd_lcm(name, &args[0], &args[1])?,
+        "width_bucket" => width_bucket(float(0)?, float(1)?, float(2)?, i32::try_from(int(3)?).unwrap_or(i32::MAX))?,
+        "isfinite" => Value::Bool(match &args[0] {
+            Value::Date(d) => *d != i32::MAX && *d != i32::MIN,
+            Value::Timestamp(us) | Value::TimestampTz(us) => *us != i64::MAX && *us != i64::MIN,
+            _ => true,
+        }),
         "to_timestamp" => to_timestamp(float(0)?)?,
         "timezone" => crate::ops::zone::timezone(&args[0], &args[1])?,
         "to_char" if args[0].as_f64().is_some() => to_char::to_char_number(&args[0], text(1)?)?,

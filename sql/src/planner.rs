@@ -2420,6 +2420,22 @@ impl<'a> Planner<'a> {
                 let test = if *negated { Expr::Not(Box::new(test)) } else { test };
                 Ok(Bound::typed(test, DataType::Bool))
             }
+            // A regular-expression match of the whole value, with the
+            // pattern translated (`functions`' similar_to_escape).
+            E::SimilarTo { negated, expr, pattern, escape_char } => {
+                let x = rec(self, expr)?;
+                let p = rec(self, pattern)?;
+                let x = self.coerce_loose(x, DataType::Text)?;
+                let mut args = vec![self.coerce_loose(p, DataType::Text)?];
+                if let Some(e) = escape_char {
+                    let e = rec(self, e)?;
+                    args.push(self.coerce_loose(e, DataType::Text)?);
+                }
+                let regex = Expr::Function("similar_to_escape".into(), args);
+                let test = Expr::Function("textregexeq".into(), vec![x, regex]);
+                let test = if *negated { Expr::Not(Box::new(test)) } else { test };
+                Ok(Bound::typed(test, DataType::Bool))
+            }
             E::Cast { expr, data_type: t, format, .. } => {
                 if format.is_some() {
                     return sql_err!(FeatureNotSupported, "CAST ... FORMAT is not supported");

@@ -184,7 +184,7 @@ fn shown_duration(duration: Option<std::time::Duration>) -> String {
         return "0".into();
     }
     let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1_000, "s")];
-    match units.iter().find(|(size, _)| ms % size == 0) {
+    match units.iter().find(|(size, _)| ms.is_multiple_of(*size)) {
         Some((size, unit)) => format!("{}{unit}", ms / size),
         None => format!("{ms}ms"),
     }

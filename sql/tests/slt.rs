@@ -92,6 +92,7 @@ slt!(
     sequences,
     extensions,
     comments,
+    functions,
     index,
     cte_view,
     window,
