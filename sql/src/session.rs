@@ -232,6 +232,13 @@ pub struct Session {
     advisory: Arc<advisory::SessionLocks>,
     /// What the session's `nextval` gave, for `currval` ([`crate::sequence`]).
     sequences: Arc<crate::sequence::SessionValues>,
+    /// While a prepared query, or write with RETURNING, runs: the columns
+    /// Describe announced for it. A plan whose columns differ (a schema
+    /// change since Parse: `SELECT *` over a table that gained a column,
+    /// `RETURNING id` once `id` became a bigint) is refused before it
+    /// runs, with PostgreSQL's 0A000, so no row of another shape reaches
+    /// the client and no write is made.
+    described: Option<Vec<OutputColumn>>,
     /// Why the block's transaction ended at the servers, if an error of
     /// its ended it: ROLLBACK TO SAVEPOINT cannot go back into it.
     txn_lost: Option<String>,
@@ -283,34 +290,6 @@ pub struct Prepared {
     pub params: Vec<DataType>,
     /// The columns of the rows it returns (empty: it returns none).
     pub columns: Vec<OutputColumn>,
-}
-
-/// The sink of a prepared query: refuses rows of other columns than those
-/// Describe announced for it (a schema change since Parse: `SELECT *`
-/// over a table that gained a column), with PostgreSQL's error, before
-/// any row reaches the client. The query reads only, so the error
-/// changes nothing.
-struct SameShape<'s> {
-    inner: &'s mut dyn Sink,
-    described: &'s [OutputColumn],
-}
-
-impl Sink for SameShape<'_> {
-    fn columns(&mut self, columns: &[OutputColumn]) -> Result<()> {
-        if columns != self.described {
-            return sql_err!(FeatureNotSupported, "cached plan must not change result type");
-        }
-        self.inner.columns(columns)
-    }
-    fn row(&mut self, row: Row) -> Result<()> {
-        self.inner.row(row)
-    }
-    fn complete(&mut self, tag: &str) -> Result<()> {
-        self.inner.complete(tag)
-    }
-    fn notice(&mut self, message: &str) -> Result<()> {
-        self.inner.notice(message)
-    }
 }
 
 /// A statement's rows and tag, held back while it may still be retried.
@@ -428,6 +407,7 @@ impl Session {
             irreversible_steps: 0,
             advisory: Arc::new(advisory::SessionLocks::new(engine_for_locks, Arc::default())),
             sequences: Arc::default(),
+            described: None,
             watchdog: None,
             timed_out: Arc::default(),
             plans_zone: crate::ops::zone::Zone::Fixed(0),
@@ -609,14 +589,15 @@ impl Session {
             );
         }
         self.params = Params { types: prepared.params.clone(), values, prepared: true };
-        let result = if matches!(prepared.parsed.statement, ast::Statement::Query(_)) {
-            // Its rows must have the columns Describe announced.
-            let mut shaped = SameShape { inner: sink, described: &prepared.columns };
-            self.execute_statement(&prepared.sql, &prepared.parsed, &mut shaped)
-        } else {
-            self.execute_statement(&prepared.sql, &prepared.parsed, sink)
-        };
+        use ast::Statement as S;
+        if matches!(prepared.parsed.statement, S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_)) {
+            // Its rows (a query's, or RETURNING's) must have the columns
+            // Describe announced ([`Session::described`]).
+            self.described = Some(prepared.columns.clone());
+        }
+        let result = self.execute_statement(&prepared.sql, &prepared.parsed, sink);
         self.params = Params::default();
+        self.described = None;
         result
     }
 
@@ -2041,6 +2022,9 @@ impl Session {
         now_us: i64,
         sink: &mut dyn Sink,
     ) -> Result<String> {
+        if self.described.as_ref().is_some_and(|described| *described != plan.columns()) {
+            return sql_err!(FeatureNotSupported, "cached plan must not change result type");
+        }
         let mut cx = Cx::new(txn, self.params.values.clone(), now_us).with_cancel(self.cancel.clone());
         cx.drains = std::mem::take(&mut self.drains);
         cx.defer_unique_checks = self.defer_unique_checks;

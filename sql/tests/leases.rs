@@ -495,6 +495,26 @@ fn a_prepared_query_whose_columns_changed_fails_with_0a000() {
     );
 }
 
+/// Goal: the same for a prepared write's RETURNING, whose column types
+/// an ALTER COLUMN ... TYPE changed since Parse (Django's AutoField made
+/// a BigAutoField): 0A000, and the write is undone with the statement.
+/// Method: prepare `INSERT ... RETURNING c`, make `c` a bigint from
+/// another session, execute, then look for the row.
+#[test]
+fn a_prepared_write_whose_returning_changed_fails_with_0a000_and_writes_nothing() {
+    let (_engine, mut a, mut b) = setup();
+    let p = a.prepare("INSERT INTO t VALUES ($1, $2) RETURNING c", &[]).expect("prepare").expect("a statement");
+    let exec = |s: &mut Session, p: &sql::Prepared, id: i32| {
+        let mut out = sql::Collected::default();
+        s.execute_prepared(p, vec![Value::Int4(id), Value::Int4(id * 10)], &mut out).map(|()| out.rows)
+    };
+    assert_eq!(exec(&mut a, &p, 5).expect("before"), vec![vec![Value::Int4(50)]]);
+    must(&mut b, "ALTER TABLE t ALTER COLUMN c TYPE bigint");
+    let e = exec(&mut a, &p, 6).expect_err("the result type changed");
+    assert_eq!(e.state.code(), "0A000", "{e}");
+    assert!(run(&mut a, "SELECT c FROM t WHERE id = 6").expect("a read").rows.is_empty(), "the insert stayed");
+}
+
 /// Goal: a gateway that leased a table, and kept a plan of a write to it,
 /// checks a foreign key another gateway created to it since: creating
 /// the referencing table drained the referenced one, so no lease or plan
