@@ -1049,12 +1049,16 @@ pub struct Drains {
     /// Table id -> the drain epoch waited out.
     pub epochs: std::collections::HashMap<u32, u64>,
     pub owned: std::collections::HashSet<u32>,
+    /// The sequences the transaction created or dropped (`sequence`): in
+    /// its writes alone until it commits.
+    pub sequences: std::collections::HashSet<u32>,
 }
 
 impl Drains {
-    /// The tables the transaction created, changed or drained.
+    /// The tables the transaction created, changed or drained, and the
+    /// sequences it created or dropped (ids from one counter).
     pub fn own(&self) -> std::collections::BTreeSet<u32> {
-        self.epochs.keys().chain(&self.owned).copied().collect()
+        self.epochs.keys().chain(&self.owned).chain(&self.sequences).copied().collect()
     }
 
     /// Refuses to change `desc` unless its leases were waited out and no

@@ -195,7 +195,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             crate::sequence::create(cx.txn()?, &sequence)?;
             // Its own until it commits (`sequence`, "A sequence of the
             // transaction's own").
-            cx.drains.owned.insert(sequence.id);
+            cx.drains.sequences.insert(sequence.id);
             Ok("CREATE SEQUENCE".into())
         }
         Plan::DropSequence { names, if_exists } => {
@@ -203,7 +203,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 match crate::sequence::by_name(cx.txn()?, name)? {
                     Some(sequence) => {
                         crate::sequence::drop(cx.txn()?, &sequence)?;
-                        cx.drains.owned.insert(sequence.id);
+                        cx.drains.sequences.insert(sequence.id);
                     }
                     None if Catalog::table(cx.txn()?, name)?.is_some() => {
                         return sql_err!(WrongObjectType, "\"{name}\" is not a sequence")
@@ -217,6 +217,9 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
         Plan::Comment { table, column, comment } => {
             let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
             cx.drains.check(&desc)?;
+            // A rewrite's switch would put back the descriptor it began
+            // with (55006, as for any change meanwhile).
+            desc.check_writable()?;
             match column {
                 None => desc.comment.clone_from(comment),
                 Some(column) => match desc.columns.iter_mut().find(|c| c.name == *column && !c.hidden) {

@@ -682,7 +682,9 @@ impl<'a> Planner<'a> {
             }
             S::AlterTable(alter) => self.plan_alter_table(alter),
             S::Comment { object_type, object_name: target, comment, .. } => {
-                let comment = comment.clone();
+                // An empty comment removes it, as in PostgreSQL (Django
+                // drops a db_comment so).
+                let comment = comment.clone().filter(|c| !c.is_empty());
                 match object_type {
                     ast::CommentObject::Table | ast::CommentObject::View => {
                         Ok(Plan::Comment { table: object_name(target)?, column: None, comment })
@@ -1915,26 +1917,37 @@ impl<'a> Planner<'a> {
         alias: Option<&ast::TableAlias>,
     ) -> Result<(Node, Scope)> {
         let snapshot = self.system_snapshot()?;
-        let rows = relation.rows(&snapshot).into_iter().map(|r| r.into_iter().map(Expr::Constant).collect()).collect();
+        // Every row also has PostgreSQL's system column `tableoid` (the
+        // relation's oid; psql's `\dd` joins on it), hidden from `*`.
+        let oid = Expr::Constant(Value::Int8(
+            system::relation_oid(&format!("{}.{}", relation.schema, relation.name)).unwrap_or_default(),
+        ));
+        let rows = relation
+            .rows(&snapshot)
+            .into_iter()
+            .map(|r| r.into_iter().map(Expr::Constant).chain([oid.clone()]).collect())
+            .collect();
         let alias_name = alias.map(|a| ident(&a.name)).unwrap_or_else(|| relation.name.to_string());
+        let column = |name: &str, ty: DataType, hidden: bool| ScopeColumn {
+            table: Some(alias_name.clone()),
+            name: name.to_string(),
+            data_type: Some(ty),
+            hidden,
+            merged_away: false,
+            join_key: false,
+        };
         let mut scope = Scope {
             columns: relation
                 .columns
                 .iter()
-                .map(|(name, ty)| ScopeColumn {
-                    table: Some(alias_name.clone()),
-                    name: name.to_string(),
-                    data_type: Some(*ty),
-                    hidden: false,
-                    merged_away: false,
-                    join_key: false,
-                })
+                .map(|(name, ty)| column(name, *ty, false))
+                .chain([column("tableoid", DataType::Int8, true)])
                 .collect(),
         };
         if let Some(a) = alias {
             rename_columns(&mut scope, &a.columns)?;
         }
-        Ok((Node::Values { rows, width: relation.columns.len() }, scope))
+        Ok((Node::Values { rows, width: relation.columns.len() + 1 }, scope))
     }
 
     /// Every descriptor, read once per statement: in its transaction, or

@@ -306,7 +306,7 @@ pub fn is_function(name: &str) -> bool {
 /// created again) is in its writes alone, which a transaction of its own
 /// cannot see: its steps run in the statement's transaction, and go with
 /// it if it rolls back, as the sequence does. The transaction's
-/// `Drains::owned` says which ids are its own.
+/// `Drains::sequences` says which ids are its own.
 pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
     let Some(session) = cx.sequences.clone() else {
         return sql_err!(FeatureNotSupported, "sequences are not available here");
@@ -321,9 +321,12 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
     if args.iter().any(Value::is_null) {
         return Ok(Value::Null);
     }
-    let own = match cx.drains.owned.is_empty() {
+    // After the transaction's own CREATE or DROP SEQUENCE, its view is
+    // the one that counts: a sequence it dropped is gone, one it made is
+    // there.
+    let own = match cx.drains.sequences.is_empty() {
         true => None,
-        false => find(cx.txn()?, &args[0]).ok().filter(|d| cx.drains.owned.contains(&d.id)),
+        false => Some(find(cx.txn()?, &args[0])?).filter(|d| cx.drains.sequences.contains(&d.id)),
     };
     let lock_timeout =
         cx.settings.get("lock_timeout").and_then(|v| crate::timestamp::parse_setting_duration(v).ok().flatten());
@@ -331,7 +334,7 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
         "currval" => {
             let desc = match own {
                 Some(desc) => desc,
-                None => in_own_transaction(cx, Rerun::Safe, &mut |txn| find(txn, &args[0]))?,
+                None => in_snapshot(cx, &args[0])?,
             };
             match session.current(desc.id) {
                 Some(v) => Ok(Value::Int8(v)),
@@ -451,6 +454,17 @@ fn next_value(desc: &SequenceDesc, state: State) -> Result<i64> {
             desc.min
         ),
     }
+}
+
+/// The sequence `arg` names, as committed (a read without locks).
+fn in_snapshot(cx: &mut Cx, arg: &Value) -> Result<SequenceDesc> {
+    let Some(engine) = cx.engine.clone() else {
+        return sql_err!(FeatureNotSupported, "sequences are not available here");
+    };
+    let mut snapshot = engine.begin(kv::Mode::ReadOnly)?;
+    let found = find(snapshot.as_mut(), arg);
+    let _ = snapshot.rollback();
+    found
 }
 
 /// Runs `f` in a read-write transaction of its own (module docs), with

@@ -1050,6 +1050,10 @@ impl Session {
             S::CreateSchema { schema_name, if_not_exists, .. } => {
                 Some(self.create_schema(schema_name, *if_not_exists, sink))
             }
+            // What pg_dump says of the built-in extensions and of public.
+            S::Comment {
+                object_type: ast::CommentObject::Extension | ast::CommentObject::Schema, object_name, ..
+            } => Some(self.comment_on_builtin(object_name, sink)),
             _ => None,
         };
         if let Some(result) = session_statement {
@@ -1131,6 +1135,7 @@ impl Session {
             // Each attempt of a schema change drains again (its check
             // failing is what made it retry).
             self.drains.owned.clear();
+            self.drains.sequences.clear();
             self.followup = None;
             self.drain(&targets)?;
             let now_us = self.now_us();
@@ -1617,15 +1622,14 @@ impl Session {
         sink.complete("CREATE EXTENSION")
     }
 
-    /// `DROP EXTENSION` of a built-in one: refused, since what it brings
-    /// stays (2BP01, as PostgreSQL refuses plpgsql's).
+    /// `DROP EXTENSION` of a built-in one does nothing but say so (what it
+    /// brings stays), so that down-migrations (Rails' `disable_extension`)
+    /// run; of any other, 42704 unless IF EXISTS.
     fn drop_extension(&mut self, drop: &ast::DropExtension, sink: &mut dyn Sink) -> Result<()> {
         for name in drop.names.iter().map(crate::parser::ident) {
             if crate::system::EXTENSIONS.iter().any(|(n, _)| *n == name) {
-                return sql_err!(
-                    DependentObjectsStillExist,
-                    "cannot drop extension \"{name}\": it is built into SpanDB"
-                );
+                sink.notice(&format!("extension \"{name}\" is built into SpanDB and stays"))?;
+                continue;
             }
             if !drop.if_exists {
                 return sql_err!(UndefinedObject, "extension \"{name}\" does not exist");
@@ -1633,6 +1637,16 @@ impl Session {
             sink.notice(&format!("extension \"{name}\" does not exist, skipping"))?;
         }
         sink.complete("DROP EXTENSION")
+    }
+
+    /// `COMMENT ON EXTENSION` of a built-in one, or `ON SCHEMA public`
+    /// (pg_dump writes both): taken, not kept.
+    fn comment_on_builtin(&mut self, name: &ast::ObjectName, sink: &mut dyn Sink) -> Result<()> {
+        let name = crate::planner::object_name(name)?;
+        if name != "public" && !crate::system::EXTENSIONS.iter().any(|(n, _)| *n == name) {
+            return sql_err!(UndefinedObject, "\"{name}\" does not exist");
+        }
+        sink.complete("COMMENT")
     }
 
     /// `CREATE SCHEMA`: SpanDB has the one, `public` (IF NOT EXISTS: a
