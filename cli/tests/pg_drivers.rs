@@ -356,7 +356,9 @@ async fn a_migration_s_schema_changes_run_in_one_block() -> anyhow::Result<()> {
 /// the other indexes), `\d+` and `\dt+` (with comments), `\ds` and `\d`
 /// of a sequence, `\di`, `\dv` and a view's definition,
 /// `\dn`, `\l`, `\du`, `\df` (none: SpanDB has no stored functions),
-/// `\dx` (the built-in extensions), `\sv`. They read SpanDB's catalog through the
+/// `\dx` (the built-in extensions), `\sv`, and those listing what SpanDB
+/// has none of (`\dd`, `\db`, `\dC`, `\do`, `\dF`, `\des`, `\dy`).
+/// They read SpanDB's catalog through the
 /// `pg_catalog` relations and functions psql queries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> anyhow::Result<()> {
@@ -383,6 +385,14 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
         expect("\\dt+", &["Who has what"]);
         expect("\\d+ accounts", &["In cents"]);
         expect("\\ds", &["public | order_no | sequence | root"]);
+        // What SpanDB has none of, listed empty as PostgreSQL lists them.
+        expect("\\dd", &["Object descriptions", "(0 rows)"]);
+        expect("\\db", &["List of tablespaces", "pg_default"]);
+        expect("\\dC", &["List of casts", "(0 rows)"]);
+        expect("\\do", &["List of operators", "(0 rows)"]);
+        expect("\\dF", &["List of text search configurations", "(0 rows)"]);
+        expect("\\des", &["List of foreign servers", "(0 rows)"]);
+        expect("\\dy", &["List of event triggers", "(0 rows)"]);
         expect("\\d order_no", &["Sequence \"public.order_no\"", "1000"]);
         expect(
             "\\d accounts",

@@ -302,6 +302,11 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "pg_table_is_visible",
     "pg_type_is_visible",
     "pg_function_is_visible",
+    "pg_opclass_is_visible",
+    "pg_opfamily_is_visible",
+    "pg_operator_is_visible",
+    "pg_ts_config_is_visible",
+    "pg_tablespace_location",
     "has_database_privilege",
     "has_schema_privilege",
     "has_table_privilege",
@@ -3183,9 +3188,16 @@ impl<'a> Planner<'a> {
             "pg_get_userbyid" => unless_null(Expr::Constant(Value::Text(system::ROLE_NAME.into())), DataType::Text),
             // One schema on the search path holds every user object; every
             // role may do everything (no users yet).
-            "pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible" => {
-                unless_null(Expr::Constant(Value::Bool(true)), DataType::Bool)
-            }
+            "pg_table_is_visible"
+            | "pg_type_is_visible"
+            | "pg_function_is_visible"
+            | "pg_opclass_is_visible"
+            | "pg_opfamily_is_visible"
+            | "pg_operator_is_visible"
+            | "pg_ts_config_is_visible" => unless_null(Expr::Constant(Value::Bool(true)), DataType::Bool),
+            // Tablespaces are PostgreSQL's defaults, in its data directory:
+            // no location of their own (as PostgreSQL answers for them).
+            "pg_tablespace_location" => unless_null(Expr::Constant(Value::Text(String::new())), DataType::Text),
             n if n.starts_with("has_") => unless_null(Expr::Constant(Value::Bool(true)), DataType::Bool),
             // Sizes are not tracked per relation (RocksDB holds every
             // shard's data together): unknown.
@@ -3429,6 +3441,9 @@ impl<'a> Planner<'a> {
                 let name = Expr::Function("format_type".into(), vec![oid, Expr::Constant(Value::Null)]);
                 return Ok(Bound::typed(name, DataType::Text));
             }
+            // SpanDB has no stored functions (pg_proc is empty): an oid
+            // names none, and shows as its number.
+            "regproc" => {}
             other => return sql_err!(FeatureNotSupported, "casts to {other} are not supported"),
         }
         Ok(lookup(oid, whens, number))

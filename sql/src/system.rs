@@ -494,6 +494,82 @@ const RELATIONS: &[SystemRelation] = &[
         columns: &[("oid", Int8), ("rulename", Text), ("ev_class", Int8), ("ev_type", Text), ("ev_enabled", Text)],
         rows: nothing,
     },
+    // What psql's \dd, \dC, \do, \dF, \des and \dy read: SpanDB
+    // has no operator classes or families, user casts or operators, text
+    // search configurations, foreign servers or event triggers.
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_opclass",
+        columns: &[("oid", Int8), ("opcmethod", Int8), ("opcname", Text), ("opcnamespace", Int8), ("opcowner", Int8)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_opfamily",
+        columns: &[("oid", Int8), ("opfmethod", Int8), ("opfname", Text), ("opfnamespace", Int8), ("opfowner", Int8)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_cast",
+        columns: &[
+            ("oid", Int8),
+            ("castsource", Int8),
+            ("casttarget", Int8),
+            ("castfunc", Int8),
+            ("castcontext", Text),
+            ("castmethod", Text),
+        ],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_operator",
+        columns: &[
+            ("oid", Int8),
+            ("oprname", Text),
+            ("oprnamespace", Int8),
+            ("oprowner", Int8),
+            ("oprkind", Text),
+            ("oprleft", Int8),
+            ("oprright", Int8),
+            ("oprresult", Int8),
+            ("oprcode", Int8),
+        ],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_ts_config",
+        columns: &[("oid", Int8), ("cfgname", Text), ("cfgnamespace", Int8), ("cfgowner", Int8), ("cfgparser", Int8)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_foreign_data_wrapper",
+        columns: &[("oid", Int8), ("fdwname", Text), ("fdwowner", Int8), ("fdwhandler", Int8), ("fdwvalidator", Int8)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_foreign_server",
+        columns: &[("oid", Int8), ("srvname", Text), ("srvowner", Int8), ("srvfdw", Int8), ("srvtype", Text)],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_event_trigger",
+        columns: &[
+            ("oid", Int8),
+            ("evtname", Text),
+            ("evtevent", Text),
+            ("evtowner", Int8),
+            ("evtfoid", Int8),
+            ("evtenabled", Text),
+            ("evttags", TEXT_ARRAY),
+        ],
+        rows: nothing,
+    },
     SystemRelation {
         schema: "pg_catalog",
         name: "pg_auth_members",
