@@ -556,10 +556,11 @@ impl Session {
         let described = match &parsed.statement {
             ast::Statement::ShowVariable { variable } => {
                 let name = show_name(variable);
-                let columns = if name == "jobs" {
-                    show_jobs_columns()
-                } else {
-                    vec![OutputColumn { name, data_type: DataType::Text }]
+                let text = |name: &str| OutputColumn { name: name.into(), data_type: DataType::Text };
+                let columns = match name.as_str() {
+                    "jobs" => show_jobs_columns(),
+                    "all" => vec![text("name"), text("setting"), text("description")],
+                    _ => vec![text(&name)],
                 };
                 Some((Vec::new(), columns))
             }
@@ -1534,6 +1535,9 @@ impl Session {
             }
             return sink.complete("SHOW");
         }
+        if name == "all" {
+            return self.show_all(sink);
+        }
         let (column, value) = match name.as_str() {
             "commit_timestamp" => {
                 let Some(ts) = self.last_commit_ts else {
@@ -1556,6 +1560,28 @@ impl Session {
         let column = column.to_string();
         sink.columns(&[OutputColumn { name: column, data_type: DataType::Text }])?;
         sink.row(vec![Value::Text(value)])?;
+        sink.complete("SHOW")
+    }
+
+    /// `SHOW ALL`: every setting SHOW knows, the session's value or the
+    /// default, by name (PostgreSQL's spelling), as PostgreSQL lists them.
+    fn show_all(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        let mut all: BTreeMap<String, String> =
+            crate::timestamp::DEFAULT_SETTINGS.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        all.extend(self.settings.iter().map(|(n, v)| (n.clone(), v.clone())));
+        let shown = |name: &str| match name {
+            "datestyle" => "DateStyle".to_string(),
+            "intervalstyle" => "IntervalStyle".to_string(),
+            "timezone" => "TimeZone".to_string(),
+            other => other.to_string(),
+        };
+        let text = |name: &str| OutputColumn { name: name.into(), data_type: DataType::Text };
+        sink.columns(&[text("name"), text("setting"), text("description")])?;
+        let mut rows: Vec<(String, String)> = all.into_iter().map(|(n, v)| (shown(&n), v)).collect();
+        rows.sort_by_key(|(n, _)| n.to_lowercase());
+        for (name, value) in rows {
+            sink.row(vec![Value::Text(name), Value::Text(value), Value::Text(String::new())])?;
+        }
         sink.complete("SHOW")
     }
 

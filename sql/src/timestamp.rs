@@ -202,32 +202,38 @@ pub fn format_nanos(ts: Timestamp) -> String {
 
 /// What `SHOW <name>` gives before any `SET` (what PostgreSQL 15 reports).
 pub fn default_setting(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "server_version" => "15.0 (SpanDB)",
-        "server_version_num" => "150000",
-        "server_encoding" | "client_encoding" => "UTF8",
-        "datestyle" => "ISO, MDY",
-        "intervalstyle" => "postgres",
-        "timezone" => "UTC",
-        "integer_datetimes" => "on",
-        "standard_conforming_strings" => "on",
-        "transaction_isolation" | "default_transaction_isolation" => "serializable",
-        "default_transaction_read_only" => "off",
-        "application_name" => "",
-        "search_path" => "\"$user\", public",
-        "max_identifier_length" => "63",
-        // PostgreSQL's default is 0 (never); SpanDB's blocks hold locks
-        // others wait for, so an abandoned one ends (Spanner aborts idle
-        // transactions too).
-        "idle_in_transaction_session_timeout" => "1min",
-        // Off, as in PostgreSQL (`crate::timeout`, `Transaction::set_lock_timeout`).
-        "statement_timeout" | "lock_timeout" => "0",
-        "client_min_messages" => "notice",
-        "extra_float_digits" => "1",
-        "bytea_output" => "hex",
-        _ => return None,
-    })
+    DEFAULT_SETTINGS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
+
+/// Every setting SHOW knows without a SET, with its default (SHOW ALL
+/// lists these and the session's own).
+pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("server_version", "15.0 (SpanDB)"),
+    ("server_version_num", "150000"),
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("datestyle", "ISO, MDY"),
+    ("intervalstyle", "postgres"),
+    ("timezone", "UTC"),
+    ("integer_datetimes", "on"),
+    ("standard_conforming_strings", "on"),
+    ("transaction_isolation", "serializable"),
+    ("default_transaction_isolation", "serializable"),
+    ("default_transaction_read_only", "off"),
+    ("application_name", ""),
+    ("search_path", "\"$user\", public"),
+    ("max_identifier_length", "63"),
+    // PostgreSQL's default is 0 (never); SpanDB's blocks hold locks
+    // others wait for, so an abandoned one ends (Spanner aborts idle
+    // transactions too).
+    ("idle_in_transaction_session_timeout", "1min"),
+    // Off, as in PostgreSQL (`crate::timeout`, `Transaction::set_lock_timeout`).
+    ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
+    ("client_min_messages", "notice"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+];
 
 #[cfg(test)]
 mod tests {
