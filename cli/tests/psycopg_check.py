@@ -40,6 +40,9 @@ dsn = f"host={host} port={port} user=root dbname=spandb sslmode=disable connect_
 with psycopg.connect(dsn) as conn:
     assert conn.info.server_version >= 150000, conn.info.server_version
     assert conn.info.parameter_status("DateStyle") == "ISO, MDY"
+    # The process id of BackendKeyData (what a CancelRequest names).
+    assert conn.execute("SELECT pg_backend_pid()").fetchone() == (conn.info.backend_pid,), conn.info.backend_pid
+    conn.commit()
     cur = conn.cursor()
     cur.execute(
         "CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT, score FLOAT8, ok BOOL, "

@@ -116,6 +116,8 @@ pub struct Cx<'t> {
     pub advisory: Option<Arc<crate::advisory::SessionLocks>>,
     /// What the session's `nextval` gave (`sequence`), for `currval`.
     pub sequences: Option<Arc<crate::sequence::SessionValues>>,
+    /// The session's process id, as its client knows it (`pg_backend_pid`).
+    pub backend_pid: i32,
     /// Plans the statement made while running (foreign key actions'),
     /// kept until it ends: what it learns of a subquery is keyed by the
     /// plan node's address, which must not be reused meanwhile.
@@ -159,6 +161,7 @@ impl<'t> Cx<'t> {
             plans_made: Vec::new(),
             advisory: None,
             sequences: None,
+            backend_pid: 0,
         }
     }
 
@@ -705,6 +708,7 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
             match name.as_str() {
                 "current_setting" | "set_config" => setting_function(name, values, cx)?,
                 "pg_sleep" | "pg_sleep_for" => sleep(&values[0], cx)?,
+                "pg_backend_pid" => Value::Int4(cx.backend_pid),
                 name if crate::sequence::is_function(name) => crate::sequence::call(name, &values, cx)?,
                 name if crate::advisory::is_function(name) => match cx.advisory.clone() {
                     Some(locks) => {

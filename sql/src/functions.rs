@@ -226,6 +226,8 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("setval", &[P::Text, P::BigInt, P::Bool], T::Int8),
     ("setval", &[P::BigInt, P::BigInt, P::Bool], T::Int8),
     ("lastval", &[], T::Int8),
+    // The session's process id (evaluated by the executor, which has it).
+    ("pg_backend_pid", &[], T::Int4),
     // SERIAL and IDENTITY columns have no sequence here (`planner`).
     ("pg_get_serial_sequence", &[P::Text, P::Text], T::Text),
     // Advisory locks (evaluated by the executor, which has the session's:

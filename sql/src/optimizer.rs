@@ -298,6 +298,7 @@ pub(crate) fn is_immutable(name: &str) -> bool {
                 | "set_config"
                 | "pg_sleep"
                 | "pg_sleep_for"
+                | "pg_backend_pid"
         )
 }
 

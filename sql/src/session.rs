@@ -239,6 +239,8 @@ pub struct Session {
     /// runs, with PostgreSQL's 0A000, so no row of another shape reaches
     /// the client and no write is made.
     described: Option<Vec<OutputColumn>>,
+    /// [`Session::set_backend_pid`]'s (0 for a session no client gave one).
+    backend_pid: i32,
     /// Why the block's transaction ended at the servers, if an error of
     /// its ended it: ROLLBACK TO SAVEPOINT cannot go back into it.
     txn_lost: Option<String>,
@@ -408,6 +410,7 @@ impl Session {
             advisory: Arc::new(advisory::SessionLocks::new(engine_for_locks, Arc::default())),
             sequences: Arc::default(),
             described: None,
+            backend_pid: 0,
             watchdog: None,
             timed_out: Arc::default(),
             plans_zone: crate::ops::zone::Zone::Fixed(0),
@@ -457,6 +460,12 @@ impl Session {
             self.startup_settings.insert(name.clone(), value.clone());
             Arc::make_mut(&mut self.settings).insert(name, value);
         }
+    }
+
+    /// The process id the client was given for CancelRequest (what
+    /// `pg_backend_pid()` answers).
+    pub fn set_backend_pid(&mut self, pid: i32) {
+        self.backend_pid = pid;
     }
 
     /// The session's TimeZone as SHOW gives it.
@@ -2074,6 +2083,7 @@ impl Session {
         cx.constraint_mode = (self.status == TxnStatus::InBlock).then_some(self.constraint_mode);
         cx.advisory = Some(self.advisory.clone());
         cx.sequences = Some(self.sequences.clone());
+        cx.backend_pid = self.backend_pid;
         let result = self.execute_in(plan, &mut cx, statement, sink);
         if result.is_ok() {
             let in_block = self.status == TxnStatus::InBlock;

@@ -872,6 +872,7 @@ impl Connection {
     {
         let (pid, secret_key) = self.gateway.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret_key.clone());
+        self.session.lock().unwrap_or_else(|p| p.into_inner()).set_backend_pid(pid);
         let key = (pid, secret_key.to_bytes().to_vec());
         let cancels = self.gateway.cancels.clone();
         cancels.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), self.cancel.clone());
