@@ -459,6 +459,20 @@ with psycopg.connect(dsn + " options='-c timezone=Asia/Tokyo'") as conn:
     conn.rollback()
     assert conn.execute("SELECT nextval('ticket'), currval('ticket')").fetchone() == (47, 47)
     conn.execute("DROP SEQUENCE ticket")
+    # With CACHE, each connection gives values it set aside: never one
+    # another gave, though not in one order across them.
+    conn.execute("CREATE SEQUENCE ticket CACHE 4")
+    conn.commit()
+    taken = [[] for _ in range(3)]
+    workers = [threading.Thread(target=take, args=(t,)) for t in taken]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    every = [v for t in taken for v in t]
+    assert len(every) == 45 and len(set(every)) == 45, sorted(every)
+    assert all(t == sorted(t) for t in taken), taken
+    conn.execute("DROP SEQUENCE ticket")
     conn.commit()
 
 print("OK")

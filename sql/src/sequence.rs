@@ -80,7 +80,7 @@ pub struct SequenceDesc {
     pub increment: i64,
     pub min: i64,
     pub max: i64,
-    /// Taken and ignored (module docs).
+    /// How many values one `nextval` transaction takes (module docs).
     pub cache: i64,
     pub cycle: bool,
 }
@@ -256,37 +256,70 @@ pub fn drop(txn: &mut dyn Transaction, desc: &SequenceDesc) -> Result<()> {
 /// What `currval` and `lastval` read: the value each sequence last gave
 /// this session (`nextval`, or `setval` with `is_called`), by id, and
 /// which sequence its last `nextval` used (PostgreSQL's `lastval` is
-/// that sequence's value, which a later `setval` of it moves).
+/// that sequence's value, which a later `setval` of it moves); and the
+/// values a `CACHE n` sequence set aside for this session.
 #[derive(Debug, Default)]
 pub struct SessionValues {
-    values: Mutex<(HashMap<u32, i64>, Option<u32>)>,
+    inner: Mutex<Values>,
+}
+
+#[derive(Debug, Default)]
+struct Values {
+    given: HashMap<u32, i64>,
+    last_used: Option<u32>,
+    /// Sequence id -> the next value set aside and the last one.
+    cached: HashMap<u32, (i64, i64)>,
 }
 
 impl SessionValues {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<u32, i64>, Option<u32>)> {
-        self.values.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Values> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn note(&self, id: u32, value: i64, by_nextval: bool) {
         let mut values = self.lock();
-        values.0.insert(id, value);
+        values.given.insert(id, value);
         if by_nextval {
-            values.1 = Some(id);
+            values.last_used = Some(id);
         }
     }
 
     fn current(&self, id: u32) -> Option<i64> {
-        self.lock().0.get(&id).copied()
+        self.lock().given.get(&id).copied()
     }
 
     fn last(&self) -> Option<i64> {
         let values = self.lock();
-        values.1.and_then(|id| values.0.get(&id).copied())
+        values.last_used.and_then(|id| values.given.get(&id).copied())
+    }
+
+    /// Keeps `next..=last` (by `increment`) for this session's next calls.
+    fn set_aside(&self, id: u32, next: i64, last: i64) {
+        self.lock().cached.insert(id, (next, last));
+    }
+
+    fn has_set_aside(&self) -> bool {
+        !self.lock().cached.is_empty()
+    }
+
+    /// The next value set aside for sequence `id`, if any is left.
+    fn take_set_aside(&self, id: u32, increment: i64) -> Option<i64> {
+        let mut values = self.lock();
+        let (next, last) = values.cached.get(&id).copied()?;
+        match next == last {
+            true => values.cached.remove(&id),
+            false => values.cached.insert(id, (next + increment, last)),
+        };
+        Some(next)
+    }
+
+    fn forget_set_aside(&self, id: u32) {
+        self.lock().cached.remove(&id);
     }
 
     /// Forgets every value (DISCARD ALL, DISCARD SEQUENCES).
     pub fn clear(&self) {
-        *self.lock() = Default::default();
+        *self.lock() = Values::default();
     }
 }
 
@@ -346,20 +379,32 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
             }
         }
         "nextval" => {
+            if own.is_none() && session.has_set_aside() {
+                // A value set aside for this session (CACHE n): found
+                // again first, so a dropped sequence gives none.
+                let desc = in_snapshot(cx, &args[0])?;
+                if let Some(value) = session.take_set_aside(desc.id, desc.increment) {
+                    session.note(desc.id, value, true);
+                    return Ok(Value::Int8(value));
+                }
+            }
             let mut step = |txn: &mut dyn Transaction| {
                 txn.set_lock_timeout(lock_timeout);
                 let desc = find(txn, &args[0])?;
-                let next = next_value(&desc, state(txn, desc.id)?)?;
-                txn.put(&key(STATES, desc.id), &encode(&State { last: next, called: true })?)?;
-                Ok((desc.id, next))
+                let (first, last) = reserve(&desc, state(txn, desc.id)?)?;
+                txn.put(&key(STATES, desc.id), &encode(&State { last, called: true })?)?;
+                Ok((desc, first, last))
             };
-            // Run again after an unknown outcome, a value may be skipped,
+            // Run again after an unknown outcome, values may be skipped,
             // never given twice.
-            let (id, value) = match own {
+            let (desc, value, last) = match own {
                 Some(_) => step(cx.txn()?)?,
                 None => in_own_transaction(cx, Rerun::Safe, &mut step)?,
             };
-            session.note(id, value, true);
+            if last != value {
+                session.set_aside(desc.id, value + desc.increment, last);
+            }
+            session.note(desc.id, value, true);
             Ok(Value::Int8(value))
         }
         "setval" => {
@@ -386,6 +431,8 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
                 Some(_) => step(cx.txn()?)?,
                 None => in_own_transaction(cx, Rerun::Unsafe, &mut step)?,
             };
+            // The values this session set aside are PostgreSQL's to drop too.
+            session.forget_set_aside(id);
             if called {
                 session.note(id, value, false);
             }
@@ -431,6 +478,23 @@ fn state(txn: &mut dyn Transaction, id: u32) -> Result<State> {
         Some(bytes) => decode("state", &bytes),
         None => Err(corrupt("state", format!("sequence {id} has none"))),
     }
+}
+
+/// The values one `nextval` takes after `state`: the one it gives, then
+/// up to `cache - 1` more for the session to give without a transaction
+/// (PostgreSQL's CACHE); never past the sequence's end (a cycling one
+/// cycles at the next reserve). Returns the first and the last.
+fn reserve(desc: &SequenceDesc, state: State) -> Result<(i64, i64)> {
+    let first = next_value(desc, state)?;
+    let (inc, more) = (i128::from(desc.increment), i128::from(desc.cache.max(1) - 1));
+    let wanted = i128::from(first) + more * inc;
+    let end = i128::from(if inc > 0 { desc.max } else { desc.min });
+    let last = match (inc > 0 && wanted > end) || (inc < 0 && wanted < end) {
+        // As far as the end lets, on the sequence's steps.
+        true => i128::from(first) + (end - i128::from(first)) / inc * inc,
+        false => wanted,
+    };
+    Ok((first, i64::try_from(last).unwrap_or(first)))
 }
 
 /// The value `nextval` gives after `state`.
@@ -513,8 +577,8 @@ mod tests {
     }
 
     /// Goal: nextval's arithmetic: the start first, then steps, then the
-    /// end (an error, or the other end for a cycling sequence). Method:
-    /// step states by hand.
+    /// end (an error, or the other end for a cycling sequence), and the
+    /// values a CACHE n sequence sets aside. Method: step states by hand.
     #[test]
     fn values_step_to_the_end_then_stop_or_cycle() {
         let s = desc(Options { max: Some(Some(3)), increment: Some(2), ..Options::default() }).unwrap();
@@ -524,6 +588,15 @@ mod tests {
         assert_eq!(end.state, SqlState::SequenceGeneratorLimitExceeded);
         let cycling = SequenceDesc { cycle: true, ..s };
         assert_eq!(next_value(&cycling, State { last: 3, called: true }).unwrap(), 1);
+        let cached = desc(Options { cache: Some(10), max: Some(Some(25)), increment: Some(5), ..Options::default() });
+        let cached = cached.unwrap();
+        assert_eq!(reserve(&cached, State { last: 1, called: false }).unwrap(), (1, 21));
+        // Set aside up to the end (21 is the last step below 25), and no
+        // further.
+        let end = reserve(&cached, State { last: 21, called: true }).unwrap_err();
+        assert_eq!(end.state, SqlState::SequenceGeneratorLimitExceeded);
+        let down = desc(Options { cache: Some(3), increment: Some(-1), ..Options::default() }).unwrap();
+        assert_eq!(reserve(&down, State { last: -1, called: false }).unwrap(), (-1, -3));
         let big = desc(Options::default()).unwrap();
         let overflow = next_value(&big, State { last: i64::MAX, called: true }).unwrap_err();
         assert_eq!(overflow.state, SqlState::SequenceGeneratorLimitExceeded);
