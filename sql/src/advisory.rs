@@ -236,8 +236,10 @@ impl SessionLocks {
             .is_some_and(|c| c.held() && c.until_ns > now_ns.saturating_add(limits::ADVISORY_LEASE_NS / 2));
         if !trusted {
             let mut pause = limits::ADVISORY_POLL_MIN_NS;
+            // On the monotonic clock, as every timeout (`Engine::monotonic_ns`).
+            let started = self.engine.monotonic_ns();
             let give_up_at =
-                wait.lock_timeout.map(|t| now_ns.saturating_add(t.as_nanos().min(u128::from(u64::MAX)) as u64));
+                wait.lock_timeout.map(|t| started.saturating_add(t.as_nanos().min(u128::from(u64::MAX)) as u64));
             while !take(self.engine.as_ref(), self.owner, id, mode)? {
                 if !waits {
                     return Ok(false);
@@ -245,7 +247,7 @@ impl SessionLocks {
                 if wait.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
                     return sql_err!(QueryCanceled, "canceling statement due to user request");
                 }
-                if give_up_at.is_some_and(|at| self.engine.now() >= at) {
+                if give_up_at.is_some_and(|at| self.engine.monotonic_ns() >= at) {
                     return sql_err!(LockNotAvailable, "canceling statement due to lock timeout");
                 }
                 self.engine.wait(pause);

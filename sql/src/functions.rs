@@ -542,10 +542,12 @@ fn regex_matches(s: &str, pattern: &str, case_insensitive: bool) -> Result<bool>
 
 /// `x SIMILAR TO pattern [ESCAPE e]` as a regular expression matching
 /// all of `x` (PostgreSQL's `similar_to_escape`): `%` is `.*`, `_` is
-/// `.`, the escape (`\` unless given; empty: none) makes the next
-/// character literal, and `|`, `*`, `+`, `?`, `{m,n}`, `()` and brackets
-/// keep their regular-expression meaning; `.`, `^`, `$` and `\` are
-/// literal.
+/// `.`, `|`, `*`, `+`, `?`, `{m,n}`, `()` and brackets keep their
+/// regular-expression meaning, and `.`, `^`, `$` and `\` are literal. The
+/// escape (`\` unless given; empty: none) makes the next character
+/// literal, but before a letter or digit it is the regular expression's
+/// backslash, as in PostgreSQL (`\d` is a digit); one at the very end is
+/// ignored, as PostgreSQL ignores it.
 fn similar_to_escape(pattern: &str, escape: &str) -> Result<String> {
     let mut chars = escape.chars();
     let escape = match (chars.next(), chars.next()) {
@@ -553,19 +555,23 @@ fn similar_to_escape(pattern: &str, escape: &str) -> Result<String> {
         (Some(c), None) => Some(c),
         _ => return sql_err!(InvalidEscapeSequence, "invalid escape string"),
     };
+    let pattern: Vec<char> = pattern.chars().collect();
     let mut out = String::from("^(?:");
     let (mut escaped, mut in_class) = (false, false);
-    for c in pattern.chars() {
+    for (i, &c) in pattern.iter().enumerate() {
         if escaped {
             escaped = false;
-            if !c.is_alphanumeric() {
+            // (The `regex` crate's meta characters, which it escapes.)
+            if c.is_ascii_alphanumeric() || "\\.+*?()|[]{}^$#&-~".contains(c) {
                 out.push('\\');
             }
             out.push(c);
         } else if Some(c) == escape {
             escaped = true;
         } else if in_class {
-            if c == '\\' || c == '[' {
+            // A `[` inside brackets is itself, unless it opens a POSIX
+            // class (`[[:digit:]]`).
+            if c == '\\' || (c == '[' && pattern.get(i + 1) != Some(&':')) {
                 out.push('\\');
             }
             out.push(c);
@@ -587,9 +593,6 @@ fn similar_to_escape(pattern: &str, escape: &str) -> Result<String> {
             }
         }
     }
-    if escaped {
-        return sql_err!(InvalidEscapeSequence, "invalid escape sequence: SIMILAR TO pattern ends with its escape");
-    }
     out.push_str(")$");
     Ok(out)
 }
@@ -607,12 +610,20 @@ fn regexp_split(s: &str, pattern: &str) -> Result<Vec<String>> {
                     continue;
                 }
             }
+            // Each part is a value of its own: bound them as a result is
+            // (as string_to_array does).
+            if (parts.len() + 1).saturating_mul(32).saturating_add(s.len()) > RESULT_BYTES_MAX {
+                return sql_err!(
+                    ProgramLimitExceeded,
+                    "regexp_split_to_array's result exceeds {RESULT_BYTES_MAX} bytes"
+                );
+            }
             parts.push(s[start..m.start()].to_string());
             start = m.end();
         }
         parts.push(s[start..].to_string());
-        parts
-    })
+        Ok(parts)
+    })?
 }
 
 /// `gcd(a, b)` / `lcm(a, b)` of integers (int4 or int8, as the arguments):
@@ -628,15 +639,14 @@ fn integer_gcd_lcm(name: &str, a: &Value, b: &Value) -> Result<Value> {
         _ if p == 0 => 0,
         _ => (i128::from(x) / p * i128::from(y)).abs(),
     };
+    // The bigint form if either argument is one (the binder chose it).
+    let wide = matches!(a, Value::Int8(_)) || matches!(b, Value::Int8(_));
     let out_of_range = || {
-        Error::new(
-            SqlState::NumericValueOutOfRange,
-            format!("{} out of range", if matches!(a, Value::Int8(_)) { "bigint" } else { "integer" }),
-        )
+        Error::new(SqlState::NumericValueOutOfRange, if wide { "bigint out of range" } else { "integer out of range" })
     };
-    Ok(match a {
-        Value::Int8(_) => Value::Int8(i64::try_from(result).map_err(|_| out_of_range())?),
-        _ => Value::Int4(i32::try_from(result).map_err(|_| out_of_range())?),
+    Ok(match wide {
+        true => Value::Int8(i64::try_from(result).map_err(|_| out_of_range())?),
+        false => Value::Int4(i32::try_from(result).map_err(|_| out_of_range())?),
     })
 }
 
@@ -654,20 +664,29 @@ fn width_bucket(x: f64, low: f64, high: f64, count: i32) -> Result<Value> {
         return sql_err!(InvalidArgumentForWidthBucket, "lower and upper bounds must be finite");
     }
     let n = f64::from(count);
+    // Halves, where the width would overflow (bounds near ±f64::MAX).
+    let share = |from: f64, to: f64, at: f64| match (to - from).is_finite() {
+        true => (at - from) / (to - from),
+        false => (at / 2.0 - from / 2.0) / (to / 2.0 - from / 2.0),
+    };
     let bucket = if low < high {
         match x {
             x if x < low => 0.0,
             x if x >= high => n + 1.0,
-            x => ((x - low) / (high - low) * n).floor() + 1.0,
+            x => (share(low, high, x) * n).floor() + 1.0,
         }
     } else {
         match x {
             x if x > low => 0.0,
             x if x <= high => n + 1.0,
-            x => ((low - x) / (low - high) * n).floor() + 1.0,
+            x => (share(low, high, x) * n).floor() + 1.0,
         }
     };
-    Ok(Value::Int4(bucket.min(n + 1.0) as i32))
+    let bucket = bucket.min(n + 1.0);
+    if bucket > f64::from(i32::MAX) {
+        return sql_err!(NumericValueOutOfRange, "integer out of range");
+    }
+    Ok(Value::Int4(bucket as i32))
 }
 
 /// `regexp_replace(source, pattern, replacement [, flags])`: the first

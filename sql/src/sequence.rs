@@ -388,10 +388,15 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
                     return Ok(Value::Int8(value));
                 }
             }
+            let own_sequence = own.is_some();
             let mut step = |txn: &mut dyn Transaction| {
                 txn.set_lock_timeout(lock_timeout);
                 let desc = find(txn, &args[0])?;
-                let (first, last) = reserve(&desc, state(txn, desc.id)?)?;
+                let (first, last) = match own_sequence {
+                    // One value at a time (above).
+                    true => next_value(&desc, state(txn, desc.id)?).map(|v| (v, v))?,
+                    false => reserve(&desc, state(txn, desc.id)?)?,
+                };
                 txn.put(&key(STATES, desc.id), &encode(&State { last, called: true })?)?;
                 Ok((desc, first, last))
             };
@@ -401,7 +406,10 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
                 Some(_) => step(cx.txn()?)?,
                 None => in_own_transaction(cx, Rerun::Safe, &mut step)?,
             };
-            if last != value {
+            // (Not for a sequence of the transaction's own: its state
+            // goes back with a savepoint's rollback, the session's list
+            // would not.)
+            if last != value && own.is_none() {
                 session.set_aside(desc.id, value + desc.increment, last);
             }
             session.note(desc.id, value, true);

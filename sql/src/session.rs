@@ -627,7 +627,13 @@ impl Session {
         // From the committed catalog first, even inside a block: a Parse
         // must not fail on the block's transaction having been wounded
         // (PostgreSQL's Parse takes no row locks; pgbench counts on it).
-        let committed = self.describe_committed(sql, parsed, declared);
+        // A block that changed the schema sees its own (a column it
+        // retyped, added or dropped): described there, as it will run.
+        let own_schema = self.status == TxnStatus::InBlock && self.txn_changed_schema;
+        let committed = match own_schema {
+            true => Err(Error::new(SqlState::UndefinedTable, "described in the block")),
+            false => self.describe_committed(sql, parsed, declared),
+        };
         let planned = match committed {
             Err(e)
                 if self.status == TxnStatus::InBlock
@@ -1062,8 +1068,10 @@ impl Session {
             }
             // What pg_dump says of the built-in extensions and of public.
             S::Comment {
-                object_type: ast::CommentObject::Extension | ast::CommentObject::Schema, object_name, ..
-            } => Some(self.comment_on_builtin(object_name, sink)),
+                object_type: object_type @ (ast::CommentObject::Extension | ast::CommentObject::Schema),
+                object_name,
+                ..
+            } => Some(self.comment_on_builtin(object_type, object_name, sink)),
             _ => None,
         };
         if let Some(result) = session_statement {
@@ -1602,7 +1610,9 @@ impl Session {
         match reset {
             ast::Reset::ALL => self.settings = Arc::new(self.startup_settings.clone()),
             ast::Reset::ConfigurationParameter(name) => {
-                let name = name.to_string().to_lowercase();
+                // A quoted name is the same setting (`RESET "TimeZone"`).
+                let name = name.0.iter().map(|p| p.to_string().trim_matches('"').to_string()).collect::<Vec<_>>();
+                let name = name.join(".").to_lowercase();
                 let name = match name.as_str() {
                     "time zone" => "timezone".to_string(),
                     _ => name,
@@ -1674,12 +1684,23 @@ impl Session {
         sink.complete("DROP EXTENSION")
     }
 
-    /// `COMMENT ON EXTENSION` of a built-in one, or `ON SCHEMA public`
-    /// (pg_dump writes both): taken, not kept.
-    fn comment_on_builtin(&mut self, name: &ast::ObjectName, sink: &mut dyn Sink) -> Result<()> {
-        let name = crate::planner::object_name(name)?;
-        if name != "public" && !crate::system::EXTENSIONS.iter().any(|(n, _)| *n == name) {
-            return sql_err!(UndefinedObject, "\"{name}\" does not exist");
+    /// `COMMENT ON EXTENSION` of a built-in one, or `ON SCHEMA` of one
+    /// SpanDB has (pg_dump writes both): taken, not kept.
+    fn comment_on_builtin(
+        &mut self,
+        object: &ast::CommentObject,
+        name: &ast::ObjectName,
+        sink: &mut dyn Sink,
+    ) -> Result<()> {
+        let name = name.to_string().trim_matches('"').to_string();
+        match object {
+            ast::CommentObject::Schema if !matches!(name.as_str(), "public" | "pg_catalog" | "information_schema") => {
+                return sql_err!(InvalidSchemaName, "schema \"{name}\" does not exist")
+            }
+            ast::CommentObject::Extension if !crate::system::EXTENSIONS.iter().any(|(n, _)| *n == name) => {
+                return sql_err!(UndefinedObject, "extension \"{name}\" does not exist")
+            }
+            _ => {}
         }
         sink.complete("COMMENT")
     }
@@ -1739,8 +1760,8 @@ impl Session {
         sink.complete("SET")
     }
 
-    /// `SET [LOCAL] name = value` (`DEFAULT`: back to the default), the
-    /// value checked first (a bad one changes nothing).
+    /// `SET [LOCAL] name = value` (`DEFAULT`: back to what RESET gives),
+    /// the value checked first (a bad one changes nothing).
     fn set_setting(&mut self, name: String, values: &[ast::Expr], local: bool, sink: &mut dyn Sink) -> Result<()> {
         if local && self.status != TxnStatus::InBlock {
             sink.notice("SET LOCAL can only be used in transaction blocks")?;
@@ -1748,7 +1769,11 @@ impl Session {
         }
         let is_default = matches!(values, [ast::Expr::Identifier(i)] if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
         if is_default {
-            Arc::make_mut(&mut self.settings).remove(&name);
+            // As RESET: the value given at startup, else SpanDB's default.
+            match self.startup_settings.get(&name).cloned() {
+                Some(value) => Arc::make_mut(&mut self.settings).insert(name.clone(), value),
+                None => Arc::make_mut(&mut self.settings).remove(&name),
+            };
         } else {
             let value = values
                 .iter()

@@ -158,6 +158,13 @@ pub fn setting_value(name: &str, value: &str) -> Result<String> {
     match name {
         "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
             match parse_setting_duration(value) {
+                // PostgreSQL keeps these in an int of milliseconds.
+                Ok(Some(d)) if d.as_millis() > i32::MAX as u128 => sql_err!(
+                    InvalidParameterValue,
+                    "{} ms is outside the valid range for parameter \"{name}\" (0 .. {})",
+                    d.as_millis(),
+                    i32::MAX
+                ),
                 Ok(duration) => Ok(shown_duration(duration)),
                 Err(e) => {
                     sql_err!(

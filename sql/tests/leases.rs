@@ -515,6 +515,22 @@ fn a_prepared_write_whose_returning_changed_fails_with_0a000_and_writes_nothing(
     assert!(run(&mut a, "SELECT c FROM t WHERE id = 6").expect("a read").rows.is_empty(), "the insert stayed");
 }
 
+/// Goal: inside a block that changed the table, a statement prepared
+/// there is described as the block sees the table, so its execution is
+/// not refused (JDBC and Rails prepare every statement). Method: in a
+/// block, make `c` a bigint, then prepare and run `INSERT ... RETURNING c`.
+#[test]
+fn a_statement_prepared_in_a_block_that_changed_its_table_runs() {
+    let (_engine, mut a, _b) = setup();
+    must(&mut a, "BEGIN");
+    must(&mut a, "ALTER TABLE t ALTER COLUMN c TYPE bigint");
+    let p = a.prepare("INSERT INTO t VALUES ($1, $2) RETURNING c", &[]).expect("prepare").expect("a statement");
+    let mut out = sql::Collected::default();
+    a.execute_prepared(&p, vec![Value::Int4(7), Value::Int8(70)], &mut out).expect("the block's own shape");
+    assert_eq!(out.rows, vec![vec![Value::Int8(70)]]);
+    must(&mut a, "COMMIT");
+}
+
 /// Goal: a gateway that leased a table, and kept a plan of a write to it,
 /// checks a foreign key another gateway created to it since: creating
 /// the referencing table drained the referenced one, so no lease or plan
