@@ -62,7 +62,7 @@ use crate::limits;
 use crate::sql_err;
 use crate::types::Value;
 
-use crate::catalog::LOCKS_TABLE;
+use crate::keyspace::LOCKS_TABLE;
 
 /// A lock's name. PostgreSQL keeps the one-`bigint` form and the
 /// two-`int` form apart: `pg_advisory_lock(1)` and `pg_advisory_lock(0, 1)`

@@ -63,7 +63,7 @@ use crate::write;
 /// Whether running a batch again after its commit's outcome went unknown
 /// is safe.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Rerun {
+enum Rerun {
     /// Safe: running it again after it did commit changes nothing (an
     /// index entry already there is the row's own; a rewrite batch starts
     /// where the last committed one ended). An unknown outcome, or a
@@ -86,19 +86,8 @@ fn in_transaction<T>(
     rerun: Rerun,
     f: &mut dyn FnMut(&mut Cx) -> Result<T>,
 ) -> Result<T> {
-    in_transaction_with_priority(engine, now_us, cancel, rerun, None, f)
-}
-
-/// [`in_transaction`], its first attempt with `priority` if given.
-pub(crate) fn in_transaction_with_priority<T>(
-    engine: &dyn Engine,
-    now_us: i64,
-    cancel: &Arc<AtomicBool>,
-    rerun: Rerun,
-    mut priority: Option<crate::kv::Priority>,
-    f: &mut dyn FnMut(&mut Cx) -> Result<T>,
-) -> Result<T> {
     let mut attempt = 0;
+    let mut priority = None;
     let mut checks_at_commit = true;
     loop {
         attempt += 1;

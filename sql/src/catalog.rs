@@ -134,20 +134,8 @@ use crate::limits;
 use crate::sql_err;
 use crate::types::DataType;
 
-// The system tables, every one SpanDB has: each id names a key space
-// (`/Table/<id>/...`), so no two may share one.
-/// The system table of descriptors.
-const DESCRIPTORS_TABLE: u32 = 1;
-/// The system table of table names.
-const NAMES_TABLE: u32 = 2;
-/// The system table of id counters.
-const COUNTERS_TABLE: u32 = 3;
-/// The system table of sweep jobs (`sweep`).
-pub(crate) const SWEEPS_TABLE: u32 = 4;
-/// The system table of advisory locks (`advisory`).
-pub(crate) const LOCKS_TABLE: u32 = 5;
-/// The system table of sequences (`sequence`).
-pub(crate) const SEQUENCES_TABLE: u32 = 6;
+use crate::keyspace::{COUNTERS_TABLE, DESCRIPTORS_TABLE, NAMES_TABLE};
+
 /// The first id a user table gets.
 pub const FIRST_USER_TABLE_ID: u32 = 100;
 /// Every table's primary index has this id.
@@ -243,6 +231,22 @@ pub struct TableDesc {
     /// COMMENT ON TABLE (or VIEW): pg_description, psql's `\dt+`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+}
+
+/// A sequence (`sequence`: what it is, and its functions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceDesc {
+    pub id: u32,
+    pub name: String,
+    /// `smallint`, `integer` or `bigint` (`AS`): bounds `min` and `max`.
+    pub data_type: DataType,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    /// How many values one `nextval` transaction takes (`sequence`).
+    pub cache: i64,
+    pub cycle: bool,
 }
 
 /// A FOREIGN KEY constraint: every row whose `columns` are all non-NULL
@@ -826,17 +830,8 @@ impl Catalog {
 
     /// The table named `name`, or 42P01.
     pub fn must_table(txn: &mut dyn Transaction, name: &str) -> Result<Arc<TableDesc>> {
-        if let Some(desc) = Self::table(txn, name)? {
-            return Ok(desc);
-        }
-        if crate::sequence::by_name(txn, name)?.is_some() {
-            return sql_err!(
-                FeatureNotSupported,
-                "\"{name}\" is a sequence, which cannot be used as a table here; read it with currval('{name}') or \
-                 nextval('{name}')"
-            );
-        }
-        sql_err!(UndefinedTable, "relation \"{name}\" does not exist")
+        Self::table(txn, name)?
+            .ok_or_else(|| Error::new(SqlState::UndefinedTable, format!("relation \"{name}\" does not exist")))
     }
 
     /// Like [`Catalog::must_table`], trying the id `names` remembers first.

@@ -709,7 +709,17 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
                 "current_setting" | "set_config" => setting_function(name, values, cx)?,
                 "pg_sleep" | "pg_sleep_for" => sleep(&values[0], cx)?,
                 "pg_backend_pid" => Value::Int4(cx.backend_pid),
-                name if crate::sequence::is_function(name) => crate::sequence::call(name, &values, cx)?,
+                name if crate::sequence::is_function(name) => {
+                    let own = cx.drains.sequences.clone();
+                    let lock_timeout = cx
+                        .settings
+                        .get("lock_timeout")
+                        .and_then(|v| crate::timestamp::parse_setting_duration(v).ok().flatten());
+                    let (engine, session, cancel) = (cx.engine.clone(), cx.sequences.clone(), cx.cancel_flag());
+                    let mut caller =
+                        crate::sequence::Caller { txn: cx.txn()?, engine, session, own: &own, lock_timeout, cancel };
+                    crate::sequence::call(name, &values, &mut caller)?
+                }
                 name if crate::advisory::is_function(name) => match cx.advisory.clone() {
                     Some(locks) => {
                         let lock_timeout = cx

@@ -68,6 +68,7 @@ pub mod error;
 pub mod exec;
 pub mod explain;
 pub mod functions;
+pub mod keyspace;
 pub mod kv;
 pub mod layout;
 pub mod limits;

@@ -875,7 +875,7 @@ pub enum Plan {
     },
     /// `CREATE SEQUENCE` (`sequence`): its descriptor, id to be given.
     CreateSequence {
-        sequence: crate::sequence::SequenceDesc,
+        sequence: crate::catalog::SequenceDesc,
         if_not_exists: bool,
     },
     DropSequence {

@@ -591,10 +591,21 @@ impl<'a> Planner<'a> {
     /// The table named `name` (42P01 if none).
     fn table(&mut self, name: &str) -> Result<Arc<TableDesc>> {
         self.used_tables.push(name.to_string());
-        match (self.names, self.leases) {
+        let found = match (self.names, self.leases) {
             (Some(names), Some(leases)) => Catalog::must_table_leased(self.txn, name, names, leases),
             (Some(names), None) => Catalog::must_table_cached(self.txn, name, names),
             (None, _) => Catalog::must_table(self.txn, name),
+        };
+        match found {
+            // (Looked for only once no table has the name.)
+            Err(e) if e.state == SqlState::UndefinedTable && crate::sequence::by_name(self.txn, name)?.is_some() => {
+                sql_err!(
+                    FeatureNotSupported,
+                    "\"{name}\" is a sequence, which cannot be used as a table here; read it with currval('{name}') \
+                     or nextval('{name}')"
+                )
+            }
+            found => found,
         }
     }
 

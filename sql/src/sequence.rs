@@ -22,7 +22,7 @@
 //! in one phase.
 //!
 //! `nextval` and `setval` run in a transaction of their own, not the
-//! statement's ([`crate::backfill`]'s `in_transaction`), as in PostgreSQL: a
+//! statement's ([`Caller`]), as in PostgreSQL: a
 //! value once given is never given again, even when the transaction that
 //! asked for it rolls back, so a sequence has gaps, and two sessions
 //! never wait on each other's open transactions for a value. `currval`
@@ -46,44 +46,29 @@
 //! - `ALTER SEQUENCE` is refused, and a sequence cannot be read as a table
 //!   (`SELECT * FROM s`); `OWNED BY` is taken and ignored.
 
-use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backfill::Rerun;
 use crate::catalog::Catalog;
+pub use crate::catalog::SequenceDesc;
 use crate::encoding::{self, Direction};
 use crate::error::{Error, Result, SqlState};
-use crate::exec::Cx;
-use crate::kv::{self, Engine, Transaction};
+use crate::kv::{self, Attempt, Engine, KvError, Mode, Transaction};
+use crate::limits;
 use crate::sql_err;
 use crate::types::{DataType, Value};
 
-use crate::catalog::SEQUENCES_TABLE;
+use crate::keyspace::SEQUENCES_TABLE;
 /// Its index of descriptors, by id.
 const BY_ID: u32 = 1;
 /// Its index of ids, by name.
 const BY_NAME: u32 = 2;
 /// Its index of states, by id.
 const STATES: u32 = 3;
-
-/// A sequence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SequenceDesc {
-    pub id: u32,
-    pub name: String,
-    /// `smallint`, `integer` or `bigint` (`AS`): bounds `min` and `max`.
-    pub data_type: DataType,
-    pub start: i64,
-    pub increment: i64,
-    pub min: i64,
-    pub max: i64,
-    /// How many values one `nextval` transaction takes (module docs).
-    pub cache: i64,
-    pub cycle: bool,
-}
 
 /// Where a sequence has got to: the last value it gave (or will give
 /// first, while `called` is false).
@@ -329,6 +314,23 @@ pub fn is_function(name: &str) -> bool {
     matches!(name, "nextval" | "currval" | "setval" | "lastval")
 }
 
+/// What a sequence function needs of the statement calling it (the
+/// executor's, `exec`).
+pub struct Caller<'a> {
+    /// The statement's transaction.
+    pub txn: &'a mut dyn Transaction,
+    /// For the transactions of the sequence's own (none: refused).
+    pub engine: Option<Arc<dyn Engine>>,
+    /// The session's values (none: refused).
+    pub session: Option<Arc<SessionValues>>,
+    /// The sequences the statement's transaction created or dropped.
+    pub own: &'a HashSet<u32>,
+    /// The session's `lock_timeout`.
+    pub lock_timeout: Option<Duration>,
+    /// The statement's cancel flag.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
 /// Runs sequence function `name` on `args`: the sequence as its name
 /// (text, read as `regclass` reads it) or oid (`'s'::regclass`), then
 /// `setval`'s value and `is_called`.
@@ -340,8 +342,8 @@ pub fn is_function(name: &str) -> bool {
 /// cannot see: its steps run in the statement's transaction, and go with
 /// it if it rolls back, as the sequence does. The transaction's
 /// `Drains::sequences` says which ids are its own.
-pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
-    let Some(session) = cx.sequences.clone() else {
+pub fn call(name: &str, args: &[Value], caller: &mut Caller) -> Result<Value> {
+    let Some(session) = caller.session.clone() else {
         return sql_err!(FeatureNotSupported, "sequences are not available here");
     };
     if name == "lastval" {
@@ -357,17 +359,16 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
     // After the transaction's own CREATE or DROP SEQUENCE, its view is
     // the one that counts: a sequence it dropped is gone, one it made is
     // there.
-    let own = match cx.drains.sequences.is_empty() {
+    let own = match caller.own.is_empty() {
         true => None,
-        false => Some(find(cx.txn()?, &args[0])?).filter(|d| cx.drains.sequences.contains(&d.id)),
+        false => Some(find(caller.txn, &args[0])?).filter(|d| caller.own.contains(&d.id)),
     };
-    let lock_timeout =
-        cx.settings.get("lock_timeout").and_then(|v| crate::timestamp::parse_setting_duration(v).ok().flatten());
+    let lock_timeout = caller.lock_timeout;
     match name {
         "currval" => {
             let desc = match own {
                 Some(desc) => desc,
-                None => in_snapshot(cx, &args[0])?,
+                None => in_snapshot(caller, &args[0])?,
             };
             match session.current(desc.id) {
                 Some(v) => Ok(Value::Int8(v)),
@@ -382,7 +383,7 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
             if own.is_none() && session.has_set_aside() {
                 // A value set aside for this session (CACHE n): found
                 // again first, so a dropped sequence gives none.
-                let desc = in_snapshot(cx, &args[0])?;
+                let desc = in_snapshot(caller, &args[0])?;
                 if let Some(value) = session.take_set_aside(desc.id, desc.increment) {
                     session.note(desc.id, value, true);
                     return Ok(Value::Int8(value));
@@ -403,8 +404,8 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
             // Run again after an unknown outcome, values may be skipped,
             // never given twice.
             let (desc, value, last) = match own {
-                Some(_) => step(cx.txn()?)?,
-                None => in_own_transaction(cx, Rerun::Safe, &mut step)?,
+                Some(_) => step(caller.txn)?,
+                None => in_own_transaction(caller, true, &mut step)?,
             };
             // (Not for a sequence of the transaction's own: its state
             // goes back with a savepoint's rollback, the session's list
@@ -436,8 +437,8 @@ pub fn call(name: &str, args: &[Value], cx: &mut Cx) -> Result<Value> {
             // Run again after an unknown outcome, it could move the
             // sequence back past values given meanwhile: not run again.
             let id = match own {
-                Some(_) => step(cx.txn()?)?,
-                None => in_own_transaction(cx, Rerun::Unsafe, &mut step)?,
+                Some(_) => step(caller.txn)?,
+                None => in_own_transaction(caller, false, &mut step)?,
             };
             // The values this session set aside are PostgreSQL's to drop too.
             session.forget_set_aside(id);
@@ -529,11 +530,11 @@ fn next_value(desc: &SequenceDesc, state: State) -> Result<i64> {
 }
 
 /// The sequence `arg` names, as committed (a read without locks).
-fn in_snapshot(cx: &mut Cx, arg: &Value) -> Result<SequenceDesc> {
-    let Some(engine) = cx.engine.clone() else {
+fn in_snapshot(caller: &Caller, arg: &Value) -> Result<SequenceDesc> {
+    let Some(engine) = caller.engine.clone() else {
         return sql_err!(FeatureNotSupported, "sequences are not available here");
     };
-    let mut snapshot = engine.begin(kv::Mode::ReadOnly)?;
+    let mut snapshot = engine.begin(Mode::ReadOnly)?;
     let found = find(snapshot.as_mut(), arg);
     let _ = snapshot.rollback();
     found
@@ -542,17 +543,37 @@ fn in_snapshot(cx: &mut Cx, arg: &Value) -> Result<SequenceDesc> {
 /// Runs `f` in a read-write transaction of its own (module docs), with
 /// the statement's transaction's priority (a transaction that waits for
 /// its own nested one is never the younger of the two: wound-wait orders
-/// them as one), again after a retryable abort and, if `rerun` says so,
+/// them as one), again after a retryable abort and, if `rerun_unknown`,
 /// after an unknown outcome.
-fn in_own_transaction<T>(cx: &mut Cx, rerun: Rerun, f: &mut dyn FnMut(&mut dyn Transaction) -> Result<T>) -> Result<T> {
-    let Some(engine) = cx.engine.clone() else {
+fn in_own_transaction<T>(
+    caller: &Caller,
+    rerun_unknown: bool,
+    f: &mut dyn FnMut(&mut dyn Transaction) -> Result<T>,
+) -> Result<T> {
+    let Some(engine) = caller.engine.clone() else {
         return sql_err!(FeatureNotSupported, "sequences are not available here");
     };
-    let cancel = cx.cancel_flag().unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
-    let priority = cx.txn()?.priority();
-    crate::backfill::in_transaction_with_priority(engine.as_ref(), cx.now_us, &cancel, rerun, priority, &mut |cx| {
-        f(cx.txn()?)
-    })
+    let mut priority = caller.txn.priority();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if caller.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+            return sql_err!(QueryCanceled, "canceling statement due to user request");
+        }
+        let mut txn = kv::begin_keeping_priority(engine.as_ref(), Mode::ReadWrite, &mut priority)?;
+        let ran = f(txn.as_mut());
+        let result = match kv::finish(txn, ran) {
+            Attempt::Committed(v, _) => Ok(v),
+            Attempt::KeyTaken(m) => Err(Error::from(KvError::ConditionNotMet(m))),
+            Attempt::Failed(e) => Err(e),
+        };
+        let unknown = |e: &Error| matches!(e.state, SqlState::StatementCompletionUnknown | SqlState::SystemError);
+        match result {
+            Err(e) if e.is_retryable() && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => continue,
+            Err(e) if rerun_unknown && unknown(&e) && attempt <= limits::AUTOCOMMIT_RETRIES_MAX => continue,
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]

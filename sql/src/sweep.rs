@@ -48,7 +48,7 @@ use crate::error::{Error, Result, SqlState};
 use crate::kv::{self, Engine, Mode, Transaction};
 use crate::limits;
 
-use crate::catalog::SWEEPS_TABLE;
+use crate::keyspace::SWEEPS_TABLE;
 
 /// One abandoned span still to be swept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -62,9 +62,8 @@
 
 use std::sync::Arc;
 
-use crate::catalog::{TableDesc, PRIMARY_INDEX_ID};
+use crate::catalog::{SequenceDesc, TableDesc, PRIMARY_INDEX_ID};
 use crate::encoding::Direction;
-use crate::sequence::SequenceDesc;
 use crate::types::{DataType, Row, Value};
 
 /// The first oid PostgreSQL gives user objects (`FirstNormalObjectId`).
@@ -1839,7 +1838,7 @@ mod tests {
             columns: vec![(2, Direction::Desc)],
             write_only: false,
         }];
-        let sequence = crate::sequence::SequenceDesc::new("s", &Default::default()).expect("the defaults are valid");
+        let sequence = SequenceDesc::new("s", &Default::default()).expect("the defaults are valid");
         Snapshot { tables: vec![Arc::new(t)], sequences: vec![SequenceDesc { id: 7, ..sequence }] }
     }
 
