@@ -446,12 +446,17 @@ with psycopg.connect(dsn + " options='-c timezone=Asia/Tokyo'") as conn:
             for _ in range(15):
                 values.append(c.execute("SELECT nextval('ticket')").fetchone()[0])
 
-    taken = [[] for _ in range(3)]
-    workers = [threading.Thread(target=take, args=(t,)) for t in taken]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    def take_at_once():
+        """15 values from each of three connections at once, by connection."""
+        taken = [[] for _ in range(3)]
+        workers = [threading.Thread(target=take, args=(t,)) for t in taken]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return taken
+
+    taken = take_at_once()
     every = sorted(v for t in taken for v in t)
     assert every == list(range(1, 46)), every
     assert all(t == sorted(t) for t in taken), taken
@@ -463,12 +468,7 @@ with psycopg.connect(dsn + " options='-c timezone=Asia/Tokyo'") as conn:
     # another gave, though not in one order across them.
     conn.execute("CREATE SEQUENCE ticket CACHE 4")
     conn.commit()
-    taken = [[] for _ in range(3)]
-    workers = [threading.Thread(target=take, args=(t,)) for t in taken]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    taken = take_at_once()
     every = [v for t in taken for v in t]
     assert len(every) == 45 and len(set(every)) == 45, sorted(every)
     assert all(t == sorted(t) for t in taken), taken

@@ -934,20 +934,7 @@ impl Catalog {
         txn: &mut dyn Transaction,
         own: &std::collections::BTreeSet<u32>,
     ) -> Result<Vec<Arc<TableDesc>>> {
-        let mut snapshot = engine.begin(crate::kv::Mode::ReadOnly)?;
-        let committed = Self::tables(snapshot.as_mut());
-        let _ = snapshot.rollback();
-        let mut tables: std::collections::BTreeMap<u32, Arc<TableDesc>> =
-            committed?.into_iter().map(|t| (t.id, t)).collect();
-        for &id in own {
-            match Self::table_by_id(txn, id)? {
-                Some(table) => tables.insert(id, table),
-                None => tables.remove(&id),
-            };
-        }
-        let mut tables: Vec<_> = tables.into_values().collect();
-        tables.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(tables)
+        committed_and_own(engine, txn, own, Self::tables, Self::table_by_id, |t| (t.id, t.name.as_str()))
     }
 
     /// The table that has an index named `name`.
@@ -1034,6 +1021,33 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+/// Every descriptor `all` reads, as committed and without locks, with
+/// the transaction's own (`own`: ids it created, changed or dropped) as
+/// it sees them (`by_id` in `txn`), by name (`key`: a descriptor's id and
+/// name). Tables and sequences are read so.
+pub(crate) fn committed_and_own<T>(
+    engine: &dyn Engine,
+    txn: &mut dyn Transaction,
+    own: &std::collections::BTreeSet<u32>,
+    all: fn(&mut dyn Transaction) -> Result<Vec<T>>,
+    by_id: fn(&mut dyn Transaction, u32) -> Result<Option<T>>,
+    key: fn(&T) -> (u32, &str),
+) -> Result<Vec<T>> {
+    let mut snapshot = engine.begin(crate::kv::Mode::ReadOnly)?;
+    let committed = all(snapshot.as_mut());
+    let _ = snapshot.rollback();
+    let mut found: std::collections::BTreeMap<u32, T> = committed?.into_iter().map(|d| (key(&d).0, d)).collect();
+    for &id in own {
+        match by_id(txn, id)? {
+            Some(d) => found.insert(id, d),
+            None => found.remove(&id),
+        };
+    }
+    let mut found: Vec<T> = found.into_values().collect();
+    found.sort_by(|a, b| key(a).1.cmp(key(b).1));
+    Ok(found)
 }
 
 /// The drains the session waited out before a schema change, and the

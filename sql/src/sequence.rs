@@ -206,20 +206,7 @@ pub fn all_without_locks(
     txn: &mut dyn Transaction,
     own: &std::collections::BTreeSet<u32>,
 ) -> Result<Vec<SequenceDesc>> {
-    let mut snapshot = engine.begin(kv::Mode::ReadOnly)?;
-    let committed = all(snapshot.as_mut());
-    let _ = snapshot.rollback();
-    let mut sequences: std::collections::BTreeMap<u32, SequenceDesc> =
-        committed?.into_iter().map(|q| (q.id, q)).collect();
-    for &id in own {
-        match by_id(txn, id)? {
-            Some(q) => sequences.insert(id, q),
-            None => sequences.remove(&id),
-        };
-    }
-    let mut sequences: Vec<_> = sequences.into_values().collect();
-    sequences.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(sequences)
+    crate::catalog::committed_and_own(engine, txn, own, all, by_id, |q| (q.id, q.name.as_str()))
 }
 
 /// Records sequence `desc` (its id given) at its start.
