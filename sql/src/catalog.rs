@@ -830,8 +830,17 @@ impl Catalog {
 
     /// The table named `name`, or 42P01.
     pub fn must_table(txn: &mut dyn Transaction, name: &str) -> Result<Arc<TableDesc>> {
-        Self::table(txn, name)?
-            .ok_or_else(|| Error::new(SqlState::UndefinedTable, format!("relation \"{name}\" does not exist")))
+        if let Some(desc) = Self::table(txn, name)? {
+            return Ok(desc);
+        }
+        // (Looked for only once no table has the name.)
+        if txn.get(&crate::keyspace::sequence_name_key(name))?.is_some() {
+            return sql_err!(
+                WrongObjectType,
+                "\"{name}\" is a sequence, not a table; read it with currval('{name}') or nextval('{name}')"
+            );
+        }
+        sql_err!(UndefinedTable, "relation \"{name}\" does not exist")
     }
 
     /// Like [`Catalog::must_table`], trying the id `names` remembers first.

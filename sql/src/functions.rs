@@ -558,7 +558,9 @@ fn similar_to_escape(pattern: &str, escape: &str) -> Result<String> {
     let pattern: Vec<char> = pattern.chars().collect();
     let mut out = String::from("^(?:");
     let (mut escaped, mut in_class) = (false, false);
-    for (i, &c) in pattern.iter().enumerate() {
+    let mut i = 0;
+    while let Some(&c) = pattern.get(i) {
+        i += 1;
         if escaped {
             escaped = false;
             // (The `regex` crate's meta characters, which it escapes.)
@@ -569,18 +571,46 @@ fn similar_to_escape(pattern: &str, escape: &str) -> Result<String> {
         } else if Some(c) == escape {
             escaped = true;
         } else if in_class {
-            // A `[` inside brackets is itself, unless it opens a POSIX
-            // class (`[[:digit:]]`).
-            if c == '\\' || (c == '[' && pattern.get(i + 1) != Some(&':')) {
-                out.push('\\');
+            match c {
+                // A POSIX class (`[:digit:]`) is copied whole.
+                '[' if pattern.get(i) == Some(&':') => {
+                    let end = (i + 1..pattern.len()).find(|&j| pattern[j] == ':' && pattern.get(j + 1) == Some(&']'));
+                    match end {
+                        Some(j) => {
+                            out.extend(&pattern[i - 1..j + 2]);
+                            i = j + 2;
+                        }
+                        None => out.push_str("\\["),
+                    }
+                }
+                ']' => {
+                    out.push(']');
+                    in_class = false;
+                }
+                // Literal here, as in POSIX brackets: the regex crate
+                // reads `[`, `&&`, `~~` and `--` in a class as set
+                // operations (a single `-` stays a range).
+                '\\' | '[' | '&' | '~' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '-' if pattern.get(i) == Some(&'-') => out.push_str("\\-"),
+                c => out.push(c),
             }
-            out.push(c);
-            in_class = c != ']';
         } else {
             match c {
                 '[' => {
                     in_class = true;
                     out.push('[');
+                    // A `]` first (after any `^`) is a member, as in POSIX.
+                    if pattern.get(i) == Some(&'^') {
+                        out.push('^');
+                        i += 1;
+                    }
+                    if pattern.get(i) == Some(&']') {
+                        out.push_str("\\]");
+                        i += 1;
+                    }
                 }
                 '%' => out.push_str(".*"),
                 '_' => out.push('.'),

@@ -17,3 +17,18 @@ pub const SWEEPS_TABLE: u32 = 4;
 pub const LOCKS_TABLE: u32 = 5;
 /// Sequences: descriptors, names and states (`sequence`).
 pub const SEQUENCES_TABLE: u32 = 6;
+
+/// Where sequence `name`'s id is kept (`sequence`): also read by the
+/// catalog, to say that a name it does not have is a sequence's.
+pub fn sequence_name_key(name: &str) -> Vec<u8> {
+    let mut key = crate::encoding::index_prefix(SEQUENCES_TABLE, SEQUENCE_NAMES_INDEX);
+    crate::encoding::encode_key_value(
+        &mut key,
+        &crate::types::Value::Text(name.to_string()),
+        crate::encoding::Direction::Asc,
+    );
+    key
+}
+
+/// The index of [`SEQUENCES_TABLE`] keeping ids by name.
+pub const SEQUENCE_NAMES_INDEX: u32 = 2;

@@ -340,6 +340,21 @@ fn lookup(key: Expr, whens: Vec<(Expr, Expr)>, otherwise: Expr) -> Bound {
     Bound::typed(Expr::Case { operand: Some(Box::new(key)), whens, otherwise: Box::new(otherwise) }, DataType::Text)
 }
 
+/// The text of `'name'::regclass` (or `CAST('name' AS regclass)`).
+fn regclass_literal(e: &ast::Expr) -> Option<String> {
+    let ast::Expr::Cast { expr, data_type, .. } = e else { return None };
+    if reg_type(data_type).as_deref() != Some("regclass") {
+        return None;
+    }
+    match &**expr {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The oid alias type a cast names (`regclass`, ...), if any.
 fn reg_type(t: &ast::DataType) -> Option<String> {
     let name = match t {
@@ -591,21 +606,10 @@ impl<'a> Planner<'a> {
     /// The table named `name` (42P01 if none).
     fn table(&mut self, name: &str) -> Result<Arc<TableDesc>> {
         self.used_tables.push(name.to_string());
-        let found = match (self.names, self.leases) {
+        match (self.names, self.leases) {
             (Some(names), Some(leases)) => Catalog::must_table_leased(self.txn, name, names, leases),
             (Some(names), None) => Catalog::must_table_cached(self.txn, name, names),
             (None, _) => Catalog::must_table(self.txn, name),
-        };
-        match found {
-            // (Looked for only once no table has the name.)
-            Err(e) if e.state == SqlState::UndefinedTable && crate::sequence::by_name(self.txn, name)?.is_some() => {
-                sql_err!(
-                    FeatureNotSupported,
-                    "\"{name}\" is a sequence, which cannot be used as a table here; read it with currval('{name}') \
-                     or nextval('{name}')"
-                )
-            }
-            found => found,
         }
     }
 
@@ -3065,10 +3069,19 @@ impl<'a> Planner<'a> {
             ast::FunctionArguments::Subquery(_) => return sql_err!(FeatureNotSupported, "{name}(subquery)"),
         };
         let mut bound = Vec::new();
-        for a in args {
+        for (i, a) in args.iter().enumerate() {
             let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = a else {
                 return sql_err!(FeatureNotSupported, "named or wildcard arguments to {name} are not supported");
             };
+            // `nextval('s'::regclass)` (a pg_dump or Rails DEFAULT) names
+            // the sequence, which the call finds: binding the oid would
+            // read the whole catalog at every INSERT's plan.
+            if i == 0 && crate::sequence::is_function(&name) {
+                if let Some(literal) = regclass_literal(e) {
+                    bound.push(Bound::typed(Expr::Constant(Value::Text(literal)), DataType::Text));
+                    continue;
+                }
+            }
             bound.push(self.bind_expr_checked(e, scope, depth + 1)?);
         }
         match name.as_str() {

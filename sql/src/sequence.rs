@@ -22,7 +22,7 @@
 //! in one phase.
 //!
 //! `nextval` and `setval` run in a transaction of their own, not the
-//! statement's ([`Caller`]), as in PostgreSQL: a
+//! statement's (`in_own_transaction`), as in PostgreSQL: a
 //! value once given is never given again, even when the transaction that
 //! asked for it rolls back, so a sequence has gaps, and two sessions
 //! never wait on each other's open transactions for a value. `currval`
@@ -39,12 +39,16 @@
 //!
 //! # Departures from PostgreSQL
 //!
-//! - `CACHE` is taken and ignored: every `nextval` is one transaction (a
-//!   Raft round in a cluster), so a table whose DEFAULT is `nextval` pays
-//!   one per row; SERIAL and IDENTITY columns do not use sequences
-//!   (random bigints, `planner`).
+//! - Every `nextval` is one transaction (a Raft round and a commit-wait
+//!   in a cluster), so a table whose DEFAULT is `nextval` pays one per
+//!   row, unless the sequence has `CACHE n`: then one in `n` is, and the
+//!   session gives the rest it set aside ([`SessionValues`]; as in
+//!   PostgreSQL, values then interleave between sessions, and those a
+//!   session never uses are lost). SERIAL and IDENTITY columns do not use
+//!   sequences (random bigints, `planner`).
 //! - `ALTER SEQUENCE` is refused, and a sequence cannot be read as a table
-//!   (`SELECT * FROM s`); `OWNED BY` is taken and ignored.
+//!   (`SELECT * FROM s`, 42809); `OWNED BY` is taken and ignored; DROP
+//!   SEQUENCE does not look for the DEFAULTs that use it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,8 +69,6 @@ use crate::types::{DataType, Value};
 use crate::keyspace::SEQUENCES_TABLE;
 /// Its index of descriptors, by id.
 const BY_ID: u32 = 1;
-/// Its index of ids, by name.
-const BY_NAME: u32 = 2;
 /// Its index of states, by id.
 const STATES: u32 = 3;
 
@@ -153,9 +155,7 @@ fn key(index: u32, id: u32) -> Vec<u8> {
 }
 
 fn name_key(name: &str) -> Vec<u8> {
-    let mut key = encoding::index_prefix(SEQUENCES_TABLE, BY_NAME);
-    encoding::encode_key_value(&mut key, &Value::Text(name.to_string()), Direction::Asc);
-    key
+    crate::keyspace::sequence_name_key(name)
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
@@ -328,7 +328,7 @@ pub struct Caller<'a> {
 /// created again) is in its writes alone, which a transaction of its own
 /// cannot see: its steps run in the statement's transaction, and go with
 /// it if it rolls back, as the sequence does. The transaction's
-/// `Drains::sequences` says which ids are its own.
+/// `Drains::sequences` (the caller's `own`) says which ids are its own.
 pub fn call(name: &str, args: &[Value], caller: &mut Caller) -> Result<Value> {
     let Some(session) = caller.session.clone() else {
         return sql_err!(FeatureNotSupported, "sequences are not available here");

@@ -1692,7 +1692,11 @@ impl Session {
         name: &ast::ObjectName,
         sink: &mut dyn Sink,
     ) -> Result<()> {
-        let name = name.to_string().trim_matches('"').to_string();
+        // Folded unless quoted (`PUBLIC` is public).
+        let name = match name.0.as_slice() {
+            [ast::ObjectNamePart::Identifier(i)] => crate::parser::ident(i),
+            _ => name.to_string(),
+        };
         match object {
             ast::CommentObject::Schema if !matches!(name.as_str(), "public" | "pg_catalog" | "information_schema") => {
                 return sql_err!(InvalidSchemaName, "schema \"{name}\" does not exist")
