@@ -629,23 +629,24 @@ impl Session {
         // (PostgreSQL's Parse takes no row locks; pgbench counts on it).
         // A block that changed the schema sees its own (a column it
         // retyped, added or dropped): described there, as it will run.
-        let own_schema = self.status == TxnStatus::InBlock && self.txn_changed_schema;
-        let committed = match own_schema {
-            true => Err(Error::new(SqlState::UndefinedTable, "described in the block")),
-            false => self.describe_committed(sql, parsed, declared),
+        let in_block = self.status == TxnStatus::InBlock;
+        let committed = match in_block && self.txn_changed_schema {
+            true => None,
+            false => Some(self.describe_committed(sql, parsed, declared)),
         };
         let planned = match committed {
-            Err(e)
-                if self.status == TxnStatus::InBlock
-                    && matches!(e.state, SqlState::UndefinedTable | SqlState::UndefinedColumn) =>
-            {
-                // A table or column the block itself created.
+            // (Failing on a table or column the block itself created.)
+            Some(Err(e)) if in_block && matches!(e.state, SqlState::UndefinedTable | SqlState::UndefinedColumn) => None,
+            other => other,
+        };
+        let planned = match planned {
+            Some(planned) => planned,
+            None => {
                 let mut txn = self.txn.take().expect("a transaction in a block");
                 let planned = self.plan_with_types(txn.as_mut(), sql, &parsed.statement, None, declared);
                 self.txn = Some(txn);
                 planned
             }
-            other => other,
         };
         let (plan, types) = match planned {
             Err(e) if self.status == TxnStatus::InBlock => return Err(self.fail_block(e)),
