@@ -52,8 +52,11 @@
 //! begins. If a shard split since (the client learns it from the
 //! refusal), a request is never sent with keys its shard no longer holds:
 //! a commit at one shard groups the writes again (and may go on in two
-//! phases over the halves); over several shards, where others may already
-//! be prepared, the transaction aborts, retryably.
+//! phases over the halves). Over several shards, where others may already
+//! be prepared, a participant that only writes there (no locks held)
+//! groups its writes again and prepares the halves, unless one is a shard
+//! already prepared; a participant holding locks there, or the
+//! coordinator, aborts the transaction, retryably.
 //!
 //! A locking read may be abandoned before its answer (its future dropped:
 //! a SQL statement cancelled while it waits for a lock). The shard may
@@ -575,6 +578,45 @@ impl Txn {
         Ok(parts)
     }
 
+    /// Groups again, by the routes as they are now, the writes of parts
+    /// that only write and whose shard split before their prepare was
+    /// sent. None may land on a shard in `sent` but `coordinator`, whose
+    /// commit is not sent yet (a prepared shard takes one prepare): that
+    /// is an abort, retryable.
+    async fn regroup(
+        &self,
+        moved: Vec<ShardPart>,
+        sent: &BTreeSet<ShardId>,
+        coordinator: ShardId,
+    ) -> Result<BTreeMap<ShardId, ShardPart>> {
+        let writes: Vec<&proto::Mutation> = moved.iter().flat_map(|p| &p.writes).collect();
+        if writes.iter().any(|w| self.client.routes().shard_of(&w.key).is_none()) {
+            // The split taught this client one half only (see `commit`).
+            let _ = self.client.refresh_routes_from(true).await;
+        }
+        let mut regrouped: BTreeMap<ShardId, ShardPart> = BTreeMap::new();
+        for part in &moved {
+            for write in &part.writes {
+                let (shard, range_ver) = self
+                    .client
+                    .routes()
+                    .shard_of(&write.key)
+                    .ok_or_else(|| Error::Unavailable("no shard for a written key".into()))?;
+                let p = regrouped.entry(shard).or_default();
+                p.range_ver = range_ver;
+                p.writes.push(write.clone());
+                p.conditions.extend(part.conditions.iter().filter(|c| c.key == write.key).cloned());
+            }
+        }
+        if let Some(shard) = regrouped.keys().find(|s| sent.contains(s) && **s != coordinator) {
+            return Err(Error::Aborted(format!("{shard} split under the transaction's prepare")));
+        }
+        for part in regrouped.values_mut() {
+            part.writes.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        Ok(regrouped)
+    }
+
     /// Commits: atomically applies every write at one timestamp, which it
     /// returns. `Err(Aborted)`: nothing applied, run it again;
     /// `Err(Ambiguous)`: the outcome is unknown.
@@ -640,55 +682,76 @@ impl Txn {
         let others: Vec<(ShardId, ShardPart)> =
             parts.iter().filter(|(s, _)| **s != coordinator).map(|(s, p)| (*s, p.clone())).collect();
         let meta = self.meta();
-        let prepares = others.iter().map(|(shard, part)| {
-            let (client, meta, part, shard) = (self.client.clone(), meta.clone(), part.clone(), *shard);
-            async move {
-                let result = client
-                    .execute(Dest::Shard(shard), Op::Write, |channel, target| {
-                        let inside = part.is_inside(&target);
-                        let request = proto::TxnPrepareRequest {
-                            txn: Some(meta.clone()),
-                            shard_id: shard.0,
-                            range_ver: part.range_ver.max(target.range_ver).0,
-                            coordinator_shard_id: coordinator.0,
-                            writes: part.writes.clone(),
-                            reads: part.reads.clone(),
-                            lease: part.lease,
-                            conditions: part.conditions.clone(),
-                        };
-                        send_inside(inside, shard, channel.txn_prepare(request))
-                    })
-                    .await;
-                (shard, result.map(|r| r.map(|r| r.into_inner())))
-            }
-        });
-        let mut participants = Vec::new();
-        let mut failure = None;
+        let mut coordinator_part = parts[&coordinator].clone();
+        // Every shard the transaction may hold anything at, for aborts.
+        let mut involved: BTreeSet<ShardId> = parts.keys().copied().collect();
+        // Shards a prepare went to, or will go to (the coordinator's
+        // commit): a part regrouped after a split may not join them.
+        let mut sent: BTreeSet<ShardId> = BTreeSet::from([coordinator]);
+        let mut pending = others.clone();
+        let (mut participants, mut failure, mut regroups) = (Vec::new(), None, 0);
         let asked = Instant::now();
-        let prepared = futures_join_all(prepares).await;
+        while !pending.is_empty() {
+            let prepares = pending.iter().map(|(shard, part)| {
+                prepare_on(self.client.clone(), *shard, meta.clone(), part.clone(), coordinator)
+            });
+            let prepared = futures_join_all(prepares).await;
+            let mut moved = Vec::new();
+            for ((shard, part), result) in std::mem::take(&mut pending).into_iter().zip(prepared) {
+                if !matches!(result, Ok(Err(_))) {
+                    sent.insert(shard);
+                }
+                match result {
+                    Ok(Ok(p)) if p.conditions_failed => {
+                        failure =
+                            Some(Error::ConditionNotMet(format!("a key {shard} writes with put_absent has a value")))
+                    }
+                    Ok(Ok(p)) => {
+                        self.timings.prepare_server =
+                            self.timings.prepare_server.max(Duration::from_nanos(p.server_ns));
+                        participants.push(proto::Participant {
+                            shard_id: shard.0,
+                            prepare_ts: p.prepare_ts,
+                            seal: p.seal,
+                        })
+                    }
+                    // Nothing went to the shard: a part holding no locks
+                    // there (it only writes) is grouped again below.
+                    Ok(Err(_)) if part.reads.is_empty() && part.lease.is_none() && regroups < COMMIT_REGROUPS_MAX => {
+                        moved.push(part)
+                    }
+                    Ok(Err(m)) => failure = Some(m.abort()),
+                    Err(e) => failure = Some(e),
+                }
+            }
+            if failure.is_none() && !moved.is_empty() {
+                regroups += 1;
+                match self.regroup(moved, &sent, coordinator).await {
+                    Ok(regrouped) => {
+                        for (shard, part) in regrouped {
+                            involved.insert(shard);
+                            if shard == coordinator {
+                                coordinator_part.writes.extend(part.writes);
+                                coordinator_part.writes.sort_by(|a, b| a.key.cmp(&b.key));
+                                coordinator_part.conditions.extend(part.conditions);
+                            } else {
+                                pending.push((shard, part));
+                            }
+                        }
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+        }
         if !others.is_empty() {
             self.timings.prepare = asked.elapsed();
         }
-        for (shard, result) in prepared {
-            match result {
-                Ok(Ok(p)) if p.conditions_failed => {
-                    failure = Some(Error::ConditionNotMet(format!("a key {shard} writes with put_absent has a value")))
-                }
-                Ok(Ok(p)) => {
-                    self.timings.prepare_server = self.timings.prepare_server.max(Duration::from_nanos(p.server_ns));
-                    participants.push(proto::Participant { shard_id: shard.0, prepare_ts: p.prepare_ts, seal: p.seal })
-                }
-                Ok(Err(moved)) => failure = Some(moved.abort()),
-                Err(e) => failure = Some(e),
-            }
-        }
         if let Some(e) = failure {
-            self.abort_everywhere(parts.keys().copied()).await;
+            self.abort_everywhere(involved.iter().copied()).await;
             return Ok(Err(not_committed(e, "a participant did not prepare")));
         }
-        let part = parts[&coordinator].clone();
         let asked = Instant::now();
-        let result = commit_on(&self.client, coordinator, &meta, &part, participants).await;
+        let result = commit_on(&self.client, coordinator, &meta, &coordinator_part, participants).await;
         Ok(match result {
             Ok(Ok(r)) => {
                 if r.conditions_failed {
@@ -701,20 +764,20 @@ impl Txn {
                 Ok(CommitInfo {
                     commit_ts: Timestamp::from_nanos(r.commit_ts),
                     commit_wait,
-                    participants: parts.len(),
+                    participants: involved.len(),
                     timings: self.timings,
                 })
             }
             Ok(Err(moved)) if others.is_empty() => return Err(moved),
             Ok(Err(moved)) => {
-                self.abort_everywhere(parts.keys().copied()).await;
+                self.abort_everywhere(involved.iter().copied()).await;
                 Err(moved.abort())
             }
             Err(Error::Ambiguous(m)) => Err(Error::Ambiguous(m)),
             Err(e) => {
                 // Definitely not committed: release the prepared ones now
                 // rather than when they time out and ask.
-                self.abort_everywhere(parts.keys().copied()).await;
+                self.abort_everywhere(involved.iter().copied()).await;
                 Err(not_committed(e, "the commit failed"))
             }
         })
@@ -787,6 +850,33 @@ fn not_committed(e: Error, what: &str) -> Error {
         Error::ConditionNotMet(m) => Error::ConditionNotMet(m),
         other => Error::Aborted(format!("{what}: {other}")),
     }
+}
+
+/// Sends `shard` the prepare of `part`, naming `coordinator`.
+async fn prepare_on(
+    client: Client,
+    shard: ShardId,
+    meta: proto::TxnMeta,
+    part: ShardPart,
+    coordinator: ShardId,
+) -> Result<Result<proto::TxnPrepareResponse, Moved>> {
+    let result = client
+        .execute(Dest::Shard(shard), Op::Write, |channel, target| {
+            let inside = part.is_inside(&target);
+            let request = proto::TxnPrepareRequest {
+                txn: Some(meta.clone()),
+                shard_id: shard.0,
+                range_ver: part.range_ver.max(target.range_ver).0,
+                coordinator_shard_id: coordinator.0,
+                writes: part.writes.clone(),
+                reads: part.reads.clone(),
+                lease: part.lease,
+                conditions: part.conditions.clone(),
+            };
+            send_inside(inside, shard, channel.txn_prepare(request))
+        })
+        .await;
+    result.map(|r| r.map(|r| r.into_inner()))
 }
 
 /// Sends `shard` the commit of `part` (its only participant, or the
