@@ -249,6 +249,7 @@ fn kv_error(e: client::Error) -> KvError {
         client::Error::Ambiguous(m) => KvError::Ambiguous(m),
         client::Error::InvalidArgument(m) => KvError::Invalid(m),
         client::Error::ConditionNotMet(m) => KvError::ConditionNotMet(m),
+        client::Error::LockNotAvailable(m) => KvError::LockNotAvailable(m),
         e @ (client::Error::Unavailable(_)
         | client::Error::Connect(_)
         | client::Error::SnapshotTooOld { .. }
@@ -374,6 +375,12 @@ impl Transaction for ReadWrite {
 
     fn set_lock_timeout(&mut self, timeout: Option<Duration>) {
         self.lock_timeout = timeout;
+    }
+
+    fn set_lock_no_wait(&mut self, no_wait: bool) {
+        if let Ok(txn) = self.txn() {
+            txn.set_no_wait(no_wait);
+        }
     }
 
     fn get_for_update(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {

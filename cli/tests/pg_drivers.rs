@@ -7,6 +7,7 @@
 //!   tokio-postgres / pgbench ──Parse/Bind/Execute/Sync──> gateway ──> SQL ──> cluster
 //! ```
 
+use anyhow::Context as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -463,7 +464,8 @@ async fn psycopg_runs_an_application_s_statements() -> anyhow::Result<()> {
 /// fails with 57014 and PostgreSQL's words, sleeping or waiting for a
 /// lock, and in a block leaves it failed (25P02); 0 turns the timeout
 /// off. A read waiting longer than `lock_timeout` for a row lock fails
-/// with 55P03. A bad value for any of the settings is 22023.
+/// with 55P03, and `FOR UPDATE NOWAIT` without waiting at all. A bad
+/// value for any of the settings is 22023.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
@@ -583,6 +585,32 @@ async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> 
         timing.batch_execute("CREATE INDEX big_v ON big (v)").await?;
         let n: i64 = timing.query_one("SELECT count(*) FROM big WHERE v = 7", &[]).await?.get(0);
         assert_eq!(n, 50);
+
+        // FOR UPDATE NOWAIT: a row another transaction holds is refused at
+        // once (55P03, PostgreSQL's words), even to an older transaction,
+        // whose request wounds nobody; no lock was taken, so a savepoint
+        // takes the block back and it commits. SKIP LOCKED is refused.
+        other.batch_execute("CREATE TABLE jobs (id INT PRIMARY KEY, state TEXT)").await?;
+        other.batch_execute("INSERT INTO jobs VALUES (1, 'queued'), (2, 'queued')").await?;
+        timing.batch_execute("BEGIN").await?;
+        timing.query_one("SELECT state FROM jobs WHERE id = 2", &[]).await?;
+        other.batch_execute("BEGIN; UPDATE jobs SET state = 'running' WHERE id = 1").await?;
+        timing.batch_execute("SAVEPOINT s").await?;
+        let nowait = "SELECT state FROM jobs WHERE id = 1 FOR UPDATE NOWAIT";
+        let e = tokio::time::timeout(Duration::from_secs(10), timing.query(nowait, &[])).await?.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::LOCK_NOT_AVAILABLE), "{e:?}");
+        let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+        assert_eq!(message, "could not obtain lock on row in relation \"jobs\"");
+        timing.batch_execute("ROLLBACK TO SAVEPOINT s; UPDATE jobs SET state = 'running' WHERE id = 2").await?;
+        other.batch_execute("COMMIT").await.context("the holder was not wounded")?;
+        let state: String = timing.query_one(nowait, &[]).await?.get(0);
+        assert_eq!(state, "running", "free now: the holder's write");
+        timing.batch_execute("COMMIT").await?;
+        let states: Vec<String> =
+            other.query("SELECT state FROM jobs ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
+        assert_eq!(states, ["running", "running"]);
+        let e = timing.query("SELECT id FROM jobs FOR UPDATE SKIP LOCKED", &[]).await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::FEATURE_NOT_SUPPORTED), "{e:?}");
         anyhow::Ok(())
     })
     .await;

@@ -46,6 +46,12 @@ pub enum Error {
     #[error("permission denied: {0}")]
     PermissionDenied(String),
 
+    /// A read that was told not to wait ([`crate::Txn::set_no_wait`])
+    /// found its lock taken by another transaction. Nothing was locked;
+    /// the transaction may go on.
+    #[error("lock not available: {0}")]
+    LockNotAvailable(String),
+
     /// A transaction's conditional write ([`crate::Txn::put_absent`]) found
     /// its key present: nothing of the transaction was applied.
     #[error("condition not met: {0}")]
@@ -71,6 +77,8 @@ impl Error {
             Error::Aborted(_) => true,
             // Asking again does not grant permission.
             Error::PermissionDenied(_) => false,
+            // The caller asked not to wait; it decides when to ask again.
+            Error::LockNotAvailable(_) => false,
             // The same condition fails the same way (unless the data
             // changes; the caller decides).
             Error::ConditionNotMet(_) => false,
@@ -110,6 +118,7 @@ pub(crate) fn classify(status: &tonic::Status) -> Failure {
             ErrorKind::InvalidArgument => return Failure::Permanent(Error::InvalidArgument(msg)),
             ErrorKind::Aborted => return Failure::Permanent(Error::Aborted(msg)),
             ErrorKind::PermissionDenied => return Failure::Permanent(Error::PermissionDenied(msg)),
+            ErrorKind::LockNotAvailable => return Failure::Permanent(Error::LockNotAvailable(msg)),
             ErrorKind::SnapshotTooOld => {
                 return Failure::Permanent(Error::SnapshotTooOld {
                     read_ts: Timestamp::ZERO,

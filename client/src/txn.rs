@@ -242,6 +242,8 @@ pub struct Txn {
     finished: bool,
     /// The transaction must happen before it ([`Txn::set_deadline`]).
     deadline: Option<Timestamp>,
+    /// Locking reads refuse rather than wait ([`Txn::set_no_wait`]).
+    no_wait: bool,
     timings: TxnTimings,
     /// What each buffered write replaced, oldest first, kept from the
     /// first [`Txn::savepoint`] on (`None` before it).
@@ -277,6 +279,7 @@ impl Txn {
             heartbeat: None,
             finished: false,
             deadline: None,
+            no_wait: false,
             timings: TxnTimings::default(),
             undo: None,
         }
@@ -304,6 +307,15 @@ impl Txn {
     /// descriptors under locks instead.
     pub fn set_deadline(&mut self, deadline: Option<Timestamp>) {
         self.deadline = deadline;
+    }
+
+    /// From now on (until turned off), a locking read whose lock another
+    /// transaction holds fails at once with [`Error::LockNotAvailable`]
+    /// instead of waiting for it (or wounding a younger holder): SQL's
+    /// `FOR UPDATE NOWAIT`. The transaction stays open and keeps the
+    /// locks it holds.
+    pub fn set_no_wait(&mut self, no_wait: bool) {
+        self.no_wait = no_wait;
     }
 
     fn meta(&self) -> proto::TxnMeta {
@@ -376,6 +388,7 @@ impl Txn {
         let span = proto::Span { start: key.to_vec(), end: Vec::new(), range: false };
         let mut locked_at = (ShardId(0), RangeVer(0));
         let (reads, unanswered, mut sent_to) = (&self.reads, &mut self.unanswered, Vec::new());
+        let no_wait = self.no_wait;
         let asked = Instant::now();
         let response = self
             .client
@@ -392,6 +405,7 @@ impl Txn {
                     limit: 1,
                     lease: reads.get(&target.shard_id).and_then(|r| r.lease),
                     for_update,
+                    no_wait,
                 };
                 channel.txn_read(request)
             })
@@ -422,6 +436,7 @@ impl Txn {
             let span = proto::Span { start: from.clone(), end: end.to_vec(), range: true };
             let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;
             let (reads, unanswered, mut sent_to) = (&self.reads, &mut self.unanswered, Vec::new());
+            let no_wait = self.no_wait;
             let asked = Instant::now();
             let page = self
                 .client
@@ -438,6 +453,7 @@ impl Txn {
                         limit: page_limit,
                         lease: reads.get(&target.shard_id).and_then(|r| r.lease),
                         for_update: false,
+                        no_wait,
                     };
                     channel.txn_read(request)
                 })

@@ -43,6 +43,11 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A read that must not wait (SQL's `NOWAIT`) found its lock taken;
+    /// nothing was locked, and the transaction may go on.
+    #[error("lock not available: {0}")]
+    LockNotAvailable(String),
+
     /// Not for this caller: a peer-only request without the peer secret,
     /// or an operator tool that is off.
     #[error("permission denied: {0}")]
@@ -83,6 +88,8 @@ impl Error {
             Error::InvalidArgument(_) => false,
             // Asking again does not grant permission.
             Error::PermissionDenied(_) => false,
+            // The caller asked not to wait: it decides what next.
+            Error::LockNotAvailable(_) => false,
             // Older data is gone for good.
             Error::SnapshotTooOld { .. } => false,
             // A broken disk does not heal by asking again.
@@ -100,6 +107,7 @@ impl Error {
             | Error::Ambiguous(m)
             | Error::InvalidArgument(m)
             | Error::PermissionDenied(m)
+            | Error::LockNotAvailable(m)
             | Error::Storage(m) => m.clone(),
             other => other.to_string(),
         };
@@ -139,6 +147,10 @@ impl Error {
             Error::PermissionDenied(_) => {
                 detail.kind = ErrorKind::PermissionDenied as i32;
                 tonic::Code::PermissionDenied
+            }
+            Error::LockNotAvailable(_) => {
+                detail.kind = ErrorKind::LockNotAvailable as i32;
+                tonic::Code::FailedPrecondition
             }
             Error::SnapshotTooOld { watermark, .. } => {
                 detail.kind = ErrorKind::SnapshotTooOld as i32;

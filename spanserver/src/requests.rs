@@ -515,6 +515,7 @@ impl DataRequests {
             TxnError::Unavailable(m) => Error::Unavailable(m),
             TxnError::InvalidArgument(m) => Error::InvalidArgument(m),
             TxnError::Ambiguous(m) => Error::Ambiguous(m),
+            TxnError::LockNotAvailable(m) => Error::LockNotAvailable(m),
         }
     }
 
@@ -858,7 +859,8 @@ impl DataRequests {
             (LockTarget::Key(span.start.clone()), Vec::new(), 1, checked)
         };
         let (lease, deadline) = (req.lease.map(lease_from_proto), txn_deadline(req.txn.as_ref()));
-        let input = Input::Read { req: RequestId(0), txn, priority, target, mode, lease, deadline };
+        let no_wait = req.no_wait;
+        let input = Input::Read { req: RequestId(0), txn, priority, target, mode, lease, deadline, no_wait };
         let asked = Instant::now();
         let lease = match self.txn_call(&r, input, self.time.write_timeout()).await? {
             Some(Answer::Locked { lease }) => Some(lease_to_proto(lease)),

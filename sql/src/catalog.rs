@@ -668,6 +668,9 @@ macro_rules! delegate_writes {
         fn set_deadline(&mut self, deadline: Option<Timestamp>) -> std::result::Result<(), KvError> {
             self.inner.set_deadline(deadline)
         }
+        fn set_lock_no_wait(&mut self, no_wait: bool) {
+            self.inner.set_lock_no_wait(no_wait)
+        }
     };
 }
 

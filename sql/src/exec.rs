@@ -395,10 +395,12 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
             seen: std::collections::HashSet::new(),
         }),
         Node::WorkTable { id, .. } => Box::new(WorkTable { id: *id, rows: None, next: 0 }),
-        Node::LockRows { input, table, exclusive } => Box::new(LockRows {
+        Node::LockRows { input, table, exclusive, no_wait } => Box::new(LockRows {
             input: b(input),
             table: table.as_ref().map(|(id, _)| *id),
+            relation: table.as_ref().map(|(_, name)| name.clone()),
             exclusive: *exclusive,
+            no_wait: *no_wait,
             checked: false,
         }),
     };
@@ -581,11 +583,20 @@ impl Operator for WorkTable {
     }
 }
 
+/// How NOWAIT's error begins (PostgreSQL's words): a lock that was taken,
+/// and nothing waited for, so the transaction goes on (a savepoint can
+/// take the block back), unlike a lock wait given up on at `lock_timeout`.
+pub const NO_WAIT_REFUSAL: &str = "could not obtain lock on row";
+
 /// `FOR UPDATE` / `FOR SHARE` ([`Node::LockRows`]).
 struct LockRows<'p> {
     input: Box<dyn Operator + 'p>,
     table: Option<u32>,
+    /// The table's name, for NOWAIT's error.
+    relation: Option<String>,
     exclusive: bool,
+    /// `NOWAIT`: the reads under it refuse a lock that is taken (55P03).
+    no_wait: bool,
     checked: bool,
 }
 
@@ -601,11 +612,31 @@ impl Operator for LockRows<'_> {
             }
             self.checked = true;
         }
-        let Some(table) = self.table else { return self.input.next(cx) };
-        let outer = cx.for_update.replace(table);
+        if self.no_wait {
+            cx.txn()?.set_lock_no_wait(true);
+        }
+        let outer = match self.table {
+            Some(table) => cx.for_update.replace(table),
+            None => cx.for_update,
+        };
         let row = self.input.next(cx);
         cx.for_update = outer;
-        row
+        if !self.no_wait {
+            return row;
+        }
+        // Reads outside the NOWAIT clause (a later statement's, or another
+        // part of this one) wait as usual.
+        cx.txn()?.set_lock_no_wait(false);
+        row.map_err(|e| match e.state {
+            SqlState::LockNotAvailable => Error::new(
+                SqlState::LockNotAvailable,
+                match &self.relation {
+                    Some(name) => format!("{NO_WAIT_REFUSAL} in relation \"{name}\""),
+                    None => NO_WAIT_REFUSAL.to_string(),
+                },
+            ),
+            _ => e,
+        })
     }
 }
 

@@ -98,6 +98,12 @@ pub enum KvError {
     /// the transaction must be rolled back.
     #[error("canceling statement due to lock timeout")]
     LockTimeout,
+    /// A read told not to wait ([`Transaction::set_lock_no_wait`]) found
+    /// its lock held by another transaction. Nothing was locked; the
+    /// transaction may go on (SQL rolls it back to a savepoint, or ends
+    /// it, as after any error).
+    #[error("could not obtain lock: {0}")]
+    LockNotAvailable(String),
 }
 
 impl From<KvError> for Error {
@@ -112,7 +118,7 @@ impl From<KvError> for Error {
             // duplicate key; seen here only if that raced.
             KvError::ConditionNotMet(_) => SqlState::SerializationFailure,
             KvError::Cancelled => SqlState::QueryCanceled,
-            KvError::LockTimeout => SqlState::LockNotAvailable,
+            KvError::LockTimeout | KvError::LockNotAvailable(_) => SqlState::LockNotAvailable,
         };
         let message = match &e {
             KvError::Retryable(m) => format!("restart transaction: {m}"),
@@ -295,6 +301,14 @@ pub trait Transaction: Send {
     /// whose reads never wait ignore it.
     fn set_lock_timeout(&mut self, timeout: Option<std::time::Duration>) {
         let _ = timeout;
+    }
+
+    /// From now on (until turned off), a read of this read-write
+    /// transaction whose lock another transaction holds fails at once with
+    /// [`KvError::LockNotAvailable`] instead of waiting (SQL's `NOWAIT`).
+    /// Engines whose reads never wait ignore it.
+    fn set_lock_no_wait(&mut self, no_wait: bool) {
+        let _ = no_wait;
     }
 
     /// At most `limit` (> 0) pairs with keys in `[start, end)`, in order;

@@ -181,7 +181,9 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
                 .collect(),
         },
         Node::Recursive { base, step, all, id } => Node::Recursive { base: on(base), step: on(step), all, id },
-        Node::LockRows { input, table, exclusive } => Node::LockRows { input: on(input), table, exclusive },
+        Node::LockRows { input, table, exclusive, no_wait } => {
+            Node::LockRows { input: on(input), table, exclusive, no_wait }
+        }
         n @ (Node::Scan { .. } | Node::Series { .. } | Node::Unnest { .. } | Node::WorkTable { .. }) => n,
     }
 }

@@ -481,6 +481,9 @@ pub enum Node {
         /// The table locked exclusively: `(id, name)`.
         table: Option<(u32, String)>,
         exclusive: bool,
+        /// `NOWAIT`: a lock another transaction holds fails the statement
+        /// (55P03) instead of being waited for.
+        no_wait: bool,
     },
 }
 

@@ -873,14 +873,16 @@ impl<'a> Planner<'a> {
     /// OF); FOR SHARE, or several tables, as every read of a read-write
     /// transaction locks. Serializable either way: the exclusive lock
     /// spares a read-then-write its upgrade (which may be wounded).
-    /// NOWAIT and SKIP LOCKED are not supported (0A000).
+    /// NOWAIT refuses a lock that is taken (55P03); SKIP LOCKED is not
+    /// supported (0A000).
     fn lock_rows(&mut self, q: &ast::Query, mut plan: QueryPlan) -> Result<QueryPlan> {
         if q.locks.is_empty() {
             return Ok(plan);
         }
-        if q.locks.iter().any(|l| l.nonblock.is_some()) {
-            return sql_err!(FeatureNotSupported, "NOWAIT and SKIP LOCKED are not supported");
+        if q.locks.iter().any(|l| l.nonblock == Some(ast::NonBlock::SkipLocked)) {
+            return sql_err!(FeatureNotSupported, "SKIP LOCKED is not supported");
         }
+        let no_wait = q.locks.iter().any(|l| l.nonblock == Some(ast::NonBlock::Nowait));
         let exclusive = q.locks.iter().any(|l| l.lock_type == ast::LockType::Update);
         let mut tables = Vec::new();
         scanned_tables(&plan.root, &mut tables);
@@ -893,7 +895,8 @@ impl<'a> Planner<'a> {
             None if tables.len() == 1 => tables.pop(),
             None => None,
         };
-        plan.root = Node::LockRows { input: Box::new(plan.root), table: table.filter(|_| exclusive), exclusive };
+        plan.root =
+            Node::LockRows { input: Box::new(plan.root), table: table.filter(|_| exclusive), exclusive, no_wait };
         Ok(plan)
     }
 

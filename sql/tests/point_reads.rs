@@ -144,7 +144,8 @@ fn a_row_changed_earlier_in_the_transaction_is_read_back_by_key() {
 /// write), through a secondary index too and with OF naming the table
 /// among several; FOR SHARE and a join without OF read shared. It runs
 /// in a read-write transaction even outside a block, and a read-only
-/// block refuses it (25006). NOWAIT and SKIP LOCKED: 0A000.
+/// block refuses it (25006). NOWAIT reads as FOR UPDATE does (an engine
+/// whose reads never wait has nothing to refuse); SKIP LOCKED: 0A000.
 #[test]
 fn select_for_update_reads_its_rows_for_update() {
     let (reads, mut s) = setup();
@@ -165,8 +166,8 @@ fn select_for_update_reads_its_rows_for_update() {
     let e = run(&mut s, "SELECT n FROM t WHERE id = 2 FOR UPDATE").expect_err("read-only");
     assert_eq!(e.state.code(), "25006", "{e}");
     run(&mut s, "ROLLBACK").unwrap();
-    for sql in ["SELECT n FROM t FOR UPDATE NOWAIT", "SELECT n FROM t FOR UPDATE SKIP LOCKED"] {
-        let e = run(&mut s, sql).expect_err(sql);
-        assert_eq!(e.state.code(), "0A000", "{e}");
-    }
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE id = 2 FOR UPDATE NOWAIT");
+    assert_eq!((made, rows), (vec![Read::GetForUpdate], vec![vec![Value::Int4(20)]]));
+    let e = run(&mut s, "SELECT n FROM t FOR UPDATE SKIP LOCKED").expect_err("SKIP LOCKED");
+    assert_eq!(e.state.code(), "0A000", "{e}");
 }

@@ -589,6 +589,7 @@ fn advance(c: &mut SteppedCluster, t: &mut Txn) -> Option<Outcome> {
                     },
                     lease,
                     deadline: None,
+                    no_wait: false,
                 };
                 let (server, reply) = match send(c, shard, input) {
                     Ok(sent) => sent,

@@ -99,7 +99,8 @@ impl Runner {
             let lease = leases.get(&shard).map(|(l, _)| *l);
             let target = LockTarget::Key(key.as_bytes().to_vec());
             let (mode, deadline) = (LockMode::Shared, None);
-            let input = Input::Read { req: RequestId(0), txn, priority, target: target.clone(), mode, lease, deadline };
+            let (wanted, no_wait) = (target.clone(), false);
+            let input = Input::Read { req: RequestId(0), txn, priority, target: wanted, mode, lease, deadline, no_wait };
             match c.call(shard, input, ANSWER_WITHIN) {
                 Ok(Answer::Locked { lease }) => leases.entry(shard).or_insert((lease, Vec::new())).1.push(target),
                 other => {

@@ -283,7 +283,16 @@ struct Prepared {
 /// A transaction's first read of `key` (no lease yet, no deadline).
 fn first_read(txn: TxnId, priority: Priority, key: &str) -> txn::Input {
     let target = LockTarget::Key(key.as_bytes().to_vec());
-    txn::Input::Read { req: RequestId(0), txn, priority, target, mode: LockMode::Shared, lease: None, deadline: None }
+    txn::Input::Read {
+        req: RequestId(0),
+        txn,
+        priority,
+        target,
+        mode: LockMode::Shared,
+        lease: None,
+        deadline: None,
+        no_wait: false,
+    }
 }
 
 fn read_a_and_prepare_z(c: &mut SteppedCluster, seed: u64, value: &str) -> Prepared {

@@ -305,6 +305,15 @@ impl LockTable {
             .collect()
     }
 
+    /// Would [`LockTable::acquire`] grant this request now, without a
+    /// wait? (A request that must not wait, SQL's `NOWAIT`, is refused
+    /// instead of queued, and wounds nobody.)
+    pub fn is_free_for(&self, txn: TxnId, priority: Priority, target: &LockTarget, mode: LockMode) -> bool {
+        self.holds(txn, target, mode)
+            || (self.conflicting_holders(txn, target, mode).is_empty()
+                && self.conflicting_older_waiters(txn, priority, target, mode).is_empty())
+    }
+
     /// Asks for a lock. See the module docs for the rules.
     pub fn acquire(&mut self, txn: TxnId, priority: Priority, target: LockTarget, mode: LockMode) -> Acquire {
         if matches!(target, LockTarget::Range(..)) && mode == LockMode::Exclusive {

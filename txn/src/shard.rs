@@ -354,6 +354,9 @@ pub enum TxnError {
     /// The request makes no sense (e.g. a read after commit, a timestamp
     /// from the far future).
     InvalidArgument(String),
+    /// A read that must not wait ([`Input::Read`]'s `no_wait`) found its
+    /// lock taken. Nothing was locked; the transaction may go on.
+    LockNotAvailable(String),
     /// The request was replicated but its outcome is unknown to this
     /// replica (the driver reports this, e.g. when a snapshot replaced the
     /// log around it); a commit may or may not have happened.
@@ -368,6 +371,7 @@ impl fmt::Display for TxnError {
             TxnError::Unavailable(m) => write!(f, "unavailable: {m}"),
             TxnError::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             TxnError::Ambiguous(m) => write!(f, "outcome unknown: {m}"),
+            TxnError::LockNotAvailable(m) => write!(f, "lock not available: {m}"),
         }
     }
 }
@@ -475,6 +479,10 @@ pub enum Input {
         mode: LockMode,
         lease: Option<LockLease>,
         deadline: Option<Timestamp>,
+        /// Refuse ([`TxnError::LockNotAvailable`]) rather than wait or
+        /// wound when the lock is not free now (SQL's `NOWAIT`). The
+        /// transaction keeps what it holds and may go on.
+        no_wait: bool,
     },
     /// Prepare `txn` here (a participant that is not the coordinator).
     Prepare {
@@ -608,6 +616,7 @@ impl Input {
 enum Then {
     Read {
         deadline: Option<Timestamp>,
+        no_wait: bool,
     },
     Prepare {
         writes: Vec<Write>,
@@ -854,10 +863,10 @@ impl ShardTxns {
                     out.push(Output::Reply { req, result: Err(TxnError::NotLeader) });
                 }
             }
-            Input::Read { req, txn, priority, target, mode, lease, deadline } => {
+            Input::Read { req, txn, priority, target, mode, lease, deadline, no_wait } => {
                 if self.admit(req, txn, lease, now, &mut out).is_some() {
                     let wanted = VecDeque::from([(target, mode)]);
-                    self.park(req, txn, priority, wanted, Then::Read { deadline }, now, &mut out);
+                    self.park(req, txn, priority, wanted, Then::Read { deadline, no_wait }, now, &mut out);
                 }
             }
             Input::Prepare { req, txn, priority, writes, reads, lease, coordinator, conditions } => {
@@ -1170,6 +1179,13 @@ impl ShardTxns {
                 return;
             };
             let (txn, priority) = (p.txn, p.priority);
+            if matches!(p.then, Then::Read { no_wait: true, .. })
+                && !self.locks.is_free_for(txn, priority, &target, mode)
+            {
+                let e = TxnError::LockNotAvailable(format!("{target} is locked by another transaction"));
+                self.fail_parked(req, e, now, out);
+                return;
+            }
             match self.locks.acquire(txn, priority, target, mode) {
                 Acquire::Granted => {
                     p.wanted.pop_front();
@@ -1257,7 +1273,7 @@ impl ShardTxns {
             return;
         }
         match p.then {
-            Then::Read { deadline } => {
+            Then::Read { deadline, .. } => {
                 if deadline.is_some_and(|d| now.latest >= d) {
                     self.abort_active(p.txn, AbortReason::DeadlinePassed, now, out);
                     out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::DeadlinePassed)) });
@@ -1874,6 +1890,7 @@ mod tests {
             mode: LockMode::Shared,
             lease: None,
             deadline: None,
+            no_wait: false,
         };
         assert!(matches!(s.step(now(1000), read)[..], [Output::Reply { result: Ok(Answer::Locked { .. }), .. }]));
         for req in 0..100 {
@@ -1900,7 +1917,16 @@ mod tests {
 
     fn read(req: u64, txn: TxnId, priority: Priority, key: &str, lease: Option<LockLease>) -> Input {
         let target = LockTarget::Key(key.as_bytes().to_vec());
-        Input::Read { req: RequestId(req), txn, priority, target, mode: LockMode::Shared, lease, deadline: None }
+        Input::Read {
+            req: RequestId(req),
+            txn,
+            priority,
+            target,
+            mode: LockMode::Shared,
+            lease,
+            deadline: None,
+            no_wait: false,
+        }
     }
 
     fn keys(keys: &[&str]) -> Vec<LockTarget> {
@@ -1959,8 +1985,8 @@ mod tests {
         s.step(now(1000), Input::LeaderReady { term: Term(1) });
         let deadline = |t| Some(Timestamp::from_nanos(t));
         let with_deadline = |input: Input, d: Option<Timestamp>| match input {
-            Input::Read { req, txn, priority, target, mode, lease, .. } => {
-                Input::Read { req, txn, priority, target, mode, lease, deadline: d }
+            Input::Read { req, txn, priority, target, mode, lease, no_wait, .. } => {
+                Input::Read { req, txn, priority, target, mode, lease, deadline: d, no_wait }
             }
             Input::Commit { req, txn, priority, writes, reads, lease, participants, conditions, .. } => {
                 Input::Commit { req, txn, priority, writes, reads, lease, participants, conditions, deadline: d }

@@ -157,6 +157,7 @@ impl Completion {
             | client::Error::Aborted(_)
             | client::Error::PermissionDenied(_)
             | client::Error::ConditionNotMet(_)
+            | client::Error::LockNotAvailable(_)
             | client::Error::Connect(_) => Completion::fail(value, error.to_string()),
         }
     }

@@ -168,7 +168,7 @@ impl Session {
     /// if `e` ended the transaction itself, lost to ROLLBACK TO. Returns `e`.
     pub(super) fn fail_block(&mut self, e: Error) -> Error {
         self.status = TxnStatus::Failed;
-        if ends_transaction(e.state) && self.txn_lost.is_none() {
+        if ends_transaction(&e) && self.txn_lost.is_none() {
             self.txn_lost = Some(e.message.clone());
         }
         e
@@ -177,9 +177,13 @@ impl Session {
 
 /// Does an error in this state mean the transaction itself ended at the
 /// servers (or may have), not only the statement?
-fn ends_transaction(state: SqlState) -> bool {
+fn ends_transaction(e: &Error) -> bool {
+    if e.state == SqlState::LockNotAvailable && e.message.starts_with(crate::exec::NO_WAIT_REFUSAL) {
+        // NOWAIT's refusal: the read was answered, and took no lock.
+        return false;
+    }
     matches!(
-        state,
+        e.state,
         SqlState::SerializationFailure
             | SqlState::DeadlockDetected
             | SqlState::StatementCompletionUnknown

@@ -253,11 +253,12 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         any::<u32>(),
         lease(),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(move |(txn, (shard_id, key), range_ver, chaos, limit, lease, for_update)| {
+        .prop_map(move |(txn, (shard_id, key), range_ver, chaos, limit, lease, for_update, no_wait)| {
             let span = Some(chaos.unwrap_or_else(|| read_span(key)));
             let limit = limit % 50;
-            Call::TxnRead(proto::TxnReadRequest { txn, shard_id, range_ver, span, limit, lease, for_update })
+            Call::TxnRead(proto::TxnReadRequest { txn, shard_id, range_ver, span, limit, lease, for_update, no_wait })
         });
     let reads = |shard: u64| {
         let inside = if shard == 1 { "[a-c]{1,2}" } else { "[n-p]{1,2}" };

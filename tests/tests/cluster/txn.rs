@@ -345,6 +345,7 @@ async fn a_vanished_client_loses_its_locks_after_the_keepalive_timeout() -> anyh
         limit: 1,
         lease: None,
         for_update: false,
+        no_wait: false,
     })
     .await?;
     let started = Instant::now();
@@ -615,6 +616,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             limit: 1,
             lease: None,
             for_update: false,
+            no_wait: false,
         })
         .await
         .expect_err("reserved id");
@@ -629,6 +631,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             limit: 1,
             lease: None,
             for_update: false,
+            no_wait: false,
         })
         .await
         .expect_err("short id");
@@ -643,6 +646,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             limit: 10,
             lease: None,
             for_update: true,
+            no_wait: false,
         })
         .await
         .expect_err("a scan for update");

@@ -340,9 +340,10 @@ impl goldenscript::Runner for Runner {
                     Some("X") => LockMode::Exclusive,
                     Some(other) => return Err(format!("mode={other}: S or X").into()),
                 };
+                let no_wait = args.take_key("no_wait").is_some();
                 let lease = self.lease(id, t, false, &mut args)?;
                 self.reading.insert(r, (id, t));
-                let input = Input::Read { req: r, txn: t, priority, target, mode, lease, deadline: None };
+                let input = Input::Read { req: r, txn: t, priority, target, mode, lease, deadline: None, no_wait };
                 self.step(id, input, &mut out)?;
             }
             "prepare" => {
@@ -497,6 +498,7 @@ scripts!(
     wounded_reader_cannot_reread,
     decide_is_checked_before_it_is_proposed,
     a_client_cannot_abort_a_prepared_transaction,
+    no_wait_reads_refuse_instead_of_waiting,
     only_named_participants_commit,
     decisions_are_forgotten_once_acknowledged,
     relayed_prepare_timestamps_are_checked,
