@@ -397,6 +397,14 @@ impl Transaction for ReadWrite {
         Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }
 
+    fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        let (handle, cancel) = (self.handle.clone(), self.cancel.clone());
+        let txn = self.txn()?;
+        let scan = txn.scan_unlocked(start, end, limit);
+        let pairs = wait_on_or_cancel(&handle, cancel.as_deref(), None, scan)?.map_err(kv_error)?;
+        Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
+    }
+
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
         self.txn()?.put(key, value);
         Ok(())

@@ -434,8 +434,10 @@ async fn psql_describes_tables_indexes_views_schemas_databases_and_roles() -> an
 /// a SERIAL key read back from RETURNING,
 /// timestamptz ones (an aware datetime back as the same instant), interval
 /// ones (a timedelta), date ones,
-/// pipeline mode, several statements in one query, and its TypeInfo
-/// catalog lookup. The script is `psycopg_check.py` beside this file.
+/// pipeline mode, several statements in one query, its TypeInfo
+/// catalog lookup, and a job queue's workers taking jobs at once with
+/// `FOR UPDATE SKIP LOCKED` (each done by exactly one). The script is
+/// `psycopg_check.py` beside this file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psycopg_runs_an_application_s_statements() -> anyhow::Result<()> {
     let python = std::env::var("SPANDB_PYTHON")
@@ -464,7 +466,8 @@ async fn psycopg_runs_an_application_s_statements() -> anyhow::Result<()> {
 /// fails with 57014 and PostgreSQL's words, sleeping or waiting for a
 /// lock, and in a block leaves it failed (25P02); 0 turns the timeout
 /// off. A read waiting longer than `lock_timeout` for a row lock fails
-/// with 55P03, and `FOR UPDATE NOWAIT` without waiting at all. A bad
+/// with 55P03, and `FOR UPDATE NOWAIT` without waiting at all; `FOR
+/// UPDATE SKIP LOCKED` passes over a row another transaction holds. A bad
 /// value for any of the settings is 22023.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> {
@@ -589,7 +592,7 @@ async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> 
         // FOR UPDATE NOWAIT: a row another transaction holds is refused at
         // once (55P03, PostgreSQL's words), even to an older transaction,
         // whose request wounds nobody; no lock was taken, so a savepoint
-        // takes the block back and it commits. SKIP LOCKED is refused.
+        // takes the block back and it commits.
         other.batch_execute("CREATE TABLE jobs (id INT PRIMARY KEY, state TEXT)").await?;
         other.batch_execute("INSERT INTO jobs VALUES (1, 'queued'), (2, 'queued')").await?;
         timing.batch_execute("BEGIN").await?;
@@ -609,8 +612,22 @@ async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> 
         let states: Vec<String> =
             other.query("SELECT state FROM jobs ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
         assert_eq!(states, ["running", "running"]);
-        let e = timing.query("SELECT id FROM jobs FOR UPDATE SKIP LOCKED", &[]).await.unwrap_err();
-        assert_eq!(code(&e), Some(&SqlState::FEATURE_NOT_SUPPORTED), "{e:?}");
+
+        // FOR UPDATE SKIP LOCKED: a second worker passes over the job the
+        // first holds, without waiting, and takes the next.
+        other.batch_execute("INSERT INTO jobs VALUES (3, 'queued'), (4, 'queued'), (5, 'queued')").await?;
+        let take = "SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
+        let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect::<Vec<i32>>();
+        other.batch_execute("BEGIN").await?;
+        assert_eq!(ids(other.query(take, &[]).await?), [3]);
+        timing.batch_execute("BEGIN").await?;
+        let taken = tokio::time::timeout(Duration::from_secs(10), timing.query(take, &[])).await??;
+        assert_eq!(ids(taken), [4], "the held job passed over");
+        let all = "SELECT id FROM jobs WHERE state = 'queued' ORDER BY id FOR UPDATE SKIP LOCKED";
+        assert_eq!(ids(timing.query(all, &[]).await?), [4, 5], "its own job and the free one");
+        other.batch_execute("UPDATE jobs SET state = 'done' WHERE id = 3; COMMIT").await?;
+        assert_eq!(ids(timing.query(all, &[]).await?), [4, 5], "the done job is no longer queued");
+        timing.batch_execute("COMMIT").await?;
         anyhow::Ok(())
     })
     .await;

@@ -475,4 +475,63 @@ with psycopg.connect(dsn + " options='-c timezone=Asia/Tokyo'") as conn:
     conn.execute("DROP SEQUENCE ticket")
     conn.commit()
 
+    # A job queue: workers take jobs with FOR UPDATE SKIP LOCKED (as
+    # Solid Queue, Oban and river do), each in its own transaction, at
+    # once. Every job is done, by exactly one worker.
+    conn.execute("CREATE TABLE jobs (id INT PRIMARY KEY, priority INT NOT NULL, state TEXT NOT NULL, worker INT)")
+    conn.execute("CREATE INDEX jobs_ready ON jobs (state, priority)")
+    with conn.cursor() as c:
+        c.executemany("INSERT INTO jobs VALUES (%s, %s, 'queued', NULL)", [(n, n % 4) for n in range(1, 31)])
+    conn.commit()
+
+    def work(worker, done):
+        with psycopg.connect(dsn) as c:
+            while True:
+                taken = []
+
+                def take_one(cur, attempt):
+                    taken.clear()
+                    cur.execute(
+                        "SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority, id LIMIT 1 "
+                        "FOR UPDATE SKIP LOCKED"
+                    )
+                    row = cur.fetchone()
+                    if row is not None:
+                        cur.execute("UPDATE jobs SET state = 'done', worker = %s WHERE id = %s", (worker, row[0]))
+                        taken.append(row[0])
+
+                retried(c, take_one)
+                if taken:
+                    done.extend(taken)
+                    continue
+                # Nothing free: done, or the rest are held by others now.
+                # (The count's locks may be wounded by a worker's UPDATE.)
+                left = []
+                count = "SELECT count(*) FROM jobs WHERE state = 'queued'"
+                retried(c, lambda cur, attempt: left.append(cur.execute(count).fetchone()[0]))
+                if left[-1] == 0:
+                    return
+                time.sleep(0.01)
+
+    def worker(w, done, failures):
+        try:
+            work(w, done)
+        except Exception as e:  # the main thread fails for it
+            failures.append(e)
+
+    done, failures = [[] for _ in range(3)], []
+    workers = [threading.Thread(target=worker, args=(w, done[w], failures)) for w in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not failures, failures
+    every = sorted(j for d in done for j in d)
+    assert every == list(range(1, 31)), done
+    recorded = conn.execute("SELECT worker, count(*) FROM jobs WHERE state = 'done' GROUP BY worker").fetchall()
+    assert sorted(recorded) == sorted((w, len(d)) for w, d in enumerate(done) if d), (recorded, done)
+    conn.commit()
+    conn.execute("DROP TABLE jobs")
+    conn.commit()
+
 print("OK")

@@ -483,7 +483,19 @@ impl Txn {
                 None => break,
             }
         }
-        // This transaction's writes win over what it read.
+        Ok(self.with_own_writes(found, start, end, limit))
+    }
+
+    /// What a scan of `[start, end)` that read `found` (at least `limit`
+    /// pairs more than this transaction wrote there, or all there are)
+    /// answers: this transaction's writes win over what it read.
+    fn with_own_writes(
+        &self,
+        mut found: BTreeMap<Vec<u8>, KeyValue>,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Vec<KeyValue> {
         for (k, w) in self.writes.range(start.to_vec()..) {
             if !end.is_empty() && k.as_slice() >= end {
                 break;
@@ -497,7 +509,24 @@ impl Txn {
                 }
             }
         }
-        Ok(found.into_values().take(limit).collect())
+        found.into_values().take(limit).collect()
+    }
+
+    /// Like [`Txn::scan`], without locks: the latest committed pairs (a
+    /// linearizable read at the leaders), merged with this transaction's
+    /// own writes. Nothing stops another transaction from writing or
+    /// inserting a key in the range before this one commits: SQL's `SKIP
+    /// LOCKED` reads its candidates so, then locks each row it takes with
+    /// [`Txn::set_no_wait`] and reads it again.
+    pub async fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
+        self.check_open()?;
+        if !end.is_empty() && end <= start {
+            return Err(Error::InvalidArgument("scan end must be after start".into()));
+        }
+        let want = limit.saturating_add(self.writes.len());
+        let read = self.client.scan(start, end, want, ReadMode::Latest).await?;
+        let found = read.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        Ok(self.with_own_writes(found, start, end, limit))
     }
 
     /// Buffers a write of `key` (applied at commit).
@@ -708,9 +737,9 @@ impl Txn {
         let (mut participants, mut failure, mut regroups) = (Vec::new(), None, 0);
         let asked = Instant::now();
         while !pending.is_empty() {
-            let prepares = pending.iter().map(|(shard, part)| {
-                prepare_on(self.client.clone(), *shard, meta.clone(), part.clone(), coordinator)
-            });
+            let prepares = pending
+                .iter()
+                .map(|(shard, part)| prepare_on(self.client.clone(), *shard, meta.clone(), part.clone(), coordinator));
             let prepared = futures_join_all(prepares).await;
             let mut moved = Vec::new();
             for ((shard, part), result) in std::mem::take(&mut pending).into_iter().zip(prepared) {

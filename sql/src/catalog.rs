@@ -715,6 +715,10 @@ impl Transaction for DeadlineLifting<'_> {
         self.before_read()?;
         self.inner.scan(start, end, limit)
     }
+    fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
+        self.before_read()?;
+        self.inner.scan_unlocked(start, end, limit)
+    }
     delegate_writes!("a statement's transaction");
     fn priority(&self) -> Option<crate::kv::Priority> {
         self.inner.priority()
@@ -812,6 +816,12 @@ impl Transaction for LeaseChecked<'_> {
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
         let first = self.inner.read_ts().is_none();
         let pairs = self.inner.scan(start, end, limit)?;
+        self.check(first)?;
+        Ok(pairs)
+    }
+    fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
+        let first = self.inner.read_ts().is_none();
+        let pairs = self.inner.scan_unlocked(start, end, limit)?;
         self.check(first)?;
         Ok(pairs)
     }

@@ -29,7 +29,7 @@ use crate::catalog::{IndexDesc, TableDesc, PRIMARY_INDEX_ID};
 use crate::encoding::{self, Direction};
 use crate::error::{Error, Result, SqlState};
 use crate::functions;
-use crate::kv::{Pair, Transaction};
+use crate::kv::{KvError, Pair, Transaction};
 use crate::layout;
 use crate::limits;
 use crate::ops;
@@ -91,6 +91,9 @@ pub struct Cx<'t> {
     /// The table whose rows an UPDATE or DELETE is reading: its rows
     /// looked up by key are read for update ([`Cx::get_row`]).
     pub for_update: Option<u32>,
+    /// Under `SKIP LOCKED`: reads take no locks (the rows it passes are
+    /// locked one by one, [`Cx::lock_row_if_free`]).
+    unlocked_reads: bool,
     /// The rows each running [`Node::Recursive`] added in its last round,
     /// by id (what its step's [`Node::WorkTable`] reads).
     work_tables: HashMap<usize, Rc<Vec<Row>>>,
@@ -151,6 +154,7 @@ impl<'t> Cx<'t> {
             followup: None,
             engine: None,
             for_update: None,
+            unlocked_reads: false,
             work_tables: HashMap::new(),
             action_depth: 0,
             constraint_mode: None,
@@ -276,8 +280,17 @@ impl<'t> Cx<'t> {
     fn read_key(&mut self, key: &[u8], for_update: bool) -> Result<Option<Vec<u8>>> {
         self.check_cancel()?;
         self.stats.kv_requests += 1;
+        let unlocked = self.unlocked_reads;
         let txn = self.txn()?;
-        let v = if for_update { txn.get_for_update(key)? } else { txn.get(key)? };
+        let v = if unlocked {
+            let mut end = key.to_vec();
+            end.push(0);
+            txn.scan_unlocked(key, &end, 1)?.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        } else if for_update {
+            txn.get_for_update(key)?
+        } else {
+            txn.get(key)?
+        };
         if let Some(v) = &v {
             self.stats.kv_pairs += 1;
             self.stats.kv_bytes += (key.len() + v.len()) as u64;
@@ -285,10 +298,28 @@ impl<'t> Cx<'t> {
         Ok(v)
     }
 
+    /// Locks the row at `key` exclusively if no other transaction holds
+    /// it, and reads it: `None` if another does (nothing waited for, no
+    /// lock taken) or the row is gone. `SKIP LOCKED`'s lock.
+    pub fn lock_row_if_free(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_cancel()?;
+        self.stats.kv_requests += 1;
+        let txn = self.txn()?;
+        txn.set_lock_no_wait(true);
+        let read = txn.get_for_update(key);
+        txn.set_lock_no_wait(false);
+        match read {
+            Err(KvError::LockNotAvailable(_)) => Ok(None),
+            read => Ok(read?),
+        }
+    }
+
     pub fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>> {
         self.check_cancel()?;
         self.stats.kv_requests += 1;
-        let page = self.txn()?.scan(start, end, limit)?;
+        let unlocked = self.unlocked_reads;
+        let txn = self.txn()?;
+        let page = if unlocked { txn.scan_unlocked(start, end, limit)? } else { txn.scan(start, end, limit)? };
         self.stats.kv_pairs += page.len() as u64;
         self.stats.kv_bytes += page.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
         Ok(page)
@@ -395,7 +426,10 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
             seen: std::collections::HashSet::new(),
         }),
         Node::WorkTable { id, .. } => Box::new(WorkTable { id: *id, rows: None, next: 0 }),
-        Node::LockRows { input, table, exclusive, no_wait } => Box::new(LockRows {
+        Node::LockRows { input, skip_locked: Some(skip), .. } => {
+            Box::new(SkipLockedRows { input: b(input), table: &skip.table, row_at: skip.row_at, checked: false })
+        }
+        Node::LockRows { input, table, exclusive, no_wait, skip_locked: None } => Box::new(LockRows {
             input: b(input),
             table: table.as_ref().map(|(id, _)| *id),
             relation: table.as_ref().map(|(_, name)| name.clone()),
@@ -637,6 +671,43 @@ impl Operator for LockRows<'_> {
             ),
             _ => e,
         })
+    }
+}
+
+/// `FOR UPDATE SKIP LOCKED` ([`Node::LockRows`], `planner::skip_locked`):
+/// its input read without locks; each row locked without waiting and
+/// read again as it passes, and left out if another transaction holds it,
+/// it is gone, or it changed since it was read.
+struct SkipLockedRows<'p> {
+    input: Box<dyn Operator + 'p>,
+    table: &'p TableDesc,
+    /// Where the table's row begins in an input row.
+    row_at: usize,
+    checked: bool,
+}
+
+impl Operator for SkipLockedRows<'_> {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if !self.checked {
+            if cx.txn()?.mode().is_read_only() {
+                return sql_err!(ReadOnlySqlTransaction, "cannot execute SELECT FOR UPDATE in a read-only transaction");
+            }
+            self.checked = true;
+        }
+        loop {
+            let outer = std::mem::replace(&mut cx.unlocked_reads, true);
+            let row = self.input.next(cx);
+            cx.unlocked_reads = outer;
+            let Some(row) = row? else { return Ok(None) };
+            let read = row.get(self.row_at..).ok_or_else(|| internal("SKIP LOCKED's row is missing".into()))?;
+            let key = layout::row_key(self.table, read)?;
+            let Some(value) = cx.lock_row_if_free(&key)? else { continue };
+            // Changed since the unlocked read (another worker took it and
+            // let it go): what was sorted and filtered is not the row now.
+            if layout::decode_row(self.table, &key, &value)?.as_slice() == read {
+                return Ok(Some(row));
+            }
+        }
     }
 }
 
@@ -1303,6 +1374,10 @@ impl Operator for Scan<'_> {
                 let target = layout::index_entry_target(self.table, self.index, &key, &value)?;
                 let row_key = layout::row_key_from_suffix(self.table, &target);
                 let Some(row) = cx.get_row(self.table.id, &row_key)? else {
+                    if cx.unlocked_reads {
+                        // Read without locks: deleted since its entry was.
+                        continue;
+                    }
                     return sql_err!(
                         InternalError,
                         "index {} entry {} points at a missing row",
@@ -1310,7 +1385,14 @@ impl Operator for Scan<'_> {
                         encoding::pretty_key(&key)
                     );
                 };
-                return layout::decode_row(self.table, &row_key, &row).map(Some);
+                let row = layout::decode_row(self.table, &row_key, &row)?;
+                if cx.unlocked_reads && layout::index_entry(self.table, self.index, &row)?.0 != key {
+                    // Read without locks: changed since its entry was
+                    // read, so the entry (and the span it matched) is not
+                    // the row's now.
+                    continue;
+                }
+                return Ok(Some(row));
             }
             if let Some((start, end)) = self.current.take() {
                 let page = cx.scan(&start, &end, limits::SCAN_PAGE_ROWS)?;

@@ -206,9 +206,13 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
             node(step, depth + 1, cx, out);
         }
         Node::WorkTable { id, .. } => out.push(format!("{pad}WorkTable {id}")),
-        Node::LockRows { input, table, exclusive, no_wait } => {
+        Node::LockRows { input, table, exclusive, no_wait, skip_locked } => {
             let strength = if *exclusive { "UPDATE" } else { "SHARE" };
-            let wait = if *no_wait { " NOWAIT" } else { "" };
+            let wait = match (no_wait, skip_locked) {
+                (_, Some(_)) => " SKIP LOCKED",
+                (true, None) => " NOWAIT",
+                (false, None) => "",
+            };
             let locked = table.as_ref().map(|(_, name)| format!(" ({name} exclusively)")).unwrap_or_default();
             out.push(format!("{pad}LockRows FOR {strength}{wait}{locked}"));
             node(input, depth + 1, cx, out);

@@ -315,6 +315,15 @@ pub trait Transaction: Send {
     /// an empty `end` is unbounded.
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError>;
 
+    /// Like `scan`, without locks, in a read-write transaction too: the
+    /// latest committed pairs with the transaction's own writes over them
+    /// (SQL's `SKIP LOCKED` reads its candidates so, then locks each row
+    /// it takes). Nothing stops another transaction from changing the
+    /// range meanwhile. Engines without locks scan as `scan`.
+    fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        self.scan(start, end, limit)
+    }
+
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError>;
 
     /// Like `put`, only if `key` has no value when the transaction

@@ -181,8 +181,8 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
                 .collect(),
         },
         Node::Recursive { base, step, all, id } => Node::Recursive { base: on(base), step: on(step), all, id },
-        Node::LockRows { input, table, exclusive, no_wait } => {
-            Node::LockRows { input: on(input), table, exclusive, no_wait }
+        Node::LockRows { input, table, exclusive, no_wait, skip_locked } => {
+            Node::LockRows { input: on(input), table, exclusive, no_wait, skip_locked }
         }
         n @ (Node::Scan { .. } | Node::Series { .. } | Node::Unnest { .. } | Node::WorkTable { .. }) => n,
     }

@@ -484,7 +484,19 @@ pub enum Node {
         /// `NOWAIT`: a lock another transaction holds fails the statement
         /// (55P03) instead of being waited for.
         no_wait: bool,
+        /// `SKIP LOCKED`: its input read without locks, each row locked as
+        /// it passes (a row another transaction holds, or one changed since
+        /// it was read, is left out). Then the node sits under the LIMIT.
+        skip_locked: Option<SkipLocked>,
     },
+}
+
+/// What `SKIP LOCKED` ([`Node::LockRows`]) needs of its input: each row
+/// carries the row of `table` it came from, whole, from `row_at` on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkipLocked {
+    pub table: Arc<TableDesc>,
+    pub row_at: usize,
 }
 
 /// One window function call: `func(args) OVER (PARTITION BY ... ORDER BY

@@ -449,6 +449,69 @@ fn is_serial(t: &ast::DataType) -> bool {
 }
 
 /// The distinct tables `node` scans (not its subqueries'): `(id, name)`.
+/// `FOR UPDATE SKIP LOCKED` of `table` over a query's rows (`node`):
+/// PostgreSQL's job-queue read. The rows are read without locks and
+/// sorted; then, as the LIMIT takes them, each is locked without waiting
+/// and read again: one another transaction holds, or one that changed
+/// since (taken and updated by another worker), is left out and the next
+/// one taken. So each row the query returns is locked, and the LIMIT
+/// counts only those. The node's input carries each row of `table`
+/// whole as hidden columns, which a projection above drops:
+///
+/// ```text
+///   Limit                          Limit
+///     Project (select list)   =>     Project (select list only)
+///       Sort                           LockRows (SKIP LOCKED, row at k)
+///         Project (a, b)                 Project (select list)
+///           Filter                         Sort
+///             Scan t                         Project (a, b, t's columns from k)
+///                                              Filter
+///                                                Scan t (read without locks)
+/// ```
+fn skip_locked(node: Node, table: u32) -> Result<Node> {
+    if let Node::Limit { input, limit, offset } = node {
+        return Ok(Node::Limit { input: Box::new(skip_locked(*input, table)?), limit, offset });
+    }
+    let visible = node.width();
+    let (input, desc, row_at) = carrying_row(node, table)?;
+    let skip_locked = Some(crate::plan::SkipLocked { table: desc, row_at });
+    let locked = Node::LockRows { input: Box::new(input), table: None, exclusive: true, no_wait: false, skip_locked };
+    Ok(Node::Project { input: Box::new(locked), exprs: (0..visible).map(Expr::Column).collect() })
+}
+
+/// `node` made to carry, after its columns, the row of `table` each of
+/// its rows came from: `(node, the table, where the row begins)`. Only
+/// projections and sorts over a filtered scan of `table` can.
+fn carrying_row(node: Node, table: u32) -> Result<(Node, Arc<TableDesc>, usize)> {
+    fn scanned(node: &Node, table: u32) -> Option<Arc<TableDesc>> {
+        match node {
+            Node::Scan { table: t, .. } if t.id == table => Some(t.clone()),
+            Node::Filter { input, .. } => scanned(input, table),
+            _ => None,
+        }
+    }
+    match node {
+        Node::Project { input, mut exprs } => {
+            let row_at = exprs.len();
+            if let Some(desc) = scanned(&input, table) {
+                exprs.extend((0..input.width()).map(Expr::Column));
+                return Ok((Node::Project { input, exprs }, desc, row_at));
+            }
+            let (input, desc, from) = carrying_row(*input, table)?;
+            exprs.extend((from..from + desc.columns.len()).map(Expr::Column));
+            Ok((Node::Project { input: Box::new(input), exprs }, desc, row_at))
+        }
+        Node::Sort { input, keys } => {
+            let (input, desc, row_at) = carrying_row(*input, table)?;
+            Ok((Node::Sort { input: Box::new(input), keys }, desc, row_at))
+        }
+        _ => sql_err!(
+            FeatureNotSupported,
+            "SKIP LOCKED is supported on a query of one table without grouping, DISTINCT or set operations"
+        ),
+    }
+}
+
 fn scanned_tables(node: &Node, out: &mut Vec<(u32, String)>) {
     match node {
         Node::Scan { table, .. } => {
@@ -873,15 +936,14 @@ impl<'a> Planner<'a> {
     /// OF); FOR SHARE, or several tables, as every read of a read-write
     /// transaction locks. Serializable either way: the exclusive lock
     /// spares a read-then-write its upgrade (which may be wounded).
-    /// NOWAIT refuses a lock that is taken (55P03); SKIP LOCKED is not
-    /// supported (0A000).
+    /// NOWAIT refuses a lock that is taken (55P03). SKIP LOCKED
+    /// ([`skip_locked`]) takes FOR UPDATE of one table, in a query without
+    /// grouping, DISTINCT or joins (0A000 otherwise).
     fn lock_rows(&mut self, q: &ast::Query, mut plan: QueryPlan) -> Result<QueryPlan> {
         if q.locks.is_empty() {
             return Ok(plan);
         }
-        if q.locks.iter().any(|l| l.nonblock == Some(ast::NonBlock::SkipLocked)) {
-            return sql_err!(FeatureNotSupported, "SKIP LOCKED is not supported");
-        }
+        let skip = q.locks.iter().any(|l| l.nonblock == Some(ast::NonBlock::SkipLocked));
         let no_wait = q.locks.iter().any(|l| l.nonblock == Some(ast::NonBlock::Nowait));
         let exclusive = q.locks.iter().any(|l| l.lock_type == ast::LockType::Update);
         let mut tables = Vec::new();
@@ -890,13 +952,26 @@ impl<'a> Planner<'a> {
         let table = match named {
             Some(of) => {
                 let of = object_name(of)?;
-                tables.into_iter().find(|(_, name)| *name == of)
+                match tables.iter().position(|(_, name)| *name == of) {
+                    Some(i) => Some(tables.swap_remove(i)),
+                    // OF names the table's alias (scans know the table's
+                    // own name): with one table, it is that one.
+                    None if tables.len() == 1 => tables.pop(),
+                    None => None,
+                }
             }
             None if tables.len() == 1 => tables.pop(),
             None => None,
         };
-        plan.root =
-            Node::LockRows { input: Box::new(plan.root), table: table.filter(|_| exclusive), exclusive, no_wait };
+        if skip {
+            let Some((table, _)) = table.filter(|_| exclusive) else {
+                return sql_err!(FeatureNotSupported, "SKIP LOCKED is supported with FOR UPDATE of one table");
+            };
+            plan.root = skip_locked(plan.root, table)?;
+            return Ok(plan);
+        }
+        let table = table.filter(|_| exclusive);
+        plan.root = Node::LockRows { input: Box::new(plan.root), table, exclusive, no_wait, skip_locked: None };
         Ok(plan)
     }
 

@@ -145,7 +145,8 @@ fn a_row_changed_earlier_in_the_transaction_is_read_back_by_key() {
 /// among several; FOR SHARE and a join without OF read shared. It runs
 /// in a read-write transaction even outside a block, and a read-only
 /// block refuses it (25006). NOWAIT reads as FOR UPDATE does (an engine
-/// whose reads never wait has nothing to refuse); SKIP LOCKED: 0A000.
+/// whose reads never wait has nothing to refuse), and SKIP LOCKED reads
+/// the row without locks, then for update; FOR SHARE SKIP LOCKED: 0A000.
 #[test]
 fn select_for_update_reads_its_rows_for_update() {
     let (reads, mut s) = setup();
@@ -168,6 +169,10 @@ fn select_for_update_reads_its_rows_for_update() {
     run(&mut s, "ROLLBACK").unwrap();
     let (made, rows) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE id = 2 FOR UPDATE NOWAIT");
     assert_eq!((made, rows), (vec![Read::GetForUpdate], vec![vec![Value::Int4(20)]]));
-    let e = run(&mut s, "SELECT n FROM t FOR UPDATE SKIP LOCKED").expect_err("SKIP LOCKED");
+    // SKIP LOCKED: the row read without locks (a scan of its key), then
+    // locked and read again.
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT n FROM t WHERE id = 2 FOR UPDATE SKIP LOCKED");
+    assert_eq!((made, rows), (vec![Read::Scan, Read::GetForUpdate], vec![vec![Value::Int4(20)]]));
+    let e = run(&mut s, "SELECT n FROM t FOR SHARE SKIP LOCKED").expect_err("FOR SHARE SKIP LOCKED");
     assert_eq!(e.state.code(), "0A000", "{e}");
 }

@@ -90,6 +90,7 @@ slt!(
     ddl,
     alter_table,
     sequences,
+    skip_locked,
     extensions,
     comments,
     functions,

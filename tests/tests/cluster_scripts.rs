@@ -100,7 +100,8 @@ impl Runner {
             let target = LockTarget::Key(key.as_bytes().to_vec());
             let (mode, deadline) = (LockMode::Shared, None);
             let (wanted, no_wait) = (target.clone(), false);
-            let input = Input::Read { req: RequestId(0), txn, priority, target: wanted, mode, lease, deadline, no_wait };
+            let input =
+                Input::Read { req: RequestId(0), txn, priority, target: wanted, mode, lease, deadline, no_wait };
             match c.call(shard, input, ANSWER_WITHIN) {
                 Ok(Answer::Locked { lease }) => leases.entry(shard).or_insert((lease, Vec::new())).1.push(target),
                 other => {
