@@ -21,6 +21,15 @@
 //!    u.id = t.uid)` gets one key per row of `t` rather than scanning `u`
 //!    for each. An uncorrelated subquery bounding a scan is the filter's
 //!    own (`Expr::Subquery` is shared), so it still runs once.
+//! 4. Sorts from an index: an ORDER BY that the scan under it already
+//!    reads in (the index's key order, after the columns its equalities
+//!    fix) is dropped, so a LIMIT over it stops after its rows: `WHERE
+//!    state = 'queued' ORDER BY priority, id LIMIT 1` on an index of
+//!    `(state, priority)` reads one row, not every queued job. Only where
+//!    the key encoding orders as the sort does: ints, text and varchar,
+//!    bool, dates and timestamps, uuids; each key in the index's
+//!    direction with PostgreSQL's default NULLs place (which the encoding
+//!    shares: last ascending, first descending).
 //!
 //! `optimize(plan)` with every rule turned off gives the same rows as
 //! with them on; the tests check that on random data.
@@ -32,7 +41,7 @@ use crate::exec;
 use crate::limits;
 use crate::ops::BinaryOp;
 use crate::plan::*;
-use crate::types::Value;
+use crate::types::{DataType, Value};
 
 /// Which rules run (all, normally; tests turn them off one at a time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,11 +49,12 @@ pub struct Rules {
     pub fold_constants: bool,
     pub order_joins: bool,
     pub choose_access_paths: bool,
+    pub sorts_from_index: bool,
 }
 
 impl Default for Rules {
     fn default() -> Self {
-        Rules { fold_constants: true, order_joins: true, choose_access_paths: true }
+        Rules { fold_constants: true, order_joins: true, choose_access_paths: true, sorts_from_index: true }
     }
 }
 
@@ -146,7 +156,12 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
                 .collect(),
         },
         Node::Sort { input, keys } => {
-            Node::Sort { input: on(input), keys: keys.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect() }
+            let input = on(input);
+            let keys: Vec<SortKey> = keys.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect();
+            if rules.sorts_from_index && read_in_order(&input, &keys) {
+                return *input;
+            }
+            Node::Sort { input, keys }
         }
         Node::Limit { input, limit, offset } => {
             Node::Limit { input: on(input), limit: limit.map(ox), offset: offset.map(ox) }
@@ -321,6 +336,80 @@ fn filter(input: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
         Some(p) => Node::Filter { input: Box::new(input), predicate: p },
         None => input,
     }
+}
+
+// ---- sorts from an index --------------------------------------------------
+
+/// Does `input` (a projection of a filtered scan, or the filtered scan)
+/// give its rows in the order of `keys` already? (Rule 4.)
+fn read_in_order(input: &Node, keys: &[SortKey]) -> bool {
+    // The keys as columns of the scan's rows.
+    let (mut node, mut columns) = (input, Vec::with_capacity(keys.len()));
+    let projected = match input {
+        Node::Project { input, exprs } => {
+            node = input;
+            Some(exprs)
+        }
+        _ => None,
+    };
+    for k in keys {
+        let Expr::Column(i) = k.expr else { return false };
+        let column = match projected {
+            Some(exprs) => match exprs.get(i) {
+                Some(Expr::Column(c)) => *c,
+                _ => return false,
+            },
+            None => i,
+        };
+        columns.push((column, k));
+    }
+    while let Node::Filter { input, .. } = node {
+        node = input;
+    }
+    let Node::Scan { table, index, spans } = node else { return false };
+    // The scan's order: the index's columns, then (a secondary index's
+    // entries, which end with it, or are unique) the primary key.
+    let mut order: Vec<(u32, crate::encoding::Direction)> = index.columns.clone();
+    if index.id != crate::catalog::PRIMARY_INDEX_ID {
+        order.extend(table.primary.columns.iter().copied());
+    }
+    let Ok(positions) = table.key_positions(&IndexDesc { columns: order.clone(), ..index.clone() }) else {
+        return false;
+    };
+    // Columns one span's equalities fix (the filter above keeps only rows
+    // with those values, so they are the same in every row read).
+    let fixed = match spans.as_slice() {
+        [span] => span.equal.len(),
+        _ => 0,
+    };
+    let mut next = fixed;
+    for (column, key) in columns {
+        if positions[..fixed].contains(&column) {
+            continue;
+        }
+        let Some(at) = positions.get(next) else { return false };
+        let descending = order[next].1 == crate::encoding::Direction::Desc;
+        let c = &table.columns[column];
+        let sorts_as_encoded = matches!(
+            c.data_type,
+            DataType::Bool
+                | DataType::Int2
+                | DataType::Int4
+                | DataType::Int8
+                | DataType::Text
+                | DataType::Varchar(_)
+                | DataType::Timestamp
+                | DataType::TimestampTz
+                | DataType::Date
+                | DataType::Uuid
+        );
+        let nulls_placed = !c.nullable || key.nulls_first == descending;
+        if *at != column || key.descending != descending || !sorts_as_encoded || !nulls_placed {
+            return false;
+        }
+        next += 1;
+    }
+    true
 }
 
 // ---- access paths ----------------------------------------------------------

@@ -11,7 +11,8 @@
 //!       comma joins along equality chains, outer joins, GROUP BY,
 //!       subqueries) with constants
 //!     -> rows under Rules { all on | fold_constants off | order_joins off |
-//!        choose_access_paths off | all off }  ==  model rows
+//!        choose_access_paths off | sorts_from_index off | all off }
+//!        ==  model rows
 //! ```
 //!
 //! Tables and their columns: `id INT PRIMARY KEY` (distinct, 0..40), `a`
@@ -237,6 +238,34 @@ const TEMPLATES: &[Template] = &[
             let mut rows: Vec<&Row> = db.t(1).iter().filter(|r| holds(r.a, |a| a >= p.c[0])).collect();
             rows.sort_by_key(|r| (std::cmp::Reverse(r.a), r.id));
             rows.iter().take(3).map(|r| vec![int(r.a), r.id.to_string()]).collect()
+        },
+    },
+    Template {
+        name: "ORDER BY the primary key, LIMIT (no sort: the scan's order)",
+        sql: |db, p| format!("SELECT id, a FROM {} WHERE id >= {} ORDER BY id LIMIT 3", db.name(0), p.c[0] * 3),
+        model: |db, p| {
+            let mut rows: Vec<&Row> = db.t(0).iter().filter(|r| r.id >= p.c[0] * 3).collect();
+            rows.sort_by_key(|r| r.id);
+            rows.iter().take(3).map(|r| vec![r.id.to_string(), int(r.a)]).collect()
+        },
+    },
+    Template {
+        name: "equality, then ORDER BY the index's next columns, LIMIT",
+        sql: |db, p| format!("SELECT id, b FROM {} WHERE a = {} ORDER BY b DESC, id LIMIT 2", db.name(0), p.c[0]),
+        model: |db, p| {
+            let mut rows: Vec<&Row> = db.t(0).iter().filter(|r| eq(r.a, Some(p.c[0]))).collect();
+            // DESC puts NULLs first.
+            rows.sort_by_key(|r| (r.b.is_some(), std::cmp::Reverse(r.b), r.id));
+            rows.iter().take(2).map(|r| vec![r.id.to_string(), int(r.b)]).collect()
+        },
+    },
+    Template {
+        name: "ORDER BY a text index, LIMIT",
+        sql: |db, p| format!("SELECT s, id FROM {} WHERE s >= '{}' ORDER BY s, id LIMIT 4", db.name(1), p.text),
+        model: |db, p| {
+            let mut rows: Vec<&Row> = db.t(1).iter().filter(|r| r.s.is_some_and(|s| s >= p.text)).collect();
+            rows.sort_by_key(|r| (r.s, r.id));
+            rows.iter().take(4).map(|r| vec![r.s.unwrap_or_default().to_string(), r.id.to_string()]).collect()
         },
     },
     Template {
@@ -698,12 +727,13 @@ fn params_strategy() -> impl Strategy<Value = Params> {
 /// The rule sets every query runs under.
 fn rule_sets() -> Vec<(&'static str, Rules)> {
     let on = Rules::default();
-    let off = Rules { fold_constants: false, order_joins: false, choose_access_paths: false };
+    let off = Rules { fold_constants: false, order_joins: false, choose_access_paths: false, sorts_from_index: false };
     vec![
         ("all rules", on),
         ("fold_constants off", Rules { fold_constants: false, ..on }),
         ("order_joins off", Rules { order_joins: false, ..on }),
         ("choose_access_paths off", Rules { choose_access_paths: false, ..on }),
+        ("sorts_from_index off", Rules { sorts_from_index: false, ..on }),
         ("all rules off", off),
     ]
 }
