@@ -668,9 +668,6 @@ macro_rules! delegate_writes {
         fn set_deadline(&mut self, deadline: Option<Timestamp>) -> std::result::Result<(), KvError> {
             self.inner.set_deadline(deadline)
         }
-        fn set_lock_no_wait(&mut self, no_wait: bool) {
-            self.inner.set_lock_no_wait(no_wait)
-        }
     };
 }
 
@@ -685,6 +682,9 @@ pub struct DeadlineLifting<'t> {
     pub leases: &'t mut WriterLeases,
     /// Whose clock the deadline is measured by.
     pub engine: &'t dyn Engine,
+    /// The statement's reads refuse a lock that is taken (`NOWAIT`); the
+    /// descriptors it reads to lift the deadline wait for theirs.
+    pub no_wait: bool,
 }
 
 impl DeadlineLifting<'_> {
@@ -692,7 +692,10 @@ impl DeadlineLifting<'_> {
         if !self.leases.near_deadline(self.engine.now()) {
             return Ok(());
         }
-        self.leases.lift(self.inner).map_err(|e| match e.state {
+        self.inner.set_lock_no_wait(false);
+        let lifted = self.leases.lift(self.inner);
+        self.inner.set_lock_no_wait(self.no_wait);
+        lifted.map_err(|e| match e.state {
             SqlState::SerializationFailure => KvError::Retryable(e.message),
             // A cancel or timeout stays one (57014, 55P03).
             SqlState::QueryCanceled => KvError::Cancelled,
@@ -720,6 +723,10 @@ impl Transaction for DeadlineLifting<'_> {
         self.inner.scan_unlocked(start, end, limit)
     }
     delegate_writes!("a statement's transaction");
+    fn set_lock_no_wait(&mut self, no_wait: bool) {
+        self.no_wait = no_wait;
+        self.inner.set_lock_no_wait(no_wait)
+    }
     fn priority(&self) -> Option<crate::kv::Priority> {
         self.inner.priority()
     }
@@ -826,6 +833,9 @@ impl Transaction for LeaseChecked<'_> {
         Ok(pairs)
     }
     delegate_writes!("a lease-checked transaction");
+    fn set_lock_no_wait(&mut self, no_wait: bool) {
+        self.inner.set_lock_no_wait(no_wait)
+    }
 }
 
 /// Reads and writes the catalog through a transaction.

@@ -91,9 +91,14 @@ pub struct Cx<'t> {
     /// The table whose rows an UPDATE or DELETE is reading: its rows
     /// looked up by key are read for update ([`Cx::get_row`]).
     pub for_update: Option<u32>,
-    /// Under `SKIP LOCKED`: reads take no locks (the rows it passes are
-    /// locked one by one, [`Cx::lock_row_if_free`]).
-    unlocked_reads: bool,
+    /// Under `SKIP LOCKED`: the table whose scans read without locks (the
+    /// rows it passes are locked one by one, [`Cx::lock_row_if_free`]).
+    /// Reads of other tables, and subqueries', lock as ever.
+    unlocked_table: Option<u32>,
+    /// Whether the transaction's locking reads refuse rather than wait
+    /// now (`NOWAIT`, [`Cx::lock_row_if_free`]), as the operator that set
+    /// it will set it back.
+    no_wait: bool,
     /// The rows each running [`Node::Recursive`] added in its last round,
     /// by id (what its step's [`Node::WorkTable`] reads).
     work_tables: HashMap<usize, Rc<Vec<Row>>>,
@@ -154,7 +159,8 @@ impl<'t> Cx<'t> {
             followup: None,
             engine: None,
             for_update: None,
-            unlocked_reads: false,
+            unlocked_table: None,
+            no_wait: false,
             work_tables: HashMap::new(),
             action_depth: 0,
             constraint_mode: None,
@@ -274,23 +280,20 @@ impl<'t> Cx<'t> {
     /// Reads a row of `table` by its key: for update if the statement is
     /// an UPDATE or DELETE of that table ([`Cx::for_update`]).
     pub fn get_row(&mut self, table: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if self.unlocked_table == Some(table) {
+            let mut end = key.to_vec();
+            end.push(0);
+            let pairs = self.scan_of(Some(table), key, &end, 1)?;
+            return Ok(pairs.into_iter().find(|(k, _)| k == key).map(|(_, v)| v));
+        }
         self.read_key(key, self.for_update == Some(table))
     }
 
     fn read_key(&mut self, key: &[u8], for_update: bool) -> Result<Option<Vec<u8>>> {
         self.check_cancel()?;
         self.stats.kv_requests += 1;
-        let unlocked = self.unlocked_reads;
         let txn = self.txn()?;
-        let v = if unlocked {
-            let mut end = key.to_vec();
-            end.push(0);
-            txn.scan_unlocked(key, &end, 1)?.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
-        } else if for_update {
-            txn.get_for_update(key)?
-        } else {
-            txn.get(key)?
-        };
+        let v = if for_update { txn.get_for_update(key)? } else { txn.get(key)? };
         if let Some(v) = &v {
             self.stats.kv_pairs += 1;
             self.stats.kv_bytes += (key.len() + v.len()) as u64;
@@ -304,10 +307,11 @@ impl<'t> Cx<'t> {
     pub fn lock_row_if_free(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_cancel()?;
         self.stats.kv_requests += 1;
+        let no_wait = self.no_wait;
         let txn = self.txn()?;
         txn.set_lock_no_wait(true);
         let read = txn.get_for_update(key);
-        txn.set_lock_no_wait(false);
+        txn.set_lock_no_wait(no_wait);
         match read {
             Err(KvError::LockNotAvailable(_)) => Ok(None),
             read => Ok(read?),
@@ -315,9 +319,15 @@ impl<'t> Cx<'t> {
     }
 
     pub fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>> {
+        self.scan_of(None, start, end, limit)
+    }
+
+    /// [`Cx::scan`] of `table`'s keys (`None`: of no one table), without
+    /// locks under its `SKIP LOCKED` ([`Cx::unlocked_table`]).
+    fn scan_of(&mut self, table: Option<u32>, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>> {
         self.check_cancel()?;
         self.stats.kv_requests += 1;
-        let unlocked = self.unlocked_reads;
+        let unlocked = table.is_some() && self.unlocked_table == table;
         let txn = self.txn()?;
         let page = if unlocked { txn.scan_unlocked(start, end, limit)? } else { txn.scan(start, end, limit)? };
         self.stats.kv_pairs += page.len() as u64;
@@ -427,7 +437,7 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
         }),
         Node::WorkTable { id, .. } => Box::new(WorkTable { id: *id, rows: None, next: 0 }),
         Node::LockRows { input, skip_locked: Some(skip), .. } => {
-            Box::new(SkipLockedRows { input: b(input), table: &skip.table, row_at: skip.row_at, checked: false })
+            Box::new(SkipLockedRows { input: b(input), skip, checked: false })
         }
         Node::LockRows { input, table, exclusive, no_wait, skip_locked: None } => Box::new(LockRows {
             input: b(input),
@@ -646,7 +656,9 @@ impl Operator for LockRows<'_> {
             }
             self.checked = true;
         }
+        let outer_no_wait = cx.no_wait;
         if self.no_wait {
+            cx.no_wait = true;
             cx.txn()?.set_lock_no_wait(true);
         }
         let outer = match self.table {
@@ -660,9 +672,11 @@ impl Operator for LockRows<'_> {
         }
         // Reads outside the NOWAIT clause (a later statement's, or another
         // part of this one) wait as usual.
-        cx.txn()?.set_lock_no_wait(false);
+        cx.no_wait = outer_no_wait;
+        cx.txn()?.set_lock_no_wait(outer_no_wait);
         row.map_err(|e| match e.state {
-            SqlState::LockNotAvailable => Error::new(
+            // The refusal (not a `lock_timeout`, which waited).
+            SqlState::LockNotAvailable if e.message.starts_with(NO_WAIT_REFUSAL) => Error::new(
                 SqlState::LockNotAvailable,
                 match &self.relation {
                     Some(name) => format!("{NO_WAIT_REFUSAL} in relation \"{name}\""),
@@ -676,13 +690,13 @@ impl Operator for LockRows<'_> {
 
 /// `FOR UPDATE SKIP LOCKED` ([`Node::LockRows`], `planner::skip_locked`):
 /// its input read without locks; each row locked without waiting and
-/// read again as it passes, and left out if another transaction holds it,
-/// it is gone, or it changed since it was read.
+/// read again as it passes, and left out if another transaction holds it
+/// or it is gone. The row read again is checked against the WHERE and
+/// its output computed anew (it may have changed since: PostgreSQL's
+/// re-check of a row's latest version).
 struct SkipLockedRows<'p> {
     input: Box<dyn Operator + 'p>,
-    table: &'p TableDesc,
-    /// Where the table's row begins in an input row.
-    row_at: usize,
+    skip: &'p crate::plan::SkipLocked,
     checked: bool,
 }
 
@@ -694,19 +708,22 @@ impl Operator for SkipLockedRows<'_> {
             }
             self.checked = true;
         }
+        let table = &self.skip.table;
         loop {
-            let outer = std::mem::replace(&mut cx.unlocked_reads, true);
+            let outer = cx.unlocked_table.replace(table.id);
             let row = self.input.next(cx);
-            cx.unlocked_reads = outer;
+            cx.unlocked_table = outer;
             let Some(row) = row? else { return Ok(None) };
-            let read = row.get(self.row_at..).ok_or_else(|| internal("SKIP LOCKED's row is missing".into()))?;
-            let key = layout::row_key(self.table, read)?;
+            let read = row.get(self.skip.row_at..).ok_or_else(|| internal("SKIP LOCKED's row is missing".into()))?;
+            let key = layout::row_key(table, read)?;
             let Some(value) = cx.lock_row_if_free(&key)? else { continue };
-            // Changed since the unlocked read (another worker took it and
-            // let it go): what was sorted and filtered is not the row now.
-            if layout::decode_row(self.table, &key, &value)?.as_slice() == read {
-                return Ok(Some(row));
+            let latest = layout::decode_row(table, &key, &value)?;
+            if let Some(filter) = &self.skip.filter {
+                if !holds(filter, &latest, cx)? {
+                    continue;
+                }
             }
+            return self.skip.output.iter().map(|e| eval(e, &latest, cx)).collect::<Result<Row>>().map(Some);
         }
     }
 }
@@ -1087,7 +1104,10 @@ fn subquery_rows(node: &Node, row: &[Value], cx: &mut Cx, limit: usize) -> Resul
     }
     let held_before = cx.held_bytes;
     cx.outer.push(row.to_vec());
+    // A subquery under SKIP LOCKED reads as any other: with locks.
+    let unlocked = cx.unlocked_table.take();
     let rows = collect(node, cx, if correlated { limit } else { usize::MAX });
+    cx.unlocked_table = unlocked;
     cx.outer.pop();
     if correlated {
         // Its rows live only while this outer row is evaluated (the
@@ -1373,8 +1393,9 @@ impl Operator for Scan<'_> {
                 }
                 let target = layout::index_entry_target(self.table, self.index, &key, &value)?;
                 let row_key = layout::row_key_from_suffix(self.table, &target);
+                let unlocked = cx.unlocked_table == Some(self.table.id);
                 let Some(row) = cx.get_row(self.table.id, &row_key)? else {
-                    if cx.unlocked_reads {
+                    if unlocked {
                         // Read without locks: deleted since its entry was.
                         continue;
                     }
@@ -1386,7 +1407,7 @@ impl Operator for Scan<'_> {
                     );
                 };
                 let row = layout::decode_row(self.table, &row_key, &row)?;
-                if cx.unlocked_reads && layout::index_entry(self.table, self.index, &row)?.0 != key {
+                if unlocked && layout::index_entry(self.table, self.index, &row)?.0 != key {
                     // Read without locks: changed since its entry was
                     // read, so the entry (and the span it matched) is not
                     // the row's now.
@@ -1395,7 +1416,7 @@ impl Operator for Scan<'_> {
                 return Ok(Some(row));
             }
             if let Some((start, end)) = self.current.take() {
-                let page = cx.scan(&start, &end, limits::SCAN_PAGE_ROWS)?;
+                let page = cx.scan_of(Some(self.table.id), &start, &end, limits::SCAN_PAGE_ROWS)?;
                 if page.len() == limits::SCAN_PAGE_ROWS {
                     let mut next = page.last().expect("full page").0.clone();
                     next.push(0);

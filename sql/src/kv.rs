@@ -102,7 +102,7 @@ pub enum KvError {
     /// its lock held by another transaction. Nothing was locked; the
     /// transaction may go on (SQL rolls it back to a savepoint, or ends
     /// it, as after any error).
-    #[error("could not obtain lock: {0}")]
+    #[error("could not obtain lock on row: {0}")]
     LockNotAvailable(String),
 }
 

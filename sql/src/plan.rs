@@ -492,11 +492,16 @@ pub enum Node {
 }
 
 /// What `SKIP LOCKED` ([`Node::LockRows`]) needs of its input: each row
-/// carries the row of `table` it came from, whole, from `row_at` on.
+/// carries the row of `table` it came from, whole, from `row_at` on; the
+/// WHERE over a row of `table` (`filter`), and the input's row computed
+/// from one (`output`), to check and compute again from the row as it is
+/// once locked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SkipLocked {
     pub table: Arc<TableDesc>,
     pub row_at: usize,
+    pub filter: Option<Expr>,
+    pub output: Vec<Expr>,
 }
 
 /// One window function call: `func(args) OVER (PARTITION BY ... ORDER BY

@@ -448,14 +448,14 @@ fn is_serial(t: &ast::DataType) -> bool {
     }
 }
 
-/// The distinct tables `node` scans (not its subqueries'): `(id, name)`.
 /// `FOR UPDATE SKIP LOCKED` of `table` over a query's rows (`node`):
-/// PostgreSQL's job-queue read. The rows are read without locks and
-/// sorted; then, as the LIMIT takes them, each is locked without waiting
-/// and read again: one another transaction holds, or one that changed
-/// since (taken and updated by another worker), is left out and the next
-/// one taken. So each row the query returns is locked, and the LIMIT
-/// counts only those. The node's input carries each row of `table`
+/// PostgreSQL's job-queue read. The table's rows are read without locks
+/// and sorted; then, as the LIMIT takes them, each is locked without
+/// waiting and read again: one another transaction holds, or one gone, is
+/// passed over; one that changed since (another worker took it and let it
+/// go) is checked against the WHERE again and its columns computed from
+/// the row as it is now. So each row the query returns is locked, and the
+/// LIMIT counts only those. The node's input carries each row of `table`
 /// whole as hidden columns, which a projection above drops:
 ///
 /// ```text
@@ -473,37 +473,75 @@ fn skip_locked(node: Node, table: u32) -> Result<Node> {
         return Ok(Node::Limit { input: Box::new(skip_locked(*input, table)?), limit, offset });
     }
     let visible = node.width();
-    let (input, desc, row_at) = carrying_row(node, table)?;
-    let skip_locked = Some(crate::plan::SkipLocked { table: desc, row_at });
-    let locked = Node::LockRows { input: Box::new(input), table: None, exclusive: true, no_wait: false, skip_locked };
+    let carried = carrying_row(node, table)?;
+    let skip_locked = Some(crate::plan::SkipLocked {
+        table: carried.table,
+        row_at: carried.row_at,
+        filter: Expr::and_all(carried.filter),
+        output: carried.output,
+    });
+    let locked =
+        Node::LockRows { input: Box::new(carried.node), table: None, exclusive: true, no_wait: false, skip_locked };
     Ok(Node::Project { input: Box::new(locked), exprs: (0..visible).map(Expr::Column).collect() })
 }
 
+/// A node made to carry, after its columns, the row of a table each of
+/// its rows came from ([`carrying_row`]).
+struct Carried {
+    node: Node,
+    table: Arc<TableDesc>,
+    /// Where the table's row begins in the node's rows.
+    row_at: usize,
+    /// The WHERE's conjuncts, over a row of the table.
+    filter: Vec<Expr>,
+    /// The node's row, computed from a row of the table.
+    output: Vec<Expr>,
+}
+
 /// `node` made to carry, after its columns, the row of `table` each of
-/// its rows came from: `(node, the table, where the row begins)`. Only
-/// projections and sorts over a filtered scan of `table` can.
-fn carrying_row(node: Node, table: u32) -> Result<(Node, Arc<TableDesc>, usize)> {
-    fn scanned(node: &Node, table: u32) -> Option<Arc<TableDesc>> {
+/// its rows came from. Only projections and sorts over a filtered scan of
+/// `table` can.
+fn carrying_row(node: Node, table: u32) -> Result<Carried> {
+    /// The table and the WHERE of a filtered scan of `table`.
+    fn scanned(node: &Node, table: u32, filter: &mut Vec<Expr>) -> Option<Arc<TableDesc>> {
         match node {
             Node::Scan { table: t, .. } if t.id == table => Some(t.clone()),
-            Node::Filter { input, .. } => scanned(input, table),
+            Node::Filter { input, predicate } => {
+                filter.push(predicate.clone());
+                scanned(input, table, filter)
+            }
             _ => None,
         }
     }
     match node {
         Node::Project { input, mut exprs } => {
             let row_at = exprs.len();
-            if let Some(desc) = scanned(&input, table) {
+            let mut filter = Vec::new();
+            if let Some(desc) = scanned(&input, table, &mut filter) {
                 exprs.extend((0..input.width()).map(Expr::Column));
-                return Ok((Node::Project { input, exprs }, desc, row_at));
+                let output = exprs.clone();
+                return Ok(Carried { node: Node::Project { input, exprs }, table: desc, row_at, filter, output });
             }
-            let (input, desc, from) = carrying_row(*input, table)?;
-            exprs.extend((from..from + desc.columns.len()).map(Expr::Column));
-            Ok((Node::Project { input: Box::new(input), exprs }, desc, row_at))
+            let inner = carrying_row(*input, table)?;
+            let from = inner.row_at;
+            exprs.extend((from..from + inner.table.columns.len()).map(Expr::Column));
+            // Over the table's row: each column of the input as the input
+            // computes it.
+            let output = exprs
+                .iter()
+                .map(|e| {
+                    e.clone().transform(&mut |e| match e {
+                        Expr::Column(i) => inner.output.get(i).cloned().unwrap_or(Expr::Column(i)),
+                        e => e,
+                    })
+                })
+                .collect();
+            let node = Node::Project { input: Box::new(inner.node), exprs };
+            Ok(Carried { node, table: inner.table, row_at, filter: inner.filter, output })
         }
         Node::Sort { input, keys } => {
-            let (input, desc, row_at) = carrying_row(*input, table)?;
-            Ok((Node::Sort { input: Box::new(input), keys }, desc, row_at))
+            let inner = carrying_row(*input, table)?;
+            Ok(Carried { node: Node::Sort { input: Box::new(inner.node), keys }, ..inner })
         }
         _ => sql_err!(
             FeatureNotSupported,
@@ -512,6 +550,7 @@ fn carrying_row(node: Node, table: u32) -> Result<(Node, Arc<TableDesc>, usize)>
     }
 }
 
+/// The distinct tables `node` scans (not its subqueries'): `(id, name)`.
 fn scanned_tables(node: &Node, out: &mut Vec<(u32, String)>) {
     match node {
         Node::Scan { table, .. } => {

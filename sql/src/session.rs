@@ -1841,7 +1841,7 @@ impl Session {
         // their deadline as it nears (executing uses no writer leases).
         let mut leases = std::mem::take(&mut self.writer_leases);
         let engine = self.engine.clone();
-        let mut lifting = DeadlineLifting { inner: txn, leases: &mut leases, engine: engine.as_ref() };
+        let mut lifting = DeadlineLifting { inner: txn, leases: &mut leases, engine: engine.as_ref(), no_wait: false };
         let result = self.execute_plan(&plan, &mut lifting, statement, now_us, sink);
         self.writer_leases = leases;
         result

@@ -244,6 +244,11 @@ impl LockTable {
             .map(|((priority, _), _)| *priority)
     }
 
+    /// Does `txn` hold any lock here?
+    pub fn holds_any(&self, txn: TxnId) -> bool {
+        self.txns.get(&txn).is_some_and(|t| !t.held.is_empty())
+    }
+
     pub fn is_waiting(&self, txn: TxnId) -> bool {
         self.waiting.values().any(|w| w.txn == txn)
     }

@@ -1184,6 +1184,14 @@ impl ShardTxns {
             {
                 let e = TxnError::LockNotAvailable(format!("{target} is locked by another transaction"));
                 self.fail_parked(req, e, now, out);
+                if !self.locks.holds_any(txn) && !self.parked.values().any(|p| p.txn == txn) {
+                    // It holds nothing here, and its client, told so,
+                    // keeps no lease of this shard to heartbeat: an entry
+                    // left behind would time out and make its next
+                    // request here an abort.
+                    self.active.remove(&txn);
+                    self.locks.release(txn);
+                }
                 return;
             }
             match self.locks.acquire(txn, priority, target, mode) {

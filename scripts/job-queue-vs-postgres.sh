@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A job queue's workers (benchmarks/pgbench/job-queue.sql: FOR UPDATE SKIP
+# LOCKED, then an UPDATE) at 1 and 16 clients, against PostgreSQL 15
+# (fsync on) and SpanDB (3 servers, replication 3, synced writes,
+# `demo --preferred-leader 1`), same machine, one after the other. Each
+# starts with $JOBS queued jobs in 10 priorities (a run must not empty
+# the queue: a worker that finds no job fails). Needs the release build.
+# RESULT lines in /tmp/job_queue_compare.txt, pgbench's output in $RAW.
+# usage: SECS=15 JOBS=100000 [AUTOGROUP=0|1|keep] scripts/job-queue-vs-postgres.sh
+set -uo pipefail
+SECS=${SECS:-15} JOBS=${JOBS:-100000}
+OUT=/tmp/job_queue_compare.txt; : > $OUT
+RAW=${RAW:-/tmp/job_queue_compare.raw.txt}; : > $RAW
+# shellcheck source=scripts/pgbench-lib.sh
+. "$(dirname "$0")/pgbench-lib.sh"
+set_autogroup
+export BASE=/tmp/spandb-anchors; mkdir -p $BASE/pids $BASE/logs
+SCRIPT=$(cd "$(dirname "$0")/.." && pwd)/benchmarks/pgbench/job-queue.sql
+BATCH=5000
+load() { # url
+  psql "$1" -qc "DROP TABLE IF EXISTS jobs" 2>/dev/null
+  psql "$1" -qc "CREATE TABLE jobs (id BIGINT PRIMARY KEY, priority INT NOT NULL, state TEXT NOT NULL)"
+  for from in $(seq 1 $BATCH "$JOBS"); do
+    psql "$1" -qc "INSERT INTO jobs SELECT i, i % 10, 'queued' FROM generate_series($from, $((from + BATCH - 1))) i" || return 1
+  done
+  psql "$1" -qc "CREATE INDEX jobs_ready ON jobs (state, priority)"
+}
+run() { # label url extra...
+  local label=$1 url=$2; shift 2
+  local o; o=$(timeout $((SECS + 120)) pgbench -n -r -T "$SECS" -M prepared -f "$SCRIPT" "$@" "$url" 2>&1)
+  printf '=== %s (pgbench -n -r -T %s -M prepared -f job-queue.sql %s)\n%s\n' "$label" "$SECS" "$*" "$o" >> $RAW
+  local tps lat fail retried
+  tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o" | head -1); lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$o")
+  fail=$(grep -oP 'number of failed transactions: \K[0-9]+' <<<"$o"); retried=$(grep -oP 'number of transactions retried: \K[0-9]+' <<<"$o")
+  echo "RESULT label=$label tps=$tps lat_avg_ms=$lat failed=${fail:-0} retried=${retried:-0} args=$*" | tee -a $OUT
+}
+check() { # label url: every job done once at most, and the done count
+  echo "RESULT label=$1-done $(psql "$2" -Atc "SELECT count(*) FILTER (WHERE state = 'done'), count(*) FROM jobs" | tr '|' ' ')" | tee -a $OUT
+}
+
+bash /work/shared/bench-anchors/bin/pg_cluster.sh start
+PG="postgresql://postgres@127.0.0.1:54329/postgres"
+load "$PG"
+run pg-jobs-c1 "$PG" -c 1
+run pg-jobs-c16 "$PG" -c 16 -j 2
+check pg "$PG"
+bash /work/shared/bench-anchors/bin/pg_cluster.sh stop
+
+BIN=${CARGO_TARGET_DIR:-$HOME/.cache/spandb/target}/release/spandb
+S="postgresql://root@127.0.0.1:28000/spandb"
+rm -rf /tmp/bench-jobs; up /tmp/bench-jobs
+start=$(date +%s.%N); load "$S"; echo "RESULT label=spandb-load secs=$(echo "$(date +%s.%N) - $start" | bc)" | tee -a $OUT
+echo "RESULT label=spandb-settle secs=$(settle "$BIN")" | tee -a $OUT
+run spandb-jobs-c1 "$S" -c 1 --max-tries 10
+run spandb-jobs-c16 "$S" -c 16 -j 2 --max-tries 10
+check spandb "$S"
+down
