@@ -691,9 +691,9 @@ impl Operator for LockRows<'_> {
 /// `FOR UPDATE SKIP LOCKED` ([`Node::LockRows`], `planner::skip_locked`):
 /// its input read without locks; each row locked without waiting and
 /// read again as it passes, and left out if another transaction holds it
-/// or it is gone. The row read again is checked against the WHERE and
-/// its output computed anew (it may have changed since: PostgreSQL's
-/// re-check of a row's latest version).
+/// or it is gone. A row that changed since is checked against the WHERE
+/// again and its output computed anew (PostgreSQL's re-check of a row's
+/// latest version).
 struct SkipLockedRows<'p> {
     input: Box<dyn Operator + 'p>,
     skip: &'p crate::plan::SkipLocked,
@@ -717,6 +717,10 @@ impl Operator for SkipLockedRows<'_> {
             let read = row.get(self.skip.row_at..).ok_or_else(|| internal("SKIP LOCKED's row is missing".into()))?;
             let key = layout::row_key(table, read)?;
             let Some(value) = cx.lock_row_if_free(&key)? else { continue };
+            if layout::row_value(table, read)? == value {
+                // As it was read: the WHERE held, the columns are right.
+                return Ok(Some(row));
+            }
             let latest = layout::decode_row(table, &key, &value)?;
             if let Some(filter) = &self.skip.filter {
                 if !holds(filter, &latest, cx)? {

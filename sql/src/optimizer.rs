@@ -197,7 +197,14 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
         },
         Node::Recursive { base, step, all, id } => Node::Recursive { base: on(base), step: on(step), all, id },
         Node::LockRows { input, table, exclusive, no_wait, skip_locked } => {
-            Node::LockRows { input: on(input), table, exclusive, no_wait, skip_locked }
+            let input = on(input);
+            // The re-check's copies of the WHERE and the select list, of
+            // the optimized plan's.
+            let skip_locked = skip_locked.map(|skip| match SkipLocked::recheck_of(&input) {
+                Some((filter, output)) => SkipLocked { filter, output, ..skip },
+                None => skip,
+            });
+            Node::LockRows { input, table, exclusive, no_wait, skip_locked }
         }
         n @ (Node::Scan { .. } | Node::Series { .. } | Node::Unnest { .. } | Node::WorkTable { .. }) => n,
     }

@@ -504,6 +504,47 @@ pub struct SkipLocked {
     pub output: Vec<Expr>,
 }
 
+impl SkipLocked {
+    /// `filter` and `output` read from `input`, the node's input: its
+    /// projections (composed) and sorts over a filtered scan of the table
+    /// (`None` for another shape). Taken again from the optimized input,
+    /// so they share its subquery plans (each runs once, optimized).
+    pub fn recheck_of(input: &Node) -> Option<(Option<Expr>, Vec<Expr>)> {
+        fn scan_filter(node: &Node, filter: &mut Vec<Expr>) -> bool {
+            match node {
+                Node::Scan { .. } => true,
+                Node::Filter { input, predicate } => {
+                    filter.push(predicate.clone());
+                    scan_filter(input, filter)
+                }
+                _ => false,
+            }
+        }
+        match input {
+            Node::Project { input, exprs } => {
+                let mut filter = Vec::new();
+                if scan_filter(input, &mut filter) {
+                    return Some((Expr::and_all(filter), exprs.clone()));
+                }
+                let (filter, inner) = SkipLocked::recheck_of(input)?;
+                // Each column of the input as the input computes it.
+                let output = exprs
+                    .iter()
+                    .map(|e| {
+                        e.clone().transform(&mut |e| match e {
+                            Expr::Column(i) => inner.get(i).cloned().unwrap_or(Expr::Column(i)),
+                            e => e,
+                        })
+                    })
+                    .collect();
+                Some((filter, output))
+            }
+            Node::Sort { input, .. } => SkipLocked::recheck_of(input),
+            _ => None,
+        }
+    }
+}
+
 /// One window function call: `func(args) OVER (PARTITION BY ... ORDER BY
 /// ... frame)`.
 #[derive(Debug, Clone, PartialEq)]

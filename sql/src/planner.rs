@@ -473,80 +473,61 @@ fn skip_locked(node: Node, table: u32) -> Result<Node> {
         return Ok(Node::Limit { input: Box::new(skip_locked(*input, table)?), limit, offset });
     }
     let visible = node.width();
-    let carried = carrying_row(node, table)?;
-    let skip_locked = Some(crate::plan::SkipLocked {
-        table: carried.table,
-        row_at: carried.row_at,
-        filter: Expr::and_all(carried.filter),
-        output: carried.output,
-    });
-    let locked =
-        Node::LockRows { input: Box::new(carried.node), table: None, exclusive: true, no_wait: false, skip_locked };
+    let (input, desc, row_at) = carrying_row(node, table)?;
+    let Some((filter, output)) = SkipLocked::recheck_of(&input) else {
+        return sql_err!(InternalError, "SKIP LOCKED's input is not a projection of a scan");
+    };
+    let skip_locked = Some(SkipLocked { table: desc, row_at, filter, output });
+    let locked = Node::LockRows { input: Box::new(input), table: None, exclusive: true, no_wait: false, skip_locked };
     Ok(Node::Project { input: Box::new(locked), exprs: (0..visible).map(Expr::Column).collect() })
 }
 
-/// A node made to carry, after its columns, the row of a table each of
-/// its rows came from ([`carrying_row`]).
-struct Carried {
-    node: Node,
-    table: Arc<TableDesc>,
-    /// Where the table's row begins in the node's rows.
-    row_at: usize,
-    /// The WHERE's conjuncts, over a row of the table.
-    filter: Vec<Expr>,
-    /// The node's row, computed from a row of the table.
-    output: Vec<Expr>,
-}
-
 /// `node` made to carry, after its columns, the row of `table` each of
-/// its rows came from. Only projections and sorts over a filtered scan of
-/// `table` can.
-fn carrying_row(node: Node, table: u32) -> Result<Carried> {
-    /// The table and the WHERE of a filtered scan of `table`.
-    fn scanned(node: &Node, table: u32, filter: &mut Vec<Expr>) -> Option<Arc<TableDesc>> {
+/// its rows came from: `(node, the table, where the row begins)`. Only
+/// projections and sorts over a filtered scan of `table` can; a
+/// subquery in a projection over another (a derived table's) is refused,
+/// as the re-check ([`SkipLocked::recheck_of`]) computes it from the
+/// table's row, which its outer references do not name.
+fn carrying_row(node: Node, table: u32) -> Result<(Node, Arc<TableDesc>, usize)> {
+    fn scanned(node: &Node, table: u32) -> Option<Arc<TableDesc>> {
         match node {
             Node::Scan { table: t, .. } if t.id == table => Some(t.clone()),
-            Node::Filter { input, predicate } => {
-                filter.push(predicate.clone());
-                scanned(input, table, filter)
-            }
+            Node::Filter { input, .. } => scanned(input, table),
             _ => None,
         }
     }
+    let refused = || {
+        sql_err!(
+            FeatureNotSupported,
+            "SKIP LOCKED is supported on a query of one table without grouping, DISTINCT or set operations"
+        )
+    };
     match node {
         Node::Project { input, mut exprs } => {
             let row_at = exprs.len();
-            let mut filter = Vec::new();
-            if let Some(desc) = scanned(&input, table, &mut filter) {
+            if let Some(desc) = scanned(&input, table) {
                 exprs.extend((0..input.width()).map(Expr::Column));
-                let output = exprs.clone();
-                return Ok(Carried { node: Node::Project { input, exprs }, table: desc, row_at, filter, output });
+                return Ok((Node::Project { input, exprs }, desc, row_at));
             }
-            let inner = carrying_row(*input, table)?;
-            let from = inner.row_at;
-            exprs.extend((from..from + inner.table.columns.len()).map(Expr::Column));
-            // Over the table's row: each column of the input as the input
-            // computes it.
-            let output = exprs
-                .iter()
-                .map(|e| {
-                    e.clone().transform(&mut |e| match e {
-                        Expr::Column(i) => inner.output.get(i).cloned().unwrap_or(Expr::Column(i)),
-                        e => e,
-                    })
+            let mut subquery = false;
+            exprs.iter().for_each(|e| {
+                e.walk(&mut |e| {
+                    subquery |=
+                        matches!(e, Expr::Subquery(_) | Expr::Exists(_) | Expr::InSubquery(..) | Expr::ArraySubquery(_))
                 })
-                .collect();
-            let node = Node::Project { input: Box::new(inner.node), exprs };
-            Ok(Carried { node, table: inner.table, row_at, filter: inner.filter, output })
+            });
+            if subquery {
+                return refused();
+            }
+            let (input, desc, from) = carrying_row(*input, table)?;
+            exprs.extend((from..from + desc.columns.len()).map(Expr::Column));
+            Ok((Node::Project { input: Box::new(input), exprs }, desc, row_at))
         }
         Node::Sort { input, keys } => {
-            let inner = carrying_row(*input, table)?;
-            Ok(Carried { node: Node::Sort { input: Box::new(inner.node), keys }, ..inner })
+            let (input, desc, row_at) = carrying_row(*input, table)?;
+            Ok((Node::Sort { input: Box::new(input), keys }, desc, row_at))
         }
-        _ => sql_err!(
-            FeatureNotSupported,
-            "SKIP LOCKED is supported on a query of one table without grouping, DISTINCT or set operations"
-        ),
+        _ => refused(),
     }
 }
 

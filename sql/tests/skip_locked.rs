@@ -19,10 +19,13 @@ use sql::kv::{Engine, KvError, Mode, Pair, ShardSpan, Timestamp, Transaction};
 use sql::memory::MemoryEngine;
 use sql::{Session, Value};
 
+/// Every key and its value, at one moment.
+type Snapshot = BTreeMap<Vec<u8>, Vec<u8>>;
+
 #[derive(Default, Clone)]
 struct Racing {
     inner: MemoryEngine,
-    snapshot: Arc<Mutex<Option<BTreeMap<Vec<u8>, Vec<u8>>>>>,
+    snapshot: Arc<Mutex<Option<Snapshot>>>,
     /// What the unlocked reads and the no-wait reads were of, in order.
     log: Arc<Mutex<Vec<&'static str>>>,
 }
@@ -31,7 +34,7 @@ impl Racing {
     /// From now on, unlocked reads see the data as it is now.
     fn take_snapshot(&self) {
         let mut txn = self.inner.begin(Mode::ReadOnly).unwrap();
-        let all: BTreeMap<_, _> = txn.scan(&[], &[], usize::MAX).unwrap().into_iter().collect();
+        let all: Snapshot = txn.scan(&[], &[], usize::MAX).unwrap().into_iter().collect();
         *self.snapshot.lock().unwrap() = Some(all);
     }
 }
