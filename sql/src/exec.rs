@@ -1211,11 +1211,13 @@ struct Scan<'p> {
     /// The range being read, from its next key.
     current: Option<(Vec<u8>, Vec<u8>)>,
     page: VecDeque<Pair>,
+    /// How many rows the next page of the range asks for.
+    page_rows: usize,
 }
 
 impl<'p> Scan<'p> {
     fn new(table: &'p TableDesc, index: &'p IndexDesc, spans: &'p [ScanSpan]) -> Scan<'p> {
-        Scan { table, index, spans, ranges: None, current: None, page: VecDeque::new() }
+        Scan { table, index, spans, ranges: None, current: None, page: VecDeque::new(), page_rows: 0 }
     }
 }
 
@@ -1420,8 +1422,9 @@ impl Operator for Scan<'_> {
                 return Ok(Some(row));
             }
             if let Some((start, end)) = self.current.take() {
-                let page = cx.scan_of(Some(self.table.id), &start, &end, limits::SCAN_PAGE_ROWS)?;
-                if page.len() == limits::SCAN_PAGE_ROWS {
+                let page = cx.scan_of(Some(self.table.id), &start, &end, self.page_rows)?;
+                if page.len() == self.page_rows {
+                    self.page_rows = (self.page_rows * 2).min(limits::SCAN_PAGE_ROWS);
                     let mut next = page.last().expect("full page").0.clone();
                     next.push(0);
                     self.current = Some((next, end));
@@ -1435,7 +1438,10 @@ impl Operator for Scan<'_> {
                         self.page.push_back((start, value));
                     }
                 }
-                Some(KeyRange { start, end, row: false }) => self.current = Some((start, end)),
+                Some(KeyRange { start, end, row: false }) => {
+                    self.current = Some((start, end));
+                    self.page_rows = limits::SCAN_FIRST_PAGE_ROWS;
+                }
                 None => return Ok(None),
             }
         }

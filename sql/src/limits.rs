@@ -49,6 +49,12 @@ pub const SLEEP_STEP_NS: u64 = 10_000_000;
 /// Rows fetched per key-value scan call: what a streaming query holds.
 pub const SCAN_PAGE_ROWS: usize = 256;
 
+/// A query's scan reads its first page of a range this long, then pages
+/// twice as long up to [`SCAN_PAGE_ROWS`]: a LIMIT that stops after a few
+/// rows (`ORDER BY id LIMIT 1`, a job queue's `SKIP LOCKED`) reads a few
+/// more, not a page of 256.
+pub const SCAN_FIRST_PAGE_ROWS: usize = 16;
+
 /// Key ranges one scan may read: the items of an IN list that become
 /// spans at planning, and the elements of an IN subquery or of `= ANY`'s
 /// array as the scan opens. A longer list leaves the column to the
