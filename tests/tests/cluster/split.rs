@@ -114,6 +114,11 @@ async fn a_commit_grouped_before_a_split_commits_on_the_halves() -> anyhow::Resu
         txn.put(key, b"v2");
     }
     splitter.split_at(b"p").await?;
+    // The new half elects its leader first: a prepare that waited out an
+    // election (over a second on a loaded machine) would let the half
+    // prepared before it ask the coordinator (`RESOLVE_AFTER`), which
+    // decides abort, as for any participant that slow.
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
     let committed = txn.commit_detailed().await.context("the commit over a participant's split")?;
     assert_eq!(committed.participants, 3, "the participant's writes grouped again over its halves");
     for key in [&b"c"[..], b"n", b"q"] {
