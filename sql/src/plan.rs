@@ -485,8 +485,9 @@ pub enum Node {
         /// (55P03) instead of being waited for.
         no_wait: bool,
         /// `SKIP LOCKED`: its input read without locks, each row locked as
-        /// it passes (a row another transaction holds, or one changed since
-        /// it was read, is left out). Then the node sits under the LIMIT.
+        /// it passes (a row another transaction holds, or one gone, is left
+        /// out; one changed since it was read is checked again). Then the
+        /// node sits under the LIMIT.
         skip_locked: Option<SkipLocked>,
     },
 }
