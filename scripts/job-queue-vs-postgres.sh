@@ -34,7 +34,7 @@ run() { # label url extra...
   fail=$(grep -oP 'number of failed transactions: \K[0-9]+' <<<"$o"); retried=$(grep -oP 'number of transactions retried: \K[0-9]+' <<<"$o")
   echo "RESULT label=$label tps=$tps lat_avg_ms=$lat failed=${fail:-0} retried=${retried:-0} args=$*" | tee -a $OUT
 }
-check() { # label url: every job done once at most, and the done count
+check() { # label url: the jobs done, and all jobs (done = the runs' transactions: none done twice)
   echo "RESULT label=$1-done $(psql "$2" -Atc "SELECT count(*) FILTER (WHERE state = 'done'), count(*) FROM jobs" | tr '|' ' ')" | tee -a $OUT
 }
 

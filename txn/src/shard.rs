@@ -1184,7 +1184,8 @@ impl ShardTxns {
             {
                 let e = TxnError::LockNotAvailable(format!("{target} is locked by another transaction"));
                 self.fail_parked(req, e, now, out);
-                if !self.locks.holds_any(txn) && !self.parked.values().any(|p| p.txn == txn) {
+                // (`fail_parked` ended its other parked requests too.)
+                if !self.locks.holds_any(txn) {
                     // It holds nothing here, and its client, told so,
                     // keeps no lease of this shard to heartbeat: an entry
                     // left behind would time out and make its next
