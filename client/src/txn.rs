@@ -53,10 +53,12 @@
 //! refusal), a request is never sent with keys its shard no longer holds:
 //! a commit at one shard groups the writes again (and may go on in two
 //! phases over the halves). Over several shards, where others may already
-//! be prepared, a participant that only writes there (no locks held)
-//! groups its writes again and prepares the halves, unless one is a shard
-//! already prepared; a participant holding locks there, or the
-//! coordinator, aborts the transaction, retryably.
+//! be prepared, a part that only writes there (no locks held) groups its
+//! writes again and prepares the halves, unless one is a shard already
+//! prepared. For the coordinator, whose commit was not sent, that means
+//! preparing the moved keys' new shard and then committing the rest at the
+//! coordinator, which keeps its id. A part holding locks at a shard that
+//! split aborts the transaction, retryably.
 //!
 //! A locking read may be abandoned before its answer (its future dropped:
 //! a SQL statement cancelled while it waits for a lock). The shard may
@@ -206,6 +208,21 @@ impl ShardPart {
     /// the part writes (sorted: the first and the last tell)?
     fn is_inside(&self, target: &crate::routing::Target) -> bool {
         [self.writes.first(), self.writes.last()].into_iter().flatten().all(|w| target.holds(&w.key))
+    }
+
+    /// Does the transaction hold no locks at the shard (it only writes
+    /// there)? Then its writes may be grouped again after a split.
+    fn only_writes(&self) -> bool {
+        self.reads.is_empty() && self.lease.is_none()
+    }
+
+    /// Takes `other`'s writes and conditions (grouped again onto this
+    /// part's shard), keeping the writes sorted.
+    fn absorb(&mut self, other: ShardPart) {
+        self.range_ver = self.range_ver.max(other.range_ver);
+        self.writes.extend(other.writes);
+        self.writes.sort_by(|a, b| a.key.cmp(&b.key));
+        self.conditions.extend(other.conditions);
     }
 }
 
@@ -714,9 +731,11 @@ impl Txn {
     /// shard, else prepares every shard but the coordinator, then commits
     /// there. `Err(Moved)`: a single shard split after the writes were
     /// grouped and some are now another shard's; nothing was sent, and
-    /// the caller groups them again. Over several shards the same is an
-    /// abort (the others may be prepared), which running the transaction
-    /// again gets past.
+    /// the caller groups them again. Over several shards, a part that
+    /// only writes (the coordinator's too) is grouped again and its
+    /// halves join the prepares; a part holding locks at a shard that
+    /// split aborts the transaction (the others may be prepared), which
+    /// running it again gets past.
     async fn commit_parts(&mut self, parts: BTreeMap<ShardId, ShardPart>) -> Result<Result<CommitInfo>, Moved> {
         // The coordinator: the first shard written, else the first read.
         let coordinator = parts
@@ -724,8 +743,6 @@ impl Txn {
             .find(|(_, p)| !p.writes.is_empty())
             .map(|(s, _)| *s)
             .unwrap_or_else(|| *parts.keys().next().expect("not empty"));
-        let others: Vec<(ShardId, ShardPart)> =
-            parts.iter().filter(|(s, _)| **s != coordinator).map(|(s, p)| (*s, p.clone())).collect();
         let meta = self.meta();
         let mut coordinator_part = parts[&coordinator].clone();
         // Every shard the transaction may hold anything at, for aborts.
@@ -733,99 +750,121 @@ impl Txn {
         // Shards a prepare went to, or will go to (the coordinator's
         // commit): a part regrouped after a split may not join them.
         let mut sent: BTreeSet<ShardId> = BTreeSet::from([coordinator]);
-        let mut pending = others.clone();
+        let mut pending: Vec<(ShardId, ShardPart)> = parts.into_iter().filter(|(s, _)| *s != coordinator).collect();
         let (mut participants, mut failure, mut regroups) = (Vec::new(), None, 0);
         let asked = Instant::now();
-        while !pending.is_empty() {
-            let prepares = pending
-                .iter()
-                .map(|(shard, part)| prepare_on(self.client.clone(), *shard, meta.clone(), part.clone(), coordinator));
-            let prepared = futures_join_all(prepares).await;
-            let mut moved = Vec::new();
-            for ((shard, part), result) in std::mem::take(&mut pending).into_iter().zip(prepared) {
-                if !matches!(result, Ok(Err(_))) {
-                    sent.insert(shard);
+        loop {
+            while !pending.is_empty() && failure.is_none() {
+                let prepares = pending.iter().map(|(shard, part)| {
+                    prepare_on(self.client.clone(), *shard, meta.clone(), part.clone(), coordinator)
+                });
+                let prepared = futures_join_all(prepares).await;
+                let mut moved = Vec::new();
+                for ((shard, part), result) in std::mem::take(&mut pending).into_iter().zip(prepared) {
+                    if !matches!(result, Ok(Err(_))) {
+                        sent.insert(shard);
+                    }
+                    match result {
+                        Ok(Ok(p)) if p.conditions_failed => {
+                            failure = Some(Error::ConditionNotMet(format!(
+                                "a key {shard} writes with put_absent has a value"
+                            )))
+                        }
+                        Ok(Ok(p)) => {
+                            self.timings.prepare_server =
+                                self.timings.prepare_server.max(Duration::from_nanos(p.server_ns));
+                            participants.push(proto::Participant {
+                                shard_id: shard.0,
+                                prepare_ts: p.prepare_ts,
+                                seal: p.seal,
+                            })
+                        }
+                        // Nothing went to the shard: a part holding no
+                        // locks there (it only writes) is grouped again.
+                        Ok(Err(_)) if part.only_writes() && regroups < COMMIT_REGROUPS_MAX => moved.push(part),
+                        Ok(Err(m)) => failure = Some(m.abort()),
+                        Err(e) => failure = Some(e),
+                    }
                 }
-                match result {
-                    Ok(Ok(p)) if p.conditions_failed => {
-                        failure =
-                            Some(Error::ConditionNotMet(format!("a key {shard} writes with put_absent has a value")))
-                    }
-                    Ok(Ok(p)) => {
-                        self.timings.prepare_server =
-                            self.timings.prepare_server.max(Duration::from_nanos(p.server_ns));
-                        participants.push(proto::Participant {
-                            shard_id: shard.0,
-                            prepare_ts: p.prepare_ts,
-                            seal: p.seal,
-                        })
-                    }
-                    // Nothing went to the shard: a part holding no locks
-                    // there (it only writes) is grouped again below.
-                    Ok(Err(_)) if part.reads.is_empty() && part.lease.is_none() && regroups < COMMIT_REGROUPS_MAX => {
-                        moved.push(part)
-                    }
-                    Ok(Err(m)) => failure = Some(m.abort()),
-                    Err(e) => failure = Some(e),
-                }
-            }
-            if failure.is_none() && !moved.is_empty() {
-                regroups += 1;
-                match self.regroup(moved, &sent, coordinator).await {
-                    Ok(regrouped) => {
-                        for (shard, part) in regrouped {
-                            involved.insert(shard);
-                            if shard == coordinator {
-                                coordinator_part.writes.extend(part.writes);
-                                coordinator_part.writes.sort_by(|a, b| a.key.cmp(&b.key));
-                                coordinator_part.conditions.extend(part.conditions);
-                            } else {
-                                pending.push((shard, part));
+                if failure.is_none() && !moved.is_empty() {
+                    regroups += 1;
+                    match self.regroup(moved, &sent, coordinator).await {
+                        Ok(regrouped) => {
+                            for (shard, part) in regrouped {
+                                involved.insert(shard);
+                                if shard == coordinator {
+                                    coordinator_part.absorb(part);
+                                } else {
+                                    pending.push((shard, part));
+                                }
                             }
                         }
+                        Err(e) => failure = Some(e),
                     }
-                    Err(e) => failure = Some(e),
                 }
             }
-        }
-        if !others.is_empty() {
-            self.timings.prepare = asked.elapsed();
-        }
-        if let Some(e) = failure {
-            self.abort_everywhere(involved.iter().copied()).await;
-            return Ok(Err(not_committed(e, "a participant did not prepare")));
-        }
-        let asked = Instant::now();
-        let result = commit_on(&self.client, coordinator, &meta, &coordinator_part, participants).await;
-        Ok(match result {
-            Ok(Ok(r)) => {
-                if r.conditions_failed {
-                    return Ok(Err(Error::ConditionNotMet("a key written with put_absent has a value".into())));
+            if !participants.is_empty() {
+                self.timings.prepare = asked.elapsed();
+            }
+            if let Some(e) = failure {
+                self.abort_everywhere(involved.iter().copied()).await;
+                return Ok(Err(not_committed(e, "a participant did not prepare")));
+            }
+            let asked = Instant::now();
+            let result = commit_on(&self.client, coordinator, &meta, &coordinator_part, participants.clone()).await;
+            return Ok(match result {
+                Ok(Ok(r)) => {
+                    if r.conditions_failed {
+                        return Ok(Err(Error::ConditionNotMet("a key written with put_absent has a value".into())));
+                    }
+                    let commit_wait = Duration::from_nanos(r.commit_wait_ns);
+                    self.timings.commit = asked.elapsed();
+                    self.timings.commit_server = Duration::from_nanos(r.server_ns);
+                    self.timings.commit_wait = commit_wait;
+                    Ok(CommitInfo {
+                        commit_ts: Timestamp::from_nanos(r.commit_ts),
+                        commit_wait,
+                        participants: involved.len(),
+                        timings: self.timings,
+                    })
                 }
-                let commit_wait = Duration::from_nanos(r.commit_wait_ns);
-                self.timings.commit = asked.elapsed();
-                self.timings.commit_server = Duration::from_nanos(r.server_ns);
-                self.timings.commit_wait = commit_wait;
-                Ok(CommitInfo {
-                    commit_ts: Timestamp::from_nanos(r.commit_ts),
-                    commit_wait,
-                    participants: involved.len(),
-                    timings: self.timings,
-                })
-            }
-            Ok(Err(moved)) if others.is_empty() => return Err(moved),
-            Ok(Err(moved)) => {
-                self.abort_everywhere(involved.iter().copied()).await;
-                Err(moved.abort())
-            }
-            Err(Error::Ambiguous(m)) => Err(Error::Ambiguous(m)),
-            Err(e) => {
-                // Definitely not committed: release the prepared ones now
-                // rather than when they time out and ask.
-                self.abort_everywhere(involved.iter().copied()).await;
-                Err(not_committed(e, "the commit failed"))
-            }
-        })
+                // Nothing prepared anywhere: the caller groups it all again.
+                Ok(Err(moved)) if participants.is_empty() => return Err(moved),
+                // The coordinator's shard split and nothing was sent to
+                // it: its writes on the moved keys are prepared on their
+                // new shard (naming the coordinator, which keeps its id),
+                // and the commit goes to it with the rest.
+                Ok(Err(_)) if coordinator_part.only_writes() && regroups < COMMIT_REGROUPS_MAX => {
+                    regroups += 1;
+                    let moved = vec![std::mem::take(&mut coordinator_part)];
+                    match self.regroup(moved, &sent, coordinator).await {
+                        Ok(regrouped) => {
+                            for (shard, part) in regrouped {
+                                involved.insert(shard);
+                                if shard == coordinator {
+                                    coordinator_part = part;
+                                } else {
+                                    pending.push((shard, part));
+                                }
+                            }
+                        }
+                        Err(e) => failure = Some(e),
+                    }
+                    continue;
+                }
+                Ok(Err(moved)) => {
+                    self.abort_everywhere(involved.iter().copied()).await;
+                    Err(moved.abort())
+                }
+                Err(Error::Ambiguous(m)) => Err(Error::Ambiguous(m)),
+                Err(e) => {
+                    // Definitely not committed: release the prepared ones now
+                    // rather than when they time out and ask.
+                    self.abort_everywhere(involved.iter().copied()).await;
+                    Err(not_committed(e, "the commit failed"))
+                }
+            });
+        }
     }
 
     /// Commits a transaction that wrote nothing, at every shard it read at
