@@ -193,6 +193,13 @@ pub struct Planner<'a> {
     /// from without locking it (`system`): the engine and the tables the
     /// block owns ([`Catalog::tables_without_locks`]).
     unlocked_catalog: Option<(&'a dyn crate::kv::Engine, std::collections::BTreeSet<u32>)>,
+    /// `INSERT ... SELECT`: the SELECT (its address) whose select list
+    /// feeds the target columns, and their types. Untyped literals and
+    /// parameters there take the target column's type, as PostgreSQL
+    /// leaves them unknown until assigned (`INSERT INTO t (j) SELECT
+    /// '{"a": 1}'` into jsonb); only there, not through a UNION or a
+    /// subquery.
+    insert_select: Option<(usize, Vec<DataType>)>,
 }
 
 /// One WITH clause's queries, by name; the first `visible` of them may be
@@ -647,6 +654,7 @@ impl<'a> Planner<'a> {
             system: None,
             user: None,
             unlocked_catalog: None,
+            insert_select: None,
         }
     }
 
@@ -1172,19 +1180,27 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_select_level(&mut self, select: &ast::Select, order_by: &[ast::OrderByExpr]) -> Result<QueryPlan> {
+        let targets = match &self.insert_select {
+            Some((at, _)) if *at == std::ptr::from_ref(select) as usize => self.insert_select.take().map(|(_, t)| t),
+            _ => None,
+        };
+        let targets = targets.as_deref();
         match set_returning::lift(select, order_by)? {
-            Some(lifted) => self.plan_select_body(&lifted.select, &lifted.order_by, Some(&lifted.call)),
-            None => self.plan_select_body(select, order_by, None),
+            Some(lifted) => self.plan_select_body(&lifted.select, &lifted.order_by, Some(&lifted.call), targets),
+            None => self.plan_select_body(select, order_by, None, targets),
         }
     }
 
     /// A SELECT; `lifted`: the set-returning call lifted out of its select
-    /// list ([`set_returning`]), joined laterally after WHERE.
+    /// list ([`set_returning`]), joined laterally after WHERE; `targets`:
+    /// the types its untyped select items take (an `INSERT`'s columns,
+    /// [`Planner`]'s `insert_select`).
     fn plan_select_body(
         &mut self,
         select: &ast::Select,
         order_by: &[ast::OrderByExpr],
         lifted: Option<&ast::TableFactor>,
+        targets: Option<&[DataType]>,
     ) -> Result<QueryPlan> {
         if select.top.is_some() || select.into.is_some() || !select.lateral_views.is_empty() {
             return sql_err!(FeatureNotSupported, "this SELECT form is not supported");
@@ -1357,6 +1373,10 @@ impl<'a> Planner<'a> {
                 }
                 ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
                     let b = self.bind_or_restore(e, &scope, &mut saved_agg)?;
+                    let b = match targets.and_then(|t| t.get(columns.len())) {
+                        Some(&ty) if b.ty.is_none() => self.coerce_literal(b, ty)?,
+                        _ => b,
+                    };
                     let b = self.default_type(b)?;
                     let name = match item {
                         ast::SelectItem::ExprWithAlias { alias, .. } => ident(alias),
@@ -3658,7 +3678,15 @@ impl<'a> Planner<'a> {
                         targets.iter().map(|&i| self.default_expr(&table.columns[i])).collect::<Result<Vec<_>>>()?;
                     self.plan_values(values, Some((&target_types, &defaults)))?
                 }
-                _ => self.plan_query(source)?,
+                body => {
+                    if let ast::SetExpr::Select(select) = body {
+                        let at = std::ptr::from_ref::<ast::Select>(select) as usize;
+                        self.insert_select = Some((at, target_types.clone()));
+                    }
+                    let planned = self.plan_query(source);
+                    self.insert_select = None;
+                    planned?
+                }
             },
         };
         if source_plan.columns.len() > targets.len() {
