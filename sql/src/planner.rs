@@ -4782,8 +4782,10 @@ fn column_name(e: &ast::Expr) -> String {
                 _ => "?column?".into(),
             })
             .unwrap_or_else(|| "?column?".into()),
-        ast::Expr::Cast { expr, data_type: t, .. } => match expr.as_ref() {
-            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => column_name(expr),
+        // A cast keeps what it casts' name (`sum(x)::int` is "sum"), unless
+        // that has none of its own, or only "case": then the type's.
+        ast::Expr::Cast { expr, data_type: t, .. } => match column_name(expr) {
+            name if name != "?column?" && name != "case" => name,
             _ => data_type(t).map(|t| pg_short_name(t).to_string()).unwrap_or_else(|_| "?column?".into()),
         },
         ast::Expr::Nested(inner) => column_name(inner),
