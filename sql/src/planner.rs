@@ -774,7 +774,12 @@ impl<'a> Planner<'a> {
     pub fn plan(&mut self, stmt: &ast::Statement) -> Result<Plan> {
         use ast::Statement as S;
         match stmt {
-            S::Query(q) => Ok(Plan::Query(self.plan_query(q)?)),
+            S::Query(q) => match q.body.as_ref() {
+                ast::SetExpr::Insert(dml) | ast::SetExpr::Update(dml) | ast::SetExpr::Delete(dml) => {
+                    self.plan_dml_with(q, dml)
+                }
+                _ => Ok(Plan::Query(self.plan_query(q)?)),
+            },
             S::Insert(insert) => self.plan_insert(insert),
             S::Update(update) => self.plan_update(update),
             S::Delete(delete) => self.plan_delete(delete),
@@ -837,12 +842,18 @@ impl<'a> Planner<'a> {
 
     /// Plans a query at a new nesting level.
     fn plan_query(&mut self, q: &ast::Query) -> Result<QueryPlan> {
+        self.nested(|planner| planner.plan_query_inner(q))
+    }
+
+    /// Runs `plan` one query level deeper, refusing past
+    /// [`limits::NESTING_DEPTH_MAX`].
+    fn nested<T>(&mut self, plan: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.depth += 1;
         if self.depth > limits::NESTING_DEPTH_MAX {
             self.depth -= 1;
             return sql_err!(ProgramLimitExceeded, "queries nest too deeply (limit {})", limits::NESTING_DEPTH_MAX);
         }
-        let result = self.plan_query_inner(q);
+        let result = plan(self);
         self.depth -= 1;
         result
     }
@@ -850,7 +861,14 @@ impl<'a> Planner<'a> {
     /// A query, with its WITH clause (if any) in scope while its body is
     /// planned.
     fn plan_query_inner(&mut self, q: &ast::Query) -> Result<QueryPlan> {
-        let Some(with) = &q.with else { return self.plan_query_body(q) };
+        match &q.with {
+            None => self.plan_query_body(q),
+            Some(with) => self.with_ctes(with, |planner| planner.plan_query_body(q)),
+        }
+    }
+
+    /// Runs `plan` with the queries of `with` in scope.
+    fn with_ctes<T>(&mut self, with: &ast::With, plan: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let mut ctes: Vec<(String, ast::Cte)> = Vec::new();
         for cte in &with.cte_tables {
             let name = ident(&cte.alias.name);
@@ -861,9 +879,22 @@ impl<'a> Planner<'a> {
         }
         let visible = ctes.len();
         self.ctes.push(CteFrame { ctes, visible, recursive: with.recursive });
-        let result = self.plan_query_body(q);
+        let result = plan(self);
         self.ctes.pop();
         result
+    }
+
+    /// `WITH ... INSERT | UPDATE | DELETE`: the statement, planned with
+    /// the WITH queries in scope (its source, FROM, WHERE and RETURNING
+    /// may read them, as a job queue's `WITH next AS (SELECT ... FOR
+    /// UPDATE SKIP LOCKED) UPDATE jobs ... FROM next` does). The WITH
+    /// queries themselves must be queries: a data-modifying WITH query is
+    /// 0A000 ([`Planner::plan_set_expr`]).
+    fn plan_dml_with(&mut self, q: &ast::Query, dml: &ast::Statement) -> Result<Plan> {
+        match &q.with {
+            None => self.plan(dml),
+            Some(with) => self.nested(|planner| planner.with_ctes(with, |planner| planner.plan(dml))),
+        }
     }
 
     /// The WITH query `name` refers to, if one is in scope: its frame,
@@ -1114,6 +1145,9 @@ impl<'a> Planner<'a> {
                     right: Box::new(project(right.root, right_casts)),
                 };
                 Ok(QueryPlan { root, columns })
+            }
+            ast::SetExpr::Insert(_) | ast::SetExpr::Update(_) | ast::SetExpr::Delete(_) => {
+                sql_err!(FeatureNotSupported, "data-modifying statements in WITH are not supported")
             }
             other => sql_err!(FeatureNotSupported, "not supported: {}", first_words(&other.to_string())),
         }

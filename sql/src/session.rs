@@ -1082,7 +1082,7 @@ impl Session {
                 other => other,
             };
         }
-        if parsed.as_of.is_some() && !matches!(parsed.statement, S::Query(_)) {
+        if parsed.as_of.is_some() && !matches!(&parsed.statement, S::Query(q) if with_dml(q).is_none()) {
             return sql_err!(FeatureNotSupported, "AS OF SYSTEM TIME is only allowed on SELECT and BEGIN");
         }
         self.renew_leases();
@@ -2459,9 +2459,18 @@ fn describes_by_planning(s: &ast::Statement) -> bool {
 fn is_read_only_statement(s: &ast::Statement) -> bool {
     match s {
         // FOR UPDATE / FOR SHARE lock rows: a read-write transaction.
-        ast::Statement::Query(q) => !locks_rows(q),
+        ast::Statement::Query(q) => !locks_rows(q) && with_dml(q).is_none(),
         ast::Statement::Explain { statement, analyze, .. } => !*analyze || is_read_only_statement(statement),
         _ => false,
+    }
+}
+
+/// The INSERT, UPDATE or DELETE `q` is, if it is one under a WITH
+/// clause (`WITH next AS (...) UPDATE ...` parses as a query).
+fn with_dml(q: &ast::Query) -> Option<&ast::Statement> {
+    match q.body.as_ref() {
+        ast::SetExpr::Insert(dml) | ast::SetExpr::Update(dml) | ast::SetExpr::Delete(dml) => Some(dml),
+        _ => None,
     }
 }
 
@@ -2505,6 +2514,7 @@ fn statement_name(s: &ast::Statement) -> &'static str {
         ast::Statement::Drop { .. } => "DROP",
         ast::Statement::AlterTable(_) => "ALTER TABLE",
         ast::Statement::Truncate(_) => "TRUNCATE TABLE",
+        ast::Statement::Query(q) => with_dml(q).map_or("this statement", statement_name),
         _ => "this statement",
     }
 }
