@@ -628,6 +628,20 @@ async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> 
         other.batch_execute("UPDATE jobs SET state = 'done' WHERE id = 3; COMMIT").await?;
         assert_eq!(ids(timing.query(all, &[]).await?), [4, 5], "the done job is no longer queued");
         timing.batch_execute("COMMIT").await?;
+
+        // The same as one statement, as queues write it (a WITH clause
+        // on an UPDATE), in autocommit: it passes over the held job.
+        other.batch_execute("BEGIN").await?;
+        assert_eq!(ids(other.query(take, &[]).await?), [4]);
+        let take_and_mark = "WITH next AS (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1 \
+                             FOR UPDATE SKIP LOCKED) \
+                             UPDATE jobs SET state = 'running' FROM next WHERE jobs.id = next.id RETURNING jobs.id";
+        let marked = tokio::time::timeout(Duration::from_secs(10), timing.query(take_and_mark, &[])).await??;
+        assert_eq!(ids(marked), [5], "the held job passed over");
+        other.batch_execute("COMMIT").await?;
+        let states: Vec<String> =
+            other.query("SELECT state FROM jobs ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
+        assert_eq!(states, ["running", "running", "done", "queued", "running"]);
         anyhow::Ok(())
     })
     .await;

@@ -61,6 +61,13 @@ pub const SCAN_FIRST_PAGE_ROWS: usize = 16;
 /// filter.
 pub const SPANS_PER_SCAN_MAX: usize = 1_000;
 
+/// Rows a join's side may have, known from the plan (a LIMIT, a VALUES
+/// list), for the join to look up the other side's rows by key per row
+/// (optimizer rule 5) rather than scan that table whole: each lookup is
+/// a read at the leader, and a scan under two-phase locking locks the
+/// whole table.
+pub const LOOKUP_JOIN_ROWS_MAX: u64 = 1_000;
+
 /// Rows an operator may hold in memory (sort, hash join, aggregation,
 /// DISTINCT, set operations, a materialized subquery).
 pub const MEMORY_ROWS_MAX: usize = 1_000_000;

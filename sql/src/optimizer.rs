@@ -30,6 +30,26 @@
 //!    bool, dates and timestamps, uuids; each key in the index's
 //!    direction with PostgreSQL's default NULLs place (which the encoding
 //!    shares: last ascending, first descending).
+//! 5. Lookup joins: an equi-join of a table with a side known to have few
+//!    rows ([`limits::LOOKUP_JOIN_ROWS_MAX`]: a LIMIT, a VALUES list, an
+//!    aggregate without GROUP BY) whose keys make an index prefix of the
+//!    table becomes a lateral join: for each of the few rows, the
+//!    table's scan is bounded by that row's keys (rule 3 with outer
+//!    values). So `UPDATE jobs SET ... FROM (SELECT id ... LIMIT 1 FOR
+//!    UPDATE SKIP LOCKED) next WHERE jobs.id = next.id` reads (and locks)
+//!    one row of `jobs`, not all of them, which under two-phase locking
+//!    would wait for every row another worker holds.
+//!
+//!    ```text
+//!    HashJoin Inner on [#0 = right #0]         LateralJoin Inner
+//!      Scan jobs (all)                   =>      Limit 1 (...)
+//!      Limit 1 (...)                             Filter (#0 = outer #0)
+//!                                                  Scan jobs  key = outer #0
+//!    ```
+//!    (under a projection that puts the columns back in the join's
+//!    order). Only for a table side that reads no outer row (its rows
+//!    move one query level down), and a key that is the table's column
+//!    itself.
 //!
 //! `optimize(plan)` with every rule turned off gives the same rows as
 //! with them on; the tests check that on random data.
@@ -50,11 +70,18 @@ pub struct Rules {
     pub order_joins: bool,
     pub choose_access_paths: bool,
     pub sorts_from_index: bool,
+    pub lookup_joins: bool,
 }
 
 impl Default for Rules {
     fn default() -> Self {
-        Rules { fold_constants: true, order_joins: true, choose_access_paths: true, sorts_from_index: true }
+        Rules {
+            fold_constants: true,
+            order_joins: true,
+            choose_access_paths: true,
+            sorts_from_index: true,
+            lookup_joins: true,
+        }
     }
 }
 
@@ -135,7 +162,8 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
             let cond = cond.map(ox);
             if rules.order_joins && left_keys.is_empty() {
                 let (lk, rk, rest) = equi_keys(cond.map(|c| c.conjuncts()).unwrap_or_default(), left.width());
-                return Node::Join { left, right, kind, left_keys: lk, right_keys: rk, on: Expr::and_all(rest) };
+                let join = Node::Join { left, right, kind, left_keys: lk, right_keys: rk, on: Expr::and_all(rest) };
+                return lookup_join(join, rules);
             }
             Node::Join { left, right, kind, left_keys, right_keys, on: cond }
         }
@@ -694,7 +722,7 @@ fn reorder_joins(join: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
             }
         }
         let (left_keys, right_keys, rest) = equi_keys(step, left_width);
-        tree = Node::Join {
+        let join = Node::Join {
             left: Box::new(tree),
             right: Box::new(right),
             kind: JoinKind::Inner,
@@ -702,6 +730,7 @@ fn reorder_joins(join: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
             right_keys,
             on: Expr::and_all(rest),
         };
+        tree = lookup_join(join, rules);
     }
     let top: Vec<Expr> = top.into_iter().map(|c| c.map_columns(&map)).collect();
     if let Some(p) = Expr::and_all(top) {
@@ -758,4 +787,107 @@ fn equi_keys(conjuncts: Vec<Expr>, left_width: usize) -> (Vec<Expr>, Vec<Expr>, 
         rest.push(c);
     }
     (lk, rk, rest)
+}
+
+// ---- lookup joins ----------------------------------------------------------
+
+/// Rule 5: `join` (an equi-join) as a lateral join that looks the table
+/// side's rows up by the few rows of the other side, if it has such a
+/// side and the keys bound an index of the table; else `join` as it is.
+fn lookup_join(join: Node, rules: Rules) -> Node {
+    if !(rules.lookup_joins && rules.choose_access_paths) {
+        return join;
+    }
+    let Node::Join { left, right, kind, left_keys, right_keys, on } = join else { return join };
+    let few = |n: &Node| rows_at_most(n).is_some_and(|r| r <= limits::LOOKUP_JOIN_ROWS_MAX);
+    // The few rows on the left, the table on the right: the lateral join
+    // keeps the join's column order (and a LEFT join's meaning).
+    if matches!(kind, JoinKind::Inner | JoinKind::Left) && few(&left) {
+        if let Some(lookup) = lookup_side(&right, &right_keys, &left_keys, rules) {
+            return Node::Lateral { left, right: Box::new(lookup), kind, on };
+        }
+    }
+    // The table on the left: the few rows go first, and a projection puts
+    // the table's columns back in front.
+    if kind == JoinKind::Inner && few(&right) {
+        if let Some(lookup) = lookup_side(&left, &left_keys, &right_keys, rules) {
+            let (table_width, few_width) = (left.width(), right.width());
+            let swap = |i: usize| if i < table_width { few_width + i } else { i - table_width };
+            let lateral =
+                Node::Lateral { left: right, right: Box::new(lookup), kind, on: on.map(|c| c.map_columns(&swap)) };
+            let exprs = (0..table_width + few_width).map(|i| Expr::Column(swap(i))).collect();
+            return Node::Project { input: Box::new(lateral), exprs };
+        }
+    }
+    Node::Join { left, right, kind, left_keys, right_keys, on }
+}
+
+/// The table side `side` (a scan, filtered or not) of a join on
+/// `keys[i] = other_keys[i]`, as a scan bounded by the other side's row
+/// (its outer row, one level out): `None` unless each of `keys` is a
+/// column of the table, `side` reads no outer row, and the bound scan
+/// uses the keys.
+fn lookup_side(side: &Node, keys: &[Expr], other_keys: &[Expr], rules: Rules) -> Option<Node> {
+    if keys.is_empty() || exec::is_correlated(side) {
+        return None;
+    }
+    let (table, mut conjuncts) = match side {
+        Node::Scan { table, .. } => (table, Vec::new()),
+        Node::Filter { input, predicate } => match input.as_ref() {
+            Node::Scan { table, .. } => (table, predicate.clone().conjuncts()),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    for (key, other) in keys.iter().zip(other_keys) {
+        if !matches!(key, Expr::Column(_)) {
+            return None;
+        }
+        let outer = other.clone().transform(&mut |e| match e {
+            Expr::Column(index) => Expr::Outer { depth: 1, index },
+            e => e,
+        });
+        conjuncts.push(Expr::Binary(BinaryOp::Eq, Box::new(key.clone()), Box::new(outer)));
+    }
+    let scan = Node::Scan { table: table.clone(), index: table.primary.clone(), spans: vec![ScanSpan::full()] };
+    let lookup = filter(scan, conjuncts, rules);
+    let bounded_by_outer = |n: &Node| {
+        let Node::Scan { spans, .. } = n else { return false };
+        spans.iter().all(|s| {
+            let mut outer = false;
+            s.equal.iter().for_each(|e| e.walk(&mut |x| outer |= matches!(x, Expr::Outer { .. })));
+            outer
+        })
+    };
+    let bounded = match &lookup {
+        Node::Filter { input, .. } => bounded_by_outer(input),
+        other => bounded_by_outer(other),
+    };
+    bounded.then_some(lookup)
+}
+
+/// The most rows `node` can give, when the plan alone says so.
+fn rows_at_most(node: &Node) -> Option<u64> {
+    match node {
+        Node::Limit { input, limit, .. } => {
+            let limit = match limit {
+                Some(Expr::Constant(Value::Int2(n))) => u64::try_from(*n).ok(),
+                Some(Expr::Constant(Value::Int4(n))) => u64::try_from(*n).ok(),
+                Some(Expr::Constant(Value::Int8(n))) => u64::try_from(*n).ok(),
+                _ => None,
+            };
+            match (limit, rows_at_most(input)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        Node::Values { rows, .. } => Some(rows.len() as u64),
+        Node::Aggregate { group_by, .. } if group_by.is_empty() => Some(1),
+        Node::Filter { input, .. }
+        | Node::Project { input, .. }
+        | Node::Sort { input, .. }
+        | Node::Distinct { input, .. }
+        | Node::LockRows { input, .. } => rows_at_most(input),
+        _ => None,
+    }
 }

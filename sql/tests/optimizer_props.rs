@@ -11,7 +11,8 @@
 //!       comma joins along equality chains, outer joins, GROUP BY,
 //!       subqueries) with constants
 //!     -> rows under Rules { all on | fold_constants off | order_joins off |
-//!        choose_access_paths off | sorts_from_index off | all off }
+//!        choose_access_paths off | sorts_from_index off | lookup_joins off |
+//!        all off }
 //!        ==  model rows
 //! ```
 //!
@@ -663,6 +664,79 @@ const TEMPLATES: &[Template] = &[
         },
     },
     Template {
+        name: "join with a LIMIT on the key: a lookup per row",
+        sql: |db, p| {
+            format!(
+                "SELECT x0.id, x0.a, l.b FROM {} AS x0 JOIN (SELECT b FROM {} WHERE b IS NOT NULL AND id >= {} ORDER BY b, id LIMIT 3) AS l ON x0.id = l.b",
+                db.name(0),
+                db.name(1),
+                p.c[0]
+            )
+        },
+        model: |db, p| {
+            let mut few: Vec<&Row> = db.t(1).iter().filter(|r| r.b.is_some() && r.id >= p.c[0]).collect();
+            few.sort_by_key(|r| (r.b, r.id));
+            few.iter()
+                .take(3)
+                .flat_map(|l| db.t(0).iter().filter(move |x| Some(x.id) == l.b).map(move |x| (x, l)))
+                .map(|(x, l)| vec![x.id.to_string(), int(x.a), int(l.b)])
+                .collect()
+        },
+    },
+    Template {
+        name: "VALUES joined to an index's column, and a LEFT JOIN of them",
+        sql: |db, p| {
+            format!(
+                "SELECT v.n, x0.id FROM (VALUES ({}), ({}), (NULL::int), ({})) AS v(n) LEFT JOIN {} AS x0 ON x0.a = v.n AND x0.id <> {}",
+                p.c[0],
+                p.c[1],
+                p.c[0],
+                db.name(0),
+                p.c[2]
+            )
+        },
+        model: |db, p| {
+            [Some(p.c[0]), Some(p.c[1]), None, Some(p.c[0])]
+                .into_iter()
+                .flat_map(|n| {
+                    let found: Vec<Rows> = db
+                        .t(0)
+                        .iter()
+                        .filter(|x| eq(x.a, n) && x.id != p.c[2])
+                        .map(|x| vec![vec![int(n), x.id.to_string()]])
+                        .collect();
+                    if found.is_empty() {
+                        vec![vec![int(n), "NULL".to_string()]]
+                    } else {
+                        found.into_iter().flatten().collect()
+                    }
+                })
+                .collect()
+        },
+    },
+    Template {
+        name: "a 3-table join through a one-row aggregate",
+        sql: |db, p| {
+            format!(
+                "SELECT x1.id, x2.id FROM (SELECT max(a) AS m FROM {} WHERE id < {}) AS g, {} AS x1, {} AS x2 WHERE x1.id = g.m AND x2.a = x1.b",
+                db.name(0),
+                p.c[0] * 3,
+                db.name(1),
+                db.name(2)
+            )
+        },
+        model: |db, p| {
+            let m = db.t(0).iter().filter(|r| r.id < p.c[0] * 3).filter_map(|r| r.a).max();
+            db.t(1)
+                .iter()
+                .filter(|x| Some(x.id) == m)
+                .flat_map(|x| {
+                    db.t(2).iter().filter(move |y| eq(y.a, x.b)).map(move |y| vec![x.id.to_string(), y.id.to_string()])
+                })
+                .collect()
+        },
+    },
+    Template {
         name: "correlated lookup by key",
         sql: |db, p| {
             format!(
@@ -727,13 +801,20 @@ fn params_strategy() -> impl Strategy<Value = Params> {
 /// The rule sets every query runs under.
 fn rule_sets() -> Vec<(&'static str, Rules)> {
     let on = Rules::default();
-    let off = Rules { fold_constants: false, order_joins: false, choose_access_paths: false, sorts_from_index: false };
+    let off = Rules {
+        fold_constants: false,
+        order_joins: false,
+        choose_access_paths: false,
+        sorts_from_index: false,
+        lookup_joins: false,
+    };
     vec![
         ("all rules", on),
         ("fold_constants off", Rules { fold_constants: false, ..on }),
         ("order_joins off", Rules { order_joins: false, ..on }),
         ("choose_access_paths off", Rules { choose_access_paths: false, ..on }),
         ("sorts_from_index off", Rules { sorts_from_index: false, ..on }),
+        ("lookup_joins off", Rules { lookup_joins: false, ..on }),
         ("all rules off", off),
     ]
 }

@@ -176,3 +176,45 @@ fn select_for_update_reads_its_rows_for_update() {
     let e = run(&mut s, "SELECT n FROM t FOR SHARE SKIP LOCKED").expect_err("FOR SHARE SKIP LOCKED");
     assert_eq!(e.state.code(), "0A000", "{e}");
 }
+
+/// Goal: a join of a table with a side the plan knows has few rows (a
+/// LIMIT, VALUES) on the table's key reads the table by key once per row
+/// of that side, not whole (optimizer rule 5, lookup joins): a job
+/// queue's `UPDATE ... FROM (... LIMIT 1 FOR UPDATE SKIP LOCKED)` reads
+/// and locks one row, and a bulk `UPDATE ... FROM (VALUES ...)` the rows
+/// it names. Without a key (a join on `n`, no index) the table is
+/// scanned, as before.
+#[test]
+fn a_join_with_few_rows_on_a_key_reads_the_table_by_key() {
+    let (reads, mut s) = setup();
+    let (made, rows) = reads_of(
+        &reads,
+        &mut s,
+        "UPDATE t SET n = n + 1 FROM (SELECT id FROM t WHERE n >= 20 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AS next \
+         WHERE t.id = next.id RETURNING t.id, t.n",
+    );
+    assert_eq!(rows, vec![vec![Value::Int4(2), Value::Int4(21)]]);
+    // The queue's scan (its first page), the job locked and read again,
+    // then the update's read of that one row by key, for update (and no
+    // scan of `t`; the gets after are of the keys the update replaces,
+    // answered from its own writes).
+    assert_eq!(made[..3], [Read::Scan, Read::GetForUpdate, Read::GetForUpdate], "{made:?}");
+    assert_eq!(count(&made, Read::Scan), 1, "{made:?}");
+    let (made, rows) = reads_of(
+        &reads,
+        &mut s,
+        "SELECT t.id, v.tag FROM (VALUES (3, 'c'), (9, 'z')) AS v(id, tag) JOIN t ON t.id = v.id",
+    );
+    assert_eq!(rows, vec![vec![Value::Int4(3), Value::Text("c".into())]]);
+    assert_eq!(made, vec![Read::Get, Read::Get], "one get per row of VALUES: {made:?}");
+    let (made, rows) = reads_of(
+        &reads,
+        &mut s,
+        "UPDATE t SET n = v.n FROM (VALUES (1, 100), (3, 300)) AS v(id, n) WHERE v.id = t.id RETURNING t.id",
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(count(&made, Read::GetForUpdate), 2, "{made:?}");
+    assert_eq!(count(&made, Read::Scan), 0, "{made:?}");
+    let (made, _) = reads_of(&reads, &mut s, "SELECT t.id FROM (VALUES (100)) AS v(n) JOIN t ON t.n = v.n");
+    assert_eq!(made, vec![Read::Scan], "no index on n: the table is scanned");
+}
