@@ -2324,34 +2324,71 @@ struct Series<'p> {
     stop: &'p Expr,
     step: Option<&'p Expr>,
     data_type: DataType,
-    /// (next, stop, step, produced).
-    state: Option<Option<(i64, i64, i64, i64)>>,
+    /// Not started (`None`), or where it is.
+    state: Option<SeriesState>,
+}
+
+/// Where a series is: its next value, its stop, its step, and how many it
+/// gave; `Done` after its last value (or a NULL argument: none).
+enum SeriesState {
+    Ints {
+        next: i64,
+        stop: i64,
+        step: i64,
+        produced: i64,
+    },
+    /// Timestamps: each value is the one before plus the interval (so a
+    /// month's step from the 31st gives the 29th of February, then the
+    /// 29th of each month after, as PostgreSQL's).
+    Times {
+        next: Value,
+        stop: Value,
+        step: Value,
+        forward: bool,
+        produced: i64,
+    },
+    Done,
+}
+
+impl Series<'_> {
+    fn start(&self, cx: &mut Cx) -> Result<SeriesState> {
+        let start = eval(self.start, &[], cx)?;
+        let stop = eval(self.stop, &[], cx)?;
+        let step = match self.step {
+            Some(s) => eval(s, &[], cx)?,
+            None => Value::Int8(1),
+        };
+        if start.is_null() || stop.is_null() || step.is_null() {
+            return Ok(SeriesState::Done);
+        }
+        if let Value::Interval(i) = step {
+            let zero = Value::Interval(crate::types::Interval { months: 0, days: 0, micros: 0 });
+            let forward = match crate::ops::compare(&step, &zero)? {
+                Some(std::cmp::Ordering::Equal) | None => {
+                    return sql_err!(InvalidParameterValue, "step size cannot equal zero")
+                }
+                Some(o) => o == std::cmp::Ordering::Greater,
+            };
+            return Ok(SeriesState::Times { next: start, stop, step: Value::Interval(i), forward, produced: 0 });
+        }
+        match (start.as_i64(), stop.as_i64(), step.as_i64()) {
+            (Some(_), Some(_), Some(0)) => sql_err!(InvalidParameterValue, "step size cannot equal zero"),
+            (Some(next), Some(stop), Some(step)) => Ok(SeriesState::Ints { next, stop, step, produced: 0 }),
+            _ => sql_err!(InternalError, "generate_series over values of other types"),
+        }
+    }
 }
 
 impl Operator for Series<'_> {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         if self.state.is_none() {
-            let start = eval(self.start, &[], cx)?;
-            let stop = eval(self.stop, &[], cx)?;
-            let step = match self.step {
-                Some(s) => eval(s, &[], cx)?,
-                None => Value::Int8(1),
-            };
-            self.state = Some(match (start.as_i64(), stop.as_i64(), step.as_i64()) {
-                (Some(a), Some(b), Some(s)) => {
-                    if s == 0 {
-                        return sql_err!(InvalidParameterValue, "step size cannot equal zero");
-                    }
-                    Some((a, b, s, 0))
-                }
-                _ => None, // a NULL argument: no rows
-            });
+            self.state = Some(self.start(cx)?);
         }
-        let Some(Some((next, stop, step, produced))) = self.state else { return Ok(None) };
         cx.tick()?;
-        if (step > 0 && next > stop) || (step < 0 && next < stop) {
-            return Ok(None);
-        }
+        let produced = match &self.state {
+            Some(SeriesState::Ints { produced, .. } | SeriesState::Times { produced, .. }) => *produced,
+            _ => return Ok(None),
+        };
         if produced >= limits::SERIES_ROWS_MAX {
             return sql_err!(
                 ProgramLimitExceeded,
@@ -2359,22 +2396,42 @@ impl Operator for Series<'_> {
                 limits::SERIES_ROWS_MAX
             );
         }
-        let after = next.checked_add(step);
-        self.state = Some(match after {
-            Some(n) => Some((n, stop, step, produced + 1)),
-            // Past i64's range: this was the last value.
-            None => Some((
-                if step > 0 { i64::MAX } else { i64::MIN },
-                if step > 0 { i64::MIN } else { i64::MAX },
-                step,
-                produced + 1,
-            )),
-        });
-        let v = match self.data_type {
-            DataType::Int2 => Value::Int2(next as i16),
-            DataType::Int4 => Value::Int4(next as i32),
-            _ => Value::Int8(next),
-        };
-        Ok(Some(vec![v]))
+        match self.state.take() {
+            Some(SeriesState::Ints { next, stop, step, produced }) => {
+                if (step > 0 && next > stop) || (step < 0 && next < stop) {
+                    self.state = Some(SeriesState::Done);
+                    return Ok(None);
+                }
+                self.state = Some(match next.checked_add(step) {
+                    Some(after) => SeriesState::Ints { next: after, stop, step, produced: produced + 1 },
+                    // Past i64's range: this was the last value.
+                    None => SeriesState::Done,
+                });
+                let v = match self.data_type {
+                    DataType::Int2 => Value::Int2(next as i16),
+                    DataType::Int4 => Value::Int4(next as i32),
+                    _ => Value::Int8(next),
+                };
+                Ok(Some(vec![v]))
+            }
+            Some(SeriesState::Times { next, stop, step, forward, produced }) => {
+                let past = match crate::ops::compare(&next, &stop)? {
+                    Some(std::cmp::Ordering::Greater) => forward,
+                    Some(std::cmp::Ordering::Less) => !forward,
+                    _ => false,
+                };
+                if past {
+                    self.state = Some(SeriesState::Done);
+                    return Ok(None);
+                }
+                let after = crate::ops::binary(crate::ops::BinaryOp::Add, &next, &step)?;
+                self.state = Some(SeriesState::Times { next: after, stop, step, forward, produced: produced + 1 });
+                Ok(Some(vec![next]))
+            }
+            other => {
+                self.state = other;
+                Ok(None)
+            }
+        }
     }
 }

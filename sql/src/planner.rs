@@ -2261,16 +2261,45 @@ impl<'a> Planner<'a> {
                 bound.len()
             );
         }
-        let ty = bound.iter().filter_map(|b| b.ty).try_fold(DataType::Int4, |acc, t| {
-            if t.is_integer() {
-                ops::common_type(acc, t)
-            } else {
-                sql_err!(UndefinedFunction, "function generate_series({t}) does not exist")
+        let types: Vec<Option<DataType>> = bound.iter().map(|b| b.ty).collect();
+        let no_such = || {
+            let names: Vec<String> = types.iter().map(|t| t.map_or("unknown".into(), ops::type_name)).collect();
+            Error::new(
+                SqlState::UndefinedFunction,
+                format!("function generate_series({}) does not exist", names.join(", ")),
+            )
+            .with_hint("No function matches the given name and argument types.")
+        };
+        // Timestamps by an interval: `timestamp` when neither bound is
+        // more (a date or a timestamptz), else `timestamptz`, as
+        // PostgreSQL resolves them (a date is a timestamptz there).
+        let temporal =
+            types.iter().flatten().any(|t| t.is_timestamp() || matches!(t, DataType::Date | DataType::Interval));
+        let (ty, step_ty) = if temporal {
+            if bound.len() != 3 {
+                return Err(no_such());
             }
-        })?;
+            let plain = types[..2].contains(&Some(DataType::Timestamp))
+                && types[..2].iter().all(|t| t.is_none_or(|t| t == DataType::Timestamp));
+            let ty = if plain { DataType::Timestamp } else { DataType::TimestampTz };
+            let fits = |t: Option<DataType>, want: DataType| t.is_none_or(|t| ops::can_coerce_implicitly(t, want));
+            if !(fits(types[0], ty) && fits(types[1], ty) && fits(types[2], DataType::Interval)) {
+                return Err(no_such());
+            }
+            (ty, DataType::Interval)
+        } else {
+            let ty = types.iter().flatten().try_fold(DataType::Int4, |acc, t| {
+                if t.is_integer() {
+                    ops::common_type(acc, *t)
+                } else {
+                    Err(no_such())
+                }
+            })?;
+            (ty, ty)
+        };
         let mut exprs = Vec::new();
-        for b in bound {
-            exprs.push(self.coerce(b, ty)?);
+        for (i, b) in bound.into_iter().enumerate() {
+            exprs.push(self.coerce(b, if i < 2 { ty } else { step_ty })?);
         }
         let mut it = exprs.into_iter();
         let (start, stop, step) = (it.next().expect("2..=3"), it.next().expect("2..=3"), it.next());
