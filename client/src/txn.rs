@@ -752,8 +752,8 @@ impl Txn {
         let mut sent: BTreeSet<ShardId> = BTreeSet::from([coordinator]);
         let mut pending: Vec<(ShardId, ShardPart)> = parts.into_iter().filter(|(s, _)| *s != coordinator).collect();
         let (mut participants, mut failure, mut regroups) = (Vec::new(), None, 0);
-        let asked = Instant::now();
         loop {
+            let asked = Instant::now();
             while !pending.is_empty() && failure.is_none() {
                 let prepares = pending.iter().map(|(shard, part)| {
                     prepare_on(self.client.clone(), *shard, meta.clone(), part.clone(), coordinator)
@@ -803,9 +803,8 @@ impl Txn {
                     }
                 }
             }
-            if !participants.is_empty() {
-                self.timings.prepare = asked.elapsed();
-            }
+            // The prepares' rounds (more than one after a split).
+            self.timings.prepare += asked.elapsed();
             if let Some(e) = failure {
                 self.abort_everywhere(involved.iter().copied()).await;
                 return Ok(Err(not_committed(e, "a participant did not prepare")));

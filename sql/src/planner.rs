@@ -4833,32 +4833,44 @@ fn type_after(b: &Bound, e: &Expr, other: &Bound) -> Option<DataType> {
 
 /// PostgreSQL's name for an unnamed result column.
 fn column_name(e: &ast::Expr) -> String {
+    figure_column_name(e).0
+}
+
+/// A select item's column name, and how strong it is (PostgreSQL's
+/// `FigureColname`): 2 for a name of its own (a column, a function), 1 for
+/// a fallback a cast outside it replaces (a cast's type, `case`), 0 for
+/// none (`?column?`). So `sum(x)::int` is "sum", `'1'::text::int` "int4".
+fn figure_column_name(e: &ast::Expr) -> (String, u8) {
+    let strong = |name: String| (name, 2);
     match e {
-        ast::Expr::Identifier(i) => ident(i),
-        ast::Expr::CompoundIdentifier(parts) => parts.last().map(ident).unwrap_or_else(|| "?column?".into()),
-        ast::Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .map(|p| match p {
-                ast::ObjectNamePart::Identifier(i) => ident(i),
-                _ => "?column?".into(),
-            })
-            .unwrap_or_else(|| "?column?".into()),
-        // A cast keeps what it casts' name (`sum(x)::int` is "sum"), unless
-        // that has none of its own, or only "case": then the type's.
-        ast::Expr::Cast { expr, data_type: t, .. } => match column_name(expr) {
-            name if name != "?column?" && name != "case" => name,
-            _ => data_type(t).map(|t| pg_short_name(t).to_string()).unwrap_or_else(|_| "?column?".into()),
+        ast::Expr::Identifier(i) => strong(ident(i)),
+        ast::Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(i) => strong(ident(i)),
+            None => ("?column?".into(), 0),
         },
-        ast::Expr::Nested(inner) => column_name(inner),
-        ast::Expr::Case { .. } => "case".into(),
-        ast::Expr::Exists { .. } => "exists".into(),
-        ast::Expr::Subquery(_) => "?column?".into(),
-        ast::Expr::Position { .. } => "position".into(),
-        ast::Expr::Substring { .. } => "substring".into(),
-        ast::Expr::Trim { .. } => "btrim".into(),
-        _ => "?column?".into(),
+        ast::Expr::Function(f) => match f.name.0.last() {
+            Some(ast::ObjectNamePart::Identifier(i)) => strong(ident(i)),
+            _ => ("?column?".into(), 0),
+        },
+        ast::Expr::Cast { expr, data_type: t, .. } => match figure_column_name(expr) {
+            (name, 2) => (name, 2),
+            weak => match data_type(t) {
+                Ok(t) => (pg_short_name(t).to_string(), 1),
+                Err(_) => weak,
+            },
+        },
+        ast::Expr::Nested(inner) => figure_column_name(inner),
+        // Named after its ELSE when that has a name of its own.
+        ast::Expr::Case { else_result, .. } => match else_result.as_deref().map(figure_column_name) {
+            Some((name, 2)) => (name, 2),
+            _ => ("case".into(), 1),
+        },
+        ast::Expr::Exists { .. } => strong("exists".into()),
+        ast::Expr::Array(_) => strong("array".into()),
+        ast::Expr::Position { .. } => strong("position".into()),
+        ast::Expr::Substring { .. } => strong("substring".into()),
+        ast::Expr::Trim { .. } => strong("btrim".into()),
+        _ => ("?column?".into(), 0),
     }
 }
 

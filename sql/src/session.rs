@@ -2392,6 +2392,9 @@ fn copy_to_stdout(s: &ast::Statement) -> Result<Option<(String, ast::Statement)>
     }
     CopyFormat::from_options(options, legacy_options)?;
     let sql = match source {
+        ast::CopySource::Query(q) if with_dml(q).is_some() => {
+            return sql_err!(FeatureNotSupported, "COPY of an INSERT, UPDATE or DELETE is not supported")
+        }
         ast::CopySource::Query(q) => return Ok(Some((q.to_string(), ast::Statement::Query(q.clone())))),
         ast::CopySource::Table { table_name, columns } => {
             let table = crate::planner::object_name(table_name)?;

@@ -102,10 +102,17 @@ fn copy_to_stdout_gives_the_rows_and_their_count() {
     assert_eq!(sql::copy::format_line(&out.rows[0]), "x\t10\n");
     let out = must(&mut s, "COPY t (b) TO STDOUT");
     assert_eq!(out.columns.len(), 1);
-    for bad in ["COPY t TO '/tmp/x'", "COPY t TO STDOUT WITH (FORMAT binary)"] {
+    for bad in [
+        "COPY t TO '/tmp/x'",
+        "COPY t TO STDOUT WITH (FORMAT binary)",
+        "COPY (DELETE FROM t) TO STDOUT",
+        "COPY (WITH w AS (SELECT 1) DELETE FROM t RETURNING a) TO STDOUT",
+    ] {
         let e = run(&mut s, bad).unwrap_err();
         assert_eq!(e.state, sql::SqlState::FeatureNotSupported, "{bad}: {e:?}");
     }
+    let out = must(&mut s, "COPY t TO STDOUT");
+    assert_eq!(out.tags, vec!["COPY 2".to_string()], "the refused COPYs deleted nothing");
 }
 
 /// Goal: an INSERT ... SELECT inside a block into a table the block

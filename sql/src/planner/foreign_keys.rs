@@ -176,8 +176,18 @@ impl Planner<'_> {
 
     /// The constraints a write of `table` checks: its CHECKs, its foreign
     /// keys over columns it sets, and the foreign keys referencing it over
-    /// columns it changes (or all of them for a DELETE).
+    /// columns it changes (or all of them for a DELETE). Their checks
+    /// name tables, so they are planned without the statement's WITH
+    /// queries in scope (`WITH parent AS (...) INSERT INTO child ...`
+    /// still checks the table `parent`), as a view's query is.
     pub(super) fn bind_constraints(&mut self, table: &TableDesc, kind: WriteKind) -> Result<Constraints> {
+        let ctes = std::mem::take(&mut self.ctes);
+        let bound = self.bind_constraints_of(table, kind);
+        self.ctes = ctes;
+        bound
+    }
+
+    fn bind_constraints_of(&mut self, table: &TableDesc, kind: WriteKind) -> Result<Constraints> {
         let sets = |ids: &[u32], inserted: bool| match kind {
             WriteKind::Delete => true,
             WriteKind::Insert | WriteKind::Upsert(_) if inserted => true,
