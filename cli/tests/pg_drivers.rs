@@ -642,6 +642,11 @@ async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> 
         let states: Vec<String> =
             other.query("SELECT state FROM jobs ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
         assert_eq!(states, ["running", "running", "done", "queued", "running"]);
+        // A data-modifying WITH query, prepared: the done job deleted,
+        // its id returned through the statement's SELECT.
+        let sweep = "WITH gone AS (DELETE FROM jobs WHERE state = $1 RETURNING id) SELECT id FROM gone";
+        assert_eq!(ids(timing.query(sweep, &[&"done"]).await?), [3]);
+        assert_eq!(ids(timing.query(sweep, &[&"done"]).await?), Vec::<i32>::new(), "deleted once");
         anyhow::Ok(())
     })
     .await;

@@ -211,6 +211,12 @@ impl<'t> Cx<'t> {
 
     /// Measures into `analysis`, timing operators with `clock`
     /// (nanoseconds), for EXPLAIN ANALYZE.
+    /// Keeps `rows` as work table `id` (a data-modifying WITH query's
+    /// RETURNING rows, [`Plan::WithModifying`]), for the statement.
+    pub fn keep_work_table(&mut self, id: usize, rows: Vec<Row>) {
+        self.work_tables.insert(id, Rc::new(rows));
+    }
+
     pub fn measure(&mut self, analysis: Analysis, clock: Arc<dyn Fn() -> u64 + Send + Sync>) {
         self.analysis = Some(analysis);
         self.clock = Some(clock);

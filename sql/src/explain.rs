@@ -43,6 +43,13 @@ pub fn explain(plan: &Plan, engine: &dyn Engine, cx: &mut Cx, analysis: Option<&
             node(source, 1, engine, cx, &mut at, &mut out);
         }
         Plan::Explain { plan, .. } => return explain(plan, engine, cx, analysis),
+        Plan::WithModifying { steps, main } => {
+            for step in steps {
+                out.push(format!("WITH query (work table {}), run first", step.id));
+                out.extend(explain(&step.plan, engine, cx, None).into_iter().map(|line| format!("  {line}")));
+            }
+            out.extend(explain(main, engine, cx, analysis));
+        }
         other => out.push(ddl_name(other).to_string()),
     }
     out

@@ -114,6 +114,10 @@ pub fn optimize_plan(plan: Plan, rules: Rules) -> Plan {
             Plan::Delete { table, source: o(source), returning: items(returning), constraints }
         }
         Plan::Explain { plan, analyze } => Plan::Explain { plan: Box::new(optimize_plan(*plan, rules)), analyze },
+        Plan::WithModifying { steps, main } => Plan::WithModifying {
+            steps: steps.into_iter().map(|s| ModifyingStep { plan: optimize_plan(s.plan, rules), ..s }).collect(),
+            main: Box::new(optimize_plan(*main, rules)),
+        },
         Plan::CreateTableAs { table, query, if_not_exists } => {
             let query = QueryPlan { root: o(query.root), columns: query.columns };
             Plan::CreateTableAs { table, query, if_not_exists }

@@ -879,6 +879,14 @@ pub enum OnConflict {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     Query(QueryPlan),
+    /// A statement with data-modifying WITH queries: each step runs once,
+    /// in order, its RETURNING rows kept as its [`Node::WorkTable`], then
+    /// `main`, which reads them (`WITH gone AS (DELETE FROM jobs WHERE
+    /// ... RETURNING *) INSERT INTO done SELECT * FROM gone`).
+    WithModifying {
+        steps: Vec<ModifyingStep>,
+        main: Box<Plan>,
+    },
     /// `source` yields rows of the table's full width, in column order,
     /// with defaults filled in and values cast to the column types.
     Insert {
@@ -1024,17 +1032,34 @@ pub enum Plan {
     },
 }
 
+/// A data-modifying WITH query: an INSERT, UPDATE or DELETE plan, and the
+/// work table id its RETURNING rows are read by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModifyingStep {
+    pub id: usize,
+    pub plan: Plan,
+}
+
 impl Plan {
     /// The columns of the rows the statement returns (none if it returns
     /// none).
     pub fn columns(&self) -> Vec<OutputColumn> {
         match self {
             Plan::Query(q) => q.columns.clone(),
+            Plan::WithModifying { main, .. } => main.columns(),
             Plan::Insert { returning: Some(items), .. }
             | Plan::Update { returning: Some(items), .. }
             | Plan::Delete { returning: Some(items), .. } => items.iter().map(|(_, c)| c.clone()).collect(),
             Plan::Explain { .. } => vec![OutputColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }],
             _ => Vec::new(),
+        }
+    }
+
+    /// The table an INSERT, UPDATE or DELETE changes.
+    pub fn target(&self) -> Option<&Arc<TableDesc>> {
+        match self {
+            Plan::Insert { table, .. } | Plan::Update { table, .. } | Plan::Delete { table, .. } => Some(table),
+            _ => None,
         }
     }
 

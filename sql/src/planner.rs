@@ -200,6 +200,23 @@ pub struct Planner<'a> {
     /// '{"a": 1}'` into jsonb); only there, not through a UNION or a
     /// subquery.
     insert_select: Option<(usize, Vec<DataType>)>,
+    /// The top-level WITH of the statement is next to be planned: it may
+    /// hold data-modifying queries ([`Planner::with_ctes`]).
+    top_with: bool,
+    /// The statement's data-modifying WITH queries, planned, in order.
+    modifying: Vec<ModifyingPart>,
+    /// Where in `used_tables` the lookups of constraint checks lie (they
+    /// are not reads of the statement's own: [`Planner::check_modifying`]).
+    constraint_lookups: Vec<std::ops::Range<usize>>,
+}
+
+/// A part of a statement with data-modifying WITH queries: one of those
+/// queries, or the statement itself; the table it changes, and where in
+/// `used_tables` the tables it looked up while planned lie.
+struct ModifyingPart {
+    step: Option<ModifyingStep>,
+    target: Option<String>,
+    lookups: std::ops::Range<usize>,
 }
 
 /// One WITH clause's queries, by name; the first `visible` of them may be
@@ -212,6 +229,9 @@ struct CteFrame {
     /// WITH RECURSIVE: a query of the form `base UNION [ALL] step` may
     /// name itself in its step.
     recursive: bool,
+    /// Per query, if it is data-modifying: the id of the rows its
+    /// RETURNING gave ([`Node::WorkTable`]) and their columns.
+    materialized: Vec<Option<(usize, Vec<OutputColumn>)>>,
 }
 
 /// A recursive WITH query's name, as its step sees it: the rows its
@@ -655,6 +675,9 @@ impl<'a> Planner<'a> {
             user: None,
             unlocked_catalog: None,
             insert_select: None,
+            top_with: false,
+            modifying: Vec::new(),
+            constraint_lookups: Vec::new(),
         }
     }
 
@@ -774,12 +797,21 @@ impl<'a> Planner<'a> {
     pub fn plan(&mut self, stmt: &ast::Statement) -> Result<Plan> {
         use ast::Statement as S;
         match stmt {
-            S::Query(q) => match q.body.as_ref() {
-                ast::SetExpr::Insert(dml) | ast::SetExpr::Update(dml) | ast::SetExpr::Delete(dml) => {
-                    self.plan_dml_with(q, dml)
-                }
-                _ => Ok(Plan::Query(self.plan_query(q)?)),
-            },
+            S::Query(q) => {
+                // Its WITH may hold data-modifying queries (only here, at
+                // the top: [`Planner::with_ctes`]).
+                self.top_with = q.with.is_some();
+                let start = self.used_tables.len();
+                let main = match q.body.as_ref() {
+                    ast::SetExpr::Insert(dml) | ast::SetExpr::Update(dml) | ast::SetExpr::Delete(dml) => {
+                        self.plan_dml_with(q, dml)
+                    }
+                    _ => self.plan_query(q).map(Plan::Query),
+                };
+                self.top_with = false;
+                let main = main?;
+                self.with_modifying(main, start)
+            }
             S::Insert(insert) => self.plan_insert(insert),
             S::Update(update) => self.plan_update(update),
             S::Delete(delete) => self.plan_delete(delete),
@@ -867,8 +899,15 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Runs `plan` with the queries of `with` in scope.
+    /// Runs `plan` with the queries of `with` in scope. The statement's
+    /// top-level WITH may hold data-modifying queries (`WITH gone AS
+    /// (DELETE ... RETURNING *) INSERT INTO archive SELECT * FROM gone`):
+    /// each is planned here, in order, with the queries before it in
+    /// scope, runs once before the statement whether or not anything
+    /// reads it, and is read as the rows its RETURNING gave
+    /// ([`Plan::WithModifying`]).
     fn with_ctes<T>(&mut self, with: &ast::With, plan: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let top = std::mem::take(&mut self.top_with);
         let mut ctes: Vec<(String, ast::Cte)> = Vec::new();
         for cte in &with.cte_tables {
             let name = ident(&cte.alias.name);
@@ -878,10 +917,74 @@ impl<'a> Planner<'a> {
             ctes.push((name, cte.clone()));
         }
         let visible = ctes.len();
-        self.ctes.push(CteFrame { ctes, visible, recursive: with.recursive });
+        let materialized = vec![None; visible];
+        let mut frame = CteFrame { ctes, visible, recursive: with.recursive, materialized };
+        for i in 0..visible {
+            let query = frame.ctes[i].1.query.clone();
+            let Some(dml) = dml_body(&query) else { continue };
+            if !top {
+                return sql_err!(
+                    FeatureNotSupported,
+                    "WITH clause containing a data-modifying statement must be at the top level"
+                );
+            }
+            self.ctes.push(CteFrame { visible: i, ..frame.clone() });
+            let start = self.used_tables.len();
+            let planned = self.plan_dml_with(&query, dml);
+            self.ctes.pop();
+            let planned = planned?;
+            let id = self.next_work_table;
+            self.next_work_table += 1;
+            frame.materialized[i] = Some((id, planned.columns()));
+            let target = planned.target().map(|t| t.name.clone());
+            let lookups = start..self.used_tables.len();
+            let step = ModifyingStep { id, plan: planned };
+            self.modifying.push(ModifyingPart { step: Some(step), target, lookups });
+        }
+        self.ctes.push(frame);
         let result = plan(self);
         self.ctes.pop();
         result
+    }
+
+    /// `main`, after the statement's data-modifying WITH queries if it
+    /// has any: checked that no part reads a table another changes
+    /// (PostgreSQL runs them all on one snapshot, so none sees another's
+    /// changes; here each sees the ones before it, so such a statement is
+    /// refused rather than answered differently). `start`: where the
+    /// statement's lookups begin in `used_tables`.
+    fn with_modifying(&mut self, main: Plan, start: usize) -> Result<Plan> {
+        if self.modifying.is_empty() {
+            return Ok(main);
+        }
+        let steps_end = self.modifying.last().map_or(start, |p| p.lookups.end);
+        let target = main.target().map(|t| t.name.clone());
+        let mut parts = std::mem::take(&mut self.modifying);
+        parts.push(ModifyingPart { step: None, target, lookups: steps_end..self.used_tables.len() });
+        self.check_modifying(&parts)?;
+        let steps = parts.into_iter().filter_map(|p| p.step).collect();
+        Ok(Plan::WithModifying { steps, main: Box::new(main) })
+    }
+
+    /// Refuses (0A000) a statement part of which reads a table another
+    /// part changes.
+    fn check_modifying(&self, parts: &[ModifyingPart]) -> Result<()> {
+        for (i, part) in parts.iter().enumerate() {
+            let reads = part.lookups.clone().filter(|at| !self.constraint_lookups.iter().any(|r| r.contains(at)));
+            for name in reads.map(|at| &self.used_tables[at]) {
+                if part.target.as_ref() == Some(name) {
+                    continue;
+                }
+                let changed = parts.iter().enumerate().any(|(j, other)| j != i && other.target.as_ref() == Some(name));
+                if changed {
+                    return sql_err!(
+                        FeatureNotSupported,
+                        "reading table \"{name}\", which a data-modifying WITH query of the same statement changes, is not supported"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `WITH ... INSERT | UPDATE | DELETE`: the statement, planned with
@@ -891,6 +994,13 @@ impl<'a> Planner<'a> {
     /// queries themselves must be queries: a data-modifying WITH query is
     /// 0A000 ([`Planner::plan_set_expr`]).
     fn plan_dml_with(&mut self, q: &ast::Query, dml: &ast::Statement) -> Result<Plan> {
+        if q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || !q.locks.is_empty() {
+            return sql_err!(
+                SyntaxError,
+                "ORDER BY, LIMIT and FOR UPDATE do not apply to {}",
+                first_words(&dml.to_string())
+            );
+        }
         match &q.with {
             None => self.plan(dml),
             Some(with) => self.nested(|planner| planner.with_ctes(with, |planner| planner.plan(dml))),
@@ -2025,7 +2135,18 @@ impl<'a> Planner<'a> {
                     }
                 }
                 if let Some((f, c, cte)) = cte {
-                    let plan = self.plan_cte(f, c, &cte)?;
+                    let plan = match self.ctes[f].materialized[c].clone() {
+                        Some((_, columns)) if columns.is_empty() => {
+                            return sql_err!(
+                                FeatureNotSupported,
+                                "WITH query \"{table_name}\" does not have a RETURNING clause"
+                            )
+                        }
+                        Some((id, columns)) => {
+                            QueryPlan { root: Node::WorkTable { id, width: columns.len() }, columns }
+                        }
+                        None => self.plan_cte(f, c, &cte)?,
+                    };
                     let alias_name = alias.as_ref().map(|a| ident(&a.name)).unwrap_or(table_name);
                     let mut scope = derived_scope(&plan, Some(alias_name));
                     rename_columns(&mut scope, &cte.alias.columns)?;
@@ -5088,4 +5209,12 @@ fn is_function_factor(factor: &ast::TableFactor) -> bool {
             | ast::TableFactor::Function { .. }
             | ast::TableFactor::UNNEST { .. }
     )
+}
+
+/// The INSERT, UPDATE or DELETE a WITH query is, if it is one.
+fn dml_body(q: &ast::Query) -> Option<&ast::Statement> {
+    match q.body.as_ref() {
+        ast::SetExpr::Insert(dml) | ast::SetExpr::Update(dml) | ast::SetExpr::Delete(dml) => Some(dml),
+        _ => None,
+    }
 }

@@ -1082,7 +1082,7 @@ impl Session {
                 other => other,
             };
         }
-        if parsed.as_of.is_some() && !matches!(&parsed.statement, S::Query(q) if with_dml(q).is_none()) {
+        if parsed.as_of.is_some() && !matches!(&parsed.statement, S::Query(q) if !modifies(q)) {
             return sql_err!(FeatureNotSupported, "AS OF SYSTEM TIME is only allowed on SELECT and BEGIN");
         }
         self.renew_leases();
@@ -2222,6 +2222,14 @@ impl Session {
                 send_returning(returning, r.returned, sink)?;
                 Ok(format!("DELETE {}", r.count))
             }
+            Plan::WithModifying { steps, main } => {
+                for step in steps {
+                    let mut returned = Collected::default();
+                    self.execute_in(&step.plan, cx, statement, &mut returned)?;
+                    cx.keep_work_table(step.id, returned.rows);
+                }
+                self.execute_in(main, cx, statement, sink)
+            }
             Plan::Explain { plan: inner, analyze: false } => {
                 let lines = explain::explain(inner, engine.as_ref(), cx, None);
                 send_plan(lines, sink)?;
@@ -2254,6 +2262,12 @@ impl Session {
                     Plan::Delete { table, source, returning, constraints } => {
                         let r = write::delete(table, source, returning, constraints, cx, &mut self.row_ids)?;
                         format!("rows deleted: {}", r.count)
+                    }
+                    Plan::WithModifying { .. } => {
+                        return sql_err!(
+                            FeatureNotSupported,
+                            "EXPLAIN ANALYZE of a statement with data-modifying WITH queries is not supported"
+                        )
                     }
                     _ => return sql_err!(FeatureNotSupported, "EXPLAIN ANALYZE of a schema change is not supported"),
                 };
@@ -2392,7 +2406,7 @@ fn copy_to_stdout(s: &ast::Statement) -> Result<Option<(String, ast::Statement)>
     }
     CopyFormat::from_options(options, legacy_options)?;
     let sql = match source {
-        ast::CopySource::Query(q) if with_dml(q).is_some() => {
+        ast::CopySource::Query(q) if modifies(q) => {
             return sql_err!(FeatureNotSupported, "COPY of an INSERT, UPDATE or DELETE is not supported")
         }
         ast::CopySource::Query(q) => return Ok(Some((q.to_string(), ast::Statement::Query(q.clone())))),
@@ -2462,7 +2476,7 @@ fn describes_by_planning(s: &ast::Statement) -> bool {
 fn is_read_only_statement(s: &ast::Statement) -> bool {
     match s {
         // FOR UPDATE / FOR SHARE lock rows: a read-write transaction.
-        ast::Statement::Query(q) => !locks_rows(q) && with_dml(q).is_none(),
+        ast::Statement::Query(q) => !locks_rows(q) && !modifies(q),
         ast::Statement::Explain { statement, analyze, .. } => !*analyze || is_read_only_statement(statement),
         _ => false,
     }
@@ -2475,6 +2489,12 @@ fn with_dml(q: &ast::Query) -> Option<&ast::Statement> {
         ast::SetExpr::Insert(dml) | ast::SetExpr::Update(dml) | ast::SetExpr::Delete(dml) => Some(dml),
         _ => None,
     }
+}
+
+/// Whether `q` writes: an INSERT, UPDATE or DELETE itself, or with one
+/// among its WITH queries.
+fn modifies(q: &ast::Query) -> bool {
+    with_dml(q).is_some() || q.with.as_ref().is_some_and(|w| w.cte_tables.iter().any(|c| with_dml(&c.query).is_some()))
 }
 
 /// Whether `q`, its WITH queries or its derived tables say FOR UPDATE or
@@ -2517,7 +2537,11 @@ fn statement_name(s: &ast::Statement) -> &'static str {
         ast::Statement::Drop { .. } => "DROP",
         ast::Statement::AlterTable(_) => "ALTER TABLE",
         ast::Statement::Truncate(_) => "TRUNCATE TABLE",
-        ast::Statement::Query(q) => with_dml(q).map_or("this statement", statement_name),
+        ast::Statement::Query(q) => {
+            let ctes = q.with.iter().flat_map(|w| &w.cte_tables);
+            let dml = with_dml(q).or_else(|| ctes.filter_map(|c| with_dml(&c.query)).next());
+            dml.map_or("this statement", statement_name)
+        }
         _ => "this statement",
     }
 }

@@ -182,7 +182,9 @@ impl Planner<'_> {
     /// still checks the table `parent`), as a view's query is.
     pub(super) fn bind_constraints(&mut self, table: &TableDesc, kind: WriteKind) -> Result<Constraints> {
         let ctes = std::mem::take(&mut self.ctes);
+        let start = self.used_tables.len();
         let bound = self.bind_constraints_of(table, kind);
+        self.constraint_lookups.push(start..self.used_tables.len());
         self.ctes = ctes;
         bound
     }
