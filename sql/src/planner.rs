@@ -1117,14 +1117,26 @@ impl<'a> Planner<'a> {
         let exclusive = q.locks.iter().any(|l| l.lock_type == ast::LockType::Update);
         let mut tables = Vec::new();
         scanned_tables(&plan.root, &mut tables);
+        // OF names a FROM item, by its alias if it has one (42P01 if
+        // none has that name); scans know the table's own name.
+        let from = match q.body.as_ref() {
+            ast::SetExpr::Select(select) => from_names(select),
+            _ => Vec::new(),
+        };
+        for of in q.locks.iter().filter_map(|l| l.of.as_ref()) {
+            let of = object_name(of)?;
+            if !from.iter().any(|(visible, _)| *visible == of) {
+                return sql_err!(UndefinedTable, "relation \"{of}\" in FOR UPDATE clause not found in FROM clause");
+            }
+        }
         let named = q.locks.iter().filter(|l| l.lock_type == ast::LockType::Update).find_map(|l| l.of.as_ref());
         let table = match named {
             Some(of) => {
                 let of = object_name(of)?;
-                match tables.iter().position(|(_, name)| *name == of) {
+                let of = from.iter().find(|(visible, _)| *visible == of).and_then(|(_, table)| table.clone());
+                match tables.iter().position(|(_, name)| Some(name) == of.as_ref()) {
                     Some(i) => Some(tables.swap_remove(i)),
-                    // OF names the table's alias (scans know the table's
-                    // own name): with one table, it is that one.
+                    // A view's, say: with one table read, that one.
                     None if tables.len() == 1 => tables.pop(),
                     None => None,
                 }
@@ -5217,4 +5229,31 @@ fn dml_body(q: &ast::Query) -> Option<&ast::Statement> {
         ast::SetExpr::Insert(dml) | ast::SetExpr::Update(dml) | ast::SetExpr::Delete(dml) => Some(dml),
         _ => None,
     }
+}
+
+/// The names a SELECT's FROM items are known by (an alias, else the
+/// table's name), with the table each names, if it is one.
+fn from_names(select: &ast::Select) -> Vec<(String, Option<String>)> {
+    fn add(t: &ast::TableWithJoins, out: &mut Vec<(String, Option<String>)>) {
+        for relation in std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)) {
+            match relation {
+                ast::TableFactor::Table { name, alias, .. } => {
+                    let Ok(table) = object_name(name) else { continue };
+                    let visible = alias.as_ref().map_or_else(|| table.clone(), |a| ident(&a.name));
+                    out.push((visible, Some(table)));
+                }
+                ast::TableFactor::NestedJoin { table_with_joins, alias: None } => add(table_with_joins, out),
+                ast::TableFactor::Derived { alias: Some(alias), .. }
+                | ast::TableFactor::Function { alias: Some(alias), .. }
+                | ast::TableFactor::UNNEST { alias: Some(alias), .. }
+                | ast::TableFactor::NestedJoin { alias: Some(alias), .. } => out.push((ident(&alias.name), None)),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for t in &select.from {
+        add(t, &mut out);
+    }
+    out
 }
