@@ -124,6 +124,11 @@ pub struct Cx<'t> {
     pub advisory: Option<Arc<crate::advisory::SessionLocks>>,
     /// What the session's `nextval` gave (`sequence`), for `currval`.
     pub sequences: Option<Arc<crate::sequence::SessionValues>>,
+    /// The statement runs in a block the client began READ ONLY (or AS
+    /// OF): `nextval` and `setval`, which write through transactions of
+    /// their own, are refused there, as PostgreSQL refuses them (an
+    /// autocommit SELECT also runs read-only, and may call them).
+    pub read_only_block: bool,
     /// The session's process id, as its client knows it (`pg_backend_pid`).
     pub backend_pid: i32,
     /// Plans the statement made while running (foreign key actions'),
@@ -171,6 +176,7 @@ impl<'t> Cx<'t> {
             plans_made: Vec::new(),
             advisory: None,
             sequences: None,
+            read_only_block: false,
             backend_pid: 0,
         }
     }
@@ -838,6 +844,9 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
                 "current_setting" | "set_config" => setting_function(name, values, cx)?,
                 "pg_sleep" | "pg_sleep_for" => sleep(&values[0], cx)?,
                 "pg_backend_pid" => Value::Int4(cx.backend_pid),
+                "nextval" | "setval" if cx.read_only_block => {
+                    return sql_err!(ReadOnlySqlTransaction, "cannot execute {name}() in a read-only transaction")
+                }
                 name if crate::sequence::is_function(name) => {
                     let own = cx.drains.sequences.clone();
                     let lock_timeout = cx

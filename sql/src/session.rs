@@ -2104,10 +2104,12 @@ impl Session {
         if self.described.as_ref().is_some_and(|described| *described != plan.columns()) {
             return sql_err!(FeatureNotSupported, "cached plan must not change result type");
         }
+        let read_only = txn.mode().is_read_only();
         let mut cx = Cx::new(txn, self.params.values.clone(), now_us).with_cancel(self.cancel.clone());
         cx.drains = std::mem::take(&mut self.drains);
         cx.defer_unique_checks = self.defer_unique_checks;
         cx.batch_schema_changes = self.status != TxnStatus::InBlock;
+        cx.read_only_block = self.status == TxnStatus::InBlock && read_only;
         cx.engine = Some(self.engine.clone());
         cx.settings = self.settings.clone();
         cx.constraint_mode = (self.status == TxnStatus::InBlock).then_some(self.constraint_mode);
