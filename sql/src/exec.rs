@@ -2400,22 +2400,17 @@ impl Operator for Series<'_> {
             self.state = Some(self.start(cx)?);
         }
         cx.tick()?;
-        let produced = match &self.state {
-            Some(SeriesState::Ints { produced, .. } | SeriesState::Times { produced, .. }) => *produced,
-            _ => return Ok(None),
+        let too_many = || {
+            sql_err!(ProgramLimitExceeded, "generate_series would produce more than {} rows", limits::SERIES_ROWS_MAX)
         };
-        if produced >= limits::SERIES_ROWS_MAX {
-            return sql_err!(
-                ProgramLimitExceeded,
-                "generate_series would produce more than {} rows",
-                limits::SERIES_ROWS_MAX
-            );
-        }
         match self.state.take() {
             Some(SeriesState::Ints { next, stop, step, produced }) => {
                 if (step > 0 && next > stop) || (step < 0 && next < stop) {
                     self.state = Some(SeriesState::Done);
                     return Ok(None);
+                }
+                if produced >= limits::SERIES_ROWS_MAX {
+                    return too_many();
                 }
                 self.state = Some(match next.checked_add(step) {
                     Some(after) => SeriesState::Ints { next: after, stop, step, produced: produced + 1 },
@@ -2438,6 +2433,9 @@ impl Operator for Series<'_> {
                 if past {
                     self.state = Some(SeriesState::Done);
                     return Ok(None);
+                }
+                if produced >= limits::SERIES_ROWS_MAX {
+                    return too_many();
                 }
                 let after = crate::ops::binary(crate::ops::BinaryOp::Add, &next, &step)?;
                 self.state = Some(SeriesState::Times { next: after, stop, step, forward, produced: produced + 1 });

@@ -1055,6 +1055,17 @@ impl Plan {
         }
     }
 
+    /// Whether the foreign keys of the table it writes have actions
+    /// (CASCADE, SET NULL, SET DEFAULT) that write other tables.
+    pub fn cascades(&self) -> bool {
+        match self {
+            Plan::Insert { constraints, .. } | Plan::Update { constraints, .. } | Plan::Delete { constraints, .. } => {
+                constraints.referenced_by.iter().any(|fk| fk.action.is_some())
+            }
+            _ => false,
+        }
+    }
+
     /// The table an INSERT, UPDATE or DELETE changes.
     pub fn target(&self) -> Option<&Arc<TableDesc>> {
         match self {

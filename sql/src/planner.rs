@@ -217,6 +217,8 @@ struct ModifyingPart {
     step: Option<ModifyingStep>,
     target: Option<String>,
     lookups: std::ops::Range<usize>,
+    /// Its foreign keys' actions write other tables.
+    cascades: bool,
 }
 
 /// One WITH clause's queries, by name; the first `visible` of them may be
@@ -938,8 +940,9 @@ impl<'a> Planner<'a> {
             frame.materialized[i] = Some((id, planned.columns()));
             let target = planned.target().map(|t| t.name.clone());
             let lookups = start..self.used_tables.len();
+            let cascades = planned.cascades();
             let step = ModifyingStep { id, plan: planned };
-            self.modifying.push(ModifyingPart { step: Some(step), target, lookups });
+            self.modifying.push(ModifyingPart { step: Some(step), target, lookups, cascades });
         }
         self.ctes.push(frame);
         let result = plan(self);
@@ -960,26 +963,34 @@ impl<'a> Planner<'a> {
         let steps_end = self.modifying.last().map_or(start, |p| p.lookups.end);
         let target = main.target().map(|t| t.name.clone());
         let mut parts = std::mem::take(&mut self.modifying);
-        parts.push(ModifyingPart { step: None, target, lookups: steps_end..self.used_tables.len() });
+        let cascades = main.cascades();
+        parts.push(ModifyingPart { step: None, target, lookups: steps_end..self.used_tables.len(), cascades });
         self.check_modifying(&parts)?;
         let steps = parts.into_iter().filter_map(|p| p.step).collect();
         Ok(Plan::WithModifying { steps, main: Box::new(main) })
     }
 
-    /// Refuses (0A000) a statement part of which reads a table another
-    /// part changes.
+    /// Refuses (0A000) a statement one part of which reads or writes a
+    /// table another part changes (two parts writing one table would
+    /// also see each other's rows: an INSERT's duplicate key would go
+    /// unnoticed), or a part whose foreign keys cascade (the referencing
+    /// tables it changes are not known here; PostgreSQL cascades at the
+    /// end of the statement).
     fn check_modifying(&self, parts: &[ModifyingPart]) -> Result<()> {
+        if parts.iter().any(|p| p.cascades) {
+            return sql_err!(
+                FeatureNotSupported,
+                "data-modifying WITH queries over a table whose foreign keys cascade are not supported"
+            );
+        }
         for (i, part) in parts.iter().enumerate() {
             let reads = part.lookups.clone().filter(|at| !self.constraint_lookups.iter().any(|r| r.contains(at)));
             for name in reads.map(|at| &self.used_tables[at]) {
-                if part.target.as_ref() == Some(name) {
-                    continue;
-                }
                 let changed = parts.iter().enumerate().any(|(j, other)| j != i && other.target.as_ref() == Some(name));
                 if changed {
                     return sql_err!(
                         FeatureNotSupported,
-                        "reading table \"{name}\", which a data-modifying WITH query of the same statement changes, is not supported"
+                        "reading or writing table \"{name}\", which another part of the statement changes in a data-modifying WITH query, is not supported"
                     );
                 }
             }
@@ -2412,8 +2423,10 @@ impl<'a> Planner<'a> {
             if bound.len() != 3 {
                 return Err(no_such());
             }
-            let plain = types[..2].contains(&Some(DataType::Timestamp))
-                && types[..2].iter().all(|t| t.is_none_or(|t| t == DataType::Timestamp));
+            // One bound exactly a timestamp (and none a timestamptz) picks
+            // the timestamp form, as PostgreSQL's exact-match rule does.
+            let plain =
+                types[..2].contains(&Some(DataType::Timestamp)) && !types[..2].contains(&Some(DataType::TimestampTz));
             let ty = if plain { DataType::Timestamp } else { DataType::TimestampTz };
             let fits = |t: Option<DataType>, want: DataType| t.is_none_or(|t| ops::can_coerce_implicitly(t, want));
             if !(fits(types[0], ty) && fits(types[1], ty) && fits(types[2], DataType::Interval)) {

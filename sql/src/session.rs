@@ -2228,6 +2228,8 @@ impl Session {
                 for step in steps {
                     let mut returned = Collected::default();
                     self.execute_in(&step.plan, cx, statement, &mut returned)?;
+                    let bytes = returned.rows.iter().map(|r| exec::row_bytes(r)).sum();
+                    cx.hold(bytes, "a data-modifying WITH query's RETURNING rows")?;
                     cx.keep_work_table(step.id, returned.rows);
                 }
                 self.execute_in(main, cx, statement, sink)
