@@ -1723,6 +1723,9 @@ impl<'a> Planner<'a> {
     /// list does (over the Aggregate's row when the level aggregates);
     /// otherwise they see the FROM row, where no other aggregate may be.
     fn bind_aggregate(&mut self, call: &ast::Function, scope: &Scope, windowed: bool) -> Result<AggCall> {
+        if let Some(call) = whole_row_call(call, scope) {
+            return self.bind_aggregate(&call, scope, windowed);
+        }
         let name = builtin_name(&call.name)?;
         let (args, distinct, clauses) = match &call.args {
             ast::FunctionArguments::List(list) => {
@@ -3352,6 +3355,9 @@ impl<'a> Planner<'a> {
     }
 
     fn bind_function(&mut self, f: &ast::Function, scope: &Scope, depth: usize) -> Result<Bound> {
+        if let Some(call) = whole_row_call(f, scope) {
+            return self.bind_function(&call, scope, depth);
+        }
         let name = builtin_name(&f.name)?;
         if f.over.is_some() {
             // Reached only outside a select list or ORDER BY, or before
@@ -5269,4 +5275,60 @@ fn from_names(select: &ast::Select) -> Vec<(String, Option<String>)> {
         add(t, &mut out);
     }
     out
+}
+
+/// A JSON function of a whole row (`row_to_json(t)`, `to_jsonb(t.*)`,
+/// `json_agg(t)`: a FROM item's name, not a column's, or `t.*`), as the
+/// same function of `jsonb_build_object('col', t.col, ...)` over the
+/// item's visible columns (`row_to_json` as `to_jsonb`: json is jsonb
+/// here). `None` for any other call.
+fn whole_row_call(f: &ast::Function, scope: &Scope) -> Option<ast::Function> {
+    let name = builtin_name(&f.name).ok()?;
+    let name = match name.as_str() {
+        "row_to_json" => "to_jsonb",
+        "to_jsonb" | "jsonb_agg" => name.as_str(),
+        _ => return None,
+    };
+    let ast::FunctionArguments::List(list) = &f.args else { return None };
+    let [ast::FunctionArg::Unnamed(arg)] = list.args.as_slice() else { return None };
+    let table = match arg {
+        ast::FunctionArgExpr::Expr(ast::Expr::Identifier(i)) => {
+            let name = ident(i);
+            let is_column = scope.columns.iter().any(|c| !c.hidden && c.name == name);
+            (!is_column && scope.has_table(&name)).then_some(name)?
+        }
+        ast::FunctionArgExpr::QualifiedWildcard(table) => {
+            let name = object_name(table).ok()?;
+            scope.has_table(&name).then_some(name)?
+        }
+        _ => return None,
+    };
+    let quoted = |s: &str| ast::Ident::with_quote('"', s);
+    let mut fields = Vec::new();
+    for c in scope.columns.iter().filter(|c| !c.hidden && !c.merged_away && c.table.as_deref() == Some(&table)) {
+        let key = ast::Expr::value(ast::Value::SingleQuotedString(c.name.clone()));
+        let value = ast::Expr::CompoundIdentifier(vec![quoted(&table), quoted(&c.name)]);
+        fields.extend([key, value].map(|e| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))));
+    }
+    let object = ast::Function {
+        name: ast::ObjectName::from(vec![ast::Ident::new("jsonb_build_object")]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: fields,
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    };
+    let mut call = f.clone();
+    call.name = ast::ObjectName::from(vec![ast::Ident::new(name)]);
+    call.args = ast::FunctionArguments::List(ast::FunctionArgumentList {
+        args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Function(object)))],
+        ..list.clone()
+    });
+    Some(call)
 }
