@@ -52,6 +52,7 @@
 
 mod jsonb;
 mod to_char;
+mod to_date;
 
 use std::f64::consts::PI;
 
@@ -275,6 +276,8 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("string_to_array", &[P::Text, P::Text], T::Array(&T::Text)),
     ("string_to_array", &[P::Text, P::Text, P::Text], T::Array(&T::Text)),
     ("to_timestamp", &[P::Float], T::TimestampTz),
+    ("to_timestamp", &[P::Text, P::Text], T::TimestampTz),
+    ("to_date", &[P::Text, P::Text], T::Date),
     ("make_date", &[P::Int, P::Int, P::Int], T::Date),
     ("make_timestamp", &[P::Int, P::Int, P::Int, P::Int, P::Int, P::Float], T::Timestamp),
     ("make_time", &[P::Int, P::Int, P::Float], T::Time),
@@ -1394,7 +1397,9 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
             Value::Timestamp(us) | Value::TimestampTz(us) => *us != i64::MAX && *us != i64::MIN,
             _ => true,
         }),
+        "to_timestamp" if args.len() == 2 => to_date::to_timestamp(text(0)?, text(1)?)?,
         "to_timestamp" => to_timestamp(float(0)?)?,
+        "to_date" => to_date::to_date(text(0)?, text(1)?)?,
         "timezone" => crate::ops::zone::timezone(&args[0], &args[1])?,
         "to_char" if args[0].as_f64().is_some() => to_char::to_char_number(&args[0], text(1)?)?,
         "to_char" => to_char::to_char(&args[0], text(1)?)?,
