@@ -744,6 +744,40 @@ impl Operator for SkipLockedRows<'_> {
     }
 }
 
+/// An ordered-set aggregate's value over its `sorted` non-NULL values
+/// (NULL for none), as PostgreSQL's `percentile_cont_final_common`,
+/// `percentile_disc_final` and `mode_final` compute it.
+fn ordered_set(call: &AggCall, sorted: Vec<&Value>) -> Result<Value> {
+    let Some(&first) = sorted.first() else { return Ok(Value::Null) };
+    let fraction = call.fraction.unwrap_or(0.0);
+    let n = sorted.len();
+    Ok(match call.func {
+        AggFunc::PercentileCont => {
+            let at = fraction * (n - 1) as f64;
+            let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+            let value = |i: usize| sorted.get(i).and_then(|v| v.as_f64()).unwrap_or(0.0);
+            let (low, high) = (value(lo), value(hi));
+            Value::Float8(if lo == hi { low } else { low + (at - lo as f64) * (high - low) })
+        }
+        AggFunc::PercentileDisc => {
+            let row = ((fraction * n as f64).ceil() as usize).clamp(1, n);
+            sorted[row - 1].clone()
+        }
+        _ => {
+            // The longest run of equal values, the first of equally long.
+            let (mut best, mut best_run, mut run) = (first, 0, 0);
+            for (i, v) in sorted.iter().enumerate() {
+                run = if i > 0 && ops::sort_cmp(v, sorted[i - 1]) == Ordering::Equal { run + 1 } else { 1 };
+                if run > best_run {
+                    best_run = run;
+                    best = v;
+                }
+            }
+            best.clone()
+        }
+    })
+}
+
 // ---- expressions -------------------------------------------------------------
 
 /// Evaluates an expression with no row, parameters or transaction (the
@@ -1755,7 +1789,12 @@ impl Acc {
             AggFunc::Avg => Acc::Avg { sum: 0.0, count: 0 },
             AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
             AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
-            AggFunc::ArrayAgg | AggFunc::JsonbAgg | AggFunc::JsonbObjectAgg => Acc::Items(None),
+            AggFunc::ArrayAgg
+            | AggFunc::JsonbAgg
+            | AggFunc::JsonbObjectAgg
+            | AggFunc::PercentileCont
+            | AggFunc::PercentileDisc
+            | AggFunc::Mode => Acc::Items(None),
             AggFunc::StringAgg => Acc::Text(None),
             AggFunc::Spread(_) => Acc::Moments { n: 0.0, sum: 0.0, squares: 0.0 },
         }
@@ -1889,6 +1928,11 @@ impl Acc {
             Acc::Items(Some(items)) if call.func == AggFunc::JsonbAgg => Value::Jsonb(Box::new(ops::jsonb::checked(
                 ops::jsonb::Json::Array(items.iter().map(ops::jsonb::from_value).collect()),
             )?)),
+            Acc::Items(Some(sorted))
+                if matches!(call.func, AggFunc::PercentileCont | AggFunc::PercentileDisc | AggFunc::Mode) =>
+            {
+                ordered_set(call, sorted.iter().filter(|v| !v.is_null()).collect())?
+            }
             Acc::Items(Some(pairs)) if call.func == AggFunc::JsonbObjectAgg => {
                 Value::Jsonb(Box::new(ops::jsonb::checked(ops::jsonb::object_of_pairs(pairs)?)?))
             }

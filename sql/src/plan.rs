@@ -294,6 +294,16 @@ pub enum AggFunc {
     /// `var_samp` (`variance`), `var_pop`, `stddev_samp` (`stddev`),
     /// `stddev_pop`: the spread of the non-NULL values, as float8.
     Spread(Spread),
+    /// `percentile_cont(f) WITHIN GROUP (ORDER BY x)`: the value at
+    /// fraction `f` ([`AggCall`]'s `fraction`) of the sorted non-NULL
+    /// values, interpolated between the two nearest (float8).
+    PercentileCont,
+    /// `percentile_disc(f) WITHIN GROUP (ORDER BY x)`: the first sorted
+    /// value at or past fraction `f`.
+    PercentileDisc,
+    /// `mode() WITHIN GROUP (ORDER BY x)`: the most frequent non-NULL
+    /// value, the first in the order among equally frequent ones.
+    Mode,
 }
 
 impl AggFunc {
@@ -315,6 +325,9 @@ impl AggFunc {
             AggFunc::Spread(Spread { sample: false, root: false }) => "var_pop",
             AggFunc::Spread(Spread { sample: true, root: true }) => "stddev_samp",
             AggFunc::Spread(Spread { sample: false, root: true }) => "stddev_pop",
+            AggFunc::PercentileCont => "percentile_cont",
+            AggFunc::PercentileDisc => "percentile_disc",
+            AggFunc::Mode => "mode",
         }
     }
 }
@@ -342,8 +355,12 @@ pub struct AggCall {
     /// aggregated.
     pub filter: Option<Expr>,
     /// `agg(x ORDER BY ...)`: the order the values are aggregated in
-    /// (array_agg's and string_agg's output order).
+    /// (array_agg's and string_agg's output order); an ordered-set
+    /// aggregate's `WITHIN GROUP (ORDER BY ...)`.
     pub order_by: Vec<SortKey>,
+    /// `percentile_cont`'s and `percentile_disc`'s fraction, 0 to 1 (a
+    /// constant).
+    pub fraction: Option<f64>,
 }
 
 /// Set operations.

@@ -1727,6 +1727,9 @@ impl<'a> Planner<'a> {
             return self.bind_aggregate(&call, scope, windowed);
         }
         let name = builtin_name(&call.name)?;
+        if !call.within_group.is_empty() || is_ordered_set_aggregate(&name) {
+            return self.bind_ordered_set_aggregate(call, &name, scope, windowed);
+        }
         let (args, distinct, clauses) = match &call.args {
             ast::FunctionArguments::List(list) => {
                 let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
@@ -1735,8 +1738,8 @@ impl<'a> Planner<'a> {
             ast::FunctionArguments::None => (&[][..], false, &[][..]),
             ast::FunctionArguments::Subquery(_) => return sql_err!(FeatureNotSupported, "{name}(subquery)"),
         };
-        if (call.over.is_some() && !windowed) || !call.within_group.is_empty() {
-            return sql_err!(FeatureNotSupported, "OVER and WITHIN GROUP are not supported");
+        if call.over.is_some() && !windowed {
+            return sql_err!(FeatureNotSupported, "OVER is not supported here");
         }
         if windowed && distinct {
             return sql_err!(FeatureNotSupported, "DISTINCT is not implemented for window functions");
@@ -1783,6 +1786,7 @@ impl<'a> Planner<'a> {
                 separator: None,
                 filter,
                 order_by,
+                fraction: None,
             });
         }
         let (arg, separator) = match (name.as_str(), args) {
@@ -1829,6 +1833,7 @@ impl<'a> Planner<'a> {
                     separator: None,
                     filter,
                     order_by,
+                    fraction: None,
                 });
             }
             (_, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))])
@@ -1897,7 +1902,92 @@ impl<'a> Planner<'a> {
                 "in an aggregate with DISTINCT, ORDER BY expressions must appear in argument list"
             );
         }
-        Ok(AggCall { func, arg: Some(b.expr), distinct, data_type, separator, filter, order_by })
+        Ok(AggCall { func, arg: Some(b.expr), distinct, data_type, separator, filter, order_by, fraction: None })
+    }
+
+    /// An ordered-set aggregate: `percentile_cont(f)`,
+    /// `percentile_disc(f)` or `mode()`, `WITHIN GROUP (ORDER BY x)`. The
+    /// fraction must be a constant (0A000 otherwise; 22003 outside 0 to
+    /// 1); NULLs of `x` are left out.
+    fn bind_ordered_set_aggregate(
+        &mut self,
+        call: &ast::Function,
+        name: &str,
+        scope: &Scope,
+        windowed: bool,
+    ) -> Result<AggCall> {
+        if !is_ordered_set_aggregate(name) {
+            return sql_err!(WrongObjectType, "{name} is not an ordered-set aggregate, so it cannot have WITHIN GROUP");
+        }
+        if windowed || call.over.is_some() {
+            return sql_err!(FeatureNotSupported, "OVER is not supported for ordered-set aggregate {name}");
+        }
+        let [key] = call.within_group.as_slice() else {
+            return match call.within_group.len() {
+                0 => sql_err!(UndefinedFunction, "function {name} without WITHIN GROUP does not exist"),
+                _ => sql_err!(
+                    UndefinedFunction,
+                    "function {name} with {} sort keys does not exist",
+                    call.within_group.len()
+                ),
+            };
+        };
+        let args: &[ast::FunctionArg] = match &call.args {
+            ast::FunctionArguments::List(list) if list.duplicate_treatment.is_none() && list.clauses.is_empty() => {
+                &list.args
+            }
+            ast::FunctionArguments::None => &[],
+            _ => return sql_err!(FeatureNotSupported, "this form of {name}(...) is not supported"),
+        };
+        let fraction = match (name, args) {
+            ("mode", []) => None,
+            ("percentile_cont" | "percentile_disc", [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(f))]) => {
+                let bound = self.bind_expr(f, &Scope::default())?;
+                let expr = self.coerce(bound, DataType::Float8)?;
+                let value = match &expr {
+                    Expr::Constant(v) => Some(v.clone()),
+                    Expr::Cast(inner, t) => match inner.as_ref() {
+                        Expr::Constant(v) => Some(ops::cast(v, *t)?),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let Some(f) = value.as_ref().and_then(Value::as_f64) else {
+                    return sql_err!(FeatureNotSupported, "{name}'s fraction must be a constant");
+                };
+                if !(0.0..=1.0).contains(&f) {
+                    return sql_err!(NumericValueOutOfRange, "percentile value {f} is not between 0 and 1");
+                }
+                Some(f)
+            }
+            _ => return sql_err!(UndefinedFunction, "function {name} with {} arguments does not exist", args.len()),
+        };
+        let (descending, nulls_first) = order_options(&key.options);
+        let nested = "aggregate function calls cannot be nested";
+        let sorted = self.bind_aggregate_input(&key.expr, scope, false, nested)?;
+        let sorted = self.default_type(sorted)?;
+        let ty = sorted.ty.unwrap_or(DataType::Text);
+        let (func, data_type, value) = match name {
+            "percentile_cont" if ty.is_numeric() => {
+                (AggFunc::PercentileCont, DataType::Float8, cast_if(sorted.expr.clone(), ty, DataType::Float8))
+            }
+            "percentile_cont" => {
+                return sql_err!(UndefinedFunction, "function percentile_cont(double precision, {ty}) does not exist")
+            }
+            "percentile_disc" => (AggFunc::PercentileDisc, ty.base(), sorted.expr.clone()),
+            _ => (AggFunc::Mode, ty.base(), sorted.expr.clone()),
+        };
+        let filter = match &call.filter {
+            None => None,
+            Some(f) => {
+                let bound =
+                    self.bind_aggregate_input(f, scope, false, "aggregate functions are not allowed in FILTER")?;
+                Some(self.coerce(bound, DataType::Bool)?)
+            }
+        };
+        refuse_outer_aggregate(call, [Some(&value), filter.as_ref()])?;
+        let order_by = vec![SortKey { expr: sorted.expr, descending, nulls_first }];
+        Ok(AggCall { func, arg: Some(value), distinct: false, data_type, separator: None, filter, order_by, fraction })
     }
 
     /// Binds an aggregate's argument, filter or ORDER BY key: over the
@@ -5075,6 +5165,12 @@ fn refuse_outer_aggregate<'e>(call: &ast::Function, parts: impl IntoIterator<Ite
     }
 }
 
+/// `percentile_cont`, `percentile_disc` and `mode`: their values come
+/// sorted by `WITHIN GROUP (ORDER BY ...)`.
+fn is_ordered_set_aggregate(name: &str) -> bool {
+    matches!(name, "percentile_cont" | "percentile_disc" | "mode")
+}
+
 pub fn is_aggregate(name: &str) -> bool {
     matches!(
         name,
@@ -5096,6 +5192,9 @@ pub fn is_aggregate(name: &str) -> bool {
             | "stddev_samp"
             | "stddev"
             | "stddev_pop"
+            | "percentile_cont"
+            | "percentile_disc"
+            | "mode"
     )
 }
 
