@@ -35,7 +35,7 @@ fn text(bytes: &[u8]) -> String {
 /// and shows SpanDB's errors as PostgreSQL's: SQLSTATE, message, DETAIL.
 /// Several statements in one query run in order and a transaction block
 /// works; after an error inside a block the rest of it is refused with
-/// 25P02 until ROLLBACK.
+/// 25P02 until ROLLBACK. Notices and warnings reach psql.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_writes_reads_and_sees_sqlstates() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
@@ -101,6 +101,13 @@ async fn psql_writes_reads_and_sees_sqlstates() -> anyhow::Result<()> {
         assert!(stderr.contains("ERROR:  22012: division by zero"), "{stderr}");
         assert!(stderr.contains("ERROR:  25P02: current transaction is aborted"), "{stderr}");
         assert!(stdout.lines().any(|l| l == "2"), "after ROLLBACK the session works: {stdout}");
+
+        // Notices and warnings reach the client, with their severity and
+        // SQLSTATE, as PostgreSQL's do.
+        let out = psql(&addr, &["-c", "DROP TABLE IF EXISTS nosuch", "-c", "BEGIN; BEGIN; ROLLBACK"]);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("NOTICE:  00000: table \"nosuch\" does not exist, skipping"), "{stderr}");
+        assert!(stderr.contains("WARNING:  25001: there is already a transaction in progress"), "{stderr}");
     });
     let result = checks.await;
     cluster.stop().await;

@@ -346,6 +346,9 @@ impl Sink for HoldingSink<'_> {
     fn notice(&mut self, message: &str) -> Result<()> {
         self.inner.notice(message)
     }
+    fn warning(&mut self, state: SqlState, message: &str) -> Result<()> {
+        self.inner.warning(state, message)
+    }
 }
 
 /// A session that ends gives its advisory locks back (a failure leaves
@@ -1223,7 +1226,7 @@ impl Session {
 
     fn begin(&mut self, modes: &[ast::TransactionMode], as_of: Option<&ast::Expr>, sink: &mut dyn Sink) -> Result<()> {
         if self.status != TxnStatus::Idle {
-            sink.notice("there is already a transaction in progress")?;
+            sink.warning(SqlState::ActiveSqlTransaction, "there is already a transaction in progress")?;
             return sink.complete("BEGIN");
         }
         let read_only =
@@ -1251,7 +1254,7 @@ impl Session {
     fn commit(&mut self, sink: &mut dyn Sink) -> Result<()> {
         match self.status {
             TxnStatus::Idle => {
-                sink.notice("there is no transaction in progress")?;
+                sink.warning(SqlState::NoActiveSqlTransaction, "there is no transaction in progress")?;
                 sink.complete("COMMIT")
             }
             TxnStatus::Failed => {
@@ -1332,7 +1335,7 @@ impl Session {
     /// `SET CONSTRAINTS ALL IMMEDIATE | DEFERRED` ("Deferred checks").
     fn set_constraints(&mut self, immediate: bool, sink: &mut dyn Sink) -> Result<()> {
         if self.status != TxnStatus::InBlock {
-            sink.notice("SET CONSTRAINTS can only be used in transaction blocks")?;
+            sink.warning(SqlState::NoActiveSqlTransaction, "SET CONSTRAINTS can only be used in transaction blocks")?;
             return sink.complete("SET CONSTRAINTS");
         }
         if immediate {
@@ -1769,7 +1772,7 @@ impl Session {
     /// the value checked first (a bad one changes nothing).
     fn set_setting(&mut self, name: String, values: &[ast::Expr], local: bool, sink: &mut dyn Sink) -> Result<()> {
         if local && self.status != TxnStatus::InBlock {
-            sink.notice("SET LOCAL can only be used in transaction blocks")?;
+            sink.warning(SqlState::NoActiveSqlTransaction, "SET LOCAL can only be used in transaction blocks")?;
             return sink.complete("SET");
         }
         let is_default = matches!(values, [ast::Expr::Identifier(i)] if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
@@ -2453,6 +2456,9 @@ impl Sink for CopyOutSink<'_> {
 
     fn notice(&mut self, message: &str) -> Result<()> {
         self.inner.notice(message)
+    }
+    fn warning(&mut self, state: SqlState, message: &str) -> Result<()> {
+        self.inner.warning(state, message)
     }
 }
 

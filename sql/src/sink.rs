@@ -3,7 +3,7 @@
 //! PostgreSQL gateway's sink encodes them onto the wire; [`Collected`]
 //! keeps them (tests, the shell, small results).
 
-use crate::error::Result;
+use crate::error::{Result, SqlState};
 use crate::plan::OutputColumn;
 use crate::types::Row;
 
@@ -19,6 +19,12 @@ pub trait Sink {
     fn notice(&mut self, _message: &str) -> Result<()> {
         Ok(())
     }
+    /// A warning with its SQLSTATE (`BEGIN` inside a block: 25001 "there
+    /// is already a transaction in progress"); a sink that keeps no
+    /// severity takes it as a notice.
+    fn warning(&mut self, _state: SqlState, message: &str) -> Result<()> {
+        self.notice(message)
+    }
 }
 
 /// A sink that keeps everything (tests, small results).
@@ -27,7 +33,9 @@ pub struct Collected {
     pub columns: Vec<OutputColumn>,
     pub rows: Vec<Row>,
     pub tags: Vec<String>,
+    /// Notices and warnings, in order: a warning with its SQLSTATE.
     pub notices: Vec<String>,
+    pub warnings: Vec<(SqlState, String)>,
 }
 
 impl Sink for Collected {
@@ -46,6 +54,10 @@ impl Sink for Collected {
     }
     fn notice(&mut self, message: &str) -> Result<()> {
         self.notices.push(message.to_string());
+        Ok(())
+    }
+    fn warning(&mut self, state: SqlState, message: &str) -> Result<()> {
+        self.warnings.push((state, message.to_string()));
         Ok(())
     }
 }

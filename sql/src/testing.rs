@@ -89,6 +89,9 @@ impl goldenscript::Runner for ScriptRunner {
         let session = self.sessions.entry(name).or_insert_with(|| Session::new(engine));
         let mut sink = Collected::default();
         let result = session.execute(&command.name, &mut sink);
+        for (state, w) in &sink.warnings {
+            writeln!(out, "WARNING: {} {w}", state.code())?;
+        }
         for n in &sink.notices {
             writeln!(out, "NOTICE: {n}")?;
         }

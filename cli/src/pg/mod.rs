@@ -896,16 +896,22 @@ impl SimpleQueryHandler for Connection {
             return Err(PgWireError::NotReadyForQuery);
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
-        let responses = match sql::parser::deallocate_target(&query.query) {
-            Some(target) => vec![self.deallocate(client, target)],
-            None => SimpleQueryHandler::do_query(self, client, &query.query).await?,
+        let answers = match sql::parser::deallocate_target(&query.query) {
+            Some(target) => vec![Answer { notices: Notices::default(), response: self.deallocate(client, target) }],
+            None => {
+                let text = query.query.clone();
+                self.with_session(move |session| run_query(session, &text))
+            }
         };
         // DISCARD ALL frees the prepared statements too (the session reset
         // the rest).
-        if sql::parser::is_discard_all(&query.query) && !responses.iter().any(|r| matches!(r, Response::Error(_))) {
+        if sql::parser::is_discard_all(&query.query)
+            && !answers.iter().any(|a| matches!(a.response, Response::Error(_)))
+        {
             let _ = self.deallocate(client, None);
         }
-        for r in responses {
+        for Answer { notices, response: r } in answers {
+            send_notices(client, notices).await?;
             match r {
                 Response::EmptyQuery => {
                     client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?
@@ -940,8 +946,47 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let text = query.to_string();
-        Ok(self.with_session(move |session| run_query(session, &text)))
+        let answers = self.with_session(move |session| run_query(session, &text));
+        Ok(answers.into_iter().map(|a| a.response).collect())
     }
+}
+
+/// A statement's response, and the notices and warnings it raised (sent
+/// before it).
+struct Answer {
+    notices: Notices,
+    response: Response,
+}
+
+/// What a statement said besides its answer: warnings with their
+/// SQLSTATE (`BEGIN` in a block: 25001), then notices (`DROP TABLE IF
+/// EXISTS`'s "does not exist, skipping": 00000).
+#[derive(Default)]
+struct Notices {
+    warnings: Vec<(sql::SqlState, String)>,
+    notices: Vec<String>,
+}
+
+impl Notices {
+    fn of(out: &mut Collected) -> Notices {
+        Notices { warnings: std::mem::take(&mut out.warnings), notices: std::mem::take(&mut out.notices) }
+    }
+}
+
+/// NoticeResponse messages for `said`, as PostgreSQL sends them before
+/// the statement's own response.
+async fn send_notices<C>(client: &mut C, said: Notices) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let warnings = said.warnings.into_iter().map(|(state, m)| ("WARNING", state.code(), m));
+    let notices = said.notices.into_iter().map(|m| ("NOTICE", "00000", m));
+    for (severity, code, message) in warnings.chain(notices) {
+        let info = ErrorInfo::new(severity.into(), code.into(), message);
+        client.feed(PgWireBackendMessage::NoticeResponse(info.into())).await?;
+    }
+    Ok(())
 }
 
 /// Parses statements for the extended protocol: prepares them in the
@@ -1063,7 +1108,7 @@ impl ExtendedQueryHandler for Connection {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Arc<Prepared>>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -1089,11 +1134,12 @@ impl ExtendedQueryHandler for Connection {
         };
         let formats: Vec<FieldFormat> =
             (0..prepared.columns.len()).map(|i| portal.result_column_format.format_for(i)).collect();
-        let (ran, out) = self.with_session(move |session| {
+        let (ran, mut out) = self.with_session(move |session| {
             let mut out = Collected::default();
             let ran = session.execute_prepared(&prepared, values, &mut out);
             (ran, out)
         });
+        send_notices(client, Notices::of(&mut out)).await?;
         Ok(match ran {
             Ok(()) => response(out, &formats),
             Err(e) => error_response(&e),
@@ -1172,13 +1218,14 @@ fn bind_values(portal: &Portal<Arc<Prepared>>) -> sql::Result<Vec<Value>> {
 /// of their own run as one implicit transaction (PostgreSQL's rule): the
 /// first error rolls all of them back. The responses in order, the first
 /// error last.
-fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
+fn run_query(session: &mut Session, query: &str) -> Vec<Answer> {
+    let plain = |response: Response| Answer { notices: Notices::default(), response };
     let statements = match sql::parser::parse(query) {
         Ok(s) => s,
-        Err(e) => return vec![error_response(&e)],
+        Err(e) => return vec![plain(error_response(&e))],
     };
     if statements.is_empty() {
-        return vec![Response::EmptyQuery];
+        return vec![plain(Response::EmptyQuery)];
     }
     let implicit = statements.len() > 1
         && session.status() == TxnStatus::Idle
@@ -1187,42 +1234,47 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Response> {
             .any(|p| sql::parser::controls_transaction(&p.statement) || sql::parser::is_copy_in(&p.statement));
     if implicit {
         if let Err(e) = session.execute("BEGIN", &mut Collected::default()) {
-            return vec![error_response(&e)];
+            return vec![plain(error_response(&e))];
         }
     }
-    let mut responses = Vec::new();
+    let mut answers = Vec::new();
     let mut failed = false;
     for parsed in statements {
         if sql::parser::is_copy_in(&parsed.statement) {
             // The client sends the data next; the query ends here.
             match session.copy_start(&parsed) {
-                Ok(width) => responses.push(Response::CopyIn(CopyResponse::new(0, width, stream::empty()))),
-                Err(e) => responses.push(error_response(&e)),
+                Ok(width) => answers.push(plain(Response::CopyIn(CopyResponse::new(0, width, stream::empty())))),
+                Err(e) => answers.push(plain(error_response(&e))),
             }
             break;
         }
         let mut out = Collected::default();
-        match session.execute_parsed(query, &parsed, &mut out) {
+        let ran = session.execute_parsed(query, &parsed, &mut out);
+        let notices = Notices::of(&mut out);
+        let response = match ran {
             Ok(()) if sql::parser::is_copy_out(&parsed.statement) => {
                 // The statement ran, so its options were checked.
                 let format = sql::copy::CopyFormat::of_statement(&parsed.statement).ok().flatten();
-                responses.push(copy_out_response(out, format.unwrap_or_else(sql::copy::CopyFormat::text)))
+                copy_out_response(out, format.unwrap_or_else(sql::copy::CopyFormat::text))
             }
-            Ok(()) => responses.push(response(out, &[])),
+            Ok(()) => response(out, &[]),
             Err(e) => {
-                responses.push(error_response(&e));
                 failed = true;
-                break;
+                error_response(&e)
             }
+        };
+        answers.push(Answer { notices, response });
+        if failed {
+            break;
         }
     }
     if implicit {
         let end = if failed { "ROLLBACK" } else { "COMMIT" };
         if let Err(e) = session.execute(end, &mut Collected::default()) {
-            responses.push(error_response(&e));
+            answers.push(plain(error_response(&e)));
         }
     }
-    responses
+    answers
 }
 
 /// COPY ... TO STDOUT: the query's rows as records of `format` (after
