@@ -764,13 +764,17 @@ fn ordered_set(call: &AggCall, sorted: Vec<&Value>) -> Result<Value> {
             sorted[row - 1].clone()
         }
         _ => {
-            // The longest run of equal values, the first of equally long.
-            let (mut best, mut best_run, mut run) = (first, 0, 0);
+            // The longest run of equal values (its first), the first of
+            // equally long ones.
+            let (mut best, mut best_run, mut run, mut run_start) = (first, 0, 0, first);
             for (i, v) in sorted.iter().enumerate() {
-                run = if i > 0 && ops::sort_cmp(v, sorted[i - 1]) == Ordering::Equal { run + 1 } else { 1 };
+                if i > 0 && ops::sort_cmp(v, sorted[i - 1]) == Ordering::Equal {
+                    run += 1;
+                } else {
+                    (run, run_start) = (1, v);
+                }
                 if run > best_run {
-                    best_run = run;
-                    best = v;
+                    (best_run, best) = (run, run_start);
                 }
             }
             best.clone()

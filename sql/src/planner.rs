@@ -1134,7 +1134,8 @@ impl<'a> Planner<'a> {
             ast::SetExpr::Select(select) => from_names(select),
             _ => Vec::new(),
         };
-        for of in q.locks.iter().filter_map(|l| l.of.as_ref()) {
+        let checked = matches!(q.body.as_ref(), ast::SetExpr::Select(_));
+        for of in q.locks.iter().filter_map(|l| l.of.as_ref()).filter(|_| checked) {
             let of = object_name(of)?;
             if !from.iter().any(|(visible, _)| *visible == of) {
                 return sql_err!(UndefinedTable, "relation \"{of}\" in FOR UPDATE clause not found in FROM clause");
@@ -5380,7 +5381,8 @@ fn from_names(select: &ast::Select) -> Vec<(String, Option<String>)> {
 /// `json_agg(t)`: a FROM item's name, not a column's, or `t.*`), as the
 /// same function of `jsonb_build_object('col', t.col, ...)` over the
 /// item's visible columns (`row_to_json` as `to_jsonb`: json is jsonb
-/// here). `None` for any other call.
+/// here), NULL where every column is NULL (a LEFT JOIN's missing row).
+/// `None` for any other call.
 fn whole_row_call(f: &ast::Function, scope: &Scope) -> Option<ast::Function> {
     let name = builtin_name(&f.name).ok()?;
     let name = match name.as_str() {
@@ -5403,10 +5405,17 @@ fn whole_row_call(f: &ast::Function, scope: &Scope) -> Option<ast::Function> {
         _ => return None,
     };
     let quoted = |s: &str| ast::Ident::with_quote('"', s);
-    let mut fields = Vec::new();
-    for c in scope.columns.iter().filter(|c| !c.hidden && !c.merged_away && c.table.as_deref() == Some(&table)) {
+    let (mut fields, mut all_null) = (Vec::new(), None);
+    for c in scope.columns.iter().filter(|c| !c.hidden && c.table.as_deref() == Some(&table)) {
         let key = ast::Expr::value(ast::Value::SingleQuotedString(c.name.clone()));
         let value = ast::Expr::CompoundIdentifier(vec![quoted(&table), quoted(&c.name)]);
+        let is_null = ast::Expr::IsNull(Box::new(value.clone()));
+        all_null = Some(match all_null {
+            None => is_null,
+            Some(all) => {
+                ast::Expr::BinaryOp { left: Box::new(all), op: ast::BinaryOperator::And, right: Box::new(is_null) }
+            }
+        });
         fields.extend([key, value].map(|e| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))));
     }
     let object = ast::Function {
@@ -5423,10 +5432,23 @@ fn whole_row_call(f: &ast::Function, scope: &Scope) -> Option<ast::Function> {
         over: None,
         within_group: Vec::new(),
     };
+    // The row a LEFT JOIN's missing side stands for is NULL, not an
+    // object of nulls: a row whose every column is NULL is taken for one
+    // (a table with a primary key has none of its own).
+    let object = match all_null {
+        Some(condition) => ast::Expr::Case {
+            case_token: ast::helpers::attached_token::AttachedToken::empty(),
+            end_token: ast::helpers::attached_token::AttachedToken::empty(),
+            operand: None,
+            conditions: vec![ast::CaseWhen { condition, result: ast::Expr::value(ast::Value::Null) }],
+            else_result: Some(Box::new(ast::Expr::Function(object))),
+        },
+        None => ast::Expr::Function(object),
+    };
     let mut call = f.clone();
     call.name = ast::ObjectName::from(vec![ast::Ident::new(name)]);
     call.args = ast::FunctionArguments::List(ast::FunctionArgumentList {
-        args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Function(object)))],
+        args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(object))],
         ..list.clone()
     });
     Some(call)

@@ -104,8 +104,9 @@ struct Fields {
     minute: i64,
     second: i64,
     micros: i64,
-    /// `TZH` and `TZM`, seconds east of UTC.
+    /// `TZH` and `TZM`: seconds from UTC, and whether west (`-`).
     offset: Option<i64>,
+    offset_negative: bool,
 }
 
 /// `to_date(input, template)`.
@@ -136,14 +137,16 @@ pub fn to_timestamp(input: &str, template: &str) -> Result<Value> {
     if !(0..24).contains(&hour) || !(0..60).contains(&fields.minute) || !(0..60).contains(&fields.second) {
         return Err(out_of_range());
     }
-    let local = i64::from(days) * 86_400_000_000
-        + ((hour * 60 + fields.minute) * 60 + fields.second) * 1_000_000
-        + fields.micros;
+    let clock = ((hour * 60 + fields.minute) * 60 + fields.second) * 1_000_000 + fields.micros;
+    let local = i64::from(days).checked_mul(86_400_000_000).and_then(|d| d.checked_add(clock));
+    let local = local.ok_or_else(out_of_range)?;
     let utc = match fields.offset {
-        Some(east) => local - east * 1_000_000,
-        None => zone::to_utc(local, zone::session())?,
+        // West of UTC: later there.
+        Some(offset) if fields.offset_negative => local.checked_add(offset * 1_000_000),
+        Some(offset) => local.checked_sub(offset * 1_000_000),
+        None => Some(zone::to_utc(local, zone::session())?),
     };
-    Ok(Value::TimestampTz(utc))
+    Ok(Value::TimestampTz(utc.ok_or_else(out_of_range)?))
 }
 
 fn out_of_range(input: &str) -> Error {
@@ -152,10 +155,18 @@ fn out_of_range(input: &str) -> Error {
 
 /// The date the fields name, as days since 1970-01-01.
 fn date_of(f: &Fields, input: &str) -> Result<i32> {
+    // BC negates the year; a year below 0 is one more in astronomical
+    // numbering (where 1 BC is 0), as PostgreSQL's do_to_timestamp has it.
     let year = f.year.unwrap_or(0);
-    // Astronomical: 1 BC is 0.
-    let year = if f.bc { 1 - year } else { year };
+    let year = if f.bc { -year } else { year };
+    let year = if year < 0 { year + 1 } else { year };
     let year = i32::try_from(year).map_err(|_| out_of_range(input))?;
+    if f.day_of_year.is_some() && f.year.is_none() {
+        return Err(Error::new(
+            SqlState::InvalidDatetimeFormat,
+            "cannot calculate day of year without year information",
+        ));
+    }
     let date = match (f.day_of_year, f.month, f.day) {
         (Some(ordinal), None, None) => u32::try_from(ordinal)
             .ok()
@@ -200,7 +211,12 @@ fn pieces(template: &str) -> Result<Vec<Piece>> {
             i += 2;
             continue;
         }
-        if let Some(pattern) = PATTERNS.iter().find(|p| starts_with(p)) {
+        // The longest pattern that fits, read or not (`SSSS` is not `SS`
+        // twice).
+        let read = PATTERNS.iter().find(|p| starts_with(p));
+        let unread = UNREAD.iter().find(|p| starts_with(p));
+        let read = read.filter(|r| unread.is_none_or(|u| r.len() >= u.len()));
+        if let Some(pattern) = read {
             let len = pattern.chars().count();
             let written: String = chars[i..i + len].iter().collect();
             if *pattern == "fx" {
@@ -254,8 +270,18 @@ fn read(input: &str, template: &str) -> Result<Fields> {
             break;
         }
         match piece {
+            // Blanks, one separator, blanks (`2024 / 02 / 03` by
+            // `YYYY/MM/DD`); a sign before `TZH` is its own.
             Piece::Separator => {
-                if !s[at].is_alphanumeric() {
+                while at < s.len() && s[at].is_whitespace() {
+                    at += 1;
+                }
+                let sign = matches!(s.get(at), Some('-' | '+'));
+                let signed_next = matches!(pieces.get(n + 1), Some(Piece::Pattern { pattern: "tzh", .. }));
+                if at < s.len() && !s[at].is_alphanumeric() && !s[at].is_whitespace() && !(sign && signed_next) {
+                    at += 1;
+                }
+                while at < s.len() && s[at].is_whitespace() {
                     at += 1;
                 }
             }
@@ -264,16 +290,33 @@ fn read(input: &str, template: &str) -> Result<Fields> {
                 while at < s.len() && s[at].is_whitespace() {
                     at += 1;
                 }
-                if is_number(pattern) {
+                if *pattern == "y,yyy" {
+                    // Thousands, a comma, then the rest.
+                    let (thousands, used) = number(&s[at..], true, 1, written)?;
+                    at += used;
+                    let mut year = thousands;
+                    if s.get(at) == Some(&',') {
+                        let (rest, used) = number(&s[at + 1..], true, 3, written)?;
+                        at += used + 1;
+                        year = thousands.saturating_mul(1000).saturating_add(rest);
+                    }
+                    f.year = Some(year);
+                } else if is_number(pattern) {
                     // All its digits before a separator; else its width.
                     let next_is_separator = match pieces.get(n + 1) {
                         None | Some(Piece::Separator) => true,
                         Some(Piece::Pattern { pattern, .. }) => !is_number(pattern),
                         Some(Piece::Char(c)) => !c.is_ascii_digit(),
                     };
+                    let negative = s.get(at) == Some(&'-');
                     let (value, used) = number(&s[at..], *fill || next_is_separator, width(pattern), written)?;
                     at += used;
-                    set_number(&mut f, pattern, value, used);
+                    set_number(&mut f, pattern, value, used, negative).map_err(|e| match e.state {
+                        SqlState::InvalidTimeZoneDisplacementValue => {
+                            Error::new(e.state, format!("time zone displacement out of range: \"{input}\""))
+                        }
+                        _ => e,
+                    })?;
                 } else {
                     at += name(&mut f, pattern, &s[at..], written)?;
                 }
@@ -315,8 +358,15 @@ fn number(s: &[char], greedy: bool, width: usize, written: &str) -> Result<(i64,
     }
 }
 
-/// Stores a number read for `pattern` (`digits`: how many characters it took).
-fn set_number(f: &mut Fields, pattern: &str, v: i64, digits: usize) {
+/// Stores a number read for `pattern` (`digits`: how many characters it
+/// took, `negative`: written with a minus, which `-00` keeps).
+fn set_number(f: &mut Fields, pattern: &str, v: i64, digits: usize, negative: bool) -> Result<()> {
+    let out_of_range = || {
+        Err(Error::new(
+            SqlState::DatetimeFieldOverflow,
+            format!("date/time field value out of range for \"{pattern}\": {v}"),
+        ))
+    };
     // Two and three digits near 2020, as PostgreSQL's
     // adjust_partial_year_to_2020.
     let near_2020 = |y: i64| match y {
@@ -328,7 +378,8 @@ fn set_number(f: &mut Fields, pattern: &str, v: i64, digits: usize) {
     };
     match pattern {
         "yyyy" | "y,yyy" => f.year = Some(v),
-        "yyy" | "yy" | "y" if digits <= width(pattern) => f.year = Some(near_2020(v)),
+        // Fewer than four characters: near 2020 (PostgreSQL's rule).
+        "yyy" | "yy" | "y" if digits < 4 => f.year = Some(near_2020(v)),
         "yyy" | "yy" | "y" => f.year = Some(v),
         "mm" => f.month = Some(v),
         "dd" => f.day = Some(v),
@@ -340,19 +391,31 @@ fn set_number(f: &mut Fields, pattern: &str, v: i64, digits: usize) {
         }
         "mi" => f.minute = v,
         "ss" => f.second = v,
-        // Milliseconds and microseconds: a fraction's digits.
-        "ms" => f.micros = scaled(v, digits, 3) * 1_000,
-        "us" => f.micros = scaled(v, digits, 6),
+        // Milliseconds and microseconds: a fraction's digits, no more
+        // than the field has.
+        "ms" | "us" => {
+            let places = if pattern == "ms" { 3 } else { 6 };
+            if v < 0 || digits > places {
+                return out_of_range();
+            }
+            f.micros = scaled(v, digits, places) * if pattern == "ms" { 1_000 } else { 1 };
+        }
         "tzh" => {
-            let minutes = f.offset.map_or(0, |o| o.abs() % 3600);
-            f.offset = Some(v * 3600 + if v < 0 { -minutes } else { minutes });
+            if !(-15..=15).contains(&v) {
+                return sql_err!(InvalidTimeZoneDisplacementValue, "time zone displacement out of range");
+            }
+            f.offset_negative = negative;
+            f.offset = Some(v.abs() * 3600 + f.offset.map_or(0, |o| o % 3600));
         }
         "tzm" => {
-            let hours = f.offset.unwrap_or(0);
-            f.offset = Some(hours + if hours < 0 { -v * 60 } else { v * 60 });
+            if !(0..60).contains(&v) {
+                return out_of_range();
+            }
+            f.offset = Some(f.offset.map_or(0, |o| o - o % 3600) + v * 60);
         }
         _ => {}
     }
+    Ok(())
 }
 
 /// `v`, read as `digits` digits of a fraction, in units of 10^-`places`.
@@ -402,6 +465,7 @@ fn name(f: &mut Fields, pattern: &str, s: &[char], written: &str) -> Result<usiz
             let names: &[&str] = if pattern.contains('.') { &dotted } else { &plain };
             let i = found(names).ok_or_else(no_match)?;
             f.pm = Some(i == 1);
+            f.twelve_hour = true;
             Ok(names[i].len())
         }
         "ad" | "bc" | "a.d." | "b.c." => {
@@ -456,5 +520,38 @@ mod tests {
         assert_eq!(date("99999999999999999999", "YYYY"), "22008");
         assert_eq!(date("2147483647", "YYYY"), "22008");
         assert_eq!(date("", ""), "0000-01-01");
+        assert_eq!(date("2,024", "Y,YYY"), "2024-01-01");
+        assert_eq!(date("-0005-01-01", "YYYY-MM-DD"), "-0004-01-01");
+        assert_eq!(date("0000 BC", "YYYY BC"), "0000-01-01");
+        assert_eq!(date("0005 BC", "YYYY BC"), "-0004-01-01");
+        assert_eq!(date("24-02-03", "Y-MM-DD"), "2024-02-03");
+        assert_eq!(date("999-02-03", "YY-MM-DD"), "1999-02-03");
+        assert_eq!(date("2024 / 02 / 03", "YYYY/MM/DD"), "2024-02-03");
+        assert_eq!(date("034", "DDD"), "22007");
+        assert_eq!(date("2024-02-03", "YYYY-MM-DD SSSS"), "0A000");
+    }
+
+    fn timestamp(input: &str, template: &str) -> String {
+        match to_timestamp(input, template) {
+            Ok(Value::TimestampTz(us)) => {
+                chrono::DateTime::from_timestamp_micros(us).map_or("?".into(), |t| t.naive_utc().to_string())
+            }
+            Ok(other) => format!("{other:?}"),
+            Err(e) => e.state.code().to_string(),
+        }
+    }
+
+    #[test]
+    fn times_read_as_postgresql_reads_them() {
+        let t = "2024-02-03 12:00";
+        assert_eq!(timestamp(&format!("{t} -00:30"), "YYYY-MM-DD HH24:MI TZH:TZM"), "2024-02-03 12:30:00");
+        assert_eq!(timestamp(&format!("{t} +05:30"), "YYYY-MM-DD HH24:MI TZH:TZM"), "2024-02-03 06:30:00");
+        assert_eq!(timestamp(&format!("{t} AM"), "YYYY-MM-DD HH24:MI AM"), "2024-02-03 00:00:00");
+        assert_eq!(timestamp("2024-02-03 13:00 PM", "YYYY-MM-DD HH24:MI PM"), "22007");
+        assert_eq!(timestamp("2024-02-03 00:00:00.1234", "YYYY-MM-DD HH24:MI:SS.MS"), "22008");
+        assert_eq!(timestamp("2024-02-03 00:00:00.5", "YYYY-MM-DD HH24:MI:SS.MS"), "2024-02-03 00:00:00.500");
+        assert_eq!(timestamp("100000 -2147483647", "YYYY TZH"), "22009");
+        assert_eq!(timestamp("2024 16", "YYYY TZH"), "22009");
+        assert_eq!(timestamp("200000000 12", "YYYY HH24"), "22008");
     }
 }
