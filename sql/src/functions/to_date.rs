@@ -278,7 +278,8 @@ fn read(input: &str, template: &str) -> Result<Fields> {
                 }
                 let sign = matches!(s.get(at), Some('-' | '+'));
                 let signed_next = matches!(pieces.get(n + 1), Some(Piece::Pattern { pattern: "tzh", .. }));
-                if at < s.len() && !s[at].is_alphanumeric() && !s[at].is_whitespace() && !(sign && signed_next) {
+                let separator = s.get(at).is_some_and(|c| !c.is_alphanumeric() && !c.is_whitespace());
+                if separator && !(sign && signed_next) {
                     at += 1;
                 }
                 while at < s.len() && s[at].is_whitespace() {
