@@ -6,7 +6,10 @@
 # starts with $JOBS queued jobs in 10 priorities (a run must not empty
 # the queue: a worker that finds no job fails). Needs the release build.
 # RESULT lines in /tmp/job_queue_compare.txt, pgbench's output in $RAW.
-# usage: SECS=15 JOBS=100000 [AUTOGROUP=0|1|keep] scripts/job-queue-vs-postgres.sh
+# WORKER picks the worker's script (job-queue-one-statement.sql: the same
+# step as one UPDATE ... FROM a SKIP LOCKED subquery); BIN another build;
+# SKIP_PG=1 runs SpanDB alone.
+# usage: SECS=15 JOBS=100000 [WORKER=job-queue.sql] [BIN=path] [SKIP_PG=1] [AUTOGROUP=0|1|keep] scripts/job-queue-vs-postgres.sh
 set -uo pipefail
 SECS=${SECS:-15} JOBS=${JOBS:-100000}
 OUT=/tmp/job_queue_compare.txt; : > $OUT
@@ -15,7 +18,8 @@ RAW=${RAW:-/tmp/job_queue_compare.raw.txt}; : > $RAW
 . "$(dirname "$0")/pgbench-lib.sh"
 set_autogroup
 export BASE=/tmp/spandb-anchors; mkdir -p $BASE/pids $BASE/logs
-SCRIPT=$(cd "$(dirname "$0")/.." && pwd)/benchmarks/pgbench/job-queue.sql
+WORKER=${WORKER:-job-queue.sql}
+SCRIPT=$(cd "$(dirname "$0")/.." && pwd)/benchmarks/pgbench/$WORKER
 BATCH=5000
 load() { # url
   psql "$1" -qc "DROP TABLE IF EXISTS jobs" 2>/dev/null
@@ -28,7 +32,7 @@ load() { # url
 run() { # label url extra...
   local label=$1 url=$2; shift 2
   local o; o=$(timeout $((SECS + 120)) pgbench -n -r -T "$SECS" -M prepared -f "$SCRIPT" "$@" "$url" 2>&1)
-  printf '=== %s (pgbench -n -r -T %s -M prepared -f job-queue.sql %s)\n%s\n' "$label" "$SECS" "$*" "$o" >> $RAW
+  printf '=== %s (pgbench -n -r -T %s -M prepared -f %s %s)\n%s\n' "$label" "$SECS" "$WORKER" "$*" "$o" >> $RAW
   local tps lat fail retried
   tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o" | head -1); lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$o")
   fail=$(grep -oP 'number of failed transactions: \K[0-9]+' <<<"$o"); retried=$(grep -oP 'number of transactions retried: \K[0-9]+' <<<"$o")
@@ -38,15 +42,17 @@ check() { # label url: the jobs done, and all jobs (done = the runs' transaction
   echo "RESULT label=$1-done $(psql "$2" -Atc "SELECT count(*) FILTER (WHERE state = 'done'), count(*) FROM jobs" | tr '|' ' ')" | tee -a $OUT
 }
 
-bash /work/shared/bench-anchors/bin/pg_cluster.sh start
-PG="postgresql://postgres@127.0.0.1:54329/postgres"
-load "$PG"
-run pg-jobs-c1 "$PG" -c 1
-run pg-jobs-c16 "$PG" -c 16 -j 2
-check pg "$PG"
-bash /work/shared/bench-anchors/bin/pg_cluster.sh stop
+if [ "${SKIP_PG:-0}" != 1 ]; then
+  bash /work/shared/bench-anchors/bin/pg_cluster.sh start
+  PG="postgresql://postgres@127.0.0.1:54329/postgres"
+  load "$PG"
+  run pg-jobs-c1 "$PG" -c 1
+  run pg-jobs-c16 "$PG" -c 16 -j 2
+  check pg "$PG"
+  bash /work/shared/bench-anchors/bin/pg_cluster.sh stop
+fi
 
-BIN=${CARGO_TARGET_DIR:-$HOME/.cache/spandb/target}/release/spandb
+BIN=${BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/spandb/target}/release/spandb}
 S="postgresql://root@127.0.0.1:28000/spandb"
 rm -rf /tmp/bench-jobs; up /tmp/bench-jobs
 start=$(date +%s.%N); load "$S"; echo "RESULT label=spandb-load secs=$(echo "$(date +%s.%N) - $start" | bc)" | tee -a $OUT
