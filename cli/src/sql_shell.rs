@@ -630,6 +630,10 @@ impl Sink for Printer {
         eprintln!("NOTICE:  {message}");
         Ok(())
     }
+    fn warning(&mut self, _state: sql::SqlState, message: &str) -> sql::Result<()> {
+        eprintln!("WARNING:  {message}");
+        Ok(())
+    }
 }
 
 #[cfg(test)]

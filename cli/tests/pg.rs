@@ -108,6 +108,13 @@ async fn psql_writes_reads_and_sees_sqlstates() -> anyhow::Result<()> {
         let stderr = text(&out.stderr);
         assert!(stderr.contains("NOTICE:  00000: table \"nosuch\" does not exist, skipping"), "{stderr}");
         assert!(stderr.contains("WARNING:  25001: there is already a transaction in progress"), "{stderr}");
+        let out = psql(
+            &addr,
+            &["-c", "SET client_min_messages = warning", "-c", "DROP TABLE IF EXISTS nosuch", "-c", "ROLLBACK"],
+        );
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("NOTICE"), "client_min_messages = warning keeps notices back: {stderr}");
+        assert!(stderr.contains("WARNING:  25P01: there is no transaction in progress"), "{stderr}");
     });
     let result = checks.await;
     cluster.stop().await;

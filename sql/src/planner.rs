@@ -59,6 +59,9 @@ struct ScopeColumn {
     merged_away: bool,
     /// The merged USING/NATURAL join column: first in `*`.
     join_key: bool,
+    /// A table's NOT NULL column (a primary key's): NULL in it means a
+    /// LEFT JOIN's missing row.
+    not_null: bool,
 }
 
 /// The columns of one query level's row.
@@ -80,6 +83,7 @@ impl Scope {
                     hidden: c.hidden,
                     merged_away: false,
                     join_key: false,
+                    not_null: !c.nullable,
                 })
                 .collect(),
         }
@@ -97,6 +101,7 @@ impl Scope {
                     hidden: true,
                     merged_away: false,
                     join_key: false,
+                    not_null: false,
                 })
                 .collect(),
         }
@@ -1130,11 +1135,16 @@ impl<'a> Planner<'a> {
         scanned_tables(&plan.root, &mut tables);
         // OF names a FROM item, by its alias if it has one (42P01 if
         // none has that name); scans know the table's own name.
-        let from = match q.body.as_ref() {
+        // (A parenthesized query's own SELECT: `(SELECT ...) FOR UPDATE`.)
+        let mut body = q.body.as_ref();
+        while let ast::SetExpr::Query(inner) = body {
+            body = inner.body.as_ref();
+        }
+        let from = match body {
             ast::SetExpr::Select(select) => from_names(select),
             _ => Vec::new(),
         };
-        let checked = matches!(q.body.as_ref(), ast::SetExpr::Select(_));
+        let checked = matches!(body, ast::SetExpr::Select(_));
         for of in q.locks.iter().filter_map(|l| l.of.as_ref()).filter(|_| checked) {
             let of = object_name(of)?;
             if !from.iter().any(|(visible, _)| *visible == of) {
@@ -2345,6 +2355,7 @@ impl<'a> Planner<'a> {
             hidden,
             merged_away: false,
             join_key: false,
+            not_null: false,
         };
         let mut scope = Scope {
             columns: relation
@@ -2420,6 +2431,7 @@ impl<'a> Planner<'a> {
             hidden: false,
             merged_away: false,
             join_key: false,
+            not_null: false,
         };
         let mut scope = Scope { columns: vec![column("key", DataType::Text), column("value", value_type)] };
         if let Some(a) = alias {
@@ -2460,6 +2472,7 @@ impl<'a> Planner<'a> {
                 hidden: false,
                 merged_away: false,
                 join_key: false,
+                not_null: false,
             };
             let mut scope = Scope { columns: vec![column("relid")] };
             if with_ordinality {
@@ -4977,6 +4990,7 @@ fn function_scope(function: &str, ty: DataType, alias: Option<&ast::TableAlias>)
             hidden: false,
             merged_away: false,
             join_key: false,
+            not_null: false,
         }],
     };
     if let Some(a) = alias {
@@ -4997,6 +5011,7 @@ fn derived_scope(plan: &QueryPlan, alias: Option<String>) -> Scope {
                 hidden: false,
                 merged_away: false,
                 join_key: false,
+                not_null: false,
             })
             .collect(),
     }
@@ -5381,8 +5396,8 @@ fn from_names(select: &ast::Select) -> Vec<(String, Option<String>)> {
 /// `json_agg(t)`: a FROM item's name, not a column's, or `t.*`), as the
 /// same function of `jsonb_build_object('col', t.col, ...)` over the
 /// item's visible columns (`row_to_json` as `to_jsonb`: json is jsonb
-/// here), NULL where every column is NULL (a LEFT JOIN's missing row).
-/// `None` for any other call.
+/// here), NULL for a LEFT JOIN's missing row (a NOT NULL column of the
+/// table is NULL). `None` for any other call.
 fn whole_row_call(f: &ast::Function, scope: &Scope) -> Option<ast::Function> {
     let name = builtin_name(&f.name).ok()?;
     let name = match name.as_str() {
@@ -5405,19 +5420,18 @@ fn whole_row_call(f: &ast::Function, scope: &Scope) -> Option<ast::Function> {
         _ => return None,
     };
     let quoted = |s: &str| ast::Ident::with_quote('"', s);
-    let (mut fields, mut all_null) = (Vec::new(), None);
-    for c in scope.columns.iter().filter(|c| !c.hidden && c.table.as_deref() == Some(&table)) {
+    let columns = || scope.columns.iter().filter(|c| c.table.as_deref() == Some(&table));
+    let mut fields = Vec::new();
+    for c in columns().filter(|c| !c.hidden) {
         let key = ast::Expr::value(ast::Value::SingleQuotedString(c.name.clone()));
         let value = ast::Expr::CompoundIdentifier(vec![quoted(&table), quoted(&c.name)]);
-        let is_null = ast::Expr::IsNull(Box::new(value.clone()));
-        all_null = Some(match all_null {
-            None => is_null,
-            Some(all) => {
-                ast::Expr::BinaryOp { left: Box::new(all), op: ast::BinaryOperator::And, right: Box::new(is_null) }
-            }
-        });
         fields.extend([key, value].map(|e| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))));
     }
+    // A LEFT JOIN's missing row is NULL in a NOT NULL column of a table.
+    let missing = columns().find(|c| c.not_null && !c.hidden).map(|c| {
+        let value = ast::Expr::CompoundIdentifier(vec![quoted(&table), quoted(&c.name)]);
+        ast::Expr::IsNull(Box::new(value))
+    });
     let object = ast::Function {
         name: ast::ObjectName::from(vec![ast::Ident::new("jsonb_build_object")]),
         uses_odbc_syntax: false,
@@ -5433,9 +5447,9 @@ fn whole_row_call(f: &ast::Function, scope: &Scope) -> Option<ast::Function> {
         within_group: Vec::new(),
     };
     // The row a LEFT JOIN's missing side stands for is NULL, not an
-    // object of nulls: a row whose every column is NULL is taken for one
-    // (a table with a primary key has none of its own).
-    let object = match all_null {
+    // object of nulls (known by a NOT NULL column; a table or derived
+    // table without one gives an object of nulls for it).
+    let object = match missing {
         Some(condition) => ast::Expr::Case {
             case_token: ast::helpers::attached_token::AttachedToken::empty(),
             end_token: ast::helpers::attached_token::AttachedToken::empty(),

@@ -296,6 +296,8 @@ pub struct Prepared {
 
 /// A statement's rows and tag, held back while it may still be retried.
 struct Held {
+    /// Notices (`None`) and warnings it raised: a retry raises them again.
+    said: Vec<(Option<SqlState>, String)>,
     columns: Option<Vec<OutputColumn>>,
     rows: Vec<Row>,
     /// Rows already passed on (no retry after that).
@@ -309,7 +311,20 @@ struct HoldingSink<'s> {
 }
 
 impl HoldingSink<'_> {
+    /// Passes on the notices and warnings held (an attempt that ends the
+    /// statement, in success or not, says them once).
+    fn flush_said(&mut self) -> Result<()> {
+        for (state, message) in self.held.said.drain(..) {
+            match state {
+                Some(state) => self.inner.warning(state, &message)?,
+                None => self.inner.notice(&message)?,
+            }
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
+        self.flush_said()?;
         if let Some(c) = self.held.columns.take() {
             self.inner.columns(&c)?;
         }
@@ -344,10 +359,18 @@ impl Sink for HoldingSink<'_> {
         self.inner.complete(tag)
     }
     fn notice(&mut self, message: &str) -> Result<()> {
-        self.inner.notice(message)
+        if self.held.flushed {
+            return self.inner.notice(message);
+        }
+        self.held.said.push((None, message.to_string()));
+        Ok(())
     }
     fn warning(&mut self, state: SqlState, message: &str) -> Result<()> {
-        self.inner.warning(state, message)
+        if self.held.flushed {
+            return self.inner.warning(state, message);
+        }
+        self.held.said.push((Some(state), message.to_string()));
+        Ok(())
     }
 }
 
@@ -521,6 +544,20 @@ impl Session {
 
     pub fn status(&self) -> TxnStatus {
         self.status
+    }
+
+    /// Whether the client takes messages of `severity` ("NOTICE" or
+    /// "WARNING"), by its `client_min_messages` (PostgreSQL's levels:
+    /// `debug5` to `debug1`, `log`, `notice`, `warning`, `error`).
+    pub fn wants_message(&self, severity: &str) -> bool {
+        let level = self.settings.get("client_min_messages").map_or("notice", String::as_str).to_ascii_lowercase();
+        let rank = |name: &str| match name {
+            n if n.starts_with("debug") || n == "log" => 0,
+            "notice" | "info" => 1,
+            "warning" => 2,
+            _ => 3,
+        };
+        rank(&severity.to_ascii_lowercase()) >= rank(&level)
     }
 
     /// The commit timestamp of the last read-write transaction.
@@ -1046,6 +1083,9 @@ impl Session {
             S::StartTransaction { modes, .. } => return self.begin(modes, parsed.as_of.as_ref(), sink),
             S::Commit { .. } => return self.commit(sink),
             S::Rollback { savepoint: None, .. } => {
+                if self.status == TxnStatus::Idle {
+                    sink.warning(SqlState::NoActiveSqlTransaction, "there is no transaction in progress")?;
+                }
                 self.abort();
                 return sink.complete("ROLLBACK");
             }
@@ -1161,8 +1201,8 @@ impl Session {
             self.followup = None;
             self.drain(&targets)?;
             let now_us = self.now_us();
-            let mut holding =
-                HoldingSink { inner: &mut *sink, held: Held { columns: None, rows: Vec::new(), flushed: false } };
+            let held = Held { said: Vec::new(), columns: None, rows: Vec::new(), flushed: false };
+            let mut holding = HoldingSink { inner: &mut *sink, held };
             let result = if mode == Mode::ReadOnly {
                 self.run_read_only(sql, &parsed.statement, now_us, &mut holding)
             } else {
@@ -1215,7 +1255,10 @@ impl Session {
                 {
                     continue
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    holding.flush_said()?;
+                    return Err(e);
+                }
             }
         }
     }

@@ -968,8 +968,14 @@ struct Notices {
 }
 
 impl Notices {
-    fn of(out: &mut Collected) -> Notices {
-        Notices { warnings: std::mem::take(&mut out.warnings), notices: std::mem::take(&mut out.notices) }
+    /// What `out` holds that the session's client takes
+    /// (`client_min_messages`).
+    fn of(out: &mut Collected, session: &Session) -> Notices {
+        let (warnings, notices) = (std::mem::take(&mut out.warnings), std::mem::take(&mut out.notices));
+        Notices {
+            warnings: if session.wants_message("WARNING") { warnings } else { Vec::new() },
+            notices: if session.wants_message("NOTICE") { notices } else { Vec::new() },
+        }
     }
 }
 
@@ -1134,12 +1140,13 @@ impl ExtendedQueryHandler for Connection {
         };
         let formats: Vec<FieldFormat> =
             (0..prepared.columns.len()).map(|i| portal.result_column_format.format_for(i)).collect();
-        let (ran, mut out) = self.with_session(move |session| {
+        let (ran, out, said) = self.with_session(move |session| {
             let mut out = Collected::default();
             let ran = session.execute_prepared(&prepared, values, &mut out);
-            (ran, out)
+            let said = Notices::of(&mut out, session);
+            (ran, out, said)
         });
-        send_notices(client, Notices::of(&mut out)).await?;
+        send_notices(client, said).await?;
         Ok(match ran {
             Ok(()) => response(out, &formats),
             Err(e) => error_response(&e),
@@ -1250,7 +1257,7 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Answer> {
         }
         let mut out = Collected::default();
         let ran = session.execute_parsed(query, &parsed, &mut out);
-        let notices = Notices::of(&mut out);
+        let notices = Notices::of(&mut out, session);
         let response = match ran {
             Ok(()) if sql::parser::is_copy_out(&parsed.statement) => {
                 // The statement ran, so its options were checked.

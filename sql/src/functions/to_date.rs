@@ -173,8 +173,9 @@ fn date_of(f: &Fields, input: &str) -> Result<i32> {
             .and_then(|o| NaiveDate::from_yo_opt(year, o))
             .ok_or_else(|| out_of_range(input))?,
         _ => {
-            let month = u32::try_from(f.month.unwrap_or(1)).map_err(|_| out_of_range(input))?;
-            let day = u32::try_from(f.day.unwrap_or(1)).map_err(|_| out_of_range(input))?;
+            // 0 is "not given", as in PostgreSQL.
+            let month = u32::try_from(f.month.filter(|m| *m != 0).unwrap_or(1)).map_err(|_| out_of_range(input))?;
+            let day = u32::try_from(f.day.filter(|d| *d != 0).unwrap_or(1)).map_err(|_| out_of_range(input))?;
             NaiveDate::from_ymd_opt(year, month, day).ok_or_else(|| out_of_range(input))?
         }
     };
@@ -310,7 +311,10 @@ fn read(input: &str, template: &str) -> Result<Fields> {
                         Some(Piece::Char(c)) => !c.is_ascii_digit(),
                     };
                     let negative = s.get(at) == Some(&'-');
-                    let (value, used) = number(&s[at..], *fill || next_is_separator, width(pattern), written)?;
+                    // A sign before TZH is not one of its two digits.
+                    let signed = *pattern == "tzh" && matches!(s.get(at), Some('-' | '+'));
+                    let width = width(pattern) + usize::from(signed);
+                    let (value, used) = number(&s[at..], *fill || next_is_separator, width, written)?;
                     at += used;
                     set_number(&mut f, pattern, value, used, negative).map_err(|e| match e.state {
                         SqlState::InvalidTimeZoneDisplacementValue => {
@@ -515,7 +519,9 @@ mod tests {
         assert_eq!(date("2024-xx-03", "YYYY-MM-DD"), "22007");
         assert_eq!(date("Foo 3 2024", "Mon DD YYYY"), "22007");
         assert_eq!(date("2024", "YYYYMMDD"), "2024-01-01");
-        assert_eq!(date("2024-0", "YYYY-MM"), "22008");
+        assert_eq!(date("2024-0", "YYYY-MM"), "2024-01-01");
+        assert_eq!(date("2024-02-00", "YYYY-MM-DD"), "2024-02-01");
+        assert_eq!(date("2024-13", "YYYY-MM"), "22008");
         assert_eq!(date("202", "YYYYMM"), "22007");
         assert_eq!(date("2024-02-03", "YYYY-MM-DD IW"), "0A000");
         assert_eq!(date("99999999999999999999", "YYYY"), "22008");
@@ -548,6 +554,7 @@ mod tests {
         assert_eq!(timestamp(&format!("{t} -00:30"), "YYYY-MM-DD HH24:MI TZH:TZM"), "2024-02-03 12:30:00");
         assert_eq!(timestamp(&format!("{t} +05:30"), "YYYY-MM-DD HH24:MI TZH:TZM"), "2024-02-03 06:30:00");
         assert_eq!(timestamp(&format!("{t} AM"), "YYYY-MM-DD HH24:MI AM"), "2024-02-03 00:00:00");
+        assert_eq!(timestamp(&format!("{t} +0530"), "YYYY-MM-DD HH24:MI TZHTZM"), "2024-02-03 06:30:00");
         assert_eq!(timestamp("2024-02-03 13:00 PM", "YYYY-MM-DD HH24:MI PM"), "22007");
         assert_eq!(timestamp("2024-02-03 00:00:00.1234", "YYYY-MM-DD HH24:MI:SS.MS"), "22008");
         assert_eq!(timestamp("2024-02-03 00:00:00.5", "YYYY-MM-DD HH24:MI:SS.MS"), "2024-02-03 00:00:00.500");
