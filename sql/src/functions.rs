@@ -271,6 +271,8 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("similar_to_escape", &[P::Text], T::Text),
     ("similar_to_escape", &[P::Text, P::Text], T::Text),
     ("regexp_split_to_array", &[P::Text, P::Text], T::Array(&T::Text)),
+    ("regexp_match", &[P::Text, P::Text], T::Array(&T::Text)),
+    ("regexp_match", &[P::Text, P::Text, P::Text], T::Array(&T::Text)),
     ("regexp_replace", &[P::Text, P::Text, P::Text], T::Text),
     ("regexp_replace", &[P::Text, P::Text, P::Text, P::Text], T::Text),
     ("string_to_array", &[P::Text, P::Text], T::Array(&T::Text)),
@@ -720,6 +722,41 @@ fn width_bucket(x: f64, low: f64, high: f64, count: i32) -> Result<Value> {
         return sql_err!(NumericValueOutOfRange, "integer out of range");
     }
     Ok(Value::Int4(bucket as i32))
+}
+
+/// `regexp_match(s, pattern [, flags])`: the first match's groups as a
+/// text array (a group that took no part: NULL), or the whole match when
+/// the pattern has no groups; NULL for no match. Flags `i` and `c` as
+/// for `regexp_replace`; `g` is 22023, as in PostgreSQL (that is
+/// `regexp_matches`, a set-returning function).
+fn regexp_match(s: &str, pattern: &str, flags: &str) -> Result<Value> {
+    let mut case_insensitive = false;
+    for flag in flags.chars() {
+        match flag {
+            'i' => case_insensitive = true,
+            'c' => case_insensitive = false,
+            'g' => {
+                return Err(Error::new(
+                    SqlState::InvalidParameterValue,
+                    "regexp_match() does not support the \"global\" option",
+                )
+                .with_hint("Use the regexp_matches function instead."))
+            }
+            other => return sql_err!(InvalidParameterValue, "invalid regular expression option: \"{other}\""),
+        }
+    }
+    with_regex(pattern, case_insensitive, |re| {
+        let Some(captures) = re.captures(s) else { return Value::Null };
+        let groups: Vec<Value> = match captures.len() {
+            1 => vec![Value::Text(captures[0].to_string())],
+            _ => captures
+                .iter()
+                .skip(1)
+                .map(|g| g.map_or(Value::Null, |m| Value::Text(m.as_str().to_string())))
+                .collect(),
+        };
+        Value::Array(&T::Text, groups)
+    })
 }
 
 /// `regexp_replace(source, pattern, replacement [, flags])`: the first
@@ -1386,6 +1423,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
             Value::Text(regexp_replace(text(0)?, text(1)?, text(2)?, if n == 4 { text(3)? } else { "" })?)
         }
         "similar_to_escape" => Value::Text(similar_to_escape(text(0)?, if n == 2 { text(1)? } else { "\\" })?),
+        "regexp_match" => regexp_match(text(0)?, text(1)?, if n == 3 { text(2)? } else { "" })?,
         "regexp_split_to_array" => {
             let parts = regexp_split(text(0)?, text(1)?)?;
             Value::Array(&T::Text, parts.into_iter().map(Value::Text).collect())

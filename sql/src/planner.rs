@@ -5128,6 +5128,28 @@ fn figure_column_name(e: &ast::Expr) -> (String, u8) {
         ast::Expr::Position { .. } => strong("position".into()),
         ast::Expr::Substring { .. } => strong("substring".into()),
         ast::Expr::Trim { .. } => strong("btrim".into()),
+        ast::Expr::Extract { .. } => strong("extract".into()),
+        ast::Expr::Ceil { .. } => strong("ceil".into()),
+        ast::Expr::Floor { .. } => strong("floor".into()),
+        ast::Expr::AtTimeZone { .. } => strong("timezone".into()),
+        // `DATE '2024-01-01'` is a cast of a constant: its type's name.
+        ast::Expr::TypedString(t) => match data_type(&t.data_type) {
+            Ok(t) => (pg_short_name(t).to_string(), 1),
+            Err(_) => ("?column?".into(), 0),
+        },
+        ast::Expr::Interval(_) => ("interval".into(), 1),
+        // A scalar subquery: its column's name.
+        ast::Expr::Subquery(q) => match q.body.as_ref() {
+            ast::SetExpr::Select(select) => match select.projection.first() {
+                Some(ast::SelectItem::ExprWithAlias { alias, .. }) => strong(ident(alias)),
+                Some(ast::SelectItem::UnnamedExpr(e)) => match figure_column_name(e) {
+                    (name, 0) => (name, 0),
+                    (name, _) => strong(name),
+                },
+                _ => ("?column?".into(), 0),
+            },
+            _ => ("?column?".into(), 0),
+        },
         _ => ("?column?".into(), 0),
     }
 }

@@ -196,7 +196,8 @@ fn cased(name: &str, case: Case) -> String {
     }
 }
 
-const DAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+/// Day names, lower case, from Sunday (also what `to_date` reads).
+pub(super) const DAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
 const ROMAN: [&str; 12] = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii"];
 
 /// `n` zero-padded to `width` characters, a minus sign among them (C's

@@ -44,9 +44,12 @@
 
 use chrono::{Datelike, NaiveDate};
 
+// Month and day names, lower case, as `to_char` writes them.
+use super::to_char::DAYS;
 use crate::error::{Error, Result, SqlState};
 use crate::limits;
 use crate::ops::zone;
+use crate::ops::MONTH_NAMES as MONTHS;
 use crate::sql_err;
 use crate::types::Value;
 
@@ -60,23 +63,6 @@ const PATTERNS: &[&str] = &[
 /// Patterns `to_char` writes that are not read here.
 const UNREAD: &[&str] =
     &["cc", "d", "iddd", "id", "iw", "iyyy", "iyy", "iy", "i", "j", "of", "q", "rm", "sssss", "ssss", "tz", "ww", "w"];
-
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-
-const DAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq)]
