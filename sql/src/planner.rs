@@ -5419,7 +5419,9 @@ fn from_names(select: &ast::Select) -> Vec<(String, Option<String>)> {
 /// same function of `jsonb_build_object('col', t.col, ...)` over the
 /// item's visible columns (`row_to_json` as `to_jsonb`: json is jsonb
 /// here), NULL for a LEFT JOIN's missing row (a NOT NULL column of the
-/// table is NULL). `None` for any other call.
+/// table is NULL; without one, every column: a real row of NULLs of a
+/// table without a key is then NULL too, where PostgreSQL gives an object
+/// of nulls). `None` for any other call.
 fn whole_row_call(f: &ast::Function, scope: &Scope) -> Option<ast::Function> {
     let name = builtin_name(&f.name).ok()?;
     let name = match name.as_str() {
@@ -5449,11 +5451,20 @@ fn whole_row_call(f: &ast::Function, scope: &Scope) -> Option<ast::Function> {
         let value = ast::Expr::CompoundIdentifier(vec![quoted(&table), quoted(&c.name)]);
         fields.extend([key, value].map(|e| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))));
     }
-    // A LEFT JOIN's missing row is NULL in a NOT NULL column of a table.
-    let missing = columns().find(|c| c.not_null && !c.hidden).map(|c| {
-        let value = ast::Expr::CompoundIdentifier(vec![quoted(&table), quoted(&c.name)]);
-        ast::Expr::IsNull(Box::new(value))
-    });
+    // A LEFT JOIN's missing row is NULL in a NOT NULL column of a table;
+    // where there is none (a derived table, a view, a table without a
+    // key), a row all of whose columns are NULL is taken for one.
+    let is_null = |c: &ScopeColumn| {
+        ast::Expr::IsNull(Box::new(ast::Expr::CompoundIdentifier(vec![quoted(&table), quoted(&c.name)])))
+    };
+    let missing = match columns().find(|c| c.not_null && !c.hidden) {
+        Some(c) => Some(is_null(c)),
+        None => columns().filter(|c| !c.hidden).map(is_null).reduce(|all, next| ast::Expr::BinaryOp {
+            left: Box::new(all),
+            op: ast::BinaryOperator::And,
+            right: Box::new(next),
+        }),
+    };
     let object = ast::Function {
         name: ast::ObjectName::from(vec![ast::Ident::new("jsonb_build_object")]),
         uses_odbc_syntax: false,
@@ -5469,8 +5480,7 @@ fn whole_row_call(f: &ast::Function, scope: &Scope) -> Option<ast::Function> {
         within_group: Vec::new(),
     };
     // The row a LEFT JOIN's missing side stands for is NULL, not an
-    // object of nulls (known by a NOT NULL column; a table or derived
-    // table without one gives an object of nulls for it).
+    // object of nulls.
     let object = match missing {
         Some(condition) => ast::Expr::Case {
             case_token: ast::helpers::attached_token::AttachedToken::empty(),

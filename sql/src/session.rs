@@ -548,12 +548,13 @@ impl Session {
 
     /// Whether the client takes messages of `severity` ("NOTICE" or
     /// "WARNING"), by its `client_min_messages` (PostgreSQL's levels:
-    /// `debug5` to `debug1`, `log`, `notice`, `warning`, `error`).
+    /// `debug5` to `debug1`, `log`, `notice`, `warning`, `error`; SET
+    /// refuses others).
     pub fn wants_message(&self, severity: &str) -> bool {
         let level = self.settings.get("client_min_messages").map_or("notice", String::as_str).to_ascii_lowercase();
         let rank = |name: &str| match name {
             n if n.starts_with("debug") || n == "log" => 0,
-            "notice" | "info" => 1,
+            "notice" => 1,
             "warning" => 2,
             _ => 3,
         };
@@ -1241,7 +1242,10 @@ impl Session {
             match result {
                 Ok(tag) => {
                     if let Some(followup) = self.followup.take() {
-                        self.run_followup(&followup, now_us)?;
+                        if let Err(e) = self.run_followup(&followup, now_us) {
+                            holding.flush_said()?;
+                            return Err(e);
+                        }
                     }
                     return holding.complete(&tag);
                 }

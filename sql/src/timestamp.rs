@@ -179,6 +179,16 @@ pub fn setting_value(name: &str, value: &str) -> Result<String> {
             Some((_, shown)) => Ok(shown),
             None => sql_err!(InvalidParameterValue, "invalid value for parameter \"TimeZone\": \"{value}\""),
         },
+        // PostgreSQL 15's levels (the session's `wants_message` ranks them).
+        "client_min_messages" => {
+            let level = value.to_ascii_lowercase();
+            let levels =
+                ["debug5", "debug4", "debug3", "debug2", "debug1", "debug", "log", "notice", "warning", "error"];
+            match levels.contains(&level.as_str()) {
+                true => Ok(level),
+                false => sql_err!(InvalidParameterValue, "invalid value for parameter \"{name}\": \"{value}\""),
+            }
+        }
         _ => Ok(value.to_string()),
     }
 }
