@@ -790,14 +790,7 @@ impl Txn {
                     regroups += 1;
                     match self.regroup(moved, &sent, coordinator).await {
                         Ok(regrouped) => {
-                            for (shard, part) in regrouped {
-                                involved.insert(shard);
-                                if shard == coordinator {
-                                    coordinator_part.absorb(part);
-                                } else {
-                                    pending.push((shard, part));
-                                }
-                            }
+                            place_regrouped(regrouped, coordinator, &mut coordinator_part, &mut pending, &mut involved)
                         }
                         Err(e) => failure = Some(e),
                     }
@@ -838,14 +831,7 @@ impl Txn {
                     let moved = vec![std::mem::take(&mut coordinator_part)];
                     match self.regroup(moved, &sent, coordinator).await {
                         Ok(regrouped) => {
-                            for (shard, part) in regrouped {
-                                involved.insert(shard);
-                                if shard == coordinator {
-                                    coordinator_part = part;
-                                } else {
-                                    pending.push((shard, part));
-                                }
-                            }
+                            place_regrouped(regrouped, coordinator, &mut coordinator_part, &mut pending, &mut involved)
                         }
                         Err(e) => failure = Some(e),
                     }
@@ -932,6 +918,26 @@ fn not_committed(e: Error, what: &str) -> Error {
         Error::Aborted(m) => Error::Aborted(m),
         Error::ConditionNotMet(m) => Error::ConditionNotMet(m),
         other => Error::Aborted(format!("{what}: {other}")),
+    }
+}
+
+/// Where the parts grouped again after a split go: the coordinator's
+/// shard's into its part (to go with its commit), the others' to be
+/// prepared; all among the shards the transaction may hold anything at.
+fn place_regrouped(
+    regrouped: BTreeMap<ShardId, ShardPart>,
+    coordinator: ShardId,
+    coordinator_part: &mut ShardPart,
+    pending: &mut Vec<(ShardId, ShardPart)>,
+    involved: &mut BTreeSet<ShardId>,
+) {
+    for (shard, part) in regrouped {
+        involved.insert(shard);
+        if shard == coordinator {
+            coordinator_part.absorb(part);
+        } else {
+            pending.push((shard, part));
+        }
     }
 }
 

@@ -809,11 +809,9 @@ impl<'a> Planner<'a> {
                 // the top: [`Planner::with_ctes`]).
                 self.top_with = q.with.is_some();
                 let start = self.used_tables.len();
-                let main = match q.body.as_ref() {
-                    ast::SetExpr::Insert(dml) | ast::SetExpr::Update(dml) | ast::SetExpr::Delete(dml) => {
-                        self.plan_dml_with(q, dml)
-                    }
-                    _ => self.plan_query(q).map(Plan::Query),
+                let main = match dml_body(q) {
+                    Some(dml) => self.plan_dml_with(q, dml),
+                    None => self.plan_query(q).map(Plan::Query),
                 };
                 self.top_with = false;
                 let main = main?;
@@ -1776,15 +1774,7 @@ impl<'a> Planner<'a> {
             let bound = self.default_type(bound)?;
             order_by.push(SortKey { expr: bound.expr, descending, nulls_first });
         }
-        // FILTER (WHERE ...) sees the FROM row, as the argument does.
-        let filter = match &call.filter {
-            None => None,
-            Some(f) => {
-                let bound =
-                    self.bind_aggregate_input(f, scope, windowed, "aggregate functions are not allowed in FILTER")?;
-                Some(self.coerce(bound, DataType::Bool)?)
-            }
-        };
+        let filter = self.bind_aggregate_filter(call, scope, windowed)?;
         if name == "count" && matches!(args, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]) {
             if !windowed {
                 refuse_outer_aggregate(call, [filter.as_ref()])?;
@@ -1916,6 +1906,14 @@ impl<'a> Planner<'a> {
         Ok(AggCall { func, arg: Some(b.expr), distinct, data_type, separator, filter, order_by, fraction: None })
     }
 
+    /// An aggregate's `FILTER (WHERE ...)`: over the FROM row, as its
+    /// argument is.
+    fn bind_aggregate_filter(&mut self, call: &ast::Function, scope: &Scope, windowed: bool) -> Result<Option<Expr>> {
+        let Some(f) = &call.filter else { return Ok(None) };
+        let bound = self.bind_aggregate_input(f, scope, windowed, "aggregate functions are not allowed in FILTER")?;
+        Ok(Some(self.coerce(bound, DataType::Bool)?))
+    }
+
     /// An ordered-set aggregate: `percentile_cont(f)`,
     /// `percentile_disc(f)` or `mode()`, `WITHIN GROUP (ORDER BY x)`. The
     /// fraction must be a constant (0A000 otherwise; 22003 outside 0 to
@@ -1988,14 +1986,7 @@ impl<'a> Planner<'a> {
             "percentile_disc" => (AggFunc::PercentileDisc, ty.base(), sorted.expr.clone()),
             _ => (AggFunc::Mode, ty.base(), sorted.expr.clone()),
         };
-        let filter = match &call.filter {
-            None => None,
-            Some(f) => {
-                let bound =
-                    self.bind_aggregate_input(f, scope, false, "aggregate functions are not allowed in FILTER")?;
-                Some(self.coerce(bound, DataType::Bool)?)
-            }
-        };
+        let filter = self.bind_aggregate_filter(call, scope, false)?;
         refuse_outer_aggregate(call, [Some(&value), filter.as_ref()])?;
         let order_by = vec![SortKey { expr: sorted.expr, descending, nulls_first }];
         Ok(AggCall { func, arg: Some(value), distinct: false, data_type, separator: None, filter, order_by, fraction })
@@ -5379,8 +5370,10 @@ fn is_function_factor(factor: &ast::TableFactor) -> bool {
     )
 }
 
-/// The INSERT, UPDATE or DELETE a WITH query is, if it is one.
-fn dml_body(q: &ast::Query) -> Option<&ast::Statement> {
+/// The INSERT, UPDATE or DELETE `q` is, if it is one (a WITH query, or
+/// a statement under a WITH clause: `WITH next AS (...) UPDATE ...`
+/// parses as a query).
+pub(crate) fn dml_body(q: &ast::Query) -> Option<&ast::Statement> {
     match q.body.as_ref() {
         ast::SetExpr::Insert(dml) | ast::SetExpr::Update(dml) | ast::SetExpr::Delete(dml) => Some(dml),
         _ => None,

@@ -75,7 +75,7 @@ use crate::limits;
 use crate::optimizer::{self, Rules};
 use crate::parser::{self, quote_name, Parsed};
 use crate::plan::{Constraints, Expr, Node, OnConflict, OutputColumn, Plan, ScanSpan, WindowCall};
-use crate::planner::Planner;
+use crate::planner::{dml_body, Planner};
 pub use crate::sink::{Collected, Sink};
 use crate::sql_err;
 use crate::types::{DataType, Row, Value};
@@ -2539,19 +2539,10 @@ fn is_read_only_statement(s: &ast::Statement) -> bool {
     }
 }
 
-/// The INSERT, UPDATE or DELETE `q` is, if it is one under a WITH
-/// clause (`WITH next AS (...) UPDATE ...` parses as a query).
-fn with_dml(q: &ast::Query) -> Option<&ast::Statement> {
-    match q.body.as_ref() {
-        ast::SetExpr::Insert(dml) | ast::SetExpr::Update(dml) | ast::SetExpr::Delete(dml) => Some(dml),
-        _ => None,
-    }
-}
-
 /// Whether `q` writes: an INSERT, UPDATE or DELETE itself, or with one
 /// among its WITH queries.
 fn modifies(q: &ast::Query) -> bool {
-    with_dml(q).is_some() || q.with.as_ref().is_some_and(|w| w.cte_tables.iter().any(|c| with_dml(&c.query).is_some()))
+    dml_body(q).is_some() || q.with.as_ref().is_some_and(|w| w.cte_tables.iter().any(|c| dml_body(&c.query).is_some()))
 }
 
 /// Whether `q`, its WITH queries or its derived tables say FOR UPDATE or
@@ -2596,7 +2587,7 @@ fn statement_name(s: &ast::Statement) -> &'static str {
         ast::Statement::Truncate(_) => "TRUNCATE TABLE",
         ast::Statement::Query(q) => {
             let ctes = q.with.iter().flat_map(|w| &w.cte_tables);
-            let dml = with_dml(q).or_else(|| ctes.filter_map(|c| with_dml(&c.query)).next());
+            let dml = dml_body(q).or_else(|| ctes.filter_map(|c| dml_body(&c.query)).next());
             dml.map_or("this statement", statement_name)
         }
         _ => "this statement",
