@@ -397,10 +397,26 @@ impl Transaction for ReadWrite {
         Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }
 
+    fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        let (handle, cancel, timeout) = (self.handle.clone(), self.cancel.clone(), self.lock_timeout);
+        let txn = self.txn()?;
+        let scan = txn.scan_reverse(start, end, limit);
+        let pairs = wait_on_or_cancel(&handle, cancel.as_deref(), timeout, scan)?.map_err(kv_error)?;
+        Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
+    }
+
     fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
         let (handle, cancel) = (self.handle.clone(), self.cancel.clone());
         let txn = self.txn()?;
         let scan = txn.scan_unlocked(start, end, limit);
+        let pairs = wait_on_or_cancel(&handle, cancel.as_deref(), None, scan)?.map_err(kv_error)?;
+        Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
+    }
+
+    fn scan_unlocked_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        let (handle, cancel) = (self.handle.clone(), self.cancel.clone());
+        let txn = self.txn()?;
+        let scan = txn.scan_unlocked_reverse(start, end, limit);
         let pairs = wait_on_or_cancel(&handle, cancel.as_deref(), None, scan)?.map_err(kv_error)?;
         Ok(pairs.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }
@@ -514,6 +530,14 @@ impl Transaction for ReadOnly {
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
         let asked = Instant::now();
         let scan = self.txn.scan(start, end, limit);
+        let pairs = wait_on_or_cancel(&self.handle, self.cancel.as_deref(), None, scan)?.map_err(kv_error);
+        self.note_read(asked);
+        Ok(pairs?.into_iter().map(|kv| (kv.key, kv.value)).collect())
+    }
+
+    fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        let asked = Instant::now();
+        let scan = self.txn.scan_reverse(start, end, limit);
         let pairs = wait_on_or_cancel(&self.handle, self.cancel.as_deref(), None, scan)?.map_err(kv_error);
         self.note_read(asked);
         Ok(pairs?.into_iter().map(|kv| (kv.key, kv.value)).collect())

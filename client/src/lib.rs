@@ -313,11 +313,41 @@ enum Op {
     Allocate,
 }
 
-/// Where an operation goes: the shard holding a key, or a shard by id.
+/// Where an operation goes: the shard holding a key, the shard holding the
+/// keys just below one (a reverse scan's end), or a shard by id.
 #[derive(Debug, Clone, Copy)]
 enum Dest<'a> {
     Key(&'a [u8]),
+    Before(&'a [u8]),
     Shard(ShardId),
+}
+
+/// The order a scan reads its range in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanOrder {
+    /// Ascending key order, from the range's start.
+    #[default]
+    Forward,
+    /// Descending key order, from the range's end down: the last `limit`
+    /// pairs (`ORDER BY key DESC LIMIT n`).
+    Reverse,
+}
+
+/// Where a scan of `[start, end)` in `order` goes on after a page from a
+/// shard `[shard_start, shard_end)`: the page's resume key (forward, the
+/// next page's start; reverse, its end), else the neighbouring shard's
+/// edge if the range goes on there, else nowhere.
+fn next_page(order: ScanOrder, resume_key: Vec<u8>, shard: (&[u8], &[u8]), range: (&[u8], &[u8])) -> Option<Vec<u8>> {
+    if !resume_key.is_empty() {
+        return Some(resume_key);
+    }
+    let ((shard_start, shard_end), (start, end)) = (shard, range);
+    match order {
+        ScanOrder::Forward if shard_end.is_empty() || (!end.is_empty() && shard_end >= end) => None,
+        ScanOrder::Forward => Some(shard_end.to_vec()),
+        ScanOrder::Reverse if shard_start <= start => None,
+        ScanOrder::Reverse => Some(shard_start.to_vec()),
+    }
 }
 
 /// A connection to a SpanDB cluster. Cheap to clone; clones share routes
@@ -681,6 +711,7 @@ impl Client {
             let target = match dest {
                 _ if follower_first && attempts == 0 => self.follower_target(dest),
                 Dest::Key(key) => self.routes().target(key, prefer_leader),
+                Dest::Before(end) => self.routes().target_before(end, prefer_leader),
                 Dest::Shard(shard) => self.routes().target_shard(shard, prefer_leader),
             };
             attempts += 1;
@@ -774,11 +805,17 @@ impl Client {
                 let d = &r.descriptor;
                 d.start_key.as_slice() <= key && (d.end_key.is_empty() || key < d.end_key.as_slice())
             }
+            Dest::Before(end) => {
+                let d = &r.descriptor;
+                let above_start = end.is_empty() || d.start_key.as_slice() < end;
+                above_start && (d.end_key.is_empty() || (!end.is_empty() && end <= d.end_key.as_slice()))
+            }
             Dest::Shard(shard) => r.shard_id() == shard,
         })?;
         let (leader, replicas) = (route.leader, route.descriptor.replicas.len());
         let mut next = || match dest {
             Dest::Key(key) => routes.target(key, false),
+            Dest::Before(end) => routes.target_before(end, false),
             Dest::Shard(shard) => routes.target_shard(shard, false),
         };
         let mut target = next()?;
@@ -957,18 +994,25 @@ impl Client {
     /// Live pairs with keys in `[start, end)` (an empty `end`: to the end
     /// of the key space), in key order, at most `limit`.
     pub async fn scan(&self, start: &[u8], end: &[u8], limit: usize, mode: ReadMode) -> Result<Vec<KeyValue>> {
-        Ok(self.scan_pinned(start, end, limit, mode, ReplicaPreference::Auto).await?.0)
+        let range = (start, end, ScanOrder::Forward);
+        Ok(self.scan_pinned(range, limit, mode, ReplicaPreference::Auto).await?.0)
     }
 
-    /// Like [`Client::scan`], each page's first attempt where `replica`
-    /// prefers, also returning the timestamp the pages were read at
-    /// (`None` for `Latest`). A `Now` or bounded-staleness scan reads its
-    /// first page so, and every later page at that page's timestamp: one
-    /// consistent snapshot across shards.
+    /// Like [`Client::scan`], in descending key order: the last `limit`
+    /// pairs of `[start, end)`, last first.
+    pub async fn scan_reverse(&self, start: &[u8], end: &[u8], limit: usize, mode: ReadMode) -> Result<Vec<KeyValue>> {
+        let range = (start, end, ScanOrder::Reverse);
+        Ok(self.scan_pinned(range, limit, mode, ReplicaPreference::Auto).await?.0)
+    }
+
+    /// Like [`Client::scan`] over `[start, end)` in an order, each page's
+    /// first attempt where `replica` prefers, also returning the timestamp
+    /// the pages were read at (`None` for `Latest`). A `Now` or
+    /// bounded-staleness scan reads its first page so, and every later page
+    /// at that page's timestamp: one consistent snapshot across shards.
     pub(crate) async fn scan_pinned(
         &self,
-        start: &[u8],
-        end: &[u8],
+        (start, end, order): (&[u8], &[u8], ScanOrder),
         limit: usize,
         mut mode: ReadMode,
         replica: ReplicaPreference,
@@ -978,23 +1022,32 @@ impl Client {
         }
         let op = mode.op(replica);
         let mut out = Vec::new();
-        let mut cursor = start.to_vec();
+        // The part of the range still to read: forward, from `cursor` to
+        // `end`; reverse, from `start` to `cursor`.
+        let mut cursor = match order {
+            ScanOrder::Forward => start.to_vec(),
+            ScanOrder::Reverse => end.to_vec(),
+        };
         let mut read_ts = None;
         while out.len() < limit {
             let page_limit = (limit - out.len()).min(SCAN_PAGE_PAIRS) as u32;
-            let from = cursor.clone();
-            let mut shard_end = Vec::new();
+            let (from, to, dest) = match order {
+                ScanOrder::Forward => (cursor.clone(), end.to_vec(), Dest::Key(&cursor)),
+                ScanOrder::Reverse => (start.to_vec(), cursor.clone(), Dest::Before(&cursor)),
+            };
+            let mut shard = (Vec::new(), Vec::new());
             let result = self
-                .execute(Dest::Key(&from), op, |channel, target| {
-                    shard_end = target.shard_end.clone();
+                .execute(dest, op, |channel, target| {
+                    shard = (target.shard_start.clone(), target.shard_end.clone());
                     let request = proto::ScanRequest {
                         shard_id: target.shard_id.0,
                         range_ver: target.range_ver.0,
                         start_key: from.clone(),
-                        end_key: end.to_vec(),
+                        end_key: to.clone(),
                         limit: page_limit,
                         read_ts: 0,
                         options: Some(mode.options()),
+                        reverse: order == ScanOrder::Reverse,
                     };
                     channel.kv_scan(request)
                 })
@@ -1010,7 +1063,7 @@ impl Client {
                 value: kv.value,
                 version_ts: Timestamp::from_nanos(kv.version_ts),
             }));
-            match next_page(page.resume_key, shard_end, end) {
+            match next_page(order, page.resume_key, (&shard.0, &shard.1), (start, end)) {
                 Some(next) => cursor = next,
                 None => break,
             }
@@ -1018,19 +1071,6 @@ impl Client {
         out.truncate(limit);
         Ok((out, read_ts))
     }
-}
-
-/// Where a scan of `[.., end)` continues after a page from the shard that
-/// ends at `shard_end`: the page's resume key, else the next shard's start
-/// if the range goes on, else nowhere.
-fn next_page(resume_key: Vec<u8>, shard_end: Vec<u8>, end: &[u8]) -> Option<Vec<u8>> {
-    if !resume_key.is_empty() {
-        return Some(resume_key);
-    }
-    if shard_end.is_empty() || (!end.is_empty() && shard_end.as_slice() >= end) {
-        return None;
-    }
-    Some(shard_end)
 }
 
 fn status_has_no_detail(status: &tonic::Status) -> bool {

@@ -33,6 +33,17 @@ fn route_of<'a>(shards: &'a mut BTreeMap<Vec<u8>, Route>, key: &[u8]) -> Option<
     (end.is_empty() || key < end.as_slice()).then_some(route)
 }
 
+/// The route of the shard holding the keys just below `end` (an empty
+/// `end`: the last shard), where a reverse scan of `[.., end)` starts.
+fn route_before<'a>(shards: &'a mut BTreeMap<Vec<u8>, Route>, end: &[u8]) -> Option<&'a mut Route> {
+    use std::ops::Bound;
+    let upper = if end.is_empty() { Bound::Unbounded } else { Bound::Excluded(end) };
+    let (_, route) = shards.range_mut::<[u8], _>((Bound::Unbounded, upper)).next_back()?;
+    let shard_end = &route.descriptor.end_key;
+    let holds = shard_end.is_empty() || (!end.is_empty() && end <= shard_end.as_slice());
+    holds.then_some(route)
+}
+
 fn route_by_id(shards: &mut BTreeMap<Vec<u8>, Route>, shard_id: ShardId) -> Option<&mut Route> {
     shards.values_mut().find(|r| r.shard_id() == shard_id)
 }
@@ -188,6 +199,13 @@ impl Routes {
     /// `prefer_leader` is false, the next replica in rotation).
     pub fn target(&mut self, key: &[u8], prefer_leader: bool) -> Option<Target> {
         let route = route_of(&mut self.shards, key)?;
+        Self::pick(route, &self.servers, prefer_leader)
+    }
+
+    /// Like [`Routes::target`], for the shard holding the keys just below
+    /// `end` (a reverse scan's).
+    pub fn target_before(&mut self, end: &[u8], prefer_leader: bool) -> Option<Target> {
+        let route = route_before(&mut self.shards, end)?;
         Self::pick(route, &self.servers, prefer_leader)
     }
 
@@ -438,6 +456,25 @@ pub(crate) mod tests {
         assert!(!routes.covers_everything(), "a gap from m to t");
         routes.update([desc(3, "m", "t", 1, 1, &[1])]);
         assert!(routes.covers_everything());
+    }
+
+    /// Goal: a reverse scan of `[.., end)` is routed to the shard whose
+    /// range holds the keys just below `end`: the one ending at or after
+    /// it, not the one starting at it; none where the cache has a gap.
+    #[test]
+    fn reverse_scans_route_to_the_shard_below_their_end() {
+        let mut routes = Routes::default();
+        routes.update([desc(1, "", "g", 1, 1, &[1]), desc(2, "g", "m", 1, 1, &[1]), desc(4, "t", "", 1, 1, &[1])]);
+        let shard =
+            |routes: &mut Routes, end: &str| route_before(&mut routes.shards, end.as_bytes()).map(|r| r.shard_id().0);
+        assert_eq!(shard(&mut routes, "g"), Some(1));
+        assert_eq!(shard(&mut routes, "g\0"), Some(2));
+        assert_eq!(shard(&mut routes, "m"), Some(2));
+        assert_eq!(shard(&mut routes, "a"), Some(1));
+        assert_eq!(shard(&mut routes, ""), Some(4));
+        assert_eq!(shard(&mut routes, "p"), None, "m to t is a gap");
+        assert_eq!(shard(&mut routes, "t"), None, "m to t is a gap");
+        assert_eq!(shard(&mut routes, "t\0"), Some(4));
     }
 
     #[test]

@@ -95,7 +95,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use meta::{Priority, RangeVer, ShardId, TxnId};
 
-use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, ReplicaPreference, Result, Timestamp};
+use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, ReplicaPreference, Result, ScanOrder, Timestamp};
 
 /// How often an open transaction heartbeats its shards.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -423,6 +423,7 @@ impl Txn {
                     lease: reads.get(&target.shard_id).and_then(|r| r.lease),
                     for_update,
                     no_wait,
+                    reverse: false,
                 };
                 channel.txn_read(request)
             })
@@ -436,29 +437,55 @@ impl Txn {
 
     /// Reads the pairs with keys in `[start, end)` (empty `end`: unbounded),
     /// at most `limit`, under shared range locks, merged with this
-    /// transaction's own writes.
+    /// transaction's own writes. Each page locks only the span it read
+    /// (the server says which), so a scan that stops at its limit leaves
+    /// the rest of the range to writers.
     pub async fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
+        self.scan_ordered((start, end, ScanOrder::Forward), limit).await
+    }
+
+    /// Like [`Txn::scan`], in descending key order: the last `limit` pairs
+    /// of the range, last first, locking the span from the last pair
+    /// returned to `end`.
+    pub async fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
+        self.scan_ordered((start, end, ScanOrder::Reverse), limit).await
+    }
+
+    async fn scan_ordered(&mut self, range: (&[u8], &[u8], ScanOrder), limit: usize) -> Result<Vec<KeyValue>> {
+        let (start, end, order) = range;
         self.check_open()?;
         if !end.is_empty() && end <= start {
             return Err(Error::InvalidArgument("scan end must be after start".into()));
         }
         let meta = self.meta();
         let mut found: BTreeMap<Vec<u8>, KeyValue> = BTreeMap::new();
-        let mut cursor = start.to_vec();
+        // The part of the range still to read: forward, from `cursor` to
+        // `end`; reverse, from `start` to `cursor`.
+        let mut cursor = match order {
+            ScanOrder::Forward => start.to_vec(),
+            ScanOrder::Reverse => end.to_vec(),
+        };
         // Read a little more than the limit: own deletes may hide some.
         let want = limit.saturating_add(self.writes.len());
         loop {
-            let from = cursor.clone();
-            let mut at = (ShardId(0), RangeVer(0), Vec::new());
-            let span = proto::Span { start: from.clone(), end: end.to_vec(), range: true };
+            let (from, to) = match order {
+                ScanOrder::Forward => (cursor.clone(), end.to_vec()),
+                ScanOrder::Reverse => (start.to_vec(), cursor.clone()),
+            };
+            let dest = match order {
+                ScanOrder::Forward => Dest::Key(&from),
+                ScanOrder::Reverse => Dest::Before(&to),
+            };
+            let mut at = (ShardId(0), RangeVer(0), (Vec::new(), Vec::new()));
+            let span = proto::Span { start: from.clone(), end: to.clone(), range: true };
             let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;
             let (reads, unanswered, mut sent_to) = (&self.reads, &mut self.unanswered, Vec::new());
             let no_wait = self.no_wait;
             let asked = Instant::now();
             let page = self
                 .client
-                .execute(Dest::Key(&from), Op::LockingRead, |channel, target| {
-                    at = (target.shard_id, target.range_ver, target.shard_end.clone());
+                .execute(dest, Op::LockingRead, |channel, target| {
+                    at = (target.shard_id, target.range_ver, (target.shard_start.clone(), target.shard_end.clone()));
                     if unanswered.insert(target.shard_id) {
                         sent_to.push(target.shard_id);
                     }
@@ -471,6 +498,7 @@ impl Txn {
                         lease: reads.get(&target.shard_id).and_then(|r| r.lease),
                         for_update: false,
                         no_wait,
+                        reverse: order == ScanOrder::Reverse,
                     };
                     channel.txn_read(request)
                 })
@@ -478,14 +506,11 @@ impl Txn {
             self.answered(sent_to);
             let page = page?.into_inner();
             self.timings.note_read(asked, &page);
-            let (shard, range_ver, shard_end) = at;
-            // The server clipped the range to the shard: so is the lock.
-            let locked_end = match (end.is_empty(), shard_end.is_empty()) {
-                (true, _) => shard_end.clone(),
-                (false, true) => end.to_vec(),
-                (false, false) => end.to_vec().min(shard_end.clone()),
-            };
-            self.note_locked(shard, range_ver, page.lease, proto::Span { start: from, end: locked_end, range: true });
+            let (shard, range_ver, (shard_start, shard_end)) = at;
+            let locked = page.locked.clone().ok_or_else(|| {
+                Error::Unavailable(format!("shard {shard} answered a scan without the span it locked"))
+            })?;
+            self.note_locked(shard, range_ver, page.lease, locked);
             for kv in page.pairs {
                 found.insert(
                     kv.key.clone(),
@@ -495,22 +520,24 @@ impl Txn {
             if found.len() >= want {
                 break;
             }
-            match next_page(page.resume_key, shard_end, end) {
+            match next_page(order, page.resume_key, (&shard_start, &shard_end), (start, end)) {
                 Some(next) => cursor = next,
                 None => break,
             }
         }
-        Ok(self.with_own_writes(found, start, end, limit))
+        Ok(self.with_own_writes(found, range, limit))
     }
 
-    /// What a scan of `[start, end)` that read `found` (at least `limit`
-    /// pairs more than this transaction wrote there, or all there are)
-    /// answers: this transaction's writes win over what it read.
+    /// What a scan of `[start, end)` in `order` that read `found` (at
+    /// least `limit` pairs more than this transaction wrote there, or all
+    /// there are) answers: this transaction's writes win over what it
+    /// read. A write beyond the last pair read (when the reads stopped at
+    /// `limit` pairs more than the writes) is never among the first
+    /// `limit` in order: at least `limit` pairs read survive its deletes.
     fn with_own_writes(
         &self,
         mut found: BTreeMap<Vec<u8>, KeyValue>,
-        start: &[u8],
-        end: &[u8],
+        (start, end, order): (&[u8], &[u8], ScanOrder),
         limit: usize,
     ) -> Vec<KeyValue> {
         for (k, w) in self.writes.range(start.to_vec()..) {
@@ -526,7 +553,10 @@ impl Txn {
                 }
             }
         }
-        found.into_values().take(limit).collect()
+        match order {
+            ScanOrder::Forward => found.into_values().take(limit).collect(),
+            ScanOrder::Reverse => found.into_values().rev().take(limit).collect(),
+        }
     }
 
     /// Like [`Txn::scan`], without locks: the latest committed pairs (a
@@ -536,14 +566,26 @@ impl Txn {
     /// LOCKED` reads its candidates so, then locks each row it takes with
     /// [`Txn::set_no_wait`] and reads it again.
     pub async fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
+        self.scan_unlocked_ordered((start, end, ScanOrder::Forward), limit).await
+    }
+
+    /// [`Txn::scan_unlocked`] in descending key order: the last `limit`
+    /// pairs, last first.
+    pub async fn scan_unlocked_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
+        self.scan_unlocked_ordered((start, end, ScanOrder::Reverse), limit).await
+    }
+
+    async fn scan_unlocked_ordered(&mut self, range: (&[u8], &[u8], ScanOrder), limit: usize) -> Result<Vec<KeyValue>> {
+        let (start, end, _) = range;
         self.check_open()?;
         if !end.is_empty() && end <= start {
             return Err(Error::InvalidArgument("scan end must be after start".into()));
         }
         let want = limit.saturating_add(self.writes.len());
-        let read = self.client.scan(start, end, want, ReadMode::Latest).await?;
+        let replica = ReplicaPreference::Auto;
+        let (read, _) = self.client.scan_pinned(range, want, ReadMode::Latest, replica).await?;
         let found = read.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
-        Ok(self.with_own_writes(found, start, end, limit))
+        Ok(self.with_own_writes(found, range, limit))
     }
 
     /// Buffers a write of `key` (applied at commit).
@@ -1115,9 +1157,18 @@ impl ReadOnlyTxn {
     /// Pairs in `[start, end)`, at most `limit`, all at the transaction's
     /// timestamp.
     pub async fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
+        self.scan_ordered((start, end, ScanOrder::Forward), limit).await
+    }
+
+    /// Like [`ReadOnlyTxn::scan`], the last `limit` pairs, last first.
+    pub async fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KeyValue>> {
+        self.scan_ordered((start, end, ScanOrder::Reverse), limit).await
+    }
+
+    async fn scan_ordered(&mut self, range: (&[u8], &[u8], ScanOrder), limit: usize) -> Result<Vec<KeyValue>> {
         // The first page fixes the timestamp when none is yet; every other
         // page, here and later, is read at it.
-        let (pairs, read_ts) = self.client.scan_pinned(start, end, limit, self.mode(), self.preference()).await?;
+        let (pairs, read_ts) = self.client.scan_pinned(range, limit, self.mode(), self.preference()).await?;
         if let Some(ts) = read_ts {
             self.read_ts.get_or_insert(ts);
         }

@@ -97,7 +97,7 @@ use crate::limits;
 use crate::registry::{Access, Registry, ReplicaShared, Role, TimeView};
 use crate::shard::command;
 use crate::shard::membership::MembershipChange;
-use crate::storage::mvcc::{KeyVersions, Reader};
+use crate::storage::mvcc::{KeyVersions, Reader, ScanPage};
 use crate::storage::Engine;
 use meta::ServerId;
 
@@ -450,15 +450,12 @@ impl DataRequests {
         Ok(())
     }
 
-    /// Checks a scan's bounds and clips them to the shard.
-    fn scan_bounds(
-        &self,
-        r: &ReplicaShared,
-        range_ver: u64,
-        start: &[u8],
-        end: &[u8],
-        limit: u32,
-    ) -> Result<(Vec<u8>, u32, u64)> {
+    /// Checks a scan's bounds and clips them to the shard: a forward scan
+    /// starts in the shard and its end is clipped (the client continues
+    /// from the shard's end); a reverse one ends in the shard (the keys
+    /// just below its end are the shard's) and its start is clipped.
+    fn scan_bounds(&self, r: &ReplicaShared, range_ver: u64, span: ScanSpan<'_>, limit: u32) -> Result<ScanBounds> {
+        let ScanSpan { start, end, reverse } = span;
         if start.len() > limits::KEY_BYTES_MAX || end.len() > limits::KEY_BYTES_MAX {
             return Err(Error::InvalidArgument(format!("scan bound longer than {} bytes", limits::KEY_BYTES_MAX)));
         }
@@ -472,7 +469,28 @@ impl DataRequests {
             }
             n => n,
         };
-        let checked = self.check_route(r, range_ver, Access::Read, &mut std::iter::once(start))?;
+        let d = r.descriptor();
+        let first = if reverse {
+            // The shard must hold the keys just below `end`.
+            let below_start = !end.is_empty() && end <= d.start_key.as_slice();
+            let beyond_end = !d.end_key.is_empty() && (end.is_empty() || end > d.end_key.as_slice());
+            if below_start || beyond_end {
+                let holder = self.registry.all().into_iter().map(|o| o.descriptor()).find(|o| {
+                    let above_start = end.is_empty() || o.start_key.as_slice() < end;
+                    let ends_after = o.end_key.is_empty() || (!end.is_empty() && end <= o.end_key.as_slice());
+                    above_start && ends_after
+                });
+                return Err(Error::WrongShard {
+                    shard_id: r.shard_id,
+                    reason: "the keys below the reverse scan's end are outside the shard's range".into(),
+                    descriptors: std::iter::once(d).chain(holder).collect(),
+                });
+            }
+            start.max(d.start_key.as_slice())
+        } else {
+            start
+        };
+        let checked = self.check_route(r, range_ver, Access::Read, &mut std::iter::once(first))?;
         // Clip the range to the shard (as of the check); the client pages
         // across shards.
         let d = r.descriptor();
@@ -488,20 +506,20 @@ impl DataRequests {
             (false, true) => end.to_vec(),
             (false, false) => end.to_vec().min(d.end_key.clone()),
         };
-        Ok((end, limit, checked))
+        Ok(ScanBounds { start: first.to_vec(), end, limit, range_ver: checked })
     }
 
     pub async fn scan(&self, req: proto::ScanRequest) -> Result<proto::ScanResponse> {
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        let (end, limit, checked) = self.scan_bounds(&r, req.range_ver, &req.start_key, &req.end_key, req.limit)?;
+        let asked = ScanSpan { start: &req.start_key, end: &req.end_key, reverse: req.reverse };
+        let ScanBounds { start, end, limit, range_ver } = self.scan_bounds(&r, req.range_ver, asked, req.limit)?;
         let at = read_at(req.read_ts, req.options.as_ref())?;
-        let span = (req.start_key.clone(), end.clone(), true);
+        let span = (start.clone(), end.clone(), true);
         let read_ts = self.read_ts(&r, at, &span).await?;
-        let page = self.read_data(&r, checked, (&req.start_key, &end, true), |engine| {
-            let reader = Reader::new(engine);
+        let page = self.read_data(&r, range_ver, (&start, &end, true), |engine| {
             Self::check_watermark(&r, read_ts)?;
-            reader.scan(&req.start_key, &end, read_ts, limit as usize, limits::SCAN_PAGE_BYTES_MAX)
+            scan_page(engine, ScanSpan { start: &start, end: &end, reverse: req.reverse }, read_ts, limit)
         })?;
         self.wait_visible(page.newest_ts).await?;
         let (pairs, resume_key) = page_to_proto(page);
@@ -840,23 +858,54 @@ impl DataRequests {
 
     /// A read inside a read-write transaction: a shared lock (key or range)
     /// held until the transaction ends, then the latest committed value.
+    ///
+    /// A scan locks only what its page reads: it first looks (without a
+    /// lock) where a page of `limit` pairs would end, locks the span up to
+    /// there, and reads that span again under the lock. So `ORDER BY id
+    /// DESC LIMIT 20` locks the last twenty rows' span, not the shard's
+    /// whole range, and waits only for writers there. If keys came or went
+    /// in between, the locked read is what counts: fewer pairs, with a
+    /// resume key at the lock's edge, or a page cut short inside it.
     pub async fn txn_read(&self, req: proto::TxnReadRequest) -> Result<proto::TxnReadResponse> {
         let (txn, priority) = txn_meta(req.txn.as_ref())?;
         self.clock.check()?;
         let span = req.span.ok_or_else(|| Error::InvalidArgument("a transactional read needs a span".into()))?;
         let r = self.replica(req.shard_id)?;
         let mode = if req.for_update { LockMode::Exclusive } else { LockMode::Shared };
-        let (target, end, limit, checked) = if span.range {
+        let reverse = req.reverse;
+        // The locked range: the page's extent within the clipped span, and
+        // where the rest of the span continues if that cut it short.
+        let (target, scan, checked) = if span.range {
             if req.for_update {
                 return Err(Error::InvalidArgument("a scan cannot read for update (range locks are shared)".into()));
             }
-            let (end, limit, checked) = self.scan_bounds(&r, req.range_ver, &span.start, &span.end, req.limit)?;
-            (LockTarget::Range(span.start.clone(), end.clone()), end, limit, checked)
+            let asked = ScanSpan { start: &span.start, end: &span.end, reverse };
+            let ScanBounds { start, end, limit, range_ver } = self.scan_bounds(&r, req.range_ver, asked, req.limit)?;
+            let clipped = ScanSpan { start: &start, end: &end, reverse };
+            let peek =
+                self.read_data(&r, range_ver, (&start, &end, true), |e| scan_page(e, clipped, Timestamp::MAX, limit))?;
+            // A full page needs no more of the range than up to its last
+            // pair, even where no live key follows it in the shard.
+            let resume_key = peek.resume_key.or_else(|| {
+                let (last, _, _) = peek.pairs.last().filter(|_| peek.pairs.len() == limit as usize)?;
+                let edge = if reverse { last.clone() } else { [last.as_slice(), &[0]].concat() };
+                let inside = if reverse { edge.as_slice() > start.as_slice() } else { end.is_empty() || edge < end };
+                inside.then_some(edge)
+            });
+            let (start, end, cut) = match resume_key {
+                Some(at) if reverse => (at.clone(), end, Some(at)),
+                Some(at) => (start, at.clone(), Some(at)),
+                None => (start, end, None),
+            };
+            (LockTarget::Range(start.clone(), end.clone()), Some((start, end, limit, cut)), range_ver)
         } else {
+            if reverse {
+                return Err(Error::InvalidArgument("a get cannot be reverse".into()));
+            }
             check_key(&span.start)?;
             let checked =
                 self.check_route(&r, req.range_ver, Access::Read, &mut std::iter::once(span.start.as_slice()))?;
-            (LockTarget::Key(span.start.clone()), Vec::new(), 1, checked)
+            (LockTarget::Key(span.start.clone()), None, checked)
         };
         let (lease, deadline) = (req.lease.map(lease_from_proto), txn_deadline(req.txn.as_ref()));
         let no_wait = req.no_wait;
@@ -872,36 +921,38 @@ impl DataRequests {
         // leadership and that everything committed is applied, then read
         // the latest version.
         self.read_index(&r).await?;
-        let (pairs, resume_key, newest_ts) =
-            self.read_data(&r, checked, (&span.start, &end, span.range), |engine| {
-                Ok(if span.range {
-                    let page = Reader::new(engine).scan(
-                        &span.start,
-                        &end,
-                        Timestamp::MAX,
-                        limit as usize,
-                        limits::SCAN_PAGE_BYTES_MAX,
-                    )?;
-                    let newest_ts = page.newest_ts;
-                    let (pairs, resume_key) = page_to_proto(page);
-                    (pairs, resume_key, newest_ts)
-                } else {
-                    let version = KeyVersions::new(engine, &span.start).newest_at(Timestamp::MAX)?;
-                    let newest_ts = version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts);
-                    let pairs = version
-                        .and_then(|(ts, value)| value.map(|v| (ts, v)))
-                        .map(|(ts, value)| proto::KeyValue {
-                            key: span.start.clone(),
-                            value,
-                            version_ts: ts.as_nanos(),
-                        })
-                        .into_iter()
-                        .collect();
-                    (pairs, Vec::new(), newest_ts)
-                })
+        let Some((start, end, limit, cut)) = scan else {
+            let version = self.read_data(&r, checked, (&span.start, &[], false), |engine| {
+                KeyVersions::new(engine, &span.start).newest_at(Timestamp::MAX)
             })?;
-        self.wait_visible(newest_ts).await?;
-        Ok(proto::TxnReadResponse { pairs, resume_key, lease, lock_ns, server_ns: 0 })
+            let newest_ts = version.as_ref().map_or(Timestamp::ZERO, |(ts, _)| *ts);
+            let pairs = version
+                .and_then(|(ts, value)| value.map(|v| (ts, v)))
+                .map(|(ts, value)| proto::KeyValue { key: span.start.clone(), value, version_ts: ts.as_nanos() })
+                .into_iter()
+                .collect();
+            self.wait_visible(newest_ts).await?;
+            return Ok(proto::TxnReadResponse {
+                pairs,
+                resume_key: Vec::new(),
+                lease,
+                lock_ns,
+                server_ns: 0,
+                locked: None,
+            });
+        };
+        let locked = ScanSpan { start: &start, end: &end, reverse };
+        let mut page =
+            self.read_data(&r, checked, (&start, &end, true), |e| scan_page(e, locked, Timestamp::MAX, limit))?;
+        // Nothing left in the locked span: the rest of the asked one
+        // begins (or, reverse, ends) at the lock's edge.
+        if page.resume_key.is_none() {
+            page.resume_key = cut;
+        }
+        self.wait_visible(page.newest_ts).await?;
+        let (pairs, resume_key) = page_to_proto(page);
+        let locked = Some(proto::Span { start, end, range: true });
+        Ok(proto::TxnReadResponse { pairs, resume_key, lease, lock_ns, server_ns: 0, locked })
     }
 
     fn txn_writes_and_reads(
@@ -1063,10 +1114,10 @@ impl DataRequests {
     }
 }
 
-/// A scan page as the wire has it: pairs, and where to resume (empty: done).
-/// A scan's page as the client sees it: the system's own keys
-/// (`meta::keys`) are not data, and scans do not return them.
-fn page_to_proto(page: crate::storage::mvcc::ScanPage) -> (Vec<proto::KeyValue>, Vec<u8>) {
+/// A scan page as the wire has it: pairs, and where to resume (empty:
+/// done). The system's own keys (`meta::keys`) are not data, and scans do
+/// not return them.
+fn page_to_proto(page: ScanPage) -> (Vec<proto::KeyValue>, Vec<u8>) {
     let pairs = page
         .pairs
         .into_iter()
@@ -1078,6 +1129,35 @@ fn page_to_proto(page: crate::storage::mvcc::ScanPage) -> (Vec<proto::KeyValue>,
 
 /// A span of a read: (start, end, is a range).
 type Span = (Vec<u8>, Vec<u8>, bool);
+
+/// A scan as asked: `[start, end)` (empty end: unbounded), read in key
+/// order or, `reverse`, from the end down.
+#[derive(Clone, Copy)]
+struct ScanSpan<'a> {
+    start: &'a [u8],
+    end: &'a [u8],
+    reverse: bool,
+}
+
+/// A scan's range clipped to the shard, its page limit, and the shard's
+/// range version it was checked against.
+struct ScanBounds {
+    start: Vec<u8>,
+    end: Vec<u8>,
+    limit: u32,
+    range_ver: u64,
+}
+
+/// One page of a scan of `span` at `read_ts`, in its direction.
+fn scan_page(engine: &Engine, span: ScanSpan<'_>, read_ts: Timestamp, limit: u32) -> Result<ScanPage> {
+    let reader = Reader::new(engine);
+    let (limit, bytes) = (limit as usize, limits::SCAN_PAGE_BYTES_MAX);
+    if span.reverse {
+        reader.scan_reverse(span.start, span.end, read_ts, limit, bytes)
+    } else {
+        reader.scan(span.start, span.end, read_ts, limit, bytes)
+    }
+}
 
 /// When a read reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

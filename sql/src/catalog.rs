@@ -718,9 +718,22 @@ impl Transaction for DeadlineLifting<'_> {
         self.before_read()?;
         self.inner.scan(start, end, limit)
     }
+    fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
+        self.before_read()?;
+        self.inner.scan_reverse(start, end, limit)
+    }
     fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
         self.before_read()?;
         self.inner.scan_unlocked(start, end, limit)
+    }
+    fn scan_unlocked_reverse(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> std::result::Result<Vec<Pair>, KvError> {
+        self.before_read()?;
+        self.inner.scan_unlocked_reverse(start, end, limit)
     }
     delegate_writes!("a statement's transaction");
     fn set_lock_no_wait(&mut self, no_wait: bool) {
@@ -826,9 +839,26 @@ impl Transaction for LeaseChecked<'_> {
         self.check(first)?;
         Ok(pairs)
     }
+    fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
+        let first = self.inner.read_ts().is_none();
+        let pairs = self.inner.scan_reverse(start, end, limit)?;
+        self.check(first)?;
+        Ok(pairs)
+    }
     fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
         let first = self.inner.read_ts().is_none();
         let pairs = self.inner.scan_unlocked(start, end, limit)?;
+        self.check(first)?;
+        Ok(pairs)
+    }
+    fn scan_unlocked_reverse(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> std::result::Result<Vec<Pair>, KvError> {
+        let first = self.inner.read_ts().is_none();
+        let pairs = self.inner.scan_unlocked_reverse(start, end, limit)?;
         self.check(first)?;
         Ok(pairs)
     }

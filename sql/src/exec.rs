@@ -295,7 +295,7 @@ impl<'t> Cx<'t> {
         if self.unlocked_table == Some(table) {
             let mut end = key.to_vec();
             end.push(0);
-            let pairs = self.scan_of(Some(table), key, &end, 1)?;
+            let pairs = self.scan_of(Some(table), (key, &end, false), 1)?;
             return Ok(pairs.into_iter().find(|(k, _)| k == key).map(|(_, v)| v));
         }
         self.read_key(key, self.for_update == Some(table))
@@ -331,17 +331,28 @@ impl<'t> Cx<'t> {
     }
 
     pub fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>> {
-        self.scan_of(None, start, end, limit)
+        self.scan_of(None, (start, end, false), limit)
     }
 
-    /// [`Cx::scan`] of `table`'s keys (`None`: of no one table), without
-    /// locks under its `SKIP LOCKED` ([`Cx::unlocked_table`]).
-    fn scan_of(&mut self, table: Option<u32>, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>> {
+    /// [`Cx::scan`] of `table`'s keys (`None`: of no one table) in key
+    /// order or (`reverse`) from the end down, without locks under its
+    /// `SKIP LOCKED` ([`Cx::unlocked_table`]).
+    fn scan_of(
+        &mut self,
+        table: Option<u32>,
+        (start, end, reverse): (&[u8], &[u8], bool),
+        limit: usize,
+    ) -> Result<Vec<Pair>> {
         self.check_cancel()?;
         self.stats.kv_requests += 1;
         let unlocked = table.is_some() && self.unlocked_table == table;
         let txn = self.txn()?;
-        let page = if unlocked { txn.scan_unlocked(start, end, limit)? } else { txn.scan(start, end, limit)? };
+        let page = match (unlocked, reverse) {
+            (false, false) => txn.scan(start, end, limit)?,
+            (false, true) => txn.scan_reverse(start, end, limit)?,
+            (true, false) => txn.scan_unlocked(start, end, limit)?,
+            (true, true) => txn.scan_unlocked_reverse(start, end, limit)?,
+        };
         self.stats.kv_pairs += page.len() as u64;
         self.stats.kv_bytes += page.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
         Ok(page)
@@ -387,7 +398,7 @@ fn build_node<'p>(node: &'p Node, analysis: Option<&Analysis>) -> Box<dyn Operat
     });
     let b = |n: &'p Node| build_node(n, analysis);
     let op: Box<dyn Operator + 'p> = match node {
-        Node::Scan { table, index, spans } => Box::new(Scan::new(table, index, spans)),
+        Node::Scan { table, index, spans, reverse } => Box::new(Scan::new(table, index, spans, *reverse)),
         Node::Values { rows, .. } => Box::new(Values { rows, next: 0 }),
         Node::Filter { input, predicate } => Box::new(Filter { input: b(input), predicate }),
         Node::Project { input, exprs } => Box::new(Project { input: b(input), exprs }),
@@ -1259,9 +1270,12 @@ struct Scan<'p> {
     table: &'p TableDesc,
     index: &'p IndexDesc,
     spans: &'p [ScanSpan],
+    /// Read from the last key down: the ranges last first, each from its
+    /// end.
+    reverse: bool,
     /// Key ranges still to read.
     ranges: Option<VecDeque<KeyRange>>,
-    /// The range being read, from its next key.
+    /// The part of the range being read still to read.
     current: Option<(Vec<u8>, Vec<u8>)>,
     page: VecDeque<Pair>,
     /// How many rows the next page of the range asks for.
@@ -1269,8 +1283,8 @@ struct Scan<'p> {
 }
 
 impl<'p> Scan<'p> {
-    fn new(table: &'p TableDesc, index: &'p IndexDesc, spans: &'p [ScanSpan]) -> Scan<'p> {
-        Scan { table, index, spans, ranges: None, current: None, page: VecDeque::new(), page_rows: 0 }
+    fn new(table: &'p TableDesc, index: &'p IndexDesc, spans: &'p [ScanSpan], reverse: bool) -> Scan<'p> {
+        Scan { table, index, spans, reverse, ranges: None, current: None, page: VecDeque::new(), page_rows: 0 }
     }
 }
 
@@ -1475,17 +1489,23 @@ impl Operator for Scan<'_> {
                 return Ok(Some(row));
             }
             if let Some((start, end)) = self.current.take() {
-                let page = cx.scan_of(Some(self.table.id), &start, &end, self.page_rows)?;
+                let range = (start.as_slice(), end.as_slice(), self.reverse);
+                let page = cx.scan_of(Some(self.table.id), range, self.page_rows)?;
                 if page.len() == self.page_rows {
                     self.page_rows = (self.page_rows * 2).min(limits::SCAN_PAGE_ROWS);
-                    let mut next = page.last().expect("full page").0.clone();
-                    next.push(0);
-                    self.current = Some((next, end));
+                    let mut last = page.last().expect("full page").0.clone();
+                    self.current = Some(if self.reverse {
+                        (start, last)
+                    } else {
+                        last.push(0);
+                        (last, end)
+                    });
                 }
                 self.page = page.into();
                 continue;
             }
-            match self.ranges.as_mut().and_then(|r| r.pop_front()) {
+            let ranges = self.ranges.as_mut();
+            match ranges.and_then(|r| if self.reverse { r.pop_back() } else { r.pop_front() }) {
                 Some(KeyRange { start, row: true, .. }) => {
                     if let Some(value) = cx.get_row(self.table.id, &start)? {
                         self.page.push_back((start, value));

@@ -108,8 +108,9 @@ fn node(n: &Node, depth: usize, engine: &dyn Engine, cx: &mut Cx, at: &mut Analy
     let suffix = at.take();
     let mut node = |n: &Node, depth: usize, cx: &mut Cx, out: &mut Vec<String>| node(n, depth, engine, cx, at, out);
     match n {
-        Node::Scan { table, index, spans } => {
-            out.push(format!("{pad}Scan {}@{}", table.name, index.name));
+        Node::Scan { table, index, spans, reverse } => {
+            let order = if *reverse { " (reverse)" } else { "" };
+            out.push(format!("{pad}Scan {}@{}{order}", table.name, index.name));
             if !spans.iter().flat_map(ScanSpan::exprs).all(Expr::is_row_free) {
                 // Bound by an outer row or a subquery: known only as the
                 // scan opens (and EXPLAIN runs no query).

@@ -21,6 +21,8 @@
 //! - `scan` returns at most `limit` pairs in key order; the caller pages by
 //!   scanning again from just after the last key. No call returns more than
 //!   `limit` pairs, so a query over a million rows holds one page.
+//!   `scan_reverse` is its mirror: the last pairs first, paged by scanning
+//!   again up to the last key.
 //! - A read-write transaction given a deadline (`set_deadline`) neither
 //!   reads nor commits at or after it (`catalog`, "Writers").
 //! - Errors say whether running the whole transaction again may succeed
@@ -315,6 +317,12 @@ pub trait Transaction: Send {
     /// an empty `end` is unbounded.
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError>;
 
+    /// Like `scan`, in descending key order: the last `limit` (> 0) pairs
+    /// of `[start, end)`, last first. The caller pages by scanning again
+    /// up to (excluding) the last key it got. A read-write transaction
+    /// locks only the span from that key to `end`.
+    fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError>;
+
     /// Like `scan`, without locks, in a read-write transaction too: the
     /// latest committed pairs with the transaction's own writes over them
     /// (SQL's `SKIP LOCKED` reads its candidates so, then locks each row
@@ -322,6 +330,12 @@ pub trait Transaction: Send {
     /// range meanwhile. Engines without locks scan as `scan`.
     fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
         self.scan(start, end, limit)
+    }
+
+    /// [`Transaction::scan_unlocked`] in descending key order
+    /// ([`Transaction::scan_reverse`]).
+    fn scan_unlocked_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        self.scan_reverse(start, end, limit)
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError>;

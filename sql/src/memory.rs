@@ -49,17 +49,13 @@ impl State {
         self.versions.get(key).and_then(|v| v.last()).map_or(0, |(t, _)| *t)
     }
 
-    fn scan_at(&self, start: &[u8], end: &[u8], ts: Timestamp, limit: usize) -> Vec<Pair> {
-        let mut out = Vec::new();
-        for (key, _) in self.versions.range::<[u8], _>((Bound::Included(start), end_bound(end))) {
-            if out.len() >= limit {
-                break;
-            }
-            if let Some(v) = self.read_at(key, ts) {
-                out.push((key.clone(), v));
-            }
-        }
-        out
+    /// The first `limit` live pairs of `[start, end)` at `ts`, in key
+    /// order, or (`reverse`) the last, last first.
+    fn scan_at(&self, (start, end, reverse): (&[u8], &[u8], bool), ts: Timestamp, limit: usize) -> Vec<Pair> {
+        let range = self.versions.range::<[u8], _>((Bound::Included(start), end_bound(end)));
+        let keys: Box<dyn Iterator<Item = &Vec<u8>>> =
+            if reverse { Box::new(range.rev().map(|(k, _)| k)) } else { Box::new(range.map(|(k, _)| k)) };
+        keys.filter_map(|key| self.read_at(key, ts).map(|v| (key.clone(), v))).take(limit).collect()
     }
 }
 
@@ -97,7 +93,7 @@ impl MemoryEngine {
     /// Every live key and value at the latest timestamp (for tests).
     pub fn dump(&self) -> Vec<Pair> {
         let state = self.lock();
-        state.scan_at(&[], &[], state.last_ts, usize::MAX)
+        state.scan_at((&[], &[], false), state.last_ts, usize::MAX)
     }
 }
 
@@ -158,6 +154,54 @@ struct MemoryTxn {
 }
 
 impl MemoryTxn {
+    /// A page of a scan of `[start, end)`, in key order or (`reverse`)
+    /// from the end down, with this transaction's writes over it.
+    fn scan_ordered(&mut self, range: (&[u8], &[u8], bool), limit: usize) -> Result<Vec<Pair>, KvError> {
+        let (start, end, reverse) = range;
+        if limit == 0 {
+            return Err(KvError::Invalid("scan limit must be positive".into()));
+        }
+        self.check_deadline(self.engine.now())?;
+        if !end.is_empty() && end <= start {
+            return Ok(Vec::new());
+        }
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        // Read enough to survive own deletes hiding some.
+        let want = limit.saturating_add(self.writes.len());
+        let ts = self.snapshot();
+        merged.extend(self.engine.lock().scan_at(range, ts, want));
+        let complete = merged.len() < want;
+        // The last key read from storage in the scan's order.
+        let last_stored = if reverse { merged.keys().next() } else { merged.keys().next_back() }.cloned();
+        for (k, w) in self.writes.range::<[u8], _>((Bound::Included(start), end_bound(end))) {
+            // Beyond what was read from storage, own writes would be
+            // interleaved with unread keys: leave them to the next page.
+            let beyond = last_stored.as_ref().is_some_and(|last| if reverse { k < last } else { k > last });
+            if !complete && beyond {
+                continue;
+            }
+            match w {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        let page: Vec<Pair> = if reverse {
+            merged.into_iter().rev().take(limit).collect()
+        } else {
+            merged.into_iter().take(limit).collect()
+        };
+        if !self.mode.is_read_only() {
+            // What this page covers: from the range's edge to its last key
+            // if it is full, else the whole range.
+            match (page.len() == limit, page.last()) {
+                (true, Some((last, _))) if reverse => self.read_ranges.push((last.clone(), end.to_vec(), false)),
+                (true, Some((last, _))) => self.read_ranges.push((start.to_vec(), last.clone(), true)),
+                _ => self.read_ranges.push((start.to_vec(), end.to_vec(), false)),
+            }
+        }
+        Ok(page)
+    }
+
     /// The snapshot reads use, fixed now if not yet.
     fn snapshot(&mut self) -> Timestamp {
         let engine = &self.engine;
@@ -200,43 +244,11 @@ impl Transaction for MemoryTxn {
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
-        if limit == 0 {
-            return Err(KvError::Invalid("scan limit must be positive".into()));
-        }
-        self.check_deadline(self.engine.now())?;
-        if !end.is_empty() && end <= start {
-            return Ok(Vec::new());
-        }
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        // Read enough to survive own deletes hiding some.
-        let want = limit.saturating_add(self.writes.len());
-        let ts = self.snapshot();
-        for (k, v) in self.engine.lock().scan_at(start, end, ts, want) {
-            merged.insert(k, v);
-        }
-        let complete = merged.len() < want;
-        let last_stored = merged.keys().next_back().cloned();
-        for (k, w) in self.writes.range::<[u8], _>((Bound::Included(start), end_bound(end))) {
-            // Beyond what was read from storage, own writes would be
-            // interleaved with unread keys: leave them to the next page.
-            if !complete && last_stored.as_ref().is_some_and(|last| k > last) {
-                break;
-            }
-            match w {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
-            };
-        }
-        let page: Vec<Pair> = merged.into_iter().take(limit).collect();
-        if !self.mode.is_read_only() {
-            // What this page covers: up to its last key if it is full,
-            // else the whole range.
-            match (page.len() == limit, page.last()) {
-                (true, Some((last, _))) => self.read_ranges.push((start.to_vec(), last.clone(), true)),
-                _ => self.read_ranges.push((start.to_vec(), end.to_vec(), false)),
-            }
-        }
-        Ok(page)
+        self.scan_ordered((start, end, false), limit)
+    }
+
+    fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        self.scan_ordered((start, end, true), limit)
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {

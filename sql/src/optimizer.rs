@@ -190,8 +190,12 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
         Node::Sort { input, keys } => {
             let input = on(input);
             let keys: Vec<SortKey> = keys.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect();
-            if rules.sorts_from_index && read_in_order(&input, &keys) {
-                return *input;
+            if rules.sorts_from_index {
+                match read_in_order(&input, &keys) {
+                    Some(ScanOrder::AsIs) => return *input,
+                    Some(ScanOrder::Reversed) => return reversed(*input),
+                    None => {}
+                }
             }
             Node::Sort { input, keys }
         }
@@ -365,9 +369,12 @@ fn filter(input: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
         join @ Node::Join { kind: JoinKind::Inner, .. } if rules.order_joins => {
             return reorder_joins(join, conjuncts, rules);
         }
-        Node::Scan { table, index, spans } if rules.choose_access_paths && spans.iter().all(ScanSpan::is_full) => {
+        // A reversed scan has its order from rule 4: it keeps its index.
+        Node::Scan { table, index, spans, reverse: false }
+            if rules.choose_access_paths && spans.iter().all(ScanSpan::is_full) =>
+        {
             let (index, spans) = choose_access_path(&table, &conjuncts).unwrap_or((index, spans));
-            Node::Scan { table, index, spans }
+            Node::Scan { table, index, spans, reverse: false }
         }
         other => other,
     };
@@ -379,9 +386,20 @@ fn filter(input: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
 
 // ---- sorts from an index --------------------------------------------------
 
+/// How a scan gives the order a sort asks for (rule 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScanOrder {
+    /// As it reads.
+    AsIs,
+    /// Read the other way round.
+    Reversed,
+}
+
 /// Does `input` (a projection of a filtered scan, or the filtered scan)
-/// give its rows in the order of `keys` already? (Rule 4.)
-fn read_in_order(input: &Node, keys: &[SortKey]) -> bool {
+/// give its rows in the order of `keys`, as it reads or reversed? (Rule
+/// 4.) Reversed, every key's direction and NULLs place flip with the
+/// index's.
+fn read_in_order(input: &Node, keys: &[SortKey]) -> Option<ScanOrder> {
     // The keys as columns of the scan's rows.
     let (mut node, mut columns) = (input, Vec::with_capacity(keys.len()));
     let projected = match input {
@@ -392,11 +410,11 @@ fn read_in_order(input: &Node, keys: &[SortKey]) -> bool {
         _ => None,
     };
     for k in keys {
-        let Expr::Column(i) = k.expr else { return false };
+        let Expr::Column(i) = k.expr else { return None };
         let column = match projected {
             Some(exprs) => match exprs.get(i) {
                 Some(Expr::Column(c)) => *c,
-                _ => return false,
+                _ => return None,
             },
             None => i,
         };
@@ -405,50 +423,71 @@ fn read_in_order(input: &Node, keys: &[SortKey]) -> bool {
     while let Node::Filter { input, .. } = node {
         node = input;
     }
-    let Node::Scan { table, index, spans } = node else { return false };
+    let Node::Scan { table, index, spans, reverse } = node else { return None };
     // The scan's order: the index's columns, then (a secondary index's
     // entries, which end with it, or are unique) the primary key.
     let mut order: Vec<(u32, crate::encoding::Direction)> = index.columns.clone();
     if index.id != crate::catalog::PRIMARY_INDEX_ID {
         order.extend(table.primary.columns.iter().copied());
     }
-    let Ok(positions) = table.key_positions(&IndexDesc { columns: order.clone(), ..index.clone() }) else {
-        return false;
-    };
+    let positions = table.key_positions(&IndexDesc { columns: order.clone(), ..index.clone() }).ok()?;
     // Columns one span's equalities fix (the filter above keeps only rows
     // with those values, so they are the same in every row read).
     let fixed = match spans.as_slice() {
         [span] => span.equal.len(),
         _ => 0,
     };
-    let mut next = fixed;
-    for (column, key) in columns {
-        if positions[..fixed].contains(&column) {
-            continue;
+    // Whether the keys are the scan's order read `flipped` (or not).
+    let in_order = |flipped: bool| {
+        let mut next = fixed;
+        for &(column, key) in &columns {
+            if positions[..fixed].contains(&column) {
+                continue;
+            }
+            let Some(at) = positions.get(next) else { return false };
+            let descending = (order[next].1 == crate::encoding::Direction::Desc) != (*reverse != flipped);
+            let c = &table.columns[column];
+            let sorts_as_encoded = matches!(
+                c.data_type,
+                DataType::Bool
+                    | DataType::Int2
+                    | DataType::Int4
+                    | DataType::Int8
+                    | DataType::Text
+                    | DataType::Varchar(_)
+                    | DataType::Timestamp
+                    | DataType::TimestampTz
+                    | DataType::Date
+                    | DataType::Uuid
+            );
+            // The encoding puts NULLs last in ascending order, so first
+            // read descending.
+            let nulls_placed = !c.nullable || key.nulls_first == descending;
+            if *at != column || key.descending != descending || !sorts_as_encoded || !nulls_placed {
+                return false;
+            }
+            next += 1;
         }
-        let Some(at) = positions.get(next) else { return false };
-        let descending = order[next].1 == crate::encoding::Direction::Desc;
-        let c = &table.columns[column];
-        let sorts_as_encoded = matches!(
-            c.data_type,
-            DataType::Bool
-                | DataType::Int2
-                | DataType::Int4
-                | DataType::Int8
-                | DataType::Text
-                | DataType::Varchar(_)
-                | DataType::Timestamp
-                | DataType::TimestampTz
-                | DataType::Date
-                | DataType::Uuid
-        );
-        let nulls_placed = !c.nullable || key.nulls_first == descending;
-        if *at != column || key.descending != descending || !sorts_as_encoded || !nulls_placed {
-            return false;
-        }
-        next += 1;
+        true
+    };
+    if in_order(false) {
+        Some(ScanOrder::AsIs)
+    } else if in_order(true) {
+        Some(ScanOrder::Reversed)
+    } else {
+        None
     }
-    true
+}
+
+/// `input` (what [`read_in_order`] took) with its scan read the other
+/// way round.
+fn reversed(input: Node) -> Node {
+    match input {
+        Node::Project { input, exprs } => Node::Project { input: Box::new(reversed(*input)), exprs },
+        Node::Filter { input, predicate } => Node::Filter { input: Box::new(reversed(*input)), predicate },
+        Node::Scan { table, index, spans, reverse } => Node::Scan { table, index, spans, reverse: !reverse },
+        other => other,
+    }
 }
 
 // ---- access paths ----------------------------------------------------------
@@ -853,7 +892,7 @@ fn lookup_side(side: &Node, keys: &[Expr], other_keys: &[Expr], rules: Rules) ->
         });
         conjuncts.push(Expr::Binary(BinaryOp::Eq, Box::new(key.clone()), Box::new(outer)));
     }
-    let scan = Node::Scan { table: table.clone(), index: table.primary.clone(), spans: vec![ScanSpan::full()] };
+    let scan = Node::full_scan(table.clone());
     let lookup = filter(scan, conjuncts, rules);
     let bounded_by_outer = |n: &Node| {
         let Node::Scan { spans, .. } = n else { return false };

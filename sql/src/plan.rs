@@ -385,10 +385,14 @@ pub enum Node {
     /// Reads a table through `index` over `spans` (ORed); produces whole
     /// rows of the table (all its columns, hidden ones included). A
     /// secondary index scan looks up each row by its primary key.
+    /// `reverse`: in descending key order, from the last key down (the
+    /// optimizer's rule 4, for an ORDER BY that is the index's order
+    /// reversed).
     Scan {
         table: Arc<TableDesc>,
         index: IndexDesc,
         spans: Vec<ScanSpan>,
+        reverse: bool,
     },
     /// Literal rows.
     Values {
@@ -711,6 +715,12 @@ impl FrameBound {
 }
 
 impl Node {
+    /// A scan of every row of `table`, in primary key order.
+    pub fn full_scan(table: Arc<TableDesc>) -> Node {
+        let index = table.primary.clone();
+        Node::Scan { table, index, spans: vec![ScanSpan::full()], reverse: false }
+    }
+
     /// How many columns the node's rows have.
     pub fn width(&self) -> usize {
         match self {

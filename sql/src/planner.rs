@@ -2282,8 +2282,7 @@ impl<'a> Planner<'a> {
                 if let Some(a) = alias {
                     rename_columns(&mut scope, &a.columns)?;
                 }
-                let primary = table.primary.clone();
-                Ok((Node::Scan { table, index: primary, spans: vec![ScanSpan::full()] }, scope))
+                Ok((Node::full_scan(table), scope))
             }
             // LATERAL reaches here only first in its FROM list, with
             // nothing to its left to see: a plain derived table.
@@ -4272,7 +4271,7 @@ impl<'a> Planner<'a> {
         selection: Option<&ast::Expr>,
     ) -> Result<(Node, Scope)> {
         let mut scope = Scope::from_table(table, alias);
-        let mut node = Node::Scan { table: table.clone(), index: table.primary.clone(), spans: vec![ScanSpan::full()] };
+        let mut node = Node::full_scan(table.clone());
         if !from.is_empty() {
             let (right, right_scope, _) = self.plan_from(from)?;
             for c in &right_scope.columns {

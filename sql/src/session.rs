@@ -2734,7 +2734,7 @@ fn collect_scans<'n>(node: &'n Node, out: &mut Vec<(&'n TableDesc, &'n IndexDesc
         !subquery
     };
     match node {
-        Node::Scan { table, index, spans } => {
+        Node::Scan { table, index, spans, .. } => {
             out.push((table, index, spans));
             true
         }
@@ -2794,6 +2794,9 @@ impl Transaction for NoReads {
     fn scan(&mut self, _start: &[u8], _end: &[u8], _limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
         self.wanted = true;
         Err(KvError::Unavailable("planning from leased descriptors reads nothing".into()))
+    }
+    fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> std::result::Result<Vec<Pair>, KvError> {
+        self.scan(start, end, limit)
     }
     fn put(&mut self, _key: &[u8], _value: &[u8]) -> std::result::Result<(), KvError> {
         Err(KvError::ReadOnly)

@@ -735,11 +735,7 @@ pub fn backfill_index(table: &TableDesc, index: &IndexDesc, cx: &mut Cx) -> Resu
 /// column's new type): deletes the old pairs, writes the new; each must
 /// pass `new`'s CHECK constraints, `checks`.
 pub fn rewrite_table(old: &TableDesc, new: &TableDesc, checks: &[Check], cx: &mut Cx) -> Result<u64> {
-    let scan = Node::Scan {
-        table: std::sync::Arc::new(old.clone()),
-        index: old.primary.clone(),
-        spans: vec![crate::plan::ScanSpan::full()],
-    };
+    let scan = Node::full_scan(std::sync::Arc::new(old.clone()));
     let rows = read_all(&scan, cx)?;
     let mut new_rows = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -921,11 +917,7 @@ fn converted(v: &Value, before: &ColumnDesc, after: &ColumnDesc) -> Result<Value
 /// every one stays as it is (ALTER COLUMN ... TYPE that rewrites no
 /// row): a read of every row.
 pub fn converts_in_place(table: &TableDesc, position: usize, to: DataType, cx: &mut Cx) -> Result<bool> {
-    let scan = Node::Scan {
-        table: std::sync::Arc::new(table.clone()),
-        index: table.primary.clone(),
-        spans: vec![crate::plan::ScanSpan::full()],
-    };
+    let scan = Node::full_scan(std::sync::Arc::new(table.clone()));
     let mut after = table.columns[position].clone();
     after.data_type = to;
     let mut rows = exec::build(&scan);
@@ -964,11 +956,7 @@ pub fn has_rows(table: &TableDesc, cx: &mut Cx) -> Result<bool> {
 /// Whether a row of `table` holds NULL in the column at `position`: a
 /// read of every row until one does (ALTER COLUMN SET NOT NULL).
 pub fn has_null(table: &TableDesc, position: usize, cx: &mut Cx) -> Result<bool> {
-    let scan = Node::Scan {
-        table: std::sync::Arc::new(table.clone()),
-        index: table.primary.clone(),
-        spans: vec![crate::plan::ScanSpan::full()],
-    };
+    let scan = Node::full_scan(std::sync::Arc::new(table.clone()));
     let nulls = Node::Filter { input: Box::new(scan), predicate: Expr::IsNull(Box::new(Expr::Column(position))) };
     let found = exec::build(&nulls).next(cx)?.is_some();
     Ok(found)

@@ -261,6 +261,55 @@ const TEMPLATES: &[Template] = &[
         },
     },
     Template {
+        name: "ORDER BY the primary key DESC, LIMIT (a reverse scan)",
+        sql: |db, p| format!("SELECT id, a FROM {} WHERE id <= {} ORDER BY id DESC LIMIT 3", db.name(0), p.c[0] * 3),
+        model: |db, p| {
+            let mut rows: Vec<&Row> = db.t(0).iter().filter(|r| r.id <= p.c[0] * 3).collect();
+            rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+            rows.iter().take(3).map(|r| vec![r.id.to_string(), int(r.a)]).collect()
+        },
+    },
+    Template {
+        name: "equality, then ORDER BY the index's next columns reversed, LIMIT",
+        sql: |db, p| format!("SELECT id, b FROM {} WHERE a = {} ORDER BY b, id DESC LIMIT 2", db.name(0), p.c[0]),
+        model: |db, p| {
+            let mut rows: Vec<&Row> = db.t(0).iter().filter(|r| eq(r.a, Some(p.c[0]))).collect();
+            // ASC puts NULLs last.
+            rows.sort_by_key(|r| (r.b.is_none(), r.b, std::cmp::Reverse(r.id)));
+            rows.iter().take(2).map(|r| vec![r.id.to_string(), int(r.b)]).collect()
+        },
+    },
+    Template {
+        name: "ORDER BY an index DESC (NULLs first), LIMIT",
+        sql: |db, p| {
+            format!("SELECT u, id FROM {} WHERE id <> {} ORDER BY u DESC, id DESC LIMIT 4", db.name(1), p.c[1])
+        },
+        model: |db, p| {
+            let mut rows: Vec<&Row> = db.t(1).iter().filter(|r| r.id != p.c[1]).collect();
+            rows.sort_by_key(|r| (r.u.is_some(), std::cmp::Reverse(r.u), std::cmp::Reverse(r.id)));
+            rows.iter().take(4).map(|r| vec![int(r.u), r.id.to_string()]).collect()
+        },
+    },
+    Template {
+        name: "IN list, ORDER BY the primary key DESC (spans read last first)",
+        sql: |db, p| {
+            format!(
+                "SELECT id FROM {} WHERE id IN ({}, {}, {}) ORDER BY id DESC LIMIT 2",
+                db.name(0),
+                p.c[0],
+                p.c[1] * 3,
+                p.c[2]
+            )
+        },
+        model: |db, p| {
+            let mut rows: Vec<i64> =
+                db.t(0).iter().map(|r| r.id).filter(|id| [p.c[0], p.c[1] * 3, p.c[2]].contains(id)).collect();
+            rows.sort_by_key(|id| std::cmp::Reverse(*id));
+            rows.dedup();
+            rows.into_iter().take(2).map(|id| vec![id.to_string()]).collect()
+        },
+    },
+    Template {
         name: "ORDER BY a text index, LIMIT",
         sql: |db, p| format!("SELECT s, id FROM {} WHERE s >= '{}' ORDER BY s, id LIMIT 4", db.name(1), p.text),
         model: |db, p| {

@@ -218,3 +218,24 @@ fn a_join_with_few_rows_on_a_key_reads_the_table_by_key() {
     let (made, _) = reads_of(&reads, &mut s, "SELECT t.id FROM (VALUES (100)) AS v(n) JOIN t ON t.n = v.n");
     assert_eq!(made, vec![Read::Scan], "no index on n: the table is scanned");
 }
+
+/// Goal: ORDER BY a key DESC reads the index from its end down (one
+/// reverse scan, whose first page is the few rows a LIMIT wants) rather
+/// than every row and a sort. An order the index cannot give either way
+/// (mixed directions over `(a, b)`) still sorts a forward scan.
+#[test]
+fn order_by_a_key_descending_reads_the_index_backwards() {
+    let (reads, mut s) = setup();
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT id FROM t ORDER BY id DESC LIMIT 2");
+    assert_eq!((made, rows), (vec![Read::ScanReverse], vec![vec![Value::Int4(3)], vec![Value::Int4(2)]]));
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT id FROM t WHERE id < 3 ORDER BY id DESC");
+    assert_eq!((made, rows), (vec![Read::ScanReverse], vec![vec![Value::Int4(2)], vec![Value::Int4(1)]]));
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT b, v FROM k2 WHERE a = 1 ORDER BY b DESC LIMIT 1");
+    assert_eq!((made, rows), (vec![Read::ScanReverse], vec![vec![Value::Text("y".into()), Value::Int4(2)]]));
+    let (made, _) = reads_of(&reads, &mut s, "SELECT a, b FROM k2 ORDER BY a, b DESC");
+    assert_eq!(made, vec![Read::Scan]);
+    // A unique index's entries, last first, each row read by key.
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT email FROM t WHERE email >= 'a' ORDER BY email DESC LIMIT 1");
+    assert_eq!(rows, vec![vec![Value::Text("c@x".into())]]);
+    assert_eq!(made[0], Read::ScanReverse, "{made:?}");
+}

@@ -84,6 +84,10 @@ impl Transaction for RacingTxn {
         self.engine.log.lock().unwrap().push("locking scan");
         self.inner.scan(start, end, limit)
     }
+    fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        self.engine.log.lock().unwrap().push("locking reverse scan");
+        self.inner.scan_reverse(start, end, limit)
+    }
     fn scan_unlocked(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
         self.engine.log.lock().unwrap().push("unlocked scan");
         let snapshot = self.engine.snapshot.lock().unwrap();
@@ -91,6 +95,18 @@ impl Transaction for RacingTxn {
         Ok(snapshot
             .range(start.to_vec()..)
             .take_while(|(k, _)| end.is_empty() || k.as_slice() < end)
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+    fn scan_unlocked_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Pair>, KvError> {
+        self.engine.log.lock().unwrap().push("unlocked reverse scan");
+        let snapshot = self.engine.snapshot.lock().unwrap();
+        let Some(snapshot) = snapshot.as_ref() else { return self.inner.scan_reverse(start, end, limit) };
+        Ok(snapshot
+            .range(start.to_vec()..)
+            .rev()
+            .skip_while(|(k, _)| !end.is_empty() && k.as_slice() >= end)
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())

@@ -150,6 +150,7 @@ pub enum Read {
     Get,
     GetForUpdate,
     Scan,
+    ScanReverse,
 }
 
 impl Wrapped {
@@ -199,6 +200,10 @@ impl Transaction for Wrapped {
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<sql::kv::Pair>, KvError> {
         self.note(Read::Scan)?;
         self.inner.scan(start, end, limit)
+    }
+    fn scan_reverse(&mut self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<sql::kv::Pair>, KvError> {
+        self.note(Read::ScanReverse)?;
+        self.inner.scan_reverse(start, end, limit)
     }
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
         self.inner.put(key, value)

@@ -224,10 +224,13 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
             Call::Get(proto::GetRequest { shard_id, range_ver, key, read_ts, options })
         },
     );
-    let scan = (shard_and_key(), range_ver(), key(), prop_oneof![Just(0u32), 1u32..20, any::<u32>()], read_options())
-        .prop_map(|((shard_id, start_key), range_ver, end_key, limit, options)| {
-            Call::Scan(proto::ScanRequest { shard_id, range_ver, start_key, end_key, limit, read_ts: 0, options })
-        });
+    let limits = prop_oneof![Just(0u32), 1u32..20, any::<u32>()];
+    let scan = (shard_and_key(), range_ver(), key(), limits, read_options(), any::<bool>()).prop_map(
+        |((shard_id, start_key), range_ver, end_key, limit, options, reverse)| {
+            let read_ts = 0;
+            Call::Scan(proto::ScanRequest { shard_id, range_ver, start_key, end_key, limit, read_ts, options, reverse })
+        },
+    );
     let conditions = || {
         proptest::collection::vec(
             (key(), value(), any::<bool>()).prop_map(|(key, expected, expect_absent)| proto::Condition {
@@ -254,11 +257,14 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         lease(),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(move |(txn, (shard_id, key), range_ver, chaos, limit, lease, for_update, no_wait)| {
+        .prop_map(move |(txn, (shard_id, key), range_ver, chaos, limit, lease, for_update, no_wait, reverse)| {
             let span = Some(chaos.unwrap_or_else(|| read_span(key)));
             let limit = limit % 50;
-            Call::TxnRead(proto::TxnReadRequest { txn, shard_id, range_ver, span, limit, lease, for_update, no_wait })
+            let request =
+                proto::TxnReadRequest { txn, shard_id, range_ver, span, limit, lease, for_update, no_wait, reverse };
+            Call::TxnRead(request)
         });
     let reads = |shard: u64| {
         let inside = if shard == 1 { "[a-c]{1,2}" } else { "[n-p]{1,2}" };

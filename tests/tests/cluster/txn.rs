@@ -98,6 +98,58 @@ async fn cross_shard_transaction_commits_atomically_at_one_timestamp() -> anyhow
     c.shutdown().await
 }
 
+/// Goal: a reverse scan returns the last pairs of its range, last first,
+/// across shards, as a read-only read and inside a read-write transaction
+/// (merged with its own writes); and a transaction's scan that stops at
+/// its limit locks only the span it read, so other transactions write
+/// the rest of the range meanwhile.
+/// Method: eight keys over four shards; reverse scans of the whole key
+/// space and of a range, whole and limited; then a transaction scans
+/// the first pair and the last two (keys "a"; "v" and "u") and stays
+/// open while younger transactions write "c" and "t" (outside what it
+/// read: with the shard's range locked, they would wait for it) and
+/// commit; it then commits its own write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverse_scans_read_last_first_and_scans_lock_only_what_they_read() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["g", "n", "t"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let keys = ["a", "b", "h", "i", "o", "p", "u", "v"];
+    for k in keys {
+        client.put(k.as_bytes(), k.as_bytes()).await?;
+    }
+    let names = |pairs: Vec<client::KeyValue>| -> Vec<String> {
+        pairs.into_iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect()
+    };
+    let all_reversed: Vec<String> = keys.iter().rev().map(|k| k.to_string()).collect();
+    assert_eq!(names(client.scan_reverse(b"", b"", 100, ReadMode::Latest).await?), all_reversed);
+    assert_eq!(names(client.scan_reverse(b"", b"", 3, ReadMode::Now).await?), ["v", "u", "p"]);
+    assert_eq!(names(client.scan_reverse(b"b", b"p", 10, ReadMode::Latest).await?), ["o", "i", "h", "b"]);
+    assert_eq!(names(client.scan_reverse(b"c", b"h", 10, ReadMode::Latest).await?), Vec::<String>::new());
+    let mut ro = client.read_only();
+    assert_eq!(names(ro.scan_reverse(b"", b"n", 3).await?), ["i", "h", "b"]);
+
+    // (Own writes make a scan read as many pairs more: none yet.)
+    let mut reader = client.begin();
+    assert_eq!(names(reader.scan(b"", b"", 1).await?), ["a"]);
+    assert_eq!(names(reader.scan_reverse(b"", b"", 2).await?), ["v", "u"]);
+    assert_eq!(names(reader.scan_reverse(b"h", b"p", 2).await?), ["o", "i"]);
+    reader.put(b"w", b"own");
+    reader.delete(b"u");
+    assert_eq!(names(reader.scan_reverse(b"u", b"", 2).await?), ["w", "v"], "own writes merged");
+    for key in [&b"c"[..], b"t"] {
+        let mut writer = client.begin();
+        writer.put(key, b"new");
+        let committed = tokio::time::timeout(Duration::from_secs(20), writer.commit()).await;
+        assert!(matches!(committed, Ok(Ok(_))), "a write to {key:?}, outside what the scans read: {committed:?}");
+    }
+    reader.commit().await?;
+    let after = names(client.scan_reverse(b"", b"", 100, ReadMode::Latest).await?);
+    assert_eq!(after, ["w", "v", "t", "p", "o", "i", "h", "c", "b", "a"], "u deleted");
+    c.shutdown().await
+}
+
 /// Goal: write skew is impossible. Two transactions that each read both
 /// keys and then write one of them cannot both commit (serializability:
 /// the on-call rule "at least one doctor on call" survives).
@@ -346,6 +398,7 @@ async fn a_vanished_client_loses_its_locks_after_the_keepalive_timeout() -> anyh
         lease: None,
         for_update: false,
         no_wait: false,
+        reverse: false,
     })
     .await?;
     let started = Instant::now();
@@ -617,6 +670,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             lease: None,
             for_update: false,
             no_wait: false,
+            reverse: false,
         })
         .await
         .expect_err("reserved id");
@@ -632,6 +686,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             lease: None,
             for_update: false,
             no_wait: false,
+            reverse: false,
         })
         .await
         .expect_err("short id");
@@ -647,9 +702,26 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             lease: None,
             for_update: true,
             no_wait: false,
+            reverse: false,
         })
         .await
         .expect_err("a scan for update");
+    assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument);
+    // A reverse get: only a scan has an order.
+    let status = raw
+        .read(proto::TxnReadRequest {
+            txn: Some(meta(14)),
+            shard_id: 1,
+            range_ver: 0,
+            span: Some(span("k")),
+            limit: 1,
+            lease: None,
+            for_update: false,
+            no_wait: false,
+            reverse: true,
+        })
+        .await
+        .expect_err("a reverse get");
     assert_eq!(kind(&status), proto::ErrorKind::InvalidArgument);
     // A commit that claims reads this leader never locked.
     let commit = proto::TxnCommitRequest {
