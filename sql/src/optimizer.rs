@@ -51,6 +51,12 @@
 //!    move one query level down), and a key that is the table's column
 //!    itself.
 //!
+//! 6. Min and max from an index: `min(x)` or `max(x)`, alone, of a
+//!    column that a scan reads in order (rule 4's test, either way
+//!    round) aggregates only the first non-NULL value of that order, so
+//!    `SELECT max(id) FROM t` reads one row from the end of `t`'s primary
+//!    index (PostgreSQL's planagg does the same).
+//!
 //! `optimize(plan)` with every rule turned off gives the same rows as
 //! with them on; the tests check that on random data.
 
@@ -71,6 +77,7 @@ pub struct Rules {
     pub choose_access_paths: bool,
     pub sorts_from_index: bool,
     pub lookup_joins: bool,
+    pub min_max_from_index: bool,
 }
 
 impl Default for Rules {
@@ -81,6 +88,7 @@ impl Default for Rules {
             choose_access_paths: true,
             sorts_from_index: true,
             lookup_joins: true,
+            min_max_from_index: true,
         }
     }
 }
@@ -174,19 +182,25 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
         Node::Project { input, exprs } => {
             Node::Project { input: on(input), exprs: exprs.into_iter().map(ox).collect() }
         }
-        Node::Aggregate { input, group_by, aggregates } => Node::Aggregate {
-            input: on(input),
-            group_by: group_by.into_iter().map(ox).collect(),
-            aggregates: aggregates
-                .into_iter()
-                .map(|a| AggCall {
-                    arg: a.arg.map(ox),
-                    filter: a.filter.map(ox),
-                    order_by: a.order_by.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect(),
-                    ..a
-                })
-                .collect(),
-        },
+        Node::Aggregate { input, group_by, aggregates } => {
+            let aggregate = Node::Aggregate {
+                input: on(input),
+                group_by: group_by.into_iter().map(ox).collect(),
+                aggregates: aggregates
+                    .into_iter()
+                    .map(|a| AggCall {
+                        arg: a.arg.map(ox),
+                        filter: a.filter.map(ox),
+                        order_by: a.order_by.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect(),
+                        ..a
+                    })
+                    .collect(),
+            };
+            if rules.min_max_from_index {
+                return min_max_from_index(aggregate);
+            }
+            aggregate
+        }
         Node::Sort { input, keys } => {
             let input = on(input);
             let keys: Vec<SortKey> = keys.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect();
@@ -488,6 +502,51 @@ fn reversed(input: Node) -> Node {
         Node::Scan { table, index, spans, reverse } => Node::Scan { table, index, spans, reverse: !reverse },
         other => other,
     }
+}
+
+// ---- min and max from an index ---------------------------------------------
+
+/// `aggregate` (optimized), or, if it is one `min` or `max` of a column
+/// that the scan under it reads in order (either way round, rule 4), the
+/// same aggregate over that order's first non-NULL value: `max(id)` reads
+/// one row from the index's end, not every row. (Rule 6.)
+///
+/// ```text
+/// Aggregate [max(#0)]                 Aggregate [max(#0)]
+///   Scan t@t_pkey            =>         Limit 1
+///                                         Filter (#0 IS NOT NULL)
+///                                           Scan t@t_pkey (reverse)
+/// ```
+fn min_max_from_index(aggregate: Node) -> Node {
+    let Node::Aggregate { input, group_by, aggregates } = aggregate else { return aggregate };
+    let one_of_a_column = match (group_by.is_empty(), aggregates.as_slice()) {
+        (true, [a]) => {
+            matches!(a.func, AggFunc::Min | AggFunc::Max)
+                && !a.distinct
+                && a.filter.is_none()
+                && matches!(a.arg, Some(Expr::Column(_)))
+        }
+        _ => false,
+    };
+    if !one_of_a_column {
+        return Node::Aggregate { input, group_by, aggregates };
+    }
+    let arg = aggregates[0].arg.clone().expect("matched above");
+    // NULLs go where the index has them either way: they are dropped.
+    let descending = aggregates[0].func == AggFunc::Max;
+    let keys = [SortKey { expr: arg.clone(), descending, nulls_first: descending }];
+    let ordered = match read_in_order(&input, &keys) {
+        Some(ScanOrder::AsIs) => *input,
+        Some(ScanOrder::Reversed) => reversed(*input),
+        None => return Node::Aggregate { input, group_by, aggregates },
+    };
+    let not_null = Expr::Not(Box::new(Expr::IsNull(Box::new(arg))));
+    let first = Node::Limit {
+        input: Box::new(Node::Filter { input: Box::new(ordered), predicate: not_null }),
+        limit: Some(Expr::Constant(Value::Int8(1))),
+        offset: None,
+    };
+    Node::Aggregate { input: Box::new(first), group_by, aggregates }
 }
 
 // ---- access paths ----------------------------------------------------------

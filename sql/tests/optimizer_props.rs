@@ -12,7 +12,7 @@
 //!       subqueries) with constants
 //!     -> rows under Rules { all on | fold_constants off | order_joins off |
 //!        choose_access_paths off | sorts_from_index off | lookup_joins off |
-//!        all off }
+//!        min_max_from_index off | all off }
 //!        ==  model rows
 //! ```
 //!
@@ -307,6 +307,27 @@ const TEMPLATES: &[Template] = &[
             rows.sort_by_key(|id| std::cmp::Reverse(*id));
             rows.dedup();
             rows.into_iter().take(2).map(|id| vec![id.to_string()]).collect()
+        },
+    },
+    Template {
+        name: "max of the primary key, min of an index (rule 6), in a range",
+        sql: |db, p| {
+            format!(
+                "SELECT (SELECT max(id) FROM {} WHERE id < {}), (SELECT min(b) FROM {} WHERE a = {}), \
+                 (SELECT max(u) FROM {} WHERE u IS NULL OR u > {})",
+                db.name(0),
+                p.c[0] * 3,
+                db.name(1),
+                p.c[1],
+                db.name(1),
+                p.c[2]
+            )
+        },
+        model: |db, p| {
+            let max_id = db.t(0).iter().map(|r| r.id).filter(|id| *id < p.c[0] * 3).max();
+            let min_b = db.t(1).iter().filter(|r| eq(r.a, Some(p.c[1]))).filter_map(|r| r.b).min();
+            let max_u = db.t(1).iter().filter_map(|r| r.u).filter(|u| *u > p.c[2]).max();
+            vec![vec![int(max_id), int(min_b), int(max_u)]]
         },
     },
     Template {
@@ -856,6 +877,7 @@ fn rule_sets() -> Vec<(&'static str, Rules)> {
         choose_access_paths: false,
         sorts_from_index: false,
         lookup_joins: false,
+        min_max_from_index: false,
     };
     vec![
         ("all rules", on),
@@ -864,6 +886,7 @@ fn rule_sets() -> Vec<(&'static str, Rules)> {
         ("choose_access_paths off", Rules { choose_access_paths: false, ..on }),
         ("sorts_from_index off", Rules { sorts_from_index: false, ..on }),
         ("lookup_joins off", Rules { lookup_joins: false, ..on }),
+        ("min_max_from_index off", Rules { min_max_from_index: false, ..on }),
         ("all rules off", off),
     ]
 }

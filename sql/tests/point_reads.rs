@@ -234,6 +234,16 @@ fn order_by_a_key_descending_reads_the_index_backwards() {
     assert_eq!((made, rows), (vec![Read::ScanReverse], vec![vec![Value::Text("y".into()), Value::Int4(2)]]));
     let (made, _) = reads_of(&reads, &mut s, "SELECT a, b FROM k2 ORDER BY a, b DESC");
     assert_eq!(made, vec![Read::Scan]);
+    // min and max of a key read its first value in that order (rule 6);
+    // of a column no index orders, every row.
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT max(id) FROM t");
+    assert_eq!((made, rows), (vec![Read::ScanReverse], vec![vec![Value::Int4(3)]]));
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT min(b) FROM k2 WHERE a = 1");
+    assert_eq!((made, rows), (vec![Read::Scan], vec![vec![Value::Text("x".into())]]));
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT max(id) FROM t WHERE id > 5");
+    assert_eq!((made, rows), (vec![Read::ScanReverse], vec![vec![Value::Null]]));
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT max(n) FROM t");
+    assert_eq!((made, rows), (vec![Read::Scan], vec![vec![Value::Int4(30)]]));
     // A unique index's entries, last first, each row read by key.
     let (made, rows) = reads_of(&reads, &mut s, "SELECT email FROM t WHERE email >= 'a' ORDER BY email DESC LIMIT 1");
     assert_eq!(rows, vec![vec![Value::Text("c@x".into())]]);
