@@ -1472,10 +1472,16 @@ impl ShardTxns {
 
     fn tick(&mut self, now: TtInterval, out: &mut Vec<Output>) {
         let silent_since = now.earliest.saturating_sub(limits::KEEPALIVE_TIMEOUT);
+        // A request parked on a lock is its client waiting, not silent:
+        // the request gives up after LOCK_WAIT_MAX, saying so (a commit
+        // that waited was aborted as silent, its client never told why).
+        let waiting: BTreeSet<TxnId> = self.parked.values().map(|p| p.txn).collect();
         let expired: Vec<TxnId> = self
             .active
             .iter()
-            .filter(|(_, a)| a.phase == Phase::Active && !a.internal && a.last_heard < silent_since)
+            .filter(|(t, a)| {
+                a.phase == Phase::Active && !a.internal && a.last_heard < silent_since && !waiting.contains(t)
+            })
             .map(|(t, _)| *t)
             .collect();
         for txn in expired {
