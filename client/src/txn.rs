@@ -424,6 +424,7 @@ impl Txn {
                     for_update,
                     no_wait,
                     reverse: false,
+                    narrow_lock: false,
                 };
                 channel.txn_read(request)
             })
@@ -466,7 +467,7 @@ impl Txn {
             ScanOrder::Reverse => end.to_vec(),
         };
         // Read a little more than the limit: own deletes may hide some.
-        let want = limit.saturating_add(self.writes.len());
+        let want = limit.saturating_add(self.deletes_within(start, end));
         loop {
             let (from, to) = match order {
                 ScanOrder::Forward => (cursor.clone(), end.to_vec()),
@@ -499,6 +500,7 @@ impl Txn {
                         for_update: false,
                         no_wait,
                         reverse: order == ScanOrder::Reverse,
+                        narrow_lock: true,
                     };
                     channel.txn_read(request)
                 })
@@ -507,9 +509,24 @@ impl Txn {
             let page = page?.into_inner();
             self.timings.note_read(asked, &page);
             let (shard, range_ver, (shard_start, shard_end)) = at;
-            let locked = page.locked.clone().ok_or_else(|| {
-                Error::Unavailable(format!("shard {shard} answered a scan without the span it locked"))
-            })?;
+            // A server from before `locked` locked the whole span, clipped
+            // to the shard, and read it forwards whatever was asked.
+            let locked = match page.locked.clone() {
+                Some(span) => span,
+                None if order == ScanOrder::Forward => {
+                    let end = match (to.is_empty(), shard_end.is_empty()) {
+                        (true, _) => shard_end.clone(),
+                        (false, true) => to.clone(),
+                        (false, false) => to.clone().min(shard_end.clone()),
+                    };
+                    proto::Span { start: from.clone(), end, range: true }
+                }
+                None => {
+                    let span = proto::Span { start: from.max(shard_start.clone()), end: to, range: true };
+                    self.note_locked(shard, range_ver, page.lease, span);
+                    return Err(Error::Unavailable(format!("shard {shard}'s server cannot scan in reverse")));
+                }
+            };
             self.note_locked(shard, range_ver, page.lease, locked);
             for kv in page.pairs {
                 found.insert(
@@ -528,12 +545,19 @@ impl Txn {
         Ok(self.with_own_writes(found, range, limit))
     }
 
+    /// How many keys of `[start, end)` this transaction deletes: as many
+    /// pairs a scan there may read that it does not return.
+    fn deletes_within(&self, start: &[u8], end: &[u8]) -> usize {
+        let within = self.writes.range(start.to_vec()..).take_while(|(k, _)| end.is_empty() || k.as_slice() < end);
+        within.filter(|(_, w)| w.is_none()).count()
+    }
+
     /// What a scan of `[start, end)` in `order` that read `found` (at
-    /// least `limit` pairs more than this transaction wrote there, or all
-    /// there are) answers: this transaction's writes win over what it
+    /// least `limit` pairs more than this transaction deletes there, or
+    /// all there are) answers: this transaction's writes win over what it
     /// read. A write beyond the last pair read (when the reads stopped at
-    /// `limit` pairs more than the writes) is never among the first
-    /// `limit` in order: at least `limit` pairs read survive its deletes.
+    /// `limit` pairs more than the deletes) is never among the first
+    /// `limit` in order: at least `limit` pairs read survive the deletes.
     fn with_own_writes(
         &self,
         mut found: BTreeMap<Vec<u8>, KeyValue>,
@@ -581,7 +605,7 @@ impl Txn {
         if !end.is_empty() && end <= start {
             return Err(Error::InvalidArgument("scan end must be after start".into()));
         }
-        let want = limit.saturating_add(self.writes.len());
+        let want = limit.saturating_add(self.deletes_within(start, end));
         let replica = ReplicaPreference::Auto;
         let (read, _) = self.client.scan_pinned(range, want, ReadMode::Latest, replica).await?;
         let found = read.into_iter().map(|kv| (kv.key.clone(), kv)).collect();

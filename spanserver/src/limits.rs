@@ -15,6 +15,10 @@ use std::time::Duration;
 /// so this keeps version keys small.
 pub const KEY_BYTES_MAX: usize = meta::limits::KEY_BYTES_MAX;
 
+/// Longest bound of a scan: a key, or just after one (a page's edge is a
+/// key with a zero byte appended: the least key above it).
+pub const SCAN_BOUND_BYTES_MAX: usize = KEY_BYTES_MAX + 1;
+
 /// Largest value, in bytes.
 pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
 

@@ -456,8 +456,9 @@ impl DataRequests {
     /// just below its end are the shard's) and its start is clipped.
     fn scan_bounds(&self, r: &ReplicaShared, range_ver: u64, span: ScanSpan<'_>, limit: u32) -> Result<ScanBounds> {
         let ScanSpan { start, end, reverse } = span;
-        if start.len() > limits::KEY_BYTES_MAX || end.len() > limits::KEY_BYTES_MAX {
-            return Err(Error::InvalidArgument(format!("scan bound longer than {} bytes", limits::KEY_BYTES_MAX)));
+        if start.len() > limits::SCAN_BOUND_BYTES_MAX || end.len() > limits::SCAN_BOUND_BYTES_MAX {
+            let max = limits::SCAN_BOUND_BYTES_MAX;
+            return Err(Error::InvalidArgument(format!("scan bound longer than {max} bytes")));
         }
         if !end.is_empty() && end <= start {
             return Err(Error::InvalidArgument("scan end key must be after the start key".into()));
@@ -469,8 +470,24 @@ impl DataRequests {
             }
             n => n,
         };
+        // A reverse scan starts where the shard does, if the range starts
+        // below it (checked again below, against the range it is checked at).
+        let first = match reverse {
+            true => start.max(r.descriptor().start_key.as_slice()).to_vec(),
+            false => start.to_vec(),
+        };
+        let checked = self.check_route(r, range_ver, Access::Read, &mut std::iter::once(first.as_slice()))?;
+        // Clip the range to the shard (as of the check); the client pages
+        // across shards.
         let d = r.descriptor();
-        let first = if reverse {
+        if d.epoch.range_ver.0 != checked {
+            return Err(Error::WrongShard {
+                shard_id: r.shard_id,
+                reason: "the shard split as the scan began".into(),
+                descriptors: vec![d],
+            });
+        }
+        if reverse {
             // The shard must hold the keys just below `end`.
             let below_start = !end.is_empty() && end <= d.start_key.as_slice();
             let beyond_end = !d.end_key.is_empty() && (end.is_empty() || end > d.end_key.as_slice());
@@ -486,27 +503,13 @@ impl DataRequests {
                     descriptors: std::iter::once(d).chain(holder).collect(),
                 });
             }
-            start.max(d.start_key.as_slice())
-        } else {
-            start
-        };
-        let checked = self.check_route(r, range_ver, Access::Read, &mut std::iter::once(first))?;
-        // Clip the range to the shard (as of the check); the client pages
-        // across shards.
-        let d = r.descriptor();
-        if d.epoch.range_ver.0 != checked {
-            return Err(Error::WrongShard {
-                shard_id: r.shard_id,
-                reason: "the shard split as the scan began".into(),
-                descriptors: vec![d],
-            });
         }
         let end = match (end.is_empty(), d.end_key.is_empty()) {
             (true, _) => d.end_key.clone(),
             (false, true) => end.to_vec(),
             (false, false) => end.to_vec().min(d.end_key.clone()),
         };
-        Ok(ScanBounds { start: first.to_vec(), end, limit, range_ver: checked })
+        Ok(ScanBounds { start: first, end, limit, range_ver: checked })
     }
 
     pub async fn scan(&self, req: proto::ScanRequest) -> Result<proto::ScanResponse> {
@@ -859,9 +862,10 @@ impl DataRequests {
     /// A read inside a read-write transaction: a shared lock (key or range)
     /// held until the transaction ends, then the latest committed value.
     ///
-    /// A scan locks only what its page reads: it first looks (without a
-    /// lock) where a page of `limit` pairs would end, locks the span up to
-    /// there, and reads that span again under the lock. So `ORDER BY id
+    /// A scan locks only what its page reads (`narrow_lock`): it first
+    /// looks (without a lock) where a page of `limit` pairs would end,
+    /// locks the span up to there, and reads that span again under the
+    /// lock. So `ORDER BY id
     /// DESC LIMIT 20` locks the last twenty rows' span, not the shard's
     /// whole range, and waits only for writers there. If keys came or went
     /// in between, the locked read is what counts: fewer pairs, with a
@@ -882,8 +886,12 @@ impl DataRequests {
             let asked = ScanSpan { start: &span.start, end: &span.end, reverse };
             let ScanBounds { start, end, limit, range_ver } = self.scan_bounds(&r, req.range_ver, asked, req.limit)?;
             let clipped = ScanSpan { start: &start, end: &end, reverse };
-            let peek =
-                self.read_data(&r, range_ver, (&start, &end, true), |e| scan_page(e, clipped, Timestamp::MAX, limit))?;
+            let peek = match req.narrow_lock {
+                true => self
+                    .read_data(&r, range_ver, (&start, &end, true), |e| scan_page(e, clipped, Timestamp::MAX, limit))?,
+                // The client records the whole span it asked for.
+                false => ScanPage::default(),
+            };
             // A full page needs no more of the range than up to its last
             // pair, even where no live key follows it in the shard.
             let resume_key = peek.resume_key.or_else(|| {

@@ -1494,12 +1494,14 @@ impl Operator for Scan<'_> {
                 if page.len() == self.page_rows {
                     self.page_rows = (self.page_rows * 2).min(limits::SCAN_PAGE_ROWS);
                     let mut last = page.last().expect("full page").0.clone();
-                    self.current = Some(if self.reverse {
-                        (start, last)
+                    // The rest of the range, unless the page ended at its
+                    // edge (an empty range is no scan: engines refuse it).
+                    self.current = if self.reverse {
+                        (last > start).then_some((start, last))
                     } else {
                         last.push(0);
-                        (last, end)
-                    });
+                        (end.is_empty() || last < end).then_some((last, end))
+                    };
                 }
                 self.page = page.into();
                 continue;

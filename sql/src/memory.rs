@@ -163,11 +163,13 @@ impl MemoryTxn {
         }
         self.check_deadline(self.engine.now())?;
         if !end.is_empty() && end <= start {
-            return Ok(Vec::new());
+            // As SpanDB's client refuses it.
+            return Err(KvError::Invalid("scan end must be after start".into()));
         }
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         // Read enough to survive own deletes hiding some.
-        let want = limit.saturating_add(self.writes.len());
+        let within = self.writes.range::<[u8], _>((Bound::Included(start), end_bound(end)));
+        let want = limit.saturating_add(within.filter(|(_, w)| w.is_none()).count());
         let ts = self.snapshot();
         merged.extend(self.engine.lock().scan_at(range, ts, want));
         let complete = merged.len() < want;

@@ -23,13 +23,15 @@
 //!    own (`Expr::Subquery` is shared), so it still runs once.
 //! 4. Sorts from an index: an ORDER BY that the scan under it already
 //!    reads in (the index's key order, after the columns its equalities
-//!    fix) is dropped, so a LIMIT over it stops after its rows: `WHERE
-//!    state = 'queued' ORDER BY priority, id LIMIT 1` on an index of
-//!    `(state, priority)` reads one row, not every queued job. Only where
-//!    the key encoding orders as the sort does: ints, text and varchar,
-//!    bool, dates and timestamps, uuids; each key in the index's
-//!    direction with PostgreSQL's default NULLs place (which the encoding
-//!    shares: last ascending, first descending).
+//!    fix), or reads in reversed (every key the other way round: the scan
+//!    then reads from the index's end down), is dropped, so a LIMIT over
+//!    it stops after its rows: `WHERE state = 'queued' ORDER BY priority,
+//!    id LIMIT 1` on an index of `(state, priority)` reads one row, not
+//!    every queued job, and `ORDER BY id DESC LIMIT 20` the last twenty.
+//!    Only where the key encoding orders as the sort does: ints, text and
+//!    varchar, bool, dates and timestamps, uuids; each key in the
+//!    direction the scan reads with PostgreSQL's default NULLs place
+//!    (which the encoding shares: last ascending, first descending).
 //! 5. Lookup joins: an equi-join of a table with a side known to have few
 //!    rows ([`limits::LOOKUP_JOIN_ROWS_MAX`]: a LIMIT, a VALUES list, an
 //!    aggregate without GROUP BY) whose keys make an index prefix of the
@@ -206,8 +208,8 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
             let keys: Vec<SortKey> = keys.into_iter().map(|k| SortKey { expr: ox(k.expr), ..k }).collect();
             if rules.sorts_from_index {
                 match read_in_order(&input, &keys) {
-                    Some(ScanOrder::AsIs) => return *input,
-                    Some(ScanOrder::Reversed) => return reversed(*input),
+                    Some(ReadOrder::AsIs) => return *input,
+                    Some(ReadOrder::Reversed) => return reversed(*input),
                     None => {}
                 }
             }
@@ -402,7 +404,7 @@ fn filter(input: Node, conjuncts: Vec<Expr>, rules: Rules) -> Node {
 
 /// How a scan gives the order a sort asks for (rule 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ScanOrder {
+enum ReadOrder {
     /// As it reads.
     AsIs,
     /// Read the other way round.
@@ -413,7 +415,7 @@ enum ScanOrder {
 /// give its rows in the order of `keys`, as it reads or reversed? (Rule
 /// 4.) Reversed, every key's direction and NULLs place flip with the
 /// index's.
-fn read_in_order(input: &Node, keys: &[SortKey]) -> Option<ScanOrder> {
+fn read_in_order(input: &Node, keys: &[SortKey]) -> Option<ReadOrder> {
     // The keys as columns of the scan's rows.
     let (mut node, mut columns) = (input, Vec::with_capacity(keys.len()));
     let projected = match input {
@@ -485,9 +487,9 @@ fn read_in_order(input: &Node, keys: &[SortKey]) -> Option<ScanOrder> {
         true
     };
     if in_order(false) {
-        Some(ScanOrder::AsIs)
+        Some(ReadOrder::AsIs)
     } else if in_order(true) {
-        Some(ScanOrder::Reversed)
+        Some(ReadOrder::Reversed)
     } else {
         None
     }
@@ -536,8 +538,8 @@ fn min_max_from_index(aggregate: Node) -> Node {
     let descending = aggregates[0].func == AggFunc::Max;
     let keys = [SortKey { expr: arg.clone(), descending, nulls_first: descending }];
     let ordered = match read_in_order(&input, &keys) {
-        Some(ScanOrder::AsIs) => *input,
-        Some(ScanOrder::Reversed) => reversed(*input),
+        Some(ReadOrder::AsIs) => *input,
+        Some(ReadOrder::Reversed) => reversed(*input),
         None => return Node::Aggregate { input, group_by, aggregates },
     };
     let not_null = Expr::Not(Box::new(Expr::IsNull(Box::new(arg))));

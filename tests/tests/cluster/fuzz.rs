@@ -257,14 +257,23 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         lease(),
         any::<bool>(),
         any::<bool>(),
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
     )
-        .prop_map(move |(txn, (shard_id, key), range_ver, chaos, limit, lease, for_update, no_wait, reverse)| {
+        .prop_map(move |(txn, (shard_id, key), range_ver, chaos, limit, lease, for_update, no_wait, flags)| {
             let span = Some(chaos.unwrap_or_else(|| read_span(key)));
-            let limit = limit % 50;
-            let request =
-                proto::TxnReadRequest { txn, shard_id, range_ver, span, limit, lease, for_update, no_wait, reverse };
-            Call::TxnRead(request)
+            let (limit, (reverse, narrow_lock)) = (limit % 50, flags);
+            Call::TxnRead(proto::TxnReadRequest {
+                txn,
+                shard_id,
+                range_ver,
+                span,
+                limit,
+                lease,
+                for_update,
+                no_wait,
+                reverse,
+                narrow_lock,
+            })
         });
     let reads = |shard: u64| {
         let inside = if shard == 1 { "[a-c]{1,2}" } else { "[n-p]{1,2}" };

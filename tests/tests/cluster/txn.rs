@@ -399,6 +399,7 @@ async fn a_vanished_client_loses_its_locks_after_the_keepalive_timeout() -> anyh
         for_update: false,
         no_wait: false,
         reverse: false,
+        narrow_lock: false,
     })
     .await?;
     let started = Instant::now();
@@ -671,6 +672,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             for_update: false,
             no_wait: false,
             reverse: false,
+            narrow_lock: false,
         })
         .await
         .expect_err("reserved id");
@@ -687,6 +689,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             for_update: false,
             no_wait: false,
             reverse: false,
+            narrow_lock: false,
         })
         .await
         .expect_err("short id");
@@ -703,6 +706,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             for_update: true,
             no_wait: false,
             reverse: false,
+            narrow_lock: false,
         })
         .await
         .expect_err("a scan for update");
@@ -719,6 +723,7 @@ async fn bad_transactional_requests_are_refused() -> anyhow::Result<()> {
             for_update: false,
             no_wait: false,
             reverse: true,
+            narrow_lock: false,
         })
         .await
         .expect_err("a reverse get");
