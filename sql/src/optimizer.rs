@@ -32,6 +32,9 @@
 //!    varchar, bool, dates and timestamps, uuids; each key in the
 //!    direction the scan reads with PostgreSQL's default NULLs place
 //!    (which the encoding shares: last ascending, first descending).
+//!    Under a LIMIT, a sort of a whole table's scan (no index served its
+//!    WHERE) reads a secondary index in that order instead, each row by
+//!    key: `ORDER BY created_at DESC LIMIT 20` reads twenty entries.
 //! 5. Lookup joins: an equi-join of a table with a side known to have few
 //!    rows ([`limits::LOOKUP_JOIN_ROWS_MAX`]: a LIMIT, a VALUES list, an
 //!    aggregate without GROUP BY) whose keys make an index prefix of the
@@ -55,7 +58,8 @@
 //!
 //! 6. Min and max from an index: `min(x)` or `max(x)`, alone, of a
 //!    column that a scan reads in order (rule 4's test, either way
-//!    round) aggregates only the first non-NULL value of that order, so
+//!    round, through a secondary index if the scan reads the whole
+//!    table) aggregates only the first non-NULL value of that order, so
 //!    `SELECT max(id) FROM t` reads one row from the end of `t`'s primary
 //!    index (PostgreSQL's planagg does the same).
 //!
@@ -216,7 +220,11 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
             Node::Sort { input, keys }
         }
         Node::Limit { input, limit, offset } => {
-            Node::Limit { input: on(input), limit: limit.map(ox), offset: offset.map(ox) }
+            let mut input = on(input);
+            if rules.sorts_from_index {
+                input = Box::new(sort_from_another_index(*input));
+            }
+            Node::Limit { input, limit: limit.map(ox), offset: offset.map(ox) }
         }
         Node::Distinct { input, on: columns } => Node::Distinct { input: on(input), on: columns },
         // Never reordered or split: the right side reads the left row.
@@ -495,6 +503,61 @@ fn read_in_order(input: &Node, keys: &[SortKey]) -> Option<ReadOrder> {
     }
 }
 
+/// `node` (a LIMIT's input), or, if it is a sort (under projections) of
+/// a scan of a whole table by its primary key, the same scan through a
+/// secondary index that reads in the sort's order, with no sort: `SELECT
+/// * FROM events ORDER BY at DESC LIMIT 20` reads twenty entries of an
+/// index on `at` and their rows, not every row. Only under a LIMIT:
+/// without one, a lookup of every row by key costs more than the sort.
+fn sort_from_another_index(node: Node) -> Node {
+    match node {
+        Node::Project { input, exprs } => Node::Project { input: Box::new(sort_from_another_index(*input)), exprs },
+        Node::Sort { input, keys } => match in_order_by_another_index(&input, &keys) {
+            Some(ordered) => ordered,
+            None => Node::Sort { input, keys },
+        },
+        other => other,
+    }
+}
+
+/// `input` (a projection of a filtered scan, or the filtered scan) read
+/// through a secondary index that gives it in the order of `keys`, if its
+/// scan reads the whole table by primary key (no index served its
+/// filter) and such an index exists.
+fn in_order_by_another_index(input: &Node, keys: &[SortKey]) -> Option<Node> {
+    fn with_index(node: &Node, index: &IndexDesc) -> Option<Node> {
+        Some(match node {
+            Node::Project { input, exprs } => {
+                Node::Project { input: Box::new(with_index(input, index)?), exprs: exprs.clone() }
+            }
+            Node::Filter { input, predicate } => {
+                Node::Filter { input: Box::new(with_index(input, index)?), predicate: predicate.clone() }
+            }
+            Node::Scan { table, index: primary, spans, reverse: false }
+                if primary.id == crate::catalog::PRIMARY_INDEX_ID && spans.iter().all(ScanSpan::is_full) =>
+            {
+                Node::Scan { table: table.clone(), index: index.clone(), spans: spans.clone(), reverse: false }
+            }
+            _ => return None,
+        })
+    }
+    fn table_of(node: &Node) -> Option<&Arc<TableDesc>> {
+        match node {
+            Node::Project { input, .. } | Node::Filter { input, .. } => table_of(input),
+            Node::Scan { table, .. } => Some(table),
+            _ => None,
+        }
+    }
+    let table = table_of(input)?;
+    table.indexes.iter().filter(|i| !i.write_only).find_map(|index| {
+        let candidate = with_index(input, index)?;
+        match read_in_order(&candidate, keys)? {
+            ReadOrder::AsIs => Some(candidate),
+            ReadOrder::Reversed => Some(reversed(candidate)),
+        }
+    })
+}
+
 /// `input` (what [`read_in_order`] took) with its scan read the other
 /// way round.
 fn reversed(input: Node) -> Node {
@@ -540,7 +603,10 @@ fn min_max_from_index(aggregate: Node) -> Node {
     let ordered = match read_in_order(&input, &keys) {
         Some(ReadOrder::AsIs) => *input,
         Some(ReadOrder::Reversed) => reversed(*input),
-        None => return Node::Aggregate { input, group_by, aggregates },
+        None => match in_order_by_another_index(&input, &keys) {
+            Some(ordered) => ordered,
+            None => return Node::Aggregate { input, group_by, aggregates },
+        },
     };
     let not_null = Expr::Not(Box::new(Expr::IsNull(Box::new(arg))));
     let first = Node::Limit {

@@ -331,6 +331,35 @@ const TEMPLATES: &[Template] = &[
         },
     },
     Template {
+        name: "ORDER BY a secondary index's column, no WHERE, LIMIT (the index read, not the table sorted)",
+        sql: |db, _| {
+            format!(
+                "(SELECT b, id FROM {} ORDER BY b DESC, id LIMIT 3) UNION ALL (SELECT b, id FROM {} ORDER BY b, id DESC LIMIT 2)",
+                db.name(0),
+                db.name(0)
+            )
+        },
+        model: |db, _| {
+            let mut rows: Vec<&Row> = db.t(0).iter().collect();
+            rows.sort_by_key(|r| (r.b.is_some(), std::cmp::Reverse(r.b), r.id));
+            let mut out: Rows = rows.iter().take(3).map(|r| vec![int(r.b), r.id.to_string()]).collect();
+            rows.sort_by_key(|r| (r.b.is_none(), r.b, std::cmp::Reverse(r.id)));
+            out.extend(rows.iter().take(2).map(|r| vec![int(r.b), r.id.to_string()]));
+            out
+        },
+    },
+    Template {
+        name: "min and max of secondary indexes' columns, no WHERE (rule 6 through another index)",
+        sql: |db, _| format!("SELECT min(s), max(u), max(b) FROM {}", db.name(1)),
+        model: |db, _| {
+            let t = db.t(1);
+            let min_s = t.iter().filter_map(|r| r.s).min().map_or("NULL".to_string(), |s| s.to_string());
+            let max_u = t.iter().filter_map(|r| r.u).max();
+            let max_b = t.iter().filter_map(|r| r.b).max();
+            vec![vec![min_s, int(max_u), int(max_b)]]
+        },
+    },
+    Template {
         name: "ORDER BY a text index, LIMIT",
         sql: |db, p| format!("SELECT s, id FROM {} WHERE s >= '{}' ORDER BY s, id LIMIT 4", db.name(1), p.text),
         model: |db, p| {

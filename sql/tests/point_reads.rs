@@ -248,4 +248,14 @@ fn order_by_a_key_descending_reads_the_index_backwards() {
     let (made, rows) = reads_of(&reads, &mut s, "SELECT email FROM t WHERE email >= 'a' ORDER BY email DESC LIMIT 1");
     assert_eq!(rows, vec![vec![Value::Text("c@x".into())]]);
     assert_eq!(made[0], Read::ScanReverse, "{made:?}");
+    // With no WHERE to choose the index, a LIMIT over the order (or a
+    // max) still reads it rather than every row: the index's last entry,
+    // then its row by key.
+    for sql in ["SELECT email FROM t ORDER BY email DESC LIMIT 1", "SELECT max(email) FROM t"] {
+        let (made, rows) = reads_of(&reads, &mut s, sql);
+        assert_eq!(rows, vec![vec![Value::Text("c@x".into())]], "{sql}");
+        assert_eq!(made, vec![Read::ScanReverse, Read::Get], "{sql}");
+    }
+    let (made, _) = reads_of(&reads, &mut s, "SELECT email FROM t ORDER BY email DESC");
+    assert_eq!(made, vec![Read::Scan], "without a LIMIT, the table is read and sorted");
 }
