@@ -756,7 +756,17 @@ impl Txn {
     pub async fn commit_detailed(mut self) -> Result<CommitInfo> {
         self.check_open()?;
         self.finished = true;
+        // Heartbeats go on through the commit: a prepare may wait for
+        // locks at one shard while another, where the transaction read (the
+        // coordinator), hears nothing else from it.
+        let outcome = self.commit_grouped().await;
         self.stop_heartbeat();
+        outcome
+    }
+
+    /// [`Txn::commit_detailed`]'s work: the writes grouped by shard (again
+    /// after a split) and committed.
+    async fn commit_grouped(&mut self) -> Result<CommitInfo> {
         if !self.unanswered.is_empty() {
             self.abort_everywhere(self.maybe_locked()).await;
             return Err(Error::Aborted("a locking read was abandoned before its answer".into()));
@@ -921,7 +931,7 @@ impl Txn {
     /// Commits a transaction that wrote nothing, at every shard it read at
     /// once, each in one phase, at the smallest of their timestamps
     /// (module docs, "A transaction that wrote nothing").
-    async fn commit_reads(mut self, parts: BTreeMap<ShardId, ShardPart>) -> Result<CommitInfo> {
+    async fn commit_reads(&mut self, parts: BTreeMap<ShardId, ShardPart>) -> Result<CommitInfo> {
         let meta = self.meta();
         let asked = Instant::now();
         let commits =

@@ -68,6 +68,12 @@ pub const SPANS_PER_SCAN_MAX: usize = 1_000;
 /// whole table.
 pub const LOOKUP_JOIN_ROWS_MAX: u64 = 1_000;
 
+/// Rows a LIMIT (with its OFFSET) may ask of a sort of a whole table for
+/// the optimizer to read them through a secondary index in the sort's
+/// order instead (rule 4), each row by key: more lookups than this cost
+/// more than reading the table and sorting it.
+pub const INDEX_ORDER_ROWS_MAX: u64 = 1_000;
+
 /// Rows an operator may hold in memory (sort, hash join, aggregation,
 /// DISTINCT, set operations, a materialized subquery).
 pub const MEMORY_ROWS_MAX: usize = 1_000_000;

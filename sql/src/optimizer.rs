@@ -220,11 +220,16 @@ pub fn optimize(node: Node, rules: Rules) -> Node {
             Node::Sort { input, keys }
         }
         Node::Limit { input, limit, offset } => {
-            let mut input = on(input);
-            if rules.sorts_from_index {
+            let (mut input, limit, offset) = (on(input), limit.map(ox), offset.map(ox));
+            let rows = match (limit.as_ref().and_then(constant_count), offset.as_ref().map(constant_count)) {
+                (Some(limit), None) => Some(limit),
+                (Some(limit), Some(Some(offset))) => Some(limit.saturating_add(offset)),
+                _ => None,
+            };
+            if rules.sorts_from_index && rows.is_some_and(|n| n <= limits::INDEX_ORDER_ROWS_MAX) {
                 input = Box::new(sort_from_another_index(*input));
             }
-            Node::Limit { input, limit: limit.map(ox), offset: offset.map(ox) }
+            Node::Limit { input, limit, offset }
         }
         Node::Distinct { input, on: columns } => Node::Distinct { input: on(input), on: columns },
         // Never reordered or split: the right side reads the left row.
@@ -503,12 +508,24 @@ fn read_in_order(input: &Node, keys: &[SortKey]) -> Option<ReadOrder> {
     }
 }
 
-/// `node` (a LIMIT's input), or, if it is a sort (under projections) of
-/// a scan of a whole table by its primary key, the same scan through a
-/// secondary index that reads in the sort's order, with no sort: `SELECT
-/// * FROM events ORDER BY at DESC LIMIT 20` reads twenty entries of an
-/// index on `at` and their rows, not every row. Only under a LIMIT:
-/// without one, a lookup of every row by key costs more than the sort.
+/// A constant count (a LIMIT's or OFFSET's), if the expression is one.
+fn constant_count(e: &Expr) -> Option<u64> {
+    match e {
+        Expr::Constant(Value::Int2(n)) => u64::try_from(*n).ok(),
+        Expr::Constant(Value::Int4(n)) => u64::try_from(*n).ok(),
+        Expr::Constant(Value::Int8(n)) => u64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+/// `node` (the input of a LIMIT of a few rows), or, if it is a sort
+/// (under projections) of a scan of a whole table by its primary key
+/// with no filter, the same scan through a secondary index that reads in
+/// the sort's order, with no sort: `SELECT * FROM events ORDER BY at DESC
+/// LIMIT 20` reads twenty entries of an index on `at` and their rows, not
+/// every row. Only under a LIMIT of a few rows
+/// ([`limits::INDEX_ORDER_ROWS_MAX`]): a lookup per row costs more than a
+/// sort of many.
 fn sort_from_another_index(node: Node) -> Node {
     match node {
         Node::Project { input, exprs } => Node::Project { input: Box::new(sort_from_another_index(*input)), exprs },
@@ -520,18 +537,17 @@ fn sort_from_another_index(node: Node) -> Node {
     }
 }
 
-/// `input` (a projection of a filtered scan, or the filtered scan) read
-/// through a secondary index that gives it in the order of `keys`, if its
-/// scan reads the whole table by primary key (no index served its
-/// filter) and such an index exists.
+/// `input` (a scan, or a projection of one) read through a secondary
+/// index that gives it in the order of `keys`, if its scan reads the
+/// whole table by primary key and such an index exists. Not under a
+/// filter: the index's rows, each read by key (and locked, in a
+/// read-write transaction), would go on until enough passed it, where a
+/// scan of the table reads pages.
 fn in_order_by_another_index(input: &Node, keys: &[SortKey]) -> Option<Node> {
     fn with_index(node: &Node, index: &IndexDesc) -> Option<Node> {
         Some(match node {
             Node::Project { input, exprs } => {
                 Node::Project { input: Box::new(with_index(input, index)?), exprs: exprs.clone() }
-            }
-            Node::Filter { input, predicate } => {
-                Node::Filter { input: Box::new(with_index(input, index)?), predicate: predicate.clone() }
             }
             Node::Scan { table, index: primary, spans, reverse: false }
                 if primary.id == crate::catalog::PRIMARY_INDEX_ID && spans.iter().all(ScanSpan::is_full) =>
@@ -543,7 +559,7 @@ fn in_order_by_another_index(input: &Node, keys: &[SortKey]) -> Option<Node> {
     }
     fn table_of(node: &Node) -> Option<&Arc<TableDesc>> {
         match node {
-            Node::Project { input, .. } | Node::Filter { input, .. } => table_of(input),
+            Node::Project { input, .. } => table_of(input),
             Node::Scan { table, .. } => Some(table),
             _ => None,
         }
@@ -556,6 +572,17 @@ fn in_order_by_another_index(input: &Node, keys: &[SortKey]) -> Option<Node> {
             ReadOrder::Reversed => Some(reversed(candidate)),
         }
     })
+}
+
+/// Whether `column` (a column of `input`'s rows: a scan's, through
+/// projections) may be NULL; true where that is not known.
+fn nullable(input: &Node, column: &Expr) -> bool {
+    match (input, column) {
+        (Node::Project { input, exprs }, Expr::Column(i)) => exprs.get(*i).is_none_or(|e| nullable(input, e)),
+        (Node::Filter { input, .. }, column) => nullable(input, column),
+        (Node::Scan { table, .. }, Expr::Column(i)) => table.columns.get(*i).is_none_or(|c| c.nullable),
+        _ => true,
+    }
 }
 
 /// `input` (what [`read_in_order`] took) with its scan read the other
@@ -603,7 +630,9 @@ fn min_max_from_index(aggregate: Node) -> Node {
     let ordered = match read_in_order(&input, &keys) {
         Some(ReadOrder::AsIs) => *input,
         Some(ReadOrder::Reversed) => reversed(*input),
-        None => match in_order_by_another_index(&input, &keys) {
+        // Through another index only where NULLs, each read by key and
+        // dropped, do not come first.
+        None => match in_order_by_another_index(&input, &keys).filter(|_| !descending || !nullable(&input, &arg)) {
             Some(ordered) => ordered,
             None => return Node::Aggregate { input, group_by, aggregates },
         },
@@ -1039,18 +1068,10 @@ fn lookup_side(side: &Node, keys: &[Expr], other_keys: &[Expr], rules: Rules) ->
 /// The most rows `node` can give, when the plan alone says so.
 fn rows_at_most(node: &Node) -> Option<u64> {
     match node {
-        Node::Limit { input, limit, .. } => {
-            let limit = match limit {
-                Some(Expr::Constant(Value::Int2(n))) => u64::try_from(*n).ok(),
-                Some(Expr::Constant(Value::Int4(n))) => u64::try_from(*n).ok(),
-                Some(Expr::Constant(Value::Int8(n))) => u64::try_from(*n).ok(),
-                _ => None,
-            };
-            match (limit, rows_at_most(input)) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        }
+        Node::Limit { input, limit, .. } => match (limit.as_ref().and_then(constant_count), rows_at_most(input)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
         Node::Values { rows, .. } => Some(rows.len() as u64),
         Node::Aggregate { group_by, .. } if group_by.is_empty() => Some(1),
         Node::Filter { input, .. }

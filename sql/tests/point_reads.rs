@@ -251,11 +251,29 @@ fn order_by_a_key_descending_reads_the_index_backwards() {
     // With no WHERE to choose the index, a LIMIT over the order (or a
     // max) still reads it rather than every row: the index's last entry,
     // then its row by key.
-    for sql in ["SELECT email FROM t ORDER BY email DESC LIMIT 1", "SELECT max(email) FROM t"] {
+    for sql in
+        ["SELECT email FROM t ORDER BY email DESC LIMIT 1", "SELECT email FROM t ORDER BY email DESC LIMIT 1 OFFSET 0"]
+    {
         let (made, rows) = reads_of(&reads, &mut s, sql);
         assert_eq!(rows, vec![vec![Value::Text("c@x".into())]], "{sql}");
         assert_eq!(made, vec![Read::ScanReverse, Read::Get], "{sql}");
     }
-    let (made, _) = reads_of(&reads, &mut s, "SELECT email FROM t ORDER BY email DESC");
-    assert_eq!(made, vec![Read::Scan], "without a LIMIT, the table is read and sorted");
+    // Without a LIMIT of a few rows, or under a filter (each row the
+    // index gives read by key until enough pass), the table is read and
+    // sorted; a max whose NULLs come first in the index's order, too.
+    for sql in [
+        "SELECT email FROM t ORDER BY email DESC",
+        "SELECT email FROM t ORDER BY email DESC OFFSET 1",
+        "SELECT email FROM t ORDER BY email DESC LIMIT 5000",
+        "SELECT email FROM t WHERE n > 0 ORDER BY email DESC LIMIT 1",
+    ] {
+        let (made, _) = reads_of(&reads, &mut s, sql);
+        assert_eq!(made, vec![Read::Scan], "{sql}");
+    }
+    run(&mut s, "CREATE INDEX t_n ON t (n)").unwrap();
+    run(&mut s, "SELECT * FROM t WHERE id > 100").unwrap(); // the new descriptor leased
+    let (made, _) = reads_of(&reads, &mut s, "SELECT max(n) FROM t");
+    assert_eq!(made, vec![Read::Scan], "n may be NULL: NULLs first in the index read backwards");
+    let (made, rows) = reads_of(&reads, &mut s, "SELECT min(n) FROM t");
+    assert_eq!((made, rows), (vec![Read::Scan, Read::Get], vec![vec![Value::Int4(10)]]), "NULLs last");
 }

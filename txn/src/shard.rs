@@ -1472,16 +1472,20 @@ impl ShardTxns {
 
     fn tick(&mut self, now: TtInterval, out: &mut Vec<Output>) {
         let silent_since = now.earliest.saturating_sub(limits::KEEPALIVE_TIMEOUT);
-        // A request parked on a lock is its client waiting, not silent:
-        // the request gives up after LOCK_WAIT_MAX, saying so (a commit
-        // that waited was aborted as silent, its client never told why).
-        let waiting: BTreeSet<TxnId> = self.parked.values().map(|p| p.txn).collect();
+        // A request parked on a lock is its client waiting, not silent (a
+        // commit that waited was aborted as silent, its client never told
+        // why): its transaction is heard from until the request is granted
+        // or gives up (after LOCK_WAIT_MAX, saying so), and the keep-alive
+        // counts from then.
+        for p in self.parked.values() {
+            if let Some(a) = self.active.get_mut(&p.txn) {
+                a.last_heard = a.last_heard.max(now.earliest);
+            }
+        }
         let expired: Vec<TxnId> = self
             .active
             .iter()
-            .filter(|(t, a)| {
-                a.phase == Phase::Active && !a.internal && a.last_heard < silent_since && !waiting.contains(t)
-            })
+            .filter(|(_, a)| a.phase == Phase::Active && !a.internal && a.last_heard < silent_since)
             .map(|(t, _)| *t)
             .collect();
         for txn in expired {
