@@ -150,6 +150,83 @@ async fn reverse_scans_read_last_first_and_scans_lock_only_what_they_read() -> a
     c.shutdown().await
 }
 
+/// Goal: scans that lock only the span they read still serialize. Appends
+/// that each read a log's last entry (a reverse scan, limit 1) and write
+/// the next never both take one position; takers that each read a queue's
+/// first item (a forward scan, limit 1) and delete it never take one item
+/// twice.
+/// Method: a log and a queue of 40 items, each across a split; 6
+/// concurrent workers, each appending 6 entries and taking 5 items, every
+/// step a transaction run again while aborted. Then the log holds exactly
+/// one entry per append, at positions 1..=36 after the first, each naming
+/// its (worker, step) once; the queue lost exactly one item per take,
+/// each recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_and_takes_through_limited_scans_never_collide() -> anyhow::Result<()> {
+    const WORKERS: usize = 6;
+    const APPENDS: usize = 6;
+    const TAKES: usize = 5;
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["log/0010", "q/0020"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    client.put(b"log/0000", b"first").await?;
+    for i in 0..40 {
+        client.put(format!("q/{i:04}").as_bytes(), b"queued").await?;
+    }
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..APPENDS.max(TAKES) {
+                if n < APPENDS {
+                    client
+                        .run(move |txn| {
+                            Box::pin(async move {
+                                let last = txn.scan_reverse(b"log/", b"log0", 1).await?;
+                                let key = String::from_utf8_lossy(&last[0].key).into_owned();
+                                let at: usize = key["log/".len()..].parse().expect("a log position");
+                                txn.put(format!("log/{:04}", at + 1).as_bytes(), format!("w{w}-{n}").as_bytes());
+                                Ok(())
+                            })
+                        })
+                        .await?;
+                }
+                if n < TAKES {
+                    client
+                        .run(move |txn| {
+                            Box::pin(async move {
+                                let first = txn.scan(b"q/", b"q0", 1).await?;
+                                let item = first[0].key.clone();
+                                txn.delete(&item);
+                                txn.put(&[b"taken/", &item[..]].concat(), format!("w{w}-{n}").as_bytes());
+                                Ok(())
+                            })
+                        })
+                        .await?;
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let log = client.scan(b"log/", b"log0", 1000, ReadMode::Latest).await?;
+    let positions: Vec<String> = log.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect();
+    let expected: Vec<String> = (0..=WORKERS * APPENDS).map(|i| format!("log/{i:04}")).collect();
+    assert_eq!(positions, expected, "one position per append, none taken twice");
+    let mut writers: Vec<Vec<u8>> = log[1..].iter().map(|kv| kv.value.clone()).collect();
+    writers.sort();
+    writers.dedup();
+    assert_eq!(writers.len(), WORKERS * APPENDS, "each append's entry once");
+    let queued = client.scan(b"q/", b"q0", 1000, ReadMode::Latest).await?;
+    let taken = client.scan(b"taken/", b"taken0", 1000, ReadMode::Latest).await?;
+    assert_eq!(taken.len(), WORKERS * TAKES, "one item per take, none taken twice");
+    assert_eq!(queued.len() + taken.len(), 40);
+    c.shutdown().await
+}
+
 /// Goal: write skew is impossible. Two transactions that each read both
 /// keys and then write one of them cannot both commit (serializability:
 /// the on-call rule "at least one doctor on call" survives).
