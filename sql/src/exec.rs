@@ -363,6 +363,14 @@ impl<'t> Cx<'t> {
 pub trait Operator {
     /// The next row, or None when done.
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>>;
+
+    /// Before its first row: the consumer (a LIMIT) will take at most
+    /// `rows` rows. A scan reads its first page that long (not a short
+    /// first page, then a longer one: two round trips for `LIMIT 20`);
+    /// operators that pass rows through one for one pass it on.
+    fn expect_rows(&mut self, rows: u64) {
+        let _ = rows;
+    }
 }
 
 /// Builds the operator tree of `node`.
@@ -485,6 +493,10 @@ struct Analyzed<'p> {
 }
 
 impl Operator for Analyzed<'_> {
+    fn expect_rows(&mut self, rows: u64) {
+        self.inner.expect_rows(rows)
+    }
+
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         let before = cx.stats.clone();
         let started = cx.clock_ns();
@@ -1270,6 +1282,9 @@ struct Scan<'p> {
     table: &'p TableDesc,
     index: &'p IndexDesc,
     spans: &'p [ScanSpan],
+    /// How many rows a range's first page asks for
+    /// ([`Operator::expect_rows`], else [`limits::SCAN_FIRST_PAGE_ROWS`]).
+    first_page_rows: usize,
     /// Read from the last key down: the ranges last first, each from its
     /// end.
     reverse: bool,
@@ -1284,7 +1299,18 @@ struct Scan<'p> {
 
 impl<'p> Scan<'p> {
     fn new(table: &'p TableDesc, index: &'p IndexDesc, spans: &'p [ScanSpan], reverse: bool) -> Scan<'p> {
-        Scan { table, index, spans, reverse, ranges: None, current: None, page: VecDeque::new(), page_rows: 0 }
+        let first_page_rows = limits::SCAN_FIRST_PAGE_ROWS;
+        Scan {
+            table,
+            index,
+            spans,
+            first_page_rows,
+            reverse,
+            ranges: None,
+            current: None,
+            page: VecDeque::new(),
+            page_rows: 0,
+        }
     }
 }
 
@@ -1455,6 +1481,11 @@ fn disjoint(mut ranges: Vec<KeyRange>) -> Vec<KeyRange> {
 }
 
 impl Operator for Scan<'_> {
+    fn expect_rows(&mut self, rows: u64) {
+        let rows = usize::try_from(rows).unwrap_or(usize::MAX);
+        self.first_page_rows = rows.clamp(1, limits::SCAN_PAGE_ROWS);
+    }
+
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         if self.ranges.is_none() {
             self.ranges = Some(key_ranges(self.table, self.index, self.spans, cx)?.into());
@@ -1515,7 +1546,7 @@ impl Operator for Scan<'_> {
                 }
                 Some(KeyRange { start, end, row: false }) => {
                     self.current = Some((start, end));
-                    self.page_rows = limits::SCAN_FIRST_PAGE_ROWS;
+                    self.page_rows = self.first_page_rows;
                 }
                 None => return Ok(None),
             }
@@ -1548,6 +1579,12 @@ struct Filter<'p> {
 }
 
 impl Operator for Filter<'_> {
+    // At least as many rows are read as pass; a few rows more, in case
+    // the filter drops some, rather than another round trip.
+    fn expect_rows(&mut self, rows: u64) {
+        self.input.expect_rows(rows.max(limits::SCAN_FIRST_PAGE_ROWS as u64))
+    }
+
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         while let Some(row) = self.input.next(cx)? {
             cx.tick()?;
@@ -1565,6 +1602,10 @@ struct Project<'p> {
 }
 
 impl Operator for Project<'_> {
+    fn expect_rows(&mut self, rows: u64) {
+        self.input.expect_rows(rows)
+    }
+
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         let Some(row) = self.input.next(cx)? else { return Ok(None) };
         let mut out = Vec::with_capacity(self.exprs.len());
@@ -1609,6 +1650,9 @@ impl Operator for Limit<'_> {
         if !self.skipped {
             self.skipped = true;
             let offset = count_value(self.offset, "OFFSET", cx)?.unwrap_or(0);
+            if let Some(Some(limit)) = self.remaining {
+                self.input.expect_rows(limit.saturating_add(offset));
+            }
             for _ in 0..offset {
                 if self.input.next(cx)?.is_none() {
                     return Ok(None);

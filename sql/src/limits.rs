@@ -51,8 +51,10 @@ pub const SCAN_PAGE_ROWS: usize = 256;
 
 /// A query's scan reads its first page of a range this long, then pages
 /// twice as long up to [`SCAN_PAGE_ROWS`]: a LIMIT that stops after a few
-/// rows (`ORDER BY id LIMIT 1`, a job queue's `SKIP LOCKED`) reads a few
-/// more, not a page of 256.
+/// rows (a job queue's `SKIP LOCKED`) reads a few more, not a page of 256.
+/// A LIMIT right above the scan (through filters and projections) sets
+/// the first page to its count instead (`ORDER BY id DESC LIMIT 20`: one
+/// page of 20).
 pub const SCAN_FIRST_PAGE_ROWS: usize = 16;
 
 /// Key ranges one scan may read: the items of an IN list that become
