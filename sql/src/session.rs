@@ -2114,9 +2114,9 @@ impl Session {
         self.kept_plans.insert(sql.to_string(), kept);
     }
 
-    /// Whether every read of `plan` lies in one shard: scans of primary
-    /// indexes only (a secondary index's rows are elsewhere), no
-    /// subqueries, spans known now, one shard covering them all.
+    /// Whether every read of `plan` lies in one shard: no subqueries,
+    /// spans known now, one shard covering them all, and, for a scan of
+    /// a secondary index (whose rows are read by key), the table's rows.
     fn single_shard(&self, plan: &Plan, now_us: i64) -> bool {
         let Plan::Query(q) = plan else { return false };
         let mut scans = Vec::new();
@@ -2128,10 +2128,12 @@ impl Session {
         cx.settings = self.settings.clone();
         let mut shard = None;
         for (table, index, spans) in scans {
+            let Ok(mut ranges) = exec::span_ranges(table, index, spans, &mut cx) else { return false };
             if index.id != table.primary.id {
-                return false;
+                let rows = crate::encoding::index_prefix(table.id, table.primary.id);
+                let end = crate::encoding::prefix_end(&rows);
+                ranges.push((rows, end));
             }
-            let Ok(ranges) = exec::span_ranges(table, index, spans, &mut cx) else { return false };
             for (start, end) in ranges {
                 match self.engine.shard_spanning(&start, &end) {
                     Some(id) if shard.is_none_or(|s| s == id) => shard = Some(id),

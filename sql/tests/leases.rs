@@ -66,6 +66,22 @@ fn a_leased_point_select_reads_one_shard() {
     assert_eq!(engine.modes(), vec![Mode::ReadWrite]);
 }
 
+/// Goal: a leased SELECT through a secondary index, whose index entries
+/// and rows one shard holds, reads that shard's latest state too
+/// (`Mode::SingleShard`), as `min` of an indexed column does.
+#[test]
+fn a_leased_select_through_an_index_reads_one_shard() {
+    let (engine, mut a, _) = setup();
+    must(&mut a, "CREATE INDEX t_c ON t (c)");
+    must(&mut a, "SELECT id FROM t WHERE c = 20");
+    for (sql, want) in [("SELECT id FROM t WHERE c = 20", Value::Int4(2)), ("SELECT min(c) FROM t", Value::Int4(10))] {
+        engine.clear_modes();
+        let out = must(&mut a, sql);
+        assert_eq!(out.rows, vec![vec![want]], "{sql}");
+        assert_eq!(engine.modes(), vec![Mode::SingleShard], "{sql}");
+    }
+}
+
 /// Goal: after a schema change returns, no session anywhere plans with
 /// the descriptor from before it: the change waited out every lease.
 /// Method: A leases `t`; B drops column `c`; A's next SELECT of `c` must
