@@ -161,8 +161,13 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("shiftright", &[P::BigInt, P::Int], T::Int8),
     ("bitnot", &[P::Int], T::Int4),
     ("bitnot", &[P::BigInt], T::Int8),
-    // extract(field FROM ts) is date_part(field, ts) (double precision,
-    // where PostgreSQL 15's extract gives numeric).
+    // extract(field FROM ts): date_part's fields as numeric (PostgreSQL
+    // 14 and later); date_part stays double precision.
+    ("extract", &[P::Text, P::Date], T::Numeric(None)),
+    ("extract", &[P::Text, P::Timestamp], T::Numeric(None)),
+    ("extract", &[P::Text, P::TimestampTz], T::Numeric(None)),
+    ("extract", &[P::Text, P::Interval], T::Numeric(None)),
+    ("extract", &[P::Text, P::Time], T::Numeric(None)),
     ("date_part", &[P::Text, P::Timestamp], T::Float8),
     ("date_part", &[P::Text, P::TimestampTz], T::Float8),
     ("date_part", &[P::Text, P::Interval], T::Float8),
@@ -1307,6 +1312,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
             Some(Value::TimestampTz(us)) => Value::Float8(timestamptz_part(text(0)?, *us)?),
             _ => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
         },
+        "extract" => Value::Numeric(extract(text(0)?, &args[1])?),
         "date_trunc" => match args.get(1) {
             // On the session zone's calendar: a day starts at its midnight
             // (the offset then); a smaller unit keeps the input's offset,
@@ -1723,6 +1729,71 @@ fn time_part(field: &str, us: i64) -> Result<f64> {
         }
         _ => return sql_err!(InvalidParameterValue, "unit \"{field}\" not recognized for type time without time zone"),
     })
+}
+
+/// `extract(field FROM v)`: [`date_part`]'s fields as `numeric`, as
+/// PostgreSQL 14 and later give them: exact, the seconds and the epoch
+/// with six digits after the point (`9.500000`), milliseconds with three,
+/// the others whole; a date has no time of day (0A000) and its epoch is
+/// whole.
+fn extract(field: &str, v: &Value) -> Result<numeric::Decimal> {
+    use numeric::Decimal;
+    let unit = field.to_ascii_lowercase();
+    let unit = unit.trim_end_matches('s');
+    // The seconds' fields, from the microseconds within the minute.
+    let seconds = |micros: i64| match unit {
+        "second" => Some(Decimal::new(micros, 6)),
+        "millisecond" => Some(Decimal::new(micros, 3)),
+        "microsecond" => Some(Decimal::new(micros, 0)),
+        _ => None,
+    };
+    // A whole field, as date_part computes it.
+    let whole = |f: f64| -> Result<Decimal> {
+        match f.fract() == 0.0 && f.abs() < 9.0e15 {
+            true => Ok(Decimal::from(f as i64)),
+            false => sql_err!(InternalError, "extract({field}) is not whole: {f}"),
+        }
+    };
+    let epoch = |micros: i128| {
+        Decimal::try_from_i128_with_scale(micros, 6)
+            .map_err(|_| Error::new(SqlState::NumericValueOutOfRange, format!("extract({field}) is out of range")))
+    };
+    match v {
+        Value::Timestamp(us) => match (seconds(us.rem_euclid(60_000_000)), unit) {
+            (Some(d), _) => Ok(d),
+            (None, "epoch") => epoch(i128::from(*us)),
+            (None, _) => whole(date_part(field, *us)?),
+        },
+        Value::TimestampTz(us) => {
+            let local = crate::ops::zone::to_local(*us, crate::ops::zone::session())?;
+            match (seconds(local.rem_euclid(60_000_000)), unit) {
+                (Some(d), _) => Ok(d),
+                (None, "epoch") => epoch(i128::from(*us)),
+                (None, _) => whole(timestamptz_part(field, *us)?),
+            }
+        }
+        Value::Date(days) => match unit {
+            "hour" | "minute" | "second" | "millisecond" | "microsecond" => {
+                sql_err!(FeatureNotSupported, "unit \"{field}\" not supported for type date")
+            }
+            "epoch" => Ok(Decimal::from(i64::from(*days) * 86_400)),
+            _ => whole(date_part(field, v.as_micros().unwrap_or_default())?),
+        },
+        Value::Time(us) => match (seconds(us % 60_000_000), unit) {
+            (Some(d), _) => Ok(d),
+            (None, "epoch") => epoch(i128::from(*us)),
+            (None, _) => whole(time_part(field, *us)?),
+        },
+        Value::Interval(i) => {
+            let part = crate::ops::interval::part(&field.to_ascii_lowercase(), i)?;
+            match (seconds(i.micros % 60_000_000), unit) {
+                (Some(d), _) => Ok(d),
+                (None, "epoch") => epoch(crate::ops::interval::epoch_micros(i)),
+                (None, _) => whole(part),
+            }
+        }
+        other => sql_err!(InternalError, "extract from {other:?}"),
+    }
 }
 
 /// `date_trunc(field, ts)`: the timestamp with every smaller field at its

@@ -2968,14 +2968,16 @@ impl<'a> Planner<'a> {
                 ))
             }
             E::Function(f) => self.bind_function(f, scope, depth),
+            // numeric, as in PostgreSQL 14 and later (date_part stays
+            // double precision).
             E::Extract { field, expr, .. } => {
                 let ts = rec(self, expr)?;
                 let ts = match ts.ty {
-                    Some(DataType::TimestampTz | DataType::Interval | DataType::Time) => ts.expr,
+                    Some(DataType::TimestampTz | DataType::Interval | DataType::Time | DataType::Date) => ts.expr,
                     _ => self.coerce_loose(ts, DataType::Timestamp)?,
                 };
                 let field = Expr::Constant(Value::Text(field.to_string().to_lowercase()));
-                Ok(Bound::typed(Expr::Function("date_part".into(), vec![field, ts]), DataType::Float8))
+                Ok(Bound::typed(Expr::Function("extract".into(), vec![field, ts]), DataType::Numeric(None)))
             }
             E::AtTimeZone { timestamp, time_zone } => {
                 // PostgreSQL's `timezone(zone, ts)` (`ops::zone`): an

@@ -556,6 +556,17 @@ fn time_signed_as_days(days: i32, micros: i64) -> (i32, i64) {
     }
 }
 
+/// `extract(epoch FROM interval)` exactly, in microseconds: 365.25-day
+/// years and 30-day months, as [`part`] counts them.
+pub fn epoch_micros(i: &Interval) -> i128 {
+    const MICROS_PER_DAY: i128 = 86_400 * MICROS_PER_SECOND as i128;
+    let (years, months) = (i128::from(i.months / 12), i128::from(i.months % 12));
+    i128::from(i.micros)
+        + years * (MICROS_PER_DAY * 1461 / 4)
+        + months * DAYS_PER_MONTH as i128 * MICROS_PER_DAY
+        + i128::from(i.days) * MICROS_PER_DAY
+}
+
 /// `date_part(field, interval)`: PostgreSQL's fields of an interval
 /// (`epoch` counts 365.25-day years and 30-day months).
 pub fn part(field: &str, i: &Interval) -> Result<f64> {
