@@ -29,15 +29,6 @@ load() { # url
   done
   psql "$1" -qc "CREATE INDEX jobs_ready ON jobs (state, priority)"
 }
-run() { # label url extra...
-  local label=$1 url=$2; shift 2
-  local o; o=$(timeout $((SECS + 120)) pgbench -n -r -T "$SECS" -M prepared -f "$SCRIPT" "$@" "$url" 2>&1)
-  printf '=== %s (pgbench -n -r -T %s -M prepared -f %s %s)\n%s\n' "$label" "$SECS" "$WORKER" "$*" "$o" >> $RAW
-  local tps lat fail retried
-  tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o" | head -1); lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$o")
-  fail=$(grep -oP 'number of failed transactions: \K[0-9]+' <<<"$o"); retried=$(grep -oP 'number of transactions retried: \K[0-9]+' <<<"$o")
-  echo "RESULT label=$label tps=$tps lat_avg_ms=$lat failed=${fail:-0} retried=${retried:-0} args=$*" | tee -a $OUT
-}
 check() { # label url: the jobs done, and all jobs (done = the runs' transactions: none done twice)
   echo "RESULT label=$1-done $(psql "$2" -Atc "SELECT count(*) FILTER (WHERE state = 'done'), count(*) FROM jobs" | tr '|' ' ')" | tee -a $OUT
 }
@@ -46,8 +37,8 @@ if [ "${SKIP_PG:-0}" != 1 ]; then
   bash /work/shared/bench-anchors/bin/pg_cluster.sh start
   PG="postgresql://postgres@127.0.0.1:54329/postgres"
   load "$PG"
-  run pg-jobs-c1 "$PG" -c 1
-  run pg-jobs-c16 "$PG" -c 16 -j 2
+  run_script pg-jobs-c1 "$PG" -c 1
+  run_script pg-jobs-c16 "$PG" -c 16 -j 2
   check pg "$PG"
   bash /work/shared/bench-anchors/bin/pg_cluster.sh stop
 fi
@@ -57,7 +48,7 @@ S="postgresql://root@127.0.0.1:28000/spandb"
 rm -rf /tmp/bench-jobs; up /tmp/bench-jobs
 start=$(date +%s.%N); load "$S"; echo "RESULT label=spandb-load secs=$(echo "$(date +%s.%N) - $start" | bc)" | tee -a $OUT
 echo "RESULT label=spandb-settle secs=$(settle "$BIN")" | tee -a $OUT
-run spandb-jobs-c1 "$S" -c 1 --max-tries 10
-run spandb-jobs-c16 "$S" -c 16 -j 2 --max-tries 10
+run_script spandb-jobs-c1 "$S" -c 1 --max-tries 10
+run_script spandb-jobs-c16 "$S" -c 16 -j 2 --max-tries 10
 check spandb "$S"
 down

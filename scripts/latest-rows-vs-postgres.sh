@@ -26,22 +26,13 @@ load() { # url
   done
   psql "$1" -qc "CREATE INDEX events_account ON events (account, id)"
 }
-run() { # label url extra...
-  local label=$1 url=$2; shift 2
-  local o; o=$(timeout $((SECS + 120)) pgbench -n -r -T "$SECS" -M prepared -D events="$EVENTS" -f "$SCRIPT" "$@" "$url" 2>&1)
-  printf '=== %s (pgbench -n -r -T %s -M prepared -f latest-rows.sql %s)\n%s\n' "$label" "$SECS" "$*" "$o" >> $RAW
-  local tps lat fail retried
-  tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o" | head -1); lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$o")
-  fail=$(grep -oP 'number of failed transactions: \K[0-9]+' <<<"$o"); retried=$(grep -oP 'number of transactions retried: \K[0-9]+' <<<"$o")
-  echo "RESULT label=$label tps=$tps lat_avg_ms=$lat failed=${fail:-0} retried=${retried:-0} args=$*" | tee -a $OUT
-}
 
 if [ "${SKIP_PG:-0}" != 1 ]; then
   bash /work/shared/bench-anchors/bin/pg_cluster.sh start
   PG="postgresql://postgres@127.0.0.1:54329/postgres"
   load "$PG"
-  run pg-latest-c1 "$PG" -c 1
-  run pg-latest-c16 "$PG" -c 16 -j 2
+  run_script pg-latest-c1 "$PG" -D events="$EVENTS" -c 1
+  run_script pg-latest-c16 "$PG" -D events="$EVENTS" -c 16 -j 2
   bash /work/shared/bench-anchors/bin/pg_cluster.sh stop
 fi
 
@@ -50,6 +41,6 @@ S="postgresql://root@127.0.0.1:28000/spandb"
 rm -rf /tmp/bench-latest; up /tmp/bench-latest
 start=$(date +%s.%N); load "$S"; echo "RESULT label=spandb-load secs=$(echo "$(date +%s.%N) - $start" | bc)" | tee -a $OUT
 echo "RESULT label=spandb-settle secs=$(settle "$BIN")" | tee -a $OUT
-run spandb-latest-c1 "$S" -c 1 --max-tries 10
-run spandb-latest-c16 "$S" -c 16 -j 2 --max-tries 10
+run_script spandb-latest-c1 "$S" -D events="$EVENTS" -c 1 --max-tries 10
+run_script spandb-latest-c16 "$S" -D events="$EVENTS" -c 16 -j 2 --max-tries 10
 down

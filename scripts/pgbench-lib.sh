@@ -10,6 +10,8 @@
 # at $S: port base 27000) and wait for its psql line; stop every
 # `$BIN start|demo` process.
 #
+# run_script LABEL URL ARGS...: a custom pgbench script's run (below).
+#
 # settle SPANDB: waits until the demo's placement driver has run no
 # operation for 5 checks in a row, 2 s apart (a load's splits and the
 # leader moves after them; 3 minutes at most), and then, with $S set,
@@ -60,5 +62,19 @@ up() { # dir
 down() {
   pkill -f "^$BIN (start|demo)"
   for _ in $(seq 30); do pgrep -f "^$BIN (start|demo)" > /dev/null || break; sleep 1; done
-  pkill -9 -f "^$BIN (start|demo)"
+  pkill -9 -f "^$BIN (start|demo)" || true
+}
+
+# run_script LABEL URL ARGS...: pgbench -n -r -T $SECS -M prepared -f
+# $SCRIPT ARGS... at URL (a custom script: the job queue's, the latest
+# rows'); its output appended to $RAW, a RESULT line (tps, average
+# latency, failed and retried transactions) to $OUT.
+run_script() {
+  local label=$1 url=$2; shift 2
+  local o; o=$(timeout $((SECS + 120)) pgbench -n -r -T "$SECS" -M prepared -f "$SCRIPT" "$@" "$url" 2>&1)
+  printf '=== %s (pgbench -n -r -T %s -M prepared -f %s %s)\n%s\n' "$label" "$SECS" "$(basename "$SCRIPT")" "$*" "$o" >> "$RAW"
+  local tps lat fail retried
+  tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$o" | head -1); lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$o")
+  fail=$(grep -oP 'number of failed transactions: \K[0-9]+' <<<"$o"); retried=$(grep -oP 'number of transactions retried: \K[0-9]+' <<<"$o")
+  echo "RESULT label=$label tps=$tps lat_avg_ms=$lat failed=${fail:-0} retried=${retried:-0} args=$*" | tee -a "$OUT"
 }

@@ -995,26 +995,29 @@ impl Client {
     /// of the key space), in key order, at most `limit`.
     pub async fn scan(&self, start: &[u8], end: &[u8], limit: usize, mode: ReadMode) -> Result<Vec<KeyValue>> {
         let range = (start, end, ScanOrder::Forward);
-        Ok(self.scan_pinned(range, limit, mode, ReplicaPreference::Auto).await?.0)
+        Ok(self.scan_pinned(range, limit, (mode, false), ReplicaPreference::Auto).await?.0)
     }
 
     /// Like [`Client::scan`], in descending key order: the last `limit`
     /// pairs of `[start, end)`, last first.
     pub async fn scan_reverse(&self, start: &[u8], end: &[u8], limit: usize, mode: ReadMode) -> Result<Vec<KeyValue>> {
         let range = (start, end, ScanOrder::Reverse);
-        Ok(self.scan_pinned(range, limit, mode, ReplicaPreference::Auto).await?.0)
+        Ok(self.scan_pinned(range, limit, (mode, false), ReplicaPreference::Auto).await?.0)
     }
 
     /// Like [`Client::scan`] over `[start, end)` in an order, each page's
     /// first attempt where `replica` prefers, also returning the timestamp
-    /// the pages were read at (`None` for `Latest`). A `Now` or
-    /// bounded-staleness scan reads its first page so, and every later page
-    /// at that page's timestamp: one consistent snapshot across shards.
+    /// the pages were read at (`None` for `Latest`, unless `pin`). A
+    /// `Now` or bounded-staleness scan reads its first page so, and every
+    /// later page at that page's timestamp: one consistent snapshot across
+    /// shards. A `Latest` scan reads each page at its shard's latest state,
+    /// or, with `pin` (a single-shard read-only transaction's first read),
+    /// the first so and the rest at its timestamp.
     pub(crate) async fn scan_pinned(
         &self,
         (start, end, order): (&[u8], &[u8], ScanOrder),
         limit: usize,
-        mut mode: ReadMode,
+        (mut mode, pin): (ReadMode, bool),
         replica: ReplicaPreference,
     ) -> Result<(Vec<KeyValue>, Option<Timestamp>)> {
         if !end.is_empty() && end <= start {
@@ -1053,7 +1056,7 @@ impl Client {
                 })
                 .await;
             let page = with_read_ts(result, mode)?.into_inner();
-            if !matches!(mode, ReadMode::Latest) {
+            if pin || !matches!(mode, ReadMode::Latest) {
                 let ts = Timestamp::from_nanos(page.read_ts);
                 read_ts = Some(ts);
                 mode = ReadMode::At(ts);

@@ -607,7 +607,7 @@ impl Txn {
         }
         let want = limit.saturating_add(self.deletes_within(start, end));
         let replica = ReplicaPreference::Auto;
-        let (read, _) = self.client.scan_pinned(range, want, ReadMode::Latest, replica).await?;
+        let (read, _) = self.client.scan_pinned(range, want, (ReadMode::Latest, false), replica).await?;
         let found = read.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
         Ok(self.with_own_writes(found, range, limit))
     }
@@ -1202,7 +1202,9 @@ impl ReadOnlyTxn {
     async fn scan_ordered(&mut self, range: (&[u8], &[u8], ScanOrder), limit: usize) -> Result<Vec<KeyValue>> {
         // The first page fixes the timestamp when none is yet; every other
         // page, here and later, is read at it.
-        let (pairs, read_ts) = self.client.scan_pinned(range, limit, self.mode(), self.preference()).await?;
+        // A first read fixes the timestamp, a `Latest` one too.
+        let mode = (self.mode(), true);
+        let (pairs, read_ts) = self.client.scan_pinned(range, limit, mode, self.preference()).await?;
         if let Some(ts) = read_ts {
             self.read_ts.get_or_insert(ts);
         }

@@ -91,6 +91,32 @@ pub struct ScanPage {
     pub newest_ts: Timestamp,
 }
 
+/// A scan's page as it fills: at most `limit` pairs and about
+/// `bytes_max` bytes (always at least one pair if there is one).
+struct PageFill {
+    page: ScanPage,
+    bytes: usize,
+    limit: usize,
+    bytes_max: usize,
+}
+
+impl PageFill {
+    /// Takes `key`'s newest version the read sees, at `ts` (`None`: a
+    /// tombstone, which hides the key and returns nothing, but is news
+    /// too); false, taking nothing, if it is a pair and the page is full.
+    fn take(&mut self, key: &[u8], ts: Timestamp, value: Option<Vec<u8>>) -> bool {
+        if let Some(value) = value {
+            if self.page.pairs.len() >= self.limit || self.bytes >= self.bytes_max {
+                return false;
+            }
+            self.bytes += key.len() + value.len();
+            self.page.pairs.push((key.to_vec(), value, ts));
+        }
+        self.page.newest_ts = self.page.newest_ts.max(ts);
+        true
+    }
+}
+
 /// What [`Reader::count_keys`] found: `keys` keys in `bytes` bytes of
 /// versions, the whole range if `complete`, else only its beginning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,8 +291,7 @@ impl<'a> Reader<'a> {
         let (lower, upper) = range_bounds(start, end);
         let mut it = self.db().raw_iterator_cf_opt(cf, self.read_opts(upper));
         it.seek(lower);
-        let mut page = ScanPage::default();
-        let mut bytes = 0usize;
+        let mut fill = PageFill { page: ScanPage::default(), bytes: 0, limit, bytes_max };
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (user_key, ts) = decode_version_key(k).map_err(malformed)?;
             if ts > read_ts {
@@ -274,20 +299,14 @@ impl<'a> Reader<'a> {
                 it.next();
                 continue;
             }
-            if let Some(value) = decode_value(v)? {
-                if page.pairs.len() >= limit || bytes >= bytes_max {
-                    page.resume_key = Some(user_key);
-                    return Ok(page);
-                }
-                bytes += user_key.len() + value.len();
-                page.pairs.push((user_key.clone(), value, ts));
+            if !fill.take(&user_key, ts, decode_value(v)?) {
+                fill.page.resume_key = Some(user_key);
+                return Ok(fill.page);
             }
-            // A pair returned, or a tombstone that hides the key.
-            page.newest_ts = page.newest_ts.max(ts);
             it.seek(after_all_versions(&user_key));
         }
         it.status()?;
-        Ok(page)
+        Ok(fill.page)
     }
 
     /// Like [`Reader::scan`], in descending key order: the live keys of
@@ -309,8 +328,7 @@ impl<'a> Reader<'a> {
         opts.set_iterate_lower_bound(lower);
         let mut it = self.db().raw_iterator_cf_opt(cf, opts);
         it.seek_to_last();
-        let mut page = ScanPage::default();
-        let mut bytes = 0usize;
+        let mut fill = PageFill { page: ScanPage::default(), bytes: 0, limit, bytes_max };
         // At the oldest version of a key (versions sort newest first):
         // find its newest at or below `read_ts`, then step below the key.
         while let Some(k) = it.key() {
@@ -324,24 +342,18 @@ impl<'a> Reader<'a> {
                 _ => None,
             };
             if let Some((ts, value)) = visible {
-                if let Some(value) = value {
-                    if page.pairs.len() >= limit || bytes >= bytes_max {
-                        let mut resume = user_key;
-                        resume.push(0);
-                        page.resume_key = Some(resume);
-                        return Ok(page);
-                    }
-                    bytes += user_key.len() + value.len();
-                    page.pairs.push((user_key.clone(), value, ts));
+                if !fill.take(&user_key, ts, value) {
+                    let mut resume = user_key;
+                    resume.push(0);
+                    fill.page.resume_key = Some(resume);
+                    return Ok(fill.page);
                 }
-                // A pair returned, or a tombstone that hides the key.
-                page.newest_ts = page.newest_ts.max(ts);
             }
             it.seek(keycode::version_key(&user_key, Timestamp::MAX));
             it.prev();
         }
         it.status()?;
-        Ok(page)
+        Ok(fill.page)
     }
 
     /// The first key in `[start, end)` with any version stored,

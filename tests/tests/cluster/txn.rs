@@ -694,6 +694,14 @@ async fn read_only_transactions_read_one_consistent_snapshot() -> anyhow::Result
     assert_eq!(all.iter().map(|kv| kv.value.as_slice()).collect::<Vec<_>>(), [b"2", b"2"]);
     let read_ts = fresh.read_ts().expect("fixed by the scan");
     assert!(read_ts >= t2 && all.iter().all(|kv| kv.version_ts <= read_ts));
+    // So is a single-shard one's (its first read at the shard's latest
+    // state): a write after it is not seen by its later reads.
+    client.put(b"avocado", b"old").await?;
+    let mut single = client.read_only_single_shard();
+    assert_eq!(single.scan(b"a", b"b", 10).await?.len(), 2);
+    assert!(single.read_ts().is_some(), "fixed by the scan");
+    client.put(b"avocado", b"new").await?;
+    assert_eq!(single.get(b"avocado").await?, Some(b"old".to_vec()), "the scan's snapshot, not the write after it");
     let mut stale = client.bounded_staleness(Duration::from_secs(10));
     let v = stale.get(b"apple").await?;
     assert!(v == Some(b"2".to_vec()) || v == Some(b"1".to_vec()));
