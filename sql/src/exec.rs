@@ -1650,6 +1650,10 @@ impl Operator for Limit<'_> {
         if !self.skipped {
             self.skipped = true;
             let offset = count_value(self.offset, "OFFSET", cx)?.unwrap_or(0);
+            if self.remaining == Some(Some(0)) {
+                // LIMIT 0 reads nothing, its OFFSET's rows neither.
+                return Ok(None);
+            }
             if let Some(Some(limit)) = self.remaining {
                 self.input.expect_rows(limit.saturating_add(offset));
             }

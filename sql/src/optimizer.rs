@@ -637,12 +637,13 @@ fn min_max_from_index(aggregate: Node) -> Node {
             None => return Node::Aggregate { input, group_by, aggregates },
         },
     };
-    let not_null = Expr::Not(Box::new(Expr::IsNull(Box::new(arg))));
-    let first = Node::Limit {
-        input: Box::new(Node::Filter { input: Box::new(ordered), predicate: not_null }),
-        limit: Some(Expr::Constant(Value::Int8(1))),
-        offset: None,
+    // NULLs dropped (no filter where the column has none: the LIMIT then
+    // reads one row, not a filter's few more).
+    let values = match nullable(&ordered, &arg) {
+        true => Node::Filter { input: Box::new(ordered), predicate: Expr::Not(Box::new(Expr::IsNull(Box::new(arg)))) },
+        false => ordered,
     };
+    let first = Node::Limit { input: Box::new(values), limit: Some(Expr::Constant(Value::Int8(1))), offset: None };
     Node::Aggregate { input: Box::new(first), group_by, aggregates }
 }
 
