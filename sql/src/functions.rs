@@ -537,8 +537,63 @@ pub const REGEX_BYTES_MAX: usize = 1024 * 1024;
 thread_local! {
     /// The last pattern compiled on this thread: a `WHERE name ~ 'x'` over
     /// many rows compiles it once.
-    static LAST_REGEX: std::cell::RefCell<Option<(String, bool, regex::Regex)>> =
+    static LAST_REGEX: std::cell::RefCell<Option<(String, RegexOptions, regex::Regex)>> =
         const { std::cell::RefCell::new(None) };
+}
+
+/// How a pattern is read: the PostgreSQL regular expression flags SpanDB
+/// takes ([`regex_flags`]). The default is PostgreSQL's: case matters,
+/// `.` matches a newline, and `^` and `$` match only at the ends of the
+/// string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RegexOptions {
+    case_insensitive: bool,
+    /// `.` matches a newline (not under `n` or `p`).
+    dot_matches_newline: bool,
+    /// `^` and `$` also match at the ends of lines (`n`, `w`).
+    lines: bool,
+    /// Whitespace and `#` comments in the pattern are ignored (`x`).
+    expanded: bool,
+    /// The pattern is a literal string (`q`).
+    literal: bool,
+}
+
+impl RegexOptions {
+    const DEFAULT: RegexOptions =
+        RegexOptions { case_insensitive: false, dot_matches_newline: true, lines: false, expanded: false, literal: false };
+
+    fn case_insensitive(case_insensitive: bool) -> RegexOptions {
+        RegexOptions { case_insensitive, ..RegexOptions::DEFAULT }
+    }
+}
+
+/// A regular expression function's `flags` argument: its options, and
+/// whether `g` (every match) was given. Flags later in the string win, as
+/// in PostgreSQL. `b` and `e` (basic and extended syntax) are 0A000;
+/// unknown flags 22023. Newline-sensitive matching (`n`, `p`) keeps a
+/// negated bracket (`[^a]`) matching a newline, where PostgreSQL's does
+/// not.
+fn regex_flags(flags: &str) -> Result<(RegexOptions, bool)> {
+    let (mut o, mut global) = (RegexOptions::DEFAULT, false);
+    for flag in flags.chars() {
+        match flag {
+            'c' => o.case_insensitive = false,
+            'i' => o.case_insensitive = true,
+            'g' => global = true,
+            'n' | 'm' => (o.dot_matches_newline, o.lines) = (false, true),
+            'p' => (o.dot_matches_newline, o.lines) = (false, false),
+            's' => (o.dot_matches_newline, o.lines) = (true, false),
+            'w' => (o.dot_matches_newline, o.lines) = (true, true),
+            't' => o.expanded = false,
+            'x' => o.expanded = true,
+            'q' => o.literal = true,
+            'b' | 'e' => {
+                return sql_err!(FeatureNotSupported, "regular expression option \"{flag}\" is not supported")
+            }
+            other => return sql_err!(InvalidParameterValue, "invalid regular expression option: \"{other}\""),
+        }
+    }
+    Ok((o, global))
 }
 
 /// Whether `pattern` matches somewhere in `s` (`~`; `~*` ignores case).
@@ -547,7 +602,7 @@ thread_local! {
 /// alternation, repetition) but has no back-references or lookaround:
 /// those are 2201B, as is any pattern that does not compile.
 fn regex_matches(s: &str, pattern: &str, case_insensitive: bool) -> Result<bool> {
-    with_regex(pattern, case_insensitive, |re| re.is_match(s))
+    with_regex(pattern, RegexOptions::case_insensitive(case_insensitive), |re| re.is_match(s))
 }
 
 /// `x SIMILAR TO pattern [ESCAPE e]` as a regular expression matching
@@ -640,7 +695,7 @@ fn similar_to_escape(pattern: &str, escape: &str) -> Result<String> {
 /// `regexp_split_to_array(s, pattern)`: `s` cut at every match of
 /// `pattern` (an empty match cuts between characters, as in PostgreSQL).
 fn regexp_split(s: &str, pattern: &str) -> Result<Vec<String>> {
-    with_regex(pattern, false, |re| {
+    with_regex(pattern, RegexOptions::DEFAULT, |re| {
         let mut parts = Vec::new();
         let mut start = 0;
         for m in re.find_iter(s) {
@@ -731,26 +786,16 @@ fn width_bucket(x: f64, low: f64, high: f64, count: i32) -> Result<Value> {
 
 /// `regexp_match(s, pattern [, flags])`: the first match's groups as a
 /// text array (a group that took no part: NULL), or the whole match when
-/// the pattern has no groups; NULL for no match. Flags `i` and `c` as
-/// for `regexp_replace`; `g` is 22023, as in PostgreSQL (that is
+/// the pattern has no groups; NULL for no match. Flags as
+/// [`regex_flags`] takes them; `g` is 22023, as in PostgreSQL (that is
 /// `regexp_matches`, a set-returning function).
 fn regexp_match(s: &str, pattern: &str, flags: &str) -> Result<Value> {
-    let mut case_insensitive = false;
-    for flag in flags.chars() {
-        match flag {
-            'i' => case_insensitive = true,
-            'c' => case_insensitive = false,
-            'g' => {
-                return Err(Error::new(
-                    SqlState::InvalidParameterValue,
-                    "regexp_match() does not support the \"global\" option",
-                )
-                .with_hint("Use the regexp_matches function instead."))
-            }
-            other => return sql_err!(InvalidParameterValue, "invalid regular expression option: \"{other}\""),
-        }
+    let (options, global) = regex_flags(flags)?;
+    if global {
+        return Err(Error::new(SqlState::InvalidParameterValue, "regexp_match() does not support the \"global\" option")
+            .with_hint("Use the regexp_matches function instead."));
     }
-    with_regex(pattern, case_insensitive, |re| {
+    with_regex(pattern, options, |re| {
         let Some(captures) = re.captures(s) else { return Value::Null };
         let groups: Vec<Value> = match captures.len() {
             1 => vec![Value::Text(captures[0].to_string())],
@@ -765,20 +810,12 @@ fn regexp_match(s: &str, pattern: &str, flags: &str) -> Result<Value> {
 }
 
 /// `regexp_replace(source, pattern, replacement [, flags])`: the first
-/// match (every one with flag `g`; `i` ignores case, `c` does not)
-/// replaced; in the replacement `\1` to `\9` are the groups, `\&` the
-/// whole match, `\\` a backslash, and any other backslash itself.
+/// match (every one with flag `g`; other flags as [`regex_flags`] takes
+/// them) replaced; in the replacement `\1` to `\9` are the groups, `\&`
+/// the whole match, `\\` a backslash, and any other backslash itself.
 fn regexp_replace(s: &str, pattern: &str, replacement: &str, flags: &str) -> Result<String> {
-    let (mut global, mut case_insensitive) = (false, false);
-    for flag in flags.chars() {
-        match flag {
-            'g' => global = true,
-            'i' => case_insensitive = true,
-            'c' => case_insensitive = false,
-            other => return sql_err!(InvalidParameterValue, "invalid regular expression option: \"{other}\""),
-        }
-    }
-    with_regex(pattern, case_insensitive, |re| {
+    let (options, global) = regex_flags(flags)?;
+    with_regex(pattern, options, |re| {
         let mut out = String::new();
         // Every piece is measured before it is added: a replacement of
         // many `\&` over a long match must not allocate without bound.
@@ -828,13 +865,18 @@ fn regexp_replace(s: &str, pattern: &str, replacement: &str, flags: &str) -> Res
     })?
 }
 
-/// Runs `f` on `pattern` compiled (the thread's last pattern is kept).
-fn with_regex<T>(pattern: &str, case_insensitive: bool, f: impl FnOnce(&regex::Regex) -> T) -> Result<T> {
+/// Runs `f` on `pattern` compiled with `options` (the thread's last
+/// pattern is kept).
+fn with_regex<T>(pattern: &str, options: RegexOptions, f: impl FnOnce(&regex::Regex) -> T) -> Result<T> {
     LAST_REGEX.with(|last| {
         let mut last = last.borrow_mut();
-        if !matches!(&*last, Some((p, ci, _)) if p == pattern && *ci == case_insensitive) {
-            let compiled = regex::RegexBuilder::new(pattern)
-                .case_insensitive(case_insensitive)
+        if !matches!(&*last, Some((p, o, _)) if p == pattern && *o == options) {
+            let source = if options.literal { regex::escape(pattern) } else { pattern.to_string() };
+            let compiled = regex::RegexBuilder::new(&source)
+                .case_insensitive(options.case_insensitive)
+                .dot_matches_new_line(options.dot_matches_newline)
+                .multi_line(options.lines)
+                .ignore_whitespace(options.expanded && !options.literal)
                 .size_limit(REGEX_BYTES_MAX)
                 .dfa_size_limit(REGEX_BYTES_MAX)
                 .build()
@@ -842,7 +884,7 @@ fn with_regex<T>(pattern: &str, case_insensitive: bool, f: impl FnOnce(&regex::R
                     let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
                     Error::new(SqlState::InvalidRegularExpression, format!("invalid regular expression: {first}"))
                 })?;
-            *last = Some((pattern.to_string(), case_insensitive, compiled));
+            *last = Some((pattern.to_string(), options, compiled));
         }
         Ok(f(&last.as_ref().expect("just set").2))
     })
