@@ -278,6 +278,10 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("regexp_split_to_array", &[P::Text, P::Text], T::Array(&T::Text)),
     ("regexp_match", &[P::Text, P::Text], T::Array(&T::Text)),
     ("regexp_match", &[P::Text, P::Text, P::Text], T::Array(&T::Text)),
+    // regexp_matches (set-returning) in FROM: the matches' starts
+    // unnested, each match's groups at its start (planner).
+    ("regexp_match_starts", &[P::Text, P::Text, P::Text], T::Array(&T::Int4)),
+    ("regexp_match_at", &[P::Text, P::Text, P::Text, P::Int], T::Array(&T::Text)),
     ("regexp_replace", &[P::Text, P::Text, P::Text], T::Text),
     ("regexp_replace", &[P::Text, P::Text, P::Text, P::Text], T::Text),
     ("string_to_array", &[P::Text, P::Text], T::Array(&T::Text)),
@@ -559,8 +563,13 @@ struct RegexOptions {
 }
 
 impl RegexOptions {
-    const DEFAULT: RegexOptions =
-        RegexOptions { case_insensitive: false, dot_matches_newline: true, lines: false, expanded: false, literal: false };
+    const DEFAULT: RegexOptions = RegexOptions {
+        case_insensitive: false,
+        dot_matches_newline: true,
+        lines: false,
+        expanded: false,
+        literal: false,
+    };
 
     fn case_insensitive(case_insensitive: bool) -> RegexOptions {
         RegexOptions { case_insensitive, ..RegexOptions::DEFAULT }
@@ -587,9 +596,7 @@ fn regex_flags(flags: &str) -> Result<(RegexOptions, bool)> {
             't' => o.expanded = false,
             'x' => o.expanded = true,
             'q' => o.literal = true,
-            'b' | 'e' => {
-                return sql_err!(FeatureNotSupported, "regular expression option \"{flag}\" is not supported")
-            }
+            'b' | 'e' => return sql_err!(FeatureNotSupported, "regular expression option \"{flag}\" is not supported"),
             other => return sql_err!(InvalidParameterValue, "invalid regular expression option: \"{other}\""),
         }
     }
@@ -792,21 +799,59 @@ fn width_bucket(x: f64, low: f64, high: f64, count: i32) -> Result<Value> {
 fn regexp_match(s: &str, pattern: &str, flags: &str) -> Result<Value> {
     let (options, global) = regex_flags(flags)?;
     if global {
-        return Err(Error::new(SqlState::InvalidParameterValue, "regexp_match() does not support the \"global\" option")
-            .with_hint("Use the regexp_matches function instead."));
+        return Err(Error::new(
+            SqlState::InvalidParameterValue,
+            "regexp_match() does not support the \"global\" option",
+        )
+        .with_hint("Use the regexp_matches function instead."));
     }
+    with_regex(pattern, options, |re| re.captures(s).map_or(Value::Null, |c| match_groups(&c)))
+}
+
+/// A match's groups as a text array (a group that took no part: NULL),
+/// or the whole match when the pattern has no groups.
+fn match_groups(captures: &regex::Captures<'_>) -> Value {
+    let groups: Vec<Value> = match captures.len() {
+        1 => vec![Value::Text(captures[0].to_string())],
+        _ => captures.iter().skip(1).map(|g| g.map_or(Value::Null, |m| Value::Text(m.as_str().to_string()))).collect(),
+    };
+    Value::Array(&T::Text, groups)
+}
+
+/// Where `regexp_matches(s, pattern, flags)`'s rows' matches start (byte
+/// offsets): the first match's, or with `g` every match's, an empty match
+/// right after another counting, as in PostgreSQL (`regexp_matches('aaa',
+/// 'a*', 'g')` is `{aaa}` and `{""}`).
+fn regexp_match_starts(s: &str, pattern: &str, flags: &str) -> Result<Value> {
+    let (options, global) = regex_flags(flags)?;
     with_regex(pattern, options, |re| {
-        let Some(captures) = re.captures(s) else { return Value::Null };
-        let groups: Vec<Value> = match captures.len() {
-            1 => vec![Value::Text(captures[0].to_string())],
-            _ => captures
-                .iter()
-                .skip(1)
-                .map(|g| g.map_or(Value::Null, |m| Value::Text(m.as_str().to_string())))
-                .collect(),
-        };
-        Value::Array(&T::Text, groups)
-    })
+        let mut starts = Vec::new();
+        let mut at = 0;
+        while let Some(m) = re.find_at(s, at) {
+            let start = i32::try_from(m.start()).map_err(|_| {
+                Error::new(SqlState::ProgramLimitExceeded, "regexp_matches' string is too long".to_string())
+            })?;
+            starts.push(Value::Int4(start));
+            at = match s[m.end()..].chars().next() {
+                _ if !m.is_empty() => m.end(),
+                Some(c) => m.end() + c.len_utf8(),
+                None => break,
+            };
+            if !global {
+                break;
+            }
+        }
+        Ok(Value::Array(&T::Int4, starts))
+    })?
+}
+
+/// The groups ([`match_groups`]) of the match of `pattern` in `s` that
+/// starts at byte `start` (one of [`regexp_match_starts`]'s).
+fn regexp_match_at(s: &str, pattern: &str, flags: &str, start: i64) -> Result<Value> {
+    let (options, _) = regex_flags(flags)?;
+    let start = usize::try_from(start).ok().filter(|&i| s.is_char_boundary(i));
+    let Some(start) = start else { return sql_err!(InternalError, "regexp_matches: no match starts at {start:?}") };
+    with_regex(pattern, options, |re| re.captures_at(s, start).map_or(Value::Null, |c| match_groups(&c)))
 }
 
 /// `regexp_replace(source, pattern, replacement [, flags])`: the first
@@ -1472,6 +1517,8 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         }
         "similar_to_escape" => Value::Text(similar_to_escape(text(0)?, if n == 2 { text(1)? } else { "\\" })?),
         "regexp_match" => regexp_match(text(0)?, text(1)?, if n == 3 { text(2)? } else { "" })?,
+        "regexp_match_starts" => regexp_match_starts(text(0)?, text(1)?, text(2)?)?,
+        "regexp_match_at" => regexp_match_at(text(0)?, text(1)?, text(2)?, int(3)?)?,
         "regexp_split_to_array" => {
             let parts = regexp_split(text(0)?, text(1)?)?;
             Value::Array(&T::Text, parts.into_iter().map(Value::Text).collect())

@@ -2430,6 +2430,36 @@ impl<'a> Planner<'a> {
         Ok((node, scope))
     }
 
+    /// `regexp_matches(s, pattern [, flags])`: a row per match (the first,
+    /// or every one with flag `g`), its groups as a text array: the
+    /// matches' starts unnested, each row's groups found at its start.
+    fn plan_regexp_matches(
+        &mut self,
+        args: &[ast::FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> Result<(Node, Scope)> {
+        let mut bound = Vec::new();
+        for a in args {
+            let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = a else {
+                return sql_err!(SyntaxError, "regexp_matches takes plain arguments");
+            };
+            let b = self.bind_expr(e, &Scope::default())?;
+            bound.push(self.coerce_loose(b, DataType::Text)?);
+        }
+        if !(2..=3).contains(&bound.len()) {
+            return sql_err!(UndefinedFunction, "function regexp_matches takes 2 or 3 arguments");
+        }
+        if bound.len() == 2 {
+            bound.push(Expr::Constant(Value::Text(String::new())));
+        }
+        let starts = Node::Unnest { array: Expr::Function("regexp_match_starts".into(), bound.clone()) };
+        bound.push(Expr::Column(0));
+        let node =
+            Node::Project { input: Box::new(starts), exprs: vec![Expr::Function("regexp_match_at".into(), bound)] };
+        let texts = DataType::array_of(DataType::Text).expect("text[] exists");
+        Ok((node, function_scope("regexp_matches", texts, alias)?))
+    }
+
     /// `unnest(array)`: a row per element.
     fn plan_unnest(&mut self, e: &ast::Expr, alias: Option<&ast::TableAlias>) -> Result<(Node, Scope)> {
         let b = self.bind_expr(e, &Scope::default())?;
@@ -2484,6 +2514,9 @@ impl<'a> Planner<'a> {
         }
         if is_jsonb_rows_function(name) {
             return self.plan_jsonb_rows(name, args, alias);
+        }
+        if name == "regexp_matches" {
+            return self.plan_regexp_matches(args, alias);
         }
         if name != "generate_series" {
             return sql_err!(UndefinedFunction, "function {name} does not exist");

@@ -45,7 +45,7 @@ pub(super) const LIFTED: &str = "?srf";
 
 /// The set-returning functions of one column a select list may call.
 pub(super) fn is_set_returning(name: &str) -> bool {
-    matches!(name, "generate_series" | "unnest")
+    matches!(name, "generate_series" | "unnest" | "regexp_matches")
         || (is_jsonb_rows_function(name) && !matches!(name, "jsonb_each" | "jsonb_each_text"))
 }
 
@@ -186,6 +186,10 @@ fn replaced(e: &ast::Expr, lifted: &mut Option<ast::Function>) -> Result<Option<
         },
         E::UnaryOp { op, expr } => boxed(expr, lifted)?.map(|expr| E::UnaryOp { op: *op, expr }),
         E::Nested(expr) => boxed(expr, lifted)?.map(E::Nested),
+        // `(regexp_matches(s, p, 'g'))[1]`
+        E::CompoundFieldAccess { root, access_chain } => {
+            boxed(root, lifted)?.map(|root| E::CompoundFieldAccess { root, access_chain: access_chain.clone() })
+        }
         E::IsNull(expr) => boxed(expr, lifted)?.map(E::IsNull),
         E::IsNotNull(expr) => boxed(expr, lifted)?.map(E::IsNotNull),
         E::Cast { kind, expr, data_type, format } => boxed(expr, lifted)?.map(|expr| E::Cast {
