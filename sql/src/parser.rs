@@ -108,6 +108,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         check_expression_depth(&group)?;
         let (mut tokens, as_of) = cut_as_of(sql, group)?;
         spell_copy_booleans(&mut tokens);
+        unkeyword_top(&mut tokens);
         if tokens.iter().all(|t| is_trivia(&t.token)) {
             continue;
         }
@@ -431,6 +432,28 @@ fn spell_copy_booleans(tokens: &mut [TokenWithSpan]) {
             _ => continue,
         };
         tokens[w[1]].token = Token::make_keyword(spelled);
+    }
+}
+
+/// PostgreSQL has no `TOP`: a `top` first in a select list is a column
+/// (`SELECT top, id FROM scores`), which sqlparser would take for SQL
+/// Server's `TOP n`: quote it.
+fn unkeyword_top(tokens: &mut [TokenWithSpan]) {
+    let solid: Vec<usize> = tokens.iter().enumerate().filter(|(_, t)| !is_trivia(&t.token)).map(|(i, _)| i).collect();
+    for (n, &i) in solid.iter().enumerate() {
+        if !is_keyword(&tokens[i].token, Keyword::SELECT) {
+            continue;
+        }
+        let mut next = solid.get(n + 1).copied();
+        if let Some(j) = next
+            .filter(|&j| is_keyword(&tokens[j].token, Keyword::DISTINCT) || is_keyword(&tokens[j].token, Keyword::ALL))
+        {
+            next = solid.iter().position(|&k| k == j).and_then(|p| solid.get(p + 1).copied());
+        }
+        if let Some(j) = next.filter(|&j| is_keyword(&tokens[j].token, Keyword::TOP)) {
+            tokens[j].token =
+                Token::Word(Word { value: "top".into(), quote_style: Some('"'), keyword: Keyword::NoKeyword });
+        }
     }
 }
 
