@@ -600,7 +600,56 @@ fn regex_flags(flags: &str) -> Result<(RegexOptions, bool)> {
             other => return sql_err!(InvalidParameterValue, "invalid regular expression option: \"{other}\""),
         }
     }
+    if o.literal && (o.expanded || !o.dot_matches_newline || o.lines) {
+        // As PostgreSQL's regcomp: a literal has no syntax to expand, nor lines.
+        return sql_err!(InvalidRegularExpression, "invalid regular expression: invalid argument to regex function");
+    }
     Ok((o, global))
+}
+
+/// An expanded pattern (flag `x`) without its whitespace and `#`
+/// comments, which PostgreSQL drops outside bracket expressions only (so
+/// `[ ]` is a space); a backslash keeps the character after it.
+fn unexpanded(pattern: &str) -> String {
+    let (mut out, mut chars) = (String::with_capacity(pattern.len()), pattern.chars());
+    // In a bracket expression: its members so far, and whether it began
+    // with `^` (a `]` first, after any `^`, is a member, not the end).
+    let mut bracket: Option<(usize, bool)> = None;
+    while let Some(c) = chars.next() {
+        match (bracket, c) {
+            (_, '\\') => {
+                out.push(c);
+                out.extend(chars.next());
+                bracket = bracket.map(|(n, caret)| (n + 1, caret));
+            }
+            (Some((0, false)), '^') => {
+                out.push(c);
+                bracket = Some((0, true));
+            }
+            (Some((n, _)), ']') if n > 0 => {
+                out.push(c);
+                bracket = None;
+            }
+            (Some((n, caret)), c) => {
+                out.push(c);
+                bracket = Some((n + 1, caret));
+            }
+            (None, '[') => {
+                out.push(c);
+                bracket = Some((0, false));
+            }
+            (None, '#') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            (None, c) if c.is_whitespace() => {}
+            (None, c) => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether `pattern` matches somewhere in `s` (`~`; `~*` ignores case).
@@ -916,12 +965,15 @@ fn with_regex<T>(pattern: &str, options: RegexOptions, f: impl FnOnce(&regex::Re
     LAST_REGEX.with(|last| {
         let mut last = last.borrow_mut();
         if !matches!(&*last, Some((p, o, _)) if p == pattern && *o == options) {
-            let source = if options.literal { regex::escape(pattern) } else { pattern.to_string() };
+            let source = match (options.literal, options.expanded) {
+                (true, _) => regex::escape(pattern),
+                (false, true) => unexpanded(pattern),
+                (false, false) => pattern.to_string(),
+            };
             let compiled = regex::RegexBuilder::new(&source)
                 .case_insensitive(options.case_insensitive)
                 .dot_matches_new_line(options.dot_matches_newline)
                 .multi_line(options.lines)
-                .ignore_whitespace(options.expanded && !options.literal)
                 .size_limit(REGEX_BYTES_MAX)
                 .dfa_size_limit(REGEX_BYTES_MAX)
                 .build()
@@ -1399,7 +1451,7 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
             Some(Value::TimestampTz(us)) => Value::Float8(timestamptz_part(text(0)?, *us)?),
             _ => Value::Float8(date_part(text(0)?, timestamp_arg(args, 1)?)?),
         },
-        "extract" => Value::Numeric(extract(text(0)?, &args[1])?),
+        "extract" => extract(text(0)?, &args[1])?.map_or(Value::Null, Value::Numeric),
         "date_trunc" => match args.get(1) {
             // On the session zone's calendar: a day starts at its midnight
             // (the offset then); a smaller unit keeps the input's offset,
@@ -1771,8 +1823,11 @@ fn date_part(field: &str, us: i64) -> Result<f64> {
         "week" => f64::from(t.iso_week().week()),
         "month" => f64::from(t.month()),
         "quarter" => f64::from((t.month() - 1) / 3 + 1),
-        "year" => year,
-        "isoyear" => f64::from(t.iso_week().year()),
+        // chrono counts 1 BC as year 0; PostgreSQL as -1.
+        "year" if t.year() > 0 => year,
+        "year" => year - 1.0,
+        "isoyear" if t.iso_week().year() > 0 => f64::from(t.iso_week().year()),
+        "isoyear" => f64::from(t.iso_week().year()) - 1.0,
         "decade" => (year / 10.0).floor(),
         "century" if t.year() > 0 => ((year - 1.0) / 100.0).floor() + 1.0,
         "century" => -(((-year) / 100.0).floor() + 1.0),
@@ -1825,7 +1880,28 @@ fn time_part(field: &str, us: i64) -> Result<f64> {
 /// with six digits after the point (`9.500000`), milliseconds with three,
 /// the others whole; a date has no time of day (0A000) and its epoch is
 /// whole.
-fn extract(field: &str, v: &Value) -> Result<numeric::Decimal> {
+fn extract(field: &str, v: &Value) -> Result<Option<numeric::Decimal>> {
+    let infinite = match v {
+        Value::Timestamp(us) | Value::TimestampTz(us) => *us == i64::MIN || *us == i64::MAX,
+        Value::Date(_) => matches!(v.as_micros(), Some(i64::MIN | i64::MAX)),
+        _ => false,
+    };
+    if !infinite {
+        return extract_finite(field, v).map(Some);
+    }
+    // As PostgreSQL: the fields that repeat have no value at infinity;
+    // those that grow are infinite, which numeric here cannot hold.
+    match field.to_ascii_lowercase().as_str() {
+        "year" | "isoyear" | "decade" | "century" | "millennium" | "julian" | "epoch" => sql_err!(
+            NumericValueOutOfRange,
+            "extract({field}) of an infinite value is infinite, which numeric cannot hold here"
+        ),
+        _ => Ok(None),
+    }
+}
+
+/// [`extract`] of a finite value.
+fn extract_finite(field: &str, v: &Value) -> Result<numeric::Decimal> {
     use numeric::Decimal;
     let unit = field.to_ascii_lowercase();
     let unit = unit.trim_end_matches('s');

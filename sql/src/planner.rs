@@ -2432,7 +2432,17 @@ impl<'a> Planner<'a> {
 
     /// `regexp_matches(s, pattern [, flags])`: a row per match (the first,
     /// or every one with flag `g`), its groups as a text array: the
-    /// matches' starts unnested, each row's groups found at its start.
+    /// arguments evaluated once (a row of VALUES, so a volatile one is one
+    /// string), then laterally the matches' starts unnested, each row's
+    /// groups found at its start.
+    ///
+    /// ```text
+    /// Project [#3]
+    ///   LateralJoin Inner
+    ///     Values [(s, pattern, flags)]
+    ///     Project [regexp_match_at(outer1#0, outer1#1, outer1#2, #0)]
+    ///       Unnest regexp_match_starts(outer1#0, outer1#1, outer1#2)
+    /// ```
     fn plan_regexp_matches(
         &mut self,
         args: &[ast::FunctionArg],
@@ -2452,10 +2462,15 @@ impl<'a> Planner<'a> {
         if bound.len() == 2 {
             bound.push(Expr::Constant(Value::Text(String::new())));
         }
-        let starts = Node::Unnest { array: Expr::Function("regexp_match_starts".into(), bound.clone()) };
-        bound.push(Expr::Column(0));
-        let node =
-            Node::Project { input: Box::new(starts), exprs: vec![Expr::Function("regexp_match_at".into(), bound)] };
+        let arguments = Node::Values { rows: vec![bound], width: 3 };
+        let mut outer: Vec<Expr> = (0..3).map(|index| Expr::Outer { depth: 1, index }).collect();
+        let starts = Node::Unnest { array: Expr::Function("regexp_match_starts".into(), outer.clone()) };
+        outer.push(Expr::Column(0));
+        let at = Expr::Function("regexp_match_at".into(), outer);
+        let matches = Node::Project { input: Box::new(starts), exprs: vec![at] };
+        let lateral =
+            Node::Lateral { left: Box::new(arguments), right: Box::new(matches), kind: JoinKind::Inner, on: None };
+        let node = Node::Project { input: Box::new(lateral), exprs: vec![Expr::Column(3)] };
         let texts = DataType::array_of(DataType::Text).expect("text[] exists");
         Ok((node, function_scope("regexp_matches", texts, alias)?))
     }

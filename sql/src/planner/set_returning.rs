@@ -101,11 +101,12 @@ pub(super) fn lift(select: &ast::Select, order_by: &[ast::OrderByExpr]) -> Resul
         return sql_err!(FeatureNotSupported, "DISTINCT or ORDER BY in a call of {} is not supported", call.name);
     }
 
+    // ORDER BY the call, or an expression of it, sorts by the lifted
+    // column (another set-returning call there is 0A000).
     let mut order_by = order_by.to_vec();
-    let call_text = ast::Expr::Function(call.clone()).to_string();
     for o in &mut order_by {
-        if o.expr.to_string() == call_text {
-            o.expr = lifted_column();
+        if let Some(rewritten) = replaced(&o.expr, &mut Some(call.clone()))? {
+            o.expr = rewritten;
         }
     }
     let mut select = select.clone();
