@@ -5158,6 +5158,11 @@ fn figure_column_name(e: &ast::Expr) -> (String, u8) {
             },
         },
         ast::Expr::Nested(inner) => figure_column_name(inner),
+        // A field by its name; an element by what it is an element of.
+        ast::Expr::CompoundFieldAccess { root, access_chain } => match access_chain.last() {
+            Some(ast::AccessExpr::Dot(field)) => figure_column_name(field),
+            _ => figure_column_name(root),
+        },
         // Named after its ELSE when that has a name of its own.
         ast::Expr::Case { else_result, .. } => match else_result.as_deref().map(figure_column_name) {
             Some((name, 2)) => (name, 2),
@@ -5214,7 +5219,8 @@ fn pg_short_name(t: DataType) -> &'static str {
         DataType::Uuid => "uuid",
         DataType::Numeric(_) => "numeric",
         DataType::Jsonb => "jsonb",
-        DataType::Array(_) => "array",
+        // `'{1}'::int[]` is named as its element type.
+        DataType::Array(element) => pg_short_name(*element),
     }
 }
 
