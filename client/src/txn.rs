@@ -42,8 +42,8 @@
 //! shows the smallest above every version read with the shards' clocks
 //! skewed apart, and below one without the visibility wait.
 //!
-//! While the transaction is open, a background task heartbeats the shards
-//! it holds locks on (a silent transaction loses them after
+//! While the transaction is open, and through its commit, a background
+//! task heartbeats the shards it holds locks on (a silent transaction loses them after
 //! `KEEPALIVE_TIMEOUT`). A failed prepare aborts the transaction on every
 //! shard; a commit whose answer is lost is [`Error::Ambiguous`], never
 //! retried. Dropping an unfinished transaction rolls it back.
@@ -1200,9 +1200,8 @@ impl ReadOnlyTxn {
     }
 
     async fn scan_ordered(&mut self, range: (&[u8], &[u8], ScanOrder), limit: usize) -> Result<Vec<KeyValue>> {
-        // The first page fixes the timestamp when none is yet; every other
-        // page, here and later, is read at it.
-        // A first read fixes the timestamp, a `Latest` one too.
+        // The first page fixes the timestamp when none is yet (a `Latest`
+        // one too); every other page, here and later, is read at it.
         let mode = (self.mode(), true);
         let (pairs, read_ts) = self.client.scan_pinned(range, limit, mode, self.preference()).await?;
         if let Some(ts) = read_ts {

@@ -476,7 +476,13 @@ impl DataRequests {
             true => start.max(r.descriptor().start_key.as_slice()).to_vec(),
             false => start.to_vec(),
         };
-        let checked = self.check_route(r, range_ver, Access::Read, &mut std::iter::once(first.as_slice()))?;
+        // A reverse scan's load is recorded where it reads (its first pair,
+        // the highest: `record_reverse_load`), not at its start. Its start
+        // lies in the shard when its end does (checked below).
+        let checked = match reverse {
+            true => self.check_route(r, range_ver, Access::Read, &mut std::iter::empty())?,
+            false => self.check_route(r, range_ver, Access::Read, &mut std::iter::once(first.as_slice()))?,
+        };
         // Clip the range to the shard (as of the check); the client pages
         // across shards.
         let d = r.descriptor();
@@ -524,6 +530,9 @@ impl DataRequests {
             Self::check_watermark(&r, read_ts)?;
             scan_page(engine, ScanSpan { start: &start, end: &end, reverse: req.reverse }, read_ts, limit)
         })?;
+        if req.reverse {
+            record_reverse_load(&r, &page, &start);
+        }
         self.wait_visible(page.newest_ts).await?;
         let (pairs, resume_key) = page_to_proto(page);
         Ok(proto::ScanResponse { pairs, resume_key, read_ts: read_ts.as_nanos() })
@@ -865,9 +874,9 @@ impl DataRequests {
     /// A scan locks only what its page reads (`narrow_lock`): it first
     /// looks (without a lock) where a page of `limit` pairs would end,
     /// locks the span up to there, and reads that span again under the
-    /// lock. So `ORDER BY id
-    /// DESC LIMIT 20` locks the last twenty rows' span, not the shard's
-    /// whole range, and waits only for writers there. If keys came or went
+    /// lock. So `ORDER BY id DESC LIMIT 20` locks the last twenty rows'
+    /// span, not the shard's whole range, and waits only for writers
+    /// there. If keys came or went
     /// in between, the locked read is what counts: fewer pairs, with a
     /// resume key at the lock's edge, or a page cut short inside it.
     pub async fn txn_read(&self, req: proto::TxnReadRequest) -> Result<proto::TxnReadResponse> {
@@ -952,6 +961,9 @@ impl DataRequests {
         let locked = ScanSpan { start: &start, end: &end, reverse };
         let mut page =
             self.read_data(&r, checked, (&start, &end, true), |e| scan_page(e, locked, Timestamp::MAX, limit))?;
+        if reverse {
+            record_reverse_load(&r, &page, &start);
+        }
         // Nothing left in the locked span: the rest of the asked one
         // begins (or, reverse, ends) at the lock's edge.
         if page.resume_key.is_none() {
@@ -1154,6 +1166,14 @@ struct ScanBounds {
     end: Vec<u8>,
     limit: u32,
     range_ver: u64,
+}
+
+/// Records a reverse scan's load at the highest key its page read (else
+/// its start), where load-based splitting should see it: `ORDER BY id
+/// DESC LIMIT n` and `max(id)` read a shard's tail.
+fn record_reverse_load(r: &ReplicaShared, page: &ScanPage, start: &[u8]) {
+    let key = page.pairs.first().map_or(start, |(key, _, _)| key.as_slice());
+    r.record_load(key, Access::Read);
 }
 
 /// One page of a scan of `span` at `read_ts`, in its direction.

@@ -183,7 +183,9 @@ fn load_split_key(d: &ShardDescriptor, qps: f64, mut keys: Vec<Vec<u8>>, qps_max
     if qps_max == 0 || qps <= qps_max as f64 {
         return None;
     }
-    keys.retain(|k| d.contains(k) && k.as_slice() > d.start_key.as_slice());
+    // (A scan's continuation, a key with a zero byte appended, may be
+    // longer than any key: not a split point.)
+    keys.retain(|k| d.contains(k) && k.as_slice() > d.start_key.as_slice() && k.len() <= crate::limits::KEY_BYTES_MAX);
     if keys.len() < LOAD_SAMPLES_MIN {
         return None;
     }

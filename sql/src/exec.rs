@@ -1579,8 +1579,9 @@ struct Filter<'p> {
 }
 
 impl Operator for Filter<'_> {
-    // At least as many rows are read as pass; a few rows more, in case
-    // the filter drops some, rather than another round trip.
+    // At least as many rows are read as pass; for a LIMIT of fewer than a
+    // first page's, a first page, in case the filter drops some, rather
+    // than another round trip.
     fn expect_rows(&mut self, rows: u64) {
         self.input.expect_rows(rows.max(limits::SCAN_FIRST_PAGE_ROWS as u64))
     }

@@ -611,7 +611,7 @@ fn regex_flags(flags: &str) -> Result<(RegexOptions, bool)> {
 /// comments, which PostgreSQL drops outside bracket expressions only (so
 /// `[ ]` is a space); a backslash keeps the character after it.
 fn unexpanded(pattern: &str) -> String {
-    let (mut out, mut chars) = (String::with_capacity(pattern.len()), pattern.chars());
+    let (mut out, mut chars) = (String::with_capacity(pattern.len()), pattern.chars().peekable());
     // In a bracket expression: its members so far, and whether it began
     // with `^` (a `]` first, after any `^`, is a member, not the end).
     let mut bracket: Option<(usize, bool)> = None;
@@ -629,6 +629,21 @@ fn unexpanded(pattern: &str) -> String {
             (Some((n, _)), ']') if n > 0 => {
                 out.push(c);
                 bracket = None;
+            }
+            // A class, collating element or equivalence class
+            // (`[:alpha:]`) is one member, whatever it holds.
+            (Some((n, caret)), '[') if matches!(chars.peek(), Some(':' | '.' | '=')) => {
+                let delimiter = chars.next().expect("peeked");
+                out.push(c);
+                out.push(delimiter);
+                while let Some(d) = chars.next() {
+                    out.push(d);
+                    if d == delimiter && chars.peek() == Some(&']') {
+                        out.extend(chars.next());
+                        break;
+                    }
+                }
+                bracket = Some((n + 1, caret));
             }
             (Some((n, caret)), c) => {
                 out.push(c);
@@ -898,9 +913,10 @@ fn regexp_match_starts(s: &str, pattern: &str, flags: &str) -> Result<Value> {
 /// starts at byte `start` (one of [`regexp_match_starts`]'s).
 fn regexp_match_at(s: &str, pattern: &str, flags: &str, start: i64) -> Result<Value> {
     let (options, _) = regex_flags(flags)?;
-    let start = usize::try_from(start).ok().filter(|&i| s.is_char_boundary(i));
-    let Some(start) = start else { return sql_err!(InternalError, "regexp_matches: no match starts at {start:?}") };
-    with_regex(pattern, options, |re| re.captures_at(s, start).map_or(Value::Null, |c| match_groups(&c)))
+    let Some(at) = usize::try_from(start).ok().filter(|&i| s.is_char_boundary(i)) else {
+        return sql_err!(InvalidParameterValue, "regexp_match_at: no character starts at byte {start}");
+    };
+    with_regex(pattern, options, |re| re.captures_at(s, at).map_or(Value::Null, |c| match_groups(&c)))
 }
 
 /// `regexp_replace(source, pattern, replacement [, flags])`: the first

@@ -144,7 +144,9 @@ struct MemoryTxn {
     /// Written keys that must have no value at commit.
     absent: Vec<Vec<u8>>,
     read_keys: Vec<Vec<u8>>,
-    /// `[start, end]` inclusive of what a scan saw; empty end: unbounded.
+    /// What each scan saw: `start` to `end`, `end` included if the flag
+    /// says so (a full forward page, up to its last key); empty end:
+    /// unbounded.
     read_ranges: Vec<(Vec<u8>, Vec<u8>, bool)>,
     /// Reads at or after it (by the logical clock) and commits at or
     /// after it fail ([`Transaction::set_deadline`]).

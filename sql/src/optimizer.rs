@@ -32,8 +32,9 @@
 //!    varchar, bool, dates and timestamps, uuids; each key in the
 //!    direction the scan reads with PostgreSQL's default NULLs place
 //!    (which the encoding shares: last ascending, first descending).
-//!    Under a LIMIT, a sort of a whole table's scan (no index served its
-//!    WHERE) reads a secondary index in that order instead, each row by
+//!    Under a constant LIMIT (with its OFFSET) of at most
+//!    [`limits::INDEX_ORDER_ROWS_MAX`] rows, a sort of a whole table with
+//!    no WHERE reads a secondary index in that order instead, each row by
 //!    key: `ORDER BY created_at DESC LIMIT 20` reads twenty entries.
 //! 5. Lookup joins: an equi-join of a table with a side known to have few
 //!    rows ([`limits::LOOKUP_JOIN_ROWS_MAX`]: a LIMIT, a VALUES list, an
@@ -58,8 +59,9 @@
 //!
 //! 6. Min and max from an index: `min(x)` or `max(x)`, alone, of a
 //!    column that a scan reads in order (rule 4's test, either way
-//!    round, through a secondary index if the scan reads the whole
-//!    table) aggregates only the first non-NULL value of that order, so
+//!    round; through a secondary index if the scan reads the whole table
+//!    with no WHERE, and for a `max` only of a NOT NULL column, whose
+//!    index read backwards gives no NULLs first) aggregates only the first non-NULL value of that order, so
 //!    `SELECT max(id) FROM t` reads one row from the end of `t`'s primary
 //!    index (PostgreSQL's planagg does the same).
 //!

@@ -448,7 +448,8 @@ fn unkeyword_top(tokens: &mut [TokenWithSpan]) {
         if let Some(j) = next
             .filter(|&j| is_keyword(&tokens[j].token, Keyword::DISTINCT) || is_keyword(&tokens[j].token, Keyword::ALL))
         {
-            next = solid.iter().position(|&k| k == j).and_then(|p| solid.get(p + 1).copied());
+            debug_assert_eq!(solid.get(n + 1), Some(&j));
+            next = solid.get(n + 2).copied();
         }
         if let Some(j) = next.filter(|&j| is_keyword(&tokens[j].token, Keyword::TOP)) {
             tokens[j].token =

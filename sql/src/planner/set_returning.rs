@@ -23,7 +23,7 @@
 //!
 //! The lifted call's column is hidden from `*`, and the select list item
 //! keeps the name the call gave it (`unnest`). ORDER BY may repeat the
-//! call. Invariants: the rewrite changes nothing in a SELECT without such
+//! call, or an expression of it. Invariants: the rewrite changes nothing in a SELECT without such
 //! a call; the call sees exactly the columns the select list saw, and
 //! runs only for rows WHERE keeps (as in PostgreSQL: a row WHERE drops
 //! cannot make the call fail).
