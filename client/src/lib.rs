@@ -333,6 +333,27 @@ pub enum ScanOrder {
     Reverse,
 }
 
+impl ScanOrder {
+    /// Where a scan of `[start, end)` begins: at its start, or reverse, at
+    /// its end (the cursor [`ScanOrder::page`] reads from).
+    fn first_cursor(self, start: &[u8], end: &[u8]) -> Vec<u8> {
+        match self {
+            ScanOrder::Forward => start.to_vec(),
+            ScanOrder::Reverse => end.to_vec(),
+        }
+    }
+
+    /// The range a page read from `cursor` asks for (forward `[cursor,
+    /// end)`, reverse `[start, cursor)`), and where it goes: the shard
+    /// holding its first key, or the keys just below its end.
+    fn page<'a>(self, cursor: &'a [u8], start: &[u8], end: &[u8]) -> (Vec<u8>, Vec<u8>, Dest<'a>) {
+        match self {
+            ScanOrder::Forward => (cursor.to_vec(), end.to_vec(), Dest::Key(cursor)),
+            ScanOrder::Reverse => (start.to_vec(), cursor.to_vec(), Dest::Before(cursor)),
+        }
+    }
+}
+
 /// Where a scan of `[start, end)` in `order` goes on after a page from a
 /// shard `[shard_start, shard_end)`: the page's resume key (forward, the
 /// next page's start; reverse, its end), else the neighbouring shard's
@@ -805,11 +826,7 @@ impl Client {
                 let d = &r.descriptor;
                 d.start_key.as_slice() <= key && (d.end_key.is_empty() || key < d.end_key.as_slice())
             }
-            Dest::Before(end) => {
-                let d = &r.descriptor;
-                let above_start = end.is_empty() || d.start_key.as_slice() < end;
-                above_start && (d.end_key.is_empty() || (!end.is_empty() && end <= d.end_key.as_slice()))
-            }
+            Dest::Before(end) => routing::holds_below(&r.descriptor, end),
             Dest::Shard(shard) => r.shard_id() == shard,
         })?;
         let (leader, replicas) = (route.leader, route.descriptor.replicas.len());
@@ -1027,17 +1044,11 @@ impl Client {
         let mut out = Vec::new();
         // The part of the range still to read: forward, from `cursor` to
         // `end`; reverse, from `start` to `cursor`.
-        let mut cursor = match order {
-            ScanOrder::Forward => start.to_vec(),
-            ScanOrder::Reverse => end.to_vec(),
-        };
+        let mut cursor = order.first_cursor(start, end);
         let mut read_ts = None;
         while out.len() < limit {
             let page_limit = (limit - out.len()).min(SCAN_PAGE_PAIRS) as u32;
-            let (from, to, dest) = match order {
-                ScanOrder::Forward => (cursor.clone(), end.to_vec(), Dest::Key(&cursor)),
-                ScanOrder::Reverse => (start.to_vec(), cursor.clone(), Dest::Before(&cursor)),
-            };
+            let (from, to, dest) = order.page(&cursor, start, end);
             let mut shard = (Vec::new(), Vec::new());
             let result = self
                 .execute(dest, op, |channel, target| {

@@ -39,9 +39,14 @@ fn route_before<'a>(shards: &'a mut BTreeMap<Vec<u8>, Route>, end: &[u8]) -> Opt
     use std::ops::Bound;
     let upper = if end.is_empty() { Bound::Unbounded } else { Bound::Excluded(end) };
     let (_, route) = shards.range_mut::<[u8], _>((Bound::Unbounded, upper)).next_back()?;
-    let shard_end = &route.descriptor.end_key;
-    let holds = shard_end.is_empty() || (!end.is_empty() && end <= shard_end.as_slice());
-    holds.then_some(route)
+    holds_below(&route.descriptor, end).then_some(route)
+}
+
+/// Whether shard `d` holds the keys just below `end` (an empty `end`: the
+/// last keys of all): it starts below `end` and ends at or after it.
+pub(crate) fn holds_below(d: &proto::ShardDescriptor, end: &[u8]) -> bool {
+    let above_start = end.is_empty() || d.start_key.as_slice() < end;
+    above_start && (d.end_key.is_empty() || (!end.is_empty() && end <= d.end_key.as_slice()))
 }
 
 fn route_by_id(shards: &mut BTreeMap<Vec<u8>, Route>, shard_id: ShardId) -> Option<&mut Route> {

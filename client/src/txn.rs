@@ -462,21 +462,11 @@ impl Txn {
         let mut found: BTreeMap<Vec<u8>, KeyValue> = BTreeMap::new();
         // The part of the range still to read: forward, from `cursor` to
         // `end`; reverse, from `start` to `cursor`.
-        let mut cursor = match order {
-            ScanOrder::Forward => start.to_vec(),
-            ScanOrder::Reverse => end.to_vec(),
-        };
+        let mut cursor = order.first_cursor(start, end);
         // Read a little more than the limit: own deletes may hide some.
         let want = limit.saturating_add(self.deletes_within(start, end));
         loop {
-            let (from, to) = match order {
-                ScanOrder::Forward => (cursor.clone(), end.to_vec()),
-                ScanOrder::Reverse => (start.to_vec(), cursor.clone()),
-            };
-            let dest = match order {
-                ScanOrder::Forward => Dest::Key(&from),
-                ScanOrder::Reverse => Dest::Before(&to),
-            };
+            let (from, to, dest) = order.page(&cursor, start, end);
             let mut at = (ShardId(0), RangeVer(0), (Vec::new(), Vec::new()));
             let span = proto::Span { start: from.clone(), end: to.clone(), range: true };
             let page_limit = (want.saturating_sub(found.len())).clamp(1, TXN_SCAN_PAGE as usize) as u32;

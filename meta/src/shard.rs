@@ -126,6 +126,14 @@ impl ShardDescriptor {
         key >= self.start_key.as_slice() && (self.end_key.is_empty() || key < self.end_key.as_slice())
     }
 
+    /// Does it hold the keys just below `end` (an empty `end`: the last
+    /// keys of all), where a reverse scan of `[.., end)` reads first? It
+    /// starts below `end` and ends at or after it.
+    pub fn holds_below(&self, end: &[u8]) -> bool {
+        let above_start = end.is_empty() || self.start_key.as_slice() < end;
+        above_start && (self.end_key.is_empty() || (!end.is_empty() && end <= self.end_key.as_slice()))
+    }
+
     /// The server holding replica `replica`, if it is one of this shard's.
     pub fn server_of(&self, replica: ReplicaId) -> Option<ServerId> {
         self.replicas.iter().find(|r| r.replica_id == replica).map(|r| r.server_id)
@@ -173,6 +181,17 @@ mod tests {
         assert!(!blank.contains(b"") && !blank.contains(b"a") && !blank.contains(UNINITIALIZED_KEY));
         assert!(!blank.contains(&[0xff; 40]));
         assert!(d.epoch.is_newer_than(&blank.epoch));
+    }
+
+    /// Goal: a shard holds the keys just below an end it starts before and
+    /// ends at or after; an empty end is the last shard's.
+    #[test]
+    fn the_keys_below_an_end_are_held_by_the_shard_ending_at_or_after_it() {
+        let d = shard("g", "n");
+        assert!(d.holds_below(b"n") && d.holds_below(b"h") && d.holds_below(b"g\0"));
+        assert!(!d.holds_below(b"g") && !d.holds_below(b"a") && !d.holds_below(b"n\0") && !d.holds_below(b""));
+        assert!(shard("t", "").holds_below(b"") && shard("t", "").holds_below(b"z"));
+        assert!(shard("", "g").holds_below(b"a") && !shard("", "g").holds_below(b""));
     }
 
     fn epoch(range_ver: u64, conf_ver: u64) -> ShardEpoch {

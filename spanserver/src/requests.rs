@@ -493,22 +493,14 @@ impl DataRequests {
                 descriptors: vec![d],
             });
         }
-        if reverse {
-            // The shard must hold the keys just below `end`.
-            let below_start = !end.is_empty() && end <= d.start_key.as_slice();
-            let beyond_end = !d.end_key.is_empty() && (end.is_empty() || end > d.end_key.as_slice());
-            if below_start || beyond_end {
-                let holder = self.registry.all().into_iter().map(|o| o.descriptor()).find(|o| {
-                    let above_start = end.is_empty() || o.start_key.as_slice() < end;
-                    let ends_after = o.end_key.is_empty() || (!end.is_empty() && end <= o.end_key.as_slice());
-                    above_start && ends_after
-                });
-                return Err(Error::WrongShard {
-                    shard_id: r.shard_id,
-                    reason: "the keys below the reverse scan's end are outside the shard's range".into(),
-                    descriptors: std::iter::once(d).chain(holder).collect(),
-                });
-            }
+        // A reverse scan's shard must hold the keys just below `end`.
+        if reverse && !d.holds_below(end) {
+            let holder = self.registry.all().into_iter().map(|o| o.descriptor()).find(|o| o.holds_below(end));
+            return Err(Error::WrongShard {
+                shard_id: r.shard_id,
+                reason: "the keys below the reverse scan's end are outside the shard's range".into(),
+                descriptors: std::iter::once(d).chain(holder).collect(),
+            });
         }
         let end = match (end.is_empty(), d.end_key.is_empty()) {
             (true, _) => d.end_key.clone(),
