@@ -240,11 +240,21 @@ pub struct Versioned {
     pub version_ts: Timestamp,
 }
 
-/// What a read returned, and the timestamp it was served at.
+/// What a read returned, the timestamp it was served at, and the shard
+/// that served it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GetOutput {
     pub value: Option<Versioned>,
     pub read_ts: Timestamp,
+    pub shard: ShardId,
+}
+
+/// What [`Client::scan_pinned`] read: the pairs, the timestamp its pages
+/// were read at (if it fixed one), and the shards that served them.
+pub(crate) struct ScanOutput {
+    pub pairs: Vec<KeyValue>,
+    pub read_ts: Option<Timestamp>,
+    pub shards: Vec<ShardId>,
 }
 
 /// One key-value pair of a scan.
@@ -859,8 +869,10 @@ impl Client {
     /// `replica` prefers (module docs, "Reads").
     pub async fn get_from(&self, key: &[u8], mode: ReadMode, replica: ReplicaPreference) -> Result<GetOutput> {
         let op = mode.op(replica);
+        let mut shard = ShardId(0);
         let result = self
             .execute(Dest::Key(key), op, |channel, target| {
+                shard = target.shard_id;
                 let request = proto::GetRequest {
                     shard_id: target.shard_id.0,
                     range_ver: target.range_ver.0,
@@ -877,6 +889,7 @@ impl Client {
                 .found
                 .then(|| Versioned { value: response.value, version_ts: Timestamp::from_nanos(response.version_ts) }),
             read_ts: Timestamp::from_nanos(response.read_ts),
+            shard,
         })
     }
 
@@ -1012,14 +1025,14 @@ impl Client {
     /// of the key space), in key order, at most `limit`.
     pub async fn scan(&self, start: &[u8], end: &[u8], limit: usize, mode: ReadMode) -> Result<Vec<KeyValue>> {
         let range = (start, end, ScanOrder::Forward);
-        Ok(self.scan_pinned(range, limit, (mode, false), ReplicaPreference::Auto).await?.0)
+        Ok(self.scan_pinned(range, limit, (mode, false), ReplicaPreference::Auto).await?.pairs)
     }
 
     /// Like [`Client::scan`], in descending key order: the last `limit`
     /// pairs of `[start, end)`, last first.
     pub async fn scan_reverse(&self, start: &[u8], end: &[u8], limit: usize, mode: ReadMode) -> Result<Vec<KeyValue>> {
         let range = (start, end, ScanOrder::Reverse);
-        Ok(self.scan_pinned(range, limit, (mode, false), ReplicaPreference::Auto).await?.0)
+        Ok(self.scan_pinned(range, limit, (mode, false), ReplicaPreference::Auto).await?.pairs)
     }
 
     /// Like [`Client::scan`] over `[start, end)` in an order, each page's
@@ -1029,14 +1042,15 @@ impl Client {
     /// later page at that page's timestamp: one consistent snapshot across
     /// shards. A `Latest` scan reads each page at its shard's latest state,
     /// or, with `pin` (a single-shard read-only transaction's first read),
-    /// the first so and the rest at its timestamp.
+    /// the first so and the rest at its timestamp. Says which shards
+    /// served the pages.
     pub(crate) async fn scan_pinned(
         &self,
         (start, end, order): (&[u8], &[u8], ScanOrder),
         limit: usize,
         (mut mode, pin): (ReadMode, bool),
         replica: ReplicaPreference,
-    ) -> Result<(Vec<KeyValue>, Option<Timestamp>)> {
+    ) -> Result<ScanOutput> {
         if !end.is_empty() && end <= start {
             return Err(Error::InvalidArgument("scan end must be after start".into()));
         }
@@ -1046,13 +1060,14 @@ impl Client {
         // `end`; reverse, from `start` to `cursor`.
         let mut cursor = order.first_cursor(start, end);
         let mut read_ts = None;
+        let mut shards = Vec::new();
         while out.len() < limit {
             let page_limit = (limit - out.len()).min(SCAN_PAGE_PAIRS) as u32;
             let (from, to, dest) = order.page(&cursor, start, end);
-            let mut shard = (Vec::new(), Vec::new());
+            let mut shard = (ShardId(0), Vec::new(), Vec::new());
             let result = self
                 .execute(dest, op, |channel, target| {
-                    shard = (target.shard_start.clone(), target.shard_end.clone());
+                    shard = (target.shard_id, target.shard_start.clone(), target.shard_end.clone());
                     let request = proto::ScanRequest {
                         shard_id: target.shard_id.0,
                         range_ver: target.range_ver.0,
@@ -1077,13 +1092,16 @@ impl Client {
                 value: kv.value,
                 version_ts: Timestamp::from_nanos(kv.version_ts),
             }));
-            match next_page(order, page.resume_key, (&shard.0, &shard.1), (start, end)) {
+            if !shards.contains(&shard.0) {
+                shards.push(shard.0);
+            }
+            match next_page(order, page.resume_key, (&shard.1, &shard.2), (start, end)) {
                 Some(next) => cursor = next,
                 None => break,
             }
         }
         out.truncate(limit);
-        Ok((out, read_ts))
+        Ok(ScanOutput { pairs: out, read_ts, shards })
     }
 }
 

@@ -597,8 +597,8 @@ impl Txn {
         }
         let want = limit.saturating_add(self.deletes_within(start, end));
         let replica = ReplicaPreference::Auto;
-        let (read, _) = self.client.scan_pinned(range, want, (ReadMode::Latest, false), replica).await?;
-        let found = read.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        let read = self.client.scan_pinned(range, want, (ReadMode::Latest, false), replica).await?;
+        let found = read.pairs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
         Ok(self.with_own_writes(found, range, limit))
     }
 
@@ -1137,6 +1137,8 @@ pub struct ReadOnlyTxn {
     first: ReadMode,
     read_ts: Option<Timestamp>,
     replica: ReplicaPreference,
+    /// A single-shard transaction's shard, once its first read fixed it.
+    shard: Option<ShardId>,
 }
 
 impl ReadOnlyTxn {
@@ -1174,8 +1176,36 @@ impl ReadOnlyTxn {
 
     pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let out = self.client.get_from(key, self.mode(), self.preference()).await?;
+        self.served_by(&[out.shard])?;
         self.read_ts.get_or_insert(out.read_ts);
         Ok(out.value.map(|v| v.value))
+    }
+
+    /// Checks that a single-shard transaction (`read_only_single_shard`)
+    /// reads one shard: its timestamp is that shard's latest state, which
+    /// says nothing of what other shards committed before the transaction
+    /// began, so a read another shard served (the caller's routes were
+    /// stale, or the shard split) would not be externally consistent. It
+    /// fails, retryably: run the reads again in a `read_only()`
+    /// transaction.
+    fn served_by(&mut self, shards: &[ShardId]) -> Result<()> {
+        if self.first != ReadMode::Latest {
+            return Ok(());
+        }
+        for &shard in shards {
+            match self.shard {
+                None => self.shard = Some(shard),
+                Some(first) if first == shard => {}
+                Some(first) => {
+                    return Err(Error::Aborted(format!(
+                        "a single-shard read-only transaction read shard {} and then shard {} \
+                         (the shard split, or its route was stale); run it as a strong read-only transaction",
+                        first.0, shard.0
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Pairs in `[start, end)`, at most `limit`, all at the transaction's
@@ -1193,11 +1223,12 @@ impl ReadOnlyTxn {
         // The first page fixes the timestamp when none is yet (a `Latest`
         // one too); every other page, here and later, is read at it.
         let mode = (self.mode(), true);
-        let (pairs, read_ts) = self.client.scan_pinned(range, limit, mode, self.preference()).await?;
-        if let Some(ts) = read_ts {
+        let read = self.client.scan_pinned(range, limit, mode, self.preference()).await?;
+        self.served_by(&read.shards)?;
+        if let Some(ts) = read.read_ts {
             self.read_ts.get_or_insert(ts);
         }
-        Ok(pairs)
+        Ok(read.pairs)
     }
 }
 
@@ -1216,17 +1247,19 @@ impl Client {
     /// A read-only transaction at `TT.now().latest` of its first read's
     /// server: sees everything committed before it started.
     pub fn read_only(&self) -> ReadOnlyTxn {
-        ReadOnlyTxn { client: self.clone(), first: ReadMode::Now, read_ts: None, replica: ReplicaPreference::Auto }
+        ReadOnlyTxn { client: self.clone(), first: ReadMode::Now, read_ts: None, replica: ReplicaPreference::Auto, shard: None }
     }
 
     /// A read-only transaction for reads the caller knows lie in one
     /// shard: the first read is linearizable at the shard's leader (its
     /// latest applied state, no wait for a timestamp to close) and fixes
     /// the timestamp of the rest — Spanner's single-site read-only
-    /// transaction. Reads in other shards at that timestamp would not be
-    /// externally consistent.
+    /// transaction. A read in another shard at that timestamp would not be
+    /// externally consistent, so one another shard serves (the caller's
+    /// routes were stale, or the shard split) fails, as
+    /// [`Error::Aborted`]: run the reads again in a `read_only()` one.
     pub fn read_only_single_shard(&self) -> ReadOnlyTxn {
-        ReadOnlyTxn { client: self.clone(), first: ReadMode::Latest, read_ts: None, replica: ReplicaPreference::Auto }
+        ReadOnlyTxn { client: self.clone(), first: ReadMode::Latest, read_ts: None, replica: ReplicaPreference::Auto, shard: None }
     }
 
     /// A read-only transaction at `ts`.
@@ -1236,6 +1269,7 @@ impl Client {
             first: ReadMode::At(ts),
             read_ts: Some(ts),
             replica: ReplicaPreference::Auto,
+            shard: None,
         }
     }
 
@@ -1247,6 +1281,7 @@ impl Client {
             first: ReadMode::MaxStaleness(max_staleness),
             read_ts: None,
             replica: ReplicaPreference::Auto,
+            shard: None,
         }
     }
 

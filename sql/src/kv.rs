@@ -48,7 +48,10 @@ pub enum Mode {
     /// for a timestamp to close) and fixes the timestamp of the rest —
     /// Spanner's single-site read-only transaction (OSDI 2012, §4.2.2).
     /// Across shards it would not be externally consistent, hence the
-    /// caller's promise.
+    /// caller's promise; an engine fails a read another shard serves (the
+    /// promise rested on stale routes, or the shard split) with
+    /// [`KvError::Retryable`], and the session runs the statement again
+    /// as `ReadOnly`.
     SingleShard,
     /// Lock-free, at exactly this timestamp.
     AsOf(Timestamp),

@@ -1192,6 +1192,9 @@ impl Session {
         // from the settings before it, and a failure leaves them so.
         let settings_before = self.settings.clone();
         let holds_before = self.advisory.holds_taken();
+        // A read-only attempt that failed may have met a shard its routes
+        // did not foresee (`run_read_only`): the next reads any shard.
+        let mut single_shard = true;
         loop {
             attempt += 1;
             self.settings = settings_before.clone();
@@ -1205,7 +1208,9 @@ impl Session {
             let held = Held { said: Vec::new(), columns: None, rows: Vec::new(), flushed: false };
             let mut holding = HoldingSink { inner: &mut *sink, held };
             let result = if mode == Mode::ReadOnly {
-                self.run_read_only(sql, &parsed.statement, now_us, &mut holding)
+                let ran = self.run_read_only(sql, &parsed.statement, (now_us, single_shard), &mut holding);
+                single_shard &= ran.is_ok();
+                ran
             } else {
                 let mut txn = crate::kv::begin_keeping_priority(self.engine.as_ref(), mode, &mut priority)?;
                 self.end_writer_leases(None);
@@ -2016,13 +2021,16 @@ impl Session {
     /// Runs a read-only statement outside a block (module docs of
     /// `catalog`, "Leases"): planned from leased descriptors when it can
     /// be, and then, if its reads lie in one shard, read at the shard's
-    /// latest state (`Mode::SingleShard`); else in a strong read-only
-    /// transaction that reads the descriptors it lacks.
+    /// latest state (`Mode::SingleShard`, if `single_shard` allows it);
+    /// else in a strong read-only transaction that reads the descriptors
+    /// it lacks. A single-shard transaction whose reads another shard
+    /// serves (the gateway's routes were stale, or the shard split) fails
+    /// retryably: the caller runs the statement again without it.
     fn run_read_only(
         &mut self,
         sql: &str,
         statement: &ast::Statement,
-        now_us: i64,
+        (now_us, single_shard): (i64, bool),
         sink: &mut dyn Sink,
     ) -> Result<(String, Committed)> {
         let leases = self.leases.clone();
@@ -2030,7 +2038,8 @@ impl Session {
         let deadline = lease_use.deadline.clone();
         let (plan, mode) = match planned {
             Ok(plan) => {
-                let mode = if self.single_shard(&plan, now_us) { Mode::SingleShard } else { Mode::ReadOnly };
+                let mode =
+                    if single_shard && self.single_shard(&plan, now_us) { Mode::SingleShard } else { Mode::ReadOnly };
                 (Some(plan), mode)
             }
             Err(_) if wanted => (None, Mode::ReadOnly),

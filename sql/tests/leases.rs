@@ -66,6 +66,27 @@ fn a_leased_point_select_reads_one_shard() {
     assert_eq!(engine.modes(), vec![Mode::ReadWrite]);
 }
 
+/// Goal: a single-shard SELECT whose reads another shard served (the
+/// gateway's routes were stale, or the shard split under it) is not
+/// answered from them, nor failed: it runs again in a strong read-only
+/// transaction, which any shard may serve.
+/// Method: the engine fails the next single-shard transaction's reads
+/// retryably, as the client does when a read meets another shard.
+#[test]
+fn a_single_shard_select_that_meets_another_shard_runs_again_strong() {
+    let (engine, mut a, _) = setup();
+    must(&mut a, "SELECT c FROM t WHERE id = 2");
+    engine.next_single_shard_meets_another();
+    engine.clear_modes();
+    let out = must(&mut a, "SELECT c FROM t WHERE id = 2");
+    assert_eq!(out.rows, vec![vec![Value::Int4(20)]]);
+    assert_eq!(engine.modes(), vec![Mode::SingleShard, Mode::ReadOnly]);
+
+    engine.clear_modes();
+    must(&mut a, "SELECT c FROM t WHERE id = 2");
+    assert_eq!(engine.modes(), vec![Mode::SingleShard], "the next statement reads one shard again");
+}
+
 /// Goal: a leased SELECT through a secondary index, whose index entries
 /// and rows one shard holds, reads that shard's latest state too
 /// (`Mode::SingleShard`), as `min` of an indexed column does.

@@ -32,6 +32,9 @@ pub struct Watched {
     /// How far each read of its transactions moves the clock, nanoseconds
     /// ([`Watched::reads_take`]).
     read_ns: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Whether the next `Mode::SingleShard` transaction's reads fail
+    /// ([`Watched::next_single_shard_meets_another`]).
+    single_shard_meets_another: std::sync::atomic::AtomicBool,
 }
 
 impl Watched {
@@ -52,6 +55,13 @@ impl Watched {
     /// (a slow statement, by the clock leases are measured with).
     pub fn reads_take(&self, nanos: u64) {
         self.read_ns.store(nanos, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes the next `Mode::SingleShard` transaction's reads fail
+    /// retryably, as a real engine's do when another shard serves one
+    /// (the gateway's routes were stale, or the shard split).
+    pub fn next_single_shard_meets_another(&self) {
+        self.single_shard_meets_another.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Runs `hook` the next time a schema change waits.
@@ -98,9 +108,12 @@ impl Engine for Watched {
         let on_read: ReadHook = std::sync::Arc::new(move || {
             clock.wait(read_ns.load(std::sync::atomic::Ordering::SeqCst));
         });
+        let meets_another = mode == Mode::SingleShard
+            && self.single_shard_meets_another.swap(false, std::sync::atomic::Ordering::SeqCst);
         let txn = Wrapped {
             deadlines: Some(self.deadlines.clone()),
             on_read: Some(on_read),
+            wounded: meets_another.then(|| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true))),
             ..Wrapped::around(self.inner.begin(mode)?)
         };
         match *self.unknown_outcome.lock().unwrap() {

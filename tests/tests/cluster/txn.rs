@@ -702,6 +702,22 @@ async fn read_only_transactions_read_one_consistent_snapshot() -> anyhow::Result
     assert!(single.read_ts().is_some(), "fixed by the scan");
     client.put(b"avocado", b"new").await?;
     assert_eq!(single.get(b"avocado").await?, Some(b"old".to_vec()), "the scan's snapshot, not the write after it");
+    // Its timestamp says nothing of another shard's commits: a read
+    // another shard serves fails, retryably, whether the caller asked for
+    // it or its routes were stale (a split since it looked).
+    let e = single.get(b"zebra").await.expect_err("another shard");
+    assert!(matches!(e, ClientError::Aborted(_)), "{e}");
+    let mut single = client.read_only_single_shard();
+    assert_eq!(single.get(b"apple").await?, Some(b"2".to_vec()));
+    let splitter = c.client().await?;
+    splitter.split_at(b"b").await?;
+    let e = single.get(b"banana").await.expect_err("the right half of a split");
+    assert!(matches!(e, ClientError::Aborted(_)), "{e}");
+    let e = single.scan(b"a", b"c", 10).await.expect_err("a scan's second shard");
+    assert!(matches!(e, ClientError::Aborted(_)), "{e}");
+    assert_eq!(single.get(b"avocado").await?, Some(b"new".to_vec()), "its own shard still reads");
+    let mut strong = client.read_only();
+    assert_eq!((strong.get(b"apple").await?, strong.get(b"banana").await?), (Some(b"2".to_vec()), None));
     let mut stale = client.bounded_staleness(Duration::from_secs(10));
     let v = stale.get(b"apple").await?;
     assert!(v == Some(b"2".to_vec()) || v == Some(b"1".to_vec()));
