@@ -146,12 +146,27 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
         db.batch_execute("DEALLOCATE ALL").await?;
         let e = db.query(&stmt, &[&1i32]).await.unwrap_err();
         assert!(e.to_string().contains("not found") || e.as_db_error().is_some(), "{e}");
+        // SQL's PREPARE, its EXECUTE through the extended protocol
+        // (Describe announces the prepared query's columns, so the rows
+        // come typed), its DEALLOCATE by name beside the protocol's
+        // statements.
+        db.batch_execute("PREPARE by_id (int) AS SELECT t, s FROM typed WHERE id = $1").await?;
+        let protocol = db.prepare("SELECT 1").await?;
+        let row = db.query_one("EXECUTE by_id(1)", &[]).await?;
+        assert_eq!((row.get::<_, String>(0), row.get::<_, i16>(1)), ("committed".to_string(), -4));
+        db.batch_execute("DEALLOCATE by_id").await?;
+        let e = db.batch_execute("EXECUTE by_id(1)").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::INVALID_SQL_STATEMENT_NAME));
+        assert_eq!(db.query(&protocol, &[]).await?.len(), 1, "the protocol's statement is kept");
         // DISCARD ALL (a pooler's reset) frees them too.
+        db.batch_execute("PREPARE kept AS SELECT 1").await?;
         let stmt = db.prepare("SELECT t FROM typed WHERE id = $1").await?;
         assert_eq!(db.query(&stmt, &[&1i32]).await?.len(), 1);
         db.batch_execute("DISCARD ALL").await?;
         let e = db.query(&stmt, &[&1i32]).await.unwrap_err();
         assert!(e.to_string().contains("not found") || e.as_db_error().is_some(), "{e}");
+        let e = db.batch_execute("EXECUTE kept").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::INVALID_SQL_STATEMENT_NAME));
 
         // COPY FROM STDIN through the extended protocol (copy_in prepares
         // the COPY, then streams its data).

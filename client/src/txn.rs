@@ -1247,7 +1247,13 @@ impl Client {
     /// A read-only transaction at `TT.now().latest` of its first read's
     /// server: sees everything committed before it started.
     pub fn read_only(&self) -> ReadOnlyTxn {
-        ReadOnlyTxn { client: self.clone(), first: ReadMode::Now, read_ts: None, replica: ReplicaPreference::Auto, shard: None }
+        ReadOnlyTxn {
+            client: self.clone(),
+            first: ReadMode::Now,
+            read_ts: None,
+            replica: ReplicaPreference::Auto,
+            shard: None,
+        }
     }
 
     /// A read-only transaction for reads the caller knows lie in one
@@ -1259,7 +1265,13 @@ impl Client {
     /// routes were stale, or the shard split) fails, as
     /// [`Error::Aborted`]: run the reads again in a `read_only()` one.
     pub fn read_only_single_shard(&self) -> ReadOnlyTxn {
-        ReadOnlyTxn { client: self.clone(), first: ReadMode::Latest, read_ts: None, replica: ReplicaPreference::Auto, shard: None }
+        ReadOnlyTxn {
+            client: self.clone(),
+            first: ReadMode::Latest,
+            read_ts: None,
+            replica: ReplicaPreference::Auto,
+            shard: None,
+        }
     }
 
     /// A read-only transaction at `ts`.

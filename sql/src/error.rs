@@ -97,6 +97,8 @@ pub enum SqlState {
     InvalidRegularExpression,
     /// 42710
     DuplicateObject,
+    /// 42P05
+    DuplicatePreparedStatement,
     /// 42712
     DuplicateAlias,
     /// 42P01
@@ -211,6 +213,7 @@ impl SqlState {
             InvalidSqlStatementName => "26000",
             InvalidRegularExpression => "2201B",
             DuplicateObject => "42710",
+            DuplicatePreparedStatement => "42P05",
             DuplicateAlias => "42712",
             UndefinedTable => "42P01",
             DuplicateSchema => "42P06",

@@ -160,6 +160,10 @@ pub const SERIES_ROWS_MAX: i64 = 100_000_000;
 /// why that is safe).
 pub const NAME_CACHE_ENTRIES_MAX: usize = 10_000;
 
+/// Statements a session may hold prepared by SQL's `PREPARE` (the
+/// protocol's Parse has its own limit, in the gateway).
+pub const SQL_PREPARED_MAX: usize = 10_000;
+
 /// Plans of prepared statements a session keeps (the session
 /// module's "Kept plans"); past it, all are dropped and planned again.
 pub const KEPT_PLANS_MAX: usize = 256;

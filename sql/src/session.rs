@@ -81,6 +81,7 @@ use crate::sql_err;
 use crate::types::{DataType, Row, Value};
 use crate::write::{self, RowIds};
 
+mod prepared;
 mod savepoints;
 
 /// The transaction state, as PostgreSQL's ReadyForQuery reports it.
@@ -208,6 +209,8 @@ pub struct Session {
     user: String,
     /// Plans of prepared statements ("Kept plans").
     kept_plans: HashMap<String, KeptPlan>,
+    /// Statements prepared by SQL's PREPARE, by name ([`prepared`]).
+    sql_prepared: HashMap<String, Arc<Prepared>>,
     /// How many executions used a kept plan.
     plans_reused: u64,
     /// The block's savepoints, oldest first ([`savepoints`]).
@@ -423,6 +426,7 @@ impl Session {
             copy: None,
             user: crate::system::ROLE_NAME.to_string(),
             kept_plans: HashMap::new(),
+            sql_prepared: HashMap::new(),
             plans_reused: 0,
             savepoints: Vec::new(),
             deferred_checks: Vec::new(),
@@ -615,7 +619,7 @@ impl Session {
                 Some((Vec::new(), columns))
             }
             s if describes_by_planning(s) => Some(self.describe(sql, &parsed, declared)?),
-            _ => None,
+            s => self.execute_named_columns(s).map(|columns| (Vec::new(), columns)),
         };
         let (inferred, columns) = described.unwrap_or_default();
         let n = declared.len().max(inferred.len());
@@ -639,6 +643,20 @@ impl Session {
                 prepared.params.len()
             );
         }
+        self.with_bound(prepared, values, sink, |session, prepared, sink| {
+            session.execute_statement(&prepared.sql, &prepared.parsed, sink)
+        })
+    }
+
+    /// Runs `run` on a prepared statement with its parameters bound to
+    /// `values` (as many, of its types).
+    fn with_bound(
+        &mut self,
+        prepared: &Prepared,
+        values: Vec<Value>,
+        sink: &mut dyn Sink,
+        run: impl FnOnce(&mut Session, &Prepared, &mut dyn Sink) -> Result<()>,
+    ) -> Result<()> {
         self.params = Params { types: prepared.params.clone(), values, prepared: true };
         use ast::Statement as S;
         if matches!(prepared.parsed.statement, S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_)) {
@@ -646,7 +664,7 @@ impl Session {
             // Describe announced ([`Session::described`]).
             self.described = Some(prepared.columns.clone());
         }
-        let result = self.execute_statement(&prepared.sql, &prepared.parsed, sink);
+        let result = run(self, prepared, sink);
         self.params = Params::default();
         self.described = None;
         result
@@ -1098,7 +1116,17 @@ impl Session {
         if self.status == TxnStatus::Failed {
             return in_failed_block();
         }
+        if let S::Execute { name: Some(name), parameters, .. } = &parsed.statement {
+            if prepared::is_execute_named(&parsed.statement) {
+                return match self.execute_named(sql, name, parameters, sink) {
+                    Err(e) if self.status == TxnStatus::InBlock => Err(self.fail_block(e)),
+                    other => other,
+                };
+            }
+        }
         let session_statement = match &parsed.statement {
+            S::Prepare { name, data_types, statement } => Some(self.prepare_named(name, data_types, statement, sink)),
+            S::Deallocate { name, .. } => Some(self.deallocate_named(name, sink)),
             // Storage statistics and space are SpanDB's own business.
             S::Vacuum(_) => Some(sink.complete("VACUUM")),
             S::Analyze(_) => Some(sink.complete("ANALYZE")),
@@ -1699,6 +1727,7 @@ impl Session {
                 }
                 self.settings = Arc::new(self.startup_settings.clone());
                 self.kept_plans.clear();
+                self.sql_prepared.clear();
                 self.advisory.unlock_all()?;
                 self.sequences.clear();
             }

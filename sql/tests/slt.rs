@@ -99,6 +99,7 @@ slt!(
     window,
     window_random,
     numeric,
+    prepared,
     jsonb,
     time,
     time_zones,

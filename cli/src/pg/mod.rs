@@ -41,6 +41,9 @@
 //!   binary; Execute runs with them, results in the formats Bind asked.
 //!   Named statements are bounded per connection
 //!   ([`PREPARED_STATEMENTS_MAX`]) and freed by Close or DEALLOCATE.
+//!   Statements prepared by SQL's PREPARE are the session's (EXECUTE and
+//!   DEALLOCATE of them too): a DEALLOCATE of a name the gateway does not
+//!   hold, or of ALL, goes on to the session.
 //! - ReadyForQuery reports the session's own transaction status (I, T,
 //!   E), so what the client sees is what the session holds.
 //! - COPY FROM STDIN (text format) loads in batches that commit on their
@@ -589,8 +592,13 @@ fn status_byte(s: TxnStatus) -> u8 {
 }
 
 impl Connection {
-    /// DEALLOCATE: frees one named prepared statement (26000 if there is
-    /// none by that name) or all of them.
+    /// Whether the protocol's prepared statement `name` is held.
+    fn holds_statement(&self, name: &str) -> bool {
+        self.statements.lock().unwrap_or_else(|p| p.into_inner()).contains(name)
+    }
+
+    /// DEALLOCATE: frees one of the protocol's prepared statements (26000
+    /// if there is none by that name) or all of them.
     fn deallocate<C: ClientPortalStore>(&self, client: &C, target: Option<String>) -> Response
     where
         C::PortalStore: PortalStore,
@@ -896,9 +904,16 @@ impl SimpleQueryHandler for Connection {
             return Err(PgWireError::NotReadyForQuery);
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
+        // DEALLOCATE frees one of the protocol's statements, which the
+        // gateway holds; one of SQL's PREPARE, or ALL, the session frees.
         let answers = match sql::parser::deallocate_target(&query.query) {
-            Some(target) => vec![Answer { notices: Notices::default(), response: self.deallocate(client, target) }],
-            None => {
+            Some(Some(name)) if self.holds_statement(&name) => {
+                vec![Answer { notices: Notices::default(), response: self.deallocate(client, Some(name)) }]
+            }
+            target => {
+                if target == Some(None) {
+                    let _ = self.deallocate(client, None);
+                }
                 let text = query.query.clone();
                 self.with_session(move |session| run_query(session, &text))
             }
