@@ -1331,14 +1331,22 @@ impl Client {
         Err(Error::Aborted(format!("gave up after {RUN_ATTEMPTS_MAX} attempts; last: {}", last.unwrap_or_default())))
     }
 
-    /// Keeps a transaction's locks alive on `shards` (best-effort).
+    /// Keeps a transaction's locks alive on `shards` (best-effort), all at
+    /// once: a shard slow to answer (electing a leader) must not keep the
+    /// others from hearing (a coordinator answers a participant's patient
+    /// question by whether it heard from the client lately).
     async fn heartbeat(&self, id: TxnId, shards: &[ShardId]) {
-        for &shard in shards {
-            let request = proto::TxnHeartbeatRequest { txn_id: id.0.to_be_bytes().to_vec(), shard_ids: vec![shard.0] };
-            let Some(target) = self.routes().target_shard(shard, true) else { continue };
-            if let Ok(channel) = self.channel(&target.addr).await {
-                let _ = tokio::time::timeout(HEARTBEAT_INTERVAL, channel.txn_heartbeat(request)).await;
+        let beats = shards.iter().map(|&shard| {
+            let client = self.clone();
+            async move {
+                let shard_ids = vec![shard.0];
+                let request = proto::TxnHeartbeatRequest { txn_id: id.0.to_be_bytes().to_vec(), shard_ids };
+                let Some(target) = client.routes().target_shard(shard, true) else { return };
+                if let Ok(channel) = client.channel(&target.addr).await {
+                    let _ = tokio::time::timeout(HEARTBEAT_INTERVAL, channel.txn_heartbeat(request)).await;
+                }
             }
-        }
+        });
+        futures_join_all(beats).await;
     }
 }

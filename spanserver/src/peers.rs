@@ -110,7 +110,9 @@ impl Peers {
     /// runtime; returns at once.
     pub fn call(self: &Arc<Self>, call: PeerCall) {
         match call {
-            PeerCall::Resolve { participant, txn, coordinator } => self.resolve(participant, txn, coordinator),
+            PeerCall::Resolve { participant, txn, coordinator, patient } => {
+                self.resolve(participant, txn, (coordinator, patient))
+            }
             PeerCall::Decide { coordinator, txn, participants, outcome } => {
                 self.decide(coordinator, txn, participants, outcome)
             }
@@ -118,13 +120,14 @@ impl Peers {
     }
 
     /// Asks `coordinator` how `txn` ended; feeds the answer to `participant`.
-    fn resolve(self: &Arc<Self>, participant: ShardId, txn: TxnId, coordinator: ShardId) {
+    fn resolve(self: &Arc<Self>, participant: ShardId, txn: TxnId, (coordinator, patient): (ShardId, bool)) {
         let peers = self.clone();
         self.runtime.spawn(async move {
             let request = proto::TxnResolveRequest {
                 txn_id: txn_id_bytes(txn),
                 shard_id: coordinator.0,
                 participant_shard_id: participant.0,
+                patient,
             };
             let secret = peers.secret.clone();
             let answer = peers

@@ -1096,7 +1096,8 @@ impl DataRequests {
         let txn = command::txn_id_from(&req.txn_id).map_err(Error::InvalidArgument)?;
         self.clock.check()?;
         let r = self.replica(req.shard_id)?;
-        let input = Input::Resolve { req: RequestId(0), txn, participant: ShardId(req.participant_shard_id) };
+        let participant = ShardId(req.participant_shard_id);
+        let input = Input::Resolve { req: RequestId(0), txn, participant, patient: req.patient };
         let answer = self.txn_call(&r, input, self.time.write_timeout()).await?;
         Ok(match answer {
             Some(Answer::Outcome(Outcome::Committed(ts))) => {

@@ -1384,8 +1384,8 @@ impl SteppedCluster {
         self.peer_calls_made += calls.len();
         for (from, call) in calls {
             match call {
-                PeerCall::Resolve { participant, txn, coordinator } => {
-                    let input = Input::Resolve { req: RequestId(0), txn, participant };
+                PeerCall::Resolve { participant, txn, coordinator, patient } => {
+                    let input = Input::Resolve { req: RequestId(0), txn, participant, patient };
                     let then = Then::TellParticipant { asker: from, participant, txn };
                     let at = self.now + self.delay();
                     self.post(at, from, MailKind::Request { shard: coordinator, input, then });

@@ -20,6 +20,14 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// participant ask the coordinator.
 pub const RESOLVE_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a participant's questions from its tick are patient: for
+/// this long after its prepare, a coordinator whose transaction is still
+/// open and heard from within two [`HEARTBEAT_INTERVAL`]s answers
+/// "pending" (its client is committing: a
+/// slow prepare elsewhere, a leader election at a fresh split) rather
+/// than deciding abort. Well under [`PREPARE_VALID_FOR`].
+pub const RESOLVE_PATIENCE: Duration = Duration::from_secs(10);
+
 /// How often a participant asks again.
 pub const RESOLVE_RETRY: Duration = Duration::from_secs(1);
 

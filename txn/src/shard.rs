@@ -54,7 +54,14 @@
 //!    the coordinator ([`Output::Resolve`]). The answer is per participant:
 //!    committed only to a participant the decision names; a shard the
 //!    client left out of its commit was not part of the transaction, and
-//!    aborts its prepared writes. A coordinator asked about a transaction
+//!    aborts its prepared writes. A participant that asks only because
+//!    it has waited ([`limits::RESOLVE_AFTER`]) is patient: for
+//!    [`limits::RESOLVE_PATIENCE`] after its prepare, a coordinator whose
+//!    transaction is still open and its client heard from within two
+//!    heartbeat intervals answers "pending" (the commit may be waiting on
+//!    a slow prepare elsewhere; a vanished client is given up on as
+//!    soon).
+//!    Otherwise a coordinator asked about a transaction
 //!    it never committed decides abort, durably, so a late commit cannot
 //!    win; it forgets that decision after [`limits::ABORT_DECISION_TTL`],
 //!    by when a commit naming a participant prepared before it is refused
@@ -439,9 +446,13 @@ pub enum Output {
     },
     DeleteDecision(TxnId),
     /// Ask the coordinator shard how `txn` ended (then feed `Decide`).
+    /// A `patient` question accepts "pending" for a transaction whose
+    /// client is still heard from; an impatient one (an older transaction
+    /// waits, or the client aborted) has the coordinator decide now.
     Resolve {
         txn: TxnId,
         coordinator: ShardId,
+        patient: bool,
     },
     /// Tell the participants how `txn` ended, and feed
     /// `Acknowledged` for each that confirms.
@@ -537,11 +548,13 @@ pub enum Input {
         txn: TxnId,
         outcome: Outcome,
     },
-    /// Participant `participant` asks how `txn` ended (a peer).
+    /// Participant `participant` asks how `txn` ended (a peer);
+    /// `patient` as in [`Output::Resolve`].
     Resolve {
         req: RequestId,
         txn: TxnId,
         participant: ShardId,
+        patient: bool,
     },
     /// `participant` confirmed it applied this shard's decision on `txn`.
     Acknowledged {
@@ -949,7 +962,7 @@ impl ShardTxns {
                     // unless it committed).
                     let coordinator = p.coordinator;
                     self.last_resolve.insert(txn, now.earliest);
-                    out.push(Output::Resolve { txn, coordinator });
+                    out.push(Output::Resolve { txn, coordinator, patient: false });
                     out.push(Output::Reply { req, result: Ok(Answer::Done) });
                 } else if self.active.get(&txn).is_some_and(|a| a.phase == Phase::Deciding) {
                     let msg = "the transaction is committing; its outcome decides".to_string();
@@ -965,7 +978,9 @@ impl ShardTxns {
                 }
             }
             Input::Decide { req, txn, outcome } => self.decide(req, txn, outcome, now, &mut out),
-            Input::Resolve { req, txn, participant } => self.resolve(req, txn, participant, now, &mut out),
+            Input::Resolve { req, txn, participant, patient } => {
+                self.resolve(req, (txn, participant, patient), now, &mut out)
+            }
             Input::Acknowledged { txn, participant } => self.acknowledged(txn, participant, &mut out),
             Input::Close => {
                 let ts = self.oracle.assign(now);
@@ -1226,7 +1241,7 @@ impl ShardTxns {
                 continue;
             }
             self.last_resolve.insert(*b, now.earliest);
-            out.push(Output::Resolve { txn: *b, coordinator: p.coordinator });
+            out.push(Output::Resolve { txn: *b, coordinator: p.coordinator, patient: false });
         }
     }
 
@@ -1407,7 +1422,13 @@ impl ShardTxns {
         }
     }
 
-    fn resolve(&mut self, req: RequestId, txn: TxnId, participant: ShardId, now: TtInterval, out: &mut Vec<Output>) {
+    fn resolve(
+        &mut self,
+        req: RequestId,
+        (txn, participant, patient): (TxnId, ShardId, bool),
+        now: TtInterval,
+        out: &mut Vec<Output>,
+    ) {
         if let Some(d) = self.decisions.get(&txn) {
             out.push(Output::Reply { req, result: Ok(Answer::Outcome(d.outcome_for(participant))) });
             return;
@@ -1423,8 +1444,17 @@ impl ShardTxns {
             let retry_before = now.earliest.saturating_sub(limits::RESOLVE_RETRY);
             if self.last_resolve.get(&txn).is_none_or(|at| *at < retry_before) {
                 self.last_resolve.insert(txn, now.earliest);
-                out.push(Output::Resolve { txn, coordinator });
+                out.push(Output::Resolve { txn, coordinator, patient });
             }
+            out.push(Output::Reply { req, result: Ok(Answer::Pending) });
+            return;
+        }
+        // Still open here and its client heard from lately (a committing
+        // client heartbeats): it may be committing, its commit waiting on
+        // a slow prepare elsewhere. A patient participant asks again later.
+        let heard_since = now.earliest.saturating_sub(2 * limits::HEARTBEAT_INTERVAL);
+        let open = |a: &ActiveTxn| a.phase == Phase::Active && !a.internal && a.last_heard >= heard_since;
+        if patient && self.active.get(&txn).is_some_and(open) {
             out.push(Output::Reply { req, result: Ok(Answer::Pending) });
             return;
         }
@@ -1501,6 +1531,7 @@ impl ShardTxns {
         let forget_before = now.earliest.saturating_sub(limits::TOMBSTONE_TTL);
         self.tombstones.retain(|_, (_, at)| *at >= forget_before);
         let resolve_before = now.earliest.saturating_sub(limits::RESOLVE_AFTER);
+        let patient_since = now.earliest.saturating_sub(limits::RESOLVE_PATIENCE);
         let retry_before = now.earliest.saturating_sub(limits::RESOLVE_RETRY);
         for p in self.prepared.values() {
             if p.prepare_ts >= resolve_before {
@@ -1510,7 +1541,8 @@ impl ShardTxns {
                 continue;
             }
             self.last_resolve.insert(p.txn, now.earliest);
-            out.push(Output::Resolve { txn: p.txn, coordinator: p.coordinator });
+            let patient = p.prepare_ts >= patient_since;
+            out.push(Output::Resolve { txn: p.txn, coordinator: p.coordinator, patient });
         }
         // The coordinator's side: repeat undelivered decisions, forget
         // expired abort decisions.
@@ -1602,7 +1634,7 @@ impl ShardTxns {
                 // not be wounded, and was not yet prepared): push now.
                 if self.leading && self.locks.oldest_blocked_by(txn).is_some_and(|p| p < record.priority) {
                     self.last_resolve.insert(txn, now.earliest);
-                    out.push(Output::Resolve { txn, coordinator: record.coordinator });
+                    out.push(Output::Resolve { txn, coordinator: record.coordinator, patient: false });
                 }
                 self.safe.prepare(txn, prepare_ts, record.writes.iter().map(|w| w.key.clone()).collect());
                 out.push(Output::StorePrepared(record.clone()));
@@ -2099,7 +2131,7 @@ mod tests {
             Input::Applied { req: Some(RequestId(5)), command: TxnCommand::Prepare(record), conditions_held: true };
         let out = s.step(now(1001), applied);
         assert!(
-            out.iter().any(|o| matches!(o, Output::Resolve { txn, coordinator: ShardId(2) } if *txn == t1)),
+            out.iter().any(|o| matches!(o, Output::Resolve { txn, coordinator: ShardId(2), .. } if *txn == t1)),
             "older t0 waits for t1, now prepared: t1's coordinator is asked at once: {out:?}"
         );
         s.locks().check_invariants().unwrap();

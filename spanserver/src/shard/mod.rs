@@ -102,7 +102,7 @@ use records::{decode_decision, decode_prepared, load_txn_records};
 #[derive(Debug, Clone, PartialEq)]
 pub enum PeerCall {
     /// Ask `coordinator` how `txn` ended, on behalf of `participant`.
-    Resolve { participant: ShardId, txn: TxnId, coordinator: ShardId },
+    Resolve { participant: ShardId, txn: TxnId, coordinator: ShardId, patient: bool },
     /// Tell `participants` how `txn` ended, on behalf
     /// of `coordinator`.
     Decide { coordinator: ShardId, txn: TxnId, participants: Vec<ShardId>, outcome: Outcome },
@@ -595,8 +595,8 @@ impl Replica {
                     let batch = batch.as_deref_mut().expect("records are written only while applying");
                     batch.delete_cf(self.engine.cf(CF_TXN), txn_key(self.shard_id, TxnKey::Decision, t.0));
                 }
-                Output::Resolve { txn, coordinator } => {
-                    self.peer_calls.push(PeerCall::Resolve { participant: self.shard_id, txn, coordinator })
+                Output::Resolve { txn, coordinator, patient } => {
+                    self.peer_calls.push(PeerCall::Resolve { participant: self.shard_id, txn, coordinator, patient })
                 }
                 Output::Decide { txn, participants, outcome } => {
                     self.peer_calls.push(PeerCall::Decide { coordinator: self.shard_id, txn, participants, outcome })

@@ -389,9 +389,12 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         )),
     ];
     let peer = prop_oneof![
-        (txn_id_bytes(), shard_id(), shard_id(), any::<bool>()).prop_map(|(txn_id, shard_id, participant, secret)| {
-            Call::Resolve(proto::TxnResolveRequest { txn_id, shard_id, participant_shard_id: participant }, secret)
-        }),
+        (txn_id_bytes(), shard_id(), shard_id(), any::<bool>(), any::<bool>()).prop_map(
+            |(txn_id, shard_id, participant, patient, secret)| {
+                let request = proto::TxnResolveRequest { txn_id, shard_id, participant_shard_id: participant, patient };
+                Call::Resolve(request, secret)
+            }
+        ),
         (txn_id_bytes(), shard_id(), outcome(), timestamp(), any::<bool>()).prop_map(
             |(txn_id, shard_id, outcome, commit_ts, secret)| {
                 Call::Decide(proto::TxnDecideRequest { txn_id, shard_id, outcome, commit_ts }, secret)

@@ -101,6 +101,7 @@ async fn peer_calls_need_the_peer_secret_and_are_checked() -> anyhow::Result<()>
                 txn_id: 21u128.to_be_bytes().to_vec(),
                 shard_id: 1,
                 participant_shard_id: 2,
+                patient: false,
             })
             .await
             .expect_err("forged resolve"),

@@ -22,7 +22,7 @@
 //! ```text
 //! write REQ writes=a:1 [if=a:old|a:-]          (a plain write; "-" is absent)
 //! abort REQ TXN | heartbeat TXN | decide REQ TXN committed@S|aborted
-//! resolve REQ TXN from=P | ack TXN from=P        (from: the participant shard)
+//! resolve REQ TXN from=P [patient=true] | ack TXN from=P   (from: the participant shard)
 //! apply [n=K] [cond=false] | drop
 //! ```
 
@@ -276,7 +276,10 @@ impl Runner {
                     writeln!(out, "shard{id} store decision {txn} {} [{}]", decision.outcome, ps.join(","))?
                 }
                 Output::DeleteDecision(t) => writeln!(out, "shard{id} delete decision {t}")?,
-                Output::Resolve { txn, coordinator } => writeln!(out, "shard{id} ask {coordinator} about {txn}")?,
+                Output::Resolve { txn, coordinator, patient } => {
+                    let how = if patient { " (patient)" } else { "" };
+                    writeln!(out, "shard{id} ask {coordinator} about {txn}{how}")?
+                }
                 Output::Decide { txn, participants, outcome } => {
                     let ps: Vec<String> = participants.iter().map(|p| p.to_string()).collect();
                     writeln!(out, "shard{id} tell {} that {txn} {outcome}", ps.join(","))?
@@ -420,7 +423,8 @@ impl goldenscript::Runner for Runner {
                 let r = req(args.next_pos().ok_or("resolve REQ TXN from=P")?)?;
                 let t = txn(args.next_pos().ok_or("resolve REQ TXN from=P")?)?;
                 let participant = ShardId(args.take_key("from").ok_or("from=P is required")?.parse()?);
-                self.step(id, Input::Resolve { req: r, txn: t, participant }, &mut out)?;
+                let patient = args.take_key("patient").map(str::parse).transpose()?.unwrap_or(false);
+                self.step(id, Input::Resolve { req: r, txn: t, participant, patient }, &mut out)?;
             }
             "ack" => {
                 let t = txn(args.next_pos().ok_or("ack TXN from=P")?)?;
@@ -498,6 +502,7 @@ scripts!(
     wounded_reader_cannot_reread,
     decide_is_checked_before_it_is_proposed,
     a_client_cannot_abort_a_prepared_transaction,
+    a_patient_question_waits_for_an_open_transaction,
     no_wait_reads_refuse_instead_of_waiting,
     only_named_participants_commit,
     decisions_are_forgotten_once_acknowledged,
