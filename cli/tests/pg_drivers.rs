@@ -154,6 +154,20 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
         let protocol = db.prepare("SELECT 1").await?;
         let row = db.query_one("EXECUTE by_id(1)", &[]).await?;
         assert_eq!((row.get::<_, String>(0), row.get::<_, i16>(1)), ("committed".to_string(), -4));
+        // Its argument a parameter of the EXECUTE: typed as by_id's.
+        let execute = db.prepare("EXECUTE by_id($1)").await?;
+        assert_eq!(execute.params(), &[Type::INT4]);
+        assert_eq!(db.query_one(&execute, &[&1i32]).await?.get::<_, i16>(1), -4);
+        let e = db.prepare("EXECUTE nonesuch(1)").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::INVALID_SQL_STATEMENT_NAME), "{e:?}");
+        // DEALLOCATE ALL refused (in a failed block) frees nothing.
+        db.batch_execute("BEGIN").await?;
+        db.batch_execute("SELECT 1 / 0").await.unwrap_err();
+        let e = db.batch_execute("DEALLOCATE ALL").await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+        db.batch_execute("ROLLBACK").await?;
+        assert_eq!(db.query(&protocol, &[]).await?.len(), 1, "the protocol's statement is kept");
+        assert_eq!(db.query_one(&execute, &[&1i32]).await?.get::<_, i16>(1), -4);
         db.batch_execute("DEALLOCATE by_id").await?;
         let e = db.batch_execute("EXECUTE by_id(1)").await.unwrap_err();
         assert_eq!(code(&e), Some(&SqlState::INVALID_SQL_STATEMENT_NAME));

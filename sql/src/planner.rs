@@ -4914,6 +4914,22 @@ pub fn bind_table_checks(txn: &mut dyn Transaction, table: &TableDesc) -> Result
     Planner::new(txn, "").bind_checks(table)
 }
 
+/// Binds a row-free expression as an argument for a parameter of type
+/// `ty` (EXECUTE's): an untyped literal or parameter takes `ty`; any other
+/// keeps its own type, for the caller to assign (`ops::assign`).
+/// `param_types` are the types of the `$n` the expression may use.
+pub fn bind_argument(
+    txn: &mut dyn Transaction,
+    sql: &str,
+    e: &ast::Expr,
+    (ty, param_types): (DataType, &[DataType]),
+) -> Result<Expr> {
+    let mut planner = Planner::new(txn, sql);
+    planner.param_types = param_types.iter().copied().map(Some).collect();
+    let b = planner.bind_expr(e, &Scope::default())?;
+    Ok(planner.coerce_literal(b, ty)?.expr)
+}
+
 /// Binds a row-free expression (a stored DEFAULT) as a value of `ty`.
 pub fn bind_constant(txn: &mut dyn Transaction, sql: &str, e: &ast::Expr, ty: DataType) -> Result<Expr> {
     let mut planner = Planner::new(txn, sql);

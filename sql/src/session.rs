@@ -619,7 +619,7 @@ impl Session {
                 Some((Vec::new(), columns))
             }
             s if describes_by_planning(s) => Some(self.describe(sql, &parsed, declared)?),
-            s => self.execute_named_columns(s).map(|columns| (Vec::new(), columns)),
+            s => self.describe_execute_named(s)?,
         };
         let (inferred, columns) = described.unwrap_or_default();
         let n = declared.len().max(inferred.len());
@@ -1115,6 +1115,10 @@ impl Session {
         }
         if self.status == TxnStatus::Failed {
             return in_failed_block();
+        }
+        let names_prepared = matches!(&parsed.statement, S::Prepare { .. } | S::Execute { .. } | S::Deallocate { .. });
+        if parsed.as_of.is_some() && names_prepared {
+            return sql_err!(FeatureNotSupported, "AS OF SYSTEM TIME is only allowed on SELECT and BEGIN");
         }
         if let S::Execute { name: Some(name), parameters, .. } = &parsed.statement {
             if prepared::is_execute_named(&parsed.statement) {

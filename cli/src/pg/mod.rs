@@ -910,19 +910,16 @@ impl SimpleQueryHandler for Connection {
             Some(Some(name)) if self.holds_statement(&name) => {
                 vec![Answer { notices: Notices::default(), response: self.deallocate(client, Some(name)) }]
             }
-            target => {
-                if target == Some(None) {
-                    let _ = self.deallocate(client, None);
-                }
+            _ => {
                 let text = query.query.clone();
                 self.with_session(move |session| run_query(session, &text))
             }
         };
-        // DISCARD ALL frees the prepared statements too (the session reset
-        // the rest).
-        if sql::parser::is_discard_all(&query.query)
-            && !answers.iter().any(|a| matches!(a.response, Response::Error(_)))
-        {
+        // DEALLOCATE ALL and DISCARD ALL free the protocol's statements
+        // too, once the session did its part.
+        let frees_all =
+            sql::parser::deallocate_target(&query.query) == Some(None) || sql::parser::is_discard_all(&query.query);
+        if frees_all && !answers.iter().any(|a| matches!(a.response, Response::Error(_))) {
             let _ = self.deallocate(client, None);
         }
         for Answer { notices, response: r } in answers {

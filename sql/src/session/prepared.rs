@@ -14,9 +14,12 @@
 //! keeps ([`Session::prepare`] infers the parameter types the statement
 //! does not declare, and its columns); `EXECUTE` is Bind and Execute, its
 //! arguments evaluated first, each as a value of its parameter's type
-//! (an assignment cast, as PostgreSQL does). The statement runs as if
-//! sent itself: in the block if there is one, else in a transaction of
-//! its own, with the plan kept across executions ("Kept plans").
+//! (an assignment cast, as PostgreSQL does: `1.0` for an int is 1,
+//! `3000000000` is 22003). The statement runs as if sent itself: in the
+//! block if there is one, else in a transaction of its own, with the plan
+//! kept across executions ("Kept plans"). An EXECUTE prepared through the
+//! protocol with parameters of its own (`EXECUTE pick($1)`) announces a
+//! bare `$n` argument as its parameter's type.
 //!
 //! Invariants:
 //! - A name names one statement until DEALLOCATE (or DISCARD ALL) frees
@@ -37,12 +40,18 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
-use super::{NoReads, Session};
+use super::{NoReads, Session, TxnStatus};
 use crate::error::Result;
 use crate::exec::Cx;
 use crate::kv::Mode;
+use crate::plan::OutputColumn;
 use crate::sink::Sink;
+use crate::types::DataType;
 use crate::{limits, planner, sql_err};
+
+/// What Describe says of a statement: its parameters' types (`None`:
+/// not known) and its columns.
+pub(super) type Described = (Vec<Option<DataType>>, Vec<OutputColumn>);
 
 impl Session {
     /// `PREPARE name [(type, ...)] AS statement`.
@@ -97,17 +106,21 @@ impl Session {
                 arguments.len()
             );
         }
-        let now_us = self.now_us();
+        // In a block, `now()` is the block's.
+        let now_us = if self.status == TxnStatus::InBlock { self.txn_now_us } else { self.now_us() };
         let mut values = Vec::with_capacity(arguments.len());
         for (argument, ty) in arguments.iter().zip(&prepared.params) {
             let mut none = NoReads { wanted: false, mode: Mode::ReadOnly };
-            let value = planner::bind_constant(&mut none, sql, argument, *ty).and_then(|bound| {
+            let types = (*ty, self.params.types.as_slice());
+            let value = planner::bind_argument(&mut none, sql, argument, types).and_then(|bound| {
                 if !bound.is_row_free() {
                     return sql_err!(FeatureNotSupported, "cannot use subquery in EXECUTE parameter");
                 }
                 let mut cx = Cx::new(&mut none, self.params.values.clone(), now_us);
                 cx.settings = self.settings.clone();
-                crate::exec::eval(&bound, &[], &mut cx)
+                // PostgreSQL's assignment cast: 1.0 for an int is 1,
+                // 3000000000 for one is 22003, 42 for a text is '42'.
+                crate::ops::assign(&crate::exec::eval(&bound, &[], &mut cx)?, *ty)
             });
             match value {
                 Ok(v) => values.push(v),
@@ -135,12 +148,34 @@ impl Session {
         sink.complete("DEALLOCATE")
     }
 
-    /// The columns an `EXECUTE` of a statement prepared by name returns
-    /// (what Describe announces), if `statement` is one.
-    pub(super) fn execute_named_columns(&self, statement: &ast::Statement) -> Option<Vec<crate::plan::OutputColumn>> {
-        let ast::Statement::Execute { name: Some(name), .. } = statement else { return None };
-        let prepared = self.sql_prepared.get(&planner::object_name(name).ok()?)?;
-        Some(prepared.columns.clone())
+    /// What Describe announces of an `EXECUTE` of a statement prepared by
+    /// name, if `statement` is one: the types of the `$n` its arguments
+    /// are (a bare `$n` takes its parameter's type), and the columns it
+    /// returns. 26000 if no statement has the name.
+    pub(super) fn describe_execute_named(&self, statement: &ast::Statement) -> Result<Option<Described>> {
+        let ast::Statement::Execute { name: Some(name), parameters, .. } = statement else { return Ok(None) };
+        if !is_execute_named(statement) {
+            return Ok(None);
+        }
+        let name = planner::object_name(name)?;
+        let Some(prepared) = self.sql_prepared.get(&name) else {
+            return sql_err!(InvalidSqlStatementName, "prepared statement \"{name}\" does not exist");
+        };
+        let mut types = Vec::new();
+        for (argument, ty) in parameters.iter().zip(&prepared.params) {
+            let ast::Expr::Value(v) = argument else { continue };
+            let ast::Value::Placeholder(p) = &v.value else { continue };
+            // (At most the protocol's 65,535 parameters.)
+            let n = p.strip_prefix('$').and_then(|n| n.parse::<u16>().ok()).map(usize::from);
+            let Some(n) = n.filter(|n| *n >= 1) else {
+                continue;
+            };
+            if n > types.len() {
+                types.resize(n, None);
+            }
+            types[n - 1] = Some(*ty);
+        }
+        Ok(Some((types, prepared.columns.clone())))
     }
 }
 
