@@ -194,6 +194,27 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
         }
         let rows = db.query("SELECT t FROM typed WHERE id >= 10 ORDER BY id", &[]).await?;
         assert_eq!(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), ["ten", "eleven"]);
+
+        // Array columns: binary arrays in and out, NULL elements kept, an
+        // index over one, COPY's text form.
+        db.batch_execute("CREATE TABLE tagged (id INT PRIMARY KEY, tags TEXT[], marks INT8[])").await?;
+        db.batch_execute("CREATE INDEX tagged_marks ON tagged (marks)").await?;
+        let insert = db.prepare("INSERT INTO tagged VALUES ($1, $2, $3)").await?;
+        assert_eq!(insert.params(), &[Type::INT4, Type::TEXT_ARRAY, Type::INT8_ARRAY]);
+        let tags = vec![Some("a b".to_string()), None, Some("{q}".to_string())];
+        db.execute(&insert, &[&1i32, &tags, &vec![3i64, -4]]).await?;
+        {
+            use futures::SinkExt;
+            let sink = db.copy_in::<_, bytes::Bytes>("COPY tagged FROM STDIN").await?;
+            let mut sink = std::pin::pin!(sink);
+            sink.send(bytes::Bytes::from_static(b"2\t{x,\"y z\"}\t{}\n")).await?;
+            assert_eq!(sink.as_mut().finish().await?, 1);
+        }
+        let row = db.query_one("SELECT tags, marks FROM tagged WHERE marks = $1", &[&vec![3i64, -4]]).await?;
+        assert_eq!(row.get::<_, Vec<Option<String>>>(0), tags);
+        let row = db.query_one("SELECT tags, marks FROM tagged WHERE id = 2", &[]).await?;
+        assert_eq!(row.get::<_, Vec<String>>(0), ["x", "y z"]);
+        assert_eq!(row.get::<_, Vec<i64>>(1), Vec::<i64>::new());
         anyhow::Ok(())
     })
     .await;

@@ -224,8 +224,10 @@ mod marker {
     /// A jsonb document (grouping and hashing only; never in a stored
     /// key: no key or index column is jsonb).
     pub const JSONB: u8 = 0x1A;
-    /// An array (grouping and sorting only; never in a stored key): each
-    /// element after ARRAY_ELEMENT, then ARRAY_END.
+    /// An array: each element after ARRAY_ELEMENT, then ARRAY_END (a
+    /// shorter array sorts first, a NULL element last). In stored keys
+    /// only of arrays of types whose keys give their values back (not
+    /// interval or jsonb).
     pub const ARRAY: u8 = 0x16;
     pub const ARRAY_END: u8 = 0x00;
     pub const ARRAY_ELEMENT: u8 = 0x01;
@@ -455,9 +457,50 @@ fn decode_key_value_general(input: &mut &[u8]) -> Result<(Direction, Value)> {
         marker::INT_NEGATIVE_8_BYTES..=marker::INT_POSITIVE_8_BYTES => {
             Value::Int8(decode_key_int(input, ascending_marker, flip)?)
         }
+        marker::ARRAY => decode_key_array(input, (direction, flip))?,
         _ => return sql_err!(InternalError, "corrupt key: unknown marker byte 0x{raw_marker:02x}"),
     };
     Ok((direction, value))
+}
+
+/// An array's elements after its marker, in their general form; its
+/// element type is the first non-NULL element's (text if none): a
+/// column's type narrows both ([`narrow_key_value`]).
+fn decode_key_array(input: &mut &[u8], (direction, flip): (Direction, u8)) -> Result<Value> {
+    let mut items = Vec::new();
+    loop {
+        let Some((&byte, rest)) = input.split_first() else {
+            return sql_err!(InternalError, "corrupt key: an array is not terminated");
+        };
+        *input = rest;
+        match byte ^ flip {
+            marker::ARRAY_END => break,
+            marker::ARRAY_ELEMENT => {
+                // No array in an array (checked before decoding it: keys
+                // of nested markers must not recurse deep).
+                if input.first().is_some_and(|&b| b == marker::ARRAY || b == !marker::ARRAY) {
+                    return sql_err!(InternalError, "corrupt key: a malformed array element");
+                }
+                // (The whole array was inverted: each element too.)
+                let (element_direction, item) = decode_key_value_general(input)?;
+                if element_direction != direction {
+                    return sql_err!(InternalError, "corrupt key: a malformed array element");
+                }
+                items.push(item);
+            }
+            other => return sql_err!(InternalError, "corrupt key: byte 0x{other:02x} in an array"),
+        }
+    }
+    let element = items
+        .iter()
+        .find_map(Value::data_type)
+        .and_then(DataType::array_of)
+        .and_then(|a| match a {
+            DataType::Array(e) => Some(e),
+            _ => None,
+        })
+        .unwrap_or(&DataType::Text);
+    Ok(Value::Array(element, items))
 }
 
 /// The next `N` bytes of `input`, un-inverted by `flip`.
@@ -581,6 +624,10 @@ fn narrow_key_value(value: Value, ty: DataType) -> Result<Value> {
         },
         (DataType::Time, Value::Timestamp(v)) if (0..=crate::types::TIME_MICROS_MAX).contains(&v) => Value::Time(v),
         (DataType::Uuid, v @ Value::Uuid(_)) => v,
+        (DataType::Array(element), Value::Array(_, items)) => {
+            let items = items.into_iter().map(|i| narrow_key_value(i, *element)).collect::<Result<_>>()?;
+            Value::Array(element, items)
+        }
         // A key keeps a numeric's value, not its scale: a column's scale
         // comes back from its type (an unconstrained column's shows the
         // digits the value needs).
@@ -861,7 +908,7 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<(u32, Value)>> {
             tag::ARRAY => {
                 let oid = read_uvarint(&mut input)?;
                 let text = read_length_prefixed(&mut input, "array")?;
-                let element = u32::try_from(oid).ok().and_then(DataType::array_by_oid).and_then(DataType::element);
+                let element = u32::try_from(oid).ok().and_then(DataType::array_element_by_oid);
                 match (element, std::str::from_utf8(text)) {
                     (Some(e), Ok(text)) => crate::ops::array::parse(text, e)?,
                     _ => return sql_err!(InternalError, "corrupt row value: bad array in column {column_id}"),
@@ -1080,6 +1127,10 @@ mod tests {
             (Value::Time(a), Value::Time(b)) => a.cmp(b),
             (Value::Uuid(a), Value::Uuid(b)) => a.cmp(b),
             (Value::Numeric(a), Value::Numeric(b)) => a.cmp(b),
+            // Element by element; a prefix first.
+            (Value::Array(_, a), Value::Array(_, b)) => {
+                a.iter().zip(b).map(|(a, b)| sql_order(a, b)).find(|o| o.is_ne()).unwrap_or(a.len().cmp(&b.len()))
+            }
             _ if a.as_i64().is_some() && b.as_i64().is_some() => a.as_i64().cmp(&b.as_i64()),
             _ => {
                 let (a, b) = (a.as_f64().expect("a float"), b.as_f64().expect("a float"));
@@ -1229,6 +1280,8 @@ mod tests {
             DataType::Time,
             DataType::Uuid,
             DataType::Numeric(None),
+            DataType::Array(&DataType::Int8),
+            DataType::Array(&DataType::Text),
         ])
     }
 
@@ -1272,6 +1325,9 @@ mod tests {
                     .prop_map(|(m, s)| Value::Numeric(crate::ops::numeric::Decimal::new(m * 10i64.pow(s), s))),
             ]
             .boxed(),
+            DataType::Array(element) => prop::collection::vec(value_of(*element), 0..4)
+                .prop_map(move |items| Value::Array(element, items))
+                .boxed(),
             _ => interesting_text().prop_map(Value::Text).boxed(),
         };
         prop_oneof![1 => Just(Value::Null), 9 => non_null].boxed()
@@ -1394,15 +1450,28 @@ mod tests {
             let mut input = key.as_slice();
             let (found_direction, general) = decode_key_value_with_direction(&mut input).expect("decodes");
             prop_assert_eq!(found_direction, direction);
-            let widened = match &value {
-                Value::Int2(_) | Value::Int4(_) => Value::Int8(value.as_i64().expect("an int")),
-                Value::Float4(v) => Value::Float8(f64::from(*v)),
-                // One form for timestamps and dates: the general one is a
-                // timestamp.
-                Value::TimestampTz(_) | Value::Date(_) => Value::Timestamp(value.as_micros().unwrap_or_default()),
-                Value::Time(us) => Value::Timestamp(*us),
-                v => v.clone(),
-            };
+            fn widen(value: &Value) -> Value {
+                match value {
+                    Value::Int2(_) | Value::Int4(_) => Value::Int8(value.as_i64().expect("an int")),
+                    Value::Float4(v) => Value::Float8(f64::from(*v)),
+                    // One form for timestamps and dates: the general one
+                    // is a timestamp.
+                    Value::TimestampTz(_) | Value::Date(_) => Value::Timestamp(value.as_micros().unwrap_or_default()),
+                    Value::Time(us) => Value::Timestamp(*us),
+                    // (The general form's element type is its first
+                    // element's: text for an array of NULLs.)
+                    Value::Array(_, items) => {
+                        let items: Vec<Value> = items.iter().map(widen).collect();
+                        let element = items.iter().find_map(Value::data_type).unwrap_or(DataType::Text);
+                        Value::Array(DataType::array_of(element).and_then(|a| match a {
+                            DataType::Array(e) => Some(e),
+                            _ => None,
+                        }).expect("an array element type"), items)
+                    }
+                    v => v.clone(),
+                }
+            }
+            let widened = widen(&value);
             prop_assert!(same_key_value(&general, &widened), "{:?} decoded as {:?}", value, general);
             prop_assert_eq!(input, tail.as_slice());
         }
@@ -1500,7 +1569,15 @@ mod tests {
         let any = |bytes: &[u8]| decode_key_value_any(&mut &bytes[..]);
         assert!(corrupt(any(&[])).contains("missing"));
         assert!(corrupt(any(&[0x01])).contains("unknown marker byte 0x01"));
-        assert!(corrupt(any(&[!0x16])).contains("unknown marker byte 0xe9"));
+        assert!(corrupt(any(&[0x1B])).contains("unknown marker byte 0x1b"));
+        assert!(corrupt(any(&[!0x16])).contains("an array is not terminated"));
+        assert!(corrupt(any(&[marker::ARRAY, 0x05])).contains("byte 0x05 in an array"));
+        let nested = [marker::ARRAY, marker::ARRAY_ELEMENT, marker::ARRAY, marker::ARRAY_END, marker::ARRAY_END];
+        assert!(corrupt(any(&nested)).contains("malformed array element"));
+        let mixed = [marker::ARRAY, marker::ARRAY_ELEMENT, !marker::TRUE, marker::ARRAY_END];
+        assert!(corrupt(any(&mixed)).contains("malformed array element"));
+        let deep: Vec<u8> = [marker::ARRAY, marker::ARRAY_ELEMENT].repeat(1_000_000);
+        assert!(corrupt(any(&deep)).contains("malformed array element"), "no deep recursion");
         assert!(corrupt(any(&[marker::TEXT, 0xC3, 0x28, 0x00, 0x01])).contains("not valid UTF-8"));
         assert!(corrupt(any(&[marker::BYTES, b'a', 0x00, 0x02])).contains("invalid escape"));
         assert!(corrupt(any(&[marker::BYTES, b'a', 0x00])).contains("ends inside an escape"));
@@ -1629,6 +1706,16 @@ mod tests {
             // Intervals are row values only (no key column is one).
             (any::<i32>(), any::<i32>(), interesting_i64())
                 .prop_map(|(months, days, micros)| Value::Interval(crate::types::Interval { months, days, micros })),
+            // Arrays (column values since array columns), NULL elements
+            // and text that needs quoting in an array's text included.
+            prop::collection::vec(prop::option::of(any::<i64>()), 0..5).prop_map(|items| {
+                let items = items.into_iter().map(|i| i.map_or(Value::Null, Value::Int8)).collect();
+                Value::Array(&DataType::Int8, items)
+            }),
+            prop::collection::vec(prop::option::of("[a-z{},\"\\ ]{0,6}|NULL"), 0..5).prop_map(|items| {
+                let items = items.into_iter().map(|i| i.map_or(Value::Null, Value::Text)).collect();
+                Value::Array(&DataType::Text, items)
+            }),
         ]
     }
 

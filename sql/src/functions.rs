@@ -1198,6 +1198,12 @@ fn resolve_array_function(name: &str, args: &[Option<DataType>]) -> Option<Signa
             let array = DataType::array_of(element)?;
             return Some(Signature { params: vec![array, array], ret: array });
         }
+        // `@>` (and `<@`, its arguments turned round) and `&&`.
+        ("arraycontains" | "arrayoverlap", [a, b]) if is_array(*a) && is_array(*b) => {
+            let element = a.or(*b).and_then(DataType::element).unwrap_or(T::Text);
+            let array = DataType::array_of(element)?;
+            return Some(Signature { params: vec![array, array], ret: T::Bool });
+        }
         _ => return None,
     };
     let mut params = vec![array];
@@ -1286,6 +1292,19 @@ fn call_array_function(name: &str, args: &[Value]) -> Option<Result<Value>> {
                 _ => return Some(sql_err!(InternalError, "{name} of {element} elements")),
             }
         }
+        // PostgreSQL's: a NULL element is equal to nothing, so an array
+        // with one contains no other, and is contained in none.
+        "arraycontains" | "arrayoverlap" => match (&args[0], args.get(1)) {
+            (Value::Array(_, a), Some(Value::Array(_, b))) => {
+                let mut found = b.iter().map(|x| {
+                    a.iter().any(|y| {
+                        !x.is_null() && crate::ops::compare(x, y).ok().flatten() == Some(std::cmp::Ordering::Equal)
+                    })
+                });
+                Value::Bool(if name == "arraycontains" { found.all(|f| f) } else { found.any(|f| f) })
+            }
+            _ => Value::Null,
+        },
         "array_position" => {
             let target = args.get(1).unwrap_or(&Value::Null);
             match items.and_then(|items| items.iter().position(|v| v == target)) {

@@ -817,6 +817,9 @@ fn is_time_cast(from: DataType, to: DataType) -> bool {
 
 /// Whether assigning a `from` to a `to` column is allowed at all.
 pub fn can_assign(from: DataType, to: DataType) -> bool {
+    if let (Some(from), Some(to)) = (from.element(), to.element()) {
+        return can_assign(from, to);
+    }
     can_coerce_implicitly(from, to)
         || (from.is_numeric() && to.is_numeric())
         || (from.is_datetime() && to.is_datetime())
@@ -861,6 +864,11 @@ pub fn assign(v: &Value, to: DataType) -> Result<Value> {
     };
     if !can_assign(from, to) {
         return Err(assignment_error(None, from, to));
+    }
+    if let (Value::Array(_, items), DataType::Array(element)) = (v, to) {
+        // Element by element (an int[] column takes a numeric[]).
+        let items = items.iter().map(|i| assign(i, *element)).collect::<Result<_>>()?;
+        return Ok(Value::Array(element, items));
     }
     if to.is_string() {
         return fit_string(string_of(v), to).map(Value::Text);

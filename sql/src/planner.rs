@@ -758,10 +758,6 @@ impl<'a> Planner<'a> {
         let mut view = TableDesc { view: Some(create.query.to_string()), ..TableDesc::new(&name) };
         let names: Vec<String> = create.columns.iter().map(|c| ident(&c.name)).collect();
         add_query_columns(&mut view, &plan, &names)?;
-        // A descriptor cannot hold an array type (`DataType::Array`).
-        if let Some(c) = view.columns.iter().find(|c| c.data_type.element().is_some()) {
-            return sql_err!(FeatureNotSupported, "array columns are not supported (view column \"{}\")", c.name);
-        }
         if view.columns.len() > limits::COLUMNS_MAX {
             return sql_err!(ProgramLimitExceeded, "views can have at most {} columns", limits::COLUMNS_MAX);
         }
@@ -3255,6 +3251,28 @@ impl<'a> Planner<'a> {
             let (l, r) = (self.coerce_loose(l, DataType::Float8)?, self.coerce_loose(r, DataType::Float8)?);
             return Ok(Bound::typed(Expr::Function("power".into(), vec![l, r]), DataType::Float8));
         }
+        // `||` of an array: with an array (or an untyped literal, read as
+        // one) array_cat, with an element array_append or array_prepend.
+        let is_array = |b: &Bound| b.ty.is_some_and(|t| t.element().is_some());
+        if matches!(op, B::StringConcat) && (is_array(&l) || is_array(&r)) {
+            let name = match (is_array(&l), is_array(&r)) {
+                (true, true) => "array_cat",
+                (true, false) if r.ty.is_none() && r.literal.is_some() => "array_cat",
+                (false, true) if l.ty.is_none() && l.literal.is_some() => "array_cat",
+                (true, false) => "array_append",
+                (false, _) => "array_prepend",
+            };
+            return self.bind_call(name, vec![l, r]);
+        }
+        // An array's containment (`@>`, `<@`) and overlap (`&&`): both
+        // sides of one array type (an untyped literal read as it).
+        if matches!(op, B::AtArrow | B::ArrowAt | B::PGOverlap) && (is_array(&l) || is_array(&r)) {
+            let ty = l.ty.filter(|t| t.element().is_some()).or(r.ty).expect("one side is an array");
+            let (l, r) = (self.coerce(l, ty)?, self.coerce(r, ty)?);
+            let name = if *op == B::PGOverlap { "arrayoverlap" } else { "arraycontains" };
+            let args = if *op == B::ArrowAt { vec![r, l] } else { vec![l, r] };
+            return Ok(Bound::typed(Expr::Function(name.into(), args), DataType::Bool));
+        }
         // `||` of two jsonb (or a jsonb and an untyped literal); a jsonb
         // and a text concatenate as text, as in PostgreSQL.
         let jsonb_or_untyped = |b: &Bound| b.ty.is_none_or(|t| t == DataType::Jsonb);
@@ -4486,9 +4504,6 @@ impl<'a> Planner<'a> {
         let mut table = TableDesc::new(name);
         let names: Vec<String> = create.columns.iter().map(|c| ident(&c.name)).collect();
         add_query_columns(&mut table, &plan, &names)?;
-        if let Some(c) = table.columns.iter().find(|c| c.data_type.element().is_some()) {
-            return sql_err!(FeatureNotSupported, "array columns are not supported (column \"{}\")", c.name);
-        }
         add_hidden_rowid(&mut table);
         Ok(Plan::CreateTableAs { table, query: plan, if_not_exists: create.if_not_exists })
     }
@@ -4501,9 +4516,6 @@ impl<'a> Planner<'a> {
         }
         let serial = is_serial(&c.data_type);
         let mut ty = if serial { DataType::Int8 } else { data_type(&c.data_type)? };
-        if ty.element().is_some() {
-            return sql_err!(FeatureNotSupported, "array columns are not supported (column \"{}\" is {ty})", c.name);
-        }
         let mut col = ColumnDesc {
             id: table.next_column_id,
             name,
@@ -4716,12 +4728,6 @@ impl Planner<'_> {
         };
         let col = col.clone();
         let to = data_type(ty)?;
-        if to.element().is_some() {
-            return sql_err!(
-                FeatureNotSupported,
-                "array columns are not supported (column \"{column}\" would be {to})"
-            );
-        }
         if col.default.as_deref() == Some(GENERATED_KEY_DEFAULT) {
             if !to.is_integer() {
                 return sql_err!(DatatypeMismatch, "identity column type must be smallint, integer, or bigint");
@@ -5022,6 +5028,12 @@ pub fn resolve_index_columns(table: &TableDesc, cols: &[(String, Direction)]) ->
         }
         if col.data_type == DataType::Jsonb {
             return sql_err!(FeatureNotSupported, "column \"{name}\" is jsonb, which cannot be in a key or an index");
+        }
+        if let Some(element @ (DataType::Interval | DataType::Jsonb)) = col.data_type.element() {
+            return sql_err!(
+                FeatureNotSupported,
+                "column \"{name}\" is an array of {element}, which cannot be in a key or an index"
+            );
         }
         out.push((col.id, *dir));
     }

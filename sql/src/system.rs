@@ -1764,6 +1764,7 @@ fn information_columns(s: &Snapshot) -> Vec<Row> {
                 DataType::Varchar(_) => "character varying".to_string(),
                 DataType::Char(_) => "character".to_string(),
                 DataType::Numeric(_) => "numeric".to_string(),
+                DataType::Array(_) => "ARRAY".to_string(),
                 t => t.sql_name(),
             };
             let udt = TYPES.iter().find(|r| r.oid == i64::from(ty.oid())).map_or("", |r| r.name);

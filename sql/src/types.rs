@@ -69,10 +69,31 @@ pub enum DataType {
     /// `jsonb` (and `json`, the same here): a [`Json`] document.
     Jsonb,
     /// A one-dimensional array of the element type (never itself an
-    /// array): values of queries and parameters, not of columns (CREATE
-    /// TABLE refuses array columns, so descriptors never hold one).
-    #[serde(skip)]
+    /// array), one of [`ARRAY_ELEMENTS`]; in a descriptor, `{"Array":
+    /// ELEMENT}`.
+    #[serde(with = "array_element")]
     Array(&'static DataType),
+}
+
+/// An array type's element in a descriptor: the element type itself,
+/// read back as the static [`DataType::array_of`] keeps (a type SpanDB
+/// has no array of is a corrupt descriptor).
+mod array_element {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{DataType, ARRAY_ELEMENTS};
+
+    pub fn serialize<S: Serializer>(element: &&'static DataType, out: S) -> Result<S::Ok, S::Error> {
+        (**element).serialize(out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<&'static DataType, D::Error> {
+        let element = DataType::deserialize(input)?;
+        ARRAY_ELEMENTS
+            .iter()
+            .find(|t| **t == element.base())
+            .ok_or_else(|| serde::de::Error::custom(format!("no array type of {element:?}")))
+    }
 }
 
 /// The element types arrays may have, one static each (so `DataType`
@@ -107,6 +128,12 @@ impl DataType {
     /// The array type whose oid is `oid`, if SpanDB has it.
     pub fn array_by_oid(oid: u32) -> Option<DataType> {
         ARRAY_ELEMENTS.iter().map(DataType::Array).find(|a| a.oid() == oid)
+    }
+
+    /// The element type of an array type SpanDB has, by the element's oid
+    /// (how a row value names an array's elements).
+    pub fn array_element_by_oid(oid: u32) -> Option<DataType> {
+        ARRAY_ELEMENTS.iter().copied().find(|e| e.oid() == oid)
     }
 
     /// The element type, if this is an array type.

@@ -100,6 +100,7 @@ slt!(
     window_random,
     numeric,
     prepared,
+    array_columns,
     jsonb,
     time,
     time_zones,
