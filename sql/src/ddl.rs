@@ -109,6 +109,8 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                             ))
                             .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
                         }
+                        let views = views_reading(cx, name)?.into_iter().filter(|v| !names.contains(&v.name));
+                        drop_dependent_views(cx, sink, views.collect(), *cascade, &format!("table {name}"))?;
                         for fk in t.foreign_keys.iter().filter(|fk| !names.contains(&fk.table)) {
                             unlink(cx, &fk.table, &t.name, &fk.name)?;
                         }
@@ -165,11 +167,13 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             }
             Ok("CREATE VIEW".into())
         }
-        Plan::DropView { names, if_exists } => {
+        Plan::DropView { names, if_exists, cascade } => {
             for name in names {
                 match Catalog::table(cx.txn()?, name)? {
                     Some(v) if v.view.is_some() => {
                         cx.drains.check(&v)?;
+                        let views = views_reading(cx, name)?.into_iter().filter(|v| !names.contains(&v.name));
+                        drop_dependent_views(cx, sink, views.collect(), *cascade, &format!("view {name}"))?;
                         Catalog::drop_table(cx.txn()?, &v)?
                     }
                     Some(_) => {
@@ -357,7 +361,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             Catalog::update_table(cx.txn()?, &mut desc)?;
             Ok("ALTER TABLE".into())
         }
-        Plan::DropColumn { table, column, if_exists } => {
+        Plan::DropColumn { table, column, if_exists, cascade } => {
             let mut desc = (*table_to_alter(cx, table)?).clone();
             let Some((_, col)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
                 if *if_exists {
@@ -386,7 +390,17 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             desc.indexes = kept;
             desc.checks.retain(|c| !c.columns.contains(&id));
             desc.columns.retain(|c| c.id != id);
+            let views = views_reading(cx, table)?;
             Catalog::update_table(cx.txn()?, &mut desc)?;
+            // The views that read the column are those that no longer plan
+            // (a view is kept as its query's text).
+            let mut dependent = Vec::new();
+            for view in views {
+                if planner::view_tables(cx.txn()?, &view).is_err() {
+                    dependent.push(view);
+                }
+            }
+            drop_dependent_views(cx, sink, dependent, *cascade, &format!("column {column} of table {table}"))?;
             for index in gone {
                 sweep::schedule_index(cx.txn()?, desc.id, index.id)?;
             }
@@ -760,6 +774,35 @@ fn dependent_constraint(what: &str, constraint: &str, table: &str) -> Error {
     Error::new(SqlState::DependentObjectsStillExist, format!("cannot drop {what} because other objects depend on it"))
         .with_detail(format!("constraint {constraint} on table {table} depends on {what}"))
         .with_hint("Drop the constraint first (ALTER TABLE ... DROP CONSTRAINT).")
+}
+
+/// Drops `views`, which read what a statement drops (`what`: "table t"),
+/// with CASCADE; without it, refuses (2BP01) if there are any, as
+/// PostgreSQL does.
+fn drop_dependent_views(
+    cx: &mut Cx,
+    sink: &mut dyn Sink,
+    views: Vec<std::sync::Arc<TableDesc>>,
+    cascade: bool,
+    what: &str,
+) -> Result<()> {
+    let Some(first) = views.first() else { return Ok(()) };
+    if !cascade {
+        return Err(Error::new(
+            SqlState::DependentObjectsStillExist,
+            format!("cannot drop {what} because other objects depend on it"),
+        )
+        .with_detail(format!("view {} depends on {what}", first.name))
+        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+    }
+    for view in views {
+        // (One an earlier name of the statement dropped is gone.)
+        let Some(current) = Catalog::table(cx.txn()?, &view.name)?.filter(|v| v.id == view.id) else { continue };
+        cx.drains.check(&current)?;
+        sink.notice(&format!("drop cascades to view {}", view.name))?;
+        Catalog::drop_table(cx.txn()?, &current)?;
+    }
+    Ok(())
 }
 
 /// Whether a table or index already has `name` (they share a namespace).

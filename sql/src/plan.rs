@@ -959,9 +959,11 @@ pub enum Plan {
         view: TableDesc,
         or_replace: bool,
     },
+    /// `cascade`: the views that read them go with them.
     DropView {
         names: Vec<String>,
         if_exists: bool,
+        cascade: bool,
     },
     /// `COMMENT ON TABLE table` / `COMMENT ON COLUMN table.column`: the
     /// comment kept in the descriptor (`None`: removed).
@@ -994,10 +996,12 @@ pub enum Plan {
         unique: bool,
         if_not_exists: bool,
     },
+    /// `cascade`: the views that read the column go with it.
     DropColumn {
         table: String,
         column: String,
         if_exists: bool,
+        cascade: bool,
     },
     /// `ALTER TABLE t op, op, ...`: the operations one by one, each an
     /// ALTER TABLE of its own, planned once those before it have run (so

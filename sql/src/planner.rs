@@ -824,7 +824,7 @@ impl<'a> Planner<'a> {
                 match object_type {
                     ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists, cascade: *cascade }),
                     ast::ObjectType::Index => Ok(Plan::DropIndex { names, if_exists: *if_exists }),
-                    ast::ObjectType::View => Ok(Plan::DropView { names, if_exists: *if_exists }),
+                    ast::ObjectType::View => Ok(Plan::DropView { names, if_exists: *if_exists, cascade: *cascade }),
                     ast::ObjectType::Sequence => Ok(Plan::DropSequence { names, if_exists: *if_exists }),
                     other => sql_err!(FeatureNotSupported, "DROP {other} is not supported"),
                 }
@@ -4639,11 +4639,12 @@ impl<'a> Planner<'a> {
                 }
                 Ok(Plan::AddColumn { table, column, unique, if_not_exists: *if_not_exists })
             }
-            ast::AlterTableOperation::DropColumn { column_names, if_exists, .. } => {
+            ast::AlterTableOperation::DropColumn { column_names, if_exists, drop_behavior, .. } => {
                 let [column] = column_names.as_slice() else {
                     return sql_err!(FeatureNotSupported, "dropping several columns at once is not supported");
                 };
-                Ok(Plan::DropColumn { table, column: ident(column), if_exists: *if_exists })
+                let cascade = *drop_behavior == Some(ast::DropBehavior::Cascade);
+                Ok(Plan::DropColumn { table, column: ident(column), if_exists: *if_exists, cascade })
             }
             ast::AlterTableOperation::AlterColumn { column_name, op } => {
                 let column = ident(column_name);

@@ -1546,6 +1546,7 @@ impl Session {
                         referenced.extend(desc.referenced_by.iter().map(|r| SchemaTarget::Table(r.table.clone())));
                     }
                 }
+                SchemaTarget::Views => referenced.extend(self.committed_views()?.into_iter().map(SchemaTarget::Table)),
                 _ => {}
             }
         }
@@ -1558,7 +1559,7 @@ impl Session {
                     None => None,
                 },
                 SchemaTarget::Id(id) => Catalog::table_by_id(txn, *id)?,
-                SchemaTarget::ReferencedBy(..) | SchemaTarget::Referencing { .. } => None,
+                SchemaTarget::ReferencedBy(..) | SchemaTarget::Referencing { .. } | SchemaTarget::Views => None,
             };
             // Missing ones are the statement's to report (or skip).
             let Some(desc) = desc else { continue };
@@ -1581,6 +1582,15 @@ impl Session {
             }
         }
         Ok(epochs)
+    }
+
+    /// The names of every view, as committed (read lock-free, as
+    /// [`Session::committed_table_of_index`] reads, for the same reason).
+    fn committed_views(&self) -> Result<Vec<String>> {
+        let mut snapshot = self.engine.begin(Mode::ReadOnly)?;
+        let found = Catalog::tables(snapshot.as_mut());
+        let _ = snapshot.rollback();
+        Ok(found?.iter().filter(|t| t.view.is_some()).map(|t| t.name.clone()).collect())
     }
 
     /// The id of the table with index `name`, as committed: found by a
@@ -2663,6 +2673,9 @@ enum SchemaTarget {
         table: String,
         transitive: bool,
     },
+    /// Every view: a CASCADE may drop the views that read what it drops,
+    /// and which those are is known only by planning them, in the change.
+    Views,
 }
 
 /// Which of a table's foreign keys a change drops ([`SchemaTarget::ReferencedBy`]).
@@ -2687,6 +2700,7 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
                 let referencing = cascade.then(|| SchemaTarget::Referencing { table: n.clone(), transitive: false });
                 [SchemaTarget::Table(n.clone()), SchemaTarget::ReferencedBy(n, None)].into_iter().chain(referencing)
             })
+            .chain(cascade.then_some(SchemaTarget::Views))
             .collect(),
         S::Comment { object_type: ast::CommentObject::Table | ast::CommentObject::View, object_name, .. } => {
             name(object_name).map(SchemaTarget::Table).into_iter().collect()
@@ -2716,9 +2730,12 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
         S::Drop { object_type: ast::ObjectType::Index, names, .. } => {
             names.iter().filter_map(name).map(SchemaTarget::Index).collect()
         }
-        S::Drop { object_type: ast::ObjectType::View, names, .. } => {
-            names.iter().filter_map(name).map(SchemaTarget::Table).collect()
-        }
+        S::Drop { object_type: ast::ObjectType::View, names, cascade, .. } => names
+            .iter()
+            .filter_map(name)
+            .map(SchemaTarget::Table)
+            .chain(cascade.then_some(SchemaTarget::Views))
+            .collect(),
         S::CreateView(create) if create.or_replace => name(&create.name).map(SchemaTarget::Table).into_iter().collect(),
         S::AlterTable(alter) => {
             let mut targets: Vec<SchemaTarget> = name(&alter.name).map(SchemaTarget::Table).into_iter().collect();
@@ -2732,10 +2749,13 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
                         let only = Some(KeyPart::Constraint(crate::parser::ident(constraint)));
                         targets.extend(name(&alter.name).map(|t| SchemaTarget::ReferencedBy(t, only)))
                     }
-                    ast::AlterTableOperation::DropColumn { column_names, .. } => {
+                    ast::AlterTableOperation::DropColumn { column_names, drop_behavior, .. } => {
                         for column in column_names {
                             let only = Some(KeyPart::Column(crate::parser::ident(column)));
                             targets.extend(name(&alter.name).map(|t| SchemaTarget::ReferencedBy(t, only)))
+                        }
+                        if *drop_behavior == Some(ast::DropBehavior::Cascade) {
+                            targets.push(SchemaTarget::Views);
                         }
                     }
                     // Its foreign keys' other tables name it.
