@@ -160,6 +160,10 @@ pub const SERIES_ROWS_MAX: i64 = 100_000_000;
 /// why that is safe).
 pub const NAME_CACHE_ENTRIES_MAX: usize = 10_000;
 
+/// Grouping sets one GROUP BY may expand to (ROLLUP, CUBE, GROUPING
+/// SETS: `planner::grouping_sets`); each reads the query's input again.
+pub const GROUPING_SETS_MAX: usize = 256;
+
 /// Statements a session may hold prepared by SQL's `PREPARE` (the
 /// protocol's Parse has its own limit, in the gateway).
 pub const SQL_PREPARED_MAX: usize = 10_000;

@@ -24,6 +24,7 @@
 //! that the select list and ORDER BY then read.
 
 mod foreign_keys;
+mod grouping_sets;
 pub use foreign_keys::{dangling_rows_queries, reference_of, resolve_foreign_key};
 mod set_returning;
 mod window;
@@ -160,6 +161,9 @@ struct AggContext {
     /// What a subquery sees of the Aggregate's row: the GROUP BY columns
     /// that are plain columns, by their names (anything else unnamed).
     outer_scope: Scope,
+    /// Under grouping sets, the column of each row's set id and the ids
+    /// ([`grouping_sets`]).
+    grouping: Option<(usize, Vec<i32>)>,
 }
 
 /// Binds statements. Holds the transaction for catalog reads.
@@ -1412,7 +1416,7 @@ impl<'a> Planner<'a> {
         }
 
         // Aggregation?
-        let group_exprs: Vec<&ast::Expr> = match &select.group_by {
+        let listed: Vec<&ast::Expr> = match &select.group_by {
             ast::GroupByExpr::Expressions(exprs, modifiers) => {
                 if !modifiers.is_empty() {
                     return sql_err!(FeatureNotSupported, "GROUP BY modifiers are not supported");
@@ -1420,6 +1424,12 @@ impl<'a> Planner<'a> {
                 exprs.iter().collect()
             }
             ast::GroupByExpr::All(_) => return sql_err!(FeatureNotSupported, "GROUP BY ALL is not supported"),
+        };
+        // ROLLUP, CUBE, GROUPING SETS: the expressions they name, and sets.
+        let expanded = grouping_sets::expand(&listed)?;
+        let group_exprs: Vec<&ast::Expr> = match &expanded {
+            Some((exprs, _)) => exprs.iter().collect(),
+            None => listed,
         };
         for g in &group_exprs {
             check_no_windows(g, "GROUP BY")?;
@@ -1477,14 +1487,47 @@ impl<'a> Planner<'a> {
                 aggregates.push(agg);
                 agg_texts.push(text);
             }
+            let mut grouping = None;
+            if let Some((_, sets)) = &expanded {
+                // The set id's column, between the GROUP BY columns and
+                // the aggregates (no SQL text is this one's).
+                let n = group_by.len();
+                types.insert(n, DataType::Int4);
+                group_texts.push("\0grouping set".into());
+                let ids: Vec<i32> = sets.iter().map(|set| grouping_sets::set_id(set, n)).collect();
+                let branches = sets.iter().zip(&ids).map(|(set, id)| {
+                    let keys = set.iter().map(|&i| group_by[i].clone()).collect();
+                    let one = Node::Aggregate {
+                        input: Box::new(node.clone()),
+                        group_by: keys,
+                        aggregates: aggregates.clone(),
+                    };
+                    let mut exprs: Vec<Expr> = (0..n)
+                        .map(|i| set.iter().position(|&j| j == i).map_or(Expr::Constant(Value::Null), Expr::Column))
+                        .collect();
+                    exprs.push(Expr::Constant(Value::Int4(*id)));
+                    exprs.extend((0..aggregates.len()).map(|j| Expr::Column(set.len() + j)));
+                    Node::Project { input: Box::new(one), exprs }
+                });
+                let union = |l: Node, r: Node| Node::SetOp {
+                    op: SetOpKind::Union,
+                    all: true,
+                    left: Box::new(l),
+                    right: Box::new(r),
+                };
+                node = branches.reduce(union).expect("at least one grouping set");
+                grouping = Some((n, ids));
+            }
             let mut outer_scope = Scope::unnamed(&types);
             for (i, g) in group_by.iter().enumerate() {
                 if let Expr::Column(c) = g {
                     outer_scope.columns[i] = ScopeColumn { hidden: false, ..scope.columns[*c].clone() };
                 }
             }
-            node = Node::Aggregate { input: Box::new(node), group_by, aggregates };
-            self.agg = Some(AggContext { group_texts, agg_texts, types: types.clone(), outer_scope });
+            if grouping.is_none() {
+                node = Node::Aggregate { input: Box::new(node), group_by, aggregates };
+            }
+            self.agg = Some(AggContext { group_texts, agg_texts, types: types.clone(), outer_scope, grouping });
             // HAVING binds like the select list: GROUP BY expressions and
             // aggregate calls are the Aggregate's columns.
             if let Some(h) = &select.having {
@@ -3516,11 +3559,55 @@ impl<'a> Planner<'a> {
         plan
     }
 
+    /// `GROUPING(a, ...)`: per row, a bit per argument, 1 where the row's
+    /// grouping set lacks it ([`grouping_sets`]); 0 under a plain GROUP BY.
+    fn bind_grouping(&mut self, f: &ast::Function) -> Result<Bound> {
+        let not_grouped = || {
+            sql_err!(GroupingError, "arguments to GROUPING must be grouping expressions of the associated query level")
+        };
+        let ast::FunctionArguments::List(list) = &f.args else { return not_grouped() };
+        let Some(agg) = &self.agg else { return not_grouped() };
+        if list.args.is_empty() || list.args.len() > 31 || list.duplicate_treatment.is_some() {
+            return sql_err!(SyntaxError, "GROUPING takes 1 to 31 GROUP BY expressions");
+        }
+        let mut indexes = Vec::new();
+        for arg in &list.args {
+            let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = arg else { return not_grouped() };
+            let text = e.to_string();
+            let grouped = agg.grouping.as_ref().map_or(agg.group_texts.len(), |(column, _)| *column);
+            match agg.group_texts[..grouped].iter().position(|t| *t == text) {
+                Some(i) => indexes.push(i),
+                None => return not_grouped(),
+            }
+        }
+        let Some((column, ids)) = &agg.grouping else {
+            return Ok(Bound::typed(Expr::Constant(Value::Int4(0)), DataType::Int4));
+        };
+        let whens = ids
+            .iter()
+            .map(|&id| {
+                (
+                    Expr::Constant(Value::Int4(id)),
+                    Expr::Constant(Value::Int4(grouping_sets::grouping_value(id, &indexes))),
+                )
+            })
+            .collect();
+        let case = Expr::Case {
+            operand: Some(Box::new(Expr::Column(*column))),
+            whens,
+            otherwise: Box::new(Expr::Constant(Value::Int4(0))),
+        };
+        Ok(Bound::typed(case, DataType::Int4))
+    }
+
     fn bind_function(&mut self, f: &ast::Function, scope: &Scope, depth: usize) -> Result<Bound> {
         if let Some(call) = whole_row_call(f, scope) {
             return self.bind_function(&call, scope, depth);
         }
         let name = builtin_name(&f.name)?;
+        if name == "grouping" && f.over.is_none() {
+            return self.bind_grouping(f);
+        }
         if f.over.is_some() {
             // Reached only outside a select list or ORDER BY, or before
             // the level's Window node is built (in an aggregate's

@@ -101,6 +101,7 @@ slt!(
     numeric,
     prepared,
     array_columns,
+    grouping_sets,
     jsonb,
     time,
     time_zones,
