@@ -879,6 +879,11 @@ fn change_column_type(
             old.name
         );
     }
+    let in_a_key =
+        std::iter::once(&old.primary).chain(&old.indexes).any(|i| i.columns.iter().any(|(c, _)| *c == col.id));
+    if in_a_key {
+        planner::check_key_type(&col.name, to)?;
+    }
     desc.columns[position].data_type = to;
     desc.columns[position].default = default;
     // A CHECK constraint must still mean something (PostgreSQL: 42883

@@ -5096,6 +5096,19 @@ fn index_columns(columns: &[ast::IndexColumn]) -> Result<Vec<(String, Direction)
         .collect()
 }
 
+/// Refuses a column type a key cannot hold (0A000): a key keeps an
+/// interval's span only ('1 day' and '24 hours' are one key) and no jsonb,
+/// so it could not give the value back; nor can it an array's of them.
+pub fn check_key_type(name: &str, ty: DataType) -> Result<()> {
+    let what = match (ty, ty.element()) {
+        (DataType::Interval, _) => "an interval".to_string(),
+        (DataType::Jsonb, _) => "jsonb".to_string(),
+        (_, Some(element @ (DataType::Interval | DataType::Jsonb))) => format!("an array of {element}"),
+        _ => return Ok(()),
+    };
+    sql_err!(FeatureNotSupported, "column \"{name}\" is {what}, which cannot be in a key or an index")
+}
+
 pub fn resolve_index_columns(table: &TableDesc, cols: &[(String, Direction)]) -> Result<Vec<(u32, Direction)>> {
     let mut out = Vec::new();
     for (name, dir) in cols {
@@ -5106,23 +5119,7 @@ pub fn resolve_index_columns(table: &TableDesc, cols: &[(String, Direction)]) ->
         if out.iter().any(|(id, _)| *id == col.id) {
             return sql_err!(DuplicateColumn, "column \"{name}\" appears twice in the key");
         }
-        // A key holds an interval's span only ('1 day' and '24 hours'
-        // are one key), which could not give the value back.
-        if col.data_type == DataType::Interval {
-            return sql_err!(
-                FeatureNotSupported,
-                "column \"{name}\" is an interval, which cannot be in a key or an index"
-            );
-        }
-        if col.data_type == DataType::Jsonb {
-            return sql_err!(FeatureNotSupported, "column \"{name}\" is jsonb, which cannot be in a key or an index");
-        }
-        if let Some(element @ (DataType::Interval | DataType::Jsonb)) = col.data_type.element() {
-            return sql_err!(
-                FeatureNotSupported,
-                "column \"{name}\" is an array of {element}, which cannot be in a key or an index"
-            );
-        }
+        check_key_type(name, col.data_type)?;
         out.push((col.id, *dir));
     }
     if out.is_empty() {

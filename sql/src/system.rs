@@ -1345,7 +1345,9 @@ fn attributes(s: &Snapshot) -> Vec<Row> {
     let mut rows = Vec::new();
     for t in &s.tables {
         for c in visible_columns(t) {
-            let collation = if c.data_type.is_string() { DEFAULT_COLLATION_OID } else { 0 };
+            // (An array of text has text's collation.)
+            let element = c.data_type.element().unwrap_or(c.data_type);
+            let collation = if element.is_string() { DEFAULT_COLLATION_OID } else { 0 };
             rows.push(vec![
                 Value::Int8(table_oid(t)),
                 text(&c.name),
@@ -1353,7 +1355,7 @@ fn attributes(s: &Snapshot) -> Vec<Row> {
                 Value::Int4(-1),
                 Value::Int2(c.data_type.type_len()),
                 Value::Int2(i16::try_from(c.id).unwrap_or(i16::MAX)),
-                Value::Int4(0),
+                Value::Int4(i32::from(c.data_type.element().is_some())),
                 Value::Int4(-1),
                 Value::Int4(type_modifier(c.data_type)),
                 Value::Bool(c.data_type.type_len() > 0),

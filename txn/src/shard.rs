@@ -60,7 +60,10 @@
 //!    transaction is still open and its client heard from within two
 //!    heartbeat intervals answers "pending" (the commit may be waiting on
 //!    a slow prepare elsewhere; a vanished client is given up on as
-//!    soon).
+//!    soon). Only a coordinator where the transaction holds locks knows
+//!    it as open; one that it only wrote decides at once, as before. An
+//!    older transaction waiting for the prepared one makes the question
+//!    impatient, however recent a patient one was.
 //!    Otherwise a coordinator asked about a transaction
 //!    it never committed decides abort, durably, so a late commit cannot
 //!    win; it forgets that decision after [`limits::ABORT_DECISION_TTL`],
@@ -706,8 +709,10 @@ pub struct ShardTxns {
     parked: BTreeMap<RequestId, Parked>,
     tombstones: BTreeMap<TxnId, (AbortReason, Timestamp)>,
     prepared: BTreeMap<TxnId, PreparedTxn>,
-    /// When each prepared transaction's coordinator was last asked.
-    last_resolve: BTreeMap<TxnId, Timestamp>,
+    /// When each prepared transaction's coordinator was last asked, and
+    /// whether patiently (an impatient question does not wait behind a
+    /// patient one: [`ShardTxns::may_ask`]).
+    last_resolve: BTreeMap<TxnId, (Timestamp, bool)>,
     decisions: BTreeMap<TxnId, Decision>,
     /// Commit decisions not yet confirmed by every participant (leader).
     unacked: BTreeMap<TxnId, Unacked>,
@@ -961,7 +966,7 @@ impl ShardTxns {
                     // prepared transaction. Ask it now (it decides abort
                     // unless it committed).
                     let coordinator = p.coordinator;
-                    self.last_resolve.insert(txn, now.earliest);
+                    self.last_resolve.insert(txn, (now.earliest, false));
                     out.push(Output::Resolve { txn, coordinator, patient: false });
                     out.push(Output::Reply { req, result: Ok(Answer::Done) });
                 } else if self.active.get(&txn).is_some_and(|a| a.phase == Phase::Deciding) {
@@ -1234,13 +1239,12 @@ impl ShardTxns {
     /// their coordinators now, which abort them unless they are deciding
     /// (module docs: deadlock across shards).
     fn push(&mut self, priority: Priority, blockers: &[TxnId], now: TtInterval, out: &mut Vec<Output>) {
-        let retry_before = now.earliest.saturating_sub(limits::RESOLVE_RETRY);
         for b in blockers {
             let Some(p) = self.prepared.get(b) else { continue };
-            if p.priority <= priority || self.last_resolve.get(b).is_some_and(|at| *at >= retry_before) {
+            if p.priority <= priority || !self.may_ask(*b, false, now) {
                 continue;
             }
-            self.last_resolve.insert(*b, now.earliest);
+            self.last_resolve.insert(*b, (now.earliest, false));
             out.push(Output::Resolve { txn: *b, coordinator: p.coordinator, patient: false });
         }
     }
@@ -1422,6 +1426,19 @@ impl ShardTxns {
         }
     }
 
+    /// Whether to ask `txn`'s coordinator now: not if it was asked within
+    /// [`limits::RESOLVE_RETRY`], unless that question was patient and
+    /// this one is not (an older transaction waits for `txn`: a patient
+    /// question, answered "pending", must not hold back the one that has
+    /// the coordinator decide).
+    fn may_ask(&self, txn: TxnId, patient: bool, now: TtInterval) -> bool {
+        let retry_before = now.earliest.saturating_sub(limits::RESOLVE_RETRY);
+        match self.last_resolve.get(&txn) {
+            None => true,
+            Some(&(at, was_patient)) => at < retry_before || (was_patient && !patient),
+        }
+    }
+
     fn resolve(
         &mut self,
         req: RequestId,
@@ -1441,9 +1458,8 @@ impl ShardTxns {
             // Asked by an heir (a shard split off this one): prepared here
             // too, so not this shard's to decide. Ask the coordinator now.
             let coordinator = p.coordinator;
-            let retry_before = now.earliest.saturating_sub(limits::RESOLVE_RETRY);
-            if self.last_resolve.get(&txn).is_none_or(|at| *at < retry_before) {
-                self.last_resolve.insert(txn, now.earliest);
+            if self.may_ask(txn, patient, now) {
+                self.last_resolve.insert(txn, (now.earliest, patient));
                 out.push(Output::Resolve { txn, coordinator, patient });
             }
             out.push(Output::Reply { req, result: Ok(Answer::Pending) });
@@ -1533,16 +1549,22 @@ impl ShardTxns {
         let resolve_before = now.earliest.saturating_sub(limits::RESOLVE_AFTER);
         let patient_since = now.earliest.saturating_sub(limits::RESOLVE_PATIENCE);
         let retry_before = now.earliest.saturating_sub(limits::RESOLVE_RETRY);
+        let mut asks = Vec::new();
         for p in self.prepared.values() {
             if p.prepare_ts >= resolve_before {
                 continue;
             }
-            if self.last_resolve.get(&p.txn).is_some_and(|at| *at >= retry_before) {
-                continue;
+            // Patient while young, unless an older transaction waits for
+            // it here (then the coordinator must decide: wound-wait).
+            let older_waits = self.leading && self.locks.oldest_blocked_by(p.txn).is_some_and(|o| o < p.priority);
+            let patient = p.prepare_ts >= patient_since && !older_waits;
+            if self.may_ask(p.txn, patient, now) {
+                asks.push((p.txn, p.coordinator, patient));
             }
-            self.last_resolve.insert(p.txn, now.earliest);
-            let patient = p.prepare_ts >= patient_since;
-            out.push(Output::Resolve { txn: p.txn, coordinator: p.coordinator, patient });
+        }
+        for (txn, coordinator, patient) in asks {
+            self.last_resolve.insert(txn, (now.earliest, patient));
+            out.push(Output::Resolve { txn, coordinator, patient });
         }
         // The coordinator's side: repeat undelivered decisions, forget
         // expired abort decisions.
@@ -1633,7 +1655,7 @@ impl ShardTxns {
                 // its prepare was replicated was not pushed then (it could
                 // not be wounded, and was not yet prepared): push now.
                 if self.leading && self.locks.oldest_blocked_by(txn).is_some_and(|p| p < record.priority) {
-                    self.last_resolve.insert(txn, now.earliest);
+                    self.last_resolve.insert(txn, (now.earliest, false));
                     out.push(Output::Resolve { txn, coordinator: record.coordinator, patient: false });
                 }
                 self.safe.prepare(txn, prepare_ts, record.writes.iter().map(|w| w.key.clone()).collect());
