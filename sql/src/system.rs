@@ -766,6 +766,63 @@ const RELATIONS: &[SystemRelation] = &[
         ],
         rows: information_referential_constraints,
     },
+    // (Appended: a system relation's oid is its place in this list.)
+    // What drivers and tools read at connect (Rails's type map joins
+    // pg_range; enum types would be in pg_enum): SpanDB has none of either.
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_range",
+        columns: &[
+            ("rngtypid", Int8),
+            ("rngsubtype", Int8),
+            ("rngmultitypid", Int8),
+            ("rngcollation", Int8),
+            ("rngsubopc", Int8),
+            ("rngcanonical", Text),
+            ("rngsubdiff", Text),
+        ],
+        rows: nothing,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_enum",
+        columns: &[("oid", Int8), ("enumtypid", Int8), ("enumsortorder", Float4), ("enumlabel", Text)],
+        rows: nothing,
+    },
+    // The views scripts list tables, views and indexes by.
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_tables",
+        columns: &[
+            ("schemaname", Text),
+            ("tablename", Text),
+            ("tableowner", Text),
+            ("tablespace", Text),
+            ("hasindexes", Bool),
+            ("hasrules", Bool),
+            ("hastriggers", Bool),
+            ("rowsecurity", Bool),
+        ],
+        rows: table_list,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_views",
+        columns: &[("schemaname", Text), ("viewname", Text), ("viewowner", Text), ("definition", Text)],
+        rows: view_list,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_indexes",
+        columns: &[
+            ("schemaname", Text),
+            ("tablename", Text),
+            ("indexname", Text),
+            ("tablespace", Text),
+            ("indexdef", Text),
+        ],
+        rows: index_list,
+    },
 ];
 
 // ---- the types PostgreSQL clients may ask about ---------------------------
@@ -1174,6 +1231,50 @@ fn visible_columns(table: &TableDesc) -> impl Iterator<Item = &crate::catalog::C
 
 fn nothing(_: &Snapshot) -> Vec<Row> {
     Vec::new()
+}
+
+/// pg_tables: a row per table (in public).
+fn table_list(s: &Snapshot) -> Vec<Row> {
+    s.tables
+        .iter()
+        .filter(|t| t.view.is_none())
+        .map(|t| {
+            vec![
+                text("public"),
+                text(&t.name),
+                text(ROLE_NAME),
+                Value::Null,
+                Value::Bool(visible_indexes(t).next().is_some()),
+                Value::Bool(false),
+                Value::Bool(!t.foreign_keys.is_empty() || !t.referenced_by.is_empty()),
+                Value::Bool(false),
+            ]
+        })
+        .collect()
+}
+
+/// pg_views: a row per view, with its query as pg_get_viewdef gives it.
+fn view_list(s: &Snapshot) -> Vec<Row> {
+    s.tables
+        .iter()
+        .filter_map(|t| {
+            let query = t.view.as_ref()?;
+            Some(vec![text("public"), text(&t.name), text(ROLE_NAME), text(&format!(" {query};"))])
+        })
+        .collect()
+}
+
+/// pg_indexes: a row per index (the primary key's too), with the CREATE
+/// INDEX statement pg_get_indexdef gives.
+fn index_list(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for t in s.tables.iter().filter(|t| t.view.is_none()) {
+        for i in visible_indexes(t) {
+            let def = index_definition(t, i.id).map_or(Value::Null, |d| text(&d));
+            rows.push(vec![text("public"), text(&t.name), text(&i.name), Value::Null, def]);
+        }
+    }
+    rows
 }
 
 fn namespaces(_: &Snapshot) -> Vec<Row> {

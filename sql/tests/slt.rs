@@ -102,6 +102,7 @@ slt!(
     prepared,
     array_columns,
     grouping_sets,
+    catalog_views,
     jsonb,
     time,
     time_zones,
