@@ -394,10 +394,14 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             Catalog::update_table(cx.txn()?, &mut desc)?;
             // The views that read the column are those that no longer plan
             // (a view is kept as its query's text).
+            // (Only a binding error, class 42, says so: a failed read or a
+            // cancel is the statement's to report.)
             let mut dependent = Vec::new();
             for view in views {
-                if planner::view_tables(cx.txn()?, &view).is_err() {
-                    dependent.push(view);
+                match planner::view_tables(cx.txn()?, &view) {
+                    Ok(_) => {}
+                    Err(e) if e.state.code().starts_with("42") => dependent.push(view),
+                    Err(e) => return Err(e),
                 }
             }
             drop_dependent_views(cx, sink, dependent, *cascade, &format!("column {column} of table {table}"))?;

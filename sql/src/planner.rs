@@ -1425,8 +1425,9 @@ impl<'a> Planner<'a> {
             }
             ast::GroupByExpr::All(_) => return sql_err!(FeatureNotSupported, "GROUP BY ALL is not supported"),
         };
-        // ROLLUP, CUBE, GROUPING SETS: the expressions they name, and sets.
-        let expanded = grouping_sets::expand(&listed)?;
+        // ROLLUP, CUBE, GROUPING SETS: the expressions they name (output
+        // aliases and ordinals resolved), and sets.
+        let expanded = grouping_sets::expand(&listed, &mut |g| self.resolve_group_alias(g, select, &scope))?;
         let group_exprs: Vec<&ast::Expr> = match &expanded {
             Some((exprs, _)) => exprs.iter().collect(),
             None => listed,
@@ -1458,7 +1459,8 @@ impl<'a> Planner<'a> {
                 collect_aggregates(e, &mut agg_calls);
             }
         }
-        let aggregating = !group_exprs.is_empty() || !agg_calls.is_empty() || select.having.is_some();
+        let aggregating =
+            expanded.is_some() || !group_exprs.is_empty() || !agg_calls.is_empty() || select.having.is_some();
 
         // The scope the select list binds in, and the node it reads.
         let mut saved_agg = self.agg.take();
@@ -1468,7 +1470,10 @@ impl<'a> Planner<'a> {
             let mut group_texts = Vec::new();
             // Output aliases usable in GROUP BY (PostgreSQL allows it).
             for g in &group_exprs {
-                let g = self.resolve_group_alias(g, select, &scope)?;
+                let g = match &expanded {
+                    Some(_) => (*g).clone(),
+                    None => self.resolve_group_alias(g, select, &scope)?,
+                };
                 let b = self.bind_expr(&g, &scope)?;
                 let b = self.default_type(b)?;
                 types.push(b.ty.unwrap_or(DataType::Text));

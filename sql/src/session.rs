@@ -1546,7 +1546,9 @@ impl Session {
                         referenced.extend(desc.referenced_by.iter().map(|r| SchemaTarget::Table(r.table.clone())));
                     }
                 }
-                SchemaTarget::Views => referenced.extend(self.committed_views()?.into_iter().map(SchemaTarget::Table)),
+                SchemaTarget::ViewsReading(table) => {
+                    referenced.extend(self.committed_views_reading(table)?.into_iter().map(SchemaTarget::Table))
+                }
                 _ => {}
             }
         }
@@ -1559,7 +1561,9 @@ impl Session {
                     None => None,
                 },
                 SchemaTarget::Id(id) => Catalog::table_by_id(txn, *id)?,
-                SchemaTarget::ReferencedBy(..) | SchemaTarget::Referencing { .. } | SchemaTarget::Views => None,
+                SchemaTarget::ReferencedBy(..) | SchemaTarget::Referencing { .. } | SchemaTarget::ViewsReading(_) => {
+                    None
+                }
             };
             // Missing ones are the statement's to report (or skip).
             let Some(desc) = desc else { continue };
@@ -1584,13 +1588,23 @@ impl Session {
         Ok(epochs)
     }
 
-    /// The names of every view, as committed (read lock-free, as
-    /// [`Session::committed_table_of_index`] reads, for the same reason).
-    fn committed_views(&self) -> Result<Vec<String>> {
+    /// The names of the views that read `table`, as committed (read and
+    /// planned lock-free, as [`Session::committed_table_of_index`] reads,
+    /// for the same reason).
+    fn committed_views_reading(&self, table: &str) -> Result<Vec<String>> {
+        fn reading(txn: &mut dyn Transaction, table: &str) -> Result<Vec<String>> {
+            let mut out = Vec::new();
+            for view in Catalog::tables(txn)?.iter().filter(|t| t.view.is_some()) {
+                if crate::planner::view_tables(txn, view).is_ok_and(|used| used.iter().any(|t| t == table)) {
+                    out.push(view.name.clone());
+                }
+            }
+            Ok(out)
+        }
         let mut snapshot = self.engine.begin(Mode::ReadOnly)?;
-        let found = Catalog::tables(snapshot.as_mut());
+        let found = reading(snapshot.as_mut(), table);
         let _ = snapshot.rollback();
-        Ok(found?.iter().filter(|t| t.view.is_some()).map(|t| t.name.clone()).collect())
+        found
     }
 
     /// The id of the table with index `name`, as committed: found by a
@@ -2673,9 +2687,9 @@ enum SchemaTarget {
         table: String,
         transitive: bool,
     },
-    /// Every view: a CASCADE may drop the views that read what it drops,
-    /// and which those are is known only by planning them, in the change.
-    Views,
+    /// The views that read this table or view (directly or through
+    /// other views), as committed: a CASCADE may drop them.
+    ViewsReading(String),
 }
 
 /// Which of a table's foreign keys a change drops ([`SchemaTarget::ReferencedBy`]).
@@ -2698,9 +2712,12 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
             .filter_map(name)
             .flat_map(|n| {
                 let referencing = cascade.then(|| SchemaTarget::Referencing { table: n.clone(), transitive: false });
-                [SchemaTarget::Table(n.clone()), SchemaTarget::ReferencedBy(n, None)].into_iter().chain(referencing)
+                let views = cascade.then(|| SchemaTarget::ViewsReading(n.clone()));
+                [SchemaTarget::Table(n.clone()), SchemaTarget::ReferencedBy(n, None)]
+                    .into_iter()
+                    .chain(referencing)
+                    .chain(views)
             })
-            .chain(cascade.then_some(SchemaTarget::Views))
             .collect(),
         S::Comment { object_type: ast::CommentObject::Table | ast::CommentObject::View, object_name, .. } => {
             name(object_name).map(SchemaTarget::Table).into_iter().collect()
@@ -2733,8 +2750,10 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
         S::Drop { object_type: ast::ObjectType::View, names, cascade, .. } => names
             .iter()
             .filter_map(name)
-            .map(SchemaTarget::Table)
-            .chain(cascade.then_some(SchemaTarget::Views))
+            .flat_map(|n| {
+                let views = cascade.then(|| SchemaTarget::ViewsReading(n.clone()));
+                std::iter::once(SchemaTarget::Table(n)).chain(views)
+            })
             .collect(),
         S::CreateView(create) if create.or_replace => name(&create.name).map(SchemaTarget::Table).into_iter().collect(),
         S::AlterTable(alter) => {
@@ -2755,7 +2774,7 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
                             targets.extend(name(&alter.name).map(|t| SchemaTarget::ReferencedBy(t, only)))
                         }
                         if *drop_behavior == Some(ast::DropBehavior::Cascade) {
-                            targets.push(SchemaTarget::Views);
+                            targets.extend(name(&alter.name).map(SchemaTarget::ViewsReading));
                         }
                     }
                     // Its foreign keys' other tables name it.

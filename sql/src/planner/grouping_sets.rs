@@ -11,8 +11,11 @@
 //!
 //! The model: the GROUP BY list expands into grouping sets ([`expand`],
 //! PostgreSQL's rules: plain expressions are in every set; ROLLUP gives
-//! its prefixes, longest first; CUBE every subset; several items multiply
-//! out). The plan is a UNION ALL of one Aggregate per set over the same
+//! its prefixes, longest first; CUBE every subset; GROUPING SETS its
+//! elements, a ROLLUP or CUBE among them expanded in place; `()` is the
+//! empty set and `(a, b)` both; several items multiply out). Output
+//! aliases and ordinals are resolved first, so `ROLLUP (1), region` names
+//! one expression when the first output column is `region`. The plan is a UNION ALL of one Aggregate per set over the same
 //! input, each projected to one layout: every GROUP BY expression (NULL
 //! where the set lacks it), then the set's id (a bit per expression the
 //! set lacks), then the aggregates. HAVING, the select list and ORDER BY
@@ -36,56 +39,44 @@ use crate::{limits, sql_err};
 /// into them.
 pub(super) type Expanded = (Vec<ast::Expr>, Vec<Vec<usize>>);
 
-/// The GROUP BY expressions (each once, in order of appearance) and the
-/// grouping sets as indexes into them; `None` if the list has no ROLLUP,
-/// CUBE or GROUPING SETS (a plain GROUP BY).
-pub(super) fn expand(group_by: &[&ast::Expr]) -> Result<Option<Expanded>> {
+/// The GROUP BY expressions (each once, in order of appearance, after
+/// `resolve` made output aliases and ordinals the expressions they name)
+/// and the grouping sets as indexes into them; `None` if the list has no
+/// ROLLUP, CUBE, GROUPING SETS or parenthesized list (a plain GROUP BY).
+pub(super) fn expand(
+    group_by: &[&ast::Expr],
+    resolve: &mut dyn FnMut(&ast::Expr) -> Result<ast::Expr>,
+) -> Result<Option<Expanded>> {
     use ast::Expr as E;
-    if !group_by.iter().any(|e| matches!(e, E::Rollup(_) | E::Cube(_) | E::GroupingSets(_))) {
+    if !group_by.iter().any(|e| matches!(e, E::Rollup(_) | E::Cube(_) | E::GroupingSets(_) | E::Tuple(_))) {
         return Ok(None);
     }
     let mut exprs: Vec<ast::Expr> = Vec::new();
-    let mut index_of = |e: &ast::Expr| -> usize {
-        let text = e.to_string();
-        match exprs.iter().position(|x| x.to_string() == text) {
-            Some(i) => i,
-            None => {
-                exprs.push(e.clone());
-                exprs.len() - 1
-            }
-        }
-    };
     // Each item's sets; the query's are their product.
     let mut sets: Vec<Vec<usize>> = vec![Vec::new()];
     for item in group_by {
-        let item_sets: Vec<Vec<usize>> = match item {
-            E::Rollup(lists) => {
-                let lists: Vec<Vec<usize>> = lists.iter().map(|l| l.iter().map(&mut index_of).collect()).collect();
-                (0..=lists.len()).rev().map(|n| lists[..n].concat()).collect()
-            }
-            E::Cube(lists) => {
-                let lists: Vec<Vec<usize>> = lists.iter().map(|l| l.iter().map(&mut index_of).collect()).collect();
-                if lists.len() > 16 {
-                    return too_many();
-                }
-                // Every subset, the whole first (PostgreSQL's order).
-                let n = lists.len();
-                (0..1u32 << n)
-                    .rev()
-                    .map(|mask| {
-                        (0..n).filter(|i| mask & (1 << (n - 1 - i)) != 0).flat_map(|i| lists[i].clone()).collect()
-                    })
-                    .collect()
-            }
-            E::GroupingSets(lists) => {
-                lists.iter().map(|l| l.iter().flat_map(nested).map(&mut index_of).collect()).collect()
-            }
-            e => vec![vec![index_of(e)]],
-        };
+        let item_sets = item_sets(item)?;
         if sets.len().saturating_mul(item_sets.len()) > limits::GROUPING_SETS_MAX {
             return too_many();
         }
-        sets = sets.iter().flat_map(|s| item_sets.iter().map(move |t| [s.as_slice(), t].concat())).collect();
+        let mut indexed = Vec::with_capacity(item_sets.len());
+        for set in item_sets {
+            let mut indexes = Vec::with_capacity(set.len());
+            for e in set {
+                let e = resolve(e)?;
+                let text = e.to_string();
+                let i = match exprs.iter().position(|x| x.to_string() == text) {
+                    Some(i) => i,
+                    None => {
+                        exprs.push(e);
+                        exprs.len() - 1
+                    }
+                };
+                indexes.push(i);
+            }
+            indexed.push(indexes);
+        }
+        sets = sets.iter().flat_map(|s| indexed.iter().map(move |t| [s.as_slice(), t].concat())).collect();
     }
     if exprs.len() > 31 {
         return sql_err!(ProgramLimitExceeded, "grouping sets may name at most 31 expressions");
@@ -102,11 +93,86 @@ pub(super) fn expand(group_by: &[&ast::Expr]) -> Result<Option<Expanded>> {
     Ok(Some((exprs, sets)))
 }
 
-/// A grouping set's element: `(a, b)` is both.
-fn nested(e: &ast::Expr) -> Vec<&ast::Expr> {
+/// One GROUP BY item's grouping sets, each a list of expressions.
+fn item_sets(item: &ast::Expr) -> Result<Vec<Vec<&ast::Expr>>> {
+    use ast::Expr as E;
+    fn elements(lists: &[Vec<ast::Expr>]) -> Vec<Vec<&ast::Expr>> {
+        lists.iter().map(|l| l.iter().flat_map(elements_of).collect()).collect()
+    }
+    Ok(match item {
+        E::Rollup(lists) => rollup(elements(lists)),
+        E::Cube(lists) => cube(elements(lists))?,
+        E::GroupingSets(lists) => {
+            let mut sets = Vec::new();
+            for element in lists {
+                // sqlparser reads a ROLLUP or CUBE inside GROUPING SETS as
+                // a function call.
+                match element.as_slice() {
+                    [E::Function(f)] if nested_kind(f).is_some() => sets.extend(nested_sets(f)?),
+                    _ => sets.push(element.iter().flat_map(elements_of).collect()),
+                }
+                if sets.len() > limits::GROUPING_SETS_MAX {
+                    return too_many();
+                }
+            }
+            sets
+        }
+        // `GROUP BY ()` (the grand total), `(a, b)` (both).
+        E::Tuple(items) => vec![items.iter().collect()],
+        e => vec![vec![e]],
+    })
+}
+
+/// `(a, b)` in a grouping set is both; anything else itself.
+fn elements_of(e: &ast::Expr) -> Vec<&ast::Expr> {
     match e {
         ast::Expr::Tuple(items) => items.iter().collect(),
         e => vec![e],
+    }
+}
+
+/// ROLLUP: every prefix, the longest first.
+fn rollup(lists: Vec<Vec<&ast::Expr>>) -> Vec<Vec<&ast::Expr>> {
+    (0..=lists.len()).rev().map(|n| lists[..n].concat()).collect()
+}
+
+/// CUBE: every subset, the whole first (PostgreSQL's order).
+fn cube(lists: Vec<Vec<&ast::Expr>>) -> Result<Vec<Vec<&ast::Expr>>> {
+    let n = lists.len();
+    if 1usize.checked_shl(n as u32).is_none_or(|sets| sets > limits::GROUPING_SETS_MAX) {
+        return too_many();
+    }
+    Ok((0..1u32 << n)
+        .rev()
+        .map(|mask| (0..n).filter(|i| mask & (1 << (n - 1 - i)) != 0).flat_map(|i| lists[i].clone()).collect())
+        .collect())
+}
+
+/// Whether a function call inside GROUPING SETS is a ROLLUP or a CUBE.
+fn nested_kind(f: &ast::Function) -> Option<&'static str> {
+    let [ast::ObjectNamePart::Identifier(name)] = f.name.0.as_slice() else { return None };
+    match name.value.to_ascii_lowercase().as_str() {
+        "rollup" => Some("rollup"),
+        "cube" => Some("cube"),
+        _ => None,
+    }
+}
+
+/// The sets of a ROLLUP or CUBE read as a function call.
+fn nested_sets(f: &ast::Function) -> Result<Vec<Vec<&ast::Expr>>> {
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return sql_err!(SyntaxError, "ROLLUP and CUBE take a list of expressions");
+    };
+    let mut lists = Vec::new();
+    for arg in &list.args {
+        let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = arg else {
+            return sql_err!(SyntaxError, "ROLLUP and CUBE take a list of expressions");
+        };
+        lists.push(elements_of(e));
+    }
+    match nested_kind(f) {
+        Some("cube") => cube(lists),
+        _ => Ok(rollup(lists)),
     }
 }
 
