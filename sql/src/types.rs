@@ -69,8 +69,8 @@ pub enum DataType {
     /// `jsonb` (and `json`, the same here): a [`Json`] document.
     Jsonb,
     /// A one-dimensional array of the element type (never itself an
-    /// array), one of [`ARRAY_ELEMENTS`]; in a descriptor, `{"Array":
-    /// ELEMENT}`.
+    /// array), one of those [`DataType::array_of`] knows; in a
+    /// descriptor, `{"Array": ELEMENT}`.
     #[serde(with = "array_element")]
     Array(&'static DataType),
 }
