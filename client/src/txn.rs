@@ -97,7 +97,9 @@ use meta::{Priority, RangeVer, ShardId, TxnId};
 
 use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, ReplicaPreference, Result, ScanOrder, Timestamp};
 
-/// How often an open transaction heartbeats its shards.
+/// How often an open transaction heartbeats its shards: the servers'
+/// `txn::limits::HEARTBEAT_INTERVAL` (a coordinator takes a client heard
+/// from within two of them as alive).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How many times [`Client::run`] tries a transaction.

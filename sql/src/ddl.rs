@@ -400,7 +400,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             for view in views {
                 match planner::view_tables(cx.txn()?, &view) {
                     Ok(_) => {}
-                    Err(e) if e.state.code().starts_with("42") => dependent.push(view),
+                    Err(e) if is_binding_error(&e) => dependent.push(view),
                     Err(e) => return Err(e),
                 }
             }
@@ -686,7 +686,7 @@ fn run_query(cx: &mut Cx, sql: &str) -> Result<Vec<crate::types::Row>> {
 }
 
 /// The views whose queries read `table` (directly or through other
-/// views), as they plan now; a view that no longer plans reads nothing.
+/// views), as they plan now; a view that no longer binds reads nothing.
 fn views_reading(cx: &mut Cx, table: &str) -> Result<Vec<std::sync::Arc<TableDesc>>> {
     let mut out = Vec::new();
     let views: Vec<_> = all_tables(cx)?.into_iter().filter(|t| t.view.is_some()).collect();
@@ -706,8 +706,18 @@ fn views_reading(cx: &mut Cx, table: &str) -> Result<Vec<std::sync::Arc<TableDes
             Some(snapshot) if !own.contains(&view.id) => planner::view_tables(snapshot.as_mut(), &view),
             _ => planner::view_tables(cx.txn()?, &view),
         };
-        if used.is_ok_and(|used| used.iter().any(|t| t == table)) {
-            out.push(view);
+        match used {
+            Ok(used) if used.iter().any(|t| t == table) => out.push(view),
+            Ok(_) => {}
+            // A view that no longer binds (class 42) reads nothing; a
+            // failed read or a cancel is the statement's to report.
+            Err(e) if is_binding_error(&e) => {}
+            Err(e) => {
+                if let Some(snapshot) = snapshot {
+                    let _ = snapshot.rollback();
+                }
+                return Err(e);
+            }
         }
     }
     if let Some(snapshot) = snapshot {
@@ -778,6 +788,13 @@ fn dependent_constraint(what: &str, constraint: &str, table: &str) -> Error {
     Error::new(SqlState::DependentObjectsStillExist, format!("cannot drop {what} because other objects depend on it"))
         .with_detail(format!("constraint {constraint} on table {table} depends on {what}"))
         .with_hint("Drop the constraint first (ALTER TABLE ... DROP CONSTRAINT).")
+}
+
+/// Whether planning a view failed because its query no longer binds
+/// (class 42: a column or table gone, a type that no longer fits), not
+/// for a failed read or a cancel.
+pub(crate) fn is_binding_error(e: &Error) -> bool {
+    e.state.code().starts_with("42")
 }
 
 /// Drops `views`, which read what a statement drops (`what`: "table t"),

@@ -99,6 +99,8 @@ pub enum SqlState {
     DuplicateObject,
     /// 42P05
     DuplicatePreparedStatement,
+    /// 54023
+    TooManyArguments,
     /// 42712
     DuplicateAlias,
     /// 42P01
@@ -214,6 +216,7 @@ impl SqlState {
             InvalidRegularExpression => "2201B",
             DuplicateObject => "42710",
             DuplicatePreparedStatement => "42P05",
+            TooManyArguments => "54023",
             DuplicateAlias => "42712",
             UndefinedTable => "42P01",
             DuplicateSchema => "42P06",

@@ -164,6 +164,15 @@ pub const NAME_CACHE_ENTRIES_MAX: usize = 10_000;
 /// SETS: `planner::grouping_sets`); each reads the query's input again.
 pub const GROUPING_SETS_MAX: usize = 256;
 
+/// Distinct expressions grouping sets may name, and arguments of one
+/// `GROUPING(...)`: a row's set id has a bit per expression, in an int4
+/// (PostgreSQL allows 31 arguments to GROUPING too).
+pub const GROUPING_EXPRESSIONS_MAX: usize = 31;
+
+/// The highest `$n` a statement may use: what the protocol's Bind can
+/// carry (a 16-bit count).
+pub const PARAMETERS_MAX: usize = 65_535;
+
 /// Statements a session may hold prepared by SQL's `PREPARE` (the
 /// protocol's Parse has its own limit, in the gateway).
 pub const SQL_PREPARED_MAX: usize = 10_000;

@@ -756,6 +756,10 @@ pub fn sort_cmp(l: &Value, r: &Value) -> Ordering {
 
 /// Whether `from` converts to `to` implicitly (in expressions).
 pub fn can_coerce_implicitly(from: DataType, to: DataType) -> bool {
+    // Arrays element by element (int[] to numeric[]).
+    if let (Some(from), Some(to)) = (from.element(), to.element()) {
+        return can_coerce_implicitly(from, to);
+    }
     if from.base() == to.base()
         || (from == DataType::Timestamp && to == DataType::TimestampTz)
         || (from == DataType::Date && to.is_timestamp())

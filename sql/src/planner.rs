@@ -3305,11 +3305,28 @@ impl<'a> Planner<'a> {
         if matches!(op, B::StringConcat) && (is_array(&l) || is_array(&r)) {
             let name = match (is_array(&l), is_array(&r)) {
                 (true, true) => "array_cat",
-                (true, false) if r.ty.is_none() && r.literal.is_some() => "array_cat",
-                (false, true) if l.ty.is_none() && l.literal.is_some() => "array_cat",
+                // (An untyped side, a literal or NULL, is an array:
+                // `ARRAY[1] || NULL` is {1}, as in PostgreSQL.)
+                (true, false) if r.ty.is_none() => "array_cat",
+                (false, true) if l.ty.is_none() => "array_cat",
                 (true, false) => "array_append",
                 (false, _) => "array_prepend",
             };
+            if name == "array_cat" {
+                // Both sides of one array type: the two arrays' common one
+                // (`ARRAY[1] || ARRAY[1.5]` is numeric[]), an untyped side
+                // read as the other's.
+                let element = |b: &Bound| b.ty.and_then(DataType::element);
+                let ty = match (element(&l), element(&r)) {
+                    (Some(a), Some(b)) => DataType::array_of(ops::common_type(a, b)?),
+                    (a, b) => a.or(b).and_then(DataType::array_of),
+                };
+                let Some(ty) = ty else {
+                    return sql_err!(FeatureNotSupported, "arrays of these element types are not supported");
+                };
+                let (l, r) = (self.coerce(l, ty)?, self.coerce(r, ty)?);
+                return self.bind_call(name, vec![Bound::typed(l, ty), Bound::typed(r, ty)]);
+            }
             return self.bind_call(name, vec![l, r]);
         }
         // An array's containment (`@>`, `<@`) and overlap (`&&`): both
@@ -3495,7 +3512,7 @@ impl<'a> Planner<'a> {
                 let n: usize = p
                     .strip_prefix('$')
                     .and_then(|n| n.parse().ok())
-                    .filter(|n| *n >= 1 && *n <= 65_535)
+                    .filter(|n| *n >= 1 && *n <= limits::PARAMETERS_MAX)
                     .ok_or_else(|| Error::new(SqlState::SyntaxError, format!("bad parameter {p}")))?;
                 let i = n - 1;
                 if self.param_types.len() <= i {
@@ -3572,8 +3589,15 @@ impl<'a> Planner<'a> {
         };
         let ast::FunctionArguments::List(list) = &f.args else { return not_grouped() };
         let Some(agg) = &self.agg else { return not_grouped() };
-        if list.args.is_empty() || list.args.len() > 31 || list.duplicate_treatment.is_some() {
-            return sql_err!(SyntaxError, "GROUPING takes 1 to 31 GROUP BY expressions");
+        if list.args.is_empty() || list.duplicate_treatment.is_some() {
+            return sql_err!(SyntaxError, "GROUPING takes GROUP BY expressions");
+        }
+        if list.args.len() > limits::GROUPING_EXPRESSIONS_MAX {
+            return sql_err!(
+                TooManyArguments,
+                "GROUPING must have fewer than {} arguments",
+                limits::GROUPING_EXPRESSIONS_MAX + 1
+            );
         }
         let mut indexes = Vec::new();
         for arg in &list.args {

@@ -1595,8 +1595,11 @@ impl Session {
         fn reading(txn: &mut dyn Transaction, table: &str) -> Result<Vec<String>> {
             let mut out = Vec::new();
             for view in Catalog::tables(txn)?.iter().filter(|t| t.view.is_some()) {
-                if crate::planner::view_tables(txn, view).is_ok_and(|used| used.iter().any(|t| t == table)) {
-                    out.push(view.name.clone());
+                match crate::planner::view_tables(txn, view) {
+                    Ok(used) if used.iter().any(|t| t == table) => out.push(view.name.clone()),
+                    Ok(_) => {}
+                    Err(e) if crate::ddl::is_binding_error(&e) => {}
+                    Err(e) => return Err(e),
                 }
             }
             Ok(out)

@@ -13,8 +13,13 @@ use std::time::Duration;
 /// aborted if its client is silent (no request, no heartbeat) this long.
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Clients heartbeat every active transaction this often.
+/// Clients heartbeat every active transaction this often (the client
+/// crate's `HEARTBEAT_INTERVAL` must be this).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A coordinator takes a transaction's client as alive (committing) if it
+/// heard from it within this long: two heartbeats ([`RESOLVE_PATIENCE`]).
+pub const HEARD_WITHIN: Duration = Duration::from_secs(2);
 
 /// A transaction prepared this long ago without a decision makes its
 /// participant ask the coordinator.
@@ -22,7 +27,7 @@ pub const RESOLVE_AFTER: Duration = Duration::from_secs(1);
 
 /// How long a participant's questions from its tick are patient: for
 /// this long after its prepare, a coordinator whose transaction is still
-/// open and heard from within two [`HEARTBEAT_INTERVAL`]s answers
+/// open and heard from within [`HEARD_WITHIN`] answers
 /// "pending" (its client is committing: a
 /// slow prepare elsewhere, a leader election at a fresh split) rather
 /// than deciding abort. Well under [`PREPARE_VALID_FOR`].

@@ -1468,7 +1468,7 @@ impl ShardTxns {
         // Still open here and its client heard from lately (a committing
         // client heartbeats): it may be committing, its commit waiting on
         // a slow prepare elsewhere. A patient participant asks again later.
-        let heard_since = now.earliest.saturating_sub(2 * limits::HEARTBEAT_INTERVAL);
+        let heard_since = now.earliest.saturating_sub(limits::HEARD_WITHIN);
         let open = |a: &ActiveTxn| a.phase == Phase::Active && !a.internal && a.last_heard >= heard_since;
         if patient && self.active.get(&txn).is_some_and(open) {
             out.push(Output::Reply { req, result: Ok(Answer::Pending) });

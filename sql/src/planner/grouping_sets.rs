@@ -19,7 +19,10 @@
 //! input, each projected to one layout: every GROUP BY expression (NULL
 //! where the set lacks it), then the set's id (a bit per expression the
 //! set lacks), then the aggregates. HAVING, the select list and ORDER BY
-//! bind to that layout as to a plain Aggregate's.
+//! bind to that layout as to a plain Aggregate's. Each set runs its own
+//! copy of the input plan: the input is read once per set (PostgreSQL
+//! reads it once), and a volatile function in it (`random()`,
+//! `nextval`) is evaluated per set.
 //!
 //! Invariants:
 //! - A set that lacks every expression (the grand total) gives one row
@@ -27,8 +30,10 @@
 //! - `GROUPING(a, b)` is, per row, a bit per argument (the last argument
 //!   the lowest bit), 1 where the row's set lacks it; its arguments must
 //!   be GROUP BY expressions (42803).
-//! - At most [`limits::GROUPING_SETS_MAX`] sets, and 31 expressions in
-//!   them (54000 beyond): each set reads the input again.
+//! - At most [`limits::GROUPING_SETS_MAX`] sets, and
+//!   [`limits::GROUPING_EXPRESSIONS_MAX`] expressions in them (54000
+//!   beyond), checked as the list is read: each set reads the input
+//!   again.
 
 use sqlparser::ast;
 
@@ -52,10 +57,12 @@ pub(super) fn expand(
         return Ok(None);
     }
     let mut exprs: Vec<ast::Expr> = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
     // Each item's sets; the query's are their product.
     let mut sets: Vec<Vec<usize>> = vec![Vec::new()];
     for item in group_by {
         let item_sets = item_sets(item)?;
+        // (Checked as they come: a long list must not cost its square.)
         if sets.len().saturating_mul(item_sets.len()) > limits::GROUPING_SETS_MAX {
             return too_many();
         }
@@ -65,30 +72,35 @@ pub(super) fn expand(
             for e in set {
                 let e = resolve(e)?;
                 let text = e.to_string();
-                let i = match exprs.iter().position(|x| x.to_string() == text) {
+                let i = match texts.iter().position(|x| *x == text) {
                     Some(i) => i,
+                    None if exprs.len() == limits::GROUPING_EXPRESSIONS_MAX => {
+                        return sql_err!(
+                            ProgramLimitExceeded,
+                            "grouping sets may name at most {} expressions",
+                            limits::GROUPING_EXPRESSIONS_MAX
+                        );
+                    }
                     None => {
                         exprs.push(e);
+                        texts.push(text);
                         exprs.len() - 1
                     }
                 };
-                indexes.push(i);
+                if !indexes.contains(&i) {
+                    indexes.push(i);
+                }
             }
             indexed.push(indexes);
         }
-        sets = sets.iter().flat_map(|s| indexed.iter().map(move |t| [s.as_slice(), t].concat())).collect();
-    }
-    if exprs.len() > 31 {
-        return sql_err!(ProgramLimitExceeded, "grouping sets may name at most 31 expressions");
-    }
-    for set in &mut sets {
-        let mut seen = Vec::new();
-        set.retain(|i| {
-            !seen.contains(i) && {
-                seen.push(*i);
-                true
-            }
-        });
+        // (Each set holds an expression once: at most
+        // GROUPING_EXPRESSIONS_MAX indexes, however long the list.)
+        let merge = |s: &Vec<usize>, t: &Vec<usize>| {
+            let mut set = s.clone();
+            set.extend(t.iter().filter(|i| !s.contains(i)));
+            set
+        };
+        sets = sets.iter().flat_map(|s| indexed.iter().map(move |t| merge(s, t))).collect();
     }
     Ok(Some((exprs, sets)))
 }
@@ -100,7 +112,7 @@ fn item_sets(item: &ast::Expr) -> Result<Vec<Vec<&ast::Expr>>> {
         lists.iter().map(|l| l.iter().flat_map(elements_of).collect()).collect()
     }
     Ok(match item {
-        E::Rollup(lists) => rollup(elements(lists)),
+        E::Rollup(lists) => rollup(elements(lists))?,
         E::Cube(lists) => cube(elements(lists))?,
         E::GroupingSets(lists) => {
             let mut sets = Vec::new();
@@ -131,9 +143,13 @@ fn elements_of(e: &ast::Expr) -> Vec<&ast::Expr> {
     }
 }
 
-/// ROLLUP: every prefix, the longest first.
-fn rollup(lists: Vec<Vec<&ast::Expr>>) -> Vec<Vec<&ast::Expr>> {
-    (0..=lists.len()).rev().map(|n| lists[..n].concat()).collect()
+/// ROLLUP: every prefix, the longest first (refused before they are
+/// made if there would be too many).
+fn rollup(lists: Vec<Vec<&ast::Expr>>) -> Result<Vec<Vec<&ast::Expr>>> {
+    if lists.len() >= limits::GROUPING_SETS_MAX {
+        return too_many();
+    }
+    Ok((0..=lists.len()).rev().map(|n| lists[..n].concat()).collect())
 }
 
 /// CUBE: every subset, the whole first (PostgreSQL's order).
@@ -172,7 +188,7 @@ fn nested_sets(f: &ast::Function) -> Result<Vec<Vec<&ast::Expr>>> {
     }
     match nested_kind(f) {
         Some("cube") => cube(lists),
-        _ => Ok(rollup(lists)),
+        _ => rollup(lists),
     }
 }
 
@@ -183,7 +199,7 @@ fn too_many<T>() -> Result<T> {
 /// The id of a row's grouping set: bit `i` set where the set lacks GROUP
 /// BY expression `i`.
 pub(super) fn set_id(set: &[usize], expressions: usize) -> i32 {
-    (0..expressions.min(31)).filter(|i| !set.contains(i)).fold(0, |id, i| id | 1 << i)
+    (0..expressions.min(limits::GROUPING_EXPRESSIONS_MAX)).filter(|i| !set.contains(i)).fold(0, |id, i| id | 1 << i)
 }
 
 /// `GROUPING(args)` for a row of the set `id`: a bit per argument (given

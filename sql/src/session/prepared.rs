@@ -6,7 +6,7 @@
 //! ```text
 //!   PREPARE pick (int) AS SELECT v FROM t WHERE id = $1    PREPARE
 //!   EXECUTE pick (2)                                       the rows; SELECT 1
-//!   EXECUTE pick ('2' || '')                               the same ($1 is int)
+//!   EXECUTE pick ('2')                                     the same ($1 is int)
 //!   DEALLOCATE pick                                        DEALLOCATE
 //! ```
 //!
@@ -165,9 +165,8 @@ impl Session {
         for (argument, ty) in parameters.iter().zip(&prepared.params) {
             let ast::Expr::Value(v) = argument else { continue };
             let ast::Value::Placeholder(p) = &v.value else { continue };
-            // (At most the protocol's 65,535 parameters.)
-            let n = p.strip_prefix('$').and_then(|n| n.parse::<u16>().ok()).map(usize::from);
-            let Some(n) = n.filter(|n| *n >= 1) else {
+            let n = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
+            let Some(n) = n.filter(|n| (1..=limits::PARAMETERS_MAX).contains(n)) else {
                 continue;
             };
             if n > types.len() {
