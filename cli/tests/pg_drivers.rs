@@ -295,6 +295,124 @@ async fn a_simple_query_is_one_transaction_and_a_cancel_stops_a_statement() -> a
     stop_then(cluster, body).await
 }
 
+/// Polls `pg_stat_activity` through `db` until the session `pid` is in
+/// `state` running a query that contains `query`; returns whether its
+/// `xact_start` is set (a transaction open). Fails after a deadline.
+async fn wait_for_session(db: &Client, pid: i32, state: &str, query: &str) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + CANCEL_DEADLINE;
+    loop {
+        let rows = db
+            .query("SELECT state, query, xact_start IS NOT NULL FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .await?;
+        if let [row] = rows.as_slice() {
+            let (seen_state, seen_query): (String, String) = (row.get(0), row.get(1));
+            if seen_state == state && seen_query.contains(query) {
+                return Ok(row.get(2));
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "session {pid} never showed {state} {query:?}: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Goal: an operator sees the gateway's sessions in `pg_stat_activity`
+/// (who, from where, what each runs, in which state) and stops them as on
+/// PostgreSQL: `pg_cancel_backend` ends a running statement with 57014
+/// and leaves the session usable; `pg_terminate_backend` ends the
+/// session, and its open transaction is rolled back and its locks freed;
+/// a pid that is no session's gives false. `pg_settings` shows the
+/// session's settings in PostgreSQL's units.
+/// Method: three clients of one gateway; states are polled for, with a
+/// deadline, never slept for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_sessions_and_cancel_or_terminate_them() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    // The body runs as a task: a failed assertion in it still stops the
+    // servers (a panic here would leave them running).
+    let body = tokio::spawn(async move {
+        let admin = connect(&addr).await?;
+        admin.batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 0)").await?;
+        let (worker, connection) =
+            tokio_postgres::connect(&format!("postgresql://root@{addr}/spandb?application_name=worker"), NoTls).await?;
+        let worker_connection = tokio::spawn(connection);
+        let worker_pid: i32 = worker.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+
+        // Who is there: both sessions, the admin's own running this query.
+        let admin_pid: i32 = admin.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+        let rows = admin
+            .query(
+                "SELECT pid, usename, application_name, state, client_addr, client_port > 0, backend_type, \
+                 backend_start <= now() FROM pg_stat_activity ORDER BY pid",
+                &[],
+            )
+            .await?;
+        let mut pids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        pids.sort();
+        let mut want = vec![admin_pid, worker_pid];
+        want.sort();
+        assert_eq!(pids, want);
+        for row in &rows {
+            let pid: i32 = row.get(0);
+            let (user, application, state): (String, String, String) = (row.get(1), row.get(2), row.get(3));
+            assert_eq!(user, "root");
+            assert_eq!(row.get::<_, Option<String>>(4).as_deref(), Some("127.0.0.1"));
+            assert!(row.get::<_, bool>(5) && row.get::<_, bool>(7));
+            assert_eq!(row.get::<_, String>(6), "client backend");
+            if pid == worker_pid {
+                assert_eq!((application.as_str(), state.as_str()), ("worker", "idle"));
+            } else {
+                assert_eq!(state, "active", "a session sees itself running its query");
+            }
+        }
+
+        // Cancel: the worker's long statement ends with 57014; the
+        // worker goes on.
+        let long = tokio::spawn(async move {
+            let outcome = worker.batch_execute("SELECT count(*) FROM generate_series(1, 1000000000000)").await;
+            (worker, outcome)
+        });
+        wait_for_session(&admin, worker_pid, "active", "generate_series").await?;
+        let cancelled: bool = admin.query_one("SELECT pg_cancel_backend($1)", &[&worker_pid]).await?.get(0);
+        assert!(cancelled);
+        let (worker, outcome) = tokio::time::timeout(CANCEL_DEADLINE, long).await??;
+        let e = outcome.expect_err("the statement was cancelled");
+        assert_eq!(code(&e), Some(&SqlState::QUERY_CANCELED), "{e:?}");
+        let one: i32 = worker.query_one("SELECT 1", &[]).await?.get(0);
+        assert_eq!(one, 1, "a cancelled statement leaves its session usable");
+
+        // Terminate: the worker holds a lock in an open block; ending it
+        // rolls the block back and frees the lock.
+        worker.batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 1").await?;
+        let in_block = wait_for_session(&admin, worker_pid, "idle in transaction", "UPDATE t").await?;
+        assert!(in_block, "an open block has an xact_start");
+        let missing: bool = admin.query_one("SELECT pg_terminate_backend(2147483647)", &[]).await?.get(0);
+        assert!(!missing, "no session has that pid");
+        let ended: bool = admin.query_one("SELECT pg_terminate_backend($1)", &[&worker_pid]).await?.get(0);
+        assert!(ended);
+        tokio::time::timeout(CANCEL_DEADLINE, worker_connection).await.context("the connection stays open")??.ok();
+        assert!(worker.is_closed());
+        let update = admin.execute("UPDATE t SET v = v + 10 WHERE id = 1", &[]);
+        let n = tokio::time::timeout(CANCEL_DEADLINE, update).await.context("the lock outlived the session")??;
+        assert_eq!(n, 1);
+        let v: i32 = admin.query_one("SELECT v FROM t WHERE id = 1", &[]).await?.get(0);
+        assert_eq!(v, 10, "the terminated session's write was rolled back");
+        let left: i64 = admin.query_one("SELECT count(*) FROM pg_stat_activity", &[]).await?.get(0);
+        assert_eq!(left, 1, "a terminated session is no longer listed");
+
+        // Settings in PostgreSQL's units, with where they came from.
+        admin.batch_execute("SET statement_timeout = '5s'").await?;
+        let row = admin
+            .query_one("SELECT setting, unit, source, boot_val FROM pg_settings WHERE name = 'statement_timeout'", &[])
+            .await?;
+        let got: (String, Option<String>, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        assert_eq!(got, ("5000".into(), Some("ms".into()), "session".into(), "0".into()));
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
 /// Runs psql's `command` (SQL or a meta-command) against `addr`: whether
 /// it succeeded without a word on stderr, and its output.
 fn psql(addr: &str, command: &str) -> (bool, String) {

@@ -131,6 +131,10 @@ pub struct Cx<'t> {
     pub read_only_block: bool,
     /// The session's process id, as its client knows it (`pg_backend_pid`).
     pub backend_pid: i32,
+    /// The session's own entry and its gateway's sessions, which
+    /// `pg_cancel_backend` and `pg_terminate_backend` stop
+    /// ([`crate::backends`]); `None` where no session runs the statement.
+    pub backends: Option<(Arc<crate::backends::Backend>, Option<Arc<crate::backends::Registry>>)>,
     /// Plans the statement made while running (foreign key actions'),
     /// kept until it ends: what it learns of a subquery is keyed by the
     /// plan node's address, which must not be reused meanwhile.
@@ -178,6 +182,7 @@ impl<'t> Cx<'t> {
             sequences: None,
             read_only_block: false,
             backend_pid: 0,
+            backends: None,
         }
     }
 
@@ -905,6 +910,7 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
                 "current_setting" | "set_config" => setting_function(name, values, cx)?,
                 "pg_sleep" | "pg_sleep_for" => sleep(&values[0], cx)?,
                 "pg_backend_pid" => Value::Int4(cx.backend_pid),
+                "pg_cancel_backend" | "pg_terminate_backend" => signal_backend(name, &values, cx)?,
                 "nextval" | "setval" if cx.read_only_block => {
                     return sql_err!(ReadOnlySqlTransaction, "cannot execute {name}() in a read-only transaction")
                 }
@@ -1230,6 +1236,35 @@ fn setting_function(name: &str, values: Vec<Value>, cx: &mut Cx) -> Result<Value
         None if values.get(1) == Some(&Value::Bool(true)) => Ok(Value::Null),
         None => sql_err!(UndefinedObject, "unrecognized configuration parameter \"{setting}\""),
     }
+}
+
+/// `pg_cancel_backend(pid)`, `pg_terminate_backend(pid [, timeout])`:
+/// stops the statement, or ends the session, of a session of this gateway
+/// ([`crate::backends`]). True if one had that pid; false otherwise
+/// (PostgreSQL also warns then). Every user may (all are superusers, as
+/// `is_superuser` says). The timeout is not waited for: a terminated
+/// session ends as soon as its statement stops.
+fn signal_backend(name: &str, values: &[Value], cx: &Cx) -> Result<Value> {
+    let Some(pid) = values.first().and_then(Value::as_i64) else { return Ok(Value::Null) };
+    if let Some(Value::Int8(t)) = values.get(1) {
+        if *t < 0 {
+            return sql_err!(InvalidParameterValue, "\"timeout\" must not be negative");
+        }
+    }
+    let Ok(pid) = i32::try_from(pid) else { return Ok(Value::Bool(false)) };
+    let Some((own, registry)) = &cx.backends else { return Ok(Value::Bool(false)) };
+    let targets = match registry {
+        Some(r) => r.find(pid),
+        None if own.pid() == pid => vec![own.clone()],
+        None => Vec::new(),
+    };
+    for b in &targets {
+        match name {
+            "pg_cancel_backend" => b.cancel(),
+            _ => b.terminate(),
+        }
+    }
+    Ok(Value::Bool(!targets.is_empty()))
 }
 
 /// `pg_sleep(seconds)`, `pg_sleep_for(interval)`: waits on the engine's

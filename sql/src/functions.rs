@@ -234,6 +234,11 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("lastval", &[], T::Int8),
     // The session's process id (evaluated by the executor, which has it).
     ("pg_backend_pid", &[], T::Int4),
+    // Stop another session of this gateway (evaluated by the executor,
+    // which has them: `backends`).
+    ("pg_cancel_backend", &[P::Int], T::Bool),
+    ("pg_terminate_backend", &[P::Int], T::Bool),
+    ("pg_terminate_backend", &[P::Int, P::BigInt], T::Bool),
     // SERIAL and IDENTITY columns have no sequence here (`planner`).
     ("pg_get_serial_sequence", &[P::Text, P::Text], T::Text),
     // Advisory locks (evaluated by the executor, which has the session's:
@@ -1394,10 +1399,11 @@ pub fn resolve(name: &str, args: &[Option<DataType>]) -> Result<Signature> {
 }
 
 /// Whether the binder coerces `name`'s arguments to its parameters' types
-/// (jsonb's functions, `pg_sleep`'s, `setval`'s), where other functions take
+/// (jsonb's functions, `pg_sleep`'s, `setval`'s, a pid's), where other functions take
 /// untyped literals as text and convert what they are given.
 pub fn coerces_arguments(name: &str) -> bool {
-    jsonb::resolve(name, &[]).is_some() || matches!(name, "pg_sleep" | "pg_sleep_for" | "setval")
+    jsonb::resolve(name, &[]).is_some()
+        || matches!(name, "pg_sleep" | "pg_sleep_for" | "setval" | "pg_cancel_backend" | "pg_terminate_backend")
 }
 
 /// Whether `name` (lower case) is a scalar function, for any arguments.

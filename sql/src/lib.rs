@@ -59,6 +59,7 @@
 //! ```
 
 pub mod advisory;
+pub mod backends;
 pub mod backfill;
 pub mod catalog;
 pub mod copy;

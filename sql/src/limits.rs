@@ -19,6 +19,12 @@ pub const KEY_BYTES_MAX: usize = 4000;
 /// concurrent statements could turn into an out-of-memory gateway).
 pub const VALUE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// The most bytes of a statement's text `pg_stat_activity` keeps
+/// (PostgreSQL's `track_activity_query_size` default): a session copies
+/// its statement's text as it starts, and a 1 MiB statement need not be
+/// copied whole for a listing.
+pub const ACTIVITY_QUERY_BYTES_MAX: usize = 1024;
+
 /// The longest template `to_char` takes (characters): its output is at
 /// most a few times as long (PostgreSQL has no bound; real templates are
 /// tens of characters).

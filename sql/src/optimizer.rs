@@ -390,6 +390,8 @@ pub(crate) fn is_immutable(name: &str) -> bool {
                 | "pg_sleep"
                 | "pg_sleep_for"
                 | "pg_backend_pid"
+                | "pg_cancel_backend"
+                | "pg_terminate_backend"
         )
 }
 

@@ -198,6 +198,9 @@ pub struct Planner<'a> {
     system: Option<Arc<system::Snapshot>>,
     /// The session's user (`current_user`); `system::ROLE_NAME` if unset.
     user: Option<&'a str>,
+    /// What the session shows of itself and its gateway's sessions
+    /// (`pg_settings`, `pg_stat_activity`); `None`: nothing.
+    session: Option<system::SessionView<'a>>,
     /// Where a transaction block's statement reads the whole catalog
     /// from without locking it (`system`): the engine and the tables the
     /// block owns ([`Catalog::tables_without_locks`]).
@@ -684,6 +687,7 @@ impl<'a> Planner<'a> {
             next_work_table: 0,
             system: None,
             user: None,
+            session: None,
             unlocked_catalog: None,
             insert_select: None,
             top_with: false,
@@ -713,6 +717,12 @@ impl<'a> Planner<'a> {
     /// The user `current_user` and `session_user` name.
     pub fn with_user(mut self, user: &'a str) -> Planner<'a> {
         self.user = Some(user);
+        self
+    }
+
+    /// What `pg_stat_activity` and `pg_settings` show.
+    pub fn with_session(mut self, view: system::SessionView<'a>) -> Planner<'a> {
+        self.session = Some(view);
         self
     }
 
@@ -2419,7 +2429,11 @@ impl<'a> Planner<'a> {
             Some((engine, own)) => crate::sequence::all_without_locks(*engine, self.txn, own)?,
             None => crate::sequence::all(self.txn)?,
         };
-        let snapshot = Arc::new(system::Snapshot { tables, sequences });
+        let (backends, settings) = match &self.session {
+            Some(view) => (view.backends(), view.settings()),
+            None => (Vec::new(), Vec::new()),
+        };
+        let snapshot = Arc::new(system::Snapshot { tables, sequences, backends, settings });
         self.system = Some(snapshot.clone());
         Ok(snapshot)
     }

@@ -244,6 +244,12 @@ pub struct Session {
     described: Option<Vec<OutputColumn>>,
     /// [`Session::set_backend_pid`]'s (0 for a session no client gave one).
     backend_pid: i32,
+    /// What `pg_stat_activity` shows of this session, and the flags that
+    /// stop it ([`crate::backends`]).
+    backend: Arc<crate::backends::Backend>,
+    /// The gateway's sessions, where `backend` is listed
+    /// ([`Session::with_backends`]); `None`: the session lists only itself.
+    backends: Option<Arc<crate::backends::Registry>>,
     /// Why the block's transaction ended at the servers, if an error of
     /// its ended it: ROLLBACK TO SAVEPOINT cannot go back into it.
     txn_lost: Option<String>,
@@ -400,6 +406,10 @@ impl Session {
     pub fn new(engine: Arc<dyn Engine>) -> Session {
         let seed = engine.now() ^ 0x005E_ED0F_5AAD_B000;
         let engine_for_locks = engine.clone();
+        let (cancel, hung_up) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let started_us = (engine.now() / 1_000) as i64;
+        let backend =
+            crate::backends::Backend::new(cancel.clone(), hung_up.clone(), crate::system::ROLE_NAME, started_us);
         Session {
             uncancelled: engine.clone(),
             engine,
@@ -410,8 +420,8 @@ impl Session {
             row_ids: RowIdSequence::new(seed),
             settings: Arc::default(),
             rules: Rules::default(),
-            cancel: Arc::new(AtomicBool::new(false)),
-            hung_up: Arc::new(AtomicBool::new(false)),
+            cancel,
+            hung_up,
             names: crate::catalog::NameCache::default(),
             leases: Arc::new(Leases::default()),
             drains: Drains::default(),
@@ -441,6 +451,8 @@ impl Session {
             sequences: Arc::default(),
             described: None,
             backend_pid: 0,
+            backend: Arc::new(backend),
+            backends: None,
             watchdog: None,
             timed_out: Arc::default(),
             plans_zone: crate::ops::zone::Zone::Fixed(0),
@@ -479,6 +491,7 @@ impl Session {
     /// may do everything.
     pub fn set_user(&mut self, user: &str) {
         self.user = user.to_string();
+        self.backend.set_user(user);
         self.kept_plans.clear();
     }
 
@@ -496,6 +509,24 @@ impl Session {
     /// `pg_backend_pid()` answers).
     pub fn set_backend_pid(&mut self, pid: i32) {
         self.backend_pid = pid;
+        self.backend.set_pid(pid);
+    }
+
+    /// Lists the session in `registry` (its gateway's sessions:
+    /// `pg_stat_activity`, `pg_cancel_backend`, `pg_terminate_backend`),
+    /// as a client at `client`. Returns its entry, whose
+    /// [`crate::backends::Backend::is_terminated`] tells the gateway to
+    /// close the connection.
+    pub fn with_backends(
+        mut self,
+        registry: Arc<crate::backends::Registry>,
+        client: Option<std::net::SocketAddr>,
+    ) -> (Session, Arc<crate::backends::Backend>) {
+        self.backend.set_client(client);
+        registry.register(&self.backend);
+        self.backends = Some(registry);
+        let backend = self.backend.clone();
+        (self, backend)
     }
 
     /// The session's TimeZone as SHOW gives it.
@@ -516,6 +547,13 @@ impl Session {
     /// does ([`crate::kv::KvError::Cancelled`]).
     pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Session {
         self.cancel = cancel;
+        // Its entry stops it through this flag (before it is listed).
+        debug_assert!(self.backends.is_none(), "with_cancel before with_backends");
+        let started_us = self.backend.info().backend_start_us;
+        let user = &self.user;
+        self.backend =
+            Arc::new(crate::backends::Backend::new(self.cancel.clone(), self.hung_up.clone(), user, started_us));
+        self.backend.set_pid(self.backend_pid);
         self
     }
 
@@ -1055,9 +1093,11 @@ impl Session {
         self.abandon_copy();
         self.clear_cancel();
         self.enter_zone();
+        self.note_statement_started(sql);
         let timeout = self.arm_statement_timeout();
         let result = self.run_statement(sql, parsed, sink);
         let result = self.disarm_statement_timeout(timeout, result);
+        self.note_statement_ended();
         // The zone as the statement left it (a SET, a COMMIT or ROLLBACK
         // of one): what the gateway decodes the next Bind's text in.
         self.enter_zone();
@@ -1068,6 +1108,29 @@ impl Session {
             let _ = self.advisory.end_transaction();
         }
         result
+    }
+
+    /// Tells the session's entry ([`crate::backends`]) that `sql` runs.
+    fn note_statement_started(&self, sql: &str) {
+        let now_us = self.now_us();
+        let xact_start_us = match self.status {
+            TxnStatus::Idle => now_us,
+            _ => self.txn_now_us,
+        };
+        let application = self.settings.get("application_name").map_or("", String::as_str);
+        self.backend.statement_started(sql, now_us, xact_start_us, application);
+    }
+
+    /// Tells the session's entry that its statement ended, and where that
+    /// left the session.
+    fn note_statement_ended(&self) {
+        use crate::backends::State;
+        let state = match self.status {
+            TxnStatus::Idle => State::Idle,
+            TxnStatus::InBlock => State::IdleInTransaction,
+            TxnStatus::Failed => State::IdleInTransactionAborted,
+        };
+        self.backend.statement_ended(state, self.now_us(), self.status != TxnStatus::Idle);
     }
 
     /// Arms the watchdog for the statement starting now, if the session
@@ -2063,7 +2126,13 @@ impl Session {
         param_types: &[Option<DataType>],
     ) -> Result<(Plan, Vec<Option<DataType>>)> {
         let engine = self.engine.clone();
-        let mut planner = Planner::new(txn, sql).with_names(&self.names).with_user(&self.user);
+        let view = crate::system::SessionView {
+            backend: &self.backend,
+            registry: self.backends.as_deref(),
+            settings: &self.settings,
+            startup: &self.startup_settings,
+        };
+        let mut planner = Planner::new(txn, sql).with_names(&self.names).with_user(&self.user).with_session(view);
         if self.status == TxnStatus::InBlock {
             // A later schema change in the block must not wait for it.
             planner = planner.with_unlocked_catalog(engine.as_ref(), self.drains.own());
@@ -2237,6 +2306,7 @@ impl Session {
         cx.advisory = Some(self.advisory.clone());
         cx.sequences = Some(self.sequences.clone());
         cx.backend_pid = self.backend_pid;
+        cx.backends = Some((self.backend.clone(), self.backends.clone()));
         let result = self.execute_in(plan, &mut cx, statement, sink);
         if result.is_ok() {
             let in_block = self.status == TxnStatus::InBlock;

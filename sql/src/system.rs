@@ -93,10 +93,88 @@ pub fn version() -> String {
     format!("PostgreSQL 15.0 (SpanDB {}) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit", env!("CARGO_PKG_VERSION"))
 }
 
-/// The schema catalog a statement sees: every descriptor, by name.
+/// The schema catalog a statement sees: every descriptor, by name; and
+/// what its session shows of itself and its gateway.
 pub struct Snapshot {
     pub tables: Vec<Arc<TableDesc>>,
     pub sequences: Vec<SequenceDesc>,
+    /// The gateway's sessions, for `pg_stat_activity` ([`crate::backends`]).
+    pub backends: Vec<crate::backends::BackendInfo>,
+    /// The session's settings, for `pg_settings`.
+    pub settings: Vec<Setting>,
+}
+
+/// A setting as the session holds it: PostgreSQL's name for it, its value
+/// (SHOW's), the value it started with (the client's or the default), and
+/// where the value came from (`pg_settings.source`: `default`, `client`
+/// or `session`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setting {
+    pub name: String,
+    pub value: String,
+    pub reset_value: String,
+    pub source: &'static str,
+}
+
+/// What a statement's session shows of itself (`pg_settings`) and of its
+/// gateway's sessions (`pg_stat_activity`), read only when a statement
+/// reads those.
+#[derive(Clone, Copy)]
+pub struct SessionView<'a> {
+    /// The session's own entry (listed alone without a registry).
+    pub backend: &'a crate::backends::Backend,
+    pub registry: Option<&'a crate::backends::Registry>,
+    /// Its settings as SET left them, and as the client started it.
+    pub settings: &'a std::collections::BTreeMap<String, String>,
+    pub startup: &'a std::collections::BTreeMap<String, String>,
+}
+
+impl SessionView<'_> {
+    /// The gateway's sessions (or this one alone), by pid.
+    pub fn backends(&self) -> Vec<crate::backends::BackendInfo> {
+        let mut all: Vec<_> = match self.registry {
+            Some(r) => r.backends().iter().map(|b| b.info()).collect(),
+            None => vec![self.backend.info()],
+        };
+        all.sort_by_key(|b| b.pid);
+        all
+    }
+
+    /// Every setting SHOW ALL lists, by PostgreSQL's name.
+    pub fn settings(&self) -> Vec<Setting> {
+        let mut names: Vec<&str> = crate::timestamp::DEFAULT_SETTINGS.iter().map(|(n, _)| *n).collect();
+        names.extend(
+            self.settings.keys().map(String::as_str).filter(|n| crate::timestamp::default_setting(n).is_none()),
+        );
+        let mut all: Vec<Setting> = names
+            .into_iter()
+            .map(|name| {
+                let default = crate::timestamp::default_setting(name).unwrap_or("");
+                let startup = self.startup.get(name).map(String::as_str);
+                let reset_value = startup.unwrap_or(default).to_string();
+                let value = self.settings.get(name).cloned().unwrap_or_else(|| default.to_string());
+                let source = match startup {
+                    _ if value != reset_value => "session",
+                    Some(_) => "client",
+                    None => "default",
+                };
+                Setting { name: setting_name(name).to_string(), value, reset_value, source }
+            })
+            .collect();
+        all.sort_by_key(|s| s.name.to_lowercase());
+        all
+    }
+}
+
+/// A setting's name as PostgreSQL spells it (SpanDB keeps them lower
+/// case).
+pub fn setting_name(name: &str) -> &str {
+    match name {
+        "datestyle" => "DateStyle",
+        "intervalstyle" => "IntervalStyle",
+        "timezone" => "TimeZone",
+        other => other,
+    }
 }
 
 /// A sequence's oid: a table's formula, its id from the tables' counter
@@ -166,7 +244,7 @@ pub fn is_system_schema(schema: &str) -> bool {
     schema == "pg_catalog" || schema == "information_schema"
 }
 
-use DataType::{Bool, Float4, Int2, Int4, Int8, Text, Timestamp};
+use DataType::{Bool, Float4, Int2, Int4, Int8, Text, Timestamp, TimestampTz};
 
 /// Array column types (`DataType::Array` of these elements).
 const TEXT_ARRAY: DataType = DataType::Array(&Text);
@@ -823,6 +901,61 @@ const RELATIONS: &[SystemRelation] = &[
         ],
         rows: index_list,
     },
+    // What operators and monitoring tools read: the gateway's sessions
+    // and the session's settings.
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_stat_activity",
+        columns: &[
+            ("datid", Int8),
+            ("datname", Text),
+            ("pid", Int4),
+            ("leader_pid", Int4),
+            ("usesysid", Int8),
+            ("usename", Text),
+            ("application_name", Text),
+            ("client_addr", Text),
+            ("client_hostname", Text),
+            ("client_port", Int4),
+            ("backend_start", TimestampTz),
+            ("xact_start", TimestampTz),
+            ("query_start", TimestampTz),
+            ("state_change", TimestampTz),
+            ("wait_event_type", Text),
+            ("wait_event", Text),
+            ("state", Text),
+            ("backend_xid", Int8),
+            ("backend_xmin", Int8),
+            ("query_id", Int8),
+            ("query", Text),
+            ("backend_type", Text),
+        ],
+        rows: activity,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_settings",
+        columns: &[
+            ("name", Text),
+            ("setting", Text),
+            ("unit", Text),
+            ("category", Text),
+            ("short_desc", Text),
+            ("extra_desc", Text),
+            ("context", Text),
+            ("vartype", Text),
+            ("source", Text),
+            ("min_val", Text),
+            ("max_val", Text),
+            ("enumvals", TEXT_ARRAY),
+            ("boot_val", Text),
+            ("reset_val", Text),
+            ("sourcefile", Text),
+            ("sourceline", Int4),
+            ("pending_restart", Bool),
+        ],
+        rows: settings,
+    },
 ];
 
 // ---- the types PostgreSQL clients may ask about ---------------------------
@@ -1231,6 +1364,242 @@ fn visible_columns(table: &TableDesc) -> impl Iterator<Item = &crate::catalog::C
 
 fn nothing(_: &Snapshot) -> Vec<Row> {
     Vec::new()
+}
+
+/// pg_stat_activity: a row per session of the gateway. A waiting session
+/// waits for its client (PostgreSQL's `Client`/`ClientRead`).
+fn activity(s: &Snapshot) -> Vec<Row> {
+    let time = |us: Option<i64>| us.map_or(Value::Null, Value::TimestampTz);
+    s.backends
+        .iter()
+        .map(|b| {
+            let waiting = b.state != crate::backends::State::Active;
+            let wait = |what: &str| if waiting { text(what) } else { Value::Null };
+            vec![
+                Value::Int8(DATABASE_OID),
+                text(DATABASE_NAME),
+                Value::Int4(b.pid),
+                Value::Null,
+                Value::Int8(ROLE_OID),
+                text(&b.user),
+                text(&b.application_name),
+                b.client.map_or(Value::Null, |c| text(&c.ip().to_string())),
+                Value::Null,
+                b.client.map_or(Value::Null, |c| Value::Int4(i32::from(c.port()))),
+                time(Some(b.backend_start_us)),
+                time(b.xact_start_us),
+                time(b.query_start_us),
+                time(Some(b.state_change_us)),
+                wait("Client"),
+                wait("ClientRead"),
+                text(b.state.as_str()),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                text(&b.query),
+                text("client backend"),
+            ]
+        })
+        .collect()
+}
+
+/// What pg_settings says of a setting besides its value: its type, unit,
+/// who may change it, its category and description (PostgreSQL 15's),
+/// and its range or choices.
+struct SettingInfo {
+    name: &'static str,
+    vartype: &'static str,
+    unit: Option<&'static str>,
+    context: &'static str,
+    category: &'static str,
+    short_desc: &'static str,
+    range: Option<(&'static str, &'static str)>,
+    choices: &'static [&'static str],
+}
+
+const fn setting(
+    name: &'static str,
+    vartype: &'static str,
+    context: &'static str,
+    category: &'static str,
+    short_desc: &'static str,
+) -> SettingInfo {
+    SettingInfo { name, vartype, unit: None, context, category, short_desc, range: None, choices: &[] }
+}
+
+const STATEMENT_BEHAVIOR: &str = "Client Connection Defaults / Statement Behavior";
+const LOCALE: &str = "Client Connection Defaults / Locale and Formatting";
+const PRESET: &str = "Preset Options";
+/// The timeouts, in milliseconds (PostgreSQL's int range).
+const MILLISECONDS: (&str, &str) = ("0", "2147483647");
+
+const SETTINGS: &[SettingInfo] = &[
+    setting(
+        "application_name",
+        "string",
+        "user",
+        "Reporting and Logging / What to Log",
+        "Sets the application name to be reported in statistics and logs.",
+    ),
+    SettingInfo {
+        choices: &["escape", "hex"],
+        ..setting("bytea_output", "enum", "user", STATEMENT_BEHAVIOR, "Sets the output format for bytea.")
+    },
+    setting("client_encoding", "string", "user", LOCALE, "Sets the client's character set encoding."),
+    SettingInfo {
+        choices: &["debug5", "debug4", "debug3", "debug2", "debug1", "log", "notice", "warning", "error"],
+        ..setting(
+            "client_min_messages",
+            "enum",
+            "user",
+            STATEMENT_BEHAVIOR,
+            "Sets the message levels that are sent to the client.",
+        )
+    },
+    setting("DateStyle", "string", "user", LOCALE, "Sets the display format for date and time values."),
+    SettingInfo {
+        choices: &["serializable", "repeatable read", "read committed", "read uncommitted"],
+        ..setting(
+            "default_transaction_isolation",
+            "enum",
+            "user",
+            STATEMENT_BEHAVIOR,
+            "Sets the transaction isolation level of each new transaction.",
+        )
+    },
+    setting(
+        "default_transaction_read_only",
+        "bool",
+        "user",
+        STATEMENT_BEHAVIOR,
+        "Sets the default read-only status of new transactions.",
+    ),
+    SettingInfo {
+        range: Some(("-15", "3")),
+        ..setting(
+            "extra_float_digits",
+            "integer",
+            "user",
+            LOCALE,
+            "Sets the number of digits displayed for floating-point values.",
+        )
+    },
+    SettingInfo {
+        unit: Some("ms"),
+        range: Some(MILLISECONDS),
+        ..setting(
+            "idle_in_transaction_session_timeout",
+            "integer",
+            "user",
+            STATEMENT_BEHAVIOR,
+            "Sets the maximum allowed idle time between queries, when in a transaction.",
+        )
+    },
+    setting("integer_datetimes", "bool", "internal", PRESET, "Shows whether datetimes are integer based."),
+    SettingInfo {
+        choices: &["postgres", "postgres_verbose", "sql_standard", "iso_8601"],
+        ..setting("IntervalStyle", "enum", "user", LOCALE, "Sets the display format for interval values.")
+    },
+    SettingInfo {
+        unit: Some("ms"),
+        range: Some(MILLISECONDS),
+        ..setting(
+            "lock_timeout",
+            "integer",
+            "user",
+            STATEMENT_BEHAVIOR,
+            "Sets the maximum allowed duration of any wait for a lock.",
+        )
+    },
+    SettingInfo {
+        range: Some(("63", "63")),
+        ..setting("max_identifier_length", "integer", "internal", PRESET, "Shows the maximum identifier length.")
+    },
+    setting(
+        "search_path",
+        "string",
+        "user",
+        STATEMENT_BEHAVIOR,
+        "Sets the schema search order for names that are not schema-qualified.",
+    ),
+    setting("server_encoding", "string", "internal", PRESET, "Shows the server (database) character set encoding."),
+    setting("server_version", "string", "internal", PRESET, "Shows the server version."),
+    SettingInfo {
+        range: Some(("150000", "150000")),
+        ..setting("server_version_num", "integer", "internal", PRESET, "Shows the server version as an integer.")
+    },
+    setting(
+        "standard_conforming_strings",
+        "bool",
+        "user",
+        "Version and Platform Compatibility / Previous PostgreSQL Versions",
+        "Causes '...' strings to treat backslashes literally.",
+    ),
+    SettingInfo {
+        unit: Some("ms"),
+        range: Some(MILLISECONDS),
+        ..setting(
+            "statement_timeout",
+            "integer",
+            "user",
+            STATEMENT_BEHAVIOR,
+            "Sets the maximum allowed duration of any statement.",
+        )
+    },
+    setting("TimeZone", "string", "user", LOCALE, "Sets the time zone for displaying and interpreting time stamps."),
+    setting(
+        "transaction_isolation",
+        "string",
+        "user",
+        STATEMENT_BEHAVIOR,
+        "Sets the current transaction's isolation level.",
+    ),
+];
+
+/// A custom setting (`SET app.user = ...`): PostgreSQL's placeholder.
+const CUSTOM_SETTING: SettingInfo = setting("", "string", "user", "Customized Options", "");
+
+/// pg_settings: a row per setting SHOW ALL lists. A setting in
+/// milliseconds is shown as a number of them, as PostgreSQL does (SHOW
+/// says `1min`, pg_settings `60000` and `ms`).
+fn settings(s: &Snapshot) -> Vec<Row> {
+    let opt = |v: Option<&str>| v.map_or(Value::Null, text);
+    s.settings
+        .iter()
+        .map(|setting| {
+            let info = SETTINGS.iter().find(|i| i.name == setting.name).unwrap_or(&CUSTOM_SETTING);
+            let shown = |value: &str| match info.unit {
+                Some("ms") => match crate::timestamp::parse_setting_duration(value) {
+                    Ok(d) => d.map_or(0, |d| d.as_millis()).to_string(),
+                    Err(_) => value.to_string(),
+                },
+                _ => value.to_string(),
+            };
+            let boot = crate::timestamp::default_setting(&setting.name.to_lowercase()).map(shown);
+            let choices = (!info.choices.is_empty())
+                .then(|| Value::Array(&Text, info.choices.iter().map(|c| text(c)).collect()))
+                .unwrap_or(Value::Null);
+            vec![
+                text(&setting.name),
+                text(&shown(&setting.value)),
+                opt(info.unit),
+                text(info.category),
+                text(info.short_desc),
+                Value::Null,
+                text(info.context),
+                text(info.vartype),
+                text(setting.source),
+                opt(info.range.map(|r| r.0)),
+                opt(info.range.map(|r| r.1)),
+                choices,
+                opt(boot.as_deref()),
+                text(&shown(&setting.reset_value)),
+                Value::Null,
+                Value::Null,
+                Value::Bool(false),
+            ]
+        })
+        .collect()
 }
 
 /// pg_tables: a row per table (in public).
@@ -1943,7 +2312,20 @@ mod tests {
             write_only: false,
         }];
         let sequence = SequenceDesc::new("s", &Default::default()).expect("the defaults are valid");
-        Snapshot { tables: vec![Arc::new(t)], sequences: vec![SequenceDesc { id: 7, ..sequence }] }
+        let registry = crate::backends::Registry::default();
+        let backend = Arc::new(crate::backends::Backend::new(Arc::default(), Arc::default(), "alice", 5));
+        backend.statement_started("SELECT 1", 6, 6, "psql");
+        registry.register(&backend);
+        let settings = [("timezone".to_string(), "Europe/Paris".to_string()), ("app.user".into(), "7".into())];
+        let startup = [("application_name".to_string(), "psql".to_string())];
+        let (settings, startup) = (settings.into_iter().collect(), startup.into_iter().collect());
+        let view = SessionView { backend: &backend, registry: Some(&registry), settings: &settings, startup: &startup };
+        Snapshot {
+            tables: vec![Arc::new(t)],
+            sequences: vec![SequenceDesc { id: 7, ..sequence }],
+            backends: view.backends(),
+            settings: view.settings(),
+        }
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
         advisory: Arc::default(),
         watchdog: Arc::default(),
         cancels: Arc::default(),
+        backends: Arc::default(),
         open: Arc::new(AtomicUsize::new(0)),
         pids: RandomPidSecretKeyGenerator::default(),
         hang_ups: hangup::HangUps::start()
@@ -223,11 +224,12 @@ async fn connection(
     let cancel = Arc::new(AtomicBool::new(false));
     let uncancelled: Arc<dyn sql::kv::Engine> = engine.clone();
     let engine = Arc::new(ClientEngine::clone(&engine).with_cancel(cancel.clone()));
-    let session = Session::new(engine)
+    let (session, backend) = Session::new(engine)
         .with_leases(gateway.leases.clone())
         .with_advisory(uncancelled, gateway.advisory.clone())
         .with_watchdog(gateway.watchdog.clone())
-        .with_cancel(cancel.clone());
+        .with_cancel(cancel.clone())
+        .with_backends(gateway.backends.clone(), socket.peer_addr().ok());
     let _watch = gateway.hang_ups.as_ref().and_then(|h| {
         use std::os::fd::AsRawFd;
         h.watch(socket.as_raw_fd(), session.hang_up_handle(), cancel.clone())
@@ -254,6 +256,10 @@ async fn connection(
             tracing::info!("closing a connection whose transaction was idle too long; rolling it back");
             handlers.with_session(Session::abort);
         }
+        () = terminated(&backend) => {
+            tracing::info!("closing a connection pg_terminate_backend ended; rolling its transaction back");
+            handlers.with_session(Session::abort);
+        }
     }
     drop(open);
 }
@@ -275,6 +281,9 @@ struct Gateway {
     /// The running statement's cancel flag of every logged-in connection,
     /// by its (pid, secret key), for CancelRequest.
     cancels: Arc<Mutex<HashMap<CancelKey, Arc<AtomicBool>>>>,
+    /// Its sessions, for `pg_stat_activity`, `pg_cancel_backend` and
+    /// `pg_terminate_backend` (`sql::backends`).
+    backends: Arc<sql::backends::Registry>,
     /// How many connections are open.
     open: Arc<AtomicUsize>,
     pids: RandomPidSecretKeyGenerator,
@@ -583,6 +592,15 @@ async fn idle_in_transaction(status: Arc<AtomicU8>, activity: Arc<Activity>) {
     }
 }
 
+/// Returns once `pg_terminate_backend` has ended the session (checked
+/// every [`IDLE_CHECK_PERIOD`]; its running statement was stopped at
+/// once, `sql::backends`).
+async fn terminated(backend: &sql::backends::Backend) {
+    while !backend.is_terminated() {
+        tokio::time::sleep(IDLE_CHECK_PERIOD).await;
+    }
+}
+
 fn status_byte(s: TxnStatus) -> u8 {
     match s {
         TxnStatus::Idle => b'I',
@@ -743,7 +761,8 @@ fn server_parameters(startup: &std::collections::HashMap<String, String>) -> std
 /// `PGTZ`; the timeouts), then each `-c name=value` of its `options`
 /// (libpq's `PGOPTIONS`), as PostgreSQL applies them.
 fn startup_settings(startup: &std::collections::HashMap<String, String>) -> Vec<(String, String)> {
-    const DIRECT: [&str; 4] = ["timezone", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"];
+    const DIRECT: [&str; 5] =
+        ["timezone", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "application_name"];
     let mut settings: Vec<(String, String)> = startup
         .iter()
         .filter(|(k, _)| DIRECT.contains(&k.to_lowercase().as_str()))
@@ -1452,8 +1471,10 @@ mod tests {
         let startup = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
         };
-        let jdbc = startup(&[("user", "app"), ("TimeZone", "europe/paris")]);
-        assert_eq!(startup_settings(&jdbc), [("timezone".to_string(), "europe/paris".to_string())]);
+        let jdbc = startup(&[("user", "app"), ("TimeZone", "europe/paris"), ("application_name", "psql")]);
+        let want = [("application_name", "psql"), ("timezone", "europe/paris")];
+        let want: Vec<(String, String)> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(startup_settings(&jdbc), want);
         assert_eq!(server_parameters(&jdbc)["TimeZone"], "Europe/Paris");
         let libpq = startup(&[("options", "-c statement_timeout=5s -ctimezone=Asia/Tokyo --lock-timeout=1s")]);
         let want = [("statement_timeout", "5s"), ("timezone", "Asia/Tokyo"), ("lock_timeout", "1s")];
