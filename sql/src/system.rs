@@ -1547,13 +1547,16 @@ const SETTINGS: &[SettingInfo] = &[
         )
     },
     setting("TimeZone", "string", "user", LOCALE, "Sets the time zone for displaying and interpreting time stamps."),
-    setting(
-        "transaction_isolation",
-        "string",
-        "user",
-        STATEMENT_BEHAVIOR,
-        "Sets the current transaction's isolation level.",
-    ),
+    SettingInfo {
+        choices: &["serializable", "repeatable read", "read committed", "read uncommitted"],
+        ..setting(
+            "transaction_isolation",
+            "enum",
+            "user",
+            STATEMENT_BEHAVIOR,
+            "Sets the current transaction's isolation level.",
+        )
+    },
 ];
 
 /// A custom setting (`SET app.user = ...`): PostgreSQL's placeholder.
@@ -1576,9 +1579,10 @@ fn settings(s: &Snapshot) -> Vec<Row> {
                 _ => value.to_string(),
             };
             let boot = crate::timestamp::default_setting(&setting.name.to_lowercase()).map(shown);
-            let choices = (!info.choices.is_empty())
-                .then(|| Value::Array(&Text, info.choices.iter().map(|c| text(c)).collect()))
-                .unwrap_or(Value::Null);
+            let choices = match info.choices {
+                [] => Value::Null,
+                choices => Value::Array(&Text, choices.iter().map(|c| text(c)).collect()),
+            };
             vec![
                 text(&setting.name),
                 text(&shown(&setting.value)),

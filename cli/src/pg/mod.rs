@@ -62,8 +62,16 @@
 //! cancelled when its client hangs up ([`hangup`]). Every limit is a
 //! constant here or in [`frames`] or [`hangup`].
 //!
-//! Not yet (issue "PostgreSQL wire protocol"): TLS, COPY in CSV or
-//! binary, results streamed rather than collected.
+//! - `pg_stat_activity` lists the gateway's sessions, and
+//!   `pg_cancel_backend`/`pg_terminate_backend` stop one
+//!   (`sql::backends`); a terminated session's connection is closed at the
+//!   next check (`IDLE_CHECK_PERIOD`), rolled back.
+//!
+//! Not yet (issue "PostgreSQL wire protocol"): TLS, COPY in binary, results
+//! streamed rather than collected (a result is collected, then sent:
+//! [`RESULT_BYTES_MAX`] bounds what one statement may hold,
+//! [`RESULTS_HELD_BYTES_MAX`] what the gateway's connections hold
+//! together), Execute's row limit (a portal runs to its end).
 
 pub mod auth;
 mod codec;
@@ -127,6 +135,18 @@ const SWEEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long the sweeper waits when it found nothing to sweep (or the
 /// cluster did not answer) before it looks again.
 const SWEEP_IDLE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// The most bytes of rows (as `sql::exec::row_bytes` counts them) one
+/// statement's result may hold. The gateway collects a result whole,
+/// then sends it (results are not streamed yet), so without a bound one
+/// `SELECT` of a large table, or of large values, could make its server
+/// run out of memory; past it the statement fails with 53200 and changes
+/// nothing (a block it ran in is failed, as after any error).
+pub const RESULT_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// The most bytes of results all of a gateway's connections may hold at
+/// once (collected and not yet sent): a statement whose rows would pass
+/// it fails with 53200 too.
+pub const RESULTS_HELD_BYTES_MAX: usize = 2 * RESULT_BYTES_MAX;
+
 /// The version reported to clients: the PostgreSQL whose protocol and
 /// catalogs the gateway follows (drivers and psql adapt to it).
 const SERVER_VERSION: &str = "15.0 (SpanDB)";
@@ -156,6 +176,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster, users: Option<Arc<au
         watchdog: Arc::default(),
         cancels: Arc::default(),
         backends: Arc::default(),
+        results: Arc::default(),
         open: Arc::new(AtomicUsize::new(0)),
         pids: RandomPidSecretKeyGenerator::default(),
         hang_ups: hangup::HangUps::start()
@@ -284,6 +305,8 @@ struct Gateway {
     /// Its sessions, for `pg_stat_activity`, `pg_cancel_backend` and
     /// `pg_terminate_backend` (`sql::backends`).
     backends: Arc<sql::backends::Registry>,
+    /// The bytes of results its connections hold ([`RESULTS_HELD_BYTES_MAX`]).
+    results: Arc<ResultMemory>,
     /// How many connections are open.
     open: Arc<AtomicUsize>,
     pids: RandomPidSecretKeyGenerator,
@@ -930,8 +953,8 @@ impl SimpleQueryHandler for Connection {
                 vec![Answer { notices: Notices::default(), response: self.deallocate(client, Some(name)) }]
             }
             _ => {
-                let text = query.query.clone();
-                self.with_session(move |session| run_query(session, &text))
+                let (text, memory) = (query.query.clone(), self.gateway.results.clone());
+                self.with_session(move |session| run_query(session, &text, &memory))
             }
         };
         // DEALLOCATE ALL and DISCARD ALL free the protocol's statements
@@ -976,9 +999,108 @@ impl SimpleQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let text = query.to_string();
-        let answers = self.with_session(move |session| run_query(session, &text));
+        let (text, memory) = (query.to_string(), self.gateway.results.clone());
+        let answers = self.with_session(move |session| run_query(session, &text, &memory));
         Ok(answers.into_iter().map(|a| a.response).collect())
+    }
+}
+
+/// The bytes of results a gateway's connections hold: collected, and not
+/// yet sent ([`RESULTS_HELD_BYTES_MAX`]).
+#[derive(Default)]
+struct ResultMemory {
+    held: AtomicUsize,
+}
+
+/// A statement's share of its gateway's [`ResultMemory`], given back when
+/// dropped: it goes with the rows it counts, into the response that sends
+/// them.
+struct ResultClaim {
+    memory: Arc<ResultMemory>,
+    bytes: usize,
+}
+
+impl ResultClaim {
+    fn new(memory: Arc<ResultMemory>) -> ResultClaim {
+        ResultClaim { memory, bytes: 0 }
+    }
+
+    /// Claims `n` more bytes: 53200 if the statement's result, or all the
+    /// gateway's, would pass its bound.
+    fn take(&mut self, n: usize) -> sql::Result<()> {
+        let mib = |b: usize| b / (1024 * 1024);
+        if self.bytes.saturating_add(n) > RESULT_BYTES_MAX {
+            return Err(sql::Error::new(
+                sql::SqlState::OutOfMemory,
+                format!(
+                    "the statement's result would hold more than {} MiB in memory; read it in parts (LIMIT, or WHERE \
+                     on a key)",
+                    mib(RESULT_BYTES_MAX)
+                ),
+            ));
+        }
+        let before = self.memory.held.fetch_add(n, Ordering::SeqCst);
+        if before.saturating_add(n) > RESULTS_HELD_BYTES_MAX {
+            self.memory.held.fetch_sub(n, Ordering::SeqCst);
+            return Err(sql::Error::new(
+                sql::SqlState::OutOfMemory,
+                format!(
+                    "this gateway's results being sent hold more than {} MiB in memory",
+                    mib(RESULTS_HELD_BYTES_MAX)
+                ),
+            ));
+        }
+        self.bytes += n;
+        Ok(())
+    }
+
+    /// Gives back every byte claimed so far.
+    fn release(&mut self) {
+        self.memory.held.fetch_sub(std::mem::take(&mut self.bytes), Ordering::SeqCst);
+    }
+}
+
+impl Drop for ResultClaim {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A statement's output, its rows counted against the gateway's memory
+/// for results ([`ResultClaim`]).
+struct Bounded {
+    out: Collected,
+    claim: ResultClaim,
+}
+
+impl Bounded {
+    fn new(memory: &Arc<ResultMemory>) -> Bounded {
+        Bounded { out: Collected::default(), claim: ResultClaim::new(memory.clone()) }
+    }
+}
+
+impl sql::Sink for Bounded {
+    fn columns(&mut self, columns: &[OutputColumn]) -> sql::Result<()> {
+        // A new result: the rows of any earlier one are dropped.
+        self.claim.release();
+        self.out.columns(columns)
+    }
+
+    fn row(&mut self, row: sql::Row) -> sql::Result<()> {
+        self.claim.take(sql::exec::row_bytes(&row))?;
+        self.out.row(row)
+    }
+
+    fn complete(&mut self, tag: &str) -> sql::Result<()> {
+        self.out.complete(tag)
+    }
+
+    fn notice(&mut self, message: &str) -> sql::Result<()> {
+        self.out.notice(message)
+    }
+
+    fn warning(&mut self, state: sql::SqlState, message: &str) -> sql::Result<()> {
+        self.out.warning(state, message)
     }
 }
 
@@ -1171,10 +1293,11 @@ impl ExtendedQueryHandler for Connection {
         };
         let formats: Vec<FieldFormat> =
             (0..prepared.columns.len()).map(|i| portal.result_column_format.format_for(i)).collect();
+        let memory = self.gateway.results.clone();
         let (ran, out, said) = self.with_session(move |session| {
-            let mut out = Collected::default();
+            let mut out = Bounded::new(&memory);
             let ran = session.execute_prepared(&prepared, values, &mut out);
-            let said = Notices::of(&mut out, session);
+            let said = Notices::of(&mut out.out, session);
             (ran, out, said)
         });
         send_notices(client, said).await?;
@@ -1256,7 +1379,7 @@ fn bind_values(portal: &Portal<Arc<Prepared>>) -> sql::Result<Vec<Value>> {
 /// of their own run as one implicit transaction (PostgreSQL's rule): the
 /// first error rolls all of them back. The responses in order, the first
 /// error last.
-fn run_query(session: &mut Session, query: &str) -> Vec<Answer> {
+fn run_query(session: &mut Session, query: &str, memory: &Arc<ResultMemory>) -> Vec<Answer> {
     let plain = |response: Response| Answer { notices: Notices::default(), response };
     let statements = match sql::parser::parse(query) {
         Ok(s) => s,
@@ -1286,9 +1409,9 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Answer> {
             }
             break;
         }
-        let mut out = Collected::default();
+        let mut out = Bounded::new(memory);
         let ran = session.execute_parsed(query, &parsed, &mut out);
-        let notices = Notices::of(&mut out, session);
+        let notices = Notices::of(&mut out.out, session);
         let response = match ran {
             Ok(()) if sql::parser::is_copy_out(&parsed.statement) => {
                 // The statement ran, so its options were checked.
@@ -1318,11 +1441,16 @@ fn run_query(session: &mut Session, query: &str) -> Vec<Answer> {
 /// COPY ... TO STDOUT: the query's rows as records of `format` (after
 /// a header record if it asks for one), one CopyData each (pgwire adds
 /// CopyDone and `COPY n`).
-fn copy_out_response(out: Collected, format: sql::copy::CopyFormat) -> Response {
+fn copy_out_response(out: Bounded, format: sql::copy::CopyFormat) -> Response {
+    let Bounded { out, claim } = out;
     let width = out.columns.len();
     let header = format.header.then(|| format.header_record(out.columns.iter().map(|c| c.name.as_str())));
     let records = header.into_iter().chain(out.rows.into_iter().map(move |row| format.format_row(&row)));
-    let lines = records.map(|record| Ok(CopyData::new(record.into_bytes().into())));
+    // The claim goes when the rows have been sent (the stream dropped).
+    let lines = records.map(move |record| {
+        let _rows = &claim;
+        Ok(CopyData::new(record.into_bytes().into()))
+    });
     Response::CopyOut(CopyResponse::new(0, width, stream::iter(lines)))
 }
 
@@ -1358,7 +1486,8 @@ fn fields(columns: &[OutputColumn], formats: &[FieldFormat]) -> Arc<Vec<FieldInf
 
 /// A statement's result as PostgreSQL sends it: rows and a tag, or a tag.
 /// `formats` gives each column's format (text where it says nothing).
-fn response(out: Collected, formats: &[FieldFormat]) -> Response {
+fn response(out: Bounded, formats: &[FieldFormat]) -> Response {
+    let Bounded { out, claim } = out;
     let tag_text = out.tags.last().cloned().unwrap_or_default();
     let tag = command_tag(&tag_text);
     match tag_text.as_str() {
@@ -1373,7 +1502,11 @@ fn response(out: Collected, formats: &[FieldFormat]) -> Response {
         (0..out.columns.len()).map(|i| formats.get(i).copied().unwrap_or(FieldFormat::Text)).collect();
     let fields = fields(&out.columns, &formats);
     let rows: Vec<PgWireResult<DataRow>> = out.rows.iter().map(|row| Ok(codec::encode_row(row, &formats))).collect();
-    let mut query = QueryResponse::new(fields, stream::iter(rows));
+    // The claim goes when the rows have been sent (the stream dropped).
+    let rows = stream::iter(rows.into_iter().inspect(move |_| {
+        let _rows = &claim;
+    }));
+    let mut query = QueryResponse::new(fields, rows);
     // pgwire appends the count of rows it sent: give it the words
     // before ours (`SELECT`, `INSERT 0`, `UPDATE`).
     query.command_tag = match tag_text.rsplit_once(' ') {
@@ -1466,6 +1599,41 @@ mod tests {
     /// PostgreSQL applies them: named directly (pgjdbc's `TimeZone`) or in
     /// `options` (`-c name=value`, `--name=value`); the TimeZone reported
     /// is the one in force, UTC for one SpanDB does not know.
+    /// Goal: a result past [`RESULT_BYTES_MAX`] fails with 53200 instead
+    /// of being held, gives its memory back, and the session goes on; all
+    /// of a gateway's results together stay within
+    /// [`RESULTS_HELD_BYTES_MAX`]; a result's claim lasts until its rows
+    /// have been sent (its response dropped).
+    #[test]
+    fn results_are_bounded_in_memory() {
+        let held = |m: &ResultMemory| m.held.load(Ordering::SeqCst);
+        let memory = Arc::new(ResultMemory::default());
+        let mut session = Session::new(Arc::new(sql::memory::MemoryEngine::new()));
+        let value = 16_000_000;
+        let big = format!("SELECT repeat('x', {value}) FROM generate_series(1, {})", RESULT_BYTES_MAX / value + 2);
+        let answers = run_query(&mut session, &big, &memory);
+        assert!(matches!(&answers[..], [Answer { response: Response::Error(e), .. }] if e.code == "53200"));
+        assert_eq!(held(&memory), 0, "a failed result gives its memory back");
+
+        let answers = run_query(&mut session, "SELECT 'small'", &memory);
+        assert!(matches!(&answers[..], [Answer { response: Response::Query(_), .. }]));
+        assert!(held(&memory) > 0, "rows not yet sent are counted");
+        drop(answers);
+        assert_eq!(held(&memory), 0);
+
+        let (mut a, mut b, mut c) =
+            (ResultClaim::new(memory.clone()), ResultClaim::new(memory.clone()), ResultClaim::new(memory.clone()));
+        a.take(RESULT_BYTES_MAX).expect("one statement may hold its bound");
+        assert!(a.take(1).is_err(), "but no more");
+        b.take(RESULTS_HELD_BYTES_MAX - RESULT_BYTES_MAX).expect("within the gateway's");
+        assert!(c.take(1).is_err(), "the gateway's results are at their bound");
+        assert_eq!(held(&memory), RESULTS_HELD_BYTES_MAX, "a refused claim takes nothing");
+        drop(a);
+        c.take(1).expect("room again once a result was sent");
+        drop((b, c));
+        assert_eq!(held(&memory), 0);
+    }
+
     #[test]
     fn startup_settings_are_the_session_s() {
         let startup = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
