@@ -319,7 +319,8 @@ async fn wait_for_session(db: &Client, pid: i32, state: &str, query: &str) -> an
 /// (who, from where, what each runs, in which state) and stops them as on
 /// PostgreSQL: `pg_cancel_backend` ends a running statement with 57014
 /// and leaves the session usable; `pg_terminate_backend` ends the
-/// session, and its open transaction is rolled back and its locks freed;
+/// session (its running statement fails with 57P01), and its open
+/// transaction is rolled back and its locks freed;
 /// a pid that is no session's gives false. `pg_settings` shows the
 /// session's settings in PostgreSQL's units.
 /// Method: three clients of one gateway; states are polled for, with a
@@ -381,15 +382,24 @@ async fn operators_list_sessions_and_cancel_or_terminate_them() -> anyhow::Resul
         let one: i32 = worker.query_one("SELECT 1", &[]).await?.get(0);
         assert_eq!(one, 1, "a cancelled statement leaves its session usable");
 
-        // Terminate: the worker holds a lock in an open block; ending it
-        // rolls the block back and frees the lock.
+        // Terminate: the worker holds a lock in an open block and sleeps;
+        // ending it stops the sleep (57P01), rolls the block back and
+        // frees the lock.
         worker.batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 1").await?;
         let in_block = wait_for_session(&admin, worker_pid, "idle in transaction", "UPDATE t").await?;
         assert!(in_block, "an open block has an xact_start");
         let missing: bool = admin.query_one("SELECT pg_terminate_backend(2147483647)", &[]).await?.get(0);
         assert!(!missing, "no session has that pid");
+        let sleeping = tokio::spawn(async move {
+            let outcome = worker.batch_execute("SELECT pg_sleep(600)").await;
+            (worker, outcome)
+        });
+        wait_for_session(&admin, worker_pid, "active", "pg_sleep").await?;
         let ended: bool = admin.query_one("SELECT pg_terminate_backend($1)", &[&worker_pid]).await?.get(0);
         assert!(ended);
+        let (worker, outcome) = tokio::time::timeout(CANCEL_DEADLINE, sleeping).await??;
+        let e = outcome.expect_err("the session was ended");
+        assert_eq!(code(&e), Some(&SqlState::ADMIN_SHUTDOWN), "{e:?}");
         tokio::time::timeout(CANCEL_DEADLINE, worker_connection).await.context("the connection stays open")??.ok();
         assert!(worker.is_closed());
         let update = admin.execute("UPDATE t SET v = v + 10 WHERE id = 1", &[]);

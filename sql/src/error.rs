@@ -147,6 +147,8 @@ pub enum SqlState {
     OutOfMemory,
     /// 57014
     QueryCanceled,
+    /// 57P01: the session was ended (`pg_terminate_backend`).
+    AdminShutdown,
     /// 55P03: a lock not granted within `lock_timeout`.
     LockNotAvailable,
     /// 55000: `currval` before any `nextval` in the session.
@@ -240,6 +242,7 @@ impl SqlState {
             ObjectInUse => "55006",
             OutOfMemory => "53200",
             QueryCanceled => "57014",
+            AdminShutdown => "57P01",
             LockNotAvailable => "55P03",
             ObjectNotInPrerequisiteState => "55000",
             BadCopyFileFormat => "22P04",

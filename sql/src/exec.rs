@@ -131,10 +131,10 @@ pub struct Cx<'t> {
     pub read_only_block: bool,
     /// The session's process id, as its client knows it (`pg_backend_pid`).
     pub backend_pid: i32,
-    /// The session's own entry and its gateway's sessions, which
-    /// `pg_cancel_backend` and `pg_terminate_backend` stop
+    /// The session's own entry, through which `pg_cancel_backend` and
+    /// `pg_terminate_backend` reach its gateway's sessions
     /// ([`crate::backends`]); `None` where no session runs the statement.
-    pub backends: Option<(Arc<crate::backends::Backend>, Option<Arc<crate::backends::Registry>>)>,
+    pub backend: Option<Arc<crate::backends::Backend>>,
     /// Plans the statement made while running (foreign key actions'),
     /// kept until it ends: what it learns of a subquery is keyed by the
     /// plan node's address, which must not be reused meanwhile.
@@ -182,7 +182,7 @@ impl<'t> Cx<'t> {
             sequences: None,
             read_only_block: false,
             backend_pid: 0,
-            backends: None,
+            backend: None,
         }
     }
 
@@ -1245,6 +1245,9 @@ fn setting_function(name: &str, values: Vec<Value>, cx: &mut Cx) -> Result<Value
 /// `is_superuser` says). The timeout is not waited for: a terminated
 /// session ends as soon as its statement stops.
 fn signal_backend(name: &str, values: &[Value], cx: &Cx) -> Result<Value> {
+    if values.iter().any(Value::is_null) {
+        return Ok(Value::Null);
+    }
     let Some(pid) = values.first().and_then(Value::as_i64) else { return Ok(Value::Null) };
     if let Some(Value::Int8(t)) = values.get(1) {
         if *t < 0 {
@@ -1252,12 +1255,8 @@ fn signal_backend(name: &str, values: &[Value], cx: &Cx) -> Result<Value> {
         }
     }
     let Ok(pid) = i32::try_from(pid) else { return Ok(Value::Bool(false)) };
-    let Some((own, registry)) = &cx.backends else { return Ok(Value::Bool(false)) };
-    let targets = match registry {
-        Some(r) => r.find(pid),
-        None if own.pid() == pid => vec![own.clone()],
-        None => Vec::new(),
-    };
+    let Some(own) = &cx.backend else { return Ok(Value::Bool(false)) };
+    let targets = own.find(pid);
     for b in &targets {
         match name {
             "pg_cancel_backend" => b.cancel(),

@@ -2380,7 +2380,16 @@ impl<'a> Planner<'a> {
         relation: &'static system::SystemRelation,
         alias: Option<&ast::TableAlias>,
     ) -> Result<(Node, Scope)> {
-        let snapshot = self.system_snapshot()?;
+        // (Read even for the relations of the session's own state: a plan
+        // that read the catalog is never kept, so their rows are fresh.)
+        let mut snapshot = self.system_snapshot()?;
+        if relation.reads_session() {
+            let (backends, settings) = match &self.session {
+                Some(view) => (view.backends(), view.settings()),
+                None => (Vec::new(), Vec::new()),
+            };
+            snapshot = Arc::new(system::Snapshot { tables: Vec::new(), sequences: Vec::new(), backends, settings });
+        }
         // Every row also has PostgreSQL's system column `tableoid` (the
         // relation's oid; psql's `\dd` joins on it), hidden from `*`.
         let oid = Expr::Constant(Value::Int8(
@@ -2429,10 +2438,7 @@ impl<'a> Planner<'a> {
             Some((engine, own)) => crate::sequence::all_without_locks(*engine, self.txn, own)?,
             None => crate::sequence::all(self.txn)?,
         };
-        let (backends, settings) = match &self.session {
-            Some(view) => (view.backends(), view.settings()),
-            None => (Vec::new(), Vec::new()),
-        };
+        let (backends, settings) = (Vec::new(), Vec::new());
         let snapshot = Arc::new(system::Snapshot { tables, sequences, backends, settings });
         self.system = Some(snapshot.clone());
         Ok(snapshot)

@@ -245,11 +245,13 @@ pub struct Session {
     /// [`Session::set_backend_pid`]'s (0 for a session no client gave one).
     backend_pid: i32,
     /// What `pg_stat_activity` shows of this session, and the flags that
-    /// stop it ([`crate::backends`]).
+    /// stop it ([`crate::backends`]); listed with its gateway's sessions
+    /// once [`Session::with_backends`] says where.
     backend: Arc<crate::backends::Backend>,
-    /// The gateway's sessions, where `backend` is listed
-    /// ([`Session::with_backends`]); `None`: the session lists only itself.
-    backends: Option<Arc<crate::backends::Registry>>,
+    /// The statements the session runs for its gateway (a multi-statement
+    /// query's implicit BEGIN and COMMIT) are not its client's: its entry
+    /// keeps showing the client's query.
+    unlisted: bool,
     /// Why the block's transaction ended at the servers, if an error of
     /// its ended it: ROLLBACK TO SAVEPOINT cannot go back into it.
     txn_lost: Option<String>,
@@ -452,7 +454,7 @@ impl Session {
             described: None,
             backend_pid: 0,
             backend: Arc::new(backend),
-            backends: None,
+            unlisted: false,
             watchdog: None,
             timed_out: Arc::default(),
             plans_zone: crate::ops::zone::Zone::Fixed(0),
@@ -500,6 +502,9 @@ impl Session {
     pub fn set_startup_parameter(&mut self, name: &str, value: &str) {
         let name = name.to_lowercase();
         if let Ok(value) = crate::timestamp::setting_value(&name, value) {
+            if name == "application_name" {
+                self.backend.set_application_name(&value);
+            }
             self.startup_settings.insert(name.clone(), value.clone());
             Arc::make_mut(&mut self.settings).insert(name, value);
         }
@@ -523,8 +528,7 @@ impl Session {
         client: Option<std::net::SocketAddr>,
     ) -> (Session, Arc<crate::backends::Backend>) {
         self.backend.set_client(client);
-        registry.register(&self.backend);
-        self.backends = Some(registry);
+        self.backend = self.backend.renewed(self.cancel.clone(), self.hung_up.clone(), Some(registry));
         let backend = self.backend.clone();
         (self, backend)
     }
@@ -547,13 +551,9 @@ impl Session {
     /// does ([`crate::kv::KvError::Cancelled`]).
     pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Session {
         self.cancel = cancel;
-        // Its entry stops it through this flag (before it is listed).
-        debug_assert!(self.backends.is_none(), "with_cancel before with_backends");
-        let started_us = self.backend.info().backend_start_us;
-        let user = &self.user;
-        self.backend =
-            Arc::new(crate::backends::Backend::new(self.cancel.clone(), self.hung_up.clone(), user, started_us));
-        self.backend.set_pid(self.backend_pid);
+        // Its entry stops it through this flag.
+        let registry = self.backend.registry().cloned();
+        self.backend = self.backend.renewed(self.cancel.clone(), self.hung_up.clone(), registry);
         self
     }
 
@@ -638,6 +638,7 @@ impl Session {
         // Describing reads the catalog, which a cancel stops too: one
         // raised during an earlier statement is not for this Parse.
         self.abandon_copy();
+        self.refuse_if_terminated()?;
         self.clear_cancel();
         self.enter_zone();
         let mut statements = parser::parse(sql)?;
@@ -757,9 +758,12 @@ impl Session {
     /// [`Session::copy_done`]. Returns how many columns each line has.
     pub fn copy_start(&mut self, parsed: &Parsed) -> Result<usize> {
         self.disarm_copy_timeout();
+        self.refuse_if_terminated()?;
         self.clear_cancel();
         self.enter_zone();
         self.copy = None;
+        // Active until CopyDone or CopyFail (`copy_done`, `copy_fail`).
+        self.note_statement_started(&parsed.statement.to_string());
         if self.status == TxnStatus::Failed {
             return in_failed_block();
         }
@@ -888,6 +892,10 @@ impl Session {
     /// sending until then); the rest of the data is ignored.
     pub fn copy_data(&mut self, chunk: &[u8]) {
         let Some(mut copy) = self.copy.take() else { return };
+        if copy.failed.is_none() && self.backend.is_terminated() {
+            copy.failed =
+                Some(Error::new(SqlState::AdminShutdown, "terminating connection due to administrator command"));
+        }
         if copy.failed.is_none() {
             let mut taken = copy.take(chunk);
             while taken.is_ok() && copy.rows.len() >= limits::COPY_BATCH_ROWS {
@@ -908,8 +916,17 @@ impl Session {
     /// (`COPY n`) or its error, which says how many rows were committed.
     pub fn copy_done(&mut self) -> Result<String> {
         let ticket = self.copy_timeout.take();
-        let result = self.finish_copy();
-        self.disarm_statement_timeout(ticket, result)
+        let result = match self.refuse_if_terminated() {
+            Ok(()) => self.finish_copy(),
+            Err(e) => {
+                self.copy = None;
+                Err(e)
+            }
+        };
+        let result = self.disarm_statement_timeout(ticket, result);
+        let result = self.terminated_instead(result);
+        self.note_statement_ended();
+        result
     }
 
     /// Forgets a COPY FROM the client left without CopyDone or CopyFail
@@ -918,6 +935,7 @@ impl Session {
     fn abandon_copy(&mut self) {
         if self.copy.take().is_some() || self.copy_timeout.is_some() {
             self.disarm_copy_timeout();
+            self.note_statement_ended();
         }
     }
 
@@ -964,6 +982,7 @@ impl Session {
         if self.status == TxnStatus::InBlock {
             self.status = TxnStatus::Failed;
         }
+        self.note_statement_ended();
         Error {
             detail: Some(format!("{committed} rows were committed before the client ended the COPY.")),
             ..Error::new(SqlState::QueryCanceled, format!("COPY from stdin failed: {message}"))
@@ -1091,12 +1110,14 @@ impl Session {
 
     fn execute_statement(&mut self, sql: &str, parsed: &Parsed, sink: &mut dyn Sink) -> Result<()> {
         self.abandon_copy();
+        self.refuse_if_terminated()?;
         self.clear_cancel();
         self.enter_zone();
         self.note_statement_started(sql);
         let timeout = self.arm_statement_timeout();
         let result = self.run_statement(sql, parsed, sink);
         let result = self.disarm_statement_timeout(timeout, result);
+        let result = self.terminated_instead(result);
         self.note_statement_ended();
         // The zone as the statement left it (a SET, a COMMIT or ROLLBACK
         // of one): what the gateway decodes the next Bind's text in.
@@ -1110,15 +1131,50 @@ impl Session {
         result
     }
 
+    /// Runs `sql` for the gateway, not its client (a multi-statement
+    /// query's implicit BEGIN and COMMIT): the session's entry keeps
+    /// showing the client's query (`pg_stat_activity`).
+    pub fn execute_unlisted(&mut self, sql: &str, sink: &mut dyn Sink) -> Result<()> {
+        self.unlisted = true;
+        let result = self.execute(sql, sink);
+        self.unlisted = false;
+        result
+    }
+
+    /// A session `pg_terminate_backend` ended runs nothing more, a COMMIT
+    /// included: its transaction is rolled back, and the client told why
+    /// (57P01), until its gateway closes the connection.
+    fn refuse_if_terminated(&mut self) -> Result<()> {
+        if !self.backend.is_terminated() {
+            return Ok(());
+        }
+        self.abort();
+        sql_err!(AdminShutdown, "terminating connection due to administrator command")
+    }
+
+    /// A statement that ended because its session was terminated says so
+    /// (57P01), not "canceled" (57014); its transaction is rolled back.
+    fn terminated_instead<T>(&mut self, result: Result<T>) -> Result<T> {
+        match result {
+            Err(e) if e.state == SqlState::QueryCanceled && self.backend.is_terminated() => {
+                self.refuse_if_terminated()?;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
     /// Tells the session's entry ([`crate::backends`]) that `sql` runs.
     fn note_statement_started(&self, sql: &str) {
+        if self.unlisted {
+            return;
+        }
         let now_us = self.now_us();
         let xact_start_us = match self.status {
             TxnStatus::Idle => now_us,
             _ => self.txn_now_us,
         };
-        let application = self.settings.get("application_name").map_or("", String::as_str);
-        self.backend.statement_started(sql, now_us, xact_start_us, application);
+        self.backend.statement_started(sql, now_us, xact_start_us);
     }
 
     /// Tells the session's entry that its statement ended, and where that
@@ -1131,6 +1187,7 @@ impl Session {
             TxnStatus::Failed => State::IdleInTransactionAborted,
         };
         self.backend.statement_ended(state, self.now_us(), self.status != TxnStatus::Idle);
+        self.backend.set_application_name(self.settings.get("application_name").map_or("", String::as_str));
     }
 
     /// Arms the watchdog for the statement starting now, if the session
@@ -2128,7 +2185,6 @@ impl Session {
         let engine = self.engine.clone();
         let view = crate::system::SessionView {
             backend: &self.backend,
-            registry: self.backends.as_deref(),
             settings: &self.settings,
             startup: &self.startup_settings,
         };
@@ -2306,7 +2362,7 @@ impl Session {
         cx.advisory = Some(self.advisory.clone());
         cx.sequences = Some(self.sequences.clone());
         cx.backend_pid = self.backend_pid;
-        cx.backends = Some((self.backend.clone(), self.backends.clone()));
+        cx.backend = Some(self.backend.clone());
         let result = self.execute_in(plan, &mut cx, statement, sink);
         if result.is_ok() {
             let in_block = self.status == TxnStatus::InBlock;

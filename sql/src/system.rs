@@ -98,9 +98,11 @@ pub fn version() -> String {
 pub struct Snapshot {
     pub tables: Vec<Arc<TableDesc>>,
     pub sequences: Vec<SequenceDesc>,
-    /// The gateway's sessions, for `pg_stat_activity` ([`crate::backends`]).
+    /// The gateway's sessions, for `pg_stat_activity` ([`crate::backends`]);
+    /// filled only for the relations that read them
+    /// ([`SystemRelation::reads_session`]).
     pub backends: Vec<crate::backends::BackendInfo>,
-    /// The session's settings, for `pg_settings`.
+    /// The session's settings, for `pg_settings` (the same).
     pub settings: Vec<Setting>,
 }
 
@@ -121,9 +123,8 @@ pub struct Setting {
 /// reads those.
 #[derive(Clone, Copy)]
 pub struct SessionView<'a> {
-    /// The session's own entry (listed alone without a registry).
-    pub backend: &'a crate::backends::Backend,
-    pub registry: Option<&'a crate::backends::Registry>,
+    /// The session's own entry, through which it sees its gateway's.
+    pub backend: &'a Arc<crate::backends::Backend>,
     /// Its settings as SET left them, and as the client started it.
     pub settings: &'a std::collections::BTreeMap<String, String>,
     pub startup: &'a std::collections::BTreeMap<String, String>,
@@ -132,10 +133,7 @@ pub struct SessionView<'a> {
 impl SessionView<'_> {
     /// The gateway's sessions (or this one alone), by pid.
     pub fn backends(&self) -> Vec<crate::backends::BackendInfo> {
-        let mut all: Vec<_> = match self.registry {
-            Some(r) => r.backends().iter().map(|b| b.info()).collect(),
-            None => vec![self.backend.info()],
-        };
+        let mut all: Vec<_> = self.backend.visible().iter().map(|b| b.info()).collect();
         all.sort_by_key(|b| b.pid);
         all
     }
@@ -212,6 +210,12 @@ impl SystemRelation {
     /// The relation's rows in `snapshot`.
     pub fn rows(&self, snapshot: &Snapshot) -> Vec<Row> {
         (self.rows)(snapshot)
+    }
+
+    /// Whether its rows are the session's and its gateway's
+    /// (`Snapshot::backends`, `Snapshot::settings`), not the catalog's.
+    pub fn reads_session(&self) -> bool {
+        matches!(self.name, "pg_stat_activity" | "pg_settings")
     }
 }
 
@@ -2316,14 +2320,15 @@ mod tests {
             write_only: false,
         }];
         let sequence = SequenceDesc::new("s", &Default::default()).expect("the defaults are valid");
-        let registry = crate::backends::Registry::default();
-        let backend = Arc::new(crate::backends::Backend::new(Arc::default(), Arc::default(), "alice", 5));
-        backend.statement_started("SELECT 1", 6, 6, "psql");
-        registry.register(&backend);
+        let registry = Arc::new(crate::backends::Registry::default());
+        let backend = crate::backends::Backend::new(Arc::default(), Arc::default(), "alice", 5);
+        let backend = backend.renewed(Arc::default(), Arc::default(), Some(registry));
+        backend.set_pid(77);
+        backend.statement_started("SELECT 1", 6, 6);
         let settings = [("timezone".to_string(), "Europe/Paris".to_string()), ("app.user".into(), "7".into())];
         let startup = [("application_name".to_string(), "psql".to_string())];
         let (settings, startup) = (settings.into_iter().collect(), startup.into_iter().collect());
-        let view = SessionView { backend: &backend, registry: Some(&registry), settings: &settings, startup: &startup };
+        let view = SessionView { backend: &backend, settings: &settings, startup: &startup };
         Snapshot {
             tables: vec![Arc::new(t)],
             sequences: vec![SequenceDesc { id: 7, ..sequence }],

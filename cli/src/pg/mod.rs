@@ -270,15 +270,11 @@ async fn connection(
     // ends that connection only. A transaction block left idle too long
     // ends it too (closing the socket; PostgreSQL would send FATAL 25P03
     // first), rolled back.
-    let idle = idle_in_transaction(handlers.status.clone(), handlers.activity.clone());
+    let ending = ending(handlers.status.clone(), handlers.activity.clone(), backend);
     tokio::select! {
         () = frames::serve(socket, handlers.clone()) => {}
-        () = idle => {
-            tracing::info!("closing a connection whose transaction was idle too long; rolling it back");
-            handlers.with_session(Session::abort);
-        }
-        () = terminated(&backend) => {
-            tracing::info!("closing a connection pg_terminate_backend ended; rolling its transaction back");
+        why = ending => {
+            tracing::info!("closing a connection ({why}); rolling its transaction back");
             handlers.with_session(Session::abort);
         }
     }
@@ -597,12 +593,18 @@ impl Activity {
     }
 }
 
-/// Returns once the connection's transaction block has sat idle (no
-/// statement running) for longer than the session's
-/// `idle_in_transaction_session_timeout`; never while idle outside a block.
-async fn idle_in_transaction(status: Arc<AtomicU8>, activity: Arc<Activity>) {
+/// Returns, saying why, once the connection must end: its transaction
+/// block has sat idle (no statement running) for longer than the
+/// session's `idle_in_transaction_session_timeout` (never while idle
+/// outside a block), or `pg_terminate_backend` ended its session (whose
+/// statements stopped at once, `sql::backends`). Checked every
+/// [`IDLE_CHECK_PERIOD`].
+async fn ending(status: Arc<AtomicU8>, activity: Arc<Activity>, backend: Arc<sql::backends::Backend>) -> &'static str {
     loop {
         tokio::time::sleep(IDLE_CHECK_PERIOD).await;
+        if backend.is_terminated() {
+            return "pg_terminate_backend ended its session";
+        }
         let in_block = matches!(status.load(Ordering::SeqCst), b'T' | b'E');
         let timeout = activity.timeout_ms.load(Ordering::SeqCst);
         if !in_block || timeout == 0 || activity.running.load(Ordering::SeqCst) > 0 {
@@ -610,17 +612,8 @@ async fn idle_in_transaction(status: Arc<AtomicU8>, activity: Arc<Activity>) {
         }
         let idle = activity.last.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
         if idle.as_millis() >= u128::from(timeout) {
-            return;
+            return "its transaction was idle too long";
         }
-    }
-}
-
-/// Returns once `pg_terminate_backend` has ended the session (checked
-/// every [`IDLE_CHECK_PERIOD`]; its running statement was stopped at
-/// once, `sql::backends`).
-async fn terminated(backend: &sql::backends::Backend) {
-    while !backend.is_terminated() {
-        tokio::time::sleep(IDLE_CHECK_PERIOD).await;
     }
 }
 
@@ -1394,7 +1387,7 @@ fn run_query(session: &mut Session, query: &str, memory: &Arc<ResultMemory>) -> 
             .iter()
             .any(|p| sql::parser::controls_transaction(&p.statement) || sql::parser::is_copy_in(&p.statement));
     if implicit {
-        if let Err(e) = session.execute("BEGIN", &mut Collected::default()) {
+        if let Err(e) = session.execute_unlisted("BEGIN", &mut Collected::default()) {
             return vec![plain(error_response(&e))];
         }
     }
@@ -1431,7 +1424,7 @@ fn run_query(session: &mut Session, query: &str, memory: &Arc<ResultMemory>) -> 
     }
     if implicit {
         let end = if failed { "ROLLBACK" } else { "COMMIT" };
-        if let Err(e) = session.execute(end, &mut Collected::default()) {
+        if let Err(e) = session.execute_unlisted(end, &mut Collected::default()) {
             answers.push(plain(error_response(&e)));
         }
     }
@@ -1632,6 +1625,23 @@ mod tests {
         c.take(1).expect("room again once a result was sent");
         drop((b, c));
         assert_eq!(held(&memory), 0);
+    }
+
+    /// Goal: a multi-statement query is listed (`pg_stat_activity`) as
+    /// the client sent it, not as the implicit BEGIN and COMMIT the
+    /// gateway wraps it in, and idle once it ended.
+    #[test]
+    fn a_multi_statement_query_is_listed_as_sent() {
+        let registry = Arc::new(sql::backends::Registry::default());
+        let engine = Arc::new(sql::memory::MemoryEngine::new());
+        let (mut session, entry) = Session::new(engine).with_backends(registry, None);
+        session.set_backend_pid(7);
+        let memory = Arc::new(ResultMemory::default());
+        let query = "SELECT 1; SELECT 2";
+        let answers = run_query(&mut session, query, &memory);
+        assert_eq!(answers.len(), 2);
+        let info = entry.info();
+        assert_eq!((info.query.as_str(), info.state, info.xact_start_us), (query, sql::backends::State::Idle, None));
     }
 
     #[test]
