@@ -1010,12 +1010,31 @@ struct ResultMemory {
 /// them.
 struct ResultClaim {
     memory: Arc<ResultMemory>,
+    /// What its rows take.
     bytes: usize,
+    /// What it took from the gateway's memory: at least `bytes`, taken
+    /// in [`ResultClaim::CHUNK`]s so that a long result's rows do not
+    /// each touch the counter all connections share.
+    claimed: usize,
 }
 
 impl ResultClaim {
+    const CHUNK: usize = 64 * 1024;
+
     fn new(memory: Arc<ResultMemory>) -> ResultClaim {
-        ResultClaim { memory, bytes: 0 }
+        ResultClaim { memory, bytes: 0, claimed: 0 }
+    }
+
+    /// Takes `n` bytes from the gateway's memory, unless that would pass
+    /// its bound.
+    fn claim(&mut self, n: usize) -> bool {
+        let before = self.memory.held.fetch_add(n, Ordering::SeqCst);
+        if before.saturating_add(n) > RESULTS_HELD_BYTES_MAX {
+            self.memory.held.fetch_sub(n, Ordering::SeqCst);
+            return false;
+        }
+        self.claimed += n;
+        true
     }
 
     /// Claims `n` more bytes: 53200 if the statement's result, or all the
@@ -1032,9 +1051,8 @@ impl ResultClaim {
                 ),
             ));
         }
-        let before = self.memory.held.fetch_add(n, Ordering::SeqCst);
-        if before.saturating_add(n) > RESULTS_HELD_BYTES_MAX {
-            self.memory.held.fetch_sub(n, Ordering::SeqCst);
+        let short = (self.bytes + n).saturating_sub(self.claimed);
+        if short > 0 && !self.claim(short.max(Self::CHUNK)) && (short >= Self::CHUNK || !self.claim(short)) {
             return Err(sql::Error::new(
                 sql::SqlState::OutOfMemory,
                 format!(
@@ -1049,7 +1067,8 @@ impl ResultClaim {
 
     /// Gives back every byte claimed so far.
     fn release(&mut self) {
-        self.memory.held.fetch_sub(std::mem::take(&mut self.bytes), Ordering::SeqCst);
+        self.bytes = 0;
+        self.memory.held.fetch_sub(std::mem::take(&mut self.claimed), Ordering::SeqCst);
     }
 }
 
