@@ -62,6 +62,19 @@ with psycopg.connect(dsn) as conn:
         c.execute("SELECT count(*), sum(score) FROM t WHERE id > %s AND id < %s", (2, 100))
         assert c.fetchone() == (20, sum(n / 2 for n in range(3, 23))), binary
 
+    # A named (server-side) cursor, as Django's QuerySet.iterator() and
+    # SQLAlchemy's stream_results read a large result: DECLARE with a
+    # parameter, Describe of the cursor's portal, then FETCH FORWARD in
+    # parts, in text and in binary.
+    for binary in (False, True):
+        with conn.cursor(name="parts", binary=binary) as named:
+            named.itersize = 3
+            named.execute("SELECT id, name FROM t WHERE id > %s AND id < %s ORDER BY id", (2, 100))
+            assert [d.name for d in named.description] == ["id", "name"], named.description
+            got = [row for row in named]
+        assert got == [(n, f"n{n}") for n in range(3, 23)], (binary, got)
+        conn.commit()
+
     # A Python list is an array parameter.
     cur.execute("SELECT id FROM t WHERE id = ANY(%s) ORDER BY id", ([1, 3, 2**40],))
     assert [r[0] for r in cur.fetchall()] == [1, 3, 2**40]

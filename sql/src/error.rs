@@ -149,6 +149,10 @@ pub enum SqlState {
     QueryCanceled,
     /// 57P01: the session was ended (`pg_terminate_backend`).
     AdminShutdown,
+    /// 42P03: DECLARE of a cursor name already declared.
+    DuplicateCursor,
+    /// 34000: FETCH or CLOSE of a cursor not declared.
+    InvalidCursorName,
     /// 55P03: a lock not granted within `lock_timeout`.
     LockNotAvailable,
     /// 55000: `currval` before any `nextval` in the session.
@@ -243,6 +247,8 @@ impl SqlState {
             OutOfMemory => "53200",
             QueryCanceled => "57014",
             AdminShutdown => "57P01",
+            DuplicateCursor => "42P03",
+            InvalidCursorName => "34000",
             LockNotAvailable => "55P03",
             ObjectNotInPrerequisiteState => "55000",
             BadCopyFileFormat => "22P04",

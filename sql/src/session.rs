@@ -81,6 +81,7 @@ use crate::sql_err;
 use crate::types::{DataType, Row, Value};
 use crate::write::{self, RowIds};
 
+mod cursors;
 mod prepared;
 mod savepoints;
 
@@ -248,6 +249,8 @@ pub struct Session {
     /// stop it ([`crate::backends`]); listed with its gateway's sessions
     /// once [`Session::with_backends`] says where.
     backend: Arc<crate::backends::Backend>,
+    /// Its SQL cursors, by name (`cursors`).
+    cursors: BTreeMap<String, cursors::Cursor>,
     /// The statements the session runs for its gateway (a multi-statement
     /// query's implicit BEGIN and COMMIT) are not its client's: its entry
     /// keeps showing the client's query.
@@ -455,6 +458,7 @@ impl Session {
             backend_pid: 0,
             backend: Arc::new(backend),
             unlisted: false,
+            cursors: BTreeMap::new(),
             watchdog: None,
             timed_out: Arc::default(),
             plans_zone: crate::ops::zone::Zone::Fixed(0),
@@ -658,6 +662,16 @@ impl Session {
                 Some((Vec::new(), columns))
             }
             s if describes_by_planning(s) => Some(self.describe(sql, &parsed, declared)?),
+            s @ ast::Statement::Fetch { .. } => self.describe_fetch(s)?.map(|columns| (Vec::new(), columns)),
+            // A cursor's query may have parameters; DECLARE returns no rows.
+            ast::Statement::Declare { stmts, .. } => match stmts.as_slice() {
+                [ast::Declare { for_query: Some(query), .. }] => {
+                    let inner = Parsed { statement: ast::Statement::Query(query.clone()), as_of: None };
+                    let (types, _) = self.describe(&query.to_string(), &inner, declared)?;
+                    Some((types, Vec::new()))
+                }
+                _ => None,
+            },
             s => self.describe_execute_named(s)?,
         };
         let (inferred, columns) = described.unwrap_or_default();
@@ -1236,7 +1250,15 @@ impl Session {
         if self.status == TxnStatus::Failed {
             return in_failed_block();
         }
-        let names_prepared = matches!(&parsed.statement, S::Prepare { .. } | S::Execute { .. } | S::Deallocate { .. });
+        let names_prepared = matches!(
+            &parsed.statement,
+            S::Prepare { .. }
+                | S::Execute { .. }
+                | S::Deallocate { .. }
+                | S::Declare { .. }
+                | S::Fetch { .. }
+                | S::Close { .. }
+        );
         if parsed.as_of.is_some() && names_prepared {
             return sql_err!(FeatureNotSupported, "AS OF SYSTEM TIME is only allowed on SELECT and BEGIN");
         }
@@ -1251,6 +1273,9 @@ impl Session {
         let session_statement = match &parsed.statement {
             S::Prepare { name, data_types, statement } => Some(self.prepare_named(name, data_types, statement, sink)),
             S::Deallocate { name, .. } => Some(self.deallocate_named(name, sink)),
+            S::Declare { stmts, .. } => Some(self.declare_cursor(stmts, sink)),
+            S::Fetch { name, direction, into, .. } => Some(self.fetch_cursor(name, direction, into.as_ref(), sink)),
+            S::Close { cursor } => Some(self.close_cursor(cursor, sink)),
             // Storage statistics and space are SpanDB's own business.
             S::Vacuum(_) => Some(sink.complete("VACUUM")),
             S::Analyze(_) => Some(sink.complete("ANALYZE")),
@@ -1483,12 +1508,14 @@ impl Session {
                     Err(e) => {
                         let _ = txn.rollback();
                         self.end_block_settings(false);
+                        self.end_cursors(false);
                         self.end_writer_leases(None);
                         self.end_drains();
                         return Err(e);
                     }
                 };
                 self.end_block_settings(committed.is_ok());
+                self.end_cursors(committed.is_ok());
                 self.end_writer_leases(committed.as_ref().ok().and_then(|c| c.ts));
                 if matches!(committed, Err(KvError::Retryable(_))) {
                     self.retry_priority = priority;
@@ -1594,6 +1621,7 @@ impl Session {
     pub fn abort(&mut self) {
         if self.status != TxnStatus::Idle {
             self.end_block_settings(false);
+            self.end_cursors(false);
         }
         if let Some(txn) = self.txn.take() {
             let _ = txn.rollback();
@@ -1878,6 +1906,7 @@ impl Session {
                 }
                 self.settings = Arc::new(self.startup_settings.clone());
                 self.kept_plans.clear();
+                self.cursors.clear();
                 self.sql_prepared.clear();
                 self.advisory.unlock_all()?;
                 self.sequences.clear();

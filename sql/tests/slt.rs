@@ -100,6 +100,7 @@ slt!(
     window_random,
     numeric,
     prepared,
+    cursors,
     array_columns,
     grouping_sets,
     catalog_views,

@@ -92,9 +92,12 @@ use pgwire::api::auth::{
 use pgwire::api::copy::{send_copy_in_response, send_copy_out_response, CopyHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
-    send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler, SimpleQueryHandler,
+    send_describe_response, send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler,
+    SimpleQueryHandler,
 };
-use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{
+    CopyResponse, DescribePortalResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
@@ -104,7 +107,7 @@ use pgwire::api::{
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::DataRow;
-use pgwire::messages::extendedquery::{Close, CloseComplete, Parse, ParseComplete, Sync as PgSync};
+use pgwire::messages::extendedquery::{Close, CloseComplete, Describe, Parse, ParseComplete, Sync as PgSync};
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
@@ -1236,6 +1239,31 @@ impl ExtendedQueryHandler for Connection {
         }
         client.send(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
         Ok(())
+    }
+
+    /// Describe: pgwire's; a portal pgwire does not hold may be one of
+    /// the session's SQL cursors (PostgreSQL's cursors are portals, and
+    /// psycopg's named cursors describe theirs by name after DECLARE).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let (b'P', Some(name)) = (message.target_type, message.name.clone()) {
+            if client.portal_store().get_portal(&name).is_none() {
+                return match self.with_session(move |session| session.cursor_columns(&name)) {
+                    Ok(columns) => {
+                        let formats = vec![FieldFormat::Text; columns.len()];
+                        let fields = fields(&columns, &formats).as_ref().clone();
+                        send_describe_response(client, &DescribePortalResponse::new(fields)).await
+                    }
+                    Err(e) => Err(user_error(&e)),
+                };
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     /// Close: pgwire's, keeping the count of named statements.
