@@ -143,6 +143,12 @@ pub const AUTOCOMMIT_RETRIES_MAX: u32 = 10;
 /// the client; past it a retryable abort reaches the client (40001).
 pub const RESULT_BUFFER_ROWS: usize = 1_000;
 
+/// Bytes of rows (as [`crate::exec::row_bytes`] counts them) an implicit
+/// transaction's result buffers at most, whatever their number: rows of
+/// large values are passed on sooner, to the sink that bounds what a
+/// result may hold.
+pub const RESULT_BUFFER_BYTES: usize = 1024 * 1024;
+
 /// How deeply expressions and subqueries may nest.
 pub const NESTING_DEPTH_MAX: usize = 64;
 

@@ -314,6 +314,8 @@ struct Held {
     said: Vec<(Option<SqlState>, String)>,
     columns: Option<Vec<OutputColumn>>,
     rows: Vec<Row>,
+    /// What `rows` take ([`exec::row_bytes`]).
+    bytes: usize,
     /// Rows already passed on (no retry after that).
     flushed: bool,
 }
@@ -361,8 +363,9 @@ impl Sink for HoldingSink<'_> {
         if self.held.flushed {
             return self.inner.row(row);
         }
+        self.held.bytes = self.held.bytes.saturating_add(exec::row_bytes(&row));
         self.held.rows.push(row);
-        if self.held.rows.len() > limits::RESULT_BUFFER_ROWS {
+        if self.held.rows.len() > limits::RESULT_BUFFER_ROWS || self.held.bytes > limits::RESULT_BUFFER_BYTES {
             self.held.flushed = true;
             self.flush()?;
         }
@@ -712,7 +715,10 @@ impl Session {
     ) -> Result<()> {
         self.params = Params { types: prepared.params.clone(), values, prepared: true };
         use ast::Statement as S;
-        if matches!(prepared.parsed.statement, S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_)) {
+        if matches!(
+            prepared.parsed.statement,
+            S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) | S::Fetch { .. }
+        ) {
             // Its rows (a query's, or RETURNING's) must have the columns
             // Describe announced ([`Session::described`]).
             self.described = Some(prepared.columns.clone());
@@ -1382,7 +1388,7 @@ impl Session {
             self.followup = None;
             self.drain(&targets)?;
             let now_us = self.now_us();
-            let held = Held { said: Vec::new(), columns: None, rows: Vec::new(), flushed: false };
+            let held = Held { said: Vec::new(), columns: None, rows: Vec::new(), bytes: 0, flushed: false };
             let mut holding = HoldingSink { inner: &mut *sink, held };
             let result = if mode == Mode::ReadOnly {
                 let ran = self.run_read_only(sql, &parsed.statement, (now_us, single_shard), &mut holding);

@@ -1635,10 +1635,6 @@ mod tests {
         assert_eq!(p["TimeZone"], "UTC");
     }
 
-    /// Goal: the settings a startup packet carries are the session's, as
-    /// PostgreSQL applies them: named directly (pgjdbc's `TimeZone`) or in
-    /// `options` (`-c name=value`, `--name=value`); the TimeZone reported
-    /// is the one in force, UTC for one SpanDB does not know.
     /// Goal: a result past [`RESULT_BYTES_MAX`] fails with 53200 instead
     /// of being held, gives its memory back, and the session goes on; all
     /// of a gateway's results together stay within
@@ -1691,6 +1687,10 @@ mod tests {
         assert_eq!((info.query.as_str(), info.state, info.xact_start_us), (query, sql::backends::State::Idle, None));
     }
 
+    /// Goal: the settings a startup packet carries are the session's, as
+    /// PostgreSQL applies them: named directly (pgjdbc's `TimeZone`) or in
+    /// `options` (`-c name=value`, `--name=value`); the TimeZone reported
+    /// is the one in force, UTC for one SpanDB does not know.
     #[test]
     fn startup_settings_are_the_session_s() {
         let startup = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {

@@ -96,6 +96,9 @@ impl Session {
         if self.status == TxnStatus::Idle && !hold {
             return sql_err!(NoActiveSqlTransaction, "DECLARE CURSOR can only be used in transaction blocks");
         }
+        if super::modifies(query) {
+            return sql_err!(FeatureNotSupported, "DECLARE CURSOR must not contain data-modifying statements in WITH");
+        }
         let name = crate::parser::ident(name);
         if self.cursors.contains_key(&name) {
             return sql_err!(DuplicateCursor, "cursor \"{name}\" already exists");
@@ -137,7 +140,12 @@ impl Session {
             return sql_err!(FeatureNotSupported, "FETCH ... INTO is not supported");
         }
         let movement = movement(direction)?;
+        let described = self.described.take();
         let cursor = self.cursor_mut(name)?;
+        if described.is_some_and(|d| d != cursor.columns) {
+            // Prepared against a cursor of that name since declared again.
+            return sql_err!(FeatureNotSupported, "cached plan must not change result type");
+        }
         let rows = cursor.fetch(movement)?;
         sink.columns(&cursor.columns)?;
         let n = rows.len();
@@ -150,15 +158,18 @@ impl Session {
     /// `CLOSE name | ALL`.
     pub(super) fn close_cursor(&mut self, cursor: &ast::CloseCursor, sink: &mut dyn Sink) -> Result<()> {
         match cursor {
-            ast::CloseCursor::All => self.cursors.clear(),
+            ast::CloseCursor::All => {
+                self.cursors.clear();
+                sink.complete("CLOSE CURSOR ALL")
+            }
             ast::CloseCursor::Specific { name } => {
                 let name = crate::parser::ident(name);
                 if self.cursors.remove(&name).is_none() {
                     return sql_err!(InvalidCursorName, "cursor \"{name}\" does not exist");
                 }
+                sink.complete("CLOSE CURSOR")
             }
         }
-        sink.complete("CLOSE CURSOR")
     }
 
     /// The columns a FETCH from `name` returns (what Describe says of it),
@@ -208,8 +219,12 @@ impl Cursor {
             Movement::Absolute(k) => ((n + 1).saturating_add(k).max(0), false),
             Movement::Relative(k) => (position.saturating_add(k).clamp(0, n + 1), false),
         };
+        // PostgreSQL's rule: no move back, no second read of the row it
+        // is on, and no count from the end (it reads to the end first).
         let moves_on = matches!(movement, Movement::By(k) if k > 0);
-        if self.forward_only && (target < position || (target == position && !moves_on)) {
+        let rereads = target == position && (1..=n).contains(&position) && !moves_on;
+        let from_end = matches!(movement, Movement::Absolute(k) if k < 0);
+        if self.forward_only && (target < position || rereads || from_end) {
             return Err(Error {
                 hint: Some("Declare it with SCROLL option to enable backward scan.".into()),
                 ..Error::new(SqlState::ObjectNotInPrerequisiteState, "cursor can only scan forward")
@@ -344,10 +359,15 @@ mod tests {
     #[test]
     fn a_no_scroll_cursor_moves_forward_only() {
         let mut c = cursor(3, true);
+        assert!(c.fetch(Movement::By(0)).expect("nothing to read again yet").is_empty());
         assert_eq!(ids(c.fetch(Movement::By(1)).expect("forward")), [1]);
         let e = c.fetch(Movement::By(-1)).expect_err("backward");
         assert_eq!(e.state, SqlState::ObjectNotInPrerequisiteState);
+        assert!(c.fetch(Movement::By(0)).is_err(), "the current row again");
+        assert!(c.fetch(Movement::Absolute(-1)).is_err(), "LAST reads to the end and back");
         assert_eq!(ids(c.fetch(Movement::Absolute(3)).expect("forward")), [3]);
         assert!(c.fetch(Movement::Absolute(1)).is_err());
+        assert!(c.fetch(Movement::Absolute(9)).expect("past the end").is_empty());
+        assert!(c.fetch(Movement::Absolute(9)).expect("past the end, again").is_empty());
     }
 }
