@@ -215,13 +215,17 @@ impl Backend {
     }
 
     /// A statement ended at `now_us`, leaving the session in `state`
-    /// (not [`State::Active`]); `in_transaction`: a block is still open.
-    pub fn statement_ended(&self, state: State, now_us: i64, in_transaction: bool) {
+    /// (not [`State::Active`]) with `application_name` (a SET may have
+    /// changed it); `in_transaction`: a block is still open.
+    pub fn statement_ended(&self, state: State, now_us: i64, in_transaction: bool, application_name: &str) {
         let mut a = self.activity();
         a.state = state;
         a.state_change_us = now_us;
         if !in_transaction {
             a.xact_start_us = None;
+        }
+        if a.application_name != application_name {
+            a.application_name = application_name.to_string();
         }
     }
 
@@ -335,14 +339,14 @@ mod tests {
         b.set_application_name("psql");
         b.statement_started("BEGIN", 2_000, 2_000);
         assert_eq!(b.info().state, State::Active);
-        b.statement_ended(State::IdleInTransaction, 2_100, true);
+        b.statement_ended(State::IdleInTransaction, 2_100, true, "psql");
         b.statement_started("SELECT 1", 3_000, 2_000);
-        b.statement_ended(State::IdleInTransaction, 3_100, true);
+        b.statement_ended(State::IdleInTransaction, 3_100, true, "psql");
         let s = b.info();
         assert_eq!((s.state, s.xact_start_us, s.query_start_us), (State::IdleInTransaction, Some(2_000), Some(3_000)));
         assert_eq!((s.query.as_str(), s.application_name.as_str()), ("SELECT 1", "psql"));
         b.statement_started("COMMIT", 4_000, 2_000);
-        b.statement_ended(State::Idle, 4_100, false);
+        b.statement_ended(State::Idle, 4_100, false, "psql");
         assert_eq!(b.info().xact_start_us, None);
     }
 

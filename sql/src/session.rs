@@ -782,8 +782,18 @@ impl Session {
         self.clear_cancel();
         self.enter_zone();
         self.copy = None;
-        // Active until CopyDone or CopyFail (`copy_done`, `copy_fail`).
+        // Active until CopyDone or CopyFail (`copy_done`, `copy_fail`),
+        // or until it fails to start.
         self.note_statement_started(&parsed.statement.to_string());
+        let started = self.start_copy(parsed);
+        if started.is_err() {
+            self.note_statement_ended();
+        }
+        started
+    }
+
+    /// [`Session::copy_start`]'s checks and setup.
+    fn start_copy(&mut self, parsed: &Parsed) -> Result<usize> {
         if self.status == TxnStatus::Failed {
             return in_failed_block();
         }
@@ -1206,8 +1216,8 @@ impl Session {
             TxnStatus::InBlock => State::IdleInTransaction,
             TxnStatus::Failed => State::IdleInTransactionAborted,
         };
-        self.backend.statement_ended(state, self.now_us(), self.status != TxnStatus::Idle);
-        self.backend.set_application_name(self.settings.get("application_name").map_or("", String::as_str));
+        let application = self.settings.get("application_name").map_or("", String::as_str);
+        self.backend.statement_ended(state, self.now_us(), self.status != TxnStatus::Idle, application);
     }
 
     /// Arms the watchdog for the statement starting now, if the session

@@ -1434,6 +1434,8 @@ const fn setting(
 const STATEMENT_BEHAVIOR: &str = "Client Connection Defaults / Statement Behavior";
 const LOCALE: &str = "Client Connection Defaults / Locale and Formatting";
 const PRESET: &str = "Preset Options";
+/// What `default_transaction_isolation` and `transaction_isolation` take.
+const ISOLATION_LEVELS: &[&str] = &["serializable", "repeatable read", "read committed", "read uncommitted"];
 /// The timeouts, in milliseconds (PostgreSQL's int range).
 const MILLISECONDS: (&str, &str) = ("0", "2147483647");
 
@@ -1462,7 +1464,7 @@ const SETTINGS: &[SettingInfo] = &[
     },
     setting("DateStyle", "string", "user", LOCALE, "Sets the display format for date and time values."),
     SettingInfo {
-        choices: &["serializable", "repeatable read", "read committed", "read uncommitted"],
+        choices: ISOLATION_LEVELS,
         ..setting(
             "default_transaction_isolation",
             "enum",
@@ -1552,7 +1554,7 @@ const SETTINGS: &[SettingInfo] = &[
     },
     setting("TimeZone", "string", "user", LOCALE, "Sets the time zone for displaying and interpreting time stamps."),
     SettingInfo {
-        choices: &["serializable", "repeatable read", "read committed", "read uncommitted"],
+        choices: ISOLATION_LEVELS,
         ..setting(
             "transaction_isolation",
             "enum",
