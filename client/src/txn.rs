@@ -44,7 +44,11 @@
 //!
 //! While the transaction is open, and through its commit, a background
 //! task heartbeats the shards it holds locks on (a silent transaction loses them after
-//! `KEEPALIVE_TIMEOUT`). A failed prepare aborts the transaction on every
+//! `KEEPALIVE_TIMEOUT`). While a commit waits on prepares, another
+//! heartbeats its coordinator if the transaction holds nothing there (it
+//! only writes there): a participant that prepared a second ago asks the
+//! coordinator about the transaction, and a coordinator that has not
+//! heard from the client decides abort. A failed prepare aborts the transaction on every
 //! shard; a commit whose answer is lost is [`Error::Ambiguous`], never
 //! retried. Dropping an unfinished transaction rolls it back.
 //!
@@ -101,6 +105,12 @@ use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, ReplicaPrefe
 /// `txn::limits::HEARTBEAT_INTERVAL` (a coordinator takes a client heard
 /// from within two of them as alive).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How soon after its commit begins a client first heartbeats a
+/// coordinator it holds nothing at: well before a participant prepared
+/// since asks the coordinator (`txn::limits::RESOLVE_AFTER`, a second
+/// after its prepare), then every [`HEARTBEAT_INTERVAL`].
+const COORDINATOR_FIRST_BEAT: Duration = Duration::from_millis(250);
 
 /// How many times [`Client::run`] tries a transaction.
 pub const RUN_ATTEMPTS_MAX: usize = 100;
@@ -825,7 +835,11 @@ impl Txn {
         let mut sent: BTreeSet<ShardId> = BTreeSet::from([coordinator]);
         let mut pending: Vec<(ShardId, ShardPart)> = parts.into_iter().filter(|(s, _)| *s != coordinator).collect();
         let (mut participants, mut failure, mut regroups) = (Vec::new(), None, 0);
+        let mut coordinator_beats = None;
         loop {
+            if !pending.is_empty() && coordinator_beats.is_none() && !self.reads.contains_key(&coordinator) {
+                coordinator_beats = Some(CoordinatorBeats::start(&self.client, self.id, coordinator));
+            }
             let asked = Instant::now();
             while !pending.is_empty() && failure.is_none() {
                 let prepares = pending.iter().map(|(shard, part)| {
@@ -1105,6 +1119,31 @@ async fn abort_on(client: Client, id: TxnId, shard: ShardId) {
             channel.txn_abort(request)
         })
         .await;
+}
+
+/// Heartbeats of a coordinator the transaction holds nothing at, while
+/// its commit waits on prepares elsewhere (module docs); they stop when
+/// this is dropped.
+struct CoordinatorBeats(tokio::task::JoinHandle<()>);
+
+impl CoordinatorBeats {
+    fn start(client: &Client, id: TxnId, coordinator: ShardId) -> CoordinatorBeats {
+        let client = client.clone();
+        CoordinatorBeats(tokio::spawn(async move {
+            let first = tokio::time::Instant::now() + COORDINATOR_FIRST_BEAT;
+            let mut every = tokio::time::interval_at(first, HEARTBEAT_INTERVAL);
+            loop {
+                every.tick().await;
+                client.heartbeat(id, &[coordinator]).await;
+            }
+        }))
+    }
+}
+
+impl Drop for CoordinatorBeats {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Drop for Txn {

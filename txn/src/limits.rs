@@ -46,6 +46,12 @@ pub const TOMBSTONES_MAX: usize = 100_000;
 /// Most transactions active (holding locks, not prepared) per shard.
 pub const ACTIVE_TXNS_MAX: usize = 50_000;
 
+/// Most transactions a coordinator remembers as committing while they
+/// hold nothing there (heard from by heartbeat within [`HEARD_WITHIN`]);
+/// beyond it, a heartbeat for another is not remembered, and a patient
+/// question about it is decided at once, as without it.
+pub const COMMITTING_TXNS_MAX: usize = 50_000;
+
 /// Most writes one transaction may make on one shard.
 pub const WRITES_PER_TXN_MAX: usize = 10_000;
 

@@ -60,8 +60,9 @@
 //!    transaction is still open and its client heard from within two
 //!    heartbeat intervals answers "pending" (the commit may be waiting on
 //!    a slow prepare elsewhere; a vanished client is given up on as
-//!    soon). Only a coordinator where the transaction holds locks knows
-//!    it as open; one that it only wrote decides at once, as before. An
+//!    soon). A coordinator where the transaction holds locks knows it as
+//!    open; one where it only writes hears of it from the client, which
+//!    heartbeats its coordinator while its commit waits on prepares. An
 //!    older transaction waiting for the prepared one makes the question
 //!    impatient, however recent a patient one was.
 //!    Otherwise a coordinator asked about a transaction
@@ -706,6 +707,12 @@ pub struct ShardTxns {
     oracle: TimestampOracle,
     safe: SafeTime,
     active: BTreeMap<TxnId, ActiveTxn>,
+    /// Transactions that hold nothing here whose client heartbeats this
+    /// shard as their coordinator while their commit waits on prepares
+    /// elsewhere: when each was last heard from (leader; pruned after
+    /// [`limits::HEARD_WITHIN`]). What lets a coordinator that a
+    /// transaction only writes at answer a patient question "pending".
+    committing: BTreeMap<TxnId, Timestamp>,
     parked: BTreeMap<RequestId, Parked>,
     tombstones: BTreeMap<TxnId, (AbortReason, Timestamp)>,
     prepared: BTreeMap<TxnId, PreparedTxn>,
@@ -980,6 +987,15 @@ impl ShardTxns {
             Input::Heartbeat { txn } => {
                 if let Some(a) = self.active.get_mut(&txn) {
                     a.last_heard = a.last_heard.max(now.earliest);
+                } else if self.leading
+                    && !self.tombstones.contains_key(&txn)
+                    && !self.prepared.contains_key(&txn)
+                    && !self.decisions.contains_key(&txn)
+                    && (self.committing.contains_key(&txn) || self.committing.len() < limits::COMMITTING_TXNS_MAX)
+                {
+                    // A committing client heartbeats its coordinator, where
+                    // it may hold nothing yet (it only writes there).
+                    self.committing.insert(txn, now.earliest);
                 }
             }
             Input::Decide { req, txn, outcome } => self.decide(req, txn, outcome, now, &mut out),
@@ -1376,6 +1392,7 @@ impl ShardTxns {
     /// victim's release grants the second its last lock), so the check
     /// must sit here, where every abort passes.
     fn abort_active(&mut self, txn: TxnId, reason: AbortReason, now: TtInterval, out: &mut Vec<Output>) {
+        self.committing.remove(&txn);
         let deciding = self.active.get(&txn).is_some_and(|a| a.phase == Phase::Deciding);
         if deciding || self.prepared.contains_key(&txn) {
             return;
@@ -1465,12 +1482,14 @@ impl ShardTxns {
             out.push(Output::Reply { req, result: Ok(Answer::Pending) });
             return;
         }
-        // Still open here and its client heard from lately (a committing
-        // client heartbeats): it may be committing, its commit waiting on
-        // a slow prepare elsewhere. A patient participant asks again later.
+        // Still open here, or committing with nothing here, and its client
+        // heard from lately (a committing client heartbeats): its commit
+        // may be waiting on a slow prepare elsewhere. A patient
+        // participant asks again later.
         let heard_since = now.earliest.saturating_sub(limits::HEARD_WITHIN);
         let open = |a: &ActiveTxn| a.phase == Phase::Active && !a.internal && a.last_heard >= heard_since;
-        if patient && self.active.get(&txn).is_some_and(open) {
+        let committing = self.committing.get(&txn).is_some_and(|&heard| heard >= heard_since);
+        if patient && (committing || self.active.get(&txn).is_some_and(open)) {
             out.push(Output::Reply { req, result: Ok(Answer::Pending) });
             return;
         }
@@ -1546,6 +1565,8 @@ impl ShardTxns {
         }
         let forget_before = now.earliest.saturating_sub(limits::TOMBSTONE_TTL);
         self.tombstones.retain(|_, (_, at)| *at >= forget_before);
+        let heard_since = now.earliest.saturating_sub(limits::HEARD_WITHIN);
+        self.committing.retain(|_, heard| *heard >= heard_since);
         let resolve_before = now.earliest.saturating_sub(limits::RESOLVE_AFTER);
         let patient_since = now.earliest.saturating_sub(limits::RESOLVE_PATIENCE);
         let retry_before = now.earliest.saturating_sub(limits::RESOLVE_RETRY);
@@ -1911,6 +1932,7 @@ impl ShardTxns {
             out.push(Output::Reply { req, result: Err(TxnError::Aborted(AbortReason::LeaderChanged)) });
         }
         self.active.clear();
+        self.committing.clear();
         self.locks.clear();
         self.last_resolve.clear();
         self.unacked.clear();

@@ -594,6 +594,45 @@ async fn coordinator_never_asked_to_commit_decides_abort() -> anyhow::Result<()>
     c.shutdown().await
 }
 
+/// Goal: a transaction that only writes at its coordinator commits
+/// though one participant's prepare waits longer than another takes to
+/// ask the coordinator about it (a second after its prepare): its client
+/// heartbeats the coordinator while the commit waits, so the coordinator
+/// answers "pending" instead of deciding abort. A prepare that waited out
+/// a new half's election made a split test fail this way, "the
+/// coordinator decided abort", on a loaded machine.
+/// Method: shards at "g", "n" and "t"; an older transaction reads
+/// "oscar" (shard 3) and keeps its lock; a younger one writes "apple"
+/// (shard 1, the coordinator), "heidi" and "oscar": "heidi" prepares at
+/// once, "oscar" waits for the lock, and the commit is still waiting 1.5 s
+/// on; the older commits 2.5 s in; the younger's commit succeeds over
+/// three shards and every write reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_waiting_on_a_slow_prepare_is_not_aborted_by_its_coordinator() -> anyhow::Result<()> {
+    init();
+    let c = TestCluster::start(ClusterOptions::new(3).split_points(&["g", "n", "t"])).await?;
+    c.wait_for_leaders(LEADER_TIMEOUT).await?;
+    let client = c.client().await?;
+    let mut older = client.begin();
+    let mut younger = client.begin();
+    assert_eq!(older.get(b"oscar").await?, None);
+    for key in [&b"apple"[..], b"heidi", b"oscar"] {
+        younger.put(key, b"younger");
+    }
+    let commit = tokio::spawn(younger.commit_detailed());
+    // Holding a lock this long is the scenario, not a wait for a condition.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!commit.is_finished(), "the prepare at oscar's shard did not wait: {:?}", commit.await);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    older.commit().await?;
+    let committed = commit.await?.map_err(|e| anyhow::anyhow!("the younger's commit: {e}"))?;
+    assert_eq!(committed.participants, 3);
+    for key in [&b"apple"[..], b"heidi", b"oscar"] {
+        assert_eq!(client.get(key).await?.as_deref(), Some(&b"younger"[..]), "{key:?}");
+    }
+    c.shutdown().await
+}
+
 /// Goal: crashes around the commit decision resolve to one outcome
 /// everywhere. The coordinator's leader crashes right after the decision
 /// (before or after telling the participant), a participant's leader

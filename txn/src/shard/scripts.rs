@@ -483,6 +483,7 @@ macro_rules! scripts {
 }
 
 scripts!(
+    a_patient_question_waits_for_a_client_committing_with_nothing_at_its_coordinator,
     single_shard_commit,
     wound_wait_older_wounds_younger,
     reads_for_update_queue_instead_of_wounding,
