@@ -215,6 +215,23 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
         let row = db.query_one("SELECT tags, marks FROM tagged WHERE id = 2", &[]).await?;
         assert_eq!(row.get::<_, Vec<String>>(0), ["x", "y z"]);
         assert_eq!(row.get::<_, Vec<i64>>(1), Vec::<i64>::new());
+
+        // A portal read a few rows at a time (JDBC's setFetchSize,
+        // asyncpg's cursors): an Execute with a row limit sends at most
+        // that many rows, then PortalSuspended, until the last.
+        let txn = db.transaction().await?;
+        let stmt = txn.prepare("SELECT g FROM generate_series(1, 5) g").await?;
+        let portal = txn.bind(&stmt, &[]).await?;
+        let mut batches = Vec::new();
+        loop {
+            let rows = txn.query_portal(&portal, 2).await?;
+            if rows.is_empty() {
+                break;
+            }
+            batches.push(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>());
+        }
+        assert_eq!(batches, [vec![1, 2], vec![3, 4], vec![5]]);
+        txn.commit().await?;
         anyhow::Ok(())
     })
     .await;

@@ -2384,11 +2384,12 @@ impl<'a> Planner<'a> {
         // that read the catalog is never kept, so their rows are fresh.)
         let mut snapshot = self.system_snapshot()?;
         if relation.reads_session() {
-            let (backends, settings) = match &self.session {
-                Some(view) => (view.backends(), view.settings()),
-                None => (Vec::new(), Vec::new()),
+            let (backends, settings, cursors) = match &self.session {
+                Some(view) => (view.backends(), view.settings(), view.cursors.to_vec()),
+                None => (Vec::new(), Vec::new(), Vec::new()),
             };
-            snapshot = Arc::new(system::Snapshot { tables: Vec::new(), sequences: Vec::new(), backends, settings });
+            let (tables, sequences) = (Vec::new(), Vec::new());
+            snapshot = Arc::new(system::Snapshot { tables, sequences, backends, settings, cursors });
         }
         // Every row also has PostgreSQL's system column `tableoid` (the
         // relation's oid; psql's `\dd` joins on it), hidden from `*`.
@@ -2438,8 +2439,8 @@ impl<'a> Planner<'a> {
             Some((engine, own)) => crate::sequence::all_without_locks(*engine, self.txn, own)?,
             None => crate::sequence::all(self.txn)?,
         };
-        let (backends, settings) = (Vec::new(), Vec::new());
-        let snapshot = Arc::new(system::Snapshot { tables, sequences, backends, settings });
+        let (backends, settings, cursors) = (Vec::new(), Vec::new(), Vec::new());
+        let snapshot = Arc::new(system::Snapshot { tables, sequences, backends, settings, cursors });
         self.system = Some(snapshot.clone());
         Ok(snapshot)
     }

@@ -251,6 +251,9 @@ pub struct Session {
     backend: Arc<crate::backends::Backend>,
     /// Its SQL cursors, by name (`cursors`).
     cursors: BTreeMap<String, cursors::Cursor>,
+    /// Cursors declared so far (each gets the next number: a ROLLBACK TO
+    /// SAVEPOINT closes those numbered from the savepoint's on).
+    cursors_declared: u64,
     /// The statements the session runs for its gateway (a multi-statement
     /// query's implicit BEGIN and COMMIT) are not its client's: its entry
     /// keeps showing the client's query.
@@ -462,6 +465,7 @@ impl Session {
             backend: Arc::new(backend),
             unlisted: false,
             cursors: BTreeMap::new(),
+            cursors_declared: 0,
             watchdog: None,
             timed_out: Arc::default(),
             plans_zone: crate::ops::zone::Zone::Fixed(0),
@@ -1289,7 +1293,7 @@ impl Session {
         let session_statement = match &parsed.statement {
             S::Prepare { name, data_types, statement } => Some(self.prepare_named(name, data_types, statement, sink)),
             S::Deallocate { name, .. } => Some(self.deallocate_named(name, sink)),
-            S::Declare { stmts, .. } => Some(self.declare_cursor(stmts, sink)),
+            S::Declare { stmts, .. } => Some(self.declare_cursor(sql, stmts, sink)),
             S::Fetch { name, direction, into, .. } => Some(self.fetch_cursor(name, direction, into.as_ref(), sink)),
             S::Close { cursor } => Some(self.close_cursor(cursor, sink)),
             // Storage statistics and space are SpanDB's own business.
@@ -2228,10 +2232,12 @@ impl Session {
         param_types: &[Option<DataType>],
     ) -> Result<(Plan, Vec<Option<DataType>>)> {
         let engine = self.engine.clone();
+        let cursors = self.cursor_list();
         let view = crate::system::SessionView {
             backend: &self.backend,
             settings: &self.settings,
             startup: &self.startup_settings,
+            cursors: &cursors,
         };
         let mut planner = Planner::new(txn, sql).with_names(&self.names).with_user(&self.user).with_session(view);
         if self.status == TxnStatus::InBlock {

@@ -104,6 +104,22 @@ pub struct Snapshot {
     pub backends: Vec<crate::backends::BackendInfo>,
     /// The session's settings, for `pg_settings` (the same).
     pub settings: Vec<Setting>,
+    /// The session's cursors, for `pg_cursors` (the same).
+    pub cursors: Vec<CursorInfo>,
+}
+
+/// What `pg_cursors` shows of a session's cursor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CursorInfo {
+    pub name: String,
+    /// The query text that declared it, as the client sent it.
+    pub statement: String,
+    /// Declared WITH HOLD.
+    pub hold: bool,
+    /// Not declared NO SCROLL (it may move back).
+    pub scrollable: bool,
+    /// When it was declared, in microseconds since the epoch.
+    pub created_us: i64,
 }
 
 /// A setting as the session holds it: PostgreSQL's name for it, its value
@@ -128,6 +144,8 @@ pub struct SessionView<'a> {
     /// Its settings as SET left them, and as the client started it.
     pub settings: &'a std::collections::BTreeMap<String, String>,
     pub startup: &'a std::collections::BTreeMap<String, String>,
+    /// Its cursors.
+    pub cursors: &'a [CursorInfo],
 }
 
 impl SessionView<'_> {
@@ -213,9 +231,10 @@ impl SystemRelation {
     }
 
     /// Whether its rows are the session's and its gateway's
-    /// (`Snapshot::backends`, `Snapshot::settings`), not the catalog's.
+    /// (`Snapshot::backends`, `Snapshot::settings`, `Snapshot::cursors`),
+    /// not the catalog's.
     pub fn reads_session(&self) -> bool {
-        matches!(self.name, "pg_stat_activity" | "pg_settings")
+        matches!(self.name, "pg_stat_activity" | "pg_settings" | "pg_cursors")
     }
 }
 
@@ -938,6 +957,19 @@ const RELATIONS: &[SystemRelation] = &[
     },
     SystemRelation {
         schema: "pg_catalog",
+        name: "pg_cursors",
+        columns: &[
+            ("name", Text),
+            ("statement", Text),
+            ("is_holdable", Bool),
+            ("is_binary", Bool),
+            ("is_scrollable", Bool),
+            ("creation_time", TimestampTz),
+        ],
+        rows: cursor_list,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
         name: "pg_settings",
         columns: &[
             ("name", Text),
@@ -1402,6 +1434,23 @@ fn activity(s: &Snapshot) -> Vec<Row> {
                 Value::Null,
                 text(&b.query),
                 text("client backend"),
+            ]
+        })
+        .collect()
+}
+
+/// pg_cursors: a row per cursor of the session.
+fn cursor_list(s: &Snapshot) -> Vec<Row> {
+    s.cursors
+        .iter()
+        .map(|c| {
+            vec![
+                text(&c.name),
+                text(&c.statement),
+                Value::Bool(c.hold),
+                Value::Bool(false),
+                Value::Bool(c.scrollable),
+                Value::TimestampTz(c.created_us),
             ]
         })
         .collect()
@@ -2330,12 +2379,13 @@ mod tests {
         let settings = [("timezone".to_string(), "Europe/Paris".to_string()), ("app.user".into(), "7".into())];
         let startup = [("application_name".to_string(), "psql".to_string())];
         let (settings, startup) = (settings.into_iter().collect(), startup.into_iter().collect());
-        let view = SessionView { backend: &backend, settings: &settings, startup: &startup };
+        let view = SessionView { backend: &backend, settings: &settings, startup: &startup, cursors: &[] };
         Snapshot {
             tables: vec![Arc::new(t)],
             sequences: vec![SequenceDesc { id: 7, ..sequence }],
             backends: view.backends(),
             settings: view.settings(),
+            cursors: Vec::new(),
         }
     }
 

@@ -67,11 +67,16 @@
 //!   (`sql::backends`); a terminated session's connection is closed at the
 //!   next check (`IDLE_CHECK_PERIOD`), rolled back.
 //!
+//! - An Execute with a row limit (JDBC's `setFetchSize`, asyncpg's
+//!   cursors) gets that many rows, then PortalSuspended, until the last
+//!   (pgwire keeps the portal's remaining rows); the statement itself ran
+//!   to its end first.
+//!
 //! Not yet (issue "PostgreSQL wire protocol"): TLS, COPY in binary, results
 //! streamed rather than collected (a result is collected, then sent:
 //! [`RESULT_BYTES_MAX`] bounds what one statement may hold,
 //! [`RESULTS_HELD_BYTES_MAX`] what the gateway's connections hold
-//! together), Execute's row limit (a portal runs to its end).
+//! together).
 
 pub mod auth;
 mod codec;

@@ -37,8 +37,11 @@
 //! cannot be declared (PostgreSQL reads lazily); MOVE, `FETCH ... INTO`,
 //! `BINARY` cursors and cursors in PL/pgSQL are not supported (0A000, or
 //! a syntax error for MOVE), nor are negative counts (`FETCH ABSOLUTE -1`,
-//! a syntax error: `LAST` and `BACKWARD n` say the same); a ROLLBACK TO SAVEPOINT keeps cursors
-//! declared after the savepoint (PostgreSQL closes them).
+//! a syntax error: `LAST` and `BACKWARD n` say the same).
+//!
+//! `pg_cursors` lists the session's cursors. A ROLLBACK TO SAVEPOINT
+//! closes the cursors declared since the savepoint, and leaves the others
+//! where their FETCHes moved them, as PostgreSQL does.
 
 use sqlparser::ast;
 
@@ -64,6 +67,11 @@ pub(super) struct Cursor {
     hold: bool,
     /// Declared in the transaction now open (a ROLLBACK closes it).
     in_open_transaction: bool,
+    /// Its place in the session's declarations (`Session::cursors_declared`).
+    number: u64,
+    /// What `pg_cursors` shows: the query text that declared it, and when.
+    statement: String,
+    created_us: i64,
 }
 
 /// Where a FETCH goes, from PostgreSQL's forms.
@@ -80,7 +88,8 @@ enum Movement {
 
 impl Session {
     /// `DECLARE name [NO] [SCROLL] CURSOR [WITH[OUT] HOLD] FOR query`.
-    pub(super) fn declare_cursor(&mut self, declares: &[ast::Declare], sink: &mut dyn Sink) -> Result<()> {
+    /// `sql`: the query text it came in (`pg_cursors.statement`).
+    pub(super) fn declare_cursor(&mut self, sql: &str, declares: &[ast::Declare], sink: &mut dyn Sink) -> Result<()> {
         let [declare] = declares else {
             return sql_err!(FeatureNotSupported, "DECLARE declares one cursor");
         };
@@ -107,17 +116,22 @@ impl Session {
         // its rows kept here.
         let text = query.to_string();
         let parsed = Parsed { statement: ast::Statement::Query(query.clone()), as_of: None };
-        let mut rows = Kept { inner: sink, columns: Vec::new(), rows: Vec::new(), bytes: 0, room: self.cursor_room() };
+        let room = self.cursor_room().saturating_sub(sql.len());
+        let mut rows = Kept { inner: sink, columns: Vec::new(), rows: Vec::new(), bytes: 0, room };
         self.run_statement(&text, &parsed, &mut rows)?;
         let Kept { columns, rows, bytes, .. } = rows;
+        self.cursors_declared += 1;
         let cursor = Cursor {
             columns,
             rows,
             position: 0,
-            bytes,
+            bytes: bytes + sql.len(),
             forward_only: declare.scroll == Some(false),
             hold,
             in_open_transaction: self.status != TxnStatus::Idle,
+            number: self.cursors_declared,
+            statement: sql.to_string(),
+            created_us: self.now_us(),
         };
         self.cursors.insert(name, cursor);
         sink.complete("DECLARE CURSOR")
@@ -194,6 +208,30 @@ impl Session {
             Some(c) => Ok(c),
             None => sql_err!(InvalidCursorName, "cursor \"{name}\" does not exist"),
         }
+    }
+
+    /// What `pg_cursors` lists: the session's cursors, by name.
+    pub(super) fn cursor_list(&self) -> Vec<crate::system::CursorInfo> {
+        let info = |(name, c): (&String, &Cursor)| crate::system::CursorInfo {
+            name: name.clone(),
+            statement: c.statement.clone(),
+            hold: c.hold,
+            scrollable: !c.forward_only,
+            created_us: c.created_us,
+        };
+        self.cursors.iter().map(info).collect()
+    }
+
+    /// How many cursors the session has declared so far (a savepoint's
+    /// mark for [`Session::close_cursors_since`]).
+    pub(super) fn cursors_declared(&self) -> u64 {
+        self.cursors_declared
+    }
+
+    /// ROLLBACK TO SAVEPOINT: closes the cursors declared after the
+    /// `declared`th.
+    pub(super) fn close_cursors_since(&mut self, declared: u64) {
+        self.cursors.retain(|_, c| c.number <= declared);
     }
 
     /// The transaction ended (committed or not): its cursors go, but
@@ -324,6 +362,9 @@ mod tests {
             forward_only,
             hold: false,
             in_open_transaction: true,
+            number: 1,
+            statement: String::new(),
+            created_us: 0,
         }
     }
 

@@ -63,6 +63,9 @@ pub(super) struct Savepoint {
     constraint_mode: crate::plan::ConstraintMode,
     /// The settings (ROLLBACK TO puts them back, as PostgreSQL does).
     settings: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    /// How many cursors the session had declared (ROLLBACK TO closes the
+    /// later ones, as PostgreSQL does).
+    cursors_declared: u64,
 }
 
 impl Session {
@@ -82,6 +85,7 @@ impl Session {
             next_deferred_check: self.next_deferred_check,
             constraint_mode: self.constraint_mode,
             settings: self.settings.clone(),
+            cursors_declared: self.cursors_declared(),
         });
         sink.complete("SAVEPOINT")
     }
@@ -137,6 +141,7 @@ impl Session {
         self.deferred_checks.retain(|(n, _)| *n < savepoint.next_deferred_check);
         self.constraint_mode = savepoint.constraint_mode;
         self.settings = savepoint.settings;
+        self.close_cursors_since(savepoint.cursors_declared);
         self.status = TxnStatus::InBlock;
         sink.complete("ROLLBACK")
     }
