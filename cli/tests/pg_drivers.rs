@@ -336,8 +336,9 @@ async fn wait_for_session(db: &Client, pid: i32, state: &str, query: &str) -> an
 /// (who, from where, what each runs, in which state) and stops them as on
 /// PostgreSQL: `pg_cancel_backend` ends a running statement with 57014
 /// and leaves the session usable; `pg_terminate_backend` ends the
-/// session (its running statement fails with 57P01), and its open
-/// transaction is rolled back and its locks freed;
+/// session (its running statement fails with 57P01, then the connection
+/// with FATAL 57P01), and its open transaction is rolled back and its
+/// locks freed;
 /// a pid that is no session's gives false. `pg_settings` shows the
 /// session's settings in PostgreSQL's units.
 /// Method: three clients of one gateway; states are polled for, with a
@@ -417,7 +418,13 @@ async fn operators_list_sessions_and_cancel_or_terminate_them() -> anyhow::Resul
         let (worker, outcome) = tokio::time::timeout(CANCEL_DEADLINE, sleeping).await??;
         let e = outcome.expect_err("the session was ended");
         assert_eq!(code(&e), Some(&SqlState::ADMIN_SHUTDOWN), "{e:?}");
-        tokio::time::timeout(CANCEL_DEADLINE, worker_connection).await.context("the connection stays open")??.ok();
+        // Then the server ends the connection with FATAL 57P01, as
+        // PostgreSQL does.
+        let ended =
+            tokio::time::timeout(CANCEL_DEADLINE, worker_connection).await.context("the connection stays open")??;
+        let e = ended.expect_err("the server ended the connection");
+        assert_eq!(code(&e), Some(&SqlState::ADMIN_SHUTDOWN), "{e:?}");
+        assert!(e.as_db_error().is_some_and(|d| d.severity() == "FATAL"), "{e:?}");
         assert!(worker.is_closed());
         let update = admin.execute("UPDATE t SET v = v + 10 WHERE id = 1", &[]);
         let n = tokio::time::timeout(CANCEL_DEADLINE, update).await.context("the lock outlived the session")??;
@@ -675,14 +682,17 @@ async fn idle_transactions_and_long_statements_time_out() -> anyhow::Result<()> 
         assert_eq!(code(&e), Some(&SqlState::INVALID_PARAMETER_VALUE));
         other.batch_execute("SET idle_in_transaction_session_timeout = 1000").await?;
 
-        let idle = connect(&addr).await?;
+        let (idle, connection) = tokio_postgres::connect(&format!("postgresql://root@{addr}/spandb"), NoTls).await?;
+        let connection = tokio::spawn(connection);
         idle.batch_execute("SET idle_in_transaction_session_timeout = '1s'; BEGIN; UPDATE k SET v = 1 WHERE id = 1")
             .await?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !idle.is_closed() {
-            assert!(Instant::now() < deadline, "the idle transaction's connection is still open");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        // The server ends the connection with FATAL 25P03, as PostgreSQL
+        // does.
+        let ended = tokio::time::timeout(Duration::from_secs(30), connection)
+            .await
+            .context("the idle transaction's connection is still open")??;
+        let e = ended.expect_err("the server ended the connection");
+        assert_eq!(code(&e), Some(&SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT), "{e:?}");
         let e = idle.simple_query("SELECT 1").await.unwrap_err();
         assert!(e.is_closed(), "{e}");
         // Rolled back, and its lock is free: this write does not wait.

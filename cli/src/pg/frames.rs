@@ -83,31 +83,41 @@ const SSL_REQUEST: i32 = 80_877_103;
 const GSSENC_REQUEST: i32 = 80_877_104;
 const CANCEL_REQUEST: i32 = 80_877_102;
 
-/// Why a connection is refused: SQLSTATE and message.
+/// Why a connection is refused or ended: SQLSTATE and message.
 #[derive(Debug, PartialEq)]
-struct Refusal(&'static str, String);
+pub struct Refusal(pub &'static str, pub String);
 
 fn violation(message: impl Into<String>) -> Refusal {
     Refusal("08P01", message.into())
 }
 
 /// Serves one client connection with `handlers`, its frames checked (see
-/// the module docs). Returns when the connection is over.
-pub async fn serve<H: PgWireServerHandlers>(mut tcp: TcpStream, handlers: H) {
+/// the module docs). Returns when the connection is over: `Some` with why
+/// if `ending` ended it (the server's decision: the client was sent FATAL
+/// with it, as PostgreSQL sends when it ends a session), `None` if the
+/// client left or broke the protocol. `ending` is heeded between
+/// messages, never in the middle of one's work.
+pub async fn serve<H: PgWireServerHandlers>(
+    mut tcp: TcpStream,
+    handlers: H,
+    ending: impl std::future::Future<Output = Refusal>,
+) -> Option<Refusal> {
     let deadline = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(deadline);
     let first = tokio::select! {
         first = startup(&mut tcp) => first,
-        () = &mut deadline => return,
+        () = &mut deadline => return None,
     };
     let first = match first {
         Ok(Some(packet)) => packet,
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(refusal) => {
             let _ = tcp.write_all(&fatal(&refusal)).await;
-            return;
+            return None;
         }
     };
+    tokio::pin!(ending);
+    let mut ended = None;
     let peer = tcp.peer_addr().unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     let mut parts = FramedParts::new(Checked::new(tcp), PgWireMessageServerCodec::new(DefaultClient::new(peer, false)));
     parts.read_buf = BytesMut::from(&first[..]);
@@ -132,7 +142,13 @@ pub async fn serve<H: PgWireServerHandlers>(mut tcp: TcpStream, handlers: H) {
                 () = &mut deadline => None,
             }
         } else {
-            socket.next().await
+            tokio::select! {
+                message = socket.next() => message,
+                why = &mut ending => {
+                    ended = Some(why);
+                    break;
+                }
+            }
         };
         // End of stream, a refused frame, or bytes that do not decode.
         let Some(Ok(message)) = message else { break };
@@ -170,10 +186,11 @@ pub async fn serve<H: PgWireServerHandlers>(mut tcp: TcpStream, handlers: H) {
     let _ = socket.flush().await;
     let checked = socket.get_mut();
     let _ = std::future::poll_fn(|cx| checked.poll_send(cx)).await;
-    if let Some(refusal) = checked.refusal.take() {
+    if let Some(refusal) = checked.refusal.take().or_else(|| ended.as_ref().map(|e| Refusal(e.0, e.1.clone()))) {
         let _ = checked.stream.write_all(&fatal(&refusal)).await;
     }
     let _ = checked.stream.shutdown().await;
+    ended
 }
 
 /// The startup phase: answers SSLRequest and GSSENCRequest with 'N' (no

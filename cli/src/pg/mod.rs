@@ -51,8 +51,8 @@
 //!   sends a table's or a query's rows as COPY data.
 //! - A transaction block idle longer than the session's
 //!   `idle_in_transaction_session_timeout` (default 1 minute) ends its
-//!   connection and is rolled back: an abandoned block must not hold its
-//!   locks.
+//!   connection (FATAL 25P03) and is rolled back: an abandoned block must
+//!   not hold its locks.
 //!
 //! Invariants: no byte from a client panics the server (bad input is an
 //! ErrorResponse with a SQLSTATE, or FATAL and a closed connection for
@@ -64,8 +64,9 @@
 //!
 //! - `pg_stat_activity` lists the gateway's sessions, and
 //!   `pg_cancel_backend`/`pg_terminate_backend` stop one
-//!   (`sql::backends`); a terminated session's connection is closed at the
-//!   next check (`IDLE_CHECK_PERIOD`), rolled back.
+//!   (`sql::backends`); a terminated session's running statement fails
+//!   with 57P01, and its connection is ended with FATAL 57P01 at the next
+//!   check (`IDLE_CHECK_PERIOD`), rolled back.
 //!
 //! - An Execute with a row limit (JDBC's `setFetchSize`, asyncpg's
 //!   cursors) gets that many rows, then PortalSuspended, until the last
@@ -276,15 +277,12 @@ async fn connection(
     });
     // A connection's failure (a client that vanished, a protocol error)
     // ends that connection only. A transaction block left idle too long
-    // ends it too (closing the socket; PostgreSQL would send FATAL 25P03
-    // first), rolled back.
+    // ends it too, and so does pg_terminate_backend: the client is sent
+    // FATAL (25P03, 57P01), its transaction rolled back.
     let ending = ending(handlers.status.clone(), handlers.activity.clone(), backend);
-    tokio::select! {
-        () = frames::serve(socket, handlers.clone()) => {}
-        why = ending => {
-            tracing::info!("closing a connection ({why}); rolling its transaction back");
-            handlers.with_session(Session::abort);
-        }
+    if let Some(why) = frames::serve(socket, handlers.clone(), ending).await {
+        tracing::info!("closing a connection ({}); rolling its transaction back", why.1);
+        handlers.with_session(Session::abort);
     }
     drop(open);
 }
@@ -601,17 +599,22 @@ impl Activity {
     }
 }
 
-/// Returns, saying why, once the connection must end: its transaction
-/// block has sat idle (no statement running) for longer than the
-/// session's `idle_in_transaction_session_timeout` (never while idle
-/// outside a block), or `pg_terminate_backend` ended its session (whose
-/// statements stopped at once, `sql::backends`). Checked every
-/// [`IDLE_CHECK_PERIOD`].
-async fn ending(status: Arc<AtomicU8>, activity: Arc<Activity>, backend: Arc<sql::backends::Backend>) -> &'static str {
+/// Returns, saying why (PostgreSQL's FATAL), once the connection must
+/// end: its transaction block has sat idle (no statement running) for
+/// longer than the session's `idle_in_transaction_session_timeout` (never
+/// while idle outside a block), or `pg_terminate_backend` ended its
+/// session (whose statements stopped at once, `sql::backends`). Checked
+/// every [`IDLE_CHECK_PERIOD`].
+async fn ending(
+    status: Arc<AtomicU8>,
+    activity: Arc<Activity>,
+    backend: Arc<sql::backends::Backend>,
+) -> frames::Refusal {
     loop {
         tokio::time::sleep(IDLE_CHECK_PERIOD).await;
         if backend.is_terminated() {
-            return "pg_terminate_backend ended its session";
+            let message = "terminating connection due to administrator command".to_string();
+            return frames::Refusal(sql::SqlState::AdminShutdown.code(), message);
         }
         let in_block = matches!(status.load(Ordering::SeqCst), b'T' | b'E');
         let timeout = activity.timeout_ms.load(Ordering::SeqCst);
@@ -620,7 +623,8 @@ async fn ending(status: Arc<AtomicU8>, activity: Arc<Activity>, backend: Arc<sql
         }
         let idle = activity.last.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
         if idle.as_millis() >= u128::from(timeout) {
-            return "its transaction was idle too long";
+            let message = "terminating connection due to idle-in-transaction timeout".to_string();
+            return frames::Refusal("25P03", message);
         }
     }
 }
