@@ -188,6 +188,13 @@ impl Routes {
         self.servers.values().cloned().collect()
     }
 
+    /// The addresses of shard `shard_id`'s replicas' servers, as far as
+    /// known.
+    pub fn replica_addrs(&mut self, shard_id: ShardId) -> Vec<String> {
+        let Some(route) = route_by_id(&mut self.shards, shard_id) else { return Vec::new() };
+        route.replica_servers().iter().filter_map(|s| self.servers.get(s).cloned()).collect()
+    }
+
     pub fn shards(&self) -> impl Iterator<Item = &Route> {
         self.shards.values()
     }

@@ -44,11 +44,12 @@
 //!
 //! While the transaction is open, and through its commit, a background
 //! task heartbeats the shards it holds locks on (a silent transaction loses them after
-//! `KEEPALIVE_TIMEOUT`). While a commit waits on prepares, another
-//! heartbeats its coordinator if the transaction holds nothing there (it
-//! only writes there): a participant that prepared a second ago asks the
-//! coordinator about the transaction, and a coordinator that has not
-//! heard from the client decides abort. A failed prepare aborts the transaction on every
+//! `KEEPALIVE_TIMEOUT`). A commit with participants to prepare also
+//! heartbeats its coordinator, at every replica, if the transaction holds
+//! no locks there (it only writes there), until the commit returns: a
+//! participant that prepared a second ago asks the coordinator about the
+//! transaction, and a coordinator that has not heard that the client is
+//! committing decides abort. A failed prepare aborts the transaction on every
 //! shard; a commit whose answer is lost is [`Error::Ambiguous`], never
 //! retried. Dropping an unfinished transaction rolls it back.
 //!
@@ -107,10 +108,15 @@ use crate::{next_page, Client, Dest, Error, KeyValue, Op, ReadMode, ReplicaPrefe
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How soon after its commit begins a client first heartbeats a
-/// coordinator it holds nothing at: well before a participant prepared
+/// coordinator it holds no locks at: well before a participant prepared
 /// since asks the coordinator (`txn::limits::RESOLVE_AFTER`, a second
-/// after its prepare), then every [`HEARTBEAT_INTERVAL`].
+/// after its prepare).
 const COORDINATOR_FIRST_BEAT: Duration = Duration::from_millis(250);
+
+/// How often it heartbeats that coordinator after the first: a beat or
+/// two may be lost within the two intervals a coordinator counts a client
+/// as heard from (`txn::limits::HEARD_WITHIN`).
+const COORDINATOR_BEAT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How many times [`Client::run`] tries a transaction.
 pub const RUN_ATTEMPTS_MAX: usize = 100;
@@ -886,6 +892,7 @@ impl Txn {
             // The prepares' rounds (more than one after a split).
             self.timings.prepare += asked.elapsed();
             if let Some(e) = failure {
+                drop(coordinator_beats.take());
                 self.abort_everywhere(involved.iter().copied()).await;
                 return Ok(Err(not_committed(e, "a participant did not prepare")));
             }
@@ -925,6 +932,7 @@ impl Txn {
                     continue;
                 }
                 Ok(Err(moved)) => {
+                    drop(coordinator_beats.take());
                     self.abort_everywhere(involved.iter().copied()).await;
                     Err(moved.abort())
                 }
@@ -932,6 +940,7 @@ impl Txn {
                 Err(e) => {
                     // Definitely not committed: release the prepared ones now
                     // rather than when they time out and ask.
+                    drop(coordinator_beats.take());
                     self.abort_everywhere(involved.iter().copied()).await;
                     Err(not_committed(e, "the commit failed"))
                 }
@@ -1121,9 +1130,9 @@ async fn abort_on(client: Client, id: TxnId, shard: ShardId) {
         .await;
 }
 
-/// Heartbeats of a coordinator the transaction holds nothing at, while
-/// its commit waits on prepares elsewhere (module docs); they stop when
-/// this is dropped.
+/// Heartbeats that tell a coordinator the transaction holds no locks at
+/// that its commit is under way (module docs); they stop when this is
+/// dropped.
 struct CoordinatorBeats(tokio::task::JoinHandle<()>);
 
 impl CoordinatorBeats {
@@ -1131,10 +1140,11 @@ impl CoordinatorBeats {
         let client = client.clone();
         CoordinatorBeats(tokio::spawn(async move {
             let first = tokio::time::Instant::now() + COORDINATOR_FIRST_BEAT;
-            let mut every = tokio::time::interval_at(first, HEARTBEAT_INTERVAL);
+            let mut every = tokio::time::interval_at(first, COORDINATOR_BEAT_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                client.heartbeat(id, &[coordinator]).await;
+                client.committing_heartbeat(id, coordinator).await;
             }
         }))
     }
@@ -1377,6 +1387,31 @@ impl Client {
         Err(Error::Aborted(format!("gave up after {RUN_ATTEMPTS_MAX} attempts; last: {}", last.unwrap_or_default())))
     }
 
+    /// Tells `coordinator` that transaction `id`'s commit is under way
+    /// (best-effort), at every replica: the client has not talked to the
+    /// coordinator since the commit began, so its idea of the leader may
+    /// be stale (a follower drops the beat).
+    async fn committing_heartbeat(&self, id: TxnId, coordinator: ShardId) {
+        let addrs = self.routes().replica_addrs(coordinator);
+        let beats = addrs.into_iter().map(|addr| {
+            let client = self.clone();
+            let request = proto::TxnHeartbeatRequest {
+                txn_id: id.0.to_be_bytes().to_vec(),
+                shard_ids: vec![coordinator.0],
+                committing: true,
+            };
+            async move {
+                let beat = async {
+                    if let Ok(channel) = client.channel(&addr).await {
+                        let _ = channel.txn_heartbeat(request).await;
+                    }
+                };
+                let _ = tokio::time::timeout(COORDINATOR_BEAT_INTERVAL, beat).await;
+            }
+        });
+        futures_join_all(beats).await;
+    }
+
     /// Keeps a transaction's locks alive on `shards` (best-effort), all at
     /// once: a shard slow to answer (electing a leader) must not keep the
     /// others from hearing (a coordinator answers a participant's patient
@@ -1386,7 +1421,8 @@ impl Client {
             let client = self.clone();
             async move {
                 let shard_ids = vec![shard.0];
-                let request = proto::TxnHeartbeatRequest { txn_id: id.0.to_be_bytes().to_vec(), shard_ids };
+                let txn_id = id.0.to_be_bytes().to_vec();
+                let request = proto::TxnHeartbeatRequest { txn_id, shard_ids, committing: false };
                 let Some(target) = client.routes().target_shard(shard, true) else { return };
                 let beat = async {
                     if let Ok(channel) = client.channel(&target.addr).await {

@@ -1076,7 +1076,8 @@ impl DataRequests {
         }
     }
 
-    /// Keeps a transaction alive on the named shards hosted here.
+    /// Keeps a transaction alive on the named shards hosted here (and, for
+    /// a committing client, tells its coordinator so).
     pub fn txn_heartbeat(&self, req: proto::TxnHeartbeatRequest) -> Result<()> {
         let txn = command::txn_id_from(&req.txn_id).map_err(Error::InvalidArgument)?;
         if req.shard_ids.len() > limits::PARTICIPANTS_MAX {
@@ -1084,7 +1085,8 @@ impl DataRequests {
         }
         for shard in req.shard_ids.into_iter().map(ShardId) {
             if self.registry.get(shard).is_some() {
-                let _ = self.event_loop.send(LoopMsg::Txn { shard, input: Input::Heartbeat { txn }, reply: None });
+                let input = Input::Heartbeat { txn, committing: req.committing };
+                let _ = self.event_loop.send(LoopMsg::Txn { shard, input, reply: None });
             }
         }
         Ok(())

@@ -27,7 +27,8 @@ pub const RESOLVE_AFTER: Duration = Duration::from_secs(1);
 
 /// How long a participant's questions from its tick are patient: for
 /// this long after its prepare, a coordinator whose transaction is still
-/// open and heard from within [`HEARD_WITHIN`] answers
+/// open there, or committing (its client says so by heartbeat), and heard
+/// from within [`HEARD_WITHIN`] answers
 /// "pending" (its client is committing: a
 /// slow prepare elsewhere, a leader election at a fresh split) rather
 /// than deciding abort. Well under [`PREPARE_VALID_FOR`].

@@ -13,6 +13,7 @@
 //!  Input ──> ShardTxns::step(now, input) ──> [Output]
 //!            ├── LockTable (leader only, in memory)
 //!            ├── active: unprepared transactions holding locks here (leader)
+//!            ├── committing: committing ones holding nothing here (leader; coordinator)
 //!            ├── parked: requests waiting for locks (leader, bounded wait)
 //!            ├── prepared: txn -> record           (replicated, durable)
 //!            ├── decisions: txn -> Decision        (replicated, durable; coordinator)
@@ -543,8 +544,11 @@ pub enum Input {
         req: RequestId,
         txn: TxnId,
     },
+    /// The client is alive; `committing`: its commit is under way and
+    /// this shard is its coordinator (it may hold nothing here).
     Heartbeat {
         txn: TxnId,
+        committing: bool,
     },
     /// The outcome of `txn`, from its coordinator (a peer).
     Decide {
@@ -984,17 +988,19 @@ impl ShardTxns {
                     out.push(Output::Reply { req, result: Ok(Answer::Done) });
                 }
             }
-            Input::Heartbeat { txn } => {
+            Input::Heartbeat { txn, committing } => {
                 if let Some(a) = self.active.get_mut(&txn) {
                     a.last_heard = a.last_heard.max(now.earliest);
-                } else if self.leading
+                } else if committing
                     && !self.tombstones.contains_key(&txn)
                     && !self.prepared.contains_key(&txn)
                     && !self.decisions.contains_key(&txn)
                     && (self.committing.contains_key(&txn) || self.committing.len() < limits::COMMITTING_TXNS_MAX)
                 {
                     // A committing client heartbeats its coordinator, where
-                    // it may hold nothing yet (it only writes there).
+                    // it may hold nothing yet (it only writes there). A
+                    // plain heartbeat does not count: a transaction whose
+                    // locks here died with a leader change cannot commit.
                     self.committing.insert(txn, now.earliest);
                 }
             }

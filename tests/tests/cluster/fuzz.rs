@@ -333,8 +333,9 @@ fn call() -> impl Strategy<Value = (u64, Call)> {
         });
     let abort = (txn_id_bytes(), shard_id())
         .prop_map(|(txn_id, shard_id)| Call::Abort(proto::TxnAbortRequest { txn_id, shard_id }));
-    let heartbeat = (txn_id_bytes(), proptest::collection::vec(shard_id(), 0..5))
-        .prop_map(|(txn_id, shard_ids)| Call::Heartbeat(proto::TxnHeartbeatRequest { txn_id, shard_ids }));
+    let heartbeat = (txn_id_bytes(), proptest::collection::vec(shard_id(), 0..5)).prop_map(|(txn_id, shard_ids)| {
+        Call::Heartbeat(proto::TxnHeartbeatRequest { txn_id, shard_ids, committing: false })
+    });
     let admin = prop_oneof![
         Just(Call::ServerStatus),
         Just(Call::ClusterInfo),

@@ -925,7 +925,8 @@ async fn heartbeats_and_read_only_reads_leave_nothing_behind() -> anyhow::Result
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(leader)))?.connect().await?;
     let mut raw = proto::txn_client::TxnClient::new(channel);
     for i in 0..500u128 {
-        raw.heartbeat(proto::TxnHeartbeatRequest { txn_id: i.to_be_bytes().to_vec(), shard_ids: vec![1] }).await?;
+        let txn_id = i.to_be_bytes().to_vec();
+        raw.heartbeat(proto::TxnHeartbeatRequest { txn_id, shard_ids: vec![1], committing: i % 2 == 0 }).await?;
     }
     wait_until(LEADER_TIMEOUT, || c.progress(leader, 1).is_some_and(|p| p.pending_requests == 0)).await?;
 

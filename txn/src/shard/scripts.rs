@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! write REQ writes=a:1 [if=a:old|a:-]          (a plain write; "-" is absent)
-//! abort REQ TXN | heartbeat TXN | decide REQ TXN committed@S|aborted
+//! abort REQ TXN | heartbeat TXN [committing=true] | decide REQ TXN committed@S|aborted
 //! resolve REQ TXN from=P [patient=true] | ack TXN from=P   (from: the participant shard)
 //! apply [n=K] [cond=false] | drop
 //! ```
@@ -406,7 +406,8 @@ impl goldenscript::Runner for Runner {
             }
             "heartbeat" => {
                 let t = txn(args.next_pos().ok_or("heartbeat TXN")?)?;
-                self.step(id, Input::Heartbeat { txn: t }, &mut out)?;
+                let committing = args.take_key("committing").map(str::parse).transpose()?.unwrap_or(false);
+                self.step(id, Input::Heartbeat { txn: t, committing }, &mut out)?;
             }
             "decide" => {
                 let r = req(args.next_pos().ok_or("decide REQ TXN OUTCOME")?)?;
