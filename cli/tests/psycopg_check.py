@@ -75,6 +75,19 @@ with psycopg.connect(dsn) as conn:
         assert got == [(n, f"n{n}") for n in range(3, 23)], (binary, got)
         conn.commit()
 
+    # A scrollable named cursor moved with scroll() (MOVE, negative counts
+    # too) and closed by name after a commit (psycopg asks pg_cursors
+    # whether a cursor it did not declare itself is still there).
+    with conn.cursor(name="scrolled", scrollable=True) as named:
+        named.execute("SELECT id FROM t WHERE id < %s ORDER BY id", (10,))
+        named.scroll(2)
+        assert named.fetchone() == (4,), "the third row (ids 1, 3, 4, ...)"
+        named.scroll(-2)
+        assert named.fetchone() == (3,)
+        named.scroll(0, mode="absolute")
+        assert named.fetchmany(2) == [(1,), (3,)]
+    conn.commit()
+
     # A Python list is an array parameter.
     cur.execute("SELECT id FROM t WHERE id = ANY(%s) ORDER BY id", ([1, 3, 2**40],))
     assert [r[0] for r in cur.fetchall()] == [1, 3, 2**40]

@@ -34,6 +34,16 @@ pub struct Parsed {
     /// The clause's expression (a string, a number, or a
     /// `with_max_staleness('10s')` call), unevaluated.
     pub as_of: Option<ast::Expr>,
+    /// A `MOVE`: the statement is the FETCH that moves the cursor the
+    /// same way, and no rows are returned (sqlparser has no MOVE).
+    pub moves: bool,
+}
+
+impl Parsed {
+    /// A statement with no clause beside it.
+    pub fn plain(statement: ast::Statement) -> Parsed {
+        Parsed { statement, as_of: None, moves: false }
+    }
 }
 
 /// `name` as a quoted identifier, whatever it is (a keyword too): for SQL
@@ -113,13 +123,17 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             continue;
         }
         if let Some(immediate) = set_constraints(&tokens) {
-            out.push(Parsed { statement: set_constraints_statement(immediate), as_of: None });
+            out.push(Parsed::plain(set_constraints_statement(immediate)));
             continue;
         }
         // VACUUM (any form) is accepted and does nothing: SpanDB's
         // storage reclaims versions by its own GC (pgbench sends it).
         if tokens.iter().find(|t| !is_trivia(&t.token)).is_some_and(|t| is_keyword(&t.token, Keyword::VACUUM)) {
-            out.push(Parsed { statement: vacuum(), as_of: None });
+            out.push(Parsed::plain(vacuum()));
+            continue;
+        }
+        if let Some(fetch) = fetch_or_move(sql, &tokens)? {
+            out.push(fetch);
             continue;
         }
         let mut words = tokens.iter().filter(|t| !is_trivia(&t.token));
@@ -150,7 +164,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             }
             None => None,
         };
-        out.push(Parsed { statement, as_of });
+        out.push(Parsed { statement, as_of, moves: false });
     }
     Ok(out)
 }
@@ -342,6 +356,90 @@ fn set_constraints_statement(immediate: bool) -> ast::Statement {
     })
 }
 
+/// `FETCH` and `MOVE` in PostgreSQL's grammar, which sqlparser's FETCH
+/// covers only in part (it needs a direction and FROM or IN, takes no
+/// signed counts, and has no MOVE):
+///
+/// ```text
+///   FETCH | MOVE [ NEXT | PRIOR | FIRST | LAST | ALL | ABSOLUTE n | RELATIVE n | n
+///                | FORWARD [ n | ALL ] | BACKWARD [ n | ALL ] ] [ FROM | IN ] cursor
+/// ```
+///
+/// `n` is a signed integer. `None` if the statement is neither.
+fn fetch_or_move(sql: &str, tokens: &[TokenWithSpan]) -> Result<Option<Parsed>> {
+    let solid: Vec<&TokenWithSpan> = tokens.iter().filter(|t| !is_trivia(&t.token)).collect();
+    let moves = match solid.first() {
+        Some(t) if is_keyword(&t.token, Keyword::FETCH) => false,
+        Some(t) if is_word(&t.token, "move") => true,
+        _ => return Ok(None),
+    };
+    let expected = |at: Option<&TokenWithSpan>| match at {
+        Some(t) => syntax_error(sql, format!("syntax error at or near \"{}\"", t.token), Some(t.span.start)),
+        None => syntax_error(sql, "syntax error at end of input".into(), None),
+    };
+    let Some((name, mut body)) = solid[1..].split_last() else { return Err(expected(None)) };
+    let name = match &name.token {
+        Token::Word(w) if w.quote_style.is_some() => ast::Ident::with_quote('"', w.value.clone()),
+        Token::Word(w) if ![Keyword::FROM, Keyword::IN, Keyword::ALL].contains(&w.keyword) => {
+            ast::Ident::new(w.value.clone())
+        }
+        _ => return Err(expected(Some(name))),
+    };
+    let mut position = ast::FetchPosition::From;
+    if let Some((last, rest)) = body.split_last() {
+        if is_keyword(&last.token, Keyword::FROM) || is_keyword(&last.token, Keyword::IN) {
+            if is_keyword(&last.token, Keyword::IN) {
+                position = ast::FetchPosition::In;
+            }
+            body = rest;
+        }
+    }
+    // A signed integer: its text, if `tokens` are exactly one.
+    let count = |tokens: &[&TokenWithSpan]| -> Option<ast::ValueWithSpan> {
+        let (sign, number) = match tokens {
+            [n] => ("", &n.token),
+            [s, n] if s.token == Token::Minus => ("-", &n.token),
+            [s, n] if s.token == Token::Plus => ("", &n.token),
+            _ => return None,
+        };
+        match number {
+            Token::Number(digits, false) if digits.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(ast::Value::Number(format!("{sign}{digits}"), false).into())
+            }
+            _ => None,
+        }
+    };
+    let keyword = |t: &TokenWithSpan, k| is_keyword(&t.token, k);
+    use ast::FetchDirection as D;
+    let direction = match body {
+        [] => D::Next,
+        [d] if keyword(d, Keyword::NEXT) => D::Next,
+        [d] if keyword(d, Keyword::PRIOR) => D::Prior,
+        [d] if keyword(d, Keyword::FIRST) => D::First,
+        [d] if keyword(d, Keyword::LAST) => D::Last,
+        [d] if keyword(d, Keyword::ALL) => D::All,
+        [d] if keyword(d, Keyword::FORWARD) => D::Forward { limit: None },
+        [d] if keyword(d, Keyword::BACKWARD) => D::Backward { limit: None },
+        [d, a] if keyword(d, Keyword::FORWARD) && keyword(a, Keyword::ALL) => D::ForwardAll,
+        [d, a] if keyword(d, Keyword::BACKWARD) && keyword(a, Keyword::ALL) => D::BackwardAll,
+        [d, n @ ..] if keyword(d, Keyword::FORWARD) => {
+            D::Forward { limit: Some(count(n).ok_or_else(|| expected(n.first().copied()))?) }
+        }
+        [d, n @ ..] if keyword(d, Keyword::BACKWARD) => {
+            D::Backward { limit: Some(count(n).ok_or_else(|| expected(n.first().copied()))?) }
+        }
+        [d, n @ ..] if keyword(d, Keyword::ABSOLUTE) => {
+            D::Absolute { limit: count(n).ok_or_else(|| expected(n.first().copied()))? }
+        }
+        [d, n @ ..] if keyword(d, Keyword::RELATIVE) => {
+            D::Relative { limit: count(n).ok_or_else(|| expected(n.first().copied()))? }
+        }
+        n => D::Count { limit: count(n).ok_or_else(|| expected(n.first().copied()))? },
+    };
+    let statement = ast::Statement::Fetch { name, direction, position, into: None };
+    Ok(Some(Parsed { statement, as_of: None, moves }))
+}
+
 fn vacuum() -> ast::Statement {
     ast::Statement::Vacuum(ast::VacuumStatement {
         full: false,
@@ -376,7 +474,7 @@ pub fn deallocate_target(sql: &str) -> Option<Option<String>> {
         return None;
     }
     let parsed = parse(sql).ok()?;
-    let [Parsed { statement: ast::Statement::Deallocate { name, .. }, as_of: None }] = parsed.as_slice() else {
+    let [Parsed { statement: ast::Statement::Deallocate { name, .. }, as_of: None, .. }] = parsed.as_slice() else {
         return None;
     };
     if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
@@ -395,7 +493,7 @@ pub fn is_discard_all(sql: &str) -> bool {
     }
     matches!(
         parse(sql).ok().as_deref(),
-        Some([Parsed { statement: ast::Statement::Discard { object_type: ast::DiscardObject::ALL }, as_of: None }])
+        Some([Parsed { statement: ast::Statement::Discard { object_type: ast::DiscardObject::ALL }, as_of: None, .. }])
     )
 }
 
@@ -704,5 +802,39 @@ mod tests {
     fn empty_statements_are_skipped() {
         assert_eq!(parse(" ; ;").unwrap().len(), 0);
         assert_eq!(parse("SELECT 1;;SELECT 2;").unwrap().len(), 2);
+    }
+
+    /// Goal: FETCH and MOVE parse in PostgreSQL's grammar: every
+    /// direction, signed counts, FROM, IN or neither, quoted names, a
+    /// cursor named like a direction; and nothing else parses.
+    #[test]
+    fn fetch_and_move_parse_as_postgresql_s() {
+        let one = |sql: &str| {
+            let mut p = parse(sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            assert_eq!(p.len(), 1, "{sql}");
+            let p = p.remove(0);
+            let ast::Statement::Fetch { name, direction, .. } = p.statement else { panic!("{sql}: {p:?}") };
+            (p.moves, ident(&name), direction.to_string())
+        };
+        let fetch = |sql: &str, name: &str, direction: &str| {
+            assert_eq!(one(sql), (false, name.to_string(), direction.to_string()), "{sql}");
+        };
+        fetch("FETCH c", "c", "NEXT");
+        fetch("fetch from C", "c", "NEXT");
+        fetch("FETCH next", "next", "NEXT");
+        fetch("FETCH PRIOR IN c", "c", "PRIOR");
+        fetch("FETCH -2 FROM c", "c", "-2");
+        fetch("FETCH + 3 c", "c", "3");
+        fetch("FETCH ABSOLUTE -1 FROM \"Odd Name\"", "Odd Name", "ABSOLUTE -1");
+        fetch("FETCH RELATIVE 0 FROM c;", "c", "RELATIVE 0");
+        fetch("FETCH FORWARD c", "c", "FORWARD");
+        fetch("FETCH FORWARD ALL FROM c", "c", "FORWARD ALL");
+        fetch("FETCH BACKWARD 7 FROM c", "c", "BACKWARD 7");
+        fetch("FETCH ALL IN c", "c", "ALL");
+        assert_eq!(one("MOVE  -2 FROM c"), (true, "c".into(), "-2".into()));
+        assert_eq!(one("move absolute 0 from c"), (true, "c".into(), "ABSOLUTE 0".into()));
+        for bad in ["FETCH", "FETCH FROM", "FETCH ALL", "MOVE 1.5 FROM c", "FETCH NEXT 2 FROM c", "FETCH - FROM c"] {
+            assert_eq!(parse(bad).unwrap_err().state, SqlState::SyntaxError, "{bad}");
+        }
     }
 }

@@ -634,7 +634,7 @@ impl Session {
             // COPY ... TO STDOUT is its query; the gateway writes the rows
             // as records of its format (`copy::CopyFormat::format_row`).
             let mut out = CopyOutSink { inner: sink, rows: 0 };
-            return self.execute_statement(&query_sql, &Parsed { statement: query, as_of: None }, &mut out);
+            return self.execute_statement(&query_sql, &Parsed::plain(query), &mut out);
         }
         self.execute_statement(sql, parsed, sink)
     }
@@ -669,11 +669,14 @@ impl Session {
                 Some((Vec::new(), columns))
             }
             s if describes_by_planning(s) => Some(self.describe(sql, &parsed, declared)?),
-            s @ ast::Statement::Fetch { .. } => self.describe_fetch(s)?.map(|columns| (Vec::new(), columns)),
+            s @ ast::Statement::Fetch { .. } if !parsed.moves => {
+                self.describe_fetch(s).map(|columns| (Vec::new(), columns))
+            }
+            ast::Statement::Fetch { .. } => None,
             // A cursor's query may have parameters; DECLARE returns no rows.
             ast::Statement::Declare { stmts, .. } => match stmts.as_slice() {
                 [ast::Declare { for_query: Some(query), .. }] => {
-                    let inner = Parsed { statement: ast::Statement::Query(query.clone()), as_of: None };
+                    let inner = Parsed::plain(ast::Statement::Query(query.clone()));
                     let (types, _) = self.describe(&query.to_string(), &inner, declared)?;
                     Some((types, Vec::new()))
                 }
@@ -1294,7 +1297,9 @@ impl Session {
             S::Prepare { name, data_types, statement } => Some(self.prepare_named(name, data_types, statement, sink)),
             S::Deallocate { name, .. } => Some(self.deallocate_named(name, sink)),
             S::Declare { stmts, .. } => Some(self.declare_cursor(sql, stmts, sink)),
-            S::Fetch { name, direction, into, .. } => Some(self.fetch_cursor(name, direction, into.as_ref(), sink)),
+            S::Fetch { name, direction, into, .. } => {
+                Some(self.fetch_cursor(name, direction, into.as_ref(), parsed.moves, sink))
+            }
             S::Close { cursor } => Some(self.close_cursor(cursor, sink)),
             // Storage statistics and space are SpanDB's own business.
             S::Vacuum(_) => Some(sink.complete("VACUUM")),

@@ -34,10 +34,13 @@
 //!
 //! Departures from PostgreSQL: the rows are read at DECLARE, not as
 //! FETCH asks for them, so a cursor over a table larger than the bound
-//! cannot be declared (PostgreSQL reads lazily); MOVE, `FETCH ... INTO`,
-//! `BINARY` cursors and cursors in PL/pgSQL are not supported (0A000, or
-//! a syntax error for MOVE), nor are negative counts (`FETCH ABSOLUTE -1`,
-//! a syntax error: `LAST` and `BACKWARD n` say the same).
+//! cannot be declared (PostgreSQL reads lazily); `FETCH ... INTO`,
+//! `BINARY` cursors and cursors in PL/pgSQL are not supported (0A000).
+//!
+//! `MOVE` moves as the same FETCH would and returns no rows (psycopg's
+//! `ServerCursor.scroll()` sends it); counts may be negative (`FETCH -2`,
+//! `MOVE ABSOLUTE -1`): `crate::parser` reads both in PostgreSQL's
+//! grammar.
 //!
 //! `pg_cursors` lists the session's cursors. A ROLLBACK TO SAVEPOINT
 //! closes the cursors declared since the savepoint, and leaves the others
@@ -115,7 +118,7 @@ impl Session {
         // The query runs as a statement of its own (in the block, if any),
         // its rows kept here.
         let text = query.to_string();
-        let parsed = Parsed { statement: ast::Statement::Query(query.clone()), as_of: None };
+        let parsed = Parsed::plain(ast::Statement::Query(query.clone()));
         let room = self.cursor_room().saturating_sub(sql.len());
         let mut rows = Kept { inner: sink, columns: Vec::new(), rows: Vec::new(), bytes: 0, room };
         self.run_statement(&text, &parsed, &mut rows)?;
@@ -142,12 +145,14 @@ impl Session {
         limits::MEMORY_BYTES_MAX.saturating_sub(self.cursors.values().map(|c| c.bytes).sum())
     }
 
-    /// `FETCH [direction] [FROM | IN] name`: the rows the move passes.
+    /// `FETCH [direction] [FROM | IN] name`: the rows the move passes;
+    /// `moves`: a MOVE, which moves the same way and returns none.
     pub(super) fn fetch_cursor(
         &mut self,
         name: &ast::Ident,
         direction: &ast::FetchDirection,
         into: Option<&ast::ObjectName>,
+        moves: bool,
         sink: &mut dyn Sink,
     ) -> Result<()> {
         if into.is_some() {
@@ -161,6 +166,9 @@ impl Session {
             return sql_err!(FeatureNotSupported, "cached plan must not change result type");
         }
         let rows = cursor.fetch(movement)?;
+        if moves {
+            return sink.complete(&format!("MOVE {}", rows.len()));
+        }
         sink.columns(&cursor.columns)?;
         let n = rows.len();
         for row in rows {
@@ -187,10 +195,11 @@ impl Session {
     }
 
     /// The columns a FETCH from `name` returns (what Describe says of it),
-    /// if `statement` is a FETCH; 34000 if there is no such cursor.
-    pub(super) fn describe_fetch(&self, statement: &ast::Statement) -> Result<Option<Vec<OutputColumn>>> {
-        let ast::Statement::Fetch { name, .. } = statement else { return Ok(None) };
-        self.cursor_columns(&crate::parser::ident(name)).map(Some)
+    /// if `statement` is a FETCH and the cursor exists; none if not, as
+    /// PostgreSQL describes a FETCH from a cursor not declared yet.
+    pub(super) fn describe_fetch(&self, statement: &ast::Statement) -> Option<Vec<OutputColumn>> {
+        let ast::Statement::Fetch { name, .. } = statement else { return None };
+        self.cursor_columns(&crate::parser::ident(name)).ok()
     }
 
     /// The columns of cursor `name` (the protocol's Describe of a portal
