@@ -495,6 +495,58 @@ async fn a_psql_session_matches_its_expected_output() -> anyhow::Result<()> {
     stop_then(cluster, body).await
 }
 
+/// Goal: a database dumped from PostgreSQL 15 by pg_dump (plain format,
+/// owned by a role SpanDB has) restores with psql without an error or a
+/// notice: its SET lines, tables, view, sequences (`ALTER SEQUENCE ...
+/// OWNED BY`), `OWNER TO`, comment, `DEFAULT nextval('...'::regclass)`,
+/// COPY, setval, constraints and `USING btree` index. Then its rows,
+/// sequences, view, comment and foreign key work as on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pg_dump_of_a_postgresql_database_restores_with_psql() -> anyhow::Result<()> {
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let body = tokio::spawn(async move {
+        let dump = tests::package_dir().join("tests/psql/pg_dump_shop.sql");
+        let url = format!("postgresql://root@{addr}/spandb");
+        let restore = tokio::task::spawn_blocking(move || {
+            Command::new("psql")
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
+                .arg(&dump)
+                .arg(url)
+                .env("PGCONNECT_TIMEOUT", "10")
+                .output()
+        });
+        let out = restore.await??;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "the restore failed: {stderr}");
+
+        let db = connect(&addr).await?;
+        let rows = db.query("SELECT id, name, email FROM customers ORDER BY id", &[]).await?;
+        let customers: Vec<(i32, String, Option<String>)> =
+            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        assert_eq!(customers, [(1, "ann".into(), Some("ann@x.org".into())), (2, "bob".into(), None)]);
+        let notes: Vec<Option<String>> =
+            db.query("SELECT note FROM orders ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
+        assert_eq!(notes, [Some("first".into()), Some("tab\there".into()), None]);
+        let big: Vec<i64> = db.query("SELECT id FROM big_orders", &[]).await?.iter().map(|r| r.get(0)).collect();
+        assert_eq!(big, [1]);
+        // The sequences go on from where setval left them.
+        let id: i32 = db.query_one("INSERT INTO customers (name) VALUES ('cy') RETURNING id", &[]).await?.get(0);
+        assert_eq!(id, 3);
+        let invoice: i64 = db.query_one("SELECT nextval('invoice_no')", &[]).await?.get(0);
+        assert_eq!(invoice, 1005);
+        let e = db.execute("INSERT INTO orders (customer_id, total) VALUES (9, 1)", &[]).await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::FOREIGN_KEY_VIOLATION), "{e:?}");
+        let e = db.execute("INSERT INTO orders (customer_id, total) VALUES (1, -1)", &[]).await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::CHECK_VIOLATION), "{e:?}");
+        let comment: String = db.query_one("SELECT obj_description('orders'::regclass)", &[]).await?.get(0);
+        assert_eq!(comment, "what customers bought");
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
 /// Goal: a migration's schema changes run in one transaction block as
 /// they do on PostgreSQL, whatever their order: an index created, then
 /// another table changed (each such change first drains that table in a

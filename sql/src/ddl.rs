@@ -218,6 +218,31 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             }
             Ok("DROP SEQUENCE".into())
         }
+        Plan::Unchanged { tag } => Ok(tag.to_string()),
+        Plan::AlterSequence { name, given, restart, owned_by, if_exists } => {
+            let Some(sequence) = crate::sequence::by_name(cx.txn()?, name)? else {
+                if Catalog::table(cx.txn()?, name)?.is_some() {
+                    return sql_err!(WrongObjectType, "\"{name}\" is not a sequence");
+                }
+                if *if_exists {
+                    sink.notice(&format!("relation \"{name}\" does not exist, skipping"))?;
+                    return Ok("ALTER SEQUENCE".into());
+                }
+                return sql_err!(UndefinedTable, "relation \"{name}\" does not exist");
+            };
+            if let Some(owner) = owned_by.as_deref().filter(|o| !o.eq_ignore_ascii_case("none")) {
+                let (table, column) = owner.rsplit_once('.').unwrap_or(("", owner));
+                let table = crate::parser::relation_name(table).unwrap_or_default();
+                let Some(desc) = Catalog::table(cx.txn()?, &table)? else {
+                    return sql_err!(UndefinedTable, "relation \"{table}\" does not exist");
+                };
+                if desc.column(column).filter(|(_, c)| !c.hidden).is_none() {
+                    return sql_err!(UndefinedColumn, "column \"{column}\" of relation \"{table}\" does not exist");
+                }
+            }
+            crate::sequence::alter(cx.txn()?, &sequence, given, *restart)?;
+            Ok("ALTER SEQUENCE".into())
+        }
         Plan::Comment { table, column, comment } => {
             let mut desc = (*Catalog::must_table(cx.txn()?, table)?).clone();
             cx.drains.check(&desc)?;

@@ -136,14 +136,9 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             out.push(fetch);
             continue;
         }
-        let mut words = tokens.iter().filter(|t| !is_trivia(&t.token));
-        if words.next().is_some_and(|t| is_keyword(&t.token, Keyword::ALTER))
-            && words.next().is_some_and(|t| is_keyword(&t.token, Keyword::SEQUENCE))
-        {
-            return sql_err!(
-                FeatureNotSupported,
-                "ALTER SEQUENCE is not supported; setval() moves a sequence, DROP and CREATE SEQUENCE change its options"
-            );
+        if let Some(alter) = alter_sequence(sql, &tokens)? {
+            out.push(alter);
+            continue;
         }
         let mut parser = Parser::new(&dialect).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
         let statement = parser.parse_statement().map_err(|e| parser_error(sql, e))?;
@@ -438,6 +433,159 @@ fn fetch_or_move(sql: &str, tokens: &[TokenWithSpan]) -> Result<Option<Parsed>> 
     };
     let statement = ast::Statement::Fetch { name, direction, position, into: None };
     Ok(Some(Parsed { statement, as_of: None, moves }))
+}
+
+/// The options of an `ALTER SEQUENCE`, as keys of the `ALTER TABLE name
+/// SET (key = value, ...)` that [`alter_sequence`] reads it as.
+pub mod sequence_option {
+    /// `AS type`: the type's name, a string.
+    pub const TYPE: &str = "type";
+    pub const INCREMENT: &str = "increment";
+    /// `MINVALUE n`, or NULL for `NO MINVALUE`.
+    pub const MIN_VALUE: &str = "minvalue";
+    /// `MAXVALUE n`, or NULL for `NO MAXVALUE`.
+    pub const MAX_VALUE: &str = "maxvalue";
+    pub const START: &str = "start";
+    /// `RESTART WITH n`, or NULL for `RESTART` (at START).
+    pub const RESTART: &str = "restart";
+    pub const CACHE: &str = "cache";
+    /// `CYCLE` (true) or `NO CYCLE` (false).
+    pub const CYCLE: &str = "cycle";
+    /// `OWNED BY table.column`, or `NONE`: a string.
+    pub const OWNED_BY: &str = "owned_by";
+}
+
+/// `ALTER SEQUENCE [IF EXISTS] name option ...`, which sqlparser does not
+/// parse, read as PostgreSQL reads it: the sequence's name and a list of
+/// options, each a key and a value (PostgreSQL's `DefElem`s), carried as
+/// `ALTER TABLE [IF EXISTS] name SET ("key" = value, ...)` with the keys
+/// of [`sequence_option`] (the planner takes that form, on a sequence, as
+/// ALTER SEQUENCE). The options but RESTART, ALTER's own, are read by
+/// sqlparser's CREATE SEQUENCE grammar.
+///
+/// ```text
+///   ALTER SEQUENCE s INCREMENT BY 5 NO MAXVALUE RESTART
+///   -> ALTER TABLE s SET ("restart" = NULL, "increment" = 5, "maxvalue" = NULL)
+/// ```
+///
+/// `ALTER SEQUENCE name OWNER TO role` is `ALTER TABLE name OWNER TO
+/// role`, as in PostgreSQL. `None` if the statement is not an ALTER
+/// SEQUENCE.
+fn alter_sequence(sql: &str, tokens: &[TokenWithSpan]) -> Result<Option<Parsed>> {
+    use sequence_option as key;
+    let solid: Vec<usize> = (0..tokens.len()).filter(|&i| !is_trivia(&tokens[i].token)).collect();
+    let word = |k: usize, w: Keyword| solid.get(k).is_some_and(|&i| is_keyword(&tokens[i].token, w));
+    if !(word(0, Keyword::ALTER) && word(1, Keyword::SEQUENCE)) {
+        return Ok(None);
+    }
+    let if_exists = word(2, Keyword::IF) && word(3, Keyword::EXISTS);
+    let mut k = if if_exists { 4 } else { 2 };
+    // The name: words joined by dots.
+    let name_start = k;
+    while solid.get(k).is_some_and(|&i| matches!(tokens[i].token, Token::Word(_)))
+        && solid.get(k + 1).is_some_and(|&i| tokens[i].token == Token::Period)
+    {
+        k += 2;
+    }
+    let Some(&name_end) = solid.get(k).filter(|&&i| matches!(tokens[i].token, Token::Word(_))) else {
+        let at = solid.get(k).map(|&i| &tokens[i]);
+        let message =
+            at.map_or("syntax error at end of input".into(), |t| format!("syntax error at or near \"{}\"", t.token));
+        return Err(syntax_error(sql, message, at.map(|t| t.span.start)));
+    };
+    let text = |range: &[TokenWithSpan]| {
+        range.iter().filter(|t| t.token != Token::EOF).map(|t| t.token.to_string()).collect::<String>()
+    };
+    let name = text(&tokens[solid[name_start]..=name_end]);
+    let rest = &tokens[name_end + 1..];
+    let head = format!("ALTER TABLE {}{name}", if if_exists { "IF EXISTS " } else { "" });
+    let first = rest.iter().find(|t| !is_trivia(&t.token));
+    if first.is_some_and(|t| is_word(&t.token, "owner")) {
+        return reparse(sql, &format!("{head} {}", text(rest))).map(Some);
+    }
+    if first.is_some_and(|t| is_keyword(&t.token, Keyword::RENAME) || is_keyword(&t.token, Keyword::SET)) {
+        return sql_err!(FeatureNotSupported, "ALTER SEQUENCE ... RENAME and SET are not supported");
+    }
+    // RESTART [[WITH] n] out, the rest read as CREATE SEQUENCE's options.
+    let mut options = Vec::new();
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        if !is_keyword(&rest[i].token, Keyword::RESTART) {
+            kept.push(rest[i].clone());
+            i += 1;
+            continue;
+        }
+        let next = |from: usize| (from..rest.len()).find(|&j| !is_trivia(&rest[j].token));
+        let mut j = next(i + 1);
+        let with = j.is_some_and(|j| is_keyword(&rest[j].token, Keyword::WITH));
+        if with {
+            j = j.and_then(|j| next(j + 1));
+        }
+        let mut value = "NULL".to_string();
+        if let Some(s) = j.filter(|&j| matches!(rest[j].token, Token::Minus | Token::Plus)) {
+            if let Some(n) = next(s + 1).filter(|&n| matches!(rest[n].token, Token::Number(..))) {
+                value = format!("{}{}", rest[s].token, rest[n].token);
+                j = next(n + 1);
+            }
+        } else if let Some(n) = j.filter(|&n| matches!(rest[n].token, Token::Number(..))) {
+            value = rest[n].token.to_string();
+            j = next(n + 1);
+        }
+        if with && value == "NULL" {
+            let at = j.map(|j| &rest[j]);
+            let message = at
+                .map_or("syntax error at end of input".into(), |t| format!("syntax error at or near \"{}\"", t.token));
+            return Err(syntax_error(sql, message, at.map(|t| t.span.start)));
+        }
+        options.push(format!("\"{}\" = {value}", key::RESTART));
+        i = j.unwrap_or(rest.len());
+        kept.push(TokenWithSpan {
+            token: Token::Whitespace(sqlparser::tokenizer::Whitespace::Space),
+            span: rest[0].span,
+        });
+    }
+    let create = format!("CREATE SEQUENCE {name} {}", text(&kept));
+    let dialect = PostgreSqlDialect {};
+    let parsed = Parser::new(&dialect).try_with_sql(&create).and_then(|mut p| p.parse_statement());
+    let sequence_options = match parsed {
+        Ok(ast::Statement::CreateSequence { sequence_options, .. }) => sequence_options,
+        Ok(_) => return Err(syntax_error(sql, "syntax error in ALTER SEQUENCE".into(), None)),
+        Err(e) => return Err(Error { position: None, ..parser_error(sql, e) }),
+    };
+    use ast::SequenceOptions as O;
+    let quoted = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    for option in &sequence_options {
+        let (name, value) = match option {
+            O::DataType(t) => (key::TYPE, quoted(&t.to_string())),
+            O::IncrementBy(e, _) => (key::INCREMENT, e.to_string()),
+            O::MinValue(e) => (key::MIN_VALUE, e.as_ref().map_or("NULL".into(), ToString::to_string)),
+            O::MaxValue(e) => (key::MAX_VALUE, e.as_ref().map_or("NULL".into(), ToString::to_string)),
+            O::StartWith(e, _) => (key::START, e.to_string()),
+            O::Cache(e) => (key::CACHE, e.to_string()),
+            // sqlparser's flag is "NO".
+            O::Cycle(no) => (key::CYCLE, (!no).to_string()),
+            O::OwnedBy(owner) => (key::OWNED_BY, quoted(&owner.as_ref().map_or("none".into(), ToString::to_string))),
+        };
+        options.push(format!("\"{name}\" = {value}"));
+    }
+    if options.is_empty() {
+        return Err(syntax_error(sql, "syntax error at end of input".into(), None));
+    }
+    reparse(sql, &format!("{head} SET ({})", options.join(", "))).map(Some)
+}
+
+/// `text`, one statement SpanDB wrote for `sql`, parsed by sqlparser;
+/// its errors are `sql`'s (with no position: `text` is not what the
+/// client wrote).
+fn reparse(sql: &str, text: &str) -> Result<Parsed> {
+    let dialect = PostgreSqlDialect {};
+    let statement = Parser::new(&dialect)
+        .with_recursion_limit(RECURSION_LIMIT)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_statement())
+        .map_err(|e| Error { position: None, ..parser_error(sql, e) })?;
+    Ok(Parsed::plain(statement))
 }
 
 fn vacuum() -> ast::Statement {
@@ -802,6 +950,32 @@ mod tests {
     fn empty_statements_are_skipped() {
         assert_eq!(parse(" ; ;").unwrap().len(), 0);
         assert_eq!(parse("SELECT 1;;SELECT 2;").unwrap().len(), 2);
+    }
+
+    /// Goal: ALTER SEQUENCE is read as its options over the sequence
+    /// (`alter_sequence`), RESTART's forms too; OWNER TO as ALTER TABLE's;
+    /// what it cannot be is refused.
+    #[test]
+    fn alter_sequence_is_read_as_its_options() {
+        let text = |sql: &str| parse(sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"))[0].statement.to_string();
+        assert_eq!(
+            text("ALTER SEQUENCE s INCREMENT BY 5 NO MAXVALUE RESTART"),
+            r#"ALTER TABLE s SET ("restart" = NULL, "increment" = 5, "maxvalue" = NULL)"#
+        );
+        assert_eq!(
+            text("alter sequence if exists public.s restart with -3 cycle as integer owned by t.id"),
+            r#"ALTER TABLE IF EXISTS public.s SET ("restart" = -3, "cycle" = true, "type" = 'INTEGER', "owned_by" = 't.id')"#
+        );
+        assert_eq!(text("ALTER SEQUENCE s OWNED BY NONE"), r#"ALTER TABLE s SET ("owned_by" = 'none')"#);
+        assert_eq!(text("ALTER SEQUENCE s OWNER TO root"), "ALTER TABLE s OWNER TO root");
+        for (bad, state) in [
+            ("ALTER SEQUENCE s", SqlState::SyntaxError),
+            ("ALTER SEQUENCE s RESTART WITH", SqlState::SyntaxError),
+            ("ALTER SEQUENCE s INCREMENT", SqlState::SyntaxError),
+            ("ALTER SEQUENCE s RENAME TO t", SqlState::FeatureNotSupported),
+        ] {
+            assert_eq!(parse(bad).unwrap_err().state, state, "{bad}");
+        }
     }
 
     /// Goal: FETCH and MOVE parse in PostgreSQL's grammar: every

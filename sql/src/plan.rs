@@ -972,6 +972,11 @@ pub enum Plan {
         column: Option<String>,
         comment: Option<String>,
     },
+    /// A statement that changes nothing SpanDB keeps, answered with its
+    /// `tag` (`ALTER TABLE ... OWNER TO`: there are no owners).
+    Unchanged {
+        tag: &'static str,
+    },
     /// `CREATE SEQUENCE` (`sequence`): its descriptor, id to be given.
     CreateSequence {
         sequence: crate::catalog::SequenceDesc,
@@ -979,6 +984,17 @@ pub enum Plan {
     },
     DropSequence {
         names: Vec<String>,
+        if_exists: bool,
+    },
+    /// `ALTER SEQUENCE name`: the options `given` over its own
+    /// (`sequence::alter`), its next value moved to `restart` (a value,
+    /// or `None`: its START); `owned_by` (`table.column` or `none`) is
+    /// checked and kept nowhere.
+    AlterSequence {
+        name: String,
+        given: crate::sequence::Options,
+        restart: Option<Option<i64>>,
+        owned_by: Option<String>,
         if_exists: bool,
     },
     CreateIndex {

@@ -4730,8 +4730,15 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_create_index(&mut self, create: &ast::CreateIndex) -> Result<Plan> {
-        if create.predicate.is_some() || !create.include.is_empty() || create.using.is_some() {
-            return sql_err!(FeatureNotSupported, "partial, covering and USING indexes are not supported");
+        // A B-tree is what SpanDB's indexes are (ordered keys): pg_dump
+        // writes USING btree for every index.
+        let btree = match &create.using {
+            None | Some(ast::IndexType::BTree) => true,
+            Some(ast::IndexType::Custom(name)) => ident(name) == "btree",
+            Some(_) => false,
+        };
+        if create.predicate.is_some() || !create.include.is_empty() || !btree {
+            return sql_err!(FeatureNotSupported, "partial, covering and non-btree indexes are not supported");
         }
         let table = object_name(&create.table_name)?;
         let columns = index_columns(&create.columns)?;
@@ -4745,6 +4752,73 @@ impl<'a> Planner<'a> {
         Ok(Plan::CreateIndex { table, index, if_not_exists: create.if_not_exists })
     }
 
+    /// `ALTER TABLE relation OWNER TO role` (pg_dump writes it for every
+    /// table, view and sequence): checks that both exist, and changes
+    /// nothing: SpanDB keeps no owners (every role may do everything).
+    fn plan_owner_to(&mut self, relation: &str, owner: &ast::Owner) -> Result<Plan> {
+        if Catalog::table(self.txn, relation)?.is_none() && crate::sequence::by_name(self.txn, relation)?.is_none() {
+            return sql_err!(UndefinedTable, "relation \"{relation}\" does not exist");
+        }
+        if let ast::Owner::Ident(role) = owner {
+            let role = ident(role);
+            if role != system::ROLE_NAME && Some(role.as_str()) != self.user {
+                return sql_err!(UndefinedObject, "role \"{role}\" does not exist");
+            }
+        }
+        Ok(Plan::Unchanged { tag: "ALTER TABLE" })
+    }
+
+    /// `ALTER SEQUENCE`, as the parser carries it
+    /// (`parser::alter_sequence`): `ALTER TABLE name SET ("option" =
+    /// value, ...)`, over a sequence.
+    fn plan_alter_sequence(&mut self, name: String, options: &[ast::SqlOption], if_exists: bool) -> Result<Plan> {
+        use crate::parser::sequence_option as key;
+        let value = |e: &ast::Expr| -> Result<Option<i64>> {
+            match e {
+                ast::Expr::Value(v) if matches!(v.value, ast::Value::Null) => Ok(None),
+                _ => {
+                    let text = e.to_string().replace(' ', "");
+                    text.parse().map(Some).map_err(|_| {
+                        Error::new(
+                            SqlState::InvalidParameterValue,
+                            format!("sequence option value {text} is not a bigint"),
+                        )
+                    })
+                }
+            }
+        };
+        let number = |e: &ast::Expr| value(e)?.ok_or_else(|| Error::new(SqlState::SyntaxError, "NULL is not a number"));
+        let string = |e: &ast::Expr| match e {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) => Ok(s.clone()),
+                _ => Err(Error::new(SqlState::SyntaxError, format!("expected a string, found {e}"))),
+            },
+            _ => Err(Error::new(SqlState::SyntaxError, format!("expected a string, found {e}"))),
+        };
+        let mut given = crate::sequence::Options::default();
+        let (mut restart, mut owned_by) = (None, None);
+        for option in options {
+            // A table's storage parameters (`ALTER TABLE t SET (fillfactor
+            // = 70)`) are none of these.
+            let ast::SqlOption::KeyValue { key: option, value: e } = option else {
+                return sql_err!(FeatureNotSupported, "ALTER TABLE ... SET ({option}) is not supported");
+            };
+            match object_name(option)?.as_str() {
+                key::TYPE => given.data_type = Some(crate::sequence::data_type_named(&string(e)?)?),
+                key::INCREMENT => given.increment = Some(number(e)?),
+                key::MIN_VALUE => given.min = Some(value(e)?),
+                key::MAX_VALUE => given.max = Some(value(e)?),
+                key::START => given.start = Some(number(e)?),
+                key::CACHE => given.cache = Some(number(e)?),
+                key::CYCLE => given.cycle = Some(e.to_string().eq_ignore_ascii_case("true")),
+                key::RESTART => restart = Some(value(e)?),
+                key::OWNED_BY => owned_by = Some(string(e)?),
+                other => return sql_err!(FeatureNotSupported, "ALTER TABLE ... SET ({other}) is not supported"),
+            }
+        }
+        Ok(Plan::AlterSequence { name, given, restart, owned_by, if_exists })
+    }
+
     fn plan_alter_table(&mut self, alter: &ast::AlterTable) -> Result<Plan> {
         let table = object_name(&alter.name)?;
         let [operation] = alter.operations.as_slice() else {
@@ -4756,6 +4830,10 @@ impl<'a> Planner<'a> {
             return Ok(Plan::AlterTableSteps { steps });
         };
         match operation {
+            ast::AlterTableOperation::OwnerTo { new_owner } => self.plan_owner_to(&table, new_owner),
+            ast::AlterTableOperation::SetOptionsParens { options } => {
+                self.plan_alter_sequence(table, options, alter.if_exists)
+            }
             ast::AlterTableOperation::AddColumn { if_not_exists, column_def, .. } => {
                 let mut desc = (*Catalog::must_table(self.txn, &table)?).clone();
                 if *if_not_exists && desc.column(&ident(&column_def.name)).is_some() {
@@ -4962,7 +5040,7 @@ fn sequence_options_of(options: &[ast::SequenceOptions]) -> Result<crate::sequen
     let mut out = crate::sequence::Options::default();
     for option in options {
         match option {
-            O::DataType(t) => out.data_type = Some(data_type(t)?),
+            O::DataType(t) => out.data_type = Some(crate::sequence::data_type_named(&t.to_string())?),
             O::IncrementBy(e, _) => out.increment = Some(number(e)?),
             O::MinValue(e) => out.min = Some(e.as_ref().map(number).transpose()?),
             O::MaxValue(e) => out.max = Some(e.as_ref().map(number).transpose()?),

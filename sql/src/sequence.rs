@@ -46,9 +46,11 @@
 //!   PostgreSQL, values then interleave between sessions, and those a
 //!   session never uses are lost). SERIAL and IDENTITY columns do not use
 //!   sequences (random bigints, `planner`).
-//! - `ALTER SEQUENCE` is refused, and a sequence cannot be read as a table
-//!   (`SELECT * FROM s`, 42809); `OWNED BY` is taken and ignored; DROP
-//!   SEQUENCE does not look for the DEFAULTs that use it.
+//! - A sequence cannot be read as a table (`SELECT * FROM s`, 42809);
+//!   `OWNED BY` (in CREATE or ALTER SEQUENCE) is checked and kept
+//!   nowhere: DROP TABLE does not drop the sequences its columns own, and
+//!   DROP SEQUENCE does not look for the DEFAULTs that use it. ALTER
+//!   SEQUENCE ... RENAME and SET are refused (0A000).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,12 +100,10 @@ impl SequenceDesc {
     /// caller's), with PostgreSQL's defaults and checks (22023).
     pub fn new(name: &str, options: &Options) -> Result<SequenceDesc> {
         let data_type = options.data_type.unwrap_or(DataType::Int8);
-        let (type_min, type_max) = match data_type {
-            DataType::Int2 => (i64::from(i16::MIN), i64::from(i16::MAX)),
-            DataType::Int4 => (i64::from(i32::MIN), i64::from(i32::MAX)),
-            DataType::Int8 => (i64::MIN, i64::MAX),
-            _ => return sql_err!(InvalidParameterValue, "sequence type must be smallint, integer, or bigint"),
-        };
+        if !matches!(data_type, DataType::Int2 | DataType::Int4 | DataType::Int8) {
+            return sql_err!(InvalidParameterValue, "sequence type must be smallint, integer, or bigint");
+        }
+        let (type_min, type_max) = type_bounds(data_type);
         let increment = options.increment.unwrap_or(1);
         if increment == 0 {
             return sql_err!(InvalidParameterValue, "INCREMENT must not be zero");
@@ -214,6 +214,83 @@ pub fn create(txn: &mut dyn Transaction, desc: &SequenceDesc) -> Result<()> {
     txn.put(&key(BY_ID, desc.id), &encode(desc)?)?;
     txn.put(&name_key(&desc.name), &encode(&desc.id)?)?;
     txn.put(&key(STATES, desc.id), &encode(&State { last: desc.start, called: false })?)?;
+    Ok(())
+}
+
+/// The integer type a sequence's `AS type` names (22023 for another).
+pub fn data_type_named(name: &str) -> Result<DataType> {
+    match name.to_lowercase().as_str() {
+        "smallint" | "int2" => Ok(DataType::Int2),
+        "integer" | "int" | "int4" => Ok(DataType::Int4),
+        "bigint" | "int8" => Ok(DataType::Int8),
+        _ => sql_err!(InvalidParameterValue, "sequence type must be smallint, integer, or bigint"),
+    }
+}
+
+/// The smallest and largest values of a sequence's type.
+fn type_bounds(data_type: DataType) -> (i64, i64) {
+    match data_type {
+        DataType::Int2 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+        DataType::Int4 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+        _ => (i64::MIN, i64::MAX),
+    }
+}
+
+/// `ALTER SEQUENCE`: sequence `old` with the options `given` over its
+/// own, checked as CREATE SEQUENCE checks them, and its next value moved
+/// to `restart` (`Some(None)`: its START), as PostgreSQL does. A bound
+/// left at its type's end follows a new type (`AS integer` after bigint
+/// brings MAXVALUE down); the value it will give next must lie within the
+/// new bounds, restarted or not (22023). Sessions keep the values a
+/// `CACHE n` set aside for them (PostgreSQL's do too).
+pub fn alter(
+    txn: &mut dyn Transaction,
+    old: &SequenceDesc,
+    given: &Options,
+    restart: Option<Option<i64>>,
+) -> Result<()> {
+    let data_type = given.data_type.unwrap_or(old.data_type);
+    let (old_type_min, old_type_max) = type_bounds(old.data_type);
+    let retyped = data_type != old.data_type;
+    let bound = |given: Option<Option<i64>>, old: i64, type_end: i64| match given {
+        Some(v) => Some(v),
+        None if retyped && old == type_end => Some(None),
+        None => Some(Some(old)),
+    };
+    let options = Options {
+        data_type: Some(data_type),
+        increment: Some(given.increment.unwrap_or(old.increment)),
+        min: bound(given.min, old.min, old_type_min),
+        max: bound(given.max, old.max, old_type_max),
+        start: Some(given.start.unwrap_or(old.start)),
+        cache: Some(given.cache.unwrap_or(old.cache)),
+        cycle: Some(given.cycle.unwrap_or(old.cycle)),
+    };
+    let desc = SequenceDesc { id: old.id, ..SequenceDesc::new(&old.name, &options)? };
+    let state = match restart {
+        Some(at) => State { last: at.unwrap_or(desc.start), called: false },
+        None => state(txn, old.id)?,
+    };
+    if state.last < desc.min {
+        return sql_err!(
+            InvalidParameterValue,
+            "RESTART value ({}) cannot be less than MINVALUE ({})",
+            state.last,
+            desc.min
+        );
+    }
+    if state.last > desc.max {
+        return sql_err!(
+            InvalidParameterValue,
+            "RESTART value ({}) cannot be greater than MAXVALUE ({})",
+            state.last,
+            desc.max
+        );
+    }
+    txn.put(&key(BY_ID, desc.id), &encode(&desc)?)?;
+    if restart.is_some() {
+        txn.put(&key(STATES, desc.id), &encode(&state)?)?;
+    }
     Ok(())
 }
 
