@@ -495,30 +495,35 @@ async fn a_psql_session_matches_its_expected_output() -> anyhow::Result<()> {
     stop_then(cluster, body).await
 }
 
-/// Goal: a database dumped from PostgreSQL 15 by pg_dump (plain format,
-/// owned by a role SpanDB has) restores with psql without an error or a
-/// notice: its SET lines, tables, view, sequences (`ALTER SEQUENCE ...
-/// OWNED BY`), `OWNER TO`, comment, `DEFAULT nextval('...'::regclass)`,
-/// COPY, setval, constraints and `USING btree` index. Then its rows,
-/// sequences, view, comment and foreign key work as on PostgreSQL.
+/// Goal: databases dumped from PostgreSQL 15 by pg_dump (plain format,
+/// owned by a role SpanDB has) restore with psql without an error or a
+/// notice: SET lines, tables, a view, sequences (`ALTER SEQUENCE ...
+/// OWNED BY`), `OWNER TO`, a comment, `DEFAULT nextval('...'::regclass)`,
+/// identity columns (`ADD GENERATED ... AS IDENTITY (SEQUENCE NAME
+/// ...)`), COPY, setval, constraints (deferrable foreign keys) and
+/// `USING btree` indexes (with an operator class, descending). Then
+/// their rows, sequences, identities, view, comment and foreign keys work
+/// as on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pg_dump_of_a_postgresql_database_restores_with_psql() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
     let body = tokio::spawn(async move {
-        let dump = tests::package_dir().join("tests/psql/pg_dump_shop.sql");
-        let url = format!("postgresql://root@{addr}/spandb");
-        let restore = tokio::task::spawn_blocking(move || {
-            Command::new("psql")
-                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
-                .arg(&dump)
-                .arg(url)
-                .env("PGCONNECT_TIMEOUT", "10")
-                .output()
-        });
-        let out = restore.await??;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && stderr.is_empty(), "the restore failed: {stderr}");
+        for dump in ["pg_dump_shop.sql", "pg_dump_app.sql"] {
+            let dump = tests::package_dir().join("tests/psql").join(dump);
+            let url = format!("postgresql://root@{addr}/spandb");
+            let restore = tokio::task::spawn_blocking(move || {
+                Command::new("psql")
+                    .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
+                    .arg(&dump)
+                    .arg(url)
+                    .env("PGCONNECT_TIMEOUT", "10")
+                    .output()
+            });
+            let out = restore.await??;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && stderr.is_empty(), "the restore failed: {stderr}");
+        }
 
         let db = connect(&addr).await?;
         let rows = db.query("SELECT id, name, email FROM customers ORDER BY id", &[]).await?;
@@ -541,6 +546,23 @@ async fn a_pg_dump_of_a_postgresql_database_restores_with_psql() -> anyhow::Resu
         assert_eq!(code(&e), Some(&SqlState::CHECK_VIOLATION), "{e:?}");
         let comment: String = db.query_one("SELECT obj_description('orders'::regclass)", &[]).await?.get(0);
         assert_eq!(comment, "what customers bought");
+
+        // The application's: identities go on from their setval.
+        let id: i32 = db.query_one("INSERT INTO auth_group (name) VALUES ('editors') RETURNING id", &[]).await?.get(0);
+        assert_eq!(id, 2);
+        let row = db.query_one("SELECT username, profile->>'a', date_joined < now() FROM auth_user", &[]).await?;
+        assert_eq!(
+            (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, bool>(2)),
+            ("ann".into(), "1".into(), true)
+        );
+        let tags: Vec<String> = db.query_one("SELECT tags FROM events", &[]).await?.get(0);
+        assert_eq!(tags, ["x", "y"]);
+        let e = db.execute("INSERT INTO auth_user_groups (user_id, group_id) VALUES (1, 1)", &[]).await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::UNIQUE_VIOLATION), "{e:?}");
+        let e = db.execute("INSERT INTO auth_user_groups (user_id, group_id) VALUES (7, 1)", &[]).await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::FOREIGN_KEY_VIOLATION), "{e:?}");
+        let n = db.execute("INSERT INTO auth_user_groups (user_id, group_id) VALUES (1, 2)", &[]).await?;
+        assert_eq!(n, 1);
         anyhow::Ok(())
     })
     .await;

@@ -165,6 +165,11 @@ pub struct ColumnDesc {
     /// (428C9).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub identity_always: bool,
+    /// The sequence (its id) an identity added by ALTER TABLE ... ADD
+    /// GENERATED takes its values from: the column owns it, so it goes
+    /// with the column or the table, and DROP SEQUENCE refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_sequence: Option<u32>,
     /// COMMENT ON COLUMN (pg_description, psql's `\d+`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,

@@ -115,6 +115,9 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                             unlink(cx, &fk.table, &t.name, &fk.name)?;
                         }
                         Catalog::drop_table(cx.txn()?, &t)?;
+                        for column in &t.columns {
+                            drop_identity_sequence(cx, column)?;
+                        }
                         if let Some(rewrite) = &t.rewrite {
                             // The rows its ADD PRIMARY KEY copied so far.
                             sweep::schedule_table(cx.txn()?, rewrite.id)?;
@@ -206,6 +209,19 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             for name in names {
                 match crate::sequence::by_name(cx.txn()?, name)? {
                     Some(sequence) => {
+                        let tables = Catalog::tables(cx.txn()?)?;
+                        let owners = tables.iter().flat_map(|t| t.columns.iter().map(move |c| (t, c)));
+                        if let Some((t, c)) = owners.into_iter().find(|(_, c)| c.identity_sequence == Some(sequence.id))
+                        {
+                            return Err(Error::new(
+                                SqlState::DependentObjectsStillExist,
+                                format!(
+                                    "cannot drop sequence {name} because column {} of table {} requires it",
+                                    c.name, t.name
+                                ),
+                            )
+                            .with_hint(format!("You can drop column {} of table {} instead.", c.name, t.name)));
+                        }
                         crate::sequence::drop(cx.txn()?, &sequence)?;
                         cx.drains.sequences.insert(sequence.id);
                     }
@@ -414,6 +430,9 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             let (gone, kept) = desc.indexes.into_iter().partition(|i| i.columns.iter().any(|(c, _)| *c == id));
             desc.indexes = kept;
             desc.checks.retain(|c| !c.columns.contains(&id));
+            if let Some(gone) = desc.columns.iter().find(|c| c.id == id).cloned() {
+                drop_identity_sequence(cx, &gone)?;
+            }
             desc.columns.retain(|c| c.id != id);
             let views = views_reading(cx, table)?;
             Catalog::update_table(cx.txn()?, &mut desc)?;
@@ -465,6 +484,46 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 ColumnChange::Type { to, default } => {
                     change_column_type(cx, desc, position, *to, default.clone())?;
                     return Ok("ALTER TABLE".into());
+                }
+                ColumnChange::AddIdentity { always, options } => {
+                    let col = &desc.columns[position];
+                    let prerequisite = |what: &str| {
+                        Error::new(
+                            SqlState::ObjectNotInPrerequisiteState,
+                            format!("column \"{column}\" of relation \"{table}\" {what}"),
+                        )
+                    };
+                    if !matches!(col.data_type, DataType::Int2 | DataType::Int4 | DataType::Int8) {
+                        return sql_err!(
+                            InvalidParameterValue,
+                            "identity column type must be smallint, integer, or bigint"
+                        );
+                    }
+                    if col.nullable {
+                        return Err(prerequisite("must be declared NOT NULL before identity can be added"));
+                    }
+                    if col.identity_always || col.identity_sequence.is_some() {
+                        return Err(prerequisite("is already an identity column"));
+                    }
+                    if col.default.is_some() {
+                        return Err(prerequisite("already has a default value"));
+                    }
+                    let name = crate::parser::identity_sequence_name(table, column);
+                    if name_taken(cx, &name)? {
+                        return sql_err!(DuplicateTable, "relation \"{name}\" already exists");
+                    }
+                    let options = crate::sequence::Options {
+                        data_type: options.data_type.or(Some(col.data_type)),
+                        ..options.clone()
+                    };
+                    let mut sequence = crate::sequence::SequenceDesc::new(&name, &options)?;
+                    sequence.id = cx.next_table_id()?;
+                    crate::sequence::create(cx.txn()?, &sequence)?;
+                    cx.drains.sequences.insert(sequence.id);
+                    let col = &mut desc.columns[position];
+                    col.default = Some(format!("nextval('{name}')"));
+                    col.identity_always = *always;
+                    col.identity_sequence = Some(sequence.id);
                 }
                 ColumnChange::NotNull(true) => {
                     if write::has_null(&desc, position, cx)? {
@@ -981,4 +1040,15 @@ fn table_to_alter(cx: &mut Cx, name: &str) -> Result<std::sync::Arc<TableDesc>> 
     table.check_table()?;
     table.check_writable()?;
     Ok(table)
+}
+
+/// Drops the sequence `column`'s identity owns, if it has one (the
+/// column or its table is being dropped).
+fn drop_identity_sequence(cx: &mut Cx, column: &crate::catalog::ColumnDesc) -> Result<()> {
+    let Some(id) = column.identity_sequence else { return Ok(()) };
+    if let Some(sequence) = crate::sequence::by_id(cx.txn()?, id)? {
+        crate::sequence::drop(cx.txn()?, &sequence)?;
+        cx.drains.sequences.insert(sequence.id);
+    }
+    Ok(())
 }

@@ -140,8 +140,12 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             out.push(alter);
             continue;
         }
+        let identity_sequence = cut_identity_sequence_name(sql, &mut tokens)?;
         let mut parser = Parser::new(&dialect).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
         let statement = parser.parse_statement().map_err(|e| parser_error(sql, e))?;
+        if let Some(name) = identity_sequence {
+            check_identity_sequence_name(&statement, &name)?;
+        }
         // Anything left but trivia is a syntax error.
         loop {
             let next = parser.next_token();
@@ -433,6 +437,73 @@ fn fetch_or_move(sql: &str, tokens: &[TokenWithSpan]) -> Result<Option<Parsed>> 
     };
     let statement = ast::Statement::Fetch { name, direction, position, into: None };
     Ok(Some(Parsed { statement, as_of: None, moves }))
+}
+
+/// Cuts `SEQUENCE NAME name` out of an identity's options (`ALTER TABLE
+/// t ALTER COLUMN c ADD GENERATED ... AS IDENTITY (SEQUENCE NAME s ...)`,
+/// what pg_dump writes; sqlparser does not know the option) and returns
+/// the name, unqualified.
+fn cut_identity_sequence_name(sql: &str, tokens: &mut Vec<TokenWithSpan>) -> Result<Option<String>> {
+    let solid: Vec<usize> = (0..tokens.len()).filter(|&i| !is_trivia(&tokens[i].token)).collect();
+    let Some(at) = solid.windows(2).position(|w| {
+        is_keyword(&tokens[w[0]].token, Keyword::SEQUENCE) && is_keyword(&tokens[w[1]].token, Keyword::NAME)
+    }) else {
+        return Ok(None);
+    };
+    // The name: words joined by dots; its last word is the sequence's.
+    let mut k = at + 2;
+    let mut name = None;
+    while let Some(Token::Word(w)) = solid.get(k).map(|&i| &tokens[i].token) {
+        name = Some(match w.quote_style {
+            Some(_) => w.value.clone(),
+            None => w.value.to_lowercase(),
+        });
+        if solid.get(k + 1).is_some_and(|&i| tokens[i].token == Token::Period) {
+            k += 2;
+        } else {
+            k += 1;
+            break;
+        }
+    }
+    let Some(name) = name else {
+        let t = solid.get(at + 2).map(|&i| &tokens[i]);
+        let message =
+            t.map_or("syntax error at end of input".into(), |t| format!("syntax error at or near \"{}\"", t.token));
+        return Err(syntax_error(sql, message, t.map(|t| t.span.start)));
+    };
+    let end = solid.get(k).copied().unwrap_or(tokens.len());
+    tokens.drain(solid[at]..end);
+    Ok(Some(name))
+}
+
+/// An identity's `SEQUENCE NAME` may only be the one SpanDB gives it,
+/// PostgreSQL's default `table_column_seq` (pg_dump writes that one for
+/// every identity it did not rename), in `ALTER TABLE ... ADD GENERATED`.
+fn check_identity_sequence_name(statement: &ast::Statement, name: &str) -> Result<()> {
+    let ast::Statement::AlterTable(alter) = statement else {
+        return sql_err!(FeatureNotSupported, "SEQUENCE NAME is supported in ALTER TABLE ... ADD GENERATED only");
+    };
+    let wanted = alter.operations.iter().find_map(|op| match op {
+        ast::AlterTableOperation::AlterColumn { column_name, op: ast::AlterColumnOperation::AddGenerated { .. } } => {
+            let table = alter.name.0.last().and_then(|p| p.as_ident()).map(ident)?;
+            Some(identity_sequence_name(&table, &ident(column_name)))
+        }
+        _ => None,
+    });
+    match wanted {
+        Some(wanted) if wanted == name => Ok(()),
+        Some(wanted) => sql_err!(
+            FeatureNotSupported,
+            "an identity's sequence is named \"{wanted}\" here; SEQUENCE NAME \"{name}\" is not supported"
+        ),
+        None => sql_err!(FeatureNotSupported, "SEQUENCE NAME is supported in ALTER TABLE ... ADD GENERATED only"),
+    }
+}
+
+/// The sequence behind identity column `column` of `table` (added by
+/// ALTER TABLE ... ADD GENERATED): PostgreSQL's default name for it.
+pub fn identity_sequence_name(table: &str, column: &str) -> String {
+    format!("{table}_{column}_seq")
 }
 
 /// The options of an `ALTER SEQUENCE`, as keys of the `ALTER TABLE name

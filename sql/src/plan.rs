@@ -755,6 +755,12 @@ pub enum ColumnChange {
     /// `default` (cast to `to` where it was not already of a type that
     /// goes into one).
     Type { to: DataType, default: Option<String> },
+    /// `ADD GENERATED {ALWAYS | BY DEFAULT} AS IDENTITY [(options)]`, what
+    /// pg_dump writes for an identity column: a sequence of the column's
+    /// type, `table_column_seq` (`parser::identity_sequence_name`), with
+    /// `options`, becomes its DEFAULT, so a restored table's setval
+    /// carries on (a CREATE TABLE's identity takes random bigints).
+    AddIdentity { always: bool, options: crate::sequence::Options },
 }
 
 /// A CHECK constraint, bound over the table's row: a row it is false for

@@ -4662,6 +4662,7 @@ impl<'a> Planner<'a> {
             hidden: false,
             missing: None,
             identity_always: false,
+            identity_sequence: None,
             comment: None,
         };
         table.next_column_id += 1;
@@ -4880,6 +4881,17 @@ impl<'a> Planner<'a> {
                     }
                     ast::AlterColumnOperation::SetDataType { data_type: ty, using, .. } => {
                         self.new_column_type(&table, &column, ty, using.as_ref())?
+                    }
+                    ast::AlterColumnOperation::AddGenerated { generated_as, sequence_options } => {
+                        let always = match generated_as {
+                            None | Some(ast::GeneratedAs::Always) => true,
+                            Some(ast::GeneratedAs::ByDefault) => false,
+                            Some(ast::GeneratedAs::ExpStored) => {
+                                return sql_err!(FeatureNotSupported, "generated columns are not supported")
+                            }
+                        };
+                        let options = sequence_options_of(sequence_options.as_deref().unwrap_or_default())?;
+                        ColumnChange::AddIdentity { always, options }
                     }
                     other => return sql_err!(FeatureNotSupported, "ALTER COLUMN {other} is not supported"),
                 };
@@ -5176,6 +5188,7 @@ fn add_query_columns(desc: &mut TableDesc, plan: &QueryPlan, names: &[String]) -
             hidden: false,
             missing: None,
             identity_always: false,
+            identity_sequence: None,
             comment: None,
         });
         desc.next_column_id += 1;
@@ -5196,6 +5209,7 @@ pub fn add_hidden_rowid(table: &mut TableDesc) {
         hidden: true,
         missing: None,
         identity_always: false,
+        identity_sequence: None,
         comment: None,
     });
     table.primary.columns = vec![(id, Direction::Asc)];

@@ -2348,6 +2348,7 @@ mod tests {
                 hidden: false,
                 missing: None,
                 identity_always: false,
+                identity_sequence: None,
                 comment: None,
             },
             ColumnDesc {
@@ -2359,6 +2360,7 @@ mod tests {
                 hidden: false,
                 missing: None,
                 identity_always: false,
+                identity_sequence: None,
                 comment: None,
             },
         ];
