@@ -231,6 +231,13 @@ async fn a_driver_prepares_binds_binary_and_reads_binary() -> anyhow::Result<()>
             batches.push(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>());
         }
         assert_eq!(batches, [vec![1, 2], vec![3, 4], vec![5]]);
+        // A SQL cursor moved and read through the extended protocol: MOVE
+        // says how far it went (its tag, MOVE n), FETCH is described.
+        txn.batch_execute("DECLARE moved CURSOR FOR SELECT g FROM generate_series(1, 5) g").await?;
+        assert_eq!(txn.execute("MOVE 2 FROM moved", &[]).await?, 2);
+        assert_eq!(txn.query_one("FETCH moved", &[]).await?.get::<_, i32>(0), 3);
+        assert_eq!(txn.execute("MOVE -5 FROM moved", &[]).await?, 2);
+        assert_eq!(txn.query_one("FETCH NEXT FROM moved", &[]).await?.get::<_, i32>(0), 1);
         txn.commit().await?;
         anyhow::Ok(())
     })
@@ -1186,6 +1193,49 @@ async fn vanished_clients_and_bad_bytes_leave_no_trace() -> anyhow::Result<()> {
     stop_then(cluster, body).await
 }
 
+/// Goal: a client that stops reading its results can still be ended:
+/// `pg_terminate_backend` rolls its block back (its lock freed) and
+/// closes its connection though the gateway is stuck writing to it.
+/// Method: a client (raw protocol) locks a row in a block and asks for 50
+/// MB of rows, then reads nothing; once its session sits idle in its
+/// block (the rows made, their sending stuck), another client ends it
+/// and updates the row within a deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_can_still_be_terminated() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
+    let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
+    let body = tokio::spawn(async move {
+        let db = connect(&addr).await?;
+        db.batch_execute("CREATE TABLE r (id INT PRIMARY KEY, v INT); INSERT INTO r VALUES (1, 0)").await?;
+        let mut socket = tokio::net::TcpStream::connect(&addr).await?;
+        socket.write_all(&startup_message()).await?;
+        assert_eq!(ready_for_query(&mut socket).await?, b'I');
+        let query = b"BEGIN; UPDATE r SET v = 1 WHERE id = 1; SELECT repeat('x', 10000) FROM generate_series(1, 5000)\0";
+        socket.write_all(&frame(b'Q', query)).await?;
+        let deadline = Instant::now() + CANCEL_DEADLINE;
+        let pid = loop {
+            let stuck = "SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE 'BEGIN; UPDATE r%'";
+            if let Some(row) = db.query_opt(stuck, &[]).await? {
+                break row.get::<_, i32>(0);
+            }
+            assert!(Instant::now() < deadline, "the reader's session never sat in its block");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let ended: bool = db.query_one("SELECT pg_terminate_backend($1)", &[&pid]).await?.get(0);
+        assert!(ended);
+        let update = db.execute("UPDATE r SET v = 10 WHERE id = 1", &[]);
+        let n = tokio::time::timeout(CANCEL_DEADLINE, update).await.context("the stuck session kept its lock")??;
+        assert_eq!(n, 1);
+        let v: i32 = db.query_one("SELECT v FROM r WHERE id = 1", &[]).await?.get(0);
+        assert_eq!(v, 10, "the ended block's write was rolled back");
+        drop(socket);
+        anyhow::Ok(())
+    })
+    .await;
+    stop_then(cluster, body).await
+}
+
 /// Goal: a client that hangs up while its statement runs has the
 /// statement stopped and its transaction rolled back then, not when the
 /// statement would have ended: the locks it held go with it.
@@ -1197,7 +1247,7 @@ async fn vanished_clients_and_bad_bytes_leave_no_trace() -> anyhow::Result<()> {
 /// watcher the update never goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_mid_statement_releases_its_locks() -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let cluster = ProcessCluster::start(BINARY.as_ref()).await?;
     let addr = cluster.sql_addr.clone().expect("the demo prints a psql line");
     // The body runs as a task: a failed assertion in it still stops the
@@ -1207,26 +1257,10 @@ async fn a_client_that_hangs_up_mid_statement_releases_its_locks() -> anyhow::Re
         db.batch_execute("CREATE TABLE h (id INT PRIMARY KEY, v INT); INSERT INTO h VALUES (1, 0)").await?;
 
         let mut socket = tokio::net::TcpStream::connect(&addr).await?;
-        // Reads until a ReadyForQuery; returns its status byte.
-        async fn ready(socket: &mut tokio::net::TcpStream) -> anyhow::Result<u8> {
-            let mut seen = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                if let Some(at) = seen.windows(5).position(|w| w == b"Z\0\0\0\x05") {
-                    if let Some(status) = seen.get(at + 5) {
-                        return Ok(*status);
-                    }
-                }
-                match tokio::time::timeout(Duration::from_secs(30), socket.read(&mut chunk)).await?? {
-                    0 => anyhow::bail!("the gateway closed the connection: {seen:?}"),
-                    n => seen.extend_from_slice(&chunk[..n]),
-                }
-            }
-        }
         socket.write_all(&startup_message()).await?;
-        assert_eq!(ready(&mut socket).await?, b'I');
+        assert_eq!(ready_for_query(&mut socket).await?, b'I');
         socket.write_all(&frame(b'Q', b"BEGIN; UPDATE h SET v = 1 WHERE id = 1\0")).await?;
-        assert_eq!(ready(&mut socket).await?, b'T', "the row is locked in an open transaction");
+        assert_eq!(ready_for_query(&mut socket).await?, b'T', "the row is locked in an open transaction");
         socket.write_all(&frame(b'Q', b"SELECT count(*) FROM generate_series(1, 1000000000000)\0")).await?;
         drop(socket);
 
@@ -1305,6 +1339,24 @@ const FUZZ_SQL: &[&str] = &[
 
 /// Statement and portal names the generated messages use.
 const FUZZ_NAMES: &[&[u8]] = &[b"", b"s1", b"s2", b"nonesuch"];
+
+/// Reads until a ReadyForQuery; returns its status byte.
+async fn ready_for_query(socket: &mut tokio::net::TcpStream) -> anyhow::Result<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(at) = seen.windows(5).position(|w| w == b"Z\0\0\0\x05") {
+            if let Some(status) = seen.get(at + 5) {
+                return Ok(*status);
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(30), socket.read(&mut chunk)).await?? {
+            0 => anyhow::bail!("the gateway closed the connection: {seen:?}"),
+            n => seen.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
 
 /// A StartupMessage (protocol 3.0) for user root, database spandb.
 fn startup_message() -> Vec<u8> {

@@ -234,7 +234,12 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             }
             Ok("DROP SEQUENCE".into())
         }
-        Plan::Unchanged { tag } => Ok(tag.to_string()),
+        Plan::Unchanged { tag, notice } => {
+            if let Some(notice) = notice {
+                sink.notice(notice)?;
+            }
+            Ok(tag.to_string())
+        }
         Plan::AlterSequence { name, given, restart, owned_by, if_exists } => {
             let Some(sequence) = crate::sequence::by_name(cx.txn()?, name)? else {
                 if Catalog::table(cx.txn()?, name)?.is_some() {
@@ -246,10 +251,8 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 }
                 return sql_err!(UndefinedTable, "relation \"{name}\" does not exist");
             };
-            if let Some(owner) = owned_by.as_deref().filter(|o| !o.eq_ignore_ascii_case("none")) {
-                let (table, column) = owner.rsplit_once('.').unwrap_or(("", owner));
-                let table = crate::parser::relation_name(table).unwrap_or_default();
-                let Some(desc) = Catalog::table(cx.txn()?, &table)? else {
+            if let Some(Some((table, column))) = owned_by {
+                let Some(desc) = Catalog::table(cx.txn()?, table)? else {
                     return sql_err!(UndefinedTable, "relation \"{table}\" does not exist");
                 };
                 if desc.column(column).filter(|(_, c)| !c.hidden).is_none() {
@@ -257,6 +260,9 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 }
             }
             crate::sequence::alter(cx.txn()?, &sequence, given, *restart)?;
+            // The transaction's own from here: its nextval and setval run
+            // in it (`sequence`, "A sequence of the transaction's own").
+            cx.drains.sequences.insert(sequence.id);
             Ok("ALTER SEQUENCE".into())
         }
         Plan::Comment { table, column, comment } => {

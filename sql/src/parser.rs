@@ -132,12 +132,15 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             out.push(Parsed::plain(vacuum()));
             continue;
         }
-        if let Some(fetch) = fetch_or_move(sql, &tokens)? {
-            out.push(fetch);
-            continue;
-        }
-        if let Some(alter) = alter_sequence(sql, &tokens)? {
-            out.push(alter);
+        let own = match fetch_or_move(sql, &tokens)? {
+            Some(fetch) => Some(fetch),
+            None => alter_sequence(sql, &tokens)?,
+        };
+        if let Some(own) = own {
+            if as_of.is_some() {
+                return sql_err!(FeatureNotSupported, "AS OF SYSTEM TIME is only allowed on SELECT and BEGIN");
+            }
+            out.push(own);
             continue;
         }
         let identity_sequence = cut_identity_sequence_name(sql, &mut tokens)?;
@@ -433,6 +436,9 @@ fn fetch_or_move(sql: &str, tokens: &[TokenWithSpan]) -> Result<Option<Parsed>> 
         [d, n @ ..] if keyword(d, Keyword::RELATIVE) => {
             D::Relative { limit: count(n).ok_or_else(|| expected(n.first().copied()))? }
         }
+        // A direction word followed by more (`FETCH NEXT 2 FROM c`): the
+        // error is at what follows it, as PostgreSQL says.
+        [d, more, ..] if matches!(d.token, Token::Word(_)) => return Err(expected(Some(more))),
         n => D::Count { limit: count(n).ok_or_else(|| expected(n.first().copied()))? },
     };
     let statement = ast::Statement::Fetch { name, direction, position, into: None };
@@ -569,6 +575,13 @@ fn alter_sequence(sql: &str, tokens: &[TokenWithSpan]) -> Result<Option<Parsed>>
     };
     let name = text(&tokens[solid[name_start]..=name_end]);
     let rest = &tokens[name_end + 1..];
+    // Its options are words and numbers: a string would not survive being
+    // printed back into the text below (the tokenizer unescaped it).
+    if let Some(t) =
+        rest.iter().find(|t| matches!(t.token, Token::SingleQuotedString(_) | Token::DollarQuotedString(_)))
+    {
+        return Err(syntax_error(sql, format!("syntax error at or near \"{}\"", t.token), Some(t.span.start)));
+    }
     let head = format!("ALTER TABLE {}{name}", if if_exists { "IF EXISTS " } else { "" });
     let first = rest.iter().find(|t| !is_trivia(&t.token));
     if first.is_some_and(|t| is_word(&t.token, "owner")) {
@@ -586,6 +599,9 @@ fn alter_sequence(sql: &str, tokens: &[TokenWithSpan]) -> Result<Option<Parsed>>
             kept.push(rest[i].clone());
             i += 1;
             continue;
+        }
+        if options.iter().any(|o: &String| o.starts_with(&format!("\"{}\"", key::RESTART))) {
+            return Err(syntax_error(sql, "conflicting or redundant options".into(), Some(rest[i].span.start)));
         }
         let next = |from: usize| (from..rest.len()).find(|&j| !is_trivia(&rest[j].token));
         let mut j = next(i + 1);
@@ -617,12 +633,9 @@ fn alter_sequence(sql: &str, tokens: &[TokenWithSpan]) -> Result<Option<Parsed>>
         });
     }
     let create = format!("CREATE SEQUENCE {name} {}", text(&kept));
-    let dialect = PostgreSqlDialect {};
-    let parsed = Parser::new(&dialect).try_with_sql(&create).and_then(|mut p| p.parse_statement());
-    let sequence_options = match parsed {
-        Ok(ast::Statement::CreateSequence { sequence_options, .. }) => sequence_options,
-        Ok(_) => return Err(syntax_error(sql, "syntax error in ALTER SEQUENCE".into(), None)),
-        Err(e) => return Err(Error { position: None, ..parser_error(sql, e) }),
+    let sequence_options = match reparse(sql, &create)?.statement {
+        ast::Statement::CreateSequence { sequence_options, .. } => sequence_options,
+        _ => return Err(syntax_error(sql, "syntax error in ALTER SEQUENCE".into(), None)),
     };
     use ast::SequenceOptions as O;
     let quoted = |s: &str| format!("'{}'", s.replace('\'', "''"));
@@ -646,16 +659,22 @@ fn alter_sequence(sql: &str, tokens: &[TokenWithSpan]) -> Result<Option<Parsed>>
     reparse(sql, &format!("{head} SET ({})", options.join(", "))).map(Some)
 }
 
-/// `text`, one statement SpanDB wrote for `sql`, parsed by sqlparser;
-/// its errors are `sql`'s (with no position: `text` is not what the
-/// client wrote).
+/// `text`, one statement SpanDB wrote for `sql`, parsed by sqlparser, to
+/// its end; its errors are `sql`'s (with no position: `text` is not what
+/// the client wrote).
 fn reparse(sql: &str, text: &str) -> Result<Parsed> {
     let dialect = PostgreSqlDialect {};
-    let statement = Parser::new(&dialect)
-        .with_recursion_limit(RECURSION_LIMIT)
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_statement())
-        .map_err(|e| Error { position: None, ..parser_error(sql, e) })?;
+    let unplaced = |e| Error { position: None, ..parser_error(sql, e) };
+    let mut parser =
+        Parser::new(&dialect).with_recursion_limit(RECURSION_LIMIT).try_with_sql(text).map_err(unplaced)?;
+    let statement = parser.parse_statement().map_err(unplaced)?;
+    loop {
+        match parser.next_token().token {
+            Token::EOF => break,
+            Token::SemiColon => continue,
+            t => return Err(syntax_error(sql, format!("syntax error at or near \"{t}\""), None)),
+        }
+    }
     Ok(Parsed::plain(statement))
 }
 
@@ -931,24 +950,29 @@ fn clean_message(m: &str) -> String {
 /// `orders`): its bare name, or `None` if the text is no name, or names
 /// another schema than public.
 pub fn relation_name(text: &str) -> Option<String> {
-    let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(text).ok()?;
-    let name = parser.parse_object_name(false).ok()?;
-    if parser.peek_token().token != Token::EOF {
-        return None;
-    }
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| match p {
-            ast::ObjectNamePart::Identifier(i) => Some(ident(i)),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
+    let parts = name_parts(text)?;
     match parts.as_slice() {
         [bare] => Some(bare.clone()),
         [schema, bare] if schema == "public" => Some(bare.clone()),
         _ => None,
     }
+}
+
+/// The parts of the dotted name `text` (`public."Orders".id`), each as
+/// an identifier (folded unless quoted); `None` if `text` is not one.
+pub fn name_parts(text: &str) -> Option<Vec<String>> {
+    let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(text).ok()?;
+    let name = parser.parse_object_name(false).ok()?;
+    if parser.peek_token().token != Token::EOF {
+        return None;
+    }
+    name.0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => Some(ident(i)),
+            _ => None,
+        })
+        .collect()
 }
 
 pub(crate) fn ident(i: &ast::Ident) -> String {

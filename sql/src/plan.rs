@@ -979,9 +979,11 @@ pub enum Plan {
         comment: Option<String>,
     },
     /// A statement that changes nothing SpanDB keeps, answered with its
-    /// `tag` (`ALTER TABLE ... OWNER TO`: there are no owners).
+    /// `tag` (`ALTER TABLE ... OWNER TO`: there are no owners), and a
+    /// notice if it says one (IF EXISTS of a missing relation).
     Unchanged {
         tag: &'static str,
+        notice: Option<String>,
     },
     /// `CREATE SEQUENCE` (`sequence`): its descriptor, id to be given.
     CreateSequence {
@@ -994,13 +996,13 @@ pub enum Plan {
     },
     /// `ALTER SEQUENCE name`: the options `given` over its own
     /// (`sequence::alter`), its next value moved to `restart` (a value,
-    /// or `None`: its START); `owned_by` (`table.column` or `none`) is
-    /// checked and kept nowhere.
+    /// or `None`: its START); `owned_by` (a table and its column, or
+    /// `None` for NONE) is checked and kept nowhere.
     AlterSequence {
         name: String,
         given: crate::sequence::Options,
         restart: Option<Option<i64>>,
-        owned_by: Option<String>,
+        owned_by: Option<Option<(String, String)>>,
         if_exists: bool,
     },
     CreateIndex {

@@ -2385,7 +2385,7 @@ impl<'a> Planner<'a> {
         let mut snapshot = self.system_snapshot()?;
         if relation.reads_session() {
             let (backends, settings, cursors) = match &self.session {
-                Some(view) => (view.backends(), view.settings(), view.cursors.to_vec()),
+                Some(view) => (view.backends(), view.settings(), (view.cursors)()),
                 None => (Vec::new(), Vec::new(), Vec::new()),
             };
             let (tables, sequences) = (Vec::new(), Vec::new());
@@ -4756,8 +4756,12 @@ impl<'a> Planner<'a> {
     /// `ALTER TABLE relation OWNER TO role` (pg_dump writes it for every
     /// table, view and sequence): checks that both exist, and changes
     /// nothing: SpanDB keeps no owners (every role may do everything).
-    fn plan_owner_to(&mut self, relation: &str, owner: &ast::Owner) -> Result<Plan> {
+    fn plan_owner_to(&mut self, relation: &str, owner: &ast::Owner, if_exists: bool) -> Result<Plan> {
         if Catalog::table(self.txn, relation)?.is_none() && crate::sequence::by_name(self.txn, relation)?.is_none() {
+            if if_exists {
+                let notice = Some(format!("relation \"{relation}\" does not exist, skipping"));
+                return Ok(Plan::Unchanged { tag: "ALTER TABLE", notice });
+            }
             return sql_err!(UndefinedTable, "relation \"{relation}\" does not exist");
         }
         if let ast::Owner::Ident(role) = owner {
@@ -4766,7 +4770,7 @@ impl<'a> Planner<'a> {
                 return sql_err!(UndefinedObject, "role \"{role}\" does not exist");
             }
         }
-        Ok(Plan::Unchanged { tag: "ALTER TABLE" })
+        Ok(Plan::Unchanged { tag: "ALTER TABLE", notice: None })
     }
 
     /// `ALTER SEQUENCE`, as the parser carries it
@@ -4813,7 +4817,15 @@ impl<'a> Planner<'a> {
                 key::CACHE => given.cache = Some(number(e)?),
                 key::CYCLE => given.cycle = Some(e.to_string().eq_ignore_ascii_case("true")),
                 key::RESTART => restart = Some(value(e)?),
-                key::OWNED_BY => owned_by = Some(string(e)?),
+                key::OWNED_BY => {
+                    let text = string(e)?;
+                    owned_by = Some(match crate::parser::name_parts(&text).as_deref() {
+                        Some([none]) if none == "none" => None,
+                        Some([table, column]) => Some((table.clone(), column.clone())),
+                        Some([schema, table, column]) if schema == "public" => Some((table.clone(), column.clone())),
+                        _ => return sql_err!(SyntaxError, "invalid OWNED BY option"),
+                    });
+                }
                 other => return sql_err!(FeatureNotSupported, "ALTER TABLE ... SET ({other}) is not supported"),
             }
         }
@@ -4831,7 +4843,7 @@ impl<'a> Planner<'a> {
             return Ok(Plan::AlterTableSteps { steps });
         };
         match operation {
-            ast::AlterTableOperation::OwnerTo { new_owner } => self.plan_owner_to(&table, new_owner),
+            ast::AlterTableOperation::OwnerTo { new_owner } => self.plan_owner_to(&table, new_owner, alter.if_exists),
             ast::AlterTableOperation::SetOptionsParens { options } => {
                 self.plan_alter_sequence(table, options, alter.if_exists)
             }

@@ -47,8 +47,8 @@
 //!   session never uses are lost). SERIAL and IDENTITY columns do not use
 //!   sequences (random bigints, `planner`).
 //! - A sequence cannot be read as a table (`SELECT * FROM s`, 42809);
-//!   `OWNED BY` (in CREATE or ALTER SEQUENCE) is checked and kept
-//!   nowhere: DROP TABLE does not drop the sequences its columns own, and
+//!   `OWNED BY` is kept nowhere (ALTER SEQUENCE's is checked, CREATE
+//!   SEQUENCE's taken as given): DROP TABLE does not drop the sequences its columns own, and
 //!   DROP SEQUENCE does not look for the DEFAULTs that use it. ALTER
 //!   SEQUENCE ... RENAME and SET are refused (0A000).
 
@@ -251,17 +251,20 @@ pub fn alter(
 ) -> Result<()> {
     let data_type = given.data_type.unwrap_or(old.data_type);
     let (old_type_min, old_type_max) = type_bounds(old.data_type);
+    let (type_min, type_max) = type_bounds(data_type);
     let retyped = data_type != old.data_type;
-    let bound = |given: Option<Option<i64>>, old: i64, type_end: i64| match given {
+    // A bound at its old type's end moves to the new type's (PostgreSQL's
+    // reset_min_value and reset_max_value), whatever the direction.
+    let bound = |given: Option<Option<i64>>, old: i64, old_type_end: i64, type_end: i64| match given {
         Some(v) => Some(v),
-        None if retyped && old == type_end => Some(None),
+        None if retyped && old == old_type_end => Some(Some(type_end)),
         None => Some(Some(old)),
     };
     let options = Options {
         data_type: Some(data_type),
         increment: Some(given.increment.unwrap_or(old.increment)),
-        min: bound(given.min, old.min, old_type_min),
-        max: bound(given.max, old.max, old_type_max),
+        min: bound(given.min, old.min, old_type_min, type_min),
+        max: bound(given.max, old.max, old_type_max, type_max),
         start: Some(given.start.unwrap_or(old.start)),
         cache: Some(given.cache.unwrap_or(old.cache)),
         cycle: Some(given.cycle.unwrap_or(old.cycle)),

@@ -722,10 +722,12 @@ impl Session {
     ) -> Result<()> {
         self.params = Params { types: prepared.params.clone(), values, prepared: true };
         use ast::Statement as S;
-        if matches!(
-            prepared.parsed.statement,
-            S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) | S::Fetch { .. }
-        ) {
+        // (A MOVE returns no rows; a FETCH described before its cursor
+        // existed announced none, NoData, as PostgreSQL's.)
+        let fetch_described = !prepared.parsed.moves && !prepared.columns.is_empty();
+        if matches!(prepared.parsed.statement, S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_))
+            || matches!(prepared.parsed.statement, S::Fetch { .. }) && fetch_described
+        {
             // Its rows (a query's, or RETURNING's) must have the columns
             // Describe announced ([`Session::described`]).
             self.described = Some(prepared.columns.clone());
@@ -2237,7 +2239,8 @@ impl Session {
         param_types: &[Option<DataType>],
     ) -> Result<(Plan, Vec<Option<DataType>>)> {
         let engine = self.engine.clone();
-        let cursors = self.cursor_list();
+        let declared = &self.cursors;
+        let cursors = || cursors::list(declared);
         let view = crate::system::SessionView {
             backend: &self.backend,
             settings: &self.settings,
@@ -2942,7 +2945,16 @@ fn schema_targets(s: &ast::Statement) -> Vec<SchemaTarget> {
             .collect(),
         S::CreateView(create) if create.or_replace => name(&create.name).map(SchemaTarget::Table).into_iter().collect(),
         S::AlterTable(alter) => {
-            let mut targets: Vec<SchemaTarget> = name(&alter.name).map(SchemaTarget::Table).into_iter().collect();
+            // OWNER TO changes nothing of the table (no owners are kept);
+            // SET (...) is a sequence's ALTER (`parser::alter_sequence`).
+            let changes_table = alter.operations.iter().any(|op| {
+                !matches!(
+                    op,
+                    ast::AlterTableOperation::OwnerTo { .. } | ast::AlterTableOperation::SetOptionsParens { .. }
+                )
+            });
+            let table = name(&alter.name).filter(|_| changes_table);
+            let mut targets: Vec<SchemaTarget> = table.map(SchemaTarget::Table).into_iter().collect();
             for op in &alter.operations {
                 match op {
                     ast::AlterTableOperation::AddConstraint {

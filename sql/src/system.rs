@@ -144,8 +144,8 @@ pub struct SessionView<'a> {
     /// Its settings as SET left them, and as the client started it.
     pub settings: &'a std::collections::BTreeMap<String, String>,
     pub startup: &'a std::collections::BTreeMap<String, String>,
-    /// Its cursors.
-    pub cursors: &'a [CursorInfo],
+    /// Its cursors (listed only when a statement reads `pg_cursors`).
+    pub cursors: &'a dyn Fn() -> Vec<CursorInfo>,
 }
 
 impl SessionView<'_> {
@@ -2381,7 +2381,7 @@ mod tests {
         let settings = [("timezone".to_string(), "Europe/Paris".to_string()), ("app.user".into(), "7".into())];
         let startup = [("application_name".to_string(), "psql".to_string())];
         let (settings, startup) = (settings.into_iter().collect(), startup.into_iter().collect());
-        let view = SessionView { backend: &backend, settings: &settings, startup: &startup, cursors: &[] };
+        let view = SessionView { backend: &backend, settings: &settings, startup: &startup, cursors: &Vec::new };
         Snapshot {
             tables: vec![Arc::new(t)],
             sequences: vec![SequenceDesc { id: 7, ..sequence }],

@@ -72,6 +72,9 @@ const STARTUP_BYTES_MAX: usize = 10_000;
 /// (authentication included): PostgreSQL's `authentication_timeout` is 1
 /// minute too.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connection's last replies (and a FATAL) may take to be
+/// written as it closes: a client that stopped reading is not waited for.
+pub const LAST_WORDS_TIMEOUT: Duration = Duration::from_secs(1);
 /// How much [`Checked`] asks the socket for at a time, at least.
 const READ_CHUNK_BYTES: usize = 8 * 1024;
 /// How many bytes of replies [`Checked`] holds back at most before it
@@ -95,8 +98,10 @@ fn violation(message: impl Into<String>) -> Refusal {
 /// the module docs). Returns when the connection is over: `Some` with why
 /// if `ending` ended it (the server's decision: the client was sent FATAL
 /// with it, as PostgreSQL sends when it ends a session), `None` if the
-/// client left or broke the protocol. `ending` is heeded between
-/// messages, never in the middle of one's work.
+/// client left or broke the protocol. `ending` is heeded while waiting
+/// for a message and while one is handled (the handling is abandoned: a
+/// stuck write to a client that stopped reading must not keep a session,
+/// and its locks, alive).
 pub async fn serve<H: PgWireServerHandlers>(
     mut tcp: TcpStream,
     handlers: H,
@@ -161,7 +166,7 @@ pub async fn serve<H: PgWireServerHandlers>(
         };
         // pgwire answers a CancelRequest and closes its connection.
         let cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
-        let processed = process_message(
+        let processing = process_message(
             message,
             &mut socket,
             startup_handler.clone(),
@@ -169,8 +174,18 @@ pub async fn serve<H: PgWireServerHandlers>(
             extended_query_handler.clone(),
             copy_handler.clone(),
             cancel_handler.clone(),
-        )
-        .await;
+        );
+        let processed = tokio::select! {
+            processed = processing => processed,
+            // Ended while a message is handled: a terminated statement,
+            // or a client that stopped reading what it asked for (the
+            // handling waits on the socket). The statement runs on, or
+            // stops, on its own thread; its reply is not awaited.
+            why = &mut ending, if !starting => {
+                ended = Some(why);
+                break;
+            }
+        };
         if let Err(mut e) = processed {
             error_handler.on_error(&socket, &mut e);
             let fatal = e.is_fatal();
@@ -182,14 +197,18 @@ pub async fn serve<H: PgWireServerHandlers>(
             break;
         }
     }
-    // pgwire's last words first, then ours.
-    let _ = socket.flush().await;
-    let checked = socket.get_mut();
-    let _ = std::future::poll_fn(|cx| checked.poll_send(cx)).await;
-    if let Some(refusal) = checked.refusal.take().or_else(|| ended.as_ref().map(|e| Refusal(e.0, e.1.clone()))) {
-        let _ = checked.stream.write_all(&fatal(&refusal)).await;
-    }
-    let _ = checked.stream.shutdown().await;
+    // pgwire's last words first, then ours; a client that does not read
+    // them is not waited for.
+    let last_words = async {
+        let _ = socket.flush().await;
+        let checked = socket.get_mut();
+        let _ = std::future::poll_fn(|cx| checked.poll_send(cx)).await;
+        if let Some(refusal) = checked.refusal.take().or_else(|| ended.as_ref().map(|e| Refusal(e.0, e.1.clone()))) {
+            let _ = checked.stream.write_all(&fatal(&refusal)).await;
+        }
+        let _ = checked.stream.shutdown().await;
+    };
+    let _ = tokio::time::timeout(LAST_WORDS_TIMEOUT, last_words).await;
     ended
 }
 

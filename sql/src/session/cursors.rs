@@ -34,8 +34,9 @@
 //!
 //! Departures from PostgreSQL: the rows are read at DECLARE, not as
 //! FETCH asks for them, so a cursor over a table larger than the bound
-//! cannot be declared (PostgreSQL reads lazily); `FETCH ... INTO`,
-//! `BINARY` cursors and cursors in PL/pgSQL are not supported (0A000).
+//! cannot be declared (PostgreSQL reads lazily); `BINARY` cursors
+//! (0A000), `FETCH ... INTO` (a syntax error) and cursors in PL/pgSQL are
+//! not supported.
 //!
 //! `MOVE` moves as the same FETCH would and returns no rows (psycopg's
 //! `ServerCursor.scroll()` sends it); counts may be negative (`FETCH -2`,
@@ -219,18 +220,6 @@ impl Session {
         }
     }
 
-    /// What `pg_cursors` lists: the session's cursors, by name.
-    pub(super) fn cursor_list(&self) -> Vec<crate::system::CursorInfo> {
-        let info = |(name, c): (&String, &Cursor)| crate::system::CursorInfo {
-            name: name.clone(),
-            statement: c.statement.clone(),
-            hold: c.hold,
-            scrollable: !c.forward_only,
-            created_us: c.created_us,
-        };
-        self.cursors.iter().map(info).collect()
-    }
-
     /// How many cursors the session has declared so far (a savepoint's
     /// mark for [`Session::close_cursors_since`]).
     pub(super) fn cursors_declared(&self) -> u64 {
@@ -251,6 +240,18 @@ impl Session {
             c.in_open_transaction = false;
         }
     }
+}
+
+/// What `pg_cursors` lists of a session's `cursors`, by name.
+pub(super) fn list(cursors: &std::collections::BTreeMap<String, Cursor>) -> Vec<crate::system::CursorInfo> {
+    let info = |(name, c): (&String, &Cursor)| crate::system::CursorInfo {
+        name: name.clone(),
+        statement: c.statement.clone(),
+        hold: c.hold,
+        scrollable: !c.forward_only,
+        created_us: c.created_us,
+    };
+    cursors.iter().map(info).collect()
 }
 
 impl Cursor {
