@@ -512,8 +512,8 @@ pub fn identity_sequence_name(table: &str, column: &str) -> String {
     format!("{table}_{column}_seq")
 }
 
-/// The options of an `ALTER SEQUENCE`, as keys of the `ALTER TABLE name
-/// SET (key = value, ...)` that [`alter_sequence`] reads it as.
+/// The options of an `ALTER SEQUENCE`: the keys of the `ALTER TABLE name
+/// SET (key = value, ...)` this module reads it as (`alter_sequence`).
 pub mod sequence_option {
     /// `AS type`: the type's name, a string.
     pub const TYPE: &str = "type";
