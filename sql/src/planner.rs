@@ -2388,8 +2388,14 @@ impl<'a> Planner<'a> {
                 Some(view) => (view.backends(), view.settings(), (view.cursors)()),
                 None => (Vec::new(), Vec::new(), Vec::new()),
             };
-            let (tables, sequences) = (Vec::new(), Vec::new());
-            snapshot = Arc::new(system::Snapshot { tables, sequences, backends, settings, cursors });
+            let (tables, sequences, sequence_values) = (Vec::new(), Vec::new(), Vec::new());
+            snapshot = Arc::new(system::Snapshot { tables, sequences, backends, settings, cursors, sequence_values });
+        }
+        if relation.reads_sequence_values() {
+            let sequence_values = crate::sequence::last_values(self.txn, &snapshot.sequences)?;
+            let (tables, sequences) = (Vec::new(), snapshot.sequences.clone());
+            let (backends, settings, cursors) = (Vec::new(), Vec::new(), Vec::new());
+            snapshot = Arc::new(system::Snapshot { tables, sequences, backends, settings, cursors, sequence_values });
         }
         // Every row also has PostgreSQL's system column `tableoid` (the
         // relation's oid; psql's `\dd` joins on it), hidden from `*`.
@@ -2439,8 +2445,8 @@ impl<'a> Planner<'a> {
             Some((engine, own)) => crate::sequence::all_without_locks(*engine, self.txn, own)?,
             None => crate::sequence::all(self.txn)?,
         };
-        let (backends, settings, cursors) = (Vec::new(), Vec::new(), Vec::new());
-        let snapshot = Arc::new(system::Snapshot { tables, sequences, backends, settings, cursors });
+        let (backends, settings, cursors, sequence_values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let snapshot = Arc::new(system::Snapshot { tables, sequences, backends, settings, cursors, sequence_values });
         self.system = Some(snapshot.clone());
         Ok(snapshot)
     }

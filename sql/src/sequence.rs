@@ -297,6 +297,21 @@ pub fn alter(
     Ok(())
 }
 
+/// The last value each of `sequences` wrote (`pg_sequences.last_value`;
+/// `None` if it gave none yet), read in `txn`.
+pub fn last_values(txn: &mut dyn Transaction, sequences: &[SequenceDesc]) -> Result<Vec<Option<i64>>> {
+    sequences
+        .iter()
+        .map(|q| match txn.get(&key(STATES, q.id))? {
+            Some(bytes) => {
+                let state: State = decode("state", &bytes)?;
+                Ok(state.called.then_some(state.last))
+            }
+            None => Ok(None),
+        })
+        .collect()
+}
+
 /// Removes sequence `desc`, its name and its state.
 pub fn drop(txn: &mut dyn Transaction, desc: &SequenceDesc) -> Result<()> {
     txn.delete(&key(BY_ID, desc.id))?;

@@ -106,6 +106,10 @@ pub struct Snapshot {
     pub settings: Vec<Setting>,
     /// The session's cursors, for `pg_cursors` (the same).
     pub cursors: Vec<CursorInfo>,
+    /// Each sequence's last value written (`None`: none given yet), in
+    /// `sequences`' order, for `pg_sequences`; read only for it
+    /// ([`SystemRelation::reads_sequence_values`]).
+    pub sequence_values: Vec<Option<i64>>,
 }
 
 /// What `pg_cursors` shows of a session's cursor.
@@ -230,6 +234,12 @@ impl SystemRelation {
         (self.rows)(snapshot)
     }
 
+    /// Whether its rows need the sequences' values (`pg_sequences`), not
+    /// only their descriptors.
+    pub fn reads_sequence_values(&self) -> bool {
+        self.name == "pg_sequences"
+    }
+
     /// Whether its rows are the session's and its gateway's
     /// (`Snapshot::backends`, `Snapshot::settings`, `Snapshot::cursors`),
     /// not the catalog's.
@@ -333,6 +343,24 @@ const RELATIONS: &[SystemRelation] = &[
             ("seqcycle", Bool),
         ],
         rows: sequences,
+    },
+    SystemRelation {
+        schema: "pg_catalog",
+        name: "pg_sequences",
+        columns: &[
+            ("schemaname", Text),
+            ("sequencename", Text),
+            ("sequenceowner", Text),
+            ("data_type", Text),
+            ("start_value", Int8),
+            ("min_value", Int8),
+            ("max_value", Int8),
+            ("increment_by", Int8),
+            ("cycle", Bool),
+            ("cache_size", Int8),
+            ("last_value", Int8),
+        ],
+        rows: sequence_list,
     },
     SystemRelation {
         schema: "information_schema",
@@ -1843,6 +1871,29 @@ fn sequences(s: &Snapshot) -> Vec<Row> {
         .collect()
 }
 
+/// pg_sequences: a row per sequence, with the last value it wrote.
+fn sequence_list(s: &Snapshot) -> Vec<Row> {
+    s.sequences
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            vec![
+                text("public"),
+                text(&q.name),
+                text(ROLE_NAME),
+                text(&q.data_type.sql_name()),
+                Value::Int8(q.start),
+                Value::Int8(q.min),
+                Value::Int8(q.max),
+                Value::Int8(q.increment),
+                Value::Bool(q.cycle),
+                Value::Int8(q.cache),
+                s.sequence_values.get(i).copied().flatten().map_or(Value::Null, Value::Int8),
+            ]
+        })
+        .collect()
+}
+
 fn information_schema_sequences(s: &Snapshot) -> Vec<Row> {
     s.sequences
         .iter()
@@ -2388,6 +2439,7 @@ mod tests {
             backends: view.backends(),
             settings: view.settings(),
             cursors: Vec::new(),
+            sequence_values: Vec::new(),
         }
     }
 
