@@ -570,6 +570,22 @@ async fn a_pg_dump_of_a_postgresql_database_restores_with_psql() -> anyhow::Resu
         assert_eq!(code(&e), Some(&SqlState::FOREIGN_KEY_VIOLATION), "{e:?}");
         let n = db.execute("INSERT INTO auth_user_groups (user_id, group_id) VALUES (1, 2)", &[]).await?;
         assert_eq!(n, 1);
+
+        // The sequences their columns own (OWNED BY, identities), as
+        // Django's sequence reset finds them after rows with given ids.
+        let owned: Option<String> = db.query_one("SELECT pg_get_serial_sequence('orders', 'id')", &[]).await?.get(0);
+        assert_eq!(owned.as_deref(), Some("public.orders_id_seq"));
+        db.batch_execute("INSERT INTO auth_group (id, name) VALUES (50, 'given')").await?;
+        let reset = "SELECT setval(pg_get_serial_sequence('\"auth_group\"','id'), coalesce(max(\"id\"), 1), \
+                     max(\"id\") IS NOT null) FROM \"auth_group\"";
+        db.batch_execute(reset).await?;
+        let id: i32 = db.query_one("INSERT INTO auth_group (name) VALUES ('after') RETURNING id", &[]).await?.get(0);
+        assert_eq!(id, 51);
+        // A table takes the sequences it owns with it.
+        db.batch_execute("DROP VIEW big_orders").await?;
+        db.batch_execute("DROP TABLE orders").await?;
+        let e = db.query_one("SELECT nextval('orders_id_seq')", &[]).await.unwrap_err();
+        assert_eq!(code(&e), Some(&SqlState::UNDEFINED_TABLE), "{e:?}");
         anyhow::Ok(())
     })
     .await;

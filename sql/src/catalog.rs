@@ -252,6 +252,13 @@ pub struct SequenceDesc {
     /// How many values one `nextval` transaction takes (`sequence`).
     pub cache: i64,
     pub cycle: bool,
+    /// The column that owns it (its table's name, its id): `ALTER
+    /// SEQUENCE ... OWNED BY`, or an identity added by ALTER TABLE. It
+    /// goes with that column or its table; `pg_get_serial_sequence` names
+    /// it. By name, not table id: a table keeps its name (RENAME TABLE
+    /// updates it) where its id changes (TRUNCATE, ADD PRIMARY KEY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_by: Option<(String, u32)>,
 }
 
 /// A FOREIGN KEY constraint: every row whose `columns` are all non-NULL

@@ -115,9 +115,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                             unlink(cx, &fk.table, &t.name, &fk.name)?;
                         }
                         Catalog::drop_table(cx.txn()?, &t)?;
-                        for column in &t.columns {
-                            drop_identity_sequence(cx, column)?;
-                        }
+                        drop_owned_sequences(cx, &t.name, None)?;
                         if let Some(rewrite) = &t.rewrite {
                             // The rows its ADD PRIMARY KEY copied so far.
                             sweep::schedule_table(cx.txn()?, rewrite.id)?;
@@ -251,15 +249,19 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 }
                 return sql_err!(UndefinedTable, "relation \"{name}\" does not exist");
             };
+            let mut owner = None;
             if let Some(Some((table, column))) = owned_by {
                 let Some(desc) = Catalog::table(cx.txn()?, table)? else {
                     return sql_err!(UndefinedTable, "relation \"{table}\" does not exist");
                 };
-                if desc.column(column).filter(|(_, c)| !c.hidden).is_none() {
+                let Some((_, c)) = desc.column(column).filter(|(_, c)| !c.hidden) else {
                     return sql_err!(UndefinedColumn, "column \"{column}\" of relation \"{table}\" does not exist");
-                }
+                };
+                owner = Some(Some((desc.name.clone(), c.id)));
+            } else if let Some(None) = owned_by {
+                owner = Some(None);
             }
-            crate::sequence::alter(cx.txn()?, &sequence, given, *restart)?;
+            crate::sequence::alter(cx.txn()?, &sequence, given, *restart, owner)?;
             // The transaction's own from here: its nextval and setval run
             // in it (`sequence`, "A sequence of the transaction's own").
             cx.drains.sequences.insert(sequence.id);
@@ -436,9 +438,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             let (gone, kept) = desc.indexes.into_iter().partition(|i| i.columns.iter().any(|(c, _)| *c == id));
             desc.indexes = kept;
             desc.checks.retain(|c| !c.columns.contains(&id));
-            if let Some(gone) = desc.columns.iter().find(|c| c.id == id).cloned() {
-                drop_identity_sequence(cx, &gone)?;
-            }
+            drop_owned_sequences(cx, &desc.name, Some(id))?;
             desc.columns.retain(|c| c.id != id);
             let views = views_reading(cx, table)?;
             Catalog::update_table(cx.txn()?, &mut desc)?;
@@ -524,6 +524,7 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                     };
                     let mut sequence = crate::sequence::SequenceDesc::new(&name, &options)?;
                     sequence.id = cx.next_table_id()?;
+                    sequence.owned_by = Some((desc.name.clone(), col.id));
                     crate::sequence::create(cx.txn()?, &sequence)?;
                     cx.drains.sequences.insert(sequence.id);
                     let col = &mut desc.columns[position];
@@ -663,6 +664,12 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
                 check.expr = crate::parser::rename_identifiers(&check.expr, |name, _, qualifier| {
                     (qualifier && name == table).then(|| to.clone())
                 })?;
+            }
+            // The sequences its columns own name it.
+            for sequence in crate::sequence::all(cx.txn()?)? {
+                if let Some((_, column)) = sequence.owned_by.clone().filter(|(owner, _)| owner == table) {
+                    crate::sequence::set_owner(cx.txn()?, &sequence, Some((to.clone(), column)))?;
+                }
             }
             Catalog::rename_table(cx.txn()?, &mut desc, to)?;
             planner::bind_table_checks(cx.txn()?, &desc)?;
@@ -1048,11 +1055,14 @@ fn table_to_alter(cx: &mut Cx, name: &str) -> Result<std::sync::Arc<TableDesc>> 
     Ok(table)
 }
 
-/// Drops the sequence `column`'s identity owns, if it has one (the
-/// column or its table is being dropped).
-fn drop_identity_sequence(cx: &mut Cx, column: &crate::catalog::ColumnDesc) -> Result<()> {
-    let Some(id) = column.identity_sequence else { return Ok(()) };
-    if let Some(sequence) = crate::sequence::by_id(cx.txn()?, id)? {
+/// Drops the sequences table `table`'s columns own (`OWNED BY`, an
+/// identity's), or only column `column`'s: the column or its table is
+/// being dropped, as PostgreSQL drops them.
+fn drop_owned_sequences(cx: &mut Cx, table: &str, column: Option<u32>) -> Result<()> {
+    let owned = |s: &crate::sequence::SequenceDesc| {
+        s.owned_by.as_ref().is_some_and(|(t, c)| t == table && column.is_none_or(|column| column == *c))
+    };
+    for sequence in crate::sequence::all(cx.txn()?)?.into_iter().filter(owned) {
         crate::sequence::drop(cx.txn()?, &sequence)?;
         cx.drains.sequences.insert(sequence.id);
     }

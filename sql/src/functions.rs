@@ -240,7 +240,6 @@ const OVERLOADS: &[(&str, &[Param], DataType)] = &[
     ("pg_terminate_backend", &[P::Int], T::Bool),
     ("pg_terminate_backend", &[P::Int, P::BigInt], T::Bool),
     // SERIAL and IDENTITY columns have no sequence here (`planner`).
-    ("pg_get_serial_sequence", &[P::Text, P::Text], T::Text),
     // Advisory locks (evaluated by the executor, which has the session's:
     // `advisory`). PostgreSQL's void results are empty text here.
     ("pg_advisory_lock", &[P::BigInt], T::Text),
@@ -1711,10 +1710,6 @@ pub fn call(name: &str, args: &[Value]) -> Result<Value> {
         // A SERIAL or IDENTITY column's default: positive, random (keys
         // spread over the table's shards instead of piling up at its end).
         "unique_rowid" => Value::Int8((rand::random::<u64>() >> 1) as i64),
-        // Such columns have no sequence here: NULL, as PostgreSQL answers
-        // for a column without one (so `setval(pg_get_serial_sequence(..),
-        // ..)`, Django's sequence reset, does nothing).
-        "pg_get_serial_sequence" => Value::Null,
         "gen_random_uuid" | "uuid_generate_v4" => {
             // Version 4 (random), variant 1 (RFC 9562).
             let mut bytes: [u8; 16] = rand::random();

@@ -373,6 +373,7 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "pg_get_indexdef",
     "pg_get_constraintdef",
     "pg_partition_ancestors",
+    "pg_get_serial_sequence",
 ];
 
 /// `CASE key WHEN k1 THEN v1 ... ELSE otherwise END`, typed text (a
@@ -3795,7 +3796,7 @@ impl<'a> Planner<'a> {
             | "pg_get_triggerdef"
             | "obj_description"
             | "shobj_description" => (1, 2),
-            "format_type" | "col_description" => (2, 2),
+            "format_type" | "col_description" | "pg_get_serial_sequence" => (2, 2),
             n if n.starts_with("has_") => (2, 3),
             _ => (1, 1),
         };
@@ -3811,7 +3812,13 @@ impl<'a> Planner<'a> {
             "pg_get_expr" => &[1],
             "format_type" => &[0, 1],
             // Names or oids; current_schemas' is a bool.
-            n if n.starts_with("has_") || n == "pg_database_size" || n == "current_schemas" => &[],
+            n if n.starts_with("has_")
+                || n == "pg_database_size"
+                || n == "current_schemas"
+                || n == "pg_get_serial_sequence" =>
+            {
+                &[]
+            }
             _ => &[0],
         };
         let mut oids = Vec::new();
@@ -3933,6 +3940,34 @@ impl<'a> Planner<'a> {
                     ],
                 );
                 lookup(key, whens, Expr::Constant(Value::Null))
+            }
+            // The sequence a column owns (`SequenceDesc::owned_by`: ALTER
+            // SEQUENCE ... OWNED BY, an identity added by ALTER TABLE);
+            // NULL for one that owns none, as SpanDB's SERIAL and CREATE
+            // TABLE's identities (random keys), so Django's and Rails'
+            // sequence resets do nothing there. The names are read when
+            // planned: arguments that are not constants give NULL.
+            "pg_get_serial_sequence" => {
+                let (Some(Expr::Constant(Value::Text(table))), Some(Expr::Constant(Value::Text(column)))) =
+                    (oids.first(), oids.get(1))
+                else {
+                    return Ok(Bound::typed(Expr::Constant(Value::Null), DataType::Text));
+                };
+                let Some(table) = crate::parser::relation_name(table) else {
+                    return sql_err!(UndefinedTable, "relation \"{table}\" does not exist");
+                };
+                let snapshot = self.system_snapshot()?;
+                let Some(t) = snapshot.tables.iter().find(|t| t.name == table) else {
+                    return sql_err!(UndefinedTable, "relation \"{table}\" does not exist");
+                };
+                let Some(c) = t.columns.iter().find(|c| c.name == *column && !c.hidden) else {
+                    return sql_err!(UndefinedColumn, "column \"{column}\" of relation \"{table}\" does not exist");
+                };
+                let owner = Some((t.name.clone(), c.id));
+                let owned = snapshot.sequences.iter().find(|s| s.owned_by == owner);
+                let name =
+                    owned.map_or(Value::Null, |s| Value::Text(format!("public.{}", system::quote_ident(&s.name))));
+                Bound::typed(Expr::Constant(name), DataType::Text)
             }
             // No shared objects' comments, and no statistics objects.
             "shobj_description" | "pg_get_statisticsobjdef_columns" => {

@@ -46,11 +46,11 @@
 //!   PostgreSQL, values then interleave between sessions, and those a
 //!   session never uses are lost). SERIAL and IDENTITY columns do not use
 //!   sequences (random bigints, `planner`).
-//! - A sequence cannot be read as a table (`SELECT * FROM s`, 42809);
-//!   `OWNED BY` is kept nowhere (ALTER SEQUENCE's is checked, CREATE
-//!   SEQUENCE's taken as given): DROP TABLE does not drop the sequences its columns own, and
-//!   DROP SEQUENCE does not look for the DEFAULTs that use it. ALTER
-//!   SEQUENCE ... RENAME and SET are refused (0A000).
+//! - A sequence cannot be read as a table (`SELECT * FROM s`, 42809).
+//!   ALTER SEQUENCE's `OWNED BY` is kept (the sequence goes with its
+//!   column or table; `pg_get_serial_sequence` names it), CREATE
+//!   SEQUENCE's is ignored; DROP SEQUENCE does not look for the DEFAULTs
+//!   that use it. ALTER SEQUENCE ... RENAME and SET are refused (0A000).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,6 +144,7 @@ impl SequenceDesc {
             max,
             cache,
             cycle: options.cycle.unwrap_or(false),
+            owned_by: None,
         })
     }
 }
@@ -237,8 +238,9 @@ fn type_bounds(data_type: DataType) -> (i64, i64) {
 }
 
 /// `ALTER SEQUENCE`: sequence `old` with the options `given` over its
-/// own, checked as CREATE SEQUENCE checks them, and its next value moved
-/// to `restart` (`Some(None)`: its START), as PostgreSQL does. A bound
+/// own, checked as CREATE SEQUENCE checks them, its next value moved to
+/// `restart` (`Some(None)`: its START), and its owner made `owned_by`
+/// (`Some(None)`: none), as PostgreSQL does. A bound
 /// left at its type's end follows a new type (`AS integer` after bigint
 /// brings MAXVALUE down); the value it will give next must lie within the
 /// new bounds, restarted or not (22023). Sessions keep the values a
@@ -248,6 +250,7 @@ pub fn alter(
     old: &SequenceDesc,
     given: &Options,
     restart: Option<Option<i64>>,
+    owned_by: Option<Option<(String, u32)>>,
 ) -> Result<()> {
     let data_type = given.data_type.unwrap_or(old.data_type);
     let (old_type_min, old_type_max) = type_bounds(old.data_type);
@@ -269,7 +272,8 @@ pub fn alter(
         cache: Some(given.cache.unwrap_or(old.cache)),
         cycle: Some(given.cycle.unwrap_or(old.cycle)),
     };
-    let desc = SequenceDesc { id: old.id, ..SequenceDesc::new(&old.name, &options)? };
+    let owned_by = owned_by.unwrap_or_else(|| old.owned_by.clone());
+    let desc = SequenceDesc { id: old.id, owned_by, ..SequenceDesc::new(&old.name, &options)? };
     let state = match restart {
         Some(at) => State { last: at.unwrap_or(desc.start), called: false },
         None => state(txn, old.id)?,
@@ -310,6 +314,13 @@ pub fn last_values(txn: &mut dyn Transaction, sequences: &[SequenceDesc]) -> Res
             None => Ok(None),
         })
         .collect()
+}
+
+/// Records that the column `owned_by` names (its table's name, its id)
+/// owns sequence `desc` (RENAME TABLE moves it).
+pub fn set_owner(txn: &mut dyn Transaction, desc: &SequenceDesc, owned_by: Option<(String, u32)>) -> Result<()> {
+    txn.put(&key(BY_ID, desc.id), &encode(&SequenceDesc { owned_by, ..desc.clone() })?)?;
+    Ok(())
 }
 
 /// Removes sequence `desc`, its name and its state.

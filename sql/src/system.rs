@@ -1945,7 +1945,14 @@ fn attributes(s: &Snapshot) -> Vec<Row> {
                 Value::Bool(!c.nullable),
                 Value::Bool(c.default.is_some()),
                 Value::Bool(c.missing.is_some()),
-                text(""),
+                // attidentity: `a` for GENERATED ALWAYS, `d` for an
+                // identity added BY DEFAULT (SpanDB cannot tell a CREATE
+                // TABLE's BY DEFAULT one from a SERIAL: both say none).
+                text(match (c.identity_always, c.identity_sequence) {
+                    (true, _) => "a",
+                    (false, Some(_)) => "d",
+                    (false, None) => "",
+                }),
                 text(""),
                 Value::Bool(false),
                 Value::Bool(true),
