@@ -207,10 +207,15 @@ pub fn run(plan: &Plan, cx: &mut Cx, sink: &mut dyn Sink) -> Result<String> {
             for name in names {
                 match crate::sequence::by_name(cx.txn()?, name)? {
                     Some(sequence) => {
-                        let tables = Catalog::tables(cx.txn()?)?;
-                        let owners = tables.iter().flat_map(|t| t.columns.iter().map(move |c| (t, c)));
-                        if let Some((t, c)) = owners.into_iter().find(|(_, c)| c.identity_sequence == Some(sequence.id))
-                        {
+                        // An identity's sequence: its owner's column says so.
+                        let owner = match &sequence.owned_by {
+                            Some((table, _)) => Catalog::table(cx.txn()?, table)?,
+                            None => None,
+                        };
+                        let identity = owner.as_deref().and_then(|t| {
+                            t.columns.iter().find(|c| c.identity_sequence == Some(sequence.id)).map(|c| (t, c))
+                        });
+                        if let Some((t, c)) = identity {
                             return Err(Error::new(
                                 SqlState::DependentObjectsStillExist,
                                 format!(

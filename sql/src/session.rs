@@ -1299,9 +1299,7 @@ impl Session {
             S::Prepare { name, data_types, statement } => Some(self.prepare_named(name, data_types, statement, sink)),
             S::Deallocate { name, .. } => Some(self.deallocate_named(name, sink)),
             S::Declare { stmts, .. } => Some(self.declare_cursor(sql, stmts, sink)),
-            S::Fetch { name, direction, into, .. } => {
-                Some(self.fetch_cursor(name, direction, into.as_ref(), parsed.moves, sink))
-            }
+            S::Fetch { name, direction, .. } => Some(self.fetch_cursor(name, direction, parsed.moves, sink)),
             S::Close { cursor } => Some(self.close_cursor(cursor, sink)),
             // Storage statistics and space are SpanDB's own business.
             S::Vacuum(_) => Some(sink.complete("VACUUM")),

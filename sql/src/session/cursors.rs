@@ -152,13 +152,9 @@ impl Session {
         &mut self,
         name: &ast::Ident,
         direction: &ast::FetchDirection,
-        into: Option<&ast::ObjectName>,
         moves: bool,
         sink: &mut dyn Sink,
     ) -> Result<()> {
-        if into.is_some() {
-            return sql_err!(FeatureNotSupported, "FETCH ... INTO is not supported");
-        }
         let movement = movement(direction)?;
         let described = self.described.take();
         let cursor = self.cursor_mut(name)?;
@@ -166,16 +162,15 @@ impl Session {
             // Prepared against a cursor of that name since declared again.
             return sql_err!(FeatureNotSupported, "cached plan must not change result type");
         }
-        let rows = cursor.fetch(movement)?;
+        let passed = cursor.fetch(movement)?;
         if moves {
-            return sink.complete(&format!("MOVE {}", rows.len()));
+            return sink.complete(&format!("MOVE {}", passed.len()));
         }
         sink.columns(&cursor.columns)?;
-        let n = rows.len();
-        for row in rows {
-            sink.row(row)?;
+        for &i in &passed {
+            sink.row(cursor.rows[i].clone())?;
         }
-        sink.complete(&format!("FETCH {n}"))
+        sink.complete(&format!("FETCH {}", passed.len()))
     }
 
     /// `CLOSE name | ALL`.
@@ -255,8 +250,9 @@ pub(super) fn list(cursors: &std::collections::BTreeMap<String, Cursor>) -> Vec<
 }
 
 impl Cursor {
-    /// Moves as `movement` says; returns the rows passed, in the order met.
-    fn fetch(&mut self, movement: Movement) -> Result<Vec<Row>> {
+    /// Moves as `movement` says; returns the rows passed (their places in
+    /// `rows`), in the order met: a MOVE copies none.
+    fn fetch(&mut self, movement: Movement) -> Result<Vec<usize>> {
         let n = self.rows.len() as i64;
         let position = self.position as i64;
         let (target, step_rows) = match movement {
@@ -278,8 +274,8 @@ impl Cursor {
                 ..Error::new(SqlState::ObjectNotInPrerequisiteState, "cursor can only scan forward")
             });
         }
-        let row = |p: i64| (1..=n).contains(&p).then(|| self.rows[(p - 1) as usize].clone());
-        let rows: Vec<Row> = if step_rows && target > position {
+        let row = |p: i64| (1..=n).contains(&p).then(|| (p - 1) as usize);
+        let passed: Vec<usize> = if step_rows && target > position {
             (position + 1..=target.min(n)).filter_map(row).collect()
         } else if step_rows {
             (target.max(1)..position.min(n + 1)).rev().filter_map(row).collect()
@@ -287,7 +283,7 @@ impl Cursor {
             row(target).into_iter().collect()
         };
         self.position = target as usize;
-        Ok(rows)
+        Ok(passed)
     }
 }
 
@@ -378,8 +374,9 @@ mod tests {
         }
     }
 
-    fn ids(rows: Vec<Row>) -> Vec<i64> {
-        rows.into_iter().map(|r| r[0].as_i64().expect("an int")).collect()
+    /// The ids of the rows passed: row `i` of [`cursor`]'s holds `i + 1`.
+    fn ids(passed: Vec<usize>) -> Vec<i64> {
+        passed.into_iter().map(|i| i as i64 + 1).collect()
     }
 
     /// Goal: every FETCH form moves and returns rows as PostgreSQL's do
